@@ -1,0 +1,83 @@
+"""Decisions and the evidence behind them.
+
+A :class:`Decision` is the core's only output. Reasons are stable dotted codes ``<stage>.<code>`` that users
+put in dashboards and lawyers put in reports, so they never change meaning once published.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class Verdict(str, enum.Enum):
+    ALLOW = "allow"
+    DENY = "deny"
+
+
+class Stage(str, enum.Enum):
+    ROBOTS = "robots"
+    TERMS = "terms"
+    SUBJECT = "subject"
+    RESPONSE = "response"
+    ERROR = "error"
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One fact a decision rests on: where it came from and what it said."""
+
+    kind: str  #: e.g. "robots.txt", "platform-authorization", "subject-authorization"
+    source: str  #: file, URL or store the fact was read from
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "source": self.source, **self.detail}
+
+
+def new_decision_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    stage: Stage
+    reason: str
+    subject: str | None = None
+    platform: str | None = None
+    evidence: tuple[Evidence, ...] = ()
+    decision_id: str = field(default_factory=new_decision_id)
+    #: fields the data may be kept for (``None`` = no restriction from any authorization)
+    fields: frozenset[str] | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.verdict is Verdict.ALLOW
+
+    @property
+    def stat_key(self) -> str:
+        """``allowed`` or ``denied/<stage>/<code>``, the suffix of the ``consentcrawl/`` stats."""
+        if self.allowed:
+            return "allowed"
+        stage, _, code = self.reason.partition(".")
+        return f"denied/{stage}/{code or 'unknown'}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decision_id": self.decision_id,
+            "verdict": self.verdict.value,
+            "stage": self.stage.value,
+            "reason": self.reason,
+            "platform": self.platform,
+            "subject": self.subject,
+            "fields": sorted(self.fields) if self.fields is not None else None,
+            "evidence": [e.to_dict() for e in self.evidence],
+        }
+
+
+def deny(stage: Stage, reason: str, *, subject: str | None = None, platform: str | None = None,
+         evidence: tuple[Evidence, ...] = ()) -> Decision:
+    return Decision(Verdict.DENY, stage, reason, subject=subject, platform=platform, evidence=evidence)

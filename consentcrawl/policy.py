@@ -1,0 +1,281 @@
+"""The policy core: three stages, in order, first deny wins — pure, no Scrapy, no I/O, no clock.
+
+``PolicyEngine.decide`` takes what adapters already fetched (the origin's robots.txt) and the time, and returns a
+:class:`~consentcrawl.decision.Decision`. Anything that goes wrong while deciding is a deny with an ``error.*``
+reason: a consent check that crashes must never let a request through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from .consent.records import AuthorizationRecord, RecordStatus
+from .consent.store import AuthorizationStore
+from .decision import Decision, Evidence, Stage, Verdict, deny
+from .errors import StoreUnavailable
+from .robots.fetch import RobotsFile, RobotsStatus
+from .terms.platforms import Platform, PlatformRegistry
+from .urls import CanonicalURL, canonicalize, registered_domain
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """Everything the core needs to know about one request, resolved once by :meth:`PolicyEngine.facts`."""
+
+    url: str
+    canonical: CanonicalURL
+    purpose: str
+    token: str
+    now: datetime
+    platform: Platform | None
+    subject: str | None
+    subject_source: str | None = None  #: "url" (a profile template matched) or "meta" (named by the request)
+    robots_paths: tuple[str, ...] = ()  #: the path+query spellings checked against robots.txt
+
+
+def _robots_paths(url: str, canonical: CanonicalURL) -> tuple[str, ...]:
+    """The spellings robots rules are checked against: the canonical path with the trailing slash as written.
+
+    The canonical form drops a trailing slash for subject matching, but ``Disallow: /private/`` must still
+    match ``/private/``; when the two spellings differ, both are checked and either one disallowing denies.
+    """
+    path = canonical.path_query
+    before_query = url.split("#", 1)[0].split("?", 1)[0]
+    if before_query.endswith("/") and canonical.path != "/":
+        return (canonical.path + "/" + (f"?{canonical.query}" if canonical.query else ""), path)
+    return (path,)
+
+
+class PolicyEngine:
+    """Decides requests for one configuration: platforms (leg 2) and an authorization store (leg 3)."""
+
+    def __init__(self, platforms: PlatformRegistry, store: AuthorizationStore | None, token: str) -> None:
+        self.platforms = platforms
+        self.store = store
+        self.token = token
+
+    # -- facts ---------------------------------------------------------------------------------------------
+
+    def facts(self, url: str, purpose: str, now: datetime, subject: str | None = None) -> RequestFacts:
+        """Resolve a URL into facts. ``subject`` names the person when the URL does not (``platform:id`` or id).
+
+        Raises ``ValueError`` for a URL that cannot be canonicalised; :meth:`decide_url` turns that into a deny.
+        """
+        canonical = canonicalize(url)
+        platform = self.platforms.by_domain(registered_domain(canonical.host))
+        source = None
+        if subject is not None:
+            subject, platform = self._named_subject(str(subject), platform)
+            source = "meta"
+        elif platform is not None:
+            subject = platform.subject_of(canonical.path)
+            source = "url" if subject is not None else None
+        return RequestFacts(url, canonical, purpose, self.token, now, platform, subject, source,
+                            _robots_paths(url, canonical))
+
+    def _named_subject(self, subject: str, platform: Platform | None) -> tuple[str, Platform | None]:
+        name, sep, ident = subject.partition(":")
+        if sep and name in self.platforms:
+            return ident, self.platforms.get(name)
+        return subject, platform
+
+    # -- deciding ------------------------------------------------------------------------------------------
+
+    def decide_url(self, url: str, purpose: str, now: datetime, robots: RobotsFile | None,
+                   subject: str | None = None) -> tuple[RequestFacts | None, Decision]:
+        """Facts and decision in one call; an unparseable URL is a deny, never an exception."""
+        try:
+            facts = self.facts(url, purpose, now, subject)
+        except Exception as exc:  # noqa: BLE001 - any failure to understand a URL must deny
+            return None, deny(Stage.ERROR, "error.bad-url", evidence=(_error_evidence(exc, url),))
+        return facts, self.decide(facts, robots)
+
+    def decide(self, facts: RequestFacts, robots: RobotsFile | None) -> Decision:
+        """Run robots, terms and subject stages; the first deny wins."""
+        return self._guarded(facts, robots, check_robots=True)
+
+    def decide_consent(self, facts: RequestFacts) -> Decision:
+        """Terms and subject stages only: what can be decided before robots.txt is known (at scheduling)."""
+        return self._guarded(facts, None, check_robots=False)
+
+    def decide_subject(self, platform_name: str | None, subject: str, purpose: str, now: datetime) -> Decision:
+        """Decide whether data about one person may be kept (the item guard): terms and subject stages."""
+        try:
+            platform = self.platforms.get(platform_name) if platform_name else None
+            if platform is None:
+                return deny(Stage.SUBJECT, "subject.unknown-platform", subject=subject, platform=platform_name,
+                            evidence=(Evidence("item", "item", {"platform": platform_name}),))
+            evidence: list[Evidence] = []
+            verdict = self._terms(platform, purpose, now, evidence)
+            if verdict is None:
+                verdict = self._subject(platform, subject, purpose, now, evidence)
+            return verdict
+        except Exception as exc:  # noqa: BLE001
+            return deny(Stage.ERROR, "error.internal", subject=subject, platform=platform_name,
+                        evidence=(_error_evidence(exc, "decide_subject"),))
+
+    def _guarded(self, facts: RequestFacts, robots: RobotsFile | None, *, check_robots: bool) -> Decision:
+        try:
+            return self._decide(facts, robots, check_robots)
+        except StoreUnavailable as exc:
+            return self._deny_facts(facts, Stage.ERROR, "error.store-unavailable", [_error_evidence(exc, "store")])
+        except Exception as exc:  # noqa: BLE001 - fail closed on anything unexpected
+            return self._deny_facts(facts, Stage.ERROR, "error.internal", [_error_evidence(exc, facts.url)])
+
+    def _deny_facts(self, facts: RequestFacts, stage: Stage, reason: str, evidence: list[Evidence]) -> Decision:
+        platform = facts.platform.name if facts.platform else None
+        return deny(stage, reason, subject=facts.subject, platform=platform, evidence=tuple(evidence))
+
+    def _decide(self, facts: RequestFacts, robots: RobotsFile | None, check_robots: bool) -> Decision:
+        evidence: list[Evidence] = []
+        platform = facts.platform
+        platform_name = platform.name if platform else None
+        if check_robots:
+            reason = self._robots(facts, robots, evidence)
+            if reason is not None:
+                stage = Stage.ERROR if reason.startswith("error.") else Stage.ROBOTS
+                return self._deny_facts(facts, stage, reason, evidence)
+        if platform is None:
+            if facts.subject is not None:
+                return self._deny_facts(facts, Stage.SUBJECT, "subject.unknown-platform", evidence)
+            evidence.append(Evidence("platform", "platforms", {"platform": None, "host": facts.canonical.host}))
+            return Decision(Verdict.ALLOW, Stage.TERMS, "terms.off-platform", evidence=tuple(evidence))
+        denied = self._terms(platform, facts.purpose, facts.now, evidence)
+        if denied is not None:
+            return Decision(denied.verdict, denied.stage, denied.reason, subject=facts.subject,
+                            platform=platform_name, evidence=tuple(evidence))
+        if facts.subject is None:
+            return Decision(Verdict.ALLOW, Stage.SUBJECT, "subject.not-a-profile", platform=platform_name,
+                            evidence=tuple(evidence), fields=platform.authorization and platform.authorization.fields)
+        return self._subject(platform, facts.subject, facts.purpose, facts.now, evidence)
+
+    # -- stage 1: robots -----------------------------------------------------------------------------------
+
+    def _robots(self, facts: RequestFacts, robots: RobotsFile | None, evidence: list[Evidence]) -> str | None:
+        if robots is None:
+            evidence.append(Evidence("robots.txt", facts.canonical.origin, {"cause": "robots.txt not fetched"}))
+            return "error.robots-missing"
+        detail = robots.evidence()
+        if robots.status is RobotsStatus.UNREACHABLE:
+            evidence.append(Evidence("robots.txt", robots.url, detail))
+            return "robots.unreachable"
+        if robots.status is RobotsStatus.UNAVAILABLE:
+            evidence.append(Evidence("robots.txt", robots.url, detail))
+            return None
+        for path in facts.robots_paths:
+            match = robots.rules.match(path, facts.token)
+            if not match.allowed:
+                detail.update(path=path, rule=match.rule, line=match.line, group=match.group)
+                evidence.append(Evidence("robots.txt", robots.url, detail))
+                return "robots.disallowed"
+        detail.update(path=facts.robots_paths[0], rule=match.rule, line=match.line, group=match.group)
+        evidence.append(Evidence("robots.txt", robots.url, detail))
+        return None
+
+    # -- stage 2: the platform's terms ---------------------------------------------------------------------
+
+    def _terms(self, platform: Platform, purpose: str, now: datetime, evidence: list[Evidence]) -> Decision | None:
+        grant = platform.authorization
+        if grant is None:
+            evidence.append(Evidence("platform-authorization", platform.source, {"platform": platform.name,
+                                                                                 "authorization": None}))
+            return deny(Stage.TERMS, "terms.not-authorized", platform=platform.name)
+        detail = {
+            "platform": platform.name,
+            "reference": grant.reference,
+            "purposes": sorted(grant.purposes),
+            "valid_from": grant.valid_from.isoformat() if grant.valid_from else None,
+            "valid_until": grant.valid_until.isoformat() if grant.valid_until else None,
+        }
+        evidence.append(Evidence("platform-authorization", platform.source, detail))
+        if purpose not in grant.purposes:
+            return deny(Stage.TERMS, "terms.purpose", platform=platform.name)
+        if grant.valid_from is not None and now < grant.valid_from:
+            return deny(Stage.TERMS, "terms.not-yet-valid", platform=platform.name)
+        if grant.valid_until is not None and now >= grant.valid_until:
+            return deny(Stage.TERMS, "terms.expired", platform=platform.name)
+        return None
+
+    # -- stage 3: the person's authorization ---------------------------------------------------------------
+
+    def _subject(self, platform: Platform, subject: str, purpose: str, now: datetime,
+                 evidence: list[Evidence]) -> Decision:
+        if self.store is None:
+            evidence.append(Evidence("subject-authorization", "none", {"cause": "no authorization store"}))
+            return deny(Stage.SUBJECT, "subject.no-authorization", subject=subject, platform=platform.name,
+                        evidence=tuple(evidence))
+        records = self.store.lookup(platform.name, subject)
+        live, reason = _judge_records(records, purpose, now)
+        if live is not None:
+            evidence.append(_record_evidence(live))
+            grant = platform.authorization
+            fields = _intersect(grant.fields if grant else None, live.fields)
+            return Decision(Verdict.ALLOW, Stage.SUBJECT, "subject.authorized", subject=subject,
+                            platform=platform.name, evidence=tuple(evidence), fields=fields)
+        evidence.extend(_record_evidence(r) for r in records)
+        if not records:
+            evidence.append(Evidence("subject-authorization", getattr(self.store, "source", "store"),
+                                     {"platform": platform.name, "subject": subject, "records": 0}))
+        return deny(Stage.SUBJECT, reason, subject=subject, platform=platform.name, evidence=tuple(evidence))
+
+
+_STATUS_REASON = {
+    RecordStatus.REVOKED: "subject.revoked",
+    RecordStatus.EXPIRED: "subject.expired",
+    RecordStatus.NOT_YET_VALID: "subject.not-yet-valid",
+}
+#: when no record is live, the reason names the most telling record: a withdrawal beats an expiry, etc.
+_REASON_RANK = ["subject.revoked", "subject.expired", "subject.not-yet-valid", "subject.purpose",
+                "subject.no-authorization"]
+
+
+def _judge_records(records: Sequence[AuthorizationRecord], purpose: str,
+                   now: datetime) -> tuple[AuthorizationRecord | None, str]:
+    """A live record for the purpose, or the reason none is.
+
+    A withdrawal for the purpose overrides any grant for it that is older than the withdrawal.
+    """
+    revoked_at = [r.revoked_at for r in records if purpose in r.purposes and r.revoked_at and r.revoked_at <= now]
+    last_revocation = max(revoked_at) if revoked_at else None
+    best = "subject.no-authorization"
+    for record in records:
+        if purpose not in record.purposes:
+            reason = "subject.purpose"
+        else:
+            status = record.status(now)
+            if status is RecordStatus.LIVE:
+                if last_revocation is None or record.granted_at > last_revocation:
+                    return record, ""
+                reason = "subject.revoked"
+            else:
+                reason = _STATUS_REASON[status]
+        if _REASON_RANK.index(reason) < _REASON_RANK.index(best):
+            best = reason
+    return None, best
+
+
+def _record_evidence(record: AuthorizationRecord) -> Evidence:
+    return Evidence("subject-authorization", record.source, {
+        "platform": record.platform,
+        "subject": record.subject,
+        "record_id": record.record_id or None,
+        "purposes": sorted(record.purposes),
+        "granted_at": record.granted_at.isoformat(),
+        "expires_at": record.expires_at.isoformat() if record.expires_at else None,
+        "revoked_at": record.revoked_at.isoformat() if record.revoked_at else None,
+        "evidence": record.evidence,
+    })
+
+
+def _intersect(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str] | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a & b
+
+
+def _error_evidence(exc: BaseException, where: str) -> Evidence:
+    return Evidence("error", where, {"error": type(exc).__name__, "message": str(exc)[:500]})

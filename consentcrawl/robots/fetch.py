@@ -1,0 +1,71 @@
+"""What fetching a robots.txt produced, classified by RFC 9309 §2.3.1 — shared by the crawl and the CLI.
+
+The adapters (Scrapy's engine inside a crawl, httpx outside one) only report what happened on the wire; this
+module turns that into a :class:`RobotsFile`, so both paths fail closed in exactly the same way.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .rules import RobotsRules
+
+
+class RobotsStatus(str, enum.Enum):
+    OK = "ok"  #: 2xx: the rules apply
+    UNAVAILABLE = "unavailable"  #: 4xx: the RFC lets a crawler access anything
+    UNREACHABLE = "unreachable"  #: 5xx, timeout, network error: complete disallow
+
+
+@dataclass(frozen=True)
+class RobotsFile:
+    url: str
+    status: RobotsStatus
+    rules: RobotsRules
+    fetched_at: datetime
+    http_status: int | None = None
+    final_url: str | None = None
+    cause: str = ""  #: why it is unavailable/unreachable, in words
+
+    def evidence(self) -> dict[str, Any]:
+        detail: dict[str, Any] = {
+            "robots_url": self.url,
+            "robots_status": self.status.value,
+            "http_status": self.http_status,
+            "fetched_at": self.fetched_at.isoformat(),
+        }
+        if self.final_url and self.final_url != self.url:
+            detail["final_url"] = self.final_url
+        if self.cause:
+            detail["cause"] = self.cause
+        if self.status is RobotsStatus.OK:
+            detail["size"] = self.rules.size
+            if self.rules.warnings:
+                detail["warnings"] = list(self.rules.warnings)
+        return detail
+
+
+def robots_url(origin: str) -> str:
+    return f"{origin}/robots.txt"
+
+
+def from_response(url: str, http_status: int, body: bytes, fetched_at: datetime,
+                  final_url: str | None = None) -> RobotsFile:
+    """Classify a received response. Only a 2xx body is ever parsed: an error page is not rules."""
+    if 200 <= http_status < 300:
+        return RobotsFile(url, RobotsStatus.OK, RobotsRules.parse(body), fetched_at, http_status, final_url)
+    if 400 <= http_status < 500:
+        return RobotsFile(url, RobotsStatus.UNAVAILABLE, RobotsRules.allow_all(), fetched_at, http_status,
+                          final_url, cause=f"HTTP {http_status}")
+    cause = f"HTTP {http_status}" if http_status >= 500 else f"unexpected HTTP {http_status}"
+    return unreachable(url, fetched_at, cause, http_status=http_status, final_url=final_url)
+
+
+def unreachable(url: str, fetched_at: datetime, cause: str, *, http_status: int | None = None,
+                final_url: str | None = None) -> RobotsFile:
+    """The file could not be had: RFC 9309 says assume complete disallow."""
+    return RobotsFile(url, RobotsStatus.UNREACHABLE, RobotsRules.disallow_all(cause), fetched_at, http_status,
+                      final_url, cause=cause)
