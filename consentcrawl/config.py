@@ -1,0 +1,135 @@
+"""Reading the ``CONSENTCRAWL_*`` settings into one validated configuration.
+
+Shared by the Scrapy add-on and the CLI so that both load, validate and default things the same way.
+Everything here raises :class:`~consentcrawl.errors.ConfigError`; nothing half-loads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from .consent.store import AuthorizationStore
+from .errors import ConfigError
+from .purposes import check_purpose
+from .terms.platforms import PlatformRegistry
+
+DEFAULT_PLATFORMS = Path("settings") / "platforms.yaml"
+DEFAULT_TOKEN = "consentcrawl"
+MODES = ("enforce", "report")
+
+
+@dataclass
+class ConsentConfig:
+    purpose: str
+    platforms: PlatformRegistry
+    store: AuthorizationStore | None
+    token: str = DEFAULT_TOKEN
+    audit_log: str | None = "consentcrawl-audit.jsonl"
+    mode: str = "enforce"
+    subject_field: str = "subject"
+    provenance_field: str | None = "consentcrawl"
+    fixed_now: datetime | None = None
+    robots_ttl: timedelta = timedelta(hours=24)
+    robots_retry: timedelta = timedelta(seconds=60)
+    logstats_interval: float = 60.0
+    platform_files: tuple[str, ...] = ()
+    authorizations_source: str | None = None
+
+    @property
+    def enforce(self) -> bool:
+        return self.mode == "enforce"
+
+    def now(self) -> datetime:
+        """The decision time: the real clock, or ``CONSENTCRAWL_NOW`` to replay a decision."""
+        return self.fixed_now or datetime.now(timezone.utc)
+
+    @classmethod
+    def from_settings(cls, settings: Mapping[str, Any] | Any, purpose: str | None = None) -> ConsentConfig:
+        """Build from Scrapy settings (or a plain dict). ``purpose`` (a spider's attribute) wins over the setting."""
+        get = settings.get
+        purpose = purpose or get("CONSENTCRAWL_PURPOSE")
+        if not purpose:
+            raise ConfigError("no purpose: set CONSENTCRAWL_PURPOSE or the spider's `purpose` attribute; "
+                              "a crawl without a purpose cannot be judged and does not start",
+                              source="CONSENTCRAWL_PURPOSE")
+        try:
+            purpose = check_purpose(purpose)
+        except ValueError as exc:
+            raise ConfigError(str(exc), source="CONSENTCRAWL_PURPOSE") from None
+        mode = str(get("CONSENTCRAWL_MODE") or "enforce").lower()
+        if mode not in MODES:
+            raise ConfigError(f"unknown mode {mode!r} (use 'enforce' or 'report')", source="CONSENTCRAWL_MODE")
+        token = str(get("CONSENTCRAWL_USER_AGENT_TOKEN") or DEFAULT_TOKEN).strip()
+        if not token or not all(c.isalnum() or c in "-_" for c in token):
+            raise ConfigError(f"{token!r} is not a product token (letters, digits, '-' and '_' only)",
+                              source="CONSENTCRAWL_USER_AGENT_TOKEN")
+        platform_files = _paths(get("CONSENTCRAWL_PLATFORMS"))
+        if platform_files is None:
+            platform_files = (str(DEFAULT_PLATFORMS),) if DEFAULT_PLATFORMS.exists() else ()
+        from .terms.load import load_platforms
+
+        platforms = load_platforms(list(platform_files)) if platform_files else PlatformRegistry({})
+        source = get("CONSENTCRAWL_AUTHORIZATIONS") or None
+        store = open_store(str(source), platforms) if source else None
+        return cls(
+            purpose=purpose,
+            platforms=platforms,
+            store=store,
+            token=token.lower(),
+            audit_log=get("CONSENTCRAWL_AUDIT_LOG", "consentcrawl-audit.jsonl") or None,
+            mode=mode,
+            subject_field=str(get("CONSENTCRAWL_SUBJECT_FIELD") or "subject"),
+            provenance_field=get("CONSENTCRAWL_PROVENANCE_FIELD", "consentcrawl") or None,
+            fixed_now=_parse_now(get("CONSENTCRAWL_NOW")),
+            robots_ttl=_seconds(get("CONSENTCRAWL_ROBOTS_TTL", 86400), "CONSENTCRAWL_ROBOTS_TTL", 86400),
+            robots_retry=_seconds(get("CONSENTCRAWL_ROBOTS_RETRY", 60), "CONSENTCRAWL_ROBOTS_RETRY", 86400),
+            logstats_interval=float(get("CONSENTCRAWL_LOGSTATS_INTERVAL", 60) or 0),
+            platform_files=tuple(platform_files),
+            authorizations_source=str(source) if source else None,
+        )
+
+
+def open_store(source: str, platforms: PlatformRegistry) -> AuthorizationStore:
+    """Open the authorization store named by ``CONSENTCRAWL_AUTHORIZATIONS``."""
+    scheme = source.split("://", 1)[0].lower() if "://" in source else ""
+    if scheme in ("redis", "rediss", "http", "https", "sqlite"):
+        raise ConfigError(f"{scheme}:// authorization stores are not available in this version; "
+                          "use a YAML, CSV or JSONL file", source="CONSENTCRAWL_AUTHORIZATIONS")
+    from .consent.load import load_authorizations
+
+    return load_authorizations(source, platforms)
+
+
+def _paths(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, Path)):
+        return tuple(p.strip() for p in str(value).split(",") if p.strip())
+    return tuple(str(p) for p in value)
+
+
+def _parse_now(value: Any) -> datetime | None:
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        dt = value
+    else:
+        try:
+            dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            raise ConfigError(f"{value!r} is not an ISO-8601 time", source="CONSENTCRAWL_NOW") from None
+    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def _seconds(value: Any, name: str, maximum: float) -> timedelta:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{value!r} is not a number of seconds", source=name) from None
+    if seconds < 0:
+        raise ConfigError(f"{value!r} must not be negative", source=name)
+    return timedelta(seconds=min(seconds, maximum))

@@ -1,0 +1,178 @@
+"""The Scrapy side of a decision: drop before the fetch, check the response, drop what a denied page produced.
+
+- :class:`ConsentDownloaderMiddleware` (request phase, before the HTTP cache and every other middleware that
+  could answer or send a request) awaits the full decision and raises ``IgnoreRequest`` on a deny. Requests made
+  by redirects come back through it, so they are decided again before they are sent.
+- :class:`ConsentResponseMiddleware` sits above ``HttpCacheMiddleware`` (its ``process_response`` runs before
+  the cache stores anything): a response whose request was never decided is decided now, and a denied one never
+  reaches the cache or a callback. Later issues add response-level evidence here.
+- :class:`ConsentSpiderMiddleware` drops everything produced from a denied response and stamps provenance.
+- :class:`ConsentScheduleGuard` drops, at scheduling time, what terms and authorizations already deny, so a
+  denied request never reaches the scheduler or a shared queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from itemadapter import ItemAdapter, is_item
+from scrapy import Request, signals
+from scrapy.exceptions import CloseSpider, IgnoreRequest
+from scrapy.http import Response
+
+from .decision import Decision
+from .runtime import (
+    CONFIG_ERROR_REASON,
+    META_DECISION,
+    META_ROBOTS,
+    ConsentRuntime,
+    config_error,
+    get_runtime,
+    is_checked_url,
+)
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+    from typing_extensions import Self
+
+
+class ConsentDenied(IgnoreRequest):
+    """A request dropped by consentcrawl; the message is the reason code, never the person's data."""
+
+    def __init__(self, decision: Decision) -> None:
+        self.decision = decision
+        super().__init__(f"consentcrawl: {decision.reason}")
+
+
+class ConsentMisconfigured(IgnoreRequest):
+    """Everything is refused while the configuration is invalid (the crawl is being closed)."""
+
+    def __init__(self) -> None:
+        super().__init__("consentcrawl: configuration error")
+
+
+def _skip(request: Request) -> bool:
+    return bool(request.meta.get(META_ROBOTS)) or not is_checked_url(request.url)
+
+
+class ConsentDownloaderMiddleware:
+    """Request phase: nothing leaves without an allow decision."""
+
+    def __init__(self, runtime: ConsentRuntime | None) -> None:
+        self.runtime = runtime
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(get_runtime(crawler))
+
+    async def process_request(self, request: Request) -> None:
+        if _skip(request):
+            return
+        if self.runtime is None:
+            raise ConsentMisconfigured
+        decision = await self.runtime.decide_request(request)
+        request.meta[META_DECISION] = decision
+        if not decision.allowed and self.runtime.enforce:
+            raise ConsentDenied(decision)
+
+
+class ConsentResponseMiddleware:
+    """Response phase, above HttpCacheMiddleware: a response without an allow decision goes no further."""
+
+    def __init__(self, runtime: ConsentRuntime | None) -> None:
+        self.runtime = runtime
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(get_runtime(crawler))
+
+    async def process_response(self, request: Request, response: Response) -> Response:
+        if _skip(request):
+            return response
+        if self.runtime is None:
+            raise ConsentMisconfigured
+        decision = request.meta.get(META_DECISION)
+        if not isinstance(decision, Decision):
+            # sent without passing our request phase (e.g. made by a middleware placed after it)
+            decision = await self.runtime.decide_request(request, phase="response")
+            request.meta[META_DECISION] = decision
+        if not decision.allowed and self.runtime.enforce:
+            request.meta["dont_cache"] = True
+            raise ConsentDenied(decision)
+        return response
+
+
+class ConsentSpiderMiddleware:
+    """Nothing derived from a denied (or undecided) response reaches the engine; items carry provenance."""
+
+    def __init__(self, runtime: ConsentRuntime | None) -> None:
+        self.runtime = runtime
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(get_runtime(crawler))
+
+    async def process_spider_output(self, response: Response, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        if self.runtime is None:
+            async for _ in result:
+                pass
+            return
+        decision = response.meta.get(META_DECISION) if response.request is not None else None
+        checked = is_checked_url(response.url)
+        denied = checked and (not isinstance(decision, Decision) or not decision.allowed)
+        stats = self.runtime.stats
+        async for obj in result:
+            if denied and self.runtime.enforce:
+                stats.inc_value("consentcrawl/output_dropped")
+                continue
+            if is_item(obj) and checked:
+                self._stamp(obj, response, decision)
+            yield obj
+
+    def _stamp(self, item: Any, response: Response, decision: Decision | None) -> None:
+        field = self.runtime.config.provenance_field
+        if not field or decision is None:
+            return
+        adapter = ItemAdapter(item)
+        try:
+            adapter[field] = {
+                "decision_id": decision.decision_id,
+                "url": response.url,
+                "platform": decision.platform,
+                "subject": decision.subject,
+                "purpose": self.runtime.config.purpose,
+                "reason": decision.reason,
+            }
+        except KeyError:  # an Item class without that field: provenance is in the audit log only
+            pass
+
+
+class ConsentScheduleGuard:
+    """``request_scheduled`` handler: drop before the scheduler what consent already denies."""
+
+    def __init__(self, runtime: ConsentRuntime | None) -> None:
+        self.runtime = runtime
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        guard = cls(get_runtime(crawler))
+        guard.crawler = crawler
+        crawler.signals.connect(guard.request_scheduled, signal=signals.request_scheduled)
+        crawler.signals.connect(guard.spider_opened, signal=signals.spider_opened)
+        return guard
+
+    def spider_opened(self, spider: Any = None) -> None:
+        """An invalid configuration closes the spider before its first request."""
+        if self.runtime is None:
+            error = config_error(self.crawler)
+            raise CloseSpider(CONFIG_ERROR_REASON if error else "consentcrawl_not_configured")
+
+    def request_scheduled(self, request: Request, spider: Any = None) -> None:
+        if _skip(request):
+            return
+        if self.runtime is None:
+            raise ConsentMisconfigured
+        decision = self.runtime.decide_scheduled(request)
+        if decision is not None and self.runtime.enforce:
+            raise ConsentDenied(decision)

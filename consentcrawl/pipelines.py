@@ -1,0 +1,63 @@
+"""The guard pipeline: first in line, it keeps an item only if the person it names may be collected.
+
+This is the last line of defence and the one that sees people's data on listing pages, search results and
+anywhere else that is not a profile URL: an item naming a subject must be covered by a live authorization of
+the platform and of the person for the crawl's purpose, or it is dropped before any other pipeline sees it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from itemadapter import ItemAdapter
+from scrapy.exceptions import DropItem
+
+from .runtime import ConsentRuntime, get_runtime
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+    from typing_extensions import Self
+
+
+class ConsentDropItem(DropItem):
+    """Dropped for consent. Logged at DEBUG: the item holds the data of a person who did not authorize it."""
+
+    log_level = logging.DEBUG
+
+
+class ConsentGuardPipeline:
+    def __init__(self, runtime: ConsentRuntime | None) -> None:
+        self.runtime = runtime
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        return cls(get_runtime(crawler))
+
+    def process_item(self, item: Any) -> Any:
+        if self.runtime is None:
+            raise ConsentDropItem("consentcrawl: configuration error")
+        config = self.runtime.config
+        adapter = ItemAdapter(item)
+        subject = adapter.get(config.subject_field)
+        if subject in (None, ""):
+            return item
+        provenance = adapter.get(config.provenance_field) if config.provenance_field else None
+        provenance = provenance if isinstance(provenance, dict) else {}
+        platform = adapter.get("platform") if "platform" in adapter.field_names() else None
+        platform = platform or provenance.get("platform")
+        decision = self.runtime.decide_item(platform, str(subject), provenance.get("url"))
+        if not decision.allowed:
+            self.runtime.stats.inc_value("consentcrawl/items/dropped")
+            if self.runtime.enforce:
+                raise ConsentDropItem(f"consentcrawl: {decision.reason}")
+            return item
+        if decision.fields is not None and self.runtime.enforce:
+            keep = set(decision.fields) | {config.subject_field, "platform"}
+            if config.provenance_field:
+                keep.add(config.provenance_field)
+            for name in [n for n in adapter.field_names() if n not in keep and n in adapter]:
+                del adapter[name]
+                self.runtime.stats.inc_value("consentcrawl/items/fields_removed")
+        self.runtime.stats.inc_value("consentcrawl/items/kept")
+        return item

@@ -1,0 +1,202 @@
+"""One consent runtime per crawler, shared by the add-on's components.
+
+It owns the policy engine, the robots.txt fetching through Scrapy's engine, the audit log and the stats, so the
+middlewares, the scheduling guard and the item pipeline all record decisions the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from scrapy import Request, signals
+from scrapy.http.request import NO_CALLBACK
+
+from .audit.log import AuditLog
+from .config import ConsentConfig
+from .decision import Decision, Evidence, Stage, deny
+from .errors import ConfigError
+from .policy import PolicyEngine, RequestFacts
+from .robots.cache import RobotsCache
+from .robots.fetch import RobotsFile, from_response, robots_url, unreachable
+from .urls import CanonicalURL
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+logger = logging.getLogger("consentcrawl")
+
+#: request meta keys (public): a request may name the person it concerns, and carries its decision
+META_SUBJECT = "consentcrawl_subject"
+META_DECISION = "consentcrawl_decision"
+#: internal: marks the robots.txt side requests so our own middleware lets them through
+META_ROBOTS = "consentcrawl_robots"
+
+_ATTR = "_consentcrawl_runtime"
+#: the spider's finish reason when the configuration is invalid and the crawl refuses to start
+CONFIG_ERROR_REASON = "consentcrawl_config_error"
+
+
+def get_runtime(crawler: Crawler) -> ConsentRuntime | None:
+    """The crawler's runtime, built on first use; ``None`` when the configuration is invalid.
+
+    An invalid configuration is logged once as one CRITICAL line naming the file and line; every component then
+    refuses everything and :class:`~consentcrawl.middlewares.ConsentScheduleGuard` closes the spider as it opens,
+    so nothing is fetched — without the traceback an exception from a component would print.
+    """
+    runtime = getattr(crawler, _ATTR, None)
+    if runtime is None:
+        try:
+            runtime = ConsentRuntime(crawler)
+        except ConfigError as exc:
+            runtime = exc
+            logger.critical("consentcrawl: configuration error, the crawl does not start: %s", exc)
+        setattr(crawler, _ATTR, runtime)
+    return runtime if isinstance(runtime, ConsentRuntime) else None
+
+
+def config_error(crawler: Crawler) -> ConfigError | None:
+    error = getattr(crawler, _ATTR, None)
+    return error if isinstance(error, ConfigError) else None
+
+
+def is_checked_url(url: str) -> bool:
+    """Only http(s) requests can fetch a person; data: and file: URLs are local."""
+    return url.startswith(("http://", "https://"))
+
+
+class ConsentRuntime:
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        spider = getattr(crawler, "spider", None)
+        purpose = getattr(spider, "purpose", None) or getattr(crawler.spidercls, "purpose", None)
+        self.config = ConsentConfig.from_settings(crawler.settings, purpose=purpose)
+        self.engine = PolicyEngine(self.config.platforms, self.config.store, self.config.token)
+        self.robots = ScrapyRobotsFetcher(crawler, self.config)
+        self.audit = AuditLog(self.config.audit_log)
+        self.stats = crawler.stats
+        self.stats.set_value("consentcrawl/purpose", self.config.purpose)
+        self.stats.set_value("consentcrawl/mode", self.config.mode)
+        crawler.signals.connect(self._spider_closed, signal=signals.spider_closed)
+        logger.info(
+            "consentcrawl: purpose %r, mode %s, %d platform(s) from %s, authorizations from %s, audit log %s",
+            self.config.purpose, self.config.mode, len(self.config.platforms),
+            ", ".join(self.config.platform_files) or "(none)", self.config.authorizations_source or "(none)",
+            self.config.audit_log or "(off)",
+        )
+
+    @property
+    def enforce(self) -> bool:
+        return self.config.enforce
+
+    # -- deciding ------------------------------------------------------------------------------------------
+
+    def facts_for(self, request: Request) -> tuple[RequestFacts | None, Decision | None]:
+        """Facts for a request, or a deny decision when its URL cannot be understood."""
+        try:
+            facts = self.engine.facts(request.url, self.config.purpose, self.config.now(),
+                                      request.meta.get(META_SUBJECT))
+        except Exception as exc:  # noqa: BLE001 - an URL we cannot read is denied, not waved through
+            evidence = (Evidence("error", request.url, {"error": type(exc).__name__, "message": str(exc)}),)
+            return None, deny(Stage.ERROR, "error.bad-url", evidence=evidence)
+        return facts, None
+
+    async def decide_request(self, request: Request, phase: str = "request") -> Decision:
+        """The full decision for a request about to be sent: robots (fetched if needed), terms, subject."""
+        facts, decision = self.facts_for(request)
+        if facts is not None:
+            robots: RobotsFile | None
+            try:
+                robots = await self.robots.get(facts.canonical)
+            except Exception:
+                logger.exception("consentcrawl: could not obtain robots.txt for %s", facts.canonical.origin)
+                robots = None
+            decision = self.engine.decide(facts, robots)
+        assert decision is not None
+        self.record(decision, request.url, facts, phase)
+        return decision
+
+    def decide_scheduled(self, request: Request) -> Decision | None:
+        """What can be decided without I/O when a request is scheduled; None when nothing denies yet."""
+        facts, decision = self.facts_for(request)
+        if facts is not None:
+            decision = self.engine.decide_consent(facts)
+            if decision.allowed:
+                return None
+        assert decision is not None
+        self.record(decision, request.url, facts, "schedule")
+        return decision
+
+    def decide_item(self, platform: str | None, subject: str, url: str | None) -> Decision:
+        decision = self.engine.decide_subject(platform, subject, self.config.purpose, self.config.now())
+        self.record(decision, url, None, "item")
+        return decision
+
+    # -- recording -----------------------------------------------------------------------------------------
+
+    def record(self, decision: Decision, url: str | None, facts: RequestFacts | None, phase: str) -> None:
+        self.audit.record(
+            decision, time=self.config.now(), phase=phase, url=url,
+            canonical_url=facts.canonical.url if facts else None, purpose=self.config.purpose,
+            mode=self.config.mode,
+        )
+        prefix = "consentcrawl/items/" if phase == "item" else "consentcrawl/"
+        self.stats.inc_value(prefix + decision.stat_key)
+        if not decision.allowed:
+            self.stats.inc_value(prefix + "denied")
+            logger.debug("consentcrawl: %s %s (%s, %s)", "would deny" if not self.enforce else "denied",
+                         url, decision.reason, phase)
+
+    def summary(self) -> dict[str, Any]:
+        return {k: v for k, v in self.stats.get_stats().items() if k.startswith("consentcrawl/")}
+
+    def _spider_closed(self, spider: Any = None, reason: str = "") -> None:
+        self.audit.close()
+
+
+class ScrapyRobotsFetcher:
+    """robots.txt inside a crawl: fetched through Scrapy's engine once per origin, concurrent callers wait."""
+
+    PRIORITY = 1000
+
+    def __init__(self, crawler: Crawler, config: ConsentConfig) -> None:
+        self.crawler = crawler
+        self.config = config
+        self.cache = RobotsCache(config.robots_ttl, config.robots_retry)
+        self._inflight: dict[str, asyncio.Future[RobotsFile]] = {}
+
+    async def get(self, canonical: CanonicalURL) -> RobotsFile:
+        origin = canonical.origin
+        cached = self.cache.get(origin, self.config.now())
+        if cached is not None:
+            return cached
+        task = self._inflight.get(origin)
+        if task is None:
+            task = asyncio.ensure_future(self._fetch(origin))
+            self._inflight[origin] = task
+            task.add_done_callback(lambda _t, o=origin: self._inflight.pop(o, None))
+        return await asyncio.shield(task)
+
+    async def _fetch(self, origin: str) -> RobotsFile:
+        url = robots_url(origin)
+        stats = self.crawler.stats
+        request = Request(url, priority=self.PRIORITY, callback=NO_CALLBACK, dont_filter=True,
+                          meta={META_ROBOTS: True, "dont_obey_robotstxt": True, "dont_cache": True})
+        stats.inc_value("consentcrawl/robots/request_count")
+        try:
+            assert self.crawler.engine is not None
+            response = await self.crawler.engine.download_async(request)
+        except Exception as exc:  # noqa: BLE001 - every failure to fetch is "unreachable": deny the origin
+            cause = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            file = unreachable(url, self.config.now(), cause)
+            logger.warning("consentcrawl: robots.txt %s unreachable (%s): denying the whole origin", url, cause)
+        else:
+            file = from_response(url, response.status, response.body, self.config.now(), final_url=response.url)
+            stats.inc_value(f"consentcrawl/robots/response_status_count/{response.status}")
+            if file.status.value == "unreachable":
+                logger.warning("consentcrawl: robots.txt %s answered %s: denying the whole origin",
+                               url, response.status)
+        stats.inc_value(f"consentcrawl/robots/{file.status.value}")
+        self.cache.put(origin, file)
+        return file

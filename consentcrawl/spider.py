@@ -1,0 +1,30 @@
+"""``ConsentSpider``: a ``scrapy.Spider`` that declares its purpose and turns the add-on on for itself."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import scrapy
+from scrapy.settings import SETTINGS_PRIORITIES, BaseSettings
+from scrapy.utils.misc import load_object
+
+from .addon import Addon
+
+
+class ConsentSpider(scrapy.Spider):
+    """Subclass it like a normal spider and set ``purpose`` (e.g. ``"research"``).
+
+    The purpose may also be given with ``-a purpose=...`` or ``CONSENTCRAWL_PURPOSE``; the spider's wins.
+    """
+
+    purpose: ClassVar[str | None] = None
+
+    @classmethod
+    def update_settings(cls, settings: BaseSettings) -> None:
+        super().update_settings(settings)
+        addons = settings.getdict("ADDONS")
+        if not any(load_object(path) is Addon for path in addons):
+            addons[Addon] = 0
+            # at spider priority: a runner merging its own (empty) ADDONS must not drop ours
+            priority = max(settings.getpriority("ADDONS") or 0, SETTINGS_PRIORITIES["spider"])
+            settings.set("ADDONS", addons, priority=priority)

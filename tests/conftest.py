@@ -1,0 +1,110 @@
+"""Shared fixtures: the demo microblog served on loopback and a helper that runs a real Scrapy crawl against it.
+
+Crawls reach ``microblog.example`` and ``m.microblog.example`` through the local server acting as an HTTP proxy,
+exactly as a user's crawler reaches real hosts, so registered-domain and redirect logic are really exercised.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import scrapy
+from scrapy import signals
+from scrapy.utils.test import get_crawler
+
+from consentcrawl.audit.log import read_audit_log
+from consentcrawl.demo.microblog import MicroblogSite
+from consentcrawl.demo.server import LocalServer
+
+ROOT = Path(__file__).resolve().parent.parent
+PLATFORMS = ROOT / "settings" / "platforms.yaml"
+AUTHORIZATIONS = ROOT / "settings" / "authorizations.yaml"
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests choose their proxy themselves; the developer's environment must not route or bypass it."""
+    for name in ("http_proxy", "https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "no_proxy", "NO_PROXY", "all_proxy",
+                 "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def site() -> MicroblogSite:
+    return MicroblogSite()
+
+
+@pytest.fixture
+def server(site: MicroblogSite) -> Iterator[LocalServer]:
+    with LocalServer(site) as srv:
+        yield srv
+
+
+@pytest.fixture
+def config_dir(tmp_path: Path) -> Path:
+    """A private copy of the example configuration, for tests that edit it."""
+    shutil.copy(PLATFORMS, tmp_path / "platforms.yaml")
+    shutil.copy(AUTHORIZATIONS, tmp_path / "authorizations.yaml")
+    return tmp_path
+
+
+@dataclass
+class CrawlResult:
+    items: list[dict[str, Any]]
+    stats: dict[str, Any]
+    audit: list[dict[str, Any]]
+    dropped_items: list[dict[str, Any]] = field(default_factory=list)
+
+    def consent_stats(self) -> dict[str, Any]:
+        return {k: v for k, v in self.stats.items() if k.startswith("consentcrawl/")}
+
+
+def consent_settings(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
+    settings: dict[str, Any] = {
+        "CONSENTCRAWL_PURPOSE": "research",
+        "CONSENTCRAWL_PLATFORMS": str(PLATFORMS),
+        "CONSENTCRAWL_AUTHORIZATIONS": str(AUTHORIZATIONS),
+        "CONSENTCRAWL_AUDIT_LOG": str(tmp_path / "audit.jsonl"),
+        "CONSENTCRAWL_LOGSTATS_INTERVAL": 0,
+        "TELNETCONSOLE_ENABLED": False,
+        "REMOTE_CONTROL_ENABLED": False,
+        "CONCURRENT_REQUESTS": 16,
+        "LOG_LEVEL": "DEBUG",
+        "RETRY_ENABLED": False,
+    }
+    settings.update(overrides)
+    return settings
+
+
+async def run_crawl(spidercls: type[scrapy.Spider], settings: dict[str, Any], *, proxy: str | None,
+                    monkeypatch: pytest.MonkeyPatch | None = None, **spider_kwargs: Any) -> CrawlResult:
+    """Run one real crawl in this process and return what came out of it."""
+    if proxy and monkeypatch is not None:
+        monkeypatch.setenv("http_proxy", proxy)
+    crawler = get_crawler(spidercls, settings)
+    items: list[dict[str, Any]] = []
+    dropped: list[dict[str, Any]] = []
+
+    def scraped(item: Any) -> None:
+        items.append(dict(item))
+
+    def item_dropped(item: Any) -> None:
+        dropped.append(dict(item))
+
+    crawler.signals.connect(scraped, signal=signals.item_scraped, weak=False)
+    crawler.signals.connect(item_dropped, signal=signals.item_dropped, weak=False)
+    await crawler.crawl_async(**spider_kwargs)
+    audit_path = settings.get("CONSENTCRAWL_AUDIT_LOG")
+    audit = read_audit_log(audit_path) if audit_path and Path(audit_path).exists() else []
+    assert crawler.stats is not None
+    return CrawlResult(items, dict(crawler.stats.get_stats()), audit, dropped)
+
+
+def jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

@@ -1,0 +1,252 @@
+"""End to end: real crawls of the demo microblog through Scrapy, judged by what the server actually received."""
+
+from __future__ import annotations
+
+import logging
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import scrapy
+import yaml
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl.demo.microblog import MicroblogSite
+from consentcrawl.demo.server import LocalServer
+from spiders.microblog import MicroblogSpider
+from tests.conftest import AUTHORIZATIONS, consent_settings, jsonl, run_crawl
+
+PROFILE = re.compile(r"^/(?:u|profile)/([^/]+)")
+
+
+def live_research_subjects(path: Path = AUTHORIZATIONS, now: datetime | None = None) -> set[str]:
+    """Who may be collected for research, computed straight from the YAML (independently of consentcrawl)."""
+    now = now or datetime.now(timezone.utc)
+    live = set()
+    for r in yaml.safe_load(path.read_text())["authorizations"]:
+        if "research" not in r["purposes"]:
+            continue
+        if r["granted_at"] > now or (r.get("expires_at") and r["expires_at"] <= now):
+            continue
+        if r.get("revoked_at") and r["revoked_at"] <= now:
+            continue
+        live.add(str(r["subject"]))
+    return live
+
+
+def requested_subjects(server: LocalServer) -> set[str]:
+    """Subjects whose profile (or anything under it) the server was asked for, however it was spelt."""
+    subjects = set()
+    for request in server.requests:
+        path = re.sub("/{2,}", "/", request.decoded_path).lower()
+        match = PROFILE.match(path)
+        if match:
+            subjects.add(match.group(1))
+    return subjects
+
+
+class PlainMicroblogSpider(scrapy.Spider):
+    """An existing crawler that only adds the ADDONS line."""
+
+    name = "plain-microblog"
+    custom_settings = {"ADDONS": {"consentcrawl.Addon": 0}}
+    start_url = MicroblogSpider.start_url
+    allowed_domains = MicroblogSpider.allowed_domains
+    start = MicroblogSpider.start
+    parse = MicroblogSpider.parse
+    parse_profile = MicroblogSpider.parse_profile
+    parse_followers = MicroblogSpider.parse_followers
+
+
+class RedirectSpider(MicroblogSpider):
+    """Also asks for denied people through an open redirect and through the mobile host."""
+
+    name = "redirecting"
+    denied: tuple[str, ...] = ()
+
+    async def start(self) -> Any:
+        async for request in super().start():
+            yield request
+        for subject in self.denied:
+            yield scrapy.Request(f"http://microblog.example/go?to=http://m.microblog.example/u/{subject}",
+                                 callback=self.parse_profile)
+            yield scrapy.Request(f"http://M.MICROBLOG.EXAMPLE:80/./u//{subject}/?tab=x#top",
+                                 callback=self.parse_profile)
+            yield scrapy.Request(f"http://www.microblog.example/U/%3{subject[0]}{subject[1:]}",
+                                 callback=self.parse_profile)
+
+
+@pytest.mark.parametrize("spidercls", [RedirectSpider, PlainMicroblogSpider], ids=["ConsentSpider", "ADDONS-line"])
+@deferred_f_from_coro_f
+async def test_only_authorized_people_are_fetched_and_collected(
+    spidercls: type[scrapy.Spider], server: LocalServer, site: MicroblogSite, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    allowed = live_research_subjects()
+    denied = sorted(set(site.subject_ids) - allowed)
+    assert len(allowed) > 50 and len(denied) > 100
+    if spidercls is RedirectSpider:
+        monkeypatch.setattr(RedirectSpider, "denied", tuple(denied[:5]))
+    settings = consent_settings(tmp_path, FEEDS={str(tmp_path / "items.jsonl"): {"format": "jsonlines"}})
+    if spidercls is PlainMicroblogSpider:
+        settings["CONSENTCRAWL_PURPOSE"] = "research"
+    result = await run_crawl(spidercls, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+
+    # the server never saw a denied person's profile, in any spelling, on any host, via any redirect
+    fetched = requested_subjects(server)
+    assert fetched == allowed
+    hosts = {r.host for r in server.requests}
+    assert "m.microblog.example" in hosts  # the mobile host really was crawled
+    if spidercls is RedirectSpider:
+        assert any(r.path == "/go" for r in server.requests)  # the redirect was followed up to the deny
+    # robots.txt: fetched once per origin, and its disallowed paths never requested
+    robots = [r for r in server.requests if r.path == "/robots.txt"]
+    assert len(robots) == len({r.host for r in server.requests})
+    assert not any("/followers" in r.path for r in server.requests)
+
+    # the items are exactly the authorized people, with only the fields the platform agreement allows
+    assert {item["subject"] for item in result.items} == allowed
+    for item in result.items:
+        assert set(item) == {"subject", "name", "bio", "followers", "consentcrawl"}
+        expected = site.profile(item["subject"])
+        assert (item["name"], item["followers"]) == (expected["name"], expected["followers"])
+        assert item["consentcrawl"]["reason"] == "subject.authorized"
+    assert {i["subject"] for i in jsonl(tmp_path / "items.jsonl")} == allowed
+
+    # stats and audit log agree with each other and with the server
+    stats = result.consent_stats()
+    requests = [e for e in result.audit if e["phase"] in ("schedule", "request", "response")]
+    assert stats["consentcrawl/allowed"] == sum(e["verdict"] == "allow" for e in requests)
+    denied_entries = [e for e in requests if e["verdict"] == "deny"]
+    assert stats["consentcrawl/denied"] == len(denied_entries)
+    for entry in denied_entries:
+        stage, _, code = entry["reason"].partition(".")
+        assert stats[f"consentcrawl/denied/{stage}/{code}"] >= 1
+    by_reason: dict[str, int] = {}
+    for entry in denied_entries:
+        by_reason[entry["reason"]] = by_reason.get(entry["reason"], 0) + 1
+    for reason, count in by_reason.items():
+        stage, _, code = reason.partition(".")
+        assert stats[f"consentcrawl/denied/{stage}/{code}"] == count
+    assert {"subject.no-authorization", "subject.revoked", "subject.expired", "subject.purpose",
+            "robots.disallowed"} <= set(by_reason)
+    audited_allowed = {e["subject"] for e in requests if e["verdict"] == "allow" and e["subject"]}
+    assert audited_allowed == allowed
+    for entry in result.audit:
+        assert entry["decision_id"] and entry["time"] and entry["purpose"] == "research"
+        assert set(entry) >= {"url", "canonical_url", "platform", "subject", "verdict", "stage", "reason", "evidence"}
+        assert "location" not in str(entry) and "bio" not in entry
+
+
+@deferred_f_from_coro_f
+async def test_report_mode_drops_nothing_but_counts_what_it_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    site = MicroblogSite(n_profiles=50)
+    settings = consent_settings(tmp_path, CONSENTCRAWL_MODE="report", LOG_LEVEL="INFO")
+    with LocalServer(site) as server:
+        result = await run_crawl(MicroblogSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert requested_subjects(server) == set(site.subject_ids)
+    assert {i["subject"] for i in result.items} == set(site.subject_ids)
+    denied = set(site.subject_ids) - live_research_subjects()
+    assert result.stats["consentcrawl/denied/subject/no-authorization"] >= len(denied) - 3
+    assert result.stats["consentcrawl/items/dropped"] >= len(denied)
+    assert all(e["mode"] == "report" for e in result.audit)
+
+
+@deferred_f_from_coro_f
+async def test_nothing_of_a_denied_person_in_cache_feeds_or_info_logs(
+    server: LocalServer, site: MicroblogSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    allowed = live_research_subjects()
+    denied = set(site.subject_ids) - allowed
+    cache_dir = tmp_path / "httpcache"
+    settings = consent_settings(tmp_path, HTTPCACHE_ENABLED=True, HTTPCACHE_DIR=str(cache_dir), LOG_LEVEL="DEBUG",
+                                FEEDS={str(tmp_path / "items.jsonl"): {"format": "jsonlines"}})
+    with caplog.at_level(logging.DEBUG):
+        await run_crawl(PlainMicroblogSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    cached_urls = [p.read_text() for p in cache_dir.rglob("meta")]
+    assert cached_urls, "the HTTP cache was used"
+    cached_subjects = {m.group(1) for text in cached_urls for m in re.finditer(r"/u/(\d+)", text)}
+    assert cached_subjects and not cached_subjects & denied
+    info_text = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
+    for subject in denied:
+        profile = site.profile(subject)
+        assert str(profile["name"]) not in info_text
+        assert f"/u/{subject}" not in info_text
+    feed = (tmp_path / "items.jsonl").read_text()
+    assert not any(str(site.profile(s)["name"]) in feed for s in denied)
+
+
+@deferred_f_from_coro_f
+async def test_unreachable_robots_denies_the_whole_origin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = MicroblogSite(n_profiles=30)
+
+    def app(request: Any, headers: dict[str, str]) -> Any:
+        from consentcrawl.demo.server import Response
+
+        if request.path == "/robots.txt":
+            return Response.text("User-agent: *\nAllow: /\n", 503)
+        return site(request, headers)
+
+    with LocalServer(app) as server:
+        result = await run_crawl(MicroblogSpider, consent_settings(tmp_path), proxy=server.proxy,
+                                 monkeypatch=monkeypatch)
+        assert [r.path for r in server.requests] == ["/robots.txt"]
+    assert result.items == []
+    assert result.stats["consentcrawl/denied/robots/unreachable"] >= 1
+    entry = next(e for e in result.audit if e["reason"] == "robots.unreachable")
+    assert entry["evidence"][0]["http_status"] == 503
+
+
+@deferred_f_from_coro_f
+async def test_robots_404_allows_the_origin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = MicroblogSite(n_profiles=30)
+
+    def app(request: Any, headers: dict[str, str]) -> Any:
+        from consentcrawl.demo.server import Response
+
+        if request.path == "/robots.txt":
+            return Response.text("User-agent: *\nDisallow: /\n", 404)
+        return site(request, headers)
+
+    with LocalServer(app) as server:
+        result = await run_crawl(MicroblogSpider, consent_settings(tmp_path), proxy=server.proxy,
+                                 monkeypatch=monkeypatch)
+    assert {i["subject"] for i in result.items} == live_research_subjects() & set(site.subject_ids)
+    assert result.stats.get("consentcrawl/denied/robots/disallowed", 0) == 0
+
+
+@deferred_f_from_coro_f
+async def test_a_crawl_without_purpose_refuses_to_start(
+    server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    settings = consent_settings(tmp_path)
+    del settings["CONSENTCRAWL_PURPOSE"]
+    result = await run_crawl(PlainMicroblogSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert result.stats["finish_reason"] == "consentcrawl_config_error"
+    assert server.requests == [] and result.items == []
+    critical = [r.getMessage() for r in caplog.records if r.levelno == logging.CRITICAL]
+    assert len(critical) == 1 and "no purpose" in critical[0]
+    assert not any(r.exc_info for r in caplog.records), "a clear line, not a traceback"
+
+
+@deferred_f_from_coro_f
+async def test_bad_config_refuses_to_start_naming_file_and_line(
+    server: LocalServer, config_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    bad = config_dir / "authorizations.yaml"
+    lines = bad.read_text().splitlines()
+    index = next(i for i, line in enumerate(lines) if "purposes:" in line)
+    lines[index] = "    purposes: [reserch]"
+    bad.write_text("\n".join(lines) + "\n")
+    settings = consent_settings(config_dir, CONSENTCRAWL_AUTHORIZATIONS=str(bad))
+    result = await run_crawl(MicroblogSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert result.stats["finish_reason"] == "consentcrawl_config_error"
+    assert server.requests == [] and result.items == []
+    critical = [r.getMessage() for r in caplog.records if r.levelno == logging.CRITICAL]
+    assert len(critical) == 1 and f"authorizations.yaml, line {index + 1}" in critical[0]
+    assert "reserch" in critical[0]
