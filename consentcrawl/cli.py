@@ -1,0 +1,138 @@
+"""The ``consentcrawl`` command: ``check`` one URL outside a crawl, ``demo`` the whole thing end to end.
+
+Exit codes: 0 allowed, 1 denied, 2 usage or configuration error. Errors are one clear line, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import ConsentConfig
+from .decision import Decision
+from .errors import ConfigError
+from .policy import PolicyEngine
+
+EXIT_ALLOWED, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
+
+
+def load_settings(module: str | None) -> dict[str, Any]:
+    """Settings from a Scrapy settings module, or the project's (scrapy.cfg in or above the cwd), or none."""
+    from scrapy.utils.conf import closest_scrapy_cfg
+    from scrapy.utils.project import get_project_settings
+
+    if module:
+        sys.path.insert(0, os.getcwd())
+        os.environ["SCRAPY_SETTINGS_MODULE"] = module
+    elif not closest_scrapy_cfg():
+        return {}
+    try:
+        settings = get_project_settings()
+    except ImportError as exc:
+        raise ConfigError(f"cannot import settings module: {exc}", source=module or "scrapy.cfg") from None
+    return {k: v for k, v in settings.items() if k.startswith("CONSENTCRAWL_")}
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .robots.httpfetch import fetch_robots
+
+    settings = load_settings(args.settings)
+    if args.platforms:
+        settings["CONSENTCRAWL_PLATFORMS"] = args.platforms
+    if args.authorizations:
+        settings["CONSENTCRAWL_AUTHORIZATIONS"] = args.authorizations
+    if args.user_agent:
+        settings["CONSENTCRAWL_USER_AGENT_TOKEN"] = args.user_agent
+    if args.now:
+        settings["CONSENTCRAWL_NOW"] = args.now
+    config = ConsentConfig.from_settings(settings, purpose=args.purpose)
+    engine = PolicyEngine(config.platforms, config.store, config.token)
+    now = config.now()
+    try:
+        facts = engine.facts(args.url, config.purpose, now, args.subject)
+    except ValueError as exc:
+        raise ConfigError(f"cannot check {args.url!r}: {exc}", source="URL") from None
+    robots = fetch_robots(facts.canonical.origin, user_agent=f"{config.token}/{__version__}", now=now)
+    decision = engine.decide(facts, robots)
+    if args.json:
+        out = decision.to_dict()
+        out.update(url=args.url, canonical_url=facts.canonical.url, purpose=config.purpose,
+                   time=now.isoformat(), token=config.token)
+        print(json.dumps(out, indent=2, default=str))
+    else:
+        print(explain(decision, args.url, facts.canonical.url, config.purpose))
+    return EXIT_ALLOWED if decision.allowed else EXIT_DENIED
+
+
+def explain(decision: Decision, url: str, canonical: str, purpose: str) -> str:
+    """A human-readable account of a decision, stage by stage."""
+    lines = [
+        f"URL:        {url}",
+        f"canonical:  {canonical}",
+        f"purpose:    {purpose}",
+        f"platform:   {decision.platform or '(none configured for this host)'}",
+        f"subject:    {decision.subject or '(not a profile URL)'}",
+        "",
+    ]
+    for ev in decision.evidence:
+        detail = ", ".join(f"{k}={v}" for k, v in ev.detail.items() if v not in (None, "", []))
+        lines.append(f"  [{ev.kind}] {ev.source}: {detail}")
+    verdict = "ALLOWED" if decision.allowed else "DENIED"
+    lines += ["", f"{verdict}: {decision.reason} (stage {decision.stage.value}, decision {decision.decision_id})"]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="consentcrawl", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"consentcrawl {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    check = sub.add_parser("check", help="decide one URL outside a crawl and explain each stage")
+    check.add_argument("url")
+    check.add_argument("--purpose", help="the purpose to check for (default: CONSENTCRAWL_PURPOSE)")
+    check.add_argument("--settings", metavar="MODULE", help="Scrapy settings module to read CONSENTCRAWL_* from")
+    check.add_argument("--platforms", metavar="FILE", help="platform terms YAML (overrides the settings)")
+    check.add_argument("--authorizations", metavar="SRC", help="authorization records (overrides the settings)")
+    check.add_argument("--user-agent", metavar="TOKEN", help="product token matched against robots.txt")
+    check.add_argument("--subject", help="name the person the URL concerns (platform:id or id)")
+    check.add_argument("--now", metavar="TIME", help="decide as of this ISO-8601 time (replay a decision)")
+    check.add_argument("--json", action="store_true", help="print the decision as JSON")
+    check.set_defaults(func=cmd_check)
+
+    demo = sub.add_parser("demo", help="crawl the bundled demo platform and show what consent let through")
+    demo.add_argument("--output", metavar="DIR", default="output", help="where items and the audit log go")
+    demo.add_argument("--serve", action="store_true",
+                      help="only serve the demo platform (for `scrapy crawl microblog`); Ctrl-C stops it")
+    demo.add_argument("--port", type=int, default=0, help="port for --serve (default: 8765 with --serve)")
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo.run import run_demo, serve
+
+    if args.serve:
+        return serve(args.port or 8765)
+    return run_demo(Path(args.output))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"consentcrawl: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

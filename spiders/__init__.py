@@ -1,0 +1,1 @@
+"""Example spiders: run them with `scrapy crawl NAME` from the repository root."""

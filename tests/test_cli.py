@@ -1,0 +1,150 @@
+"""``consentcrawl check`` and ``consentcrawl demo`` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl.cli import main
+from consentcrawl.demo.server import LocalServer, Router
+from spiders.microblog import MicroblogSpider
+from tests.conftest import AUTHORIZATIONS, PLATFORMS, ROOT, consent_settings, run_crawl
+
+NOW = "2026-11-27T12:00:00Z"
+
+
+def check(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["check", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def config_args() -> list[str]:
+    return ["--platforms", str(PLATFORMS), "--authorizations", str(AUTHORIZATIONS), "--now", NOW]
+
+
+@pytest.mark.parametrize(
+    ("url", "code", "reason"),
+    [
+        ("http://microblog.example/u/1001", 0, "subject.authorized"),
+        ("http://M.Microblog.Example:80/./u//1001/#x", 0, "subject.authorized"),
+        ("http://microblog.example/u/1002", 1, "subject.revoked"),
+        ("http://microblog.example/profile/1003", 1, "subject.no-authorization"),
+        ("http://microblog.example/search?q=1", 1, "robots.disallowed"),
+        ("http://microblog.example/people?page=2", 0, "subject.not-a-profile"),
+    ],
+)
+def test_check_exit_codes_and_json(server: LocalServer, capsys: pytest.CaptureFixture[str],
+                                   monkeypatch: pytest.MonkeyPatch, url: str, code: int, reason: str) -> None:
+    monkeypatch.setenv("http_proxy", server.proxy)
+    got, out, _ = check(capsys, url, "--purpose", "research", *config_args(), "--json")
+    decision = json.loads(out)
+    assert (got, decision["reason"]) == (code, reason)
+    assert decision["purpose"] == "research" and decision["time"].startswith("2026-11-27T12:00")
+    got, out, _ = check(capsys, url, "--purpose", "research", *config_args())
+    assert got == code
+    assert ("ALLOWED" if code == 0 else "DENIED") in out and reason in out
+
+
+def test_check_fetches_robots_through_the_proxy_and_fails_closed(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    app = Router.static("microblog.example", "/robots.txt", 503, "down")
+    with LocalServer(app) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        code, out, _ = check(capsys, "http://microblog.example/u/1001", "--purpose", "research", *config_args(),
+                             "--json")
+        assert [r.target for r in server.requests] == ["http://microblog.example/robots.txt"]
+    assert code == 1 and json.loads(out)["reason"] == "robots.unreachable"
+
+
+def test_check_network_error_is_unreachable(capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    with LocalServer(Router().drop(None, None, prefix=True)) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        code, out, _ = check(capsys, "http://microblog.example/people", "--purpose", "research",
+                             *config_args(), "--json")
+    decision = json.loads(out)
+    assert code == 1 and decision["reason"] == "robots.unreachable"
+    assert "Error" in decision["evidence"][0]["cause"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--purpose", "reserch"], "unknown purpose 'reserch'"),
+        ([], "no purpose"),
+        (["--purpose", "research", "--platforms", "/nonexistent/platforms.yaml"], "/nonexistent/platforms.yaml"),
+    ],
+)
+def test_check_usage_errors_exit_2_without_traceback(capsys: pytest.CaptureFixture[str], args: list[str],
+                                                     message: str) -> None:
+    code, out, err = check(capsys, "http://microblog.example/u/1001", *args)
+    assert code == 2
+    assert message in err and "Traceback" not in err + out
+
+
+def test_check_names_file_and_line_of_a_broken_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "platforms.yaml"
+    bad.write_text("platforms:\n  microblog:\n    domains: [microblog.example]\n    profiles: ['/u/{subject']\n")
+    code, _, err = check(capsys, "http://microblog.example/u/1", "--purpose", "research", "--platforms", str(bad))
+    assert code == 2 and "platforms.yaml, line 4" in err
+
+
+@deferred_f_from_coro_f
+async def test_check_and_crawl_reach_the_same_decisions(server: LocalServer, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    settings = consent_settings(tmp_path, CONSENTCRAWL_NOW=NOW)
+    result = await run_crawl(MicroblogSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    entries = [e for e in result.audit if e["phase"] in ("request", "schedule")]
+    by_reason: dict[str, dict] = {}
+    for entry in entries:
+        by_reason.setdefault(entry["reason"], entry)
+    assert len(by_reason) >= 6
+    for reason, entry in by_reason.items():
+        code, out, _ = check(capsys, entry["url"], "--purpose", "research", *config_args(), "--json")
+        decision = json.loads(out)
+        assert (decision["reason"], decision["subject"], decision["platform"]) == (
+            reason, entry["subject"], entry["platform"]), entry["url"]
+        assert code == (0 if entry["verdict"] == "allow" else 1)
+
+
+def test_scrapy_crawl_from_the_repository_root(tmp_path: Path) -> None:
+    """`scrapy crawl microblog` with the platform served: the project wiring (scrapy.cfg, settings/, spiders/)."""
+    from consentcrawl.demo.microblog import MicroblogSite
+
+    with LocalServer(MicroblogSite(n_profiles=40)) as server:
+        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+        env.update(http_proxy=server.proxy, PYTHONWARNINGS="ignore")
+        items = tmp_path / "items.jsonl"
+        proc = subprocess.run(
+            [sys.executable, "-m", "scrapy", "crawl", "microblog", "-O", str(items), "-s", "LOG_LEVEL=INFO",
+             "-s", f"CONSENTCRAWL_AUDIT_LOG={tmp_path / 'audit.jsonl'}"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "consentcrawl: purpose 'research'" in proc.stderr
+    assert "consentcrawl: allowed" in proc.stderr  # the closing consent summary line
+    subjects = {json.loads(line)["subject"] for line in items.read_text().splitlines()}
+    assert subjects and subjects < {str(i) for i in range(1001, 1041)}
+    assert (tmp_path / "audit.jsonl").exists()
+
+
+def test_demo_runs_end_to_end_and_leaves_nothing_running(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    proc = subprocess.run([sys.executable, "-m", "consentcrawl.cli", "demo", "--output", str(tmp_path)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout
+    assert "crawl finished" in out and "subject.no-authorization" in out and "robots.disallowed" in out
+    items = [json.loads(line) for line in (tmp_path / "items.jsonl").read_text().splitlines()]
+    assert items and all(set(i) <= {"subject", "name", "bio", "followers", "consentcrawl"} for i in items)
+    audit = (tmp_path / "audit.jsonl").read_text().splitlines()
+    assert len(audit) > len(items)
+    assert "Traceback" not in proc.stderr
