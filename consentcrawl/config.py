@@ -35,6 +35,9 @@ class ConsentConfig:
     fixed_now: datetime | None = None
     robots_ttl: timedelta = timedelta(hours=24)
     robots_retry: timedelta = timedelta(seconds=60)
+    robots_retry_max: timedelta = timedelta(hours=1)
+    robots_stale: timedelta = timedelta(days=7)
+    max_crawl_delay: float = 30.0
     logstats_interval: float = 60.0
     platform_files: tuple[str, ...] = ()
     authorizations_source: str | None = None
@@ -87,6 +90,12 @@ class ConsentConfig:
             fixed_now=_parse_now(get("CONSENTCRAWL_NOW")),
             robots_ttl=_seconds(get("CONSENTCRAWL_ROBOTS_TTL", 86400), "CONSENTCRAWL_ROBOTS_TTL", 86400),
             robots_retry=_seconds(get("CONSENTCRAWL_ROBOTS_RETRY", 60), "CONSENTCRAWL_ROBOTS_RETRY", 86400),
+            robots_retry_max=_seconds(get("CONSENTCRAWL_ROBOTS_RETRY_MAX", 3600), "CONSENTCRAWL_ROBOTS_RETRY_MAX",
+                                      86400),
+            robots_stale=_seconds(get("CONSENTCRAWL_ROBOTS_STALE", 7 * 86400), "CONSENTCRAWL_ROBOTS_STALE",
+                                  30 * 86400),
+            max_crawl_delay=_seconds(get("CONSENTCRAWL_MAX_CRAWL_DELAY", 30), "CONSENTCRAWL_MAX_CRAWL_DELAY",
+                                     86400).total_seconds(),
             logstats_interval=float(get("CONSENTCRAWL_LOGSTATS_INTERVAL", 60) or 0),
             platform_files=tuple(platform_files),
             authorizations_source=str(source) if source else None,

@@ -52,6 +52,8 @@ class Decision:
     decision_id: str = field(default_factory=new_decision_id)
     #: fields the data may be kept for (``None`` = no restriction from any authorization)
     fields: frozenset[str] | None = None
+    #: seconds the origin asks between requests (robots.txt Crawl-delay / Request-rate), for the adapters
+    crawl_delay: float | None = None
 
     @property
     def allowed(self) -> bool:

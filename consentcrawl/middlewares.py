@@ -27,6 +27,7 @@ from .runtime import (
     META_DECISION,
     META_ROBOTS,
     ConsentRuntime,
+    apply_crawl_delay,
     config_error,
     get_runtime,
     is_checked_url,
@@ -75,6 +76,8 @@ class ConsentDownloaderMiddleware:
         request.meta[META_DECISION] = decision
         if not decision.allowed and self.runtime.enforce:
             raise ConsentDenied(decision)
+        if decision.crawl_delay:
+            apply_crawl_delay(self.runtime.crawler, request, decision.crawl_delay)
 
 
 class ConsentResponseMiddleware:

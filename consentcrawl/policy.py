@@ -8,7 +8,7 @@ reason: a consent check that crashes must never let a request through.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from .consent.records import AuthorizationRecord, RecordStatus
@@ -51,10 +51,13 @@ def _robots_paths(url: str, canonical: CanonicalURL) -> tuple[str, ...]:
 class PolicyEngine:
     """Decides requests for one configuration: platforms (leg 2) and an authorization store (leg 3)."""
 
-    def __init__(self, platforms: PlatformRegistry, store: AuthorizationStore | None, token: str) -> None:
+    def __init__(self, platforms: PlatformRegistry, store: AuthorizationStore | None, token: str,
+                 max_crawl_delay: float | None = None) -> None:
         self.platforms = platforms
         self.store = store
         self.token = token
+        #: a Crawl-delay above this denies the origin (``robots.crawl-delay``) instead of stalling the crawl
+        self.max_crawl_delay = max_crawl_delay
 
     # -- facts ---------------------------------------------------------------------------------------------
 
@@ -118,7 +121,12 @@ class PolicyEngine:
 
     def _guarded(self, facts: RequestFacts, robots: RobotsFile | None, *, check_robots: bool) -> Decision:
         try:
-            return self._decide(facts, robots, check_robots)
+            decision = self._decide(facts, robots, check_robots)
+            if check_robots and decision.allowed and robots is not None:
+                delay = crawl_delay(robots, facts.token)
+                if delay:
+                    decision = replace(decision, crawl_delay=delay)
+            return decision
         except StoreUnavailable as exc:
             return self._deny_facts(facts, Stage.ERROR, "error.store-unavailable", [_error_evidence(exc, "store")])
         except Exception as exc:  # noqa: BLE001 - fail closed on anything unexpected
@@ -171,7 +179,13 @@ class PolicyEngine:
                 evidence.append(Evidence("robots.txt", robots.url, detail))
                 return "robots.disallowed"
         detail.update(path=facts.robots_paths[0], rule=match.rule, line=match.line, group=match.group)
+        delay = crawl_delay(robots, facts.token)
+        if delay:
+            detail["crawl_delay"] = delay
         evidence.append(Evidence("robots.txt", robots.url, detail))
+        if delay and self.max_crawl_delay is not None and delay > self.max_crawl_delay:
+            detail["max_crawl_delay"] = self.max_crawl_delay
+            return "robots.crawl-delay"
         return None
 
     # -- stage 2: the platform's terms ---------------------------------------------------------------------
@@ -254,6 +268,17 @@ def _judge_records(records: Sequence[AuthorizationRecord], purpose: str,
         if _REASON_RANK.index(reason) < _REASON_RANK.index(best):
             best = reason
     return None, best
+
+
+def crawl_delay(robots: RobotsFile, token: str) -> float | None:
+    """Seconds between requests the origin asks of us: the larger of Crawl-delay and Request-rate."""
+    if robots.status is not RobotsStatus.OK:
+        return None
+    delay = robots.rules.crawl_delay(token) or 0.0
+    rate = robots.rules.request_rate(token)
+    if rate and rate[0] > 0:
+        delay = max(delay, rate[1] / rate[0])
+    return delay or None
 
 
 def _record_evidence(record: AuthorizationRecord) -> Evidence:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin
 
 from scrapy import Request, signals
 from scrapy.http.request import NO_CALLBACK
@@ -19,7 +20,15 @@ from .decision import Decision, Evidence, Stage, deny
 from .errors import ConfigError
 from .policy import PolicyEngine, RequestFacts
 from .robots.cache import RobotsCache
-from .robots.fetch import RobotsFile, from_response, robots_url, unreachable
+from .robots.fetch import (
+    MAX_REDIRECTS,
+    REDIRECT_STATUSES,
+    RobotsFile,
+    RobotsStatus,
+    from_response,
+    robots_url,
+    unreachable,
+)
 from .urls import CanonicalURL
 
 if TYPE_CHECKING:
@@ -72,7 +81,8 @@ class ConsentRuntime:
         spider = getattr(crawler, "spider", None)
         purpose = getattr(spider, "purpose", None) or getattr(crawler.spidercls, "purpose", None)
         self.config = ConsentConfig.from_settings(crawler.settings, purpose=purpose)
-        self.engine = PolicyEngine(self.config.platforms, self.config.store, self.config.token)
+        self.engine = PolicyEngine(self.config.platforms, self.config.store, self.config.token,
+                                   max_crawl_delay=self.config.max_crawl_delay)
         self.robots = ScrapyRobotsFetcher(crawler, self.config)
         self.audit = AuditLog(self.config.audit_log)
         self.stats = crawler.stats
@@ -156,14 +166,20 @@ class ConsentRuntime:
 
 
 class ScrapyRobotsFetcher:
-    """robots.txt inside a crawl: fetched through Scrapy's engine once per origin, concurrent callers wait."""
+    """robots.txt inside a crawl: fetched through Scrapy's engine once per origin, concurrent callers wait.
+
+    Redirects are followed here, hop by hop (each hop a request through the engine), rather than by Scrapy's
+    RedirectMiddleware: a hop Scrapy would filter (offsite, its own redirect limit) must not turn into
+    allow-all, and the rules found apply to the original origin (RFC 9309 §2.3.1.2).
+    """
 
     PRIORITY = 1000
 
     def __init__(self, crawler: Crawler, config: ConsentConfig) -> None:
         self.crawler = crawler
         self.config = config
-        self.cache = RobotsCache(config.robots_ttl, config.robots_retry)
+        self.cache = RobotsCache(config.robots_ttl, config.robots_retry, config.robots_retry_max,
+                                 config.robots_stale)
         self._inflight: dict[str, asyncio.Future[RobotsFile]] = {}
 
     async def get(self, canonical: CanonicalURL) -> RobotsFile:
@@ -179,24 +195,67 @@ class ScrapyRobotsFetcher:
         return await asyncio.shield(task)
 
     async def _fetch(self, origin: str) -> RobotsFile:
-        url = robots_url(origin)
+        file = await self._download(robots_url(origin))
         stats = self.crawler.stats
-        request = Request(url, priority=self.PRIORITY, callback=NO_CALLBACK, dont_filter=True,
-                          meta={META_ROBOTS: True, "dont_obey_robotstxt": True, "dont_cache": True})
-        stats.inc_value("consentcrawl/robots/request_count")
-        try:
-            assert self.crawler.engine is not None
-            response = await self.crawler.engine.download_async(request)
-        except Exception as exc:  # noqa: BLE001 - every failure to fetch is "unreachable": deny the origin
-            cause = f"{type(exc).__name__}: {exc}".rstrip(": ")
-            file = unreachable(url, self.config.now(), cause)
-            logger.warning("consentcrawl: robots.txt %s unreachable (%s): denying the whole origin", url, cause)
-        else:
-            file = from_response(url, response.status, response.body, self.config.now(), final_url=response.url)
-            stats.inc_value(f"consentcrawl/robots/response_status_count/{response.status}")
-            if file.status.value == "unreachable":
-                logger.warning("consentcrawl: robots.txt %s answered %s: denying the whole origin",
-                               url, response.status)
         stats.inc_value(f"consentcrawl/robots/{file.status.value}")
-        self.cache.put(origin, file)
-        return file
+        used = self.cache.put(origin, file, self.config.now())
+        if file.status is RobotsStatus.UNREACHABLE:
+            if used is file:
+                logger.warning("consentcrawl: robots.txt %s unreachable (%s): denying the whole origin",
+                               file.url, file.cause)
+            else:
+                logger.warning("consentcrawl: robots.txt %s unreachable (%s): keeping the copy fetched at %s",
+                               file.url, file.cause, used.fetched_at.isoformat())
+        return used
+
+    async def _download(self, url: str) -> RobotsFile:
+        stats = self.crawler.stats
+        current, hops = url, []
+        while True:
+            request = Request(current, priority=self.PRIORITY, callback=NO_CALLBACK, dont_filter=True,
+                              meta={META_ROBOTS: True, "dont_obey_robotstxt": True, "dont_cache": True,
+                                    "dont_redirect": True, "handle_httpstatus_all": True, "allow_offsite": True})
+            stats.inc_value("consentcrawl/robots/request_count")
+            try:
+                assert self.crawler.engine is not None
+                response = await self.crawler.engine.download_async(request)
+            except Exception as exc:  # noqa: BLE001 - every failure to fetch is "unreachable": deny the origin
+                cause = f"{type(exc).__name__}: {exc}".rstrip(": ")
+                return unreachable(url, self.config.now(), cause, final_url=current, redirects=tuple(hops))
+            stats.inc_value(f"consentcrawl/robots/response_status_count/{response.status}")
+            location = response.headers.get(b"Location")
+            if response.status in REDIRECT_STATUSES and location:
+                hops.append(current)
+                if len(hops) > MAX_REDIRECTS:
+                    return unreachable(url, self.config.now(), f"more than {MAX_REDIRECTS} redirects",
+                                       http_status=response.status, final_url=current, redirects=tuple(hops))
+                current = urljoin(current, location.decode("latin-1").strip())
+                if not is_checked_url(current):
+                    return unreachable(url, self.config.now(), f"redirect to a non-HTTP URL {current!r}",
+                                       http_status=response.status, final_url=current, redirects=tuple(hops))
+                continue
+            return from_response(url, response.status, response.body, self.config.now(), final_url=current,
+                                 redirects=tuple(hops))
+
+
+def apply_crawl_delay(crawler: Crawler, request: Request, delay: float) -> None:
+    """Make Scrapy's download slot for this request wait ``delay`` seconds between requests.
+
+    The slot's delay only ever grows, its jitter is switched off (a random delay could fall short of what the
+    site asked), and AutoThrottle is told not to lower it for this request.
+    """
+    engine = crawler.engine
+    downloader = getattr(engine, "downloader", None)
+    if downloader is None:
+        return
+    key = downloader.get_slot_key(request)
+    slot = downloader.slots.get(key)
+    if slot is None:
+        settings = downloader.per_slot_settings.setdefault(key, {})
+        settings["delay"] = max(float(settings.get("delay", 0)), delay)
+        settings["jitter"] = 0
+    else:
+        if slot.delay < delay:
+            slot.delay = delay
+        slot.jitter = 0
+    request.meta["autothrottle_dont_adjust_delay"] = True

@@ -29,6 +29,8 @@ class RobotsFile:
     http_status: int | None = None
     final_url: str | None = None
     cause: str = ""  #: why it is unavailable/unreachable, in words
+    redirects: tuple[str, ...] = ()  #: the URLs redirected through, in order
+    stale_cause: str = ""  #: set when a good copy stands in for a file that is now unreachable
 
     def evidence(self) -> dict[str, Any]:
         detail: dict[str, Any] = {
@@ -41,6 +43,10 @@ class RobotsFile:
             detail["final_url"] = self.final_url
         if self.cause:
             detail["cause"] = self.cause
+        if self.redirects:
+            detail["redirects"] = list(self.redirects)
+        if self.stale_cause:
+            detail["stale"] = self.stale_cause
         if self.status is RobotsStatus.OK:
             detail["size"] = self.rules.size
             if self.rules.warnings:
@@ -52,20 +58,29 @@ def robots_url(origin: str) -> str:
     return f"{origin}/robots.txt"
 
 
+#: RFC 9309 §2.3.1.2 asks for at least five; more than this many consecutive redirects deny the origin
+MAX_REDIRECTS = 10
+REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+
+
 def from_response(url: str, http_status: int, body: bytes, fetched_at: datetime,
-                  final_url: str | None = None) -> RobotsFile:
-    """Classify a received response. Only a 2xx body is ever parsed: an error page is not rules."""
+                  final_url: str | None = None, redirects: tuple[str, ...] = ()) -> RobotsFile:
+    """Classify a received response. Only a 2xx body is ever parsed: an error page is not rules.
+
+    Anything that is neither 2xx nor 4xx (5xx, an unfollowed 3xx, 1xx) is "unreachable": complete disallow.
+    """
     if 200 <= http_status < 300:
-        return RobotsFile(url, RobotsStatus.OK, RobotsRules.parse(body), fetched_at, http_status, final_url)
+        return RobotsFile(url, RobotsStatus.OK, RobotsRules.parse(body), fetched_at, http_status, final_url,
+                          redirects=redirects)
     if 400 <= http_status < 500:
         return RobotsFile(url, RobotsStatus.UNAVAILABLE, RobotsRules.allow_all(), fetched_at, http_status,
-                          final_url, cause=f"HTTP {http_status}")
+                          final_url, cause=f"HTTP {http_status}", redirects=redirects)
     cause = f"HTTP {http_status}" if http_status >= 500 else f"unexpected HTTP {http_status}"
-    return unreachable(url, fetched_at, cause, http_status=http_status, final_url=final_url)
+    return unreachable(url, fetched_at, cause, http_status=http_status, final_url=final_url, redirects=redirects)
 
 
 def unreachable(url: str, fetched_at: datetime, cause: str, *, http_status: int | None = None,
-                final_url: str | None = None) -> RobotsFile:
+                final_url: str | None = None, redirects: tuple[str, ...] = ()) -> RobotsFile:
     """The file could not be had: RFC 9309 says assume complete disallow."""
     return RobotsFile(url, RobotsStatus.UNREACHABLE, RobotsRules.disallow_all(cause), fetched_at, http_status,
-                      final_url, cause=cause)
+                      final_url, cause=cause, redirects=redirects)
