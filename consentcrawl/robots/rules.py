@@ -1,0 +1,566 @@
+"""The robots.txt matcher: RFC 9309 groups and rules, pure (no Scrapy, no I/O, no clock), never fails open.
+
+Why our own matcher and not Protego underneath: Protego's gaps are in parsing (group splitting, product tokens,
+encoding), which is most of a parser, and its per-rule Python loop is slower than one compiled regex per group.
+
+Decisions, each one for a reason:
+
+* The file is handled as bytes. A value's non-ASCII bytes are percent-encoded byte for byte, so a byte that is
+  not UTF-8 keeps its meaning (``Allow: /caf\\xe9`` is ``/caf%E9``, never ``/caf``) and the line gets a warning.
+* Product tokens: a ``User-agent`` value is cut to its leading run of letters, digits, ``-`` and ``_``
+  (``FOO BAR`` -> ``foo``, ``FooBot/1.2`` -> ``foobot``); the crawler's token is compared whole, ignoring case.
+  Google also cuts at digits; we keep them so ``consentcrawl2`` never names our group.
+* Two spellings of a path are compared: the *literal* one of Google's reference parser (rule bytes >= 0x80
+  percent-encoded, hex digits upper-cased, the URL taken as given) and the RFC 3986 *normalised* one (both sides:
+  non-ASCII and characters illegal in a URI percent-encoded as UTF-8, ``%xx`` of unreserved characters decoded).
+  A path is allowed only when both readings allow it, so an encoding difference can only ever deny.
+* Lines are cut at 16,663 bytes like the reference parser: a cut ``Disallow`` blocks more; a cut ``Allow`` also
+  allows paths that share its first 16,650-odd bytes, which the conformance cases require and no real file has.
+  Only the first :data:`MAX_BYTES` are parsed (RFC 9309 §2.5); a ``Disallow`` cut by that limit is kept as a
+  prefix (it can only block more), any other cut line is dropped.
+* Not done, although Google does it: ``Allow: /d/index.html`` does not also allow ``/d/`` (it would allow what
+  the file does not say).
+
+Speed: the group choice is cached per token and each group is compiled once, lazily. Rules are bucketed by the
+first three characters of their literal prefix, so a path meets only the rules that can match it plus the few with
+a shorter prefix ("/", "/*.pdf$"); each bucket is one regex whose alternatives are in priority order (longest
+first, Allow before Disallow), so the first alternative that matches decides, and every :class:`RobotsMatch` is
+built in advance. Measured with a 30-rule group (CPython 3.11, a shared 2-core machine under load, CPU time):
+1.5-3.5 µs per ``match`` for a plain path, 4.5-6 µs with ``%`` escapes; Protego 0.7 takes 5-10 µs on the same.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+MAX_BYTES = 512 * 1024  # parse at least the first 500 KiB; a larger file is parsed up to here (never becomes allow-all)
+MAX_LINE_BYTES = 2083 * 8 - 1  #: the reference parser keeps 16,663 bytes of a line and drops the rest
+MAX_WARNINGS = 100  #: a binary or HTML body would otherwise produce one warning per line
+
+_BOM = b"\xef\xbb\xbf"
+_UNRESERVED = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+#: record names as the file may spell them -> the canonical name (the typos are the reference parser's)
+_KEYS = {
+    "user-agent": "user-agent", "useragent": "user-agent", "user agent": "user-agent",
+    "allow": "allow",
+    "disallow": "disallow", "dissallow": "disallow", "dissalow": "disallow", "disalow": "disallow",
+    "diasllow": "disallow", "disallaw": "disallow",
+    "sitemap": "sitemap", "site-map": "sitemap",
+}
+_TOKEN = re.compile(rb"[A-Za-z0-9_-]*")
+_WHITE = re.compile(rb"[ \t]+")
+#: a path made only of these needs no normalising (no "%", no "#", nothing a URI may not hold raw)
+_NOT_PLAIN = re.compile(r"[^A-Za-z0-9\-._~!$&'()*+,;=:@/?\[\]]")
+_HEX_OR_HIGH = re.compile(r"%[0-9A-Fa-f]{2}|[\x80-\xff]")
+_HEX_OR_UNSAFE = re.compile(r'%[0-9A-Fa-f]{2}|[\x00-\x20\x7f"<>\\^`{|}]')
+_UNSAFE = re.compile(r'[\x00-\x20\x7f"<>\\^`{|}]')
+_SURROGATE = re.compile("[\udc80-\udcff]")
+_NUMBER = re.compile(r"(?:\d+(?:\.\d*)?|\.\d+)")
+_RATE = re.compile(r"\s*(\d+)\s*/\s*(\d+(?:\.\d+)?|\.\d+)\s*([smhd]?)(?![A-Za-z])", re.IGNORECASE)
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+@dataclass(frozen=True)
+class RobotsMatch:
+    """Why a path is allowed or not: the deciding rule and group, with line numbers for the audit trail."""
+
+    allowed: bool
+    rule: str | None  #: the deciding rule as written, e.g. "Disallow: /private" (None when no rule matched)
+    line: int | None  #: 1-based line number of that rule in the file
+    group: str | None  #: the user-agent value of the group used, e.g. "consentcrawl" or "*" (None: no group)
+    group_line: int | None  #: line of that group's first user-agent line
+
+
+# -- normalising ---------------------------------------------------------------------------------------------
+
+
+def _high_or_hex(m: re.Match[str]) -> str:
+    text = m.group()
+    return text.upper() if text[0] == "%" else f"%{ord(text):02X}"
+
+
+def _unreserved_or_unsafe(m: re.Match[str]) -> str:
+    text = m.group()
+    if text[0] == "%":
+        char = chr(int(text[1:], 16))
+        return char if char in _UNRESERVED else text.upper()
+    return f"%{ord(text):02X}"
+
+
+def _literal_rule(raw: bytes) -> str:
+    """The reference parser's spelling of a rule: bytes >= 0x80 percent-encoded, ``%xx`` upper-cased."""
+    return _HEX_OR_HIGH.sub(_high_or_hex, raw.decode("latin-1"))
+
+
+def _normal(literal: str) -> str:
+    """RFC 3986 normal form of an ASCII spelling: unreserved ``%xx`` decoded, characters a URI cannot hold encoded."""
+    return _HEX_OR_UNSAFE.sub(_unreserved_or_unsafe, literal)
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
+def _path_spellings(path: str) -> tuple[str, str]:
+    """(literal, normalised) spellings of a path+query as the caller gave it."""
+    if "#" in path:
+        path = path.partition("#")[0]
+    if not path.startswith("/"):
+        path = "/" + path
+    if not path.isascii():
+        return _escapes(path)[0], _normal(_HEX_OR_HIGH.sub(_high_or_hex, _utf8(path).decode("latin-1")))
+    literal, normal = _escapes(path)
+    if _UNSAFE.search(normal) is not None:
+        normal = _UNSAFE.sub(_unreserved_or_unsafe, normal)
+    return literal, normal
+
+
+def _escapes(path: str) -> tuple[str, str]:
+    """``%xx`` upper-cased (literal) and, in the second spelling, decoded when unreserved; a dict per escape."""
+    if "%" not in path:
+        return path, path
+    parts = path.split("%")
+    literal = [parts[0]]
+    normal = [parts[0]]
+    for part in parts[1:]:
+        escape = _ESCAPES.get(part[:2])
+        if escape is None:
+            literal.append("%" + part)
+            normal.append("%" + part)
+        else:
+            literal.append(escape[0] + part[2:])
+            normal.append(escape[1] + part[2:])
+    return "".join(literal), "".join(normal)
+
+
+#: "7e" -> ("%7E", "~"), "c3" -> ("%C3", "%C3"): every two hex digits in any case
+_ESCAPES = {
+    f"{hi}{lo}": (f"%{hi}{lo}".upper(), chr(int(hi + lo, 16)) if chr(int(hi + lo, 16)) in _UNRESERVED
+                  else f"%{hi}{lo}".upper())
+    for hi in "0123456789abcdefABCDEF" for lo in "0123456789abcdefABCDEF"
+}
+
+
+def _text(raw: bytes) -> tuple[str, bool]:
+    """Decode a value for display; bytes that are not UTF-8 become ``%XX``. Returns (text, had_bad_bytes)."""
+    try:
+        return raw.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", "surrogateescape")
+        return _SURROGATE.sub(lambda m: f"%{ord(m.group()) - 0xDC00:02X}", text), True
+
+
+# -- compiling -----------------------------------------------------------------------------------------------
+
+
+def _pattern_regex(pattern: str, names: list[int]) -> str:
+    """Regex for one rule pattern, matched at the start of the path.
+
+    Each ``*`` jumps to the *leftmost* occurrence of the next literal piece and never backtracks (a lookahead is
+    atomic in ``re``), which is correct for this kind of pattern and keeps an adversarial one linear.
+    """
+    anchored = pattern.endswith("$")
+    if anchored:
+        pattern = pattern[:-1]
+    pieces = pattern.split("*")
+    out = [re.escape(pieces[0])]
+    last = len(pieces) - 1
+    for i in range(1, last + 1):
+        piece = re.escape(pieces[i])
+        if i == last and anchored:
+            out.append(".*" + piece)
+        elif piece:
+            name = f"g{len(names)}"
+            names.append(0)
+            out.append(f"(?=(?P<{name}>.*?{piece}))(?P={name})")
+    if anchored:
+        out.append(r"\Z")
+    return "".join(out)
+
+
+@dataclass
+class _Rule:
+    allow: bool
+    literal: str  #: the reference parser's spelling
+    normal: str  #: the RFC 3986 normal form
+    result: RobotsMatch
+
+
+#: rules are bucketed by the first KEY_WIDTH characters of their literal prefix, so a path only meets the rules
+#: that can match it (plus the few with a shorter prefix, like "/" or "/*.pdf$")
+KEY_WIDTH = 3
+#: alternatives per regex: ``re`` saves every group's state at each alternative, so a huge one is quadratic
+CHUNK = 48
+#: rules per chain that are compiled to regexes; the rest of a huge group is tried one by one
+REGEX_RULES = 8 * CHUNK
+
+
+class _Chain:
+    """Rules in priority order; the first one that matches wins.
+
+    The first :data:`REGEX_RULES` are compiled, lazily, into regexes of at most :data:`CHUNK` alternatives; any
+    further ones (only a huge group has them) are tried one by one with ``str.find``, because compiling thousands of
+    wildcard patterns costs seconds while trying them costs about a microsecond each.
+    """
+
+    __slots__ = ("chunks", "rest", "top")
+
+    def __init__(self, rules: list[tuple[str, int, RobotsMatch]]) -> None:
+        self.top = rules[0][1] if rules else -1  #: the highest priority in the chain
+        compiled = rules[:REGEX_RULES]
+        #: a chunk is compiled the first time a path reaches it
+        self.chunks: list[_Chunk | list[tuple[str, int, RobotsMatch]]] = [
+            compiled[i:i + CHUNK] for i in range(0, len(compiled), CHUNK)]
+        self.rest = [(*_pieces(pattern), priority, result) for pattern, priority, result in rules[REGEX_RULES:]]
+
+    def first(self, path: str) -> tuple[int, RobotsMatch] | None:
+        chunks = self.chunks
+        for i, chunk in enumerate(chunks):
+            if type(chunk) is list:
+                chunk = chunks[i] = _compile_chunk(chunk)
+            regex, results = chunk  # type: ignore[misc]
+            m = regex.match(path)
+            if m is not None:
+                return results[m.lastindex]  # type: ignore[index,no-any-return]
+        for pieces, anchored, priority, result in self.rest:
+            if _glob_match(pieces, anchored, path):
+                return priority, result
+        return None
+
+
+def _pieces(pattern: str) -> tuple[tuple[str, ...], bool]:
+    """A pattern as its literal pieces between ``*`` and whether it ends with the ``$`` anchor."""
+    anchored = pattern.endswith("$")
+    return tuple((pattern[:-1] if anchored else pattern).split("*")), anchored
+
+
+def _glob_match(pieces: tuple[str, ...], anchored: bool, path: str) -> bool:
+    """The same test as :func:`_pattern_regex` without a regex: each piece at its leftmost place after the last."""
+    if not path.startswith(pieces[0]):
+        return False
+    pos = len(pieces[0])
+    last = len(pieces) - 1
+    if last == 0:
+        return not anchored or pos == len(path)
+    for piece in pieces[1:last]:
+        found = path.find(piece, pos)
+        if found < 0:
+            return False
+        pos = found + len(piece)
+    tail = pieces[last]
+    if anchored:
+        return len(path) - len(tail) >= pos and path.endswith(tail)
+    return path.find(tail, pos) >= 0
+
+
+_Chunk = tuple[re.Pattern[str], list[tuple[int, RobotsMatch] | None]]
+
+
+def _compile_chunk(rules: list[tuple[str, int, RobotsMatch]]) -> _Chunk:
+    """One regex for rules in priority order; ``lastindex`` of a match names the alternative that matched."""
+    names: list[int] = []  # inner groups used by "*"
+    alternatives: list[str] = []
+    by_group: dict[int, tuple[int, RobotsMatch]] = {}
+    for pattern, priority, result in rules:
+        by_group[len(alternatives) + len(names) + 1] = (priority, result)  # this alternative's own group
+        alternatives.append(f"({_pattern_regex(pattern, names)})")
+    results = [by_group.get(n) for n in range(len(alternatives) + len(names) + 1)]
+    return re.compile("(?s)(?:" + "|".join(alternatives) + ")"), results
+
+
+class _Matcher:
+    """One compiled reading (literal or normalised) of the rules that apply to a token.
+
+    Priority is ``2 * len(pattern) + allow``: the longest pattern wins and, at equal length, Allow wins.
+    """
+
+    __slots__ = ("buckets", "short")
+
+    def __init__(self, rules: list[tuple[str, bool, int, RobotsMatch]]) -> None:
+        ranked = sorted(((p, 2 * len(p) + allow, line, result) for p, allow, line, result in rules if p),
+                        key=lambda r: (-r[1], r[2]))  # an empty pattern matches nothing
+        keyed: dict[str, list[tuple[str, int, RobotsMatch]]] = {}
+        short: list[tuple[str, int, RobotsMatch]] = []
+        seen: set[tuple[str, int]] = set()
+        for pattern, priority, _line, result in ranked:
+            if (pattern, priority) in seen:  # the same rule again (first line reported): no need to try it twice
+                continue
+            seen.add((pattern, priority))
+            prefix = pattern.split("*", 1)[0] if "*" in pattern else pattern.removesuffix("$")
+            if len(prefix) >= KEY_WIDTH:
+                keyed.setdefault(prefix[:KEY_WIDTH], []).append((pattern, priority, result))
+            else:
+                short.append((pattern, priority, result))
+        self.buckets = {key: _Chain(chain) for key, chain in keyed.items()}
+        self.short = _Chain(short) if short else None
+
+    def run(self, path: str, default: RobotsMatch) -> RobotsMatch:
+        chain = self.buckets.get(path[:KEY_WIDTH])
+        best = None if chain is None else chain.first(path)
+        short = self.short
+        if short is not None and (best is None or best[0] < short.top):
+            other = short.first(path)
+            if other is not None and (best is None or other[0] > best[0]):
+                best = other
+        return default if best is None else best[1]
+
+
+class _Choice:
+    """The groups that apply to one token, compiled: what :meth:`RobotsRules.match` needs and nothing else."""
+
+    __slots__ = ("groups", "literal", "none", "normal")
+
+    def __init__(self, groups: list[_Group], name: str, global_: bool) -> None:
+        self.groups = groups
+        first = groups[0]
+        self.none = RobotsMatch(True, None, None, "*" if global_ else first.spelling(name), first.line)
+        normal: list[tuple[str, bool, int, RobotsMatch]] = []
+        literal: list[tuple[str, bool, int, RobotsMatch]] = []
+        for group in groups:
+            label = "*" if global_ else group.spelling(name)
+            for line, allow, written, raw in group.rules:
+                lit = _literal_rule(raw)
+                result = RobotsMatch(allow, f"{'Allow' if allow else 'Disallow'}: {written}", line, label, group.line)
+                normal.append((_normal(lit), allow, line, result))
+                literal.append((lit, allow, line, result))
+        self.normal = _Matcher(normal)
+        same = [r[:2] for r in normal] == [r[:2] for r in literal]
+        self.literal = self.normal if same else _Matcher(literal)
+
+    def extras(self, name: str) -> list[tuple[int, str]]:
+        return [(line, value) for group in self.groups for line, key, value in group.extras if key == name]
+
+
+class _Group:
+    """A run of user-agent lines and the records after them, up to the next user-agent line after a rule."""
+
+    __slots__ = ("agents", "extras", "is_global", "line", "rules")
+
+    def __init__(self, line: int) -> None:
+        self.line = line
+        self.agents: dict[str, str] = {}  #: lower-cased product token -> as the file spells it (first one)
+        self.is_global = False
+        self.rules: list[tuple[int, bool, str, bytes]] = []  #: (line, allow, value as written, raw value)
+        self.extras: list[tuple[int, str, str]] = []  #: (line, lower-cased key, value)
+
+    def spelling(self, name: str) -> str:
+        return self.agents.get(name, name)
+
+
+# -- the rules -----------------------------------------------------------------------------------------------
+
+
+class RobotsRules:
+    """A parsed robots.txt. Build it with :meth:`parse`, :meth:`allow_all` or :meth:`disallow_all`."""
+
+    warnings: tuple[str, ...]  #: e.g. "line 7: bytes that are not UTF-8 were kept percent-encoded"
+    size: int  #: bytes given
+    truncated: bool  #: True when only the first MAX_BYTES were parsed
+
+    def __init__(self, groups: list[_Group], lines: list[tuple[int, str, str]], warnings: list[str], size: int,
+                 truncated: bool, deny_all: bool = False) -> None:
+        self._groups = groups
+        self._lines = lines
+        if len(warnings) > MAX_WARNINGS:
+            warnings = [*warnings[:MAX_WARNINGS], f"... and {len(warnings) - MAX_WARNINGS} more warnings"]
+        self.warnings = tuple(warnings)
+        self.size = size
+        self.truncated = truncated
+        self._deny_all = deny_all
+        self._choices: dict[str, _Choice | None] = {}
+
+    def __repr__(self) -> str:
+        return (f"<RobotsRules {len(self._groups)} groups, {self.size} bytes"
+                f"{', truncated' if self.truncated else ''}{', disallow all' if self._deny_all else ''}>")
+
+    @classmethod
+    def parse(cls, body: bytes | str) -> RobotsRules:
+        """Parse a robots.txt body. Never raises: a failure inside the parser gives complete disallow."""
+        try:
+            return _parse(body)
+        except Exception as exc:  # noqa: BLE001 - a parser bug must deny, not crash the crawl or allow all
+            return cls.disallow_all(f"robots.txt could not be parsed ({type(exc).__name__}: {exc})")
+
+    @classmethod
+    def allow_all(cls) -> RobotsRules:
+        """No rules at all (RFC 9309 §2.3.1.3: the file is unavailable)."""
+        return cls([], [], [], 0, False)
+
+    @classmethod
+    def disallow_all(cls, why: str) -> RobotsRules:
+        """Complete disallow (RFC 9309 §2.3.1.4: the file is unreachable); ``why`` is kept as the only warning."""
+        return cls([], [], [why], 0, False, deny_all=True)
+
+    def _choice(self, token: str) -> _Choice | None:
+        name = token.strip().lower()
+        choice = self._choices.get(name, _MISSING)
+        if choice is _MISSING:
+            specific = [g for g in self._groups if name and name in g.agents]
+            groups = specific or [g for g in self._groups if g.is_global]
+            choice = _Choice(groups, name, not specific) if groups else None
+        if len(self._choices) > 256:  # tokens come from configuration; this only guards against misuse
+            self._choices.clear()
+        self._choices[name] = self._choices[token] = choice  # type: ignore[assignment]
+        return choice  # type: ignore[return-value]
+
+    def match(self, path: str, token: str) -> RobotsMatch:
+        """Decide ``path`` (path and optional ``?query`` as requested; ``""`` is ``/``) for product ``token``."""
+        if self._deny_all:
+            return _ROBOTS_TXT if path == "/robots.txt" else _DENY_ALL
+        choice = self._choices.get(token, _MISSING)
+        if choice is _MISSING:
+            choice = self._choice(token)
+        if not path:
+            path = "/"
+        if path == "/robots.txt":  # RFC 9309 §2.2.2: always allowed
+            return _ROBOTS_TXT
+        if choice is None:
+            return _NO_GROUP
+        if _NOT_PLAIN.search(path) is None and path[0] == "/":
+            normal = choice.normal.run(path, choice.none)
+            if choice.literal is choice.normal or not normal.allowed:
+                return normal
+            return choice.literal.run(path, choice.none)
+        literal, normalised = _path_spellings(path)
+        normal = choice.normal.run(normalised, choice.none)
+        if not normal.allowed or (literal == normalised and choice.literal is choice.normal):
+            return normal
+        other = choice.literal.run(literal, choice.none)
+        return normal if other.allowed else other
+
+    def allowed(self, path: str, token: str) -> bool:
+        """Shortcut for ``match(path, token).allowed``."""
+        return self.match(path, token).allowed
+
+    def crawl_delay(self, token: str) -> float | None:
+        """Seconds from the first valid ``Crawl-delay`` of the group that applies to ``token``."""
+        for _line, value in self.group_lines(token, "crawl-delay"):
+            m = _NUMBER.match(value)
+            if m is not None and math.isfinite(delay := float(m.group())):
+                return delay
+        return None
+
+    def request_rate(self, token: str) -> tuple[int, float] | None:
+        """(requests, seconds) from the first valid ``Request-rate`` (``1/5``, ``3/1m``) of the applying group."""
+        for _line, value in self.group_lines(token, "request-rate"):
+            m = _RATE.match(value)
+            if m is None:
+                continue
+            requests, seconds = int(m.group(1)), float(m.group(2)) * _UNITS[m.group(3).lower()]
+            if requests > 0 and seconds > 0 and math.isfinite(seconds):
+                return requests, seconds
+        return None
+
+    def group_lines(self, token: str, name: str) -> list[tuple[int, str]]:
+        """Other records (``content-signal``, ``crawl-delay``...) of the group that applies, as (line, value)."""
+        if self._deny_all:
+            return []
+        choice = self._choice(token)
+        return [] if choice is None else choice.extras(name.strip().lower())
+
+    def global_lines(self, name: str) -> list[tuple[int, str]]:
+        """Every record named ``name`` (``sitemap``, ``license``...) anywhere in the file, as (line, value)."""
+        name = name.strip().lower()
+        return [(line, value) for line, key, value in self._lines if key == name]
+
+
+_MISSING: Any = object()
+_ROBOTS_TXT = RobotsMatch(True, None, None, None, None)
+_NO_GROUP = RobotsMatch(True, None, None, None, None)
+_DENY_ALL = RobotsMatch(False, "Disallow: /", None, None, None)
+
+
+def _split_record(line: bytes) -> tuple[bytes, bytes] | None:
+    """``key: value``; like the reference parser, ``key value`` (exactly two words) is accepted too."""
+    key, colon, value = line.partition(b":")
+    if not colon:
+        words = _WHITE.split(line)
+        if len(words) != 2:
+            return None
+        key, value = words
+    key = key.strip()
+    return (key, value.strip()) if key else None
+
+
+def _parse(body: bytes | str) -> RobotsRules:
+    if isinstance(body, str):
+        body = _utf8(body)
+    elif isinstance(body, (bytearray, memoryview)):
+        body = bytes(body)
+    elif not isinstance(body, bytes):
+        raise TypeError(f"a robots.txt body is bytes or str, not {type(body).__name__}")
+    size = len(body)
+    warnings: list[str] = []
+    warn: Callable[[str], None] = warnings.append
+    truncated = size > MAX_BYTES
+    cut_line_kept = False
+    if truncated:
+        complete = body[MAX_BYTES:MAX_BYTES + 1] in (b"\n", b"\r") or body[MAX_BYTES - 1:MAX_BYTES] in (b"\n", b"\r")
+        body = body[:MAX_BYTES]
+        warn(f"only the first {MAX_BYTES} of {size} bytes were parsed (RFC 9309 §2.5)")
+        cut_line_kept = complete
+    if body.startswith(_BOM):
+        body = body[len(_BOM):]
+    groups: list[_Group] = []
+    lines: list[tuple[int, str, str]] = []
+    group: _Group | None = None
+    rules_seen = False
+    not_records = 0
+    raw_lines = body.splitlines()
+    last = len(raw_lines)
+    for number, raw in enumerate(raw_lines, 1):
+        if len(raw) > MAX_LINE_BYTES:
+            raw = raw[:MAX_LINE_BYTES]
+            warn(f"line {number}: longer than {MAX_LINE_BYTES} bytes, the rest was ignored")
+        raw = raw.split(b"#", 1)[0].strip()
+        if not raw:
+            continue
+        record = _split_record(raw)
+        if record is None:
+            not_records += 1
+            continue
+        key_raw, value_raw = record
+        key = key_raw.decode("latin-1").lower()
+        key = _KEYS.get(key, key)
+        if truncated and number == last and not cut_line_kept:
+            if key != "disallow":
+                warn(f"line {number}: cut by the size limit, ignored")
+                break
+            warn(f"line {number}: cut by the size limit, kept as a shorter Disallow (it can only block more)")
+        value, bad = _text(value_raw)
+        if bad:
+            warn(f"line {number}: bytes that are not UTF-8 were kept percent-encoded")
+        lines.append((number, key, value))
+        if key == "user-agent":
+            if group is None or rules_seen:
+                group = _Group(number)
+                groups.append(group)
+                rules_seen = False
+            if value_raw[:1] == b"*" and (len(value_raw) == 1 or value_raw[1:2] in (b" ", b"\t")):
+                group.is_global = True
+            else:
+                token = _TOKEN.match(value_raw).group().decode("ascii")  # type: ignore[union-attr]
+                if token:
+                    group.agents.setdefault(token.lower(), token)
+                else:
+                    warn(f"line {number}: user-agent {value!r} names no product token, it matches no crawler")
+        elif key in ("allow", "disallow"):
+            if group is None:
+                warn(f"line {number}: {key} before any user-agent line, ignored")
+                continue
+            rules_seen = True
+            if value_raw and value_raw[:1] not in (b"/", b"*"):
+                warn(f"line {number}: pattern {value!r} does not start with '/' or '*', it matches no path")
+            group.rules.append((number, key == "allow", value, value_raw))
+        elif group is not None and key != "sitemap":  # sitemaps belong to the file, not to a group
+            group.extras.append((number, key, value))
+    if not_records:
+        warn(f"{not_records} line(s) were not 'name: value' records and were ignored")
+    return RobotsRules(groups, lines, warnings, size, truncated)
