@@ -1,0 +1,610 @@
+"""Page-level robots rules: ``X-Robots-Tag`` and ``Robots-Tag`` headers and ``<meta name="robots">``, pure.
+
+No Scrapy, no I/O, no clock (``now`` is passed in). Scrapy reads none of these (scrapy/scrapy#4866) and the one
+consumer library, ``datadiligence``, reads one header line case-sensitively; these are operator terms, so every
+header line and every meta tag counts, and a directive scoped to another crawler never relaxes a global one.
+
+Decisions, each one for a reason:
+
+* Everything is a union. Several header lines and several meta tags add up; a directive scoped to our product
+  token adds to the global ones. Nothing here ever removes a directive (``index``/``all`` are kept but mean nothing).
+* ``X-Robots-Tag`` items are split on commas, and ``NAME: rest`` is a user-agent scope only when NAME is not a
+  known rule (``unavailable_after``, ``max-snippet`` ...) and ``rest`` starts with a known rule; the scope then
+  lasts to the end of the line or the next ``UA:`` item (Google's reading). Anything else is a rule with a value,
+  so an unknown ``max-foo: bar`` never scopes the rules after it away from us. ``unavailable_after`` takes every
+  following comma-separated part that does not start a rule, so ``Friday, 25-Jun-2010 15:00:00 GMT`` stays one
+  date. A proxy that folds two header lines into one can move a global rule into a preceding scope: that cannot be
+  undone here.
+* User agents are cut to their product token (leading letters, digits, ``-``, ``_``; ``ConsentCrawl/1.0`` ->
+  ``consentcrawl``) and compared ignoring case, as in :mod:`consentcrawl.robots.rules`. ``*`` means everyone.
+* ``Robots-Tag`` (draft-illyes-repext) is an RFC 9651 List of product tokens whose Parameters are the rules. It is
+  parsed strictly, one header line at a time: a malformed line yields nothing and a note in ``warnings`` (RFC 9651
+  would drop all the lines of the field together; per line gives the same result on valid input and keeps the
+  valid lines' restrictions otherwise). Parameter keys must be lower case there, as RFC 9651 requires. Three
+  lenient readings, each of which can only add restrictions: the draft's own example ends a member with a bare
+  ``;`` (``ExampleBot;``), which is accepted; a member that is a known rule with no parameters (``Robots-Tag:
+  noindex``, X-Robots-Tag habits) is read as that rule for everyone, with a warning; an inner list
+  ``(a b);noindex`` gives the rules to every token in it.
+* Meta tags count only in the document's head: the scan stops at ``<body`` or after :data:`META_SCAN_BYTES`, and
+  skips comments and raw-text elements (``<script>``, ``<style>``, ``<title>``...) so a commented-out or quoted
+  ``<meta>`` never counts. A meta between ``</head>`` and ``<body>`` counts (HTML puts it in the head).
+* ``none`` is kept as ``none``; :func:`denials` and :func:`nofollow` read it as ``noindex`` + ``nofollow``.
+* ``unavailable_after`` dates: ISO 8601, then RFC 822/850/asctime (``email.utils``, which knows ``PST`` and the
+  like), then a bare ``25 Jun 2010`` / ``June 25, 2010``. No zone means UTC. An unparseable date is ignored.
+* Nothing here raises on any header value or body (fuzzed); :func:`denials` raises ``ValueError`` only for an
+  unknown purpose, a programming error.
+
+Speed, measured with CPython 3.11 (best of 15 x 2000 runs, CPU time, on a loaded 2-core machine) on a 21 KB page
+whose head holds 30 tags, an inline script and a style, and whose body holds 160 paragraphs:
+:func:`parse_meta_robots` without any robots meta takes about 35 µs (the pre-check: lower-casing the bytes and two
+byte searches); with a ``<meta name="robots">`` about 85 µs (the head scan, about 2 µs per tag); ``html.parser``
+merely tokenising the same page takes about 3 ms. :func:`parse_robots_headers` takes about 3 µs for seven headers
+without a robots one and about 16 µs with two ``X-Robots-Tag`` lines.
+"""
+
+from __future__ import annotations
+
+import codecs
+import html
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_tz
+from typing import Any
+
+from consentcrawl.decision import Evidence
+from consentcrawl.purposes import check_purpose
+
+RAW_MAX = 300  #: characters of a header line or meta tag kept in :attr:`RobotsDirective.raw`
+META_SCAN_BYTES = 64 * 1024  #: only the start of a document is searched for its head
+HEADER_MAX = 64 * 1024  #: longest header value parsed (the Robots-Tag draft asks for at least 8 KiB)
+
+SOURCE_X_ROBOTS_TAG = "X-Robots-Tag"
+SOURCE_ROBOTS_TAG = "Robots-Tag"
+SOURCE_META = "meta"
+
+#: rules written ``name: value``; a ``name:`` in this set is never taken for a user agent
+VALUED_RULES: frozenset[str] = frozenset({"unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"})
+#: every rule we know of (Google, Bing, Yandex and the de-facto AI ones); unknown rules are kept too
+KNOWN_RULES: frozenset[str] = VALUED_RULES | frozenset({
+    "all", "index", "follow", "noindex", "nofollow", "none", "noarchive", "nocache", "nosnippet", "noimageindex",
+    "notranslate", "indexifembedded", "noai", "noimageai", "noodp", "noydir", "noyaca", "nositelinkssearchbox",
+})
+_ALIASES = {"unavailable-after": "unavailable_after"}
+#: rules that stand for others
+IMPLIES: dict[str, frozenset[str]] = {"none": frozenset({"noindex", "nofollow"})}
+
+#: purpose -> the rules that deny it (signals.md, "Purpose mapping"). ``none`` is listed wherever ``noindex`` is,
+#: although :data:`IMPLIES` would find it anyway. ``unavailable_after`` denies only once its date has passed.
+PURPOSE_DENIALS: dict[str, frozenset[str]] = {
+    "search-indexing": frozenset({"noindex", "none", "unavailable_after"}),
+    "ai-training": frozenset({"noai", "noimageai"}),
+    "ai-input": frozenset({"noai", "noarchive"}),  # Bing reads noarchive as "no AI use"
+    "commercial-profiling": frozenset({"noindex", "none", "noarchive", "unavailable_after"}),
+    "archiving": frozenset({"noarchive", "none", "noindex"}),
+    "research": frozenset(),
+}
+
+
+@dataclass(frozen=True)
+class RobotsDirective:
+    """One rule as found, with where it came from, so a denial can name its evidence."""
+
+    name: str  #: lower-case rule: "noindex", "none", "noai", "unavailable_after", "max-snippet", ...
+    value: str | None  #: "25 Jun 2010 15:00:00 PST" for ``unavailable_after: 25 Jun 2010 15:00:00 PST``
+    source: str  #: "X-Robots-Tag", "Robots-Tag" or "meta"
+    scope: str | None  #: the product token it was scoped to, None when it applies to every crawler
+    raw: str  #: the header line or meta tag as received, cut to 300 characters
+
+    def to_evidence(self, url: str) -> Evidence:
+        """This directive as decision evidence for the page at ``url``."""
+        detail: dict[str, Any] = {"directive": self.name, "value": self.value, "scope": self.scope, "raw": self.raw}
+        return Evidence(kind=self.source if self.source != SOURCE_META else "meta-robots", source=url, detail=detail)
+
+
+# --- shared helpers -----------------------------------------------------------------------------------------------
+
+_PRODUCT = re.compile(r"[A-Za-z0-9_-]+")
+_NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}\Z")
+_WORD_SEP = re.compile(r"[\s;]+")
+_RULE_END = re.compile(r"[\s:;]")
+
+
+def product_token(user_agent: str) -> str:
+    """``ConsentCrawl/1.0 (+https://...)`` -> ``consentcrawl``; "" when there is none."""
+    m = _PRODUCT.match(user_agent.strip()) if isinstance(user_agent, str) else None
+    return m.group().lower() if m else ""
+
+
+def _norm(name: str) -> str:
+    name = name.strip().lower()
+    return _ALIASES.get(name, name)
+
+
+def _split(piece: str) -> tuple[str, str | None]:
+    """``"name: value"`` -> ``("name", "value")``; ``"name"`` -> ``("name", None)``."""
+    head, sep, rest = piece.partition(":")
+    return head.strip(), (rest.strip() if sep else None)
+
+
+def _scope_of(head: str) -> str | None:
+    """The scope a ``UA:`` prefix names: None for ``*``, else the product token."""
+    head = head.strip()
+    return None if head == "*" else product_token(head)
+
+
+def _is_scope(head: str, rest: str | None) -> bool:
+    """Whether ``head: rest`` is a user-agent prefix rather than a rule with a value.
+
+    Only when ``rest`` starts with a known rule: ``otherbot: futurerule, noindex`` then keeps ``noindex`` global,
+    which can only be stricter than reading ``otherbot`` as the scope of the rest of the line.
+    """
+    if rest is None or not rest[:1].isalpha() or _norm(head) in KNOWN_RULES:
+        return False
+    if _norm(_RULE_END.split(rest, maxsplit=1)[0]) not in KNOWN_RULES:
+        return False
+    return head.strip() == "*" or bool(product_token(head))
+
+
+def _starts_rule(piece: str, scoped: bool) -> bool:
+    """Whether a comma-separated part after an ``unavailable_after`` date starts a new rule (else: more date)."""
+    head, rest = _split(piece)
+    if _norm(head) in KNOWN_RULES:
+        return True
+    if rest is None:
+        words = [w for w in _WORD_SEP.split(head) if w]
+        return bool(words) and all(_norm(w) in KNOWN_RULES for w in words)
+    return scoped and _is_scope(head, rest)
+
+
+def _parse_rules(text: str, *, scoped: bool) -> list[list[Any]]:
+    """Comma-separated rules -> ``[scope, name, value]`` lists; ``scoped`` lets ``UA:`` prefixes switch scope."""
+    out: list[list[Any]] = []
+    scope: str | None = None
+    date_rule: list[Any] | None = None  # the unavailable_after rule still taking comma-separated date parts
+    for part in text.split(","):
+        piece = part.strip()
+        if not piece:
+            continue
+        if date_rule is not None:
+            if not _starts_rule(piece, scoped):
+                if len(date_rule[2] or "") < 200:  # a date is short; past that it is junk (and stays linear)
+                    date_rule[2] = f"{date_rule[2]}, {piece}" if date_rule[2] else piece
+                continue
+            date_rule = None
+        head, rest = _split(piece)
+        if scoped and _is_scope(head, rest):
+            scope = _scope_of(head)
+            head, rest = _split(rest or "")
+        if rest is None:
+            for word in _WORD_SEP.split(head):  # "noindex nofollow" or "noindex;nofollow", slips for a comma
+                name = _norm(word)
+                if _NAME.match(name):
+                    out.append([scope, name, None])
+            continue
+        name = _norm(head)
+        if not _NAME.match(name):
+            continue
+        rule = [scope, name, rest or None]
+        out.append(rule)
+        if name == "unavailable_after":
+            date_rule = rule
+    return out
+
+
+def _text(value: object) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw.decode("latin-1")
+    return None
+
+
+_HEADER_NAMES = {"x-robots-tag", "robots-tag"}
+
+
+def _robots_headers(headers: Any) -> Iterator[tuple[str, str, str]]:
+    """(lower-case name, name, value) of the robots header lines, from a list of pairs, a dict, Scrapy ``Headers``
+    (a list of values per name) or httpx ``Headers``; other headers are not even decoded."""
+    if hasattr(headers, "multi_items"):  # httpx: items() would join repeated lines
+        items = headers.multi_items()
+    elif hasattr(headers, "items"):
+        items = headers.items()
+    else:
+        items = headers
+    try:
+        iterator = iter(items)
+    except TypeError:
+        return
+    for entry in iterator:
+        if not isinstance(entry, (tuple, list)) or len(entry) != 2:
+            continue
+        name = _text(entry[0])
+        if name is None or len(name) > 20:
+            continue
+        lname = name.strip().lower()
+        if lname not in _HEADER_NAMES:
+            continue
+        values = entry[1] if isinstance(entry[1], (list, tuple)) else (entry[1],)
+        for value in values:
+            text = _text(value)
+            if text is not None:
+                yield lname, name, text
+
+
+def _directives(rules: list[list[Any]], source: str, raw: str, token: str) -> list[RobotsDirective]:
+    raw = raw[:RAW_MAX]
+    return [RobotsDirective(name, value, source, scope, raw) for scope, name, value in rules
+            if scope is None or (token and scope == token)]
+
+
+# --- headers ------------------------------------------------------------------------------------------------------
+
+def parse_robots_headers(headers: Iterable[tuple[str, str]], token: str, *,
+                         warnings: list[str] | None = None) -> list[RobotsDirective]:
+    """All X-Robots-Tag and Robots-Tag directives that apply to ``token`` (global ones and ones scoped to it).
+
+    ``headers`` is any iterable of (name, value) pairs, str or bytes; Scrapy and httpx header objects work too.
+    A malformed Robots-Tag line, or a value over :data:`HEADER_MAX`, is noted in ``warnings`` when given.
+    """
+    token = product_token(token)
+    found: list[RobotsDirective] = []
+    for lname, name, value in _robots_headers(headers):
+        raw = f"{name}: {value}"
+        if len(value) > HEADER_MAX:
+            if warnings is not None:
+                warnings.append(f"{name}: value of {len(value)} characters, only the first {HEADER_MAX} read")
+            value = value[:HEADER_MAX]
+        if lname == "x-robots-tag":
+            found += _directives(_parse_rules(value, scoped=True), SOURCE_X_ROBOTS_TAG, raw, token)
+            continue
+        members = _sf_list(value)
+        if members is None:
+            if warnings is not None:
+                warnings.append(f"Robots-Tag: malformed structured field ignored: {value[:RAW_MAX]!r}")
+            continue
+        rules: list[list[Any]] = []
+        for agent, params in members:
+            if not params and _norm(agent) in KNOWN_RULES - {"all", "index", "follow"}:
+                # `Robots-Tag: noindex` (X-Robots-Tag habits): valid, but literally "no rules for a bot called
+                # noindex". Read it as the global rule the operator meant; it can only add a restriction.
+                rules.append([None, _norm(agent), None])
+                if warnings is not None:
+                    warnings.append(f"Robots-Tag: {agent!r} has no parameters; read as a global rule")
+                continue
+            scope = _scope_of(agent)
+            if scope == "":
+                continue
+            for key, param in params.items():
+                if param is not False:
+                    rules.append([scope, _norm(key), None if param is True else str(param)])
+        found += _directives(rules, SOURCE_ROBOTS_TAG, raw, token)
+    return list(dict.fromkeys(found))
+
+
+# RFC 9651 (structured fields) List parsing, strict: any deviation -> None.
+_SF_OWS = " \t"
+_SF_TOKEN = re.compile(r"[A-Za-z*][!#$%&'*+\-.^_`|~0-9A-Za-z:/]*")
+_SF_KEY = re.compile(r"[a-z*][a-z0-9_\-.*]*")
+_SF_NUMBER = re.compile(r"-?(?:[0-9]{1,12}\.[0-9]{1,3}|[0-9]{1,15})")
+_SF_STRING = re.compile(r'"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\["\\])*)"')
+_SF_DISPLAY = re.compile(r'%"((?:[\x20\x21\x23\x24\x26-\x5b\x5d-\x7e]|%[0-9a-f]{2})*)"')
+_SF_BYTES = re.compile(r":[A-Za-z0-9+/=]*:")
+_SF_BOOL = re.compile(r"\?[01]")
+_SF_DATE = re.compile(r"@-?[0-9]{1,15}")
+_SF_UNESCAPE = re.compile(r"\\([\"\\])")
+_SF_PERCENT = re.compile(r"%([0-9a-f]{2})")
+_FAIL = object()
+
+
+def _sf_list(s: str) -> list[tuple[str, dict[str, Any]]] | None:
+    """RFC 9651 List -> (agent, parameters) per token or string member (others are skipped); None if malformed."""
+    if not s.isascii():
+        return None
+    s = s.strip(_SF_OWS)
+    n, i = len(s), 0
+    members: list[tuple[str, dict[str, Any]]] = []
+    while i < n:
+        if s[i] == "(":
+            agents: list[tuple[object, dict[str, Any]]] = []
+            i += 1
+            while True:
+                while i < n and s[i] == " ":
+                    i += 1
+                if i >= n:
+                    return None
+                if s[i] == ")":
+                    i += 1
+                    break
+                item, i = _sf_bare(s, i)
+                if item is _FAIL:
+                    return None
+                params, i = _sf_params(s, i)
+                if params is None:
+                    return None
+                agents.append((item, params))
+                if i < n and s[i] not in " )":
+                    return None
+            shared, i = _sf_params(s, i)
+            if shared is None:
+                return None
+            members += [(a, {**shared, **p}) for a, p in agents if isinstance(a, str)]
+        else:
+            item, i = _sf_bare(s, i)
+            if item is _FAIL:
+                return None
+            params, i = _sf_params(s, i)
+            if params is None:
+                return None
+            if isinstance(item, str):
+                members.append((item, params))
+        while i < n and s[i] in _SF_OWS:
+            i += 1
+        if i >= n:
+            break
+        if s[i] != ",":
+            return None
+        i += 1
+        while i < n and s[i] in _SF_OWS:
+            i += 1
+        if i >= n:  # trailing comma
+            return None
+    return members
+
+
+class _Other:
+    """A bare item that is neither a token nor a string (number, bytes, date...): valid, but not a user agent."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+def _sf_bare(s: str, i: int) -> tuple[object, int]:
+    """One bare item at ``i``: str for a token or string, True/False, or :class:`_Other`."""
+    c = s[i]
+    if c == '"':
+        m = _SF_STRING.match(s, i)
+        return (_SF_UNESCAPE.sub(r"\1", m.group(1)), m.end()) if m else (_FAIL, i)
+    if c.isalpha() or c == "*":
+        m = _SF_TOKEN.match(s, i)
+        return (m.group(), m.end()) if m else (_FAIL, i)
+    if c == "?":
+        m = _SF_BOOL.match(s, i)
+        return (m.group() == "?1", m.end()) if m else (_FAIL, i)
+    if c == "%":
+        m = _SF_DISPLAY.match(s, i)
+        if not m:
+            return _FAIL, i
+        try:
+            text = _SF_PERCENT.sub(lambda p: chr(int(p.group(1), 16)), m.group(1)).encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            return _FAIL, i
+        return _Other(text), m.end()
+    for pattern in (_SF_NUMBER, _SF_BYTES, _SF_DATE):
+        m = pattern.match(s, i)
+        if m:
+            return _Other(m.group()), m.end()
+    return _FAIL, i
+
+
+def _sf_params(s: str, i: int) -> tuple[dict[str, Any] | None, int]:
+    params: dict[str, Any] = {}
+    n = len(s)
+    while i < n and s[i] == ";":
+        i += 1
+        while i < n and s[i] == " ":
+            i += 1
+        if i >= n or s[i] == ",":  # `ExampleBot;`, the draft's own example: invalid in RFC 9651, tolerated
+            break
+        m = _SF_KEY.match(s, i)
+        if not m:
+            return None, i
+        key, i = m.group(), m.end()
+        value: object = True
+        if i < n and s[i] == "=":
+            if i + 1 >= n:
+                return None, i
+            value, i = _sf_bare(s, i + 1)
+            if value is _FAIL:
+                return None, i
+        params[key] = value
+    return params, i
+
+
+# --- meta ---------------------------------------------------------------------------------------------------------
+
+# what the head scan stops at: comments and raw-text elements to skip, <body> to stop, <meta> to read
+_SCAN = re.compile(
+    rb"<(?:(!--)|(script|style|title|textarea|xmp|iframe|noembed|noframes)[\s/>]|(body)[\s/>]|meta[\s/>])")
+#: an unclosed quote runs to the end, as in HTML (and keeps the scan linear)
+_ATTR = re.compile(rb"""[\s/]*([^\s/>][^\s/>=]*)(?:\s*=\s*(?:"([^"]*)(?:"|\Z)|'([^']*)(?:'|\Z)|([^\s>]*)))?""")
+#: a whole ``<meta>`` tag read attribute by attribute like :data:`_ATTR`, so a ``>`` in a quoted value stays inside
+_META_TAG = re.compile(
+    rb"""<meta(?:[\s/]*[^\s/>][^\s/>=]*(?:\s*=\s*(?:"[^"]*(?:"|\Z)|'[^']*(?:'|\Z)|[^\s>]*))?)*[\s/]*>?""")
+
+
+def _head_bytes(body: object, encoding: str) -> tuple[bytes, str] | None:
+    """The start of the document as ASCII-compatible bytes and the encoding to decode them with."""
+    if isinstance(body, str):
+        return body[:META_SCAN_BYTES].encode("utf-8", "surrogatepass"), "utf-8"
+    if not isinstance(body, (bytes, bytearray, memoryview)):
+        return None
+    try:
+        codec = codecs.lookup(encoding).name
+    except (LookupError, TypeError, ValueError):
+        codec = "utf-8"
+    if codec.startswith(("utf-16", "utf-32")):  # "<meta" is not ASCII there: re-encode (rare, so the copy is fine)
+        text = bytes(body[:META_SCAN_BYTES * 4]).decode(codec, "replace")[:META_SCAN_BYTES]
+        return text.encode("utf-8", "surrogatepass"), "utf-8"
+    return bytes(body[:META_SCAN_BYTES]), codec
+
+
+def parse_meta_robots(body: bytes, token: str, encoding: str = "utf-8") -> list[RobotsDirective]:
+    """``<meta name="robots">`` and ``<meta name="TOKEN">`` directives in an HTML document's head.
+
+    Runs on every HTML response, so a bytes pre-check (no ``<meta``, or neither ``robots`` nor the token anywhere
+    in the first 64 KiB) returns before any parsing.
+    """
+    token = product_token(token)
+    start = _head_bytes(body, encoding)
+    if start is None:
+        return []
+    head, codec = start
+    low = head.lower()  # bytes.lower() is ASCII-only, so offsets in `low` are offsets in `head`
+    if b"<meta" not in low:
+        return []
+    tok = token.encode("ascii")
+    if b"robots" not in low and (not tok or tok not in low):
+        return []
+    found: list[RobotsDirective] = []
+    pos, n = 0, len(low)
+    while pos < n:
+        m = _SCAN.search(low, pos)
+        if m is None:
+            break
+        kind = m.lastindex  # 1 comment, 2 raw-text element, 3 body, None meta
+        if kind == 1:
+            end = low.find(b"-->", m.end())
+            if end < 0:
+                break
+            pos = end + 3
+        elif kind == 2:
+            end = low.find(b"</" + m.group(2), m.end())
+            if end < 0:
+                break
+            pos = end + 2
+        elif kind == 3:
+            break
+        else:
+            end = _META_TAG.match(low, m.start()).end()  # type: ignore[union-attr]  # "<meta" is there
+            tag = low[m.start():end]
+            if b"robots" in tag or (tok and tok in tag):  # most meta tags are og:, viewport...: skip them cheaply
+                _read_meta(head, m.start(), end, codec, token, found)
+            pos = end
+    return list(dict.fromkeys(found))
+
+
+def _read_meta(head: bytes, start: int, end: int, codec: str, token: str, found: list[RobotsDirective]) -> None:
+    """Read the ``<meta`` tag at ``head[start:end]`` into ``found`` when it is for robots or for us."""
+    i = start + 5
+    attrs: dict[bytes, bytes] = {}
+    while True:
+        m = _ATTR.match(head, i, end)
+        if m is None or m.end() == i:
+            break
+        key = m.group(1).lower()
+        if key not in attrs:  # HTML keeps the first of repeated attributes
+            value = m.group(2) if m.group(2) is not None else m.group(3) if m.group(3) is not None else m.group(4)
+            attrs[key] = value or b""
+        i = m.end()
+    name, content = attrs.get(b"name"), attrs.get(b"content")
+    if name is None or content is None:
+        return
+    label = _decode(name).strip().lower()
+    if label == "robots":
+        scope = None
+    elif token and product_token(label) == token:
+        scope = token
+    else:
+        return
+    rules = _parse_rules(_decode(content, codec), scoped=False)
+    raw = _decode(head[start:min(end, start + 4 * RAW_MAX)], codec)
+    found += _directives([[scope, r[1], r[2]] for r in rules], SOURCE_META, raw, token)
+
+
+def _decode(value: bytes, codec: str = "utf-8") -> str:
+    try:
+        text = value.decode(codec, "replace")
+    except (LookupError, ValueError, TypeError):
+        text = value.decode("latin-1")
+    return html.unescape(text) if "&" in text else text
+
+
+# --- decisions ----------------------------------------------------------------------------------------------------
+
+def denials(directives: Iterable[RobotsDirective], purpose: str, now: datetime) -> list[RobotsDirective]:
+    """The directives that deny ``purpose`` (empty: none does), by :data:`PURPOSE_DENIALS`.
+
+    ``unavailable_after`` denies once its date is at or before ``now`` (naive ``now`` is read as UTC); an
+    unparseable date is ignored. Raises ``ValueError`` for an unknown purpose.
+    """
+    denying = PURPOSE_DENIALS[check_purpose(purpose)]
+    if not denying:
+        return []
+    out: list[RobotsDirective] = []
+    for d in directives:
+        if d.name == "unavailable_after":
+            if "unavailable_after" in denying and _expired(d.value, now):
+                out.append(d)
+        elif d.name in denying or IMPLIES.get(d.name, frozenset()) & denying:
+            out.append(d)
+    return out
+
+
+def nofollow(directives: Iterable[RobotsDirective]) -> bool:
+    """Whether the links of the page must not be followed (``nofollow`` or ``none``)."""
+    return any(d.name == "nofollow" or "nofollow" in IMPLIES.get(d.name, ()) for d in directives)
+
+
+def _expired(value: str | None, now: datetime) -> bool:
+    when = parse_date(value) if value else None
+    if when is None:
+        return False
+    try:
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=timezone.utc)
+        return when <= now
+    except (OverflowError, ValueError, TypeError, AttributeError):
+        return False
+
+
+_MONTHS = {m: i for i, m in enumerate(
+    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
+_DAY_MONTH_YEAR = re.compile(r"(?:[a-z]+,?\s+)?(\d{1,2})[\s-]+([a-z]{3,9})\.?[\s,-]+(\d{4})\b")
+_MONTH_DAY_YEAR = re.compile(r"(?:[a-z]+,?\s+)?([a-z]{3,9})\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})\b")
+
+
+def parse_date(value: str) -> datetime | None:
+    """An ``unavailable_after`` date as an aware UTC datetime, or None when it cannot be read."""
+    text = value.strip()[:100]
+    if not text:
+        return None
+    when: datetime | None = None
+    try:
+        when = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "zZ" else text)
+    except ValueError:
+        pass
+    if when is None:
+        try:
+            parts = parsedate_tz(text)
+            if parts is not None:
+                when = datetime(*parts[:6], tzinfo=timezone(timedelta(seconds=parts[9] or 0)))
+        except (ValueError, TypeError, IndexError, OverflowError):
+            when = None
+    if when is None:
+        low = text.lower()
+        m = _DAY_MONTH_YEAR.match(low)
+        day, month, year = (m.group(1), m.group(2), m.group(3)) if m else (None, None, None)
+        if m is None:
+            m = _MONTH_DAY_YEAR.match(low)
+            if m:
+                month, day, year = m.group(1), m.group(2), m.group(3)
+        month_number = _MONTHS.get((month or "")[:3])
+        if m is None or month_number is None:
+            return None
+        try:
+            when = datetime(int(year), month_number, int(day), tzinfo=timezone.utc)  # type: ignore[arg-type]
+        except ValueError:
+            return None
+    try:
+        return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
+    except (OverflowError, ValueError):
+        return None
