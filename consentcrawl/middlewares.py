@@ -25,6 +25,7 @@ from .decision import Decision
 from .runtime import (
     CONFIG_ERROR_REASON,
     META_DECISION,
+    META_NOFOLLOW,
     META_ROBOTS,
     ConsentRuntime,
     apply_crawl_delay,
@@ -100,6 +101,9 @@ class ConsentResponseMiddleware:
             # sent without passing our request phase (e.g. made by a middleware placed after it)
             decision = await self.runtime.decide_request(request, phase="response")
             request.meta[META_DECISION] = decision
+        if decision.allowed:
+            decision = self.runtime.check_response(request, response, decision)
+            request.meta[META_DECISION] = decision
         if not decision.allowed and self.runtime.enforce:
             request.meta["dont_cache"] = True
             raise ConsentDenied(decision)
@@ -125,10 +129,15 @@ class ConsentSpiderMiddleware:
         checked = is_checked_url(response.url)
         denied = checked and (not isinstance(decision, Decision) or not decision.allowed)
         stats = self.runtime.stats
+        nofollow = bool(response.meta.get(META_NOFOLLOW)) if response.request is not None else False
         async for obj in result:
             if denied and self.runtime.enforce:
                 stats.inc_value("consentcrawl/output_dropped")
                 continue
+            if nofollow and isinstance(obj, Request):
+                self.runtime.record_nofollow(obj, response)
+                if self.runtime.enforce:
+                    continue
             if is_item(obj) and checked:
                 self._stamp(obj, response, decision)
             yield obj

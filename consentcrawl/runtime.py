@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin
 
 from scrapy import Request, signals
+from scrapy.http import Response, TextResponse
 from scrapy.http.request import NO_CALLBACK
 
 from .audit.log import AuditLog
@@ -19,6 +20,7 @@ from .config import ConsentConfig
 from .decision import Decision, Evidence, Stage, deny
 from .errors import ConfigError
 from .policy import PolicyEngine, RequestFacts
+from .response import judge_response, wants_nofollow
 from .robots.cache import RobotsCache
 from .robots.fetch import (
     MAX_REDIRECTS,
@@ -29,6 +31,7 @@ from .robots.fetch import (
     robots_url,
     unreachable,
 )
+from .robots.tags import parse_meta_robots, parse_robots_headers
 from .urls import CanonicalURL
 
 if TYPE_CHECKING:
@@ -41,6 +44,8 @@ META_SUBJECT = "consentcrawl_subject"
 META_DECISION = "consentcrawl_decision"
 #: internal: marks the robots.txt side requests so our own middleware lets them through
 META_ROBOTS = "consentcrawl_robots"
+#: set on a response whose X-Robots-Tag / meta robots says nofollow: its links are dropped
+META_NOFOLLOW = "consentcrawl_nofollow"
 
 _ATTR = "_consentcrawl_runtime"
 #: the spider's finish reason when the configuration is invalid and the crawl refuses to start
@@ -142,6 +147,36 @@ class ConsentRuntime:
         decision = self.engine.decide_subject(platform, subject, self.config.purpose, self.config.now())
         self.record(decision, url, None, "item")
         return decision
+
+    def check_response(self, request: Request, response: Response, prior: Decision) -> Decision:
+        """Read the response's robots directives before any callback or the HTTP cache sees it."""
+        token = self.config.token
+        try:
+            directives = parse_robots_headers(response.headers, token)
+            if isinstance(response, TextResponse) and b"html" in (response.headers.get(b"Content-Type") or b"html"):
+                directives += parse_meta_robots(response.body, token, response.encoding)
+        except Exception as exc:  # noqa: BLE001 - a crash reading the signals must deny, not skip them
+            evidence = (Evidence("error", response.url, {"error": type(exc).__name__, "message": str(exc)}),)
+            decision = deny(Stage.ERROR, "error.internal", subject=prior.subject, platform=prior.platform,
+                            evidence=evidence)
+            self.record(decision, response.url, None, "response")
+            return decision
+        if not directives:
+            return prior
+        decision = judge_response(prior, directives, self.config.purpose, self.config.now(), response.url)
+        if wants_nofollow(directives):
+            request.meta[META_NOFOLLOW] = True
+        if not decision.allowed:
+            self.record(decision, response.url, None, "response")
+        else:
+            self.stats.inc_value("consentcrawl/response/signals")
+        return decision
+
+    def record_nofollow(self, dropped: Request, response: Response) -> None:
+        """A link on a nofollow response: recorded as a deny (``response.nofollow``) whether or not enforced."""
+        decision = deny(Stage.RESPONSE, "response.nofollow", evidence=(
+            Evidence("nofollow", response.url, {"link": dropped.url}),))
+        self.record(decision, dropped.url, None, "output")
 
     # -- recording -----------------------------------------------------------------------------------------
 
