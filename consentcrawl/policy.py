@@ -175,10 +175,12 @@ class PolicyEngine:
         for path in facts.robots_paths:
             match = robots.rules.match(path, facts.token)
             if not match.allowed:
-                detail.update(path=path, rule=match.rule, line=match.line, group=match.group)
+                detail.update(path=path, rule=match.rule, line=match.line, group=match.group,
+                              group_line=match.group_line)
                 evidence.append(Evidence("robots.txt", robots.url, detail))
                 return "robots.disallowed"
-        detail.update(path=facts.robots_paths[0], rule=match.rule, line=match.line, group=match.group)
+        detail.update(path=facts.robots_paths[0], rule=match.rule, line=match.line, group=match.group,
+                      group_line=match.group_line)
         delay = crawl_delay(robots, facts.token)
         if delay:
             detail["crawl_delay"] = delay

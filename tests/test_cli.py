@@ -12,7 +12,7 @@ import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.cli import main
-from consentcrawl.demo.server import LocalServer, Router
+from consentcrawl.demo.server import LocalServer, Response, Router
 from spiders.microblog import MicroblogSpider
 from tests.conftest import AUTHORIZATIONS, PLATFORMS, ROOT, consent_settings, run_crawl
 
@@ -148,3 +148,20 @@ def test_demo_runs_end_to_end_and_leaves_nothing_running(tmp_path: Path) -> None
     audit = (tmp_path / "audit.jsonl").read_text().splitlines()
     assert len(audit) > len(items)
     assert "Traceback" not in proc.stderr
+
+
+def test_check_shows_which_robots_file_decided(capsys: pytest.CaptureFixture[str],
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    robots = "# our rules\nUser-agent: consentcrawl\nAllow: /public\nDisallow: /\n"
+    app = Router()
+    app.add("microblog.example", "/robots.txt", lambda r, h: Response.redirect("http://cdn.example/robots.txt", 301))
+    app.static("cdn.example", "/robots.txt", 200, robots)
+    with LocalServer(app) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        code, out, _ = check(capsys, "http://microblog.example/people", "--purpose", "research", *config_args())
+        assert not server.errors, server.errors
+    assert code == 1
+    assert "robots.txt http://microblog.example/robots.txt -> http://cdn.example/robots.txt" in out
+    assert "(HTTP 200, fetched " in out and f"{len(robots)} bytes" in out
+    assert "group 'User-agent: consentcrawl' (line 2)" in out and "rule 'Disallow: /' (line 4)" in out
+    assert "DENIED: robots.disallowed" in out
