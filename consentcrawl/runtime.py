@@ -166,10 +166,9 @@ class ConsentRuntime:
         decision = judge_response(prior, directives, self.config.purpose, self.config.now(), response.url)
         if wants_nofollow(directives):
             request.meta[META_NOFOLLOW] = True
-        if not decision.allowed:
-            self.record(decision, response.url, None, "response")
-        else:
-            self.stats.inc_value("consentcrawl/response/signals")
+        # the signals are evidence either way; an allow was already counted when the request was decided
+        self.record(decision, response.url, None, "response", count=not decision.allowed)
+        self.stats.inc_value("consentcrawl/response/signals")
         return decision
 
     def record_nofollow(self, dropped: Request, response: Response) -> None:
@@ -180,12 +179,15 @@ class ConsentRuntime:
 
     # -- recording -----------------------------------------------------------------------------------------
 
-    def record(self, decision: Decision, url: str | None, facts: RequestFacts | None, phase: str) -> None:
+    def record(self, decision: Decision, url: str | None, facts: RequestFacts | None, phase: str,
+               count: bool = True) -> None:
         self.audit.record(
             decision, time=self.config.now(), phase=phase, url=url,
             canonical_url=facts.canonical.url if facts else None, purpose=self.config.purpose,
             mode=self.config.mode,
         )
+        if not count:
+            return
         prefix = "consentcrawl/items/" if phase == "item" else "consentcrawl/"
         self.stats.inc_value(prefix + decision.stat_key)
         if not decision.allowed:

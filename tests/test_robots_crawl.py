@@ -375,6 +375,10 @@ async def test_noindex_does_not_concern_research(tmp_path: Path, monkeypatch: py
     _, ours, _, _, cache = await crawl_tagged(app, tmp_path, monkeypatch, "research", ours_only=True)
     assert sorted(i["url"] for i in ours.items) == [f"http://{HOST}/linked", f"http://{HOST}/page"]
     assert len(cached_urls(cache)) == 2
+    # the directive is still evidence: an allow entry for the response, not counted as a second allowed request
+    entry = next(e for e in ours.audit if e["phase"] == "response")
+    assert entry["verdict"] == "allow" and entry["evidence"][-1]["directive"] == "noindex"
+    assert ours.stats["consentcrawl/allowed"] == 2
 
 
 @deferred_f_from_coro_f
