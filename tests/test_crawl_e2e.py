@@ -14,7 +14,7 @@ import yaml
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.demo.microblog import MicroblogSite
-from consentcrawl.demo.server import LocalServer
+from consentcrawl.demo.server import LocalServer, Router
 from spiders.microblog import MicroblogSpider
 from tests.conftest import AUTHORIZATIONS, consent_settings, jsonl, run_crawl
 
@@ -184,14 +184,7 @@ async def test_nothing_of_a_denied_person_in_cache_feeds_or_info_logs(
 @deferred_f_from_coro_f
 async def test_unreachable_robots_denies_the_whole_origin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     site = MicroblogSite(n_profiles=30)
-
-    def app(request: Any, headers: dict[str, str]) -> Any:
-        from consentcrawl.demo.server import Response
-
-        if request.path == "/robots.txt":
-            return Response.text("User-agent: *\nAllow: /\n", 503)
-        return site(request, headers)
-
+    app = Router(fallback=site).static(None, "/robots.txt", 503, "User-agent: *\nAllow: /\n")
     with LocalServer(app) as server:
         result = await run_crawl(MicroblogSpider, consent_settings(tmp_path), proxy=server.proxy,
                                  monkeypatch=monkeypatch)
@@ -205,14 +198,7 @@ async def test_unreachable_robots_denies_the_whole_origin(tmp_path: Path, monkey
 @deferred_f_from_coro_f
 async def test_robots_404_allows_the_origin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     site = MicroblogSite(n_profiles=30)
-
-    def app(request: Any, headers: dict[str, str]) -> Any:
-        from consentcrawl.demo.server import Response
-
-        if request.path == "/robots.txt":
-            return Response.text("User-agent: *\nDisallow: /\n", 404)
-        return site(request, headers)
-
+    app = Router(fallback=site).static(None, "/robots.txt", 404, "User-agent: *\nDisallow: /\n")
     with LocalServer(app) as server:
         result = await run_crawl(MicroblogSpider, consent_settings(tmp_path), proxy=server.proxy,
                                  monkeypatch=monkeypatch)

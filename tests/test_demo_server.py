@@ -25,17 +25,6 @@ from consentcrawl.demo.server import LocalServer, LoggedRequest, Response, Route
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="module")
-def site() -> MicroblogSite:
-    return MicroblogSite()
-
-
-@pytest.fixture
-def server(site: MicroblogSite) -> Iterator[LocalServer]:
-    with LocalServer(site) as srv:
-        yield srv
-
-
 @pytest.fixture
 def proxied(server: LocalServer) -> Iterator[httpx.Client]:
     with httpx.Client(proxy=server.proxy, trust_env=False, timeout=10) as client:
