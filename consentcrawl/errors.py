@@ -32,3 +32,7 @@ class ConfigError(ConsentError):
 
 class StoreUnavailable(ConsentError):
     """An authorization store could not answer; every decision that needs it is a deny."""
+
+
+class AuditUnavailable(ConsentError):
+    """The audit log cannot be written: a decision that cannot be evidenced is not an allow."""

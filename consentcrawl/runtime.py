@@ -18,7 +18,7 @@ from scrapy.http.request import NO_CALLBACK
 from .audit.log import AuditLog
 from .config import ConsentConfig
 from .decision import Decision, Evidence, Stage, deny
-from .errors import ConfigError
+from .errors import AuditUnavailable, ConfigError
 from .policy import PolicyEngine, RequestFacts
 from .response import judge_response, wants_nofollow
 from .robots.cache import RobotsCache
@@ -129,8 +129,7 @@ class ConsentRuntime:
                 robots = None
             decision = self.engine.decide(facts, robots)
         assert decision is not None
-        self.record(decision, request.url, facts, phase)
-        return decision
+        return self.record(decision, request.url, facts, phase)
 
     def decide_scheduled(self, request: Request) -> Decision | None:
         """What can be decided without I/O when a request is scheduled; None when nothing denies yet."""
@@ -140,13 +139,11 @@ class ConsentRuntime:
             if decision.allowed:
                 return None
         assert decision is not None
-        self.record(decision, request.url, facts, "schedule")
-        return decision
+        return self.record(decision, request.url, facts, "schedule")
 
     def decide_item(self, platform: str | None, subject: str, url: str | None) -> Decision:
         decision = self.engine.decide_subject(platform, subject, self.config.purpose, self.config.now())
-        self.record(decision, url, None, "item")
-        return decision
+        return self.record(decision, url, None, "item")
 
     def check_response(self, request: Request, response: Response, prior: Decision) -> Decision:
         """Read the response's robots directives before any callback or the HTTP cache sees it."""
@@ -159,17 +156,15 @@ class ConsentRuntime:
             evidence = (Evidence("error", response.url, {"error": type(exc).__name__, "message": str(exc)}),)
             decision = deny(Stage.ERROR, "error.internal", subject=prior.subject, platform=prior.platform,
                             evidence=evidence)
-            self.record(decision, response.url, None, "response")
-            return decision
+            return self.record(decision, response.url, None, "response")
         if not directives:
             return prior
         decision = judge_response(prior, directives, self.config.purpose, self.config.now(), response.url)
         if wants_nofollow(directives):
             request.meta[META_NOFOLLOW] = True
         # the signals are evidence either way; an allow was already counted when the request was decided
-        self.record(decision, response.url, None, "response", count=not decision.allowed)
         self.stats.inc_value("consentcrawl/response/signals")
-        return decision
+        return self.record(decision, response.url, None, "response", count=not decision.allowed)
 
     def record_nofollow(self, dropped: Request, response: Response) -> None:
         """A link on a nofollow response: recorded as a deny (``response.nofollow``) whether or not enforced."""
@@ -180,26 +175,45 @@ class ConsentRuntime:
     # -- recording -----------------------------------------------------------------------------------------
 
     def record(self, decision: Decision, url: str | None, facts: RequestFacts | None, phase: str,
-               count: bool = True) -> None:
-        self.audit.record(
-            decision, time=self.config.now(), phase=phase, url=url,
-            canonical_url=facts.canonical.url if facts else None, purpose=self.config.purpose,
-            mode=self.config.mode,
-        )
+               count: bool = True) -> Decision:
+        """Write the decision to the audit log and the stats; returns the decision that stands.
+
+        If the audit log cannot be written, an allow becomes ``error.audit-unavailable``: data we could not
+        account for is not collected.
+        """
+        try:
+            self.audit.record(
+                decision, time=self.config.now(), phase=phase, url=url,
+                canonical_url=facts.canonical.url if facts else None, purpose=self.config.purpose,
+                mode=self.config.mode,
+            )
+        except AuditUnavailable as exc:
+            self.stats.inc_value("consentcrawl/audit/write_errors")
+            logger.error("consentcrawl: %s; denying", exc)
+            if decision.allowed:
+                cause = Evidence("error", "audit log", {"error": "AuditUnavailable", "message": str(exc)})
+                decision = deny(Stage.ERROR, "error.audit-unavailable", subject=decision.subject,
+                                platform=decision.platform, evidence=(*decision.evidence, cause))
+            count = True
         if not count:
-            return
+            return decision
         prefix = "consentcrawl/items/" if phase == "item" else "consentcrawl/"
         self.stats.inc_value(prefix + decision.stat_key)
         if not decision.allowed:
             self.stats.inc_value(prefix + "denied")
             logger.debug("consentcrawl: %s %s (%s, %s)", "would deny" if not self.enforce else "denied",
                          url, decision.reason, phase)
+        return decision
 
     def summary(self) -> dict[str, Any]:
         return {k: v for k, v in self.stats.get_stats().items() if k.startswith("consentcrawl/")}
 
     def _spider_closed(self, spider: Any = None, reason: str = "") -> None:
-        self.audit.close()
+        try:
+            self.audit.close()
+        except AuditUnavailable as exc:
+            self.stats.inc_value("consentcrawl/audit/write_errors")
+            logger.error("consentcrawl: %s", exc)
 
 
 class ScrapyRobotsFetcher:

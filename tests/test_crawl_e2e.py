@@ -236,3 +236,30 @@ async def test_bad_config_refuses_to_start_naming_file_and_line(
     critical = [r.getMessage() for r in caplog.records if r.levelno == logging.CRITICAL]
     assert len(critical) == 1 and f"authorizations.yaml, line {index + 1}" in critical[0]
     assert "reserch" in critical[0]
+
+
+@deferred_f_from_coro_f
+async def test_an_audit_log_that_cannot_be_written_denies_everything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    site = MicroblogSite(n_profiles=30)
+    settings = consent_settings(tmp_path, CONSENTCRAWL_AUDIT_LOG="/dev/full")  # every write fails: ENOSPC
+    with LocalServer(site) as server:
+        result = await run_crawl(MicroblogSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+        assert [r.path for r in server.requests] == ["/robots.txt"]
+    assert result.items == []
+    assert result.stats["consentcrawl/denied/error/audit-unavailable"] >= 1
+    assert result.stats.get("consentcrawl/allowed", 0) == 0
+    assert any("cannot write the audit log" in r.getMessage() for r in caplog.records)
+
+
+@deferred_f_from_coro_f
+async def test_an_audit_log_that_cannot_be_opened_refuses_to_start(
+    server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    (tmp_path / "taken").write_text("a file where a folder should be")
+    settings = consent_settings(tmp_path, CONSENTCRAWL_AUDIT_LOG=str(tmp_path / "taken" / "audit.jsonl"))
+    result = await run_crawl(MicroblogSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert result.stats["finish_reason"] == "consentcrawl_config_error" and server.requests == []
+    critical = [r.getMessage() for r in caplog.records if r.levelno == logging.CRITICAL]
+    assert len(critical) == 1 and "taken/audit.jsonl" in critical[0] and "cannot open the audit log" in critical[0]

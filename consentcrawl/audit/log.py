@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from ..decision import Decision
+from ..errors import AuditUnavailable, ConfigError
 
 
 class AuditLog:
@@ -24,8 +25,12 @@ class AuditLog:
         self._lock = threading.Lock()
         self.count = 0
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = self.path.open("a", encoding="utf-8")
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._file = self.path.open("a", encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"cannot open the audit log: {exc.strerror or exc}",
+                                  source=str(self.path)) from None
 
     def record(self, decision: Decision, *, time: datetime, phase: str, url: str | None = None,
                canonical_url: str | None = None, purpose: str | None = None, mode: str = "enforce",
@@ -51,16 +56,22 @@ class AuditLog:
         if self._file is not None:
             line = json.dumps(entry, ensure_ascii=False, separators=(",", ":"), default=str)
             with self._lock:
-                self._file.write(line + "\n")
-                self._file.flush()
+                try:
+                    self._file.write(line + "\n")
+                    self._file.flush()
+                except OSError as exc:
+                    raise AuditUnavailable(f"cannot write the audit log {self.path}: {exc.strerror or exc}") from exc
                 self.count += 1
         return entry
 
     def close(self) -> None:
         with self._lock:
             if self._file is not None:
-                self._file.close()
-                self._file = None
+                file, self._file = self._file, None
+                try:
+                    file.close()
+                except OSError as exc:
+                    raise AuditUnavailable(f"cannot write the audit log {self.path}: {exc.strerror or exc}") from exc
 
 
 def read_audit_log(path: str | Path) -> list[dict[str, Any]]:
