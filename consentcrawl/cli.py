@@ -144,7 +144,43 @@ def build_parser() -> argparse.ArgumentParser:
                       help="only serve the demo platform (for `scrapy crawl microblog`); Ctrl-C stops it")
     demo.add_argument("--port", type=int, default=0, help="port for --serve (default: 8765 with --serve)")
     demo.set_defaults(func=cmd_demo)
+
+    authorizations = sub.add_parser("authorizations", help="manage authorization stores")
+    actions = authorizations.add_subparsers(dest="action", required=True)
+    load = actions.add_parser("import", help="validate a YAML, CSV or JSONL file of authorization records and add "
+                                             "them to an SQLite store (created if missing)")
+    load.add_argument("source", metavar="SRC", help="a .yaml, .csv or .jsonl file of authorization records")
+    load.add_argument("dest", metavar="sqlite:///DEST", help="the store (relative path; sqlite:////abs/path)")
+    load.add_argument("--settings", metavar="MODULE", help="Scrapy settings module to read CONSENTCRAWL_* from")
+    load.add_argument("--platforms", metavar="FILE", help="platform terms YAML the records are checked against")
+    load.set_defaults(func=cmd_authorizations_import)
     return parser
+
+
+def cmd_authorizations_import(args: argparse.Namespace) -> int:
+    """Validate SRC with the same loaders a crawl uses, then add its records to the store in one transaction."""
+    from .config import DEFAULT_PLATFORMS
+    from .consent.load import load_authorizations
+    from .consent.sqlite import import_records, parse_sqlite_url
+    from .terms.load import load_platforms
+
+    target = parse_sqlite_url(args.dest)
+    value = args.platforms or load_settings(args.settings).get("CONSENTCRAWL_PLATFORMS")
+    if isinstance(value, (list, tuple)):
+        files = [str(v) for v in value]
+    elif value:
+        files = [v.strip() for v in str(value).split(",") if v.strip()]
+    else:
+        files = [str(DEFAULT_PLATFORMS)] if DEFAULT_PLATFORMS.exists() else []
+    if not files:
+        raise ConfigError("no platforms file: records are checked against the platforms they name "
+                          "(use --platforms FILE)", source="--platforms")
+    platforms = load_platforms(files)
+    records = load_authorizations(args.source, platforms)
+    result = import_records(target, records, platforms=platforms.platforms)
+    print(f"imported {result.imported} record(s) from {args.source} into {target.source}; it now holds "
+          f"{result.records} record(s) of {result.keys} people")
+    return EXIT_ALLOWED
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -105,9 +105,13 @@ class ConsentConfig:
 def open_store(source: str, platforms: PlatformRegistry) -> AuthorizationStore:
     """Open the authorization store named by ``CONSENTCRAWL_AUTHORIZATIONS``."""
     scheme = source.split("://", 1)[0].lower() if "://" in source else ""
-    if scheme in ("redis", "rediss", "http", "https", "sqlite"):
+    if scheme == "sqlite":
+        from .consent.sqlite import SQLiteStore
+
+        return SQLiteStore(source, platforms.platforms)
+    if scheme in ("redis", "rediss", "http", "https"):
         raise ConfigError(f"{scheme}:// authorization stores are not available in this version; "
-                          "use a YAML, CSV or JSONL file", source="CONSENTCRAWL_AUTHORIZATIONS")
+                          "use a YAML, CSV or JSONL file, or sqlite:///PATH", source="CONSENTCRAWL_AUTHORIZATIONS")
     from .consent.load import load_authorizations
 
     return load_authorizations(source, platforms)

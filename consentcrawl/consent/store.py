@@ -6,7 +6,7 @@ The policy core only calls :meth:`AuthorizationStore.lookup`; a store that canno
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Protocol
 
 from .records import AuthorizationRecord
@@ -24,11 +24,16 @@ class MemoryStore:
     def __init__(self, records: Iterable[AuthorizationRecord] = (), source: str = "memory") -> None:
         self.source = source
         self._records: dict[tuple[str, str], list[AuthorizationRecord]] = {}
-        for record in records:
+        self._order = list(records)
+        for record in self._order:
             self._records.setdefault((record.platform, record.subject), []).append(record)
 
     def lookup(self, platform: str, subject: str) -> Sequence[AuthorizationRecord]:
         return self._records.get((platform, subject), ())
+
+    def __iter__(self) -> Iterator[AuthorizationRecord]:
+        """Every record, in the order they were given (``authorizations import`` copies them this way)."""
+        return iter(self._order)
 
     def __len__(self) -> int:
         return sum(len(v) for v in self._records.values())
