@@ -12,8 +12,12 @@ from datetime import datetime
 from pathlib import Path
 from typing import IO, Any
 
-from ..decision import Decision
+from ..decision import Decision, Evidence
 from ..errors import AuditUnavailable, ConfigError
+
+#: ``json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)``, without building an encoder per call
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+_FRAGMENTS = 8192  #: evidence items whose JSON is kept (in two generations of this size)
 
 
 class AuditLog:
@@ -24,6 +28,10 @@ class AuditLog:
         self._file: IO[str] | None = None
         self._lock = threading.Lock()
         self.count = 0
+        # JSON of evidence items seen recently: decisions share their evidence objects (the same robots.txt,
+        # platform grant or authorization record), and encoding it is most of the cost of a line.
+        self._fragments: dict[int, tuple[Evidence, str]] = {}
+        self._old_fragments: dict[int, tuple[Evidence, str]] = {}
         if self.path is not None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -54,7 +62,7 @@ class AuditLog:
         if extra:
             entry.update(extra)
         if self._file is not None:
-            line = json.dumps(entry, ensure_ascii=False, separators=(",", ":"), default=str)
+            line = self._line(entry, decision, extra)
             with self._lock:
                 try:
                     self._file.write(line + "\n")
@@ -64,6 +72,28 @@ class AuditLog:
                 self.count += 1
         return entry
 
+    def _line(self, entry: dict[str, Any], decision: Decision, extra: dict[str, Any] | None) -> str:
+        """``json.dumps(entry)``, character for character, with each evidence item encoded once."""
+        if extra and ("evidence" in extra or any(key in _HEAD for key in extra)):
+            return _dumps(entry)  # a key replaced in place: keep json's own ordering
+        head = {key: entry[key] for key in _HEAD}
+        parts = [_dumps(head)[:-1], ',"evidence":[', ",".join(self._fragment(e) for e in decision.evidence), "]"]
+        if extra:
+            parts += (",", _dumps(extra)[1:-1])
+        parts.append("}")
+        return "".join(parts)
+
+    def _fragment(self, evidence: Evidence) -> str:
+        memo = self._fragments.get(id(evidence))
+        if memo is None or memo[0] is not evidence:
+            memo = self._old_fragments.get(id(evidence))
+            if memo is None or memo[0] is not evidence:
+                memo = (evidence, _dumps(evidence.to_dict()))
+            self._fragments[id(evidence)] = memo
+            if len(self._fragments) >= _FRAGMENTS:
+                self._old_fragments, self._fragments = self._fragments, {}
+        return memo[1]
+
     def close(self) -> None:
         with self._lock:
             if self._file is not None:
@@ -72,6 +102,11 @@ class AuditLog:
                     file.close()
                 except OSError as exc:
                     raise AuditUnavailable(f"cannot write the audit log {self.path}: {exc.strerror or exc}") from exc
+
+
+#: the keys of an entry before its evidence, in order
+_HEAD = ("decision_id", "time", "phase", "url", "canonical_url", "platform", "subject", "purpose", "verdict", "stage",
+         "reason", "mode")
 
 
 def read_audit_log(path: str | Path) -> list[dict[str, Any]]:

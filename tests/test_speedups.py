@@ -1,0 +1,173 @@
+"""The fast paths and caches of the decision path give exactly what the plain code gives.
+
+Every shortcut taken for speed (benchmarks/RESULTS.md) is checked here against the code it short-cuts: the URL
+fast path against the general parser, a remembered decision against a fresh engine's, an audit line against
+``json.dumps`` of its entry.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import fields
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from consentcrawl import urls
+from consentcrawl.audit.log import AuditLog
+from consentcrawl.consent.records import AuthorizationRecord
+from consentcrawl.consent.store import MemoryStore
+from consentcrawl.decision import Decision, new_decision_id
+from consentcrawl.policy import PolicyEngine
+from consentcrawl.robots.fetch import from_response
+from consentcrawl.terms.platforms import PlatformRegistry
+from tests.test_policy import NOW, RECORDS, ROBOTS, make_platform, t
+
+SETTINGS = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+# -- canonicalize: the fast path ---------------------------------------------------------------------------------
+
+
+def _outcome(function: Any, url: str) -> Any:
+    try:
+        return function(url)
+    except ValueError as exc:
+        return ("ValueError", str(exc))
+
+
+_PIECES = st.sampled_from(["a", "Z", "0", "-", ".", "_", "~", "%", "%41", "%2f", "%2e", "/", "//", "/.", "/..",
+                           "?", "#", "@", ":", ";", "=", "&", "+", "!", "*", "'", "(", ",", "$", "\\", " ", "\t",
+                           "é", "[", "]", "|", "^", "`", "{", "\x00", "\x7f", "u", "1001"])
+
+
+@st.composite
+def url_strings(draw: st.DrawFn) -> str:
+    scheme = draw(st.sampled_from(["http", "https", "HTTP", "ftp", "http"]))
+    host = draw(st.sampled_from(["microblog.example", "M.Microblog.Example", "127.0.0.1", "0x7f.1", "a..b", "-",
+                                 "xn--bcher-kva.example", "bücher.example", "[::1]", "", "host."]))
+    port = draw(st.sampled_from(["", "", ":80", ":443", ":0", ":65535", ":65536", ":123456", ":", ":8a"]))
+    path = "".join(draw(st.lists(_PIECES, max_size=8)))
+    if path and not path.startswith(("/", "?", "#")):
+        path = "/" + path
+    return f"{scheme}://{host}{port}{path}"
+
+
+@SETTINGS
+@given(url_strings())
+def test_the_url_fast_path_gives_what_the_general_parser_gives(url: str) -> None:
+    assert _outcome(urls.canonicalize, url) == _outcome(urls._canonicalize, url)
+
+
+@pytest.mark.parametrize("url", [
+    "http://microblog.example/u/1001", "http://microblog.example", "http://microblog.example?x=1",
+    "https://www.microblog.example:8443/u/1001?a=1&b=%7e#top", "http://microblog.example/u/1001/",
+    "http://microblog.example/.well-known/x", "http://microblog.example//u/1001", "http://MICROBLOG.example/u/1",
+    "http://127.1/u/1", "http://microblog.example:99999/", "http://microblog.example/u/1#a b",
+])
+def test_the_url_fast_path_on_examples(url: str) -> None:
+    assert _outcome(urls.canonicalize, url) == _outcome(urls._canonicalize, url)
+
+
+# -- remembered decisions --------------------------------------------------------------------------------------------
+
+
+class ChangingStore:
+    """A store whose records can change between decisions, handing out new objects when they do."""
+
+    def __init__(self, records: list[AuthorizationRecord]) -> None:
+        self.store = MemoryStore(records)
+
+    def lookup(self, platform: str, subject: str) -> Any:
+        return self.store.lookup(platform, subject)
+
+    def replace(self, records: list[AuthorizationRecord]) -> None:
+        self.store = MemoryStore(records)
+
+
+def _fields(decision: Decision) -> dict[str, Any]:
+    values = {f.name: getattr(decision, f.name) for f in fields(decision) if f.name != "decision_id"}
+    values["evidence"] = [e.to_dict() for e in decision.evidence]
+    return values
+
+
+def test_a_remembered_decision_is_the_decision_a_fresh_engine_makes() -> None:
+    """Across time thresholds, robots.txt refetches and store changes, reuse never changes an answer."""
+    registry = PlatformRegistry({"microblog": make_platform(valid_until=t("2026-12-01"))})
+    store = ChangingStore(list(RECORDS))
+    engine = PolicyEngine(registry, store, "consentcrawl")
+    robots = [from_response("http://microblog.example/robots.txt", 200, ROBOTS, NOW),
+              from_response("http://microblog.example/robots.txt", 200, b"User-agent: *\nDisallow: /u/1001\n", NOW)]
+    urls_ = [f"http://microblog.example/u/{n}" for n in range(1001, 1012)] + [
+        "http://microblog.example/people", "http://microblog.example/search?q=x", "http://other.example/u/1",
+        "http://microblog.example/u/1001/", "http://m.microblog.example/profile/1003"]
+    times = [t("2026-01-15"), t("2026-02-01"), t("2026-03-01"), t("2026-05-31"), t("2026-06-01"), NOW,
+             t("2026-12-01") - timedelta(microseconds=1), t("2026-12-01"), t("2027-01-01")]
+    checked = 0
+    for step in range(3):
+        if step == 2:  # a withdrawal arrives: the store now answers with other objects
+            store.replace([*RECORDS, AuthorizationRecord("microblog", "1001", frozenset({"research"}),
+                                                         t("2026-02-01"), revoked_at=t("2026-11-01"),
+                                                         evidence="withdrawn", source="new:1")])
+        for now in times:
+            for file in robots:
+                for url in urls_:
+                    for subject in (None, "microblog:1001"):
+                        facts = engine.facts(url, "research", now, subject)
+                        fresh = PolicyEngine(registry, store, "consentcrawl")
+                        fresh_facts = fresh.facts(url, "research", now, subject)
+                        for _ in range(2):  # the second time comes from memory
+                            assert _fields(engine.decide(facts, file)) == _fields(fresh.decide(fresh_facts, file))
+                            assert _fields(engine.decide_consent(facts)) == _fields(fresh.decide_consent(fresh_facts))
+                            checked += 1
+    assert checked > 1000
+
+
+def test_remembered_decisions_get_new_ids_and_still_ask_the_store() -> None:
+    registry = PlatformRegistry({"microblog": make_platform()})
+    calls: list[str] = []
+
+    class Counting(ChangingStore):
+        def lookup(self, platform: str, subject: str) -> Any:
+            calls.append(subject)
+            return super().lookup(platform, subject)
+
+    engine = PolicyEngine(registry, Counting(list(RECORDS)), "consentcrawl")
+    facts = engine.facts("http://microblog.example/u/1001", "research", NOW)
+    first, second = engine.decide_consent(facts), engine.decide_consent(facts)
+    assert first.decision_id != second.decision_id and _fields(first) == _fields(second)
+    assert calls == ["1001", "1001"]  # a store failure would still deny the second time
+
+
+def test_decision_ids_are_unique_uuid4_hex() -> None:
+    ids = {new_decision_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for value in list(ids)[:50]:
+        assert len(value) == 32 and uuid.UUID(value).version == 4 and uuid.UUID(value).hex == value
+
+
+# -- the audit line --------------------------------------------------------------------------------------------------
+
+
+def test_an_audit_line_is_json_dumps_of_its_entry(tmp_path: Path) -> None:
+    registry = PlatformRegistry({"microblog": make_platform()})
+    engine = PolicyEngine(registry, MemoryStore(RECORDS), "consentcrawl")
+    file = from_response("http://microblog.example/robots.txt", 200, ROBOTS, NOW)
+    log = AuditLog(tmp_path / "audit.jsonl")
+    entries = []
+    for url in ["http://microblog.example/u/1001", "http://microblog.example/u/1003", "http://microblog.example/u/\"x",
+                "http://microblog.example/search?q=é", "http://other.example/"]:
+        facts = engine.facts(url, "research", NOW)
+        for decision in (engine.decide(facts, file), engine.decide_consent(facts), engine.decide_consent(facts)):
+            for extra in (None, {"note": "x"}, {"verdict": "replaced"}, {"evidence": []}):
+                entries.append(log.record(decision, time=datetime(2026, 11, 27, 12, 0, 0, 5, tzinfo=NOW.tzinfo),
+                                          phase="request", url=url, canonical_url=facts.canonical.url,
+                                          purpose="research", extra=extra))
+    log.close()
+    lines = (tmp_path / "audit.jsonl").read_text(encoding="utf-8").splitlines()
+    assert lines == [json.dumps(e, ensure_ascii=False, separators=(",", ":"), default=str) for e in entries]
