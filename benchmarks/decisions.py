@@ -1,0 +1,342 @@
+"""How fast is one full consent decision, with a large SQLite authorization store behind it?
+
+Usage: ``python benchmarks/decisions.py [--records 1000000,10000000] [--requests 1000000] [--streams crawl,uniform]``
+
+For each store size R (``--records``, comma-separated) it builds an SQLite store of R synthetic records
+(``benchmarks/synthetic.py``: half of the platform's first 2 R people have a record) with the bulk builder, then,
+for each request stream, in a fresh process: opens the store, and times ``PolicyEngine.facts`` +
+``PolicyEngine.decide`` (canonicalise the URL, find the platform by registered domain, match the cached
+robots.txt of the origin, check the platform's terms, look the person up in the store, build the decision with
+its evidence) for every request, one ``perf_counter_ns`` pair per decision. Every decision is checked against
+the reason the synthetic data says it must have.
+
+Streams:
+
+- ``crawl``: what a crawl asks, in crawl order (see :func:`crawl_stream`): links are checked when they are
+  scheduled (``decide_consent``, where a person is first looked up) and requests get the full decision when
+  they are fetched; a person is decided about 7 times, and the store's LRU has something to work with.
+- ``uniform``: every request is the profile of a uniformly random person of the platform's 2 R: no locality at
+  all, every lookup of a covered person goes to SQLite. The worst case; it bounds what caching cannot fix.
+
+Reported per store and stream: decisions/s, p50/p90/p99/p99.9/max latency, the store's LRU/Bloom/SQLite
+counts; per store: build time and file size, open time, and RSS above the baseline (the process with everything
+but the store loaded) after opening and at its peak after the run. The last line is
+``decision p99: N us`` for the crawl stream (the first one given) on the largest store.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from array import array
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(ROOT), str(HERE)]
+
+from platform_server import FIRST_ID, HOST, ROBOTS_TXT  # noqa: E402
+from synthetic import MOBILE_HOST, NOW, PLATFORMS_YAML, expected_reason, row_at  # noqa: E402
+
+#: kind ("full": a request about to be fetched, or "consent": a link being scheduled), url, person k (None: not a
+#: profile), the reason the decision must give (None: any)
+Request = tuple[str, str, "int | None", "str | None"]
+
+
+# -- request streams -------------------------------------------------------------------------------------------
+
+
+def crawl_stream(records: int, requests: int, seed: int = 1) -> Iterator[Request]:
+    """The ``requests`` decisions a crawl of a P-person site makes first, in crawl order.
+
+    As in a Scrapy crawl with consentcrawl: a link is checked when it is scheduled (``decide_consent``: terms and
+    subject, no robots.txt yet), and the request gets the full decision when it is about to be fetched. A listing
+    page names 50 people of the site, who are then fetched; each profile links to 5 random people of the site,
+    mostly as ``/u/ID`` (a duplicate, which Scrapy's dupefilter drops after the check) and sometimes spelt
+    ``m.chirp.example/u/ID/``, ``/profile/ID`` or ``/u/ID?ref=related`` (new URLs, so fetched too; robots.txt
+    disallows the last). About one decision in eight is a full one. The site is P = ``requests / 7`` people
+    sampled from the whole platform.
+    """
+    rng = random.Random(seed)
+    people = 2 * records
+    site_size = max(50, requests // 7)
+    site = [rng.randrange(people) for _ in range(site_size)]
+    made = 0
+    page = 0
+    while True:
+        page += 1
+        batch = site[(page - 1) * 50 % site_size:][:50]
+        out: list[Request] = [("full", f"http://{HOST}/people?page={page}", None, "subject.not-a-profile")]
+        out += [("consent", f"http://{HOST}/u/{FIRST_ID + k}", k, expected_reason(k, records)) for k in batch]
+        for k in batch:
+            if expected_reason(k, records) == "subject.authorized":  # the others were dropped when scheduled
+                out.append(("full", f"http://{HOST}/u/{FIRST_ID + k}", k, "subject.authorized"))
+            for _ in range(5):
+                other = site[rng.randrange(site_size)]
+                reason = expected_reason(other, records)
+                style = rng.randrange(20)
+                if style == 0:
+                    url = f"http://{HOST}/u/{FIRST_ID + other}?ref=related"
+                elif style == 1:
+                    url = f"http://{MOBILE_HOST}/u/{FIRST_ID + other}/"
+                elif style == 2:
+                    url = f"http://{HOST}/profile/{FIRST_ID + other}"
+                else:
+                    out.append(("consent", f"http://{HOST}/u/{FIRST_ID + other}", other, reason))
+                    continue
+                out.append(("consent", url, other, reason))
+                if reason == "subject.authorized":
+                    out.append(("full", url, other, "robots.disallowed" if style == 0 else reason))
+        for request in out:
+            yield request
+            made += 1
+            if made >= requests:
+                return
+
+
+def uniform_stream(records: int, requests: int, seed: int = 2) -> Iterator[Request]:
+    """Full decisions about uniformly random people of the platform: no locality at all."""
+    rng = random.Random(seed)
+    people = 2 * records
+    for _ in range(requests):
+        k = rng.randrange(people)
+        yield "full", f"http://{HOST}/u/{FIRST_ID + k}", k, expected_reason(k, records)
+
+
+STREAMS = {"crawl": crawl_stream, "uniform": uniform_stream}
+HISTOGRAM_NS = 100  #: latency histogram resolution
+HISTOGRAM_SIZE = 200_000  #: up to 20 ms; anything slower counts there (the maximum is kept apart)
+
+
+class Latencies:
+    """A latency histogram (0.1 µs buckets): percentiles of millions of decisions without keeping them."""
+
+    def __init__(self) -> None:
+        self.buckets = array("q", bytes(8 * HISTOGRAM_SIZE))
+        self.count = 0
+        self.total = 0
+        self.max = 0
+
+    def summary(self) -> dict[str, float]:
+        out: dict[str, float] = {"count": self.count}
+        if not self.count:
+            return out
+        targets = {"p50_us": 0.50, "p90_us": 0.90, "p99_us": 0.99, "p999_us": 0.999}
+        seen, bucket = 0, 0
+        for name, fraction in targets.items():
+            need = fraction * self.count
+            while seen + self.buckets[bucket] <= need and bucket < HISTOGRAM_SIZE - 1:
+                seen += self.buckets[bucket]
+                bucket += 1
+            out[name] = (bucket + 0.5) * HISTOGRAM_NS / 1000
+        out.update(mean_us=self.total / self.count / 1000, max_us=self.max / 1000,
+                   decisions_per_s=self.count / (self.total / 1e9))
+        return out
+
+
+# -- measurements in a child process ---------------------------------------------------------------------------
+
+
+def memory() -> dict[str, int]:
+    """This process's VmRSS, VmHWM (peak), RssAnon and RssFile in KiB (Linux)."""
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            name = line.split(":", 1)[0]
+            if name in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
+                out[name] = int(line.split()[1])
+    return out
+
+
+def child_build(path: str, records: int) -> dict[str, Any]:
+    from consentcrawl.consent.sqlite import bulk_build
+
+    start = time.perf_counter()
+    result = bulk_build(path, records, row_at)
+    seconds = time.perf_counter() - start
+    return {"build_s": seconds, "bytes": os.path.getsize(path), "records": result.records, "keys": result.keys}
+
+
+def child_measure(path: str, records: int, stream: str, requests: int, cache: int | None) -> dict[str, Any]:
+    from datetime import datetime
+
+    from consentcrawl.consent.sqlite import SQLiteStore
+    from consentcrawl.policy import PolicyEngine
+    from consentcrawl.robots.fetch import from_response
+    from consentcrawl.terms.load import load_platforms
+
+    now = datetime.fromisoformat(NOW.replace("Z", "+00:00"))
+    with tempfile.TemporaryDirectory() as tmp:
+        platforms_file = Path(tmp) / "platforms.yaml"
+        platforms_file.write_text(PLATFORMS_YAML)
+        platforms = load_platforms([str(platforms_file)])
+    robots = {f"http://{host}": from_response(f"http://{host}/robots.txt", 200, ROBOTS_TXT.encode(), now)
+              for host in (HOST, MOBILE_HOST)}
+    engine = PolicyEngine(platforms, None, "consentcrawl")
+    engine.decide(engine.facts(f"http://{HOST}/people?page=1", "research", now), robots[f"http://{HOST}"])
+    timings = {"full": Latencies(), "consent": Latencies()}  # their memory is part of the baseline
+    gc.collect()
+    base = memory()
+
+    url = f"sqlite:///{path}" + (f"?cache={cache}" if cache is not None else "")
+    start = time.perf_counter()
+    store = SQLiteStore(url, platforms.platforms)
+    open_s = time.perf_counter() - start
+    opened = memory()
+    engine.store = store
+
+    facts_of, decide, consent, clock = engine.facts, engine.decide, engine.decide_consent, time.perf_counter_ns
+    reasons: Counter[str] = Counter()
+    wrong: list[tuple[str, str, str, str]] = []
+    limit = HISTOGRAM_SIZE - 1
+    wall = time.perf_counter()
+    for kind, request_url, _k, expected in STREAMS[stream](records, requests):
+        if kind == "full":
+            t0 = clock()
+            facts = facts_of(request_url, "research", now)
+            decision = decide(facts, robots[facts.canonical.origin])
+            elapsed = clock() - t0
+        else:
+            t0 = clock()
+            decision = consent(facts_of(request_url, "research", now))
+            elapsed = clock() - t0
+        timing = timings[kind]
+        timing.buckets[min(elapsed // HISTOGRAM_NS, limit)] += 1
+        timing.count += 1
+        timing.total += elapsed
+        if elapsed > timing.max:
+            timing.max = elapsed
+        reasons[f"{kind} {decision.reason}"] += 1
+        if expected is not None and decision.reason != expected and len(wrong) < 10:
+            wrong.append((kind, request_url, expected, decision.reason))
+    wall = time.perf_counter() - wall
+    after = memory()
+    cache_info = store.cache_info()
+    result: dict[str, Any] = {
+        "records": records, "stream": stream, "wall_s": wall, "open_s": open_s,
+        "rss_base_mb": base["VmRSS"] / 1024,
+        "rss_open_mb": (opened["VmRSS"] - base["VmRSS"]) / 1024,
+        "rss_peak_mb": (after["VmHWM"] - base["VmRSS"]) / 1024,
+        "rss_after_mb": (after["VmRSS"] - base["VmRSS"]) / 1024,
+        "rss_file_mb": after.get("RssFile", 0) / 1024,
+        "lru_hits": cache_info.hits, "lru_misses": cache_info.misses, "lru_size": cache_info.currsize,
+        "lru_max": cache_info.maxsize, "sqlite_queries": store.queries, "bloom_rejects": store.bloom_rejects,
+        "reasons": dict(reasons.most_common()), "wrong": wrong, "loadavg": os.getloadavg(),
+    }
+    result.update({f"full_{k}": v for k, v in timings["full"].summary().items()})
+    result.update({f"consent_{k}": v for k, v in timings["consent"].summary().items()})
+    return result
+
+
+# -- the driver ------------------------------------------------------------------------------------------------
+
+
+def run_child(*args: str) -> dict[str, Any]:
+    out = subprocess.run([sys.executable, str(Path(__file__).resolve()), *args], check=True, text=True,
+                         stdout=subprocess.PIPE)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--records", default="1000000,10000000",
+                        help="store sizes, comma-separated (default 1000000,10000000)")
+    parser.add_argument("--requests", type=int, default=1_000_000, help="decisions per run (default 1,000,000)")
+    parser.add_argument("--streams", default="crawl,uniform", help="crawl, uniform or both (default both)")
+    parser.add_argument("--cache", type=int, default=None, help="the store's LRU size (default: the store's)")
+    parser.add_argument("--store-dir", help="keep the built stores here and reuse them (default: a temp dir)")
+    parser.add_argument("--json", metavar="FILE", help="also write every result to FILE")
+    parser.add_argument("--_build", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--_measure", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args._build:
+        print(json.dumps(child_build(args._build[0], int(args._build[1]))))
+        return 0
+    if args._measure:
+        path, records, stream, requests = args._measure
+        print(json.dumps(child_measure(path, int(records), stream, int(requests), args.cache)))
+        return 0
+
+    sizes = [int(x.replace("_", "")) for x in args.records.split(",") if x.strip()]
+    streams = [s.strip() for s in args.streams.split(",") if s.strip()]
+    unknown = set(streams) - set(STREAMS)
+    if unknown or not streams or not sizes:
+        parser.error(f"unknown stream(s) {', '.join(sorted(unknown))}" if unknown else "nothing to run")
+    tmp = None if args.store_dir else tempfile.TemporaryDirectory(prefix="consentcrawl-decisions-")
+    store_dir = Path(args.store_dir or tmp.name)  # type: ignore[union-attr]
+    store_dir.mkdir(parents=True, exist_ok=True)
+    results: list[dict[str, Any]] = []
+    builds: dict[int, dict[str, Any]] = {}
+    try:
+        for records in sizes:
+            path = store_dir / f"authorizations-{records}.db"
+            if args.store_dir and path.exists():
+                builds[records] = {"build_s": None, "bytes": path.stat().st_size}
+                print(f"store of {records:,} records: reusing {path}", flush=True)
+            else:
+                print(f"building a store of {records:,} records ...", flush=True)
+                builds[records] = run_child("--_build", str(path), str(records))
+                print(f"  built in {builds[records]['build_s']:.1f} s, {builds[records]['bytes'] / 1e6:.0f} MB",
+                      flush=True)
+            for stream in streams:
+                print(f"  {args.requests:,} decisions, {stream} stream ...", flush=True)
+                result = run_child("--_measure", str(path), str(records), stream, str(args.requests),
+                                   *([f"--cache={args.cache}"] if args.cache is not None else []))
+                result.update(builds[records])
+                results.append(result)
+                if result["wrong"]:
+                    print(f"  WRONG DECISIONS: {result['wrong']}", flush=True)
+    finally:
+        if tmp is not None:
+            tmp.cleanup()
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    print()
+    print(report(results))
+    headline = next(r for r in results if r["records"] == max(sizes) and r["stream"] == streams[0])
+    print(f"decision p99: {headline['full_p99_us']:.0f} us")
+    return 1 if any(r["wrong"] for r in results) else 0
+
+
+def report(results: list[dict[str, Any]]) -> str:
+    """The results as Markdown tables."""
+    lines = ["| records | stream | decision | count | decisions/s | p50 µs | p90 µs | p99 µs | p99.9 µs | max µs |",
+             "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        for kind in ("full", "consent"):
+            if not r.get(f"{kind}_count"):
+                continue
+            lines.append(f"| {r['records']:,} | {r['stream']} | {kind} | {r[f'{kind}_count']:,} | "
+                         f"{r[f'{kind}_decisions_per_s']:,.0f} | {r[f'{kind}_p50_us']:.1f} | "
+                         f"{r[f'{kind}_p90_us']:.1f} | {r[f'{kind}_p99_us']:.1f} | {r[f'{kind}_p999_us']:.1f} | "
+                         f"{r[f'{kind}_max_us']:,.0f} |")
+    lines += ["", "| records | stream | build s | file MB | open s | RSS base MB | + after open MB | + peak MB | "
+                  "+ after run MB | LRU hits | SQLite queries | Bloom says no | wrong | load avg |",
+              "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for r in results:
+        build = f"{r['build_s']:.1f}" if r.get("build_s") is not None else "(reused)"
+        hits = r["lru_hits"] / max(1, r["lru_hits"] + r["lru_misses"])
+        load = "/".join(f"{x:.1f}" for x in r["loadavg"])
+        lines.append(f"| {r['records']:,} | {r['stream']} | {build} | {r['bytes'] / 1e6:,.0f} | {r['open_s']:.3f} | "
+                     f"{r['rss_base_mb']:.0f} | {r['rss_open_mb']:.0f} | {r['rss_peak_mb']:.0f} | "
+                     f"{r['rss_after_mb']:.0f} | {hits:.0%} | {r['sqlite_queries']:,} | {r['bloom_rejects']:,} | "
+                     f"{len(r['wrong'])} | {load} |")
+    lines += ["", "Decisions by reason:", ""]
+    for r in results:
+        mix = ", ".join(f"{k} {v:,}" for k, v in r["reasons"].items())
+        lines.append(f"- {r['records']:,} records, {r['stream']} stream: {mix}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
