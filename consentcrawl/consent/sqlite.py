@@ -33,6 +33,7 @@ in the store. :func:`bulk_build` writes millions of trusted, generated rows quic
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -40,7 +41,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -438,8 +439,7 @@ def import_records(url: str | SQLiteURL, records: Iterable[AuthorizationRecord],
     """
     target = url if isinstance(url, SQLiteURL) else parse_sqlite_url(url)
     conn = _connect_writer(target.path)
-    try:
-        conn.execute("BEGIN IMMEDIATE")
+    with _write_transaction(conn, "BEGIN IMMEDIATE"):
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         if meta and meta.get("format") != FORMAT:
             raise ConfigError(f"{target.source} is not a consentcrawl authorization store", target.source)
@@ -482,6 +482,15 @@ def import_records(url: str | SQLiteURL, records: Iterable[AuthorizationRecord],
             for hashes in new_keys:
                 bloom.add(*hashes)
         _write_state(conn, bloom, count, keys, known_platforms)
+    return ImportResult(imported, count, keys)
+
+
+@contextlib.contextmanager
+def _write_transaction(conn: sqlite3.Connection, begin: str) -> Iterator[None]:
+    """One write transaction: committed if the block succeeds, rolled back if not; the connection is closed."""
+    try:
+        conn.execute(begin)
+        yield
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -489,7 +498,6 @@ def import_records(url: str | SQLiteURL, records: Iterable[AuthorizationRecord],
         raise
     finally:
         _checkpoint_and_close(conn)
-    return ImportResult(imported, count, keys)
 
 
 def _write_state(conn: sqlite3.Connection, bloom: Bloom, records: int, keys: int, platforms: Iterable[str]) -> None:
@@ -555,15 +563,7 @@ def bulk_build(path: str, count: int, row_at: Callable[[int], Row]) -> ImportRes
             platforms.add(row[0])
             yield (base + state["slot"], *row)
 
-    try:
-        conn.execute("BEGIN")
+    with _write_transaction(conn, "BEGIN"):
         conn.executemany(_INSERT, rows())
         _write_state(conn, bloom, count, keys, platforms)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    finally:
-        _checkpoint_and_close(conn)
     return ImportResult(count, count, keys)
