@@ -134,11 +134,12 @@ class ConsentSpiderMiddleware:
             if denied and self.runtime.enforce:
                 stats.inc_value("consentcrawl/output_dropped")
                 continue
-            if nofollow and isinstance(obj, Request):
-                self.runtime.record_nofollow(obj, response)
-                if self.runtime.enforce:
-                    continue
-            if is_item(obj) and checked:
+            if isinstance(obj, Request):
+                if nofollow:
+                    self.runtime.record_nofollow(obj, response)
+                    if self.runtime.enforce:
+                        continue
+            elif checked and is_item(obj):
                 self._stamp(obj, response, decision)
             yield obj
 

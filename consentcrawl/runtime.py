@@ -91,6 +91,8 @@ class ConsentRuntime:
         self.robots = ScrapyRobotsFetcher(crawler, self.config)
         self.audit = AuditLog(self.config.audit_log)
         self.stats = crawler.stats
+        #: Scrapy filters by level in its handler, not on the logger: skip building DEBUG lines nobody keeps
+        self._debug = crawler.settings.get("LOG_LEVEL", "DEBUG") in ("DEBUG", logging.DEBUG)
         self.stats.set_value("consentcrawl/purpose", self.config.purpose)
         self.stats.set_value("consentcrawl/mode", self.config.mode)
         crawler.signals.connect(self._spider_closed, signal=signals.spider_closed)
@@ -201,8 +203,9 @@ class ConsentRuntime:
         self.stats.inc_value(prefix + decision.stat_key)
         if not decision.allowed:
             self.stats.inc_value(prefix + "denied")
-            logger.debug("consentcrawl: %s %s (%s, %s)", "would deny" if not self.enforce else "denied",
-                         url, decision.reason, phase)
+            if self._debug:
+                logger.debug("consentcrawl: %s %s (%s, %s)", "would deny" if not self.enforce else "denied",
+                             url, decision.reason, phase)
         return decision
 
     def summary(self) -> dict[str, Any]:
