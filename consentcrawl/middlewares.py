@@ -27,7 +27,7 @@ from .runtime import (
     META_DECISION,
     META_NOFOLLOW,
     META_ROBOTS,
-    ConsentRuntime,
+    RuntimeComponent,
     apply_crawl_delay,
     config_error,
     get_runtime,
@@ -58,15 +58,8 @@ def _skip(request: Request) -> bool:
     return bool(request.meta.get(META_ROBOTS)) or not is_checked_url(request.url)
 
 
-class ConsentDownloaderMiddleware:
+class ConsentDownloaderMiddleware(RuntimeComponent):
     """Request phase: nothing leaves without an allow decision."""
-
-    def __init__(self, runtime: ConsentRuntime | None) -> None:
-        self.runtime = runtime
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> Self:
-        return cls(get_runtime(crawler))
 
     async def process_request(self, request: Request) -> None:
         if _skip(request):
@@ -81,15 +74,8 @@ class ConsentDownloaderMiddleware:
             apply_crawl_delay(self.runtime.crawler, request, decision.crawl_delay)
 
 
-class ConsentResponseMiddleware:
+class ConsentResponseMiddleware(RuntimeComponent):
     """Response phase, above HttpCacheMiddleware: a response without an allow decision goes no further."""
-
-    def __init__(self, runtime: ConsentRuntime | None) -> None:
-        self.runtime = runtime
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> Self:
-        return cls(get_runtime(crawler))
 
     async def process_response(self, request: Request, response: Response) -> Response:
         if _skip(request):
@@ -110,15 +96,8 @@ class ConsentResponseMiddleware:
         return response
 
 
-class ConsentSpiderMiddleware:
+class ConsentSpiderMiddleware(RuntimeComponent):
     """Nothing derived from a denied (or undecided) response reaches the engine; items carry provenance."""
-
-    def __init__(self, runtime: ConsentRuntime | None) -> None:
-        self.runtime = runtime
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> Self:
-        return cls(get_runtime(crawler))
 
     async def process_spider_output(self, response: Response, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
         if self.runtime is None:
@@ -161,11 +140,10 @@ class ConsentSpiderMiddleware:
             pass
 
 
-class ConsentScheduleGuard:
+class ConsentScheduleGuard(RuntimeComponent):
     """``request_scheduled`` handler: drop before the scheduler what consent already denies."""
 
-    def __init__(self, runtime: ConsentRuntime | None) -> None:
-        self.runtime = runtime
+    crawler: Crawler
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:

@@ -13,11 +13,10 @@ from typing import TYPE_CHECKING, Any
 from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem
 
-from .runtime import ConsentRuntime, get_runtime
+from .runtime import RuntimeComponent
 
 if TYPE_CHECKING:
-    from scrapy.crawler import Crawler
-    from typing_extensions import Self
+    pass
 
 
 class ConsentDropItem(DropItem):
@@ -26,14 +25,7 @@ class ConsentDropItem(DropItem):
     log_level = logging.DEBUG
 
 
-class ConsentGuardPipeline:
-    def __init__(self, runtime: ConsentRuntime | None) -> None:
-        self.runtime = runtime
-
-    @classmethod
-    def from_crawler(cls, crawler: Crawler) -> Self:
-        return cls(get_runtime(crawler))
-
+class ConsentGuardPipeline(RuntimeComponent):
     def process_item(self, item: Any) -> Any:
         if self.runtime is None:
             raise ConsentDropItem("consentcrawl: configuration error")

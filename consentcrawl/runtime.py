@@ -70,6 +70,17 @@ def get_runtime(crawler: Crawler) -> ConsentRuntime | None:
     return runtime if isinstance(runtime, ConsentRuntime) else None
 
 
+class RuntimeComponent:
+    """Base of the add-on's components: each holds the crawler's runtime (``None``: refuse everything)."""
+
+    def __init__(self, runtime: ConsentRuntime | None) -> None:
+        self.runtime = runtime
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Any:
+        return cls(get_runtime(crawler))
+
+
 def config_error(crawler: Crawler) -> ConfigError | None:
     error = getattr(crawler, _ATTR, None)
     return error if isinstance(error, ConfigError) else None

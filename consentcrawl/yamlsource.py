@@ -196,9 +196,7 @@ def type_name(value: object) -> str:
         return "nothing (null)"
     if isinstance(value, bool):
         return "a boolean"
-    if isinstance(value, int):
-        return "a number"
-    if isinstance(value, float):
+    if isinstance(value, (int, float)):
         return "a number"
     if isinstance(value, datetime):
         return "a date-time"
