@@ -443,6 +443,7 @@ def test_registered_domain_never_touches_network_or_disk(monkeypatch: pytest.Mon
 
     # A fresh extractor: tldextract really reads its suffix list inside this test.
     urls._extractor.cache_clear()
+    urls._suffix_rules.cache_clear()
     registered_domain.cache_clear()
     urls._canonical_host.cache_clear()
     try:
@@ -452,7 +453,7 @@ def test_registered_domain_never_touches_network_or_disk(monkeypatch: pytest.Mon
         assert registered_domain("a.b.ck") == "a.b.ck"
         assert registered_domain("münchen.de") == "xn--mnchen-3ya.de"
         assert registered_domain("192.0.2.1") == "192.0.2.1"
-        assert urls._extractor.cache_info().misses == 1
+        assert urls._suffix_rules.cache_info().misses == 1
         assert urls._extractor().suffix_list_urls == ()
     finally:
         urls._extractor.cache_clear()
@@ -462,3 +463,48 @@ def test_registered_domain_never_touches_network_or_disk(monkeypatch: pytest.Mon
     assert list(tmp_path.rglob("*")) == []  # no cache directory or file anywhere under the temp HOME / XDG dirs
     assert sorted(p.name for p in package_dir.iterdir() if p.name != "__pycache__") == package_files
     assert not os.path.exists(package_dir / ".suffix_cache")
+
+
+def _tldextract_registered_domain(host: str) -> str:
+    """What registered_domain answered when it asked tldextract's own extractor (the reference)."""
+    parts = urls._extractor()(host)
+    if not parts.suffix:
+        labels = host.split(".")
+        return ".".join(labels[-2:]) if len(labels) >= 2 else ""
+    return f"{parts.domain}.{parts.suffix}" if parts.domain else ""
+
+
+def test_registered_domain_agrees_with_tldextract_on_every_rule_of_the_list() -> None:
+    """Our suffix-rule lookup and tldextract's trie give the same answer around every ICANN rule."""
+    rules = sorted(urls._suffix_rules())
+    assert len(rules) > 6000 and "co.uk" in rules and "*.ck" in rules and "!www.ck" in rules
+    checked = 0
+    try:
+        for rule in rules:
+            base = rule.lstrip("!").replace("*", "wild")
+            try:
+                base_ascii = urls._canonical_host(base)
+            except ValueError:
+                continue
+            for host in (base_ascii, f"a.{base_ascii}", f"b.a.{base_ascii}", f"www.{base_ascii}"):
+                registered_domain.cache_clear()
+                assert registered_domain(host) == _tldextract_registered_domain(host), host
+                checked += 1
+    finally:
+        urls._extractor.cache_clear()
+        registered_domain.cache_clear()
+    assert checked > 20000
+
+
+def test_registered_domain_keeps_no_suffix_trie_alive() -> None:
+    """The suffix list lives as one set of strings, not as tldextract's ~17,000 trie nodes (GC cost, see urls.py)."""
+    import gc
+
+    import tldextract.tldextract as tx
+
+    urls._extractor.cache_clear()
+    urls._suffix_rules.cache_clear()
+    registered_domain.cache_clear()
+    assert registered_domain("www.bbc.co.uk") == "bbc.co.uk"
+    gc.collect()
+    assert not any(isinstance(o, tx.Trie) for o in gc.get_objects())
