@@ -11,12 +11,13 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from .consent.records import AuthorizationRecord, RecordStatus
 from .consent.store import AuthorizationStore
 from .decision import Decision, Evidence, Stage, Verdict, deny, new_decision_id
 from .errors import StoreUnavailable
+from .recent import Recent
 from .robots.fetch import RobotsFile, RobotsStatus
 from .robots.rules import RobotsMatch
 from .terms.platforms import Platform, PlatformRegistry
@@ -69,11 +70,11 @@ class PolicyEngine:
         self._robots_memo: dict[tuple[int, str], tuple[RobotsFile, dict[str, Any], float | None,
                                                        dict[str, RobotsMatch]]] = {}
         self._terms_memo: dict[int, tuple[Platform, Evidence]] = {}
-        self._record_memo: _Recent[int, tuple[AuthorizationRecord, Evidence]] = _Recent(8192)
+        self._record_memo: Recent[int, tuple[AuthorizationRecord, Evidence]] = Recent(8192)
         #: what a URL resolves to (a crawl decides the same URL when it is linked, scheduled and fetched)
         self._resolve = functools.lru_cache(maxsize=32768)(self._resolve_url)
         #: decisions already made, reused while nothing they rest on has changed (see :meth:`_reuse`)
-        self._decisions: _Recent[tuple[Any, ...], _Made] = _Recent(8192)
+        self._decisions: Recent[tuple[Any, ...], _Made] = Recent(8192)
 
     # -- facts ---------------------------------------------------------------------------------------------
 
@@ -342,43 +343,6 @@ class PolicyEngine:
             memo = (record, _record_evidence(record))
             self._record_memo.put(id(record), memo)
         return memo[1]
-
-
-_K = TypeVar("_K")
-_V = TypeVar("_V")
-
-
-class _Recent(Generic[_K, _V]):
-    """A bounded map that keeps about the ``size`` to ``2 * size`` most recently used entries.
-
-    Two generations: new entries go to the young one; when it is full it becomes the old one and the previous old
-    one is dropped; an old entry that is used again moves back to the young one. An approximate LRU at the cost
-    of one or two dict lookups, where ``OrderedDict.move_to_end`` on every hit would cost more than it saves.
-    """
-
-    __slots__ = ("old", "size", "young")
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.young: dict[_K, _V] = {}
-        self.old: dict[_K, _V] = {}
-
-    def get(self, key: _K) -> _V | None:
-        value = self.young.get(key)
-        if value is None:
-            value = self.old.pop(key, None)
-            if value is not None:
-                self.put(key, value)
-        return value
-
-    def put(self, key: _K, value: _V) -> None:
-        young = self.young
-        young[key] = value
-        if len(young) >= self.size:
-            self.old, self.young = young, {}
-
-    def __len__(self) -> int:
-        return len(self.young) + len(self.old)
 
 
 class _Made:
