@@ -107,11 +107,10 @@ class ConsentSpiderMiddleware(RuntimeComponent):
         decision = response.meta.get(META_DECISION) if response.request is not None else None
         checked = is_checked_url(response.url)
         denied = checked and (not isinstance(decision, Decision) or not decision.allowed)
-        stats = self.runtime.stats
         nofollow = bool(response.meta.get(META_NOFOLLOW)) if response.request is not None else False
         async for obj in result:
             if denied and self.runtime.enforce:
-                stats.inc_value("consentcrawl/output_dropped")
+                self.runtime.count("consentcrawl/output_dropped")
                 continue
             if isinstance(obj, Request):
                 if nofollow:

@@ -40,7 +40,7 @@ class ConsentGuardPipeline(RuntimeComponent):
         platform = platform or provenance.get("platform")
         decision = self.runtime.decide_item(platform, str(subject), provenance.get("url"))
         if not decision.allowed:
-            self.runtime.stats.inc_value("consentcrawl/items/dropped")
+            self.runtime.count("consentcrawl/items/dropped")
             if self.runtime.enforce:
                 raise ConsentDropItem(f"consentcrawl: {decision.reason}")
             return item
@@ -50,6 +50,6 @@ class ConsentGuardPipeline(RuntimeComponent):
                 keep.add(config.provenance_field)
             for name in [n for n in adapter.field_names() if n not in keep and n in adapter]:
                 del adapter[name]
-                self.runtime.stats.inc_value("consentcrawl/items/fields_removed")
-        self.runtime.stats.inc_value("consentcrawl/items/kept")
+                self.runtime.count("consentcrawl/items/fields_removed")
+        self.runtime.count("consentcrawl/items/kept")
         return item

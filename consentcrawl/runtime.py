@@ -14,12 +14,14 @@ from urllib.parse import urljoin
 from scrapy import Request, signals
 from scrapy.http import Response, TextResponse
 from scrapy.http.request import NO_CALLBACK
+from scrapy.utils.asyncio import call_later
 
 from .audit.log import AuditLog
 from .config import ConsentConfig
 from .decision import Decision, Evidence, Stage, deny
 from .errors import AuditUnavailable, ConfigError
 from .policy import PolicyEngine, RequestFacts
+from .recent import Recent
 from .response import judge_response, wants_nofollow
 from .robots.cache import RobotsCache
 from .robots.fetch import (
@@ -104,6 +106,11 @@ class ConsentRuntime:
         self.stats = crawler.stats
         #: Scrapy filters by level in its handler, not on the logger: skip building DEBUG lines nobody keeps
         self._debug = crawler.settings.get("LOG_LEVEL", "DEBUG") in ("DEBUG", logging.DEBUG)
+        #: counts not yet added to Scrapy's stats (each stats call costs µs; they are added once per loop turn)
+        self._counts: dict[str, int] = {}
+        self._turn_scheduled = False
+        #: the last deny recorded at scheduling per URL, so a repeat of the same decision is not a new one
+        self._scheduled_denies: Recent[str, Decision] = Recent(16384)
         self.stats.set_value("consentcrawl/purpose", self.config.purpose)
         self.stats.set_value("consentcrawl/mode", self.config.mode)
         crawler.signals.connect(self._spider_closed, signal=signals.spider_closed)
@@ -151,6 +158,19 @@ class ConsentRuntime:
             decision = self.engine.decide_consent(facts)
             if decision.allowed:
                 return None
+            # A page links the same person again and again, and a denied link never reaches Scrapy's dupefilter.
+            # When the engine hands back the decision it remembered (the very same evidence objects: nothing it
+            # rests on has changed), the repeat is that decision, counted but not recorded again.
+            url = request.url
+            last = self._scheduled_denies.get(url)
+            if last is not None and last.evidence is decision.evidence and last.reason == decision.reason \
+                    and (last.subject, last.platform) == (decision.subject, decision.platform):
+                self.count("consentcrawl/schedule/repeated")
+                return last
+            decision = self.record(decision, url, facts, "schedule")
+            if not decision.allowed:
+                self._scheduled_denies.put(url, decision)
+            return decision
         assert decision is not None
         return self.record(decision, request.url, facts, "schedule")
 
@@ -176,7 +196,7 @@ class ConsentRuntime:
         if wants_nofollow(directives):
             request.meta[META_NOFOLLOW] = True
         # the signals are evidence either way; an allow was already counted when the request was decided
-        self.stats.inc_value("consentcrawl/response/signals")
+        self.count("consentcrawl/response/signals")
         return self.record(decision, response.url, None, "response", count=not decision.allowed)
 
     def record_nofollow(self, dropped: Request, response: Response) -> None:
@@ -191,43 +211,84 @@ class ConsentRuntime:
                count: bool = True) -> Decision:
         """Write the decision to the audit log and the stats; returns the decision that stands.
 
-        If the audit log cannot be written, an allow becomes ``error.audit-unavailable``: data we could not
-        account for is not collected.
+        A decision that lets something happen (a request sent, a response used, an item kept; in report mode,
+        every one of those phases) is on disk before this returns; the others are written at the end of the
+        event-loop turn. If the audit log cannot be written, an allow becomes ``error.audit-unavailable``: data
+        we could not account for is not collected.
         """
+        durable = phase in _EFFECT_PHASES and (decision.allowed or not self.config.enforce)
         try:
             self.audit.record(
                 decision, time=self.config.now(), phase=phase, url=url,
                 canonical_url=facts.canonical.url if facts else None, purpose=self.config.purpose,
-                mode=self.config.mode,
+                mode=self.config.mode, durable=durable,
             )
         except AuditUnavailable as exc:
-            self.stats.inc_value("consentcrawl/audit/write_errors")
+            self.count("consentcrawl/audit/write_errors")
             logger.error("consentcrawl: %s; denying", exc)
             if decision.allowed:
                 cause = Evidence("error", "audit log", {"error": "AuditUnavailable", "message": str(exc)})
                 decision = deny(Stage.ERROR, "error.audit-unavailable", subject=decision.subject,
                                 platform=decision.platform, evidence=(*decision.evidence, cause))
             count = True
+        if not durable:
+            self._soon()
         if not count:
             return decision
         prefix = "consentcrawl/items/" if phase == "item" else "consentcrawl/"
-        self.stats.inc_value(prefix + decision.stat_key)
+        self.count(prefix + decision.stat_key)
         if not decision.allowed:
-            self.stats.inc_value(prefix + "denied")
+            self.count(prefix + "denied")
             if self._debug:
                 logger.debug("consentcrawl: %s %s (%s, %s)", "would deny" if not self.enforce else "denied",
                              url, decision.reason, phase)
         return decision
 
+    def count(self, key: str, n: int = 1) -> None:
+        """Add to a ``consentcrawl/`` stat; Scrapy's stats see it at the end of this event-loop turn."""
+        counts = self._counts
+        counts[key] = counts.get(key, 0) + n
+        if not self._turn_scheduled:
+            self._soon()
+
+    def _soon(self) -> None:
+        if self._turn_scheduled:
+            return
+        self._turn_scheduled = True
+        try:
+            asyncio.get_running_loop().call_soon(self.end_of_turn)
+        except RuntimeError:  # no asyncio loop running (another Twisted reactor)
+            call_later(0, self.end_of_turn)
+
+    def end_of_turn(self) -> None:
+        """Write the waiting audit lines and hand the counts to Scrapy's stats (also called at close)."""
+        self._turn_scheduled = False
+        try:
+            self.audit.flush()
+        except AuditUnavailable as exc:
+            self._counts["consentcrawl/audit/write_errors"] = self._counts.get("consentcrawl/audit/write_errors", 0) + 1
+            logger.error("consentcrawl: %s", exc)
+        if self._counts:
+            counts, self._counts = self._counts, {}
+            inc_value = self.stats.inc_value
+            for key, n in counts.items():
+                inc_value(key, n)
+
     def summary(self) -> dict[str, Any]:
+        self.end_of_turn()
         return {k: v for k, v in self.stats.get_stats().items() if k.startswith("consentcrawl/")}
 
     def _spider_closed(self, spider: Any = None, reason: str = "") -> None:
+        self.end_of_turn()
         try:
             self.audit.close()
         except AuditUnavailable as exc:
             self.stats.inc_value("consentcrawl/audit/write_errors")
             logger.error("consentcrawl: %s", exc)
+
+
+#: phases whose allow lets something happen (a fetch, a callback, a kept item): their lines are written at once
+_EFFECT_PHASES = frozenset({"request", "response", "item"})
 
 
 class ScrapyRobotsFetcher:

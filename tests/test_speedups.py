@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consentcrawl import urls
-from consentcrawl.audit.log import AuditLog
+from consentcrawl.audit.log import AuditLog, audit_entry
 from consentcrawl.consent.records import AuthorizationRecord
 from consentcrawl.consent.store import MemoryStore
 from consentcrawl.decision import Decision, new_decision_id
@@ -165,9 +165,11 @@ def test_an_audit_line_is_json_dumps_of_its_entry(tmp_path: Path) -> None:
         facts = engine.facts(url, "research", NOW)
         for decision in (engine.decide(facts, file), engine.decide_consent(facts), engine.decide_consent(facts)):
             for extra in (None, {"note": "x"}, {"verdict": "replaced"}, {"evidence": []}):
-                entries.append(log.record(decision, time=datetime(2026, 11, 27, 12, 0, 0, 5, tzinfo=NOW.tzinfo),
-                                          phase="request", url=url, canonical_url=facts.canonical.url,
-                                          purpose="research", extra=extra))
+                when = datetime(2026, 11, 27, 12, 0, 0, 5, tzinfo=NOW.tzinfo)
+                log.record(decision, time=when, phase="request", url=url, canonical_url=facts.canonical.url,
+                           purpose="research", extra=extra, durable=len(entries) % 3 == 0)
+                entries.append(audit_entry(decision, time=when, phase="request", url=url,
+                                           canonical_url=facts.canonical.url, purpose="research", extra=extra))
     log.close()
     lines = (tmp_path / "audit.jsonl").read_text(encoding="utf-8").splitlines()
     assert lines == [json.dumps(e, ensure_ascii=False, separators=(",", ":"), default=str) for e in entries]

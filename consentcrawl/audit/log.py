@@ -2,6 +2,13 @@
 
 It is the evidence a collector must be able to show (GDPR Art. 7(1), PIPL Art. 55-56). It holds the subject id
 and the decision's evidence, never the person's data itself.
+
+Lines are written in groups, with one rule that keeps the evidence ahead of what it justifies: a line whose
+decision lets something happen (a request sent, a response handed to a callback, an item kept) is written, with
+every line before it, before :meth:`AuditLog.record` returns (``durable=True``). Lines that let nothing happen (a
+request dropped) wait in memory until the next durable line or :meth:`AuditLog.flush`, which the crawl calls at
+the end of each event-loop turn and at close. A write that fails keeps the waiting lines and raises
+:class:`~consentcrawl.errors.AuditUnavailable`, so the caller can deny what it was about to allow.
 """
 
 from __future__ import annotations
@@ -9,6 +16,7 @@ from __future__ import annotations
 import json
 import threading
 from datetime import datetime
+from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import IO, Any
 
@@ -20,14 +28,49 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str
 _FRAGMENTS = 8192  #: evidence items whose JSON is kept (in two generations of this size)
 
 
+def audit_entry(decision: Decision, *, time: datetime, phase: str, url: str | None = None,
+                canonical_url: str | None = None, purpose: str | None = None, mode: str = "enforce",
+                extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The entry :meth:`AuditLog.record` writes for a decision, as a dict (its line is ``json.dumps`` of it)."""
+    entry: dict[str, Any] = {
+        "decision_id": decision.decision_id,
+        "time": time.isoformat(),
+        "phase": phase,
+        "url": url,
+        "canonical_url": canonical_url,
+        "platform": decision.platform,
+        "subject": decision.subject,
+        "purpose": purpose,
+        "verdict": decision.verdict.value,
+        "stage": decision.stage.value,
+        "reason": decision.reason,
+        "mode": mode,
+        "evidence": [e.to_dict() for e in decision.evidence],
+    }
+    if extra:
+        entry.update(extra)
+    return entry
+
+
+def _json(value: Any) -> str:
+    """One JSON value, as ``_dumps`` writes it; strings and null without going through the encoder."""
+    if type(value) is str:
+        return encode_basestring(value)  # type: ignore[no-any-return]
+    if value is None:
+        return "null"
+    return _dumps(value)
+
+
 class AuditLog:
-    """Append-only JSONL writer; each line is flushed so a crash loses at most the line being written."""
+    """Append-only JSONL writer (see the module docstring for when lines reach the file)."""
 
     def __init__(self, path: str | Path | None) -> None:
         self.path = Path(path) if path else None
-        self._file: IO[str] | None = None
+        self._file: IO[bytes] | None = None
         self._lock = threading.Lock()
-        self.count = 0
+        self.count = 0  #: lines written to the file
+        self._pending: list[str] = []  #: lines not yet handed to the file
+        self._unwritten = b""  #: the tail of a write the file took only part of
         # JSON of evidence items seen recently: decisions share their evidence objects (the same robots.txt,
         # platform grant or authorization record), and encoding it is most of the cost of a line.
         self._fragments: dict[int, tuple[Evidence, str]] = {}
@@ -35,53 +78,64 @@ class AuditLog:
         if self.path is not None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._file = self.path.open("a", encoding="utf-8")
+                self._file = self.path.open("ab", buffering=0)
             except OSError as exc:
                 raise ConfigError(f"cannot open the audit log: {exc.strerror or exc}",
                                   source=str(self.path)) from None
 
+    @property
+    def pending(self) -> int:
+        """Lines waiting to be written."""
+        return len(self._pending) + bool(self._unwritten)
+
     def record(self, decision: Decision, *, time: datetime, phase: str, url: str | None = None,
                canonical_url: str | None = None, purpose: str | None = None, mode: str = "enforce",
-               extra: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Write one decision; returns the entry as written."""
-        entry: dict[str, Any] = {
-            "decision_id": decision.decision_id,
-            "time": time.isoformat(),
-            "phase": phase,
-            "url": url,
-            "canonical_url": canonical_url,
-            "platform": decision.platform,
-            "subject": decision.subject,
-            "purpose": purpose,
-            "verdict": decision.verdict.value,
-            "stage": decision.stage.value,
-            "reason": decision.reason,
-            "mode": mode,
-            "evidence": [e.to_dict() for e in decision.evidence],
-        }
-        if extra:
-            entry.update(extra)
-        if self._file is not None:
-            line = self._line(entry, decision, extra)
-            with self._lock:
-                try:
-                    self._file.write(line + "\n")
-                    self._file.flush()
-                except OSError as exc:
-                    raise AuditUnavailable(f"cannot write the audit log {self.path}: {exc.strerror or exc}") from exc
-                self.count += 1
-        return entry
+               extra: dict[str, Any] | None = None, durable: bool = True) -> None:
+        """Add one decision's line; with ``durable`` it is written (with every waiting line) before this returns.
 
-    def _line(self, entry: dict[str, Any], decision: Decision, extra: dict[str, Any] | None) -> str:
-        """``json.dumps(entry)``, character for character, with each evidence item encoded once."""
+        Raises :class:`AuditUnavailable` when a durable write fails; the lines stay waiting for the next try.
+        """
+        if self._file is None:
+            return
         if extra and ("evidence" in extra or any(key in _HEAD for key in extra)):
-            return _dumps(entry)  # a key replaced in place: keep json's own ordering
-        head = {key: entry[key] for key in _HEAD}
-        parts = [_dumps(head)[:-1], ',"evidence":[', ",".join(self._fragment(e) for e in decision.evidence), "]"]
-        if extra:
-            parts += (",", _dumps(extra)[1:-1])
-        parts.append("}")
-        return "".join(parts)
+            # a key replaced in place: keep json's own ordering
+            line = _dumps(audit_entry(decision, time=time, phase=phase, url=url, canonical_url=canonical_url,
+                                      purpose=purpose, mode=mode, extra=extra)) + "\n"
+        else:
+            line = "".join((
+                '{"decision_id":', _json(decision.decision_id), ',"time":"', time.isoformat(),
+                '","phase":', _json(phase), ',"url":', _json(url), ',"canonical_url":', _json(canonical_url),
+                ',"platform":', _json(decision.platform), ',"subject":', _json(decision.subject),
+                ',"purpose":', _json(purpose), ',"verdict":"', decision.verdict.value, '","stage":"',
+                decision.stage.value, '","reason":', _json(decision.reason), ',"mode":', _json(mode),
+                ',"evidence":[', ",".join([self._fragment(e) for e in decision.evidence]), "]",
+                "," + _dumps(extra)[1:-1] if extra else "", "}\n",
+            ))
+        with self._lock:
+            self._pending.append(line)
+            if durable:
+                self._write()
+
+    def flush(self) -> None:
+        """Write every waiting line; raises :class:`AuditUnavailable` if the file does not take them."""
+        with self._lock:
+            self._write()
+
+    def _write(self) -> None:
+        if self._file is None or not (self._pending or self._unwritten):
+            return
+        lines = len(self._pending)
+        data = self._unwritten + "".join(self._pending).encode("utf-8")
+        self._pending.clear()
+        try:
+            while data:
+                written = self._file.write(data)
+                data = data[written or 0:]
+        except OSError as exc:
+            self._unwritten = data
+            raise AuditUnavailable(f"cannot write the audit log {self.path}: {exc.strerror or exc}") from exc
+        self._unwritten = b""
+        self.count += lines
 
     def _fragment(self, evidence: Evidence) -> str:
         memo = self._fragments.get(id(evidence))
@@ -95,9 +149,16 @@ class AuditLog:
         return memo[1]
 
     def close(self) -> None:
+        """Write what is waiting and close; raises :class:`AuditUnavailable` if the waiting lines are lost."""
         with self._lock:
-            if self._file is not None:
+            if self._file is None:
+                return
+            try:
+                self._write()
+            finally:
                 file, self._file = self._file, None
+                self._pending.clear()
+                self._unwritten = b""
                 try:
                     file.close()
                 except OSError as exc:

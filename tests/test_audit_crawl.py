@@ -1,0 +1,132 @@
+"""The audit log in a real crawl: evidence reaches the file before what it justifies happens, and a link denied
+again and again is one decision, not a line per repeat."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl.audit.log import read_audit_log
+from consentcrawl.demo.microblog import MicroblogSite
+from consentcrawl.demo.server import LocalServer, LoggedRequest, Response
+from consentcrawl.urls import canonical_url
+from spiders.microblog import MicroblogSpider
+from tests.conftest import consent_settings, run_crawl
+
+
+class CheckingSite:
+    """The demo site, which reads the audit log before answering a profile: is this fetch already accounted for?"""
+
+    def __init__(self, site: MicroblogSite, audit: Path) -> None:
+        self.site = site
+        self.audit = audit
+        self.checked: list[str] = []
+        self.unaccounted: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, request: LoggedRequest, headers: dict[str, str]) -> Response | None:
+        if request.path.startswith("/u/"):
+            url = canonical_url(request.url)
+            on_disk = {e["canonical_url"] for e in read_audit_log(self.audit) if e["phase"] == "request"}
+            with self._lock:
+                self.checked.append(url)
+                if url not in on_disk:
+                    self.unaccounted.append(url)
+        return self.site(request, headers)
+
+
+class CheckingPipeline:
+    """A pipeline after the guard: each item it receives must already have its item-phase line on disk."""
+
+    audit: Path = Path()
+    seen: dict[str, int] = {}
+    unaccounted: list[str] = []
+
+    def process_item(self, item: Any) -> Any:
+        subject = str(item["subject"])
+        self.seen[subject] = self.seen.get(subject, 0) + 1
+        lines = [e for e in read_audit_log(self.audit) if e["phase"] == "item" and e["subject"] == subject]
+        if len(lines) < self.seen[subject]:
+            self.unaccounted.append(subject)
+        return item
+
+
+@pytest.mark.parametrize("mode", ["enforce", "report"])
+@deferred_f_from_coro_f
+async def test_evidence_is_on_disk_before_the_fetch_and_before_the_pipelines(
+    mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    app = CheckingSite(MicroblogSite(n_profiles=60), audit)
+    monkeypatch.setattr(CheckingPipeline, "audit", audit)
+    monkeypatch.setattr(CheckingPipeline, "seen", {})
+    monkeypatch.setattr(CheckingPipeline, "unaccounted", [])
+    settings = consent_settings(tmp_path, CONSENTCRAWL_MODE=mode, LOG_LEVEL="INFO",
+                                ITEM_PIPELINES={f"{__name__}.CheckingPipeline": 500})
+    with LocalServer(app) as server:
+        result = await run_crawl(MicroblogSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert len(app.checked) >= 20 and app.unaccounted == []
+    assert sum(CheckingPipeline.seen.values()) == len(result.items) >= 10
+    assert CheckingPipeline.unaccounted == []
+    # and nothing waiting in memory was lost at close: every decision counted is in the file
+    stats = result.consent_stats()
+    audited = [e for e in result.audit if e["phase"] != "item"]
+    assert stats.get("consentcrawl/allowed", 0) + stats["consentcrawl/denied"] == len(audited)
+
+
+@deferred_f_from_coro_f
+async def test_a_link_denied_again_is_the_same_decision_not_a_new_line(
+    server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    result = await run_crawl(MicroblogSpider, consent_settings(tmp_path), proxy=server.proxy, monkeypatch=monkeypatch)
+    scheduled = [e for e in result.audit if e["phase"] == "schedule"]
+    urls = [e["url"] for e in scheduled]
+    assert len(scheduled) > 50 and len(urls) == len(set(urls))  # one line per denied URL, however often linked
+    repeats = result.stats["consentcrawl/schedule/repeated"]
+    assert repeats > 50  # the demo links people from several pages: the repeats really happened
+    # the stats count decisions, like the log: a repeat is neither a new allow nor a new deny
+    assert result.stats["consentcrawl/denied"] == sum(e["verdict"] == "deny" for e in result.audit
+                                                       if e["phase"] != "item")
+
+
+def test_audit_lines_that_let_nothing_happen_wait_for_the_next_one_that_does(tmp_path: Path) -> None:
+    from consentcrawl.audit.log import AuditLog
+    from consentcrawl.decision import Stage, deny
+    from tests.test_policy import NOW
+
+    log = AuditLog(tmp_path / "audit.jsonl")
+    log.record(deny(Stage.SUBJECT, "subject.no-authorization"), time=NOW, phase="schedule", durable=False)
+    log.record(deny(Stage.SUBJECT, "subject.purpose"), time=NOW, phase="schedule", durable=False)
+    assert log.pending == 2 and read_audit_log(tmp_path / "audit.jsonl") == []
+    log.record(deny(Stage.ROBOTS, "robots.disallowed"), time=NOW, phase="request", durable=True)
+    assert log.pending == 0
+    assert [e["reason"] for e in read_audit_log(tmp_path / "audit.jsonl")] == [
+        "subject.no-authorization", "subject.purpose", "robots.disallowed"]
+    log.record(deny(Stage.SUBJECT, "subject.expired"), time=NOW, phase="schedule", durable=False)
+    log.close()
+    assert read_audit_log(tmp_path / "audit.jsonl")[-1]["reason"] == "subject.expired"
+
+
+def test_a_failed_write_keeps_the_waiting_lines_for_the_next_try(tmp_path: Path) -> None:
+    """ENOSPC on a durable write raises (the caller denies) and loses nothing once the file takes writes again."""
+    from consentcrawl.audit.log import AuditLog
+    from consentcrawl.decision import Stage, deny
+    from consentcrawl.errors import AuditUnavailable
+    from tests.test_policy import NOW
+
+    log = AuditLog(tmp_path / "audit.jsonl")
+    real = log._file
+    log._file = open("/dev/full", "wb", buffering=0)
+    log.record(deny(Stage.SUBJECT, "subject.purpose"), time=NOW, phase="schedule", durable=False)
+    with pytest.raises(AuditUnavailable, match="cannot write the audit log"):
+        log.record(deny(Stage.ROBOTS, "robots.disallowed"), time=NOW, phase="request", durable=True)
+    assert log.pending == 1  # the unwritten bytes of both lines, kept
+    log._file.close()
+    log._file = real
+    log.flush()
+    log.close()
+    assert [e["reason"] for e in read_audit_log(tmp_path / "audit.jsonl")] == ["subject.purpose", "robots.disallowed"]
