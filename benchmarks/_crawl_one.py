@@ -8,7 +8,8 @@ audit log ``DIR/audit-*.jsonl``).
 In ``c`` it also measures the CPU spent in consentcrawl's own code, two independent ways:
 
 - *instrumented*: every entry point the add-on installs (the ``request_scheduled`` guard, both downloader
-  middleware methods, the spider middleware, the guard pipeline) is wrapped so that the time between entering our
+  middleware methods, the spider middleware, the guard pipeline, and the end-of-turn callback that writes the
+  grouped audit lines and stats) is wrapped so that the time between entering our
   code and leaving it is charged to consentcrawl. Async methods are driven step by step, so time spent waiting
   (a robots.txt fetch) is not charged; in the spider middleware, time spent inside the spider's callback and the
   middlewares below is charged to them, not to us. Wall clock (``perf_counter``) between the switches: precise,
@@ -23,6 +24,7 @@ like our code under its own name: both measurements must find B again (that vali
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import resource
@@ -110,6 +112,26 @@ class Accounting:
 ACCOUNTING = Accounting()
 
 
+class GCTime:
+    """Wall time CPython spends in cyclic garbage collection, per generation (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.ns = [0, 0, 0]
+        self.count = [0, 0, 0]
+        self._start = 0
+
+    def __call__(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter_ns()
+        else:
+            generation = info["generation"]
+            self.ns[generation] += time.perf_counter_ns() - self._start
+            self.count[generation] += 1
+
+
+GC_TIME = GCTime()
+
+
 class _Steps:
     """Await a coroutine (or async generator step) charging each of its steps to ``owner``; waits are not."""
 
@@ -166,7 +188,16 @@ def _charged(owner: str, call: Callable[[], Any]) -> Any:
 
 def instrument() -> None:
     """Wrap every entry point of the consentcrawl add-on (before the crawler builds them)."""
-    from consentcrawl import middlewares, pipelines
+    from consentcrawl import middlewares, pipelines, runtime
+
+    # the audit lines and counts written once per event-loop turn
+    consent_runtime = runtime.ConsentRuntime
+    end_of_turn = consent_runtime.end_of_turn
+
+    def timed_end_of_turn(self: Any) -> None:
+        _charged("consentcrawl/end_of_turn", lambda: end_of_turn(self))
+
+    consent_runtime.end_of_turn = timed_end_of_turn  # type: ignore[method-assign]
 
     guard = middlewares.ConsentScheduleGuard
     request_scheduled = guard.request_scheduled
@@ -290,9 +321,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         ACCOUNTING.wall_ns.clear()
         ACCOUNTING.samples.clear()
         ACCOUNTING.start_sampling(args.sample_hz)
+        gc.callbacks.append(GC_TIME)
 
     def closed(spider: Any, reason: str) -> None:
         ACCOUNTING.stop_sampling()
+        gc.callbacks.remove(GC_TIME)
+        marks["gc_objects"] = len(gc.get_objects())
         marks["cpu1"] = time.process_time()
         marks["wall1"] = time.perf_counter()
         marks["reason"] = reason
@@ -321,6 +355,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "cpu_us_per_response": cpu / max(1, responses) * 1e6,
         "peak_rss_mb": peak_rss_mb(),
         "samples_total": total_samples,
+        "gc": {"collections": GC_TIME.count, "us_per_response": sum(GC_TIME.ns) / 1000 / max(1, responses),
+               "ms_by_generation": [round(ns / 1e6, 1) for ns in GC_TIME.ns],
+               "tracked_objects_at_close": marks["gc_objects"]},
         "consent": {k: v for k, v in stats.items() if isinstance(k, str) and k.startswith("consentcrawl/")
                     and isinstance(v, int)},
         "errors": {k: v for k, v in stats.items() if isinstance(k, str) and ("exception" in k or "error" in k)},
