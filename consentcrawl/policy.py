@@ -73,8 +73,10 @@ class PolicyEngine:
         self._record_memo: Recent[int, tuple[AuthorizationRecord, Evidence]] = Recent(8192)
         #: what a URL resolves to (a crawl decides the same URL when it is linked, scheduled and fetched)
         self._resolve = functools.lru_cache(maxsize=32768)(self._resolve_url)
-        #: decisions already made, reused while nothing they rest on has changed (see :meth:`_reuse`)
+        #: decisions already made, reused while nothing they rest on has changed (see :meth:`_still`)
         self._decisions: Recent[tuple[Any, ...], _Made] = Recent(8192)
+        #: link decisions by the URL string as written (see :meth:`decide_link`)
+        self._links: Recent[tuple[str, str], tuple[_Made, Decision, str]] = Recent(8192)
 
     # -- facts ---------------------------------------------------------------------------------------------
 
@@ -125,6 +127,26 @@ class PolicyEngine:
         """Terms and subject stages only: what can be decided before robots.txt is known (at scheduling)."""
         return self._guarded(facts, None, check_robots=False)
 
+    def decide_link(self, url: str, purpose: str, now: datetime) -> tuple[Decision, str, bool]:
+        """:meth:`decide_consent` for a URL as a page links it, remembered by the URL string as written.
+
+        Returns the decision, the canonical URL and whether this is a repeat: the very decision (same object,
+        same id) returned for this URL last time, because nothing it rests on has changed. A crawl meets the
+        same links on page after page; a repeat costs a dict lookup and the checks of :meth:`_still`.
+        Raises ``ValueError`` for a URL that cannot be canonicalised, like :meth:`facts`.
+        """
+        key = (url, purpose)
+        entry = self._links.get(key)
+        if entry is not None:
+            made, decision, canonical = entry
+            if self._still(made, made.platform, None, now, decision.subject):
+                return decision, canonical, True
+        facts = self.facts(url, purpose, now)
+        decision, made = self._guarded_made(facts, None, check_robots=False)
+        if made is not None:
+            self._links.put(key, (made, decision, facts.canonical.url))
+        return decision, facts.canonical.url, False
+
     def decide_subject(self, platform_name: str | None, subject: str, purpose: str, now: datetime) -> Decision:
         """Decide whether data about one person may be kept (the item guard): terms and subject stages."""
         try:
@@ -132,10 +154,16 @@ class PolicyEngine:
             if platform is None:
                 return deny(Stage.SUBJECT, "subject.unknown-platform", subject=subject, platform=platform_name,
                             evidence=(Evidence("item", "item", {"platform": platform_name}),))
+            key = ("item", platform.name, subject, purpose)
+            made = self._decisions.get(key)
+            if made is not None and self._still(made, platform, None, now, subject):
+                return _renew(made.decision)
             evidence: list[Evidence] = []
+            lookups: list[Sequence[AuthorizationRecord]] = []
             verdict = self._terms(platform, purpose, now, evidence)
             if verdict is None:
-                verdict = self._subject(platform, subject, purpose, now, evidence)
+                verdict = self._subject(platform, subject, purpose, now, evidence, lookups)
+            self._remember(key, verdict, platform, None, lookups, now)
             return verdict
         except StoreUnavailable as exc:
             return deny(Stage.ERROR, "error.store-unavailable", subject=subject, platform=platform_name,
@@ -145,37 +173,41 @@ class PolicyEngine:
                         evidence=(_error_evidence(exc, "decide_subject"),))
 
     def _guarded(self, facts: RequestFacts, robots: RobotsFile | None, *, check_robots: bool) -> Decision:
+        return self._guarded_made(facts, robots, check_robots=check_robots)[0]
+
+    def _guarded_made(self, facts: RequestFacts, robots: RobotsFile | None, *,
+                      check_robots: bool) -> tuple[Decision, _Made | None]:
+        """The decision, and what it rests on when it may be reused (None for errors: they are decided anew)."""
         try:
+            robots = robots if check_robots else None
             key = (facts.canonical, facts.robots_paths, facts.subject, facts.purpose, facts.token, check_robots)
             made = self._decisions.get(key)
-            if made is not None:
-                decision = self._reuse(made, facts, robots if check_robots else None)
-                if decision is not None:
-                    return decision
+            if made is not None and self._still(made, facts.platform, robots, facts.now, facts.subject):
+                return _renew(made.decision), made
             lookups: list[Sequence[AuthorizationRecord]] = []
             decision = self._decide(facts, robots, check_robots, lookups)
             if check_robots and decision.allowed and robots is not None:
                 delay = self._robots_info(robots, facts.token)[1]
                 if delay:
                     decision = replace(decision, crawl_delay=delay)
-            self._remember(key, decision, facts, robots if check_robots else None, lookups)
-            return decision
+            return decision, self._remember(key, decision, facts.platform, robots, lookups, facts.now)
         except StoreUnavailable as exc:
-            return self._deny_facts(facts, Stage.ERROR, "error.store-unavailable", [_error_evidence(exc, "store")])
+            return self._deny_facts(facts, Stage.ERROR, "error.store-unavailable",
+                                    [_error_evidence(exc, "store")]), None
         except Exception as exc:  # noqa: BLE001 - fail closed on anything unexpected
-            return self._deny_facts(facts, Stage.ERROR, "error.internal", [_error_evidence(exc, facts.url)])
+            return self._deny_facts(facts, Stage.ERROR, "error.internal", [_error_evidence(exc, facts.url)]), None
 
-    def _remember(self, key: tuple[Any, ...], decision: Decision, facts: RequestFacts, robots: RobotsFile | None,
-                  lookups: list[Sequence[AuthorizationRecord]]) -> None:
+    def _remember(self, key: tuple[Any, ...], decision: Decision, platform: Platform | None,
+                  robots: RobotsFile | None, lookups: list[Sequence[AuthorizationRecord]], now: datetime) -> _Made:
         """Keep a decision with what it rests on and the time span in which its time checks come out the same."""
         times: list[datetime | None] = []
-        grant = facts.platform.authorization if facts.platform is not None else None
+        grant = platform.authorization if platform is not None else None
         if grant is not None:
             times += (grant.valid_from, grant.valid_until)
         for records in lookups:
             for record in records:
                 times += (record.granted_at, record.expires_at, record.revoked_at)
-        now, since, until = facts.now, None, None
+        since, until = None, None
         for t in times:
             if t is None:
                 continue
@@ -183,30 +215,30 @@ class PolicyEngine:
                 since = t if since is None or t > since else since
             elif until is None or t < until:
                 until = t
-        self._decisions.put(key, _Made(decision, facts.platform, robots, lookups[0] if lookups else None,
-                                     bool(lookups), since, until))
+        made = _Made(decision, platform, robots, lookups[0] if lookups else None, bool(lookups), since, until)
+        self._decisions.put(key, made)
+        return made
 
-    def _reuse(self, made: _Made, facts: RequestFacts, robots: RobotsFile | None) -> Decision | None:
-        """A remembered decision again, with a new id, if it would come out the same; else None.
+    def _still(self, made: _Made, platform: Platform | None, robots: RobotsFile | None, now: datetime,
+               subject: str | None) -> bool:
+        """Would a remembered decision come out the same? Then it may be reused.
 
-        Same URL, paths, subject, purpose and token (the key); the very same platform and robots.txt objects
-        (a refetched file is a new object); a time in the span where every ``valid_from``/``valid_until``,
-        ``granted_at``/``expires_at``/``revoked_at`` comparison comes out the same; and, when the decision looked
-        the person up, the store handing back the very same records object (stores return cached objects; a
-        reload or a change returns new ones). The store is asked exactly when the first decision asked it, so a
-        store failure still denies with ``error.store-unavailable``.
+        The very same platform and robots.txt objects (a refetched file is a new object); a time in the span
+        where every ``valid_from``/``valid_until``, ``granted_at``/``expires_at``/``revoked_at`` comparison comes
+        out the same; and, when the decision looked the person up, the store handing back the very same records
+        object (stores return cached objects; a reload or a change returns new ones). The store is asked exactly
+        when the first decision asked it, so a store failure still denies with ``error.store-unavailable``.
         """
-        now = facts.now
-        if made.platform is not facts.platform or made.robots is not robots:
-            return None
+        if made.platform is not platform or made.robots is not robots:
+            return False
         if (made.since is not None and now < made.since) or (made.until is not None and now >= made.until):
-            return None
+            return False
         if made.looked_up:
-            if self.store is None or facts.platform is None or facts.subject is None:
-                return None
-            if self.store.lookup(facts.platform.name, facts.subject) is not made.records:
-                return None
-        return _renew(made.decision)
+            if self.store is None or platform is None or subject is None:
+                return False
+            if self.store.lookup(platform.name, subject) is not made.records:
+                return False
+        return True
 
     def _deny_facts(self, facts: RequestFacts, stage: Stage, reason: str, evidence: list[Evidence]) -> Decision:
         platform = facts.platform.name if facts.platform else None
@@ -346,7 +378,7 @@ class PolicyEngine:
 
 
 class _Made:
-    """A decision made, and what it rested on (for :meth:`PolicyEngine._reuse`)."""
+    """A decision made, and what it rested on (for :meth:`PolicyEngine._still`)."""
 
     __slots__ = ("decision", "looked_up", "platform", "records", "robots", "since", "until")
 

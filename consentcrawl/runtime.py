@@ -21,7 +21,6 @@ from .config import ConsentConfig
 from .decision import Decision, Evidence, Stage, deny
 from .errors import AuditUnavailable, ConfigError
 from .policy import PolicyEngine, RequestFacts
-from .recent import Recent
 from .response import judge_response, wants_nofollow
 from .robots.cache import RobotsCache
 from .robots.fetch import (
@@ -109,8 +108,6 @@ class ConsentRuntime:
         #: counts not yet added to Scrapy's stats (each stats call costs µs; they are added once per loop turn)
         self._counts: dict[str, int] = {}
         self._turn_scheduled = False
-        #: the last deny recorded at scheduling per URL, so a repeat of the same decision is not a new one
-        self._scheduled_denies: Recent[str, Decision] = Recent(16384)
         self.stats.set_value("consentcrawl/purpose", self.config.purpose)
         self.stats.set_value("consentcrawl/mode", self.config.mode)
         crawler.signals.connect(self._spider_closed, signal=signals.spider_closed)
@@ -149,30 +146,35 @@ class ConsentRuntime:
                 robots = None
             decision = self.engine.decide(facts, robots)
         assert decision is not None
-        return self.record(decision, request.url, facts, phase)
+        return self.record(decision, request.url, facts.canonical.url if facts else None, phase)
 
     def decide_scheduled(self, request: Request) -> Decision | None:
-        """What can be decided without I/O when a request is scheduled; None when nothing denies yet."""
-        facts, decision = self.facts_for(request)
-        if facts is not None:
-            decision = self.engine.decide_consent(facts)
-            if decision.allowed:
-                return None
-            # A page links the same person again and again, and a denied link never reaches Scrapy's dupefilter.
-            # When the engine hands back the decision it remembered (the very same evidence objects: nothing it
-            # rests on has changed), the repeat is that decision, counted but not recorded again.
-            url = request.url
-            last = self._scheduled_denies.get(url)
-            if last is not None and last.evidence is decision.evidence and last.reason == decision.reason \
-                    and (last.subject, last.platform) == (decision.subject, decision.platform):
-                self.count("consentcrawl/schedule/repeated")
-                return last
-            decision = self.record(decision, url, facts, "schedule")
-            if not decision.allowed:
-                self._scheduled_denies.put(url, decision)
+        """What can be decided without I/O when a request is scheduled; None when nothing denies yet.
+
+        A page links the same people again and again, and a denied link never reaches Scrapy's dupefilter: a
+        link whose decision the engine hands back unchanged (:meth:`PolicyEngine.decide_link`) is that same
+        decision again, counted in ``consentcrawl/schedule/repeated`` but not recorded or counted as a new one.
+        """
+        if request.meta.get(META_SUBJECT) is not None:
+            facts, decision = self.facts_for(request)
+            if facts is not None:
+                decision = self.engine.decide_consent(facts)
+                if decision.allowed:
+                    return None
+            assert decision is not None
+            return self.record(decision, request.url, facts.canonical.url if facts else None, "schedule")
+        url = request.url
+        try:
+            decision, canonical, repeat = self.engine.decide_link(url, self.config.purpose, self.config.now())
+        except Exception as exc:  # noqa: BLE001 - an URL we cannot read is denied, not waved through
+            evidence = (Evidence("error", url, {"error": type(exc).__name__, "message": str(exc)}),)
+            return self.record(deny(Stage.ERROR, "error.bad-url", evidence=evidence), url, None, "schedule")
+        if decision.allowed:
+            return None
+        if repeat:
+            self.count("consentcrawl/schedule/repeated")
             return decision
-        assert decision is not None
-        return self.record(decision, request.url, facts, "schedule")
+        return self.record(decision, url, canonical, "schedule")
 
     def decide_item(self, platform: str | None, subject: str, url: str | None) -> Decision:
         decision = self.engine.decide_subject(platform, subject, self.config.purpose, self.config.now())
@@ -207,7 +209,7 @@ class ConsentRuntime:
 
     # -- recording -----------------------------------------------------------------------------------------
 
-    def record(self, decision: Decision, url: str | None, facts: RequestFacts | None, phase: str,
+    def record(self, decision: Decision, url: str | None, canonical_url: str | None, phase: str,
                count: bool = True) -> Decision:
         """Write the decision to the audit log and the stats; returns the decision that stands.
 
@@ -220,7 +222,7 @@ class ConsentRuntime:
         try:
             self.audit.record(
                 decision, time=self.config.now(), phase=phase, url=url,
-                canonical_url=facts.canonical.url if facts else None, purpose=self.config.purpose,
+                canonical_url=canonical_url, purpose=self.config.purpose,
                 mode=self.config.mode, durable=durable,
             )
         except AuditUnavailable as exc:

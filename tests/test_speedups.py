@@ -128,6 +128,49 @@ def test_a_remembered_decision_is_the_decision_a_fresh_engine_makes() -> None:
     assert checked > 1000
 
 
+def test_link_and_item_decisions_from_memory_are_what_a_fresh_engine_decides() -> None:
+    """decide_link (by URL string) and decide_subject (by person), across time thresholds and store changes."""
+    registry = PlatformRegistry({"microblog": make_platform(valid_until=t("2026-12-01"))})
+    store = ChangingStore(list(RECORDS))
+    engine = PolicyEngine(registry, store, "consentcrawl")
+    urls_ = [f"http://microblog.example/u/{n}" for n in range(1001, 1012)] + [
+        "http://microblog.example/people", "http://other.example/u/1", "http://M.microblog.example/u/1001/"]
+    times = [t("2026-01-15"), t("2026-02-01"), t("2026-03-01"), t("2026-05-31"), t("2026-06-01"), NOW,
+             t("2026-12-01") - timedelta(microseconds=1), t("2026-12-01"), t("2027-01-01")]
+    checked = repeats = links = 0
+    last: dict[str, Decision] = {}
+    for step in range(3):
+        if step == 2:
+            store.replace([*RECORDS, AuthorizationRecord("microblog", "1001", frozenset({"research"}),
+                                                         t("2026-02-01"), revoked_at=t("2026-11-01"),
+                                                         evidence="withdrawn", source="new:1")])
+        for now in times:
+            for url in urls_:
+                fresh = PolicyEngine(registry, store, "consentcrawl")
+                expected = fresh.decide_consent(fresh.facts(url, "research", now))
+                for _ in range(2):
+                    decision, canonical, repeat = engine.decide_link(url, "research", now)
+                    assert _fields(decision) == _fields(expected) and canonical == expected_canonical(url)
+                    if repeat:  # a repeat is the very decision handed out last time for this URL
+                        assert decision is last[url]
+                        repeats += 1
+                    last[url] = decision
+                    checked += 1
+                    links += 1
+            for subject in ("1001", "1002", "1003", "1004", "9999"):
+                fresh = PolicyEngine(registry, store, "consentcrawl")
+                for _ in range(2):
+                    mine = engine.decide_subject("microblog", subject, "research", now)
+                    assert _fields(mine) == _fields(fresh.decide_subject("microblog", subject, "research", now))
+                    checked += 1
+    # the second ask is a repeat, and so is a later time in the same span; a threshold or a change is not
+    assert checked > 500 and links // 2 <= repeats < links
+
+
+def expected_canonical(url: str) -> str:
+    return urls.canonicalize(url).url
+
+
 def test_remembered_decisions_get_new_ids_and_still_ask_the_store() -> None:
     registry = PlatformRegistry({"microblog": make_platform()})
     calls: list[str] = []
