@@ -214,9 +214,9 @@ def instrument() -> None:
     guard = middlewares.ConsentScheduleGuard
     request_scheduled = guard.request_scheduled
 
-    def timed_scheduled(self: Any, request: scrapy.Request, spider: Any = None) -> None:
+    def timed_scheduled(self: Any, request: scrapy.Request, **kwargs: Any) -> None:
         # the same signature: Scrapy's signal dispatch passes only the arguments a handler names
-        _charged("consentcrawl/schedule", lambda: request_scheduled(self, request, spider))
+        _charged("consentcrawl/schedule", lambda: request_scheduled(self, request, **kwargs))
 
     guard.request_scheduled = timed_scheduled  # type: ignore[method-assign]
 

@@ -6,9 +6,10 @@
 - :class:`ConsentResponseMiddleware` sits above ``HttpCacheMiddleware`` (its ``process_response`` runs before
   the cache stores anything): a response whose request was never decided is decided now, and a denied one never
   reaches the cache or a callback. Later issues add response-level evidence here.
-- :class:`ConsentSpiderMiddleware` drops everything produced from a denied response and stamps provenance.
-- :class:`ConsentScheduleGuard` drops, at scheduling time, what terms and authorizations already deny, so a
-  denied request never reaches the scheduler or a shared queue.
+- :class:`ConsentSpiderMiddleware` drops everything produced from a denied response, stamps provenance, and
+  makes the scheduling check (terms and authorizations) for each link a callback yields.
+- :class:`ConsentScheduleGuard` makes that check, at scheduling time, for every other request (start requests,
+  redirects, requests from extensions), so a denied request never reaches the scheduler or a shared queue.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .decision import Decision
 from .runtime import (
     CONFIG_ERROR_REASON,
     META_DECISION,
+    META_LINK_CHECKED,
     META_NOFOLLOW,
     META_ROBOTS,
     RuntimeComponent,
@@ -108,15 +110,23 @@ class ConsentSpiderMiddleware(RuntimeComponent):
         checked = is_checked_url(response.url)
         denied = checked and (not isinstance(decision, Decision) or not decision.allowed)
         nofollow = bool(response.meta.get(META_NOFOLLOW)) if response.request is not None else False
+        runtime = self.runtime
+        enforce = runtime.enforce
         async for obj in result:
-            if denied and self.runtime.enforce:
-                self.runtime.count("consentcrawl/output_dropped")
+            if denied and enforce:
+                runtime.count("consentcrawl/output_dropped")
                 continue
             if isinstance(obj, Request):
                 if nofollow:
-                    self.runtime.record_nofollow(obj, response)
-                    if self.runtime.enforce:
+                    runtime.record_nofollow(obj, response)
+                    if enforce:
                         continue
+                if not _skip(obj):
+                    # the scheduling check, made here where it is cheapest: a link dropped now never costs a
+                    # signal dispatch, and the request_scheduled guard skips a request already checked at this URL
+                    if runtime.decide_scheduled(obj) is not None and enforce:
+                        continue
+                    obj.meta[META_LINK_CHECKED] = obj.url
             elif checked and is_item(obj):
                 self._stamp(obj, response, decision)
             yield obj
@@ -158,8 +168,9 @@ class ConsentScheduleGuard(RuntimeComponent):
             error = config_error(self.crawler)
             raise CloseSpider(CONFIG_ERROR_REASON if error else "consentcrawl_not_configured")
 
-    def request_scheduled(self, request: Request, spider: Any = None) -> None:
-        if _skip(request):
+    def request_scheduled(self, request: Request, **kwargs: Any) -> None:
+        """(``**kwargs``: Scrapy's dispatcher then passes its arguments through without filtering them.)"""
+        if _skip(request) or request.meta.get(META_LINK_CHECKED) == request.url:
             return
         if self.runtime is None:
             raise ConsentMisconfigured

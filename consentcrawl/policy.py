@@ -184,18 +184,37 @@ class PolicyEngine:
             made = self._decisions.get(key)
             if made is not None and self._still(made, facts.platform, robots, facts.now, facts.subject):
                 return _renew(made.decision), made
+            if check_robots:
+                return self._with_robots(key, facts, robots)
             lookups: list[Sequence[AuthorizationRecord]] = []
-            decision = self._decide(facts, robots, check_robots, lookups)
-            if check_robots and decision.allowed and robots is not None:
-                delay = self._robots_info(robots, facts.token)[1]
-                if delay:
-                    decision = replace(decision, crawl_delay=delay)
-            return decision, self._remember(key, decision, facts.platform, robots, lookups, facts.now)
+            decision = self._decide(facts, None, False, lookups)
+            return decision, self._remember(key, decision, facts.platform, None, lookups, facts.now)
         except StoreUnavailable as exc:
             return self._deny_facts(facts, Stage.ERROR, "error.store-unavailable",
                                     [_error_evidence(exc, "store")]), None
         except Exception as exc:  # noqa: BLE001 - fail closed on anything unexpected
             return self._deny_facts(facts, Stage.ERROR, "error.internal", [_error_evidence(exc, facts.url)]), None
+
+    def _with_robots(self, key: tuple[Any, ...], facts: RequestFacts,
+                     robots: RobotsFile | None) -> tuple[Decision, _Made | None]:
+        """The full decision: the robots stage, then the terms-and-subject decision (usually remembered from when
+        the link was checked) with the robots evidence in front — what :meth:`_decide` gives with robots."""
+        evidence: list[Evidence] = []
+        reason = self._robots(facts, robots, evidence)
+        if reason is not None:
+            stage = Stage.ERROR if reason.startswith("error.") else Stage.ROBOTS
+            decision = self._deny_facts(facts, stage, reason, evidence)
+            return decision, self._remember(key, decision, facts.platform, robots, [], facts.now)
+        consent, made = self._guarded_made(facts, None, check_robots=False)
+        if made is None:  # an error deciding consent: decided anew each time
+            return consent, None
+        delay = self._robots_info(robots, facts.token)[1] if consent.allowed and robots is not None else None
+        decision = Decision(consent.verdict, consent.stage, consent.reason, subject=consent.subject,
+                            platform=consent.platform, evidence=(*evidence, *consent.evidence), fields=consent.fields,
+                            crawl_delay=delay or None)
+        full = _Made(decision, facts.platform, robots, made.records, made.looked_up, made.since, made.until)
+        self._decisions.put(key, full)
+        return decision, full
 
     def _remember(self, key: tuple[Any, ...], decision: Decision, platform: Platform | None,
                   robots: RobotsFile | None, lookups: list[Sequence[AuthorizationRecord]], now: datetime) -> _Made:

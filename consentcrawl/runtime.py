@@ -47,6 +47,8 @@ META_DECISION = "consentcrawl_decision"
 META_ROBOTS = "consentcrawl_robots"
 #: set on a response whose X-Robots-Tag / meta robots says nofollow: its links are dropped
 META_NOFOLLOW = "consentcrawl_nofollow"
+#: internal: the URL a link was checked at when the spider produced it (a redirect or copy to another URL is not)
+META_LINK_CHECKED = "consentcrawl_link_checked"
 
 _ATTR = "_consentcrawl_runtime"
 #: the spider's finish reason when the configuration is invalid and the crawl refuses to start

@@ -130,3 +130,40 @@ def test_a_failed_write_keeps_the_waiting_lines_for_the_next_try(tmp_path: Path)
     log.flush()
     log.close()
     assert [e["reason"] for e in read_audit_log(tmp_path / "audit.jsonl")] == ["subject.purpose", "robots.disallowed"]
+
+
+class LinkThroughRedirectSpider(MicroblogSpider):
+    """Links (from a callback) to allowed-looking URLs that redirect to a person without authorization."""
+
+    name = "link-through-redirect"
+    targets: tuple[str, ...] = ()
+
+    def parse(self, response: Any) -> Any:
+        for target in self.targets:
+            yield response.follow(f"/go?to={target}", callback=self.parse_profile)
+
+
+@pytest.mark.parametrize("mode", ["enforce", "report"])
+@deferred_f_from_coro_f
+async def test_a_redirect_from_a_checked_link_is_checked_again_before_the_scheduler(
+    mode: str, server: LocalServer, site: MicroblogSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Links are checked in the spider middleware and marked with their URL; the redirect's new request carries
+    the mark (Scrapy copies meta) but another URL, so the scheduling guard decides it before it is queued."""
+    from tests.test_crawl_e2e import live_research_subjects
+
+    denied = sorted(set(site.subject_ids) - live_research_subjects())[:3]
+    targets = tuple(f"http://m.microblog.example/u/{subject}" for subject in denied)
+    monkeypatch.setattr(LinkThroughRedirectSpider, "targets", targets)
+    settings = consent_settings(tmp_path, CONSENTCRAWL_MODE=mode)
+    result = await run_crawl(LinkThroughRedirectSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert sum(r.path == "/go" for r in server.requests) == len(targets)  # the links were allowed and followed
+    scheduled = {e["url"]: e for e in result.audit if e["phase"] == "schedule"}
+    for target in targets:
+        assert scheduled[target]["verdict"] == "deny", target  # decided when the redirect scheduled it
+    fetched = {r.url for r in server.requests}
+    if mode == "enforce":
+        assert not fetched & set(targets) and result.items == []
+        assert not [e for e in result.audit if e["phase"] == "request" and e["url"] in targets]
+    else:  # report mode drops nothing: the same decisions, and the fetch is recorded too
+        assert set(targets) <= fetched

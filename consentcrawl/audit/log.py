@@ -53,11 +53,29 @@ def audit_entry(decision: Decision, *, time: datetime, phase: str, url: str | No
 
 
 def _json(value: Any) -> str:
-    """One JSON value, as ``_dumps`` writes it; strings and null without going through the encoder."""
-    if type(value) is str:
+    """One JSON value exactly as ``_dumps`` writes it, without the encoder for the common flat cases.
+
+    ``JSONEncoder.encode`` sets up its C encoder on every call, which costs more than encoding a small
+    evidence dict; strings, None, booleans, ints and flat lists and dicts of them are written here instead.
+    """
+    kind = type(value)
+    if kind is str:
         return encode_basestring(value)  # type: ignore[no-any-return]
     if value is None:
         return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is int:
+        return int.__repr__(value)
+    if kind is dict:
+        parts = []
+        for key, item in value.items():
+            if type(key) is not str:
+                return _dumps(value)
+            parts.append(encode_basestring(key) + ":" + _json(item))
+        return "{" + ",".join(parts) + "}"
+    if kind is list or kind is tuple:
+        return "[" + ",".join([_json(item) for item in value]) + "]"
     return _dumps(value)
 
 
@@ -142,7 +160,7 @@ class AuditLog:
         if memo is None or memo[0] is not evidence:
             memo = self._old_fragments.get(id(evidence))
             if memo is None or memo[0] is not evidence:
-                memo = (evidence, _dumps(evidence.to_dict()))
+                memo = (evidence, _json(evidence.to_dict()))
             self._fragments[id(evidence)] = memo
             if len(self._fragments) >= _FRAGMENTS:
                 self._old_fragments, self._fragments = self._fragments, {}
