@@ -13,7 +13,7 @@ the reason the synthetic data says it must have.
 Streams:
 
 - ``crawl``: what a crawl asks, in crawl order (see :func:`crawl_stream`): links are checked when they are
-  scheduled (``decide_consent``, where a person is first looked up) and requests get the full decision when
+  scheduled (``decide_link``, where a person is first looked up) and requests get the full decision when
   they are fetched; a person is decided about 7 times, and the store's LRU has something to work with.
 - ``uniform``: every request is the profile of a uniformly random person of the platform's 2 R: no locality at
   all, every lookup of a covered person goes to SQLite. The worst case; it bounds what caching cannot fix.
@@ -59,7 +59,7 @@ Request = tuple[str, str, "int | None", "str | None"]
 def crawl_stream(records: int, requests: int, seed: int = 1) -> Iterator[Request]:
     """The ``requests`` decisions a crawl of a P-person site makes first, in crawl order.
 
-    As in a Scrapy crawl with consentcrawl: a link is checked when it is scheduled (``decide_consent``: terms and
+    As in a Scrapy crawl with consentcrawl: a link is checked when it is scheduled (``decide_link``: terms and
     subject, no robots.txt yet), and the request gets the full decision when it is about to be fetched. A listing
     page names 50 people of the site, who are then fetched; each profile links to 5 random people of the site,
     mostly as ``/u/ID`` (a duplicate, which Scrapy's dupefilter drops after the check) and sometimes spelt
@@ -195,7 +195,7 @@ def child_measure(path: str, records: int, stream: str, requests: int, cache: in
     opened = memory()
     engine.store = store
 
-    facts_of, decide, consent, clock = engine.facts, engine.decide, engine.decide_consent, time.perf_counter_ns
+    facts_of, decide, link, clock = engine.facts, engine.decide, engine.decide_link, time.perf_counter_ns
     reasons: Counter[str] = Counter()
     wrong: list[tuple[str, str, str, str]] = []
     limit = HISTOGRAM_SIZE - 1
@@ -208,7 +208,7 @@ def child_measure(path: str, records: int, stream: str, requests: int, cache: in
             elapsed = clock() - t0
         else:
             t0 = clock()
-            decision = consent(facts_of(request_url, "research", now))
+            decision = link(request_url, "research", now)[0]
             elapsed = clock() - t0
         timing = timings[kind]
         timing.buckets[min(elapsed // HISTOGRAM_NS, limit)] += 1

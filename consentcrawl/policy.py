@@ -71,6 +71,7 @@ class PolicyEngine:
                                                        dict[str, RobotsMatch]]] = {}
         self._terms_memo: dict[int, tuple[Platform, Evidence]] = {}
         self._record_memo: Recent[int, tuple[AuthorizationRecord, Evidence]] = Recent(8192)
+        self._no_record_memo: Recent[tuple[str, str, str], Evidence] = Recent(8192)
         #: what a URL resolves to (a crawl decides the same URL when it is linked, scheduled and fetched)
         self._resolve = functools.lru_cache(maxsize=32768)(self._resolve_url)
         #: decisions already made, reused while nothing they rest on has changed (see :meth:`_still`)
@@ -383,8 +384,14 @@ class PolicyEngine:
                             platform=platform.name, evidence=tuple(evidence), fields=fields)
         evidence.extend(self._record_evidence(r) for r in records)
         if not records:
-            evidence.append(Evidence("subject-authorization", getattr(self.store, "source", "store"),
-                                     {"platform": platform.name, "subject": subject, "records": 0}))
+            source = getattr(self.store, "source", "store")
+            key = (source, platform.name, subject)
+            none = self._no_record_memo.get(key)
+            if none is None:  # the same object for the link, the fetch and the item: its JSON is written once
+                none = Evidence("subject-authorization", source, {"platform": platform.name, "subject": subject,
+                                                                  "records": 0})
+                self._no_record_memo.put(key, none)
+            evidence.append(none)
         return deny(Stage.SUBJECT, reason, subject=subject, platform=platform.name, evidence=tuple(evidence))
 
     def _record_evidence(self, record: AuthorizationRecord) -> Evidence:

@@ -93,6 +93,7 @@ class AuditLog:
         # platform grant or authorization record), and encoding it is most of the cost of a line.
         self._fragments: dict[int, tuple[Evidence, str]] = {}
         self._old_fragments: dict[int, tuple[Evidence, str]] = {}
+        self._few: dict[Any, str] = {None: "null"}
         if self.path is not None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -120,12 +121,18 @@ class AuditLog:
             line = _dumps(audit_entry(decision, time=time, phase=phase, url=url, canonical_url=canonical_url,
                                       purpose=purpose, mode=mode, extra=extra)) + "\n"
         else:
+            few = self._few  # values with few distinct spellings (phase, mode, purpose, reason, platform)
+            subject = decision.subject
             line = "".join((
                 '{"decision_id":', _json(decision.decision_id), ',"time":"', time.isoformat(),
-                '","phase":', _json(phase), ',"url":', _json(url), ',"canonical_url":', _json(canonical_url),
-                ',"platform":', _json(decision.platform), ',"subject":', _json(decision.subject),
-                ',"purpose":', _json(purpose), ',"verdict":"', decision.verdict.value, '","stage":"',
-                decision.stage.value, '","reason":', _json(decision.reason), ',"mode":', _json(mode),
+                '","phase":', few.get(phase) or self._encode_few(phase), ',"url":', _json(url),
+                ',"canonical_url":', _json(canonical_url),
+                ',"platform":', few.get(decision.platform) or self._encode_few(decision.platform),
+                ',"subject":', encode_basestring(subject) if type(subject) is str else _json(subject),
+                ',"purpose":', few.get(purpose) or self._encode_few(purpose), ',"verdict":"',
+                decision.verdict.value, '","stage":"', decision.stage.value,
+                '","reason":', few.get(decision.reason) or self._encode_few(decision.reason),
+                ',"mode":', few.get(mode) or self._encode_few(mode),
                 ',"evidence":[', ",".join([self._fragment(e) for e in decision.evidence]), "]",
                 "," + _dumps(extra)[1:-1] if extra else "", "}\n",
             ))
@@ -154,6 +161,12 @@ class AuditLog:
             raise AuditUnavailable(f"cannot write the audit log {self.path}: {exc.strerror or exc}") from exc
         self._unwritten = b""
         self.count += lines
+
+    def _encode_few(self, value: Any) -> str:
+        encoded = _json(value)
+        if len(self._few) < 4096:
+            self._few[value] = encoded
+        return encoded
 
     def _fragment(self, evidence: Evidence) -> str:
         memo = self._fragments.get(id(evidence))
