@@ -73,11 +73,11 @@ class PolicyEngine:
         self._record_memo: Recent[int, tuple[AuthorizationRecord, Evidence]] = Recent(8192)
         self._no_record_memo: Recent[tuple[str, str, str], Evidence] = Recent(8192)
         #: what a URL resolves to (a crawl decides the same URL when it is linked, scheduled and fetched)
-        self._resolve = functools.lru_cache(maxsize=32768)(self._resolve_url)
+        self._resolve = functools.lru_cache(maxsize=8192)(self._resolve_url)
         #: decisions already made, reused while nothing they rest on has changed (see :meth:`_still`)
-        self._decisions: Recent[tuple[Any, ...], _Made] = Recent(8192)
+        self._decisions: Recent[tuple[Any, ...], _Made] = Recent(4096)
         #: link decisions by the URL string as written (see :meth:`decide_link`)
-        self._links: Recent[tuple[str, str], tuple[_Made, Decision, str]] = Recent(8192)
+        self._links: Recent[tuple[str, str], tuple[_Made, Decision, str]] = Recent(4096)
 
     # -- facts ---------------------------------------------------------------------------------------------
 
