@@ -234,7 +234,10 @@ class ConsentRuntime:
                 cause = Evidence("error", "audit log", {"error": "AuditUnavailable", "message": str(exc)})
                 decision = deny(Stage.ERROR, "error.audit-unavailable", subject=decision.subject,
                                 platform=decision.platform, evidence=(*decision.evidence, cause))
-            count = True
+            # the deny that stands waits with the other lines for the log to take writes again
+            self.audit.record(decision, time=self.config.now(), phase=phase, url=url, canonical_url=canonical_url,
+                              purpose=self.config.purpose, mode=self.config.mode, durable=False)
+            durable, count = False, True
         if not durable:
             self._soon()
         if not count:

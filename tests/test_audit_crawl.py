@@ -112,7 +112,8 @@ def test_audit_lines_that_let_nothing_happen_wait_for_the_next_one_that_does(tmp
 
 
 def test_a_failed_write_keeps_the_waiting_lines_for_the_next_try(tmp_path: Path) -> None:
-    """ENOSPC on a durable write raises (the caller denies) and loses nothing once the file takes writes again."""
+    """ENOSPC on a durable write raises (the caller denies, so that line is dropped); the lines waiting before it
+    are written once the file takes writes again."""
     from consentcrawl.audit.log import AuditLog
     from consentcrawl.decision import Stage, deny
     from consentcrawl.errors import AuditUnavailable
@@ -124,12 +125,12 @@ def test_a_failed_write_keeps_the_waiting_lines_for_the_next_try(tmp_path: Path)
     log.record(deny(Stage.SUBJECT, "subject.purpose"), time=NOW, phase="schedule", durable=False)
     with pytest.raises(AuditUnavailable, match="cannot write the audit log"):
         log.record(deny(Stage.ROBOTS, "robots.disallowed"), time=NOW, phase="request", durable=True)
-    assert log.pending == 1  # the unwritten bytes of both lines, kept
+    assert log.pending == 1  # the waiting line's bytes, kept
     log._file.close()
     log._file = real
     log.flush()
     log.close()
-    assert [e["reason"] for e in read_audit_log(tmp_path / "audit.jsonl")] == ["subject.purpose", "robots.disallowed"]
+    assert [e["reason"] for e in read_audit_log(tmp_path / "audit.jsonl")] == ["subject.purpose"]
 
 
 class LinkThroughRedirectSpider(MicroblogSpider):
@@ -167,3 +168,40 @@ async def test_a_redirect_from_a_checked_link_is_checked_again_before_the_schedu
         assert not [e for e in result.audit if e["phase"] == "request" and e["url"] in targets]
     else:  # report mode drops nothing: the same decisions, and the fetch is recorded too
         assert set(targets) <= fetched
+
+
+@deferred_f_from_coro_f
+async def test_a_group_write_that_fails_is_counted_and_the_next_allow_is_denied(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The end-of-turn write of waiting deny lines fails (ENOSPC): counted and logged, nothing raised into the
+    event loop; the lines stay waiting, so the next allow cannot be written either and becomes a deny."""
+    import asyncio
+
+    from scrapy.utils.test import get_crawler
+
+    from consentcrawl.decision import Decision, Stage, Verdict, deny
+    from consentcrawl.runtime import get_runtime
+
+    crawler = get_crawler(MicroblogSpider, consent_settings(tmp_path))
+    runtime = get_runtime(crawler)
+    assert runtime is not None
+    real = runtime.audit._file
+    runtime.audit._file = open("/dev/full", "wb", buffering=0)
+
+    with caplog.at_level("ERROR", logger="consentcrawl"):
+        runtime.record(deny(Stage.SUBJECT, "subject.no-authorization"), "http://microblog.example/u/1", None,
+                       "schedule")
+        await asyncio.sleep(0.01)  # the end-of-turn write runs (and fails) here
+    assert crawler.stats.get_value("consentcrawl/audit/write_errors") == 1
+    assert any("cannot write the audit log" in r.getMessage() for r in caplog.records)
+    assert runtime.audit.pending == 1
+    allowed = runtime.record(Decision(Verdict.ALLOW, Stage.SUBJECT, "subject.authorized"),
+                             "http://microblog.example/u/2", None, "request")
+    assert allowed.reason == "error.audit-unavailable"
+    runtime.audit._file.close()
+    runtime.audit._file = real
+    runtime.end_of_turn()
+    runtime.audit.close()
+    assert [e["reason"] for e in read_audit_log(tmp_path / "audit.jsonl")] == [
+        "subject.no-authorization", "error.audit-unavailable"]

@@ -112,7 +112,8 @@ class AuditLog:
                extra: dict[str, Any] | None = None, durable: bool = True) -> None:
         """Add one decision's line; with ``durable`` it is written (with every waiting line) before this returns.
 
-        Raises :class:`AuditUnavailable` when a durable write fails; the lines stay waiting for the next try.
+        Raises :class:`AuditUnavailable` when a durable write fails: that line is dropped (its decision does not
+        stand), the lines before it stay waiting for the next try.
         """
         if self._file is None:
             return
@@ -139,7 +140,15 @@ class AuditLog:
         with self._lock:
             self._pending.append(line)
             if durable:
-                self._write()
+                try:
+                    self._write()
+                except AuditUnavailable:
+                    # this decision does not stand (the caller denies instead): its line must not reach the file
+                    # later; the lines waiting before it do (unless the file took part of it: then it is finished)
+                    encoded = line.encode("utf-8")
+                    if self._unwritten.endswith(encoded):
+                        self._unwritten = self._unwritten[:-len(encoded)]
+                    raise
 
     def flush(self) -> None:
         """Write every waiting line; raises :class:`AuditUnavailable` if the file does not take them."""
