@@ -206,9 +206,13 @@ class PolicyEngine:
             stage = Stage.ERROR if reason.startswith("error.") else Stage.ROBOTS
             decision = self._deny_facts(facts, stage, reason, evidence)
             return decision, self._remember(key, decision, facts.platform, robots, [], facts.now)
-        consent, made = self._guarded_made(facts, None, check_robots=False)
-        if made is None:  # an error deciding consent: decided anew each time
-            return consent, None
+        made = self._decisions.get((*key[:-1], False))
+        if made is not None and self._still(made, facts.platform, None, facts.now, facts.subject):
+            consent = made.decision  # remembered from the link check; only its verdict and evidence are used
+        else:
+            consent, made = self._guarded_made(facts, None, check_robots=False)
+            if made is None:  # an error deciding consent: decided anew each time
+                return consent, None
         delay = self._robots_info(robots, facts.token)[1] if consent.allowed and robots is not None else None
         decision = Decision(consent.verdict, consent.stage, consent.reason, subject=consent.subject,
                             platform=consent.platform, evidence=(*evidence, *consent.evidence), fields=consent.fields,
