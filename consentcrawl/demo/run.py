@@ -93,6 +93,9 @@ def summary(stats: dict[str, Any], items_path: Path, audit_path: Path, served: i
     ]
     for (stage, reason), count in sorted(denied.items(), key=lambda kv: (kv[0][0], -kv[1])):
         lines.append(f"      {stage:<8} {reason:<28} {count}")
+    repeated = stats.get("consentcrawl/schedule/repeated", 0)
+    if repeated:
+        lines.append(f"      and {repeated} more links to the same pages, dropped by the same decisions")
     lines += [
         f"  items collected:                {len(rows)}, of {len(people)} people, each of whom authorized "
         f"{stats.get('consentcrawl/purpose')!r}",
