@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.audit.log import read_audit_log
@@ -205,3 +206,34 @@ async def test_a_group_write_that_fails_is_counted_and_the_next_allow_is_denied(
     runtime.audit.close()
     assert [e["reason"] for e in read_audit_log(tmp_path / "audit.jsonl")] == [
         "subject.no-authorization", "error.audit-unavailable"]
+
+
+class UnreadableLinksSpider(MicroblogSpider):
+    """A start request and a link whose URLs Scrapy accepts but whose host is not a valid host name."""
+
+    name = "unreadable-links"
+
+    async def start(self) -> Any:
+        async for request in super().start():
+            yield request
+        yield scrapy.Request("http://1.2.3.4.5/u/1002", callback=self.parse_profile)
+
+    def parse(self, response: Any) -> Any:
+        yield response.follow("http://a..b/u/1001", callback=self.parse_profile)
+
+
+@deferred_f_from_coro_f
+async def test_a_url_we_cannot_read_is_denied_and_recorded_wherever_it_is_checked(
+    server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both scheduling checks (the spider middleware for links, request_scheduled for start requests) deny an
+    URL they cannot canonicalise with error.bad-url, say why in the evidence, and nothing is fetched."""
+    result = await run_crawl(UnreadableLinksSpider, consent_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    bad = {e["url"]: e for e in result.audit if e["reason"] == "error.bad-url"}
+    assert set(bad) == {"http://1.2.3.4.5/u/1002", "http://a..b/u/1001"}
+    for entry in bad.values():
+        assert entry["phase"] == "schedule" and entry["verdict"] == "deny" and entry["stage"] == "error"
+        assert entry["evidence"][0]["error"] == "ValueError" and "host" in entry["evidence"][0]["message"]
+    assert result.stats["consentcrawl/denied/error/bad-url"] == 2
+    assert not {r.host for r in server.requests} & {"1.2.3.4.5", "a..b"}
