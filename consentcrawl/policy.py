@@ -156,8 +156,8 @@ class PolicyEngine:
                 return deny(Stage.SUBJECT, "subject.unknown-platform", subject=subject, platform=platform_name,
                             evidence=(Evidence("item", "item", {"platform": platform_name}),))
             key = ("item", platform.name, subject, purpose)
-            made = self._decisions.get(key)
-            if made is not None and self._still(made, platform, None, now, subject):
+            made = self._recall(key, platform, None, now, subject)
+            if made is not None:
                 return _renew(made.decision)
             evidence: list[Evidence] = []
             lookups: list[Sequence[AuthorizationRecord]] = []
@@ -182,8 +182,8 @@ class PolicyEngine:
         try:
             robots = robots if check_robots else None
             key = (facts.canonical, facts.robots_paths, facts.subject, facts.purpose, facts.token, check_robots)
-            made = self._decisions.get(key)
-            if made is not None and self._still(made, facts.platform, robots, facts.now, facts.subject):
+            made = self._recall(key, facts.platform, robots, facts.now, facts.subject)
+            if made is not None:
                 return _renew(made.decision), made
             if check_robots:
                 return self._with_robots(key, facts, robots)
@@ -201,13 +201,11 @@ class PolicyEngine:
         """The full decision: the robots stage, then the terms-and-subject decision (usually remembered from when
         the link was checked) with the robots evidence in front — what :meth:`_decide` gives with robots."""
         evidence: list[Evidence] = []
-        reason = self._robots(facts, robots, evidence)
-        if reason is not None:
-            stage = Stage.ERROR if reason.startswith("error.") else Stage.ROBOTS
-            decision = self._deny_facts(facts, stage, reason, evidence)
+        decision = self._robots_stage(facts, robots, evidence)
+        if decision is not None:
             return decision, self._remember(key, decision, facts.platform, robots, [], facts.now)
-        made = self._decisions.get((*key[:-1], False))
-        if made is not None and self._still(made, facts.platform, None, facts.now, facts.subject):
+        made = self._recall((*key[:-1], False), facts.platform, None, facts.now, facts.subject)
+        if made is not None:
             consent = made.decision  # remembered from the link check; only its verdict and evidence are used
         else:
             consent, made = self._guarded_made(facts, None, check_robots=False)
@@ -243,6 +241,12 @@ class PolicyEngine:
         self._decisions.put(key, made)
         return made
 
+    def _recall(self, key: tuple[Any, ...], platform: Platform | None, robots: RobotsFile | None, now: datetime,
+                subject: str | None) -> _Made | None:
+        """The decision remembered under ``key``, if it would still come out the same (:meth:`_still`)."""
+        made = self._decisions.get(key)
+        return made if made is not None and self._still(made, platform, robots, now, subject) else None
+
     def _still(self, made: _Made, platform: Platform | None, robots: RobotsFile | None, now: datetime,
                subject: str | None) -> bool:
         """Would a remembered decision come out the same? Then it may be reused.
@@ -274,10 +278,9 @@ class PolicyEngine:
         platform = facts.platform
         platform_name = platform.name if platform else None
         if check_robots:
-            reason = self._robots(facts, robots, evidence)
-            if reason is not None:
-                stage = Stage.ERROR if reason.startswith("error.") else Stage.ROBOTS
-                return self._deny_facts(facts, stage, reason, evidence)
+            denied_by_robots = self._robots_stage(facts, robots, evidence)
+            if denied_by_robots is not None:
+                return denied_by_robots
         if platform is None:
             if facts.subject is not None:
                 return self._deny_facts(facts, Stage.SUBJECT, "subject.unknown-platform", evidence)
@@ -293,6 +296,15 @@ class PolicyEngine:
         return self._subject(platform, facts.subject, facts.purpose, facts.now, evidence, lookups)
 
     # -- stage 1: robots -----------------------------------------------------------------------------------
+
+    def _robots_stage(self, facts: RequestFacts, robots: RobotsFile | None,
+                      evidence: list[Evidence]) -> Decision | None:
+        """The robots stage's deny (``robots.*``, or ``error.robots-missing``), or None when it allows."""
+        reason = self._robots(facts, robots, evidence)
+        if reason is None:
+            return None
+        stage = Stage.ERROR if reason.startswith("error.") else Stage.ROBOTS
+        return self._deny_facts(facts, stage, reason, evidence)
 
     def _robots(self, facts: RequestFacts, robots: RobotsFile | None, evidence: list[Evidence]) -> str | None:
         if robots is None:

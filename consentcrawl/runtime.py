@@ -132,8 +132,7 @@ class ConsentRuntime:
             facts = self.engine.facts(request.url, self.config.purpose, self.config.now(),
                                       request.meta.get(META_SUBJECT))
         except Exception as exc:  # noqa: BLE001 - an URL we cannot read is denied, not waved through
-            evidence = (Evidence("error", request.url, {"error": type(exc).__name__, "message": str(exc)}),)
-            return None, deny(Stage.ERROR, "error.bad-url", evidence=evidence)
+            return None, _bad_url(request.url, exc)
         return facts, None
 
     async def decide_request(self, request: Request, phase: str = "request") -> Decision:
@@ -169,8 +168,7 @@ class ConsentRuntime:
         try:
             decision, canonical, repeat = self.engine.decide_link(url, self.config.purpose, self.config.now())
         except Exception as exc:  # noqa: BLE001 - an URL we cannot read is denied, not waved through
-            evidence = (Evidence("error", url, {"error": type(exc).__name__, "message": str(exc)}),)
-            return self.record(deny(Stage.ERROR, "error.bad-url", evidence=evidence), url, None, "schedule")
+            return self.record(_bad_url(url, exc), url, None, "schedule")
         if decision.allowed:
             return None
         if repeat:
@@ -190,9 +188,8 @@ class ConsentRuntime:
             if isinstance(response, TextResponse) and b"html" in (response.headers.get(b"Content-Type") or b"html"):
                 directives += parse_meta_robots(response.body, token, response.encoding)
         except Exception as exc:  # noqa: BLE001 - a crash reading the signals must deny, not skip them
-            evidence = (Evidence("error", response.url, {"error": type(exc).__name__, "message": str(exc)}),)
             decision = deny(Stage.ERROR, "error.internal", subject=prior.subject, platform=prior.platform,
-                            evidence=evidence)
+                            evidence=(_error_cause(exc, response.url),))
             return self.record(decision, response.url, None, "response")
         if not directives:
             return prior
@@ -292,6 +289,15 @@ class ConsentRuntime:
         except AuditUnavailable as exc:
             self.stats.inc_value("consentcrawl/audit/write_errors")
             logger.error("consentcrawl: %s", exc)
+
+
+def _error_cause(exc: BaseException, where: str) -> Evidence:
+    return Evidence("error", where, {"error": type(exc).__name__, "message": str(exc)})
+
+
+def _bad_url(url: str, exc: BaseException) -> Decision:
+    """The deny for a URL we cannot read (``error.bad-url``), with the reason in its evidence."""
+    return deny(Stage.ERROR, "error.bad-url", evidence=(_error_cause(exc, url),))
 
 
 #: phases whose allow lets something happen (a fetch, a callback, a kept item): their lines are written at once
