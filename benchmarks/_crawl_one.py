@@ -29,6 +29,7 @@ import json
 import os
 import resource
 import signal
+import statistics
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Generator
@@ -198,18 +199,26 @@ def _charged(owner: str, call: Callable[[], Any]) -> Any:
         ACCOUNTING.switch(previous)
 
 
-def instrument() -> None:
-    """Wrap every entry point of the consentcrawl add-on (before the crawler builds them)."""
-    from consentcrawl import middlewares, pipelines, runtime
+def instrument(floor: bool = False) -> None:
+    """Wrap every entry point of the consentcrawl add-on (before the crawler builds them).
 
-    # the audit lines and counts written once per event-loop turn
-    consent_runtime = runtime.ConsentRuntime
-    end_of_turn = consent_runtime.end_of_turn
+    With ``floor``, the stand-ins of :mod:`_floor` are wrapped instead, in the same places and the same way.
+    """
+    if floor:
+        import _floor as middlewares
 
-    def timed_end_of_turn(self: Any) -> None:
-        _charged("consentcrawl/end_of_turn", lambda: end_of_turn(self))
+        pipelines = middlewares
+    else:
+        from consentcrawl import middlewares, pipelines, runtime
 
-    consent_runtime.end_of_turn = timed_end_of_turn  # type: ignore[method-assign]
+        # the audit lines and counts written once per event-loop turn
+        consent_runtime = runtime.ConsentRuntime
+        end_of_turn = consent_runtime.end_of_turn
+
+        def timed_end_of_turn(self: Any) -> None:
+            _charged("consentcrawl/end_of_turn", lambda: end_of_turn(self))
+
+        consent_runtime.end_of_turn = timed_end_of_turn  # type: ignore[method-assign]
 
     guard = middlewares.ConsentScheduleGuard
     request_scheduled = guard.request_scheduled
@@ -291,7 +300,9 @@ def settings_for(args: argparse.Namespace) -> dict[str, Any]:
         "LOGSTATS_INTERVAL": 0,
         "DOWNLOADER_MIDDLEWARES": {},
     }
-    if args.config == "c":
+    if args.config == "c" and args.floor:
+        settings["ADDONS"] = {"_floor.Addon": 0}
+    elif args.config == "c":
         workdir = Path(args.workdir)
         settings.update({
             "ADDONS": {"consentcrawl.Addon": 0},
@@ -320,7 +331,11 @@ def peak_rss_mb() -> float:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.config == "c" and args.instrument:
-        instrument()
+        instrument(floor=args.floor)
+    if args.floor:
+        import _floor
+
+        _floor.switch = ACCOUNTING.switch
     process = CrawlerProcess(settings_for(args))
     crawler = process.create_crawler(ProfilesSpider)
     marks: dict[str, Any] = {}
@@ -392,6 +407,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "by_entry_point_us_per_request": {k.partition("/")[2]: round(ACCOUNTING.wall_ns.get(k, 0) / 1000 / count, 1)
                                               for k in sorted(mine) if "/" in k},
         }
+    if args.floor:
+        import _floor
+
+        out["floor"] = True
+        out["probe"] = {which: statistics.median(ns) / 1000 for which, ns in _floor.PROBE.items() if ns}
+        out["probe"]["count"] = len(_floor.PROBE["cold"])
     return out
 
 
@@ -404,6 +425,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mode", choices=["report", "enforce"], default="report")
     parser.add_argument("--calibrate-us", type=float, default=0.0)
     parser.add_argument("--sample-hz", type=int, default=4000)
+    parser.add_argument("--floor", action="store_true",
+                        help="(c) with stand-ins that do one dict lookup in each of the add-on's places (_floor.py)")
     parser.add_argument("--no-instrument", dest="instrument", action="store_false",
                         help="(c) without the accounting wrappers (to see what they cost)")
     args = parser.parse_args(argv)

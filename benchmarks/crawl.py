@@ -22,7 +22,10 @@ it would skip the unauthorized half of the profiles, which is faster but not com
 Reported per configuration: items/s, CPU µs per response and peak RSS (medians of the rounds), the ratios
 (c)/(a) and (b)/(a) (median of the per-round ratios), and, inside (c), the CPU of consentcrawl's own code per
 request, measured by instrumentation and by sampling (see ``_crawl_one.py``). One extra (c) crawl with a
-calibration middleware burning a known number of µs of CPU per request checks both measurements.
+calibration middleware burning a known number of µs of CPU per request checks both measurements. One more, the
+*floor*, puts stand-ins that do one dict lookup in each of the add-on's places (``_floor.py``) and accounts for
+them the same way: what a consent layer costs there before it does any work. It also times the same call of our
+code twice in a row inside the crawl, to show what running after Scrapy's work (cold CPU caches) costs.
 
 The last two lines are ``consentcrawl/plain throughput ratio: X.XX (median of N rounds)`` (for the first
 ``--concurrent-items`` value) and ``consentcrawl CPU per request: N us`` (sampled, median of the (c) crawls).
@@ -52,7 +55,7 @@ CONFIGS = {"a": "plain Scrapy", "b": "Scrapy + ROBOTSTXT_OBEY", "c": "consentcra
 
 
 def crawl_once(config: str, args: argparse.Namespace, workdir: Path, port: int, server_pid: int,
-               concurrent_items: int, calibrate_us: float = 0.0) -> dict[str, Any]:
+               concurrent_items: int, calibrate_us: float = 0.0, floor: bool = False) -> dict[str, Any]:
     """One crawl in a fresh process; returns its JSON plus the server's CPU for it."""
     env = dict(os.environ, http_proxy=f"http://127.0.0.1:{port}")
     for name in ("https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
@@ -61,6 +64,8 @@ def crawl_once(config: str, args: argparse.Namespace, workdir: Path, port: int, 
                str(workdir), "--concurrent-items", str(concurrent_items), "--mode", args.mode]
     if calibrate_us:
         command += ["--calibrate-us", str(calibrate_us)]
+    if floor:
+        command += ["--floor"]
     server_cpu = platform_server.process_cpu(server_pid)
     out = subprocess.run(command, env=env, check=True, text=True, stdout=subprocess.PIPE)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
@@ -116,7 +121,7 @@ def summarize(runs: list[dict[str, Any]], concurrent_items: int, rounds: int) ->
 
 
 def report(summaries: dict[int, dict[str, Any]], capacity: dict[str, Any], calibration: dict[str, Any] | None,
-           args: argparse.Namespace, store: dict[str, Any]) -> str:
+           args: argparse.Namespace, store: dict[str, Any], floor: dict[str, Any] | None = None) -> str:
     lines = [f"{args.pages:,} profiles per crawl, {args.rounds} rounds, (c) in {args.mode} mode; store of "
              f"{STORE_RECORDS:,} records built in {store['build_s']:.1f} s ({store['bytes'] / 1e6:.0f} MB)", "",
              f"platform server capacity: {capacity['requests_per_s']:,.0f} requests/s from {capacity['connections']} "
@@ -154,6 +159,18 @@ def report(summaries: dict[int, dict[str, Any]], capacity: dict[str, Any], calib
                       f"whole-process CPU per response {calibration['cpu_us_per_response']:,.0f} µs against "
                       f"{calibration['baseline_cpu_us_per_response']:,.0f} µs for (c) without it (expected "
                       f"+{calibration['burn_us'] * calibration['requests'] / calibration['responses']:.0f})"]
+    if floor is not None:
+        mine, probe = floor["consentcrawl"], floor["probe"]
+        points = ", ".join(f"{k} {v:.0f}" for k, v in mine["by_entry_point_us_per_request"].items())
+        lines += ["", f"floor: stand-ins doing one dict lookup in each of the add-on's places (_floor.py), accounted "
+                      f"the same way: {mine['instrumented_us_per_request']:.1f} µs per request instrumented "
+                      f"({points}), "
+                      f"{mine['sampled_us_per_request']:.1f} µs sampled ({mine['samples']} samples); whole-process "
+                      f"CPU per response {floor['cpu_us_per_response']:,.0f} µs, {floor['items_per_s']:.1f} items/s",
+                  f"probe (consentcrawl's canonicalize + key hash, timed twice in a row at the start of each "
+                  f"response's spider output, {probe['count']:,} times): first call {probe['cold']:.1f} µs, second "
+                  f"call {probe['warm']:.1f} µs (median): code of ours that runs after Scrapy's costs "
+                  f"{probe['cold'] / probe['warm']:.1f}x what it costs in a loop"]
     return "\n".join(lines)
 
 
@@ -168,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="consentcrawl's mode in (c) (default report: same fetches as (a))")
     parser.add_argument("--calibrate-us", type=float, default=200.0,
                         help="µs of CPU the calibration middleware burns per request (0: no calibration run)")
+    parser.add_argument("--no-floor", dest="floor", action="store_false",
+                        help="skip the floor crawl (stand-ins that do nothing in the add-on's places, _floor.py)")
     parser.add_argument("--selftest-seconds", type=float, default=3.0, help="server capacity test length")
     parser.add_argument("--workdir", help="keep the store, audit logs and crawl logs here (default: a temp dir)")
     parser.add_argument("--json", metavar="FILE", help="also write every run's measurements to FILE")
@@ -196,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         server, port = platform_server.start_server(args.pages)
         runs: list[dict[str, Any]] = []
         calibration = None
+        floor = None
         try:
             print("warming up ...", flush=True)
             for config in configs:
@@ -221,15 +241,18 @@ def main(argv: list[str] | None = None) -> int:
                 baseline = [r["cpu_us_per_response"] for r in runs
                             if r["config"] == "c" and r["concurrent_items"] == variants[0]]
                 calibration["baseline_cpu_us_per_response"] = median(baseline)
+            if args.floor and "c" in configs:
+                print("floor: (c) with stand-ins doing nothing in the add-on's places ...", flush=True)
+                floor = crawl_once("c", args, workdir, port, server.pid, variants[0], floor=True)
         finally:
             platform_server.stop_server(server)
         summaries = {ci: summarize(runs, ci, args.rounds) for ci in variants}
         if args.json:
             Path(args.json).write_text(json.dumps({"runs": runs, "summaries": summaries, "capacity": capacity,
-                                                   "calibration": calibration, "store": store,
+                                                   "calibration": calibration, "floor": floor, "store": store,
                                                    "args": vars(args)}, indent=2) + "\n")
         print()
-        print(report(summaries, capacity, calibration, args, store))
+        print(report(summaries, capacity, calibration, args, store, floor))
         main_table = summaries[variants[0]]
         if "c" in main_table and "a" in main_table:
             print(f"consentcrawl/plain throughput ratio: {main_table['c']['ratio_to_a']:.2f} "
