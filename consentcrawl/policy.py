@@ -189,7 +189,12 @@ class PolicyEngine:
                 return self._with_robots(key, facts, robots)
             lookups: list[Sequence[AuthorizationRecord]] = []
             decision = self._decide(facts, None, False, lookups)
-            return decision, self._remember(key, decision, facts.platform, None, lookups, facts.now)
+            made = self._remember(key, decision, facts.platform, None, lookups, facts.now)
+            if lookups and decision.stage is Stage.SUBJECT and facts.platform is not None:
+                # the terms and the person's records decided it: exactly what decide_subject gives for this person,
+                # so the item guard reuses it for the profile's item instead of deciding the person again
+                self._decisions.put(("item", facts.platform.name, facts.subject, facts.purpose), made)
+            return decision, made
         except StoreUnavailable as exc:
             return self._deny_facts(facts, Stage.ERROR, "error.store-unavailable",
                                     [_error_evidence(exc, "store")]), None

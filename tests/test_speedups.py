@@ -175,6 +175,33 @@ def test_link_and_item_decisions_from_memory_are_what_a_fresh_engine_decides() -
     assert checked > 500 and links // 2 <= repeats < links
 
 
+def test_the_item_decision_of_a_person_whose_profile_link_was_decided_is_that_decision(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The link check of a profile decided the person; the item guard reuses it (a new id), and a store change
+    or a threshold passing still makes it decide again."""
+    registry = PlatformRegistry({"microblog": make_platform()})
+    store = ChangingStore(list(RECORDS))
+    engine = PolicyEngine(registry, store, "consentcrawl")
+    made: list[str] = []
+    subject_stage = engine._subject
+
+    def counting(platform: Any, subject: str, *args: Any, **kwargs: Any) -> Decision:
+        made.append(subject)
+        return subject_stage(platform, subject, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "_subject", counting)
+    for subject in ("1001", "1002", "1003", "9999"):
+        link, _, _ = engine.decide_link(f"http://microblog.example/u/{subject}", "research", NOW)
+        item = engine.decide_subject("microblog", subject, "research", NOW)
+        fresh = PolicyEngine(registry, store, "consentcrawl").decide_subject("microblog", subject, "research", NOW)
+        assert _fields(item) == _fields(fresh) == _fields(link) and item.decision_id != link.decision_id
+    assert made == ["1001", "1002", "1003", "9999"]  # one decision per person, not two
+    store.replace([*RECORDS, AuthorizationRecord("microblog", "1001", frozenset({"research"}), t("2026-02-01"),
+                                                 revoked_at=t("2026-11-01"), evidence="withdrawn", source="new:1")])
+    item = engine.decide_subject("microblog", "1001", "research", NOW)
+    assert item.reason == "subject.revoked" and made[-1] == "1001" and len(made) == 5
+
+
 def expected_canonical(url: str) -> str:
     return urls.canonicalize(url).url
 
