@@ -93,6 +93,8 @@ class AuditLog:
         # platform grant or authorization record), and encoding it is most of the cost of a line.
         self._fragments: dict[int, tuple[Evidence, str]] = {}
         self._old_fragments: dict[int, tuple[Evidence, str]] = {}
+        self._tuples: dict[int, tuple[tuple[Evidence, ...], str]] = {}
+        self._old_tuples: dict[int, tuple[tuple[Evidence, ...], str]] = {}
         self._few: dict[Any, str] = {None: "null"}
         if self.path is not None:
             try:
@@ -131,10 +133,10 @@ class AuditLog:
                 ',"platform":', few.get(decision.platform) or self._encode_few(decision.platform),
                 ',"subject":', encode_basestring(subject) if type(subject) is str else _json(subject),
                 ',"purpose":', few.get(purpose) or self._encode_few(purpose), ',"verdict":"',
-                decision.verdict.value, '","stage":"', decision.stage.value,
+                decision.verdict, '","stage":"', decision.stage,  # str enums: join writes their values
                 '","reason":', few.get(decision.reason) or self._encode_few(decision.reason),
                 ',"mode":', few.get(mode) or self._encode_few(mode),
-                ',"evidence":[', ",".join([self._fragment(e) for e in decision.evidence]), "]",
+                ',"evidence":[', self._evidence(decision.evidence), "]",
                 "," + _dumps(extra)[1:-1] if extra else "", "}\n",
             ))
         with self._lock:
@@ -176,6 +178,19 @@ class AuditLog:
         if len(self._few) < 4096:
             self._few[value] = encoded
         return encoded
+
+    def _evidence(self, evidence: tuple[Evidence, ...]) -> str:
+        """The JSON of a decision's evidence items, kept per tuple: a remembered decision reused with a new id
+        keeps its evidence tuple, so its line needs one lookup instead of one per item."""
+        memo = self._tuples.get(id(evidence))
+        if memo is None or memo[0] is not evidence:
+            memo = self._old_tuples.get(id(evidence))
+            if memo is None or memo[0] is not evidence:
+                memo = (evidence, ",".join([self._fragment(e) for e in evidence]))
+            self._tuples[id(evidence)] = memo
+            if len(self._tuples) >= _FRAGMENTS:
+                self._old_tuples, self._tuples = self._tuples, {}
+        return memo[1]
 
     def _fragment(self, evidence: Evidence) -> str:
         memo = self._fragments.get(id(evidence))
