@@ -76,6 +76,9 @@ class PolicyEngine:
         self._resolve = functools.lru_cache(maxsize=8192)(self._resolve_url)
         #: decisions already made, reused while nothing they rest on has changed (see :meth:`_still`)
         self._decisions: Recent[tuple[Any, ...], _Made] = Recent(4096)
+        #: decisions about a person (terms, then their records) by platform, subject and purpose: the item guard's,
+        #: and those the link check of their profile made (kept apart, so they do not push out the others)
+        self._people: Recent[tuple[Any, ...], _Made] = Recent(4096)
         #: link decisions by the URL string as written (see :meth:`decide_link`)
         self._links: Recent[tuple[str, str], tuple[_Made, Decision, str]] = Recent(4096)
 
@@ -155,8 +158,8 @@ class PolicyEngine:
             if platform is None:
                 return deny(Stage.SUBJECT, "subject.unknown-platform", subject=subject, platform=platform_name,
                             evidence=(Evidence("item", "item", {"platform": platform_name}),))
-            key = ("item", platform.name, subject, purpose)
-            made = self._recall(key, platform, None, now, subject)
+            key = (platform.name, subject, purpose)
+            made = self._recall(key, platform, None, now, subject, self._people)
             if made is not None:
                 return _renew(made.decision)
             evidence: list[Evidence] = []
@@ -164,7 +167,7 @@ class PolicyEngine:
             verdict = self._terms(platform, purpose, now, evidence)
             if verdict is None:
                 verdict = self._subject(platform, subject, purpose, now, evidence, lookups)
-            self._remember(key, verdict, platform, None, lookups, now)
+            self._remember(key, verdict, platform, None, lookups, now, self._people)
             return verdict
         except StoreUnavailable as exc:
             return deny(Stage.ERROR, "error.store-unavailable", subject=subject, platform=platform_name,
@@ -193,7 +196,7 @@ class PolicyEngine:
             if lookups and decision.stage is Stage.SUBJECT and facts.platform is not None:
                 # the terms and the person's records decided it: exactly what decide_subject gives for this person,
                 # so the item guard reuses it for the profile's item instead of deciding the person again
-                self._decisions.put(("item", facts.platform.name, facts.subject, facts.purpose), made)
+                self._people.put((facts.platform.name, facts.subject, facts.purpose), made)
             return decision, made
         except StoreUnavailable as exc:
             return self._deny_facts(facts, Stage.ERROR, "error.store-unavailable",
@@ -225,7 +228,8 @@ class PolicyEngine:
         return decision, full
 
     def _remember(self, key: tuple[Any, ...], decision: Decision, platform: Platform | None,
-                  robots: RobotsFile | None, lookups: list[Sequence[AuthorizationRecord]], now: datetime) -> _Made:
+                  robots: RobotsFile | None, lookups: list[Sequence[AuthorizationRecord]], now: datetime,
+                  memo: Recent[tuple[Any, ...], _Made] | None = None) -> _Made:
         """Keep a decision with what it rests on and the time span in which its time checks come out the same."""
         times: list[datetime | None] = []
         grant = platform.authorization if platform is not None else None
@@ -243,13 +247,13 @@ class PolicyEngine:
             elif until is None or t < until:
                 until = t
         made = _Made(decision, platform, robots, lookups[0] if lookups else None, bool(lookups), since, until)
-        self._decisions.put(key, made)
+        (self._decisions if memo is None else memo).put(key, made)
         return made
 
     def _recall(self, key: tuple[Any, ...], platform: Platform | None, robots: RobotsFile | None, now: datetime,
-                subject: str | None) -> _Made | None:
+                subject: str | None, memo: Recent[tuple[Any, ...], _Made] | None = None) -> _Made | None:
         """The decision remembered under ``key``, if it would still come out the same (:meth:`_still`)."""
-        made = self._decisions.get(key)
+        made = (self._decisions if memo is None else memo).get(key)
         return made if made is not None and self._still(made, platform, robots, now, subject) else None
 
     def _still(self, made: _Made, platform: Platform | None, robots: RobotsFile | None, now: datetime,
