@@ -9,7 +9,8 @@ N profiles in these configurations, interleaved round by round (a b c a b c ...)
 
 - (a) plain Scrapy, ``ROBOTSTXT_OBEY=False``;
 - (b) Scrapy with ``ROBOTSTXT_OBEY=True``;
-- (c) consentcrawl (``ADDONS``): robots, platform terms, the SQLite store and the audit log, all on.
+- (c) consentcrawl (``ADDONS``): robots, platform terms, the SQLite store and the audit log, all on;
+- (f), only when asked for (``--configs a,c,f``): the floor of ``_floor.py`` as a configuration of its own.
 
 Same spider, ``CONCURRENT_REQUESTS=16`` (per domain too), no HTTP cache, ``LOG_LEVEL=INFO`` to a file. Each
 configuration is run with every ``CONCURRENT_ITEMS`` value given (Scrapy's default 100 starts that many tasks
@@ -51,7 +52,8 @@ import platform_server  # noqa: E402
 from synthetic import PLATFORMS_YAML, row_at  # noqa: E402
 
 STORE_RECORDS = 1_000_000
-CONFIGS = {"a": "plain Scrapy", "b": "Scrapy + ROBOTSTXT_OBEY", "c": "consentcrawl"}
+CONFIGS = {"a": "plain Scrapy", "b": "Scrapy + ROBOTSTXT_OBEY", "c": "consentcrawl",
+           "f": "floor: stand-ins doing nothing in (c)'s places"}
 
 
 def crawl_once(config: str, args: argparse.Namespace, workdir: Path, port: int, server_pid: int,
@@ -60,8 +62,9 @@ def crawl_once(config: str, args: argparse.Namespace, workdir: Path, port: int, 
     env = dict(os.environ, http_proxy=f"http://127.0.0.1:{port}")
     for name in ("https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
         env.pop(name, None)
-    command = [sys.executable, str(HERE / "_crawl_one.py"), config, "--pages", str(args.pages), "--workdir",
-               str(workdir), "--concurrent-items", str(concurrent_items), "--mode", args.mode]
+    floor = floor or config == "f"
+    command = [sys.executable, str(HERE / "_crawl_one.py"), "c" if floor else config, "--pages", str(args.pages),
+               "--workdir", str(workdir), "--concurrent-items", str(concurrent_items), "--mode", args.mode]
     if calibrate_us:
         command += ["--calibrate-us", str(calibrate_us)]
     if floor:
@@ -69,6 +72,7 @@ def crawl_once(config: str, args: argparse.Namespace, workdir: Path, port: int, 
     server_cpu = platform_server.process_cpu(server_pid)
     out = subprocess.run(command, env=env, check=True, text=True, stdout=subprocess.PIPE)
     result: dict[str, Any] = json.loads(out.stdout.strip().splitlines()[-1])
+    result["config"] = config
     result["server_cpu_us_per_response"] = ((platform_server.process_cpu(server_pid) - server_cpu) * 1e6
                                             / max(1, result["responses"]))
     if result["finish_reason"] != "finished" or result["items"] < args.pages:
@@ -96,10 +100,10 @@ def summarize(runs: list[dict[str, Any]], concurrent_items: int, rounds: int) ->
             "gc_us_per_response": median([r["gc"]["us_per_response"] for r in results]),
             "runs": len(results),
         }
-    ratios: dict[str, list[float]] = {"b": [], "c": []}
+    ratios: dict[str, list[float]] = {"b": [], "c": [], "f": []}
     for round_ in range(rounds):
         plain = [r for r in by_config["a"] if r["round"] == round_]
-        for config in ("b", "c"):
+        for config in ("b", "c", "f"):
             other = [r for r in by_config.get(config, []) if r["round"] == round_]
             if plain and other:
                 ratios[config].append(other[0]["items_per_s"] / plain[0]["items_per_s"])
@@ -108,14 +112,17 @@ def summarize(runs: list[dict[str, Any]], concurrent_items: int, rounds: int) ->
             table[config]["ratio_to_a"] = median(values)
             table[config]["ratio_to_a_rounds"] = values
             table[config]["cpu_ratio_to_a"] = table[config]["cpu_us_per_response"] / table["a"]["cpu_us_per_response"]
-    consent = [r["consentcrawl"] for r in by_config.get("c", []) if "consentcrawl" in r]
-    if consent:
-        table["c"]["consent_sampled_us"] = median([c["sampled_us_per_request"] for c in consent])
-        table["c"]["consent_instrumented_us"] = median([c["instrumented_us_per_request"] for c in consent])
-        table["c"]["gc_landed_in_consent_us"] = median([r["gc"]["landed_us_per_response"].get("consentcrawl", 0.0)
-                                                        for r in by_config["c"]])
+    for config in ("c", "f"):  # the floor's stand-ins are accounted under the same owner name
+        consent = [r["consentcrawl"] for r in by_config.get(config, []) if "consentcrawl" in r]
+        if not consent:
+            continue
+        row = table[config]
+        row["consent_sampled_us"] = median([c["sampled_us_per_request"] for c in consent])
+        row["consent_instrumented_us"] = median([c["instrumented_us_per_request"] for c in consent])
+        row["gc_landed_in_consent_us"] = median([r["gc"]["landed_us_per_response"].get("consentcrawl", 0.0)
+                                                 for r in by_config[config]])
         points = sorted({k for c in consent for k in c["by_entry_point_us_per_request"]})
-        table["c"]["consent_by_entry_point_us"] = {
+        row["consent_by_entry_point_us"] = {
             k: median([c["by_entry_point_us_per_request"].get(k, 0.0) for c in consent]) for k in points}
     return table
 
@@ -139,16 +146,18 @@ def report(summaries: dict[int, dict[str, Any]], capacity: dict[str, Any], calib
             lines.append(f"| {ci} | ({config}) {name} | {row['items_per_s']:.1f} | {ratio} | "
                          f"{row['cpu_us_per_response']:,.0f} | {cpu_ratio} | {row['peak_rss_mb']:.0f} | "
                          f"{row['server_cpu_us_per_response']:.0f} | {row['gc_us_per_response']:.0f} |")
-    lines += ["", "consentcrawl's own CPU per request inside (c), medians of the rounds (garbage collections that "
-                  "happened to start inside our code are charged to GC, in the last column):", "",
-              "| CONCURRENT_ITEMS | sampled µs | instrumented µs | by entry point (instrumented µs) | "
-              "GC that landed in our code, µs |", "|---:|---:|---:|---|---:|"]
+    lines += ["", "consentcrawl's own CPU per request inside (c) (and the floor's stand-ins inside (f)), medians of "
+                  "the rounds (garbage collections that happened to start inside that code are charged to GC, in the "
+                  "last column):", "",
+              "| CONCURRENT_ITEMS | config | sampled µs | instrumented µs | by entry point (instrumented µs) | "
+              "GC that landed in that code, µs |", "|---:|---|---:|---:|---|---:|"]
     for ci, table in summaries.items():
-        c = table.get("c", {})
-        if "consent_sampled_us" in c:
-            points = ", ".join(f"{k} {v:.0f}" for k, v in c["consent_by_entry_point_us"].items())
-            lines.append(f"| {ci} | {c['consent_sampled_us']:.0f} | {c['consent_instrumented_us']:.0f} | {points} | "
-                         f"{c['gc_landed_in_consent_us']:.0f} |")
+        for config in ("c", "f"):
+            c = table.get(config, {})
+            if "consent_sampled_us" in c:
+                points = ", ".join(f"{k} {v:.0f}" for k, v in c["consent_by_entry_point_us"].items())
+                lines.append(f"| {ci} | ({config}) | {c['consent_sampled_us']:.0f} | "
+                             f"{c['consent_instrumented_us']:.0f} | {points} | {c['gc_landed_in_consent_us']:.0f} |")
     if calibration is not None:
         cal = calibration["calibration"]
         lines += ["", f"calibration: a middleware burning {calibration['burn_us']:.0f} µs of thread CPU per request "
@@ -178,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", type=int, default=5000, help="profiles to crawl (default 5000)")
     parser.add_argument("--rounds", type=int, default=5, help="rounds of a b c (default 5)")
-    parser.add_argument("--configs", default="a,b,c", help="configurations to run (default a,b,c)")
+    parser.add_argument("--configs", default="a,b,c",
+                        help="configurations to run: a, b, c and f (the floor, _floor.py); default a,b,c")
     parser.add_argument("--concurrent-items", default="16,100",
                         help="CONCURRENT_ITEMS values, comma-separated; the ratio line uses the first (default 16,100)")
     parser.add_argument("--mode", choices=["report", "enforce"], default="report",
@@ -194,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     variants = [int(v) for v in args.concurrent_items.split(",") if v.strip()]
     if not configs or set(configs) - set(CONFIGS) or not variants or args.rounds < 1:
-        parser.error("--configs takes a, b and c; --concurrent-items and --rounds at least one")
+        parser.error("--configs takes a, b, c and f; --concurrent-items and --rounds at least one")
 
     tmp = None if args.workdir else tempfile.TemporaryDirectory(prefix="consentcrawl-crawl-")
     workdir = Path(args.workdir or tmp.name)  # type: ignore[union-attr]
@@ -241,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
                 baseline = [r["cpu_us_per_response"] for r in runs
                             if r["config"] == "c" and r["concurrent_items"] == variants[0]]
                 calibration["baseline_cpu_us_per_response"] = median(baseline)
-            if args.floor and "c" in configs:
+            if args.floor and "c" in configs and "f" not in configs:
                 print("floor: (c) with stand-ins doing nothing in the add-on's places ...", flush=True)
                 floor = crawl_once("c", args, workdir, port, server.pid, variants[0], floor=True)
         finally:
@@ -257,7 +267,8 @@ def main(argv: list[str] | None = None) -> int:
         if "c" in main_table and "a" in main_table:
             print(f"consentcrawl/plain throughput ratio: {main_table['c']['ratio_to_a']:.2f} "
                   f"(median of {len(main_table['c']['ratio_to_a_rounds'])} rounds)")
-            consent = [r["consentcrawl"]["sampled_us_per_request"] for r in runs if "consentcrawl" in r]
+            consent = [r["consentcrawl"]["sampled_us_per_request"] for r in runs
+                       if r["config"] == "c" and "consentcrawl" in r]
             print(f"consentcrawl CPU per request: {median(consent):.0f} us")
     finally:
         if tmp is not None:
