@@ -119,6 +119,7 @@ def summarize(runs: list[dict[str, Any]], concurrent_items: int, rounds: int) ->
         row = table[config]
         row["consent_sampled_us"] = median([c["sampled_us_per_request"] for c in consent])
         row["consent_instrumented_us"] = median([c["instrumented_us_per_request"] for c in consent])
+        row["consent_share"] = median([c["share_of_cpu"] for c in consent])
         row["gc_landed_in_consent_us"] = median([r["gc"]["landed_us_per_response"].get("consentcrawl", 0.0)
                                                  for r in by_config[config]])
         points = sorted({k for c in consent for k in c["by_entry_point_us_per_request"]})
@@ -149,15 +150,17 @@ def report(summaries: dict[int, dict[str, Any]], capacity: dict[str, Any], calib
     lines += ["", "consentcrawl's own CPU per request inside (c) (and the floor's stand-ins inside (f)), medians of "
                   "the rounds (garbage collections that happened to start inside that code are charged to GC, in the "
                   "last column):", "",
-              "| CONCURRENT_ITEMS | config | sampled µs | instrumented µs | by entry point (instrumented µs) | "
-              "GC that landed in that code, µs |", "|---:|---|---:|---:|---|---:|"]
+              "| CONCURRENT_ITEMS | config | sampled µs | instrumented µs | share of the crawl's CPU | "
+              "by entry point (instrumented µs) | GC that landed in that code, µs |",
+              "|---:|---|---:|---:|---:|---|---:|"]
     for ci, table in summaries.items():
         for config in ("c", "f"):
             c = table.get(config, {})
             if "consent_sampled_us" in c:
                 points = ", ".join(f"{k} {v:.0f}" for k, v in c["consent_by_entry_point_us"].items())
                 lines.append(f"| {ci} | ({config}) | {c['consent_sampled_us']:.0f} | "
-                             f"{c['consent_instrumented_us']:.0f} | {points} | {c['gc_landed_in_consent_us']:.0f} |")
+                             f"{c['consent_instrumented_us']:.0f} | {c['consent_share']:.1%} | {points} | "
+                             f"{c['gc_landed_in_consent_us']:.0f} |")
     if calibration is not None:
         cal = calibration["calibration"]
         lines += ["", f"calibration: a middleware burning {calibration['burn_us']:.0f} µs of thread CPU per request "
