@@ -93,8 +93,6 @@ class AuditLog:
         # platform grant or authorization record), and encoding it is most of the cost of a line.
         self._fragments: dict[int, tuple[Evidence, str]] = {}
         self._old_fragments: dict[int, tuple[Evidence, str]] = {}
-        self._tuples: dict[int, tuple[tuple[Evidence, ...], str]] = {}
-        self._old_tuples: dict[int, tuple[tuple[Evidence, ...], str]] = {}
         self._few: dict[Any, str] = {None: "null"}
         if self.path is not None:
             try:
@@ -136,7 +134,7 @@ class AuditLog:
                 decision.verdict, '","stage":"', decision.stage,  # str enums: join writes their values
                 '","reason":', few.get(decision.reason) or self._encode_few(decision.reason),
                 ',"mode":', few.get(mode) or self._encode_few(mode),
-                ',"evidence":[', self._evidence(decision.evidence), "]",
+                ',"evidence":[', ",".join([self._fragment(e) for e in decision.evidence]), "]",
                 "," + _dumps(extra)[1:-1] if extra else "", "}\n",
             ))
         with self._lock:
@@ -178,19 +176,6 @@ class AuditLog:
         if len(self._few) < 4096:
             self._few[value] = encoded
         return encoded
-
-    def _evidence(self, evidence: tuple[Evidence, ...]) -> str:
-        """The JSON of a decision's evidence items, kept per tuple: a remembered decision reused with a new id
-        keeps its evidence tuple, so its line needs one lookup instead of one per item."""
-        memo = self._tuples.get(id(evidence))
-        if memo is None or memo[0] is not evidence:
-            memo = self._old_tuples.get(id(evidence))
-            if memo is None or memo[0] is not evidence:
-                memo = (evidence, ",".join([self._fragment(e) for e in evidence]))
-            self._tuples[id(evidence)] = memo
-            if len(self._tuples) >= _FRAGMENTS:
-                self._old_tuples, self._tuples = self._tuples, {}
-        return memo[1]
 
     def _fragment(self, evidence: Evidence) -> str:
         memo = self._fragments.get(id(evidence))
