@@ -22,6 +22,7 @@ from scrapy.crawler import Crawler
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 
+from consentcrawl import addon
 from consentcrawl.consent.sqlite import key_hashes
 from consentcrawl.urls import canonicalize
 
@@ -44,11 +45,12 @@ class Addon:
     """The floor's components at consentcrawl's priorities (see ``consentcrawl.addon``)."""
 
     def update_settings(self, settings: Any) -> None:
-        settings.setdefault_in_component_priority_dict("DOWNLOADER_MIDDLEWARES", ConsentDownloaderMiddleware, 10)
-        settings.setdefault_in_component_priority_dict("DOWNLOADER_MIDDLEWARES", ConsentResponseMiddleware, 950)
-        settings.setdefault_in_component_priority_dict("SPIDER_MIDDLEWARES", ConsentSpiderMiddleware, 5)
-        settings.setdefault_in_component_priority_dict("ITEM_PIPELINES", ConsentGuardPipeline, -1000)
-        settings.setdefault_in_component_priority_dict("EXTENSIONS", ConsentScheduleGuard, 0)
+        set_priority = settings.setdefault_in_component_priority_dict
+        set_priority("DOWNLOADER_MIDDLEWARES", ConsentDownloaderMiddleware, addon.REQUEST_PRIORITY)
+        set_priority("DOWNLOADER_MIDDLEWARES", ConsentResponseMiddleware, addon.RESPONSE_PRIORITY)
+        set_priority("SPIDER_MIDDLEWARES", ConsentSpiderMiddleware, addon.SPIDER_PRIORITY)
+        set_priority("ITEM_PIPELINES", ConsentGuardPipeline, addon.PIPELINE_PRIORITY)
+        set_priority("EXTENSIONS", ConsentScheduleGuard, 0)
 
 
 class ConsentDownloaderMiddleware:
