@@ -178,7 +178,7 @@ def test_link_and_item_decisions_from_memory_are_what_a_fresh_engine_decides() -
 def test_the_item_decision_of_a_person_whose_profile_link_was_decided_is_that_decision(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The link check of a profile decided the person; the item guard reuses it (a new id), and a store change
-    or a threshold passing still makes it decide again."""
+    still makes it decide again (thresholds passing: the test above, which now reuses link decisions too)."""
     registry = PlatformRegistry({"microblog": make_platform()})
     store = ChangingStore(list(RECORDS))
     engine = PolicyEngine(registry, store, "consentcrawl")
