@@ -263,3 +263,66 @@ async def test_an_audit_log_that_cannot_be_opened_refuses_to_start(
     assert result.stats["finish_reason"] == "consentcrawl_config_error" and server.requests == []
     critical = [r.getMessage() for r in caplog.records if r.levelno == logging.CRITICAL]
     assert len(critical) == 1 and "taken/audit.jsonl" in critical[0] and "cannot open the audit log" in critical[0]
+
+
+class ProfileItem(scrapy.Item):
+    """A declared Item with a field for the provenance stamp."""
+
+    subject = scrapy.Field()
+    name = scrapy.Field()
+    bio = scrapy.Field()
+    followers = scrapy.Field()
+    location = scrapy.Field()
+    url = scrapy.Field()
+    consentcrawl = scrapy.Field()
+
+
+class BareProfileItem(scrapy.Item):
+    """A declared Item without a provenance field or a platform field: nothing says which platform it is from."""
+
+    subject = scrapy.Field()
+    name = scrapy.Field()
+    location = scrapy.Field()
+
+
+class ItemClassSpider(MicroblogSpider):
+    """The microblog spider yielding Item objects instead of dicts."""
+
+    name = "item-classes"
+    item_class: type[scrapy.Item] = ProfileItem
+
+    def parse_profile(self, response: Any) -> Any:
+        for output in super().parse_profile(response):
+            if isinstance(output, dict):
+                fields = self.item_class.fields
+                output = self.item_class({k: v for k, v in output.items() if k in fields})
+            yield output
+
+
+@pytest.mark.parametrize("item_class", [ProfileItem, BareProfileItem])
+@deferred_f_from_coro_f
+async def test_item_objects_are_guarded_like_dicts(
+    item_class: type[scrapy.Item], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Items that are not plain dicts go through itemadapter: stamped, guarded and trimmed the same way; one that
+    cannot say its platform is dropped (subject.unknown-platform), not kept."""
+    site = MicroblogSite(n_profiles=50)
+    monkeypatch.setattr(ItemClassSpider, "item_class", item_class)
+    with LocalServer(site) as server:
+        result = await run_crawl(ItemClassSpider, consent_settings(tmp_path), proxy=server.proxy,
+                                 monkeypatch=monkeypatch)
+    allowed = live_research_subjects() & set(site.subject_ids)
+    assert allowed and requested_subjects(server) == allowed
+    items = [e for e in result.audit if e["phase"] == "item"]
+    if item_class is ProfileItem:
+        assert {item["subject"] for item in result.items} == allowed
+        for item in result.items:  # trimmed to the fields the platform agreement allows, stamped
+            assert set(item) == {"subject", "name", "bio", "followers", "consentcrawl"}
+            assert item["consentcrawl"]["reason"] == "subject.authorized"
+        assert {e["subject"] for e in items if e["verdict"] == "allow"} == allowed
+    else:
+        assert result.items == []
+        assert {d["subject"] for d in result.dropped_items} == allowed
+        assert {e["reason"] for e in items} == {"subject.unknown-platform"}
+        # a person's profile may be fetched under several URLs (hosts, spellings): one item and one line each
+        assert result.stats["consentcrawl/items/dropped"] == len(result.dropped_items) == len(items)
