@@ -127,7 +127,7 @@ class ConsentSpiderMiddleware(RuntimeComponent):
                     if runtime.decide_scheduled(obj) is not None and enforce:
                         continue
                     obj.meta[META_LINK_CHECKED] = obj.url
-            elif checked and is_item(obj):
+            elif checked and (type(obj) is dict or is_item(obj)):
                 self._stamp(obj, response, decision)
             yield obj
 
@@ -135,7 +135,7 @@ class ConsentSpiderMiddleware(RuntimeComponent):
         field = self.runtime.config.provenance_field
         if not field or decision is None:
             return
-        adapter = ItemAdapter(item)
+        adapter = item if type(item) is dict else ItemAdapter(item)
         try:
             adapter[field] = {
                 "decision_id": decision.decision_id,

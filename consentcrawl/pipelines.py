@@ -30,13 +30,15 @@ class ConsentGuardPipeline(RuntimeComponent):
         if self.runtime is None:
             raise ConsentDropItem("consentcrawl: configuration error")
         config = self.runtime.config
-        adapter = ItemAdapter(item)
+        # a plain dict (what most spiders yield) is read as it is; any other kind of item through itemadapter
+        adapter: Any = item if type(item) is dict else ItemAdapter(item)
+        names = item.keys() if adapter is item else adapter.field_names()
         subject = adapter.get(config.subject_field)
         if subject in (None, ""):
             return item
         provenance = adapter.get(config.provenance_field) if config.provenance_field else None
         provenance = provenance if isinstance(provenance, dict) else {}
-        platform = adapter.get("platform") if "platform" in adapter.field_names() else None
+        platform = adapter.get("platform") if "platform" in names else None
         platform = platform or provenance.get("platform")
         decision = self.runtime.decide_item(platform, str(subject), provenance.get("url"))
         if not decision.allowed:
@@ -48,7 +50,7 @@ class ConsentGuardPipeline(RuntimeComponent):
             keep = set(decision.fields) | {config.subject_field, "platform"}
             if config.provenance_field:
                 keep.add(config.provenance_field)
-            for name in [n for n in adapter.field_names() if n not in keep and n in adapter]:
+            for name in [n for n in names if n not in keep and n in adapter]:
                 del adapter[name]
                 self.runtime.count("consentcrawl/items/fields_removed")
         self.runtime.count("consentcrawl/items/kept")
