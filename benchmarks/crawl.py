@@ -57,12 +57,12 @@ CONFIGS = {"a": "plain Scrapy", "b": "Scrapy + ROBOTSTXT_OBEY", "c": "consentcra
 
 
 def crawl_once(config: str, args: argparse.Namespace, workdir: Path, port: int, server_pid: int,
-               concurrent_items: int, calibrate_us: float = 0.0, floor: bool = False) -> dict[str, Any]:
+               concurrent_items: int, calibrate_us: float = 0.0) -> dict[str, Any]:
     """One crawl in a fresh process; returns its JSON plus the server's CPU for it."""
     env = dict(os.environ, http_proxy=f"http://127.0.0.1:{port}")
     for name in ("https_proxy", "HTTP_PROXY", "HTTPS_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY"):
         env.pop(name, None)
-    floor = floor or config == "f"
+    floor = config == "f"  # (c)'s crawl with the stand-ins of _floor.py
     command = [sys.executable, str(HERE / "_crawl_one.py"), "c" if floor else config, "--pages", str(args.pages),
                "--workdir", str(workdir), "--concurrent-items", str(concurrent_items), "--mode", args.mode]
     if calibrate_us:
@@ -256,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
                 calibration["baseline_cpu_us_per_response"] = median(baseline)
             if args.floor and "c" in configs and "f" not in configs:
                 print("floor: (c) with stand-ins doing nothing in the add-on's places ...", flush=True)
-                floor = crawl_once("c", args, workdir, port, server.pid, variants[0], floor=True)
+                floor = crawl_once("f", args, workdir, port, server.pid, variants[0])
         finally:
             platform_server.stop_server(server)
         summaries = {ci: summarize(runs, ci, args.rounds) for ci in variants}
