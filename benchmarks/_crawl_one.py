@@ -264,8 +264,8 @@ def instrument(floor: bool = False) -> None:
     pipeline = pipelines.ConsentGuardPipeline
     process_item = pipeline.process_item
 
-    def timed_item(self: Any, item: Any) -> Any:
-        return _charged("consentcrawl/item", lambda: process_item(self, item))
+    async def timed_item(self: Any, item: Any) -> Any:
+        return await _Steps("consentcrawl/item", process_item(self, item))
 
     pipeline.process_item = timed_item  # type: ignore[method-assign]
 

@@ -1,7 +1,7 @@
 """Stand-ins for the add-on's entry points that do almost nothing: the floor under consentcrawl's cost.
 
 ``_crawl_one.py c --floor`` installs these in the places and with the shapes of consentcrawl's components (an
-async downloader middleware at both ends of the chain, an async-generator spider middleware, a pipeline, a
+async downloader middleware at both ends of the chain, an async-generator spider middleware, an async pipeline, a
 ``request_scheduled`` handler) and accounts for them exactly as it accounts for consentcrawl. Each does one dict
 lookup where consentcrawl decides, so what they cost is what any consent layer in those places pays for being
 called at all, before it does any work.
@@ -77,7 +77,7 @@ class ConsentSpiderMiddleware:
 
 
 class ConsentGuardPipeline:
-    def process_item(self, item: Any) -> Any:
+    async def process_item(self, item: Any) -> Any:
         if _DECIDED.get(item.get("subject")) is False:
             return None
         return item

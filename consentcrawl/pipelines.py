@@ -26,7 +26,7 @@ class ConsentDropItem(DropItem):
 
 
 class ConsentGuardPipeline(RuntimeComponent):
-    def process_item(self, item: Any) -> Any:
+    async def process_item(self, item: Any) -> Any:
         if self.runtime is None:
             raise ConsentDropItem("consentcrawl: configuration error")
         config = self.runtime.config
@@ -40,7 +40,7 @@ class ConsentGuardPipeline(RuntimeComponent):
         provenance = provenance if isinstance(provenance, dict) else {}
         platform = adapter.get("platform") if "platform" in names else None
         platform = platform or provenance.get("platform")
-        decision = self.runtime.decide_item(platform, str(subject), provenance.get("url"))
+        decision = await self.runtime.decide_item(platform, str(subject), provenance.get("url"))
         if not decision.allowed:
             self.runtime.count("consentcrawl/items/dropped")
             if self.runtime.enforce:

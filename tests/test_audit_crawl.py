@@ -237,3 +237,136 @@ async def test_a_url_we_cannot_read_is_denied_and_recorded_wherever_it_is_checke
         assert entry["evidence"][0]["error"] == "ValueError" and "host" in entry["evidence"][0]["message"]
     assert result.stats["consentcrawl/denied/error/bad-url"] == 2
     assert not {r.host for r in server.requests} & {"1.2.3.4.5", "a..b"}
+
+
+def test_a_queued_line_is_written_with_its_group_and_only_then_counts_as_written(tmp_path: Path) -> None:
+    """Group commit: queued lines reach the file together at the next flush; until then their tickets say no."""
+    from consentcrawl.audit.log import AuditLog
+    from consentcrawl.decision import Decision, Stage, Verdict, deny
+    from tests.test_policy import NOW
+
+    log = AuditLog(tmp_path / "audit.jsonl")
+    allow = Decision(Verdict.ALLOW, Stage.SUBJECT, "subject.authorized")
+    first = log.queue(allow, time=NOW, phase="request", url="http://microblog.example/u/1")
+    log.record(deny(Stage.SUBJECT, "subject.purpose"), time=NOW, phase="schedule", durable=False)
+    second = log.queue(allow, time=NOW, phase="item", url="http://microblog.example/u/1")
+    assert not log.written(first) and not log.written(second)
+    assert read_audit_log(tmp_path / "audit.jsonl") == []
+    log.flush()
+    assert log.written(first) and log.written(second)
+    assert [e["phase"] for e in read_audit_log(tmp_path / "audit.jsonl")] == ["request", "schedule", "item"]
+    assert log.count == 3
+    log.close()
+    assert AuditLog(None).queue(allow, time=NOW, phase="request") is None  # no log: nothing to wait for
+
+
+def test_a_failed_group_write_withdraws_the_lines_decisions_wait_for(tmp_path: Path) -> None:
+    """ENOSPC: the lines whose decisions wait are withdrawn (those decisions will not stand), the rest stay."""
+    from consentcrawl.audit.log import AuditLog
+    from consentcrawl.decision import Decision, Stage, Verdict, deny
+    from consentcrawl.errors import AuditUnavailable
+    from tests.test_policy import NOW
+
+    log = AuditLog(tmp_path / "audit.jsonl")
+    real = log._file
+    log._file = open("/dev/full", "wb", buffering=0)
+    allow = Decision(Verdict.ALLOW, Stage.SUBJECT, "subject.authorized")
+    ticket = log.queue(allow, time=NOW, phase="request", url="http://microblog.example/u/1")
+    log.record(deny(Stage.SUBJECT, "subject.purpose"), time=NOW, phase="schedule", durable=False)
+    with pytest.raises(AuditUnavailable, match="No space left"):
+        log.flush()
+    assert not log.written(ticket) and log.pending == 1
+    assert log.error is not None and "No space left" in log.error
+    log._file.close()
+    log._file = real
+    log.close()
+    assert [e["phase"] for e in read_audit_log(tmp_path / "audit.jsonl")] == ["schedule"]
+
+
+def test_a_line_the_file_took_part_of_is_finished_but_its_decision_does_not_stand(tmp_path: Path) -> None:
+    """A real short write (the file size limit, RLIMIT_FSIZE, reached inside a line): the lines before it are
+    written, the torn line is finished by the next write so the log stays whole JSON lines, and its ticket fails."""
+    import resource
+
+    from consentcrawl.audit.log import AuditLog
+    from consentcrawl.decision import Decision, Stage, Verdict, deny
+    from consentcrawl.errors import AuditUnavailable
+    from tests.test_policy import NOW
+
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    allow = Decision(Verdict.ALLOW, Stage.SUBJECT, "subject.authorized")
+    before = log.queue(allow, time=NOW, phase="request", url="http://microblog.example/u/1")
+    torn = log.queue(allow, time=NOW, phase="request", url="http://microblog.example/u/2")
+    log.record(deny(Stage.SUBJECT, "subject.purpose"), time=NOW, phase="schedule", durable=False)
+    after = log.queue(allow, time=NOW, phase="item", url="http://microblog.example/u/1")
+    first_line = len(log._pending[0].encode())
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (first_line + 40, hard))  # Python ignores SIGXFSZ: EFBIG instead
+    try:
+        with pytest.raises(AuditUnavailable, match="too large"):
+            log.flush()
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    assert path.stat().st_size == first_line + 40
+    assert log.written(before) and not log.written(torn) and not log.written(after)
+    assert log.pending == 2  # the torn line's rest, and the line that lets nothing happen
+    log.close()
+    entries = read_audit_log(path)  # every line whole JSON
+    assert [(e["phase"], e["url"]) for e in entries] == [
+        ("request", "http://microblog.example/u/1"), ("request", "http://microblog.example/u/2"),
+        ("schedule", None)]
+    assert log.count == 3
+
+
+@deferred_f_from_coro_f
+async def test_decisions_of_one_turn_wait_for_one_write_and_a_failed_one_denies_them_all(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The request and item phases wait for the end-of-turn write: none returns before its line is in the file,
+    the turn's lines go out together, and when that write fails every allow waiting for it becomes a deny."""
+    import asyncio
+
+    from scrapy.utils.test import get_crawler
+
+    from consentcrawl.decision import Decision, Stage, Verdict
+    from consentcrawl.runtime import get_runtime
+
+    crawler = get_crawler(MicroblogSpider, consent_settings(tmp_path))
+    runtime = get_runtime(crawler)
+    assert runtime is not None
+    path = tmp_path / "audit.jsonl"
+    allow = Decision(Verdict.ALLOW, Stage.SUBJECT, "subject.authorized", subject="1", platform="microblog")
+    on_disk: list[int] = []
+
+    async def decide(url: str, phase: str) -> Decision:
+        decision = await runtime.record_grouped(allow, url, url, phase)
+        on_disk.append(len(read_audit_log(path)))
+        return decision
+
+    urls = [f"http://m.microblog.example/u/{n}" for n in range(1, 4)]
+    phases = ["request", "item", "request"]
+    decided = await asyncio.gather(*(decide(url, phase) for url, phase in zip(urls, phases, strict=True)))
+    assert [d.reason for d in decided] == ["subject.authorized"] * 3
+    assert on_disk == [3, 3, 3]  # each returned with all three lines written: one group
+    runtime.end_of_turn()
+    assert crawler.stats.get_value("consentcrawl/allowed") == 2
+    assert crawler.stats.get_value("consentcrawl/items/allowed") == 1
+
+    real = runtime.audit._file
+    runtime.audit._file = open("/dev/full", "wb", buffering=0)
+    with caplog.at_level("ERROR", logger="consentcrawl"):
+        decided = await asyncio.gather(*(runtime.record_grouped(allow, url, url, "request") for url in urls[:2]))
+    assert [d.reason for d in decided] == ["error.audit-unavailable"] * 2
+    assert all("No space left" in d.evidence[-1].detail["message"] for d in decided)
+    messages = [r.getMessage() for r in caplog.records]
+    assert "cannot write" in messages[0] and not messages[0].endswith("denying")  # one write, for both
+    assert sum(m.endswith("; denying") for m in messages) == 2
+    runtime.end_of_turn()  # (their deny lines wait: this write fails too, and is counted too)
+    assert crawler.stats.get_value("consentcrawl/audit/write_errors") >= 2
+    assert crawler.stats.get_value("consentcrawl/denied/error/audit-unavailable") == 2
+    runtime.audit._file.close()
+    runtime.audit._file = real
+    runtime.end_of_turn()
+    runtime.audit.close()
+    assert [e["reason"] for e in read_audit_log(path)][3:] == ["error.audit-unavailable"] * 2

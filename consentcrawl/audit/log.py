@@ -4,11 +4,17 @@ It is the evidence a collector must be able to show (GDPR Art. 7(1), PIPL Art. 5
 and the decision's evidence, never the person's data itself.
 
 Lines are written in groups, with one rule that keeps the evidence ahead of what it justifies: a line whose
-decision lets something happen (a request sent, a response handed to a callback, an item kept) is written, with
-every line before it, before :meth:`AuditLog.record` returns (``durable=True``). Lines that let nothing happen (a
-request dropped) wait in memory until the next durable line or :meth:`AuditLog.flush`, which the crawl calls at
-the end of each event-loop turn and at close. A write that fails keeps the waiting lines and raises
-:class:`~consentcrawl.errors.AuditUnavailable`, so the caller can deny what it was about to allow.
+decision lets something happen (a request sent, a response handed to a callback, an item kept) is on disk before
+that happens. Either :meth:`AuditLog.record` writes it, with every line before it, before it returns
+(``durable=True``), or the caller queues it with :meth:`AuditLog.queue` and waits for the next
+:meth:`AuditLog.flush` before acting, then asks :meth:`AuditLog.written` whether it made it (group commit: the
+crawl writes each event-loop turn's lines in one system call at the end of the turn, instead of one per request
+and item). Lines that let nothing happen (a request dropped) wait in memory until the next write.
+
+A write that fails raises :class:`~consentcrawl.errors.AuditUnavailable`. The lines that let nothing happen stay
+waiting for the next try; a line whose decision was waiting for this write is withdrawn (unless the file took
+part of it: then the rest follows, so the file holds whole lines), and :meth:`AuditLog.written` says no, so the
+caller denies what it was about to allow.
 """
 
 from __future__ import annotations
@@ -88,7 +94,12 @@ class AuditLog:
         self._lock = threading.Lock()
         self.count = 0  #: lines written to the file
         self._pending: list[str] = []  #: lines not yet handed to the file
-        self._unwritten = b""  #: the tail of a write the file took only part of
+        self._waiting: list[tuple[int, int]] = []  #: (index in _pending, ticket) of lines a decision waits for
+        self._tickets = 0  #: the last ticket handed out (tickets only grow)
+        self._settled = 0  #: every ticket up to this one is written, or failed
+        self._failed: set[int] = set()  #: settled tickets whose line did not reach the file
+        self._unwritten = b""  #: the tail of the one line the file took only part of
+        self.error: str | None = None  #: why the last write failed
         # JSON of evidence items seen recently: decisions share their evidence objects (the same robots.txt,
         # platform grant or authorization record), and encoding it is most of the cost of a line.
         self._fragments: dict[int, tuple[Evidence, str]] = {}
@@ -112,43 +123,72 @@ class AuditLog:
                extra: dict[str, Any] | None = None, durable: bool = True) -> None:
         """Add one decision's line; with ``durable`` it is written (with every waiting line) before this returns.
 
-        Raises :class:`AuditUnavailable` when a durable write fails: that line is dropped (its decision does not
-        stand), the lines before it stay waiting for the next try.
+        Raises :class:`AuditUnavailable` when a durable write fails: that line is withdrawn (its decision does not
+        stand), the lines before it that let nothing happen stay waiting for the next try.
         """
         if self._file is None:
             return
+        line = self._line(decision, time, phase, url, canonical_url, purpose, mode, extra)
+        with self._lock:
+            if not durable:
+                self._pending.append(line)
+                return
+            self._add_waiting(line)
+            self._write()  # raises if this line is not in the file whole
+
+    def queue(self, decision: Decision, *, time: datetime, phase: str, url: str | None = None,
+              canonical_url: str | None = None, purpose: str | None = None, mode: str = "enforce",
+              extra: dict[str, Any] | None = None) -> int | None:
+        """Add the line of a decision that waits for it; returns its ticket for :meth:`written`, None with no log.
+
+        The line reaches the file with the next :meth:`flush` (or durable :meth:`record`); until
+        :meth:`written` says so, the decision must not take effect.
+        """
+        if self._file is None:
+            return None
+        line = self._line(decision, time, phase, url, canonical_url, purpose, mode, extra)
+        with self._lock:
+            return self._add_waiting(line)
+
+    def written(self, ticket: int | None) -> bool:
+        """Whether the line of ``ticket`` is in the file (asked once per ticket; None: no log, nothing to wait for)."""
+        if ticket is None:
+            return True
+        with self._lock:
+            if ticket > self._settled:
+                return False
+            if ticket in self._failed:
+                self._failed.discard(ticket)
+                return False
+            return True
+
+    def _add_waiting(self, line: str) -> int:
+        self._tickets += 1
+        self._waiting.append((len(self._pending), self._tickets))
+        self._pending.append(line)
+        return self._tickets
+
+    def _line(self, decision: Decision, time: datetime, phase: str, url: str | None, canonical_url: str | None,
+              purpose: str | None, mode: str, extra: dict[str, Any] | None) -> str:
         if extra and ("evidence" in extra or any(key in _HEAD for key in extra)):
             # a key replaced in place: keep json's own ordering
-            line = _dumps(audit_entry(decision, time=time, phase=phase, url=url, canonical_url=canonical_url,
+            return _dumps(audit_entry(decision, time=time, phase=phase, url=url, canonical_url=canonical_url,
                                       purpose=purpose, mode=mode, extra=extra)) + "\n"
-        else:
-            few = self._few  # values with few distinct spellings (phase, mode, purpose, reason, platform)
-            subject = decision.subject
-            line = "".join((
-                '{"decision_id":', _json(decision.decision_id), ',"time":"', time.isoformat(),
-                '","phase":', few.get(phase) or self._encode_few(phase), ',"url":', _json(url),
-                ',"canonical_url":', _json(canonical_url),
-                ',"platform":', few.get(decision.platform) or self._encode_few(decision.platform),
-                ',"subject":', encode_basestring(subject) if type(subject) is str else _json(subject),
-                ',"purpose":', few.get(purpose) or self._encode_few(purpose), ',"verdict":"',
-                decision.verdict, '","stage":"', decision.stage,  # str enums: join writes their values
-                '","reason":', few.get(decision.reason) or self._encode_few(decision.reason),
-                ',"mode":', few.get(mode) or self._encode_few(mode),
-                ',"evidence":[', ",".join([self._fragment(e) for e in decision.evidence]), "]",
-                "," + _dumps(extra)[1:-1] if extra else "", "}\n",
-            ))
-        with self._lock:
-            self._pending.append(line)
-            if durable:
-                try:
-                    self._write()
-                except AuditUnavailable:
-                    # this decision does not stand (the caller denies instead): its line must not reach the file
-                    # later; the lines waiting before it do (unless the file took part of it: then it is finished)
-                    encoded = line.encode("utf-8")
-                    if self._unwritten.endswith(encoded):
-                        self._unwritten = self._unwritten[:-len(encoded)]
-                    raise
+        few = self._few  # values with few distinct spellings (phase, mode, purpose, reason, platform)
+        subject = decision.subject
+        return "".join((
+            '{"decision_id":', _json(decision.decision_id), ',"time":"', time.isoformat(),
+            '","phase":', few.get(phase) or self._encode_few(phase), ',"url":', _json(url),
+            ',"canonical_url":', _json(canonical_url),
+            ',"platform":', few.get(decision.platform) or self._encode_few(decision.platform),
+            ',"subject":', encode_basestring(subject) if type(subject) is str else _json(subject),
+            ',"purpose":', few.get(purpose) or self._encode_few(purpose), ',"verdict":"',
+            decision.verdict, '","stage":"', decision.stage,  # str enums: join writes their values
+            '","reason":', few.get(decision.reason) or self._encode_few(decision.reason),
+            ',"mode":', few.get(mode) or self._encode_few(mode),
+            ',"evidence":[', ",".join([self._fragment(e) for e in decision.evidence]), "]",
+            "," + _dumps(extra)[1:-1] if extra else "", "}\n",
+        ))
 
     def flush(self) -> None:
         """Write every waiting line; raises :class:`AuditUnavailable` if the file does not take them."""
@@ -156,20 +196,64 @@ class AuditLog:
             self._write()
 
     def _write(self) -> None:
-        if self._file is None or not (self._pending or self._unwritten):
+        """Hand every waiting line to the file in one write; settle the tickets of the lines decisions wait for."""
+        if self._file is None:  # closed: nothing more reaches the file
+            waiting, self._waiting, self._pending = self._waiting, [], []
+            self.error = f"the audit log {self.path} is closed"
+            self._settle(waiting, {ticket for _, ticket in waiting})
             return
-        lines = len(self._pending)
-        data = self._unwritten + "".join(self._pending).encode("utf-8")
-        self._pending.clear()
+        if not (self._pending or self._unwritten):
+            return
+        lines, waiting, tail = self._pending, self._waiting, self._unwritten
+        self._pending, self._waiting = [], []
+        data = tail + "".join(lines).encode("utf-8")
+        size = len(data)
         try:
             while data:
                 written = self._file.write(data)
                 data = data[written or 0:]
         except OSError as exc:
-            self._unwritten = data
-            raise AuditUnavailable(f"cannot write the audit log {self.path}: {exc.strerror or exc}") from exc
+            self._keep_unwritten(lines, waiting, tail, size - len(data))
+            self.error = f"cannot write the audit log {self.path}: {exc.strerror or exc}"
+            raise AuditUnavailable(self.error) from exc
         self._unwritten = b""
-        self.count += lines
+        self.count += len(lines) + bool(tail)
+        self._settle(waiting, set())
+
+    def _keep_unwritten(self, lines: list[str], waiting: list[tuple[int, int]], tail: bytes, done: int) -> None:
+        """After a write the file took ``done`` bytes of: what stays to be written, and which tickets failed.
+
+        Whole lines in the file count as written. A line the file took part of is finished by the next write (a
+        torn line would corrupt the log), but its decision does not stand. A line not begun waits again if it lets
+        nothing happen, and is withdrawn if a decision was waiting for it.
+        """
+        whole = 0  # lines of ``lines`` the file took whole
+        if done < len(tail):  # not even the tail of the last failed write is finished: no new line has begun
+            self._unwritten = tail[done:]
+            begun = 0
+        else:
+            done -= len(tail)
+            self.count += bool(tail)
+            self._unwritten = b""
+            for line in lines:
+                size = len(line.encode("utf-8"))
+                if done < size:
+                    break
+                done -= size
+                whole += 1
+            begun = whole
+            if done > 0:  # the file took part of the next line: the rest must follow
+                self._unwritten = lines[whole].encode("utf-8")[done:]
+                begun += 1
+        self.count += whole
+        waits = {index for index, _ in waiting}
+        self._pending = [line for index, line in enumerate(lines[begun:], begun) if index not in waits]
+        self._settle(waiting, {ticket for index, ticket in waiting if index >= whole})
+
+    def _settle(self, waiting: list[tuple[int, int]], failed: set[int]) -> None:
+        if waiting:
+            self._settled = max(self._settled, waiting[-1][1])
+            self._failed |= failed
 
     def _encode_few(self, value: Any) -> str:
         encoded = _json(value)
