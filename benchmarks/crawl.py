@@ -129,7 +129,8 @@ def summarize(runs: list[dict[str, Any]], concurrent_items: int, rounds: int) ->
 
 
 def report(summaries: dict[int, dict[str, Any]], capacity: dict[str, Any], calibration: dict[str, Any] | None,
-           args: argparse.Namespace, store: dict[str, Any], floor: dict[str, Any] | None = None) -> str:
+           args: argparse.Namespace, store: dict[str, Any], floor: dict[str, Any] | None = None,
+           probe: dict[str, Any] | None = None) -> str:
     lines = [f"{args.pages:,} profiles per crawl, {args.rounds} rounds, (c) in {args.mode} mode; store of "
              f"{STORE_RECORDS:,} records built in {store['build_s']:.1f} s ({store['bytes'] / 1e6:.0f} MB)", "",
              f"platform server capacity: {capacity['requests_per_s']:,.0f} requests/s from {capacity['connections']} "
@@ -178,12 +179,23 @@ def report(summaries: dict[int, dict[str, Any]], capacity: dict[str, Any], calib
                       f"the same way: {mine['instrumented_us_per_request']:.1f} µs per request instrumented "
                       f"({points}), "
                       f"{mine['sampled_us_per_request']:.1f} µs sampled ({mine['samples']} samples); whole-process "
-                      f"CPU per response {floor['cpu_us_per_response']:,.0f} µs, {floor['items_per_s']:.1f} items/s",
+                      f"CPU per response {floor['cpu_us_per_response']:,.0f} µs, {floor['items_per_s']:.1f} items/s"]
+    if probe is not None:
+        lines += [""] * (floor is None) + [
                   f"probe (consentcrawl's canonicalize + key hash, timed twice in a row at the start of each "
-                  f"response's spider output, {probe['count']:,} times): first call {probe['cold']:.1f} µs, second "
-                  f"call {probe['warm']:.1f} µs (median): code of ours that runs after Scrapy's costs "
-                  f"{probe['cold'] / probe['warm']:.1f}x what it costs in a loop"]
+                  f"response's spider output, {probe['count']:,} times{probe.get('runs', '')}): first call "
+                  f"{probe['cold']:.1f} µs, second call {probe['warm']:.1f} µs (median): code of ours that runs "
+                  f"after Scrapy's costs {probe['cold'] / probe['warm']:.1f}x what it costs in a loop"]
     return "\n".join(lines)
+
+
+def floor_probe(runs: list[dict[str, Any]], concurrent_items: int) -> dict[str, Any] | None:
+    """The probe of the (f) crawls in the rounds (``--configs`` with f): medians over the rounds."""
+    probes = [r["probe"] for r in runs if r["config"] == "f" and r["concurrent_items"] == concurrent_items]
+    if not probes:
+        return None
+    return {"count": sum(p["count"] for p in probes), "cold": median([p["cold"] for p in probes]),
+            "warm": median([p["warm"] for p in probes]), "runs": f", medians of {len(probes)} (f) crawls"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -265,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
                                                    "calibration": calibration, "floor": floor, "store": store,
                                                    "args": vars(args)}, indent=2) + "\n")
         print()
-        print(report(summaries, capacity, calibration, args, store, floor))
+        probe = floor["probe"] if floor is not None else floor_probe(runs, variants[0])
+        print(report(summaries, capacity, calibration, args, store, floor, probe))
         main_table = summaries[variants[0]]
         if "c" in main_table and "a" in main_table:
             print(f"consentcrawl/plain throughput ratio: {main_table['c']['ratio_to_a']:.2f} "
