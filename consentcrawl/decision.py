@@ -34,6 +34,10 @@ class Evidence:
     kind: str  #: e.g. "robots.txt", "platform-authorization", "subject-authorization"
     source: str  #: file, URL or store the fact was read from
     detail: dict[str, Any] = field(default_factory=dict)
+    #: its JSON, once the audit log has written it: decisions share evidence objects (the same robots.txt, platform
+    #: grant or authorization record), and encoding is most of the cost of a line. Kept on the object, so it lives
+    #: exactly as long as the evidence does.
+    encoded: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "source": self.source, **self.detail}

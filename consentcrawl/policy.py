@@ -181,15 +181,19 @@ class PolicyEngine:
 
     def _guarded_made(self, facts: RequestFacts, robots: RobotsFile | None, *,
                       check_robots: bool) -> tuple[Decision, _Made | None]:
-        """The decision, and what it rests on when it may be reused (None for errors: they are decided anew)."""
+        """The decision, and what it rests on when it may be reused (None for errors: they are decided anew).
+
+        Only the consent part (terms and subject) is remembered: a crawl asks it again for every link to a URL and
+        once more when the URL is fetched, while the full decision is made once per fetch (Scrapy's dupefilter), so
+        remembering it too would only keep a decision per fetched URL alive for the garbage collector to walk.
+        """
         try:
-            robots = robots if check_robots else None
-            key = (facts.canonical, facts.robots_paths, facts.subject, facts.purpose, facts.token, check_robots)
-            made = self._recall(key, facts.platform, robots, facts.now, facts.subject)
+            if check_robots:
+                return self._with_robots(facts, robots), None
+            key = (facts.canonical, facts.robots_paths, facts.subject, facts.purpose, facts.token)
+            made = self._recall(key, facts.platform, None, facts.now, facts.subject)
             if made is not None:
                 return _renew(made.decision), made
-            if check_robots:
-                return self._with_robots(key, facts, robots)
             lookups: list[Sequence[AuthorizationRecord]] = []
             decision = self._decide(facts, None, False, lookups)
             made = self._remember(key, decision, facts.platform, None, lookups, facts.now)
@@ -204,28 +208,21 @@ class PolicyEngine:
         except Exception as exc:  # noqa: BLE001 - fail closed on anything unexpected
             return self._deny_facts(facts, Stage.ERROR, "error.internal", [_error_evidence(exc, facts.url)]), None
 
-    def _with_robots(self, key: tuple[Any, ...], facts: RequestFacts,
-                     robots: RobotsFile | None) -> tuple[Decision, _Made | None]:
+    def _with_robots(self, facts: RequestFacts, robots: RobotsFile | None) -> Decision:
         """The full decision: the robots stage, then the terms-and-subject decision (usually remembered from when
         the link was checked) with the robots evidence in front — what :meth:`_decide` gives with robots."""
         evidence: list[Evidence] = []
         decision = self._robots_stage(facts, robots, evidence)
         if decision is not None:
-            return decision, self._remember(key, decision, facts.platform, robots, [], facts.now)
-        made = self._recall((*key[:-1], False), facts.platform, None, facts.now, facts.subject)
-        if made is not None:
-            consent = made.decision  # remembered from the link check; only its verdict and evidence are used
-        else:
-            consent, made = self._guarded_made(facts, None, check_robots=False)
-            if made is None:  # an error deciding consent: decided anew each time
-                return consent, None
+            return decision
+        consent, made = self._guarded_made(facts, None, check_robots=False)
+        if made is None:  # deciding consent failed: that deny stands as it is
+            return consent
+        consent = made.decision  # only its verdict and evidence are used: no need for the renewed copy's id
         delay = self._robots_info(robots, facts.token)[1] if consent.allowed and robots is not None else None
-        decision = Decision(consent.verdict, consent.stage, consent.reason, subject=consent.subject,
-                            platform=consent.platform, evidence=(*evidence, *consent.evidence), fields=consent.fields,
-                            crawl_delay=delay or None)
-        full = _Made(decision, facts.platform, robots, made.records, made.looked_up, made.since, made.until)
-        self._decisions.put(key, full)
-        return decision, full
+        return Decision(consent.verdict, consent.stage, consent.reason, subject=consent.subject,
+                        platform=consent.platform, evidence=(*evidence, *consent.evidence), fields=consent.fields,
+                        crawl_delay=delay or None)
 
     def _remember(self, key: tuple[Any, ...], decision: Decision, platform: Platform | None,
                   robots: RobotsFile | None, lookups: list[Sequence[AuthorizationRecord]], now: datetime,

@@ -31,7 +31,6 @@ from ..errors import AuditUnavailable, ConfigError
 
 #: ``json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)``, without building an encoder per call
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
-_FRAGMENTS = 8192  #: evidence items whose JSON is kept (in two generations of this size)
 
 
 def audit_entry(decision: Decision, *, time: datetime, phase: str, url: str | None = None,
@@ -100,10 +99,6 @@ class AuditLog:
         self._failed: set[int] = set()  #: settled tickets whose line did not reach the file
         self._unwritten = b""  #: the tail of the one line the file took only part of
         self.error: str | None = None  #: why the last write failed
-        # JSON of evidence items seen recently: decisions share their evidence objects (the same robots.txt,
-        # platform grant or authorization record), and encoding it is most of the cost of a line.
-        self._fragments: dict[int, tuple[Evidence, str]] = {}
-        self._old_fragments: dict[int, tuple[Evidence, str]] = {}
         self._few: dict[Any, str] = {None: "null"}
         if self.path is not None:
             try:
@@ -261,16 +256,14 @@ class AuditLog:
             self._few[value] = encoded
         return encoded
 
-    def _fragment(self, evidence: Evidence) -> str:
-        memo = self._fragments.get(id(evidence))
-        if memo is None or memo[0] is not evidence:
-            memo = self._old_fragments.get(id(evidence))
-            if memo is None or memo[0] is not evidence:
-                memo = (evidence, _json(evidence.to_dict()))
-            self._fragments[id(evidence)] = memo
-            if len(self._fragments) >= _FRAGMENTS:
-                self._old_fragments, self._fragments = self._fragments, {}
-        return memo[1]
+    @staticmethod
+    def _fragment(evidence: Evidence) -> str:
+        """The evidence's JSON, encoded once per evidence object (see :attr:`Evidence.encoded`)."""
+        encoded = evidence.encoded
+        if encoded is None:
+            encoded = _json(evidence.to_dict())
+            object.__setattr__(evidence, "encoded", encoded)  # a cache on a frozen object, not a change of it
+        return encoded
 
     def close(self) -> None:
         """Write what is waiting and close; raises :class:`AuditUnavailable` if the waiting lines are lost."""
