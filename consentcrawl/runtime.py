@@ -218,7 +218,7 @@ class ConsentRuntime:
         event-loop turn. If the audit log cannot be written, an allow becomes ``error.audit-unavailable``: data
         we could not account for is not collected.
         """
-        durable = phase in _EFFECT_PHASES and (decision.allowed or not self.config.enforce)
+        durable = self._lets_something_happen(decision, phase)
         try:
             self.audit.record(
                 decision, time=self.config.now(), phase=phase, url=url,
@@ -242,7 +242,7 @@ class ConsentRuntime:
         file, and a line the file did not take turns an allow into ``error.audit-unavailable``. Outside an asyncio
         event loop (another Twisted reactor) it is :meth:`record`.
         """
-        if not (phase in _EFFECT_PHASES and (decision.allowed or not self.config.enforce)):
+        if not self._lets_something_happen(decision, phase):
             return self.record(decision, url, canonical_url, phase)
         try:
             loop = asyncio.get_running_loop()
@@ -258,6 +258,10 @@ class ConsentRuntime:
             if not self.audit.written(ticket):
                 return self._unaccounted(decision, url, canonical_url, phase, self.audit.error or "not written")
         return self._counted(decision, url, phase)
+
+    def _lets_something_happen(self, decision: Decision, phase: str) -> bool:
+        """Whether the decision's line must be on disk before it takes effect (in report mode every one does)."""
+        return phase in _EFFECT_PHASES and (decision.allowed or not self.config.enforce)
 
     def _unaccounted(self, decision: Decision, url: str | None, canonical_url: str | None, phase: str,
                      why: str) -> Decision:

@@ -128,8 +128,11 @@ class AuditLog:
             if not durable:
                 self._pending.append(line)
                 return
-            self._add_waiting(line)
-            self._write()  # raises if this line is not in the file whole
+            ticket = self._add_waiting(line)
+            try:
+                self._write()  # raises if this line is not in the file whole
+            finally:
+                self._failed.discard(ticket)  # nobody asks written() about this one: the exception says it
 
     def queue(self, decision: Decision, *, time: datetime, phase: str, url: str | None = None,
               canonical_url: str | None = None, purpose: str | None = None, mode: str = "enforce",
