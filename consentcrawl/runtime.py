@@ -248,8 +248,12 @@ class ConsentRuntime:
             loop = asyncio.get_running_loop()
         except RuntimeError:
             return self.record(decision, url, canonical_url, phase)
-        ticket = self.audit.queue(decision, time=self.config.now(), phase=phase, url=url, canonical_url=canonical_url,
-                                  purpose=self.config.purpose, mode=self.config.mode)
+        try:
+            ticket = self.audit.queue(decision, time=self.config.now(), phase=phase, url=url,
+                                      canonical_url=canonical_url, purpose=self.config.purpose, mode=self.config.mode)
+        except AuditUnavailable as exc:
+            self.count("consentcrawl/audit/write_errors")
+            return self._unaccounted(decision, url, canonical_url, phase, str(exc))
         if ticket is not None:
             waiter = loop.create_future()
             self._waiters.append(waiter)

@@ -370,3 +370,43 @@ async def test_decisions_of_one_turn_wait_for_one_write_and_a_failed_one_denies_
     runtime.end_of_turn()
     runtime.audit.close()
     assert [e["reason"] for e in read_audit_log(path)][3:] == ["error.audit-unavailable"] * 2
+
+
+@deferred_f_from_coro_f
+async def test_after_the_audit_log_is_closed_an_allow_becomes_a_deny(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A closed log is not a crawl without a log: a decision that needs its line first is denied, both ways it can
+    be recorded, and counted; a crawl configured without a log still records nothing and allows."""
+    from scrapy.utils.test import get_crawler
+
+    from consentcrawl.audit.log import AuditLog
+    from consentcrawl.decision import Decision, Stage, Verdict
+    from consentcrawl.errors import AuditUnavailable
+    from consentcrawl.runtime import get_runtime
+    from tests.test_policy import NOW
+
+    allow = Decision(Verdict.ALLOW, Stage.SUBJECT, "subject.authorized", subject="1", platform="microblog")
+    log = AuditLog(tmp_path / "closed.jsonl")
+    log.close()
+    with pytest.raises(AuditUnavailable, match="is closed"):
+        log.queue(allow, time=NOW, phase="request")
+    with pytest.raises(AuditUnavailable, match="is closed"):
+        log.record(allow, time=NOW, phase="request", durable=True)
+    assert AuditLog(None).queue(allow, time=NOW, phase="request") is None  # no log configured: nothing to wait for
+
+    crawler = get_crawler(MicroblogSpider, consent_settings(tmp_path))
+    runtime = get_runtime(crawler)
+    assert runtime is not None
+    runtime.audit.close()
+    url = "http://m.microblog.example/u/1"
+    with caplog.at_level("ERROR", logger="consentcrawl"):
+        grouped = await runtime.record_grouped(allow, url, url, "item")
+        single = runtime.record(allow, url, url, "request")
+    assert grouped.reason == single.reason == "error.audit-unavailable"
+    assert "is closed" in grouped.evidence[-1].detail["message"]
+    assert sum("is closed; denying" in r.getMessage() for r in caplog.records) == 2
+    runtime.end_of_turn()
+    assert crawler.stats.get_value("consentcrawl/audit/write_errors") == 2
+    assert crawler.stats.get_value("consentcrawl/items/denied/error/audit-unavailable") == 1
+    assert crawler.stats.get_value("consentcrawl/denied/error/audit-unavailable") == 1

@@ -122,6 +122,8 @@ class AuditLog:
         stand), the lines before it that let nothing happen stay waiting for the next try.
         """
         if self._file is None:
+            if durable and self.path is not None:  # closed: an allow must not stand without its line
+                raise AuditUnavailable(f"the audit log {self.path} is closed")
             return
         line = self._line(decision, time, phase, url, canonical_url, purpose, mode, extra)
         with self._lock:
@@ -140,9 +142,12 @@ class AuditLog:
         """Add the line of a decision that waits for it; returns its ticket for :meth:`written`, None with no log.
 
         The line reaches the file with the next :meth:`flush` (or durable :meth:`record`); until
-        :meth:`written` says so, the decision must not take effect.
+        :meth:`written` says so, the decision must not take effect. Raises :class:`AuditUnavailable` once the log
+        is closed.
         """
         if self._file is None:
+            if self.path is not None:  # closed, unlike a crawl with no log: nothing waiting for it may go ahead
+                raise AuditUnavailable(f"the audit log {self.path} is closed")
             return None
         line = self._line(decision, time, phase, url, canonical_url, purpose, mode, extra)
         with self._lock:
