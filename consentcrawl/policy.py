@@ -143,7 +143,7 @@ class PolicyEngine:
         entry = self._links.get(key)
         if entry is not None:
             made, decision, canonical = entry
-            if self._still(made, made.platform, None, now, decision.subject):
+            if self._still(made, made.platform, now, decision.subject):
                 return decision, canonical, True
         facts = self.facts(url, purpose, now)
         decision, made = self._guarded_made(facts, None, check_robots=False)
@@ -159,7 +159,7 @@ class PolicyEngine:
                 return deny(Stage.SUBJECT, "subject.unknown-platform", subject=subject, platform=platform_name,
                             evidence=(Evidence("item", "item", {"platform": platform_name}),))
             key = (platform.name, subject, purpose)
-            made = self._recall(key, platform, None, now, subject, self._people)
+            made = self._recall(key, platform, now, subject, self._people)
             if made is not None:
                 return _renew(made.decision)
             evidence: list[Evidence] = []
@@ -167,7 +167,7 @@ class PolicyEngine:
             verdict = self._terms(platform, purpose, now, evidence)
             if verdict is None:
                 verdict = self._subject(platform, subject, purpose, now, evidence, lookups)
-            self._remember(key, verdict, platform, None, lookups, now, self._people)
+            self._remember(key, verdict, platform, lookups, now, self._people)
             return verdict
         except StoreUnavailable as exc:
             return deny(Stage.ERROR, "error.store-unavailable", subject=subject, platform=platform_name,
@@ -191,12 +191,12 @@ class PolicyEngine:
             if check_robots:
                 return self._with_robots(facts, robots), None
             key = (facts.canonical, facts.robots_paths, facts.subject, facts.purpose, facts.token)
-            made = self._recall(key, facts.platform, None, facts.now, facts.subject)
+            made = self._recall(key, facts.platform, facts.now, facts.subject)
             if made is not None:
                 return _renew(made.decision), made
             lookups: list[Sequence[AuthorizationRecord]] = []
             decision = self._decide(facts, None, False, lookups)
-            made = self._remember(key, decision, facts.platform, None, lookups, facts.now)
+            made = self._remember(key, decision, facts.platform, lookups, facts.now)
             if lookups and decision.stage is Stage.SUBJECT and facts.platform is not None:
                 # the terms and the person's records decided it: exactly what decide_subject gives for this person,
                 # so the item guard reuses it for the profile's item instead of deciding the person again
@@ -225,7 +225,7 @@ class PolicyEngine:
                         crawl_delay=delay or None)
 
     def _remember(self, key: tuple[Any, ...], decision: Decision, platform: Platform | None,
-                  robots: RobotsFile | None, lookups: list[Sequence[AuthorizationRecord]], now: datetime,
+                  lookups: list[Sequence[AuthorizationRecord]], now: datetime,
                   memo: Recent[tuple[Any, ...], _Made] | None = None) -> _Made:
         """Keep a decision with what it rests on and the time span in which its time checks come out the same."""
         times: list[datetime | None] = []
@@ -243,27 +243,26 @@ class PolicyEngine:
                 since = t if since is None or t > since else since
             elif until is None or t < until:
                 until = t
-        made = _Made(decision, platform, robots, lookups[0] if lookups else None, bool(lookups), since, until)
+        made = _Made(decision, platform, lookups[0] if lookups else None, bool(lookups), since, until)
         (self._decisions if memo is None else memo).put(key, made)
         return made
 
-    def _recall(self, key: tuple[Any, ...], platform: Platform | None, robots: RobotsFile | None, now: datetime,
-                subject: str | None, memo: Recent[tuple[Any, ...], _Made] | None = None) -> _Made | None:
+    def _recall(self, key: tuple[Any, ...], platform: Platform | None, now: datetime, subject: str | None,
+                memo: Recent[tuple[Any, ...], _Made] | None = None) -> _Made | None:
         """The decision remembered under ``key``, if it would still come out the same (:meth:`_still`)."""
         made = (self._decisions if memo is None else memo).get(key)
-        return made if made is not None and self._still(made, platform, robots, now, subject) else None
+        return made if made is not None and self._still(made, platform, now, subject) else None
 
-    def _still(self, made: _Made, platform: Platform | None, robots: RobotsFile | None, now: datetime,
-               subject: str | None) -> bool:
-        """Would a remembered decision come out the same? Then it may be reused.
+    def _still(self, made: _Made, platform: Platform | None, now: datetime, subject: str | None) -> bool:
+        """Would a remembered (terms-and-subject) decision come out the same? Then it may be reused.
 
-        The very same platform and robots.txt objects (a refetched file is a new object); a time in the span
+        The very same platform object (a reloaded configuration is a new object); a time in the span
         where every ``valid_from``/``valid_until``, ``granted_at``/``expires_at``/``revoked_at`` comparison comes
         out the same; and, when the decision looked the person up, the store handing back the very same records
         object (stores return cached objects; a reload or a change returns new ones). The store is asked exactly
         when the first decision asked it, so a store failure still denies with ``error.store-unavailable``.
         """
-        if made.platform is not platform or made.robots is not robots:
+        if made.platform is not platform:
             return False
         if (made.since is not None and now < made.since) or (made.until is not None and now >= made.until):
             return False
@@ -428,14 +427,12 @@ class PolicyEngine:
 class _Made:
     """A decision made, and what it rested on (for :meth:`PolicyEngine._still`)."""
 
-    __slots__ = ("decision", "looked_up", "platform", "records", "robots", "since", "until")
+    __slots__ = ("decision", "looked_up", "platform", "records", "since", "until")
 
-    def __init__(self, decision: Decision, platform: Platform | None, robots: RobotsFile | None,
-                 records: Sequence[AuthorizationRecord] | None, looked_up: bool, since: datetime | None,
-                 until: datetime | None) -> None:
+    def __init__(self, decision: Decision, platform: Platform | None, records: Sequence[AuthorizationRecord] | None,
+                 looked_up: bool, since: datetime | None, until: datetime | None) -> None:
         self.decision = decision
         self.platform = platform
-        self.robots = robots
         self.records = records
         self.looked_up = looked_up
         self.since = since  #: the latest time threshold at or before the decision time
