@@ -18,11 +18,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consentcrawl import urls
+from consentcrawl import policy, urls
 from consentcrawl.audit.log import AuditLog, audit_entry
 from consentcrawl.consent.records import AuthorizationRecord
 from consentcrawl.consent.store import MemoryStore
-from consentcrawl.decision import Decision, new_decision_id
+from consentcrawl.decision import Decision, Evidence, Stage, Verdict, new_decision_id
 from consentcrawl.policy import PolicyEngine
 from consentcrawl.robots.fetch import from_response
 from consentcrawl.terms.platforms import PlatformRegistry
@@ -220,6 +220,32 @@ def test_remembered_decisions_get_new_ids_and_still_ask_the_store() -> None:
     first, second = engine.decide_consent(facts), engine.decide_consent(facts)
     assert first.decision_id != second.decision_id and _fields(first) == _fields(second)
     assert calls == ["1001", "1001"]  # a store failure would still deny the second time
+
+
+def test_a_renewed_decision_is_the_same_decision_with_a_new_id() -> None:
+    """The fast renewal copies every field (it is only used while Decision has exactly the fields it copies)."""
+    evidence = (Evidence("robots.txt", "http://microblog.example/robots.txt", {"path": "/u/1"}),)
+    original = Decision(Verdict.ALLOW, Stage.SUBJECT, "subject.authorized", subject="1", platform="microblog",
+                        evidence=evidence, fields=frozenset({"name"}), crawl_delay=2.5)
+    renewed = policy._renew(original)
+    assert policy._renew is policy._renew_fast  # CPython: instances have a __dict__, and the field list matched
+    assert renewed == replace(original, decision_id=renewed.decision_id) and renewed.decision_id != original.decision_id
+    assert renewed.evidence is original.evidence
+
+
+def test_a_records_evidence_is_built_once_and_cited_by_every_decision_about_the_person() -> None:
+    registry = PlatformRegistry({"microblog": make_platform()})
+    engine = PolicyEngine(registry, MemoryStore(list(RECORDS)), "consentcrawl")
+    link, _, _ = engine.decide_link("http://microblog.example/u/1001", "research", NOW)
+    item = engine.decide_subject("microblog", "1001", "research", NOW)
+    full = engine.decide(engine.facts("http://microblog.example/u/1001/", "research", NOW),
+                         from_response("http://microblog.example/robots.txt", 200, ROBOTS, NOW))
+    cited = [next(e for e in d.evidence if e.kind == "subject-authorization") for d in (link, item, full)]
+    assert cited[0] is cited[1] is cited[2] is RECORDS[0].evidence_item
+    assert cited[0].detail["purposes"] == ("research",)  # a tuple: the GC stops tracking it, a list it never does
+    # the cached item is not part of the record: equality, hashing and repr are the record's own
+    assert RECORDS[0] == replace(RECORDS[0]) and "evidence_item" not in repr(RECORDS[0])
+    assert hash(RECORDS[0]) == hash(replace(RECORDS[0])) and replace(RECORDS[0]).evidence_item is None
 
 
 def test_decision_ids_are_unique_uuid4_hex() -> None:
