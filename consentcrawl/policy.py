@@ -71,6 +71,8 @@ class PolicyEngine:
         self._robots_memo: dict[tuple[int, str], tuple[RobotsFile, dict[str, Any], float | None,
                                                        dict[str, RobotsMatch]]] = {}
         self._terms_memo: dict[int, tuple[Platform, Evidence]] = {}
+        #: bounded, not kept on the record: an in-memory store holds every record for the whole crawl
+        self._record_memo: Recent[int, tuple[AuthorizationRecord, Evidence]] = Recent(8192)
         self._no_record_memo: Recent[tuple[str, str, str], Evidence] = Recent(8192)
         #: what a URL resolves to (a crawl decides the same URL when it is linked, scheduled and fetched)
         self._resolve = functools.lru_cache(maxsize=8192)(self._resolve_url)
@@ -418,14 +420,13 @@ class PolicyEngine:
             evidence.append(none)
         return deny(Stage.SUBJECT, reason, subject=subject, platform=platform.name, evidence=tuple(evidence))
 
-    @staticmethod
-    def _record_evidence(record: AuthorizationRecord) -> Evidence:
+    def _record_evidence(self, record: AuthorizationRecord) -> Evidence:
         """A record's evidence, built once per record object (stores hand out the same objects again)."""
-        evidence = record.evidence_item
-        if evidence is None:
-            evidence = _record_evidence(record)
-            object.__setattr__(record, "evidence_item", evidence)  # a cache, outside equality and repr
-        return evidence  # type: ignore[no-any-return]
+        memo = self._record_memo.get(id(record))
+        if memo is None or memo[0] is not record:
+            memo = (record, _record_evidence(record))
+            self._record_memo.put(id(record), memo)
+        return memo[1]
 
 
 class _Made:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 
 class RecordStatus(str, enum.Enum):
@@ -30,10 +29,6 @@ class AuthorizationRecord:
     record_id: str = ""
     source: str = ""  #: file and line (or row) it was read from
     jurisdiction: str = ""  #: whose law the consent was given under (e.g. "CN", "EU"), when recorded
-    #: the record's evidence item, once the policy core has built it: every decision about this person cites the
-    #: same one. Kept on the record, so it lives exactly as long as the record (stores hand out the same record
-    #: objects again) and costs no cache entry of its own.
-    evidence_item: Any = field(default=None, init=False, repr=False, compare=False)
 
     def status(self, now: datetime) -> RecordStatus:
         """Status derived from the times: a withdrawal counts from its time on, never before it."""
