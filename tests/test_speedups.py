@@ -235,7 +235,8 @@ def test_a_renewed_decision_is_the_same_decision_with_a_new_id() -> None:
 
 def test_a_records_evidence_is_built_once_and_cited_by_every_decision_about_the_person() -> None:
     registry = PlatformRegistry({"microblog": make_platform()})
-    engine = PolicyEngine(registry, MemoryStore(list(RECORDS)), "consentcrawl")
+    store = ChangingStore(list(RECORDS))
+    engine = PolicyEngine(registry, store, "consentcrawl")
     link, _, _ = engine.decide_link("http://microblog.example/u/1001", "research", NOW)
     item = engine.decide_subject("microblog", "1001", "research", NOW)
     full = engine.decide(engine.facts("http://microblog.example/u/1001/", "research", NOW),
@@ -243,12 +244,11 @@ def test_a_records_evidence_is_built_once_and_cited_by_every_decision_about_the_
     cited = [next(e for e in d.evidence if e.kind == "subject-authorization") for d in (link, item, full)]
     assert cited[0] is cited[1] is cited[2]
     assert cited[0].detail["purposes"] == ("research",)  # a tuple: the GC stops tracking it, a list it never does
-    # an equal record that is another object (a store reloaded) gets evidence of its own, built from it
-    other = engine.decide_subject("microblog", "1001", "research", NOW)
-    assert next(e for e in other.evidence if e.kind == "subject-authorization") is cited[0]
-    fresh = PolicyEngine(registry, MemoryStore([replace(r) for r in RECORDS]), "consentcrawl")
-    again = fresh.decide_subject("microblog", "1001", "research", NOW)
-    assert next(e for e in again.evidence if e.kind == "subject-authorization") == cited[0]
+    # the store reloaded: equal records that are other objects get evidence of their own, built from them
+    store.replace([replace(r) for r in RECORDS])
+    again = engine.decide_subject("microblog", "1001", "research", NOW)
+    rebuilt = next(e for e in again.evidence if e.kind == "subject-authorization")
+    assert rebuilt == cited[0] and rebuilt is not cited[0]
 
 
 def test_decision_ids_are_unique_uuid4_hex() -> None:
