@@ -23,6 +23,7 @@ from consentcrawl.audit.log import AuditLog, audit_entry
 from consentcrawl.consent.records import AuthorizationRecord
 from consentcrawl.consent.store import MemoryStore
 from consentcrawl.decision import Decision, Evidence, Stage, Verdict, new_decision_id
+from consentcrawl.errors import StoreUnavailable
 from consentcrawl.policy import PolicyEngine
 from consentcrawl.robots.fetch import from_response
 from consentcrawl.terms.platforms import PlatformRegistry
@@ -249,6 +250,33 @@ def test_a_records_evidence_is_built_once_and_cited_by_every_decision_about_the_
     again = engine.decide_subject("microblog", "1001", "research", NOW)
     rebuilt = next(e for e in again.evidence if e.kind == "subject-authorization")
     assert rebuilt == cited[0] and rebuilt is not cited[0]
+
+
+def test_a_store_that_fails_after_the_link_check_denies_the_fetch_with_its_cause() -> None:
+    """The full decision reuses the link check's consent part, but asks the store again: a failure denies."""
+    registry = PlatformRegistry({"microblog": make_platform()})
+
+    class Failing(ChangingStore):
+        error: Exception | None = None
+
+        def lookup(self, platform: str, subject: str) -> Any:
+            if self.error is not None:
+                raise self.error
+            return super().lookup(platform, subject)
+
+    store = Failing(list(RECORDS))
+    engine = PolicyEngine(registry, store, "consentcrawl")
+    robots = from_response("http://microblog.example/robots.txt", 200, ROBOTS, NOW)
+    url = "http://microblog.example/u/1001"
+    assert engine.decide_link(url, "research", NOW)[0].allowed
+    failures = ((StoreUnavailable("gone"), "error.store-unavailable"), (RuntimeError("bug"), "error.internal"))
+    for error, reason in failures:
+        store.error = error
+        decision = engine.decide(engine.facts(url, "research", NOW), robots)
+        assert (decision.verdict, decision.stage, decision.reason) == (Verdict.DENY, Stage.ERROR, reason)
+        assert decision.evidence[-1].detail["error"] == type(error).__name__
+    store.error = None
+    assert engine.decide(engine.facts(url, "research", NOW), robots).allowed
 
 
 def test_decision_ids_are_unique_uuid4_hex() -> None:
