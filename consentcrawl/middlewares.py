@@ -1,15 +1,14 @@
 """The Scrapy side of a decision: drop before the fetch, check the response, drop what a denied page produced.
 
-- :class:`ConsentDownloaderMiddleware` (request phase, before the HTTP cache and every other middleware that
-  could answer or send a request) awaits the full decision and raises ``IgnoreRequest`` on a deny. Requests made
-  by redirects come back through it, so they are decided again before they are sent.
-- :class:`ConsentResponseMiddleware` sits above ``HttpCacheMiddleware`` (its ``process_response`` runs before
-  the cache stores anything): a response whose request was never decided is decided now, and a denied one never
-  reaches the cache or a callback. Later issues add response-level evidence here.
-- :class:`ConsentSpiderMiddleware` drops everything produced from a denied response, stamps provenance, and
-  makes the scheduling check (terms and authorizations) for each link a callback yields.
+- :class:`ConsentSpiderMiddleware` makes the link check (terms and authorizations) for each link a callback
+  yields, drops everything produced from a denied response, and stamps items with provenance.
 - :class:`ConsentScheduleGuard` makes that check, at scheduling time, for every other request (start requests,
   redirects, requests from extensions), so a denied request never reaches the scheduler or a shared queue.
+- :class:`ConsentDownloaderMiddleware` (request phase, before the HTTP cache) adds robots.txt and drops what it
+  denies before the request waits in its download slot.
+- :class:`~consentcrawl.handler.ConsentDownloadHandler` makes the authoritative decision at send time.
+- :class:`ConsentResponseMiddleware` sits above ``HttpCacheMiddleware`` (its ``process_response`` runs before
+  the cache stores anything): a response without an allow for its own URL never reaches the cache or a callback.
 """
 
 from __future__ import annotations
@@ -22,15 +21,13 @@ from scrapy import Request, signals
 from scrapy.exceptions import CloseSpider, IgnoreRequest
 from scrapy.http import Response
 
+from ._scrapy_internals import apply_crawl_delay
 from .decision import Decision
 from .runtime import (
     CONFIG_ERROR_REASON,
-    META_DECISION,
-    META_LINK_CHECKED,
     META_NOFOLLOW,
-    META_ROBOTS,
+    ConsentRuntime,
     RuntimeComponent,
-    apply_crawl_delay,
     config_error,
     get_runtime,
     is_checked_url,
@@ -56,43 +53,45 @@ class ConsentMisconfigured(IgnoreRequest):
         super().__init__("consentcrawl: configuration error")
 
 
-def _skip(request: Request) -> bool:
-    return bool(request.meta.get(META_ROBOTS)) or not is_checked_url(request.url)
+def _skip(runtime: ConsentRuntime | None, request: Request) -> bool:
+    """Not ours to decide: consentcrawl's own side requests (by identity) and URLs that cannot fetch a person."""
+    return not is_checked_url(request.url) or (runtime is not None and runtime.is_own(request))
 
 
 class ConsentDownloaderMiddleware(RuntimeComponent):
-    """Request phase: nothing leaves without an allow decision."""
+    """Request phase, before the HTTP cache and the download slot: a pre-filter with robots.txt.
+
+    What it denies never waits in a slot; what it allows is decided again at send time by
+    :class:`~consentcrawl.handler.ConsentDownloadHandler`. It also spaces the origin's requests by its
+    ``Crawl-delay`` before the request joins the slot.
+    """
 
     async def process_request(self, request: Request) -> None:
-        if _skip(request):
+        if _skip(self.runtime, request):
             return
         if self.runtime is None:
             raise ConsentMisconfigured
-        decision = await self.runtime.decide_request(request)
-        request.meta[META_DECISION] = decision
-        if not decision.allowed and self.runtime.enforce:
+        decision = await self.runtime.prefilter(request)
+        if self.runtime.drops(decision):
             raise ConsentDenied(decision)
         if decision.crawl_delay:
             apply_crawl_delay(self.runtime.crawler, request, decision.crawl_delay)
 
 
 class ConsentResponseMiddleware(RuntimeComponent):
-    """Response phase, above HttpCacheMiddleware: a response without an allow decision goes no further."""
+    """Response phase, above HttpCacheMiddleware: a response without an allow decision for its URL goes no further.
+
+    A response answered by the HTTP cache was never sent, so it is decided here; so is a response whose URL is not
+    the URL decided (a download handler that followed a redirect or navigated by itself).
+    """
 
     async def process_response(self, request: Request, response: Response) -> Response:
-        if _skip(request):
+        if _skip(self.runtime, request):
             return response
         if self.runtime is None:
             raise ConsentMisconfigured
-        decision = request.meta.get(META_DECISION)
-        if not isinstance(decision, Decision):
-            # sent without passing our request phase (e.g. made by a middleware placed after it)
-            decision = await self.runtime.decide_request(request, phase="response")
-            request.meta[META_DECISION] = decision
-        if decision.allowed:
-            decision = self.runtime.check_response(request, response, decision)
-            request.meta[META_DECISION] = decision
-        if not decision.allowed and self.runtime.enforce:
+        decision = await self.runtime.decide_response(request, response)
+        if self.runtime.drops(decision):
             request.meta["dont_cache"] = True
             raise ConsentDenied(decision)
         return response
@@ -106,9 +105,9 @@ class ConsentSpiderMiddleware(RuntimeComponent):
             async for _ in result:
                 pass
             return
-        decision = response.meta.get(META_DECISION) if response.request is not None else None
+        decision = self.runtime.decision_for(response.request, response.url)
         checked = is_checked_url(response.url)
-        denied = checked and (not isinstance(decision, Decision) or not decision.allowed)
+        denied = checked and (decision is None or not decision.allowed)
         nofollow = bool(response.meta.get(META_NOFOLLOW)) if response.request is not None else False
         runtime = self.runtime
         enforce = runtime.enforce
@@ -121,19 +120,19 @@ class ConsentSpiderMiddleware(RuntimeComponent):
                     runtime.record_nofollow(obj, response)
                     if enforce:
                         continue
-                if not _skip(obj):
+                if not _skip(runtime, obj):
                     # the scheduling check, made here where it is cheapest: a link dropped now never costs a
-                    # signal dispatch, and the request_scheduled guard skips a request already checked at this URL
+                    # signal dispatch, and the request_scheduled guard skips this request object at this URL
                     if runtime.decide_scheduled(obj) is not None and enforce:
                         continue
-                    obj.meta[META_LINK_CHECKED] = obj.url
+                    runtime.mark_link_checked(obj)
             elif checked and (type(obj) is dict or is_item(obj)):
                 self._stamp(obj, response, decision)
             yield obj
 
     def _stamp(self, item: Any, response: Response, decision: Decision | None) -> None:
         field = self.runtime.config.provenance_field
-        if not field or decision is None:
+        if self.runtime is None or not field or decision is None:
             return
         adapter = item if type(item) is dict else ItemAdapter(item)
         try:
@@ -170,10 +169,12 @@ class ConsentScheduleGuard(RuntimeComponent):
 
     def request_scheduled(self, request: Request, **kwargs: Any) -> None:
         """(``**kwargs``: Scrapy's dispatcher then passes its arguments through without filtering them.)"""
-        if _skip(request) or request.meta.get(META_LINK_CHECKED) == request.url:
+        if _skip(self.runtime, request):
             return
         if self.runtime is None:
             raise ConsentMisconfigured
+        if self.runtime.link_checked(request):
+            return
         decision = self.runtime.decide_scheduled(request)
         if decision is not None and self.runtime.enforce:
             raise ConsentDenied(decision)

@@ -1,54 +1,47 @@
 """One consent runtime per crawler, shared by the add-on's components.
 
-It owns the policy engine, the robots.txt fetching through Scrapy's engine, the audit log and the stats, so the
-middlewares, the scheduling guard and the item pipeline all record decisions the same way.
+It owns the policy engine, the robots.txt fetcher, the audit log and the stats, so the pre-filters, the
+send-time decision, the response phase and the item guard all record decisions the same way.
+
+Decisions are kept per request *object* (a weak map), never trusted from ``request.meta``: a spider can copy
+meta onto another request (``meta=response.meta``) or write it by hand, and neither may carry an allow.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urljoin
 
 from scrapy import Request, signals
 from scrapy.http import Response, TextResponse
-from scrapy.http.request import NO_CALLBACK
 from scrapy.utils.asyncio import call_later
 
 from .audit.log import AuditLog
-from .config import ConsentConfig
+from .config import ConsentConfig, build_engine
 from .decision import Decision, Evidence, Stage, deny
 from .errors import AuditUnavailable, ConfigError
-from .policy import PolicyEngine, RequestFacts
+from .policy import RequestFacts
 from .response import judge_response, wants_nofollow
 from .robots.cache import RobotsCache
-from .robots.fetch import (
-    MAX_REDIRECTS,
-    REDIRECT_STATUSES,
-    RobotsFile,
-    RobotsStatus,
-    from_response,
-    robots_url,
-    unreachable,
-)
+from .robots.fetch import RobotsFile
+from .robots.scrapyfetch import ScrapyRobotsFetcher
 from .robots.tags import parse_meta_robots, parse_robots_headers
-from .urls import CanonicalURL
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from scrapy.crawler import Crawler
 
 logger = logging.getLogger("consentcrawl")
 
-#: request meta keys (public): a request may name the person it concerns, and carries its decision
+#: request meta keys (public): a request may name the person it concerns (only where its URL names none or the
+#: same one); the decision is copied into meta for the spider to read, never read back from it
 META_SUBJECT = "consentcrawl_subject"
 META_DECISION = "consentcrawl_decision"
-#: internal: marks the robots.txt side requests so our own middleware lets them through
-META_ROBOTS = "consentcrawl_robots"
-#: set on a response whose X-Robots-Tag / meta robots says nofollow: its links are dropped
+#: set on a response whose X-Robots-Tag / meta robots says nofollow: its links are dropped (it can only tighten)
 META_NOFOLLOW = "consentcrawl_nofollow"
-#: internal: the URL a link was checked at when the spider produced it (a redirect or copy to another URL is not)
-META_LINK_CHECKED = "consentcrawl_link_checked"
 
 _ATTR = "_consentcrawl_runtime"
 #: the spider's finish reason when the configuration is invalid and the crawl refuses to start
@@ -100,55 +93,178 @@ class ConsentRuntime:
         spider = getattr(crawler, "spider", None)
         purpose = getattr(spider, "purpose", None) or getattr(crawler.spidercls, "purpose", None)
         self.config = ConsentConfig.from_settings(crawler.settings, purpose=purpose)
-        self.engine = PolicyEngine(self.config.platforms, self.config.store, self.config.token,
-                                   max_crawl_delay=self.config.max_crawl_delay)
-        self.robots = ScrapyRobotsFetcher(crawler, self.config)
-        self.audit = AuditLog(self.config.audit_log)
+        self.engine = build_engine(self.config)
+        config = self.config
+        cache = RobotsCache(config.robots_ttl, config.robots_retry, config.robots_retry_max, config.robots_stale)
+        self.robots = ScrapyRobotsFetcher(crawler, cache, config.now, self.may_fetch_robots)
+        self.audit = AuditLog(config.audit_log, sync=config.audit_sync)
+        assert crawler.stats is not None
         self.stats = crawler.stats
+        #: the decision that let each request go out (or the response in), with the URL it was made for
+        self._decided: weakref.WeakKeyDictionary[Request, tuple[str, Decision]] = weakref.WeakKeyDictionary()
+        #: requests whose link check was made by the spider middleware, with the URL it was made for
+        self._link_checked: weakref.WeakKeyDictionary[Request, str] = weakref.WeakKeyDictionary()
         #: Scrapy filters by level in its handler, not on the logger: skip building DEBUG lines nobody keeps
         self._debug = crawler.settings.get("LOG_LEVEL", "DEBUG") in ("DEBUG", logging.DEBUG)
-        #: counts not yet added to Scrapy's stats (each stats call costs µs; they are added once per loop turn)
+        #: counts not yet added to Scrapy's stats (they are added once per loop turn)
         self._counts: dict[str, int] = {}
         self._turn_scheduled = False
         self._waiters: list[asyncio.Future[None]] = []  #: decisions waiting for this turn's audit write
-        self.stats.set_value("consentcrawl/purpose", self.config.purpose)
-        self.stats.set_value("consentcrawl/mode", self.config.mode)
+        self.stats.set_value("consentcrawl/purpose", config.purpose)
+        self.stats.set_value("consentcrawl/mode", config.mode)
         crawler.signals.connect(self._spider_closed, signal=signals.spider_closed)
         logger.info(
             "consentcrawl: purpose %r, mode %s, %d platform(s) from %s, authorizations from %s, audit log %s",
-            self.config.purpose, self.config.mode, len(self.config.platforms),
-            ", ".join(self.config.platform_files) or "(none)", self.config.authorizations_source or "(none)",
-            self.config.audit_log or "(off)",
+            config.purpose, config.mode, len(config.platforms),
+            ", ".join(config.platform_files) or "(none)", config.authorizations_source or "(none)",
+            config.audit_log or "(off)",
         )
 
     @property
     def enforce(self) -> bool:
         return self.config.enforce
 
+    def drops(self, decision: Decision) -> bool:
+        """Whether a deny is enforced: always in enforce mode; robots denies in report mode too.
+
+        Report mode is for trying consentcrawl on a crawler that already obeyed robots.txt: it must not make that
+        crawler less compliant than it was.
+        """
+        return not decision.allowed and (self.config.enforce or decision.stage is Stage.ROBOTS)
+
+    def is_own(self, request: Request) -> bool:
+        """A side request consentcrawl made itself (robots.txt): recognised by identity, not by a meta flag."""
+        return request in self.robots.own
+
+    # -- what was decided ----------------------------------------------------------------------------------
+
+    def decision_for(self, request: Request | None, url: str | None = None) -> Decision | None:
+        """The decision made for this very request object at this URL, or None."""
+        if request is None:
+            return None
+        entry = self._decided.get(request)
+        if entry is None or entry[0] != (url if url is not None else request.url):
+            return None
+        return entry[1]
+
+    def _remember(self, request: Request, url: str, decision: Decision) -> None:
+        self._decided[request] = (url, decision)
+        request.meta[META_DECISION] = decision  # for the spider to read; never read back
+
+    def mark_link_checked(self, request: Request) -> None:
+        self._link_checked[request] = request.url
+
+    def link_checked(self, request: Request) -> bool:
+        return self._link_checked.get(request) == request.url
+
     # -- deciding ------------------------------------------------------------------------------------------
 
-    def facts_for(self, request: Request) -> tuple[RequestFacts | None, Decision | None]:
-        """Facts for a request, or a deny decision when its URL cannot be understood."""
+    def facts_for(self, request: Request | None, url: str, now: datetime) -> tuple[RequestFacts | None,
+                                                                                      Decision | None]:
+        """Facts for a URL (with the request's ``consentcrawl_subject``), or a deny when it cannot be understood."""
+        subject = request.meta.get(META_SUBJECT) if request is not None else None
         try:
-            facts = self.engine.facts(request.url, self.config.purpose, self.config.now(),
-                                      request.meta.get(META_SUBJECT))
+            facts = self.engine.facts(url, self.config.purpose, now, subject)
         except Exception as exc:  # noqa: BLE001 - an URL we cannot read is denied, not waved through
-            return None, _bad_url(request.url, exc)
+            return None, _bad_url(url, exc)
         return facts, None
 
-    async def decide_request(self, request: Request, phase: str = "request") -> Decision:
-        """The full decision for a request about to be sent: robots (fetched if needed), terms, subject."""
-        facts, decision = self.facts_for(request)
+    async def prefilter(self, request: Request) -> Decision:
+        """The request phase: what can be decided before the download slot's wait, robots.txt included.
+
+        A deny is recorded and stands. An allow is not recorded: it is only a promise that the send-time decision
+        (:meth:`decide_send`) is worth making; that one is recorded.
+        """
+        url = request.url
+        facts, decision = self.facts_for(request, url, self.config.now())
         if facts is not None:
-            robots: RobotsFile | None
-            try:
-                robots = await self.robots.get(facts.canonical)
-            except Exception:
-                logger.exception("consentcrawl: could not obtain robots.txt for %s", facts.canonical.origin)
-                robots = None
-            decision = self.engine.decide(facts, robots)
+            decision = self.engine.decide_consent(facts)
+            if decision.allowed:
+                robots = await self._robots_for(facts)
+                now = self.config.now()  # read after the wait for robots.txt
+                facts, decision = self.facts_for(request, url, now)
+                if facts is not None:
+                    decision = self.engine.decide(facts, robots)
         assert decision is not None
-        return await self.record_grouped(decision, request.url, facts.canonical.url if facts else None, phase)
+        if decision.allowed:
+            return decision
+        now = self.config.now()
+        return self.record(decision, url, facts.canonical.url if facts else None, "request", time=now)
+
+    async def decide_send(self, request: Request) -> Decision:
+        """The authoritative decision, immediately before the request goes to the network, at that time.
+
+        robots.txt is the file in force for the origin (fetched by the request phase); a request that never passed
+        the request phase has none, and is denied (``error.robots-missing``).
+        """
+        url = request.url
+        now = self.config.now()
+        facts, decision = self.facts_for(request, url, now)
+        if facts is not None:
+            decision = self.engine.decide(facts, self.robots.cached(facts.canonical.origin))
+        assert decision is not None
+        decision = await self.record_grouped(decision, url, facts.canonical.url if facts else None, "request",
+                                             time=now)
+        self._remember(request, url, decision)
+        return decision
+
+    async def decide_request(self, request: Request, phase: str = "request", url: str | None = None) -> Decision:
+        """The full decision for a URL of a request, robots.txt fetched if needed, recorded in ``phase``."""
+        url = url or request.url
+        facts, decision = self.facts_for(request, url, self.config.now())
+        if facts is not None:
+            robots = await self._robots_for(facts)
+            now = self.config.now()
+            facts, decision = self.facts_for(request, url, now)
+            if facts is not None:
+                decision = self.engine.decide(facts, robots)
+        else:
+            now = self.config.now()
+        assert decision is not None
+        return await self.record_grouped(decision, url, facts.canonical.url if facts else None, phase, time=now)
+
+    async def decide_url_now(self, url: str, *, phase: str = "browser") -> Decision:
+        """The full decision for a URL a browser is about to request (no Scrapy request exists); never raises."""
+        try:
+            if not is_checked_url(url):
+                raise ValueError("not an http(s) URL")
+            return await self.decide_request(Request(url), phase=phase, url=url)
+        except Exception as exc:  # noqa: BLE001 - fail closed
+            return self.record(_bad_url(url, exc), url, None, phase, time=self.config.now())
+
+    async def decide_response(self, request: Request, response: Response) -> Decision:
+        """The response phase: the request's decision, made again if the response is for another URL (a handler
+        that followed a redirect) or if none was made at send time (an HTTP cache hit); then the page's signals."""
+        decision = self.decision_for(request)
+        if decision is None:
+            decision = await self.decide_request(request, phase="response")
+        if decision.allowed and response.url != request.url:
+            decision = await self.decide_request(request, phase="response", url=response.url)
+        if decision.allowed:
+            decision = self.check_response(request, response, decision)
+        self._remember(request, response.url, decision)
+        return decision
+
+    async def _robots_for(self, facts: RequestFacts) -> RobotsFile | None:
+        try:
+            return await self.robots.get(facts.canonical.origin)
+        except Exception:
+            logger.exception("consentcrawl: could not obtain robots.txt for %s", facts.canonical.origin)
+            return None
+
+    def may_fetch_robots(self, url: str) -> str | None:
+        """A robots.txt hop is fetched only if we would fetch that URL: it must not name a person we may not
+        collect. A terms-stage deny does not stop the first hop, ``/robots.txt`` itself: reading a site's terms
+        is not collecting its data."""
+        facts, decision = self.facts_for(None, url, self.config.now())
+        if facts is not None:
+            decision = self.engine.decide_consent(facts)
+            if decision.allowed or (decision.stage is Stage.TERMS and facts.canonical.path == "/robots.txt"
+                                    and decision.reason != "terms.ip-host"):
+                return None
+        assert decision is not None
+        self.record(decision, url, facts.canonical.url if facts else None, "robots", time=self.config.now())
+        return decision.reason
 
     def decide_scheduled(self, request: Request) -> Decision | None:
         """What can be decided without I/O when a request is scheduled; None when nothing denies yet.
@@ -157,33 +273,36 @@ class ConsentRuntime:
         link whose decision the engine hands back unchanged (:meth:`PolicyEngine.decide_link`) is that same
         decision again, counted in ``consentcrawl/schedule/repeated`` but not recorded or counted as a new one.
         """
+        now = self.config.now()
         if request.meta.get(META_SUBJECT) is not None:
-            facts, decision = self.facts_for(request)
+            facts, decision = self.facts_for(request, request.url, now)
             if facts is not None:
                 decision = self.engine.decide_consent(facts)
                 if decision.allowed:
                     return None
             assert decision is not None
-            return self.record(decision, request.url, facts.canonical.url if facts else None, "schedule")
+            return self.record(decision, request.url, facts.canonical.url if facts else None, "schedule", time=now)
         url = request.url
         try:
-            decision, canonical, repeat = self.engine.decide_link(url, self.config.purpose, self.config.now())
+            decision, canonical, repeat = self.engine.decide_link(url, self.config.purpose, now)
         except Exception as exc:  # noqa: BLE001 - an URL we cannot read is denied, not waved through
-            return self.record(_bad_url(url, exc), url, None, "schedule")
+            return self.record(_bad_url(url, exc), url, None, "schedule", time=now)
         if decision.allowed:
             return None
         if repeat:
             self.count("consentcrawl/schedule/repeated")
             return decision
-        return self.record(decision, url, canonical, "schedule")
+        return self.record(decision, url, canonical, "schedule", time=now)
 
     async def decide_item(self, platform: str | None, subject: str, url: str | None) -> Decision:
-        decision = self.engine.decide_subject(platform, subject, self.config.purpose, self.config.now())
-        return await self.record_grouped(decision, url, None, "item")
+        now = self.config.now()
+        decision = self.engine.decide_subject(platform, subject, self.config.purpose, now)
+        return await self.record_grouped(decision, url, None, "item", time=now)
 
     def check_response(self, request: Request, response: Response, prior: Decision) -> Decision:
         """Read the response's robots directives before any callback or the HTTP cache sees it."""
         token = self.config.token
+        now = self.config.now()
         try:
             directives = parse_robots_headers(response.headers, token)
             if isinstance(response, TextResponse) and b"html" in (response.headers.get(b"Content-Type") or b"html"):
@@ -191,26 +310,26 @@ class ConsentRuntime:
         except Exception as exc:  # noqa: BLE001 - a crash reading the signals must deny, not skip them
             decision = deny(Stage.ERROR, "error.internal", subject=prior.subject, platform=prior.platform,
                             evidence=(_error_cause(exc, response.url),))
-            return self.record(decision, response.url, None, "response")
+            return self.record(decision, response.url, None, "response", time=now)
         if not directives:
             return prior
-        decision = judge_response(prior, directives, self.config.purpose, self.config.now(), response.url)
+        decision = judge_response(prior, directives, self.config.purpose, now, response.url)
         if wants_nofollow(directives):
             request.meta[META_NOFOLLOW] = True
         # the signals are evidence either way; an allow was already counted when the request was decided
         self.count("consentcrawl/response/signals")
-        return self.record(decision, response.url, None, "response", count=not decision.allowed)
+        return self.record(decision, response.url, None, "response", count=not decision.allowed, time=now)
 
     def record_nofollow(self, dropped: Request, response: Response) -> None:
         """A link on a nofollow response: recorded as a deny (``response.nofollow``) whether or not enforced."""
         decision = deny(Stage.RESPONSE, "response.nofollow", evidence=(
             Evidence("nofollow", response.url, {"link": dropped.url}),))
-        self.record(decision, dropped.url, None, "output")
+        self.record(decision, dropped.url, None, "output", time=self.config.now())
 
     # -- recording -----------------------------------------------------------------------------------------
 
     def record(self, decision: Decision, url: str | None, canonical_url: str | None, phase: str,
-               count: bool = True) -> Decision:
+               count: bool = True, *, time: datetime | None = None) -> Decision:
         """Write the decision to the audit log and the stats; returns the decision that stands.
 
         A decision that lets something happen (a request sent, a response used, an item kept; in report mode,
@@ -218,22 +337,23 @@ class ConsentRuntime:
         event-loop turn. If the audit log cannot be written, an allow becomes ``error.audit-unavailable``: data
         we could not account for is not collected.
         """
+        time = time or self.config.now()  # the decision's own time where the caller has it
         durable = self._lets_something_happen(decision, phase)
         try:
             self.audit.record(
-                decision, time=self.config.now(), phase=phase, url=url,
+                decision, time=time, phase=phase, url=url,
                 canonical_url=canonical_url, purpose=self.config.purpose,
                 mode=self.config.mode, durable=durable,
             )
         except AuditUnavailable as exc:
             self.count("consentcrawl/audit/write_errors")
-            return self._unaccounted(decision, url, canonical_url, phase, str(exc))
+            return self._unaccounted(decision, url, canonical_url, phase, str(exc), time)
         if not durable:
             self._soon()
         return self._counted(decision, url, phase) if count else decision
 
     async def record_grouped(self, decision: Decision, url: str | None, canonical_url: str | None,
-                             phase: str) -> Decision:
+                             phase: str, *, time: datetime | None = None) -> Decision:
         """:meth:`record` for the request and item phases: the line goes out with the rest of this turn's lines.
 
         Group commit. Instead of a write of its own, a line that must be on disk first is queued, and the caller
@@ -242,33 +362,35 @@ class ConsentRuntime:
         file, and a line the file did not take turns an allow into ``error.audit-unavailable``. Outside an asyncio
         event loop (another Twisted reactor) it is :meth:`record`.
         """
+        time = time or self.config.now()
         if not self._lets_something_happen(decision, phase):
-            return self.record(decision, url, canonical_url, phase)
+            return self.record(decision, url, canonical_url, phase, time=time)
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:
-            return self.record(decision, url, canonical_url, phase)
+            return self.record(decision, url, canonical_url, phase, time=time)
         try:
-            ticket = self.audit.queue(decision, time=self.config.now(), phase=phase, url=url,
+            ticket = self.audit.queue(decision, time=time, phase=phase, url=url,
                                       canonical_url=canonical_url, purpose=self.config.purpose, mode=self.config.mode)
         except AuditUnavailable as exc:
             self.count("consentcrawl/audit/write_errors")
-            return self._unaccounted(decision, url, canonical_url, phase, str(exc))
+            return self._unaccounted(decision, url, canonical_url, phase, str(exc), time)
         if ticket is not None:
             waiter = loop.create_future()
             self._waiters.append(waiter)
             self._soon()
             await waiter
             if not self.audit.written(ticket):
-                return self._unaccounted(decision, url, canonical_url, phase, self.audit.error or "not written")
+                return self._unaccounted(decision, url, canonical_url, phase, self.audit.error or "not written",
+                                         time)
         return self._counted(decision, url, phase)
 
     def _lets_something_happen(self, decision: Decision, phase: str) -> bool:
         """Whether the decision's line must be on disk before it takes effect (in report mode every one does)."""
-        return phase in _EFFECT_PHASES and (decision.allowed or not self.config.enforce)
+        return phase in _EFFECT_PHASES and (decision.allowed or not self.drops(decision))
 
     def _unaccounted(self, decision: Decision, url: str | None, canonical_url: str | None, phase: str,
-                     why: str) -> Decision:
+                     why: str, time: datetime) -> Decision:
         """The decision that stands when its line could not be written: an allow becomes a deny."""
         logger.error("consentcrawl: %s; denying", why)
         if decision.allowed:
@@ -276,7 +398,7 @@ class ConsentRuntime:
             decision = deny(Stage.ERROR, "error.audit-unavailable", subject=decision.subject,
                             platform=decision.platform, evidence=(*decision.evidence, cause))
         # the deny that stands waits with the other lines for the log to take writes again
-        self.audit.record(decision, time=self.config.now(), phase=phase, url=url, canonical_url=canonical_url,
+        self.audit.record(decision, time=time, phase=phase, url=url, canonical_url=canonical_url,
                           purpose=self.config.purpose, mode=self.config.mode, durable=False)
         self._soon()
         return self._counted(decision, url, phase)
@@ -287,7 +409,7 @@ class ConsentRuntime:
         if not decision.allowed:
             self.count(prefix + "denied")
             if self._debug:
-                logger.debug("consentcrawl: %s %s (%s, %s)", "would deny" if not self.enforce else "denied",
+                logger.debug("consentcrawl: %s %s (%s, %s)", "denied" if self.drops(decision) else "would deny",
                              url, decision.reason, phase)
         return decision
 
@@ -349,100 +471,4 @@ def _bad_url(url: str, exc: BaseException) -> Decision:
 
 
 #: phases whose allow lets something happen (a fetch, a callback, a kept item): their lines are written at once
-_EFFECT_PHASES = frozenset({"request", "response", "item"})
-
-
-class ScrapyRobotsFetcher:
-    """robots.txt inside a crawl: fetched through Scrapy's engine once per origin, concurrent callers wait.
-
-    Redirects are followed here, hop by hop (each hop a request through the engine), rather than by Scrapy's
-    RedirectMiddleware: a hop Scrapy would filter (offsite, its own redirect limit) must not turn into
-    allow-all, and the rules found apply to the original origin (RFC 9309 §2.3.1.2).
-    """
-
-    PRIORITY = 1000
-
-    def __init__(self, crawler: Crawler, config: ConsentConfig) -> None:
-        self.crawler = crawler
-        self.config = config
-        self.cache = RobotsCache(config.robots_ttl, config.robots_retry, config.robots_retry_max,
-                                 config.robots_stale)
-        self._inflight: dict[str, asyncio.Future[RobotsFile]] = {}
-
-    async def get(self, canonical: CanonicalURL) -> RobotsFile:
-        origin = canonical.origin
-        cached = self.cache.get(origin, self.config.now())
-        if cached is not None:
-            return cached
-        task = self._inflight.get(origin)
-        if task is None:
-            task = asyncio.ensure_future(self._fetch(origin))
-            self._inflight[origin] = task
-            task.add_done_callback(lambda _t, o=origin: self._inflight.pop(o, None))
-        return await asyncio.shield(task)
-
-    async def _fetch(self, origin: str) -> RobotsFile:
-        file = await self._download(robots_url(origin))
-        stats = self.crawler.stats
-        stats.inc_value(f"consentcrawl/robots/{file.status.value}")
-        used = self.cache.put(origin, file, self.config.now())
-        if file.status is RobotsStatus.UNREACHABLE:
-            if used is file:
-                logger.warning("consentcrawl: robots.txt %s unreachable (%s): denying the whole origin",
-                               file.url, file.cause)
-            else:
-                logger.warning("consentcrawl: robots.txt %s unreachable (%s): keeping the copy fetched at %s",
-                               file.url, file.cause, used.fetched_at.isoformat())
-        return used
-
-    async def _download(self, url: str) -> RobotsFile:
-        stats = self.crawler.stats
-        current, hops = url, []
-        while True:
-            request = Request(current, priority=self.PRIORITY, callback=NO_CALLBACK, dont_filter=True,
-                              meta={META_ROBOTS: True, "dont_obey_robotstxt": True, "dont_cache": True,
-                                    "dont_redirect": True, "handle_httpstatus_all": True, "allow_offsite": True})
-            stats.inc_value("consentcrawl/robots/request_count")
-            try:
-                assert self.crawler.engine is not None
-                response = await self.crawler.engine.download_async(request)
-            except Exception as exc:  # noqa: BLE001 - every failure to fetch is "unreachable": deny the origin
-                cause = f"{type(exc).__name__}: {exc}".rstrip(": ")
-                return unreachable(url, self.config.now(), cause, final_url=current, redirects=tuple(hops))
-            stats.inc_value(f"consentcrawl/robots/response_status_count/{response.status}")
-            location = response.headers.get(b"Location")
-            if response.status in REDIRECT_STATUSES and location:
-                hops.append(current)
-                if len(hops) > MAX_REDIRECTS:
-                    return unreachable(url, self.config.now(), f"more than {MAX_REDIRECTS} redirects",
-                                       http_status=response.status, final_url=current, redirects=tuple(hops))
-                current = urljoin(current, location.decode("latin-1").strip())
-                if not is_checked_url(current):
-                    return unreachable(url, self.config.now(), f"redirect to a non-HTTP URL {current!r}",
-                                       http_status=response.status, final_url=current, redirects=tuple(hops))
-                continue
-            return from_response(url, response.status, response.body, self.config.now(), final_url=current,
-                                 redirects=tuple(hops))
-
-
-def apply_crawl_delay(crawler: Crawler, request: Request, delay: float) -> None:
-    """Make Scrapy's download slot for this request wait ``delay`` seconds between requests.
-
-    The slot's delay only ever grows, its jitter is switched off (a random delay could fall short of what the
-    site asked), and AutoThrottle is told not to lower it for this request.
-    """
-    engine = crawler.engine
-    downloader = getattr(engine, "downloader", None)
-    if downloader is None:
-        return
-    key = downloader.get_slot_key(request)
-    slot = downloader.slots.get(key)
-    if slot is None:
-        settings = downloader.per_slot_settings.setdefault(key, {})
-        settings["delay"] = max(float(settings.get("delay", 0)), delay)
-        settings["jitter"] = 0
-    else:
-        if slot.delay < delay:
-            slot.delay = delay
-        slot.jitter = 0
-    request.meta["autothrottle_dont_adjust_delay"] = True
+_EFFECT_PHASES = frozenset({"request", "response", "item", "browser"})

@@ -1,0 +1,118 @@
+"""robots.txt inside a crawl: fetched through Scrapy's engine once per origin; concurrent callers wait on one fetch.
+
+Redirects are followed here, hop by hop, rather than by Scrapy's RedirectMiddleware: a hop Scrapy would filter
+(offsite, its own redirect limit) must not turn into allow-all, and the rules found apply to the original origin
+(RFC 9309 §2.3.1.2). Each hop is a request like any other: before it is sent, ``may_fetch`` is asked, and a hop
+we would deny (a redirect to a person's profile, say) is never fetched; the origin is then unreachable.
+
+The side requests are recognised by identity (:attr:`ScrapyRobotsFetcher.own`), never by a meta flag a spider
+could copy onto its own requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING
+from urllib.parse import urljoin
+
+from scrapy import Request
+from scrapy.http.request import NO_CALLBACK
+
+from .cache import RobotsCache
+from .fetch import MAX_REDIRECTS, REDIRECT_STATUSES, RobotsFile, RobotsStatus, from_response, robots_url, unreachable
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+logger = logging.getLogger("consentcrawl")
+
+#: asked before each hop is sent: None to fetch it, or the reason it must not be fetched
+HopCheck = Callable[[str], "str | None"]
+
+
+class ScrapyRobotsFetcher:
+    """The robots.txt of each origin, through Scrapy's engine, cached by :class:`RobotsCache`."""
+
+    PRIORITY = 1000
+
+    def __init__(self, crawler: Crawler, cache: RobotsCache, now: Callable[[], datetime], may_fetch: HopCheck) -> None:
+        self.crawler = crawler
+        self.cache = cache
+        self.now = now
+        self.may_fetch = may_fetch
+        #: the requests this fetcher made: the consent middlewares let exactly these through unchecked
+        self.own: weakref.WeakSet[Request] = weakref.WeakSet()
+        self._inflight: dict[str, asyncio.Future[RobotsFile]] = {}
+        #: the last file used per origin, whatever its age: what a send-time decision falls back on
+        self._last: dict[str, RobotsFile] = {}
+
+    def cached(self, origin: str) -> RobotsFile | None:
+        """The file in force for ``origin`` now, else the last one used; None if the origin was never fetched."""
+        return self.cache.get(origin, self.now()) or self._last.get(origin)
+
+    async def get(self, origin: str) -> RobotsFile:
+        cached = self.cache.get(origin, self.now())
+        if cached is not None:
+            return cached
+        task = self._inflight.get(origin)
+        if task is None:
+            task = asyncio.ensure_future(self._fetch(origin))
+            self._inflight[origin] = task
+            task.add_done_callback(lambda _t, o=origin: self._inflight.pop(o, None))
+        return await asyncio.shield(task)
+
+    async def _fetch(self, origin: str) -> RobotsFile:
+        file = await self._download(robots_url(origin))
+        stats = self.crawler.stats
+        assert stats is not None
+        stats.inc_value(f"consentcrawl/robots/{file.status.value}")
+        used = self.cache.put(origin, file, self.now())
+        self._last[origin] = used
+        if file.status is RobotsStatus.UNREACHABLE:
+            if used is file:
+                logger.warning("consentcrawl: robots.txt %s unreachable (%s): denying the whole origin",
+                               file.url, file.cause)
+            else:
+                logger.warning("consentcrawl: robots.txt %s unreachable (%s): keeping the copy fetched at %s",
+                               file.url, file.cause, used.fetched_at.isoformat())
+        return used
+
+    async def _download(self, url: str) -> RobotsFile:
+        stats = self.crawler.stats
+        assert stats is not None
+        current, hops = url, []
+        while True:
+            refused = self.may_fetch(current)
+            if refused is not None:
+                # never log the URL itself at WARNING: it may name a person
+                return unreachable(url, self.now(), f"a redirect to a URL we may not fetch ({refused})",
+                                   final_url=current, redirects=tuple(hops))
+            request = Request(current, priority=self.PRIORITY, callback=NO_CALLBACK, dont_filter=True,
+                              meta={"dont_obey_robotstxt": True, "dont_cache": True, "dont_redirect": True,
+                                    "handle_httpstatus_all": True, "allow_offsite": True})
+            self.own.add(request)
+            stats.inc_value("consentcrawl/robots/request_count")
+            try:
+                assert self.crawler.engine is not None
+                response = await self.crawler.engine.download_async(request)
+            except Exception as exc:  # noqa: BLE001 - every failure to fetch is "unreachable": deny the origin
+                cause = f"{type(exc).__name__}: {exc}".rstrip(": ")
+                return unreachable(url, self.now(), cause, final_url=current, redirects=tuple(hops))
+            stats.inc_value(f"consentcrawl/robots/response_status_count/{response.status}")
+            location = response.headers.get(b"Location")
+            if response.status in REDIRECT_STATUSES and location:
+                hops.append(current)
+                if len(hops) > MAX_REDIRECTS:
+                    return unreachable(url, self.now(), f"more than {MAX_REDIRECTS} redirects",
+                                       http_status=response.status, final_url=current, redirects=tuple(hops))
+                current = urljoin(current, location.decode("latin-1").strip())
+                if not current.startswith(("http://", "https://")):
+                    return unreachable(url, self.now(), "a redirect to a non-HTTP URL",
+                                       http_status=response.status, final_url=current, redirects=tuple(hops))
+                continue
+            return from_response(url, response.status, response.body, self.now(), final_url=current,
+                                 redirects=tuple(hops))
