@@ -5,6 +5,11 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from scrapy import signals
+from scrapy.settings import SETTINGS_PRIORITIES
+
+from ._scrapy_internals import fail_crawl
+from .handler import FALLBACK_SETTINGS, ConsentHTTPDownloadHandler, ConsentHTTPSDownloadHandler
 from .logstats import ConsentLogStats
 from .middlewares import (
     ConsentDownloaderMiddleware,
@@ -13,9 +18,12 @@ from .middlewares import (
     ConsentSpiderMiddleware,
 )
 from .pipelines import ConsentGuardPipeline
+from .runtime import config_error
 
 if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
     from scrapy.settings import BaseSettings
+    from typing_extensions import Self
 
 logger = logging.getLogger("consentcrawl")
 
@@ -29,9 +37,32 @@ SPIDER_PRIORITY = 5
 #: guard pipeline first
 PIPELINE_PRIORITY = -1000
 
+ROBOTSTXT_MIDDLEWARE = "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware"
+REMOTE_CONTROL = "scrapy.extensions.remote_control.RemoteControl"
+_HANDLERS = {"http": ConsentHTTPDownloadHandler, "https": ConsentHTTPSDownloadHandler}
+
+
+def _path(obj: object) -> str:
+    return obj if isinstance(obj, str) else f"{obj.__module__}.{obj.__qualname__}"  # type: ignore[attr-defined]
+
+
+def _top(settings: BaseSettings, name: str) -> int:
+    """A priority that wins over whatever set ``name`` so far (the project's own value included)."""
+    return max(settings.getpriority(name) or 0, SETTINGS_PRIORITIES["addon"])
+
 
 class Addon:
-    """Installs the consent components and switches Scrapy's own robots.txt handling off (ours replaces it)."""
+    """Installs the consent components, the send-time download handler, and takes out what would undercut them:
+    Scrapy's own robots.txt middleware (it fails open) and, unless the project asked for it, RemoteControl."""
+
+    def __init__(self, crawler: Crawler | None = None) -> None:
+        self.crawler = crawler
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler) -> Self:
+        addon = cls(crawler)
+        crawler.signals.connect(addon._engine_stopped, signal=signals.engine_stopped)
+        return addon
 
     def update_settings(self, settings: BaseSettings) -> None:
         settings.setdefault_in_component_priority_dict(
@@ -42,7 +73,46 @@ class Addon:
         settings.setdefault_in_component_priority_dict("ITEM_PIPELINES", ConsentGuardPipeline, PIPELINE_PRIORITY)
         settings.setdefault_in_component_priority_dict("EXTENSIONS", ConsentScheduleGuard, 0)
         settings.setdefault_in_component_priority_dict("EXTENSIONS", ConsentLogStats, 0)
-        if settings.getbool("ROBOTSTXT_OBEY"):
-            logger.info("consentcrawl: ROBOTSTXT_OBEY switched off; consentcrawl's robots stage replaces "
-                        "Scrapy's RobotsTxtMiddleware (which fails open on unreachable robots.txt)")
-        settings.set("ROBOTSTXT_OBEY", False, priority="addon")
+        self._wrap_download_handlers(settings)
+        self._remove_robotstxt_middleware(settings)
+        self._remote_control_off(settings)
+
+    def _wrap_download_handlers(self, settings: BaseSettings) -> None:
+        """Every http(s) download goes through the send-time decision; the handler it replaces does the download."""
+        current = settings.getwithbase("DOWNLOAD_HANDLERS")
+        for scheme, ours in _HANDLERS.items():
+            existing = current.get(scheme)
+            if existing is not None and _path(existing) not in (_path(h) for h in _HANDLERS.values()):
+                if settings.get(FALLBACK_SETTINGS[scheme]) is None:
+                    settings.set(FALLBACK_SETTINGS[scheme], _path(existing), "addon")
+            handlers = settings["DOWNLOAD_HANDLERS"]
+            handlers.set(scheme, _path(ours), max(handlers.getpriority(scheme) or 0, SETTINGS_PRIORITIES["addon"]))
+
+    def _remove_robotstxt_middleware(self, settings: BaseSettings) -> None:
+        """Scrapy's RobotsTxtMiddleware fails open (an unreachable robots.txt allows everything): out, whatever the
+        priority the project set ``ROBOTSTXT_OBEY`` at, by setting its entry to None (as scrapy-poet replaces
+        built-ins). consentcrawl's robots stage replaces it."""
+        was_on = settings.getbool("ROBOTSTXT_OBEY")
+        middlewares = settings["DOWNLOADER_MIDDLEWARES"]
+        for key in list(middlewares):
+            if _path(key) == ROBOTSTXT_MIDDLEWARE:
+                middlewares.set(key, None, max(middlewares.getpriority(key) or 0, SETTINGS_PRIORITIES["addon"]))
+        middlewares.set(ROBOTSTXT_MIDDLEWARE, None, max(middlewares.getpriority(ROBOTSTXT_MIDDLEWARE) or 0,
+                                                        SETTINGS_PRIORITIES["addon"]))
+        settings.set("ROBOTSTXT_OBEY", False, _top(settings, "ROBOTSTXT_OBEY"))
+        if was_on:
+            logger.info("consentcrawl: Scrapy's RobotsTxtMiddleware removed and ROBOTSTXT_OBEY set to False; "
+                        "consentcrawl's robots stage (which fails closed) replaces it")
+
+    def _remote_control_off(self, settings: BaseSettings) -> None:
+        """Scrapy 2.19's RemoteControl runs code sent to a local port inside the crawl: off unless asked for."""
+        if (settings.getpriority("REMOTE_CONTROL_ENABLED") or 0) > SETTINGS_PRIORITIES["default"]:
+            if settings.getbool("REMOTE_CONTROL_ENABLED"):
+                logger.warning("consentcrawl: RemoteControl stays on because the project enabled it; code sent to "
+                               "its port runs inside the crawl, outside consentcrawl's checks")
+            return
+        settings.set("REMOTE_CONTROL_ENABLED", False, "addon")
+
+    def _engine_stopped(self) -> None:
+        if self.crawler is not None and config_error(self.crawler) is not None:
+            fail_crawl(self.crawler)

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .config import ConsentConfig
+from .config import ConsentConfig, build_engine
 from .decision import Decision
 from .errors import ConfigError
-from .policy import PolicyEngine
 
 EXIT_ALLOWED, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
 
@@ -52,7 +51,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.now:
         settings["CONSENTCRAWL_NOW"] = args.now
     config = ConsentConfig.from_settings(settings, purpose=args.purpose)
-    engine = PolicyEngine(config.platforms, config.store, config.token)
+    if not len(config.platforms):
+        raise ConfigError("no platform configured: give --platforms FILE or --settings MODULE, or run inside a "
+                          "project whose CONSENTCRAWL_PLATFORMS (or settings/platforms.yaml) names them",
+                          source="CONSENTCRAWL_PLATFORMS")
+    engine = build_engine(config)
     now = config.now()
     try:
         facts = engine.facts(args.url, config.purpose, now, args.subject)

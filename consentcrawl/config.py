@@ -6,20 +6,35 @@ Everything here raises :class:`~consentcrawl.errors.ConfigError`; nothing half-l
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .consent.store import AuthorizationStore
 from .errors import ConfigError
 from .purposes import check_purpose
 from .terms.platforms import PlatformRegistry
 
+if TYPE_CHECKING:
+    from .policy import PolicyEngine
+
 DEFAULT_PLATFORMS = Path("settings") / "platforms.yaml"
 DEFAULT_TOKEN = "consentcrawl"
 MODES = ("enforce", "report")
+
+#: every ``CONSENTCRAWL_*`` setting; any other name with that prefix is a configuration error (a misspelt setting
+#: must not silently leave, say, zero platforms configured)
+KNOWN_SETTINGS = frozenset({
+    "CONSENTCRAWL_PURPOSE", "CONSENTCRAWL_PLATFORMS", "CONSENTCRAWL_AUTHORIZATIONS", "CONSENTCRAWL_USER_AGENT_TOKEN",
+    "CONSENTCRAWL_AUDIT_LOG", "CONSENTCRAWL_AUDIT_FSYNC", "CONSENTCRAWL_MODE", "CONSENTCRAWL_NOW",
+    "CONSENTCRAWL_LOGSTATS_INTERVAL", "CONSENTCRAWL_ROBOTS_TTL", "CONSENTCRAWL_ROBOTS_RETRY",
+    "CONSENTCRAWL_ROBOTS_RETRY_MAX", "CONSENTCRAWL_ROBOTS_STALE", "CONSENTCRAWL_MAX_CRAWL_DELAY",
+    "CONSENTCRAWL_SUBJECT_FIELD", "CONSENTCRAWL_PROVENANCE_FIELD", "CONSENTCRAWL_HTTP_HANDLER",
+    "CONSENTCRAWL_HTTPS_HANDLER",
+})
 
 
 @dataclass
@@ -38,6 +53,7 @@ class ConsentConfig:
     robots_retry_max: timedelta = timedelta(hours=1)
     robots_stale: timedelta = timedelta(days=7)
     max_crawl_delay: float = 30.0
+    audit_sync: bool = True
     logstats_interval: float = 60.0
     platform_files: tuple[str, ...] = ()
     authorizations_source: str | None = None
@@ -54,6 +70,7 @@ class ConsentConfig:
     def from_settings(cls, settings: Mapping[str, Any] | Any, purpose: str | None = None) -> ConsentConfig:
         """Build from Scrapy settings (or a plain dict). ``purpose`` (a spider's attribute) wins over the setting."""
         get = settings.get
+        check_names(settings)
         purpose = purpose or get("CONSENTCRAWL_PURPOSE")
         if not purpose:
             raise ConfigError("no purpose: set CONSENTCRAWL_PURPOSE or the spider's `purpose` attribute; "
@@ -96,10 +113,28 @@ class ConsentConfig:
                                   30 * 86400),
             max_crawl_delay=_seconds(get("CONSENTCRAWL_MAX_CRAWL_DELAY", 30), "CONSENTCRAWL_MAX_CRAWL_DELAY",
                                      86400).total_seconds(),
-            logstats_interval=float(get("CONSENTCRAWL_LOGSTATS_INTERVAL", 60) or 0),
+            audit_sync=_bool(get("CONSENTCRAWL_AUDIT_FSYNC", True), "CONSENTCRAWL_AUDIT_FSYNC"),
+            logstats_interval=_seconds(get("CONSENTCRAWL_LOGSTATS_INTERVAL", 60) or 0,
+                                       "CONSENTCRAWL_LOGSTATS_INTERVAL", 86400).total_seconds(),
             platform_files=tuple(platform_files),
             authorizations_source=str(source) if source else None,
         )
+
+
+def build_engine(config: ConsentConfig) -> PolicyEngine:
+    """The one engine factory: a crawl and ``consentcrawl check`` decide with the same engine, so they agree."""
+    from .policy import PolicyEngine
+
+    return PolicyEngine(config.platforms, config.store, config.token, max_crawl_delay=config.max_crawl_delay)
+
+
+def check_names(settings: Mapping[str, Any] | Any) -> None:
+    """An unknown ``CONSENTCRAWL_*`` name is an error naming the closest known setting."""
+    for name in list(settings):
+        if isinstance(name, str) and name.startswith("CONSENTCRAWL_") and name not in KNOWN_SETTINGS:
+            close = difflib.get_close_matches(name, sorted(KNOWN_SETTINGS), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise ConfigError(f"unknown setting{hint}", source=name)
 
 
 def open_store(source: str, platforms: PlatformRegistry) -> AuthorizationStore:
@@ -136,6 +171,17 @@ def _parse_now(value: Any) -> datetime | None:
         except ValueError:
             raise ConfigError(f"{value!r} is not an ISO-8601 time", source="CONSENTCRAWL_NOW") from None
     return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+
+
+def _bool(value: Any, name: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{value!r} is not true or false", source=name)
 
 
 def _seconds(value: Any, name: str, maximum: float) -> timedelta:
