@@ -7,22 +7,23 @@ the platform and of the person for the crawl's purpose, or it is dropped before 
 
 from __future__ import annotations
 
-import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem
 
 from .runtime import RuntimeComponent
 
-if TYPE_CHECKING:
-    pass
-
 
 class ConsentDropItem(DropItem):
-    """Dropped for consent. Logged at DEBUG: the item holds the data of a person who did not authorize it."""
+    """Dropped for consent. Logged at DEBUG: the item holds the data of a person who did not authorize it.
 
-    log_level = logging.DEBUG
+    The level is set on the instance: ``DropItem.__init__`` sets ``log_level`` on every instance (``None`` meaning
+    ``DEFAULT_DROPITEM_LOG_LEVEL``, WARNING), so a class attribute would be shadowed.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, log_level="DEBUG")
 
 
 class ConsentGuardPipeline(RuntimeComponent):

@@ -20,6 +20,7 @@ caller denies what it was about to allow.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from datetime import datetime
 from json.encoder import encode_basestring  # type: ignore[attr-defined]
@@ -87,8 +88,11 @@ def _json(value: Any) -> str:
 class AuditLog:
     """Append-only JSONL writer (see the module docstring for when lines reach the file)."""
 
-    def __init__(self, path: str | Path | None) -> None:
+    def __init__(self, path: str | Path | None, *, sync: bool = True) -> None:
         self.path = Path(path) if path else None
+        #: fdatasync after each group write, so "on disk" survives an OS crash or a power loss, not only a crash
+        #: of this process (see the README for what each mode can lose)
+        self.sync = sync
         self._file: IO[bytes] | None = None
         self._lock = threading.Lock()
         self.count = 0  #: lines written to the file
@@ -221,6 +225,13 @@ class AuditLog:
             raise AuditUnavailable(self.error) from exc
         self._unwritten = b""
         self.count += len(lines) + bool(tail)
+        if self.sync:
+            try:
+                os.fdatasync(self._file.fileno())
+            except OSError as exc:  # in the file, but not known to be on disk: what waited for it does not stand
+                self.error = f"cannot sync the audit log {self.path}: {exc.strerror or exc}"
+                self._settle(waiting, {ticket for _, ticket in waiting})
+                raise AuditUnavailable(self.error) from exc
         self._settle(waiting, set())
 
     def _keep_unwritten(self, lines: list[str], waiting: list[tuple[int, int]], tail: bytes, done: int) -> None:
