@@ -19,19 +19,31 @@ logger = logging.getLogger("consentcrawl")
 
 
 def format_counts(stats: dict[str, Any]) -> str:
-    """``allowed 120, denied 40 (subject/no-authorization 30, robots/disallowed 10)``."""
+    """``allowed 120, denied 40 (subject/no-authorization 30, robots/disallowed 10)``.
+
+    In report mode only robots denies are enforced; the rest is what enforce mode would have dropped:
+    ``allowed 150, denied 10 (robots/disallowed 10), would deny 30 (subject/no-authorization 30)``.
+    """
     allowed = stats.get("consentcrawl/allowed", 0)
     denied = {k[len("consentcrawl/denied/"):]: v for k, v in stats.items() if k.startswith("consentcrawl/denied/")}
-    total = sum(denied.values())
-    detail = ", ".join(f"{k} {v}" for k, v in sorted(denied.items(), key=lambda kv: (-kv[1], kv[0])))
-    line = f"allowed {allowed}, denied {total}"
-    if detail:
-        line += f" ({detail})"
+    would: dict[str, int] = {}
+    report = stats.get("consentcrawl/mode") == "report"
+    if report:
+        would = {k: v for k, v in denied.items() if not k.startswith("robots/")}
+        denied = {k: v for k, v in denied.items() if k.startswith("robots/")}
+    line = f"allowed {allowed}, " + _part("denied", denied)
+    if report:
+        line += ", " + _part("would deny", would)
     dropped = stats.get("consentcrawl/items/dropped", 0)
     kept = stats.get("consentcrawl/items/kept", 0)
     if dropped or kept:
-        line += f"; items kept {kept}, dropped {dropped}"
+        line += f"; items kept {kept}, {'would drop' if report else 'dropped'} {dropped}"
     return line
+
+
+def _part(label: str, counts: dict[str, int]) -> str:
+    detail = ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    return f"{label} {sum(counts.values())}" + (f" ({detail})" if detail else "")
 
 
 class ConsentLogStats:
