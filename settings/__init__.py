@@ -12,8 +12,11 @@ BOT_NAME = "consentcrawl-examples"
 SPIDER_MODULES = ["spiders"]
 NEWSPIDER_MODULE = "spiders"
 
-# The spiders are ConsentSpider subclasses, so the add-on is on for them; a plain scrapy.Spider would add
-# ADDONS = {"consentcrawl.Addon": 0}
+# The add-on is set here, in the project settings, and not only by the ConsentSpider subclasses: `scrapy fetch`,
+# `scrapy shell` and `scrapy parse` run without any spider's settings, and a fetch they make must be checked too.
+ADDONS = {"consentcrawl.Addon": 0}
+# The purpose of fetches made without a spider (scrapy fetch/shell); a spider's own `purpose` wins.
+CONSENTCRAWL_PURPOSE = "research"
 CONSENTCRAWL_PLATFORMS = str(_HERE / "platforms.yaml")
 CONSENTCRAWL_AUTHORIZATIONS = str(_HERE / "authorizations.yaml")
 CONSENTCRAWL_AUDIT_LOG = "output/audit.jsonl"
