@@ -1,0 +1,144 @@
+"""The authoritative decision is made at send time: after the download-slot wait, with the clock read then.
+
+Judged by the lenient site's served log (arrival times, ``time.time()``): a grant that expires, or a withdrawal
+written to the authorizations file, while requests wait in their download slot must stop those requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import threading
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import scrapy
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl.demo.server import LocalServer
+from tests.lenient import (
+    HOST,
+    KINDS,
+    LenientPeople,
+    ListLogic,
+    Robots,
+    crawl,
+    iso,
+    make_spider,
+    people_settings,
+    record_yaml,
+)
+
+BASE = f"http://{HOST}"
+#: how late a change may take effect (the contract's bound for a store change; used for expiries too)
+GRACE = 2.0
+#: authorized until the expiry; all but the first few wait in the download slot (Crawl-delay 2) past it
+EXPIRING = ("101", "102", "103", *(str(i) for i in range(111, 119)))
+#: the ones requested: the queue outlasts the expiry plus the grace by about 2 s, so a late fetch would show
+REQUESTED = ("101", "102", "111", "112")
+
+
+def _timeline(app: LenientPeople, mark: float, label: str) -> str:
+    rows = [f"  {s.time - mark:+6.2f}s {s.target} -> {s.person or s.kind}" for s in app.served]
+    return f"served log, times relative to {label}:\n" + "\n".join(rows)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_grant_expiring_while_requests_wait_in_the_slot(kind: str, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    expiry = math.floor(time.time()) + 5  # 4 to 5 s from now, in whole seconds as written in the file
+    records = [record_yaml(s, expires_at=iso(expiry)) for s in EXPIRING]
+    settings = people_settings(tmp_path, records, CONSENTCRAWL_MAX_CRAWL_DELAY=5)
+    app = LenientPeople(default_robots=Robots(crawl_delay=2))
+    with LocalServer(app) as server:
+        await crawl(make_spider(kind, ListLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                    urls=[f"{BASE}/u/{s}" for s in REQUESTED], follow_links=False)
+    served = [(s.time, s.person) for s in app.served if s.person in EXPIRING]
+    timeline = _timeline(app, expiry, "the expiry")
+    assert any(t < expiry for t, _ in served), f"control: nobody was served before the expiry\n{timeline}"
+    late = [(round(t - expiry, 2), p) for t, p in served if t > expiry + GRACE]
+    assert not late, f"served more than {GRACE}s after their grant expired: {late}\n{timeline}"
+
+
+class RepeatLogic(ListLogic):
+    """Requests ``/u/101?n=i`` and ``/u/102?n=i`` every ``every`` seconds for ``seconds`` seconds."""
+
+    every: float = 0.3
+    seconds: float = 6.5
+
+    async def start(self) -> Any:
+        deadline = time.monotonic() + self.seconds
+        n = 0
+        while time.monotonic() < deadline:
+            for person in ("101", "102"):
+                yield scrapy.Request(f"{BASE}/u/{person}?n={n}", callback=self.parse, dont_filter=True)
+            n += 1
+            await asyncio.sleep(self.every)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_withdrawal_written_mid_crawl_stops_the_fetches(kind: str, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = people_settings(tmp_path)
+    path = Path(settings["CONSENTCRAWL_AUTHORIZATIONS"])
+    written: list[float] = []
+
+    def withdraw() -> None:
+        now = time.time()
+        block = record_yaml("101", revoked_at=iso(now), evidence="withdrawn mid-crawl")
+        with path.open("a") as f:  # one write: another process appending a withdrawal
+            f.write(block)
+            f.flush()
+            os.fsync(f.fileno())
+        written.append(time.time())
+
+    app = LenientPeople()
+    timer = threading.Timer(2.5, withdraw)
+    with LocalServer(app) as server:
+        timer.start()
+        try:
+            result = await crawl(make_spider(kind, RepeatLogic), settings, proxy=server.proxy,
+                                 monkeypatch=monkeypatch, follow_links=False)
+        finally:
+            timer.cancel()
+    assert written, "the withdrawal was not written during the crawl"
+    write = written[0]
+    timeline = _timeline(app, write, "the write")
+    assert any(t < write for t in app.times_served("101")), f"control: 101 not served before the write\n{timeline}"
+    assert any(t > write + GRACE + 1 for t in app.times_served("102")), \
+        f"control: the crawl did not go on requesting after the write\n{timeline}"
+    late = [round(t - write, 2) for t in app.times_served("101") if t > write + GRACE]
+    assert not late, f"101 fetched after withdrawing (s after the write): {late}\n{timeline}"
+    assert any(e["reason"] == "subject.revoked" for e in result.audit if e.get("subject") == "101"), \
+        "no subject.revoked line for 101"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_send_time_allow_carries_the_decision_time(kind: str, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    app = LenientPeople(default_robots=Robots(crawl_delay=2))
+    urls = [f"{BASE}/u/101", f"{BASE}/u/102"]
+    settings = people_settings(tmp_path, CONSENTCRAWL_MAX_CRAWL_DELAY=5)
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=urls, follow_links=False)
+    timeline = _timeline(app, result.started, "the spider opening")
+    waited = [s for s in app.served if s.person in ("101", "102") and s.time - result.started >= 1.8]
+    assert waited, f"control: no request waited 2 s in its download slot\n{timeline}"
+    for arrival in waited:
+        url = f"{BASE}{arrival.target.removeprefix(BASE)}"
+        lines = [e for e in result.audit if e.get("url") == url and e.get("phase") == "request"
+                 and e.get("verdict") == "allow"]
+        assert lines, f"no request-phase allow line for {url}"
+        decided = datetime.fromisoformat(lines[-1]["time"]).timestamp()
+        assert abs(decided - arrival.time) <= 0.5, (
+            f"{url}: the allow line's time is {decided - arrival.time:+.2f}s from the server's arrival time "
+            f"({decided - result.started:+.2f}s after the spider opened; arrival "
+            f"{arrival.time - result.started:+.2f}s)\n{timeline}")
