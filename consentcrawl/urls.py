@@ -47,12 +47,12 @@ from typing import TYPE_CHECKING
 try:  # UTS #46 / IDNA 2008; installed with tldextract (and scrapy)
     import idna as _idna_pkg
 except ImportError:  # pragma: no cover - fallback to Python's IDNA 2003 codec
-    _idna_pkg = None
+    _idna_pkg = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:  # pragma: no cover
     import tldextract
 
-__all__ = ["CanonicalURL", "canonical_url", "canonicalize", "registered_domain"]
+__all__ = ["CanonicalURL", "canonical_url", "canonicalize", "raw_path_query", "registered_domain"]
 
 DEFAULT_PORTS: dict[str, int] = {"http": 80, "https": 443}
 
@@ -351,6 +351,25 @@ def _canonicalize(url: str) -> CanonicalURL:
 def canonical_url(url: str) -> str:
     """The canonical URL string of ``url`` (see :func:`canonicalize`)."""
     return canonicalize(url).url
+
+
+def raw_path_query(url: str) -> tuple[str, str]:
+    """The path and the query of ``url`` as written: nothing decoded, no dot-segment or slash resolved.
+
+    Split exactly as :func:`canonicalize` splits (WHATWG: surrounding spaces and controls stripped, tabs and
+    newlines removed, fragment dropped, ``\\`` is ``/`` before the query), so it is the text a server may receive
+    when the client sends the URL unnormalised. An empty path is ``"/"``. Raises ValueError for a URL without an
+    ``http``/``https`` scheme. Used to read a URL the way a lenient server would (:mod:`consentcrawl.terms.readings`).
+    """
+    if not isinstance(url, str):
+        raise ValueError(f"URL must be a str, not {type(url).__name__}")
+    text = url.strip(_C0_CONTROL_OR_SPACE).translate(_TAB_OR_NEWLINE)
+    m = _SCHEME_RE.match(text)
+    if m is None or m.group(1).lower() not in DEFAULT_PORTS:
+        raise ValueError(f"not an absolute http(s) URL: {url!r}")
+    before_query, _, query = text[m.end():].partition("#")[0].partition("?")
+    _, slash, path = before_query.replace("\\", "/").lstrip("/").partition("/")
+    return slash + path or "/", query
 
 
 @functools.lru_cache(maxsize=1)
