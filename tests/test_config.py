@@ -207,11 +207,11 @@ PLATFORM_ERRORS = [
     ),
     ("invalid-regex", _platform("domains: [mb.example]\nsubject: '[0-9'\n"), 4, ["not a valid regular expression"]),
     ("regex-matches-empty", _platform("domains: [mb.example]\nsubject: '[0-9]*'\n"), 4, ["empty subject id"]),
-    (
-        "regex-with-named-group",
-        _platform("domains: [mb.example]\nsubject: '(?P<subject>x)'\nprofiles: ['/u/{subject}']\n"),
+    (  # the subject regex is compiled on its own now, so a group named 'subject' in it is no error
+        "template-not-canonical",
+        _platform("domains: [mb.example]\nsubject: '[0-9]+'\nprofiles: ['/u//{subject}']\n"),
         5,
-        ["'profiles' of platform 'mb'"],
+        ["'profiles' of platform 'mb'", "canonical form", "'/u/{subject}'"],
     ),
     (
         "template-without-subject",

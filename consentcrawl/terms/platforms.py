@@ -1,13 +1,51 @@
 """Platforms: who they are (registered domains), what they granted us, and which URLs fetch one person.
 
 Pure data and lookups. Loading and validating ``platforms.yaml`` lives in :mod:`consentcrawl.terms.load`.
+
+Whose page a URL is (:meth:`Platform.read_subject`) is decided for every way a server could read the URL
+(:mod:`consentcrawl.terms.readings`): when the readings disagree, or a path under a profile prefix names no one
+the platform's subject regex accepts, the URL is ambiguous and the policy denies it. Ids compare by
+:meth:`Platform.subject_key` (NFKC, and case-folded unless the platform declares ids case-sensitive).
 """
 
 from __future__ import annotations
 
+import importlib
 import re
+import unicodedata
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+from ..urls import CanonicalURL, canonicalize
+from .readings import (
+    Reading,
+    SubjectReading,
+    caseless,
+    decode,
+    has_undecodable,
+    is_plain,
+    readings,
+    strict_params,
+    strict_reading,
+)
+
+__all__ = [
+    "NOT_A_PROFILE",
+    "Platform",
+    "PlatformAuthorization",
+    "PlatformRegistry",
+    "ProfileTemplate",
+    "SubjectReading",
+    "compile_subject_regex",
+]
+
+#: The reading of a URL that is no one's profile.
+NOT_A_PROFILE = SubjectReading(None)
+
+DEFAULT_SUBJECT_REGEX = "[^/]+"
 
 
 @dataclass(frozen=True)
@@ -23,46 +61,427 @@ class PlatformAuthorization:
 
 @dataclass(frozen=True)
 class ProfileTemplate:
-    """A URL path template such as ``/u/{subject}`` that fetches one person's data.
+    """A URL template such as ``/u/{subject}`` or ``/profile.php?id={subject}`` that fetches one person's data.
 
-    The literal parts match case-insensitively and the template matches the path itself or anything below it
-    (``/u/1001/followers`` is still about 1001): when in doubt, a URL counts as a profile.
+    Literal parts match case-insensitively and a template matches the path itself or anything below it
+    (``/u/1001/followers`` is still about 1001): when in doubt, a URL counts as a profile. In a path template
+    ``{subject}`` may share its segment with literal text (``/@{subject}``, ``/u/{subject}.json``); in a query
+    template it is the whole value of one parameter, the path is literal, and other parameters of the URL are
+    allowed in any order (those the template names must be there with its values).
+
+    Matched against one :class:`~consentcrawl.terms.readings.Reading` at a time (:meth:`match`). All literal parts
+    are kept decoded and folded (:func:`~consentcrawl.terms.readings.caseless`).
     """
 
     template: str
-    pattern: re.Pattern[str]
+    regex: re.Pattern[str]  #: the subject regex, matched against the whole id (case-insensitively)
+    path: tuple[str, ...] = ()  #: literal segments before the subject's segment (a query template: its whole path)
+    head: str = ""  #: literal text before ``{subject}`` in its segment (``@`` in ``/@{subject}``)
+    tail: str = ""  #: literal text after ``{subject}`` in its segment (``.json`` in ``/u/{subject}.json``)
+    after: tuple[str, ...] = ()  #: literal segments after the subject's segment
+    param: str | None = None  #: a query template: the parameter that names the subject
+    params: tuple[tuple[str, str], ...] = ()  #: a query template: the other parameters it requires
+    prefix: str = ""  #: the literal text before ``{subject}``, as written: the profile prefix
+    #: a prefix every lower-case ASCII path under the profile prefix starts with (a query template: its path), so
+    #: that a plain URL elsewhere is told apart with one ``str.startswith``
+    quick: str = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.param is not None:
+            quick = "/" + "/".join(self.path)
+        else:
+            quick = "/" + "".join(p + "/" for p in self.path) + self.head
+        object.__setattr__(self, "quick", quick)
 
     @classmethod
-    def compile(cls, template: str, subject_regex: str = "[^/]+") -> ProfileTemplate:
+    def compile(cls, template: str, subject_regex: str = DEFAULT_SUBJECT_REGEX) -> ProfileTemplate:
+        """Parse and check a template; ValueError (or re.error) says why it could never match."""
         if template.count("{subject}") != 1:
             raise ValueError(f"profile template {template!r} must contain {{subject}} exactly once")
         if not template.startswith("/"):
             raise ValueError(f"profile template {template!r} must start with '/'")
+        regex = compile_subject_regex(subject_regex)
+        _check_canonical(template)
+        if "?" in template:
+            return cls._compile_query(template, regex)
         before, after = template.split("{subject}")
-        body = re.escape(before) + f"(?P<subject>{subject_regex})" + re.escape(after.rstrip("/"))
-        return cls(template, re.compile(f"^{body}(?:/.*)?$", re.IGNORECASE | re.DOTALL))
+        if after.endswith("/"):
+            after = after[:-1]  # "/profile/{subject}/": a trailing slash is no part of a canonical path
+        *path, head = before[1:].split("/")
+        tail, slash, rest = after.partition("/")
+        return cls(
+            template,
+            regex,
+            path=tuple(_literal(p) for p in path),
+            head=_literal(head),
+            tail=_literal(tail),
+            after=tuple(_literal(p) for p in rest.split("/")) if slash else (),
+            prefix=before,
+        )
+
+    @classmethod
+    def _compile_query(cls, template: str, regex: re.Pattern[str]) -> ProfileTemplate:
+        path, _, query = template.partition("?")
+        if "{subject}" in path:
+            raise ValueError(
+                f"profile template {template!r}: with a query, {{subject}} must be the value of a query parameter "
+                "(e.g. '/profile.php?id={subject}')"
+            )
+        param: str | None = None
+        required: dict[str, str] = {}
+        for item in query.split("&"):
+            name, equals, value = item.partition("=")
+            key = _literal(name)
+            if not name or key == param or key in required:
+                raise ValueError(f"profile template {template!r}: query parameter {name!r} is empty or given twice")
+            if value == "{subject}":
+                param = key
+            elif "{subject}" in item:
+                raise ValueError(
+                    f"profile template {template!r}: {{subject}} must be the whole value of a query parameter "
+                    f"(e.g. 'id={{subject}}'), not part of {item!r}"
+                )
+            else:
+                required[key] = _literal(value) if equals else ""
+        assert param is not None  # the one "{subject}" is in the query, and every other placement raised
+        segments = () if path == "/" else tuple(_literal(p) for p in path[1:].split("/"))
+        return cls(template, regex, path=segments, param=param, params=tuple(required.items()),
+                   prefix=f"{path}?{query[:query.index('{subject}')]}")
+
+    @property
+    def is_query(self) -> bool:
+        return self.param is not None
+
+    def match(self, segments: tuple[str, ...], params: tuple[tuple[str, str], ...]) -> tuple[tuple[str, ...], bool]:
+        """The ids one reading names through this template, and whether it is ambiguous under this template.
+
+        Ambiguous: the reading is under the profile prefix but what stands for ``{subject}`` is empty, is not
+        all matched by the subject regex, holds bytes that are not UTF-8, or (a query) a parameter the template
+        requires has several values. Several ids (a repeated query parameter) are returned for the caller to
+        compare by key. ``((), False)``: not this template's page.
+        """
+        path = self.path
+        n = len(path)
+        if len(segments) < n or (self.param is None and len(segments) == n):
+            return (), False
+        for i in range(n):
+            if caseless(segments[i]) != path[i]:
+                return (), False
+        if self.param is not None:
+            return self._match_query(params)
+        field = segments[n]
+        head = self.head
+        if head:
+            if caseless(field[:len(head)]) != head:
+                # under the prefix only if folding changed the length (e.g. a ligature): then it cannot be cut
+                return (), caseless(field).startswith(head)
+            field = field[len(head):]
+        tail = self.tail
+        if tail:
+            if len(field) > len(tail) and caseless(field[-len(tail):]) == tail:
+                if not self._resolves(field[:-len(tail)]):
+                    return (), True
+                field = field[:-len(tail)]
+            else:  # no suffix: not this template's page, but what follows the prefix must still be someone
+                return (), not self._resolves(field)
+        elif not self._resolves(field):
+            return (), True
+        after = self.after
+        if after:
+            if len(segments) <= n + len(after):
+                return (), False
+            for j, literal in enumerate(after, n + 1):
+                if caseless(segments[j]) != literal:
+                    return (), False
+        return (field,), False
+
+    def _match_query(self, params: tuple[tuple[str, str], ...]) -> tuple[tuple[str, ...], bool]:
+        name = self.param
+        values = [v for k, v in params if caseless(k) == name]
+        if not values:
+            return (), False
+        for required, literal in self.params:
+            given = {caseless(v) for k, v in params if caseless(k) == required}
+            if literal not in given:
+                return (), False
+            if len(given) > 1:
+                return (), True
+        if not all(self._resolves(v) for v in values):
+            return (), True
+        return tuple(dict.fromkeys(values)), False
+
+    def _resolves(self, ident: str) -> bool:
+        return bool(ident) and self.regex.fullmatch(ident) is not None and not has_undecodable(ident)
 
     def subject_of(self, path: str) -> str | None:
-        m = self.pattern.match(path)
-        return m.group("subject") if m else None
+        """The id a canonical path (``?query`` allowed) names through this template alone; None if it names no
+        one or is ambiguous. Kept for callers of the single-template API; see :meth:`Platform.read_subject`."""
+        reading = _reading_of_path(path)
+        idents, ambiguous = self.match(reading.segments, reading.params)
+        return idents[0] if len(idents) == 1 and not ambiguous else None
+
+
+def _literal(text: str) -> str:
+    """A template literal as readings are compared with it: decoded and folded."""
+    return caseless(decode(text))
+
+
+def _check_canonical(template: str) -> None:
+    """ValueError unless the template's literal parts are written in canonical form, since a template is matched
+    against canonical paths (``//``, ``/./``, a lower-case ``%2f``, a ``#`` or a ``/`` before the query in it
+    would make it match nothing)."""
+    placeholder = "0subject0"
+    probe = template.replace("{subject}", placeholder)
+    checked = probe[:-1] if probe.endswith("/") and "?" not in probe and len(probe) > 1 else probe
+    try:
+        canonical = canonicalize("http://template.invalid" + checked).path_query
+    except ValueError as exc:
+        raise ValueError(f"profile template {template!r} is not a valid URL path ({exc})") from None
+    if canonical == checked:
+        return
+    advice = (f"; write {canonical.replace(placeholder, '{subject}')!r}" if placeholder in canonical
+              else "; it can never match a URL")
+    raise ValueError(
+        f"profile template {template!r} is not in canonical form, so it would never match a canonical URL "
+        f"(no '//', '/./', '/../', '#' or '/' before '?'; escapes upper-case and only where needed){advice}"
+    )
+
+
+def _reading_of_path(path_query: str) -> Reading:
+    path, _, query = path_query.partition("?")
+    return strict_reading(path or "/", query)
+
+
+# -- the subject regex -----------------------------------------------------------------------------------------
+
+
+def compile_subject_regex(regex: str) -> re.Pattern[str]:
+    """Compile a platform's subject regex (case-insensitive, matched against a whole id) and check it can name
+    someone: ValueError if it matches the empty id, can match a ``/`` (an id must stay within one path segment,
+    or ``/u/1/../2`` could be read as one id) or matches no non-empty id; ``re.error`` if it does not compile."""
+    compiled = re.compile(regex, re.IGNORECASE)
+    if compiled.fullmatch(""):
+        raise ValueError(f"subject regex {regex!r} must not match an empty subject id (use '+' rather than '*')")
+    tree = _sre_parser.parse(regex, re.IGNORECASE)
+    if _can_consume(tree, "/"):
+        raise ValueError(
+            f"subject regex {regex!r} can match '/', so an id could span path segments; "
+            "exclude it (e.g. '[^/]+' rather than '.+', '[0-9]+' rather than '\\S+')"
+        )
+    for preferred in _PREFERRED:
+        example = _example(tree, preferred, {})
+        if example and compiled.fullmatch(example):
+            return compiled
+    raise ValueError(f"subject regex {regex!r} matches no non-empty id (consentcrawl found no example it accepts)")
+
+
+try:  # the regular expression parser behind ``re`` (``sre_parse`` before 3.11, deprecated since)
+    _sre_parser: Any = importlib.import_module("re._parser")
+except ImportError:  # pragma: no cover - Python 3.10
+    _sre_parser = importlib.import_module("sre_parse")
+
+_CATEGORIES = {
+    "CATEGORY_DIGIT": r"\d", "CATEGORY_NOT_DIGIT": r"\D", "CATEGORY_SPACE": r"\s", "CATEGORY_NOT_SPACE": r"\S",
+    "CATEGORY_WORD": r"\w", "CATEGORY_NOT_WORD": r"\W", "CATEGORY_LINEBREAK": "\n", "CATEGORY_NOT_LINEBREAK": "[^\n]",
+}
+#: characters tried, in turn, for a class in an example id: digits first, then letters, then the rest
+_PREFERRED = ("0a", "a0", "A0", "_-", ".~", "z9", "é١")
+_POOL = "0aA_-.~z9Z!$'()*+,=:@é١ "
+
+
+def _category(name: str, char: str) -> bool:
+    pattern = _CATEGORIES.get(name)
+    return pattern is None or re.fullmatch(pattern, char) is not None  # unknown: assume it admits
+
+
+def _in_set(items: Sequence[tuple[Any, Any]], char: str) -> bool:
+    """Whether a character class admits ``char`` (an unknown item admits everything: the safe answer here)."""
+    code, negate, hit = ord(char), False, False
+    for op, av in items:
+        name = str(op)
+        if name == "NEGATE":
+            negate = True
+        elif name == "LITERAL":
+            hit = hit or av == code
+        elif name == "NOT_LITERAL":
+            hit = hit or av != code
+        elif name == "RANGE":
+            hit = hit or av[0] <= code <= av[1]
+        elif name == "CATEGORY":
+            hit = hit or _category(str(av), char)
+        else:
+            return True
+    return hit != negate
+
+
+def _can_consume(items: Any, char: str) -> bool:
+    """Whether a parsed pattern may consume ``char`` anywhere (lookarounds and back-references consume nothing
+    new; anything unknown is assumed to)."""
+    code = ord(char)
+    for op, av in items:
+        name = str(op)
+        if name in ("AT", "ASSERT", "ASSERT_NOT", "GROUPREF"):
+            continue
+        if name == "LITERAL":
+            found = av == code
+        elif name == "NOT_LITERAL":
+            found = av != code
+        elif name == "ANY":
+            found = True  # '.' admits everything (but a newline without DOTALL): the safe answer
+        elif name == "IN":
+            found = _in_set(av, char)
+        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            found = av[1] != 0 and _can_consume(av[2], char)
+        elif name == "SUBPATTERN":
+            found = _can_consume(av[-1], char)
+        elif name == "ATOMIC_GROUP":
+            found = _can_consume(av, char)
+        elif name == "BRANCH":
+            found = any(_can_consume(alt, char) for alt in av[1])
+        elif name == "GROUPREF_EXISTS":
+            found = _can_consume(av[1], char) or (av[2] is not None and _can_consume(av[2], char))
+        else:
+            found = True
+        if found:
+            return True
+    return False
+
+
+def _example(items: Any, preferred: str, groups: dict[int, str]) -> str | None:
+    """One string the parsed pattern may match, preferring ``preferred`` characters for classes; verified by the
+    caller (lookarounds and anchors are ignored here). None if no candidate character fits a class."""
+    out: list[str] = []
+    for op, av in items:
+        name = str(op)
+        if name == "LITERAL":
+            out.append(chr(av))
+        elif name in ("NOT_LITERAL", "ANY", "IN"):
+            candidates = preferred + _POOL
+            if name == "IN":
+                candidates += "".join(chr(v[0]) if str(o) == "RANGE" else chr(v) for o, v in av
+                                      if str(o) in ("RANGE", "LITERAL"))
+            char = next((c for c in candidates
+                         if (name == "ANY" and c != "\n") or (name == "NOT_LITERAL" and ord(c) != av)
+                         or (name == "IN" and _in_set(av, c))), None)
+            if char is None:
+                return None
+            out.append(char)
+        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            low, high, sub = av
+            piece = _example(sub, preferred, groups) if high != 0 else ""
+            if piece is None:
+                if low:
+                    return None
+                piece = ""
+            out.append(piece * (low or (1 if high != 0 else 0)))
+        elif name == "SUBPATTERN":
+            piece = _example(av[-1], preferred, groups)
+            if piece is None:
+                return None
+            if av[0] is not None:
+                groups[av[0]] = piece
+            out.append(piece)
+        elif name == "ATOMIC_GROUP":
+            piece = _example(av, preferred, groups)
+            if piece is None:
+                return None
+            out.append(piece)
+        elif name == "BRANCH":
+            pieces = [p for p in (_example(alt, preferred, groups) for alt in av[1]) if p is not None]
+            if not pieces:
+                return None
+            out.append(max(pieces, key=bool))  # the first non-empty alternative, if any
+        elif name == "GROUPREF":
+            out.append(groups.get(av, ""))
+        elif name == "GROUPREF_EXISTS":
+            branch = av[1] if av[0] in groups else av[2]
+            piece = _example(branch, preferred, groups) if branch is not None else ""
+            if piece is None:
+                return None
+            out.append(piece)
+        elif name in ("AT", "ASSERT", "ASSERT_NOT"):
+            continue
+        else:
+            return None
+    return "".join(out)
 
 
 @dataclass(frozen=True)
 class Platform:
     name: str
-    domains: frozenset[str]  #: registered domains, lower-case, IDNA
+    domains: frozenset[str]  #: registered domains, lower-case, IDNA; IP addresses in canonical form
     authorization: PlatformAuthorization | None
     profiles: tuple[ProfileTemplate, ...] = ()
     subject_regex: str | None = None
     source: str = ""  #: file and line it was defined at, for evidence
+    case_sensitive: bool = False  #: ids differing only in case are different people (default: the same person)
+
+    def subject_key(self, subject: str) -> str:
+        """The key an id is compared, stored and looked up by: NFKC-normalised, then case-folded unless the
+        platform's ids are case-sensitive (``Alice``, ``alice`` and a fullwidth ``ALICE`` are one person)."""
+        if self.case_sensitive:
+            return subject if subject.isascii() else unicodedata.normalize("NFKC", subject)
+        return caseless(subject)
+
+    def read_subject(self, url: str, canonical: CanonicalURL) -> SubjectReading:
+        """Whose page ``url`` (canonical form ``canonical``, on this platform) is, read every way a server could
+        read it: see :class:`~consentcrawl.terms.readings.SubjectReading`. Pure; a plain URL is read once."""
+        if not self.profiles:
+            return NOT_A_PROFILE
+        quick, queries = self._quick
+        if is_plain(url, canonical, queries):
+            path = canonical.path
+            lowered = path.lower()
+            if not lowered.startswith(quick):
+                return NOT_A_PROFILE
+            params = strict_params(canonical.query) if queries else ()
+            key, ambiguous, _ = self._read(tuple(path[1:].split("/")), params, lowered)
+            if ambiguous:
+                return SubjectReading(None, True, ((canonical.path_query, None),))
+            return NOT_A_PROFILE if key is None else SubjectReading(key)
+        results: dict[tuple[str, str | None], bool] = {}
+        for reading in readings(url, canonical):
+            key, ambiguous, _ = self._read(reading.segments, reading.params)
+            results[(reading.text, key)] = results.get((reading.text, key), False) or ambiguous
+        keys = {key for _, key in results}
+        if len(keys) > 1 or any(results.values()):
+            return SubjectReading(None, True, tuple(results))
+        key = keys.pop()
+        return NOT_A_PROFILE if key is None else SubjectReading(key)
+
+    @cached_property
+    def _quick(self) -> tuple[tuple[str, ...], bool]:
+        """The templates' quick prefixes, and whether any template reads the query."""
+        return tuple(t.quick for t in self.profiles), any(t.is_query for t in self.profiles)
+
+    def _read(self, segments: tuple[str, ...], params: tuple[tuple[str, str], ...],
+              lowered: str | None = None) -> tuple[str | None, bool, str | None]:
+        """The key one reading names (None: no one), whether it is ambiguous, and the id as written.
+
+        ``lowered``: the lower-cased path of a plain URL, to skip templates it is not under at once.
+        """
+        found: str | None = None
+        ident: str | None = None
+        for template in self.profiles:
+            if lowered is not None and not lowered.startswith(template.quick):
+                continue
+            idents, ambiguous = template.match(segments, params)
+            if ambiguous:
+                return None, True, None
+            for text in idents:
+                key = self.subject_key(text)
+                if found is None:
+                    found, ident = key, text
+                elif key != found:
+                    return None, True, None
+        return found, False, ident
 
     def subject_of(self, path: str) -> str | None:
-        """The subject id a canonical path fetches, or None if it is not a profile URL."""
-        for template in self.profiles:
-            subject = template.subject_of(path)
-            if subject is not None:
-                return subject
-        return None
+        """The subject id a canonical path (``?query`` allowed) names, as written in it; None if it is not a
+        profile URL or is ambiguous. The strict reading only: :meth:`read_subject` decides a URL."""
+        reading = _reading_of_path(path)
+        key, ambiguous, ident = self._read(reading.segments, reading.params)
+        return None if ambiguous or key is None else ident
 
 
 @dataclass

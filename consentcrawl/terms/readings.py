@@ -1,0 +1,262 @@
+"""Every way a server could read a URL's path and query: the input to "whose page is this?" — pure, no I/O.
+
+The canonical form (:func:`consentcrawl.urls.canonicalize`) reads a URL as RFC 3986 says: ``%2F`` is data inside
+a segment, ``;`` is an ordinary character, ``..`` is resolved before anything else. Real servers are more
+lenient: many decode every escape once (``%2F``, ``%2E`` and ``%5C`` included) before they split the path, turn
+``\\`` into ``/``, drop ``;`` path parameters (``/u/104;jsessionid=1``, ``/u/101/..;/104``), resolve dot-segments
+after decoding and read ids with a Unicode-aware parser (fullwidth digits are digits). Such a server serves a
+different person than the canonical form names for ``/u/101/..%2F107``. So a URL is read every way such a server
+could read it (:func:`readings`), each reading is matched against the profile templates, and a URL whose
+readings disagree is ambiguous: the policy denies it rather than guess.
+
+A :class:`Reading` is a path as decoded segments plus the query as decoded ``(name, value)`` parameters. Most
+URLs a crawl meets are plain (no ``%``, ``\\``, ``;``, non-ASCII, dot-segment, empty segment or trailing slash in
+the path, and when the query matters none of ``%``, ``;`` or ``+`` in it): every lenient reading of those is the
+strict one, so :func:`is_plain` lets callers read them once (:func:`strict_reading`).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterator
+from dataclasses import dataclass
+from urllib.parse import unquote_to_bytes
+
+from ..urls import CanonicalURL, raw_path_query
+
+__all__ = [
+    "Reading",
+    "SubjectReading",
+    "caseless",
+    "decode",
+    "has_undecodable",
+    "is_plain",
+    "readings",
+    "render",
+    "strict_params",
+    "strict_reading",
+]
+
+
+@dataclass(frozen=True)
+class SubjectReading:
+    """Whose page a URL is, read every way a server could read it (:meth:`Platform.read_subject`).
+
+    ``subject`` is the person's key (:meth:`Platform.subject_key`) when every reading names that same person, and
+    None when no reading names anyone — or when the URL is ``ambiguous``: its readings name different people (or
+    one names a person and another names none), or a reading has a path under a profile prefix that does not
+    resolve to exactly one id the platform's subject regex accepts. ``readings`` is the evidence for an ambiguous
+    URL: each distinct reading's path+query as it saw it and the key it named (None for none, or for a reading
+    that could not be resolved); it is empty otherwise.
+    """
+
+    subject: str | None
+    ambiguous: bool = False
+    readings: tuple[tuple[str, str | None], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """One way to read a path and query.
+
+    ``segments`` are the path's segments, decoded (a ``/`` inside one is data, as ``%2F`` is to a strict
+    server); a trailing ``""`` is a trailing slash, and ``("",)`` is the root ``/``. ``params`` are the query's
+    ``(name, value)`` pairs in order, decoded. ``text`` is the path+query as this reading saw it, for evidence.
+    """
+
+    text: str
+    segments: tuple[str, ...]
+    params: tuple[tuple[str, str], ...]
+
+
+# -- decoding ------------------------------------------------------------------------------------------------------
+
+
+def decode(text: str) -> str:
+    """Percent-decode every escape once, as UTF-8; bytes that are not UTF-8 become lone surrogates
+    (``surrogateescape``), so they can be told apart from text (:func:`has_undecodable`) and rendered back."""
+    if "%" not in text:
+        return text
+    return unquote_to_bytes(text.encode("utf-8", "surrogateescape")).decode("utf-8", "surrogateescape")
+
+
+def has_undecodable(text: str) -> bool:
+    """Whether ``text`` holds bytes that were not UTF-8 (see :func:`decode`): such an id cannot be read safely."""
+    return not text.isascii() and any("\udc80" <= c <= "\udcff" for c in text)
+
+
+def _nfkc(text: str) -> str:
+    return text if text.isascii() else unicodedata.normalize("NFKC", text)
+
+
+def caseless(text: str) -> str:
+    """NFKC, then case folding, repeated until stable (black-letter H, U+210C, is ``H`` under NFKC and ``h``
+    once folded) so that ``caseless(caseless(x)) == caseless(x)``: the key of a case-insensitive id, and how
+    template literals are compared."""
+    if text.isascii():
+        return text.lower()
+    folded = unicodedata.normalize("NFKC", text)
+    for _ in range(4):
+        again = unicodedata.normalize("NFKC", folded.casefold())
+        if again == folded:
+            break
+        folded = again
+    return folded
+
+
+_RENDER = str.maketrans({"%": "%25", "/": "%2F", "?": "%3F", "#": "%23"})
+_RENDER_PARAM = str.maketrans({"%": "%25", "&": "%26", "=": "%3D", "#": "%23"})
+
+
+def _render_text(text: str, table: dict[int, str]) -> str:
+    text = text.translate(table)
+    if has_undecodable(text):
+        text = "".join(f"%{ord(c) - 0xDC00:02X}" if "\udc80" <= c <= "\udcff" else c for c in text)
+    return text
+
+
+def render(segments: tuple[str, ...], params: tuple[tuple[str, str], ...]) -> str:
+    """A path+query spelling of decoded segments and parameters (``/`` inside a segment shown as ``%2F``)."""
+    path = "/" + "/".join(_render_text(s, _RENDER) for s in segments)
+    if not params:
+        return path
+    return path + "?" + "&".join(f"{_render_text(k, _RENDER_PARAM)}={_render_text(v, _RENDER_PARAM)}"
+                                 for k, v in params)
+
+
+# -- the strict reading --------------------------------------------------------------------------------------------
+
+
+def strict_params(query: str) -> tuple[tuple[str, str], ...]:
+    """Form parameters split on ``&`` only, each name and value percent-decoded (``+`` stays ``+``)."""
+    if not query:
+        return ()
+    pairs = []
+    for item in query.split("&"):
+        if item:
+            name, _, value = item.partition("=")
+            pairs.append((decode(name), decode(value)))
+    return tuple(pairs)
+
+
+def strict_reading(path: str, query: str = "") -> Reading:
+    """The reading of an RFC 3986 server: the path split on ``/`` as written, each segment then decoded.
+
+    ``path`` and ``query`` are canonical (:class:`~consentcrawl.urls.CanonicalURL`): no dot-segment, empty
+    segment or trailing slash left to resolve.
+    """
+    segments = tuple(decode(s) for s in path[1:].split("/")) if "%" in path else tuple(path[1:].split("/"))
+    return Reading(f"{path}?{query}" if query else path, segments, strict_params(query))
+
+
+def is_plain(url: str, canonical: CanonicalURL, query: bool = True) -> bool:
+    """Whether every lenient reading of ``url`` is its strict reading, so that one reading decides it.
+
+    True when the URL's path is written exactly as its canonical path (so no dot-segment, empty segment, trailing
+    slash, backslash, escape or non-ASCII character) and holds no ``;``. ``query``: whether the query matters
+    (the platform has query templates); then it too must be written as its canonical form, with no ``%``, ``;``
+    or ``+``.
+    """
+    path = canonical.path
+    if "%" in path or ";" in path:
+        return False
+    head = _PLAIN_HEAD.match(url)
+    if head is None or not url.startswith(path, head.end()):
+        return False
+    end = head.end() + len(path)
+    if not query:
+        return url[end:end + 1] in ("", "?", "#")
+    text = canonical.query
+    if "%" in text or ";" in text or "+" in text:
+        return False
+    rest = url[end:]
+    if text:
+        return rest == "?" + text or rest.startswith(f"?{text}#")
+    return rest == "" or rest[0] == "#"
+
+
+#: scheme://authority with nothing that could start or change a path (no ``/ \\ ? # @ % ;``, no space).
+_PLAIN_HEAD = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^/\\?#@%;\s]*")
+
+
+# -- lenient readings ----------------------------------------------------------------------------------------------
+
+
+def _lenient_params(query: str) -> tuple[tuple[str, str], ...]:
+    """Form parameters split on ``&`` and ``;``, ``+`` read as a space, decoded once, NFKC-normalised."""
+    if not query:
+        return ()
+    pairs = []
+    for item in re.split("[&;]", query):
+        if item:
+            name, _, value = item.partition("=")
+            pairs.append((_nfkc(decode(name.replace("+", " "))), _nfkc(decode(value.replace("+", " ")))))
+    return tuple(pairs)
+
+
+def _lenient_segments(path: str, *, separators: bool, parameters: bool, nfkc_first: bool) -> tuple[str, ...]:
+    """The segments a lenient server reads in ``path`` (which starts with ``/``).
+
+    ``separators``: every escape is decoded before the path is split, so ``%2F`` and ``%5C`` (and ``\\``) separate
+    segments and ``%2E%2E`` is a dot-segment; otherwise each segment is decoded after splitting. ``parameters``:
+    ``;`` and what follows it are dropped from every segment (``..;`` is ``..``). ``nfkc_first``: NFKC before
+    splitting and resolving (a fullwidth solidus separates, two fullwidth full stops are ``..``); otherwise each
+    resolved segment is normalised.
+    Dot-segments are resolved after decoding and dropping parameters; empty segments are skipped, but a trailing
+    slash is kept (``/u/`` is not ``/u``: it is a path under the profile prefix ``/u/``).
+    """
+    if separators:
+        text = decode(path).replace("\\", "/")
+        if nfkc_first:
+            text = _nfkc(text)
+        parts = text.split("/")[1:]
+    else:
+        parts = [decode(p) for p in path.split("/")[1:]]
+        if nfkc_first:
+            parts = [_nfkc(p) for p in parts]
+    if parameters:
+        parts = [p.partition(";")[0] for p in parts]
+    stack: list[str] = []
+    for part in parts:
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if stack:
+                stack.pop()
+            continue
+        stack.append(part)
+    if not stack or (parts and parts[-1] in ("", ".", "..")):
+        stack.append("")
+    if not nfkc_first:
+        stack = [_nfkc(s) for s in stack]
+    return tuple(stack)
+
+
+def readings(url: str, canonical: CanonicalURL) -> Iterator[Reading]:
+    """Every distinct reading of ``url`` (whose canonical form is ``canonical``): the strict one first.
+
+    Then the lenient ones, read from the path+query as written (what a client that sends the URL unnormalised
+    sends) and from the canonical one (what a client that resolves dot-segments first sends), each with every
+    combination of: decoding before splitting or per segment, dropping ``;`` parameters or not, NFKC before or
+    after resolving. The query of a lenient reading is split on ``&`` and ``;`` with ``+`` as a space.
+    Combinations that cannot differ for this URL (no ``%``, no ``;``, nothing non-ASCII) are not generated.
+    """
+    strict = strict_reading(canonical.path, canonical.query)
+    yield strict
+    seen = {(strict.segments, strict.params)}
+    raw_path, raw_query = raw_path_query(url)
+    sources = [(raw_path, raw_query)]
+    if (canonical.path, canonical.query) != (raw_path, raw_query):
+        sources.append((canonical.path, canonical.query))
+    for path, query in sources:
+        params = _lenient_params(query)
+        escaped = "%" in path
+        for separators in (False, True) if escaped else (False,):
+            for parameters in (False, True) if ";" in path else (False,):
+                for nfkc_first in (False, True) if escaped or not path.isascii() else (False,):
+                    segments = _lenient_segments(path, separators=separators, parameters=parameters,
+                                                 nfkc_first=nfkc_first)
+                    if (segments, params) not in seen:
+                        seen.add((segments, params))
+                        yield Reading(render(segments, params), segments, params)
