@@ -2,12 +2,14 @@
 
 Strict on purpose: a typo in this file silently changes what a crawl may fetch (an ignored ``valid_untill``
 means an agreement that never ends, a misspelt domain means a platform whose terms are never checked). So
-every unknown key, wrong type, bad date or regex, unknown purpose and clash between platforms stops the crawl
-with a :class:`~consentcrawl.errors.ConfigError` that names the file and the line.
+every unknown key, wrong type, bad date or regex, unknown purpose, profile template that could never match a
+URL and clash between platforms stops the crawl with a :class:`~consentcrawl.errors.ConfigError` that names the
+file and the line.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Sequence
@@ -16,15 +18,21 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..yamlsource import Node, NodeReader, load_yaml, type_name
-from .platforms import Platform, PlatformAuthorization, PlatformRegistry, ProfileTemplate
+from .platforms import (
+    DEFAULT_SUBJECT_REGEX,
+    Platform,
+    PlatformAuthorization,
+    PlatformRegistry,
+    ProfileTemplate,
+    compile_subject_regex,
+)
 
 __all__ = ["load_platforms"]
 
-_PLATFORM_KEYS = ("domains", "authorization", "profiles", "subject")
+_PLATFORM_KEYS = ("domains", "authorization", "profiles", "subject", "case_sensitive")
 _AUTHORIZATION_KEYS = ("purposes", "reference", "valid_from", "valid_until", "fields")
 #: Platform names appear in subject ids ("microblog:1001"), so no ':' and nothing a user would have to quote.
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
-_DEFAULT_SUBJECT_REGEX = "[^/]+"
 
 
 def load_platforms(paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]]) -> PlatformRegistry:
@@ -104,6 +112,9 @@ class _Reader(NodeReader):
         profiles: tuple[ProfileTemplate, ...] = ()
         if "profiles" in fields:
             profiles = self.profiles(fields["profiles"], f"'profiles' of {what}", subject_regex)
+        case_sensitive = False
+        if "case_sensitive" in fields:
+            case_sensitive = self.boolean(fields["case_sensitive"], f"'case_sensitive' of {what}")
         platform = Platform(
             name=name,
             domains=frozenset(domains),
@@ -111,6 +122,7 @@ class _Reader(NodeReader):
             profiles=profiles,
             subject_regex=subject_regex,
             source=f"{self.source}:{line}",
+            case_sensitive=case_sensitive,
         )
         return platform, domains
 
@@ -158,35 +170,53 @@ class _Reader(NodeReader):
             fields=allowed_fields,
         )
 
+    def boolean(self, node: Node, what: str) -> bool:
+        if not isinstance(node.value, bool):
+            raise self.error(f"{what} must be true or false, got {type_name(node.value)}", node)
+        return node.value
+
     def subject_regex(self, node: Node, what: str) -> str:
         regex = self.string(node, what)
         try:
-            compiled = re.compile(regex)
+            compile_subject_regex(regex)
         except re.error as exc:
             raise self.error(f"{what} is not a valid regular expression: {exc}", node) from None
-        if compiled.fullmatch(""):
-            raise self.error(f"{what} must not match an empty subject id (use '+' rather than '*')", node)
+        except ValueError as exc:
+            raise self.error(f"{what}: {exc}", node) from None
         return regex
 
     def profiles(self, node: Node, what: str, subject_regex: str | None) -> tuple[ProfileTemplate, ...]:
         templates = []
         for text, item in self.string_list(node, what):
             try:
-                templates.append(ProfileTemplate.compile(text, subject_regex or _DEFAULT_SUBJECT_REGEX))
+                templates.append(ProfileTemplate.compile(text, subject_regex or DEFAULT_SUBJECT_REGEX))
             except (ValueError, re.error) as exc:
                 raise self.error(f"{what}: {exc}", item) from None
         return tuple(templates)
 
 
 def _registered_domain(text: str) -> str:
-    """``text`` as a lower-case IDNA registered domain, or ValueError saying what to write instead.
+    """``text`` as a lower-case IDNA registered domain (or an IP address in canonical form), or ValueError saying
+    what to write instead.
 
     Normalised exactly as request hosts are (:func:`consentcrawl.urls.canonicalize`), so the registry lookup of
-    a crawled URL finds the platform however its domain was spelt here.
+    a crawled URL finds the platform however its domain was spelt here. An IP address (``192.0.2.7``,
+    ``2001:DB8::1``, ``[2001:db8::1]``) is its own registered domain, in the form
+    :func:`~consentcrawl.urls.registered_domain` gives a request's IP host.
     """
     from ..urls import canonicalize, registered_domain
 
     raw = text.strip()
+    address = raw[1:-1] if raw.startswith("[") and raw.endswith("]") else raw
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        ip = None
+    if ip is not None:
+        try:
+            return registered_domain(address)
+        except ValueError as exc:  # e.g. an IPv6 zone ("fe80::1%eth0"): no request host has one
+            raise ValueError(f"{text!r} is not an IP address a request can name ({exc})") from None
     if "://" in raw or "/" in raw:
         raise ValueError(f"{text!r} is a URL; give the domain only (e.g. 'microblog.example')")
     if not raw or any(c in raw for c in ":@?#\\*") or any(c.isspace() for c in raw):
