@@ -14,9 +14,9 @@ NEWSPIDER_MODULE = "spiders"
 
 # The add-on is set here, in the project settings, and not only by the ConsentSpider subclasses: `scrapy fetch`,
 # `scrapy shell` and `scrapy parse` run without any spider's settings, and a fetch they make must be checked too.
+# No CONSENTCRAWL_PURPOSE here: a fetch from `scrapy shell` states its purpose
+# (`scrapy shell -s CONSENTCRAWL_PURPOSE=research URL`) or is refused; each spider declares its own.
 ADDONS = {"consentcrawl.Addon": 0}
-# The purpose of fetches made without a spider (scrapy fetch/shell); a spider's own `purpose` wins.
-CONSENTCRAWL_PURPOSE = "research"
 CONSENTCRAWL_PLATFORMS = str(_HERE / "platforms.yaml")
 CONSENTCRAWL_AUTHORIZATIONS = str(_HERE / "authorizations.yaml")
 CONSENTCRAWL_AUDIT_LOG = "output/audit.jsonl"
