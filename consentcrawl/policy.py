@@ -21,7 +21,7 @@ from .errors import StoreUnavailable
 from .recent import Recent
 from .robots.fetch import RobotsFile, RobotsStatus
 from .robots.rules import RobotsMatch
-from .terms.platforms import Platform, PlatformRegistry
+from .terms.platforms import Platform, PlatformRegistry, SubjectReading
 from .urls import CanonicalURL, canonicalize, registered_domain
 
 
@@ -38,6 +38,11 @@ class RequestFacts:
     subject: str | None
     subject_source: str | None = None  #: "url" (a profile template matched) or "meta" (named by the request)
     robots_paths: tuple[str, ...] = ()  #: the path+query spellings checked against robots.txt
+    #: the readings of an URL that a lenient server could take for another person (``subject.ambiguous-url``)
+    ambiguous: SubjectReading | None = None
+    #: why the person or platform named in meta is not the URL's (``subject.mismatch``)
+    mismatch: str | None = None
+    ip_host: bool = False  #: the host is an IP address no platform lists (``terms.ip-host``)
 
 
 def _robots_paths(url: str, canonical: CanonicalURL) -> tuple[str, ...]:
@@ -86,33 +91,49 @@ class PolicyEngine:
 
     # -- facts ---------------------------------------------------------------------------------------------
 
-    def facts(self, url: str, purpose: str, now: datetime, subject: str | None = None) -> RequestFacts:
+    def facts(self, url: str, purpose: str, now: datetime, subject: str | None = None,
+              body: bytes | None = None) -> RequestFacts:
         """Resolve a URL into facts. ``subject`` names the person when the URL does not (``platform:id`` or id).
 
         Raises ``ValueError`` for a URL that cannot be canonicalised; :meth:`decide_url` turns that into a deny.
         """
-        if subject is None and type(url) is str:
-            canonical, platform, subject, source, paths = self._resolve(url)
-            return RequestFacts(url, canonical, purpose, self.token, now, platform, subject, source, paths)
+        if type(url) is not str:
+            raise ValueError(f"URL must be a str, not {type(url).__name__}")
+        canonical, platform, reading, paths, ip_host = self._resolve(url)
+        if body and platform is not None and reading is not None:
+            reading = _with_body(platform, url, body, reading)
+        ambiguous = reading if reading is not None and reading.ambiguous else None
+        from_url = reading.subject if reading is not None and ambiguous is None else None
+        if subject is None:
+            return RequestFacts(url, canonical, purpose, self.token, now, platform, from_url,
+                                "url" if from_url is not None else None, paths, ambiguous, None, ip_host)
+        # meta may name the person only where the URL names none or the same one: it never replaces the URL's
+        named_platform, sep, ident = str(subject).partition(":")
+        if not sep or named_platform not in self.platforms:
+            named_platform, ident = "", str(subject)
+        mismatch = None
+        if named_platform and platform is None:
+            # an URL on no platform (a CDN, say) named as a platform's person: only ever stricter than off-platform
+            platform = self.platforms.get(named_platform)
+        elif named_platform and platform is not None and platform.name != named_platform:
+            mismatch = f"meta names platform {named_platform!r}, the URL's host is on {platform.name!r}"
+        key = platform.subject_key(ident) if platform is not None else ident
+        if mismatch is None and from_url is not None and from_url != key:
+            mismatch = "meta names another person than the URL"
+        if mismatch is not None:
+            return RequestFacts(url, canonical, purpose, self.token, now, platform, from_url or key, "meta",
+                                paths, ambiguous, mismatch, ip_host)
+        return RequestFacts(url, canonical, purpose, self.token, now, platform, key,
+                            "url" if from_url is not None else "meta", paths, ambiguous, None, ip_host)
+
+    def _resolve_url(self, url: str) -> tuple[CanonicalURL, Platform | None, SubjectReading | None,
+                                              tuple[str, ...], bool]:
+        """The URL's canonical form, platform, subject reading, robots paths, and whether it is an unlisted IP."""
         canonical = canonicalize(url)
         platform = self.platforms.by_domain(registered_domain(canonical.host))
-        subject, platform = self._named_subject(str(subject), platform)
-        return RequestFacts(url, canonical, purpose, self.token, now, platform, subject, "meta",
-                            _robots_paths(url, canonical))
-
-    def _resolve_url(self, url: str) -> tuple[CanonicalURL, Platform | None, str | None, str | None,
-                                              tuple[str, ...]]:
-        """The URL's canonical form, platform, subject (from a profile template) and robots paths."""
-        canonical = canonicalize(url)
-        platform = self.platforms.by_domain(registered_domain(canonical.host))
-        subject = platform.subject_of(canonical.path) if platform is not None else None
-        return canonical, platform, subject, "url" if subject is not None else None, _robots_paths(url, canonical)
-
-    def _named_subject(self, subject: str, platform: Platform | None) -> tuple[str, Platform | None]:
-        name, sep, ident = subject.partition(":")
-        if sep and name in self.platforms:
-            return ident, self.platforms.get(name)
-        return subject, platform
+        reading = platform.read_subject(url, canonical) if platform is not None else None
+        ip_host = platform is None and _is_ip(canonical.host)
+        return canonical, platform, reading, _robots_paths(url, canonical), ip_host
 
     # -- deciding ------------------------------------------------------------------------------------------
 
@@ -145,7 +166,11 @@ class PolicyEngine:
         entry = self._links.get(key)
         if entry is not None:
             made, decision, canonical = entry
-            if self._still(made, made.platform, now, decision.subject):
+            try:
+                still = self._still(made, made.platform, now, decision.subject)
+            except Exception:  # noqa: BLE001 - e.g. the store failed: decided anew below, which denies with its cause
+                still = False
+            if still:
                 return decision, canonical, True
         facts = self.facts(url, purpose, now)
         decision, made = self._guarded_made(facts, None, check_robots=False)
@@ -160,16 +185,21 @@ class PolicyEngine:
             if platform is None:
                 return deny(Stage.SUBJECT, "subject.unknown-platform", subject=subject, platform=platform_name,
                             evidence=(Evidence("item", "item", {"platform": platform_name}),))
+            subject = platform.subject_key(subject)
             key = (platform.name, subject, purpose)
             made = self._recall(key, platform, now, subject, self._people)
             if made is not None:
                 return _renew(made.decision)
             evidence: list[Evidence] = []
             lookups: list[Sequence[AuthorizationRecord]] = []
+            version = self._store_version()
             verdict = self._terms(platform, purpose, now, evidence)
-            if verdict is None:
+            if verdict is not None:  # the item phase's terms deny carries its evidence and the person, as elsewhere
+                verdict = deny(verdict.stage, verdict.reason, subject=subject, platform=platform.name,
+                               evidence=tuple(evidence))
+            else:
                 verdict = self._subject(platform, subject, purpose, now, evidence, lookups)
-            self._remember(key, verdict, platform, lookups, now, self._people)
+            self._remember(key, verdict, platform, lookups, now, self._people, version=version)
             return verdict
         except StoreUnavailable as exc:
             return deny(Stage.ERROR, "error.store-unavailable", subject=subject, platform=platform_name,
@@ -202,13 +232,16 @@ class PolicyEngine:
         URL is fetched, while the full decision is made once per fetch (Scrapy's dupefilter), so remembering it
         too would only keep a decision per fetched URL alive for the garbage collector to walk.
         """
-        key = (facts.canonical.url, facts.subject, facts.purpose, facts.token)  # strings: untracked by the GC
+        # the consent decision is a function of these (the platform comes from the canonical URL's host)
+        key = (facts.canonical.url, facts.subject, facts.ambiguous is not None, facts.mismatch, facts.purpose,
+               facts.token)
         made = self._recall(key, facts.platform, facts.now, facts.subject)
         if made is not None:
             return made, True
         lookups: list[Sequence[AuthorizationRecord]] = []
+        version = self._store_version()  # read before the lookup: a change during it makes the entry stale
         decision = self._decide(facts, None, False, lookups)
-        made = self._remember(key, decision, facts.platform, lookups, facts.now)
+        made = self._remember(key, decision, facts.platform, lookups, facts.now, version=version)
         if lookups and decision.stage is Stage.SUBJECT and facts.platform is not None:
             # the terms and the person's records decided it: exactly what decide_subject gives for this person,
             # so the item guard reuses it for the profile's item instead of deciding the person again
@@ -231,7 +264,7 @@ class PolicyEngine:
 
     def _remember(self, key: tuple[Any, ...], decision: Decision, platform: Platform | None,
                   lookups: list[Sequence[AuthorizationRecord]], now: datetime,
-                  memo: Recent[tuple[Any, ...], _Made] | None = None) -> _Made:
+                  memo: Recent[tuple[Any, ...], _Made] | None = None, *, version: Any = None) -> _Made:
         """Keep a decision with what it rests on and the time span in which its time checks come out the same."""
         times: list[datetime | None] = []
         grant = platform.authorization if platform is not None else None
@@ -248,7 +281,7 @@ class PolicyEngine:
                 since = t if since is None or t > since else since
             elif until is None or t < until:
                 until = t
-        made = _Made(decision, platform, lookups[0] if lookups else None, bool(lookups), since, until)
+        made = _Made(decision, platform, lookups[0] if lookups else None, bool(lookups), since, until, version)
         (self._decisions if memo is None else memo).put(key, made)
         return made
 
@@ -274,9 +307,17 @@ class PolicyEngine:
         if made.looked_up:
             if self.store is None or platform is None or subject is None:
                 return False
-            if self.store.lookup(platform.name, subject) is not made.records:
+            records = self.store.lookup(platform.name, subject)  # asked first: a live store notices change here
+            if self._store_version() != made.version:
+                return False
+            if records is not made.records and records != made.records:
                 return False
         return True
+
+    def _store_version(self) -> Any:
+        """The store's version (see :class:`~consentcrawl.consent.store.AuthorizationStore`); equal versions mean
+        equal answers. A store without one is compared by its answers alone."""
+        return getattr(self.store, "version", None) if self.store is not None else None
 
     def _deny_facts(self, facts: RequestFacts, stage: Stage, reason: str, evidence: list[Evidence]) -> Decision:
         platform = facts.platform.name if facts.platform else None
@@ -291,7 +332,14 @@ class PolicyEngine:
             denied_by_robots = self._robots_stage(facts, robots, evidence)
             if denied_by_robots is not None:
                 return denied_by_robots
+        if facts.ip_host:
+            evidence.append(Evidence("platform", "platforms", {"platform": None, "host": facts.canonical.host,
+                                                               "cause": "an IP address no platform lists"}))
+            return self._deny_facts(facts, Stage.TERMS, "terms.ip-host", evidence)
         if platform is None:
+            if facts.mismatch is not None:
+                evidence.append(Evidence("request-meta", "consentcrawl_subject", {"cause": facts.mismatch}))
+                return self._deny_facts(facts, Stage.SUBJECT, "subject.mismatch", evidence)
             if facts.subject is not None:
                 return self._deny_facts(facts, Stage.SUBJECT, "subject.unknown-platform", evidence)
             evidence.append(Evidence("platform", "platforms", {"platform": None, "host": facts.canonical.host}))
@@ -300,6 +348,14 @@ class PolicyEngine:
         if denied is not None:
             return Decision(denied.verdict, denied.stage, denied.reason, subject=facts.subject,
                             platform=platform_name, evidence=tuple(evidence))
+        if facts.mismatch is not None:
+            evidence.append(Evidence("request-meta", "consentcrawl_subject", {"cause": facts.mismatch}))
+            return self._deny_facts(facts, Stage.SUBJECT, "subject.mismatch", evidence)
+        if facts.ambiguous is not None:
+            evidence.append(Evidence("url-readings", facts.canonical.url, {
+                "readings": [list(r) for r in facts.ambiguous.readings],
+                "cause": "a lenient server could read this URL as another person, or as no one person"}))
+            return self._deny_facts(facts, Stage.SUBJECT, "subject.ambiguous-url", evidence)
         if facts.subject is None:
             return Decision(Verdict.ALLOW, Stage.SUBJECT, "subject.not-a-profile", platform=platform_name,
                             evidence=tuple(evidence), fields=platform.authorization and platform.authorization.fields)
@@ -432,10 +488,11 @@ class PolicyEngine:
 class _Made:
     """A decision made, and what it rested on (for :meth:`PolicyEngine._still`)."""
 
-    __slots__ = ("decision", "looked_up", "platform", "records", "since", "until")
+    __slots__ = ("decision", "looked_up", "platform", "records", "since", "until", "version")
 
     def __init__(self, decision: Decision, platform: Platform | None, records: Sequence[AuthorizationRecord] | None,
-                 looked_up: bool, since: datetime | None, until: datetime | None) -> None:
+                 looked_up: bool, since: datetime | None, until: datetime | None, version: Any = None) -> None:
+        self.version = version  #: the store's version when it was decided
         self.decision = decision
         self.platform = platform
         self.records = records
@@ -540,6 +597,25 @@ def _intersect(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[
     if b is None:
         return a
     return a & b
+
+
+def _with_body(platform: Platform, url: str, body: bytes, reading: SubjectReading) -> SubjectReading:
+    """A form body can name the person as a query would (a PHP ``$_REQUEST``): read the URL with the body's
+    parameters too, on a platform with query templates; a reading that differs makes the URL ambiguous."""
+    if not any(t.is_query for t in platform.profiles):
+        return reading
+    base = url.partition("#")[0]
+    merged = base + ("&" if "?" in base else "?") + body.decode("latin-1")
+    with_body = platform.read_subject(merged, canonicalize(merged))
+    if with_body == reading:
+        return reading
+    return SubjectReading(None, True, (*reading.readings, *with_body.readings,
+                                       ("form body", with_body.subject)))
+
+
+def _is_ip(host: str) -> bool:
+    """A canonical host that is an IP address (dotted quad, or IPv6 without brackets)."""
+    return ":" in host or (host[-1:].isdigit() and host.replace(".", "").isdigit())
 
 
 def _error_evidence(exc: BaseException, where: str) -> Evidence:

@@ -245,11 +245,16 @@ def test_a_records_evidence_is_built_once_and_cited_by_every_decision_about_the_
     cited = [next(e for e in d.evidence if e.kind == "subject-authorization") for d in (link, item, full)]
     assert cited[0] is cited[1] is cited[2]
     assert cited[0].detail["purposes"] == ("research",)  # a tuple: the GC stops tracking it, a list it never does
-    # the store reloaded: equal records that are other objects get evidence of their own, built from them
+    # the store reloaded with equal records (same fields, source line included): the same evidence stands
     store.replace([replace(r) for r in RECORDS])
     again = engine.decide_subject("microblog", "1001", "research", NOW)
     rebuilt = next(e for e in again.evidence if e.kind == "subject-authorization")
-    assert rebuilt == cited[0] and rebuilt is not cited[0]
+    assert rebuilt == cited[0]
+    # and a changed record is decided from the new record
+    store.replace([replace(r, evidence="form 1, renewed") if r.subject == "1001" else r for r in RECORDS])
+    renewed = engine.decide_subject("microblog", "1001", "research", NOW)
+    assert next(e for e in renewed.evidence if e.kind == "subject-authorization").detail["evidence"] == \
+        "form 1, renewed"
 
 
 def test_a_store_that_fails_after_the_link_check_denies_the_fetch_with_its_cause() -> None:
