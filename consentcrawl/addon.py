@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from scrapy import signals
 from scrapy.settings import SETTINGS_PRIORITIES
+from scrapy.utils.asyncio import call_later
 
 from ._scrapy_internals import fail_crawl
 from .handler import FALLBACK_SETTINGS, ConsentHTTPDownloadHandler, ConsentHTTPSDownloadHandler
@@ -18,7 +19,9 @@ from .middlewares import (
     ConsentSpiderMiddleware,
 )
 from .pipelines import ConsentGuardPipeline
-from .runtime import config_error
+from .browser import configure_playwright
+from .errors import ConfigError
+from .runtime import config_error, refuse_to_start
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -61,7 +64,7 @@ class Addon:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         addon = cls(crawler)
-        crawler.signals.connect(addon._engine_stopped, signal=signals.engine_stopped)
+        crawler.signals.connect(addon._spider_closed, signal=signals.spider_closed)
         return addon
 
     def update_settings(self, settings: BaseSettings) -> None:
@@ -76,6 +79,11 @@ class Addon:
         self._wrap_download_handlers(settings)
         self._remove_robotstxt_middleware(settings)
         self._remote_control_off(settings)
+        if self.crawler is not None:
+            try:  # a browser that navigates by itself: each of its requests waits for a decision
+                configure_playwright(settings, self.crawler)
+            except ConfigError as exc:  # it cannot be guarded: the crawl does not start, with one line
+                refuse_to_start(self.crawler, exc)
 
     def _wrap_download_handlers(self, settings: BaseSettings) -> None:
         """Every http(s) download goes through the send-time decision; the handler it replaces does the download."""
@@ -113,6 +121,7 @@ class Addon:
             return
         settings.set("REMOTE_CONTROL_ENABLED", False, "addon")
 
-    def _engine_stopped(self) -> None:
+    def _spider_closed(self, spider: object = None, reason: str = "") -> None:
         if self.crawler is not None and config_error(self.crawler) is not None:
-            fail_crawl(self.crawler)
+            crawler = self.crawler
+            call_later(0, fail_crawl, crawler)  # after the other spider_closed handlers, before Scrapy's exit code

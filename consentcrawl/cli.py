@@ -26,15 +26,22 @@ def load_settings(module: str | None) -> dict[str, Any]:
     from scrapy.utils.conf import closest_scrapy_cfg
     from scrapy.utils.project import get_project_settings
 
+    if not module and not closest_scrapy_cfg():
+        return {}
+    saved_env, saved_path = os.environ.get("SCRAPY_SETTINGS_MODULE"), list(sys.path)
     if module:
         sys.path.insert(0, os.getcwd())
         os.environ["SCRAPY_SETTINGS_MODULE"] = module
-    elif not closest_scrapy_cfg():
-        return {}
     try:
         settings = get_project_settings()
     except ImportError as exc:
         raise ConfigError(f"cannot import settings module: {exc}", source=module or "scrapy.cfg") from None
+    finally:  # a caller in the same process (a test, a notebook) keeps its own project
+        sys.path[:] = saved_path
+        if saved_env is None:
+            os.environ.pop("SCRAPY_SETTINGS_MODULE", None)
+        else:
+            os.environ["SCRAPY_SETTINGS_MODULE"] = saved_env
     return {k: v for k, v in settings.items() if k.startswith("CONSENTCRAWL_")}
 
 

@@ -60,10 +60,17 @@ def get_runtime(crawler: Crawler) -> ConsentRuntime | None:
         try:
             runtime = ConsentRuntime(crawler)
         except ConfigError as exc:
-            runtime = exc
-            logger.critical("consentcrawl: configuration error, the crawl does not start: %s", exc)
+            refuse_to_start(crawler, exc)
+            return None
         setattr(crawler, _ATTR, runtime)
     return runtime if isinstance(runtime, ConsentRuntime) else None
+
+
+def refuse_to_start(crawler: Crawler, error: ConfigError) -> None:
+    """Record a configuration error: one CRITICAL line, then every component refuses everything (see above)."""
+    if getattr(crawler, _ATTR, None) is None:
+        logger.critical("consentcrawl: configuration error, the crawl does not start: %s", error)
+        setattr(crawler, _ATTR, error)
 
 
 class RuntimeComponent:
@@ -163,8 +170,9 @@ class ConsentRuntime:
                                                                                       Decision | None]:
         """Facts for a URL (with the request's ``consentcrawl_subject``), or a deny when it cannot be understood."""
         subject = request.meta.get(META_SUBJECT) if request is not None else None
+        body = request.body if request is not None else None
         try:
-            facts = self.engine.facts(url, self.config.purpose, now, subject)
+            facts = self.engine.facts(url, self.config.purpose, now, subject, body or None)
         except Exception as exc:  # noqa: BLE001 - an URL we cannot read is denied, not waved through
             return None, _bad_url(url, exc)
         return facts, None

@@ -377,7 +377,7 @@ def test_misspelt_setting_stops_scrapy_crawl(kind: str, tmp_path: Path) -> None:
     """))
     app = LenientPeople()
     with LocalServer(app) as server:
-        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith("SCRAPY_")}
         # the consentcrawl this test process imports, not whichever one is installed
         env.update(http_proxy=server.proxy, PYTHONPATH=os.pathsep.join([str(project), str(ROOT)]))
         proc = subprocess.run([sys.executable, "-m", "scrapy", "crawl", "people"], cwd=project, env=env,
