@@ -25,7 +25,8 @@ from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from .errors import ConfigError
 from .purposes import KNOWN_PURPOSES
 
-__all__ = ["Node", "NodeReader", "did_you_mean", "load_yaml", "parse_yaml", "read_text", "to_utc", "type_name"]
+__all__ = ["Node", "NodeReader", "decode_text", "did_you_mean", "load_yaml", "parse_yaml", "read_text", "to_utc",
+           "type_name"]
 
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
@@ -63,6 +64,11 @@ def read_text(path: str | Path) -> str:
         data = Path(path).read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read file: {exc.strerror or exc}", source) from exc
+    return decode_text(data, source)
+
+
+def decode_text(data: bytes, source: str) -> str:
+    """Decode a configuration file's bytes as UTF-8 (a leading BOM is dropped), as :func:`read_text` does."""
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
