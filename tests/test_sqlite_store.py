@@ -8,7 +8,9 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
+import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -17,7 +19,8 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.cli import main
 from consentcrawl.config import ConsentConfig
-from consentcrawl.consent.load import load_authorizations
+from consentcrawl.consent import sqlite as sqlite_module
+from consentcrawl.consent.load import FileStore, load_authorizations, read_authorizations
 from consentcrawl.consent.records import AuthorizationRecord
 from consentcrawl.consent.sqlite import SLOTS, SQLiteStore, base_id, bulk_build, import_records, key_hashes
 from consentcrawl.consent.store import MemoryStore
@@ -325,8 +328,100 @@ async def test_a_crawl_with_an_unreadable_store_denies_with_store_unavailable(
         [e for e in unavailable if e["phase"] != "item"])
 
 
-def test_memory_store_iterates_in_file_order() -> None:
-    memory = load_authorizations(AUTHORIZATIONS, platforms())
+def test_memory_and_file_stores_iterate_in_file_order() -> None:
+    memory = read_authorizations(AUTHORIZATIONS, platforms())
     assert isinstance(memory, MemoryStore)
     assert [r.source for r in memory][:3] == [f"{AUTHORIZATIONS}:{n}" for n in (5, 12, 19)]
     assert len(list(memory)) == len(memory)
+    live = load_authorizations(AUTHORIZATIONS, platforms())  # what a crawl and `authorizations import` use
+    assert isinstance(live, FileStore) and list(live) == list(memory) and len(live) == len(memory)
+
+
+# -- subject keys ------------------------------------------------------------------------------------------------
+
+
+FULL_WIDTH_ALICE = "\uff21\uff2c\uff29\uff23\uff25"  #: "ALICE" in full-width letters: "alice" after NFKC and casefold
+
+
+def grant(subject: str, *, revoked: bool = False, evidence: str = "form", line: int = 1) -> AuthorizationRecord:
+    return AuthorizationRecord("microblog", subject, frozenset({"research"}), NOW.replace(month=2, day=1),
+                               revoked_at=NOW.replace(month=3, day=1) if revoked else None, evidence=evidence,
+                               source=f"records.jsonl:{line}")
+
+
+def test_people_are_placed_by_subject_key(tmp_path: Path) -> None:
+    dest = url(tmp_path / "store.db")
+    import_records(dest, [grant("Alice"), grant(FULL_WIDTH_ALICE, revoked=True, line=2), grant("bob", line=3)],
+                   platforms=platforms().platforms)
+    store = SQLiteStore(dest, platforms().platforms)
+    assert [r.subject for r in store.lookup("microblog", "alice")] == ["Alice", FULL_WIDTH_ALICE]  # as written
+    assert store.lookup("microblog", "ALICE") == store.lookup("microblog", "alice")
+    assert store.keys == 2 and len(store) == 3
+    with pytest.raises(ConfigError, match="duplicate"):  # the same grant of the same person, written otherwise
+        import_records(dest, [grant("aLiCe", line=4)])
+    conn = sqlite3.connect(tmp_path / "store.db")
+    meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    conn.close()
+    assert meta["version"] == "2" and json.loads(meta["subject_keys"]) == {"microblog": "nfkc-casefold"}
+    store.close()
+
+
+def legacy_store(path: Path, records: list[AuthorizationRecord]) -> None:
+    """A store as format version 1 wrote it: people placed by the subject as written."""
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.executescript(sqlite_module._SCHEMA + ";" + sqlite_module._RECORDS.format(name="records"))
+    bloom, used = sqlite_module.Bloom.sized(len(records)), set()
+    for record in records:
+        hashes = key_hashes(record.platform, record.subject)
+        slot = base_id(hashes[0])
+        while slot in used:
+            slot += 1
+        used.add(slot)
+        bloom.add(*hashes)
+        conn.execute(sqlite_module._INSERT, (slot, *sqlite_module._record_row(record)))
+    conn.execute("INSERT INTO bloom VALUES (1, ?, ?, ?)", (bloom.probes, len(records), bytes(bloom.bits)))
+    conn.executemany("INSERT INTO meta VALUES (?, ?)", [
+        ("format", sqlite_module.FORMAT), ("version", "1"), ("records", str(len(records))),
+        ("keys", str(len({(r.platform, r.subject) for r in records}))), ("platforms", '["microblog"]')])
+    conn.commit()
+    conn.close()
+
+
+def test_a_format_1_store_is_read_by_key_and_upgraded_by_the_next_import(tmp_path: Path) -> None:
+    legacy_store(tmp_path / "store.db", [grant("Alice"), grant("alice", revoked=True), grant("bob")])
+    store = SQLiteStore(url(tmp_path / "store.db"), ["microblog"])
+    assert sorted(r.subject for r in store.lookup("microblog", "ALICE")) == ["Alice", "alice"]
+    assert len(store.lookup("microblog", "bob")) == 1 and store.lookup("microblog", "carol") == ()
+    import_records(url(tmp_path / "store.db"), [grant("carol")])  # upgrades it: every record moved to its key
+    after = SQLiteStore(url(tmp_path / "store.db"), ["microblog"])
+    assert sorted(r.subject for r in after.lookup("microblog", "alice")) == ["Alice", "alice"]
+    ids = [int(r.source.rpartition("#")[2]) for r in after.lookup("microblog", "alice")]
+    assert ids == [base_id(key_hashes("microblog", "alice")[0]) + n for n in range(2)]
+    assert after.keys == 3 and len(after) == 4 and after.lookup("microblog", "carol")
+    with pytest.raises(ConfigError, match="duplicate"):
+        import_records(url(tmp_path / "store.db"), [grant("ALICE")])
+    deadline = time.monotonic() + 2.0  # the store opened on version 1 follows the upgrade
+    while not store.lookup("microblog", "carol") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store.lookup("microblog", "carol") and len(store.lookup("microblog", "alice")) == 2
+    store.close()
+    after.close()
+
+
+def test_a_store_indexed_under_another_key_rule_is_refused_until_indexed_again(tmp_path: Path) -> None:
+    dest = url(tmp_path / "store.db")
+    import_records(dest, [grant("Alice"), grant("alice", revoked=True)], platforms=["microblog"])
+    case_sensitive = {"microblog": SimpleNamespace(name="microblog", case_sensitive=True)}
+    with pytest.raises(ConfigError, match=r"case-insensitively.*case-sensitively"):
+        SQLiteStore(dest, case_sensitive)
+    import_records(dest, [], platforms=case_sensitive)
+    store = SQLiteStore(dest, case_sensitive)
+    assert [r.subject for r in store.lookup("microblog", "Alice")] == ["Alice"]
+    assert [r.subject for r in store.lookup("microblog", "alice")] == ["alice"]
+    store.close()
+
+
+def test_refresh_is_bounded_by_the_live_store_bound(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="within 2 seconds"):
+        SQLiteStore(url(tmp_path / "store.db") + "?refresh=5")

@@ -8,23 +8,40 @@ built the way it is (measured on the 2-core development box, CPython 3.11, SQLit
 - An indexed point lookup through Python's ``sqlite3`` costs 8-17 µs at the median and 25-50 µs at p99 on a
   1 GB file; every decision cannot pay that. So lookups go through an in-process LRU of the keys already answered
   (a crawl decides the same person many times: every link to a profile, the fetch, the item) and a Bloom filter
-  of every (platform, subject) key in the store, which answers "no record" for people who never authorized us in
+  of every (platform, subject key) in the store, which answers "no record" for people who never authorized us in
   about 1 µs, without touching SQLite (about 1% false positives, which then ask SQLite).
-- The table is a rowid table whose rowid is derived from the key: 51 bits of BLAKE2b of (platform, subject),
+- The table is a rowid table whose rowid is derived from the person: 51 bits of BLAKE2b of (platform, subject key)
+  (:mod:`consentcrawl.consent.keys`: ``Alice`` and ``alice`` are one person unless the platform is case-sensitive),
   shifted left by 12, plus the record's number within its key. A lookup is one seek on the integer key (the fastest
-  access SQLite has) and a short range scan; the rare hash collision is resolved by comparing platform and subject.
-  A record's ``source`` is ``sqlite:///PATH#ROWID``, which finds its row.
+  access SQLite has) and a short range scan; the rare hash collision is resolved by comparing platform and key.
+  Rows keep the subject as written. A record's ``source`` is ``sqlite:///PATH#ROWID``, which finds its row. The
+  store records each platform's key rule (``meta.subject_keys``): one opened under another rule is refused, and
+  the next import indexes it again. Format version 1 (placed by the subject as written) is still read, with a scan
+  for the subjects whose key differs when it is opened, and upgraded by the next import.
 - One read transaction is kept open (starting one per query costs file-lock system calls) and renewed at most
-  every ``refresh`` seconds (default 1) on the next lookup; when another connection has committed in the meantime
-  (``PRAGMA data_version``), the cache is dropped and the Bloom filter reloaded. A withdrawal imported while a
-  crawl runs therefore applies within about a second. The file is in WAL mode, so readers never block an import.
+  every ``refresh`` seconds (default 1, at most 2) on the next lookup; when another connection has committed in
+  the meantime (``PRAGMA data_version``), the LRU is replaced and the Bloom filter reloaded. A withdrawal imported
+  while a crawl runs therefore applies within about a second. The file is in WAL mode, so readers never block an
+  import.
 - ``mmap`` is off: mapped pages count towards the crawler's RSS, and a crawl touching a 1 GB store would map most
   of it. SQLite's own page cache is kept small (16 MB); the operating system caches the file.
 
+Live, and failing closed: :attr:`SQLiteStore.version` changes with every commit seen, every reopen and every
+failure or recovery, and no LRU entry outlives a version. On each renewal the store also looks at the file itself
+(``os.stat``: device, inode, size, times; and its first 100 bytes): SQLite's page cache and WAL index do not
+notice a file changed behind its back (overwritten in place, truncated, another file renamed over it), so any such
+change makes the store reopen the file, checking that it is an SQLite database, that no page is missing (a page
+beyond the end of the file must be in the write-ahead log), its format and its Bloom filter. A file renamed over
+the store while the old store's write-ahead log still holds frames is refused (SQLite would read those frames as
+part of the new file) until that log is gone. So a change of the file shows within ``refresh`` seconds, for every
+person, not only those looked up since.
+
 Failures: a store that cannot be opened (missing file, not a consentcrawl store, a platform not configured) is a
 :class:`~consentcrawl.errors.ConfigError`, so the crawl does not start. A store that fails later (the file was
-removed, a page is corrupt, any ``sqlite3`` error) raises :class:`~consentcrawl.errors.StoreUnavailable` from
-``lookup``, which the policy core turns into a deny with ``error.store-unavailable``.
+removed, overwritten, truncated, a page is corrupt, any ``sqlite3`` error) raises
+:class:`~consentcrawl.errors.StoreUnavailable` from ``lookup``, which the policy core turns into a deny with
+``error.store-unavailable``. It is logged once at ERROR; the store stays unavailable until the file or its log
+changes, then reopens.
 
 Writing: :func:`import_records` adds validated records (``consentcrawl authorizations import SRC sqlite:///DEST``
 feeds it from the YAML/CSV/JSONL loaders, so the same rules apply), refusing a record that duplicates one already
@@ -37,8 +54,11 @@ import contextlib
 import functools
 import hashlib
 import json
+import logging
 import os
 import sqlite3
+import stat
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -50,12 +70,19 @@ from urllib.parse import parse_qsl
 
 from ..errors import ConfigError, StoreUnavailable
 from ..purposes import KNOWN_PURPOSES
+from .keys import CASEFOLD, EXACT, KeyFunction, casefold_key, key_function, platform_names, platform_objects, rule_of
 from .records import AuthorizationRecord
+from .store import new_version
 
 __all__ = ["SQLiteStore", "bulk_build", "import_records", "parse_sqlite_url"]
 
+logger = logging.getLogger(__name__)
+
 FORMAT = "consentcrawl-authorizations"
-VERSION = "1"
+#: 2: people are placed by subject key (``keys``), and ``meta.subject_keys`` records each platform's key rule.
+#: 1: by the subject as written; still read (see ``_legacy_ranges``), and upgraded by the next import.
+VERSION = "2"
+READABLE = ("1", "2")
 SCHEME = "sqlite:///"
 SLOT_BITS = 12  #: records per (platform, subject): up to 4096 (grants and withdrawals of one person)
 SLOTS = 1 << SLOT_BITS
@@ -63,12 +90,17 @@ BLOOM_BITS_PER_KEY = 10  #: about 1% false positives with 7 probes
 BLOOM_PROBES = 7
 DEFAULT_CACHE = 65_536  #: keys kept in the LRU (about 1 KB each for a person with one record)
 DEFAULT_REFRESH = 1.0  #: seconds between checks for another connection's commits
+MAX_REFRESH = 2.0  #: the bound within which a live store's change must apply (design doc, "Live stores")
 PAGE_CACHE_KIB = 16_384
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS records (
-    id INTEGER PRIMARY KEY,      -- hash of (platform, subject) << 12 | number of the record within that key
+CREATE TABLE IF NOT EXISTS bloom (id INTEGER PRIMARY KEY CHECK (id = 1), probes INTEGER NOT NULL,
+                                  keys INTEGER NOT NULL, bits BLOB NOT NULL);
+"""
+_RECORDS = """
+CREATE TABLE IF NOT EXISTS {name} (
+    id INTEGER PRIMARY KEY,      -- hash of (platform, subject key) << 12 | number of the record within that key
     platform TEXT NOT NULL,
     subject TEXT NOT NULL,
     purposes TEXT NOT NULL,      -- space-separated, sorted
@@ -80,9 +112,7 @@ CREATE TABLE IF NOT EXISTS records (
     record_id TEXT NOT NULL DEFAULT '',
     jurisdiction TEXT NOT NULL DEFAULT '',
     origin TEXT NOT NULL DEFAULT ''  -- where it was imported from (file:line)
-);
-CREATE TABLE IF NOT EXISTS bloom (id INTEGER PRIMARY KEY CHECK (id = 1), probes INTEGER NOT NULL,
-                                  keys INTEGER NOT NULL, bits BLOB NOT NULL);
+)
 """
 _COLUMNS = ("id, platform, subject, purposes, granted_at, expires_at, revoked_at, evidence, fields, record_id, "
             "jurisdiction")
@@ -98,9 +128,10 @@ Row = tuple[str, str, str, str, "str | None", "str | None", str, "str | None", s
 # -- keys and the Bloom filter ----------------------------------------------------------------------------------
 
 
-def key_hashes(platform: str, subject: str) -> tuple[int, int]:
-    """Two independent 64-bit hashes of a key: the first places it in the table, both feed the Bloom filter."""
-    digest = hashlib.blake2b(f"{platform}\0{subject}".encode("utf-8", "surrogatepass"), digest_size=16).digest()
+def key_hashes(platform: str, key: str) -> tuple[int, int]:
+    """Two independent 64-bit hashes of (platform, subject key): the first places it in the table, both feed the
+    Bloom filter."""
+    digest = hashlib.blake2b(f"{platform}\0{key}".encode("utf-8", "surrogatepass"), digest_size=16).digest()
     return int.from_bytes(digest[:8], "little"), int.from_bytes(digest[8:], "little")
 
 
@@ -182,6 +213,9 @@ def parse_sqlite_url(url: str) -> SQLiteURL:
                 options[name] = float(value)
                 if not options[name] >= 0:
                     raise ValueError
+                if options[name] > MAX_REFRESH:
+                    raise ConfigError(f"option refresh={value} in {url!r} is more than {MAX_REFRESH:g} seconds: a "
+                                      f"withdrawal must apply within {MAX_REFRESH:g} seconds", source=where)
             else:
                 raise ConfigError(f"unknown option {name!r} in {url!r} (known: cache, refresh)", source=where)
         except ValueError:
@@ -192,20 +226,52 @@ def parse_sqlite_url(url: str) -> SQLiteURL:
 
 # -- reading --------------------------------------------------------------------------------------------------------
 
+_MAGIC = b"SQLite format 3\x00"
+_WAL_MAGIC = (0x377F0682, 0x377F0683)
+_BUSY = (5, 6)  #: SQLITE_BUSY, SQLITE_LOCKED: another connection is in the way, not a broken file
+#: format 1 indexed people by the subject as written: the subjects whose key differs (not lower-case ASCII)
+_LEGACY_SCAN = "SELECT DISTINCT platform, subject FROM records WHERE subject <> lower(subject) OR subject GLOB ?"
+_NON_ASCII = "*[^\x01-\x7f]*"
+
+#: the main file as seen by ``os.stat``: device, inode, size, modification and change times (ns)
+_FileState = tuple[int, int, int, int, int]
+
+
+@dataclass(frozen=True)
+class _Contents:
+    """What one read of the store's state gave: everything a lookup uses besides the connection."""
+
+    bloom: Bloom | None
+    records: int
+    keys: int
+    keyfns: dict[str, KeyFunction]  #: each platform's subject key function
+    legacy: dict[tuple[str, str], tuple[int, ...]] | None  #: format 1: more ranges of a key (see _legacy_ranges)
+
 
 class SQLiteStore:
-    """The :class:`~consentcrawl.consent.store.AuthorizationStore` for ``sqlite:///`` URLs (see the module doc)."""
+    """The :class:`~consentcrawl.consent.store.AuthorizationStore` for ``sqlite:///`` URLs (see the module doc).
 
-    def __init__(self, url: str | SQLiteURL, platforms: Iterable[str] | None = None, *,
+    ``platforms`` is the configured ``PlatformRegistry``, its mapping of name to platform (each platform's
+    subject key rule then comes from its configuration), or just the names (the rule recorded in the store).
+    """
+
+    def __init__(self, url: str | SQLiteURL, platforms: Any = None, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.url = url if isinstance(url, SQLiteURL) else parse_sqlite_url(url)
         self.path = self.url.path
         self.source = self.url.source
-        self._configured = None if platforms is None else frozenset(platforms)
+        self._configured = platform_names(platforms)
+        self._objects = platform_objects(platforms)
         self._clock = clock
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._broken: str | None = None
+        self._closed = False
+        self._failed_at: tuple[_FileState | None, Any] | None = None  #: the files when it broke (None: look again)
+        self._file: _FileState | None = None  #: the main file as of the last (re)open
+        self._wal_salts: tuple[int, int] | None = None  #: the log last seen paired with that file, if it had frames
+        self._data_version = 0
+        self._legacy_warned = False
         self._purpose_sets: dict[str, frozenset[str]] = {}
         self._field_sets: dict[str, frozenset[str]] = {}
         self.records = 0
@@ -213,14 +279,22 @@ class SQLiteStore:
         self.queries = 0  #: SQLite queries made by lookups
         self.bloom_rejects = 0  #: lookups the Bloom filter answered (no record) without SQLite
         self.bloom: Bloom | None = None
-        self._cached = functools.lru_cache(maxsize=self.url.cache)(self._fetch)
+        self._contents = _Contents(None, 0, 0, {}, None)
+        self._cached = self._new_cache(self._contents)
+        self._version = new_version()
         try:
             self._open()
         except StoreUnavailable as exc:
+            self._close_connection()
             raise ConfigError(f"authorization store {exc}", source=self.source) from None
         self._next_refresh = self._clock() + self.url.refresh
 
     # -- the protocol -------------------------------------------------------------------------------------------
+
+    @property
+    def version(self) -> int:
+        """Changes with every reopen, every commit seen (``PRAGMA data_version``) and every failure or recovery."""
+        return self._version
 
     def lookup(self, platform: str, subject: str) -> Sequence[AuthorizationRecord]:
         """All records of one person on one platform; raises StoreUnavailable when the store cannot answer."""
@@ -228,41 +302,53 @@ class SQLiteStore:
             self._refresh()
         if self._broken is not None:
             raise StoreUnavailable(self._broken)
-        return self._cached(platform, subject)
+        return self._cached(platform, subject)  # type: ignore[no-any-return]
 
     def __len__(self) -> int:
         return self.records
 
     def close(self) -> None:
         with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            self._closed = True
+            self._broken = f"authorization store {self.source} is closed"
+            self._version = new_version()
+            self._close_connection()
 
     def cache_info(self) -> Any:
-        """The LRU's hits, misses and size (``functools.lru_cache`` statistics)."""
+        """The LRU's hits, misses and size (``functools.lru_cache`` statistics) since the store last changed."""
         return self._cached.cache_info()
 
-    # -- internals ----------------------------------------------------------------------------------------------
+    # -- lookups ------------------------------------------------------------------------------------------------
 
-    def _fetch(self, platform: str, subject: str) -> tuple[AuthorizationRecord, ...]:
-        hashes = key_hashes(platform, subject)
-        bloom = self.bloom
-        if bloom is not None and hashes not in bloom:
+    def _new_cache(self, contents: _Contents) -> Any:
+        """A new LRU over lookups in ``contents``: a lookup that was running when the store changed files its
+        answer in the old LRU, which nothing reads any more, so no answer outlives a change."""
+        return functools.lru_cache(maxsize=self.url.cache)(functools.partial(self._fetch, contents))
+
+    def _fetch(self, contents: _Contents, platform: str, subject: str) -> tuple[AuthorizationRecord, ...]:
+        """A lookup the LRU does not hold (it holds them by the subject as asked: a hit costs no normalising)."""
+        keyfn = contents.keyfns.get(platform, casefold_key)
+        key = keyfn(subject)
+        hashes = key_hashes(platform, key)
+        bases = list(contents.legacy.get((platform, key), ())) if contents.legacy else []
+        bloom = contents.bloom
+        if bloom is None or hashes in bloom:
+            bases.insert(0, base_id(hashes[0]))
+        elif not bases:
             self.bloom_rejects += 1
             return ()
-        first = base_id(hashes[0])
         with self._lock:
-            if self._conn is None:
+            conn = self._conn
+            if conn is None or self._broken is not None:
                 raise StoreUnavailable(self._broken or f"authorization store {self.source} is closed")
             self.queries += 1
             try:
-                rows = self._conn.execute(_SELECT, (first, first + SLOTS)).fetchall()
+                rows = [row for first in dict.fromkeys(bases)
+                        for row in conn.execute(_SELECT, (first, first + SLOTS)).fetchall()]
             except sqlite3.Error as exc:
-                self._fail(f"failed: {type(exc).__name__}: {exc}")
-                self._next_refresh = self._clock() + self.url.refresh  # until the file changes (see _refresh)
-                raise StoreUnavailable(self._broken) from exc
-        return tuple(self._record(row) for row in rows if row[2] == subject and row[1] == platform)
+                why = self._fail(f"failed: {type(exc).__name__}: {exc}", transient=_is_busy(exc))
+                raise StoreUnavailable(why) from exc
+        return tuple(self._record(row) for row in rows if row[1] == platform and keyfn(row[2]) == key)
 
     def _record(self, row: tuple[Any, ...]) -> AuthorizationRecord:
         rid, platform, subject, purposes, granted, expires, revoked, evidence, fields, record_id, jurisdiction = row
@@ -280,83 +366,292 @@ class SQLiteStore:
             parse(revoked) if revoked else None, evidence, field_set, record_id, f"{self.source}#{rid}", jurisdiction,
         )
 
+    # -- following the file -------------------------------------------------------------------------------------
+
     def _open(self) -> None:
-        """Connect, check the format and platforms, load the Bloom filter, start the read transaction."""
+        """(Re)connect: check the file, the format and platforms, load the Bloom filter, start the read
+        transaction. Raises StoreUnavailable, leaving the store without a connection."""
+        self._close_connection()  # first: never a connection to the old file next to one to its replacement
         path = Path(self.path)
-        if not path.is_file():
-            raise StoreUnavailable(f"no such file {str(path)!r}")
         try:
-            stat = path.stat()
+            st = os.stat(path)
+        except FileNotFoundError:
+            raise StoreUnavailable(f"no such file {str(path)!r}") from None
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot be opened: {exc}") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise StoreUnavailable(f"no such file {str(path)!r} (not a regular file)")
+        file = _file_state(st)
+        if self._file is not None and file[:2] != self._file[:2]:
+            self._check_log_is_not_the_old_stores()
+        _check_header(path)
+        try:
             conn = sqlite3.connect(f"file:{_uri_path(path)}?mode=ro", uri=True, isolation_level=None,
                                    check_same_thread=False)
-        except (OSError, sqlite3.Error) as exc:
+        except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot be opened: {exc}") from None
         try:
             conn.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
             conn.execute("PRAGMA mmap_size=0")
             conn.execute("BEGIN")
-            meta = _read_meta(conn)
-            bloom = _read_bloom(conn)
-            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            contents = self._read_contents(conn)
+            _check_pages(conn, path, st.st_size)
+            data_version = conn.execute("PRAGMA data_version").fetchone()[0]
         except sqlite3.Error as exc:
             conn.close()
             raise StoreUnavailable(f"cannot be read: {type(exc).__name__}: {exc}") from None
         except StoreUnavailable:
             conn.close()
             raise
-        unknown = set(json.loads(meta.get("platforms", "[]"))) - (self._configured or set())
+        self._conn = conn
+        self._file = file
+        self._wal_salts = _wal_salts(self.path)
+        self._data_version = data_version
+        self._install(contents)
+
+    def _read_contents(self, conn: sqlite3.Connection) -> _Contents:
+        meta = _read_meta(conn)
+        bloom = _read_bloom(conn)
+        stored = set(json.loads(meta.get("platforms", "[]")))
+        unknown = stored - (self._configured or set())
         if self._configured is not None and unknown:
-            conn.close()
             configured = ", ".join(sorted(self._configured)) or "none"
             raise StoreUnavailable(f"holds records of platform(s) {', '.join(sorted(unknown))} not configured in "
                                    f"the platforms file (configured: {configured})")
-        old, self._conn = self._conn, conn
-        if old is not None:
-            old.close()
-        self._state = ((stat.st_dev, stat.st_ino), version)
-        self.records = int(meta.get("records", 0))
-        self.keys = int(meta.get("keys", 0))
-        self.bloom = bloom
-        self._broken = None
-        self._cached.cache_clear()
+        legacy = meta["version"] == "1"
+        rules: dict[str, str] = {} if legacy else json.loads(meta.get("subject_keys", "{}"))
+        keyfns: dict[str, KeyFunction] = {}
+        for name in stored | set(rules) | set(self._objects):
+            platform = self._objects.get(name)
+            recorded = rules.get(name, CASEFOLD)
+            if platform is not None:
+                if not legacy and name in rules and rule_of(platform) != recorded:
+                    raise StoreUnavailable(
+                        f"indexes the subjects of platform {name!r} {_RULE_TEXT.get(recorded, recorded)}, but the "
+                        f"platforms file makes them {_RULE_TEXT[rule_of(platform)]}: import a file into it (one "
+                        f"with no records will do) to index them again")
+                keyfns[name] = key_function(platform)
+            else:
+                keyfns[name] = key_function(None, recorded)
+        ranges = None
+        if legacy:
+            if not self._legacy_warned:
+                self._legacy_warned = True
+                logger.warning("authorization store %s has format version 1 (subjects indexed as written): it is "
+                               "read as it is, at the cost of a scan when it is opened; import a file into it (one "
+                               "with no records will do) to upgrade it to version %s", self.source, VERSION)
+            ranges = _legacy_ranges(conn, keyfns)
+        return _Contents(bloom, int(meta.get("records", 0)), int(meta.get("keys", 0)), keyfns, ranges)
+
+    def _install(self, contents: _Contents) -> None:
+        """Answer from ``contents`` from now on: a new LRU and a new version (the caller holds the lock)."""
+        self._contents = contents
+        self.records, self.keys, self.bloom = contents.records, contents.keys, contents.bloom
+        self._cached = self._new_cache(contents)
+        self._version = new_version()
+        if self._broken is not None:
+            logger.warning("authorization store %s answers again", self.source)
+            self._broken, self._failed_at = None, None
 
     def _refresh(self) -> None:
-        """End the read snapshot; reload when another connection committed or the file was replaced.
+        """End the read snapshot; reopen when the file was written outside a transaction seen here (replaced,
+        overwritten, truncated, or checkpointed), reload when another connection committed.
 
-        After a failure the store stays unavailable until the file changes (a new commit, or a new file moved
-        into place): a corrupt page does not heal by itself, and every answer from a damaged store is suspect.
+        After a failure the store stays unavailable until the file or its log changes (a new commit, a new file
+        moved into place): a corrupt page does not heal by itself, and every answer from a damaged store is
+        suspect. While it is unavailable, every lookup looks (an ``os.stat``).
         """
         with self._lock:
-            self._next_refresh = self._clock() + self.url.refresh
-            try:
-                stat = os.stat(self.path)
-            except OSError as exc:
-                self._fail(f"is gone: {exc}")
+            now = self._clock()
+            if now < self._next_refresh or self._closed:
                 return
-            identity = (stat.st_dev, stat.st_ino)
+            self._next_refresh = now + self.url.refresh  # a failure looks again on every lookup (see _fail)
             try:
-                if identity != self._state[0] or self._conn is None:
-                    self._open()  # a rebuilt store moved into place, or one coming back
-                    return
-                conn = self._conn
+                here = self._here()
+            except OSError as exc:
+                self._fail(f"is gone: {exc}", transient=False)
+                return
+            if self._broken is not None:
+                if self._failed_at is None or here != self._failed_at:
+                    self._reopen()
+                else:
+                    self._next_refresh = 0.0
+                return
+            if here[0] != self._file or self._conn is None:
+                self._reopen()
+                return
+            conn = self._conn
+            try:
+                _check_header(Path(self.path))  # an overwrite within the granularity of the file's times
                 conn.execute("COMMIT")
                 conn.execute("BEGIN")
-                version = conn.execute("PRAGMA data_version").fetchone()[0]
-                if version != self._state[1]:
-                    meta = _read_meta(conn)
-                    self.bloom = _read_bloom(conn)
-                    self.records = int(meta.get("records", 0))
-                    self.keys = int(meta.get("keys", 0))
-                    self._state = (identity, version)
-                    self._broken = None
-                    self._cached.cache_clear()
-            except (sqlite3.Error, StoreUnavailable) as exc:
-                self._fail(f"failed: {type(exc).__name__}: {exc}")
+                data_version = conn.execute("PRAGMA data_version").fetchone()[0]
+                if data_version != self._data_version:
+                    contents = self._read_contents(conn)
+                    self._data_version = data_version
+                    self._install(contents)
+                self._wal_salts = _wal_salts(self.path)
+            except sqlite3.Error as exc:
+                self._fail(f"failed: {type(exc).__name__}: {exc}", transient=_is_busy(exc))
+            except StoreUnavailable as exc:
+                self._fail(str(exc), transient=False)
 
-    def _fail(self, why: str) -> None:
-        self._broken = f"authorization store {self.source} {why}"
-        self._next_refresh = 0.0  # look again on every lookup
-        self._cached.cache_clear()
+    def _reopen(self) -> None:
+        try:
+            self._open()
+        except StoreUnavailable as exc:
+            self._fail(str(exc), transient=False)
+
+    def _here(self) -> tuple[_FileState, Any]:
+        """The main file and its log as they are now; raises OSError when the main file cannot be looked at."""
+        return _file_state(os.stat(self.path)), _wal_state(self.path)
+
+    def _fail(self, why: str, *, transient: bool) -> str:
+        """Every lookup fails from now on, until the file changes (or at once, for a transient failure)."""
+        with self._lock:
+            message = f"authorization store {self.source} {why}"
+            if self._broken is None:
+                logger.error("%s; every lookup fails (decisions that need it deny) until it answers again", message)
+                self._version = new_version()
+            self._broken = message
+            try:
+                self._failed_at = None if transient else self._here()
+            except OSError:
+                self._failed_at = None
+            self._close_connection()
+            self._cached = self._new_cache(self._contents)
+            self._next_refresh = 0.0  # look again on every lookup
+            return message
+
+    def _close_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
+    def _check_log_is_not_the_old_stores(self) -> None:
+        """A file renamed over the store, while the old store's write-ahead log (``PATH-wal``) still holds pages,
+        would be read with those pages in it (SQLite has no way to tell whose log it is): refuse it until the log
+        is gone. A log holding frames with the salts it had next to the old file is the old store's."""
+        salts = _wal_salts(self.path)
+        if salts is not None and salts == self._wal_salts:
+            raise StoreUnavailable(
+                f"was replaced, but the old store's write-ahead log {self.path}-wal still holds pages of it: SQLite "
+                f"would read them as part of the new one. Remove {self.path}-wal and {self.path}-shm once no "
+                f"process writes to the old store (better: replace a store only with no -wal file next to it)")
+
+
+_RULE_TEXT = {CASEFOLD: "case-insensitively (NFKC, case-folded)", EXACT: "case-sensitively (NFKC)"}
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _BUSY
+
+
+def _file_state(st: os.stat_result) -> _FileState:
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _wal_state(path: str) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(f"{path}-wal")
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _check_header(path: Path) -> None:
+    """The file starts like an SQLite database (an overwrite with anything else, or a truncation, fails here)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(100)
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot be read: {exc}") from None
+    if not head:
+        raise StoreUnavailable("cannot be read: the file is empty (truncated?)")
+    if len(head) < 100 or not head.startswith(_MAGIC):
+        raise StoreUnavailable("cannot be read: it is not an SQLite database (overwritten? truncated?)")
+
+
+def _check_pages(conn: sqlite3.Connection, path: Path, size: int) -> None:
+    """Every page of the database is in the file or in its write-ahead log: a truncated file fails here.
+
+    A file shorter than the database is normal only while a checkpoint copies pages from the log (it writes page 1,
+    with the new size, first); the pages the file lacks must then all be in the log.
+    """
+    page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    whole = size // page_size
+    if pages <= whole:
+        return
+    logged = _wal_pages(str(path))
+    missing = next((p for p in range(whole + 1, pages + 1) if p not in logged), None)
+    if missing is not None:
+        raise StoreUnavailable(f"cannot be read: it is truncated ({size} bytes, but the database has {pages} pages "
+                               f"of {page_size} bytes)")
+
+
+def _wal_header(f: Any) -> tuple[int, tuple[int, int]] | None:
+    """The page size and salts of a write-ahead log, or None when it is not one."""
+    head = f.read(32)
+    if len(head) < 32:
+        return None
+    magic, _version, page_size, _checkpoint, salt1, salt2 = struct.unpack(">6I", head[:24])
+    if magic not in _WAL_MAGIC or not page_size:
+        return None
+    return page_size, (salt1, salt2)
+
+
+def _wal_salts(path: str) -> tuple[int, int] | None:
+    """The salts of ``PATH-wal`` when it holds at least one frame of the current generation, else None."""
+    try:
+        with open(f"{path}-wal", "rb") as f:
+            header = _wal_header(f)
+            if header is None:
+                return None
+            frame = f.read(24)
+    except OSError:
+        return None
+    if len(frame) < 24 or struct.unpack(">2I", frame[8:16]) != header[1]:
+        return None
+    return header[1]
+
+
+def _wal_pages(path: str) -> set[int]:
+    """The page numbers held by the frames of the current generation of ``PATH-wal``."""
+    pages: set[int] = set()
+    try:
+        with open(f"{path}-wal", "rb") as f:
+            header = _wal_header(f)
+            if header is None:
+                return pages
+            page_size, salts = header
+            offset = 32
+            while True:
+                f.seek(offset)
+                frame = f.read(24)
+                if len(frame) < 24:
+                    break
+                number, _commit, salt1, salt2 = struct.unpack(">4I", frame[:16])
+                if (salt1, salt2) != salts:
+                    break
+                pages.add(number)
+                offset += 24 + page_size
+    except OSError:
+        pass
+    return pages
+
+
+def _legacy_ranges(conn: sqlite3.Connection, keyfns: dict[str, KeyFunction]) -> dict[tuple[str, str], tuple[int, ...]]:
+    """Format 1 placed each person by the subject as written: a key's records are at the key's own range (a
+    subject written as its key) and at the ranges of every other way it was written. This finds the others: the
+    subjects that are not lower-case ASCII (one scan, when the store is opened)."""
+    ranges: dict[tuple[str, str], set[int]] = {}
+    for platform, subject in conn.execute(_LEGACY_SCAN, (_NON_ASCII,)):
+        key = keyfns.get(platform, casefold_key)(subject)
+        if key != subject:
+            ranges.setdefault((platform, key), set()).add(base_id(key_hashes(platform, subject)[0]))
+    return {key: tuple(sorted(bases)) for key, bases in ranges.items()}
 
 
 def _uri_path(path: Path) -> str:
@@ -373,9 +668,9 @@ def _read_meta(conn: sqlite3.Connection) -> dict[str, str]:
                                "with `consentcrawl authorizations import SRC sqlite:///DEST`") from None
     if meta.get("format") != FORMAT:
         raise StoreUnavailable("is not a consentcrawl authorization store")
-    if meta.get("version") != VERSION:
-        raise StoreUnavailable(f"has format version {meta.get('version')!r}; this consentcrawl reads version "
-                               f"{VERSION}")
+    if meta.get("version") not in READABLE:
+        raise StoreUnavailable(f"has format version {meta.get('version')!r}; this consentcrawl reads version(s) "
+                               f"{', '.join(READABLE)}")
     return meta
 
 
@@ -391,7 +686,7 @@ def _read_bloom(conn: sqlite3.Connection) -> Bloom | None:
 class ImportResult:
     imported: int
     records: int  #: records in the store afterwards
-    keys: int  #: people (platform, subject) in the store afterwards
+    keys: int  #: people (platform, subject key) in the store afterwards
 
 
 def _connect_writer(path: str) -> sqlite3.Connection:
@@ -399,7 +694,7 @@ def _connect_writer(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA cache_size=-262144")
-    conn.executescript(_SCHEMA)
+    conn.executescript(_SCHEMA + ";" + _RECORDS.format(name="records"))
     return conn
 
 
@@ -413,12 +708,13 @@ def _record_row(record: AuthorizationRecord) -> Row:
     )
 
 
-def _dedup_key(platform: str, subject: str, purposes: str, granted: str, revoked: str | None,
+def _dedup_key(platform: str, key: str, purposes: str, granted: str, revoked: str | None,
                record_id: str) -> tuple[Any, ...]:
-    """The same duplicate rule as the file loaders: record_id if given, else the grant itself."""
+    """The same duplicate rule as the file loaders: record_id if given, else the grant itself (of one person,
+    by subject key)."""
     if record_id:
-        return (platform, subject, "id", record_id)
-    return (platform, subject, "grant", purposes, datetime.fromisoformat(granted),
+        return (platform, key, "id", record_id)
+    return (platform, key, "grant", purposes, datetime.fromisoformat(granted),
             datetime.fromisoformat(revoked) if revoked else None)
 
 
@@ -429,13 +725,44 @@ def _error_at(record: AuthorizationRecord, message: str) -> ConfigError:
     return ConfigError(message, record.source or None)
 
 
+class _Rules:
+    """Each platform's subject key rule and function while writing: the configured platform's when given, else
+    the one the store recorded, else the default."""
+
+    def __init__(self, objects: dict[str, Any], recorded: dict[str, str]) -> None:
+        self.objects = objects
+        self.recorded = recorded
+        self.rules: dict[str, str] = {}
+        self.functions: dict[str, KeyFunction] = {}
+
+    def rule(self, platform: str) -> str:
+        rule = self.rules.get(platform)
+        if rule is None:
+            known = self.objects.get(platform)
+            rule = self.rules[platform] = rule_of(known) if known is not None else \
+                self.recorded.get(platform, CASEFOLD)
+        return rule
+
+    def key(self, platform: str, subject: str) -> str:
+        function = self.functions.get(platform)
+        if function is None:
+            function = self.functions[platform] = key_function(self.objects.get(platform), self.rule(platform))
+        return function(subject)
+
+    def table(self, platforms: Iterable[str]) -> dict[str, str]:
+        return {name: self.rule(name) for name in sorted(platforms)}
+
+
 def import_records(url: str | SQLiteURL, records: Iterable[AuthorizationRecord], *,
-                   platforms: Iterable[str] = ()) -> ImportResult:
+                   platforms: Any = ()) -> ImportResult:
     """Add validated records to the store (created if missing), all or nothing, in one transaction.
 
     A record that duplicates one already in the store (same rule as within one file) is a ConfigError naming the
-    record's file and line and the stored row. ``platforms`` are the configured platform names, recorded so that
-    opening the store can refuse one whose platforms are not configured any more.
+    record's file and line and the stored row. ``platforms`` are the configured platforms (a ``PlatformRegistry``,
+    its mapping of name to platform, or names), recorded so that opening the store can refuse one whose platforms
+    are not configured any more; the platforms' objects also give each one's subject key rule. A store of format
+    version 1, or one whose platforms' key rules changed, is indexed again (every record moved to its key's range)
+    in the same transaction.
     """
     target = url if isinstance(url, SQLiteURL) else parse_sqlite_url(url)
     conn = _connect_writer(target.path)
@@ -443,22 +770,34 @@ def import_records(url: str | SQLiteURL, records: Iterable[AuthorizationRecord],
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
         if meta and meta.get("format") != FORMAT:
             raise ConfigError(f"{target.source} is not a consentcrawl authorization store", target.source)
+        if meta and meta.get("version") not in READABLE:
+            raise ConfigError(f"{target.source} has format version {meta.get('version')!r}; this consentcrawl "
+                              f"writes version {VERSION}", target.source)
         count, keys = int(meta.get("records", 0)), int(meta.get("keys", 0))
-        known_platforms = set(json.loads(meta.get("platforms", "[]"))) | set(platforms)
+        stored = set(json.loads(meta.get("platforms", "[]")))
+        known_platforms = stored | set(platform_names(platforms) or ())
+        recorded: dict[str, str] = json.loads(meta.get("subject_keys", "{}")) if meta.get("version") == "2" else {}
+        rules = _Rules(platform_objects(platforms), recorded)
         bloom = _read_bloom(conn)
+        stale = [name for name in sorted(stored) if meta.get("version") == "1"
+                 or recorded.get(name, CASEFOLD) != rules.rule(name)]
+        if count and stale and any(conn.execute("SELECT 1 FROM records WHERE platform = ? LIMIT 1", (name,)).fetchone()
+                                   for name in stale):
+            keys, bloom = _rekey(conn, rules, target.source)
         new_keys: list[tuple[int, int]] = []
         imported = 0
         for record in records:
             row = _record_row(record)
-            hashes = key_hashes(record.platform, record.subject)
+            key = rules.key(record.platform, record.subject)
+            hashes = key_hashes(record.platform, key)
             first = base_id(hashes[0])
             existing = conn.execute(
                 "SELECT id, platform, subject, purposes, granted_at, revoked_at, record_id FROM records "
                 "WHERE id >= ? AND id < ?", (first, first + SLOTS)).fetchall()
-            mine = [r for r in existing if r[1] == record.platform and r[2] == record.subject]
-            key = _dedup_key(*row[:4], row[5], row[8])
+            mine = [r for r in existing if r[1] == record.platform and rules.key(r[1], r[2]) == key]
+            same = _dedup_key(record.platform, key, row[2], row[3], row[5], row[8])
             for r in mine:
-                if _dedup_key(r[1], r[2], r[3], r[4], r[5], r[6]) == key:
+                if _dedup_key(r[1], key, r[3], r[4], r[5], r[6]) == same:
                     raise _error_at(record, f"duplicate authorization record: the store already holds it as "
                                             f"{target.source}#{r[0]}")
             used = {r[0] for r in existing}
@@ -474,15 +813,48 @@ def import_records(url: str | SQLiteURL, records: Iterable[AuthorizationRecord],
             imported += 1
         count += imported
         if bloom is None or keys > bloom.capacity():
-            bloom = Bloom.sized(max(keys * 2, 1))  # room to grow: rebuilt from every key only when it fills up
-            for platform, subject in conn.execute("SELECT DISTINCT platform, subject FROM records"):
-                bloom.add(*key_hashes(platform, subject))
+            bloom = _bloom_of_store(conn, rules, max(keys * 2, 1))  # room to grow: rebuilt only when it fills up
         else:
             bloom = Bloom(bytearray(bloom.bits), bloom.probes)
             for hashes in new_keys:
                 bloom.add(*hashes)
-        _write_state(conn, bloom, count, keys, known_platforms)
+        _write_state(conn, bloom, count, keys, known_platforms, rules.table(known_platforms))
     return ImportResult(imported, count, keys)
+
+
+def _bloom_of_store(conn: sqlite3.Connection, rules: _Rules, size: int) -> Bloom:
+    """A Bloom filter of every key in the store, sized for ``size`` keys."""
+    bloom = Bloom.sized(size)
+    for platform, subject in conn.execute("SELECT DISTINCT platform, subject FROM records"):
+        bloom.add(*key_hashes(platform, rules.key(platform, subject)))
+    return bloom
+
+
+def _rekey(conn: sqlite3.Connection, rules: _Rules, source: str) -> tuple[int, Bloom]:
+    """Move every record to the range of its subject key under ``rules`` (a format-1 store, or a platform whose
+    key rule changed); the records of one key keep their order. Returns the number of keys and a new Bloom filter.
+    """
+    def base(platform: str, subject: str) -> int:
+        return base_id(key_hashes(platform, rules.key(platform, subject))[0])
+
+    conn.create_function("consentcrawl_base", 2, base, deterministic=True)
+    placed = "SELECT consentcrawl_base(platform, subject) AS base, * FROM records"
+    full = conn.execute(f"SELECT base FROM ({placed}) GROUP BY base HAVING count(*) > ? LIMIT 1", (SLOTS,)).fetchone()
+    if full is not None:
+        raise ConfigError(f"cannot index {source} by subject key: more than {SLOTS} records of one person", source)
+    conn.execute("DROP TABLE IF EXISTS records_rekeyed")
+    conn.execute(_RECORDS.format(name="records_rekeyed"))
+    columns = _COLUMNS.removeprefix("id, ") + ", origin"
+    conn.execute(f"INSERT INTO records_rekeyed (id, {columns}) SELECT base + ROW_NUMBER() OVER "
+                 f"(PARTITION BY base ORDER BY id) - 1, {columns} FROM ({placed}) ORDER BY 1")
+    conn.execute("DROP TABLE records")
+    conn.execute("ALTER TABLE records_rekeyed RENAME TO records")
+    people = {(platform, rules.key(platform, subject))
+              for platform, subject in conn.execute("SELECT DISTINCT platform, subject FROM records")}
+    bloom = Bloom.sized(max(len(people) * 2, 1))
+    for platform, key in people:
+        bloom.add(*key_hashes(platform, key))
+    return len(people), bloom
 
 
 @contextlib.contextmanager
@@ -500,12 +872,13 @@ def _write_transaction(conn: sqlite3.Connection, begin: str) -> Iterator[None]:
         _checkpoint_and_close(conn)
 
 
-def _write_state(conn: sqlite3.Connection, bloom: Bloom, records: int, keys: int, platforms: Iterable[str]) -> None:
+def _write_state(conn: sqlite3.Connection, bloom: Bloom, records: int, keys: int, platforms: Iterable[str],
+                 subject_keys: dict[str, str]) -> None:
     conn.execute("INSERT OR REPLACE INTO bloom (id, probes, keys, bits) VALUES (1, ?, ?, ?)",
                  (bloom.probes, keys, bytes(bloom.bits)))
     conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", [
         ("format", FORMAT), ("version", VERSION), ("records", str(records)), ("keys", str(keys)),
-        ("platforms", json.dumps(sorted(platforms))),
+        ("platforms", json.dumps(sorted(platforms))), ("subject_keys", json.dumps(subject_keys, sort_keys=True)),
     ])
 
 
@@ -519,21 +892,28 @@ def _checkpoint_and_close(conn: sqlite3.Connection) -> None:
     conn.close()
 
 
-def bulk_build(path: str, count: int, row_at: Callable[[int], Row]) -> ImportResult:
+def bulk_build(path: str, count: int, row_at: Callable[[int], Row], *, platforms: Any = None) -> ImportResult:
     """Write a new store of ``count`` generated rows quickly (benchmarks, load tests); replaces ``path``.
 
     ``row_at(i)`` returns row ``i`` as stored (see :data:`Row`); rows of the same person may be anywhere. The
     rows are trusted: only purposes, times and record order are checked, not the platforms file, and duplicates
-    are not looked for. Two passes: hash every key and sort (so SQLite appends pages in order), then insert.
+    are not looked for. People are placed by subject key: ``platforms`` (as for :func:`import_records`) gives each
+    platform's key rule, the default otherwise. Two passes: hash every key and sort (so SQLite appends pages in
+    order), then insert.
     """
     target = Path(path)
     for suffix in ("", "-wal", "-shm", "-journal"):
         Path(f"{target}{suffix}").unlink(missing_ok=True)
-    order = sorted((base_id(key_hashes(*row_at(i)[:2])[0]) << 32) | i for i in range(count))
+    rules = _Rules(platform_objects(platforms), {})
+
+    def base_of(row: Row) -> int:
+        return base_id(key_hashes(row[0], rules.key(row[0], row[1]))[0])
+
+    order = sorted((base_of(row_at(i)) << 32) | i for i in range(count))
     bloom = Bloom.sized(count)
     conn = _connect_writer(str(target))
     conn.execute("PRAGMA synchronous=OFF")
-    platforms: set[str] = set()
+    platforms_seen: set[str] = set()
     keys = 0
     state: dict[str, Any] = {"base": -1, "slot": 0, "keys": set()}
     purposes_ok: dict[str, bool] = {}
@@ -549,7 +929,7 @@ def bulk_build(path: str, count: int, row_at: Callable[[int], Row]) -> ImportRes
                 state["slot"] += 1
                 if state["slot"] >= SLOTS:
                     raise ValueError(f"row {i}: more than {SLOTS} records for one key")
-            key = (row[0], row[1])
+            key = (row[0], rules.key(row[0], row[1]))
             if key not in state["keys"]:  # rows of one key are adjacent, unless two keys share a hash
                 state["keys"].add(key)
                 keys += 1
@@ -560,10 +940,10 @@ def bulk_build(path: str, count: int, row_at: Callable[[int], Row]) -> ImportRes
             granted = datetime.fromisoformat(row[3])
             if not ok or granted.tzinfo is None or (row[4] and datetime.fromisoformat(row[4]) <= granted):
                 raise ValueError(f"row {i} is not a valid authorization record: {row!r}")
-            platforms.add(row[0])
+            platforms_seen.add(row[0])
             yield (base + state["slot"], *row)
 
     with _write_transaction(conn, "BEGIN"):
         conn.executemany(_INSERT, rows())
-        _write_state(conn, bloom, count, keys, platforms)
+        _write_state(conn, bloom, count, keys, platforms_seen, rules.table(platforms_seen))
     return ImportResult(count, count, keys)
