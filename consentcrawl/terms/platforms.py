@@ -211,7 +211,10 @@ class ProfileTemplate:
         return tuple(dict.fromkeys(values)), False
 
     def _resolves(self, ident: str) -> bool:
-        return bool(ident) and self.regex.fullmatch(ident) is not None and not has_undecodable(ident)
+        """Whether ``ident`` names exactly one person: the regex accepts all of it, it is UTF-8, and a server that
+        reads ids as numbers reads the same id (not ``0101`` or ``1_01``, which ``int()`` reads as 101)."""
+        return (bool(ident) and self.regex.fullmatch(ident) is not None and not has_undecodable(ident)
+                and not _renumbered(ident))
 
     def subject_of(self, path: str) -> str | None:
         """The id a canonical path (``?query`` allowed) names through this template alone; None if it names no
@@ -219,6 +222,23 @@ class ProfileTemplate:
         reading = _reading_of_path(path)
         idents, ambiguous = self.match(reading.segments, reading.params)
         return idents[0] if len(idents) == 1 and not ambiguous else None
+
+
+#: what Python's int() (and most number parsers) accept: spaces, a sign, digits of any script, single '_'
+_NUMBER = re.compile(r"\s*[+-]?\d+(?:_\d+)*\s*")
+
+
+def _renumbered(ident: str) -> bool:
+    """Whether a server that parses ids as numbers reads ``ident`` as another id (leading zeros, ``_``, a sign,
+    spaces, digits of another script): two readings of one id, so it names no one for sure."""
+    if ident.isdigit() and ident.isascii():
+        return len(ident) > 1 and ident[0] == "0"
+    if _NUMBER.fullmatch(ident) is None:
+        return False
+    try:
+        return str(int(ident)) != ident
+    except ValueError:  # pragma: no cover - _NUMBER is int()'s grammar
+        return True
 
 
 def _literal(text: str) -> str:

@@ -195,17 +195,20 @@ def _lenient_params(query: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def _lenient_segments(path: str, *, separators: bool, parameters: bool, nfkc_first: bool) -> tuple[str, ...]:
+def _lenient_segments(path: str, *, separators: bool, parameters: str, nfkc_first: bool) -> tuple[str, ...]:
     """The segments a lenient server reads in ``path`` (which starts with ``/``).
 
     ``separators``: every escape is decoded before the path is split, so ``%2F`` and ``%5C`` (and ``\\``) separate
     segments and ``%2E%2E`` is a dot-segment; otherwise each segment is decoded after splitting. ``parameters``:
-    ``;`` and what follows it are dropped from every segment (``..;`` is ``..``). ``nfkc_first``: NFKC before
-    splitting and resolving (a fullwidth solidus separates, two fullwidth full stops are ``..``); otherwise each
-    resolved segment is normalised.
+    ``;`` and what follows it are dropped from every segment (``..;`` is ``..``), as written (``"raw"``: before
+    decoding, as Tomcat does) or once decoded (``"decoded"``: ``%3B`` too); ``""``: kept. ``nfkc_first``: NFKC
+    before splitting and resolving (a fullwidth solidus separates, two fullwidth full stops are ``..``);
+    otherwise each resolved segment is normalised.
     Dot-segments are resolved after decoding and dropping parameters; empty segments are skipped, but a trailing
     slash is kept (``/u/`` is not ``/u``: it is a path under the profile prefix ``/u/``).
     """
+    if parameters == "raw":
+        path = "/".join(p.partition(";")[0] for p in path.split("/"))
     if separators:
         text = decode(path).replace("\\", "/")
         if nfkc_first:
@@ -215,7 +218,7 @@ def _lenient_segments(path: str, *, separators: bool, parameters: bool, nfkc_fir
         parts = [decode(p) for p in path.split("/")[1:]]
         if nfkc_first:
             parts = [_nfkc(p) for p in parts]
-    if parameters:
+    if parameters == "decoded":
         parts = [p.partition(";")[0] for p in parts]
     stack: list[str] = []
     for part in parts:
@@ -238,8 +241,9 @@ def readings(url: str, canonical: CanonicalURL) -> Iterator[Reading]:
 
     Then the lenient ones, read from the path+query as written (what a client that sends the URL unnormalised
     sends) and from the canonical one (what a client that resolves dot-segments first sends), each with every
-    combination of: decoding before splitting or per segment, dropping ``;`` parameters or not, NFKC before or
-    after resolving. The query of a lenient reading is split on ``&`` and ``;`` with ``+`` as a space.
+    combination of: decoding before splitting or per segment, dropping ``;`` parameters (before or after decoding)
+    or not, NFKC before or after resolving. The query of a lenient reading is split on ``&`` and ``;`` with ``+``
+    as a space.
     Combinations that cannot differ for this URL (no ``%``, no ``;``, nothing non-ASCII) are not generated.
     """
     strict = strict_reading(canonical.path, canonical.query)
@@ -252,8 +256,9 @@ def readings(url: str, canonical: CanonicalURL) -> Iterator[Reading]:
     for path, query in sources:
         params = _lenient_params(query)
         escaped = "%" in path
+        parameter_modes = ("", "decoded", "raw") if ";" in path else ("", "decoded") if "%3B" in path.upper() else ("",)
         for separators in (False, True) if escaped else (False,):
-            for parameters in (False, True) if ";" in path else (False,):
+            for parameters in parameter_modes:
                 for nfkc_first in (False, True) if escaped or not path.isascii() else (False,):
                     segments = _lenient_segments(path, separators=separators, parameters=parameters,
                                                  nfkc_first=nfkc_first)
