@@ -71,6 +71,11 @@ def read(p: Platform, path_query: str) -> SubjectReading:
     ("/u/101/%2E%2E%2F108", "108"),
     ("/u/101/..;/104", "104"),
     ("/u/101/..%3B/104", "104"),
+    ("/u/0107", "107"),  # int() reads ids as numbers
+    ("/u/1_07", "107"),
+    ("/u/+107", "107"),
+    ("/u/%20107", "107"),
+    ("/u/\u0661\u0660\u0667", "107"),  # Arabic-Indic digits: NFKC keeps them, int() reads them
     ("/u/101/..%5C104", "104"),
     ("/u/101/..%5c..%5cu%5c104", "104"),
     ("/u%2F110", "110"),
@@ -460,9 +465,14 @@ def test_the_same_ip_twice_is_an_error(tmp_path: Path) -> None:
 # -- property: a lenient server never reads a person the policy did not decide for --------------------------------
 
 
-def lenient_server(path_query: str, case_sensitive: bool) -> tuple[str, list[tuple[str, str]]]:
-    """An independent model of a lenient server: the path and query parameters it acts on."""
+def lenient_server(path_query: str, case_sensitive: bool, tomcat: bool) -> tuple[str, list[tuple[str, str]]]:
+    """An independent model of a lenient server: the path and query parameters it acts on.
+
+    ``tomcat``: ``;`` parameters are dropped from the raw segments before decoding; otherwise after.
+    """
     path, _, query = path_query.partition("?")
+    if tomcat:
+        path = "/".join(s.split(";", 1)[0] for s in path.replace("\\", "/").split("/"))
     path = unquote(path).replace("\\", "/")  # decode every escape once; backslash is a separator
     segments = [s.split(";", 1)[0] for s in path.split("/")]  # drop ;parameters
     path = posixpath.normpath("/" + "/".join(segments)).lstrip("/")  # resolve dot-segments, collapse slashes
@@ -479,20 +489,33 @@ def lenient_server(path_query: str, case_sensitive: bool) -> tuple[str, list[tup
     return path, params
 
 
+def as_number(text: str) -> set[str]:
+    """The id a server that parses numeric ids with int() reads (spaces, sign, '_', any script's digits)."""
+    try:
+        number = int(text)
+    except ValueError:
+        return set()
+    return {str(number)} if number >= 0 else set()
+
+
 def people_served(p: Platform, path_query: str) -> set[str]:
-    """Everyone the model server could serve for ``path_query`` on one of the test platforms."""
-    path, params = lenient_server(path_query, p.case_sensitive)
-    if p is FB:
-        if path.casefold() != "/profile.php" and not path.casefold().startswith("/profile.php/"):
-            return set()
-        values = [v for k, v in params if k.casefold() == "id"]
-        return {v for v in values[:1] + values[-1:] if re.fullmatch(DIGITS, v)}  # first wins, or last wins
-    if p is MB:
-        pattern = r"/(?:u|profile)/([0-9]+)(?:/.*)?"
-    else:
-        pattern = r"/@([A-Za-z0-9_]+)(?:/.*)?"
-    m = re.fullmatch(pattern, path, re.IGNORECASE | re.DOTALL)
-    return {m.group(1)} if m else set()
+    """Everyone a model server could serve for ``path_query`` on one of the test platforms."""
+    served: set[str] = set()
+    for tomcat in (False, True):
+        path, params = lenient_server(path_query, p.case_sensitive, tomcat)
+        if p is FB:
+            if path.casefold() == "/profile.php" or path.casefold().startswith("/profile.php/"):
+                values = [v for k, v in params if k.casefold() == "id"]
+                for value in values[:1] + values[-1:]:  # first wins, or last wins
+                    served |= as_number(value) | ({value} if re.fullmatch(DIGITS, value) else set())
+            continue
+        pattern = r"/(?:u|profile)/([^/]+)(?:/.*)?" if p is MB else r"/@([A-Za-z0-9_]+)(?:/.*)?"
+        m = re.fullmatch(pattern, path, re.IGNORECASE | re.DOTALL)
+        if m and p is MB:
+            served |= as_number(m.group(1)) | ({m.group(1)} if re.fullmatch(DIGITS, m.group(1)) else set())
+        elif m:
+            served.add(m.group(1))
+    return served
 
 
 _NOISE = st.sampled_from([
@@ -500,35 +523,50 @@ _NOISE = st.sampled_from([
     ".", "..", "%2e", "%2E", "%2e%2e", ".%2E", "%2F", "%2f", "%5C", "%5c", "\\", "\uff0f", "\uff0e",
     ";", ";x", ";jsessionid=1", "%3B", "%3b", "..;", "%25", "%252F", "%", "%FF", "%C3%A9",
 ])
-_STARTS = st.sampled_from([
-    "/u/", "/U/", "u/", "/u%2F", "/u%2f", "/u%5C", "/\uff55/", "/u;x/", "/u/./", "/u//", "/profile/", "/PROFILE/",
-    "/@", "@", "/%40", "/\uff20", "/@;x", "/profile.php", "/profile.php/", "/Profile.php", "/profile.php%2F",
-])
-_IDS = st.sampled_from([
-    "101", "107", "\uff11\uff10\uff17", "%31%30%37", "1\u0661", "1", "alice", "Alice", "ALICE",
-    "\uff21\uff2c\uff29\uff23\uff25", "bob_1", "stra\u00dfe", "\u017fam", "\u212aim", "", "%61lice", "%41lice",
-])
+_NUMBERS = [
+    "101", "107", "\uff11\uff10\uff17", "%31%30%37", "1\u0661", "\u0661\u0660\u0667", "0101", "1_01", "+101",
+    "%2B101", "%20101", "101%20", "-0", "", "abc", "101;x", "101%3Bx", "101.json",
+]
+_HANDLES = [
+    "alice", "Alice", "ALICE", "\uff21\uff2c\uff29\uff23\uff25", "\uff21lice", "bob_1", "stra\u00dfe", "\u017fam",
+    "\u212aim", "", "%61lice", "%41lice", "1_01", "0101", "alice;x", "alice.json",
+]
+#: per platform: spellings of its profile prefix, and of ids
+_SHAPES = {
+    "mb": (["/u/", "/U/", "u/", "/u%2F", "/u%2f", "/u%5C", "/\uff55/", "/u;x/", "/u/./", "/u//", "/profile/",
+            "/PROFILE/", "/x/../u/", "/u/x/..%2F"], _NUMBERS),
+    "at": (["/@", "@", "/%40", "/\uff20", "/@;x", "/x/..%2F@", "/@x/..%2F@"], _HANDLES),
+    "fb": (["/profile.php", "/profile.php/", "/Profile.php", "/profile.php%2F", "/x/..%2Fprofile.php",
+            "/profile.php;x"], _NUMBERS),
+}
 _QUERY_PIECES = st.sampled_from([
-    "id=101", "id=107", "ID=107", "id=%31%30%37", "id=\uff11", "id=", "id", "x=1", "id=1+0", ";", "&", "&", "=",
-    "%69d=101", "id=101;id=107", "id=1%26id=2",
+    *(f"id={n}" for n in _NUMBERS), "ID=107", "%69d=101", "x=1", ";", "&", "&", "=", "id", "id=101;id=107",
+    "id=1%26id=2", "id=1+0",
 ])
 
 
 @st.composite
-def path_queries(draw: st.DrawFn) -> str:
-    """A profile-looking path (a template's prefix, an id) with noise around: escapes of ``/ . \\ ;``,
-    dot-segments, ``;`` parameters, fullwidth and other Unicode forms, case changes; sometimes a query."""
-    before = "".join(draw(st.one_of(st.just([]), st.lists(_NOISE, max_size=4))))
-    after = "".join(draw(st.lists(_NOISE, max_size=5)))
-    path = "/" + before + draw(_STARTS) + draw(_IDS) + after
+def cases(draw: st.DrawFn) -> tuple[Platform, str]:
+    """A platform, and a profile-looking path on it (a spelling of a template's prefix, of an id) with noise
+    around: escapes of ``/ . \\ ;``, dot-segments, ``;`` parameters, fullwidth and other Unicode forms, case
+    changes; a query, always for the query template and sometimes for the others."""
+    p = draw(st.sampled_from([MB, AT, AT_CS, FB]))
+    starts, idents = _SHAPES[p.name[:2]]
+    before = "".join(draw(st.one_of(st.just([]), st.lists(_NOISE, max_size=3))))
+    after = "".join(draw(st.one_of(st.just([]), st.lists(_NOISE, max_size=4))))
+    path = "/" + before + draw(st.sampled_from(starts))
+    if p is FB:
+        return p, path + after + "?" + "&".join(draw(st.lists(_QUERY_PIECES, min_size=1, max_size=4)))
+    path += draw(st.sampled_from(idents)) + after
     if "?" not in path and draw(st.booleans()):
-        path = f"{path}?{'&'.join(draw(st.lists(_QUERY_PIECES, max_size=4)))}"
-    return path
+        path = f"{path}?{'&'.join(draw(st.lists(_QUERY_PIECES, max_size=3)))}"
+    return p, path
 
 
 @SETTINGS
-@given(path_queries(), st.sampled_from([MB, AT, AT_CS, FB]))
-def test_a_lenient_server_never_serves_someone_else(path_query: str, p: Platform) -> None:
+@given(cases())
+def test_a_lenient_server_never_serves_someone_else(case: tuple[Platform, str]) -> None:
+    p, path_query = case
     url = f"http://{p.name}.example{path_query}"
     try:
         canonical = canonicalize(url)
