@@ -22,6 +22,7 @@ from consentcrawl.consent.records import AuthorizationRecord
 from consentcrawl.consent.sqlite import SQLiteStore, import_records
 from consentcrawl.consent.store import MemoryStore
 from consentcrawl.errors import ConfigError, StoreUnavailable
+from consentcrawl.policy import PolicyEngine
 from consentcrawl.terms.load import load_platforms
 from consentcrawl.terms.platforms import PlatformRegistry
 
@@ -227,6 +228,26 @@ def test_a_file_that_is_broken_at_startup_stops_the_crawl(tmp_path: Path, platfo
     assert error.value.source == str(path) and error.value.line == 2 and "'a/b'" in error.value.message
 
 
+def test_the_engine_stops_fetching_a_person_once_the_withdrawal_is_in_the_file(
+    tmp_path: Path, platforms: PlatformRegistry,
+) -> None:
+    path = tmp_path / "authorizations.yaml"
+    write(path, text_of("yaml", [record("Alice")]))
+    engine = PolicyEngine(platforms, load_authorizations(path, platforms), "consentcrawl")
+    now = _when("2026-06-01")
+
+    def link(subject: str) -> str:
+        return engine.decide_link(f"http://forum.example/people/{subject}", "research", now)[0].reason
+
+    assert link("alice") == link("ALICE") == "subject.authorized"  # and now remembered by the engine
+    append(path, text_of("yaml", [record("alice", revoked=True)], header=False))
+    took = wait_for(lambda: link("Alice") == "subject.revoked")
+    assert took < BOUND and engine.decide_subject("forum", "ALICE", "research", now).reason == "subject.revoked"
+    write(path, "authorizations:\n  - [")
+    wait_for(lambda: link("alice") == "error.store-unavailable")
+    assert engine.decide_subject("forum", "alice", "research", now).reason == "error.store-unavailable"
+
+
 def test_memory_store_versions_and_tuples() -> None:
     grant = AuthorizationRecord("forum", "Alice", frozenset({"research"}), _when("2026-02-01"), evidence="f")
     store = MemoryStore([grant])
@@ -364,6 +385,19 @@ def test_sqlite_a_deleted_store_fails_closed_until_one_is_back(
     sqlite_store(tmp_path, platforms, [record("person9", revoked=True)])
     wait_for(lambda: not unavailable(lambda: store.lookup("forum", "person9"))())
     assert store.lookup("forum", "person9")[0].revoked_at is not None
+
+
+def test_sqlite_a_store_whose_state_no_longer_reads_fails_closed(db: Any) -> None:
+    path, store = db
+    cached = store.lookup("forum", "alice")
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE meta SET value = 'many' WHERE key = 'records'")  # committed like an import
+    conn.commit()
+    conn.close()
+    wait_for(unavailable(lambda: store.lookup("forum", "alice")))  # not the LRU's answer any more
+    with pytest.raises(StoreUnavailable, match="ValueError"):
+        store.lookup("forum", "person1")
+    assert cached[0].subject == "Alice"
 
 
 def test_sqlite_store_files_are_closed(db: Any) -> None:

@@ -214,14 +214,17 @@ class FileStore:
         self._seen, self._racy = signature, _is_racy(st)
         if digest == self._digest and not self._os_error:
             return  # the same bytes as last read (touched, copied over with the same content, a racy look)
-        self._digest = digest
+        self._digest = digest  # these bytes are not parsed again: they either read cleanly or fail below
         try:
             memory = _parse(decode_text(data, self.source), self.source, self.platforms)
         except ConfigError as exc:
             where = f", line {exc.line}" if exc.line is not None else ""
             self._fail(f"does not read cleanly{where}: {_redact(exc.message)}", str(exc), os_error=False)
             return
-        self._memory = memory
+        except Exception as exc:  # noqa: BLE001 - a bug or a resource limit: the old records must not be used
+            self._fail(f"could not be read ({type(exc).__name__})", repr(exc), os_error=False)
+            return
+        self._memory = memory  # the records first, then the version: a version never names older records
         self._version = memory.version
         self.reloads += 1
         if self._error is not None:
@@ -230,14 +233,15 @@ class FileStore:
             self._error, self._os_error = None, False
 
     def _fail(self, why: str, detail: str, *, os_error: bool) -> None:
-        if self._error is None:
-            logger.error("authorization file %s: %s; every lookup fails (decisions that need it deny) until it "
-                         "reads cleanly again", self.source, detail)
-            self._version = new_version()
-        self._error = f"authorization file {self.source} {why}"
+        was = self._error
+        self._error = f"authorization file {self.source} {why}"  # before the version changes
         self._os_error = os_error
         if os_error:
             self._digest = None  # whatever comes back is read and checked again
+        if was is None:
+            self._version = new_version()
+            logger.error("authorization file %s: %s; every lookup fails (decisions that need it deny) until it "
+                         "reads cleanly again", self.source, detail)
 
 
 def _digest(data: bytes) -> bytes:

@@ -397,12 +397,12 @@ class SQLiteStore:
             contents = self._read_contents(conn)
             _check_pages(conn, path, st.st_size)
             data_version = conn.execute("PRAGMA data_version").fetchone()[0]
-        except sqlite3.Error as exc:
-            conn.close()
-            raise StoreUnavailable(f"cannot be read: {type(exc).__name__}: {exc}") from None
         except StoreUnavailable:
             conn.close()
             raise
+        except Exception as exc:  # noqa: BLE001 - sqlite3 errors, and garbage in meta or the Bloom filter
+            conn.close()
+            raise StoreUnavailable(f"cannot be read: {type(exc).__name__}: {exc}") from None
         self._conn = conn
         self._file = file
         self._wal_salts = _wal_salts(self.path)
@@ -491,16 +491,20 @@ class SQLiteStore:
                     self._data_version = data_version
                     self._install(contents)
                 self._wal_salts = _wal_salts(self.path)
-            except sqlite3.Error as exc:
-                self._fail(f"failed: {type(exc).__name__}: {exc}", transient=_is_busy(exc))
             except StoreUnavailable as exc:
                 self._fail(str(exc), transient=False)
+            except sqlite3.Error as exc:
+                self._fail(f"failed: {type(exc).__name__}: {exc}", transient=_is_busy(exc))
+            except Exception as exc:  # noqa: BLE001 - garbage in meta or the Bloom filter: answers are suspect
+                self._fail(f"failed: {type(exc).__name__}: {exc}", transient=False)
 
     def _reopen(self) -> None:
         try:
             self._open()
         except StoreUnavailable as exc:
             self._fail(str(exc), transient=False)
+        except Exception as exc:  # noqa: BLE001 - never keep answering after a reopen that did not finish
+            self._fail(f"failed: {type(exc).__name__}: {exc}", transient=False)
 
     def _here(self) -> tuple[_FileState, Any]:
         """The main file and its log as they are now; raises OSError when the main file cannot be looked at."""
@@ -510,10 +514,10 @@ class SQLiteStore:
         """Every lookup fails from now on, until the file changes (or at once, for a transient failure)."""
         with self._lock:
             message = f"authorization store {self.source} {why}"
-            if self._broken is None:
-                logger.error("%s; every lookup fails (decisions that need it deny) until it answers again", message)
+            was, self._broken = self._broken, message  # before the version changes
+            if was is None:
                 self._version = new_version()
-            self._broken = message
+                logger.error("%s; every lookup fails (decisions that need it deny) until it answers again", message)
             try:
                 self._failed_at = None if transient else self._here()
             except OSError:
