@@ -10,6 +10,8 @@ from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy.utils.asyncio import call_later
 
 from ._scrapy_internals import fail_crawl
+from .browser import configure_playwright
+from .errors import ConfigError
 from .handler import FALLBACK_SETTINGS, ConsentHTTPDownloadHandler, ConsentHTTPSDownloadHandler
 from .logstats import ConsentLogStats
 from .middlewares import (
@@ -19,8 +21,6 @@ from .middlewares import (
     ConsentSpiderMiddleware,
 )
 from .pipelines import ConsentGuardPipeline
-from .browser import configure_playwright
-from .errors import ConfigError
 from .runtime import config_error, refuse_to_start
 
 if TYPE_CHECKING:

@@ -131,8 +131,10 @@ class ConsentSpiderMiddleware(RuntimeComponent):
             yield obj
 
     def _stamp(self, item: Any, response: Response, decision: Decision | None) -> None:
+        if self.runtime is None or decision is None:
+            return
         field = self.runtime.config.provenance_field
-        if self.runtime is None or not field or decision is None:
+        if not field:
             return
         adapter = item if type(item) is dict else ItemAdapter(item)
         try:

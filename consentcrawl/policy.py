@@ -173,9 +173,9 @@ class PolicyEngine:
             if still:
                 return decision, canonical, True
         facts = self.facts(url, purpose, now)
-        decision, made = self._guarded_made(facts, None, check_robots=False)
-        if made is not None:
-            self._links.put(key, (made, decision, facts.canonical.url))
+        decision, made_now = self._guarded_made(facts, None, check_robots=False)
+        if made_now is not None:
+            self._links.put(key, (made_now, decision, facts.canonical.url))
         return decision, facts.canonical.url, False
 
     def decide_subject(self, platform_name: str | None, subject: str, purpose: str, now: datetime) -> Decision:
@@ -358,7 +358,8 @@ class PolicyEngine:
             return self._deny_facts(facts, Stage.SUBJECT, "subject.ambiguous-url", evidence)
         if facts.subject is None:
             return Decision(Verdict.ALLOW, Stage.SUBJECT, "subject.not-a-profile", platform=platform_name,
-                            evidence=tuple(evidence), fields=platform.authorization and platform.authorization.fields)
+                            evidence=tuple(evidence),
+                            fields=platform.authorization.fields if platform.authorization else None)
         return self._subject(platform, facts.subject, facts.purpose, facts.now, evidence, lookups)
 
     # -- stage 1: robots -----------------------------------------------------------------------------------
@@ -390,10 +391,11 @@ class PolicyEngine:
                     matches.clear()
                 match = matches[path] = robots.rules.match(path, facts.token)
             if not match.allowed:
-                detail = {**base, "path": path, "rule": match.rule, "line": match.line, "group": match.group,
-                          "group_line": match.group_line}
+                detail: dict[str, Any] = {**base, "path": path, "rule": match.rule, "line": match.line,
+                                          "group": match.group, "group_line": match.group_line}
                 evidence.append(Evidence("robots.txt", robots.url, detail))
                 return "robots.disallowed"
+        assert match is not None  # robots_paths is never empty
         detail = {**base, "path": facts.robots_paths[0], "rule": match.rule, "line": match.line,
                   "group": match.group, "group_line": match.group_line}
         if delay:

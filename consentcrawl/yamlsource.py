@@ -134,6 +134,7 @@ class _Builder:
             elif isinstance(node, SequenceNode):
                 result = self.sequence(node)
             else:
+                assert isinstance(node, ScalarNode)
                 result = self.scalar(node)
         finally:
             self.active.discard(key)

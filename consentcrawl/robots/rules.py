@@ -223,12 +223,12 @@ class _Chain:
     def first(self, path: str) -> tuple[int, RobotsMatch] | None:
         chunks = self.chunks
         for i, chunk in enumerate(chunks):
-            if type(chunk) is list:
+            if isinstance(chunk, list):
                 chunk = chunks[i] = _compile_chunk(chunk)
-            regex, results = chunk  # type: ignore[misc]
+            regex, results = chunk
             m = regex.match(path)
             if m is not None:
-                return results[m.lastindex]  # type: ignore[index,no-any-return]
+                return results[m.lastindex]  # type: ignore[index]
         for pieces, anchored, priority, result in self.rest:
             if _glob_match(pieces, anchored, path):
                 return priority, result

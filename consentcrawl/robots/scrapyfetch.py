@@ -12,6 +12,7 @@ could copy onto its own requests.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import weakref
 from collections.abc import Callable
@@ -62,8 +63,11 @@ class ScrapyRobotsFetcher:
         if task is None:
             task = asyncio.ensure_future(self._fetch(origin))
             self._inflight[origin] = task
-            task.add_done_callback(lambda _t, o=origin: self._inflight.pop(o, None))
+            task.add_done_callback(functools.partial(self._forget, origin))
         return await asyncio.shield(task)
+
+    def _forget(self, origin: str, _task: object) -> None:
+        self._inflight.pop(origin, None)
 
     async def _fetch(self, origin: str) -> RobotsFile:
         file = await self._download(robots_url(origin))
@@ -84,7 +88,7 @@ class ScrapyRobotsFetcher:
     async def _download(self, url: str) -> RobotsFile:
         stats = self.crawler.stats
         assert stats is not None
-        current, hops = url, []
+        current, hops = url, list[str]()
         while True:
             refused = self.may_fetch(current)
             if refused is not None:
