@@ -2,50 +2,47 @@
 
 Robots rules, platform terms and each person's authorization are checked before a request is sent; what fails
 is dropped, nothing of it reaches a pipeline, and every decision is written to an audit log.
+
+Plug in with ``ADDONS = {"consentcrawl.Addon": 0}`` or subclass :class:`ConsentSpider`; the reference is in
+``docs/``. Everything a user needs is here; the modules behind it are internals.
 """
 
+from . import reasons
 from .addon import Addon
-from .config import ConsentConfig
+from .consent.load import FileStore
 from .consent.records import AuthorizationRecord
+from .consent.sqlite import SQLiteStore
 from .consent.store import AuthorizationStore, MemoryStore
 from .decision import Decision, Evidence, Stage, Verdict
-from .errors import ConfigError, ConsentError, StoreUnavailable
-from .middlewares import (
-    ConsentDenied,
-    ConsentDownloaderMiddleware,
-    ConsentResponseMiddleware,
-    ConsentScheduleGuard,
-    ConsentSpiderMiddleware,
-)
-from .pipelines import ConsentDropItem, ConsentGuardPipeline
-from .policy import PolicyEngine, RequestFacts
-from .purposes import KNOWN_PURPOSES
+from .errors import AuditUnavailable, ConfigError, ConsentError, StoreUnavailable
+from .middlewares import ConsentDenied
+from .pipelines import ConsentDropItem
+from .runtime import META_DECISION, META_NOFOLLOW, META_SUBJECT
 from .spider import ConsentSpider
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "KNOWN_PURPOSES",
+    "META_DECISION",
+    "META_NOFOLLOW",
+    "META_SUBJECT",
     "Addon",
+    "AuditUnavailable",
     "AuthorizationRecord",
     "AuthorizationStore",
     "ConfigError",
-    "ConsentConfig",
     "ConsentDenied",
-    "ConsentDownloaderMiddleware",
     "ConsentDropItem",
     "ConsentError",
-    "ConsentGuardPipeline",
-    "ConsentResponseMiddleware",
-    "ConsentScheduleGuard",
     "ConsentSpider",
-    "ConsentSpiderMiddleware",
     "Decision",
     "Evidence",
+    "FileStore",
     "MemoryStore",
-    "PolicyEngine",
-    "RequestFacts",
+    "SQLiteStore",
     "Stage",
     "StoreUnavailable",
     "Verdict",
+    "__version__",
+    "reasons",
 ]

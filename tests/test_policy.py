@@ -194,3 +194,19 @@ def test_decision_ids_are_unique_and_stat_keys_follow_reasons() -> None:
     assert a.decision_id != b.decision_id
     assert a.stat_key == "denied/subject/no-authorization"
     assert decide("http://microblog.example/u/1001").stat_key == "allowed"
+
+
+def test_every_reason_the_package_emits_is_published_in_consentcrawl_reasons() -> None:
+    """A code written in the package but missing from ``consentcrawl.reasons`` (and its docs) is unpublished."""
+    import re
+    from pathlib import Path
+
+    from consentcrawl import reasons
+
+    package = Path(reasons.__file__).parent
+    written = set()
+    for path in package.rglob("*.py"):
+        written |= set(re.findall(r'"((?:robots|terms|subject|response|error)\.[a-z-]+)"', path.read_text()))
+    written.discard("robots.txt")  # a file name, not a code
+    assert written <= reasons.ALL, written - reasons.ALL
+    assert reasons.ALLOWS < reasons.ALL

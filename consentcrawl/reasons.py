@@ -1,0 +1,51 @@
+"""The reason codes a :class:`~consentcrawl.decision.Decision` carries: stable, dotted ``<stage>.<code>``.
+
+Dashboards, audit reports and lawyers' letters quote them, so a published code never changes meaning; a new
+situation gets a new code. ``docs/reasons.md`` says what each one means and what evidence comes with it.
+"""
+
+from __future__ import annotations
+
+# allows
+TERMS_OFF_PLATFORM = "terms.off-platform"
+SUBJECT_AUTHORIZED = "subject.authorized"
+SUBJECT_NOT_A_PROFILE = "subject.not-a-profile"
+
+# robots.txt
+ROBOTS_DISALLOWED = "robots.disallowed"
+ROBOTS_UNREACHABLE = "robots.unreachable"
+ROBOTS_CRAWL_DELAY = "robots.crawl-delay"
+
+# the platform's terms (leg 2)
+TERMS_NOT_AUTHORIZED = "terms.not-authorized"
+TERMS_PURPOSE = "terms.purpose"
+TERMS_NOT_YET_VALID = "terms.not-yet-valid"
+TERMS_EXPIRED = "terms.expired"
+TERMS_IP_HOST = "terms.ip-host"
+
+# the person (leg 3)
+SUBJECT_NO_AUTHORIZATION = "subject.no-authorization"
+SUBJECT_PURPOSE = "subject.purpose"
+SUBJECT_NOT_YET_VALID = "subject.not-yet-valid"
+SUBJECT_EXPIRED = "subject.expired"
+SUBJECT_REVOKED = "subject.revoked"
+SUBJECT_UNKNOWN_PLATFORM = "subject.unknown-platform"
+SUBJECT_AMBIGUOUS_URL = "subject.ambiguous-url"
+SUBJECT_MISMATCH = "subject.mismatch"
+
+# the response
+RESPONSE_ROBOTS_TAG = "response.robots-tag"
+RESPONSE_META_ROBOTS = "response.meta-robots"
+RESPONSE_NOFOLLOW = "response.nofollow"
+
+# failures: every one denies
+ERROR_BAD_URL = "error.bad-url"
+ERROR_ROBOTS_MISSING = "error.robots-missing"
+ERROR_STORE_UNAVAILABLE = "error.store-unavailable"
+ERROR_AUDIT_UNAVAILABLE = "error.audit-unavailable"
+ERROR_INTERNAL = "error.internal"
+
+#: the codes that allow; every other code denies
+ALLOWS = frozenset({TERMS_OFF_PLATFORM, SUBJECT_AUTHORIZED, SUBJECT_NOT_A_PROFILE})
+#: every code this version emits
+ALL = frozenset(value for name, value in dict(globals()).items() if name.isupper() and isinstance(value, str))
