@@ -22,7 +22,7 @@ from .audit.log import AuditLog
 from .config import ConsentConfig, build_engine
 from .decision import Decision, Evidence, Stage, deny
 from .errors import AuditUnavailable, ConfigError
-from .policy import RequestFacts
+from .facts import RequestFacts
 from .response import judge_response, wants_nofollow
 from .robots.cache import RobotsCache
 from .robots.fetch import RobotsFile
