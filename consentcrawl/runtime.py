@@ -100,7 +100,7 @@ class ConsentRuntime:
         spider = getattr(crawler, "spider", None)
         purpose = getattr(spider, "purpose", None) or getattr(crawler.spidercls, "purpose", None)
         self.config = ConsentConfig.from_settings(crawler.settings, purpose=purpose)
-        self.engine = build_engine(self.config)
+        self.engine = build_engine(self.config, crawler)
         config = self.config
         cache = RobotsCache(config.robots_ttl, config.robots_retry, config.robots_retry_max, config.robots_stale)
         self.robots = ScrapyRobotsFetcher(crawler, cache, config.now, self.may_fetch_robots)
