@@ -51,6 +51,11 @@ class PolicyEngine:
         self._cacheable = tuple(bool(getattr(c, "cacheable", False)) for c in self.checks)
         self._builtin = tuple(type(c).__module__.startswith(_BUILTIN) for c in self.checks)
         self._consent_checks = tuple(i for i, site in enumerate(self._site) if not site)
+        site_checks = [i for i, site in enumerate(self._site) if site]
+        #: every site check comes before every consent check (the default list): a full decision is the site
+        #: checks' evidence followed by the consent decision's, without walking the list
+        self._sites_first = not site_checks or not self._consent_checks or max(site_checks) < self._consent_checks[0]
+        self._site_checks = tuple(self.checks[i] for i in site_checks)
         self._reader = FactReader(platforms, token)
         self.cache = ConsentCache(enabled=cache)
 
@@ -180,6 +185,15 @@ class PolicyEngine:
         decision (usually remembered from when the link was checked), asked for only when the walk reaches it."""
         ctx = CheckContext(facts, facts.platform, facts.subject, facts.purpose, facts.now, facts.token, self.store,
                            robots, self.max_crawl_delay)
+        if self._sites_first:
+            for check in self._site_checks:
+                outcome = check.check(ctx)
+                if outcome is not None:
+                    return _decision(ctx, outcome, ctx.evidence)
+            if not self._consent_checks:
+                return _decision(ctx, None, ctx.evidence)
+            consent = self._consent(facts)[0].decision  # only its verdict and evidence are used: not renewed
+            return _with_site(consent, ctx)
         evidence: list[Evidence] = []
         made: Made | None = None
         for i, check in enumerate(self.checks):
@@ -194,12 +208,17 @@ class PolicyEngine:
                 made = self._consent(facts)[0]  # only its verdict and evidence are used: not renewed
             evidence.extend(made.by_check.get(i, ()))
             if i == made.concluded:
-                consent = made.decision
-                delay = ctx.crawl_delay if consent.allowed else None
-                return Decision(consent.verdict, consent.stage, consent.reason, subject=consent.subject,
-                                platform=consent.platform, evidence=tuple(evidence), fields=consent.fields,
-                                crawl_delay=delay or None)
+                return _with_site(made.decision, ctx, evidence)
         return _decision(ctx, None, evidence)
+
+
+def _with_site(consent: Decision, ctx: CheckContext, evidence: list[Evidence] | None = None) -> Decision:
+    """The consent decision as the full decision: after the site checks' evidence (or ``evidence``, in list
+    order), with the crawl delay they found when it allows."""
+    delay = ctx.crawl_delay if consent.allowed else None
+    cited = (*ctx.evidence, *consent.evidence) if evidence is None else tuple(evidence)
+    return Decision(consent.verdict, consent.stage, consent.reason, subject=consent.subject,
+                    platform=consent.platform, evidence=cited, fields=consent.fields, crawl_delay=delay or None)
 
 
 def _decision(ctx: CheckContext, outcome: Outcome | None, evidence: list[Evidence]) -> Decision:

@@ -11,6 +11,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from consentcrawl.checks import default_checks
 from consentcrawl.consent.records import AuthorizationRecord
 from consentcrawl.consent.store import MemoryStore
 from consentcrawl.decision import Decision
@@ -89,13 +90,25 @@ def _fields(decision: Decision) -> dict[str, Any]:
     return values
 
 
+def _checks(order: str) -> list[Any]:
+    """The built-ins; or with robots.txt checked after the platform's terms (a site check amid consent checks,
+    whose full decision puts the remembered consent part and the site check's evidence in list order)."""
+    checks = default_checks()
+    if order == "robots-after-terms":
+        checks.insert(3, checks.pop(0))
+    return checks
+
+
 @SETTINGS
-@given(st.sampled_from(["memory", "in-place"]), st.lists(actions, min_size=1, max_size=60))
-def test_a_cached_engine_decides_what_an_uncached_one_decides(kind: str, steps: list[tuple[Any, ...]]) -> None:
+@given(st.sampled_from(["memory", "in-place"]), st.sampled_from(["default", "robots-after-terms"]),
+       st.lists(actions, min_size=1, max_size=60))
+def test_a_cached_engine_decides_what_an_uncached_one_decides(kind: str, order: str,
+                                                              steps: list[tuple[Any, ...]]) -> None:
     registry = PlatformRegistry({"microblog": make_platform(valid_until=t("2026-12-01"))})
     store: Any = MemoryStore(RECORDS) if kind == "memory" else InPlaceStore(RECORDS)
-    cached = PolicyEngine(registry, store, "consentcrawl", max_crawl_delay=30.0)
-    uncached = PolicyEngine(registry, store, "consentcrawl", max_crawl_delay=30.0, cache=False)
+    cached = PolicyEngine(registry, store, "consentcrawl", max_crawl_delay=30.0, checks=_checks(order))
+    uncached = PolicyEngine(registry, store, "consentcrawl", max_crawl_delay=30.0, checks=_checks(order),
+                            cache=False)
     robots = _robots(0, NOW)
     handed_out: dict[str, Decision] = {}
     for step in steps:

@@ -12,16 +12,17 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 from consentcrawl.checks import DEFAULT_CHECKS, CheckContext, Outcome, default_checks
 from consentcrawl.config import ConsentConfig, build_engine
 from consentcrawl.consent.store import MemoryStore
-from consentcrawl.decision import Stage, Verdict
+from consentcrawl.decision import Evidence, Stage, Verdict
 from consentcrawl.demo.server import LocalServer
 from consentcrawl.engine import PolicyEngine
 from consentcrawl.errors import ConfigError
+from consentcrawl.robots.fetch import from_response
 from consentcrawl.terms.platforms import PlatformRegistry
 from spiders.microblog import MicroblogSpider
 from tests.conftest import PLATFORMS, ROOT, consent_settings, run_crawl
 from tests.example_check import OptOutCheck
 from tests.test_crawl_e2e import live_research_subjects, requested_subjects
-from tests.test_policy import NOW, RECORDS, make_platform
+from tests.test_policy import NOW, RECORDS, ROBOTS, make_platform
 
 EXAMPLE = "tests.example_check.OptOutCheck"
 #: the built-ins with the example inserted before the person's records: docs/checks.md says to write it so
@@ -118,3 +119,39 @@ def test_the_setting_takes_a_comma_separated_string_and_the_cli_builds_checks_pl
     engine = build_engine(config)  # no crawler: each class called with no arguments
     assert [type(c).__name__ for c in engine.checks][-2:] == ["OptOutCheck", "SubjectRecordsCheck"]
     assert engine.checks[-2].opted_out == frozenset()
+
+
+class SiteDeny:
+    """A site check that denies every URL on the platform: placed amid the consent checks, it runs in the full
+    decision at its place in the list, and not at all in consent decisions."""
+
+    site = True
+    cacheable = True
+
+    def check(self, ctx: CheckContext) -> Outcome | None:
+        if ctx.platform is None:
+            return None
+        ctx.cite(Evidence("site-test", "test", {}))
+        return Outcome.deny("terms.site-test")
+
+
+def test_a_site_check_runs_in_list_order_and_only_in_full_decisions() -> None:
+    builtins = default_checks()
+    engine = _engine([*builtins[:4], SiteDeny(), *builtins[4:]])  # after the platform's terms
+    robots = from_response("http://microblog.example/robots.txt", 200, ROBOTS, NOW)
+    facts = engine.facts("http://microblog.example/u/1001", "research", NOW)
+    assert engine.decide_consent(facts).reason == "subject.authorized"
+    for _ in range(2):  # the second time the consent part is remembered
+        full = engine.decide(facts, robots)
+        assert (full.stage, full.reason, full.subject) == (Stage.TERMS, "terms.site-test", "1001")
+        assert [e.kind for e in full.evidence] == ["robots.txt", "platform-authorization", "site-test"]
+    off = engine.decide(engine.facts("http://other.example/", "research", NOW),
+                        from_response("http://other.example/robots.txt", 404, b"", NOW))
+    assert off.reason == "terms.off-platform"  # concluded before the site check's place
+
+
+def test_a_list_where_no_check_concludes_denies() -> None:
+    engine = _engine([Counting(True)])
+    decision = engine.decide_subject("microblog", "1001", "research", NOW)
+    assert (decision.verdict, decision.reason) == (Verdict.DENY, "error.internal")
+    assert decision.evidence[-1].detail["error"] == "NoConclusion"

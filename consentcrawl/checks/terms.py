@@ -4,7 +4,7 @@ Three checks, in this order in the default list:
 
 - :class:`IpHostCheck` denies ``terms.ip-host``: an IP address no platform lists could be any platform's server.
 - :class:`OffPlatformCheck` concludes ``terms.off-platform`` (allow) for a URL on no configured platform that names
-  no person; a person named off-platform goes on to the subject checks (``subject.unknown-platform``).
+  no person; a person named off-platform (or a mismatch, an ambiguous reading) goes on to the subject checks.
 - :class:`PlatformTermsCheck` denies ``terms.not-authorized``, ``terms.purpose``, ``terms.not-yet-valid`` and
   ``terms.expired`` from the platform's grant, citing it.
 """
@@ -38,9 +38,12 @@ class OffPlatformCheck:
     cacheable = True
 
     def check(self, ctx: CheckContext) -> Outcome | None:
-        if ctx.platform is not None or ctx.subject is not None or ctx.facts is None:
+        facts = ctx.facts
+        if ctx.platform is not None or ctx.subject is not None or facts is None:
             return None
-        ctx.cite(Evidence("platform", "platforms", {"platform": None, "host": ctx.facts.canonical.host}))
+        if facts.mismatch is not None or facts.ambiguous is not None:
+            return None  # the subject checks deny it: nothing that names a person some other way is waved through
+        ctx.cite(Evidence("platform", "platforms", {"platform": None, "host": facts.canonical.host}))
         return Outcome.allow("terms.off-platform")
 
 
