@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from consentcrawl.robots import rules as rules_module
+from consentcrawl.robots import matcher as matcher_module
 from consentcrawl.robots.rules import MAX_BYTES, MAX_LINE_BYTES, RobotsMatch, RobotsRules
 
 TOKEN = "consentcrawl"
@@ -492,17 +492,17 @@ _PATTERN = st.text(alphabet="/ab*$", max_size=6).map(lambda p: "/" + p)
 
 @settings(max_examples=400, deadline=None)
 @given(st.lists(st.tuples(st.booleans(), _PATTERN), max_size=120), st.text(alphabet="/ab$*", max_size=8),
-       st.sampled_from([rules_module.REGEX_RULES, 0, 5]))
+       st.sampled_from([matcher_module.REGEX_RULES, 0, 5]))
 def test_matches_a_naive_reference(rules: list[tuple[bool, str]], path: str, regex_rules: int) -> None:
     """Also with few or no rules compiled to regexes, which exercises the ``str.find`` path of huge groups."""
     body = "User-agent: *\n" + "".join(f"{'Allow' if a else 'Disallow'}: {p}\n" for a, p in rules)
     path = "/" + path
-    default = rules_module.REGEX_RULES
-    rules_module.REGEX_RULES = regex_rules
+    default = matcher_module.REGEX_RULES
+    matcher_module.REGEX_RULES = regex_rules
     try:
         assert RobotsRules.parse(body).allowed(path, TOKEN) is _naive(rules, path)
     finally:
-        rules_module.REGEX_RULES = default
+        matcher_module.REGEX_RULES = default
 
 
 # -- Google's conformance cases, a representative handful ------------------------------------------------------
