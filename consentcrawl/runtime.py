@@ -26,8 +26,9 @@ from .recording import DecisionRecording
 from .response import judge_response, wants_nofollow
 from .robots.cache import RobotsCache
 from .robots.fetch import RobotsFile
+from .robots.meta import parse_meta_robots
 from .robots.scrapyfetch import ScrapyRobotsFetcher
-from .robots.tags import parse_meta_robots, parse_robots_headers
+from .robots.tags import parse_robots_headers
 
 if TYPE_CHECKING:
     from datetime import datetime
