@@ -23,6 +23,7 @@ from .config import ConsentConfig, build_engine
 from .decision import Decision, Evidence, Stage, deny
 from .errors import AuditUnavailable, ConfigError
 from .policy import RequestFacts
+from .resolve import form_text
 from .response import judge_response, wants_nofollow
 from .robots.cache import RobotsCache
 from .robots.fetch import RobotsFile
@@ -90,8 +91,15 @@ def config_error(crawler: Crawler) -> ConfigError | None:
 
 
 def is_checked_url(url: str) -> bool:
-    """Only http(s) requests can fetch a person; data: and file: URLs are local."""
-    return url.startswith(("http://", "https://"))
+    """Only http(s) requests can fetch a person; data: and file: URLs are local.
+
+    By the scheme as a URL parser reads it (``http:u/107`` is an http URL too), the way Scrapy picks the download
+    handler: a spelling without ``//`` must not pass undecided."""
+    scheme, sep, _ = url.lstrip(_C0_OR_SPACE).partition(":")
+    return bool(sep) and scheme.strip().lower() in ("http", "https")
+
+
+_C0_OR_SPACE = "".join(chr(i) for i in range(0x21))
 
 
 class ConsentRuntime:
@@ -169,10 +177,18 @@ class ConsentRuntime:
     def facts_for(self, request: Request | None, url: str, now: datetime) -> tuple[RequestFacts | None,
                                                                                       Decision | None]:
         """Facts for a URL (with the request's ``consentcrawl_subject``), or a deny when it cannot be understood."""
-        subject = request.meta.get(META_SUBJECT) if request is not None else None
-        body = request.body if request is not None else None
+        subject = form = host = None
+        is_form = True
+        if request is not None:
+            subject = request.meta.get(META_SUBJECT)
+            if request.body:
+                content_type = (request.headers.get(b"Content-Type") or b"").decode("latin-1")
+                form, is_form = form_text(request.body, content_type)
+            header = request.headers.get(b"Host")
+            host = header.decode("latin-1") if header else None
         try:
-            facts = self.engine.facts(url, self.config.purpose, now, subject, body or None)
+            facts = self.engine.facts(url, self.config.purpose, now, subject, form=form, is_form=is_form,
+                                      host=host)
         except Exception as exc:  # noqa: BLE001 - an URL we cannot read is denied, not waved through
             return None, _bad_url(url, exc)
         return facts, None
