@@ -30,6 +30,16 @@ class ConsentGuardPipeline(RuntimeComponent):
     async def process_item(self, item: Any) -> Any:
         if self.runtime is None:
             raise ConsentDropItem("consentcrawl: configuration error")
+        try:
+            return await self._guard(item)
+        except ConsentDropItem:
+            raise
+        except Exception as exc:  # noqa: BLE001 - never let an item out, or into an ERROR line, on a failure
+            self.runtime.count("consentcrawl/items/errors")
+            raise ConsentDropItem(f"consentcrawl: error.internal ({type(exc).__name__})") from None
+
+    async def _guard(self, item: Any) -> Any:
+        assert self.runtime is not None
         config = self.runtime.config
         # a plain dict (what most spiders yield) is read as it is; any other kind of item through itemadapter
         adapter: Any = item if type(item) is dict else ItemAdapter(item)
@@ -41,6 +51,8 @@ class ConsentGuardPipeline(RuntimeComponent):
         provenance = provenance if isinstance(provenance, dict) else {}
         platform = adapter.get("platform") if "platform" in names else None
         platform = platform or provenance.get("platform")
+        if not isinstance(platform, str):  # a list from getall(), a Selector...: not a platform we can name
+            platform = None
         decision = await self.runtime.decide_item(platform, str(subject), provenance.get("url"))
         if not decision.allowed:
             self.runtime.count("consentcrawl/items/dropped")
