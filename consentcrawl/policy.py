@@ -331,13 +331,17 @@ class PolicyEngine:
             if denied_by_robots is not None:
                 return denied_by_robots
         if facts.ip_host:
-            evidence.append(Evidence("platform", "platforms", {"platform": None, "host": facts.canonical.host,
-                                                               "cause": "an IP address no platform lists"}))
+            evidence.append(Evidence("platform", "platforms", {
+                "platform": None, "host": facts.canonical.host,
+                "cause": "an IP address, or a name with no registrable domain, that no platform lists"}))
             return self._deny_facts(facts, Stage.TERMS, "terms.ip-host", evidence)
         if platform is None:
             if facts.mismatch is not None:
-                evidence.append(Evidence("request-meta", "consentcrawl_subject", {"cause": facts.mismatch}))
+                evidence.append(_mismatch_evidence(facts.mismatch))
                 return self._deny_facts(facts, Stage.SUBJECT, "subject.mismatch", evidence)
+            if facts.ambiguous is not None:  # e.g. a service URL embedding profiles of two platforms
+                evidence.append(_readings_evidence(facts))
+                return self._deny_facts(facts, Stage.SUBJECT, "subject.ambiguous-url", evidence)
             if facts.subject is not None:
                 return self._deny_facts(facts, Stage.SUBJECT, "subject.unknown-platform", evidence)
             evidence.append(Evidence("platform", "platforms", {"platform": None, "host": facts.canonical.host}))
@@ -347,12 +351,10 @@ class PolicyEngine:
             return Decision(denied.verdict, denied.stage, denied.reason, subject=facts.subject,
                             platform=platform_name, evidence=tuple(evidence))
         if facts.mismatch is not None:
-            evidence.append(Evidence("request-meta", "consentcrawl_subject", {"cause": facts.mismatch}))
+            evidence.append(_mismatch_evidence(facts.mismatch))
             return self._deny_facts(facts, Stage.SUBJECT, "subject.mismatch", evidence)
         if facts.ambiguous is not None:
-            evidence.append(Evidence("url-readings", facts.canonical.url, {
-                "readings": [list(r) for r in facts.ambiguous.readings],
-                "cause": "a lenient server could read this URL as another person, or as no one person"}))
+            evidence.append(_readings_evidence(facts))
             return self._deny_facts(facts, Stage.SUBJECT, "subject.ambiguous-url", evidence)
         if facts.subject is None:
             return Decision(Verdict.ALLOW, Stage.SUBJECT, "subject.not-a-profile", platform=platform_name,
@@ -597,6 +599,20 @@ def _intersect(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[
     if b is None:
         return a
     return a & b
+
+
+def _mismatch_evidence(cause: str) -> Evidence:
+    """What the spider wrote that disagrees with the URL: its Host header, or ``consentcrawl_subject``."""
+    if "Host header" in cause:
+        return Evidence("request-header", "Host", {"cause": cause})
+    return Evidence("request-meta", "consentcrawl_subject", {"cause": cause})
+
+
+def _readings_evidence(facts: RequestFacts) -> Evidence:
+    assert facts.ambiguous is not None
+    return Evidence("url-readings", facts.canonical.url, {
+        "readings": [list(r) for r in facts.ambiguous.readings],
+        "cause": "a lenient server could read this URL as another person, or as no one person"})
 
 
 def _host_mismatch(canonical: CanonicalURL, host: str) -> str | None:

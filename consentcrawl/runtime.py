@@ -27,6 +27,7 @@ from .resolve import form_text
 from .response import judge_response, wants_nofollow
 from .robots.cache import RobotsCache
 from .robots.fetch import RobotsFile
+from .robots.hops import hop_refusal
 from .robots.scrapyfetch import ScrapyRobotsFetcher
 from .robots.tags import parse_meta_robots, parse_robots_headers
 
@@ -112,11 +113,14 @@ class ConsentRuntime:
         config = self.config
         cache = RobotsCache(config.robots_ttl, config.robots_retry, config.robots_retry_max, config.robots_stale)
         self.robots = ScrapyRobotsFetcher(crawler, cache, config.now, self.may_fetch_robots)
+        _check_handlers(crawler)
         self.audit = AuditLog(config.audit_log, sync=config.audit_sync)
         assert crawler.stats is not None
         self.stats = crawler.stats
         #: the decision that let each request go out (or the response in), with the URL it was made for
         self._decided: weakref.WeakKeyDictionary[Request, tuple[str, Decision]] = weakref.WeakKeyDictionary()
+        #: requests whose response said nofollow (by identity: meta copied to the next page must not carry it)
+        self._nofollow: weakref.WeakSet[Request] = weakref.WeakSet()
         #: requests whose link check was made by the spider middleware, with the URL it was made for
         self._link_checked: weakref.WeakKeyDictionary[Request, str] = weakref.WeakKeyDictionary()
         #: Scrapy filters by level in its handler, not on the logger: skip building DEBUG lines nobody keeps
@@ -166,6 +170,10 @@ class ConsentRuntime:
         self._decided[request] = (url, decision)
         request.meta[META_DECISION] = decision  # for the spider to read; never read back
 
+    def nofollow(self, request: Request | None) -> bool:
+        """Whether the response to this very request said nofollow."""
+        return request is not None and request in self._nofollow
+
     def mark_link_checked(self, request: Request) -> None:
         self._link_checked[request] = request.url
 
@@ -203,7 +211,7 @@ class ConsentRuntime:
         facts, decision = self.facts_for(request, url, self.config.now())
         if facts is not None:
             decision = self.engine.decide_consent(facts)
-            if decision.allowed:
+            if not self.drops(decision):  # in report mode too: robots.txt is enforced there, so it must be known
                 robots = await self._robots_for(facts)
                 now = self.config.now()  # read after the wait for robots.txt
                 facts, decision = self.facts_for(request, url, now)
@@ -280,14 +288,11 @@ class ConsentRuntime:
         """A robots.txt hop is fetched only if we would fetch that URL: it must not name a person we may not
         collect. A terms-stage deny does not stop the first hop, ``/robots.txt`` itself: reading a site's terms
         is not collecting its data."""
-        facts, decision = self.facts_for(None, url, self.config.now())
-        if facts is not None:
-            decision = self.engine.decide_consent(facts)
-            if decision.allowed or (decision.stage is Stage.TERMS and facts.canonical.path == "/robots.txt"
-                                    and decision.reason != "terms.ip-host"):
-                return None
-        assert decision is not None
-        self.record(decision, url, facts.canonical.url if facts else None, "robots", time=self.config.now())
+        now = self.config.now()
+        decision = hop_refusal(self.engine, url, self.config.purpose, now)
+        if decision is None:
+            return None
+        self.record(decision, url, None, "robots", time=now)
         return decision.reason
 
     def decide_scheduled(self, request: Request) -> Decision | None:
@@ -339,7 +344,8 @@ class ConsentRuntime:
             return prior
         decision = judge_response(prior, directives, self.config.purpose, now, response.url)
         if wants_nofollow(directives):
-            request.meta[META_NOFOLLOW] = True
+            self._nofollow.add(request)
+            request.meta[META_NOFOLLOW] = True  # for the spider to read; never read back
         # the signals are evidence either way; an allow was already counted when the request was decided
         self.count("consentcrawl/response/signals")
         return self.record(decision, response.url, None, "response", count=not decision.allowed, time=now)
@@ -483,6 +489,22 @@ class ConsentRuntime:
         except AuditUnavailable as exc:
             self.stats.inc_value("consentcrawl/audit/write_errors")
             logger.error("consentcrawl: %s", exc)
+
+
+def _check_handlers(crawler: Crawler) -> None:
+    """The send-time decision is a download handler: an add-on or setting applied after ours that replaced it
+    for http(s) would send requests with only the pre-filters' say. Refuse to start instead."""
+    from .handler import ConsentHTTPDownloadHandler, ConsentHTTPSDownloadHandler
+
+    handlers = crawler.settings.getwithbase("DOWNLOAD_HANDLERS")
+    for scheme, ours in (("http", ConsentHTTPDownloadHandler), ("https", ConsentHTTPSDownloadHandler)):
+        current = handlers.get(scheme)
+        path = current if isinstance(current, str) else f"{current.__module__}.{current.__qualname__}"
+        if path != f"{ours.__module__}.{ours.__qualname__}":
+            raise ConfigError(f"the {scheme} download handler is {path}, not consentcrawl's send-time decision: "
+                              "another add-on or setting replaced it after consentcrawl's add-on; give "
+                              "consentcrawl.Addon a higher number in ADDONS than the add-on that sets "
+                              "DOWNLOAD_HANDLERS", source="DOWNLOAD_HANDLERS")
 
 
 def _error_cause(exc: BaseException, where: str) -> Evidence:
