@@ -14,13 +14,16 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .checks import DEFAULT_CHECKS, load_check
 from .consent.store import AuthorizationStore
 from .errors import ConfigError
 from .purposes import check_purpose
 from .terms.platforms import PlatformRegistry
 
 if TYPE_CHECKING:
-    from .policy import PolicyEngine
+    from scrapy.crawler import Crawler
+
+    from .engine import PolicyEngine
 
 logger = logging.getLogger("consentcrawl")
 
@@ -36,7 +39,7 @@ KNOWN_SETTINGS = frozenset({
     "CONSENTCRAWL_LOGSTATS_INTERVAL", "CONSENTCRAWL_ROBOTS_TTL", "CONSENTCRAWL_ROBOTS_RETRY",
     "CONSENTCRAWL_ROBOTS_RETRY_MAX", "CONSENTCRAWL_ROBOTS_STALE", "CONSENTCRAWL_MAX_CRAWL_DELAY",
     "CONSENTCRAWL_SUBJECT_FIELD", "CONSENTCRAWL_PROVENANCE_FIELD", "CONSENTCRAWL_HTTP_HANDLER",
-    "CONSENTCRAWL_HTTPS_HANDLER",
+    "CONSENTCRAWL_HTTPS_HANDLER", "CONSENTCRAWL_CHECKS",
 })
 
 
@@ -60,6 +63,8 @@ class ConsentConfig:
     logstats_interval: float = 60.0
     platform_files: tuple[str, ...] = ()
     authorizations_source: str | None = None
+    #: the checks a decision runs, in order: classes (or check objects) named by ``CONSENTCRAWL_CHECKS``
+    checks: tuple[Any, ...] = ()
 
     @property
     def enforce(self) -> bool:
@@ -131,14 +136,64 @@ class ConsentConfig:
                                        "CONSENTCRAWL_LOGSTATS_INTERVAL", 86400).total_seconds(),
             platform_files=tuple(platform_files or ()),
             authorizations_source=str(source) if source else None,
+            checks=load_checks(get("CONSENTCRAWL_CHECKS")),
         )
 
 
-def build_engine(config: ConsentConfig) -> PolicyEngine:
-    """The one engine factory: a crawl and ``consentcrawl check`` decide with the same engine, so they agree."""
-    from .policy import PolicyEngine
+def build_engine(config: ConsentConfig, crawler: Crawler | None = None) -> PolicyEngine:
+    """The one engine factory: a crawl and ``consentcrawl check`` decide with the same engine, so they agree.
 
-    return PolicyEngine(config.platforms, config.store, config.token, max_crawl_delay=config.max_crawl_delay)
+    Each check is built the way Scrapy builds a component when there is a crawler (``from_crawler`` if the class
+    has one, else the class called with no arguments), and by calling the class without one (``check``); an object
+    in the list is used as it is.
+    """
+    from .engine import PolicyEngine
+
+    checks = [_build_check(c, crawler) for c in (config.checks or load_checks(None))]
+    return PolicyEngine(config.platforms, config.store, config.token, max_crawl_delay=config.max_crawl_delay,
+                        checks=checks)
+
+
+def load_checks(value: Any) -> tuple[Any, ...]:
+    """The checks ``CONSENTCRAWL_CHECKS`` names: a list (or a comma-separated string) of import paths."""
+    if value is None:
+        value = DEFAULT_CHECKS
+    if isinstance(value, str):
+        value = [p.strip() for p in value.split(",") if p.strip()]
+    try:
+        items = list(value)
+    except TypeError:
+        raise ConfigError(f"{value!r} is not a list of import paths", source="CONSENTCRAWL_CHECKS") from None
+    if not items:
+        raise ConfigError("no checks: every decision would fail; leave the setting out for the built-in checks",
+                          source="CONSENTCRAWL_CHECKS")
+    checks = []
+    for item in items:
+        try:
+            check = load_check(item)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ConfigError(f"cannot load check {item!r}: {exc}", source="CONSENTCRAWL_CHECKS") from None
+        if not callable(getattr(check, "check", None)):
+            raise ConfigError(f"{item!r} is not a check: it has no check(ctx) method (docs/checks.md)",
+                              source="CONSENTCRAWL_CHECKS")
+        checks.append(check)
+    return tuple(checks)
+
+
+def _build_check(check: Any, crawler: Crawler | None) -> Any:
+    if not isinstance(check, type):
+        return check
+    try:
+        if crawler is not None:
+            from scrapy.utils.misc import build_from_crawler
+
+            return build_from_crawler(check, crawler)
+        return check()
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a check that cannot be built stops the crawl, naming the setting
+        raise ConfigError(f"cannot build check {check.__module__}.{check.__qualname__}: "
+                          f"{type(exc).__name__}: {exc}", source="CONSENTCRAWL_CHECKS") from None
 
 
 def check_names(settings: Mapping[str, Any] | Any) -> None:

@@ -18,13 +18,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consentcrawl import policy, urls
+from consentcrawl import cache, urls
 from consentcrawl.audit.log import AuditLog, audit_entry
+from consentcrawl.checks.subject import SubjectRecordsCheck
 from consentcrawl.consent.records import AuthorizationRecord
 from consentcrawl.consent.store import MemoryStore
 from consentcrawl.decision import Decision, Evidence, Stage, Verdict, new_decision_id
+from consentcrawl.engine import PolicyEngine
 from consentcrawl.errors import StoreUnavailable
-from consentcrawl.policy import PolicyEngine
 from consentcrawl.robots.fetch import from_response
 from consentcrawl.terms.platforms import PlatformRegistry
 from tests.test_policy import NOW, RECORDS, ROBOTS, make_platform, t
@@ -98,10 +99,9 @@ def _fields(decision: Decision) -> dict[str, Any]:
 
 
 def _all_stages(engine: PolicyEngine, facts: Any, robots: Any) -> Decision:
-    """The full decision straight from the three stages, with nothing remembered or reused."""
-    decision = engine._decide(facts, robots, True, [])
-    delay = engine._robots_info(robots, facts.token)[1] if decision.allowed else None
-    return replace(decision, crawl_delay=delay) if delay else decision
+    """The full decision straight from the checks, with nothing remembered or reused (the cache off)."""
+    uncached = PolicyEngine(engine.platforms, engine.store, engine.token, cache=False)
+    return uncached.decide(facts, robots)
 
 
 def test_a_remembered_decision_is_the_decision_a_fresh_engine_makes() -> None:
@@ -184,13 +184,14 @@ def test_the_item_decision_of_a_person_whose_profile_link_was_decided_is_that_de
     store = ChangingStore(list(RECORDS))
     engine = PolicyEngine(registry, store, "consentcrawl")
     made: list[str] = []
-    subject_stage = engine._subject
+    records_check = next(c for c in engine.checks if isinstance(c, SubjectRecordsCheck))
+    check = records_check.check
 
-    def counting(platform: Any, subject: str, *args: Any, **kwargs: Any) -> Decision:
-        made.append(subject)
-        return subject_stage(platform, subject, *args, **kwargs)
+    def counting(ctx: Any) -> Any:
+        made.append(ctx.subject)
+        return check(ctx)
 
-    monkeypatch.setattr(engine, "_subject", counting)
+    monkeypatch.setattr(records_check, "check", counting)
     for subject in ("1001", "1002", "1003", "9999"):
         link, _, _ = engine.decide_link(f"http://microblog.example/u/{subject}", "research", NOW)
         item = engine.decide_subject("microblog", subject, "research", NOW)
@@ -228,8 +229,8 @@ def test_a_renewed_decision_is_the_same_decision_with_a_new_id() -> None:
     evidence = (Evidence("robots.txt", "http://microblog.example/robots.txt", {"path": "/u/1"}),)
     original = Decision(Verdict.ALLOW, Stage.SUBJECT, "subject.authorized", subject="1", platform="microblog",
                         evidence=evidence, fields=frozenset({"name"}), crawl_delay=2.5)
-    renewed = policy._renew(original)
-    assert policy._renew is policy._renew_fast  # CPython: instances have a __dict__, and the field list matched
+    renewed = cache.renew(original)
+    assert cache.renew is cache._renew_fast  # CPython: instances have a __dict__, and the field list matched
     assert renewed == replace(original, decision_id=renewed.decision_id) and renewed.decision_id != original.decision_id
     assert renewed.evidence is original.evidence
 

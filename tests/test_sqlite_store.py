@@ -20,6 +20,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 from consentcrawl.cli import main
 from consentcrawl.config import ConsentConfig
 from consentcrawl.consent import sqlite as sqlite_module
+from consentcrawl.consent import sqlite_write
 from consentcrawl.consent.load import FileStore, load_authorizations, read_authorizations
 from consentcrawl.consent.records import AuthorizationRecord
 from consentcrawl.consent.sqlite import SLOTS, SQLiteStore, base_id, bulk_build, import_records, key_hashes
@@ -379,7 +380,7 @@ def legacy_store(path: Path, records: list[AuthorizationRecord]) -> None:
             slot += 1
         used.add(slot)
         bloom.add(*hashes)
-        conn.execute(sqlite_module._INSERT, (slot, *sqlite_module._record_row(record)))
+        conn.execute(sqlite_module._INSERT, (slot, *sqlite_write._record_row(record)))
     conn.execute("INSERT INTO bloom VALUES (1, ?, ?, ?)", (bloom.probes, len(records), bytes(bloom.bits)))
     conn.executemany("INSERT INTO meta VALUES (?, ?)", [
         ("format", sqlite_module.FORMAT), ("version", "1"), ("records", str(len(records))),

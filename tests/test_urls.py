@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from consentcrawl import urls
+from consentcrawl import domains, urls
 from consentcrawl.urls import CanonicalURL, canonical_url, canonicalize, registered_domain
 
 # Modest and stateless: no .hypothesis/ directory in the tree, a few seconds in all.
@@ -442,8 +442,8 @@ def test_registered_domain_never_touches_network_or_disk(monkeypatch: pytest.Mon
     package_files = sorted(p.name for p in package_dir.iterdir() if p.name != "__pycache__")
 
     # A fresh extractor: tldextract really reads its suffix list inside this test.
-    urls._extractor.cache_clear()
-    urls._suffix_rules.cache_clear()
+    domains._extractor.cache_clear()
+    domains._suffix_rules.cache_clear()
     registered_domain.cache_clear()
     urls._canonical_host.cache_clear()
     try:
@@ -453,10 +453,10 @@ def test_registered_domain_never_touches_network_or_disk(monkeypatch: pytest.Mon
         assert registered_domain("a.b.ck") == "a.b.ck"
         assert registered_domain("münchen.de") == "xn--mnchen-3ya.de"
         assert registered_domain("192.0.2.1") == "192.0.2.1"
-        assert urls._suffix_rules.cache_info().misses == 1
-        assert urls._extractor().suffix_list_urls == ()
+        assert domains._suffix_rules.cache_info().misses == 1
+        assert domains._extractor().suffix_list_urls == ()
     finally:
-        urls._extractor.cache_clear()
+        domains._extractor.cache_clear()
         registered_domain.cache_clear()
         urls._canonical_host.cache_clear()
     assert attempts == []
@@ -467,7 +467,7 @@ def test_registered_domain_never_touches_network_or_disk(monkeypatch: pytest.Mon
 
 def _tldextract_registered_domain(host: str) -> str:
     """What registered_domain answered when it asked tldextract's own extractor (the reference)."""
-    parts = urls._extractor()(host)
+    parts = domains._extractor()(host)
     if not parts.suffix:
         labels = host.split(".")
         return ".".join(labels[-2:]) if len(labels) >= 2 else ""
@@ -476,7 +476,7 @@ def _tldextract_registered_domain(host: str) -> str:
 
 def test_registered_domain_agrees_with_tldextract_on_every_rule_of_the_list() -> None:
     """Our suffix-rule lookup and tldextract's trie give the same answer around every ICANN rule."""
-    rules = sorted(urls._suffix_rules())
+    rules = sorted(domains._suffix_rules())
     assert len(rules) > 6000 and "co.uk" in rules and "*.ck" in rules and "!www.ck" in rules
     checked = 0
     try:
@@ -491,7 +491,7 @@ def test_registered_domain_agrees_with_tldextract_on_every_rule_of_the_list() ->
                 assert registered_domain(host) == _tldextract_registered_domain(host), host
                 checked += 1
     finally:
-        urls._extractor.cache_clear()
+        domains._extractor.cache_clear()
         registered_domain.cache_clear()
     assert checked > 20000
 
@@ -502,8 +502,8 @@ def test_registered_domain_keeps_no_suffix_trie_alive() -> None:
 
     import tldextract.tldextract as tx
 
-    urls._extractor.cache_clear()
-    urls._suffix_rules.cache_clear()
+    domains._extractor.cache_clear()
+    domains._suffix_rules.cache_clear()
     registered_domain.cache_clear()
     assert registered_domain("www.bbc.co.uk") == "bbc.co.uk"
     gc.collect()

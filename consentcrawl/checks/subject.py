@@ -1,0 +1,165 @@
+"""Leg 3, the person: which person a request concerns, and whether they authorized this purpose now.
+
+Four checks, in this order in the default list (after the platform's terms):
+
+- :class:`MismatchCheck` denies ``subject.mismatch``: the request's meta names another person or platform than
+  its URL, or its own ``Host`` header another host.
+- :class:`AmbiguousUrlCheck` denies ``subject.ambiguous-url``: a lenient server could read the URL as another
+  person, or as no one person.
+- :class:`NotAProfileCheck` concludes ``subject.not-a-profile`` (allow) for a platform URL that names no person.
+- :class:`SubjectRecordsCheck` concludes from the person's records: ``subject.authorized`` (allow), or
+  ``subject.revoked``, ``subject.expired``, ``subject.not-yet-valid``, ``subject.purpose``,
+  ``subject.no-authorization``; and ``subject.unknown-platform`` for a person named on no platform.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from ..cache import ObjectMemo
+from ..consent.records import AuthorizationRecord, RecordStatus
+from ..decision import Evidence
+from ..recent import Recent
+from .base import CheckContext, Outcome
+
+__all__ = ["AmbiguousUrlCheck", "MismatchCheck", "NotAProfileCheck", "SubjectRecordsCheck", "judge_records"]
+
+
+class MismatchCheck:
+    """The person or platform a request's ``consentcrawl_subject`` names is not its URL's."""
+
+    cacheable = True
+
+    def check(self, ctx: CheckContext) -> Outcome | None:
+        if ctx.facts is None or ctx.facts.mismatch is None:
+            return None
+        cause = ctx.facts.mismatch
+        if "Host header" in cause:  # the spider's own Host header sends the request to another site
+            ctx.cite(Evidence("request-header", "Host", {"cause": cause}))
+        else:
+            ctx.cite(Evidence("request-meta", "consentcrawl_subject", {"cause": cause}))
+        return Outcome.deny("subject.mismatch")
+
+
+class AmbiguousUrlCheck:
+    """A URL whose readings (by every server behaviour we know of) name different people, or none."""
+
+    cacheable = True
+
+    def check(self, ctx: CheckContext) -> Outcome | None:
+        facts = ctx.facts
+        if facts is None or facts.ambiguous is None:
+            return None
+        ctx.cite(Evidence("url-readings", facts.canonical.url, {
+            "readings": [list(r) for r in facts.ambiguous.readings],
+            "cause": "a lenient server could read this URL as another person, or as no one person"}))
+        return Outcome.deny("subject.ambiguous-url")
+
+
+class NotAProfileCheck:
+    """A platform URL that names no person: the platform's grant suffices."""
+
+    cacheable = True
+
+    def check(self, ctx: CheckContext) -> Outcome | None:
+        if ctx.subject is not None:
+            return None
+        grant = ctx.platform.authorization if ctx.platform is not None else None
+        return Outcome.allow("subject.not-a-profile", fields=grant.fields if grant else None)
+
+
+class SubjectRecordsCheck:
+    """The person's authorization records in the store, judged at the decision time for the purpose."""
+
+    cacheable = True
+
+    def __init__(self) -> None:
+        #: bounded, not kept on the record: an in-memory store holds every record for the whole crawl
+        self._records: ObjectMemo[AuthorizationRecord, Evidence] = ObjectMemo(8192)
+        self._none: Recent[tuple[str, str, str], Evidence] = Recent(8192)
+
+    def check(self, ctx: CheckContext) -> Outcome | None:
+        platform, subject = ctx.platform, ctx.subject
+        if subject is None:
+            return None
+        if platform is None:
+            return Outcome.deny("subject.unknown-platform")
+        if ctx.store is None:
+            ctx.cite(Evidence("subject-authorization", "none", {"cause": "no authorization store"}))
+            return Outcome.deny("subject.no-authorization")
+        records = ctx.records(platform.name, subject)
+        live, reason = judge_records(records, ctx.purpose, ctx.now)
+        if live is not None:
+            ctx.cite(self._records.get(live, record_evidence))
+            grant = platform.authorization
+            return Outcome.allow("subject.authorized", fields=_intersect(grant.fields if grant else None,
+                                                                         live.fields))
+        for record in records:
+            ctx.cite(self._records.get(record, record_evidence))
+        if not records:
+            source = getattr(ctx.store, "source", "store")
+            key = (source, platform.name, subject)
+            none = self._none.get(key)
+            if none is None:  # the same object for the link, the fetch and the item: its JSON is written once
+                none = Evidence("subject-authorization", source, {"platform": platform.name, "subject": subject,
+                                                                  "records": 0})
+                self._none.put(key, none)
+            ctx.cite(none)
+        return Outcome.deny(reason)
+
+
+_STATUS_REASON = {
+    RecordStatus.REVOKED: "subject.revoked",
+    RecordStatus.EXPIRED: "subject.expired",
+    RecordStatus.NOT_YET_VALID: "subject.not-yet-valid",
+}
+#: when no record is live, the reason names the most telling record: a withdrawal beats an expiry, etc.
+_REASON_RANK = ["subject.revoked", "subject.expired", "subject.not-yet-valid", "subject.purpose",
+                "subject.no-authorization"]
+
+
+def judge_records(records: Sequence[AuthorizationRecord], purpose: str,
+                  now: datetime) -> tuple[AuthorizationRecord | None, str]:
+    """A live record for the purpose, or the reason none is.
+
+    A withdrawal for the purpose overrides any grant for it that is older than the withdrawal.
+    """
+    revoked_at = [r.revoked_at for r in records if purpose in r.purposes and r.revoked_at and r.revoked_at <= now]
+    last_revocation = max(revoked_at) if revoked_at else None
+    best = "subject.no-authorization"
+    for record in records:
+        if purpose not in record.purposes:
+            reason = "subject.purpose"
+        else:
+            status = record.status(now)
+            if status is RecordStatus.LIVE:
+                if last_revocation is None or record.granted_at > last_revocation:
+                    return record, ""
+                reason = "subject.revoked"
+            else:
+                reason = _STATUS_REASON[status]
+        if _REASON_RANK.index(reason) < _REASON_RANK.index(best):
+            best = reason
+    return None, best
+
+
+def record_evidence(record: AuthorizationRecord) -> Evidence:
+    return Evidence("subject-authorization", record.source, {
+        "platform": record.platform,
+        "subject": record.subject,
+        "record_id": record.record_id or None,
+        "purposes": tuple(sorted(record.purposes)),
+        "granted_at": record.granted_at.isoformat(),
+        "expires_at": record.expires_at.isoformat() if record.expires_at else None,
+        "revoked_at": record.revoked_at.isoformat() if record.revoked_at else None,
+        "evidence": record.evidence,
+    })
+
+
+def _intersect(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str] | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a & b

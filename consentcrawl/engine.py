@@ -1,0 +1,245 @@
+"""The decision engine: runs one ordered list of checks — pure, no Scrapy, no I/O, no clock.
+
+The list (:data:`~consentcrawl.checks.DEFAULT_CHECKS`, or ``CONSENTCRAWL_CHECKS``) is the one place the stage
+order is written. :meth:`PolicyEngine.decide` runs every check in order, site checks (robots.txt) included;
+:meth:`PolicyEngine.decide_consent`, :meth:`~PolicyEngine.decide_link` and :meth:`~PolicyEngine.decide_subject`
+run the consent checks only. The first check to conclude wins: a deny, or a concluding allow such as
+``terms.off-platform``. Consent decisions are remembered by :mod:`consentcrawl.cache`.
+
+Anything that goes wrong while deciding is a deny with an ``error.*`` reason: a check that crashes must never let a
+request through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+from .cache import ConsentCache, Made, Part, consent_key, renew, store_version
+from .checks import default_checks
+from .checks.base import CheckContext, Outcome
+from .consent.store import AuthorizationStore
+from .decision import Decision, Evidence, Stage, Verdict, deny
+from .errors import StoreUnavailable
+from .facts import FactReader, RequestFacts
+from .robots.fetch import RobotsFile
+from .terms.platforms import PlatformRegistry
+
+__all__ = ["PolicyEngine", "RequestFacts"]
+
+_BUILTIN = "consentcrawl.checks."
+
+
+class PolicyEngine:
+    """Decides requests for one configuration: platforms (leg 2), an authorization store (leg 3), the checks.
+
+    ``checks`` are check objects in the order they run (default: the built-ins); ``cache=False`` makes every
+    decision anew (what the cached engine is tested against).
+    """
+
+    def __init__(self, platforms: PlatformRegistry, store: AuthorizationStore | None, token: str,
+                 max_crawl_delay: float | None = None, checks: Iterable[Any] | None = None,
+                 cache: bool = True) -> None:
+        self.platforms = platforms
+        self.store = store
+        self.token = token
+        #: a Crawl-delay above this denies the origin (``robots.crawl-delay``) instead of stalling the crawl
+        self.max_crawl_delay = max_crawl_delay
+        self.checks: tuple[Any, ...] = tuple(default_checks() if checks is None else checks)
+        self._site = tuple(bool(getattr(c, "site", False)) for c in self.checks)
+        self._cacheable = tuple(bool(getattr(c, "cacheable", False)) for c in self.checks)
+        self._builtin = tuple(type(c).__module__.startswith(_BUILTIN) for c in self.checks)
+        self._consent_checks = tuple(i for i, site in enumerate(self._site) if not site)
+        site_checks = [i for i, site in enumerate(self._site) if site]
+        #: every site check comes before every consent check (the default list): a full decision is the site
+        #: checks' evidence followed by the consent decision's, without walking the list
+        self._sites_first = not site_checks or not self._consent_checks or max(site_checks) < self._consent_checks[0]
+        self._site_checks = tuple(self.checks[i] for i in site_checks)
+        self._reader = FactReader(platforms, token)
+        self.cache = ConsentCache(enabled=cache)
+
+    def facts(self, url: str, purpose: str, now: datetime, subject: str | None = None, *,
+              form: str | None = None, is_form: bool = True, host: str | None = None) -> RequestFacts:
+        """Resolve a URL into facts (:meth:`consentcrawl.facts.FactReader.facts`). Raises ``ValueError`` for a URL
+        that cannot be canonicalised; :meth:`decide_url` turns that into a deny."""
+        return self._reader.facts(url, purpose, now, subject, form=form, is_form=is_form, host=host)
+
+    # -- the public ways to ask ----------------------------------------------------------------------------
+
+    def decide_url(self, url: str, purpose: str, now: datetime, robots: RobotsFile | None,
+                   subject: str | None = None) -> tuple[RequestFacts | None, Decision]:
+        """Facts and decision in one call; an unparseable URL is a deny, never an exception."""
+        try:
+            facts = self.facts(url, purpose, now, subject)
+        except Exception as exc:  # noqa: BLE001 - any failure to understand a URL must deny
+            return None, deny(Stage.ERROR, "error.bad-url", evidence=(_error_evidence(exc, url),))
+        return facts, self.decide(facts, robots)
+
+    def decide(self, facts: RequestFacts, robots: RobotsFile | None) -> Decision:
+        """Every check in order, site checks with ``robots`` (the origin's file); the first to conclude wins."""
+        try:
+            return self._full(facts, robots)
+        except Exception as exc:  # noqa: BLE001 - fail closed on anything unexpected
+            return _failed(facts, exc)
+
+    def decide_consent(self, facts: RequestFacts) -> Decision:
+        """The consent checks only: what can be decided before robots.txt is known (at scheduling)."""
+        try:
+            made, remembered, _ = self._consent(facts)
+        except Exception as exc:  # noqa: BLE001
+            return _failed(facts, exc)
+        return renew(made.decision) if remembered else made.decision
+
+    def decide_link(self, url: str, purpose: str, now: datetime) -> tuple[Decision, str, bool]:
+        """:meth:`decide_consent` for a URL as a page links it, remembered by the URL string as written.
+
+        Returns the decision, the canonical URL and whether this is a repeat: the very decision (same object,
+        same id) returned for this URL last time, because nothing it rests on has changed. A crawl meets the
+        same links on page after page; a repeat costs a dict lookup and the cache's validity check.
+        Raises ``ValueError`` for a URL that cannot be canonicalised, like :meth:`facts`.
+        """
+        key = (url, purpose)
+        hit = self.cache.recall_link(key, now, self.store)
+        if hit is not None:
+            return hit[0], hit[1], True
+        facts = self.facts(url, purpose, now)
+        try:
+            made, remembered, cacheable = self._consent(facts)
+        except Exception as exc:  # noqa: BLE001 - decided anew next time
+            return _failed(facts, exc), facts.canonical.url, False
+        decision = renew(made.decision) if remembered else made.decision
+        if cacheable:
+            self.cache.remember_link(key, made, decision, facts.canonical.url)
+        return decision, facts.canonical.url, False
+
+    def decide_subject(self, platform_name: str | None, subject: str, purpose: str, now: datetime) -> Decision:
+        """Whether data about one person may be kept (the item guard): the consent checks, for a person."""
+        try:
+            platform = self.platforms.get(platform_name) if platform_name else None
+            if platform is None:
+                return deny(Stage.SUBJECT, "subject.unknown-platform", subject=subject, platform=platform_name,
+                            evidence=(Evidence("item", "item", {"platform": platform_name}),))
+            subject = platform.subject_key(subject)
+            key = (platform.name, subject, purpose)
+            made = self.cache.recall(self.cache.people, key, platform, now, self.store)
+            if made is not None:
+                return renew(made.decision)
+            version = store_version(self.store)  # read before the lookup: a change during it makes the entry stale
+            ctx = CheckContext(None, platform, subject, purpose, now, self.token, self.store)
+            made, cacheable, _ = self._run_consent(ctx, version)
+            if cacheable:
+                self.cache.remember(self.cache.people, key, made)
+            return made.decision
+        except StoreUnavailable as exc:
+            return deny(Stage.ERROR, "error.store-unavailable", subject=subject, platform=platform_name,
+                        evidence=(_error_evidence(exc, "store"),))
+        except Exception as exc:  # noqa: BLE001
+            return deny(Stage.ERROR, "error.internal", subject=subject, platform=platform_name,
+                        evidence=(_error_evidence(exc, "decide_subject"),))
+
+    # -- running the list ----------------------------------------------------------------------------------
+
+    def _consent(self, facts: RequestFacts) -> tuple[Made, bool, bool]:
+        """The consent decision: what was made, whether it was remembered, and whether it may be remembered.
+        Raises what deciding raises."""
+        key = consent_key(facts)
+        made = self.cache.recall(self.cache.decisions, key, facts.platform, facts.now, self.store)
+        if made is not None:
+            return made, True, True
+        version = store_version(self.store)  # read before the lookup: a change during it makes the entry stale
+        ctx = CheckContext(facts, facts.platform, facts.subject, facts.purpose, facts.now, facts.token, self.store,
+                           max_crawl_delay=self.max_crawl_delay)
+        made, cacheable, builtin = self._run_consent(ctx, version)
+        if cacheable:
+            self.cache.remember(self.cache.decisions, key, made)
+            if (builtin and made.lookups and made.decision.stage is Stage.SUBJECT and facts.platform is not None
+                    and facts.subject is not None):
+                # the person's records decided it, with built-in checks only: exactly what decide_subject gives
+                # for this person, so the item guard reuses it for the profile's item
+                self.cache.remember(self.cache.people, (facts.platform.name, facts.subject, facts.purpose), made)
+        return made, False, cacheable
+
+    def _run_consent(self, ctx: CheckContext, version: Any) -> tuple[Made, bool, bool]:
+        """Run the consent checks on ``ctx``; the decision made, whether every check that ran is cacheable, and
+        whether every one is built in."""
+        parts: list[Part] = []
+        outcome: Outcome | None = None
+        cacheable = builtin = True
+        for i in self._consent_checks:
+            start = len(ctx.evidence)
+            outcome = self.checks[i].check(ctx)
+            parts.append((i, tuple(ctx.evidence[start:])))
+            cacheable = cacheable and self._cacheable[i]
+            builtin = builtin and self._builtin[i]
+            if outcome is not None:
+                break
+        decision = _decision(ctx, outcome, ctx.evidence)
+        concluded = parts[-1][0] if outcome is not None else None
+        return self.cache.made(ctx, decision, tuple(parts), version, concluded), cacheable, builtin
+
+    def _full(self, facts: RequestFacts, robots: RobotsFile | None) -> Decision:
+        """Every check in list order: site checks run now; the consent checks' part comes from the consent
+        decision (usually remembered from when the link was checked), asked for only when the walk reaches it."""
+        ctx = CheckContext(facts, facts.platform, facts.subject, facts.purpose, facts.now, facts.token, self.store,
+                           robots, self.max_crawl_delay)
+        if self._sites_first:
+            for check in self._site_checks:
+                outcome = check.check(ctx)
+                if outcome is not None:
+                    return _decision(ctx, outcome, ctx.evidence)
+            if not self._consent_checks:
+                return _decision(ctx, None, ctx.evidence)
+            consent = self._consent(facts)[0].decision  # only its verdict and evidence are used: not renewed
+            return _with_site(consent, ctx)
+        evidence: list[Evidence] = []
+        made: Made | None = None
+        for i, check in enumerate(self.checks):
+            if self._site[i]:
+                start = len(ctx.evidence)
+                outcome = check.check(ctx)
+                evidence.extend(ctx.evidence[start:])
+                if outcome is not None:
+                    return _decision(ctx, outcome, evidence)
+                continue
+            if made is None:
+                made = self._consent(facts)[0]  # only its verdict and evidence are used: not renewed
+            evidence.extend(made.by_check.get(i, ()))
+            if i == made.concluded:
+                return _with_site(made.decision, ctx, evidence)
+        return _decision(ctx, None, evidence)
+
+
+def _with_site(consent: Decision, ctx: CheckContext, evidence: list[Evidence] | None = None) -> Decision:
+    """The consent decision as the full decision: after the site checks' evidence (or ``evidence``, in list
+    order), with the crawl delay they found when it allows."""
+    delay = ctx.crawl_delay if consent.allowed else None
+    cited = (*ctx.evidence, *consent.evidence) if evidence is None else tuple(evidence)
+    return Decision(consent.verdict, consent.stage, consent.reason, subject=consent.subject,
+                    platform=consent.platform, evidence=cited, fields=consent.fields, crawl_delay=delay or None)
+
+
+def _decision(ctx: CheckContext, outcome: Outcome | None, evidence: list[Evidence]) -> Decision:
+    """The decision a check's outcome makes, citing ``evidence``; no check concluding is a deny (fail closed)."""
+    if outcome is None:
+        evidence = [*evidence, Evidence("error", "checks", {"error": "NoConclusion",
+                                                            "message": "no check concluded"})]
+        return deny(Stage.ERROR, "error.internal", subject=ctx.subject, platform=ctx.platform_name,
+                    evidence=tuple(evidence))
+    return Decision(outcome.verdict, outcome.stage, outcome.reason, subject=ctx.subject,
+                    platform=ctx.platform_name, evidence=tuple(evidence),
+                    fields=outcome.fields if outcome.verdict is Verdict.ALLOW else None)
+
+
+def _failed(facts: RequestFacts, exc: Exception) -> Decision:
+    """The deny for a decision that raised: ``error.store-unavailable`` or ``error.internal``, with the cause."""
+    platform = facts.platform.name if facts.platform is not None else None
+    if isinstance(exc, StoreUnavailable):
+        return deny(Stage.ERROR, "error.store-unavailable", subject=facts.subject, platform=platform,
+                    evidence=(_error_evidence(exc, "store"),))
+    return deny(Stage.ERROR, "error.internal", subject=facts.subject, platform=platform,
+                evidence=(_error_evidence(exc, facts.url),))
+
+
+def _error_evidence(exc: BaseException, where: str) -> Evidence:
+    return Evidence("error", where, {"error": type(exc).__name__, "message": str(exc)[:500]})

@@ -1,0 +1,115 @@
+"""What a URL is about, resolved once: its canonical form, platform, the person it names, robots paths.
+
+Pure, like the rest of the core: :class:`FactReader` reads a URL against the configured platforms and gives the
+:class:`RequestFacts` the checks decide on.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from datetime import datetime
+
+from .resolve import resolve, with_body
+from .terms.platforms import Platform, PlatformRegistry, SubjectReading
+from .urls import CanonicalURL, canonicalize
+
+__all__ = ["FactReader", "RequestFacts"]
+
+
+@dataclass(frozen=True)
+class RequestFacts:
+    """Everything the core needs to know about one request, resolved once by :meth:`PolicyEngine.facts`."""
+
+    url: str
+    canonical: CanonicalURL
+    purpose: str
+    token: str
+    now: datetime
+    platform: Platform | None
+    subject: str | None
+    subject_source: str | None = None  #: "url" (a profile template matched) or "meta" (named by the request)
+    robots_paths: tuple[str, ...] = ()  #: the path+query spellings checked against robots.txt
+    #: the readings of an URL that a lenient server could take for another person (``subject.ambiguous-url``)
+    ambiguous: SubjectReading | None = None
+    #: why the person or platform named in meta, or the Host header, is not the URL's (``subject.mismatch``)
+    mismatch: str | None = None
+    #: the host is an IP address, or a name with no registrable domain (``localhost``), no platform lists
+    ip_host: bool = False
+
+
+class FactReader:
+    """Reads URLs into :class:`RequestFacts` for one configuration of platforms and one product token."""
+
+    def __init__(self, platforms: PlatformRegistry, token: str) -> None:
+        self.platforms = platforms
+        self.token = token
+        #: what a URL resolves to (a crawl decides the same URL when it is linked, scheduled and fetched)
+        self._resolve = functools.lru_cache(maxsize=8192)(functools.partial(resolve, platforms))
+
+    def facts(self, url: str, purpose: str, now: datetime, subject: str | None = None, *,
+              form: str | None = None, is_form: bool = True, host: str | None = None) -> RequestFacts:
+        """Resolve a URL into facts: its platform and whose page it is (:mod:`consentcrawl.resolve`).
+
+        ``subject`` is the request's ``consentcrawl_subject`` (``platform:id`` or id): it may name the person only
+        where the URL names none or the same one. ``form`` is the request body as form text (``is_form`` False for
+        a body of another type); ``host`` the request's own ``Host`` header, if it sets one.
+        Raises ``ValueError`` for a URL that cannot be canonicalised; :meth:`decide_url` turns that into a deny.
+        """
+        if type(url) is not str:
+            raise ValueError(f"URL must be a str, not {type(url).__name__}")
+        resolved = self._resolve(url)
+        canonical, platform, reading = resolved.canonical, resolved.platform, resolved.reading
+        paths = _robots_paths(url, canonical)
+        if form and platform is not None and reading is not None:
+            reading = with_body(platform, url, form, is_form, reading)
+        mismatch = _host_mismatch(canonical, host) if host is not None else None
+        ambiguous = reading if reading is not None and reading.ambiguous else None
+        from_url = reading.subject if reading is not None and ambiguous is None else None
+        if subject is None or mismatch is not None:
+            return RequestFacts(url, canonical, purpose, self.token, now, platform, from_url,
+                                "url" if from_url is not None else None, paths, ambiguous, mismatch,
+                                resolved.unlisted_host)
+        # meta may name the person only where the URL names none or the same one: it never replaces the URL's
+        named_platform, sep, ident = str(subject).partition(":")
+        if not sep or named_platform not in self.platforms:
+            named_platform, ident = "", str(subject)
+        if named_platform and platform is None:
+            # an URL on no platform (a CDN, say) named as a platform's person: only ever stricter than off-platform
+            platform = self.platforms.get(named_platform)
+        elif named_platform and platform is not None and platform.name != named_platform:
+            mismatch = f"meta names platform {named_platform!r}, the URL's host is on {platform.name!r}"
+        key = platform.subject_key(ident) if platform is not None else ident
+        if mismatch is None and from_url is not None and from_url != key:
+            mismatch = "meta names another person than the URL"
+        return RequestFacts(url, canonical, purpose, self.token, now, platform,
+                            from_url if mismatch is not None and from_url is not None else key,
+                            "url" if from_url is not None else "meta", paths, ambiguous, mismatch,
+                            resolved.unlisted_host)
+
+
+def _robots_paths(url: str, canonical: CanonicalURL) -> tuple[str, ...]:
+    """The spellings robots rules are checked against: the canonical path with the trailing slash as written.
+
+    The canonical form drops a trailing slash for subject matching, but ``Disallow: /private/`` must still
+    match ``/private/``; when the two spellings differ, both are checked and either one disallowing denies.
+    """
+    path = canonical.path_query
+    if "/?" not in url and "/#" not in url and url[-1:] != "/":
+        return (path,)  # no trailing slash written: the common case, without splitting the URL
+    before_query = url.split("#", 1)[0].split("?", 1)[0]
+    if before_query.endswith("/") and canonical.path != "/":
+        return (canonical.path + "/" + (f"?{canonical.query}" if canonical.query else ""), path)
+    return (path,)
+
+
+def _host_mismatch(canonical: CanonicalURL, host: str) -> str | None:
+    """Why a request's own ``Host`` header makes it go to another site than its URL's host, or None.
+
+    Scrapy sends the spider's ``Host`` header instead of its own, and a server picks the site by it: the page
+    served is then the header's host's, not the one decided."""
+    try:
+        named = canonicalize(f"{canonical.scheme}://{host.strip()}/").host
+    except ValueError:
+        return "the request's Host header cannot be read"
+    return None if named == canonical.host else "the request's Host header names another host than its URL"

@@ -1,0 +1,177 @@
+"""The runtime's recording half: every decision goes to the audit log and the stats, the same way.
+
+Allows that let something happen are on disk before they take effect (group commit per event-loop turn); the
+counts reach Scrapy's stats once per turn. A line the log does not take turns an allow into
+``error.audit-unavailable``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import Any
+
+from scrapy.utils.asyncio import call_later
+
+from .audit.log import AuditLog
+from .config import ConsentConfig
+from .decision import Decision, Evidence, Stage, deny
+from .errors import AuditUnavailable
+
+logger = logging.getLogger("consentcrawl")
+
+#: phases whose allow lets something happen (a fetch, a callback, a kept item): their lines are written at once
+_EFFECT_PHASES = frozenset({"request", "response", "item", "browser"})
+
+
+class DecisionRecording:
+    """Audit log and stats for :class:`~consentcrawl.runtime.ConsentRuntime` (which sets these attributes)."""
+
+    config: ConsentConfig
+    audit: AuditLog
+    stats: Any
+    _debug: bool
+    _counts: dict[str, int]
+    _turn_scheduled: bool
+    _waiters: list[asyncio.Future[None]]
+
+    def drops(self, decision: Decision) -> bool:
+        """Whether a deny is enforced: always in enforce mode; robots denies in report mode too.
+
+        Report mode is for trying consentcrawl on a crawler that already obeyed robots.txt: it must not make that
+        crawler less compliant than it was.
+        """
+        return not decision.allowed and (self.config.enforce or decision.stage is Stage.ROBOTS)
+
+    def record(self, decision: Decision, url: str | None, canonical_url: str | None, phase: str,
+               count: bool = True, *, time: datetime | None = None) -> Decision:
+        """Write the decision to the audit log and the stats; returns the decision that stands.
+
+        A decision that lets something happen (a request sent, a response used, an item kept; in report mode,
+        every one of those phases) is on disk before this returns; the others are written at the end of the
+        event-loop turn. If the audit log cannot be written, an allow becomes ``error.audit-unavailable``: data
+        we could not account for is not collected.
+        """
+        time = time or self.config.now()  # the decision's own time where the caller has it
+        durable = self._lets_something_happen(decision, phase)
+        try:
+            self.audit.record(
+                decision, time=time, phase=phase, url=url,
+                canonical_url=canonical_url, purpose=self.config.purpose,
+                mode=self.config.mode, durable=durable,
+            )
+        except AuditUnavailable as exc:
+            self.count("consentcrawl/audit/write_errors")
+            return self._unaccounted(decision, url, canonical_url, phase, str(exc), time)
+        if not durable:
+            self._soon()
+        return self._counted(decision, url, phase) if count else decision
+
+    async def record_grouped(self, decision: Decision, url: str | None, canonical_url: str | None,
+                             phase: str, *, time: datetime | None = None) -> Decision:
+        """:meth:`record` for the request and item phases: the line goes out with the rest of this turn's lines.
+
+        Group commit. Instead of a write of its own, a line that must be on disk first is queued, and the caller
+        waits for the end-of-turn write that takes every line of the turn in one system call (a crawl decides about
+        seven requests and items per turn). The evidence rule holds: this returns only once the line is in the
+        file, and a line the file did not take turns an allow into ``error.audit-unavailable``. Outside an asyncio
+        event loop (another Twisted reactor) it is :meth:`record`.
+        """
+        time = time or self.config.now()
+        if not self._lets_something_happen(decision, phase):
+            return self.record(decision, url, canonical_url, phase, time=time)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return self.record(decision, url, canonical_url, phase, time=time)
+        try:
+            ticket = self.audit.queue(decision, time=time, phase=phase, url=url,
+                                      canonical_url=canonical_url, purpose=self.config.purpose, mode=self.config.mode)
+        except AuditUnavailable as exc:
+            self.count("consentcrawl/audit/write_errors")
+            return self._unaccounted(decision, url, canonical_url, phase, str(exc), time)
+        if ticket is not None:
+            waiter = loop.create_future()
+            self._waiters.append(waiter)
+            self._soon()
+            await waiter
+            if not self.audit.written(ticket):
+                return self._unaccounted(decision, url, canonical_url, phase, self.audit.error or "not written",
+                                         time)
+        return self._counted(decision, url, phase)
+
+    def _lets_something_happen(self, decision: Decision, phase: str) -> bool:
+        """Whether the decision's line must be on disk before it takes effect (in report mode every one does)."""
+        return phase in _EFFECT_PHASES and (decision.allowed or not self.drops(decision))
+
+    def _unaccounted(self, decision: Decision, url: str | None, canonical_url: str | None, phase: str,
+                     why: str, time: datetime) -> Decision:
+        """The decision that stands when its line could not be written: an allow becomes a deny."""
+        logger.error("consentcrawl: %s; denying", why)
+        if decision.allowed:
+            cause = Evidence("error", "audit log", {"error": "AuditUnavailable", "message": why})
+            decision = deny(Stage.ERROR, "error.audit-unavailable", subject=decision.subject,
+                            platform=decision.platform, evidence=(*decision.evidence, cause))
+        # the deny that stands waits with the other lines for the log to take writes again
+        self.audit.record(decision, time=time, phase=phase, url=url, canonical_url=canonical_url,
+                          purpose=self.config.purpose, mode=self.config.mode, durable=False)
+        self._soon()
+        return self._counted(decision, url, phase)
+
+    def _counted(self, decision: Decision, url: str | None, phase: str) -> Decision:
+        prefix = "consentcrawl/items/" if phase == "item" else "consentcrawl/"
+        self.count(prefix + decision.stat_key)
+        if not decision.allowed:
+            self.count(prefix + "denied")
+            if self._debug:
+                logger.debug("consentcrawl: %s %s (%s, %s)", "denied" if self.drops(decision) else "would deny",
+                             url, decision.reason, phase)
+        return decision
+
+    def count(self, key: str, n: int = 1) -> None:
+        """Add to a ``consentcrawl/`` stat; Scrapy's stats see it at the end of this event-loop turn."""
+        counts = self._counts
+        counts[key] = counts.get(key, 0) + n
+        if not self._turn_scheduled:
+            self._soon()
+
+    def _soon(self) -> None:
+        if self._turn_scheduled:
+            return
+        self._turn_scheduled = True
+        try:
+            asyncio.get_running_loop().call_soon(self.end_of_turn)
+        except RuntimeError:  # no asyncio loop running (another Twisted reactor)
+            call_later(0, self.end_of_turn)
+
+    def end_of_turn(self) -> None:
+        """Write the waiting audit lines and hand the counts to Scrapy's stats (also called at close)."""
+        self._turn_scheduled = False
+        waiters, self._waiters = self._waiters, []
+        try:
+            self.audit.flush()
+        except AuditUnavailable as exc:
+            self._counts["consentcrawl/audit/write_errors"] = self._counts.get("consentcrawl/audit/write_errors", 0) + 1
+            logger.error("consentcrawl: %s", exc)
+        finally:
+            for waiter in waiters:  # each asks the log whether its line made it
+                if not waiter.done():
+                    waiter.set_result(None)
+        if self._counts:
+            counts, self._counts = self._counts, {}
+            inc_value = self.stats.inc_value
+            for key, n in counts.items():
+                inc_value(key, n)
+
+    def summary(self) -> dict[str, Any]:
+        self.end_of_turn()
+        return {k: v for k, v in self.stats.get_stats().items() if k.startswith("consentcrawl/")}
+
+    def _spider_closed(self, spider: Any = None, reason: str = "") -> None:
+        self.end_of_turn()
+        try:
+            self.audit.close()
+        except AuditUnavailable as exc:
+            self.stats.inc_value("consentcrawl/audit/write_errors")
+            logger.error("consentcrawl: %s", exc)

@@ -1,0 +1,154 @@
+"""The consent cache (consentcrawl/cache.py) never changes an answer: a cached engine decides exactly what an
+engine with the cache off decides, over random sequences of URLs, times, store changes and robots.txt changes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import fields
+from datetime import datetime, timedelta
+from typing import Any
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from consentcrawl.checks import default_checks
+from consentcrawl.consent.records import AuthorizationRecord
+from consentcrawl.consent.store import MemoryStore
+from consentcrawl.decision import Decision
+from consentcrawl.engine import PolicyEngine
+from consentcrawl.robots.fetch import from_response, unreachable
+from consentcrawl.terms.platforms import PlatformRegistry
+from tests.test_policy import NOW, RECORDS, make_platform, t
+
+SETTINGS = settings(max_examples=150, deadline=None, database=None, stateful_step_count=40,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+PEOPLE = ["1001", "1002", "1003", "1004", "1005", "1007", "1008", "2001", "2002"]
+URLS = [*(f"http://microblog.example/u/{p}" for p in PEOPLE),
+        "http://m.microblog.example/profile/1001", "http://microblog.example/u/1001/",
+        "http://microblog.example/people?page=2", "http://microblog.example/search?q=x",
+        "http://microblog.example/private/", "http://other.example/u/1001", "http://127.0.0.1/u/1001",
+        "http://microblog.example/u/1001/..%2F1002"]
+#: every threshold of the grant and the records, a microsecond either side, and times in between
+_THRESHOLDS = [t("2026-01-01"), t("2026-02-01"), t("2026-02-02"), t("2026-03-01"), t("2026-04-01"),
+               t("2026-05-01"), t("2026-06-01"), t("2026-10-01"), NOW, t("2026-12-01"), t("2027-01-01")]
+TIMES = sorted({x + d for x in _THRESHOLDS for d in (timedelta(0), timedelta(microseconds=-1),
+                                                     timedelta(microseconds=1), timedelta(days=3))})
+ROBOTS = [b"User-agent: *\nDisallow: /search\nDisallow: /private/\n",
+          b"User-agent: *\nDisallow: /u/1001\n", b"User-agent: consentcrawl\nCrawl-delay: 2\nDisallow: /people\n",
+          b"User-agent: *\nCrawl-delay: 90\n", None, 404]
+
+times = st.sampled_from(TIMES)
+records = st.builds(
+    AuthorizationRecord, platform=st.just("microblog"), subject=st.sampled_from(PEOPLE),
+    purposes=st.sampled_from([frozenset({"research"}), frozenset({"ai-training"}),
+                              frozenset({"research", "archiving"})]),
+    granted_at=times, expires_at=st.none() | times, revoked_at=st.none() | times,
+    evidence=st.sampled_from(["form", "form, renewed"]), source=st.just("added"),
+    fields=st.none() | st.just(frozenset({"name"})))
+actions = st.one_of(
+    st.tuples(st.just("decide"), st.sampled_from(URLS), times, st.sampled_from([None, "microblog:1001", "1003"])),
+    st.tuples(st.just("consent"), st.sampled_from(URLS), times, st.sampled_from([None, "microblog:1002"])),
+    st.tuples(st.just("link"), st.sampled_from(URLS), times),
+    st.tuples(st.just("item"), st.sampled_from(PEOPLE), times),
+    st.tuples(st.just("add"), records),
+    st.tuples(st.just("robots"), st.integers(0, len(ROBOTS) - 1), times),
+)
+
+
+class InPlaceStore:
+    """A store fed by a change stream that updates its answers in place and has no version: the cache must
+    still notice a change (it keeps a copy of the answer it decided on)."""
+
+    source = "in-place"
+
+    def __init__(self, records: Sequence[AuthorizationRecord]) -> None:
+        self.records: dict[tuple[str, str], list[AuthorizationRecord]] = {}
+        for record in records:
+            self.add(record)
+
+    def lookup(self, platform: str, subject: str) -> list[AuthorizationRecord]:
+        return self.records.setdefault((platform, subject), [])
+
+    def add(self, record: AuthorizationRecord) -> None:
+        self.records.setdefault((record.platform, record.subject), []).append(record)
+
+
+def _robots(index: int, now: datetime) -> Any:
+    url = "http://microblog.example/robots.txt"
+    body = ROBOTS[index]
+    if body is None:
+        return unreachable(url, now, "HTTP 503", http_status=503)
+    if body == 404:
+        return from_response(url, 404, b"", now)
+    return from_response(url, 200, body, now)
+
+
+def _fields(decision: Decision) -> dict[str, Any]:
+    values = {f.name: getattr(decision, f.name) for f in fields(decision) if f.name != "decision_id"}
+    values["evidence"] = [e.to_dict() for e in decision.evidence]
+    return values
+
+
+def _checks(order: str) -> list[Any]:
+    """The built-ins; or with robots.txt checked after the platform's terms (a site check amid consent checks,
+    whose full decision puts the remembered consent part and the site check's evidence in list order)."""
+    checks = default_checks()
+    if order == "robots-after-terms":
+        checks.insert(3, checks.pop(0))
+    return checks
+
+
+@SETTINGS
+@given(st.sampled_from(["memory", "in-place"]), st.sampled_from(["default", "robots-after-terms"]),
+       st.lists(actions, min_size=1, max_size=60))
+def test_a_cached_engine_decides_what_an_uncached_one_decides(kind: str, order: str,
+                                                              steps: list[tuple[Any, ...]]) -> None:
+    registry = PlatformRegistry({"microblog": make_platform(valid_until=t("2026-12-01"))})
+    store: Any = MemoryStore(RECORDS) if kind == "memory" else InPlaceStore(RECORDS)
+    cached = PolicyEngine(registry, store, "consentcrawl", max_crawl_delay=30.0, checks=_checks(order))
+    uncached = PolicyEngine(registry, store, "consentcrawl", max_crawl_delay=30.0, checks=_checks(order),
+                            cache=False)
+    robots = _robots(0, NOW)
+    handed_out: dict[str, Decision] = {}
+    for step in steps:
+        action = step[0]
+        if action == "add":
+            store.add(step[1])
+        elif action == "robots":
+            robots = _robots(step[1], step[2])  # a refetch: a new file object, even with the same text
+        elif action == "decide":
+            _, url, now, subject = step
+            mine = cached.decide(cached.facts(url, "research", now, subject), robots)
+            assert _fields(mine) == _fields(uncached.decide(uncached.facts(url, "research", now, subject), robots))
+        elif action == "consent":
+            _, url, now, subject = step
+            mine = cached.decide_consent(cached.facts(url, "research", now, subject))
+            theirs = uncached.decide_consent(uncached.facts(url, "research", now, subject))
+            assert _fields(mine) == _fields(theirs)
+        elif action == "link":
+            _, url, now = step
+            mine, canonical, repeat = cached.decide_link(url, "research", now)
+            theirs, canonical_theirs, repeat_theirs = uncached.decide_link(url, "research", now)
+            assert _fields(mine) == _fields(theirs) and canonical == canonical_theirs and not repeat_theirs
+            if repeat:  # a repeat is the very decision handed out last time for this URL
+                assert mine is handed_out[url]
+            handed_out[url] = mine
+        else:
+            _, person, now = step
+            mine = cached.decide_subject("microblog", person, "research", now)
+            assert _fields(mine) == _fields(uncached.decide_subject("microblog", person, "research", now))
+
+
+def test_the_cache_is_used() -> None:
+    """The property above would also hold for a cache that never hits: it does hit, and the uncached engine
+    does not."""
+    registry = PlatformRegistry({"microblog": make_platform()})
+    store = MemoryStore(RECORDS)
+    cached = PolicyEngine(registry, store, "consentcrawl")
+    uncached = PolicyEngine(registry, store, "consentcrawl", cache=False)
+    for engine, repeats in ((cached, True), (uncached, False)):
+        engine.decide_link("http://microblog.example/u/1001", "research", NOW)
+        assert engine.decide_link("http://microblog.example/u/1001", "research", NOW)[2] is repeats
+    assert len(cached.cache.links) == 1 and len(cached.cache.decisions) == 1 and len(cached.cache.people) == 1
+    assert len(uncached.cache.links) == len(uncached.cache.decisions) == len(uncached.cache.people) == 0

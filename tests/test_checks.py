@@ -1,0 +1,157 @@
+"""Checks as plug-ins: a check of your own, named in CONSENTCRAWL_CHECKS, decides a real crawl."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl.checks import DEFAULT_CHECKS, CheckContext, Outcome, default_checks
+from consentcrawl.config import ConsentConfig, build_engine
+from consentcrawl.consent.store import MemoryStore
+from consentcrawl.decision import Evidence, Stage, Verdict
+from consentcrawl.demo.server import LocalServer
+from consentcrawl.engine import PolicyEngine
+from consentcrawl.errors import ConfigError
+from consentcrawl.robots.fetch import from_response
+from consentcrawl.terms.platforms import PlatformRegistry
+from spiders.microblog import MicroblogSpider
+from tests.conftest import PLATFORMS, ROOT, consent_settings, run_crawl
+from tests.example_check import OptOutCheck
+from tests.test_crawl_e2e import live_research_subjects, requested_subjects
+from tests.test_policy import NOW, RECORDS, ROBOTS, make_platform
+
+EXAMPLE = "tests.example_check.OptOutCheck"
+#: the built-ins with the example inserted before the person's records: docs/checks.md says to write it so
+WITH_EXAMPLE = [*DEFAULT_CHECKS[:-1], EXAMPLE, DEFAULT_CHECKS[-1]]
+
+
+def test_the_worked_example_in_the_docs_is_the_check_these_tests_run() -> None:
+    text = (ROOT / "docs" / "checks.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    assert (ROOT / "tests" / "example_check.py").read_text(encoding="utf-8") in blocks
+    assert any(EXAMPLE in block or ("OptOutCheck" in block and "CONSENTCRAWL_CHECKS" in block) for block in blocks)
+
+
+@deferred_f_from_coro_f
+async def test_a_check_plugged_in_by_the_setting_denies_a_real_crawls_requests(
+        server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    allowed = live_research_subjects()
+    opted_out = sorted(allowed)[:3]
+    settings = consent_settings(tmp_path, CONSENTCRAWL_CHECKS=WITH_EXAMPLE,
+                                OPT_OUT_SUBJECTS=[f"microblog:{s}" for s in opted_out])
+    result = await run_crawl(MicroblogSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+
+    # the server never saw the opted-out people; everyone else authorized was fetched as before
+    assert requested_subjects(server) == allowed - set(opted_out)
+    assert {item["subject"] for item in result.items} == allowed - set(opted_out)
+    # the check's reason and evidence are in the audit log, and counted
+    denies = [e for e in result.audit if e["reason"] == "subject.opted-out"]
+    assert {e["subject"] for e in denies} == set(opted_out)
+    for entry in denies:
+        assert entry["verdict"] == "deny" and entry["stage"] == "subject"
+        assert {"kind": "opt-out-list", "source": "OPT_OUT_SUBJECTS",
+                "subject": f"microblog:{entry['subject']}"} in entry["evidence"]
+    assert result.stats["consentcrawl/denied/subject/opted-out"] == len(denies)
+
+
+def _engine(checks: list[Any]) -> PolicyEngine:
+    return PolicyEngine(PlatformRegistry({"microblog": make_platform()}), MemoryStore(RECORDS), "consentcrawl",
+                        checks=checks)
+
+
+class Counting:
+    """A check that passes and counts how often it ran; cacheable as the test says."""
+
+    def __init__(self, cacheable: bool | None) -> None:
+        self.calls = 0
+        if cacheable is not None:
+            self.cacheable = cacheable
+
+    def check(self, ctx: CheckContext) -> Outcome | None:
+        self.calls += 1
+        return None
+
+
+# cacheable: the link's decision is reused for the URL; the item is decided on its own (a check that is not built in
+# may decide a URL and its person differently), then remembered too
+@pytest.mark.parametrize(("cacheable", "runs"), [(None, 4), (False, 4), (True, 2)])
+def test_a_check_that_is_not_cacheable_is_run_for_every_decision(cacheable: bool | None, runs: int) -> None:
+    counting = Counting(cacheable)
+    builtins = default_checks()
+    engine = _engine([*builtins[:-1], counting, builtins[-1]])
+    url = "http://microblog.example/u/1001"
+    engine.decide_link(url, "research", NOW)
+    engine.decide_consent(engine.facts(url, "research", NOW))
+    for _ in range(2):
+        assert engine.decide_subject("microblog", "1001", "research", NOW).reason == "subject.authorized"
+    assert counting.calls == runs
+
+
+def test_a_check_can_deny_items_and_urls_alike() -> None:
+    builtins = default_checks()
+    engine = _engine([*builtins[:-1], OptOutCheck(["microblog:1001"]), builtins[-1]])
+    item = engine.decide_subject("microblog", "1001", "research", NOW)
+    link, _, _ = engine.decide_link("http://microblog.example/u/1001", "research", NOW)
+    for decision in (item, link):
+        assert (decision.verdict, decision.stage, decision.reason, decision.subject) == (
+            Verdict.DENY, Stage.SUBJECT, "subject.opted-out", "1001")
+    assert engine.decide_subject("microblog", "1003", "research", NOW).reason == "subject.revoked"
+
+
+@pytest.mark.parametrize("value", ["consentcrawl.checks.nowhere.Check", "tests.example_check.NoSuchCheck",
+                                   "OptOutCheck", "tests.example_check.Evidence", []])
+def test_a_bad_import_path_is_a_config_error_naming_the_setting(value: Any) -> None:
+    settings = {"CONSENTCRAWL_PURPOSE": "research", "CONSENTCRAWL_PLATFORMS": str(PLATFORMS),
+                "CONSENTCRAWL_CHECKS": value}
+    with pytest.raises(ConfigError) as error:
+        ConsentConfig.from_settings(settings)
+    assert error.value.source == "CONSENTCRAWL_CHECKS"
+
+
+def test_the_setting_takes_a_comma_separated_string_and_the_cli_builds_checks_plainly() -> None:
+    settings = {"CONSENTCRAWL_PURPOSE": "research", "CONSENTCRAWL_PLATFORMS": str(PLATFORMS),
+                "CONSENTCRAWL_CHECKS": ",".join(WITH_EXAMPLE)}
+    config = ConsentConfig.from_settings(settings)
+    engine = build_engine(config)  # no crawler: each class called with no arguments
+    assert [type(c).__name__ for c in engine.checks][-2:] == ["OptOutCheck", "SubjectRecordsCheck"]
+    assert engine.checks[-2].opted_out == frozenset()
+
+
+class SiteDeny:
+    """A site check that denies every URL on the platform: placed amid the consent checks, it runs in the full
+    decision at its place in the list, and not at all in consent decisions."""
+
+    site = True
+    cacheable = True
+
+    def check(self, ctx: CheckContext) -> Outcome | None:
+        if ctx.platform is None:
+            return None
+        ctx.cite(Evidence("site-test", "test", {}))
+        return Outcome.deny("terms.site-test")
+
+
+def test_a_site_check_runs_in_list_order_and_only_in_full_decisions() -> None:
+    builtins = default_checks()
+    engine = _engine([*builtins[:4], SiteDeny(), *builtins[4:]])  # after the platform's terms
+    robots = from_response("http://microblog.example/robots.txt", 200, ROBOTS, NOW)
+    facts = engine.facts("http://microblog.example/u/1001", "research", NOW)
+    assert engine.decide_consent(facts).reason == "subject.authorized"
+    for _ in range(2):  # the second time the consent part is remembered
+        full = engine.decide(facts, robots)
+        assert (full.stage, full.reason, full.subject) == (Stage.TERMS, "terms.site-test", "1001")
+        assert [e.kind for e in full.evidence] == ["robots.txt", "platform-authorization", "site-test"]
+    off = engine.decide(engine.facts("http://other.example/", "research", NOW),
+                        from_response("http://other.example/robots.txt", 404, b"", NOW))
+    assert off.reason == "terms.off-platform"  # concluded before the site check's place
+
+
+def test_a_list_where_no_check_concludes_denies() -> None:
+    engine = _engine([Counting(True)])
+    decision = engine.decide_subject("microblog", "1001", "research", NOW)
+    assert (decision.verdict, decision.reason) == (Verdict.DENY, "error.internal")
+    assert decision.evidence[-1].detail["error"] == "NoConclusion"
