@@ -113,13 +113,16 @@ class Addon:
                         "consentcrawl's robots stage (which fails closed) replaces it")
 
     def _remote_control_off(self, settings: BaseSettings) -> None:
-        """Scrapy 2.19's RemoteControl runs code sent to a local port inside the crawl: off unless asked for."""
-        if (settings.getpriority("REMOTE_CONTROL_ENABLED") or 0) > SETTINGS_PRIORITIES["default"]:
-            if settings.getbool("REMOTE_CONTROL_ENABLED"):
-                logger.warning("consentcrawl: RemoteControl stays on because the project enabled it; code sent to "
-                               "its port runs inside the crawl, outside consentcrawl's checks")
-            return
-        settings.set("REMOTE_CONTROL_ENABLED", False, "addon")
+        """Scrapy 2.19's RemoteControl and the Telnet console run code sent to a local port inside the crawl,
+        outside every check: off unless the project asked for them."""
+        consoles = (("REMOTE_CONTROL_ENABLED", "RemoteControl"), ("TELNETCONSOLE_ENABLED", "the Telnet console"))
+        for name, what in consoles:
+            if (settings.getpriority(name) or 0) > SETTINGS_PRIORITIES["default"]:
+                if settings.getbool(name):
+                    logger.warning("consentcrawl: %s stays on because the project enabled it; code sent to its "
+                                   "port runs inside the crawl, outside consentcrawl's checks", what)
+                continue
+            settings.set(name, False, "addon")
 
     def _spider_closed(self, spider: object = None, reason: str = "") -> None:
         if self.crawler is not None and config_error(self.crawler) is not None:

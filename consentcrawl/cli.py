@@ -46,6 +46,7 @@ def load_settings(module: str | None) -> dict[str, Any]:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from .robots.hops import hop_refusal
     from .robots.httpfetch import fetch_robots
 
     settings = load_settings(args.settings)
@@ -68,7 +69,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         facts = engine.facts(args.url, config.purpose, now, args.subject)
     except ValueError as exc:
         raise ConfigError(f"cannot check {args.url!r}: {exc}", source="URL") from None
-    robots = fetch_robots(facts.canonical.origin, user_agent=f"{config.token}/{__version__}", now=now)
+    def may_fetch(url: str) -> str | None:
+        refused = hop_refusal(engine, url, config.purpose, now)
+        return refused.reason if refused is not None else None
+
+    robots = fetch_robots(facts.canonical.origin, user_agent=f"{config.token}/{__version__}", now=now,
+                          may_fetch=may_fetch)
     decision = engine.decide(facts, robots)
     if args.json:
         out = decision.to_dict()

@@ -7,6 +7,7 @@ Everything here raises :class:`~consentcrawl.errors.ConfigError`; nothing half-l
 from __future__ import annotations
 
 import difflib
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
     from .engine import PolicyEngine
+
+logger = logging.getLogger("consentcrawl")
 
 DEFAULT_PLATFORMS = Path("settings") / "platforms.yaml"
 DEFAULT_TOKEN = "consentcrawl"
@@ -92,12 +95,22 @@ class ConsentConfig:
         if not token or not all(c.isalnum() or c in "-_" for c in token):
             raise ConfigError(f"{token!r} is not a product token (letters, digits, '-' and '_' only)",
                               source="CONSENTCRAWL_USER_AGENT_TOKEN")
-        platform_files = _paths(get("CONSENTCRAWL_PLATFORMS"))
-        if platform_files is None:
-            platform_files = (str(DEFAULT_PLATFORMS),) if DEFAULT_PLATFORMS.exists() else ()
+        value = get("CONSENTCRAWL_PLATFORMS")
+        platform_files = _paths(value)
+        if platform_files is None and DEFAULT_PLATFORMS.exists():
+            platform_files = (str(DEFAULT_PLATFORMS),)
+        if not platform_files and not (isinstance(value, (list, tuple)) and not value):
+            # unset with no settings/platforms.yaml here, or "" (a shell variable that was not set): a crawl that
+            # checks no platform's terms and no person must be asked for, not stumbled into
+            raise ConfigError("no platform configured: set it to your platforms.yaml (or to an empty list, [], "
+                              "for a crawl of sites on no platform, where only robots.txt is checked)",
+                              source="CONSENTCRAWL_PLATFORMS")
         from .terms.load import load_platforms
 
         platforms = load_platforms(list(platform_files)) if platform_files else PlatformRegistry({})
+        if not len(platforms):
+            logger.warning("consentcrawl: no platform configured (CONSENTCRAWL_PLATFORMS = []): only robots.txt is "
+                           "checked, and no URL is anyone's profile")
         source = get("CONSENTCRAWL_AUTHORIZATIONS") or None
         store = open_store(str(source), platforms) if source else None
         return cls(
@@ -121,7 +134,7 @@ class ConsentConfig:
             audit_sync=_bool(get("CONSENTCRAWL_AUDIT_FSYNC", True), "CONSENTCRAWL_AUDIT_FSYNC"),
             logstats_interval=_seconds(get("CONSENTCRAWL_LOGSTATS_INTERVAL", 60) or 0,
                                        "CONSENTCRAWL_LOGSTATS_INTERVAL", 86400).total_seconds(),
-            platform_files=tuple(platform_files),
+            platform_files=tuple(platform_files or ()),
             authorizations_source=str(source) if source else None,
             checks=load_checks(get("CONSENTCRAWL_CHECKS")),
         )

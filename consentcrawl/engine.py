@@ -59,13 +59,11 @@ class PolicyEngine:
         self._reader = FactReader(platforms, token)
         self.cache = ConsentCache(enabled=cache)
 
-    def facts(self, url: str, purpose: str, now: datetime, subject: str | None = None,
-              body: bytes | None = None) -> RequestFacts:
-        """Resolve a URL into facts. ``subject`` names the person when the URL does not (``platform:id`` or id).
-
-        Raises ``ValueError`` for a URL that cannot be canonicalised; :meth:`decide_url` turns that into a deny.
-        """
-        return self._reader.facts(url, purpose, now, subject, body)
+    def facts(self, url: str, purpose: str, now: datetime, subject: str | None = None, *,
+              form: str | None = None, is_form: bool = True, host: str | None = None) -> RequestFacts:
+        """Resolve a URL into facts (:meth:`consentcrawl.facts.FactReader.facts`). Raises ``ValueError`` for a URL
+        that cannot be canonicalised; :meth:`decide_url` turns that into a deny."""
+        return self._reader.facts(url, purpose, now, subject, form=form, is_form=is_form, host=host)
 
     # -- the public ways to ask ----------------------------------------------------------------------------
 

@@ -10,8 +10,9 @@ import functools
 from dataclasses import dataclass
 from datetime import datetime
 
+from .resolve import resolve, with_body
 from .terms.platforms import Platform, PlatformRegistry, SubjectReading
-from .urls import CanonicalURL, canonicalize, registered_domain
+from .urls import CanonicalURL, canonicalize
 
 __all__ = ["FactReader", "RequestFacts"]
 
@@ -31,9 +32,10 @@ class RequestFacts:
     robots_paths: tuple[str, ...] = ()  #: the path+query spellings checked against robots.txt
     #: the readings of an URL that a lenient server could take for another person (``subject.ambiguous-url``)
     ambiguous: SubjectReading | None = None
-    #: why the person or platform named in meta is not the URL's (``subject.mismatch``)
+    #: why the person or platform named in meta, or the Host header, is not the URL's (``subject.mismatch``)
     mismatch: str | None = None
-    ip_host: bool = False  #: the host is an IP address no platform lists (``terms.ip-host``)
+    #: the host is an IP address, or a name with no registrable domain (``localhost``), no platform lists
+    ip_host: bool = False
 
 
 class FactReader:
@@ -43,29 +45,35 @@ class FactReader:
         self.platforms = platforms
         self.token = token
         #: what a URL resolves to (a crawl decides the same URL when it is linked, scheduled and fetched)
-        self._resolve = functools.lru_cache(maxsize=8192)(self._resolve_url)
+        self._resolve = functools.lru_cache(maxsize=8192)(functools.partial(resolve, platforms))
 
-    def facts(self, url: str, purpose: str, now: datetime, subject: str | None = None,
-              body: bytes | None = None) -> RequestFacts:
-        """Resolve a URL into facts. ``subject`` names the person when the URL does not (``platform:id`` or id).
+    def facts(self, url: str, purpose: str, now: datetime, subject: str | None = None, *,
+              form: str | None = None, is_form: bool = True, host: str | None = None) -> RequestFacts:
+        """Resolve a URL into facts: its platform and whose page it is (:mod:`consentcrawl.resolve`).
 
-        Raises ``ValueError`` for a URL that cannot be canonicalised.
+        ``subject`` is the request's ``consentcrawl_subject`` (``platform:id`` or id): it may name the person only
+        where the URL names none or the same one. ``form`` is the request body as form text (``is_form`` False for
+        a body of another type); ``host`` the request's own ``Host`` header, if it sets one.
+        Raises ``ValueError`` for a URL that cannot be canonicalised; :meth:`decide_url` turns that into a deny.
         """
         if type(url) is not str:
             raise ValueError(f"URL must be a str, not {type(url).__name__}")
-        canonical, platform, reading, paths, ip_host = self._resolve(url)
-        if body and platform is not None and reading is not None:
-            reading = _with_body(platform, url, body, reading)
+        resolved = self._resolve(url)
+        canonical, platform, reading = resolved.canonical, resolved.platform, resolved.reading
+        paths = _robots_paths(url, canonical)
+        if form and platform is not None and reading is not None:
+            reading = with_body(platform, url, form, is_form, reading)
+        mismatch = _host_mismatch(canonical, host) if host is not None else None
         ambiguous = reading if reading is not None and reading.ambiguous else None
         from_url = reading.subject if reading is not None and ambiguous is None else None
-        if subject is None:
+        if subject is None or mismatch is not None:
             return RequestFacts(url, canonical, purpose, self.token, now, platform, from_url,
-                                "url" if from_url is not None else None, paths, ambiguous, None, ip_host)
+                                "url" if from_url is not None else None, paths, ambiguous, mismatch,
+                                resolved.unlisted_host)
         # meta may name the person only where the URL names none or the same one: it never replaces the URL's
         named_platform, sep, ident = str(subject).partition(":")
         if not sep or named_platform not in self.platforms:
             named_platform, ident = "", str(subject)
-        mismatch = None
         if named_platform and platform is None:
             # an URL on no platform (a CDN, say) named as a platform's person: only ever stricter than off-platform
             platform = self.platforms.get(named_platform)
@@ -74,20 +82,10 @@ class FactReader:
         key = platform.subject_key(ident) if platform is not None else ident
         if mismatch is None and from_url is not None and from_url != key:
             mismatch = "meta names another person than the URL"
-        if mismatch is not None:
-            return RequestFacts(url, canonical, purpose, self.token, now, platform, from_url or key, "meta",
-                                paths, ambiguous, mismatch, ip_host)
-        return RequestFacts(url, canonical, purpose, self.token, now, platform, key,
-                            "url" if from_url is not None else "meta", paths, ambiguous, None, ip_host)
-
-    def _resolve_url(self, url: str) -> tuple[CanonicalURL, Platform | None, SubjectReading | None,
-                                              tuple[str, ...], bool]:
-        """The URL's canonical form, platform, subject reading, robots paths, and whether it is an unlisted IP."""
-        canonical = canonicalize(url)
-        platform = self.platforms.by_domain(registered_domain(canonical.host))
-        reading = platform.read_subject(url, canonical) if platform is not None else None
-        ip_host = platform is None and _is_ip(canonical.host)
-        return canonical, platform, reading, _robots_paths(url, canonical), ip_host
+        return RequestFacts(url, canonical, purpose, self.token, now, platform,
+                            from_url if mismatch is not None and from_url is not None else key,
+                            "url" if from_url is not None else "meta", paths, ambiguous, mismatch,
+                            resolved.unlisted_host)
 
 
 def _robots_paths(url: str, canonical: CanonicalURL) -> tuple[str, ...]:
@@ -105,20 +103,13 @@ def _robots_paths(url: str, canonical: CanonicalURL) -> tuple[str, ...]:
     return (path,)
 
 
-def _with_body(platform: Platform, url: str, body: bytes, reading: SubjectReading) -> SubjectReading:
-    """A form body can name the person as a query would (a PHP ``$_REQUEST``): read the URL with the body's
-    parameters too, on a platform with query templates; a reading that differs makes the URL ambiguous."""
-    if not any(t.is_query for t in platform.profiles):
-        return reading
-    base = url.partition("#")[0]
-    merged = base + ("&" if "?" in base else "?") + body.decode("latin-1")
-    with_body = platform.read_subject(merged, canonicalize(merged))
-    if with_body == reading:
-        return reading
-    return SubjectReading(None, True, (*reading.readings, *with_body.readings,
-                                       ("form body", with_body.subject)))
+def _host_mismatch(canonical: CanonicalURL, host: str) -> str | None:
+    """Why a request's own ``Host`` header makes it go to another site than its URL's host, or None.
 
-
-def _is_ip(host: str) -> bool:
-    """A canonical host that is an IP address (dotted quad, or IPv6 without brackets)."""
-    return ":" in host or (host[-1:].isdigit() and host.replace(".", "").isdigit())
+    Scrapy sends the spider's ``Host`` header instead of its own, and a server picks the site by it: the page
+    served is then the header's host's, not the one decided."""
+    try:
+        named = canonicalize(f"{canonical.scheme}://{host.strip()}/").host
+    except ValueError:
+        return "the request's Host header cannot be read"
+    return None if named == canonical.host else "the request's Host header names another host than its URL"

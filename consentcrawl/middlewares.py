@@ -25,7 +25,6 @@ from ._scrapy_internals import apply_crawl_delay
 from .decision import Decision
 from .runtime import (
     CONFIG_ERROR_REASON,
-    META_NOFOLLOW,
     ConsentRuntime,
     RuntimeComponent,
     config_error,
@@ -108,7 +107,7 @@ class ConsentSpiderMiddleware(RuntimeComponent):
         decision = self.runtime.decision_for(response.request, response.url)
         checked = is_checked_url(response.url)
         denied = checked and (decision is None or not decision.allowed)
-        nofollow = bool(response.meta.get(META_NOFOLLOW)) if response.request is not None else False
+        nofollow = self.runtime.nofollow(response.request)
         runtime = self.runtime
         enforce = runtime.enforce
         async for obj in result:

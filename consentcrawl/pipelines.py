@@ -12,6 +12,7 @@ from typing import Any
 from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem
 
+from .decision import Evidence, Stage, deny
 from .runtime import RuntimeComponent
 
 
@@ -30,6 +31,18 @@ class ConsentGuardPipeline(RuntimeComponent):
     async def process_item(self, item: Any) -> Any:
         if self.runtime is None:
             raise ConsentDropItem("consentcrawl: configuration error")
+        try:
+            return await self._guard(item)
+        except ConsentDropItem:
+            raise
+        except Exception as exc:  # noqa: BLE001 - never let an item out, or into an ERROR line, on a failure
+            cause = Evidence("error", "guard pipeline", {"error": type(exc).__name__})  # not str(exc): item data
+            self.runtime.record(deny(Stage.ERROR, "error.internal", evidence=(cause,)), None, None, "item")
+            self.runtime.count("consentcrawl/items/dropped")
+            raise ConsentDropItem(f"consentcrawl: error.internal ({type(exc).__name__})") from None
+
+    async def _guard(self, item: Any) -> Any:
+        assert self.runtime is not None
         config = self.runtime.config
         # a plain dict (what most spiders yield) is read as it is; any other kind of item through itemadapter
         adapter: Any = item if type(item) is dict else ItemAdapter(item)
@@ -39,9 +52,19 @@ class ConsentGuardPipeline(RuntimeComponent):
             return item
         provenance = adapter.get(config.provenance_field) if config.provenance_field else None
         provenance = provenance if isinstance(provenance, dict) else {}
-        platform = adapter.get("platform") if "platform" in names else None
-        platform = platform or provenance.get("platform")
-        decision = await self.runtime.decide_item(platform, str(subject), provenance.get("url"))
+        named = adapter.get("platform") if "platform" in names else None
+        stamped = provenance.get("platform")
+        platform = named or stamped
+        if not isinstance(platform, str):  # a list from getall(), a Selector...: not a platform we can name
+            platform = None
+        if named and stamped and named != stamped:
+            # the page was decided on one platform; the item must not be judged on another's records
+            cause = Evidence("item", "item", {"platform": str(named)[:100], "page_platform": stamped,
+                                              "cause": "the item names another platform than its page's"})
+            decision = self.runtime.record(deny(Stage.SUBJECT, "subject.mismatch", platform=stamped,
+                                                evidence=(cause,)), provenance.get("url"), None, "item")
+        else:
+            decision = await self.runtime.decide_item(platform, str(subject), provenance.get("url"))
         if not decision.allowed:
             self.runtime.count("consentcrawl/items/dropped")
             if self.runtime.enforce:

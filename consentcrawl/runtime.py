@@ -23,9 +23,11 @@ from .decision import Decision, Evidence, Stage, deny
 from .errors import ConfigError
 from .facts import RequestFacts
 from .recording import DecisionRecording
+from .resolve import form_text
 from .response import judge_response, wants_nofollow
 from .robots.cache import RobotsCache
 from .robots.fetch import RobotsFile
+from .robots.hops import hop_refusal
 from .robots.meta import parse_meta_robots
 from .robots.scrapyfetch import ScrapyRobotsFetcher
 from .robots.tags import parse_robots_headers
@@ -91,8 +93,15 @@ def config_error(crawler: Crawler) -> ConfigError | None:
 
 
 def is_checked_url(url: str) -> bool:
-    """Only http(s) requests can fetch a person; data: and file: URLs are local."""
-    return url.startswith(("http://", "https://"))
+    """Only http(s) requests can fetch a person; data: and file: URLs are local.
+
+    By the scheme as a URL parser reads it (``http:u/107`` is an http URL too), the way Scrapy picks the download
+    handler: a spelling without ``//`` must not pass undecided."""
+    scheme, sep, _ = url.lstrip(_C0_OR_SPACE).partition(":")
+    return bool(sep) and scheme.strip().lower() in ("http", "https")
+
+
+_C0_OR_SPACE = "".join(chr(i) for i in range(0x21))
 
 
 class ConsentRuntime(DecisionRecording):
@@ -105,11 +114,14 @@ class ConsentRuntime(DecisionRecording):
         config = self.config
         cache = RobotsCache(config.robots_ttl, config.robots_retry, config.robots_retry_max, config.robots_stale)
         self.robots = ScrapyRobotsFetcher(crawler, cache, config.now, self.may_fetch_robots)
+        _check_handlers(crawler)
         self.audit = AuditLog(config.audit_log, sync=config.audit_sync)
         assert crawler.stats is not None
         self.stats = crawler.stats
         #: the decision that let each request go out (or the response in), with the URL it was made for
         self._decided: weakref.WeakKeyDictionary[Request, tuple[str, Decision]] = weakref.WeakKeyDictionary()
+        #: requests whose response said nofollow (by identity: meta copied to the next page must not carry it)
+        self._nofollow: weakref.WeakSet[Request] = weakref.WeakSet()
         #: requests whose link check was made by the spider middleware, with the URL it was made for
         self._link_checked: weakref.WeakKeyDictionary[Request, str] = weakref.WeakKeyDictionary()
         #: Scrapy filters by level in its handler, not on the logger: skip building DEBUG lines nobody keeps
@@ -151,6 +163,10 @@ class ConsentRuntime(DecisionRecording):
         self._decided[request] = (url, decision)
         request.meta[META_DECISION] = decision  # for the spider to read; never read back
 
+    def nofollow(self, request: Request | None) -> bool:
+        """Whether the response to this very request said nofollow."""
+        return request is not None and request in self._nofollow
+
     def mark_link_checked(self, request: Request) -> None:
         self._link_checked[request] = request.url
 
@@ -162,10 +178,18 @@ class ConsentRuntime(DecisionRecording):
     def facts_for(self, request: Request | None, url: str, now: datetime) -> tuple[RequestFacts | None,
                                                                                       Decision | None]:
         """Facts for a URL (with the request's ``consentcrawl_subject``), or a deny when it cannot be understood."""
-        subject = request.meta.get(META_SUBJECT) if request is not None else None
-        body = request.body if request is not None else None
+        subject = form = host = None
+        is_form = True
+        if request is not None:
+            subject = request.meta.get(META_SUBJECT)
+            if request.body:
+                content_type = (request.headers.get(b"Content-Type") or b"").decode("latin-1")
+                form, is_form = form_text(request.body, content_type)
+            header = request.headers.get(b"Host")
+            host = header.decode("latin-1") if header else None
         try:
-            facts = self.engine.facts(url, self.config.purpose, now, subject, body or None)
+            facts = self.engine.facts(url, self.config.purpose, now, subject, form=form, is_form=is_form,
+                                      host=host)
         except Exception as exc:  # noqa: BLE001 - an URL we cannot read is denied, not waved through
             return None, _bad_url(url, exc)
         return facts, None
@@ -180,7 +204,7 @@ class ConsentRuntime(DecisionRecording):
         facts, decision = self.facts_for(request, url, self.config.now())
         if facts is not None:
             decision = self.engine.decide_consent(facts)
-            if decision.allowed:
+            if not self.drops(decision):  # in report mode too: robots.txt is enforced there, so it must be known
                 robots = await self._robots_for(facts)
                 now = self.config.now()  # read after the wait for robots.txt
                 facts, decision = self.facts_for(request, url, now)
@@ -257,14 +281,11 @@ class ConsentRuntime(DecisionRecording):
         """A robots.txt hop is fetched only if we would fetch that URL: it must not name a person we may not
         collect. A terms-stage deny does not stop the first hop, ``/robots.txt`` itself: reading a site's terms
         is not collecting its data."""
-        facts, decision = self.facts_for(None, url, self.config.now())
-        if facts is not None:
-            decision = self.engine.decide_consent(facts)
-            if decision.allowed or (decision.stage is Stage.TERMS and facts.canonical.path == "/robots.txt"
-                                    and decision.reason != "terms.ip-host"):
-                return None
-        assert decision is not None
-        self.record(decision, url, facts.canonical.url if facts else None, "robots", time=self.config.now())
+        now = self.config.now()
+        decision = hop_refusal(self.engine, url, self.config.purpose, now)
+        if decision is None:
+            return None
+        self.record(decision, url, None, "robots", time=now)
         return decision.reason
 
     def decide_scheduled(self, request: Request) -> Decision | None:
@@ -316,7 +337,8 @@ class ConsentRuntime(DecisionRecording):
             return prior
         decision = judge_response(prior, directives, self.config.purpose, now, response.url)
         if wants_nofollow(directives):
-            request.meta[META_NOFOLLOW] = True
+            self._nofollow.add(request)
+            request.meta[META_NOFOLLOW] = True  # for the spider to read; never read back
         # the signals are evidence either way; an allow was already counted when the request was decided
         self.count("consentcrawl/response/signals")
         return self.record(decision, response.url, None, "response", count=not decision.allowed, time=now)
@@ -326,6 +348,22 @@ class ConsentRuntime(DecisionRecording):
         decision = deny(Stage.RESPONSE, "response.nofollow", evidence=(
             Evidence("nofollow", response.url, {"link": dropped.url}),))
         self.record(decision, dropped.url, None, "output", time=self.config.now())
+
+def _check_handlers(crawler: Crawler) -> None:
+    """The send-time decision is a download handler: an add-on or setting applied after ours that replaced it
+    for http(s) would send requests with only the pre-filters' say. Refuse to start instead."""
+    from .handler import ConsentHTTPDownloadHandler, ConsentHTTPSDownloadHandler
+
+    handlers = crawler.settings.getwithbase("DOWNLOAD_HANDLERS")
+    for scheme, ours in (("http", ConsentHTTPDownloadHandler), ("https", ConsentHTTPSDownloadHandler)):
+        current = handlers.get(scheme)
+        path = current if isinstance(current, str) else f"{current.__module__}.{current.__qualname__}"
+        if path != f"{ours.__module__}.{ours.__qualname__}":
+            raise ConfigError(f"the {scheme} download handler is {path}, not consentcrawl's send-time decision: "
+                              "another add-on or setting replaced it after consentcrawl's add-on; give "
+                              "consentcrawl.Addon a higher number in ADDONS than the add-on that sets "
+                              "DOWNLOAD_HANDLERS", source="DOWNLOAD_HANDLERS")
+
 
 def _error_cause(exc: BaseException, where: str) -> Evidence:
     return Evidence("error", where, {"error": type(exc).__name__, "message": str(exc)})

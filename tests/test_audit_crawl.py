@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import scrapy
@@ -135,14 +136,18 @@ def test_a_failed_write_keeps_the_waiting_lines_for_the_next_try(tmp_path: Path)
 
 
 class LinkThroughRedirectSpider(MicroblogSpider):
-    """Links (from a callback) to allowed-looking URLs that redirect to a person without authorization."""
+    """Links (from a callback) to allowed-looking URLs that redirect to a person without authorization.
+
+    The target is given as a path: an absolute profile URL in the query is that person's page already
+    (:mod:`consentcrawl.resolve`), and is denied before the redirect is fetched."""
 
     name = "link-through-redirect"
     targets: tuple[str, ...] = ()
 
     def parse(self, response: Any) -> Any:
         for target in self.targets:
-            yield response.follow(f"/go?to={target}", callback=self.parse_profile)
+            yield response.follow(f"http://m.microblog.example/go?to={urlsplit(target).path}",
+                                  callback=self.parse_profile)
 
 
 @pytest.mark.parametrize("mode", ["enforce", "report"])

@@ -165,3 +165,17 @@ def test_check_shows_which_robots_file_decided(capsys: pytest.CaptureFixture[str
     assert "(HTTP 200, fetched " in out and f"{len(robots)} bytes" in out
     assert "group 'User-agent: consentcrawl' (line 2)" in out and "rule 'Disallow: /' (line 4)" in out
     assert "DENIED: robots.disallowed" in out
+
+
+def test_check_does_not_follow_a_robots_txt_redirect_to_a_person_it_may_not_fetch(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Like a crawl, ``check`` asks before each robots.txt hop: a redirect to a denied profile is not fetched."""
+    app = Router.static("microblog.example", "/robots.txt", 301, "", {"Location": "/u/1003"})
+    with LocalServer(app) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        code, out, _ = check(capsys, "http://microblog.example/u/1001", "--purpose", "research", *config_args(),
+                             "--json")
+        assert [r.path for r in server.requests] == ["/robots.txt"]
+    decision = json.loads(out)
+    assert code == 1 and decision["reason"] == "robots.unreachable"
+    assert "subject.no-authorization" in decision["evidence"][0]["cause"]

@@ -100,7 +100,8 @@ async def test_only_authorized_people_are_fetched_and_collected(
     hosts = {r.host for r in server.requests}
     assert "m.microblog.example" in hosts  # the mobile host really was crawled
     if spidercls is RedirectSpider:
-        assert any(r.path == "/go" for r in server.requests)  # the redirect was followed up to the deny
+        # an open redirect that embeds a denied person's URL is that person's page: denied before /go is fetched
+        assert any("/go?" in (e["url"] or "") and e["verdict"] == "deny" for e in result.audit)
     # robots.txt: fetched once per origin, and its disallowed paths never requested
     robots = [r for r in server.requests if r.path == "/robots.txt"]
     assert len(robots) == len({r.host for r in server.requests})

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
+import httpx
 import pytest
 import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
@@ -67,12 +68,18 @@ async def test_a_host_header_naming_the_platform_is_decided_as_the_platform(
     default site's, and no terms or person check is made. (Domain fronting through a CDN is the same request.)"""
     app = LenientPeople()
     with LocalServer(with_default_vhost(app)) as server:
+        # control: this server does route by the Host header (a plain client is served 107's page)
+        routed = httpx.get(f"http://127.0.0.1:{server.port}/u/107", headers={"Host": HOST}, trust_env=False)
+        assert routed.status_code == 200 and [s.person for s in app.served] == ["107"], app.describe()
+        app.served.clear()
         urls = [scrapy.Request(f"http://localhost:{server.port}/u/107", headers={"Host": HOST}, dont_filter=True),
                 scrapy.Request(f"http://localhost:{server.port}/u/101", headers={"Host": HOST}, dont_filter=True)]
-        await crawl(make_spider(KIND, ListLogic), people_settings(tmp_path), proxy=None, monkeypatch=monkeypatch,
-                    urls=urls, follow_links=False)
-    assert {s.host for s in app.served} == {HOST}, f"control: the Host header routed\n{app.describe()}"
+        result = await crawl(make_spider(KIND, ListLogic), people_settings(tmp_path), proxy=None,
+                             monkeypatch=monkeypatch, urls=urls, follow_links=False)
     assert_not_served(app, {"107"}, "(URL host localhost, Host: people.example)")
+    # a Host header naming another host than the URL's is denied outright, whoever the URL names
+    reasons = {e["reason"] for e in result.audit if e["verdict"] == "deny" and "/u/107" in (e["url"] or "")}
+    assert reasons & {"subject.mismatch", "terms.ip-host"}, result.audit
 
 
 # --------------------------------------------------------------------------- 2. a host name for an IP address

@@ -227,7 +227,7 @@ class AuditLog:
         self.count += len(lines) + bool(tail)
         if self.sync:
             try:
-                os.fdatasync(self._file.fileno())
+                _sync(self._file.fileno())
             except OSError as exc:  # in the file, but not known to be on disk: what waited for it does not stand
                 self.error = f"cannot sync the audit log {self.path}: {exc.strerror or exc}"
                 self._settle(waiting, {ticket for _, ticket in waiting})
@@ -300,6 +300,9 @@ class AuditLog:
                 except OSError as exc:
                     raise AuditUnavailable(f"cannot write the audit log {self.path}: {exc.strerror or exc}") from exc
 
+
+#: data (not metadata) to stable storage; fsync where the system has no fdatasync (macOS, Windows)
+_sync = getattr(os, "fdatasync", os.fsync)
 
 #: the keys of an entry before its evidence, in order
 _HEAD = ("decision_id", "time", "phase", "url", "canonical_url", "platform", "subject", "purpose", "verdict", "stage",

@@ -3,7 +3,7 @@
 Four checks, in this order in the default list (after the platform's terms):
 
 - :class:`MismatchCheck` denies ``subject.mismatch``: the request's meta names another person or platform than
-  its URL.
+  its URL, or its own ``Host`` header another host.
 - :class:`AmbiguousUrlCheck` denies ``subject.ambiguous-url``: a lenient server could read the URL as another
   person, or as no one person.
 - :class:`NotAProfileCheck` concludes ``subject.not-a-profile`` (allow) for a platform URL that names no person.
@@ -34,7 +34,11 @@ class MismatchCheck:
     def check(self, ctx: CheckContext) -> Outcome | None:
         if ctx.facts is None or ctx.facts.mismatch is None:
             return None
-        ctx.cite(Evidence("request-meta", "consentcrawl_subject", {"cause": ctx.facts.mismatch}))
+        cause = ctx.facts.mismatch
+        if "Host header" in cause:  # the spider's own Host header sends the request to another site
+            ctx.cite(Evidence("request-header", "Host", {"cause": cause}))
+        else:
+            ctx.cite(Evidence("request-meta", "consentcrawl_subject", {"cause": cause}))
         return Outcome.deny("subject.mismatch")
 
 

@@ -2,7 +2,8 @@
 
 Three checks, in this order in the default list:
 
-- :class:`IpHostCheck` denies ``terms.ip-host``: an IP address no platform lists could be any platform's server.
+- :class:`IpHostCheck` denies ``terms.ip-host``: an IP address (or ``localhost``) no platform lists could be any
+  platform's server.
 - :class:`OffPlatformCheck` concludes ``terms.off-platform`` (allow) for a URL on no configured platform that names
   no person; a person named off-platform (or a mismatch, an ambiguous reading) goes on to the subject checks.
 - :class:`PlatformTermsCheck` denies ``terms.not-authorized``, ``terms.purpose``, ``terms.not-yet-valid`` and
@@ -27,8 +28,9 @@ class IpHostCheck:
     def check(self, ctx: CheckContext) -> Outcome | None:
         if ctx.facts is None or not ctx.facts.ip_host:
             return None
-        ctx.cite(Evidence("platform", "platforms", {"platform": None, "host": ctx.facts.canonical.host,
-                                                    "cause": "an IP address no platform lists"}))
+        ctx.cite(Evidence("platform", "platforms", {
+            "platform": None, "host": ctx.facts.canonical.host,
+            "cause": "an IP address, or a name with no registrable domain, that no platform lists"}))
         return Outcome.deny("terms.ip-host")
 
 

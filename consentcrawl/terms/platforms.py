@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 
-from ..urls import CanonicalURL, canonicalize
+from ..urls import CanonicalURL, canonicalize, raw_path_query
 from .readings import (
     Reading,
     SubjectReading,
@@ -270,6 +270,34 @@ def _reading_of_path(path_query: str) -> Reading:
     return strict_reading(path or "/", query)
 
 
+_ESCAPED_ESCAPE = re.compile(r"%25|%[uU][0-9A-Fa-f]{4}")
+
+
+def _stranger_than_one_decoding(url: str, params_read: frozenset[str]) -> str:
+    """Why a server that decodes differently from one UTF-8 pass could read ``url`` as someone else, or "".
+
+    ``%25`` is an escape for a server that decodes twice (a front proxy, then the application), ``%uXXXX`` one for
+    IIS, and bytes that are not UTF-8 (overlong ``%c0%af`` is ``/`` to some decoders) cannot be read safely. The
+    readings model one decoding pass; rather than guess at every other decoder, such a URL is ambiguous. In the
+    query only the parameters a template reads (``params_read``) count: a nested, twice-escaped ``?next=`` value is
+    ordinary.
+    """
+    if "%" not in url:
+        return ""
+    try:
+        path, query = raw_path_query(url)
+    except ValueError:
+        return ""
+    read = [value for name, _, value in (pair.partition("=") for pair in re.split("[&;]", query))
+            if params_read and caseless(decode(name).replace("+", " ")).strip() in params_read]
+    text = "?".join([path, *read])
+    if _ESCAPED_ESCAPE.search(text):
+        return "an escaped escape (%25, %uXXXX): read differently by a server that decodes twice"
+    if has_undecodable(decode(text)):
+        return "escapes that are not UTF-8 (e.g. overlong forms)"
+    return ""
+
+
 @dataclass(frozen=True)
 class Platform:
     name: str
@@ -303,6 +331,9 @@ class Platform:
             if ambiguous:
                 return SubjectReading(None, True, ((canonical.path_query, None),))
             return NOT_A_PROFILE if key is None else SubjectReading(key)
+        stranger = _stranger_than_one_decoding(url, self._params_read)
+        if stranger:
+            return SubjectReading(None, True, ((canonical.path_query, None), (stranger, None)))
         results: dict[tuple[str, str | None], bool] = {}
         for reading in readings(url, canonical):
             key, ambiguous, _ = self._read(reading.segments, reading.params)
@@ -312,6 +343,11 @@ class Platform:
             return SubjectReading(None, True, tuple(results))
         key = keys.pop()
         return NOT_A_PROFILE if key is None else SubjectReading(key)
+
+    @cached_property
+    def _params_read(self) -> frozenset[str]:
+        """The query parameters the templates read a person from, case-folded."""
+        return frozenset(caseless(t.param) for t in self.profiles if t.param is not None)
 
     @cached_property
     def _quick(self) -> tuple[tuple[str, ...], bool]:

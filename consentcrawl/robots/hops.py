@@ -1,0 +1,30 @@
+"""Which robots.txt redirect hops may be fetched: the rule the crawl and ``consentcrawl check`` share.
+
+A robots.txt request is a request like any other: a site can redirect it to a person's profile. A hop is fetched
+only if we would fetch that URL. A terms-stage deny does not stop a hop to a ``/robots.txt`` (reading a site's
+terms is not collecting its data), except for a host we do not fetch from at all (``terms.ip-host``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from ..decision import Decision, Evidence, Stage, deny
+
+if TYPE_CHECKING:
+    from ..policy import PolicyEngine
+
+
+def hop_refusal(engine: PolicyEngine, url: str, purpose: str, now: datetime) -> Decision | None:
+    """The deny that stops fetching ``url`` as a robots.txt hop, or None to fetch it."""
+    try:
+        facts = engine.facts(url, purpose, now)
+    except Exception as exc:  # noqa: BLE001 - an URL we cannot read is not fetched
+        return deny(Stage.ERROR, "error.bad-url", evidence=(Evidence("error", url, {"error": type(exc).__name__,
+                                                                                    "message": str(exc)[:500]}),))
+    decision = engine.decide_consent(facts)
+    if decision.allowed or (decision.stage is Stage.TERMS and facts.canonical.path == "/robots.txt"
+                            and decision.reason != "terms.ip-host"):
+        return None
+    return decision
