@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -75,8 +76,10 @@ class ConsentConfig:
         return self.fixed_now or datetime.now(timezone.utc)
 
     @classmethod
-    def from_settings(cls, settings: Mapping[str, Any] | Any, purpose: str | None = None) -> ConsentConfig:
-        """Build from Scrapy settings (or a plain dict). ``purpose`` (a spider's attribute) wins over the setting."""
+    def from_settings(cls, settings: Mapping[str, Any] | Any, purpose: str | None = None,
+                      crawler: Crawler | None = None) -> ConsentConfig:
+        """Build from Scrapy settings (or a plain dict). ``purpose`` (a spider's attribute) wins over the setting;
+        ``crawler``, when there is one, builds a store named by import path with its ``from_crawler``."""
         get = settings.get
         check_names(settings)
         purpose = purpose or get("CONSENTCRAWL_PURPOSE")
@@ -112,7 +115,7 @@ class ConsentConfig:
             logger.warning("consentcrawl: no platform configured (CONSENTCRAWL_PLATFORMS = []): only robots.txt is "
                            "checked, and no URL is anyone's profile")
         source = get("CONSENTCRAWL_AUTHORIZATIONS") or None
-        store = open_store(str(source), platforms) if source else None
+        store = open_store(str(source), platforms, crawler) if source else None
         return cls(
             purpose=purpose,
             platforms=platforms,
@@ -205,8 +208,18 @@ def check_names(settings: Mapping[str, Any] | Any) -> None:
             raise ConfigError(f"unknown setting{hint}", source=name)
 
 
-def open_store(source: str, platforms: PlatformRegistry) -> AuthorizationStore:
-    """Open the authorization store named by ``CONSENTCRAWL_AUTHORIZATIONS``."""
+#: an import path (``mypackage.stores.ConsentAPIStore``): a store class of the user's
+_IMPORT_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
+_FILE_SUFFIXES = (".yaml", ".yml", ".csv", ".jsonl")
+
+
+def open_store(source: str, platforms: PlatformRegistry, crawler: Crawler | None = None) -> AuthorizationStore:
+    """Open the authorization store named by ``CONSENTCRAWL_AUTHORIZATIONS``: a YAML, CSV or JSONL file, an
+    ``sqlite:///`` URL, or the import path of a store class (built with ``from_crawler(crawler)`` when it has
+    one and a crawler exists, else called with no arguments; see ``docs/stores.md``)."""
+    if (_IMPORT_PATH.fullmatch(source) and not source.lower().endswith(_FILE_SUFFIXES)
+            and not Path(source).exists()):
+        return _store_by_import_path(source, crawler)
     scheme = source.split("://", 1)[0].lower() if "://" in source else ""
     if scheme == "sqlite":
         from .consent.sqlite import SQLiteStore
@@ -218,6 +231,26 @@ def open_store(source: str, platforms: PlatformRegistry) -> AuthorizationStore:
     from .consent.load import load_authorizations
 
     return load_authorizations(source, platforms)
+
+
+def _store_by_import_path(path: str, crawler: Crawler | None) -> AuthorizationStore:
+    from scrapy.utils.misc import load_object
+
+    try:
+        cls = load_object(path)
+    except (ImportError, NameError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"cannot import the store {path!r}: {exc}", source="CONSENTCRAWL_AUTHORIZATIONS") from None
+    try:
+        store = cls.from_crawler(crawler) if crawler is not None and hasattr(cls, "from_crawler") else cls()
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a store that cannot be built stops the crawl, with its cause
+        raise ConfigError(f"cannot build the store {path!r}: {type(exc).__name__}: {exc}",
+                          source="CONSENTCRAWL_AUTHORIZATIONS") from None
+    if not callable(getattr(store, "lookup", None)):
+        raise ConfigError(f"{path!r} is not an authorization store (no lookup method)",
+                          source="CONSENTCRAWL_AUTHORIZATIONS")
+    return store  # type: ignore[no-any-return]
 
 
 def _paths(value: Any) -> tuple[str, ...] | None:

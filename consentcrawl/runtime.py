@@ -109,7 +109,7 @@ class ConsentRuntime(DecisionRecording):
         self.crawler = crawler
         spider = getattr(crawler, "spider", None)
         purpose = getattr(spider, "purpose", None) or getattr(crawler.spidercls, "purpose", None)
-        self.config = ConsentConfig.from_settings(crawler.settings, purpose=purpose)
+        self.config = ConsentConfig.from_settings(crawler.settings, purpose=purpose, crawler=crawler)
         self.engine = build_engine(self.config, crawler)
         config = self.config
         cache = RobotsCache(config.robots_ttl, config.robots_retry, config.robots_retry_max, config.robots_stale)
