@@ -200,7 +200,7 @@ def cmd_authorizations_import(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo.run import run_demo, serve
+    from consentcrawl_demo.run import run_demo, serve
 
     if args.serve:
         return serve(args.port or 8765)

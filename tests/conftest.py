@@ -19,8 +19,8 @@ from scrapy import signals
 from scrapy.utils.test import get_crawler
 
 from consentcrawl.audit.log import read_audit_log
-from consentcrawl.demo.microblog import MicroblogSite
-from consentcrawl.demo.server import LocalServer
+from consentcrawl_demo.microblog import MicroblogSite
+from consentcrawl_demo.server import LocalServer
 
 ROOT = Path(__file__).resolve().parent.parent
 PLATFORMS = ROOT / "settings" / "platforms.yaml"
