@@ -17,6 +17,7 @@ from typing import Any
 
 from consentcrawl.audit.log import read_audit_log
 from consentcrawl.errors import ConfigError
+
 from .microblog import serve as serve_microblog
 
 SPIDER = "microblog"
