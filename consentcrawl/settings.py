@@ -24,7 +24,7 @@ from scrapy.settings import BaseSettings
 from .checks import DEFAULT_CHECKS
 from .errors import ConfigError
 
-__all__ = ["SETTINGS", "Setting", "as_settings", "read"]
+__all__ = ["KINDS", "MISSING", "SETTINGS", "Setting", "as_settings", "read"]
 
 
 class _Missing:
@@ -95,7 +95,7 @@ def read(settings: BaseSettings, name: str) -> Any:
     """The value of setting ``name``, read as its kind; its default when unset.
 
     ``text``, ``path`` and ``store`` give a ``str``; ``paths`` and ``import paths`` a tuple; ``bool`` a bool;
-    ``seconds`` a float from 0 up to the setting's maximum; ``time`` an aware ``datetime``; ``import path`` the
+    ``seconds`` a number from 0 up to the setting's maximum; ``time`` an aware ``datetime``; ``import path`` the
     object it names. Raises ConfigError naming the setting and the value it cannot read.
     """
     setting = SETTINGS[name]
