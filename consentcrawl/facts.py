@@ -10,7 +10,7 @@ import functools
 from dataclasses import dataclass
 from datetime import datetime
 
-from .resolve import resolve, with_body
+from .resolve import embedded, resolve, with_body
 from .terms.platforms import Platform, PlatformRegistry, SubjectReading
 from .urls import CanonicalURL, canonicalize
 
@@ -63,6 +63,8 @@ class FactReader:
         paths = _robots_paths(url, canonical)
         if form and platform is not None and reading is not None:
             reading = with_body(platform, url, form, is_form, reading)
+        if form:  # a fetch-through service given the platform URL in the body fetches that page
+            platform, reading = embedded(self.platforms, form, platform, reading)
         mismatch = _host_mismatch(canonical, host) if host is not None else None
         ambiguous = reading if reading is not None and reading.ambiguous else None
         from_url = reading.subject if reading is not None and ambiguous is None else None

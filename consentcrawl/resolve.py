@@ -6,7 +6,11 @@ and the engine denies:
 
 - the URL itself, strictly and as a lenient server reads it (:meth:`Platform.read_subject`);
 - a URL embedded in it (``api.example/fetch?url=http%3A%2F%2Fpeople.example%2Fu%2F107``: a fetch-through service
-  or an archive fetches that page for us), decoded once and twice: its person is the request's person;
+  or an archive fetches that page for us), decoded once and twice: its person is the request's person. Found by
+  the platform's domain, not by a scheme, because the services repair what a WHATWG URL parser repairs:
+  ``//people.example/u/107``, ``http:/people.example/…``, backslashes, and no scheme at all
+  (``/web/2024/people.example/u/111``, as the Wayback Machine spells it);
+- the same in a request body (``FormRequest(".../fetch", formdata={"url": ...})``);
 - a form body (urlencoded or multipart), which a PHP-style server reads like the query; a body of another type
   that mentions a query template's parameter is ambiguous.
 """
@@ -22,10 +26,11 @@ from urllib.parse import unquote, urlencode
 from .terms.platforms import Platform, PlatformRegistry, SubjectReading
 from .urls import CanonicalURL, canonicalize, registered_domain
 
-__all__ = ["Resolved", "form_text", "resolve", "with_body"]
+__all__ = ["Resolved", "embedded", "form_text", "resolve", "with_body"]
 
-#: an absolute http(s) URL inside another URL's path or query (after decoding)
-_EMBEDDED = re.compile(r"https?://[^\s\"'<>&]+", re.IGNORECASE)
+#: where an embedded URL ends: what cannot be inside one written in a query value or a body
+_END = re.compile(r"[\s\"'<>&]")
+_patterns: dict[frozenset[str], re.Pattern[str] | None] = {}
 
 
 @dataclass(frozen=True)
@@ -43,19 +48,36 @@ def resolve(platforms: PlatformRegistry, url: str) -> Resolved:
     platform = platforms.by_domain(domain)
     reading = platform.read_subject(url, canonical) if platform is not None else None
     unlisted = platform is None and (domain == "" or _is_ip(canonical.host))
-    start = url.find("://")
-    if "://" in url[start + 3:] or "%3a" in url.lower():
-        platform, reading = _with_embedded(platforms, url[start + 3:], platform, reading)
+    rest = url[url.find("://") + 3:]
+    cut = min((i for i in (rest.find(c) for c in "/?#\\") if i >= 0), default=len(rest))
+    platform, reading = embedded(platforms, rest[cut:], platform, reading)  # after the URL's own host
     return Resolved(canonical, platform, reading, unlisted)
 
 
-def _with_embedded(platforms: PlatformRegistry, rest: str, platform: Platform | None,
-                   reading: SubjectReading | None) -> tuple[Platform | None, SubjectReading | None]:
-    """The platform and reading once the platform URLs embedded in ``rest`` (the URL after its scheme) count."""
+def _domain_pattern(platforms: PlatformRegistry) -> re.Pattern[str] | None:
+    """A platform's domain (or a subdomain of it) standing as a host: not inside a longer name, followed by the
+    end of a host."""
+    domains = platforms.domains()
+    if domains not in _patterns:
+        names = "|".join(re.escape(d) for d in sorted(domains, key=len, reverse=True))
+        _patterns[domains] = re.compile(rf"(?<![a-z0-9.-])(?:[a-z0-9-]+\.)*(?:{names})(?=[/\\:?#]|$)",
+                                        re.IGNORECASE) if names else None
+    return _patterns[domains]
+
+
+def embedded(platforms: PlatformRegistry, text: str, platform: Platform | None,
+             reading: SubjectReading | None) -> tuple[Platform | None, SubjectReading | None]:
+    """The platform and reading once the platform URLs embedded in ``text`` count (the rest of a URL after its
+    host, or a request body)."""
+    pattern = _domain_pattern(platforms)
+    if pattern is None or not text:
+        return platform, reading
     seen: dict[str, tuple[Platform, SubjectReading]] = {}
-    for text in {rest, unquote(rest), unquote(unquote(rest))}:
-        for match in _EMBEDDED.finditer(text):
-            inner = match.group()
+    for variant in {text, unquote(text), unquote(unquote(text))}:
+        variant = variant.replace("\\", "/")
+        for match in pattern.finditer(variant):
+            end = _END.search(variant, match.end())
+            inner = "http://" + variant[match.start():end.start() if end else len(variant)]
             try:
                 canonical = canonicalize(inner)
             except ValueError:

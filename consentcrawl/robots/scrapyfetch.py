@@ -5,6 +5,10 @@ Redirects are followed here, hop by hop, rather than by Scrapy's RedirectMiddlew
 (RFC 9309 §2.3.1.2). Each hop is a request like any other: before it is sent, ``may_fetch`` is asked, and a hop
 we would deny (a redirect to a person's profile, say) is never fetched; the origin is then unreachable.
 
+Retries are not Scrapy's either (``dont_retry``): RetryMiddleware answers with a copy of the request, a new object
+this fetcher does not know, whose request phase would wait for this very robots.txt fetch: a deadlock. A
+robots.txt that cannot be fetched makes the origin unreachable, and :class:`RobotsCache` tries it again later.
+
 The side requests are recognised by identity (:attr:`ScrapyRobotsFetcher.own`), never by a meta flag a spider
 could copy onto its own requests.
 """
@@ -97,7 +101,7 @@ class ScrapyRobotsFetcher:
                                    final_url=current, redirects=tuple(hops))
             request = Request(current, priority=self.PRIORITY, callback=NO_CALLBACK, dont_filter=True,
                               meta={"dont_obey_robotstxt": True, "dont_cache": True, "dont_redirect": True,
-                                    "handle_httpstatus_all": True, "allow_offsite": True})
+                                    "dont_retry": True, "handle_httpstatus_all": True, "allow_offsite": True})
             self.own.add(request)
             stats.inc_value("consentcrawl/robots/request_count")
             try:

@@ -175,6 +175,10 @@ class PlatformRegistry:
     def by_domain(self, registered_domain: str) -> Platform | None:
         return self._by_domain.get(registered_domain)
 
+    def domains(self) -> frozenset[str]:
+        """Every platform's registered domains (and listed IP addresses)."""
+        return frozenset(self._by_domain)
+
     def get(self, name: str) -> Platform | None:
         return self.platforms.get(name)
 
