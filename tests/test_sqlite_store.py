@@ -19,8 +19,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.cli import main
 from consentcrawl.config import ConsentConfig
-from consentcrawl.consent import sqlite as sqlite_module
-from consentcrawl.consent import sqlite_write
+from consentcrawl.consent import sqlite_format, sqlite_write
 from consentcrawl.consent.load import FileStore, load_authorizations, read_authorizations
 from consentcrawl.consent.records import AuthorizationRecord
 from consentcrawl.consent.sqlite import SLOTS, SQLiteStore, base_id, bulk_build, import_records, key_hashes
@@ -371,8 +370,8 @@ def legacy_store(path: Path, records: list[AuthorizationRecord]) -> None:
     """A store as format version 1 wrote it: people placed by the subject as written."""
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.executescript(sqlite_module._SCHEMA + ";" + sqlite_module._RECORDS.format(name="records"))
-    bloom, used = sqlite_module.Bloom.sized(len(records)), set()
+    conn.executescript(sqlite_format.SCHEMA + ";" + sqlite_format.RECORDS_TABLE.format(name="records"))
+    bloom, used = sqlite_format.Bloom.sized(len(records)), set()
     for record in records:
         hashes = key_hashes(record.platform, record.subject)
         slot = base_id(hashes[0])
@@ -380,10 +379,10 @@ def legacy_store(path: Path, records: list[AuthorizationRecord]) -> None:
             slot += 1
         used.add(slot)
         bloom.add(*hashes)
-        conn.execute(sqlite_module._INSERT, (slot, *sqlite_write._record_row(record)))
+        conn.execute(sqlite_format.INSERT, (slot, *sqlite_write._record_row(record)))
     conn.execute("INSERT INTO bloom VALUES (1, ?, ?, ?)", (bloom.probes, len(records), bytes(bloom.bits)))
     conn.executemany("INSERT INTO meta VALUES (?, ?)", [
-        ("format", sqlite_module.FORMAT), ("version", "1"), ("records", str(len(records))),
+        ("format", sqlite_format.FORMAT), ("version", "1"), ("records", str(len(records))),
         ("keys", str(len({(r.platform, r.subject) for r in records}))), ("platforms", '["microblog"]')])
     conn.commit()
     conn.close()
