@@ -1,22 +1,19 @@
 """Authorization records in SQLite: ``CONSENTCRAWL_AUTHORIZATIONS = "sqlite:///authorizations.db"``.
 
 A YAML, CSV or JSONL file is read whole into memory, which stops scaling somewhere around a million people. This
-store keeps the records on disk and answers :meth:`SQLiteStore.lookup` at close to in-memory speed. Why it is
-built the way it is (measured on the 2-core development box, CPython 3.11, SQLite 3.40, 10,000,000 records; see
-``benchmarks/RESULTS.md``):
+store keeps the records on disk and answers :meth:`SQLiteStore.lookup` at close to in-memory speed:
 
-- An indexed point lookup through Python's ``sqlite3`` costs 8-17 µs at the median and 25-50 µs at p99 on a
-  1 GB file; every decision cannot pay that. So lookups go through an in-process LRU of the keys already answered
-  (a crawl decides the same person many times: every link to a profile, the fetch, the item) and a Bloom filter
-  of every (platform, subject key) in the store, which answers "no record" for people who never authorized us in
-  about 1 µs, without touching SQLite (about 1% false positives, which then ask SQLite).
+- An indexed point read through Python's ``sqlite3`` costs more than a whole decision may, so lookups go through
+  an in-process LRU of the keys already answered (a crawl decides the same person many times) and a Bloom filter
+  of every (platform, subject key) in the store, which answers "no record" for people who never authorized us
+  without touching SQLite (the rare false positive then asks SQLite).
 - The records' table, its keys and the Bloom filter are described in :mod:`consentcrawl.consent.sqlite_format`;
   following the file on disk (its header, pages and write-ahead log) is :mod:`consentcrawl.consent.sqlite_files`.
 - One read transaction is kept open (starting one per query costs file-lock system calls) and renewed at most
-  every ``refresh`` seconds (default 1, at most 2) on the next lookup; when another connection has committed in
-  the meantime (``PRAGMA data_version``), the LRU is replaced and the Bloom filter reloaded. A withdrawal imported
-  while a crawl runs therefore applies within about a second. The file is in WAL mode, so readers never block an
-  import.
+  every ``refresh`` seconds (default 1, at most 2) on the next lookup or read of the version; when another
+  connection has committed in the meantime (``PRAGMA data_version``), the LRU is replaced and the Bloom filter
+  reloaded. A withdrawal imported while a crawl runs therefore applies within about a second. The file is in WAL
+  mode, so readers never block an import.
 - ``mmap`` is off: mapped pages count towards the crawler's RSS, and a crawl touching a 1 GB store would map most
   of it. SQLite's own page cache is kept small (16 MB); the operating system caches the file.
 
@@ -54,27 +51,34 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, StoreUnavailable
-from .keys import CASEFOLD, EXACT, KeyFunction, casefold_key, key_function, platform_names, platform_objects, rule_of
+from .keys import casefold_key, platform_names, platform_objects
 from .records import AuthorizationRecord
-from .sqlite_files import FileState, check_header, check_pages, file_state, uri_path, wal_salts, wal_state
+from .sqlite_files import (
+    FileState,
+    check_header,
+    check_log_is_not_the_old_stores,
+    check_pages,
+    file_state,
+    uri_path,
+    wal_salts,
+    wal_state,
+)
 from .sqlite_format import (
     SELECT,
     SLOTS,
     VERSION,
     Bloom,
+    Contents,
     SQLiteURL,
     base_id,
     key_hashes,
-    legacy_ranges,
     parse_sqlite_url,
-    read_bloom,
-    read_meta,
+    read_contents,
 )
 from .store import new_version
 
@@ -86,19 +90,12 @@ PAGE_CACHE_KIB = 16_384
 _BUSY = (5, 6)  #: SQLITE_BUSY, SQLITE_LOCKED: another connection is in the way, not a broken file
 
 
-@dataclass(frozen=True)
-class _Contents:
-    """What one read of the store's state gave: everything a lookup uses besides the connection."""
-
-    bloom: Bloom | None
-    records: int
-    keys: int
-    keyfns: dict[str, KeyFunction]  #: each platform's subject key function
-    legacy: dict[tuple[str, str], tuple[int, ...]] | None  #: format 1: more ranges of a key (see legacy_ranges)
-
-
 class SQLiteStore:
-    """The :class:`~consentcrawl.consent.store.AuthorizationStore` for ``sqlite:///`` URLs (see the module doc).
+    """The authorization store for ``sqlite:///`` URLs (see the module doc).
+
+    Its ``lookup`` is synchronous, and stays so behind :func:`~consentcrawl.consent.adapt.as_async_store`: most
+    lookups are answered by the LRU or the Bloom filter without touching SQLite, and the rest are a point read of a
+    local file, shorter than handing the call to a worker thread and waking the event loop for its answer.
 
     ``platforms`` is the configured ``PlatformRegistry``, its mapping of name to platform (each platform's
     subject key rule then comes from its configuration), or just the names (the rule recorded in the store).
@@ -128,7 +125,7 @@ class SQLiteStore:
         self.queries = 0  #: SQLite queries made by lookups
         self.bloom_rejects = 0  #: lookups the Bloom filter answered (no record) without SQLite
         self.bloom: Bloom | None = None
-        self._contents = _Contents(None, 0, 0, {}, None)
+        self._contents = Contents(None, 0, 0, {}, None)
         self._cached = self._new_cache(self._contents)
         self._version = new_version()
         try:
@@ -142,7 +139,12 @@ class SQLiteStore:
 
     @property
     def version(self) -> int:
-        """Changes with every reopen, every commit seen (``PRAGMA data_version``) and every failure or recovery."""
+        """Changes with every reopen, every commit seen (``PRAGMA data_version``) and every failure or recovery.
+
+        Reading it renews the read snapshot when ``refresh`` seconds have passed, as a lookup does: a remembered
+        decision is checked by its version alone, so the version must notice a commit without a lookup."""
+        if self._clock() >= self._next_refresh:
+            self._refresh()
         return self._version
 
     def lookup(self, platform: str, subject: str) -> Sequence[AuthorizationRecord]:
@@ -169,12 +171,12 @@ class SQLiteStore:
 
     # -- lookups ------------------------------------------------------------------------------------------------
 
-    def _new_cache(self, contents: _Contents) -> Any:
+    def _new_cache(self, contents: Contents) -> Any:
         """A new LRU over lookups in ``contents``: a lookup that was running when the store changed files its
         answer in the old LRU, which nothing reads any more, so no answer outlives a change."""
         return functools.lru_cache(maxsize=self.url.cache)(functools.partial(self._fetch, contents))
 
-    def _fetch(self, contents: _Contents, platform: str, subject: str) -> tuple[AuthorizationRecord, ...]:
+    def _fetch(self, contents: Contents, platform: str, subject: str) -> tuple[AuthorizationRecord, ...]:
         """A lookup the LRU does not hold (it holds them by the subject as asked: a hit costs no normalising)."""
         keyfn = contents.keyfns.get(platform, casefold_key)
         key = keyfn(subject)
@@ -232,7 +234,7 @@ class SQLiteStore:
             raise StoreUnavailable(f"no such file {str(path)!r} (not a regular file)")
         file = file_state(st)
         if self._file is not None and file[:2] != self._file[:2]:
-            self._check_log_is_not_the_old_stores()
+            check_log_is_not_the_old_stores(self.path, self._wal_salts)
         check_header(path)
         try:
             conn = sqlite3.connect(f"file:{uri_path(path)}?mode=ro", uri=True, isolation_level=None,
@@ -258,41 +260,16 @@ class SQLiteStore:
         self._data_version = data_version
         self._install(contents)
 
-    def _read_contents(self, conn: sqlite3.Connection) -> _Contents:
-        meta = read_meta(conn)
-        bloom = read_bloom(conn)
-        stored = set(json.loads(meta.get("platforms", "[]")))
-        unknown = stored - (self._configured or set())
-        if self._configured is not None and unknown:
-            configured = ", ".join(sorted(self._configured)) or "none"
-            raise StoreUnavailable(f"holds records of platform(s) {', '.join(sorted(unknown))} not configured in "
-                                   f"the platforms file (configured: {configured})")
-        legacy = meta["version"] == "1"
-        rules: dict[str, str] = {} if legacy else json.loads(meta.get("subject_keys", "{}"))
-        keyfns: dict[str, KeyFunction] = {}
-        for name in stored | set(rules) | set(self._objects):
-            platform = self._objects.get(name)
-            recorded = rules.get(name, CASEFOLD)
-            if platform is not None:
-                if not legacy and name in rules and rule_of(platform) != recorded:
-                    raise StoreUnavailable(
-                        f"indexes the subjects of platform {name!r} {_RULE_TEXT.get(recorded, recorded)}, but the "
-                        f"platforms file makes them {_RULE_TEXT[rule_of(platform)]}: import a file into it (one "
-                        f"with no records will do) to index them again")
-                keyfns[name] = key_function(platform)
-            else:
-                keyfns[name] = key_function(None, recorded)
-        ranges = None
-        if legacy:
-            if not self._legacy_warned:
-                self._legacy_warned = True
-                logger.warning("authorization store %s has format version 1 (subjects indexed as written): it is "
-                               "read as it is, at the cost of a scan when it is opened; import a file into it (one "
-                               "with no records will do) to upgrade it to version %s", self.source, VERSION)
-            ranges = legacy_ranges(conn, keyfns)
-        return _Contents(bloom, int(meta.get("records", 0)), int(meta.get("keys", 0)), keyfns, ranges)
+    def _read_contents(self, conn: sqlite3.Connection) -> Contents:
+        contents = read_contents(conn, self._configured, self._objects)
+        if contents.legacy is not None and not self._legacy_warned:
+            self._legacy_warned = True
+            logger.warning("authorization store %s has format version 1 (subjects indexed as written): it is read "
+                           "as it is, at the cost of a scan when it is opened; import a file into it (one with no "
+                           "records will do) to upgrade it to version %s", self.source, VERSION)
+        return contents
 
-    def _install(self, contents: _Contents) -> None:
+    def _install(self, contents: Contents) -> None:
         """Answer from ``contents`` from now on: a new LRU and a new version (the caller holds the lock)."""
         self._contents = contents
         self.records, self.keys, self.bloom = contents.records, contents.keys, contents.bloom
@@ -381,20 +358,6 @@ class SQLiteStore:
         if conn is not None:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
-
-    def _check_log_is_not_the_old_stores(self) -> None:
-        """A file renamed over the store, while the old store's write-ahead log (``PATH-wal``) still holds pages,
-        would be read with those pages in it (SQLite has no way to tell whose log it is): refuse it until the log
-        is gone. A log holding frames with the salts it had next to the old file is the old store's."""
-        salts = wal_salts(self.path)
-        if salts is not None and salts == self._wal_salts:
-            raise StoreUnavailable(
-                f"was replaced, but the old store's write-ahead log {self.path}-wal still holds pages of it: SQLite "
-                f"would read them as part of the new one. Remove {self.path}-wal and {self.path}-shm once no "
-                f"process writes to the old store (better: replace a store only with no -wal file next to it)")
-
-
-_RULE_TEXT = {CASEFOLD: "case-insensitively (NFKC, case-folded)", EXACT: "case-sensitively (NFKC)"}
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:

@@ -121,3 +121,15 @@ def uri_path(path: Path) -> str:
     from urllib.parse import quote
 
     return quote(str(path.resolve()))
+
+
+def check_log_is_not_the_old_stores(path: str, old_salts: tuple[int, int] | None) -> None:
+    """A file renamed over the store, while the old store's write-ahead log (``PATH-wal``) still holds pages,
+    would be read with those pages in it (SQLite has no way to tell whose log it is): refuse it until the log is
+    gone. A log holding frames with the salts it had next to the old file (``old_salts``) is the old store's."""
+    salts = wal_salts(path)
+    if salts is not None and salts == old_salts:
+        raise StoreUnavailable(
+            f"was replaced, but the old store's write-ahead log {path}-wal still holds pages of it: SQLite "
+            f"would read them as part of the new one. Remove {path}-wal and {path}-shm once no "
+            f"process writes to the old store (better: replace a store only with no -wal file next to it)")

@@ -15,13 +15,14 @@ for the subjects whose key differs when it is opened, and upgraded by the next i
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 from ..errors import ConfigError, StoreUnavailable
-from .keys import KeyFunction, casefold_key
+from .keys import CASEFOLD, EXACT, KeyFunction, casefold_key, key_function, rule_of
 
 __all__ = ["FORMAT", "VERSION", "Bloom", "Row", "SQLiteURL", "base_id", "key_hashes", "parse_sqlite_url"]
 
@@ -206,3 +207,51 @@ def legacy_ranges(conn: sqlite3.Connection, keyfns: dict[str, KeyFunction]) -> d
         if key != subject:
             ranges.setdefault((platform, key), set()).add(base_id(key_hashes(platform, subject)[0]))
     return {key: tuple(sorted(bases)) for key, bases in ranges.items()}
+
+
+_RULE_TEXT = {CASEFOLD: "case-insensitively (NFKC, case-folded)", EXACT: "case-sensitively (NFKC)"}
+
+
+@dataclass(frozen=True)
+class Contents:
+    """What one read of the store's state gave: everything a lookup uses besides the connection."""
+
+    bloom: Bloom | None
+    records: int
+    keys: int
+    keyfns: dict[str, KeyFunction]  #: each platform's subject key function
+    legacy: dict[tuple[str, str], tuple[int, ...]] | None  #: format 1: more ranges of a key (see legacy_ranges)
+
+
+def read_contents(conn: sqlite3.Connection, configured: frozenset[str] | set[str] | None,
+                  objects: dict[str, Any]) -> Contents:
+    """The store's state as one read gives it: its Bloom filter, counts, and each platform's key function.
+
+    ``configured`` are the platform names of the crawl (None: any), ``objects`` the configured platforms by name.
+    Raises StoreUnavailable for a store holding platforms not configured, or indexed under another key rule.
+    """
+    meta = read_meta(conn)
+    bloom = read_bloom(conn)
+    stored = set(json.loads(meta.get("platforms", "[]")))
+    unknown = stored - (configured or set())
+    if configured is not None and unknown:
+        names = ", ".join(sorted(configured)) or "none"
+        raise StoreUnavailable(f"holds records of platform(s) {', '.join(sorted(unknown))} not configured in "
+                               f"the platforms file (configured: {names})")
+    legacy = meta["version"] == "1"
+    rules: dict[str, str] = {} if legacy else json.loads(meta.get("subject_keys", "{}"))
+    keyfns: dict[str, KeyFunction] = {}
+    for name in stored | set(rules) | set(objects):
+        platform = objects.get(name)
+        recorded = rules.get(name, CASEFOLD)
+        if platform is not None:
+            if not legacy and name in rules and rule_of(platform) != recorded:
+                raise StoreUnavailable(
+                    f"indexes the subjects of platform {name!r} {_RULE_TEXT.get(recorded, recorded)}, but the "
+                    f"platforms file makes them {_RULE_TEXT[rule_of(platform)]}: import a file into it (one "
+                    f"with no records will do) to index them again")
+            keyfns[name] = key_function(platform)
+        else:
+            keyfns[name] = key_function(None, recorded)
+    ranges = legacy_ranges(conn, keyfns) if legacy else None
+    return Contents(bloom, int(meta.get("records", 0)), int(meta.get("keys", 0)), keyfns, ranges)
