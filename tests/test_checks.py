@@ -14,12 +14,12 @@ from consentcrawl.config import ConsentConfig, build_engine
 from consentcrawl.consent.store import MemoryStore
 from consentcrawl.decision import Evidence, Stage, Verdict
 from consentcrawl.demo.server import LocalServer
-from consentcrawl.engine import PolicyEngine
 from consentcrawl.errors import ConfigError
 from consentcrawl.robots.fetch import from_response
 from consentcrawl.terms.platforms import PlatformRegistry
 from spiders.microblog import MicroblogSpider
 from tests.conftest import PLATFORMS, ROOT, consent_settings, run_crawl
+from tests.deciding import Engine
 from tests.example_check import OptOutCheck
 from tests.test_crawl_e2e import live_research_subjects, requested_subjects
 from tests.test_policy import NOW, RECORDS, ROBOTS, make_platform
@@ -58,8 +58,8 @@ async def test_a_check_plugged_in_by_the_setting_denies_a_real_crawls_requests(
     assert result.stats["consentcrawl/denied/subject/opted-out"] == len(denies)
 
 
-def _engine(checks: list[Any]) -> PolicyEngine:
-    return PolicyEngine(PlatformRegistry({"microblog": make_platform()}), MemoryStore(RECORDS), "consentcrawl",
+def _engine(checks: list[Any]) -> Engine:
+    return Engine(PlatformRegistry({"microblog": make_platform()}), MemoryStore(RECORDS), "consentcrawl",
                         checks=checks)
 
 

@@ -27,11 +27,11 @@ from consentcrawl.consent.store import MemoryStore
 from consentcrawl.demo.microblog import MicroblogSite
 from consentcrawl.demo.server import LocalServer
 from consentcrawl.errors import ConfigError, StoreUnavailable
-from consentcrawl.policy import PolicyEngine
 from consentcrawl.robots.fetch import from_response
 from consentcrawl.terms.load import load_platforms
 from spiders.microblog import MicroblogSpider
 from tests.conftest import AUTHORIZATIONS, PLATFORMS, consent_settings, run_crawl
+from tests.deciding import Engine
 from tests.test_crawl_e2e import live_research_subjects, requested_subjects
 from tests.test_policy import NOW
 
@@ -119,7 +119,7 @@ def test_the_same_decisions_as_the_memory_store(tmp_path: Path) -> None:
     memory = load_authorizations(write_source(tmp_path, "yaml"), registry)
     import_records(url(tmp_path / "store.db"), memory, platforms=["microblog"])
     robots = from_response("http://microblog.example/robots.txt", 200, b"User-agent: *\nAllow: /\n", NOW)
-    engines = [PolicyEngine(registry, s, "consentcrawl") for s in (memory, SQLiteStore(url(tmp_path / "store.db")))]
+    engines = [Engine(registry, s, "consentcrawl") for s in (memory, SQLiteStore(url(tmp_path / "store.db")))]
     for n in range(995, 1305):
         for purpose in ("research", "ai-training"):
             a, b = (e.decide(e.facts(f"http://microblog.example/u/{n}", purpose, NOW), robots) for e in engines)
@@ -222,7 +222,7 @@ def test_a_withdrawal_imported_while_the_store_is_open_applies_within_the_refres
     import_records(dest, load_authorizations(AUTHORIZATIONS, registry))
     clock = Clock()
     store = SQLiteStore(dest, ["microblog"], clock=clock)
-    engine = PolicyEngine(registry, store, "consentcrawl")
+    engine = Engine(registry, store, "consentcrawl")
     robots = from_response("http://microblog.example/robots.txt", 200, b"", NOW)
 
     def reason() -> str:
@@ -243,7 +243,7 @@ def test_a_removed_store_denies_with_store_unavailable(tmp_path: Path) -> None:
     import_records(url(tmp_path / "store.db"), load_authorizations(AUTHORIZATIONS, registry))
     clock = Clock()
     store = SQLiteStore(url(tmp_path / "store.db"), ["microblog"], clock=clock)
-    engine = PolicyEngine(registry, store, "consentcrawl")
+    engine = Engine(registry, store, "consentcrawl")
     robots = from_response("http://microblog.example/robots.txt", 200, b"", NOW)
     assert store.lookup("microblog", "1001")
     (tmp_path / "store.db").unlink()
