@@ -1,6 +1,6 @@
 """A synthetic social platform for benchmarks: a fast HTTP/1.1 server (origin and plain-http proxy) on loopback.
 
-Why not :class:`consentcrawl.demo.server.LocalServer`: that one is a thread-per-connection ``http.server`` that
+Why not :class:`consentcrawl_demo.server.LocalServer`: that one is a thread-per-connection ``http.server`` that
 logs every request for tests to inspect, and costs more CPU per response than it should when a benchmark asks
 whether the *crawler* is the bottleneck. This one is a single asyncio ``Protocol`` with keep-alive and
 pipelining, and every response is rendered once and kept as bytes, so a request costs a dict lookup and a write.

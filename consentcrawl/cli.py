@@ -197,20 +197,18 @@ def cmd_authorizations_import(args: argparse.Namespace) -> int:
     from .config import DEFAULT_PLATFORMS
     from .consent.load import load_authorizations
     from .consent.sqlite import import_records, parse_sqlite_url
+    from .settings import as_settings, read
     from .terms.load import load_platforms
 
     target = parse_sqlite_url(args.dest)
-    value = args.platforms or load_settings(args.settings).get("CONSENTCRAWL_PLATFORMS")
-    if isinstance(value, (list, tuple)):
-        files = [str(v) for v in value]
-    elif value:
-        files = [v.strip() for v in str(value).split(",") if v.strip()]
-    else:
-        files = [str(DEFAULT_PLATFORMS)] if DEFAULT_PLATFORMS.exists() else []
+    settings = {"CONSENTCRAWL_PLATFORMS": args.platforms} if args.platforms else load_settings(args.settings)
+    files = read(as_settings(settings), "CONSENTCRAWL_PLATFORMS")
+    if files is None:
+        files = (str(DEFAULT_PLATFORMS),) if DEFAULT_PLATFORMS.exists() else ()
     if not files:
         raise ConfigError("no platforms file: records are checked against the platforms they name "
                           "(use --platforms FILE)", source="--platforms")
-    platforms = load_platforms(files)
+    platforms = load_platforms(list(files))
     records = load_authorizations(args.source, platforms)
     result = import_records(target, records, platforms=platforms.platforms)
     print(f"imported {result.imported} record(s) from {args.source} into {target.source}; it now holds "
@@ -219,7 +217,7 @@ def cmd_authorizations_import(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo.run import run_demo, serve
+    from consentcrawl_demo.run import run_demo, serve
 
     if args.serve:
         return serve(args.port or 8765)

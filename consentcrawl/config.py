@@ -19,6 +19,7 @@ from .checks import DEFAULT_CHECKS, load_check
 from .consent.store import AuthorizationStore, SyncAuthorizationStore
 from .errors import ConfigError
 from .purposes import check_purpose
+from .settings import SETTINGS, as_settings, read
 from .terms.platforms import PlatformRegistry
 
 if TYPE_CHECKING:
@@ -30,19 +31,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger("consentcrawl")
 
 DEFAULT_PLATFORMS = Path("settings") / "platforms.yaml"
-DEFAULT_TOKEN = "consentcrawl"
+DEFAULT_TOKEN: str = SETTINGS["CONSENTCRAWL_USER_AGENT_TOKEN"].default
 MODES = ("enforce", "report")
 
-#: every ``CONSENTCRAWL_*`` setting; any other name with that prefix is a configuration error (a misspelt setting
-#: must not silently leave, say, zero platforms configured)
-KNOWN_SETTINGS = frozenset({
-    "CONSENTCRAWL_PURPOSE", "CONSENTCRAWL_PLATFORMS", "CONSENTCRAWL_AUTHORIZATIONS", "CONSENTCRAWL_USER_AGENT_TOKEN",
-    "CONSENTCRAWL_AUDIT_LOG", "CONSENTCRAWL_AUDIT_FSYNC", "CONSENTCRAWL_MODE", "CONSENTCRAWL_NOW",
-    "CONSENTCRAWL_LOGSTATS_INTERVAL", "CONSENTCRAWL_ROBOTS_TTL", "CONSENTCRAWL_ROBOTS_RETRY",
-    "CONSENTCRAWL_ROBOTS_RETRY_MAX", "CONSENTCRAWL_ROBOTS_STALE", "CONSENTCRAWL_MAX_CRAWL_DELAY",
-    "CONSENTCRAWL_SUBJECT_FIELD", "CONSENTCRAWL_PROVENANCE_FIELD", "CONSENTCRAWL_HTTP_HANDLER",
-    "CONSENTCRAWL_HTTPS_HANDLER", "CONSENTCRAWL_CHECKS",
-})
+#: every ``CONSENTCRAWL_*`` setting (the table in :mod:`consentcrawl.settings`); any other name with that prefix is a
+#: configuration error (a misspelt setting must not silently leave, say, zero platforms configured)
+KNOWN_SETTINGS = frozenset(SETTINGS)
 
 
 @dataclass
@@ -81,9 +75,15 @@ class ConsentConfig:
     def from_settings(cls, settings: Mapping[str, Any] | Any, purpose: str | None = None,
                       crawler: Crawler | None = None) -> ConsentConfig:
         """Build from Scrapy settings (or a plain dict). ``purpose`` (a spider's attribute) wins over the setting;
-        ``crawler``, when there is one, builds a store named by import path with its ``from_crawler``."""
-        get = settings.get
+        ``crawler``, when there is one, builds a store named by import path with its ``from_crawler``.
+
+        Each value is read as the table in :mod:`consentcrawl.settings` says; what it means is checked here."""
+        settings = as_settings(settings)
         check_names(settings)
+
+        def get(name: str) -> Any:
+            return read(settings, name)
+
         purpose = purpose or get("CONSENTCRAWL_PURPOSE")
         if not purpose:
             raise ConfigError("no purpose: set CONSENTCRAWL_PURPOSE or the spider's `purpose` attribute; "
@@ -93,15 +93,15 @@ class ConsentConfig:
             purpose = check_purpose(purpose)
         except ValueError as exc:
             raise ConfigError(str(exc), source="CONSENTCRAWL_PURPOSE") from None
-        mode = str(get("CONSENTCRAWL_MODE") or "enforce").lower()
+        mode = get("CONSENTCRAWL_MODE").strip().lower()
         if mode not in MODES:
             raise ConfigError(f"unknown mode {mode!r} (use 'enforce' or 'report')", source="CONSENTCRAWL_MODE")
-        token = str(get("CONSENTCRAWL_USER_AGENT_TOKEN") or DEFAULT_TOKEN).strip()
+        token = get("CONSENTCRAWL_USER_AGENT_TOKEN").strip()
         if not token or not all(c.isalnum() or c in "-_" for c in token):
             raise ConfigError(f"{token!r} is not a product token (letters, digits, '-' and '_' only)",
                               source="CONSENTCRAWL_USER_AGENT_TOKEN")
-        value = get("CONSENTCRAWL_PLATFORMS")
-        platform_files = _paths(value)
+        value = settings.get("CONSENTCRAWL_PLATFORMS")
+        platform_files = get("CONSENTCRAWL_PLATFORMS")
         if platform_files is None and DEFAULT_PLATFORMS.exists():
             platform_files = (str(DEFAULT_PLATFORMS),)
         if not platform_files and not (isinstance(value, (list, tuple)) and not value):
@@ -110,38 +110,40 @@ class ConsentConfig:
             raise ConfigError("no platform configured: set it to your platforms.yaml (or to an empty list, [], "
                               "for a crawl of sites on no platform, where only robots.txt is checked)",
                               source="CONSENTCRAWL_PLATFORMS")
+        for name in ("CONSENTCRAWL_HTTP_HANDLER", "CONSENTCRAWL_HTTPS_HANDLER"):
+            get(name)  # loaded by the handler, which reports a bad one in a crawl; read here for `check` too
+        checks = load_checks(get("CONSENTCRAWL_CHECKS"))
+        values = dict(
+            audit_log=get("CONSENTCRAWL_AUDIT_LOG"),
+            subject_field=get("CONSENTCRAWL_SUBJECT_FIELD"),
+            provenance_field=get("CONSENTCRAWL_PROVENANCE_FIELD"),
+            fixed_now=get("CONSENTCRAWL_NOW"),
+            robots_ttl=timedelta(seconds=get("CONSENTCRAWL_ROBOTS_TTL")),
+            robots_retry=timedelta(seconds=get("CONSENTCRAWL_ROBOTS_RETRY")),
+            robots_retry_max=timedelta(seconds=get("CONSENTCRAWL_ROBOTS_RETRY_MAX")),
+            robots_stale=timedelta(seconds=get("CONSENTCRAWL_ROBOTS_STALE")),
+            max_crawl_delay=float(get("CONSENTCRAWL_MAX_CRAWL_DELAY")),
+            audit_sync=get("CONSENTCRAWL_AUDIT_FSYNC"),
+            logstats_interval=float(get("CONSENTCRAWL_LOGSTATS_INTERVAL")),
+        )
         from .terms.load import load_platforms
 
         platforms = load_platforms(list(platform_files)) if platform_files else PlatformRegistry({})
         if not len(platforms):
             logger.warning("consentcrawl: no platform configured (CONSENTCRAWL_PLATFORMS = []): only robots.txt is "
                            "checked, and no URL is anyone's profile")
-        source = get("CONSENTCRAWL_AUTHORIZATIONS") or None
-        store = open_store(str(source), platforms, crawler) if source else None
+        source = get("CONSENTCRAWL_AUTHORIZATIONS")
+        store = open_store(source, platforms, crawler) if source else None
         return cls(
             purpose=purpose,
             platforms=platforms,
             store=store,
             token=token.lower(),
-            audit_log=get("CONSENTCRAWL_AUDIT_LOG", "consentcrawl-audit.jsonl") or None,
             mode=mode,
-            subject_field=str(get("CONSENTCRAWL_SUBJECT_FIELD") or "subject"),
-            provenance_field=get("CONSENTCRAWL_PROVENANCE_FIELD", "consentcrawl") or None,
-            fixed_now=_parse_now(get("CONSENTCRAWL_NOW")),
-            robots_ttl=_seconds(get("CONSENTCRAWL_ROBOTS_TTL", 86400), "CONSENTCRAWL_ROBOTS_TTL", 86400),
-            robots_retry=_seconds(get("CONSENTCRAWL_ROBOTS_RETRY", 60), "CONSENTCRAWL_ROBOTS_RETRY", 86400),
-            robots_retry_max=_seconds(get("CONSENTCRAWL_ROBOTS_RETRY_MAX", 3600), "CONSENTCRAWL_ROBOTS_RETRY_MAX",
-                                      86400),
-            robots_stale=_seconds(get("CONSENTCRAWL_ROBOTS_STALE", 7 * 86400), "CONSENTCRAWL_ROBOTS_STALE",
-                                  30 * 86400),
-            max_crawl_delay=_seconds(get("CONSENTCRAWL_MAX_CRAWL_DELAY", 30), "CONSENTCRAWL_MAX_CRAWL_DELAY",
-                                     86400).total_seconds(),
-            audit_sync=_bool(get("CONSENTCRAWL_AUDIT_FSYNC", True), "CONSENTCRAWL_AUDIT_FSYNC"),
-            logstats_interval=_seconds(get("CONSENTCRAWL_LOGSTATS_INTERVAL", 60) or 0,
-                                       "CONSENTCRAWL_LOGSTATS_INTERVAL", 86400).total_seconds(),
             platform_files=tuple(platform_files or ()),
-            authorizations_source=str(source) if source else None,
-            checks=load_checks(get("CONSENTCRAWL_CHECKS")),
+            authorizations_source=source or None,
+            checks=checks,
+            **values,
         )
 
 
@@ -261,45 +263,3 @@ def _store_by_import_path(path: str, crawler: Crawler | None) -> AuthorizationSt
         raise ConfigError(f"{path!r} is not an authorization store (no lookup method)",
                           source="CONSENTCRAWL_AUTHORIZATIONS")
     return store  # type: ignore[no-any-return]
-
-
-def _paths(value: Any) -> tuple[str, ...] | None:
-    if value is None:
-        return None
-    if isinstance(value, (str, Path)):
-        return tuple(p.strip() for p in str(value).split(",") if p.strip())
-    return tuple(str(p) for p in value)
-
-
-def _parse_now(value: Any) -> datetime | None:
-    if not value:
-        return None
-    if isinstance(value, datetime):
-        dt = value
-    else:
-        try:
-            dt = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-        except ValueError:
-            raise ConfigError(f"{value!r} is not an ISO-8601 time", source="CONSENTCRAWL_NOW") from None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-
-
-def _bool(value: Any, name: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ConfigError(f"{value!r} is not true or false", source=name)
-
-
-def _seconds(value: Any, name: str, maximum: float) -> timedelta:
-    try:
-        seconds = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{value!r} is not a number of seconds", source=name) from None
-    if seconds < 0:
-        raise ConfigError(f"{value!r} must not be negative", source=name)
-    return timedelta(seconds=min(seconds, maximum))

@@ -18,8 +18,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.utils.misc import build_from_crawler, load_object
 
+from .errors import ConfigError
 from .middlewares import ConsentDenied, ConsentMisconfigured
-from .runtime import get_runtime, is_checked_url
+from .runtime import get_runtime, is_checked_url, refuse_to_start
+from .settings import read
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -45,7 +47,11 @@ class ConsentDownloadHandler:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         setting = FALLBACK_SETTINGS[cls.scheme]
-        fallback_cls = load_object(crawler.settings.get(setting) or DEFAULT_FALLBACK)
+        try:
+            fallback_cls = read(crawler.settings, setting) or load_object(DEFAULT_FALLBACK)
+        except ConfigError as exc:  # built before any other component: the one line naming it is logged here
+            refuse_to_start(crawler, exc)
+            raise NotConfigured(str(exc)) from None
         if isinstance(fallback_cls, type) and issubclass(fallback_cls, ConsentDownloadHandler):
             raise NotConfigured(f"{setting} names a consentcrawl handler, not one that downloads")
         return cls(crawler, build_from_crawler(fallback_cls, crawler))

@@ -1,6 +1,6 @@
 """The lenient test platform: a ``people`` site that reads URLs the way lenient real servers do.
 
-:class:`LenientPeople` is an app for :class:`~consentcrawl.demo.server.LocalServer`. It serves the platform
+:class:`LenientPeople` is an app for :class:`~consentcrawl_demo.server.LocalServer`. It serves the platform
 ``people`` at ``people.example`` and ``www.people.example`` (and, with ``any_host=True``, at whatever host it is
 asked for, IP literals included). Before routing it does what real servers in front of real sites do:
 
@@ -43,7 +43,7 @@ from scrapy.utils.test import get_crawler
 
 from consentcrawl import ConsentSpider
 from consentcrawl.audit.log import read_audit_log
-from consentcrawl.demo.server import LoggedRequest, Response
+from consentcrawl_demo.server import LoggedRequest, Response
 from tests.conftest import consent_settings
 
 HOST = "people.example"

@@ -13,9 +13,9 @@ import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.audit.log import read_audit_log
-from consentcrawl.demo.microblog import MicroblogSite
-from consentcrawl.demo.server import LocalServer, LoggedRequest, Response
 from consentcrawl.urls import canonical_url
+from consentcrawl_demo.microblog import MicroblogSite
+from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
 from spiders.microblog import MicroblogSpider
 from tests.conftest import consent_settings, run_crawl
 

@@ -30,8 +30,8 @@ from consentcrawl.browser import (
     PlaywrightAddon,
     configure_playwright,
 )
-from consentcrawl.demo.server import LocalServer, LoggedRequest, Response
 from consentcrawl.errors import ConfigError
+from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
 from tests.conftest import consent_settings, run_crawl
 
 pytest.importorskip("scrapy_playwright", reason="scrapy-playwright is not installed (pip install -e '.[test]')")

@@ -13,10 +13,10 @@ from consentcrawl.checks import DEFAULT_CHECKS, CheckContext, Outcome, default_c
 from consentcrawl.config import ConsentConfig, build_engine
 from consentcrawl.consent.store import MemoryStore
 from consentcrawl.decision import Evidence, Stage, Verdict
-from consentcrawl.demo.server import LocalServer
 from consentcrawl.errors import ConfigError
 from consentcrawl.robots.fetch import from_response
 from consentcrawl.terms.platforms import PlatformRegistry
+from consentcrawl_demo.server import LocalServer
 from spiders.microblog import MicroblogSpider
 from tests.conftest import PLATFORMS, ROOT, consent_settings, run_crawl
 from tests.deciding import Engine

@@ -12,9 +12,10 @@ import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.cli import main
-from consentcrawl.demo.server import LocalServer, Response, Router
+from consentcrawl_demo.server import LocalServer, Response
 from spiders.microblog import MicroblogSpider
 from tests.conftest import AUTHORIZATIONS, PLATFORMS, ROOT, consent_settings, run_crawl
+from tests.routing import Router
 
 NOW = "2026-11-27T12:00:00Z"
 
@@ -117,7 +118,7 @@ async def test_check_and_crawl_reach_the_same_decisions(server: LocalServer, tmp
 
 def test_scrapy_crawl_from_the_repository_root(tmp_path: Path) -> None:
     """`scrapy crawl microblog` with the platform served: the project wiring (scrapy.cfg, settings/, spiders/)."""
-    from consentcrawl.demo.microblog import MicroblogSite
+    from consentcrawl_demo.microblog import MicroblogSite
 
     with LocalServer(MicroblogSite(n_profiles=40)) as server:
         env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}

@@ -13,10 +13,11 @@ import scrapy
 import yaml
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from consentcrawl.demo.microblog import MicroblogSite
-from consentcrawl.demo.server import LocalServer, Router
+from consentcrawl_demo.microblog import MicroblogSite
+from consentcrawl_demo.server import LocalServer
 from spiders.microblog import MicroblogSpider
 from tests.conftest import AUTHORIZATIONS, consent_settings, jsonl, run_crawl
+from tests.routing import Router
 
 PROFILE = re.compile(r"^/(?:u|profile)/([^/]+)")
 

@@ -19,8 +19,9 @@ import pytest
 import yaml
 from protego import Protego
 
-from consentcrawl.demo.microblog import LINK_STYLES, MicroblogSite
-from consentcrawl.demo.server import LocalServer, LoggedRequest, Response, Router
+from consentcrawl_demo.microblog import LINK_STYLES, MicroblogSite
+from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
+from tests.routing import Router
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -258,8 +259,8 @@ def test_scrapy_crawls_through_the_proxy(tmp_path: Path) -> None:
             import json, os, sys
             import scrapy
             from scrapy.crawler import CrawlerProcess
-            from consentcrawl.demo.microblog import MicroblogSite
-            from consentcrawl.demo.server import LocalServer
+            from consentcrawl_demo.microblog import MicroblogSite
+            from consentcrawl_demo.server import LocalServer
 
             class People(scrapy.Spider):
                 name = "people"
@@ -409,7 +410,7 @@ def test_not_found_and_unknown_hosts(proxied: httpx.Client) -> None:
 
 
 def test_demo_config_files_are_current_and_consistent(site: MicroblogSite) -> None:
-    from consentcrawl.demo import make_config
+    from consentcrawl_demo import make_config
 
     for name, text in make_config.render().items():
         assert (ROOT / "settings" / name).read_text(encoding="utf-8") == text, f"regenerate settings/{name}"

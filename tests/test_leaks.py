@@ -25,7 +25,7 @@ from scrapy.http import HtmlResponse
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.decision import Decision, Stage, Verdict
-from consentcrawl.demo.server import LocalServer
+from consentcrawl_demo.server import LocalServer
 from tests.lenient import (
     AUTHORIZED,
     HOST,

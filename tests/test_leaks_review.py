@@ -22,7 +22,7 @@ import pytest
 import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from consentcrawl.demo.server import LocalServer, LoggedRequest, Response
+from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
 from tests.lenient import HOST, LenientPeople, ListLogic, crawl, make_spider, people_settings, secret_name
 
 BASE = f"http://{HOST}"

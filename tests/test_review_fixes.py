@@ -13,7 +13,7 @@ import pytest
 import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from consentcrawl.demo.server import LocalServer
+from consentcrawl_demo.server import LocalServer
 from tests.lenient import HOST, LenientPeople, ListLogic, Robots, crawl, make_spider, people_settings
 
 BASE = f"http://{HOST}"

@@ -17,7 +17,7 @@ import pytest
 import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from consentcrawl.demo.server import LocalServer, LoggedRequest, Response
+from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
 from tests.conftest import consent_settings, run_crawl
 
 HOST = "site.example"

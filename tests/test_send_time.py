@@ -19,7 +19,7 @@ import pytest
 import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from consentcrawl.demo.server import LocalServer
+from consentcrawl_demo.server import LocalServer
 from tests.lenient import (
     HOST,
     KINDS,

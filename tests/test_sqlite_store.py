@@ -24,11 +24,11 @@ from consentcrawl.consent.load import FileStore, load_authorizations, read_autho
 from consentcrawl.consent.records import AuthorizationRecord
 from consentcrawl.consent.sqlite import SLOTS, SQLiteStore, base_id, bulk_build, import_records, key_hashes
 from consentcrawl.consent.store import MemoryStore
-from consentcrawl.demo.microblog import MicroblogSite
-from consentcrawl.demo.server import LocalServer
 from consentcrawl.errors import ConfigError, StoreUnavailable
 from consentcrawl.robots.fetch import from_response
 from consentcrawl.terms.load import load_platforms
+from consentcrawl_demo.microblog import MicroblogSite
+from consentcrawl_demo.server import LocalServer
 from spiders.microblog import MicroblogSpider
 from tests.conftest import AUTHORIZATIONS, PLATFORMS, consent_settings, run_crawl
 from tests.deciding import Engine

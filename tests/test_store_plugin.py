@@ -22,7 +22,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl import AuthorizationRecord, ConfigError
 from consentcrawl.config import ConsentConfig
-from consentcrawl.demo.server import LocalServer
+from consentcrawl_demo.server import LocalServer
 from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, crawl, make_spider, people_settings
 from tests.test_send_time import GRACE, RepeatLogic, _timeline
 

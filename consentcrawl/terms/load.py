@@ -18,14 +18,8 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..yamlsource import Node, NodeReader, load_yaml, type_name
-from .platforms import (
-    DEFAULT_SUBJECT_REGEX,
-    Platform,
-    PlatformAuthorization,
-    PlatformRegistry,
-    ProfileTemplate,
-    compile_subject_regex,
-)
+from .platforms import Platform, PlatformAuthorization, PlatformRegistry, compile_subject_regex
+from .templates import DEFAULT_SUBJECT_REGEX, ProfileTemplate
 
 __all__ = ["load_platforms"]
 

@@ -27,7 +27,7 @@ import re
 from itertools import product
 from urllib.parse import parse_qs, quote
 
-from consentcrawl.demo.server import LocalServer, LoggedRequest, Response
+from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
 
 __all__ = ["MicroblogSite", "serve"]
 
@@ -121,7 +121,7 @@ _DECOY_BIO = "{role} in {city}; volunteer at #nobotanicalgardens and a fan of {t
 
 
 class MicroblogSite:
-    """The demo platform as an app for :class:`~consentcrawl.demo.server.LocalServer`. Same seed, same site."""
+    """The demo platform as an app for :class:`~consentcrawl_demo.server.LocalServer`. Same seed, same site."""
 
     def __init__(self, n_profiles: int = 300, seed: int = 2026, first_id: int = 1001) -> None:
         if n_profiles < 6:

@@ -15,8 +15,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from ..audit.log import read_audit_log
-from ..errors import ConfigError
+from consentcrawl.audit.log import read_audit_log
+from consentcrawl.errors import ConfigError
+
 from .microblog import serve as serve_microblog
 
 SPIDER = "microblog"
@@ -30,7 +31,7 @@ def project_root() -> Path:
     cfg = closest_scrapy_cfg()
     if cfg:
         return Path(cfg).parent
-    checkout = Path(__file__).resolve().parents[2]
+    checkout = Path(__file__).resolve().parents[1]
     if (checkout / "scrapy.cfg").exists() and (checkout / "spiders").is_dir():
         return checkout
     raise ConfigError("the demo needs the example project (scrapy.cfg, spiders/, settings/): run it from the "

@@ -1,0 +1,90 @@
+"""What a crawl imports holds no demo and no HTTP server: the demo platform is a package of its own
+(``consentcrawl_demo``), which only the CLI's ``demo`` command imports, when it runs."""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from consentcrawl_demo.microblog import MicroblogSite
+from consentcrawl_demo.server import LocalServer
+from tests import import_probe
+from tests.conftest import AUTHORIZATIONS, PLATFORMS, ROOT
+
+PACKAGE = ROOT / "consentcrawl"
+#: the one place the runtime package may import the demo: inside the CLI's ``demo`` command
+ALLOWED = {("cli.py", "cmd_demo")}
+
+
+def demo_imports(path: Path) -> list[tuple[str, str]]:
+    """(enclosing function, module) of every import of ``consentcrawl_demo`` in a file."""
+    found = []
+
+    def visit(node: ast.AST, function: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                visit(child, child.name)
+                continue
+            names: list[str] = []
+            if isinstance(child, ast.Import):
+                names = [alias.name for alias in child.names]
+            elif isinstance(child, ast.ImportFrom) and child.level == 0:
+                names = [child.module or ""]
+            found.extend((function, n) for n in names if n.split(".")[0] == "consentcrawl_demo")
+            visit(child, function)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")), "")
+    return found
+
+
+def test_the_package_imports_the_demo_only_in_the_demo_command() -> None:
+    seen = set()
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for function, module in demo_imports(path):
+            where = (path.relative_to(PACKAGE).as_posix(), function)
+            assert where in ALLOWED, f"{where[0]} imports {module} (in {function or 'the module body'})"
+            seen.add(where)
+    assert seen == ALLOWED  # the demo command still reaches the demo
+    assert not (PACKAGE / "demo").exists()
+
+
+def probe(*args: str, proxy: str) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+    env.update(http_proxy=proxy, PYTHONPATH=str(ROOT), PYTHONWARNINGS="ignore")
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "import_probe.py"), *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (line,) = [line for line in proc.stdout.splitlines() if line.startswith("PROBE ")]
+    return json.loads(line.removeprefix("PROBE "))  # type: ignore[no-any-return]
+
+
+def test_a_crawl_and_a_check_load_no_demo_module_and_no_http_server(tmp_path: Path) -> None:
+    settings = {
+        "CONSENTCRAWL_PLATFORMS": str(PLATFORMS),
+        "CONSENTCRAWL_AUTHORIZATIONS": str(AUTHORIZATIONS),
+        "CONSENTCRAWL_AUDIT_LOG": str(tmp_path / "audit.jsonl"),
+        "CONSENTCRAWL_LOGSTATS_INTERVAL": 0,
+        "TELNETCONSOLE_ENABLED": False,
+        "LOG_LEVEL": "WARNING",
+    }
+    with LocalServer(MicroblogSite(n_profiles=30)) as server:
+        crawled = probe("crawl", json.dumps(settings), proxy=server.proxy)
+        checked = probe("check", "http://microblog.example/u/1001", "--purpose", "research", "--platforms",
+                        str(PLATFORMS), "--authorizations", str(AUTHORIZATIONS), proxy=server.proxy)
+        served = len(server.requests)
+    assert crawled["allowed"] > 5 and served > 5  # a real crawl ran
+    assert checked["exit"] in (0, 1)
+    for result in (crawled, checked):
+        assert result["demo_modules"] == []
+        assert result["server_classes"] == []
+
+
+def test_the_probe_sees_a_server_when_there_is_one() -> None:
+    """This process imported the demo server (for the test above): the probe must report it."""
+    assert "consentcrawl_demo.server" in import_probe.demo_modules()
+    assert "consentcrawl_demo.wire.ServerSocket" in import_probe.server_classes()
