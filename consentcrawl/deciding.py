@@ -5,8 +5,8 @@ The engine (:mod:`consentcrawl.engine`) is pure: it is given the store's version
 pre-filters, the send-time decision, the response phase, the item guard, ``consentcrawl check``) call instead:
 
 1. it reads the store's version (cheap, no waiting) and asks the engine; a remembered decision still valid at that
-   version, or one that concludes before anyone's records are needed, is the answer, with no lookup and no
-   ``await`` that waits;
+   version, or one that needs nobody's records (a page that is no one's profile, a site check that denies first),
+   is the answer, with no lookup and no ``await`` that waits;
 2. when the engine needs a person's records, it raises
    :class:`~consentcrawl.consent.answers.RecordsNeeded`; the decider reads the version again, awaits the store's
    lookup and asks the engine again with the answer.
