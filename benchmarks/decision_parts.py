@@ -28,10 +28,10 @@ from synthetic import NOW, PLATFORMS_YAML, row_at  # noqa: E402
 
 from consentcrawl.consent.sqlite import SQLiteStore, bulk_build  # noqa: E402
 from consentcrawl.decision import Decision, Stage, Verdict  # noqa: E402
-from consentcrawl.policy import PolicyEngine  # noqa: E402
 from consentcrawl.robots.fetch import from_response  # noqa: E402
 from consentcrawl.terms.load import load_platforms  # noqa: E402
 from consentcrawl.urls import canonicalize, registered_domain  # noqa: E402
+from tests.deciding import Engine  # noqa: E402
 
 
 def timed(values: list[Any], call: Callable[[Any], Any]) -> tuple[float, float]:
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     now = datetime.fromisoformat(NOW.replace("Z", "+00:00"))
     robots = from_response(f"http://{HOST}/robots.txt", 200, ROBOTS_TXT.encode(), now)
     store = SQLiteStore(f"sqlite:///{path}", platforms.platforms)
-    engine = PolicyEngine(platforms, store, "consentcrawl")
+    engine = Engine(platforms, store, "consentcrawl")  # asked as the adapters ask: through a Decider
     platform = platforms.get("chirp")
     assert platform is not None
     registered_domain(HOST)  # per host, cached: not a per-URL cost

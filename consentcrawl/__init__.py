@@ -9,10 +9,11 @@ Plug in with ``ADDONS = {"consentcrawl.Addon": 0}`` or subclass :class:`ConsentS
 
 from . import reasons
 from .addon import Addon
+from .consent.adapt import as_async_store
 from .consent.load import FileStore
 from .consent.records import AuthorizationRecord
 from .consent.sqlite import SQLiteStore
-from .consent.store import AuthorizationStore, MemoryStore
+from .consent.store import AuthorizationStore, MemoryStore, SyncAuthorizationStore
 from .decision import Decision, Evidence, Stage, Verdict
 from .errors import AuditUnavailable, ConfigError, ConsentError, StoreUnavailable
 from .middlewares import ConsentDenied
@@ -42,7 +43,9 @@ __all__ = [
     "SQLiteStore",
     "Stage",
     "StoreUnavailable",
+    "SyncAuthorizationStore",
     "Verdict",
     "__version__",
+    "as_async_store",
     "reasons",
 ]

@@ -15,11 +15,11 @@ A remembered decision is reused only while it would come out the same (:meth:`Co
    grant's ``valid_from``/``valid_until`` and the ``granted_at``/``expires_at``/``revoked_at`` of every record the
    decision looked up (the span runs from the latest threshold at or before the decision time, included, to the
    earliest one after it, excluded);
-3. for every store answer the decision used (:meth:`~consentcrawl.checks.base.CheckContext.records`), the store
-   is asked again — so a store that fails still denies with its cause — and its ``version`` is unchanged from
-   the one read before the decision was made, and its answer is equal to the one the decision used (the same
-   object, or equal records: a store that changes a list in place is caught because the answer the decision used
-   was copied into a tuple).
+3. when it read anyone's records (:meth:`~consentcrawl.checks.base.CheckContext.records`): the store's version
+   now equals the version read before those records were looked up. A store promises equal answers at equal
+   versions, and changes its version when it fails, so the store is never asked again to check a remembered
+   decision: the check is a comparison, and the cache answers before any lookup (or ``await``) is made. A decision
+   that read no records (a platform's terms, a page that is no one's profile) does not depend on the store.
 
 A decision that ran a check that is not ``cacheable`` is not remembered. A URL's decision concluded by the
 person's records is also remembered as that person's decision, when every check it ran is a built-in one (they
@@ -27,6 +27,12 @@ decide a profile URL exactly as they decide its person).
 
 Every reused decision is handed out as a new decision with its own id (:func:`renew`), except the link memo's
 repeats, which are the very decision handed out before (the runtime counts them as repeats).
+
+**Remembered answers** (:meth:`ConsentCache.answer`). The records a store gave for a person, with the version read
+before they were looked up, are used for the next decision about that person (another URL of theirs, their item)
+while the store's version is the same: equal versions promise equal answers. So a person is looked up once per
+version of the store, however many of their URLs are decided, and a check that cannot wait (scheduling) can decide
+on them. A store's failure is never remembered.
 
 **Memos of evidence** (:class:`ObjectMemo`): values worked out from an immutable input (a robots.txt file, a
 platform, a record) once per object, keyed by ``id()`` and holding the object, so an entry is only used for it.
@@ -48,11 +54,10 @@ from .recent import Recent
 if TYPE_CHECKING:
     from .checks.base import CheckContext
     from .consent.records import AuthorizationRecord
-    from .consent.store import AuthorizationStore
     from .facts import RequestFacts
     from .terms.platforms import Platform
 
-__all__ = ["ConsentCache", "Made", "ObjectMemo", "consent_key", "renew", "store_version"]
+__all__ = ["ConsentCache", "Made", "ObjectMemo", "consent_key", "renew"]
 
 _O = TypeVar("_O")
 _V = TypeVar("_V")
@@ -75,8 +80,8 @@ class Made:
         self.by_check: dict[int, tuple[Evidence, ...]] = dict(parts)
         self.concluded = concluded  #: the index of the check that concluded (None: none did)
         self.platform = platform
-        self.lookups = lookups  #: the store's answers the decision used, as tuples
-        self.version = version  #: the store's version, read before the decision was made
+        self.lookups = lookups  #: the records the decision read, by person, as tuples
+        self.version = version  #: the store's version, read before those records were looked up
         self.since, self.until = _span(platform, lookups, now)
 
 
@@ -101,11 +106,6 @@ def _span(platform: Platform | None, lookups: tuple[Lookup, ...],
     return since, until
 
 
-def store_version(store: AuthorizationStore | None) -> Any:
-    """The store's version; equal versions mean equal answers. A store without one is compared by its answers."""
-    return getattr(store, "version", None) if store is not None else None
-
-
 def consent_key(facts: RequestFacts) -> tuple[Any, ...]:
     """What a URL's consent decision is a function of (the platform comes from the canonical URL's host)."""
     return (facts.canonical.url, facts.subject, facts.ambiguous, facts.mismatch, facts.purpose, facts.token)
@@ -123,60 +123,58 @@ class ConsentCache:
         self.people: Recent[tuple[Any, ...], Made] = Recent(4096)
         #: link decisions by the URL string as written: what was made, the decision handed out, the canonical URL
         self.links: Recent[tuple[str, str], tuple[Made, Decision, str]] = Recent(4096)
+        #: each person's records as the store gave them, with the version read before the lookup
+        self.answers: Recent[tuple[str, str], tuple[Hashable, tuple[AuthorizationRecord, ...]]] = Recent(8192)
 
     @staticmethod
     def made(ctx: CheckContext, decision: Decision, parts: tuple[Part, ...], version: Any,
              concluded: int | None) -> Made:
-        """What a decision made on ``ctx`` rests on; the store's answers are copied (see rule 3)."""
+        """What a decision made on ``ctx`` rests on."""
         lookups = tuple((key, tuple(records)) for key, records in ctx.lookups)
         return Made(decision, parts, ctx.platform, lookups, version, ctx.now, concluded)
 
     def recall(self, memo: Recent[tuple[Any, ...], Made], key: tuple[Any, ...], platform: Platform | None,
-               now: datetime, store: AuthorizationStore | None) -> Made | None:
-        """The decision remembered under ``key``, if it would still come out the same."""
+               now: datetime, version: Hashable) -> Made | None:
+        """The decision remembered under ``key``, if it would still come out the same at store ``version``."""
         if not self.enabled:
             return None
         made = memo.get(key)
-        return made if made is not None and self.still(made, platform, now, store) else None
+        return made if made is not None and self.still(made, platform, now, version) else None
 
     def remember(self, memo: Recent[tuple[Any, ...], Made], key: tuple[Any, ...], made: Made) -> None:
         if self.enabled:
             memo.put(key, made)
 
-    def recall_link(self, key: tuple[str, str], now: datetime,
-                    store: AuthorizationStore | None) -> tuple[Decision, str] | None:
-        """The link decision handed out last time for this URL string, if still valid; a store failure while
-        checking is no answer (the caller decides anew, and denies with its cause)."""
+    def recall_link(self, key: tuple[str, str], now: datetime, version: Hashable) -> tuple[Decision, str] | None:
+        """The link decision handed out last time for this URL string, if still valid at store ``version``."""
         entry = self.links.get(key) if self.enabled else None
         if entry is None:
             return None
         made, decision, canonical = entry
-        try:
-            still = self.still(made, made.platform, now, store)
-        except Exception:  # noqa: BLE001 - decided anew by the caller, which denies with the cause
-            still = False
-        return (decision, canonical) if still else None
+        return (decision, canonical) if self.still(made, made.platform, now, version) else None
 
     def remember_link(self, key: tuple[str, str], made: Made, decision: Decision, canonical: str) -> None:
         if self.enabled:
             self.links.put(key, (made, decision, canonical))
 
+    def answer(self, person: tuple[str, str], version: Hashable) -> tuple[AuthorizationRecord, ...] | None:
+        """The records the store gave for ``person`` at ``version``, if remembered."""
+        entry = self.answers.get(person) if self.enabled else None
+        return entry[1] if entry is not None and entry[0] == version else None
+
+    def remember_answer(self, person: tuple[str, str], version: Hashable,
+                        records: tuple[AuthorizationRecord, ...]) -> None:
+        if self.enabled:
+            self.answers.put(person, (version, records))
+
     @staticmethod
-    def still(made: Made, platform: Platform | None, now: datetime, store: AuthorizationStore | None) -> bool:
+    def still(made: Made, platform: Platform | None, now: datetime, version: Hashable) -> bool:
         """Would a remembered decision come out the same? (the rule in the module's docstring)"""
         if made.platform is not platform:
             return False
         if (made.since is not None and now < made.since) or (made.until is not None and now >= made.until):
             return False
-        for (platform_name, subject), records in made.lookups:
-            if store is None:
-                return False
-            answer = store.lookup(platform_name, subject)  # asked first: a live store notices change here
-            if store_version(store) != made.version:
-                return False
-            if answer is not records and tuple(answer) != records:
-                return False
-        return True
+        return not made.lookups or made.version == version
 
 
 class ObjectMemo(Generic[_O, _V]):

@@ -6,19 +6,23 @@ Exit codes: 0 allowed, 1 denied, 2 usage or configuration error. Errors are one 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import concurrent.futures
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from . import __version__
-from .config import ConsentConfig, build_engine
+from .config import ConsentConfig, build_decider
 from .decision import Decision
 from .errors import ConfigError
 
 EXIT_ALLOWED, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
+
+_T = TypeVar("_T")
 
 
 def load_settings(module: str | None) -> dict[str, Any]:
@@ -63,19 +67,23 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise ConfigError("no platform configured: give --platforms FILE or --settings MODULE, or run inside a "
                           "project whose CONSENTCRAWL_PLATFORMS (or settings/platforms.yaml) names them",
                           source="CONSENTCRAWL_PLATFORMS")
-    engine = build_engine(config)
+    decider = build_decider(config)
     now = config.now()
     try:
-        facts = engine.facts(args.url, config.purpose, now, args.subject)
+        facts = decider.engine.facts(args.url, config.purpose, now, args.subject)
     except ValueError as exc:
         raise ConfigError(f"cannot check {args.url!r}: {exc}", source="URL") from None
-    def may_fetch(url: str) -> str | None:
-        refused = hop_refusal(engine, url, config.purpose, now)
+
+    async def may_fetch(url: str) -> str | None:
+        refused = await hop_refusal(decider, url, config.purpose, now)
         return refused.reason if refused is not None else None
 
-    robots = fetch_robots(facts.canonical.origin, user_agent=f"{config.token}/{__version__}", now=now,
-                          may_fetch=may_fetch)
-    decision = engine.decide(facts, robots)
+    async def decide() -> Decision:
+        robots = await fetch_robots(facts.canonical.origin, user_agent=f"{config.token}/{__version__}", now=now,
+                                    may_fetch=may_fetch)
+        return await decider.decide(facts, robots)
+
+    decision = run_async(decide)
     if args.json:
         out = decision.to_dict()
         out.update(url=args.url, canonical_url=facts.canonical.url, purpose=config.purpose,
@@ -84,6 +92,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     else:
         print(explain(decision, args.url, facts.canonical.url, config.purpose))
     return EXIT_ALLOWED if decision.allowed else EXIT_DENIED
+
+
+def run_async(function: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
+    """Run a coroutine function to its end in an event loop of its own: robots.txt and the store are asked
+    asynchronously. Called from inside a running loop (a test, a notebook), the loop runs in a thread."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(function())
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, function()).result()
 
 
 def explain(decision: Decision, url: str, canonical: str, purpose: str) -> str:

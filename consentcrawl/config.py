@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .checks import DEFAULT_CHECKS, load_check
-from .consent.store import AuthorizationStore
+from .consent.store import AuthorizationStore, SyncAuthorizationStore
 from .errors import ConfigError
 from .purposes import check_purpose
 from .settings import SETTINGS, as_settings, read
@@ -25,6 +25,7 @@ from .terms.platforms import PlatformRegistry
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
+    from .deciding import Decider
     from .engine import PolicyEngine
 
 logger = logging.getLogger("consentcrawl")
@@ -42,7 +43,8 @@ KNOWN_SETTINGS = frozenset(SETTINGS)
 class ConsentConfig:
     purpose: str
     platforms: PlatformRegistry
-    store: AuthorizationStore | None
+    #: the store as opened: asynchronous, or synchronous like the built-in ones (adapted where it is asked)
+    store: AuthorizationStore | SyncAuthorizationStore | None
     token: str = DEFAULT_TOKEN
     audit_log: str | None = "consentcrawl-audit.jsonl"
     mode: str = "enforce"
@@ -155,8 +157,14 @@ def build_engine(config: ConsentConfig, crawler: Crawler | None = None) -> Polic
     from .engine import PolicyEngine
 
     checks = [_build_check(c, crawler) for c in (config.checks or load_checks(None))]
-    return PolicyEngine(config.platforms, config.store, config.token, max_crawl_delay=config.max_crawl_delay,
-                        checks=checks)
+    return PolicyEngine(config.platforms, config.token, max_crawl_delay=config.max_crawl_delay, checks=checks)
+
+
+def build_decider(config: ConsentConfig, crawler: Crawler | None = None) -> Decider:
+    """The engine of :func:`build_engine` with the configured store: what a crawl and ``consentcrawl check`` ask."""
+    from .deciding import Decider
+
+    return Decider(build_engine(config, crawler), config.store)
 
 
 def load_checks(value: Any) -> tuple[Any, ...]:
@@ -215,10 +223,12 @@ _IMPORT_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 _FILE_SUFFIXES = (".yaml", ".yml", ".csv", ".jsonl")
 
 
-def open_store(source: str, platforms: PlatformRegistry, crawler: Crawler | None = None) -> AuthorizationStore:
+def open_store(source: str, platforms: PlatformRegistry,
+               crawler: Crawler | None = None) -> AuthorizationStore | SyncAuthorizationStore:
     """Open the authorization store named by ``CONSENTCRAWL_AUTHORIZATIONS``: a YAML, CSV or JSONL file, an
     ``sqlite:///`` URL, or the import path of a store class (built with ``from_crawler(crawler)`` when it has
-    one and a crawler exists, else called with no arguments; see ``docs/stores.md``)."""
+    one and a crawler exists, else called with no arguments; its ``lookup`` may be ``async def`` or plain ``def``:
+    see ``docs/architecture.md``, "Write your own store")."""
     if (_IMPORT_PATH.fullmatch(source) and not source.lower().endswith(_FILE_SUFFIXES)
             and not Path(source).exists()):
         return _store_by_import_path(source, crawler)
@@ -235,7 +245,7 @@ def open_store(source: str, platforms: PlatformRegistry, crawler: Crawler | None
     return load_authorizations(source, platforms)
 
 
-def _store_by_import_path(path: str, crawler: Crawler | None) -> AuthorizationStore:
+def _store_by_import_path(path: str, crawler: Crawler | None) -> AuthorizationStore | SyncAuthorizationStore:
     from scrapy.utils.misc import load_object
 
     try:

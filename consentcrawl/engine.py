@@ -6,6 +6,12 @@ order is written. :meth:`PolicyEngine.decide` runs every check in order, site ch
 run the consent checks only. The first check to conclude wins: a deny, or a concluding allow such as
 ``terms.off-platform``. Consent decisions are remembered by :mod:`consentcrawl.cache`.
 
+The engine never calls a store. Every way to ask takes a :class:`~consentcrawl.consent.answers.StoreAnswers`: the
+store's version, read by the adapter, and the records it has looked up so far. A remembered decision still valid at
+that version is answered at once; a decision that needs a person's records not looked up yet raises
+:class:`~consentcrawl.consent.answers.RecordsNeeded`, and the adapter (:class:`~consentcrawl.deciding.Decider`)
+awaits the lookup and asks again.
+
 Anything that goes wrong while deciding is a deny with an ``error.*`` reason: a check that crashes must never let a
 request through.
 """
@@ -16,10 +22,10 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from .cache import ConsentCache, Made, Part, consent_key, renew, store_version
+from .cache import ConsentCache, Made, Part, consent_key, renew
 from .checks import default_checks
 from .checks.base import CheckContext, Outcome
-from .consent.store import AuthorizationStore
+from .consent.answers import RecordsNeeded, StoreAnswers
 from .decision import Decision, Evidence, Stage, Verdict, deny
 from .errors import StoreUnavailable
 from .facts import FactReader, RequestFacts
@@ -32,17 +38,16 @@ _BUILTIN = "consentcrawl.checks."
 
 
 class PolicyEngine:
-    """Decides requests for one configuration: platforms (leg 2), an authorization store (leg 3), the checks.
+    """Decides requests for one configuration: platforms (leg 2), the product token, the checks. The records of
+    leg 3 come with each question (``answers``), looked up by the adapters.
 
     ``checks`` are check objects in the order they run (default: the built-ins); ``cache=False`` makes every
     decision anew (what the cached engine is tested against).
     """
 
-    def __init__(self, platforms: PlatformRegistry, store: AuthorizationStore | None, token: str,
-                 max_crawl_delay: float | None = None, checks: Iterable[Any] | None = None,
-                 cache: bool = True) -> None:
+    def __init__(self, platforms: PlatformRegistry, token: str, max_crawl_delay: float | None = None,
+                 checks: Iterable[Any] | None = None, cache: bool = True) -> None:
         self.platforms = platforms
-        self.store = store
         self.token = token
         #: a Crawl-delay above this denies the origin (``robots.crawl-delay``) instead of stalling the crawl
         self.max_crawl_delay = max_crawl_delay
@@ -67,45 +72,47 @@ class PolicyEngine:
 
     # -- the public ways to ask ----------------------------------------------------------------------------
 
-    def decide_url(self, url: str, purpose: str, now: datetime, robots: RobotsFile | None,
+    def decide_url(self, url: str, purpose: str, now: datetime, robots: RobotsFile | None, answers: StoreAnswers,
                    subject: str | None = None) -> tuple[RequestFacts | None, Decision]:
         """Facts and decision in one call; an unparseable URL is a deny, never an exception."""
         try:
             facts = self.facts(url, purpose, now, subject)
         except Exception as exc:  # noqa: BLE001 - any failure to understand a URL must deny
             return None, deny(Stage.ERROR, "error.bad-url", evidence=(_error_evidence(exc, url),))
-        return facts, self.decide(facts, robots)
+        return facts, self.decide(facts, robots, answers)
 
-    def decide(self, facts: RequestFacts, robots: RobotsFile | None) -> Decision:
-        """Every check in order, site checks with ``robots`` (the origin's file); the first to conclude wins."""
+    def decide(self, facts: RequestFacts, robots: RobotsFile | None, answers: StoreAnswers) -> Decision:
+        """Every check in order, site checks with ``robots`` (the origin's file); the first to conclude wins.
+        Raises RecordsNeeded (see the module's docstring)."""
         try:
-            return self._full(facts, robots)
+            return self._full(facts, robots, answers)
         except Exception as exc:  # noqa: BLE001 - fail closed on anything unexpected
             return _failed(facts, exc)
 
-    def decide_consent(self, facts: RequestFacts) -> Decision:
-        """The consent checks only: what can be decided before robots.txt is known (at scheduling)."""
+    def decide_consent(self, facts: RequestFacts, answers: StoreAnswers) -> Decision:
+        """The consent checks only: what can be decided before robots.txt is known (at scheduling).
+        Raises RecordsNeeded."""
         try:
-            made, remembered, _ = self._consent(facts)
+            made, remembered, _ = self._consent(facts, answers)
         except Exception as exc:  # noqa: BLE001
             return _failed(facts, exc)
         return renew(made.decision) if remembered else made.decision
 
-    def decide_link(self, url: str, purpose: str, now: datetime) -> tuple[Decision, str, bool]:
+    def decide_link(self, url: str, purpose: str, now: datetime, answers: StoreAnswers) -> tuple[Decision, str, bool]:
         """:meth:`decide_consent` for a URL as a page links it, remembered by the URL string as written.
 
         Returns the decision, the canonical URL and whether this is a repeat: the very decision (same object,
         same id) returned for this URL last time, because nothing it rests on has changed. A crawl meets the
         same links on page after page; a repeat costs a dict lookup and the cache's validity check.
-        Raises ``ValueError`` for a URL that cannot be canonicalised, like :meth:`facts`.
+        Raises ``ValueError`` for a URL that cannot be canonicalised, like :meth:`facts`, and RecordsNeeded.
         """
         key = (url, purpose)
-        hit = self.cache.recall_link(key, now, self.store)
+        hit = self.cache.recall_link(key, now, answers.version)
         if hit is not None:
             return hit[0], hit[1], True
         facts = self.facts(url, purpose, now)
         try:
-            made, remembered, cacheable = self._consent(facts)
+            made, remembered, cacheable = self._consent(facts, answers)
         except Exception as exc:  # noqa: BLE001 - decided anew next time
             return _failed(facts, exc), facts.canonical.url, False
         decision = renew(made.decision) if remembered else made.decision
@@ -113,8 +120,10 @@ class PolicyEngine:
             self.cache.remember_link(key, made, decision, facts.canonical.url)
         return decision, facts.canonical.url, False
 
-    def decide_subject(self, platform_name: str | None, subject: str, purpose: str, now: datetime) -> Decision:
-        """Whether data about one person may be kept (the item guard): the consent checks, for a person."""
+    def decide_subject(self, platform_name: str | None, subject: str, purpose: str, now: datetime,
+                       answers: StoreAnswers) -> Decision:
+        """Whether data about one person may be kept (the item guard): the consent checks, for a person.
+        Raises RecordsNeeded."""
         try:
             platform = self.platforms.get(platform_name) if platform_name else None
             if platform is None:
@@ -122,12 +131,11 @@ class PolicyEngine:
                             evidence=(Evidence("item", "item", {"platform": platform_name}),))
             subject = platform.subject_key(subject)
             key = (platform.name, subject, purpose)
-            made = self.cache.recall(self.cache.people, key, platform, now, self.store)
+            made = self.cache.recall(self.cache.people, key, platform, now, answers.version)
             if made is not None:
                 return renew(made.decision)
-            version = store_version(self.store)  # read before the lookup: a change during it makes the entry stale
-            ctx = CheckContext(None, platform, subject, purpose, now, self.token, self.store)
-            made, cacheable, _ = self._run_consent(ctx, version)
+            ctx = CheckContext(None, platform, subject, purpose, now, self.token, answers)
+            made, cacheable, _ = self._run_consent(ctx)
             if cacheable:
                 self.cache.remember(self.cache.people, key, made)
             return made.decision
@@ -140,17 +148,16 @@ class PolicyEngine:
 
     # -- running the list ----------------------------------------------------------------------------------
 
-    def _consent(self, facts: RequestFacts) -> tuple[Made, bool, bool]:
+    def _consent(self, facts: RequestFacts, answers: StoreAnswers) -> tuple[Made, bool, bool]:
         """The consent decision: what was made, whether it was remembered, and whether it may be remembered.
         Raises what deciding raises."""
         key = consent_key(facts)
-        made = self.cache.recall(self.cache.decisions, key, facts.platform, facts.now, self.store)
+        made = self.cache.recall(self.cache.decisions, key, facts.platform, facts.now, answers.version)
         if made is not None:
             return made, True, True
-        version = store_version(self.store)  # read before the lookup: a change during it makes the entry stale
-        ctx = CheckContext(facts, facts.platform, facts.subject, facts.purpose, facts.now, facts.token, self.store,
+        ctx = CheckContext(facts, facts.platform, facts.subject, facts.purpose, facts.now, facts.token, answers,
                            max_crawl_delay=self.max_crawl_delay)
-        made, cacheable, builtin = self._run_consent(ctx, version)
+        made, cacheable, builtin = self._run_consent(ctx)
         if cacheable:
             self.cache.remember(self.cache.decisions, key, made)
             if (builtin and made.lookups and made.decision.stage is Stage.SUBJECT and facts.platform is not None
@@ -160,9 +167,24 @@ class PolicyEngine:
                 self.cache.remember(self.cache.people, (facts.platform.name, facts.subject, facts.purpose), made)
         return made, False, cacheable
 
-    def _run_consent(self, ctx: CheckContext, version: Any) -> tuple[Made, bool, bool]:
+    def _run_consent(self, ctx: CheckContext) -> tuple[Made, bool, bool]:
         """Run the consent checks on ``ctx``; the decision made, whether every check that ran is cacheable, and
-        whether every one is built in."""
+        whether every one is built in.
+
+        The records of the person the decision names are found before any check runs: looked up for this
+        decision, or remembered at the store's version; else RecordsNeeded is raised, so that the checks run once,
+        with the records, rather than up to the records, then again with them."""
+        answers = ctx.answers
+        if ctx.subject is not None and ctx.platform is not None and answers.source is not None and not answers.final:
+            person = (ctx.platform.name, ctx.subject)
+            given = answers.answers.get(person)
+            if given is None:
+                known = self.cache.answer(person, answers.version)
+                if known is None:
+                    raise RecordsNeeded(*person)
+                ctx.answers = answers.with_answer(*person, known, answers.version)
+            elif type(given) is tuple:
+                self.cache.remember_answer(person, answers.version, given)
         parts: list[Part] = []
         outcome: Outcome | None = None
         cacheable = builtin = True
@@ -176,12 +198,12 @@ class PolicyEngine:
                 break
         decision = _decision(ctx, outcome, ctx.evidence)
         concluded = parts[-1][0] if outcome is not None else None
-        return self.cache.made(ctx, decision, tuple(parts), version, concluded), cacheable, builtin
+        return self.cache.made(ctx, decision, tuple(parts), ctx.answers.version, concluded), cacheable, builtin
 
-    def _full(self, facts: RequestFacts, robots: RobotsFile | None) -> Decision:
+    def _full(self, facts: RequestFacts, robots: RobotsFile | None, answers: StoreAnswers) -> Decision:
         """Every check in list order: site checks run now; the consent checks' part comes from the consent
         decision (usually remembered from when the link was checked), asked for only when the walk reaches it."""
-        ctx = CheckContext(facts, facts.platform, facts.subject, facts.purpose, facts.now, facts.token, self.store,
+        ctx = CheckContext(facts, facts.platform, facts.subject, facts.purpose, facts.now, facts.token, answers,
                            robots, self.max_crawl_delay)
         if self._sites_first:
             for check in self._site_checks:
@@ -190,7 +212,7 @@ class PolicyEngine:
                     return _decision(ctx, outcome, ctx.evidence)
             if not self._consent_checks:
                 return _decision(ctx, None, ctx.evidence)
-            consent = self._consent(facts)[0].decision  # only its verdict and evidence are used: not renewed
+            consent = self._consent(facts, answers)[0].decision  # only its verdict and evidence are used: not renewed
             return _with_site(consent, ctx)
         evidence: list[Evidence] = []
         made: Made | None = None
@@ -203,7 +225,7 @@ class PolicyEngine:
                     return _decision(ctx, outcome, evidence)
                 continue
             if made is None:
-                made = self._consent(facts)[0]  # only its verdict and evidence are used: not renewed
+                made = self._consent(facts, answers)[0]  # only its verdict and evidence are used: not renewed
             evidence.extend(made.by_check.get(i, ()))
             if i == made.concluded:
                 return _with_site(made.decision, ctx, evidence)

@@ -61,7 +61,7 @@ class ConsentDownloadHandler:
         if runtime is None:
             raise ConsentMisconfigured
         if runtime.is_own(request):
-            refused = runtime.may_fetch_robots(request.url)  # each robots.txt hop, again at send time
+            refused = await runtime.may_fetch_robots(request.url)  # each robots.txt hop, again at send time
             if refused is not None:
                 raise IgnoreRequest(f"consentcrawl: {refused}")
         elif is_checked_url(request.url):

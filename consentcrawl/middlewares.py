@@ -3,7 +3,9 @@
 - :class:`ConsentSpiderMiddleware` makes the link check (terms and authorizations) for each link a callback
   yields, drops everything produced from a denied response, and stamps items with provenance.
 - :class:`ConsentScheduleGuard` makes that check, at scheduling time, for every other request (start requests,
-  redirects, requests from extensions), so a denied request never reaches the scheduler or a shared queue.
+  redirects, requests from extensions), so a denied request never reaches the scheduler or a shared queue. The
+  ``request_scheduled`` signal cannot wait: a request whose decision needs a store lookup is held back, decided
+  asynchronously, and scheduled again once allowed.
 - :class:`ConsentDownloaderMiddleware` (request phase, before the HTTP cache) adds robots.txt and drops what it
   denies before the request waits in its download slot.
 - :class:`~consentcrawl.handler.ConsentDownloadHandler` makes the authoritative decision at send time.
@@ -13,15 +15,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter, is_item
 from scrapy import Request, signals
-from scrapy.exceptions import CloseSpider, IgnoreRequest
+from scrapy.exceptions import CloseSpider, DontCloseSpider, IgnoreRequest
 from scrapy.http import Response
 
 from ._scrapy_internals import apply_crawl_delay
+from .deciding import Undecided
 from .decision import Decision
 from .runtime import (
     CONFIG_ERROR_REASON,
@@ -35,6 +40,8 @@ from .runtime import (
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from typing_extensions import Self
+
+logger = logging.getLogger("consentcrawl")
 
 
 class ConsentDenied(IgnoreRequest):
@@ -50,6 +57,13 @@ class ConsentMisconfigured(IgnoreRequest):
 
     def __init__(self) -> None:
         super().__init__("consentcrawl: configuration error")
+
+
+class ConsentDeferred(IgnoreRequest):
+    """Not scheduled yet: its decision needs a store lookup, and is made before it is scheduled again."""
+
+    def __init__(self) -> None:
+        super().__init__("consentcrawl: decided before it is scheduled")
 
 
 def _skip(runtime: ConsentRuntime | None, request: Request) -> bool:
@@ -122,7 +136,7 @@ class ConsentSpiderMiddleware(RuntimeComponent):
                 if not _skip(runtime, obj):
                     # the scheduling check, made here where it is cheapest: a link dropped now never costs a
                     # signal dispatch, and the request_scheduled guard skips this request object at this URL
-                    if runtime.decide_scheduled(obj) is not None and enforce:
+                    if await runtime.decide_scheduled(obj) is not None and enforce:
                         continue
                     runtime.mark_link_checked(obj)
             elif checked and (type(obj) is dict or is_item(obj)):
@@ -150,9 +164,19 @@ class ConsentSpiderMiddleware(RuntimeComponent):
 
 
 class ConsentScheduleGuard(RuntimeComponent):
-    """``request_scheduled`` handler: drop before the scheduler what consent already denies."""
+    """``request_scheduled`` handler: drop before the scheduler what consent already denies.
+
+    The signal is synchronous, so the check here does no I/O: it decides what the engine can decide from what it
+    remembers at the store's current version. A request whose decision needs a person's records is dropped from
+    this scheduling (:class:`ConsentDeferred`), decided asynchronously with the lookup, and handed back to the
+    engine only when allowed; the spider is kept open while such decisions are pending.
+    """
 
     crawler: Crawler
+
+    def __init__(self, runtime: ConsentRuntime | None) -> None:
+        super().__init__(runtime)
+        self._pending: set[asyncio.Future[None]] = set()  #: decisions of held-back requests, not made yet
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -160,6 +184,7 @@ class ConsentScheduleGuard(RuntimeComponent):
         guard.crawler = crawler
         crawler.signals.connect(guard.request_scheduled, signal=signals.request_scheduled)
         crawler.signals.connect(guard.spider_opened, signal=signals.spider_opened)
+        crawler.signals.connect(guard.spider_idle, signal=signals.spider_idle)
         return guard
 
     def spider_opened(self, spider: Any = None) -> None:
@@ -167,6 +192,11 @@ class ConsentScheduleGuard(RuntimeComponent):
         if self.runtime is None:
             error = config_error(self.crawler)
             raise CloseSpider(CONFIG_ERROR_REASON if error else "consentcrawl_not_configured")
+
+    def spider_idle(self, spider: Any = None) -> None:
+        """A request held back for its decision may still be scheduled: the crawl is not over yet."""
+        if self._pending:
+            raise DontCloseSpider
 
     def request_scheduled(self, request: Request, **kwargs: Any) -> None:
         """(``**kwargs``: Scrapy's dispatcher then passes its arguments through without filtering them.)"""
@@ -176,6 +206,31 @@ class ConsentScheduleGuard(RuntimeComponent):
             raise ConsentMisconfigured
         if self.runtime.link_checked(request):
             return
-        decision = self.runtime.decide_scheduled(request)
+        decision = self.runtime.decide_scheduled_now(request)
+        if isinstance(decision, Undecided):
+            task = asyncio.ensure_future(self._decide_then_schedule(request))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+            raise ConsentDeferred
         if decision is not None and self.runtime.enforce:
             raise ConsentDenied(decision)
+
+    async def _decide_then_schedule(self, request: Request) -> None:
+        runtime = self.runtime
+        assert runtime is not None
+        try:
+            decision = await runtime.decide_scheduled(request)
+        except Exception:  # a failure to decide never schedules the request
+            logger.exception("consentcrawl: could not decide a request at scheduling; it is dropped")
+            return
+        if decision is not None and runtime.enforce:
+            return
+        runtime.mark_link_checked(request)
+        engine = self.crawler.engine
+        if engine is None or engine.spider is None:
+            return  # the spider closed meanwhile
+        try:
+            engine.crawl(request)
+        except Exception:  # the spider is closing: the request is not fetched, which is safe
+            logger.debug("consentcrawl: a request decided at scheduling was not scheduled (the spider is closing)",
+                         exc_info=True)

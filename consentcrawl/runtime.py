@@ -18,7 +18,8 @@ from scrapy import Request, signals
 from scrapy.http import Response, TextResponse
 
 from .audit.log import AuditLog
-from .config import ConsentConfig, build_engine
+from .config import ConsentConfig, build_decider
+from .deciding import Undecided
 from .decision import Decision, Evidence, Stage, deny
 from .errors import ConfigError
 from .facts import RequestFacts
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from scrapy.crawler import Crawler
+
+    from .consent.answers import StoreAnswers
 
 logger = logging.getLogger("consentcrawl")
 
@@ -110,7 +113,9 @@ class ConsentRuntime(DecisionRecording):
         spider = getattr(crawler, "spider", None)
         purpose = getattr(spider, "purpose", None) or getattr(crawler.spidercls, "purpose", None)
         self.config = ConsentConfig.from_settings(crawler.settings, purpose=purpose, crawler=crawler)
-        self.engine = build_engine(self.config, crawler)
+        #: the engine and the store, asked through one path (cache, then the store when needed, then the engine)
+        self.decider = build_decider(self.config, crawler)
+        self.engine = self.decider.engine
         config = self.config
         cache = RobotsCache(config.robots_ttl, config.robots_retry, config.robots_retry_max, config.robots_stale)
         self.robots = ScrapyRobotsFetcher(crawler, cache, config.now, self.may_fetch_robots)
@@ -203,13 +208,13 @@ class ConsentRuntime(DecisionRecording):
         url = request.url
         facts, decision = self.facts_for(request, url, self.config.now())
         if facts is not None:
-            decision = self.engine.decide_consent(facts)
+            decision = await self.decider.decide_consent(facts)
             if not self.drops(decision):  # in report mode too: robots.txt is enforced there, so it must be known
                 robots = await self._robots_for(facts)
                 now = self.config.now()  # read after the wait for robots.txt
                 facts, decision = self.facts_for(request, url, now)
                 if facts is not None:
-                    decision = self.engine.decide(facts, robots)
+                    decision = await self.decider.decide(facts, robots)
         assert decision is not None
         if decision.allowed:
             return decision
@@ -220,13 +225,14 @@ class ConsentRuntime(DecisionRecording):
         """The authoritative decision, immediately before the request goes to the network, at that time.
 
         robots.txt is the file in force for the origin (fetched by the request phase); a request that never passed
-        the request phase has none, and is denied (``error.robots-missing``).
+        the request phase has none, and is denied (``error.robots-missing``). The person's records are looked up
+        again when the store's version changed since the decision they rest on was made.
         """
         url = request.url
         now = self.config.now()
         facts, decision = self.facts_for(request, url, now)
         if facts is not None:
-            decision = self.engine.decide(facts, self.robots.cached(facts.canonical.origin))
+            decision = await self.decider.decide(facts, self.robots.cached(facts.canonical.origin))
         assert decision is not None
         decision = await self.record_grouped(decision, url, facts.canonical.url if facts else None, "request",
                                              time=now)
@@ -242,7 +248,7 @@ class ConsentRuntime(DecisionRecording):
             now = self.config.now()
             facts, decision = self.facts_for(request, url, now)
             if facts is not None:
-                decision = self.engine.decide(facts, robots)
+                decision = await self.decider.decide(facts, robots)
         else:
             now = self.config.now()
         assert decision is not None
@@ -277,48 +283,67 @@ class ConsentRuntime(DecisionRecording):
             logger.exception("consentcrawl: could not obtain robots.txt for %s", facts.canonical.origin)
             return None
 
-    def may_fetch_robots(self, url: str) -> str | None:
+    async def may_fetch_robots(self, url: str) -> str | None:
         """A robots.txt hop is fetched only if we would fetch that URL: it must not name a person we may not
         collect. A terms-stage deny does not stop the first hop, ``/robots.txt`` itself: reading a site's terms
         is not collecting its data."""
         now = self.config.now()
-        decision = hop_refusal(self.engine, url, self.config.purpose, now)
+        decision = await hop_refusal(self.decider, url, self.config.purpose, now)
         if decision is None:
             return None
         self.record(decision, url, None, "robots", time=now)
         return decision.reason
 
-    def decide_scheduled(self, request: Request) -> Decision | None:
-        """What can be decided without I/O when a request is scheduled; None when nothing denies yet.
+    def decide_scheduled_now(self, request: Request) -> Decision | Undecided | None:
+        """The scheduling check, for a code path that cannot wait (``request_scheduled``): what the engine decides
+        without a lookup, or :data:`UNDECIDED` when it needs a person's records it has no valid answer for.
+
+        Returns a deny (recorded, or a repeat), or None when nothing denies.
+        """
+        now = self.config.now()
+        made = self.decider.now(lambda answers: self._schedule_decision(request, now, answers))
+        return made if isinstance(made, Undecided) else self._scheduled(request, now, made)
+
+    async def decide_scheduled(self, request: Request) -> Decision | None:
+        """The scheduling check (the link check in the spider middleware, and deferred ``request_scheduled``
+        checks): terms and the person, the records looked up when needed. A deny (recorded, or a repeat), or None.
 
         A page links the same people again and again, and a denied link never reaches Scrapy's dupefilter: a
         link whose decision the engine hands back unchanged (:meth:`PolicyEngine.decide_link`) is that same
         decision again, counted in ``consentcrawl/schedule/repeated`` but not recorded or counted as a new one.
         """
         now = self.config.now()
-        if request.meta.get(META_SUBJECT) is not None:
-            facts, decision = self.facts_for(request, request.url, now)
-            if facts is not None:
-                decision = self.engine.decide_consent(facts)
-                if decision.allowed:
-                    return None
-            assert decision is not None
-            return self.record(decision, request.url, facts.canonical.url if facts else None, "schedule", time=now)
+        made = await self.decider.run(lambda answers: self._schedule_decision(request, now, answers))
+        return self._scheduled(request, now, made)
+
+    def _schedule_decision(self, request: Request, now: datetime,
+                           answers: StoreAnswers) -> tuple[Decision, str | None, bool]:
+        """The scheduling decision, the canonical URL and whether it is a repeat; raises RecordsNeeded."""
         url = request.url
+        if request.meta.get(META_SUBJECT) is not None:
+            facts, bad = self.facts_for(request, url, now)
+            if facts is None:
+                assert bad is not None
+                return bad, None, False
+            return self.engine.decide_consent(facts, answers), facts.canonical.url, False
         try:
-            decision, canonical, repeat = self.engine.decide_link(url, self.config.purpose, now)
+            return self.engine.decide_link(url, self.config.purpose, now, answers)
         except Exception as exc:  # noqa: BLE001 - an URL we cannot read is denied, not waved through
-            return self.record(_bad_url(url, exc), url, None, "schedule", time=now)
+            return _bad_url(url, exc), None, False
+
+    def _scheduled(self, request: Request, now: datetime,
+                   made: tuple[Decision, str | None, bool]) -> Decision | None:
+        decision, canonical, repeat = made
         if decision.allowed:
             return None
         if repeat:
             self.count("consentcrawl/schedule/repeated")
             return decision
-        return self.record(decision, url, canonical, "schedule", time=now)
+        return self.record(decision, request.url, canonical, "schedule", time=now)
 
     async def decide_item(self, platform: str | None, subject: str, url: str | None) -> Decision:
         now = self.config.now()
-        decision = self.engine.decide_subject(platform, subject, self.config.purpose, now)
+        decision = await self.decider.decide_subject(platform, subject, self.config.purpose, now)
         return await self.record_grouped(decision, url, None, "item", time=now)
 
     def check_response(self, request: Request, response: Response, prior: Decision) -> Decision:

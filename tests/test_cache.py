@@ -1,5 +1,8 @@
 """The consent cache (consentcrawl/cache.py) never changes an answer: a cached engine decides exactly what an
-engine with the cache off decides, over random sequences of URLs, times, store changes and robots.txt changes."""
+engine with the cache off decides, over random sequences of URLs, times, store changes and robots.txt changes.
+
+Both ask the store the way the adapters do (tests/deciding.py): the cache is checked by the store's version alone,
+and the store is looked up only when the cache cannot answer."""
 
 from __future__ import annotations
 
@@ -15,9 +18,9 @@ from consentcrawl.checks import default_checks
 from consentcrawl.consent.records import AuthorizationRecord
 from consentcrawl.consent.store import MemoryStore
 from consentcrawl.decision import Decision
-from consentcrawl.engine import PolicyEngine
 from consentcrawl.robots.fetch import from_response, unreachable
 from consentcrawl.terms.platforms import PlatformRegistry
+from tests.deciding import Engine
 from tests.test_policy import NOW, RECORDS, make_platform, t
 
 SETTINGS = settings(max_examples=150, deadline=None, database=None, stateful_step_count=40,
@@ -57,8 +60,8 @@ actions = st.one_of(
 
 
 class InPlaceStore:
-    """A store fed by a change stream that updates its answers in place and has no version: the cache must
-    still notice a change (it keeps a copy of the answer it decided on)."""
+    """A store fed by a change stream that updates its answers in place and has no version: nothing decided on its
+    records may be reused (the adapter gives it a version that changes every time it is read)."""
 
     source = "in-place"
 
@@ -72,6 +75,41 @@ class InPlaceStore:
 
     def add(self, record: AuthorizationRecord) -> None:
         self.records.setdefault((record.platform, record.subject), []).append(record)
+
+
+class VersionedInPlaceStore(InPlaceStore):
+    """The same, saying so with a version: a decision is reused while the version stands, and the list it was made
+    on changing in place afterwards must not change it (the adapter copies every answer)."""
+
+    source = "in-place-versioned"
+    version = 0
+
+    def add(self, record: AuthorizationRecord) -> None:
+        super().add(record)
+        self.version += 1
+
+
+class AsyncStore:
+    """A store of the asynchronous protocol (its lookup never waits here, so no event loop is needed)."""
+
+    source = "async"
+
+    def __init__(self, records: Sequence[AuthorizationRecord]) -> None:
+        self.memory = MemoryStore(records)
+
+    @property
+    def version(self) -> int:
+        return self.memory.version
+
+    async def lookup(self, platform: str, subject: str) -> tuple[AuthorizationRecord, ...]:
+        return self.memory.lookup(platform, subject)
+
+    def add(self, record: AuthorizationRecord) -> None:
+        self.memory.add(record)
+
+
+STORES = {"memory": MemoryStore, "in-place": InPlaceStore, "in-place-versioned": VersionedInPlaceStore,
+          "async": AsyncStore}
 
 
 def _robots(index: int, now: datetime) -> Any:
@@ -100,14 +138,14 @@ def _checks(order: str) -> list[Any]:
 
 
 @SETTINGS
-@given(st.sampled_from(["memory", "in-place"]), st.sampled_from(["default", "robots-after-terms"]),
+@given(st.sampled_from(sorted(STORES)), st.sampled_from(["default", "robots-after-terms"]),
        st.lists(actions, min_size=1, max_size=60))
 def test_a_cached_engine_decides_what_an_uncached_one_decides(kind: str, order: str,
                                                               steps: list[tuple[Any, ...]]) -> None:
     registry = PlatformRegistry({"microblog": make_platform(valid_until=t("2026-12-01"))})
-    store: Any = MemoryStore(RECORDS) if kind == "memory" else InPlaceStore(RECORDS)
-    cached = PolicyEngine(registry, store, "consentcrawl", max_crawl_delay=30.0, checks=_checks(order))
-    uncached = PolicyEngine(registry, store, "consentcrawl", max_crawl_delay=30.0, checks=_checks(order),
+    store: Any = STORES[kind](RECORDS)
+    cached = Engine(registry, store, "consentcrawl", max_crawl_delay=30.0, checks=_checks(order))
+    uncached = Engine(registry, store, "consentcrawl", max_crawl_delay=30.0, checks=_checks(order),
                             cache=False)
     robots = _robots(0, NOW)
     handed_out: dict[str, Decision] = {}
@@ -145,10 +183,36 @@ def test_the_cache_is_used() -> None:
     does not."""
     registry = PlatformRegistry({"microblog": make_platform()})
     store = MemoryStore(RECORDS)
-    cached = PolicyEngine(registry, store, "consentcrawl")
-    uncached = PolicyEngine(registry, store, "consentcrawl", cache=False)
+    cached = Engine(registry, store, "consentcrawl")
+    uncached = Engine(registry, store, "consentcrawl", cache=False)
     for engine, repeats in ((cached, True), (uncached, False)):
         engine.decide_link("http://microblog.example/u/1001", "research", NOW)
         assert engine.decide_link("http://microblog.example/u/1001", "research", NOW)[2] is repeats
     assert len(cached.cache.links) == 1 and len(cached.cache.decisions) == 1 and len(cached.cache.people) == 1
     assert len(uncached.cache.links) == len(uncached.cache.decisions) == len(uncached.cache.people) == 0
+
+
+def test_a_remembered_decision_is_checked_by_the_version_alone() -> None:
+    """The link check, the pre-filter, the send-time decision and the item guard of one person ask the store once
+    while its version stands; a new version makes the next decision look the person up again."""
+    calls: list[str] = []
+
+    class Counting(MemoryStore):
+        def lookup(self, platform: str, subject: str) -> tuple[AuthorizationRecord, ...]:
+            calls.append(subject)
+            return super().lookup(platform, subject)
+
+    registry = PlatformRegistry({"microblog": make_platform()})
+    store = Counting(RECORDS)
+    engine = Engine(registry, store, "consentcrawl")
+    url, robots = "http://microblog.example/u/1001", _robots(0, NOW)
+    engine.decide_link(url, "research", NOW)
+    for _ in range(3):
+        assert engine.decide_consent(engine.facts(url, "research", NOW)).allowed
+        assert engine.decide(engine.facts(url, "research", NOW), robots).allowed
+        assert engine.decide_subject("microblog", "1001", "research", NOW).allowed
+    assert calls == ["1001"]
+    store.add(AuthorizationRecord("microblog", "1001", frozenset({"research"}), granted_at=t("2026-02-01"),
+                                  revoked_at=t("2026-06-01"), evidence="withdrawn", source="added"))
+    assert engine.decide(engine.facts(url, "research", NOW), robots).reason == "subject.revoked"
+    assert calls == ["1001", "1001"]

@@ -13,13 +13,13 @@ from consentcrawl.checks import DEFAULT_CHECKS, CheckContext, Outcome, default_c
 from consentcrawl.config import ConsentConfig, build_engine
 from consentcrawl.consent.store import MemoryStore
 from consentcrawl.decision import Evidence, Stage, Verdict
-from consentcrawl.engine import PolicyEngine
 from consentcrawl.errors import ConfigError
 from consentcrawl.robots.fetch import from_response
 from consentcrawl.terms.platforms import PlatformRegistry
 from consentcrawl_demo.server import LocalServer
 from spiders.microblog import MicroblogSpider
 from tests.conftest import PLATFORMS, ROOT, consent_settings, run_crawl
+from tests.deciding import Engine
 from tests.example_check import OptOutCheck
 from tests.test_crawl_e2e import live_research_subjects, requested_subjects
 from tests.test_policy import NOW, RECORDS, ROBOTS, make_platform
@@ -58,8 +58,8 @@ async def test_a_check_plugged_in_by_the_setting_denies_a_real_crawls_requests(
     assert result.stats["consentcrawl/denied/subject/opted-out"] == len(denies)
 
 
-def _engine(checks: list[Any]) -> PolicyEngine:
-    return PolicyEngine(PlatformRegistry({"microblog": make_platform()}), MemoryStore(RECORDS), "consentcrawl",
+def _engine(checks: list[Any]) -> Engine:
+    return Engine(PlatformRegistry({"microblog": make_platform()}), MemoryStore(RECORDS), "consentcrawl",
                         checks=checks)
 
 
@@ -155,3 +155,47 @@ def test_a_list_where_no_check_concludes_denies() -> None:
     decision = engine.decide_subject("microblog", "1001", "research", NOW)
     assert (decision.verdict, decision.reason) == (Verdict.DENY, "error.internal")
     assert decision.evidence[-1].detail["error"] == "NoConclusion"
+
+
+class GuardianCheck:
+    """A check that also reads another person's records: 1001's page needs 1003 (say, a guardian) to be live."""
+
+    cacheable = True
+
+    def __init__(self, others: Any = ("1003",)) -> None:
+        self.others = others
+
+    def check(self, ctx: CheckContext) -> Outcome | None:
+        if ctx.subject != "1001":
+            return None
+        found = [ctx.records("microblog", other) for other in self.others]
+        return None if all(found) else Outcome.deny("subject.no-guardian")
+
+
+def test_a_check_that_reads_another_persons_records_gets_them_looked_up() -> None:
+    calls: list[str] = []
+
+    class Counting(MemoryStore):
+        def lookup(self, platform: str, subject: str) -> Any:
+            calls.append(subject)
+            return super().lookup(platform, subject)
+
+    builtins = default_checks()
+    engine = Engine(PlatformRegistry({"microblog": make_platform()}), Counting(RECORDS), "consentcrawl",
+                    checks=[*builtins[:-1], GuardianCheck(), builtins[-1]])
+    assert engine.decide_subject("microblog", "1001", "research", NOW).reason == "subject.authorized"
+    assert calls == ["1001", "1003"]
+    assert engine.decide_subject("microblog", "1001", "research", NOW).reason == "subject.authorized"
+    assert calls == ["1001", "1003"]  # remembered at the store's version, with both people's records
+
+
+def test_a_decision_may_look_up_only_so_many_people() -> None:
+    from consentcrawl.deciding import MAX_PEOPLE
+
+    builtins = default_checks()
+    everyone = GuardianCheck(others=[str(2000 + i) for i in range(MAX_PEOPLE + 5)])
+    engine = Engine(PlatformRegistry({"microblog": make_platform()}), MemoryStore(RECORDS), "consentcrawl",
+                    checks=[*builtins[:-1], everyone, builtins[-1]])
+    decision = engine.decide_subject("microblog", "1001", "research", NOW)
+    assert decision.reason == "error.store-unavailable"
+    assert "more people than one decision may look up" in decision.evidence[-1].detail["message"]

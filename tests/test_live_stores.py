@@ -22,9 +22,9 @@ from consentcrawl.consent.records import AuthorizationRecord
 from consentcrawl.consent.sqlite import SQLiteStore, import_records
 from consentcrawl.consent.store import MemoryStore
 from consentcrawl.errors import ConfigError, StoreUnavailable
-from consentcrawl.policy import PolicyEngine
 from consentcrawl.terms.load import load_platforms
 from consentcrawl.terms.platforms import PlatformRegistry
+from tests.deciding import Engine
 
 BOUND = 2.0  #: seconds within which a change must show
 FORMATS = ["yaml", "csv", "jsonl"]
@@ -233,7 +233,7 @@ def test_the_engine_stops_fetching_a_person_once_the_withdrawal_is_in_the_file(
 ) -> None:
     path = tmp_path / "authorizations.yaml"
     write(path, text_of("yaml", [record("Alice")]))
-    engine = PolicyEngine(platforms, load_authorizations(path, platforms), "consentcrawl")
+    engine = Engine(platforms, load_authorizations(path, platforms), "consentcrawl")
     now = _when("2026-06-01")
 
     def link(subject: str) -> str:

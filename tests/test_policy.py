@@ -10,9 +10,9 @@ from consentcrawl.consent.records import AuthorizationRecord
 from consentcrawl.consent.store import MemoryStore
 from consentcrawl.decision import Stage
 from consentcrawl.errors import StoreUnavailable
-from consentcrawl.policy import PolicyEngine
 from consentcrawl.robots.fetch import from_response, unreachable
 from consentcrawl.terms.platforms import Platform, PlatformAuthorization, PlatformRegistry, ProfileTemplate
+from tests.deciding import Engine
 
 UTC = timezone.utc
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -63,12 +63,12 @@ RECORDS = [
 ]
 
 
-def engine(platform: Platform | None = None, store: object = "default") -> PolicyEngine:
+def engine(platform: Platform | None = None, store: object = "default") -> Engine:
     registry = PlatformRegistry({"microblog": platform or make_platform()})
-    return PolicyEngine(registry, MemoryStore(RECORDS) if store == "default" else store, "consentcrawl")  # type: ignore[arg-type]
+    return Engine(registry, MemoryStore(RECORDS) if store == "default" else store, "consentcrawl")  # type: ignore[arg-type]
 
 
-def decide(url: str, eng: PolicyEngine | None = None, robots: bytes | None = ROBOTS, purpose: str = "research"):
+def decide(url: str, eng: Engine | None = None, robots: bytes | None = ROBOTS, purpose: str = "research"):
     eng = eng or engine()
     facts = eng.facts(url, purpose, NOW)
     file = from_response(facts.canonical.origin + "/robots.txt", 200, robots, NOW) if robots is not None else None
@@ -152,12 +152,26 @@ def test_store_failure_is_a_deny_with_error_reason() -> None:
     assert not decision.allowed
 
 
-def test_any_exception_while_deciding_is_a_deny() -> None:
+def test_any_exception_from_a_store_is_a_store_failure_with_its_cause() -> None:
     class Exploding:
         def lookup(self, platform: str, subject: str):
             raise RuntimeError("bug")
 
     decision = decide("http://microblog.example/u/1001", engine(store=Exploding()))
+    assert (decision.stage, decision.reason) == (Stage.ERROR, "error.store-unavailable")
+    assert decision.evidence[-1].detail["error"] == "StoreUnavailable"
+    assert "RuntimeError: bug" in decision.evidence[-1].detail["message"]
+
+
+def test_any_exception_while_deciding_is_a_deny() -> None:
+    class Exploding:
+        site = False
+
+        def check(self, ctx: object):
+            raise RuntimeError("bug")
+
+    registry = PlatformRegistry({"microblog": make_platform()})
+    decision = decide("http://microblog.example/u/1001", Engine(registry, MemoryStore(RECORDS), checks=[Exploding()]))
     assert (decision.stage, decision.reason) == (Stage.ERROR, "error.internal")
     assert decision.evidence[-1].detail["error"] == "RuntimeError"
 

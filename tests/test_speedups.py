@@ -24,10 +24,10 @@ from consentcrawl.checks.subject import SubjectRecordsCheck
 from consentcrawl.consent.records import AuthorizationRecord
 from consentcrawl.consent.store import MemoryStore
 from consentcrawl.decision import Decision, Evidence, Stage, Verdict, new_decision_id
-from consentcrawl.engine import PolicyEngine
 from consentcrawl.errors import StoreUnavailable
 from consentcrawl.robots.fetch import from_response
 from consentcrawl.terms.platforms import PlatformRegistry
+from tests.deciding import Engine
 from tests.test_policy import NOW, RECORDS, ROBOTS, make_platform, t
 
 SETTINGS = settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -80,10 +80,15 @@ def test_the_url_fast_path_on_examples(url: str) -> None:
 
 
 class ChangingStore:
-    """A store whose records can change between decisions, handing out new objects when they do."""
+    """A store whose records can change between decisions, handing out new objects and a new version when they
+    do."""
 
     def __init__(self, records: list[AuthorizationRecord]) -> None:
         self.store = MemoryStore(records)
+
+    @property
+    def version(self) -> Any:
+        return self.store.version
 
     def lookup(self, platform: str, subject: str) -> Any:
         return self.store.lookup(platform, subject)
@@ -98,9 +103,9 @@ def _fields(decision: Decision) -> dict[str, Any]:
     return values
 
 
-def _all_stages(engine: PolicyEngine, facts: Any, robots: Any) -> Decision:
+def _all_stages(engine: Engine, facts: Any, robots: Any) -> Decision:
     """The full decision straight from the checks, with nothing remembered or reused (the cache off)."""
-    uncached = PolicyEngine(engine.platforms, engine.store, engine.token, cache=False)
+    uncached = Engine(engine.platforms, engine.store, engine.token, cache=False)
     return uncached.decide(facts, robots)
 
 
@@ -108,7 +113,7 @@ def test_a_remembered_decision_is_the_decision_a_fresh_engine_makes() -> None:
     """Across time thresholds, robots.txt refetches and store changes, reuse never changes an answer."""
     registry = PlatformRegistry({"microblog": make_platform(valid_until=t("2026-12-01"))})
     store = ChangingStore(list(RECORDS))
-    engine = PolicyEngine(registry, store, "consentcrawl")
+    engine = Engine(registry, store, "consentcrawl")
     robots = [from_response("http://microblog.example/robots.txt", 200, ROBOTS, NOW),
               from_response("http://microblog.example/robots.txt", 200, b"User-agent: *\nDisallow: /u/1001\n", NOW)]
     urls_ = [f"http://microblog.example/u/{n}" for n in range(1001, 1012)] + [
@@ -127,7 +132,7 @@ def test_a_remembered_decision_is_the_decision_a_fresh_engine_makes() -> None:
                 for url in urls_:
                     for subject in (None, "microblog:1001"):
                         facts = engine.facts(url, "research", now, subject)
-                        fresh = PolicyEngine(registry, store, "consentcrawl")
+                        fresh = Engine(registry, store, "consentcrawl")
                         fresh_facts = fresh.facts(url, "research", now, subject)
                         reference = _all_stages(fresh, fresh_facts, file)
                         for _ in range(2):  # the second time comes from memory
@@ -141,7 +146,7 @@ def test_link_and_item_decisions_from_memory_are_what_a_fresh_engine_decides() -
     """decide_link (by URL string) and decide_subject (by person), across time thresholds and store changes."""
     registry = PlatformRegistry({"microblog": make_platform(valid_until=t("2026-12-01"))})
     store = ChangingStore(list(RECORDS))
-    engine = PolicyEngine(registry, store, "consentcrawl")
+    engine = Engine(registry, store, "consentcrawl")
     urls_ = [f"http://microblog.example/u/{n}" for n in range(1001, 1012)] + [
         "http://microblog.example/people", "http://other.example/u/1", "http://M.microblog.example/u/1001/"]
     times = [t("2026-01-15"), t("2026-02-01"), t("2026-03-01"), t("2026-05-31"), t("2026-06-01"), NOW,
@@ -155,7 +160,7 @@ def test_link_and_item_decisions_from_memory_are_what_a_fresh_engine_decides() -
                                                          evidence="withdrawn", source="new:1")])
         for now in times:
             for url in urls_:
-                fresh = PolicyEngine(registry, store, "consentcrawl")
+                fresh = Engine(registry, store, "consentcrawl")
                 expected = fresh.decide_consent(fresh.facts(url, "research", now))
                 for _ in range(2):
                     decision, canonical, repeat = engine.decide_link(url, "research", now)
@@ -167,7 +172,7 @@ def test_link_and_item_decisions_from_memory_are_what_a_fresh_engine_decides() -
                     checked += 1
                     links += 1
             for subject in ("1001", "1002", "1003", "1004", "9999"):
-                fresh = PolicyEngine(registry, store, "consentcrawl")
+                fresh = Engine(registry, store, "consentcrawl")
                 for _ in range(2):
                     mine = engine.decide_subject("microblog", subject, "research", now)
                     assert _fields(mine) == _fields(fresh.decide_subject("microblog", subject, "research", now))
@@ -182,7 +187,7 @@ def test_the_item_decision_of_a_person_whose_profile_link_was_decided_is_that_de
     still makes it decide again (thresholds passing: the test above, which now reuses link decisions too)."""
     registry = PlatformRegistry({"microblog": make_platform()})
     store = ChangingStore(list(RECORDS))
-    engine = PolicyEngine(registry, store, "consentcrawl")
+    engine = Engine(registry, store, "consentcrawl")
     made: list[str] = []
     records_check = next(c for c in engine.checks if isinstance(c, SubjectRecordsCheck))
     check = records_check.check
@@ -195,7 +200,7 @@ def test_the_item_decision_of_a_person_whose_profile_link_was_decided_is_that_de
     for subject in ("1001", "1002", "1003", "9999"):
         link, _, _ = engine.decide_link(f"http://microblog.example/u/{subject}", "research", NOW)
         item = engine.decide_subject("microblog", subject, "research", NOW)
-        fresh = PolicyEngine(registry, store, "consentcrawl").decide_subject("microblog", subject, "research", NOW)
+        fresh = Engine(registry, store, "consentcrawl").decide_subject("microblog", subject, "research", NOW)
         assert _fields(item) == _fields(fresh) == _fields(link) and item.decision_id != link.decision_id
     assert made == ["1001", "1002", "1003", "9999"]  # one decision per person, not two
     store.replace([*RECORDS, AuthorizationRecord("microblog", "1001", frozenset({"research"}), t("2026-02-01"),
@@ -208,7 +213,7 @@ def expected_canonical(url: str) -> str:
     return urls.canonicalize(url).url
 
 
-def test_remembered_decisions_get_new_ids_and_still_ask_the_store() -> None:
+def test_remembered_decisions_get_new_ids_and_do_not_ask_the_store_again() -> None:
     registry = PlatformRegistry({"microblog": make_platform()})
     calls: list[str] = []
 
@@ -217,11 +222,14 @@ def test_remembered_decisions_get_new_ids_and_still_ask_the_store() -> None:
             calls.append(subject)
             return super().lookup(platform, subject)
 
-    engine = PolicyEngine(registry, Counting(list(RECORDS)), "consentcrawl")
+    engine = Engine(registry, Counting(list(RECORDS)), "consentcrawl")
     facts = engine.facts("http://microblog.example/u/1001", "research", NOW)
     first, second = engine.decide_consent(facts), engine.decide_consent(facts)
     assert first.decision_id != second.decision_id and _fields(first) == _fields(second)
-    assert calls == ["1001", "1001"]  # a store failure would still deny the second time
+    assert calls == ["1001"]  # the version is unchanged: equal answers are promised, so none is asked for
+    # a new version (a change, or a failure) makes the next decision look the person up again
+    engine.store.replace(list(RECORDS))
+    assert _fields(engine.decide_consent(facts)) == _fields(first) and calls == ["1001", "1001"]
 
 
 def test_a_renewed_decision_is_the_same_decision_with_a_new_id() -> None:
@@ -238,7 +246,7 @@ def test_a_renewed_decision_is_the_same_decision_with_a_new_id() -> None:
 def test_a_records_evidence_is_built_once_and_cited_by_every_decision_about_the_person() -> None:
     registry = PlatformRegistry({"microblog": make_platform()})
     store = ChangingStore(list(RECORDS))
-    engine = PolicyEngine(registry, store, "consentcrawl")
+    engine = Engine(registry, store, "consentcrawl")
     link, _, _ = engine.decide_link("http://microblog.example/u/1001", "research", NOW)
     item = engine.decide_subject("microblog", "1001", "research", NOW)
     full = engine.decide(engine.facts("http://microblog.example/u/1001/", "research", NOW),
@@ -259,11 +267,16 @@ def test_a_records_evidence_is_built_once_and_cited_by_every_decision_about_the_
 
 
 def test_a_store_that_fails_after_the_link_check_denies_the_fetch_with_its_cause() -> None:
-    """The full decision reuses the link check's consent part, but asks the store again: a failure denies."""
+    """The full decision reuses the link check's consent part while the store's version stands; a store that fails
+    changes its version, so the fetch asks it again and denies with the cause."""
     registry = PlatformRegistry({"microblog": make_platform()})
 
     class Failing(ChangingStore):
         error: Exception | None = None
+
+        @property
+        def version(self) -> Any:
+            return (self.store.version, repr(self.error))
 
         def lookup(self, platform: str, subject: str) -> Any:
             if self.error is not None:
@@ -271,18 +284,42 @@ def test_a_store_that_fails_after_the_link_check_denies_the_fetch_with_its_cause
             return super().lookup(platform, subject)
 
     store = Failing(list(RECORDS))
-    engine = PolicyEngine(registry, store, "consentcrawl")
+    engine = Engine(registry, store, "consentcrawl")
     robots = from_response("http://microblog.example/robots.txt", 200, ROBOTS, NOW)
     url = "http://microblog.example/u/1001"
     assert engine.decide_link(url, "research", NOW)[0].allowed
-    failures = ((StoreUnavailable("gone"), "error.store-unavailable"), (RuntimeError("bug"), "error.internal"))
-    for error, reason in failures:
+    for error in (StoreUnavailable("gone"), RuntimeError("bug")):
         store.error = error
         decision = engine.decide(engine.facts(url, "research", NOW), robots)
-        assert (decision.verdict, decision.stage, decision.reason) == (Verdict.DENY, Stage.ERROR, reason)
-        assert decision.evidence[-1].detail["error"] == type(error).__name__
+        assert (decision.verdict, decision.stage, decision.reason) == (
+            Verdict.DENY, Stage.ERROR, "error.store-unavailable")
+        assert decision.evidence[-1].detail["error"] == "StoreUnavailable"
+        assert str(error) in decision.evidence[-1].detail["message"]
     store.error = None
     assert engine.decide(engine.facts(url, "research", NOW), robots).allowed
+
+
+def test_a_failure_seen_by_any_lookup_makes_every_remembered_decision_stale() -> None:
+    """A store that fails without changing its version: the adapter changes the version it reports as soon as a
+    lookup fails, so no decision remembered from before the failure is reused."""
+    registry = PlatformRegistry({"microblog": make_platform()})
+
+    class Silent(ChangingStore):
+        error: Exception | None = None
+
+        def lookup(self, platform: str, subject: str) -> Any:
+            if self.error is not None:
+                raise self.error
+            return super().lookup(platform, subject)
+
+    store = Silent(list(RECORDS))
+    engine = Engine(registry, store, "consentcrawl")
+    assert engine.decide_link("http://microblog.example/u/1001", "research", NOW)[0].allowed
+    store.error = StoreUnavailable("gone")
+    assert engine.decide_link("http://microblog.example/u/1001", "research", NOW)[2]  # the version stood: reused
+    assert engine.decide_subject("microblog", "1004", "research", NOW).reason == "error.store-unavailable"
+    decision, _, repeat = engine.decide_link("http://microblog.example/u/1001", "research", NOW)
+    assert not repeat and decision.reason == "error.store-unavailable"
 
 
 def test_decision_ids_are_unique_uuid4_hex() -> None:
@@ -297,7 +334,7 @@ def test_decision_ids_are_unique_uuid4_hex() -> None:
 
 def test_an_audit_line_is_json_dumps_of_its_entry(tmp_path: Path) -> None:
     registry = PlatformRegistry({"microblog": make_platform()})
-    engine = PolicyEngine(registry, MemoryStore(RECORDS), "consentcrawl")
+    engine = Engine(registry, MemoryStore(RECORDS), "consentcrawl")
     file = from_response("http://microblog.example/robots.txt", 200, ROBOTS, NOW)
     log = AuditLog(tmp_path / "audit.jsonl")
     entries = []

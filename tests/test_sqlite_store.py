@@ -19,20 +19,19 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.cli import main
 from consentcrawl.config import ConsentConfig
-from consentcrawl.consent import sqlite as sqlite_module
-from consentcrawl.consent import sqlite_write
+from consentcrawl.consent import sqlite_format, sqlite_write
 from consentcrawl.consent.load import FileStore, load_authorizations, read_authorizations
 from consentcrawl.consent.records import AuthorizationRecord
 from consentcrawl.consent.sqlite import SLOTS, SQLiteStore, base_id, bulk_build, import_records, key_hashes
 from consentcrawl.consent.store import MemoryStore
 from consentcrawl.errors import ConfigError, StoreUnavailable
-from consentcrawl.policy import PolicyEngine
 from consentcrawl.robots.fetch import from_response
 from consentcrawl.terms.load import load_platforms
 from consentcrawl_demo.microblog import MicroblogSite
 from consentcrawl_demo.server import LocalServer
 from spiders.microblog import MicroblogSpider
 from tests.conftest import AUTHORIZATIONS, PLATFORMS, consent_settings, run_crawl
+from tests.deciding import Engine
 from tests.test_crawl_e2e import live_research_subjects, requested_subjects
 from tests.test_policy import NOW
 
@@ -120,7 +119,7 @@ def test_the_same_decisions_as_the_memory_store(tmp_path: Path) -> None:
     memory = load_authorizations(write_source(tmp_path, "yaml"), registry)
     import_records(url(tmp_path / "store.db"), memory, platforms=["microblog"])
     robots = from_response("http://microblog.example/robots.txt", 200, b"User-agent: *\nAllow: /\n", NOW)
-    engines = [PolicyEngine(registry, s, "consentcrawl") for s in (memory, SQLiteStore(url(tmp_path / "store.db")))]
+    engines = [Engine(registry, s, "consentcrawl") for s in (memory, SQLiteStore(url(tmp_path / "store.db")))]
     for n in range(995, 1305):
         for purpose in ("research", "ai-training"):
             a, b = (e.decide(e.facts(f"http://microblog.example/u/{n}", purpose, NOW), robots) for e in engines)
@@ -223,7 +222,7 @@ def test_a_withdrawal_imported_while_the_store_is_open_applies_within_the_refres
     import_records(dest, load_authorizations(AUTHORIZATIONS, registry))
     clock = Clock()
     store = SQLiteStore(dest, ["microblog"], clock=clock)
-    engine = PolicyEngine(registry, store, "consentcrawl")
+    engine = Engine(registry, store, "consentcrawl")
     robots = from_response("http://microblog.example/robots.txt", 200, b"", NOW)
 
     def reason() -> str:
@@ -244,7 +243,7 @@ def test_a_removed_store_denies_with_store_unavailable(tmp_path: Path) -> None:
     import_records(url(tmp_path / "store.db"), load_authorizations(AUTHORIZATIONS, registry))
     clock = Clock()
     store = SQLiteStore(url(tmp_path / "store.db"), ["microblog"], clock=clock)
-    engine = PolicyEngine(registry, store, "consentcrawl")
+    engine = Engine(registry, store, "consentcrawl")
     robots = from_response("http://microblog.example/robots.txt", 200, b"", NOW)
     assert store.lookup("microblog", "1001")
     (tmp_path / "store.db").unlink()
@@ -371,8 +370,8 @@ def legacy_store(path: Path, records: list[AuthorizationRecord]) -> None:
     """A store as format version 1 wrote it: people placed by the subject as written."""
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.executescript(sqlite_module._SCHEMA + ";" + sqlite_module._RECORDS.format(name="records"))
-    bloom, used = sqlite_module.Bloom.sized(len(records)), set()
+    conn.executescript(sqlite_format.SCHEMA + ";" + sqlite_format.RECORDS_TABLE.format(name="records"))
+    bloom, used = sqlite_format.Bloom.sized(len(records)), set()
     for record in records:
         hashes = key_hashes(record.platform, record.subject)
         slot = base_id(hashes[0])
@@ -380,10 +379,10 @@ def legacy_store(path: Path, records: list[AuthorizationRecord]) -> None:
             slot += 1
         used.add(slot)
         bloom.add(*hashes)
-        conn.execute(sqlite_module._INSERT, (slot, *sqlite_write._record_row(record)))
+        conn.execute(sqlite_format.INSERT, (slot, *sqlite_write._record_row(record)))
     conn.execute("INSERT INTO bloom VALUES (1, ?, ?, ?)", (bloom.probes, len(records), bytes(bloom.bits)))
     conn.executemany("INSERT INTO meta VALUES (?, ?)", [
-        ("format", sqlite_module.FORMAT), ("version", "1"), ("records", str(len(records))),
+        ("format", sqlite_format.FORMAT), ("version", "1"), ("records", str(len(records))),
         ("keys", str(len({(r.platform, r.subject) for r in records}))), ("platforms", '["microblog"]')])
     conn.commit()
     conn.close()

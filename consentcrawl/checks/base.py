@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from ..decision import Evidence, Stage, Verdict
 
 if TYPE_CHECKING:
+    from ..consent.answers import StoreAnswers
     from ..consent.records import AuthorizationRecord
-    from ..consent.store import AuthorizationStore
     from ..facts import RequestFacts
     from ..robots.fetch import RobotsFile
     from ..terms.platforms import Platform
@@ -35,8 +35,8 @@ class Check(Protocol):
       in the link check, at scheduling and for items.
     - ``cacheable`` (False): the check's result depends only on what the consent cache keys and validates
       (:mod:`consentcrawl.cache`): the URL and the person, the purpose, the platform object, the time thresholds of
-      the platform's grant and of the records it looked up through :meth:`CheckContext.records`. A decision that
-      ran a check that is not cacheable is made anew every time.
+      the platform's grant and of the records it read through :meth:`CheckContext.records` (and the store's
+      version, when it read any). A decision that ran a check that is not cacheable is made anew every time.
     """
 
     def check(self, ctx: CheckContext) -> Outcome | None:
@@ -44,6 +44,8 @@ class Check(Protocol):
 
         An exception is a deny with ``error.internal`` (``error.store-unavailable`` for
         :class:`~consentcrawl.errors.StoreUnavailable`): a check that crashes never lets a request through.
+        :meth:`CheckContext.records` may also raise :class:`~consentcrawl.consent.answers.RecordsNeeded` (a
+        ``BaseException``): let it through, the adapter looks the person up and runs the checks again.
         """
         ...
 
@@ -81,14 +83,15 @@ class CheckContext:
     """What one decision is about, and what its checks have found so far.
 
     ``facts`` is None when the decision is about a person rather than a URL (the item guard); ``robots`` is only
-    set in a full decision (site checks). ``platform`` and ``subject`` are what the decision names.
+    set in a full decision (site checks). ``platform`` and ``subject`` are what the decision names. ``answers`` is
+    what the adapters looked up in the store (there is no store object here: the core never calls one).
     """
 
-    __slots__ = ("crawl_delay", "evidence", "facts", "lookups", "max_crawl_delay", "now", "platform", "purpose",
-                 "robots", "store", "subject", "token")
+    __slots__ = ("answers", "crawl_delay", "evidence", "facts", "lookups", "max_crawl_delay", "now", "platform",
+                 "purpose", "robots", "subject", "token")
 
     def __init__(self, facts: RequestFacts | None, platform: Platform | None, subject: str | None, purpose: str,
-                 now: datetime, token: str, store: AuthorizationStore | None, robots: RobotsFile | None = None,
+                 now: datetime, token: str, answers: StoreAnswers, robots: RobotsFile | None = None,
                  max_crawl_delay: float | None = None) -> None:
         self.facts = facts
         self.platform = platform
@@ -96,12 +99,12 @@ class CheckContext:
         self.purpose = purpose
         self.now = now
         self.token = token
-        self.store = store
+        self.answers = answers
         self.robots = robots
         #: a Crawl-delay above this denies the origin (``robots.crawl-delay``)
         self.max_crawl_delay = max_crawl_delay
         self.evidence: list[Evidence] = []
-        #: every store answer a check used, by (platform, subject): what the consent cache validates
+        #: every person's records a check read, by (platform, subject): what the consent cache keeps with a decision
         self.lookups: list[tuple[tuple[str, str], Sequence[AuthorizationRecord]]] = []
         #: set by a site check: seconds the origin asks between requests, carried by an allowing decision
         self.crawl_delay: float | None = None
@@ -111,11 +114,13 @@ class CheckContext:
         self.evidence.append(evidence)
 
     def records(self, platform: str, subject: str) -> Sequence[AuthorizationRecord]:
-        """The store's records of a person; what a check reads them through, so a remembered decision is checked
-        against the store's answer. Raises StoreUnavailable when the store cannot answer; empty without a store."""
-        if self.store is None:
+        """A person's records, as the adapters looked them up; what a check reads them through, so a remembered
+        decision is tied to the store's version. Raises StoreUnavailable when the store could not answer, and
+        RecordsNeeded when the person was not looked up yet; empty without a store."""
+        answers = self.answers
+        if answers.source is None:
             return ()
-        records = self.store.lookup(platform, subject)
+        records = answers.records(platform, subject)
         self.lookups.append(((platform, subject), records))
         return records
 

@@ -85,7 +85,7 @@ class SubjectRecordsCheck:
             return None
         if platform is None:
             return Outcome.deny("subject.unknown-platform")
-        if ctx.store is None:
+        if not ctx.answers.configured:
             ctx.cite(Evidence("subject-authorization", "none", {"cause": "no authorization store"}))
             return Outcome.deny("subject.no-authorization")
         records = ctx.records(platform.name, subject)
@@ -98,7 +98,7 @@ class SubjectRecordsCheck:
         for record in records:
             ctx.cite(self._records.get(record, record_evidence))
         if not records:
-            source = getattr(ctx.store, "source", "store")
+            source = ctx.answers.source or "store"
             key = (source, platform.name, subject)
             none = self._none.get(key)
             if none is None:  # the same object for the link, the fetch and the item: its JSON is written once

@@ -76,11 +76,11 @@ def _signature(st: os.stat_result) -> _Signature:
 class FileStore:
     """A YAML, CSV or JSONL file of authorization records, followed while the crawl runs.
 
-    The file is read whole into a :class:`MemoryStore`. After that, a lookup looks at the file (``os.stat``) when
-    ``interval`` seconds (default 0.25) have passed since the last look; when its device, inode, size or times
-    changed, the file is read again and, if it reads cleanly, its records replace the old ones and
-    :attr:`version` changes. A withdrawal appended to the file (or a new file renamed over it) therefore applies
-    within ``interval`` plus the time to read it, far inside the 2-second bound of live stores.
+    The file is read whole into a :class:`MemoryStore`. After that, a lookup or a read of :attr:`version` looks at
+    the file (``os.stat``) when ``interval`` seconds (default 0.25) have passed since the last look; when its
+    device, inode, size or times changed, the file is read again and, if it reads cleanly, its records replace the
+    old ones and :attr:`version` changes. A withdrawal appended to the file (or a new file renamed over it)
+    therefore applies within ``interval`` plus the time to read it, far inside the 2-second bound of live stores.
 
     A read that fails (the file deleted or unreadable, a syntax or validation error, a file caught half-written)
     makes every lookup raise :class:`~consentcrawl.errors.StoreUnavailable` until the file reads cleanly again:
@@ -119,6 +119,11 @@ class FileStore:
 
     @property
     def version(self) -> int:
+        """Changes with each reload and when the store starts failing. Reading it looks at the file when
+        ``interval`` has passed since the last look: a remembered decision is checked by its version alone, so the
+        version must notice a change to the file without a lookup."""
+        if self._clock() >= self._next_check:
+            self._check()
         return self._version
 
     def lookup(self, platform: str, subject: str) -> tuple[AuthorizationRecord, ...]:

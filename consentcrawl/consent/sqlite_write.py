@@ -1,6 +1,6 @@
 """Writing an SQLite authorization store: :func:`import_records` (validated records, refusing duplicates) and
 :func:`bulk_build` (millions of trusted, generated rows, for benchmarks). The format is described in
-:mod:`consentcrawl.consent.sqlite`, which reads it.
+:mod:`consentcrawl.consent.sqlite_format`; :mod:`consentcrawl.consent.sqlite` reads it.
 """
 
 from __future__ import annotations
@@ -18,22 +18,22 @@ from ..errors import ConfigError
 from ..purposes import KNOWN_PURPOSES
 from .keys import CASEFOLD, KeyFunction, key_function, platform_names, platform_objects, rule_of
 from .records import AuthorizationRecord
-from .sqlite import (
-    _COLUMNS,
-    _INSERT,
-    _RECORDS,
-    _SCHEMA,
+from .sqlite_format import (
+    COLUMNS,
     FORMAT,
+    INSERT,
     READABLE,
+    RECORDS_TABLE,
+    SCHEMA,
     SLOTS,
     VERSION,
     Bloom,
     Row,
     SQLiteURL,
-    _read_bloom,
     base_id,
     key_hashes,
     parse_sqlite_url,
+    read_bloom,
 )
 
 __all__ = ["ImportResult", "bulk_build", "import_records"]
@@ -50,7 +50,7 @@ def _connect_writer(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA cache_size=-262144")
-    conn.executescript(_SCHEMA + ";" + _RECORDS.format(name="records"))
+    conn.executescript(SCHEMA + ";" + RECORDS_TABLE.format(name="records"))
     return conn
 
 
@@ -134,7 +134,7 @@ def import_records(url: str | SQLiteURL, records: Iterable[AuthorizationRecord],
         known_platforms = stored | set(platform_names(platforms) or ())
         recorded: dict[str, str] = json.loads(meta.get("subject_keys", "{}")) if meta.get("version") == "2" else {}
         rules = _Rules(platform_objects(platforms), recorded)
-        bloom = _read_bloom(conn)
+        bloom = read_bloom(conn)
         stale = [name for name in sorted(stored) if meta.get("version") == "1"
                  or recorded.get(name, CASEFOLD) != rules.rule(name)]
         if count and stale and any(conn.execute("SELECT 1 FROM records WHERE platform = ? LIMIT 1", (name,)).fetchone()
@@ -161,7 +161,7 @@ def import_records(url: str | SQLiteURL, records: Iterable[AuthorizationRecord],
             if slot is None:
                 raise _error_at(record, f"more than {SLOTS} records for subject {record.subject!r} "
                                         f"of platform {record.platform!r}")
-            conn.execute(_INSERT, (slot, *row))
+            conn.execute(INSERT, (slot, *row))
             if not mine:
                 keys += 1
                 new_keys.append(hashes)
@@ -199,8 +199,8 @@ def _rekey(conn: sqlite3.Connection, rules: _Rules, source: str) -> tuple[int, B
     if full is not None:
         raise ConfigError(f"cannot index {source} by subject key: more than {SLOTS} records of one person", source)
     conn.execute("DROP TABLE IF EXISTS records_rekeyed")
-    conn.execute(_RECORDS.format(name="records_rekeyed"))
-    columns = _COLUMNS.removeprefix("id, ") + ", origin"
+    conn.execute(RECORDS_TABLE.format(name="records_rekeyed"))
+    columns = COLUMNS.removeprefix("id, ") + ", origin"
     conn.execute(f"INSERT INTO records_rekeyed (id, {columns}) SELECT base + ROW_NUMBER() OVER "
                  f"(PARTITION BY base ORDER BY id) - 1, {columns} FROM ({placed}) ORDER BY 1")
     conn.execute("DROP TABLE records")
@@ -300,6 +300,6 @@ def bulk_build(path: str, count: int, row_at: Callable[[int], Row], *, platforms
             yield (base + state["slot"], *row)
 
     with _write_transaction(conn, "BEGIN"):
-        conn.executemany(_INSERT, rows())
+        conn.executemany(INSERT, rows())
         _write_state(conn, bloom, count, keys, platforms_seen, rules.table(platforms_seen))
     return ImportResult(count, count, keys)

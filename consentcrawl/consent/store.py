@@ -1,9 +1,16 @@
-"""Authorization stores: where leg-3 records are looked up.
+"""Authorization stores: where leg-3 records are looked up, and the protocol every store implements.
 
-The policy core calls :meth:`AuthorizationStore.lookup` with the platform's name and the person's *subject key*
-(:mod:`consentcrawl.consent.keys`), and compares :attr:`AuthorizationStore.version` to know when what it
-remembered may be stale. A store that cannot answer raises :class:`~consentcrawl.errors.StoreUnavailable` and the
-decision becomes ``error.store-unavailable``.
+The protocol is asynchronous (:class:`AuthorizationStore`): a consent API or a Redis store answers over the network,
+and the crawl must not stop while it does. The adapters (never the pure core) await
+:meth:`AuthorizationStore.lookup` with the platform's name and the person's *subject key*
+(:mod:`consentcrawl.consent.keys`), and pass the records into the engine. A store reports change explicitly: its
+:attr:`~AuthorizationStore.version`, read before every decision, says whether what the engine remembered may be
+stale, so a remembered decision never needs a lookup to be checked. A store that cannot answer raises
+:class:`~consentcrawl.errors.StoreUnavailable` and the decision becomes ``error.store-unavailable``.
+
+A store whose ``lookup`` is a plain ``def`` (:class:`SyncAuthorizationStore`: the built-in ones, and any of your
+own that answers from memory or a local file) is adapted by :func:`~consentcrawl.consent.adapt.as_async_store`,
+in one place.
 
 Every store is live (design doc, "Live stores"): a change to its records (a withdrawal above all) shows in its
 answers and its version within 2 seconds. :class:`MemoryStore` holds records given to it in code;
@@ -20,7 +27,7 @@ from typing import Any, Protocol
 from .keys import KeyFunction, casefold_key, key_function, platform_objects
 from .records import AuthorizationRecord
 
-__all__ = ["AuthorizationStore", "MemoryStore", "new_version"]
+__all__ = ["AuthorizationStore", "MemoryStore", "SyncAuthorizationStore", "new_version"]
 
 _versions = itertools.count(1)
 
@@ -31,22 +38,43 @@ def new_version() -> int:
 
 
 class AuthorizationStore(Protocol):
-    """What the policy core needs of a store. Synchronous: the core calls it from pure code."""
+    """What consentcrawl needs of a store.
+
+    ``version`` is read before every decision that could reuse a remembered one, so it must be cheap and must
+    never wait for the network: keep it current from what the store learns (a change feed, a poll of its own, each
+    lookup's answer). A store that can only learn of a change by looking (a file) may look when ``version`` is
+    read, at most every so often, within the 2-second bound.
+    """
 
     source: str  #: the file path or URL, named in evidence (never a secret)
 
     @property
     def version(self) -> Hashable:
-        """Changes whenever any lookup's answer may have changed (a reload, a write, the store failing or coming
-        back); equal versions promise equal answers. Compare versions of the same store only."""
+        """Changes whenever any lookup's answer may have changed (a write, a reload, the store failing or coming
+        back), within 2 seconds; equal versions promise equal answers. Compare versions of the same store only."""
+        ...
+
+    async def lookup(self, platform: str, subject: str) -> Sequence[AuthorizationRecord]:
+        """All records of one person on one platform (empty if none).
+
+        ``subject`` is the subject key (``platform.subject_key(subject_as_written)``); a store normalises it again,
+        which changes nothing for a key. Raises StoreUnavailable when the store cannot answer; any other exception
+        is taken the same way. A lookup that may hang must time out by itself: the request waits for it.
+        """
+        ...
+
+
+class SyncAuthorizationStore(Protocol):
+    """A store that answers without waiting (in memory, or from a local file): :class:`AuthorizationStore` with
+    a plain ``def lookup``. Adapted by :func:`~consentcrawl.consent.adapt.as_async_store`."""
+
+    source: str
+
+    @property
+    def version(self) -> Hashable:
         ...
 
     def lookup(self, platform: str, subject: str) -> Sequence[AuthorizationRecord]:
-        """All records of one person on one platform, as an immutable tuple (empty if none).
-
-        ``subject`` is the subject key (``platform.subject_key(subject_as_written)``); a store normalises it again,
-        which changes nothing for a key. Raises StoreUnavailable when the store cannot answer.
-        """
         ...
 
 

@@ -13,17 +13,17 @@ from typing import TYPE_CHECKING
 from ..decision import Decision, Evidence, Stage, deny
 
 if TYPE_CHECKING:
-    from ..policy import PolicyEngine
+    from ..deciding import Decider
 
 
-def hop_refusal(engine: PolicyEngine, url: str, purpose: str, now: datetime) -> Decision | None:
+async def hop_refusal(decider: Decider, url: str, purpose: str, now: datetime) -> Decision | None:
     """The deny that stops fetching ``url`` as a robots.txt hop, or None to fetch it."""
     try:
-        facts = engine.facts(url, purpose, now)
+        facts = decider.engine.facts(url, purpose, now)
     except Exception as exc:  # noqa: BLE001 - an URL we cannot read is not fetched
         return deny(Stage.ERROR, "error.bad-url", evidence=(Evidence("error", url, {"error": type(exc).__name__,
                                                                                     "message": str(exc)[:500]}),))
-    decision = engine.decide_consent(facts)
+    decision = await decider.decide_consent(facts)
     if decision.allowed or (decision.stage is Stage.TERMS and facts.canonical.path == "/robots.txt"
                             and decision.reason != "terms.ip-host"):
         return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from urllib.parse import urljoin
 
@@ -11,9 +11,9 @@ import httpx
 from .fetch import MAX_REDIRECTS, REDIRECT_STATUSES, RobotsFile, from_response, robots_url, unreachable
 
 
-def fetch_robots(origin: str, *, user_agent: str, now: datetime, timeout: float = 10.0,
-                 client: httpx.Client | None = None,
-                 may_fetch: Callable[[str], str | None] | None = None) -> RobotsFile:
+async def fetch_robots(origin: str, *, user_agent: str, now: datetime, timeout: float = 10.0,
+                       client: httpx.AsyncClient | None = None,
+                       may_fetch: Callable[[str], Awaitable[str | None]] | None = None) -> RobotsFile:
     """Fetch ``origin``/robots.txt. Honours the standard proxy environment variables, as Scrapy does.
 
     Redirects are followed across hosts (RFC 9309 §2.3.1.2), hop by hop: ``may_fetch`` is asked before each hop
@@ -21,16 +21,16 @@ def fetch_robots(origin: str, *, user_agent: str, now: datetime, timeout: float 
     """
     url = robots_url(origin)
     own = client is None
-    client = client or httpx.Client(timeout=timeout, follow_redirects=False, trust_env=True,
-                                    headers={"User-Agent": user_agent})
+    client = client or httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=True,
+                                         headers={"User-Agent": user_agent})
     current, hops = url, list[str]()
     try:
         while True:
-            refused = may_fetch(current) if may_fetch is not None else None
+            refused = await may_fetch(current) if may_fetch is not None else None
             if refused is not None:
                 return unreachable(url, now, f"a redirect to a URL we may not fetch ({refused})", final_url=current,
                                    redirects=tuple(hops))
-            response = client.get(current, follow_redirects=False)
+            response = await client.get(current, follow_redirects=False)
             location = response.headers.get("Location")
             if response.status_code in REDIRECT_STATUSES and location:
                 hops.append(current)
@@ -49,4 +49,4 @@ def fetch_robots(origin: str, *, user_agent: str, now: datetime, timeout: float 
                            redirects=tuple(hops))
     finally:
         if own:
-            client.close()
+            await client.aclose()

@@ -19,7 +19,7 @@ import asyncio
 import functools
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urljoin
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger("consentcrawl")
 
 #: asked before each hop is sent: None to fetch it, or the reason it must not be fetched
-HopCheck = Callable[[str], "str | None"]
+HopCheck = Callable[[str], Awaitable["str | None"]]
 
 
 class ScrapyRobotsFetcher:
@@ -94,7 +94,7 @@ class ScrapyRobotsFetcher:
         assert stats is not None
         current, hops = url, list[str]()
         while True:
-            refused = self.may_fetch(current)
+            refused = await self.may_fetch(current)
             if refused is not None:
                 # never log the URL itself at WARNING: it may name a person
                 return unreachable(url, self.now(), f"a redirect to a URL we may not fetch ({refused})",

@@ -1,0 +1,74 @@
+"""One adapter for every store: :func:`as_async_store` gives the asynchronous protocol to any store.
+
+A store of the protocol (:class:`~consentcrawl.consent.store.AuthorizationStore`) has ``async def lookup``; the
+built-in stores and many of your own answer without waiting and have a plain ``def lookup``
+(:class:`~consentcrawl.consent.store.SyncAuthorizationStore`). Rather than every caller telling them apart, the
+adapters ask every store through this one wrapper, which also holds the rules every answer must meet:
+
+- an answer is a tuple, copied from whatever the store returned: a store that later changes a list it handed out
+  cannot change the answer a decision was made on;
+- any exception from a lookup is a :class:`~consentcrawl.errors.StoreUnavailable` naming the store and the cause
+  (``error.store-unavailable``), and it changes the version: a store that fails without saying so still makes
+  every remembered decision that used its records stale;
+- a store without a ``version`` gets one that changes every time it is read: nothing it answered is reused.
+
+A plain ``def lookup`` is called inline, on the event loop's thread: the built-in stores answer from memory, or
+from a local SQLite file through an LRU and a Bloom filter, in less time than a hop to a worker thread and back
+costs. A store whose lookups block for long (a network call made synchronously) should be written with
+``async def lookup`` instead.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from collections.abc import Hashable
+from typing import Any
+
+from ..errors import StoreUnavailable
+from .records import AuthorizationRecord
+
+__all__ = ["AsyncStore", "as_async_store"]
+
+_unversioned = itertools.count(1)
+
+
+class AsyncStore:
+    """A store, sync or async, behind the asynchronous protocol (see the module's docstring)."""
+
+    __slots__ = ("_failures", "_versioned", "source", "store")
+
+    def __init__(self, store: Any) -> None:
+        self.store = store  #: the store as it was opened (a FileStore, an SQLiteStore, one of your own)
+        self.source: str = str(getattr(store, "source", None) or f"{type(store).__module__}.{type(store).__qualname__}")
+        self._versioned = hasattr(type(store), "version") or hasattr(store, "version")
+        self._failures = 0  #: lookups that failed: part of the version, so a failure is a change
+
+    @property
+    def version(self) -> Hashable:
+        if not self._versioned:
+            return ("unversioned", next(_unversioned))  # never equal to an earlier read
+        version = self.store.version
+        return version if not self._failures else (version, self._failures)
+
+    async def lookup(self, platform: str, subject: str) -> tuple[AuthorizationRecord, ...]:
+        try:
+            answer = self.store.lookup(platform, subject)
+            if inspect.isawaitable(answer):
+                answer = await answer
+            return tuple(answer)
+        except StoreUnavailable:
+            self._failures += 1
+            raise
+        except Exception as exc:  # a store that cannot answer, whatever the cause, is unavailable
+            self._failures += 1
+            raise StoreUnavailable(f"authorization store {self.source} failed: {type(exc).__name__}: {exc}") from exc
+
+    def __repr__(self) -> str:
+        return f"<AsyncStore {self.store!r}>"
+
+
+def as_async_store(store: Any) -> AsyncStore:
+    """The store behind the asynchronous protocol: ``async def lookup`` and a ``version`` (see the module's
+    docstring). A store that is already adapted is returned as it is."""
+    return store if isinstance(store, AsyncStore) else AsyncStore(store)
