@@ -35,8 +35,10 @@ REQUEST_PRIORITY = 10
 #: response phase: process_response runs in decreasing order, so above HttpCacheMiddleware (900) and
 #: HttpCompression (590), i.e. before the cache stores anything
 RESPONSE_PRIORITY = 950
-#: spider middleware nearest the engine: it sees the output of every other spider middleware
-SPIDER_PRIORITY = 5
+#: spider middleware nearest the spider (Scrapy's built-ins go up to 1000): a callback's output meets it first, so
+#: a denied link or the output of a denied page is gone before another middleware sees it or logs it
+#: (MetaCopyDetectionMiddleware logs the target request at WARNING, UrlLengthMiddleware at INFO)
+SPIDER_PRIORITY = 10_000
 #: guard pipeline first
 PIPELINE_PRIORITY = -1000
 

@@ -26,6 +26,7 @@ from .facts import RequestFacts
 from .recording import DecisionRecording
 from .resolve import form_text
 from .response import judge_response, wants_nofollow
+from .robots.body import charset, decoded_body
 from .robots.cache import RobotsCache
 from .robots.fetch import RobotsFile
 from .robots.hops import hop_refusal
@@ -96,14 +97,19 @@ def config_error(crawler: Crawler) -> ConfigError | None:
 
 
 def is_checked_url(url: str) -> bool:
-    """Only http(s) requests can fetch a person; data: and file: URLs are local.
+    """Every URL is decided but local ones (``data:``, ``file:``, a browser's ``about:`` and ``blob:``).
+
+    An ``ftp://`` (or ``s3://``) URL can reach a platform's host too, and is not one consentcrawl can read whose
+    page it is: it is denied (``error.bad-url``, "unsupported scheme") rather than fetched undecided.
 
     By the scheme as a URL parser reads it (``http:u/107`` is an http URL too), the way Scrapy picks the download
     handler: a spelling without ``//`` must not pass undecided."""
     scheme, sep, _ = url.lstrip(_C0_OR_SPACE).partition(":")
-    return bool(sep) and scheme.strip().lower() in ("http", "https")
+    return not sep or scheme.strip().lower() not in _LOCAL_SCHEMES
 
 
+#: schemes that fetch nothing from a server (a browser's about:blank and blob: URLs are in its own memory)
+_LOCAL_SCHEMES = frozenset({"data", "file", "about", "blob", "javascript"})
 _C0_OR_SPACE = "".join(chr(i) for i in range(0x21))
 
 
@@ -352,8 +358,14 @@ class ConsentRuntime(DecisionRecording):
         now = self.config.now()
         try:
             directives = parse_robots_headers(response.headers, token)
-            if isinstance(response, TextResponse) and b"html" in (response.headers.get(b"Content-Type") or b"html"):
-                directives += parse_meta_robots(response.body, token, response.encoding)
+            encoded = response.headers.get(b"Content-Encoding")
+            # Scrapy types a response with a Content-Encoding as a plain Response until HttpCompression decodes it
+            if (isinstance(response, TextResponse) or encoded) and b"html" in (
+                    response.headers.get(b"Content-Type") or b"html"):
+                body = decoded_body(response.body, encoded)
+                encoding = response.encoding if isinstance(response, TextResponse) and not encoded else charset(
+                    response.headers.get(b"Content-Type"))
+                directives += parse_meta_robots(body, token, encoding)
         except Exception as exc:  # noqa: BLE001 - a crash reading the signals must deny, not skip them
             decision = deny(Stage.ERROR, "error.internal", subject=prior.subject, platform=prior.platform,
                             evidence=(_error_cause(exc, response.url),))

@@ -198,10 +198,9 @@ class MetaCopyLogic(ListLogic):
             yield response.follow(href, callback=self.parse, meta=response.meta)
 
 
-@pytest.mark.xfail(strict=True, reason="hunt finding, open: see the docstring")
 @pytest.mark.parametrize("kind", KINDS)
 @deferred_f_from_coro_f
-async def test_finding_a_denied_link_with_copied_meta_is_logged_at_warning(
+async def test_a_denied_link_with_copied_meta_is_not_logged_at_warning(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
     """FINDING (data leak into the log: a denied person's URL at WARNING). Scrapy 2.19's
@@ -223,10 +222,9 @@ async def test_finding_a_denied_link_with_copied_meta_is_logged_at_warning(
     assert not leaked, f"a denied person's URL logged at INFO or above: {leaked}"
 
 
-@pytest.mark.xfail(strict=True, reason="hunt finding, open: see the docstring")
 @pytest.mark.parametrize("kind", KINDS)
 @deferred_f_from_coro_f
-async def test_finding_a_long_denied_link_is_logged_at_info(
+async def test_a_long_denied_link_is_not_logged_at_info(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
     """FINDING (data leak into the log, cosmetic: a denied person's URL at INFO). ``UrlLengthMiddleware``
@@ -274,10 +272,9 @@ class EditStoreLogic(ListLogic):
             yield scrapy.Request(f"{BASE}/u/{person}", callback=self.parse, dont_filter=True)
 
 
-@pytest.mark.xfail(strict=True, reason="hunt finding, open: see the docstring")
 @pytest.mark.parametrize("kind", KINDS)
 @deferred_f_from_coro_f
-async def test_finding_a_store_error_mid_crawl_logs_the_record_values_at_error(
+async def test_a_store_error_mid_crawl_does_not_log_record_values_at_error(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
     """FINDING (data leak into the log: a withdrawing person's record values at ERROR). A withdrawal appended
@@ -330,10 +327,9 @@ def _gzipped(html_body: str) -> Any:
     return serve
 
 
-@pytest.mark.xfail(strict=True, reason="hunt finding, open: see the docstring")
 @pytest.mark.parametrize("kind", KINDS)
 @deferred_f_from_coro_f
-async def test_finding_meta_robots_in_a_gzip_body_is_not_read(
+async def test_meta_robots_in_a_gzip_body_is_read(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """FINDING (data leak: a response that must be dropped reaches the callback, the items and the cache).
@@ -494,10 +490,9 @@ def _ftp_server(root: Path, retrieved: list[str]) -> Any:
     return reactor.listenTCP(0, factory, interface="127.0.0.1")
 
 
-@pytest.mark.xfail(strict=True, reason="hunt finding, open: see the docstring")
 @pytest.mark.parametrize("kind", KINDS)
 @deferred_f_from_coro_f
-async def test_finding_a_platform_host_over_ftp_is_not_decided(
+async def test_a_platform_host_over_ftp_is_denied(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """FINDING (fetch of a denied person, fail-open by scheme). The platform lists its host (here ``127.0.0.1``)
@@ -565,10 +560,9 @@ async def test_finding_crawl_delay_is_not_kept_across_download_slots(
 # --------------------------------------------------------------------------- 9. robots.txt read strictly only
 
 
-@pytest.mark.xfail(strict=True, reason="hunt finding, open: see the docstring")
 @pytest.mark.parametrize("kind", KINDS)
 @deferred_f_from_coro_f
-async def test_finding_robots_rules_are_matched_against_the_strict_reading_only(
+async def test_robots_rules_are_matched_against_every_lenient_reading(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """FINDING (robots leg; fetch of a page robots.txt disallows, including a person's profile the site

@@ -203,8 +203,11 @@ class FileStore:
             self._digest = None  # whatever comes back is read and checked again
         if was is None:
             self._version = new_version()
-            logger.error("authorization file %s: %s; every lookup fails (decisions that need it deny) until it "
-                         "reads cleanly again", self.source, detail)
+            # the ERROR line names the cause without the record's values (a withdrawal's free text can name the
+            # person); the full message, values included, is for DEBUG only
+            logger.error("%s; every lookup fails (decisions that need it deny) until it reads cleanly again",
+                         self._error)
+            logger.debug("authorization file %s: %s", self.source, detail)
 
 
 def _digest(data: bytes) -> bytes:

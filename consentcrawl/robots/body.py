@@ -1,0 +1,79 @@
+"""A response body as the page it is: the response phase reads meta robots before HttpCompressionMiddleware has
+decompressed anything (it must run before the HTTP cache stores the response), so it decompresses for itself.
+
+Pure: no Scrapy, no I/O. A body that cannot be decoded raises ``ValueError``, and the caller denies: a tag we
+could not read is not a tag that is absent.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+__all__ = ["charset", "decoded_body"]
+
+#: more than this decompressed is not read for tags (a decompression bomb): the page is denied
+MAX_DECODED = 32 * 1024 * 1024
+
+
+def decoded_body(body: bytes, content_encoding: bytes | None, limit: int = MAX_DECODED) -> bytes:
+    """``body`` with its ``Content-Encoding`` (a comma-separated list, applied in order) undone."""
+    if not content_encoding:
+        return body
+    codings = [c.strip().lower() for c in content_encoding.split(b",") if c.strip()]
+    for coding in reversed(codings):
+        if coding == b"identity":
+            continue
+        if coding in (b"gzip", b"x-gzip"):
+            body = _zlib(body, zlib.MAX_WBITS | 16, limit)
+        elif coding == b"deflate":
+            try:
+                body = _zlib(body, zlib.MAX_WBITS, limit)
+            except ValueError:  # servers send raw deflate as often as the zlib format the RFC names
+                body = _zlib(body, -zlib.MAX_WBITS, limit)
+        elif coding == b"br":
+            body = _other("brotli", body, limit)
+        elif coding == b"zstd":
+            body = _other("zstandard", body, limit)
+        else:
+            raise ValueError(f"unknown Content-Encoding {coding.decode('latin-1')!r}")
+    return body
+
+
+def _zlib(body: bytes, wbits: int, limit: int) -> bytes:
+    decompressor = zlib.decompressobj(wbits)
+    try:
+        out = decompressor.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise ValueError(f"cannot decompress the body: {exc}") from None
+    if len(out) > limit or decompressor.unconsumed_tail:
+        raise ValueError(f"the body decompresses to more than {limit} bytes")
+    return out
+
+
+def _other(module: str, body: bytes, limit: int) -> bytes:
+    """brotli and zstd, when their libraries (which Scrapy uses for them too) are installed."""
+    try:
+        if module == "brotli":
+            import brotli  # type: ignore[import-not-found,import-untyped,unused-ignore]
+
+            out: bytes = brotli.decompress(body)
+        else:
+            import zstandard  # type: ignore[import-not-found,import-untyped,unused-ignore]
+
+            out = zstandard.ZstdDecompressor().decompress(body, max_output_size=limit + 1)
+    except ImportError:
+        raise ValueError(f"the body is {module}-compressed and {module} is not installed") from None
+    except Exception as exc:  # noqa: BLE001 - any failure to decode is a body we cannot read
+        raise ValueError(f"cannot decompress the body: {type(exc).__name__}") from None
+    if len(out) > limit:
+        raise ValueError(f"the body decompresses to more than {limit} bytes")
+    return out
+
+
+def charset(content_type: bytes | None) -> str:
+    """The charset a Content-Type names, else UTF-8 (meta robots tags are ASCII either way)."""
+    for part in (content_type or b"").split(b";")[1:]:
+        name, _, value = part.strip().partition(b"=")
+        if name.strip().lower() == b"charset" and value.strip(b"\"' "):
+            return value.strip(b"\"' ").decode("latin-1")
+    return "utf-8"
