@@ -79,6 +79,7 @@ class Addon:
         settings.setdefault_in_component_priority_dict("EXTENSIONS", ConsentScheduleGuard, 0)
         settings.setdefault_in_component_priority_dict("EXTENSIONS", ConsentLogStats, 0)
         self._wrap_download_handlers(settings)
+        self._guard_first(settings)
         self._remove_robotstxt_middleware(settings)
         self._remote_control_off(settings)
         if self.crawler is not None:
@@ -97,6 +98,28 @@ class Addon:
                     settings.set(FALLBACK_SETTINGS[scheme], _path(existing), "addon")
             handlers = settings["DOWNLOAD_HANDLERS"]
             handlers.set(scheme, _path(ours), max(handlers.getpriority(scheme) or 0, SETTINGS_PRIORITIES["addon"]))
+
+    def _guard_first(self, settings: BaseSettings) -> None:
+        """The guard pipeline runs before every other pipeline, whatever number the project gave it (Scrapy's docs
+        number pipelines 300, 800, ...; a guard at 300 behind a database writer at 100 comes too late): a pipeline
+        that stores items must never see a denied person's. Taken out (``None``) is put back, for the same reason.
+        """
+        merged = settings.getwithbase("ITEM_PIPELINES")
+        guard = _path(ConsentGuardPipeline)
+        others = [n for k, n in merged.items() if _path(k) != guard and n is not None]
+        if not others:
+            return
+        first = min(others)
+        pipelines = settings["ITEM_PIPELINES"]
+        for key in [k for k in merged if _path(k) == guard] or [guard]:
+            number = merged.get(key)
+            if number is not None and number < first:
+                continue
+            moved = min(first - 1, PIPELINE_PRIORITY)
+            logger.warning("consentcrawl: ITEM_PIPELINES gave the guard pipeline %s, not before every other "
+                           "pipeline (first: %s); it runs at %s so no pipeline sees an item it drops",
+                           number, first, moved)
+            pipelines.set(key, moved, max(pipelines.getpriority(key) or 0, SETTINGS_PRIORITIES["addon"]))
 
     def _remove_robotstxt_middleware(self, settings: BaseSettings) -> None:
         """Scrapy's RobotsTxtMiddleware fails open (an unreachable robots.txt allows everything): out, whatever the

@@ -48,10 +48,14 @@ class ConsentGuardPipeline(RuntimeComponent):
         adapter: Any = item if type(item) is dict else ItemAdapter(item)
         names = item.keys() if adapter is item else adapter.field_names()
         subject = adapter.get(config.subject_field)
-        if subject in (None, ""):
-            return item
         provenance = adapter.get(config.provenance_field) if config.provenance_field else None
         provenance = provenance if isinstance(provenance, dict) else {}
+        if subject in (None, ""):
+            # an item from a person's page that does not repeat whose it is: it is about the page's person, and
+            # their grant's fields apply to it as to an item that names them
+            subject = provenance.get("subject")
+            if subject in (None, ""):
+                return item
         named = adapter.get("platform") if "platform" in names else None
         stamped = provenance.get("platform")
         platform = named or stamped

@@ -395,11 +395,10 @@ class ProfileFieldsLogic(ListLogic):
         yield item
 
 
-@pytest.mark.xfail(strict=True, reason="hunt finding, open: see the docstring")
 @pytest.mark.parametrize("with_subject", [True, False], ids=["subject-field", "no-subject-field"])
 @pytest.mark.parametrize("kind", KINDS)
 @deferred_f_from_coro_f
-async def test_finding_fields_outside_the_grant_are_kept_on_a_profile_item_without_subject(
+async def test_fields_outside_the_grant_are_removed_from_a_profile_item_without_subject(
     kind: str, with_subject: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """FINDING (data leak: fields the platform's grant does not cover reach the feed/pipelines). The platform
@@ -872,10 +871,9 @@ class ListingItemsLogic(ListLogic):
             yield {"subject": person, "platform": "people", "name": secret_name(person)}
 
 
-@pytest.mark.xfail(strict=True, reason="hunt finding, open: see the docstring")
 @pytest.mark.parametrize("kind", KINDS)
 @deferred_f_from_coro_f
-async def test_finding_a_project_that_lists_the_guard_after_its_own_pipeline_stores_denied_people(
+async def test_a_project_that_lists_the_guard_after_its_own_pipeline_gets_it_moved_first(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """FINDING (fail-open configuration). A project that lists the guard in its own ``ITEM_PIPELINES`` the way
