@@ -213,6 +213,14 @@ class RobotsRules:
         choice = self._choice(token)
         return [] if choice is None else choice.extras(name.strip().lower())
 
+    def preamble_lines(self, name: str) -> list[tuple[int, str]]:
+        """Records named ``name`` before the first user-agent line (in no group), as (line, value): extension
+        records such as ``Content-Signal`` written there apply to every crawler."""
+        name = name.strip().lower()
+        first = self._groups[0].line if self._groups else None
+        return [(line, value) for line, key, value in self._lines
+                if key == name and (first is None or line < first)]
+
     def global_lines(self, name: str) -> list[tuple[int, str]]:
         """Every record named ``name`` (``sitemap``, ``license``...) anywhere in the file, as (line, value)."""
         name = name.strip().lower()
