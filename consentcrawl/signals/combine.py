@@ -86,7 +86,7 @@ class SignalDecision:
     purpose: str
     verdict: SignalVerdict  #: ALLOW or DENY, never UNKNOWN: unknown has fallen back
     reason: str | None  #: the deny code; None for an allow
-    basis: str  #: "signals", "agreement" (a grant overriding signals), "platform", "default"
+    basis: str  #: "signals", "agreement" (a grant overriding signals), "platform", "default", "pending"
     evidence: tuple[Evidence, ...] = ()
     signals: Mapping[str, SignalVerdict] = field(default_factory=dict)  #: what each signal said (built-in purpose)
     conflicts: tuple[str, ...] = ()
@@ -148,6 +148,9 @@ def _decide_base(purpose: str, results: list[SignalResult], platform: PlatformGr
         return SignalDecision(purpose, SignalVerdict.ALLOW, None, "signals", tuple(evidence), said)
     if platform is not None:
         return _platform(purpose, platform, evidence, said, "platform")
+    if defaults is _PENDING:
+        # before the fetch: the response may still carry a signal, so the default waits for the response phase
+        return SignalDecision(purpose, SignalVerdict.ALLOW, None, "pending", tuple(evidence), said)
     allowed = bool(defaults.get(purpose, False))
     evidence.append(Evidence("signal-default", "defaults", {"purpose": purpose,
                                                             "default": "allow" if allowed else "deny",
@@ -166,17 +169,24 @@ def _platform(purpose: str, platform: PlatformGrant, evidence: list[Evidence], s
     return SignalDecision(purpose, SignalVerdict.DENY, reason, "platform", tuple(evidence), said)
 
 
+_PENDING: Mapping[str, bool] = {}
+
+
 def combine(purpose: str, results: Iterable[SignalResult], *, platform: PlatformGrant | None = None,
             defaults: Mapping[str, bool] = CONSERVATIVE_DEFAULTS,
-            custom: Iterable[CustomPurpose] | Mapping[str, CustomPurpose] = ()) -> SignalDecision:
+            custom: Iterable[CustomPurpose] | Mapping[str, CustomPurpose] = (),
+            before_fetch: bool = False) -> SignalDecision:
     """Decide ``purpose`` from every signal's result.
 
     ``platform`` is the grant of the platform the URL belongs to (None: on no platform). ``defaults`` is the
-    per-purpose fallback off any platform. Raises ``ValueError`` for a purpose neither built in nor in ``custom``.
+    per-purpose fallback off any platform. ``before_fetch``: only site-level results are known yet, so when every
+    signal is unknown off any platform the decision is an allow with basis ``pending`` and the default is applied
+    in the response phase, after the response-level signals (design.md, "How signals combine"). Raises
+    ``ValueError`` for a purpose neither built in nor in ``custom``.
     """
     effective = _effective(results)
     bases = sorted(base_purposes(purpose, custom))
-    decisions = [_decide_base(b, effective, platform, defaults) for b in bases]
+    decisions = [_decide_base(b, effective, platform, _PENDING if before_fetch else defaults) for b in bases]
     if len(decisions) == 1 and bases[0] == purpose:
         return decisions[0]
     evidence: list[Evidence] = []
