@@ -98,7 +98,8 @@ CASES: list[Case] = [
          tdm('[{"location": "/", "tdm-reservation": 1, "tdm-policy": "https://site.example/policy.json"}]'),
          evidence={"tdm_policy": "https://site.example/policy.json"}),
     Case("tdm-order-first-wins-specific", "tdmrep", "array order: first matching location", "/free/a", "research",
-         "allow", files=tdm('[{"location": "/free/*", "tdm-reservation": 0}, {"location": "/*", "tdm-reservation": 1}]')),
+         "allow",
+         files=tdm('[{"location": "/free/*", "tdm-reservation": 0}, {"location": "/*", "tdm-reservation": 1}]')),
     Case("tdm-order-first-wins-general", "tdmrep", "array order: first matching location", "/other", "research",
          "deny", T_SIG + "tdmrep",
          tdm('[{"location": "/free/*", "tdm-reservation": 0}, {"location": "/*", "tdm-reservation": 1}]')),
@@ -312,7 +313,8 @@ CASES: list[Case] = [
     Case("cs-garbage-value", "content-signal", "a value that is not yes/no is unknown", "/a", "ai-training", "deny",
          DEFAULT_DENY, {"/robots.txt": robots("User-agent: *", "Content-Signal: ai-train=maybe")}),
     Case("cs-use-immediate", "content-signal", "use=immediate: nothing may be stored", "/a", "research", "deny",
-         T_SIG + "content-signal", {"/robots.txt": robots("User-agent: *", "Content-Signal: search=yes, use=immediate")}),
+         T_SIG + "content-signal",
+         {"/robots.txt": robots("User-agent: *", "Content-Signal: search=yes, use=immediate")}),
     Case("cs-use-immediate-no-store", "content-signal", "use=immediate with a crawl that stores nothing", "/a",
          "research", "allow", files={"/robots.txt": robots("User-agent: *", "Content-Signal: use=immediate")},
          stores_items=False),
@@ -340,7 +342,8 @@ CASES: list[Case] = [
                             '<permits type="usage">all</permits></license></content>'), licence_held="RSL-77"),
     Case("rsl-payment", "rsl", "§3.6 payment: denied until a licence is recorded", "/a", "ai-training", "deny",
          T_SIG + "rsl", rsl('<content url="/"><license><permits type="usage">ai-train</permits>'
-                            '<payment type="purchase"><amount currency="USD">10</amount></payment></license></content>')),
+                            '<payment type="purchase"><amount currency="USD">10</amount></payment>'
+                            '</license></content>')),
     Case("rsl-payment-free", "rsl", "payment type free is free (our reading)", "/a", "ai-training", "allow",
          files=rsl('<content url="/"><license><permits type="usage">ai-train</permits>'
                    '<payment type="free"/></license></content>')),
