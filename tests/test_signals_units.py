@@ -153,3 +153,18 @@ def test_rsl_refuses_entity_expansion_without_reading_anything() -> None:
     assert ok.error is None
     lic = ok.contents[0].licenses[0]
     assert lic.permits == {"usage": frozenset({"ai-train", "search"})} and lic.payment == ""
+
+
+def test_the_robots_tag_row_of_the_vocabulary_is_the_response_phase_table() -> None:
+    from consentcrawl.robots.tags import PURPOSE_DENIALS
+
+    inverted = {(rule, purpose) for purpose, rules in PURPOSE_DENIALS.items() for rule in rules}
+    assert {(rule, p) for rule, ps in VOCABULARY["robots-tag"].items() for p in ps} == inverted
+    assert VOCABULARY["robots-tag"]["noml"] == {"ai-training"}
+
+
+def test_a_parsed_file_is_remembered_by_its_body() -> None:
+    from consentcrawl.signals.tdmrep import parse_tdmrep_file
+
+    body = b'[{"location": "/", "tdm-reservation": 1}]'
+    assert parse_tdmrep_file(body) is parse_tdmrep_file(bytes(bytearray(body)))

@@ -10,6 +10,7 @@ no ``User-Agent`` line (as some generators write) is read as one group for every
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from ..robots.rules import RobotsRules
 from ._common import url_path
@@ -30,8 +31,14 @@ def parse_ai_txt(body: bytes | str) -> RobotsRules:
 
 
 def _parse(body: bytes | str) -> tuple[RobotsRules, int]:
-    """The rules, and how many lines were added in front (line numbers in evidence are the file's own)."""
     raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
+    return _parse_bytes(raw)
+
+
+@lru_cache(maxsize=64)
+def _parse_bytes(raw: bytes) -> tuple[RobotsRules, int]:
+    """The rules, and how many lines were added in front (line numbers in evidence are the file's own); remembered
+    per body, so a fetched file is parsed once."""
     if _USER_AGENT.search(raw) is None:
         return RobotsRules.parse(b"User-Agent: *\n" + raw), 1
     return RobotsRules.parse(raw), 0

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from ..purposes import KNOWN_PURPOSES
+from ..robots.tags import PURPOSE_DENIALS
 
 __all__ = [
     "BASE_PURPOSES",
@@ -56,8 +57,10 @@ VOCABULARY: Mapping[str, Mapping[str, frozenset[str]]] = {
     # Cloudflare Content Signals: yes / no
     "content-signal": {"ai-train": frozenset({AI_TRAINING}), "ai-input": frozenset({AI_INPUT}),
                        "search": frozenset({SEARCH})},
-    # robots tags (X-Robots-Tag, Robots-Tag, meta robots): de-facto AI rules, deny only
-    "robots-tag": {"noai": _AI, "noimageai": frozenset({AI_TRAINING}), "noml": frozenset({AI_TRAINING})},
+    # robots tags (X-Robots-Tag, Robots-Tag, meta robots): deny only; the table itself is
+    # consentcrawl.robots.tags.PURPOSE_DENIALS, which the response phase already uses, read here rule by rule
+    "robots-tag": {rule: frozenset(p for p, rules in PURPOSE_DENIALS.items() if rule in rules)
+                   for rule in sorted(frozenset().union(*PURPOSE_DENIALS.values()))},
     # RSL 1.0 usage tokens in <permits type="usage"> / <prohibits type="usage">
     "rsl-usage": {
         "all": frozenset({AI_TRAINING, AI_INPUT, SEARCH}),  # RSL usage tokens are about AI and search only

@@ -32,6 +32,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from urllib.parse import urljoin
 from xml.etree.ElementTree import Element
@@ -102,7 +103,8 @@ class RslDocument:
 
 
 def _local(tag: object) -> str | None:
-    """The element's local name in the RSL namespace (or no namespace); None for any other namespace."""
+    """The element's local name in the RSL namespace, or with no namespace at all (lenient: a document written
+    without ``xmlns`` is still unmistakably RSL); None for any other namespace."""
     if not isinstance(tag, str):
         return None
     if tag.startswith("{"):
@@ -120,7 +122,16 @@ def _tokens(element: Element) -> frozenset[str]:
 
 
 def parse_rsl(body: bytes | str) -> RslDocument:
-    """Parse an RSL licence document. Never raises; a document it cannot read has ``error`` set."""
+    """Parse an RSL licence document. Never raises; a document it cannot read has ``error`` set.
+
+    Remembered per body (a fetched licence is parsed once, not once per request)."""
+    if isinstance(body, (bytearray, memoryview)):
+        body = bytes(body)
+    return _parse_rsl(body)
+
+
+@lru_cache(maxsize=64)
+def _parse_rsl(body: bytes | str) -> RslDocument:
     try:
         root = SafeET.fromstring(body, forbid_dtd=True, forbid_entities=True, forbid_external=True)
     except Exception as exc:  # noqa: BLE001 - any parse failure (ParseError, DTDForbidden, ...) is "unreadable"

@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from ._common import PathPattern, head_tags, header_lines, origin_of, url_path
@@ -60,15 +61,21 @@ class TdmRepEntry:
     policy: str | None
     raw: str  #: the entry as JSON
     error: str | None = None  #: why the reservation is unset
+    #: a location written as a full URL counts only on its own origin ("" for one that cannot be read)
+    origin: str | None = field(init=False, default=None, repr=False, compare=False)
+    pattern: PathPattern = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        location, origin = self.location, None
+        if location.startswith(("http://", "https://")):
+            origin, location = origin_of(location) or "", url_path(location)
+        object.__setattr__(self, "origin", origin)
+        object.__setattr__(self, "pattern", PathPattern(location))
 
     def matches(self, url: str) -> bool:
-        location = self.location
-        if location.startswith(("http://", "https://")):
-            own, target = origin_of(location), origin_of(url)
-            if own is None or own != target:
-                return False
-            location = url_path(location)
-        return PathPattern(location).matches(url_path(url))
+        if self.origin is not None and self.origin != origin_of(url):
+            return False
+        return self.pattern.matches(url_path(url))
 
 
 @dataclass(frozen=True)
@@ -94,7 +101,16 @@ def _reservation(value: Any) -> tuple[int | None, str | None]:
 
 
 def parse_tdmrep_file(body: bytes | str) -> TdmRepFile:
-    """Parse ``/.well-known/tdmrep.json``. Never raises: anything that is not a JSON array has no entries."""
+    """Parse ``/.well-known/tdmrep.json``. Never raises: anything that is not a JSON array has no entries.
+
+    Remembered per body (a fetched file is parsed once, not once per request)."""
+    if isinstance(body, (bytearray, memoryview)):
+        body = bytes(body)
+    return _parse_tdmrep(body)
+
+
+@lru_cache(maxsize=64)
+def _parse_tdmrep(body: bytes | str) -> TdmRepFile:
     try:
         if isinstance(body, (bytes, bytearray, memoryview)):
             data = json.loads(bytes(body).decode("utf-8-sig"))
