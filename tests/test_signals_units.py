@@ -168,3 +168,34 @@ def test_a_parsed_file_is_remembered_by_its_body() -> None:
 
     body = b'[{"location": "/", "tdm-reservation": 1}]'
     assert parse_tdmrep_file(body) is parse_tdmrep_file(bytes(bytearray(body)))
+
+
+def test_signal_file_cache_keeps_a_statement_24_hours_and_retries_an_unavailable_file() -> None:
+    from consentcrawl.signals.fetch import SignalFileCache
+
+    cache = SignalFileCache(ttl=timedelta(days=3))
+    url = "https://s.example/.well-known/tdmrep.json"
+    assert cache.get(url, NOW) is None
+    ok = cache.put(from_response("tdmrep", url, 200, b"[]", NOW), NOW)
+    assert cache.get(url, NOW + timedelta(hours=23)) is ok
+    assert cache.get(url, NOW + timedelta(hours=24)) is None  # the TTL is capped at 24 h
+    later = NOW + timedelta(days=1)
+    cache.put(unavailable("tdmrep", url, later, "HTTP 503"), later)
+    assert cache.get(url, later + timedelta(seconds=59)).status is SignalFileStatus.UNAVAILABLE  # type: ignore[union-attr]
+    assert cache.get(url, later + timedelta(seconds=60)) is None
+    again = later + timedelta(seconds=60)
+    cache.put(unavailable("tdmrep", url, again, "HTTP 503"), again)
+    assert cache.get(url, again + timedelta(seconds=119)) is not None  # doubled
+    assert cache.get(url, again + timedelta(seconds=120)) is None
+
+
+def test_rsl_geography_never_allows_but_still_prohibits() -> None:
+    from consentcrawl.signals.rsl import RslLink, evaluate_rsl
+
+    link = RslLink("https://s.example/l.xml", Level.SITE, "https://s.example/robots.txt", "line 1", "")
+    doc = parse_rsl(b'<rsl xmlns="https://rslstandard.org/rsl"><content url="/"><license>'
+                    b'<permits type="usage">all</permits><permits type="geo">FR</permits>'
+                    b'<prohibits type="usage">ai-train</prohibits></license></content></rsl>')
+    result = evaluate_rsl(doc, "https://s.example/a", link)
+    assert result.verdict("search-indexing") is SignalVerdict.UNKNOWN
+    assert result.verdict("ai-training") is SignalVerdict.DENY

@@ -23,7 +23,8 @@ the longest match wins, ties apply together):
   (other than ``type="free"``) denies what the licence would grant, until the operator records a licence for the
   site (``licence_held``, phase 2 wires it to ``platforms.yaml``);
 - several ``<license>`` elements are alternatives: any one that allows is enough; commercial-profiling is never
-  allowed by RSL (only an agreement in the platform terms file can).
+  allowed by RSL (only an agreement in the platform terms file can); a licence limited by geography (``type="geo"``)
+  never allows, since the crawl's location is not known (it still denies what it prohibits).
 """
 
 from __future__ import annotations
@@ -192,6 +193,8 @@ def _judge(lic: RslLicense, purpose: str, server: str | None, held: bool) -> tup
         return SignalVerdict.DENY, f"payment required ({lic.payment or 'untyped'}): no licence recorded for the site"
     if purpose == PROFILING:
         return SignalVerdict.UNKNOWN, "RSL never grants commercial profiling (only a recorded agreement can)"
+    if "geo" in lic.permits or "geo" in lic.prohibits:
+        return SignalVerdict.UNKNOWN, "the licence is limited by geography, and the crawl's location is not known"
     return SignalVerdict.ALLOW, "permitted" + (" under the recorded licence" if held and (server or lic.payment)
                                                else "")
 
