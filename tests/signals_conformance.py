@@ -269,6 +269,12 @@ CASES: list[Case] = [
     Case("cu-robots-and-header-deny", "aipref", "header and robots rule combine, deny wins", "/a", "ai-training",
          "deny", R_SIG + "content-usage", {"/robots.txt": robots("User-agent: *", "Content-Usage: / train-ai=y")},
          headers=(("Content-Usage", "train-ai=n"),), conflict=True),
+    Case("cu-robots-percent-encoding", "aipref", "attach §4.2: paths compared percent-encoded", "/caf%C3%A9/menu",
+         "ai-training", "deny", T_SIG + "content-usage", {"/robots.txt": robots(
+             "User-agent: *", "Content-Usage: / train-ai=y", "Content-Usage: /café/ train-ai=n")}),
+    Case("cu-robots-disallowed-longer", "aipref", "attach §4.2: no preferences where we may not crawl", "/x/y",
+         "ai-training", "deny", "robots.disallowed", {"/robots.txt": robots(
+             "User-agent: *", "Disallow: /x/", "Content-Usage: /x/ train-ai=y")}),
     Case("cu-robots-404", "aipref", "no robots.txt: no rule", "/a", "search-indexing", "allow",
          files={"/robots.txt": (404, "")}),
     Case("cu-robots-rule-ends-agents", "aipref", "attach §4: Content-Usage is a group rule: it ends the user-agent"
@@ -320,6 +326,8 @@ CASES: list[Case] = [
          stores_items=False),
     Case("cs-use-reference", "content-signal", "use=reference is recorded, it does not deny", "/a", "research",
          "allow", files={"/robots.txt": robots("User-agent: *", "Content-Signal: use=reference")}),
+    Case("cs-header-misspelt", "content-signal", "lenient: the Content-Signals header", "/a", "ai-training", "deny",
+         R_SIG + "content-signal", headers=(("Content-Signals", "AI-Train=No"),)),
     Case("cs-header", "content-signal", "the same line as a response header", "/a", "ai-input", "deny",
          R_SIG + "content-signal", headers=(("Content-Signal", "ai-input=no"),)),
 
@@ -378,6 +386,16 @@ CASES: list[Case] = [
          "deny", T_SIG + "rsl",
          rsl('<content url="/"><license><permits type="usage">ai-train</permits><payment type="purchase"/>'
              '</license><license><permits type="usage">search</permits></license></content>')),
+    Case("rsl-relative-license-line", "rsl", "signals.md: License: takes an absolute URL", "/a", "ai-training",
+         "deny", DEFAULT_DENY, {"/robots.txt": robots("User-agent: *", "License: /license.xml"),
+                                "/license.xml": (200, f'<rsl {NS}><content url="/"><license><permits type="usage">'
+                                                      'all</permits></license></content></rsl>')}),
+    Case("rsl-license-line-outside-groups", "rsl", "§4: License: is global, wherever it is written", "/a",
+         "ai-training", "deny", T_SIG + "rsl",
+         {"/robots.txt": robots("User-agent: otherbot", "Disallow: /", f"License: {SITE}/license.xml", "",
+                                "User-agent: *", "Allow: /"),
+          "/license.xml": (200, f'<rsl {NS}><content url="/"><license><prohibits type="usage">ai-train'
+                                '</prohibits></license></content></rsl>')}),
     Case("rsl-licence-404", "rsl", "a licence that is not there is no statement", "/a", "search-indexing", "allow",
          files={"/robots.txt": robots("User-agent: *", f"License: {SITE}/license.xml"),
                 "/license.xml": (404, "")}),

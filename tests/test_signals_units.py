@@ -199,3 +199,20 @@ def test_rsl_geography_never_allows_but_still_prohibits() -> None:
     result = evaluate_rsl(doc, "https://s.example/a", link)
     assert result.verdict("search-indexing") is SignalVerdict.UNKNOWN
     assert result.verdict("ai-training") is SignalVerdict.DENY
+
+
+def test_scrapy_and_httpx_header_objects_are_read_line_by_line() -> None:
+    import httpx
+    from scrapy.http.headers import Headers
+
+    from consentcrawl.signals.content_usage import response_content_usage
+    from consentcrawl.signals.tdmrep import response_tdmrep
+
+    scrapy_headers = Headers({"Content-Usage": ["search=y", "train-ai=n"], "TDM-Reservation": "1"})
+    httpx_headers = httpx.Headers([("content-usage", "search=y"), ("Content-Usage", "train-ai=n"),
+                                   ("tdm-reservation", "1")])
+    for headers in (scrapy_headers, httpx_headers):
+        usage = response_content_usage("https://s.example/a", headers)
+        assert usage.verdict("ai-training") is SignalVerdict.DENY
+        assert usage.verdict("search-indexing") is SignalVerdict.ALLOW
+        assert response_tdmrep("https://s.example/a", headers).verdict("research") is SignalVerdict.DENY
