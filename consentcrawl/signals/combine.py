@@ -28,7 +28,7 @@ from typing import Any
 
 from .. import reasons
 from ..decision import Evidence
-from .base import SIGNAL_NAMES, Level, SignalResult, SignalVerdict
+from .base import SIGNAL_NAMES, Level, SignalResult, SignalVerdict, worst
 from .purposes import CONSERVATIVE_DEFAULTS, CustomPurpose, base_purposes
 
 __all__ = ["PlatformGrant", "SignalDecision", "combine", "deny_reason"]
@@ -113,7 +113,7 @@ def _decide_base(purpose: str, results: list[SignalResult], platform: PlatformGr
     for result in results:
         verdict = result.verdict(purpose)
         key = f"{result.signal}@{result.level.value}"
-        said[key] = verdict
+        said[key] = worst((said[key], verdict)) if key in said else verdict  # several RSL licences: one entry
         if result.unavailable is not None and purpose in result.covers:
             evidence.append(result.unavailable_evidence())
             denies.append((result, True))
