@@ -216,3 +216,30 @@ def test_scrapy_and_httpx_header_objects_are_read_line_by_line() -> None:
         assert usage.verdict("ai-training") is SignalVerdict.DENY
         assert usage.verdict("search-indexing") is SignalVerdict.ALLOW
         assert response_tdmrep("https://s.example/a", headers).verdict("research") is SignalVerdict.DENY
+
+
+def test_the_signal_modules_are_pure() -> None:
+    """No Scrapy, no I/O, no clock in consentcrawl/signals (the same rule as tests/test_pure_core.py)."""
+    import ast
+    from pathlib import Path
+
+    from .test_pure_core import FORBIDDEN_CALLS, FORBIDDEN_MODULES
+
+    package = Path(__file__).resolve().parent.parent / "consentcrawl" / "signals"
+    modules = sorted(package.glob("*.py"))
+    assert len(modules) >= 10
+    for path in modules:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            else:
+                names = []
+            for name in names:
+                assert name.split(".")[0] not in FORBIDDEN_MODULES, (path.name, name)
+            if isinstance(node, ast.Call):
+                func = node.func
+                called = func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) \
+                    else ""
+                assert called not in FORBIDDEN_CALLS, (path.name, node.lineno, called)
