@@ -23,6 +23,18 @@ TERMS_NOT_YET_VALID = "terms.not-yet-valid"
 TERMS_EXPIRED = "terms.expired"
 TERMS_IP_HOST = "terms.ip-host"
 
+# what sites publish about use (consentcrawl.signals): a site-level statement, read before the fetch
+TERMS_DEFAULT_DENY = "terms.default-deny"
+TERMS_SIGNAL_TDMREP = "terms.signal.tdmrep"
+TERMS_SIGNAL_CONTENT_USAGE = "terms.signal.content-usage"
+TERMS_SIGNAL_CONTENT_SIGNAL = "terms.signal.content-signal"
+TERMS_SIGNAL_RSL = "terms.signal.rsl"
+TERMS_SIGNAL_AI_TXT = "terms.signal.ai-txt"
+# a signal file that had to be read could not be (robots.txt-embedded signals fail with robots.unreachable)
+TERMS_SIGNAL_UNAVAILABLE_TDMREP = "terms.signal-unavailable.tdmrep"
+TERMS_SIGNAL_UNAVAILABLE_RSL = "terms.signal-unavailable.rsl"
+TERMS_SIGNAL_UNAVAILABLE_AI_TXT = "terms.signal-unavailable.ai-txt"
+
 # the person (leg 3)
 SUBJECT_NO_AUTHORIZATION = "subject.no-authorization"
 SUBJECT_PURPOSE = "subject.purpose"
@@ -37,6 +49,11 @@ SUBJECT_MISMATCH = "subject.mismatch"
 RESPONSE_ROBOTS_TAG = "response.robots-tag"
 RESPONSE_META_ROBOTS = "response.meta-robots"
 RESPONSE_NOFOLLOW = "response.nofollow"
+# the same signals, found on the response (ai.txt is a site file only)
+RESPONSE_SIGNAL_TDMREP = "response.signal.tdmrep"
+RESPONSE_SIGNAL_CONTENT_USAGE = "response.signal.content-usage"
+RESPONSE_SIGNAL_CONTENT_SIGNAL = "response.signal.content-signal"
+RESPONSE_SIGNAL_RSL = "response.signal.rsl"
 
 # failures: every one denies
 ERROR_BAD_URL = "error.bad-url"

@@ -1,5 +1,6 @@
-"""Robots directives in an HTML document's ``<meta name="robots">`` and ``<meta name="TOKEN">`` tags: found in the
-start of the document, read like an ``X-Robots-Tag`` header value (:mod:`consentcrawl.robots.tags`)."""
+"""Robots directives in an HTML document's ``<meta name="robots">``, ``<meta name="TOKEN">`` and
+``<meta http-equiv="X-Robots-Tag">`` tags: found in the start of the document, read like an ``X-Robots-Tag`` header
+value (:mod:`consentcrawl.robots.tags`); the ``http-equiv`` form keeps the header's ``UA:`` scopes."""
 
 from __future__ import annotations
 
@@ -97,6 +98,14 @@ def _read_meta(head: bytes, start: int, end: int, codec: str, token: str, found:
             attrs[key] = value or b""
         i = m.end()
     name, content = attrs.get(b"name"), attrs.get(b"content")
+    equiv = attrs.get(b"http-equiv")
+    if content is not None and equiv is not None and _decode(equiv).strip().lower() == "x-robots-tag":
+        # <meta http-equiv="X-Robots-Tag" content="otherbot: noindex, noai">: the header's value, read as the header
+        # (``UA:`` scopes included)
+        rules = _parse_rules(_decode(content, codec), scoped=True)
+        raw = _decode(head[start:min(end, start + 4 * RAW_MAX)], codec)
+        found += _directives(rules, SOURCE_META, raw, token)
+        return
     if name is None or content is None:
         return
     label = _decode(name).strip().lower()

@@ -42,6 +42,11 @@ MAX_BYTES = 512 * 1024  # parse at least the first 500 KiB; a larger file is par
 MAX_LINE_BYTES = 2083 * 8 - 1  #: the reference parser keeps 16,663 bytes of a line and drops the rest
 MAX_WARNINGS = 100  #: a binary or HTML body would otherwise produce one warning per line
 
+#: records that other specifications add to RFC 9309's rules (draft-ietf-aipref-attach §4: "a Content-Usage rule
+#: is added to the set of potential rules"): like Allow/Disallow, they end a group's user-agent lines. Other unknown
+#: records never split a group (RFC 9309 §2.2.1).
+GROUP_RULES = frozenset({"content-usage"})
+
 _BOM = b"\xef\xbb\xbf"
 #: record names as the file may spell them -> the canonical name (the typos are the reference parser's)
 _KEYS = {
@@ -213,6 +218,14 @@ class RobotsRules:
         choice = self._choice(token)
         return [] if choice is None else choice.extras(name.strip().lower())
 
+    def preamble_lines(self, name: str) -> list[tuple[int, str]]:
+        """Records named ``name`` before the first user-agent line (in no group), as (line, value): extension
+        records such as ``Content-Signal`` written there apply to every crawler."""
+        name = name.strip().lower()
+        first = self._groups[0].line if self._groups else None
+        return [(line, value) for line, key, value in self._lines
+                if key == name and (first is None or line < first)]
+
     def global_lines(self, name: str) -> list[tuple[int, str]]:
         """Every record named ``name`` (``sitemap``, ``license``...) anywhere in the file, as (line, value)."""
         name = name.strip().lower()
@@ -309,6 +322,8 @@ def _parse(body: bytes | str) -> RobotsRules:
             group.rules.append((number, key == "allow", value, value_raw))
         elif group is not None and key != "sitemap":  # sitemaps belong to the file, not to a group
             group.extras.append((number, key, value))
+            if key in GROUP_RULES:
+                rules_seen = True
     if not_records:
         warn(f"{not_records} line(s) were not 'name: value' records and were ignored")
     return RobotsRules(groups, lines, warnings, size, truncated)

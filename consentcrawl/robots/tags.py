@@ -69,7 +69,8 @@ VALUED_RULES: frozenset[str] = frozenset({"unavailable_after", "max-snippet", "m
 #: every rule we know of (Google, Bing, Yandex and the de-facto AI ones); unknown rules are kept too
 KNOWN_RULES: frozenset[str] = VALUED_RULES | frozenset({
     "all", "index", "follow", "noindex", "nofollow", "none", "noarchive", "nocache", "nosnippet", "noimageindex",
-    "notranslate", "indexifembedded", "noai", "noimageai", "noodp", "noydir", "noyaca", "nositelinkssearchbox",
+    "notranslate", "indexifembedded", "noai", "noimageai", "noml", "noodp", "noydir", "noyaca",
+    "nositelinkssearchbox",
 })
 _ALIASES = {"unavailable-after": "unavailable_after"}
 #: rules that stand for others
@@ -79,7 +80,7 @@ IMPLIES: dict[str, frozenset[str]] = {"none": frozenset({"noindex", "nofollow"})
 #: although :data:`IMPLIES` would find it anyway. ``unavailable_after`` denies only once its date has passed.
 PURPOSE_DENIALS: dict[str, frozenset[str]] = {
     "search-indexing": frozenset({"noindex", "none", "unavailable_after"}),
-    "ai-training": frozenset({"noai", "noimageai"}),
+    "ai-training": frozenset({"noai", "noimageai", "noml"}),  # noml: "no machine learning"
     "ai-input": frozenset({"noai", "noarchive"}),  # Bing reads noarchive as "no AI use"
     "commercial-profiling": frozenset({"noindex", "none", "noarchive", "unavailable_after"}),
     "archiving": frozenset({"noarchive", "none", "noindex"}),

@@ -1,0 +1,177 @@
+"""Helpers the signal modules share: header lines, robots-style path patterns, the tags in an HTML head."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from ..robots.matcher import _glob_match, _literal_rule, _normal, _path_spellings, _pieces, _utf8
+
+HEADER_MAX = 64 * 1024  #: longest header value read
+HEAD_SCAN_BYTES = 64 * 1024  #: only the start of a document is searched for its head
+
+
+def text(value: object) -> str | None:
+    """A header name or value as text (UTF-8, else Latin-1); None for anything that is not str or bytes."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        raw = bytes(value)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return raw.decode("latin-1")
+    return None
+
+
+def header_lines(headers: Any, names: frozenset[str]) -> Iterator[tuple[str, str, str]]:
+    """(lower-case name, name as sent, value) of every header line named in ``names`` (lower case), in order.
+
+    ``headers`` is a list of pairs, a dict, Scrapy ``Headers`` (a list of values per name) or httpx ``Headers``;
+    anything else yields nothing. Never raises.
+    """
+    if headers is None:
+        return
+    try:
+        if hasattr(headers, "multi_items"):  # httpx: items() would join repeated lines
+            items = headers.multi_items()
+        elif hasattr(headers, "items"):
+            items = headers.items()
+        else:
+            items = headers
+        iterator = iter(items)
+    except Exception:  # noqa: BLE001 - a broken header object is no statement
+        return
+    for entry in iterator:
+        if not isinstance(entry, (tuple, list)) or len(entry) != 2:
+            continue
+        name = text(entry[0])
+        if name is None or len(name) > 64:
+            continue
+        lname = name.strip().lower()
+        if lname not in names:
+            continue
+        values = entry[1] if isinstance(entry[1], (list, tuple)) else (entry[1],)
+        for value in values:
+            val = text(value)
+            if val is not None:
+                yield lname, name.strip(), val[:HEADER_MAX]
+
+
+def url_path(url: str) -> str:
+    """The path and query of ``url`` as requested (``/`` when empty); a bare path is returned as given."""
+    if url.startswith("/"):
+        return url.partition("#")[0]
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "/"
+    path = parts.path or "/"
+    return f"{path}?{parts.query}" if parts.query else path
+
+
+def origin_of(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.scheme or not parts.hostname:
+        return None
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    host = parts.hostname
+    return f"{parts.scheme.lower()}://{host}" + (f":{port}" if port is not None and port != default else "")
+
+
+class PathPattern:
+    """A robots.txt-style path pattern (RFC 9309 §2.2.2): a prefix, ``*`` any run of characters, ``$`` the end.
+
+    Case-sensitive. Both sides are compared in their RFC 3986 normal form, as robots.txt rules are (``%xx``
+    upper-cased, unreserved ones decoded, non-ASCII percent-encoded as UTF-8), so ``/caf%c3%a9`` and ``/café``
+    are one path.
+    """
+
+    __slots__ = ("anchored", "length", "pattern", "pieces")
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        normal = _normal(_literal_rule(_utf8(pattern)))
+        self.pieces, self.anchored = _pieces(normal)
+        self.length = len(normal)  #: the encoded length: the longest matching pattern wins
+
+    def matches(self, path: str) -> bool:
+        return _glob_match(self.pieces, self.anchored, _path_spellings(path or "/")[1])
+
+
+# -- the head of an HTML document ------------------------------------------------------------------------------
+
+_SCAN = re.compile(
+    rb"<(?:(!--)|(script|style|title|textarea|xmp|iframe|noembed|noframes)[\s/>]|(body)[\s/>]|(meta|link)[\s/>])")
+_ATTR = re.compile(rb"""[\s/]*([^\s/>][^\s/>=]*)(?:\s*=\s*(?:"([^"]*)(?:"|\Z)|'([^']*)(?:'|\Z)|([^\s>]*)))?""")
+_TAG = re.compile(
+    rb"""<(?:meta|link)(?:[\s/]*[^\s/>][^\s/>=]*(?:\s*=\s*(?:"[^"]*(?:"|\Z)|'[^']*(?:'|\Z)|[^\s>]*))?)*[\s/]*>?""")
+
+
+def head_tags(body: object, encoding: str = "utf-8") -> Iterator[tuple[str, dict[str, str], str]]:
+    """``(tag, attributes, raw)`` for every ``<meta>`` and ``<link>`` in a document's head, in order.
+
+    Like :mod:`consentcrawl.robots.meta`: the scan stops at ``<body`` or after :data:`HEAD_SCAN_BYTES` and skips
+    comments and raw-text elements, so a commented-out tag never counts. Attribute names are lower-cased; the
+    first of repeated attributes is kept; values are HTML-unescaped. Never raises.
+    """
+    if isinstance(body, str):
+        head = body[:HEAD_SCAN_BYTES].encode("utf-8", "surrogatepass")
+        codec = "utf-8"
+    elif isinstance(body, (bytes, bytearray, memoryview)):
+        head = bytes(body[:HEAD_SCAN_BYTES])
+        codec = encoding if isinstance(encoding, str) else "utf-8"
+    else:
+        return
+    low = head.lower()
+    if b"<meta" not in low and b"<link" not in low:
+        return
+    pos, n = 0, len(low)
+    while pos < n:
+        m = _SCAN.search(low, pos)
+        if m is None:
+            return
+        if m.group(1):
+            end = low.find(b"-->", m.end())
+            if end < 0:
+                return
+            pos = end + 3
+        elif m.group(2):
+            end = low.find(b"</" + m.group(2), m.end())
+            if end < 0:
+                return
+            pos = end + 2
+        elif m.group(3):
+            return
+        else:
+            tag_match = _TAG.match(low, m.start())
+            end = tag_match.end() if tag_match is not None else m.end()
+            attrs: dict[str, str] = {}
+            i = m.start() + 1 + len(m.group(4))
+            while True:
+                a = _ATTR.match(head, i, end)
+                if a is None or a.end() == i:
+                    break
+                key = _decode(a.group(1), codec).lower()
+                if key not in attrs:
+                    value = a.group(2) if a.group(2) is not None else a.group(3) if a.group(3) is not None \
+                        else a.group(4)
+                    attrs[key] = _decode(value or b"", codec)
+                i = a.end()
+            yield m.group(4).decode("ascii"), attrs, _decode(head[m.start():min(end, m.start() + 1200)], codec)
+            pos = max(end, m.start() + 1)
+
+
+def _decode(value: bytes, codec: str) -> str:
+    try:
+        out = value.decode(codec, "replace")
+    except (LookupError, ValueError, TypeError):
+        out = value.decode("latin-1")
+    return html.unescape(out) if "&" in out else out

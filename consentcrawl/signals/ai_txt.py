@@ -1,0 +1,69 @@
+"""Spawning ``/ai.txt``: robots.txt grammar about the AI use of a site's media, honoured in conservative mode.
+
+Not a standard, so it is read only when ``CONSENTCRAWL_CONSERVATIVE`` is on, and then only ever denies: a path the
+file disallows for our product token is an ai-training denial (``terms.signal.ai-txt``); an allowed path says
+nothing. The file is parsed by our RFC 9309 parser (:mod:`consentcrawl.robots.rules`), so groups, ``*`` and ``$``
+behave as in robots.txt; a leading ``*`` (``Disallow: *.jpg``) matches anywhere in the path. A file with rules but
+no ``User-Agent`` line (as some generators write) is read as one group for every crawler.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+from ..robots.rules import RobotsRules
+from ._common import url_path
+from .base import Finding, Level, SignalResult, SignalVerdict, Statement
+from .fetch import SignalFile, SignalFileStatus
+from .purposes import VOCABULARY
+
+__all__ = ["parse_ai_txt", "site_ai_txt"]
+
+SIGNAL = "ai-txt"
+DENIES = VOCABULARY["ai-txt"]["disallow"]
+_USER_AGENT = re.compile(rb"^[ \t]*user[- ]?agent[ \t]*:", re.IGNORECASE | re.MULTILINE)
+
+
+def parse_ai_txt(body: bytes | str) -> RobotsRules:
+    """Parse an ai.txt body with the robots.txt parser. Never raises."""
+    return _parse(body)[0]
+
+
+def _parse(body: bytes | str) -> tuple[RobotsRules, int]:
+    raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
+    return _parse_bytes(raw)
+
+
+@lru_cache(maxsize=64)
+def _parse_bytes(raw: bytes) -> tuple[RobotsRules, int]:
+    """The rules, and how many lines were added in front (line numbers in evidence are the file's own); remembered
+    per body, so a fetched file is parsed once."""
+    if _USER_AGENT.search(raw) is None:
+        return RobotsRules.parse(b"User-Agent: *\n" + raw), 1
+    return RobotsRules.parse(raw), 0
+
+
+def site_ai_txt(file: SignalFile | None, url: str, token: str, *, conservative: bool = True) -> SignalResult:
+    """The ai.txt verdict for ``url``. Outside conservative mode it is not read at all."""
+    if not conservative:
+        return SignalResult(SIGNAL, Level.SITE, source=file.url if file else "",
+                            notes=("ai.txt is read in conservative mode only",))
+    if file is None or file.status is SignalFileStatus.ABSENT:
+        return SignalResult(SIGNAL, Level.SITE, source=file.url if file else "",
+                            fetched_at=file.fetched_at if file else None)
+    if file.status is SignalFileStatus.UNAVAILABLE:
+        return SignalResult(SIGNAL, Level.SITE, unavailable=file.cause or "unavailable", covers=DENIES,
+                            source=file.url, fetched_at=file.fetched_at)
+    rules, shift = _parse(file.body)
+    path = url_path(url)
+    match = rules.match(path, token)
+    if match.allowed:
+        return SignalResult(SIGNAL, Level.SITE, source=file.url, fetched_at=file.fetched_at,
+                            notes=tuple(rules.warnings[:5]))
+    statement = Statement(SIGNAL, Level.SITE, file.url, f"line {match.line - shift}" if match.line else "ai.txt",
+                          match.rule or "", file.fetched_at, {"path": path, "group": match.group})
+    note = "ai.txt (Spawning, not a standard) disallows it: a training denial in conservative mode"
+    return SignalResult(SIGNAL, Level.SITE, tuple(Finding(p, SignalVerdict.DENY, statement, note)
+                                                  for p in sorted(DENIES)),
+                        source=file.url, fetched_at=file.fetched_at)

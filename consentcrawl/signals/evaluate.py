@@ -1,0 +1,91 @@
+"""Every signal for one URL, from what the adapters fetched: the glue a site check, the response phase and
+``consentcrawl check`` (phase 2) call, so that all three read the same signals in the same way.
+
+Pure: the files are fetched already (:class:`SiteFiles`); nothing here does I/O or reads the clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..robots.fetch import RobotsFile, RobotsStatus
+from .ai_txt import site_ai_txt
+from .base import SignalResult
+from .content_signal import response_content_signal, site_content_signal
+from .content_usage import response_content_usage, site_content_usage
+from .fetch import SignalFile, unavailable
+from .rsl import RslLink, response_rsl_links, site_rsl, site_rsl_links
+from .tdmrep import ResearchException, response_tdmrep, site_tdmrep
+
+__all__ = ["SignalOptions", "SiteFiles", "licence_links", "response_results", "site_results"]
+
+
+@dataclass(frozen=True)
+class SignalOptions:
+    """How the operator's crawl reads signals (settings and ``platforms.yaml`` in phase 2)."""
+
+    token: str = "consentcrawl"  #: product token: robots.txt group selection
+    conservative: bool = True  #: ``CONSENTCRAWL_CONSERVATIVE``: legacy AIPREF labels and ai.txt deny
+    stores_items: bool = True  #: the crawl persists items (Content-Signal ``use=immediate`` then denies)
+    research_exception: ResearchException | None = None
+    licence_held: str | None = None  #: a recorded RSL licence reference for this site
+
+
+@dataclass(frozen=True)
+class SiteFiles:
+    """The per-origin files, as fetched (``None``: not fetched; a 404 is a :class:`SignalFile` that is absent)."""
+
+    robots: RobotsFile | None = None
+    tdmrep: SignalFile | None = None
+    ai_txt: SignalFile | None = None
+    licences: Mapping[str, SignalFile] = field(default_factory=dict)  #: RSL licence URL -> its fetch
+
+
+def licence_links(files: SiteFiles) -> list[RslLink]:
+    """The RSL licences robots.txt names (what a site-level fetcher fetches next)."""
+    robots = files.robots
+    if robots is None or robots.status is not RobotsStatus.OK:
+        return []
+    return site_rsl_links(robots.url, robots.rules.global_lines("license"))
+
+
+def _rsl(links: list[RslLink], files: SiteFiles, url: str, options: SignalOptions) -> list[SignalResult]:
+    out = []
+    for link in links:
+        licence = files.licences.get(link.url)
+        if licence is None:  # discovered but never fetched: fail closed, the adapter must fetch it
+            licence = unavailable("rsl", link.url, files.robots.fetched_at if files.robots else datetime.min,
+                                  "licence not fetched")
+        out.append(site_rsl(licence, url, link, licence_held=options.licence_held))
+    return out
+
+
+def site_results(url: str, files: SiteFiles, options: SignalOptions = SignalOptions()) -> list[SignalResult]:
+    """The site-level signals for ``url``: decided before the fetch."""
+    token = options.token
+    return [
+        site_tdmrep(files.tdmrep, url, research_exception=options.research_exception),
+        site_content_usage(files.robots, url, token, conservative=options.conservative),
+        site_content_signal(files.robots, token, stores_items=options.stores_items),
+        *_rsl(licence_links(files), files, url, options),
+        site_ai_txt(files.ai_txt, url, token, conservative=options.conservative),
+    ]
+
+
+def response_results(url: str, headers: Any, body: bytes | str | None, files: SiteFiles,
+                     options: SignalOptions = SignalOptions(), *, fetched_at: datetime | None = None,
+                     encoding: str = "utf-8") -> list[SignalResult]:
+    """The response-level signals (headers, meta, ``Link``); RSL licences they point to must be in
+    ``files.licences`` (a missing one denies as unavailable)."""
+    site_links = {link.url for link in licence_links(files)}
+    links = [link for link in response_rsl_links(url, headers, body, encoding) if link.url not in site_links]
+    return [
+        response_tdmrep(url, headers, body, file=files.tdmrep, fetched_at=fetched_at, encoding=encoding,
+                        research_exception=options.research_exception),
+        response_content_usage(url, headers, fetched_at=fetched_at, conservative=options.conservative),
+        response_content_signal(url, headers, fetched_at=fetched_at, stores_items=options.stores_items),
+        *_rsl(links, files, url, options),
+    ]
