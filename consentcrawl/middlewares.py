@@ -124,6 +124,7 @@ class ConsentSpiderMiddleware(RuntimeComponent):
         nofollow = self.runtime.nofollow(response.request)
         runtime = self.runtime
         enforce = runtime.enforce
+        batch = runtime.link_batch()  # one store version and one time for the page's links
         async for obj in result:
             if denied and enforce:
                 runtime.count("consentcrawl/output_dropped")
@@ -136,7 +137,10 @@ class ConsentSpiderMiddleware(RuntimeComponent):
                 if not _skip(runtime, obj):
                     # the scheduling check, made here where it is cheapest: a link dropped now never costs a
                     # signal dispatch, and the request_scheduled guard skips this request object at this URL
-                    if await runtime.decide_scheduled(obj) is not None and enforce:
+                    denial = runtime.decide_link_now(obj, batch)
+                    if isinstance(denial, Undecided):  # a person's records are needed: looked up, awaited
+                        denial = await runtime.decide_scheduled(obj)
+                    if denial is not None and enforce:
                         continue
                     runtime.mark_link_checked(obj)
             elif checked and (type(obj) is dict or is_item(obj)):
