@@ -12,7 +12,6 @@ from datetime import datetime
 
 from .resolve import embedded, resolve, with_body
 from .terms.platforms import Platform, PlatformRegistry, SubjectReading
-from .terms.readings import is_plain, readings, render
 from .urls import CanonicalURL, canonicalize
 
 __all__ = ["FactReader", "RequestFacts"]
@@ -61,7 +60,7 @@ class FactReader:
             raise ValueError(f"URL must be a str, not {type(url).__name__}")
         resolved = self._resolve(url)
         canonical, platform, reading = resolved.canonical, resolved.platform, resolved.reading
-        paths = _robots_paths(url, canonical, platform)
+        paths = resolved.robots_paths
         if form and platform is not None and reading is not None:
             reading = with_body(platform, url, form, is_form, reading)
         if form:  # a fetch-through service given the platform URL in the body fetches that page
@@ -89,32 +88,6 @@ class FactReader:
                             from_url if mismatch is not None and from_url is not None else key,
                             "url" if from_url is not None else "meta", paths, ambiguous, mismatch,
                             resolved.unlisted_host)
-
-
-def _robots_paths(url: str, canonical: CanonicalURL, platform: Platform | None) -> tuple[str, ...]:
-    """The spellings robots rules are checked against; any one of them disallowed denies.
-
-    The canonical path with the trailing slash as written (the canonical form drops it for subject matching, but
-    ``Disallow: /private/`` must still match ``/private/``); every lenient reading a server could serve
-    (``/private%2Fx``, ``/private;a/x``, ``/x/..%2Fprivate/x`` are ``/private/x`` to many servers: RFC 9309
-    matches the path as sent, and the site's rule is about the page it serves); and, on a platform whose ids
-    are case-insensitive, the path in lower case (``Disallow: /@alice`` is about ``/@Alice`` too).
-    """
-    path = canonical.path_query
-    if "/?" not in url and "/#" not in url and url[-1:] != "/":
-        paths: tuple[str, ...] = (path,)  # no trailing slash written: the common case, without splitting the URL
-    else:
-        before_query = url.split("#", 1)[0].split("?", 1)[0]
-        if before_query.endswith("/") and canonical.path != "/":
-            paths = (canonical.path + "/" + (f"?{canonical.query}" if canonical.query else ""), path)
-        else:
-            paths = (path,)
-    if not is_plain(url, canonical):
-        paths += tuple(dict.fromkeys(r for r in (render(x.segments, x.params) for x in readings(url, canonical))
-                                     if r not in paths))
-    if platform is not None and not platform.case_sensitive:
-        paths += tuple(dict.fromkeys(p.lower() for p in paths if p.lower() != p and p.lower() not in paths))
-    return paths
 
 
 def _host_mismatch(canonical: CanonicalURL, host: str) -> str | None:

@@ -24,9 +24,10 @@ from email.policy import HTTP
 from urllib.parse import unquote, urlencode
 
 from .terms.platforms import Platform, PlatformRegistry, SubjectReading
+from .terms.readings import is_plain, readings, render
 from .urls import CanonicalURL, canonicalize, registered_domain
 
-__all__ = ["Resolved", "embedded", "form_text", "resolve", "with_body"]
+__all__ = ["Resolved", "embedded", "form_text", "resolve", "robots_paths", "with_body"]
 
 #: where an embedded URL ends: what cannot be inside one written in a query value or a body
 _END = re.compile(r"[\s\"'<>&]")
@@ -39,6 +40,7 @@ class Resolved:
     platform: Platform | None
     reading: SubjectReading | None  #: None: on no platform
     unlisted_host: bool  #: an IP address, or a name with no registrable domain (``localhost``), no platform lists
+    robots_paths: tuple[str, ...] = ()  #: the path+query spellings checked against robots.txt
 
 
 def resolve(platforms: PlatformRegistry, url: str) -> Resolved:
@@ -48,10 +50,11 @@ def resolve(platforms: PlatformRegistry, url: str) -> Resolved:
     platform = platforms.by_domain(domain)
     reading = platform.read_subject(url, canonical) if platform is not None else None
     unlisted = platform is None and (domain == "" or _is_ip(canonical.host))
+    paths = robots_paths(url, canonical, platform)
     rest = url[url.find("://") + 3:]
     cut = min((i for i in (rest.find(c) for c in "/?#\\") if i >= 0), default=len(rest))
     platform, reading = embedded(platforms, rest[cut:], platform, reading)  # after the URL's own host
-    return Resolved(canonical, platform, reading, unlisted)
+    return Resolved(canonical, platform, reading, unlisted, paths)
 
 
 def _domain_pattern(platforms: PlatformRegistry) -> re.Pattern[str] | None:
@@ -146,3 +149,29 @@ def with_body(platform: Platform, url: str, form: str, is_form: bool, reading: S
 def _is_ip(host: str) -> bool:
     """A canonical host that is an IP address (dotted quad, or IPv6 without brackets)."""
     return ":" in host or (host[-1:].isdigit() and host.replace(".", "").isdigit())
+
+
+def robots_paths(url: str, canonical: CanonicalURL, platform: Platform | None) -> tuple[str, ...]:
+    """The spellings robots rules are checked against; any one of them disallowed denies.
+
+    The canonical path with the trailing slash as written (the canonical form drops it for subject matching, but
+    ``Disallow: /private/`` must still match ``/private/``); every lenient reading a server could serve
+    (``/private%2Fx``, ``/private;a/x``, ``/x/..%2Fprivate/x`` are ``/private/x`` to many servers: RFC 9309
+    matches the path as sent, and the site's rule is about the page it serves); and, on a platform whose ids
+    are case-insensitive, the path in lower case (``Disallow: /@alice`` is about ``/@Alice`` too).
+    """
+    path = canonical.path_query
+    if "/?" not in url and "/#" not in url and url[-1:] != "/":
+        paths: tuple[str, ...] = (path,)  # no trailing slash written: the common case, without splitting the URL
+    else:
+        before_query = url.split("#", 1)[0].split("?", 1)[0]
+        if before_query.endswith("/") and canonical.path != "/":
+            paths = (canonical.path + "/" + (f"?{canonical.query}" if canonical.query else ""), path)
+        else:
+            paths = (path,)
+    if not is_plain(url, canonical):
+        paths += tuple(dict.fromkeys(r for r in (render(x.segments, x.params) for x in readings(url, canonical))
+                                     if r not in paths))
+    if platform is not None and not platform.case_sensitive:
+        paths += tuple(dict.fromkeys(p.lower() for p in paths if p.lower() != p and p.lower() not in paths))
+    return paths

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from scrapy import Request, signals
@@ -217,10 +218,8 @@ class ConsentRuntime(DecisionRecording):
             decision = await self.decider.decide_consent(facts)
             if not self.drops(decision):  # in report mode too: robots.txt is enforced there, so it must be known
                 robots = await self._robots_for(facts)
-                now = self.config.now()  # read after the wait for robots.txt
-                facts, decision = self.facts_for(request, url, now)
-                if facts is not None:
-                    decision = await self.decider.decide(facts, robots)
+                facts = replace(facts, now=self.config.now())  # the time read after the wait for robots.txt
+                decision = await self.decider.decide(facts, robots)
         assert decision is not None
         if decision.allowed:
             return decision
