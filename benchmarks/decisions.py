@@ -1,6 +1,7 @@
 """How fast is one full consent decision, with a large SQLite authorization store behind it?
 
-Usage: ``python benchmarks/decisions.py [--records 1000000,10000000] [--requests 1000000] [--streams crawl,uniform]``
+Usage: ``python benchmarks/decisions.py [--records 1000000,10000000] [--requests 1000000] [--streams crawl,uniform]
+[--runs 5]``
 
 For each store size R (``--records``, comma-separated) it builds an SQLite store of R synthetic records
 (``benchmarks/synthetic.py``: half of the platform's first 2 R people have a record) with the bulk builder, then,
@@ -17,6 +18,12 @@ Streams:
   they are fetched; a person is decided about 7 times, and the store's LRU has something to work with.
 - ``uniform``: every request is the profile of a uniformly random person of the platform's 2 R: no locality at
   all, every lookup of a covered person goes to SQLite. The worst case; it bounds what caching cannot fix.
+
+Timed with the garbage collector frozen (``gc.freeze()`` after setup, so a collection walks only what the
+decisions made): each collection's pause is timed by a ``gc.callbacks`` hook, taken out of the decision it fell
+in, and reported on its own (pauses per run, total, median and longest). Each stream is measured ``--runs``
+times (default 5), each in a fresh process; every figure reported is the median over the runs, and each run's
+p50/p99 of a full decision is listed too.
 
 Reported per store and stream: decisions/s, p50/p90/p99/p99.9/max latency, the store's LRU/Bloom/SQLite
 counts; per store: build time and file size, open time, and RSS above the baseline (the process with everything
@@ -215,8 +222,26 @@ def child_measure(path: str, records: int, stream: str, requests: int, cache: in
     floor = stream == FLOOR
     linked: dict[str, Any] = {}  # the floor's link decisions by URL: what its stand-in looks up
     listing = Decision(Verdict.ALLOW, Stage.TERMS, "floor.listing")
+    # the garbage collector frozen: everything built so far (the engine, the store, the stream's setup) is moved out
+    # of its generations, so a collection walks only what the decisions made; each pause is timed on its own and
+    # taken out of the decision it fell in, and reported separately
+    gc.collect()
+    gc.freeze()
+    pauses: list[int] = []
+    paused = [0, 0]  # start of the running collection, total paused so far
+
+    def on_gc(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            paused[0] = clock()
+        else:
+            pause = clock() - paused[0]
+            pauses.append(pause)
+            paused[1] += pause
+
+    gc.callbacks.append(on_gc)
     wall = time.perf_counter()
     for kind, request_url, _k, expected in STREAMS["crawl" if floor else stream](records, requests):
+        gc_before = paused[1]
         if floor and kind == "full":  # the stand-in: one dict lookup, one new decision
             t0 = clock()
             known = linked.get(request_url, listing)
@@ -237,6 +262,7 @@ def child_measure(path: str, records: int, stream: str, requests: int, cache: in
             t0 = clock()
             decision = link(request_url, "research", now)[0]
             elapsed = clock() - t0
+        elapsed -= paused[1] - gc_before
         timing = timings[kind]
         timing.buckets[min(elapsed // HISTOGRAM_NS, limit)] += 1
         timing.count += 1
@@ -247,6 +273,9 @@ def child_measure(path: str, records: int, stream: str, requests: int, cache: in
         if expected is not None and decision.reason != expected and len(wrong) < 10:
             wrong.append((kind, request_url, expected, decision.reason))
     wall = time.perf_counter() - wall
+    gc.callbacks.remove(on_gc)
+    gc.unfreeze()
+    pauses.sort()
     after = memory()
     cache_info = store.cache_info()
     result: dict[str, Any] = {
@@ -259,6 +288,9 @@ def child_measure(path: str, records: int, stream: str, requests: int, cache: in
         "lru_hits": cache_info.hits, "lru_misses": cache_info.misses, "lru_size": cache_info.currsize,
         "lru_max": cache_info.maxsize, "sqlite_queries": store.queries, "bloom_rejects": store.bloom_rejects,
         "reasons": dict(reasons.most_common()), "wrong": wrong, "loadavg": os.getloadavg(),
+        "gc_pauses": len(pauses), "gc_total_ms": sum(pauses) / 1e6,
+        "gc_p50_us": pauses[len(pauses) // 2] / 1000 if pauses else 0.0,
+        "gc_max_us": pauses[-1] / 1000 if pauses else 0.0,
     }
     result.update({f"full_{k}": v for k, v in timings["full"].summary().items()})
     result.update({f"consent_{k}": v for k, v in timings["consent"].summary().items()})
@@ -311,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--store-dir", help="keep the built stores here and reuse them (default: a temp dir)")
     parser.add_argument("--json", metavar="FILE", help="also write every result to FILE")
     parser.add_argument("--no-floor", action="store_true", help="skip the floor and jitter measurements")
+    parser.add_argument("--runs", type=int, default=5,
+                        help="measure each stream this many times, each in a fresh process; the report gives the "
+                             "median of each figure (default 5)")
     parser.add_argument("--_build", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--_measure", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--_jitter", action="store_true", help=argparse.SUPPRESS)
@@ -353,9 +388,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  built in {builds[records]['build_s']:.1f} s, {builds[records]['bytes'] / 1e6:.0f} MB",
                       flush=True)
             for stream in streams + ([FLOOR] if floor else []):
-                print(f"  {args.requests:,} decisions, {stream} stream ...", flush=True)
-                result = run_child("--_measure", str(path), str(records), stream, str(args.requests),
-                                   *([f"--cache={args.cache}"] if args.cache is not None else []))
+                print(f"  {args.requests:,} decisions, {stream} stream, {args.runs} runs ...", flush=True)
+                runs = [run_child("--_measure", str(path), str(records), stream, str(args.requests),
+                                  *([f"--cache={args.cache}"] if args.cache is not None else []))
+                        for _ in range(max(1, args.runs))]
+                result = median_of(runs)
                 result.update(builds[records])
                 results.append(result)
                 if result["wrong"]:
@@ -373,6 +410,18 @@ def main(argv: list[str] | None = None) -> int:
     headline = next(r for r in results if r["records"] == max(sizes) and r["stream"] == streams[0])
     print(f"decision p99: {headline['full_p99_us']:.0f} us")
     return 1 if any(r["wrong"] for r in results) else 0
+
+
+def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result whose every number is the median over ``runs`` (the first run's reasons and mix), with each
+    run's p50 and p99 of a full decision kept for the report."""
+    result = dict(runs[0])
+    for key, value in runs[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            result[key] = statistics.median(r[key] for r in runs)
+    result["wrong"] = [w for r in runs for w in r["wrong"]][:10]
+    result["runs"] = [{"full_p50_us": r.get("full_p50_us"), "full_p99_us": r.get("full_p99_us")} for r in runs]
+    return result
 
 
 def report_jitter(wobble: dict[str, Any]) -> str:
@@ -397,7 +446,7 @@ def report(results: list[dict[str, Any]]) -> str:
         for kind in ("full", "consent"):
             if not r.get(f"{kind}_count") or (kind == "consent" and r["stream"] == FLOOR):  # the same link checks
                 continue
-            lines.append(f"| {r['records']:,} | {r['stream']} | {kind} | {r[f'{kind}_count']:,} | "
+            lines.append(f"| {r['records']:,} | {r['stream']} | {kind} | {int(r[f'{kind}_count']):,} | "
                          f"{r[f'{kind}_decisions_per_s']:,.0f} | {r[f'{kind}_p50_us']:.1f} | "
                          f"{r[f'{kind}_p90_us']:.1f} | {r[f'{kind}_p99_us']:.1f} | {r[f'{kind}_p999_us']:.1f} | "
                          f"{r[f'{kind}_max_us']:,.0f} |")
@@ -410,8 +459,15 @@ def report(results: list[dict[str, Any]]) -> str:
         load = "/".join(f"{x:.1f}" for x in r["loadavg"])
         lines.append(f"| {r['records']:,} | {r['stream']} | {build} | {r['bytes'] / 1e6:,.0f} | {r['open_s']:.3f} | "
                      f"{r['rss_base_mb']:.0f} | {r['rss_open_mb']:.0f} | {r['rss_peak_mb']:.0f} | "
-                     f"{r['rss_after_mb']:.0f} | {hits:.0%} | {r['sqlite_queries']:,} | {r['bloom_rejects']:,} | "
+                     f"{r['rss_after_mb']:.0f} | {hits:.0%} | {int(r['sqlite_queries']):,} | {int(r['bloom_rejects']):,} | "
                      f"{len(r['wrong'])} | {load} |")
+    lines += ["", "| records | stream | runs: full p50 / p99 µs | GC pauses per run | GC ms per run | GC pause p50 µs "
+                  "| GC pause max µs |", "|---:|---|---|---:|---:|---:|---:|"]
+    for r in results:
+        each = ", ".join(f"{x['full_p50_us']:.1f}/{x['full_p99_us']:.1f}" for x in r.get("runs", [])
+                         if x["full_p50_us"] is not None)
+        lines.append(f"| {r['records']:,} | {r['stream']} | {each} | {r.get('gc_pauses', 0):,.0f} | "
+                     f"{r.get('gc_total_ms', 0):.1f} | {r.get('gc_p50_us', 0):.0f} | {r.get('gc_max_us', 0):,.0f} |")
     lines += ["", "Decisions by reason:", ""]
     for r in results:
         mix = ", ".join(f"{k} {v:,}" for k, v in r["reasons"].items())
