@@ -459,7 +459,8 @@ def report(results: list[dict[str, Any]]) -> str:
         load = "/".join(f"{x:.1f}" for x in r["loadavg"])
         lines.append(f"| {r['records']:,} | {r['stream']} | {build} | {r['bytes'] / 1e6:,.0f} | {r['open_s']:.3f} | "
                      f"{r['rss_base_mb']:.0f} | {r['rss_open_mb']:.0f} | {r['rss_peak_mb']:.0f} | "
-                     f"{r['rss_after_mb']:.0f} | {hits:.0%} | {int(r['sqlite_queries']):,} | {int(r['bloom_rejects']):,} | "
+                     f"{r['rss_after_mb']:.0f} | {hits:.0%} | {int(r['sqlite_queries']):,} | "
+                     f"{int(r['bloom_rejects']):,} | "
                      f"{len(r['wrong'])} | {load} |")
     lines += ["", "| records | stream | runs: full p50 / p99 µs | GC pauses per run | GC ms per run | GC pause p50 µs "
                   "| GC pause max µs |", "|---:|---|---|---:|---:|---:|---:|"]
