@@ -533,19 +533,18 @@ class SlotPerRequestLogic(ListLogic):
                                  meta={"download_slot": f"session-{i}"})
 
 
-@pytest.mark.xfail(strict=True, reason="hunt finding, open: see the docstring")
 @pytest.mark.parametrize("kind", KINDS)
 @deferred_f_from_coro_f
-async def test_finding_crawl_delay_is_not_kept_across_download_slots(
+async def test_crawl_delay_is_kept_per_origin_across_download_slots(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """FINDING (robots compliance, fail-open by a meta key). robots.txt asks ``Crawl-delay: 2``; the README promises
-    "requests to the origin 2 s apart". A spider that puts requests in download slots of its own
-    (``meta["download_slot"]``, a common way to pin a session or a proxy) gets the three profiles fetched at once.
+    """FIXED (was: robots compliance, fail-open by a meta key). robots.txt asks ``Crawl-delay: 2``; the README
+    promises "requests to the origin 2 s apart". A spider that puts requests in download slots of its own
+    (``meta["download_slot"]``, a common way to pin a session or a proxy) got the three profiles fetched at once.
 
     Cause: ``_scrapy_internals.apply_crawl_delay`` sets the delay on the *request's* download slot
     (``downloader.get_slot_key(request)``, which honours ``meta["download_slot"]``), not on anything shared by the
-    origin; nothing spaces two slots that reach the same origin."""
+    origin. Now the send-time handler keeps the delay per origin (``handler.OriginSpacing``), whatever the slot."""
     app = LenientPeople(default_robots=Robots(crawl_delay=2))
     with LocalServer(app) as server:
         await crawl(make_spider(kind, SlotPerRequestLogic), people_settings(tmp_path), proxy=server.proxy,
