@@ -25,7 +25,7 @@ from scrapy import Request, signals
 from scrapy.exceptions import CloseSpider, DontCloseSpider, IgnoreRequest
 from scrapy.http import Response
 
-from ._scrapy_internals import apply_crawl_delay
+from ._scrapy_internals import apply_crawl_delay, fail_request
 from .deciding import Undecided
 from .decision import Decision
 from .runtime import (
@@ -64,6 +64,12 @@ class ConsentDeferred(IgnoreRequest):
 
     def __init__(self) -> None:
         super().__init__("consentcrawl: decided before it is scheduled")
+
+
+def _fail(crawler: Crawler, request: Request, error: IgnoreRequest) -> None:
+    """A request consentcrawl drops before the downloader fails with ``error`` to its errback, as one dropped by a
+    downloader middleware does (docs/meta.md)."""
+    fail_request(crawler, request, error)
 
 
 def _skip(runtime: ConsentRuntime | None, request: Request) -> bool:
@@ -130,13 +136,16 @@ class ConsentSpiderMiddleware(RuntimeComponent):
                 continue
             if isinstance(obj, Request):
                 if nofollow:
-                    runtime.record_nofollow(obj, response)
+                    refused = runtime.record_nofollow(obj, response)
                     if enforce:
+                        _fail(runtime.crawler, obj, ConsentDenied(refused))
                         continue
                 if not _skip(runtime, obj):
                     # the scheduling check, made here where it is cheapest: a link dropped now never costs a
                     # signal dispatch, and the request_scheduled guard skips this request object at this URL
-                    if await runtime.decide_scheduled(obj) is not None and enforce:
+                    decision = await runtime.decide_scheduled(obj)
+                    if decision is not None and enforce:
+                        _fail(runtime.crawler, obj, ConsentDenied(decision))
                         continue
                     runtime.mark_link_checked(obj)
             elif checked and (type(obj) is dict or is_item(obj)):
@@ -170,6 +179,9 @@ class ConsentScheduleGuard(RuntimeComponent):
     remembers at the store's current version. A request whose decision needs a person's records is dropped from
     this scheduling (:class:`ConsentDeferred`), decided asynchronously with the lookup, and handed back to the
     engine only when allowed; the spider is kept open while such decisions are pending.
+
+    A denied request's errback is called with :class:`ConsentDenied` (Scrapy itself calls none for a request
+    dropped here).
     """
 
     crawler: Crawler
@@ -203,7 +215,9 @@ class ConsentScheduleGuard(RuntimeComponent):
         if _skip(self.runtime, request):
             return
         if self.runtime is None:
-            raise ConsentMisconfigured
+            misconfigured = ConsentMisconfigured()
+            _fail(self.crawler, request, misconfigured)
+            raise misconfigured
         if self.runtime.link_checked(request):
             return
         decision = self.runtime.decide_scheduled_now(request)
@@ -213,7 +227,9 @@ class ConsentScheduleGuard(RuntimeComponent):
             task.add_done_callback(self._pending.discard)
             raise ConsentDeferred
         if decision is not None and self.runtime.enforce:
-            raise ConsentDenied(decision)
+            denied = ConsentDenied(decision)
+            _fail(self.crawler, request, denied)
+            raise denied
 
     async def _decide_then_schedule(self, request: Request) -> None:
         runtime = self.runtime
@@ -224,6 +240,7 @@ class ConsentScheduleGuard(RuntimeComponent):
             logger.exception("consentcrawl: could not decide a request at scheduling; it is dropped")
             return
         if decision is not None and runtime.enforce:
+            _fail(self.crawler, request, ConsentDenied(decision))
             return
         runtime.mark_link_checked(request)
         engine = self.crawler.engine

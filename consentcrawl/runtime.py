@@ -380,11 +380,11 @@ class ConsentRuntime(DecisionRecording):
         self.count("consentcrawl/response/signals")
         return self.record(decision, response.url, None, "response", count=not decision.allowed, time=now)
 
-    def record_nofollow(self, dropped: Request, response: Response) -> None:
+    def record_nofollow(self, dropped: Request, response: Response) -> Decision:
         """A link on a nofollow response: recorded as a deny (``response.nofollow``) whether or not enforced."""
         decision = deny(Stage.RESPONSE, "response.nofollow", evidence=(
             Evidence("nofollow", response.url, {"link": dropped.url}),))
-        self.record(decision, dropped.url, None, "output", time=self.config.now())
+        return self.record(decision, dropped.url, None, "output", time=self.config.now())
 
 def _check_handlers(crawler: Crawler) -> None:
     """The send-time decision is a download handler: an add-on or setting applied after ours that replaced it

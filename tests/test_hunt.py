@@ -699,12 +699,11 @@ def test_pin_scrapy_commands_with_project_settings_do_not_fetch_denied_people(
     assert secret_name("107") not in output
 
 
-@pytest.mark.xfail(strict=True, reason="hunt finding, open: see the docstring")
-def test_finding_scrapy_shell_on_a_denied_url_hangs(tmp_path: Path) -> None:
-    """FINDING (availability; fail-closed, no leak). ``scrapy shell -c EXPR http://people.example/u/107`` in a
-    project with the ``ADDONS`` line never returns (101, the control, returns at once). The audit log has the
-    deny (phase ``schedule``), but the shell waits for the request's callback or errback, and neither is ever
-    called.
+def test_scrapy_shell_on_a_denied_url_returns(tmp_path: Path) -> None:
+    """FIXED (was: availability; fail-closed, no leak). ``scrapy shell -c EXPR http://people.example/u/107`` in a
+    project with the ``ADDONS`` line never returned (101, the control, returns at once). The audit log had the
+    deny (phase ``schedule``), but the shell waits for the request's callback or errback, and neither was ever
+    called. Now the errback is called with ``ConsentDenied``: the shell returns with ``response`` None.
 
     Cause: ``ConsentScheduleGuard.request_scheduled`` drops a denied request by raising ``ConsentDenied`` inside
     the ``request_scheduled`` signal; Scrapy's engine then returns without calling the request's errback (it only
@@ -719,7 +718,8 @@ def test_finding_scrapy_shell_on_a_denied_url_hangs(tmp_path: Path) -> None:
         code, output = _run_command(project, server.proxy, [*command, f"{BASE}/u/107"], timeout=45)
     assert control == 0 and "101" in app.people_served(), f"control\n{app.describe()}"
     assert_not_served(app, {"107"})
-    assert code is not None, f"scrapy shell on a denied URL did not return within 45 s\n{output[-1500:]}"
+    assert code == 0, f"scrapy shell on a denied URL did not return (within 45 s) or failed\n{output[-1500:]}"
+    assert secret_name("107") not in output
 
 
 class ErrbackLogic(ListLogic):
@@ -735,17 +735,17 @@ class ErrbackLogic(ListLogic):
         self.failures.append(failure)
 
 
-@pytest.mark.xfail(strict=True, reason="hunt finding, open: see the docstring")
 @pytest.mark.parametrize("kind", KINDS)
 @deferred_f_from_coro_f
-async def test_finding_a_denied_request_never_reaches_its_errback(
+async def test_a_denied_request_reaches_its_errback_with_the_decision(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """FINDING (documented behaviour missing; fail-closed). docs/meta.md: "A request dropped by consentcrawl fails
-    with ``ConsentDenied`` (an ``IgnoreRequest``) whose ``.decision`` is the deny ...; an errback can read it from
-    ``failure.value.decision``". A start request for 107 is denied (phase ``schedule``) and its errback is never
+    """FIXED (was: documented behaviour missing; fail-closed). docs/meta.md: "A request dropped by consentcrawl
+    fails with ``ConsentDenied`` (an ``IgnoreRequest``) whose ``.decision`` is the deny ...; an errback can read it
+    from ``failure.value.decision``". A start request for 107 was denied (phase ``schedule``) and its errback never
     called. Cause: as above, ``ConsentScheduleGuard.request_scheduled`` (and ``ConsentSpiderMiddleware`` for
-    links) drop the request without failing it."""
+    links) dropped the request without failing it. Now both hand the failure to the errback through Scrapy's
+    scraper (``_scrapy_internals.fail_request``), as Scrapy does for a downloader middleware's ``IgnoreRequest``."""
     failures: list[Any] = []
     app = LenientPeople()
     with LocalServer(app) as server:
@@ -755,6 +755,50 @@ async def test_finding_a_denied_request_never_reaches_its_errback(
     assert_not_served(app, {"107"})
     assert any(getattr(getattr(f, "value", None), "decision", None) is not None for f in failures), \
         f"the errback got {failures}; audit: {result.denies()}"
+
+
+class ErrbackOutputLogic(ListLogic):
+    """A link to a denied person with an errback; the errback yields a link to another denied person and an item
+    naming a third: the errback's output goes through the same checks as a callback's."""
+
+    failures: list[Any]
+
+    async def start(self) -> Any:
+        yield scrapy.Request(f"{BASE}/u/101", callback=self.parse, dont_filter=True)
+
+    def parse(self, response: scrapy.http.Response) -> Any:
+        self.seen.append(response.url)
+        if response.url.endswith("/u/101"):
+            yield scrapy.Request(f"{BASE}/u/107", callback=self.parse, errback=self.failed, dont_filter=True)
+
+    def failed(self, failure: Any) -> Any:
+        self.failures.append(failure)
+        if len(self.failures) == 1:
+            yield scrapy.Request(f"{BASE}/u/108", callback=self.parse, errback=self.failed, dont_filter=True)
+            yield {"subject": "109", "platform": "people", "name": secret_name("109")}
+            yield {"subject": "102", "platform": "people", "name": secret_name("102")}  # control: authorized
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_denied_link_reaches_its_errback_and_the_errbacks_output_is_checked(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A link a callback yields for 107 is dropped by the spider middleware's link check; its errback gets
+    ``ConsentDenied`` with the decision. What the errback yields is checked like any output: its link to 108 is
+    denied at ``request_scheduled`` (and reaches the errback in turn), its item naming 109 is dropped by the guard
+    pipeline, the item naming 102 (authorized) is kept."""
+    failures: list[Any] = []
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ErrbackOutputLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, failures=failures)
+    assert f"{BASE}/u/101" in result.seen, "control"
+    assert_not_served(app, {"107", "108"})
+    denied = [f.value.decision for f in failures if getattr(f.value, "decision", None) is not None]
+    assert {d.subject for d in denied} == {"107", "108"}, failures
+    names = [i["name"] for i in result.items]
+    assert secret_name("109") not in names and secret_name("102") in names, names
 
 
 # --------------------------------------------------------------------------- 12. embedded URLs a URL parser repairs
@@ -895,3 +939,4 @@ async def test_a_project_that_lists_the_guard_after_its_own_pipeline_gets_it_mov
     assert [i["name"] for i in result.items] == [secret_name("101")], "control: the guard still drops 107 at the end"
     leaked = [i for i in RecordingPipeline.stored if i.get("subject") == "107"]
     assert not leaked, f"the project's pipeline stored a denied person's item before the guard ran: {leaked}"
+
