@@ -5,6 +5,7 @@
 - :func:`fail_crawl`: ``scrapy crawl`` exits non-zero after a crawl that refused to start for its configuration.
 - :func:`fail_request`: a request dropped before the downloader (the link check, ``request_scheduled``) reaches its
   errback the way Scrapy hands it an ``IgnoreRequest`` raised by a downloader middleware: through the scraper.
+- :func:`awaited_by_caller`: ``scrapy shell``'s ``fetch`` waits on a request through its callbacks.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 if TYPE_CHECKING:
@@ -74,3 +76,8 @@ def fail_request(crawler: Crawler, request: Request, error: Exception) -> bool:
     scraper.enqueue_scrape(Failure(error), request)
     return True
 
+
+def awaited_by_caller(request: Request) -> bool:
+    """Whether code outside the spider waits on this request: ``scrapy shell``'s ``fetch`` (and anything else built
+    on ``scrapy.shell._request_deferred``) replaces the callbacks with a ``Deferred``'s."""
+    return isinstance(getattr(request.errback, "__self__", None), Deferred)

@@ -25,7 +25,7 @@ from scrapy import Request, signals
 from scrapy.exceptions import CloseSpider, DontCloseSpider, IgnoreRequest
 from scrapy.http import Response
 
-from ._scrapy_internals import apply_crawl_delay, fail_request
+from ._scrapy_internals import apply_crawl_delay, awaited_by_caller, fail_request
 from .deciding import Undecided
 from .decision import Decision
 from .runtime import (
@@ -68,8 +68,10 @@ class ConsentDeferred(IgnoreRequest):
 
 def _fail(crawler: Crawler, request: Request, error: IgnoreRequest) -> None:
     """A request consentcrawl drops before the downloader fails with ``error`` to its errback, as one dropped by a
-    downloader middleware does (docs/meta.md)."""
-    fail_request(crawler, request, error)
+    downloader middleware does (docs/meta.md). Code that waits on the request itself (``scrapy shell``) is told
+    why nothing came back: the reason code, never the URL or the person's data."""
+    if fail_request(crawler, request, error) and awaited_by_caller(request):
+        logger.warning("%s: the request was not fetched (its URL and the evidence are in the audit log)", error)
 
 
 def _skip(runtime: ConsentRuntime | None, request: Request) -> bool:
@@ -181,7 +183,7 @@ class ConsentScheduleGuard(RuntimeComponent):
     engine only when allowed; the spider is kept open while such decisions are pending.
 
     A denied request's errback is called with :class:`ConsentDenied` (Scrapy itself calls none for a request
-    dropped here).
+    dropped here): code that waits for the request, ``scrapy shell`` for one, gets an answer.
     """
 
     crawler: Crawler

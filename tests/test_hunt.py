@@ -699,11 +699,12 @@ def test_pin_scrapy_commands_with_project_settings_do_not_fetch_denied_people(
     assert secret_name("107") not in output
 
 
-def test_scrapy_shell_on_a_denied_url_returns(tmp_path: Path) -> None:
+def test_scrapy_shell_on_a_denied_url_returns_and_names_the_reason(tmp_path: Path) -> None:
     """FIXED (was: availability; fail-closed, no leak). ``scrapy shell -c EXPR http://people.example/u/107`` in a
     project with the ``ADDONS`` line never returned (101, the control, returns at once). The audit log had the
     deny (phase ``schedule``), but the shell waits for the request's callback or errback, and neither was ever
-    called. Now the errback is called with ``ConsentDenied``: the shell returns with ``response`` None.
+    called. Now the errback is called with ``ConsentDenied``: the shell returns with ``response`` None, and
+    says why (one WARNING line with the reason code, without the URL or the person's data).
 
     Cause: ``ConsentScheduleGuard.request_scheduled`` drops a denied request by raising ``ConsentDenied`` inside
     the ``request_scheduled`` signal; Scrapy's engine then returns without calling the request's errback (it only
@@ -716,10 +717,15 @@ def test_scrapy_shell_on_a_denied_url_returns(tmp_path: Path) -> None:
     with LocalServer(app) as server:
         control, _ = _run_command(project, server.proxy, [*command, f"{BASE}/u/101"], timeout=45)
         code, output = _run_command(project, server.proxy, [*command, f"{BASE}/u/107"], timeout=45)
+        _, logged = _run_command(project, server.proxy, ["shell", "--loglevel", "INFO", "-c", "response",
+                                                         f"{BASE}/u/107"], timeout=45)
     assert control == 0 and "101" in app.people_served(), f"control\n{app.describe()}"
     assert_not_served(app, {"107"})
     assert code == 0, f"scrapy shell on a denied URL did not return (within 45 s) or failed\n{output[-1500:]}"
-    assert secret_name("107") not in output
+    assert "consentcrawl: subject.no-authorization: the request was not fetched" in logged, logged[-1500:]
+    for shown in (output, logged):
+        assert secret_name("107") not in shown
+        assert "/u/107" not in "\n".join(line for line in shown.splitlines() if "DEBUG" not in line)
 
 
 class ErrbackLogic(ListLogic):
