@@ -946,3 +946,38 @@ async def test_a_project_that_lists_the_guard_after_its_own_pipeline_gets_it_mov
     leaked = [i for i in RecordingPipeline.stored if i.get("subject") == "107"]
     assert not leaked, f"the project's pipeline stored a denied person's item before the guard ran: {leaked}"
 
+
+class PipelineAddon:
+    """An add-on applied after consentcrawl's that puts its own (storing) pipeline before every other one."""
+
+    def update_settings(self, settings: Any) -> None:
+        settings["ITEM_PIPELINES"].set(f"{__name__}.RecordingPipeline", -5000, "addon")
+
+
+class GuardOutAddon:
+    """An add-on applied after consentcrawl's that takes the guard pipeline out."""
+
+    def update_settings(self, settings: Any) -> None:
+        settings["ITEM_PIPELINES"].set("consentcrawl.pipelines.ConsentGuardPipeline", None, "addon")
+
+
+@pytest.mark.parametrize("addon", [PipelineAddon, GuardOutAddon])
+@deferred_f_from_coro_f
+async def test_a_later_add_on_that_puts_a_pipeline_before_the_guard_stops_the_crawl(
+    addon: type, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An add-on applied after consentcrawl's (a higher number in ``ADDONS``) that adds a pipeline before the guard,
+    or takes the guard out, would let that pipeline store items the guard drops: the crawl refuses to start, with
+    one CRITICAL line naming ``ITEM_PIPELINES``, and nothing is fetched or stored."""
+    RecordingPipeline.stored = []
+    spider = make_spider("ADDONS", ListingItemsLogic)
+    spider.custom_settings = {"ADDONS": {"consentcrawl.Addon": 0, f"{__name__}.{addon.__name__}": 500}}
+    app = LenientPeople()
+    with caplog.at_level(logging.INFO), LocalServer(app) as server:
+        result = await crawl(spider, people_settings(tmp_path), proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=[f"{BASE}/people?page=1"], follow_links=False)
+    assert app.served == [], app.describe()
+    assert RecordingPipeline.stored == []
+    assert result.stats.get("finish_reason") == "consentcrawl_config_error"
+    critical = [line for line in shown_lines(caplog, logging.CRITICAL) if "consentcrawl" in line]
+    assert len(critical) == 1 and "ITEM_PIPELINES" in critical[0], shown_lines(caplog)
