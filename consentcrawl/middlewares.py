@@ -27,7 +27,7 @@ from scrapy.http import Response
 
 from ._scrapy_internals import apply_crawl_delay, awaited_by_caller, fail_request
 from .deciding import Undecided
-from .decision import Decision
+from .decision import Decision, Evidence, Stage, deny
 from .runtime import (
     CONFIG_ERROR_REASON,
     ConsentRuntime,
@@ -238,8 +238,12 @@ class ConsentScheduleGuard(RuntimeComponent):
         assert runtime is not None
         try:
             decision = await runtime.decide_scheduled(request)
-        except Exception:  # a failure to decide never schedules the request
+        except Exception as exc:  # a failure to decide never schedules the request
             logger.exception("consentcrawl: could not decide a request at scheduling; it is dropped")
+            failed = deny(Stage.ERROR, "error.internal", evidence=(
+                Evidence("error", request.url, {"error": type(exc).__name__, "message": str(exc)}),))
+            failed = runtime.record(failed, request.url, None, "schedule", time=runtime.config.now())
+            _fail(self.crawler, request, ConsentDenied(failed))  # its errback (scrapy shell) still gets an answer
             return
         if decision is not None and runtime.enforce:
             _fail(self.crawler, request, ConsentDenied(decision))

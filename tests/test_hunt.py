@@ -981,3 +981,27 @@ async def test_a_later_add_on_that_puts_a_pipeline_before_the_guard_stops_the_cr
     assert result.stats.get("finish_reason") == "consentcrawl_config_error"
     critical = [line for line in shown_lines(caplog, logging.CRITICAL) if "consentcrawl" in line]
     assert len(critical) == 1 and "ITEM_PIPELINES" in critical[0], shown_lines(caplog)
+
+
+@deferred_f_from_coro_f
+async def test_a_request_that_cannot_be_decided_at_scheduling_reaches_its_errback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A start request whose scheduling decision needs a lookup is decided asynchronously; when deciding raises,
+    the request is dropped, recorded as ``error.internal`` and its errback gets ``ConsentDenied`` (``scrapy shell``
+    would otherwise wait for it forever)."""
+    from consentcrawl.runtime import ConsentRuntime
+
+    async def broken(self: Any, request: Any) -> Any:
+        raise RuntimeError("store exploded")
+
+    monkeypatch.setattr(ConsentRuntime, "decide_scheduled", broken)
+    failures: list[Any] = []
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", ErrbackLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, failures=failures)
+    assert_not_served(app, {"101", "107"})
+    reasons = sorted(f.value.decision.reason for f in failures if getattr(f.value, "decision", None) is not None)
+    assert reasons == ["error.internal", "error.internal"], failures
+    assert [e["reason"] for e in result.audit if e["phase"] == "schedule"] == ["error.internal"] * 2
