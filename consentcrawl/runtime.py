@@ -127,6 +127,7 @@ class ConsentRuntime(DecisionRecording):
         cache = RobotsCache(config.robots_ttl, config.robots_retry, config.robots_retry_max, config.robots_stale)
         self.robots = ScrapyRobotsFetcher(crawler, cache, config.now, self.may_fetch_robots)
         _check_handlers(crawler)
+        _check_pipelines(crawler)
         self.audit = AuditLog(config.audit_log, sync=config.audit_sync)
         assert crawler.stats is not None
         self.stats = crawler.stats
@@ -402,11 +403,11 @@ class ConsentRuntime(DecisionRecording):
         self.count("consentcrawl/response/signals")
         return self.record(decision, response.url, None, "response", count=not decision.allowed, time=now)
 
-    def record_nofollow(self, dropped: Request, response: Response) -> None:
+    def record_nofollow(self, dropped: Request, response: Response) -> Decision:
         """A link on a nofollow response: recorded as a deny (``response.nofollow``) whether or not enforced."""
         decision = deny(Stage.RESPONSE, "response.nofollow", evidence=(
             Evidence("nofollow", response.url, {"link": dropped.url}),))
-        self.record(decision, dropped.url, None, "output", time=self.config.now())
+        return self.record(decision, dropped.url, None, "output", time=self.config.now())
 
 def _check_handlers(crawler: Crawler) -> None:
     """The send-time decision is a download handler: an add-on or setting applied after ours that replaced it
@@ -422,6 +423,31 @@ def _check_handlers(crawler: Crawler) -> None:
                               "another add-on or setting replaced it after consentcrawl's add-on; give "
                               "consentcrawl.Addon a higher number in ADDONS than the add-on that sets "
                               "DOWNLOAD_HANDLERS", source="DOWNLOAD_HANDLERS")
+
+
+def _check_pipelines(crawler: Crawler) -> None:
+    """The guard pipeline must run before every other item pipeline (a pipeline that stores items must never see
+    one the guard drops). The add-on moves it first (``Addon._guard_first``), but an add-on or setting applied
+    after ours can add a pipeline before it, or take it out. Refuse to start instead."""
+    from .pipelines import ConsentGuardPipeline
+
+    def path(obj: Any) -> str:
+        return obj if isinstance(obj, str) else f"{obj.__module__}.{obj.__qualname__}"
+
+    guard = path(ConsentGuardPipeline)
+    numbers: dict[str, Any] = {}
+    for key, number in crawler.settings.getwithbase("ITEM_PIPELINES").items():
+        numbers[path(key)] = number  # as Scrapy builds the list: of two keys naming one class, the last counts
+    number = numbers.get(guard)
+    if number is None:
+        raise ConfigError(f"{guard} is not in it (another add-on or setting took it out after consentcrawl's "
+                          "add-on): items would reach the other pipelines unchecked", source="ITEM_PIPELINES")
+    before = sorted(f"{k} ({n})" for k, n in numbers.items() if k != guard and n is not None and n <= number)
+    if before:
+        raise ConfigError(f"{guard} ({number}) is not the first item pipeline: {', '.join(before)} would see "
+                          "items before it; another add-on or setting added it after consentcrawl's add-on; give "
+                          "consentcrawl.Addon a higher number in ADDONS than that add-on, or give the pipeline a "
+                          "number above the guard's", source="ITEM_PIPELINES")
 
 
 def _error_cause(exc: BaseException, where: str) -> Evidence:

@@ -533,19 +533,18 @@ class SlotPerRequestLogic(ListLogic):
                                  meta={"download_slot": f"session-{i}"})
 
 
-@pytest.mark.xfail(strict=True, reason="hunt finding, open: see the docstring")
 @pytest.mark.parametrize("kind", KINDS)
 @deferred_f_from_coro_f
-async def test_finding_crawl_delay_is_not_kept_across_download_slots(
+async def test_crawl_delay_is_kept_per_origin_across_download_slots(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """FINDING (robots compliance, fail-open by a meta key). robots.txt asks ``Crawl-delay: 2``; the README promises
-    "requests to the origin 2 s apart". A spider that puts requests in download slots of its own
-    (``meta["download_slot"]``, a common way to pin a session or a proxy) gets the three profiles fetched at once.
+    """FIXED (was: robots compliance, fail-open by a meta key). robots.txt asks ``Crawl-delay: 2``; the README
+    promises "requests to the origin 2 s apart". A spider that puts requests in download slots of its own
+    (``meta["download_slot"]``, a common way to pin a session or a proxy) got the three profiles fetched at once.
 
     Cause: ``_scrapy_internals.apply_crawl_delay`` sets the delay on the *request's* download slot
     (``downloader.get_slot_key(request)``, which honours ``meta["download_slot"]``), not on anything shared by the
-    origin; nothing spaces two slots that reach the same origin."""
+    origin. Now the send-time handler keeps the delay per origin (``handler.OriginSpacing``), whatever the slot."""
     app = LenientPeople(default_robots=Robots(crawl_delay=2))
     with LocalServer(app) as server:
         await crawl(make_spider(kind, SlotPerRequestLogic), people_settings(tmp_path), proxy=server.proxy,
@@ -700,12 +699,12 @@ def test_pin_scrapy_commands_with_project_settings_do_not_fetch_denied_people(
     assert secret_name("107") not in output
 
 
-@pytest.mark.xfail(strict=True, reason="hunt finding, open: see the docstring")
-def test_finding_scrapy_shell_on_a_denied_url_hangs(tmp_path: Path) -> None:
-    """FINDING (availability; fail-closed, no leak). ``scrapy shell -c EXPR http://people.example/u/107`` in a
-    project with the ``ADDONS`` line never returns (101, the control, returns at once). The audit log has the
-    deny (phase ``schedule``), but the shell waits for the request's callback or errback, and neither is ever
-    called.
+def test_scrapy_shell_on_a_denied_url_returns_and_names_the_reason(tmp_path: Path) -> None:
+    """FIXED (was: availability; fail-closed, no leak). ``scrapy shell -c EXPR http://people.example/u/107`` in a
+    project with the ``ADDONS`` line never returned (101, the control, returns at once). The audit log had the
+    deny (phase ``schedule``), but the shell waits for the request's callback or errback, and neither was ever
+    called. Now the errback is called with ``ConsentDenied``: the shell returns with ``response`` None, and
+    says why (one WARNING line with the reason code, without the URL or the person's data).
 
     Cause: ``ConsentScheduleGuard.request_scheduled`` drops a denied request by raising ``ConsentDenied`` inside
     the ``request_scheduled`` signal; Scrapy's engine then returns without calling the request's errback (it only
@@ -718,9 +717,15 @@ def test_finding_scrapy_shell_on_a_denied_url_hangs(tmp_path: Path) -> None:
     with LocalServer(app) as server:
         control, _ = _run_command(project, server.proxy, [*command, f"{BASE}/u/101"], timeout=45)
         code, output = _run_command(project, server.proxy, [*command, f"{BASE}/u/107"], timeout=45)
+        _, logged = _run_command(project, server.proxy, ["shell", "--loglevel", "INFO", "-c", "response",
+                                                         f"{BASE}/u/107"], timeout=45)
     assert control == 0 and "101" in app.people_served(), f"control\n{app.describe()}"
     assert_not_served(app, {"107"})
-    assert code is not None, f"scrapy shell on a denied URL did not return within 45 s\n{output[-1500:]}"
+    assert code == 0, f"scrapy shell on a denied URL did not return (within 45 s) or failed\n{output[-1500:]}"
+    assert "consentcrawl: subject.no-authorization: the request was not fetched" in logged, logged[-1500:]
+    for shown in (output, logged):
+        assert secret_name("107") not in shown
+        assert "/u/107" not in "\n".join(line for line in shown.splitlines() if "DEBUG" not in line)
 
 
 class ErrbackLogic(ListLogic):
@@ -736,17 +741,17 @@ class ErrbackLogic(ListLogic):
         self.failures.append(failure)
 
 
-@pytest.mark.xfail(strict=True, reason="hunt finding, open: see the docstring")
 @pytest.mark.parametrize("kind", KINDS)
 @deferred_f_from_coro_f
-async def test_finding_a_denied_request_never_reaches_its_errback(
+async def test_a_denied_request_reaches_its_errback_with_the_decision(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """FINDING (documented behaviour missing; fail-closed). docs/meta.md: "A request dropped by consentcrawl fails
-    with ``ConsentDenied`` (an ``IgnoreRequest``) whose ``.decision`` is the deny ...; an errback can read it from
-    ``failure.value.decision``". A start request for 107 is denied (phase ``schedule``) and its errback is never
+    """FIXED (was: documented behaviour missing; fail-closed). docs/meta.md: "A request dropped by consentcrawl
+    fails with ``ConsentDenied`` (an ``IgnoreRequest``) whose ``.decision`` is the deny ...; an errback can read it
+    from ``failure.value.decision``". A start request for 107 was denied (phase ``schedule``) and its errback never
     called. Cause: as above, ``ConsentScheduleGuard.request_scheduled`` (and ``ConsentSpiderMiddleware`` for
-    links) drop the request without failing it."""
+    links) dropped the request without failing it. Now both hand the failure to the errback through Scrapy's
+    scraper (``_scrapy_internals.fail_request``), as Scrapy does for a downloader middleware's ``IgnoreRequest``."""
     failures: list[Any] = []
     app = LenientPeople()
     with LocalServer(app) as server:
@@ -756,6 +761,50 @@ async def test_finding_a_denied_request_never_reaches_its_errback(
     assert_not_served(app, {"107"})
     assert any(getattr(getattr(f, "value", None), "decision", None) is not None for f in failures), \
         f"the errback got {failures}; audit: {result.denies()}"
+
+
+class ErrbackOutputLogic(ListLogic):
+    """A link to a denied person with an errback; the errback yields a link to another denied person and an item
+    naming a third: the errback's output goes through the same checks as a callback's."""
+
+    failures: list[Any]
+
+    async def start(self) -> Any:
+        yield scrapy.Request(f"{BASE}/u/101", callback=self.parse, dont_filter=True)
+
+    def parse(self, response: scrapy.http.Response) -> Any:
+        self.seen.append(response.url)
+        if response.url.endswith("/u/101"):
+            yield scrapy.Request(f"{BASE}/u/107", callback=self.parse, errback=self.failed, dont_filter=True)
+
+    def failed(self, failure: Any) -> Any:
+        self.failures.append(failure)
+        if len(self.failures) == 1:
+            yield scrapy.Request(f"{BASE}/u/108", callback=self.parse, errback=self.failed, dont_filter=True)
+            yield {"subject": "109", "platform": "people", "name": secret_name("109")}
+            yield {"subject": "102", "platform": "people", "name": secret_name("102")}  # control: authorized
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_denied_link_reaches_its_errback_and_the_errbacks_output_is_checked(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A link a callback yields for 107 is dropped by the spider middleware's link check; its errback gets
+    ``ConsentDenied`` with the decision. What the errback yields is checked like any output: its link to 108 is
+    denied at ``request_scheduled`` (and reaches the errback in turn), its item naming 109 is dropped by the guard
+    pipeline, the item naming 102 (authorized) is kept."""
+    failures: list[Any] = []
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ErrbackOutputLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, failures=failures)
+    assert f"{BASE}/u/101" in result.seen, "control"
+    assert_not_served(app, {"107", "108"})
+    denied = [f.value.decision for f in failures if getattr(f.value, "decision", None) is not None]
+    assert {d.subject for d in denied} == {"107", "108"}, failures
+    names = [i["name"] for i in result.items]
+    assert secret_name("109") not in names and secret_name("102") in names, names
 
 
 # --------------------------------------------------------------------------- 12. embedded URLs a URL parser repairs
@@ -896,3 +945,63 @@ async def test_a_project_that_lists_the_guard_after_its_own_pipeline_gets_it_mov
     assert [i["name"] for i in result.items] == [secret_name("101")], "control: the guard still drops 107 at the end"
     leaked = [i for i in RecordingPipeline.stored if i.get("subject") == "107"]
     assert not leaked, f"the project's pipeline stored a denied person's item before the guard ran: {leaked}"
+
+
+class PipelineAddon:
+    """An add-on applied after consentcrawl's that puts its own (storing) pipeline before every other one."""
+
+    def update_settings(self, settings: Any) -> None:
+        settings["ITEM_PIPELINES"].set(f"{__name__}.RecordingPipeline", -5000, "addon")
+
+
+class GuardOutAddon:
+    """An add-on applied after consentcrawl's that takes the guard pipeline out."""
+
+    def update_settings(self, settings: Any) -> None:
+        settings["ITEM_PIPELINES"].set("consentcrawl.pipelines.ConsentGuardPipeline", None, "addon")
+
+
+@pytest.mark.parametrize("addon", [PipelineAddon, GuardOutAddon])
+@deferred_f_from_coro_f
+async def test_a_later_add_on_that_puts_a_pipeline_before_the_guard_stops_the_crawl(
+    addon: type, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An add-on applied after consentcrawl's (a higher number in ``ADDONS``) that adds a pipeline before the guard,
+    or takes the guard out, would let that pipeline store items the guard drops: the crawl refuses to start, with
+    one CRITICAL line naming ``ITEM_PIPELINES``, and nothing is fetched or stored."""
+    RecordingPipeline.stored = []
+    spider = make_spider("ADDONS", ListingItemsLogic)
+    spider.custom_settings = {"ADDONS": {"consentcrawl.Addon": 0, f"{__name__}.{addon.__name__}": 500}}
+    app = LenientPeople()
+    with caplog.at_level(logging.INFO), LocalServer(app) as server:
+        result = await crawl(spider, people_settings(tmp_path), proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=[f"{BASE}/people?page=1"], follow_links=False)
+    assert app.served == [], app.describe()
+    assert RecordingPipeline.stored == []
+    assert result.stats.get("finish_reason") == "consentcrawl_config_error"
+    critical = [line for line in shown_lines(caplog, logging.CRITICAL) if "consentcrawl" in line]
+    assert len(critical) == 1 and "ITEM_PIPELINES" in critical[0], shown_lines(caplog)
+
+
+@deferred_f_from_coro_f
+async def test_a_request_that_cannot_be_decided_at_scheduling_reaches_its_errback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A start request whose scheduling decision needs a lookup is decided asynchronously; when deciding raises,
+    the request is dropped, recorded as ``error.internal`` and its errback gets ``ConsentDenied`` (``scrapy shell``
+    would otherwise wait for it forever)."""
+    from consentcrawl.runtime import ConsentRuntime
+
+    async def broken(self: Any, request: Any) -> Any:
+        raise RuntimeError("store exploded")
+
+    monkeypatch.setattr(ConsentRuntime, "decide_scheduled", broken)
+    failures: list[Any] = []
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", ErrbackLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, failures=failures)
+    assert_not_served(app, {"101", "107"})
+    reasons = sorted(f.value.decision.reason for f in failures if getattr(f.value, "decision", None) is not None)
+    assert reasons == ["error.internal", "error.internal"], failures
+    assert [e["reason"] for e in result.audit if e["phase"] == "schedule"] == ["error.internal"] * 2
