@@ -20,11 +20,10 @@ from scrapy.http import Response, TextResponse
 
 from .audit.log import AuditLog
 from .config import ConsentConfig, build_decider
-from .consent.answers import RecordsNeeded, StoreAnswers
-from .deciding import UNDECIDED, Undecided
 from .decision import Decision, Evidence, Stage, deny
 from .errors import ConfigError
 from .facts import RequestFacts
+from .meta_keys import META_DECISION, META_NOFOLLOW, META_SUBJECT
 from .recording import DecisionRecording
 from .resolve import form_text
 from .response import judge_response, wants_nofollow
@@ -35,6 +34,8 @@ from .robots.hops import hop_refusal
 from .robots.meta import parse_meta_robots
 from .robots.scrapyfetch import ScrapyRobotsFetcher
 from .robots.tags import parse_robots_headers
+from .scheduling import LinkScheduling, bad_url, error_cause
+from .startup import check_handlers, check_pipelines
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -43,13 +44,6 @@ if TYPE_CHECKING:
 
 
 logger = logging.getLogger("consentcrawl")
-
-#: request meta keys (public): a request may name the person it concerns (only where its URL names none or the
-#: same one); the decision is copied into meta for the spider to read, never read back from it
-META_SUBJECT = "consentcrawl_subject"
-META_DECISION = "consentcrawl_decision"
-#: set on a response whose X-Robots-Tag / meta robots says nofollow: its links are dropped (it can only tighten)
-META_NOFOLLOW = "consentcrawl_nofollow"
 
 _ATTR = "_consentcrawl_runtime"
 #: the spider's finish reason when the configuration is invalid and the crawl refuses to start
@@ -114,7 +108,7 @@ _LOCAL_SCHEMES = frozenset({"data", "file", "about", "blob", "javascript"})
 _C0_OR_SPACE = "".join(chr(i) for i in range(0x21))
 
 
-class ConsentRuntime(DecisionRecording):
+class ConsentRuntime(LinkScheduling, DecisionRecording):
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         spider = getattr(crawler, "spider", None)
@@ -126,8 +120,8 @@ class ConsentRuntime(DecisionRecording):
         config = self.config
         cache = RobotsCache(config.robots_ttl, config.robots_retry, config.robots_retry_max, config.robots_stale)
         self.robots = ScrapyRobotsFetcher(crawler, cache, config.now, self.may_fetch_robots)
-        _check_handlers(crawler)
-        _check_pipelines(crawler)
+        check_handlers(crawler)
+        check_pipelines(crawler)
         self.audit = AuditLog(config.audit_log, sync=config.audit_sync)
         assert crawler.stats is not None
         self.stats = crawler.stats
@@ -204,7 +198,7 @@ class ConsentRuntime(DecisionRecording):
             facts = self.engine.facts(url, self.config.purpose, now, subject, form=form, is_form=is_form,
                                       host=host)
         except Exception as exc:  # noqa: BLE001 - an URL we cannot read is denied, not waved through
-            return None, _bad_url(url, exc)
+            return None, bad_url(url, exc)
         return facts, None
 
     async def prefilter(self, request: Request) -> Decision:
@@ -267,7 +261,7 @@ class ConsentRuntime(DecisionRecording):
                 raise ValueError("not an http(s) URL")
             return await self.decide_request(Request(url), phase=phase, url=url)
         except Exception as exc:  # noqa: BLE001 - fail closed
-            return self.record(_bad_url(url, exc), url, None, phase, time=self.config.now())
+            return self.record(bad_url(url, exc), url, None, phase, time=self.config.now())
 
     async def decide_response(self, request: Request, response: Response) -> Decision:
         """The response phase: the request's decision, made again if the response is for another URL (a handler
@@ -300,76 +294,6 @@ class ConsentRuntime(DecisionRecording):
         self.record(decision, url, None, "robots", time=now)
         return decision.reason
 
-    def decide_scheduled_now(self, request: Request) -> Decision | Undecided | None:
-        """The scheduling check, for a code path that cannot wait (``request_scheduled``): what the engine decides
-        without a lookup, or :data:`UNDECIDED` when it needs a person's records it has no valid answer for.
-
-        Returns a deny (recorded, or a repeat), or None when nothing denies.
-        """
-        now = self.config.now()
-        made = self.decider.now(lambda answers: self._schedule_decision(request, now, answers))
-        return made if isinstance(made, Undecided) else self._scheduled(request, now, made)
-
-    def link_batch(self) -> tuple[datetime, StoreAnswers]:
-        """The time and the store's version a page's links are pre-filtered at, read once per page: the links of
-        one page are one batch, and the send-time decision of each is made anew at its own time."""
-        return self.config.now(), self.decider.answers()
-
-    def decide_link_now(self, request: Request, batch: tuple[datetime, StoreAnswers]) -> Decision | Undecided | None:
-        """The link check without waiting: a deny (recorded, or a repeat), None when nothing denies, or
-        :data:`UNDECIDED` when it needs a person's records (then :meth:`decide_scheduled` looks them up).
-
-        Most links a page yields were seen on earlier pages: their remembered decision, still valid at the batch's
-        store version and time, is the answer, with no coroutine, lookup or new object."""
-        if request.meta.get(META_SUBJECT) is not None:
-            return UNDECIDED
-        now, answers = batch
-        made: tuple[Decision, str | None, bool]
-        try:
-            made = self.engine.decide_link(request.url, self.config.purpose, now, answers)
-        except RecordsNeeded:
-            return UNDECIDED
-        except Exception as exc:  # noqa: BLE001 - an URL we cannot read is denied, not waved through
-            made = (_bad_url(request.url, exc), None, False)
-        return self._scheduled(request, now, made)
-
-    async def decide_scheduled(self, request: Request) -> Decision | None:
-        """The scheduling check (the link check in the spider middleware, and deferred ``request_scheduled``
-        checks): terms and the person, the records looked up when needed. A deny (recorded, or a repeat), or None.
-
-        A page links the same people again and again, and a denied link never reaches Scrapy's dupefilter: a
-        link whose decision the engine hands back unchanged (:meth:`PolicyEngine.decide_link`) is that same
-        decision again, counted in ``consentcrawl/schedule/repeated`` but not recorded or counted as a new one.
-        """
-        now = self.config.now()
-        made = await self.decider.run(lambda answers: self._schedule_decision(request, now, answers))
-        return self._scheduled(request, now, made)
-
-    def _schedule_decision(self, request: Request, now: datetime,
-                           answers: StoreAnswers) -> tuple[Decision, str | None, bool]:
-        """The scheduling decision, the canonical URL and whether it is a repeat; raises RecordsNeeded."""
-        url = request.url
-        if request.meta.get(META_SUBJECT) is not None:
-            facts, bad = self.facts_for(request, url, now)
-            if facts is None:
-                assert bad is not None
-                return bad, None, False
-            return self.engine.decide_consent(facts, answers), facts.canonical.url, False
-        try:
-            return self.engine.decide_link(url, self.config.purpose, now, answers)
-        except Exception as exc:  # noqa: BLE001 - an URL we cannot read is denied, not waved through
-            return _bad_url(url, exc), None, False
-
-    def _scheduled(self, request: Request, now: datetime,
-                   made: tuple[Decision, str | None, bool]) -> Decision | None:
-        decision, canonical, repeat = made
-        if decision.allowed:
-            return None
-        if repeat:
-            self.count("consentcrawl/schedule/repeated")
-            return decision
-        return self.record(decision, request.url, canonical, "schedule", time=now)
-
     async def decide_item(self, platform: str | None, subject: str, url: str | None) -> Decision:
         now = self.config.now()
         decision = await self.decider.decide_subject(platform, subject, self.config.purpose, now)
@@ -391,7 +315,7 @@ class ConsentRuntime(DecisionRecording):
                 directives += parse_meta_robots(body, token, encoding)
         except Exception as exc:  # noqa: BLE001 - a crash reading the signals must deny, not skip them
             decision = deny(Stage.ERROR, "error.internal", subject=prior.subject, platform=prior.platform,
-                            evidence=(_error_cause(exc, response.url),))
+                            evidence=(error_cause(exc, response.url),))
             return self.record(decision, response.url, None, "response", time=now)
         if not directives:
             return prior
@@ -408,52 +332,3 @@ class ConsentRuntime(DecisionRecording):
         decision = deny(Stage.RESPONSE, "response.nofollow", evidence=(
             Evidence("nofollow", response.url, {"link": dropped.url}),))
         return self.record(decision, dropped.url, None, "output", time=self.config.now())
-
-def _check_handlers(crawler: Crawler) -> None:
-    """The send-time decision is a download handler: an add-on or setting applied after ours that replaced it
-    for http(s) would send requests with only the pre-filters' say. Refuse to start instead."""
-    from .handler import ConsentHTTPDownloadHandler, ConsentHTTPSDownloadHandler
-
-    handlers = crawler.settings.getwithbase("DOWNLOAD_HANDLERS")
-    for scheme, ours in (("http", ConsentHTTPDownloadHandler), ("https", ConsentHTTPSDownloadHandler)):
-        current = handlers.get(scheme)
-        path = current if isinstance(current, str) else f"{current.__module__}.{current.__qualname__}"
-        if path != f"{ours.__module__}.{ours.__qualname__}":
-            raise ConfigError(f"the {scheme} download handler is {path}, not consentcrawl's send-time decision: "
-                              "another add-on or setting replaced it after consentcrawl's add-on; give "
-                              "consentcrawl.Addon a higher number in ADDONS than the add-on that sets "
-                              "DOWNLOAD_HANDLERS", source="DOWNLOAD_HANDLERS")
-
-
-def _check_pipelines(crawler: Crawler) -> None:
-    """The guard pipeline must run before every other item pipeline (a pipeline that stores items must never see
-    one the guard drops). The add-on moves it first (``Addon._guard_first``), but an add-on or setting applied
-    after ours can add a pipeline before it, or take it out. Refuse to start instead."""
-    from .pipelines import ConsentGuardPipeline
-
-    def path(obj: Any) -> str:
-        return obj if isinstance(obj, str) else f"{obj.__module__}.{obj.__qualname__}"
-
-    guard = path(ConsentGuardPipeline)
-    numbers: dict[str, Any] = {}
-    for key, number in crawler.settings.getwithbase("ITEM_PIPELINES").items():
-        numbers[path(key)] = number  # as Scrapy builds the list: of two keys naming one class, the last counts
-    number = numbers.get(guard)
-    if number is None:
-        raise ConfigError(f"{guard} is not in it (another add-on or setting took it out after consentcrawl's "
-                          "add-on): items would reach the other pipelines unchecked", source="ITEM_PIPELINES")
-    before = sorted(f"{k} ({n})" for k, n in numbers.items() if k != guard and n is not None and n <= number)
-    if before:
-        raise ConfigError(f"{guard} ({number}) is not the first item pipeline: {', '.join(before)} would see "
-                          "items before it; another add-on or setting added it after consentcrawl's add-on; give "
-                          "consentcrawl.Addon a higher number in ADDONS than that add-on, or give the pipeline a "
-                          "number above the guard's", source="ITEM_PIPELINES")
-
-
-def _error_cause(exc: BaseException, where: str) -> Evidence:
-    return Evidence("error", where, {"error": type(exc).__name__, "message": str(exc)})
-
-
-def _bad_url(url: str, exc: BaseException) -> Decision:
-    """The deny for a URL we cannot read (``error.bad-url``), with the reason in its evidence."""
-    return deny(Stage.ERROR, "error.bad-url", evidence=(_error_cause(exc, url),))
