@@ -132,7 +132,6 @@ class ConsentSpiderMiddleware(RuntimeComponent):
         nofollow = self.runtime.nofollow(response.request)
         runtime = self.runtime
         enforce = runtime.enforce
-        batch = runtime.link_batch()  # one store version and one time for the page's links
         async for obj in result:
             if denied and enforce:
                 runtime.count("consentcrawl/output_dropped")
@@ -146,9 +145,7 @@ class ConsentSpiderMiddleware(RuntimeComponent):
                 if not _skip(runtime, obj):
                     # the scheduling check, made here where it is cheapest: a link dropped now never costs a
                     # signal dispatch, and the request_scheduled guard skips this request object at this URL
-                    denial = runtime.decide_link_now(obj, batch)
-                    if isinstance(denial, Undecided):  # a person's records are needed: looked up, awaited
-                        denial = await runtime.decide_scheduled(obj)
+                    denial = await runtime.decide_scheduled(obj)
                     if denial is not None and enforce:
                         _fail(runtime.crawler, obj, ConsentDenied(denial))
                         continue

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 
 from scrapy import Request
 
-from .consent.answers import RecordsNeeded, StoreAnswers
-from .deciding import UNDECIDED, Decider, Undecided
+from .consent.answers import StoreAnswers
+from .deciding import Decider, Undecided
 from .decision import Decision, Evidence, Stage, deny
 from .meta_keys import META_SUBJECT
 
@@ -47,29 +47,6 @@ class LinkScheduling:
         now = self.config.now()
         made = self.decider.now(lambda answers: self._schedule_decision(request, now, answers))
         return made if isinstance(made, Undecided) else self._scheduled(request, now, made)
-
-    def link_batch(self) -> tuple[datetime, StoreAnswers]:
-        """The time and the store's version a page's links are pre-filtered at, read once per page: the links of
-        one page are one batch, and the send-time decision of each is made anew at its own time."""
-        return self.config.now(), self.decider.answers()
-
-    def decide_link_now(self, request: Request, batch: tuple[datetime, StoreAnswers]) -> Decision | Undecided | None:
-        """The link check without waiting: a deny (recorded, or a repeat), None when nothing denies, or
-        :data:`UNDECIDED` when it needs a person's records (then :meth:`decide_scheduled` looks them up).
-
-        Most links a page yields were seen on earlier pages: their remembered decision, still valid at the batch's
-        store version and time, is the answer, with no coroutine, lookup or new object."""
-        if request.meta.get(META_SUBJECT) is not None:
-            return UNDECIDED
-        now, answers = batch
-        made: tuple[Decision, str | None, bool]
-        try:
-            made = self.engine.decide_link(request.url, self.config.purpose, now, answers)
-        except RecordsNeeded:
-            return UNDECIDED
-        except Exception as exc:  # noqa: BLE001 - an URL we cannot read is denied, not waved through
-            made = (bad_url(request.url, exc), None, False)
-        return self._scheduled(request, now, made)
 
     async def decide_scheduled(self, request: Request) -> Decision | None:
         """The scheduling check (the link check in the spider middleware, and deferred ``request_scheduled``
