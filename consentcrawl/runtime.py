@@ -133,8 +133,6 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         self._link_checked: weakref.WeakKeyDictionary[Request, str] = weakref.WeakKeyDictionary()
         #: Scrapy filters by level in its handler, not on the logger: skip building DEBUG lines nobody keeps
         self._debug = crawler.settings.get("LOG_LEVEL", "DEBUG") in ("DEBUG", logging.DEBUG)
-        #: counts not yet added to Scrapy's stats (they are added once per loop turn)
-        self._counts: dict[str, int] = {}
         self._turn_scheduled = False
         self._waiters: list[asyncio.Future[None]] = []  #: decisions waiting for this turn's audit write
         self.stats.set_value("consentcrawl/purpose", config.purpose)
