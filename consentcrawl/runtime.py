@@ -32,7 +32,10 @@ from .robots.fetch import RobotsFile
 from .robots.hops import hop_refusal
 from .robots.meta import parse_meta_robots
 from .robots.scrapyfetch import ScrapyRobotsFetcher
+from .robots.signalfetch import ScrapySignalFetcher
 from .robots.tags import parse_robots_headers
+from .signalphase import check_signals, decide_full
+from .signals.fetch import SignalFileCache
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -125,6 +128,7 @@ class ConsentRuntime(DecisionRecording):
         config = self.config
         cache = RobotsCache(config.robots_ttl, config.robots_retry, config.robots_retry_max, config.robots_stale)
         self.robots = ScrapyRobotsFetcher(crawler, cache, config.now, self.may_fetch_robots)
+        self.site_signals = _signal_fetcher(self.robots, config, self.may_fetch_signal)
         _check_handlers(crawler)
         self.audit = AuditLog(config.audit_log, sync=config.audit_sync)
         assert crawler.stats is not None
@@ -220,7 +224,7 @@ class ConsentRuntime(DecisionRecording):
                 now = self.config.now()  # read after the wait for robots.txt
                 facts, decision = self.facts_for(request, url, now)
                 if facts is not None:
-                    decision = await self.decider.decide(facts, robots)
+                    decision = await decide_full(self, facts, robots)
         assert decision is not None
         if decision.allowed:
             return decision
@@ -238,7 +242,9 @@ class ConsentRuntime(DecisionRecording):
         now = self.config.now()
         facts, decision = self.facts_for(request, url, now)
         if facts is not None:
-            decision = await self.decider.decide(facts, self.robots.cached(facts.canonical.origin))
+            origin = facts.canonical.origin
+            robots = self.robots.cached(origin)
+            decision = await self.decider.decide(facts, robots, self.site_signals.cached(origin, robots))
         assert decision is not None
         decision = await self.record_grouped(decision, url, facts.canonical.url if facts else None, "request",
                                              time=now)
@@ -254,7 +260,7 @@ class ConsentRuntime(DecisionRecording):
             now = self.config.now()
             facts, decision = self.facts_for(request, url, now)
             if facts is not None:
-                decision = await self.decider.decide(facts, robots)
+                decision = await decide_full(self, facts, robots)
         else:
             now = self.config.now()
         assert decision is not None
@@ -279,6 +285,8 @@ class ConsentRuntime(DecisionRecording):
             decision = await self.decide_request(request, phase="response", url=response.url)
         if decision.allowed:
             decision = self.check_response(request, response, decision)
+        if decision.allowed:
+            decision = await check_signals(self, request, response, decision)
         self._remember(request, response.url, decision)
         return decision
 
@@ -298,6 +306,16 @@ class ConsentRuntime(DecisionRecording):
         if decision is None:
             return None
         self.record(decision, url, None, "robots", time=now)
+        return decision.reason
+
+    async def may_fetch_signal(self, url: str, own_url: bool) -> str | None:
+        """A signal file's hop (tdmrep.json, ai.txt, an RSL licence) is fetched only if we would fetch that URL;
+        a terms-stage deny does not stop the file itself (reading a site's terms is not collecting its data)."""
+        now = self.config.now()
+        decision = await hop_refusal(self.decider, url, self.config.purpose, now, terms_file=own_url)
+        if decision is None:
+            return None
+        self.record(decision, url, None, "signals", time=now)
         return decision.reason
 
     def decide_scheduled_now(self, request: Request) -> Decision | Undecided | None:
@@ -400,6 +418,12 @@ def _check_handlers(crawler: Crawler) -> None:
                               "another add-on or setting replaced it after consentcrawl's add-on; give "
                               "consentcrawl.Addon a higher number in ADDONS than the add-on that sets "
                               "DOWNLOAD_HANDLERS", source="DOWNLOAD_HANDLERS")
+
+
+def _signal_fetcher(robots: ScrapyRobotsFetcher, config: ConsentConfig, may_fetch: Any) -> ScrapySignalFetcher:
+    """The site's signal files, fetched with robots.txt's machinery and its TTL and retry settings."""
+    cache = SignalFileCache(config.robots_ttl, config.robots_retry, config.robots_retry_max)
+    return ScrapySignalFetcher(robots, cache, config.now, may_fetch, config.signal_policy.conservative)
 
 
 def _error_cause(exc: BaseException, where: str) -> Evidence:
