@@ -204,19 +204,26 @@ class ObjectMemo(Generic[_O, _V]):
 
 
 class SignalMemo(Generic[_V]):
-    """The site check's decisions by the identity of their inputs (the rule in the module's docstring)."""
+    """The site check's decisions by the identity of their inputs (the rule in the module's docstring).
+
+    ``inputs`` are the four objects (signal files, robots.txt, platform, policy), compared by identity; ``extra``
+    are values (URL or None, purpose, token), compared by equality. The key holds the objects' ids; the entry holds
+    the objects themselves, so an id reused by a new object after the old one was freed is never a hit."""
+
+    __slots__ = ("_entries",)
 
     def __init__(self, size: int) -> None:
-        self._entries: Recent[tuple[Any, ...], tuple[tuple[Any, ...], _V]] = Recent(size)
+        self._entries: Recent[tuple[Any, ...], tuple[Any, Any, Any, Any, _V]] = Recent(size)
 
-    def get(self, inputs: tuple[Any, ...], extra: tuple[Hashable, ...], compute: Callable[[], _V]) -> _V:
-        """The value for ``inputs`` (objects, compared by identity) and ``extra`` (values, compared by equality)."""
-        key = (*map(id, inputs), *extra)
+    def get(self, files: Any, robots: Any, platform: Any, policy: Any, extra: tuple[Hashable, ...],
+            compute: Callable[[], _V]) -> _V:
+        key = (id(files), id(robots), id(platform), id(policy), extra)
         entry = self._entries.get(key)
-        if entry is not None and all(a is b for a, b in zip(entry[0], inputs, strict=True)):
-            return entry[1]
+        if (entry is not None and entry[0] is files and entry[1] is robots and entry[2] is platform
+                and entry[3] is policy):
+            return entry[4]
         value = compute()
-        self._entries.put(key, (inputs, value))
+        self._entries.put(key, (files, robots, platform, policy, value))
         return value
 
 

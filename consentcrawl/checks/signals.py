@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ..cache import ObjectMemo, SignalMemo
+from ..cache import SignalMemo
 from ..decision import Evidence
 from ..robots.fetch import RobotsStatus
 from ..signals.evaluate import SiteFiles
@@ -52,7 +52,9 @@ class SiteSignalsCheck:
 
     def __init__(self) -> None:
         self._memo: SignalMemo[tuple[tuple[Evidence, ...], Outcome | None]] = SignalMemo(8192)
-        self._free: ObjectMemo[SiteFiles, bool] = ObjectMemo(1024)
+        #: whether the files last seen say nothing path-dependent (a crawl decides one origin's pages in runs)
+        self._last_files: SiteFiles | None = None
+        self._last_free = False
 
     def check(self, ctx: CheckContext) -> Outcome | None:
         facts = ctx.facts
@@ -63,13 +65,17 @@ class SiteSignalsCheck:
         robots = ctx.robots
         policy = ctx.signal_policy or DEFAULT_POLICY
         platform = ctx.platform
+        if files is self._last_files:
+            free = self._last_free
+        else:
+            free = self._last_free = path_free(files)
+            self._last_files = files
         url = facts.canonical.url
-        key_url = None if self._free.get(files, path_free) else url
         evidence, outcome = self._memo.get(
-            (files, robots, platform, policy), (key_url, ctx.purpose, ctx.token),
+            files, robots, platform, policy, (None if free else url, ctx.purpose, ctx.token),
             lambda: self._decide(files, robots, policy, ctx, url))
-        for entry in evidence:
-            ctx.cite(entry)
+        if evidence:
+            ctx.evidence.extend(evidence)
         return outcome
 
     @staticmethod
