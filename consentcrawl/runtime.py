@@ -33,8 +33,11 @@ from .robots.fetch import RobotsFile
 from .robots.hops import hop_refusal
 from .robots.meta import parse_meta_robots
 from .robots.scrapyfetch import ScrapyRobotsFetcher
+from .robots.signalfetch import ScrapySignalFetcher
 from .robots.tags import parse_robots_headers
 from .scheduling import LinkScheduling, bad_url, error_cause
+from .signalphase import check_signals, decide_full
+from .signals.fetch import SignalFileCache
 from .startup import check_handlers, check_pipelines
 
 if TYPE_CHECKING:
@@ -120,6 +123,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         config = self.config
         cache = RobotsCache(config.robots_ttl, config.robots_retry, config.robots_retry_max, config.robots_stale)
         self.robots = ScrapyRobotsFetcher(crawler, cache, config.now, self.may_fetch_robots)
+        self.site_signals = _signal_fetcher(self.robots, config, self.may_fetch_signal)
         check_handlers(crawler)
         check_pipelines(crawler)
         self.audit = AuditLog(config.audit_log, sync=config.audit_sync)
@@ -212,7 +216,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
             if not self.drops(decision):  # in report mode too: robots.txt is enforced there, so it must be known
                 robots = await self._robots_for(facts)
                 facts = replace(facts, now=self.config.now())  # the time read after the wait for robots.txt
-                decision = await self.decider.decide(facts, robots)
+                decision = await decide_full(self, facts, robots)
         assert decision is not None
         if decision.allowed:
             return decision
@@ -230,7 +234,9 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         now = self.config.now()
         facts, decision = self.facts_for(request, url, now)
         if facts is not None:
-            decision = await self.decider.decide(facts, self.robots.cached(facts.canonical.origin))
+            origin = facts.canonical.origin
+            robots = self.robots.cached(origin)
+            decision = await self.decider.decide(facts, robots, self.site_signals.cached(origin, robots))
         assert decision is not None
         decision = await self.record_grouped(decision, url, facts.canonical.url if facts else None, "request",
                                              time=now)
@@ -246,7 +252,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
             now = self.config.now()
             facts, decision = self.facts_for(request, url, now)
             if facts is not None:
-                decision = await self.decider.decide(facts, robots)
+                decision = await decide_full(self, facts, robots)
         else:
             now = self.config.now()
         assert decision is not None
@@ -271,6 +277,8 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
             decision = await self.decide_request(request, phase="response", url=response.url)
         if decision.allowed:
             decision = self.check_response(request, response, decision)
+        if decision.allowed:
+            decision = await check_signals(self, request, response, decision)
         self._remember(request, response.url, decision)
         return decision
 
@@ -290,6 +298,16 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         if decision is None:
             return None
         self.record(decision, url, None, "robots", time=now)
+        return decision.reason
+
+    async def may_fetch_signal(self, url: str, own_url: bool) -> str | None:
+        """A signal file's hop (tdmrep.json, ai.txt, an RSL licence) is fetched only if we would fetch that URL;
+        a terms-stage deny does not stop the file itself (reading a site's terms is not collecting its data)."""
+        now = self.config.now()
+        decision = await hop_refusal(self.decider, url, self.config.purpose, now, terms_file=own_url)
+        if decision is None:
+            return None
+        self.record(decision, url, None, "signals", time=now)
         return decision.reason
 
     async def decide_item(self, platform: str | None, subject: str, url: str | None) -> Decision:
@@ -330,3 +348,9 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         decision = deny(Stage.RESPONSE, "response.nofollow", evidence=(
             Evidence("nofollow", response.url, {"link": dropped.url}),))
         return self.record(decision, dropped.url, None, "output", time=self.config.now())
+
+
+def _signal_fetcher(robots: ScrapyRobotsFetcher, config: ConsentConfig, may_fetch: Any) -> ScrapySignalFetcher:
+    """The site's signal files, fetched with robots.txt's machinery and its TTL and retry settings."""
+    cache = SignalFileCache(config.robots_ttl, config.robots_retry, config.robots_retry_max)
+    return ScrapySignalFetcher(robots, cache, config.now, may_fetch, config.signal_policy.conservative)
