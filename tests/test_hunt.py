@@ -3,8 +3,9 @@ fresh-eyes review of branch ``hunt`` (a copy of main at b9db50f).
 
 Each test runs a real crawl (in-process, or ``scrapy`` in a subprocess where the crawl can hang) against the
 lenient ``people`` site of :mod:`tests.lenient` and judges by the site's own served log, by the log lines a user
-sees, or by whether the crawl ends. Tests marked FINDING fail on the current code; tests marked PIN pass and
-cover an attack no other test covers (kept as regression guards).
+sees, or by whether the crawl ends. Each test marked "Fixed" failed on the code it was found on and passes since its
+fix (the docstring keeps the attack and the cause it had); tests marked PIN passed from the start and cover an
+attack no other test covers (kept as regression guards).
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def _run_scrapy(project: Path, proxy: str, timeout: float) -> tuple[int | None, 
 def test_robots_txt_5xx_with_scrapys_retry_denies_the_origin_and_ends(
     kind: str, status: int, tmp_path: Path,
 ) -> None:
-    """FINDING (availability; fail-closed, no leak). With Scrapy's default ``RETRY_ENABLED = True`` (every test
+    """Fixed (availability; fail-closed, no leak). With Scrapy's default ``RETRY_ENABLED = True`` (every test
     of the robots stage sets it to False), a robots.txt that answers 5xx (or times out) hangs the crawl forever:
     ``CLOSESPIDER_TIMEOUT`` fires ("Closing spider (closespider_timeout)") but the spider never closes.
 
@@ -145,7 +146,7 @@ def test_robots_txt_5xx_with_scrapys_retry_denies_the_origin_and_ends(
 
 
 def test_robots_txt_timeout_with_scrapys_retry_ends(tmp_path: Path) -> None:
-    """FINDING (availability), the same deadlock for a robots.txt that times out (``DOWNLOAD_TIMEOUT = 3``, the
+    """Fixed (availability), the same deadlock for a robots.txt that times out (``DOWNLOAD_TIMEOUT = 3``, the
     server answers after 10 s): RetryMiddleware retries ``TimeoutError`` with a copy, which deadlocks as above."""
     from consentcrawl_demo.server import Response
 
@@ -165,7 +166,7 @@ def test_robots_txt_timeout_with_scrapys_retry_ends(tmp_path: Path) -> None:
 
 
 def test_one_link_to_a_dead_host_does_not_hang_the_crawl(tmp_path: Path) -> None:
-    """FINDING (availability), the same deadlock as above reached from an ordinary crawl: the people site's
+    """Fixed (availability), the same deadlock as above reached from an ordinary crawl: the people site's
     robots.txt is fine, but one start URL is on a host that is down (the proxy answers 502 for it, as a real
     proxy or CDN does; a DNS failure or a refused connection is retried the same way). Its robots.txt request is
     retried, the retry deadlocks, and the crawl of everything else never finishes."""
@@ -203,7 +204,7 @@ class MetaCopyLogic(ListLogic):
 async def test_a_denied_link_with_copied_meta_is_not_logged_at_warning(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """FINDING (data leak into the log: a denied person's URL at WARNING). Scrapy 2.19's
+    """Fixed (data leak into the log: a denied person's URL at WARNING). Scrapy 2.19's
     ``MetaCopyDetectionMiddleware`` (spider middleware, priority 1000) warns once per crawl about a yielded
     request that carries ``download_latency`` & co. copied from ``response.meta``, and the warning quotes the
     target request: ``target request: <GET http://people.example/u/107>``. It runs on the callback's output before
@@ -227,7 +228,7 @@ async def test_a_denied_link_with_copied_meta_is_not_logged_at_warning(
 async def test_a_long_denied_link_is_not_logged_at_info(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """FINDING (data leak into the log, cosmetic: a denied person's URL at INFO). ``UrlLengthMiddleware``
+    """Fixed (data leak into the log, cosmetic: a denied person's URL at INFO). ``UrlLengthMiddleware``
     (priority 800) logs ``Ignoring link (url length > 2083): http://people.example/u/107?...`` at INFO, before
     ``ConsentSpiderMiddleware`` (priority 5) has denied the link. Same cause as the test above."""
     long_link = "/u/107?utm_source=" + "x" * 2100
@@ -277,7 +278,7 @@ class EditStoreLogic(ListLogic):
 async def test_a_store_error_mid_crawl_does_not_log_record_values_at_error(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """FINDING (data leak into the log: a withdrawing person's record values at ERROR). A withdrawal appended
+    """Fixed (data leak into the log: a withdrawing person's record values at ERROR). A withdrawal appended
     during a crawl with a malformed value makes the file store fail closed (good: 102 and 103 are not fetched),
     but its ERROR line quotes the value: ``'revoked_at': '2026-03-01 (by email from Jane Roe,
     jane.roe@mail.example)' is not an ISO-8601 date``.
@@ -332,7 +333,7 @@ def _gzipped(html_body: str) -> Any:
 async def test_meta_robots_in_a_gzip_body_is_read(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """FINDING (data leak: a response that must be dropped reaches the callback, the items and the cache).
+    """Fixed (data leak: a response that must be dropped reaches the callback, the items and the cache).
     For an ``ai-training`` crawl, ``<meta name="robots" content="noai">`` drops the page (``response.meta-robots``)
     — when it is served uncompressed. Served with ``Content-Encoding: gzip`` (what most servers do: Scrapy sends
     ``Accept-Encoding: gzip, deflate, br, zstd``), the same page reaches the callback and its data is an item.
@@ -401,7 +402,7 @@ class ProfileFieldsLogic(ListLogic):
 async def test_fields_outside_the_grant_are_removed_from_a_profile_item_without_subject(
     kind: str, with_subject: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """FINDING (data leak: fields the platform's grant does not cover reach the feed/pipelines). The platform
+    """Fixed (data leak: fields the platform's grant does not cover reach the feed/pipelines). The platform
     grants ``fields: [name]``. An item from a profile page that names its person in ``subject`` loses ``email``
     (control, passes); the same item without a ``subject`` field keeps it, although the page's decision (stamped
     in the item's provenance: ``subject: "101"``, ``platform: "people"``, ``reason: subject.authorized``) says
@@ -494,7 +495,7 @@ def _ftp_server(root: Path, retrieved: list[str]) -> Any:
 async def test_a_platform_host_over_ftp_is_denied(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """FINDING (fetch of a denied person, fail-open by scheme). The platform lists its host (here ``127.0.0.1``)
+    """Fixed (fetch of a denied person, fail-open by scheme). The platform lists its host (here ``127.0.0.1``)
     and the profile template ``/u/{subject}``; 107 has no authorization. ``http://127.0.0.1/u/107`` is denied,
     but ``ftp://127.0.0.1:PORT/u/107`` is fetched by Scrapy's default ``ftp`` handler with no robots, terms or
     subject decision and no audit line, and the page reaches the callback and the items.
@@ -563,7 +564,7 @@ async def test_crawl_delay_is_kept_per_origin_across_download_slots(
 async def test_robots_rules_are_matched_against_every_lenient_reading(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """FINDING (robots leg; fetch of a page robots.txt disallows, including a person's profile the site
+    """Fixed (robots leg; fetch of a page robots.txt disallows, including a person's profile the site
     keeps out of crawlers). robots.txt says ``Disallow: /@alice`` (a platform that honours a user's "hide my
     profile from crawlers" setting this way) and ``Disallow: /private/``. The lenient site reads ``/@Alice`` as
     alice (handles are case-insensitive: the subject leg agrees, and alice's record allows), and
@@ -860,7 +861,7 @@ def whatwg_fetch_api(app: LenientPeople, api_host: str = "api.example") -> Any:
 async def test_an_embedded_platform_url_without_a_full_scheme_is_read(
     url: str, person: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """FINDING (fetch of a denied person through a fetch-through service). The README: "A URL that embeds a
+    """Fixed (fetch of a denied person through a fetch-through service). The README: "A URL that embeds a
     platform's URL (``https://api.example/fetch?url=...``, an open redirect, a fetch-through service) is that
     page's person's." That holds for ``url=http://people.example/u/112`` (denied), but not for the spellings
     every WHATWG URL parser (and every classic open-redirect bypass) repairs: ``//people.example/u/107``,
@@ -883,7 +884,7 @@ async def test_an_embedded_platform_url_without_a_full_scheme_is_read(
 async def test_a_platform_url_in_a_form_body_to_a_fetch_api_is_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """FINDING (fetch of a denied person through a fetch-through service). The same full URL that is denied in
+    """Fixed (fetch of a denied person through a fetch-through service). The same full URL that is denied in
     the query (``/fetch?url=http://people.example/u/112``, the control above) is ``terms.off-platform`` when it is
     POSTed as a form field (``FormRequest("http://api.example/fetch", formdata={"url": ...})``), which scraping
     APIs accept as well; the service fetches 107's profile.
@@ -925,7 +926,7 @@ class ListingItemsLogic(ListLogic):
 async def test_a_project_that_lists_the_guard_after_its_own_pipeline_gets_it_moved_first(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """FINDING (fail-open configuration). A project that lists the guard in its own ``ITEM_PIPELINES`` the way
+    """Fixed (fail-open configuration). A project that lists the guard in its own ``ITEM_PIPELINES`` the way
     Scrapy's docs number pipelines (``{"consentcrawl.pipelines.ConsentGuardPipeline": 300, "...Db": 100}``)
     gets its database pipeline run first: it stores the item naming 107 (who is then dropped, too late). No
     warning or configuration error says the guard is not first.
