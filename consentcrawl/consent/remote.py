@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import OrderedDict
@@ -90,7 +91,8 @@ def records_from_json(items: Any, source: str, platforms: PlatformRegistry, plat
         if record.platform != platform or keyfn(record.subject) != key:
             raise StoreUnavailable(f"authorization store {source} answered with record {number} of another "
                                    "person than the one asked for")
-        records.append(record)
+        where = f"record_id {record.record_id}" if record.record_id else f"record {number} of the answer"
+        records.append(dataclasses.replace(record, source=f"{source} ({where})"))
     return tuple(records)
 
 
