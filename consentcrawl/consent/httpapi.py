@@ -105,7 +105,7 @@ class HTTPConsentStore(FeedStore):
 
     # -- the network ----------------------------------------------------------------------------------------------
 
-    async def _start(self) -> None:
+    def _start(self) -> None:
         self._since = None
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), headers=self._headers,
                                          follow_redirects=False, trust_env=True)

@@ -115,7 +115,7 @@ class RedisStore(FeedStore):
     def __repr__(self) -> str:
         return f"<RedisStore {self.source}>"
 
-    async def _start(self) -> None:
+    def _start(self) -> None:
         import redis.asyncio
 
         self._last_id = None

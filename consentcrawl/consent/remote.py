@@ -186,8 +186,8 @@ class FeedStore:
     async def _follow(self) -> None:
         raise NotImplementedError
 
-    async def _start(self) -> None:
-        """Open the clients on the running loop (the feed starts from scratch: nothing is remembered)."""
+    def _start(self) -> None:
+        """Open the clients on the running loop, without waiting (the feed starts from scratch)."""
 
     async def _stop(self) -> None:
         """Close the clients of the loop they were opened on."""
@@ -215,7 +215,7 @@ class FeedStore:
                 self._confirmed_at = None
                 self._cache.clear()
                 self._generation += 1
-                await self._start()
+                self._start()
             self._first = asyncio.Event()
             self._task = loop.create_task(self._run(self._first), name=f"consentcrawl feed {self.source}")
         if self._confirmed_at is None and self._first is not None:
