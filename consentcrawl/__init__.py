@@ -16,9 +16,9 @@ from .consent.sqlite import SQLiteStore
 from .consent.store import AuthorizationStore, MemoryStore, SyncAuthorizationStore
 from .decision import Decision, Evidence, Stage, Verdict
 from .errors import AuditUnavailable, ConfigError, ConsentError, StoreUnavailable
+from .meta_keys import META_DECISION, META_NOFOLLOW, META_SUBJECT
 from .middlewares import ConsentDenied
 from .pipelines import ConsentDropItem
-from .runtime import META_DECISION, META_NOFOLLOW, META_SUBJECT
 from .spider import ConsentSpider
 
 __version__ = "0.1.0"

@@ -3,15 +3,24 @@
 - :func:`apply_crawl_delay`: a robots.txt ``Crawl-delay`` spaces requests through the download slot. Scrapy has
   no public API to set one slot's delay from a middleware (``DOWNLOAD_SLOTS`` is read once at start).
 - :func:`fail_crawl`: ``scrapy crawl`` exits non-zero after a crawl that refused to start for its configuration.
+- :func:`fail_request`: a request dropped before the downloader (the link check, ``request_scheduled``) reaches its
+  errback the way Scrapy hands it an ``IgnoreRequest`` raised by a downloader middleware: through the scraper.
+- :func:`awaited_by_caller`: ``scrapy shell``'s ``fetch`` waits on a request through its callbacks.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
+
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
 
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
+
+logger = logging.getLogger("consentcrawl")
 
 
 def apply_crawl_delay(crawler: Crawler, request: Request, delay: float) -> None:
@@ -45,3 +54,30 @@ def fail_crawl(crawler: Crawler) -> None:
     spider reference is dropped once the engine has stopped and nothing needs it any more.
     """
     crawler.spider = None  # type: ignore[assignment]
+
+
+def fail_request(crawler: Crawler, request: Request, error: Exception) -> bool:
+    """Call the errback of a request dropped before the downloader with ``error``, as Scrapy would have.
+
+    Scrapy calls an errback for an ``IgnoreRequest`` raised by a downloader middleware (the engine hands the failure
+    to ``Scraper.enqueue_scrape``), not for a request dropped at ``request_scheduled`` or by a spider middleware. The
+    failure goes the same way here, so the errback runs as for any download error and its output is handled as
+    any errback's: its requests are scheduled (and checked at ``request_scheduled``), its items go through the item
+    pipelines (the guard first). The scraper's queue keeps the spider open until the errback has run.
+
+    Returns whether the errback was handed the failure (False: the request has none, or the spider is closed).
+    """
+    if request.errback is None:
+        return False
+    engine = crawler.engine
+    scraper = getattr(engine, "scraper", None)
+    if scraper is None or getattr(scraper, "slot", None) is None:
+        return False
+    scraper.enqueue_scrape(Failure(error), request)
+    return True
+
+
+def awaited_by_caller(request: Request) -> bool:
+    """Whether code outside the spider waits on this request: ``scrapy shell``'s ``fetch`` (and anything else built
+    on ``scrapy.shell._request_deferred``) replaces the callbacks with a ``Deferred``'s."""
+    return isinstance(getattr(request.errback, "__self__", None), Deferred)

@@ -37,18 +37,28 @@ on them. A store's failure is never remembered.
 **Memos of evidence** (:class:`ObjectMemo`): values worked out from an immutable input (a robots.txt file, a
 platform, a record) once per object, keyed by ``id()`` and holding the object, so an entry is only used for it.
 
+**The site signals' decisions** (:class:`SignalMemo`, used by the site check of ``consentcrawl.checks.signals``):
+what combining an origin's site-level signals gives, per (signal files, robots.txt, platform, policy, URL,
+purpose). Validity rule: an entry is used only while every input object is the *very same object* it was computed
+from (identity, checked with ``is``; the entry holds them, so an id is never reused for another object while it is
+kept). Every input is immutable: the adapters build a new :class:`~consentcrawl.signals.evaluate.SiteFiles` when
+any file is fetched again, a reloaded configuration is a new platform and policy, so a changed input is a miss,
+never a stale hit. The decision time is not an input: a signal file's freshness (TTL) is the adapter's, which
+hands in a new object when it refetches. When none of the files says anything that depends on the path (no
+tdmrep.json entries, no robots.txt ``Content-Usage`` or ``License`` lines, no ai.txt rules) the URL is left out of
+the key: one entry serves every page of the origin.
+
 Pure: no Scrapy, no I/O, no clock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from .decision import Decision, Evidence, Stage, Verdict, new_decision_id
+from .decision import Decision, Evidence, new_decision_id
 from .recent import Recent
 
 if TYPE_CHECKING:
@@ -57,7 +67,7 @@ if TYPE_CHECKING:
     from .facts import RequestFacts
     from .terms.platforms import Platform
 
-__all__ = ["ConsentCache", "Made", "ObjectMemo", "consent_key", "renew"]
+__all__ = ["ConsentCache", "Made", "ObjectMemo", "SignalMemo", "consent_key", "renew"]
 
 _O = TypeVar("_O")
 _V = TypeVar("_V")
@@ -192,32 +202,30 @@ class ObjectMemo(Generic[_O, _V]):
         return entry[1]
 
 
-def _renew_slow(decision: Decision) -> Decision:
+class SignalMemo(Generic[_V]):
+    """The site check's decisions by the identity of their inputs (the rule in the module's docstring).
+
+    ``inputs`` are the four objects (signal files, robots.txt, platform, policy), compared by identity; ``extra``
+    are values (URL or None, purpose, token), compared by equality. The key holds the objects' ids; the entry holds
+    the objects themselves, so an id reused by a new object after the old one was freed is never a hit."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self, size: int) -> None:
+        self._entries: Recent[tuple[Any, ...], tuple[Any, Any, Any, Any, _V]] = Recent(size)
+
+    def get(self, files: Any, robots: Any, platform: Any, policy: Any, extra: tuple[Hashable, ...],
+            compute: Callable[[], _V]) -> _V:
+        key = (id(files), id(robots), id(platform), id(policy), extra)
+        entry = self._entries.get(key)
+        if (entry is not None and entry[0] is files and entry[1] is robots and entry[2] is platform
+                and entry[3] is policy):
+            return entry[4]
+        value = compute()
+        self._entries.put(key, (files, robots, platform, policy, value))
+        return value
+
+
+def renew(decision: Decision) -> Decision:
+    """Every decision made is a new decision with its own id, also when it is a remembered one."""
     return replace(decision, decision_id=new_decision_id())
-
-
-def _renew_fast(decision: Decision) -> Decision:
-    """``replace(decision, decision_id=new)`` without re-running the dataclass machinery (~4 µs -> ~1 µs).
-
-    Reads the fields one by one: ``vars(decision)`` would give the remembered decision a ``__dict__`` object of its
-    own (CPython keeps instance attributes inline until asked for one), one more object for the GC to walk.
-    """
-    renewed = object.__new__(Decision)
-    fields = vars(renewed)
-    fields["verdict"] = decision.verdict
-    fields["stage"] = decision.stage
-    fields["reason"] = decision.reason
-    fields["subject"] = decision.subject
-    fields["platform"] = decision.platform
-    fields["evidence"] = decision.evidence
-    fields["decision_id"] = new_decision_id()
-    fields["fields"] = decision.fields
-    fields["crawl_delay"] = decision.crawl_delay
-    return renewed
-
-
-#: every decision made is a new decision with its own id, also when it is a remembered one
-renew = (_renew_fast if hasattr(Decision(Verdict.DENY, Stage.ERROR, "error.internal"), "__dict__")
-         and [f.name for f in dataclass_fields(Decision)] == ["verdict", "stage", "reason", "subject", "platform",
-                                                              "evidence", "decision_id", "fields", "crawl_delay"]
-         else _renew_slow)

@@ -78,20 +78,64 @@ def cmd_check(args: argparse.Namespace) -> int:
         refused = await hop_refusal(decider, url, config.purpose, now)
         return refused.reason if refused is not None else None
 
+    consulted: list[Any] = []
+
     async def decide() -> Decision:
         robots = await fetch_robots(facts.canonical.origin, user_agent=f"{config.token}/{__version__}", now=now,
                                     may_fetch=may_fetch)
-        return await decider.decide(facts, robots)
+        return await check_signals(args, config, decider, facts, robots, now, consulted)
 
     decision = run_async(decide)
     if args.json:
         out = decision.to_dict()
         out.update(url=args.url, canonical_url=facts.canonical.url, purpose=config.purpose,
-                   time=now.isoformat(), token=config.token)
+                   time=now.isoformat(), token=config.token, signals=consulted)
         print(json.dumps(out, indent=2, default=str))
     else:
         print(explain(decision, args.url, facts.canonical.url, config.purpose))
     return EXIT_ALLOWED if decision.allowed else EXIT_DENIED
+
+
+async def check_signals(args: argparse.Namespace, config: ConsentConfig, decider: Any, facts: Any, robots: Any,
+                        now: Any, consulted: list[Any]) -> Decision:
+    """The full decision as a crawl makes it: the site's signal files fetched when the decision reaches the
+    signals check; with ``--fetch`` the page too, and its response-level signals. ``consulted`` gets every
+    signal read, with its verdict."""
+    from .robots.hops import hop_refusal
+    from .signalcli import fetch_page, fetch_site_files, judge_page, signal_report
+    from .signals.evaluate import site_results
+    from .signals.policy import SignalsNeeded
+
+    user_agent = f"{config.token}/{__version__}"
+
+    async def may_fetch(url: str, own: bool) -> str | None:
+        refused = await hop_refusal(decider, url, config.purpose, now, terms_file=own)
+        return refused.reason if refused is not None else None
+
+    policy = config.signal_policy
+    try:
+        return await decider.decide(facts, robots)  # type: ignore[no-any-return]
+    except SignalsNeeded as need:
+        files = await fetch_site_files(need.origin, robots, policy, user_agent=user_agent, now=now,
+                                       may_fetch=may_fetch)
+    decision: Decision = await decider.decide(facts, robots, files)
+    results = site_results(facts.canonical.url, files, policy.options(config.token, facts.canonical.host))
+    if decision.allowed and getattr(args, "fetch", False):
+        try:
+            page = await fetch_page(facts.canonical.url, user_agent=user_agent)
+        except Exception as exc:  # noqa: BLE001 - a page we could not read is reported, not judged
+            raise ConfigError(f"cannot fetch {facts.canonical.url}: {type(exc).__name__}: {exc}",
+                              source="--fetch") from None
+        decision, results = await judge_page(decision, page, files, policy, config.token, config.purpose, facts,
+                                             now, user_agent=user_agent, may_fetch=may_fetch)
+    consulted += signal_report(results, sorted(_base_purposes(config)))
+    return decision
+
+
+def _base_purposes(config: ConsentConfig) -> set[str]:
+    from .signals.purposes import base_purposes
+
+    return set(base_purposes(config.purpose, config.signal_policy.custom))
 
 
 def run_async(function: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
@@ -171,7 +215,18 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--subject", help="name the person the URL concerns (platform:id or id)")
     check.add_argument("--now", metavar="TIME", help="decide as of this ISO-8601 time (replay a decision)")
     check.add_argument("--json", action="store_true", help="print the decision as JSON")
+    check.add_argument("--fetch", action="store_true",
+                       help="also fetch the page (when allowed) and read its response-level signals")
     check.set_defaults(func=cmd_check)
+
+    signals = sub.add_parser("signals", help="what a site says about each purpose (operator signals), and where")
+    signals.add_argument("url")
+    signals.add_argument("--settings", metavar="MODULE", help="Scrapy settings module to read CONSENTCRAWL_* from")
+    signals.add_argument("--platforms", metavar="FILE", help="platform terms YAML (overrides the settings)")
+    signals.add_argument("--user-agent", metavar="TOKEN", help="product token matched against robots.txt")
+    signals.add_argument("--fetch", action="store_true", help="also fetch the page for its response-level signals")
+    signals.add_argument("--json", action="store_true", help="print the table as JSON")
+    signals.set_defaults(func=cmd_signals)
 
     demo = sub.add_parser("demo", help="crawl the bundled demo platform and show what consent let through")
     demo.add_argument("--output", metavar="DIR", default="output", help="where items and the audit log go")
@@ -227,6 +282,79 @@ def _platforms_for(args: argparse.Namespace) -> Any:
         raise ConfigError("no platforms file: records are checked against the platforms they name "
                           "(use --platforms FILE)", source="--platforms")
     return load_platforms(list(files))
+
+
+def cmd_signals(args: argparse.Namespace) -> int:
+    """Every built-in purpose at once: what each signal says, where, and the combined verdict off any platform."""
+    from .robots.hops import hop_refusal
+    from .robots.httpfetch import fetch_robots
+    from .signalcli import fetch_page, fetch_site_files, signal_report
+    from .signals.combine import combine
+    from .signals.evaluate import response_results, site_results
+    from .signals.policy import grant_of
+    from .signals.purposes import BASE_PURPOSES
+
+    settings = load_settings(args.settings)
+    if args.platforms:
+        settings["CONSENTCRAWL_PLATFORMS"] = args.platforms
+    settings.setdefault("CONSENTCRAWL_PLATFORMS", [])
+    if args.user_agent:
+        settings["CONSENTCRAWL_USER_AGENT_TOKEN"] = args.user_agent
+    config = ConsentConfig.from_settings(settings, purpose=settings.get("CONSENTCRAWL_PURPOSE") or "research")
+    decider = build_decider(config)
+    now = config.now()
+    try:
+        facts = decider.engine.facts(args.url, config.purpose, now)
+    except ValueError as exc:
+        raise ConfigError(f"cannot read {args.url!r}: {exc}", source="URL") from None
+    user_agent = f"{config.token}/{__version__}"
+    policy = config.signal_policy
+    purposes = sorted(BASE_PURPOSES)
+
+    async def may_fetch(url: str, own: bool = False) -> str | None:
+        refused = await hop_refusal(decider, url, config.purpose, now, terms_file=own)
+        return refused.reason if refused is not None else None
+
+    async def gather() -> tuple[Any, list[Any]]:
+        robots = await fetch_robots(facts.canonical.origin, user_agent=user_agent, now=now, may_fetch=may_fetch)
+        files = await fetch_site_files(facts.canonical.origin, robots, policy, user_agent=user_agent, now=now,
+                                       may_fetch=may_fetch)
+        options = policy.options(config.token, facts.canonical.host)
+        results = site_results(facts.canonical.url, files, options)
+        if args.fetch:
+            page = await fetch_page(facts.canonical.url, user_agent=user_agent)
+            results += response_results(page.url, list(page.headers.multi_items()), page.body, files, options,
+                                        fetched_at=now, encoding=page.encoding)
+        return robots, results
+
+    robots, results = run_async(gather)
+    table = {}
+    for purpose in purposes:
+        decided = combine(purpose, results, platform=grant_of(facts.platform), defaults=policy.defaults,
+                          before_fetch=not args.fetch)
+        table[purpose] = {"verdict": decided.verdict.value if decided.basis != "pending" else "pending",
+                          "reason": decided.reason, "basis": decided.basis,
+                          "conflicts": list(decided.conflicts)}
+    report = signal_report(results, purposes)
+    if args.json:
+        print(json.dumps({"url": args.url, "canonical_url": facts.canonical.url, "time": now.isoformat(),
+                          "robots": robots.evidence(), "purposes": table, "signals": report},
+                         indent=2, default=str))
+        return EXIT_ALLOWED
+    width = max(len(p) for p in purposes)
+    print(f"URL: {facts.canonical.url}   robots.txt: {robots.status.value}")
+    print(f"{'purpose':<{width}}  verdict  reason / basis   signals")
+    for purpose in purposes:
+        row = table[purpose]
+        said = ", ".join(f"{e['signal']}@{e['level']}={e['verdicts'][purpose]}" for e in report
+                         if e["verdicts"][purpose] != "unknown") or "-"
+        print(f"{purpose:<{width}}  {row['verdict']:<7}  {row['reason'] or row['basis']:<15}  {said}")
+    print("\nwhere:")
+    for entry in report:
+        where = "; ".join(f"{s['purpose']} {s['verdict']}: {s['where']} {s['raw']!r}" for s in entry["statements"])
+        state = f"unavailable ({entry['unavailable']})" if "unavailable" in entry else (where or "no statement")
+        print(f"  {entry['signal']} ({entry['level']}, {entry['source'] or 'not read'}): {state}")
+    return EXIT_ALLOWED
 
 
 def cmd_authorizations_import(args: argparse.Namespace) -> int:

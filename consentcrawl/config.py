@@ -10,7 +10,7 @@ import difflib
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +20,9 @@ from .consent.store import AuthorizationStore, SyncAuthorizationStore
 from .errors import ConfigError
 from .purposes import check_purpose
 from .settings import SETTINGS, as_settings, read
+from .signals.policy import SignalPolicy
+from .signals.purposes import CONSERVATIVE_DEFAULTS
+from .signals.tdmrep import ResearchException
 from .terms.platforms import PlatformRegistry
 
 if TYPE_CHECKING:
@@ -62,6 +65,8 @@ class ConsentConfig:
     authorizations_source: str | None = None
     #: the checks a decision runs, in order: classes (or check objects) named by ``CONSENTCRAWL_CHECKS``
     checks: tuple[Any, ...] = ()
+    #: how operator signals are read (``CONSENTCRAWL_CONSERVATIVE`` and the settings after it)
+    signal_policy: SignalPolicy = field(default_factory=SignalPolicy)
 
     @property
     def enforce(self) -> bool:
@@ -113,6 +118,7 @@ class ConsentConfig:
         for name in ("CONSENTCRAWL_HTTP_HANDLER", "CONSENTCRAWL_HTTPS_HANDLER"):
             get(name)  # loaded by the handler, which reports a bad one in a crawl; read here for `check` too
         checks = load_checks(get("CONSENTCRAWL_CHECKS"))
+        policy = signal_policy(get)
         values = dict(
             audit_log=get("CONSENTCRAWL_AUDIT_LOG"),
             subject_field=get("CONSENTCRAWL_SUBJECT_FIELD"),
@@ -146,6 +152,7 @@ class ConsentConfig:
             platform_files=tuple(platform_files or ()),
             authorizations_source=source or None,
             checks=checks,
+            signal_policy=policy,
             **values,
         )
 
@@ -160,7 +167,8 @@ def build_engine(config: ConsentConfig, crawler: Crawler | None = None) -> Polic
     from .engine import PolicyEngine
 
     checks = [_build_check(c, crawler) for c in (config.checks or load_checks(None))]
-    return PolicyEngine(config.platforms, config.token, max_crawl_delay=config.max_crawl_delay, checks=checks)
+    return PolicyEngine(config.platforms, config.token, max_crawl_delay=config.max_crawl_delay, checks=checks,
+                        signal_policy=config.signal_policy)
 
 
 def build_decider(config: ConsentConfig, crawler: Crawler | None = None) -> Decider:
@@ -168,6 +176,41 @@ def build_decider(config: ConsentConfig, crawler: Crawler | None = None) -> Deci
     from .deciding import Decider
 
     return Decider(build_engine(config, crawler), config.store)
+
+
+def signal_policy(get: Any) -> SignalPolicy:
+    """The operator-signal settings as one :class:`SignalPolicy`; a bad value raises ConfigError naming it."""
+    defaults = dict(CONSERVATIVE_DEFAULTS)
+    for purpose, value in get("CONSENTCRAWL_PURPOSE_DEFAULTS").items():
+        if purpose not in CONSERVATIVE_DEFAULTS:
+            known = ", ".join(sorted(CONSERVATIVE_DEFAULTS))
+            raise ConfigError(f"unknown purpose {purpose!r} (known purposes: {known})",
+                              source="CONSENTCRAWL_PURPOSE_DEFAULTS")
+        text = str(value).strip().lower() if not isinstance(value, bool) else ("allow" if value else "deny")
+        if text not in ("allow", "deny"):
+            raise ConfigError(f"the default for {purpose!r} is {value!r}: use 'allow' or 'deny'",
+                              source="CONSENTCRAWL_PURPOSE_DEFAULTS")
+        defaults[purpose] = text == "allow"
+    exception = None
+    raw = get("CONSENTCRAWL_RESEARCH_EXCEPTION")
+    if raw:
+        unknown = set(raw) - {"statement", "reference"}
+        statement, reference = raw.get("statement"), raw.get("reference")
+        if (unknown or not isinstance(statement, str) or not statement.strip()
+                or not isinstance(reference, str) or not reference.strip()):
+            raise ConfigError("give both 'statement' and 'reference' (non-empty text) and nothing else"
+                              + (f"; unknown key(s): {', '.join(sorted(unknown))}" if unknown else ""),
+                              source="CONSENTCRAWL_RESEARCH_EXCEPTION")
+        exception = ResearchException(statement.strip(), reference.strip())
+    licences: dict[str, str] = {}
+    for host, reference in get("CONSENTCRAWL_SIGNAL_LICENCES").items():
+        name = host.strip().lower().rstrip(".")
+        if not name or "/" in name or ":" in name or not isinstance(reference, str) or not reference.strip():
+            raise ConfigError(f"{host!r}: {reference!r} is not a host name and a licence reference (text)",
+                              source="CONSENTCRAWL_SIGNAL_LICENCES")
+        licences[name] = reference.strip()
+    return SignalPolicy(conservative=get("CONSENTCRAWL_CONSERVATIVE"), stores_items=get("CONSENTCRAWL_STORES_ITEMS"),
+                        defaults=defaults, research_exception=exception, licences=licences)
 
 
 def load_checks(value: Any) -> tuple[Any, ...]:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .engine import PolicyEngine
     from .facts import RequestFacts
     from .robots.fetch import RobotsFile
+    from .signals.evaluate import SiteFiles
 
 __all__ = ["MAX_PEOPLE", "UNDECIDED", "Decider", "Undecided"]
 
@@ -110,8 +111,10 @@ class Decider:
 
     # -- the engine's ways to ask, with the store -----------------------------------------------------------------
 
-    async def decide(self, facts: RequestFacts, robots: RobotsFile | None) -> Decision:
-        return await self.run(lambda answers: self.engine.decide(facts, robots, answers))
+    async def decide(self, facts: RequestFacts, robots: RobotsFile | None,
+                     signals: SiteFiles | None = None) -> Decision:
+        """Raises SignalsNeeded when the decision needs the origin's signal files and ``signals`` is None."""
+        return await self.run(lambda answers: self.engine.decide(facts, robots, answers, signals))
 
     async def decide_consent(self, facts: RequestFacts) -> Decision:
         return await self.run(lambda answers: self.engine.decide_consent(facts, answers))

@@ -30,6 +30,8 @@ from .decision import Decision, Evidence, Stage, Verdict, deny
 from .errors import StoreUnavailable
 from .facts import FactReader, RequestFacts
 from .robots.fetch import RobotsFile
+from .signals.evaluate import SiteFiles
+from .signals.policy import SignalPolicy
 from .terms.platforms import PlatformRegistry
 
 __all__ = ["PolicyEngine", "RequestFacts"]
@@ -46,11 +48,14 @@ class PolicyEngine:
     """
 
     def __init__(self, platforms: PlatformRegistry, token: str, max_crawl_delay: float | None = None,
-                 checks: Iterable[Any] | None = None, cache: bool = True) -> None:
+                 checks: Iterable[Any] | None = None, cache: bool = True,
+                 signal_policy: SignalPolicy | None = None) -> None:
         self.platforms = platforms
         self.token = token
         #: a Crawl-delay above this denies the origin (``robots.crawl-delay``) instead of stalling the crawl
         self.max_crawl_delay = max_crawl_delay
+        #: how site and response signals are read (settings): handed to the checks with each full decision
+        self.signal_policy = signal_policy or SignalPolicy()
         self.checks: tuple[Any, ...] = tuple(default_checks() if checks is None else checks)
         self._site = tuple(bool(getattr(c, "site", False)) for c in self.checks)
         self._cacheable = tuple(bool(getattr(c, "cacheable", False)) for c in self.checks)
@@ -73,19 +78,22 @@ class PolicyEngine:
     # -- the public ways to ask ----------------------------------------------------------------------------
 
     def decide_url(self, url: str, purpose: str, now: datetime, robots: RobotsFile | None, answers: StoreAnswers,
-                   subject: str | None = None) -> tuple[RequestFacts | None, Decision]:
+                   subject: str | None = None, signals: SiteFiles | None = None
+                   ) -> tuple[RequestFacts | None, Decision]:
         """Facts and decision in one call; an unparseable URL is a deny, never an exception."""
         try:
             facts = self.facts(url, purpose, now, subject)
         except Exception as exc:  # noqa: BLE001 - any failure to understand a URL must deny
             return None, deny(Stage.ERROR, "error.bad-url", evidence=(_error_evidence(exc, url),))
-        return facts, self.decide(facts, robots, answers)
+        return facts, self.decide(facts, robots, answers, signals)
 
-    def decide(self, facts: RequestFacts, robots: RobotsFile | None, answers: StoreAnswers) -> Decision:
-        """Every check in order, site checks with ``robots`` (the origin's file); the first to conclude wins.
-        Raises RecordsNeeded (see the module's docstring)."""
+    def decide(self, facts: RequestFacts, robots: RobotsFile | None, answers: StoreAnswers,
+               signals: SiteFiles | None = None) -> Decision:
+        """Every check in order, site checks with ``robots`` and ``signals`` (the origin's files); the first to
+        conclude wins. Raises RecordsNeeded (see the module's docstring), and SignalsNeeded when the walk reaches
+        the signals check without ``signals``: the adapter fetches them and asks again."""
         try:
-            return self._full(facts, robots, answers)
+            return self._full(facts, robots, answers, signals)
         except Exception as exc:  # noqa: BLE001 - fail closed on anything unexpected
             return _failed(facts, exc)
 
@@ -200,11 +208,12 @@ class PolicyEngine:
         concluded = parts[-1][0] if outcome is not None else None
         return self.cache.made(ctx, decision, tuple(parts), ctx.answers.version, concluded), cacheable, builtin
 
-    def _full(self, facts: RequestFacts, robots: RobotsFile | None, answers: StoreAnswers) -> Decision:
+    def _full(self, facts: RequestFacts, robots: RobotsFile | None, answers: StoreAnswers,
+              signals: SiteFiles | None = None) -> Decision:
         """Every check in list order: site checks run now; the consent checks' part comes from the consent
         decision (usually remembered from when the link was checked), asked for only when the walk reaches it."""
         ctx = CheckContext(facts, facts.platform, facts.subject, facts.purpose, facts.now, facts.token, answers,
-                           robots, self.max_crawl_delay)
+                           robots, self.max_crawl_delay, signals, self.signal_policy)
         if self._sites_first:
             for check in self._site_checks:
                 outcome = check.check(ctx)

@@ -8,20 +8,30 @@ its audit line is on disk before a byte is sent.
 The add-on installs it for ``http`` and ``https`` and keeps the handler it replaces (Scrapy's, scrapy-playwright's,
 scrapy-zyte-api's) as the fallback that does the download, in ``CONSENTCRAWL_HTTP_HANDLER`` and
 ``CONSENTCRAWL_HTTPS_HANDLER`` (as scrapy-zyte-api wraps ``DOWNLOAD_HANDLERS``).
+
+It also keeps robots.txt's ``Crawl-delay`` per origin, whatever download slot a request came through: Scrapy's
+slot spaces the requests *of one slot* only, and a spider can give every request a slot of its own
+(``meta["download_slot"]``, per session or proxy). A request to an origin with a delay waits here until the delay
+since the origin's previous request (its robots.txt included) has passed, then is decided with the clock read
+after that wait.
 """
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.utils.misc import build_from_crawler, load_object
 
+from .checks.robots import crawl_delay
 from .errors import ConfigError
 from .middlewares import ConsentDenied, ConsentMisconfigured
 from .runtime import get_runtime, is_checked_url, refuse_to_start
 from .settings import read
+from .urls import canonicalize
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -29,9 +39,44 @@ if TYPE_CHECKING:
     from scrapy.http import Response
     from typing_extensions import Self
 
+    from .runtime import ConsentRuntime
+
 #: the handlers Scrapy uses when the project sets none
 DEFAULT_FALLBACK = "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler"
 FALLBACK_SETTINGS = {"http": "CONSENTCRAWL_HTTP_HANDLER", "https": "CONSENTCRAWL_HTTPS_HANDLER"}
+
+
+class OriginSpacing:
+    """When each origin was last sent a request (monotonic seconds), to keep its ``Crawl-delay`` between sends.
+
+    A request's turn is reserved before it waits, without an ``await`` in between: requests that arrive together
+    are spaced one after another, never released at once. A reserved turn whose request is then denied stays
+    used (the origin is only ever asked less often than its delay allows).
+    """
+
+    def __init__(self, clock: Any = time.monotonic) -> None:
+        self.clock = clock
+        self._last: dict[str, float] = {}
+
+    def sent(self, origin: str) -> None:
+        """A request to ``origin`` is being sent now (one that has no delay to keep: robots.txt)."""
+        now = self.clock()
+        self._last[origin] = max(now, self._last.get(origin, now))
+
+    def reserve(self, origin: str, delay: float | None) -> float:
+        """Reserve the origin's next turn; the seconds to wait for it (0: now)."""
+        now = self.clock()
+        last = self._last.get(origin)
+        turn = now if last is None or not delay else max(now, last + delay)
+        self._last[origin] = max(turn, last if last is not None else turn)
+        return turn - now
+
+
+def _origin(url: str) -> str | None:
+    try:
+        return canonicalize(url).origin
+    except Exception:  # noqa: BLE001 - a URL we cannot read is denied by the decision, with its cause
+        return None
 
 
 class ConsentDownloadHandler:
@@ -43,6 +88,7 @@ class ConsentDownloadHandler:
     def __init__(self, crawler: Crawler, fallback: Any) -> None:
         self.crawler = crawler
         self.fallback = fallback
+        self.spacing = OriginSpacing()
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -64,12 +110,34 @@ class ConsentDownloadHandler:
             refused = await runtime.may_fetch_robots(request.url)  # each robots.txt hop, again at send time
             if refused is not None:
                 raise IgnoreRequest(f"consentcrawl: {refused}")
+            origin = _origin(request.url)
+            if origin is not None:
+                self.spacing.sent(origin)  # robots.txt counts as a request to the origin
         elif is_checked_url(request.url):
-            decision = await runtime.decide_send(request)
+            await self._keep_crawl_delay(runtime, request)
+            decision = await runtime.decide_send(request)  # reads the clock now, after the wait
             if runtime.drops(decision):
                 raise ConsentDenied(decision)
         response: Response = await self.fallback.download_request(request)
         return response
+
+    async def _keep_crawl_delay(self, runtime: ConsentRuntime, request: Request) -> None:
+        """Wait until the origin's ``Crawl-delay`` since its previous request has passed, whatever the slot.
+
+        The delay is the one of the robots.txt the send-time decision will use. A delay over
+        ``CONSENTCRAWL_MAX_CRAWL_DELAY`` is not waited for: that decision denies the request
+        (``robots.crawl-delay``)."""
+        origin = _origin(request.url)
+        if origin is None:
+            return
+        robots = runtime.robots.cached(origin)
+        delay = crawl_delay(robots, runtime.config.token) if robots is not None else None
+        if delay and delay > runtime.config.max_crawl_delay:
+            delay = None
+        wait = self.spacing.reserve(origin, delay)
+        if wait > 0:
+            runtime.count("consentcrawl/crawl_delay/waited")
+            await asyncio.sleep(wait)
 
     async def close(self) -> None:
         close = getattr(self.fallback, "close", None)

@@ -25,9 +25,9 @@ from scrapy import Request, signals
 from scrapy.exceptions import CloseSpider, DontCloseSpider, IgnoreRequest
 from scrapy.http import Response
 
-from ._scrapy_internals import apply_crawl_delay
+from ._scrapy_internals import apply_crawl_delay, awaited_by_caller, fail_request
 from .deciding import Undecided
-from .decision import Decision
+from .decision import Decision, Evidence, Stage, deny
 from .runtime import (
     CONFIG_ERROR_REASON,
     ConsentRuntime,
@@ -64,6 +64,14 @@ class ConsentDeferred(IgnoreRequest):
 
     def __init__(self) -> None:
         super().__init__("consentcrawl: decided before it is scheduled")
+
+
+def _fail(crawler: Crawler, request: Request, error: IgnoreRequest) -> None:
+    """A request consentcrawl drops before the downloader fails with ``error`` to its errback, as one dropped by a
+    downloader middleware does (docs/meta.md). Code that waits on the request itself (``scrapy shell``) is told
+    why nothing came back: the reason code, never the URL or the person's data."""
+    if fail_request(crawler, request, error) and awaited_by_caller(request):
+        logger.warning("%s: the request was not fetched (its URL and the evidence are in the audit log)", error)
 
 
 def _skip(runtime: ConsentRuntime | None, request: Request) -> bool:
@@ -124,23 +132,22 @@ class ConsentSpiderMiddleware(RuntimeComponent):
         nofollow = self.runtime.nofollow(response.request)
         runtime = self.runtime
         enforce = runtime.enforce
-        batch = runtime.link_batch()  # one store version and one time for the page's links
         async for obj in result:
             if denied and enforce:
                 runtime.count("consentcrawl/output_dropped")
                 continue
             if isinstance(obj, Request):
                 if nofollow:
-                    runtime.record_nofollow(obj, response)
+                    refused = runtime.record_nofollow(obj, response)
                     if enforce:
+                        _fail(runtime.crawler, obj, ConsentDenied(refused))
                         continue
                 if not _skip(runtime, obj):
                     # the scheduling check, made here where it is cheapest: a link dropped now never costs a
                     # signal dispatch, and the request_scheduled guard skips this request object at this URL
-                    denial = runtime.decide_link_now(obj, batch)
-                    if isinstance(denial, Undecided):  # a person's records are needed: looked up, awaited
-                        denial = await runtime.decide_scheduled(obj)
+                    denial = await runtime.decide_scheduled(obj)
                     if denial is not None and enforce:
+                        _fail(runtime.crawler, obj, ConsentDenied(denial))
                         continue
                     runtime.mark_link_checked(obj)
             elif checked and (type(obj) is dict or is_item(obj)):
@@ -174,6 +181,9 @@ class ConsentScheduleGuard(RuntimeComponent):
     remembers at the store's current version. A request whose decision needs a person's records is dropped from
     this scheduling (:class:`ConsentDeferred`), decided asynchronously with the lookup, and handed back to the
     engine only when allowed; the spider is kept open while such decisions are pending.
+
+    A denied request's errback is called with :class:`ConsentDenied` (Scrapy itself calls none for a request
+    dropped here): code that waits for the request, ``scrapy shell`` for one, gets an answer.
     """
 
     crawler: Crawler
@@ -207,7 +217,9 @@ class ConsentScheduleGuard(RuntimeComponent):
         if _skip(self.runtime, request):
             return
         if self.runtime is None:
-            raise ConsentMisconfigured
+            misconfigured = ConsentMisconfigured()
+            _fail(self.crawler, request, misconfigured)
+            raise misconfigured
         if self.runtime.link_checked(request):
             return
         decision = self.runtime.decide_scheduled_now(request)
@@ -217,17 +229,24 @@ class ConsentScheduleGuard(RuntimeComponent):
             task.add_done_callback(self._pending.discard)
             raise ConsentDeferred
         if decision is not None and self.runtime.enforce:
-            raise ConsentDenied(decision)
+            denied = ConsentDenied(decision)
+            _fail(self.crawler, request, denied)
+            raise denied
 
     async def _decide_then_schedule(self, request: Request) -> None:
         runtime = self.runtime
         assert runtime is not None
         try:
             decision = await runtime.decide_scheduled(request)
-        except Exception:  # a failure to decide never schedules the request
+        except Exception as exc:  # a failure to decide never schedules the request
             logger.exception("consentcrawl: could not decide a request at scheduling; it is dropped")
+            failed = deny(Stage.ERROR, "error.internal", evidence=(
+                Evidence("error", request.url, {"error": type(exc).__name__, "message": str(exc)}),))
+            failed = runtime.record(failed, request.url, None, "schedule", time=runtime.config.now())
+            _fail(self.crawler, request, ConsentDenied(failed))  # its errback (scrapy shell) still gets an answer
             return
         if decision is not None and runtime.enforce:
+            _fail(self.crawler, request, ConsentDenied(decision))
             return
         runtime.mark_link_checked(request)
         engine = self.crawler.engine

@@ -1,7 +1,7 @@
 """The runtime's recording half: every decision goes to the audit log and the stats, the same way.
 
 Allows that let something happen are on disk before they take effect (group commit per event-loop turn); the
-counts reach Scrapy's stats once per turn. A line the log does not take turns an allow into
+counts go to Scrapy's stats as they happen. A line the log does not take turns an allow into
 ``error.audit-unavailable``.
 """
 
@@ -32,7 +32,6 @@ class DecisionRecording:
     audit: AuditLog
     stats: Any
     _debug: bool
-    _counts: dict[str, int]
     _turn_scheduled: bool
     _waiters: list[asyncio.Future[None]]
 
@@ -130,11 +129,8 @@ class DecisionRecording:
         return decision
 
     def count(self, key: str, n: int = 1) -> None:
-        """Add to a ``consentcrawl/`` stat; Scrapy's stats see it at the end of this event-loop turn."""
-        counts = self._counts
-        counts[key] = counts.get(key, 0) + n
-        if not self._turn_scheduled:
-            self._soon()
+        """Add to a ``consentcrawl/`` stat."""
+        self.stats.inc_value(key, n)
 
     def _soon(self) -> None:
         if self._turn_scheduled:
@@ -146,23 +142,18 @@ class DecisionRecording:
             call_later(0, self.end_of_turn)
 
     def end_of_turn(self) -> None:
-        """Write the waiting audit lines and hand the counts to Scrapy's stats (also called at close)."""
+        """Write the waiting audit lines (also called at close)."""
         self._turn_scheduled = False
         waiters, self._waiters = self._waiters, []
         try:
             self.audit.flush()
         except AuditUnavailable as exc:
-            self._counts["consentcrawl/audit/write_errors"] = self._counts.get("consentcrawl/audit/write_errors", 0) + 1
+            self.stats.inc_value("consentcrawl/audit/write_errors")
             logger.error("consentcrawl: %s", exc)
         finally:
             for waiter in waiters:  # each asks the log whether its line made it
                 if not waiter.done():
                     waiter.set_result(None)
-        if self._counts:
-            counts, self._counts = self._counts, {}
-            inc_value = self.stats.inc_value
-            for key, n in counts.items():
-                inc_value(key, n)
 
     def summary(self) -> dict[str, Any]:
         self.end_of_turn()

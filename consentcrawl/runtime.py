@@ -20,11 +20,10 @@ from scrapy.http import Response, TextResponse
 
 from .audit.log import AuditLog
 from .config import ConsentConfig, build_decider
-from .consent.answers import RecordsNeeded, StoreAnswers
-from .deciding import UNDECIDED, Undecided
 from .decision import Decision, Evidence, Stage, deny
 from .errors import ConfigError
 from .facts import RequestFacts
+from .meta_keys import META_DECISION, META_NOFOLLOW, META_SUBJECT
 from .recording import DecisionRecording
 from .resolve import form_text
 from .response import judge_response, wants_nofollow
@@ -34,7 +33,12 @@ from .robots.fetch import RobotsFile
 from .robots.hops import hop_refusal
 from .robots.meta import parse_meta_robots
 from .robots.scrapyfetch import ScrapyRobotsFetcher
+from .robots.signalfetch import ScrapySignalFetcher
 from .robots.tags import parse_robots_headers
+from .scheduling import LinkScheduling, bad_url, error_cause
+from .signalphase import check_signals, decide_full
+from .signals.fetch import SignalFileCache
+from .startup import check_handlers, check_pipelines
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -43,13 +47,6 @@ if TYPE_CHECKING:
 
 
 logger = logging.getLogger("consentcrawl")
-
-#: request meta keys (public): a request may name the person it concerns (only where its URL names none or the
-#: same one); the decision is copied into meta for the spider to read, never read back from it
-META_SUBJECT = "consentcrawl_subject"
-META_DECISION = "consentcrawl_decision"
-#: set on a response whose X-Robots-Tag / meta robots says nofollow: its links are dropped (it can only tighten)
-META_NOFOLLOW = "consentcrawl_nofollow"
 
 _ATTR = "_consentcrawl_runtime"
 #: the spider's finish reason when the configuration is invalid and the crawl refuses to start
@@ -114,7 +111,7 @@ _LOCAL_SCHEMES = frozenset({"data", "file", "about", "blob", "javascript"})
 _C0_OR_SPACE = "".join(chr(i) for i in range(0x21))
 
 
-class ConsentRuntime(DecisionRecording):
+class ConsentRuntime(LinkScheduling, DecisionRecording):
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         spider = getattr(crawler, "spider", None)
@@ -126,7 +123,9 @@ class ConsentRuntime(DecisionRecording):
         config = self.config
         cache = RobotsCache(config.robots_ttl, config.robots_retry, config.robots_retry_max, config.robots_stale)
         self.robots = ScrapyRobotsFetcher(crawler, cache, config.now, self.may_fetch_robots)
-        _check_handlers(crawler)
+        self.site_signals = _signal_fetcher(self.robots, config, self.may_fetch_signal)
+        check_handlers(crawler)
+        check_pipelines(crawler)
         self.audit = AuditLog(config.audit_log, sync=config.audit_sync)
         assert crawler.stats is not None
         self.stats = crawler.stats
@@ -138,8 +137,6 @@ class ConsentRuntime(DecisionRecording):
         self._link_checked: weakref.WeakKeyDictionary[Request, str] = weakref.WeakKeyDictionary()
         #: Scrapy filters by level in its handler, not on the logger: skip building DEBUG lines nobody keeps
         self._debug = crawler.settings.get("LOG_LEVEL", "DEBUG") in ("DEBUG", logging.DEBUG)
-        #: counts not yet added to Scrapy's stats (they are added once per loop turn)
-        self._counts: dict[str, int] = {}
         self._turn_scheduled = False
         self._waiters: list[asyncio.Future[None]] = []  #: decisions waiting for this turn's audit write
         self.stats.set_value("consentcrawl/purpose", config.purpose)
@@ -203,7 +200,7 @@ class ConsentRuntime(DecisionRecording):
             facts = self.engine.facts(url, self.config.purpose, now, subject, form=form, is_form=is_form,
                                       host=host)
         except Exception as exc:  # noqa: BLE001 - an URL we cannot read is denied, not waved through
-            return None, _bad_url(url, exc)
+            return None, bad_url(url, exc)
         return facts, None
 
     async def prefilter(self, request: Request) -> Decision:
@@ -219,7 +216,7 @@ class ConsentRuntime(DecisionRecording):
             if not self.drops(decision):  # in report mode too: robots.txt is enforced there, so it must be known
                 robots = await self._robots_for(facts)
                 facts = replace(facts, now=self.config.now())  # the time read after the wait for robots.txt
-                decision = await self.decider.decide(facts, robots)
+                decision = await decide_full(self, facts, robots)
         assert decision is not None
         if decision.allowed:
             return decision
@@ -237,7 +234,9 @@ class ConsentRuntime(DecisionRecording):
         now = self.config.now()
         facts, decision = self.facts_for(request, url, now)
         if facts is not None:
-            decision = await self.decider.decide(facts, self.robots.cached(facts.canonical.origin))
+            origin = facts.canonical.origin
+            robots = self.robots.cached(origin)
+            decision = await self.decider.decide(facts, robots, self.site_signals.cached(origin, robots))
         assert decision is not None
         decision = await self.record_grouped(decision, url, facts.canonical.url if facts else None, "request",
                                              time=now)
@@ -253,7 +252,7 @@ class ConsentRuntime(DecisionRecording):
             now = self.config.now()
             facts, decision = self.facts_for(request, url, now)
             if facts is not None:
-                decision = await self.decider.decide(facts, robots)
+                decision = await decide_full(self, facts, robots)
         else:
             now = self.config.now()
         assert decision is not None
@@ -266,7 +265,7 @@ class ConsentRuntime(DecisionRecording):
                 raise ValueError("not an http(s) URL")
             return await self.decide_request(Request(url), phase=phase, url=url)
         except Exception as exc:  # noqa: BLE001 - fail closed
-            return self.record(_bad_url(url, exc), url, None, phase, time=self.config.now())
+            return self.record(bad_url(url, exc), url, None, phase, time=self.config.now())
 
     async def decide_response(self, request: Request, response: Response) -> Decision:
         """The response phase: the request's decision, made again if the response is for another URL (a handler
@@ -278,6 +277,8 @@ class ConsentRuntime(DecisionRecording):
             decision = await self.decide_request(request, phase="response", url=response.url)
         if decision.allowed:
             decision = self.check_response(request, response, decision)
+        if decision.allowed:
+            decision = await check_signals(self, request, response, decision)
         self._remember(request, response.url, decision)
         return decision
 
@@ -299,75 +300,15 @@ class ConsentRuntime(DecisionRecording):
         self.record(decision, url, None, "robots", time=now)
         return decision.reason
 
-    def decide_scheduled_now(self, request: Request) -> Decision | Undecided | None:
-        """The scheduling check, for a code path that cannot wait (``request_scheduled``): what the engine decides
-        without a lookup, or :data:`UNDECIDED` when it needs a person's records it has no valid answer for.
-
-        Returns a deny (recorded, or a repeat), or None when nothing denies.
-        """
+    async def may_fetch_signal(self, url: str, own_url: bool) -> str | None:
+        """A signal file's hop (tdmrep.json, ai.txt, an RSL licence) is fetched only if we would fetch that URL;
+        a terms-stage deny does not stop the file itself (reading a site's terms is not collecting its data)."""
         now = self.config.now()
-        made = self.decider.now(lambda answers: self._schedule_decision(request, now, answers))
-        return made if isinstance(made, Undecided) else self._scheduled(request, now, made)
-
-    def link_batch(self) -> tuple[datetime, StoreAnswers]:
-        """The time and the store's version a page's links are pre-filtered at, read once per page: the links of
-        one page are one batch, and the send-time decision of each is made anew at its own time."""
-        return self.config.now(), self.decider.answers()
-
-    def decide_link_now(self, request: Request, batch: tuple[datetime, StoreAnswers]) -> Decision | Undecided | None:
-        """The link check without waiting: a deny (recorded, or a repeat), None when nothing denies, or
-        :data:`UNDECIDED` when it needs a person's records (then :meth:`decide_scheduled` looks them up).
-
-        Most links a page yields were seen on earlier pages: their remembered decision, still valid at the batch's
-        store version and time, is the answer, with no coroutine, lookup or new object."""
-        if request.meta.get(META_SUBJECT) is not None:
-            return UNDECIDED
-        now, answers = batch
-        made: tuple[Decision, str | None, bool]
-        try:
-            made = self.engine.decide_link(request.url, self.config.purpose, now, answers)
-        except RecordsNeeded:
-            return UNDECIDED
-        except Exception as exc:  # noqa: BLE001 - an URL we cannot read is denied, not waved through
-            made = (_bad_url(request.url, exc), None, False)
-        return self._scheduled(request, now, made)
-
-    async def decide_scheduled(self, request: Request) -> Decision | None:
-        """The scheduling check (the link check in the spider middleware, and deferred ``request_scheduled``
-        checks): terms and the person, the records looked up when needed. A deny (recorded, or a repeat), or None.
-
-        A page links the same people again and again, and a denied link never reaches Scrapy's dupefilter: a
-        link whose decision the engine hands back unchanged (:meth:`PolicyEngine.decide_link`) is that same
-        decision again, counted in ``consentcrawl/schedule/repeated`` but not recorded or counted as a new one.
-        """
-        now = self.config.now()
-        made = await self.decider.run(lambda answers: self._schedule_decision(request, now, answers))
-        return self._scheduled(request, now, made)
-
-    def _schedule_decision(self, request: Request, now: datetime,
-                           answers: StoreAnswers) -> tuple[Decision, str | None, bool]:
-        """The scheduling decision, the canonical URL and whether it is a repeat; raises RecordsNeeded."""
-        url = request.url
-        if request.meta.get(META_SUBJECT) is not None:
-            facts, bad = self.facts_for(request, url, now)
-            if facts is None:
-                assert bad is not None
-                return bad, None, False
-            return self.engine.decide_consent(facts, answers), facts.canonical.url, False
-        try:
-            return self.engine.decide_link(url, self.config.purpose, now, answers)
-        except Exception as exc:  # noqa: BLE001 - an URL we cannot read is denied, not waved through
-            return _bad_url(url, exc), None, False
-
-    def _scheduled(self, request: Request, now: datetime,
-                   made: tuple[Decision, str | None, bool]) -> Decision | None:
-        decision, canonical, repeat = made
-        if decision.allowed:
+        decision = await hop_refusal(self.decider, url, self.config.purpose, now, terms_file=own_url)
+        if decision is None:
             return None
-        if repeat:
-            self.count("consentcrawl/schedule/repeated")
-            return decision
-        return self.record(decision, request.url, canonical, "schedule", time=now)
+        self.record(decision, url, None, "signals", time=now)
+        return decision.reason
 
     async def decide_item(self, platform: str | None, subject: str, url: str | None) -> Decision:
         now = self.config.now()
@@ -390,7 +331,7 @@ class ConsentRuntime(DecisionRecording):
                 directives += parse_meta_robots(body, token, encoding)
         except Exception as exc:  # noqa: BLE001 - a crash reading the signals must deny, not skip them
             decision = deny(Stage.ERROR, "error.internal", subject=prior.subject, platform=prior.platform,
-                            evidence=(_error_cause(exc, response.url),))
+                            evidence=(error_cause(exc, response.url),))
             return self.record(decision, response.url, None, "response", time=now)
         if not directives:
             return prior
@@ -402,32 +343,14 @@ class ConsentRuntime(DecisionRecording):
         self.count("consentcrawl/response/signals")
         return self.record(decision, response.url, None, "response", count=not decision.allowed, time=now)
 
-    def record_nofollow(self, dropped: Request, response: Response) -> None:
+    def record_nofollow(self, dropped: Request, response: Response) -> Decision:
         """A link on a nofollow response: recorded as a deny (``response.nofollow``) whether or not enforced."""
         decision = deny(Stage.RESPONSE, "response.nofollow", evidence=(
             Evidence("nofollow", response.url, {"link": dropped.url}),))
-        self.record(decision, dropped.url, None, "output", time=self.config.now())
-
-def _check_handlers(crawler: Crawler) -> None:
-    """The send-time decision is a download handler: an add-on or setting applied after ours that replaced it
-    for http(s) would send requests with only the pre-filters' say. Refuse to start instead."""
-    from .handler import ConsentHTTPDownloadHandler, ConsentHTTPSDownloadHandler
-
-    handlers = crawler.settings.getwithbase("DOWNLOAD_HANDLERS")
-    for scheme, ours in (("http", ConsentHTTPDownloadHandler), ("https", ConsentHTTPSDownloadHandler)):
-        current = handlers.get(scheme)
-        path = current if isinstance(current, str) else f"{current.__module__}.{current.__qualname__}"
-        if path != f"{ours.__module__}.{ours.__qualname__}":
-            raise ConfigError(f"the {scheme} download handler is {path}, not consentcrawl's send-time decision: "
-                              "another add-on or setting replaced it after consentcrawl's add-on; give "
-                              "consentcrawl.Addon a higher number in ADDONS than the add-on that sets "
-                              "DOWNLOAD_HANDLERS", source="DOWNLOAD_HANDLERS")
+        return self.record(decision, dropped.url, None, "output", time=self.config.now())
 
 
-def _error_cause(exc: BaseException, where: str) -> Evidence:
-    return Evidence("error", where, {"error": type(exc).__name__, "message": str(exc)})
-
-
-def _bad_url(url: str, exc: BaseException) -> Decision:
-    """The deny for a URL we cannot read (``error.bad-url``), with the reason in its evidence."""
-    return deny(Stage.ERROR, "error.bad-url", evidence=(_error_cause(exc, url),))
+def _signal_fetcher(robots: ScrapyRobotsFetcher, config: ConsentConfig, may_fetch: Any) -> ScrapySignalFetcher:
+    """The site's signal files, fetched with robots.txt's machinery and its TTL and retry settings."""
+    cache = SignalFileCache(config.robots_ttl, config.robots_retry, config.robots_retry_max)
+    return ScrapySignalFetcher(robots, cache, config.now, may_fetch, config.signal_policy.conservative)

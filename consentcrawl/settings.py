@@ -45,6 +45,7 @@ KINDS = {
     "time": "an ISO-8601 time",
     "import path": "an import path",
     "import paths": "a list of import paths",
+    "mapping": "a mapping (a dict, or a JSON object as text)",
 }
 
 
@@ -86,6 +87,12 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("CONSENTCRAWL_HTTP_HANDLER", "import path", empty=None),
     Setting("CONSENTCRAWL_HTTPS_HANDLER", "import path", empty=None),
     Setting("CONSENTCRAWL_CHECKS", "import paths", DEFAULT_CHECKS),
+    # operator signals (issue #13, docs/signals.md)
+    Setting("CONSENTCRAWL_CONSERVATIVE", "bool", True),
+    Setting("CONSENTCRAWL_STORES_ITEMS", "bool", True),
+    Setting("CONSENTCRAWL_PURPOSE_DEFAULTS", "mapping", {}, empty={}),
+    Setting("CONSENTCRAWL_RESEARCH_EXCEPTION", "mapping", {}, empty={}),
+    Setting("CONSENTCRAWL_SIGNAL_LICENCES", "mapping", {}, empty={}),
 )}
 
 
@@ -190,6 +197,15 @@ def _import_paths(settings: BaseSettings, setting: Setting, raw: Any) -> tuple[A
                  if not isinstance(p, str) or p.strip())
 
 
+def _mapping(settings: BaseSettings, setting: Setting, raw: Any) -> dict[str, Any]:
+    if not isinstance(raw, (str, Mapping, BaseSettings)):
+        raise TypeError(raw)
+    value = settings.getdict(setting.name)
+    if not all(isinstance(k, str) for k in value):
+        raise TypeError(raw)
+    return dict(value)
+
+
 _READERS = {
     "text": _text,
     "path": _path,
@@ -200,4 +216,5 @@ _READERS = {
     "time": _time,
     "import path": _import_path,
     "import paths": _import_paths,
+    "mapping": _mapping,
 }

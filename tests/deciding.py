@@ -17,6 +17,7 @@ from consentcrawl.decision import Decision
 from consentcrawl.engine import PolicyEngine
 from consentcrawl.facts import RequestFacts
 from consentcrawl.robots.fetch import RobotsFile
+from consentcrawl.signals.evaluate import SiteFiles
 from consentcrawl.terms.platforms import PlatformRegistry
 
 _T = TypeVar("_T")
@@ -30,6 +31,11 @@ def run_now(coro: Coroutine[Any, Any, _T]) -> _T:
         return stop.value  # type: ignore[no-any-return]
     coro.close()
     raise AssertionError("the decision waited for something: use an event loop for this store")
+
+
+def no_signals(robots: RobotsFile | None) -> SiteFiles:
+    """An origin that publishes no signal file (robots.txt may still carry signal lines)."""
+    return SiteFiles(robots)
 
 
 class Engine:
@@ -48,8 +54,9 @@ class Engine:
     def facts(self, url: str, purpose: str, now: datetime, subject: str | None = None, **kwargs: Any) -> RequestFacts:
         return self.engine.facts(url, purpose, now, subject, **kwargs)
 
-    def decide(self, facts: RequestFacts, robots: RobotsFile | None) -> Decision:
-        return run_now(self.decider.decide(facts, robots))
+    def decide(self, facts: RequestFacts, robots: RobotsFile | None, signals: SiteFiles | None = None) -> Decision:
+        """With no signal files given, the origin serves none (every one a 404)."""
+        return run_now(self.decider.decide(facts, robots, signals or no_signals(robots)))
 
     def decide_consent(self, facts: RequestFacts) -> Decision:
         return run_now(self.decider.decide_consent(facts))

@@ -137,7 +137,7 @@ class SiteDeny:
 
 def test_a_site_check_runs_in_list_order_and_only_in_full_decisions() -> None:
     builtins = default_checks()
-    engine = _engine([*builtins[:4], SiteDeny(), *builtins[4:]])  # after the platform's terms
+    engine = _engine([*builtins[:5], SiteDeny(), *builtins[5:]])  # after the platform's terms
     robots = from_response("http://microblog.example/robots.txt", 200, ROBOTS, NOW)
     facts = engine.facts("http://microblog.example/u/1001", "research", NOW)
     assert engine.decide_consent(facts).reason == "subject.authorized"

@@ -248,7 +248,8 @@ async def test_an_audit_log_that_cannot_be_written_denies_everything(
     settings = consent_settings(tmp_path, CONSENTCRAWL_AUDIT_LOG="/dev/full")  # every write fails: ENOSPC
     with LocalServer(site) as server:
         result = await run_crawl(MicroblogSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
-        assert [r.path for r in server.requests] == ["/robots.txt"]
+        # only the site's terms are read (robots.txt and the signal files): no page
+        assert {r.path for r in server.requests} <= {"/robots.txt", "/.well-known/tdmrep.json", "/ai.txt"}
     assert result.items == []
     assert result.stats["consentcrawl/denied/error/audit-unavailable"] >= 1
     assert result.stats.get("consentcrawl/allowed", 0) == 0

@@ -3,8 +3,9 @@ fresh-eyes review of branch ``hunt`` (a copy of main at b9db50f).
 
 Each test runs a real crawl (in-process, or ``scrapy`` in a subprocess where the crawl can hang) against the
 lenient ``people`` site of :mod:`tests.lenient` and judges by the site's own served log, by the log lines a user
-sees, or by whether the crawl ends. Tests marked FINDING fail on the current code; tests marked PIN pass and
-cover an attack no other test covers (kept as regression guards).
+sees, or by whether the crawl ends. Each test marked "Fixed" failed on the code it was found on and passes since its
+fix (the docstring keeps the attack and the cause it had); tests marked PIN passed from the start and cover an
+attack no other test covers (kept as regression guards).
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def _run_scrapy(project: Path, proxy: str, timeout: float) -> tuple[int | None, 
 def test_robots_txt_5xx_with_scrapys_retry_denies_the_origin_and_ends(
     kind: str, status: int, tmp_path: Path,
 ) -> None:
-    """FINDING (availability; fail-closed, no leak). With Scrapy's default ``RETRY_ENABLED = True`` (every test
+    """Fixed (availability; fail-closed, no leak). With Scrapy's default ``RETRY_ENABLED = True`` (every test
     of the robots stage sets it to False), a robots.txt that answers 5xx (or times out) hangs the crawl forever:
     ``CLOSESPIDER_TIMEOUT`` fires ("Closing spider (closespider_timeout)") but the spider never closes.
 
@@ -145,7 +146,7 @@ def test_robots_txt_5xx_with_scrapys_retry_denies_the_origin_and_ends(
 
 
 def test_robots_txt_timeout_with_scrapys_retry_ends(tmp_path: Path) -> None:
-    """FINDING (availability), the same deadlock for a robots.txt that times out (``DOWNLOAD_TIMEOUT = 3``, the
+    """Fixed (availability), the same deadlock for a robots.txt that times out (``DOWNLOAD_TIMEOUT = 3``, the
     server answers after 10 s): RetryMiddleware retries ``TimeoutError`` with a copy, which deadlocks as above."""
     from consentcrawl_demo.server import Response
 
@@ -165,7 +166,7 @@ def test_robots_txt_timeout_with_scrapys_retry_ends(tmp_path: Path) -> None:
 
 
 def test_one_link_to_a_dead_host_does_not_hang_the_crawl(tmp_path: Path) -> None:
-    """FINDING (availability), the same deadlock as above reached from an ordinary crawl: the people site's
+    """Fixed (availability), the same deadlock as above reached from an ordinary crawl: the people site's
     robots.txt is fine, but one start URL is on a host that is down (the proxy answers 502 for it, as a real
     proxy or CDN does; a DNS failure or a refused connection is retried the same way). Its robots.txt request is
     retried, the retry deadlocks, and the crawl of everything else never finishes."""
@@ -203,7 +204,7 @@ class MetaCopyLogic(ListLogic):
 async def test_a_denied_link_with_copied_meta_is_not_logged_at_warning(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """FINDING (data leak into the log: a denied person's URL at WARNING). Scrapy 2.19's
+    """Fixed (data leak into the log: a denied person's URL at WARNING). Scrapy 2.19's
     ``MetaCopyDetectionMiddleware`` (spider middleware, priority 1000) warns once per crawl about a yielded
     request that carries ``download_latency`` & co. copied from ``response.meta``, and the warning quotes the
     target request: ``target request: <GET http://people.example/u/107>``. It runs on the callback's output before
@@ -227,7 +228,7 @@ async def test_a_denied_link_with_copied_meta_is_not_logged_at_warning(
 async def test_a_long_denied_link_is_not_logged_at_info(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """FINDING (data leak into the log, cosmetic: a denied person's URL at INFO). ``UrlLengthMiddleware``
+    """Fixed (data leak into the log, cosmetic: a denied person's URL at INFO). ``UrlLengthMiddleware``
     (priority 800) logs ``Ignoring link (url length > 2083): http://people.example/u/107?...`` at INFO, before
     ``ConsentSpiderMiddleware`` (priority 5) has denied the link. Same cause as the test above."""
     long_link = "/u/107?utm_source=" + "x" * 2100
@@ -277,7 +278,7 @@ class EditStoreLogic(ListLogic):
 async def test_a_store_error_mid_crawl_does_not_log_record_values_at_error(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """FINDING (data leak into the log: a withdrawing person's record values at ERROR). A withdrawal appended
+    """Fixed (data leak into the log: a withdrawing person's record values at ERROR). A withdrawal appended
     during a crawl with a malformed value makes the file store fail closed (good: 102 and 103 are not fetched),
     but its ERROR line quotes the value: ``'revoked_at': '2026-03-01 (by email from Jane Roe,
     jane.roe@mail.example)' is not an ISO-8601 date``.
@@ -332,7 +333,7 @@ def _gzipped(html_body: str) -> Any:
 async def test_meta_robots_in_a_gzip_body_is_read(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """FINDING (data leak: a response that must be dropped reaches the callback, the items and the cache).
+    """Fixed (data leak: a response that must be dropped reaches the callback, the items and the cache).
     For an ``ai-training`` crawl, ``<meta name="robots" content="noai">`` drops the page (``response.meta-robots``)
     — when it is served uncompressed. Served with ``Content-Encoding: gzip`` (what most servers do: Scrapy sends
     ``Accept-Encoding: gzip, deflate, br, zstd``), the same page reaches the callback and its data is an item.
@@ -401,7 +402,7 @@ class ProfileFieldsLogic(ListLogic):
 async def test_fields_outside_the_grant_are_removed_from_a_profile_item_without_subject(
     kind: str, with_subject: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """FINDING (data leak: fields the platform's grant does not cover reach the feed/pipelines). The platform
+    """Fixed (data leak: fields the platform's grant does not cover reach the feed/pipelines). The platform
     grants ``fields: [name]``. An item from a profile page that names its person in ``subject`` loses ``email``
     (control, passes); the same item without a ``subject`` field keeps it, although the page's decision (stamped
     in the item's provenance: ``subject: "101"``, ``platform: "people"``, ``reason: subject.authorized``) says
@@ -494,7 +495,7 @@ def _ftp_server(root: Path, retrieved: list[str]) -> Any:
 async def test_a_platform_host_over_ftp_is_denied(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """FINDING (fetch of a denied person, fail-open by scheme). The platform lists its host (here ``127.0.0.1``)
+    """Fixed (fetch of a denied person, fail-open by scheme). The platform lists its host (here ``127.0.0.1``)
     and the profile template ``/u/{subject}``; 107 has no authorization. ``http://127.0.0.1/u/107`` is denied,
     but ``ftp://127.0.0.1:PORT/u/107`` is fetched by Scrapy's default ``ftp`` handler with no robots, terms or
     subject decision and no audit line, and the page reaches the callback and the items.
@@ -533,19 +534,18 @@ class SlotPerRequestLogic(ListLogic):
                                  meta={"download_slot": f"session-{i}"})
 
 
-@pytest.mark.xfail(strict=True, reason="hunt finding, open: see the docstring")
 @pytest.mark.parametrize("kind", KINDS)
 @deferred_f_from_coro_f
-async def test_finding_crawl_delay_is_not_kept_across_download_slots(
+async def test_crawl_delay_is_kept_per_origin_across_download_slots(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """FINDING (robots compliance, fail-open by a meta key). robots.txt asks ``Crawl-delay: 2``; the README promises
-    "requests to the origin 2 s apart". A spider that puts requests in download slots of its own
-    (``meta["download_slot"]``, a common way to pin a session or a proxy) gets the three profiles fetched at once.
+    """FIXED (was: robots compliance, fail-open by a meta key). robots.txt asks ``Crawl-delay: 2``; the README
+    promises "requests to the origin 2 s apart". A spider that puts requests in download slots of its own
+    (``meta["download_slot"]``, a common way to pin a session or a proxy) got the three profiles fetched at once.
 
     Cause: ``_scrapy_internals.apply_crawl_delay`` sets the delay on the *request's* download slot
     (``downloader.get_slot_key(request)``, which honours ``meta["download_slot"]``), not on anything shared by the
-    origin; nothing spaces two slots that reach the same origin."""
+    origin. Now the send-time handler keeps the delay per origin (``handler.OriginSpacing``), whatever the slot."""
     app = LenientPeople(default_robots=Robots(crawl_delay=2))
     with LocalServer(app) as server:
         await crawl(make_spider(kind, SlotPerRequestLogic), people_settings(tmp_path), proxy=server.proxy,
@@ -564,7 +564,7 @@ async def test_finding_crawl_delay_is_not_kept_across_download_slots(
 async def test_robots_rules_are_matched_against_every_lenient_reading(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """FINDING (robots leg; fetch of a page robots.txt disallows, including a person's profile the site
+    """Fixed (robots leg; fetch of a page robots.txt disallows, including a person's profile the site
     keeps out of crawlers). robots.txt says ``Disallow: /@alice`` (a platform that honours a user's "hide my
     profile from crawlers" setting this way) and ``Disallow: /private/``. The lenient site reads ``/@Alice`` as
     alice (handles are case-insensitive: the subject leg agrees, and alice's record allows), and
@@ -700,12 +700,12 @@ def test_pin_scrapy_commands_with_project_settings_do_not_fetch_denied_people(
     assert secret_name("107") not in output
 
 
-@pytest.mark.xfail(strict=True, reason="hunt finding, open: see the docstring")
-def test_finding_scrapy_shell_on_a_denied_url_hangs(tmp_path: Path) -> None:
-    """FINDING (availability; fail-closed, no leak). ``scrapy shell -c EXPR http://people.example/u/107`` in a
-    project with the ``ADDONS`` line never returns (101, the control, returns at once). The audit log has the
-    deny (phase ``schedule``), but the shell waits for the request's callback or errback, and neither is ever
-    called.
+def test_scrapy_shell_on_a_denied_url_returns_and_names_the_reason(tmp_path: Path) -> None:
+    """FIXED (was: availability; fail-closed, no leak). ``scrapy shell -c EXPR http://people.example/u/107`` in a
+    project with the ``ADDONS`` line never returned (101, the control, returns at once). The audit log had the
+    deny (phase ``schedule``), but the shell waits for the request's callback or errback, and neither was ever
+    called. Now the errback is called with ``ConsentDenied``: the shell returns with ``response`` None, and
+    says why (one WARNING line with the reason code, without the URL or the person's data).
 
     Cause: ``ConsentScheduleGuard.request_scheduled`` drops a denied request by raising ``ConsentDenied`` inside
     the ``request_scheduled`` signal; Scrapy's engine then returns without calling the request's errback (it only
@@ -718,9 +718,15 @@ def test_finding_scrapy_shell_on_a_denied_url_hangs(tmp_path: Path) -> None:
     with LocalServer(app) as server:
         control, _ = _run_command(project, server.proxy, [*command, f"{BASE}/u/101"], timeout=45)
         code, output = _run_command(project, server.proxy, [*command, f"{BASE}/u/107"], timeout=45)
+        _, logged = _run_command(project, server.proxy, ["shell", "--loglevel", "INFO", "-c", "response",
+                                                         f"{BASE}/u/107"], timeout=45)
     assert control == 0 and "101" in app.people_served(), f"control\n{app.describe()}"
     assert_not_served(app, {"107"})
-    assert code is not None, f"scrapy shell on a denied URL did not return within 45 s\n{output[-1500:]}"
+    assert code == 0, f"scrapy shell on a denied URL did not return (within 45 s) or failed\n{output[-1500:]}"
+    assert "consentcrawl: subject.no-authorization: the request was not fetched" in logged, logged[-1500:]
+    for shown in (output, logged):
+        assert secret_name("107") not in shown
+        assert "/u/107" not in "\n".join(line for line in shown.splitlines() if "DEBUG" not in line)
 
 
 class ErrbackLogic(ListLogic):
@@ -736,17 +742,17 @@ class ErrbackLogic(ListLogic):
         self.failures.append(failure)
 
 
-@pytest.mark.xfail(strict=True, reason="hunt finding, open: see the docstring")
 @pytest.mark.parametrize("kind", KINDS)
 @deferred_f_from_coro_f
-async def test_finding_a_denied_request_never_reaches_its_errback(
+async def test_a_denied_request_reaches_its_errback_with_the_decision(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """FINDING (documented behaviour missing; fail-closed). docs/meta.md: "A request dropped by consentcrawl fails
-    with ``ConsentDenied`` (an ``IgnoreRequest``) whose ``.decision`` is the deny ...; an errback can read it from
-    ``failure.value.decision``". A start request for 107 is denied (phase ``schedule``) and its errback is never
+    """FIXED (was: documented behaviour missing; fail-closed). docs/meta.md: "A request dropped by consentcrawl
+    fails with ``ConsentDenied`` (an ``IgnoreRequest``) whose ``.decision`` is the deny ...; an errback can read it
+    from ``failure.value.decision``". A start request for 107 was denied (phase ``schedule``) and its errback never
     called. Cause: as above, ``ConsentScheduleGuard.request_scheduled`` (and ``ConsentSpiderMiddleware`` for
-    links) drop the request without failing it."""
+    links) dropped the request without failing it. Now both hand the failure to the errback through Scrapy's
+    scraper (``_scrapy_internals.fail_request``), as Scrapy does for a downloader middleware's ``IgnoreRequest``."""
     failures: list[Any] = []
     app = LenientPeople()
     with LocalServer(app) as server:
@@ -756,6 +762,50 @@ async def test_finding_a_denied_request_never_reaches_its_errback(
     assert_not_served(app, {"107"})
     assert any(getattr(getattr(f, "value", None), "decision", None) is not None for f in failures), \
         f"the errback got {failures}; audit: {result.denies()}"
+
+
+class ErrbackOutputLogic(ListLogic):
+    """A link to a denied person with an errback; the errback yields a link to another denied person and an item
+    naming a third: the errback's output goes through the same checks as a callback's."""
+
+    failures: list[Any]
+
+    async def start(self) -> Any:
+        yield scrapy.Request(f"{BASE}/u/101", callback=self.parse, dont_filter=True)
+
+    def parse(self, response: scrapy.http.Response) -> Any:
+        self.seen.append(response.url)
+        if response.url.endswith("/u/101"):
+            yield scrapy.Request(f"{BASE}/u/107", callback=self.parse, errback=self.failed, dont_filter=True)
+
+    def failed(self, failure: Any) -> Any:
+        self.failures.append(failure)
+        if len(self.failures) == 1:
+            yield scrapy.Request(f"{BASE}/u/108", callback=self.parse, errback=self.failed, dont_filter=True)
+            yield {"subject": "109", "platform": "people", "name": secret_name("109")}
+            yield {"subject": "102", "platform": "people", "name": secret_name("102")}  # control: authorized
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_denied_link_reaches_its_errback_and_the_errbacks_output_is_checked(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A link a callback yields for 107 is dropped by the spider middleware's link check; its errback gets
+    ``ConsentDenied`` with the decision. What the errback yields is checked like any output: its link to 108 is
+    denied at ``request_scheduled`` (and reaches the errback in turn), its item naming 109 is dropped by the guard
+    pipeline, the item naming 102 (authorized) is kept."""
+    failures: list[Any] = []
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ErrbackOutputLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, failures=failures)
+    assert f"{BASE}/u/101" in result.seen, "control"
+    assert_not_served(app, {"107", "108"})
+    denied = [f.value.decision for f in failures if getattr(f.value, "decision", None) is not None]
+    assert {d.subject for d in denied} == {"107", "108"}, failures
+    names = [i["name"] for i in result.items]
+    assert secret_name("109") not in names and secret_name("102") in names, names
 
 
 # --------------------------------------------------------------------------- 12. embedded URLs a URL parser repairs
@@ -811,7 +861,7 @@ def whatwg_fetch_api(app: LenientPeople, api_host: str = "api.example") -> Any:
 async def test_an_embedded_platform_url_without_a_full_scheme_is_read(
     url: str, person: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """FINDING (fetch of a denied person through a fetch-through service). The README: "A URL that embeds a
+    """Fixed (fetch of a denied person through a fetch-through service). The README: "A URL that embeds a
     platform's URL (``https://api.example/fetch?url=...``, an open redirect, a fetch-through service) is that
     page's person's." That holds for ``url=http://people.example/u/112`` (denied), but not for the spellings
     every WHATWG URL parser (and every classic open-redirect bypass) repairs: ``//people.example/u/107``,
@@ -834,7 +884,7 @@ async def test_an_embedded_platform_url_without_a_full_scheme_is_read(
 async def test_a_platform_url_in_a_form_body_to_a_fetch_api_is_read(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """FINDING (fetch of a denied person through a fetch-through service). The same full URL that is denied in
+    """Fixed (fetch of a denied person through a fetch-through service). The same full URL that is denied in
     the query (``/fetch?url=http://people.example/u/112``, the control above) is ``terms.off-platform`` when it is
     POSTed as a form field (``FormRequest("http://api.example/fetch", formdata={"url": ...})``), which scraping
     APIs accept as well; the service fetches 107's profile.
@@ -876,7 +926,7 @@ class ListingItemsLogic(ListLogic):
 async def test_a_project_that_lists_the_guard_after_its_own_pipeline_gets_it_moved_first(
     kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """FINDING (fail-open configuration). A project that lists the guard in its own ``ITEM_PIPELINES`` the way
+    """Fixed (fail-open configuration). A project that lists the guard in its own ``ITEM_PIPELINES`` the way
     Scrapy's docs number pipelines (``{"consentcrawl.pipelines.ConsentGuardPipeline": 300, "...Db": 100}``)
     gets its database pipeline run first: it stores the item naming 107 (who is then dropped, too late). No
     warning or configuration error says the guard is not first.
@@ -896,3 +946,63 @@ async def test_a_project_that_lists_the_guard_after_its_own_pipeline_gets_it_mov
     assert [i["name"] for i in result.items] == [secret_name("101")], "control: the guard still drops 107 at the end"
     leaked = [i for i in RecordingPipeline.stored if i.get("subject") == "107"]
     assert not leaked, f"the project's pipeline stored a denied person's item before the guard ran: {leaked}"
+
+
+class PipelineAddon:
+    """An add-on applied after consentcrawl's that puts its own (storing) pipeline before every other one."""
+
+    def update_settings(self, settings: Any) -> None:
+        settings["ITEM_PIPELINES"].set(f"{__name__}.RecordingPipeline", -5000, "addon")
+
+
+class GuardOutAddon:
+    """An add-on applied after consentcrawl's that takes the guard pipeline out."""
+
+    def update_settings(self, settings: Any) -> None:
+        settings["ITEM_PIPELINES"].set("consentcrawl.pipelines.ConsentGuardPipeline", None, "addon")
+
+
+@pytest.mark.parametrize("addon", [PipelineAddon, GuardOutAddon])
+@deferred_f_from_coro_f
+async def test_a_later_add_on_that_puts_a_pipeline_before_the_guard_stops_the_crawl(
+    addon: type, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An add-on applied after consentcrawl's (a higher number in ``ADDONS``) that adds a pipeline before the guard,
+    or takes the guard out, would let that pipeline store items the guard drops: the crawl refuses to start, with
+    one CRITICAL line naming ``ITEM_PIPELINES``, and nothing is fetched or stored."""
+    RecordingPipeline.stored = []
+    spider = make_spider("ADDONS", ListingItemsLogic)
+    spider.custom_settings = {"ADDONS": {"consentcrawl.Addon": 0, f"{__name__}.{addon.__name__}": 500}}
+    app = LenientPeople()
+    with caplog.at_level(logging.INFO), LocalServer(app) as server:
+        result = await crawl(spider, people_settings(tmp_path), proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=[f"{BASE}/people?page=1"], follow_links=False)
+    assert app.served == [], app.describe()
+    assert RecordingPipeline.stored == []
+    assert result.stats.get("finish_reason") == "consentcrawl_config_error"
+    critical = [line for line in shown_lines(caplog, logging.CRITICAL) if "consentcrawl" in line]
+    assert len(critical) == 1 and "ITEM_PIPELINES" in critical[0], shown_lines(caplog)
+
+
+@deferred_f_from_coro_f
+async def test_a_request_that_cannot_be_decided_at_scheduling_reaches_its_errback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A start request whose scheduling decision needs a lookup is decided asynchronously; when deciding raises,
+    the request is dropped, recorded as ``error.internal`` and its errback gets ``ConsentDenied`` (``scrapy shell``
+    would otherwise wait for it forever)."""
+    from consentcrawl.runtime import ConsentRuntime
+
+    async def broken(self: Any, request: Any) -> Any:
+        raise RuntimeError("store exploded")
+
+    monkeypatch.setattr(ConsentRuntime, "decide_scheduled", broken)
+    failures: list[Any] = []
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", ErrbackLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, failures=failures)
+    assert_not_served(app, {"101", "107"})
+    reasons = sorted(f.value.decision.reason for f in failures if getattr(f.value, "decision", None) is not None)
+    assert reasons == ["error.internal", "error.internal"], failures
+    assert [e["reason"] for e in result.audit if e["phase"] == "schedule"] == ["error.internal"] * 2

@@ -224,3 +224,16 @@ def test_every_reason_the_package_emits_is_published_in_consentcrawl_reasons() -
     written.discard("robots.txt")  # a file name, not a code
     assert written <= reasons.ALL, written - reasons.ALL
     assert reasons.ALLOWS < reasons.ALL
+    # the operator-signal codes are built from constants (consentcrawl.signals.combine): each one is published,
+    # and documented in docs/reasons.md as emitted, not reserved (issue #13, phase 2)
+    from consentcrawl.signals.combine import SIGNAL_REASONS
+
+    signal_codes = {c for codes in SIGNAL_REASONS.values() for c in codes if c} | {reasons.TERMS_DEFAULT_DENY}
+    assert signal_codes <= reasons.ALL - reasons.ALLOWS
+    assert len(signal_codes) == 13
+    doc = (package.parent / "docs" / "reasons.md").read_text()
+    emitted, _, reserved = doc.partition("## Reserved, not yet emitted")
+    reserved = reserved.partition("## Evidence entries")[0]
+    for code in signal_codes:
+        family = code.rsplit(".", 1)[0] + ".<name>" if code != reasons.TERMS_DEFAULT_DENY else code
+        assert f"`{family}`" in emitted and f"`{family}`" not in reserved, code

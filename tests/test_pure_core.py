@@ -54,23 +54,28 @@ def test_the_engine_decides_on_the_records_it_is_given() -> None:
     from consentcrawl.consent.answers import NO_STORE, RecordsNeeded, StoreAnswers
     from consentcrawl.engine import PolicyEngine
     from consentcrawl.robots.fetch import from_response
+    from consentcrawl.signals.evaluate import SiteFiles
     from tests.test_policy import NOW, RECORDS, ROBOTS, make_platform
 
     engine = PolicyEngine(PlatformRegistry({"microblog": make_platform()}), "consentcrawl")
     facts = engine.facts("http://microblog.example/u/1001", "research", NOW)
     robots = from_response("http://microblog.example/robots.txt", 200, ROBOTS, NOW)
+    files = SiteFiles(robots)
+    def decide(f, r, fs, a):  # type: ignore[no-untyped-def]
+        return engine.decide(f, r, a, fs)
+
     with pytest.raises(RecordsNeeded) as need:
-        engine.decide(facts, robots, StoreAnswers(1, "given"))
+        decide(facts, robots, files, StoreAnswers(1, "given"))
     assert (need.value.platform, need.value.subject) == ("microblog", "1001")
     records = tuple(r for r in RECORDS if r.subject == "1001")
-    decision = engine.decide(facts, robots, StoreAnswers(1, "given", {("microblog", "1001"): records}))
+    decision = decide(facts, robots, files, StoreAnswers(1, "given", {("microblog", "1001"): records}))
     assert decision.reason == "subject.authorized"
-    assert engine.decide(facts, robots, StoreAnswers(1, "given", {("microblog", "1001"): ()})).reason == \
+    assert decide(facts, robots, files, StoreAnswers(1, "given", {("microblog", "1001"): ()})).reason == \
         "subject.authorized"  # remembered at version 1: equal versions promise equal answers
-    assert engine.decide(facts, robots, StoreAnswers(2, "given", {("microblog", "1001"): ()})).reason == \
+    assert decide(facts, robots, files, StoreAnswers(2, "given", {("microblog", "1001"): ()})).reason == \
         "subject.no-authorization"
     failed = StoreAnswers(3, "given", {("microblog", "1001"): StoreUnavailable("down")})
-    assert engine.decide(facts, robots, failed).reason == "error.store-unavailable"
-    assert engine.decide(facts, robots, NO_STORE).reason == "subject.no-authorization"
+    assert decide(facts, robots, files, failed).reason == "error.store-unavailable"
+    assert decide(facts, robots, files, NO_STORE).reason == "subject.no-authorization"
     terms = engine.facts("http://microblog.example/people", "research", NOW)
-    assert engine.decide(terms, robots, StoreAnswers(4, "given")).reason == "subject.not-a-profile"
+    assert decide(terms, robots, files, StoreAnswers(4, "given")).reason == "subject.not-a-profile"

@@ -142,3 +142,20 @@ async def test_send_time_allow_carries_the_decision_time(kind: str, tmp_path: Pa
             f"{url}: the allow line's time is {decided - arrival.time:+.2f}s from the server's arrival time "
             f"({decided - result.started:+.2f}s after the spider opened; arrival "
             f"{arrival.time - result.started:+.2f}s)\n{timeline}")
+
+
+def test_origin_spacing_spaces_requests_that_arrive_together() -> None:
+    """Requests to one origin that reach the handler at once get turns one delay apart (never released together);
+    robots.txt counts as the origin's first request; another origin is not held back."""
+    from consentcrawl.handler import OriginSpacing
+
+    clock = [100.0]
+    spacing = OriginSpacing(clock=lambda: clock[0])
+    spacing.sent("http://a.example")  # robots.txt
+    waits = [spacing.reserve("http://a.example", 2.0) for _ in range(3)]
+    assert waits == [2.0, 4.0, 6.0]
+    assert spacing.reserve("http://b.example", 2.0) == 0.0
+    assert spacing.reserve("http://c.example", None) == 0.0
+    clock[0] = 110.0  # long after the last turn (106): no wait
+    assert spacing.reserve("http://a.example", 2.0) == 0.0
+    assert spacing.reserve("http://a.example", 2.0) == 2.0

@@ -50,6 +50,16 @@ BAD: dict[str, list[tuple[Any, str]]] = {
     "CONSENTCRAWL_HTTPS_HANDLER": [("scrapy.NoSuchHandler", "cannot import 'scrapy.NoSuchHandler'")],
     "CONSENTCRAWL_CHECKS": [(5, "5 is not a list of import paths"), ("x.Y", "cannot load check 'x.Y'"),
                             ("", "no checks")],
+    "CONSENTCRAWL_CONSERVATIVE": [("maybe", "'maybe' is not true or false")],
+    "CONSENTCRAWL_STORES_ITEMS": [([1], "[1] is not true or false")],
+    "CONSENTCRAWL_PURPOSE_DEFAULTS": [(5, "5 is not a mapping"), ("{not json", "is not a mapping"),
+                                      ({"reserch": "allow"}, "unknown purpose 'reserch'"),
+                                      ({"ai-input": "yes"}, "use 'allow' or 'deny'")],
+    "CONSENTCRAWL_RESEARCH_EXCEPTION": [({"statement": "art. 3"}, "give both 'statement' and 'reference'"),
+                                        ({"statement": "s", "reference": "r", "x": 1}, "unknown key(s): x"),
+                                        ([1], "is not a mapping")],
+    "CONSENTCRAWL_SIGNAL_LICENCES": [({"https://a.example/": "L1"}, "is not a host name"),
+                                     ({"a.example": ""}, "is not a host name and a licence reference")],
 }
 CASES = [pytest.param(name, value, fragment, id=f"{name.removeprefix('CONSENTCRAWL_')}={value!r}")
          for name, values in BAD.items() for value, fragment in values]
@@ -77,7 +87,8 @@ def documented() -> dict[str, tuple[str, str, str]]:
 
 #: the word the type column uses for each kind
 KIND_WORDS = {"text": "str", "path": "path", "paths": "paths", "store": "store", "bool": "bool",
-              "seconds": "seconds", "time": "ISO-8601", "import path": "import path", "import paths": "import paths"}
+              "seconds": "seconds", "time": "ISO-8601", "import path": "import path", "import paths": "import paths",
+              "mapping": "mapping"}
 
 
 def test_every_setting_in_the_table_is_documented_and_every_documented_setting_exists() -> None:

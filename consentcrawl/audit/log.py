@@ -23,11 +23,10 @@ import json
 import os
 import threading
 from datetime import datetime
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from pathlib import Path
 from typing import IO, Any
 
-from ..decision import Decision, Evidence
+from ..decision import Decision
 from ..errors import AuditUnavailable, ConfigError
 
 #: ``json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)``, without building an encoder per call
@@ -56,33 +55,6 @@ def audit_entry(decision: Decision, *, time: datetime, phase: str, url: str | No
     if extra:
         entry.update(extra)
     return entry
-
-
-def _json(value: Any) -> str:
-    """One JSON value exactly as ``_dumps`` writes it, without the encoder for the common flat cases.
-
-    ``JSONEncoder.encode`` sets up its C encoder on every call, which costs more than encoding a small
-    evidence dict; strings, None, booleans, ints and flat lists and dicts of them are written here instead.
-    """
-    kind = type(value)
-    if kind is str:
-        return encode_basestring(value)  # type: ignore[no-any-return]
-    if value is None:
-        return "null"
-    if kind is bool:
-        return "true" if value else "false"
-    if kind is int:
-        return int.__repr__(value)
-    if kind is dict:
-        parts = []
-        for key, item in value.items():
-            if type(key) is not str:
-                return _dumps(value)
-            parts.append(encode_basestring(key) + ":" + _json(item))
-        return "{" + ",".join(parts) + "}"
-    if kind is list or kind is tuple:
-        return "[" + ",".join([_json(item) for item in value]) + "]"
-    return _dumps(value)
 
 
 class AuditLog:
@@ -177,25 +149,8 @@ class AuditLog:
 
     def _line(self, decision: Decision, time: datetime, phase: str, url: str | None, canonical_url: str | None,
               purpose: str | None, mode: str, extra: dict[str, Any] | None) -> str:
-        if extra and ("evidence" in extra or any(key in _HEAD for key in extra)):
-            # a key replaced in place: keep json's own ordering
-            return _dumps(audit_entry(decision, time=time, phase=phase, url=url, canonical_url=canonical_url,
-                                      purpose=purpose, mode=mode, extra=extra)) + "\n"
-        few = self._few  # values with few distinct spellings (phase, mode, purpose, reason, platform)
-        subject = decision.subject
-        return "".join((
-            '{"decision_id":', _json(decision.decision_id), ',"time":"', time.isoformat(),
-            '","phase":', few.get(phase) or self._encode_few(phase), ',"url":', _json(url),
-            ',"canonical_url":', _json(canonical_url),
-            ',"platform":', few.get(decision.platform) or self._encode_few(decision.platform),
-            ',"subject":', encode_basestring(subject) if type(subject) is str else _json(subject),
-            ',"purpose":', few.get(purpose) or self._encode_few(purpose), ',"verdict":"',
-            decision.verdict, '","stage":"', decision.stage,  # str enums: join writes their values
-            '","reason":', few.get(decision.reason) or self._encode_few(decision.reason),
-            ',"mode":', few.get(mode) or self._encode_few(mode),
-            ',"evidence":[', ",".join([self._fragment(e) for e in decision.evidence]), "]",
-            "," + _dumps(extra)[1:-1] if extra else "", "}\n",
-        ))
+        return _dumps(audit_entry(decision, time=time, phase=phase, url=url, canonical_url=canonical_url,
+                                  purpose=purpose, mode=mode, extra=extra)) + "\n"
 
     def flush(self) -> None:
         """Write every waiting line; raises :class:`AuditUnavailable` if the file does not take them."""
@@ -268,21 +223,6 @@ class AuditLog:
         if waiting:
             self._settled = max(self._settled, waiting[-1][1])
             self._failed |= failed
-
-    def _encode_few(self, value: Any) -> str:
-        encoded = _json(value)
-        if len(self._few) < 4096:
-            self._few[value] = encoded
-        return encoded
-
-    @staticmethod
-    def _fragment(evidence: Evidence) -> str:
-        """The evidence's JSON, encoded once per evidence object (see :attr:`Evidence.encoded`)."""
-        encoded = evidence.encoded
-        if encoded is None:
-            encoded = _json(evidence.to_dict())
-            object.__setattr__(evidence, "encoded", encoded)  # a cache on a frozen object, not a change of it
-        return encoded
 
     def close(self) -> None:
         """Write what is waiting and close; raises :class:`AuditUnavailable` if the waiting lines are lost."""

@@ -1,7 +1,8 @@
 """The checks a decision runs, in order: the built-ins, and what a check of your own implements.
 
-``DEFAULT_CHECKS`` is the one place the stage order is written: robots, then the platform's terms, then the
-person. ``CONSENTCRAWL_CHECKS`` takes a list of import paths like it (``docs/checks.md``).
+``DEFAULT_CHECKS`` is the one place the stage order is written: robots, then what the site publishes (operator
+signals), then the platform's terms, then the person. ``CONSENTCRAWL_CHECKS`` takes a list of import paths like
+it (``docs/checks.md``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ __all__ = ["DEFAULT_CHECKS", "Check", "CheckContext", "Outcome", "default_checks
 #: the built-in checks, in the order they run: the default of ``CONSENTCRAWL_CHECKS``
 DEFAULT_CHECKS: tuple[str, ...] = (
     "consentcrawl.checks.robots.RobotsCheck",           # site check: robots.*
+    "consentcrawl.checks.signals.SiteSignalsCheck",     # site check: terms.signal.*, terms.signal-unavailable.*
     "consentcrawl.checks.terms.IpHostCheck",            # terms.ip-host
     "consentcrawl.checks.terms.OffPlatformCheck",       # terms.off-platform (allow, concludes)
     "consentcrawl.checks.terms.PlatformTermsCheck",     # terms.not-authorized, .purpose, .not-yet-valid, .expired

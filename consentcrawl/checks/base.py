@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from ..consent.records import AuthorizationRecord
     from ..facts import RequestFacts
     from ..robots.fetch import RobotsFile
+    from ..signals.evaluate import SiteFiles
+    from ..signals.policy import SignalPolicy
     from ..terms.platforms import Platform
 
 __all__ = ["Check", "CheckContext", "Outcome"]
@@ -88,11 +90,12 @@ class CheckContext:
     """
 
     __slots__ = ("answers", "crawl_delay", "evidence", "facts", "lookups", "max_crawl_delay", "now", "platform",
-                 "purpose", "robots", "subject", "token")
+                 "purpose", "robots", "signal_policy", "signals", "subject", "token")
 
     def __init__(self, facts: RequestFacts | None, platform: Platform | None, subject: str | None, purpose: str,
                  now: datetime, token: str, answers: StoreAnswers, robots: RobotsFile | None = None,
-                 max_crawl_delay: float | None = None) -> None:
+                 max_crawl_delay: float | None = None, signals: SiteFiles | None = None,
+                 signal_policy: SignalPolicy | None = None) -> None:
         self.facts = facts
         self.platform = platform
         self.subject = subject
@@ -101,6 +104,11 @@ class CheckContext:
         self.token = token
         self.answers = answers
         self.robots = robots
+        #: the origin's site-level signal files (tdmrep.json, RSL licences, ai.txt) as the adapters fetched them:
+        #: only set in a full decision, like ``robots``; None makes the signals check ask for them (SignalsNeeded)
+        self.signals = signals
+        #: how the crawl reads signals (settings): the engine's
+        self.signal_policy = signal_policy
         #: a Crawl-delay above this denies the origin (``robots.crawl-delay``)
         self.max_crawl_delay = max_crawl_delay
         self.evidence: list[Evidence] = []

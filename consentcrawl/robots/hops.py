@@ -2,7 +2,8 @@
 
 A robots.txt request is a request like any other: a site can redirect it to a person's profile. A hop is fetched
 only if we would fetch that URL. A terms-stage deny does not stop a hop to a ``/robots.txt`` (reading a site's
-terms is not collecting its data), except for a host we do not fetch from at all (``terms.ip-host``).
+terms is not collecting its data), nor to a site's signal file (``terms_file``), except for a host we do not fetch
+from at all (``terms.ip-host``).
 """
 
 from __future__ import annotations
@@ -16,15 +17,18 @@ if TYPE_CHECKING:
     from ..deciding import Decider
 
 
-async def hop_refusal(decider: Decider, url: str, purpose: str, now: datetime) -> Decision | None:
-    """The deny that stops fetching ``url`` as a robots.txt hop, or None to fetch it."""
+async def hop_refusal(decider: Decider, url: str, purpose: str, now: datetime, *,
+                      terms_file: bool = False) -> Decision | None:
+    """The deny that stops fetching ``url`` as a robots.txt hop, or None to fetch it. ``terms_file``: ``url`` is
+    a site's signal file itself (tdmrep.json, ai.txt, an RSL licence): a terms-stage deny does not stop it either,
+    as for ``/robots.txt``."""
     try:
         facts = decider.engine.facts(url, purpose, now)
     except Exception as exc:  # noqa: BLE001 - an URL we cannot read is not fetched
         return deny(Stage.ERROR, "error.bad-url", evidence=(Evidence("error", url, {"error": type(exc).__name__,
                                                                                     "message": str(exc)[:500]}),))
     decision = await decider.decide_consent(facts)
-    if decision.allowed or (decision.stage is Stage.TERMS and facts.canonical.path == "/robots.txt"
+    if decision.allowed or (decision.stage is Stage.TERMS and (facts.canonical.path == "/robots.txt" or terms_file)
                             and decision.reason != "terms.ip-host"):
         return None
     return decision

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import TypeVar
 from urllib.parse import urljoin
 
 import httpx
 
 from .fetch import MAX_REDIRECTS, REDIRECT_STATUSES, RobotsFile, from_response, robots_url, unreachable
+
+_T = TypeVar("_T")
 
 
 async def fetch_robots(origin: str, *, user_agent: str, now: datetime, timeout: float = 10.0,
@@ -20,6 +23,24 @@ async def fetch_robots(origin: str, *, user_agent: str, now: datetime, timeout: 
     is sent (None to fetch it, else the reason not to), as in a crawl; the rules found apply to ``origin``.
     """
     url = robots_url(origin)
+
+    def ok(status: int, body: bytes, final: str, hops: tuple[str, ...]) -> RobotsFile:
+        return from_response(url, status, body, now, final_url=final, redirects=hops)
+
+    def fail(cause: str, status: int | None, final: str, hops: tuple[str, ...]) -> RobotsFile:
+        return unreachable(url, now, cause, http_status=status, final_url=final, redirects=hops)
+
+    return await side_request(url, ok, fail, user_agent=user_agent, timeout=timeout, client=client,
+                              may_fetch=may_fetch)
+
+
+async def side_request(url: str, ok: Callable[[int, bytes, str, tuple[str, ...]], _T],
+                       fail: Callable[[str, int | None, str, tuple[str, ...]], _T], *, user_agent: str,
+                       timeout: float = 10.0, client: httpx.AsyncClient | None = None,
+                       may_fetch: Callable[[str], Awaitable[str | None]] | None = None) -> _T:
+    """One of consentcrawl's own side requests outside a crawl (robots.txt, a site's signal files), hop by hop
+    like :meth:`~consentcrawl.robots.scrapyfetch.ScrapyRobotsFetcher.side_request`: ``ok(status, body, final,
+    hops)`` classifies the answer, ``fail(cause, status, final, hops)`` every way of not getting one."""
     own = client is None
     client = client or httpx.AsyncClient(timeout=timeout, follow_redirects=False, trust_env=True,
                                          headers={"User-Agent": user_agent})
@@ -28,25 +49,20 @@ async def fetch_robots(origin: str, *, user_agent: str, now: datetime, timeout: 
         while True:
             refused = await may_fetch(current) if may_fetch is not None else None
             if refused is not None:
-                return unreachable(url, now, f"a redirect to a URL we may not fetch ({refused})", final_url=current,
-                                   redirects=tuple(hops))
+                return fail(f"a redirect to a URL we may not fetch ({refused})", None, current, tuple(hops))
             response = await client.get(current, follow_redirects=False)
             location = response.headers.get("Location")
             if response.status_code in REDIRECT_STATUSES and location:
                 hops.append(current)
                 if len(hops) > MAX_REDIRECTS:
-                    return unreachable(url, now, f"more than {MAX_REDIRECTS} redirects", final_url=current,
-                                       redirects=tuple(hops))
+                    return fail(f"more than {MAX_REDIRECTS} redirects", response.status_code, current, tuple(hops))
                 current = urljoin(current, location.strip())
                 if not current.startswith(("http://", "https://")):
-                    return unreachable(url, now, "a redirect to a non-HTTP URL", final_url=current,
-                                       redirects=tuple(hops))
+                    return fail("a redirect to a non-HTTP URL", response.status_code, current, tuple(hops))
                 continue
-            return from_response(url, response.status_code, response.content, now, final_url=current,
-                                 redirects=tuple(hops))
-    except Exception as exc:  # noqa: BLE001 - any failure is "unreachable": deny the whole origin
-        return unreachable(url, now, f"{type(exc).__name__}: {exc}".rstrip(": "), final_url=current,
-                           redirects=tuple(hops))
+            return ok(response.status_code, response.content, current, tuple(hops))
+    except Exception as exc:  # noqa: BLE001 - any failure to fetch fails closed
+        return fail(f"{type(exc).__name__}: {exc}".rstrip(": "), None, current, tuple(hops))
     finally:
         if own:
             await client.aclose()

@@ -21,7 +21,7 @@ import logging
 import weakref
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urljoin
 
 from scrapy import Request
@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
 logger = logging.getLogger("consentcrawl")
+
+_T = TypeVar("_T")
 
 #: asked before each hop is sent: None to fetch it, or the reason it must not be fetched
 HopCheck = Callable[[str], Awaitable["str | None"]]
@@ -90,37 +92,49 @@ class ScrapyRobotsFetcher:
         return used
 
     async def _download(self, url: str) -> RobotsFile:
+        now = self.now
+
+        def ok(status: int, body: bytes, final: str, hops: tuple[str, ...]) -> RobotsFile:
+            return from_response(url, status, body, now(), final_url=final, redirects=hops)
+
+        def fail(cause: str, status: int | None, final: str, hops: tuple[str, ...]) -> RobotsFile:
+            return unreachable(url, now(), cause, http_status=status, final_url=final, redirects=hops)
+
+        return await self.side_request(url, self.may_fetch, ok, fail, "robots")
+
+    async def side_request(self, url: str, may_fetch: HopCheck, ok: Callable[[int, bytes, str, tuple[str, ...]], _T],
+                           fail: Callable[[str, int | None, str, tuple[str, ...]], _T], stat: str) -> _T:
+        """One of consentcrawl's own side requests (robots.txt, a site's signal files): through Scrapy's engine,
+        recognised by identity (:attr:`own`), each redirect hop asked of ``may_fetch`` before it is sent.
+
+        ``ok(status, body, final_url, hops)`` classifies the final answer; ``fail(cause, status, final_url, hops)``
+        is every way of not getting one (a refused hop, too many redirects, a network error)."""
         stats = self.crawler.stats
         assert stats is not None
         current, hops = url, list[str]()
         while True:
-            refused = await self.may_fetch(current)
+            refused = await may_fetch(current)
             if refused is not None:
                 # never log the URL itself at WARNING: it may name a person
-                return unreachable(url, self.now(), f"a redirect to a URL we may not fetch ({refused})",
-                                   final_url=current, redirects=tuple(hops))
+                return fail(f"a redirect to a URL we may not fetch ({refused})", None, current, tuple(hops))
             request = Request(current, priority=self.PRIORITY, callback=NO_CALLBACK, dont_filter=True,
                               meta={"dont_obey_robotstxt": True, "dont_cache": True, "dont_redirect": True,
                                     "dont_retry": True, "handle_httpstatus_all": True, "allow_offsite": True})
             self.own.add(request)
-            stats.inc_value("consentcrawl/robots/request_count")
+            stats.inc_value(f"consentcrawl/{stat}/request_count")
             try:
                 assert self.crawler.engine is not None
                 response = await self.crawler.engine.download_async(request)
-            except Exception as exc:  # noqa: BLE001 - every failure to fetch is "unreachable": deny the origin
-                cause = f"{type(exc).__name__}: {exc}".rstrip(": ")
-                return unreachable(url, self.now(), cause, final_url=current, redirects=tuple(hops))
-            stats.inc_value(f"consentcrawl/robots/response_status_count/{response.status}")
+            except Exception as exc:  # noqa: BLE001 - every failure to fetch fails closed
+                return fail(f"{type(exc).__name__}: {exc}".rstrip(": "), None, current, tuple(hops))
+            stats.inc_value(f"consentcrawl/{stat}/response_status_count/{response.status}")
             location = response.headers.get(b"Location")
             if response.status in REDIRECT_STATUSES and location:
                 hops.append(current)
                 if len(hops) > MAX_REDIRECTS:
-                    return unreachable(url, self.now(), f"more than {MAX_REDIRECTS} redirects",
-                                       http_status=response.status, final_url=current, redirects=tuple(hops))
+                    return fail(f"more than {MAX_REDIRECTS} redirects", response.status, current, tuple(hops))
                 current = urljoin(current, location.decode("latin-1").strip())
                 if not current.startswith(("http://", "https://")):
-                    return unreachable(url, self.now(), "a redirect to a non-HTTP URL",
-                                       http_status=response.status, final_url=current, redirects=tuple(hops))
+                    return fail("a redirect to a non-HTTP URL", response.status, current, tuple(hops))
                 continue
-            return from_response(url, response.status, response.body, self.now(), final_url=current,
-                                 redirects=tuple(hops))
+            return ok(response.status, response.body, current, tuple(hops))

@@ -24,7 +24,7 @@ from .templates import DEFAULT_SUBJECT_REGEX, ProfileTemplate
 __all__ = ["load_platforms"]
 
 _PLATFORM_KEYS = ("domains", "authorization", "profiles", "subject", "case_sensitive")
-_AUTHORIZATION_KEYS = ("purposes", "reference", "valid_from", "valid_until", "fields")
+_AUTHORIZATION_KEYS = ("purposes", "reference", "valid_from", "valid_until", "fields", "overrides_signals")
 #: Platform names appear in subject ids ("microblog:1001"), so no ':' and nothing a user would have to quote.
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 
@@ -156,7 +156,11 @@ class _Reader(NodeReader):
             allowed_fields = frozenset(
                 t for t, _ in self.string_list(fields["fields"], f"'fields' of {what}", allow_empty=True)
             )
+        overrides = False
+        if "overrides_signals" in fields:
+            overrides = self.boolean(fields["overrides_signals"], f"'overrides_signals' of {what}")
         return PlatformAuthorization(
+            overrides_signals=overrides,
             purposes=purposes,
             reference=reference,
             valid_from=valid_from,

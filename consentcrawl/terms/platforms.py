@@ -44,6 +44,8 @@ class PlatformAuthorization:
     valid_from: datetime | None = None
     valid_until: datetime | None = None
     fields: frozenset[str] | None = None  #: None = the agreement does not restrict fields
+    #: the agreement (``reference``) lets this grant stand against a site's published signals (issue #13)
+    overrides_signals: bool = False
 
 
 _ESCAPED_ESCAPE = re.compile(r"%25|%[uU][0-9A-Fa-f]{4}")

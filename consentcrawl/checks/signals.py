@@ -1,0 +1,103 @@
+"""What the site publishes about use (issue #13): the site-level operator signals, decided before the fetch.
+
+A site check: it needs the origin's signal files (``/.well-known/tdmrep.json``, the RSL licences robots.txt names,
+``/ai.txt`` in conservative mode) and robots.txt's extension lines (``Content-Usage``, ``Content-Signal``,
+``License``), which the adapters fetch and hand in as :attr:`CheckContext.signals`. A decision that reaches this
+check without them raises :class:`~consentcrawl.signals.policy.SignalsNeeded`: the adapter fetches them once per
+origin and asks again.
+
+Reasons: ``terms.signal.<name>`` (a statement denies the purpose) and ``terms.signal-unavailable.<name>`` (a file
+that had to be read could not be). Unknown passes: on a platform the platform's terms check decides, off any
+platform the per-purpose default is applied in the response phase, after the response-level signals.
+Evidence, when the site says anything about the purpose: one ``site-signals`` entry (what each signal said), each
+finding (``signal.<name>``), conflicts, and the
+platform's grant when it overrides a signal's deny (``overrides_signals``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from ..cache import SignalMemo
+from ..decision import Evidence
+from ..robots.fetch import RobotsStatus
+from ..signals.evaluate import SiteFiles
+from ..signals.fetch import SignalFileStatus
+from ..signals.policy import DEFAULT_POLICY, SignalsNeeded, site_decision
+from .base import CheckContext, Outcome
+
+__all__ = ["SiteSignalsCheck", "path_free"]
+
+
+def path_free(files: SiteFiles) -> bool:
+    """Whether no file says anything that depends on the page's path (then one decision serves the origin)."""
+    if files.tdmrep is not None and files.tdmrep.status is SignalFileStatus.OK:
+        return False
+    if files.ai_txt is not None and files.ai_txt.status is SignalFileStatus.OK:
+        return False
+    robots = files.robots
+    if robots is not None and robots.status is RobotsStatus.OK:
+        rules = robots.rules
+        if rules.global_lines("content-usage") or rules.global_lines("license"):
+            return False
+    return True
+
+
+class SiteSignalsCheck:
+    """The origin's site-level signals, combined per purpose (``docs/signals.md``)."""
+
+    site = True
+    cacheable = True
+
+    def __init__(self) -> None:
+        self._memo: SignalMemo[tuple[tuple[Evidence, ...], Outcome | None]] = SignalMemo(8192)
+        #: whether the files last seen say nothing path-dependent (a crawl decides one origin's pages in runs)
+        self._last_files: SiteFiles | None = None
+        self._last_free = False
+
+    def check(self, ctx: CheckContext) -> Outcome | None:
+        facts = ctx.facts
+        assert facts is not None  # site checks only run on URLs
+        files = ctx.signals
+        if files is None:
+            raise SignalsNeeded(facts.canonical.origin)
+        robots = ctx.robots
+        policy = ctx.signal_policy or DEFAULT_POLICY
+        platform = ctx.platform
+        if files is self._last_files:
+            free = self._last_free
+        else:
+            free = self._last_free = path_free(files)
+            self._last_files = files
+        url = facts.canonical.url
+        evidence, outcome = self._memo.get(
+            files, robots, platform, policy, (None if free else url, ctx.purpose, ctx.token),
+            lambda: self._decide(files, robots, policy, ctx, url))
+        if evidence:
+            ctx.evidence.extend(evidence)
+        return outcome
+
+    @staticmethod
+    def _decide(files: SiteFiles, robots: Any, policy: Any, ctx: CheckContext,
+                url: str) -> tuple[tuple[Evidence, ...], Outcome | None]:
+        facts = ctx.facts
+        assert facts is not None
+        if files.robots is not robots:
+            files = replace(files, robots=robots)  # the robots.txt in force is the one the robots check read
+        decided, results = site_decision(url, facts.canonical.host, files, policy, ctx.token, ctx.purpose,
+                                         ctx.platform)
+        summary = Evidence("site-signals", facts.canonical.origin, {
+            "purpose": ctx.purpose, "basis": decided.basis,
+            "signals": {k: v.value for k, v in decided.signals.items()},
+            "files": {r.source: ("unavailable: " + r.unavailable) if r.unavailable else "read"
+                      for r in results if r.source},
+        })
+        cited = tuple(e for e in decided.evidence
+                      if e.kind != "platform-authorization" or decided.basis == "agreement")
+        if not cited:
+            return (), None  # the site says nothing about this purpose here: nothing to cite (the files are read)
+        outcome = None
+        if not decided.allowed and decided.basis == "signals" and decided.reason is not None:
+            outcome = Outcome.deny(decided.reason)
+        return (summary, *cited), outcome

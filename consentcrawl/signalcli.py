@@ -1,0 +1,112 @@
+"""Operator signals outside a crawl: what ``consentcrawl check`` and ``consentcrawl signals`` read (issue #13).
+
+The files are fetched with httpx through the proxy variables (:func:`consentcrawl.robots.httpfetch.side_request`,
+the machinery that fetches robots.txt, each hop asked first), classified and decided by the same pure code a
+crawl uses (:mod:`consentcrawl.signals.policy`), with the engine :func:`consentcrawl.config.build_decider` builds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from .decision import Decision
+from .response import judge_response
+from .robots.body import charset
+from .robots.fetch import RobotsFile
+from .robots.httpfetch import side_request
+from .robots.meta import parse_meta_robots
+from .robots.signalfetch import assemble, site_file_urls
+from .robots.tags import parse_robots_headers
+from .signals.base import SignalResult
+from .signals.evaluate import SiteFiles
+from .signals.fetch import SignalFile, from_response, unavailable
+from .signals.policy import SignalPolicy, response_decision
+from .signals.rsl import response_rsl_links
+
+__all__ = ["Page", "fetch_page", "fetch_site_files", "judge_page", "signal_report"]
+
+HopCheck = Callable[[str, bool], Awaitable["str | None"]]
+
+
+async def fetch_file(signal: str, url: str, *, user_agent: str, now: datetime, may_fetch: HopCheck) -> SignalFile:
+    def ok(status: int, body: bytes, final: str, hops: tuple[str, ...]) -> SignalFile:
+        return from_response(signal, url, status, body, now)
+
+    def fail(cause: str, status: int | None, final: str, hops: tuple[str, ...]) -> SignalFile:
+        return unavailable(signal, url, now, cause, http_status=status)
+
+    return await side_request(url, ok, fail, user_agent=user_agent, may_fetch=lambda hop: may_fetch(hop, hop == url))
+
+
+async def fetch_site_files(origin: str, robots: RobotsFile | None, policy: SignalPolicy, *, user_agent: str,
+                           now: datetime, may_fetch: HopCheck) -> SiteFiles:
+    """The origin's signal files, as a crawl would fetch them."""
+    files = {}
+    for signal, url in site_file_urls(origin, robots, policy.conservative):
+        files[url] = await fetch_file(signal, url, user_agent=user_agent, now=now, may_fetch=may_fetch)
+    return assemble(origin, robots, files, policy.conservative, None)
+
+
+@dataclass
+class Page:
+    url: str
+    status: int
+    headers: httpx.Headers
+    body: bytes | None  #: decoded HTML, or None for another type
+    encoding: str
+
+
+async def fetch_page(url: str, *, user_agent: str) -> Page:
+    """The page itself (``--fetch``), through the proxy variables; a redirect is not followed (its own
+    response's signals are read). Raises on a network error or a body that cannot be decoded."""
+    async with httpx.AsyncClient(timeout=10.0, follow_redirects=False, trust_env=True,
+                                 headers={"User-Agent": user_agent}) as client:
+        response = await client.get(url)  # httpx undoes the Content-Encoding it asked for
+    headers = response.headers
+    content_type = headers.get("content-type", "")
+    body = response.content if "html" in content_type or not content_type else None
+    return Page(url, response.status_code, headers, body, charset(content_type.encode("latin-1")))
+
+
+async def judge_page(prior: Decision, page: Page, files: SiteFiles, policy: SignalPolicy, token: str, purpose: str,
+                     facts: Any, now: datetime, *, user_agent: str,
+                     may_fetch: HopCheck) -> tuple[Decision, list[SignalResult]]:
+    """The response phase, as a crawl runs it: robots tags, then the signals with the defaults."""
+    directives = parse_robots_headers(list(page.headers.multi_items()), token)
+    if page.body is not None:
+        directives += parse_meta_robots(page.body, token, page.encoding)
+    decision = judge_response(prior, directives, purpose, now, page.url) if directives else prior
+    if not decision.allowed:
+        return decision, []
+    headers = list(page.headers.multi_items())
+    named = [link.url for link in response_rsl_links(page.url, headers, page.body, page.encoding)
+             if link.url not in files.licences]
+    if named:
+        extra = {u: await fetch_file("rsl", u, user_agent=user_agent, now=now, may_fetch=may_fetch) for u in named}
+        files = SiteFiles(files.robots, files.tdmrep, files.ai_txt, {**files.licences, **extra})
+    return response_decision(decision, page.url, facts.canonical.host, headers, page.body, page.encoding, files,
+                             policy, token, purpose, facts.platform, now)
+
+
+def signal_report(results: list[SignalResult], purposes: list[str]) -> list[dict[str, Any]]:
+    """Every signal consulted, with its verdict for each purpose and where it was read (JSON-ready)."""
+    out = []
+    for r in results:
+        entry: dict[str, Any] = {
+            "signal": r.signal, "level": r.level.value, "source": r.source or None,
+            "verdicts": {p: r.verdict(p).value for p in purposes},
+            "statements": [{"purpose": f.purpose, "verdict": f.verdict.value, "where": f.statement.where,
+                            "raw": f.statement.raw, "note": f.note} for f in r.findings if f.purpose in purposes],
+        }
+        if r.unavailable is not None:
+            entry["unavailable"] = r.unavailable
+            entry["covers"] = sorted(r.covers)
+        if r.notes:
+            entry["notes"] = list(r.notes)
+        out.append(entry)
+    return out

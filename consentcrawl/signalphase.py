@@ -1,0 +1,86 @@
+"""Operator signals in a crawl (issue #13): the site-level files gathered for a full decision, and the
+response-level signals read in the response phase, before the HTTP cache and any callback.
+
+The runtime calls these; what is decided is pure (:mod:`consentcrawl.signals.policy`), so ``consentcrawl check``
+(:mod:`consentcrawl.signalcli`) decides the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from scrapy.http import Response, TextResponse
+
+from .decision import Decision, Evidence, Stage, deny
+from .robots.body import charset, decoded_body
+from .signals.policy import SignalsNeeded, response_decision
+from .signals.rsl import response_rsl_links
+
+if TYPE_CHECKING:
+    from scrapy import Request
+
+    from .facts import RequestFacts
+    from .robots.fetch import RobotsFile
+    from .runtime import ConsentRuntime
+
+logger = logging.getLogger("consentcrawl")
+
+
+async def decide_full(runtime: ConsentRuntime, facts: RequestFacts, robots: RobotsFile | None) -> Decision:
+    """The full decision; the origin's signal files are fetched when the walk reaches the signals check (a URL
+    robots.txt disallows never makes them be fetched)."""
+    try:
+        return await runtime.decider.decide(facts, robots)
+    except SignalsNeeded as need:
+        files = await runtime.site_signals.get(need.origin, robots)
+    return await runtime.decider.decide(facts, robots, files)
+
+
+def body_of(response: Response) -> tuple[bytes | None, str]:
+    """The page as HTML for meta and link tags (decompressed like meta robots), or None for a non-HTML body.
+    Raises ValueError for a body that cannot be decoded."""
+    encoded = response.headers.get(b"Content-Encoding")
+    content_type = response.headers.get(b"Content-Type")
+    if not ((isinstance(response, TextResponse) or encoded) and b"html" in (content_type or b"html")):
+        return None, "utf-8"
+    body = decoded_body(response.body, encoded)
+    encoding = response.encoding if isinstance(response, TextResponse) and not encoded else charset(content_type)
+    return body, encoding
+
+
+async def check_signals(runtime: ConsentRuntime, request: Request, response: Response, prior: Decision) -> Decision:
+    """The response-level signals (headers, meta, ``Link``) combined with the site-level ones, and the
+    per-purpose default where none speaks: a deny is recorded and stops the response before the HTTP cache and
+    the callbacks. Any failure denies (``error.internal``) with its cause."""
+    config = runtime.config
+    now = config.now()
+    try:
+        facts, bad = runtime.facts_for(request, response.url, now)
+        if facts is None:
+            assert bad is not None
+            return runtime.record(bad, response.url, None, "response", time=now)
+        origin = facts.canonical.origin
+        robots = runtime.robots.cached(origin)
+        files = await runtime.site_signals.get(origin, robots)
+        body, encoding = body_of(response)
+        named = [link.url for link in response_rsl_links(response.url, response.headers, body, encoding)
+                 if link.url not in files.licences]
+        if named:
+            files = replace(files, licences={**files.licences, **await runtime.site_signals.licences(named)})
+        decision, _results = response_decision(
+            prior, response.url, facts.canonical.host, response.headers, body, encoding, files,
+            runtime.engine.signal_policy, config.token, config.purpose, facts.platform, now)
+    except Exception as exc:  # noqa: BLE001 - a crash reading the signals must deny, not skip them
+        decision = deny(Stage.ERROR, "error.internal", subject=prior.subject, platform=prior.platform,
+                        evidence=(*prior.evidence, Evidence("error", response.url, {
+                            "error": type(exc).__name__, "message": str(exc)[:500], "while": "reading signals"})))
+        return runtime.record(decision, response.url, None, "response", time=now)
+    if decision.allowed and not any(e.kind.startswith("signal.") for e in decision.evidence[len(prior.evidence):]):
+        return prior  # nothing the site said: the allow stands as it was recorded
+    if decision.allowed:
+        runtime.count("consentcrawl/response/signals")
+        return runtime.record(decision, response.url, None, "response", count=False, time=now)
+    return runtime.record(decision, response.url, None, "response", time=now)
+

@@ -1,0 +1,54 @@
+"""Start-up checks of the crawl's settings: what another add-on or setting applied after consentcrawl's add-on
+could have undone. Each refuses to start with one :class:`~consentcrawl.errors.ConfigError` naming the setting."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+__all__ = ["check_handlers", "check_pipelines"]
+
+
+def check_handlers(crawler: Crawler) -> None:
+    """The send-time decision is a download handler: an add-on or setting applied after ours that replaced it
+    for http(s) would send requests with only the pre-filters' say. Refuse to start instead."""
+    from .handler import ConsentHTTPDownloadHandler, ConsentHTTPSDownloadHandler
+
+    handlers = crawler.settings.getwithbase("DOWNLOAD_HANDLERS")
+    for scheme, ours in (("http", ConsentHTTPDownloadHandler), ("https", ConsentHTTPSDownloadHandler)):
+        current = handlers.get(scheme)
+        path = current if isinstance(current, str) else f"{current.__module__}.{current.__qualname__}"
+        if path != f"{ours.__module__}.{ours.__qualname__}":
+            raise ConfigError(f"the {scheme} download handler is {path}, not consentcrawl's send-time decision: "
+                              "another add-on or setting replaced it after consentcrawl's add-on; give "
+                              "consentcrawl.Addon a higher number in ADDONS than the add-on that sets "
+                              "DOWNLOAD_HANDLERS", source="DOWNLOAD_HANDLERS")
+
+
+def check_pipelines(crawler: Crawler) -> None:
+    """The guard pipeline must run before every other item pipeline (a pipeline that stores items must never see
+    one the guard drops). The add-on moves it first (``Addon._guard_first``), but an add-on or setting applied
+    after ours can add a pipeline before it, or take it out. Refuse to start instead."""
+    from .pipelines import ConsentGuardPipeline
+
+    def path(obj: Any) -> str:
+        return obj if isinstance(obj, str) else f"{obj.__module__}.{obj.__qualname__}"
+
+    guard = path(ConsentGuardPipeline)
+    numbers: dict[str, Any] = {}
+    for key, number in crawler.settings.getwithbase("ITEM_PIPELINES").items():
+        numbers[path(key)] = number  # as Scrapy builds the list: of two keys naming one class, the last counts
+    number = numbers.get(guard)
+    if number is None:
+        raise ConfigError(f"{guard} is not in it (another add-on or setting took it out after consentcrawl's "
+                          "add-on): items would reach the other pipelines unchecked", source="ITEM_PIPELINES")
+    before = sorted(f"{k} ({n})" for k, n in numbers.items() if k != guard and n is not None and n <= number)
+    if before:
+        raise ConfigError(f"{guard} ({number}) is not the first item pipeline: {', '.join(before)} would see "
+                          "items before it; another add-on or setting added it after consentcrawl's add-on; give "
+                          "consentcrawl.Addon a higher number in ADDONS than that add-on, or give the pipeline a "
+                          "number above the guard's", source="ITEM_PIPELINES")

@@ -1,0 +1,113 @@
+"""Every row of the operator-signal conformance table through ``consentcrawl check --json --fetch``, against a
+loopback server that serves the row's files, headers and HTML (issue #13, phase 2).
+
+The server's log is the judge of *when*: a row denied before the fetch (robots.txt, a site-level signal) has no
+request for the page; a response-level deny fetched it (and only then was it denied).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from consentcrawl import reasons
+from consentcrawl.cli import main
+from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
+
+from .signals_conformance import CASES, SITE, Case
+
+HTTP_SITE = "http://site.example"  #: the rows' https origin, served over the plain-http loopback proxy
+NOW = "2026-06-01T12:00:00Z"
+SIDE = {"/robots.txt", "/.well-known/tdmrep.json", "/ai.txt"}
+
+
+def _http(text: str) -> str:
+    return text.replace(SITE, HTTP_SITE)
+
+
+def _app(case: Case) -> Any:
+    files = {path: (status, _http(body)) for path, (status, body) in case.files.items()}
+
+    def app(request: LoggedRequest, headers: dict[str, str]) -> Response:
+        target = request.path + (f"?{request.query}" if request.query else "")
+        if request.host == "site.example" and target == case.path:
+            return Response(200, [("Content-Type", "text/html; charset=utf-8"),
+                                  *((k, _http(v)) for k, v in case.headers)], _http(case.html or "<p>text</p>"))
+        if request.host == "site.example" and request.path in files:
+            status, body = files[request.path]
+            return Response(status, {"Content-Type": "text/plain"}, body)
+        return Response(404, {"Content-Type": "text/plain"}, "not found")
+
+    return app
+
+
+def _platforms(case: Case, tmp_path: Path) -> Path:
+    platforms: dict[str, Any] = {"elsewhere": {"domains": ["elsewhere.example"]}}
+    if case.platform is not None:
+        entry: dict[str, Any] = {"domains": ["site.example"]}
+        if case.platform.get("purposes"):
+            entry["authorization"] = {"purposes": list(case.platform["purposes"]),
+                                      "reference": case.platform.get("reference") or "terms page",
+                                      "overrides_signals": bool(case.platform.get("overrides_signals"))}
+            if not case.platform.get("reference"):
+                entry["authorization"]["overrides_signals"] = False
+        platforms["example"] = entry
+    path = tmp_path / "platforms.yaml"
+    path.write_text(yaml.safe_dump({"platforms": platforms}))
+    return path
+
+
+def _settings(case: Case, tmp_path: Path) -> str:
+    values: dict[str, Any] = {"CONSENTCRAWL_CONSERVATIVE": case.conservative,
+                              "CONSENTCRAWL_STORES_ITEMS": case.stores_items}
+    if case.research_exception:
+        values["CONSENTCRAWL_RESEARCH_EXCEPTION"] = dict(zip(("statement", "reference"), case.research_exception,
+                                                             strict=True))
+    if case.licence_held:
+        values["CONSENTCRAWL_SIGNAL_LICENCES"] = {"site.example": case.licence_held}
+    name = "rowsettings_" + case.id.replace("-", "_")  # one module per row: Python keeps an imported one
+    (tmp_path / f"{name}.py").write_text("".join(f"{k} = {v!r}\n" for k, v in values.items()))
+    return name
+
+
+ROWS = [c for c in CASES if not c.custom]  # custom purposes are not a crawl's purpose yet (docs/signals.md)
+
+
+@pytest.mark.parametrize("case", ROWS, ids=[c.id for c in ROWS])
+def test_conformance_row_through_check(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with LocalServer(_app(case)) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        monkeypatch.delenv("HTTP_PROXY", raising=False)
+        code = main(["check", HTTP_SITE + case.path, "--purpose", case.purpose, "--json", "--fetch", "--now", NOW,
+                     "--platforms", str(_platforms(case, tmp_path)), "--settings", _settings(case, tmp_path),
+                     "--user-agent", case.token])
+        paths = [r.path + (f"?{r.query}" if r.query else "") for r in server.requests if r.host == "site.example"]
+    out, err = capsys.readouterr()
+    if case.research_exception and not all(part.strip() for part in case.research_exception):
+        # in settings, a research exception without its reference is a configuration error, not a quiet deny
+        assert code == 2 and "CONSENTCRAWL_RESEARCH_EXCEPTION" in err
+        return
+    assert code in (0, 1), err
+    decision = json.loads(out)
+    assert (decision["verdict"], decision["reason"] if decision["verdict"] == "deny" else None) == \
+        (case.expect, case.reason), (case.source, decision["evidence"])
+    assert code == (0 if case.expect == "allow" else 1)
+    page_fetched = case.path in paths
+    reason = decision["reason"]
+    if reason.startswith(("robots.", "terms.signal.", "terms.signal-unavailable.")) and case.expect == "deny":
+        assert not page_fetched, paths  # decided before the fetch: the server never saw the page
+    elif reason.startswith("response.") or reason == reasons.TERMS_DEFAULT_DENY or case.expect == "allow":
+        assert page_fetched, paths
+    assert set(paths) - {case.path} <= SIDE | {p for p in case.files}, paths
+    # every signal consulted is listed with its verdict for the purpose (none when robots.txt denied first)
+    assert bool(decision["signals"]) != reason.startswith("robots.")
+    assert all(case.purpose in s["verdicts"] for s in decision["signals"])
+    if reason.startswith(("terms.signal.", "response.signal.")) and case.expect == "deny":
+        name = reason.rsplit(".", 1)[1]
+        assert any(s["signal"] == name and "deny" in s["verdicts"].values() for s in decision["signals"])

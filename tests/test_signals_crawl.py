@@ -1,0 +1,128 @@
+"""Operator signals in real crawls (issue #13, phase 2), judged by the server's log.
+
+- A site-level deny (tdmrep.json, robots.txt Content-Signal / Content-Usage) is decided before the fetch: the
+  server sees robots.txt and the signal files, never the page.
+- A response-level deny (a Content-Usage header, a tdm-reservation meta tag) is decided in the response phase,
+  before the HTTP cache and the callbacks: the page was fetched, no item comes out, nothing is cached.
+- Off any platform, a purpose no signal speaks about falls back to its default (ai-training: deny).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
+from tests.conftest import consent_settings, run_crawl
+from tests.test_robots_crawl import HOST, ConsentListSpider
+
+SIDE = {"/robots.txt", "/.well-known/tdmrep.json", "/ai.txt"}
+
+
+class SignalSite:
+    """robots.txt, tdmrep.json and pages, each with the headers given."""
+
+    def __init__(self, robots: str = "User-agent: *\nAllow: /\n", tdmrep: str | None = None,
+                 pages: dict[str, tuple[list[tuple[str, str]], str]] | None = None) -> None:
+        self.robots = robots
+        self.tdmrep = tdmrep
+        self.pages = pages or {}
+
+    def __call__(self, request: LoggedRequest, headers: dict[str, str]) -> Response | None:
+        if request.path == "/robots.txt":
+            return Response(200, {"Content-Type": "text/plain"}, self.robots)
+        if request.path == "/.well-known/tdmrep.json":
+            if self.tdmrep is None:
+                return Response(404, {"Content-Type": "text/plain"}, "no")
+            return Response(200, {"Content-Type": "application/json"}, self.tdmrep)
+        if request.path in self.pages:
+            extra, html = self.pages[request.path]
+            return Response(200, [("Content-Type", "text/html; charset=utf-8"), *extra], html)
+        if request.path == "/ai.txt":
+            return Response(404, {"Content-Type": "text/plain"}, "no")
+        return Response.html(f"<html><body>{request.path}</body></html>")
+
+
+def _settings(tmp_path: Path, purpose: str, **more: Any) -> dict[str, Any]:
+    return consent_settings(tmp_path, CONSENTCRAWL_PURPOSE=purpose, CONSENTCRAWL_PLATFORMS=[],
+                            CONSENTCRAWL_AUTHORIZATIONS=None, **more)
+
+
+def _pages(server: LocalServer) -> list[str]:
+    return sorted(r.path for r in server.requests if r.path not in SIDE)
+
+
+def _denied(result: Any) -> dict[str, str]:
+    return {e["url"].rsplit("/", 1)[1]: e["reason"] for e in result.audit if e["verdict"] == "deny"}
+
+
+@deferred_f_from_coro_f
+async def test_a_site_level_signal_denies_before_the_fetch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = SignalSite(tdmrep='[{"location": "/reserved/*", "tdm-reservation": 1}, {"location": "/", '
+                             '"tdm-reservation": 0}]')
+    ConsentListSpider.urls = [f"http://{HOST}/reserved/a", f"http://{HOST}/open"]
+    with LocalServer(site) as server:
+        result = await run_crawl(ConsentListSpider, _settings(tmp_path, "research"), proxy=server.proxy,
+                                 monkeypatch=monkeypatch)
+        assert _pages(server) == ["/open"]  # the reserved page was never requested
+        assert sum(r.path == "/.well-known/tdmrep.json" for r in server.requests) == 1  # once per origin
+    assert [i["url"] for i in result.items] == [f"http://{HOST}/open"]
+    entry = next(e for e in result.audit if e["url"].endswith("/reserved/a"))
+    assert (entry["verdict"], entry["reason"], entry["stage"]) == ("deny", "terms.signal.tdmrep", "terms")
+    signal = next(ev for ev in entry["evidence"] if ev["kind"] == "signal.tdmrep")
+    assert signal["where"] == "tdmrep.json[0]" and signal["verdict"] == "deny" and signal["fetched_at"]
+
+
+@deferred_f_from_coro_f
+async def test_content_signal_in_robots_txt_denies_before_the_fetch(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    site = SignalSite(robots="User-agent: *\nContent-Signal: search=yes, ai-train=no\nAllow: /\n")
+    ConsentListSpider.urls = [f"http://{HOST}/a", f"http://{HOST}/b"]
+    with LocalServer(site) as server:
+        result = await run_crawl(ConsentListSpider, _settings(tmp_path, "ai-training"), proxy=server.proxy,
+                                 monkeypatch=monkeypatch)
+        assert _pages(server) == []
+    assert result.items == []
+    assert set(_denied(result).values()) == {"terms.signal.content-signal"}
+
+
+@deferred_f_from_coro_f
+async def test_a_response_level_signal_denies_before_the_cache_and_the_callback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "httpcache"
+    site = SignalSite(robots="User-agent: *\nContent-Usage: / train-ai=y\nAllow: /\n", pages={
+        "/header": ([("Content-Usage", "train-ai=n")], "<p>no training</p>"),
+        "/meta": ([], '<html><head><meta name="tdm-reservation" content="1"></head><body>x</body></html>'),
+        "/ok": ([], "<p>fine</p>"),
+    })
+    ConsentListSpider.urls = [f"http://{HOST}/header", f"http://{HOST}/meta", f"http://{HOST}/ok"]
+    settings = _settings(tmp_path, "ai-training", HTTPCACHE_ENABLED=True, HTTPCACHE_DIR=str(cache))
+    with LocalServer(site) as server:
+        result = await run_crawl(ConsentListSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+        assert _pages(server) == ["/header", "/meta", "/ok"]  # allowed before the fetch, so fetched
+    assert [i["url"] for i in result.items] == [f"http://{HOST}/ok"]  # no callback ran for the others
+    denied = _denied(result)
+    assert denied == {"header": "response.signal.content-usage", "meta": "response.signal.tdmrep"}
+    cached = [p for p in cache.rglob("meta") if p.is_file()] if cache.exists() else []
+    urls = [p.read_bytes() for p in cached if p.parent.name != cache.name]
+    assert not any(b"/header" in u or b"/meta" in u for u in urls)  # nothing denied was cached
+    assert any(b"/ok" in u for u in urls)
+
+
+@deferred_f_from_coro_f
+async def test_off_any_platform_an_unspoken_purpose_falls_back_to_its_default(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ConsentListSpider.urls = [f"http://{HOST}/a"]
+    with LocalServer(SignalSite()) as server:
+        result = await run_crawl(ConsentListSpider, _settings(tmp_path, "ai-input"), proxy=server.proxy,
+                                 monkeypatch=monkeypatch)
+        assert _pages(server) == ["/a"]
+    assert result.items == [] and _denied(result) == {"a": "terms.default-deny"}
+    with LocalServer(SignalSite()) as server:
+        result = await run_crawl(ConsentListSpider, _settings(
+            tmp_path, "ai-input", CONSENTCRAWL_PURPOSE_DEFAULTS={"ai-input": "allow"}), proxy=server.proxy,
+            monkeypatch=monkeypatch)
+    assert [i["url"] for i in result.items] == [f"http://{HOST}/a"]
