@@ -238,13 +238,50 @@ def build_parser() -> argparse.ArgumentParser:
     authorizations = sub.add_parser("authorizations", help="manage authorization stores")
     actions = authorizations.add_subparsers(dest="action", required=True)
     load = actions.add_parser("import", help="validate a YAML, CSV or JSONL file of authorization records and add "
-                                             "them to an SQLite store (created if missing)")
+                                             "them to an SQLite store (created if missing) or a Redis store")
     load.add_argument("source", metavar="SRC", help="a .yaml, .csv or .jsonl file of authorization records")
-    load.add_argument("dest", metavar="sqlite:///DEST", help="the store (relative path; sqlite:////abs/path)")
+    load.add_argument("dest", metavar="sqlite:///DEST", help="the store (relative path; sqlite:////abs/path), or "
+                                                             "redis://HOST:PORT/DB")
     load.add_argument("--settings", metavar="MODULE", help="Scrapy settings module to read CONSENTCRAWL_* from")
     load.add_argument("--platforms", metavar="FILE", help="platform terms YAML the records are checked against")
     load.set_defaults(func=cmd_authorizations_import)
+    add_serve_authorizations(sub)
     return parser
+
+
+def add_serve_authorizations(sub: Any) -> None:
+    serve = sub.add_parser("serve-authorizations", help="serve a store's records over the consent API "
+                                                        "(docs/consent-api.md), with its change feed")
+    serve.add_argument("source", metavar="SQLITE_OR_FILE", help="a .yaml, .csv or .jsonl file, or sqlite:///PATH")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8766, help="port to listen on (default 8766)")
+    serve.add_argument("--settings", metavar="MODULE", help="Scrapy settings module to read CONSENTCRAWL_* from")
+    serve.add_argument("--platforms", metavar="FILE", help="platform terms YAML the records are checked against")
+    serve.add_argument("--token-env", metavar="NAME", default="CONSENTCRAWL_API_TOKEN",
+                       help="require the bearer token in this environment variable, when it is set")
+    serve.set_defaults(func=cmd_serve_authorizations)
+
+
+def cmd_serve_authorizations(args: argparse.Namespace) -> int:
+    from .consent.apiserver import serve
+
+    return serve(args.source, _platforms_for(args), args.host, args.port, args.token_env)
+
+
+def _platforms_for(args: argparse.Namespace) -> Any:
+    """The platforms of ``--platforms`` or the settings, which records are checked against."""
+    from .config import DEFAULT_PLATFORMS
+    from .settings import as_settings, read
+    from .terms.load import load_platforms
+
+    settings = {"CONSENTCRAWL_PLATFORMS": args.platforms} if args.platforms else load_settings(args.settings)
+    files = read(as_settings(settings), "CONSENTCRAWL_PLATFORMS")
+    if files is None:
+        files = (str(DEFAULT_PLATFORMS),) if DEFAULT_PLATFORMS.exists() else ()
+    if not files:
+        raise ConfigError("no platforms file: records are checked against the platforms they name "
+                          "(use --platforms FILE)", source="--platforms")
+    return load_platforms(list(files))
 
 
 def cmd_signals(args: argparse.Namespace) -> int:
@@ -328,6 +365,8 @@ def cmd_authorizations_import(args: argparse.Namespace) -> int:
     from .settings import as_settings, read
     from .terms.load import load_platforms
 
+    if args.dest.lower().startswith(("redis://", "rediss://")):
+        return _import_into_redis(args)
     target = parse_sqlite_url(args.dest)
     settings = {"CONSENTCRAWL_PLATFORMS": args.platforms} if args.platforms else load_settings(args.settings)
     files = read(as_settings(settings), "CONSENTCRAWL_PLATFORMS")
@@ -341,6 +380,19 @@ def cmd_authorizations_import(args: argparse.Namespace) -> int:
     result = import_records(target, records, platforms=platforms.platforms)
     print(f"imported {result.imported} record(s) from {args.source} into {target.source}; it now holds "
           f"{result.records} record(s) of {result.keys} people")
+    return EXIT_ALLOWED
+
+
+def _import_into_redis(args: argparse.Namespace) -> int:
+    from .consent.load import load_authorizations
+    from .consent.redisstore import import_records, parse_redis_url
+
+    target = parse_redis_url(args.dest)
+    platforms = _platforms_for(args)
+    records = load_authorizations(args.source, platforms)
+    result = import_records(args.dest, records, platforms=platforms.platforms)
+    print(f"imported {result.imported} record(s) from {args.source} into {target.source} "
+          f"({result.skipped} it already held)")
     return EXIT_ALLOWED
 
 

@@ -139,7 +139,10 @@ class ConsentConfig:
             logger.warning("consentcrawl: no platform configured (CONSENTCRAWL_PLATFORMS = []): only robots.txt is "
                            "checked, and no URL is anyone's profile")
         source = get("CONSENTCRAWL_AUTHORIZATIONS")
-        store = open_store(source, platforms, crawler) if source else None
+        for name in ("CONSENTCRAWL_AUTHORIZATIONS_TOKEN_ENV", "CONSENTCRAWL_AUTHORIZATIONS_POLL",
+                     "CONSENTCRAWL_AUTHORIZATIONS_TIMEOUT"):
+            get(name)  # read by the remote stores; checked here whatever the store
+        store = open_store(source, platforms, crawler, settings) if source else None
         return cls(
             purpose=purpose,
             platforms=platforms,
@@ -266,10 +269,11 @@ _IMPORT_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 _FILE_SUFFIXES = (".yaml", ".yml", ".csv", ".jsonl")
 
 
-def open_store(source: str, platforms: PlatformRegistry,
-               crawler: Crawler | None = None) -> AuthorizationStore | SyncAuthorizationStore:
+def open_store(source: str, platforms: PlatformRegistry, crawler: Crawler | None = None,
+               settings: Any = None) -> AuthorizationStore | SyncAuthorizationStore:
     """Open the authorization store named by ``CONSENTCRAWL_AUTHORIZATIONS``: a YAML, CSV or JSONL file, an
-    ``sqlite:///`` URL, or the import path of a store class (built with ``from_crawler(crawler)`` when it has
+    ``sqlite:///`` URL, a consent API's ``http(s)://`` base URL, a ``redis://`` URL (their settings read from
+    ``settings``), or the import path of a store class (built with ``from_crawler(crawler)`` when it has
     one and a crawler exists, else called with no arguments; its ``lookup`` may be ``async def`` or plain ``def``:
     see ``docs/architecture.md``, "Write your own store")."""
     if (_IMPORT_PATH.fullmatch(source) and not source.lower().endswith(_FILE_SUFFIXES)
@@ -280,9 +284,19 @@ def open_store(source: str, platforms: PlatformRegistry,
         from .consent.sqlite import SQLiteStore
 
         return SQLiteStore(source, platforms.platforms)
-    if scheme in ("redis", "rediss", "http", "https"):
-        raise ConfigError(f"{scheme}:// authorization stores are not available in this version; "
-                          "use a YAML, CSV or JSONL file, or sqlite:///PATH", source="CONSENTCRAWL_AUTHORIZATIONS")
+    if scheme in ("http", "https"):
+        from .consent.httpapi import open_http_store
+
+        return open_http_store(source, platforms, as_settings(settings or {}), crawler)
+    if scheme in ("redis", "rediss"):
+        try:
+            import redis  # noqa: F401
+        except ImportError:
+            raise ConfigError("redis:// stores need the redis package: pip install 'consentcrawl[redis]'",
+                              source="CONSENTCRAWL_AUTHORIZATIONS") from None
+        from .consent.redisstore import open_redis_store
+
+        return open_redis_store(source, platforms, as_settings(settings or {}), crawler)
     from .consent.load import load_authorizations
 
     return load_authorizations(source, platforms)

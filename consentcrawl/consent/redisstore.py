@@ -1,0 +1,233 @@
+"""Authorization records in Redis: ``CONSENTCRAWL_AUTHORIZATIONS = "redis://host:6379/0"``, for crawls spread over
+machines that must all stop fetching a person within a second of their withdrawal.
+
+Key layout (``PREFIX`` is ``consentcrawl:authorizations`` unless the URL says ``?prefix=...``):
+
+- ``PREFIX:records:{platform}:{subject key}``: a hash per person; each field is one record's identity (its
+  ``record_id``, else a digest of its purposes and times, the rule the files use for duplicates), each value the
+  record as JSON with the YAML format's fields. A withdrawal is a record of its own; nothing is ever overwritten.
+- ``PREFIX:seq``: a counter, one more for every record written.
+- ``PREFIX:changes``: a stream, one entry (``seq``, ``platform``, ``subject``) per record written, capped at about
+  a million entries.
+
+A record is written by one Lua script (hash, counter and stream together, :func:`import_records`), so a reader
+never sees a record without its stream entry. :class:`RedisStore` reads a person with ``HVALS`` into a bounded LRU,
+and follows the stream from a task on the crawl's event loop with ``XREAD BLOCK``: each entry drops that person's
+answer and changes the version at once. Each round also reads ``PREFIX:seq``; a gap in the entries' ``seq``, or a
+counter gone backwards (the stream trimmed past us, the database flushed or replaced) drops every answer. When the
+server does not answer for 0.75 s, or a command fails, every lookup raises
+:class:`~consentcrawl.errors.StoreUnavailable` (``error.store-unavailable``) until it answers again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from ..errors import ConfigError, StoreUnavailable
+from ..terms.platforms import PlatformRegistry
+from .httpapi import close_with, public_url
+from .keys import key_function
+from .records import AuthorizationRecord
+from .remote import CACHE_SIZE, MIN_POLL, FeedStore, record_to_json, records_from_json
+
+__all__ = ["DEFAULT_PREFIX", "RedisStore", "import_records"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "consentcrawl:authorizations"
+STREAM_MAXLEN = 1_000_000
+
+#: KEYS: the person's hash, the counter, the stream; ARGV: field, record JSON, platform, subject key, maxlen.
+#: Returns the record's seq, or 0 when the hash already holds that record (a duplicate).
+_WRITE = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+local n = redis.call('INCR', KEYS[2])
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'seq', n, 'platform', ARGV[3], 'subject', ARGV[4])
+return n
+"""
+
+
+@dataclass(frozen=True)
+class RedisURL:
+    url: str  #: for the client: the URL without our own parameters
+    prefix: str
+    source: str  #: for evidence and logs: without a password
+
+    def records_key(self, platform: str, key: str) -> str:
+        return f"{self.prefix}:records:{platform}:{key}"
+
+    @property
+    def seq_key(self) -> str:
+        return f"{self.prefix}:seq"
+
+    @property
+    def stream_key(self) -> str:
+        return f"{self.prefix}:changes"
+
+
+def parse_redis_url(url: str) -> RedisURL:
+    parts = urlsplit(url)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ConfigError(f"{public_url(url)!r} is not a redis:// or rediss:// URL",
+                          source="CONSENTCRAWL_AUTHORIZATIONS")
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    prefix = next((v for k, v in query if k == "prefix"), DEFAULT_PREFIX)
+    if not prefix or any(c.isspace() for c in prefix):
+        raise ConfigError("the prefix of a Redis store must be a word without spaces",
+                          source="CONSENTCRAWL_AUTHORIZATIONS")
+    rest = urlencode([(k, v) for k, v in query if k != "prefix"])
+    client_url = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, ""))
+    return RedisURL(client_url, prefix, public_url(url))
+
+
+def record_field(record: AuthorizationRecord) -> str:
+    """The hash field of a record: its ``record_id``, else its grant (the duplicate rule of the files)."""
+    if record.record_id:
+        return f"id:{record.record_id}"
+    grant = json.dumps([sorted(record.purposes), record.granted_at.isoformat(),
+                        record.revoked_at.isoformat() if record.revoked_at else None])
+    return "grant:" + hashlib.blake2b(grant.encode(), digest_size=12).hexdigest()
+
+
+class RedisStore(FeedStore):
+    """The store for ``redis://`` and ``rediss://`` URLs (see the module doc)."""
+
+    stale_after = 0.75  #: the 1-second bound, less the time a decision takes to reach the network
+
+    def __init__(self, url: str, platforms: PlatformRegistry, *, poll: float = 0.25, timeout: float = 1.0,
+                 cache_size: int = CACHE_SIZE, clock: Callable[[], float] = time.monotonic) -> None:
+        self.url = parse_redis_url(url)
+        super().__init__(self.url.source, platforms, cache_size=cache_size, clock=clock)
+        self.block = max(min(poll, self.stale_after / 3), MIN_POLL)  #: seconds an XREAD waits for news
+        self.timeout = timeout
+        self._client: Any = None
+        self._last_id: str | None = None  #: the stream entry last read (None: start from scratch)
+        self._last_seq = 0
+
+    def __repr__(self) -> str:
+        return f"<RedisStore {self.source}>"
+
+    def _start(self) -> None:
+        import redis.asyncio
+
+        self._last_id = None
+        self._client = redis.asyncio.Redis.from_url(
+            self.url.url, socket_timeout=self.block + self.timeout, socket_connect_timeout=self.timeout,
+            decode_responses=True, retry_on_timeout=False)
+
+    async def _stop(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    def _cause(self, exc: BaseException) -> str:
+        return f"authorization store {self.source} failed: {type(exc).__name__}: {exc}"
+
+    async def _fetch(self, platform: str, key: str) -> tuple[AuthorizationRecord, ...]:
+        client = self._client
+        if client is None:
+            raise StoreUnavailable(f"authorization store {self.source} is closed")
+        try:
+            values = await client.hvals(self.url.records_key(platform, key))
+        except Exception as exc:  # noqa: BLE001 - redis errors, timeouts, a closed connection
+            raise StoreUnavailable(self._cause(exc)) from None
+        items = []
+        for value in values:
+            try:
+                items.append(json.loads(value))
+            except ValueError:
+                raise StoreUnavailable(f"authorization store {self.source} holds a record of this person that is "
+                                       "not JSON") from None
+        return records_from_json(items, self.source, self.platforms, platform, key)
+
+    async def _follow(self) -> None:
+        client = self._client
+        if client is None:
+            raise StoreUnavailable(f"authorization store {self.source} is closed")
+        stream = self.url.stream_key
+        seq = int(await client.get(self.url.seq_key) or 0)
+        if self._last_id is None:
+            last = await client.xrevrange(stream, count=1)
+            self._last_id = last[0][0] if last else "0-0"
+            self._last_seq = int(last[0][1].get("seq", seq)) if last else seq
+            self._changed(None)
+            return
+        if seq < self._last_seq:
+            self._reset(seq, "its change counter went backwards (flushed or replaced)")
+            return
+        answer = await client.xread({stream: self._last_id}, count=1000, block=int(self.block * 1000))
+        entries = answer[0][1] if answer else []
+        changed: list[tuple[str, str]] = []
+        for entry_id, fields in entries:
+            entry_seq = int(fields.get("seq", 0))
+            if entry_seq != self._last_seq + 1:
+                self._reset(seq, "entries of its change stream are missing")
+                return
+            self._last_id, self._last_seq = entry_id, entry_seq
+            changed.append((fields.get("platform", ""), fields.get("subject", "")))
+        if changed:
+            self._changed(changed)
+
+    def _reset(self, seq: int, why: str) -> None:
+        logger.warning("authorization store %s: %s; every remembered answer is dropped",
+                                            self.source, why)
+        self._last_id = None
+        self._changed(None)
+
+    def _fail(self, message: str) -> None:
+        self._last_id = None  # start following afresh: what we missed is unknown
+        super()._fail(message)
+
+
+def open_redis_store(url: str, platforms: PlatformRegistry, settings: Any, crawler: Any = None) -> RedisStore:
+    from ..settings import read
+
+    store = RedisStore(url, platforms, poll=read(settings, "CONSENTCRAWL_AUTHORIZATIONS_POLL"),
+                       timeout=read(settings, "CONSENTCRAWL_AUTHORIZATIONS_TIMEOUT"))
+    close_with(store, crawler)
+    return store
+
+
+@dataclass(frozen=True)
+class RedisImportResult:
+    imported: int
+    skipped: int  #: records the store already held (the same record_id, or the same grant)
+
+
+def import_records(url: str, records: Iterable[AuthorizationRecord], *, platforms: Any = None) -> RedisImportResult:
+    """Write validated records into the Redis store at ``url`` (each with its change-stream entry, so every crawl
+    following the store sees it within a second). A record the store already holds is skipped and counted: a
+    Redis store has no transaction spanning an import, so importing the same file twice must be harmless."""
+    import redis
+
+    from .keys import platform_objects
+
+    target = parse_redis_url(url)
+    objects = platform_objects(platforms)
+    client = redis.Redis.from_url(target.url, socket_timeout=10, socket_connect_timeout=5, decode_responses=True)
+    imported = skipped = 0
+    try:
+        write = client.register_script(_WRITE)
+        for record in records:
+            key = key_function(objects.get(record.platform))(record.subject)
+            data = json.dumps(record_to_json(record), ensure_ascii=False, sort_keys=True)
+            n = write(keys=[target.records_key(record.platform, key), target.seq_key, target.stream_key],
+                      args=[record_field(record), data, record.platform, key, STREAM_MAXLEN])
+            if n:
+                imported += 1
+            else:
+                skipped += 1
+    except redis.RedisError as exc:
+        raise ConfigError(f"cannot write into {target.source}: {type(exc).__name__}: {exc} "
+                          f"({imported} record(s) written before it failed)", target.source) from None
+    finally:
+        client.close()
+    return RedisImportResult(imported, skipped)
