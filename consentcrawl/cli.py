@@ -359,23 +359,13 @@ def cmd_signals(args: argparse.Namespace) -> int:
 
 def cmd_authorizations_import(args: argparse.Namespace) -> int:
     """Validate SRC with the same loaders a crawl uses, then add its records to the store in one transaction."""
-    from .config import DEFAULT_PLATFORMS
     from .consent.load import load_authorizations
     from .consent.sqlite import import_records, parse_sqlite_url
-    from .settings import as_settings, read
-    from .terms.load import load_platforms
 
     if args.dest.lower().startswith(("redis://", "rediss://")):
         return _import_into_redis(args)
     target = parse_sqlite_url(args.dest)
-    settings = {"CONSENTCRAWL_PLATFORMS": args.platforms} if args.platforms else load_settings(args.settings)
-    files = read(as_settings(settings), "CONSENTCRAWL_PLATFORMS")
-    if files is None:
-        files = (str(DEFAULT_PLATFORMS),) if DEFAULT_PLATFORMS.exists() else ()
-    if not files:
-        raise ConfigError("no platforms file: records are checked against the platforms they name "
-                          "(use --platforms FILE)", source="--platforms")
-    platforms = load_platforms(list(files))
+    platforms = _platforms_for(args)
     records = load_authorizations(args.source, platforms)
     result = import_records(target, records, platforms=platforms.platforms)
     print(f"imported {result.imported} record(s) from {args.source} into {target.source}; it now holds "
