@@ -194,7 +194,8 @@ def _parse_rules(text: str, *, scoped: bool) -> list[list[Any]]:
     return out
 
 
-def _text(value: object) -> str | None:
+def header_text(value: object) -> str | None:
+    """A header name or value as text (UTF-8, else Latin-1); None for anything that is not str or bytes."""
     if isinstance(value, str):
         return value
     if isinstance(value, (bytes, bytearray, memoryview)):
@@ -225,7 +226,7 @@ def _robots_headers(headers: Any) -> Iterator[tuple[str, str, str]]:
     for entry in iterator:
         if not isinstance(entry, (tuple, list)) or len(entry) != 2:
             continue
-        name = _text(entry[0])
+        name = header_text(entry[0])
         if name is None or len(name) > 20:
             continue
         lname = name.strip().lower()
@@ -233,7 +234,7 @@ def _robots_headers(headers: Any) -> Iterator[tuple[str, str, str]]:
             continue
         values = entry[1] if isinstance(entry[1], (list, tuple)) else (entry[1],)
         for value in values:
-            text = _text(value)
+            text = header_text(value)
             if text is not None:
                 yield lname, name, text
 

@@ -9,22 +9,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ..robots.matcher import _glob_match, _literal_rule, _normal, _path_spellings, _pieces, _utf8
+from ..robots.tags import header_text as text
 
 HEADER_MAX = 64 * 1024  #: longest header value read
 HEAD_SCAN_BYTES = 64 * 1024  #: only the start of a document is searched for its head
-
-
-def text(value: object) -> str | None:
-    """A header name or value as text (UTF-8, else Latin-1); None for anything that is not str or bytes."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        raw = bytes(value)
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return raw.decode("latin-1")
-    return None
 
 
 def header_lines(headers: Any, names: frozenset[str]) -> Iterator[tuple[str, str, str]]:
