@@ -415,3 +415,20 @@ async def test_after_the_audit_log_is_closed_an_allow_becomes_a_deny(
     assert crawler.stats.get_value("consentcrawl/audit/write_errors") == 2
     assert crawler.stats.get_value("consentcrawl/items/denied/error/audit-unavailable") == 1
     assert crawler.stats.get_value("consentcrawl/denied/error/audit-unavailable") == 1
+
+
+def test_an_event_line_is_on_disk_when_event_returns_and_a_closed_log_refuses_it(tmp_path: Path) -> None:
+    from datetime import datetime, timezone
+
+    from consentcrawl.audit.log import AuditLog, read_audit_log
+    from consentcrawl.errors import AuditUnavailable
+
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, sync=False)
+    when = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    log.event("withdrawal-seen", {"platform": "microblog", "subject": "101"}, time=when)
+    assert read_audit_log(path) == [{"event": "withdrawal-seen", "time": when.isoformat(),
+                                     "platform": "microblog", "subject": "101"}]
+    log.close()
+    with pytest.raises(AuditUnavailable):
+        log.event("withdrawal-seen", {"platform": "microblog", "subject": "102"}, time=when)

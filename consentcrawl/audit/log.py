@@ -112,6 +112,27 @@ class AuditLog:
             finally:
                 self._failed.discard(ticket)  # nobody asks written() about this one: the exception says it
 
+    def event(self, kind: str, fields: dict[str, Any], *, time: datetime, durable: bool = True) -> None:
+        """Add a line that is not a decision: a withdrawal seen, a purge receipt, a refusal found on a page.
+
+        Its entry is ``{"event": kind, "time": ..., **fields}``; readers tell it from a decision by the ``event``
+        key. With ``durable`` it is written (with every waiting line) before this returns, as for :meth:`record`.
+        """
+        if self._file is None:
+            if durable and self.path is not None:
+                raise AuditUnavailable(f"the audit log {self.path} is closed")
+            return
+        line = _dumps({"event": kind, "time": time.isoformat(), **fields}) + "\n"
+        with self._lock:
+            if not durable:
+                self._pending.append(line)
+                return
+            ticket = self._add_waiting(line)
+            try:
+                self._write()
+            finally:
+                self._failed.discard(ticket)
+
     def queue(self, decision: Decision, *, time: datetime, phase: str, url: str | None = None,
               canonical_url: str | None = None, purpose: str | None = None, mode: str = "enforce",
               extra: dict[str, Any] | None = None) -> int | None:
