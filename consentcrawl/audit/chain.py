@@ -163,7 +163,7 @@ def verify(path: str | Path, *, end: str | None = None) -> Verification:
 
 
 def _verify_lines(f: BinaryIO, result: Verification) -> Problem | None:
-    expected, prev = 1, GENESIS
+    expected, prev, before = 1, GENESIS, GENESIS
     segment: Segment | None = None
     carried: _Carried | None = None
     for number, line in enumerate(f, 1):
@@ -190,6 +190,7 @@ def _verify_lines(f: BinaryIO, result: Verification) -> Problem | None:
             if number == 1:
                 return Problem(1, "removed", "line 1's prev is not the start of a chain: lines were removed "
                                              "from the start")
+            result.lines, result.end = number - 2, before  # the edited line does not verify
             return Problem(number - 1, "edited", f"line {number - 1} was edited (or lines after it removed): its "
                                                  f"hash is not the prev that line {number} holds")
         event = entry.get("event") if "origin" not in entry else None
@@ -218,7 +219,7 @@ def _verify_lines(f: BinaryIO, result: Verification) -> Problem | None:
             problem = carried.add(number, body, entry.get("origin"))
             if problem:
                 return problem
-        prev = line_hash(line)
+        before, prev = prev, line_hash(line)
         expected += 1
         result.lines, result.end = number, prev
         if segment is not None:
