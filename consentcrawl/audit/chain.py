@@ -113,7 +113,7 @@ class _Carried:
     """A merged log's source chains, rebuilt from the ``origin`` of its lines and checked."""
 
     def __init__(self) -> None:
-        self.state: dict[str, tuple[int, str, int]] = {}  #: chain -> (seq, hash of that line, lines)
+        self.state: dict[str, tuple[int, str, int]] = {}  #: chain -> (seq, hash of that line, its line here)
 
     def add(self, number: int, body: bytes, origin: Any) -> Problem | None:
         cut = body.rfind(_ORIGIN)
@@ -122,19 +122,24 @@ class _Carried:
             return Problem(number, "malformed", f"line {number}: its origin is not a source line's "
                                                 '{"chain","seq","prev"}')
         chain, seq, prev = origin["chain"], origin["seq"], origin["prev"]
-        last_seq, last_hash, count = self.state.get(chain, (0, GENESIS, 0))
-        if seq != last_seq + 1 or prev != last_hash:
-            return Problem(number, "source", f"line {number}: the line of chain {chain} with seq {seq} does not "
-                                             f"follow that chain's line {last_seq} (edited, removed or reordered)")
-        self.state[chain] = (seq, line_hash(seal(body[:cut], seq, prev)), count + 1)
+        last_seq, last_hash, where = self.state.get(chain, (0, GENESIS, 0))
+        if seq != last_seq + 1:
+            return Problem(number, "source", f"line {number} carries seq {seq} of chain {chain}, whose line before "
+                                             f"it here has seq {last_seq}: lines of that chain removed or moved")
+        if prev != last_hash:
+            return Problem(where or number, "source",
+                           f"line {where} (seq {last_seq} of chain {chain}) was altered: its source line's hash is not "
+                           f"the prev that line {number} carries" if where else
+                           f"line {number} (seq 1 of chain {chain}) does not start that chain")
+        self.state[chain] = (seq, line_hash(seal(body[:cut], seq, prev)), number)
         return None
 
     def check(self, sources: list[dict[str, Any]], lines: int) -> Problem | None:
         for source in sources:
             chain = source.get("chain")
-            seq, end, _ = self.state.get(str(chain), (0, GENESIS, 0))
+            seq, end, where = self.state.get(str(chain), (0, GENESIS, 0))
             if seq != source.get("lines") or end != source.get("end"):
-                return Problem(lines, "source", f"chain {chain} ({source.get('file')}): the merged log holds "
+                return Problem(where or lines, "source", f"chain {chain} ({source.get('file')}): the merged log holds "
                                                 f"{seq} of its lines ending with {end}, not the {source.get('lines')}"
                                                 f" lines ending with {source.get('end')} its header lists")
         extra = set(self.state) - {str(s.get("chain")) for s in sources}
