@@ -76,7 +76,7 @@ async def test_verify_says_which_line_was_edited_removed_swapped_repeated_or_cut
     code, out = audit_verify(capsys, str(write_lines(tmp_path / "swapped.jsonl", swapped)))
     assert code == 1 and "line 40: reordered" in out and "seq 40 is at line 41" in out
 
-    repeated = lines[:45] + [lines[44]] + lines[45:]
+    repeated = [*lines[:45], lines[44], *lines[45:]]
     code, out = audit_verify(capsys, str(write_lines(tmp_path / "repeated.jsonl", repeated)))
     assert code == 1 and "line 46: duplicated" in out
 
@@ -129,7 +129,8 @@ async def test_a_second_crawl_on_the_same_log_continues_its_chain_in_a_new_segme
     assert start["prev"] == first.stats["consentcrawl/audit_chain_end"]  # linked to the first crawl's end
     assert start["chain"] == entries[0]["chain"]
     # the settings that decide are in the header, and its hash changes with them
-    assert entries[0]["config"]["signals"]["conservative"] is True and start["config"]["signals"]["conservative"] is False
+    assert entries[0]["config"]["signals"]["conservative"] is True
+    assert start["config"]["signals"]["conservative"] is False
     assert entries[0]["config_sha256"] != start["config_sha256"]
     assert entries[0]["config"]["platforms"][0]["sha256"] == line_hash(Path(entries[0]["config"]["platforms"][0]
                                                                               ["path"]).read_bytes())
@@ -142,7 +143,7 @@ async def test_a_second_crawl_on_the_same_log_continues_its_chain_in_a_new_segme
 def test_a_log_is_written_by_one_writer_and_a_log_without_a_chain_is_not_continued(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
     log = AuditLog(path)
-    with pytest.raises(ConfigError, match="another crawl .* is writing it"):
+    with pytest.raises(ConfigError, match=r"another crawl .* is writing it"):
         AuditLog(path)
     log.close()
     AuditLog(path).close()  # once closed, the next one continues
