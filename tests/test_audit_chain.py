@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -138,6 +139,30 @@ async def test_a_second_crawl_on_the_same_log_continues_its_chain_in_a_new_segme
     code, out = audit_verify(capsys, str(log), "--end", first.stats["consentcrawl/audit_chain_end"])
     assert code == 0 and f"line {size}'s" in out
     assert second.stats["consentcrawl/audit_chain_end"] == result.end
+
+
+def test_the_verifier_in_the_docs_agrees_with_audit_verify(tmp_path: Path) -> None:
+    """docs/audit-log.md gives a 20-line verifier for third parties: run it, as it is printed there."""
+    text = (ROOT / "docs" / "audit-log.md").read_text()
+    code = text.split("A verifier in 20 lines", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(code.strip().splitlines()) <= 20
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, header={"config": {}})
+    for n in range(5):
+        log.event("note", {"n": n, "text": "é\u2028"}, time=datetime.now(timezone.utc), durable=n % 2 == 0)
+    log.close()
+    AuditLog(path).close()
+
+    def run(target: Path) -> str:
+        proc = subprocess.run([sys.executable, "-c", code, str(target)], capture_output=True, text=True, timeout=30)
+        return proc.stdout.strip()
+
+    assert run(path) == f"intact: 9 lines, end hash {verify(path).end}"
+    lines = path.read_bytes().splitlines(keepends=True)
+    assert run(write_lines(tmp_path / "swapped.jsonl", [lines[0], lines[2], lines[1], *lines[3:]])) == (
+        "line 2: does not follow line 1")
+    assert run(write_lines(tmp_path / "torn.jsonl", [*lines[:4], lines[4][:10]])).startswith(
+        f"line 5: torn; verifies up to line 4, end hash {line_hash(lines[3])}")
 
 
 def test_a_log_is_written_by_one_writer_and_a_log_without_a_chain_is_not_continued(tmp_path: Path) -> None:
@@ -296,7 +321,6 @@ def test_two_crawl_processes_write_two_chains_that_merge_into_one_that_verifies(
         mine = [e for e in carried if e["origin"]["chain"] == result.chains[0]]
         assert [e["origin"]["seq"] for e in mine] == list(range(1, result.lines + 1))
         assert [e.get("decision_id") for e in mine] == [e.get("decision_id") for e in read_audit_log(log)]
-    from datetime import datetime
     times = [datetime.fromisoformat(e["time"]) for e in carried]
     assert times == sorted(times)  # time-ordered
 
