@@ -251,7 +251,7 @@ class FullDiskSpider(MicroblogSpider):
         runtime = get_runtime(self.crawler)
         assert runtime is not None
         type(self).opened = runtime.audit._file  # the real file, with the chain-start line in it
-        runtime.audit._file = open("/dev/full", "wb", buffering=0)  # noqa: SIM115 - closed by the log's close
+        runtime.audit._file = open("/dev/full", "wb", buffering=0)  # closed by the log's close
         async for request in super().start():
             yield request
 
