@@ -23,7 +23,7 @@ import hashlib
 import heapq
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -268,11 +268,11 @@ def _anchor_problem(path: Path, end: str, result: Verification) -> Problem | Non
 
 @dataclass
 class Source:
-    """A verified log to merge: its lines (as they are in the file) and its chain."""
+    """A verified log to merge: its file, chain, number of lines and end hash (its lines are read as merged)."""
 
     file: str
-    lines: list[bytes]
     chain: str
+    lines: int
     end: str
 
 
@@ -285,9 +285,7 @@ def read_source(path: str | Path) -> Source | Problem:
         # one file is one chain: appended segments keep the chain id of the first (AuditLog reads it back)
         return Problem(1, "malformed", f"the file holds chain ids {', '.join(map(repr, result.chains))}, not one "
                                        "chain id of letters, digits, '-' and '_'")
-    with Path(path).open("rb") as f:
-        lines = f.readlines()
-    return Source(str(path), lines, result.chains[0], result.end)
+    return Source(str(path), result.chains[0], result.lines, result.end)
 
 
 def merge(sources: list[Source], *, chain: str, header: dict[str, Any], closing: dict[str, Any]) -> Iterator[bytes]:
@@ -298,7 +296,7 @@ def merge(sources: list[Source], *, chain: str, header: dict[str, Any], closing:
     entries (their ``chain`` and, for the header, ``merged`` are filled in here).
     """
     header = {**header, "event": CHAIN_START, "chain": chain,
-              "merged": [{"chain": s.chain, "file": s.file, "lines": len(s.lines), "end": s.end} for s in sources]}
+              "merged": [{"chain": s.chain, "file": s.file, "lines": s.lines, "end": s.end} for s in sources]}
     seq, prev = 0, GENESIS
 
     def sealed(body: bytes) -> bytes:
@@ -314,22 +312,24 @@ def merge(sources: list[Source], *, chain: str, header: dict[str, Any], closing:
     yield sealed(canonical_json({**closing, "event": CHAIN_END, "chain": chain})[:-1])
 
 
-def _keyed(index: int, source: Source) -> Iterable[tuple[datetime, int, int, bytes]]:
+def _keyed(index: int, source: Source) -> Iterator[tuple[datetime, int, int, bytes]]:
     last = _EARLIEST
-    for line in source.lines:
-        parts = unseal(line)
-        assert parts is not None  # verified
-        body, seq, prev = parts
-        time = json.loads(line).get("time")
-        try:
-            key = datetime.fromisoformat(time) if isinstance(time, str) else last
-        except ValueError:
-            key = last
-        if key.tzinfo is None or key < last:
-            key = last  # no time, a naive one, or one before its predecessor's: keep the line where its chain has it
-        last = key
-        yield key, index, seq, body + b'%s%s","seq":%d,"prev":"%s"}' % (_ORIGIN, source.chain.encode(), seq,
-                                                                        prev.encode())
+    with Path(source.file).open("rb") as f:
+        for _, line in zip(range(source.lines), f, strict=False):  # the lines verified, read again one at a time
+            parts = unseal(line)
+            if parts is None:
+                raise ValueError(f"{source.file} changed while it was merged")
+            body, seq, prev = parts
+            time = json.loads(line).get("time")
+            try:
+                key = datetime.fromisoformat(time) if isinstance(time, str) else last
+            except ValueError:
+                key = last
+            if key.tzinfo is None or key < last:
+                key = last  # no time, a naive one, or one before its predecessor's: the line stays where it is
+            last = key
+            yield key, index, seq, body + b'%s%s","seq":%d,"prev":"%s"}' % (_ORIGIN, source.chain.encode(), seq,
+                                                                            prev.encode())
 
 
 _EARLIEST = datetime.min.replace(tzinfo=timezone.utc)

@@ -104,16 +104,20 @@ def cmd_merge(args: argparse.Namespace) -> int:
     now = datetime.now(timezone.utc).isoformat()
     lines = merge(sources, chain=chain, closing={"time": now},
                   header={"time": now, "format": FORMAT, "host": socket.gethostname(), "pid": os.getpid()})
-    if out is None:
-        end, count = _write(lines, sys.stdout.buffer)
-        sys.stdout.buffer.flush()
-        where = "standard output"
-    else:
-        try:
+    try:
+        if out is None:
+            end, count = _write(lines, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+            where = "standard output"
+        else:
             end, count = _write_new(out, lines)
-        except OSError as exc:
-            return _usage(f"cannot write {out}: {exc.strerror or exc}")
-        where = str(out)
+            where = str(out)
+    except OSError as exc:
+        return _usage(f"cannot write {out or 'standard output'}: {exc.strerror or exc}")
+    except ValueError as exc:  # a source changed between its check and its merge
+        print(f"consentcrawl audit merge: {exc}; {'nothing merged' if out else 'the output is incomplete'}",
+              file=sys.stderr)
+        return EXIT_BROKEN
     print(f"consentcrawl audit merge: {count} lines of {len(sources)} chain{'s' if len(sources) != 1 else ''} "
           f"merged into {where}: chain {chain}, end hash {end}", file=sys.stderr)
     return EXIT_OK
