@@ -338,6 +338,10 @@ def test_two_crawl_processes_write_two_chains_that_merge_into_one_that_verifies(
     code, out = audit_verify(capsys, str(write_lines(tmp_path / "forged.jsonl", resealed)))
     assert code == 1 and f"line {k + 1}: source" in out
 
+    # cut short by whole lines, it no longer proves its sources: an error, not a note
+    code, out = audit_verify(capsys, str(write_lines(tmp_path / "merged-cut.jsonl", lines[:-3])))
+    assert code == 1 and f"line {len(lines) - 3}: source" in out and "cut short" in out
+
     # a source that does not verify is refused, naming the file and the line
     bad = logs[1].read_bytes().splitlines(keepends=True)
     del bad[10]

@@ -202,6 +202,8 @@ def _verify_lines(f: BinaryIO, result: Verification) -> Problem | None:
         if number == 1 and event != CHAIN_START:
             return Problem(1, "malformed", "line 1 is not a chain-start line")
         if event == CHAIN_START:
+            if carried is not None:
+                return _merged_cut(number - 1)
             if segment is not None:
                 segment.last = number - 1
             segment = Segment(number, str(entry.get("chain")))
@@ -229,7 +231,13 @@ def _verify_lines(f: BinaryIO, result: Verification) -> Problem | None:
         result.lines, result.end = number, prev
         if segment is not None:
             segment.last = number
-    return None
+    return _merged_cut(result.lines) if carried is not None else None
+
+
+def _merged_cut(last: int) -> Problem:
+    """A merged chain is written whole, ``chain-end`` included: without it, it was cut and cannot prove its sources."""
+    return Problem(last, "source", f"the merged chain stops at line {last} without its chain-end line: cut short "
+                                   "(its sources cannot be checked against the header's end hashes)")
 
 
 def _out_of_place(f: BinaryIO, number: int, seq: int, expected: int) -> Problem:
