@@ -106,6 +106,9 @@ async def test_verify_says_which_line_was_edited_removed_swapped_repeated_or_cut
     code, out = audit_verify(capsys, str(write_lines(tmp_path / "keys.jsonl", reordered)))
     assert code == 1 and "line 6:" in out
 
+    code, out = audit_verify(capsys, str(write_lines(tmp_path / "empty.jsonl", [])))
+    assert code == 1 and "line 1: removed: the file is empty" in out
+
     code, out = audit_verify(capsys, str(tmp_path / "missing.jsonl"))
     assert code == 2 and "No such file" in out
     assert audit_verify(capsys, str(log), "--end", "not-a-hash")[0] == 2

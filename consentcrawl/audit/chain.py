@@ -231,6 +231,8 @@ def _verify_lines(f: BinaryIO, result: Verification) -> Problem | None:
         result.lines, result.end = number, prev
         if segment is not None:
             segment.last = number
+    if segment is None:
+        return Problem(1, "removed", "the file is empty: not even a chain-start line")
     return _merged_cut(result.lines) if carried is not None else None
 
 
