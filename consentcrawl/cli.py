@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import __version__
+from .audit.cli import add_audit_commands
 from .config import ConsentConfig, build_decider
 from .decision import Decision
 from .errors import ConfigError
@@ -246,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--platforms", metavar="FILE", help="platform terms YAML the records are checked against")
     load.set_defaults(func=cmd_authorizations_import)
     add_serve_authorizations(sub)
+    add_audit_commands(sub)
     return parser
 
 

@@ -166,3 +166,13 @@ class DecisionRecording:
         except AuditUnavailable as exc:
             self.stats.inc_value("consentcrawl/audit/write_errors")
             logger.error("consentcrawl: %s", exc)
+        self._anchor()
+
+    def _anchor(self) -> None:
+        """Say where the log's chain ends, for an operator to publish or timestamp (``audit verify --end``)."""
+        if self.audit.chain is None:
+            return
+        self.stats.set_value("consentcrawl/audit_chain_end", self.audit.end)
+        logger.info("consentcrawl: audit log %s: chain %s ends at line %d with hash %s (check it with "
+                    "`consentcrawl audit verify %s --end %s`)", self.audit.path, self.audit.chain, self.audit.seq,
+                    self.audit.end, self.audit.path, self.audit.end)

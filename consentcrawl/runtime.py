@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy import Request, signals
 from scrapy.http import Response, TextResponse
 
+from .audit.header import chain_header
 from .audit.log import AuditLog
 from .config import ConsentConfig, build_decider
 from .decision import Decision, Evidence, Stage, deny
@@ -126,7 +127,8 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         self.site_signals = _signal_fetcher(self.robots, config, self.may_fetch_signal)
         check_handlers(crawler)
         check_pipelines(crawler)
-        self.audit = AuditLog(config.audit_log, sync=config.audit_sync)
+        self.audit = AuditLog(config.audit_log, sync=config.audit_sync,
+                              header=chain_header(config, crawler.settings) if config.audit_log else None)
         assert crawler.stats is not None
         self.stats = crawler.stats
         #: the decision that let each request go out (or the response in), with the URL it was made for

@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from consentcrawl.audit.log import read_audit_log
+from consentcrawl.audit.log import read_audit_log, read_decisions
 from consentcrawl.errors import ConfigError
 
 from .microblog import serve as serve_microblog
@@ -82,7 +82,7 @@ def run_demo(output: Path) -> int:
 def summary(stats: dict[str, Any], items_path: Path, audit_path: Path, served: int, seconds: float) -> str:
     rows = read_audit_log(items_path) if items_path.exists() else []
     people = {row.get("subject") for row in rows}
-    audit = read_audit_log(audit_path) if audit_path.exists() else []
+    audit = read_decisions(audit_path) if audit_path.exists() else []
     denied = Counter((e["stage"], e["reason"]) for e in audit if e["verdict"] == "deny" and e["phase"] != "item")
     lines = [
         "",
@@ -103,6 +103,8 @@ def summary(stats: dict[str, Any], items_path: Path, audit_path: Path, served: i
         f"  items dropped by the guard:     {stats.get('consentcrawl/items/dropped', 0)}",
         f"  items written to:               {items_path}",
         f"  audit log ({len(audit)} decisions):   {audit_path}",
+        f"  its chain ends with:            {stats.get('consentcrawl/audit_chain_end')} "
+        f"(consentcrawl audit verify {audit_path})",
         "  explain one decision:           consentcrawl demo --serve, then in another terminal",
         "                                  http_proxy=http://127.0.0.1:8765 consentcrawl check "
         "http://microblog.example/u/1002",

@@ -18,7 +18,7 @@ import scrapy
 from scrapy import signals
 from scrapy.utils.test import get_crawler
 
-from consentcrawl.audit.log import read_audit_log
+from consentcrawl.audit.log import read_decisions
 from consentcrawl_demo.microblog import MicroblogSite
 from consentcrawl_demo.server import LocalServer
 
@@ -101,7 +101,7 @@ async def run_crawl(spidercls: type[scrapy.Spider], settings: dict[str, Any], *,
     crawler.signals.connect(item_dropped, signal=signals.item_dropped, weak=False)
     await crawler.crawl_async(**spider_kwargs)
     audit_path = settings.get("CONSENTCRAWL_AUDIT_LOG")
-    audit = read_audit_log(audit_path) if isinstance(audit_path, (str, Path)) and Path(audit_path).is_file() else []
+    audit = read_decisions(audit_path) if isinstance(audit_path, (str, Path)) and Path(audit_path).is_file() else []
     assert crawler.stats is not None
     return CrawlResult(items, dict(crawler.stats.get_stats()), audit, dropped)
 

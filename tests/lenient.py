@@ -42,7 +42,7 @@ from scrapy import signals
 from scrapy.utils.test import get_crawler
 
 from consentcrawl import ConsentSpider
-from consentcrawl.audit.log import read_audit_log
+from consentcrawl.audit.log import read_decisions
 from consentcrawl_demo.server import LoggedRequest, Response
 from tests.conftest import consent_settings
 
@@ -387,6 +387,6 @@ async def crawl(spidercls: type[scrapy.Spider], settings: dict[str, Any], *, pro
     crawler.signals.connect(opened, signal=signals.spider_opened, weak=False)
     await crawler.crawl_async(**spider_kwargs)
     audit_path = settings.get("CONSENTCRAWL_AUDIT_LOG")
-    audit = read_audit_log(audit_path) if audit_path and Path(audit_path).is_file() else []
+    audit = read_decisions(audit_path) if audit_path and Path(audit_path).is_file() else []
     assert crawler.stats is not None
     return Crawl(items, dropped, dict(crawler.stats.get_stats()), audit, crawler, seen, components, started[0])

@@ -12,7 +12,8 @@ import pytest
 import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from consentcrawl.audit.log import read_audit_log
+from consentcrawl.audit.chain import line_hash, seal, verify
+from consentcrawl.audit.log import read_decisions
 from consentcrawl.urls import canonical_url
 from consentcrawl_demo.microblog import MicroblogSite
 from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
@@ -33,7 +34,7 @@ class CheckingSite:
     def __call__(self, request: LoggedRequest, headers: dict[str, str]) -> Response | None:
         if request.path.startswith("/u/"):
             url = canonical_url(request.url)
-            on_disk = {e["canonical_url"] for e in read_audit_log(self.audit) if e["phase"] == "request"}
+            on_disk = {e["canonical_url"] for e in read_decisions(self.audit) if e["phase"] == "request"}
             with self._lock:
                 self.checked.append(url)
                 if url not in on_disk:
@@ -51,7 +52,7 @@ class CheckingPipeline:
     def process_item(self, item: Any) -> Any:
         subject = str(item["subject"])
         self.seen[subject] = self.seen.get(subject, 0) + 1
-        lines = [e for e in read_audit_log(self.audit) if e["phase"] == "item" and e["subject"] == subject]
+        lines = [e for e in read_decisions(self.audit) if e["phase"] == "item" and e["subject"] == subject]
         if len(lines) < self.seen[subject]:
             self.unaccounted.append(subject)
         return item
@@ -103,14 +104,14 @@ def test_audit_lines_that_let_nothing_happen_wait_for_the_next_one_that_does(tmp
     log = AuditLog(tmp_path / "audit.jsonl")
     log.record(deny(Stage.SUBJECT, "subject.no-authorization"), time=NOW, phase="schedule", durable=False)
     log.record(deny(Stage.SUBJECT, "subject.purpose"), time=NOW, phase="schedule", durable=False)
-    assert log.pending == 2 and read_audit_log(tmp_path / "audit.jsonl") == []
+    assert log.pending == 2 and read_decisions(tmp_path / "audit.jsonl") == []
     log.record(deny(Stage.ROBOTS, "robots.disallowed"), time=NOW, phase="request", durable=True)
     assert log.pending == 0
-    assert [e["reason"] for e in read_audit_log(tmp_path / "audit.jsonl")] == [
+    assert [e["reason"] for e in read_decisions(tmp_path / "audit.jsonl")] == [
         "subject.no-authorization", "subject.purpose", "robots.disallowed"]
     log.record(deny(Stage.SUBJECT, "subject.expired"), time=NOW, phase="schedule", durable=False)
     log.close()
-    assert read_audit_log(tmp_path / "audit.jsonl")[-1]["reason"] == "subject.expired"
+    assert read_decisions(tmp_path / "audit.jsonl")[-1]["reason"] == "subject.expired"
 
 
 def test_a_failed_write_keeps_the_waiting_lines_for_the_next_try(tmp_path: Path) -> None:
@@ -132,7 +133,7 @@ def test_a_failed_write_keeps_the_waiting_lines_for_the_next_try(tmp_path: Path)
     log._file = real
     log.flush()
     log.close()
-    assert [e["reason"] for e in read_audit_log(tmp_path / "audit.jsonl")] == ["subject.purpose"]
+    assert [e["reason"] for e in read_decisions(tmp_path / "audit.jsonl")] == ["subject.purpose"]
 
 
 class LinkThroughRedirectSpider(MicroblogSpider):
@@ -209,7 +210,7 @@ async def test_a_group_write_that_fails_is_counted_and_the_next_allow_is_denied(
     runtime.audit._file = real
     runtime.end_of_turn()
     runtime.audit.close()
-    assert [e["reason"] for e in read_audit_log(tmp_path / "audit.jsonl")] == [
+    assert [e["reason"] for e in read_decisions(tmp_path / "audit.jsonl")] == [
         "subject.no-authorization", "error.audit-unavailable"]
 
 
@@ -256,11 +257,11 @@ def test_a_queued_line_is_written_with_its_group_and_only_then_counts_as_written
     log.record(deny(Stage.SUBJECT, "subject.purpose"), time=NOW, phase="schedule", durable=False)
     second = log.queue(allow, time=NOW, phase="item", url="http://microblog.example/u/1")
     assert not log.written(first) and not log.written(second)
-    assert read_audit_log(tmp_path / "audit.jsonl") == []
+    assert read_decisions(tmp_path / "audit.jsonl") == []
     log.flush()
     assert log.written(first) and log.written(second)
-    assert [e["phase"] for e in read_audit_log(tmp_path / "audit.jsonl")] == ["request", "schedule", "item"]
-    assert log.count == 3
+    assert [e["phase"] for e in read_decisions(tmp_path / "audit.jsonl")] == ["request", "schedule", "item"]
+    assert log.count == 4  # and the chain-start line
     log.close()
     assert AuditLog(None).queue(allow, time=NOW, phase="request") is None  # no log: nothing to wait for
 
@@ -285,7 +286,7 @@ def test_a_failed_group_write_withdraws_the_lines_decisions_wait_for(tmp_path: P
     log._file.close()
     log._file = real
     log.close()
-    assert [e["phase"] for e in read_audit_log(tmp_path / "audit.jsonl")] == ["schedule"]
+    assert [e["phase"] for e in read_decisions(tmp_path / "audit.jsonl")] == ["schedule"]
 
 
 def test_a_line_the_file_took_part_of_is_finished_but_its_decision_does_not_stand(tmp_path: Path) -> None:
@@ -305,7 +306,8 @@ def test_a_line_the_file_took_part_of_is_finished_but_its_decision_does_not_stan
     torn = log.queue(allow, time=NOW, phase="request", url="http://microblog.example/u/2")
     log.record(deny(Stage.SUBJECT, "subject.purpose"), time=NOW, phase="schedule", durable=False)
     after = log.queue(allow, time=NOW, phase="item", url="http://microblog.example/u/1")
-    first_line = len(log._pending[0].encode())
+    start = path.stat().st_size  # the chain-start line
+    first_line = start + len(seal(log._pending[0].encode()[:-2], log.seq + 1, log.end))
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (first_line + 40, hard))  # Python ignores SIGXFSZ: EFBIG instead
     try:
@@ -317,11 +319,12 @@ def test_a_line_the_file_took_part_of_is_finished_but_its_decision_does_not_stan
     assert log.written(before) and not log.written(torn) and not log.written(after)
     assert log.pending == 2  # the torn line's rest, and the line that lets nothing happen
     log.close()
-    entries = read_audit_log(path)  # every line whole JSON
+    entries = read_decisions(path)  # every line whole JSON
     assert [(e["phase"], e["url"]) for e in entries] == [
         ("request", "http://microblog.example/u/1"), ("request", "http://microblog.example/u/2"),
         ("schedule", None)]
-    assert log.count == 3
+    assert log.count == 5  # with the chain-start and chain-end lines
+    assert verify(path).ok  # the torn line, finished, is sealed where it began
 
 
 @deferred_f_from_coro_f
@@ -346,7 +349,7 @@ async def test_decisions_of_one_turn_wait_for_one_write_and_a_failed_one_denies_
 
     async def decide(url: str, phase: str) -> Decision:
         decision = await runtime.record_grouped(allow, url, url, phase)
-        on_disk.append(len(read_audit_log(path)))
+        on_disk.append(len(read_decisions(path)))
         return decision
 
     urls = [f"http://m.microblog.example/u/{n}" for n in range(1, 4)]
@@ -374,7 +377,7 @@ async def test_decisions_of_one_turn_wait_for_one_write_and_a_failed_one_denies_
     runtime.audit._file = real
     runtime.end_of_turn()
     runtime.audit.close()
-    assert [e["reason"] for e in read_audit_log(path)][3:] == ["error.audit-unavailable"] * 2
+    assert [e["reason"] for e in read_decisions(path)][3:] == ["error.audit-unavailable"] * 2
 
 
 @deferred_f_from_coro_f
@@ -427,8 +430,10 @@ def test_an_event_line_is_on_disk_when_event_returns_and_a_closed_log_refuses_it
     log = AuditLog(path, sync=False)
     when = datetime(2026, 12, 1, tzinfo=timezone.utc)
     log.event("withdrawal-seen", {"platform": "microblog", "subject": "101"}, time=when)
-    assert read_audit_log(path) == [{"event": "withdrawal-seen", "time": when.isoformat(),
-                                     "platform": "microblog", "subject": "101"}]
+    entries = read_audit_log(path)
+    assert [e["event"] for e in entries] == ["chain-start", "withdrawal-seen"]
+    assert entries[1] == {"event": "withdrawal-seen", "time": when.isoformat(), "platform": "microblog",
+                          "subject": "101", "seq": 2, "prev": line_hash(path.read_bytes().splitlines(True)[0])}
     log.close()
     with pytest.raises(AuditUnavailable):
         log.event("withdrawal-seen", {"platform": "microblog", "subject": "102"}, time=when)

@@ -240,16 +240,43 @@ async def test_bad_config_refuses_to_start_naming_file_and_line(
     assert "reserch" in critical[0]
 
 
+class FullDiskSpider(MicroblogSpider):
+    """The disk fills up once the crawl has started: from then on every write of the audit log fails (ENOSPC)."""
+
+    opened: Any = None
+
+    async def start(self) -> Any:
+        from consentcrawl.runtime import get_runtime
+
+        runtime = get_runtime(self.crawler)
+        assert runtime is not None
+        type(self).opened = runtime.audit._file  # the real file, with the chain-start line in it
+        runtime.audit._file = open("/dev/full", "wb", buffering=0)  # closed by the log's close
+        async for request in super().start():
+            yield request
+
+
 @deferred_f_from_coro_f
 async def test_an_audit_log_that_cannot_be_written_denies_everything(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
     site = MicroblogSite(n_profiles=30)
+    # not even the chain-start line can be written: the crawl does not start
     settings = consent_settings(tmp_path, CONSENTCRAWL_AUDIT_LOG="/dev/full")  # every write fails: ENOSPC
     with LocalServer(site) as server:
         result = await run_crawl(MicroblogSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+        assert result.stats["finish_reason"] == "consentcrawl_config_error" and server.requests == []
+    assert any("/dev/full: cannot start the audit log: cannot write the audit log /dev/full: No space left"
+               in r.getMessage() for r in caplog.records if r.levelno == logging.CRITICAL)
+
+    # the disk fills up after the start: everything is denied
+    caplog.clear()
+    settings = consent_settings(tmp_path)
+    with LocalServer(site) as server:
+        result = await run_crawl(FullDiskSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
         # only the site's terms are read (robots.txt and the signal files): no page
         assert {r.path for r in server.requests} <= {"/robots.txt", "/.well-known/tdmrep.json", "/ai.txt"}
+    FullDiskSpider.opened.close()
     assert result.items == []
     assert result.stats["consentcrawl/denied/error/audit-unavailable"] >= 1
     assert result.stats.get("consentcrawl/allowed", 0) == 0

@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consentcrawl import cache, urls
+from consentcrawl.audit.chain import line_hash
 from consentcrawl.audit.log import AuditLog, audit_entry
 from consentcrawl.checks.subject import SubjectRecordsCheck
 from consentcrawl.consent.records import AuthorizationRecord
@@ -348,5 +349,9 @@ def test_an_audit_line_is_json_dumps_of_its_entry(tmp_path: Path) -> None:
                 entries.append(audit_entry(decision, time=when, phase="request", url=url,
                                            canonical_url=facts.canonical.url, purpose="research", extra=extra))
     log.close()
-    lines = (tmp_path / "audit.jsonl").read_text(encoding="utf-8").splitlines()
-    assert lines == [json.dumps(e, ensure_ascii=False, separators=(",", ":"), default=str) for e in entries]
+    lines = (tmp_path / "audit.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    assert [json.loads(line)["event"] for line in (lines[0], lines[-1])] == ["chain-start", "chain-end"]
+    # each decision line: its entry, then its seq and the hash of the line before it (the hash chain)
+    assert lines[1:-1] == [json.dumps({**e, "seq": n, "prev": line_hash(lines[n - 2].encode())}, ensure_ascii=False,
+                                      separators=(",", ":"), default=str) + "\n"
+                           for n, e in enumerate(entries, 2)]

@@ -302,7 +302,9 @@ async def test_a_crawl_with_the_sqlite_store_collects_what_the_yaml_store_does(
                       key=lambda i: i["subject"])
 
     assert items(sqlite_result) == items(yaml_result) and items(sqlite_result)
-    assert sqlite_result.consent_stats() == yaml_result.consent_stats()
+    counts = [{k: v for k, v in r.consent_stats().items() if k != "consentcrawl/audit_chain_end"}  # its own log's
+              for r in (sqlite_result, yaml_result)]
+    assert counts[0] == counts[1]
     sources = {e["source"] for entry in sqlite_result.audit for e in entry["evidence"]
                if e["kind"] == "subject-authorization" and e.get("records") != 0}
     assert sources and all(s.startswith(dest + "#") for s in sources)

@@ -11,6 +11,14 @@ that happens. Either :meth:`AuditLog.record` writes it, with every line before i
 crawl writes each event-loop turn's lines in one system call at the end of the turn, instead of one per request
 and item). Lines that let nothing happen (a request dropped) wait in memory until the next write.
 
+Each line is sealed into the log's hash chain when it is written (:mod:`consentcrawl.audit.chain`): its ``seq``
+and the hash of the line before it are added to the bytes already encoded, in the one write of its group. The
+log opens with a ``chain-start`` line (the crawl's configuration, by hash) and a clean close ends it with a
+``chain-end`` line, whose hash, :attr:`AuditLog.end`, is the end hash an operator can publish. A log that
+already has lines is continued: a new segment links to its last line; a torn last line (a crash while it was
+written) is cut off first and recorded in the new ``chain-start`` line. One process writes a log at a time (an
+exclusive ``flock``): two writers would interleave two chains.
+
 A write that fails raises :class:`~consentcrawl.errors.AuditUnavailable`. The lines that let nothing happen stay
 waiting for the next try; a line whose decision was waiting for this write is withdrawn (unless the file took
 part of it: then the rest follows, so the file holds whole lines), and :meth:`AuditLog.written` says no, so the
@@ -19,15 +27,24 @@ caller denies what it was about to allow.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import socket
 import threading
-from datetime import datetime
+import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
 from ..decision import Decision
 from ..errors import AuditUnavailable, ConfigError
+from .chain import CHAIN_END, CHAIN_START, FORMAT, GENESIS, line_hash, unseal
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; one writer per log is then the operator's to keep
+    fcntl = None  # type: ignore[assignment]
 
 #: ``json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)``, without building an encoder per call
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
@@ -60,8 +77,19 @@ def audit_entry(decision: Decision, *, time: datetime, phase: str, url: str | No
 class AuditLog:
     """Append-only JSONL writer (see the module docstring for when lines reach the file)."""
 
-    def __init__(self, path: str | Path | None, *, sync: bool = True) -> None:
+    def __init__(self, path: str | Path | None, *, sync: bool = True, header: dict[str, Any] | None = None,
+                 chained: bool = True) -> None:
+        """Open (or create) the log at ``path`` and write its ``chain-start`` line, with ``header``'s fields.
+
+        ``chained=False`` writes plain lines without a chain (the format before it; for comparisons in
+        ``benchmarks/audit_chain.py``). Raises :class:`ConfigError` when the file cannot be opened, is locked by
+        another writer, is not a chained log, or does not take the first line.
+        """
         self.path = Path(path) if path else None
+        self.chained = chained
+        self.chain: str | None = None  #: the chain's id (kept by every segment of one file)
+        self.seq = 0  #: ``seq`` of the last line in the file
+        self.end = GENESIS  #: hash of the last line in the file: the end hash, once closed
         #: fdatasync after each group write, so "on disk" survives an OS crash or a power loss, not only a crash
         #: of this process (see the README for what each mode can lose)
         self.sync = sync
@@ -83,6 +111,41 @@ class AuditLog:
             except OSError as exc:
                 raise ConfigError(f"cannot open the audit log: {exc.strerror or exc}",
                                   source=str(self.path)) from None
+            if chained:
+                try:
+                    self._start(header or {})
+                except (ConfigError, AuditUnavailable, OSError) as exc:
+                    file, self._file = self._file, None
+                    file.close()
+                    if isinstance(exc, ConfigError):
+                        raise
+                    message = str(exc) if isinstance(exc, AuditUnavailable) else exc.strerror or str(exc)
+                    raise ConfigError(f"cannot start the audit log: {message}", source=str(self.path)) from None
+
+    def _start(self, header: dict[str, Any]) -> None:
+        """Lock the file, read where its chain ends (cutting off a torn last line), write a ``chain-start``."""
+        assert self._file is not None and self.path is not None
+        if fcntl is not None:
+            try:
+                fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                raise ConfigError("another crawl (in this process or another) is writing it: crawls that run at "
+                                  "the same time need one audit log each (merge them afterwards with "
+                                  "`consentcrawl audit merge`)", source=str(self.path)) from None
+        tail = _read_tail(self.path)
+        entry: dict[str, Any] = {"event": CHAIN_START, "time": _now(), "format": FORMAT,
+                                 "chain": tail.chain or uuid.uuid4().hex, "host": socket.gethostname(),
+                                 "pid": os.getpid()}
+        entry.update(header)
+        if tail.torn:
+            os.ftruncate(self._file.fileno(), tail.size - len(tail.torn))
+            entry["torn"] = {"line": tail.seq + 1, "bytes": len(tail.torn),
+                             "sha256": hashlib.sha256(tail.torn).hexdigest(),
+                             "text": tail.torn.decode("utf-8", "replace")}
+        self.chain, self.seq, self.end = entry["chain"], tail.seq, tail.end
+        with self._lock:
+            self._pending.append(_dumps(entry) + "\n")
+            self._write()
 
     @property
     def pending(self) -> int:
@@ -189,16 +252,28 @@ class AuditLog:
             return
         lines, waiting, tail = self._pending, self._waiting, self._unwritten
         self._pending, self._waiting = [], []
-        data = tail + "".join(lines).encode("utf-8")
+        if self.chained:
+            sealed, hashes = self._seal(lines)
+            data = tail + b"".join(sealed)
+        else:
+            sealed, hashes = [], []
+            data = tail + "".join(lines).encode("utf-8")
         size = len(data)
         try:
             while data:
                 written = self._file.write(data)
                 data = data[written or 0:]
         except OSError as exc:
-            self._keep_unwritten(lines, waiting, tail, size - len(data))
+            begun = self._keep_unwritten(lines, sealed or [line.encode("utf-8") for line in lines], waiting, tail,
+                                         size - len(data))
+            if begun and self.chained:  # a line begun is in the chain: the next write finishes it
+                self.seq += begun
+                self.end = hashes[begun - 1]
             self.error = f"cannot write the audit log {self.path}: {exc.strerror or exc}"
             raise AuditUnavailable(self.error) from exc
+        if hashes:
+            self.seq += len(hashes)
+            self.end = hashes[-1]
         self._unwritten = b""
         self.count += len(lines) + bool(tail)
         if self.sync:
@@ -210,8 +285,24 @@ class AuditLog:
                 raise AuditUnavailable(self.error) from exc
         self._settle(waiting, set())
 
-    def _keep_unwritten(self, lines: list[str], waiting: list[tuple[int, int]], tail: bytes, done: int) -> None:
+    def _seal(self, lines: list[str]) -> tuple[list[bytes], list[str]]:
+        """The lines as they go into the file, each with its ``seq`` and ``prev``, and the hash of each."""
+        seq, prev = self.seq, self.end
+        sealed, hashes = [], []
+        sha256 = hashlib.sha256
+        for line in lines:
+            seq += 1
+            data = b'%s,"seq":%d,"prev":"%s"}\n' % (line.encode("utf-8")[:-2], seq, prev.encode("ascii"))
+            prev = sha256(data).hexdigest()
+            sealed.append(data)
+            hashes.append(prev)
+        return sealed, hashes
+
+    def _keep_unwritten(self, lines: list[str], encoded: list[bytes], waiting: list[tuple[int, int]], tail: bytes,
+                        done: int) -> int:
         """After a write the file took ``done`` bytes of: what stays to be written, and which tickets failed.
+
+        Returns how many of ``lines`` the file took whole or in part.
 
         Whole lines in the file count as written. A line the file took part of is finished by the next write (a
         torn line would corrupt the log), but its decision does not stand. A line not begun waits again if it lets
@@ -225,20 +316,21 @@ class AuditLog:
             done -= len(tail)
             self.count += bool(tail)
             self._unwritten = b""
-            for line in lines:
-                size = len(line.encode("utf-8"))
+            for data in encoded:
+                size = len(data)
                 if done < size:
                     break
                 done -= size
                 whole += 1
             begun = whole
             if done > 0:  # the file took part of the next line: the rest must follow
-                self._unwritten = lines[whole].encode("utf-8")[done:]
+                self._unwritten = encoded[whole][done:]
                 begun += 1
         self.count += whole
         waits = {index for index, _ in waiting}
         self._pending = [line for index, line in enumerate(lines[begun:], begun) if index not in waits]
         self._settle(waiting, {ticket for index, ticket in waiting if index >= whole})
+        return begun
 
     def _settle(self, waiting: list[tuple[int, int]], failed: set[int]) -> None:
         if waiting:
@@ -246,11 +338,14 @@ class AuditLog:
             self._failed |= failed
 
     def close(self) -> None:
-        """Write what is waiting and close; raises :class:`AuditUnavailable` if the waiting lines are lost."""
+        """Write what is waiting and the ``chain-end`` line, and close; raises :class:`AuditUnavailable` if the
+        waiting lines are lost."""
         with self._lock:
             if self._file is None:
                 return
             try:
+                if self.chained:
+                    self._pending.append(_dumps({"event": CHAIN_END, "time": _now(), "chain": self.chain}) + "\n")
                 self._write()
             finally:
                 file, self._file = self._file, None
@@ -271,6 +366,66 @@ _HEAD = ("decision_id", "time", "phase", "url", "canonical_url", "platform", "su
 
 
 def read_audit_log(path: str | Path) -> list[dict[str, Any]]:
-    """All entries of an audit log, in order."""
+    """All entries of an audit log, in order: decisions, and events (an ``event`` key: ``chain-start`` first)."""
     with Path(path).open(encoding="utf-8") as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def read_decisions(path: str | Path) -> list[dict[str, Any]]:
+    """The decision entries of an audit log, in order (its events left out)."""
+    return [entry for entry in read_audit_log(path) if "event" not in entry]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+class _Tail:
+    """Where an existing log's chain ends: its chain id, last ``seq`` and hash, and a torn last line."""
+
+    def __init__(self, size: int = 0, chain: str | None = None, seq: int = 0, end: str = GENESIS,
+                 torn: bytes = b"") -> None:
+        self.size, self.chain, self.seq, self.end, self.torn = size, chain, seq, end, torn
+
+
+def _read_tail(path: Path) -> _Tail:
+    """Read the first line (the chain id) and the end of the log: the last complete line and what follows it.
+
+    Only these are read, not the whole log (``consentcrawl audit verify`` checks the rest).
+    """
+    with path.open("rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        if size == 0:
+            return _Tail()
+        position, data = size, b""
+        while position > 0:  # back from the end, until the last complete line is in ``data``
+            step = min(1 << 16, position)
+            position -= step
+            f.seek(position)
+            data = f.read(step) + data
+            last = data.rfind(b"\n")
+            if last >= 0 and (position == 0 or data.rfind(b"\n", 0, last) >= 0):
+                break
+        last = data.rfind(b"\n")
+        torn = data[last + 1:]
+        if last < 0:  # nothing but a torn first line
+            return _Tail(size, torn=torn)
+        line = data[data.rfind(b"\n", 0, last) + 1:last + 1]
+        f.seek(0)
+        first = f.readline()
+    refuse = ("; move it aside, or set CONSENTCRAWL_AUDIT_LOG to another file (`consentcrawl audit verify` says "
+              "what is wrong with it)")
+    chain = None
+    try:
+        head = json.loads(first)
+        chain = head.get("chain") if head.get("event") == CHAIN_START and unseal(first) else None
+    except (ValueError, AttributeError):
+        pass
+    if not isinstance(chain, str) or not chain:
+        raise ConfigError("line 1 is not the chain-start line of a hash-chained audit log (a log written before "
+                          "the hash chain, or not an audit log)" + refuse, source=str(path))
+    parts = unseal(line)
+    if parts is None:
+        raise ConfigError("its last complete line does not end with its seq and prev (edited?)" + refuse,
+                          source=str(path))
+    return _Tail(size, chain, parts[1], line_hash(line), torn)
