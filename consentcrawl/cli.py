@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from . import __version__
+from .audit.explain import add_explain_parser
+from .audit.report import add_report_parser
 from .config import ConsentConfig, build_decider
 from .decision import Decision
 from .errors import ConfigError
@@ -246,6 +248,11 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--platforms", metavar="FILE", help="platform terms YAML the records are checked against")
     load.set_defaults(func=cmd_authorizations_import)
     add_serve_authorizations(sub)
+
+    audit = sub.add_parser("audit", help="read audit logs: a report with charts, or explain one decision")
+    audit_actions = audit.add_subparsers(dest="action", required=True)
+    add_report_parser(audit_actions)
+    add_explain_parser(audit_actions)
     return parser
 
 
