@@ -17,6 +17,7 @@ from typing import Any
 
 from consentcrawl.audit.log import read_audit_log
 from consentcrawl.errors import ConfigError
+from consentcrawl.logstats import report_command
 
 from .microblog import serve as serve_microblog
 
@@ -103,6 +104,7 @@ def summary(stats: dict[str, Any], items_path: Path, audit_path: Path, served: i
         f"  items dropped by the guard:     {stats.get('consentcrawl/items/dropped', 0)}",
         f"  items written to:               {items_path}",
         f"  audit log ({len(audit)} decisions):   {audit_path}",
+        f"  its report, with charts:        {report_command(str(audit_path))}",
         "  explain one decision:           consentcrawl demo --serve, then in another terminal",
         "                                  http_proxy=http://127.0.0.1:8765 consentcrawl check "
         "http://microblog.example/u/1002",

@@ -131,7 +131,9 @@ def test_scrapy_crawl_from_the_repository_root(tmp_path: Path) -> None:
         )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "consentcrawl: purpose 'research'" in proc.stderr
-    assert "consentcrawl: allowed" in proc.stderr  # the closing consent summary line
+    assert "consentcrawl: closing (finished): consent: " in proc.stderr  # the closing consent summary
+    assert (f"the report: consentcrawl audit report {tmp_path / 'audit.jsonl'} --html "
+            f"{tmp_path / 'audit-report.html'}") in proc.stderr
     subjects = {json.loads(line)["subject"] for line in items.read_text().splitlines()}
     assert subjects and subjects < {str(i) for i in range(1001, 1041)}
     assert (tmp_path / "audit.jsonl").exists()

@@ -105,11 +105,8 @@ def explain_text(own: list[tuple[dict[str, Any], str, int]], related: list[tuple
         out.append(f"  {n}. {label}:")
         for ev in found:
             out.append("    " + safe(_explain_evidence(ev).strip(), limit=2000))
-        if kind == "subject-authorization":
-            for ev in found:
-                if ev.detail.get("records") != 0 and ev.detail.get("evidence") is not None:
-                    out.append(f"     record id {safe(ev.detail.get('record_id') or '-')}, consent kept at "
-                               f"{safe(ev.detail.get('evidence'))}")
+        if kind == "subject-authorization":  # a store's own id for the record, when it has one
+            out += [f"    record id {safe(ev.detail['record_id'])}" for ev in found if ev.detail.get("record_id")]
     legs = {kind for _, kind in LEGS}
     signals = [ev for ev in evidence if ev.kind not in legs]
     out += ["", "signals and other evidence" if signals else "signals: none cited by this decision"]

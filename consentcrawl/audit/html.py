@@ -222,7 +222,7 @@ def render(summary: Summary) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>consentcrawl audit report</title>
 <style>
-body{{{FONT};margin:24px auto;max-width:{WIDTH + 40}px;color:#222;background:#fff}}
+body{{{FONT};margin:24px auto;padding:0 16px;max-width:{WIDTH + 40}px;color:#222;background:#fff}}
 h1{{font-size:22px;margin:0 0 4px}} h2{{font-size:16px;margin:18px 0 6px}}
 .meta{{color:#555;font-size:13px;margin:0 0 12px;word-break:break-all}}
 .cards{{display:flex;flex-wrap:wrap;gap:8px;margin:8px 0 4px}}
