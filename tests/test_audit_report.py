@@ -422,3 +422,41 @@ def test_explain_reads_the_projects_audit_log_by_default_and_escapes_what_it_pri
     (project / "logs" / "audit.jsonl").unlink()
     assert main(["audit", "explain", decision_id]) == 2
     assert "no audit log at logs/audit.jsonl" in capsys.readouterr().err
+
+
+@deferred_f_from_coro_f
+async def test_signals_met_in_a_real_crawl_are_in_the_report_and_behind_the_decision_explained(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.test_robots_crawl import HOST, ConsentListSpider
+    from tests.test_signals_crawl import SignalSite
+
+    site = SignalSite(tdmrep='[{"location": "/reserved/*", "tdm-reservation": 1}, {"location": "/", '
+                             '"tdm-reservation": 0}]')
+    monkeypatch.setattr(ConsentListSpider, "urls", [f"http://{HOST}/reserved/a", f"http://{HOST}/open"])
+    settings = consent_settings(tmp_path, CONSENTCRAWL_PLATFORMS=[], CONSENTCRAWL_AUTHORIZATIONS=None)
+    with LocalServer(site) as server:
+        result = await run_crawl(ConsentListSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+        assert "/reserved/a" not in {r.path for r in server.requests}
+    audit = tmp_path / "audit.jsonl"
+    denied = next(e for e in result.audit if e["verdict"] == "deny")
+    assert denied["reason"] == "terms.signal.tdmrep"
+
+    page = tmp_path / "report.html"
+    capsys.readouterr()
+    assert main(["audit", "report", str(audit), "--html", str(page)]) == 0
+    out = capsys.readouterr().out
+    # the allowed page's send-time line and its response line (robots tags read) both cite tdmrep's allow
+    assert re.search(r"^signals met \(decisions citing them\)\n  tdmrep +allow +2\n  tdmrep +deny +1$", out,
+                     re.MULTILINE)
+    assert re.search(r"^  \(off platform\) +2 / 1$", out, re.MULTILINE)
+    assert "<td>tdmrep</td><td>deny</td><td>1</td>" in page.read_text(encoding="utf-8")
+
+    assert main(["audit", "explain", denied["decision_id"], "--log", str(audit)]) == 0
+    out = capsys.readouterr().out
+    assert "DENIED, terms.signal.tdmrep (stage terms" in out
+    assert "2. platform terms: none needed (off platform: robots and the site's signals decide)" in out
+    assert "3. person: not reached (denied at terms)" in out
+    signals = out.split("signals and other evidence\n", 1)[1]
+    assert re.search(rf"^  \[signal\.tdmrep\] http://{re.escape(HOST)}/\.well-known/tdmrep\.json: .*verdict=deny",
+                     signals.split("\n\n", 1)[0], re.MULTILINE)

@@ -144,20 +144,24 @@ class Summary:
                 self.withdrawals.add((_text(entry.get("platform"), OFF_PLATFORM), _text(subject)))
 
     def _signals(self, evidence: Any) -> None:
+        """Count each (signal, verdict) once per line, however many statements of it the line cites."""
         if not isinstance(evidence, list):
             return
+        met: set[tuple[str, str]] = set()
         for ev in evidence:
             if not isinstance(ev, dict):
                 continue
             kind = ev.get("kind")
             if isinstance(kind, str) and kind.startswith("signal."):
                 name = kind[len("signal."):]
-                self.signals[(name, _text(ev.get("verdict")))] += 1
+                met.add((name, _text(ev.get("verdict"))))
                 sources = self.signal_sources.setdefault(name, set())
                 if len(sources) < 100:
                     sources.add(_text(ev.get("source")))
             elif kind in ("X-Robots-Tag", "Robots-Tag", "meta-robots"):
-                self.signals[(str(kind), _text(ev.get("directive")))] += 1
+                met.add((str(kind), _text(ev.get("directive"))))
+        for key in met:
+            self.signals[key] += 1
 
     def _time(self, value: Any, verdict: str) -> None:
         when = _timestamp(value)
