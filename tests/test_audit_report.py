@@ -460,3 +460,19 @@ async def test_signals_met_in_a_real_crawl_are_in_the_report_and_behind_the_deci
     signals = out.split("signals and other evidence\n", 1)[1]
     assert re.search(rf"^  \[signal\.tdmrep\] http://{re.escape(HOST)}/\.well-known/tdmrep\.json: .*verdict=deny",
                      signals.split("\n\n", 1)[0], re.MULTILINE)
+
+
+def test_the_readme_shows_a_screenshot_of_the_demo_report_whose_charts_drew() -> None:
+    root = Path(__file__).resolve().parent.parent
+    png = root / "docs" / "audit-report.png"
+    assert "](docs/audit-report.png)" in (root / "README.md").read_text(encoding="utf-8")
+    assert png.stat().st_size < 150_000
+    image = read_png(png)
+    colours: dict[tuple[int, int, int], int] = {}
+    for row in image.rows:
+        c = image.channels
+        for px in zip(row[0::c], row[1::c], row[2::c], strict=True):
+            if px in PALETTE:
+                colours[px] = colours.get(px, 0) + 1
+    allow, deny = (tuple(int(h[i:i + 2], 16) for i in (1, 3, 5)) for h in (report_html.ALLOW, report_html.DENY))
+    assert colours.get(allow, 0) > 5000 and colours.get(deny, 0) > 20000, colours
