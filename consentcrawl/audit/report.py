@@ -191,7 +191,9 @@ class Summary:
         if self.first is None or self.last is None:
             return 0.0, []
         span = self.last - self.first
-        width = next((r for r in RESOLUTIONS if r >= self.resolution and span / r < bars), RESOLUTIONS[-1])
+        width = next((r for r in RESOLUTIONS if r >= self.resolution and span / r < bars), None)
+        if width is None:  # longer than the widest slice allows: whole multiples of it
+            width = RESOLUTIONS[-1] * math.ceil((span / RESOLUTIONS[-1] + 1) / bars)
         start = math.floor(self.first / width)
         count = math.floor(self.last / width) - start + 1
         rows = [[0, 0] for _ in range(count)]
@@ -228,6 +230,8 @@ def _text(value: Any, default: str = "") -> str:
 def _timestamp(value: Any) -> float | None:
     if not isinstance(value, str):
         return None
+    if value.endswith(("Z", "z")):  # Python 3.10's fromisoformat does not read a "Z"
+        value = value[:-1] + "+00:00"
     try:
         when = datetime.fromisoformat(value)
     except ValueError:
@@ -295,8 +299,10 @@ def terminal(summary: Summary) -> str:
     s = summary
     out = [f"audit report: {s.decisions} decisions, {sum(s.events.values())} event lines, in "
            f"{len(s.files)} log(s): {', '.join(safe(f) for f in s.files)}"]
-    if s.first is not None:
-        out.append(f"  from {_when(s.first)} to {_when(s.last)} ({s.last - s.first:.1f} s)")  # type: ignore[operator]
+    if s.first is not None and s.last is not None:
+        out.append(f"  from {_when(s.first)} to {_when(s.last)} ({s.last - s.first:.1f} s)")
+    if s.untimed:
+        out.append(f"  {s.untimed} decisions without a readable time (left out of the chart over time)")
     if s.purposes:
         out.append("  purpose: " + ", ".join(f"{safe(p)} ({n})" for p, n in s.purposes.most_common()))
     if s.modes.get("report"):
