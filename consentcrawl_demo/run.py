@@ -105,11 +105,22 @@ def summary(stats: dict[str, Any], items_path: Path, audit_path: Path, served: i
         f"  items written to:               {items_path}",
         f"  audit log ({len(audit)} decisions):   {audit_path}",
         f"  its report, with charts:        {report_command(str(audit_path))}",
+        *[f"  why an item was collected:      consentcrawl audit explain {decision_id} --log {audit_path}"
+          for decision_id in _first_provenance(rows)],
         "  explain one decision:           consentcrawl demo --serve, then in another terminal",
         "                                  http_proxy=http://127.0.0.1:8765 consentcrawl check "
         "http://microblog.example/u/1002",
     ]
     return "\n".join(lines)
+
+
+def _first_provenance(items: list[dict[str, Any]]) -> list[str]:
+    """The decision id the first item's provenance names (none when items carry no provenance)."""
+    for item in items[:1]:
+        provenance = item.get("consentcrawl")
+        if isinstance(provenance, dict) and isinstance(provenance.get("decision_id"), str):
+            return [provenance["decision_id"]]
+    return []
 
 
 def serve(port: int) -> int:
