@@ -476,3 +476,25 @@ def test_the_readme_shows_a_screenshot_of_the_demo_report_whose_charts_drew() ->
                 colours[px] = colours.get(px, 0) + 1
     allow, deny = (tuple(int(h[i:i + 2], 16) for i in (1, 3, 5)) for h in (report_html.ALLOW, report_html.DENY))
     assert colours.get(allow, 0) > 5000 and colours.get(deny, 0) > 20000, colours
+
+
+def test_an_edited_log_with_times_at_the_ends_of_the_calendar_and_many_reasons_still_makes_a_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    log = tmp_path / "audit.jsonl"
+    times = ["0001-01-01T00:00:00+00:00", "9999-12-31T23:59:59+00:00", "2026-01-01T00:00:00Z", "yesterday", None]
+    entries = [{"decision_id": f"{i:032x}", "time": times[i % len(times)], "phase": "schedule", "verdict": "deny",
+                "stage": "subject", "reason": f"subject.reason-{i}", "platform": "microblog", "subject": str(i)}
+               for i in range(60)]
+    log.write_text("".join(json.dumps(e) + "\n" for e in entries), encoding="utf-8")
+    page = tmp_path / "report.html"
+    assert main(["audit", "report", str(log), "--html", str(page)]) == 0
+    out = capsys.readouterr().out
+    assert "from 0001-01-01T00:00:00+00:00 to 9999-12-31T23:59:59+00:00" in out
+    assert "24 decisions without a readable time" in out
+    text = page.read_text(encoding="utf-8")
+    denials = re.search(r'<svg class="plot" data-chart="denials" data-bars="(\d+)"', text)
+    assert denials and int(denials.group(1)) == report_html.MAX_ROWS
+    assert f"{60 - report_html.MAX_ROWS + 1} more" in text
+    timeline = re.search(r'<svg class="plot" data-chart="timeline" data-bars="(\d+)"', text)
+    assert timeline and 0 < int(timeline.group(1)) <= 61

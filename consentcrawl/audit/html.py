@@ -15,7 +15,7 @@ import html
 from datetime import datetime, timezone
 from typing import Any
 
-from .report import OFF_PLATFORM, Summary, safe
+from .report import OFF_PLATFORM, Summary, format_time, safe
 
 #: verdict colours, and a colour per stage (the stage of a reason is the part before its first dot)
 ALLOW, DENY = "#2e7d32", "#c62828"
@@ -28,6 +28,7 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'n
 WIDTH = 880
 LABEL = 300  #: width of the label column of a bar chart
 ROW = 22  #: height of one bar chart row
+MAX_ROWS = 30  #: rows of a bar chart; the rest are summed in a last grey row
 FONT = "font-family:DejaVu Sans,Liberation Sans,Arial,sans-serif"
 
 
@@ -54,10 +55,13 @@ def _empty(name: str, message: str, height: int = 120) -> str:
 
 
 def bar_chart(name: str, rows: list[tuple[str, list[tuple[int, str, str]]]], empty: str) -> str:
-    """Horizontal bars: one row per label, each a stack of (value, colour, what) segments."""
+    """Horizontal bars: one row per label (the first :data:`MAX_ROWS`), each a stack of (value, colour, what)."""
     rows = [r for r in rows if sum(v for v, _, _ in r[1]) > 0]
     if not rows:
         return _empty(name, empty)
+    if len(rows) > MAX_ROWS:
+        rest = sum(v for _, segs in rows[MAX_ROWS - 1:] for v, _, _ in segs)
+        rows = [*rows[:MAX_ROWS - 1], (f"{len(rows) - MAX_ROWS + 1} more", [(rest, "#9e9e9e", "together")])]
     top = max(sum(v for v, _, _ in segs) for _, segs in rows)
     span = WIDTH - LABEL - 70
     height = ROW * len(rows) + 10
@@ -123,7 +127,10 @@ def timeline_chart(summary: Summary) -> str:
 
 
 def _stamp(ts: float, width: float) -> str:
-    when = datetime.fromtimestamp(ts, timezone.utc)
+    try:
+        when = datetime.fromtimestamp(ts, timezone.utc)
+    except (ValueError, OverflowError, OSError):  # a slice starting before year 1 (an edited log)
+        return f"{ts:.0f} s"
     if width < 1:
         return when.strftime("%H:%M:%S.") + f"{when.microsecond // 10000:02d}"
     if width < 60:
@@ -167,10 +174,7 @@ def render(summary: Summary) -> str:
         ("platforms", len(s.per_platform())), ("withdrawals seen", len(s.withdrawals)),
     ]
     cards_html = "".join(f'<div class="card"><b>{_fmt(v)}</b><span>{esc(k)}</span></div>' for k, v in cards)
-    span = ""
-    if s.first is not None and s.last is not None:
-        span = (f"{datetime.fromtimestamp(s.first, timezone.utc).isoformat(timespec='seconds')} to "
-                f"{datetime.fromtimestamp(s.last, timezone.utc).isoformat(timespec='seconds')}")
+    span = f"{format_time(s.first)} to {format_time(s.last)}" if s.first is not None else ""
 
     stages = sorted({st for st, _ in s.denied})
     denial_rows = [(f"{reason}", [(n, STAGE_COLOURS.get(stage, OTHER), f"stage {stage}")])

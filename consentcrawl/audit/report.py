@@ -283,10 +283,13 @@ def summarize(paths: Iterable[str | Path]) -> Summary:
 # -- the terminal summary ------------------------------------------------------------------------------------
 
 
-def _when(ts: float | None) -> str:
+def format_time(ts: float | None) -> str:
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+    try:
+        return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="seconds")
+    except (ValueError, OverflowError, OSError):  # before year 1 once in UTC (an edited log)
+        return f"{ts:.0f} s since 1970"
 
 
 def _person(person: tuple[str, str]) -> str:
@@ -300,11 +303,11 @@ def terminal(summary: Summary) -> str:
     out = [f"audit report: {s.decisions} decisions, {sum(s.events.values())} event lines, in "
            f"{len(s.files)} log(s): {', '.join(safe(f) for f in s.files)}"]
     if s.first is not None and s.last is not None:
-        out.append(f"  from {_when(s.first)} to {_when(s.last)} ({s.last - s.first:.1f} s)")
+        out.append(f"  from {format_time(s.first)} to {format_time(s.last)} ({s.last - s.first:.1f} s)")
     if s.untimed:
         out.append(f"  {s.untimed} decisions without a readable time (left out of the chart over time)")
     if s.purposes:
-        out.append("  purpose: " + ", ".join(f"{safe(p)} ({n})" for p, n in s.purposes.most_common()))
+        out.append("  purpose: " + ", ".join(f"{safe(p or '-')} ({n})" for p, n in s.purposes.most_common()))
     if s.modes.get("report"):
         out.append(f"  report mode: {s.not_enforced} denies recorded but not enforced (only robots.* is)")
     out.append("")
