@@ -85,9 +85,9 @@ def _part(label: str, counts: dict[str, int]) -> str:
 
 
 class ConsentLogStats:
-    """Every ``CONSENTCRAWL_LOGSTATS_INTERVAL`` seconds the consent counts, at the pace of Scrapy's own "Crawled N
-    pages" line (both default to a minute); at the end of the crawl a summary that names the audit log and the
-    command that makes its report. The summary is logged even with the periodic line off."""
+    """Every ``CONSENTCRAWL_LOGSTATS_INTERVAL`` seconds the consent counts; unset, at the pace of Scrapy's own
+    "Crawled N pages" line (``LOGSTATS_INTERVAL``), so the two appear together. At the end of the crawl, a summary
+    that names the audit log and the command that makes its report, logged even with the periodic line off."""
 
     def __init__(self, crawler: Crawler, interval: float, audit_log: str | None) -> None:
         self.crawler = crawler
@@ -100,7 +100,10 @@ class ConsentLogStats:
         runtime = get_runtime(crawler)
         if runtime is None:
             raise NotConfigured
-        ext = cls(crawler, runtime.config.logstats_interval, runtime.config.audit_log)
+        interval = runtime.config.logstats_interval
+        if crawler.settings.get("CONSENTCRAWL_LOGSTATS_INTERVAL") is None:  # unset: at the pace of Scrapy's line
+            interval = max(crawler.settings.getfloat("LOGSTATS_INTERVAL"), 0.0) or interval
+        ext = cls(crawler, interval, runtime.config.audit_log)
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext
