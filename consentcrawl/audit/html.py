@@ -37,7 +37,7 @@ def esc(value: Any) -> str:
     return html.escape(safe(value, limit=300), quote=True)
 
 
-def _short(text: str, limit: int = 44) -> str:
+def _short(text: str, limit: int = 40) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
