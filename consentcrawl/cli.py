@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 from . import __version__
 from .audit.cli import add_audit_commands
+from .audit.explain import add_explain_parser
+from .audit.report import add_report_parser
 from .config import ConsentConfig, build_decider
 from .decision import Decision
 from .errors import ConfigError
@@ -247,7 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--platforms", metavar="FILE", help="platform terms YAML the records are checked against")
     load.set_defaults(func=cmd_authorizations_import)
     add_serve_authorizations(sub)
-    add_audit_commands(sub)
+    audit_actions = add_audit_commands(sub)
+    add_report_parser(audit_actions)
+    add_explain_parser(audit_actions)
     return parser
 
 

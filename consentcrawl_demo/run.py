@@ -17,6 +17,7 @@ from typing import Any
 
 from consentcrawl.audit.log import read_audit_log, read_decisions
 from consentcrawl.errors import ConfigError
+from consentcrawl.logstats import report_command
 
 from .microblog import serve as serve_microblog
 
@@ -105,11 +106,23 @@ def summary(stats: dict[str, Any], items_path: Path, audit_path: Path, served: i
         f"  audit log ({len(audit)} decisions):   {audit_path}",
         f"  its chain ends with:            {stats.get('consentcrawl/audit_chain_end')} "
         f"(consentcrawl audit verify {audit_path})",
+        f"  its report, with charts:        {report_command(str(audit_path))}",
+        *[f"  why an item was collected:      consentcrawl audit explain {decision_id} --log {audit_path}"
+          for decision_id in _first_provenance(rows)],
         "  explain one decision:           consentcrawl demo --serve, then in another terminal",
         "                                  http_proxy=http://127.0.0.1:8765 consentcrawl check "
         "http://microblog.example/u/1002",
     ]
     return "\n".join(lines)
+
+
+def _first_provenance(items: list[dict[str, Any]]) -> list[str]:
+    """The decision id the first item's provenance names (none when items carry no provenance)."""
+    for item in items[:1]:
+        provenance = item.get("consentcrawl")
+        if isinstance(provenance, dict) and isinstance(provenance.get("decision_id"), str):
+            return [provenance["decision_id"]]
+    return []
 
 
 def serve(port: int) -> int:

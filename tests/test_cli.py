@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -131,7 +133,9 @@ def test_scrapy_crawl_from_the_repository_root(tmp_path: Path) -> None:
         )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "consentcrawl: purpose 'research'" in proc.stderr
-    assert "consentcrawl: allowed" in proc.stderr  # the closing consent summary line
+    assert "consentcrawl: closing (finished): consent: " in proc.stderr  # the closing consent summary
+    assert (f"the report: consentcrawl audit report {tmp_path / 'audit.jsonl'} --html "
+            f"{tmp_path / 'audit-report.html'}") in proc.stderr
     subjects = {json.loads(line)["subject"] for line in items.read_text().splitlines()}
     assert subjects and subjects < {str(i) for i in range(1001, 1041)}
     assert (tmp_path / "audit.jsonl").exists()
@@ -149,6 +153,17 @@ def test_demo_runs_end_to_end_and_leaves_nothing_running(tmp_path: Path) -> None
     audit = (tmp_path / "audit.jsonl").read_text().splitlines()
     assert len(audit) > len(items)
     assert "Traceback" not in proc.stderr
+    # the two commands the summary suggests work as printed: the report, and why the first item was collected
+    report = re.search(r"its report, with charts: +consentcrawl (audit report .*)$", out, re.MULTILINE)
+    explain = re.search(r"why an item was collected: +consentcrawl (audit explain .*)$", out, re.MULTILINE)
+    assert report and explain, out
+    assert f"explain {items[0]['consentcrawl']['decision_id']} --log" in explain.group(1)
+    for command in (report, explain):
+        run = subprocess.run([sys.executable, "-m", "consentcrawl.cli", *shlex.split(command.group(1))],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert run.returncode == 0, run.stderr
+    assert (tmp_path / "audit-report.html").is_file()
+    assert "ALLOWED, subject.authorized" in run.stdout
 
 
 def test_check_shows_which_robots_file_decided(capsys: pytest.CaptureFixture[str],
