@@ -44,6 +44,8 @@ PIPELINE_PRIORITY = -1000
 
 ROBOTSTXT_MIDDLEWARE = "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware"
 REMOTE_CONTROL = "scrapy.extensions.remote_control.RemoteControl"
+#: CONSENTCRAWL_PURGE_ON_CLOSE (off by default: the extension is then NotConfigured)
+PURGE_ON_CLOSE = "consentcrawl.purge.onclose.PurgeOnClose"
 _HANDLERS = {"http": ConsentHTTPDownloadHandler, "https": ConsentHTTPSDownloadHandler}
 
 
@@ -78,6 +80,7 @@ class Addon:
         settings.setdefault_in_component_priority_dict("ITEM_PIPELINES", ConsentGuardPipeline, PIPELINE_PRIORITY)
         settings.setdefault_in_component_priority_dict("EXTENSIONS", ConsentScheduleGuard, 0)
         settings.setdefault_in_component_priority_dict("EXTENSIONS", ConsentLogStats, 0)
+        settings.setdefault_in_component_priority_dict("EXTENSIONS", PURGE_ON_CLOSE, 0)
         self._wrap_download_handlers(settings)
         self._guard_first(settings)
         self._remove_robotstxt_middleware(settings)

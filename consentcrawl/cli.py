@@ -246,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--platforms", metavar="FILE", help="platform terms YAML the records are checked against")
     load.set_defaults(func=cmd_authorizations_import)
     add_serve_authorizations(sub)
+    from .purge.cli import add_parser as add_purge
+
+    add_purge(sub)
     return parser
 
 

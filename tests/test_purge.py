@@ -1,0 +1,370 @@
+"""``consentcrawl purge`` on the real outputs of a crawl of the demo platform: three feed formats, an SQLite
+database written by a pipeline, and Scrapy's filesystem HTTP cache (issue 15, "Erasure").
+
+One crawl is made for the module (it takes a few seconds) and each test purges its own copy of the outputs. What
+a test expects is computed from the copy taken before the purge, independently of the purge's code: the lines
+and rows that mention the person, and the cache entries that show them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scrapy import signals
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl.audit.log import read_audit_log
+from consentcrawl.cli import main
+from consentcrawl_demo.microblog import MicroblogSite
+from consentcrawl_demo.server import LocalServer
+from spiders.microblog import MicroblogSpider
+from tests.conftest import PLATFORMS, consent_settings, jsonl, run_crawl
+from tests.purge_helpers import output_settings
+
+_CRAWLED: dict[str, Path] = {}
+
+
+async def crawled(server: LocalServer, monkeypatch: pytest.MonkeyPatch,
+                  tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The outputs of one crawl of the demo platform (made once for the module), as a directory to copy."""
+    if "out" not in _CRAWLED:
+        base = tmp_path_factory.mktemp("purge-crawl")
+        out = base / "out"
+        settings = consent_settings(base, **output_settings(out), LOG_LEVEL="INFO")
+        result = await run_crawl(MicroblogSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+        assert len(result.items) > 50
+        _CRAWLED["out"] = out
+    return _CRAWLED["out"]
+
+
+def copy_of(out: Path, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy to purge and a copy to compare with."""
+    work, before = tmp_path / "out", tmp_path / "before"
+    shutil.copytree(out, work)
+    shutil.copytree(out, before)
+    return work, before
+
+
+def targets(out: Path) -> list[str]:
+    return [str(out / n) for n in ("items.jsonl", "items.json", "items.csv", "items.db", "httpcache")]
+
+
+def id_pattern(subject: str) -> re.Pattern[bytes]:
+    """The id where it is an id: not inside a longer run of hex digits (decision ids, cache fingerprints)."""
+    return re.compile(rb"(?<![0-9a-fA-F])" + subject.encode() + rb"(?![0-9a-fA-F])")
+
+
+def every_file(root: Path) -> Iterator[Path]:
+    return (p for p in sorted(root.rglob("*")) if p.is_file())
+
+
+def mentions(data: bytes, subject: str, site: MicroblogSite) -> bool:
+    name = str(site.profile(subject)["name"]).encode()
+    return bool(id_pattern(subject).search(data)) or name in data
+
+
+def choose_person(before: Path, site: MicroblogSite) -> str:
+    """A collected person whose id appears in no other person's records (so "no byte of them" can be checked)."""
+    items = jsonl(before / "items.jsonl")
+    lines = (before / "items.jsonl").read_bytes().splitlines()
+    for item in items:
+        subject = item["subject"]
+        others = b"\n".join(line for line, other in zip(lines, items, strict=True) if other["subject"] != subject)
+        if not id_pattern(subject).search(others):
+            return str(subject)
+    pytest.fail("no person to purge")
+
+
+def cache_entries(root: Path) -> dict[str, dict[str, bytes]]:
+    return {str(meta.parent.relative_to(root)): {f.name: f.read_bytes() for f in meta.parent.iterdir()}
+            for meta in root.rglob("meta")}
+
+
+def receipts_in(log: Path) -> list[dict[str, Any]]:
+    return [e for e in read_audit_log(log) if e.get("event") == "purge-receipt"] if log.exists() else []
+
+
+def purge(*args: str) -> int:
+    return main(["purge", "--platforms", str(PLATFORMS), *args])
+
+
+# -- the person gone, everything else as it was ------------------------------------------------------------------
+
+
+@deferred_f_from_coro_f
+async def test_purge_removes_every_byte_of_the_person_and_keeps_every_other_byte(
+    server: LocalServer, site: MicroblogSite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str],
+) -> None:
+    out, before = copy_of(await crawled(server, monkeypatch, tmp_path_factory), tmp_path)
+    subject = choose_person(before, site)
+    name = str(site.profile(subject)["name"])
+    log = tmp_path / "audit.jsonl"
+
+    assert purge("--subject", f"microblog:{subject}", "--audit-log", str(log), *targets(out)) == 0
+
+    # no byte of the person anywhere under the outputs: id, name, bio (where no one else has that bio)
+    bio = str(site.profile(subject)["bio"])
+    bio_unique = sum(str(site.profile(s)["bio"]) == bio for s in site.subject_ids) == 1
+    for path in every_file(out):
+        data = path.read_bytes()
+        assert not mentions(data, subject, site), path
+        assert not (bio_unique and bio.encode() in data), path
+
+    # feeds: every other record byte-identical, in order
+    old = (before / "items.jsonl").read_bytes().splitlines(keepends=True)
+    gone = [line for line in old if json.loads(line)["subject"] == subject]
+    assert len(gone) == 1
+    assert (out / "items.jsonl").read_bytes() == b"".join(line for line in old if line not in gone)
+    old_json = (before / "items.json").read_bytes().splitlines()
+    json_gone = [line.rstrip(b",") for line in old_json if name.encode() in line]
+    kept_json = [line.rstrip(b",") for line in old_json if name.encode() not in line]
+    assert [line.rstrip(b",") for line in (out / "items.json").read_bytes().splitlines()] == kept_json
+    assert len(json.loads((out / "items.json").read_bytes())) == len(old) - 1
+    old_csv = (before / "items.csv").read_bytes().splitlines(keepends=True)
+    csv_gone = [line for line in old_csv if name.encode() in line]
+    assert (out / "items.csv").read_bytes() == b"".join(line for line in old_csv if line not in csv_gone)
+
+    # SQLite: the other rows and tables as they were, the person's row gone from the file's bytes too
+    def rows(db: Path, table: str) -> list[tuple[Any, ...]]:
+        with contextlib.closing(sqlite3.connect(db)) as conn:
+            return conn.execute(f"SELECT rowid, * FROM {table} ORDER BY rowid").fetchall()
+
+    old_rows = rows(before / "items.db", "people")
+    row_gone = [r for r in old_rows if r[1] == subject]
+    assert rows(out / "items.db", "people") == [r for r in old_rows if r not in row_gone]
+    assert rows(out / "items.db", "crawl_notes") == rows(before / "items.db", "crawl_notes")
+
+    # the HTTP cache: exactly the entries that show the person are gone; the others are byte-identical
+    old_cache, new_cache = cache_entries(before / "httpcache"), cache_entries(out / "httpcache")
+    showing = {k for k, files in old_cache.items() if any(mentions(d, subject, site) for d in files.values())}
+    assert showing and set(new_cache) == set(old_cache) - showing
+    assert all(new_cache[k] == old_cache[k] for k in new_cache)
+
+    # the receipt: in the audit log, with the hash of what was removed, and nothing of the person but the id
+    [receipt] = receipts_in(log)
+    assert receipt["subject"] == f"microblog:{subject}" and receipt["selection"] == "subject"
+    by_kind = {t["kind"]: t for t in receipt["targets"]}
+    with contextlib.closing(sqlite3.connect(before / "items.db")) as conn:
+        conn.row_factory = sqlite3.Row
+        removed_rows = conn.execute("SELECT rowid, * FROM people WHERE subject = ?", (subject,)).fetchall()
+        row_text = b"".join((json.dumps({"table": "people", "rowid": r["rowid"],
+                                         "row": {k: r[k] for k in r.keys() if k != "rowid"}},
+                                        ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+                            for r in removed_rows)
+    cache_bytes = b"".join(data for key in sorted(showing) for _, data in sorted(old_cache[key].items()))
+    expected = {"jsonlines": b"".join(gone), "json": b"".join(json_gone), "csv": b"".join(csv_gone),
+                "sqlite": row_text, "httpcache": cache_bytes}
+    for kind, data in expected.items():
+        assert by_kind[kind]["sha256"] == hashlib.sha256(data).hexdigest(), kind
+        assert by_kind[kind]["bytes"] == len(data), kind
+    assert by_kind["httpcache"]["removed"] == len(showing)
+    assert receipt["removed"] == 4 + len(showing) and receipt["failed"] == []
+    line = next(raw for raw in log.read_bytes().splitlines() if b"purge-receipt" in raw)
+    assert name.encode() not in line and bio.encode() not in line
+    assert "removed 1 record(s) of microblog:" in capsys.readouterr().out
+
+
+@deferred_f_from_coro_f
+async def test_dry_run_changes_nothing_and_writes_no_receipt(
+    server: LocalServer, site: MicroblogSite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str],
+) -> None:
+    out, before = copy_of(await crawled(server, monkeypatch, tmp_path_factory), tmp_path)
+    subject = choose_person(before, site)
+    log = tmp_path / "audit.jsonl"
+    assert purge("--subject", f"microblog:{subject}", "--dry-run", "--audit-log", str(log), *targets(out)) == 0
+    assert "would remove 1 record(s)" in capsys.readouterr().out
+    assert not log.exists()
+    assert {str(p.relative_to(out)): p.read_bytes() for p in every_file(out)} == {
+        str(p.relative_to(before)): p.read_bytes() for p in every_file(before)}
+
+
+# -- who: withdrawn, expired --------------------------------------------------------------------------------------
+
+
+@deferred_f_from_coro_f
+async def test_purge_withdrawn_takes_the_people_the_store_says_withdrew(
+    server: LocalServer, site: MicroblogSite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory, config_dir: Path,
+) -> None:
+    out, before = copy_of(await crawled(server, monkeypatch, tmp_path_factory), tmp_path)
+    subject = choose_person(before, site)
+    authorizations = config_dir / "authorizations.yaml"
+    revoked_at = (datetime.now(timezone.utc) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with authorizations.open("a", encoding="utf-8") as f:
+        f.write(f'  - platform: microblog\n    subject: "{subject}"\n    purposes: [research]\n'
+                f"    granted_at: 2026-01-02T00:00:00Z\n    revoked_at: {revoked_at}\n"
+                f'    evidence: "withdrawn by e-mail"\n')
+    log = tmp_path / "audit.jsonl"
+    assert purge("--withdrawn", "--authorizations", str(authorizations), "--audit-log", str(log),
+                 *targets(out)) == 0
+    for path in every_file(out):
+        assert not mentions(path.read_bytes(), subject, site), path
+    assert len(jsonl(out / "items.jsonl")) == len(jsonl(before / "items.jsonl")) - 1
+    receipts = {r["subject"]: r for r in receipts_in(log)}
+    # 1002 withdrew before the crawl (never collected: a receipt that nothing was found); our person now
+    assert set(receipts) == {f"microblog:{subject}", "microblog:1002"}
+    assert receipts[f"microblog:{subject}"]["removed"] >= 4 and receipts["microblog:1002"]["removed"] == 0
+    assert all(r["selection"] == "withdrawn" for r in receipts.values())
+
+
+@deferred_f_from_coro_f
+async def test_purge_expired_removes_the_items_whose_grants_ended(
+    server: LocalServer, site: MicroblogSite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    out, before = copy_of(await crawled(server, monkeypatch, tmp_path_factory), tmp_path)
+    items = jsonl(before / "items.jsonl")
+    ends = sorted({item["consentcrawl"]["expires_at"] for item in items})
+    assert ends[0] is not None and len(ends) > 2
+    # the provenance names the grants, and expires_at is the earliest end among them
+    for item in items:
+        prov = item["consentcrawl"]
+        assert prov["platform_agreement"]["reference"] == "Demo data access agreement MB-DEMO-1"
+        assert prov["authorization"]["evidence"] and prov["authorization"]["record_id"]
+        assert prov["expires_at"] == min([prov["authorization"]["expires_at"],
+                                          prov["platform_agreement"]["valid_until"]], key=datetime.fromisoformat)
+    now = datetime.fromisoformat(ends[1])  # the first two ends have passed
+    expired = {i["subject"] for i in items if datetime.fromisoformat(i["consentcrawl"]["expires_at"]) <= now}
+    log = tmp_path / "audit.jsonl"
+    assert purge("--expired", "--now", now.isoformat(), "--audit-log", str(log), *targets(out)) == 0
+    assert {i["subject"] for i in jsonl(out / "items.jsonl")} == {i["subject"] for i in items} - expired
+    assert {i["subject"] for i in json.loads((out / "items.json").read_bytes())} == {
+        i["subject"] for i in items} - expired
+    for subject in expired:
+        for path in every_file(out):
+            assert not mentions(path.read_bytes(), subject, site), (subject, path)
+    assert {r["subject"] for r in receipts_in(log)} == {f"microblog:{s}" for s in expired}
+
+
+# -- what cannot be purged ----------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def read_only(directory: Path) -> Iterator[None]:
+    """``directory`` made unwritable: by its mode, and for root (whom modes do not stop) by the immutable flag."""
+    directory.chmod(0o555)
+    immutable = False
+    probe = directory / ".probe"
+    try:
+        try:
+            probe.touch()
+        except OSError:
+            pass
+        else:
+            probe.unlink()
+            chattr = shutil.which("chattr")
+            immutable = chattr is not None and subprocess.run([chattr, "+i", str(directory)],
+                                                              capture_output=True).returncode == 0
+            if not immutable:
+                pytest.skip("cannot make a directory unwritable here (root, without chattr)")
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(directory)], check=True)
+        directory.chmod(0o755)
+
+
+@deferred_f_from_coro_f
+async def test_a_target_that_cannot_be_written_is_named_and_left_untouched(
+    server: LocalServer, site: MicroblogSite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory, capsys: pytest.CaptureFixture[str],
+) -> None:
+    out, before = copy_of(await crawled(server, monkeypatch, tmp_path_factory), tmp_path)
+    subject = choose_person(before, site)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    shutil.move(str(out / "items.jsonl"), locked / "items.jsonl")
+    log = tmp_path / "audit.jsonl"
+    with read_only(locked):
+        status = purge("--subject", f"microblog:{subject}", "--audit-log", str(log),
+                       str(locked / "items.jsonl"), str(out / "items.csv"), str(tmp_path / "missing.jsonl"))
+    assert status == 1
+    err = capsys.readouterr().err
+    assert f"{locked / 'items.jsonl'}: cannot write a temporary file" in err
+    assert f"{tmp_path / 'missing.jsonl'}: no such file or directory" in err
+    assert (locked / "items.jsonl").read_bytes() == (before / "items.jsonl").read_bytes()
+    assert sorted(os.listdir(locked)) == ["items.jsonl"]
+    assert not mentions((out / "items.csv").read_bytes(), subject, site)  # the writable target was purged
+    [receipt] = receipts_in(log)
+    assert {f["path"] for f in receipt["failed"]} == {str(locked / "items.jsonl"), str(tmp_path / "missing.jsonl")}
+
+
+def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    feed = tmp_path / "items.jsonl"
+    feed.write_text("{}\n")
+    assert purge("--subject", "1001", str(feed)) == 2
+    assert "is not PLATFORM:ID" in capsys.readouterr().err
+    assert purge("--subject", "nosuch:1001", str(feed)) == 2
+    assert purge("--withdrawn", "--audit-log", str(tmp_path / "a.jsonl"), str(feed)) == 2
+    assert "--withdrawn needs the authorization store" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        purge(str(feed))
+    assert exc.value.code == 2
+    assert feed.read_text() == "{}\n" and not (tmp_path / "a.jsonl").exists()
+
+
+# -- purge on close -----------------------------------------------------------------------------------------------
+
+
+class WithdrawingSpider(MicroblogSpider):
+    """The first person collected withdraws (in the authorization file) right after their item is exported."""
+
+    name = "withdrawing"
+    authorizations: Path = Path()
+    withdrawn: list[str] = []
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> Any:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider.item_scraped, signal=signals.item_scraped)
+        return spider
+
+    def item_scraped(self, item: Any) -> None:
+        if self.withdrawn:
+            return
+        subject = str(item["subject"])
+        type(self).withdrawn.append(subject)
+        revoked_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        with self.authorizations.open("a", encoding="utf-8") as f:
+            f.write(f'  - platform: microblog\n    subject: "{subject}"\n    purposes: [research]\n'
+                    f"    granted_at: 2026-01-02T00:00:00Z\n    revoked_at: {revoked_at}\n"
+                    f'    evidence: "withdrawn during the crawl"\n')
+
+
+@deferred_f_from_coro_f
+async def test_a_crawl_purges_its_own_outputs_of_a_withdrawal_it_saw(
+    server: LocalServer, site: MicroblogSite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, config_dir: Path,
+) -> None:
+    out = tmp_path / "out"
+    monkeypatch.setattr(WithdrawingSpider, "authorizations", config_dir / "authorizations.yaml")
+    monkeypatch.setattr(WithdrawingSpider, "withdrawn", [])
+    settings = consent_settings(tmp_path, **output_settings(out), LOG_LEVEL="INFO",
+                                CONSENTCRAWL_AUTHORIZATIONS=str(config_dir / "authorizations.yaml"),
+                                CONSENTCRAWL_PURGE_ON_CLOSE=True)
+    result = await run_crawl(WithdrawingSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    [subject] = WithdrawingSpider.withdrawn
+    assert subject in {str(i["subject"]) for i in result.items}  # collected, then withdrawn
+    kept = {str(i["subject"]) for i in result.items} - {subject}
+    assert {str(i["subject"]) for i in jsonl(out / "items.jsonl")} == kept
+    for path in every_file(out):
+        assert not mentions(path.read_bytes(), subject, site), path
+    receipts = [r for r in receipts_in(tmp_path / "audit.jsonl") if r["subject"] == f"microblog:{subject}"]
+    assert receipts and receipts[0]["selection"] == "withdrawn-during-crawl"
+    kinds = {t["kind"]: t["removed"] for t in receipts[0]["targets"]}
+    assert kinds["jsonlines"] == kinds["json"] == kinds["csv"] == 1 and kinds["httpcache"] >= 1
+    assert result.stats["consentcrawl/purge/removed"] >= 4
+    assert "consentcrawl/purge/failed" not in result.stats
