@@ -75,6 +75,8 @@ class Selection:
     expired_at: datetime | None = None
     subject_field: str = "subject"
     provenance_field: str | None = "consentcrawl"
+    #: URL -> (platform, [keys]) of whose page it is, read once per URL (a cache repeats its links many times)
+    _urls: dict[str, tuple[str, list[str | None]] | None] = field(default_factory=dict, repr=False)
 
     def add_person(self, platform: str, subject: str) -> str:
         who = f"{platform}:{subject}"
@@ -123,18 +125,27 @@ class Selection:
         """``platform:id`` of the selected person whose page ``url`` is, read every way a server could read it.
 
         An ambiguous URL goes when any of its readings names a selected person: when unsure, erase."""
-        try:
-            resolved = resolve(self.platforms, url)
-        except ValueError:
+        if url not in self._urls:
+            self._urls[url] = _whose_page(self.platforms, url)
+        found = self._urls[url]
+        if found is None:
             return None
-        if resolved.platform is None or resolved.reading is None:
-            return None
-        name = resolved.platform.name
-        keys = [resolved.reading.subject] + [key for _, key in resolved.reading.readings]
+        name, keys = found
         for key in keys:
             if key is not None and (name, key) in self.people:
                 return self.people[(name, key)]
         return None
+
+
+def _whose_page(platforms: PlatformRegistry, url: str) -> tuple[str, list[str | None]] | None:
+    """The platform of ``url`` and every person's key its readings name; None off every platform."""
+    try:
+        resolved = resolve(platforms, url)
+    except ValueError:
+        return None
+    if resolved.platform is None or resolved.reading is None:
+        return None
+    return resolved.platform.name, [resolved.reading.subject] + [key for _, key in resolved.reading.readings]
 
 
 def parse_mapping(text: str) -> Any:

@@ -4,8 +4,8 @@ Who: every person a decision of this crawl found withdrawn (``subject.revoked``)
 let through (an allow naming them) that the store says, when the spider closes, has withdrawn since. The second
 look is made in ``spider_closed``, while the store is still open (remote stores close at ``engine_stopped``).
 
-What and when: the files the crawl's feeds wrote (as ``feed_slot_closed`` reports their URIs; local files only)
-and its HTTP cache (``HTTPCACHE_DIR/<spider>`` when ``HTTPCACHE_ENABLED`` with Scrapy's filesystem storage),
+What and when: the files the crawl's feeds wrote (as ``feed_slot_closed`` reports their URIs; local files only),
+the targets ``CONSENTCRAWL_PURGE_TARGETS`` names (an SQLite database a pipeline writes, say) and its HTTP cache (``HTTPCACHE_DIR/<spider>`` when ``HTTPCACHE_ENABLED`` with Scrapy's filesystem storage),
 purged at ``engine_stopped``: Scrapy's ``FeedExporter`` finishes and closes its files in ``spider_closed``, and
 the engine stops only after every ``spider_closed`` handler is done, so nothing is still writing them. The
 receipts go into the crawl's audit log (``CONSENTCRAWL_AUDIT_LOG``), reopened for them after the crawl closed it.
@@ -106,7 +106,8 @@ class PurgeOnClose:
         assert runtime is not None and stats is not None
         if not self.withdrawn:
             return
-        targets = list(dict.fromkeys(self.feeds))
+        targets = list(dict.fromkeys([*self.feeds, *map(Path, read(self.crawler.settings,
+                                                                   "CONSENTCRAWL_PURGE_TARGETS"))]))
         settings = self.crawler.settings
         if settings.getbool("HTTPCACHE_ENABLED"):
             storage = settings.get("HTTPCACHE_STORAGE")
