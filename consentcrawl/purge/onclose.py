@@ -53,11 +53,11 @@ class PurgeOnClose:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
+        if get_runtime(crawler) is None:  # a configuration error (reported once, by the runtime): no crawl
+            raise NotConfigured
         if not read(crawler.settings, "CONSENTCRAWL_PURGE_ON_CLOSE"):
             raise NotConfigured
         ext = cls(crawler)
-        if ext.runtime is None:  # a configuration error: the crawl does not start, there is nothing to purge
-            raise NotConfigured
         ext.runtime.watch = ext.seen
         crawler.signals.connect(ext.feed_slot_closed, signal=signals.feed_slot_closed)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
