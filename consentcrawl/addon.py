@@ -21,6 +21,7 @@ from .middlewares import (
     ConsentSpiderMiddleware,
 )
 from .pipelines import ConsentGuardPipeline
+from .purge.onclose import PurgeOnClose
 from .runtime import config_error, refuse_to_start
 
 if TYPE_CHECKING:
@@ -44,8 +45,6 @@ PIPELINE_PRIORITY = -1000
 
 ROBOTSTXT_MIDDLEWARE = "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware"
 REMOTE_CONTROL = "scrapy.extensions.remote_control.RemoteControl"
-#: CONSENTCRAWL_PURGE_ON_CLOSE (off by default: the extension is then NotConfigured)
-PURGE_ON_CLOSE = "consentcrawl.purge.onclose.PurgeOnClose"
 _HANDLERS = {"http": ConsentHTTPDownloadHandler, "https": ConsentHTTPSDownloadHandler}
 
 
@@ -80,7 +79,8 @@ class Addon:
         settings.setdefault_in_component_priority_dict("ITEM_PIPELINES", ConsentGuardPipeline, PIPELINE_PRIORITY)
         settings.setdefault_in_component_priority_dict("EXTENSIONS", ConsentScheduleGuard, 0)
         settings.setdefault_in_component_priority_dict("EXTENSIONS", ConsentLogStats, 0)
-        settings.setdefault_in_component_priority_dict("EXTENSIONS", PURGE_ON_CLOSE, 0)
+        # CONSENTCRAWL_PURGE_ON_CLOSE (off by default: the extension is then NotConfigured)
+        settings.setdefault_in_component_priority_dict("EXTENSIONS", PurgeOnClose, 0)
         self._wrap_download_handlers(settings)
         self._guard_first(settings)
         self._remove_robotstxt_middleware(settings)

@@ -109,7 +109,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
     from ..audit.log import AuditLog
     from ..settings import read
 
-    selection, name, people, settings, now = build_selection(args)
+    selection, name, people, settings, _ = build_selection(args)
     log = None
     if not args.dry_run:
         path = args.audit_log or read(settings, "CONSENTCRAWL_AUDIT_LOG")

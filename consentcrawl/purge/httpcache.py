@@ -10,8 +10,9 @@ loaded), and the bodies as bytes.
 
 **Whose entry it is.** An entry goes when its request URL or response URL is a selected person's page (read by the
 platform's profile templates, every way a server could read it: :meth:`Selection.url`), when its request came
-from such a page (``Referer``) or names one in its body or headers, or when its response body links to such a page (``href``/``src``/``action`` attributes and absolute URLs in the text, resolved against the response
-URL): a page that links a person shows them (a listing names them beside the link). A cache is a copy of the site,
+from such a page (``Referer``) or names one in its body or headers, or when its response body links to such a
+page (``href``/``src``/``action`` attributes and absolute URLs in the text, resolved against the response URL): a
+page that links a person shows them (a listing names them beside the link). A cache is a copy of the site,
 so an entry removed for a link is only fetched again, subject to the checks, by the next crawl.
 
 **Atomically**: an entry directory is renamed to a hidden name in its parent (one rename: the cache sees it whole

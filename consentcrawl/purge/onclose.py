@@ -4,11 +4,12 @@ Who: every person a decision of this crawl found withdrawn (``subject.revoked``)
 let through (an allow naming them) that the store says, when the spider closes, has withdrawn since. The second
 look is made in ``spider_closed``, while the store is still open (remote stores close at ``engine_stopped``).
 
-What and when: the files the crawl's feeds wrote (as ``feed_slot_closed`` reports their URIs; local files only),
-the targets ``CONSENTCRAWL_PURGE_TARGETS`` names (an SQLite database a pipeline writes, say) and its HTTP cache (``HTTPCACHE_DIR/<spider>`` when ``HTTPCACHE_ENABLED`` with Scrapy's filesystem storage),
-purged at ``engine_stopped``: Scrapy's ``FeedExporter`` finishes and closes its files in ``spider_closed``, and
-the engine stops only after every ``spider_closed`` handler is done, so nothing is still writing them. The
-receipts go into the crawl's audit log (``CONSENTCRAWL_AUDIT_LOG``), reopened for them after the crawl closed it.
+What and when: the files the crawl's feeds wrote (as ``feed_slot_closed`` reports their URIs; local files
+only), the targets ``CONSENTCRAWL_PURGE_TARGETS`` names (an SQLite database a pipeline writes, say) and its HTTP
+cache (``HTTPCACHE_DIR/<spider>`` when ``HTTPCACHE_ENABLED`` with Scrapy's filesystem storage), purged at
+``engine_stopped``: Scrapy's ``FeedExporter`` finishes and closes its files in ``spider_closed``, and the engine
+stops only after every ``spider_closed`` handler is done, so nothing is still writing them. The receipts go into
+the crawl's audit log (``CONSENTCRAWL_AUDIT_LOG``), reopened for them after the crawl closed it.
 
 At INFO the log says how many people and records; their ids only at DEBUG. A target that could not be purged is
 an ERROR naming it, and ``consentcrawl/purge/failed`` counts it.
@@ -58,7 +59,9 @@ class PurgeOnClose:
         if not read(crawler.settings, "CONSENTCRAWL_PURGE_ON_CLOSE"):
             raise NotConfigured
         ext = cls(crawler)
-        ext.runtime.watch = ext.seen
+        runtime = ext.runtime
+        assert runtime is not None
+        runtime.watch = ext.seen
         crawler.signals.connect(ext.feed_slot_closed, signal=signals.feed_slot_closed)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(ext.engine_stopped, signal=signals.engine_stopped)
@@ -94,7 +97,7 @@ class PurgeOnClose:
         for platform, subject in [k for k in self.collected if k not in self.withdrawn]:
             try:
                 decision = await runtime.decider.decide_subject(platform, subject, runtime.config.purpose, now)
-            except Exception:  # noqa: BLE001 - cannot tell: not purged, and said so
+            except Exception:
                 logger.exception("consentcrawl: purge on close: could not ask the store about a person")
                 continue
             if decision.reason == "subject.revoked":

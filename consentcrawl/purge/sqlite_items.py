@@ -44,8 +44,8 @@ def _quote(name: str) -> str:
 def purge_sqlite(path: Path, selection: Selection, *, dry_run: bool = False) -> TargetResult:
     result = TargetResult(str(path), "sqlite")
     try:
-        conn = sqlite3.connect(f"file:{uri_path(path)}?mode={'ro' if dry_run else 'rw'}", uri=True, isolation_level=None,
-                               timeout=5)
+        mode = "ro" if dry_run else "rw"
+        conn = sqlite3.connect(f"file:{uri_path(path)}?mode={mode}", uri=True, isolation_level=None, timeout=5)
     except sqlite3.Error as exc:
         raise PurgeFailed(f"cannot open it: {exc}") from None
     try:

@@ -27,8 +27,8 @@ __all__ = ["all_records", "withdrawn"]
 def all_records(store: Any, source: str) -> list[AuthorizationRecord]:
     """Every record ``store`` holds; ConfigError for a store that cannot list them."""
     from ..consent.sqlite import SQLiteStore
-    from ..consent.sqlite_format import COLUMNS
     from ..consent.sqlite_files import uri_path
+    from ..consent.sqlite_format import COLUMNS
 
     if isinstance(store, SQLiteStore):
         from pathlib import Path
@@ -41,7 +41,7 @@ def all_records(store: Any, source: str) -> list[AuthorizationRecord]:
                 conn.close()
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot read the authorization store: {exc}", source=source) from None
-        return [store._record(row) for row in rows]  # noqa: SLF001 - the store's own row reader
+        return [store._record(row) for row in rows]
     if isinstance(store, Iterable):
         return list(store)
     raise ConfigError("this store cannot list its records (a consent API, Redis): name the people with --subject",
