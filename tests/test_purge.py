@@ -380,3 +380,45 @@ async def test_a_crawl_purges_its_own_outputs_of_a_withdrawal_it_saw(
     assert kinds["jsonlines"] == kinds["json"] == kinds["csv"] == kinds["sqlite"] >= 1 and kinds["httpcache"] >= 1
     assert result.stats["consentcrawl/purge/removed"] >= 4
     assert "consentcrawl/purge/failed" not in result.stats
+
+
+# -- feeds written by hand: the shapes a crawl may not produce -----------------------------------------------------
+
+
+def test_crafted_feeds_keep_every_other_byte(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    person = {"subject": "1022", "name": "Ada\nLovelace, \"the first\""}
+    other = {"subject": "1023", "name": "Bob", "consentcrawl": {"platform": "microblog", "subject": "1023"}}
+    # JSON Lines: a record with no platform at all is still the person's; a torn last line is kept and reported
+    jl = tmp_path / "a.jsonl"
+    jl.write_bytes(b'{"subject": "1023"}\r\n' + json.dumps(person).encode() + b"\n" + b'{"subject": "10')
+    # JSON: Scrapy's exporter without indentation writes one line; the array stays valid
+    js = tmp_path / "a.json"
+    js.write_bytes(json.dumps([person, other, person]).encode())
+    # CSV: a quoted line break and quote inside a cell
+    cs = tmp_path / "a.csv"
+    cs.write_bytes(b'subject,name\r\n1022,"Ada\r\nLovelace, ""the first"""\r\n1023,Bob\r\n')
+    log = tmp_path / "audit.jsonl"
+    assert purge("--subject", "microblog:1022", "--audit-log", str(log), str(jl), str(js), str(cs)) == 1
+    assert f"{jl}: line 3 is not JSON: not checked, kept" in capsys.readouterr().err
+    assert jl.read_bytes() == b'{"subject": "1023"}\r\n{"subject": "10'
+    assert js.read_bytes() == json.dumps([other]).encode()
+    assert cs.read_bytes() == b"subject,name\r\n1023,Bob\r\n"
+    [receipt] = receipts_in(log)
+    csv_target = next(t for t in receipt["targets"] if t["kind"] == "csv")
+    assert csv_target["sha256"] == hashlib.sha256(b'1022,"Ada\r\nLovelace, ""the first"""\r\n').hexdigest()
+    assert csv_target["where"] == [2]
+
+
+def test_a_json_feed_cut_short_loses_the_person_and_keeps_its_torn_end(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    js = tmp_path / "a.json"
+    js.write_bytes(b'[\n{"subject": "1023"},\n{"subject": "1022"},\n{"subject": "10')
+    log = tmp_path / "audit.jsonl"
+    assert purge("--subject", "microblog:1022", "--audit-log", str(log), str(js)) == 1
+    assert "a feed cut short?" in capsys.readouterr().err
+    assert js.read_bytes() == b'[\n{"subject": "1023"},\n{"subject": "10'
+    not_json = tmp_path / "b.json"
+    not_json.write_bytes(b'{"subject": "1022"}')
+    assert purge("--subject", "microblog:1022", "--audit-log", str(log), str(not_json)) == 1
+    assert "not a JSON array" in capsys.readouterr().err and not_json.read_bytes() == b'{"subject": "1022"}'

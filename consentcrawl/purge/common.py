@@ -87,10 +87,17 @@ class Selection:
         return key_function(self.platforms.get(platform))(subject)
 
     def person(self, platform: Any, subject: Any) -> str | None:
-        """``platform:id`` when (platform, subject) is a selected person."""
-        if not isinstance(platform, str) or subject in (None, "") or isinstance(subject, (dict, list)):
+        """``platform:id`` when (platform, subject) is a selected person. A record that names no platform (no
+        ``platform`` field, no provenance) is a selected person's when its id is theirs on any platform: when
+        unsure, erase."""
+        if subject in (None, "") or isinstance(subject, (dict, list, bool)):
             return None
-        return self.people.get((platform, self.key(platform, str(subject))))
+        if isinstance(platform, str) and platform:
+            return self.people.get((platform, self.key(platform, str(subject))))
+        for (name, key), who in self.people.items():
+            if self.key(name, str(subject)) == key:
+                return who
+        return None
 
     # -- items ------------------------------------------------------------------------------------------------
 

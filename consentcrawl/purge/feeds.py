@@ -6,9 +6,10 @@ receipt is over each removed record's bytes as they were in the file (a JSON Lin
 element without the separator around it, a CSV record with its line ending), in file order.
 
 Limits: a JSON array loses, with each removed element, the separator before it (the one after it for the first
-element); every other byte stays. A record that cannot be parsed is kept and reported (the run exits 1): it
-cannot be told whose it is. Only the subject, ``platform`` and provenance fields are read: a person named only
-inside another field of another person's item is not found.
+element); every other byte stays. A record that cannot be parsed (a JSON Lines line, a CSV record, the end of a
+JSON array cut short) is kept and reported (the run exits 1): it cannot be told whose it is. Only the subject,
+``platform`` and provenance fields are read: a person named only inside another field of another person's item
+is not found.
 """
 
 from __future__ import annotations
@@ -68,7 +69,9 @@ def purge_json(path: Path, selection: Selection, *, dry_run: bool = False) -> Ta
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise PurgeFailed(f"not UTF-8 at byte {exc.start}: not checked") from None
-    elements = _array_elements(text)
+    elements, torn = _array_elements(text)
+    if torn:
+        result.failures.append(torn)
     # byte offsets: encoding each kept piece of valid UTF-8 gives back exactly the bytes it was decoded from
     offsets = _byte_offsets(text, [p for span in elements for p in span])
     gone: list[int] = []
@@ -103,29 +106,32 @@ def _without(text: str, elements: list[tuple[int, int]], gone: set[int]) -> list
     return pieces
 
 
-def _array_elements(text: str) -> list[tuple[int, int]]:
-    """(start, end) character offsets of each element of the top-level JSON array ``text`` is."""
+def _array_elements(text: str) -> tuple[list[tuple[int, int]], str | None]:
+    """(start, end) character offsets of each element of the top-level JSON array ``text`` is, and what is wrong
+    with its end, if anything (a feed cut short: its complete elements are still read, the rest is kept)."""
     decoder = json.JSONDecoder()
     i = _skip_space(text, 0)
     if i >= len(text) or text[i] != "[":
         raise PurgeFailed("not a JSON array: not checked")
     i = _skip_space(text, i + 1)
     elements: list[tuple[int, int]] = []
-    if i < len(text) and text[i] == "]":
-        return elements
+    if i < len(text) and text[i] == "]" and not text[i + 1:].strip():
+        return elements, None
     while True:
         try:
             _, end = decoder.raw_decode(text, i)
-        except ValueError as exc:
-            raise PurgeFailed(f"invalid JSON at character {i}: {type(exc).__name__}: not checked") from None
+        except ValueError:
+            break
         elements.append((i, end))
         i = _skip_space(text, end)
         if i < len(text) and text[i] == ",":
             i = _skip_space(text, i + 1)
             continue
         if i < len(text) and text[i] == "]" and not text[i + 1:].strip():
-            return elements
-        raise PurgeFailed(f"invalid JSON array at character {i} (a feed cut short?): not checked")
+            return elements, None
+        break
+    return elements, (f"invalid JSON at character {i} (a feed cut short?): the rest of the file is not checked, "
+                      "kept")
 
 
 def _skip_space(text: str, i: int) -> int:
