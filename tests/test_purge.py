@@ -422,3 +422,23 @@ def test_a_json_feed_cut_short_loses_the_person_and_keeps_its_torn_end(
     not_json.write_bytes(b'{"subject": "1022"}')
     assert purge("--subject", "microblog:1022", "--audit-log", str(log), str(not_json)) == 1
     assert "not a JSON array" in capsys.readouterr().err and not_json.read_bytes() == b'{"subject": "1022"}'
+
+
+def test_the_audit_log_an_output_directory_and_links_are_handled_as_said(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    log = tmp_path / "audit.jsonl"
+    log.write_text('{"decision_id":"a","subject":"1022","platform":"microblog","verdict":"allow"}\n')
+    outputs = tmp_path / "output"
+    outputs.mkdir()
+    real = outputs / "items.jsonl"
+    real.write_text('{"subject": "1022"}\n{"subject": "1023"}\n')
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(real)
+    before = log.read_text()
+    assert purge("--subject", "microblog:1022", "--audit-log", str(log), str(log), str(outputs), str(link)) == 1
+    err = capsys.readouterr().err
+    assert f"{log}: this is the audit log the receipts go to" in err
+    assert f"{outputs}: a directory that holds no HTTP cache entry" in err
+    assert link.is_symlink() and real.read_text() == '{"subject": "1023"}\n'  # the file, not the link, purged
+    assert log.read_text().startswith(before)  # evidence kept; the receipt appended after it

@@ -118,7 +118,11 @@ def cmd_purge(args: argparse.Namespace) -> int:
         log = AuditLog(path)  # opened before anything is removed: a purge with nowhere to put its receipt fails first
     if name == "withdrawn" and not people:
         print("no withdrawal in force: nothing to purge")
-    run = purge(args.targets, selection, dry_run=args.dry_run) if (people or name == "expired") else PurgeRun("-")
+    keep = [log.path] if log is not None and log.path is not None else []
+    if people or name == "expired":
+        run = purge(args.targets, selection, dry_run=args.dry_run, keep=keep)
+    else:
+        run = PurgeRun("-")
     report(run, args.dry_run)
     status = EXIT_DONE if run.ok else EXIT_FAILED
     if log is not None:

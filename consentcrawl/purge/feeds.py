@@ -34,7 +34,10 @@ def _read(path: Path) -> bytes:
 
 def _finish(path: Path, result: TargetResult, kept: list[bytes], dry_run: bool) -> TargetResult:
     if result.count and not dry_run:
+        links = path.stat().st_nlink
         atomic_replace(path, kept)
+        if links > 1:  # the other names of the file still hold the old bytes
+            result.failures.append(f"it had {links - 1} other hard link(s): they still hold the removed records")
     return result
 
 

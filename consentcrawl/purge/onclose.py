@@ -129,7 +129,7 @@ class PurgeOnClose:
         selection = Selection(config.platforms, subject_field=config.subject_field,
                               provenance_field=config.provenance_field)
         people = [selection.add_person(platform, subject) for platform, subject in self.withdrawn]
-        run = purge(targets, selection)
+        run = purge(targets, selection, keep=[Path(config.audit_log)] if config.audit_log else [])
         removed = sum(r.count for r in run.results)
         stats.inc_value("consentcrawl/purge/removed", removed)
         stats.inc_value("consentcrawl/purge/people", len(people))

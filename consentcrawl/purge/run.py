@@ -13,6 +13,7 @@ SHA-256 of their bytes (each target's module says which bytes). It holds no pers
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from typing import Any
 from ..audit.log import AuditLog
 from .common import PurgeFailed, Selection, TargetResult
 from .feeds import purge_csv, purge_json, purge_jsonlines
-from .httpcache import purge_httpcache
+from .httpcache import entries, purge_httpcache
 from .sqlite_items import SQLITE_HEADER, purge_sqlite
 
 __all__ = ["PurgeRun", "kind_of", "purge"]
@@ -38,6 +39,8 @@ _SUFFIXES = {".jsonl": "jsonlines", ".jl": "jsonlines", ".ndjson": "jsonlines", 
 def kind_of(path: Path) -> str:
     """The kind of target ``path`` is; raises PurgeFailed for one that does not exist or is of no known kind."""
     if path.is_dir():
+        if not entries(path) and any(p.is_file() for p in path.rglob("*")):
+            raise PurgeFailed("a directory that holds no HTTP cache entry: name the files in it to purge")
         return "httpcache"
     if not path.exists():
         raise PurgeFailed("no such file or directory")
@@ -75,14 +78,22 @@ class PurgeRun:
         return list(seen)
 
 
-def purge(targets: Sequence[Path], selection: Selection, *, dry_run: bool = False) -> PurgeRun:
+def purge(targets: Sequence[Path], selection: Selection, *, dry_run: bool = False,
+          keep: Sequence[Path] = ()) -> PurgeRun:
+    """Purge ``targets`` of what ``selection`` selects. ``keep``: files that must not be purged (the audit log the
+    receipts go to: it is the evidence, and holds subject ids, not people's data)."""
     run = PurgeRun(uuid.uuid4().hex)
     kinds: list[tuple[Path, str]] = []
-    for path in targets:
+    kept = [os.path.realpath(p) for p in keep]
+    for given in targets:
+        # a symbolic link's target is what holds the data: replacing the link would leave it as it was
+        path = Path(os.path.realpath(given))
         try:
+            if str(path) in kept:
+                raise PurgeFailed("this is the audit log the receipts go to: it is evidence, and is not purged")
             kinds.append((path, kind_of(path)))
         except PurgeFailed as exc:
-            run.failed.append((str(path), str(exc)))
+            run.failed.append((str(given), str(exc)))
     ordered = [k for k in kinds if k[1] != "httpcache"] + [k for k in kinds if k[1] == "httpcache"]
     for path, kind in ordered:
         if kind == "httpcache" and selection.expired_at is not None:
