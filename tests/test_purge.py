@@ -444,3 +444,22 @@ def test_the_audit_log_an_output_directory_and_links_are_handled_as_said(
     assert f"{outputs}: a directory that holds no HTTP cache entry" in err
     assert link.is_symlink() and real.read_text() == '{"subject": "1023"}\n'  # the file, not the link, purged
     assert log.read_text().startswith(before)  # evidence kept; the receipt appended after it
+
+
+def test_sqlite_in_wal_mode_keeps_no_byte_of_the_person_in_the_file_or_its_log(tmp_path: Path) -> None:
+    db = tmp_path / "items.sqlite"
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE items (subject TEXT, platform TEXT, name TEXT)")
+        conn.execute("CREATE INDEX by_name ON items(name)")
+        conn.executemany("INSERT INTO items VALUES (?,?,?)",
+                         [(str(1000 + i), "microblog", f"Person Number{i:04d}") for i in range(300)])
+        conn.commit()
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    log = tmp_path / "audit.jsonl"
+    assert purge("--subject", "microblog:1022", "--audit-log", str(log), str(db)) == 0
+    for path in tmp_path.glob("items.sqlite*"):
+        assert b"Number0022" not in path.read_bytes(), path
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        assert conn.execute("SELECT count(*) FROM items").fetchone()[0] == 299
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
