@@ -463,3 +463,15 @@ def test_sqlite_in_wal_mode_keeps_no_byte_of_the_person_in_the_file_or_its_log(t
     with contextlib.closing(sqlite3.connect(db)) as conn:
         assert conn.execute("SELECT count(*) FROM items").fetchone()[0] == 299
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_withdrawn_from_an_sqlite_store(tmp_path: Path, config_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = f"sqlite:///{tmp_path}/consent.db"
+    assert main(["authorizations", "import", str(config_dir / "authorizations.yaml"), store,
+                 "--platforms", str(PLATFORMS)]) == 0
+    feed = tmp_path / "items.jsonl"
+    feed.write_text('{"subject": "1001", "platform": "microblog"}\n{"subject": "1002", "platform": "microblog"}\n')
+    log = tmp_path / "audit.jsonl"
+    assert purge("--withdrawn", "--authorizations", store, "--audit-log", str(log), str(feed)) == 0
+    assert feed.read_text() == '{"subject": "1001", "platform": "microblog"}\n'  # 1002 withdrew in the demo data
+    assert [r["subject"] for r in receipts_in(log)] == ["microblog:1002"]
