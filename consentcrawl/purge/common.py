@@ -179,17 +179,18 @@ def _time(value: Any) -> datetime | None:
 
 
 def atomic_replace(path: Path, chunks: Iterable[bytes]) -> None:
-    """Write ``chunks`` to a new file next to ``path`` (same directory, same mode), fsync it, rename it over
-    ``path`` and fsync the directory: a reader sees the old file or the new one, never a mix, and a crash leaves
-    one of them. Raises :class:`PurgeFailed` (``path`` untouched) when any step fails."""
+    """Write ``chunks`` to a new file next to ``path`` (same directory, mode and, where allowed, owner), fsync it,
+    rename it over ``path`` and fsync the directory: a reader sees the old file or the new one, never a mix, and a
+    crash leaves one of them. Raises :class:`PurgeFailed` (``path`` untouched) when any step fails."""
     tmp = path.with_name(f".{path.name}.purge-{secrets.token_hex(4)}.tmp")
     try:
-        mode = path.stat().st_mode & 0o7777
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        st = path.stat()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, st.st_mode & 0o7777)
     except OSError as exc:
         raise PurgeFailed(f"cannot write a temporary file in {path.parent}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as out:
+            _same_owner_and_mode(out.fileno(), st)
             for chunk in chunks:
                 out.write(chunk)
             out.flush()
@@ -199,6 +200,17 @@ def atomic_replace(path: Path, chunks: Iterable[bytes]) -> None:
         tmp.unlink(missing_ok=True)
         raise PurgeFailed(f"cannot replace the file: {exc.strerror or exc}") from None
     sync_directory(path.parent)
+
+
+def _same_owner_and_mode(fd: int, st: os.stat_result) -> None:
+    """The mode as it was, whatever the umask; the owner as it was where we may (root purging a user's feed)."""
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, st.st_mode & 0o7777)
+    if hasattr(os, "fchown") and (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+        try:
+            os.fchown(fd, st.st_uid, st.st_gid)
+        except PermissionError:
+            pass
 
 
 def sync_directory(path: Path) -> None:
