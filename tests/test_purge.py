@@ -327,6 +327,11 @@ def test_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str],
         purge(str(feed))
     assert exc.value.code == 2
     assert feed.read_text() == "{}\n" and not (tmp_path / "a.jsonl").exists()
+    # nowhere to put the receipt: nothing is purged
+    feed.write_text('{"subject": "1001", "platform": "microblog"}\n')
+    assert purge("--subject", "microblog:1001", "--audit-log", str(feed / "audit.jsonl"), str(feed)) == 2
+    assert "cannot open the audit log" in capsys.readouterr().err
+    assert feed.read_text() == '{"subject": "1001", "platform": "microblog"}\n'
 
 
 # -- purge on close -----------------------------------------------------------------------------------------------
