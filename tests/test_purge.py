@@ -480,3 +480,12 @@ def test_withdrawn_from_an_sqlite_store(tmp_path: Path, config_dir: Path, capsys
     assert purge("--withdrawn", "--authorizations", store, "--audit-log", str(log), str(feed)) == 0
     assert feed.read_text() == '{"subject": "1001", "platform": "microblog"}\n'  # 1002 withdrew in the demo data
     assert [r["subject"] for r in receipts_in(log)] == ["microblog:1002"]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a device whose writes fail: disk full)")
+def test_a_receipt_that_cannot_be_written_is_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    feed = tmp_path / "items.jsonl"
+    feed.write_text('{"subject": "1001", "platform": "microblog"}\n{"subject": "1003", "platform": "microblog"}\n')
+    assert purge("--subject", "microblog:1001", "--audit-log", "/dev/full", str(feed)) == 1
+    assert "the receipt could not be written" in capsys.readouterr().err
+    assert feed.read_text() == '{"subject": "1003", "platform": "microblog"}\n'

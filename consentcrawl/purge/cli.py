@@ -128,11 +128,15 @@ def cmd_purge(args: argparse.Namespace) -> int:
     if log is not None:
         try:
             if people or run.results:
-                write_receipts(log, receipts(run, name, people, datetime.now(timezone.utc)),
-                               datetime.now(timezone.utc))
+                now = datetime.now(timezone.utc)
+                write_receipts(log, receipts(run, name, people), now)
             log.close()
         except AuditUnavailable as exc:
             print(f"consentcrawl purge: the receipt could not be written: {exc}", file=sys.stderr)
+            try:
+                log.close()
+            except AuditUnavailable:
+                pass
             return EXIT_FAILED
         print(f"receipt: {log.path}")
     return status

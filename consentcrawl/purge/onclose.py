@@ -146,7 +146,7 @@ class PurgeOnClose:
         try:
             log = AuditLog(config.audit_log, sync=config.audit_sync)
             now = datetime.now(timezone.utc)
-            write_receipts(log, receipts(run, "withdrawn-during-crawl", people, now), now)
+            write_receipts(log, receipts(run, "withdrawn-during-crawl", people), now)
             log.close()
         except Exception as exc:  # noqa: BLE001 - ConfigError, AuditUnavailable: the data is gone, the proof is not
             logger.error("consentcrawl: purge on close: the receipts could not be written to the audit log: %s", exc)

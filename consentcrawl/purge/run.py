@@ -109,7 +109,7 @@ def purge(targets: Sequence[Path], selection: Selection, *, dry_run: bool = Fals
     return run
 
 
-def receipts(run: PurgeRun, selection: str, people: Sequence[str | None], time: datetime) -> list[dict[str, Any]]:
+def receipts(run: PurgeRun, selection: str, people: Sequence[str | None]) -> list[dict[str, Any]]:
     """One receipt per person in ``people`` (those asked for, and any others found), as event fields."""
     everyone = list(dict.fromkeys([*people, *run.people()])) or [None]
     out: list[dict[str, Any]] = []
