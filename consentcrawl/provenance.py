@@ -63,7 +63,7 @@ def _earliest(*times: str | None) -> str | None:
     known = [t for t in times if t]
     if not known:
         return None
-    return min(known, key=datetime.fromisoformat)
+    return min(known, key=lambda t: datetime.fromisoformat(t.replace("Z", "+00:00")))  # Python 3.10 reads no Z
 
 
 def _expires(agreement: dict[str, Any] | None, authorization: dict[str, Any] | None) -> str | None:
