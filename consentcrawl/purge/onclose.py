@@ -97,8 +97,11 @@ class PurgeOnClose:
         for platform, subject in [k for k in self.collected if k not in self.withdrawn]:
             try:
                 decision = await runtime.decider.decide_subject(platform, subject, runtime.config.purpose, now)
-            except Exception:
-                logger.exception("consentcrawl: purge on close: could not ask the store about a person")
+            except Exception as exc:  # noqa: BLE001 - cannot tell: not purged, and said so (ids only at DEBUG)
+                logger.error("consentcrawl: purge on close: could not ask the store whether a person withdrew "
+                             "(%s); their data is not purged", type(exc).__name__)
+                logger.debug("consentcrawl: purge on close: not asked about %s:%s", platform, subject)
+                self.crawler.stats.inc_value("consentcrawl/purge/failed")  # type: ignore[union-attr]
                 continue
             if decision.reason == "subject.revoked":
                 self.withdrawn[(platform, subject)] = None
