@@ -146,7 +146,9 @@ def report(run: PurgeRun, dry_run: bool) -> None:
     verb = "would remove" if dry_run else "removed"
     for result in run.results:
         for who, removed in result.removed.items():
-            print(f"{result.path} ({result.kind}): {verb} {len(removed.where)} record(s) of {who or 'no one named'}")
+            where = ", ".join(map(str, removed.where[:10])) + (", ..." if len(removed.where) > 10 else "")
+            print(f"{result.path} ({result.kind}): {verb} {len(removed.where)} record(s) of {who or 'no one named'} "
+                  f"({where})")
         if not result.removed:
             print(f"{result.path} ({result.kind}): nothing to remove")
     for path, why in run.problems():
