@@ -489,3 +489,27 @@ def test_a_receipt_that_cannot_be_written_is_exit_1(tmp_path: Path, capsys: pyte
     assert purge("--subject", "microblog:1001", "--audit-log", "/dev/full", str(feed)) == 1
     assert "the receipt could not be written" in capsys.readouterr().err
     assert feed.read_text() == '{"subject": "1003", "platform": "microblog"}\n'
+
+
+@deferred_f_from_coro_f
+async def test_a_gzip_http_cache_is_read_through_its_compression(
+    server: LocalServer, site: MicroblogSite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    import gzip
+
+    cache = tmp_path / "httpcache"
+    settings = consent_settings(tmp_path, LOG_LEVEL="INFO", CLOSESPIDER_ITEMCOUNT=10, HTTPCACHE_ENABLED=True,
+                                HTTPCACHE_DIR=str(cache), HTTPCACHE_GZIP=True)
+    result = await run_crawl(MicroblogSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    subject = str(result.items[0]["subject"])
+
+    def showing() -> set[Path]:
+        return {meta.parent for meta in cache.rglob("meta")
+                if any(mentions(gzip.decompress(f.read_bytes()), subject, site) for f in meta.parent.iterdir())}
+
+    before = showing()
+    assert before, "the person's pages are in the cache, compressed"
+    log = tmp_path / "receipts.jsonl"
+    assert purge("--subject", f"microblog:{subject}", "--audit-log", str(log), str(cache)) == 0
+    assert showing() == set() and all(not p.exists() for p in before)
+    assert receipts_in(log)[0]["targets"][0]["removed"] == len(before)
