@@ -21,6 +21,7 @@ from .middlewares import (
     ConsentSpiderMiddleware,
 )
 from .pipelines import ConsentGuardPipeline
+from .purge.onclose import PurgeOnClose
 from .runtime import config_error, refuse_to_start
 
 if TYPE_CHECKING:
@@ -78,6 +79,8 @@ class Addon:
         settings.setdefault_in_component_priority_dict("ITEM_PIPELINES", ConsentGuardPipeline, PIPELINE_PRIORITY)
         settings.setdefault_in_component_priority_dict("EXTENSIONS", ConsentScheduleGuard, 0)
         settings.setdefault_in_component_priority_dict("EXTENSIONS", ConsentLogStats, 0)
+        # CONSENTCRAWL_PURGE_ON_CLOSE (off by default: the extension is then NotConfigured)
+        settings.setdefault_in_component_priority_dict("EXTENSIONS", PurgeOnClose, 0)
         self._wrap_download_handlers(settings)
         self._guard_first(settings)
         self._remove_robotstxt_middleware(settings)

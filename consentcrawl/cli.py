@@ -22,6 +22,7 @@ from .audit.report import add_report_parser
 from .config import ConsentConfig, build_decider
 from .decision import Decision
 from .errors import ConfigError
+from .purge.cli import add_parser as add_purge
 
 EXIT_ALLOWED, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
 
@@ -252,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit_actions = add_audit_commands(sub)
     add_report_parser(audit_actions)
     add_explain_parser(audit_actions)
+    add_purge(sub)
     return parser
 
 

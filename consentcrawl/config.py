@@ -117,6 +117,8 @@ class ConsentConfig:
                               source="CONSENTCRAWL_PLATFORMS")
         for name in ("CONSENTCRAWL_HTTP_HANDLER", "CONSENTCRAWL_HTTPS_HANDLER"):
             get(name)  # loaded by the handler, which reports a bad one in a crawl; read here for `check` too
+        for name in ("CONSENTCRAWL_PURGE_ON_CLOSE", "CONSENTCRAWL_PURGE_TARGETS"):
+            get(name)  # read by the purge-on-close extension; a bad value stops the crawl before it starts
         checks = load_checks(get("CONSENTCRAWL_CHECKS"))
         policy = signal_policy(get)
         values = dict(

@@ -28,6 +28,7 @@ from scrapy.http import Response
 from ._scrapy_internals import apply_crawl_delay, awaited_by_caller, fail_request
 from .deciding import Undecided
 from .decision import Decision, Evidence, Stage, deny
+from .provenance import page_provenance
 from .runtime import (
     CONFIG_ERROR_REASON,
     ConsentRuntime,
@@ -162,14 +163,7 @@ class ConsentSpiderMiddleware(RuntimeComponent):
             return
         adapter = item if type(item) is dict else ItemAdapter(item)
         try:
-            adapter[field] = {
-                "decision_id": decision.decision_id,
-                "url": response.url,
-                "platform": decision.platform,
-                "subject": decision.subject,
-                "purpose": self.runtime.config.purpose,
-                "reason": decision.reason,
-            }
+            adapter[field] = page_provenance(decision, response.url, self.runtime.config.purpose)
         except KeyError:  # an Item class without that field: provenance is in the audit log only
             pass
 

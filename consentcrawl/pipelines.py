@@ -12,7 +12,8 @@ from typing import Any
 from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem
 
-from .decision import Evidence, Stage, deny
+from .decision import Decision, Evidence, Stage, deny
+from .provenance import with_item_decision
 from .runtime import RuntimeComponent
 
 
@@ -74,6 +75,8 @@ class ConsentGuardPipeline(RuntimeComponent):
             if self.runtime.enforce:
                 raise ConsentDropItem(f"consentcrawl: {decision.reason}")
             return item
+        if config.provenance_field:
+            self._add_provenance(adapter, config.provenance_field, provenance, decision, config.purpose)
         if decision.fields is not None and self.runtime.enforce:
             keep = set(decision.fields) | {config.subject_field, "platform"}
             if config.provenance_field:
@@ -83,3 +86,19 @@ class ConsentGuardPipeline(RuntimeComponent):
                 self.runtime.count("consentcrawl/items/fields_removed")
         self.runtime.count("consentcrawl/items/kept")
         return item
+
+    @staticmethod
+    def _add_provenance(adapter: Any, field: str, provenance: dict[str, Any], decision: Decision,
+                        purpose: str | None) -> None:
+        """The person's grant this item is kept on, and the earliest end of the grants, into its provenance.
+
+        An item yielded where no page decision stamped it (from ``start()``) gets a provenance of its own."""
+        if not decision.allowed:
+            return
+        if not provenance:
+            provenance = {"decision_id": None, "url": None, "platform": decision.platform,
+                          "subject": None, "purpose": purpose, "reason": None}
+        try:
+            adapter[field] = with_item_decision(dict(provenance), decision)
+        except KeyError:  # an Item class without that field: provenance is in the audit log only
+            pass

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -34,6 +35,8 @@ class DecisionRecording:
     _debug: bool
     _turn_scheduled: bool
     _waiters: list[asyncio.Future[None]]
+    #: called with every decision recorded (``CONSENTCRAWL_PURGE_ON_CLOSE`` learns who withdrew); None: no one
+    watch: Callable[[Decision], None] | None = None
 
     def drops(self, decision: Decision) -> bool:
         """Whether a deny is enforced: always in enforce mode; robots denies in report mode too.
@@ -121,6 +124,8 @@ class DecisionRecording:
     def _counted(self, decision: Decision, url: str | None, phase: str) -> Decision:
         prefix = "consentcrawl/items/" if phase == "item" else "consentcrawl/"
         self.count(prefix + decision.stat_key)
+        if self.watch is not None:
+            self.watch(decision)
         if not decision.allowed:
             self.count(prefix + "denied")
             if self._debug:

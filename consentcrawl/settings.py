@@ -87,6 +87,8 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("CONSENTCRAWL_HTTP_HANDLER", "import path", empty=None),
     Setting("CONSENTCRAWL_HTTPS_HANDLER", "import path", empty=None),
     Setting("CONSENTCRAWL_CHECKS", "import paths", DEFAULT_CHECKS),
+    Setting("CONSENTCRAWL_PURGE_ON_CLOSE", "bool", False),
+    Setting("CONSENTCRAWL_PURGE_TARGETS", "paths", (), empty=()),
     # operator signals (issue #13, docs/signals.md)
     Setting("CONSENTCRAWL_CONSERVATIVE", "bool", True),
     Setting("CONSENTCRAWL_STORES_ITEMS", "bool", True),

@@ -50,6 +50,8 @@ BAD: dict[str, list[tuple[Any, str]]] = {
     "CONSENTCRAWL_HTTPS_HANDLER": [("scrapy.NoSuchHandler", "cannot import 'scrapy.NoSuchHandler'")],
     "CONSENTCRAWL_CHECKS": [(5, "5 is not a list of import paths"), ("x.Y", "cannot load check 'x.Y'"),
                             ("", "no checks")],
+    "CONSENTCRAWL_PURGE_ON_CLOSE": [("later", "'later' is not true or false")],
+    "CONSENTCRAWL_PURGE_TARGETS": [(5, "5 is not a path"), ([1], "[1] is not a path")],
     "CONSENTCRAWL_CONSERVATIVE": [("maybe", "'maybe' is not true or false")],
     "CONSENTCRAWL_STORES_ITEMS": [([1], "[1] is not true or false")],
     "CONSENTCRAWL_PURPOSE_DEFAULTS": [(5, "5 is not a mapping"), ("{not json", "is not a mapping"),

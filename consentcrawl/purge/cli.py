@@ -1,0 +1,155 @@
+"""``consentcrawl purge``: erase people's data from feeds, SQLite item databases and the HTTP cache.
+
+Exit codes: 0 done (everything selected is gone, receipts written), 1 something could not be purged (each named,
+with why), 2 usage or configuration error (nothing touched).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..errors import AuditUnavailable, ConfigError
+from .common import Selection
+from .run import PurgeRun, purge, receipts, write_receipts
+
+__all__ = ["add_parser", "cmd_purge"]
+
+EXIT_DONE, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def add_parser(sub: Any) -> None:
+    parser = sub.add_parser("purge", help="erase people's data from feeds, SQLite item databases and the HTTP "
+                                          "cache, with a receipt in the audit log")
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--subject", metavar="PLATFORM:ID", action="append",
+                     help="the person whose data goes (repeat for several)")
+    who.add_argument("--withdrawn", action="store_true",
+                     help="everyone the authorization store says has withdrawn")
+    who.add_argument("--expired", action="store_true", help="every item whose expires_at has passed")
+    parser.add_argument("targets", metavar="TARGET", nargs="+", type=Path,
+                        help="a feed (.jsonl, .json, .csv), an SQLite item database, or an HTTP cache directory")
+    parser.add_argument("--dry-run", action="store_true", help="print what would go; change and write nothing")
+    parser.add_argument("--audit-log", metavar="LOG", help="where the receipt goes (default: CONSENTCRAWL_AUDIT_LOG)")
+    parser.add_argument("--settings", metavar="MODULE", help="Scrapy settings module to read CONSENTCRAWL_* from")
+    parser.add_argument("--platforms", metavar="FILE", help="platform terms YAML (overrides the settings)")
+    parser.add_argument("--authorizations", metavar="SRC", help="authorization records (overrides the settings)")
+    parser.add_argument("--now", metavar="TIME", help="judge withdrawals and expiry as of this ISO-8601 time")
+    parser.set_defaults(func=cmd_purge)
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from ..cli import load_settings
+    from ..settings import as_settings
+
+    settings = load_settings(args.settings)
+    if args.platforms:
+        settings["CONSENTCRAWL_PLATFORMS"] = args.platforms
+    if args.authorizations:
+        settings["CONSENTCRAWL_AUTHORIZATIONS"] = args.authorizations
+    if args.now:
+        settings["CONSENTCRAWL_NOW"] = args.now
+    return as_settings(settings)
+
+
+def build_selection(args: argparse.Namespace) -> tuple[Selection, str, list[str | None], Any, datetime]:
+    """What the arguments select: (selection, its name, the people asked for, the settings, now)."""
+    from ..config import DEFAULT_PLATFORMS
+    from ..settings import read
+    from ..terms.load import load_platforms
+
+    settings = _settings(args)
+    files = read(settings, "CONSENTCRAWL_PLATFORMS")
+    if files is None:
+        files = (str(DEFAULT_PLATFORMS),) if DEFAULT_PLATFORMS.exists() else ()
+    if not files:
+        raise ConfigError("no platforms file: whose page a URL is, and how ids compare, come from the platforms "
+                          "(use --platforms FILE or --settings MODULE)", source="CONSENTCRAWL_PLATFORMS")
+    platforms = load_platforms(list(files))
+    now = read(settings, "CONSENTCRAWL_NOW") or datetime.now(timezone.utc)
+    selection = Selection(platforms, subject_field=read(settings, "CONSENTCRAWL_SUBJECT_FIELD"),
+                          provenance_field=read(settings, "CONSENTCRAWL_PROVENANCE_FIELD"))
+    people: list[str | None] = []
+    if args.subject:
+        for text in args.subject:
+            platform, sep, subject = text.partition(":")
+            if not sep or not subject.strip():
+                raise ConfigError(f"{text!r} is not PLATFORM:ID (e.g. microblog:1001)", source="--subject")
+            if platform not in platforms:
+                raise ConfigError(f"platform {platform!r} is not configured (configured: "
+                                  f"{', '.join(sorted(platforms.platforms)) or 'none'})", source="--subject")
+            people.append(selection.add_person(platform, subject.strip()))
+        return selection, "subject", people, settings, now
+    if args.expired:
+        selection.expired_at = now
+        return selection, "expired", people, settings, now
+    from ..config import open_store
+    from .withdrawn import all_records, withdrawn
+
+    source = read(settings, "CONSENTCRAWL_AUTHORIZATIONS")
+    if not source:
+        raise ConfigError("--withdrawn needs the authorization store (use --authorizations SRC or --settings "
+                          "MODULE)", source="CONSENTCRAWL_AUTHORIZATIONS")
+    store = open_store(source, platforms, settings=settings)
+    try:
+        records = all_records(store, source)
+    finally:
+        close = getattr(store, "close", None)
+        if callable(close):
+            close()
+    for platform, subject in withdrawn(records, platforms, now):
+        people.append(selection.add_person(platform, subject))
+    return selection, "withdrawn", people, settings, now
+
+
+def cmd_purge(args: argparse.Namespace) -> int:
+    from ..audit.log import AuditLog
+    from ..settings import read
+
+    selection, name, people, settings, _ = build_selection(args)
+    log = None
+    if not args.dry_run:
+        path = args.audit_log or read(settings, "CONSENTCRAWL_AUDIT_LOG")
+        if not path:
+            raise ConfigError("no audit log for the receipt (use --audit-log LOG)", source="CONSENTCRAWL_AUDIT_LOG")
+        log = AuditLog(path)  # opened before anything is removed: a purge with nowhere to put its receipt fails first
+    if name == "withdrawn" and not people:
+        print("no withdrawal in force: nothing to purge")
+    keep = [log.path] if log is not None and log.path is not None else []
+    if people or name == "expired":
+        run = purge(args.targets, selection, dry_run=args.dry_run, keep=keep)
+    else:
+        run = PurgeRun("-")
+    report(run, args.dry_run)
+    status = EXIT_DONE if run.ok else EXIT_FAILED
+    if log is not None:
+        try:
+            if people or run.results:
+                now = datetime.now(timezone.utc)
+                write_receipts(log, receipts(run, name, people), now)
+            log.close()
+        except AuditUnavailable as exc:
+            print(f"consentcrawl purge: the receipt could not be written: {exc}", file=sys.stderr)
+            try:
+                log.close()
+            except AuditUnavailable:
+                pass
+            return EXIT_FAILED
+        print(f"receipt: {log.path}")
+    return status
+
+
+def report(run: PurgeRun, dry_run: bool) -> None:
+    verb = "would remove" if dry_run else "removed"
+    for result in run.results:
+        for who, removed in result.removed.items():
+            where = ", ".join(map(str, removed.where[:10])) + (", ..." if len(removed.where) > 10 else "")
+            print(f"{result.path} ({result.kind}): {verb} {len(removed.where)} record(s) of {who or 'no one named'} "
+                  f"({where})")
+        if not result.removed:
+            print(f"{result.path} ({result.kind}): nothing to remove")
+    for path, why in run.problems():
+        print(f"consentcrawl purge: {path}: {why}", file=sys.stderr)

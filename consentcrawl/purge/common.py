@@ -1,0 +1,237 @@
+"""What a purge removes (:class:`Selection`), what it found in one target (:class:`TargetResult`), and the one way
+a file is rewritten (:func:`atomic_replace`).
+
+A purge never re-serialises what it keeps: each target kind copies the bytes of the records it keeps as they
+were, so only the removed records' bytes (and, in a JSON array, one separator each) leave the file.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+import os
+import secrets
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from ..consent.keys import key_function
+from ..resolve import resolve
+from ..terms.platforms import PlatformRegistry
+
+__all__ = ["PurgeFailed", "Selection", "TargetResult", "atomic_replace"]
+
+
+class PurgeFailed(Exception):
+    """A target (or a part of one) that could not be purged; the message says why, without personal data."""
+
+
+@dataclass
+class Removed:
+    """Everything removed from one target for one person (``who``: ``platform:id``, or None for no one)."""
+
+    where: list[Any] = field(default_factory=list)  #: line numbers, row ids or cache entries, in file order
+    digest: Any = field(default_factory=hashlib.sha256)
+    size: int = 0
+
+    def add(self, where: Any, data: bytes) -> None:
+        self.where.append(where)
+        self.digest.update(data)
+        self.size += len(data)
+
+
+@dataclass
+class TargetResult:
+    """One target's purge: what went, per person, and what could not be checked or written."""
+
+    path: str
+    kind: str
+    removed: dict[str | None, Removed] = field(default_factory=dict)
+    kept: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    def remove(self, who: str | None, where: Any, data: bytes) -> None:
+        self.removed.setdefault(who, Removed()).add(where, data)
+
+    @property
+    def count(self) -> int:
+        return sum(len(r.where) for r in self.removed.values())
+
+
+@dataclass
+class Selection:
+    """Whose data goes: people by subject id, and (``expired_at``) items whose ``expires_at`` is at or before it.
+
+    ``subject_field`` and ``provenance_field`` are the crawl's item field names (CONSENTCRAWL_SUBJECT_FIELD and
+    CONSENTCRAWL_PROVENANCE_FIELD). People are compared by the platform's subject key, so ``Alice`` and ``alice``
+    are one person on a platform whose ids are not case-sensitive.
+    """
+
+    platforms: PlatformRegistry
+    people: dict[tuple[str, str], str] = field(default_factory=dict)  #: (platform, key) -> "platform:id"
+    expired_at: datetime | None = None
+    subject_field: str = "subject"
+    provenance_field: str | None = "consentcrawl"
+    #: URL -> (platform, [keys]) of whose page it is, read once per URL (a cache repeats its links many times)
+    _urls: dict[str, tuple[str, list[str | None]] | None] = field(default_factory=dict, repr=False)
+
+    def add_person(self, platform: str, subject: str) -> str:
+        who = f"{platform}:{subject}"
+        self.people.setdefault((platform, self.key(platform, subject)), who)
+        return who
+
+    def key(self, platform: str, subject: str) -> str:
+        return key_function(self.platforms.get(platform))(subject)
+
+    def person(self, platform: Any, subject: Any) -> str | None:
+        """``platform:id`` when (platform, subject) is a selected person. A record that names no platform (no
+        ``platform`` field, no provenance) is a selected person's when its id is theirs on any platform: when
+        unsure, erase."""
+        if subject in (None, "") or isinstance(subject, (dict, list, bool)):
+            return None
+        if isinstance(platform, str) and platform:
+            return self.people.get((platform, self.key(platform, str(subject))))
+        for (name, key), who in self.people.items():
+            if self.key(name, str(subject)) == key:
+                return who
+        return None
+
+    # -- items ------------------------------------------------------------------------------------------------
+
+    def item(self, fields: Mapping[str, Any]) -> tuple[bool, str | None]:
+        """Whether an item (its fields as read: the provenance a dict, or text to parse) goes, and whose it is."""
+        provenance = self.provenance_of(fields)
+        platform = fields.get("platform") or provenance.get("platform")
+        subject = fields.get(self.subject_field)
+        for p, s in ((platform, subject), (provenance.get("platform"), provenance.get("subject"))):
+            who = self.person(p, s)
+            if who is not None:
+                return True, who
+        if self.expired_at is not None:
+            expires = _time(provenance.get("expires_at"))
+            if expires is not None and expires <= self.expired_at:
+                owner = subject if subject not in (None, "") else provenance.get("subject")
+                p = platform if isinstance(platform, str) else provenance.get("platform")
+                return True, (f"{p}:{owner}" if p and owner not in (None, "") else None)
+        return False, None
+
+    def provenance_of(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        if not self.provenance_field:
+            return {}
+        value = fields.get(self.provenance_field)
+        if isinstance(value, str) and value.strip():
+            value = parse_mapping(value)
+        return value if isinstance(value, dict) else {}
+
+    # -- URLs --------------------------------------------------------------------------------------------------
+
+    def url(self, url: str) -> str | None:
+        """``platform:id`` of the selected person whose page ``url`` is, read every way a server could read it.
+
+        An ambiguous URL goes when any of its readings names a selected person: when unsure, erase."""
+        if url not in self._urls:
+            self._urls[url] = _whose_page(self.platforms, url)
+        found = self._urls[url]
+        if found is None:
+            return None
+        name, keys = found
+        for key in keys:
+            if key is not None and (name, key) in self.people:
+                return self.people[(name, key)]
+        return None
+
+
+def _whose_page(platforms: PlatformRegistry, url: str) -> tuple[str, list[str | None]] | None:
+    """The platform of ``url`` and every person's key its readings name; None off every platform."""
+    try:
+        resolved = resolve(platforms, url)
+    except ValueError:
+        return None
+    if resolved.platform is None or resolved.reading is None:
+        return None
+    return resolved.platform.name, [resolved.reading.subject] + [key for _, key in resolved.reading.readings]
+
+
+def parse_mapping(text: str) -> Any:
+    """A provenance written as text: JSON (JSON feeds, SQLite) or a Python literal (Scrapy's CSV exporter writes a
+    dict with ``str()``); anything else is no provenance."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return None
+
+
+def _time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def atomic_replace(path: Path, chunks: Iterable[bytes]) -> None:
+    """Write ``chunks`` to a new file next to ``path`` (same directory, mode and, where allowed, owner), fsync it,
+    rename it over ``path`` and fsync the directory: a reader sees the old file or the new one, never a mix, and a
+    crash leaves one of them. Raises :class:`PurgeFailed` (``path`` untouched) when any step fails."""
+    tmp = path.with_name(f".{path.name}.purge-{secrets.token_hex(4)}.tmp")
+    try:
+        st = path.stat()
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, st.st_mode & 0o7777)
+    except OSError as exc:
+        raise PurgeFailed(f"cannot write a temporary file in {path.parent}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, "wb") as out:
+            _same_owner_and_mode(out.fileno(), st)
+            for chunk in chunks:
+                out.write(chunk)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise PurgeFailed(f"cannot replace the file: {exc.strerror or exc}") from None
+    sync_directory(path.parent)
+
+
+def _same_owner_and_mode(fd: int, st: os.stat_result) -> None:
+    """The mode as it was, whatever the umask; the owner as it was where we may (root purging a user's feed)."""
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, st.st_mode & 0o7777)
+    if hasattr(os, "fchown") and (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+        try:
+            os.fchown(fd, st.st_uid, st.st_gid)
+        except PermissionError:
+            pass
+
+
+def sync_directory(path: Path) -> None:
+    """The directory's entries (a rename, a removal) to stable storage; systems without directory fsync skip it."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def spans(data: bytes) -> Iterator[tuple[int, int]]:
+    """(start, end) of each line of ``data``, its ``\\n`` included (the last one may have none)."""
+    start = 0
+    while start < len(data):
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end + 1
+        yield start, end
+        start = end

@@ -1,0 +1,215 @@
+"""Feeds: JSON Lines, JSON (an array, as Scrapy's ``json`` exporter writes it) and CSV.
+
+Each record is found by its byte span, judged on its parsed fields, and either copied verbatim or left out; the
+file is rewritten only when something goes (:func:`~consentcrawl.purge.common.atomic_replace`). The hash in the
+receipt is over each removed record's bytes as they were in the file (a JSON Lines line with its ``\\n``, a JSON
+element without the separator around it, a CSV record with its line ending), in file order.
+
+Limits: a JSON array loses, with each removed element, the separator before it (the one after it for the first
+element); every other byte stays. A record that cannot be parsed (a JSON Lines line, a CSV record, the end of a
+JSON array cut short) is kept and reported (the run exits 1): it cannot be told whose it is. Only the subject,
+``platform`` and provenance fields are read: a person named only inside another field of another person's item
+is not found.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from .common import PurgeFailed, Selection, TargetResult, atomic_replace, spans
+
+__all__ = ["purge_csv", "purge_json", "purge_jsonlines"]
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise PurgeFailed(f"cannot read it: {exc.strerror or exc}") from None
+
+
+def _finish(path: Path, result: TargetResult, kept: list[bytes], dry_run: bool) -> TargetResult:
+    if result.count and not dry_run:
+        links = path.stat().st_nlink
+        atomic_replace(path, kept)
+        if links > 1:  # the other names of the file still hold the old bytes
+            result.failures.append(f"it had {links - 1} other hard link(s): they still hold the removed records")
+    return result
+
+
+def purge_jsonlines(path: Path, selection: Selection, *, dry_run: bool = False) -> TargetResult:
+    data = _read(path)
+    result = TargetResult(str(path), "jsonlines")
+    kept: list[bytes] = []
+    for number, (start, end) in enumerate(spans(data), 1):
+        line = data[start:end]
+        if not line.strip():
+            kept.append(line)
+            continue
+        try:
+            fields = json.loads(line)
+        except ValueError:
+            result.failures.append(f"line {number} is not JSON: not checked, kept")
+            kept.append(line)
+            continue
+        goes, who = selection.item(fields) if isinstance(fields, dict) else (False, None)
+        if goes:
+            result.remove(who, number, line)
+        else:
+            result.kept += 1
+            kept.append(line)
+    return _finish(path, result, kept, dry_run)
+
+
+def purge_json(path: Path, selection: Selection, *, dry_run: bool = False) -> TargetResult:
+    data = _read(path)
+    result = TargetResult(str(path), "json")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PurgeFailed(f"not UTF-8 at byte {exc.start}: not checked") from None
+    elements, torn = _array_elements(text)
+    if torn:
+        result.failures.append(torn)
+    # byte offsets: encoding each kept piece of valid UTF-8 gives back exactly the bytes it was decoded from
+    offsets = _byte_offsets(text, [p for span in elements for p in span])
+    gone: list[int] = []
+    for index, (start, end) in enumerate(elements):
+        fields = json.loads(text[start:end])
+        goes, who = selection.item(fields) if isinstance(fields, dict) else (False, None)
+        if goes:
+            result.remove(who, index + 1, data[offsets[start]:offsets[end]])
+            gone.append(index)
+        else:
+            result.kept += 1
+    return _finish(path, result, [p.encode("utf-8") for p in _without(text, elements, set(gone))], dry_run)
+
+
+def _without(text: str, elements: list[tuple[int, int]], gone: set[int]) -> list[str]:
+    """``text`` without the elements ``gone``, each with one separator: the one before it, or for the elements
+    before the first one kept, the ones after them (so the array stays valid JSON)."""
+    if not gone:
+        return [text]
+    first_kept = next((i for i in range(len(elements)) if i not in gone), len(elements))
+    cuts: list[tuple[int, int]] = []
+    if first_kept > 0:
+        end = elements[first_kept][0] if first_kept < len(elements) else elements[-1][1]
+        cuts.append((elements[0][0], end))
+    cuts += [(elements[i - 1][1], elements[i][1]) for i in sorted(gone) if i > first_kept]
+    pieces: list[str] = []
+    position = 0
+    for start, end in cuts:
+        pieces.append(text[position:start])
+        position = end
+    pieces.append(text[position:])
+    return pieces
+
+
+def _array_elements(text: str) -> tuple[list[tuple[int, int]], str | None]:
+    """(start, end) character offsets of each element of the top-level JSON array ``text`` is, and what is wrong
+    with its end, if anything (a feed cut short: its complete elements are still read, the rest is kept)."""
+    decoder = json.JSONDecoder()
+    i = _skip_space(text, 0)
+    if i >= len(text) or text[i] != "[":
+        raise PurgeFailed("not a JSON array: not checked")
+    i = _skip_space(text, i + 1)
+    elements: list[tuple[int, int]] = []
+    if i < len(text) and text[i] == "]" and not text[i + 1:].strip():
+        return elements, None
+    while True:
+        try:
+            _, end = decoder.raw_decode(text, i)
+        except ValueError:
+            break
+        elements.append((i, end))
+        i = _skip_space(text, end)
+        if i < len(text) and text[i] == ",":
+            i = _skip_space(text, i + 1)
+            continue
+        if i < len(text) and text[i] == "]" and not text[i + 1:].strip():
+            return elements, None
+        break
+    return elements, (f"invalid JSON at character {i} (a feed cut short?): the rest of the file is not checked, "
+                      "kept")
+
+
+def _skip_space(text: str, i: int) -> int:
+    while i < len(text) and text[i] in " \t\r\n":
+        i += 1
+    return i
+
+
+def _byte_offsets(text: str, positions: list[int]) -> dict[int, int]:
+    result: dict[int, int] = {}
+    last_char = last_byte = 0
+    for position in sorted(set(positions)):
+        last_byte += len(text[last_char:position].encode("utf-8"))
+        last_char = position
+        result[position] = last_byte
+    return result
+
+
+def purge_csv(path: Path, selection: Selection, *, dry_run: bool = False) -> TargetResult:
+    data = _read(path)
+    result = TargetResult(str(path), "csv")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PurgeFailed(f"not UTF-8 at byte {exc.start}: not checked") from None
+    records = _csv_records(text)
+    if not records:
+        return result
+    header = _cells(text[slice(*records[0])])
+    names = {selection.subject_field, selection.provenance_field}
+    if not names & set(header):
+        raise PurgeFailed(f"no {selection.subject_field!r} or {selection.provenance_field!r} column: cannot tell "
+                          "whose records are in it")
+    kept: list[str] = [text[slice(*records[0])]]
+    for number, (start, end) in enumerate(records[1:], 2):
+        record = text[start:end]
+        if not record.strip():
+            kept.append(record)
+            continue
+        cells = _cells(record)
+        if len(cells) != len(header):
+            result.failures.append(f"record {number} has {len(cells)} cells, the header {len(header)}: not checked, "
+                                   "kept")
+            kept.append(record)
+            continue
+        fields: dict[str, Any] = {n: (c if c != "" else None) for n, c in zip(header, cells, strict=True)}
+        goes, who = selection.item(fields)
+        if goes:
+            result.remove(who, number, record.encode("utf-8"))
+        else:
+            result.kept += 1
+            kept.append(record)
+    return _finish(path, result, [piece.encode("utf-8") for piece in kept], dry_run)
+
+
+def _csv_records(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each CSV record, its line ending included: a line break inside quotes is data."""
+    records: list[tuple[int, int]] = []
+    start = 0
+    quoted = False
+    i = 0
+    n = len(text)
+    while i < n:
+        c = text[i]
+        if c == '"':
+            quoted = not quoted  # "" inside a quoted cell toggles twice
+        elif c == "\n" and not quoted:
+            records.append((start, i + 1))
+            start = i + 1
+        i += 1
+    if start < n:
+        records.append((start, n))
+    return records
+
+
+def _cells(record: str) -> list[str]:
+    rows = list(csv.reader(io.StringIO(record, newline="")))
+    return rows[0] if rows else []

@@ -1,0 +1,141 @@
+"""A purge over several targets, and its receipts.
+
+Targets are told apart by what they are: a directory is an HTTP cache; a file starting with SQLite's header is an
+item database; otherwise the name's suffix says the feed format (``.jsonl``/``.jl``/``.ndjson``, ``.json``,
+``.csv``). Item targets are purged first, so that ``--expired`` knows whose items expired before it reads the
+cache (whose entries carry no ``expires_at``).
+
+One receipt per person (``platform:id``; ``null`` for expired items that name no one) goes into the audit log as
+an ``AuditLog.event("purge-receipt", ...)`` line: the purge's id, what selected them, and per target its path,
+kind, where the records were (line numbers, ``table#rowid``, cache entry paths), how many, their size and the
+SHA-256 of their bytes (each target's module says which bytes). It holds no personal data beyond the subject id.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from ..audit.log import AuditLog
+from .common import PurgeFailed, Selection, TargetResult
+from .feeds import purge_csv, purge_json, purge_jsonlines
+from .httpcache import entries, purge_httpcache
+from .sqlite_items import SQLITE_HEADER, purge_sqlite
+
+__all__ = ["PurgeRun", "kind_of", "purge"]
+
+_FEEDS: dict[str, Callable[..., TargetResult]] = {
+    "jsonlines": purge_jsonlines, "json": purge_json, "csv": purge_csv, "sqlite": purge_sqlite,
+    "httpcache": purge_httpcache,
+}
+_SUFFIXES = {".jsonl": "jsonlines", ".jl": "jsonlines", ".ndjson": "jsonlines", ".json": "json", ".csv": "csv"}
+
+
+def kind_of(path: Path) -> str:
+    """The kind of target ``path`` is; raises PurgeFailed for one that does not exist or is of no known kind."""
+    if path.is_dir():
+        if not entries(path) and any(p.is_file() for p in path.rglob("*")):
+            raise PurgeFailed("a directory that holds no HTTP cache entry: name the files in it to purge")
+        return "httpcache"
+    if not path.exists():
+        raise PurgeFailed("no such file or directory")
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise PurgeFailed(f"cannot read it: {exc.strerror or exc}") from None
+    if head == SQLITE_HEADER:
+        return "sqlite"
+    kind = _SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise PurgeFailed("not a feed, an SQLite database or a cache directory this purge knows "
+                          "(.jsonl, .jl, .ndjson, .json, .csv)")
+    return kind
+
+
+@dataclass
+class PurgeRun:
+    purge_id: str
+    results: list[TargetResult] = field(default_factory=list)
+    failed: list[tuple[str, str]] = field(default_factory=list)  #: (target, why)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not any(r.failures for r in self.results)
+
+    def problems(self) -> list[tuple[str, str]]:
+        return self.failed + [(r.path, why) for r in self.results for why in r.failures]
+
+    def people(self) -> list[str | None]:
+        seen: dict[str | None, None] = {}
+        for result in self.results:
+            seen.update(dict.fromkeys(result.removed))
+        return list(seen)
+
+
+def purge(targets: Sequence[Path], selection: Selection, *, dry_run: bool = False,
+          keep: Sequence[Path] = ()) -> PurgeRun:
+    """Purge ``targets`` of what ``selection`` selects. ``keep``: files that must not be purged (the audit log the
+    receipts go to: it is the evidence, and holds subject ids, not people's data)."""
+    run = PurgeRun(uuid.uuid4().hex)
+    kinds: list[tuple[Path, str]] = []
+    kept = [os.path.realpath(p) for p in keep]
+    for given in targets:
+        # a symbolic link's target is what holds the data: replacing the link would leave it as it was
+        path = Path(os.path.realpath(given))
+        try:
+            if str(path) in kept:
+                raise PurgeFailed("this is the audit log the receipts go to: it is evidence, and is not purged")
+            kinds.append((path, kind_of(path)))
+        except PurgeFailed as exc:
+            run.failed.append((str(given), str(exc)))
+    ordered = [k for k in kinds if k[1] != "httpcache"] + [k for k in kinds if k[1] == "httpcache"]
+    for path, kind in ordered:
+        if kind == "httpcache" and selection.expired_at is not None:
+            for result in run.results:  # whose items expired: their pages go from the cache too
+                for who in result.removed:
+                    if who is not None:
+                        platform, _, subject = who.partition(":")
+                        selection.add_person(platform, subject)
+        try:
+            run.results.append(_FEEDS[kind](path, selection, dry_run=dry_run))
+        except PurgeFailed as exc:
+            run.failed.append((str(path), str(exc)))
+    return run
+
+
+def receipts(run: PurgeRun, selection: str, people: Sequence[str | None]) -> list[dict[str, Any]]:
+    """One receipt per person in ``people`` (those asked for, and any others found), as event fields."""
+    everyone = list(dict.fromkeys([*people, *run.people()])) or [None]
+    out: list[dict[str, Any]] = []
+    for who in everyone:
+        targets = []
+        for result in run.results:
+            removed = result.removed.get(who)
+            targets.append({
+                "path": result.path,
+                "kind": result.kind,
+                "removed": len(removed.where) if removed else 0,
+                "where": removed.where if removed else [],
+                "bytes": removed.size if removed else 0,
+                "sha256": removed.digest.hexdigest() if removed else None,
+            })
+        out.append({
+            "purge_id": run.purge_id,
+            "subject": who,
+            "selection": selection,
+            "targets": targets,
+            "removed": sum(t["removed"] for t in targets),
+            "failed": [{"path": path, "why": why} for path, why in run.problems()],
+        })
+    return out
+
+
+def write_receipts(log: AuditLog, fields: Sequence[dict[str, Any]], time: datetime) -> None:
+    for receipt in fields:
+        log.event("purge-receipt", receipt, time=time)
