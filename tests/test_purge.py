@@ -25,7 +25,8 @@ import pytest
 from scrapy import signals
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from consentcrawl.audit.log import read_audit_log
+from consentcrawl.audit.chain import verify
+from consentcrawl.audit.log import AuditLog, read_audit_log
 from consentcrawl.cli import main
 from consentcrawl_demo.microblog import MicroblogSite
 from consentcrawl_demo.server import LocalServer
@@ -178,6 +179,9 @@ async def test_purge_removes_every_byte_of_the_person_and_keeps_every_other_byte
     assert receipt["removed"] == 4 * len(gone) + len(showing) and receipt["failed"] == []
     line = next(raw for raw in log.read_bytes().splitlines() if b"purge-receipt" in raw)
     assert name.encode() not in line and bio.encode() not in line
+    # ... and the receipt is in the log's hash chain: the whole log still verifies, receipt segment included
+    verified = verify(log)
+    assert verified.problem is None, verified.problem
     assert f"removed {len(gone)} record(s) of microblog:{subject}" in capsys.readouterr().out
 
 
@@ -383,6 +387,8 @@ async def test_a_crawl_purges_its_own_outputs_of_a_withdrawal_it_saw(
         assert not mentions(path.read_bytes(), subject, site), path
     receipts = [r for r in receipts_in(tmp_path / "audit.jsonl") if r["subject"] == f"microblog:{subject}"]
     assert receipts and receipts[0]["selection"] == "withdrawn-during-crawl"
+    verified = verify(tmp_path / "audit.jsonl")  # the crawl's own segment, then the purge's, in one chain
+    assert verified.problem is None, verified.problem
     kinds = {t["kind"]: t["removed"] for t in receipts[0]["targets"]}
     assert kinds["jsonlines"] == kinds["json"] == kinds["csv"] == kinds["sqlite"] >= 1 and kinds["httpcache"] >= 1
     assert result.stats["consentcrawl/purge/removed"] >= 4
@@ -435,7 +441,9 @@ def test_the_audit_log_an_output_directory_and_links_are_handled_as_said(
     tmp_path: Path, capsys: pytest.CaptureFixture[str],
 ) -> None:
     log = tmp_path / "audit.jsonl"
-    log.write_text('{"decision_id":"a","subject":"1022","platform":"microblog","verdict":"allow"}\n')
+    earlier = AuditLog(log, sync=False)  # a crawl's chained log, with a line about the person
+    earlier.event("note", {"subject": "1022", "platform": "microblog"}, time=datetime.now(timezone.utc))
+    earlier.close()
     outputs = tmp_path / "output"
     outputs.mkdir()
     real = outputs / "items.jsonl"
@@ -483,12 +491,16 @@ def test_withdrawn_from_an_sqlite_store(tmp_path: Path, config_dir: Path, capsys
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a device whose writes fail: disk full)")
-def test_a_receipt_that_cannot_be_written_is_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_log_that_cannot_take_the_receipt_stops_the_purge_before_anything_is_removed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
     feed = tmp_path / "items.jsonl"
-    feed.write_text('{"subject": "1001", "platform": "microblog"}\n{"subject": "1003", "platform": "microblog"}\n')
-    assert purge("--subject", "microblog:1001", "--audit-log", "/dev/full", str(feed)) == 1
-    assert "the receipt could not be written" in capsys.readouterr().err
-    assert feed.read_text() == '{"subject": "1003", "platform": "microblog"}\n'
+    kept = '{"subject": "1001", "platform": "microblog"}\n{"subject": "1003", "platform": "microblog"}\n'
+    feed.write_text(kept)
+    # the receipt's segment cannot even start (its chain-start line does not fit): nothing may be removed unproven
+    assert purge("--subject", "microblog:1001", "--audit-log", "/dev/full", str(feed)) == 2
+    assert "/dev/full: cannot start the audit log" in capsys.readouterr().err
+    assert feed.read_text() == kept
 
 
 @deferred_f_from_coro_f

@@ -32,7 +32,7 @@ def add_audit_commands(sub: Any) -> Any:
 
     Each command sets ``func`` (``args -> exit code``) with ``set_defaults``, as the top-level ones do.
     """
-    audit = sub.add_parser("audit", help="audit logs: verify and merge hash chains, a report with charts, explain one decision")
+    audit = sub.add_parser("audit", help="audit logs: verify and merge hash chains, report, explain a decision")
     actions = audit.add_subparsers(dest="action", required=True)
 
     check = actions.add_parser("verify", help="check audit logs' hash chains: exit 0 when intact, 1 with the "

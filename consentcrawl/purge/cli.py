@@ -115,7 +115,9 @@ def cmd_purge(args: argparse.Namespace) -> int:
         path = args.audit_log or read(settings, "CONSENTCRAWL_AUDIT_LOG")
         if not path:
             raise ConfigError("no audit log for the receipt (use --audit-log LOG)", source="CONSENTCRAWL_AUDIT_LOG")
-        log = AuditLog(path)  # opened before anything is removed: a purge with nowhere to put its receipt fails first
+        # opened before anything is removed: a purge with nowhere to put its receipt fails first
+        log = AuditLog(path, header={"writer": "consentcrawl purge", "selection": name,
+                                     "targets": [str(t) for t in args.targets]})
     if name == "withdrawn" and not people:
         print("no withdrawal in force: nothing to purge")
     keep = [log.path] if log is not None and log.path is not None else []

@@ -147,7 +147,8 @@ class PurgeOnClose:
         from ..audit.log import AuditLog
 
         try:
-            log = AuditLog(config.audit_log, sync=config.audit_sync)
+            log = AuditLog(config.audit_log, sync=config.audit_sync,
+                           header={"writer": "consentcrawl purge on close"})
             now = datetime.now(timezone.utc)
             write_receipts(log, receipts(run, "withdrawn-during-crawl", people), now)
             log.close()
