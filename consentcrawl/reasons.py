@@ -59,6 +59,8 @@ RESPONSE_SIGNAL_RSL = "response.signal.rsl"
 ERROR_BAD_URL = "error.bad-url"
 ERROR_ROBOTS_MISSING = "error.robots-missing"
 ERROR_STORE_UNAVAILABLE = "error.store-unavailable"
+#: a distributed crawl's shared state (Redis: the cluster's robots.txt, Crawl-delay schedule, refusals) did not answer
+ERROR_SHARED_STATE_UNAVAILABLE = "error.shared-state-unavailable"
 ERROR_AUDIT_UNAVAILABLE = "error.audit-unavailable"
 ERROR_INTERNAL = "error.internal"
 

@@ -21,6 +21,8 @@ from scrapy.http import Response, TextResponse
 from .audit.log import AuditLog
 from .config import ConsentConfig, build_decider
 from .decision import Decision, Evidence, Stage, deny
+from .distributed.shared import expand_worker
+from .distributed.wiring import Distributed
 from .errors import ConfigError
 from .facts import RequestFacts
 from .meta_keys import META_DECISION, META_NOFOLLOW, META_SUBJECT
@@ -122,11 +124,14 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         self.engine = self.decider.engine
         config = self.config
         cache = RobotsCache(config.robots_ttl, config.robots_retry, config.robots_retry_max, config.robots_stale)
-        self.robots = ScrapyRobotsFetcher(crawler, cache, config.now, self.may_fetch_robots)
+        #: the state shared with the other workers of a distributed crawl (docs/distributed.md), or None
+        self.distributed = Distributed.open(crawler, config)
+        self.robots = ScrapyRobotsFetcher(crawler, cache, config.now, self.may_fetch_robots,
+                                          self.distributed.fetches if self.distributed is not None else None)
         self.site_signals = _signal_fetcher(self.robots, config, self.may_fetch_signal)
         check_handlers(crawler)
         check_pipelines(crawler)
-        self.audit = AuditLog(config.audit_log, sync=config.audit_sync)
+        self.audit = AuditLog(expand_worker(config.audit_log), sync=config.audit_sync)  # {worker}: one file each
         assert crawler.stats is not None
         self.stats = crawler.stats
         #: the decision that let each request go out (or the response in), with the URL it was made for
@@ -146,7 +151,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
             "consentcrawl: purpose %r, mode %s, %d platform(s) from %s, authorizations from %s, audit log %s",
             config.purpose, config.mode, len(config.platforms),
             ", ".join(config.platform_files) or "(none)", config.authorizations_source or "(none)",
-            config.audit_log or "(off)",
+            expand_worker(config.audit_log) or "(off)",
         )
 
     @property
