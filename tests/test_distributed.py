@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import pickle
+import re
 import subprocess
 import sys
 import time
@@ -382,3 +383,25 @@ def test_canonical_fingerprinter_makes_each_spelling_of_a_profile_one_request(tm
               "http://people.example/u/101?tab=posts"]
     assert len({fp(u) for u in [same[0], *others]}) == 5
     assert fp(same[0], method="POST", body=b"x") != fp(same[0])
+
+
+@deferred_f_from_coro_f
+async def test_the_demo_crawl_with_canonical_fingerprints_fetches_each_profile_once(
+        redis_server: RedisServer, server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo links each profile in five spellings (hosts, escapes, a redirect); on scrapy-redis's queue with
+    the canonical fingerprinter, each person's profile page is fetched once."""
+    from spiders.microblog import MicroblogSpider
+    from tests.conftest import consent_settings, run_crawl
+
+    settings = consent_settings(
+        tmp_path, REQUEST_FINGERPRINTER_CLASS="consentcrawl.distributed.fingerprint.CanonicalRequestFingerprinter",
+        SCHEDULER="consentcrawl.distributed.scheduler.ConsentRedisScheduler",
+        DUPEFILTER_CLASS="consentcrawl.distributed.scheduler.ConsentRedisDupeFilter", REDIS_URL=redis_server.url)
+    result = await run_crawl(MicroblogSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    pages: dict[str, int] = {}
+    for request in server.requests:
+        match = re.fullmatch(r"/u/([0-9]+)/?", request.decoded_path)
+        if match:
+            pages[match.group(1)] = pages.get(match.group(1), 0) + 1
+    assert pages and set(pages.values()) == {1}, {s: n for s, n in pages.items() if n > 1}
+    assert {item["subject"] for item in result.items} == set(pages)

@@ -68,6 +68,10 @@ class CanonicalRequestFingerprinter:
         key = self.key(request.url, request.method, bool(request.body))
         if key is None:
             return scrapy_fingerprint(request)
+        if request.meta.get("redirect_times"):
+            # the target of a redirect is not a duplicate of the spelling that redirected to it
+            # (``/profile/1001`` -> ``/u/1001`` is one person): it is fetched once, as the redirect's target
+            key += " redirected"
         data = json.dumps([request.method, key, (request.body or b"").hex()])
         return hashlib.sha1(data.encode(), usedforsecurity=False).digest()
 
