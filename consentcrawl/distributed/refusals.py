@@ -22,7 +22,7 @@ import logging
 import time
 from typing import Any
 
-from .shared import SharedState, SharedStateUnavailable
+from .shared import SharedState, SharedStateUnavailable, client_options
 
 logger = logging.getLogger("consentcrawl")
 
@@ -103,9 +103,8 @@ class RefusalFeed:
         import redis.asyncio
 
         # a client of its own: a blocking XREAD must not hold up the other components' commands
-        self._client = redis.asyncio.Redis.from_url(
-            self.shared.url, socket_timeout=self.block + self.shared.timeout,
-            socket_connect_timeout=self.shared.timeout, retry_on_timeout=False, decode_responses=True)
+        self._client = redis.asyncio.Redis.from_url(self.shared.url, **client_options(
+            self.shared.timeout, socket_timeout=self.block + self.shared.timeout, decode_responses=True))
         while True:
             try:
                 await self._round()

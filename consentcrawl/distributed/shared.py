@@ -63,6 +63,17 @@ def public(url: str) -> str:
     return public_url(url)
 
 
+def client_options(timeout: float, **extra: Any) -> dict[str, Any]:
+    """Options for a client: short timeouts; one immediate retry of a command whose pooled connection the server
+    closed (a restart), so the first command after a restart is not denied for a stale connection."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    return {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry_on_timeout": False,
+            "retry": Retry(NoBackoff(), 1), "retry_on_error": [RedisConnectionError], **extra}
+
+
 class SharedState:
     """One asynchronous Redis client per crawler, with the key prefix and the down/up bookkeeping."""
 
@@ -91,8 +102,7 @@ class SharedState:
         if self._client is None:
             import redis.asyncio
 
-            self._client = redis.asyncio.Redis.from_url(
-                self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout, retry_on_timeout=False)
+            self._client = redis.asyncio.Redis.from_url(self.url, **client_options(self.timeout))
         return self._client
 
     async def run(self, command: Awaitable[_T], what: str) -> _T:
