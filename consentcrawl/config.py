@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .checks import DEFAULT_CHECKS, load_check
 from .consent.store import AuthorizationStore, SyncAuthorizationStore
+from .distributed.shared import check_distributed
 from .errors import ConfigError
 from .purposes import check_purpose
 from .settings import SETTINGS, as_settings, read
@@ -142,6 +143,7 @@ class ConsentConfig:
         for name in ("CONSENTCRAWL_AUTHORIZATIONS_TOKEN_ENV", "CONSENTCRAWL_AUTHORIZATIONS_POLL",
                      "CONSENTCRAWL_AUTHORIZATIONS_TIMEOUT"):
             get(name)  # read by the remote stores; checked here whatever the store
+        check_distributed(get)
         store = open_store(source, platforms, crawler, settings) if source else None
         return cls(
             purpose=purpose,

@@ -54,10 +54,16 @@ class RedisSeeds:
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        key = getattr(crawler.spidercls, "redis_key", None) or read(crawler.settings, "CONSENTCRAWL_REDIS_START_KEY")
+        try:
+            key = (getattr(crawler.spidercls, "redis_key", None)
+                   or read(crawler.settings, "CONSENTCRAWL_REDIS_START_KEY"))
+            idle_close = read(crawler.settings, "CONSENTCRAWL_REDIS_IDLE_CLOSE")
+        except ConfigError as exc:  # one line naming the setting; every component then refuses everything
+            refuse_to_start(crawler, exc)
+            raise NotConfigured(str(exc)) from None
         if not key:
             raise NotConfigured("no redis_key or CONSENTCRAWL_REDIS_START_KEY")
-        seeds = cls(crawler, str(key), read(crawler.settings, "CONSENTCRAWL_REDIS_IDLE_CLOSE"))
+        seeds = cls(crawler, str(key), idle_close)
         crawler.signals.connect(seeds._opened, signal=signals.spider_opened)
         crawler.signals.connect(seeds._idle, signal=signals.spider_idle)
         crawler.signals.connect(seeds._closed, signal=signals.spider_closed)

@@ -17,8 +17,9 @@ import socket
 import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
-from ..errors import ConsentError
+from ..errors import ConfigError, ConsentError
 from ..settings import read
 
 if TYPE_CHECKING:
@@ -42,6 +43,25 @@ def shared_redis_url(settings: BaseSettings) -> str | None:
     if not url:
         url = settings.get("REDIS_URL") or None
     return url if isinstance(url, str) and url.strip() else None
+
+
+#: the distributed crawl's settings besides the URL, read where they are used; checked with the rest at start-up
+DISTRIBUTED_SETTINGS = ("CONSENTCRAWL_REDIS_PREFIX", "CONSENTCRAWL_REDIS_START_KEY", "CONSENTCRAWL_REDIS_IDLE_CLOSE",
+                        "CONSENTCRAWL_REDIS_TIMEOUT", "CONSENTCRAWL_SHARED_LOCK_TIMEOUT")
+
+
+def check_distributed(get: Any) -> None:
+    """Read every distributed setting (``get``: :func:`consentcrawl.settings.read` of one crawl's settings), so a
+    bad value stops the crawl at start-up naming the setting."""
+    url = get("CONSENTCRAWL_REDIS_URL")
+    if url and urlsplit(url.strip()).scheme not in ("redis", "rediss", "unix"):
+        raise ConfigError(f"{public(url)!r} is not a redis://, rediss:// or unix:// URL",
+                          source="CONSENTCRAWL_REDIS_URL")
+    prefix = get("CONSENTCRAWL_REDIS_PREFIX")
+    if not prefix.strip() or any(c.isspace() for c in prefix):
+        raise ConfigError(f"{prefix!r} is not a key prefix (a word without spaces)", source="CONSENTCRAWL_REDIS_PREFIX")
+    for name in DISTRIBUTED_SETTINGS[1:]:
+        get(name)
 
 
 def worker_id() -> str:
