@@ -11,9 +11,9 @@ Against the synthetic platform (``platform_server.py``, no ``Crawl-delay``), wit
 
 Each run starts the workers, waits until every one is open, pushes the listing pages as seeds and measures from
 then to the last response any worker received. It reports pages (responses) per second, the workers' CPU per
-response (from the spider's opening to the process's end), and the shared state's cost per response: Redis commands (``INFO commandstats``) and the Redis server's
-CPU. Medians of ``--rounds`` runs. The machine has two cores: more than two workers compete for them with each
-other, the platform server and Redis.
+response (from the spider's opening to the process's end), and the shared state's cost per response: Redis
+commands (``INFO commandstats``) and the Redis server's CPU. Medians of ``--rounds`` runs. The machine has two
+cores: more than two workers compete for them with each other, the platform server and Redis.
 """
 
 from __future__ import annotations
@@ -227,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
             stop_server(server)
     print(f"{args.pages} profiles, {args.rounds} rounds, medians; machine {os.uname().machine}, "
           f"{os.cpu_count()} cores\n")
-    print("| workers | responses | pages/s | worker CPU µs/response | Redis commands/response | Redis CPU µs/response |")
+    print("| workers | responses | pages/s | worker CPU µs/response | Redis commands/response "
+          "| Redis CPU µs/response |")
     print("|---|---|---|---|---|---|")
     for n in counts:
         rs = runs[n]

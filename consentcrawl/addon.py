@@ -11,6 +11,7 @@ from scrapy.utils.asyncio import call_later
 
 from ._scrapy_internals import fail_crawl
 from .browser import configure_playwright
+from .distributed.seeds import RedisSeeds
 from .errors import ConfigError
 from .handler import FALLBACK_SETTINGS, ConsentHTTPDownloadHandler, ConsentHTTPSDownloadHandler
 from .logstats import ConsentLogStats
@@ -42,7 +43,6 @@ SPIDER_PRIORITY = 10_000
 #: guard pipeline first
 PIPELINE_PRIORITY = -1000
 
-SEEDS_EXTENSION = "consentcrawl.distributed.seeds.RedisSeeds"
 ROBOTSTXT_MIDDLEWARE = "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware"
 REMOTE_CONTROL = "scrapy.extensions.remote_control.RemoteControl"
 _HANDLERS = {"http": ConsentHTTPDownloadHandler, "https": ConsentHTTPSDownloadHandler}
@@ -79,7 +79,7 @@ class Addon:
         settings.setdefault_in_component_priority_dict("ITEM_PIPELINES", ConsentGuardPipeline, PIPELINE_PRIORITY)
         settings.setdefault_in_component_priority_dict("EXTENSIONS", ConsentScheduleGuard, 0)
         settings.setdefault_in_component_priority_dict("EXTENSIONS", ConsentLogStats, 0)
-        settings.setdefault_in_component_priority_dict("EXTENSIONS", SEEDS_EXTENSION, 0)  # off without a seed key
+        settings.setdefault_in_component_priority_dict("EXTENSIONS", RedisSeeds, 0)  # off without a seed key
         self._wrap_download_handlers(settings)
         self._guard_first(settings)
         self._remove_robotstxt_middleware(settings)

@@ -44,6 +44,9 @@ SUBJECT_REVOKED = "subject.revoked"
 SUBJECT_UNKNOWN_PLATFORM = "subject.unknown-platform"
 SUBJECT_AMBIGUOUS_URL = "subject.ambiguous-url"
 SUBJECT_MISMATCH = "subject.mismatch"
+#: a person who refused on a page a worker of a distributed crawl saw (docs/distributed.md; the detection itself:
+#: the refusals issue)
+SUBJECT_REFUSED_ON_PAGE = "subject.refused-on-page"
 
 # the response
 RESPONSE_ROBOTS_TAG = "response.robots-tag"

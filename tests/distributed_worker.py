@@ -47,7 +47,7 @@ def main(config_path: str) -> None:
     spidercls = ConsentSeedWorker if config["kind"] == "ConsentSpider" else PlainSeedWorker
     process = CrawlerProcess(config["settings"])
     crawler = process.create_crawler(spidercls)
-    out = open(config["items"], "a", encoding="utf-8")  # noqa: SIM115 - closed when the process ends
+    out = open(config["items"], "a", encoding="utf-8")
 
     def scraped(item: Any) -> None:
         out.write(json.dumps(dict(item)) + "\n")

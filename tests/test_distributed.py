@@ -8,6 +8,7 @@ audit files; no mocks. Workers are separate processes (``python -m tests.distrib
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import pickle
@@ -185,7 +186,7 @@ def page_fetches(app: LenientPeople) -> list[Served]:
 def gaps_below(app: LenientPeople, delay: float) -> list[tuple[float, str, str]]:
     """Each page fetch closer than ``delay`` to the fetch of the origin before it (any kind)."""
     served = sorted(app.served, key=lambda s: s.time)
-    return [(round(b.time - a.time, 4), a.target, b.target) for a, b in zip(served, served[1:])
+    return [(round(b.time - a.time, 4), a.target, b.target) for a, b in itertools.pairwise(served)
             if b.path not in SIDE_PATHS and b.time - a.time < delay]
 
 

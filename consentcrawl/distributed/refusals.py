@@ -22,12 +22,13 @@ import logging
 import time
 from typing import Any
 
+from ..reasons import SUBJECT_REFUSED_ON_PAGE
 from .shared import SharedState, SharedStateUnavailable, client_options
 
 logger = logging.getLogger("consentcrawl")
 
-#: the reason code of a request for a person who refused on a page (design.md: added by the open issues)
-REFUSED_ON_PAGE = "subject.refused-on-page"
+#: the reason code of a request for a person who refused on a page
+REFUSED_ON_PAGE = SUBJECT_REFUSED_ON_PAGE
 STREAM_MAXLEN = 100_000
 
 #: KEYS: the set, the stream. ARGV: member, evidence JSON, maxlen. Returns 1 if the refusal is new.

@@ -34,9 +34,9 @@ import time
 import weakref
 from typing import Any
 
-from scrapy_redis.dupefilter import RFPDupeFilter
-from scrapy_redis.queue import PriorityQueue
-from scrapy_redis.scheduler import Scheduler
+from scrapy_redis.dupefilter import RFPDupeFilter  # type: ignore[import-untyped]
+from scrapy_redis.queue import PriorityQueue  # type: ignore[import-untyped]
+from scrapy_redis.scheduler import Scheduler  # type: ignore[import-untyped]
 
 from ..meta_keys import META_DECISION, META_NOFOLLOW
 from .shared import worker_id

@@ -118,7 +118,11 @@ class RedisSeeds:
                 if request is not None:
                     self.seeds += 1
                     self._idle_since = None
-                    engine.crawl(request)
+                    try:
+                        engine.crawl(request)
+                    except RuntimeError:  # the spider closed meanwhile: the seed goes back for another worker
+                        await shared.run(shared.client.rpush(self.key, data), "returning a seed")
+                        return
             try:
                 idle = engine.spider_is_idle()
             except RuntimeError:  # the engine is closing

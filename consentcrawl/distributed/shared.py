@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from ..errors import ConfigError, ConsentError
+from ..reasons import ERROR_SHARED_STATE_UNAVAILABLE
 from ..settings import read
 
 if TYPE_CHECKING:
@@ -30,7 +31,7 @@ logger = logging.getLogger("consentcrawl")
 _T = TypeVar("_T")
 
 #: the reason code of a decision that needed the shared state and could not have it
-SHARED_STATE_UNAVAILABLE = "error.shared-state-unavailable"
+SHARED_STATE_UNAVAILABLE = ERROR_SHARED_STATE_UNAVAILABLE
 
 
 class SharedStateUnavailable(ConsentError):
@@ -148,5 +149,5 @@ class SharedState:
         if client is not None:
             try:
                 await client.aclose()
-            except Exception:  # noqa: BLE001 - closing a connection to a server that is gone
+            except Exception:
                 logger.debug("consentcrawl: closing the shared state's connection failed", exc_info=True)
