@@ -193,6 +193,17 @@ def one_run(workers: int, args: argparse.Namespace, workdir: Path, proxy: str, s
     out = {"workers": workers, "responses": responses, "items": sum(s["items"] for s in seen),
            "pages_per_s": responses / wall, "worker_cpu_us": 1e6 * sum(s["cpu_s"] for s in seen) / responses,
            "share": [s["responses"] for s in seen]}
+    denied: dict[str, int] = {}
+    out_causes: dict[str, str] = {}
+    for audit in run_dir.glob("audit-*.jsonl"):
+        for line in audit.read_text().splitlines():
+            entry = json.loads(line)
+            if entry.get("verdict") == "deny" and entry.get("phase") == "request":
+                denied[entry["reason"]] = denied.get(entry["reason"], 0) + 1
+                if entry["reason"].startswith("error.") and "cause" not in out_causes:
+                    out_causes["cause"] = json.dumps(entry.get("evidence"))[:400]
+    out["denied"] = denied
+    out.update(out_causes)  # the same in every run but for errors: a shared state too slow to answer denies
     if workers:
         out["redis_commands"] = (after[0] - before[0]) / responses
         out["redis_cpu_us"] = 1e6 * (after[1] - before[1]) / responses

@@ -442,3 +442,70 @@ async def test_the_demo_crawl_with_canonical_fingerprints_fetches_each_profile_o
             pages[match.group(1)] = pages.get(match.group(1), 0) + 1
     assert pages and set(pages.values()) == {1}, {s: n for s, n in pages.items() if n > 1}
     assert {item["subject"] for item in result.items} == set(pages)
+
+
+# -- the shared parts, one at a time ------------------------------------------------------------------------------
+
+
+@deferred_f_from_coro_f
+async def test_shared_fetches_single_flight_across_workers_and_keep_the_failure_backoff(
+        redis_server: RedisServer) -> None:
+    from datetime import timedelta
+
+    from consentcrawl.distributed.fetches import RawFetch, SharedFetches
+
+    calls: list[str] = []
+
+    def fetcher(status: int | None) -> Any:
+        async def fetch() -> RawFetch:
+            calls.append("fetch")
+            await asyncio.sleep(0.2)  # the others arrive while it is in flight
+            now = datetime.now(timezone.utc)
+            if status is None:
+                return RawFetch(False, None, b"", "http://a.example/robots.txt", (), "timeout", now)
+            return RawFetch(True, status, b"User-agent: *\nDisallow: /x\n", "http://a.example/robots.txt", (), "", now)
+        return fetch
+
+    states = [SharedState(redis_server.url, prefix="t") for _ in range(3)]  # three workers
+    caches = [SharedFetches(s, timedelta(seconds=60), timedelta(seconds=1), timedelta(seconds=3)) for s in states]
+    try:
+        got = await asyncio.gather(*(c.fetch("http://a.example/robots.txt", fetcher(200)) for c in caches))
+        assert calls == ["fetch"] and len({g.to_json() for g in got}) == 1 and got[0].body.startswith(b"User")
+        # a failure is kept for the retry interval, doubled for each failure in a row
+        client = redis.Redis.from_url(redis_server.url)
+        ttls = []
+        for _ in range(3):
+            await caches[0].fetch("http://b.example/robots.txt", fetcher(None))
+            keys = [k for k in client.keys("t:fetch:*") if not k.endswith((b":lock", b":failures"))]
+            ttls.append(max(client.pttl(k) for k in keys if client.get(k) and b"timeout" in client.get(k)))
+            client.delete(*[k for k in keys if b"timeout" in (client.get(k) or b"")])  # as if it expired
+        client.close()
+        assert ttls[0] <= 1000 < ttls[1] <= 2000 < ttls[2] <= 3000, ttls
+        redis_server.stop()
+        with pytest.raises(SharedStateUnavailable):
+            await caches[1].fetch("http://c.example/robots.txt", fetcher(200))
+    finally:
+        for state in states:
+            await state.close()
+
+
+@deferred_f_from_coro_f
+async def test_the_shared_schedule_spaces_turns_across_workers_and_refuses_a_late_send(
+        redis_server: RedisServer) -> None:
+    from consentcrawl.distributed.spacing import MARGIN, SharedSpacing
+
+    a, b = SharedState(redis_server.url, prefix="s"), SharedState(redis_server.url, prefix="s")
+    try:
+        spacing_a, spacing_b = SharedSpacing(a), SharedSpacing(b)
+        origin = "http://people.example"
+        waits = [await spacing_a.reserve(origin, 0.5), await spacing_b.reserve(origin, 0.5),
+                 await spacing_a.reserve(origin, 0.5)]
+        gap = 0.5 + MARGIN
+        assert waits[0] == 0 and abs(waits[1] - gap) < 0.05 and abs(waits[2] - 2 * gap) < 0.05, waits
+        assert await spacing_a.send(origin, 0.5) == 0  # the first turn's owner sends
+        late = await spacing_b.send(origin, 0.5)  # b did not wait for its turn: refused, told how long to wait
+        assert 0.4 < late <= gap, late
+        assert await spacing_b.send("http://other.example", 0.5) == 0  # origins are independent
+    finally:
+        await a.close()
+        await b.close()
