@@ -6,9 +6,10 @@ stream (``PREFIX:refusals``), together. Every worker follows the stream with :cl
 from a task on the crawl's loop) and keeps the refused people in memory; the send-time handler asks
 :meth:`RefusalFeed.refused` before deciding a request for a person.
 
-Fail closed: when the feed has not heard from Redis for ``stale_after`` seconds, :meth:`RefusalFeed.refused` raises
-:class:`~consentcrawl.distributed.shared.SharedStateUnavailable` for every request that names a person (a refusal
-published meanwhile could be missed); requests that name nobody are not held up.
+Fail closed: when the feed has not heard from Redis for ``stale_after`` seconds (a refusal published meanwhile
+could be missed), :meth:`RefusalFeed.check` asks Redis's set directly, and raises
+:class:`~consentcrawl.distributed.shared.SharedStateUnavailable` when Redis cannot answer: every request that
+names a person is then denied; requests that name nobody are not held up.
 
 ``subject`` is the person's *key* (:meth:`consentcrawl.terms.platforms.Platform.subject_key`), as a
 :class:`~consentcrawl.decision.Decision` names it.
@@ -90,6 +91,17 @@ class RefusalFeed:
         deadline = self.clock() + timeout
         while (self._heard is None or self.clock() - self._heard > self.stale_after) and self.clock() < deadline:
             await asyncio.sleep(0.02)
+
+    async def check(self, platform: str, subject: str) -> bool:
+        """Whether the person refused: from memory while the feed is current, else asked of Redis directly (a
+        busy event loop or a slow round must not deny); raises SharedStateUnavailable when Redis cannot answer."""
+        heard = self._heard
+        if heard is not None and self.clock() - heard <= self.stale_after:
+            return (platform, subject) in self._refused
+        self.start()
+        answer = await self.shared.run(self.shared.client.hexists(self.shared.key("refused"),
+                                                                  _member(platform, subject)), "reading refusals")
+        return bool(answer)
 
     def refused(self, platform: str, subject: str) -> bool:
         """Whether the person refused, by what the feed knows; raises SharedStateUnavailable when it is stale."""

@@ -74,11 +74,7 @@ async def _refusal(runtime: ConsentRuntime, request: Request) -> None:
     facts, _ = runtime.facts_for(request, request.url, runtime.config.now())
     if facts is None or facts.platform is None or facts.subject is None:
         return  # nobody named (or an unreadable URL, which the decision denies)
-    feed = distributed.refusals
-    # a feed that has not heard from Redis lately is waited for (a busy event loop, a slow round) before it denies:
-    # the request waits rather than being refused while Redis still answers within its timeout
-    await feed.ready(1.0 + distributed.shared.timeout)
-    if feed.refused(facts.platform.name, facts.subject):
+    if await distributed.refusals.check(facts.platform.name, facts.subject):
         decision = deny(Stage.SUBJECT, REFUSED_ON_PAGE, subject=facts.subject, platform=facts.platform.name,
                         evidence=(Evidence("refusal", distributed.shared.source, {"seen_by": "a worker"}),))
         decision = await _record(runtime, request, decision)
