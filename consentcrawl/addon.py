@@ -79,7 +79,9 @@ class Addon:
         settings.setdefault_in_component_priority_dict("ITEM_PIPELINES", ConsentGuardPipeline, PIPELINE_PRIORITY)
         settings.setdefault_in_component_priority_dict("EXTENSIONS", ConsentScheduleGuard, 0)
         settings.setdefault_in_component_priority_dict("EXTENSIONS", ConsentLogStats, 0)
-        settings.setdefault_in_component_priority_dict("EXTENSIONS", RedisSeeds, 0)  # off without a seed key
+        if settings.get("CONSENTCRAWL_REDIS_START_KEY") or getattr(
+                getattr(self.crawler, "spidercls", None), "redis_key", None):
+            settings.setdefault_in_component_priority_dict("EXTENSIONS", RedisSeeds, 0)  # seeds from Redis
         self._wrap_download_handlers(settings)
         self._guard_first(settings)
         self._remove_robotstxt_middleware(settings)
