@@ -81,3 +81,14 @@ def awaited_by_caller(request: Request) -> bool:
     """Whether code outside the spider waits on this request: ``scrapy shell``'s ``fetch`` (and anything else built
     on ``scrapy.shell._request_deferred``) replaces the callbacks with a ``Deferred``'s."""
     return isinstance(getattr(request.errback, "__self__", None), Deferred)
+
+
+def wake_engine(crawler: Crawler) -> None:
+    """Ask the engine for its next requests now, rather than at its next 5-second heartbeat: a distributed worker
+    whose shared queue was filled by another worker (or whose seed key got a URL) starts on it at once. Scrapy has
+    no public call for it (``ExecutionEngine._slot.nextcall``)."""
+    engine = crawler.engine
+    slot = getattr(engine, "_slot", None)
+    nextcall = getattr(slot, "nextcall", None)
+    if nextcall is not None:
+        nextcall.schedule()

@@ -11,6 +11,7 @@ from scrapy.utils.asyncio import call_later
 
 from ._scrapy_internals import fail_crawl
 from .browser import configure_playwright
+from .distributed.seeds import RedisSeeds
 from .errors import ConfigError
 from .handler import FALLBACK_SETTINGS, ConsentHTTPDownloadHandler, ConsentHTTPSDownloadHandler
 from .logstats import ConsentLogStats
@@ -81,6 +82,9 @@ class Addon:
         settings.setdefault_in_component_priority_dict("EXTENSIONS", ConsentLogStats, 0)
         # CONSENTCRAWL_PURGE_ON_CLOSE (off by default: the extension is then NotConfigured)
         settings.setdefault_in_component_priority_dict("EXTENSIONS", PurgeOnClose, 0)
+        if settings.get("CONSENTCRAWL_REDIS_START_KEY") or getattr(
+                getattr(self.crawler, "spidercls", None), "redis_key", None):
+            settings.setdefault_in_component_priority_dict("EXTENSIONS", RedisSeeds, 0)  # seeds from Redis
         self._wrap_download_handlers(settings)
         self._guard_first(settings)
         self._remove_robotstxt_middleware(settings)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from .checks import DEFAULT_CHECKS, load_check
 from .consent.store import AuthorizationStore, SyncAuthorizationStore
+from .distributed.shared import check_distributed, expand_worker
 from .errors import ConfigError
 from .purposes import check_purpose
 from .settings import SETTINGS, as_settings, read
@@ -122,7 +123,7 @@ class ConsentConfig:
         checks = load_checks(get("CONSENTCRAWL_CHECKS"))
         policy = signal_policy(get)
         values = dict(
-            audit_log=get("CONSENTCRAWL_AUDIT_LOG"),
+            audit_log=expand_worker(get("CONSENTCRAWL_AUDIT_LOG")),  # {worker}: one file per worker process
             subject_field=get("CONSENTCRAWL_SUBJECT_FIELD"),
             provenance_field=get("CONSENTCRAWL_PROVENANCE_FIELD"),
             fixed_now=get("CONSENTCRAWL_NOW"),
@@ -144,6 +145,7 @@ class ConsentConfig:
         for name in ("CONSENTCRAWL_AUTHORIZATIONS_TOKEN_ENV", "CONSENTCRAWL_AUTHORIZATIONS_POLL",
                      "CONSENTCRAWL_AUTHORIZATIONS_TIMEOUT"):
             get(name)  # read by the remote stores; checked here whatever the store
+        check_distributed(get)
         store = open_store(source, platforms, crawler, settings) if source else None
         return cls(
             purpose=purpose,

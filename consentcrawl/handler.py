@@ -13,7 +13,7 @@ It also keeps robots.txt's ``Crawl-delay`` per origin, whatever download slot a 
 slot spaces the requests *of one slot* only, and a spider can give every request a slot of its own
 (``meta["download_slot"]``, per session or proxy). A request to an origin with a delay waits here until the delay
 since the origin's previous request (its robots.txt included) has passed, then is decided with the clock read
-after that wait.
+after that wait. In a distributed crawl the schedule is the cluster's, in Redis (:mod:`consentcrawl.distributed.send`).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.utils.misc import build_from_crawler, load_object
 
 from .checks.robots import crawl_delay
+from .distributed.send import send_shared
+from .distributed.shared import SharedStateUnavailable
 from .errors import ConfigError
 from .middlewares import ConsentDenied, ConsentMisconfigured
 from .runtime import get_runtime, is_checked_url, refuse_to_start
@@ -112,12 +114,15 @@ class ConsentDownloadHandler:
                 raise IgnoreRequest(f"consentcrawl: {refused}")
             origin = _origin(request.url)
             if origin is not None:
-                self.spacing.sent(origin)  # robots.txt counts as a request to the origin
+                await self._own_sent(runtime, origin)  # robots.txt counts as a request to the origin
         elif is_checked_url(request.url):
-            await self._keep_crawl_delay(runtime, request)
-            decision = await runtime.decide_send(request)  # reads the clock now, after the wait
-            if runtime.drops(decision):
-                raise ConsentDenied(decision)
+            if runtime.distributed is not None:
+                await send_shared(runtime, request, self._delay(runtime, request.url))
+            else:
+                await self._keep_crawl_delay(runtime, request)
+                decision = await runtime.decide_send(request)  # reads the clock now, after the wait
+                if runtime.drops(decision):
+                    raise ConsentDenied(decision)
         response: Response = await self.fallback.download_request(request)
         return response
 
@@ -127,17 +132,35 @@ class ConsentDownloadHandler:
         The delay is the one of the robots.txt the send-time decision will use. A delay over
         ``CONSENTCRAWL_MAX_CRAWL_DELAY`` is not waited for: that decision denies the request
         (``robots.crawl-delay``)."""
-        origin = _origin(request.url)
+        origin, delay = self._delay(runtime, request.url)
         if origin is None:
             return
-        robots = runtime.robots.cached(origin)
-        delay = crawl_delay(robots, runtime.config.token) if robots is not None else None
-        if delay and delay > runtime.config.max_crawl_delay:
-            delay = None
         wait = self.spacing.reserve(origin, delay)
         if wait > 0:
             runtime.count("consentcrawl/crawl_delay/waited")
             await asyncio.sleep(wait)
+
+    @staticmethod
+    def _delay(runtime: ConsentRuntime, url: str) -> tuple[str | None, float | None]:
+        """The URL's origin and the ``Crawl-delay`` to keep for it (None over ``CONSENTCRAWL_MAX_CRAWL_DELAY``: the
+        decision denies such a request, ``robots.crawl-delay``)."""
+        origin = _origin(url)
+        if origin is None:
+            return None, None
+        robots = runtime.robots.cached(origin)
+        delay = crawl_delay(robots, runtime.config.token) if robots is not None else None
+        if delay and delay > runtime.config.max_crawl_delay:
+            delay = None
+        return origin, delay
+
+    async def _own_sent(self, runtime: ConsentRuntime, origin: str) -> None:
+        if runtime.distributed is None:
+            self.spacing.sent(origin)
+            return
+        try:
+            await runtime.distributed.spacing.send(origin, None)
+        except SharedStateUnavailable as exc:  # the side request fails; its origin is unreachable, not cached
+            raise IgnoreRequest(f"consentcrawl: {exc}") from None
 
     async def close(self) -> None:
         close = getattr(self.fallback, "close", None)

@@ -44,6 +44,9 @@ SUBJECT_REVOKED = "subject.revoked"
 SUBJECT_UNKNOWN_PLATFORM = "subject.unknown-platform"
 SUBJECT_AMBIGUOUS_URL = "subject.ambiguous-url"
 SUBJECT_MISMATCH = "subject.mismatch"
+#: a person who refused on a page a worker of a distributed crawl saw (docs/distributed.md; the detection itself:
+#: the refusals issue)
+SUBJECT_REFUSED_ON_PAGE = "subject.refused-on-page"
 
 # the response
 RESPONSE_ROBOTS_TAG = "response.robots-tag"
@@ -59,6 +62,8 @@ RESPONSE_SIGNAL_RSL = "response.signal.rsl"
 ERROR_BAD_URL = "error.bad-url"
 ERROR_ROBOTS_MISSING = "error.robots-missing"
 ERROR_STORE_UNAVAILABLE = "error.store-unavailable"
+#: a distributed crawl's shared state (Redis: the cluster's robots.txt, Crawl-delay schedule, refusals) did not answer
+ERROR_SHARED_STATE_UNAVAILABLE = "error.shared-state-unavailable"
 ERROR_AUDIT_UNAVAILABLE = "error.audit-unavailable"
 ERROR_INTERNAL = "error.internal"
 

@@ -22,6 +22,7 @@ from .audit.header import chain_header
 from .audit.log import AuditLog
 from .config import ConsentConfig, build_decider
 from .decision import Decision, Evidence, Stage, deny
+from .distributed.wiring import Distributed
 from .errors import ConfigError
 from .facts import RequestFacts
 from .meta_keys import META_DECISION, META_NOFOLLOW, META_SUBJECT
@@ -123,7 +124,10 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         self.engine = self.decider.engine
         config = self.config
         cache = RobotsCache(config.robots_ttl, config.robots_retry, config.robots_retry_max, config.robots_stale)
-        self.robots = ScrapyRobotsFetcher(crawler, cache, config.now, self.may_fetch_robots)
+        #: the state shared with the other workers of a distributed crawl (docs/distributed.md), or None
+        self.distributed = Distributed.open(crawler, config)
+        self.robots = ScrapyRobotsFetcher(crawler, cache, config.now, self.may_fetch_robots,
+                                          self.distributed.fetches if self.distributed is not None else None)
         self.site_signals = _signal_fetcher(self.robots, config, self.may_fetch_signal)
         check_handlers(crawler)
         check_pipelines(crawler)

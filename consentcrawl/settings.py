@@ -95,6 +95,13 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("CONSENTCRAWL_PURPOSE_DEFAULTS", "mapping", {}, empty={}),
     Setting("CONSENTCRAWL_RESEARCH_EXCEPTION", "mapping", {}, empty={}),
     Setting("CONSENTCRAWL_SIGNAL_LICENCES", "mapping", {}, empty={}),
+    # distributed crawls (issue #16, docs/distributed.md)
+    Setting("CONSENTCRAWL_REDIS_URL", "text", empty=None),
+    Setting("CONSENTCRAWL_REDIS_PREFIX", "text", "consentcrawl", empty="consentcrawl"),
+    Setting("CONSENTCRAWL_REDIS_START_KEY", "text", empty=None),
+    Setting("CONSENTCRAWL_REDIS_IDLE_CLOSE", "seconds", 0, maximum=DAY, empty=0),
+    Setting("CONSENTCRAWL_REDIS_TIMEOUT", "seconds", 1, maximum=30),
+    Setting("CONSENTCRAWL_SHARED_LOCK_TIMEOUT", "seconds", 30, maximum=600),
 )}
 
 

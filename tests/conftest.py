@@ -21,6 +21,8 @@ from scrapy.utils.test import get_crawler
 from consentcrawl.audit.log import read_decisions
 from consentcrawl_demo.microblog import MicroblogSite
 from consentcrawl_demo.server import LocalServer
+from tests.redis_server import REDIS_SERVER as redis_server_binary
+from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 PLATFORMS = ROOT / "settings" / "platforms.yaml"
@@ -108,3 +110,15 @@ async def run_crawl(spidercls: type[scrapy.Spider], settings: dict[str, Any], *,
 
 def jsonl(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    if not Path(redis_server_binary).exists():
+        pytest.skip("redis-server is not installed")
+    server = RedisServer(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

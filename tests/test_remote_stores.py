@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import shutil
 import socket
 import subprocess
 import sys
@@ -38,10 +37,10 @@ from consentcrawl.terms.platforms import PlatformRegistry
 from consentcrawl_demo.server import LocalServer
 from tests.lenient import LenientPeople, make_spider, people_settings, write_config
 from tests.lenient import crawl as run_crawl
+from tests.redis_server import RedisServer
 from tests.test_send_time import _timeline
 from tests.test_store_plugin import RepeatLogic
 
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 TOKEN = "s3cr3t-t0ken-for-tests"
 GRANTED = "2026-01-01T00:00:00Z"
 
@@ -409,54 +408,6 @@ def test_http_and_redis_settings_open_their_stores(tmp_path: Path, monkeypatch: 
 
 
 # -- Redis ---------------------------------------------------------------------------------------------------------
-
-
-class RedisServer:
-    """A real redis-server on a free loopback port, without persistence; restartable on the same port."""
-
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(16).startswith(b"+PONG"):
-                        return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(10)
-            self.process = None
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    if not Path(REDIS_SERVER).exists():
-        pytest.skip("redis-server is not installed")
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def import_lines(url: str, tmp_path: Path, platforms: PlatformRegistry, lines: list[str], name: str) -> Any:

@@ -60,6 +60,12 @@ BAD: dict[str, list[tuple[Any, str]]] = {
     "CONSENTCRAWL_RESEARCH_EXCEPTION": [({"statement": "art. 3"}, "give both 'statement' and 'reference'"),
                                         ({"statement": "s", "reference": "r", "x": 1}, "unknown key(s): x"),
                                         ([1], "is not a mapping")],
+    "CONSENTCRAWL_REDIS_URL": [("http://127.0.0.1:6379", "is not a redis://"), (5, "5 is not a string")],
+    "CONSENTCRAWL_REDIS_PREFIX": [("two words", "is not a key prefix")],
+    "CONSENTCRAWL_REDIS_START_KEY": [(["a"], "is not a string")],
+    "CONSENTCRAWL_REDIS_IDLE_CLOSE": [("x", "'x' is not a number of seconds"), (-1, "must not be negative")],
+    "CONSENTCRAWL_REDIS_TIMEOUT": [("soon", "'soon' is not a number of seconds")],
+    "CONSENTCRAWL_SHARED_LOCK_TIMEOUT": [("x", "'x' is not a number of seconds")],
     "CONSENTCRAWL_SIGNAL_LICENCES": [({"https://a.example/": "L1"}, "is not a host name"),
                                      ({"a.example": ""}, "is not a host name and a licence reference")],
 }

@@ -27,11 +27,15 @@ from urllib.parse import urljoin
 from scrapy import Request
 from scrapy.http.request import NO_CALLBACK
 
+from ..distributed.fetches import RawFetch
+from ..distributed.shared import SharedStateUnavailable
 from .cache import RobotsCache
 from .fetch import MAX_REDIRECTS, REDIRECT_STATUSES, RobotsFile, RobotsStatus, from_response, robots_url, unreachable
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
+
+    from ..distributed.fetches import SharedFetches
 
 logger = logging.getLogger("consentcrawl")
 
@@ -46,8 +50,11 @@ class ScrapyRobotsFetcher:
 
     PRIORITY = 1000
 
-    def __init__(self, crawler: Crawler, cache: RobotsCache, now: Callable[[], datetime], may_fetch: HopCheck) -> None:
+    def __init__(self, crawler: Crawler, cache: RobotsCache, now: Callable[[], datetime], may_fetch: HopCheck,
+                 shared: SharedFetches | None = None) -> None:
         self.crawler = crawler
+        #: the cluster's fetches in a distributed crawl (docs/distributed.md); None in one process
+        self.shared = shared
         self.cache = cache
         self.now = now
         self.may_fetch = may_fetch
@@ -76,11 +83,16 @@ class ScrapyRobotsFetcher:
         self._inflight.pop(origin, None)
 
     async def _fetch(self, origin: str) -> RobotsFile:
-        file = await self._download(robots_url(origin))
+        try:
+            file = await self._download(robots_url(origin))
+        except SharedStateUnavailable as exc:  # denied now, not remembered: tried again once Redis answers
+            logger.warning("consentcrawl: robots.txt of %s not known: %s", origin, exc)
+            return unreachable(robots_url(origin), self.now(), str(exc))
         stats = self.crawler.stats
         assert stats is not None
         stats.inc_value(f"consentcrawl/robots/{file.status.value}")
-        used = self.cache.put(origin, file, self.now())
+        # from the time it was fetched: a file another worker fetched a while ago expires when it would have there
+        used = self.cache.put(origin, file, min(file.fetched_at, self.now()))
         self._last[origin] = used
         if file.status is RobotsStatus.UNREACHABLE:
             if used is file:
@@ -92,31 +104,46 @@ class ScrapyRobotsFetcher:
         return used
 
     async def _download(self, url: str) -> RobotsFile:
-        now = self.now
+        def ok(status: int, body: bytes, final: str, hops: tuple[str, ...], at: datetime) -> RobotsFile:
+            return from_response(url, status, body, at, final_url=final, redirects=hops)
 
-        def ok(status: int, body: bytes, final: str, hops: tuple[str, ...]) -> RobotsFile:
-            return from_response(url, status, body, now(), final_url=final, redirects=hops)
-
-        def fail(cause: str, status: int | None, final: str, hops: tuple[str, ...]) -> RobotsFile:
-            return unreachable(url, now(), cause, http_status=status, final_url=final, redirects=hops)
+        def fail(cause: str, status: int | None, final: str, hops: tuple[str, ...], at: datetime) -> RobotsFile:
+            return unreachable(url, at, cause, http_status=status, final_url=final, redirects=hops)
 
         return await self.side_request(url, self.may_fetch, ok, fail, "robots")
 
-    async def side_request(self, url: str, may_fetch: HopCheck, ok: Callable[[int, bytes, str, tuple[str, ...]], _T],
-                           fail: Callable[[str, int | None, str, tuple[str, ...]], _T], stat: str) -> _T:
+    async def side_request(self, url: str, may_fetch: HopCheck, ok: Callable[..., _T], fail: Callable[..., _T],
+                           stat: str) -> _T:
         """One of consentcrawl's own side requests (robots.txt, a site's signal files): through Scrapy's engine,
         recognised by identity (:attr:`own`), each redirect hop asked of ``may_fetch`` before it is sent.
 
-        ``ok(status, body, final_url, hops)`` classifies the final answer; ``fail(cause, status, final_url, hops)``
-        is every way of not getting one (a refused hop, too many redirects, a network error)."""
+        ``ok(status, body, final_url, hops, fetched_at)`` classifies the final answer;
+        ``fail(cause, status, final_url, hops, fetched_at)`` is every way of not getting one (a refused hop, too
+        many redirects, a network error). In a distributed crawl (:attr:`shared`) the cluster fetches each URL
+        once and every worker classifies that one result; a shared state that cannot be asked raises
+        :class:`~consentcrawl.distributed.shared.SharedStateUnavailable`."""
+        if self.shared is None:
+            raw = await self._raw_request(url, may_fetch, stat)
+        else:
+            raw = await self.shared.fetch(url, lambda: self._raw_request(url, may_fetch, stat))
+        if raw.answered:
+            assert raw.status is not None
+            return ok(raw.status, raw.body, raw.final_url, raw.hops, raw.fetched_at)
+        return fail(raw.cause, raw.status, raw.final_url, raw.hops, raw.fetched_at)
+
+    async def _raw_request(self, url: str, may_fetch: HopCheck, stat: str) -> RawFetch:
         stats = self.crawler.stats
         assert stats is not None
         current, hops = url, list[str]()
+
+        def fail(cause: str, status: int | None) -> RawFetch:
+            return RawFetch(False, status, b"", current, tuple(hops), cause, self.now())
+
         while True:
             refused = await may_fetch(current)
             if refused is not None:
                 # never log the URL itself at WARNING: it may name a person
-                return fail(f"a redirect to a URL we may not fetch ({refused})", None, current, tuple(hops))
+                return fail(f"a redirect to a URL we may not fetch ({refused})", None)
             request = Request(current, priority=self.PRIORITY, callback=NO_CALLBACK, dont_filter=True,
                               meta={"dont_obey_robotstxt": True, "dont_cache": True, "dont_redirect": True,
                                     "dont_retry": True, "handle_httpstatus_all": True, "allow_offsite": True})
@@ -126,15 +153,15 @@ class ScrapyRobotsFetcher:
                 assert self.crawler.engine is not None
                 response = await self.crawler.engine.download_async(request)
             except Exception as exc:  # noqa: BLE001 - every failure to fetch fails closed
-                return fail(f"{type(exc).__name__}: {exc}".rstrip(": "), None, current, tuple(hops))
+                return fail(f"{type(exc).__name__}: {exc}".rstrip(": "), None)
             stats.inc_value(f"consentcrawl/{stat}/response_status_count/{response.status}")
             location = response.headers.get(b"Location")
             if response.status in REDIRECT_STATUSES and location:
                 hops.append(current)
                 if len(hops) > MAX_REDIRECTS:
-                    return fail(f"more than {MAX_REDIRECTS} redirects", response.status, current, tuple(hops))
+                    return fail(f"more than {MAX_REDIRECTS} redirects", response.status)
                 current = urljoin(current, location.decode("latin-1").strip())
                 if not current.startswith(("http://", "https://")):
-                    return fail("a redirect to a non-HTTP URL", response.status, current, tuple(hops))
+                    return fail("a redirect to a non-HTTP URL", response.status)
                 continue
-            return ok(response.status, response.body, current, tuple(hops))
+            return RawFetch(True, response.status, response.body, current, tuple(hops), "", self.now())

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from ..distributed.shared import SharedStateUnavailable
 from ..signals.evaluate import SiteFiles, licence_links
 from ..signals.fetch import WELL_KNOWN, SignalFile, SignalFileCache, SignalFileStatus, from_response, unavailable
 
@@ -109,17 +110,18 @@ class ScrapySignalFetcher:
         self._inflight.pop(url, None)
 
     async def _fetch(self, signal: str, url: str) -> SignalFile:
-        now = self.now
+        def ok(status: int, body: bytes, final: str, hops: tuple[str, ...], at: datetime) -> SignalFile:
+            return from_response(signal, url, status, body, at)
 
-        def ok(status: int, body: bytes, final: str, hops: tuple[str, ...]) -> SignalFile:
-            return from_response(signal, url, status, body, now())
-
-        def fail(cause: str, status: int | None, final: str, hops: tuple[str, ...]) -> SignalFile:
-            return unavailable(signal, url, now(), cause, http_status=status)
+        def fail(cause: str, status: int | None, final: str, hops: tuple[str, ...], at: datetime) -> SignalFile:
+            return unavailable(signal, url, at, cause, http_status=status)
 
         try:
             file = await self.robots.side_request(url, lambda hop: self.may_fetch(hop, hop == url), ok, fail,
                                                   "signals")
+        except SharedStateUnavailable as exc:  # denied now, not remembered: tried again once Redis answers
+            logger.warning("consentcrawl: %s file not known: %s", signal, exc)
+            return unavailable(signal, url, self.now(), str(exc))
         except Exception as exc:  # noqa: BLE001 - a file we could not fetch is unavailable: fail closed
             file = unavailable(signal, url, self.now(), f"{type(exc).__name__}: {exc}".rstrip(": "))
         stats = self.robots.crawler.stats
@@ -128,6 +130,6 @@ class ScrapySignalFetcher:
         if file.status is SignalFileStatus.UNAVAILABLE:
             logger.warning("consentcrawl: %s file of %s unavailable (%s): denying the purposes it covers",
                            signal, url.split("/", 3)[2] if "//" in url else url, file.cause)
-        self.cache.put(file, self.now())
+        self.cache.put(file, min(file.fetched_at, self.now()))  # from the time it was fetched
         self._files[url] = file
         return file

@@ -1,0 +1,148 @@
+"""On-page refusals seen by any worker, known to every worker within a second.
+
+A refusal (a person's page that says "do not collect me") found by one worker is published with
+:func:`publish_refusal`: one Lua script adds it to a set (``PREFIX:refused``, for workers that start later) and to a
+stream (``PREFIX:refusals``), together. Every worker follows the stream with :class:`RefusalFeed` (``XREAD BLOCK``
+from a task on the crawl's loop) and keeps the refused people in memory; the send-time handler asks
+:meth:`RefusalFeed.refused` before deciding a request for a person.
+
+Fail closed: when the feed has not heard from Redis for ``stale_after`` seconds (a refusal published meanwhile
+could be missed), :meth:`RefusalFeed.check` asks Redis's set directly, and raises
+:class:`~consentcrawl.distributed.shared.SharedStateUnavailable` when Redis cannot answer: every request that
+names a person is then denied; requests that name nobody are not held up.
+
+``subject`` is the person's *key* (:meth:`consentcrawl.terms.platforms.Platform.subject_key`), as a
+:class:`~consentcrawl.decision.Decision` names it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from typing import Any
+
+from ..reasons import SUBJECT_REFUSED_ON_PAGE
+from .shared import SharedState, SharedStateUnavailable, client_options
+
+logger = logging.getLogger("consentcrawl")
+
+#: the reason code of a request for a person who refused on a page
+REFUSED_ON_PAGE = SUBJECT_REFUSED_ON_PAGE
+STREAM_MAXLEN = 100_000
+
+#: KEYS: the set, the stream. ARGV: member, evidence JSON, maxlen. Returns 1 if the refusal is new.
+_PUBLISH = """
+local new = redis.call('HSETNX', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', 'member', ARGV[1])
+return new
+"""
+
+
+def _member(platform: str, subject: str) -> str:
+    return json.dumps([platform, subject])
+
+
+async def publish_refusal(shared: SharedState, platform: str, subject: str, evidence: Any) -> bool:
+    """Tell every worker that ``subject`` (a key) on ``platform`` refused; ``evidence`` (JSON-able: the page URL,
+    the text found) is kept with it. True when it was not known before. Raises SharedStateUnavailable."""
+    keys = (shared.key("refused"), shared.key("refusals"))
+    new = await shared.run(shared.client.eval(_PUBLISH, 2, *keys, _member(platform, subject),
+                                              json.dumps(evidence, default=str), STREAM_MAXLEN),
+                           "publishing a refusal")
+    return bool(new)
+
+
+class RefusalFeed:
+    """Every refusal published in the cluster, followed from Redis (see the module doc)."""
+
+    stale_after = 0.75  #: the 1-second bound, less the time a decision takes to reach the network
+
+    def __init__(self, shared: SharedState, block: float = 0.2, clock: Any = time.monotonic) -> None:
+        self.shared = shared
+        self.block = block
+        self.clock = clock
+        self._refused: set[tuple[str, str]] = set()
+        self._last_id: str | None = None
+        self._heard: float | None = None  #: when Redis last answered the feed
+        self._task: asyncio.Task[None] | None = None
+        self._client: Any = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.ensure_future(self._run())
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping
+                pass
+        client, self._client = self._client, None
+        if client is not None:
+            await client.aclose()
+
+    async def ready(self, timeout: float = 1.0) -> None:
+        """Wait (up to ``timeout``) until the feed has heard from Redis lately: at the start of a crawl."""
+        self.start()
+        deadline = self.clock() + timeout
+        while (self._heard is None or self.clock() - self._heard > self.stale_after) and self.clock() < deadline:
+            await asyncio.sleep(0.02)
+
+    async def check(self, platform: str, subject: str) -> bool:
+        """Whether the person refused: from memory while the feed is current, else asked of Redis directly (a
+        busy event loop or a slow round must not deny); raises SharedStateUnavailable when Redis cannot answer."""
+        heard = self._heard
+        if heard is not None and self.clock() - heard <= self.stale_after:
+            return (platform, subject) in self._refused
+        self.start()
+        answer = await self.shared.run(self.shared.client.hexists(self.shared.key("refused"),
+                                                                  _member(platform, subject)), "reading refusals")
+        return bool(answer)
+
+    def refused(self, platform: str, subject: str) -> bool:
+        """Whether the person refused, by what the feed knows; raises SharedStateUnavailable when it is stale."""
+        heard = self._heard
+        if heard is None or self.clock() - heard > self.stale_after:
+            self.start()
+            raise SharedStateUnavailable(f"the refusals feed of {self.shared.source} has not answered for "
+                                         f"{self.stale_after} s")
+        return (platform, subject) in self._refused
+
+    async def _run(self) -> None:
+        import redis.asyncio
+
+        # a client of its own: a blocking XREAD must not hold up the other components' commands
+        self._client = redis.asyncio.Redis.from_url(self.shared.url, **client_options(
+            self.shared.timeout, socket_timeout=self.block + self.shared.timeout, decode_responses=True))
+        while True:
+            try:
+                await self._round()
+                self._heard = self.clock()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - down: refuse what needs us, and try again
+                if self._heard is not None:
+                    logger.warning("consentcrawl: the refusals feed of %s failed (%s): requests for people are "
+                                   "denied until it answers", self.shared.source, type(exc).__name__)
+                self._heard = None
+                self._last_id = None
+                await asyncio.sleep(min(self.block, 0.1))
+
+    async def _round(self) -> None:
+        client = self._client
+        stream = self.shared.key("refusals")
+        if self._last_id is None:  # from scratch: the set holds every refusal, the stream what follows
+            last = await client.xrevrange(stream, count=1)
+            members = await client.hkeys(self.shared.key("refused"))
+            self._refused = {tuple(json.loads(m)) for m in members}  # type: ignore[misc]
+            self._last_id = last[0][0] if last else "0-0"
+            return
+        answer = await client.xread({stream: self._last_id}, count=1000, block=int(self.block * 1000))
+        for entry_id, fields in (answer[0][1] if answer else []):
+            platform, subject = json.loads(fields["member"])
+            self._refused.add((platform, subject))
+            self._last_id = entry_id

@@ -1,0 +1,91 @@
+"""The send-time step of a distributed crawl: the cluster's ``Crawl-delay``, refusals, then the decision.
+
+Called by :class:`consentcrawl.handler.ConsentDownloadHandler` for every checked request when a shared Redis is
+configured, in place of its in-process spacing:
+
+1. a person who refused on a page seen by any worker is denied (``subject.refused-on-page``);
+2. the origin's next turn is reserved in the cluster's schedule and waited for (:mod:`.spacing`);
+3. the authoritative decision is made, with the clock read after the wait;
+4. the send is recorded in the schedule only if the gap since the origin's last send, by any worker, is kept;
+   otherwise the request waits again and is decided again.
+
+Any Redis error denies the request (``error.shared-state-unavailable``, recorded with its cause); the next request
+asks Redis again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from ..decision import Evidence, Stage, deny
+from ..middlewares import ConsentDenied
+from ..scheduling import error_cause
+from .refusals import REFUSED_ON_PAGE
+from .shared import SHARED_STATE_UNAVAILABLE, SharedStateUnavailable
+
+if TYPE_CHECKING:
+    from scrapy import Request
+
+    from ..decision import Decision
+    from ..runtime import ConsentRuntime
+
+#: decisions made for one request before it is given up on (another worker keeps taking the origin's turns)
+MAX_ROUNDS = 20
+
+
+async def send_shared(runtime: ConsentRuntime, request: Request, origin_delay: tuple[str | None, float | None]) -> None:
+    """Return when ``request`` may go to the network now; raise ConsentDenied when it must not (see the module
+    doc)."""
+    distributed = runtime.distributed
+    assert distributed is not None
+    origin, delay = origin_delay
+    try:
+        await _refusal(runtime, request)
+        if origin is not None:
+            wait = await distributed.spacing.reserve(origin, delay)
+            if wait > 0:
+                runtime.count("consentcrawl/crawl_delay/waited")
+                await asyncio.sleep(wait)
+        for _ in range(MAX_ROUNDS):
+            decision = await runtime.decide_send(request)  # reads the clock now, after the wait
+            if runtime.drops(decision):
+                raise ConsentDenied(decision)
+            if origin is None:
+                return
+            wait = await distributed.spacing.send(origin, delay)
+            if wait <= 0:
+                return
+            runtime.count("consentcrawl/crawl_delay/waited_again")
+            await asyncio.sleep(wait)
+            await _refusal(runtime, request)
+        raise SharedStateUnavailable(f"no turn for the origin after {MAX_ROUNDS} tries")
+    except SharedStateUnavailable as exc:
+        decision = await _record(runtime, request, deny(Stage.ERROR, SHARED_STATE_UNAVAILABLE,
+                                                        evidence=(error_cause(exc, "shared state"),)))
+        if runtime.drops(decision):
+            raise ConsentDenied(decision) from None
+
+
+async def _refusal(runtime: ConsentRuntime, request: Request) -> None:
+    """Deny a request for a person the cluster knows refused (raises SharedStateUnavailable when it cannot know)."""
+    distributed = runtime.distributed
+    assert distributed is not None
+    facts, _ = runtime.facts_for(request, request.url, runtime.config.now())
+    if facts is None or facts.platform is None or facts.subject is None:
+        return  # nobody named (or an unreadable URL, which the decision denies)
+    if await distributed.refusals.check(facts.platform.name, facts.subject):
+        decision = deny(Stage.SUBJECT, REFUSED_ON_PAGE, subject=facts.subject, platform=facts.platform.name,
+                        evidence=(Evidence("refusal", distributed.shared.source, {"seen_by": "a worker"}),))
+        decision = await _record(runtime, request, decision)
+        if runtime.drops(decision):
+            raise ConsentDenied(decision)
+
+
+async def _record(runtime: ConsentRuntime, request: Request, decision: Decision) -> Decision:
+    now = runtime.config.now()
+    facts, _ = runtime.facts_for(request, request.url, now)
+    decision = await runtime.record_grouped(decision, request.url, facts.canonical.url if facts else None,
+                                            "request", time=now)
+    runtime._remember(request, request.url, decision)
+    return decision
