@@ -8,6 +8,7 @@ import csv
 import functools
 import io
 import json
+import json.scanner
 import re
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -165,7 +166,9 @@ def _jsonl_values(stream: Any, source: str) -> Iterator[tuple[int, dict[str, Any
         if not line.strip():
             continue
         try:
-            value = json.loads(line, object_pairs_hook=_no_duplicate_keys)
+            value = _plain_json(line, 0)
+            if type(value) is dict and len(_JSON_KEY.findall(line)) != len(value):
+                value = _strict_json(line)  # maybe a key given twice (or a nested object): read it key by key
         except _DuplicateKey as exc:
             raise ConfigError(f"duplicate key {exc.args[0]!r} in the JSON object", source, number) from None
         except ValueError as exc:  # json.JSONDecodeError, or a number JSON cannot hold
@@ -173,6 +176,26 @@ def _jsonl_values(stream: Any, source: str) -> Iterator[tuple[int, dict[str, Any
         if not isinstance(value, dict):
             raise ConfigError(f"each line must be a JSON object, got {type_name(value)}", source, number)
         yield number, value
+
+
+#: every key of a JSON object ends with this; a line with no more of them than its object has keys has no key twice
+_JSON_KEY = re.compile(r'"\s*:')
+_scan_once = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined]
+
+
+def _plain_json(line: str, start: int) -> Any:
+    """One JSON value filling ``line`` (json.loads without its Python layers); a ValueError like json.loads's."""
+    try:
+        value, end = _scan_once(line, len(line) - len(line.lstrip()))
+    except StopIteration:
+        return json.loads(line)  # raises the error json.loads gives
+    if line[end:].strip():
+        return json.loads(line)
+    return value
+
+
+def _strict_json(line: str) -> Any:
+    return json.loads(line, object_pairs_hook=_no_duplicate_keys)
 
 
 def _jsonl_rows(stream: Any, source: str) -> Iterator[_Row]:

@@ -32,13 +32,11 @@ from ..errors import ConfigError
 from .keys import platform_objects
 from .records import AuthorizationRecord
 from .sqlite_format import COLUMNS, RECORDS_TABLE, SCHEMA, SLOTS, Bloom, base_id, key_hashes
-from .sqlite_write import ImportResult, _error_at, _record_row, _Rules, _write_state
+from .sqlite_write import ImportResult, _dedup_key, _error_at, _record_row, _Rules, _write_state
 
 __all__ = ["build_store"]
 
 BATCH = 20_000  #: records per executemany
-_STAGE_COLUMNS = ("base, dup, platform, subject, purposes, granted_at, expires_at, revoked_at, evidence, fields, "
-                  "record_id, jurisdiction, origin")
 
 
 def build_store(path: str, records: Iterable[AuthorizationRecord], *, platforms: Any = None,
@@ -73,7 +71,8 @@ def build_store(path: str, records: Iterable[AuthorizationRecord], *, platforms:
 
 def _build(scratch: str, staging: str, records: Iterable[AuthorizationRecord], platforms: Any,
            expected: Callable[[int], int] | int,
-           meta: Mapping[str, str] | Callable[[], Mapping[str, str]] | None, tick: Callable[[int], None] | None) -> ImportResult:
+           meta: Mapping[str, str] | Callable[[], Mapping[str, str]] | None, tick: Callable[[int], None] | None,
+           ) -> ImportResult:
     rules = _Rules(platform_objects(platforms), {})
     conn = sqlite3.connect(scratch, isolation_level=None)
     try:
@@ -84,21 +83,13 @@ def _build(scratch: str, staging: str, records: Iterable[AuthorizationRecord], p
         conn.execute("PRAGMA staging.journal_mode=OFF")
         conn.execute("PRAGMA staging.synchronous=OFF")
         conn.executescript(SCHEMA + ";" + RECORDS_TABLE.format(name="records"))
-        conn.execute(f"CREATE TABLE staging.s ({_STAGE_COLUMNS})")
+        conn.execute(f"CREATE TABLE staging.first (id, {_COLUMNS})")
+        conn.execute(f"CREATE TABLE staging.later (base, {_COLUMNS})")
         conn.execute("BEGIN")
-        count, bloom, seen_platforms = _stage(conn, records, rules, expected, tick)
-        _check_staged(conn, count)
-        conn.execute("CREATE INDEX staging.s_person ON s (base, dup)")
-        _refuse_duplicates(conn)
-        full = conn.execute(f"SELECT base FROM staging.s GROUP BY base HAVING count(*) > {SLOTS} LIMIT 1").fetchone()
-        if full is not None:
-            row = conn.execute("SELECT subject, platform, origin FROM staging.s WHERE base = ? "
-                               "ORDER BY rowid LIMIT 1 OFFSET ?", (full[0], SLOTS)).fetchone()
-            raise _error_at(_origin(row[2]), f"more than {SLOTS} records for one subject of platform {row[1]!r}")
-        columns = COLUMNS.removeprefix("id, ") + ", origin"
-        conn.execute(f"INSERT INTO main.records (id, {columns}) SELECT base + ROW_NUMBER() OVER "
-                     f"(PARTITION BY base ORDER BY rowid) - 1, {columns} FROM staging.s ORDER BY base, rowid")
-        keys = conn.execute("SELECT count(DISTINCT base) FROM staging.s").fetchone()[0]
+        count, keys, bloom, seen_platforms = _stage(conn, records, rules, expected, tick)
+        conn.execute(f"INSERT INTO main.records (id, {_COLUMNS}) SELECT id, {_COLUMNS} FROM staging.first "
+                     f"ORDER BY id")
+        keys += _place_later(conn, rules)
         if keys > bloom.capacity():
             bloom = Bloom.sized(keys)
             for platform, subject in conn.execute("SELECT DISTINCT platform, subject FROM main.records"):
@@ -114,77 +105,182 @@ def _build(scratch: str, staging: str, records: Iterable[AuthorizationRecord], p
     return ImportResult(count, count, keys)
 
 
+_COLUMNS = COLUMNS.removeprefix("id, ") + ", origin"
+
+
+class _Rows:
+    """Records as stored (:data:`~consentcrawl.consent.sqlite_format.Row`), with the text of the times,
+    purposes and fields that many records share written once."""
+
+    def __init__(self) -> None:
+        self.times: dict[Any, str] = {}
+        self.sets: dict[frozenset[str], str] = {}
+        self.fields: dict[frozenset[str], str] = {}
+
+    def row(self, r: AuthorizationRecord) -> tuple[Any, ...]:
+        times = self.times
+        granted = times.get(r.granted_at)
+        if granted is None:
+            granted = times[r.granted_at] = r.granted_at.isoformat()
+        expires = revoked = fields = None
+        if r.expires_at is not None:
+            expires = times.get(r.expires_at)
+            if expires is None:
+                expires = times[r.expires_at] = r.expires_at.isoformat()
+        if r.revoked_at is not None:
+            revoked = times.get(r.revoked_at)
+            if revoked is None:
+                revoked = times[r.revoked_at] = r.revoked_at.isoformat()
+        purposes = self.sets.get(r.purposes)
+        if purposes is None:
+            purposes = self.sets[r.purposes] = " ".join(sorted(r.purposes))
+        if r.fields is not None:
+            fields = self.fields.get(r.fields)
+            if fields is None:
+                fields = self.fields[r.fields] = _record_row(r)[7]
+        return (r.platform, r.subject, purposes, granted, expires, revoked, r.evidence, fields, r.record_id,
+                r.jurisdiction, r.source)
+
+
 def _stage(conn: sqlite3.Connection, records: Iterable[AuthorizationRecord], rules: _Rules,
-           expected: Callable[[int], int] | int, tick: Callable[[int], None] | None) -> tuple[int, Bloom, set[str]]:
-    """Append every record to the staging table; returns the count, the Bloom filter and the platforms seen."""
-    insert = f"INSERT INTO staging.s VALUES ({', '.join('?' * 13)})"
+           expected: Callable[[int], int] | int, tick: Callable[[int], None] | None,
+           ) -> tuple[int, int, Bloom, set[str]]:
+    """Stage every record: the first of its range (certainly: a bitmap of ranges seen says so) with its rowid,
+    the others (another record of a person seen before, or the bitmap's false alarm) to be placed one by one.
+    Returns the count, the number of people among the first ones, the Bloom filter and the platforms seen."""
+    first_insert = f"INSERT INTO staging.first VALUES ({', '.join('?' * 12)})"
+    later_insert = f"INSERT INTO staging.later VALUES ({', '.join('?' * 12)})"
     bloom: Bloom | None = Bloom.sized(expected) if isinstance(expected, int) and expected else None
+    seen = _Seen(expected) if isinstance(expected, int) and expected else _Seen(1 << 20, track=True)
     platforms: set[str] = set()
-    batch: list[tuple[Any, ...]] = []
+    rows = _Rows()
+    first: list[tuple[Any, ...]] = []
+    later: list[tuple[Any, ...]] = []
     pending: list[tuple[int, int]] = []  #: hashes read before the filter could be sized
-    count = 0
+    count = keys = 0
     for record in records:
         platform = record.platform
-        key = rules.key(platform, record.subject)
-        h1, h2 = key_hashes(platform, key)
-        row = _record_row(record)
-        same = (platform, key, "id", row[8]) if row[8] else (platform, key, "grant", row[2], row[3], row[5])
-        batch.append((base_id(h1), hash(same), *row))
+        h1, h2 = key_hashes(platform, rules.key(platform, record.subject))
+        base = base_id(h1)
+        if seen.add(base):
+            first.append((base, *rows.row(record)))
+        else:
+            later.append((base, *rows.row(record)))
         if bloom is None:
             pending.append((h1, h2))
         else:
-            bloom.add(h1, h2)
+            _bloom_add(bloom, h1, h2)
         if platform not in platforms:
             platforms.add(platform)
-        if len(batch) >= BATCH:
-            conn.executemany(insert, batch)
-            count += len(batch)
-            batch.clear()
+        if len(first) >= BATCH:
+            conn.executemany(first_insert, first)
+            count += len(first)
+            keys += len(first)
+            first.clear()
             if bloom is None:
-                bloom = Bloom.sized(expected(count) if callable(expected) else count)
+                size = expected(count + len(later)) if callable(expected) else count
+                bloom = Bloom.sized(size)
+                seen = seen.resized(size)
                 for hashes in pending:
                     bloom.add(*hashes)
                 pending.clear()
             if tick is not None:
-                tick(count)
-    if batch:
-        conn.executemany(insert, batch)
-        count += len(batch)
+                tick(count + len(later))
+        if len(later) >= BATCH:
+            conn.executemany(later_insert, later)
+            count += len(later)
+            later.clear()
+    conn.executemany(first_insert, first)
+    conn.executemany(later_insert, later)
+    count += len(first) + len(later)
+    keys += len(first)
     if bloom is None:
         bloom = Bloom.sized(count)
         for hashes in pending:
             bloom.add(*hashes)
     if tick is not None:
         tick(count)
-    return count, bloom, platforms
+    return count, keys, bloom, platforms
 
 
-def _check_staged(conn: sqlite3.Connection, count: int) -> None:
-    staged = conn.execute("SELECT count(*) FROM staging.s").fetchone()[0]
-    if staged != count:  # pragma: no cover - a lost write would be SQLite's bug, but never a silent loss
-        raise ConfigError(f"the import staged {staged} of {count} records")
+def _bloom_add(bloom: Bloom, h1: int, h2: int) -> None:
+    """``bloom.add`` for the filter's usual 7 probes, unrolled (it runs once per record)."""
+    if bloom.probes != 7:
+        bloom.add(h1, h2)
+        return
+    bits, mask = bloom.bits, bloom.mask
+    p = h1 & mask
+    bits[p >> 3] |= 1 << (p & 7)  # type: ignore[index]
+    p = (h1 + h2) & mask
+    bits[p >> 3] |= 1 << (p & 7)  # type: ignore[index]
+    p = (h1 + 2 * h2) & mask
+    bits[p >> 3] |= 1 << (p & 7)  # type: ignore[index]
+    p = (h1 + 3 * h2) & mask
+    bits[p >> 3] |= 1 << (p & 7)  # type: ignore[index]
+    p = (h1 + 4 * h2) & mask
+    bits[p >> 3] |= 1 << (p & 7)  # type: ignore[index]
+    p = (h1 + 5 * h2) & mask
+    bits[p >> 3] |= 1 << (p & 7)  # type: ignore[index]
+    p = (h1 + 6 * h2) & mask
+    bits[p >> 3] |= 1 << (p & 7)  # type: ignore[index]
 
 
-def _refuse_duplicates(conn: sqlite3.Connection) -> None:
-    """The first pair of records the file loaders would call duplicates (their hashes are equal and their
-    fields are), as a ConfigError naming both lines."""
-    groups = conn.execute("SELECT base, dup FROM staging.s GROUP BY base, dup HAVING count(*) > 1").fetchall()
-    found: list[tuple[int, str, str, str]] = []
-    for base, dup in groups:
-        rows = conn.execute("SELECT rowid, platform, record_id, purposes, granted_at, revoked_at, origin FROM "
-                            "staging.s WHERE base = ? AND dup = ? ORDER BY rowid", (base, dup)).fetchall()
-        for i, b in enumerate(rows):
-            a = next((a for a in rows[:i] if a[1] == b[1] and (a[2] == b[2] if a[2] or b[2] else a[3:6] == b[3:6])),
-                     None)
-            if a is not None:
-                what = "record_id" if a[2] else "platform, subject, purposes, granted_at and revoked_at"
-                found.append((b[0], b[6], a[6].rpartition(":")[2], what))
-                break
-    if found:
-        _, origin, first_line, what = min(found)
-        line = origin.rpartition(":")[2]
-        raise _error_at(_origin(origin), f"duplicate authorization record: same {what} as the record on line "
-                                         f"{first_line} (lines {first_line} and {line})")
+class _Seen:
+    """The ranges (``base``) seen so far, as a bitmap of about 32 bits per expected person: a range never seen
+    is told for certain (the common case: it becomes the person's slot 0), one seen maybe (about 3% false alarms,
+    placed like another record of the same person)."""
+
+    def __init__(self, expected: int, *, track: bool = False) -> None:
+        self.bits = bytearray(max(1 << 17, 1 << (max(expected, 1) * 32 - 1).bit_length()) // 8)
+        self.mask = len(self.bits) * 8 - 1
+        self.order: list[int] | None = [] if track else None  #: while it may still be resized: every base added
+
+    def add(self, base: int) -> bool:
+        """Mark ``base``; True when it was certainly not seen before."""
+        position = (base >> 12) & self.mask
+        byte, bit = position >> 3, 1 << (position & 7)
+        if self.bits[byte] & bit:
+            return False
+        self.bits[byte] |= bit
+        if self.order is not None:
+            self.order.append(base)
+        return True
+
+    def resized(self, expected: int) -> _Seen:
+        """A bitmap for ``expected`` people holding what this one holds (called once, after the first batch)."""
+        bigger = _Seen(expected)
+        for base in self.order or ():
+            bigger.add(base)
+        return bigger
+
+
+def _place_later(conn: sqlite3.Connection, rules: _Rules) -> int:
+    """Place the records that were not certainly the first of their range, in file order: each into the next
+    free slot of its range, after refusing it if it duplicates a record of the same person. Returns the number
+    of people among them not seen before."""
+    new_keys = 0
+    for row in conn.cursor().execute(f"SELECT base, {_COLUMNS} FROM staging.later ORDER BY rowid"):
+        base, platform, subject, purposes, granted, _expires, revoked, _evidence, _fields, record_id = row[:10]
+        key = rules.key(platform, subject)
+        existing = conn.execute("SELECT id, platform, subject, purposes, granted_at, revoked_at, record_id, origin "
+                                "FROM main.records WHERE id >= ? AND id < ?", (base, base + SLOTS)).fetchall()
+        mine = [r for r in existing if r[1] == platform and rules.key(r[1], r[2]) == key]
+        same = _dedup_key(platform, key, purposes, granted, revoked, record_id)
+        for r in mine:
+            if _dedup_key(r[1], key, r[3], r[4], r[5], r[6]) == same:
+                what = "record_id" if record_id else "platform, subject, purposes, granted_at and revoked_at"
+                first_line = r[7].rpartition(":")[2]
+                raise _error_at(_origin(row[-1]), f"duplicate authorization record: same {what} as the record on "
+                                                  f"line {first_line} (lines {first_line} and "
+                                                  f"{row[-1].rpartition(':')[2]})")
+        used = {r[0] for r in existing}
+        slot = next((base + i for i in range(SLOTS) if base + i not in used), None)
+        if slot is None:
+            raise _error_at(_origin(row[-1]), f"more than {SLOTS} records for one subject of platform {platform!r}")
+        conn.execute(f"INSERT INTO main.records (id, {_COLUMNS}) VALUES ({', '.join('?' * 12)})", (slot, *row[1:]))
+        if not mine:
+            new_keys += 1
+    return new_keys
 
 
 class _Origin:
