@@ -16,7 +16,6 @@ that does not open cleanly is built again, never trusted.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import hashlib
 import json

@@ -86,7 +86,7 @@ def open_validator(source: str, platforms: PlatformRegistry, *, dedup: bool = Tr
     return _RecordReader(source, platforms, dedup=dedup, rows_of=rows_of)
 
 
-def _rows_of(source: str) -> Callable[[Any, str], Iterator[_Row]]:
+def _rows_of(source: str) -> Callable[..., Iterator[_Row]]:
     """The reader of the file's format, by its name; a name of no known format is a ConfigError."""
     suffix = Path(source).suffix.lower()
     if suffix in (".yaml", ".yml"):
@@ -105,7 +105,7 @@ def _rows_of(source: str) -> Callable[[Any, str], Iterator[_Row]]:
 _Row = tuple[int, dict[Any, Node], dict[Any, int]]
 
 
-def _csv_rows(stream: Any, source: str) -> Iterator[_Row]:
+def _csv_rows(stream: Any, source: str, errors: list[ConfigError] | None = None) -> Iterator[_Row]:
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     reader = csv.reader(text, strict=True)
     header: list[str] | None = None
@@ -119,7 +119,12 @@ def _csv_rows(stream: Any, source: str) -> Iterator[_Row]:
                 header = _csv_header(cells, source, start)
                 continue
             if len(cells) != len(header):
-                raise ConfigError(f"row has {len(cells)} cells but the header has {len(header)} columns", source, start)
+                mismatch = ConfigError(f"row has {len(cells)} cells but the header has {len(header)} columns",
+                                       source, start)
+                if errors is None:
+                    raise mismatch
+                errors.append(mismatch)
+                continue
             fields: dict[Any, Node] = {}
             for name, cell in zip(header, cells, strict=True):
                 value = cell.strip()
@@ -151,36 +156,50 @@ def _csv_header(cells: list[str], source: str, line: int) -> list[str]:
     return names
 
 
-def _jsonl_values(stream: Any, source: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def _jsonl_values(stream: Any, source: str,
+                  errors: list[ConfigError] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line, object) for each non-blank line. A binary stream splits on ``\\n`` only (``str.splitlines()``
     would also split on U+2028, which JSON strings may hold raw)."""
     offset = 0
     for number, raw in enumerate(stream, start=1):
         try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"file is not valid UTF-8 (byte {offset + exc.start})", source, number) from None
+            value = _json_line(raw, number, offset, source)
+        except ConfigError as exc:
+            if errors is None:
+                raise
+            errors.append(exc)
+            value = None
         offset += len(raw)
-        if number == 1 and line.startswith("\ufeff"):
-            line = line[1:]
-        if not line.strip():
-            continue
-        try:
-            value = _plain_json(line, 0)
-            if type(value) is dict and len(_JSON_KEY.findall(line)) != len(value):
-                value = _strict_json(line)  # maybe a key given twice (or a nested object): read it key by key
-        except _DuplicateKey as exc:
-            raise ConfigError(f"duplicate key {exc.args[0]!r} in the JSON object", source, number) from None
-        except ValueError as exc:  # json.JSONDecodeError, or a number JSON cannot hold
-            raise ConfigError(f"invalid JSON: {exc}", source, number) from None
-        if not isinstance(value, dict):
-            raise ConfigError(f"each line must be a JSON object, got {type_name(value)}", source, number)
-        yield number, value
+        if value is not None:
+            yield number, value
+
+
+def _json_line(raw: bytes, number: int, offset: int, source: str) -> dict[str, Any] | None:
+    """The object on one line of a JSONL file (None for a blank line); a ConfigError naming the line."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"file is not valid UTF-8 (byte {offset + exc.start})", source, number) from None
+    if number == 1 and line.startswith("\ufeff"):
+        line = line[1:]
+    if not line.strip():
+        return None
+    try:
+        value = _plain_json(line, 0)
+        if type(value) is dict and len(_JSON_KEY.findall(line)) != len(value):
+            value = _strict_json(line)  # maybe a key given twice (or a nested object): read it key by key
+    except _DuplicateKey as exc:
+        raise ConfigError(f"duplicate key {exc.args[0]!r} in the JSON object", source, number) from None
+    except ValueError as exc:  # json.JSONDecodeError, or a number JSON cannot hold
+        raise ConfigError(f"invalid JSON: {exc}", source, number) from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"each line must be a JSON object, got {type_name(value)}", source, number)
+    return value
 
 
 #: every key of a JSON object ends with this; a line with no more of them than its object has keys has no key twice
 _JSON_KEY = re.compile(r'"\s*:')
-_scan_once = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[attr-defined]
+_scan_once = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 
 
 def _plain_json(line: str, start: int) -> Any:
@@ -198,22 +217,10 @@ def _strict_json(line: str) -> Any:
     return json.loads(line, object_pairs_hook=_no_duplicate_keys)
 
 
-def _jsonl_rows(stream: Any, source: str) -> Iterator[_Row]:
-    for number, value in _jsonl_values(stream, source):
+def _jsonl_rows(stream: Any, source: str, errors: list[ConfigError] | None = None) -> Iterator[_Row]:
+    for number, value in _jsonl_values(stream, source, errors):
         fields = {key: _wrap(item, number) for key, item in value.items()}
         yield number, fields, dict.fromkeys(fields, number)
-
-
-def _jsonl_records(stream: Any, source: str, validator: _RecordReader) -> Iterator[AuthorizationRecord]:
-    """JSONL records: the common, valid record is checked straight from the JSON object; anything unusual goes
-    through the general validator, which gives the exact error."""
-    fast = validator.fast
-    for number, value in _jsonl_values(stream, source):
-        record = fast(number, value)
-        if record is None:
-            fields = {key: _wrap(item, number) for key, item in value.items()}
-            record = validator.record(number, fields, dict.fromkeys(fields, number))
-        yield record
 
 
 class _DuplicateKey(Exception):
@@ -242,7 +249,7 @@ def _wrap(value: Any, line: int) -> Node:
 
 class _RecordReader(NodeReader):
     def __init__(self, source: str, platforms: PlatformRegistry, *, dedup: bool = True,
-                 rows_of: Callable[[Any, str], Iterator[_Row]] | None = None) -> None:
+                 rows_of: Callable[..., Iterator[_Row]] | None = None) -> None:
         super().__init__(source)
         self.platforms = platforms
         self.dedup = dedup
@@ -252,16 +259,43 @@ class _RecordReader(NodeReader):
         self._purposes: dict[tuple[str, ...], frozenset[str]] = {}
         self._fields: dict[tuple[str, ...], frozenset[str]] = {}
 
-    def records(self, stream: Any) -> Iterator[AuthorizationRecord]:
-        """The validated records of a binary stream of the file, as they are read."""
+    def records(self, stream: Any, errors: list[ConfigError] | None = None) -> Iterator[AuthorizationRecord]:
+        """The validated records of a binary stream of the file, as they are read.
+
+        With ``errors`` (``authorizations validate``), a record's error is added to it and reading goes on with
+        the next record; an error that leaves the rest unreadable (a YAML or CSV syntax error) ends the reading.
+        """
         try:
             if self.rows_of is _jsonl_rows:
-                yield from _jsonl_records(stream, self.source, self)
+                fast = self.fast
+                for number, value in _jsonl_values(stream, self.source, errors):
+                    record = fast(number, value)
+                    if record is None:
+                        fields = {key: _wrap(item, number) for key, item in value.items()}
+                        record = self._checked(number, fields, dict.fromkeys(fields, number), errors)
+                    if record is not None:
+                        yield record
             else:
-                for line, fields, key_lines in self.rows_of(stream, self.source):
-                    yield self.record(line, fields, key_lines)
+                for line, fields, key_lines in self.rows_of(stream, self.source, errors):
+                    record = self._checked(line, fields, key_lines, errors)
+                    if record is not None:
+                        yield record
         except OSError as exc:
             raise ConfigError(f"cannot read file: {exc.strerror or exc}", self.source) from exc
+        except ConfigError as exc:
+            if errors is None:
+                raise
+            errors.append(exc)
+
+    def _checked(self, line: int, fields: dict[Any, Node], key_lines: dict[Any, int],
+                 errors: list[ConfigError] | None) -> AuthorizationRecord | None:
+        if errors is None:
+            return self.record(line, fields, key_lines)
+        try:
+            return self.record(line, fields, key_lines)
+        except ConfigError as exc:
+            errors.append(exc)
+            return None
 
     def forget_duplicates(self) -> None:
         """Stop looking for duplicates (and forget the records seen): the caller finds them from here on."""

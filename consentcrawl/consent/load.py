@@ -124,6 +124,7 @@ class FileStore:
             raise ConfigError(f"cannot read file: {exc.strerror or exc}", self.source) from exc
         self.cache_builds = 0  #: caches built (not reused) since the store was opened
         self._backend: MemoryStore | CacheStore
+        self._digest: bytes | None
         self._backend, self._digest = self._read(st)  #: the records, and the digest of the bytes they were read from
         self._version: int = new_version()
         self._seen = _signature(st)  #: the file as of the last read

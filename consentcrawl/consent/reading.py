@@ -60,7 +60,7 @@ class HashingReader(io.RawIOBase):
 
 def open_hashed(path: str) -> tuple[HashingReader, io.BufferedReader]:
     """The file's raw hashing reader and a buffered reader over it (what the parsers read)."""
-    raw = HashingReader(open(path, "rb", buffering=0))  # noqa: SIM115 - closed by the caller through the reader
+    raw = HashingReader(open(path, "rb", buffering=0))
     return raw, io.BufferedReader(raw, CHUNK)
 
 

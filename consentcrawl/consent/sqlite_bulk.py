@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
 from .keys import platform_objects
 from .records import AuthorizationRecord
 from .sqlite_format import COLUMNS, RECORDS_TABLE, SCHEMA, SLOTS, Bloom, base_id, key_hashes
@@ -115,7 +114,7 @@ class _Rows:
     def __init__(self) -> None:
         self.times: dict[Any, str] = {}
         self.sets: dict[frozenset[str], str] = {}
-        self.fields: dict[frozenset[str], str] = {}
+        self.fields: dict[frozenset[str], str | None] = {}
 
     def row(self, r: AuthorizationRecord) -> tuple[Any, ...]:
         times = self.times
@@ -135,8 +134,9 @@ class _Rows:
         if purposes is None:
             purposes = self.sets[r.purposes] = " ".join(sorted(r.purposes))
         if r.fields is not None:
-            fields = self.fields.get(r.fields)
-            if fields is None:
+            if r.fields in self.fields:
+                fields = self.fields[r.fields]
+            else:
                 fields = self.fields[r.fields] = _record_row(r)[7]
         return (r.platform, r.subject, purposes, granted, expires, revoked, r.evidence, fields, r.record_id,
                 r.jurisdiction, r.source)

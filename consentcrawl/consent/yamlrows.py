@@ -37,7 +37,7 @@ _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MAP_TAG = "tag:yaml.org,2002:map"
 
 if getattr(yaml, "__with_libyaml__", False):  # pragma: no branch - Debian's and PyPI's PyYAML have it
-    from yaml.cyaml import CParser as _Parser
+    from yaml._yaml import CParser as _Parser
 else:  # pragma: no cover
     from yaml.parser import Parser as _Parser  # type: ignore[assignment]
     from yaml.reader import Reader
@@ -47,7 +47,7 @@ else:  # pragma: no cover
         def __init__(self, stream: Any) -> None:
             Reader.__init__(self, stream)
             Scanner.__init__(self)
-            _Parser.__init__(self)  # type: ignore[misc]
+            _Parser.__init__(self)  # type: ignore[misc,call-arg]
 
 
 class _Loader(_Parser, Composer, Resolver):  # type: ignore[misc,valid-type]
@@ -62,9 +62,10 @@ class _Loader(_Parser, Composer, Resolver):  # type: ignore[misc,valid-type]
 _Row = tuple[int, dict[Any, Node], dict[Any, int]]
 
 
-def yaml_rows(stream: Any, source: str) -> Iterator[_Row]:
-    """Rows of (line, {field: Node}, {field: line of its key}) from a binary stream of an authorizations file."""
-    loader = _Loader(stream)
+def yaml_rows(stream: Any, source: str, errors: Any = None) -> Iterator[_Row]:
+    """Rows of (line, {field: Node}, {field: line of its key}) from a binary stream of an authorizations file.
+    (``errors`` is for the readers whose rows can be read past an error; a YAML error ends the reading.)"""
+    loader: Any = _Loader(stream)
     try:
         yield from _rows(loader, source)
     except yaml.MarkedYAMLError as exc:
@@ -81,7 +82,7 @@ def _line(event: Any) -> int:
     return int(event.start_mark.line) + 1
 
 
-def _rows(loader: _Loader, source: str) -> Iterator[_Row]:
+def _rows(loader: Any, source: str) -> Iterator[_Row]:
     builder = _Builder(source)
     loader.get_event()  # StreamStart
     if loader.check_event(StreamEndEvent):
@@ -121,7 +122,7 @@ def _rows(loader: _Loader, source: str) -> Iterator[_Row]:
                           source, _line(extra))
 
 
-def _entries(loader: _Loader, builder: _Builder, source: str) -> Iterator[_Row]:
+def _entries(loader: Any, builder: _Builder, source: str) -> Iterator[_Row]:
     """The entries of the ``authorizations`` list, each built and handed on before the next is read."""
     if not loader.check_event(SequenceStartEvent) or loader.peek_event().anchor is not None:
         value = builder.build(loader.compose_node(None, None))
