@@ -4,6 +4,7 @@ each row one validated :class:`~consentcrawl.consent.records.AuthorizationRecord
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import io
@@ -140,7 +141,8 @@ def _csv_rows(stream: Any, source: str, errors: list[ConfigError] | None = None)
     except UnicodeDecodeError:
         raise ConfigError("file is not valid UTF-8", source, previous_end + 1) from None
     finally:
-        text.detach()
+        with contextlib.suppress(ValueError):  # the file was closed before this generator was
+            text.detach()
     if header is None:
         raise ConfigError("file is empty: expected a header row naming the columns", source, 1)
 
@@ -253,7 +255,7 @@ class _RecordReader(NodeReader):
         super().__init__(source)
         self.platforms = platforms
         self.dedup = dedup
-        self.rows_of = rows_of or _rows_of(source)
+        self.rows_of = rows_of  #: the file format's reader (None: by the file's name, when it is read)
         self.seen: dict[tuple[Any, ...], int] = {}
         self._patterns: dict[str, tuple[Any, KeyFunction]] = {}
         self._purposes: dict[tuple[str, ...], frozenset[str]] = {}
@@ -265,8 +267,9 @@ class _RecordReader(NodeReader):
         With ``errors`` (``authorizations validate``), a record's error is added to it and reading goes on with
         the next record; an error that leaves the rest unreadable (a YAML or CSV syntax error) ends the reading.
         """
+        rows_of = self.rows_of or _rows_of(self.source)
         try:
-            if self.rows_of is _jsonl_rows:
+            if rows_of is _jsonl_rows:
                 fast = self.fast
                 for number, value in _jsonl_values(stream, self.source, errors):
                     record = fast(number, value)
@@ -276,7 +279,7 @@ class _RecordReader(NodeReader):
                     if record is not None:
                         yield record
             else:
-                for line, fields, key_lines in self.rows_of(stream, self.source, errors):
+                for line, fields, key_lines in rows_of(stream, self.source, errors):
                     record = self._checked(line, fields, key_lines, errors)
                     if record is not None:
                         yield record
