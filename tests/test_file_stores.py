@@ -446,3 +446,16 @@ def test_progress_draws_a_bar_on_a_terminal_and_logs_otherwise(caplog: pytest.Lo
     log.update(250, 10)
     log.finish(40)
     assert "importing x.jsonl: 25% (10 records, 6 s)" in caplog.text and "done, 40 records" in caplog.text
+
+
+def test_a_damaged_cache_denies_and_is_built_again_from_the_file(tmp_path: Path, platforms: PlatformRegistry) -> None:
+    path = people_file(tmp_path, "jsonl", ["101", *FILLER])
+    store = load_authorizations(path, platforms, threshold=THRESHOLD, interval=0.05)
+    assert store.cached is not None and store.lookup("people", "101")
+    cache = Path(store.cached.path)
+    cache.write_bytes(b"not a database at all" * 500)  # in place: the file it reads is garbage now
+    wait_for(lambda: isinstance(outcome(store, "p3"), StoreUnavailable))  # denies first
+    took = wait_for(lambda: not isinstance(outcome(store, "p3"), StoreUnavailable), bound=5.0)
+    assert took < 5.0 and store.lookup("people", "101") and store.cache_builds == 2
+    assert cache.read_bytes().startswith(b"SQLite format 3")
+    store.close()

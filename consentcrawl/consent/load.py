@@ -16,6 +16,7 @@ threshold is imported into an SQLite cache (:mod:`consentcrawl.consent.filecache
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import os
@@ -157,7 +158,13 @@ class FileStore:
         error = self._error
         if error is not None:
             raise StoreUnavailable(error)
-        return self._backend.lookup(platform, subject)
+        backend = self._backend
+        try:
+            return backend.lookup(platform, subject)
+        except StoreUnavailable:
+            if isinstance(backend, CacheStore):
+                self._rebuild(backend)
+            raise
 
     def __iter__(self) -> Iterator[AuthorizationRecord]:
         """Every record of the last clean read, in file order (a cached file is read again for them)."""
@@ -267,6 +274,26 @@ class FileStore:
             return
         self._reload(st)
 
+    def _rebuild(self, broken: CacheStore) -> None:
+        """The cache failed (damaged, removed, replaced): build it again from the file, in a thread of its own;
+        lookups fail until it is done."""
+        with self._lock:
+            if self._reading is not None or self._backend is not broken:
+                return
+            try:
+                st = os.stat(self.path)
+            except OSError:
+                return  # the next look at the file fails the store
+            broken.close()
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(OSError):
+                    os.unlink(f"{broken.path}{suffix}")
+            self._fail("has a cache that cannot be read; it is being built again", "cache failed", os_error=False,
+                       quiet=True)
+            self._reading = threading.Thread(target=self._reload, args=(st,), name="consentcrawl-file-store",
+                                             daemon=True)
+            self._reading.start()
+
     def _reload(self, st: os.stat_result) -> None:
         try:
             try:
@@ -306,7 +333,7 @@ class FileStore:
             self._version = new_version()
         if quiet:
             logger.info("%s; lookups fail (decisions that need them deny) until it is read", self._error)
-        elif was is None or was.endswith("is being read again"):
+        elif was is None or was.endswith(("is being read again", "is being built again")):
             # the ERROR line names the cause without the record's values (a withdrawal's free text can name the
             # person); the full message, values included, is for DEBUG only
             logger.error("%s; every lookup fails (decisions that need it deny) until it reads cleanly again",
