@@ -162,7 +162,7 @@ async def _http(args: argparse.Namespace, platforms: Any, runs: list[list[str]],
             await store.aclose()
 
 
-# -- the parent: build, import, serve, measure ---------------------------------------------------------------------------
+# -- the parent: build, import, serve, measure ------------------------------------------------------------------
 
 
 def free_port() -> int:

@@ -172,7 +172,7 @@ def _seconds(settings: BaseSettings, setting: Setting, raw: Any) -> float:
 
 
 def _count(settings: BaseSettings, setting: Setting, raw: Any) -> int:
-    if isinstance(raw, bool) or isinstance(raw, float) and not raw.is_integer():
+    if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
         raise TypeError(raw)
     count = int(raw.strip()) if isinstance(raw, str) else int(raw)
     if count < 0:

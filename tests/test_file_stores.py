@@ -181,8 +181,9 @@ def test_a_duplicate_past_the_threshold_names_both_lines(tmp_path: Path, platfor
         load_authorizations(path, platforms, threshold=THRESHOLD)
     first, second = {"yaml": (2, 2 + 5 * 61), "csv": (2, 63), "jsonl": (1, 62)}[fmt]
     assert error.value.line == second and f"lines {first} and {second}" in error.value.message
-    memory_error = pytest.raises(ConfigError, load_authorizations, path, platforms, threshold=None).value
-    assert (memory_error.line, memory_error.message) == (error.value.line, error.value.message)
+    with pytest.raises(ConfigError) as in_memory:
+        load_authorizations(path, platforms, threshold=None)
+    assert (in_memory.value.line, in_memory.value.message) == (error.value.line, error.value.message)
 
 
 # -- live: a change is seen within 2 s -------------------------------------------------------------------------------

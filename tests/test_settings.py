@@ -89,8 +89,8 @@ def documented() -> dict[str, tuple[str, str, str]]:
 
 #: the word the type column uses for each kind
 KIND_WORDS = {"text": "str", "path": "path", "paths": "paths", "store": "store", "bool": "bool",
-              "seconds": "seconds", "count": "count", "time": "ISO-8601", "import path": "import path", "import paths": "import paths",
-              "mapping": "mapping"}
+              "seconds": "seconds", "count": "count", "time": "ISO-8601", "import path": "import path",
+              "import paths": "import paths", "mapping": "mapping"}
 
 
 def test_every_setting_in_the_table_is_documented_and_every_documented_setting_exists() -> None:

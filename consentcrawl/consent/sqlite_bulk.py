@@ -5,15 +5,17 @@ file (``consentcrawl authorizations import`` into a new store) and the cache of 
 store for duplicates and placed in a free slot of its person's range: right for a withdrawal added to a live
 store, far too slow for ten million records. Here, instead:
 
-1. every record is appended, in file order, to a staging table in a scratch database beside the target (no
-   index, no journal, no fsync: a crash leaves only scratch files), with its person's range (``base``) and a hash
-   of what makes two records the same (the file loaders' duplicate rule);
-2. one index on (``base``, ``dup``) is built after the load; it finds duplicates (each one checked exactly, then
-   reported with both lines) and people with more records than a range holds;
-3. the records are copied into the store's table in rowid order (each person's records numbered in file order:
-   SQLite appends pages in order), with the Bloom filter and ``meta`` written in the same transaction;
-4. the finished file replaces the target with a rename, so a reader sees the old store or the new one, never a
-   half-built one.
+1. every record goes, in file order, into one of two staging tables in a scratch database beside the target (no
+   index, no journal, no fsync: a crash leaves only scratch files). A bitmap of the persons' ranges seen so far
+   tells, for nearly every record, that it is certainly the first of its person: it is staged with its final
+   rowid (slot 0 of the range). The others (another record of a person seen before, or the bitmap's rare false
+   alarm) are staged apart;
+2. the first records are copied into the store's table in rowid order (SQLite sorts them once and appends pages in
+   order);
+3. the others are placed one by one, in file order, as ``import_records`` does: refused if they duplicate a record
+   of the same person (naming both lines), else put in the next free slot;
+4. the Bloom filter and ``meta`` are written in the same transaction, and the finished file replaces the target
+   with a rename, so a reader sees the old store or the new one, never a half-built one.
 
 The target is always replaced; a caller that wants to add to an existing store uses ``import_records``.
 """
