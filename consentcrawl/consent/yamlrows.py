@@ -140,6 +140,7 @@ def _entries(loader: Any, builder: _Builder, source: str) -> Iterator[_Row]:
         node = loader.compose_node(None, None)
         entry = builder.build(node)
         builder.done.clear()  # nothing of this record is kept (a YAML anchor keeps its node in the loader)
+        builder.constructor.constructed_objects.clear()  # PyYAML's constructor remembers every node it built
         loader.peek_event()  # a syntax error where the entry ends (a bad indent) is reported before the entry is
         yield _row(entry, source)
     loader.get_event()
