@@ -317,8 +317,12 @@ class FileStore:
             if old is not backend and isinstance(old, CacheStore):
                 old.close()
             if self._error is not None:
-                logger.warning("authorization file %s reads cleanly again (%d records): lookups answer again",
-                               self.source, len(backend))
+                if self._error.endswith(("is being read again", "is being built again")):
+                    logger.info("authorization file %s read again (%d records): lookups answer again",
+                                self.source, len(backend))
+                else:
+                    logger.warning("authorization file %s reads cleanly again (%d records): lookups answer again",
+                                   self.source, len(backend))
                 self._error, self._os_error = None, False
         finally:
             self._reading = None
