@@ -141,20 +141,26 @@ def test_a_file_under_the_threshold_stays_in_memory(tmp_path: Path, platforms: P
     assert store.cached is None and not cache_paths(str(path))[0].exists() and len(store) == THRESHOLD
 
 
-def test_the_cache_goes_to_the_cache_directory_when_the_files_is_not_writable(
+def test_the_cache_goes_to_the_cache_directory_when_the_files_directory_is_not_writable(
         tmp_path: Path, platforms: PlatformRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
-    if os.geteuid() == 0:
-        pytest.skip("root writes into read-only directories")
+    from consentcrawl.consent import filecache
+
     shared = tmp_path / "shared"
     shared.mkdir()
     path = people_file(shared, "jsonl", FILLER)
     shared.chmod(0o555)
+    if os.geteuid() == 0:  # root writes into read-only directories: say the directory is not writable
+        writable = filecache._writable
+        monkeypatch.setattr(filecache, "_writable", lambda d: d != shared and writable(d))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     try:
         store = load_authorizations(path, platforms, threshold=THRESHOLD)
         assert store.cached is not None and Path(store.cached.path) == cache_paths(str(path))[1]
-        assert str(tmp_path / "cache") in store.cached.path
+        assert str(tmp_path / "cache") in store.cached.path and not cache_paths(str(path))[0].exists()
+        again = load_authorizations(path, platforms, threshold=THRESHOLD)
+        assert again.cache_builds == 0 and again.cached is not None  # found there next time
         store.close()
+        again.close()
     finally:
         shared.chmod(0o755)
 
