@@ -239,16 +239,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=0, help="port for --serve (default: 8765 with --serve)")
     demo.set_defaults(func=cmd_demo)
 
-    authorizations = sub.add_parser("authorizations", help="manage authorization stores")
-    actions = authorizations.add_subparsers(dest="action", required=True)
-    load = actions.add_parser("import", help="validate a YAML, CSV or JSONL file of authorization records and add "
-                                             "them to an SQLite store (created if missing) or a Redis store")
-    load.add_argument("source", metavar="SRC", help="a .yaml, .csv or .jsonl file of authorization records")
-    load.add_argument("dest", metavar="sqlite:///DEST", help="the store (relative path; sqlite:////abs/path), or "
-                                                             "redis://HOST:PORT/DB")
-    load.add_argument("--settings", metavar="MODULE", help="Scrapy settings module to read CONSENTCRAWL_* from")
-    load.add_argument("--platforms", metavar="FILE", help="platform terms YAML the records are checked against")
-    load.set_defaults(func=cmd_authorizations_import)
+    from .authcli import add_authorizations
+
+    add_authorizations(sub)
     add_serve_authorizations(sub)
     audit_actions = add_audit_commands(sub)
     add_report_parser(audit_actions)
@@ -362,35 +355,6 @@ def cmd_signals(args: argparse.Namespace) -> int:
         where = "; ".join(f"{s['purpose']} {s['verdict']}: {s['where']} {s['raw']!r}" for s in entry["statements"])
         state = f"unavailable ({entry['unavailable']})" if "unavailable" in entry else (where or "no statement")
         print(f"  {entry['signal']} ({entry['level']}, {entry['source'] or 'not read'}): {state}")
-    return EXIT_ALLOWED
-
-
-def cmd_authorizations_import(args: argparse.Namespace) -> int:
-    """Validate SRC with the same loaders a crawl uses, then add its records to the store in one transaction."""
-    from .consent.load import load_authorizations
-    from .consent.sqlite import import_records, parse_sqlite_url
-
-    if args.dest.lower().startswith(("redis://", "rediss://")):
-        return _import_into_redis(args)
-    target = parse_sqlite_url(args.dest)
-    platforms = _platforms_for(args)
-    records = load_authorizations(args.source, platforms)
-    result = import_records(target, records, platforms=platforms.platforms)
-    print(f"imported {result.imported} record(s) from {args.source} into {target.source}; it now holds "
-          f"{result.records} record(s) of {result.keys} people")
-    return EXIT_ALLOWED
-
-
-def _import_into_redis(args: argparse.Namespace) -> int:
-    from .consent.load import load_authorizations
-    from .consent.redisstore import import_records, parse_redis_url
-
-    target = parse_redis_url(args.dest)
-    platforms = _platforms_for(args)
-    records = load_authorizations(args.source, platforms)
-    result = import_records(args.dest, records, platforms=platforms.platforms)
-    print(f"imported {result.imported} record(s) from {args.source} into {target.source} "
-          f"({result.skipped} it already held)")
     return EXIT_ALLOWED
 
 

@@ -143,7 +143,7 @@ class ConsentConfig:
                            "checked, and no URL is anyone's profile")
         source = get("CONSENTCRAWL_AUTHORIZATIONS")
         for name in ("CONSENTCRAWL_AUTHORIZATIONS_TOKEN_ENV", "CONSENTCRAWL_AUTHORIZATIONS_POLL",
-                     "CONSENTCRAWL_AUTHORIZATIONS_TIMEOUT"):
+                     "CONSENTCRAWL_AUTHORIZATIONS_TIMEOUT", "CONSENTCRAWL_AUTHORIZATIONS_CACHE_THRESHOLD"):
             get(name)  # read by the remote stores; checked here whatever the store
         check_distributed(get)
         store = open_store(source, platforms, crawler, settings) if source else None
@@ -303,7 +303,8 @@ def open_store(source: str, platforms: PlatformRegistry, crawler: Crawler | None
         return open_redis_store(source, platforms, as_settings(settings or {}), crawler)
     from .consent.load import load_authorizations
 
-    return load_authorizations(source, platforms)
+    threshold = read(as_settings(settings or {}), "CONSENTCRAWL_AUTHORIZATIONS_CACHE_THRESHOLD")
+    return load_authorizations(source, platforms, threshold=threshold)
 
 
 def _store_by_import_path(path: str, crawler: Crawler | None) -> AuthorizationStore | SyncAuthorizationStore:

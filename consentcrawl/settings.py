@@ -42,6 +42,7 @@ KINDS = {
     "store": "a path, a URL or an import path",
     "bool": "true or false",
     "seconds": "a number of seconds",
+    "count": "a whole number, 0 or more",
     "time": "an ISO-8601 time",
     "import path": "an import path",
     "import paths": "a list of import paths",
@@ -71,6 +72,7 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("CONSENTCRAWL_AUTHORIZATIONS_TOKEN_ENV", "text", "CONSENTCRAWL_API_TOKEN", empty="CONSENTCRAWL_API_TOKEN"),
     Setting("CONSENTCRAWL_AUTHORIZATIONS_POLL", "seconds", 0.25, maximum=1),
     Setting("CONSENTCRAWL_AUTHORIZATIONS_TIMEOUT", "seconds", 1, maximum=30),
+    Setting("CONSENTCRAWL_AUTHORIZATIONS_CACHE_THRESHOLD", "count", 50_000, empty=None),
     Setting("CONSENTCRAWL_USER_AGENT_TOKEN", "text", "consentcrawl", empty="consentcrawl"),
     Setting("CONSENTCRAWL_MODE", "text", "enforce", empty="enforce"),
     Setting("CONSENTCRAWL_AUDIT_LOG", "path", "consentcrawl-audit.jsonl", empty=None),
@@ -178,6 +180,15 @@ def _seconds(settings: BaseSettings, setting: Setting, raw: Any) -> float:
     return min(seconds, setting.maximum) if setting.maximum is not None else seconds
 
 
+def _count(settings: BaseSettings, setting: Setting, raw: Any) -> int:
+    if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+        raise TypeError(raw)
+    count = int(raw.strip()) if isinstance(raw, str) else int(raw)
+    if count < 0:
+        raise ValueError(raw)
+    return count
+
+
 def _time(settings: BaseSettings, setting: Setting, raw: Any) -> datetime:
     if isinstance(raw, datetime):
         moment = raw
@@ -222,6 +233,7 @@ _READERS = {
     "paths": _paths,
     "bool": _bool,
     "seconds": _seconds,
+    "count": _count,
     "time": _time,
     "import path": _import_path,
     "import paths": _import_paths,

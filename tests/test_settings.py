@@ -33,6 +33,8 @@ BAD: dict[str, list[tuple[Any, str]]] = {
     "CONSENTCRAWL_AUTHORIZATIONS_TOKEN_ENV": [(5, "5 is not a string")],
     "CONSENTCRAWL_AUTHORIZATIONS_POLL": [("soon", "'soon' is not a number of seconds"), (-1, "must not be negative")],
     "CONSENTCRAWL_AUTHORIZATIONS_TIMEOUT": [([1], "[1] is not a number of seconds")],
+    "CONSENTCRAWL_AUTHORIZATIONS_CACHE_THRESHOLD": [("many", "'many' is not a whole number, 0 or more"),
+                                                    (-1, "-1 is not a whole number"), (2.5, "2.5 is not a whole")],
     "CONSENTCRAWL_USER_AGENT_TOKEN": [("My Bot", "'My Bot' is not a product token"), (5, "5 is not a string")],
     "CONSENTCRAWL_MODE": [("dry", "unknown mode 'dry'"), (["report"], "['report'] is not a string")],
     "CONSENTCRAWL_AUDIT_LOG": [(5, "5 is not a path")],
@@ -95,8 +97,8 @@ def documented() -> dict[str, tuple[str, str, str]]:
 
 #: the word the type column uses for each kind
 KIND_WORDS = {"text": "str", "path": "path", "paths": "paths", "store": "store", "bool": "bool",
-              "seconds": "seconds", "time": "ISO-8601", "import path": "import path", "import paths": "import paths",
-              "mapping": "mapping"}
+              "seconds": "seconds", "count": "count", "time": "ISO-8601", "import path": "import path",
+              "import paths": "import paths", "mapping": "mapping"}
 
 
 def test_every_setting_in_the_table_is_documented_and_every_documented_setting_exists() -> None:

@@ -4,22 +4,29 @@ each row one validated :class:`~consentcrawl.consent.records.AuthorizationRecord
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import io
 import json
+import json.scanner
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..purposes import KNOWN_PURPOSES
 from ..terms.platforms import PlatformRegistry
-from ..yamlsource import Node, NodeReader, parse_yaml, type_name
-from .keys import key_function
+from ..yamlsource import Node, NodeReader, to_utc, type_name
+from .keys import KeyFunction, key_function
+from .reading import open_hashed
 from .records import AuthorizationRecord
 from .store import MemoryStore
+from .yamlrows import yaml_rows
 
-__all__ = ["RECORD_FIELDS"]
+__all__ = ["RECORD_FIELDS", "iter_records"]
 
 #: The keys (YAML, JSONL) or columns (CSV) of an authorization record.
 RECORD_FIELDS = (
@@ -37,20 +44,54 @@ RECORD_FIELDS = (
 _REQUIRED = ("platform", "subject", "purposes", "granted_at", "evidence")
 _LIST_FIELDS = ("purposes", "fields")
 _CSV_SPLIT = re.compile(r"[;\s]+")
+_FAST_KEYS = frozenset(RECORD_FIELDS)
 
 
-def _parse(text: str, source: str, platforms: PlatformRegistry) -> MemoryStore:
-    rows = _rows_of(source)(text, source)
-    reader = _RecordReader(source, platforms)
-    records = [reader.record(line, fields, key_lines) for line, fields, key_lines in rows]
-    return MemoryStore(records, source=source, platforms=platforms)
+@functools.lru_cache(maxsize=4096)
+def _when_text(text: str) -> datetime | None:
+    try:
+        return to_utc(text)
+    except ValueError:
+        return None
 
 
-def _rows_of(source: str) -> Callable[[str, str], list[_Row]]:
+def _when(value: Any) -> datetime | None:
+    """A time as the validator reads it, or None when it is not a plain, readable ISO-8601 string."""
+    return _when_text(value) if type(value) is str else None
+
+
+def _parse(path: str, source: str, platforms: PlatformRegistry) -> MemoryStore:
+    """Every record of the file at ``path`` (named ``source`` in errors), validated, in a MemoryStore."""
+    return MemoryStore(iter_records(path, source, platforms), source=source, platforms=platforms)
+
+
+def iter_records(path: str, source: str, platforms: PlatformRegistry, *,
+                 dedup: bool = True) -> Iterator[AuthorizationRecord]:
+    """The file's records, validated, one at a time as the file is read (never the whole file in memory).
+
+    ``dedup=False`` leaves duplicates to the caller (the bulk importer finds them in SQLite rather than in a dict
+    of every record).
+    """
+    validator = open_validator(source, platforms, dedup=dedup)
+    try:
+        raw, buffered = open_hashed(path)
+    except OSError as exc:
+        raise ConfigError(f"cannot read file: {exc.strerror or exc}", source) from exc
+    with raw:
+        yield from validator.records(buffered)
+
+
+def open_validator(source: str, platforms: PlatformRegistry, *, dedup: bool = True) -> _RecordReader:
+    """The validator of the file named ``source`` (its format by its name); ``.records(stream)`` reads it."""
+    rows_of = _rows_of(source)
+    return _RecordReader(source, platforms, dedup=dedup, rows_of=rows_of)
+
+
+def _rows_of(source: str) -> Callable[..., Iterator[_Row]]:
     """The reader of the file's format, by its name; a name of no known format is a ConfigError."""
     suffix = Path(source).suffix.lower()
     if suffix in (".yaml", ".yml"):
-        return _yaml_rows
+        return yaml_rows
     if suffix == ".csv":
         return _csv_rows
     if suffix == ".jsonl":
@@ -65,29 +106,9 @@ def _rows_of(source: str) -> Callable[[str, str], list[_Row]]:
 _Row = tuple[int, dict[Any, Node], dict[Any, int]]
 
 
-def _yaml_rows(text: str, source: str) -> list[_Row]:
-    root = parse_yaml(text, source)
-    reader = NodeReader(source)
-    if root is None:
-        raise ConfigError("file is empty: expected a mapping with the top key 'authorizations:'", source, 1)
-    top = reader.mapping(root, "the file", allowed=("authorizations",), required=("authorizations",))
-    entries = top["authorizations"]
-    if not entries.is_sequence:
-        raise reader.error(
-            f"'authorizations' must be a list of records (each starting with '- '), got {type_name(entries.value)}",
-            entries,
-        )
-    rows: list[_Row] = []
-    for entry in entries.value:
-        if not entry.is_mapping:
-            raise reader.error(f"each authorization record must be a mapping, got {type_name(entry.value)}", entry)
-        rows.append((entry.line, entry.value, entry.key_lines))
-    return rows
-
-
-def _csv_rows(text: str, source: str) -> list[_Row]:
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    rows: list[_Row] = []
+def _csv_rows(stream: Any, source: str, errors: list[ConfigError] | None = None) -> Iterator[_Row]:
+    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
+    reader = csv.reader(text, strict=True)
     header: list[str] | None = None
     previous_end = 0  # reader.line_num after the previous row: the next row starts on the line after it
     try:
@@ -99,7 +120,12 @@ def _csv_rows(text: str, source: str) -> list[_Row]:
                 header = _csv_header(cells, source, start)
                 continue
             if len(cells) != len(header):
-                raise ConfigError(f"row has {len(cells)} cells but the header has {len(header)} columns", source, start)
+                mismatch = ConfigError(f"row has {len(cells)} cells but the header has {len(header)} columns",
+                                       source, start)
+                if errors is None:
+                    raise mismatch
+                errors.append(mismatch)
+                continue
             fields: dict[Any, Node] = {}
             for name, cell in zip(header, cells, strict=True):
                 value = cell.strip()
@@ -109,12 +135,16 @@ def _csv_rows(text: str, source: str) -> list[_Row]:
                     fields[name] = Node([Node(v, start) for v in _CSV_SPLIT.split(value) if v], start)
                 else:
                     fields[name] = Node(value, start)
-            rows.append((start, fields, dict.fromkeys(fields, start)))
+            yield start, fields, dict.fromkeys(fields, start)
     except csv.Error as exc:
         raise ConfigError(f"CSV syntax error: {exc}", source, previous_end + 1) from None  # where the row starts
+    except UnicodeDecodeError:
+        raise ConfigError("file is not valid UTF-8", source, previous_end + 1) from None
+    finally:
+        with contextlib.suppress(ValueError):  # the file was closed before this generator was
+            text.detach()
     if header is None:
         raise ConfigError("file is empty: expected a header row naming the columns", source, 1)
-    return rows
 
 
 def _csv_header(cells: list[str], source: str, line: int) -> list[str]:
@@ -128,23 +158,71 @@ def _csv_header(cells: list[str], source: str, line: int) -> list[str]:
     return names
 
 
-def _jsonl_rows(text: str, source: str) -> list[_Row]:
-    rows: list[_Row] = []
-    # split on "\n" only: str.splitlines() would also split on U+2028, which JSON strings may hold raw
-    for number, line in enumerate(text.split("\n"), start=1):
-        if not line.strip():
-            continue
+def _jsonl_values(stream: Any, source: str,
+                  errors: list[ConfigError] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, object) for each non-blank line. A binary stream splits on ``\\n`` only (``str.splitlines()``
+    would also split on U+2028, which JSON strings may hold raw)."""
+    offset = 0
+    for number, raw in enumerate(stream, start=1):
         try:
-            value = json.loads(line, object_pairs_hook=_no_duplicate_keys)
-        except _DuplicateKey as exc:
-            raise ConfigError(f"duplicate key {exc.args[0]!r} in the JSON object", source, number) from None
-        except ValueError as exc:  # json.JSONDecodeError, or a number JSON cannot hold
-            raise ConfigError(f"invalid JSON: {exc}", source, number) from None
-        if not isinstance(value, dict):
-            raise ConfigError(f"each line must be a JSON object, got {type_name(value)}", source, number)
+            value = _json_line(raw, number, offset, source)
+        except ConfigError as exc:
+            if errors is None:
+                raise
+            errors.append(exc)
+            value = None
+        offset += len(raw)
+        if value is not None:
+            yield number, value
+
+
+def _json_line(raw: bytes, number: int, offset: int, source: str) -> dict[str, Any] | None:
+    """The object on one line of a JSONL file (None for a blank line); a ConfigError naming the line."""
+    try:
+        line = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"file is not valid UTF-8 (byte {offset + exc.start})", source, number) from None
+    if number == 1 and line.startswith("\ufeff"):
+        line = line[1:]
+    if not line.strip():
+        return None
+    try:
+        value = _plain_json(line, 0)
+        if type(value) is dict and len(_JSON_KEY.findall(line)) != len(value):
+            value = _strict_json(line)  # maybe a key given twice (or a nested object): read it key by key
+    except _DuplicateKey as exc:
+        raise ConfigError(f"duplicate key {exc.args[0]!r} in the JSON object", source, number) from None
+    except ValueError as exc:  # json.JSONDecodeError, or a number JSON cannot hold
+        raise ConfigError(f"invalid JSON: {exc}", source, number) from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"each line must be a JSON object, got {type_name(value)}", source, number)
+    return value
+
+
+#: every key of a JSON object ends with this; a line with no more of them than its object has keys has no key twice
+_JSON_KEY = re.compile(r'"\s*:')
+_scan_once = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+
+
+def _plain_json(line: str, start: int) -> Any:
+    """One JSON value filling ``line`` (json.loads without its Python layers); a ValueError like json.loads's."""
+    try:
+        value, end = _scan_once(line, len(line) - len(line.lstrip()))
+    except StopIteration:
+        return json.loads(line)  # raises the error json.loads gives
+    if line[end:].strip():
+        return json.loads(line)
+    return value
+
+
+def _strict_json(line: str) -> Any:
+    return json.loads(line, object_pairs_hook=_no_duplicate_keys)
+
+
+def _jsonl_rows(stream: Any, source: str, errors: list[ConfigError] | None = None) -> Iterator[_Row]:
+    for number, value in _jsonl_values(stream, source, errors):
         fields = {key: _wrap(item, number) for key, item in value.items()}
-        rows.append((number, fields, dict.fromkeys(fields, number)))
-    return rows
+        yield number, fields, dict.fromkeys(fields, number)
 
 
 class _DuplicateKey(Exception):
@@ -172,10 +250,136 @@ def _wrap(value: Any, line: int) -> Node:
 
 
 class _RecordReader(NodeReader):
-    def __init__(self, source: str, platforms: PlatformRegistry) -> None:
+    def __init__(self, source: str, platforms: PlatformRegistry, *, dedup: bool = True,
+                 rows_of: Callable[..., Iterator[_Row]] | None = None) -> None:
         super().__init__(source)
         self.platforms = platforms
+        self.dedup = dedup
+        self.rows_of = rows_of  #: the file format's reader (None: by the file's name, when it is read)
         self.seen: dict[tuple[Any, ...], int] = {}
+        self._patterns: dict[str, tuple[Any, KeyFunction]] = {}
+        self._purposes: dict[tuple[str, ...], frozenset[str]] = {}
+        self._fields: dict[tuple[str, ...], frozenset[str]] = {}
+
+    def records(self, stream: Any, errors: list[ConfigError] | None = None) -> Iterator[AuthorizationRecord]:
+        """The validated records of a binary stream of the file, as they are read.
+
+        With ``errors`` (``authorizations validate``), a record's error is added to it and reading goes on with
+        the next record; an error that leaves the rest unreadable (a YAML or CSV syntax error) ends the reading.
+        """
+        rows_of = self.rows_of or _rows_of(self.source)
+        try:
+            if rows_of is _jsonl_rows:
+                fast = self.fast
+                for number, value in _jsonl_values(stream, self.source, errors):
+                    record = fast(number, value)
+                    if record is None:
+                        fields = {key: _wrap(item, number) for key, item in value.items()}
+                        record = self._checked(number, fields, dict.fromkeys(fields, number), errors)
+                    if record is not None:
+                        yield record
+            else:
+                for line, fields, key_lines in rows_of(stream, self.source, errors):
+                    record = self._checked(line, fields, key_lines, errors)
+                    if record is not None:
+                        yield record
+        except OSError as exc:
+            raise ConfigError(f"cannot read file: {exc.strerror or exc}", self.source) from exc
+        except ConfigError as exc:
+            if errors is None:
+                raise
+            errors.append(exc)
+
+    def _checked(self, line: int, fields: dict[Any, Node], key_lines: dict[Any, int],
+                 errors: list[ConfigError] | None) -> AuthorizationRecord | None:
+        if errors is None:
+            return self.record(line, fields, key_lines)
+        try:
+            return self.record(line, fields, key_lines)
+        except ConfigError as exc:
+            errors.append(exc)
+            return None
+
+    def forget_duplicates(self) -> None:
+        """Stop looking for duplicates (and forget the records seen): the caller finds them from here on."""
+        self.dedup = False
+        self.seen.clear()
+
+    def fast(self, line: int, value: dict[str, Any]) -> AuthorizationRecord | None:
+        """The record of a JSON object that is plainly valid, else None (then :meth:`record` says what is wrong).
+
+        Checks exactly what :meth:`record` checks, with less ceremony: what it cannot settle quickly it leaves."""
+        if not _FAST_KEYS.issuperset(value):
+            return None
+        platform_name, subject, purposes, evidence = (value.get("platform"), value.get("subject"),
+                                                      value.get("purposes"), value.get("evidence"))
+        if not (type(platform_name) is str and type(subject) is str and type(evidence) is str
+                and type(purposes) is list and evidence.strip()):
+            return None
+        known = self._patterns.get(platform_name)
+        if known is None:
+            platform = self.platforms.get(platform_name)
+            if platform is None:
+                return None
+            known = self._patterns[platform_name] = (
+                re.compile(platform.subject_regex or "[^/]+", re.IGNORECASE | re.DOTALL), key_function(platform))
+        subject = subject.strip()
+        if not subject or known[0].fullmatch(subject) is None:
+            return None
+        purpose_set = self._purposes.get(tuple(purposes))
+        if purpose_set is None:
+            if not purposes or not all(type(p) is str and p.strip() for p in purposes):
+                return None
+            if len(set(purposes)) != len(purposes) or not KNOWN_PURPOSES.issuperset(purposes):
+                return None
+            purpose_set = self._purposes[tuple(purposes)] = frozenset(purposes)
+        granted_at = _when(value.get("granted_at"))
+        if granted_at is None:
+            return None
+        expires_at = revoked_at = None
+        raw = value.get("expires_at")
+        if raw is not None:
+            expires_at = _when(raw)
+            if expires_at is None or expires_at <= granted_at:
+                return None
+        raw = value.get("revoked_at")
+        if raw is not None:
+            revoked_at = _when(raw)
+            if revoked_at is None:
+                return None
+        allowed_fields = None
+        raw = value.get("fields")
+        if raw is not None:
+            if type(raw) is not list:
+                return None
+            allowed_fields = self._fields.get(tuple(raw))
+            if allowed_fields is None:
+                if not all(type(f) is str and f.strip() for f in raw) or len(set(raw)) != len(raw):
+                    return None
+                allowed_fields = self._fields[tuple(raw)] = frozenset(raw)
+        record_id = value.get("record_id")
+        if record_id is None:
+            record_id = ""
+        elif type(record_id) is int:
+            record_id = str(record_id)
+        elif type(record_id) is not str or not record_id.strip():
+            return None
+        else:
+            record_id = record_id.strip()
+        jurisdiction = value.get("jurisdiction")
+        if jurisdiction is None:
+            jurisdiction = ""
+        elif type(jurisdiction) is not str or not jurisdiction.strip():
+            return None
+        if self.dedup:
+            key = known[1](subject)
+            same: tuple[Any, ...] = ((platform_name, key, "id", record_id) if record_id
+                                     else (platform_name, key, "grant", purpose_set, granted_at, revoked_at))
+            if same in self.seen:
+                return None
+            self.seen[same] = line
+        return AuthorizationRecord(platform_name, subject, purpose_set, granted_at, expires_at, revoked_at, evidence,
+                                   allowed_fields, record_id, f"{self.source}:{line}", jurisdiction)
 
     def record(self, line: int, fields: dict[Any, Node], key_lines: dict[Any, int]) -> AuthorizationRecord:
         for key in _REQUIRED:
@@ -231,14 +435,17 @@ class _RecordReader(NodeReader):
             if record_id
             else (platform_name, subject_key, "grant", purposes, granted_at, revoked_at)
         )
-        if same in self.seen:
+        if not self.dedup:
+            pass
+        elif same in self.seen:
             what = f"record_id {record_id!r}" if record_id else "platform, subject, purposes, granted_at and revoked_at"
             raise self.error(
                 f"duplicate authorization record: same {what} as the record on line {self.seen[same]} "
                 f"(lines {self.seen[same]} and {line})",
                 line,
             )
-        self.seen[same] = line
+        else:
+            self.seen[same] = line
         return AuthorizationRecord(
             platform=platform_name,
             subject=subject,

@@ -9,28 +9,34 @@ Times: a date means midnight UTC; a date-time without an offset is read as UTC. 
 
 A crawl opens the file as a :class:`FileStore` (:func:`load_authorizations`): checked strictly once at startup,
 then followed while the crawl runs, so that a withdrawal added to the file applies within a fraction of a second.
-Records are indexed by subject key (:mod:`consentcrawl.consent.keys`) and keep the subject as written.
+Records are indexed by subject key (:mod:`consentcrawl.consent.keys`) and keep the subject as written. The file
+is read as a stream (:func:`~consentcrawl.consent.formats.iter_records`); a file of more records than the cache
+threshold is imported into an SQLite cache (:mod:`consentcrawl.consent.filecache`) instead of memory.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import itertools
 import logging
 import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from ..errors import ConfigError, StoreUnavailable
 from ..terms.platforms import PlatformRegistry
-from ..yamlsource import decode_text, read_text
-from .formats import RECORD_FIELDS, _parse, _rows_of
+from .filecache import CacheStore, build_cache, open_fresh_cache
+from .formats import RECORD_FIELDS, _parse, _rows_of, iter_records, open_validator
+from .progress import Progress
+from .reading import file_digest, open_hashed
 from .records import AuthorizationRecord
 from .store import MemoryStore, new_version
 
-__all__ = ["CHECK_INTERVAL", "RECORD_FIELDS", "FileStore", "load_authorizations", "read_authorizations"]
+__all__ = ["CACHE_THRESHOLD", "CHECK_INTERVAL", "RECORD_FIELDS", "FileStore", "load_authorizations",
+           "read_authorizations"]
 
 logger = logging.getLogger(__name__)
 
@@ -40,16 +46,21 @@ CHECK_INTERVAL = 0.25
 #: (file times have a granularity: ext4 takes them from a clock that ticks every few ms, HFS+ every second); such
 #: a file is read again, and compared byte for byte, until it has been quiet this long
 _RACY_NS = 2_000_000_000
+#: a file of more records than this is imported into an SQLite cache (CONSENTCRAWL_AUTHORIZATIONS_CACHE_THRESHOLD)
+CACHE_THRESHOLD = 50_000
+#: a changed file this much larger than the threshold's worth of bytes is read again in a thread of its own
+_BACKGROUND_BYTES = 4 << 20
 
 
 def load_authorizations(path: str | os.PathLike[str], platforms: PlatformRegistry, *,
-                        interval: float = CHECK_INTERVAL) -> FileStore:
+                        interval: float = CHECK_INTERVAL, threshold: int | None = CACHE_THRESHOLD) -> FileStore:
     """Open a ``.yaml``/``.yml``, ``.csv`` or ``.jsonl`` file of authorization records as a live store.
 
     The file is read and checked now: any mistake is a ConfigError naming the file and line, and the crawl does
-    not start. After that the store follows the file (see :class:`FileStore`).
+    not start. After that the store follows the file (see :class:`FileStore`). A file of more than ``threshold``
+    records is read into an SQLite cache beside it (None: always in memory).
     """
-    return FileStore(path, platforms, interval=interval)
+    return FileStore(path, platforms, interval=interval, threshold=threshold)
 
 
 def read_authorizations(path: str | os.PathLike[str], platforms: PlatformRegistry) -> MemoryStore:
@@ -60,7 +71,7 @@ def read_authorizations(path: str | os.PathLike[str], platforms: PlatformRegistr
     stays append-only.
     """
     _rows_of(str(path))  # an unsupported file type is named before the file is read
-    return _parse(read_text(os.fspath(path)), str(path), platforms)
+    return _parse(os.fspath(path), str(path), platforms)
 
 
 # -- a file store follows its file --------------------------------------------------------------------------------
@@ -76,11 +87,17 @@ def _signature(st: os.stat_result) -> _Signature:
 class FileStore:
     """A YAML, CSV or JSONL file of authorization records, followed while the crawl runs.
 
-    The file is read whole into a :class:`MemoryStore`. After that, a lookup or a read of :attr:`version` looks at
-    the file (``os.stat``) when ``interval`` seconds (default 0.25) have passed since the last look; when its
-    device, inode, size or times changed, the file is read again and, if it reads cleanly, its records replace the
-    old ones and :attr:`version` changes. A withdrawal appended to the file (or a new file renamed over it)
-    therefore applies within ``interval`` plus the time to read it, far inside the 2-second bound of live stores.
+    The file is read as a stream. Up to ``threshold`` records are held in a :class:`MemoryStore`; a file of more
+    is imported into an SQLite cache (:mod:`consentcrawl.consent.filecache`), reused while the file is unchanged,
+    and lookups read the cache. After that, a lookup or a read of :attr:`version` looks at the file (``os.stat``)
+    when ``interval`` seconds (default 0.25) have passed since the last look; when its device, inode, size or times
+    changed and its bytes did too, the file is read again and, if it reads cleanly, its records replace the old
+    ones and :attr:`version` changes. A withdrawal appended to the file (or a new file renamed over it) therefore
+    applies within ``interval`` plus the time to read it, far inside the 2-second bound of live stores.
+
+    A file bigger than the threshold's worth of bytes is read again in a thread of its own, and lookups fail
+    (:class:`~consentcrawl.errors.StoreUnavailable`, so decisions that need them deny) from the moment the change
+    is seen until the new records are in: the old ones may hold a grant the change withdrew.
 
     A read that fails (the file deleted or unreadable, a syntax or validation error, a file caught half-written)
     makes every lookup raise :class:`~consentcrawl.errors.StoreUnavailable` until the file reads cleanly again:
@@ -92,59 +109,127 @@ class FileStore:
     """
 
     def __init__(self, path: str | os.PathLike[str], platforms: PlatformRegistry, *,
-                 interval: float = CHECK_INTERVAL, clock: Callable[[], float] = time.monotonic) -> None:
+                 interval: float = CHECK_INTERVAL, clock: Callable[[], float] = time.monotonic,
+                 threshold: int | None = CACHE_THRESHOLD) -> None:
         self.path = os.fspath(path)
         self.source = str(path)
         self.platforms = platforms
         self.interval = interval
+        self.threshold = threshold
         self._clock = clock
         self._lock = threading.Lock()
         _rows_of(self.source)  # an unsupported file type stops the crawl before the file is read
         try:
             st = os.stat(self.path)
-            data = Path(self.path).read_bytes()
         except OSError as exc:
             raise ConfigError(f"cannot read file: {exc.strerror or exc}", self.source) from exc
-        self._memory = _parse(decode_text(data, self.source), self.source, platforms)
-        self._version: int = self._memory.version
+        self.cache_builds = 0  #: caches built (not reused) since the store was opened
+        self._backend: MemoryStore | CacheStore
+        self._digest: bytes | None
+        self._backend, self._digest = self._read(st)  #: the records, and the digest of the bytes they were read from
+        self._version: int = new_version()
         self._seen = _signature(st)  #: the file as of the last read
-        self._digest: bytes | None = _digest(data)  #: its bytes as of the last read (None: not read)
         self._racy = _is_racy(st)
+        self._bytes_per_record = st.st_size / max(len(self._backend), 1)
         self._error: str | None = None  #: why lookups fail, while they do
         self._os_error = False  #: the failure is the file system's (a missing file): look again every time
+        self._reading: threading.Thread | None = None  #: a read in a thread of its own, while it runs
         self._next_check = self._clock() + interval
         self.reloads = 0  #: successful reloads since the store was opened
 
     # -- the protocol -------------------------------------------------------------------------------------------
 
     @property
-    def version(self) -> int:
+    def version(self) -> Any:
         """Changes with each reload and when the store starts failing. Reading it looks at the file when
         ``interval`` has passed since the last look: a remembered decision is checked by its version alone, so the
         version must notice a change to the file without a lookup."""
         if self._clock() >= self._next_check:
             self._check()
+        backend = self._backend
+        if isinstance(backend, CacheStore):
+            return (self._version, backend.version)
         return self._version
 
-    def lookup(self, platform: str, subject: str) -> tuple[AuthorizationRecord, ...]:
+    def lookup(self, platform: str, subject: str) -> Sequence[AuthorizationRecord]:
         """All records of one person on one platform; raises StoreUnavailable while the file does not read."""
         if self._clock() >= self._next_check:
             self._check()
         error = self._error
         if error is not None:
             raise StoreUnavailable(error)
-        return self._memory.lookup(platform, subject)
+        backend = self._backend
+        try:
+            return backend.lookup(platform, subject)
+        except StoreUnavailable:
+            if isinstance(backend, CacheStore):
+                self._rebuild(backend)
+            raise
 
     def __iter__(self) -> Iterator[AuthorizationRecord]:
-        """Every record of the last clean read, in file order."""
-        return iter(self._memory)
+        """Every record of the last clean read, in file order (a cached file is read again for them)."""
+        backend = self._backend
+        if isinstance(backend, MemoryStore):
+            return iter(backend)
+        return iter_records(self.path, self.source, self.platforms, dedup=False)
 
     def __len__(self) -> int:
-        return len(self._memory)
+        return len(self._backend)
 
     @property
     def available(self) -> bool:
         return self._error is None
+
+    @property
+    def cached(self) -> CacheStore | None:
+        """The SQLite cache the records are read from, when the file is over the threshold."""
+        backend = self._backend
+        return backend if isinstance(backend, CacheStore) else None
+
+    def close(self) -> None:
+        backend = self._backend
+        if isinstance(backend, CacheStore):
+            backend.close()
+
+    # -- reading the file ---------------------------------------------------------------------------------------
+
+    def _read(self, st: os.stat_result) -> tuple[MemoryStore | CacheStore, bytes]:
+        """The file's records (in memory, or in its cache), and the digest of the bytes they were read from.
+        Raises ConfigError (a record error, naming the line) or OSError."""
+        if self.threshold is not None:
+            fresh = open_fresh_cache(self.path, st, self.platforms)
+            if fresh is not None:
+                return fresh
+        raw, buffered = open_hashed(self.path)
+        try:
+            validator = open_validator(self.source, self.platforms)
+            records = validator.records(buffered)
+            first = list(itertools.islice(records, self.threshold + 1 if self.threshold is not None else None))
+            if self.threshold is None or len(first) <= self.threshold:
+                raw.drain()
+                return MemoryStore(first, source=self.source, platforms=self.platforms), raw.digest()
+            validator.forget_duplicates()  # from here on the cache's import finds them, without a dict of each
+            progress = Progress(f"importing {self.source} into its cache", st.st_size)
+
+            def expected(count: int) -> int:
+                return int(count * st.st_size / max(raw.position, 1) * 1.2) + 1
+
+            def tick(count: int) -> None:
+                progress.update(raw.position, count)
+
+            def digest() -> bytes:
+                raw.drain()
+                return raw.digest()
+
+            cache = build_cache(self.path, st, itertools.chain(first, records), self.platforms, digest,
+                                expected=expected, tick=tick)
+            progress.finish(len(cache))
+            self.cache_builds += 1
+            logger.info("authorization file %s: %d records imported into its cache %s", self.source, len(cache),
+                        cache.path)
+            return cache, raw.digest()
+        finally:
+            raw.close()
 
     # -- following the file -------------------------------------------------------------------------------------
 
@@ -158,6 +243,8 @@ class FileStore:
                 self._next_check = self._clock() + self.interval
 
     def _look(self) -> None:
+        if self._reading is not None:
+            return  # a read runs in its own thread; lookups fail until it is done
         try:
             st = os.stat(self.path)
         except OSError as exc:
@@ -168,50 +255,94 @@ class FileStore:
         if signature == self._seen and not self._racy and not self._os_error:
             return  # unchanged since it was last read
         try:
-            data = Path(self.path).read_bytes()
+            digest = file_digest(self.path)
         except OSError as exc:
             self._fail(f"cannot be read ({exc.strerror or type(exc).__name__})",
                        f"cannot read file: {exc.strerror or exc}", os_error=True)
             return
-        digest = _digest(data)
         self._seen, self._racy = signature, _is_racy(st)
         if digest == self._digest and not self._os_error:
             return  # the same bytes as last read (touched, copied over with the same content, a racy look)
         self._digest = digest  # these bytes are not parsed again: they either read cleanly or fail below
-        try:
-            memory = _parse(decode_text(data, self.source), self.source, self.platforms)
-        except ConfigError as exc:
-            where = f", line {exc.line}" if exc.line is not None else ""
-            self._fail(f"does not read cleanly{where}: {_redact(exc.message)}", str(exc), os_error=False)
+        big = self.threshold is not None and st.st_size > max(
+            self.threshold * self._bytes_per_record, _BACKGROUND_BYTES)
+        if big or isinstance(self._backend, CacheStore):
+            self._fail("changed and is being read again", "changed", os_error=False, quiet=True)
+            self._reading = threading.Thread(target=self._reload, args=(st,), name="consentcrawl-file-store",
+                                             daemon=True)
+            self._reading.start()
             return
-        except Exception as exc:  # noqa: BLE001 - a bug or a resource limit: the old records must not be used
-            self._fail(f"could not be read ({type(exc).__name__})", repr(exc), os_error=False)
-            return
-        self._memory = memory  # the records first, then the version: a version never names older records
-        self._version = memory.version
-        self.reloads += 1
-        if self._error is not None:
-            logger.warning("authorization file %s reads cleanly again (%d records): lookups answer again",
-                           self.source, len(memory))
-            self._error, self._os_error = None, False
+        self._reload(st)
 
-    def _fail(self, why: str, detail: str, *, os_error: bool) -> None:
+    def _rebuild(self, broken: CacheStore) -> None:
+        """The cache failed (damaged, removed, replaced): build it again from the file, in a thread of its own;
+        lookups fail until it is done."""
+        with self._lock:
+            if self._reading is not None or self._backend is not broken:
+                return
+            try:
+                st = os.stat(self.path)
+            except OSError:
+                return  # the next look at the file fails the store
+            broken.close()
+            for suffix in ("", "-wal", "-shm", "-journal"):
+                with contextlib.suppress(OSError):
+                    os.unlink(f"{broken.path}{suffix}")
+            self._fail("has a cache that cannot be read; it is being built again", "cache failed", os_error=False,
+                       quiet=True)
+            self._reading = threading.Thread(target=self._reload, args=(st,), name="consentcrawl-file-store",
+                                             daemon=True)
+            self._reading.start()
+
+    def _reload(self, st: os.stat_result) -> None:
+        try:
+            try:
+                backend, digest = self._read(st)
+            except ConfigError as exc:
+                where = f", line {exc.line}" if exc.line is not None else ""
+                self._fail(f"does not read cleanly{where}: {_redact(exc.message)}", str(exc), os_error=False)
+                return
+            except OSError as exc:
+                self._fail(f"cannot be read ({exc.strerror or type(exc).__name__})",
+                           f"cannot read file: {exc.strerror or exc}", os_error=True)
+                return
+            except Exception as exc:  # noqa: BLE001 - a bug or a resource limit: the old records must not be used
+                self._fail(f"could not be read ({type(exc).__name__})", repr(exc), os_error=False)
+                return
+            old, self._backend = self._backend, backend  # the records first, then the version
+            self._digest = digest
+            self._bytes_per_record = st.st_size / max(len(backend), 1)
+            self._version = new_version()
+            self.reloads += 1
+            if old is not backend and isinstance(old, CacheStore):
+                old.close()
+            if self._error is not None:
+                if self._error.endswith(("is being read again", "is being built again")):
+                    logger.info("authorization file %s read again (%d records): lookups answer again",
+                                self.source, len(backend))
+                else:
+                    logger.warning("authorization file %s reads cleanly again (%d records): lookups answer again",
+                                   self.source, len(backend))
+                self._error, self._os_error = None, False
+        finally:
+            self._reading = None
+
+    def _fail(self, why: str, detail: str, *, os_error: bool, quiet: bool = False) -> None:
         was = self._error
         self._error = f"authorization file {self.source} {why}"  # before the version changes
         self._os_error = os_error
         if os_error:
             self._digest = None  # whatever comes back is read and checked again
-        if was is None:
+        if was is None or quiet:
             self._version = new_version()
+        if quiet:
+            logger.info("%s; lookups fail (decisions that need them deny) until it is read", self._error)
+        elif was is None or was.endswith(("is being read again", "is being built again")):
             # the ERROR line names the cause without the record's values (a withdrawal's free text can name the
             # person); the full message, values included, is for DEBUG only
             logger.error("%s; every lookup fails (decisions that need it deny) until it reads cleanly again",
                          self._error)
             logger.debug("authorization file %s: %s", self.source, detail)
-
-
-def _digest(data: bytes) -> bytes:
-    return hashlib.blake2b(data, digest_size=16).digest()
 
 
 def _is_racy(st: os.stat_result) -> bool:

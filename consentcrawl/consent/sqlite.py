@@ -101,6 +101,8 @@ class SQLiteStore:
     subject key rule then comes from its configuration), or just the names (the rule recorded in the store).
     """
 
+    _select = SELECT  #: the query of one person's range of rows
+
     def __init__(self, url: str | SQLiteURL, platforms: Any = None, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.url = url if isinstance(url, SQLiteURL) else parse_sqlite_url(url)
@@ -195,7 +197,7 @@ class SQLiteStore:
             self.queries += 1
             try:
                 rows = [row for first in dict.fromkeys(bases)
-                        for row in conn.execute(SELECT, (first, first + SLOTS)).fetchall()]
+                        for row in conn.execute(self._select, (first, first + SLOTS)).fetchall()]
             except sqlite3.Error as exc:
                 why = self._fail(f"failed: {type(exc).__name__}: {exc}", transient=_is_busy(exc))
                 raise StoreUnavailable(why) from exc

@@ -1,0 +1,419 @@
+"""``consentcrawl authorizations import|validate|show|stats``: an operator's tools for authorization stores.
+
+- ``import SRC DEST``: validate a YAML, CSV or JSONL file with the loaders a crawl uses and add its records to a
+  writable store (``sqlite:///PATH``, ``redis://...``), all or nothing. A new (or empty) SQLite store is built by
+  the bulk importer, with a progress bar; records added to a store that holds some are checked one by one against
+  it. Importing a withdrawal into the store a crawl is using is how an operator stops collection live.
+- ``validate SRC``: every error of a file, each with its file and line (exit 1 when there is one), without
+  stopping at the first; an SQLite store is opened as a crawl opens it and checked page by page.
+- ``show PLATFORM:SUBJECT``: one person's records and, for each purpose, whether they allow collection now.
+- ``stats SRC``: counts by platform and purpose, withdrawn and expired records, and the store's version.
+
+Error messages name the file and line and leave out record values (``'…'``): the output goes into terminals and
+CI logs, and a value may be a person's id.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sqlite3
+import sys
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, StoreUnavailable
+
+EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
+
+
+def add_authorizations(sub: Any) -> None:
+    """The ``authorizations`` command and its actions."""
+    parser = sub.add_parser("authorizations", help="manage authorization stores")
+    actions = parser.add_subparsers(dest="action", required=True)
+
+    def common(action: Any) -> None:
+        action.add_argument("--settings", metavar="MODULE", help="Scrapy settings module to read CONSENTCRAWL_* from")
+        action.add_argument("--platforms", metavar="FILE", help="platform terms YAML the records are checked against")
+
+    load = actions.add_parser("import", help="validate a YAML, CSV or JSONL file of authorization records and add "
+                                             "them to an SQLite store (created if missing) or a Redis store")
+    load.add_argument("source", metavar="SRC", help="a .yaml, .csv or .jsonl file of authorization records")
+    load.add_argument("dest", metavar="sqlite:///DEST", help="the store (relative path; sqlite:////abs/path), or "
+                                                             "redis://HOST:PORT/DB")
+    common(load)
+    load.set_defaults(func=cmd_import)
+
+    validate = actions.add_parser("validate", help="check a file (every error, with its line) or an SQLite store")
+    validate.add_argument("source", metavar="SRC", help="a .yaml, .csv or .jsonl file, or sqlite:///PATH")
+    common(validate)
+    validate.set_defaults(func=cmd_validate)
+
+    show = actions.add_parser("show", help="one person's records and what they allow now")
+    show.add_argument("person", metavar="PLATFORM:SUBJECT")
+    show.add_argument("--authorizations", metavar="SRC", help="the store (default: CONSENTCRAWL_AUTHORIZATIONS)")
+    show.add_argument("--now", metavar="TIME", help="as of this ISO-8601 time")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    common(show)
+    show.set_defaults(func=cmd_show)
+
+    stats = actions.add_parser("stats", help="counts by platform and purpose, withdrawn, expired; store version")
+    stats.add_argument("source", metavar="SRC", help="a .yaml, .csv or .jsonl file, or sqlite:///PATH")
+    stats.add_argument("--now", metavar="TIME", help="as of this ISO-8601 time")
+    stats.add_argument("--json", action="store_true", help="print JSON")
+    common(stats)
+    stats.set_defaults(func=cmd_stats)
+
+
+def _platforms_for(args: argparse.Namespace) -> Any:
+    from .cli import _platforms_for as platforms_for
+
+    return platforms_for(args)
+
+
+def _load_settings(module: str | None) -> dict[str, Any]:
+    from .cli import load_settings
+
+    return load_settings(module)
+
+
+def _redact(message: str, keep: set[str]) -> str:
+    """``message`` with every quoted value replaced by ``'…'``, except the words in ``keep`` (field names,
+    purposes, platform names and patterns: the configuration's words, never a record's)."""
+    from .consent.load import _QUOTED
+
+    def hide(match: Any) -> str:
+        return match.group(0) if match.group(0)[1:-1] in keep else "'…'"
+
+    return str(_QUOTED.sub(hide, message))
+
+
+def _known_words(platforms: Any) -> set[str]:
+    from .consent.formats import RECORD_FIELDS
+    from .purposes import KNOWN_PURPOSES
+
+    words = {*RECORD_FIELDS, *(f"'{f}'" for f in RECORD_FIELDS), *KNOWN_PURPOSES, "authorizations"}
+    for name, platform in platforms.platforms.items():
+        words.add(name)
+        words.add(platform.subject_regex or "[^/]+")
+    return words
+
+
+def _now(text: str | None) -> datetime:
+    if not text:
+        return datetime.now(timezone.utc)
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"{text!r} is not an ISO-8601 time", source="--now") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _is_sqlite(source: str) -> bool:
+    return source.lower().startswith("sqlite:///")
+
+
+# -- import ---------------------------------------------------------------------------------------------------------
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    """Validate SRC with the loaders a crawl uses, then add its records to DEST, all or nothing."""
+    try:
+        return _import(args)
+    except ConfigError as exc:  # the file and line, without the record's values
+        if exc.source is None or exc.source.startswith(("sqlite:", "redis", "--", "CONSENTCRAWL_")):
+            raise
+        raise ConfigError(_redact(exc.message, _known_words(_platforms_for(args))), exc.source, exc.line) from None
+
+
+def _import(args: argparse.Namespace) -> int:
+    from .consent.formats import open_validator
+    from .consent.progress import Progress
+    from .consent.reading import open_hashed
+    from .consent.sqlite_format import parse_sqlite_url
+
+    platforms = _platforms_for(args)
+    redis = args.dest.lower().startswith(("redis://", "rediss://"))
+    url = None if redis else parse_sqlite_url(args.dest)
+    bulk = url is not None and not _holds_records(url.path)
+    try:
+        size = os.stat(args.source).st_size
+        raw, buffered = open_hashed(args.source)
+    except OSError as exc:
+        raise ConfigError(f"cannot read file: {exc.strerror or exc}", args.source) from None
+    progress = Progress(f"importing {args.source}", size)
+
+    def tick(count: int) -> None:
+        progress.update(raw.position, count)
+
+    with raw:
+        records = open_validator(args.source, platforms, dedup=not bulk).records(buffered)
+        if redis:
+            from .consent.redisstore import import_records, parse_redis_url
+
+            result = import_records(args.dest, _ticking(records, tick), platforms=platforms.platforms)
+            progress.finish(result.imported + result.skipped)
+            print(f"imported {result.imported} record(s) from {args.source} into "
+                  f"{parse_redis_url(args.dest).source} ({result.skipped} it already held)")
+            return EXIT_OK
+        assert url is not None
+        if bulk:
+            from .consent.sqlite_bulk import build_store
+
+            def expected(count: int) -> int:
+                return int(count * size / max(raw.position, 1) * 1.2) + 1
+
+            added = build_store(url.path, records, platforms=platforms.platforms, expected=expected, tick=tick)
+        else:
+            from .consent.sqlite_write import import_records as add_records
+
+            added = add_records(url, _ticking(records, tick), platforms=platforms.platforms)
+    progress.finish(added.imported)
+    print(f"imported {added.imported} record(s) from {args.source} into {url.source}; it now holds "
+          f"{added.records} record(s) of {added.keys} people")
+    return EXIT_OK
+
+
+def _holds_records(path: str) -> bool:
+    """Whether an SQLite store at ``path`` exists with records in it (records are then added one by one)."""
+    if not Path(path).exists() or Path(path).stat().st_size == 0:
+        return False
+    try:
+        conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return True  # let the writer say what is wrong with it
+    try:
+        return conn.execute("SELECT 1 FROM records LIMIT 1").fetchone() is not None
+    except sqlite3.Error:
+        return True
+    finally:
+        conn.close()
+
+
+def _ticking(records: Any, tick: Any) -> Any:
+    count = 0
+    for count, record in enumerate(records, start=1):
+        if count % 10_000 == 0:
+            tick(count)
+        yield record
+
+
+# -- validate -------------------------------------------------------------------------------------------------------
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    if _is_sqlite(args.source):
+        return _validate_sqlite(args)
+    from .consent.formats import open_validator
+    from .consent.reading import open_hashed
+
+    platforms = _platforms_for(args)
+    errors: list[ConfigError] = []
+    validator = open_validator(args.source, platforms)
+    try:
+        raw, buffered = open_hashed(args.source)
+    except OSError as exc:
+        raise ConfigError(f"cannot read file: {exc.strerror or exc}", args.source) from None
+    count = 0
+    with raw:
+        for _record in validator.records(buffered, errors):
+            count += 1
+    keep = _known_words(platforms)
+    for error in errors:
+        print(_located(error, keep))
+    verdict = "valid" if not errors else f"{len(errors)} error(s)"
+    print(f"{args.source}: {count} valid record(s); {verdict}", file=sys.stderr)
+    return EXIT_FOUND if errors else EXIT_OK
+
+
+def _located(error: ConfigError, keep: set[str]) -> str:
+    where = f"{error.source}:{error.line}" if error.line is not None else f"{error.source}"
+    return f"{where}: {_redact(error.message, keep)}"
+
+
+def _validate_sqlite(args: argparse.Namespace) -> int:
+    from .consent.sqlite import SQLiteStore
+
+    platforms = _platforms_for(args)
+    store = SQLiteStore(args.source, platforms.platforms)  # a store that does not open is a ConfigError
+    try:
+        conn = sqlite3.connect(f"file:{Path(store.path).resolve()}?mode=ro", uri=True)
+        try:
+            problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        problems = [f"{type(exc).__name__}: {exc}"]
+    finally:
+        store.close()
+    if problems != ["ok"]:
+        for problem in problems:
+            print(f"{args.source}: {problem}")
+        return EXIT_FOUND
+    print(f"{args.source}: valid ({store.records} record(s) of {store.keys} people)", file=sys.stderr)
+    return EXIT_OK
+
+
+# -- show -----------------------------------------------------------------------------------------------------------
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from .checks.subject import judge_records
+    from .config import open_store
+    from .consent.adapt import as_async_store
+    from .purposes import KNOWN_PURPOSES
+    from .settings import as_settings, read
+
+    platform_name, sep, subject = args.person.partition(":")
+    if not sep or not platform_name or not subject:
+        raise ConfigError(f"{args.person!r} is not PLATFORM:SUBJECT", source="PLATFORM:SUBJECT")
+    platforms = _platforms_for(args)
+    platform = platforms.get(platform_name)
+    if platform is None:
+        raise ConfigError(f"platform {platform_name!r} is not configured (configured: "
+                          f"{', '.join(sorted(platforms.platforms)) or 'none'})", source="PLATFORM:SUBJECT")
+    settings = _load_settings(args.settings)
+    source = args.authorizations or read(as_settings(settings), "CONSENTCRAWL_AUTHORIZATIONS")
+    if not source:
+        raise ConfigError("no authorization store: give --authorizations SRC", source="--authorizations")
+    now = _now(args.now)
+    store = as_async_store(open_store(source, platforms, None, settings))
+    from .cli import run_async
+
+    async def look() -> tuple[Any, ...]:
+        return await store.lookup(platform_name, platform.subject_key(subject))
+
+    try:
+        records = run_async(look)
+    except StoreUnavailable as exc:
+        print(f"consentcrawl: the store cannot answer: {exc}", file=sys.stderr)
+        return EXIT_FOUND
+    finally:
+        close = getattr(store.store, "close", None)
+        if callable(close):
+            result = close()
+            if hasattr(result, "__await__"):  # pragma: no cover - the async stores close in their own loop
+                result.close()
+    allowed = {}
+    for purpose in sorted(KNOWN_PURPOSES):
+        live, reason = judge_records(records, purpose, now)
+        allowed[purpose] = {"allowed": live is not None, "reason": "subject.authorized" if live else reason,
+                            "record": live.source if live else None}
+    if args.json:
+        print(json.dumps({"platform": platform_name, "subject": subject, "now": now.isoformat(),
+                          "store": store.source, "records": [_record_json(r, now) for r in records],
+                          "purposes": allowed}, indent=2))
+        return EXIT_OK
+    print(f"{platform_name}:{subject} in {store.source}, as of {now.isoformat()}")
+    if not records:
+        print("  no records")
+    for record in records:
+        data = _record_json(record, now)
+        print(f"  {data['source']}: {data['status']}; purposes {', '.join(data['purposes'])}; granted "
+              f"{data['granted_at']}, expires {data['expires_at'] or 'never'}"
+              + (f", revoked {data['revoked_at']}" if data["revoked_at"] else "")
+              + f"; evidence {data['evidence']!r}")
+    print("now:")
+    for purpose, verdict in allowed.items():
+        print(f"  {purpose:<22} {'ALLOWED' if verdict['allowed'] else 'denied '}  {verdict['reason']}")
+    return EXIT_OK
+
+
+def _record_json(record: Any, now: datetime) -> dict[str, Any]:
+    return {"source": record.source, "subject": record.subject, "status": record.status(now).value,
+            "purposes": sorted(record.purposes), "granted_at": record.granted_at.isoformat(),
+            "expires_at": record.expires_at.isoformat() if record.expires_at else None,
+            "revoked_at": record.revoked_at.isoformat() if record.revoked_at else None,
+            "evidence": record.evidence, "record_id": record.record_id or None,
+            "fields": sorted(record.fields) if record.fields is not None else None,
+            "jurisdiction": record.jurisdiction or None}
+
+
+# -- stats ----------------------------------------------------------------------------------------------------------
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    now = _now(args.now)
+    platforms = _platforms_for(args)
+    if _is_sqlite(args.source):
+        report = _sqlite_stats(args.source, platforms, now)
+    else:
+        report = _file_stats(args.source, platforms, now)
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return EXIT_OK
+    print(f"{report['store']}: {report['records']} record(s) of {report['people']} people, as of {report['now']}")
+    print(f"  version: {report['version']}")
+    print(f"  withdrawn: {report['revoked']}   expired: {report['expired']}   live: {report['live']}")
+    print("  by platform: " + (", ".join(f"{k} {v}" for k, v in report["platforms"].items()) or "none"))
+    print("  by purpose:  " + (", ".join(f"{k} {v}" for k, v in report["purposes"].items()) or "none"))
+    return EXIT_OK
+
+
+def _file_stats(source: str, platforms: Any, now: datetime) -> dict[str, Any]:
+    from .consent.formats import open_validator
+    from .consent.keys import key_function
+    from .consent.reading import open_hashed
+    from .consent.records import RecordStatus
+
+    try:
+        raw, buffered = open_hashed(source)
+    except OSError as exc:
+        raise ConfigError(f"cannot read file: {exc.strerror or exc}", source) from None
+    by_platform: Counter[str] = Counter()
+    by_purpose: Counter[str] = Counter()
+    status: Counter[str] = Counter()
+    people: set[int] = set()
+    keys = {name: key_function(p) for name, p in platforms.platforms.items()}
+    with raw:
+        for record in open_validator(source, platforms).records(buffered):
+            by_platform[record.platform] += 1
+            by_purpose.update(record.purposes)
+            status[record.status(now).value] += 1
+            people.add(hash((record.platform, keys[record.platform](record.subject))))
+        raw.drain()
+        digest = raw.digest().hex()
+    return _report(source, now, sum(by_platform.values()), len(people), by_platform, by_purpose,
+                   status[RecordStatus.REVOKED.value], status[RecordStatus.EXPIRED.value],
+                   status[RecordStatus.LIVE.value], f"blake2b {digest}")
+
+
+def _sqlite_stats(source: str, platforms: Any, now: datetime) -> dict[str, Any]:
+    from .consent.sqlite import SQLiteStore
+
+    store = SQLiteStore(source, platforms.platforms)  # refuses what a crawl would refuse
+    store.close()
+    path = Path(store.path)
+    at = now.isoformat()
+    conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
+    try:
+        by_platform = Counter(dict(conn.execute("SELECT platform, count(*) FROM records GROUP BY platform")))
+        by_purpose: Counter[str] = Counter()
+        for purposes, n in conn.execute("SELECT purposes, count(*) FROM records GROUP BY purposes"):
+            for purpose in purposes.split():
+                by_purpose[purpose] += n
+        revoked, expired, live = conn.execute(
+            "SELECT sum(revoked_at IS NOT NULL AND julianday(revoked_at) <= julianday(:now)), "
+            "sum((revoked_at IS NULL OR julianday(revoked_at) > julianday(:now)) AND expires_at IS NOT NULL "
+            "AND julianday(expires_at) <= julianday(:now)), "
+            "sum((revoked_at IS NULL OR julianday(revoked_at) > julianday(:now)) AND julianday(granted_at) <= "
+            "julianday(:now) AND (expires_at IS NULL OR julianday(expires_at) > julianday(:now))) FROM records",
+            {"now": at}).fetchone()
+        meta = dict(conn.execute("SELECT key, value FROM meta"))
+    finally:
+        conn.close()
+    st = path.stat()
+    version = (f"format {meta.get('version')}, file of {st.st_size} bytes modified "
+               f"{datetime.fromtimestamp(st.st_mtime, timezone.utc).isoformat()}")
+    return _report(source, now, int(meta.get("records", 0)), int(meta.get("keys", 0)), by_platform, by_purpose,
+                   revoked or 0, expired or 0, live or 0, version)
+
+
+def _report(store: str, now: datetime, records: int, people: int, by_platform: Counter[str],
+            by_purpose: Counter[str], revoked: int, expired: int, live: int, version: str) -> dict[str, Any]:
+    return {"store": store, "now": now.isoformat(), "version": version, "records": records, "people": people,
+            "revoked": revoked, "expired": expired, "live": live,
+            "platforms": dict(sorted(by_platform.items())), "purposes": dict(sorted(by_purpose.items()))}

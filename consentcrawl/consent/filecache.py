@@ -1,0 +1,142 @@
+"""The SQLite cache of a large YAML, CSV or JSONL authorization file.
+
+A file of more records than ``CONSENTCRAWL_AUTHORIZATIONS_CACHE_THRESHOLD`` (default 50,000) is not held in memory:
+its validated records are imported (:func:`~consentcrawl.consent.sqlite_bulk.build_store`) into an SQLite store
+beside it, ``FILE.consentcrawl-cache.db``, or, when that directory is not writable, in
+``$XDG_CACHE_HOME/consentcrawl/`` (``~/.cache/consentcrawl/``). Lookups then go to the cache
+(:class:`CacheStore`: an :class:`~consentcrawl.consent.sqlite.SQLiteStore` whose records name the file and line
+they were read from, as a file store's do).
+
+The cache records what it was built from: the file's path, size, modification time and a BLAKE2b digest of its
+bytes (exactly the bytes that were parsed), the platforms' subject rules, and the cache format. It is reused
+while the file has the same size and digest under the same platforms (a file touched but not changed keeps its
+cache); anything else builds it again. The file is the truth, the cache only a faster way to read it: a cache
+that does not open cleanly is built again, never trusted.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, StoreUnavailable
+from ..terms.platforms import PlatformRegistry
+from .reading import file_digest
+from .records import AuthorizationRecord
+from .sqlite import SQLiteStore
+from .sqlite_bulk import build_store
+from .sqlite_format import COLUMNS, SQLiteURL
+
+__all__ = ["CACHE_FORMAT", "SUFFIX", "CacheStore", "build_cache", "cache_paths", "open_fresh_cache"]
+
+logger = logging.getLogger(__name__)
+
+CACHE_FORMAT = "1"
+SUFFIX = ".consentcrawl-cache.db"
+
+
+class CacheStore(SQLiteStore):
+    """The cache of a file, read like any SQLite store; a record's ``source`` is the file and line it came from."""
+
+    _select = f"SELECT {COLUMNS}, origin FROM records WHERE id >= ? AND id < ?"
+
+    def _record(self, row: tuple[Any, ...]) -> AuthorizationRecord:
+        return dataclasses.replace(super()._record(row[:-1]), source=row[-1])
+
+
+def cache_paths(path: str) -> list[Path]:
+    """Where the cache of ``path`` may be: beside it, then in the user's cache directory."""
+    source = Path(path).resolve()
+    beside = source.with_name(source.name + SUFFIX)
+    home = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    tag = hashlib.blake2b(os.fsencode(source), digest_size=8).hexdigest()
+    return [beside, Path(home) / "consentcrawl" / f"{tag}-{source.name}{SUFFIX}"]
+
+
+def platforms_fingerprint(platforms: PlatformRegistry) -> str:
+    """What of the platforms file the validated records depend on: the names, subject patterns and key rules."""
+    table = {name: [p.subject_regex, bool(getattr(p, "case_sensitive", False))]
+             for name, p in sorted(platforms.platforms.items())}
+    return hashlib.blake2b(json.dumps(table, sort_keys=True).encode(), digest_size=16).hexdigest()
+
+
+def _wanted(path: str, st: os.stat_result, platforms: PlatformRegistry) -> dict[str, str]:
+    return {"cache_format": CACHE_FORMAT, "source_path": str(Path(path).resolve()), "source_size": str(st.st_size),
+            "platforms_fingerprint": platforms_fingerprint(platforms)}
+
+
+def open_fresh_cache(path: str, st: os.stat_result, platforms: PlatformRegistry) -> tuple[CacheStore, bytes] | None:
+    """The cache of the file as it is now (same size and digest, same platforms), opened, with the file's digest;
+    None when there is none."""
+    wanted = _wanted(path, st, platforms)
+    digest: bytes | None = None
+    for candidate in cache_paths(path):
+        meta = _meta_of(candidate)
+        if meta is None or any(meta.get(k) != v for k, v in wanted.items()):
+            continue
+        if digest is None:
+            digest = file_digest(path)
+        if meta.get("source_digest") != digest.hex():
+            continue
+        try:
+            return CacheStore(SQLiteURL(str(candidate)), platforms.platforms), digest
+        except ConfigError as exc:
+            logger.warning("authorization file %s: its cache %s does not open (%s); reading the file again",
+                           path, candidate, exc.message)
+    return None
+
+
+def _meta_of(candidate: Path) -> dict[str, str] | None:
+    if not candidate.is_file():
+        return None
+    try:
+        conn = sqlite3.connect(f"file:{candidate}?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        return dict(conn.execute("SELECT key, value FROM meta").fetchall())
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+
+
+def _writable(directory: Path) -> bool:
+    """Whether a file can be created in ``directory`` (``os.access`` alone is wrong for root and some mounts)."""
+    probe = directory / f".consentcrawl-probe-{os.getpid()}"
+    try:
+        probe.touch(exist_ok=False)
+    except OSError:
+        return False
+    probe.unlink(missing_ok=True)
+    return True
+
+
+def build_cache(path: str, st: os.stat_result, records: Iterable[AuthorizationRecord], platforms: PlatformRegistry,
+                digest: Any, *, expected: Any = 0, tick: Any = None) -> CacheStore:
+    """Import ``records`` (the file's, as they are read) into a new cache and open it.
+
+    ``digest()`` gives the digest of the bytes read, once every record was. The cache goes beside the file when
+    its directory is writable, else into the user's cache directory. Record errors (ConfigError) propagate."""
+    wanted = _wanted(path, st, platforms)
+
+    def meta() -> dict[str, str]:
+        return {**wanted, "source_mtime_ns": str(st.st_mtime_ns), "source_digest": digest().hex()}
+
+    beside, elsewhere = cache_paths(path)
+    where = beside if _writable(beside.parent) else elsewhere
+    try:
+        build_store(str(where), records, platforms=platforms.platforms, expected=expected, meta=meta, tick=tick)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(f"cannot write the cache of this file at {where}: {exc}", path) from None
+    try:
+        return CacheStore(SQLiteURL(str(where)), platforms.platforms)
+    except ConfigError as exc:  # pragma: no cover - what was just built does not open: never answer from it
+        raise StoreUnavailable(f"its cache {where} does not open: {exc.message}") from None

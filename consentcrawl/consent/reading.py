@@ -1,0 +1,75 @@
+"""Reading an authorization file as a stream: its bytes are hashed and counted as the parsers read them.
+
+A file of millions of records must not be held in memory, nor read twice to learn whether it changed: the parsers
+of :mod:`consentcrawl.consent.formats` read through a :class:`HashingReader`, which hashes the bytes they read (so
+the digest is exactly of what was parsed, whatever happens to the file meanwhile) and counts them (for a progress
+bar). :func:`file_digest` hashes a file without parsing it, to tell whether a changed file holds new bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+from typing import Any
+
+__all__ = ["CHUNK", "HashingReader", "file_digest", "open_hashed"]
+
+CHUNK = 1 << 20  #: bytes read at a time
+
+
+def _hasher() -> Any:
+    return hashlib.blake2b(digest_size=16)
+
+
+class HashingReader(io.RawIOBase):
+    """A raw binary stream over a file that hashes and counts every byte read through it."""
+
+    def __init__(self, f: Any) -> None:
+        super().__init__()
+        self._f = f
+        self._hash = _hasher()
+        self.position = 0  #: bytes read so far
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        n: int = self._f.readinto(buffer)
+        if n:
+            view = memoryview(buffer)[:n]
+            self._hash.update(view)
+            self.position += n
+        return n
+
+    def drain(self) -> None:
+        """Read (and hash) the rest of the file: the digest then covers it all, even when parsing stopped early."""
+        buffer = bytearray(CHUNK)
+        while self.readinto(buffer):
+            pass
+
+    def digest(self) -> bytes:
+        return self._hash.digest()
+
+    def close(self) -> None:
+        try:
+            self._f.close()
+        finally:
+            super().close()
+
+
+def open_hashed(path: str) -> tuple[HashingReader, io.BufferedReader]:
+    """The file's raw hashing reader and a buffered reader over it (what the parsers read)."""
+    raw = HashingReader(open(path, "rb", buffering=0))
+    return raw, io.BufferedReader(raw, CHUNK)
+
+
+def file_digest(path: str | os.PathLike[str]) -> bytes:
+    """The digest :class:`HashingReader` gives for the whole file."""
+    hasher = _hasher()
+    with open(path, "rb", buffering=0) as f:
+        buffer = bytearray(CHUNK)
+        view = memoryview(buffer)
+        while n := f.readinto(buffer):
+            hasher.update(view[:n])
+    return hasher.digest()
