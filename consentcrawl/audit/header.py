@@ -55,8 +55,17 @@ def describe_config(config: ConsentConfig, settings: Any) -> dict[str, Any]:
     }
 
 
+#: files bigger than this are described by size and modification time, not hashed: a 10-million-record store
+#: would otherwise add seconds to every crawl's start (its records' own evidence still names the file and line)
+HASH_LIMIT = 256 << 20
+
+
 def _file(path: str) -> dict[str, Any]:
     try:
+        st = Path(path).stat()
+        if st.st_size > HASH_LIMIT:
+            return {"path": path, "sha256": None, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+                    "note": f"over {HASH_LIMIT >> 20} MiB: described by size and modification time, not hashed"}
         digest = hashlib.sha256()
         with Path(path).open("rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
