@@ -19,6 +19,8 @@ from .checks import DEFAULT_CHECKS, load_check
 from .consent.store import AuthorizationStore, SyncAuthorizationStore
 from .errors import ConfigError
 from .purposes import check_purpose
+from .refusallog import read_refusals
+from .refusals.book import Refusal, RefusalBook
 from .settings import SETTINGS, as_settings, read
 from .signals.policy import SignalPolicy
 from .signals.purposes import CONSERVATIVE_DEFAULTS
@@ -67,6 +69,10 @@ class ConsentConfig:
     checks: tuple[Any, ...] = ()
     #: how operator signals are read (``CONSENTCRAWL_CONSERVATIVE`` and the settings after it)
     signal_policy: SignalPolicy = field(default_factory=SignalPolicy)
+    #: the operator's refusal log (``CONSENTCRAWL_REFUSALS_LOG``): read at start, appended to on each new refusal
+    refusals_log: str | None = None
+    #: the refusals read from it when the configuration was built
+    refusals: tuple[Refusal, ...] = ()
 
     @property
     def enforce(self) -> bool:
@@ -130,6 +136,7 @@ class ConsentConfig:
             robots_stale=timedelta(seconds=get("CONSENTCRAWL_ROBOTS_STALE")),
             max_crawl_delay=float(get("CONSENTCRAWL_MAX_CRAWL_DELAY")),
             audit_sync=get("CONSENTCRAWL_AUDIT_FSYNC"),
+            refusals_log=get("CONSENTCRAWL_REFUSALS_LOG"),
             logstats_interval=float(get("CONSENTCRAWL_LOGSTATS_INTERVAL")),
         )
         from .terms.load import load_platforms
@@ -143,6 +150,8 @@ class ConsentConfig:
                      "CONSENTCRAWL_AUTHORIZATIONS_TIMEOUT"):
             get(name)  # read by the remote stores; checked here whatever the store
         store = open_store(source, platforms, crawler, settings) if source else None
+        refusals_log = values["refusals_log"]
+        refusals = tuple(read_refusals(refusals_log)) if refusals_log else ()
         return cls(
             purpose=purpose,
             platforms=platforms,
@@ -153,6 +162,7 @@ class ConsentConfig:
             authorizations_source=source or None,
             checks=checks,
             signal_policy=policy,
+            refusals=refusals,
             **values,
         )
 
@@ -168,7 +178,7 @@ def build_engine(config: ConsentConfig, crawler: Crawler | None = None) -> Polic
 
     checks = [_build_check(c, crawler) for c in (config.checks or load_checks(None))]
     return PolicyEngine(config.platforms, config.token, max_crawl_delay=config.max_crawl_delay, checks=checks,
-                        signal_policy=config.signal_policy)
+                        signal_policy=config.signal_policy, refusals=RefusalBook(config.refusals))
 
 
 def build_decider(config: ConsentConfig, crawler: Crawler | None = None) -> Decider:

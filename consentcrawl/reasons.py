@@ -44,6 +44,8 @@ SUBJECT_REVOKED = "subject.revoked"
 SUBJECT_UNKNOWN_PLATFORM = "subject.unknown-platform"
 SUBJECT_AMBIGUOUS_URL = "subject.ambiguous-url"
 SUBJECT_MISMATCH = "subject.mismatch"
+# the person's own say on their profile page (consentcrawl.refusals): it overrides any record
+SUBJECT_REFUSED_ON_PAGE = "subject.refused-on-page"
 
 # the response
 RESPONSE_ROBOTS_TAG = "response.robots-tag"

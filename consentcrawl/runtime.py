@@ -25,6 +25,8 @@ from .errors import ConfigError
 from .facts import RequestFacts
 from .meta_keys import META_DECISION, META_NOFOLLOW, META_SUBJECT
 from .recording import DecisionRecording
+from .refusallog import RefusalLog
+from .refusalphase import check_refusals
 from .resolve import form_text
 from .response import judge_response, wants_nofollow
 from .robots.body import charset, decoded_body
@@ -39,6 +41,7 @@ from .scheduling import LinkScheduling, bad_url, error_cause
 from .signalphase import check_signals, decide_full
 from .signals.fetch import SignalFileCache
 from .startup import check_handlers, check_pipelines
+from .withdrawals import WithdrawalWatch
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -127,6 +130,10 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         check_handlers(crawler)
         check_pipelines(crawler)
         self.audit = AuditLog(config.audit_log, sync=config.audit_sync)
+        #: the operator's refusal log, appended to as refusals are found on pages (None: this crawl only)
+        self.refusal_log = RefusalLog(config.refusals_log) if config.refusals_log else None
+        #: notices when a store change turns a person from allowed to denied (recording.py)
+        self.withdrawals = WithdrawalWatch()
         assert crawler.stats is not None
         self.stats = crawler.stats
         #: the decision that let each request go out (or the response in), with the URL it was made for
@@ -275,6 +282,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
             decision = await self.decide_request(request, phase="response")
         if decision.allowed and response.url != request.url:
             decision = await self.decide_request(request, phase="response", url=response.url)
+        decision = check_refusals(self, request, response, decision)  # the person's own say, whatever else says
         if decision.allowed:
             decision = self.check_response(request, response, decision)
         if decision.allowed:

@@ -1,0 +1,133 @@
+"""Refusals on the page, in a crawl: read in the response phase, before the HTTP cache and any callback.
+
+A profile page (a URL that names a person on a configured platform) is read for the refusals its person published
+(:mod:`consentcrawl.refusals.forms`). A refusal of the crawl's purpose:
+
+1. is added to the engine's :class:`~consentcrawl.refusals.book.RefusalBook` first, so every later decision about
+   the person (the link check, ``request_scheduled``, the send-time decision of requests already waiting in a
+   download slot, the item guard) denies ``subject.refused-on-page``;
+2. is written to the audit log as a ``refusal-found`` event, and appended to the operator's refusal log
+   (``CONSENTCRAWL_REFUSALS_LOG``) for later crawls;
+3. denies this response (``subject.refused-on-page``, phase ``response``): it never reaches the cache, a callback or
+   an item.
+
+An ActivityPub actor whose ``id`` is another person's than the page's is not read as the page's person (and the
+response is denied ``subject.mismatch``); a failure to read the page denies it (``error.internal``).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from scrapy.http import Response, TextResponse
+
+from .decision import Decision, Evidence, Stage, deny, new_decision_id
+from .errors import AuditUnavailable
+from .refusals.book import REASON, Refusal
+from .refusals.forms import Found, PageReading, is_activitypub, read_page
+from .robots.body import charset, decoded_body
+from .robots.meta import parse_meta_robots
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from scrapy import Request
+
+    from .facts import RequestFacts
+    from .runtime import ConsentRuntime
+
+logger = logging.getLogger("consentcrawl")
+
+__all__ = ["check_refusals"]
+
+
+def _read(runtime: ConsentRuntime, request: Request, response: Response) -> PageReading:
+    token = runtime.config.token
+    content_type = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
+    encoded = response.headers.get(b"Content-Encoding")
+    body = decoded_body(response.body, encoded)
+    if isinstance(response, TextResponse) and not encoded:
+        encoding = response.encoding
+    else:
+        encoding = charset(response.headers.get(b"Content-Type"))
+    directives = parse_meta_robots(body, token, encoding) if "html" in content_type.lower() else []
+    accept = (request.headers.get(b"Accept") or b"").decode("latin-1")
+    return read_page(response.url, response.status, content_type, body, token, encoding=encoding,
+                     meta_directives=directives, activitypub_requested=is_activitypub(accept))
+
+
+def _owner_mismatch(runtime: ConsentRuntime, facts: RequestFacts, reading: PageReading,
+                    now: datetime) -> str | None:
+    """Why the document is not the page's person's own (None when it is, or says nothing about whose it is)."""
+    assert facts.platform is not None
+    if reading.owner is None:
+        return None
+    if reading.kind == "activitypub":
+        try:
+            owner = runtime.engine.facts(reading.owner, runtime.config.purpose, now)
+        except Exception:  # noqa: BLE001 - an id we cannot read is no proof of whose page this is
+            return "the actor's id cannot be read as a URL"
+        if owner.platform is not facts.platform or owner.subject != facts.subject:
+            return "the actor's id names another person than the page's URL"
+        return None
+    if reading.kind == "bluesky" and facts.subject.startswith("did:") and reading.owner.lower() != facts.subject:
+        return "the profile's DID is another person's than the page's URL"
+    return None
+
+
+def _add(runtime: ConsentRuntime, facts: RequestFacts, url: str, found: Found, now: datetime) -> Refusal:
+    """A new refusal: in the book first (it applies even if a write fails), then the audit event and the log."""
+    assert facts.platform is not None and facts.subject is not None
+    book = runtime.engine.refusals
+    for known in book.people.get((facts.platform.name, facts.subject), ()):
+        if (known.form, known.field, known.url) == (found.form, found.field, url):
+            return known  # the same page read again (report mode, a cache hit): recorded once
+    refusal = Refusal(facts.platform.name, facts.subject, url, found.form, found.field, found.raw, found.purposes,
+                      now, new_decision_id())
+    book.add(refusal)
+    runtime.count("consentcrawl/refusals/found")
+    fields = {"event_id": refusal.event_id, "platform": refusal.platform, "subject": refusal.subject,
+              "url": url, "form": found.form, "field": found.field, "raw": found.raw,
+              "purposes": sorted(found.purposes), "purpose": runtime.config.purpose}
+    try:
+        runtime.audit.event("refusal-found", fields, time=now)
+    except AuditUnavailable as exc:  # the refusal applies all the same; its deny lines cite it
+        runtime.count("consentcrawl/audit/write_errors")
+        logger.error("consentcrawl: a refusal found on a page could not be written to the audit log: %s", exc)
+    if runtime.refusal_log is not None:
+        try:
+            runtime.refusal_log.append(refusal)
+        except OSError as exc:
+            runtime.count("consentcrawl/refusals/log_errors")
+            logger.error("consentcrawl: cannot append to the refusal log %s: %s (the refusal applies to this crawl "
+                         "only)", runtime.refusal_log.path, exc)
+    return refusal
+
+
+def check_refusals(runtime: ConsentRuntime, request: Request, response: Response, prior: Decision) -> Decision:
+    """The refusals on a person's page: recorded whatever ``prior`` says; a deny when ``prior`` allowed."""
+    now = runtime.config.now()
+    try:
+        facts, _ = runtime.facts_for(request, response.url, now)
+        if facts is None or facts.platform is None or facts.subject is None:
+            return prior  # no one's profile (an unreadable URL was decided before the fetch)
+        reading = _read(runtime, request, response)
+        mismatch = _owner_mismatch(runtime, facts, reading, now)
+    except Exception as exc:  # noqa: BLE001 - a page we cannot read for its person's say is not used
+        decision = deny(Stage.ERROR, "error.internal", subject=prior.subject, platform=prior.platform,
+                        evidence=(*prior.evidence, Evidence("error", response.url, {
+                            "error": type(exc).__name__, "message": str(exc)[:500], "while": "reading refusals"})))
+        return runtime.record(decision, response.url, None, "response", time=now)
+    if mismatch is not None:
+        decision = deny(Stage.SUBJECT, "subject.mismatch", subject=facts.subject, platform=facts.platform.name,
+                        evidence=(Evidence("page-owner", response.url, {"owner": reading.owner, "cause": mismatch}),))
+        return runtime.record(decision, response.url, None, "response", time=now)
+    purposes = runtime.engine.refused_purposes(runtime.config.purpose)
+    refusals = [_add(runtime, facts, response.url, found, now) for found in reading.found
+                if found.purposes & purposes]
+    if not refusals or not prior.allowed:
+        return prior
+    decision = deny(Stage.SUBJECT, REASON, subject=facts.subject, platform=facts.platform.name,
+                    evidence=(*prior.evidence, *(r.to_evidence() for r in refusals)))
+    return runtime.record(decision, response.url, None, "response", time=now)
