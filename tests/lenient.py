@@ -388,5 +388,6 @@ async def crawl(spidercls: type[scrapy.Spider], settings: dict[str, Any], *, pro
     await crawler.crawl_async(**spider_kwargs)
     audit_path = settings.get("CONSENTCRAWL_AUDIT_LOG")
     audit = read_audit_log(audit_path) if audit_path and Path(audit_path).is_file() else []
+    audit = [e for e in audit if "event" not in e]  # decisions only (events: refusal-found, withdrawal-seen)
     assert crawler.stats is not None
     return Crawl(items, dropped, dict(crawler.stats.get_stats()), audit, crawler, seen, components, started[0])

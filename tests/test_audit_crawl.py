@@ -33,7 +33,7 @@ class CheckingSite:
     def __call__(self, request: LoggedRequest, headers: dict[str, str]) -> Response | None:
         if request.path.startswith("/u/"):
             url = canonical_url(request.url)
-            on_disk = {e["canonical_url"] for e in read_audit_log(self.audit) if e["phase"] == "request"}
+            on_disk = {e["canonical_url"] for e in read_audit_log(self.audit) if e.get("phase") == "request"}
             with self._lock:
                 self.checked.append(url)
                 if url not in on_disk:
@@ -51,7 +51,7 @@ class CheckingPipeline:
     def process_item(self, item: Any) -> Any:
         subject = str(item["subject"])
         self.seen[subject] = self.seen.get(subject, 0) + 1
-        lines = [e for e in read_audit_log(self.audit) if e["phase"] == "item" and e["subject"] == subject]
+        lines = [e for e in read_audit_log(self.audit) if e.get("phase") == "item" and e["subject"] == subject]
         if len(lines) < self.seen[subject]:
             self.unaccounted.append(subject)
         return item

@@ -149,6 +149,13 @@ def test_demo_runs_end_to_end_and_leaves_nothing_running(tmp_path: Path) -> None
     audit = (tmp_path / "audit.jsonl").read_text().splitlines()
     assert len(audit) > len(items)
     assert "Traceback" not in proc.stderr
+    # the two #nobot people who hold a live record: their refusal is found on their page, and they are not collected
+    from consentcrawl_demo.microblog import MicroblogSite
+
+    refused = [json.loads(line) for line in audit if '"refusal-found"' in line]
+    assert {e["subject"] for e in refused} == set(MicroblogSite().nobot_subjects[:2])
+    assert not {i["subject"] for i in items} & set(MicroblogSite().nobot_subjects)
+    assert "people who refused on their page: 2" in out
 
 
 def test_check_shows_which_robots_file_decided(capsys: pytest.CaptureFixture[str],

@@ -151,18 +151,19 @@ def _is_root(e: Any) -> bool:
 
 
 def _props(card: Any) -> Iterator[tuple[str, Any]]:
-    """(class, element) for each ``p-*``/``e-*``/``u-*`` property of ``card``, not inside a nested microformat."""
+    """(class, element) for each ``p-*``/``e-*``/``u-*`` property of ``card``, neither inside nor being a nested
+    microformat."""
     stack = list(card)[::-1]
     while stack:
         e = stack.pop()
         if not isinstance(e.tag, str):
             continue
-        classes = _classes(e)
-        for c in classes:
+        if _is_root(e):  # a nested microformat (``p-author h-card``) is another person's or another thing's
+            continue
+        for c in _classes(e):
             if c.startswith(("p-", "e-", "u-")):
                 yield c, e
-        if not _is_root(e):
-            stack.extend(list(e)[::-1])
+        stack.extend(list(e)[::-1])
 
 
 def _same_url(a: str, b: str) -> bool:
