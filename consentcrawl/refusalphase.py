@@ -11,6 +11,9 @@ A profile page (a URL that names a person on a configured platform) is read for 
 3. denies this response (``subject.refused-on-page``, phase ``response``): it never reaches the cache, a callback or
    an item.
 
+A response of a person who refused on another of their pages after this request was sent (it was already on the
+wire) is denied here too.
+
 An ActivityPub actor whose ``id`` is another person's than the page's is not read as the page's person (and the
 response is denied ``subject.mismatch``); a failure to read the page denies it (``error.internal``).
 """
@@ -126,6 +129,9 @@ def check_refusals(runtime: ConsentRuntime, request: Request, response: Response
     purposes = runtime.engine.refused_purposes(runtime.config.purpose)
     refusals = [_add(runtime, facts, response.url, found, now) for found in reading.found
                 if found.purposes & purposes]
+    if not refusals:  # a refusal found on another of their pages after this request was sent stops it here
+        known = runtime.engine.refusals.refusal(facts.platform.name, facts.subject, purposes)
+        refusals = [known] if known is not None else []
     if not refusals or not prior.allowed:
         return prior
     decision = deny(Stage.SUBJECT, REASON, subject=facts.subject, platform=facts.platform.name,

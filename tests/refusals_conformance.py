@@ -134,9 +134,13 @@ ROWS: tuple[Row, ...] = (
     Row("tag-card-no-url", "representative h-card", card("#nobot", url=None), expect=("hashtag.nobot",),
         source="the page's only top-level card, naming no URL, is the page's person"),
     Row("tag-og", "Mastodon 4 profile HTML (no h-card)",
-        '<html><head><meta property="og:title" content="Robin (@robin@social.example)">'
+        '<html><head><meta content="profile" property="og:type">'
+        '<meta property="og:title" content="Robin (@robin@social.example)">'
         '<meta property="og:description" content="Gardener. #nobot"></head><body><div id="mastodon"></div>'
         "</body></html>", expect=("hashtag.nobot",)),
+    Row("miss-og-article", "Mastodon 4 post HTML: og:description is a post, not the bio",
+        '<html><head><meta content="article" property="og:type">'
+        '<meta property="og:description" content="Sam says: #nobot"></head><body></body></html>'),
     Row("miss-og-comment", "HTML comments are not text",
         card("Gardener. <!-- #nobot -->", url="http://social.example/users/miss-og-comment")),
     # -- meta robots on the profile page -----------------------------------------------------------------------

@@ -7,9 +7,10 @@ person's card on the same page.
 - HTML: the page's *representative* h-card (microformats2): a top-level ``h-card`` whose ``u-url`` or ``u-uid`` is
   the page's URL, or the page's only top-level ``h-card`` when it names no URL. Its ``p-*`` and ``e-*`` properties
   are the profile's fields (``p-name``, ``p-note``, ...); anything inside a nested microformat (an ``h-entry`` the
-  person quoted, the ``p-author h-card`` of someone else's post) is not. A page with no such card is read by its
-  ``og:title``, ``og:description`` and ``description`` meta tags, which a profile page's server fills with the
-  display name and the bio (Mastodon does). A ``<meta name="robots">`` of the profile page is the person's too
+  person quoted, the ``p-author h-card`` of someone else's post) is not. A page with no such card that says it is a
+  profile (``og:type`` ``profile``) is read by its ``og:title``, ``og:description`` and ``description`` meta tags,
+  which the server fills with the display name and the bio (Mastodon does; on a post's page, ``og:type`` is
+  ``article`` and ``og:description`` is the post, which is not read). A ``<meta name="robots">`` of the profile page is the person's too
   (Mastodon sets ``noindex`` for people who opt out of search engines).
 - ActivityPub: the top-level actor object only; an embedded object (another actor, an attachment) never counts.
   The actor's ``id`` is returned so the adapter can check it is the page's person.
@@ -220,7 +221,11 @@ def read_html_profile(body: bytes | str, url: str, token: str, encoding: str = "
             if cls.startswith(("p-", "e-")):
                 found += _found_in(f"h-card {cls}", _text(e), token)
         return found
-    for meta in doc.iter("meta"):
+    metas = list(doc.iter("meta"))
+    if not any((m.get("property") or "").strip().lower() == "og:type"
+               and (m.get("content") or "").strip().lower() == "profile" for m in metas):
+        return found  # a page that says it is no profile (a post: og:type article) has no profile fields here
+    for meta in metas:
         for (attr, value), field in _META_FIELDS.items():
             if (meta.get(attr) or "").strip().lower() == value:
                 found += _found_in(field, meta.get("content") or "", token)
