@@ -29,6 +29,7 @@ from .consent.answers import RecordsNeeded, StoreAnswers
 from .decision import Decision, Evidence, Stage, Verdict, deny
 from .errors import StoreUnavailable
 from .facts import FactReader, RequestFacts
+from .recent import Recent
 from .refusals.book import RefusalBook
 from .refusals.purposes import ALL_PURPOSES
 from .robots.fetch import RobotsFile
@@ -76,6 +77,8 @@ class PolicyEngine:
         #: out, after the cache, so a remembered allow never outlives a refusal
         self.refusals = refusals if refusals is not None else RefusalBook()
         self._purposes: dict[str, frozenset[str]] = {}
+        #: the deny handed out for a remembered link allow of a person who refused since, by the allow's id
+        self._refused_links: Recent[str, Decision] = Recent(4096)
 
     def facts(self, url: str, purpose: str, now: datetime, subject: str | None = None, *,
               form: str | None = None, is_form: bool = True, host: str | None = None) -> RequestFacts:
@@ -125,8 +128,8 @@ class PolicyEngine:
         key = (url, purpose)
         hit = self.cache.recall_link(key, now, answers.version)
         if hit is not None:
-            refused = self._overrule(hit[0], purpose)
-            return refused, hit[1], refused is hit[0]
+            refused, first = self._overrule_link(hit[0], purpose)
+            return refused, hit[1], not first
         facts = self.facts(url, purpose, now)
         try:
             made, remembered, cacheable = self._consent(facts, answers)
@@ -135,7 +138,7 @@ class PolicyEngine:
         decision = renew(made.decision) if remembered else made.decision
         if cacheable:
             self.cache.remember_link(key, made, decision, facts.canonical.url)
-        return self._overrule(decision, purpose), facts.canonical.url, False
+        return self._overrule_link(decision, purpose)[0], facts.canonical.url, False
 
     def decide_subject(self, platform_name: str | None, subject: str, purpose: str, now: datetime,
                        answers: StoreAnswers) -> Decision:
@@ -179,6 +182,20 @@ class PolicyEngine:
         if not self.refusals or not decision.allowed:
             return decision
         return self.refusals.overrule(decision, self.refused_purposes(purpose))
+
+    def _overrule_link(self, decision: Decision, purpose: str) -> tuple[Decision, bool]:
+        """:meth:`_overrule` for the link memo: the same deny object for the same remembered allow, so a link met
+        again is a repeat of it (not a new line); and whether this deny is handed out for the first time."""
+        if not self.refusals or not decision.allowed:
+            return decision, False
+        known = self._refused_links.get(decision.decision_id)
+        if known is not None:
+            return known, False
+        refused = self._overrule(decision, purpose)
+        if refused is not decision:
+            self._refused_links.put(decision.decision_id, refused)
+            return refused, True
+        return decision, False
 
     # -- running the list ----------------------------------------------------------------------------------
 

@@ -63,7 +63,7 @@ def _read(runtime: ConsentRuntime, request: Request, response: Response) -> Page
 def _owner_mismatch(runtime: ConsentRuntime, facts: RequestFacts, reading: PageReading,
                     now: datetime) -> str | None:
     """Why the document is not the page's person's own (None when it is, or says nothing about whose it is)."""
-    assert facts.platform is not None
+    assert facts.platform is not None and facts.subject is not None
     if reading.owner is None:
         return None
     if reading.kind == "activitypub":

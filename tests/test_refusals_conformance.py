@@ -127,3 +127,21 @@ async def test_rows_in_a_crawl(purpose: str, tmp_path: Path, monkeypatch: pytest
             assert [e["reason"] for e in lines] == ["subject.refused-on-page"], row.id
         elif row.status == 200:
             assert row.id in items, (row.id, row.source)
+
+
+def test_the_documented_table_is_the_code_table() -> None:
+    """docs/refusals.md's table says what REFUSAL_PURPOSES does, row by row."""
+    import re
+
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "refusals.md").read_text(encoding="utf-8")
+    section = doc.partition("## The table")[2].partition("\n## ")[0]
+    lines = [line for line in section.splitlines() if line.startswith("|")]
+    header = [c.strip() for c in lines[0].strip("|").split("|")]
+    purposes = header[2:]
+    documented: dict[str, frozenset[str]] = {}
+    for line in lines[2:]:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        denied = frozenset(p for p, cell in zip(purposes, cells[2:], strict=True) if cell == "deny")
+        for form in re.findall(r"`([a-z-]+\.[a-z-]+)`", cells[0]):
+            documented[form] = denied
+    assert documented == dict(REFUSAL_PURPOSES)

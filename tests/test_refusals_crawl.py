@@ -8,8 +8,8 @@ followers are already scheduled (and wait in the one download slot) when the ref
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 

@@ -10,14 +10,14 @@ person's card on the same page.
   person quoted, the ``p-author h-card`` of someone else's post) is not. A page with no such card that says it is a
   profile (``og:type`` ``profile``) is read by its ``og:title``, ``og:description`` and ``description`` meta tags,
   which the server fills with the display name and the bio (Mastodon does; on a post's page, ``og:type`` is
-  ``article`` and ``og:description`` is the post, which is not read). A ``<meta name="robots">`` of the profile page is the person's too
-  (Mastodon sets ``noindex`` for people who opt out of search engines).
+  ``article`` and ``og:description`` is the post, which is not read). A ``<meta name="robots">`` of the profile
+  page is the person's too (Mastodon sets ``noindex`` for people who opt out of search engines).
 - ActivityPub: the top-level actor object only; an embedded object (another actor, an attachment) never counts.
   The actor's ``id`` is returned so the adapter can check it is the page's person.
 - Bluesky: a self-label is the person's only when its ``src`` is their DID (a record's ``labels`` are its author's).
 
 Hashtags are read in the text a reader sees: HTML stripped (entities decoded by the parser; a plain-text field is
-not decoded, so a literal ``&#35;nobot`` there is not a tag), NFKC-normalised (a full-width ``＃ｎｏｂｏｔ`` is
+not decoded, so a literal ``&#35;nobot`` there is not a tag), NFKC-normalised (``#nobot`` in full-width letters is
 ``#nobot``), soft hyphens and zero-width characters removed, URLs removed (``https://x.example/#nobot`` is no
 hashtag), matched ignoring case on word boundaries as Mastodon delimits hashtags: not after a letter, digit,
 ``_``, ``/``, ``=``, ``)`` or ``&``, and not followed by a letter, digit or ``_`` (``#nobotany`` is not ``#nobot``).
@@ -96,7 +96,7 @@ def _visible(text: str) -> str:
 
 def hashtags(text: str, token: str) -> list[tuple[str, str]]:
     """The refusal hashtags in ``text`` (already stripped of HTML): ``(form, excerpt)`` in order of appearance."""
-    if "#" not in text and "＃" not in text and "﹟" not in text:
+    if "#" not in text and "\uff03" not in text and "\ufe5f" not in text:  # full-width and small number signs
         return []
     seen = _visible(text)
     out = []

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from ..purposes import KNOWN_PURPOSES
 from ..robots.tags import PURPOSE_DENIALS
-from ..signals.purposes import ARCHIVING, PROFILING, SEARCH, TDM_PURPOSES
+from ..signals.purposes import PROFILING, SEARCH, TDM_PURPOSES
 
 __all__ = ["ALL_PURPOSES", "HASHTAGS", "REFUSAL_PURPOSES", "purposes_of"]
 
