@@ -114,11 +114,24 @@ class ConsentDownloadHandler:
             if origin is not None:
                 self.spacing.sent(origin)  # robots.txt counts as a request to the origin
         elif is_checked_url(request.url):
-            await self._keep_crawl_delay(runtime, request)
-            decision = await runtime.decide_send(request)  # reads the clock now, after the wait
-            if runtime.drops(decision):
-                raise ConsentDenied(decision)
-        response: Response = await self.fallback.download_request(request)
+            person = runtime.person_of(request)
+            # a person's other requests wait here until one of their pages has been read for refusals
+            first = person is not None and await runtime.first_pages.enter(person)
+            read = False
+            try:
+                await self._keep_crawl_delay(runtime, request)
+                decision = await runtime.decide_send(request)  # reads the clock now, after the waits
+                if runtime.drops(decision):
+                    raise ConsentDenied(decision)
+                response: Response = await self.fallback.download_request(request)
+                if first:
+                    read = runtime.read_first_page(request, response)
+                return response
+            finally:
+                if first:
+                    assert person is not None
+                    runtime.first_pages.done(person, read)
+        response = await self.fallback.download_request(request)
         return response
 
     async def _keep_crawl_delay(self, runtime: ConsentRuntime, request: Request) -> None:

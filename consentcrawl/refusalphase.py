@@ -20,6 +20,7 @@ response is denied ``subject.mismatch``); a failure to read the page denies it (
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -27,6 +28,7 @@ from scrapy.http import Response, TextResponse
 
 from .decision import Decision, Evidence, Stage, deny, new_decision_id
 from .errors import AuditUnavailable
+from .recent import Recent
 from .refusals.book import REASON, Refusal
 from .refusals.forms import Found, PageReading, is_activitypub, read_page
 from .robots.body import charset, decoded_body
@@ -42,7 +44,43 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("consentcrawl")
 
-__all__ = ["check_refusals"]
+__all__ = ["FirstPageGate", "book_refusals", "check_refusals"]
+
+
+class FirstPageGate:
+    """One page of a person at a time until one of their pages has been read for refusals.
+
+    Without it, a person's profile and their other pages (another spelling, the mobile host, their posts) can be on
+    the wire together, before the refusal on the first one is read. The send-time handler lets a person's first
+    request through and holds their others until its page has been read (:meth:`done`); they are then decided
+    with the refusal known. A first page that could not be read (an error, a redirect, a deny) lets the next one
+    be first. Once a person's page is read, their requests go out in parallel as usual: the wait is paid once per
+    person, by requests that would otherwise race the refusal.
+    """
+
+    def __init__(self, size: int = 65536) -> None:
+        self._pending: dict[tuple[str, str], asyncio.Future[None]] = {}
+        self._read: Recent[tuple[str, str], bool] = Recent(size)
+
+    async def enter(self, key: tuple[str, str]) -> bool:
+        """Wait for the person's first page to be read; True when this request is that first page (the caller
+        then calls :meth:`done`)."""
+        while True:
+            pending = self._pending.get(key)
+            if pending is None:
+                if self._read.get(key):
+                    return False
+                self._pending[key] = asyncio.get_running_loop().create_future()
+                return True
+            await asyncio.shield(pending)
+
+    def done(self, key: tuple[str, str], read: bool) -> None:
+        """The first page's request is over: its page read for refusals (``read``), or not."""
+        if read:
+            self._read.put(key, True)
+        pending = self._pending.pop(key, None)
+        if pending is not None and not pending.done():
+            pending.set_result(None)
 
 
 def _read(runtime: ConsentRuntime, request: Request, response: Response) -> PageReading:
@@ -106,6 +144,29 @@ def _add(runtime: ConsentRuntime, facts: RequestFacts, url: str, found: Found, n
             logger.error("consentcrawl: cannot append to the refusal log %s: %s (the refusal applies to this crawl "
                          "only)", runtime.refusal_log.path, exc)
     return refusal
+
+
+def book_refusals(runtime: ConsentRuntime, request: Request, response: Response) -> bool:
+    """Read a person's page for refusals as soon as it is downloaded (the send-time handler, for a person's first
+    page) and add them to the book, before their next request is decided. Whether the page showed their profile
+    (what they say is known); the response phase reads it again, recording the deny (a refusal is recorded once)."""
+    if response.status >= 300 and response.status != 401:
+        return False
+    now = runtime.config.now()
+    try:
+        facts, _ = runtime.facts_for(request, response.url, now)
+        if facts is None or facts.platform is None or facts.subject is None:
+            return False
+        reading = _read(runtime, request, response)
+        if _owner_mismatch(runtime, facts, reading, now) is not None:
+            return False
+    except Exception:  # noqa: BLE001 - the response phase reads it again, and denies with the cause
+        return False
+    purposes = runtime.engine.refused_purposes(runtime.config.purpose)
+    for found in reading.found:
+        if found.purposes & purposes:
+            _add(runtime, facts, response.url, found, now)
+    return reading.profile
 
 
 def check_refusals(runtime: ConsentRuntime, request: Request, response: Response, prior: Decision) -> Decision:

@@ -26,7 +26,7 @@ from .facts import RequestFacts
 from .meta_keys import META_DECISION, META_NOFOLLOW, META_SUBJECT
 from .recording import DecisionRecording
 from .refusallog import RefusalLog
-from .refusalphase import check_refusals
+from .refusalphase import FirstPageGate, book_refusals, check_refusals
 from .resolve import form_text
 from .response import judge_response, wants_nofollow
 from .robots.body import charset, decoded_body
@@ -134,6 +134,8 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         self.refusal_log = RefusalLog(config.refusals_log) if config.refusals_log else None
         #: notices when a store change turns a person from allowed to denied (recording.py)
         self.withdrawals = WithdrawalWatch()
+        #: a person's other requests wait at send time until one of their pages has been read for refusals
+        self.first_pages = FirstPageGate()
         assert crawler.stats is not None
         self.stats = crawler.stats
         #: the decision that let each request go out (or the response in), with the URL it was made for
@@ -249,6 +251,17 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
                                              time=now)
         self._remember(request, url, decision)
         return decision
+
+    def person_of(self, request: Request) -> tuple[str, str] | None:
+        """(platform, subject key) of the person a request's URL names, or None."""
+        facts, _ = self.facts_for(request, request.url, self.config.now())
+        if facts is None or facts.platform is None or facts.subject is None:
+            return None
+        return facts.platform.name, facts.subject
+
+    def read_first_page(self, request: Request, response: Response) -> bool:
+        """A person's first page, read for refusals as soon as it is downloaded (:class:`FirstPageGate`)."""
+        return book_refusals(self, request, response)
 
     async def decide_request(self, request: Request, phase: str = "request", url: str | None = None) -> Decision:
         """The full decision for a URL of a request, robots.txt fetched if needed, recorded in ``phase``."""

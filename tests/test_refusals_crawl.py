@@ -61,7 +61,7 @@ async def test_a_refusal_on_the_page_stops_the_persons_other_pages_now_and_in_th
     first.mkdir()
     # a polite delay: the person's other requests wait in the download slot while their actor is read
     settings = fedi_settings(first, CONSENTCRAWL_REFUSALS_LOG=str(tmp_path / "refusals.jsonl"),
-                             DOWNLOAD_DELAY=0.05, DOWNLOAD_DELAY_JITTER=0)
+                             DOWNLOAD_DELAY=0.02, DOWNLOAD_DELAY_JITTER=0)
     with LocalServer(FediverseSite()) as server:
         result = await run_crawl(FediverseSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
         assert not server.errors, server.errors
@@ -168,3 +168,32 @@ def test_a_broken_refusal_log_stops_the_crawl_naming_file_and_line(tmp_path: Pat
     path.write_text(json.dumps(good) + "\n")
     config = ConsentConfig.from_settings(settings)
     assert [(r.platform, r.subject, r.form) for r in config.refusals] == [("fediverse", "bob", "hashtag.nobot")]
+
+
+class ParallelFediverseSpider(FediverseSpider):
+    """The example spider with every page of every person requested at once (no per-domain limit, no delay)."""
+
+    name = "fediverse-parallel"
+    custom_settings = {**FediverseSpider.custom_settings, "CONCURRENT_REQUESTS_PER_DOMAIN": 32,
+                       "CONCURRENT_REQUESTS": 32}
+
+
+@deferred_f_from_coro_f
+async def test_a_persons_pages_requested_together_do_not_race_their_refusal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """All of a person's pages are scheduled together and sent in parallel: still, only one page showing their
+    profile is fetched before their refusal is read (the others wait for it at send time, then are denied)."""
+    with LocalServer(FediverseSite()) as server:
+        result = await run_crawl(ParallelFediverseSpider, fedi_settings(tmp_path), proxy=server.proxy,
+                                 monkeypatch=monkeypatch)
+    served = requests_by_person(server)
+    timeline = "\n".join(f"{r.time:.3f} {r.decoded_path} {r.header('accept')}" for r in server.requests)
+    assert {s for s in served if len(served[s]) == 4} == OPEN, timeline  # control: the others were fetched
+    events = {e["subject"]: e for e in result.events if e["event"] == "refusal-found"}
+    assert set(events) == REFUSING
+    for name in REFUSING:
+        profiles = [r for r in served[name] if r.decoded_path in (f"/users/{name}", f"/@{name}")]
+        assert len(profiles) == 1, (name, timeline)  # one page with their profile, then nothing else of theirs
+        assert served[name][-1] is profiles[0], (name, timeline)
+    assert not {i["subject"] for i in result.items} & REFUSING

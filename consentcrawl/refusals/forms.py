@@ -67,6 +67,9 @@ class PageReading:
     found: tuple[Found, ...] = ()
     owner: str | None = None
     kind: str | None = None
+    #: the page shows the person's profile (an actor, a representative h-card, an ``og:type`` profile, a Bluesky
+    #: profile, an authorized-fetch 401): what it says about refusals is known, found or not
+    profile: bool = False
 
 
 # -- hashtags --------------------------------------------------------------------------------------------------
@@ -205,14 +208,19 @@ _META_FIELDS = {("property", "og:title"): "og:title", ("property", "og:descripti
 
 def read_html_profile(body: bytes | str, url: str, token: str, encoding: str = "utf-8") -> list[Found]:
     """The hashtag refusals in an HTML profile page's own fields (see the module's docstring)."""
+    return _html_profile(body, url, token, encoding)[0]
+
+
+def _html_profile(body: bytes | str, url: str, token: str, encoding: str) -> tuple[list[Found], bool]:
+    """The refusals, and whether the page shows a profile at all."""
     if isinstance(body, bytes):
         if not body.strip():
-            return []
+            return [], False
         parser = lxml.html.HTMLParser(encoding=encoding or "utf-8", remove_comments=True)
         doc = lxml.html.document_fromstring(body, parser=parser)
     else:
         if not body.strip():
-            return []
+            return [], False
         doc = lxml.html.document_fromstring(body)
     card = _representative(doc, url)
     found: list[Found] = []
@@ -220,16 +228,16 @@ def read_html_profile(body: bytes | str, url: str, token: str, encoding: str = "
         for cls, e in _props(card):
             if cls.startswith(("p-", "e-")):
                 found += _found_in(f"h-card {cls}", _text(e), token)
-        return found
+        return found, True
     metas = list(doc.iter("meta"))
     if not any((m.get("property") or "").strip().lower() == "og:type"
                and (m.get("content") or "").strip().lower() == "profile" for m in metas):
-        return found  # a page that says it is no profile (a post: og:type article) has no profile fields here
+        return found, False  # a page that says it is no profile (a post: og:type article) has no profile fields
     for meta in metas:
         for (attr, value), field in _META_FIELDS.items():
             if (meta.get(attr) or "").strip().lower() == value:
                 found += _found_in(field, meta.get("content") or "", token)
-    return found
+    return found, True
 
 
 def _html_fragment_text(value: str) -> str:
@@ -308,7 +316,7 @@ def read_actor(doc: Any, token: str) -> PageReading | None:
                 if isinstance(value, str):
                     found += _found_in(f"attachment[{i}].{part}", _html_fragment_text(value), token)
     owner = doc.get("id") if isinstance(doc.get("id"), str) else None
-    return PageReading(tuple(found), owner, "activitypub")
+    return PageReading(tuple(found), owner, "activitypub", profile=True)
 
 
 def is_activitypub(content_type: str) -> bool:
@@ -353,7 +361,7 @@ def read_bluesky(doc: Any, token: str) -> PageReading | None:
         value = record.get(field) if isinstance(record, dict) else None
         if isinstance(value, str):
             found += _found_in(field, value, token)
-    return PageReading(tuple(found), owner, "bluesky")
+    return PageReading(tuple(found), owner, "bluesky", profile=True)
 
 
 # -- a page ----------------------------------------------------------------------------------------------------
@@ -366,7 +374,7 @@ def read_page(url: str, status: int, content_type: str, body: bytes, token: str,
     ct = (content_type or "").lower()
     if status == 401 and activitypub_requested:
         return PageReading((Found("activitypub.not-public", "HTTP status", "401 to an unsigned ActivityPub fetch"),),
-                           None, "activitypub")
+                           None, "activitypub", profile=True)
     if status >= 300:
         return PageReading()
     if "json" in ct:
@@ -378,6 +386,6 @@ def read_page(url: str, status: int, content_type: str, body: bytes, token: str,
             return PageReading()
         return read_actor(doc, token) or read_bluesky(doc, token) or PageReading()
     if "html" in ct or (not ct and body.lstrip()[:1] == b"<"):
-        found = read_meta_robots(meta_directives) + read_html_profile(body, url, token, encoding)
-        return PageReading(tuple(found), None, "html")
+        fields, profile = _html_profile(body, url, token, encoding)
+        return PageReading(tuple(read_meta_robots(meta_directives) + fields), None, "html", profile=profile)
     return PageReading()
