@@ -32,6 +32,7 @@ class Row:
     kind: str  #: where the row comes from (a specification, a convention)
     body: str
     content_type: str = HTML
+    encoding: str = "utf-8"  #: how the body is encoded on the wire (the content type names it)
     status: int = 200
     activitypub: bool = False  #: the crawler asked for ActivityPub (Accept)
     purpose: str = "research"
@@ -134,6 +135,8 @@ ROWS: tuple[Row, ...] = (
         source="the page's only card names another URL: it is not the page's person"),
     Row("tag-card-no-url", "representative h-card", card("#nobot", url=None), expect=("hashtag.nobot",),
         source="the page's only top-level card, naming no URL, is the page's person"),
+    Row("tag-utf16", "a UTF-16 page", card("Gardener #nobot", url=None), "text/html; charset=utf-16",
+        encoding="utf-16", expect=("hashtag.nobot",)),
     Row("tag-og", "Mastodon 4 profile HTML (no h-card)",
         '<html><head><meta content="profile" property="og:type">'
         '<meta property="og:title" content="Robin (@robin@social.example)">'

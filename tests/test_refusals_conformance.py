@@ -24,10 +24,10 @@ TOKEN = "consentcrawl"
 
 
 def read(row: Row) -> list[str]:
-    body = row.body.encode("utf-8")
-    directives = parse_meta_robots(body, TOKEN) if "html" in row.content_type else []
+    body = row.body.encode(row.encoding)
+    directives = parse_meta_robots(body, TOKEN, row.encoding) if "html" in row.content_type else []
     reading = read_page(row.url, row.status, row.content_type, body, TOKEN, meta_directives=directives,
-                        activitypub_requested=row.activitypub)
+                        activitypub_requested=row.activitypub, encoding=row.encoding)
     return [f.form for f in reading.found if row.purpose in f.purposes]
 
 
@@ -62,7 +62,7 @@ class Served:
         row = self.rows.get(request.path)
         if row is None:
             return Response.text("not found\n", 404)
-        return Response(row.status, {"Content-Type": row.content_type}, row.body)
+        return Response(row.status, {"Content-Type": row.content_type}, row.body.encode(row.encoding))
 
 
 class RowSpider(scrapy.Spider):

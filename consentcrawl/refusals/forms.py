@@ -213,6 +213,14 @@ def read_html_profile(body: bytes | str, url: str, token: str, encoding: str = "
 
 def _html_profile(body: bytes | str, url: str, token: str, encoding: str) -> tuple[list[Found], bool]:
     """The refusals, and whether the page shows a profile at all."""
+    if isinstance(body, bytes) and (encoding or "").lower().replace("_", "-").startswith(("utf-16", "utf-32")):
+        body = body.decode(encoding, "replace")  # not ASCII-compatible: the byte search below would miss
+    if isinstance(body, bytes):
+        marked = b"h-card" in body or b"og:type" in body
+    else:
+        marked = "h-card" in body or "og:type" in body
+    if not marked:  # no card and no og:type: nothing to parse (most pages; a byte search, no parse)
+        return [], False
     if isinstance(body, bytes):
         if not body.strip():
             return [], False
