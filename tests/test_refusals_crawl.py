@@ -20,7 +20,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 from consentcrawl.config import ConsentConfig
 from consentcrawl.errors import ConfigError
 from consentcrawl_demo.fediverse import PEOPLE, FediverseSite
-from consentcrawl_demo.server import LocalServer, LoggedRequest
+from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
 from spiders.fediverse import SETTINGS, FediverseSpider
 from tests.conftest import consent_settings, run_crawl
 
@@ -197,3 +197,78 @@ async def test_a_persons_pages_requested_together_do_not_race_their_refusal(
         assert len(profiles) == 1, (name, timeline)  # one page with their profile, then nothing else of theirs
         assert served[name][-1] is profiles[0], (name, timeline)
     assert not {i["subject"] for i in result.items} & REFUSING
+
+
+class BrokenActorSite(FediverseSite):
+    """bob's actor is not JSON; carol's actor names another person's id."""
+
+    def __call__(self, request: LoggedRequest, headers: dict[str, str]) -> Response | None:
+        if request.decoded_path == "/users/bob" and "activity" in headers.get("accept", ""):
+            return Response(200, {"Content-Type": "application/activity+json"}, '{"id": "http://fedi.example/us')
+        if request.decoded_path == "/users/carol" and "activity" in headers.get("accept", ""):
+            response = super().__call__(request, headers)
+            assert response is not None
+            doc = json.loads(response.body_bytes())
+            doc.update(id="http://fedi.example/users/alice", indexable=True)  # alice's actor, served as carol's
+            return Response(200, {"Content-Type": "application/activity+json"}, json.dumps(doc))
+        return super().__call__(request, headers)
+
+
+class TwoActors(scrapy.Spider):
+    name = "two-actors"
+    custom_settings = {"ADDONS": {"consentcrawl.Addon": 0}}
+
+    async def start(self) -> Any:
+        for name in ("bob", "carol", "alice"):
+            yield scrapy.Request(f"http://fedi.example/users/{name}",
+                                 headers={"Accept": "application/activity+json"}, callback=self.parse)
+
+    def parse(self, response: Any) -> Iterator[Any]:
+        yield {"subject": response.url.rsplit("/", 1)[1], "platform": "fediverse"}
+
+
+@deferred_f_from_coro_f
+async def test_an_unreadable_or_someone_elses_actor_is_not_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """Fail closed: a page whose person's say cannot be read is denied with the cause; an actor document with
+    another person's id is not read as the page's person (and not used)."""
+    with LocalServer(BrokenActorSite()) as server:
+        result = await run_crawl(TwoActors, fedi_settings(tmp_path), proxy=server.proxy, monkeypatch=monkeypatch)
+    assert [i["subject"] for i in result.items] == ["alice"]
+    lines = {e["subject"]: e for e in result.audit if e["phase"] == "response"}
+    assert lines["bob"]["reason"] == "error.internal"
+    assert lines["bob"]["evidence"][-1]["while"] == "reading refusals"
+    assert "not JSON" in lines["bob"]["evidence"][-1]["message"]
+    assert lines["carol"]["reason"] == "subject.mismatch"
+    assert lines["carol"]["evidence"][-1] == {"kind": "page-owner", "source": "http://fedi.example/users/carol",
+                                               "owner": "http://fedi.example/users/alice",
+                                               "cause": "the actor's id names another person than the page's URL"}
+    assert not result.events  # neither is a refusal of theirs (nor of alice's)
+
+
+@deferred_f_from_coro_f
+async def test_a_refusal_log_that_cannot_be_written_still_stops_the_person(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The disk is full when the refusal is appended (the failure injected into the file write): logged with its
+    cause and counted; the refusal applies to this crawl all the same."""
+    import errno
+
+    from consentcrawl.refusallog import RefusalLog
+
+    def full(self: RefusalLog, refusal: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(RefusalLog, "append", full)
+    with LocalServer(FediverseSite()) as server, caplog.at_level("ERROR", logger="consentcrawl"):
+        result = await run_crawl(ParallelFediverseSpider, fedi_settings(tmp_path), proxy=server.proxy,
+                                 monkeypatch=monkeypatch)
+    served = requests_by_person(server)
+    assert {i["subject"] for i in result.items} == OPEN
+    for name in REFUSING:  # one page with their profile, then nothing else of theirs (as without the failure)
+        assert [r.decoded_path for r in served[name]][-1:] == [
+            r.decoded_path for r in served[name] if r.decoded_path in (f"/users/{name}", f"/@{name}")]
+    assert result.stats["consentcrawl/refusals/log_errors"] == len(REFUSING)
+    errors = [r.getMessage() for r in caplog.records if "refusal log" in r.getMessage()]
+    assert len(errors) == len(REFUSING) and all("No space left on device" in m for m in errors)
+    assert all("bob" not in m and "#nobot" not in m for m in errors)  # no personal data at ERROR
