@@ -35,7 +35,6 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import lxml.etree
-import lxml.html
 
 from .purposes import HASHTAGS, purposes_of
 
@@ -181,9 +180,9 @@ def _same_url(a: str, b: str) -> bool:
         return False
 
 
-def _card_urls(card: Any, base: str) -> list[str]:
+def _card_urls(props: list[tuple[str, Any]], base: str) -> list[str]:
     urls = []
-    for cls, e in _props(card):
+    for cls, e in props:
         if cls in ("u-url", "u-uid"):
             value = e.get("href") or e.get("src") or e.get("value") or _text(e)
             if value:
@@ -191,15 +190,32 @@ def _card_urls(card: Any, base: str) -> list[str]:
     return urls
 
 
-def _representative(doc: Any, url: str) -> Any | None:
-    cards = [e for e in doc.iter() if isinstance(e.tag, str) and "h-card" in _classes(e)
-             and not any(_is_root(a) for a in e.iterancestors())]
-    for card in cards:
-        if any(_same_url(u, url) for u in _card_urls(card, url)):
-            return card
-    if len(cards) == 1 and not _card_urls(cards[0], url):
+def _representative(doc: Any, url: str) -> tuple[Any, list[tuple[str, Any]]] | None:
+    """The page's representative h-card and its properties, or None."""
+    found: list[Any] = _HCARDS(doc)  # type: ignore[assignment]  # an element-set XPath: a list of elements
+    cards = [(card, list(_props(card))) for card in found if not _ROOT_ANCESTOR(card)]
+    for card, props in cards:
+        if any(_same_url(u, url) for u in _card_urls(props, url)):
+            return card, props
+    if len(cards) == 1 and not _card_urls(cards[0][1], url):
         return cards[0]
     return None
+
+
+#: elements whose class list holds ``h-card``; an ancestor that is a microformat root (a class ``h-*``)
+_HCARDS = lxml.etree.XPath('//*[contains(concat(" ", normalize-space(@class), " "), " h-card ")]')
+_ROOT_ANCESTOR = lxml.etree.XPath('ancestor::*[contains(concat(" ", normalize-space(@class)), " h-")]')
+_PARSERS: dict[str, Any] = {}
+
+
+def _parse(body: bytes | str, encoding: str) -> Any:
+    """The document's root element (lxml's C HTML parser, one parser per encoding, comments dropped)."""
+    key = encoding if isinstance(body, bytes) else ""
+    parser = _PARSERS.get(key)
+    if parser is None:
+        parser = lxml.etree.HTMLParser(encoding=key or None, remove_comments=True)
+        _PARSERS[key] = parser
+    return lxml.etree.fromstring(body, parser)
 
 
 _META_FIELDS = {("property", "og:title"): "og:title", ("property", "og:description"): "og:description",
@@ -221,19 +237,15 @@ def _html_profile(body: bytes | str, url: str, token: str, encoding: str) -> tup
         marked = "h-card" in body or "og:type" in body
     if not marked:  # no card and no og:type: nothing to parse (most pages; a byte search, no parse)
         return [], False
-    if isinstance(body, bytes):
-        if not body.strip():
-            return [], False
-        parser = lxml.html.HTMLParser(encoding=encoding or "utf-8", remove_comments=True)
-        doc = lxml.html.document_fromstring(body, parser=parser)
-    else:
-        if not body.strip():
-            return [], False
-        doc = lxml.html.document_fromstring(body)
-    card = _representative(doc, url)
+    if not body.strip():
+        return [], False
+    doc = _parse(body, encoding or "utf-8")
+    if doc is None:
+        return [], False
+    chosen = _representative(doc, url)
     found: list[Found] = []
-    if card is not None:
-        for cls, e in _props(card):
+    if chosen is not None:
+        for cls, e in chosen[1]:
             if cls.startswith(("p-", "e-")):
                 found += _found_in(f"h-card {cls}", _text(e), token)
         return found, True
@@ -252,9 +264,10 @@ def _html_fragment_text(value: str) -> str:
     if "<" not in value and "&" not in value:
         return value
     try:
-        return _text(lxml.html.fragment_fromstring(value, create_parent="div"))
+        doc = _parse(f"<div>{value}</div>", "")
     except (lxml.etree.ParserError, ValueError):
         return value
+    return _text(doc) if doc is not None else value
 
 
 def read_meta_robots(directives: Iterable[Any]) -> list[Found]:
