@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from typing import TYPE_CHECKING
 
 from scrapy.http import Response, TextResponse
@@ -84,6 +85,19 @@ class FirstPageGate:
 
 
 def _read(runtime: ConsentRuntime, request: Request, response: Response) -> PageReading:
+    """The page read for refusals, once per response object (the handler reads a person's first page as it is
+    downloaded; the response phase then gets the same response and reuses the reading)."""
+    reading = _readings.get(response)
+    if reading is None:
+        reading = _readings[response] = _read_now(runtime, request, response)
+    return reading
+
+
+#: readings by response object (weak: gone with the response)
+_readings: weakref.WeakKeyDictionary[Response, PageReading] = weakref.WeakKeyDictionary()
+
+
+def _read_now(runtime: ConsentRuntime, request: Request, response: Response) -> PageReading:
     token = runtime.config.token
     content_type = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
     encoded = response.headers.get(b"Content-Encoding")

@@ -145,28 +145,22 @@ def _text(element: Any) -> str:
     return "".join(parts)
 
 
-def _classes(e: Any) -> list[str]:
-    return (e.get("class") or "").split() if isinstance(e.tag, str) else []
-
-
-def _is_root(e: Any) -> bool:
-    return any(c.startswith("h-") for c in _classes(e))
-
-
 def _props(card: Any) -> Iterator[tuple[str, Any]]:
     """(class, element) for each ``p-*``/``e-*``/``u-*`` property of ``card``, neither inside nor being a nested
     microformat."""
     stack = list(card)[::-1]
     while stack:
         e = stack.pop()
-        if not isinstance(e.tag, str):
-            continue
-        if _is_root(e):  # a nested microformat (``p-author h-card``) is another person's or another thing's
-            continue
-        for c in _classes(e):
-            if c.startswith(("p-", "e-", "u-")):
-                yield c, e
-        stack.extend(list(e)[::-1])
+        value = e.get("class") if isinstance(e.tag, str) else None
+        if value:
+            classes = value.split()
+            if any(c.startswith("h-") for c in classes):
+                continue  # a nested microformat (``p-author h-card``) is another person's or another thing's
+            for c in classes:
+                if c.startswith(("p-", "e-", "u-")):
+                    yield c, e
+        if len(e):
+            stack.extend(list(e)[::-1])
 
 
 def _same_url(a: str, b: str) -> bool:
