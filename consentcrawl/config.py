@@ -20,6 +20,8 @@ from .consent.store import AuthorizationStore, SyncAuthorizationStore
 from .distributed.shared import check_distributed, expand_worker
 from .errors import ConfigError
 from .purposes import check_purpose
+from .refusallog import read_refusals
+from .refusals.book import Refusal, RefusalBook
 from .settings import SETTINGS, as_settings, read
 from .signals.policy import SignalPolicy
 from .signals.purposes import CONSERVATIVE_DEFAULTS
@@ -68,6 +70,10 @@ class ConsentConfig:
     checks: tuple[Any, ...] = ()
     #: how operator signals are read (``CONSENTCRAWL_CONSERVATIVE`` and the settings after it)
     signal_policy: SignalPolicy = field(default_factory=SignalPolicy)
+    #: the operator's refusal log (``CONSENTCRAWL_REFUSALS_LOG``): read at start, appended to on each new refusal
+    refusals_log: str | None = None
+    #: the refusals read from it when the configuration was built
+    refusals: tuple[Refusal, ...] = ()
 
     @property
     def enforce(self) -> bool:
@@ -133,6 +139,7 @@ class ConsentConfig:
             robots_stale=timedelta(seconds=get("CONSENTCRAWL_ROBOTS_STALE")),
             max_crawl_delay=float(get("CONSENTCRAWL_MAX_CRAWL_DELAY")),
             audit_sync=get("CONSENTCRAWL_AUDIT_FSYNC"),
+            refusals_log=get("CONSENTCRAWL_REFUSALS_LOG"),
             logstats_interval=float(get("CONSENTCRAWL_LOGSTATS_INTERVAL")),
         )
         from .terms.load import load_platforms
@@ -147,6 +154,8 @@ class ConsentConfig:
             get(name)  # read by the remote stores; checked here whatever the store
         check_distributed(get)
         store = open_store(source, platforms, crawler, settings) if source else None
+        refusals_log = values["refusals_log"]
+        refusals = tuple(read_refusals(refusals_log)) if refusals_log else ()
         return cls(
             purpose=purpose,
             platforms=platforms,
@@ -157,6 +166,7 @@ class ConsentConfig:
             authorizations_source=source or None,
             checks=checks,
             signal_policy=policy,
+            refusals=refusals,
             **values,
         )
 
@@ -172,7 +182,7 @@ def build_engine(config: ConsentConfig, crawler: Crawler | None = None) -> Polic
 
     checks = [_build_check(c, crawler) for c in (config.checks or load_checks(None))]
     return PolicyEngine(config.platforms, config.token, max_crawl_delay=config.max_crawl_delay, checks=checks,
-                        signal_policy=config.signal_policy)
+                        signal_policy=config.signal_policy, refusals=RefusalBook(config.refusals))
 
 
 def build_decider(config: ConsentConfig, crawler: Crawler | None = None) -> Decider:

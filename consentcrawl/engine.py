@@ -29,9 +29,13 @@ from .consent.answers import RecordsNeeded, StoreAnswers
 from .decision import Decision, Evidence, Stage, Verdict, deny
 from .errors import StoreUnavailable
 from .facts import FactReader, RequestFacts
+from .recent import Recent
+from .refusals.book import RefusalBook
+from .refusals.purposes import ALL_PURPOSES
 from .robots.fetch import RobotsFile
 from .signals.evaluate import SiteFiles
 from .signals.policy import SignalPolicy
+from .signals.purposes import base_purposes
 from .terms.platforms import PlatformRegistry
 
 __all__ = ["PolicyEngine", "RequestFacts"]
@@ -49,7 +53,7 @@ class PolicyEngine:
 
     def __init__(self, platforms: PlatformRegistry, token: str, max_crawl_delay: float | None = None,
                  checks: Iterable[Any] | None = None, cache: bool = True,
-                 signal_policy: SignalPolicy | None = None) -> None:
+                 signal_policy: SignalPolicy | None = None, refusals: RefusalBook | None = None) -> None:
         self.platforms = platforms
         self.token = token
         #: a Crawl-delay above this denies the origin (``robots.crawl-delay``) instead of stalling the crawl
@@ -68,6 +72,13 @@ class PolicyEngine:
         self._site_checks = tuple(self.checks[i] for i in site_checks)
         self._reader = FactReader(platforms, token)
         self.cache = ConsentCache(enabled=cache)
+        #: the refusals people published on their own pages (refusals/book.py): the adapters add to it; every
+        #: decision that would let a refused person's data in is turned into ``subject.refused-on-page`` on its way
+        #: out, after the cache, so a remembered allow never outlives a refusal
+        self.refusals = refusals if refusals is not None else RefusalBook()
+        self._purposes: dict[str, frozenset[str]] = {}
+        #: the deny handed out for a remembered link allow of a person who refused since, by the allow's id
+        self._refused_links: Recent[str, Decision] = Recent(4096)
 
     def facts(self, url: str, purpose: str, now: datetime, subject: str | None = None, *,
               form: str | None = None, is_form: bool = True, host: str | None = None) -> RequestFacts:
@@ -93,7 +104,7 @@ class PolicyEngine:
         conclude wins. Raises RecordsNeeded (see the module's docstring), and SignalsNeeded when the walk reaches
         the signals check without ``signals``: the adapter fetches them and asks again."""
         try:
-            return self._full(facts, robots, answers, signals)
+            return self._overrule(self._full(facts, robots, answers, signals), facts.purpose)
         except Exception as exc:  # noqa: BLE001 - fail closed on anything unexpected
             return _failed(facts, exc)
 
@@ -102,9 +113,9 @@ class PolicyEngine:
         Raises RecordsNeeded."""
         try:
             made, remembered, _ = self._consent(facts, answers)
+            return self._overrule(renew(made.decision) if remembered else made.decision, facts.purpose)
         except Exception as exc:  # noqa: BLE001
             return _failed(facts, exc)
-        return renew(made.decision) if remembered else made.decision
 
     def decide_link(self, url: str, purpose: str, now: datetime, answers: StoreAnswers) -> tuple[Decision, str, bool]:
         """:meth:`decide_consent` for a URL as a page links it, remembered by the URL string as written.
@@ -117,7 +128,8 @@ class PolicyEngine:
         key = (url, purpose)
         hit = self.cache.recall_link(key, now, answers.version)
         if hit is not None:
-            return hit[0], hit[1], True
+            refused, first = self._overrule_link(hit[0], purpose)
+            return refused, hit[1], not first
         facts = self.facts(url, purpose, now)
         try:
             made, remembered, cacheable = self._consent(facts, answers)
@@ -126,7 +138,7 @@ class PolicyEngine:
         decision = renew(made.decision) if remembered else made.decision
         if cacheable:
             self.cache.remember_link(key, made, decision, facts.canonical.url)
-        return decision, facts.canonical.url, False
+        return self._overrule_link(decision, purpose)[0], facts.canonical.url, False
 
     def decide_subject(self, platform_name: str | None, subject: str, purpose: str, now: datetime,
                        answers: StoreAnswers) -> Decision:
@@ -141,18 +153,49 @@ class PolicyEngine:
             key = (platform.name, subject, purpose)
             made = self.cache.recall(self.cache.people, key, platform, now, answers.version)
             if made is not None:
-                return renew(made.decision)
+                return self._overrule(renew(made.decision), purpose)
             ctx = CheckContext(None, platform, subject, purpose, now, self.token, answers)
             made, cacheable, _ = self._run_consent(ctx)
             if cacheable:
                 self.cache.remember(self.cache.people, key, made)
-            return made.decision
+            return self._overrule(made.decision, purpose)
         except StoreUnavailable as exc:
             return deny(Stage.ERROR, "error.store-unavailable", subject=subject, platform=platform_name,
                         evidence=(_error_evidence(exc, "store"),))
         except Exception as exc:  # noqa: BLE001
             return deny(Stage.ERROR, "error.internal", subject=subject, platform=platform_name,
                         evidence=(_error_evidence(exc, "decide_subject"),))
+
+    def refused_purposes(self, purpose: str) -> frozenset[str]:
+        """The built-in purposes a refusal must name to refuse ``purpose`` (a custom purpose: what it counts as)."""
+        purposes = self._purposes.get(purpose)
+        if purposes is None:
+            try:
+                purposes = base_purposes(purpose, self.signal_policy.custom) | {purpose}
+            except ValueError:  # a purpose with no meaning here: every refusal refuses it (fail closed)
+                purposes = ALL_PURPOSES
+            self._purposes[purpose] = purposes
+        return purposes
+
+    def _overrule(self, decision: Decision, purpose: str) -> Decision:
+        """The decision, or ``subject.refused-on-page`` when it would let in a person who refused the purpose."""
+        if not self.refusals or not decision.allowed:
+            return decision
+        return self.refusals.overrule(decision, self.refused_purposes(purpose))
+
+    def _overrule_link(self, decision: Decision, purpose: str) -> tuple[Decision, bool]:
+        """:meth:`_overrule` for the link memo: the same deny object for the same remembered allow, so a link met
+        again is a repeat of it (not a new line); and whether this deny is handed out for the first time."""
+        if not self.refusals or not decision.allowed:
+            return decision, False
+        known = self._refused_links.get(decision.decision_id)
+        if known is not None:
+            return known, False
+        refused = self._overrule(decision, purpose)
+        if refused is not decision:
+            self._refused_links.put(decision.decision_id, refused)
+            return refused, True
+        return decision, False
 
     # -- running the list ----------------------------------------------------------------------------------
 

@@ -116,14 +116,27 @@ class ConsentDownloadHandler:
             if origin is not None:
                 await self._own_sent(runtime, origin)  # robots.txt counts as a request to the origin
         elif is_checked_url(request.url):
-            if runtime.distributed is not None:
-                await send_shared(runtime, request, self._delay(runtime, request.url))
-            else:
-                await self._keep_crawl_delay(runtime, request)
-                decision = await runtime.decide_send(request)  # reads the clock now, after the wait
-                if runtime.drops(decision):
-                    raise ConsentDenied(decision)
-        response: Response = await self.fallback.download_request(request)
+            person = runtime.person_of(request)
+            # a person's other requests wait here until one of their pages has been read for refusals
+            first = person is not None and await runtime.first_pages.enter(person)
+            read = False
+            try:
+                if runtime.distributed is not None:  # the cluster's Crawl-delay schedule, then the decision
+                    await send_shared(runtime, request, self._delay(runtime, request.url))
+                else:
+                    await self._keep_crawl_delay(runtime, request)
+                    decision = await runtime.decide_send(request)  # reads the clock now, after the waits
+                    if runtime.drops(decision):
+                        raise ConsentDenied(decision)
+                response: Response = await self.fallback.download_request(request)
+                if first:
+                    read = runtime.read_first_page(request, response)
+                return response
+            finally:
+                if first:
+                    assert person is not None
+                    runtime.first_pages.done(person, read)
+        response = await self.fallback.download_request(request)
         return response
 
     async def _keep_crawl_delay(self, runtime: ConsentRuntime, request: Request) -> None:

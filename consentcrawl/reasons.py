@@ -44,8 +44,8 @@ SUBJECT_REVOKED = "subject.revoked"
 SUBJECT_UNKNOWN_PLATFORM = "subject.unknown-platform"
 SUBJECT_AMBIGUOUS_URL = "subject.ambiguous-url"
 SUBJECT_MISMATCH = "subject.mismatch"
-#: a person who refused on a page a worker of a distributed crawl saw (docs/distributed.md; the detection itself:
-#: the refusals issue)
+#: the person's own say on their profile page (consentcrawl.refusals), seen by this process or, in a distributed
+#: crawl, by any worker (docs/distributed.md): it overrides any record
 SUBJECT_REFUSED_ON_PAGE = "subject.refused-on-page"
 
 # the response

@@ -11,7 +11,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from scrapy.utils.asyncio import call_later
 
@@ -19,6 +19,11 @@ from .audit.log import AuditLog
 from .config import ConsentConfig
 from .decision import Decision, Evidence, Stage, deny
 from .errors import AuditUnavailable
+
+if TYPE_CHECKING:
+    from .deciding import Decider
+    from .refusallog import RefusalLog
+    from .withdrawals import WithdrawalWatch
 
 logger = logging.getLogger("consentcrawl")
 
@@ -35,6 +40,9 @@ class DecisionRecording:
     _debug: bool
     _turn_scheduled: bool
     _waiters: list[asyncio.Future[None]]
+    decider: Decider
+    withdrawals: WithdrawalWatch
+    refusal_log: RefusalLog | None
     #: called with every decision recorded (``CONSENTCRAWL_PURGE_ON_CLOSE`` learns who withdrew); None: no one
     watch: Callable[[Decision], None] | None = None
 
@@ -61,7 +69,7 @@ class DecisionRecording:
             self.audit.record(
                 decision, time=time, phase=phase, url=url,
                 canonical_url=canonical_url, purpose=self.config.purpose,
-                mode=self.config.mode, durable=durable,
+                mode=self.config.mode, durable=durable, extra=self._because(decision, time),
             )
         except AuditUnavailable as exc:
             self.count("consentcrawl/audit/write_errors")
@@ -88,8 +96,9 @@ class DecisionRecording:
         except RuntimeError:
             return self.record(decision, url, canonical_url, phase, time=time)
         try:
-            ticket = self.audit.queue(decision, time=time, phase=phase, url=url,
-                                      canonical_url=canonical_url, purpose=self.config.purpose, mode=self.config.mode)
+            ticket = self.audit.queue(decision, time=time, phase=phase, url=url, canonical_url=canonical_url,
+                                      purpose=self.config.purpose, mode=self.config.mode,
+                                      extra=self._because(decision, time))
         except AuditUnavailable as exc:
             self.count("consentcrawl/audit/write_errors")
             return self._unaccounted(decision, url, canonical_url, phase, str(exc), time)
@@ -102,6 +111,25 @@ class DecisionRecording:
                 return self._unaccounted(decision, url, canonical_url, phase, self.audit.error or "not written",
                                          time)
         return self._counted(decision, url, phase)
+
+    def _because(self, decision: Decision, time: datetime) -> dict[str, Any] | None:
+        """``{"because": event id}`` for a deny caused by a refusal found on a page or a withdrawal seen in the
+        store (docs/audit-log.md); a withdrawal's ``withdrawal-seen`` event is written first, the first time."""
+        if decision.subject is None:
+            return None
+        if not decision.allowed:
+            for evidence in decision.evidence:
+                if evidence.kind == "refusal-on-page":
+                    return {"because": evidence.detail.get("event")}
+        store = self.decider.store
+        because, event = self.withdrawals.observe(decision, store.version if store is not None else None)
+        if event is not None:
+            self.count("consentcrawl/withdrawals/seen")
+            try:
+                self.audit.event("withdrawal-seen", event, time=time, durable=False)
+            except AuditUnavailable:  # pragma: no cover - a non-durable event is only queued
+                pass
+        return {"because": because} if because is not None else None
 
     def _lets_something_happen(self, decision: Decision, phase: str) -> bool:
         """Whether the decision's line must be on disk before it takes effect (in report mode every one does)."""
@@ -166,6 +194,8 @@ class DecisionRecording:
 
     def _spider_closed(self, spider: Any = None, reason: str = "") -> None:
         self.end_of_turn()
+        if self.refusal_log is not None:
+            self.refusal_log.close()
         try:
             self.audit.close()
         except AuditUnavailable as exc:

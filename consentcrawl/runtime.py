@@ -27,6 +27,8 @@ from .errors import ConfigError
 from .facts import RequestFacts
 from .meta_keys import META_DECISION, META_NOFOLLOW, META_SUBJECT
 from .recording import DecisionRecording
+from .refusallog import RefusalLog
+from .refusalphase import FirstPageGate, book_refusals, check_refusals
 from .resolve import form_text
 from .response import judge_response, wants_nofollow
 from .robots.body import charset, decoded_body
@@ -41,6 +43,7 @@ from .scheduling import LinkScheduling, bad_url, error_cause
 from .signalphase import check_signals, decide_full
 from .signals.fetch import SignalFileCache
 from .startup import check_handlers, check_pipelines
+from .withdrawals import WithdrawalWatch
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -133,6 +136,12 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         check_pipelines(crawler)
         self.audit = AuditLog(config.audit_log, sync=config.audit_sync,
                               header=chain_header(config, crawler.settings) if config.audit_log else None)
+        #: the operator's refusal log, appended to as refusals are found on pages (None: this crawl only)
+        self.refusal_log = RefusalLog(config.refusals_log) if config.refusals_log else None
+        #: notices when a store change turns a person from allowed to denied (recording.py)
+        self.withdrawals = WithdrawalWatch()
+        #: a person's other requests wait at send time until one of their pages has been read for refusals
+        self.first_pages = FirstPageGate()
         assert crawler.stats is not None
         self.stats = crawler.stats
         #: the decision that let each request go out (or the response in), with the URL it was made for
@@ -249,6 +258,17 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         self._remember(request, url, decision)
         return decision
 
+    def person_of(self, request: Request) -> tuple[str, str] | None:
+        """(platform, subject key) of the person a request's URL names, or None."""
+        facts, _ = self.facts_for(request, request.url, self.config.now())
+        if facts is None or facts.platform is None or facts.subject is None:
+            return None
+        return facts.platform.name, facts.subject
+
+    def read_first_page(self, request: Request, response: Response) -> bool:
+        """A person's first page, read for refusals as soon as it is downloaded (:class:`FirstPageGate`)."""
+        return book_refusals(self, request, response)
+
     async def decide_request(self, request: Request, phase: str = "request", url: str | None = None) -> Decision:
         """The full decision for a URL of a request, robots.txt fetched if needed, recorded in ``phase``."""
         url = url or request.url
@@ -281,6 +301,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
             decision = await self.decide_request(request, phase="response")
         if decision.allowed and response.url != request.url:
             decision = await self.decide_request(request, phase="response", url=response.url)
+        decision = check_refusals(self, request, response, decision)  # the person's own say, whatever else says
         if decision.allowed:
             decision = self.check_response(request, response, decision)
         if decision.allowed:

@@ -77,6 +77,7 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("CONSENTCRAWL_MODE", "text", "enforce", empty="enforce"),
     Setting("CONSENTCRAWL_AUDIT_LOG", "path", "consentcrawl-audit.jsonl", empty=None),
     Setting("CONSENTCRAWL_AUDIT_FSYNC", "bool", True),
+    Setting("CONSENTCRAWL_REFUSALS_LOG", "path", empty=None),  # docs/refusals.md
     Setting("CONSENTCRAWL_SUBJECT_FIELD", "text", "subject", empty="subject"),
     Setting("CONSENTCRAWL_PROVENANCE_FIELD", "text", "consentcrawl", empty=None),
     Setting("CONSENTCRAWL_ROBOTS_TTL", "seconds", DAY, maximum=DAY),

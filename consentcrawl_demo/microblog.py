@@ -10,8 +10,9 @@ slightly different HTML). Pages:
   ``/u/ID/``, protocol-relative ``//m.microblog.example/u/ID``, percent-escaped ``/u/%31%30...`` and
   ``/profile/ID`` (a 301 to ``http://microblog.example/u/ID``).
 - ``/u/ID``: the profile, ``data-subject`` on the wrapper and the fields in elements of class ``name``, ``bio``,
-  ``followers`` and ``location``; five ``a.related`` links to other people (mixed spellings) and an
-  ``a.followers-link`` to ``/u/ID/followers`` (robots-disallowed, but served).
+  ``followers`` and ``location``; the wrapper is the page's microformats ``h-card`` (``p-name``, ``p-note``,
+  ``p-locality``), which is where a person's refusal in their bio is read; five ``a.related`` links to other
+  people (mixed spellings) and an ``a.followers-link`` to ``/u/ID/followers`` (robots-disallowed, but served).
 - ``/profile/ID`` 301 → ``http://microblog.example/u/ID``; ``/go?to=URL`` 302 → URL (an open redirect);
   ``/search?q=``, ``/private/``, ``/about``, ``/sitemap.xml``; anything else 404; other hosts 502.
 
@@ -310,18 +311,19 @@ class MicroblogSite:
         followers_link = f'<a class="followers-link" href="/u/{subject}/followers">Followers</a>'
         if mobile:
             body = (
-                f'<div class="m-profile" data-subject="{subject}">\n'
-                f'<h2 class="name">{name}</h2>\n<div class="bio">{bio}</div>\n'
+                f'<div class="m-profile h-card" data-subject="{subject}">\n'
+                f'<h2 class="name p-name">{name}</h2>\n<div class="bio p-note">{bio}</div>\n'
                 f'<div class="stats"><b class="followers">{data["followers"]}</b> followers · '
-                f'<i class="location">{html.escape(str(data["location"]))}</i> · {followers_link}</div>\n'
+                f'<i class="location p-locality">{html.escape(str(data["location"]))}</i> · {followers_link}</div>\n'
                 f'</div>\n<h3>Also here</h3>\n<ul class="m-related">\n{related}\n</ul>'
             )
         else:
             body = (
-                f'<article class="profile" data-subject="{subject}">\n'
-                f'<h1 class="name">{name}</h1>\n<p class="bio">{bio}</p>\n'
+                f'<article class="profile h-card" data-subject="{subject}">\n'
+                f'<h1 class="name p-name">{name}</h1>\n<p class="bio p-note">{bio}</p>\n'
                 f'<dl><dt>Followers</dt><dd><span class="followers">{data["followers"]}</span> {followers_link}</dd>\n'
-                f'<dt>Location</dt><dd><span class="location">{html.escape(str(data["location"]))}</span></dd></dl>\n'
+                f'<dt>Location</dt><dd><span class="location p-locality">'
+                f'{html.escape(str(data["location"]))}</span></dd></dl>\n'
                 f'</article>\n<aside><h2>Who to follow</h2>\n<ul class="related">\n{related}\n</ul></aside>'
             )
         return self._page(str(data["name"]), body, mobile)

@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from consentcrawl.audit.log import read_audit_log, read_decisions
+from consentcrawl.audit.log import read_audit_log
 from consentcrawl.errors import ConfigError
 from consentcrawl.logstats import report_command
 
@@ -83,7 +83,9 @@ def run_demo(output: Path) -> int:
 def summary(stats: dict[str, Any], items_path: Path, audit_path: Path, served: int, seconds: float) -> str:
     rows = read_audit_log(items_path) if items_path.exists() else []
     people = {row.get("subject") for row in rows}
-    audit = read_decisions(audit_path) if audit_path.exists() else []
+    lines_ = read_audit_log(audit_path) if audit_path.exists() else []
+    audit = [e for e in lines_ if "event" not in e]  # decisions; the rest are events (refusal-found, ...)
+    refusals = {(e.get("platform"), e.get("subject")) for e in lines_ if e.get("event") == "refusal-found"}
     denied = Counter((e["stage"], e["reason"]) for e in audit if e["verdict"] == "deny" and e["phase"] != "item")
     lines = [
         "",
@@ -102,6 +104,7 @@ def summary(stats: dict[str, Any], items_path: Path, audit_path: Path, served: i
         f"  items collected:                {len(rows)}, of {len(people)} people, each of whom authorized "
         f"{stats.get('consentcrawl/purpose')!r}",
         f"  items dropped by the guard:     {stats.get('consentcrawl/items/dropped', 0)}",
+        f"  people who refused on their page: {len(refusals)} (not collected, whatever their records say)",
         f"  items written to:               {items_path}",
         f"  audit log ({len(audit)} decisions):   {audit_path}",
         f"  its chain ends with:            {stats.get('consentcrawl/audit_chain_end')} "

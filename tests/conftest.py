@@ -18,7 +18,7 @@ import scrapy
 from scrapy import signals
 from scrapy.utils.test import get_crawler
 
-from consentcrawl.audit.log import read_decisions
+from consentcrawl.audit.log import read_audit_log
 from consentcrawl_demo.microblog import MicroblogSite
 from consentcrawl_demo.server import LocalServer
 from tests.redis_server import REDIS_SERVER as redis_server_binary
@@ -60,8 +60,10 @@ def config_dir(tmp_path: Path) -> Path:
 class CrawlResult:
     items: list[dict[str, Any]]
     stats: dict[str, Any]
-    audit: list[dict[str, Any]]
+    audit: list[dict[str, Any]]  #: the decision lines of the audit log
     dropped_items: list[dict[str, Any]] = field(default_factory=list)
+    #: the audit log's event lines (``refusal-found``, ``withdrawal-seen``, ...): the lines with an ``event`` key
+    events: list[dict[str, Any]] = field(default_factory=list)
 
     def consent_stats(self) -> dict[str, Any]:
         return {k: v for k, v in self.stats.items() if k.startswith("consentcrawl/")}
@@ -103,9 +105,10 @@ async def run_crawl(spidercls: type[scrapy.Spider], settings: dict[str, Any], *,
     crawler.signals.connect(item_dropped, signal=signals.item_dropped, weak=False)
     await crawler.crawl_async(**spider_kwargs)
     audit_path = settings.get("CONSENTCRAWL_AUDIT_LOG")
-    audit = read_decisions(audit_path) if isinstance(audit_path, (str, Path)) and Path(audit_path).is_file() else []
+    lines = read_audit_log(audit_path) if isinstance(audit_path, (str, Path)) and Path(audit_path).is_file() else []
     assert crawler.stats is not None
-    return CrawlResult(items, dict(crawler.stats.get_stats()), audit, dropped)
+    return CrawlResult(items, dict(crawler.stats.get_stats()), [e for e in lines if "event" not in e], dropped,
+                       [e for e in lines if "event" in e])
 
 
 def jsonl(path: Path) -> list[dict[str, Any]]:

@@ -108,7 +108,10 @@ async def test_check_and_crawl_reach_the_same_decisions(server: LocalServer, tmp
     entries = [e for e in result.audit if e["phase"] in ("request", "schedule")]
     by_reason: dict[str, dict] = {}
     for entry in entries:
-        by_reason.setdefault(entry["reason"], entry)
+        # a refusal read on a page is known to the crawl that read it, and to `check` only through the refusal log
+        # (CONSENTCRAWL_REFUSALS_LOG, not kept here: tests/test_refusals_units.py decides with it)
+        if entry["reason"] != "subject.refused-on-page":
+            by_reason.setdefault(entry["reason"], entry)
     assert len(by_reason) >= 6
     for reason, entry in by_reason.items():
         code, out, _ = check(capsys, entry["url"], "--purpose", "research", *config_args(), "--json")
@@ -164,6 +167,13 @@ def test_demo_runs_end_to_end_and_leaves_nothing_running(tmp_path: Path) -> None
         assert run.returncode == 0, run.stderr
     assert (tmp_path / "audit-report.html").is_file()
     assert "ALLOWED, subject.authorized" in run.stdout
+    # the two #nobot people who hold a live record: their refusal is found on their page, and they are not collected
+    from consentcrawl_demo.microblog import MicroblogSite
+
+    refused = [json.loads(line) for line in audit if '"refusal-found"' in line]
+    assert {e["subject"] for e in refused} == set(MicroblogSite().nobot_subjects[:2])
+    assert not {i["subject"] for i in items} & set(MicroblogSite().nobot_subjects)
+    assert "people who refused on their page: 2" in out
 
 
 def test_check_shows_which_robots_file_decided(capsys: pytest.CaptureFixture[str],

@@ -108,7 +108,22 @@ async def test_only_authorized_people_are_fetched_and_collected(
     assert len(robots) == len({r.host for r in server.requests})
     assert not any("/followers" in r.path for r in server.requests)
 
-    # the items are exactly the authorized people, with only the fields the platform agreement allows
+    # the items are exactly the authorized people, with only the fields the platform agreement allows, but for the
+    # two people who hold a live record and wrote #nobot in their bio: their profile page is fetched (that is where
+    # the refusal is read), and then neither collected nor fetched again (issue #14, "Refusals on the page")
+    refused = set(site.nobot_subjects) & allowed
+    assert len(refused) == 2
+    refusals = [e for e in result.events if e["event"] == "refusal-found"]
+    assert {e["subject"] for e in refusals} == refused
+    assert all(e["form"] == "hashtag.nobot" and "#nobot" in e["raw"] for e in refusals)
+    refused_lines = [e for e in result.audit if e["reason"] == "subject.refused-on-page"]
+    assert {e["subject"] for e in refused_lines if e["phase"] == "response"} == refused
+    found_at = {e["subject"]: e["time"] for e in refusals}
+    for entry in result.audit:  # nothing of theirs was let go out after their refusal was found
+        if entry["subject"] in refused and entry["verdict"] == "allow":
+            assert entry["time"] <= found_at[entry["subject"]], entry
+    assert all(e["because"] in {r["event_id"] for r in refusals} for e in refused_lines)
+    allowed -= refused
     assert {item["subject"] for item in result.items} == allowed
     for item in result.items:
         assert set(item) == {"subject", "name", "bio", "followers", "consentcrawl"}
@@ -133,9 +148,9 @@ async def test_only_authorized_people_are_fetched_and_collected(
         stage, _, code = reason.partition(".")
         assert stats[f"consentcrawl/denied/{stage}/{code}"] == count
     assert {"subject.no-authorization", "subject.revoked", "subject.expired", "subject.purpose",
-            "robots.disallowed"} <= set(by_reason)
+            "robots.disallowed", "subject.refused-on-page"} <= set(by_reason)
     audited_allowed = {e["subject"] for e in requests if e["verdict"] == "allow" and e["subject"]}
-    assert audited_allowed == allowed
+    assert audited_allowed == allowed | refused  # their profile page was sent for: the refusal is read on it
     for entry in result.audit:
         assert entry["decision_id"] and entry["time"] and entry["purpose"] == "research"
         assert set(entry) >= {"url", "canonical_url", "platform", "subject", "verdict", "stage", "reason", "evidence"}
@@ -343,6 +358,7 @@ async def test_item_objects_are_guarded_like_dicts(
                                  monkeypatch=monkeypatch)
     allowed = live_research_subjects() & set(site.subject_ids)
     assert allowed and requested_subjects(server) == allowed
+    allowed -= set(site.nobot_subjects)  # fetched, and refused on their page (#nobot): no item
     items = [e for e in result.audit if e["phase"] == "item"]
     if item_class is ProfileItem:
         assert {item["subject"] for item in result.items} == allowed

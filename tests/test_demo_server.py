@@ -382,7 +382,7 @@ def test_mobile_and_www_hosts_serve_the_same_people(proxied: httpx.Client, site:
     mobile = proxied.get("http://m.microblog.example/u/1003").text
     www = proxied.get("http://www.microblog.example/u/1003").text
     assert mobile != desktop and www == desktop
-    assert 'class="m-profile"' in mobile and 'name="viewport"' in mobile
+    assert 'class="m-profile h-card"' in mobile and 'name="viewport"' in mobile  # h-card: where refusals are read
     for value in site.profile(1003).values():
         assert str(value) in mobile
 

@@ -13,7 +13,8 @@ from consentcrawl.errors import StoreUnavailable
 from consentcrawl.terms.platforms import PlatformRegistry
 
 PACKAGE = Path(__file__).resolve().parent.parent / "consentcrawl"
-CORE = sorted([*PACKAGE.joinpath("checks").glob("*.py"), PACKAGE / "cache.py", PACKAGE / "engine.py",
+CORE = sorted([*PACKAGE.joinpath("checks").glob("*.py"), *PACKAGE.joinpath("refusals").glob("*.py"),
+               PACKAGE / "cache.py", PACKAGE / "engine.py",
                PACKAGE / "facts.py", PACKAGE / "policy.py", PACKAGE / "consent" / "answers.py",
                PACKAGE / "provenance.py"])
 FORBIDDEN_MODULES = {"scrapy", "twisted", "httpx", "socket", "time", "os", "io", "pathlib", "sqlite3", "random",

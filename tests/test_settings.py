@@ -39,6 +39,7 @@ BAD: dict[str, list[tuple[Any, str]]] = {
     "CONSENTCRAWL_MODE": [("dry", "unknown mode 'dry'"), (["report"], "['report'] is not a string")],
     "CONSENTCRAWL_AUDIT_LOG": [(5, "5 is not a path")],
     "CONSENTCRAWL_AUDIT_FSYNC": [("maybe", "'maybe' is not true or false"), ([], "[] is not true or false")],
+    "CONSENTCRAWL_REFUSALS_LOG": [(5, "5 is not a path")],
     "CONSENTCRAWL_SUBJECT_FIELD": [(5, "5 is not a string")],
     "CONSENTCRAWL_PROVENANCE_FIELD": [(["x"], "['x'] is not a string")],
     "CONSENTCRAWL_ROBOTS_TTL": [("abc", "'abc' is not a number of seconds"), (-1, "-1 must not be negative")],

@@ -3,20 +3,24 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 
 from ..settings import read
 from .fetches import SharedFetches
-from .refusals import RefusalFeed
-from .shared import SharedState
+from .refusals import RefusalFeed, publish_refusal
+from .shared import SharedState, SharedStateUnavailable
 from .spacing import SharedSpacing
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
     from ..config import ConsentConfig
+
+logger = logging.getLogger(__name__)
 
 
 class Distributed:
@@ -28,6 +32,30 @@ class Distributed:
                                      lock_timeout)
         self.spacing = SharedSpacing(shared)
         self.refusals = RefusalFeed(shared)
+        self._publishing: set[asyncio.Task[None]] = set()
+
+    def publish_refusal(self, platform: str, subject: str, evidence: dict[str, Any]) -> None:
+        """Tell the other workers about a refusal this worker found on a page, without holding up the response.
+
+        This worker's own engine applies the refusal at once; the others learn it through Redis, retried while
+        Redis is away (meanwhile they deny every request anyway: they cannot confirm the shared state).
+        """
+        task = asyncio.get_running_loop().create_task(self._publish(platform, subject, evidence))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
+    async def _publish(self, platform: str, subject: str, evidence: dict[str, Any], tries: int = 60) -> None:
+        for attempt in range(tries):
+            try:
+                await publish_refusal(self.shared, platform, subject, evidence)
+                return
+            except SharedStateUnavailable as exc:
+                if attempt == 0:
+                    logger.error("consentcrawl: cannot tell the other workers about a refusal found on a page "
+                                 "(retrying): %s", exc)
+                await asyncio.sleep(0.5)
+        logger.error("consentcrawl: gave up telling the other workers about a refusal found on a page; the "
+                     "refusal log and this worker's audit log still have it")
 
     @classmethod
     def open(cls, crawler: Crawler, config: ConsentConfig) -> Distributed | None:
@@ -39,5 +67,7 @@ class Distributed:
         return distributed
 
     async def close(self) -> None:
+        if self._publishing:  # refusals found just before the close still reach the other workers
+            await asyncio.wait(set(self._publishing), timeout=5)
         await self.refusals.stop()
         await self.shared.close()

@@ -1,0 +1,218 @@
+"""Refusals on the page, in a crawl: read in the response phase, before the HTTP cache and any callback.
+
+A profile page (a URL that names a person on a configured platform) is read for the refusals its person published
+(:mod:`consentcrawl.refusals.forms`). A refusal of the crawl's purpose:
+
+1. is added to the engine's :class:`~consentcrawl.refusals.book.RefusalBook` first, so every later decision about
+   the person (the link check, ``request_scheduled``, the send-time decision of requests already waiting in a
+   download slot, the item guard) denies ``subject.refused-on-page``;
+2. is written to the audit log as a ``refusal-found`` event, and appended to the operator's refusal log
+   (``CONSENTCRAWL_REFUSALS_LOG``) for later crawls;
+3. denies this response (``subject.refused-on-page``, phase ``response``): it never reaches the cache, a callback or
+   an item.
+
+A response of a person who refused on another of their pages after this request was sent (it was already on the
+wire) is denied here too.
+
+An ActivityPub actor whose ``id`` is another person's than the page's is not read as the page's person (and the
+response is denied ``subject.mismatch``); a failure to read the page denies it (``error.internal``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import weakref
+from typing import TYPE_CHECKING
+
+from scrapy.http import Response, TextResponse
+
+from .decision import Decision, Evidence, Stage, deny, new_decision_id
+from .errors import AuditUnavailable
+from .recent import Recent
+from .refusals.book import REASON, Refusal
+from .refusals.forms import Found, PageReading, is_activitypub, read_page
+from .robots.body import charset, decoded_body
+from .robots.meta import parse_meta_robots
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from scrapy import Request
+
+    from .facts import RequestFacts
+    from .runtime import ConsentRuntime
+
+logger = logging.getLogger("consentcrawl")
+
+__all__ = ["FirstPageGate", "book_refusals", "check_refusals"]
+
+
+class FirstPageGate:
+    """One page of a person at a time until one of their pages has been read for refusals.
+
+    Without it, a person's profile and their other pages (another spelling, the mobile host, their posts) can be on
+    the wire together, before the refusal on the first one is read. The send-time handler lets a person's first
+    request through and holds their others until its page has been read (:meth:`done`); they are then decided
+    with the refusal known. A first page that could not be read (an error, a redirect, a deny) lets the next one
+    be first. Once a person's page is read, their requests go out in parallel as usual: the wait is paid once per
+    person, by requests that would otherwise race the refusal.
+    """
+
+    def __init__(self, size: int = 65536) -> None:
+        self._pending: dict[tuple[str, str], asyncio.Future[None]] = {}
+        self._read: Recent[tuple[str, str], bool] = Recent(size)
+
+    async def enter(self, key: tuple[str, str]) -> bool:
+        """Wait for the person's first page to be read; True when this request is that first page (the caller
+        then calls :meth:`done`)."""
+        while True:
+            pending = self._pending.get(key)
+            if pending is None:
+                if self._read.get(key):
+                    return False
+                self._pending[key] = asyncio.get_running_loop().create_future()
+                return True
+            await asyncio.shield(pending)
+
+    def done(self, key: tuple[str, str], read: bool) -> None:
+        """The first page's request is over: its page read for refusals (``read``), or not."""
+        if read:
+            self._read.put(key, True)
+        pending = self._pending.pop(key, None)
+        if pending is not None and not pending.done():
+            pending.set_result(None)
+
+
+def _read(runtime: ConsentRuntime, request: Request, response: Response) -> PageReading:
+    """The page read for refusals, once per response object (the handler reads a person's first page as it is
+    downloaded; the response phase then gets the same response and reuses the reading)."""
+    reading = _readings.get(response)
+    if reading is None:
+        reading = _readings[response] = _read_now(runtime, request, response)
+    return reading
+
+
+#: readings by response object (weak: gone with the response)
+_readings: weakref.WeakKeyDictionary[Response, PageReading] = weakref.WeakKeyDictionary()
+
+
+def _read_now(runtime: ConsentRuntime, request: Request, response: Response) -> PageReading:
+    token = runtime.config.token
+    content_type = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
+    encoded = response.headers.get(b"Content-Encoding")
+    body = decoded_body(response.body, encoded)
+    if isinstance(response, TextResponse) and not encoded:
+        encoding = response.encoding
+    else:
+        encoding = charset(response.headers.get(b"Content-Type"))
+    directives = parse_meta_robots(body, token, encoding) if "html" in content_type.lower() else []
+    accept = (request.headers.get(b"Accept") or b"").decode("latin-1")
+    return read_page(response.url, response.status, content_type, body, token, encoding=encoding,
+                     meta_directives=directives, activitypub_requested=is_activitypub(accept))
+
+
+def _owner_mismatch(runtime: ConsentRuntime, facts: RequestFacts, reading: PageReading,
+                    now: datetime) -> str | None:
+    """Why the document is not the page's person's own (None when it is, or says nothing about whose it is)."""
+    assert facts.platform is not None and facts.subject is not None
+    if reading.owner is None:
+        return None
+    if reading.kind == "activitypub":
+        try:
+            owner = runtime.engine.facts(reading.owner, runtime.config.purpose, now)
+        except Exception:  # noqa: BLE001 - an id we cannot read is no proof of whose page this is
+            return "the actor's id cannot be read as a URL"
+        if owner.platform is not facts.platform or owner.subject != facts.subject:
+            return "the actor's id names another person than the page's URL"
+        return None
+    if reading.kind == "bluesky" and facts.subject.startswith("did:") and reading.owner.lower() != facts.subject:
+        return "the profile's DID is another person's than the page's URL"
+    return None
+
+
+def _add(runtime: ConsentRuntime, facts: RequestFacts, url: str, found: Found, now: datetime) -> Refusal:
+    """A new refusal: in the book first (it applies even if a write fails), then the audit event and the log."""
+    assert facts.platform is not None and facts.subject is not None
+    book = runtime.engine.refusals
+    for known in book.people.get((facts.platform.name, facts.subject), ()):
+        if (known.form, known.field, known.url) == (found.form, found.field, url):
+            return known  # the same page read again (report mode, a cache hit): recorded once
+    refusal = Refusal(facts.platform.name, facts.subject, url, found.form, found.field, found.raw, found.purposes,
+                      now, new_decision_id())
+    book.add(refusal)
+    runtime.count("consentcrawl/refusals/found")
+    fields = {"event_id": refusal.event_id, "platform": refusal.platform, "subject": refusal.subject,
+              "url": url, "form": found.form, "field": found.field, "raw": found.raw,
+              "purposes": sorted(found.purposes), "purpose": runtime.config.purpose}
+    try:
+        runtime.audit.event("refusal-found", fields, time=now)
+    except AuditUnavailable as exc:  # the refusal applies all the same; its deny lines cite it
+        runtime.count("consentcrawl/audit/write_errors")
+        logger.error("consentcrawl: a refusal found on a page could not be written to the audit log: %s", exc)
+    if runtime.distributed is not None:  # the other workers of a distributed crawl learn it through Redis
+        runtime.distributed.publish_refusal(refusal.platform, refusal.subject,
+                                            {"url": url, "form": found.form, "field": found.field,
+                                             "event_id": refusal.event_id})
+    if runtime.refusal_log is not None:
+        try:
+            runtime.refusal_log.append(refusal)
+        except OSError as exc:
+            runtime.count("consentcrawl/refusals/log_errors")
+            logger.error("consentcrawl: cannot append to the refusal log %s: %s (the refusal applies to this crawl "
+                         "only)", runtime.refusal_log.path, exc)
+    return refusal
+
+
+def book_refusals(runtime: ConsentRuntime, request: Request, response: Response) -> bool:
+    """Read a person's page for refusals as soon as it is downloaded (the send-time handler, for a person's first
+    page) and add them to the book, before their next request is decided. Whether the page showed their profile
+    (what they say is known); the response phase reads it again, recording the deny (a refusal is recorded once)."""
+    if response.status >= 300 and response.status != 401:
+        return False
+    now = runtime.config.now()
+    try:
+        facts, _ = runtime.facts_for(request, response.url, now)
+        if facts is None or facts.platform is None or facts.subject is None:
+            return False
+        reading = _read(runtime, request, response)
+        if _owner_mismatch(runtime, facts, reading, now) is not None:
+            return False
+    except Exception:  # noqa: BLE001 - the response phase reads it again, and denies with the cause
+        return False
+    purposes = runtime.engine.refused_purposes(runtime.config.purpose)
+    for found in reading.found:
+        if found.purposes & purposes:
+            _add(runtime, facts, response.url, found, now)
+    return reading.profile
+
+
+def check_refusals(runtime: ConsentRuntime, request: Request, response: Response, prior: Decision) -> Decision:
+    """The refusals on a person's page: recorded whatever ``prior`` says; a deny when ``prior`` allowed."""
+    now = runtime.config.now()
+    try:
+        facts, _ = runtime.facts_for(request, response.url, now)
+        if facts is None or facts.platform is None or facts.subject is None:
+            return prior  # no one's profile (an unreadable URL was decided before the fetch)
+        reading = _read(runtime, request, response)
+        mismatch = _owner_mismatch(runtime, facts, reading, now)
+    except Exception as exc:  # noqa: BLE001 - a page we cannot read for its person's say is not used
+        decision = deny(Stage.ERROR, "error.internal", subject=prior.subject, platform=prior.platform,
+                        evidence=(*prior.evidence, Evidence("error", response.url, {
+                            "error": type(exc).__name__, "message": str(exc)[:500], "while": "reading refusals"})))
+        return runtime.record(decision, response.url, None, "response", time=now)
+    if mismatch is not None:
+        decision = deny(Stage.SUBJECT, "subject.mismatch", subject=facts.subject, platform=facts.platform.name,
+                        evidence=(Evidence("page-owner", response.url, {"owner": reading.owner, "cause": mismatch}),))
+        return runtime.record(decision, response.url, None, "response", time=now)
+    purposes = runtime.engine.refused_purposes(runtime.config.purpose)
+    refusals = [_add(runtime, facts, response.url, found, now) for found in reading.found
+                if found.purposes & purposes]
+    if not refusals:  # a refusal found on another of their pages after this request was sent stops it here
+        known = runtime.engine.refusals.refusal(facts.platform.name, facts.subject, purposes)
+        refusals = [known] if known is not None else []
+    if not refusals or not prior.allowed:
+        return prior
+    decision = deny(Stage.SUBJECT, REASON, subject=facts.subject, platform=facts.platform.name,
+                    evidence=(*prior.evidence, *(r.to_evidence() for r in refusals)))
+    return runtime.record(decision, response.url, None, "response", time=now)

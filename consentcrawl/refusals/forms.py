@@ -1,0 +1,412 @@
+"""Reading the refusals a person publishes on their own profile: hashtags, ActivityPub actor flags, Bluesky
+self-labels, meta robots. Pure: no Scrapy, no I/O, no clock; the response phase hands in the page.
+
+Whose say counts is the heart of it: only the profile's own fields are read, never a post, a quote or another
+person's card on the same page.
+
+- HTML: the page's *representative* h-card (microformats2): a top-level ``h-card`` whose ``u-url`` or ``u-uid`` is
+  the page's URL, or the page's only top-level ``h-card`` when it names no URL. Its ``p-*`` and ``e-*`` properties
+  are the profile's fields (``p-name``, ``p-note``, ...); anything inside a nested microformat (an ``h-entry`` the
+  person quoted, the ``p-author h-card`` of someone else's post) is not. A page with no such card that says it is a
+  profile (``og:type`` ``profile``) is read by its ``og:title``, ``og:description`` and ``description`` meta tags,
+  which the server fills with the display name and the bio (Mastodon does; on a post's page, ``og:type`` is
+  ``article`` and ``og:description`` is the post, which is not read). A ``<meta name="robots">`` of the profile
+  page is the person's too (Mastodon sets ``noindex`` for people who opt out of search engines).
+- ActivityPub: the top-level actor object only; an embedded object (another actor, an attachment) never counts.
+  The actor's ``id`` is returned so the adapter can check it is the page's person.
+- Bluesky: a self-label is the person's only when its ``src`` is their DID (a record's ``labels`` are its author's).
+
+Hashtags are read in the text a reader sees: HTML stripped (entities decoded by the parser; a plain-text field is
+not decoded, so a literal ``&#35;nobot`` there is not a tag), NFKC-normalised (``#nobot`` in full-width letters is
+``#nobot``), soft hyphens and zero-width characters removed, URLs removed (``https://x.example/#nobot`` is no
+hashtag), matched ignoring case on word boundaries as Mastodon delimits hashtags: not after a letter, digit,
+``_``, ``/``, ``=``, ``)`` or ``&``, and not followed by a letter, digit or ``_`` (``#nobotany`` is not ``#nobot``).
+Every normalisation can only add a match, never hide one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import lxml.etree
+
+from .purposes import HASHTAGS, purposes_of
+
+__all__ = ["Found", "PageReading", "hashtags", "read_actor", "read_bluesky", "read_html_profile",
+           "read_meta_robots", "read_page"]
+
+EXCERPT = 40  #: characters of context kept on each side of a hashtag (evidence, not the whole bio)
+RAW_MAX = 300
+
+
+@dataclass(frozen=True)
+class Found:
+    """One refusal read on a page: its form (a key of the purposes table), the field it was in, the raw text."""
+
+    form: str
+    field: str
+    raw: str
+
+    @property
+    def purposes(self) -> frozenset[str]:
+        return purposes_of(self.form)
+
+
+@dataclass(frozen=True)
+class PageReading:
+    """What a page says about its person: the refusals found, and whose page it says it is (an actor's ``id``,
+    a DID), for the adapter to compare with the person the URL names. ``kind``: html, activitypub, bluesky."""
+
+    found: tuple[Found, ...] = ()
+    owner: str | None = None
+    kind: str | None = None
+    #: the page shows the person's profile (an actor, a representative h-card, an ``og:type`` profile, a Bluesky
+    #: profile, an authorized-fetch 401): what it says about refusals is known, found or not
+    profile: bool = False
+
+
+# -- hashtags --------------------------------------------------------------------------------------------------
+
+_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u034f\u180e\u200b\u200c\u200d\u2060\ufeff"))
+_URL = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)\S+", re.IGNORECASE)
+_TAG_CACHE: dict[str, re.Pattern[str]] = {}
+
+
+def _tag_pattern(token: str) -> re.Pattern[str]:
+    pattern = _TAG_CACHE.get(token)
+    if pattern is None:
+        names = list(HASHTAGS)
+        own = f"no{token.lower()}" if token else ""
+        if own and own not in names:
+            names.append(own)
+        names.sort(key=len, reverse=True)
+        pattern = re.compile(r"(?<![\w/=)&#])#(" + "|".join(map(re.escape, names)) + r")(?!\w)", re.IGNORECASE)
+        _TAG_CACHE[token] = pattern
+    return pattern
+
+
+def _visible(text: str) -> str:
+    text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
+    return _URL.sub(" ", text)
+
+
+def hashtags(text: str, token: str) -> list[tuple[str, str]]:
+    """The refusal hashtags in ``text`` (already stripped of HTML): ``(form, excerpt)`` in order of appearance."""
+    if "#" not in text and "\uff03" not in text and "\ufe5f" not in text:  # full-width and small number signs
+        return []
+    seen = _visible(text)
+    out = []
+    for m in _tag_pattern(token).finditer(seen):
+        name = m.group(1).lower()
+        form = f"hashtag.{name}" if name in HASHTAGS else "hashtag.no-token"
+        start, end = max(0, m.start() - EXCERPT), min(len(seen), m.end() + EXCERPT)
+        excerpt = " ".join(seen[start:end].split())
+        out.append((form, excerpt))
+    return out
+
+
+def _found_in(field: str, text: str, token: str) -> list[Found]:
+    return [Found(form, field, excerpt) for form, excerpt in hashtags(text, token)]
+
+
+# -- HTML ------------------------------------------------------------------------------------------------------
+
+_BLOCK = frozenset("address article aside blockquote br dd div dl dt figcaption figure footer h1 h2 h3 h4 h5 h6 "
+                   "header hr li main nav ol p pre section table td th tr ul".split())
+_SKIP = frozenset({"script", "style", "template", "noscript"})
+
+
+def _text(element: Any) -> str:
+    """The text a reader sees in ``element``: block elements apart, inline ones joined, scripts left out."""
+    parts: list[str] = []
+
+    def walk(e: Any) -> None:
+        tag = e.tag.lower() if isinstance(e.tag, str) else ""
+        if tag and tag not in _SKIP:
+            block = tag in _BLOCK
+            if block:
+                parts.append("\n")
+            if e.text:
+                parts.append(e.text)
+            for child in e:
+                walk(child)
+                if child.tail:
+                    parts.append(child.tail)
+            if block:
+                parts.append("\n")
+
+    walk(element)
+    return "".join(parts)
+
+
+def _props(card: Any) -> Iterator[tuple[str, Any]]:
+    """(class, element) for each ``p-*``/``e-*``/``u-*`` property of ``card``, neither inside nor being a nested
+    microformat."""
+    stack = list(card)[::-1]
+    while stack:
+        e = stack.pop()
+        value = e.get("class") if isinstance(e.tag, str) else None
+        if value:
+            classes = value.split()
+            if any(c.startswith("h-") for c in classes):
+                continue  # a nested microformat (``p-author h-card``) is another person's or another thing's
+            for c in classes:
+                if c.startswith(("p-", "e-", "u-")):
+                    yield c, e
+        if len(e):
+            stack.extend(list(e)[::-1])
+
+
+def _same_url(a: str, b: str) -> bool:
+    def norm(u: str) -> tuple[str, str, str, str]:
+        s = urlsplit(u.strip())
+        return s.scheme.lower(), s.netloc.lower(), s.path.rstrip("/") or "/", s.query
+
+    try:
+        return norm(a) == norm(b)
+    except ValueError:
+        return False
+
+
+def _card_urls(props: list[tuple[str, Any]], base: str) -> list[str]:
+    urls = []
+    for cls, e in props:
+        if cls in ("u-url", "u-uid"):
+            value = e.get("href") or e.get("src") or e.get("value") or _text(e)
+            if value:
+                urls.append(urljoin(base, value.strip()))
+    return urls
+
+
+def _representative(doc: Any, url: str) -> tuple[Any, list[tuple[str, Any]]] | None:
+    """The page's representative h-card and its properties, or None."""
+    found: list[Any] = _MAYBE_HCARDS(doc)  # type: ignore[assignment]  # an element-set XPath: a list of elements
+    cards = [(card, list(_props(card))) for card in found if "h-card" in card.get("class", "").split()
+             and not any(_is_root(a) for a in card.iterancestors())]
+    for card, props in cards:
+        if any(_same_url(u, url) for u in _card_urls(props, url)):
+            return card, props
+    if len(cards) == 1 and not _card_urls(cards[0][1], url):
+        return cards[0]
+    return None
+
+
+#: elements whose class attribute mentions ``h-card`` (the class list is checked in Python: a cheap C pre-filter)
+_MAYBE_HCARDS = lxml.etree.XPath('//*[contains(@class, "h-card")]')
+
+
+def _is_root(e: Any) -> bool:
+    """A microformat root: an element with a class ``h-*``."""
+    value = e.get("class")
+    return bool(value) and any(c.startswith("h-") for c in value.split())
+_PARSERS: dict[str, Any] = {}
+
+
+def _parse(body: bytes | str, encoding: str) -> Any:
+    """The document's root element (lxml's C HTML parser, one parser per encoding, comments dropped)."""
+    key = encoding if isinstance(body, bytes) else ""
+    parser = _PARSERS.get(key)
+    if parser is None:
+        parser = lxml.etree.HTMLParser(encoding=key or None, remove_comments=True)
+        _PARSERS[key] = parser
+    return lxml.etree.fromstring(body, parser)
+
+
+_META_FIELDS = {("property", "og:title"): "og:title", ("property", "og:description"): "og:description",
+                ("name", "description"): "meta description"}
+
+
+def read_html_profile(body: bytes | str, url: str, token: str, encoding: str = "utf-8") -> list[Found]:
+    """The hashtag refusals in an HTML profile page's own fields (see the module's docstring)."""
+    return _html_profile(body, url, token, encoding)[0]
+
+
+def _html_profile(body: bytes | str, url: str, token: str, encoding: str) -> tuple[list[Found], bool]:
+    """The refusals, and whether the page shows a profile at all."""
+    if isinstance(body, bytes) and (encoding or "").lower().replace("_", "-").startswith(("utf-16", "utf-32")):
+        body = body.decode(encoding, "replace")  # not ASCII-compatible: the byte search below would miss
+    if isinstance(body, bytes):
+        marked = b"h-card" in body or b"og:type" in body
+    else:
+        marked = "h-card" in body or "og:type" in body
+    if not marked:  # no card and no og:type: nothing to parse (most pages; a byte search, no parse)
+        return [], False
+    if not body.strip():
+        return [], False
+    doc = _parse(body, encoding or "utf-8")
+    if doc is None:
+        return [], False
+    chosen = _representative(doc, url)
+    found: list[Found] = []
+    if chosen is not None:
+        for cls, e in chosen[1]:
+            if cls.startswith(("p-", "e-")):
+                found += _found_in(f"h-card {cls}", _text(e), token)
+        return found, True
+    metas = list(doc.iter("meta"))
+    if not any((m.get("property") or "").strip().lower() == "og:type"
+               and (m.get("content") or "").strip().lower() == "profile" for m in metas):
+        return found, False  # a page that says it is no profile (a post: og:type article) has no profile fields
+    for meta in metas:
+        for (attr, value), field in _META_FIELDS.items():
+            if (meta.get(attr) or "").strip().lower() == value:
+                found += _found_in(field, meta.get("content") or "", token)
+    return found, True
+
+
+def _html_fragment_text(value: str) -> str:
+    if "<" not in value and "&" not in value:
+        return value
+    try:
+        doc = _parse(f"<div>{value}</div>", "")
+    except (lxml.etree.ParserError, ValueError):
+        return value
+    return _text(doc) if doc is not None else value
+
+
+def read_meta_robots(directives: Iterable[Any]) -> list[Found]:
+    """The profile page's ``<meta name="robots">`` (or ``<meta name="TOKEN">``) rules that refuse a purpose;
+    ``directives`` as :func:`consentcrawl.robots.meta.parse_meta_robots` gives them."""
+    out = []
+    for d in directives:
+        if getattr(d, "source", None) != "meta":
+            continue
+        form = f"meta-robots.{d.name}"
+        if purposes_of(form):
+            out.append(Found(form, "meta robots" if d.scope is None else f"meta {d.scope}", d.raw[:RAW_MAX]))
+    return out
+
+
+# -- ActivityPub -----------------------------------------------------------------------------------------------
+
+_ACTOR_TYPES = frozenset({"Person", "Service", "Application", "Group", "Organization"})
+_TOOT = "http://joinmastodon.org/ns#"
+
+
+def _aliases(name: str, ns: str = _TOOT) -> tuple[str, ...]:
+    return (name, f"toot:{name}", f"{ns}{name}", f"as:{name}")
+
+
+def _values(doc: dict[str, Any], name: str) -> list[Any]:
+    return [doc[k] for k in _aliases(name) if k in doc]
+
+
+def _raw(name: str, values: Sequence[Any]) -> str:
+    if not values:
+        return f'"{name}" missing'
+    return json.dumps({name: values[0]}, ensure_ascii=False, default=str)[:RAW_MAX]
+
+
+def _types(doc: dict[str, Any]) -> set[str]:
+    kind = doc.get("type", doc.get("@type"))
+    kinds = kind if isinstance(kind, list) else [kind]
+    return {k.rpartition("#")[2].rpartition("/")[2] for k in kinds if isinstance(k, str)}
+
+
+def read_actor(doc: Any, token: str) -> PageReading | None:
+    """The refusals of an ActivityPub actor document (top-level object only), or None when it is no actor."""
+    if not isinstance(doc, dict) or not (_types(doc) & _ACTOR_TYPES):
+        return None
+    found: list[Found] = []
+    for name in ("indexable", "discoverable"):  # opt-in: only a literal true, everywhere it is given, opts in
+        values = _values(doc, name)
+        if not values or any(v is not True for v in values):
+            found.append(Found(f"activitypub.{name}", name, _raw(name, values)))
+    for name, form in (("suspended", "activitypub.suspended"), ("memorial", "activitypub.memorial")):
+        values = _values(doc, name)
+        if any(v is True or (isinstance(v, str) and v.strip().lower() == "true") for v in values):
+            found.append(Found(form, name, _raw(name, values)))
+    moved = [v for v in _values(doc, "movedTo") if v]
+    if moved:
+        found.append(Found("activitypub.moved", "movedTo", _raw("movedTo", moved)))
+    for field in ("name", "summary"):
+        for value in _values(doc, field):
+            if isinstance(value, str):
+                found += _found_in(field, _html_fragment_text(value), token)
+    attachments = doc.get("attachment")
+    for i, item in enumerate(attachments if isinstance(attachments, list) else [attachments]):
+        if isinstance(item, dict) and "PropertyValue" in _types(item):
+            for part in ("name", "value"):
+                value = item.get(part)
+                if isinstance(value, str):
+                    found += _found_in(f"attachment[{i}].{part}", _html_fragment_text(value), token)
+    owner = doc.get("id") if isinstance(doc.get("id"), str) else None
+    return PageReading(tuple(found), owner, "activitypub", profile=True)
+
+
+def is_activitypub(content_type: str) -> bool:
+    ct = content_type.lower()
+    return "application/activity+json" in ct or ("application/ld+json" in ct and "activitystreams" in ct)
+
+
+# -- Bluesky ---------------------------------------------------------------------------------------------------
+
+NO_UNAUTHENTICATED = "!no-unauthenticated"
+
+
+def read_bluesky(doc: Any, token: str) -> PageReading | None:
+    """The refusals of a Bluesky profile: a ``ProfileView`` (``did``, ``labels`` with ``src``), a ``getRecord``
+    answer (``uri``, ``value``) or a bare ``app.bsky.actor.profile`` record; None when it is none of these."""
+    if not isinstance(doc, dict):
+        return None
+    found: list[Found] = []
+    owner: str | None = None
+    record: Any = None
+    if isinstance(doc.get("did"), str) and doc["did"].startswith("did:"):
+        owner = doc["did"]
+        labels = doc.get("labels")
+        for label in labels if isinstance(labels, list) else []:
+            if (isinstance(label, dict) and label.get("val") == NO_UNAUTHENTICATED and label.get("src") == owner
+                    and not label.get("neg")):
+                found.append(Found("bluesky.no-unauthenticated", "labels", _raw("label", [label])))
+        record = doc
+    elif isinstance(doc.get("uri"), str) and doc["uri"].startswith("at://") and isinstance(doc.get("value"), dict):
+        owner = doc["uri"][5:].partition("/")[0]
+        record = doc["value"]
+    elif doc.get("$type") == "app.bsky.actor.profile":
+        record = doc
+    else:
+        return None
+    labels = record.get("labels") if isinstance(record, dict) else None
+    if isinstance(labels, dict) and "selfLabels" in str(labels.get("$type", "")):
+        for label in labels.get("values") or []:
+            if isinstance(label, dict) and label.get("val") == NO_UNAUTHENTICATED:
+                found.append(Found("bluesky.no-unauthenticated", "labels (self)", _raw("label", [label])))
+    for field in ("displayName", "description"):
+        value = record.get(field) if isinstance(record, dict) else None
+        if isinstance(value, str):
+            found += _found_in(field, value, token)
+    return PageReading(tuple(found), owner, "bluesky", profile=True)
+
+
+# -- a page ----------------------------------------------------------------------------------------------------
+
+
+def read_page(url: str, status: int, content_type: str, body: bytes, token: str, *, encoding: str = "utf-8",
+              meta_directives: Iterable[Any] = (), activitypub_requested: bool = False) -> PageReading:
+    """What a person's profile page says about them. Raises ``ValueError`` for an ActivityPub body that is not
+    JSON (the person's say cannot be read: the adapter denies)."""
+    ct = (content_type or "").lower()
+    if status == 401 and activitypub_requested:
+        return PageReading((Found("activitypub.not-public", "HTTP status", "401 to an unsigned ActivityPub fetch"),),
+                           None, "activitypub", profile=True)
+    if status >= 300:
+        return PageReading()
+    if "json" in ct:
+        try:
+            doc = json.loads(body.decode("utf-8-sig"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            if is_activitypub(ct):
+                raise ValueError(f"the ActivityPub document is not JSON: {exc}") from None
+            return PageReading()
+        return read_actor(doc, token) or read_bluesky(doc, token) or PageReading()
+    if "html" in ct or (not ct and body.lstrip()[:1] == b"<"):
+        fields, profile = _html_profile(body, url, token, encoding)
+        return PageReading(tuple(read_meta_robots(meta_directives) + fields), None, "html", profile=profile)
+    return PageReading()
