@@ -21,27 +21,11 @@ from typing import Any
 
 from ..cache import SignalMemo
 from ..decision import Evidence
-from ..robots.fetch import RobotsStatus
-from ..signals.evaluate import SiteFiles
-from ..signals.fetch import SignalFileStatus
+from ..signals.evaluate import SiteFiles, path_free
 from ..signals.policy import DEFAULT_POLICY, SignalsNeeded, site_decision
 from .base import CheckContext, Outcome
 
 __all__ = ["SiteSignalsCheck", "path_free"]
-
-
-def path_free(files: SiteFiles) -> bool:
-    """Whether no file says anything that depends on the page's path (then one decision serves the origin)."""
-    if files.tdmrep is not None and files.tdmrep.status is SignalFileStatus.OK:
-        return False
-    if files.ai_txt is not None and files.ai_txt.status is SignalFileStatus.OK:
-        return False
-    robots = files.robots
-    if robots is not None and robots.status is RobotsStatus.OK:
-        rules = robots.rules
-        if rules.global_lines("content-usage") or rules.global_lines("license"):
-            return False
-    return True
 
 
 class SiteSignalsCheck:
