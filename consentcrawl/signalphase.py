@@ -31,9 +31,9 @@ logger = logging.getLogger("consentcrawl")
 
 async def decide_full(runtime: ConsentRuntime, facts: RequestFacts, robots: RobotsFile | None) -> Decision:
     """The full decision; the origin's signal files are fetched when the walk reaches the signals check (a URL
-    robots.txt disallows never makes them be fetched)."""
+    robots.txt disallows never makes them be fetched). Files cached and fresh are handed in at once."""
     try:
-        return await runtime.decider.decide(facts, robots)
+        return await runtime.decider.decide(facts, robots, runtime.site_signals.fresh(facts.canonical.origin, robots))
     except SignalsNeeded as need:
         files = await runtime.site_signals.get(need.origin, robots)
     return await runtime.decider.decide(facts, robots, files)
@@ -64,7 +64,9 @@ async def check_signals(runtime: ConsentRuntime, request: Request, response: Res
             return runtime.record(bad, response.url, None, "response", time=now)
         origin = facts.canonical.origin
         robots = runtime.robots.cached(origin)
-        files = await runtime.site_signals.get(origin, robots)
+        files = runtime.site_signals.fresh(origin, robots)
+        if files is None:
+            files = await runtime.site_signals.get(origin, robots)
         body, encoding = body_of(response)
         silent = response_silent(response.headers, body, encoding)
         if not silent:
