@@ -13,6 +13,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from consentcrawl.decision import Decision, Stage, Verdict
 from consentcrawl.signals.evaluate import SiteFiles, response_silent
@@ -117,3 +119,37 @@ def test_a_new_fetch_of_the_files_is_a_new_memo_entry() -> None:
     plain, remembered = _both(memo, loud, files2, policy, platform, [], SILENT)
     _same(plain, remembered)
     assert not remembered.allowed and remembered.reason == "terms.signal.content-signal"
+
+
+# -- the site check's memo keyed by the tdmrep.json entry a URL selects ----------------------------------------------
+
+TDMREP = (b'[{"location": "/private/*", "tdm-reservation": 1, "tdm-policy": "https://site.example/p"},'
+          b' {"location": "/x$", "tdm-reservation": 2}, {"location": "https://other.example/*", "tdm-reservation": 1},'
+          b' {"location": "/open/*.html", "tdm-reservation": 0}, {"location": "/*?q=", "tdm-reservation": 1}]')
+PATHS = st.lists(st.sampled_from(["private", "open", "x", "a.html", "Private", "%70rivate", "", "?q=1", "..",
+                                  "y?q=", "open/b.html", "x$"]), max_size=4).map(lambda parts: "/" + "/".join(parts))
+
+
+@settings(max_examples=60, deadline=None)
+@given(paths=st.lists(PATHS, min_size=1, max_size=12),
+       purpose=st.sampled_from(["research", "ai-training", "search-indexing", "commercial-profiling"]),
+       robots_extra=st.sampled_from(["", "Content-Signal: ai-train=no\n", "Content-Usage: /open train-ai=n\n"]))
+def test_remembered_site_signals_decide_as_a_fresh_check(paths: list[str], purpose: str, robots_extra: str) -> None:
+    """One engine deciding a sequence of URLs (its memo filled by each) decides every one as a new engine does."""
+    from consentcrawl.consent.answers import NO_STORE
+    from consentcrawl.engine import PolicyEngine
+    from consentcrawl.robots.fetch import from_response as robots_file
+    from consentcrawl.signals.fetch import from_response as signal_file
+    from consentcrawl.terms.platforms import PlatformRegistry
+
+    robots = robots_file(SITE + "/robots.txt", 200, ("User-agent: *\n" + robots_extra + "Allow: /\n").encode(), NOW)
+    files = SiteFiles(robots, signal_file("tdmrep", SITE + "/.well-known/tdmrep.json", 200, TDMREP, NOW))
+    remembering = PolicyEngine(PlatformRegistry({}), "consentcrawl")
+    memo = ResponseSignals()
+    for path in paths:
+        fresh = PolicyEngine(PlatformRegistry({}), "consentcrawl")
+        facts = fresh.facts(SITE + path, purpose, NOW)
+        _same(remembering.decide(facts, robots, NO_STORE, files), fresh.decide(facts, robots, NO_STORE, files))
+        args = (facts.canonical.url, HOST, [], SILENT, "utf-8", files, fresh.signal_policy, "consentcrawl", purpose,
+                None, NOW)
+        _same(ResponseSignals.apply(_prior(), memo.added(*args)), response_decision(_prior(), *args)[0])

@@ -23,7 +23,15 @@ from ..cache import SignalMemo
 from ..decision import Decision, Evidence, Stage, Verdict
 from .base import SignalResult
 from .combine import PlatformGrant, SignalDecision, combine
-from .evaluate import SignalOptions, SiteFiles, path_free, response_results, response_silent, site_results
+from .evaluate import (
+    SignalOptions,
+    SiteFiles,
+    path_key,
+    path_scope,
+    response_results,
+    response_silent,
+    site_results,
+)
 from .purposes import CONSERVATIVE_DEFAULTS, CustomPurpose
 from .tdmrep import ResearchException
 
@@ -138,17 +146,18 @@ class ResponseSignals:
     response the outcome is a function of the site-level files alone, so it is remembered by the identity of its
     inputs, with :class:`~consentcrawl.cache.SignalMemo`'s rule: the same :class:`SiteFiles` object (a refetched
     file is a new one, so the memo is as fresh as the files the adapter hands in), the same platform and policy
-    objects, and equal host, purpose, token and, unless no file says anything that depends on the path
-    (:func:`~consentcrawl.signals.evaluate.path_free`), URL. A response that says anything is decided in full.
+    objects, and equal host, purpose, token and what of the URL the files make the outcome depend on
+    (:func:`~consentcrawl.signals.evaluate.path_key`: nothing, the tdmrep.json entry it selects, or the URL). A
+    response that says anything is decided in full.
     """
 
-    __slots__ = ("_free", "_last_files", "_memo")
+    __slots__ = ("_last_files", "_memo", "_scope")
 
     def __init__(self, size: int = 4096) -> None:
         self._memo: SignalMemo[Added] = SignalMemo(size)
-        #: whether the files last seen say nothing path-dependent (a crawl reads one origin's pages in runs)
+        #: what of a URL the files last seen make the outcome depend on (a crawl reads one origin's pages in runs)
         self._last_files: SiteFiles | None = None
-        self._free = False
+        self._scope = "url"
 
     def added(self, url: str, host: str, headers: Any, body: bytes | str | None, encoding: str, files: SiteFiles,
               policy: SignalPolicy, token: str, purpose: str, platform: Platform | None,
@@ -165,8 +174,8 @@ class ResponseSignals:
             return _outcome(combine(purpose, results, platform=grant_of(platform), defaults=policy.defaults,
                                     custom=policy.custom))
         if files is not self._last_files:
-            self._last_files, self._free = files, path_free(files)
-        key = (None if self._free else url, host, purpose, token)
+            self._last_files, self._scope = files, path_scope(files)
+        key = (path_key(files, self._scope, url), host, purpose, token)
         return self._memo.get(files, None, platform, policy, key,
                               lambda: self._site_only(url, host, files, policy, token, purpose, platform))
 
