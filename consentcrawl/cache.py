@@ -46,7 +46,8 @@ any file is fetched again, a reloaded configuration is a new platform and policy
 never a stale hit. The decision time is not an input: a signal file's freshness (TTL) is the adapter's, which
 hands in a new object when it refetches. When none of the files says anything that depends on the path (no
 tdmrep.json entries, no robots.txt ``Content-Usage`` or ``License`` lines, no ai.txt rules) the URL is left out of
-the key: one entry serves every page of the origin.
+the key: one entry serves every page of the origin; when tdmrep.json is the only such file, the key holds the
+entry the URL selects instead of the URL (``signals.evaluate.path_key``): one entry per entry of the file.
 
 Pure: no Scrapy, no I/O, no clock.
 """
@@ -206,7 +207,7 @@ class SignalMemo(Generic[_V]):
     """The site check's decisions by the identity of their inputs (the rule in the module's docstring).
 
     ``inputs`` are the four objects (signal files, robots.txt, platform, policy), compared by identity; ``extra``
-    are values (URL or None, purpose, token), compared by equality. The key holds the objects' ids; the entry holds
+    are values (``path_key``, purpose, token), compared by equality. The key holds the objects' ids; the entry holds
     the objects themselves, so an id reused by a new object after the old one was freed is never a hit."""
 
     __slots__ = ("_entries",)

@@ -34,7 +34,7 @@ from .refusals.book import RefusalBook
 from .refusals.purposes import ALL_PURPOSES
 from .robots.fetch import RobotsFile
 from .signals.evaluate import SiteFiles
-from .signals.policy import SignalPolicy
+from .signals.policy import ResponseSignals, SignalPolicy
 from .signals.purposes import base_purposes
 from .terms.platforms import PlatformRegistry
 
@@ -60,6 +60,8 @@ class PolicyEngine:
         self.max_crawl_delay = max_crawl_delay
         #: how site and response signals are read (settings): handed to the checks with each full decision
         self.signal_policy = signal_policy or SignalPolicy()
+        #: the response phase's signal decisions, the site-level part remembered per origin
+        self.response_signals = ResponseSignals()
         self.checks: tuple[Any, ...] = tuple(default_checks() if checks is None else checks)
         self._site = tuple(bool(getattr(c, "site", False)) for c in self.checks)
         self._cacheable = tuple(bool(getattr(c, "cacheable", False)) for c in self.checks)

@@ -227,11 +227,15 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         url = request.url
         facts, decision = self.facts_for(request, url, self.config.now())
         if facts is not None:
-            decision = await self.decider.decide_consent(facts)
-            if not self.drops(decision):  # in report mode too: robots.txt is enforced there, so it must be known
-                robots = await self._robots_for(facts)
-                facts = replace(facts, now=self.config.now())  # the time read after the wait for robots.txt
+            robots = self.robots.fresh(facts.canonical.origin)
+            if robots is not None:  # nothing to wait for: the full decision at once (it includes consent's)
                 decision = await decide_full(self, facts, robots)
+            else:  # a deny by consent is not worth waiting for robots.txt
+                decision = await self.decider.decide_consent(facts)
+                if not self.drops(decision):  # in report mode too: robots.txt is enforced there, so it must be known
+                    robots = await self._robots_for(facts)
+                    facts = replace(facts, now=self.config.now())  # the time read after the wait for robots.txt
+                    decision = await decide_full(self, facts, robots)
         assert decision is not None
         if decision.allowed:
             return decision

@@ -15,7 +15,8 @@ from scrapy.http import Response, TextResponse
 
 from .decision import Decision, Evidence, Stage, deny
 from .robots.body import charset, decoded_body
-from .signals.policy import SignalsNeeded, response_decision
+from .signals.evaluate import response_silent
+from .signals.policy import ResponseSignals, SignalsNeeded
 from .signals.rsl import response_rsl_links
 
 if TYPE_CHECKING:
@@ -30,9 +31,9 @@ logger = logging.getLogger("consentcrawl")
 
 async def decide_full(runtime: ConsentRuntime, facts: RequestFacts, robots: RobotsFile | None) -> Decision:
     """The full decision; the origin's signal files are fetched when the walk reaches the signals check (a URL
-    robots.txt disallows never makes them be fetched)."""
+    robots.txt disallows never makes them be fetched). Files cached and fresh are handed in at once."""
     try:
-        return await runtime.decider.decide(facts, robots)
+        return await runtime.decider.decide(facts, robots, runtime.site_signals.fresh(facts.canonical.origin, robots))
     except SignalsNeeded as need:
         files = await runtime.site_signals.get(need.origin, robots)
     return await runtime.decider.decide(facts, robots, files)
@@ -63,22 +64,28 @@ async def check_signals(runtime: ConsentRuntime, request: Request, response: Res
             return runtime.record(bad, response.url, None, "response", time=now)
         origin = facts.canonical.origin
         robots = runtime.robots.cached(origin)
-        files = await runtime.site_signals.get(origin, robots)
+        files = runtime.site_signals.fresh(origin, robots)
+        if files is None:
+            files = await runtime.site_signals.get(origin, robots)
         body, encoding = body_of(response)
-        named = [link.url for link in response_rsl_links(response.url, response.headers, body, encoding)
-                 if link.url not in files.licences]
-        if named:
-            files = replace(files, licences={**files.licences, **await runtime.site_signals.licences(named)})
-        decision, _results = response_decision(
-            prior, response.url, facts.canonical.host, response.headers, body, encoding, files,
-            runtime.engine.signal_policy, config.token, config.purpose, facts.platform, now)
+        silent = response_silent(response.headers, body, encoding)
+        if not silent:
+            named = [link.url for link in response_rsl_links(response.url, response.headers, body, encoding)
+                     if link.url not in files.licences]
+            if named:
+                files = replace(files, licences={**files.licences, **await runtime.site_signals.licences(named)})
+        added = runtime.engine.response_signals.added(
+            response.url, facts.canonical.host, response.headers, body, encoding, files,
+            runtime.engine.signal_policy, config.token, config.purpose, facts.platform, now, silent=silent)
     except Exception as exc:  # noqa: BLE001 - a crash reading the signals must deny, not skip them
         decision = deny(Stage.ERROR, "error.internal", subject=prior.subject, platform=prior.platform,
                         evidence=(*prior.evidence, Evidence("error", response.url, {
                             "error": type(exc).__name__, "message": str(exc)[:500], "while": "reading signals"})))
         return runtime.record(decision, response.url, None, "response", time=now)
-    if decision.allowed and not any(e.kind.startswith("signal.") for e in decision.evidence[len(prior.evidence):]):
+    extra, reason = added
+    if reason is None and not any(e.kind.startswith("signal.") for e in extra):
         return prior  # nothing the site said: the allow stands as it was recorded
+    decision = ResponseSignals.apply(prior, added)
     if decision.allowed:
         runtime.count("consentcrawl/response/signals")
         return runtime.record(decision, response.url, None, "response", count=False, time=now)

@@ -33,9 +33,19 @@ def run_now(coro: Coroutine[Any, Any, _T]) -> _T:
     raise AssertionError("the decision waited for something: use an event loop for this store")
 
 
+#: the files handed out per robots.txt object, so that the same robots.txt gets the same SiteFiles object
+_NO_SIGNALS: dict[int, tuple[RobotsFile | None, SiteFiles]] = {}
+
+
 def no_signals(robots: RobotsFile | None) -> SiteFiles:
-    """An origin that publishes no signal file (robots.txt may still carry signal lines)."""
-    return SiteFiles(robots)
+    """An origin that publishes no signal file (robots.txt may still carry signal lines): the same object for the
+    same robots.txt object, as a crawl's signal fetcher hands out (the site check's memo is keyed by identity)."""
+    entry = _NO_SIGNALS.get(id(robots))
+    if entry is None or entry[0] is not robots:
+        if len(_NO_SIGNALS) > 1024:
+            _NO_SIGNALS.clear()
+        entry = _NO_SIGNALS[id(robots)] = (robots, SiteFiles(robots))
+    return entry[1]
 
 
 class Engine:

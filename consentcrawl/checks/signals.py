@@ -21,27 +21,11 @@ from typing import Any
 
 from ..cache import SignalMemo
 from ..decision import Evidence
-from ..robots.fetch import RobotsStatus
-from ..signals.evaluate import SiteFiles
-from ..signals.fetch import SignalFileStatus
+from ..signals.evaluate import SiteFiles, path_free, path_key, path_scope
 from ..signals.policy import DEFAULT_POLICY, SignalsNeeded, site_decision
 from .base import CheckContext, Outcome
 
 __all__ = ["SiteSignalsCheck", "path_free"]
-
-
-def path_free(files: SiteFiles) -> bool:
-    """Whether no file says anything that depends on the page's path (then one decision serves the origin)."""
-    if files.tdmrep is not None and files.tdmrep.status is SignalFileStatus.OK:
-        return False
-    if files.ai_txt is not None and files.ai_txt.status is SignalFileStatus.OK:
-        return False
-    robots = files.robots
-    if robots is not None and robots.status is RobotsStatus.OK:
-        rules = robots.rules
-        if rules.global_lines("content-usage") or rules.global_lines("license"):
-            return False
-    return True
 
 
 class SiteSignalsCheck:
@@ -52,9 +36,10 @@ class SiteSignalsCheck:
 
     def __init__(self) -> None:
         self._memo: SignalMemo[tuple[tuple[Evidence, ...], Outcome | None]] = SignalMemo(8192)
-        #: whether the files last seen say nothing path-dependent (a crawl decides one origin's pages in runs)
+        #: what of a URL the files last seen make the outcome depend on (a crawl decides one origin's pages in runs)
         self._last_files: SiteFiles | None = None
-        self._last_free = False
+        self._last_robots: Any = None
+        self._last_scope = "url"
 
     def check(self, ctx: CheckContext) -> Outcome | None:
         facts = ctx.facts
@@ -65,14 +50,14 @@ class SiteSignalsCheck:
         robots = ctx.robots
         policy = ctx.signal_policy or DEFAULT_POLICY
         platform = ctx.platform
-        if files is self._last_files:
-            free = self._last_free
-        else:
-            free = self._last_free = path_free(files)
-            self._last_files = files
+        if files is self._last_files and robots is self._last_robots:
+            scope = self._last_scope
+        else:  # of the files as decided: with the robots.txt in force (see _decide)
+            scope = self._last_scope = path_scope(files if files.robots is robots else replace(files, robots=robots))
+            self._last_files, self._last_robots = files, robots
         url = facts.canonical.url
         evidence, outcome = self._memo.get(
-            files, robots, platform, policy, (None if free else url, ctx.purpose, ctx.token),
+            files, robots, platform, policy, (path_key(files, scope, url), ctx.purpose, ctx.token),
             lambda: self._decide(files, robots, policy, ctx, url))
         if evidence:
             ctx.evidence.extend(evidence)

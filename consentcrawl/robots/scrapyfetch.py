@@ -68,6 +68,11 @@ class ScrapyRobotsFetcher:
         """The file in force for ``origin`` now, else the last one used; None if the origin was never fetched."""
         return self.cache.get(origin, self.now()) or self._last.get(origin)
 
+    def fresh(self, origin: str) -> RobotsFile | None:
+        """What :meth:`get` returns without fetching: the file in force for ``origin`` now, or None when it must be
+        fetched (again)."""
+        return self.cache.get(origin, self.now())
+
     async def get(self, origin: str) -> RobotsFile:
         cached = self.cache.get(origin, self.now())
         if cached is not None:

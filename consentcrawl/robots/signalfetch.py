@@ -69,6 +69,18 @@ class ScrapySignalFetcher:
         self._last: dict[str, SiteFiles] = {}  #: origin -> the files last handed out
         self._files: dict[str, SignalFile] = {}  #: URL -> the last fetch, whatever its age (send time falls back)
 
+    def fresh(self, origin: str, robots: RobotsFile | None) -> SiteFiles | None:
+        """What :meth:`get` returns when every file is cached and still fresh (no fetch, no wait); None when one
+        must be fetched. The common case of a crawl, asked without a coroutine and a task per file."""
+        now = self.now()
+        files: dict[str, SignalFile] = {}
+        for _signal, url in site_file_urls(origin, robots, self.conservative):
+            file = self.cache.get(url, now)
+            if file is None:
+                return None
+            files[url] = file
+        return self._assemble(origin, robots, files)
+
     async def get(self, origin: str, robots: RobotsFile | None) -> SiteFiles:
         """The origin's files in force now, fetched where they are not (or no longer) cached."""
         wanted = site_file_urls(origin, robots, self.conservative)

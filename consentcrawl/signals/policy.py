@@ -19,17 +19,26 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ..decision import Decision, Stage, Verdict
+from ..cache import SignalMemo
+from ..decision import Decision, Evidence, Stage, Verdict
 from .base import SignalResult
 from .combine import PlatformGrant, SignalDecision, combine
-from .evaluate import SignalOptions, SiteFiles, response_results, site_results
+from .evaluate import (
+    SignalOptions,
+    SiteFiles,
+    path_key,
+    path_scope,
+    response_results,
+    response_silent,
+    site_results,
+)
 from .purposes import CONSERVATIVE_DEFAULTS, CustomPurpose
 from .tdmrep import ResearchException
 
 if TYPE_CHECKING:
     from ..terms.platforms import Platform
 
-__all__ = ["SignalPolicy", "SignalsNeeded", "grant_of", "response_decision", "site_decision"]
+__all__ = ["ResponseSignals", "SignalPolicy", "SignalsNeeded", "grant_of", "response_decision", "site_decision"]
 
 
 class SignalsNeeded(BaseException):
@@ -105,11 +114,81 @@ def response_decision(prior: Decision, url: str, host: str, headers: Any, body: 
                                         encoding=encoding)]
     decided = combine(purpose, results, platform=grant_of(platform), defaults=policy.defaults,
                       custom=policy.custom)
+    return _applied(prior, _outcome(decided)), results
+
+
+#: what combining added to a prior decision: the evidence to cite after the prior's, and the deny reason (None: an
+#: allow)
+Added = tuple[tuple[Evidence, ...], "str | None"]
+
+
+def _outcome(decided: SignalDecision) -> Added:
     extra = tuple(e for e in decided.evidence if e.kind != "platform-authorization" or decided.basis == "agreement")
-    if decided.allowed:
+    return extra, None if decided.allowed else decided.reason or "terms.default-deny"
+
+
+def _applied(prior: Decision, added: Added) -> Decision:
+    """``prior`` with what combining added: the same decision with the evidence cited after its own (an allow), or
+    a new deny citing both."""
+    extra, reason = added
+    if reason is None:
         from dataclasses import replace
 
-        return replace(prior, evidence=prior.evidence + extra), results
-    reason = decided.reason or "terms.default-deny"
+        return replace(prior, evidence=prior.evidence + extra)
     return Decision(Verdict.DENY, Stage(reason.partition(".")[0]), reason, subject=prior.subject,
-                    platform=prior.platform, evidence=prior.evidence + extra), results
+                    platform=prior.platform, evidence=prior.evidence + extra)
+
+
+class ResponseSignals:
+    """:func:`response_decision` for a crawl's response phase, with the site-level part remembered per origin.
+
+    Most responses carry no signal at all (:func:`~consentcrawl.signals.evaluate.response_silent`). For such a
+    response the outcome is a function of the site-level files alone, so it is remembered by the identity of its
+    inputs, with :class:`~consentcrawl.cache.SignalMemo`'s rule: the same :class:`SiteFiles` object (a refetched
+    file is a new one, so the memo is as fresh as the files the adapter hands in), the same platform and policy
+    objects, and equal host, purpose, token and what of the URL the files make the outcome depend on
+    (:func:`~consentcrawl.signals.evaluate.path_key`: nothing, the tdmrep.json entry it selects, or the URL). A
+    response that says anything is decided in full.
+    """
+
+    __slots__ = ("_last_files", "_memo", "_scope")
+
+    def __init__(self, size: int = 4096) -> None:
+        self._memo: SignalMemo[Added] = SignalMemo(size)
+        #: what of a URL the files last seen make the outcome depend on (a crawl reads one origin's pages in runs)
+        self._last_files: SiteFiles | None = None
+        self._scope = "url"
+
+    def added(self, url: str, host: str, headers: Any, body: bytes | str | None, encoding: str, files: SiteFiles,
+              policy: SignalPolicy, token: str, purpose: str, platform: Platform | None,
+              fetched_at: datetime, *, silent: bool | None = None) -> Added:
+        """What the signals add to the prior decision (see :func:`response_decision`). ``silent``: what
+        :func:`~consentcrawl.signals.evaluate.response_silent` says of this response, when already known."""
+        if silent is None:
+            silent = response_silent(headers, body, encoding)
+        if not silent:
+            options = policy.options(token, host)
+            results = [*site_results(url, files, options),
+                       *response_results(url, headers, body, files, options, fetched_at=fetched_at,
+                                         encoding=encoding)]
+            return _outcome(combine(purpose, results, platform=grant_of(platform), defaults=policy.defaults,
+                                    custom=policy.custom))
+        if files is not self._last_files:
+            self._last_files, self._scope = files, path_scope(files)
+        key = (path_key(files, self._scope, url), host, purpose, token)
+        return self._memo.get(files, None, platform, policy, key,
+                              lambda: self._site_only(url, host, files, policy, token, purpose, platform))
+
+    @staticmethod
+    def _site_only(url: str, host: str, files: SiteFiles, policy: SignalPolicy, token: str, purpose: str,
+                   platform: Platform | None) -> Added:
+        """The outcome for a silent response: the site-level results and the response-level ones of a response
+        that has no headers and no body (which say nothing, like any silent response's)."""
+        options = policy.options(token, host)
+        results = [*site_results(url, files, options), *response_results(url, None, None, files, options)]
+        return _outcome(combine(purpose, results, platform=grant_of(platform), defaults=policy.defaults,
+                                custom=policy.custom))
+
+    @staticmethod
+    def apply(prior: Decision, added: Added) -> Decision:
+        return _applied(prior, added)
