@@ -54,7 +54,9 @@ async def test_verify_says_which_line_was_edited_removed_swapped_repeated_or_cut
     log = tmp_path / "audit.jsonl"
     result = await run_crawl(MicroblogSpider, consent_settings(tmp_path), proxy=server.proxy, monkeypatch=monkeypatch)
     lines = log.read_bytes().splitlines(keepends=True)
-    assert len(lines) > 50 and len(result.audit) == len(lines) - 2  # every decision, the chain-start and -end
+    # every decision and every event (the chain-start and -end lines, refusals found on pages) is a line
+    assert len(lines) > 50 and len(result.audit) + len(result.events) == len(lines)
+    assert [e["event"] for e in result.events][::len(result.events) - 1] == ["chain-start", "chain-end"]
     anchor = result.stats["consentcrawl/audit_chain_end"]
     assert anchor == line_hash(lines[-1])
     code, out = audit_verify(capsys, str(log))
