@@ -30,6 +30,7 @@ from consentcrawl.terms.platforms import PlatformRegistry
 from consentcrawl_demo.server import LocalServer
 from tests.lenient import LenientPeople, make_spider, people_settings, write_config
 from tests.lenient import crawl as run_crawl
+from tests.test_live_stores import text_of  # one writer of test authorization files in every format
 from tests.test_remote_stores import _judge
 from tests.test_send_time import RepeatLogic
 
@@ -51,24 +52,6 @@ def record(subject: str, *, revoked_at: str | None = None, evidence: str = "cons
     if revoked_at:
         fields["revoked_at"] = revoked_at
     return fields
-
-
-def text_of(fmt: str, records: list[dict[str, Any]], *, header: bool = True) -> str:
-    columns = ("platform", "subject", "purposes", "granted_at", "revoked_at", "evidence")
-    out: list[str] = []
-    if fmt == "yaml":
-        if header:
-            out.append("authorizations:")
-        for r in records:
-            out += [f"  {'-' if i == 0 else ' '} {k}: {json.dumps(v)}" for i, (k, v) in enumerate(r.items())]
-    elif fmt == "csv":
-        if header:
-            out.append(",".join(columns))
-        out += [",".join(";".join(r[c]) if isinstance(r.get(c), list) else r.get(c, "") for c in columns)
-                for r in records]
-    else:
-        out += [json.dumps(r) for r in records]
-    return "".join(line + "\n" for line in out)
 
 
 def people_file(tmp_path: Path, fmt: str, subjects: list[str], name: str = "records") -> Path:
