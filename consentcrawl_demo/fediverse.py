@@ -25,11 +25,10 @@ import argparse
 import html
 import json
 import re
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
+from consentcrawl_demo.server import LocalServer, LoggedRequest, Response, serve_until_interrupted
 
 __all__ = ["HOST", "PEOPLE", "FediverseSite", "Person", "serve"]
 
@@ -198,14 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     server = serve(args.port)
     print(f"fediverse demo on {server.proxy}; in another terminal, from the repository root:\n"
           f"  http_proxy={server.proxy} scrapy crawl fediverse -O output/fediverse.jsonl\nCtrl-C stops it.")
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-    return 0
+    return serve_until_interrupted(server)
 
 
 if __name__ == "__main__":

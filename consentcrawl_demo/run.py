@@ -8,7 +8,6 @@ HTTP proxy. Nothing keeps running afterwards: the server stops when the crawl en
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 from collections import Counter
@@ -20,6 +19,7 @@ from consentcrawl.errors import ConfigError
 from consentcrawl.logstats import report_command
 
 from .microblog import serve as serve_microblog
+from .server import serve_until_interrupted
 
 SPIDER = "microblog"
 PROXY_VARS = ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "ALL_PROXY")
@@ -134,16 +134,4 @@ def serve(port: int) -> int:
     print(f"demo platform on {server.proxy}; in another terminal, from the repository root:\n"
           f"  http_proxy={server.proxy} scrapy crawl microblog -O output/items.jsonl\n"
           f"Ctrl-C stops it.")
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-    return 0
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
+    return serve_until_interrupted(server)

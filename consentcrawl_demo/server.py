@@ -20,6 +20,7 @@ life cycle and its request log; reading and writing HTTP is :mod:`consentcrawl_d
 from __future__ import annotations
 
 import ipaddress
+import signal
 import socket
 import threading
 import time
@@ -150,3 +151,20 @@ class LocalServer:
         with self._lock:
             self._log.clear()
             self._errors.clear()
+
+
+def serve_until_interrupted(server: LocalServer) -> int:
+    """Keep a demo server running in the foreground until Ctrl-C or SIGTERM, then stop it; the exit code 0."""
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
