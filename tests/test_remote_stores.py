@@ -35,7 +35,7 @@ from consentcrawl.errors import ConfigError, StoreUnavailable
 from consentcrawl.terms.load import load_platforms
 from consentcrawl.terms.platforms import PlatformRegistry
 from consentcrawl_demo.server import LocalServer
-from tests.lenient import LenientPeople, make_spider, people_settings, write_config
+from tests.lenient import Crawl, LenientPeople, make_spider, people_settings, write_config
 from tests.lenient import crawl as run_crawl
 from tests.redis_server import RedisServer
 from tests.test_send_time import _timeline
@@ -275,6 +275,17 @@ async def test_http_store_withdrawal_mid_crawl(api: FaultyServer, records: Path,
             f.write(line("101", revoked=True))
         written.append(time.time())
 
+    app, result = await _crawl_withdrawing(settings, monkeypatch, withdraw)
+    assert written, "the withdrawal was not made during the crawl"
+    _judge(app, result, written[0], bound=2.0)
+    assert TOKEN not in Path(settings["CONSENTCRAWL_AUDIT_LOG"]).read_text(encoding="utf-8")
+    assert TOKEN not in caplog.text
+    assert set(api.seen_auth) == {f"Bearer {TOKEN}"}
+
+
+async def _crawl_withdrawing(settings: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+                             withdraw: Callable[[], None]) -> tuple[LenientPeople, Crawl]:
+    """A crawl of the lenient platform that calls ``withdraw`` 2 s in, from another thread, as an operator would."""
     app = LenientPeople()
     timer = threading.Timer(2.0, withdraw)
     with LocalServer(app) as server:
@@ -284,11 +295,7 @@ async def test_http_store_withdrawal_mid_crawl(api: FaultyServer, records: Path,
                                      monkeypatch=monkeypatch, follow_links=False)
         finally:
             timer.cancel()
-    assert written, "the withdrawal was not made during the crawl"
-    _judge(app, result, written[0], bound=2.0)
-    assert TOKEN not in Path(settings["CONSENTCRAWL_AUDIT_LOG"]).read_text(encoding="utf-8")
-    assert TOKEN not in caplog.text
-    assert set(api.seen_auth) == {f"Bearer {TOKEN}"}
+    return app, result
 
 
 def _judge(app: LenientPeople, result: Any, write: float, bound: float) -> None:
@@ -485,14 +492,6 @@ async def test_redis_withdrawal_mid_crawl(redis_server: RedisServer, tmp_path: P
                      "--platforms", str(platforms_file)]) == 0
         written.append(time.time())
 
-    app = LenientPeople()
-    timer = threading.Timer(2.0, withdraw)
-    with LocalServer(app) as server:
-        timer.start()
-        try:
-            result = await run_crawl(make_spider("ConsentSpider", RepeatLogic), settings, proxy=server.proxy,
-                                     monkeypatch=monkeypatch, follow_links=False)
-        finally:
-            timer.cancel()
+    app, result = await _crawl_withdrawing(settings, monkeypatch, withdraw)
     assert written, "the withdrawal was not made during the crawl"
     _judge(app, result, written[0], bound=1.0)
