@@ -22,6 +22,7 @@ from .audit.report import add_report_parser
 from .config import ConsentConfig, build_decider
 from .decision import Decision
 from .errors import ConfigError
+from .evidence_text import decision_text
 from .purge.cli import add_parser as add_purge
 
 EXIT_ALLOWED, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
@@ -96,7 +97,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                    time=now.isoformat(), token=config.token, signals=consulted)
         print(json.dumps(out, indent=2, default=str))
     else:
-        print(explain(decision, args.url, facts.canonical.url, config.purpose))
+        print(decision_text(decision, args.url, facts.canonical.url, config.purpose))
     return EXIT_ALLOWED if decision.allowed else EXIT_DENIED
 
 
@@ -151,57 +152,6 @@ def run_async(function: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
         return asyncio.run(function())
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, function()).result()
-
-
-def explain(decision: Decision, url: str, canonical: str, purpose: str) -> str:
-    """A human-readable account of a decision, stage by stage."""
-    lines = [
-        f"URL:        {url}",
-        f"canonical:  {canonical}",
-        f"purpose:    {purpose}",
-        f"platform:   {decision.platform or '(none configured for this host)'}",
-        f"subject:    {decision.subject or '(not a profile URL)'}",
-        "",
-    ]
-    for ev in decision.evidence:
-        lines.append(_explain_evidence(ev))
-    verdict = "ALLOWED" if decision.allowed else "DENIED"
-    lines += ["", f"{verdict}: {decision.reason} (stage {decision.stage.value}, decision {decision.decision_id})"]
-    return "\n".join(lines)
-
-
-def _explain_evidence(ev: Any) -> str:
-    d = ev.detail
-    if ev.kind == "robots.txt" and "robots_status" in d:
-        where = f"robots.txt {ev.source}"
-        if d.get("final_url"):
-            where += f" -> {d['final_url']}"
-        status = f"HTTP {d['http_status']}" if d.get("http_status") is not None else "no answer"
-        parts = [f"{where}: {d['robots_status']} ({status}, fetched {d.get('fetched_at')}"
-                 + (f", {d['size']} bytes" if "size" in d else "") + ")"]
-        if d.get("group") is not None:
-            parts.append(f"group 'User-agent: {d['group']}' (line {d.get('group_line')})")
-        if d.get("rule"):
-            parts.append(f"rule '{d['rule']}' (line {d.get('line')}) for {d.get('path')}")
-        elif d.get("robots_status") == "ok":
-            parts.append(f"no rule matches {d.get('path')}")
-        for key in ("cause", "stale", "crawl_delay", "redirects", "warnings"):
-            if d.get(key):
-                parts.append(f"{key.replace('_', '-')}: {d[key]}")
-        return "  [robots]   " + "; ".join(parts)
-    if ev.kind == "platform-authorization":
-        if d.get("authorization") is None and "reference" not in d:
-            return f"  [terms]    platform {d.get('platform')} ({ev.source}): no authorization"
-        return (f"  [terms]    platform {d.get('platform')} ({ev.source}): {d.get('reference')!r}, purposes "
-                f"{', '.join(d.get('purposes') or [])}, valid {d.get('valid_from')} .. {d.get('valid_until')}")
-    if ev.kind == "subject-authorization":
-        if d.get("records") == 0:
-            return f"  [subject]  no authorization record for {d.get('platform')}:{d.get('subject')} in {ev.source}"
-        state = f"revoked {d['revoked_at']}" if d.get("revoked_at") else f"expires {d.get('expires_at') or 'never'}"
-        return (f"  [subject]  record {ev.source}: purposes {', '.join(d.get('purposes') or [])}, granted "
-                f"{d.get('granted_at')}, {state}; evidence {d.get('evidence')!r}")
-    detail = ", ".join(f"{k}={v}" for k, v in d.items() if v not in (None, "", []))
-    return f"  [{ev.kind}] {ev.source}: {detail}"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,6 +18,7 @@ from typing import Any
 
 from ..decision import Evidence
 from ..errors import ConfigError
+from ..evidence_text import evidence_line
 from .report import read_entries, safe
 
 EXIT_FOUND, EXIT_NOT_FOUND, EXIT_USAGE = 0, 1, 2
@@ -77,8 +78,6 @@ def _line(entry: dict[str, Any], path: str, number: int) -> str:
 
 
 def explain_text(own: list[tuple[dict[str, Any], str, int]], related: list[tuple[dict[str, Any], str, int]]) -> str:
-    from ..cli import _explain_evidence
-
     first = own[0][0]
     entries = [e for e, _, _ in own]
     # the send-time line is the authoritative one; a response line with the same id adds the page's robots tags
@@ -104,14 +103,14 @@ def explain_text(own: list[tuple[dict[str, Any], str, int]], related: list[tuple
             continue
         out.append(f"  {n}. {label}:")
         for ev in found:
-            out.append("    " + safe(_explain_evidence(ev).strip(), limit=2000))
+            out.append("    " + safe(evidence_line(ev).strip(), limit=2000))
         if kind == "subject-authorization":  # a store's own id for the record, when it has one
             out += [f"    record id {safe(ev.detail['record_id'])}" for ev in found if ev.detail.get("record_id")]
     legs = {kind for _, kind in LEGS}
     signals = [ev for ev in evidence if ev.kind not in legs]
     out += ["", "signals and other evidence" if signals else "signals: none cited by this decision"]
     for ev in signals:
-        out.append("  " + safe(_explain_evidence(ev).strip(), limit=2000))
+        out.append("  " + safe(evidence_line(ev).strip(), limit=2000))
     out += ["", f"lines of this decision ({len(own)})"]
     out += [_line(e, p, n) for e, p, n in own]
     if related:
