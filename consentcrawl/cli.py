@@ -54,19 +54,27 @@ def load_settings(module: str | None) -> dict[str, Any]:
     return {k: v for k, v in settings.items() if k.startswith("CONSENTCRAWL_")}
 
 
+# command-line options that stand in for a setting, for the commands that offer them
+_OVERRIDES = (("platforms", "CONSENTCRAWL_PLATFORMS"), ("authorizations", "CONSENTCRAWL_AUTHORIZATIONS"),
+              ("user_agent", "CONSENTCRAWL_USER_AGENT_TOKEN"), ("now", "CONSENTCRAWL_NOW"))
+
+
+def settings_for(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings a command runs with: the module's or project's (:func:`load_settings`), then each option
+    the command offers and was given (``--platforms`` etc.) in place of its setting."""
+    settings = load_settings(getattr(args, "settings", None))
+    for option, name in _OVERRIDES:
+        value = getattr(args, option, None)
+        if value:
+            settings[name] = value
+    return settings
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     from .robots.hops import hop_refusal
     from .robots.httpfetch import fetch_robots
 
-    settings = load_settings(args.settings)
-    if args.platforms:
-        settings["CONSENTCRAWL_PLATFORMS"] = args.platforms
-    if args.authorizations:
-        settings["CONSENTCRAWL_AUTHORIZATIONS"] = args.authorizations
-    if args.user_agent:
-        settings["CONSENTCRAWL_USER_AGENT_TOKEN"] = args.user_agent
-    if args.now:
-        settings["CONSENTCRAWL_NOW"] = args.now
+    settings = settings_for(args)
     config = ConsentConfig.from_settings(settings, purpose=args.purpose)
     if not len(config.platforms):
         raise ConfigError("no platform configured: give --platforms FILE or --settings MODULE, or run inside a "
@@ -245,12 +253,8 @@ def cmd_signals(args: argparse.Namespace) -> int:
     from .signals.policy import grant_of
     from .signals.purposes import BASE_PURPOSES
 
-    settings = load_settings(args.settings)
-    if args.platforms:
-        settings["CONSENTCRAWL_PLATFORMS"] = args.platforms
+    settings = settings_for(args)
     settings.setdefault("CONSENTCRAWL_PLATFORMS", [])
-    if args.user_agent:
-        settings["CONSENTCRAWL_USER_AGENT_TOKEN"] = args.user_agent
     config = ConsentConfig.from_settings(settings, purpose=settings.get("CONSENTCRAWL_PURPOSE") or "research")
     decider = build_decider(config)
     now = config.now()

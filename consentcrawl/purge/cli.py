@@ -42,17 +42,10 @@ def add_parser(sub: Any) -> None:
 
 
 def _settings(args: argparse.Namespace) -> Any:
-    from ..cli import load_settings
+    from ..cli import settings_for
     from ..settings import as_settings
 
-    settings = load_settings(args.settings)
-    if args.platforms:
-        settings["CONSENTCRAWL_PLATFORMS"] = args.platforms
-    if args.authorizations:
-        settings["CONSENTCRAWL_AUTHORIZATIONS"] = args.authorizations
-    if args.now:
-        settings["CONSENTCRAWL_NOW"] = args.now
-    return as_settings(settings)
+    return as_settings(settings_for(args))
 
 
 def build_selection(args: argparse.Namespace) -> tuple[Selection, str, list[str | None], Any, datetime]:
