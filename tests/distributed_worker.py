@@ -8,6 +8,7 @@ The platform is reached through the test's local server as the HTTP proxy (``htt
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import sys
 from pathlib import Path
@@ -54,6 +55,13 @@ def main(config_path: str) -> None:
         out.flush()
 
     crawler.signals.connect(scraped, signal=signals.item_scraped, weak=False)
+
+    def stopped() -> None:
+        # a worker that has closed its spider but does not exit: its threads' stacks go to stderr after 20 s,
+        # which the test shows when it gives up waiting (a hang seen once under a loaded full suite)
+        faulthandler.dump_traceback_later(20, exit=False)
+
+    crawler.signals.connect(stopped, signal=signals.engine_stopped, weak=False)
     process.crawl(crawler)
     process.start()
     out.close()
