@@ -29,7 +29,8 @@ import re
 import threading
 import time
 import unicodedata
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -229,6 +230,29 @@ class LenientPeople:
         if path.casefold() == "/redirect":
             return "redirect", Response.redirect((parse_qs(request.query).get("to") or ["/"])[-1], 302)
         return "other", Response.html("<html><body>not found</body></html>", 404)
+
+
+@contextmanager
+def once_served(app: LenientPeople, person: str, action: Callable[[], None], after: float = 0.5) -> Iterator[None]:
+    """Call ``action`` from another thread ``after`` seconds after the server first served ``person``: mid-crawl,
+    however long the crawl took to start on a busy machine (a fixed timer fires before it on a loaded one)."""
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            if app.times_served(person):
+                if not stop.wait(after):
+                    action()
+                return
+            stop.wait(0.02)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
 
 
 def _profile_html(person: str) -> str:

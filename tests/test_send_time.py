@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import math
 import os
-import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -29,6 +28,7 @@ from tests.lenient import (
     crawl,
     iso,
     make_spider,
+    once_served,
     people_settings,
     record_yaml,
 )
@@ -99,14 +99,9 @@ async def test_withdrawal_written_mid_crawl_stops_the_fetches(kind: str, tmp_pat
         written.append(time.time())
 
     app = LenientPeople()
-    timer = threading.Timer(2.5, withdraw)
-    with LocalServer(app) as server:
-        timer.start()
-        try:
-            result = await crawl(make_spider(kind, RepeatLogic), settings, proxy=server.proxy,
-                                 monkeypatch=monkeypatch, follow_links=False)
-        finally:
-            timer.cancel()
+    with LocalServer(app) as server, once_served(app, "101", withdraw, after=1.0):
+        result = await crawl(make_spider(kind, RepeatLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, follow_links=False)
     assert written, "the withdrawal was not written during the crawl"
     write = written[0]
     timeline = _timeline(app, write, "the write")

@@ -23,7 +23,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 from consentcrawl import AuthorizationRecord, ConfigError
 from consentcrawl.config import ConsentConfig
 from consentcrawl_demo.server import LocalServer
-from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, crawl, make_spider, people_settings
+from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, crawl, make_spider, once_served, people_settings
 from tests.test_send_time import GRACE, RepeatLogic, _timeline
 
 
@@ -97,14 +97,9 @@ async def test_a_store_by_import_path_whose_records_change_mid_crawl(kind: str, 
         written.append(time.time())
 
     app = LenientPeople()
-    timer = threading.Timer(2.5, withdraw)
-    with LocalServer(app) as server:
-        timer.start()
-        try:
-            result = await crawl(make_spider(kind, RepeatLogic), settings, proxy=server.proxy,
-                                 monkeypatch=monkeypatch, follow_links=False)
-        finally:
-            timer.cancel()
+    with LocalServer(app) as server, once_served(app, "101", withdraw, after=1.0):
+        result = await crawl(make_spider(kind, RepeatLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, follow_links=False)
     assert written, "the withdrawal was not made during the crawl"
     write = written[0]
     timeline = _timeline(app, write, "the withdrawal")
