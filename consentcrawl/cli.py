@@ -123,7 +123,8 @@ async def check_signals(args: argparse.Namespace, config: ConsentConfig, decider
         files = await fetch_site_files(need.origin, robots, policy, user_agent=user_agent, now=now,
                                        may_fetch=may_fetch)
     decision: Decision = await decider.decide(facts, robots, files)
-    results = site_results(facts.canonical.url, files, policy.options(config.token, facts.canonical.host))
+    results = site_results(facts.canonical.url, files,
+                           policy.options(config.token, facts.canonical.host, facts.platform))
     if decision.allowed and getattr(args, "fetch", False):
         try:
             page = await fetch_page(facts.canonical.url, user_agent=user_agent)
@@ -320,7 +321,7 @@ def cmd_signals(args: argparse.Namespace) -> int:
         robots = await fetch_robots(facts.canonical.origin, user_agent=user_agent, now=now, may_fetch=may_fetch)
         files = await fetch_site_files(facts.canonical.origin, robots, policy, user_agent=user_agent, now=now,
                                        may_fetch=may_fetch)
-        options = policy.options(config.token, facts.canonical.host)
+        options = policy.options(config.token, facts.canonical.host, facts.platform)
         results = site_results(facts.canonical.url, files, options)
         if args.fetch:
             page = await fetch_page(facts.canonical.url, user_agent=user_agent)

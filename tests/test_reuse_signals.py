@@ -40,7 +40,9 @@ def _inputs(case: Case) -> tuple[SiteFiles, SignalPolicy, Any]:
         licences={HOST: case.licence_held} if case.licence_held else {})
     platform = None
     if case.platform is not None:  # the fields grant_of reads, as platforms.yaml gives them
-        platform = SimpleNamespace(name="example", source="platforms.yaml", authorization=SimpleNamespace(
+        platform = SimpleNamespace(name="example", source="platforms.yaml",
+                                   research_exception=case.platform.get("research_exception"),
+                                   authorization=SimpleNamespace(
             purposes=tuple(case.platform.get("purposes", ())), reference=case.platform.get("reference"),
             overrides_signals=bool(case.platform.get("overrides_signals"))))
     return files, policy, platform
