@@ -155,3 +155,75 @@ def test_remembered_site_signals_decide_as_a_fresh_check(paths: list[str], purpo
         args = (facts.canonical.url, HOST, [], SILENT, "utf-8", files, fresh.signal_policy, "consentcrawl", purpose,
                 None, NOW)
         _same(ResponseSignals.apply(_prior(), memo.added(*args)), response_decision(_prior(), *args)[0])
+
+
+# -- keyed by the robots.txt Content-Usage rule, the RSL <content> and the ai.txt rule a URL selects ---------------
+
+LICENCE = (b'<rsl xmlns="https://rslstandard.org/rsl">'
+           b'<content url="/private/*"><license><prohibits type="usage">search ai-train</prohibits></license></content>'
+           b'<content url="/open/*.html"><license><permits type="usage">all</permits></license></content>'
+           b'<content url="https://site.example/x$" server="https://l.example"><license/></content>'
+           b'<content url="https://other.example/*"><license><prohibits type="usage">all</prohibits></license>'
+           b'</content><content url="/"><license><permits type="user">education</permits></license></content>'
+           b'<content url="/"><license><permits type="usage">search</permits></license></content></rsl>')
+AI_TXT = b"User-agent: *\nDisallow: *.html\nDisallow: /private/\nAllow: /private/ok\nDisallow: /x$\n"
+USAGE = ("Content-Usage: / search=y, train-ai=y\nContent-Usage: /private/ train-ai=n\n"
+         "Content-Usage: /open/ search=n\nContent-Usage: /open/ search=y\nContent-Usage: /*.html train-ai=n\n"
+         "Content-Usage: bots=n\nDisallow: /x$\n")
+
+
+def _rule_files(usage: bool, licence: bool, ai_txt: bool, tdmrep: bool) -> SiteFiles:
+    from consentcrawl.robots.fetch import from_response as robots_file
+    from consentcrawl.signals.fetch import from_response as signal_file
+
+    robots = (f"License: {SITE}/license.xml\n" if licence else "") + "User-agent: *\nAllow: /\n" + (
+        USAGE if usage else "")
+    return SiteFiles(
+        robots_file(SITE + "/robots.txt", 200, robots.encode(), NOW),
+        signal_file("tdmrep", SITE + "/.well-known/tdmrep.json", 200 if tdmrep else 404, TDMREP if tdmrep else b"",
+                    NOW),
+        signal_file("ai-txt", SITE + "/ai.txt", 200 if ai_txt else 404, AI_TXT if ai_txt else b"", NOW),
+        {SITE + "/license.xml": signal_file("rsl", SITE + "/license.xml", 200, LICENCE, NOW)} if licence else {})
+
+
+@settings(max_examples=60, deadline=None)
+@given(paths=st.lists(PATHS, min_size=1, max_size=10), usage=st.booleans(), licence=st.booleans(),
+       ai_txt=st.booleans(), tdmrep=st.booleans(), conservative=st.booleans())
+def test_site_signals_keyed_by_the_rule_decide_as_a_fresh_check(paths: list[str], usage: bool, licence: bool,
+                                                                  ai_txt: bool, tdmrep: bool,
+                                                                  conservative: bool) -> None:
+    """Robots.txt Content-Usage rules (longest, same-length conflicts, a path that may not be crawled, a rule
+    without a path), an RSL licence with path, absolute-URL and other-origin scopes, ai.txt rules (leading ``*``,
+    ``$``, an Allow inside a Disallow): one engine deciding a sequence of URLs decides each as a new engine does,
+    and the response phase's memo as :func:`response_decision`."""
+    from consentcrawl.consent.answers import NO_STORE
+    from consentcrawl.engine import PolicyEngine
+    from consentcrawl.terms.platforms import PlatformRegistry
+
+    files = _rule_files(usage, licence, ai_txt, tdmrep)
+    policy = SignalPolicy(conservative=conservative)
+    remembering = PolicyEngine(PlatformRegistry({}), "consentcrawl", signal_policy=policy)
+    memo = ResponseSignals()
+    visits = [(path, purpose) for purpose in ("research", "ai-training", "search-indexing", "ai-input", "archiving")
+              for path in ["/x", "/a", *paths] * 2]  # every URL again once the memo holds all of them
+    for path, purpose in visits:
+        fresh = PolicyEngine(PlatformRegistry({}), "consentcrawl", signal_policy=policy)
+        facts = fresh.facts(SITE + path, purpose, NOW)
+        _same(remembering.decide(facts, files.robots, NO_STORE, files),
+              fresh.decide(facts, files.robots, NO_STORE, files))
+        args = (facts.canonical.url, HOST, [], SILENT, "utf-8", files, policy, "consentcrawl", purpose, None, NOW)
+        _same(ResponseSignals.apply(_prior(), memo.added(*args)), response_decision(_prior(), *args)[0])
+
+
+def test_urls_that_select_the_same_rules_share_one_key() -> None:
+    """A new URL on a cached site is a lookup: the key is what the URL selects, not the URL."""
+    from consentcrawl.signals.evaluate import PathKey
+
+    keyer = PathKey(_rule_files(True, True, True, False), "consentcrawl")
+    assert not keyer.origin_wide
+    assert keyer.key(SITE + "/a") == keyer.key(SITE + "/b/c?d=1")
+    assert keyer.key(SITE + "/private/a") == keyer.key(SITE + "/private/b")
+    assert keyer.key(SITE + "/private/a") != keyer.key(SITE + "/a")
+    assert keyer.key(SITE + "/private/ok") != keyer.key(SITE + "/private/a")  # ai.txt allows it again
+    assert keyer.key(SITE + "/open/a.html") != keyer.key(SITE + "/open/a")
+    assert PathKey(_rule_files(False, False, False, False), "consentcrawl").origin_wide

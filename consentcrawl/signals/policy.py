@@ -25,10 +25,9 @@ from ..robots.tags import denying_rules
 from .base import SignalResult
 from .combine import PlatformGrant, SignalDecision, combine
 from .evaluate import (
+    PathKey,
     SignalOptions,
     SiteFiles,
-    path_key,
-    path_scope,
     response_results,
     response_silent,
     site_results,
@@ -168,17 +167,18 @@ class ResponseSignals:
     inputs, with :class:`~consentcrawl.cache.SignalMemo`'s rule: the same :class:`SiteFiles` object (a refetched
     file is a new one, so the memo is as fresh as the files the adapter hands in), the same platform and policy
     objects, and equal host, purpose, token and what of the URL the files make the outcome depend on
-    (:func:`~consentcrawl.signals.evaluate.path_key`: nothing, the tdmrep.json entry it selects, or the URL). A
+    (:class:`~consentcrawl.signals.evaluate.PathKey`: nothing, or the parts of the files the URL selects). A
     response that says anything is decided in full.
     """
 
-    __slots__ = ("_last_files", "_memo", "_scope")
+    __slots__ = ("_keyer", "_last_files", "_memo", "_token")
 
     def __init__(self, size: int = 4096) -> None:
         self._memo: SignalMemo[Added] = SignalMemo(size)
         #: what of a URL the files last seen make the outcome depend on (a crawl reads one origin's pages in runs)
         self._last_files: SiteFiles | None = None
-        self._scope = "url"
+        self._token = ""
+        self._keyer: PathKey | None = None
 
     def added(self, url: str, host: str, headers: Any, body: bytes | str | None, encoding: str, files: SiteFiles,
               policy: SignalPolicy, token: str, purpose: str, platform: Platform | None,
@@ -194,9 +194,11 @@ class ResponseSignals:
                                          encoding=encoding)]
             return _outcome(combine(purpose, results, platform=grant_of(platform), defaults=policy.defaults,
                                     custom=policy.custom))
-        if files is not self._last_files:
-            self._last_files, self._scope = files, path_scope(files)
-        key = (path_key(files, self._scope, url), host, purpose, token)
+        keyer = self._keyer
+        if keyer is None or files is not self._last_files or token != self._token:
+            keyer = self._keyer = PathKey(files, token)
+            self._last_files, self._token = files, token
+        key = (keyer.key(url), host, purpose, token)
         return self._memo.get(files, None, platform, policy, key,
                               lambda: self._site_only(url, host, files, policy, token, purpose, platform))
 
