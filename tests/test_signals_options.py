@@ -35,6 +35,7 @@ class Site:
     def __init__(self, robots: str = "User-agent: *\nAllow: /\n", tdmrep: str | None = None,
                  pages: dict[str, list[tuple[str, str]]] | None = None) -> None:
         self.robots, self.tdmrep, self.pages = robots, tdmrep, pages or {}
+        self.bodies: dict[str, str] = {}  #: path -> HTML other than the default
 
     def __call__(self, request: LoggedRequest, headers: dict[str, str]) -> Response:
         if request.path == "/robots.txt":
@@ -43,7 +44,7 @@ class Site:
             return Response(200, {"Content-Type": "application/json"}, self.tdmrep)
         if request.path in self.pages:
             return Response(200, [("Content-Type", "text/html; charset=utf-8"), *self.pages[request.path]],
-                            f"<html><body>{request.path}</body></html>")
+                            self.bodies.get(request.path, f"<html><body>{request.path}</body></html>"))
         return Response(404, {"Content-Type": "text/plain"}, "not found")
 
 
