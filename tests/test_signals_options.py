@@ -240,3 +240,46 @@ async def test_a_crawl_with_a_custom_purpose(tmp_path: Path, monkeypatch: pytest
     assert denied == {"/nosearch/a": "terms.signal.content-usage", "/tagged": "response.robots-tag"}
     cached = [p.read_bytes() for p in cache.rglob("meta") if p.is_file()] if cache.exists() else []
     assert not any(b"/tagged" in c or b"/nosearch" in c for c in cached) and any(b"/ok" in c for c in cached)
+
+
+# -- a custom purpose on a platform: the grant and each person's authorization ------------------------------------
+
+def _people(tmp_path: Path, grant: list[str]) -> tuple[Path, Path]:
+    platforms = tmp_path / "people.yaml"
+    platforms.write_text(yaml.safe_dump({"platforms": {"people": {
+        "domains": ["people.example"], "profiles": ["/u/{subject}"], "subject": "[0-9]+",
+        "authorization": {"purposes": grant, "reference": "PEOPLE-1"}}}}))
+    records = [("1", ["research", "archiving"]), ("2", ["research"]), ("3", ["research"]), ("3", ["archiving"])]
+    authorizations = tmp_path / "people-authorizations.yaml"
+    authorizations.write_text(yaml.safe_dump({"authorizations": [
+        {"platform": "people", "subject": subject, "purposes": purposes, "granted_at": "2026-02-01T00:00:00Z",
+         "evidence": f"consent form {subject}-{i}"} for i, (subject, purposes) in enumerate(records)]}))
+    return platforms, authorizations
+
+
+@pytest.mark.parametrize(("grant", "path", "verdict", "reason", "records"), [
+    (["research", "archiving"], "/u/1", "allow", "subject.authorized", 1),  # one record for both
+    (["research", "archiving"], "/u/3", "allow", "subject.authorized", 2),  # a record for each
+    (["research", "archiving"], "/u/2", "deny", "subject.purpose", 0),  # archiving not authorized
+    (["research"], "/u/1", "deny", "terms.purpose", 0),  # the platform granted research only
+])
+def test_a_custom_purpose_needs_the_grant_and_the_person_for_every_purpose_it_counts_as(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], grant: list[str],
+        path: str, verdict: str, reason: str, records: int) -> None:
+    monkeypatch.chdir(tmp_path)
+    platforms, authorizations = _people(tmp_path, grant)
+    name = f"optsettings_{next(_names)}"
+    declared = {"study-archive": ["research", "archiving"]}
+    (tmp_path / f"{name}.py").write_text(f"CONSENTCRAWL_CUSTOM_PURPOSES = {declared!r}\n")
+    with LocalServer(Site()) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        monkeypatch.delenv("HTTP_PROXY", raising=False)
+        code = main(["check", f"http://people.example{path}", "--purpose", "study-archive", "--json", "--now", NOW,
+                     "--platforms", str(platforms), "--authorizations", str(authorizations), "--settings", name])
+    out, err = capsys.readouterr()
+    assert code in (0, 1), err
+    decision = json.loads(out)
+    assert (decision["verdict"], decision["reason"]) == (verdict, reason), decision["evidence"]
+    cited = [e for e in decision["evidence"] if e["kind"] == "subject-authorization" and e.get("purposes")]
+    if verdict == "allow":
+        assert len(cited) == records and {p for e in cited for p in e["purposes"]} >= {"research", "archiving"}

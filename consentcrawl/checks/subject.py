@@ -93,8 +93,9 @@ class SubjectRecordsCheck:
         if lives:
             grant = platform.authorization
             fields = grant.fields if grant else None
-            for live in dict.fromkeys(lives):
-                ctx.cite(self._records.get(live, record_evidence))
+            for i, live in enumerate(lives):
+                if all(live is not other for other in lives[:i]):  # one record may cover several purposes
+                    ctx.cite(self._records.get(live, record_evidence))
                 fields = _intersect(fields, live.fields)
             return Outcome.allow("subject.authorized", fields=fields)
         for record in records:
