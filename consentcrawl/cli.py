@@ -330,26 +330,31 @@ def cmd_signals(args: argparse.Namespace) -> int:
         return robots, results
 
     robots, results = run_async(gather)
-    table = {}
-    for purpose in purposes:
+    table: dict[str, dict[str, Any]] = {}
+    custom = [c.name for c in policy.custom]  # declared purposes of the operator's own: a row each, after ours
+    for purpose in [*purposes, *custom]:
         decided = combine(purpose, results, platform=grant_of(facts.platform), defaults=policy.defaults,
-                          before_fetch=not args.fetch)
+                          custom=policy.custom, before_fetch=not args.fetch)
         table[purpose] = {"verdict": decided.verdict.value if decided.basis != "pending" else "pending",
                           "reason": decided.reason, "basis": decided.basis,
                           "conflicts": list(decided.conflicts)}
+        if purpose in custom:
+            table[purpose]["counts_as"] = sorted(policy.bases(purpose))
     report = signal_report(results, purposes)
     if args.json:
         print(json.dumps({"url": args.url, "canonical_url": facts.canonical.url, "time": now.isoformat(),
                           "robots": robots.evidence(), "purposes": table, "signals": report},
                          indent=2, default=str))
         return EXIT_ALLOWED
-    width = max(len(p) for p in purposes)
+    width = max(len(p) for p in table)
     print(f"URL: {facts.canonical.url}   robots.txt: {robots.status.value}")
     print(f"{'purpose':<{width}}  verdict  reason / basis   signals")
-    for purpose in purposes:
-        row = table[purpose]
-        said = ", ".join(f"{e['signal']}@{e['level']}={e['verdicts'][purpose]}" for e in report
-                         if e["verdicts"][purpose] != "unknown") or "-"
+    for purpose, row in table.items():
+        if "counts_as" in row:
+            said = "counts as " + ", ".join(row["counts_as"])
+        else:
+            said = ", ".join(f"{e['signal']}@{e['level']}={e['verdicts'][purpose]}" for e in report
+                             if e["verdicts"][purpose] != "unknown") or "-"
         print(f"{purpose:<{width}}  {row['verdict']:<7}  {row['reason'] or row['basis']:<15}  {said}")
     print("\nwhere:")
     for entry in report:

@@ -283,3 +283,26 @@ def test_a_custom_purpose_needs_the_grant_and_the_person_for_every_purpose_it_co
     cited = [e for e in decision["evidence"] if e["kind"] == "subject-authorization" and e.get("purposes")]
     if verdict == "allow":
         assert len(cited) == records and {p for e in cited for p in e["purposes"]} >= {"research", "archiving"}
+
+
+def test_the_signals_table_has_a_row_for_each_declared_custom_purpose(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    name = f"optsettings_{next(_names)}"
+    declared = {"price-monitoring": ["search-indexing", "archiving"], "site-search": ["search-indexing"]}
+    (tmp_path / f"{name}.py").write_text(f"CONSENTCRAWL_CUSTOM_PURPOSES = {declared!r}\n")
+    site = Site(robots="User-agent: *\nAllow: /\n", pages={"/a": [("X-Robots-Tag", "noarchive")]})
+    site.robots += "Content-Usage: /private/ search=n\n"
+    with LocalServer(site) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        monkeypatch.delenv("HTTP_PROXY", raising=False)
+        assert main(["signals", f"http://{HOST}/private/a", "--json", "--settings", name]) == 0
+        table = json.loads(capsys.readouterr().out)["purposes"]
+        assert main(["signals", f"http://{HOST}/private/a", "--settings", name]) == 0
+        text = capsys.readouterr().out
+    assert table["price-monitoring"] == {**table["price-monitoring"], "verdict": "deny",
+                                         "reason": "terms.signal.content-usage",
+                                         "counts_as": ["archiving", "search-indexing"]}
+    assert table["site-search"]["reason"] == "terms.signal.content-usage"
+    assert table["archiving"]["reason"] is None
+    assert "price-monitoring" in text and "counts as archiving, search-indexing" in text
