@@ -227,3 +227,35 @@ def test_urls_that_select_the_same_rules_share_one_key() -> None:
     assert keyer.key(SITE + "/private/ok") != keyer.key(SITE + "/private/a")  # ai.txt allows it again
     assert keyer.key(SITE + "/open/a.html") != keyer.key(SITE + "/open/a")
     assert PathKey(_rule_files(False, False, False, False), "consentcrawl").origin_wide
+
+
+def test_interleaved_origins_each_keep_their_key_and_decide_as_a_fresh_check() -> None:
+    """A crawl decides several origins' pages in turn: each origin's files keep their own key maker, and no origin
+    is answered with another's outcome."""
+    from consentcrawl.consent.answers import NO_STORE
+    from consentcrawl.engine import PolicyEngine
+    from consentcrawl.robots.fetch import from_response as robots_file
+    from consentcrawl.signals.evaluate import PathKeys
+    from consentcrawl.terms.platforms import PlatformRegistry
+
+    def files_of(origin: str, usage: str) -> SiteFiles:
+        return SiteFiles(robots_file(origin + "/robots.txt", 200, f"User-agent: *\nAllow: /\n{usage}".encode(), NOW))
+
+    sites = {"https://site.example": files_of("https://site.example", "Content-Usage: /private/ search=n\n"),
+             "https://other.example": files_of("https://other.example", "Content-Usage: /open/ search=n\n")}
+    keys = PathKeys()
+    assert keys.of(sites["https://site.example"], "consentcrawl") is keys.of(sites["https://site.example"],
+                                                                             "consentcrawl")
+    remembering = PolicyEngine(PlatformRegistry({}), "consentcrawl")
+    memo = ResponseSignals()
+    for path in ["/private/a", "/open/a", "/a"] * 2:
+        for origin, files in sites.items():
+            fresh = PolicyEngine(PlatformRegistry({}), "consentcrawl")
+            facts = fresh.facts(origin + path, "search-indexing", NOW)
+            made = remembering.decide(facts, files.robots, NO_STORE, files)
+            _same(made, fresh.decide(facts, files.robots, NO_STORE, files))
+            assert made.allowed == (path != ("/private/a" if origin == "https://site.example" else "/open/a"))
+            host = origin.partition("://")[2]
+            args = (facts.canonical.url, host, [], SILENT, "utf-8", files, fresh.signal_policy, "consentcrawl",
+                    "search-indexing", None, NOW)
+            _same(ResponseSignals.apply(_prior(), memo.added(*args)), response_decision(_prior(), *args)[0])

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..cache import SignalMemo
 from ..decision import Evidence
-from ..signals.evaluate import PathKey, SiteFiles, path_free
+from ..signals.evaluate import PathKeys, SiteFiles, path_free
 from ..signals.policy import DEFAULT_POLICY, SignalsNeeded, site_decision
 from .base import CheckContext, Outcome
 
@@ -36,11 +36,8 @@ class SiteSignalsCheck:
 
     def __init__(self) -> None:
         self._memo: SignalMemo[tuple[tuple[Evidence, ...], Outcome | None]] = SignalMemo(8192)
-        #: what of a URL the files last seen make the outcome depend on (a crawl decides one origin's pages in runs)
-        self._last_files: SiteFiles | None = None
-        self._last_robots: Any = None
-        self._last_token = ""
-        self._last_key: PathKey | None = None
+        #: what of a URL each origin's files make the outcome depend on
+        self._keys = PathKeys()
 
     def check(self, ctx: CheckContext) -> Outcome | None:
         facts = ctx.facts
@@ -52,11 +49,7 @@ class SiteSignalsCheck:
         policy = ctx.signal_policy or DEFAULT_POLICY
         platform = ctx.platform
         token = ctx.token
-        keyer = self._last_key
-        if keyer is None or files is not self._last_files or robots is not self._last_robots \
-                or token != self._last_token:  # of the files as decided: with the robots.txt in force (_decide)
-            keyer = self._last_key = PathKey(files if files.robots is robots else replace(files, robots=robots), token)
-            self._last_files, self._last_robots, self._last_token = files, robots, token
+        keyer = self._keys.of(files, token, robots)  # the files as decided: with the robots.txt in force (_decide)
         url = facts.canonical.url
         evidence, outcome = self._memo.get(
             files, robots, platform, policy, (keyer.key(url), ctx.purpose, token),

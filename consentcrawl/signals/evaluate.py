@@ -7,7 +7,7 @@ Pure: the files are fetched already (:class:`SiteFiles`); nothing here does I/O 
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +22,7 @@ from .fetch import SignalFile, SignalFileStatus, unavailable
 from .rsl import RslDocument, RslLink, parse_rsl, response_rsl_links, selected_contents, site_rsl, site_rsl_links
 from .tdmrep import ResearchException, parse_tdmrep_file, response_tdmrep, site_tdmrep
 
-__all__ = ["RESPONSE_HEADERS", "PathKey", "SignalOptions", "SiteFiles", "licence_links", "path_free",
+__all__ = ["RESPONSE_HEADERS", "PathKey", "PathKeys", "SignalOptions", "SiteFiles", "licence_links", "path_free",
            "response_results", "response_silent", "site_results"]
 
 OK = SignalFileStatus.OK
@@ -173,6 +173,36 @@ class PathKey:
             match = self._ai.match(path, self._token)
             parts.append(None if match.allowed else (match.line, match.rule, match.group))
         return tuple(parts)
+
+
+class PathKeys:
+    """The :class:`PathKey` of each set of files decided lately, by identity (the memo's rule: a refetched file is a
+    new :class:`SiteFiles`, so a key is never built from stale files). A crawl interleaves origins, so one per
+    origin is kept rather than the last one only, which each switch would rebuild (parsing the rules again and
+    forgetting the URLs' keys)."""
+
+    __slots__ = ("_keys", "_last")
+
+    def __init__(self, size: int = 256) -> None:
+        self._keys: Recent[tuple[int, int, str], tuple[SiteFiles, object, str, PathKey]] = Recent(size)
+        #: the one used last, checked first (a crawl often decides one origin's pages in runs)
+        self._last: tuple[SiteFiles, object, str, PathKey] | None = None
+
+    def of(self, files: SiteFiles, token: str, robots: RobotsFile | None = None) -> PathKey:
+        """The key maker for ``files`` as decided with ``robots`` (default: the files' own robots.txt)."""
+        if robots is None:
+            robots = files.robots
+        hit = self._last
+        if hit is not None and hit[0] is files and hit[1] is robots and hit[2] == token:
+            return hit[3]
+        index = (id(files), id(robots), token)
+        hit = self._keys.get(index)
+        if hit is None or hit[0] is not files or hit[1] is not robots:
+            keyer = PathKey(files if files.robots is robots else replace(files, robots=robots), token)
+            hit = (files, robots, token, keyer)
+            self._keys.put(index, hit)
+        self._last = hit
+        return hit[3]
 
 
 def response_silent(headers: Any, body: bytes | str | None, encoding: str = "utf-8") -> bool:

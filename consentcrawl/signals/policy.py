@@ -25,7 +25,7 @@ from ..robots.tags import denying_rules
 from .base import SignalResult
 from .combine import PlatformGrant, SignalDecision, combine
 from .evaluate import (
-    PathKey,
+    PathKeys,
     SignalOptions,
     SiteFiles,
     response_results,
@@ -171,14 +171,12 @@ class ResponseSignals:
     response that says anything is decided in full.
     """
 
-    __slots__ = ("_keyer", "_last_files", "_memo", "_token")
+    __slots__ = ("_keys", "_memo")
 
     def __init__(self, size: int = 4096) -> None:
         self._memo: SignalMemo[Added] = SignalMemo(size)
-        #: what of a URL the files last seen make the outcome depend on (a crawl reads one origin's pages in runs)
-        self._last_files: SiteFiles | None = None
-        self._token = ""
-        self._keyer: PathKey | None = None
+        #: what of a URL each origin's files make the outcome depend on
+        self._keys = PathKeys()
 
     def added(self, url: str, host: str, headers: Any, body: bytes | str | None, encoding: str, files: SiteFiles,
               policy: SignalPolicy, token: str, purpose: str, platform: Platform | None,
@@ -194,11 +192,7 @@ class ResponseSignals:
                                          encoding=encoding)]
             return _outcome(combine(purpose, results, platform=grant_of(platform), defaults=policy.defaults,
                                     custom=policy.custom))
-        keyer = self._keyer
-        if keyer is None or files is not self._last_files or token != self._token:
-            keyer = self._keyer = PathKey(files, token)
-            self._last_files, self._token = files, token
-        key = (keyer.key(url), host, purpose, token)
+        key = (self._keys.of(files, token).key(url), host, purpose, token)
         return self._memo.get(files, None, platform, policy, key,
                               lambda: self._site_only(url, host, files, policy, token, purpose, platform))
 
