@@ -4,9 +4,11 @@ request over none).
 ``python benchmarks/signals_cost.py [--n 5000]`` decides ``n`` distinct URLs of one origin off any platform (the
 case where the signals decide) twice each, as a crawl does (the request phase, then send time), with the origin's
 robots.txt and signal files fetched already, and compares the median per request with and without the signals
-check in the list. Two sites: one that publishes only robots.txt lines every page shares (``Content-Signal``: one
-memo entry serves the origin), one with a path-scoped tdmrep.json (a memo entry per URL: the first decision of a
-URL pays for evaluating it, the second is a lookup).
+check in the list. Sites: one that publishes only robots.txt lines every page shares (``Content-Signal``: one
+memo entry serves the origin), and one for each path-scoped statement: a tdmrep.json, robots.txt ``Content-Usage``
+rules, an RSL licence named by robots.txt ``License:`` with ``<content url>`` scopes, ai.txt rules. Where the memo
+is keyed by what a path selects (the entry, the rule, the ``<content>``), a new URL is a lookup; where it is keyed
+by the URL, a URL's first decision evaluates every signal.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path[:0] = [str(HERE.parent)]
@@ -48,31 +51,54 @@ def per_request(engine: PolicyEngine, files: SiteFiles, urls: list[str]) -> floa
     return statistics.median(samples) / 1000
 
 
+def robots(group: bytes, before: bytes = b"") -> Any:
+    """A fetched robots.txt: ``before`` any group, then one group for every crawler."""
+    return from_response(ORIGIN + "/robots.txt", 200, before + b"User-agent: *\n" + group, NOW)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args(argv)
+    no_tdmrep = file_response("tdmrep", ORIGIN + "/.well-known/tdmrep.json", 404, b"", NOW)
+    licence = (b'<rsl xmlns="https://rslstandard.org/rsl"><content url="/private/*"><license><prohibits type="usage">'
+               b'search</prohibits></license></content><content url="/"><license><permits type="usage">search'
+               b'</permits></license></content></rsl>')
     sites = {
-        "Content-Signal in robots.txt": SiteFiles(from_response(
-            ORIGIN + "/robots.txt", 200, b"User-agent: *\nContent-Signal: search=yes, ai-train=no\nAllow: /\n",
-            NOW), file_response("tdmrep", ORIGIN + "/.well-known/tdmrep.json", 404, b"", NOW)),
-        "path-scoped tdmrep.json": SiteFiles(from_response(ORIGIN + "/robots.txt", 200, b"User-agent: *\nAllow: /\n",
-                                                           NOW),
+        "Content-Signal in robots.txt": SiteFiles(robots(b"Content-Signal: search=yes, ai-train=no\nAllow: /\n"),
+                                                  no_tdmrep),
+        "path-scoped tdmrep.json": SiteFiles(robots(b"Allow: /\n"),
                                              file_response("tdmrep", ORIGIN + "/.well-known/tdmrep.json", 200,
                                                            b'[{"location": "/private/*", "tdm-reservation": 1},'
                                                            b' {"location": "/", "tdm-reservation": 0}]', NOW)),
+        "Content-Usage rules": SiteFiles(robots(b"Allow: /\nContent-Usage: / search=y\n"
+                                                b"Content-Usage: /private/ search=n\n"), no_tdmrep),
+        "RSL licence (License:)": SiteFiles(
+            robots(b"Allow: /\n", f"License: {ORIGIN}/license.xml\n".encode()), no_tdmrep,
+            licences={ORIGIN + "/license.xml": file_response("rsl", ORIGIN + "/license.xml", 200, licence, NOW)}),
+        "ai.txt rules": SiteFiles(robots(b"Allow: /\n"), no_tdmrep, file_response(
+            "ai-txt", ORIGIN + "/ai.txt", 200, b"User-agent: *\nDisallow: /private/\nDisallow: *.jpg\n", NOW)),
     }
+    gc.collect()
+    gc.freeze()  # everything built so far is never scanned again
     gc.disable()
-    print(f"{'site':<32} {'without':>9} {'with':>9} {'added':>9}   (µs per request, two full decisions each)")
+    print(f"{'site':<32} {'without':>9} {'with':>9} {'added':>9}   (µs per request, two full decisions each; median "
+          f"of {args.runs} runs, each run's added in brackets)")
     for name, files in sites.items():
-        without = PolicyEngine(PlatformRegistry({}), "consentcrawl",
-                               checks=[c for c in default_checks() if not isinstance(c, SiteSignalsCheck)])
-        with_signals = PolicyEngine(PlatformRegistry({}), "consentcrawl")
-        for engine in (without, with_signals):  # warm up
-            per_request(engine, files, [f"{ORIGIN}/warm/{i}" for i in range(200)])
-        a = per_request(without, files, [f"{ORIGIN}/a/{i}" for i in range(args.n)])
-        b = per_request(with_signals, files, [f"{ORIGIN}/b/{i}" for i in range(args.n)])
-        print(f"{name:<32} {a:>9.2f} {b:>9.2f} {b - a:>9.2f}")
+        runs = []
+        for run in range(args.runs):  # new engines each run: every memo starts empty
+            without = PolicyEngine(PlatformRegistry({}), "consentcrawl",
+                                   checks=[c for c in default_checks() if not isinstance(c, SiteSignalsCheck)])
+            with_signals = PolicyEngine(PlatformRegistry({}), "consentcrawl")
+            for engine in (without, with_signals):  # warm up
+                per_request(engine, files, [f"{ORIGIN}/warm/{run}/{i}" for i in range(200)])
+            a = per_request(without, files, [f"{ORIGIN}/a/{run}/{i}" for i in range(args.n)])
+            b = per_request(with_signals, files, [f"{ORIGIN}/b/{run}/{i}" for i in range(args.n)])
+            runs.append((a, b))
+        a, b = (statistics.median(x) for x in zip(*runs, strict=True))
+        added = statistics.median(y - x for x, y in runs)
+        print(f"{name:<32} {a:>9.2f} {b:>9.2f} {added:>9.2f}   ({', '.join(f'{y - x:.1f}' for x, y in runs)})")
     return 0
 
 

@@ -132,7 +132,8 @@ async def check_signals(args: argparse.Namespace, config: ConsentConfig, decider
         files = await fetch_site_files(need.origin, robots, policy, user_agent=user_agent, now=now,
                                        may_fetch=may_fetch)
     decision: Decision = await decider.decide(facts, robots, files)
-    results = site_results(facts.canonical.url, files, policy.options(config.token, facts.canonical.host))
+    results = site_results(facts.canonical.url, files,
+                           policy.options(config.token, facts.canonical.host, facts.platform))
     if decision.allowed and getattr(args, "fetch", False):
         try:
             page = await fetch_page(facts.canonical.url, user_agent=user_agent)
@@ -274,7 +275,7 @@ def cmd_signals(args: argparse.Namespace) -> int:
         robots = await fetch_robots(facts.canonical.origin, user_agent=user_agent, now=now, may_fetch=may_fetch)
         files = await fetch_site_files(facts.canonical.origin, robots, policy, user_agent=user_agent, now=now,
                                        may_fetch=may_fetch)
-        options = policy.options(config.token, facts.canonical.host)
+        options = policy.options(config.token, facts.canonical.host, facts.platform)
         results = site_results(facts.canonical.url, files, options)
         if args.fetch:
             page = await fetch_page(facts.canonical.url, user_agent=user_agent)
@@ -283,26 +284,31 @@ def cmd_signals(args: argparse.Namespace) -> int:
         return robots, results
 
     robots, results = run_async(gather)
-    table = {}
-    for purpose in purposes:
+    table: dict[str, dict[str, Any]] = {}
+    custom = [c.name for c in policy.custom]  # declared purposes of the operator's own: a row each, after ours
+    for purpose in [*purposes, *custom]:
         decided = combine(purpose, results, platform=grant_of(facts.platform), defaults=policy.defaults,
-                          before_fetch=not args.fetch)
+                          custom=policy.custom, before_fetch=not args.fetch)
         table[purpose] = {"verdict": decided.verdict.value if decided.basis != "pending" else "pending",
                           "reason": decided.reason, "basis": decided.basis,
                           "conflicts": list(decided.conflicts)}
+        if purpose in custom:
+            table[purpose]["counts_as"] = sorted(policy.bases(purpose))
     report = signal_report(results, purposes)
     if args.json:
         print(json.dumps({"url": args.url, "canonical_url": facts.canonical.url, "time": now.isoformat(),
                           "robots": robots.evidence(), "purposes": table, "signals": report},
                          indent=2, default=str))
         return EXIT_ALLOWED
-    width = max(len(p) for p in purposes)
+    width = max(len(p) for p in table)
     print(f"URL: {facts.canonical.url}   robots.txt: {robots.status.value}")
     print(f"{'purpose':<{width}}  verdict  reason / basis   signals")
-    for purpose in purposes:
-        row = table[purpose]
-        said = ", ".join(f"{e['signal']}@{e['level']}={e['verdicts'][purpose]}" for e in report
-                         if e["verdicts"][purpose] != "unknown") or "-"
+    for purpose, row in table.items():
+        if "counts_as" in row:
+            said = "counts as " + ", ".join(row["counts_as"])
+        else:
+            said = ", ".join(f"{e['signal']}@{e['level']}={e['verdicts'][purpose]}" for e in report
+                             if e["verdicts"][purpose] != "unknown") or "-"
         print(f"{purpose:<{width}}  {row['verdict']:<7}  {row['reason'] or row['basis']:<15}  {said}")
     print("\nwhere:")
     for entry in report:

@@ -22,9 +22,10 @@ from .errors import ConfigError
 from .purposes import check_purpose
 from .refusallog import read_refusals
 from .refusals.book import Refusal, RefusalBook
+from .robots.tags import OPTIONAL_DENIALS
 from .settings import SETTINGS, as_settings, read
 from .signals.policy import SignalPolicy
-from .signals.purposes import CONSERVATIVE_DEFAULTS
+from .signals.purposes import CONSERVATIVE_DEFAULTS, CustomPurpose
 from .signals.tdmrep import ResearchException
 from .terms.platforms import PlatformRegistry
 
@@ -101,10 +102,6 @@ class ConsentConfig:
             raise ConfigError("no purpose: set CONSENTCRAWL_PURPOSE or the spider's `purpose` attribute; "
                               "a crawl without a purpose cannot be judged and does not start",
                               source="CONSENTCRAWL_PURPOSE")
-        try:
-            purpose = check_purpose(purpose)
-        except ValueError as exc:
-            raise ConfigError(str(exc), source="CONSENTCRAWL_PURPOSE") from None
         mode = get("CONSENTCRAWL_MODE").strip().lower()
         if mode not in MODES:
             raise ConfigError(f"unknown mode {mode!r} (use 'enforce' or 'report')", source="CONSENTCRAWL_MODE")
@@ -128,6 +125,7 @@ class ConsentConfig:
             get(name)  # read by the purge-on-close extension; a bad value stops the crawl before it starts
         checks = load_checks(get("CONSENTCRAWL_CHECKS"))
         policy = signal_policy(get)
+        purpose = crawl_purpose(purpose, policy)
         values = dict(
             audit_log=expand_worker(get("CONSENTCRAWL_AUDIT_LOG")),  # {worker}: one file per worker process
             subject_field=get("CONSENTCRAWL_SUBJECT_FIELD"),
@@ -215,7 +213,7 @@ def signal_policy(get: Any) -> SignalPolicy:
             raise ConfigError("give both 'statement' and 'reference' (non-empty text) and nothing else"
                               + (f"; unknown key(s): {', '.join(sorted(unknown))}" if unknown else ""),
                               source="CONSENTCRAWL_RESEARCH_EXCEPTION")
-        exception = ResearchException(statement.strip(), reference.strip())
+        exception = ResearchException(statement.strip(), reference.strip(), "CONSENTCRAWL_RESEARCH_EXCEPTION")
     licences: dict[str, str] = {}
     for host, reference in get("CONSENTCRAWL_SIGNAL_LICENCES").items():
         name = host.strip().lower().rstrip(".")
@@ -223,8 +221,40 @@ def signal_policy(get: Any) -> SignalPolicy:
             raise ConfigError(f"{host!r}: {reference!r} is not a host name and a licence reference (text)",
                               source="CONSENTCRAWL_SIGNAL_LICENCES")
         licences[name] = reference.strip()
+    options = frozenset(o.strip().lower() for o in get("CONSENTCRAWL_ROBOTS_TAG_OPTIONS"))
+    if options - OPTIONAL_DENIALS.keys():
+        raise ConfigError(f"unknown option(s) {', '.join(sorted(options - OPTIONAL_DENIALS.keys()))} (known: "
+                          f"{', '.join(sorted(OPTIONAL_DENIALS))})", source="CONSENTCRAWL_ROBOTS_TAG_OPTIONS")
     return SignalPolicy(conservative=get("CONSENTCRAWL_CONSERVATIVE"), stores_items=get("CONSENTCRAWL_STORES_ITEMS"),
-                        defaults=defaults, research_exception=exception, licences=licences)
+                        defaults=defaults, research_exception=exception, licences=licences,
+                        custom=custom_purposes(get("CONSENTCRAWL_CUSTOM_PURPOSES")), robots_tag_options=options)
+
+
+def custom_purposes(raw: Mapping[str, Any]) -> tuple[CustomPurpose, ...]:
+    """``CONSENTCRAWL_CUSTOM_PURPOSES``: name -> the built-in purposes it counts as (a list, or comma-separated
+    text). A name that is built in, a purpose list that is empty or names an unknown purpose is a ConfigError."""
+    out = []
+    for name, value in raw.items():
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, (list, tuple)) or not all(isinstance(i, str) for i in items):
+            raise ConfigError(f"{name!r}: {value!r} is not a list of purposes", source="CONSENTCRAWL_CUSTOM_PURPOSES")
+        try:
+            out.append(CustomPurpose(name.strip(), frozenset(i.strip() for i in items if i.strip())))
+        except ValueError as exc:
+            raise ConfigError(str(exc), source="CONSENTCRAWL_CUSTOM_PURPOSES") from None
+    return tuple(out)
+
+
+def crawl_purpose(purpose: Any, policy: SignalPolicy) -> str:
+    """The crawl's purpose: a built-in one, or one declared in ``CONSENTCRAWL_CUSTOM_PURPOSES``. Anything else is a
+    ConfigError: a purpose nobody said how to judge is not guessed at (the crawl does not start)."""
+    if isinstance(purpose, str) and any(c.name == purpose for c in policy.custom):
+        return purpose
+    try:
+        return check_purpose(purpose)
+    except ValueError as exc:
+        raise ConfigError(f"{exc}; a purpose of your own must be declared in CONSENTCRAWL_CUSTOM_PURPOSES with the "
+                          "built-in purposes it counts as", source="CONSENTCRAWL_PURPOSE") from None
 
 
 def load_checks(value: Any) -> tuple[Any, ...]:

@@ -156,7 +156,8 @@ class PolicyEngine:
             made = self.cache.recall(self.cache.people, key, platform, now, answers.version)
             if made is not None:
                 return self._overrule(renew(made.decision), purpose)
-            ctx = CheckContext(None, platform, subject, purpose, now, self.token, answers)
+            ctx = CheckContext(None, platform, subject, purpose, now, self.token, answers,
+                               signal_policy=self.signal_policy)
             made, cacheable, _ = self._run_consent(ctx)
             if cacheable:
                 self.cache.remember(self.cache.people, key, made)
@@ -209,7 +210,7 @@ class PolicyEngine:
         if made is not None:
             return made, True, True
         ctx = CheckContext(facts, facts.platform, facts.subject, facts.purpose, facts.now, facts.token, answers,
-                           max_crawl_delay=self.max_crawl_delay)
+                           max_crawl_delay=self.max_crawl_delay, signal_policy=self.signal_policy)
         made, cacheable, builtin = self._run_consent(ctx)
         if cacheable:
             self.cache.remember(self.cache.decisions, key, made)

@@ -15,14 +15,16 @@ from .robots.tags import RobotsDirective, denials, nofollow
 
 
 def judge_response(prior: Decision, directives: Sequence[RobotsDirective], purpose: str, now: datetime,
-                   url: str) -> Decision:
+                   url: str, *, rules: frozenset[str] | None = None) -> Decision:
     """The decision for a response whose request was allowed as ``prior``.
 
     A directive that denies the purpose turns it into a ``response.robots-tag`` (header) or
-    ``response.meta-robots`` (HTML) deny; otherwise the directives are added to the allow's evidence.
+    ``response.meta-robots`` (HTML) deny; otherwise the directives are added to the allow's evidence. ``rules``:
+    the rules that deny the purpose when not only :data:`~consentcrawl.robots.tags.PURPOSE_DENIALS`' (a custom
+    purpose, opt-in rules: :meth:`~consentcrawl.signals.policy.SignalPolicy.tag_rules`).
     """
     evidence = tuple(d.to_evidence(url) for d in directives)
-    denied = denials(directives, purpose, now)
+    denied = denials(directives, purpose, now, rules=rules)
     if denied:
         reason = "response.meta-robots" if denied[0].source == "meta" else "response.robots-tag"
         return Decision(Verdict.DENY, Stage.RESPONSE, reason, subject=prior.subject, platform=prior.platform,

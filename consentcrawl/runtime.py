@@ -126,6 +126,8 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         self.decider = build_decider(self.config, crawler)
         self.engine = self.decider.engine
         config = self.config
+        #: the robots tag rules that deny the crawl's purpose (a custom purpose: those of what it counts as; opt-ins)
+        self._tag_rules = config.signal_policy.tag_rules(config.purpose)
         cache = RobotsCache(config.robots_ttl, config.robots_retry, config.robots_retry_max, config.robots_stale)
         #: the state shared with the other workers of a distributed crawl (docs/distributed.md), or None
         self.distributed = Distributed.open(crawler, config)
@@ -366,7 +368,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
             return self.record(decision, response.url, None, "response", time=now)
         if not directives:
             return prior
-        decision = judge_response(prior, directives, self.config.purpose, now, response.url)
+        decision = judge_response(prior, directives, self.config.purpose, now, response.url, rules=self._tag_rules)
         if wants_nofollow(directives):
             self._nofollow.add(request)
             request.meta[META_NOFOLLOW] = True  # for the spider to read; never read back

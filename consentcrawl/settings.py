@@ -39,6 +39,7 @@ KINDS = {
     "text": "a string",
     "path": "a path",
     "paths": "a path, comma-separated paths or a list of paths",
+    "names": "a name, comma-separated names or a list of names",
     "store": "a path, a URL or an import path",
     "bool": "true or false",
     "seconds": "a number of seconds",
@@ -98,6 +99,8 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("CONSENTCRAWL_PURPOSE_DEFAULTS", "mapping", {}, empty={}),
     Setting("CONSENTCRAWL_RESEARCH_EXCEPTION", "mapping", {}, empty={}),
     Setting("CONSENTCRAWL_SIGNAL_LICENCES", "mapping", {}, empty={}),
+    Setting("CONSENTCRAWL_CUSTOM_PURPOSES", "mapping", {}, empty={}),
+    Setting("CONSENTCRAWL_ROBOTS_TAG_OPTIONS", "names", (), empty=()),
     # distributed crawls (issue #16, docs/distributed.md)
     Setting("CONSENTCRAWL_REDIS_URL", "text", empty=None),
     Setting("CONSENTCRAWL_REDIS_PREFIX", "text", "consentcrawl", empty="consentcrawl"),
@@ -232,6 +235,7 @@ _READERS = {
     "path": _path,
     "store": _path,
     "paths": _paths,
+    "names": _paths,  # read like a list of paths: strings, comma-separated or a list
     "bool": _bool,
     "seconds": _seconds,
     "count": _count,

@@ -80,7 +80,8 @@ async def judge_page(prior: Decision, page: Page, files: SiteFiles, policy: Sign
     directives = parse_robots_headers(list(page.headers.multi_items()), token)
     if page.body is not None:
         directives += parse_meta_robots(page.body, token, page.encoding)
-    decision = judge_response(prior, directives, purpose, now, page.url) if directives else prior
+    decision = (judge_response(prior, directives, purpose, now, page.url, rules=policy.tag_rules(purpose))
+                if directives else prior)
     if not decision.allowed:
         return decision, []
     headers = list(page.headers.multi_items())

@@ -39,7 +39,8 @@ class Case:
     conservative: bool = True
     stores_items: bool = True
     token: str = "consentcrawl"
-    platform: Mapping[str, Any] | None = None  #: {"purposes": [...], "reference": ..., "overrides_signals": ...}
+    #: {"purposes": [...], "reference": ..., "overrides_signals": ..., "research_exception": (statement, reference)}
+    platform: Mapping[str, Any] | None = None
     research_exception: tuple[str, str] | None = None  #: (statement, reference)
     licence_held: str | None = None
     custom: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  #: custom purpose -> counts as
@@ -473,4 +474,25 @@ CASES: list[Case] = [
                                                                                "commercial-profiling")}),
     Case("combine-custom-purpose-allowed", "combine", "a custom purpose counting as search only", "/a",
          "site-search", "allow", custom={"site-search": ("search-indexing",)}),
+    Case("combine-custom-purpose-signal", "combine", "a signal about what a custom purpose counts as denies it",
+         "/a", "site-search", "deny", T_SIG + "content-signal",
+         {"/robots.txt": robots("User-agent: *", "Content-Signal: search=no")},
+         custom={"site-search": ("search-indexing",)}),
+    Case("combine-custom-purpose-response", "combine", "a response-level signal denies a custom purpose too", "/a",
+         "price-monitoring", "deny", R_SIG + "content-usage", headers=(("Content-Usage", "search=n"),),
+         custom={"price-monitoring": ("search-indexing", "archiving")}),
+    Case("combine-custom-purpose-grant-all", "combine", "a grant covering every purpose it counts as", "/a",
+         "price-monitoring", "allow", platform={"purposes": ["search-indexing", "archiving"], "reference": "MB-1"},
+         custom={"price-monitoring": ("search-indexing", "archiving")}),
+    Case("combine-custom-purpose-grant-part", "combine", "a grant covering only some of them", "/a",
+         "price-monitoring", "deny", "terms.purpose", platform={"purposes": ["search-indexing"], "reference": "MB-1"},
+         custom={"price-monitoring": ("search-indexing", "archiving")}),
+    Case("tdm-research-exception-platform", "tdmrep", "issue #13: the research exception in platforms.yaml", "/a",
+         "research", "allow", files=tdm('[{"location": "/", "tdm-reservation": 1}]'),
+         platform={"purposes": ["research"], "reference": "MB-1",
+                   "research_exception": ("DSM Directive art. 3, university research", "ETHICS-2026-4")}),
+    Case("tdm-research-exception-platform-training", "tdmrep", "the research exception is about research only",
+         "/a", "ai-training", "deny", T_SIG + "tdmrep", tdm('[{"location": "/", "tdm-reservation": 1}]'),
+         platform={"purposes": ["ai-training"], "reference": "MB-1",
+                   "research_exception": ("DSM Directive art. 3, university research", "ETHICS-2026-4")}),
 ]

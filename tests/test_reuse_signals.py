@@ -40,7 +40,9 @@ def _inputs(case: Case) -> tuple[SiteFiles, SignalPolicy, Any]:
         licences={HOST: case.licence_held} if case.licence_held else {})
     platform = None
     if case.platform is not None:  # the fields grant_of reads, as platforms.yaml gives them
-        platform = SimpleNamespace(name="example", source="platforms.yaml", authorization=SimpleNamespace(
+        platform = SimpleNamespace(name="example", source="platforms.yaml",
+                                   research_exception=case.platform.get("research_exception"),
+                                   authorization=SimpleNamespace(
             purposes=tuple(case.platform.get("purposes", ())), reference=case.platform.get("reference"),
             overrides_signals=bool(case.platform.get("overrides_signals"))))
     return files, policy, platform
@@ -153,3 +155,107 @@ def test_remembered_site_signals_decide_as_a_fresh_check(paths: list[str], purpo
         args = (facts.canonical.url, HOST, [], SILENT, "utf-8", files, fresh.signal_policy, "consentcrawl", purpose,
                 None, NOW)
         _same(ResponseSignals.apply(_prior(), memo.added(*args)), response_decision(_prior(), *args)[0])
+
+
+# -- keyed by the robots.txt Content-Usage rule, the RSL <content> and the ai.txt rule a URL selects ---------------
+
+LICENCE = (b'<rsl xmlns="https://rslstandard.org/rsl">'
+           b'<content url="/private/*"><license><prohibits type="usage">search ai-train</prohibits></license></content>'
+           b'<content url="/open/*.html"><license><permits type="usage">all</permits></license></content>'
+           b'<content url="https://site.example/x$" server="https://l.example"><license/></content>'
+           b'<content url="https://other.example/*"><license><prohibits type="usage">all</prohibits></license>'
+           b'</content><content url="/"><license><permits type="user">education</permits></license></content>'
+           b'<content url="/"><license><permits type="usage">search</permits></license></content></rsl>')
+AI_TXT = b"User-agent: *\nDisallow: *.html\nDisallow: /private/\nAllow: /private/ok\nDisallow: /x$\n"
+USAGE = ("Content-Usage: / search=y, train-ai=y\nContent-Usage: /private/ train-ai=n\n"
+         "Content-Usage: /open/ search=n\nContent-Usage: /open/ search=y\nContent-Usage: /*.html train-ai=n\n"
+         "Content-Usage: bots=n\nDisallow: /x$\n")
+
+
+def _rule_files(usage: bool, licence: bool, ai_txt: bool, tdmrep: bool) -> SiteFiles:
+    from consentcrawl.robots.fetch import from_response as robots_file
+    from consentcrawl.signals.fetch import from_response as signal_file
+
+    robots = (f"License: {SITE}/license.xml\n" if licence else "") + "User-agent: *\nAllow: /\n" + (
+        USAGE if usage else "")
+    return SiteFiles(
+        robots_file(SITE + "/robots.txt", 200, robots.encode(), NOW),
+        signal_file("tdmrep", SITE + "/.well-known/tdmrep.json", 200 if tdmrep else 404, TDMREP if tdmrep else b"",
+                    NOW),
+        signal_file("ai-txt", SITE + "/ai.txt", 200 if ai_txt else 404, AI_TXT if ai_txt else b"", NOW),
+        {SITE + "/license.xml": signal_file("rsl", SITE + "/license.xml", 200, LICENCE, NOW)} if licence else {})
+
+
+@settings(max_examples=60, deadline=None)
+@given(paths=st.lists(PATHS, min_size=1, max_size=10), usage=st.booleans(), licence=st.booleans(),
+       ai_txt=st.booleans(), tdmrep=st.booleans(), conservative=st.booleans())
+def test_site_signals_keyed_by_the_rule_decide_as_a_fresh_check(paths: list[str], usage: bool, licence: bool,
+                                                                  ai_txt: bool, tdmrep: bool,
+                                                                  conservative: bool) -> None:
+    """Robots.txt Content-Usage rules (longest, same-length conflicts, a path that may not be crawled, a rule
+    without a path), an RSL licence with path, absolute-URL and other-origin scopes, ai.txt rules (leading ``*``,
+    ``$``, an Allow inside a Disallow): one engine deciding a sequence of URLs decides each as a new engine does,
+    and the response phase's memo as :func:`response_decision`."""
+    from consentcrawl.consent.answers import NO_STORE
+    from consentcrawl.engine import PolicyEngine
+    from consentcrawl.terms.platforms import PlatformRegistry
+
+    files = _rule_files(usage, licence, ai_txt, tdmrep)
+    policy = SignalPolicy(conservative=conservative)
+    remembering = PolicyEngine(PlatformRegistry({}), "consentcrawl", signal_policy=policy)
+    memo = ResponseSignals()
+    visits = [(path, purpose) for purpose in ("research", "ai-training", "search-indexing", "ai-input", "archiving")
+              for path in ["/x", "/a", *paths] * 2]  # every URL again once the memo holds all of them
+    for path, purpose in visits:
+        fresh = PolicyEngine(PlatformRegistry({}), "consentcrawl", signal_policy=policy)
+        facts = fresh.facts(SITE + path, purpose, NOW)
+        _same(remembering.decide(facts, files.robots, NO_STORE, files),
+              fresh.decide(facts, files.robots, NO_STORE, files))
+        args = (facts.canonical.url, HOST, [], SILENT, "utf-8", files, policy, "consentcrawl", purpose, None, NOW)
+        _same(ResponseSignals.apply(_prior(), memo.added(*args)), response_decision(_prior(), *args)[0])
+
+
+def test_urls_that_select_the_same_rules_share_one_key() -> None:
+    """A new URL on a cached site is a lookup: the key is what the URL selects, not the URL."""
+    from consentcrawl.signals.evaluate import PathKey
+
+    keyer = PathKey(_rule_files(True, True, True, False), "consentcrawl")
+    assert not keyer.origin_wide
+    assert keyer.key(SITE + "/a") == keyer.key(SITE + "/b/c?d=1")
+    assert keyer.key(SITE + "/private/a") == keyer.key(SITE + "/private/b")
+    assert keyer.key(SITE + "/private/a") != keyer.key(SITE + "/a")
+    assert keyer.key(SITE + "/private/ok") != keyer.key(SITE + "/private/a")  # ai.txt allows it again
+    assert keyer.key(SITE + "/open/a.html") != keyer.key(SITE + "/open/a")
+    assert PathKey(_rule_files(False, False, False, False), "consentcrawl").origin_wide
+
+
+def test_interleaved_origins_each_keep_their_key_and_decide_as_a_fresh_check() -> None:
+    """A crawl decides several origins' pages in turn: each origin's files keep their own key maker, and no origin
+    is answered with another's outcome."""
+    from consentcrawl.consent.answers import NO_STORE
+    from consentcrawl.engine import PolicyEngine
+    from consentcrawl.robots.fetch import from_response as robots_file
+    from consentcrawl.signals.evaluate import PathKeys
+    from consentcrawl.terms.platforms import PlatformRegistry
+
+    def files_of(origin: str, usage: str) -> SiteFiles:
+        return SiteFiles(robots_file(origin + "/robots.txt", 200, f"User-agent: *\nAllow: /\n{usage}".encode(), NOW))
+
+    sites = {"https://site.example": files_of("https://site.example", "Content-Usage: /private/ search=n\n"),
+             "https://other.example": files_of("https://other.example", "Content-Usage: /open/ search=n\n")}
+    keys = PathKeys()
+    assert keys.of(sites["https://site.example"], "consentcrawl") is keys.of(sites["https://site.example"],
+                                                                             "consentcrawl")
+    remembering = PolicyEngine(PlatformRegistry({}), "consentcrawl")
+    memo = ResponseSignals()
+    for path in ["/private/a", "/open/a", "/a"] * 2:
+        for origin, files in sites.items():
+            fresh = PolicyEngine(PlatformRegistry({}), "consentcrawl")
+            facts = fresh.facts(origin + path, "search-indexing", NOW)
+            made = remembering.decide(facts, files.robots, NO_STORE, files)
+            _same(made, fresh.decide(facts, files.robots, NO_STORE, files))
+            assert made.allowed == (path != ("/private/a" if origin == "https://site.example" else "/open/a"))
+            host = origin.partition("://")[2]
+            args = (facts.canonical.url, host, [], SILENT, "utf-8", files, fresh.signal_policy, "consentcrawl",
+                    "search-indexing", None, NOW)
+            _same(ResponseSignals.apply(_prior(), memo.added(*args)), response_decision(_prior(), *args)[0])

@@ -71,6 +71,10 @@ BAD: dict[str, list[tuple[Any, str]]] = {
     "CONSENTCRAWL_SHARED_LOCK_TIMEOUT": [("x", "'x' is not a number of seconds")],
     "CONSENTCRAWL_SIGNAL_LICENCES": [({"https://a.example/": "L1"}, "is not a host name"),
                                      ({"a.example": ""}, "is not a host name and a licence reference")],
+    "CONSENTCRAWL_CUSTOM_PURPOSES": [({"research": ["archiving"]}, "is a built-in purpose"),
+                                     ({"price-monitoring": ["pricing"]}, "unknown purposes: pricing"),
+                                     ({"price-monitoring": []}, "must count as at least one"), (5, "not a mapping")],
+    "CONSENTCRAWL_ROBOTS_TAG_OPTIONS": [("noindex", "unknown option(s) noindex"), (5, "5 is not a name")],
 }
 CASES = [pytest.param(name, value, fragment, id=f"{name.removeprefix('CONSENTCRAWL_')}={value!r}")
          for name, values in BAD.items() for value, fragment in values]
@@ -99,7 +103,8 @@ def documented() -> dict[str, tuple[str, str, str]]:
 #: the word the type column uses for each kind
 KIND_WORDS = {"text": "str", "path": "path", "paths": "paths", "store": "store", "bool": "bool",
               "seconds": "seconds", "count": "count", "time": "ISO-8601", "import path": "import path",
-              "import paths": "import paths", "mapping": "mapping"}
+              "import paths": "import paths", "mapping": "mapping",
+              "names": "names"}
 
 
 def test_every_setting_in_the_table_is_documented_and_every_documented_setting_exists() -> None:

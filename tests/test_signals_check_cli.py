@@ -55,6 +55,9 @@ def _platforms(case: Case, tmp_path: Path) -> Path:
                                       "overrides_signals": bool(case.platform.get("overrides_signals"))}
             if not case.platform.get("reference"):
                 entry["authorization"]["overrides_signals"] = False
+        if case.platform.get("research_exception"):
+            entry["research_exception"] = dict(zip(("statement", "reference"), case.platform["research_exception"],
+                                                   strict=True))
         platforms["example"] = entry
     path = tmp_path / "platforms.yaml"
     path.write_text(yaml.safe_dump({"platforms": platforms}))
@@ -69,15 +72,14 @@ def _settings(case: Case, tmp_path: Path) -> str:
                                                              strict=True))
     if case.licence_held:
         values["CONSENTCRAWL_SIGNAL_LICENCES"] = {"site.example": case.licence_held}
+    if case.custom:
+        values["CONSENTCRAWL_CUSTOM_PURPOSES"] = {name: list(counts) for name, counts in case.custom.items()}
     name = "rowsettings_" + case.id.replace("-", "_")  # one module per row: Python keeps an imported one
     (tmp_path / f"{name}.py").write_text("".join(f"{k} = {v!r}\n" for k, v in values.items()))
     return name
 
 
-ROWS = [c for c in CASES if not c.custom]  # custom purposes are not a crawl's purpose yet (docs/signals.md)
-
-
-@pytest.mark.parametrize("case", ROWS, ids=[c.id for c in ROWS])
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_conformance_row_through_check(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
@@ -107,7 +109,9 @@ def test_conformance_row_through_check(case: Case, tmp_path: Path, capsys: pytes
     assert set(paths) - {case.path} <= SIDE | {p for p in case.files}, paths
     # every signal consulted is listed with its verdict for the purpose (none when robots.txt denied first)
     assert bool(decision["signals"]) != reason.startswith("robots.")
-    assert all(case.purpose in s["verdicts"] for s in decision["signals"])
+    # (a custom purpose: for each built-in purpose it counts as)
+    purposes = set(case.custom.get(case.purpose, (case.purpose,)))
+    assert all(purposes <= s["verdicts"].keys() for s in decision["signals"]), decision["signals"]
     if reason.startswith(("terms.signal.", "response.signal.")) and case.expect == "deny":
         name = reason.rsplit(".", 1)[1]
         assert any(s["signal"] == name and "deny" in s["verdicts"].values() for s in decision["signals"])

@@ -66,6 +66,8 @@ def run(case: Case) -> tuple[str, str | None, SignalDecision | None, SignalDecis
     files = SiteFiles(robots, _file(case, "tdmrep", "/.well-known/tdmrep.json"), _file(case, "ai-txt", "/ai.txt"),
                       _Served(case))
     exception = ResearchException(*case.research_exception) if case.research_exception else None
+    if case.platform is not None and case.platform.get("research_exception"):
+        exception = ResearchException(*case.platform["research_exception"])  # the platform's before the setting's
     options = SignalOptions(case.token, case.conservative, case.stores_items, exception, case.licence_held)
     platform = None
     if case.platform is not None:

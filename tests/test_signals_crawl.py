@@ -126,3 +126,54 @@ async def test_off_any_platform_an_unspoken_purpose_falls_back_to_its_default(
             tmp_path, "ai-input", CONSENTCRAWL_PURPOSE_DEFAULTS={"ai-input": "allow"}), proxy=server.proxy,
             monkeypatch=monkeypatch)
     assert [i["url"] for i in result.items] == [f"http://{HOST}/a"]
+
+
+NS = 'xmlns="https://rslstandard.org/rsl"'
+
+
+@deferred_f_from_coro_f
+async def test_rsl_and_ai_txt_deny_before_the_fetch_and_page_statements_before_the_callback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The RSL licence robots.txt names and ai.txt are read once per origin and decide before the fetch; a licence a
+    page names in its ``Link`` header, and a ``Content-Signal`` header, deny in the response phase (fetched, never
+    cached, no callback)."""
+    cache = tmp_path / "httpcache"
+    files = {
+        "/robots.txt": ("text/plain", f"License: http://{HOST}/licence.xml\nUser-agent: *\nAllow: /\n"),
+        "/licence.xml": ("application/rsl+xml", f'<rsl {NS}><content url="/private/*"><license><prohibits '
+                                                 'type="usage">ai-train</prohibits></license></content></rsl>'),
+        "/page-licence.xml": ("application/rsl+xml", f'<rsl {NS}><content url="/"><license><permits type="usage">'
+                                                      'search</permits></license></content></rsl>'),
+        "/ai.txt": ("text/plain", "User-agent: *\nDisallow: *.jpg\n"),
+    }
+    pages = {"/private/a": [], "/photo.jpg": [], "/ok": [], "/signal": [("Content-Signal", "ai-train=no")],
+             "/linked": [("Link", '</page-licence.xml>; rel="license"; type="application/rsl+xml"')]}
+
+    def app(request: LoggedRequest, headers: dict[str, str]) -> Response:
+        if request.path in files:
+            kind, body = files[request.path]
+            return Response(200, {"Content-Type": kind}, body)
+        if request.path in pages:
+            return Response(200, [("Content-Type", "text/html; charset=utf-8"), *pages[request.path]],
+                            f"<html><body>{request.path}</body></html>")
+        return Response(404, {"Content-Type": "text/plain"}, "no")
+
+    ConsentListSpider.urls = [f"http://{HOST}{p}" for p in pages]
+    settings = _settings(tmp_path, "ai-training", CONSENTCRAWL_PURPOSE_DEFAULTS={"ai-training": "allow"},
+                         HTTPCACHE_ENABLED=True, HTTPCACHE_DIR=str(cache))
+    with LocalServer(app) as server:
+        result = await run_crawl(ConsentListSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+        asked = [r.path for r in server.requests]
+    assert sorted(p for p in asked if p in pages) == ["/linked", "/ok", "/signal"]  # never /private/a, /photo.jpg
+    assert asked.count("/licence.xml") == 1 and asked.count("/ai.txt") == 1  # once per origin
+    assert asked.count("/page-licence.xml") == 1  # fetched before the response was released
+    assert [i["url"] for i in result.items] == [f"http://{HOST}/ok"]
+    assert _denied_paths(result) == {"/private/a": "terms.signal.rsl", "/photo.jpg": "terms.signal.ai-txt",
+                                     "/signal": "response.signal.content-signal", "/linked": "response.signal.rsl"}
+    cached = [p.read_bytes() for p in cache.rglob("meta") if p.is_file()] if cache.exists() else []
+    assert any(b"/ok" in c for c in cached)
+    assert not any(b"/signal" in c or b"/linked" in c for c in cached)
+
+
+def _denied_paths(result: Any) -> dict[str, str]:
+    return {e["url"].split(HOST, 1)[1]: e["reason"] for e in result.audit if e["verdict"] == "deny"}

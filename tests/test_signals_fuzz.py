@@ -170,3 +170,28 @@ def test_combine_always_concludes(said: list[tuple[str, SignalVerdict]], purpose
     assert decision.verdict in (SignalVerdict.ALLOW, SignalVerdict.DENY)
     if any(p == purpose and v is SignalVerdict.DENY for p, v in said):
         assert decision.reason == "terms.signal.content-signal"
+
+
+_PATHS = st.one_of(st.text(max_size=40).map(lambda t: "/" + t), st.lists(_PIECES, max_size=8).map("".join))
+
+
+@FUZZ
+@given(bytesy, bytesy, bytesy, bytesy, st.lists(_PATHS, min_size=1, max_size=4))
+def test_the_memo_key_never_raises_on_any_files(robots: bytes, tdmrep: bytes, ai_txt: bytes, licence: bytes,
+                                                paths: list[str]) -> None:
+    """:class:`PathKey` parses every path-scoped file once and selects in each for any URL: never raises, and the
+    same URL always gets the same key."""
+    from consentcrawl.signals.evaluate import PathKey, SiteFiles
+
+    body = b"License: https://site.example/l.xml\n" + robots
+    files = SiteFiles(robots_response("https://site.example/robots.txt", 200, body, NOW),
+                      from_response("tdmrep", "https://site.example/.well-known/tdmrep.json", 200, tdmrep, NOW),
+                      from_response("ai-txt", "https://site.example/ai.txt", 200, ai_txt, NOW),
+                      {"https://site.example/l.xml": from_response("rsl", "https://site.example/l.xml", 200, licence,
+                                                                   NOW)})
+    keyer = PathKey(files, "consentcrawl")
+    for path in paths:
+        url = "https://site.example" + path
+        key = keyer.key(url)
+        hash(key)
+        assert PathKey(files, "consentcrawl").key(url) == key

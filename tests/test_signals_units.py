@@ -132,7 +132,7 @@ def test_evidence_names_signal_url_line_raw_value_and_fetch_time() -> None:
     assert entry == {"kind": "signal.content-usage", "source": "https://s.example/robots.txt",
                      "signal": "content-usage", "level": "site", "purpose": "ai-training", "verdict": "deny",
                      "where": "line 3", "raw": "Content-Usage: / train-ai=n", "fetched_at": NOW.isoformat(),
-                     "note": "train-ai=n", "path": "/a", "rule_path": "/"}
+                     "note": "train-ai=n", "rule_path": "/"}
 
 
 def test_aipref_spec_examples_parse_as_the_draft_says() -> None:

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..decision import Evidence, Stage, Verdict
+from ..purposes import KNOWN_PURPOSES
 
 if TYPE_CHECKING:
     from ..consent.answers import StoreAnswers
@@ -131,6 +132,19 @@ class CheckContext:
         records = answers.records(platform, subject)
         self.lookups.append(((platform, subject), records))
         return records
+
+    def base_purposes(self) -> frozenset[str]:
+        """The built-in purposes this decision's purpose is judged as: itself, or those a custom purpose counts as
+        (``CONSENTCRAWL_CUSTOM_PURPOSES``). Empty for a purpose neither built in nor declared: a check then denies.
+        A grant or an authorization names built-in purposes only, so a custom purpose is covered only where every
+        one of its built-in purposes is."""
+        purpose = self.purpose
+        if purpose in KNOWN_PURPOSES:
+            return frozenset((purpose,))
+        try:
+            return self.signal_policy.bases(purpose) if self.signal_policy is not None else frozenset()
+        except ValueError:
+            return frozenset()
 
     @property
     def platform_name(self) -> str | None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..cache import SignalMemo
 from ..decision import Evidence
-from ..signals.evaluate import SiteFiles, path_free, path_key, path_scope
+from ..signals.evaluate import PathKeys, SiteFiles, path_free
 from ..signals.policy import DEFAULT_POLICY, SignalsNeeded, site_decision
 from .base import CheckContext, Outcome
 
@@ -36,10 +36,8 @@ class SiteSignalsCheck:
 
     def __init__(self) -> None:
         self._memo: SignalMemo[tuple[tuple[Evidence, ...], Outcome | None]] = SignalMemo(8192)
-        #: what of a URL the files last seen make the outcome depend on (a crawl decides one origin's pages in runs)
-        self._last_files: SiteFiles | None = None
-        self._last_robots: Any = None
-        self._last_scope = "url"
+        #: what of a URL each origin's files make the outcome depend on
+        self._keys = PathKeys()
 
     def check(self, ctx: CheckContext) -> Outcome | None:
         facts = ctx.facts
@@ -50,14 +48,11 @@ class SiteSignalsCheck:
         robots = ctx.robots
         policy = ctx.signal_policy or DEFAULT_POLICY
         platform = ctx.platform
-        if files is self._last_files and robots is self._last_robots:
-            scope = self._last_scope
-        else:  # of the files as decided: with the robots.txt in force (see _decide)
-            scope = self._last_scope = path_scope(files if files.robots is robots else replace(files, robots=robots))
-            self._last_files, self._last_robots = files, robots
+        token = ctx.token
+        keyer = self._keys.of(files, token, robots)  # the files as decided: with the robots.txt in force (_decide)
         url = facts.canonical.url
         evidence, outcome = self._memo.get(
-            files, robots, platform, policy, (path_key(files, scope, url), ctx.purpose, ctx.token),
+            files, robots, platform, policy, (keyer.key(url), ctx.purpose, token),
             lambda: self._decide(files, robots, policy, ctx, url))
         if evidence:
             ctx.evidence.extend(evidence)

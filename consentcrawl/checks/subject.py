@@ -89,12 +89,15 @@ class SubjectRecordsCheck:
             ctx.cite(Evidence("subject-authorization", "none", {"cause": "no authorization store"}))
             return Outcome.deny("subject.no-authorization")
         records = ctx.records(platform.name, subject)
-        live, reason = judge_records(records, ctx.purpose, ctx.now)
-        if live is not None:
-            ctx.cite(self._records.get(live, record_evidence))
+        lives, reason = judge_all(records, ctx.base_purposes(), ctx.now)
+        if lives:
             grant = platform.authorization
-            return Outcome.allow("subject.authorized", fields=_intersect(grant.fields if grant else None,
-                                                                         live.fields))
+            fields = grant.fields if grant else None
+            for i, live in enumerate(lives):
+                if all(live is not other for other in lives[:i]):  # one record may cover several purposes
+                    ctx.cite(self._records.get(live, record_evidence))
+                fields = _intersect(fields, live.fields)
+            return Outcome.allow("subject.authorized", fields=fields)
         for record in records:
             ctx.cite(self._records.get(record, record_evidence))
         if not records:
@@ -117,6 +120,19 @@ _STATUS_REASON = {
 #: when no record is live, the reason names the most telling record: a withdrawal beats an expiry, etc.
 _REASON_RANK = ["subject.revoked", "subject.expired", "subject.not-yet-valid", "subject.purpose",
                 "subject.no-authorization"]
+
+
+def judge_all(records: Sequence[AuthorizationRecord], purposes: frozenset[str],
+              now: datetime) -> tuple[list[AuthorizationRecord], str]:
+    """A live record for each of ``purposes`` (the built-in purposes the crawl's purpose counts as), or the reason
+    of the first one (in name order) without one; none at all is ``subject.purpose``."""
+    lives = []
+    for purpose in sorted(purposes):
+        live, reason = judge_records(records, purpose, now)
+        if live is None:
+            return [], reason
+        lives.append(live)
+    return lives, "" if lives else "subject.purpose"
 
 
 def judge_records(records: Sequence[AuthorizationRecord], purpose: str,

@@ -68,7 +68,9 @@ class PlatformTermsCheck:
             return Outcome.deny("terms.not-authorized")
         ctx.cite(self._grants.get(platform, _grant_evidence))
         if ctx.purpose not in grant.purposes:
-            return Outcome.deny("terms.purpose")
+            bases = ctx.base_purposes()  # a custom purpose: the grant must cover every built-in one it counts as
+            if not bases or not bases <= grant.purposes:
+                return Outcome.deny("terms.purpose")
         if grant.valid_from is not None and ctx.now < grant.valid_from:
             return Outcome.deny("terms.not-yet-valid")
         if grant.valid_until is not None and ctx.now >= grant.valid_until:

@@ -87,6 +87,15 @@ PURPOSE_DENIALS: dict[str, frozenset[str]] = {
     "research": frozenset(),
 }
 
+#: rules that deny only when the operator opts in (``CONSENTCRAWL_ROBOTS_TAG_OPTIONS``): rule -> the purposes it then
+#: denies. Neither says anything about use by itself: ``nosnippet`` forbids showing an excerpt, and a generated
+#: answer quotes or paraphrases the page (Google applies it to its AI answers); ``nocache`` is the older spelling of
+#: ``noarchive`` some sites still write, read like it.
+OPTIONAL_DENIALS: dict[str, frozenset[str]] = {
+    "nosnippet": frozenset({"ai-input"}),
+    "nocache": frozenset({"ai-input", "commercial-profiling", "archiving"}),
+}
+
 
 @dataclass(frozen=True)
 class RobotsDirective:
@@ -291,13 +300,31 @@ def parse_robots_headers(headers: Iterable[tuple[str, str]], token: str, *,
 
 # --- decisions ----------------------------------------------------------------------------------------------------
 
-def denials(directives: Iterable[RobotsDirective], purpose: str, now: datetime) -> list[RobotsDirective]:
-    """The directives that deny ``purpose`` (empty: none does), by :data:`PURPOSE_DENIALS`.
+def denying_rules(purposes: Iterable[str], options: Iterable[str] = ()) -> frozenset[str]:
+    """The rules that deny a crawl judged as ``purposes`` (a custom purpose: every built-in purpose it counts as),
+    with the opt-in rules of ``options`` (:data:`OPTIONAL_DENIALS`). Raises ``ValueError`` for an unknown purpose or
+    option."""
+    wanted = {check_purpose(p) for p in purposes}
+    rules: set[str] = set()
+    for purpose in wanted:
+        rules |= PURPOSE_DENIALS[purpose]
+    for option in options:
+        if option not in OPTIONAL_DENIALS:
+            raise ValueError(f"unknown robots tag option {option!r} (known: {', '.join(sorted(OPTIONAL_DENIALS))})")
+        if OPTIONAL_DENIALS[option] & wanted:
+            rules.add(option)
+    return frozenset(rules)
+
+
+def denials(directives: Iterable[RobotsDirective], purpose: str, now: datetime, *,
+            rules: frozenset[str] | None = None) -> list[RobotsDirective]:
+    """The directives that deny ``purpose`` (empty: none does), by :data:`PURPOSE_DENIALS`, or by ``rules`` when
+    given (:func:`denying_rules`: a custom purpose, opt-in rules).
 
     ``unavailable_after`` denies once its date is at or before ``now`` (naive ``now`` is read as UTC); an
     unparseable date is ignored. Raises ``ValueError`` for an unknown purpose.
     """
-    denying = PURPOSE_DENIALS[check_purpose(purpose)]
+    denying = PURPOSE_DENIALS[check_purpose(purpose)] if rules is None else rules
     if not denying:
         return []
     out: list[RobotsDirective] = []

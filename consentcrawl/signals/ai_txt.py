@@ -62,7 +62,7 @@ def site_ai_txt(file: SignalFile | None, url: str, token: str, *, conservative: 
         return SignalResult(SIGNAL, Level.SITE, source=file.url, fetched_at=file.fetched_at,
                             notes=tuple(rules.warnings[:5]))
     statement = Statement(SIGNAL, Level.SITE, file.url, f"line {match.line - shift}" if match.line else "ai.txt",
-                          match.rule or "", file.fetched_at, {"path": path, "group": match.group})
+                          match.rule or "", file.fetched_at, {"group": match.group})
     note = "ai.txt (Spawning, not a standard) disallows it: a training denial in conservative mode"
     return SignalResult(SIGNAL, Level.SITE, tuple(Finding(p, SignalVerdict.DENY, statement, note)
                                                   for p in sorted(DENIES)),

@@ -35,7 +35,8 @@ from ._common import PathPattern, header_lines, url_path
 from .base import Finding, Level, SignalResult, SignalVerdict, Statement
 from .purposes import VOCABULARY
 
-__all__ = ["UsagePreferences", "parse_content_usage", "response_content_usage", "site_content_usage"]
+__all__ = ["UsagePreferences", "parse_content_usage", "response_content_usage", "selected_rules",
+           "site_content_usage", "usage_rules"]
 
 SIGNAL = "content-usage"
 CATEGORIES = VOCABULARY["content-usage"]
@@ -144,6 +145,21 @@ def _rules(robots: RobotsFile, token: str) -> tuple[list[_Rule], list[str]]:
     return rules, notes
 
 
+def usage_rules(robots: RobotsFile, token: str) -> list[_Rule]:
+    """The ``Content-Usage`` rules of the group robots.txt selects for ``token`` (robots.txt read already)."""
+    return _rules(robots, token)[0]
+
+
+def selected_rules(rules: list[_Rule], path: str) -> list[_Rule]:
+    """The rules that apply to ``path`` (on a crawlable path): those with the longest matching pattern, together.
+    Nothing else of the path counts, so two paths that select the same rules have the same outcome."""
+    matching = [r for r in rules if r.pattern.matches(path)]
+    if not matching:
+        return []
+    longest = max(r.pattern.length for r in matching)
+    return [r for r in matching if r.pattern.length == longest]
+
+
 def site_content_usage(robots: RobotsFile | None, url: str, token: str, *, conservative: bool = True) -> SignalResult:
     """The robots.txt ``Content-Usage`` rules that apply to ``url`` for product ``token``."""
     if robots is None or robots.status is not RobotsStatus.OK:
@@ -158,14 +174,12 @@ def site_content_usage(robots: RobotsFile | None, url: str, token: str, *, conse
     if not crawl.allowed:
         return SignalResult(SIGNAL, Level.SITE, source=robots.url, fetched_at=robots.fetched_at,
                             notes=(*notes, f"{path} may not be crawled: no usage preferences apply"))
-    matching = [r for r in rules if r.pattern.matches(path)]
-    if not matching:
+    chosen = selected_rules(rules, path)
+    if not chosen:
         return base
-    longest = max(r.pattern.length for r in matching)
     findings: list[Finding] = []
-    chosen = [r for r in matching if r.pattern.length == longest]
     for rule in chosen:
-        detail: dict[str, Any] = {"path": path, "rule_path": rule.pattern.pattern}
+        detail: dict[str, Any] = {"rule_path": rule.pattern.pattern}
         if len(chosen) > 1:
             detail["same_path_rules"] = [r.line for r in chosen]
         statement = Statement(SIGNAL, Level.SITE, robots.url, f"line {rule.line}", rule.raw, robots.fetched_at,

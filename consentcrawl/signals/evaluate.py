@@ -7,23 +7,25 @@ Pure: the files are fetched already (:class:`SiteFiles`); nothing here does I/O 
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from ..recent import Recent
 from ..robots.fetch import RobotsFile, RobotsStatus
-from ._common import head_tags, header_lines
-from .ai_txt import site_ai_txt
+from ._common import head_tags, header_lines, url_path
+from .ai_txt import parse_ai_txt, site_ai_txt
 from .base import SignalResult
 from .content_signal import response_content_signal, site_content_signal
-from .content_usage import response_content_usage, site_content_usage
+from .content_usage import response_content_usage, selected_rules, site_content_usage, usage_rules
 from .fetch import SignalFile, SignalFileStatus, unavailable
-from .rsl import RslLink, response_rsl_links, site_rsl, site_rsl_links
+from .rsl import RslDocument, RslLink, parse_rsl, response_rsl_links, selected_contents, site_rsl, site_rsl_links
 from .tdmrep import ResearchException, parse_tdmrep_file, response_tdmrep, site_tdmrep
 
-__all__ = ["RESPONSE_HEADERS", "SignalOptions", "SiteFiles", "licence_links", "path_free", "path_key",
-           "path_scope", "response_results",
-           "response_silent", "site_results"]
+__all__ = ["RESPONSE_HEADERS", "PathKey", "PathKeys", "SignalOptions", "SiteFiles", "licence_links", "path_free",
+           "response_results", "response_silent", "site_results"]
+
+OK = SignalFileStatus.OK
 
 #: every response header a response-level signal reads (lower case)
 RESPONSE_HEADERS = frozenset({"content-usage", "content-signal", "content-signals", "link", "tdm-reservation",
@@ -98,42 +100,109 @@ def response_results(url: str, headers: Any, body: bytes | str | None, files: Si
     ]
 
 
-def path_free(files: SiteFiles) -> bool:
+def path_free(files: SiteFiles, token: str = "consentcrawl") -> bool:
     """Whether no file says anything that depends on the page's path (then one decision serves the origin)."""
-    return path_scope(files) == "origin"
+    return PathKey(files, token).origin_wide
 
 
-def path_scope(files: SiteFiles) -> str:
-    """What of a page's URL the site-level signals' outcome depends on, besides the files themselves:
+class PathKey:
+    """What of a page's URL the site-level outcome depends on, for one set of files and one product token.
 
-    - ``"origin"``: nothing (no tdmrep.json entries, no ``Content-Usage``/``License`` lines, no ai.txt rules);
-    - ``"tdmrep"``: only which tdmrep.json entry the URL selects (the file is the only path-scoped statement);
-    - ``"url"``: the URL as a whole.
+    Each path-scoped statement selects, for a URL, one part of its file, and :func:`site_results` reads nothing
+    else of the URL; so URLs that select the same parts have the same site-level outcome (the findings cite the
+    file, its line or entry, never the page). :meth:`key` is that selection:
+
+    - tdmrep.json: the index of the first entry whose ``location`` matches (None: none);
+    - robots.txt ``Content-Usage`` rules of our group: whether the path may be crawled, and the lines of the rules
+      with the longest matching pattern (:func:`~consentcrawl.signals.content_usage.selected_rules`);
+    - each RSL licence robots.txt names: the ``<content>`` elements that apply
+      (:func:`~consentcrawl.signals.rsl.selected_contents`);
+    - ai.txt: the rule that disallows the path (its line, text and group), or None.
+
+    ``origin_wide``: no file says anything path-scoped, every URL of the origin has the same outcome. Built once per
+    set of files (the parsing is done here, not per URL); the files are read as :func:`site_results` reads them.
     """
-    robots = files.robots
-    if robots is not None and robots.status is RobotsStatus.OK:
-        rules = robots.rules
-        if rules.global_lines("content-usage") or rules.global_lines("license"):
-            return "url"
-    if files.ai_txt is not None and files.ai_txt.status is SignalFileStatus.OK:
-        return "url"
-    if files.tdmrep is not None and files.tdmrep.status is SignalFileStatus.OK:
-        return "tdmrep"
-    return "origin"
+
+    __slots__ = ("_ai", "_known", "_licences", "_robots", "_tdmrep", "_token", "_usage", "origin_wide")
+
+    def __init__(self, files: SiteFiles, token: str) -> None:
+        self._token = token
+        self._known: Recent[str, tuple[Hashable, ...]] = Recent(1024)
+        tdmrep = files.tdmrep
+        self._tdmrep = parse_tdmrep_file(tdmrep.body) if tdmrep is not None and tdmrep.status is OK else None
+        robots = files.robots
+        self._robots = robots.rules if robots is not None and robots.status is RobotsStatus.OK else None
+        self._usage = usage_rules(robots, token) if robots is not None and self._robots is not None else []
+        self._licences: list[RslDocument] = []
+        for link in licence_links(files):
+            licence = files.licences.get(link.url)
+            if licence is not None and licence.status is OK:
+                document = parse_rsl(licence.body)
+                if document.error is None:
+                    self._licences.append(document)
+        ai_txt = files.ai_txt
+        self._ai = parse_ai_txt(ai_txt.body) if ai_txt is not None and ai_txt.status is OK else None
+        self.origin_wide = self._tdmrep is None and not self._usage and not self._licences and self._ai is None
+
+    def key(self, url: str) -> Hashable:
+        """The parts of the files ``url`` selects (None for every URL when :attr:`origin_wide`). Remembered for the
+        URLs seen last: a request is decided more than once (the link, the request phase, send time)."""
+        if self.origin_wide:
+            return None
+        known = self._known.get(url)
+        if known is None:
+            known = self._select(url)
+            self._known.put(url, known)
+        return known
+
+    def _select(self, url: str) -> tuple[Hashable, ...]:
+        path = url_path(url)
+        parts: list[Hashable] = []
+        if self._tdmrep is not None:
+            entry = self._tdmrep.match(url)
+            parts.append(entry.index if entry is not None else None)
+        if self._usage:
+            assert self._robots is not None
+            if self._robots.match(path, self._token).allowed:
+                parts.append(tuple(r.line for r in selected_rules(self._usage, path)))
+            else:
+                parts.append(False)  # no usage preferences apply to a path that may not be crawled
+        for document in self._licences:
+            parts.append(tuple(c.index for c in selected_contents(document, url)))
+        if self._ai is not None:
+            match = self._ai.match(path, self._token)
+            parts.append(None if match.allowed else (match.line, match.rule, match.group))
+        return tuple(parts)
 
 
-def path_key(files: SiteFiles, scope: str, url: str) -> Hashable:
-    """The part of ``url`` the site-level outcome depends on, for files of ``scope`` (:func:`path_scope`): None
-    for the whole origin, the index of the tdmrep.json entry the URL selects (None: no entry), else the URL.
+class PathKeys:
+    """The :class:`PathKey` of each set of files decided lately, by identity (the memo's rule: a refetched file is a
+    new :class:`SiteFiles`, so a key is never built from stale files). A crawl interleaves origins, so one per
+    origin is kept rather than the last one only, which each switch would rebuild (parsing the rules again and
+    forgetting the URLs' keys)."""
 
-    ``site_tdmrep`` reads nothing of the URL but the entry it selects, and cites the file, not the page; so URLs
-    that select the same entry have the same site-level outcome."""
-    if scope == "origin":
-        return None
-    if scope == "tdmrep" and files.tdmrep is not None:
-        entry = parse_tdmrep_file(files.tdmrep.body).match(url)
-        return ("tdmrep", entry.index if entry is not None else None)
-    return url
+    __slots__ = ("_keys", "_last")
+
+    def __init__(self, size: int = 256) -> None:
+        self._keys: Recent[tuple[int, int, str], tuple[SiteFiles, object, str, PathKey]] = Recent(size)
+        #: the one used last, checked first (a crawl often decides one origin's pages in runs)
+        self._last: tuple[SiteFiles, object, str, PathKey] | None = None
+
+    def of(self, files: SiteFiles, token: str, robots: RobotsFile | None = None) -> PathKey:
+        """The key maker for ``files`` as decided with ``robots`` (default: the files' own robots.txt)."""
+        if robots is None:
+            robots = files.robots
+        hit = self._last
+        if hit is not None and hit[0] is files and hit[1] is robots and hit[2] == token:
+            return hit[3]
+        index = (id(files), id(robots), token)
+        hit = self._keys.get(index)
+        if hit is None or hit[0] is not files or hit[1] is not robots:
+            keyer = PathKey(files if files.robots is robots else replace(files, robots=robots), token)
+            hit = (files, robots, token, keyer)
+            self._keys.put(index, hit)
+        self._last = hit
+        return hit[3]
 
 
 def response_silent(headers: Any, body: bytes | str | None, encoding: str = "utf-8") -> bool:

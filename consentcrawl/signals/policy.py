@@ -21,18 +21,18 @@ from typing import TYPE_CHECKING, Any
 
 from ..cache import SignalMemo
 from ..decision import Decision, Evidence, Stage, Verdict
+from ..robots.tags import denying_rules
 from .base import SignalResult
 from .combine import PlatformGrant, SignalDecision, combine
 from .evaluate import (
+    PathKeys,
     SignalOptions,
     SiteFiles,
-    path_key,
-    path_scope,
     response_results,
     response_silent,
     site_results,
 )
-from .purposes import CONSERVATIVE_DEFAULTS, CustomPurpose
+from .purposes import CONSERVATIVE_DEFAULTS, CustomPurpose, base_purposes
 from .tdmrep import ResearchException
 
 if TYPE_CHECKING:
@@ -63,6 +63,26 @@ class SignalPolicy:
     research_exception: ResearchException | None = None
     #: recorded RSL licences: host (or a domain covering it) -> the licence's reference
     licences: Mapping[str, str] = field(default_factory=dict)
+    #: ``CONSENTCRAWL_ROBOTS_TAG_OPTIONS``: robots tag rules that deny only when opted in (``nosnippet``, ``nocache``)
+    robots_tag_options: frozenset[str] = frozenset()
+
+    def bases(self, purpose: str) -> frozenset[str]:
+        """The built-in purposes ``purpose`` is judged as (a custom purpose: those it counts as); ValueError for a
+        purpose neither built in nor declared."""
+        return base_purposes(purpose, self.custom)
+
+    def tag_rules(self, purpose: str) -> frozenset[str]:
+        """The robots tag rules that deny ``purpose``: those of every built-in purpose it counts as, and the
+        opted-in ones (:func:`~consentcrawl.robots.tags.denying_rules`)."""
+        return denying_rules(self.bases(purpose), self.robots_tag_options)
+
+    def research_for(self, platform: Platform | None) -> ResearchException | None:
+        """The research exception for a URL on ``platform``: the platform's own (``platforms.yaml``) before the
+        setting's."""
+        if platform is not None and platform.research_exception is not None:
+            statement, reference = platform.research_exception
+            return ResearchException(statement, reference, platform.source)
+        return self.research_exception
 
     def licence_for(self, host: str) -> str | None:
         host = host.lower().rstrip(".")
@@ -73,8 +93,8 @@ class SignalPolicy:
             host = host.partition(".")[2]
         return None
 
-    def options(self, token: str, host: str) -> SignalOptions:
-        return SignalOptions(token, self.conservative, self.stores_items, self.research_exception,
+    def options(self, token: str, host: str, platform: Platform | None = None) -> SignalOptions:
+        return SignalOptions(token, self.conservative, self.stores_items, self.research_for(platform),
                              self.licence_for(host))
 
 
@@ -95,7 +115,7 @@ def grant_of(platform: Platform | None) -> PlatformGrant | None:
 def site_decision(url: str, host: str, files: SiteFiles, policy: SignalPolicy, token: str, purpose: str,
                   platform: Platform | None) -> tuple[SignalDecision, list[SignalResult]]:
     """The site-level signals for ``url``, combined before the fetch (the default waits for the response)."""
-    results = site_results(url, files, policy.options(token, host))
+    results = site_results(url, files, policy.options(token, host, platform))
     return combine(purpose, results, platform=grant_of(platform), defaults=policy.defaults, custom=policy.custom,
                    before_fetch=True), results
 
@@ -108,7 +128,7 @@ def response_decision(prior: Decision, url: str, host: str, headers: Any, body: 
     ``prior`` is the allow the request was sent with. A deny is a new decision (stage ``response`` for
     ``response.signal.*``, ``terms`` for ``terms.default-deny`` and an unreadable licence the page names) citing
     the prior's evidence and the signals'; an allow is ``prior`` with the signal evidence added (the same id)."""
-    options = policy.options(token, host)
+    options = policy.options(token, host, platform)
     site = site_results(url, files, options)
     results = [*site, *response_results(url, headers, body, files, options, fetched_at=fetched_at,
                                         encoding=encoding)]
@@ -147,17 +167,16 @@ class ResponseSignals:
     inputs, with :class:`~consentcrawl.cache.SignalMemo`'s rule: the same :class:`SiteFiles` object (a refetched
     file is a new one, so the memo is as fresh as the files the adapter hands in), the same platform and policy
     objects, and equal host, purpose, token and what of the URL the files make the outcome depend on
-    (:func:`~consentcrawl.signals.evaluate.path_key`: nothing, the tdmrep.json entry it selects, or the URL). A
+    (:class:`~consentcrawl.signals.evaluate.PathKey`: nothing, or the parts of the files the URL selects). A
     response that says anything is decided in full.
     """
 
-    __slots__ = ("_last_files", "_memo", "_scope")
+    __slots__ = ("_keys", "_memo")
 
     def __init__(self, size: int = 4096) -> None:
         self._memo: SignalMemo[Added] = SignalMemo(size)
-        #: what of a URL the files last seen make the outcome depend on (a crawl reads one origin's pages in runs)
-        self._last_files: SiteFiles | None = None
-        self._scope = "url"
+        #: what of a URL each origin's files make the outcome depend on
+        self._keys = PathKeys()
 
     def added(self, url: str, host: str, headers: Any, body: bytes | str | None, encoding: str, files: SiteFiles,
               policy: SignalPolicy, token: str, purpose: str, platform: Platform | None,
@@ -167,15 +186,13 @@ class ResponseSignals:
         if silent is None:
             silent = response_silent(headers, body, encoding)
         if not silent:
-            options = policy.options(token, host)
+            options = policy.options(token, host, platform)
             results = [*site_results(url, files, options),
                        *response_results(url, headers, body, files, options, fetched_at=fetched_at,
                                          encoding=encoding)]
             return _outcome(combine(purpose, results, platform=grant_of(platform), defaults=policy.defaults,
                                     custom=policy.custom))
-        if files is not self._last_files:
-            self._last_files, self._scope = files, path_scope(files)
-        key = (path_key(files, self._scope, url), host, purpose, token)
+        key = (self._keys.of(files, token).key(url), host, purpose, token)
         return self._memo.get(files, None, platform, policy, key,
                               lambda: self._site_only(url, host, files, policy, token, purpose, platform))
 
@@ -184,7 +201,7 @@ class ResponseSignals:
                    platform: Platform | None) -> Added:
         """The outcome for a silent response: the site-level results and the response-level ones of a response
         that has no headers and no body (which say nothing, like any silent response's)."""
-        options = policy.options(token, host)
+        options = policy.options(token, host, platform)
         results = [*site_results(url, files, options), *response_results(url, None, None, files, options)]
         return _outcome(combine(purpose, results, platform=grant_of(platform), defaults=policy.defaults,
                                 custom=policy.custom))

@@ -46,7 +46,7 @@ from .fetch import SignalFile, SignalFileStatus
 from .purposes import BASE_PURPOSES, PROFILING, VOCABULARY
 
 __all__ = ["RslContent", "RslDocument", "RslLicense", "RslLink", "evaluate_rsl", "parse_rsl", "response_rsl_links",
-           "site_rsl", "site_rsl_links"]
+           "selected_contents", "site_rsl", "site_rsl_links"]
 
 SIGNAL = "rsl"
 NAMESPACE = "https://rslstandard.org/rsl"
@@ -199,18 +199,27 @@ def _judge(lic: RslLicense, purpose: str, server: str | None, held: bool) -> tup
                                                else "")
 
 
+def selected_contents(document: RslDocument, page_url: str) -> list[RslContent]:
+    """The ``<content>`` elements that apply to ``page_url``: those with the longest matching pattern, together.
+    Nothing else of the page's URL counts, so two pages that select the same elements have the same outcome."""
+    matching = [(n, c) for c in document.contents if (n := c.pattern_length(page_url)) is not None]
+    if not matching:
+        return []
+    longest = max(n for n, _c in matching)
+    return [c for n, c in matching if n == longest]
+
+
 def evaluate_rsl(document: RslDocument, page_url: str, link: RslLink, *, fetched_at: datetime | None = None,
                  licence_held: str | None = None) -> SignalResult:
     """The licence's verdict per purpose for ``page_url``. ``licence_held``: the operator's recorded licence
     reference for this site, which lifts ``server`` and ``<payment>`` (never a prohibition)."""
-    matching = [(n, c) for c in document.contents if (n := c.pattern_length(page_url)) is not None]
-    if not matching:
+    chosen = selected_contents(document, page_url)
+    if not chosen:
         return SignalResult(SIGNAL, link.level, source=link.url, fetched_at=fetched_at,
                             notes=(f"no <content url> matches {url_path(page_url)}",))
-    longest = max(n for n, _c in matching)
     findings: list[Finding] = []
     held = bool(licence_held and licence_held.strip())
-    for _n, content in [(n, c) for n, c in matching if n == longest]:
+    for content in chosen:
         detail: dict[str, Any] = {"content_url": content.url, "found_by": f"{link.where} of {link.source}"}
         if content.server:
             detail["server"] = content.server

@@ -47,6 +47,7 @@ class ResearchException:
 
     statement: str
     reference: str
+    source: str = ""  #: where the operator recorded it: the setting, or ``platforms.yaml`` and its line
 
     @property
     def valid(self) -> bool:
@@ -152,7 +153,8 @@ def _findings(reservation: int, statement: Statement, exception: ResearchExcepti
         for purpose in sorted(purposes_for(SIGNAL, "tdm-reservation=1")):
             if purpose == RESEARCH and exception is not None and exception.valid:
                 out.append(Finding(purpose, SignalVerdict.UNKNOWN, statement,
-                                   f"research exception recorded: {exception.statement} ({exception.reference})"))
+                                   f"research exception recorded: {exception.statement} ({exception.reference})"
+                                   + (f" in {exception.source}" if exception.source else "")))
                 continue
             note = f"rights reserved; tdm-policy {policy} is an offer, not a licence" if policy else "rights reserved"
             out.append(Finding(purpose, SignalVerdict.DENY, statement, note))

@@ -23,7 +23,7 @@ from .templates import DEFAULT_SUBJECT_REGEX, ProfileTemplate
 
 __all__ = ["load_platforms"]
 
-_PLATFORM_KEYS = ("domains", "authorization", "profiles", "subject", "case_sensitive")
+_PLATFORM_KEYS = ("domains", "authorization", "profiles", "subject", "case_sensitive", "research_exception")
 _AUTHORIZATION_KEYS = ("purposes", "reference", "valid_from", "valid_until", "fields", "overrides_signals")
 #: Platform names appear in subject ids ("microblog:1001"), so no ':' and nothing a user would have to quote.
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -109,7 +109,13 @@ class _Reader(NodeReader):
         case_sensitive = False
         if "case_sensitive" in fields:
             case_sensitive = self.boolean(fields["case_sensitive"], f"'case_sensitive' of {what}")
+        research = None
+        if "research_exception" in fields:
+            key_line = node.key_lines.get("research_exception", line)
+            research = self.research_exception(fields["research_exception"], f"'research_exception' of {what}",
+                                               key_line)
         platform = Platform(
+            research_exception=research,
             name=name,
             domains=frozenset(domains),
             authorization=authorization,
@@ -167,6 +173,16 @@ class _Reader(NodeReader):
             valid_until=valid_until,
             fields=allowed_fields,
         )
+
+    def research_exception(self, node: Node, what: str, key_line: int) -> tuple[str, str]:
+        """``statement`` and ``reference``, both non-empty text: a statement without a reference does not count
+        (issue #13), so it is an error here rather than a silent deny."""
+        if node.value is None:
+            raise self.error(f"{what} is empty; give 'statement' and 'reference', or remove the key", key_line)
+        fields = self.mapping(node, what, allowed=("statement", "reference"), required=("statement", "reference"),
+                              key_line=key_line)
+        return (self.string(fields["statement"], f"'statement' of {what}").strip(),
+                self.string(fields["reference"], f"'reference' of {what}").strip())
 
     def boolean(self, node: Node, what: str) -> bool:
         if not isinstance(node.value, bool):

@@ -85,6 +85,9 @@ class Platform:
     subject_regex: str | None = None
     source: str = ""  #: file and line it was defined at, for evidence
     case_sensitive: bool = False  #: ids differing only in case are different people (default: the same person)
+    #: the operator's research-exception statement and its reference for this platform's sites (issue #13): a
+    #: TDMRep reservation then does not deny research here (``research_exception`` in ``platforms.yaml``)
+    research_exception: tuple[str, str] | None = None
 
     def subject_key(self, subject: str) -> str:
         """The key an id is compared, stored and looked up by: NFKC-normalised, then case-folded unless the
