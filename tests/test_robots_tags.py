@@ -175,13 +175,28 @@ def test_robots_tag_draft_example_and_inner_list() -> None:
         ("consentcrawl", "noimageai", None), ("consentcrawl", "noai", None)]
 
 
-@pytest.mark.parametrize("value", ["googlebot: noindex", "*;NoIndex", "*;noindex,", "*;noindex, ,x", "(a;noai",
+@pytest.mark.parametrize("value", ["googlebot: noindex", "(a;noai",
                                    "*;noindex x", "*;max-snippet=", "*;x=\"unterminated", "caf\u00e9;noindex",
                                    "*;noindex=1.23456"])
 def test_malformed_robots_tag_line_is_ignored_and_noted(value: str) -> None:
     warnings: list[str] = []
     assert rt(value, warnings=warnings) == []
     assert len(warnings) == 1 and "malformed" in warnings[0]
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("*;NoIndex", [(None, "noindex", None)]),
+    ("*;noindex,", [(None, "noindex", None)]),
+    ("*;noindex, ,x", [(None, "noindex", None)]),
+    ("ConsentCrawl;NoAI;noimageai, *;NoArchive", [("consentcrawl", "noai", None), ("consentcrawl", "noimageai", None),
+                                                  (None, "noarchive", None)]),
+])
+def test_a_restriction_spelt_with_upper_case_keys_or_empty_members_is_read_leniently(
+        value: str, expected: list[tuple[str | None, str, str | None]]) -> None:
+    """Invalid RFC 9651, but plainly meant: a restriction is not lost to its spelling (it can only restrict)."""
+    warnings: list[str] = []
+    assert rt(value, warnings=warnings) == expected
+    assert len(warnings) == 1 and "read leniently" in warnings[0]
 
 
 def test_malformed_robots_tag_line_does_not_drop_the_others() -> None:

@@ -58,6 +58,8 @@ ROWS: list[tuple[str, list[tuple[str, str]], str | None, str, str | None]] = [
      "ai-training", TAG),
     ("robots-tag-valued-rule", [("Robots-Tag", 'consentcrawl;max-snippet=50;unavailable_after="2010-06-25"')],
      None, "search-indexing", TAG),
+    ("robots-tag-upper-case-key-read-leniently", [("Robots-Tag", "*;NoIndex")], None, "search-indexing", TAG),
+    ("robots-tag-trailing-comma-read-leniently", [("Robots-Tag", "ConsentCrawl;noai,")], None, "ai-training", TAG),
     ("robots-tag-scoped-never-relaxes", [("Robots-Tag", "*;noindex, consentcrawl;index")], None,
      "search-indexing", TAG),
 ]

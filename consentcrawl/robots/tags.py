@@ -24,7 +24,9 @@ Decisions, each one for a reason:
   lenient readings, each of which can only add restrictions: the draft's own example ends a member with a bare
   ``;`` (``ExampleBot;``), which is accepted; a member that is a known rule with no parameters (``Robots-Tag:
   noindex``, X-Robots-Tag habits) is read as that rule for everyone, with a warning; an inner list
-  ``(a b);noindex`` gives the rules to every token in it.
+  ``(a b);noindex`` gives the rules to every token in it. A line that is malformed only by upper-case keys or
+  empty members (``*;NoIndex``, ``*;noindex,``) is read again with the keys lower-cased and the empty members
+  left out, with a warning: a site's restriction is not lost to its spelling (X-Robots-Tag ignores case too).
 * Meta tags count only in the document's head: the scan stops at ``<body`` or after :data:`META_SCAN_BYTES`, and
   skips comments and raw-text elements (``<script>``, ``<style>``, ``<title>``...) so a commented-out or quoted
   ``<meta>`` never counts. A meta between ``</head>`` and ``<body>`` counts (HTML puts it in the head).
@@ -119,6 +121,7 @@ _PRODUCT = re.compile(r"[A-Za-z0-9_-]+")
 _NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}\Z")
 _WORD_SEP = re.compile(r"[\s;]+")
 _RULE_END = re.compile(r"[\s:;]")
+_PARAM_KEY = re.compile(r";\s*([A-Za-z][A-Za-z0-9_.*-]*)")
 
 
 def product_token(user_agent: str) -> str:
@@ -276,9 +279,12 @@ def parse_robots_headers(headers: Iterable[tuple[str, str]], token: str, *,
             continue
         members = sf_list(value)
         if members is None:
+            members = sf_list(_mended(value))
             if warnings is not None:
-                warnings.append(f"Robots-Tag: malformed structured field ignored: {value[:RAW_MAX]!r}")
-            continue
+                warnings.append(f"Robots-Tag: malformed structured field {'read leniently' if members else 'ignored'}"
+                                f": {value[:RAW_MAX]!r}")
+            if not members:
+                continue
         rules: list[list[Any]] = []
         for agent, params in members:
             if not params and _norm(agent) in KNOWN_RULES - {"all", "index", "follow"}:
@@ -296,6 +302,13 @@ def parse_robots_headers(headers: Iterable[tuple[str, str]], token: str, *,
                     rules.append([scope, _norm(key), None if param is True else str(param)])
         found += _directives(rules, SOURCE_ROBOTS_TAG, raw, token)
     return list(dict.fromkeys(found))
+
+
+def _mended(value: str) -> str:
+    """A Robots-Tag value with its parameter keys lower-cased and its empty list members left out: the two
+    slips that make a plainly meant restriction invalid RFC 9651. Anything else stays malformed."""
+    value = _PARAM_KEY.sub(lambda m: ";" + m.group(1).lower(), value)
+    return ",".join(member for member in value.split(",") if member.strip())
 
 
 # --- decisions ----------------------------------------------------------------------------------------------------
