@@ -124,8 +124,9 @@ async def test_a_second_crawl_on_the_same_log_continues_its_chain_in_a_new_segme
     log = tmp_path / "audit.jsonl"
     first = await run_crawl(MicroblogSpider, consent_settings(tmp_path), proxy=server.proxy, monkeypatch=monkeypatch)
     size = len(log.read_bytes().splitlines())
-    second = await run_crawl(MicroblogSpider, consent_settings(tmp_path, CONSENTCRAWL_CONSERVATIVE=False),
-                             proxy=server.proxy, monkeypatch=monkeypatch)
+    changed = consent_settings(tmp_path, CONSENTCRAWL_CONSERVATIVE=False,
+                               CONSENTCRAWL_CUSTOM_PURPOSES={"price-watch": ["research"]})
+    second = await run_crawl(MicroblogSpider, changed, proxy=server.proxy, monkeypatch=monkeypatch)
     result = verify(log)
     assert result.ok and len(result.segments) == 2 and len(result.chains) == 1
     assert [s.first for s in result.segments] == [1, size + 1] and all(s.closed for s in result.segments)
@@ -137,6 +138,8 @@ async def test_a_second_crawl_on_the_same_log_continues_its_chain_in_a_new_segme
     # the settings that decide are in the header, and its hash changes with them
     assert entries[0]["config"]["signals"]["conservative"] is True
     assert start["config"]["signals"]["conservative"] is False
+    assert entries[0]["config"]["signals"]["custom_purposes"] == {}
+    assert start["config"]["signals"]["custom_purposes"] == {"price-watch": ["research"]}
     assert entries[0]["config_sha256"] != start["config_sha256"]
     assert entries[0]["config"]["platforms"][0]["sha256"] == line_hash(Path(entries[0]["config"]["platforms"][0]
                                                                               ["path"]).read_bytes())

@@ -50,7 +50,9 @@ def describe_config(config: ConsentConfig, settings: Any) -> dict[str, Any]:
                     "defaults": dict(sorted(policy.defaults.items())),
                     "research_exception": ({"statement": exception.statement, "reference": exception.reference}
                                            if exception else None),
-                    "licences": dict(sorted(policy.licences.items()))},
+                    "licences": dict(sorted(policy.licences.items())),
+                    "custom_purposes": {c.name: sorted(c.counts_as) for c in policy.custom},
+                    "robots_tag_options": sorted(policy.robots_tag_options)},
         "audit_fsync": config.audit_sync,
     }
 
