@@ -507,6 +507,15 @@ async def test_the_shared_schedule_spaces_turns_across_workers_and_refuses_a_lat
         late = await spacing_b.send(origin, 0.5)  # b did not wait for its turn: refused, told how long to wait
         assert 0.4 < late <= gap, late
         assert await spacing_b.send("http://other.example", 0.5) == 0  # origins are independent
+        # the script goes by its hash (EVALSHA); a server that forgot it (restarted) has it loaded again
+        server = redis.Redis.from_url(redis_server.url)
+        try:
+            server.script_flush()
+            assert await spacing_b.send("http://third.example", 0.5) == 0
+            stats = server.info("commandstats")
+        finally:
+            server.close()
+        assert "cmdstat_eval" not in stats and stats["cmdstat_evalsha"]["calls"] >= 7, stats
     finally:
         await a.close()
         await b.close()

@@ -105,6 +105,7 @@ class SharedState:
         self.timeout = timeout
         self.worker = worker_id()
         self._client: Any = None
+        self._scripts: dict[str, Any] = {}
         self.down_since: float | None = None
         self.failures = 0
 
@@ -126,6 +127,16 @@ class SharedState:
             self._client = redis.asyncio.Redis.from_url(self.url, **client_options(self.timeout))
         return self._client
 
+    def script(self, source: str) -> Any:
+        """The Lua ``source`` registered with the current client: called with ``(keys, args)``, it is sent by its
+        SHA1 (EVALSHA), and loaded again when the server does not know it (NOSCRIPT: a restarted server), so the
+        script text crosses the network once per server, not with every request."""
+        client = self.client
+        found = self._scripts.get(source)
+        if found is None or found.registered_client is not client:
+            found = self._scripts[source] = client.register_script(source)
+        return found
+
     async def run(self, command: Awaitable[_T], what: str) -> _T:
         """Await one Redis command; any failure is :class:`SharedStateUnavailable` naming ``what`` and the cause."""
         try:
@@ -146,6 +157,7 @@ class SharedState:
 
     async def close(self) -> None:
         client, self._client = self._client, None
+        self._scripts.clear()
         if client is not None:
             try:
                 await client.aclose()
