@@ -37,7 +37,7 @@ from .keys import key_function
 from .records import AuthorizationRecord
 from .remote import CACHE_SIZE, MIN_POLL, FeedStore, record_to_json, records_from_json
 
-__all__ = ["DEFAULT_PREFIX", "RedisStore", "import_records"]
+__all__ = ["DEFAULT_PREFIX", "RedisStore", "import_records", "list_records"]
 
 logger = logging.getLogger(__name__)
 
@@ -231,3 +231,33 @@ def import_records(url: str, records: Iterable[AuthorizationRecord], *, platform
     finally:
         client.close()
     return RedisImportResult(imported, skipped)
+
+
+def list_records(url: str, platforms: PlatformRegistry) -> list[AuthorizationRecord]:
+    """Every record the Redis store at ``url`` holds, person by person (``SCAN`` over the records' hashes), each
+    validated as a lookup's answer is: for ``consentcrawl purge --withdrawn``, which needs everyone who withdrew.
+    Raises ConfigError naming the store when it cannot be read or holds a record that does not read cleanly."""
+    import redis
+
+    target = parse_redis_url(url)
+    head = f"{target.prefix}:records:"
+    pattern = "".join("\\" + c if c in "*?[]\\" else c for c in head) + "*"
+    names = sorted(platforms.platforms, key=len, reverse=True)  # ``a:b`` before ``a``: the longest name that fits
+    client = redis.Redis.from_url(target.url, socket_timeout=10, socket_connect_timeout=5, decode_responses=True)
+    out: list[AuthorizationRecord] = []
+    try:
+        for name in sorted(client.scan_iter(match=pattern, count=1000)):
+            rest = name[len(head):]
+            platform = next((p for p in names if rest.startswith(p + ":")), None)
+            if platform is None:
+                raise ConfigError(f"{target.source} holds records of a platform that is not configured (key {name!r})",
+                                  target.source)
+            items = [json.loads(value) for value in client.hvals(name)]
+            out.extend(records_from_json(items, target.source, platforms, platform, rest[len(platform) + 1:]))
+    except redis.RedisError as exc:
+        raise ConfigError(f"cannot read {target.source}: {type(exc).__name__}: {exc}", target.source) from None
+    except (ValueError, StoreUnavailable) as exc:  # not JSON, or a record that does not read cleanly
+        raise ConfigError(f"{target.source} holds a record that cannot be read: {exc}", target.source) from None
+    finally:
+        client.close()
+    return out
