@@ -36,6 +36,8 @@ TIME_BARS = 60
 NAMED_BAD_LINES = 5
 
 OFF_PLATFORM = "(off platform)"
+#: the phases whose allow is a request sent: the downloader's send-time decision and scrapy-playwright's browser guard
+SEND_PHASES = ("request", "browser")
 
 
 def safe(value: Any, limit: int = 200) -> str:
@@ -67,10 +69,11 @@ class Summary:
     bad_lines: list[BadLine] = field(default_factory=list)  #: the first few of them
     verdicts: Counter[str] = field(default_factory=Counter)
     phases: Counter[tuple[str, str]] = field(default_factory=Counter)  #: (phase, verdict)
-    denied: Counter[tuple[str, str]] = field(default_factory=Counter)  #: (stage, reason), outside the item phase
+    denied: Counter[tuple[str, str]] = field(default_factory=Counter)  #: (stage, reason) of requests not sent
+    responses_denied: Counter[tuple[str, str]] = field(default_factory=Counter)  #: (stage, reason), after fetching
     items_denied: Counter[tuple[str, str]] = field(default_factory=Counter)  #: (stage, reason), item phase
     not_enforced: int = 0  #: report-mode denies that were recorded but not enforced
-    platforms: Counter[tuple[str, str]] = field(default_factory=Counter)  #: (platform, verdict), outside items
+    platforms: Counter[tuple[str, str]] = field(default_factory=Counter)  #: (platform, sent / denied) of requests
     fetched_people: set[tuple[str, str]] = field(default_factory=set)  #: (platform, subject) sent at request time
     collected_people: set[tuple[str, str]] = field(default_factory=set)  #: (platform, subject) of items kept
     denied_people: Counter[tuple[str, str]] = field(default_factory=Counter)  #: denies per (platform, subject)
@@ -118,16 +121,21 @@ class Summary:
                 self.collected_people.add(person)
             elif verdict == "deny":
                 self.items_denied[(stage, reason)] += 1
-        else:
-            self.platforms[(platform, verdict)] += 1
-            if verdict == "allow" and phase == "request" and person:
-                self.fetched_people.add(person)
+        elif phase == "response":  # about a request counted already (sent, or a cache hit): not a request
             if verdict == "deny":
+                self.responses_denied[(stage, reason)] += 1
+        else:
+            if verdict == "deny":
+                self.platforms[(platform, verdict)] += 1
                 self.denied[(stage, reason)] += 1
                 if person:
                     self.denied_people[person] += 1
                 if mode == "report" and not reason.startswith("robots."):
                     self.not_enforced += 1
+            elif phase in SEND_PHASES:
+                self.platforms[(platform, verdict)] += 1
+                if person:
+                    self.fetched_people.add(person)
         self._signals(entry.get("evidence"))
         self._time(entry.get("time"), verdict)
 
@@ -218,7 +226,12 @@ class Summary:
     @property
     def sent(self) -> int:
         """Requests allowed at send time (the request phase) and by scrapy-playwright's browser guard."""
-        return self.phases[("request", "allow")] + self.phases[("browser", "allow")]
+        return sum(self.phases[(phase, "allow")] for phase in SEND_PHASES)
+
+    @property
+    def denied_requests(self) -> int:
+        """Requests denied before they were sent (dropped at scheduling or at send time, and the like)."""
+        return sum(self.denied.values())
 
 
 def _text(value: Any, default: str = "") -> str:
@@ -311,15 +324,20 @@ def terminal(summary: Summary) -> str:
     if s.modes.get("report"):
         out.append(f"  report mode: {s.not_enforced} denies recorded but not enforced (only robots.* is)")
     out.append("")
+    out.append(f"requests: {s.sent + s.denied_requests} (each counted once: sent, or denied before it was sent)")
+    out.append("")
     out.append("fetched")
     out.append(f"  requests allowed at send time:   {s.sent}")
     out.append(f"  responses allowed (cache hits, redirects, robots tags): {s.phases[('response', 'allow')]}")
+    out.append(f"  responses denied after fetching: {sum(s.responses_denied.values())}")
+    for (_, reason), n in sorted(s.responses_denied.items(), key=lambda kv: (-kv[1], kv[0])):
+        out.append(f"    {safe(reason):<36} {n}")
     out.append(f"  people whose pages were fetched: {len(s.fetched_people)}")
     out.append(f"  items kept:                      {s.phases[('item', 'allow')]}, of "
                f"{len(s.collected_people)} people (people collected)")
     out.append("")
-    total = sum(s.denied.values())
-    out.append(f"denied: {total}")
+    total = s.denied_requests
+    out.append(f"denied before sending: {total} requests")
     if not total:
         out.append("  (no denials)")
     for stage in sorted({st for st, _ in s.denied}):
@@ -332,7 +350,7 @@ def terminal(summary: Summary) -> str:
         for (_, reason), n in sorted(s.items_denied.items(), key=lambda kv: (-kv[1], kv[0])):
             out.append(f"    {safe(reason):<36} {n}")
     out.append("")
-    out.append("platforms (allowed / denied)")
+    out.append("platforms (requests sent / denied before sending)")
     for platform, allowed, denied in s.per_platform():
         out.append(f"  {safe(platform):<24} {allowed:>8} / {denied}")
     top = s.top_denied_people()
