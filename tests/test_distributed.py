@@ -13,6 +13,7 @@ import json
 import os
 import pickle
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -207,7 +208,7 @@ def people() -> LenientPeople:
 
 
 def test_three_workers_share_one_robots_fetch_one_crawl_delay_and_see_a_withdrawal_within_a_second(
-        redis_server: RedisServer, tmp_path: Path, people: LenientPeople) -> None:
+        redis_server: RedisServer, tmp_path: Path, people: LenientPeople, capsys: pytest.CaptureFixture[str]) -> None:
     authorized = {"101", "102", "103", "104"}
     settings = worker_settings(redis_server.url, tmp_path)
     store = redis_server.url + "?prefix=auth"
@@ -255,6 +256,17 @@ def test_three_workers_share_one_robots_fetch_one_crawl_delay_and_see_a_withdraw
     assert len(senders) >= 2, "the shared queue spread the work"
     revoked = [e for e in entries if e.get("reason") == "subject.revoked"]
     assert revoked, "the withdrawal was decided"
+    # the closing report covers the whole crawl: each worker reads every worker's log as it closes; the last to
+    # close counts every request sent (each send's line is on disk before it is sent), and names the report
+    closing = [re.search(r"consentcrawl: the whole crawl, every worker: 3 worker log\(s\) so far: \d+ requests, "
+                         r"(\d+) sent, .*; the report: (.*)$", p.read_text(), re.MULTILINE) for p in workers.logs]
+    assert all(closing), workers.describe()
+    assert max(int(m.group(1)) for m in closing if m) == len(fetched), (closing, log)
+    command = shlex.split(next(m for m in closing if m).group(2))
+    assert command[:3] == ["consentcrawl", "audit", "report"] and "*" in command[3]
+    assert cli_main(command[1:]) == 0
+    report = capsys.readouterr().out
+    assert "in 3 log(s)" in report and f"requests allowed at send time:   {len(fetched)}\n" in report
 
 
 # -- Redis away --------------------------------------------------------------------------------------------------

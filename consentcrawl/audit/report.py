@@ -12,6 +12,7 @@ summary shows them with control characters escaped (:func:`safe`), and the HTML 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import math
 import sys
@@ -146,6 +147,8 @@ class Summary:
 
     def _event(self, kind: str, entry: dict[str, Any]) -> None:
         self.events[kind] += 1
+        if kind == "send-deferred":  # its allow (counted as sent) did not go: see :attr:`sent`
+            self.platforms[(_text(entry.get("platform"), OFF_PLATFORM), "allow")] -= 1
         if kind == "withdrawal-seen":
             subject = entry.get("subject")
             if subject not in (None, ""):
@@ -225,8 +228,10 @@ class Summary:
 
     @property
     def sent(self) -> int:
-        """Requests allowed at send time (the request phase) and by scrapy-playwright's browser guard."""
-        return sum(self.phases[(phase, "allow")] for phase in SEND_PHASES)
+        """Requests allowed at send time (the request phase) and by scrapy-playwright's browser guard, less the
+        allows a ``send-deferred`` event says did not go (a distributed crawl's origin turn taken by another
+        worker: the request was decided again, and that line is the one that went)."""
+        return sum(self.phases[(phase, "allow")] for phase in SEND_PHASES) - self.events["send-deferred"]
 
     @property
     def denied_requests(self) -> int:
@@ -280,6 +285,22 @@ class _UnreadableType:
 
 
 _Unreadable = _UnreadableType()
+
+
+def log_paths(given: Iterable[str]) -> list[str]:
+    """The logs named on the command line, a pattern (``audit-*.jsonl``, as a distributed crawl's closing line
+    prints it for every worker's log) expanded here when no file has that very name, so it works quoted too.
+    Raises :class:`ConfigError` for a pattern that matches no file."""
+    out: list[str] = []
+    for name in given:
+        if Path(name).exists() or not any(c in name for c in "*?["):
+            out.append(name)
+            continue
+        found = sorted(glob.glob(name))
+        if not found:
+            raise ConfigError("no audit log matches this pattern", source=name)
+        out.extend(found)
+    return out
 
 
 def summarize(paths: Iterable[str | Path]) -> Summary:
@@ -387,14 +408,15 @@ def add_report_parser(audit_subparsers: Any) -> argparse.ArgumentParser:
     """Add ``report`` to the ``consentcrawl audit`` subcommands."""
     report = audit_subparsers.add_parser("report", help="summarize audit logs in the terminal, and optionally as a "
                                                         "self-contained HTML page with charts")
-    report.add_argument("logs", nargs="+", metavar="LOG", help="audit log(s); several (one per worker) add up")
+    report.add_argument("logs", nargs="+", metavar="LOG", help="audit log(s) or a pattern (quoted: audit-*.jsonl); "
+                                                              "several (one per worker) add up")
     report.add_argument("--html", metavar="OUT", help="also write the HTML report to this file")
     report.set_defaults(func=cmd_report)
     return report
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    summary = summarize(args.logs)
+    summary = summarize(log_paths(args.logs))
     print(terminal(summary))
     if args.html:
         from .html import render

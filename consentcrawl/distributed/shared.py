@@ -77,6 +77,14 @@ def expand_worker(path: str | None) -> str | None:
     return path.replace("{worker}", worker_id()).replace("{pid}", str(os.getpid()))
 
 
+def worker_glob(path: str | None) -> str | None:
+    """The pattern every worker's file of ``path`` matches (``{worker}`` and ``{pid}`` as ``*``); None when
+    ``path`` names one file for every process."""
+    if not path or ("{worker}" not in path and "{pid}" not in path):
+        return None
+    return path.replace("{worker}", "*").replace("{pid}", "*")
+
+
 def public(url: str) -> str:
     """A Redis URL without its password, for logs and evidence."""
     from ..consent.httpapi import public_url
