@@ -383,6 +383,46 @@ def test_forged_meta_in_the_shared_queue_is_decided_again(redis_server: RedisSer
 # -- refusals ----------------------------------------------------------------------------------------------------
 
 
+def test_a_refusal_on_a_page_one_worker_read_stops_every_worker_within_a_second(
+        redis_server: RedisServer, tmp_path: Path, people: LenientPeople) -> None:
+    """105 is authorized but says #nobot on their own page. The first fetch of it (by whichever worker) finds the
+    refusal; spellings of 105 then go to the shared queue in batches, where every worker takes some: the server's
+    log has no fetch of 105 later than a second after the refusal was found, and workers that never read the page
+    deny 105 for it."""
+    people.refusing = {"105"}
+    settings = worker_settings(redis_server.url, tmp_path, CONSENTCRAWL_REDIS_IDLE_CLOSE=3)
+    grant(redis_server.url + "?prefix=auth", tmp_path, ["101", "105"])
+    with LocalServer(people) as server:
+        workers = Workers(tmp_path, server)
+        try:
+            workers.start(settings, ["ConsentSpider", "ConsentSpider", "ADDONS"])
+            workers.wait_open()
+            push_seeds(redis_server.url, ["http://people.example/u/105"])
+            await_until(lambda: bool(people.times_served("105")), 20, "105's page fetched")
+            for batch in range(6):
+                push_seeds(redis_server.url, [f"http://people.example/u/105?b={batch}&v={i}" for i in range(3)]
+                           + [f"http://people.example/u/101?b={batch}"])
+                time.sleep(0.25)
+            codes = workers.wait()
+        finally:
+            workers.kill()
+    log = people.describe()
+    assert codes == [0, 0, 0], workers.describe()
+    files = workers.audit_files()
+    lines = {f: [json.loads(line) for line in f.read_text().splitlines()] for f in files}
+    found = [(e["time"], f) for f, entries in lines.items() for e in entries if e.get("event") == "refusal-found"]
+    assert found, log
+    found_at = min(datetime.fromisoformat(t).timestamp() for t, _ in found)
+    late = [round(t - found_at, 3) for t in people.times_served("105") if t > found_at + 1.0]
+    assert not late, (late, log)
+    assert len(people.times_served("101")) == 6, log  # the crawl went on: every batch's 101 was fetched
+    finders = {f for _, f in found}
+    stopped_elsewhere = [f for f in files if f not in finders and any(
+        e.get("subject") == "105" and e.get("reason") == "subject.refused-on-page" for e in lines[f])]
+    assert stopped_elsewhere, "a worker that never read the page denied 105 for the refusal"
+    _merge_and_verify(files)
+
+
 @deferred_f_from_coro_f
 async def test_a_refusal_published_by_one_worker_reaches_another_within_a_second(
         redis_server: RedisServer) -> None:
