@@ -298,6 +298,10 @@ def test_redis_stopped_mid_crawl_denies_then_resumes(redis_server: RedisServer, 
                 time.sleep(0.5)
                 if any("again" in s.target for s in people.served):
                     break
+            # and stays resumed: no pooled connection left stale, every allowed request from now on is fetched
+            recovered = time.time()
+            push_seeds(redis_server.url, [f"http://people.example/u/{p}?final={i}" for i in range(3)
+                                          for p in ("101", "102")])
             codes = workers.wait()
         finally:
             workers.kill()
@@ -308,9 +312,18 @@ def test_redis_stopped_mid_crawl_denies_then_resumes(redis_server: RedisServer, 
     after = [s.target for s in people.served if s.time > restarted]
     assert any("/u/101?again=" in t for t in after), (log, workers.describe())  # resumed
     assert not any("/u/103?again=" in t for t in after), log  # its grant is gone with the data
+    assert min(s.time for s in people.served if "again" in s.target) < restarted + 5.0, log  # resumed soon
+    final = sorted(s.target for s in people.served if "final=" in s.target)
+    assert final == sorted(f"http://people.example/u/{p}?final={i}" for i in range(3) for p in ("101", "102")), log
     entries = _merge_and_verify(workers.audit_files())
     reasons = {e.get("reason") for e in entries if e["verdict"] == "deny"}
     assert reasons & {"error.shared-state-unavailable", "error.store-unavailable"}, reasons
+    errors = [e for e in entries if e.get("reason", "").startswith("error.")]
+    assert not [e for e in errors if datetime.fromisoformat(e["time"]).timestamp() > recovered], errors
+    # no request after the restart was denied for a pooled connection the old server had closed (stale pools)
+    stale = [e for e in errors if datetime.fromisoformat(e["time"]).timestamp() > restarted
+             and any("closed by server" in str(ev.get("message", "")) for ev in e["evidence"])]
+    assert not stale, stale
     assert any(e.get("reason") == "subject.no-authorization" and "103" in (e.get("url") or "") for e in entries)
 
 

@@ -37,7 +37,7 @@ from .keys import key_function
 from .records import AuthorizationRecord
 from .remote import CACHE_SIZE, MIN_POLL, FeedStore, record_to_json, records_from_json
 
-__all__ = ["DEFAULT_PREFIX", "RedisStore", "import_records", "list_records"]
+__all__ = ["DEFAULT_PREFIX", "RedisStore", "client_options", "import_records", "list_records"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,19 @@ local n = redis.call('INCR', KEYS[2])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'seq', n, 'platform', ARGV[3], 'subject', ARGV[4])
 return n
 """
+
+
+def client_options(timeout: float, **extra: Any) -> dict[str, Any]:
+    """Options for an asynchronous client (this store's, and a distributed crawl's shared state): short timeouts;
+    one immediate retry of a command whose pooled connection the server closed (a restart), so the first command
+    on each pooled connection after a restart is not denied for a stale connection. A server still down fails
+    the retry too: the caller denies."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    return {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry_on_timeout": False,
+            "retry": Retry(NoBackoff(), 1), "retry_on_error": [RedisConnectionError], **extra}
 
 
 @dataclass(frozen=True)
@@ -120,8 +133,8 @@ class RedisStore(FeedStore):
 
         self._last_id = None
         self._client = redis.asyncio.Redis.from_url(
-            self.url.url, socket_timeout=self.block + self.timeout, socket_connect_timeout=self.timeout,
-            decode_responses=True, retry_on_timeout=False)
+            self.url.url, **client_options(self.timeout, socket_timeout=self.block + self.timeout,
+                                           decode_responses=True))
 
     async def _stop(self) -> None:
         client, self._client = self._client, None

@@ -19,6 +19,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from ..consent.redisstore import client_options
 from ..errors import ConfigError, ConsentError
 from ..reasons import ERROR_SHARED_STATE_UNAVAILABLE
 from ..settings import read
@@ -90,17 +91,6 @@ def public(url: str) -> str:
     from ..consent.httpapi import public_url
 
     return public_url(url)
-
-
-def client_options(timeout: float, **extra: Any) -> dict[str, Any]:
-    """Options for a client: short timeouts; one immediate retry of a command whose pooled connection the server
-    closed (a restart), so the first command after a restart is not denied for a stale connection."""
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
-    return {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry_on_timeout": False,
-            "retry": Retry(NoBackoff(), 1), "retry_on_error": [RedisConnectionError], **extra}
 
 
 class SharedState:
