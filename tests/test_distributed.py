@@ -26,6 +26,7 @@ import pytest
 import redis
 import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
+from scrapy.utils.request import fingerprint
 
 from consentcrawl.audit.log import read_decisions
 from consentcrawl.cli import main as cli_main
@@ -256,6 +257,16 @@ def test_three_workers_share_one_robots_fetch_one_crawl_delay_and_see_a_withdraw
     assert len(senders) >= 2, "the shared queue spread the work"
     revoked = [e for e in entries if e.get("reason") == "subject.revoked"]
     assert revoked, "the withdrawal was decided"
+    # the schedule guard keeps denied requests out of the shared queue: their fingerprints never reached the shared
+    # dupefilter (every request queued passes it), while those of the pages fetched did
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        queued = {m.decode() for m in client.smembers(f"{SPIDER}:dupefilter")}
+    finally:
+        client.close()
+    denied_early = {e["url"] for e in entries if e["phase"] == "schedule" and e["verdict"] == "deny"}
+    assert denied_early and fingerprint(scrapy.Request("http://people.example/u/101")).hex() in queued
+    assert not {fingerprint(scrapy.Request(url)).hex() for url in denied_early} & queued, denied_early
     # the closing report covers the whole crawl: each worker reads every worker's log as it closes; the last to
     # close counts every request sent (each send's line is on disk before it is sent), and names the report
     closing = [re.search(r"consentcrawl: the whole crawl, every worker: 3 worker log\(s\) so far: \d+ requests, "
