@@ -233,6 +233,8 @@ def test_three_workers_share_one_robots_fetch_one_crawl_delay_and_see_a_withdraw
     assert codes == [0, 0, 0], workers.describe()
     # the server's log: one robots.txt for the cluster, no two fetches closer than the Crawl-delay
     assert len(people.robots_fetches()) == 1, log
+    side = {path: len([s for s in people.served if s.path == path]) for path in SIDE_PATHS}
+    assert side == dict.fromkeys(SIDE_PATHS, 1), (side, log)  # the site's signal files too: once for the cluster
     assert not gaps_below(people, DELAY), (gaps_below(people, DELAY), log)
     # only authorized people fetched, each URL once
     fetched = page_fetches(people)
