@@ -21,7 +21,8 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.audit import html as report_html
 from consentcrawl.audit.log import read_audit_log
-from consentcrawl.audit.report import summarize, terminal
+from consentcrawl.audit.report import summarize
+from consentcrawl.audit.terminal import terminal
 from consentcrawl.cli import main
 from consentcrawl_demo.microblog import MicroblogSite
 from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
