@@ -56,8 +56,27 @@ def report_command(audit_log: str | None) -> str:
     if not audit_log:
         return "no audit log (CONSENTCRAWL_AUDIT_LOG is off), so no report"
     path = Path(audit_log).absolute()
-    html = path.with_name(path.stem + "-report.html")
+    html = path.with_name(path.stem.replace("*", "all") + "-report.html")  # a pattern: every worker's log
     return f"consentcrawl audit report {shlex.quote(str(path))} --html {shlex.quote(str(html))}"
+
+
+def cluster_summary(pattern: str) -> str:
+    """Every worker's audit log read now (``pattern``: :func:`~consentcrawl.distributed.shared.worker_glob`): the
+    whole crawl's requests so far, and the command for its report. The last worker to close prints the whole
+    crawl's (a request's send-time line is on disk before it is sent, so no send of a closed worker is missing)."""
+    from .audit.report import log_paths, summarize
+    from .errors import ConfigError
+
+    absolute = str(Path(pattern).absolute())
+    command = report_command(absolute)
+    try:
+        files = log_paths([absolute])
+        s = summarize(files)
+    except ConfigError as exc:
+        return f"cannot read the workers' audit logs ({exc}); the report: {command}"
+    return (f"{len(files)} worker log(s) so far: {s.sent + s.denied_requests} requests, {s.sent} sent, "
+            f"{s.denied_requests} denied before sending, {s.phases[('item', 'allow')]} items kept, of "
+            f"{len(s.collected_people)} people; the report: {command}")
 
 
 def _denied(stats: dict[str, Any]) -> dict[str, int]:
@@ -94,6 +113,7 @@ class ConsentLogStats:
         self.interval = interval
         self.audit_log = audit_log
         self.task: Any = None
+        self.workers: str | None = None  #: the pattern of every worker's audit log (a distributed crawl)
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -104,6 +124,10 @@ class ConsentLogStats:
         if crawler.settings.get("CONSENTCRAWL_LOGSTATS_INTERVAL") is None:  # unset: at the pace of Scrapy's line
             interval = max(crawler.settings.getfloat("LOGSTATS_INTERVAL"), 0.0) or interval
         ext = cls(crawler, interval, runtime.config.audit_log)
+        from .distributed.shared import worker_glob
+        from .settings import read
+
+        ext.workers = worker_glob(read(crawler.settings, "CONSENTCRAWL_AUDIT_LOG"))
         crawler.signals.connect(ext.spider_opened, signal=signals.spider_opened)
         crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         return ext
@@ -128,3 +152,5 @@ class ConsentLogStats:
         logger.info("consentcrawl: denied by reason: %s", format_reasons(stats))
         where = f"audit log {Path(self.audit_log).absolute()}" if self.audit_log else "audit log off"
         logger.info("consentcrawl: %s; the report: %s", where, report_command(self.audit_log))
+        if self.workers:
+            logger.info("consentcrawl: the whole crawl, every worker: %s", cluster_summary(self.workers))

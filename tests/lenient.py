@@ -165,6 +165,7 @@ class LenientPeople:
     default_robots: Robots = field(default_factory=Robots)
     listing: dict[int, list[str]] = field(default_factory=lambda: {1: [f"/u/{i}" for i in range(101, 111)]})
     pages: dict[str, Callable[[LoggedRequest], Response] | str] = field(default_factory=dict)
+    refusing: set[str] = field(default_factory=set)  #: people whose profile's h-card bio says #nobot
     served: list[Served] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -213,7 +214,7 @@ class LenientPeople:
         if kind == "robots":
             return kind, self.robots.get(request.host, self.default_robots).response()
         if kind == "profile" and person is not None:
-            return kind, Response.html(_profile_html(person))
+            return kind, Response.html(_profile_html(person, refusing=person in self.refusing))
         if kind == "missing":
             return kind, Response.html("<html><body>no such person</body></html>", 404)
         if path in self.pages:
@@ -255,7 +256,11 @@ def once_served(app: LenientPeople, person: str, action: Callable[[], None], aft
         watcher.join()
 
 
-def _profile_html(person: str) -> str:
+def _profile_html(person: str, *, refusing: bool = False) -> str:
+    if refusing:  # the person's own card (microformats h-card) says, in their bio, that they refuse
+        return (f'<html><body><div class="h-card profile" data-subject="{person}"><h1 class="name p-name">'
+                f'{secret_name(person)}</h1><p class="p-note">Please do not scrape me. #nobot</p>'
+                f'<a class="related" href="/u/102">a friend</a></div></body></html>')
     return (f'<html><body><div class="profile" data-subject="{person}"><h1 class="name">{secret_name(person)}</h1>'
             f'<a class="related" href="/u/102">a friend</a></div></body></html>')
 

@@ -21,7 +21,8 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.audit import html as report_html
 from consentcrawl.audit.log import read_audit_log
-from consentcrawl.audit.report import summarize, terminal
+from consentcrawl.audit.report import summarize
+from consentcrawl.audit.terminal import terminal
 from consentcrawl.cli import main
 from consentcrawl_demo.microblog import MicroblogSite
 from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
@@ -106,14 +107,23 @@ async def test_a_real_crawl_logs_consent_counts_and_where_its_report_is_and_the_
     items = jsonl(tmp_path / "items.jsonl")
     fetched = profile_subjects(served)
     assert fetched and {i["subject"] for i in items} <= fetched
-    assert f"requests allowed at send time:   {stats['consentcrawl/allowed']}" in out
+    # requests, each counted once: sent (what the server answered, besides robots.txt and the signal files) or
+    # denied before sending; a page fetched and then refused (a refusal on it) is a response denied, not a request
+    pages = [r for r in served if r.decoded_path != "/robots.txt" and not r.decoded_path.startswith("/.well-known/")
+             and r.decoded_path != "/ai.txt"]
+    refusals = [e for e in read_audit_log(audit) if e.get("event") == "refusal-found"]
+    after = stats.get("consentcrawl/denied/subject/refused-on-page", 0)
+    assert refusals and after >= len(refusals)
+    denied = stats["consentcrawl/denied"] - len(refusals)
+    assert f"requests: {len(pages) + denied} (each counted once" in out
+    assert f"requests allowed at send time:   {len(pages)}" in out and len(pages) == stats["consentcrawl/allowed"]
+    assert f"responses denied after fetching: {len(refusals)}" in out
     assert f"people whose pages were fetched: {len(fetched)}" in out
     assert f"items kept:                      {len(items)}, of {len({i['subject'] for i in items})} people" in out
-    assert f"denied: {stats['consentcrawl/denied']}" in out
+    assert f"denied before sending: {denied} requests" in out
     assert re.search(rf"^    subject\.no-authorization +{stats['consentcrawl/denied/subject/no-authorization']}$",
                      out, re.MULTILINE)
-    assert re.search(rf"^  microblog +{stats['consentcrawl/allowed']} / {stats['consentcrawl/denied']}$", out,
-                     re.MULTILINE)
+    assert re.search(rf"^  microblog +{len(pages)} / {denied}$", out, re.MULTILINE)
     # no denied person was fetched; the people with the most denies are people the server never served, except
     # those who refused on their own page (that one page was fetched to read the refusal, then nothing more)
     refused = {e["subject"] for e in read_audit_log(audit) if e.get("event") == "refusal-found"}
@@ -381,7 +391,10 @@ async def test_explain_an_item_and_a_denial_from_a_real_crawl(
     assert f"  subject:   {item['subject']}" in out
     assert f"1. robots:\n    [robots]   robots.txt {robots['source']}: ok" in out and f"rule '{robots['rule']}'" in out
     assert f"2. platform terms:\n    [terms]    platform microblog ({grant['source']}): {grant['reference']!r}" in out
-    assert f"3. person:\n    [subject]  record {record['source']}: purposes research" in out
+    # the purposes the record grants (research among them: 1011's record also grants archiving)
+    person = rf"3\. person:\n    \[subject\]  record {re.escape(record['source'])}: purposes ([a-z, -]+)"
+    granted = re.search(person, out)
+    assert granted and "research" in granted.group(1).split(", "), out
     assert f"evidence {record['evidence']!r}" in out
     # the same request's other lines: the item decided on its page
     related = out.split("related lines (same URL)", 1)[1]
@@ -455,7 +468,9 @@ async def test_signals_met_in_a_real_crawl_are_in_the_report_and_behind_the_deci
     # the allowed page's send-time line and its response line (robots tags read) both cite tdmrep's allow
     assert re.search(r"^signals met \(decisions citing them\)\n  tdmrep +allow +2\n  tdmrep +deny +1$", out,
                      re.MULTILINE)
-    assert re.search(r"^  \(off platform\) +2 / 1$", out, re.MULTILINE)
+    # requests, each once: /open sent (its response line is not a request of its own), /reserved/a denied
+    assert re.search(r"^  \(off platform\) +1 / 1$", out, re.MULTILINE)
+    assert "requests: 2 (each counted once" in out
     assert "<td>tdmrep</td><td>deny</td><td>1</td>" in page.read_text(encoding="utf-8")
 
     assert main(["audit", "explain", denied["decision_id"], "--log", str(audit)]) == 0

@@ -13,6 +13,7 @@ import json
 import os
 import pickle
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ import pytest
 import redis
 import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
+from scrapy.utils.request import fingerprint
 
 from consentcrawl.audit.log import read_decisions
 from consentcrawl.cli import main as cli_main
@@ -207,7 +209,7 @@ def people() -> LenientPeople:
 
 
 def test_three_workers_share_one_robots_fetch_one_crawl_delay_and_see_a_withdrawal_within_a_second(
-        redis_server: RedisServer, tmp_path: Path, people: LenientPeople) -> None:
+        redis_server: RedisServer, tmp_path: Path, people: LenientPeople, capsys: pytest.CaptureFixture[str]) -> None:
     authorized = {"101", "102", "103", "104"}
     settings = worker_settings(redis_server.url, tmp_path)
     store = redis_server.url + "?prefix=auth"
@@ -231,6 +233,8 @@ def test_three_workers_share_one_robots_fetch_one_crawl_delay_and_see_a_withdraw
     assert codes == [0, 0, 0], workers.describe()
     # the server's log: one robots.txt for the cluster, no two fetches closer than the Crawl-delay
     assert len(people.robots_fetches()) == 1, log
+    side = {path: len([s for s in people.served if s.path == path]) for path in SIDE_PATHS}
+    assert side == dict.fromkeys(SIDE_PATHS, 1), (side, log)  # the site's signal files too: once for the cluster
     assert not gaps_below(people, DELAY), (gaps_below(people, DELAY), log)
     # only authorized people fetched, each URL once
     fetched = page_fetches(people)
@@ -255,6 +259,27 @@ def test_three_workers_share_one_robots_fetch_one_crawl_delay_and_see_a_withdraw
     assert len(senders) >= 2, "the shared queue spread the work"
     revoked = [e for e in entries if e.get("reason") == "subject.revoked"]
     assert revoked, "the withdrawal was decided"
+    # the schedule guard keeps denied requests out of the shared queue: their fingerprints never reached the shared
+    # dupefilter (every request queued passes it), while those of the pages fetched did
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        queued = {m.decode() for m in client.smembers(f"{SPIDER}:dupefilter")}
+    finally:
+        client.close()
+    denied_early = {e["url"] for e in entries if e["phase"] == "schedule" and e["verdict"] == "deny"}
+    assert denied_early and fingerprint(scrapy.Request("http://people.example/u/101")).hex() in queued
+    assert not {fingerprint(scrapy.Request(url)).hex() for url in denied_early} & queued, denied_early
+    # the closing report covers the whole crawl: each worker reads every worker's log as it closes; the last to
+    # close counts every request sent (each send's line is on disk before it is sent), and names the report
+    closing = [re.search(r"consentcrawl: the whole crawl, every worker: 3 worker log\(s\) so far: \d+ requests, "
+                         r"(\d+) sent, .*; the report: (.*)$", p.read_text(), re.MULTILINE) for p in workers.logs]
+    assert all(closing), workers.describe()
+    assert max(int(m.group(1)) for m in closing if m) == len(fetched), (closing, log)
+    command = shlex.split(next(m for m in closing if m).group(2))
+    assert command[:3] == ["consentcrawl", "audit", "report"] and "*" in command[3]
+    assert cli_main(command[1:]) == 0
+    report = capsys.readouterr().out
+    assert "in 3 log(s)" in report and f"requests allowed at send time:   {len(fetched)}\n" in report
 
 
 # -- Redis away --------------------------------------------------------------------------------------------------
@@ -286,6 +311,10 @@ def test_redis_stopped_mid_crawl_denies_then_resumes(redis_server: RedisServer, 
                 time.sleep(0.5)
                 if any("again" in s.target for s in people.served):
                     break
+            # and stays resumed: no pooled connection left stale, every allowed request from now on is fetched
+            recovered = time.time()
+            push_seeds(redis_server.url, [f"http://people.example/u/{p}?final={i}" for i in range(3)
+                                          for p in ("101", "102")])
             codes = workers.wait()
         finally:
             workers.kill()
@@ -296,9 +325,18 @@ def test_redis_stopped_mid_crawl_denies_then_resumes(redis_server: RedisServer, 
     after = [s.target for s in people.served if s.time > restarted]
     assert any("/u/101?again=" in t for t in after), (log, workers.describe())  # resumed
     assert not any("/u/103?again=" in t for t in after), log  # its grant is gone with the data
+    assert min(s.time for s in people.served if "again" in s.target) < restarted + 5.0, log  # resumed soon
+    final = sorted(s.target for s in people.served if "final=" in s.target)
+    assert final == sorted(f"http://people.example/u/{p}?final={i}" for i in range(3) for p in ("101", "102")), log
     entries = _merge_and_verify(workers.audit_files())
     reasons = {e.get("reason") for e in entries if e["verdict"] == "deny"}
     assert reasons & {"error.shared-state-unavailable", "error.store-unavailable"}, reasons
+    errors = [e for e in entries if e.get("reason", "").startswith("error.")]
+    assert not [e for e in errors if datetime.fromisoformat(e["time"]).timestamp() > recovered], errors
+    # no request after the restart was denied for a pooled connection the old server had closed (stale pools)
+    stale = [e for e in errors if datetime.fromisoformat(e["time"]).timestamp() > restarted
+             and any("closed by server" in str(ev.get("message", "")) for ev in e["evidence"])]
+    assert not stale, stale
     assert any(e.get("reason") == "subject.no-authorization" and "103" in (e.get("url") or "") for e in entries)
 
 
@@ -369,6 +407,46 @@ def test_forged_meta_in_the_shared_queue_is_decided_again(redis_server: RedisSer
 
 
 # -- refusals ----------------------------------------------------------------------------------------------------
+
+
+def test_a_refusal_on_a_page_one_worker_read_stops_every_worker_within_a_second(
+        redis_server: RedisServer, tmp_path: Path, people: LenientPeople) -> None:
+    """105 is authorized but says #nobot on their own page. The first fetch of it (by whichever worker) finds the
+    refusal; spellings of 105 then go to the shared queue in batches, where every worker takes some: the server's
+    log has no fetch of 105 later than a second after the refusal was found, and workers that never read the page
+    deny 105 for it."""
+    people.refusing = {"105"}
+    settings = worker_settings(redis_server.url, tmp_path, CONSENTCRAWL_REDIS_IDLE_CLOSE=3)
+    grant(redis_server.url + "?prefix=auth", tmp_path, ["101", "105"])
+    with LocalServer(people) as server:
+        workers = Workers(tmp_path, server)
+        try:
+            workers.start(settings, ["ConsentSpider", "ConsentSpider", "ADDONS"])
+            workers.wait_open()
+            push_seeds(redis_server.url, ["http://people.example/u/105"])
+            await_until(lambda: bool(people.times_served("105")), 20, "105's page fetched")
+            for batch in range(6):
+                push_seeds(redis_server.url, [f"http://people.example/u/105?b={batch}&v={i}" for i in range(3)]
+                           + [f"http://people.example/u/101?b={batch}"])
+                time.sleep(0.25)
+            codes = workers.wait()
+        finally:
+            workers.kill()
+    log = people.describe()
+    assert codes == [0, 0, 0], workers.describe()
+    files = workers.audit_files()
+    lines = {f: [json.loads(line) for line in f.read_text().splitlines()] for f in files}
+    found = [(e["time"], f) for f, entries in lines.items() for e in entries if e.get("event") == "refusal-found"]
+    assert found, log
+    found_at = min(datetime.fromisoformat(t).timestamp() for t, _ in found)
+    late = [round(t - found_at, 3) for t in people.times_served("105") if t > found_at + 1.0]
+    assert not late, (late, log)
+    assert len(people.times_served("101")) == 6, log  # the crawl went on: every batch's 101 was fetched
+    finders = {f for _, f in found}
+    stopped_elsewhere = [f for f in files if f not in finders and any(
+        e.get("subject") == "105" and e.get("reason") == "subject.refused-on-page" for e in lines[f])]
+    assert stopped_elsewhere, "a worker that never read the page denied 105 for the refusal"
+    _merge_and_verify(files)
 
 
 @deferred_f_from_coro_f
@@ -507,6 +585,15 @@ async def test_the_shared_schedule_spaces_turns_across_workers_and_refuses_a_lat
         late = await spacing_b.send(origin, 0.5)  # b did not wait for its turn: refused, told how long to wait
         assert 0.4 < late <= gap, late
         assert await spacing_b.send("http://other.example", 0.5) == 0  # origins are independent
+        # the script goes by its hash (EVALSHA); a server that forgot it (restarted) has it loaded again
+        server = redis.Redis.from_url(redis_server.url)
+        try:
+            server.script_flush()
+            assert await spacing_b.send("http://third.example", 0.5) == 0
+            stats = server.info("commandstats")
+        finally:
+            server.close()
+        assert "cmdstat_eval" not in stats and stats["cmdstat_evalsha"]["calls"] >= 7, stats
     finally:
         await a.close()
         await b.close()

@@ -85,6 +85,9 @@ def cmd_merge(args: argparse.Namespace) -> int:
     if out is not None and out.exists():
         return _usage(f"{out} exists: merge writes a new file")
     sources: list[Source] = []
+    from .report import log_paths
+
+    args.logs = log_paths(args.logs)
     for log in args.logs:
         try:
             source = read_source(log)

@@ -167,9 +167,9 @@ def _table(head: list[str], rows: list[list[Any]]) -> str:
 def render(summary: Summary) -> str:
     """The whole page."""
     s = summary
-    denied_total = sum(s.denied.values())
     cards = [
-        ("decisions", s.decisions), ("requests sent", s.sent), ("denied", denied_total),
+        ("decisions", s.decisions), ("requests sent", s.sent), ("requests denied", s.denied_requests),
+        ("responses denied after fetching", sum(s.responses_denied.values())),
         ("items kept", s.phases[("item", "allow")]), ("people collected", len(s.collected_people)),
         ("platforms", len(s.per_platform())), ("withdrawals seen", len(s.withdrawals)),
     ]
@@ -179,7 +179,7 @@ def render(summary: Summary) -> str:
     stages = sorted({st for st, _ in s.denied})
     denial_rows = [(f"{reason}", [(n, STAGE_COLOURS.get(stage, OTHER), f"stage {stage}")])
                    for (stage, reason), n in s.denials()]
-    platform_rows = [(p, [(a, ALLOW, "allowed"), (d, DENY, "denied")]) for p, a, d in s.per_platform()]
+    platform_rows = [(p, [(a, ALLOW, "sent"), (d, DENY, "denied")]) for p, a, d in s.per_platform()]
     people_rows = [(f"{p}:{sub}" if p != OFF_PLATFORM else sub, [(n, DENY, "denied")])
                    for (p, sub), n in s.top_denied_people()]
 
@@ -188,16 +188,20 @@ def render(summary: Summary) -> str:
                 _legend([("allowed", ALLOW), ("denied", DENY)])),
         _figure("denials", "Denials by stage and reason", bar_chart("denials", denial_rows, "No denials"),
                 _legend([(st, STAGE_COLOURS.get(st, OTHER)) for st in stages]),
-                note="Requests, links and responses denied (item decisions are listed below)." if denial_rows
-                else ""),
-        _figure("platforms", "Decisions per platform", bar_chart("platforms", platform_rows, "No decisions"),
-                _legend([("allowed", ALLOW), ("denied", DENY)])),
+                note="Requests and links denied before they were sent, each once (responses denied after "
+                     "fetching and item decisions are listed below)." if denial_rows else ""),
+        _figure("platforms", "Requests per platform", bar_chart("platforms", platform_rows, "No requests"),
+                _legend([("sent", ALLOW), ("denied before sending", DENY)])),
         _figure("people", "People with the most denied requests",
                 bar_chart("people", people_rows, "No denied request named a person"),
                 note="Subject ids only: the audit log never holds a person's data."),
     ]
 
     tables = []
+    if s.responses_denied:
+        tables.append("<h2>Responses denied after fetching</h2>" + _table(
+            ["stage", "reason", "responses"],
+            [[st, r, n] for (st, r), n in sorted(s.responses_denied.items(), key=lambda kv: -kv[1])]))
     if s.items_denied:
         tables.append("<h2>Items dropped by the guard pipeline</h2>" + _table(
             ["stage", "reason", "items"],

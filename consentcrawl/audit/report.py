@@ -12,6 +12,7 @@ summary shows them with control characters escaped (:func:`safe`), and the HTML 
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import math
 import sys
@@ -36,6 +37,8 @@ TIME_BARS = 60
 NAMED_BAD_LINES = 5
 
 OFF_PLATFORM = "(off platform)"
+#: the phases whose allow is a request sent: the downloader's send-time decision and scrapy-playwright's browser guard
+SEND_PHASES = ("request", "browser")
 
 
 def safe(value: Any, limit: int = 200) -> str:
@@ -67,10 +70,11 @@ class Summary:
     bad_lines: list[BadLine] = field(default_factory=list)  #: the first few of them
     verdicts: Counter[str] = field(default_factory=Counter)
     phases: Counter[tuple[str, str]] = field(default_factory=Counter)  #: (phase, verdict)
-    denied: Counter[tuple[str, str]] = field(default_factory=Counter)  #: (stage, reason), outside the item phase
+    denied: Counter[tuple[str, str]] = field(default_factory=Counter)  #: (stage, reason) of requests not sent
+    responses_denied: Counter[tuple[str, str]] = field(default_factory=Counter)  #: (stage, reason), after fetching
     items_denied: Counter[tuple[str, str]] = field(default_factory=Counter)  #: (stage, reason), item phase
     not_enforced: int = 0  #: report-mode denies that were recorded but not enforced
-    platforms: Counter[tuple[str, str]] = field(default_factory=Counter)  #: (platform, verdict), outside items
+    platforms: Counter[tuple[str, str]] = field(default_factory=Counter)  #: (platform, sent / denied) of requests
     fetched_people: set[tuple[str, str]] = field(default_factory=set)  #: (platform, subject) sent at request time
     collected_people: set[tuple[str, str]] = field(default_factory=set)  #: (platform, subject) of items kept
     denied_people: Counter[tuple[str, str]] = field(default_factory=Counter)  #: denies per (platform, subject)
@@ -118,16 +122,21 @@ class Summary:
                 self.collected_people.add(person)
             elif verdict == "deny":
                 self.items_denied[(stage, reason)] += 1
-        else:
-            self.platforms[(platform, verdict)] += 1
-            if verdict == "allow" and phase == "request" and person:
-                self.fetched_people.add(person)
+        elif phase == "response":  # about a request counted already (sent, or a cache hit): not a request
             if verdict == "deny":
+                self.responses_denied[(stage, reason)] += 1
+        else:
+            if verdict == "deny":
+                self.platforms[(platform, verdict)] += 1
                 self.denied[(stage, reason)] += 1
                 if person:
                     self.denied_people[person] += 1
                 if mode == "report" and not reason.startswith("robots."):
                     self.not_enforced += 1
+            elif phase in SEND_PHASES:
+                self.platforms[(platform, verdict)] += 1
+                if person:
+                    self.fetched_people.add(person)
         self._signals(entry.get("evidence"))
         self._time(entry.get("time"), verdict)
 
@@ -138,6 +147,8 @@ class Summary:
 
     def _event(self, kind: str, entry: dict[str, Any]) -> None:
         self.events[kind] += 1
+        if kind == "send-deferred":  # its allow (counted as sent) did not go: see :attr:`sent`
+            self.platforms[(_text(entry.get("platform"), OFF_PLATFORM), "allow")] -= 1
         if kind == "withdrawal-seen":
             subject = entry.get("subject")
             if subject not in (None, ""):
@@ -217,8 +228,15 @@ class Summary:
 
     @property
     def sent(self) -> int:
-        """Requests allowed at send time (the request phase) and by scrapy-playwright's browser guard."""
-        return self.phases[("request", "allow")] + self.phases[("browser", "allow")]
+        """Requests allowed at send time (the request phase) and by scrapy-playwright's browser guard, less the
+        allows a ``send-deferred`` event says did not go (a distributed crawl's origin turn taken by another
+        worker: the request was decided again, and that line is the one that went)."""
+        return sum(self.phases[(phase, "allow")] for phase in SEND_PHASES) - self.events["send-deferred"]
+
+    @property
+    def denied_requests(self) -> int:
+        """Requests denied before they were sent (dropped at scheduling or at send time, and the like)."""
+        return sum(self.denied.values())
 
 
 def _text(value: Any, default: str = "") -> str:
@@ -269,6 +287,22 @@ class _UnreadableType:
 _Unreadable = _UnreadableType()
 
 
+def log_paths(given: Iterable[str]) -> list[str]:
+    """The logs named on the command line, a pattern (``audit-*.jsonl``, as a distributed crawl's closing line
+    prints it for every worker's log) expanded here when no file has that very name, so it works quoted too.
+    Raises :class:`ConfigError` for a pattern that matches no file."""
+    out: list[str] = []
+    for name in given:
+        if Path(name).exists() or not any(c in name for c in "*?["):
+            out.append(name)
+            continue
+        found = sorted(glob.glob(name))
+        if not found:
+            raise ConfigError("no audit log matches this pattern", source=name)
+        out.extend(found)
+    return out
+
+
 def summarize(paths: Iterable[str | Path]) -> Summary:
     summary = Summary(files=[str(p) for p in paths])
     for entry, where in read_entries(summary.files):
@@ -292,76 +326,6 @@ def format_time(ts: float | None) -> str:
         return f"{ts:.0f} s since 1970"
 
 
-def _person(person: tuple[str, str]) -> str:
-    platform, subject = person
-    return safe(f"{platform}:{subject}" if platform != OFF_PLATFORM else subject)
-
-
-def terminal(summary: Summary) -> str:
-    """The plain-text summary ``audit report`` prints."""
-    s = summary
-    out = [f"audit report: {s.decisions} decisions, {sum(s.events.values())} event lines, in "
-           f"{len(s.files)} log(s): {', '.join(safe(f) for f in s.files)}"]
-    if s.first is not None and s.last is not None:
-        out.append(f"  from {format_time(s.first)} to {format_time(s.last)} ({s.last - s.first:.1f} s)")
-    if s.untimed:
-        out.append(f"  {s.untimed} decisions without a readable time (left out of the chart over time)")
-    if s.purposes:
-        out.append("  purpose: " + ", ".join(f"{safe(p or '-')} ({n})" for p, n in s.purposes.most_common()))
-    if s.modes.get("report"):
-        out.append(f"  report mode: {s.not_enforced} denies recorded but not enforced (only robots.* is)")
-    out.append("")
-    out.append("fetched")
-    out.append(f"  requests allowed at send time:   {s.sent}")
-    out.append(f"  responses allowed (cache hits, redirects, robots tags): {s.phases[('response', 'allow')]}")
-    out.append(f"  people whose pages were fetched: {len(s.fetched_people)}")
-    out.append(f"  items kept:                      {s.phases[('item', 'allow')]}, of "
-               f"{len(s.collected_people)} people (people collected)")
-    out.append("")
-    total = sum(s.denied.values())
-    out.append(f"denied: {total}")
-    if not total:
-        out.append("  (no denials)")
-    for stage in sorted({st for st, _ in s.denied}):
-        by_stage = [(r, n) for (st, r), n in s.denials() if st == stage]
-        out.append(f"  {safe(stage):<9} {sum(n for _, n in by_stage)}")
-        for reason, n in by_stage:
-            out.append(f"    {safe(reason):<36} {n}")
-    if s.items_denied:
-        out.append(f"  items dropped by the guard: {sum(s.items_denied.values())}")
-        for (_, reason), n in sorted(s.items_denied.items(), key=lambda kv: (-kv[1], kv[0])):
-            out.append(f"    {safe(reason):<36} {n}")
-    out.append("")
-    out.append("platforms (allowed / denied)")
-    for platform, allowed, denied in s.per_platform():
-        out.append(f"  {safe(platform):<24} {allowed:>8} / {denied}")
-    top = s.top_denied_people()
-    if top:
-        out.append("")
-        out.append("people with the most denied requests")
-        for person, n in top:
-            out.append(f"  {_person(person):<32} {n}")
-    out.append("")
-    subject_revoked = s.denied[("subject", "subject.revoked")]
-    out.append(f"withdrawals seen: {len(s.withdrawals)} people ({s.events['withdrawal-seen']} event lines); "
-               f"requests denied as revoked: {subject_revoked}")
-    if s.signals:
-        out.append("signals met (decisions citing them)")
-        for (signal, verdict), n in sorted(s.signals.items(), key=lambda kv: (kv[0][0], -kv[1])):
-            out.append(f"  {safe(signal):<20} {safe(verdict):<12} {n}")
-    else:
-        out.append("signals met: none")
-    others = {k: v for k, v in s.events.items() if k != "withdrawal-seen"}
-    if others:
-        out.append("other events: " + ", ".join(f"{safe(k)} {v}" for k, v in sorted(others.items())))
-    if s.bad:
-        out.append("")
-        out.append(f"unreadable lines: {s.bad}")
-        for bad in s.bad_lines:
-            out.append(f"  {safe(bad.path)}:{bad.line}: {bad.why}")
-    return "\n".join(out)
-
-
 # -- the command -----------------------------------------------------------------------------------------------
 
 
@@ -369,14 +333,17 @@ def add_report_parser(audit_subparsers: Any) -> argparse.ArgumentParser:
     """Add ``report`` to the ``consentcrawl audit`` subcommands."""
     report = audit_subparsers.add_parser("report", help="summarize audit logs in the terminal, and optionally as a "
                                                         "self-contained HTML page with charts")
-    report.add_argument("logs", nargs="+", metavar="LOG", help="audit log(s); several (one per worker) add up")
+    report.add_argument("logs", nargs="+", metavar="LOG", help="audit log(s) or a pattern (quoted: audit-*.jsonl); "
+                                                              "several (one per worker) add up")
     report.add_argument("--html", metavar="OUT", help="also write the HTML report to this file")
     report.set_defaults(func=cmd_report)
     return report
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    summary = summarize(args.logs)
+    from .terminal import terminal
+
+    summary = summarize(log_paths(args.logs))
     print(terminal(summary))
     if args.html:
         from .html import render

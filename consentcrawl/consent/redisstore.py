@@ -37,7 +37,7 @@ from .keys import key_function
 from .records import AuthorizationRecord
 from .remote import CACHE_SIZE, MIN_POLL, FeedStore, record_to_json, records_from_json
 
-__all__ = ["DEFAULT_PREFIX", "RedisStore", "import_records"]
+__all__ = ["DEFAULT_PREFIX", "RedisStore", "client_options", "import_records", "list_records"]
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,19 @@ local n = redis.call('INCR', KEYS[2])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'seq', n, 'platform', ARGV[3], 'subject', ARGV[4])
 return n
 """
+
+
+def client_options(timeout: float, **extra: Any) -> dict[str, Any]:
+    """Options for an asynchronous client (this store's, and a distributed crawl's shared state): short timeouts;
+    one immediate retry of a command whose pooled connection the server closed (a restart), so the first command
+    on each pooled connection after a restart is not denied for a stale connection. A server still down fails
+    the retry too: the caller denies."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    return {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry_on_timeout": False,
+            "retry": Retry(NoBackoff(), 1), "retry_on_error": [RedisConnectionError], **extra}
 
 
 @dataclass(frozen=True)
@@ -120,8 +133,8 @@ class RedisStore(FeedStore):
 
         self._last_id = None
         self._client = redis.asyncio.Redis.from_url(
-            self.url.url, socket_timeout=self.block + self.timeout, socket_connect_timeout=self.timeout,
-            decode_responses=True, retry_on_timeout=False)
+            self.url.url, **client_options(self.timeout, socket_timeout=self.block + self.timeout,
+                                           decode_responses=True))
 
     async def _stop(self) -> None:
         client, self._client = self._client, None
@@ -231,3 +244,33 @@ def import_records(url: str, records: Iterable[AuthorizationRecord], *, platform
     finally:
         client.close()
     return RedisImportResult(imported, skipped)
+
+
+def list_records(url: str, platforms: PlatformRegistry) -> list[AuthorizationRecord]:
+    """Every record the Redis store at ``url`` holds, person by person (``SCAN`` over the records' hashes), each
+    validated as a lookup's answer is: for ``consentcrawl purge --withdrawn``, which needs everyone who withdrew.
+    Raises ConfigError naming the store when it cannot be read or holds a record that does not read cleanly."""
+    import redis
+
+    target = parse_redis_url(url)
+    head = f"{target.prefix}:records:"
+    pattern = "".join("\\" + c if c in "*?[]\\" else c for c in head) + "*"
+    names = sorted(platforms.platforms, key=len, reverse=True)  # ``a:b`` before ``a``: the longest name that fits
+    client = redis.Redis.from_url(target.url, socket_timeout=10, socket_connect_timeout=5, decode_responses=True)
+    out: list[AuthorizationRecord] = []
+    try:
+        for name in sorted(client.scan_iter(match=pattern, count=1000)):
+            rest = name[len(head):]
+            platform = next((p for p in names if rest.startswith(p + ":")), None)
+            if platform is None:
+                raise ConfigError(f"{target.source} holds records of a platform that is not configured (key {name!r})",
+                                  target.source)
+            items = [json.loads(value) for value in client.hvals(name)]
+            out.extend(records_from_json(items, target.source, platforms, platform, rest[len(platform) + 1:]))
+    except redis.RedisError as exc:
+        raise ConfigError(f"cannot read {target.source}: {type(exc).__name__}: {exc}", target.source) from None
+    except (ValueError, StoreUnavailable) as exc:  # not JSON, or a record that does not read cleanly
+        raise ConfigError(f"{target.source} holds a record that cannot be read: {exc}", target.source) from None
+    finally:
+        client.close()
+    return out

@@ -103,7 +103,8 @@ class SharedFetches:
                     return await self._fetch_holding(url, fetch)
                 finally:
                     try:
-                        await self.shared.run(client.eval(_RELEASE, 1, lock, holder), "releasing a fetch lock")
+                        await self.shared.run(self.shared.script(_RELEASE)((lock,), (holder,)),
+                                              "releasing a fetch lock")
                     except SharedStateUnavailable:
                         pass  # it lapses by itself after the lock timeout
             if time.monotonic() > deadline:

@@ -48,8 +48,8 @@ async def publish_refusal(shared: SharedState, platform: str, subject: str, evid
     """Tell every worker that ``subject`` (a key) on ``platform`` refused; ``evidence`` (JSON-able: the page URL,
     the text found) is kept with it. True when it was not known before. Raises SharedStateUnavailable."""
     keys = (shared.key("refused"), shared.key("refusals"))
-    new = await shared.run(shared.client.eval(_PUBLISH, 2, *keys, _member(platform, subject),
-                                              json.dumps(evidence, default=str), STREAM_MAXLEN),
+    new = await shared.run(shared.script(_PUBLISH)(keys, (_member(platform, subject),
+                                                          json.dumps(evidence, default=str), STREAM_MAXLEN)),
                            "publishing a refusal")
     return bool(new)
 

@@ -7,7 +7,8 @@ configured, in place of its in-process spacing:
 2. the origin's next turn is reserved in the cluster's schedule and waited for (:mod:`.spacing`);
 3. the authoritative decision is made, with the clock read after the wait;
 4. the send is recorded in the schedule only if the gap since the origin's last send, by any worker, is kept;
-   otherwise the request waits again and is decided again.
+   otherwise a ``send-deferred`` event names the allow that did not go, and the request waits again and is
+   decided again.
 
 Any Redis error denies the request (``error.shared-state-unavailable``, recorded with its cause); the next request
 asks Redis again.
@@ -19,6 +20,7 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from ..decision import Evidence, Stage, deny
+from ..errors import AuditUnavailable
 from ..middlewares import ConsentDenied
 from ..scheduling import error_cause
 from .refusals import REFUSED_ON_PAGE
@@ -57,6 +59,7 @@ async def send_shared(runtime: ConsentRuntime, request: Request, origin_delay: t
             if wait <= 0:
                 return
             runtime.count("consentcrawl/crawl_delay/waited_again")
+            _deferred(runtime, decision, request, wait)
             await asyncio.sleep(wait)
             await _refusal(runtime, request)
         raise SharedStateUnavailable(f"no turn for the origin after {MAX_ROUNDS} tries")
@@ -65,6 +68,18 @@ async def send_shared(runtime: ConsentRuntime, request: Request, origin_delay: t
                                                         evidence=(error_cause(exc, "shared state"),)))
         if runtime.drops(decision):
             raise ConsentDenied(decision) from None
+
+
+def _deferred(runtime: ConsentRuntime, decision: Decision, request: Request, wait: float) -> None:
+    """Say in the audit log that the allow just written did not lead to a send (another worker took the origin's
+    turn): the request is decided again after its wait, so one request has several send-time allows, and
+    ``consentcrawl audit report`` counts a send only for the one that went."""
+    try:
+        fields = {"decision_id": decision.decision_id, "platform": decision.platform, "url": request.url,
+                  "wait": round(wait, 3)}
+        runtime.audit.event("send-deferred", fields, time=runtime.config.now(), durable=False)
+    except AuditUnavailable:  # pragma: no cover - a non-durable event is only queued
+        pass
 
 
 async def _refusal(runtime: ConsentRuntime, request: Request) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
+from ..consent.redisstore import client_options
 from ..errors import ConfigError, ConsentError
 from ..reasons import ERROR_SHARED_STATE_UNAVAILABLE
 from ..settings import read
@@ -77,22 +78,19 @@ def expand_worker(path: str | None) -> str | None:
     return path.replace("{worker}", worker_id()).replace("{pid}", str(os.getpid()))
 
 
+def worker_glob(path: str | None) -> str | None:
+    """The pattern every worker's file of ``path`` matches (``{worker}`` and ``{pid}`` as ``*``); None when
+    ``path`` names one file for every process."""
+    if not path or ("{worker}" not in path and "{pid}" not in path):
+        return None
+    return path.replace("{worker}", "*").replace("{pid}", "*")
+
+
 def public(url: str) -> str:
     """A Redis URL without its password, for logs and evidence."""
     from ..consent.httpapi import public_url
 
     return public_url(url)
-
-
-def client_options(timeout: float, **extra: Any) -> dict[str, Any]:
-    """Options for a client: short timeouts; one immediate retry of a command whose pooled connection the server
-    closed (a restart), so the first command after a restart is not denied for a stale connection."""
-    from redis.asyncio.retry import Retry
-    from redis.backoff import NoBackoff
-    from redis.exceptions import ConnectionError as RedisConnectionError
-
-    return {"socket_timeout": timeout, "socket_connect_timeout": timeout, "retry_on_timeout": False,
-            "retry": Retry(NoBackoff(), 1), "retry_on_error": [RedisConnectionError], **extra}
 
 
 class SharedState:
@@ -105,6 +103,7 @@ class SharedState:
         self.timeout = timeout
         self.worker = worker_id()
         self._client: Any = None
+        self._scripts: dict[str, Any] = {}
         self.down_since: float | None = None
         self.failures = 0
 
@@ -126,6 +125,16 @@ class SharedState:
             self._client = redis.asyncio.Redis.from_url(self.url, **client_options(self.timeout))
         return self._client
 
+    def script(self, source: str) -> Any:
+        """The Lua ``source`` registered with the current client: called with ``(keys, args)``, it is sent by its
+        SHA1 (EVALSHA), and loaded again when the server does not know it (NOSCRIPT: a restarted server), so the
+        script text crosses the network once per server, not with every request."""
+        client = self.client
+        found = self._scripts.get(source)
+        if found is None or found.registered_client is not client:
+            found = self._scripts[source] = client.register_script(source)
+        return found
+
     async def run(self, command: Awaitable[_T], what: str) -> _T:
         """Await one Redis command; any failure is :class:`SharedStateUnavailable` naming ``what`` and the cause."""
         try:
@@ -146,6 +155,7 @@ class SharedState:
 
     async def close(self) -> None:
         client, self._client = self._client, None
+        self._scripts.clear()
         if client is not None:
             try:
                 await client.aclose()

@@ -54,7 +54,7 @@ class SharedSpacing:
         keep = int(max(gap * 2, 60) * 1000)
         keys = (self.shared.key("spacing", origin, "turn"), self.shared.key("spacing", origin, "sent"))
         micros = await self.shared.run(
-            self.shared.client.eval(_SCHEDULE, 2, *keys, mode, int(gap * 1_000_000), keep), "keeping a Crawl-delay")
+            self.shared.script(_SCHEDULE)(keys, (mode, int(gap * 1_000_000), keep)), "keeping a Crawl-delay")
         return max(int(micros), 0) / 1_000_000
 
     async def reserve(self, origin: str, delay: float | None) -> float:

@@ -7,6 +7,7 @@ with why), 2 usage or configuration error (nothing touched).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -79,20 +80,13 @@ def build_selection(args: argparse.Namespace) -> tuple[Selection, str, list[str 
     if args.expired:
         selection.expired_at = now
         return selection, "expired", people, settings, now
-    from ..config import open_store
     from .withdrawn import all_records, withdrawn
 
     source = read(settings, "CONSENTCRAWL_AUTHORIZATIONS")
     if not source:
         raise ConfigError("--withdrawn needs the authorization store (use --authorizations SRC or --settings "
                           "MODULE)", source="CONSENTCRAWL_AUTHORIZATIONS")
-    store = open_store(source, platforms, settings=settings)
-    try:
-        records = all_records(store, source)
-    finally:
-        close = getattr(store, "close", None)
-        if callable(close):
-            close()
+    records = all_records(source, platforms, settings)
     for platform, subject in withdrawn(records, platforms, now):
         people.append(selection.add_person(platform, subject))
     return selection, "withdrawn", people, settings, now
@@ -121,20 +115,30 @@ def cmd_purge(args: argparse.Namespace) -> int:
     report(run, args.dry_run)
     status = EXIT_DONE if run.ok else EXIT_FAILED
     if log is not None:
+        fields = receipts(run, name, people) if people or run.results else []
         try:
-            if people or run.results:
-                now = datetime.now(timezone.utc)
-                write_receipts(log, receipts(run, name, people), now)
+            write_receipts(log, fields, datetime.now(timezone.utc))
             log.close()
         except AuditUnavailable as exc:
-            print(f"consentcrawl purge: the receipt could not be written: {exc}", file=sys.stderr)
-            try:
-                log.close()
-            except AuditUnavailable:
-                pass
+            _receipt_lost(log, fields, exc)
             return EXIT_FAILED
         print(f"receipt: {log.path}")
     return status
+
+
+def _receipt_lost(log: Any, fields: list[dict[str, Any]], exc: AuditUnavailable) -> None:
+    """The data is gone but its proof is not in the log: say so, and print the receipts (subject ids and hashes,
+    no personal data) so the operator can keep them; the removed bytes cannot be hashed again."""
+    try:
+        log.close()
+    except AuditUnavailable:
+        pass
+    print(f"consentcrawl purge: the data above was removed, but its receipt could not be written to {log.path}: "
+          f"{exc}. Keep the receipt(s) below: they are the only record of what was removed. A line the log took "
+          "only part of is cut off (and recorded) by its next writer; `consentcrawl audit verify` shows it until "
+          "then.", file=sys.stderr)
+    for receipt in fields:
+        print(json.dumps({"event": "purge-receipt", **receipt}, sort_keys=True), file=sys.stderr)
 
 
 def report(run: PurgeRun, dry_run: bool) -> None:

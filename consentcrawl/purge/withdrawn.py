@@ -4,8 +4,10 @@ A withdrawal is in force at ``now`` when, for a purpose it names, :func:`~consen
 finds no live grant newer than it: the person is ``subject.revoked`` for that purpose, as a crawl would judge
 them. Their data goes whatever purpose it was collected for (the purge does not read the purpose of each item).
 
-Only stores that can list their records: files (YAML, CSV, JSONL), ``sqlite:///`` and anything iterable. A consent
-API or Redis answers per person; for those, name the people with ``--subject``.
+Only stores that can list their records: files (YAML, CSV, JSONL), ``sqlite:///``, ``redis://`` (a ``SCAN`` over the
+people's hashes) and a store class whose instances are iterable. The consent API's contract
+(``docs/consent-api.md``) answers per person and says what changed, never who exists: for such a store the purge
+stops with a usage error naming it (name the people with ``--subject``), never a purge of no one.
 """
 
 from __future__ import annotations
@@ -24,8 +26,31 @@ from ..terms.platforms import PlatformRegistry
 __all__ = ["all_records", "withdrawn"]
 
 
-def all_records(store: Any, source: str) -> list[AuthorizationRecord]:
-    """Every record ``store`` holds; ConfigError for a store that cannot list them."""
+def all_records(source: str, platforms: PlatformRegistry, settings: Any) -> list[AuthorizationRecord]:
+    """Every record the store ``source`` (CONSENTCRAWL_AUTHORIZATIONS) holds; ConfigError, naming the store, for
+    one that cannot list them or cannot be read."""
+    from ..config import open_store
+    from ..consent.httpapi import public_url
+
+    scheme = source.split("://", 1)[0].lower() if "://" in source else ""
+    if scheme in ("redis", "rediss"):
+        from ..consent.redisstore import list_records
+
+        return list_records(source, platforms)
+    if scheme in ("http", "https"):
+        raise ConfigError(f"the consent API at {public_url(source)} cannot list who has withdrawn (its contract "
+                          "answers one person at a time, and what changed): name the people with --subject",
+                          source="CONSENTCRAWL_AUTHORIZATIONS")
+    store = open_store(source, platforms, settings=settings)
+    try:
+        return _listed(store, source)
+    finally:
+        close = getattr(store, "close", None)
+        if callable(close):
+            close()
+
+
+def _listed(store: Any, source: str) -> list[AuthorizationRecord]:
     from ..consent.sqlite import SQLiteStore
     from ..consent.sqlite_files import uri_path
     from ..consent.sqlite_format import COLUMNS
@@ -44,8 +69,8 @@ def all_records(store: Any, source: str) -> list[AuthorizationRecord]:
         return [store._record(row) for row in rows]
     if isinstance(store, Iterable):
         return list(store)
-    raise ConfigError("this store cannot list its records (a consent API, Redis): name the people with --subject",
-                      source=source)
+    raise ConfigError(f"the authorization store {type(store).__module__}.{type(store).__qualname__} cannot list "
+                      "its records (it is not iterable): name the people with --subject", source=source)
 
 
 def withdrawn(records: Iterable[AuthorizationRecord], platforms: PlatformRegistry,
