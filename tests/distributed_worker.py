@@ -8,9 +8,11 @@ The platform is reached through the test's local server as the HTTP proxy (``htt
 
 from __future__ import annotations
 
+import asyncio
 import faulthandler
 import json
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +58,26 @@ def main(config_path: str) -> None:
 
     crawler.signals.connect(scraped, signal=signals.item_scraped, weak=False)
 
-    def stopped() -> None:
-        # a worker that has closed its spider but does not exit: its threads' stacks go to stderr after 20 s,
-        # which the test shows when it gives up waiting (a hang seen once under a loaded full suite)
-        faulthandler.dump_traceback_later(20, exit=False)
+    def closed() -> None:
+        # a worker that has closed its spider but does not exit (seen once under a loaded full suite): after
+        # 25 s its threads' stacks, asyncio tasks and reactor timers go to stderr, which the test shows
+        loop = asyncio.get_running_loop()
 
-    crawler.signals.connect(stopped, signal=signals.engine_stopped, weak=False)
+        def dump() -> None:
+            faulthandler.dump_traceback()
+            for task in asyncio.all_tasks(loop):
+                task.print_stack(file=sys.stderr)
+            from twisted.internet import reactor
+
+            for call in reactor.getDelayedCalls():  # type: ignore[attr-defined]
+                print("pending reactor call:", call, file=sys.stderr)
+
+        timer = threading.Timer(25, lambda: loop.call_soon_threadsafe(dump))
+        timer.daemon = True
+        timer.start()
+        faulthandler.dump_traceback_later(30, exit=False)  # the threads' stacks even if the loop is stuck
+
+    crawler.signals.connect(closed, signal=signals.spider_closed, weak=False)
     process.crawl(crawler)
     process.start()
     out.close()
