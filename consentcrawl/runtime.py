@@ -185,7 +185,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
 
     def _remember(self, request: Request, url: str, decision: Decision) -> None:
         self._decided[request] = (url, decision)
-        request.meta[META_DECISION] = decision  # for the spider to read; never read back
+        request.meta[META_DECISION] = decision.for_spider()  # for the spider to read; never read back
 
     def nofollow(self, request: Request | None) -> bool:
         """Whether the response to this very request said nofollow."""

@@ -1,0 +1,87 @@
+"""Leaks found by a second, fresh-eyes hunt (issues 11, 13, 14, 16): each a real crawl of the lenient ``people``
+site (:mod:`tests.lenient`), judged by what the server served and by what spider code, logs and files received,
+for a ``ConsentSpider`` and for a plain spider with the ``ADDONS`` line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import scrapy
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+import tests.lenient as lenient
+from consentcrawl.decision import Decision, Evidence, Stage, deny
+from consentcrawl_demo.server import LocalServer
+from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, crawl, make_spider, people_settings, secret_name
+
+BASE = f"http://{HOST}"
+
+
+# --------------------------------------------------------------------------- a refusal's words in an errback
+
+#: what 101 wrote in their bio, next to the hashtag that refuses the crawl
+BIO_SECRET = "SECRET-BIO-101"
+
+
+def _refusing_profile(person: str) -> str:
+    return (f'<html><body><div class="h-card"><h1 class="p-name name">{secret_name(person)}</h1>'
+            f'<p class="p-note">my diary, {BIO_SECRET}, is mine #nobot</p></div></body></html>')
+
+
+class ErrbackLogic(ListLogic):
+    """Requests 101's profile with an errback that keeps the failure (as docs/meta.md shows)."""
+
+    failures: list[Any]
+
+    async def start(self) -> Any:
+        yield scrapy.Request(f"{BASE}/u/101", callback=self.parse, errback=self.failed, dont_filter=True)
+
+    def failed(self, failure: Any) -> None:
+        self.failures.append(failure)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_the_words_of_a_refusal_on_the_page_do_not_reach_the_errback(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """101 is authorized but refuses on their page (``#nobot`` in their bio): the response is denied
+    (``subject.refused-on-page``) and its errback called with the deny. The deny's evidence quotes the bio around
+    the hashtag; that quote is for the audit log, not for spider code: neither ``failure.value.decision`` nor the
+    request's ``meta["consentcrawl_decision"]`` may carry it."""
+    monkeypatch.setattr(lenient, "_profile_html", _refusing_profile)
+    failures: list[Any] = []
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ErrbackLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, failures=failures)
+    assert app.people_served() == ["101"], app.describe()
+    assert not result.seen and not result.items, "the refusing person's page reached a callback"
+    refused = [e for e in result.audit if e.get("reason") == "subject.refused-on-page"]
+    assert refused and BIO_SECRET in str(refused), "control: the audit line keeps the evidence"
+    assert len(failures) == 1, failures
+    decision = failures[0].value.decision
+    assert decision.reason == "subject.refused-on-page" and decision.decision_id == refused[-1]["decision_id"]
+    assert any(e.kind == "refusal-on-page" for e in decision.evidence), "control: the evidence is there, quoteless"
+    handed = repr(decision) + repr(failures[0].request.meta)
+    assert BIO_SECRET not in handed, f"the refusing person's words reached the errback: {handed}"
+
+
+def test_for_spider_leaves_out_page_quotes_and_keeps_everything_else() -> None:
+    quote = Evidence("refusal-on-page", "http://p.example/u/1", {"form": "hashtag.nobot", "raw": "my words #nobot"})
+    owner = Evidence("page-owner", "http://p.example/u/1", {"owner": "http://p.example/users/2", "cause": "x"})
+    other = Evidence("robots.txt", "http://p.example/robots.txt", {"rule": "Allow: /"})
+    decision = deny(Stage.SUBJECT, "subject.refused-on-page", subject="1", platform="p",
+                    evidence=(other, quote, owner))
+    seen = decision.for_spider()
+    assert (seen.reason, seen.subject, seen.platform, seen.decision_id) == (
+        decision.reason, decision.subject, decision.platform, decision.decision_id)
+    assert [e.to_dict() for e in seen.evidence] == [
+        other.to_dict(),
+        {"kind": "refusal-on-page", "source": "http://p.example/u/1", "form": "hashtag.nobot"},
+        {"kind": "page-owner", "source": "http://p.example/u/1", "cause": "x"}]
+    assert "my words" in str(decision.to_dict()), "the audit log's copy is unchanged"
+    plain = Decision(decision.verdict, decision.stage, decision.reason, evidence=(other,))
+    assert plain.for_spider() is plain
