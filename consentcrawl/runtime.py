@@ -34,7 +34,7 @@ from .response import judge_response, wants_nofollow
 from .robots.body import charset, decoded_body
 from .robots.cache import RobotsCache
 from .robots.fetch import RobotsFile
-from .robots.hops import hop_refusal
+from .robots.hops import hop_decision, hop_refusal
 from .robots.meta import parse_meta_robots
 from .robots.scrapyfetch import ScrapyRobotsFetcher
 from .robots.signalfetch import ScrapySignalFetcher
@@ -330,6 +330,18 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
             return None
         self.record(decision, url, None, "robots", time=now)
         return decision.reason
+
+    async def may_send_own(self, url: str) -> str | None:
+        """Send time for one of our own side requests (a robots.txt or signal file hop), decided again as
+        :meth:`may_fetch_robots` does. A hop that fetches a person's page (an authorized one: another one is
+        refused) is a fetch of a person's page like any other: its allow line is on disk before it is sent, and
+        one the audit log does not take refuses it."""
+        now = self.config.now()
+        decision, fetch = await hop_decision(self.decider, url, self.config.purpose, now)
+        if fetch and (not decision.allowed or decision.subject is None):
+            return None  # no one's page: robots.txt and signal files are evidence of the decisions they feed
+        decision = await self.record_grouped(decision, url, None, "robots", time=now)
+        return None if fetch and decision.allowed else decision.reason
 
     async def may_fetch_signal(self, url: str, own_url: bool) -> str | None:
         """A signal file's hop (tdmrep.json, ai.txt, an RSL licence) is fetched only if we would fetch that URL;

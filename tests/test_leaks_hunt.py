@@ -4,6 +4,7 @@ for a ``ConsentSpider`` and for a plain spider with the ``ADDONS`` line."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,17 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 import tests.lenient as lenient
 from consentcrawl.decision import Decision, Evidence, Stage, deny
 from consentcrawl_demo.server import LocalServer
-from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, crawl, make_spider, people_settings, secret_name
+from tests.lenient import (
+    HOST,
+    KINDS,
+    LenientPeople,
+    ListLogic,
+    Robots,
+    crawl,
+    make_spider,
+    people_settings,
+    secret_name,
+)
 
 BASE = f"http://{HOST}"
 
@@ -85,3 +96,34 @@ def test_for_spider_leaves_out_page_quotes_and_keeps_everything_else() -> None:
     assert "my words" in str(decision.to_dict()), "the audit log's copy is unchanged"
     plain = Decision(decision.verdict, decision.stage, decision.reason, evidence=(other,))
     assert plain.for_spider() is plain
+
+
+# --------------------------------------------------------------------------- side requests that fetch a person
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_side_request_that_fetches_a_persons_page_has_its_audit_line(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another site's robots.txt redirects to 101's profile, and names 102's profile as its RSL licence. Both are
+    authorized, so both hops are fetched, as robots.txt's and the licence's own requests: each is a fetch of a
+    person's page and must be in the audit log (an allow, phase ``robots``, naming the person) before it is sent,
+    like any other. 107, named the same way by a third site, is not fetched (control)."""
+    app = LenientPeople(hosts=(HOST, "other.example", "third.example"))
+    app.robots["other.example"] = Robots(location=f"{BASE}/u/101")
+    app.robots["third.example"] = Robots(body=f"User-agent: *\nAllow: /\nLicense: {BASE}/u/102\n"
+                                              f"License: {BASE}/u/107\n")
+    app.page("/page", "<html><body>a page</body></html>")
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=["http://other.example/page", "http://third.example/page"],
+                             follow_links=False)
+    assert sorted(app.people_served()) == ["101", "102"], app.describe()
+    for person in ("101", "102"):
+        arrival = min(app.times_served(person))
+        lines = [e for e in result.audit if e.get("url") == f"{BASE}/u/{person}" and e.get("verdict") == "allow"]
+        assert lines, f"{person}'s page was fetched by a side request with no audit line: {result.denies()}"
+        assert {(e["phase"], e["subject"], e["reason"]) for e in lines} == {("robots", person, "subject.authorized")}
+        assert datetime.fromisoformat(lines[0]["time"]).timestamp() <= arrival, "the line is later than the fetch"
+    assert any(e.get("url") == f"{BASE}/u/107" for e in result.audit if e.get("verdict") == "deny")
