@@ -163,6 +163,10 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
             ", ".join(config.platform_files) or "(none)", config.authorizations_source or "(none)",
             config.audit_log or "(off)",
         )
+        if config.fixed_now is not None:  # a replay setting: a crawl that keeps it decides as of a time gone by
+            logger.warning("consentcrawl: CONSENTCRAWL_NOW is set: every decision is made as of %s, not the clock; "
+                           "withdrawals and expiries after that time are not honoured (for replays and tests only)",
+                           config.fixed_now.isoformat())
 
     @property
     def enforce(self) -> bool:

@@ -4,6 +4,7 @@ for a ``ConsentSpider`` and for a plain spider with the ``ADDONS`` line."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -127,3 +128,27 @@ async def test_a_side_request_that_fetches_a_persons_page_has_its_audit_line(
         assert {(e["phase"], e["subject"], e["reason"]) for e in lines} == {("robots", person, "subject.authorized")}
         assert datetime.fromisoformat(lines[0]["time"]).timestamp() <= arrival, "the line is later than the fetch"
     assert any(e.get("url") == f"{BASE}/u/107" for e in result.audit if e.get("verdict") == "deny")
+
+
+# --------------------------------------------------------------------------- a fixed decision time in a crawl
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_crawl_with_a_fixed_decision_time_says_so_at_warning(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``CONSENTCRAWL_NOW`` (for ``check --now``, replays and tests) in a crawl decides as of that time: 101, who
+    withdrew after it, is fetched. That is what the setting means, so the crawl must not keep it quiet: one
+    WARNING line names the setting and what it costs."""
+    records = [lenient.record_yaml(s) for s in lenient.AUTHORIZED]
+    records.append(lenient.record_yaml("101", revoked_at="2026-11-30T00:00:00Z", evidence="withdrawn"))
+    settings = people_settings(tmp_path, records, CONSENTCRAWL_NOW="2026-06-01T00:00:00Z")
+    app = LenientPeople()
+    with caplog.at_level(logging.INFO), LocalServer(app) as server:
+        await crawl(make_spider(kind, ListLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                    urls=[f"{BASE}/u/101"], follow_links=False)
+    assert app.people_served() == ["101"], "control: as of 2026-06-01, 101 had not withdrawn"
+    warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
+              and "CONSENTCRAWL_NOW" in r.getMessage()]
+    assert len(warned) == 1 and "withdrawals and expiries after that time are not honoured" in warned[0], warned
