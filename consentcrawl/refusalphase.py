@@ -32,7 +32,7 @@ from .errors import AuditUnavailable
 from .recent import Recent
 from .refusals.book import REASON, Refusal
 from .refusals.forms import Found, PageReading, is_activitypub, read_page
-from .robots.body import charset, decoded_body
+from .robots.body import charset, decoded_body, reads_as_html
 from .robots.meta import parse_meta_robots
 
 if TYPE_CHECKING:
@@ -106,7 +106,7 @@ def _read_now(runtime: ConsentRuntime, request: Request, response: Response) -> 
         encoding = response.encoding
     else:
         encoding = charset(response.headers.get(b"Content-Type"))
-    directives = parse_meta_robots(body, token, encoding) if "html" in content_type.lower() else []
+    directives = parse_meta_robots(body, token, encoding) if reads_as_html(content_type) else []
     accept = (request.headers.get(b"Accept") or b"").decode("latin-1")
     return read_page(response.url, response.status, content_type, body, token, encoding=encoding,
                      meta_directives=directives, activitypub_requested=is_activitypub(accept))

@@ -31,7 +31,7 @@ from .refusallog import RefusalLog
 from .refusalphase import FirstPageGate, book_refusals, check_refusals
 from .resolve import form_text
 from .response import judge_response, wants_nofollow
-from .robots.body import charset, decoded_body
+from .robots.body import charset, decoded_body, reads_as_html
 from .robots.cache import RobotsCache
 from .robots.fetch import RobotsFile
 from .robots.hops import hop_decision, hop_refusal
@@ -370,8 +370,8 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
             directives = parse_robots_headers(response.headers, token)
             encoded = response.headers.get(b"Content-Encoding")
             # Scrapy types a response with a Content-Encoding as a plain Response until HttpCompression decodes it
-            if (isinstance(response, TextResponse) or encoded) and b"html" in (
-                    response.headers.get(b"Content-Type") or b"html"):
+            if (isinstance(response, TextResponse) or encoded) and reads_as_html(
+                    response.headers.get(b"Content-Type")):
                 body = decoded_body(response.body, encoded)
                 encoding = response.encoding if isinstance(response, TextResponse) and not encoded else charset(
                     response.headers.get(b"Content-Type"))

@@ -5,6 +5,7 @@ for a ``ConsentSpider`` and for a plain spider with the ``ADDONS`` line."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 import tests.lenient as lenient
 from consentcrawl.decision import Decision, Evidence, Stage, deny
-from consentcrawl_demo.server import LocalServer
+from consentcrawl_demo.server import LocalServer, Response
 from tests.lenient import (
     HOST,
     KINDS,
@@ -152,3 +153,41 @@ async def test_a_crawl_with_a_fixed_decision_time_says_so_at_warning(
     warned = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING
               and "CONSENTCRAWL_NOW" in r.getMessage()]
     assert len(warned) == 1 and "withdrawals and expiries after that time are not honoured" in warned[0], warned
+
+
+# --------------------------------------------------------------------------- a refusal on a page of an odd type
+
+
+@dataclass
+class TypedPeople(LenientPeople):
+    """The lenient site, its profile pages sent with another ``Content-Type`` (None: no such header at all)."""
+
+    profile_type: str | None = "text/html; charset=utf-8"
+
+    def _answer(self, request: Any, path: str, kind: str, person: str | None) -> tuple[str, Response]:
+        kind, response = super()._answer(request, path, kind, person)
+        if kind == "profile":
+            headers = {} if self.profile_type is None else {"Content-Type": self.profile_type}
+            response = Response(response.status, headers, response.body)
+        return kind, response
+
+
+@pytest.mark.parametrize("profile_type", ["text/plain; charset=utf-8", "application/octet-stream", "text/htm",
+                                          None])
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_refusal_on_a_page_sent_with_another_content_type_is_read(
+    kind: str, profile_type: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """101 refuses in their bio, on a page the site sends as ``text/plain``, ``application/octet-stream``, a
+    misspelt type or none. Scrapy still hands it to the callback as a text response that ``.css()`` parses as
+    HTML, so the page must be read for refusals as HTML: it is denied, and 101's next page is not fetched."""
+    monkeypatch.setattr(lenient, "_profile_html", _refusing_profile)
+    app = TypedPeople(profile_type=profile_type)
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/u/101", 1.0, f"{BASE}/u/101/posts"],
+                             follow_links=False)
+    assert app.people_served() == ["101"], f"101's next page was fetched after they refused\n{app.describe()}"
+    assert not result.seen and secret_name("101") not in str(result.items), f"a callback got it: {result.seen}"
+    assert any(e.get("reason") == "subject.refused-on-page" for e in result.audit), result.denies()

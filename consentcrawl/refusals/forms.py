@@ -36,6 +36,7 @@ from urllib.parse import urljoin, urlsplit
 
 import lxml.etree
 
+from ..robots.body import reads_as_html
 from .purposes import HASHTAGS, purposes_of
 
 __all__ = ["Found", "PageReading", "hashtags", "read_actor", "read_bluesky", "read_html_profile",
@@ -406,7 +407,7 @@ def read_page(url: str, status: int, content_type: str, body: bytes, token: str,
                 raise ValueError(f"the ActivityPub document is not JSON: {exc}") from None
             return PageReading()
         return read_actor(doc, token) or read_bluesky(doc, token) or PageReading()
-    if "html" in ct or (not ct and body.lstrip()[:1] == b"<"):
+    if reads_as_html(ct):
         fields, profile = _html_profile(body, url, token, encoding)
         return PageReading(tuple(read_meta_robots(meta_directives) + fields), None, "html", profile=profile)
     return PageReading()

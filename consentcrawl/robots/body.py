@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import zlib
 
-__all__ = ["charset", "decoded_body"]
+__all__ = ["charset", "decoded_body", "reads_as_html"]
 
 #: more than this decompressed is not read for tags (a decompression bomb): the page is denied
 MAX_DECODED = 32 * 1024 * 1024
@@ -68,6 +68,20 @@ def _other(module: str, body: bytes, limit: int) -> bytes:
     if len(out) > limit:
         raise ValueError(f"the body decompresses to more than {limit} bytes")
     return out
+
+
+def reads_as_html(content_type: bytes | str | None) -> bool:
+    """Whether a page with this ``Content-Type`` is read as HTML (its meta tags, a refusal in a bio, its
+    ``<link rel="license">``): anything but JSON and XML, XHTML being HTML.
+
+    What the type claims does not stop a spider: Scrapy sniffs a page sent as ``text/plain``, as
+    ``application/octet-stream``, with a misspelt type or with none, and hands it to the callback as a text
+    response whose ``.css()`` parses it as HTML. So what the page says is read whatever its type claims; reading
+    a page that turns out not to be HTML finds nothing (the readers look for their markup bytes first)."""
+    if content_type is None:
+        return True
+    ct = (content_type.decode("latin-1") if isinstance(content_type, bytes) else content_type).lower()
+    return "html" in ct or not ("json" in ct or "xml" in ct)
 
 
 def charset(content_type: bytes | None) -> str:
