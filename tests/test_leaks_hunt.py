@@ -191,3 +191,26 @@ async def test_a_refusal_on_a_page_sent_with_another_content_type_is_read(
     assert app.people_served() == ["101"], f"101's next page was fetched after they refused\n{app.describe()}"
     assert not result.seen and secret_name("101") not in str(result.items), f"a callback got it: {result.seen}"
     assert any(e.get("reason") == "subject.refused-on-page" for e in result.audit), result.denies()
+
+
+# --------------------------------------------------------------------------- PHP's parameter names
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_query_parameter_name_with_leading_spaces_is_read_as_php_reads_it(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PHP drops leading spaces from parameter names: ``/profile.php?%20id=107`` and ``?+id=108`` are ``id``, and
+    the lenient site serves 107 and 108 for them. They must be read as those people, not as "no profile"."""
+    hrefs = ["/profile.php?%20id=107", "/profile.php?+id=108", "/profile.php?%20%20id=109&x=1", "/u/101"]
+    for href in hrefs[:3]:
+        assert lenient.person_of_url(href) is not None, href  # what the site reads
+    app = LenientPeople().links_page("/spellings", hrefs)
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/spellings"])
+    assert "101" in app.people_served(), app.describe()
+    assert not {"107", "108", "109"} & set(app.people_served()), app.describe()
+    denied = {e["url"] for e in result.audit if e.get("verdict") == "deny" and "profile.php" in e.get("url", "")}
+    assert len(denied) == 3, result.denies()
