@@ -32,7 +32,7 @@ from .errors import AuditUnavailable
 from .recent import Recent
 from .refusals.book import REASON, Refusal
 from .refusals.forms import Found, PageReading, is_activitypub, read_page
-from .robots.body import charset, decoded_body, reads_as_html
+from .robots.body import decoded_body, page_encoding, reads_as_html
 from .robots.meta import parse_meta_robots
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ def _read_now(runtime: ConsentRuntime, request: Request, response: Response) -> 
     if isinstance(response, TextResponse) and not encoded:
         encoding = response.encoding
     else:
-        encoding = charset(response.headers.get(b"Content-Type"))
+        encoding = page_encoding(response.headers.get(b"Content-Type"), body)
     directives = parse_meta_robots(body, token, encoding) if reads_as_html(content_type) else []
     accept = (request.headers.get(b"Accept") or b"").decode("latin-1")
     return read_page(response.url, response.status, content_type, body, token, encoding=encoding,

@@ -31,7 +31,7 @@ from .refusallog import RefusalLog
 from .refusalphase import FirstPageGate, book_refusals, check_refusals
 from .resolve import form_text
 from .response import judge_response, wants_nofollow
-from .robots.body import charset, decoded_body, reads_as_html
+from .robots.body import decoded_body, page_encoding, reads_as_html
 from .robots.cache import RobotsCache
 from .robots.fetch import RobotsFile
 from .robots.hops import hop_decision, hop_refusal
@@ -373,8 +373,8 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
             if (isinstance(response, TextResponse) or encoded) and reads_as_html(
                     response.headers.get(b"Content-Type")):
                 body = decoded_body(response.body, encoded)
-                encoding = response.encoding if isinstance(response, TextResponse) and not encoded else charset(
-                    response.headers.get(b"Content-Type"))
+                encoding = response.encoding if isinstance(response, TextResponse) and not encoded else page_encoding(
+                    response.headers.get(b"Content-Type"), body)
                 directives += parse_meta_robots(body, token, encoding)
         except Exception as exc:  # noqa: BLE001 - a crash reading the signals must deny, not skip them
             decision = deny(Stage.ERROR, "error.internal", subject=prior.subject, platform=prior.platform,

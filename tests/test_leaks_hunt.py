@@ -4,6 +4,7 @@ for a ``ConsentSpider`` and for a plain spider with the ``ADDONS`` line."""
 
 from __future__ import annotations
 
+import gzip
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -214,3 +215,36 @@ async def test_a_query_parameter_name_with_leading_spaces_is_read_as_php_reads_i
     assert not {"107", "108", "109"} & set(app.people_served()), app.describe()
     denied = {e["url"] for e in result.audit if e.get("verdict") == "deny" and "profile.php" in e.get("url", "")}
     assert len(denied) == 3, result.denies()
+
+
+# --------------------------------------------------------------------------- a refusal on a compressed UTF-16 page
+
+
+@dataclass
+class EncodedPeople(LenientPeople):
+    """The lenient site, its profile pages in UTF-16 (with a byte order mark, the only sign of it), gzip-compressed."""
+
+    def _answer(self, request: Any, path: str, kind: str, person: str | None) -> tuple[str, Response]:
+        kind, response = super()._answer(request, path, kind, person)
+        if kind == "profile":
+            body = gzip.compress(response.body_bytes().decode("utf-8").encode("utf-16"))
+            response = Response(response.status, {"Content-Type": "text/html", "Content-Encoding": "gzip"}, body)
+        return kind, response
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_refusal_on_a_compressed_utf16_page_is_read(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The page is read for refusals before Scrapy decompresses it, so the reader decompresses it itself; it must
+    then find the encoding as Scrapy will (the byte order mark), or the callback parses a page whose refusal
+    nobody read."""
+    monkeypatch.setattr(lenient, "_profile_html", _refusing_profile)
+    app = EncodedPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/u/101", 1.0, f"{BASE}/u/101/posts"],
+                             follow_links=False)
+    assert app.people_served() == ["101"], f"101's next page was fetched after they refused\n{app.describe()}"
+    assert not result.seen and secret_name("101") not in str(result.items), f"a callback got it: {result.seen}"
