@@ -5,6 +5,7 @@ for a ``ConsentSpider`` and for a plain spider with the ``ADDONS`` line."""
 from __future__ import annotations
 
 import gzip
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -248,3 +249,27 @@ async def test_a_refusal_on_a_compressed_utf16_page_is_read(
                              follow_links=False)
     assert app.people_served() == ["101"], f"101's next page was fetched after they refused\n{app.describe()}"
     assert not result.seen and secret_name("101") not in str(result.items), f"a callback got it: {result.seen}"
+
+
+def _actor(person: str) -> str:
+    return json.dumps({"@context": "https://www.w3.org/ns/activitystreams", "type": "Person",
+                       "id": f"{BASE}/u/{person}", "name": secret_name(person), "indexable": False})
+
+
+@pytest.mark.parametrize("profile_type", ["text/plain; charset=utf-8", None, "application/octet-stream"])
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_an_actor_document_sent_with_another_content_type_is_read(
+    kind: str, profile_type: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """101's ActivityPub actor says ``"indexable": false`` (no research use, Mastodon's opt-in), on a page the
+    site sends as text or with no type. A callback reads it with ``json.loads(response.text)`` all the same, so it
+    is read as an actor: denied, and 101's next page not fetched."""
+    monkeypatch.setattr(lenient, "_profile_html", _actor)
+    app = TypedPeople(profile_type=profile_type)
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/u/101", 1.0, f"{BASE}/u/101/posts"],
+                             follow_links=False)
+    assert app.people_served() == ["101"], f"101's next page was fetched after they refused\n{app.describe()}"
+    assert not result.seen, f"a callback got it: {result.seen}"
