@@ -273,3 +273,37 @@ async def test_an_actor_document_sent_with_another_content_type_is_read(
                              follow_links=False)
     assert app.people_served() == ["101"], f"101's next page was fetched after they refused\n{app.describe()}"
     assert not result.seen, f"a callback got it: {result.seen}"
+
+
+# --------------------------------------------------------------------------- the browser guard's error line
+
+
+@deferred_f_from_coro_f
+async def test_a_browser_request_that_cannot_be_decided_is_blocked_without_its_url_at_error(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """scrapy-playwright's guard blocks a request it could not decide, and says so at ERROR; the URL (a person's
+    page, perhaps one who did not authorize the crawl) and the exception's text stay at DEBUG."""
+    from scrapy.utils.test import get_crawler
+
+    import consentcrawl.browser as browser_module
+
+    class Session:
+        sent: list[str] = []
+
+        async def send(self, method: str, params: dict[str, Any]) -> None:
+            self.sent.append(method)
+
+    class Exploding:
+        async def decide_url_now(self, url: str, *, phase: str = "browser") -> Any:
+            raise RuntimeError(f"could not read {url}")
+
+    session = Session()
+    gate = browser_module._RequestGate(get_crawler(settings_dict={}), session)
+    monkeypatch.setattr(browser_module, "get_runtime", lambda crawler: Exploding())
+    with caplog.at_level(logging.DEBUG):
+        await gate.answer({"requestId": "1", "request": {"url": f"{BASE}/u/107", "method": "GET"}})
+    assert session.sent == ["Fetch.failRequest"]
+    errors = [logging.Formatter().format(r) for r in caplog.records if r.levelno >= logging.INFO]
+    assert errors and not any("/u/107" in line for line in errors), errors
+    assert any("/u/107" in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG), "control"
