@@ -5,7 +5,9 @@ line.
 - the audit log is fdatasync'ed by default, each allow's line before its request reaches the server;
 - report mode's closing summary says "would deny";
 - ``consentcrawl check`` outside a project (no platform) is a usage error, not an allow, and fetches nothing;
-- ``consentcrawl check`` and a crawl built from the same settings agree on ``CONSENTCRAWL_MAX_CRAWL_DELAY``.
+- ``consentcrawl check`` and a crawl built from the same settings agree on ``CONSENTCRAWL_MAX_CRAWL_DELAY``;
+- a withdrawal appended to a CSV store mid-crawl stops the fetches within 2 s (case 9, third format);
+- the add-on says, truthfully, that it took Scrapy's RobotsTxtMiddleware out.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +27,8 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 import consentcrawl.audit.log as audit_log
 from consentcrawl.cli import main
 from consentcrawl_demo.server import LocalServer
-from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, Robots, crawl, make_spider, people_settings
+from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, Robots, crawl, iso, make_spider, people_settings
+from tests.test_send_time import GRACE, RepeatLogic
 
 BASE = f"http://{HOST}"
 
@@ -142,3 +146,70 @@ async def test_check_and_the_crawl_agree_on_max_crawl_delay(
     assert crawl_reasons == {"robots.crawl-delay"}, crawl_reasons
     assert code == 1, (out, err)
     assert json.loads(out)["reason"] == "robots.crawl-delay", out
+
+
+# --------------------------------------------------------------------------- a CSV store is live too
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_withdrawal_appended_to_a_csv_store_mid_crawl_stops_the_fetches(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 11, case 9, for CSV (YAML: tests/test_send_time.py; JSONL: tests/test_file_stores.py): a withdrawal
+    row appended to the authorizations CSV while the crawl requests 101 and 102 again and again; no fetch of 101
+    more than 2 s after the write."""
+    path = tmp_path / "authorizations.csv"
+    rows = ["platform,subject,purposes,granted_at,revoked_at,evidence"]
+    rows += [f"people,{s},research,2026-01-01T00:00:00Z,,consent form" for s in ("101", "102", "103")]
+    path.write_text("\n".join(rows) + "\n")
+    settings = people_settings(tmp_path)
+    settings["CONSENTCRAWL_AUTHORIZATIONS"] = str(path)
+    written: list[float] = []
+
+    def withdraw() -> None:
+        with path.open("a") as f:  # one write, as another process appending a row
+            f.write(f"people,101,research,2026-01-01T00:00:00Z,{iso(time.time())},withdrawn mid-crawl\n")
+            f.flush()
+            os.fsync(f.fileno())
+        written.append(time.time())
+
+    app = LenientPeople()
+    timer = threading.Timer(2.5, withdraw)
+    with LocalServer(app) as server:
+        timer.start()
+        try:
+            result = await crawl(make_spider(kind, RepeatLogic), settings, proxy=server.proxy,
+                                 monkeypatch=monkeypatch, follow_links=False)
+        finally:
+            timer.cancel()
+    assert written, "the withdrawal was not written during the crawl"
+    write = written[0]
+    assert any(t < write for t in app.times_served("101")), f"control: 101 not served before\n{app.describe()}"
+    assert any(t > write + GRACE + 1 for t in app.times_served("102")), f"control: the crawl went on\n{app.describe()}"
+    late = [round(t - write, 2) for t in app.times_served("101") if t > write + GRACE]
+    assert not late, f"101 fetched after withdrawing (s after the write): {late}"
+    assert any(e["reason"] == "subject.revoked" for e in result.audit if e.get("subject") == "101")
+
+
+# --------------------------------------------------------------------------- the add-on says what it did
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_the_addon_says_it_took_scrapys_robots_middleware_out(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """``ROBOTSTXT_OBEY = True`` in the project (as ``scrapy startproject`` writes it): the add-on takes Scrapy's
+    fail-open RobotsTxtMiddleware out, says so in one INFO line, and that is what the crawl ran with (one
+    robots.txt fetch, ours)."""
+    settings = people_settings(tmp_path, ROBOTSTXT_OBEY=True, LOG_LEVEL="INFO")
+    app = LenientPeople()
+    with caplog.at_level(logging.INFO), LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=[f"{BASE}/u/101"], follow_links=False)
+    said = [r.getMessage() for r in caplog.records if "RobotsTxtMiddleware" in r.getMessage()]
+    assert len(said) == 1 and "removed" in said[0] and "ROBOTSTXT_OBEY set to False" in said[0], said
+    assert "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware" not in result.components[
+        "downloader_middlewares"]
+    assert len(app.robots_fetches()) == 1 and app.people_served() == ["101"], app.describe()
