@@ -307,3 +307,59 @@ async def test_a_browser_request_that_cannot_be_decided_is_blocked_without_its_u
     errors = [logging.Formatter().format(r) for r in caplog.records if r.levelno >= logging.INFO]
     assert errors and not any("/u/107" in line for line in errors), errors
     assert any("/u/107" in r.getMessage() for r in caplog.records if r.levelno == logging.DEBUG), "control"
+
+
+# --------------------------------------------------------------------------- a project component nearer the network
+
+
+class SeeingSpiderMiddleware:
+    """A project's spider middleware numbered above consentcrawl's (say, one that logs every link): what it sees."""
+
+    seen: list[str] = []
+
+    async def process_spider_output(self, response: Any, result: Any) -> Any:
+        async for obj in result:
+            if isinstance(obj, scrapy.Request):
+                SeeingSpiderMiddleware.seen.append(obj.url)
+            yield obj
+
+
+class SeeingDownloaderMiddleware:
+    """A project's downloader middleware numbered above consentcrawl's response phase (say, one that archives every
+    response): the bodies it sees."""
+
+    seen: list[bytes] = []
+
+    def process_response(self, request: Any, response: Any) -> Any:
+        SeeingDownloaderMiddleware.seen.append(response.body)
+        return response
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_project_component_numbered_above_consentcrawls_does_not_see_what_it_drops(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A spider middleware at 20000 and a downloader middleware at 990 would meet a callback's output and the
+    network's responses before consentcrawl's (10000 and 950). The add-on moves its own outermost, as it moves the
+    guard pipeline first, and says so: the links to people who did not authorize the crawl and the page of a person
+    who refused on it never reach the project's components."""
+    monkeypatch.setattr(lenient, "_profile_html", _refusing_profile)  # every profile refuses (#nobot)
+    monkeypatch.setattr(SeeingSpiderMiddleware, "seen", [])
+    monkeypatch.setattr(SeeingDownloaderMiddleware, "seen", [])
+    settings = people_settings(
+        tmp_path, SPIDER_MIDDLEWARES={"tests.test_leaks_hunt.SeeingSpiderMiddleware": 20000},
+        DOWNLOADER_MIDDLEWARES={"tests.test_leaks_hunt.SeeingDownloaderMiddleware": 990})
+    app = LenientPeople()
+    with caplog.at_level(logging.INFO), LocalServer(app) as server:
+        await crawl(make_spider(kind, ListLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                    urls=[f"{BASE}/people?page=1"])
+    assert "101" in app.people_served(), app.describe()  # authorized: fetched, then denied for its #nobot
+    links = SeeingSpiderMiddleware.seen
+    assert any(u.endswith("/u/101") for u in links), f"control: the project middleware saw links: {links}"
+    assert not [u for u in links if u.rsplit("/", 1)[-1] in {str(i) for i in range(104, 111)}], links
+    assert SeeingDownloaderMiddleware.seen, "control: the project middleware saw responses"
+    assert not [b for b in SeeingDownloaderMiddleware.seen if secret_name("101").encode() in b], \
+        "the page of a person who refused on it reached the project's downloader middleware"
+    moved = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "runs at" in r.getMessage()]
+    assert len(moved) == 2, moved
