@@ -4,6 +4,7 @@ for a ``ConsentSpider`` and for a plain spider with the ``ADDONS`` line."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 import logging
@@ -363,3 +364,50 @@ async def test_a_project_component_numbered_above_consentcrawls_does_not_see_wha
         "the page of a person who refused on it reached the project's downloader middleware"
     moved = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "runs at" in r.getMessage()]
     assert len(moved) == 2, moved
+
+
+# --------------------------------------------------------------------------- a part of a page
+
+
+@dataclass
+class RangePeople(LenientPeople):
+    """The lenient site, answering a ``Range: bytes=0-N`` request for a profile with ``206`` and those bytes."""
+
+    parts: int = 0  #: 206 answers given
+
+    def __call__(self, request: Any, headers: dict[str, str]) -> Response | None:
+        response = super().__call__(request, headers)
+        wanted = {k.lower(): v for k, v in headers.items()}.get("range", "")
+        if response is not None and response.status == 200 and wanted.startswith("bytes=0-"):
+            end = int(wanted.removeprefix("bytes=0-")) + 1
+            body = response.body_bytes()
+            self.parts += 1
+            response = Response(206, {**dict(response.header_pairs()),
+                                      "Content-Range": f"bytes 0-{end - 1}/{len(body)}"}, body[:end])
+        return response
+
+
+class RangeLogic(ListLogic):
+    """Fetches the first 120 bytes of 101's profile (enough for the name, not for the bio), then the page below it."""
+
+    async def start(self) -> Any:
+        yield scrapy.Request(f"{BASE}/u/101", headers={"Range": "bytes=0-119"}, callback=self.parse)
+        await asyncio.sleep(1.0)
+        yield scrapy.Request(f"{BASE}/u/101/posts", callback=self.parse)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_part_of_a_persons_page_is_not_used_as_if_it_had_no_refusal(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A ``206`` answer to a range request holds part of a page: the part a refusal is in may be missing (here the
+    bio with ``#nobot``; the name is there). What the person says cannot be read, so the part is not used, and
+    their next page is not fetched as if their page had been read."""
+    monkeypatch.setattr(lenient, "_profile_html", _refusing_profile)
+    app = RangePeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, RangeLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, follow_links=False)
+    assert app.parts == 1, f"control: a part was served\n{app.describe()}"
+    assert not result.seen and secret_name("101") not in str(result.items), f"a callback got it: {result.seen}"
