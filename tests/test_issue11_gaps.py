@@ -7,7 +7,8 @@ line.
 - ``consentcrawl check`` outside a project (no platform) is a usage error, not an allow, and fetches nothing;
 - ``consentcrawl check`` and a crawl built from the same settings agree on ``CONSENTCRAWL_MAX_CRAWL_DELAY``;
 - a withdrawal appended to a CSV store mid-crawl stops the fetches within 2 s (case 9, third format);
-- the add-on says, truthfully, that it took Scrapy's RobotsTxtMiddleware out.
+- the add-on says, truthfully, that it took Scrapy's RobotsTxtMiddleware out;
+- an item-phase `terms.*` deny names the person and carries its evidence.
 """
 
 from __future__ import annotations
@@ -213,3 +214,45 @@ async def test_the_addon_says_it_took_scrapys_robots_middleware_out(
     assert "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware" not in result.components[
         "downloader_middlewares"]
     assert len(app.robots_fetches()) == 1 and app.people_served() == ["101"], app.describe()
+
+
+# --------------------------------------------------------------------------- item-phase terms denies carry evidence
+
+CLOSED_PLATFORM = """  closed:
+    domains: [closed.example]
+    authorization: {purposes: [archiving], reference: "archive agreement", valid_from: 2026-01-01,
+                    valid_until: 2030-01-01}
+    profiles: ["/u/{subject}"]
+"""
+
+
+class OffPlatformItemLogic(ListLogic):
+    """An off-platform page yields an item about a person of a platform whose grant does not cover the purpose."""
+
+    def parse(self, response: Any) -> Any:
+        self.seen.append(response.url)
+        yield {"platform": "closed", "subject": "5", "name": "SECRET-NAME-closed-5"}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_an_item_phase_terms_deny_names_the_person_and_carries_its_evidence(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The item is dropped (``terms.purpose``: the platform grants archiving, the crawl is for research) and its
+    audit line, phase ``item``, names the platform and the person and cites the platform's grant."""
+    settings = people_settings(tmp_path)
+    platforms = Path(settings["CONSENTCRAWL_PLATFORMS"])
+    platforms.write_text(platforms.read_text() + CLOSED_PLATFORM)
+    app = LenientPeople(hosts=(HOST, "other.example")).page("/page", "<html><body>a page</body></html>")
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, OffPlatformItemLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=["http://other.example/page"], follow_links=False)
+    assert result.seen == ["http://other.example/page"], "control: the page was used"
+    assert not result.items and "SECRET-NAME-closed-5" not in str(result.items)
+    lines = [e for e in result.audit if e.get("phase") == "item"]
+    assert len(lines) == 1, lines
+    line = lines[0]
+    assert (line["verdict"], line["reason"], line["platform"], line["subject"]) == ("deny", "terms.purpose", "closed",
+                                                                                     "5"), line
+    assert any(e.get("kind") == "platform-authorization" for e in line["evidence"]), line["evidence"]
