@@ -42,7 +42,7 @@ from .robots.tags import parse_robots_headers
 from .scheduling import LinkScheduling, bad_url, error_cause
 from .signalphase import check_signals, decide_full
 from .signals.fetch import SignalFileCache
-from .startup import check_handlers, check_pipelines
+from .startup import check_handlers, check_outermost, check_pipelines
 from .withdrawals import WithdrawalWatch
 
 if TYPE_CHECKING:
@@ -134,6 +134,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         self.site_signals = _signal_fetcher(self.robots, config, self.may_fetch_signal)
         check_handlers(crawler)
         check_pipelines(crawler)
+        check_outermost(crawler)
         self.audit = AuditLog(config.audit_log, sync=config.audit_sync,
                               header=chain_header(config, crawler.settings) if config.audit_log else None)
         #: the operator's refusal log, appended to as refusals are found on pages (None: this crawl only)

@@ -411,3 +411,38 @@ async def test_a_part_of_a_persons_page_is_not_used_as_if_it_had_no_refusal(
                              monkeypatch=monkeypatch, follow_links=False)
     assert app.parts == 1, f"control: a part was served\n{app.describe()}"
     assert not result.seen and secret_name("101") not in str(result.items), f"a callback got it: {result.seen}"
+
+
+class LaterSpiderMiddlewareAddon:
+    """An add-on applied after consentcrawl's that puts a spider middleware above consentcrawl's."""
+
+    def update_settings(self, settings: Any) -> None:
+        settings["SPIDER_MIDDLEWARES"].set(f"{__name__}.SeeingSpiderMiddleware", 50000, "addon")
+
+
+class LaterDownloaderMiddlewareAddon:
+    """An add-on applied after consentcrawl's that puts a downloader middleware above the response phase."""
+
+    def update_settings(self, settings: Any) -> None:
+        settings["DOWNLOADER_MIDDLEWARES"].set(f"{__name__}.SeeingDownloaderMiddleware", 5000, "addon")
+
+
+@pytest.mark.parametrize(("addon", "setting"), [(LaterSpiderMiddlewareAddon, "SPIDER_MIDDLEWARES"),
+                                                (LaterDownloaderMiddlewareAddon, "DOWNLOADER_MIDDLEWARES")])
+@deferred_f_from_coro_f
+async def test_a_later_add_on_numbering_a_component_above_consentcrawls_stops_the_crawl(
+    addon: type, setting: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An add-on applied after consentcrawl's (a higher number in ``ADDONS``) cannot be renumbered by it: the crawl
+    refuses to start, with one CRITICAL line naming the setting, and nothing is fetched."""
+    monkeypatch.setattr(SeeingSpiderMiddleware, "seen", [])
+    spider = make_spider("ADDONS", ListLogic)
+    spider.custom_settings = {"ADDONS": {"consentcrawl.Addon": 0, f"{__name__}.{addon.__name__}": 500}}
+    app = LenientPeople()
+    with caplog.at_level(logging.INFO), LocalServer(app) as server:
+        result = await crawl(spider, people_settings(tmp_path), proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=[f"{BASE}/people?page=1"])
+    assert app.served == [], app.describe()
+    assert result.stats.get("finish_reason") == "consentcrawl_config_error", result.stats.get("finish_reason")
+    critical = [r.getMessage() for r in caplog.records if r.levelno >= logging.CRITICAL]
+    assert len(critical) == 1 and setting in critical[0], critical
