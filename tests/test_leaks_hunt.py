@@ -446,3 +446,41 @@ async def test_a_later_add_on_numbering_a_component_above_consentcrawls_stops_th
     assert result.stats.get("finish_reason") == "consentcrawl_config_error", result.stats.get("finish_reason")
     critical = [r.getMessage() for r in caplog.records if r.levelno >= logging.CRITICAL]
     assert len(critical) == 1 and setting in critical[0], critical
+
+
+# --------------------------------------------------------------------------- seeds pushed to Redis
+
+
+@pytest.mark.parametrize("kind", ["ConsentSpider", "ADDONS"])
+def test_seeds_pushed_to_redis_naming_people_who_did_not_authorize_are_not_fetched(
+    kind: str, redis_server: Any, tmp_path: Path,
+) -> None:
+    """A distributed worker reads seeds from its Redis start key: plain URLs and JSON entries with meta. A seed
+    for 107, a lenient spelling of 108 under 101's path, and one whose meta names 101 for 109's URL are decided
+    like any start request: only 101 is fetched (the site's served log)."""
+    from tests.test_distributed import SEEDS, Workers, grant, worker_settings
+
+    settings = worker_settings(redis_server.url, tmp_path, CONSENTCRAWL_REDIS_IDLE_CLOSE=1)
+    grant(redis_server.url + "?prefix=auth", tmp_path, ["101"])
+    seeds = [f"{BASE}/u/107", f"{BASE}/u/101/..%2F108",
+             json.dumps({"url": f"{BASE}/u/109", "meta": {"consentcrawl_subject": "people:101"}}),
+             json.dumps({"url": f"{BASE}/u/110", "meta": {"consentcrawl_decision": "allow", "dont_filter": True}}),
+             f"{BASE}/u/101"]
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        workers = Workers(tmp_path, server)
+        try:
+            workers.start(settings, [kind])
+            workers.wait_open()
+            import redis
+
+            client = redis.Redis.from_url(redis_server.url)
+            try:
+                client.rpush(SEEDS, *seeds)
+            finally:
+                client.close()
+            codes = workers.wait()
+        finally:
+            workers.kill()
+    assert codes == [0], workers.describe()
+    assert app.people_served() == ["101"], app.describe()
