@@ -58,6 +58,30 @@ def _top(settings: BaseSettings, name: str) -> int:
     return max(settings.getpriority(name) or 0, SETTINGS_PRIORITIES["addon"])
 
 
+def _outermost(settings: BaseSettings, name: str, component: type, what: str) -> None:
+    """Number ``component`` above every other entry of ``name``, whatever number the project gave it: the
+    spider middleware must meet a callback's output (a denied link, a denied page's output) before any other spider
+    middleware, and the response phase (it has only ``process_response``, run in decreasing order) must meet a
+    response before any other downloader middleware, as the guard pipeline comes before every pipeline. A project
+    component numbered above it (one that logs every link, archives every response) would otherwise see what
+    consentcrawl drops."""
+    merged = settings.getwithbase(name)
+    ours = _path(component)
+    others = [n for k, n in merged.items() if _path(k) != ours and n is not None]
+    if not others:
+        return
+    last = max(others)
+    entries = settings[name]
+    for key in [k for k in merged if _path(k) == ours] or [ours]:
+        number = merged.get(key)
+        if number is not None and number > last:
+            continue
+        moved = last + 1
+        logger.warning("consentcrawl: %s gave %s %s, not above every other entry (last: %s); it runs at %s so "
+                       "it %s first", name, component.__name__, number, last, moved, what)
+        entries.set(key, moved, max(entries.getpriority(key) or 0, SETTINGS_PRIORITIES["addon"]))
+
+
 class Addon:
     """Installs the consent components, the send-time download handler, and takes out what would undercut them:
     Scrapy's own robots.txt middleware (it fails open) and, unless the project asked for it, RemoteControl."""
@@ -87,6 +111,8 @@ class Addon:
             settings.setdefault_in_component_priority_dict("EXTENSIONS", RedisSeeds, 0)  # seeds from Redis
         self._wrap_download_handlers(settings)
         self._guard_first(settings)
+        _outermost(settings, "SPIDER_MIDDLEWARES", ConsentSpiderMiddleware, "meets a callback's output")
+        _outermost(settings, "DOWNLOADER_MIDDLEWARES", ConsentResponseMiddleware, "meets a response")
         self._remove_robotstxt_middleware(settings)
         self._remote_control_off(settings)
         if self.crawler is not None:

@@ -239,8 +239,10 @@ class _RequestGate:
         url = str(event.get("request", {}).get("url", ""))
         try:
             allowed = await self.allowed(url, redirect=event.get("redirectedRequestId") is not None)
-        except Exception:
-            logger.exception("consentcrawl: deciding the browser's request for %s failed; blocking it", url)
+        except Exception as exc:  # blocked; the URL (it may name a person) only at DEBUG
+            logger.error("consentcrawl: deciding a request of the browser failed (%s); blocking it",
+                         type(exc).__name__)
+            logger.debug("consentcrawl: deciding the browser's request for %s failed", url, exc_info=True)
             self._count("consentcrawl/browser/error")
             allowed = False
         if allowed:

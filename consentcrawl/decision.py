@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -70,6 +70,17 @@ class Decision:
         stage, _, code = self.reason.partition(".")
         return f"denied/{stage}/{code or 'unknown'}"
 
+    def for_spider(self) -> Decision:
+        """This decision as spider code sees it (``response.meta``, an errback's ``failure.value.decision``): the
+        same but for the evidence fields that quote a page (:data:`PAGE_QUOTES`). A deny for a person who refused
+        on their page must not hand the spider what their page said; the audit line, found by ``decision_id``,
+        keeps it."""
+        if not any(e.kind in PAGE_QUOTES for e in self.evidence):
+            return self
+        evidence = tuple(e if e.kind not in PAGE_QUOTES else Evidence(e.kind, e.source, {
+            k: v for k, v in e.detail.items() if k not in PAGE_QUOTES[e.kind]}) for e in self.evidence)
+        return replace(self, evidence=evidence)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "decision_id": self.decision_id,
@@ -81,6 +92,12 @@ class Decision:
             "fields": sorted(self.fields) if self.fields is not None else None,
             "evidence": [e.to_dict() for e in self.evidence],
         }
+
+
+#: evidence fields that quote a page, in a person's own words (the text around a refusal hashtag) or name another
+#: person (the owner of an actor document): kept in the audit log, which is where evidence is kept, and left out of
+#: the copy a spider is handed (:meth:`Decision.for_spider`), so that nothing of a denied person reaches its code
+PAGE_QUOTES: dict[str, frozenset[str]] = {"refusal-on-page": frozenset({"raw"}), "page-owner": frozenset({"owner"})}
 
 
 def deny(stage: Stage, reason: str, *, subject: str | None = None, platform: str | None = None,

@@ -109,7 +109,7 @@ class ConsentDownloadHandler:
         if runtime is None:
             raise ConsentMisconfigured
         if runtime.is_own(request):
-            refused = await runtime.may_fetch_robots(request.url)  # each robots.txt hop, again at send time
+            refused = await runtime.may_send_own(request.url)  # each side request's hop, again at send time
             if refused is not None:
                 raise IgnoreRequest(f"consentcrawl: {refused}")
             origin = _origin(request.url)

@@ -46,10 +46,11 @@ logger = logging.getLogger("consentcrawl")
 
 
 class ConsentDenied(IgnoreRequest):
-    """A request dropped by consentcrawl; the message is the reason code, never the person's data."""
+    """A request dropped by consentcrawl; the message is the reason code, never the person's data, and
+    ``.decision`` is the deny as the spider may see it (:meth:`~consentcrawl.decision.Decision.for_spider`)."""
 
     def __init__(self, decision: Decision) -> None:
-        self.decision = decision
+        self.decision = decision.for_spider()  # an errback reads it: no page quotes (Decision.for_spider)
         super().__init__(f"consentcrawl: {decision.reason}")
 
 

@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("consentcrawl")
 
-#: phases whose allow lets something happen (a fetch, a callback, a kept item): their lines are written at once
-_EFFECT_PHASES = frozenset({"request", "response", "item", "browser"})
+#: phases whose allow lets something happen (a fetch, a callback, a kept item, a side request that fetches a
+#: person's page): their lines are written at once
+_EFFECT_PHASES = frozenset({"request", "response", "item", "browser", "robots"})
 
 
 class DecisionRecording:

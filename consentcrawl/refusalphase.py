@@ -15,7 +15,8 @@ A response of a person who refused on another of their pages after this request 
 wire) is denied here too.
 
 An ActivityPub actor whose ``id`` is another person's than the page's is not read as the page's person (and the
-response is denied ``subject.mismatch``); a failure to read the page denies it (``error.internal``).
+response is denied ``subject.mismatch``); a failure to read the page denies it (``error.internal``), and so does a
+page of which only a part came back (a ``206``, a body cut short) with no refusal in that part.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from .errors import AuditUnavailable
 from .recent import Recent
 from .refusals.book import REASON, Refusal
 from .refusals.forms import Found, PageReading, is_activitypub, read_page
-from .robots.body import charset, decoded_body
+from .robots.body import decoded_body, page_encoding, reads_as_html
 from .robots.meta import parse_meta_robots
 
 if TYPE_CHECKING:
@@ -105,8 +106,8 @@ def _read_now(runtime: ConsentRuntime, request: Request, response: Response) -> 
     if isinstance(response, TextResponse) and not encoded:
         encoding = response.encoding
     else:
-        encoding = charset(response.headers.get(b"Content-Type"))
-    directives = parse_meta_robots(body, token, encoding) if "html" in content_type.lower() else []
+        encoding = page_encoding(response.headers.get(b"Content-Type"), body)
+    directives = parse_meta_robots(body, token, encoding) if reads_as_html(content_type) else []
     accept = (request.headers.get(b"Accept") or b"").decode("latin-1")
     return read_page(response.url, response.status, content_type, body, token, encoding=encoding,
                      meta_directives=directives, activitypub_requested=is_activitypub(accept))
@@ -184,7 +185,13 @@ def book_refusals(runtime: ConsentRuntime, request: Request, response: Response)
     for found in reading.found:
         if found.purposes & purposes:
             _add(runtime, facts, response.url, found, now)
-    return reading.profile
+    return reading.profile and not _partial(response)  # a part of a page: what the rest says is not known
+
+
+def _partial(response: Response) -> bool:
+    """Whether the response holds only part of the page: a ``206`` (a range request), or a body Scrapy flags as cut
+    short (``dataloss``, with ``DOWNLOAD_FAIL_ON_DATALOSS = False``). A refusal may be in the part that is missing."""
+    return response.status == 206 or "dataloss" in response.flags
 
 
 def check_refusals(runtime: ConsentRuntime, request: Request, response: Response, prior: Decision) -> Decision:
@@ -211,6 +218,12 @@ def check_refusals(runtime: ConsentRuntime, request: Request, response: Response
     if not refusals:  # a refusal found on another of their pages after this request was sent stops it here
         known = runtime.engine.refusals.refusal(facts.platform.name, facts.subject, purposes)
         refusals = [known] if known is not None else []
+    if not refusals and prior.allowed and _partial(response):
+        decision = deny(Stage.ERROR, "error.internal", subject=facts.subject, platform=facts.platform.name,
+                        evidence=(*prior.evidence, Evidence("error", response.url, {
+                            "error": "PartialPage", "status": response.status, "while": "reading refusals",
+                            "message": "only part of the person's page came back: a refusal may be in the rest"})))
+        return runtime.record(decision, response.url, None, "response", time=now)
     if not refusals or not prior.allowed:
         return prior
     decision = deny(Stage.SUBJECT, REASON, subject=facts.subject, platform=facts.platform.name,

@@ -31,10 +31,10 @@ from .refusallog import RefusalLog
 from .refusalphase import FirstPageGate, book_refusals, check_refusals
 from .resolve import form_text
 from .response import judge_response, wants_nofollow
-from .robots.body import charset, decoded_body
+from .robots.body import decoded_body, page_encoding, reads_as_html
 from .robots.cache import RobotsCache
 from .robots.fetch import RobotsFile
-from .robots.hops import hop_refusal
+from .robots.hops import hop_decision, hop_refusal
 from .robots.meta import parse_meta_robots
 from .robots.scrapyfetch import ScrapyRobotsFetcher
 from .robots.signalfetch import ScrapySignalFetcher
@@ -42,7 +42,7 @@ from .robots.tags import parse_robots_headers
 from .scheduling import LinkScheduling, bad_url, error_cause
 from .signalphase import check_signals, decide_full
 from .signals.fetch import SignalFileCache
-from .startup import check_handlers, check_pipelines
+from .startup import check_handlers, check_outermost, check_pipelines
 from .withdrawals import WithdrawalWatch
 
 if TYPE_CHECKING:
@@ -136,6 +136,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         self.site_signals = _signal_fetcher(self.robots, config, self.may_fetch_signal)
         check_handlers(crawler)
         check_pipelines(crawler)
+        check_outermost(crawler)
         self.audit = AuditLog(config.audit_log, sync=config.audit_sync,
                               header=chain_header(config, crawler.settings) if config.audit_log else None)
         #: the operator's refusal log, appended to as refusals are found on pages (None: this crawl only)
@@ -165,6 +166,10 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
             ", ".join(config.platform_files) or "(none)", config.authorizations_source or "(none)",
             config.audit_log or "(off)",
         )
+        if config.fixed_now is not None:  # a replay setting: a crawl that keeps it decides as of a time gone by
+            logger.warning("consentcrawl: CONSENTCRAWL_NOW is set: every decision is made as of %s, not the clock; "
+                           "withdrawals and expiries after that time are not honoured (for replays and tests only)",
+                           config.fixed_now.isoformat())
 
     @property
     def enforce(self) -> bool:
@@ -187,7 +192,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
 
     def _remember(self, request: Request, url: str, decision: Decision) -> None:
         self._decided[request] = (url, decision)
-        request.meta[META_DECISION] = decision  # for the spider to read; never read back
+        request.meta[META_DECISION] = decision.for_spider()  # for the spider to read; never read back
 
     def nofollow(self, request: Request | None) -> bool:
         """Whether the response to this very request said nofollow."""
@@ -333,6 +338,18 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         self.record(decision, url, None, "robots", time=now)
         return decision.reason
 
+    async def may_send_own(self, url: str) -> str | None:
+        """Send time for one of our own side requests (a robots.txt or signal file hop), decided again as
+        :meth:`may_fetch_robots` does. A hop that fetches a person's page (an authorized one: another one is
+        refused) is a fetch of a person's page like any other: its allow line is on disk before it is sent, and
+        one the audit log does not take refuses it."""
+        now = self.config.now()
+        decision, fetch = await hop_decision(self.decider, url, self.config.purpose, now)
+        if fetch and (not decision.allowed or decision.subject is None):
+            return None  # no one's page: robots.txt and signal files are evidence of the decisions they feed
+        decision = await self.record_grouped(decision, url, None, "robots", time=now)
+        return None if fetch and decision.allowed else decision.reason
+
     async def may_fetch_signal(self, url: str, own_url: bool) -> str | None:
         """A signal file's hop (tdmrep.json, ai.txt, an RSL licence) is fetched only if we would fetch that URL;
         a terms-stage deny does not stop the file itself (reading a site's terms is not collecting its data)."""
@@ -356,11 +373,11 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
             directives = parse_robots_headers(response.headers, token)
             encoded = response.headers.get(b"Content-Encoding")
             # Scrapy types a response with a Content-Encoding as a plain Response until HttpCompression decodes it
-            if (isinstance(response, TextResponse) or encoded) and b"html" in (
-                    response.headers.get(b"Content-Type") or b"html"):
+            if (isinstance(response, TextResponse) or encoded) and reads_as_html(
+                    response.headers.get(b"Content-Type")):
                 body = decoded_body(response.body, encoded)
-                encoding = response.encoding if isinstance(response, TextResponse) and not encoded else charset(
-                    response.headers.get(b"Content-Type"))
+                encoding = response.encoding if isinstance(response, TextResponse) and not encoded else page_encoding(
+                    response.headers.get(b"Content-Type"), body)
                 directives += parse_meta_robots(body, token, encoding)
         except Exception as exc:  # noqa: BLE001 - a crash reading the signals must deny, not skip them
             decision = deny(Stage.ERROR, "error.internal", subject=prior.subject, platform=prior.platform,

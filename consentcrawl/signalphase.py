@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from scrapy.http import Response, TextResponse
 
 from .decision import Decision, Evidence, Stage, deny
-from .robots.body import charset, decoded_body
+from .robots.body import decoded_body, page_encoding, reads_as_html
 from .signals.evaluate import response_silent
 from .signals.policy import ResponseSignals, SignalsNeeded
 from .signals.rsl import response_rsl_links
@@ -44,10 +44,11 @@ def body_of(response: Response) -> tuple[bytes | None, str]:
     Raises ValueError for a body that cannot be decoded."""
     encoded = response.headers.get(b"Content-Encoding")
     content_type = response.headers.get(b"Content-Type")
-    if not ((isinstance(response, TextResponse) or encoded) and b"html" in (content_type or b"html")):
+    if not ((isinstance(response, TextResponse) or encoded) and reads_as_html(content_type)):
         return None, "utf-8"
     body = decoded_body(response.body, encoded)
-    encoding = response.encoding if isinstance(response, TextResponse) and not encoded else charset(content_type)
+    encoding = (response.encoding if isinstance(response, TextResponse) and not encoded
+                else page_encoding(content_type, body))
     return body, encoding
 
 

@@ -10,7 +10,7 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
-__all__ = ["check_handlers", "check_pipelines"]
+__all__ = ["check_handlers", "check_outermost", "check_pipelines"]
 
 
 def check_handlers(crawler: Crawler) -> None:
@@ -52,3 +52,28 @@ def check_pipelines(crawler: Crawler) -> None:
                           "items before it; another add-on or setting added it after consentcrawl's add-on; give "
                           "consentcrawl.Addon a higher number in ADDONS than that add-on, or give the pipeline a "
                           "number above the guard's", source="ITEM_PIPELINES")
+
+
+def check_outermost(crawler: Crawler) -> None:
+    """consentcrawl's spider middleware meets a callback's output, and its response phase a response, before any
+    other component of their kind: the add-on numbers them above every other (``addon._outermost``), but an
+    add-on or setting applied after ours can add one above them. Refuse to start instead."""
+    from .middlewares import ConsentResponseMiddleware, ConsentSpiderMiddleware
+
+    def path(obj: Any) -> str:
+        return obj if isinstance(obj, str) else f"{obj.__module__}.{obj.__qualname__}"
+
+    for name, component in (("SPIDER_MIDDLEWARES", ConsentSpiderMiddleware),
+                            ("DOWNLOADER_MIDDLEWARES", ConsentResponseMiddleware)):
+        numbers = {path(k): n for k, n in crawler.settings.getwithbase(name).items()}
+        ours = path(component)
+        number = numbers.get(ours)
+        if number is None:
+            raise ConfigError(f"{ours} is not in it (another add-on or setting took it out after consentcrawl's "
+                              "add-on)", source=name)
+        above = sorted(f"{k} ({n})" for k, n in numbers.items() if k != ours and n is not None and n >= number)
+        if above:
+            raise ConfigError(f"{ours} ({number}) is not the last entry: {', '.join(above)} would see what it "
+                              "drops first; another add-on or setting added it after consentcrawl's add-on; give "
+                              "consentcrawl.Addon a higher number in ADDONS than that add-on, or give the entry a "
+                              "number below consentcrawl's", source=name)

@@ -11,7 +11,8 @@ asked for, IP literals included). Before routing it does what real servers in fr
   ``/u/+105``;
 - handles are case-insensitive (``/@ALICE`` is ``alice``); handles and numeric ids share one namespace;
 - a format suffix is ignored (``/u/107.json`` is 107, as in Rails);
-- ``/profile.php`` reads ``id`` from the query and from a form body, the body winning (PHP's ``$_REQUEST``).
+- ``/profile.php`` reads ``id`` from the query and from a form body, the body winning (PHP's ``$_REQUEST``),
+  leading spaces in parameter names dropped (as PHP does).
 
 Routes: ``/robots.txt`` (per host: body, status, redirect, Crawl-delay), ``/people?page=N`` (listing pages with
 profile links), ``/u/<id>`` and ``/u/<id>/anything``, ``/@<handle>``, ``/profile.php?id=<id>`` (the *last* ``id``
@@ -111,12 +112,20 @@ def _route(path: str, query: str, body: bytes = b"") -> tuple[str, str | None]:
         person = person_of(parts[1][1:])
         return ("profile", person) if person else ("missing", None)
     if path.casefold() == "/profile.php":
-        params = parse_qs(query)
-        params.update(parse_qs(body.decode("latin-1")))  # $_REQUEST: POST over GET
+        params = _php_names(parse_qs(query))
+        params.update(_php_names(parse_qs(body.decode("latin-1"))))  # $_REQUEST: POST over GET
         ids = params.get("id") or [""]
         person = person_of(ids[-1])  # PHP: the last of repeated parameters wins
         return ("profile", person) if person else ("missing", None)
     return "other", None
+
+
+def _php_names(params: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Parameter names as PHP registers them: leading spaces dropped (``?%20id=107`` and ``?+id=107`` are ``id``)."""
+    out: dict[str, list[str]] = {}
+    for name, values in params.items():
+        out.setdefault(name.lstrip(" "), []).extend(values)
+    return out
 
 
 # --------------------------------------------------------------------------- the app

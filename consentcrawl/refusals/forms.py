@@ -36,6 +36,7 @@ from urllib.parse import urljoin, urlsplit
 
 import lxml.etree
 
+from ..robots.body import reads_as_html
 from .purposes import HASHTAGS, purposes_of
 
 __all__ = ["Found", "PageReading", "hashtags", "read_actor", "read_bluesky", "read_html_profile",
@@ -388,6 +389,10 @@ def read_bluesky(doc: Any, token: str) -> PageReading | None:
 # -- a page ----------------------------------------------------------------------------------------------------
 
 
+#: a body that starts like a JSON object (after a byte order mark and white space)
+_JSON_START = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\r\n]*\{")
+
+
 def read_page(url: str, status: int, content_type: str, body: bytes, token: str, *, encoding: str = "utf-8",
               meta_directives: Iterable[Any] = (), activitypub_requested: bool = False) -> PageReading:
     """What a person's profile page says about them. Raises ``ValueError`` for an ActivityPub body that is not
@@ -398,15 +403,17 @@ def read_page(url: str, status: int, content_type: str, body: bytes, token: str,
                            None, "activitypub", profile=True)
     if status >= 300:
         return PageReading()
-    if "json" in ct:
+    # what the type claims does not decide what a callback makes of the body (``json.loads(response.text)``,
+    # ``response.css``): a JSON object is read as JSON whatever its type, anything else that is not JSON as HTML
+    if "json" in ct or _JSON_START.match(body):
         try:
             doc = json.loads(body.decode("utf-8-sig"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             if is_activitypub(ct):
                 raise ValueError(f"the ActivityPub document is not JSON: {exc}") from None
-            return PageReading()
-        return read_actor(doc, token) or read_bluesky(doc, token) or PageReading()
-    if "html" in ct or (not ct and body.lstrip()[:1] == b"<"):
+        else:
+            return read_actor(doc, token) or read_bluesky(doc, token) or PageReading()
+    if reads_as_html(ct) or "json" in ct:
         fields, profile = _html_profile(body, url, token, encoding)
         return PageReading(tuple(read_meta_robots(meta_directives) + fields), None, "html", profile=profile)
     return PageReading()

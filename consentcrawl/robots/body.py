@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import zlib
 
-__all__ = ["charset", "decoded_body"]
+from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom
+
+__all__ = ["charset", "decoded_body", "page_encoding", "reads_as_html"]
 
 #: more than this decompressed is not read for tags (a decompression bomb): the page is denied
 MAX_DECODED = 32 * 1024 * 1024
@@ -68,6 +70,34 @@ def _other(module: str, body: bytes, limit: int) -> bytes:
     if len(out) > limit:
         raise ValueError(f"the body decompresses to more than {limit} bytes")
     return out
+
+
+def reads_as_html(content_type: bytes | str | None) -> bool:
+    """Whether a page with this ``Content-Type`` is read as HTML (its meta tags, a refusal in a bio, its
+    ``<link rel="license">``): anything but JSON and XML, XHTML being HTML.
+
+    What the type claims does not stop a spider: Scrapy sniffs a page sent as ``text/plain``, as
+    ``application/octet-stream``, with a misspelt type or with none, and hands it to the callback as a text
+    response whose ``.css()`` parses it as HTML. So what the page says is read whatever its type claims; reading
+    a page that turns out not to be HTML finds nothing (the readers look for their markup bytes first)."""
+    if content_type is None:
+        return True
+    ct = (content_type.decode("latin-1") if isinstance(content_type, bytes) else content_type).lower()
+    return "html" in ct or not ("json" in ct or "xml" in ct)
+
+
+def page_encoding(content_type: bytes | None, body: bytes) -> str:
+    """The encoding of a decompressed page as Scrapy will read it for the callback: a byte order mark first, then
+    the ``Content-Type`` charset, then the page's own declaration (``<meta charset>``), else UTF-8.
+
+    A compressed page is read here before Scrapy decompresses it, so it is not a text response yet and its
+    encoding is not known; assuming the header's charset would read a UTF-16 page (a byte order mark its only
+    sign) as UTF-8 and find none of its tags, while the callback gets it right."""
+    bom, _ = read_bom(body)
+    if bom:
+        return str(bom)
+    header = http_content_type_encoding(content_type.decode("latin-1")) if content_type else None
+    return header or html_body_declared_encoding(body) or "utf-8"
 
 
 def charset(content_type: bytes | None) -> str:

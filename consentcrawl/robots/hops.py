@@ -17,18 +17,24 @@ if TYPE_CHECKING:
     from ..deciding import Decider
 
 
-async def hop_refusal(decider: Decider, url: str, purpose: str, now: datetime, *,
-                      terms_file: bool = False) -> Decision | None:
-    """The deny that stops fetching ``url`` as a robots.txt hop, or None to fetch it. ``terms_file``: ``url`` is
+async def hop_decision(decider: Decider, url: str, purpose: str, now: datetime, *,
+                       terms_file: bool = False) -> tuple[Decision, bool]:
+    """The decision about ``url`` as a side request's hop, and whether to fetch it. ``terms_file``: ``url`` is
     a site's signal file itself (tdmrep.json, ai.txt, an RSL licence): a terms-stage deny does not stop it either,
     as for ``/robots.txt``."""
     try:
         facts = decider.engine.facts(url, purpose, now)
     except Exception as exc:  # noqa: BLE001 - an URL we cannot read is not fetched
-        return deny(Stage.ERROR, "error.bad-url", evidence=(Evidence("error", url, {"error": type(exc).__name__,
-                                                                                    "message": str(exc)[:500]}),))
+        cause = Evidence("error", url, {"error": type(exc).__name__, "message": str(exc)[:500]})
+        return deny(Stage.ERROR, "error.bad-url", evidence=(cause,)), False
     decision = await decider.decide_consent(facts)
-    if decision.allowed or (decision.stage is Stage.TERMS and (facts.canonical.path == "/robots.txt" or terms_file)
-                            and decision.reason != "terms.ip-host"):
-        return None
-    return decision
+    fetch = decision.allowed or (decision.stage is Stage.TERMS and decision.reason != "terms.ip-host"
+                                 and (facts.canonical.path == "/robots.txt" or terms_file))
+    return decision, fetch
+
+
+async def hop_refusal(decider: Decider, url: str, purpose: str, now: datetime, *,
+                      terms_file: bool = False) -> Decision | None:
+    """The deny that stops fetching ``url`` as a side request's hop, or None to fetch it (:func:`hop_decision`)."""
+    decision, fetch = await hop_decision(decider, url, purpose, now, terms_file=terms_file)
+    return None if fetch else decision

@@ -184,14 +184,15 @@ _PLAIN_HEAD = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^/\\?#@%;\s]*")
 
 
 def _lenient_params(query: str) -> tuple[tuple[str, str], ...]:
-    """Form parameters split on ``&`` and ``;``, ``+`` read as a space, decoded once, NFKC-normalised."""
+    """Form parameters split on ``&`` and ``;``, ``+`` read as a space, decoded once, NFKC-normalised; spaces
+    around a name dropped (PHP drops leading ones: ``?%20id=107`` is its ``id``)."""
     if not query:
         return ()
     pairs = []
     for item in re.split("[&;]", query):
         if item:
             name, _, value = item.partition("=")
-            pairs.append((_nfkc(decode(name.replace("+", " "))), _nfkc(decode(value.replace("+", " ")))))
+            pairs.append((_nfkc(decode(name.replace("+", " "))).strip(), _nfkc(decode(value.replace("+", " ")))))
     return tuple(pairs)
 
 
