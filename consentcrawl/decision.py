@@ -72,13 +72,15 @@ class Decision:
 
     def for_spider(self) -> Decision:
         """This decision as spider code sees it (``response.meta``, an errback's ``failure.value.decision``): the
-        same but for the evidence fields that quote a page (:data:`PAGE_QUOTES`). A deny for a person who refused
-        on their page must not hand the spider what their page said; the audit line, found by ``decision_id``,
-        keeps it."""
-        if not any(e.kind in PAGE_QUOTES for e in self.evidence):
+        same but for the evidence fields that quote a page (:data:`PAGE_QUOTES`) and, on a deny, the text of the
+        person's authorization records (:data:`DENIED_PERSON_TEXT`). A deny for a person who refused on their page
+        or withdrew must not hand the spider what their page said or how they withdrew; the audit line, found by
+        ``decision_id``, keeps it."""
+        hidden = PAGE_QUOTES if self.allowed else DENIED_PERSON_TEXT
+        if not any(e.kind in hidden for e in self.evidence):
             return self
-        evidence = tuple(e if e.kind not in PAGE_QUOTES else Evidence(e.kind, e.source, {
-            k: v for k, v in e.detail.items() if k not in PAGE_QUOTES[e.kind]}) for e in self.evidence)
+        evidence = tuple(e if e.kind not in hidden else Evidence(e.kind, e.source, {
+            k: v for k, v in e.detail.items() if k not in hidden[e.kind]}) for e in self.evidence)
         return replace(self, evidence=evidence)
 
     def to_dict(self) -> dict[str, Any]:
@@ -98,6 +100,10 @@ class Decision:
 #: person (the owner of an actor document): kept in the audit log, which is where evidence is kept, and left out of
 #: the copy a spider is handed (:meth:`Decision.for_spider`), so that nothing of a denied person reaches its code
 PAGE_QUOTES: dict[str, frozenset[str]] = {"refusal-on-page": frozenset({"raw"}), "page-owner": frozenset({"owner"})}
+
+#: on a deny, also the free text of the person's authorization records (``evidence``: "withdrawn by e-mail of ...",
+#: a ticket, a name): what they asked for is theirs, and a denied person's data stays out of spider code
+DENIED_PERSON_TEXT: dict[str, frozenset[str]] = {**PAGE_QUOTES, "subject-authorization": frozenset({"evidence"})}
 
 
 def deny(stage: Stage, reason: str, *, subject: str | None = None, platform: str | None = None,

@@ -41,7 +41,7 @@ BASE = f"http://{HOST}"
 BIO_SECRET = "SECRET-BIO-101"
 
 
-def _refusing_profile(person: str) -> str:
+def _refusing_profile(person: str, *, refusing: bool = True) -> str:
     return (f'<html><body><div class="h-card"><h1 class="p-name name">{secret_name(person)}</h1>'
             f'<p class="p-note">my diary, {BIO_SECRET}, is mine #nobot</p></div></body></html>')
 
@@ -83,6 +83,34 @@ async def test_the_words_of_a_refusal_on_the_page_do_not_reach_the_errback(
     assert any(e.kind == "refusal-on-page" for e in decision.evidence), "control: the evidence is there, quoteless"
     handed = repr(decision) + repr(failures[0].request.meta)
     assert BIO_SECRET not in handed, f"the refusing person's words reached the errback: {handed}"
+
+
+#: what the operator recorded when 101 withdrew
+WITHDRAWAL_SECRET = "SECRET-WITHDRAWAL-101"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_how_a_person_withdrew_does_not_reach_the_errback(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """101 withdrew; the record's evidence says how. The deny reaches the errback without that text (the audit line
+    keeps it), and 101's page is not fetched."""
+    records = [lenient.record_yaml("101", revoked_at="2026-02-01T00:00:00Z", evidence=f"{WITHDRAWAL_SECRET} by mail")]
+    failures: list[Any] = []
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ErrbackLogic), people_settings(tmp_path, records), proxy=server.proxy,
+                             monkeypatch=monkeypatch, failures=failures)
+    assert "101" not in app.people_served(), app.describe()
+    revoked = [e for e in result.audit if e.get("reason") == "subject.revoked"]
+    assert revoked and WITHDRAWAL_SECRET in str(revoked), "control: the audit line keeps the record's evidence"
+    assert len(failures) == 1, failures
+    decision = failures[0].value.decision
+    assert decision.reason == "subject.revoked"
+    assert any(e.kind == "subject-authorization" for e in decision.evidence), "control: the evidence is there"
+    handed = repr(decision) + repr(failures[0].request.meta)
+    assert WITHDRAWAL_SECRET not in handed, f"how 101 withdrew reached the errback: {handed}"
 
 
 def test_for_spider_leaves_out_page_quotes_and_keeps_everything_else() -> None:
@@ -252,7 +280,7 @@ async def test_a_refusal_on_a_compressed_utf16_page_is_read(
     assert not result.seen and secret_name("101") not in str(result.items), f"a callback got it: {result.seen}"
 
 
-def _actor(person: str) -> str:
+def _actor(person: str, *, refusing: bool = False) -> str:
     return json.dumps({"@context": "https://www.w3.org/ns/activitystreams", "type": "Person",
                        "id": f"{BASE}/u/{person}", "name": secret_name(person), "indexable": False})
 
