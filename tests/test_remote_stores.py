@@ -25,6 +25,7 @@ import httpx
 import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
+from consentcrawl.audit.log import read_audit_log
 from consentcrawl.cli import main
 from consentcrawl.config import ConsentConfig
 from consentcrawl.consent.apiserver import AuthorizationServer, Handler
@@ -271,13 +272,15 @@ async def test_http_store_withdrawal_mid_crawl(api: FaultyServer, records: Path,
     written: list[float] = []
 
     def withdraw() -> None:
+        began.append(time.time())
         with records.open("a", encoding="utf-8") as f:
             f.write(line("101", revoked=True))
         written.append(time.time())
 
+    began: list[float] = []
     app, result = await _crawl_withdrawing(settings, monkeypatch, withdraw)
     assert written, "the withdrawal was not made during the crawl"
-    _judge(app, result, written[0], bound=2.0)
+    _judge(app, result, written[0], bound=2.0, began=began[0])
     assert TOKEN not in Path(settings["CONSENTCRAWL_AUDIT_LOG"]).read_text(encoding="utf-8")
     assert TOKEN not in caplog.text
     assert set(api.seen_auth) == {f"Bearer {TOKEN}"}
@@ -298,13 +301,36 @@ async def _crawl_withdrawing(settings: dict[str, Any], monkeypatch: pytest.Monke
     return app, result
 
 
-def _judge(app: LenientPeople, result: Any, write: float, bound: float) -> None:
+def _judge(app: LenientPeople, result: Any, write: float, bound: float, *, began: float) -> None:
+    """The server's log: 101 fetched before the withdrawal, never more than ``bound`` after it (written between
+    ``began`` and ``write``), 102 fetched on. The audit log: one ``withdrawal-seen`` event within the bound, no
+    fetch of 101 after it (so none of the requests it stopped was sent), and every deny of 101 names it
+    (``because``), no one else's."""
     timeline = _timeline(app, write, "the withdrawal")
     assert any(t < write for t in app.times_served("101")), f"control: 101 not served before\n{timeline}"
     assert any(t > write + bound + 1 for t in app.times_served("102")), f"control: the crawl went on\n{timeline}"
     late = [round(t - write, 2) for t in app.times_served("101") if t > write + bound]
     assert not late, f"101 fetched after withdrawing (s after): {late}\n{timeline}"
     assert any(e["reason"] == "subject.revoked" for e in result.audit if e.get("subject") == "101")
+    events = [e for e in read_audit_log(result.crawler.settings["CONSENTCRAWL_AUDIT_LOG"]) if "event" in e]
+    seen = [e for e in events if e["event"] == "withdrawal-seen"]
+    assert [(e["platform"], e["subject"], e["reason"]) for e in seen] == [("people", "101", "subject.revoked")], seen
+    (event,) = seen
+    assert event["store_version"] != event["allowed_at_version"]
+    seen_at = datetime.fromisoformat(event["time"]).timestamp()
+    assert began <= seen_at <= write + bound, f"seen at {seen_at - write:+.2f} s\n{timeline}"
+    after = [round(t - seen_at, 3) for t in app.times_served("101") if t > seen_at]
+    assert not after, f"101 fetched after the withdrawal was seen (s after): {after}\n{timeline}"
+    denied = [e for e in result.audit if e.get("subject") == "101" and e["verdict"] == "deny"]
+    # a store that reads its file again after the change denies everyone for that moment (its own cause, before
+    # the withdrawal is known); every other deny of 101 is the withdrawal's, and names its event
+    rereading = [e for e in denied if e["reason"] == "error.store-unavailable"
+                 and "is being read again" in json.dumps(e["evidence"]) and e["time"] <= event["time"]]
+    stopped = [e for e in denied if e not in rereading]
+    assert stopped and all(e.get("because") == event["event_id"] for e in stopped), json.dumps([
+        (e["time"][11:23], e["phase"], e["reason"], e.get("because"), e.get("evidence")) for e in stopped][:2])
+    assert {e["reason"] for e in stopped} == {"subject.revoked"}
+    assert not [e for e in result.audit if e.get("subject") != "101" and e.get("because")]
 
 
 class FaultLogic(RepeatLogic):
@@ -488,10 +514,12 @@ async def test_redis_withdrawal_mid_crawl(redis_server: RedisServer, tmp_path: P
     written: list[float] = []
 
     def withdraw() -> None:  # the operator's command, as documented
+        began.append(time.time())
         assert main(["authorizations", "import", str(withdrawal), redis_server.url,
                      "--platforms", str(platforms_file)]) == 0
         written.append(time.time())
 
+    began: list[float] = []
     app, result = await _crawl_withdrawing(settings, monkeypatch, withdraw)
     assert written, "the withdrawal was not made during the crawl"
-    _judge(app, result, written[0], bound=1.0)
+    _judge(app, result, written[0], bound=1.0, began=began[0])
