@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
@@ -100,7 +100,7 @@ async def outcome(store: Any, subject: str) -> Any:
 
 class FaultyServer(AuthorizationServer):
     """The reference server, whose handler records the Authorization header of every request and, while
-    :attr:`fault` says so, answers slowly or with garbage."""
+    :attr:`fault` says so, answers slowly, with garbage, a 503, a 403 or JSON of another shape."""
 
     fault: str | None = None
     slow = 1.5
@@ -118,15 +118,24 @@ class FaultyServer(AuthorizationServer):
                 server.seen_auth.append(self.headers.get("Authorization"))
                 if server.fault == "slow":
                     time.sleep(server.slow)
-                elif server.fault == "garbage":
-                    body = b"<html>maintenance</html>"
-                    self.send_response(200)
-                    self.send_header("Content-Type", "text/html")
+                elif server.fault in self.FAULTS:
+                    status, content_type, body = self.FAULTS[server.fault]
+                    self.send_response(status)
+                    self.send_header("Content-Type", content_type)
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)
                     return
                 super().do_GET()
+
+            #: the answers of a misbehaving API: garbage, a 5xx, a 403 (a token revoked at the CRM), JSON of
+            #: another shape
+            FAULTS: ClassVar[dict[str, tuple[int, str, bytes]]] = {
+                "garbage": (200, "text/html", b"<html>maintenance</html>"),
+                "error": (503, "text/plain", b"upstream CRM unavailable"),
+                "forbidden": (403, "application/json", b'{"error": "token revoked"}'),
+                "shape": (200, "application/json", b'{"records": "none", "version": 7}'),
+            }
 
         return Faulty
 
@@ -238,6 +247,10 @@ async def test_http_store_fails_closed_on_5xx_and_bad_answers_and_recovers(
         assert "not JSON" in str(await outcome(store, "102")) and store.version != version
         api.fault = "slow"
         await await_until(lambda: _says(store, "103", "did not answer within 0.3 s"), 2.0, "timeout noticed")
+        api.fault = "error"
+        await await_until(lambda: _says(store, "104", "answered HTTP 503"), 2.0, "5xx noticed")
+        api.fault = "forbidden"
+        await await_until(lambda: _says(store, "105", "refused us: HTTP 403; we sent a token"), 2.0, "403 noticed")
         api.fault = None
         await await_until(lambda: _records_of(store, "101", 1), 2.0, "recovery")
     finally:
@@ -340,11 +353,15 @@ class FaultLogic(RepeatLogic):
 
 @pytest.mark.parametrize(("fault", "cause"), [("down", "cannot be reached: ConnectError"),
                                               ("slow", "did not answer within 0.3 s"),
-                                              ("garbage", "not JSON")])
+                                              ("garbage", "not JSON"),
+                                              ("error", "answered HTTP 503"),
+                                              ("forbidden", "refused us: HTTP 403; we sent a token"),
+                                              ("shape", "(/v1/changes) answered without a 'version' string")])
 @deferred_f_from_coro_f
 async def test_http_api_down_slow_or_garbage_denies_with_the_cause_then_recovers(
         fault: str, cause: str, api: FaultyServer, records: Path, platforms: PlatformRegistry, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     settings = api_settings(tmp_path, api.url, monkeypatch)
     port = api.port
     marks: dict[str, float] = {}
@@ -389,6 +406,7 @@ async def test_http_api_down_slow_or_garbage_denies_with_the_cause_then_recovers
     assert any(cause in m for m in messages), messages[:5]
     assert all(e["verdict"] == "deny" for e in denies)
     assert TOKEN not in Path(settings["CONSENTCRAWL_AUDIT_LOG"]).read_text(encoding="utf-8")
+    assert TOKEN not in caplog.text and api.seen_auth and set(api.seen_auth) == {f"Bearer {TOKEN}"}
 
 
 def test_serve_authorizations_command_serves_the_contract(tmp_path: Path, records: Path) -> None:
