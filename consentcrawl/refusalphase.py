@@ -25,6 +25,7 @@ import logging
 import weakref
 from typing import TYPE_CHECKING
 
+from scrapy import Request as ScrapyRequest
 from scrapy.http import Response, TextResponse
 
 from .decision import Decision, Evidence, Stage, deny, new_decision_id
@@ -46,8 +47,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("consentcrawl")
 
-__all__ = ["FirstPageGate", "book_refusals", "check_refusals", "mismatch_deny", "owner_mismatch", "read_fetched",
-           "refused_deny", "refusing", "unreadable_deny"]
+ACTIVITYPUB = "application/activity+json"
+
+__all__ = ["FirstPageGate", "actor_request", "book_refusals", "check_refusals", "mismatch_deny", "owner_mismatch",
+           "read_fetched", "refused_deny", "refusing", "unreadable_deny"]
 
 
 class FirstPageGate:
@@ -64,6 +67,8 @@ class FirstPageGate:
     def __init__(self, size: int = 65536) -> None:
         self._pending: dict[tuple[str, str], asyncio.Future[None]] = {}
         self._read: Recent[tuple[str, str], bool] = Recent(size)
+        #: the people whose linked actor was sent for (:func:`actor_request`): once per person
+        self.actors: Recent[tuple[str, str], bool] = Recent(size)
 
     async def enter(self, key: tuple[str, str]) -> bool:
         """Wait for the person's first page to be read; True when this request is that first page (the caller
@@ -84,6 +89,30 @@ class FirstPageGate:
         pending = self._pending.pop(key, None)
         if pending is not None and not pending.done():
             pending.set_result(None)
+
+
+def actor_request(runtime: ConsentRuntime, person: tuple[str, str], reading: PageReading | None) -> Request | None:
+    """The request for the ActivityPub actor an HTML profile of ``person`` links to, where their ``indexable``
+    and other flags are (a crawl of profile HTML would not see them otherwise); the caller sends it as any request
+    of the person, decided at send time, while it holds their other requests.
+
+    Once per person; only an actor the platform's templates say is the same person's (fetching another's is not
+    reading this person); not for a person who already refused (their actor would be denied: no fetch, no line).
+    """
+    gate = runtime.first_pages
+    if reading is None or not reading.profile or reading.actor is None or gate.actors.get(person):
+        return None
+    gate.actors.put(person, True)
+    request = ScrapyRequest(reading.actor, headers={"Accept": ACTIVITYPUB}, dont_filter=True,
+                            meta={"dont_redirect": True, "dont_retry": True, "dont_cache": True,
+                                  "handle_httpstatus_all": True})
+    if runtime.person_of(request) != person:
+        runtime.count("consentcrawl/refusals/actor_of_another")
+        return None
+    if runtime.engine.refusals.refusal(*person, runtime.engine.refused_purposes(runtime.config.purpose)):
+        return None
+    runtime.count("consentcrawl/refusals/actor_requests")
+    return request
 
 
 def _read(runtime: ConsentRuntime, request: Request, response: Response) -> PageReading:
@@ -199,25 +228,26 @@ def _add(runtime: ConsentRuntime, facts: RequestFacts, url: str, found: Found, n
     return refusal
 
 
-def book_refusals(runtime: ConsentRuntime, request: Request, response: Response) -> bool:
+def book_refusals(runtime: ConsentRuntime, request: Request, response: Response) -> PageReading | None:
     """Read a person's page for refusals as soon as it is downloaded (the send-time handler, for a person's first
-    page) and add them to the book, before their next request is decided. Whether the page showed their profile
-    (what they say is known); the response phase reads it again, recording the deny (a refusal is recorded once)."""
+    page) and add them to the book, before their next request is decided. The reading, when the page is their
+    own (its ``profile``: what they say is known; its ``actor``: the actor it links to); the response phase reads
+    it again, recording the deny (a refusal is recorded once)."""
     if response.status >= 300 and response.status != 401:
-        return False
+        return None
     now = runtime.config.now()
     try:
         facts, _ = runtime.facts_for(request, response.url, now)
         if facts is None or facts.platform is None or facts.subject is None:
-            return False
+            return None
         reading = _read(runtime, request, response)
         if owner_mismatch(runtime.engine, runtime.config.purpose, facts, reading, now) is not None:
-            return False
+            return None
     except Exception:  # noqa: BLE001 - the response phase reads it again, and denies with the cause
-        return False
+        return None
     for found in refusing(runtime.engine, runtime.config.purpose, reading):
         _add(runtime, facts, response.url, found, now)
-    return reading.profile
+    return reading
 
 
 def check_refusals(runtime: ConsentRuntime, request: Request, response: Response, prior: Decision) -> Decision:
