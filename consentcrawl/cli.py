@@ -27,7 +27,6 @@ from .purge.cli import add_parser as add_purge
 EXIT_ALLOWED, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
 
 _T = TypeVar("_T")
-ACTIVITYPUB = "application/activity+json"  #: what a fediverse crawl asks a profile URL for (Mastodon negotiates)
 
 
 def load_settings(module: str | None) -> dict[str, Any]:
@@ -111,7 +110,15 @@ async def check_signals(args: argparse.Namespace, config: ConsentConfig, decider
     there, its robots tags and its response-level signals. ``consulted`` gets every signal read, with its
     verdict; ``refusals`` every refusal read on the page."""
     from .robots.hops import hop_refusal
-    from .signalcli import fetch_page, fetch_site_files, judge_page, judge_refusals, signal_report
+    from .signalcli import (
+        ACTIVITYPUB,
+        fetch_page,
+        fetch_site_files,
+        judge_linked_actor,
+        judge_page,
+        judge_refusals,
+        signal_report,
+    )
     from .signals.evaluate import site_results
     from .signals.policy import SignalsNeeded
 
@@ -136,7 +143,12 @@ async def check_signals(args: argparse.Namespace, config: ConsentConfig, decider
         except Exception as exc:  # noqa: BLE001 - a page we could not read is reported, not judged
             raise ConfigError(f"cannot fetch {facts.canonical.url}: {type(exc).__name__}: {exc}",
                               source="--fetch") from None
-        decision, found = judge_refusals(decision, page, decider.engine, config.token, config.purpose, facts, now)
+        decision, found, actor = judge_refusals(decision, page, decider.engine, config.token, config.purpose, facts,
+                                                now)
+        if actor is not None and decision.allowed:  # as a crawl does: the actor the profile links to
+            decision, more = await judge_linked_actor(decision, actor, decider, robots, files, config.token,
+                                                      config.purpose, facts, now, user_agent=user_agent)
+            found += more
         if refusals is not None:
             refusals += found
         if decision.allowed:
@@ -233,7 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also fetch the page (when allowed) and read the refusals its person published there, "
                             "its robots tags and its response-level signals")
     check.add_argument("--activitypub", action="store_true",
-                       help=f"with --fetch, ask for the ActivityPub actor (Accept: {ACTIVITYPUB})")
+                       help="with --fetch, ask for the ActivityPub actor (Accept: application/activity+json)")
     check.set_defaults(func=cmd_check)
 
     signals = sub.add_parser("signals", help="what a site says about each purpose (operator signals), and where")

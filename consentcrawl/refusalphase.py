@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("consentcrawl")
 
-ACTIVITYPUB = "application/activity+json"
+ACTIVITYPUB = "application/activity+json"  #: what a crawl asks a profile URL for to get the actor (Mastodon negotiates)
 
 __all__ = ["FirstPageGate", "actor_request", "book_refusals", "check_refusals", "mismatch_deny", "owner_mismatch",
            "read_fetched", "refused_deny", "refusing", "unreadable_deny"]

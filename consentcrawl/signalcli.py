@@ -17,7 +17,15 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from .decision import Decision
-from .refusalphase import mismatch_deny, owner_mismatch, read_fetched, refused_deny, refusing, unreadable_deny
+from .refusalphase import (
+    ACTIVITYPUB,
+    mismatch_deny,
+    owner_mismatch,
+    read_fetched,
+    refused_deny,
+    refusing,
+    unreadable_deny,
+)
 from .refusals.book import Refusal
 from .response import judge_response
 from .robots.body import charset
@@ -35,7 +43,8 @@ from .signals.rsl import response_rsl_links
 if TYPE_CHECKING:
     from .engine import PolicyEngine
 
-__all__ = ["Page", "fetch_page", "fetch_site_files", "judge_page", "judge_refusals", "signal_report"]
+__all__ = ["ACTIVITYPUB", "Page", "fetch_page", "fetch_site_files", "judge_linked_actor", "judge_page",
+           "judge_refusals", "signal_report"]
 
 HopCheck = Callable[[str, bool], Awaitable["str | None"]]
 
@@ -83,28 +92,52 @@ async def fetch_page(url: str, *, user_agent: str, accept: str | None = None) ->
 
 
 def judge_refusals(prior: Decision, page: Page, engine: PolicyEngine, token: str, purpose: str, facts: Any,
-                   now: datetime) -> tuple[Decision, list[dict[str, Any]]]:
+                   now: datetime) -> tuple[Decision, list[dict[str, Any]], str | None]:
     """The refusals on a person's page, as the crawl's response phase judges them (nothing is recorded: ``check``
-    keeps no audit or refusal log); and every refusal read, for the report. A page that names no person is not
-    read."""
+    keeps no audit or refusal log); every refusal read, for the report; and the ActivityPub actor an HTML profile
+    links to. A page that names no person is not read."""
     if facts.platform is None or facts.subject is None:
-        return prior, []
+        return prior, [], None
     content_type = page.headers.get("content-type", "")
     try:
         reading = read_fetched(token, page.url, page.status, content_type, page.content, page.encoding, page.accept)
     except Exception as exc:  # noqa: BLE001 - as in a crawl: a page we cannot read for its person's say is not used
-        return unreadable_deny(prior, page.url, exc), []
+        return unreadable_deny(prior, page.url, exc), [], None
     mismatch = owner_mismatch(engine, purpose, facts, reading, now)
     if mismatch is not None:
-        return mismatch_deny(facts, reading, page.url, mismatch), [{"owner": reading.owner, "mismatch": mismatch}]
+        report: list[dict[str, Any]] = [{"url": page.url, "owner": reading.owner, "mismatch": mismatch}]
+        return mismatch_deny(facts, reading, page.url, mismatch), report, None
     refusing_purpose = refusing(engine, purpose, reading)
     report = [{"form": f.form, "field": f.field, "raw": f.raw, "purposes": sorted(f.purposes), "url": page.url,
                "refuses_purpose": f in refusing_purpose} for f in reading.found]
+    actor = reading.actor if reading.profile else None
     if not refusing_purpose or not prior.allowed:
-        return prior, report
+        return prior, report, actor
     refusals = [Refusal(facts.platform.name, facts.subject, page.url, f.form, f.field, f.raw, f.purposes, now)
                 for f in refusing_purpose]
-    return refused_deny(facts, prior, refusals), report
+    return refused_deny(facts, prior, refusals), report, None
+
+
+async def judge_linked_actor(prior: Decision, actor: str, decider: Any, robots: RobotsFile | None, files: SiteFiles,
+                             token: str, purpose: str, facts: Any, now: datetime, *,
+                             user_agent: str) -> tuple[Decision, list[dict[str, Any]]]:
+    """The actor an HTML profile links to, as a crawl reads it (docs/refusals.md, "The actor a profile links
+    to"): only the page's person's, decided in full before it is fetched, read for refusals. ``check`` has the
+    page's origin's robots.txt and files only: an actor on another origin is reported, not fetched."""
+    try:
+        actor_facts = decider.engine.facts(actor, purpose, now)
+    except Exception:  # noqa: BLE001 - an actor URL we cannot read is not fetched
+        return prior, [{"actor": actor, "fetched": False, "why": "its URL cannot be read"}]
+    if (actor_facts.platform, actor_facts.subject) != (facts.platform, facts.subject):
+        return prior, [{"actor": actor, "fetched": False, "why": "another person's (or no one's) actor"}]
+    if actor_facts.canonical.origin != facts.canonical.origin:
+        return prior, [{"actor": actor, "fetched": False, "why": "on another origin"}]
+    decision = await decider.decide(actor_facts, robots, files)
+    if not decision.allowed:
+        return prior, [{"actor": actor, "fetched": False, "why": decision.reason}]
+    page = await fetch_page(actor_facts.canonical.url, user_agent=user_agent, accept=ACTIVITYPUB)
+    judged, report, _ = judge_refusals(prior, page, decider.engine, token, purpose, actor_facts, now)
+    return judged, [{"actor": actor, "fetched": True}, *report]
 
 
 async def judge_page(prior: Decision, page: Page, files: SiteFiles, policy: SignalPolicy, token: str, purpose: str,

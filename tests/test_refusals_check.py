@@ -43,7 +43,8 @@ def test_a_nobot_in_the_bio_of_the_fetched_profile_denies_and_is_listed(
         capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     code, decision, served = check(f"http://{HOST}/@bob", capsys, monkeypatch)
     assert code == 1 and decision["verdict"] == "deny" and decision["reason"] == "subject.refused-on-page"
-    assert [r.decoded_path for r in served] == ["/@bob"]  # fetched once: the refusal is read from the page
+    # fetched once: the refusal is read from the page, and a person who refused has their actor left alone
+    assert [r.decoded_path for r in served] == ["/@bob"]
     (found,) = decision["refusals_on_page"]
     assert found["form"] == "hashtag.nobot" and found["field"] == "h-card p-note" and "#nobot" in found["raw"]
     assert found["refuses_purpose"] is True and found["url"] == f"http://{HOST}/@bob"
@@ -75,7 +76,39 @@ def test_pages_without_a_refusal_of_their_own_are_allowed(
     # grace: #nobotanicalgardens; heidi: a pinned post quoting someone else's #nobot; kim: a URL with #nobot
     code, decision, served = check(f"http://{HOST}{url}", capsys, monkeypatch, *extra)
     assert (code, decision["verdict"]) == (0, "allow"), decision["evidence"]
-    assert decision["refusals_on_page"] == [] and [r.decoded_path for r in served] == [url]
+    name = url.rpartition("/")[2].lstrip("@")
+    if extra:  # the actor itself
+        assert decision["refusals_on_page"] == [] and [r.decoded_path for r in served] == [url]
+    else:  # the profile, then the actor it links to, as a crawl reads them
+        actor = f"http://{HOST}/users/{name}"
+        assert decision["refusals_on_page"] == [{"actor": actor, "fetched": True}]
+        assert [r.decoded_path for r in served] == [url, f"/users/{name}"]
+
+
+def test_indexable_false_in_the_actor_a_profile_links_to_denies_the_profile(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    code, decision, served = check(f"http://{HOST}/@carol", capsys, monkeypatch)
+    assert code == 1 and decision["reason"] == "subject.refused-on-page"
+    assert [r.decoded_path for r in served] == ["/@carol", "/users/carol"]
+    assert decision["refusals_on_page"][0] == {"actor": f"http://{HOST}/users/carol", "fetched": True}
+    assert [(f["form"], f["url"]) for f in decision["refusals_on_page"][1:]] == [
+        ("activitypub.indexable", f"http://{HOST}/users/carol")]
+
+
+def test_an_actor_link_to_another_person_is_reported_not_fetched(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    site = FediverseSite()
+
+    def app(request: LoggedRequest, headers: dict[str, str]) -> Response | None:
+        answer = site(request, headers)
+        if answer is not None and request.decoded_path == "/@heidi":
+            answer = dataclasses.replace(answer, body=str(answer.body).replace("/users/heidi", "/users/carol"))
+        return answer
+
+    code, decision, served = check(f"http://{HOST}/@heidi", capsys, monkeypatch, app=app)
+    assert code == 0 and [r.decoded_path for r in served] == ["/@heidi"]
+    assert decision["refusals_on_page"] == [{"actor": f"http://{HOST}/users/carol", "fetched": False,
+                                             "why": "another person's (or no one's) actor"}]
 
 
 def test_noindex_meta_is_listed_but_does_not_refuse_research(capsys: pytest.CaptureFixture[str],
@@ -83,7 +116,7 @@ def test_noindex_meta_is_listed_but_does_not_refuse_research(capsys: pytest.Capt
     code, decision, _ = check(f"http://{HOST}/@dave", capsys, monkeypatch)
     assert code == 0
     # dave's page says <meta name="robots" content="noindex, noarchive">: search and archiving, not research
-    forms = {f["form"]: f["refuses_purpose"] for f in decision["refusals_on_page"]}
+    forms = {f["form"]: f["refuses_purpose"] for f in decision["refusals_on_page"] if "form" in f}
     assert forms and not any(forms.values()) and all(f.startswith("meta-robots.") for f in forms), forms
 
 
