@@ -92,17 +92,20 @@ def cmd_check(args: argparse.Namespace) -> int:
         return refused.reason if refused is not None else None
 
     consulted: list[Any] = []
+    refusals: list[dict[str, Any]] = []
 
     async def decide() -> Decision:
         robots = await fetch_robots(facts.canonical.origin, user_agent=f"{config.token}/{__version__}", now=now,
                                     may_fetch=may_fetch)
-        return await check_signals(args, config, decider, facts, robots, now, consulted)
+        return await check_signals(args, config, decider, facts, robots, now, consulted, refusals)
 
     decision = run_async(decide)
     if args.json:
         out = decision.to_dict()
         out.update(url=args.url, canonical_url=facts.canonical.url, purpose=config.purpose,
                    time=now.isoformat(), token=config.token, signals=consulted)
+        if args.fetch:
+            out["refusals_on_page"] = refusals
         print(json.dumps(out, indent=2, default=str))
     else:
         print(decision_text(decision, args.url, facts.canonical.url, config.purpose))
@@ -110,12 +113,21 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 async def check_signals(args: argparse.Namespace, config: ConsentConfig, decider: Any, facts: Any, robots: Any,
-                        now: Any, consulted: list[Any]) -> Decision:
+                        now: Any, consulted: list[Any], refusals: list[dict[str, Any]] | None = None) -> Decision:
     """The full decision as a crawl makes it: the site's signal files fetched when the decision reaches the
-    signals check; with ``--fetch`` the page too, and its response-level signals. ``consulted`` gets every
-    signal read, with its verdict."""
+    signals check; with ``--fetch`` the page too, and, in the crawl's order, the refusals its person published
+    there, its robots tags and its response-level signals. ``consulted`` gets every signal read, with its
+    verdict; ``refusals`` every refusal read on the page."""
     from .robots.hops import hop_refusal
-    from .signalcli import fetch_page, fetch_site_files, judge_page, signal_report
+    from .signalcli import (
+        ACTIVITYPUB,
+        fetch_page,
+        fetch_site_files,
+        judge_linked_actor,
+        judge_page,
+        judge_refusals,
+        signal_report,
+    )
     from .signals.evaluate import site_results
     from .signals.policy import SignalsNeeded
 
@@ -136,12 +148,22 @@ async def check_signals(args: argparse.Namespace, config: ConsentConfig, decider
                            policy.options(config.token, facts.canonical.host, facts.platform))
     if decision.allowed and getattr(args, "fetch", False):
         try:
-            page = await fetch_page(facts.canonical.url, user_agent=user_agent)
+            page = await fetch_page(facts.canonical.url, user_agent=user_agent,
+                                    accept=ACTIVITYPUB if getattr(args, "activitypub", False) else None)
         except Exception as exc:  # noqa: BLE001 - a page we could not read is reported, not judged
             raise ConfigError(f"cannot fetch {facts.canonical.url}: {type(exc).__name__}: {exc}",
                               source="--fetch") from None
-        decision, results = await judge_page(decision, page, files, policy, config.token, config.purpose, facts,
-                                             now, user_agent=user_agent, may_fetch=may_fetch)
+        decision, found, actor = judge_refusals(decision, page, decider.engine, config.token, config.purpose, facts,
+                                                now)
+        if actor is not None and decision.allowed:  # as a crawl does: the actor the profile links to
+            decision, more = await judge_linked_actor(decision, actor, decider, robots, files, config.token,
+                                                      config.purpose, facts, now, user_agent=user_agent)
+            found += more
+        if refusals is not None:
+            refusals += found
+        if decision.allowed:
+            decision, results = await judge_page(decision, page, files, policy, config.token, config.purpose,
+                                                 facts, now, user_agent=user_agent, may_fetch=may_fetch)
     consulted += signal_report(results, sorted(_base_purposes(config)))
     return decision
 
@@ -179,7 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--now", metavar="TIME", help="decide as of this ISO-8601 time (replay a decision)")
     check.add_argument("--json", action="store_true", help="print the decision as JSON")
     check.add_argument("--fetch", action="store_true",
-                       help="also fetch the page (when allowed) and read its response-level signals")
+                       help="also fetch the page (when allowed) and read the refusals its person published there, "
+                            "its robots tags and its response-level signals")
+    check.add_argument("--activitypub", action="store_true",
+                       help="with --fetch, ask for the ActivityPub actor (Accept: application/activity+json)")
     check.set_defaults(func=cmd_check)
 
     signals = sub.add_parser("signals", help="what a site says about each purpose (operator signals), and where")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -31,6 +32,7 @@ from .distributed.send import send_shared
 from .distributed.shared import SharedStateUnavailable
 from .errors import ConfigError
 from .middlewares import ConsentDenied, ConsentMisconfigured
+from .refusalphase import actor_request
 from .runtime import get_runtime, is_checked_url, refuse_to_start
 from .settings import read
 from .urls import canonicalize
@@ -42,6 +44,8 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from .runtime import ConsentRuntime
+
+logger = logging.getLogger("consentcrawl")
 
 #: the handlers Scrapy uses when the project sets none
 DEFAULT_FALLBACK = "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler"
@@ -121,16 +125,14 @@ class ConsentDownloadHandler:
             first = person is not None and await runtime.first_pages.enter(person)
             read = False
             try:
-                if runtime.distributed is not None:  # the cluster's Crawl-delay schedule, then the decision
-                    await send_shared(runtime, request, self._delay(runtime, request.url))
-                else:
-                    await self._keep_crawl_delay(runtime, request)
-                    decision = await runtime.decide_send(request)  # reads the clock now, after the waits
-                    if runtime.drops(decision):
-                        raise ConsentDenied(decision)
-                response: Response = await self.fallback.download_request(request)
+                response: Response = await self._send(runtime, request)
                 if first:
-                    read = runtime.read_first_page(request, response)
+                    assert person is not None
+                    reading = runtime.read_first_page(request, response)
+                    read = reading is not None and reading.profile
+                    actor = actor_request(runtime, person, reading)
+                    if actor is not None:
+                        await self._read_actor(runtime, actor)
                 return response
             finally:
                 if first:
@@ -138,6 +140,42 @@ class ConsentDownloadHandler:
                     runtime.first_pages.done(person, read)
         response = await self.fallback.download_request(request)
         return response
+
+    async def _send(self, runtime: ConsentRuntime, request: Request) -> Response:
+        """The origin's ``Crawl-delay``, the decision at send time (a deny raises), the download."""
+        if runtime.distributed is not None:  # the cluster's Crawl-delay schedule, then the decision
+            await send_shared(runtime, request, self._delay(runtime, request.url))
+        else:
+            await self._keep_crawl_delay(runtime, request)
+            decision = await runtime.decide_send(request)  # reads the clock now, after the waits
+            if runtime.drops(decision):
+                raise ConsentDenied(decision)
+        response: Response = await self.fallback.download_request(request)
+        return response
+
+    async def _read_actor(self, runtime: ConsentRuntime, actor: Request) -> None:
+        """The actor a person's HTML profile links to (:func:`~consentcrawl.refusalphase.actor_request`), fetched
+        while the person's other requests wait, so that an ``indexable: false`` there stops them (and this page,
+        in its response phase).
+
+        It goes through the downloader middlewares (the request phase's decision, the user agent, the proxy; the
+        response phase reads it for refusals and records them) and is decided again at send time, each with its
+        audit line, like any request of the person. It skips the download slot: this page still holds the slot,
+        which the actor would wait for. Its response goes to no spider and no cache. A deny or a failure leaves the
+        person as the page alone said."""
+        engine = self.crawler.engine
+        assert engine is not None
+
+        async def send(request: Request) -> Response:
+            return await self._send(runtime, request)
+
+        try:
+            await engine.downloader.middleware.download_async(send, actor)
+        except IgnoreRequest:  # denied, in the request, send-time or response phase: its line says why
+            pass
+        except Exception as exc:  # noqa: BLE001 - the actor is more evidence: without it the page decides alone
+            runtime.count("consentcrawl/refusals/actor_errors")
+            logger.info("consentcrawl: a linked ActivityPub actor could not be read: %s", type(exc).__name__)
 
     async def _keep_crawl_delay(self, runtime: ConsentRuntime, request: Request) -> None:
         """Wait until the origin's ``Crawl-delay`` since its previous request has passed, whatever the slot.

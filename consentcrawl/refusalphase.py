@@ -26,6 +26,7 @@ import logging
 import weakref
 from typing import TYPE_CHECKING
 
+from scrapy import Request as ScrapyRequest
 from scrapy.http import Response, TextResponse
 
 from .decision import Decision, Evidence, Stage, deny, new_decision_id
@@ -41,12 +42,16 @@ if TYPE_CHECKING:
 
     from scrapy import Request
 
+    from .engine import PolicyEngine
     from .facts import RequestFacts
     from .runtime import ConsentRuntime
 
 logger = logging.getLogger("consentcrawl")
 
-__all__ = ["FirstPageGate", "book_refusals", "check_refusals"]
+ACTIVITYPUB = "application/activity+json"  #: what a crawl asks a profile URL for to get the actor (Mastodon negotiates)
+
+__all__ = ["FirstPageGate", "actor_request", "book_refusals", "check_refusals", "mismatch_deny", "owner_mismatch",
+           "read_fetched", "refused_deny", "refusing", "unreadable_deny"]
 
 
 class FirstPageGate:
@@ -63,6 +68,8 @@ class FirstPageGate:
     def __init__(self, size: int = 65536) -> None:
         self._pending: dict[tuple[str, str], asyncio.Future[None]] = {}
         self._read: Recent[tuple[str, str], bool] = Recent(size)
+        #: the people whose linked actor was sent for (:func:`actor_request`): once per person
+        self.actors: Recent[tuple[str, str], bool] = Recent(size)
 
     async def enter(self, key: tuple[str, str]) -> bool:
         """Wait for the person's first page to be read; True when this request is that first page (the caller
@@ -85,6 +92,30 @@ class FirstPageGate:
             pending.set_result(None)
 
 
+def actor_request(runtime: ConsentRuntime, person: tuple[str, str], reading: PageReading | None) -> Request | None:
+    """The request for the ActivityPub actor an HTML profile of ``person`` links to, where their ``indexable``
+    and other flags are (a crawl of profile HTML would not see them otherwise); the caller sends it as any request
+    of the person, decided at send time, while it holds their other requests.
+
+    Once per person; only an actor the platform's templates say is the same person's (fetching another's is not
+    reading this person); not for a person who already refused (their actor would be denied: no fetch, no line).
+    """
+    gate = runtime.first_pages
+    if reading is None or not reading.profile or reading.actor is None or gate.actors.get(person):
+        return None
+    gate.actors.put(person, True)
+    request = ScrapyRequest(reading.actor, headers={"Accept": ACTIVITYPUB}, dont_filter=True,
+                            meta={"dont_redirect": True, "dont_retry": True, "dont_cache": True,
+                                  "handle_httpstatus_all": True})
+    if runtime.person_of(request) != person:
+        runtime.count("consentcrawl/refusals/actor_of_another")
+        return None
+    if runtime.engine.refusals.refusal(*person, runtime.engine.refused_purposes(runtime.config.purpose)):
+        return None
+    runtime.count("consentcrawl/refusals/actor_requests")
+    return request
+
+
 def _read(runtime: ConsentRuntime, request: Request, response: Response) -> PageReading:
     """The page read for refusals, once per response object (the handler reads a person's first page as it is
     downloaded; the response phase then gets the same response and reuses the reading)."""
@@ -99,7 +130,6 @@ _readings: weakref.WeakKeyDictionary[Response, PageReading] = weakref.WeakKeyDic
 
 
 def _read_now(runtime: ConsentRuntime, request: Request, response: Response) -> PageReading:
-    token = runtime.config.token
     content_type = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
     encoded = response.headers.get(b"Content-Encoding")
     body = decoded_body(response.body, encoded)
@@ -107,21 +137,28 @@ def _read_now(runtime: ConsentRuntime, request: Request, response: Response) -> 
         encoding = response.encoding
     else:
         encoding = page_encoding(response.headers.get(b"Content-Type"), body)
-    directives = parse_meta_robots(body, token, encoding) if reads_as_html(content_type) else []
     accept = (request.headers.get(b"Accept") or b"").decode("latin-1")
-    return read_page(response.url, response.status, content_type, body, token, encoding=encoding,
-                     meta_directives=directives, activitypub_requested=is_activitypub(accept))
+    return read_fetched(runtime.config.token, response.url, response.status, content_type, body, encoding, accept)
 
 
-def _owner_mismatch(runtime: ConsentRuntime, facts: RequestFacts, reading: PageReading,
-                    now: datetime) -> str | None:
+def read_fetched(token: str, url: str, status: int, content_type: str, body: bytes, encoding: str,
+                 accept: str) -> PageReading:
+    """A fetched page (its body decoded) read for refusals: by a crawl's response phase and by ``consentcrawl
+    check --fetch``, so that both read a page the same way."""
+    directives = parse_meta_robots(body, token, encoding) if reads_as_html(content_type) else []
+    return read_page(url, status, content_type, body, token, encoding=encoding, meta_directives=directives,
+                     activitypub_requested=is_activitypub(accept))
+
+
+def owner_mismatch(engine: PolicyEngine, purpose: str, facts: RequestFacts, reading: PageReading,
+                   now: datetime) -> str | None:
     """Why the document is not the page's person's own (None when it is, or says nothing about whose it is)."""
     assert facts.platform is not None and facts.subject is not None
     if reading.owner is None:
         return None
     if reading.kind == "activitypub":
         try:
-            owner = runtime.engine.facts(reading.owner, runtime.config.purpose, now)
+            owner = engine.facts(reading.owner, purpose, now)
         except Exception:  # noqa: BLE001 - an id we cannot read is no proof of whose page this is
             return "the actor's id cannot be read as a URL"
         if owner.platform is not facts.platform or owner.subject != facts.subject:
@@ -130,6 +167,33 @@ def _owner_mismatch(runtime: ConsentRuntime, facts: RequestFacts, reading: PageR
     if reading.kind == "bluesky" and facts.subject.startswith("did:") and reading.owner.lower() != facts.subject:
         return "the profile's DID is another person's than the page's URL"
     return None
+
+
+def refusing(engine: PolicyEngine, purpose: str, reading: PageReading) -> list[Found]:
+    """The refusals on the page that refuse ``purpose`` (what a custom purpose counts as included)."""
+    purposes = engine.refused_purposes(purpose)
+    return [found for found in reading.found if found.purposes & purposes]
+
+
+def unreadable_deny(prior: Decision, url: str, exc: Exception) -> Decision:
+    """The deny of a page that could not be read for its person's say."""
+    return deny(Stage.ERROR, "error.internal", subject=prior.subject, platform=prior.platform,
+                evidence=(*prior.evidence, Evidence("error", url, {
+                    "error": type(exc).__name__, "message": str(exc)[:500], "while": "reading refusals"})))
+
+
+def mismatch_deny(facts: RequestFacts, reading: PageReading, url: str, mismatch: str) -> Decision:
+    """The deny of a page whose document is another person's (an actor's ``id``, a DID)."""
+    assert facts.platform is not None
+    return deny(Stage.SUBJECT, "subject.mismatch", subject=facts.subject, platform=facts.platform.name,
+                evidence=(Evidence("page-owner", url, {"owner": reading.owner, "cause": mismatch}),))
+
+
+def refused_deny(facts: RequestFacts, prior: Decision, refusals: list[Refusal]) -> Decision:
+    """The deny of a page whose person refused the purpose: what ``prior`` consulted, and the refusals."""
+    assert facts.platform is not None
+    return deny(Stage.SUBJECT, REASON, subject=facts.subject, platform=facts.platform.name,
+                evidence=(*prior.evidence, *(r.to_evidence() for r in refusals)))
 
 
 def _add(runtime: ConsentRuntime, facts: RequestFacts, url: str, found: Found, now: datetime) -> Refusal:
@@ -165,27 +229,26 @@ def _add(runtime: ConsentRuntime, facts: RequestFacts, url: str, found: Found, n
     return refusal
 
 
-def book_refusals(runtime: ConsentRuntime, request: Request, response: Response) -> bool:
+def book_refusals(runtime: ConsentRuntime, request: Request, response: Response) -> PageReading | None:
     """Read a person's page for refusals as soon as it is downloaded (the send-time handler, for a person's first
-    page) and add them to the book, before their next request is decided. Whether the page showed their profile
-    (what they say is known); the response phase reads it again, recording the deny (a refusal is recorded once)."""
+    page) and add them to the book, before their next request is decided. The reading, when the page is their
+    own (its ``profile``: what they say is known; its ``actor``: the actor it links to); the response phase reads
+    it again, recording the deny (a refusal is recorded once)."""
     if response.status >= 300 and response.status != 401:
-        return False
+        return None
     now = runtime.config.now()
     try:
         facts, _ = runtime.facts_for(request, response.url, now)
         if facts is None or facts.platform is None or facts.subject is None:
-            return False
+            return None
         reading = _read(runtime, request, response)
-        if _owner_mismatch(runtime, facts, reading, now) is not None:
-            return False
+        if owner_mismatch(runtime.engine, runtime.config.purpose, facts, reading, now) is not None:
+            return None
     except Exception:  # noqa: BLE001 - the response phase reads it again, and denies with the cause
-        return False
-    purposes = runtime.engine.refused_purposes(runtime.config.purpose)
-    for found in reading.found:
-        if found.purposes & purposes:
-            _add(runtime, facts, response.url, found, now)
-    return reading.profile and not _partial(response)  # a part of a page: what the rest says is not known
+        return None
+    for found in refusing(runtime.engine, runtime.config.purpose, reading):
+        _add(runtime, facts, response.url, found, now)
+    return None if _partial(response) else reading  # a part of a page: what the rest says is not known
 
 
 def _partial(response: Response) -> bool:
@@ -202,21 +265,17 @@ def check_refusals(runtime: ConsentRuntime, request: Request, response: Response
         if facts is None or facts.platform is None or facts.subject is None:
             return prior  # no one's profile (an unreadable URL was decided before the fetch)
         reading = _read(runtime, request, response)
-        mismatch = _owner_mismatch(runtime, facts, reading, now)
+        mismatch = owner_mismatch(runtime.engine, runtime.config.purpose, facts, reading, now)
     except Exception as exc:  # noqa: BLE001 - a page we cannot read for its person's say is not used
-        decision = deny(Stage.ERROR, "error.internal", subject=prior.subject, platform=prior.platform,
-                        evidence=(*prior.evidence, Evidence("error", response.url, {
-                            "error": type(exc).__name__, "message": str(exc)[:500], "while": "reading refusals"})))
-        return runtime.record(decision, response.url, None, "response", time=now)
+        return runtime.record(unreadable_deny(prior, response.url, exc), response.url, None, "response", time=now)
     if mismatch is not None:
-        decision = deny(Stage.SUBJECT, "subject.mismatch", subject=facts.subject, platform=facts.platform.name,
-                        evidence=(Evidence("page-owner", response.url, {"owner": reading.owner, "cause": mismatch}),))
-        return runtime.record(decision, response.url, None, "response", time=now)
-    purposes = runtime.engine.refused_purposes(runtime.config.purpose)
-    refusals = [_add(runtime, facts, response.url, found, now) for found in reading.found
-                if found.purposes & purposes]
+        return runtime.record(mismatch_deny(facts, reading, response.url, mismatch), response.url, None, "response",
+                              time=now)
+    refusals = [_add(runtime, facts, response.url, found, now)
+                for found in refusing(runtime.engine, runtime.config.purpose, reading)]
     if not refusals:  # a refusal found on another of their pages after this request was sent stops it here
-        known = runtime.engine.refusals.refusal(facts.platform.name, facts.subject, purposes)
+        known = runtime.engine.refusals.refusal(facts.platform.name, facts.subject,
+                                                runtime.engine.refused_purposes(runtime.config.purpose))
         refusals = [known] if known is not None else []
     if not refusals and prior.allowed and _partial(response):
         decision = deny(Stage.ERROR, "error.internal", subject=facts.subject, platform=facts.platform.name,
@@ -226,6 +285,4 @@ def check_refusals(runtime: ConsentRuntime, request: Request, response: Response
         return runtime.record(decision, response.url, None, "response", time=now)
     if not refusals or not prior.allowed:
         return prior
-    decision = deny(Stage.SUBJECT, REASON, subject=facts.subject, platform=facts.platform.name,
-                    evidence=(*prior.evidence, *(r.to_evidence() for r in refusals)))
-    return runtime.record(decision, response.url, None, "response", time=now)
+    return runtime.record(refused_deny(facts, prior, refusals), response.url, None, "response", time=now)

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
 
     from scrapy.crawler import Crawler
 
+    from .refusals.forms import PageReading
 
 logger = logging.getLogger("consentcrawl")
 
@@ -276,7 +277,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
             return None
         return facts.platform.name, facts.subject
 
-    def read_first_page(self, request: Request, response: Response) -> bool:
+    def read_first_page(self, request: Request, response: Response) -> PageReading | None:
         """A person's first page, read for refusals as soon as it is downloaded (:class:`FirstPageGate`)."""
         return book_refusals(self, request, response)
 

@@ -1,4 +1,6 @@
-"""Operator signals outside a crawl: what ``consentcrawl check`` and ``consentcrawl signals`` read (issue #13).
+"""Operator signals outside a crawl: what ``consentcrawl check`` and ``consentcrawl signals`` read (issue #13);
+with ``check --fetch``, the refusals its person published on the page too (issue #14), read and judged by the
+functions the crawl's response phase uses (:mod:`consentcrawl.refusalphase`).
 
 The files are fetched with httpx through the proxy variables (:func:`consentcrawl.robots.httpfetch.side_request`,
 the machinery that fetches robots.txt, each hop asked first), classified and decided by the same pure code a
@@ -10,11 +12,21 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from .decision import Decision
+from .refusalphase import (
+    ACTIVITYPUB,
+    mismatch_deny,
+    owner_mismatch,
+    read_fetched,
+    refused_deny,
+    refusing,
+    unreadable_deny,
+)
+from .refusals.book import Refusal
 from .response import judge_response
 from .robots.body import charset
 from .robots.fetch import RobotsFile
@@ -28,7 +40,11 @@ from .signals.fetch import SignalFile, from_response, unavailable
 from .signals.policy import SignalPolicy, response_decision
 from .signals.rsl import response_rsl_links
 
-__all__ = ["Page", "fetch_page", "fetch_site_files", "judge_page", "signal_report"]
+if TYPE_CHECKING:
+    from .engine import PolicyEngine
+
+__all__ = ["ACTIVITYPUB", "Page", "fetch_page", "fetch_site_files", "judge_linked_actor", "judge_page",
+           "judge_refusals", "signal_report"]
 
 HopCheck = Callable[[str, bool], Awaitable["str | None"]]
 
@@ -59,18 +75,69 @@ class Page:
     headers: httpx.Headers
     body: bytes | None  #: decoded HTML, or None for another type
     encoding: str
+    content: bytes = b""  #: the decoded body, whatever its type (an ActivityPub actor is JSON)
+    accept: str = ""  #: the Accept header it was asked with
 
 
-async def fetch_page(url: str, *, user_agent: str) -> Page:
+async def fetch_page(url: str, *, user_agent: str, accept: str | None = None) -> Page:
     """The page itself (``--fetch``), through the proxy variables; a redirect is not followed (its own
     response's signals are read). Raises on a network error or a body that cannot be decoded."""
-    async with httpx.AsyncClient(timeout=10.0, follow_redirects=False, trust_env=True,
-                                 headers={"User-Agent": user_agent}) as client:
+    headers = {"User-Agent": user_agent, **({"Accept": accept} if accept else {})}
+    async with httpx.AsyncClient(timeout=10.0, follow_redirects=False, trust_env=True, headers=headers) as client:
         response = await client.get(url)  # httpx undoes the Content-Encoding it asked for
-    headers = response.headers
-    content_type = headers.get("content-type", "")
+    content_type = response.headers.get("content-type", "")
     body = response.content if "html" in content_type or not content_type else None
-    return Page(url, response.status_code, headers, body, charset(content_type.encode("latin-1")))
+    return Page(url, response.status_code, response.headers, body, charset(content_type.encode("latin-1")),
+                response.content, accept or "")
+
+
+def judge_refusals(prior: Decision, page: Page, engine: PolicyEngine, token: str, purpose: str, facts: Any,
+                   now: datetime) -> tuple[Decision, list[dict[str, Any]], str | None]:
+    """The refusals on a person's page, as the crawl's response phase judges them (nothing is recorded: ``check``
+    keeps no audit or refusal log); every refusal read, for the report; and the ActivityPub actor an HTML profile
+    links to. A page that names no person is not read."""
+    if facts.platform is None or facts.subject is None:
+        return prior, [], None
+    content_type = page.headers.get("content-type", "")
+    try:
+        reading = read_fetched(token, page.url, page.status, content_type, page.content, page.encoding, page.accept)
+    except Exception as exc:  # noqa: BLE001 - as in a crawl: a page we cannot read for its person's say is not used
+        return unreadable_deny(prior, page.url, exc), [], None
+    mismatch = owner_mismatch(engine, purpose, facts, reading, now)
+    if mismatch is not None:
+        report: list[dict[str, Any]] = [{"url": page.url, "owner": reading.owner, "mismatch": mismatch}]
+        return mismatch_deny(facts, reading, page.url, mismatch), report, None
+    refusing_purpose = refusing(engine, purpose, reading)
+    report = [{"form": f.form, "field": f.field, "raw": f.raw, "purposes": sorted(f.purposes), "url": page.url,
+               "refuses_purpose": f in refusing_purpose} for f in reading.found]
+    actor = reading.actor if reading.profile else None
+    if not refusing_purpose or not prior.allowed:
+        return prior, report, actor
+    refusals = [Refusal(facts.platform.name, facts.subject, page.url, f.form, f.field, f.raw, f.purposes, now)
+                for f in refusing_purpose]
+    return refused_deny(facts, prior, refusals), report, None
+
+
+async def judge_linked_actor(prior: Decision, actor: str, decider: Any, robots: RobotsFile | None, files: SiteFiles,
+                             token: str, purpose: str, facts: Any, now: datetime, *,
+                             user_agent: str) -> tuple[Decision, list[dict[str, Any]]]:
+    """The actor an HTML profile links to, as a crawl reads it (docs/refusals.md, "The actor a profile links
+    to"): only the page's person's, decided in full before it is fetched, read for refusals. ``check`` has the
+    page's origin's robots.txt and files only: an actor on another origin is reported, not fetched."""
+    try:
+        actor_facts = decider.engine.facts(actor, purpose, now)
+    except Exception:  # noqa: BLE001 - an actor URL we cannot read is not fetched
+        return prior, [{"actor": actor, "fetched": False, "why": "its URL cannot be read"}]
+    if (actor_facts.platform, actor_facts.subject) != (facts.platform, facts.subject):
+        return prior, [{"actor": actor, "fetched": False, "why": "another person's (or no one's) actor"}]
+    if actor_facts.canonical.origin != facts.canonical.origin:
+        return prior, [{"actor": actor, "fetched": False, "why": "on another origin"}]
+    decision = await decider.decide(actor_facts, robots, files)
+    if not decision.allowed:
+        return prior, [{"actor": actor, "fetched": False, "why": decision.reason}]
+    page = await fetch_page(actor_facts.canonical.url, user_agent=user_agent, accept=ACTIVITYPUB)
+    judged, report, _ = judge_refusals(prior, page, decider.engine, token, purpose, actor_facts, now)
+    return judged, [{"actor": actor, "fetched": True}, *report]
 
 
 async def judge_page(prior: Decision, page: Page, files: SiteFiles, policy: SignalPolicy, token: str, purpose: str,

@@ -214,18 +214,15 @@ class SlowRepeat(RepeatLogic):
     seconds = 7.0
 
 
-def write_people(path: Path, subjects: list[str]) -> None:
-    path.write_text("".join(json.dumps(record(s)) + "\n" for s in subjects), encoding="utf-8")
-
-
-@pytest.mark.parametrize(("store_kind", "change"), [("cache", "append"), ("cache", "rename"), ("memory", "rename"),
-                                                    ("sqlite", "replaced")])
+@pytest.mark.parametrize(("store_kind", "change", "fmt"), [
+    ("cache", "append", "jsonl"), ("cache", "rename", "jsonl"), ("memory", "rename", "jsonl"),
+    ("memory", "append", "yaml"), ("cache", "rename", "yaml"), ("sqlite", "replaced", "jsonl")])
 @deferred_f_from_coro_f
 async def test_a_withdrawal_mid_crawl_stops_the_fetches_within_2_s(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_kind: str, change: str) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_kind: str, change: str, fmt: str) -> None:
     settings = people_settings(tmp_path)
-    records = tmp_path / "records.jsonl"
-    write_people(records, ["101", "102", "103", *FILLER])
+    records = tmp_path / f"records.{fmt}"
+    records.write_text(text_of(fmt, [record(s) for s in ["101", "102", "103", *FILLER]]), encoding="utf-8")
     settings["CONSENTCRAWL_AUTHORIZATIONS"] = str(records)
     settings["CONSENTCRAWL_AUTHORIZATIONS_CACHE_THRESHOLD"] = THRESHOLD if store_kind == "cache" else None
     db = tmp_path / "store.db"
@@ -234,14 +231,16 @@ async def test_a_withdrawal_mid_crawl_stops_the_fetches_within_2_s(
                      settings["CONSENTCRAWL_PLATFORMS"]]) == 0
         settings["CONSENTCRAWL_AUTHORIZATIONS"] = f"sqlite:///{db}"
     written: list[float] = []
+    began: list[float] = []
 
     def withdraw() -> None:
-        withdrawal = json.dumps(record("101", revoked_at=now_iso(), evidence="withdrawn")) + "\n"
+        began.append(time.time())
+        withdrawal = text_of(fmt, [record("101", revoked_at=now_iso(), evidence="withdrawn")], header=False)
         if change == "append":
             with records.open("a", encoding="utf-8") as f:
                 f.write(withdrawal)
         elif change == "rename":
-            fresh = tmp_path / "fresh.jsonl"
+            fresh = tmp_path / f"fresh.{fmt}"
             fresh.write_text(records.read_text(encoding="utf-8") + withdrawal, encoding="utf-8")
             os.replace(fresh, records)
         else:  # another SQLite file, not a consentcrawl store, renamed over the store
@@ -277,7 +276,7 @@ async def test_a_withdrawal_mid_crawl_stops_the_fetches_within_2_s(
     if store_kind == "cache":
         assert cache_paths(str(records))[0].exists()
     if change != "replaced":
-        _judge(app, result, written[0], bound=2.0)
+        _judge(app, result, written[0], bound=2.0, began=began[0])
         return
     late = [round(t - written[0], 2) for person in ("101", "102") for t in app.times_served(person)
             if t > written[0] + 2.0]

@@ -96,3 +96,26 @@ async def test_the_refusal_log_is_read_by_the_configuration_and_the_check_decide
     settings.pop("CONSENTCRAWL_REFUSALS_LOG")
     decider = build_decider(ConsentConfig.from_settings(settings))
     assert (await decider.decide_consent(facts)).reason == "subject.authorized"  # control
+
+
+@deferred_f_from_coro_f
+async def test_a_record_granted_after_the_refusal_does_not_lift_it(tmp_path: Path) -> None:
+    """docs/refusals.md, "A refusal and a newer record": the refusal in the log wins until the operator lifts it."""
+    seen = NOW - timedelta(days=10)
+    log = tmp_path / "refusals.jsonl"
+    log.write_text(json.dumps(refusal().__dict__ | {"purposes": ["research"], "seen_at": seen.isoformat(),
+                                                    "event": "ev1"}, default=str) + "\n")
+    records = tmp_path / "authorizations.jsonl"
+    records.write_text(json.dumps({"platform": "microblog", "subject": "1001", "purposes": ["research"],
+                                   "granted_at": (seen + timedelta(days=5)).isoformat(), "evidence": "f"}) + "\n")
+    settings = {"CONSENTCRAWL_PURPOSE": "research", "CONSENTCRAWL_PLATFORMS": str(PLATFORMS),
+                "CONSENTCRAWL_AUTHORIZATIONS": str(records), "CONSENTCRAWL_REFUSALS_LOG": str(log)}
+    decider = build_decider(ConsentConfig.from_settings(settings))
+    facts = decider.engine.facts(URL, "research", NOW)
+    denied = await decider.decide_consent(facts)
+    assert denied.reason == "subject.refused-on-page"
+    kinds = [e.kind for e in denied.evidence]
+    assert "subject-authorization" in kinds and kinds[-1] == "refusal-on-page"  # the newer record, overruled
+    log.write_text("")  # the operator lifts it (the person took it off their page): the record applies
+    decider = build_decider(ConsentConfig.from_settings(settings))
+    assert (await decider.decide_consent(facts)).reason == "subject.authorized"

@@ -19,12 +19,13 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
+from consentcrawl.audit.log import read_audit_log
 from consentcrawl.cli import main
 from consentcrawl.config import ConsentConfig
 from consentcrawl.consent.apiserver import AuthorizationServer, Handler
@@ -99,7 +100,7 @@ async def outcome(store: Any, subject: str) -> Any:
 
 class FaultyServer(AuthorizationServer):
     """The reference server, whose handler records the Authorization header of every request and, while
-    :attr:`fault` says so, answers slowly or with garbage."""
+    :attr:`fault` says so, answers slowly, with garbage, a 503, a 403 or JSON of another shape."""
 
     fault: str | None = None
     slow = 1.5
@@ -117,15 +118,24 @@ class FaultyServer(AuthorizationServer):
                 server.seen_auth.append(self.headers.get("Authorization"))
                 if server.fault == "slow":
                     time.sleep(server.slow)
-                elif server.fault == "garbage":
-                    body = b"<html>maintenance</html>"
-                    self.send_response(200)
-                    self.send_header("Content-Type", "text/html")
+                elif server.fault in self.FAULTS:
+                    status, content_type, body = self.FAULTS[server.fault]
+                    self.send_response(status)
+                    self.send_header("Content-Type", content_type)
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
                     self.wfile.write(body)
                     return
                 super().do_GET()
+
+            #: the answers of a misbehaving API: garbage, a 5xx, a 403 (a token revoked at the CRM), JSON of
+            #: another shape
+            FAULTS: ClassVar[dict[str, tuple[int, str, bytes]]] = {
+                "garbage": (200, "text/html", b"<html>maintenance</html>"),
+                "error": (503, "text/plain", b"upstream CRM unavailable"),
+                "forbidden": (403, "application/json", b'{"error": "token revoked"}'),
+                "shape": (200, "application/json", b'{"records": "none", "version": 7}'),
+            }
 
         return Faulty
 
@@ -237,6 +247,10 @@ async def test_http_store_fails_closed_on_5xx_and_bad_answers_and_recovers(
         assert "not JSON" in str(await outcome(store, "102")) and store.version != version
         api.fault = "slow"
         await await_until(lambda: _says(store, "103", "did not answer within 0.3 s"), 2.0, "timeout noticed")
+        api.fault = "error"
+        await await_until(lambda: _says(store, "104", "answered HTTP 503"), 2.0, "5xx noticed")
+        api.fault = "forbidden"
+        await await_until(lambda: _says(store, "105", "refused us: HTTP 403; we sent a token"), 2.0, "403 noticed")
         api.fault = None
         await await_until(lambda: _records_of(store, "101", 1), 2.0, "recovery")
     finally:
@@ -271,13 +285,15 @@ async def test_http_store_withdrawal_mid_crawl(api: FaultyServer, records: Path,
     written: list[float] = []
 
     def withdraw() -> None:
+        began.append(time.time())
         with records.open("a", encoding="utf-8") as f:
             f.write(line("101", revoked=True))
         written.append(time.time())
 
+    began: list[float] = []
     app, result = await _crawl_withdrawing(settings, monkeypatch, withdraw)
     assert written, "the withdrawal was not made during the crawl"
-    _judge(app, result, written[0], bound=2.0)
+    _judge(app, result, written[0], bound=2.0, began=began[0])
     assert TOKEN not in Path(settings["CONSENTCRAWL_AUDIT_LOG"]).read_text(encoding="utf-8")
     assert TOKEN not in caplog.text
     assert set(api.seen_auth) == {f"Bearer {TOKEN}"}
@@ -298,13 +314,36 @@ async def _crawl_withdrawing(settings: dict[str, Any], monkeypatch: pytest.Monke
     return app, result
 
 
-def _judge(app: LenientPeople, result: Any, write: float, bound: float) -> None:
+def _judge(app: LenientPeople, result: Any, write: float, bound: float, *, began: float) -> None:
+    """The server's log: 101 fetched before the withdrawal, never more than ``bound`` after it (written between
+    ``began`` and ``write``), 102 fetched on. The audit log: one ``withdrawal-seen`` event within the bound, no
+    fetch of 101 after it (so none of the requests it stopped was sent), and every deny of 101 names it
+    (``because``), no one else's."""
     timeline = _timeline(app, write, "the withdrawal")
     assert any(t < write for t in app.times_served("101")), f"control: 101 not served before\n{timeline}"
     assert any(t > write + bound + 1 for t in app.times_served("102")), f"control: the crawl went on\n{timeline}"
     late = [round(t - write, 2) for t in app.times_served("101") if t > write + bound]
     assert not late, f"101 fetched after withdrawing (s after): {late}\n{timeline}"
     assert any(e["reason"] == "subject.revoked" for e in result.audit if e.get("subject") == "101")
+    events = [e for e in read_audit_log(result.crawler.settings["CONSENTCRAWL_AUDIT_LOG"]) if "event" in e]
+    seen = [e for e in events if e["event"] == "withdrawal-seen"]
+    assert [(e["platform"], e["subject"], e["reason"]) for e in seen] == [("people", "101", "subject.revoked")], seen
+    (event,) = seen
+    assert event["store_version"] != event["allowed_at_version"]
+    seen_at = datetime.fromisoformat(event["time"]).timestamp()
+    assert began <= seen_at <= write + bound, f"seen at {seen_at - write:+.2f} s\n{timeline}"
+    after = [round(t - seen_at, 3) for t in app.times_served("101") if t > seen_at]
+    assert not after, f"101 fetched after the withdrawal was seen (s after): {after}\n{timeline}"
+    denied = [e for e in result.audit if e.get("subject") == "101" and e["verdict"] == "deny"]
+    # a store that reads its file again after the change denies everyone for that moment (its own cause, before
+    # the withdrawal is known); every other deny of 101 is the withdrawal's, and names its event
+    rereading = [e for e in denied if e["reason"] == "error.store-unavailable"
+                 and "is being read again" in json.dumps(e["evidence"]) and e["time"] <= event["time"]]
+    stopped = [e for e in denied if e not in rereading]
+    assert stopped and all(e.get("because") == event["event_id"] for e in stopped), json.dumps([
+        (e["time"][11:23], e["phase"], e["reason"], e.get("because"), e.get("evidence")) for e in stopped][:2])
+    assert {e["reason"] for e in stopped} == {"subject.revoked"}
+    assert not [e for e in result.audit if e.get("subject") != "101" and e.get("because")]
 
 
 class FaultLogic(RepeatLogic):
@@ -314,11 +353,15 @@ class FaultLogic(RepeatLogic):
 
 @pytest.mark.parametrize(("fault", "cause"), [("down", "cannot be reached: ConnectError"),
                                               ("slow", "did not answer within 0.3 s"),
-                                              ("garbage", "not JSON")])
+                                              ("garbage", "not JSON"),
+                                              ("error", "answered HTTP 503"),
+                                              ("forbidden", "refused us: HTTP 403; we sent a token"),
+                                              ("shape", "(/v1/changes) answered without a 'version' string")])
 @deferred_f_from_coro_f
 async def test_http_api_down_slow_or_garbage_denies_with_the_cause_then_recovers(
         fault: str, cause: str, api: FaultyServer, records: Path, platforms: PlatformRegistry, tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     settings = api_settings(tmp_path, api.url, monkeypatch)
     port = api.port
     marks: dict[str, float] = {}
@@ -363,6 +406,7 @@ async def test_http_api_down_slow_or_garbage_denies_with_the_cause_then_recovers
     assert any(cause in m for m in messages), messages[:5]
     assert all(e["verdict"] == "deny" for e in denies)
     assert TOKEN not in Path(settings["CONSENTCRAWL_AUDIT_LOG"]).read_text(encoding="utf-8")
+    assert TOKEN not in caplog.text and api.seen_auth and set(api.seen_auth) == {f"Bearer {TOKEN}"}
 
 
 def test_serve_authorizations_command_serves_the_contract(tmp_path: Path, records: Path) -> None:
@@ -488,10 +532,12 @@ async def test_redis_withdrawal_mid_crawl(redis_server: RedisServer, tmp_path: P
     written: list[float] = []
 
     def withdraw() -> None:  # the operator's command, as documented
+        began.append(time.time())
         assert main(["authorizations", "import", str(withdrawal), redis_server.url,
                      "--platforms", str(platforms_file)]) == 0
         written.append(time.time())
 
+    began: list[float] = []
     app, result = await _crawl_withdrawing(settings, monkeypatch, withdraw)
     assert written, "the withdrawal was not made during the crawl"
-    _judge(app, result, written[0], bound=1.0)
+    _judge(app, result, written[0], bound=1.0, began=began[0])

@@ -165,7 +165,8 @@ class HTTPConsentStore(FeedStore):
         data = await self._get("/v1/changes", {"since": since} if since is not None else {})
         version, changed = data.get("version"), data.get("changed", [])
         if not isinstance(version, str) or not version:
-            raise StoreUnavailable(f"authorization store {self.source} (/v1/changes) answered without a 'version'")
+            raise StoreUnavailable(f"authorization store {self.source} (/v1/changes) answered without a 'version' "
+                                   "string")
         if not isinstance(changed, list) or not all(
                 isinstance(c, dict) and isinstance(c.get("platform"), str) and isinstance(c.get("subject"), str)
                 for c in changed):

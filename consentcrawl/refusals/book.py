@@ -32,7 +32,8 @@ class Refusal:
     raw: str
     purposes: frozenset[str]
     seen_at: datetime
-    event_id: str  #: the ``refusal-found`` audit event that recorded it
+    #: the ``refusal-found`` audit event that recorded it (None: read by ``consentcrawl check``, which keeps no log)
+    event_id: str | None = None
 
     def to_evidence(self) -> Evidence:
         return Evidence("refusal-on-page", self.url, {

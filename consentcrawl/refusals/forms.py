@@ -70,6 +70,9 @@ class PageReading:
     #: the page shows the person's profile (an actor, a representative h-card, an ``og:type`` profile, a Bluesky
     #: profile, an authorized-fetch 401): what it says about refusals is known, found or not
     profile: bool = False
+    #: an HTML profile's ActivityPub actor (``<link rel="alternate" type="application/activity+json">``, absolute),
+    #: where the person's ``indexable`` and the other actor flags are; the adapter may fetch it
+    actor: str | None = None
 
 
 # -- hashtags --------------------------------------------------------------------------------------------------
@@ -228,8 +231,9 @@ def read_html_profile(body: bytes | str, url: str, token: str, encoding: str = "
     return _html_profile(body, url, token, encoding)[0]
 
 
-def _html_profile(body: bytes | str, url: str, token: str, encoding: str) -> tuple[list[Found], bool]:
-    """The refusals, and whether the page shows a profile at all."""
+def _html_profile(body: bytes | str, url: str, token: str,
+                  encoding: str) -> tuple[list[Found], bool, str | None]:
+    """The refusals, whether the page shows a profile at all, and the actor it links to (when it does)."""
     if isinstance(body, bytes) and (encoding or "").lower().replace("_", "-").startswith(("utf-16", "utf-32")):
         body = body.decode(encoding, "replace")  # not ASCII-compatible: the byte search below would miss
     if isinstance(body, bytes):
@@ -237,28 +241,40 @@ def _html_profile(body: bytes | str, url: str, token: str, encoding: str) -> tup
     else:
         marked = "h-card" in body or "og:type" in body
     if not marked:  # no card and no og:type: nothing to parse (most pages; a byte search, no parse)
-        return [], False
+        return [], False, None
     if not body.strip():
-        return [], False
+        return [], False, None
     doc = _parse(body, encoding or "utf-8")
     if doc is None:
-        return [], False
+        return [], False, None
     chosen = _representative(doc, url)
     found: list[Found] = []
     if chosen is not None:
         for cls, e in chosen[1]:
             if cls.startswith(("p-", "e-")):
                 found += _found_in(f"h-card {cls}", _text(e), token)
-        return found, True
+        return found, True, _actor_link(doc, url)
     metas = list(doc.iter("meta"))
     if not any((m.get("property") or "").strip().lower() == "og:type"
                and (m.get("content") or "").strip().lower() == "profile" for m in metas):
-        return found, False  # a page that says it is no profile (a post: og:type article) has no profile fields
+        return found, False, None  # a page that says it is no profile (a post: og:type article) has no fields
     for meta in metas:
         for (attr, value), field in _META_FIELDS.items():
             if (meta.get(attr) or "").strip().lower() == value:
                 found += _found_in(field, meta.get("content") or "", token)
-    return found, True
+    return found, True, _actor_link(doc, url)
+
+
+def _actor_link(doc: Any, url: str) -> str | None:
+    """The first ``<link rel="alternate">`` to an ActivityPub document, as an absolute http(s) URL (Mastodon
+    links a profile page to its actor so). Whose actor it is, the adapter checks against the page's person."""
+    for link in doc.iter("link"):
+        rels = (link.get("rel") or "").lower().split()
+        href = (link.get("href") or "").strip()
+        if "alternate" in rels and href and is_activitypub(link.get("type") or ""):
+            absolute = urljoin(url, href)
+            return absolute if urlsplit(absolute).scheme in ("http", "https") else None
+    return None
 
 
 def _html_fragment_text(value: str) -> str:
@@ -414,6 +430,7 @@ def read_page(url: str, status: int, content_type: str, body: bytes, token: str,
         else:
             return read_actor(doc, token) or read_bluesky(doc, token) or PageReading()
     if reads_as_html(ct) or "json" in ct:
-        fields, profile = _html_profile(body, url, token, encoding)
-        return PageReading(tuple(read_meta_robots(meta_directives) + fields), None, "html", profile=profile)
+        fields, profile, actor = _html_profile(body, url, token, encoding)
+        return PageReading(tuple(read_meta_robots(meta_directives) + fields), None, "html", profile=profile,
+                           actor=actor)
     return PageReading()
