@@ -17,7 +17,7 @@ decision when the records are needed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -68,6 +68,11 @@ class Decider:
         """What is known without asking the store: its version now, and no records."""
         store = self.store
         return NO_STORE if store is None else StoreAnswers(store.version, store.source)
+
+    def version(self) -> Hashable:
+        """The store's version now (what a remembered decision is checked against)."""
+        store = self.store
+        return NO_STORE.version if store is None else store.version
 
     def now(self, ask: Callable[[StoreAnswers], _T]) -> _T | Undecided:
         """``ask(answers)`` with nothing looked up: its result, or :data:`UNDECIDED` when it needs a person's
