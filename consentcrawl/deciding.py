@@ -124,8 +124,18 @@ class Decider:
     async def decide_consent(self, facts: RequestFacts) -> Decision:
         return await self.run(lambda answers: self.engine.decide_consent(facts, answers))
 
+    def remembered_link(self, url: str, purpose: str, now: datetime) -> tuple[Decision, str, bool] | None:
+        """The link memo's answer at the store's version now (nothing to wait for), or None."""
+        return self.engine.remembered_link(url, purpose, now, self.version())
+
     async def decide_link(self, url: str, purpose: str, now: datetime) -> tuple[Decision, str, bool]:
-        return await self.run(lambda answers: self.engine.decide_link(url, purpose, now, answers))
+        """A link as a page links it: the memo's answer, else a decision from its facts (read once) with the
+        lookups it needs. Raises ``ValueError`` for a URL that cannot be canonicalised."""
+        hit = self.remembered_link(url, purpose, now)
+        if hit is not None:
+            return hit
+        facts = self.engine.facts(url, purpose, now)
+        return await self.run(lambda answers: self.engine.link_decision(facts, answers))
 
     async def decide_subject(self, platform: str | None, subject: str, purpose: str, now: datetime) -> Decision:
         return await self.run(lambda answers: self.engine.decide_subject(platform, subject, purpose, now, answers))

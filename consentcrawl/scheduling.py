@@ -79,7 +79,7 @@ class LinkScheduling:
         """The link memo's answer for a link as written (none for a request naming its person in meta)."""
         if request.meta.get(META_SUBJECT) is not None:
             return None
-        return self.engine.remembered_link(request.url, self.config.purpose, now, self.decider.version())
+        return self.decider.remembered_link(request.url, self.config.purpose, now)
 
     def _asker(self, request: Request,
                now: datetime) -> Callable[[StoreAnswers], tuple[Decision, str | None, bool]]:
