@@ -17,7 +17,7 @@ decision when the records are needed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -69,11 +69,6 @@ class Decider:
         store = self.store
         return NO_STORE if store is None else StoreAnswers(store.version, store.source)
 
-    def version(self) -> Hashable:
-        """The store's version now (what a remembered decision is checked against)."""
-        store = self.store
-        return NO_STORE.version if store is None else store.version
-
     def now(self, ask: Callable[[StoreAnswers], _T]) -> _T | Undecided:
         """``ask(answers)`` with nothing looked up: its result, or :data:`UNDECIDED` when it needs a person's
         records that are not remembered at the store's version."""
@@ -124,18 +119,8 @@ class Decider:
     async def decide_consent(self, facts: RequestFacts) -> Decision:
         return await self.run(lambda answers: self.engine.decide_consent(facts, answers))
 
-    def remembered_link(self, url: str, purpose: str, now: datetime) -> tuple[Decision, str, bool] | None:
-        """The link memo's answer at the store's version now (nothing to wait for), or None."""
-        return self.engine.remembered_link(url, purpose, now, self.version())
-
     async def decide_link(self, url: str, purpose: str, now: datetime) -> tuple[Decision, str, bool]:
-        """A link as a page links it: the memo's answer, else a decision from its facts (read once) with the
-        lookups it needs. Raises ``ValueError`` for a URL that cannot be canonicalised."""
-        hit = self.remembered_link(url, purpose, now)
-        if hit is not None:
-            return hit
-        facts = self.engine.facts(url, purpose, now)
-        return await self.run(lambda answers: self.engine.link_decision(facts, answers))
+        return await self.run(lambda answers: self.engine.decide_link(url, purpose, now, answers))
 
     async def decide_subject(self, platform: str | None, subject: str, purpose: str, now: datetime) -> Decision:
         return await self.run(lambda answers: self.engine.decide_subject(platform, subject, purpose, now, answers))

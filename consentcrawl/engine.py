@@ -127,31 +127,20 @@ class PolicyEngine:
         same links on page after page; a repeat costs a dict lookup and the cache's validity check.
         Raises ``ValueError`` for a URL that cannot be canonicalised, like :meth:`facts`, and RecordsNeeded.
         """
-        hit = self.remembered_link(url, purpose, now, answers.version)
-        return hit if hit is not None else self.link_decision(self.facts(url, purpose, now), answers)
-
-    def remembered_link(self, url: str, purpose: str, now: datetime,
-                        version: Any) -> tuple[Decision, str, bool] | None:
-        """:meth:`decide_link`'s answer when the link memo has it (still valid at store ``version``), else None:
-        the part that needs neither the URL's facts nor the person's records, so an adapter can ask it without
-        waiting."""
-        hit = self.cache.recall_link((url, purpose), now, version)
-        if hit is None:
-            return None
-        refused, first = self._overrule_link(hit[0], purpose)
-        return refused, hit[1], not first
-
-    def link_decision(self, facts: RequestFacts, answers: StoreAnswers) -> tuple[Decision, str, bool]:
-        """:meth:`decide_link` for a link the memo does not answer, from its facts (read once, however many
-        lookups the decision needs before it is made). Raises RecordsNeeded."""
+        key = (url, purpose)
+        hit = self.cache.recall_link(key, now, answers.version)
+        if hit is not None:
+            refused, first = self._overrule_link(hit[0], purpose)
+            return refused, hit[1], not first
+        facts = self.facts(url, purpose, now)
         try:
             made, remembered, cacheable = self._consent(facts, answers)
         except Exception as exc:  # noqa: BLE001 - decided anew next time
             return _failed(facts, exc), facts.canonical.url, False
         decision = renew(made.decision) if remembered else made.decision
         if cacheable:
-            self.cache.remember_link((facts.url, facts.purpose), made, decision, facts.canonical.url)
-        return self._overrule_link(decision, facts.purpose)[0], facts.canonical.url, False
+            self.cache.remember_link(key, made, decision, facts.canonical.url)
+        return self._overrule_link(decision, purpose)[0], facts.canonical.url, False
 
     def decide_subject(self, platform_name: str | None, subject: str, purpose: str, now: datetime,
                        answers: StoreAnswers) -> Decision:

@@ -146,9 +146,7 @@ class ConsentSpiderMiddleware(RuntimeComponent):
                 if not _skip(runtime, obj):
                     # the scheduling check, made here where it is cheapest: a link dropped now never costs a
                     # signal dispatch, and the request_scheduled guard skips this request object at this URL
-                    denial = runtime.remembered_link(obj)  # a link met before: no facts, no lookup, no await
-                    if isinstance(denial, Undecided):
-                        denial = await runtime.decide_scheduled(obj)
+                    denial = await runtime.decide_scheduled(obj)
                     if denial is not None and enforce:
                         _fail(runtime.crawler, obj, ConsentDenied(denial))
                         continue

@@ -4,14 +4,13 @@ decided again at send time. Part of :class:`~consentcrawl.runtime.ConsentRuntime
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from scrapy import Request
 
 from .consent.answers import StoreAnswers
-from .deciding import UNDECIDED, Decider, Undecided
+from .deciding import Decider, Undecided
 from .decision import Decision, Evidence, Stage, deny
 from .meta_keys import META_SUBJECT
 
@@ -39,15 +38,6 @@ class LinkScheduling:
 
         def count(self, key: str, n: int = 1) -> None: ...
 
-    def remembered_link(self, request: Request) -> Decision | Undecided | None:
-        """The scheduling check of a link met before, answered from the engine's link memo alone
-        (:meth:`PolicyEngine.remembered_link`: same URL string, still valid at the store's version and this time):
-        no facts, no lookup, nothing to wait for. A deny (a repeat) or None; :data:`UNDECIDED` when the memo does
-        not answer (:meth:`decide_scheduled` then decides it)."""
-        now = self.config.now()
-        made = self._remembered(request, now)
-        return UNDECIDED if made is None else self._scheduled(request, now, made)
-
     def decide_scheduled_now(self, request: Request) -> Decision | Undecided | None:
         """The scheduling check, for a code path that cannot wait (``request_scheduled``): what the engine decides
         without a lookup, or :data:`UNDECIDED` when it needs a person's records it has no valid answer for.
@@ -55,11 +45,8 @@ class LinkScheduling:
         Returns a deny (recorded, or a repeat), or None when nothing denies.
         """
         now = self.config.now()
-        made = self._remembered(request, now)
-        if made is not None:
-            return self._scheduled(request, now, made)
-        decided = self.decider.now(self._asker(request, now))
-        return decided if isinstance(decided, Undecided) else self._scheduled(request, now, decided)
+        made = self.decider.now(lambda answers: self._schedule_decision(request, now, answers))
+        return made if isinstance(made, Undecided) else self._scheduled(request, now, made)
 
     async def decide_scheduled(self, request: Request) -> Decision | None:
         """The scheduling check (the link check in the spider middleware, and deferred ``request_scheduled``
@@ -70,35 +57,23 @@ class LinkScheduling:
         decision again, counted in ``consentcrawl/schedule/repeated`` but not recorded or counted as a new one.
         """
         now = self.config.now()
-        made = self._remembered(request, now)
-        if made is None:
-            made = await self.decider.run(self._asker(request, now))
+        made = await self.decider.run(lambda answers: self._schedule_decision(request, now, answers))
         return self._scheduled(request, now, made)
 
-    def _remembered(self, request: Request, now: datetime) -> tuple[Decision, str | None, bool] | None:
-        """The link memo's answer for a link as written (none for a request naming its person in meta)."""
-        if request.meta.get(META_SUBJECT) is not None:
-            return None
-        return self.decider.remembered_link(request.url, self.config.purpose, now)
-
-    def _asker(self, request: Request,
-               now: datetime) -> Callable[[StoreAnswers], tuple[Decision, str | None, bool]]:
-        """The scheduling decision on given answers (the decision, the canonical URL and whether it is a repeat),
-        asked again after each lookup; the URL's facts are read once, here."""
+    def _schedule_decision(self, request: Request, now: datetime,
+                           answers: StoreAnswers) -> tuple[Decision, str | None, bool]:
+        """The scheduling decision, the canonical URL and whether it is a repeat; raises RecordsNeeded."""
         url = request.url
         if request.meta.get(META_SUBJECT) is not None:
             facts, bad = self.facts_for(request, url, now)
             if facts is None:
                 assert bad is not None
-                return lambda answers: (bad, None, False)
-            consent = facts
-            return lambda answers: (self.engine.decide_consent(consent, answers), consent.canonical.url, False)
+                return bad, None, False
+            return self.engine.decide_consent(facts, answers), facts.canonical.url, False
         try:
-            facts = self.engine.facts(url, self.config.purpose, now)
+            return self.engine.decide_link(url, self.config.purpose, now, answers)
         except Exception as exc:  # noqa: BLE001 - an URL we cannot read is denied, not waved through
-            denied = bad_url(url, exc)
-            return lambda answers: (denied, None, False)
-        return lambda answers: self.engine.link_decision(facts, answers)
+            return bad_url(url, exc), None, False
 
     def _scheduled(self, request: Request, now: datetime,
                    made: tuple[Decision, str | None, bool]) -> Decision | None:

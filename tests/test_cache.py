@@ -216,31 +216,3 @@ def test_a_remembered_decision_is_checked_by_the_version_alone() -> None:
                                   revoked_at=t("2026-06-01"), evidence="withdrawn", source="added"))
     assert engine.decide(engine.facts(url, "research", NOW), robots).reason == "subject.revoked"
     assert calls == ["1001", "1001"]
-
-
-def test_a_new_link_is_read_once_and_a_link_met_again_not_at_all() -> None:
-    """The link check reads a new link's facts once, however many lookups its decision waits for, and answers a
-    link met again from the link memo alone (no facts, no lookup), as long as the memo's rule holds."""
-    registry = PlatformRegistry({"microblog": make_platform()})
-    store = MemoryStore(RECORDS)
-    engine = Engine(registry, store, "consentcrawl")
-    read: list[str] = []
-    facts = engine.engine.facts
-
-    def counting(url: str, *args: Any, **kwargs: Any) -> Any:
-        read.append(url)
-        return facts(url, *args, **kwargs)
-
-    engine.engine.facts = counting  # type: ignore[method-assign]
-    url = "http://microblog.example/u/1001"
-    first, _, repeat = engine.decide_link(url, "research", NOW)
-    assert first.allowed and not repeat and read == [url]
-    assert engine.decider.remembered_link(url, "research", NOW) == (first, "http://microblog.example/u/1001", True)
-    again, _, repeat = engine.decide_link(url, "research", NOW)
-    assert again is first and repeat and read == [url]
-    store.add(AuthorizationRecord("microblog", "1001", frozenset({"research"}), granted_at=t("2026-02-01"),
-                                  revoked_at=t("2026-03-01"), evidence="withdrawn", source="test"))
-    assert engine.decider.remembered_link(url, "research", NOW) is None  # a new store version: decided anew
-    withdrawn, _, repeat = engine.decide_link(url, "research", NOW)
-    assert not repeat and read == [url, url] and withdrawn.reason == _fields(
-        Engine(registry, store, "consentcrawl", cache=False).decide_link(url, "research", NOW)[0])["reason"]
