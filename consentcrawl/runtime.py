@@ -248,7 +248,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         if decision.allowed:
             return decision
         now = self.config.now()
-        return self.record(decision, url, facts.canonical.url if facts else None, "request", time=now)
+        return await self.record_grouped(decision, url, facts.canonical.url if facts else None, "request", time=now)
 
     async def decide_send(self, request: Request) -> Decision:
         """The authoritative decision, immediately before the request goes to the network, at that time.

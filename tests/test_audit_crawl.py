@@ -437,3 +437,47 @@ def test_an_event_line_is_on_disk_when_event_returns_and_a_closed_log_refuses_it
     log.close()
     with pytest.raises(AuditUnavailable):
         log.event("withdrawal-seen", {"platform": "microblog", "subject": "102"}, time=when)
+
+
+@deferred_f_from_coro_f
+async def test_report_mode_request_phase_denies_are_on_disk_first_and_share_one_write(tmp_path: Path) -> None:
+    """In report mode a request-phase deny lets the request go on, so its line is in the file when the pre-filter
+    returns; the denies of one event-loop turn go out in one write (group commit), like the send-time lines."""
+    import asyncio
+
+    from scrapy import Request
+    from scrapy.utils.test import get_crawler
+
+    from consentcrawl.robots.fetch import from_response as robots_file
+    from consentcrawl.robots.signalfetch import site_file_urls
+    from consentcrawl.runtime import get_runtime
+    from consentcrawl.signals.fetch import from_response as signal_file
+
+    crawler = get_crawler(MicroblogSpider, consent_settings(tmp_path, CONSENTCRAWL_MODE="report"))
+    runtime = get_runtime(crawler)
+    assert runtime is not None
+    now = runtime.config.now()
+    origin = "http://microblog.example"
+    robots = runtime.robots.cache.put(origin, robots_file(f"{origin}/robots.txt", 200, b"User-agent: *\nAllow: /\n",
+                                                          now), now)
+    for signal, url in site_file_urls(origin, robots, runtime.site_signals.conservative):
+        runtime.site_signals.cache.put(signal_file(signal, url, 404, b"", now), now)  # the origin publishes none
+    writes: list[int] = []
+    write = runtime.audit._write
+
+    def counted() -> None:
+        writes.append(len(runtime.audit._pending))
+        write()
+
+    runtime.audit._write = counted  # type: ignore[method-assign]
+    urls = [f"{origin}/u/{person}" for person in ("2001", "2002", "2003")]  # nobody's grant
+    try:
+        decisions = await asyncio.gather(*(runtime.prefilter(Request(url)) for url in urls))
+        during = list(writes)
+    finally:
+        runtime.audit.close()
+    assert [d.reason for d in decisions] == ["subject.no-authorization"] * 3
+    assert not any(runtime.drops(d) for d in decisions)  # report mode: the requests go on
+    written = [e for e in read_decisions(tmp_path / "audit.jsonl") if e["phase"] == "request"]
+    assert sorted(e["url"] for e in written) == urls  # in the file when prefilter returned
+    assert during == [3]  # one write for the three lines
