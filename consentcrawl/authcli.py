@@ -150,7 +150,10 @@ def _import(args: argparse.Namespace) -> int:
         progress.update(raw.position, count)
 
     with raw:
-        records = open_validator(args.source, platforms, dedup=not bulk).records(buffered)
+        validator = open_validator(args.source, platforms, dedup=not bulk)
+        if bulk:
+            validator.stage()  # the bulk importer takes rows, and finds the duplicates itself
+        records = validator.records(buffered)
         if redis:
             from .consent.redisstore import import_records, parse_redis_url
 

@@ -32,7 +32,7 @@ from .reading import file_digest
 from .records import AuthorizationRecord
 from .sqlite import SQLiteStore
 from .sqlite_bulk import build_store
-from .sqlite_format import COLUMNS, SQLiteURL
+from .sqlite_format import COLUMNS, SQLiteURL, StagedRow
 
 __all__ = ["CACHE_FORMAT", "SUFFIX", "CacheStore", "build_cache", "cache_paths", "open_fresh_cache"]
 
@@ -119,8 +119,8 @@ def _writable(directory: Path) -> bool:
     return True
 
 
-def build_cache(path: str, st: os.stat_result, records: Iterable[AuthorizationRecord], platforms: PlatformRegistry,
-                digest: Any, *, expected: Any = 0, tick: Any = None) -> CacheStore:
+def build_cache(path: str, st: os.stat_result, records: Iterable[AuthorizationRecord | StagedRow],
+                platforms: PlatformRegistry, digest: Any, *, expected: Any = 0, tick: Any = None) -> CacheStore:
     """Import ``records`` (the file's, as they are read) into a new cache and open it.
 
     ``digest()`` gives the digest of the bytes read, once every record was. The cache goes beside the file when

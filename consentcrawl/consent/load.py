@@ -208,7 +208,7 @@ class FileStore:
             if self.threshold is None or len(first) <= self.threshold:
                 raw.drain()
                 return MemoryStore(first, source=self.source, platforms=self.platforms), raw.digest()
-            validator.forget_duplicates()  # from here on the cache's import finds them, without a dict of each
+            validator.stage()  # from here on the cache's import takes rows, and finds the duplicates itself
             progress = Progress(f"importing {self.source} into its cache", st.st_size)
 
             def expected(count: int) -> int:
