@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -178,8 +179,10 @@ def test_a_duplicate_past_the_threshold_names_both_lines(tmp_path: Path, platfor
 # -- live: a change is seen within 2 s -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("change", ["append", "rename", "broken"])
+@pytest.mark.parametrize("change", ["append", "rename", "rewrite", "broken"])
 def test_a_cached_file_follows_its_changes(tmp_path: Path, platforms: PlatformRegistry, change: str) -> None:
+    """An append (in place, or a file renamed over it that starts with the old bytes) is added to the cache; any
+    other change imports the whole file again."""
     path = people_file(tmp_path, "jsonl", ["101", *FILLER])
     store = load_authorizations(path, platforms, threshold=THRESHOLD, interval=0.05)
     before = store.version
@@ -188,9 +191,12 @@ def test_a_cached_file_follows_its_changes(tmp_path: Path, platforms: PlatformRe
     if change == "append":
         with path.open("a", encoding="utf-8") as f:
             f.write(withdrawal)
-    elif change == "rename":
+    elif change in ("rename", "rewrite"):
         fresh = tmp_path / "fresh.jsonl"
-        fresh.write_text(path.read_text(encoding="utf-8") + withdrawal, encoding="utf-8")
+        old = path.read_text(encoding="utf-8")
+        lines = old.splitlines(keepends=True)
+        fresh.write_text(old + withdrawal if change == "rename" else lines[0] + lines[1].replace("p0", "p00")
+                         + "".join(lines[2:]) + withdrawal, encoding="utf-8")
         os.replace(fresh, path)
     else:
         with path.open("a", encoding="utf-8") as f:
@@ -202,9 +208,36 @@ def test_a_cached_file_follows_its_changes(tmp_path: Path, platforms: PlatformRe
         return
     took = wait_for(lambda: not isinstance(outcome(store, "101"), StoreUnavailable)
                     and len(store.lookup("people", "101")) == 2)
-    assert took < 2.0 and store.version != before and store.reloads == 1
+    assert took < 2.0 and store.version != before
     assert store.lookup("people", "101")[1].source == f"{path}:62"
-    assert store.cached is not None and store.cache_builds == 2
+    appended = change != "rewrite"
+    assert (store.appends, store.reloads, store.cache_builds) == ((1, 0, 1) if appended else (0, 1, 2))
+    assert store.cached is not None and store.lookup("people", "p00" if change == "rewrite" else "p0")
+    store.close()
+    # the cache records the file as it is now: opened again, it is reused as it stands
+    assert load_authorizations(path, platforms, threshold=THRESHOLD).cache_builds == 0
+
+
+@pytest.mark.parametrize("appended", ["duplicate", "no newline", "bad record"])
+def test_an_append_that_does_not_read_cleanly_fails_closed_as_the_whole_file_would(
+        tmp_path: Path, platforms: PlatformRegistry, appended: str) -> None:
+    """The appended part is not added to the cache when it does not read cleanly: the whole file is read again
+    and says what is wrong (file and line, as for any read), and lookups deny until it reads cleanly."""
+    path = people_file(tmp_path, "jsonl", ["101", *FILLER])
+    store = load_authorizations(path, platforms, threshold=THRESHOLD, interval=0.05)
+    text = {"duplicate": json.dumps(record("p3")) + "\n",
+            "no newline": json.dumps(record("101", revoked_at="2026-03-01T00:00:00Z")),
+            "bad record": json.dumps({**record("102"), "purposes": ["bogus"]}) + "\n"}[appended]
+    with path.open("a", encoding="utf-8") as f:
+        f.write(text)
+    if appended == "no newline":  # a last line without its newline is read with the whole file: no error
+        wait_for(lambda: not isinstance(outcome(store, "101"), StoreUnavailable) and store.reloads == 1)
+        assert len(store.lookup("people", "101")) == 2
+        assert store.appends == 0 and store.cache_builds == 2
+        return
+    expected = {"duplicate": "line 62: duplicate authorization record", "bad record": "line 62: unknown purpose"}
+    wait_for(lambda: expected[appended] in str(outcome(store, "p1")))
+    assert store.appends == 0 and isinstance(outcome(store, "101"), StoreUnavailable)
     store.close()
 
 
@@ -218,14 +251,20 @@ def write_people(path: Path, subjects: list[str]) -> None:
     path.write_text("".join(json.dumps(record(s)) + "\n" for s in subjects), encoding="utf-8")
 
 
-@pytest.mark.parametrize(("store_kind", "change"), [("cache", "append"), ("cache", "rename"), ("memory", "rename"),
+@pytest.mark.parametrize(("store_kind", "change"), [("cache", "append"), ("cache", "rewrite"), ("memory", "rename"),
                                                     ("sqlite", "replaced")])
 @deferred_f_from_coro_f
 async def test_a_withdrawal_mid_crawl_stops_the_fetches_within_2_s(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_kind: str, change: str) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, store_kind: str,
+        change: str) -> None:
+    """A withdrawal appended to a cached file is added to its cache: seen within 2 s, and nobody else is denied
+    meanwhile (the file is big enough that importing it again would take a while); a file rewritten otherwise
+    denies until it is imported again."""
+    caplog.set_level(logging.INFO, logger="consentcrawl.consent.load")
     settings = people_settings(tmp_path)
     records = tmp_path / "records.jsonl"
-    write_people(records, ["101", "102", "103", *FILLER])
+    big = [f"q{n}" for n in range(20_000)] if (store_kind, change) == ("cache", "append") else []
+    write_people(records, ["101", "102", "103", *FILLER, *big])
     settings["CONSENTCRAWL_AUTHORIZATIONS"] = str(records)
     settings["CONSENTCRAWL_AUTHORIZATIONS_CACHE_THRESHOLD"] = THRESHOLD if store_kind == "cache" else None
     db = tmp_path / "store.db"
@@ -240,9 +279,10 @@ async def test_a_withdrawal_mid_crawl_stops_the_fetches_within_2_s(
         if change == "append":
             with records.open("a", encoding="utf-8") as f:
                 f.write(withdrawal)
-        elif change == "rename":
+        elif change in ("rename", "rewrite"):  # the withdrawal at the end, or at the start: not an append
             fresh = tmp_path / "fresh.jsonl"
-            fresh.write_text(records.read_text(encoding="utf-8") + withdrawal, encoding="utf-8")
+            old = records.read_text(encoding="utf-8")
+            fresh.write_text(old + withdrawal if change == "rename" else withdrawal + old, encoding="utf-8")
             os.replace(fresh, records)
         else:  # another SQLite file, not a consentcrawl store, renamed over the store
             other = tmp_path / "other.db"
@@ -276,6 +316,9 @@ async def test_a_withdrawal_mid_crawl_stops_the_fetches_within_2_s(
     assert written, "the change was not made during the crawl"
     if store_kind == "cache":
         assert cache_paths(str(records))[0].exists()
+    if change == "append":  # added to the cache: no lookup failed meanwhile
+        assert not [e for e in result.audit if e["reason"] == "error.store-unavailable"]
+        assert "1 appended record(s) added to its cache" in caplog.text
     if change != "replaced":
         _judge(app, result, written[0], bound=2.0)
         return

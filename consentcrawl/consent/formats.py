@@ -161,13 +161,13 @@ def _csv_header(cells: list[str], source: str, line: int) -> list[str]:
     return names
 
 
-def _jsonl_values(stream: Any, source: str,
-                  errors: list[ConfigError] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+def _jsonl_values(stream: Any, source: str, errors: list[ConfigError] | None = None, *, line: int = 1,
+                  offset: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line, object) for each non-blank line. A binary stream splits on ``\\n`` only (``str.splitlines()``
-    would also split on U+2028, which JSON strings may hold raw)."""
-    offset = 0
+    would also split on U+2028, which JSON strings may hold raw). ``line`` and ``offset`` are where the stream
+    starts in the file (an appended part)."""
     common = _common_object
-    for number, raw in enumerate(stream, start=1):
+    for number, raw in enumerate(stream, start=line):
         value = common(raw) if number > 1 else None
         if value is None:
             try:
@@ -284,17 +284,19 @@ class _RecordReader(NodeReader):
         self._purposes: dict[tuple[str, ...], tuple[frozenset[str], str]] = {}
         self._fields: dict[tuple[str, ...], tuple[frozenset[str], str]] = {}
 
-    def records(self, stream: Any, errors: list[ConfigError] | None = None) -> Iterator[AuthorizationRecord]:
+    def records(self, stream: Any, errors: list[ConfigError] | None = None, *, line: int = 1,
+                offset: int = 0) -> Iterator[AuthorizationRecord]:
         """The validated records of a binary stream of the file, as they are read.
 
         With ``errors`` (``authorizations validate``), a record's error is added to it and reading goes on with
         the next record; an error that leaves the rest unreadable (a YAML or CSV syntax error) ends the reading.
         Once :meth:`stage` was called, a plainly valid JSONL line is given as a :data:`StagedRow` instead.
+        ``line`` and ``offset`` are where a JSONL stream starts in the file (records appended to it).
         """
         rows_of = self.rows_of or _rows_of(self.source)
         try:
             if rows_of is _jsonl_rows:
-                for number, value in _jsonl_values(stream, self.source, errors):
+                for number, value in _jsonl_values(stream, self.source, errors, line=line, offset=offset):
                     record: Any = self.fast_row(number, value) if self.staged else self.fast(number, value)
                     if record is None:
                         fields = {key: _wrap(item, number) for key, item in value.items()}

@@ -49,7 +49,7 @@ SPILL = 100_000  #: records held in memory before the buckets are spilled to the
 def build_store(path: str, records: Iterable[AuthorizationRecord | StagedRow], *, platforms: Any = None,
                 expected: Callable[[int], int] | int = 0,
                 meta: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None,
-                tick: Callable[[int], None] | None = None) -> ImportResult:
+                tick: Callable[[int], None] | None = None, wal: bool = False) -> ImportResult:
     """Write a new store at ``path`` holding ``records`` (validated, in file order), replacing what was there.
 
     ``records`` are records, or rows as a validator stages them (:data:`StagedRow`: it need not build the
@@ -57,7 +57,8 @@ def build_store(path: str, records: Iterable[AuthorizationRecord | StagedRow], *
     the number of people to size the Bloom filter for, or a function of the records read so far that estimates it
     (called once, after the first batch); a filter that turns out too small is rebuilt. ``meta`` adds entries to
     the store's ``meta`` table (the file cache records what it was built from), or is a function giving them once
-    every record was read. ``tick(n)`` is called after every batch with the records read so far. A duplicate is a
+    every record was read. ``tick(n)`` is called after every batch with the records read so far. ``wal``
+    leaves the store in WAL mode (records can then be added while readers keep it open). A duplicate is a
     ConfigError naming both records' lines; on any error the target is left as it was.
     """
     target = Path(path)
@@ -65,13 +66,13 @@ def build_store(path: str, records: Iterable[AuthorizationRecord | StagedRow], *
     scratch = f"{target}.building-{os.getpid()}-{secrets.token_hex(4)}"
     spill = f"{scratch}.spill"
     try:
-        result = _build(scratch, spill, records, platforms, expected, meta, tick)
+        result = _build(scratch, spill, records, platforms, expected, meta, tick, wal)
         for suffix in ("-wal", "-shm", "-journal"):  # never a log of the old store next to the new one
             Path(f"{target}{suffix}").unlink(missing_ok=True)
         os.replace(scratch, target)
         return result
     finally:
-        for leftover in (scratch, spill, f"{scratch}-journal"):
+        for leftover in (scratch, spill, f"{scratch}-journal", f"{scratch}-wal", f"{scratch}-shm"):
             with contextlib.suppress(OSError):
                 os.unlink(leftover)
 
@@ -79,7 +80,7 @@ def build_store(path: str, records: Iterable[AuthorizationRecord | StagedRow], *
 def _build(scratch: str, spill: str, records: Iterable[AuthorizationRecord | StagedRow], platforms: Any,
            expected: Callable[[int], int] | int,
            meta: Mapping[str, str] | Callable[[], Mapping[str, str]] | None, tick: Callable[[int], None] | None,
-           ) -> ImportResult:
+           wal: bool) -> ImportResult:
     rules = _Rules(platform_objects(platforms), {})
     with open(spill, "w+b") as spill_file:
         buckets = _Buckets(spill_file)
@@ -99,7 +100,7 @@ def _build(scratch: str, spill: str, records: Iterable[AuthorizationRecord | Sta
             extra = meta() if callable(meta) else (meta or {})
             conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", sorted(extra.items()))
             conn.execute("COMMIT")
-            conn.execute("PRAGMA journal_mode=DELETE")
+            conn.execute(f"PRAGMA journal_mode={'WAL' if wal else 'DELETE'}")
         finally:
             conn.close()
     return ImportResult(count, count, keys)
