@@ -359,7 +359,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def _file_stats(source: str, platforms: Any, now: datetime) -> dict[str, Any]:
     from .consent.formats import open_validator
     from .consent.keys import key_function
-    from .consent.reading import open_hashed
+    from .consent.reading import DIGEST, open_hashed
     from .consent.records import RecordStatus
 
     try:
@@ -381,7 +381,7 @@ def _file_stats(source: str, platforms: Any, now: datetime) -> dict[str, Any]:
         digest = raw.digest().hex()
     return _report(source, now, sum(by_platform.values()), len(people), by_platform, by_purpose,
                    status[RecordStatus.REVOKED.value], status[RecordStatus.EXPIRED.value],
-                   status[RecordStatus.LIVE.value], f"blake2b {digest}")
+                   status[RecordStatus.LIVE.value], f"{DIGEST} {digest}")
 
 
 def _sqlite_stats(source: str, platforms: Any, now: datetime) -> dict[str, Any]:

@@ -458,7 +458,7 @@ def test_import_show_and_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert stats["platforms"] == {"people": 63} and stats["purposes"] == {"research": 63}
     assert stats["version"].startswith("format 2")
     code, out, _ = run(capsys, "authorizations", "stats", str(records), "--platforms", str(platforms_file))
-    assert code == 0 and "62 record(s) of 62 people" in out and "version: blake2b " in out
+    assert code == 0 and "62 record(s) of 62 people" in out and "version: sha256 " in out
 
 
 def test_progress_draws_a_bar_on_a_terminal_and_logs_otherwise(caplog: pytest.LogCaptureFixture) -> None:

@@ -7,7 +7,7 @@ beside it, ``FILE.consentcrawl-cache.db``, or, when that directory is not writab
 (:class:`CacheStore`: an :class:`~consentcrawl.consent.sqlite.SQLiteStore` whose records name the file and line
 they were read from, as a file store's do).
 
-The cache records what it was built from: the file's path, size, modification time and a BLAKE2b digest of its bytes
+The cache records what it was built from: the file's path, size, modification time and a SHA-256 digest of its bytes
 (exactly the bytes that were parsed), the platforms' subject rules, and the cache format. It is reused while the
 file has the same size and digest under the same platforms (a file touched but not changed keeps its cache);
 anything else builds it again, except records appended to a JSONL file (:func:`append_to_cache`: the usual way a

@@ -14,13 +14,18 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CHUNK", "HashingReader", "Look", "file_digest", "look_at", "open_hashed"]
+__all__ = ["CHUNK", "DIGEST", "HashingReader", "Look", "file_digest", "look_at", "open_hashed"]
 
 CHUNK = 1 << 20  #: bytes read at a time
 
 
+#: the file digest: SHA-256, which CPUs with SHA extensions hash about twice as fast as BLAKE2b (a changed file
+#: of 1.5 GB is hashed on every change, while lookups wait)
+DIGEST = "sha256"
+
+
 def _hasher() -> Any:
-    return hashlib.blake2b(digest_size=16)
+    return hashlib.new(DIGEST)
 
 
 class HashingReader(io.RawIOBase):
