@@ -220,8 +220,8 @@ class FileStore:
             validator.stage()  # from here on the cache's import takes rows, and finds the duplicates itself
             progress = Progress(f"importing {self.source} into its cache", st.st_size)
 
-            def expected(count: int) -> int:
-                return int(count * st.st_size / max(raw.position, 1) * 1.2) + 1
+            def expected(count: int) -> int:  # the records read so far include those held in ``first``
+                return int(max(count, len(first)) * st.st_size / max(raw.position, 1) * 1.2) + 1
 
             def tick(count: int) -> None:
                 progress.update(raw.position, count)
