@@ -110,6 +110,14 @@ _Row = tuple[int, dict[Any, Node], dict[Any, int]]
 
 
 def _csv_rows(stream: Any, source: str, errors: list[ConfigError] | None = None) -> Iterator[_Row]:
+    for start, value in _csv_values(stream, source, errors):
+        fields = {key: _wrap(item, start) for key, item in value.items()}
+        yield start, fields, dict.fromkeys(fields, start)
+
+
+def _csv_values(stream: Any, source: str,
+                errors: list[ConfigError] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line the row starts on, {column: value}) for each row: an empty cell is absent, a list column is split."""
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     reader = csv.reader(text, strict=True)
     header: list[str] | None = None
@@ -129,16 +137,13 @@ def _csv_rows(stream: Any, source: str, errors: list[ConfigError] | None = None)
                     raise mismatch
                 errors.append(mismatch)
                 continue
-            fields: dict[Any, Node] = {}
+            fields: dict[str, Any] = {}
             for name, cell in zip(header, cells, strict=True):
                 value = cell.strip()
                 if not value:
                     continue  # an empty cell is an absent value
-                if name in _LIST_FIELDS:
-                    fields[name] = Node([Node(v, start) for v in _CSV_SPLIT.split(value) if v], start)
-                else:
-                    fields[name] = Node(value, start)
-            yield start, fields, dict.fromkeys(fields, start)
+                fields[name] = [v for v in _CSV_SPLIT.split(value) if v] if name in _LIST_FIELDS else value
+            yield start, fields
     except csv.Error as exc:
         raise ConfigError(f"CSV syntax error: {exc}", source, previous_end + 1) from None  # where the row starts
     except UnicodeDecodeError:
@@ -290,13 +295,15 @@ class _RecordReader(NodeReader):
 
         With ``errors`` (``authorizations validate``), a record's error is added to it and reading goes on with
         the next record; an error that leaves the rest unreadable (a YAML or CSV syntax error) ends the reading.
-        Once :meth:`stage` was called, a plainly valid JSONL line is given as a :data:`StagedRow` instead.
+        Once :meth:`stage` was called, a plainly valid JSONL line or CSV row is given as a :data:`StagedRow`.
         ``line`` and ``offset`` are where a JSONL stream starts in the file (records appended to it).
         """
         rows_of = self.rows_of or _rows_of(self.source)
         try:
-            if rows_of is _jsonl_rows:
-                for number, value in _jsonl_values(stream, self.source, errors, line=line, offset=offset):
+            if rows_of is _jsonl_rows or rows_of is _csv_rows:
+                values = (_jsonl_values(stream, self.source, errors, line=line, offset=offset)
+                          if rows_of is _jsonl_rows else _csv_values(stream, self.source, errors))
+                for number, value in values:
                     record: Any = self.fast_row(number, value) if self.staged else self.fast(number, value)
                     if record is None:
                         fields = {key: _wrap(item, number) for key, item in value.items()}
@@ -337,7 +344,8 @@ class _RecordReader(NodeReader):
         self.staged = True
 
     def fast(self, line: int, value: dict[str, Any]) -> AuthorizationRecord | None:
-        """The record of a JSON object that is plainly valid, else None (then :meth:`record` says what is wrong)."""
+        """The record of a JSON object (or a CSV row's values) that is plainly valid, else None (then
+        :meth:`record` says what is wrong)."""
         plain = self._plain(line, value)
         if plain is None:
             return None
