@@ -166,10 +166,7 @@ def _import(args: argparse.Namespace) -> int:
         if bulk:
             from .consent.sqlite_bulk import build_store
 
-            def expected(count: int) -> int:
-                return int(count * size / max(raw.position, 1) * 1.2) + 1
-
-            added = build_store(url.path, records, platforms=platforms.platforms, expected=expected, tick=tick)
+            added = build_store(url.path, records, platforms=platforms.platforms, tick=tick)
         else:
             from .consent.sqlite_write import import_records as add_records
 

@@ -123,7 +123,7 @@ def _writable(directory: Path) -> bool:
 
 
 def build_cache(path: str, st: os.stat_result, records: Iterable[AuthorizationRecord | StagedRow],
-                platforms: PlatformRegistry, digest: Any, *, expected: Any = 0, tick: Any = None) -> CacheStore:
+                platforms: PlatformRegistry, digest: Any, *, tick: Any = None) -> CacheStore:
     """Import ``records`` (the file's, as they are read) into a new cache and open it.
 
     ``digest()`` gives the digest of the bytes read, once every record was. The cache goes beside the file when
@@ -136,7 +136,7 @@ def build_cache(path: str, st: os.stat_result, records: Iterable[AuthorizationRe
     beside, elsewhere = cache_paths(path)
     where = beside if _writable(beside.parent) else elsewhere
     try:
-        build_store(str(where), records, platforms=platforms.platforms, expected=expected, meta=meta, tick=tick,
+        build_store(str(where), records, platforms=platforms.platforms, meta=meta, tick=tick,
                     wal=True)  # appended records are added while the crawl reads it (append_to_cache)
     except (OSError, sqlite3.Error) as exc:
         raise ConfigError(f"cannot write the cache of this file at {where}: {exc}", path) from None

@@ -220,9 +220,6 @@ class FileStore:
             validator.stage()  # from here on the cache's import takes rows, and finds the duplicates itself
             progress = Progress(f"importing {self.source} into its cache", st.st_size)
 
-            def expected(count: int) -> int:  # the records read so far include those held in ``first``
-                return int(max(count, len(first)) * st.st_size / max(raw.position, 1) * 1.2) + 1
-
             def tick(count: int) -> None:
                 progress.update(raw.position, count)
 
@@ -230,8 +227,7 @@ class FileStore:
                 raw.drain()
                 return raw.digest()
 
-            cache = build_cache(self.path, st, itertools.chain(first, records), self.platforms, digest,
-                                expected=expected, tick=tick)
+            cache = build_cache(self.path, st, itertools.chain(first, records), self.platforms, digest, tick=tick)
             progress.finish(len(cache))
             self.cache_builds += 1
             logger.info("authorization file %s: %d records imported into its cache %s", self.source, len(cache),

@@ -13,7 +13,8 @@ store, far too slow for ten million records. Here, instead:
    with their final rowids: the first record of a range in its slot 0, the next ones of the same person (a
    withdrawal after its grant) in the next slots, each refused if it duplicates an earlier record of that person
    (naming both lines). SQLite only ever appends pages in order; no SQL sort, no staging table;
-3. the Bloom filter and ``meta`` are written in the same transaction, and the finished file replaces the target
+3. the Bloom filter (sized for the records counted, filled from the buckets while SQLite writes) and ``meta``
+   are written in the same transaction, and the finished file replaces the target
    with a rename, so a reader sees the old store or the new one, never a half-built one.
 
 Errors are those of ``import_records``, and the same one is reported: of several duplicates, the one read first.
@@ -36,26 +37,23 @@ from typing import IO, Any
 from ..errors import ConfigError
 from .keys import platform_objects
 from .records import AuthorizationRecord
-from .sqlite_format import RECORDS_TABLE, SCHEMA, SLOT_BITS, SLOTS, Bloom, StagedRow, key_hashes
+from .sqlite_format import RECORDS_TABLE, SCHEMA, SLOT_BITS, SLOTS, Bloom, StagedRow
 from .sqlite_write import ImportResult, _dedup_key, _error_at, _record_row, _Rules, _write_state
 
 __all__ = ["build_store"]
 
-BATCH = 20_000  #: records between progress ticks (the Bloom filter is sized after the first batch)
+BATCH = 20_000  #: records between progress ticks
 BUCKET_BITS = 8  #: 256 buckets: at 10 million records, about 40,000 to sort in memory at a time
 SPILL = 100_000  #: records held in memory before the buckets are spilled to the scratch file
 
 
 def build_store(path: str, records: Iterable[AuthorizationRecord | StagedRow], *, platforms: Any = None,
-                expected: Callable[[int], int] | int = 0,
                 meta: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None,
                 tick: Callable[[int], None] | None = None, wal: bool = False) -> ImportResult:
     """Write a new store at ``path`` holding ``records`` (validated, in file order), replacing what was there.
 
     ``records`` are records, or rows as a validator stages them (:data:`StagedRow`: it need not build the
-    record). ``platforms`` gives each platform's subject key rule (as for ``import_records``). ``expected`` is
-    the number of people to size the Bloom filter for, or a function of the records read so far that estimates it
-    (called once, after the first batch); a filter that turns out too small is rebuilt. ``meta`` adds entries to
+    record). ``platforms`` gives each platform's subject key rule (as for ``import_records``). ``meta`` adds entries to
     the store's ``meta`` table (the file cache records what it was built from), or is a function giving them once
     every record was read. ``tick(n)`` is called after every batch with the records read so far. ``wal``
     leaves the store in WAL mode (records can then be added while readers keep it open). A duplicate is a
@@ -66,7 +64,7 @@ def build_store(path: str, records: Iterable[AuthorizationRecord | StagedRow], *
     scratch = f"{target}.building-{os.getpid()}-{secrets.token_hex(4)}"
     spill = f"{scratch}.spill"
     try:
-        result = _build(scratch, spill, records, platforms, expected, meta, tick, wal)
+        result = _build(scratch, spill, records, platforms, meta, tick, wal)
         for suffix in ("-wal", "-shm", "-journal"):  # never a log of the old store next to the new one
             Path(f"{target}{suffix}").unlink(missing_ok=True)
         os.replace(scratch, target)
@@ -78,24 +76,20 @@ def build_store(path: str, records: Iterable[AuthorizationRecord | StagedRow], *
 
 
 def _build(scratch: str, spill: str, records: Iterable[AuthorizationRecord | StagedRow], platforms: Any,
-           expected: Callable[[int], int] | int,
            meta: Mapping[str, str] | Callable[[], Mapping[str, str]] | None, tick: Callable[[int], None] | None,
            wal: bool) -> ImportResult:
     rules = _Rules(platform_objects(platforms), {})
     with open(spill, "w+b") as spill_file:
         buckets = _Buckets(spill_file)
-        count, bloom, seen_platforms = _read(records, rules, buckets, expected, tick)
+        count, seen_platforms = _read(records, rules, buckets, tick)
+        bloom = Bloom.sized(count)  # people are at most the records
         conn = sqlite3.connect(scratch, isolation_level=None, check_same_thread=False)  # see _write
         try:
             for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-65536", "locking_mode=EXCLUSIVE"):
                 conn.execute(f"PRAGMA {pragma}")
             conn.executescript(SCHEMA + ";" + RECORDS_TABLE.format(name="records"))
             conn.execute("BEGIN")
-            keys = _write(conn, buckets)
-            if keys > bloom.capacity():
-                bloom = Bloom.sized(keys)
-                for platform, subject in conn.execute("SELECT DISTINCT platform, subject FROM main.records"):
-                    bloom.add(*key_hashes(platform, rules.key(platform, subject)))
+            keys = _write(conn, buckets, bloom)
             _write_state(conn, bloom, count, keys, seen_platforms, rules.table(seen_platforms))
             extra = meta() if callable(meta) else (meta or {})
             conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", sorted(extra.items()))
@@ -142,14 +136,11 @@ class _Rows:
 
 
 def _read(records: Iterable[AuthorizationRecord | StagedRow], rules: _Rules, buckets: _Buckets,
-          expected: Callable[[int], int] | int, tick: Callable[[int], None] | None,
-          ) -> tuple[int, Bloom, set[str]]:
-    """Hash every record to its range, add it to the Bloom filter and put it in its bucket, in file order.
-    Returns the count, the Bloom filter and the platforms seen."""
-    bloom: Bloom | None = Bloom.sized(expected) if isinstance(expected, int) and expected else None
+          tick: Callable[[int], None] | None) -> tuple[int, set[str]]:
+    """Hash every record to its range and put it in its bucket, in file order, with its digest (the Bloom filter's
+    hashes, once the records are counted). Returns the count and the platforms seen."""
     platforms: set[str] = set()
     rows = _Rows()
-    pending: list[tuple[int, int]] = []  #: hashes read before the filter could be sized
     held = buckets.held
     shift = 63 - BUCKET_BITS
     blake2b, from_bytes = hashlib.blake2b, int.from_bytes
@@ -162,33 +153,19 @@ def _read(records: Iterable[AuthorizationRecord | StagedRow], rules: _Rules, buc
             key, row = item
             platform = row[0]
         digest = blake2b(f"{platform}\0{key}".encode("utf-8", "surrogatepass"), digest_size=16).digest()
-        h1, h2 = from_bytes(digest[:8], "little"), from_bytes(digest[8:], "little")  # key_hashes, inlined
-        base = h1 >> 13 << SLOT_BITS  # base_id, inlined
-        held[base >> shift].append((base, count, key, *row))
+        base = from_bytes(digest[:8], "little") >> 13 << SLOT_BITS  # base_id(key_hashes(...)[0]), inlined
+        held[base >> shift].append((base, count, key, digest, *row))
         count += 1
-        if bloom is None:
-            pending.append((h1, h2))
-        else:
-            _bloom_add(bloom, h1, h2)
         if platform not in platforms:
             platforms.add(platform)
         if not count % BATCH:
-            if bloom is None:
-                bloom = Bloom.sized(expected(count) if callable(expected) else count)
-                for hashes in pending:
-                    bloom.add(*hashes)
-                pending.clear()
             if not count % SPILL:
                 buckets.spill()
             if tick is not None:
                 tick(count)
-    if bloom is None:
-        bloom = Bloom.sized(count)
-        for hashes in pending:
-            bloom.add(*hashes)
     if tick is not None:
         tick(count)
-    return count, bloom, platforms
+    return count, platforms
 
 
 def _bloom_add(bloom: Bloom, h1: int, h2: int) -> None:
@@ -213,11 +190,11 @@ def _bloom_add(bloom: Bloom, h1: int, h2: int) -> None:
     bits[p >> 3] |= 1 << (p & 7)  # type: ignore[index]
 
 
-#: a record in a bucket: (range, number in the file, subject key, *row)
+#: a record in a bucket: (range, number in the file, subject key, the digest of its key, *row)
 _Held = tuple[Any, ...]
-#: the insert of a held record: its range is its rowid, the number and the key are not stored
+#: the insert of a held record: its range is its rowid (another slot of it: a new tuple), the rest is not stored
 _INSERT = ("INSERT INTO main.records (id, platform, subject, purposes, granted_at, expires_at, revoked_at, evidence, "
-           "fields, record_id, jurisdiction, origin) VALUES (?1, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)")
+           "fields, record_id, jurisdiction, origin) VALUES (?1, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")
 
 
 class _Buckets:
@@ -247,18 +224,24 @@ class _Buckets:
         return records
 
 
-def _write(conn: sqlite3.Connection, buckets: _Buckets) -> int:
-    """Write every bucket's records with their rowids, in rowid order; returns the number of people. Raises the
-    error of the record read first among those refused (a duplicate, or too many records of one person).
+def _write(conn: sqlite3.Connection, buckets: _Buckets, bloom: Bloom) -> int:
+    """Write every bucket's records with their rowids, in rowid order, and add them to ``bloom``; returns the number
+    of people. Raises the error of the record read first among those refused (a duplicate, or too many records of
+    one person).
 
     SQLite writes one bucket in a thread (it lets go of the GIL while it builds pages) while the next one is read
-    back and sorted, so the two overlap on two cores."""
+    back, sorted and added to the Bloom filter, so the two overlap on two cores."""
     keys = 0
     refused: tuple[int, ConfigError] | None = None
+    from_bytes = int.from_bytes
     with ThreadPoolExecutor(1, thread_name_prefix="consentcrawl-import") as writer:
         writing: Future[Any] | None = None
         for number in range(1 << BUCKET_BITS):
-            rows, people, error = _placed(buckets.bucket(number))
+            held = buckets.bucket(number)
+            for record in held:
+                digest = record[3]
+                _bloom_add(bloom, from_bytes(digest[:8], "little"), from_bytes(digest[8:], "little"))
+            rows, people, error = _placed(held)
             keys += people
             if error is not None and (refused is None or error[0] < refused[0]):
                 refused = error
@@ -310,8 +293,8 @@ def _place(same_range: list[_Held], rows: list[_Held]) -> tuple[int, tuple[int, 
     placed: list[tuple[str, str, tuple[Any, ...], str]] = []  #: platform, key, duplicate rule, origin
     people = 0
     for held in same_range:
-        _base, number, key, platform, _subject, purposes, granted, _expires, revoked = held[:9]
-        record_id, origin = held[11], held[13]
+        _base, number, key, _digest, platform, _subject, purposes, granted, _expires, revoked = held[:10]
+        record_id, origin = held[12], held[14]
         same = _dedup_key(platform, key, purposes, granted, revoked, record_id)
         mine = [p for p in placed if p[0] == platform and p[1] == key]
         for earlier in mine:
