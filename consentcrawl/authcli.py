@@ -150,7 +150,10 @@ def _import(args: argparse.Namespace) -> int:
         progress.update(raw.position, count)
 
     with raw:
-        records = open_validator(args.source, platforms, dedup=not bulk).records(buffered)
+        validator = open_validator(args.source, platforms, dedup=not bulk)
+        if bulk:
+            validator.stage()  # the bulk importer takes rows, and finds the duplicates itself
+        records = validator.records(buffered)
         if redis:
             from .consent.redisstore import import_records, parse_redis_url
 
@@ -163,10 +166,7 @@ def _import(args: argparse.Namespace) -> int:
         if bulk:
             from .consent.sqlite_bulk import build_store
 
-            def expected(count: int) -> int:
-                return int(count * size / max(raw.position, 1) * 1.2) + 1
-
-            added = build_store(url.path, records, platforms=platforms.platforms, expected=expected, tick=tick)
+            added = build_store(url.path, records, platforms=platforms.platforms, tick=tick)
         else:
             from .consent.sqlite_write import import_records as add_records
 
@@ -356,7 +356,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
 def _file_stats(source: str, platforms: Any, now: datetime) -> dict[str, Any]:
     from .consent.formats import open_validator
     from .consent.keys import key_function
-    from .consent.reading import open_hashed
+    from .consent.reading import DIGEST, open_hashed
     from .consent.records import RecordStatus
 
     try:
@@ -378,7 +378,7 @@ def _file_stats(source: str, platforms: Any, now: datetime) -> dict[str, Any]:
         digest = raw.digest().hex()
     return _report(source, now, sum(by_platform.values()), len(people), by_platform, by_purpose,
                    status[RecordStatus.REVOKED.value], status[RecordStatus.EXPIRED.value],
-                   status[RecordStatus.LIVE.value], f"blake2b {digest}")
+                   status[RecordStatus.LIVE.value], f"{DIGEST} {digest}")
 
 
 def _sqlite_stats(source: str, platforms: Any, now: datetime) -> dict[str, Any]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from consentcrawl.errors import ConfigError, StoreUnavailable
 from consentcrawl.terms.load import load_platforms
 from consentcrawl.terms.platforms import PlatformRegistry
 from consentcrawl_demo.server import LocalServer
-from tests.lenient import LenientPeople, make_spider, people_settings, write_config
+from tests.lenient import LenientPeople, make_spider, once_served, people_settings, write_config
 from tests.lenient import crawl as run_crawl
 from tests.test_live_stores import text_of  # one writer of test authorization files in every format
 from tests.test_remote_stores import _judge
@@ -178,8 +178,10 @@ def test_a_duplicate_past_the_threshold_names_both_lines(tmp_path: Path, platfor
 # -- live: a change is seen within 2 s -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("change", ["append", "rename", "broken"])
+@pytest.mark.parametrize("change", ["append", "rename", "rewrite", "broken"])
 def test_a_cached_file_follows_its_changes(tmp_path: Path, platforms: PlatformRegistry, change: str) -> None:
+    """An append (in place, or a file renamed over it that starts with the old bytes) is added to the cache; any
+    other change imports the whole file again."""
     path = people_file(tmp_path, "jsonl", ["101", *FILLER])
     store = load_authorizations(path, platforms, threshold=THRESHOLD, interval=0.05)
     before = store.version
@@ -188,9 +190,12 @@ def test_a_cached_file_follows_its_changes(tmp_path: Path, platforms: PlatformRe
     if change == "append":
         with path.open("a", encoding="utf-8") as f:
             f.write(withdrawal)
-    elif change == "rename":
+    elif change in ("rename", "rewrite"):
         fresh = tmp_path / "fresh.jsonl"
-        fresh.write_text(path.read_text(encoding="utf-8") + withdrawal, encoding="utf-8")
+        old = path.read_text(encoding="utf-8")
+        lines = old.splitlines(keepends=True)
+        fresh.write_text(old + withdrawal if change == "rename" else lines[0] + lines[1].replace("p0", "p00")
+                         + "".join(lines[2:]) + withdrawal, encoding="utf-8")
         os.replace(fresh, path)
     else:
         with path.open("a", encoding="utf-8") as f:
@@ -202,9 +207,36 @@ def test_a_cached_file_follows_its_changes(tmp_path: Path, platforms: PlatformRe
         return
     took = wait_for(lambda: not isinstance(outcome(store, "101"), StoreUnavailable)
                     and len(store.lookup("people", "101")) == 2)
-    assert took < 2.0 and store.version != before and store.reloads == 1
+    assert took < 2.0 and store.version != before
     assert store.lookup("people", "101")[1].source == f"{path}:62"
-    assert store.cached is not None and store.cache_builds == 2
+    appended = change != "rewrite"
+    assert (store.appends, store.reloads, store.cache_builds) == ((1, 0, 1) if appended else (0, 1, 2))
+    assert store.cached is not None and store.lookup("people", "p00" if change == "rewrite" else "p0")
+    store.close()
+    # the cache records the file as it is now: opened again, it is reused as it stands
+    assert load_authorizations(path, platforms, threshold=THRESHOLD).cache_builds == 0
+
+
+@pytest.mark.parametrize("appended", ["duplicate", "no newline", "bad record"])
+def test_an_append_that_does_not_read_cleanly_fails_closed_as_the_whole_file_would(
+        tmp_path: Path, platforms: PlatformRegistry, appended: str) -> None:
+    """The appended part is not added to the cache when it does not read cleanly: the whole file is read again
+    and says what is wrong (file and line, as for any read), and lookups deny until it reads cleanly."""
+    path = people_file(tmp_path, "jsonl", ["101", *FILLER])
+    store = load_authorizations(path, platforms, threshold=THRESHOLD, interval=0.05)
+    text = {"duplicate": json.dumps(record("p3")) + "\n",
+            "no newline": json.dumps(record("101", revoked_at="2026-03-01T00:00:00Z")),
+            "bad record": json.dumps({**record("102"), "purposes": ["bogus"]}) + "\n"}[appended]
+    with path.open("a", encoding="utf-8") as f:
+        f.write(text)
+    if appended == "no newline":  # a last line without its newline is read with the whole file: no error
+        wait_for(lambda: not isinstance(outcome(store, "101"), StoreUnavailable) and store.reloads == 1)
+        assert len(store.lookup("people", "101")) == 2
+        assert store.appends == 0 and store.cache_builds == 2
+        return
+    expected = {"duplicate": "line 62: duplicate authorization record", "bad record": "line 62: unknown purpose"}
+    wait_for(lambda: expected[appended] in str(outcome(store, "p1")))
+    assert store.appends == 0 and isinstance(outcome(store, "101"), StoreUnavailable)
     store.close()
 
 
@@ -215,14 +247,20 @@ class SlowRepeat(RepeatLogic):
 
 
 @pytest.mark.parametrize(("store_kind", "change", "fmt"), [
-    ("cache", "append", "jsonl"), ("cache", "rename", "jsonl"), ("memory", "rename", "jsonl"),
-    ("memory", "append", "yaml"), ("cache", "rename", "yaml"), ("sqlite", "replaced", "jsonl")])
+    ("cache", "append", "jsonl"), ("cache", "rewrite", "jsonl"), ("cache", "rename", "yaml"),
+    ("memory", "rename", "jsonl"), ("memory", "append", "yaml"), ("sqlite", "replaced", "jsonl")])
 @deferred_f_from_coro_f
 async def test_a_withdrawal_mid_crawl_stops_the_fetches_within_2_s(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, store_kind: str, change: str, fmt: str) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, store_kind: str,
+        change: str, fmt: str) -> None:
+    """A withdrawal appended to a cached file is added to its cache: seen within 2 s, and nobody else is denied
+    meanwhile (the file is big enough that importing it again would take a while); a file renamed over or
+    rewritten otherwise denies until it is imported again."""
+    caplog.set_level(logging.INFO, logger="consentcrawl.consent.load")
     settings = people_settings(tmp_path)
     records = tmp_path / f"records.{fmt}"
-    records.write_text(text_of(fmt, [record(s) for s in ["101", "102", "103", *FILLER]]), encoding="utf-8")
+    big = [f"q{n}" for n in range(20_000)] if (store_kind, change) == ("cache", "append") else []
+    records.write_text(text_of(fmt, [record(s) for s in ["101", "102", "103", *FILLER, *big]]), encoding="utf-8")
     settings["CONSENTCRAWL_AUTHORIZATIONS"] = str(records)
     settings["CONSENTCRAWL_AUTHORIZATIONS_CACHE_THRESHOLD"] = THRESHOLD if store_kind == "cache" else None
     db = tmp_path / "store.db"
@@ -239,9 +277,10 @@ async def test_a_withdrawal_mid_crawl_stops_the_fetches_within_2_s(
         if change == "append":
             with records.open("a", encoding="utf-8") as f:
                 f.write(withdrawal)
-        elif change == "rename":
+        elif change in ("rename", "rewrite"):  # the withdrawal at the end, or at the start: not an append
             fresh = tmp_path / f"fresh.{fmt}"
-            fresh.write_text(records.read_text(encoding="utf-8") + withdrawal, encoding="utf-8")
+            old = records.read_text(encoding="utf-8")
+            fresh.write_text(old + withdrawal if change == "rename" else withdrawal + old, encoding="utf-8")
             os.replace(fresh, records)
         else:  # another SQLite file, not a consentcrawl store, renamed over the store
             other = tmp_path / "other.db"
@@ -253,28 +292,15 @@ async def test_a_withdrawal_mid_crawl_stops_the_fetches_within_2_s(
         written.append(time.time())
 
     app = LenientPeople()
-    stop = threading.Event()
-
-    def when_101_was_served() -> None:  # mid-crawl, however long the crawl took to start on a busy machine
-        while not stop.is_set():
-            if app.times_served("101"):
-                stop.wait(0.5)
-                withdraw()
-                return
-            stop.wait(0.02)
-
-    watcher = threading.Thread(target=when_101_was_served, daemon=True)
-    with LocalServer(app) as server:
-        watcher.start()
-        try:
-            result = await run_crawl(make_spider("ConsentSpider", SlowRepeat), settings, proxy=server.proxy,
-                                     monkeypatch=monkeypatch, follow_links=False)
-        finally:
-            stop.set()
-            watcher.join()
+    with LocalServer(app) as server, once_served(app, "101", withdraw):
+        result = await run_crawl(make_spider("ConsentSpider", SlowRepeat), settings, proxy=server.proxy,
+                                 monkeypatch=monkeypatch, follow_links=False)
     assert written, "the change was not made during the crawl"
     if store_kind == "cache":
         assert cache_paths(str(records))[0].exists()
+    if (store_kind, change) == ("cache", "append"):  # added to the cache: no lookup failed meanwhile
+        assert not [e for e in result.audit if e["reason"] == "error.store-unavailable"]
+        assert "1 appended record(s) added to its cache" in caplog.text
     if change != "replaced":
         _judge(app, result, written[0], bound=2.0, began=began[0])
         return
@@ -414,7 +440,7 @@ def test_import_show_and_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert stats["platforms"] == {"people": 63} and stats["purposes"] == {"research": 63}
     assert stats["version"].startswith("format 2")
     code, out, _ = run(capsys, "authorizations", "stats", str(records), "--platforms", str(platforms_file))
-    assert code == 0 and "62 record(s) of 62 people" in out and "version: blake2b " in out
+    assert code == 0 and "62 record(s) of 62 people" in out and "version: sha256 " in out
 
 
 def test_progress_draws_a_bar_on_a_terminal_and_logs_otherwise(caplog: pytest.LogCaptureFixture) -> None:

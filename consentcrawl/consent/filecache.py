@@ -7,11 +7,12 @@ beside it, ``FILE.consentcrawl-cache.db``, or, when that directory is not writab
 (:class:`CacheStore`: an :class:`~consentcrawl.consent.sqlite.SQLiteStore` whose records name the file and line
 they were read from, as a file store's do).
 
-The cache records what it was built from: the file's path, size, modification time and a BLAKE2b digest of its
-bytes (exactly the bytes that were parsed), the platforms' subject rules, and the cache format. It is reused
-while the file has the same size and digest under the same platforms (a file touched but not changed keeps its
-cache); anything else builds it again. The file is the truth, the cache only a faster way to read it: a cache
-that does not open cleanly is built again, never trusted.
+The cache records what it was built from: the file's path, size, modification time and a SHA-256 digest of its bytes
+(exactly the bytes that were parsed), the platforms' subject rules, and the cache format. It is reused while the
+file has the same size and digest under the same platforms (a file touched but not changed keeps its cache);
+anything else builds it again, except records appended to a JSONL file (:func:`append_to_cache`: the usual way a
+withdrawal arrives), which are added to the cache with what it now holds, in one transaction. The file is the truth,
+the cache only a faster way to read it: a cache that does not open cleanly is built again, never trusted.
 """
 
 from __future__ import annotations
@@ -32,13 +33,15 @@ from .reading import file_digest
 from .records import AuthorizationRecord
 from .sqlite import SQLiteStore
 from .sqlite_bulk import build_store
-from .sqlite_format import COLUMNS, SQLiteURL
+from .sqlite_format import COLUMNS, SQLiteURL, StagedRow
+from .sqlite_write import import_records
 
-__all__ = ["CACHE_FORMAT", "SUFFIX", "CacheStore", "build_cache", "cache_paths", "open_fresh_cache"]
+__all__ = ["CACHE_FORMAT", "SUFFIX", "CacheStore", "append_to_cache", "build_cache", "cache_paths",
+           "open_fresh_cache"]
 
 logger = logging.getLogger(__name__)
 
-CACHE_FORMAT = "1"
+CACHE_FORMAT = "2"  #: 2: in WAL mode (appended records are added while it is read)
 SUFFIX = ".consentcrawl-cache.db"
 
 
@@ -119,8 +122,8 @@ def _writable(directory: Path) -> bool:
     return True
 
 
-def build_cache(path: str, st: os.stat_result, records: Iterable[AuthorizationRecord], platforms: PlatformRegistry,
-                digest: Any, *, expected: Any = 0, tick: Any = None) -> CacheStore:
+def build_cache(path: str, st: os.stat_result, records: Iterable[AuthorizationRecord | StagedRow],
+                platforms: PlatformRegistry, digest: Any, *, tick: Any = None) -> CacheStore:
     """Import ``records`` (the file's, as they are read) into a new cache and open it.
 
     ``digest()`` gives the digest of the bytes read, once every record was. The cache goes beside the file when
@@ -133,10 +136,24 @@ def build_cache(path: str, st: os.stat_result, records: Iterable[AuthorizationRe
     beside, elsewhere = cache_paths(path)
     where = beside if _writable(beside.parent) else elsewhere
     try:
-        build_store(str(where), records, platforms=platforms.platforms, expected=expected, meta=meta, tick=tick)
+        build_store(str(where), records, platforms=platforms.platforms, meta=meta, tick=tick,
+                    wal=True)  # appended records are added while the crawl reads it (append_to_cache)
     except (OSError, sqlite3.Error) as exc:
         raise ConfigError(f"cannot write the cache of this file at {where}: {exc}", path) from None
     try:
         return CacheStore(SQLiteURL(str(where)), platforms.platforms)
     except ConfigError as exc:  # pragma: no cover - what was just built does not open: never answer from it
         raise StoreUnavailable(f"its cache {where} does not open: {exc.message}") from None
+
+
+def append_to_cache(cache: CacheStore, path: str, st: os.stat_result, records: Iterable[AuthorizationRecord],
+                    platforms: PlatformRegistry, digest: bytes) -> int:
+    """Add the records appended to the file (validated, naming their lines) to its cache, with the file's new size,
+    time and ``digest`` in the same transaction, and make the cache answer from them now. Returns the number added.
+
+    A duplicate of a record the cache holds is a ConfigError; any error leaves the cache as it was (the caller
+    then reads the whole file, which says what is wrong)."""
+    meta = {**_wanted(path, st, platforms), "source_mtime_ns": str(st.st_mtime_ns), "source_digest": digest.hex()}
+    result = import_records(cache.url, records, platforms=platforms.platforms, meta=meta)
+    cache.refresh_now()
+    return result.imported

@@ -23,6 +23,7 @@ from ..yamlsource import Node, NodeReader, to_utc, type_name
 from .keys import KeyFunction, key_function
 from .reading import open_hashed
 from .records import AuthorizationRecord
+from .sqlite_format import StagedRow
 from .store import MemoryStore
 from .yamlrows import yaml_rows
 
@@ -48,15 +49,17 @@ _FAST_KEYS = frozenset(RECORD_FIELDS)
 
 
 @functools.lru_cache(maxsize=4096)
-def _when_text(text: str) -> datetime | None:
+def _when_text(text: str) -> tuple[datetime, str] | None:
     try:
-        return to_utc(text)
+        when = to_utc(text)
     except ValueError:
         return None
+    return when, when.isoformat()
 
 
-def _when(value: Any) -> datetime | None:
-    """A time as the validator reads it, or None when it is not a plain, readable ISO-8601 string."""
+def _when(value: Any) -> tuple[datetime, str] | None:
+    """A time as the validator reads it and as the store keeps it, or None when it is not a plain, readable
+    ISO-8601 string."""
     return _when_text(value) if type(value) is str else None
 
 
@@ -107,6 +110,14 @@ _Row = tuple[int, dict[Any, Node], dict[Any, int]]
 
 
 def _csv_rows(stream: Any, source: str, errors: list[ConfigError] | None = None) -> Iterator[_Row]:
+    for start, value in _csv_values(stream, source, errors):
+        fields = {key: _wrap(item, start) for key, item in value.items()}
+        yield start, fields, dict.fromkeys(fields, start)
+
+
+def _csv_values(stream: Any, source: str,
+                errors: list[ConfigError] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line the row starts on, {column: value}) for each row: an empty cell is absent, a list column is split."""
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     reader = csv.reader(text, strict=True)
     header: list[str] | None = None
@@ -126,16 +137,13 @@ def _csv_rows(stream: Any, source: str, errors: list[ConfigError] | None = None)
                     raise mismatch
                 errors.append(mismatch)
                 continue
-            fields: dict[Any, Node] = {}
+            fields: dict[str, Any] = {}
             for name, cell in zip(header, cells, strict=True):
                 value = cell.strip()
                 if not value:
                     continue  # an empty cell is an absent value
-                if name in _LIST_FIELDS:
-                    fields[name] = Node([Node(v, start) for v in _CSV_SPLIT.split(value) if v], start)
-                else:
-                    fields[name] = Node(value, start)
-            yield start, fields, dict.fromkeys(fields, start)
+                fields[name] = [v for v in _CSV_SPLIT.split(value) if v] if name in _LIST_FIELDS else value
+            yield start, fields
     except csv.Error as exc:
         raise ConfigError(f"CSV syntax error: {exc}", source, previous_end + 1) from None  # where the row starts
     except UnicodeDecodeError:
@@ -158,22 +166,41 @@ def _csv_header(cells: list[str], source: str, line: int) -> list[str]:
     return names
 
 
-def _jsonl_values(stream: Any, source: str,
-                  errors: list[ConfigError] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+def _jsonl_values(stream: Any, source: str, errors: list[ConfigError] | None = None, *, line: int = 1,
+                  offset: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line, object) for each non-blank line. A binary stream splits on ``\\n`` only (``str.splitlines()``
-    would also split on U+2028, which JSON strings may hold raw)."""
-    offset = 0
-    for number, raw in enumerate(stream, start=1):
-        try:
-            value = _json_line(raw, number, offset, source)
-        except ConfigError as exc:
-            if errors is None:
-                raise
-            errors.append(exc)
-            value = None
+    would also split on U+2028, which JSON strings may hold raw). ``line`` and ``offset`` are where the stream
+    starts in the file (an appended part)."""
+    common = _common_object
+    for number, raw in enumerate(stream, start=line):
+        value = common(raw) if number > 1 else None
+        if value is None:
+            try:
+                value = _json_line(raw, number, offset, source)
+            except ConfigError as exc:
+                if errors is None:
+                    raise
+                errors.append(exc)
+                value = None
         offset += len(raw)
         if value is not None:
             yield number, value
+
+
+def _common_object(raw: bytes) -> dict[str, Any] | None:
+    """The object on a common line (one object from its first byte, no key twice), read with less ceremony than
+    :func:`_json_line`; None for anything else, which :func:`_json_line` then reads and says what is wrong with.
+    Not for line 1 (a byte order mark)."""
+    try:
+        line = raw.decode("utf-8")
+        if line[:1] != "{":
+            return None
+        value, end = _scan_once(line, 0)
+    except Exception:  # noqa: BLE001 - invalid UTF-8 or JSON, or deeper than Python recurses: read again
+        return None
+    if type(value) is not dict or line[end:].strip() or len(_JSON_KEY.findall(line)) != len(value):
+        return None
+    return value
 
 
 def _json_line(raw: bytes, number: int, offset: int, source: str) -> dict[str, Any] | None:
@@ -257,22 +284,27 @@ class _RecordReader(NodeReader):
         self.dedup = dedup
         self.rows_of = rows_of  #: the file format's reader (None: by the file's name, when it is read)
         self.seen: dict[tuple[Any, ...], int] = {}
+        self.staged = False  #: see :meth:`stage`
         self._patterns: dict[str, tuple[Any, KeyFunction]] = {}
-        self._purposes: dict[tuple[str, ...], frozenset[str]] = {}
-        self._fields: dict[tuple[str, ...], frozenset[str]] = {}
+        self._purposes: dict[tuple[str, ...], tuple[frozenset[str], str]] = {}
+        self._fields: dict[tuple[str, ...], tuple[frozenset[str], str]] = {}
 
-    def records(self, stream: Any, errors: list[ConfigError] | None = None) -> Iterator[AuthorizationRecord]:
+    def records(self, stream: Any, errors: list[ConfigError] | None = None, *, line: int = 1,
+                offset: int = 0) -> Iterator[AuthorizationRecord]:
         """The validated records of a binary stream of the file, as they are read.
 
         With ``errors`` (``authorizations validate``), a record's error is added to it and reading goes on with
         the next record; an error that leaves the rest unreadable (a YAML or CSV syntax error) ends the reading.
+        Once :meth:`stage` was called, a plainly valid JSONL line or CSV row is given as a :data:`StagedRow`.
+        ``line`` and ``offset`` are where a JSONL stream starts in the file (records appended to it).
         """
         rows_of = self.rows_of or _rows_of(self.source)
         try:
-            if rows_of is _jsonl_rows:
-                fast = self.fast
-                for number, value in _jsonl_values(stream, self.source, errors):
-                    record = fast(number, value)
+            if rows_of is _jsonl_rows or rows_of is _csv_rows:
+                values = (_jsonl_values(stream, self.source, errors, line=line, offset=offset)
+                          if rows_of is _jsonl_rows else _csv_values(stream, self.source, errors))
+                for number, value in values:
+                    record: Any = self.fast_row(number, value) if self.staged else self.fast(number, value)
                     if record is None:
                         fields = {key: _wrap(item, number) for key, item in value.items()}
                         record = self._checked(number, fields, dict.fromkeys(fields, number), errors)
@@ -305,10 +337,38 @@ class _RecordReader(NodeReader):
         self.dedup = False
         self.seen.clear()
 
-    def fast(self, line: int, value: dict[str, Any]) -> AuthorizationRecord | None:
-        """The record of a JSON object that is plainly valid, else None (then :meth:`record` says what is wrong).
+    def stage(self) -> None:
+        """From here on, give a plainly valid JSONL line as the bulk importer stores it (:data:`StagedRow`, no
+        :class:`AuthorizationRecord` built), and leave duplicates to it (:meth:`forget_duplicates`)."""
+        self.forget_duplicates()
+        self.staged = True
 
-        Checks exactly what :meth:`record` checks, with less ceremony: what it cannot settle quickly it leaves."""
+    def fast(self, line: int, value: dict[str, Any]) -> AuthorizationRecord | None:
+        """The record of a JSON object (or a CSV row's values) that is plainly valid, else None (then
+        :meth:`record` says what is wrong)."""
+        plain = self._plain(line, value)
+        if plain is None:
+            return None
+        platform, subject, purposes, granted, expires, revoked, evidence, fields, record_id, jurisdiction, _ = plain
+        return AuthorizationRecord(platform, subject, purposes[0], granted[0], expires and expires[0],
+                                   revoked and revoked[0], evidence, fields and fields[0], record_id,
+                                   f"{self.source}:{line}", jurisdiction)
+
+    def fast_row(self, line: int, value: dict[str, Any]) -> StagedRow | None:
+        """:meth:`fast`, as the bulk importer stores it: (subject key, row), without building the record."""
+        plain = self._plain(line, value)
+        if plain is None:
+            return None
+        platform, subject, purposes, granted, expires, revoked, evidence, fields, record_id, jurisdiction, key = plain
+        return key, (platform, subject, purposes[1], granted[1], expires and expires[1], revoked and revoked[1],
+                     evidence, fields and fields[1], record_id, jurisdiction, f"{self.source}:{line}")
+
+    def _plain(self, line: int, value: dict[str, Any]) -> tuple[Any, ...] | None:
+        """The parts of a plainly valid JSON object's record, each time, purpose set and field set paired with
+        the text the store keeps of it (both cached: most records share them), and the subject key; else None.
+
+        Checks exactly what :meth:`record` checks, with less ceremony: what it cannot settle quickly it leaves
+        (tests/test_jsonl_fast.py compares both on generated lines)."""
         if not _FAST_KEYS.issuperset(value):
             return None
         platform_name, subject, purposes, evidence = (value.get("platform"), value.get("subject"),
@@ -332,7 +392,7 @@ class _RecordReader(NodeReader):
                 return None
             if len(set(purposes)) != len(purposes) or not KNOWN_PURPOSES.issuperset(purposes):
                 return None
-            purpose_set = self._purposes[tuple(purposes)] = frozenset(purposes)
+            purpose_set = self._purposes[tuple(purposes)] = (frozenset(purposes), " ".join(sorted(set(purposes))))
         granted_at = _when(value.get("granted_at"))
         if granted_at is None:
             return None
@@ -340,7 +400,7 @@ class _RecordReader(NodeReader):
         raw = value.get("expires_at")
         if raw is not None:
             expires_at = _when(raw)
-            if expires_at is None or expires_at <= granted_at:
+            if expires_at is None or expires_at[0] <= granted_at[0]:
                 return None
         raw = value.get("revoked_at")
         if raw is not None:
@@ -356,7 +416,8 @@ class _RecordReader(NodeReader):
             if allowed_fields is None:
                 if not all(type(f) is str and f.strip() for f in raw) or len(set(raw)) != len(raw):
                     return None
-                allowed_fields = self._fields[tuple(raw)] = frozenset(raw)
+                allowed_fields = self._fields[tuple(raw)] = (frozenset(raw),
+                                                             json.dumps(sorted(raw), ensure_ascii=False))
         record_id = value.get("record_id")
         if record_id is None:
             record_id = ""
@@ -371,15 +432,16 @@ class _RecordReader(NodeReader):
             jurisdiction = ""
         elif type(jurisdiction) is not str or not jurisdiction.strip():
             return None
+        key = known[1](subject)
         if self.dedup:
-            key = known[1](subject)
             same: tuple[Any, ...] = ((platform_name, key, "id", record_id) if record_id
-                                     else (platform_name, key, "grant", purpose_set, granted_at, revoked_at))
+                                     else (platform_name, key, "grant", purpose_set[0], granted_at[0],
+                                           revoked_at and revoked_at[0]))
             if same in self.seen:
                 return None
             self.seen[same] = line
-        return AuthorizationRecord(platform_name, subject, purpose_set, granted_at, expires_at, revoked_at, evidence,
-                                   allowed_fields, record_id, f"{self.source}:{line}", jurisdiction)
+        return (platform_name, subject, purpose_set, granted_at, expires_at, revoked_at, evidence, allowed_fields,
+                record_id, jurisdiction, key)
 
     def record(self, line: int, fields: dict[Any, Node], key_lines: dict[Any, int]) -> AuthorizationRecord:
         for key in _REQUIRED:

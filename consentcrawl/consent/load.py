@@ -17,10 +17,12 @@ threshold is imported into an SQLite cache (:mod:`consentcrawl.consent.filecache
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import logging
 import os
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,10 +30,10 @@ from typing import Any
 
 from ..errors import ConfigError, StoreUnavailable
 from ..terms.platforms import PlatformRegistry
-from .filecache import CacheStore, build_cache, open_fresh_cache
+from .filecache import CacheStore, append_to_cache, build_cache, open_fresh_cache
 from .formats import RECORD_FIELDS, _parse, _rows_of, iter_records, open_validator
 from .progress import Progress
-from .reading import file_digest, open_hashed
+from .reading import Look, file_digest, look_at, open_hashed
 from .records import AuthorizationRecord
 from .store import MemoryStore, new_version
 
@@ -50,6 +52,8 @@ _RACY_NS = 2_000_000_000
 CACHE_THRESHOLD = 50_000
 #: a changed file this much larger than the threshold's worth of bytes is read again in a thread of its own
 _BACKGROUND_BYTES = 4 << 20
+#: records appended to a cached JSONL file, up to this many bytes, are added to its cache while lookups wait
+_APPEND_BYTES = 4 << 20
 
 
 def load_authorizations(path: str | os.PathLike[str], platforms: PlatformRegistry, *,
@@ -95,7 +99,10 @@ class FileStore:
     ones and :attr:`version` changes. A withdrawal appended to the file (or a new file renamed over it) therefore
     applies within ``interval`` plus the time to read it, far inside the 2-second bound of live stores.
 
-    A file bigger than the threshold's worth of bytes is read again in a thread of its own, and lookups fail
+    Records appended to a cached JSONL file (its old bytes unchanged at its start) are added to the cache at once
+    (:meth:`_append`): a withdrawal is usually appended, and lookups must not fail for the minutes a big file takes
+    to import again. Otherwise, a file bigger than the threshold's worth of bytes is read again in a thread of its
+    own, and lookups fail
     (:class:`~consentcrawl.errors.StoreUnavailable`, so decisions that need them deny) from the moment the change
     is seen until the new records are in: the old ones may hold a grant the change withdrew.
 
@@ -127,6 +134,7 @@ class FileStore:
         self._backend: MemoryStore | CacheStore
         self._digest: bytes | None
         self._backend, self._digest = self._read(st)  #: the records, and the digest of the bytes they were read from
+        self._length = st.st_size  #: the file's size when it was read (if it grew since, its digest differs)
         self._version: int = new_version()
         self._seen = _signature(st)  #: the file as of the last read
         self._racy = _is_racy(st)
@@ -136,6 +144,7 @@ class FileStore:
         self._reading: threading.Thread | None = None  #: a read in a thread of its own, while it runs
         self._next_check = self._clock() + interval
         self.reloads = 0  #: successful reloads since the store was opened
+        self.appends = 0  #: appended records added to the cache (not a reload) since the store was opened
 
     # -- the protocol -------------------------------------------------------------------------------------------
 
@@ -208,11 +217,8 @@ class FileStore:
             if self.threshold is None or len(first) <= self.threshold:
                 raw.drain()
                 return MemoryStore(first, source=self.source, platforms=self.platforms), raw.digest()
-            validator.forget_duplicates()  # from here on the cache's import finds them, without a dict of each
+            validator.stage()  # from here on the cache's import takes rows, and finds the duplicates itself
             progress = Progress(f"importing {self.source} into its cache", st.st_size)
-
-            def expected(count: int) -> int:
-                return int(count * st.st_size / max(raw.position, 1) * 1.2) + 1
 
             def tick(count: int) -> None:
                 progress.update(raw.position, count)
@@ -221,8 +227,7 @@ class FileStore:
                 raw.drain()
                 return raw.digest()
 
-            cache = build_cache(self.path, st, itertools.chain(first, records), self.platforms, digest,
-                                expected=expected, tick=tick)
+            cache = build_cache(self.path, st, itertools.chain(first, records), self.platforms, digest, tick=tick)
             progress.finish(len(cache))
             self.cache_builds += 1
             logger.info("authorization file %s: %d records imported into its cache %s", self.source, len(cache),
@@ -254,8 +259,10 @@ class FileStore:
         signature = _signature(st)
         if signature == self._seen and not self._racy and not self._os_error:
             return  # unchanged since it was last read
+        appendable = isinstance(self._backend, CacheStore) and self.source.lower().endswith(".jsonl")
         try:
-            digest = file_digest(self.path)
+            look = look_at(self.path, self._length, _APPEND_BYTES) if appendable else None
+            digest = look.digest if look is not None else file_digest(self.path)
         except OSError as exc:
             self._fail(f"cannot be read ({exc.strerror or type(exc).__name__})",
                        f"cannot read file: {exc.strerror or exc}", os_error=True)
@@ -263,6 +270,8 @@ class FileStore:
         self._seen, self._racy = signature, _is_racy(st)
         if digest == self._digest and not self._os_error:
             return  # the same bytes as last read (touched, copied over with the same content, a racy look)
+        if look is not None and self._append(st, look):
+            return
         self._digest = digest  # these bytes are not parsed again: they either read cleanly or fail below
         big = self.threshold is not None and st.st_size > max(
             self.threshold * self._bytes_per_record, _BACKGROUND_BYTES)
@@ -273,6 +282,31 @@ class FileStore:
             self._reading.start()
             return
         self._reload(st)
+
+    def _append(self, st: os.stat_result, look: Look) -> bool:
+        """Add the records appended to a cached JSONL file to its cache, if that is what the change is: the bytes
+        last read unchanged at its start, ending a line, followed by whole lines. True when they were added (the
+        lookups then answer from them: the caller holds the lock, so none answered meanwhile); False for any other
+        change, or an appended part that does not read cleanly (the whole file is then read again, and says what
+        is wrong)."""
+        cache = self._backend
+        if (not isinstance(cache, CacheStore) or self._error is not None or look.tail is None
+                or look.prefix_digest != self._digest or not look.prefix_ends_line or not look.tail.endswith(b"\n")):
+            return False
+        try:
+            validator = open_validator(self.source, self.platforms)
+            records = list(validator.records(io.BytesIO(look.tail), line=look.prefix_lines + 1, offset=self._length))
+            added = append_to_cache(cache, self.path, st, records, self.platforms, look.digest)
+        except (ConfigError, OSError, sqlite3.Error) as exc:
+            logger.info("authorization file %s: the appended records could not be added to its cache (%s); "
+                        "reading the whole file", self.source, type(exc).__name__)
+            return False
+        self._digest, self._length = look.digest, look.length
+        self._bytes_per_record = st.st_size / max(len(cache), 1)
+        self._version = new_version()
+        self.appends += 1
+        logger.info("authorization file %s: %d appended record(s) added to its cache", self.source, added)
+        return True
 
     def _rebuild(self, broken: CacheStore) -> None:
         """The cache failed (damaged, removed, replaced): build it again from the file, in a thread of its own;
@@ -310,7 +344,7 @@ class FileStore:
                 self._fail(f"could not be read ({type(exc).__name__})", repr(exc), os_error=False)
                 return
             old, self._backend = self._backend, backend  # the records first, then the version
-            self._digest = digest
+            self._digest, self._length = digest, st.st_size
             self._bytes_per_record = st.st_size / max(len(backend), 1)
             self._version = new_version()
             self.reloads += 1

@@ -11,15 +11,21 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CHUNK", "HashingReader", "file_digest", "open_hashed"]
+__all__ = ["CHUNK", "DIGEST", "HashingReader", "Look", "file_digest", "look_at", "open_hashed"]
 
 CHUNK = 1 << 20  #: bytes read at a time
 
 
+#: the file digest: SHA-256, which CPUs with SHA extensions hash about twice as fast as BLAKE2b (a changed file
+#: of 1.5 GB is hashed on every change, while lookups wait)
+DIGEST = "sha256"
+
+
 def _hasher() -> Any:
-    return hashlib.blake2b(digest_size=16)
+    return hashlib.new(DIGEST)
 
 
 class HashingReader(io.RawIOBase):
@@ -73,3 +79,47 @@ def file_digest(path: str | os.PathLike[str]) -> bytes:
         while n := f.readinto(buffer):
             hasher.update(view[:n])
     return hasher.digest()
+
+
+@dataclass(frozen=True)
+class Look:
+    """A file as :func:`look_at` read it: the digest of all its bytes, and of its first ``prefix`` bytes."""
+
+    digest: bytes
+    length: int  #: bytes hashed
+    prefix_digest: bytes | None  #: None when the file is shorter than the prefix
+    prefix_lines: int  #: newlines in the prefix
+    prefix_ends_line: bool  #: the prefix ends with a newline
+    tail: bytes | None  #: the bytes after the prefix, when there are at most ``keep`` of them
+
+
+def look_at(path: str | os.PathLike[str], prefix: int, keep: int) -> Look:
+    """Hash the file as :func:`file_digest` does, in the same pass hashing its first ``prefix`` bytes and
+    counting their lines, and keep the bytes after them when there are at most ``keep``: whether the file grew by
+    an append (its old bytes unchanged), and exactly the bytes appended, as they were hashed."""
+    hasher = _hasher()
+    prefix_digest: bytes | None = None
+    lines, last, length = 0, b"", 0
+    tail: list[bytes] | None = []
+    with open(path, "rb", buffering=0) as f:
+        while chunk := f.read(CHUNK):
+            if prefix_digest is None:
+                head = chunk[:prefix - length]
+                lines += head.count(b"\n")
+                last = head[-1:] or last
+                hasher.update(head)
+                length += len(head)
+                if length < prefix:
+                    continue
+                prefix_digest = hasher.copy().digest()
+                chunk = chunk[len(head):]
+            hasher.update(chunk)
+            length += len(chunk)
+            if tail is not None:
+                tail.append(chunk)
+                if length - prefix > keep:
+                    tail = None
+    if prefix_digest is None or (tail is not None and length - prefix > keep):
+        tail = None
+    return Look(hasher.digest(), length, prefix_digest, lines, last == b"\n" or prefix == 0,
+                None if tail is None else b"".join(tail))

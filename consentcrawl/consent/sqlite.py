@@ -157,6 +157,12 @@ class SQLiteStore:
             raise StoreUnavailable(self._broken)
         return self._cached(platform, subject)  # type: ignore[no-any-return]
 
+    def refresh_now(self) -> None:
+        """Renew the read snapshot now, not at the next ``refresh``: a writer in this process just committed."""
+        with self._lock:
+            self._next_refresh = 0.0
+        self._refresh()
+
     def __len__(self) -> int:
         return self.records
 

@@ -5,108 +5,99 @@ file (``consentcrawl authorizations import`` into a new store) and the cache of 
 store for duplicates and placed in a free slot of its person's range: right for a withdrawal added to a live
 store, far too slow for ten million records. Here, instead:
 
-1. every record goes, in file order, into one of two staging tables in a scratch database beside the target (no
-   index, no journal, no fsync: a crash leaves only scratch files). A bitmap of the persons' ranges seen so far
-   tells, for nearly every record, that it is certainly the first of its person: it is staged with its final
-   rowid (slot 0 of the range). The others (another record of a person seen before, or the bitmap's rare false
-   alarm) are staged apart;
-2. the first records are copied into the store's table in rowid order (SQLite sorts them once and appends pages in
-   order);
-3. the others are placed one by one, in file order, as ``import_records`` does: refused if they duplicate a record
-   of the same person (naming both lines), else put in the next free slot;
-4. the Bloom filter and ``meta`` are written in the same transaction, and the finished file replaces the target
+1. every record is hashed to its person's range as it is read and put, in file order, into one of 256 buckets
+   by the range's top bits (a bucket holds a contiguous slice of the table's rowids). Buckets are kept in memory
+   and spilled, a batch at a time, to a scratch file beside the target (``marshal``: no SQL, no index), so memory
+   stays bounded whatever the file's size;
+2. bucket by bucket, in rowid order, the bucket's records are sorted by (range, file order) in memory and written
+   with their final rowids: the first record of a range in its slot 0, the next ones of the same person (a
+   withdrawal after its grant) in the next slots, each refused if it duplicates an earlier record of that person
+   (naming both lines). SQLite only ever appends pages in order; no SQL sort, no staging table;
+3. the Bloom filter (sized for the records counted, filled from the buckets while SQLite writes) and ``meta``
+   are written in the same transaction, and the finished file replaces the target
    with a rename, so a reader sees the old store or the new one, never a half-built one.
 
+Errors are those of ``import_records``, and the same one is reported: of several duplicates, the one read first.
 The target is always replaced; a caller that wants to add to an existing store uses ``import_records``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import marshal
 import os
 import secrets
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
+from ..errors import ConfigError
 from .keys import platform_objects
 from .records import AuthorizationRecord
-from .sqlite_format import COLUMNS, RECORDS_TABLE, SCHEMA, SLOTS, Bloom, base_id, key_hashes
+from .sqlite_format import RECORDS_TABLE, SCHEMA, SLOT_BITS, SLOTS, Bloom, StagedRow
 from .sqlite_write import ImportResult, _dedup_key, _error_at, _record_row, _Rules, _write_state
 
 __all__ = ["build_store"]
 
-BATCH = 20_000  #: records per executemany
+BATCH = 20_000  #: records between progress ticks
+BUCKET_BITS = 8  #: 256 buckets: at 10 million records, about 40,000 to sort in memory at a time
+SPILL = 100_000  #: records held in memory before the buckets are spilled to the scratch file
 
 
-def build_store(path: str, records: Iterable[AuthorizationRecord], *, platforms: Any = None,
-                expected: Callable[[int], int] | int = 0,
+def build_store(path: str, records: Iterable[AuthorizationRecord | StagedRow], *, platforms: Any = None,
                 meta: Mapping[str, str] | Callable[[], Mapping[str, str]] | None = None,
-                tick: Callable[[int], None] | None = None) -> ImportResult:
+                tick: Callable[[int], None] | None = None, wal: bool = False) -> ImportResult:
     """Write a new store at ``path`` holding ``records`` (validated, in file order), replacing what was there.
 
-    ``platforms`` gives each platform's subject key rule (as for ``import_records``). ``expected`` is the number
-    of people to size the Bloom filter for, or a function of the records read so far that estimates it (called
-    once, after the first batch); a filter that turns out too small is rebuilt. ``meta`` adds entries to the
-    store's ``meta`` table (the file cache records what it was built from), or is a function giving them once every
-    record was read. ``tick(n)`` is called after every
-    batch with the records read so far. A duplicate is a ConfigError naming both records' lines; on any error
-    the target is left as it was.
+    ``records`` are records, or rows as a validator stages them (:data:`StagedRow`: it need not build the
+    record). ``platforms`` gives each platform's subject key rule (as for ``import_records``). ``meta`` adds entries to
+    the store's ``meta`` table (the file cache records what it was built from), or is a function giving them once
+    every record was read. ``tick(n)`` is called after every batch with the records read so far. ``wal``
+    leaves the store in WAL mode (records can then be added while readers keep it open). A duplicate is a
+    ConfigError naming both records' lines; on any error the target is left as it was.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = f"{target}.building-{os.getpid()}-{secrets.token_hex(4)}"
-    staging = f"{scratch}.staging"
+    spill = f"{scratch}.spill"
     try:
-        result = _build(scratch, staging, records, platforms, expected, meta, tick)
+        result = _build(scratch, spill, records, platforms, meta, tick, wal)
         for suffix in ("-wal", "-shm", "-journal"):  # never a log of the old store next to the new one
             Path(f"{target}{suffix}").unlink(missing_ok=True)
         os.replace(scratch, target)
         return result
     finally:
-        for leftover in (scratch, staging, f"{scratch}-journal", f"{staging}-journal"):
+        for leftover in (scratch, spill, f"{scratch}-journal", f"{scratch}-wal", f"{scratch}-shm"):
             with contextlib.suppress(OSError):
                 os.unlink(leftover)
 
 
-def _build(scratch: str, staging: str, records: Iterable[AuthorizationRecord], platforms: Any,
-           expected: Callable[[int], int] | int,
+def _build(scratch: str, spill: str, records: Iterable[AuthorizationRecord | StagedRow], platforms: Any,
            meta: Mapping[str, str] | Callable[[], Mapping[str, str]] | None, tick: Callable[[int], None] | None,
-           ) -> ImportResult:
+           wal: bool) -> ImportResult:
     rules = _Rules(platform_objects(platforms), {})
-    conn = sqlite3.connect(scratch, isolation_level=None)
-    try:
-        for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-65536", "temp_store=FILE",
-                       "locking_mode=EXCLUSIVE"):
-            conn.execute(f"PRAGMA {pragma}")
-        conn.execute("ATTACH DATABASE ? AS staging", (staging,))
-        conn.execute("PRAGMA staging.journal_mode=OFF")
-        conn.execute("PRAGMA staging.synchronous=OFF")
-        conn.executescript(SCHEMA + ";" + RECORDS_TABLE.format(name="records"))
-        conn.execute(f"CREATE TABLE staging.first (id, {_COLUMNS})")
-        conn.execute(f"CREATE TABLE staging.later (base, {_COLUMNS})")
-        conn.execute("BEGIN")
-        count, keys, bloom, seen_platforms = _stage(conn, records, rules, expected, tick)
-        conn.execute(f"INSERT INTO main.records (id, {_COLUMNS}) SELECT id, {_COLUMNS} FROM staging.first "
-                     f"ORDER BY id")
-        keys += _place_later(conn, rules)
-        if keys > bloom.capacity():
-            bloom = Bloom.sized(keys)
-            for platform, subject in conn.execute("SELECT DISTINCT platform, subject FROM main.records"):
-                bloom.add(*key_hashes(platform, rules.key(platform, subject)))
-        _write_state(conn, bloom, count, keys, seen_platforms, rules.table(seen_platforms))
-        extra = meta() if callable(meta) else (meta or {})
-        conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", sorted(extra.items()))
-        conn.execute("COMMIT")
-        conn.execute("DETACH DATABASE staging")
-        conn.execute("PRAGMA journal_mode=DELETE")
-    finally:
-        conn.close()
+    with open(spill, "w+b") as spill_file:
+        buckets = _Buckets(spill_file)
+        count, seen_platforms = _read(records, rules, buckets, tick)
+        bloom = Bloom.sized(count)  # people are at most the records
+        conn = sqlite3.connect(scratch, isolation_level=None, check_same_thread=False)  # see _write
+        try:
+            for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-65536", "locking_mode=EXCLUSIVE"):
+                conn.execute(f"PRAGMA {pragma}")
+            conn.executescript(SCHEMA + ";" + RECORDS_TABLE.format(name="records"))
+            conn.execute("BEGIN")
+            keys = _write(conn, buckets, bloom)
+            _write_state(conn, bloom, count, keys, seen_platforms, rules.table(seen_platforms))
+            extra = meta() if callable(meta) else (meta or {})
+            conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", sorted(extra.items()))
+            conn.execute("COMMIT")
+            conn.execute(f"PRAGMA journal_mode={'WAL' if wal else 'DELETE'}")
+        finally:
+            conn.close()
     return ImportResult(count, count, keys)
-
-
-_COLUMNS = COLUMNS.removeprefix("id, ") + ", origin"
 
 
 class _Rows:
@@ -144,65 +135,37 @@ class _Rows:
                 r.jurisdiction, r.source)
 
 
-def _stage(conn: sqlite3.Connection, records: Iterable[AuthorizationRecord], rules: _Rules,
-           expected: Callable[[int], int] | int, tick: Callable[[int], None] | None,
-           ) -> tuple[int, int, Bloom, set[str]]:
-    """Stage every record: the first of its range (certainly: a bitmap of ranges seen says so) with its rowid,
-    the others (another record of a person seen before, or the bitmap's false alarm) to be placed one by one.
-    Returns the count, the number of people among the first ones, the Bloom filter and the platforms seen."""
-    first_insert = f"INSERT INTO staging.first VALUES ({', '.join('?' * 12)})"
-    later_insert = f"INSERT INTO staging.later VALUES ({', '.join('?' * 12)})"
-    bloom: Bloom | None = Bloom.sized(expected) if isinstance(expected, int) and expected else None
-    seen = _Seen(expected) if isinstance(expected, int) and expected else _Seen(1 << 20, track=True)
+def _read(records: Iterable[AuthorizationRecord | StagedRow], rules: _Rules, buckets: _Buckets,
+          tick: Callable[[int], None] | None) -> tuple[int, set[str]]:
+    """Hash every record to its range and put it in its bucket, in file order, with its digest (the Bloom filter's
+    hashes, once the records are counted). Returns the count and the platforms seen."""
     platforms: set[str] = set()
     rows = _Rows()
-    first: list[tuple[Any, ...]] = []
-    later: list[tuple[Any, ...]] = []
-    pending: list[tuple[int, int]] = []  #: hashes read before the filter could be sized
-    count = keys = 0
-    for record in records:
-        platform = record.platform
-        h1, h2 = key_hashes(platform, rules.key(platform, record.subject))
-        base = base_id(h1)
-        if seen.add(base):
-            first.append((base, *rows.row(record)))
+    held = buckets.held
+    shift = 63 - BUCKET_BITS
+    blake2b, from_bytes = hashlib.blake2b, int.from_bytes
+    count = 0
+    for item in records:
+        if isinstance(item, AuthorizationRecord):
+            platform = item.platform
+            key, row = rules.key(platform, item.subject), rows.row(item)
         else:
-            later.append((base, *rows.row(record)))
-        if bloom is None:
-            pending.append((h1, h2))
-        else:
-            _bloom_add(bloom, h1, h2)
+            key, row = item
+            platform = row[0]
+        digest = blake2b(f"{platform}\0{key}".encode("utf-8", "surrogatepass"), digest_size=16).digest()
+        base = from_bytes(digest[:8], "little") >> 13 << SLOT_BITS  # base_id(key_hashes(...)[0]), inlined
+        held[base >> shift].append((base, count, key, digest, *row))
+        count += 1
         if platform not in platforms:
             platforms.add(platform)
-        if len(first) >= BATCH:
-            conn.executemany(first_insert, first)
-            count += len(first)
-            keys += len(first)
-            first.clear()
-            if bloom is None:
-                size = expected(count + len(later)) if callable(expected) else count
-                bloom = Bloom.sized(size)
-                seen = seen.resized(size)
-                for hashes in pending:
-                    bloom.add(*hashes)
-                pending.clear()
+        if not count % BATCH:
+            if not count % SPILL:
+                buckets.spill()
             if tick is not None:
-                tick(count + len(later))
-        if len(later) >= BATCH:
-            conn.executemany(later_insert, later)
-            count += len(later)
-            later.clear()
-    conn.executemany(first_insert, first)
-    conn.executemany(later_insert, later)
-    count += len(first) + len(later)
-    keys += len(first)
-    if bloom is None:
-        bloom = Bloom.sized(count)
-        for hashes in pending:
-            bloom.add(*hashes)
+                tick(count)
     if tick is not None:
         tick(count)
-    return count, keys, bloom, platforms
+    return count, platforms
 
 
 def _bloom_add(bloom: Bloom, h1: int, h2: int) -> None:
@@ -227,62 +190,128 @@ def _bloom_add(bloom: Bloom, h1: int, h2: int) -> None:
     bits[p >> 3] |= 1 << (p & 7)  # type: ignore[index]
 
 
-class _Seen:
-    """The ranges (``base``) seen so far, as a bitmap of about 32 bits per expected person: a range never seen
-    is told for certain (the common case: it becomes the person's slot 0), one seen maybe (about 3% false alarms,
-    placed like another record of the same person)."""
-
-    def __init__(self, expected: int, *, track: bool = False) -> None:
-        self.bits = bytearray(max(1 << 17, 1 << (max(expected, 1) * 32 - 1).bit_length()) // 8)
-        self.mask = len(self.bits) * 8 - 1
-        self.order: list[int] | None = [] if track else None  #: while it may still be resized: every base added
-
-    def add(self, base: int) -> bool:
-        """Mark ``base``; True when it was certainly not seen before."""
-        position = (base >> 12) & self.mask
-        byte, bit = position >> 3, 1 << (position & 7)
-        if self.bits[byte] & bit:
-            return False
-        self.bits[byte] |= bit
-        if self.order is not None:
-            self.order.append(base)
-        return True
-
-    def resized(self, expected: int) -> _Seen:
-        """A bitmap for ``expected`` people holding what this one holds (called once, after the first batch)."""
-        bigger = _Seen(expected)
-        for base in self.order or ():
-            bigger.add(base)
-        return bigger
+#: a record in a bucket: (range, number in the file, subject key, the digest of its key, *row)
+_Held = tuple[Any, ...]
+#: the insert of a held record: its range is its rowid (another slot of it: a new tuple), the rest is not stored
+_INSERT = ("INSERT INTO main.records (id, platform, subject, purposes, granted_at, expires_at, revoked_at, evidence, "
+           "fields, record_id, jurisdiction, origin) VALUES (?1, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")
 
 
-def _place_later(conn: sqlite3.Connection, rules: _Rules) -> int:
-    """Place the records that were not certainly the first of their range, in file order: each into the next
-    free slot of its range, after refusing it if it duplicates a record of the same person. Returns the number
-    of people among them not seen before."""
-    new_keys = 0
-    for row in conn.cursor().execute(f"SELECT base, {_COLUMNS} FROM staging.later ORDER BY rowid"):
-        base, platform, subject, purposes, granted, _expires, revoked, _evidence, _fields, record_id = row[:10]
-        key = rules.key(platform, subject)
-        existing = conn.execute("SELECT id, platform, subject, purposes, granted_at, revoked_at, record_id, origin "
-                                "FROM main.records WHERE id >= ? AND id < ?", (base, base + SLOTS)).fetchall()
-        mine = [r for r in existing if r[1] == platform and rules.key(r[1], r[2]) == key]
+class _Buckets:
+    """The records read, by the top bits of their range: in memory, spilled to a scratch file a batch at a time."""
+
+    def __init__(self, spill_file: IO[bytes]) -> None:
+        self.held: list[list[_Held]] = [[] for _ in range(1 << BUCKET_BITS)]
+        self.file = spill_file
+        self.chunks: list[list[tuple[int, int]]] = [[] for _ in range(1 << BUCKET_BITS)]  #: (offset, length)
+
+    def spill(self) -> None:
+        for number, held in enumerate(self.held):
+            if held:
+                data = marshal.dumps(held)
+                self.chunks[number].append((self.file.tell(), len(data)))
+                self.file.write(data)
+                held.clear()
+
+    def bucket(self, number: int) -> list[_Held]:
+        """Every record of one bucket, in file order."""
+        records: list[_Held] = []
+        for offset, length in self.chunks[number]:
+            self.file.seek(offset)
+            records.extend(marshal.loads(self.file.read(length)))
+        records.extend(self.held[number])
+        self.held[number] = []
+        return records
+
+
+def _write(conn: sqlite3.Connection, buckets: _Buckets, bloom: Bloom) -> int:
+    """Write every bucket's records with their rowids, in rowid order, and add them to ``bloom``; returns the number
+    of people. Raises the error of the record read first among those refused (a duplicate, or too many records of
+    one person).
+
+    SQLite writes one bucket in a thread (it lets go of the GIL while it builds pages) while the next one is read
+    back, sorted and added to the Bloom filter, so the two overlap on two cores."""
+    keys = 0
+    refused: tuple[int, ConfigError] | None = None
+    from_bytes = int.from_bytes
+    with ThreadPoolExecutor(1, thread_name_prefix="consentcrawl-import") as writer:
+        writing: Future[Any] | None = None
+        for number in range(1 << BUCKET_BITS):
+            held = buckets.bucket(number)
+            for record in held:
+                digest = record[3]
+                _bloom_add(bloom, from_bytes(digest[:8], "little"), from_bytes(digest[8:], "little"))
+            rows, people, error = _placed(held)
+            keys += people
+            if error is not None and (refused is None or error[0] < refused[0]):
+                refused = error
+            if writing is not None:
+                writing.result()
+            writing = writer.submit(_insert, conn, rows)
+        if writing is not None:
+            writing.result()
+    if refused is not None:
+        raise refused[1]
+    return keys
+
+
+def _insert(conn: sqlite3.Connection, rows: list[_Held]) -> None:
+    """Insert rows, and drop the cursor in the same thread (its statement is shared with the next insert)."""
+    conn.executemany(_INSERT, rows).close()
+
+
+def _placed(held: list[_Held]) -> tuple[list[_Held], int, tuple[int, ConfigError] | None]:
+    """One bucket's records with their rowids, in rowid order; the number of people, and the first refusal."""
+    held.sort()  # by range, then file order (the numbers are unique: nothing further is compared)
+    rows: list[_Held] = []
+    keys = 0
+    refused: tuple[int, ConfigError] | None = None
+    i, end = 0, len(held)
+    while i < end:
+        base = held[i][0]
+        j = i + 1
+        if j == end or held[j][0] != base:  # nearly always: one record in its range
+            rows.append(held[i])
+            keys += 1
+            i = j
+            continue
+        while j < end and held[j][0] == base:
+            j += 1
+        people, error = _place(held[i:j], rows)
+        keys += people
+        if error is not None and (refused is None or error[0] < refused[0]):  # the first in file order
+            refused = error
+        i = j
+    return rows, keys, refused
+
+
+def _place(same_range: list[_Held], rows: list[_Held]) -> tuple[int, tuple[int, ConfigError] | None]:
+    """Place the records of one range (in file order) in its slots, as ``import_records`` would one by one: each
+    after the previous ones, refused if it duplicates an earlier record of the same person (platform and subject
+    key; another person in the same range is a hash collision). Returns the number of people and the first
+    refusal (the record's number in the file and the error)."""
+    placed: list[tuple[str, str, tuple[Any, ...], str]] = []  #: platform, key, duplicate rule, origin
+    people = 0
+    for held in same_range:
+        _base, number, key, _digest, platform, _subject, purposes, granted, _expires, revoked = held[:10]
+        record_id, origin = held[12], held[14]
         same = _dedup_key(platform, key, purposes, granted, revoked, record_id)
-        for r in mine:
-            if _dedup_key(r[1], key, r[3], r[4], r[5], r[6]) == same:
+        mine = [p for p in placed if p[0] == platform and p[1] == key]
+        for earlier in mine:
+            if earlier[2] == same:
                 what = "record_id" if record_id else "platform, subject, purposes, granted_at and revoked_at"
-                first_line = r[7].rpartition(":")[2]
-                raise _error_at(_origin(row[-1]), f"duplicate authorization record: same {what} as the record on "
-                                                  f"line {first_line} (lines {first_line} and "
-                                                  f"{row[-1].rpartition(':')[2]})")
-        used = {r[0] for r in existing}
-        slot = next((base + i for i in range(SLOTS) if base + i not in used), None)
-        if slot is None:
-            raise _error_at(_origin(row[-1]), f"more than {SLOTS} records for one subject of platform {platform!r}")
-        conn.execute(f"INSERT INTO main.records (id, {_COLUMNS}) VALUES ({', '.join('?' * 12)})", (slot, *row[1:]))
+                first_line = earlier[3].rpartition(":")[2]
+                return people, (number, _error_at(_origin(origin), f"duplicate authorization record: same {what} as "
+                                                  f"the record on line {first_line} (lines {first_line} and "
+                                                  f"{origin.rpartition(':')[2]})"))
+        if len(placed) >= SLOTS:
+            return people, (number, _error_at(_origin(origin), f"more than {SLOTS} records for one subject of "
+                                                               f"platform {platform!r}"))
+        rows.append((held[0] + len(placed), *held[1:]))
+        placed.append((platform, key, same, origin))
         if not mine:
-            new_keys += 1
-    return new_keys
+            people += 1
+    return people, None
 
 
 class _Origin:

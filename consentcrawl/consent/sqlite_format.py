@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl
 from ..errors import ConfigError, StoreUnavailable
 from .keys import CASEFOLD, EXACT, KeyFunction, casefold_key, key_function, rule_of
 
-__all__ = ["FORMAT", "VERSION", "Bloom", "Row", "SQLiteURL", "base_id", "key_hashes", "parse_sqlite_url"]
+__all__ = ["FORMAT", "VERSION", "Bloom", "Row", "SQLiteURL", "StagedRow", "base_id", "key_hashes", "parse_sqlite_url"]
 
 FORMAT = "consentcrawl-authorizations"
 #: 2: people are placed by subject key (``keys``), and ``meta.subject_keys`` records each platform's key rule.
@@ -70,6 +70,8 @@ INSERT = ("INSERT INTO records (id, platform, subject, purposes, granted_at, exp
 #: one row as written: platform, subject, purposes, granted_at, expires_at, revoked_at, evidence, fields (JSON or
 #: None), record_id, jurisdiction, origin
 Row = tuple[str, str, str, str, "str | None", "str | None", str, "str | None", str, str, str]
+#: a record as the bulk importer takes it from a validator that need not build the record: (subject key, row)
+StagedRow = tuple[str, Row]
 
 
 # -- keys and the Bloom filter ----------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -110,7 +110,7 @@ class _Rules:
 
 
 def import_records(url: str | SQLiteURL, records: Iterable[AuthorizationRecord], *,
-                   platforms: Any = ()) -> ImportResult:
+                   platforms: Any = (), meta: Mapping[str, str] | None = None) -> ImportResult:
     """Add validated records to the store (created if missing), all or nothing, in one transaction.
 
     A record that duplicates one already in the store (same rule as within one file) is a ConfigError naming the
@@ -118,9 +118,11 @@ def import_records(url: str | SQLiteURL, records: Iterable[AuthorizationRecord],
     its mapping of name to platform, or names), recorded so that opening the store can refuse one whose platforms
     are not configured any more; the platforms' objects also give each one's subject key rule. A store of format
     version 1, or one whose platforms' key rules changed, is indexed again (every record moved to its key's range)
-    in the same transaction.
+    in the same transaction. ``meta`` adds entries to the store's ``meta`` table in the same transaction (the
+    file cache records what it now holds).
     """
     target = url if isinstance(url, SQLiteURL) else parse_sqlite_url(url)
+    extra = sorted((meta or {}).items())
     conn = _connect_writer(target.path)
     with _write_transaction(conn, "BEGIN IMMEDIATE"):
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
@@ -175,6 +177,7 @@ def import_records(url: str | SQLiteURL, records: Iterable[AuthorizationRecord],
             for hashes in new_keys:
                 bloom.add(*hashes)
         _write_state(conn, bloom, count, keys, known_platforms, rules.table(known_platforms))
+        conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", extra)
     return ImportResult(imported, count, keys)
 
 
