@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from consentcrawl.consent import formats
+from consentcrawl.consent import filerows, formats
 from consentcrawl.consent.records import AuthorizationRecord
 from consentcrawl.consent.sqlite_bulk import _Rows
 from consentcrawl.errors import ConfigError
@@ -134,7 +134,7 @@ def test_the_fast_path_reads_what_the_slow_path_reads(platforms: Any, lines: lis
     data = "\n".join(lines).encode("utf-8", "surrogatepass")
     slow = _read(platforms, data, staged=staged, fast=False, collect=collect)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(formats, "_common_object", lambda raw: None)
+        patch.setattr(filerows, "_common_object", lambda raw: None)
         assert _read(platforms, data, staged=staged, fast=False, collect=collect) == slow  # the line reader
     assert _read(platforms, data, staged=staged, fast=True, collect=collect) == slow
 
@@ -146,8 +146,8 @@ def test_the_fast_path_takes_the_usual_line(platforms: Any) -> None:
     usual = {"platform": "people", "subject": "Alice", "purposes": ["research"], "granted_at": "2026-01-01T00:00:00Z",
              "evidence": "form"}
     raw = json.dumps(usual).encode()
-    assert formats._common_object(raw) == usual
-    assert formats._common_object(json.dumps({**usual, "fields": {"a": 1}}).encode()) is None
+    assert filerows._common_object(raw) == usual
+    assert filerows._common_object(json.dumps({**usual, "fields": {"a": 1}}).encode()) is None
     assert validator.fast_row(7, usual) == ("alice", ("people", "Alice", "research", "2026-01-01T00:00:00+00:00",
                                                       None, None, "form", None, "", "", f"{SOURCE}:7"))
 

@@ -4,12 +4,8 @@ each row one validated :class:`~consentcrawl.consent.records.AuthorizationRecord
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import functools
-import io
 import json
-import json.scanner
 import re
 from collections.abc import Callable, Iterator
 from datetime import datetime
@@ -19,7 +15,17 @@ from typing import Any
 from ..errors import ConfigError
 from ..purposes import KNOWN_PURPOSES
 from ..terms.platforms import PlatformRegistry
-from ..yamlsource import Node, NodeReader, to_utc, type_name
+from ..yamlsource import Node, NodeReader, to_utc
+from .filerows import (
+    RECORD_FIELDS,
+    REQUIRED_FIELDS,
+    Row,
+    csv_rows,
+    csv_values,
+    jsonl_rows,
+    jsonl_values,
+    wrap,
+)
 from .keys import KeyFunction, key_function
 from .reading import open_hashed
 from .records import AuthorizationRecord
@@ -29,22 +35,6 @@ from .yamlrows import yaml_rows
 
 __all__ = ["RECORD_FIELDS", "iter_records"]
 
-#: The keys (YAML, JSONL) or columns (CSV) of an authorization record.
-RECORD_FIELDS = (
-    "platform",
-    "subject",
-    "purposes",
-    "granted_at",
-    "expires_at",
-    "revoked_at",
-    "evidence",
-    "fields",
-    "record_id",
-    "jurisdiction",
-)
-_REQUIRED = ("platform", "subject", "purposes", "granted_at", "evidence")
-_LIST_FIELDS = ("purposes", "fields")
-_CSV_SPLIT = re.compile(r"[;\s]+")
 _FAST_KEYS = frozenset(RECORD_FIELDS)
 
 
@@ -90,187 +80,18 @@ def open_validator(source: str, platforms: PlatformRegistry, *, dedup: bool = Tr
     return _RecordReader(source, platforms, dedup=dedup, rows_of=rows_of)
 
 
-def _rows_of(source: str) -> Callable[..., Iterator[_Row]]:
+def _rows_of(source: str) -> Callable[..., Iterator[Row]]:
     """The reader of the file's format, by its name; a name of no known format is a ConfigError."""
     suffix = Path(source).suffix.lower()
     if suffix in (".yaml", ".yml"):
         return yaml_rows
     if suffix == ".csv":
-        return _csv_rows
+        return csv_rows
     if suffix == ".jsonl":
-        return _jsonl_rows
+        return jsonl_rows
     raise ConfigError(
         f"unsupported authorization file type {suffix or '(none)'!r}: use .yaml, .yml, .csv or .jsonl", source
     )
-
-
-# -- each format becomes rows of (line, {field: Node}, {field: line of its key}) --------------------------------
-
-_Row = tuple[int, dict[Any, Node], dict[Any, int]]
-
-
-def _csv_rows(stream: Any, source: str, errors: list[ConfigError] | None = None) -> Iterator[_Row]:
-    for start, value in _csv_values(stream, source, errors):
-        fields = {key: _wrap(item, start) for key, item in value.items()}
-        yield start, fields, dict.fromkeys(fields, start)
-
-
-def _csv_values(stream: Any, source: str,
-                errors: list[ConfigError] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line the row starts on, {column: value}) for each row: an empty cell is absent, a list column is split."""
-    text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
-    reader = csv.reader(text, strict=True)
-    header: list[str] | None = None
-    previous_end = 0  # reader.line_num after the previous row: the next row starts on the line after it
-    try:
-        for cells in reader:
-            start, previous_end = previous_end + 1, reader.line_num
-            if not cells or all(not c.strip() for c in cells):
-                continue  # blank line
-            if header is None:
-                header = _csv_header(cells, source, start)
-                continue
-            if len(cells) != len(header):
-                mismatch = ConfigError(f"row has {len(cells)} cells but the header has {len(header)} columns",
-                                       source, start)
-                if errors is None:
-                    raise mismatch
-                errors.append(mismatch)
-                continue
-            fields: dict[str, Any] = {}
-            for name, cell in zip(header, cells, strict=True):
-                value = cell.strip()
-                if not value:
-                    continue  # an empty cell is an absent value
-                fields[name] = [v for v in _CSV_SPLIT.split(value) if v] if name in _LIST_FIELDS else value
-            yield start, fields
-    except csv.Error as exc:
-        raise ConfigError(f"CSV syntax error: {exc}", source, previous_end + 1) from None  # where the row starts
-    except UnicodeDecodeError:
-        raise ConfigError("file is not valid UTF-8", source, previous_end + 1) from None
-    finally:
-        with contextlib.suppress(ValueError):  # the file was closed before this generator was
-            text.detach()
-    if header is None:
-        raise ConfigError("file is empty: expected a header row naming the columns", source, 1)
-
-
-def _csv_header(cells: list[str], source: str, line: int) -> list[str]:
-    reader = NodeReader(source)
-    names = [c.strip() for c in cells]
-    mapping = Node({n: Node(None, line) for n in names}, line, key_lines=dict.fromkeys(names, line))
-    if len(set(names)) != len(names):
-        twice = sorted({n for n in names if names.count(n) > 1})
-        raise ConfigError(f"column {twice[0]!r} appears twice in the header", source, line)
-    reader.mapping(mapping, "the CSV header", allowed=RECORD_FIELDS, required=_REQUIRED)
-    return names
-
-
-def _jsonl_values(stream: Any, source: str, errors: list[ConfigError] | None = None, *, line: int = 1,
-                  offset: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line, object) for each non-blank line. A binary stream splits on ``\\n`` only (``str.splitlines()``
-    would also split on U+2028, which JSON strings may hold raw). ``line`` and ``offset`` are where the stream
-    starts in the file (an appended part)."""
-    common = _common_object
-    for number, raw in enumerate(stream, start=line):
-        value = common(raw) if number > 1 else None
-        if value is None:
-            try:
-                value = _json_line(raw, number, offset, source)
-            except ConfigError as exc:
-                if errors is None:
-                    raise
-                errors.append(exc)
-                value = None
-        offset += len(raw)
-        if value is not None:
-            yield number, value
-
-
-def _common_object(raw: bytes) -> dict[str, Any] | None:
-    """The object on a common line (one object from its first byte, no key twice), read with less ceremony than
-    :func:`_json_line`; None for anything else, which :func:`_json_line` then reads and says what is wrong with.
-    Not for line 1 (a byte order mark)."""
-    try:
-        line = raw.decode("utf-8")
-        if line[:1] != "{":
-            return None
-        value, end = _scan_once(line, 0)
-    except Exception:  # noqa: BLE001 - invalid UTF-8 or JSON, or deeper than Python recurses: read again
-        return None
-    if type(value) is not dict or line[end:].strip() or len(_JSON_KEY.findall(line)) != len(value):
-        return None
-    return value
-
-
-def _json_line(raw: bytes, number: int, offset: int, source: str) -> dict[str, Any] | None:
-    """The object on one line of a JSONL file (None for a blank line); a ConfigError naming the line."""
-    try:
-        line = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"file is not valid UTF-8 (byte {offset + exc.start})", source, number) from None
-    if number == 1 and line.startswith("\ufeff"):
-        line = line[1:]
-    if not line.strip():
-        return None
-    try:
-        value = _plain_json(line, 0)
-        if type(value) is dict and len(_JSON_KEY.findall(line)) != len(value):
-            value = _strict_json(line)  # maybe a key given twice (or a nested object): read it key by key
-    except _DuplicateKey as exc:
-        raise ConfigError(f"duplicate key {exc.args[0]!r} in the JSON object", source, number) from None
-    except ValueError as exc:  # json.JSONDecodeError, or a number JSON cannot hold
-        raise ConfigError(f"invalid JSON: {exc}", source, number) from None
-    if not isinstance(value, dict):
-        raise ConfigError(f"each line must be a JSON object, got {type_name(value)}", source, number)
-    return value
-
-
-#: every key of a JSON object ends with this; a line with no more of them than its object has keys has no key twice
-_JSON_KEY = re.compile(r'"\s*:')
-_scan_once = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
-
-
-def _plain_json(line: str, start: int) -> Any:
-    """One JSON value filling ``line`` (json.loads without its Python layers); a ValueError like json.loads's."""
-    try:
-        value, end = _scan_once(line, len(line) - len(line.lstrip()))
-    except StopIteration:
-        return json.loads(line)  # raises the error json.loads gives
-    if line[end:].strip():
-        return json.loads(line)
-    return value
-
-
-def _strict_json(line: str) -> Any:
-    return json.loads(line, object_pairs_hook=_no_duplicate_keys)
-
-
-def _jsonl_rows(stream: Any, source: str, errors: list[ConfigError] | None = None) -> Iterator[_Row]:
-    for number, value in _jsonl_values(stream, source, errors):
-        fields = {key: _wrap(item, number) for key, item in value.items()}
-        yield number, fields, dict.fromkeys(fields, number)
-
-
-class _DuplicateKey(Exception):
-    pass
-
-
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _DuplicateKey(key)
-        result[key] = value
-    return result
-
-
-def _wrap(value: Any, line: int) -> Node:
-    if isinstance(value, list):
-        return Node([_wrap(v, line) for v in value], line)
-    if isinstance(value, dict):
-        return Node({k: _wrap(v, line) for k, v in value.items()}, line, key_lines=dict.fromkeys(value, line))
-    return Node(value, line)
 
 
 # -- one validator for every format ----------------------------------------------------------------------------
@@ -278,7 +99,7 @@ def _wrap(value: Any, line: int) -> Node:
 
 class _RecordReader(NodeReader):
     def __init__(self, source: str, platforms: PlatformRegistry, *, dedup: bool = True,
-                 rows_of: Callable[..., Iterator[_Row]] | None = None) -> None:
+                 rows_of: Callable[..., Iterator[Row]] | None = None) -> None:
         super().__init__(source)
         self.platforms = platforms
         self.dedup = dedup
@@ -300,13 +121,13 @@ class _RecordReader(NodeReader):
         """
         rows_of = self.rows_of or _rows_of(self.source)
         try:
-            if rows_of is _jsonl_rows or rows_of is _csv_rows:
-                values = (_jsonl_values(stream, self.source, errors, line=line, offset=offset)
-                          if rows_of is _jsonl_rows else _csv_values(stream, self.source, errors))
+            if rows_of is jsonl_rows or rows_of is csv_rows:
+                values = (jsonl_values(stream, self.source, errors, line=line, offset=offset)
+                          if rows_of is jsonl_rows else csv_values(stream, self.source, errors))
                 for number, value in values:
                     record: Any = self.fast_row(number, value) if self.staged else self.fast(number, value)
                     if record is None:
-                        fields = {key: _wrap(item, number) for key, item in value.items()}
+                        fields = {key: wrap(item, number) for key, item in value.items()}
                         record = self._checked(number, fields, dict.fromkeys(fields, number), errors)
                     if record is not None:
                         yield record
@@ -444,13 +265,13 @@ class _RecordReader(NodeReader):
                 record_id, jurisdiction, key)
 
     def record(self, line: int, fields: dict[Any, Node], key_lines: dict[Any, int]) -> AuthorizationRecord:
-        for key in _REQUIRED:
+        for key in REQUIRED_FIELDS:
             if key in fields and fields[key].value is None:
                 raise self.error(f"{key!r} is required and must not be null", fields[key])
         # null means absent ("revoked_at: null")
         present = {k: v for k, v in fields.items() if v.value is not None or k not in RECORD_FIELDS}
         self.mapping(
-            Node(present, line, key_lines=key_lines), "the authorization record", RECORD_FIELDS, _REQUIRED, line
+            Node(present, line, key_lines=key_lines), "the authorization record", RECORD_FIELDS, REQUIRED_FIELDS, line
         )
         platform_name = self.string(present["platform"], "'platform'")
         platform = self.platforms.get(platform_name)

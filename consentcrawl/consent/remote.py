@@ -33,7 +33,8 @@ from typing import Any
 
 from ..errors import ConfigError, StoreUnavailable
 from ..terms.platforms import PlatformRegistry
-from .formats import _RecordReader, _wrap
+from .filerows import wrap
+from .formats import _RecordReader
 from .keys import KeyFunction, casefold_key, key_function
 from .load import _redact
 from .records import AuthorizationRecord
@@ -83,7 +84,7 @@ def records_from_json(items: Any, source: str, platforms: PlatformRegistry, plat
         if not isinstance(item, dict):
             raise StoreUnavailable(f"authorization store {source} answered with record {number} not an object")
         try:
-            fields = {name: _wrap(value, number) for name, value in item.items()}
+            fields = {name: wrap(value, number) for name, value in item.items()}
             record = reader.record(number, fields, dict.fromkeys(fields, number))
         except ConfigError as exc:
             raise StoreUnavailable(f"authorization store {source} answered with record {number} that does not "
