@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..recent import Recent
 from ..robots.fetch import RobotsFile, RobotsStatus
-from ._common import head_tags, header_lines, url_path
+from ._common import PagePath, canonical_path, head_tags, header_lines
 from .ai_txt import parse_ai_txt, site_ai_txt
 from .base import SignalResult
 from .content_signal import response_content_signal, site_content_signal
@@ -21,6 +21,9 @@ from .content_usage import response_content_usage, selected_rules, site_content_
 from .fetch import SignalFile, SignalFileStatus, unavailable
 from .rsl import RslDocument, RslLink, parse_rsl, response_rsl_links, selected_contents, site_rsl, site_rsl_links
 from .tdmrep import ResearchException, parse_tdmrep_file, response_tdmrep, site_tdmrep
+
+if TYPE_CHECKING:
+    from ..urls import CanonicalURL
 
 __all__ = ["RESPONSE_HEADERS", "PathKey", "PathKeys", "SignalOptions", "SiteFiles", "licence_links", "path_free",
            "response_results", "response_silent", "site_results"]
@@ -151,26 +154,40 @@ class PathKey:
             return None
         known = self._known.get(url)
         if known is None:
-            known = self._select(url)
+            known = self._select(PagePath(url), False)
             self._known.put(url, known)
         return known
 
-    def _select(self, url: str) -> tuple[Hashable, ...]:
-        path = url_path(url)
+    def canonical_key(self, canonical: CanonicalURL, allowed: tuple[str, ...] = ()) -> Hashable:
+        """:meth:`key` of ``canonical.url``, from what a request's facts know already rather than by splitting and
+        matching the URL again: its path read off the canonical form (:func:`canonical_path`, which is what
+        :func:`site_results` reads), and ``allowed``, the paths the robots.txt this key maker was built with
+        allows for its token (the robots check's match, ``CheckContext.robots_allowed``)."""
+        if self.origin_wide:
+            return None
+        url = canonical.url
+        known = self._known.get(url)
+        if known is None:
+            path = canonical_path(canonical)
+            known = self._select(PagePath(url, path), path in allowed)
+            self._known.put(url, known)
+        return known
+
+    def _select(self, page: PagePath, crawlable: bool) -> tuple[Hashable, ...]:
         parts: list[Hashable] = []
         if self._tdmrep is not None:
-            entry = self._tdmrep.match(url)
+            entry = self._tdmrep.match(page)
             parts.append(entry.index if entry is not None else None)
         if self._usage:
             assert self._robots is not None
-            if self._robots.match(path, self._token).allowed:
-                parts.append(tuple(r.line for r in selected_rules(self._usage, path)))
+            if crawlable or self._robots.match(page.path, self._token).allowed:
+                parts.append(tuple(r.line for r in selected_rules(self._usage, page)))
             else:
                 parts.append(False)  # no usage preferences apply to a path that may not be crawled
         for document in self._licences:
-            parts.append(tuple(c.index for c in selected_contents(document, url)))
+            parts.append(tuple(c.index for c in selected_contents(document, page)))
         if self._ai is not None:
-            match = self._ai.match(path, self._token)
+            match = self._ai.match(page.path, self._token)
             parts.append(None if match.allowed else (match.line, match.rule, match.group))
         return tuple(parts)
 
