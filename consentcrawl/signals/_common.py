@@ -142,22 +142,26 @@ class PagePath:
     RSL ``<content url>``): its path+query as :func:`url_path` reads it and that path's normal form, worked out
     once for every pattern, and its origin only if a pattern names one.
 
-    ``path``: ``url_path(url)`` when the caller has it already (:func:`canonical_path`), never another spelling.
+    ``url`` is the URL, or a canonical one, whose text is then only made if a pattern names an origin. ``path``:
+    ``url_path`` of that URL when the caller has it already (:func:`canonical_path`), never another spelling.
     """
 
-    __slots__ = ("_origin", "normal", "path", "url")
+    __slots__ = ("_origin", "_url", "normal", "path")
 
-    def __init__(self, url: str, path: str | None = None) -> None:
-        self.url = url
-        self.path = url_path(url) if path is None else path
-        self.normal = normal_path(self.path)
+    def __init__(self, url: str | CanonicalURL, path: str | None = None) -> None:
+        self._url = url
+        if path is None:
+            path = url_path(url if isinstance(url, str) else url.url)
+        self.path = path
+        self.normal = normal_path(path)
         self._origin: tuple[str | None] | None = None
 
     @property
     def origin(self) -> str | None:
         """:func:`origin_of` the URL."""
         if self._origin is None:
-            self._origin = (origin_of(self.url),)
+            url = self._url
+            self._origin = (origin_of(url if isinstance(url, str) else url.url),)
         return self._origin[0]
 
 

@@ -154,11 +154,15 @@ def selected_rules(rules: list[_Rule], path: str | PagePath) -> list[_Rule]:
     """The rules that apply to ``path`` (on a crawlable path): those with the longest matching pattern, together.
     Nothing else of the path counts, so two paths that select the same rules have the same outcome."""
     normal = path.normal if isinstance(path, PagePath) else normal_path(path)
-    matching = [r for r in rules if r.pattern.matches_normal(normal)]
-    if not matching:
-        return []
-    longest = max(r.pattern.length for r in matching)
-    return [r for r in matching if r.pattern.length == longest]
+    longest, chosen = -1, []
+    for rule in rules:  # one pass: this runs for every new URL of a site with rules
+        pattern = rule.pattern
+        if pattern.matches_normal(normal):
+            if pattern.length > longest:
+                longest, chosen = pattern.length, [rule]
+            elif pattern.length == longest:
+                chosen.append(rule)
+    return chosen
 
 
 def site_content_usage(robots: RobotsFile | None, url: str, token: str, *, conservative: bool = True) -> SignalResult:

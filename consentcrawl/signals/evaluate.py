@@ -130,7 +130,7 @@ class PathKey:
 
     def __init__(self, files: SiteFiles, token: str) -> None:
         self._token = token
-        self._known: Recent[str, tuple[Hashable, ...]] = Recent(1024)
+        self._known: Recent[str | CanonicalURL, tuple[Hashable, ...]] = Recent(1024)
         tdmrep = files.tdmrep
         self._tdmrep = parse_tdmrep_file(tdmrep.body) if tdmrep is not None and tdmrep.status is OK else None
         robots = files.robots
@@ -165,12 +165,11 @@ class PathKey:
         allows for its token (the robots check's match, ``CheckContext.robots_allowed``)."""
         if self.origin_wide:
             return None
-        url = canonical.url
-        known = self._known.get(url)
+        known = self._known.get(canonical)  # by value, as its URL would be, without making the URL's text
         if known is None:
             path = canonical_path(canonical)
-            known = self._select(PagePath(url, path), path in allowed)
-            self._known.put(url, known)
+            known = self._select(PagePath(canonical, path), path in allowed)
+            self._known.put(canonical, known)
         return known
 
     def _select(self, page: PagePath, crawlable: bool) -> tuple[Hashable, ...]:
@@ -181,11 +180,11 @@ class PathKey:
         if self._usage:
             assert self._robots is not None
             if crawlable or self._robots.match(page.path, self._token).allowed:
-                parts.append(tuple(r.line for r in selected_rules(self._usage, page)))
+                parts.append(tuple([r.line for r in selected_rules(self._usage, page)]))
             else:
                 parts.append(False)  # no usage preferences apply to a path that may not be crawled
         for document in self._licences:
-            parts.append(tuple(c.index for c in selected_contents(document, page)))
+            parts.append(tuple([c.index for c in selected_contents(document, page)]))
         if self._ai is not None:
             match = self._ai.match(page.path, self._token)
             parts.append(None if match.allowed else (match.line, match.rule, match.group))

@@ -212,11 +212,15 @@ def selected_contents(document: RslDocument, page_url: str | PagePath) -> list[R
     """The ``<content>`` elements that apply to ``page_url``: those with the longest matching pattern, together.
     Nothing else of the page's URL counts, so two pages that select the same elements have the same outcome."""
     page = page_path(page_url)
-    matching = [(n, c) for c in document.contents if (n := c.pattern_length(page)) is not None]
-    if not matching:
-        return []
-    longest = max(n for n, _c in matching)
-    return [c for n, c in matching if n == longest]
+    longest, chosen = -1, []
+    for content in document.contents:  # one pass: this runs for every new URL of a site with a licence
+        n = content.pattern_length(page)
+        if n is not None:
+            if n > longest:
+                longest, chosen = n, [content]
+            elif n == longest:
+                chosen.append(content)
+    return chosen
 
 
 def evaluate_rsl(document: RslDocument, page_url: str, link: RslLink, *, fetched_at: datetime | None = None,
