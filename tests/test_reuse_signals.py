@@ -342,7 +342,10 @@ def test_the_key_from_the_request_is_the_key_from_the_url(host: str, rest: str, 
     RobotsCheck().check(ctx)
     assert set(ctx.robots_allowed) <= set(facts.robots_paths)
     fresh = PathKey(files, "consentcrawl").key(facts.canonical.url)
-    assert PathKey(files, "consentcrawl").canonical_key(facts.canonical, ctx.robots_allowed) == fresh
+    keyer = PathKey(files, "consentcrawl")
+    assert keyer.canonical_key(facts.canonical, ctx.robots_allowed) == fresh
+    assert keyer.canonical_key(facts.canonical) == fresh  # remembered for this object
+    assert keyer.canonical_key(replace(facts.canonical)) == fresh  # an equal one: made again, the same
     assert PathKey(files, "consentcrawl").canonical_key(facts.canonical) == fresh
 
 
