@@ -165,10 +165,6 @@ class PagePath:
         return self._origin[0]
 
 
-def page_path(url: str | PagePath) -> PagePath:
-    return url if isinstance(url, PagePath) else PagePath(url)
-
-
 # -- the head of an HTML document ------------------------------------------------------------------------------
 
 _SCAN = re.compile(

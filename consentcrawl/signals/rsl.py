@@ -40,7 +40,7 @@ from xml.etree.ElementTree import Element
 
 from defusedxml import ElementTree as SafeET
 
-from ._common import PagePath, PathPattern, head_tags, header_lines, origin_of, page_path, url_path
+from ._common import PagePath, PathPattern, head_tags, header_lines, origin_of, url_path
 from .base import Finding, Level, SignalResult, SignalVerdict, Statement
 from .fetch import SignalFile, SignalFileStatus
 from .purposes import BASE_PURPOSES, PROFILING, VOCABULARY
@@ -88,9 +88,7 @@ class RslContent:
         """The length of this content's pattern when it matches ``page_url``, else None."""
         page = page_url if isinstance(page_url, PagePath) else PagePath(page_url)
         full, origin, pattern = _scope(self.url)
-        if full and origin != page.origin:
-            return None
-        if pattern is None:
+        if pattern is None or (full and origin != page.origin):
             return None
         return pattern.length if pattern.matches_page(page) else None
 
@@ -211,7 +209,7 @@ def _judge(lic: RslLicense, purpose: str, server: str | None, held: bool) -> tup
 def selected_contents(document: RslDocument, page_url: str | PagePath) -> list[RslContent]:
     """The ``<content>`` elements that apply to ``page_url``: those with the longest matching pattern, together.
     Nothing else of the page's URL counts, so two pages that select the same elements have the same outcome."""
-    page = page_path(page_url)
+    page = page_url if isinstance(page_url, PagePath) else PagePath(page_url)
     longest, chosen = -1, []
     for content in document.contents:  # one pass: this runs for every new URL of a site with a licence
         n = content.pattern_length(page)

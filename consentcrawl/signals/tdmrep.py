@@ -28,7 +28,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from ._common import PagePath, PathPattern, head_tags, header_lines, origin_of, page_path, url_path
+from ._common import PagePath, PathPattern, head_tags, header_lines, origin_of, url_path
 from .base import Finding, Level, SignalResult, SignalVerdict, Statement
 from .fetch import SignalFile, SignalFileStatus
 from .purposes import RESEARCH, TDM_PURPOSES, purposes_for
@@ -88,7 +88,7 @@ class TdmRepFile:
 
     def match(self, url: str | PagePath) -> TdmRepEntry | None:
         """The first entry, in array order, whose location matches ``url``."""
-        page = page_path(url)
+        page = url if isinstance(url, PagePath) else PagePath(url)
         for entry in self.entries:
             if entry.matches(page):
                 return entry
