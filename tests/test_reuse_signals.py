@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from consentcrawl.decision import Decision, Stage, Verdict
@@ -259,3 +259,121 @@ def test_interleaved_origins_each_keep_their_key_and_decide_as_a_fresh_check() -
             args = (facts.canonical.url, host, [], SILENT, "utf-8", files, fresh.signal_policy, "consentcrawl",
                     "search-indexing", None, NOW)
             _same(ResponseSignals.apply(_prior(), memo.added(*args)), response_decision(_prior(), *args)[0])
+
+
+# -- what the key reuses from the request: the canonical path, the robots check's match -------------------------
+
+#: URL spellings: hosts of every kind (IPv6 too), ports, userinfo, and path and query characters the canonical form
+#: has to encode, decode, resolve or drop (``%``, ``#``, ``?``, ``\\``, dot segments, tabs, non-ASCII)
+HOSTS = st.sampled_from(["site.example", "SITE.example.", "[::1]", "[2001:DB8::1]", "127.0.0.1", "0x7f.1",
+                         "xn--caf-dma.example", "café.example", "u:p@site.example", "site.example:8080",
+                         "site.example:80", "[::ffff:1.2.3.4]:443"])
+#: what paths mostly are (so that rules match: robots.txt disallows /private/ and /x, the key rules name /open, .html)
+PLAIN = ["/", "private", "private/", "ok", "x", "open", "a", ".html", "?", "q=1", "&", "%41", "%2F", "%7e", "%3F", ";"]
+#: what the canonical form has to encode, decode, resolve or drop
+ODD = [*"#%.=+:@!$'()*,~-_ \t\\\"<>^`{|}[]Z09é\u2028\x00\x7f", "%2e", "%23", "%zz", "%c3%a9", "/..", "//", "/./"]
+URL_TEXT = st.lists(st.sampled_from(PLAIN) | st.sampled_from(ODD), max_size=12).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(scheme=st.sampled_from(["http", "https", "HTTP"]), host=HOSTS, rest=URL_TEXT)
+def test_the_canonical_path_is_the_path_every_signal_reads(scheme: str, host: str, rest: str) -> None:
+    """The key reads a request's path off its canonical form instead of splitting the URL: for every URL the
+    canonical form can hold, that is the path the signals read (``url_path`` of the canonical URL), and only an
+    IPv6 host (checked by ``urlsplit``) is split instead."""
+    from consentcrawl.signals._common import _READ_BACK, canonical_path, url_path
+    from consentcrawl.urls import canonicalize
+
+    try:
+        canonical = canonicalize(f"{scheme}://{host}/{rest}")
+    except ValueError:
+        return
+    assert canonical_path(canonical) == url_path(canonical.url)
+    assert canonical.path_query == url_path(canonical.url)  # they never disagree: the guard is only a guard
+    if ":" not in canonical.host:
+        assert _READ_BACK.fullmatch(canonical.path_query) is not None  # and the path is reused, not split
+
+
+@settings(max_examples=300, deadline=None)
+@given(path=URL_TEXT)
+@example(path="/%41")
+@example(path="/a%7e?%3F")
+@example(path="")
+def test_a_path_normalised_once_matches_as_each_pattern_normalises_it(path: str) -> None:
+    """The key normalises a page's path once for all the patterns it is matched against; that normal form is the
+    one each pattern compares when given the raw path."""
+    from consentcrawl.robots.matcher import _path_spellings
+    from consentcrawl.signals._common import PathPattern, normal_path
+
+    assert normal_path(path) == _path_spellings(path or "/")[1]
+    for pattern in ("/", "/a", "/a%2F", "*.html", "/%41*Z$", "/é", "/a?b"):
+        assert PathPattern(pattern).matches(path) == PathPattern(pattern).matches_normal(normal_path(path))
+
+
+ROBOTS_RULES = ("User-agent: *\nDisallow: /private/\nAllow: /private/ok\nDisallow: /*.html$\nDisallow: /x$\n"
+                "Disallow: /a%2Fb\n")
+
+
+@settings(max_examples=120, deadline=None)
+@given(host=HOSTS, rest=URL_TEXT, usage=st.booleans(), licence=st.booleans(), ai_txt=st.booleans(),
+       tdmrep=st.booleans())
+def test_the_key_from_the_request_is_the_key_from_the_url(host: str, rest: str, usage: bool, licence: bool,
+                                                          ai_txt: bool, tdmrep: bool) -> None:
+    """The key made from what the request knows (its canonical path, the paths the robots check found allowed in
+    the same robots.txt for the same token) is the key made from its URL alone, on arbitrary spellings."""
+    from dataclasses import replace
+
+    from consentcrawl.checks.base import CheckContext
+    from consentcrawl.checks.robots import RobotsCheck
+    from consentcrawl.consent.answers import NO_STORE
+    from consentcrawl.engine import PolicyEngine
+    from consentcrawl.robots.fetch import from_response as robots_file
+    from consentcrawl.signals.evaluate import PathKey
+    from consentcrawl.terms.platforms import PlatformRegistry
+
+    files = _rule_files(usage, licence, ai_txt, tdmrep)
+    text = (f"License: {SITE}/license.xml\n" if licence else "") + ROBOTS_RULES + (USAGE if usage else "")
+    files = replace(files, robots=robots_file(SITE + "/robots.txt", 200, text.encode(), NOW))
+    try:
+        facts = PolicyEngine(PlatformRegistry({}), "consentcrawl").facts(f"https://{host}/{rest}", "ai-training", NOW)
+    except ValueError:
+        return
+    ctx = CheckContext(facts, None, None, "ai-training", NOW, "consentcrawl", NO_STORE, robots=files.robots)
+    RobotsCheck().check(ctx)
+    assert set(ctx.robots_allowed) <= set(facts.robots_paths)
+    fresh = PathKey(files, "consentcrawl").key(facts.canonical.url)
+    keyer = PathKey(files, "consentcrawl")
+    assert keyer.canonical_key(facts.canonical, ctx.robots_allowed) == fresh
+    assert keyer.canonical_key(facts.canonical) == fresh  # remembered for this object
+    assert keyer.canonical_key(replace(facts.canonical)) == fresh  # an equal one: made again, the same
+    assert PathKey(files, "consentcrawl").canonical_key(facts.canonical) == fresh
+
+
+@settings(max_examples=60, deadline=None)
+@given(paths=st.lists(PATHS, min_size=1, max_size=8), signals_first=st.booleans(), licence=st.booleans(),
+       ai_txt=st.booleans(), tdmrep=st.booleans())
+def test_robots_disallowed_paths_decide_as_a_fresh_check_in_either_check_order(
+        paths: list[str], signals_first: bool, licence: bool, ai_txt: bool, tdmrep: bool) -> None:
+    """With the signals check before the robots check (``CONSENTCRAWL_CHECKS``), the key matches robots.txt itself
+    (a path it disallows takes no Content-Usage rule); after it, it reuses the robots check's match. Either way a
+    remembering engine decides every URL as a fresh one."""
+    from consentcrawl.checks import default_checks
+    from consentcrawl.checks.robots import RobotsCheck
+    from consentcrawl.consent.answers import NO_STORE
+    from consentcrawl.engine import PolicyEngine
+    from consentcrawl.terms.platforms import PlatformRegistry
+
+    def engine() -> PolicyEngine:
+        checks = default_checks()
+        if signals_first:
+            checks = [checks[1], checks[0], *checks[2:]]
+        assert isinstance(checks[1 if signals_first else 0], RobotsCheck)
+        return PolicyEngine(PlatformRegistry({}), "consentcrawl", checks=checks)
+
+    files = _rule_files(True, licence, ai_txt, tdmrep)
+    remembering = engine()
+    for path in ["/x", "/a", "/private/a", "/private/ok", *paths] * 2:
+        for purpose in ("search-indexing", "ai-training"):
+            facts = remembering.facts(SITE + path, purpose, NOW)
+            _same(remembering.decide(facts, files.robots, NO_STORE, files),
+                  engine().decide(facts, files.robots, NO_STORE, files))

@@ -91,7 +91,7 @@ class CheckContext:
     """
 
     __slots__ = ("answers", "crawl_delay", "evidence", "facts", "lookups", "max_crawl_delay", "now", "platform",
-                 "purpose", "robots", "signal_policy", "signals", "subject", "token")
+                 "purpose", "robots", "robots_allowed", "signal_policy", "signals", "subject", "token")
 
     def __init__(self, facts: RequestFacts | None, platform: Platform | None, subject: str | None, purpose: str,
                  now: datetime, token: str, answers: StoreAnswers, robots: RobotsFile | None = None,
@@ -117,6 +117,9 @@ class CheckContext:
         self.lookups: list[tuple[tuple[str, str], Sequence[AuthorizationRecord]]] = []
         #: set by a site check: seconds the origin asks between requests, carried by an allowing decision
         self.crawl_delay: float | None = None
+        #: set by the robots check: the paths ``robots`` allows for ``token`` (all of ``facts.robots_paths``), so a
+        #: later check need not match them again
+        self.robots_allowed: tuple[str, ...] = ()
 
     def cite(self, evidence: Evidence) -> None:
         """Add one fact to the decision's evidence."""

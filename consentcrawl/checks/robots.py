@@ -56,6 +56,7 @@ class RobotsCheck:
                 ctx.cite(Evidence("robots.txt", robots.url, detail))
                 return Outcome.deny("robots.disallowed")
         assert match is not None  # robots_paths is never empty
+        ctx.robots_allowed = facts.robots_paths
         detail = {**base, "path": facts.robots_paths[0], "rule": match.rule, "line": match.line,
                   "group": match.group, "group_line": match.group_line}
         if delay:

@@ -50,19 +50,19 @@ class SiteSignalsCheck:
         platform = ctx.platform
         token = ctx.token
         keyer = self._keys.of(files, token, robots)  # the files as decided: with the robots.txt in force (_decide)
-        url = facts.canonical.url
-        evidence, outcome = self._memo.get(
-            files, robots, platform, policy, (keyer.key(url), ctx.purpose, token),
-            lambda: self._decide(files, robots, policy, ctx, url))
+        key = keyer.canonical_key(facts.canonical, ctx.robots_allowed)  # same robots.txt and token as the robots check
+        evidence, outcome = self._memo.get(files, robots, platform, policy, (key, ctx.purpose, token),
+                                           lambda: self._decide(files, robots, policy, ctx))
         if evidence:
             ctx.evidence.extend(evidence)
         return outcome
 
     @staticmethod
-    def _decide(files: SiteFiles, robots: Any, policy: Any, ctx: CheckContext,
-                url: str) -> tuple[tuple[Evidence, ...], Outcome | None]:
+    def _decide(files: SiteFiles, robots: Any, policy: Any, ctx: CheckContext) -> tuple[tuple[Evidence, ...],
+                                                                                       Outcome | None]:
         facts = ctx.facts
         assert facts is not None
+        url = facts.canonical.url
         if files.robots is not robots:
             files = replace(files, robots=robots)  # the robots.txt in force is the one the robots check read
         decided, results = site_decision(url, facts.canonical.host, files, policy, ctx.token, ctx.purpose,

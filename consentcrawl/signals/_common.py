@@ -5,11 +5,14 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..robots.matcher import _glob_match, _literal_rule, _normal, _path_spellings, _pieces, _utf8
 from ..robots.tags import header_text as text
+
+if TYPE_CHECKING:
+    from ..urls import CanonicalURL
 
 HEADER_MAX = 64 * 1024  #: longest header value read
 HEAD_SCAN_BYTES = 64 * 1024  #: only the start of a document is searched for its head
@@ -61,6 +64,28 @@ def url_path(url: str) -> str:
     return f"{path}?{parts.query}" if parts.query else path
 
 
+#: a canonical path+query that :func:`url_path` reads back unchanged from the canonical URL: RFC 3986 ``pchar``,
+#: ``/`` and ``%`` in the path (so no ``?`` or ``#`` to end it early, nothing ``urlsplit`` strips), then an
+#: optional non-empty query that may also hold ``?`` (never ``#``)
+_READ_BACK = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*(?:\?[A-Za-z0-9\-._~!$&'()*+,;=:@/%?]+)?")
+
+
+def canonical_path(canonical: CanonicalURL) -> str:
+    """``url_path(canonical.url)``: the path+query every signal reads for a canonical URL, without splitting it.
+
+    The canonical form already has it (:attr:`~consentcrawl.urls.CanonicalURL.path_query`), and splitting the
+    canonical URL gives it back for every URL :func:`~consentcrawl.urls.canonicalize` makes
+    (``tests/test_reuse_signals.py`` checks that on arbitrary spellings). Where that could fail, the URL is split
+    as the signals split it: a path or query holding a character the canonical form never writes literally (the
+    split could end or strip it elsewhere) and an IPv6 host (``urlsplit`` checks the brackets, and a URL it
+    rejects reads as ``/``).
+    """
+    path = canonical.path_query
+    if ":" in canonical.host or _READ_BACK.fullmatch(path) is None:
+        return url_path(canonical.url)
+    return path
+
+
 def origin_of(url: str) -> str | None:
     try:
         parts = urlsplit(url)
@@ -91,7 +116,53 @@ class PathPattern:
         self.length = len(normal)  #: the encoded length: the longest matching pattern wins
 
     def matches(self, path: str) -> bool:
-        return _glob_match(self.pieces, self.anchored, _path_spellings(path or "/")[1])
+        return _glob_match(self.pieces, self.anchored, normal_path(path))
+
+    def matches_normal(self, normal: str) -> bool:
+        """:meth:`matches` on a path already in normal form (:func:`normal_path`): normalised once, matched often."""
+        return _glob_match(self.pieces, self.anchored, normal)
+
+    def matches_page(self, page: PagePath) -> bool:
+        return _glob_match(self.pieces, self.anchored, page.normal)
+
+
+#: a path+query made only of these is its own normal form (no ``%`` to decode, nothing to encode, no ``#``)
+_PLAIN = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/?]*")
+
+
+def normal_path(path: str) -> str:
+    """The RFC 3986 normal form of a path+query, as :class:`PathPattern` compares it (``""`` is ``/``)."""
+    if _PLAIN.fullmatch(path) is not None:
+        return path
+    return _path_spellings(path or "/")[1]
+
+
+class PagePath:
+    """A page's URL as path-scoped statements match it (a tdmrep.json ``location``, a ``Content-Usage`` rule, an
+    RSL ``<content url>``): its path+query as :func:`url_path` reads it and that path's normal form, worked out
+    once for every pattern, and its origin only if a pattern names one.
+
+    ``url`` is the URL, or a canonical one, whose text is then only made if a pattern names an origin. ``path``:
+    ``url_path`` of that URL when the caller has it already (:func:`canonical_path`), never another spelling.
+    """
+
+    __slots__ = ("_origin", "_url", "normal", "path")
+
+    def __init__(self, url: str | CanonicalURL, path: str | None = None) -> None:
+        self._url = url
+        if path is None:
+            path = url_path(url if isinstance(url, str) else url.url)
+        self.path = path
+        self.normal = normal_path(path)
+        self._origin: tuple[str | None] | None = None
+
+    @property
+    def origin(self) -> str | None:
+        """:func:`origin_of` the URL."""
+        if self._origin is None:
+            url = self._url
+            self._origin = (origin_of(url if isinstance(url, str) else url.url),)
+        return self._origin[0]
 
 
 # -- the head of an HTML document ------------------------------------------------------------------------------

@@ -31,7 +31,7 @@ from typing import Any
 import http_sf
 
 from ..robots.fetch import RobotsFile, RobotsStatus
-from ._common import PathPattern, header_lines, url_path
+from ._common import PagePath, PathPattern, header_lines, normal_path, url_path
 from .base import Finding, Level, SignalResult, SignalVerdict, Statement
 from .purposes import VOCABULARY
 
@@ -150,14 +150,19 @@ def usage_rules(robots: RobotsFile, token: str) -> list[_Rule]:
     return _rules(robots, token)[0]
 
 
-def selected_rules(rules: list[_Rule], path: str) -> list[_Rule]:
+def selected_rules(rules: list[_Rule], path: str | PagePath) -> list[_Rule]:
     """The rules that apply to ``path`` (on a crawlable path): those with the longest matching pattern, together.
     Nothing else of the path counts, so two paths that select the same rules have the same outcome."""
-    matching = [r for r in rules if r.pattern.matches(path)]
-    if not matching:
-        return []
-    longest = max(r.pattern.length for r in matching)
-    return [r for r in matching if r.pattern.length == longest]
+    normal = path.normal if isinstance(path, PagePath) else normal_path(path)
+    longest, chosen = -1, []
+    for rule in rules:  # one pass: this runs for every new URL of a site with rules
+        pattern = rule.pattern
+        if pattern.matches_normal(normal):
+            if pattern.length > longest:
+                longest, chosen = pattern.length, [rule]
+            elif pattern.length == longest:
+                chosen.append(rule)
+    return chosen
 
 
 def site_content_usage(robots: RobotsFile | None, url: str, token: str, *, conservative: bool = True) -> SignalResult:

@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..recent import Recent
 from ..robots.fetch import RobotsFile, RobotsStatus
-from ._common import head_tags, header_lines, url_path
+from ._common import PagePath, canonical_path, head_tags, header_lines, url_path
 from .ai_txt import parse_ai_txt, site_ai_txt
 from .base import SignalResult
 from .content_signal import response_content_signal, site_content_signal
@@ -21,6 +21,9 @@ from .content_usage import response_content_usage, selected_rules, site_content_
 from .fetch import SignalFile, SignalFileStatus, unavailable
 from .rsl import RslDocument, RslLink, parse_rsl, response_rsl_links, selected_contents, site_rsl, site_rsl_links
 from .tdmrep import ResearchException, parse_tdmrep_file, response_tdmrep, site_tdmrep
+
+if TYPE_CHECKING:
+    from ..urls import CanonicalURL
 
 __all__ = ["RESPONSE_HEADERS", "PathKey", "PathKeys", "SignalOptions", "SiteFiles", "licence_links", "path_free",
            "response_results", "response_silent", "site_results"]
@@ -123,11 +126,13 @@ class PathKey:
     set of files (the parsing is done here, not per URL); the files are read as :func:`site_results` reads them.
     """
 
-    __slots__ = ("_ai", "_known", "_licences", "_robots", "_tdmrep", "_token", "_usage", "origin_wide")
+    __slots__ = ("_ai", "_canonical", "_known", "_licences", "_patterns", "_robots", "_tdmrep", "_token", "_usage",
+                 "origin_wide")
 
     def __init__(self, files: SiteFiles, token: str) -> None:
         self._token = token
         self._known: Recent[str, tuple[Hashable, ...]] = Recent(1024)
+        self._canonical: Recent[int, tuple[CanonicalURL, tuple[Hashable, ...]]] = Recent(1024)
         tdmrep = files.tdmrep
         self._tdmrep = parse_tdmrep_file(tdmrep.body) if tdmrep is not None and tdmrep.status is OK else None
         robots = files.robots
@@ -142,7 +147,8 @@ class PathKey:
                     self._licences.append(document)
         ai_txt = files.ai_txt
         self._ai = parse_ai_txt(ai_txt.body) if ai_txt is not None and ai_txt.status is OK else None
-        self.origin_wide = self._tdmrep is None and not self._usage and not self._licences and self._ai is None
+        self._patterns = self._tdmrep is not None or bool(self._usage) or bool(self._licences)
+        self.origin_wide = not self._patterns and self._ai is None
 
     def key(self, url: str) -> Hashable:
         """The parts of the files ``url`` selects (None for every URL when :attr:`origin_wide`). Remembered for the
@@ -151,29 +157,46 @@ class PathKey:
             return None
         known = self._known.get(url)
         if known is None:
-            known = self._select(url)
+            known = self._select(url, url_path(url), False)
             self._known.put(url, known)
         return known
 
-    def _select(self, url: str) -> tuple[Hashable, ...]:
-        path = url_path(url)
+    def canonical_key(self, canonical: CanonicalURL, allowed: tuple[str, ...] = ()) -> Hashable:
+        """:meth:`key` of ``canonical.url``, from what a request's facts know already rather than by splitting and
+        matching the URL again: its path read off the canonical form (:func:`canonical_path`, which is what
+        :func:`site_results` reads), and ``allowed``, the paths the robots.txt this key maker was built with
+        allows for its token (the robots check's match, ``CheckContext.robots_allowed``)."""
+        if self.origin_wide:
+            return None
+        # by identity: hashing no text, and the fact reader hands out one canonical object per URL (its resolver
+        # is cached), so a request's later decisions find it; the object is kept, so a reused id is no hit
+        entry = self._canonical.get(id(canonical))
+        if entry is not None and entry[0] is canonical:
+            return entry[1]
+        path = canonical_path(canonical)
+        known = self._select(canonical, path, path in allowed)
+        self._canonical.put(id(canonical), (canonical, known))
+        return known
+
+    def _select(self, url: str | CanonicalURL, path: str, crawlable: bool) -> tuple[Hashable, ...]:
         parts: list[Hashable] = []
-        if self._tdmrep is not None:
-            entry = self._tdmrep.match(url)
-            parts.append(entry.index if entry is not None else None)
-        if self._usage:
-            assert self._robots is not None
-            if self._robots.match(path, self._token).allowed:
-                parts.append(tuple(r.line for r in selected_rules(self._usage, path)))
-            else:
-                parts.append(False)  # no usage preferences apply to a path that may not be crawled
-        for document in self._licences:
-            parts.append(tuple(c.index for c in selected_contents(document, url)))
+        if self._patterns:  # the path normalised once for every pattern (ai.txt is matched as robots.txt is)
+            page = PagePath(url, path)
+            if self._tdmrep is not None:
+                entry = self._tdmrep.match(page)
+                parts.append(entry.index if entry is not None else None)
+            if self._usage:
+                assert self._robots is not None
+                if crawlable or self._robots.match(path, self._token).allowed:
+                    parts.append(tuple([r.line for r in selected_rules(self._usage, page)]))
+                else:
+                    parts.append(False)  # no usage preferences apply to a path that may not be crawled
+            for document in self._licences:
+                parts.append(tuple([c.index for c in selected_contents(document, page)]))
         if self._ai is not None:
             match = self._ai.match(path, self._token)
             parts.append(None if match.allowed else (match.line, match.rule, match.group))
         return tuple(parts)
-
 
 class PathKeys:
     """The :class:`PathKey` of each set of files decided lately, by identity (the memo's rule: a refetched file is a

@@ -40,7 +40,7 @@ from xml.etree.ElementTree import Element
 
 from defusedxml import ElementTree as SafeET
 
-from ._common import PathPattern, head_tags, header_lines, origin_of, url_path
+from ._common import PagePath, PathPattern, head_tags, header_lines, origin_of, url_path
 from .base import Finding, Level, SignalResult, SignalVerdict, Statement
 from .fetch import SignalFile, SignalFileStatus
 from .purposes import BASE_PURPOSES, PROFILING, VOCABULARY
@@ -84,17 +84,24 @@ class RslContent:
     licenses: tuple[RslLicense, ...]
     index: int
 
-    def pattern_length(self, page_url: str) -> int | None:
+    def pattern_length(self, page_url: str | PagePath) -> int | None:
         """The length of this content's pattern when it matches ``page_url``, else None."""
-        target = self.url
-        if target.startswith(("http://", "https://")):
-            if origin_of(target) != origin_of(page_url):
-                return None
-            target = url_path(target)
-        if not target.startswith(("/", "*")):
+        page = page_url if isinstance(page_url, PagePath) else PagePath(page_url)
+        full, origin, pattern = _scope(self.url)
+        if pattern is None or (full and origin != page.origin):
             return None
-        pattern = PathPattern(target)
-        return pattern.length if pattern.matches(url_path(page_url)) else None
+        return pattern.length if pattern.matches_page(page) else None
+
+
+@lru_cache(maxsize=1024)
+def _scope(target: str) -> tuple[bool, str | None, PathPattern | None]:
+    """A ``<content url>`` read once: whether it is a full URL, its origin, and its path pattern (None: it names
+    no path, so it matches no page)."""
+    full = target.startswith(("http://", "https://"))
+    origin = None
+    if full:
+        origin, target = origin_of(target), url_path(target)
+    return full, origin, PathPattern(target) if target.startswith(("/", "*")) else None
 
 
 @dataclass(frozen=True)
@@ -199,14 +206,19 @@ def _judge(lic: RslLicense, purpose: str, server: str | None, held: bool) -> tup
                                                else "")
 
 
-def selected_contents(document: RslDocument, page_url: str) -> list[RslContent]:
+def selected_contents(document: RslDocument, page_url: str | PagePath) -> list[RslContent]:
     """The ``<content>`` elements that apply to ``page_url``: those with the longest matching pattern, together.
     Nothing else of the page's URL counts, so two pages that select the same elements have the same outcome."""
-    matching = [(n, c) for c in document.contents if (n := c.pattern_length(page_url)) is not None]
-    if not matching:
-        return []
-    longest = max(n for n, _c in matching)
-    return [c for n, c in matching if n == longest]
+    page = page_url if isinstance(page_url, PagePath) else PagePath(page_url)
+    longest, chosen = -1, []
+    for content in document.contents:  # one pass: this runs for every new URL of a site with a licence
+        n = content.pattern_length(page)
+        if n is not None:
+            if n > longest:
+                longest, chosen = n, [content]
+            elif n == longest:
+                chosen.append(content)
+    return chosen
 
 
 def evaluate_rsl(document: RslDocument, page_url: str, link: RslLink, *, fetched_at: datetime | None = None,

@@ -28,7 +28,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from ._common import PathPattern, head_tags, header_lines, origin_of, url_path
+from ._common import PagePath, PathPattern, head_tags, header_lines, origin_of, url_path
 from .base import Finding, Level, SignalResult, SignalVerdict, Statement
 from .fetch import SignalFile, SignalFileStatus
 from .purposes import RESEARCH, TDM_PURPOSES, purposes_for
@@ -73,10 +73,11 @@ class TdmRepEntry:
         object.__setattr__(self, "origin", origin)
         object.__setattr__(self, "pattern", PathPattern(location))
 
-    def matches(self, url: str) -> bool:
-        if self.origin is not None and self.origin != origin_of(url):
+    def matches(self, url: str | PagePath) -> bool:
+        page = url if isinstance(url, PagePath) else PagePath(url)
+        if self.origin is not None and self.origin != page.origin:
             return False
-        return self.pattern.matches(url_path(url))
+        return self.pattern.matches_page(page)
 
 
 @dataclass(frozen=True)
@@ -85,10 +86,11 @@ class TdmRepFile:
     notes: tuple[str, ...] = ()
     valid: bool = True  #: False when the body is not a JSON array
 
-    def match(self, url: str) -> TdmRepEntry | None:
+    def match(self, url: str | PagePath) -> TdmRepEntry | None:
         """The first entry, in array order, whose location matches ``url``."""
+        page = url if isinstance(url, PagePath) else PagePath(url)
         for entry in self.entries:
-            if entry.matches(url):
+            if entry.matches(page):
                 return entry
         return None
 
