@@ -388,15 +388,21 @@ def test_robots_disallowed_paths_decide_as_a_fresh_check_in_either_check_order(
 @settings(max_examples=150, deadline=None)
 @given(rest=URL_TEXT | PATHS.map(lambda p: p[1:]), usage=st.booleans(), licence=st.booleans(),
        ai_txt=st.booleans(), tdmrep=st.booleans(),
-       purpose=st.sampled_from(["ai-training", "search-indexing", "research", "ai-input"]))
-@example(rest="private/", usage=True, licence=False, ai_txt=False, tdmrep=False, purpose="ai-training")
-@example(rest="private/?q=1", usage=False, licence=False, ai_txt=False, tdmrep=True, purpose="research")
-@example(rest="private/", usage=False, licence=True, ai_txt=False, tdmrep=False, purpose="search-indexing")
-@example(rest="private/", usage=False, licence=False, ai_txt=True, tdmrep=False, purpose="ai-training")
+       purpose=st.sampled_from(["ai-training", "search-indexing", "research", "ai-input"]),
+       host=st.sampled_from(["site.example", "site.example", "[::1]", "site.example:8080"]))
+@example(rest="private/", usage=True, licence=False, ai_txt=False, tdmrep=False, purpose="ai-training",
+         host="site.example")
+@example(rest="private/?q=1", usage=False, licence=False, ai_txt=False, tdmrep=True, purpose="research",
+         host="site.example")
+@example(rest="private/", usage=False, licence=True, ai_txt=False, tdmrep=False, purpose="search-indexing",
+         host="site.example")
+@example(rest="private/", usage=False, licence=False, ai_txt=True, tdmrep=False, purpose="ai-training",
+         host="[::1]")
 def test_a_page_is_denied_when_any_spelling_of_it_is(rest: str, usage: bool, licence: bool, ai_txt: bool,
-                                                    tdmrep: bool, purpose: str) -> None:
+                                                    tdmrep: bool, purpose: str, host: str) -> None:
     """The site check denies a page exactly when the site-level signals, decided afresh for one of the spellings
-    the robots check matched (each as a URL of its own), deny the purpose; the evidence names that spelling."""
+    the robots check matched (each as a URL of its own, on the page's origin), deny the purpose; the evidence
+    names that spelling. (An IPv6 host: the spelling is read by splitting its URL, not reused.)"""
     from consentcrawl.consent.answers import NO_STORE
     from consentcrawl.engine import PolicyEngine
     from consentcrawl.signals.policy import DEFAULT_POLICY, site_decision
@@ -405,7 +411,7 @@ def test_a_page_is_denied_when_any_spelling_of_it_is(rest: str, usage: bool, lic
     files = _rule_files(usage, licence, ai_txt, tdmrep)
     engine = PolicyEngine(PlatformRegistry({}), "consentcrawl")
     try:
-        facts = engine.facts(f"{SITE}/{rest}", purpose, NOW)
+        facts = engine.facts(f"https://{host}/{rest}", purpose, NOW)
     except ValueError:
         return
     made = engine.decide(facts, files.robots, NO_STORE, files)
@@ -413,7 +419,8 @@ def test_a_page_is_denied_when_any_spelling_of_it_is(rest: str, usage: bool, lic
         return
     denying = []
     for path in facts.robots_paths:
-        decided, _ = site_decision(SITE + path, HOST, files, DEFAULT_POLICY, "consentcrawl", purpose, None)
+        decided, _ = site_decision(facts.canonical.origin + path, facts.canonical.host, files, DEFAULT_POLICY,
+                                   "consentcrawl", purpose, None)
         if not decided.allowed and decided.basis == "signals":
             denying.append((path, decided.reason))
     signal_deny = made.reason is not None and made.reason.startswith("terms.signal")

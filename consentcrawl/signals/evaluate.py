@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..recent import Recent
 from ..robots.fetch import RobotsFile, RobotsStatus
-from ._common import PagePath, canonical_path, head_tags, header_lines, url_path
+from ._common import PagePath, canonical_path, head_tags, header_lines, spelled_path, url_path
 from .ai_txt import parse_ai_txt, site_ai_txt
 from .base import SignalResult
 from .content_signal import response_content_signal, site_content_signal
@@ -202,10 +202,12 @@ class PathKey:
         path = canonical_path(canonical)
         known: Hashable = self._select(canonical, path, path in allowed)
         if len(paths) > 1 or (paths and paths[0] != canonical.path_query):
+            first = canonical.path_query
             spelled = []
-            for _spelling, url in spelled_urls(canonical, paths)[1:]:
-                page = url_path(url)  # what site_results reads of that URL
-                spelled.append(self._select(url, page, page in allowed))
+            for spelling in paths:  # in spelled_urls' order
+                if spelling != first:
+                    url, page = spelled_path(canonical, spelling)  # what site_results reads of that URL
+                    spelled.append(self._select(url, page, page in allowed))
             if any(part != known for part in spelled):
                 known = (_SPELLINGS, known, *spelled)
         self._canonical.put(id(canonical), (canonical, paths, known))
