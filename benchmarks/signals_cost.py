@@ -8,7 +8,8 @@ check in the list. Sites: one that publishes only robots.txt lines every page sh
 memo entry serves the origin), and one for each path-scoped statement: a tdmrep.json, robots.txt ``Content-Usage``
 rules, an RSL licence named by robots.txt ``License:`` with ``<content url>`` scopes, ai.txt rules. Where the memo
 is keyed by what a path selects (the entry, the rule, the ``<content>``), a new URL is a lookup; where it is keyed
-by the URL, a URL's first decision evaluates every signal.
+by the URL, a URL's first decision evaluates every signal. ``--slash``: every URL ends in ``/`` (``/b/0/1/``), so
+each request has two spellings, the path as requested and the canonical one, and the signals read both.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--slash", action="store_true", help="every URL ends in a slash")
     args = parser.parse_args(argv)
     no_tdmrep = file_response("tdmrep", ORIGIN + "/.well-known/tdmrep.json", 404, b"", NOW)
     licence = (b'<rsl xmlns="https://rslstandard.org/rsl"><content url="/private/*"><license><prohibits type="usage">'
@@ -80,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         "ai.txt rules": SiteFiles(robots(b"Allow: /\n"), no_tdmrep, file_response(
             "ai-txt", ORIGIN + "/ai.txt", 200, b"User-agent: *\nDisallow: /private/\nDisallow: *.jpg\n", NOW)),
     }
+    end = "/" if args.slash else ""
     gc.collect()
     gc.freeze()  # everything built so far is never scanned again
     gc.disable()
@@ -93,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             with_signals = PolicyEngine(PlatformRegistry({}), "consentcrawl")
             for engine in (without, with_signals):  # warm up
                 per_request(engine, files, [f"{ORIGIN}/warm/{run}/{i}" for i in range(200)])
-            a = per_request(without, files, [f"{ORIGIN}/a/{run}/{i}" for i in range(args.n)])
-            b = per_request(with_signals, files, [f"{ORIGIN}/b/{run}/{i}" for i in range(args.n)])
+            a = per_request(without, files, [f"{ORIGIN}/a/{run}/{i}{end}" for i in range(args.n)])
+            b = per_request(with_signals, files, [f"{ORIGIN}/b/{run}/{i}{end}" for i in range(args.n)])
             runs.append((a, b))
         a, b = (statistics.median(x) for x in zip(*runs, strict=True))
         added = statistics.median(y - x for x, y in runs)

@@ -128,8 +128,8 @@ async def check_signals(args: argparse.Namespace, config: ConsentConfig, decider
         judge_refusals,
         signal_report,
     )
-    from .signals.evaluate import site_results
-    from .signals.policy import SignalsNeeded
+    from .signals.evaluate import spelled_urls
+    from .signals.policy import SignalsNeeded, spelled_site_decision
 
     user_agent = f"{config.token}/{__version__}"
 
@@ -144,8 +144,10 @@ async def check_signals(args: argparse.Namespace, config: ConsentConfig, decider
         files = await fetch_site_files(need.origin, robots, policy, user_agent=user_agent, now=now,
                                        may_fetch=may_fetch)
     decision: Decision = await decider.decide(facts, robots, files)
-    results = site_results(facts.canonical.url, files,
-                           policy.options(config.token, facts.canonical.host, facts.platform))
+    # what each signal said, for the spelling of the page that decided (the first one denied, else the canonical)
+    _decided, results, _at = spelled_site_decision(spelled_urls(facts.canonical, facts.robots_paths),
+                                                   facts.canonical.host, files, policy, config.token,
+                                                   config.purpose, facts.platform)
     if decision.allowed and getattr(args, "fetch", False):
         try:
             page = await fetch_page(facts.canonical.url, user_agent=user_agent,

@@ -495,4 +495,18 @@ CASES: list[Case] = [
          "/a", "ai-training", "deny", T_SIG + "tdmrep", tdm('[{"location": "/", "tdm-reservation": 1}]'),
          platform={"purposes": ["ai-training"], "reference": "MB-1",
                    "research_exception": ("DSM Directive art. 3, university research", "ETHICS-2026-4")}),
+    # -- the page as requested: a trailing slash the canonical form drops is still the page the rule is about ------
+    Case("tdm-trailing-slash", "tdmrep", "RFC 9309 matching of the path as requested: /private/ is in /private/*",
+         "/private/", "ai-training", "deny", T_SIG + "tdmrep",
+         tdm('[{"location": "/private/*", "tdm-reservation": 1}]')),
+    Case("cu-robots-trailing-slash-query", "aipref", "attach §4: the rule's path /private/ prefixes /private/?q=1",
+         "/private/?q=1", "search-indexing", "deny", T_SIG + "content-usage",
+         {"/robots.txt": robots("User-agent: *", "Allow: /", "Content-Usage: /private/ search=n")}),
+    Case("rsl-trailing-slash", "rsl", "RSL <content url> matched as robots.txt paths are: /private/ in /private/*",
+         "/private/", "ai-training", "deny", T_SIG + "rsl",
+         rsl('<content url="/private/*"><license><prohibits type="usage">all</prohibits></license></content>')),
+    Case("aitxt-trailing-slash", "ai-txt", "Disallow: /private/ is about the page /private/", "/private/",
+         "ai-training", "deny", T_SIG + "ai-txt", {"/ai.txt": (200, "User-agent: *\nDisallow: /private/\n")}),
+    Case("aitxt-trailing-slash-no-slash", "ai-txt", "and not about /private, a page of its own", "/private",
+         "ai-training", "deny", DEFAULT_DENY, {"/ai.txt": (200, "User-agent: *\nDisallow: /private/\n")}),
 ]

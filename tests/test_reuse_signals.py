@@ -128,8 +128,11 @@ def test_a_new_fetch_of_the_files_is_a_new_memo_entry() -> None:
 TDMREP = (b'[{"location": "/private/*", "tdm-reservation": 1, "tdm-policy": "https://site.example/p"},'
           b' {"location": "/x$", "tdm-reservation": 2}, {"location": "https://other.example/*", "tdm-reservation": 1},'
           b' {"location": "/open/*.html", "tdm-reservation": 0}, {"location": "/*?q=", "tdm-reservation": 1}]')
+#: path parts: "" makes a trailing slash (``/private/``, ``/private/?q=1``), and the lenient spellings a server may
+#: read as another path (``%2F``, ``;a``, ``..%2F``) give the request more spellings than its canonical one
 PATHS = st.lists(st.sampled_from(["private", "open", "x", "a.html", "Private", "%70rivate", "", "?q=1", "..",
-                                  "y?q=", "open/b.html", "x$"]), max_size=4).map(lambda parts: "/" + "/".join(parts))
+                                  "y?q=", "open/b.html", "x$", "private%2Fa", "private;a", "a..%2F", "open%2F",
+                                  "/?q=1"]), max_size=4).map(lambda parts: "/" + "/".join(parts))
 
 
 @settings(max_examples=60, deadline=None)
@@ -377,3 +380,94 @@ def test_robots_disallowed_paths_decide_as_a_fresh_check_in_either_check_order(
             facts = remembering.facts(SITE + path, purpose, NOW)
             _same(remembering.decide(facts, files.robots, NO_STORE, files),
                   engine().decide(facts, files.robots, NO_STORE, files))
+
+
+# -- every spelling of the page the robots check matches: the trailing slash as requested, the lenient readings ---
+
+
+@settings(max_examples=150, deadline=None)
+@given(rest=URL_TEXT | PATHS.map(lambda p: p[1:]), usage=st.booleans(), licence=st.booleans(),
+       ai_txt=st.booleans(), tdmrep=st.booleans(),
+       purpose=st.sampled_from(["ai-training", "search-indexing", "research", "ai-input"]),
+       host=st.sampled_from(["site.example", "site.example", "[::1]", "site.example:8080"]))
+@example(rest="private/", usage=True, licence=False, ai_txt=False, tdmrep=False, purpose="ai-training",
+         host="site.example")
+@example(rest="private/?q=1", usage=False, licence=False, ai_txt=False, tdmrep=True, purpose="research",
+         host="site.example")
+@example(rest="private/", usage=False, licence=True, ai_txt=False, tdmrep=False, purpose="search-indexing",
+         host="site.example")
+@example(rest="private/", usage=False, licence=False, ai_txt=True, tdmrep=False, purpose="ai-training",
+         host="[::1]")
+def test_a_page_is_denied_when_any_spelling_of_it_is(rest: str, usage: bool, licence: bool, ai_txt: bool,
+                                                    tdmrep: bool, purpose: str, host: str) -> None:
+    """The site check denies a page exactly when the site-level signals, decided afresh for one of the spellings
+    the robots check matched (each as a URL of its own, on the page's origin), deny the purpose; the evidence
+    names that spelling. (An IPv6 host: the spelling is read by splitting its URL, not reused.)"""
+    from consentcrawl.consent.answers import NO_STORE
+    from consentcrawl.engine import PolicyEngine
+    from consentcrawl.signals.policy import DEFAULT_POLICY, site_decision
+    from consentcrawl.terms.platforms import PlatformRegistry
+
+    files = _rule_files(usage, licence, ai_txt, tdmrep)
+    engine = PolicyEngine(PlatformRegistry({}), "consentcrawl")
+    try:
+        facts = engine.facts(f"https://{host}/{rest}", purpose, NOW)
+    except ValueError:
+        return
+    made = engine.decide(facts, files.robots, NO_STORE, files)
+    if made.reason and made.reason.startswith("robots."):
+        return
+    denying = []
+    for path in facts.robots_paths:
+        decided, _ = site_decision(facts.canonical.origin + path, facts.canonical.host, files, DEFAULT_POLICY,
+                                   "consentcrawl", purpose, None)
+        if not decided.allowed and decided.basis == "signals":
+            denying.append((path, decided.reason))
+    signal_deny = made.reason is not None and made.reason.startswith("terms.signal")
+    assert signal_deny == bool(denying), (facts.robots_paths, made.reason, denying)
+    if denying:
+        named = [e.detail.get("path") for e in made.evidence if e.kind == "site-signals"]
+        assert [(p, r) for p, r in denying if p in named and r == made.reason], (named, denying, made.reason)
+
+
+@settings(max_examples=100, deadline=None)
+@given(paths=st.lists(PATHS, min_size=1, max_size=10), signals_first=st.booleans(), usage=st.booleans(),
+       licence=st.booleans(), ai_txt=st.booleans(), tdmrep=st.booleans())
+def test_spelled_keys_decide_as_a_fresh_check(paths: list[str], signals_first: bool, usage: bool, licence: bool,
+                                              ai_txt: bool, tdmrep: bool) -> None:
+    """Pages with trailing slashes and lenient spellings, several of them selecting the same rules in the canonical
+    form but not as requested (``/private`` and ``/private/``): a remembering engine decides each, its evidence
+    naming the spelling, as a fresh engine does, in either check order."""
+    from consentcrawl.checks import default_checks
+    from consentcrawl.consent.answers import NO_STORE
+    from consentcrawl.engine import PolicyEngine
+    from consentcrawl.terms.platforms import PlatformRegistry
+
+    def engine() -> PolicyEngine:
+        checks = default_checks()
+        if signals_first:
+            checks = [checks[1], checks[0], *checks[2:]]
+        return PolicyEngine(PlatformRegistry({}), "consentcrawl", checks=checks)
+
+    files = _rule_files(usage, licence, ai_txt, tdmrep)
+    remembering = engine()
+    for path in ["/private", "/private/", "/private/?q=1", "/private?q=1", "/private%2Fa", "/open/", *paths] * 2:
+        for purpose in ("search-indexing", "ai-training", "research"):
+            facts = remembering.facts(SITE + path, purpose, NOW)
+            _same(remembering.decide(facts, files.robots, NO_STORE, files),
+                  engine().decide(facts, files.robots, NO_STORE, files))
+
+
+def test_the_spelled_key_tells_a_trailing_slash_apart() -> None:
+    """``/private/`` selects the ``/private/`` rules as requested, ``/private`` does not: different keys; a URL
+    whose every spelling selects what its canonical form does keeps the canonical key."""
+    from consentcrawl.signals.evaluate import PathKey
+    from consentcrawl.urls import canonicalize
+
+    keyer = PathKey(_rule_files(True, True, True, True), "consentcrawl")
+    slash, bare = canonicalize(SITE + "/private/"), canonicalize(SITE + "/private")
+    assert slash == bare
+    assert keyer.canonical_key(slash, (), ("/private/", "/private")) != keyer.canonical_key(bare, (), ("/private",))
+    plain = canonicalize(SITE + "/a/")
+    assert keyer.canonical_key(plain, (), ("/a/", "/a")) == PathKey(_rule_files(True, True, True, True),
+                                                                    "consentcrawl").key(SITE + "/a")

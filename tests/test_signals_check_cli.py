@@ -112,6 +112,10 @@ def test_conformance_row_through_check(case: Case, tmp_path: Path, capsys: pytes
     # (a custom purpose: for each built-in purpose it counts as)
     purposes = set(case.custom.get(case.purpose, (case.purpose,)))
     assert all(purposes <= s["verdicts"].keys() for s in decision["signals"]), decision["signals"]
+    if reason.startswith("terms.signal.") and case.expect == "deny":
+        # the spelling of the page that is denied is named: the path as requested (its trailing slash too)
+        assert any(e["kind"] == "site-signals" and e.get("path") == case.path for e in decision["evidence"]), \
+            decision["evidence"]
     if reason.startswith(("terms.signal.", "response.signal.")) and case.expect == "deny":
         name = reason.rsplit(".", 1)[1]
         assert any(s["signal"] == name and "deny" in s["verdicts"].values() for s in decision["signals"])

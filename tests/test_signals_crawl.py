@@ -177,3 +177,24 @@ async def test_rsl_and_ai_txt_deny_before_the_fetch_and_page_statements_before_t
 
 def _denied_paths(result: Any) -> dict[str, str]:
     return {e["url"].split(HOST, 1)[1]: e["reason"] for e in result.audit if e["verdict"] == "deny"}
+
+
+@deferred_f_from_coro_f
+async def test_a_site_level_signal_about_private_slash_denies_the_page_as_requested(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``Content-Usage: /private/ search=n`` is about the page ``/private/`` (and ``/private/?q=1``), though the
+    canonical form drops the slash: the server never sees them requested; ``/private``, another page, is fetched."""
+    site = SignalSite(robots="User-agent: *\nContent-Usage: /private/ search=n\nAllow: /\n")
+    ConsentListSpider.urls = [f"http://{HOST}/private", f"http://{HOST}/private/", f"http://{HOST}/private/?q=1",
+                              f"http://{HOST}/open/"]
+    with LocalServer(site) as server:
+        result = await run_crawl(ConsentListSpider, _settings(tmp_path, "search-indexing"), proxy=server.proxy,
+                                 monkeypatch=monkeypatch)
+        assert _pages(server) == ["/open/", "/private"]  # neither spelling of /private/ was requested
+    denied = {e["url"]: e for e in result.audit if e["verdict"] == "deny"}
+    assert set(denied) == {f"http://{HOST}/private/", f"http://{HOST}/private/?q=1"}, result.audit
+    for url, entry in denied.items():
+        assert entry["reason"] == "terms.signal.content-usage"
+        summary = next(ev for ev in entry["evidence"] if ev["kind"] == "site-signals")
+        assert summary["path"] == url.partition(HOST)[2]  # the spelling that is denied is named
+    assert sorted(i["url"] for i in result.items) == [f"http://{HOST}/open/", f"http://{HOST}/private"]

@@ -21,8 +21,8 @@ from typing import Any
 
 from ..cache import SignalMemo
 from ..decision import Evidence
-from ..signals.evaluate import PathKeys, SiteFiles, path_free
-from ..signals.policy import DEFAULT_POLICY, SignalsNeeded, site_decision
+from ..signals.evaluate import PathKeys, SiteFiles, path_free, spelled_urls
+from ..signals.policy import DEFAULT_POLICY, SignalsNeeded, spelled_site_decision
 from .base import CheckContext, Outcome
 
 __all__ = ["SiteSignalsCheck", "path_free"]
@@ -35,7 +35,8 @@ class SiteSignalsCheck:
     cacheable = True
 
     def __init__(self) -> None:
-        self._memo: SignalMemo[tuple[tuple[Evidence, ...], Outcome | None]] = SignalMemo(8192)
+        #: (evidence, outcome, the index of the spelling that denies): the spelling's text is the request's own
+        self._memo: SignalMemo[tuple[tuple[Evidence, ...], Outcome | None, int | None]] = SignalMemo(8192)
         #: what of a URL each origin's files make the outcome depend on
         self._keys = PathKeys()
 
@@ -50,23 +51,28 @@ class SiteSignalsCheck:
         platform = ctx.platform
         token = ctx.token
         keyer = self._keys.of(files, token, robots)  # the files as decided: with the robots.txt in force (_decide)
-        key = keyer.canonical_key(facts.canonical, ctx.robots_allowed)  # same robots.txt and token as the robots check
-        evidence, outcome = self._memo.get(files, robots, platform, policy, (key, ctx.purpose, token),
-                                           lambda: self._decide(files, robots, policy, ctx))
+        # same robots.txt and token as the robots check; every spelling of the path it matched
+        key = keyer.canonical_key(facts.canonical, ctx.robots_allowed, facts.robots_paths)
+        evidence, outcome, at = self._memo.get(files, robots, platform, policy, (key, ctx.purpose, token),
+                                               lambda: self._decide(files, robots, policy, ctx))
+        if at is not None:  # name the spelling that denies: the request's own text, so not in the memo
+            summary = evidence[0]
+            path = spelled_urls(facts.canonical, facts.robots_paths)[at][0]
+            evidence = (Evidence(summary.kind, summary.source, {**summary.detail, "path": path}), *evidence[1:])
         if evidence:
             ctx.evidence.extend(evidence)
         return outcome
 
     @staticmethod
     def _decide(files: SiteFiles, robots: Any, policy: Any, ctx: CheckContext) -> tuple[tuple[Evidence, ...],
-                                                                                       Outcome | None]:
+                                                                                       Outcome | None, int | None]:
         facts = ctx.facts
         assert facts is not None
-        url = facts.canonical.url
         if files.robots is not robots:
             files = replace(files, robots=robots)  # the robots.txt in force is the one the robots check read
-        decided, results = site_decision(url, facts.canonical.host, files, policy, ctx.token, ctx.purpose,
-                                         ctx.platform)
+        decided, results, at = spelled_site_decision(spelled_urls(facts.canonical, facts.robots_paths),
+                                                     facts.canonical.host, files, policy, ctx.token, ctx.purpose,
+                                                     ctx.platform)
         summary = Evidence("site-signals", facts.canonical.origin, {
             "purpose": ctx.purpose, "basis": decided.basis,
             "signals": {k: v.value for k, v in decided.signals.items()},
@@ -76,8 +82,8 @@ class SiteSignalsCheck:
         cited = tuple(e for e in decided.evidence
                       if e.kind != "platform-authorization" or decided.basis == "agreement")
         if not cited:
-            return (), None  # the site says nothing about this purpose here: nothing to cite (the files are read)
+            return (), None, None  # the site says nothing about this purpose here: nothing to cite (files read)
         outcome = None
-        if not decided.allowed and decided.basis == "signals" and decided.reason is not None:
+        if at is not None and decided.reason is not None:
             outcome = Outcome.deny(decided.reason)
-        return (summary, *cited), outcome
+        return (summary, *cited), outcome, at if outcome is not None else None

@@ -86,6 +86,16 @@ def canonical_path(canonical: CanonicalURL) -> str:
     return path
 
 
+def spelled_path(canonical: CanonicalURL, spelling: str) -> tuple[str | CanonicalURL, str]:
+    """Another spelling of a canonical URL's path+query (``RequestFacts.robots_paths``) as the signals read the URL
+    ``canonical.origin + spelling``: ``(url, url_path(url))``. Where the spelling reads back unchanged
+    (:func:`canonical_path`'s rule) that is ``(canonical, spelling)``: the same origin, and no text made or split."""
+    if ":" in canonical.host or _READ_BACK.fullmatch(spelling) is None:
+        url = canonical.origin + spelling
+        return url, url_path(url)
+    return canonical, spelling
+
+
 def origin_of(url: str) -> str | None:
     try:
         parts = urlsplit(url)

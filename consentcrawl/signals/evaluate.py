@@ -6,14 +6,14 @@ Pure: the files are fetched already (:class:`SiteFiles`); nothing here does I/O 
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..recent import Recent
 from ..robots.fetch import RobotsFile, RobotsStatus
-from ._common import PagePath, canonical_path, head_tags, header_lines, url_path
+from ._common import PagePath, canonical_path, head_tags, header_lines, spelled_path, url_path
 from .ai_txt import parse_ai_txt, site_ai_txt
 from .base import SignalResult
 from .content_signal import response_content_signal, site_content_signal
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ..urls import CanonicalURL
 
 __all__ = ["RESPONSE_HEADERS", "PathKey", "PathKeys", "SignalOptions", "SiteFiles", "licence_links", "path_free",
-           "response_results", "response_silent", "site_results"]
+           "response_results", "response_silent", "site_results", "spelled_urls"]
 
 OK = SignalFileStatus.OK
 
@@ -87,6 +87,26 @@ def site_results(url: str, files: SiteFiles, options: SignalOptions = SignalOpti
     ]
 
 
+def spelled_urls(canonical: CanonicalURL, paths: Sequence[str] = ()) -> tuple[tuple[str, str], ...]:
+    """``(path, url)`` of each spelling of a request's page the site-level signals are decided for: the canonical
+    URL first, then the page's origin with each other path+query of ``paths`` (the spellings the robots check
+    matches, ``RequestFacts.robots_paths``: the trailing slash as written, the lenient readings).
+
+    The canonical form drops a trailing slash, but ``Content-Usage: /private/ search=n`` (or a tdmrep.json
+    ``/private/*``, an ai.txt ``Disallow: /private/``, an RSL ``<content url="/private/*">``) is about the page
+    ``/private/`` the server is asked for, as robots.txt's own rules are; so the page is denied if any spelling is.
+    """
+    first = canonical.path_query
+    if not paths or (len(paths) == 1 and paths[0] == first):
+        return ((first, canonical.url),)
+    origin = canonical.origin
+    return ((first, canonical.url), *((p, origin + p) for p in paths if p != first))
+
+
+#: marks a key made of several spellings' selections (a selection alone is a tuple that never starts with it)
+_SPELLINGS = object()
+
+
 def response_results(url: str, headers: Any, body: bytes | str | None, files: SiteFiles,
                      options: SignalOptions = SignalOptions(), *, fetched_at: datetime | None = None,
                      encoding: str = "utf-8") -> list[SignalResult]:
@@ -132,7 +152,7 @@ class PathKey:
     def __init__(self, files: SiteFiles, token: str) -> None:
         self._token = token
         self._known: Recent[str, tuple[Hashable, ...]] = Recent(1024)
-        self._canonical: Recent[int, tuple[CanonicalURL, tuple[Hashable, ...]]] = Recent(1024)
+        self._canonical: Recent[int, tuple[CanonicalURL, tuple[str, ...], Hashable]] = Recent(1024)
         tdmrep = files.tdmrep
         self._tdmrep = parse_tdmrep_file(tdmrep.body) if tdmrep is not None and tdmrep.status is OK else None
         robots = files.robots
@@ -161,21 +181,36 @@ class PathKey:
             self._known.put(url, known)
         return known
 
-    def canonical_key(self, canonical: CanonicalURL, allowed: tuple[str, ...] = ()) -> Hashable:
+    def canonical_key(self, canonical: CanonicalURL, allowed: tuple[str, ...] = (),
+                      paths: tuple[str, ...] = ()) -> Hashable:
         """:meth:`key` of ``canonical.url``, from what a request's facts know already rather than by splitting and
         matching the URL again: its path read off the canonical form (:func:`canonical_path`, which is what
         :func:`site_results` reads), and ``allowed``, the paths the robots.txt this key maker was built with
-        allows for its token (the robots check's match, ``CheckContext.robots_allowed``)."""
+        allows for its token (the robots check's match, ``CheckContext.robots_allowed``).
+
+        ``paths``: the request's other spellings (:func:`spelled_urls`). Where one selects other parts of the files
+        than the canonical URL, the key is every spelling's selection in that order (the decision is the first
+        spelling's that denies); where all select the same, it is the canonical URL's alone, whose decision it is.
+        """
         if self.origin_wide:
             return None
         # by identity: hashing no text, and the fact reader hands out one canonical object per URL (its resolver
         # is cached), so a request's later decisions find it; the object is kept, so a reused id is no hit
         entry = self._canonical.get(id(canonical))
-        if entry is not None and entry[0] is canonical:
-            return entry[1]
+        if entry is not None and entry[0] is canonical and entry[1] is paths:
+            return entry[2]
         path = canonical_path(canonical)
-        known = self._select(canonical, path, path in allowed)
-        self._canonical.put(id(canonical), (canonical, known))
+        known: Hashable = self._select(canonical, path, path in allowed)
+        if len(paths) > 1 or (paths and paths[0] != canonical.path_query):
+            first = canonical.path_query
+            spelled = []
+            for spelling in paths:  # in spelled_urls' order
+                if spelling != first:
+                    url, page = spelled_path(canonical, spelling)  # what site_results reads of that URL
+                    spelled.append(self._select(url, page, page in allowed))
+            if any(part != known for part in spelled):
+                known = (_SPELLINGS, known, *spelled)
+        self._canonical.put(id(canonical), (canonical, paths, known))
         return known
 
     def _select(self, url: str | CanonicalURL, path: str, crawlable: bool) -> tuple[Hashable, ...]:

@@ -14,7 +14,7 @@ Pure: no Scrapy, no I/O, no clock.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -38,7 +38,8 @@ from .tdmrep import ResearchException
 if TYPE_CHECKING:
     from ..terms.platforms import Platform
 
-__all__ = ["ResponseSignals", "SignalPolicy", "SignalsNeeded", "grant_of", "response_decision", "site_decision"]
+__all__ = ["ResponseSignals", "SignalPolicy", "SignalsNeeded", "grant_of", "response_decision", "site_decision",
+           "spelled_site_decision"]
 
 
 class SignalsNeeded(BaseException):
@@ -118,6 +119,27 @@ def site_decision(url: str, host: str, files: SiteFiles, policy: SignalPolicy, t
     results = site_results(url, files, policy.options(token, host, platform))
     return combine(purpose, results, platform=grant_of(platform), defaults=policy.defaults, custom=policy.custom,
                    before_fetch=True), results
+
+
+def spelled_site_decision(urls: Sequence[tuple[str, str]], host: str, files: SiteFiles, policy: SignalPolicy,
+                          token: str, purpose: str, platform: Platform | None
+                          ) -> tuple[SignalDecision, list[SignalResult], int | None]:
+    """:func:`site_decision` for each spelling of the page (``(path, url)``, the canonical one first:
+    :func:`~consentcrawl.signals.evaluate.spelled_urls`): the first spelling whose signals deny the purpose
+    decides, with its index; when none does, the canonical one decides (index None)."""
+    options = policy.options(token, host, platform)
+    grant = grant_of(platform)
+    first: tuple[SignalDecision, list[SignalResult], int | None] | None = None
+    for at, (_path, url) in enumerate(urls):
+        results = site_results(url, files, options)
+        decided = combine(purpose, results, platform=grant, defaults=policy.defaults, custom=policy.custom,
+                          before_fetch=True)
+        if not decided.allowed and decided.basis == "signals":
+            return decided, results, at
+        if first is None:
+            first = (decided, results, None)
+    assert first is not None  # there is always the canonical URL
+    return first
 
 
 def response_decision(prior: Decision, url: str, host: str, headers: Any, body: bytes | str | None,
