@@ -12,7 +12,8 @@ HTML meta tags, resolved per purpose.
   error and reads as unset.
 - 1 denies the TDM purposes (:data:`~consentcrawl.signals.purposes.TDM_PURPOSES`); ``research`` only while the
   operator records no research-exception statement with a reference (:class:`ResearchException`). 0 allows
-  ai-training and research. ``tdm-policy`` is recorded as evidence: an offer, not a licence, so 1 still denies.
+  ai-training and research. ``tdm-policy`` is recorded as evidence with what its ODRL document says
+  (:mod:`~consentcrawl.signals.odrl`, fetched by the adapters): an offer, not a licence, so 1 still denies.
 
 Decisions where the report is silent: the first matching entry decides even when its reservation is invalid (no
 fall-through to later entries); several header lines or meta tags with different valid values read as the most
