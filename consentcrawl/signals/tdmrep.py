@@ -101,7 +101,13 @@ def site_policy_urls(file: SignalFile | None) -> list[str]:
     at most :data:`~consentcrawl.signals.odrl.MAX_POLICIES`)."""
     if file is None or file.status is not SignalFileStatus.OK:
         return []
-    return distinct(policy_url(file.url, e.policy) for e in parse_tdmrep_file(file.body).entries)
+    return list(_policy_urls(file.url, file.body))
+
+
+@lru_cache(maxsize=64)
+def _policy_urls(base: str, body: bytes) -> tuple[str, ...]:
+    """Remembered per file: the adapters ask for every decision whether the origin's policies are fetched."""
+    return tuple(distinct(policy_url(base, e.policy) for e in parse_tdmrep_file(body).entries if e.policy))
 
 
 def _reservation(value: Any) -> tuple[int | None, str | None]:
