@@ -48,8 +48,11 @@ def site_file_urls(origin: str, robots: RobotsFile | None, conservative: bool) -
 
 def policy_urls(origin: str, files: dict[str, SignalFile]) -> list[tuple[str, str]]:
     """(signal, URL) of the ``tdm-policy`` documents the origin's fetched tdmrep.json names: fetched after it, each
-    once, for the evidence."""
-    return [(POLICY, url) for url in site_policy_urls(files.get(origin + WELL_KNOWN["tdmrep"]))]
+    once, for the evidence. Asked at every decision: most origins publish no tdmrep.json, which is answered first."""
+    tdmrep = files.get(origin + WELL_KNOWN["tdmrep"])
+    if tdmrep is None or tdmrep.status is not SignalFileStatus.OK:
+        return []
+    return [(POLICY, url) for url in site_policy_urls(tdmrep)]
 
 
 def assemble(origin: str, robots: RobotsFile | None, files: dict[str, SignalFile], conservative: bool,
@@ -57,10 +60,15 @@ def assemble(origin: str, robots: RobotsFile | None, files: dict[str, SignalFile
     """The origin's :class:`SiteFiles` from fetched files by URL; ``last`` again when nothing changed."""
     tdmrep = files.get(origin + WELL_KNOWN["tdmrep"])
     ai_txt = files.get(origin + WELL_KNOWN["ai-txt"]) if conservative else None
-    licences = {f.url: f for f in files.values() if f.signal == "rsl"}
-    policies = {f.url: f for f in files.values() if f.signal == POLICY}
+    licences: dict[str, SignalFile] = {}
+    policies: dict[str, SignalFile] = {}
+    for f in files.values():
+        if f.signal == "rsl":
+            licences[f.url] = f
+        elif f.signal == POLICY:
+            policies[f.url] = f
     if (last is not None and last.robots is robots and last.tdmrep is tdmrep and last.ai_txt is ai_txt
-            and _same(last.licences, licences) and _same(last.policies, policies)):
+            and _same(last.licences, licences) and (not (policies or last.policies) or _same(last.policies, policies))):
         return last
     return SiteFiles(robots, tdmrep, ai_txt, licences, policies)
 
