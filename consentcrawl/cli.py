@@ -275,7 +275,7 @@ def cmd_signals(args: argparse.Namespace) -> int:
     """Every built-in purpose at once: what each signal says, where, and the combined verdict off any platform."""
     from .robots.hops import hop_refusal
     from .robots.httpfetch import fetch_robots
-    from .signalcli import fetch_page, fetch_site_files, signal_report
+    from .signalcli import fetch_page, fetch_site_files, signal_report, with_named_files
     from .signals.combine import combine
     from .signals.evaluate import response_results, site_results
     from .signals.policy import grant_of
@@ -306,6 +306,8 @@ def cmd_signals(args: argparse.Namespace) -> int:
         results = site_results(facts.canonical.url, files, options)
         if args.fetch:
             page = await fetch_page(facts.canonical.url, user_agent=user_agent)
+            files = await with_named_files(files, page.url, list(page.headers.multi_items()), page.body,
+                                           page.encoding, user_agent=user_agent, now=now, may_fetch=may_fetch)
             results += response_results(page.url, list(page.headers.multi_items()), page.body, files, options,
                                         fetched_at=now, encoding=page.encoding)
         return robots, results
@@ -342,7 +344,20 @@ def cmd_signals(args: argparse.Namespace) -> int:
         where = "; ".join(f"{s['purpose']} {s['verdict']}: {s['where']} {s['raw']!r}" for s in entry["statements"])
         state = f"unavailable ({entry['unavailable']})" if "unavailable" in entry else (where or "no statement")
         print(f"  {entry['signal']} ({entry['level']}, {entry['source'] or 'not read'}): {state}")
+        for policy in entry.get("policies", ()):
+            print(f"    tdm-policy {policy['url']}: {policy_text(policy)}")
+        for licence in entry.get("licences_held", ()):
+            print(f"    licence held: {licence['reference']} (recorded in {licence.get('in') or '?'})")
     return EXIT_ALLOWED
+
+
+def policy_text(policy: dict[str, Any]) -> str:
+    """One line for a tdm-policy in ``consentcrawl signals``: its assigner's contact and actions, or why not."""
+    if policy.get("status") != "read":
+        return f"{policy.get('status', 'not fetched')}" + (f" ({policy['cause']})" if policy.get("cause") else "")
+    contact = ", ".join(f"{k} {v}" for k, v in policy.get("assigner", {}).items()) or "no assigner"
+    rules = "; ".join(f"{kind} {' '.join(policy[kind])}" for kind in ("permission", "prohibition") if policy.get(kind))
+    return f"assigner: {contact}" + (f"; {rules}" if rules else "")
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

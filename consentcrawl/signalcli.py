@@ -9,8 +9,9 @@ crawl uses (:mod:`consentcrawl.signals.policy`), with the engine :func:`consentc
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -32,19 +33,21 @@ from .robots.body import charset
 from .robots.fetch import RobotsFile
 from .robots.httpfetch import side_request
 from .robots.meta import parse_meta_robots
-from .robots.signalfetch import assemble, site_file_urls
+from .robots.signalfetch import assemble, policy_urls, site_file_urls
 from .robots.tags import parse_robots_headers
 from .signals.base import SignalResult
 from .signals.evaluate import SiteFiles
 from .signals.fetch import SignalFile, from_response, unavailable
+from .signals.odrl import SIGNAL as POLICY
 from .signals.policy import SignalPolicy, response_decision
 from .signals.rsl import response_rsl_links
+from .signals.tdmrep import response_policy_url
 
 if TYPE_CHECKING:
     from .engine import PolicyEngine
 
 __all__ = ["ACTIVITYPUB", "Page", "fetch_page", "fetch_site_files", "judge_linked_actor", "judge_page",
-           "judge_refusals", "signal_report"]
+           "judge_refusals", "signal_report", "with_named_files"]
 
 HopCheck = Callable[[str, bool], Awaitable["str | None"]]
 
@@ -65,7 +68,24 @@ async def fetch_site_files(origin: str, robots: RobotsFile | None, policy: Signa
     files = {}
     for signal, url in site_file_urls(origin, robots, policy.conservative):
         files[url] = await fetch_file(signal, url, user_agent=user_agent, now=now, may_fetch=may_fetch)
+    for signal, url in policy_urls(origin, files):  # the tdm-policy documents tdmrep.json names, for the evidence
+        files[url] = await fetch_file(signal, url, user_agent=user_agent, now=now, may_fetch=may_fetch)
     return assemble(origin, robots, files, policy.conservative, None)
+
+
+async def with_named_files(files: SiteFiles, url: str, headers: Any, body: bytes | None, encoding: str, *,
+                           user_agent: str, now: datetime, may_fetch: HopCheck) -> SiteFiles:
+    """``files`` with what the page names itself and a crawl fetches before releasing it: RSL licences (``Link``,
+    ``<link rel="license">``) and its ``tdm-policy`` (header or meta)."""
+    named = [link.url for link in response_rsl_links(url, headers, body, encoding) if link.url not in files.licences]
+    if named:
+        extra = {u: await fetch_file("rsl", u, user_agent=user_agent, now=now, may_fetch=may_fetch) for u in named}
+        files = replace(files, licences={**files.licences, **extra})
+    policy = response_policy_url(url, headers, body, encoding)
+    if policy is not None and policy not in files.policies:
+        fetched = await fetch_file(POLICY, policy, user_agent=user_agent, now=now, may_fetch=may_fetch)
+        files = replace(files, policies={**files.policies, policy: fetched})
+    return files
 
 
 @dataclass
@@ -152,11 +172,8 @@ async def judge_page(prior: Decision, page: Page, files: SiteFiles, policy: Sign
     if not decision.allowed:
         return decision, []
     headers = list(page.headers.multi_items())
-    named = [link.url for link in response_rsl_links(page.url, headers, page.body, page.encoding)
-             if link.url not in files.licences]
-    if named:
-        extra = {u: await fetch_file("rsl", u, user_agent=user_agent, now=now, may_fetch=may_fetch) for u in named}
-        files = SiteFiles(files.robots, files.tdmrep, files.ai_txt, {**files.licences, **extra})
+    files = await with_named_files(files, page.url, headers, page.body, page.encoding, user_agent=user_agent,
+                                   now=now, may_fetch=may_fetch)
     return response_decision(decision, page.url, facts.canonical.host, headers, page.body, page.encoding, files,
                              policy, token, purpose, facts.platform, now)
 
@@ -176,5 +193,24 @@ def signal_report(results: list[SignalResult], purposes: list[str]) -> list[dict
             entry["covers"] = sorted(r.covers)
         if r.notes:
             entry["notes"] = list(r.notes)
+        policies = _cited(r, purposes, "tdm_policy", "url")
+        if policies:
+            entry["policies"] = policies
+        licences = _cited(r, purposes, "licence_held", "reference")
+        if licences:
+            entry["licences_held"] = licences
         out.append(entry)
     return out
+
+
+def _cited(result: SignalResult, purposes: list[str], prefix: str, name: str) -> list[dict[str, Any]]:
+    """The distinct ``prefix*`` evidence fields of a result's statements (a tdm-policy and what it says, a recorded
+    licence and where): the field ``prefix`` itself as ``name``, the others without the prefix."""
+    found: dict[str, dict[str, Any]] = {}
+    for f in result.findings:
+        detail = f.statement.detail
+        if f.purpose in purposes and prefix in detail:
+            cited = {(name if k == prefix else k[len(prefix) + 1:]): v for k, v in detail.items()
+                     if k.startswith(prefix)}
+            found.setdefault(json.dumps(cited, sort_keys=True, default=str), cited)
+    return list(found.values())

@@ -16,8 +16,10 @@ from scrapy.http import Response, TextResponse
 from .decision import Decision, Evidence, Stage, deny
 from .robots.body import decoded_body, page_encoding, reads_as_html
 from .signals.evaluate import response_silent
+from .signals.odrl import SIGNAL as POLICY
 from .signals.policy import ResponseSignals, SignalsNeeded
 from .signals.rsl import response_rsl_links
+from .signals.tdmrep import response_policy_url
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -75,6 +77,10 @@ async def check_signals(runtime: ConsentRuntime, request: Request, response: Res
                      if link.url not in files.licences]
             if named:
                 files = replace(files, licences={**files.licences, **await runtime.site_signals.licences(named)})
+            policy = response_policy_url(response.url, response.headers, body, encoding)
+            if policy is not None and policy not in files.policies:
+                files = replace(files, policies={**files.policies,
+                                                 **await runtime.site_signals.licences([policy], POLICY)})
         added = runtime.engine.response_signals.added(
             response.url, facts.canonical.host, response.headers, body, encoding, files,
             runtime.engine.signal_policy, config.token, config.purpose, facts.platform, now, silent=silent)

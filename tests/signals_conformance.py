@@ -14,6 +14,7 @@ AITXT = Spawning ai.txt; signals.md = ``shared/reference/signals.md`` (the combi
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,13 +40,16 @@ class Case:
     conservative: bool = True
     stores_items: bool = True
     token: str = "consentcrawl"
-    #: {"purposes": [...], "reference": ..., "overrides_signals": ..., "research_exception": (statement, reference)}
+    #: {"purposes": [...], "reference": ..., "overrides_signals": ..., "research_exception": (statement, reference),
+    #:  "signal_licence": reference}
     platform: Mapping[str, Any] | None = None
     research_exception: tuple[str, str] | None = None  #: (statement, reference)
     licence_held: str | None = None
     custom: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  #: custom purpose -> counts as
     evidence: Mapping[str, Any] = field(default_factory=dict)  #: key/value some evidence entry must show
     conflict: bool = False  #: a signal-conflict must be recorded
+    #: URLs (on any host) the site's server must never be asked for: a side request decided and denied
+    never_fetched: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -63,6 +67,25 @@ def tdm(body: str, status: int = 200) -> dict[str, tuple[int, str]]:
 def rsl(content: str, robots_extra: str = "") -> dict[str, tuple[int, str]]:
     return {"/robots.txt": robots("User-agent: *", "Allow: /", f"License: {SITE}/license.xml", robots_extra),
             "/license.xml": (200, f"<rsl {NS}>{content}</rsl>")}
+
+
+#: a tdm-policy as the TDMRep policy profile writes it: an ODRL Offer whose assigner has vCard contact details
+POLICY = json.dumps({
+    "@context": ["http://www.w3.org/ns/odrl.jsonld", {"tdm": "http://www.w3.org/ns/tdmrep#"}],
+    "@type": "Offer", "profile": "http://www.w3.org/ns/tdmrep", "uid": f"{SITE}/policy.json",
+    "assigner": {"uid": SITE, "vcard:fn": "Site Press", "vcard:hasEmail": "mailto:tdm@site.example",
+                 "vcard:hasURL": f"{SITE}/contact", "vcard:hasTelephone": "tel:+33-1-23-45-67-89"},
+    "permission": [{"target": f"{SITE}/catalog", "action": "tdm:mine",
+                    "duty": [{"action": "compensate"}]}],
+    "prohibition": [{"target": f"{SITE}/catalog", "action": ["tdm:mine", "odrl:distribute"]}]})
+POLICY_ASSIGNER = {"uid": SITE, "name": "Site Press", "email": "tdm@site.example", "url": f"{SITE}/contact",
+                   "phone": "+33-1-23-45-67-89"}
+PEOPLE = "http://people.example"  #: a platform of people (the check runner configures it): /u/ID is a profile
+
+
+def policy_site(status: int, body: str, reservation: int = 1) -> dict[str, tuple[int, str]]:
+    return {**tdm(f'[{{"location": "/", "tdm-reservation": {reservation}, "tdm-policy": "{SITE}/policy.json"}}]'),
+            "/policy.json": (status, body)}
 
 
 def head(*tags: str) -> str:
@@ -96,8 +119,40 @@ CASES: list[Case] = [
     Case("tdm-file-0-input", "tdmrep", "signals.md: ai-input needs its own allow", "/a", "ai-input", "deny",
          DEFAULT_DENY, tdm('[{"location": "/", "tdm-reservation": 0}]')),
     Case("tdm-policy-evidence", "tdmrep", "§3.2 tdm-policy recorded", "/a", "ai-training", "deny", T_SIG + "tdmrep",
-         tdm('[{"location": "/", "tdm-reservation": 1, "tdm-policy": "https://site.example/policy.json"}]'),
-         evidence={"tdm_policy": "https://site.example/policy.json"}),
+         policy_site(404, ""), evidence={"tdm_policy": "https://site.example/policy.json"}),
+    Case("tdm-policy-read", "tdmrep", "§4 TDM policy: the assigner's contact and actions, as evidence", "/a",
+         "ai-training", "deny", T_SIG + "tdmrep", policy_site(200, POLICY),
+         evidence={"tdm_policy_status": "read", "tdm_policy_assigner": POLICY_ASSIGNER,
+                   "tdm_policy_permission": ["tdm:mine"], "tdm_policy_prohibition": ["tdm:mine", "odrl:distribute"]}),
+    Case("tdm-policy-offer-not-licence", "tdmrep", "§4 a policy that permits mining does not lift a reservation",
+         "/a", "research", "deny", T_SIG + "tdmrep", policy_site(200, POLICY), evidence={"tdm_policy_status": "read"}),
+    Case("tdm-policy-with-0", "tdmrep", "a policy beside reservation 0 is recorded; 0 decides", "/a", "research",
+         "allow", files=policy_site(200, POLICY, 0), evidence={"tdm_policy_status": "read"}),
+    Case("tdm-policy-404", "tdmrep", "a policy that is not there: recorded, the reservation decides", "/a",
+         "ai-training", "deny", T_SIG + "tdmrep", policy_site(404, "not found"),
+         evidence={"tdm_policy_status": "not found"}),
+    Case("tdm-policy-unreachable", "tdmrep", "an unreachable policy: recorded, the reservation decides", "/a",
+         "research", "allow", files=policy_site(UNREACHABLE, "", 0), evidence={"tdm_policy_status": "unavailable"}),
+    Case("tdm-policy-garbage", "tdmrep", "a policy that is not JSON: unreadable, never an allow", "/a",
+         "ai-training", "deny", T_SIG + "tdmrep", policy_site(200, '{"assigner": [[[ not json'),
+         evidence={"tdm_policy_status": "unreadable"}),
+    Case("tdm-policy-not-object", "tdmrep", "a JSON policy that is not an object: unreadable", "/a", "ai-training",
+         "deny", T_SIG + "tdmrep", policy_site(200, '"just text"'), evidence={"tdm_policy_status": "unreadable"}),
+    Case("tdm-policy-redirect-to-profile", "tdmrep", "a policy redirecting to a person's profile is not fetched",
+         "/a", "ai-training", "deny", T_SIG + "tdmrep", policy_site(302, f"{PEOPLE}/u/7"),
+         evidence={"tdm_policy_status": "unavailable"}, never_fetched=(f"{PEOPLE}/u/7",)),
+    Case("tdm-policy-profile", "tdmrep", "a policy URL that is a person's profile is not fetched", "/a",
+         "ai-training", "deny", T_SIG + "tdmrep",
+         tdm(f'[{{"location": "/", "tdm-reservation": 1, "tdm-policy": "{PEOPLE}/u/7"}}]'),
+         never_fetched=(f"{PEOPLE}/u/7",)),
+    Case("tdm-policy-header", "tdmrep", "§3.3 the tdm-policy header: fetched and cited", "/a", "ai-training",
+         "deny", R_SIG + "tdmrep", {"/policy.json": (200, POLICY)},
+         headers=(("tdm-reservation", "1"), ("tdm-policy", "/policy.json")),
+         evidence={"tdm_policy_status": "read", "tdm_policy_assigner": POLICY_ASSIGNER}),
+    Case("tdm-policy-meta-garbage", "tdmrep", "§3.4 the tdm-policy meta tag, its document garbage", "/a",
+         "research", "deny", R_SIG + "tdmrep", {"/p.json": (200, "\x00\xff<html>")},
+         html=head('<meta name="tdm-reservation" content="1">', '<meta name="tdm-policy" content="/p.json">'),
+         evidence={"tdm_policy_status": "unreadable"}),
     Case("tdm-order-first-wins-specific", "tdmrep", "array order: first matching location", "/free/a", "research",
          "allow",
          files=tdm('[{"location": "/free/*", "tdm-reservation": 0}, {"location": "/*", "tdm-reservation": 1}]')),
@@ -160,7 +215,8 @@ CASES: list[Case] = [
          R_SIG + "tdmrep", headers=(("tdm-reservation", "0"),),
          html=head('<meta name="tdm-reservation" content="1">')),
     Case("tdm-missing-meta-no-reset", "tdmrep", "a missing value never resets", "/a", "research", "deny",
-         R_SIG + "tdmrep", headers=(("tdm-reservation", "1"),), html=head('<meta name="tdm-policy" content="x">')),
+         R_SIG + "tdmrep", {"/x": (404, "")}, headers=(("tdm-reservation", "1"),),
+         html=head('<meta name="tdm-policy" content="x">')),
     Case("tdm-invalid-meta-no-reset", "tdmrep", "an invalid value is unset, so it resets nothing", "/a", "research",
          "deny", R_SIG + "tdmrep", headers=(("tdm-reservation", "1"),),
          html=head('<meta name="tdm-reservation" content="2">')),
@@ -169,7 +225,8 @@ CASES: list[Case] = [
     Case("tdm-meta-commented", "tdmrep", "a commented-out meta tag does not count", "/a", "research", "allow",
          html=head('<!-- <meta name="tdm-reservation" content="1"> -->')),
     Case("tdm-header-policy", "tdmrep", "§3.3 tdm-policy header recorded", "/a", "ai-training", "deny",
-         R_SIG + "tdmrep", headers=(("tdm-reservation", "1"), ("tdm-policy", "https://site.example/p.json")),
+         R_SIG + "tdmrep", {"/p.json": (404, "")},
+         headers=(("tdm-reservation", "1"), ("tdm-policy", "https://site.example/p.json")),
          evidence={"tdm_policy": "https://site.example/p.json"}),
 
     # -- IETF AIPREF: the header ----------------------------------------------------------------------------
@@ -349,6 +406,21 @@ CASES: list[Case] = [
     Case("rsl-server-licence-held", "rsl", "issue #13: a recorded licence lifts server=", "/a", "search-indexing",
          "allow", files=rsl('<content url="/" server="https://lic.example/"><license>'
                             '<permits type="usage">all</permits></license></content>'), licence_held="RSL-77"),
+    Case("rsl-server-platform-licence", "rsl", "issue #13: a licence recorded for the platform lifts server=", "/a",
+         "search-indexing", "allow", files=rsl('<content url="/" server="https://lic.example/"><license>'
+                                               '<permits type="usage">all</permits></license></content>'),
+         platform={"purposes": ["search-indexing"], "reference": "MB-1", "signal_licence": "RSL-PLATFORM-9"},
+         evidence={"licence_held": "RSL-PLATFORM-9"}),
+    Case("rsl-server-platform-licence-first", "rsl", "the platform's licence before the setting's", "/a",
+         "search-indexing", "allow", files=rsl('<content url="/" server="https://lic.example/"><license>'
+                                               '<permits type="usage">all</permits></license></content>'),
+         platform={"purposes": ["search-indexing"], "reference": "MB-1", "signal_licence": "RSL-PLATFORM-9"},
+         licence_held="RSL-SETTING-1", evidence={"licence_held": "RSL-PLATFORM-9"}),
+    Case("rsl-platform-licence-not-prohibition", "rsl", "a recorded licence never lifts a prohibition", "/a",
+         "ai-training", "deny", T_SIG + "rsl",
+         rsl('<content url="/" server="https://lic.example/"><license><prohibits type="usage">ai-train</prohibits>'
+             '</license></content>'),
+         platform={"purposes": ["ai-training"], "reference": "MB-1", "signal_licence": "RSL-PLATFORM-9"}),
     Case("rsl-payment", "rsl", "§3.6 payment: denied until a licence is recorded", "/a", "ai-training", "deny",
          T_SIG + "rsl", rsl('<content url="/"><license><permits type="usage">ai-train</permits>'
                             '<payment type="purchase"><amount currency="USD">10</amount></payment>'

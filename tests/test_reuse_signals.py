@@ -32,7 +32,7 @@ SILENT = head('<meta charset="utf-8">', '<link rel="stylesheet" href="/s.css">',
 
 def _inputs(case: Case) -> tuple[SiteFiles, SignalPolicy, Any]:
     files = SiteFiles(_robots(case), _file(case, "tdmrep", "/.well-known/tdmrep.json"),
-                      _file(case, "ai-txt", "/ai.txt"), _Served(case))
+                      _file(case, "ai-txt", "/ai.txt"), _Served(case), _Served(case, "tdm-policy"))
     policy = SignalPolicy(
         conservative=case.conservative, stores_items=case.stores_items,
         custom=tuple(CustomPurpose(name, frozenset(counts)) for name, counts in case.custom.items()),
@@ -42,6 +42,8 @@ def _inputs(case: Case) -> tuple[SiteFiles, SignalPolicy, Any]:
     if case.platform is not None:  # the fields grant_of reads, as platforms.yaml gives them
         platform = SimpleNamespace(name="example", source="platforms.yaml",
                                    research_exception=case.platform.get("research_exception"),
+                                   signal_licence=((case.platform["signal_licence"], "platforms.yaml:3")
+                                                   if case.platform.get("signal_licence") else None),
                                    authorization=SimpleNamespace(
             purposes=tuple(case.platform.get("purposes", ())), reference=case.platform.get("reference"),
             overrides_signals=bool(case.platform.get("overrides_signals"))))

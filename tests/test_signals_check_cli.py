@@ -16,6 +16,7 @@ import yaml
 
 from consentcrawl import reasons
 from consentcrawl.cli import main
+from consentcrawl.signals.purposes import BASE_PURPOSES
 from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
 
 from .signals_conformance import CASES, SITE, Case
@@ -39,14 +40,22 @@ def _app(case: Case) -> Any:
                                   *((k, _http(v)) for k, v in case.headers)], _http(case.html or "<p>text</p>"))
         if request.host == "site.example" and request.path in files:
             status, body = files[request.path]
+            if 300 <= status < 400:  # a redirect: the row's body is where to
+                return Response(status, {"Location": body}, "")
             return Response(status, {"Content-Type": "text/plain"}, body)
+        if request.host == "people.example" and request.path.startswith("/u/"):
+            return Response.html(f"<html><body>the profile of {request.path[3:]}</body></html>")
         return Response(404, {"Content-Type": "text/plain"}, "not found")
 
     return app
 
 
 def _platforms(case: Case, tmp_path: Path) -> Path:
-    platforms: dict[str, Any] = {"elsewhere": {"domains": ["elsewhere.example"]}}
+    platforms: dict[str, Any] = {"elsewhere": {"domains": ["elsewhere.example"]},
+                                 # people who never authorized anything: no side request may fetch their pages
+                                 "people": {"domains": ["people.example"], "profiles": ["/u/{subject}"],
+                                            "authorization": {"purposes": list(BASE_PURPOSES),
+                                                              "reference": "PEOPLE-1"}}}
     if case.platform is not None:
         entry: dict[str, Any] = {"domains": ["site.example"]}
         if case.platform.get("purposes"):
@@ -58,6 +67,8 @@ def _platforms(case: Case, tmp_path: Path) -> Path:
         if case.platform.get("research_exception"):
             entry["research_exception"] = dict(zip(("statement", "reference"), case.platform["research_exception"],
                                                    strict=True))
+        if case.platform.get("signal_licence"):
+            entry["signal_licence"] = case.platform["signal_licence"]
         platforms["example"] = entry
     path = tmp_path / "platforms.yaml"
     path.write_text(yaml.safe_dump({"platforms": platforms}))
@@ -90,16 +101,31 @@ def test_conformance_row_through_check(case: Case, tmp_path: Path, capsys: pytes
                      "--platforms", str(_platforms(case, tmp_path)), "--settings", _settings(case, tmp_path),
                      "--user-agent", case.token])
         paths = [r.path + (f"?{r.query}" if r.query else "") for r in server.requests if r.host == "site.example"]
+        asked = {f"http://{r.host}{r.path}" for r in server.requests}
     out, err = capsys.readouterr()
     if case.research_exception and not all(part.strip() for part in case.research_exception):
         # in settings, a research exception without its reference is a configuration error, not a quiet deny
         assert code == 2 and "CONSENTCRAWL_RESEARCH_EXCEPTION" in err
         return
     assert code in (0, 1), err
+    assert not asked & set(case.never_fetched), asked  # decided like any request, and denied: never sent
     decision = json.loads(out)
     assert (decision["verdict"], decision["reason"] if decision["verdict"] == "deny" else None) == \
         (case.expect, case.reason), (case.source, decision["evidence"])
     assert code == (0 if case.expect == "allow" else 1)
+    for key, value in case.evidence.items():  # what the row says the evidence shows (its URLs served over http)
+        value = json.loads(_http(json.dumps(value)))
+        assert any(entry.get(key) == value for entry in decision["evidence"]), (key, value, decision["evidence"])
+    status = case.evidence.get("tdm_policy_status")
+    if status is not None:  # the signals list shows the policy too, with what it says
+        listed = [p for s in decision["signals"] if s["signal"] == "tdmrep" for p in s.get("policies", ())]
+        assert [p["status"] for p in listed] == [status], decision["signals"]
+        if status == "read":
+            assert listed[0]["assigner"]["email"] == "tdm@site.example", listed
+    if case.never_fetched:  # the policy's fetch was refused at the hop, and the evidence says so
+        policies = [e for e in decision["evidence"] if e["kind"] == "signal.tdmrep" and "tdm_policy" in e]
+        assert policies and all(e["tdm_policy_status"] == "unavailable" and "may not fetch" in e["tdm_policy_cause"]
+                                for e in policies), policies
     page_fetched = case.path in paths
     reason = decision["reason"]
     if reason.startswith(("robots.", "terms.signal.", "terms.signal-unavailable.")) and case.expect == "deny":

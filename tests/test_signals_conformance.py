@@ -29,16 +29,18 @@ NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 
 
 class _Served(Mapping[str, SignalFile]):
-    """Licence URLs -> their fetch: what the row's site serves, a 404 for anything else on it."""
+    """Licence (or tdm-policy) URLs -> their fetch: what the row's site serves, a 404 for anything else on it; a
+    URL elsewhere was not fetched (the adapters decide it first; tests/test_signals_check_cli.py shows that)."""
 
-    def __init__(self, case: Case) -> None:
+    def __init__(self, case: Case, signal: str = "rsl") -> None:
         self.case = case
+        self.signal = signal
 
     def __getitem__(self, url: str) -> SignalFile:
         if not url.startswith(SITE + "/"):
             raise KeyError(url)
         status, body = self.case.files.get(url[len(SITE):], (404, ""))
-        return file_response("rsl", url, status, body.encode(), NOW)
+        return file_response(self.signal, url, status, body.encode(), NOW)
 
     def __iter__(self) -> Iterator[str]:
         return iter(SITE + p for p in self.case.files)
@@ -64,11 +66,14 @@ def run(case: Case) -> tuple[str, str | None, SignalDecision | None, SignalDecis
     if not match.allowed:
         return "deny", reasons.ROBOTS_DISALLOWED, None, None
     files = SiteFiles(robots, _file(case, "tdmrep", "/.well-known/tdmrep.json"), _file(case, "ai-txt", "/ai.txt"),
-                      _Served(case))
+                      _Served(case), _Served(case, "tdm-policy"))
     exception = ResearchException(*case.research_exception) if case.research_exception else None
     if case.platform is not None and case.platform.get("research_exception"):
         exception = ResearchException(*case.platform["research_exception"])  # the platform's before the setting's
-    options = SignalOptions(case.token, case.conservative, case.stores_items, exception, case.licence_held)
+    licence = case.licence_held
+    if case.platform is not None and case.platform.get("signal_licence"):
+        licence = case.platform["signal_licence"]  # the platform's before the setting's
+    options = SignalOptions(case.token, case.conservative, case.stores_items, exception, licence)
     platform = None
     if case.platform is not None:
         platform = PlatformGrant("example", frozenset(case.platform.get("purposes", ())),

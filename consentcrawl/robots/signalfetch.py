@@ -1,5 +1,6 @@
-"""A site's signal files inside a crawl (issue #13): ``/.well-known/tdmrep.json``, the RSL licences robots.txt
-names (and those a response names), ``/ai.txt`` in conservative mode.
+"""A site's signal files inside a crawl (issue #13): ``/.well-known/tdmrep.json`` and the ``tdm-policy`` documents
+it names, the RSL licences robots.txt names (and the licences and policies a response names), ``/ai.txt`` in
+conservative mode.
 
 Fetched with robots.txt's rules and robots.txt's machinery: through Scrapy's engine as consentcrawl's own side
 requests (:meth:`ScrapyRobotsFetcher.side_request`: recognised by identity, each redirect hop asked before it is
@@ -16,13 +17,15 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ..distributed.shared import SharedStateUnavailable
 from ..signals.evaluate import SiteFiles, licence_links
 from ..signals.fetch import WELL_KNOWN, SignalFile, SignalFileCache, SignalFileStatus, from_response, unavailable
+from ..signals.odrl import SIGNAL as POLICY
+from ..signals.tdmrep import site_policy_urls
 
 if TYPE_CHECKING:
     from .fetch import RobotsFile
@@ -43,16 +46,35 @@ def site_file_urls(origin: str, robots: RobotsFile | None, conservative: bool) -
     return urls
 
 
+def policy_urls(origin: str, files: dict[str, SignalFile]) -> list[tuple[str, str]]:
+    """(signal, URL) of the ``tdm-policy`` documents the origin's fetched tdmrep.json names: fetched after it, each
+    once, for the evidence. Asked at every decision: most origins publish no tdmrep.json, which is answered first."""
+    tdmrep = files.get(origin + WELL_KNOWN["tdmrep"])
+    if tdmrep is None or tdmrep.status is not SignalFileStatus.OK:
+        return []
+    return [(POLICY, url) for url in site_policy_urls(tdmrep)]
+
+
 def assemble(origin: str, robots: RobotsFile | None, files: dict[str, SignalFile], conservative: bool,
              last: SiteFiles | None) -> SiteFiles:
     """The origin's :class:`SiteFiles` from fetched files by URL; ``last`` again when nothing changed."""
     tdmrep = files.get(origin + WELL_KNOWN["tdmrep"])
     ai_txt = files.get(origin + WELL_KNOWN["ai-txt"]) if conservative else None
-    licences = {f.url: f for f in files.values() if f.signal == "rsl"}
+    licences: dict[str, SignalFile] = {}
+    policies: dict[str, SignalFile] = {}
+    for f in files.values():
+        if f.signal == "rsl":
+            licences[f.url] = f
+        elif f.signal == POLICY:
+            policies[f.url] = f
     if (last is not None and last.robots is robots and last.tdmrep is tdmrep and last.ai_txt is ai_txt
-            and len(last.licences) == len(licences) and all(last.licences.get(u) is f for u, f in licences.items())):
+            and _same(last.licences, licences) and (not (policies or last.policies) or _same(last.policies, policies))):
         return last
-    return SiteFiles(robots, tdmrep, ai_txt, licences)
+    return SiteFiles(robots, tdmrep, ai_txt, licences, policies)
+
+
+def _same(last: Mapping[str, SignalFile], now: Mapping[str, SignalFile]) -> bool:
+    return len(last) == len(now) and all(last.get(u) is f for u, f in now.items())
 
 
 class ScrapySignalFetcher:
@@ -79,13 +101,20 @@ class ScrapySignalFetcher:
             if file is None:
                 return None
             files[url] = file
+        for _signal, url in policy_urls(origin, files):
+            file = self.cache.get(url, now)
+            if file is None:
+                return None
+            files[url] = file
         return self._assemble(origin, robots, files)
 
     async def get(self, origin: str, robots: RobotsFile | None) -> SiteFiles:
         """The origin's files in force now, fetched where they are not (or no longer) cached."""
         wanted = site_file_urls(origin, robots, self.conservative)
         got = await asyncio.gather(*(self.file(signal, url) for signal, url in wanted))
-        return self._assemble(origin, robots, {f.url: f for f in got})
+        files = {f.url: f for f in got}
+        got = await asyncio.gather(*(self.file(signal, url) for signal, url in policy_urls(origin, files)))
+        return self._assemble(origin, robots, {**files, **{f.url: f for f in got}})
 
     def cached(self, origin: str, robots: RobotsFile | None) -> SiteFiles:
         """The files the send-time decision uses: the last fetched, whatever their age. A file never fetched is
@@ -95,11 +124,15 @@ class ScrapySignalFetcher:
         for signal, url in site_file_urls(origin, robots, self.conservative):
             file = self._files.get(url)
             files[url] = file if file is not None else unavailable(signal, url, now, "not fetched before sending")
+        for signal, url in policy_urls(origin, files):
+            file = self._files.get(url)
+            files[url] = file if file is not None else unavailable(signal, url, now, "not fetched before sending")
         return self._assemble(origin, robots, files)
 
-    async def licences(self, urls: Iterable[str]) -> dict[str, SignalFile]:
-        """RSL licences a response names (its ``Link`` header or ``<link>``), fetched before it is released."""
-        got = await asyncio.gather(*(self.file("rsl", url) for url in dict.fromkeys(urls)))
+    async def licences(self, urls: Iterable[str], signal: str = "rsl") -> dict[str, SignalFile]:
+        """RSL licences a response names (its ``Link`` header or ``<link>``), or with ``signal="tdm-policy"`` the
+        ``tdm-policy`` it names, fetched before it is released."""
+        got = await asyncio.gather(*(self.file(signal, url) for url in dict.fromkeys(urls)))
         return {f.url: f for f in got}
 
     def _assemble(self, origin: str, robots: RobotsFile | None, files: dict[str, SignalFile]) -> SiteFiles:
@@ -139,7 +172,10 @@ class ScrapySignalFetcher:
         stats = self.robots.crawler.stats
         if stats is not None:
             stats.inc_value(f"consentcrawl/signals/{file.status.value}")
-        if file.status is SignalFileStatus.UNAVAILABLE:
+        if file.status is SignalFileStatus.UNAVAILABLE and signal == POLICY:
+            logger.warning("consentcrawl: tdm-policy on %s unavailable (%s): recorded, the reservation decides",
+                           url.split("/", 3)[2] if "//" in url else url, file.cause)
+        elif file.status is SignalFileStatus.UNAVAILABLE:
             logger.warning("consentcrawl: %s file of %s unavailable (%s): denying the purposes it covers",
                            signal, url.split("/", 3)[2] if "//" in url else url, file.cause)
         self.cache.put(file, min(file.fetched_at, self.now()))  # from the time it was fetched

@@ -5,6 +5,7 @@ Pure: no Scrapy, no I/O, no clock. One module per signal turns what a site publi
 ``docs/signals.md`` has the table of what each signal means for each purpose.
 
 - :mod:`.tdmrep`: W3C TDMRep (``/.well-known/tdmrep.json``, headers, meta)
+- :mod:`.odrl`: the ODRL policy a TDMRep ``tdm-policy`` names, read for the evidence
 - :mod:`.content_usage`: IETF AIPREF ``Content-Usage`` (header, robots.txt rule)
 - :mod:`.content_signal`: Cloudflare Content Signals (robots.txt, header)
 - :mod:`.rsl`: RSL 1.0 licences (discovery, safe XML parsing, per-path terms)

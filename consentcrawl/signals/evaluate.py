@@ -44,6 +44,7 @@ class SignalOptions:
     stores_items: bool = True  #: the crawl persists items (Content-Signal ``use=immediate`` then denies)
     research_exception: ResearchException | None = None
     licence_held: str | None = None  #: a recorded RSL licence reference for this site
+    licence_source: str = ""  #: where it was recorded: the setting, or ``platforms.yaml`` and its line
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,8 @@ class SiteFiles:
     tdmrep: SignalFile | None = None
     ai_txt: SignalFile | None = None
     licences: Mapping[str, SignalFile] = field(default_factory=dict)  #: RSL licence URL -> its fetch
+    #: TDMRep ``tdm-policy`` URL -> its fetch (evidence only: a policy never changes a verdict)
+    policies: Mapping[str, SignalFile] = field(default_factory=dict)
 
 
 def licence_links(files: SiteFiles) -> list[RslLink]:
@@ -71,7 +74,8 @@ def _rsl(links: list[RslLink], files: SiteFiles, url: str, options: SignalOption
         if licence is None:  # discovered but never fetched: fail closed, the adapter must fetch it
             licence = unavailable("rsl", link.url, files.robots.fetched_at if files.robots else datetime.min,
                                   "licence not fetched")
-        out.append(site_rsl(licence, url, link, licence_held=options.licence_held))
+        out.append(site_rsl(licence, url, link, licence_held=options.licence_held,
+                            licence_source=options.licence_source))
     return out
 
 
@@ -79,7 +83,7 @@ def site_results(url: str, files: SiteFiles, options: SignalOptions = SignalOpti
     """The site-level signals for ``url``: decided before the fetch."""
     token = options.token
     return [
-        site_tdmrep(files.tdmrep, url, research_exception=options.research_exception),
+        site_tdmrep(files.tdmrep, url, research_exception=options.research_exception, policies=files.policies),
         site_content_usage(files.robots, url, token, conservative=options.conservative),
         site_content_signal(files.robots, token, stores_items=options.stores_items),
         *_rsl(licence_links(files), files, url, options),
@@ -116,7 +120,7 @@ def response_results(url: str, headers: Any, body: bytes | str | None, files: Si
     links = [link for link in response_rsl_links(url, headers, body, encoding) if link.url not in site_links]
     return [
         response_tdmrep(url, headers, body, file=files.tdmrep, fetched_at=fetched_at, encoding=encoding,
-                        research_exception=options.research_exception),
+                        research_exception=options.research_exception, policies=files.policies),
         response_content_usage(url, headers, fetched_at=fetched_at, conservative=options.conservative),
         response_content_signal(url, headers, fetched_at=fetched_at, stores_items=options.stores_items),
         *_rsl(links, files, url, options),

@@ -85,18 +85,23 @@ class SignalPolicy:
             return ResearchException(statement, reference, platform.source)
         return self.research_exception
 
-    def licence_for(self, host: str) -> str | None:
+    def licence_for(self, host: str, platform: Platform | None = None) -> tuple[str | None, str]:
+        """The RSL licence recorded for ``host`` and where it was recorded: the platform's own
+        (``signal_licence`` in ``platforms.yaml``) before the setting's (a host covers its subdomains)."""
+        if platform is not None and platform.signal_licence is not None:
+            return platform.signal_licence
         host = host.lower().rstrip(".")
         while host:
             ref = self.licences.get(host)
             if ref:
-                return ref
+                return ref, "CONSENTCRAWL_SIGNAL_LICENCES"
             host = host.partition(".")[2]
-        return None
+        return None, ""
 
     def options(self, token: str, host: str, platform: Platform | None = None) -> SignalOptions:
-        return SignalOptions(token, self.conservative, self.stores_items, self.research_for(platform),
-                             self.licence_for(host))
+        licence, source = self.licence_for(host, platform)
+        return SignalOptions(token, self.conservative, self.stores_items, self.research_for(platform), licence,
+                             source)
 
 
 DEFAULT_POLICY = SignalPolicy()

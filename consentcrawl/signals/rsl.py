@@ -222,9 +222,10 @@ def selected_contents(document: RslDocument, page_url: str | PagePath) -> list[R
 
 
 def evaluate_rsl(document: RslDocument, page_url: str, link: RslLink, *, fetched_at: datetime | None = None,
-                 licence_held: str | None = None) -> SignalResult:
+                 licence_held: str | None = None, licence_source: str = "") -> SignalResult:
     """The licence's verdict per purpose for ``page_url``. ``licence_held``: the operator's recorded licence
-    reference for this site, which lifts ``server`` and ``<payment>`` (never a prohibition)."""
+    reference for this site, which lifts ``server`` and ``<payment>`` (never a prohibition); ``licence_source``:
+    where the operator recorded it (cited with it)."""
     chosen = selected_contents(document, page_url)
     if not chosen:
         return SignalResult(SIGNAL, link.level, source=link.url, fetched_at=fetched_at,
@@ -237,6 +238,8 @@ def evaluate_rsl(document: RslDocument, page_url: str, link: RslLink, *, fetched
             detail["server"] = content.server
         if held:
             detail["licence_held"] = licence_held
+            if licence_source:
+                detail["licence_held_in"] = licence_source
         for purpose in sorted(BASE_PURPOSES):
             judged: list[tuple[RslLicense | None, SignalVerdict, str]] = [
                 (lic, *_judge(lic, purpose, content.server, held)) for lic in content.licenses]
@@ -264,7 +267,7 @@ def _describe(lic: RslLicense) -> str:
 
 
 def site_rsl(file: SignalFile | None, page_url: str, link: RslLink, *,
-             licence_held: str | None = None) -> SignalResult:
+             licence_held: str | None = None, licence_source: str = "") -> SignalResult:
     """A licence file's verdict: 4xx is no statement; unavailable or unreadable denies every purpose
     (``terms.signal-unavailable.rsl``)."""
     if file is None or file.status is SignalFileStatus.ABSENT:
@@ -277,7 +280,8 @@ def site_rsl(file: SignalFile | None, page_url: str, link: RslLink, *,
     if document.error is not None:
         return SignalResult(SIGNAL, link.level, unavailable=f"licence unreadable: {document.error}",
                             covers=BASE_PURPOSES, source=link.url, fetched_at=file.fetched_at)
-    return evaluate_rsl(document, page_url, link, fetched_at=file.fetched_at, licence_held=licence_held)
+    return evaluate_rsl(document, page_url, link, fetched_at=file.fetched_at, licence_held=licence_held,
+                        licence_source=licence_source)
 
 
 # -- discovery ---------------------------------------------------------------------------------------------------

@@ -12,7 +12,8 @@ HTML meta tags, resolved per purpose.
   error and reads as unset.
 - 1 denies the TDM purposes (:data:`~consentcrawl.signals.purposes.TDM_PURPOSES`); ``research`` only while the
   operator records no research-exception statement with a reference (:class:`ResearchException`). 0 allows
-  ai-training and research. ``tdm-policy`` is recorded as evidence: an offer, not a licence, so 1 still denies.
+  ai-training and research. ``tdm-policy`` is recorded as evidence with what its ODRL document says
+  (:mod:`~consentcrawl.signals.odrl`, fetched by the adapters): an offer, not a licence, so 1 still denies.
 
 Decisions where the report is silent: the first matching entry decides even when its reservation is invalid (no
 fall-through to later entries); several header lines or meta tags with different valid values read as the most
@@ -22,7 +23,7 @@ restrictive (1); a ``location`` written as an absolute URL counts only on its ow
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
@@ -31,9 +32,11 @@ from typing import Any
 from ._common import PagePath, PathPattern, head_tags, header_lines, origin_of, url_path
 from .base import Finding, Level, SignalResult, SignalVerdict, Statement
 from .fetch import SignalFile, SignalFileStatus
+from .odrl import distinct, policy_evidence, policy_url
 from .purposes import RESEARCH, TDM_PURPOSES, purposes_for
 
-__all__ = ["ResearchException", "TdmRepEntry", "TdmRepFile", "parse_tdmrep_file", "response_tdmrep", "site_tdmrep"]
+__all__ = ["ResearchException", "TdmRepEntry", "TdmRepFile", "parse_tdmrep_file", "response_policy_url",
+           "response_tdmrep", "site_policy_urls", "site_tdmrep"]
 
 SIGNAL = "tdmrep"
 MAX_ENTRIES = 10_000  #: entries read from one file
@@ -93,6 +96,20 @@ class TdmRepFile:
             if entry.matches(page):
                 return entry
         return None
+
+
+def site_policy_urls(file: SignalFile | None) -> list[str]:
+    """The ``tdm-policy`` documents a fetched tdmrep.json names (what a site-level fetcher fetches next, each once,
+    at most :data:`~consentcrawl.signals.odrl.MAX_POLICIES`)."""
+    if file is None or file.status is not SignalFileStatus.OK:
+        return []
+    return list(_policy_urls(file.url, file.body))
+
+
+@lru_cache(maxsize=64)
+def _policy_urls(base: str, body: bytes) -> tuple[str, ...]:
+    """Remembered per file: the adapters ask for every decision whether the origin's policies are fetched."""
+    return tuple(distinct(policy_url(base, e.policy) for e in parse_tdmrep_file(body).entries if e.policy))
 
 
 def _reservation(value: Any) -> tuple[int | None, str | None]:
@@ -166,12 +183,13 @@ def _findings(reservation: int, statement: Statement, exception: ResearchExcepti
     return out
 
 
-def site_tdmrep(file: SignalFile | None, url: str, *,
-                research_exception: ResearchException | None = None) -> SignalResult:
+def site_tdmrep(file: SignalFile | None, url: str, *, research_exception: ResearchException | None = None,
+                policies: Mapping[str, SignalFile] | None = None) -> SignalResult:
     """The well-known file's verdict for ``url``, decided before the fetch.
 
     ``None`` or a 4xx file: no statement. An unavailable file (5xx, timeout): the TDM purposes are denied with
-    ``terms.signal-unavailable.tdmrep``.
+    ``terms.signal-unavailable.tdmrep``. ``policies``: the ``tdm-policy`` documents fetched, by URL, cited in the
+    evidence (:func:`~consentcrawl.signals.odrl.policy_evidence`); they never change the verdict.
     """
     if file is None or file.status is SignalFileStatus.ABSENT:
         return SignalResult(SIGNAL, Level.SITE, source=file.url if file else "", fetched_at=file.fetched_at
@@ -187,6 +205,7 @@ def site_tdmrep(file: SignalFile | None, url: str, *,
     detail: dict[str, Any] = {"location": entry.location, "entry": entry.index, "tdm_reservation": entry.reservation}
     if entry.policy:
         detail["tdm_policy"] = entry.policy
+        detail.update(policy_evidence(policy_url(file.url, entry.policy), policies))
     statement = Statement(SIGNAL, Level.SITE, file.url, f"tdmrep.json[{entry.index}]", entry.raw, file.fetched_at,
                           detail)
     return SignalResult(SIGNAL, Level.SITE, tuple(_findings(entry.reservation, statement, research_exception,
@@ -207,32 +226,54 @@ def _field(values: Iterable[str]) -> tuple[int | None, list[str]]:
     return (max(found) if found else None), errors
 
 
-def response_tdmrep(url: str, headers: Any = None, body: bytes | str | None = None, *,
-                    file: SignalFile | None = None, fetched_at: datetime | None = None, encoding: str = "utf-8",
-                    research_exception: ResearchException | None = None) -> SignalResult:
-    """The response's verdict, precedence file < header < meta, field by field.
+@dataclass
+class _Said:
+    """The TDMRep fields a response carries: header lines and meta tags, as published."""
 
-    The result replaces the site-level one in :func:`~consentcrawl.signals.combine.combine` (``replaces_site``),
-    because a header or meta tag may relax the file for this resource; it is only a statement of its own when the
-    header or the meta tag sets a value.
-    """
-    header_res = [v for name, _n, v in header_lines(headers, frozenset({"tdm-reservation"}))]
-    header_pol = [v.strip() for name, _n, v in header_lines(headers, frozenset({"tdm-policy"})) if v.strip()]
-    meta_res: list[str] = []
-    meta_pol: list[str] = []
-    meta_raw: list[str] = []
+    header_res: list[str]
+    header_pol: list[str]
+    meta_res: list[str] = field(default_factory=list)
+    meta_pol: list[str] = field(default_factory=list)
+    meta_raw: list[str] = field(default_factory=list)
+
+
+def _read(headers: Any, body: bytes | str | None, encoding: str) -> _Said:
+    said = _Said([v for _l, _n, v in header_lines(headers, frozenset({"tdm-reservation"}))],
+                 [v.strip() for _l, _n, v in header_lines(headers, frozenset({"tdm-policy"})) if v.strip()])
     if body is not None:
         for tag, attrs, raw in head_tags(body, encoding):
             if tag != "meta":
                 continue
             name = attrs.get("name", "").strip().lower()
             if name == "tdm-reservation" and "content" in attrs:
-                meta_res.append(attrs["content"])
-                meta_raw.append(raw)
+                said.meta_res.append(attrs["content"])
+                said.meta_raw.append(raw)
             elif name == "tdm-policy" and attrs.get("content", "").strip():
-                meta_pol.append(attrs["content"].strip())
-    h_value, h_errors = _field(header_res)
-    m_value, m_errors = _field(meta_res)
+                said.meta_pol.append(attrs["content"].strip())
+    return said
+
+
+def response_policy_url(url: str, headers: Any = None, body: bytes | str | None = None,
+                        encoding: str = "utf-8") -> str | None:
+    """The ``tdm-policy`` a response names itself (meta before header), as an absolute URL: what the response
+    phase fetches before :func:`response_tdmrep` cites it."""
+    said = _read(headers, body, encoding)
+    return policy_url(url, said.meta_pol[0] if said.meta_pol else said.header_pol[0] if said.header_pol else None)
+
+
+def response_tdmrep(url: str, headers: Any = None, body: bytes | str | None = None, *,
+                    file: SignalFile | None = None, fetched_at: datetime | None = None, encoding: str = "utf-8",
+                    research_exception: ResearchException | None = None,
+                    policies: Mapping[str, SignalFile] | None = None) -> SignalResult:
+    """The response's verdict, precedence file < header < meta, field by field.
+
+    The result replaces the site-level one in :func:`~consentcrawl.signals.combine.combine` (``replaces_site``),
+    because a header or meta tag may relax the file for this resource; it is only a statement of its own when the
+    header or the meta tag sets a value. ``policies``: as for :func:`site_tdmrep`.
+    """
+    said = _read(headers, body, encoding)
+    h_value, h_errors = _field(said.header_res)
+    m_value, m_errors = _field(said.meta_res)
     notes = [f"header {e}" for e in h_errors] + [f"meta {e}" for e in m_errors]
 
     file_value: int | None = None
@@ -243,16 +284,19 @@ def response_tdmrep(url: str, headers: Any = None, body: bytes | str | None = No
         if file_entry is not None:
             file_value, file_policy = file_entry.reservation, file_entry.policy
 
-    policy = (meta_pol[0] if meta_pol else header_pol[0] if header_pol else file_policy)
+    own = said.meta_pol[0] if said.meta_pol else said.header_pol[0] if said.header_pol else None
+    policy = own or file_policy
     if m_value is not None:
-        value, where, raw = m_value, "meta tdm-reservation", " ".join(meta_raw)
+        value, where, raw = m_value, "meta tdm-reservation", " ".join(said.meta_raw)
     elif h_value is not None:
-        value, where, raw = h_value, "header tdm-reservation", ", ".join(header_res)
+        value, where, raw = h_value, "header tdm-reservation", ", ".join(said.header_res)
     else:
         return SignalResult(SIGNAL, Level.RESPONSE, source=url, fetched_at=fetched_at, notes=tuple(notes))
     detail: dict[str, Any] = {"tdm_reservation": value}
     if policy:
         detail["tdm_policy"] = policy
+        base = url if own else file.url if file is not None else url
+        detail.update(policy_evidence(policy_url(base, policy), policies))
     if file_value is not None and file_value != value and file_entry is not None:
         detail["overrides"] = f"tdmrep.json[{file_entry.index}] tdm-reservation {file_value}"
     statement = Statement(SIGNAL, Level.RESPONSE, url, where, raw, fetched_at, detail)

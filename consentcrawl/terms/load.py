@@ -23,7 +23,8 @@ from .templates import DEFAULT_SUBJECT_REGEX, ProfileTemplate
 
 __all__ = ["load_platforms"]
 
-_PLATFORM_KEYS = ("domains", "authorization", "profiles", "subject", "case_sensitive", "research_exception")
+_PLATFORM_KEYS = ("domains", "authorization", "profiles", "subject", "case_sensitive", "research_exception",
+                  "signal_licence")
 _AUTHORIZATION_KEYS = ("purposes", "reference", "valid_from", "valid_until", "fields", "overrides_signals")
 #: Platform names appear in subject ids ("microblog:1001"), so no ':' and nothing a user would have to quote.
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -114,7 +115,12 @@ class _Reader(NodeReader):
             key_line = node.key_lines.get("research_exception", line)
             research = self.research_exception(fields["research_exception"], f"'research_exception' of {what}",
                                                key_line)
+        licence = None
+        if "signal_licence" in fields:
+            key_line = node.key_lines.get("signal_licence", line)
+            licence = self.signal_licence(fields["signal_licence"], f"'signal_licence' of {what}", key_line)
         platform = Platform(
+            signal_licence=licence,
             research_exception=research,
             name=name,
             domains=frozenset(domains),
@@ -183,6 +189,13 @@ class _Reader(NodeReader):
                               key_line=key_line)
         return (self.string(fields["statement"], f"'statement' of {what}").strip(),
                 self.string(fields["reference"], f"'reference' of {what}").strip())
+
+    def signal_licence(self, node: Node, what: str, key_line: int) -> tuple[str, str]:
+        """The reference of the RSL licence held for the platform's sites (non-empty text, as a value of
+        ``CONSENTCRAWL_SIGNAL_LICENCES``), with the file and line it was recorded at, which evidence cites."""
+        if node.value is None:
+            raise self.error(f"{what} is empty; give the licence's reference, or remove the key", key_line)
+        return self.string(node, what).strip(), f"{self.source}:{key_line}"
 
     def boolean(self, node: Node, what: str) -> bool:
         if not isinstance(node.value, bool):

@@ -88,6 +88,9 @@ class Platform:
     #: the operator's research-exception statement and its reference for this platform's sites (issue #13): a
     #: TDMRep reservation then does not deny research here (``research_exception`` in ``platforms.yaml``)
     research_exception: tuple[str, str] | None = None
+    #: the RSL licence the operator holds for this platform's sites and where it was recorded (``signal_licence``
+    #: in ``platforms.yaml``: the reference, and the file and line); lifts an RSL ``server`` / ``<payment>``
+    signal_licence: tuple[str, str] | None = None
 
     def subject_key(self, subject: str) -> str:
         """The key an id is compared, stored and looked up by: NFKC-normalised, then case-folded unless the
