@@ -730,12 +730,14 @@ def test_scrapy_shell_on_a_denied_url_returns_and_names_the_reason(tmp_path: Pat
 
 
 class ErrbackLogic(ListLogic):
-    """Requests with an errback, as docs/meta.md shows for reading a deny."""
+    """Requests the profiles of ``people`` with an errback that keeps the failure, as docs/meta.md shows for
+    reading a deny."""
 
     failures: list[Any]
+    people: tuple[str, ...] = ("101", "107")
 
     async def start(self) -> Any:
-        for person in ("101", "107"):
+        for person in self.people:
             yield scrapy.Request(f"{BASE}/u/{person}", callback=self.parse, errback=self.failed, dont_filter=True)
 
     def failed(self, failure: Any) -> None:

@@ -18,6 +18,7 @@ import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 import tests.lenient as lenient
+import tests.test_hunt as hunt
 from consentcrawl.decision import Decision, Evidence, Stage, deny
 from consentcrawl_demo.server import LocalServer, Response
 from tests.lenient import (
@@ -46,16 +47,10 @@ def _refusing_profile(person: str, *, refusing: bool = True) -> str:
             f'<p class="p-note">my diary, {BIO_SECRET}, is mine #nobot</p></div></body></html>')
 
 
-class ErrbackLogic(ListLogic):
-    """Requests 101's profile with an errback that keeps the failure (as docs/meta.md shows)."""
+class ErrbackLogic(hunt.ErrbackLogic):
+    """101's profile only, its failure kept by the errback."""
 
-    failures: list[Any]
-
-    async def start(self) -> Any:
-        yield scrapy.Request(f"{BASE}/u/101", callback=self.parse, errback=self.failed, dont_filter=True)
-
-    def failed(self, failure: Any) -> None:
-        self.failures.append(failure)
+    people = ("101",)
 
 
 @pytest.mark.parametrize("kind", KINDS)
