@@ -205,3 +205,17 @@ def test_check_does_not_follow_a_robots_txt_redirect_to_a_person_it_may_not_fetc
     decision = json.loads(out)
     assert code == 1 and decision["reason"] == "robots.unreachable"
     assert "subject.no-authorization" in decision["evidence"][0]["cause"]
+
+
+def test_output_into_a_closed_pipe_ends_without_a_traceback(tmp_path: Path) -> None:
+    """``consentcrawl audit report LOG | head -1``: the reader closes the pipe; the command stops quietly."""
+    empty = tmp_path / "audit.jsonl"
+    empty.write_text("")
+    proc = subprocess.Popen([sys.executable, "-m", "consentcrawl.cli", "audit", "verify", str(empty)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the command has written anything: its first write meets a closed pipe
+    with proc.stderr:
+        err = proc.stderr.read().decode()
+    assert proc.wait(60) == 1
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
