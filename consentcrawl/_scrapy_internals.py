@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
@@ -73,8 +73,16 @@ def fail_request(crawler: Crawler, request: Request, error: Exception) -> bool:
     scraper = getattr(engine, "scraper", None)
     if scraper is None or getattr(scraper, "slot", None) is None:
         return False
-    scraper.enqueue_scrape(Failure(error), request)
+    done = scraper.enqueue_scrape(Failure(error), request)
+    # the engine looks for its next request (or notices it is idle) when a download ends, not when an errback
+    # run from here does: without a nudge, a crawl whose last requests were denied ends at the next heartbeat
+    done.addBoth(_wake_then, crawler)
     return True
+
+
+def _wake_then(result: Any, crawler: Crawler) -> Any:
+    wake_engine(crawler)
+    return result
 
 
 def awaited_by_caller(request: Request) -> bool:
@@ -85,8 +93,9 @@ def awaited_by_caller(request: Request) -> bool:
 
 def wake_engine(crawler: Crawler) -> None:
     """Ask the engine for its next requests now, rather than at its next 5-second heartbeat: a distributed worker
-    whose shared queue was filled by another worker (or whose seed key got a URL) starts on it at once. Scrapy has
-    no public call for it (``ExecutionEngine._slot.nextcall``)."""
+    whose shared queue was filled by another worker (or whose seed key got a URL) starts on it at once, and a crawl
+    whose last requests were denied (their errbacks run by :func:`fail_request`) closes at once. Scrapy has no
+    public call for it (``ExecutionEngine._slot.nextcall``)."""
     engine = crawler.engine
     slot = getattr(engine, "_slot", None)
     nextcall = getattr(slot, "nextcall", None)
