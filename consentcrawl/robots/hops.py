@@ -3,7 +3,8 @@
 A robots.txt request is a request like any other: a site can redirect it to a person's profile. A hop is fetched
 only if we would fetch that URL. A terms-stage deny does not stop a hop to a ``/robots.txt`` (reading a site's
 terms is not collecting its data), nor to a site's signal file (``terms_file``), except for a host we do not fetch
-from at all (``terms.ip-host``).
+from at all (``terms.ip-host``), nor to a URL that is, or may be read as, a person's page: the site names its
+policy, licence and redirect targets, so it could name anyone's profile on a platform we hold no agreement with.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ async def hop_decision(decider: Decider, url: str, purpose: str, now: datetime, 
         return deny(Stage.ERROR, "error.bad-url", evidence=(cause,)), False
     decision = await decider.decide_consent(facts)
     fetch = decision.allowed or (decision.stage is Stage.TERMS and decision.reason != "terms.ip-host"
+                                 and facts.subject is None and facts.ambiguous is None
                                  and (facts.canonical.path == "/robots.txt" or terms_file))
     return decision, fetch
 

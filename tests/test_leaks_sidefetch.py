@@ -1,0 +1,105 @@
+"""Leaks hunted on the fetches consentcrawl makes itself (issues 13, 14): the ``tdm-policy`` a site names and the
+ActivityPub actor a profile links to. Each a real crawl of the lenient ``people`` site (:mod:`tests.lenient`, its
+served log is the judge) for a ``ConsentSpider`` and for a plain spider with the ``ADDONS`` line.
+
+A site names the policy document (tdmrep.json, a ``tdm-policy`` header or meta, an RSL ``License``) and so can
+point it at anyone's profile, on a platform we have no agreement with too: a terms-stage deny lets a site's own
+terms files through, never a person's page.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl.cli import main
+from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
+from tests.lenient import HOST, KINDS, PLATFORMS_YAML, LenientPeople, ListLogic, crawl, make_spider, people_settings
+
+BASE = f"http://{HOST}"
+CLOSED = "closed.example"  #: a platform we have no agreement with: every URL of it is a terms-stage deny
+CLOSED_PLATFORM = f"""\
+  closed:
+    domains: [{CLOSED}]
+    profiles: ["/u/{{subject}}"]
+    subject: "[A-Za-z0-9_]+"
+"""
+
+
+def _settings(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
+    settings = people_settings(tmp_path, **overrides)
+    Path(settings["CONSENTCRAWL_PLATFORMS"]).write_text(PLATFORMS_YAML + CLOSED_PLATFORM)
+    return settings
+
+
+def _site(named: str, where: str) -> LenientPeople:
+    """The people site (any host answers) whose ``/page`` names ``named`` as its policy ``where`` says."""
+    app = LenientPeople(any_host=True)
+    if where == "tdmrep.json":
+        app.pages["/.well-known/tdmrep.json"] = lambda _r: Response(200, {"Content-Type": "application/json"},
+                                                                    json.dumps([{"location": "/", "tdm-reservation": 1,
+                                                                                 "tdm-policy": named}]))
+    elif where == "header":
+        app.pages["/page"] = lambda _r: Response.html("<html><body>a page</body></html>", headers={
+            "tdm-reservation": "1", "tdm-policy": named})
+    elif where == "meta":
+        app.page("/page", f'<html><head><meta name="tdm-reservation" content="1">'
+                          f'<meta name="tdm-policy" content="{named}"></head><body>a page</body></html>')
+    elif where == "rsl":
+        app.pages["/page"] = lambda _r: Response.html("<html><body>a page</body></html>", headers={
+            "Link": f'<{named}>; rel="license"; type="application/rsl+xml"'})
+    app.pages.setdefault("/page", "<html><body>a page</body></html>")
+    return app
+
+
+Logic = type("PolicyLogic", (ListLogic,), {"urls": [f"{BASE}/page"], "follow_links": False})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("where", ["tdmrep.json", "header", "meta", "rsl"])
+@pytest.mark.parametrize("named", [f"http://{CLOSED}/u/104", f"http://{CLOSED}/u%2F104", "/u/104",
+                                   f"http://www.{HOST}/u%2F104"])
+@deferred_f_from_coro_f
+async def test_a_policy_url_naming_a_persons_page_does_not_fetch_it(kind: str, where: str, named: str, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    app = _site(named, where)
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, Logic), _settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    control = "/.well-known/tdmrep.json" if where == "tdmrep.json" else "/page"  # reserved: /page is not fetched
+    assert control in [s.path for s in app.served], app.describe()
+    assert app.people_served() == [], app.describe()
+    # the refused hop is in the audit log, as every side request's
+    assert any("104" in (e.get("url") or "") and e["verdict"] == "deny" for e in result.audit), result.audit
+
+
+def _unused(request: LoggedRequest) -> None:  # keeps LoggedRequest imported for the apps' signatures
+    del request
+
+
+@pytest.mark.parametrize("where", ["tdmrep.json", "header", "meta", "rsl"])
+@pytest.mark.parametrize("named", [f"http://{CLOSED}/u/104", f"http://{CLOSED}/u%2F104", f"http://{CLOSED}/x/../u/104",
+                                   "/u/104"])
+def test_check_fetch_does_not_fetch_a_persons_page_a_policy_url_names(
+        where: str, named: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``consentcrawl check --fetch`` fetches the site's files and what the page names, without the crawl's
+    send-time handler: its own hop check is all that stands between a site and a person's page."""
+    settings = _settings(tmp_path)
+    app = _site(named, where)
+    monkeypatch.chdir(tmp_path)
+    with LocalServer(app) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        monkeypatch.delenv("HTTP_PROXY", raising=False)
+        code = main(["check", f"{BASE}/page", "--purpose", "research", "--json", "--fetch",
+                     "--platforms", settings["CONSENTCRAWL_PLATFORMS"],
+                     "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"]])
+    out, err = capsys.readouterr()
+    assert code in (0, 1), err
+    assert any(s.path in ("/.well-known/tdmrep.json", "/page") for s in app.served), app.describe()  # control
+    assert app.people_served() == [], app.describe()
+    assert "104" not in json.dumps(json.loads(out).get("refusals_on_page", []))
