@@ -77,10 +77,6 @@ async def test_a_policy_url_naming_a_persons_page_does_not_fetch_it(kind: str, w
     assert any("104" in (e.get("url") or "") and e["verdict"] == "deny" for e in result.audit), result.audit
 
 
-def _unused(request: LoggedRequest) -> None:  # keeps LoggedRequest imported for the apps' signatures
-    del request
-
-
 @pytest.mark.parametrize("where", ["tdmrep.json", "header", "meta", "rsl"])
 @pytest.mark.parametrize("named", [f"http://{CLOSED}/u/104", f"http://{CLOSED}/u%2F104", f"http://{CLOSED}/x/../u/104",
                                    "/u/104"])
@@ -103,3 +99,89 @@ def test_check_fetch_does_not_fetch_a_persons_page_a_policy_url_names(
     assert any(s.path in ("/.well-known/tdmrep.json", "/page") for s in app.served), app.describe()  # control
     assert app.people_served() == [], app.describe()
     assert "104" not in json.dumps(json.loads(out).get("refusals_on_page", []))
+
+
+# --------------------------------------------------------------------------- the actor a profile links to
+
+ACTOR = {"@context": "https://www.w3.org/ns/activitystreams", "type": "Person", "id": f"{BASE}/u/101/actor",
+         "indexable": True, "discoverable": True}
+
+
+class ActorSite(LenientPeople):
+    """101's profile (an h-card, no refusal) links to ``href`` as its ActivityPub actor; ``/u/101/actor`` answers
+    with ``actor`` (a JSON actor by default, or a redirect a test sets)."""
+
+    def __init__(self, href: str, actor: Response | None = None, **kwargs: Any) -> None:
+        super().__init__(any_host=True, **kwargs)
+        self.href, self.actor = href, actor
+
+    def __call__(self, request: LoggedRequest, headers: dict[str, str]) -> Response | None:
+        answer = super().__call__(request, headers)  # the served log: whose page the lenient site served
+        if request.path == "/u/101":
+            return Response.html(
+                '<html><head><link rel="alternate" type="application/activity+json" '
+                f'href="{self.href}"></head><body><div class="h-card"><h1 class="p-name name">One Oh One</h1>'
+                '<p class="p-note">hello</p></div></body></html>')
+        if request.path == "/u/101/actor":
+            return self.actor or Response(200, {"Content-Type": "application/activity+json"}, json.dumps(ACTOR))
+        return answer
+
+
+ActorLogic = type("ActorLogic", (ListLogic,), {"urls": [f"{BASE}/u/101"], "follow_links": False})
+ANOTHERS = ["/u/104", "/u/101%2F..%2F104", "/u/101/..%2F104", "/u/101/actor/../../104", "/u/101;/../104",
+            "/profile.php?id=101&id=104", f"http://www.{HOST}/u/104", "/u/%EF%BC%91%EF%BC%90%EF%BC%94",
+            "http://evil.example/u/101", "/redirect?to=/u/104"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("href", ANOTHERS)
+@deferred_f_from_coro_f
+async def test_an_actor_link_naming_another_person_in_any_spelling_fetches_nobody_else(
+        kind: str, href: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = ActorSite(href)
+    with LocalServer(app) as server:
+        await crawl(make_spider(kind, ActorLogic), _settings(tmp_path), proxy=server.proxy, monkeypatch=monkeypatch)
+    assert app.people_served() == ["101"], app.describe()  # the profile; nothing of 104, nothing off-platform
+    assert not [s for s in app.served if s.host == "evil.example"], app.describe()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("location", ["/u/104", "/redirect?to=/u/104", f"http://www.{HOST}/u/104"])
+@deferred_f_from_coro_f
+async def test_an_actor_url_that_redirects_to_another_person_is_not_followed(
+        kind: str, location: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = ActorSite("/u/101/actor", Response.redirect(location, 301))
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ActorLogic), _settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    assert "/u/101/actor" in [s.path for s in app.served], app.describe()  # control: the actor was asked for
+    assert app.people_served() == ["101", "101"], app.describe()  # the profile and the actor URL, nothing more
+    assert result.audit_for("/u/101/actor", phase="request"), result.audit  # the actor fetch is audited
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_the_actor_fetch_keeps_crawl_delay_robots_and_stays_out_of_the_cache(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.lenient import Robots
+
+    app = ActorSite("/u/101/actor", default_robots=Robots(crawl_delay=1.0))
+    cache = tmp_path / "httpcache"
+    settings = _settings(tmp_path, HTTPCACHE_ENABLED=True, HTTPCACHE_DIR=str(cache))
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ActorLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    (page,) = [s for s in app.served if s.path == "/u/101"]
+    (actor,) = [s for s in app.served if s.path == "/u/101/actor"]
+    assert actor.time - page.time >= 0.95, app.describe()  # Crawl-delay: 1 between the page and its actor
+    assert [e["verdict"] for e in result.audit_for("/u/101/actor", phase="request")] == ["allow"], result.audit
+    cached = b"".join(p.read_bytes() for p in cache.rglob("*") if p.is_file())
+    assert b"One Oh One" in cached and b"indexable" not in cached  # control: the page is cached, its actor not
+    assert result.seen == [f"{BASE}/u/101"] and len(result.items) == 1, (result.seen, result.items)  # no callback
+
+    (tmp_path / "2").mkdir()
+    app = ActorSite("/u/101/actor", default_robots=Robots(body="User-agent: *\nDisallow: /u/101/actor\n"))
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ActorLogic), _settings(tmp_path / "2"), proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    assert [s.path for s in app.served if s.path.startswith("/u/")] == ["/u/101"], app.describe()
+    assert [e["reason"] for e in result.audit_for("/u/101/actor")] == ["robots.disallowed"], result.audit
