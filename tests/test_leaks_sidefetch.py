@@ -10,6 +10,7 @@ terms files through, never a person's page.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -185,3 +186,55 @@ async def test_the_actor_fetch_keeps_crawl_delay_robots_and_stays_out_of_the_cac
                              monkeypatch=monkeypatch)
     assert [s.path for s in app.served if s.path.startswith("/u/")] == ["/u/101"], app.describe()
     assert [e["reason"] for e in result.audit_for("/u/101/actor")] == ["robots.disallowed"], result.audit
+
+
+# --------------------------------------------------------------------------- the policy's assigner in the logs
+
+#: a policy whose assigner is a natural person: their contact is evidence for the audit log, never a log line
+PRIVATE = {"name": "Jane Quincy Private", "email": "jane.private@home.example", "phone": "+44-555-0199"}
+PERSONAL_POLICY = json.dumps({
+    "@context": ["http://www.w3.org/ns/odrl.jsonld", {"vcard": "http://www.w3.org/2006/vcard/ns#"}],
+    "@type": "Offer", "profile": "http://www.w3.org/ns/tdmrep", "uid": f"{BASE}/policy.json",
+    "assigner": {"uid": f"{BASE}/about", "vcard:fn": PRIVATE["name"], "vcard:hasEmail": f"mailto:{PRIVATE['email']}",
+                 "vcard:hasTelephone": f"tel:{PRIVATE['phone']}"},
+    "permission": [{"target": f"{BASE}/", "action": "tdm:mine"}]})
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("where", ["tdmrep.json", "header"])
+@pytest.mark.parametrize("status", [200, 500])
+@deferred_f_from_coro_f
+async def test_a_policys_assigner_contact_reaches_no_log_at_info_or_above(
+        kind: str, where: str, status: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    app = _site("/policy.json", where)
+    app.pages["/policy.json"] = lambda _r: Response(status, {"Content-Type": "application/ld+json"}, PERSONAL_POLICY)
+    with caplog.at_level("DEBUG"), LocalServer(app) as server:
+        result = await crawl(make_spider(kind, Logic), _settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    assert "/policy.json" in [s.path for s in app.served], app.describe()  # control: the policy was fetched
+    if status == 200:  # control: the audit log cites the assigner (that is where it belongs)
+        assert PRIVATE["email"] in json.dumps(result.audit), result.audit
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
+    for value in (PRIVATE["name"], PRIVATE["email"], PRIVATE["phone"], "Quincy"):
+        assert value not in logged, logged
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_tdmrep_json_naming_many_policies_gets_at_most_max_policies_fetches(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from consentcrawl.signals.odrl import MAX_POLICIES
+
+    entries = [{"location": f"/p{i}/", "tdm-reservation": 1, "tdm-policy": f"/policy-{i}.json"} for i in range(200)]
+    entries += [{"location": "/", "tdm-reservation": 1, "tdm-policy": bad}
+                for bad in ("file:///etc/passwd", "ftp://people.example/u/104", "data:,x", "javascript:alert(1)",
+                            "//closed.example/u/104", "http://[::1", "http:/u/104")]
+    app = LenientPeople(any_host=True)
+    app.pages["/.well-known/tdmrep.json"] = lambda _r: Response(200, {"Content-Type": "application/json"},
+                                                                json.dumps(entries))
+    with LocalServer(app) as server:
+        await crawl(make_spider(kind, Logic), _settings(tmp_path), proxy=server.proxy, monkeypatch=monkeypatch)
+    policies = [s for s in app.served if s.path.startswith("/policy-")]
+    assert 0 < len(policies) <= MAX_POLICIES, app.describe()
+    assert app.people_served() == [], app.describe()
