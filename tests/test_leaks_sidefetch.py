@@ -15,11 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.cli import main
 from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
 from tests.lenient import HOST, KINDS, PLATFORMS_YAML, LenientPeople, ListLogic, crawl, make_spider, people_settings
+from tests.test_reuse_signals import NOW, PATHS, SITE, _rule_files
 
 BASE = f"http://{HOST}"
 CLOSED = "closed.example"  #: a platform we have no agreement with: every URL of it is a terms-stage deny
@@ -238,3 +241,31 @@ async def test_a_tdmrep_json_naming_many_policies_gets_at_most_max_policies_fetc
     policies = [s for s in app.served if s.path.startswith("/policy-")]
     assert 0 < len(policies) <= MAX_POLICIES, app.describe()
     assert app.people_served() == [], app.describe()
+
+
+# --------------------------------------------------------------------------- every spelling only adds denials
+
+
+@settings(max_examples=60, deadline=None)
+@given(paths=st.lists(PATHS, min_size=1, max_size=8), usage=st.booleans(), licence=st.booleans(),
+       ai_txt=st.booleans(), tdmrep=st.booleans())
+def test_deciding_every_spelling_never_allows_what_the_canonical_url_alone_denied(
+        paths: list[str], usage: bool, licence: bool, ai_txt: bool, tdmrep: bool) -> None:
+    """The oracle is the decision before spellings were decided: the site signals of the canonical URL alone
+    (``site_decision``). A remembering engine, its pages interleaved with their other spellings, denies each page
+    that oracle denies on the signals, for the same reason."""
+    from consentcrawl.consent.answers import NO_STORE
+    from consentcrawl.engine import PolicyEngine
+    from consentcrawl.signals.policy import DEFAULT_POLICY, site_decision
+    from consentcrawl.terms.platforms import PlatformRegistry
+
+    files = _rule_files(usage, licence, ai_txt, tdmrep)
+    engine = PolicyEngine(PlatformRegistry({}), "consentcrawl")
+    for path in ["/private", "/private/", "/private%2F", "/private/?q=1", "/open/", "/a.html/", *paths] * 2:
+        for purpose in ("search-indexing", "ai-training", "research"):
+            facts = engine.facts(SITE + path, purpose, NOW)
+            before, _ = site_decision(facts.canonical.url, facts.canonical.host, files, DEFAULT_POLICY,
+                                      "consentcrawl", purpose, None)
+            now = engine.decide(facts, files.robots, NO_STORE, files)
+            if not before.allowed and before.basis == "signals" and now.stage.value != "robots":
+                assert not now.allowed and now.reason == before.reason, (path, purpose, before, now)
