@@ -269,3 +269,18 @@ def test_deciding_every_spelling_never_allows_what_the_canonical_url_alone_denie
             now = engine.decide(facts, files.robots, NO_STORE, files)
             if not before.allowed and before.basis == "signals" and now.stage.value != "robots":
                 assert not now.allowed and now.reason == before.reason, (path, purpose, before, now)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_an_actor_on_another_host_of_the_platform_is_asked_of_that_hosts_robots_txt(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.lenient import Robots
+
+    www = f"www.{HOST}"
+    app = ActorSite(f"http://{www}/u/101/actor", robots={www: Robots(body="User-agent: *\nDisallow: /u/\n")})
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ActorLogic), _settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    assert [(s.host, s.path) for s in app.served if s.host == www] == [(www, "/robots.txt")], app.describe()
+    assert [e["reason"] for e in result.audit_for("/u/101/actor")] == ["robots.disallowed"], result.audit
