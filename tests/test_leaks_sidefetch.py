@@ -284,3 +284,20 @@ async def test_an_actor_on_another_host_of_the_platform_is_asked_of_that_hosts_r
                              monkeypatch=monkeypatch)
     assert [(s.host, s.path) for s in app.served if s.host == www] == [(www, "/robots.txt")], app.describe()
     assert [e["reason"] for e in result.audit_for("/u/101/actor")] == ["robots.disallowed"], result.audit
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("where", ["header", "rsl"])
+@deferred_f_from_coro_f
+async def test_a_policy_url_naming_a_person_who_refused_on_their_page_does_not_fetch_it_again(
+        kind: str, where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """101 holds a record but refused on their profile (#nobot), read first: a site naming their profile as its
+    policy or licence afterwards does not get it fetched again."""
+    app = _site(f"{BASE}/u/101", where)
+    app.refusing.add("101")
+    logic = type("RefusedLogic", (ListLogic,), {"urls": [f"{BASE}/u/101", 1.0, f"{BASE}/page"],
+                                                "follow_links": False})
+    with LocalServer(app) as server:
+        await crawl(make_spider(kind, logic), _settings(tmp_path), proxy=server.proxy, monkeypatch=monkeypatch)
+    assert "/page" in [s.path for s in app.served], app.describe()  # control: the naming page was fetched
+    assert app.people_served() == ["101"], app.describe()
