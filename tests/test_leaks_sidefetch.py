@@ -84,20 +84,22 @@ async def test_a_policy_url_naming_a_persons_page_does_not_fetch_it(kind: str, w
 @pytest.mark.parametrize("where", ["tdmrep.json", "header", "meta", "rsl"])
 @pytest.mark.parametrize("named", [f"http://{CLOSED}/u/104", f"http://{CLOSED}/u%2F104", f"http://{CLOSED}/x/../u/104",
                                    "/u/104"])
+@pytest.mark.parametrize("command", ["check", "signals"])
 def test_check_fetch_does_not_fetch_a_persons_page_a_policy_url_names(
-        where: str, named: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        command: str, where: str, named: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """``consentcrawl check --fetch`` fetches the site's files and what the page names, without the crawl's
-    send-time handler: its own hop check is all that stands between a site and a person's page."""
+    """``consentcrawl check --fetch`` (and ``signals --fetch``) fetches the site's files and what the page names,
+    without the crawl's send-time handler: its own hop check is all that stands between a site and a person's
+    page."""
     settings = _settings(tmp_path)
     app = _site(named, where)
     monkeypatch.chdir(tmp_path)
     with LocalServer(app) as server:
         monkeypatch.setenv("http_proxy", server.proxy)
         monkeypatch.delenv("HTTP_PROXY", raising=False)
-        code = main(["check", f"{BASE}/page", "--purpose", "research", "--json", "--fetch",
-                     "--platforms", settings["CONSENTCRAWL_PLATFORMS"],
-                     "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"]])
+        extra = ["--purpose", "research", "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"]]
+        code = main([command, f"{BASE}/page", "--json", "--fetch", "--platforms", settings["CONSENTCRAWL_PLATFORMS"],
+                     *(extra if command == "check" else [])])
     out, err = capsys.readouterr()
     assert code in (0, 1), err
     assert any(s.path in ("/.well-known/tdmrep.json", "/page") for s in app.served), app.describe()  # control
