@@ -31,7 +31,7 @@ from .refusals.book import Refusal
 from .response import judge_response
 from .robots.body import charset
 from .robots.fetch import RobotsFile
-from .robots.httpfetch import side_request
+from .robots.httpfetch import side_request, tls_context
 from .robots.meta import parse_meta_robots
 from .robots.signalfetch import assemble, policy_urls, site_file_urls
 from .robots.tags import parse_robots_headers
@@ -103,7 +103,8 @@ async def fetch_page(url: str, *, user_agent: str, accept: str | None = None) ->
     """The page itself (``--fetch``), through the proxy variables; a redirect is not followed (its own
     response's signals are read). Raises on a network error or a body that cannot be decoded."""
     headers = {"User-Agent": user_agent, **({"Accept": accept} if accept else {})}
-    async with httpx.AsyncClient(timeout=10.0, follow_redirects=False, trust_env=True, headers=headers) as client:
+    async with httpx.AsyncClient(timeout=10.0, follow_redirects=False, trust_env=True, headers=headers,
+                                 verify=tls_context()) as client:
         response = await client.get(url)  # httpx undoes the Content-Encoding it asked for
     content_type = response.headers.get("content-type", "")
     body = response.content if "html" in content_type or not content_type else None
