@@ -86,6 +86,37 @@ def consent_settings(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     return settings
 
 
+#: the longest a test's crawl may take; under pytest-timeout's 120 s, whose signal would stop the shared reactor
+#: and with it every test after the hung one
+CRAWL_LIMIT = 90.0
+
+
+async def crawl_within_limit(crawler: Any, **spider_kwargs: Any) -> None:
+    """``crawler.crawl_async``, failing this test alone, with what the crawl was waiting for, if it hangs."""
+    import asyncio
+
+    task = asyncio.ensure_future(crawler.crawl_async(**spider_kwargs))
+    done, _ = await asyncio.wait({task}, timeout=CRAWL_LIMIT)
+    if done:
+        task.result()
+        return
+    raise AssertionError(f"the crawl did not finish within {CRAWL_LIMIT:.0f} s: {_stuck(crawler)}")
+
+
+def _stuck(crawler: Any) -> str:
+    """What a hung crawl holds (Scrapy's and consentcrawl's private state: for the failure message only)."""
+    from consentcrawl.runtime import get_runtime
+
+    engine = crawler.engine
+    slot = getattr(engine, "_slot", None)
+    parts = [f"in progress {[r.url for r in getattr(slot, 'inprogress', ())][:10]}",
+             f"downloader active {[r.url for r in getattr(getattr(engine, 'downloader', None), 'active', ())][:10]}"]
+    runtime = get_runtime(crawler)
+    if runtime is not None:
+        parts.append(f"first-page gate waiting on {list(runtime.first_pages._pending)[:10]}")
+    return "; ".join(parts)
+
+
 async def run_crawl(spidercls: type[scrapy.Spider], settings: dict[str, Any], *, proxy: str | None,
                     monkeypatch: pytest.MonkeyPatch | None = None, **spider_kwargs: Any) -> CrawlResult:
     """Run one real crawl in this process and return what came out of it."""
@@ -103,7 +134,7 @@ async def run_crawl(spidercls: type[scrapy.Spider], settings: dict[str, Any], *,
 
     crawler.signals.connect(scraped, signal=signals.item_scraped, weak=False)
     crawler.signals.connect(item_dropped, signal=signals.item_dropped, weak=False)
-    await crawler.crawl_async(**spider_kwargs)
+    await crawl_within_limit(crawler, **spider_kwargs)
     audit_path = settings.get("CONSENTCRAWL_AUDIT_LOG")
     lines = read_audit_log(audit_path) if isinstance(audit_path, (str, Path)) and Path(audit_path).is_file() else []
     assert crawler.stats is not None

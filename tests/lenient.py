@@ -46,7 +46,7 @@ from scrapy.utils.test import get_crawler
 from consentcrawl import ConsentSpider
 from consentcrawl.audit.log import read_decisions
 from consentcrawl_demo.server import LoggedRequest, Response
-from tests.conftest import consent_settings
+from tests.conftest import consent_settings, crawl_within_limit
 
 HOST = "people.example"
 HOSTS = (HOST, f"www.{HOST}")
@@ -423,7 +423,7 @@ async def crawl(spidercls: type[scrapy.Spider], settings: dict[str, Any], *, pro
     crawler.signals.connect(lambda item, **kw: items.append(dict(item)), signal=signals.item_scraped, weak=False)
     crawler.signals.connect(lambda item, **kw: dropped.append(dict(item)), signal=signals.item_dropped, weak=False)
     crawler.signals.connect(opened, signal=signals.spider_opened, weak=False)
-    await crawler.crawl_async(**spider_kwargs)
+    await crawl_within_limit(crawler, **spider_kwargs)
     audit_path = settings.get("CONSENTCRAWL_AUDIT_LOG")
     audit = read_decisions(audit_path) if audit_path and Path(audit_path).is_file() else []
     assert crawler.stats is not None
