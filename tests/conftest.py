@@ -114,7 +114,27 @@ def _stuck(crawler: Any) -> str:
     runtime = get_runtime(crawler)
     if runtime is not None:
         parts.append(f"first-page gate waiting on {list(runtime.first_pages._pending)[:10]}")
-    return "; ".join(parts)
+    parts.append(f"closing {getattr(slot, 'closing', None) is not None}")
+    return "; ".join(parts) + "\n" + _task_stacks()
+
+
+def _task_stacks() -> str:
+    """Where each asyncio task of the loop waits, down the chain of awaits: what a hung crawl is stuck in."""
+    import asyncio
+
+    lines = []
+    for task in asyncio.all_tasks():
+        if task is asyncio.current_task():
+            continue
+        chain, coro = [], task.get_coro()
+        while coro is not None and len(chain) < 12:
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+            if frame is None:
+                break
+            chain.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+        lines.append(f"task {' > '.join(chain)} awaiting {type(coro).__name__ if coro is not None else '?'}")
+    return "\n".join(sorted(lines))[-12000:]
 
 
 async def run_crawl(spidercls: type[scrapy.Spider], settings: dict[str, Any], *, proxy: str | None,
