@@ -32,6 +32,7 @@ from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
 from ..errors import ConfigError, StoreUnavailable
+from ..tasks import stop_task
 from ..terms.platforms import PlatformRegistry
 from .filerows import wrap
 from .formats import _RecordReader
@@ -171,10 +172,10 @@ class FeedStore:
         self._closed = True
         task, self._task = self._task, None
         if task is not None and not task.done():
-            task.cancel()
             if self._loop is asyncio.get_running_loop():
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+                await stop_task(task, f"the change feed of {self.source}")
+            else:
+                task.cancel()
         if self._loop is asyncio.get_running_loop():
             await self._stop()
         self._loop = None

@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 from ..reasons import SUBJECT_REFUSED_ON_PAGE
+from ..tasks import stop_task
 from .shared import SharedState, SharedStateUnavailable, client_options
 
 logger = logging.getLogger("consentcrawl")
@@ -68,19 +69,17 @@ class RefusalFeed:
         self._heard: float | None = None  #: when Redis last answered the feed
         self._task: asyncio.Task[None] | None = None
         self._client: Any = None
+        self._stopped = False  #: stopped for good: a check made while closing does not start the feed again
 
     def start(self) -> None:
-        if self._task is None:
+        if self._task is None and not self._stopped:
             self._task = asyncio.ensure_future(self._run())
 
     async def stop(self) -> None:
+        self._stopped = True
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            try:
-                await task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001 - stopping
-                pass
+            await stop_task(task, "the refusals feed")
         client, self._client = self._client, None
         if client is not None:
             await client.aclose()

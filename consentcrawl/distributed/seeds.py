@@ -29,6 +29,7 @@ from .._scrapy_internals import wake_engine
 from ..errors import ConfigError
 from ..runtime import get_runtime, refuse_to_start
 from ..settings import read
+from ..tasks import stop_task
 from .shared import SharedStateUnavailable
 
 if TYPE_CHECKING:
@@ -84,11 +85,7 @@ class RedisSeeds:
     async def _closed(self, spider: Any = None, reason: str = "") -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
+            await stop_task(task, "the seed reader")
 
     def _idle(self, spider: Any = None) -> None:
         if self._task is None:

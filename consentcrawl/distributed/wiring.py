@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy import signals
 
 from ..settings import read
+from ..tasks import stop_task
 from .fetches import SharedFetches
 from .refusals import RefusalFeed, publish_refusal
 from .shared import SharedState, SharedStateUnavailable
@@ -69,5 +70,7 @@ class Distributed:
     async def close(self) -> None:
         if self._publishing:  # refusals found just before the close still reach the other workers
             await asyncio.wait(set(self._publishing), timeout=5)
+        for task in list(self._publishing):  # still retrying: the refusal log and the audit log have it
+            await stop_task(task, "telling the other workers about a refusal")
         await self.refusals.stop()
         await self.shared.close()
