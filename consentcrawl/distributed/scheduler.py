@@ -6,7 +6,9 @@
 
 - the stats calls scrapy-redis makes with a ``spider`` argument, deprecated in Scrapy 2.19, are made without it;
 - Redis away does not crash the engine and loses nothing: a request that cannot be pushed is kept here and pushed
-  when Redis answers, and no request is popped meanwhile (the worker idles, and its send-time checks deny);
+  when Redis answers (without asking the dupefilter again once it has let the request through: it would call the
+  request a duplicate of itself), and no request is popped meanwhile (the worker idles, and its send-time checks
+  deny);
 - a worker killed mid-crawl loses nothing: a request is popped and recorded as this worker's in one Lua script
   (``QUEUE:inflight:WORKER``), and forgotten once this worker is done with it (the request object is gone: its
   response and everything its callback produced are through). While the worker lives it refreshes
@@ -138,7 +140,9 @@ class ConsentRedisScheduler(Scheduler):  # type: ignore[misc]
         if kwargs.get("queue_cls") in (None, "scrapy_redis.queue.PriorityQueue"):
             kwargs["queue_cls"] = f"{__name__}.HeldPriorityQueue"
         super().__init__(*args, **kwargs)
-        self._unpushed: list[Any] = []  #: requests accepted while Redis was away, pushed when it is back
+        #: requests accepted while Redis was away, pushed when it is back; with whether the dupefilter has let each
+        #: through already (asking it again would call the request a duplicate of itself, and drop it)
+        self._unpushed: list[tuple[Any, bool]] = []
         self._down = False
         self._beat: asyncio.Task[None] | None = None
 
@@ -184,14 +188,16 @@ class ConsentRedisScheduler(Scheduler):  # type: ignore[misc]
     def enqueue_request(self, request: Any) -> bool:
         for key in LOCAL_META:
             request.meta.pop(key, None)
+        filtered = bool(request.dont_filter)
         try:
-            if not request.dont_filter and self.df.request_seen(request):
+            if not filtered and self.df.request_seen(request):
                 self.df.log(request, self.spider)
                 return False
+            filtered = True
             self.queue.push(request)
         except Exception as exc:  # noqa: BLE001 - redis errors: keep it, push it later
             self._failed(exc)
-            self._unpushed.append(request)
+            self._unpushed.append((request, filtered))
             return True
         self._back()
         if self.stats:
@@ -200,10 +206,14 @@ class ConsentRedisScheduler(Scheduler):  # type: ignore[misc]
 
     def _push_held(self) -> bool:
         while self._unpushed:
-            request = self._unpushed[0]
+            request, filtered = self._unpushed[0]
             try:
-                if request.dont_filter or not self.df.request_seen(request):
-                    self.queue.push(request)
+                if not filtered:
+                    if self.df.request_seen(request):
+                        self._unpushed.pop(0)
+                        continue
+                    self._unpushed[0] = (request, True)
+                self.queue.push(request)
             except Exception as exc:  # noqa: BLE001 - still away
                 self._failed(exc)
                 return False
