@@ -72,6 +72,20 @@ end
 redis.call('DEL', KEYS[1])
 return #held / 2
 """
+#: KEYS: this worker's in-flight hash, the queue. ARGV: fields popped here whose requests never reached this worker.
+_PUT_BACK = """
+local n = 0
+for i = 1, #ARGV do
+  local data = redis.call('HGET', KEYS[1], ARGV[i])
+  if data then
+    local score = string.match(ARGV[i], '^[^:]*:([^:]*):')
+    redis.call('ZADD', KEYS[2], tonumber(score) or 0, data)
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    n = n + 1
+  end
+end
+return n
+"""
 
 
 class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
@@ -84,20 +98,30 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
         self.alive_key = f"{self.key}:alive:{self.worker}"
         self._pop = self.server.register_script(_POP)
         self._reclaim = self.server.register_script(_RECLAIM)
+        self._put_back = self.server.register_script(_PUT_BACK)
         self._done: list[str] = []  #: fields of requests this worker is through with, to forget
+        self._mine: set[str] = set()  #: fields of the requests this worker got and is not through with
         self._beaten = 0.0
         self._swept = 0.0
 
     def pop(self, timeout: int = 0) -> Any:
         self.housekeeping()
-        got = self._pop(keys=[self.key, self.inflight_key], args=["h:"])
-        if not got:
-            return None
-        data, score = got
-        field = f"h:{score.decode() if isinstance(score, bytes) else score}:{hashlib.sha1(data).hexdigest()}"
-        request = self._decode_request(data)
-        weakref.finalize(request, self._done.append, field)
-        return request
+        while True:
+            got = self._pop(keys=[self.key, self.inflight_key], args=["h:"])
+            if not got:
+                return None
+            data, score = got
+            field = f"h:{score.decode() if isinstance(score, bytes) else score}:{hashlib.sha1(data).hexdigest()}"
+            self._mine.add(field)
+            try:
+                request = self._decode_request(data)
+            except Exception as exc:  # noqa: BLE001 - no worker can make a request of it: dropped, and said so
+                logger.error("consentcrawl: a request in the shared queue cannot be read (%s); dropped",
+                             type(exc).__name__)
+                self._done.append(field)
+                continue
+            weakref.finalize(request, self._done.append, field)
+            return request
 
     def housekeeping(self, force: bool = False) -> None:
         """Forget what is done, say this worker is alive, and take back what dead workers held."""
@@ -105,11 +129,13 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
         if self._done:
             done, self._done = self._done, []
             self.server.hdel(self.inflight_key, *done)
+            self._mine.difference_update(done)
         if force or now - self._beaten >= BEAT:
             self.server.set(self.alive_key, 1, px=int(ALIVE_TTL * 1000))
             self._beaten = now
         if force or now - self._swept >= BEAT:
             self._swept = now
+            self._put_back_stranded()
             prefix = f"{self.key}:inflight:"
             for key in self.server.scan_iter(match=prefix + "*", count=100):
                 name = (key.decode() if isinstance(key, bytes) else key)[len(prefix):]
@@ -119,10 +145,20 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
                         logger.warning("consentcrawl: worker %s is gone; %d request(s) it held are queued again, "
                                        "to be decided again", name, taken)
 
+    def _put_back_stranded(self) -> None:
+        """Queue again what this worker popped but never got: a pop whose answer was lost (a timeout) and that
+        redis-py then sent again left the first request in the in-flight hash, where nothing would fetch it."""
+        fields = {f.decode() if isinstance(f, bytes) else f for f in self.server.hkeys(self.inflight_key)}
+        stranded = sorted(fields - self._mine - set(self._done))
+        if stranded and self._put_back(keys=[self.inflight_key, self.key], args=stranded):
+            logger.warning("consentcrawl: %d request(s) popped from the shared queue by this worker never reached "
+                           "it (a lost answer); queued again, to be decided again", len(stranded))
+
     def release(self, finished: bool) -> None:
         """Closing: a crawl that finished (idle) is through with everything it held; one stopped early (a
         shutdown, ``CloseSpider``) puts back what it still holds, for another worker."""
         if finished:
+            self._put_back_stranded()
             self.server.delete(self.inflight_key, self.alive_key)
             return
         gc.collect()  # requests caught in reference cycles (an exception's traceback) are through too
