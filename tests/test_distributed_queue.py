@@ -101,3 +101,25 @@ async def test_a_request_popped_whose_answer_was_lost_is_queued_again_and_decide
     assert fetched.count(stranded["1001"]) == 1, fetched
     assert stranded["1002"] not in fetched
     assert crawler.stats is not None and crawler.stats.get_value("item_scraped_count")
+
+
+def test_the_dupefilter_answers_a_request_asked_about_again_as_the_first_time(redis_server: RedisServer) -> None:
+    """Asked again about the same request (redis-py sends a command again when its answer timed out; the scheduler
+    asks again about a request it kept while Redis was away), the shared dupefilter does not call the request a
+    duplicate of itself; another request for the same page, in this worker or another, is one."""
+    from scrapy import Request
+
+    from consentcrawl.distributed.scheduler import ConsentRedisDupeFilter
+
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        here, there = (ConsentRedisDupeFilter(client, key="t:dupefilter") for _ in range(2))  # two workers
+        first = Request("http://microblog.example/u/1001")
+        assert not here.request_seen(first)
+        assert not here.request_seen(first)  # asked again: not its own duplicate
+        assert here.request_seen(Request("http://microblog.example/u/1001"))
+        assert there.request_seen(Request("http://microblog.example/u/1001"))
+        assert not there.request_seen(Request("http://microblog.example/u/1002"))
+        assert client.scard("t:dupefilter") == 2  # scrapy-redis's set, as its own dupefilter keeps it
+    finally:
+        client.close()

@@ -31,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import hashlib
+import itertools
 import logging
 import time
 import weakref
@@ -44,6 +45,8 @@ from ..meta_keys import META_DECISION, META_NOFOLLOW
 from .shared import worker_id
 
 logger = logging.getLogger("consentcrawl")
+
+_counter = itertools.count()
 
 #: meta keys that describe one request object in one process: not sent to the shared queue
 LOCAL_META = (META_DECISION, META_NOFOLLOW)
@@ -279,10 +282,35 @@ class ConsentRedisScheduler(Scheduler):  # type: ignore[misc]
             return True
 
 
+#: KEYS: the fingerprint set, the fingerprint's claim. ARGV: fingerprint, the asking request's token, claim ttl (ms).
+#: 1 when the fingerprint was seen before, by another request than the one asking.
+_SEEN = """
+if redis.call('SADD', KEYS[1], ARGV[1]) == 1 then
+  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
+  return 0
+end
+if redis.call('GET', KEYS[2]) == ARGV[2] then return 0 end
+return 1
+"""
+#: how long a request's claim on its fingerprint answers its own repeated question
+CLAIM_TTL = 600.0
+
+
 class ConsentRedisDupeFilter(RFPDupeFilter):  # type: ignore[misc]
-    """scrapy-redis's ``RFPDupeFilter`` fingerprinting with the crawl's request fingerprinter."""
+    """scrapy-redis's ``RFPDupeFilter`` fingerprinting with the crawl's request fingerprinter, and answering the
+    same request's question again the same way.
+
+    scrapy-redis adds the fingerprint with ``SADD`` and calls the request a duplicate when it was there already. A
+    question asked again about the same request (redis-py sends a command again when its answer timed out; the
+    scheduler asks again about a request it kept while Redis was away) then finds the fingerprint its first
+    try added, and the request, a duplicate of itself, was never fetched. Each request that adds a fingerprint
+    claims it for ``CLAIM_TTL`` with a token of its own (``FINGERPRINTS:claim:FP``), and the claim's owner is not
+    told it is a duplicate. The set stays scrapy-redis's, shared with workers that use its dupefilter.
+    """
 
     fingerprinter: Any = None
+    _tokens: weakref.WeakKeyDictionary[Any, str] | None = None
+    _script: Any = None
 
     @classmethod
     def from_spider(cls, spider: Any) -> ConsentRedisDupeFilter:
@@ -290,6 +318,16 @@ class ConsentRedisDupeFilter(RFPDupeFilter):  # type: ignore[misc]
         crawler = getattr(spider, "crawler", None)
         dupefilter.fingerprinter = getattr(crawler, "request_fingerprinter", None)
         return dupefilter
+
+    def request_seen(self, request: Any) -> bool:
+        if self._tokens is None:
+            self._tokens = weakref.WeakKeyDictionary()
+            self._script = self.server.register_script(_SEEN)
+        token = self._tokens.get(request)
+        if token is None:
+            token = self._tokens[request] = f"{worker_id()}:{next(_counter)}"
+        fp = self.request_fingerprint(request)
+        return bool(self._script(keys=[self.key, f"{self.key}:claim:{fp}"], args=[fp, token, int(CLAIM_TTL * 1000)]))
 
     def request_fingerprint(self, request: Any) -> str:
         if self.fingerprinter is None:
