@@ -25,6 +25,7 @@ import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.http import Response as ScrapyResponse
 from scrapy.utils.misc import build_from_crawler, load_object
 
 from .checks.robots import crawl_delay
@@ -32,7 +33,7 @@ from .distributed.send import send_shared
 from .distributed.shared import SharedStateUnavailable
 from .errors import ConfigError
 from .middlewares import ConsentDenied, ConsentMisconfigured
-from .refusalphase import actor_request
+from .refusalphase import actor_read, actor_request
 from .runtime import get_runtime, is_checked_url, refuse_to_start
 from .settings import read
 from .urls import canonicalize
@@ -132,7 +133,7 @@ class ConsentDownloadHandler:
                     read = reading is not None and reading.profile
                     actor = actor_request(runtime, person, reading)
                     if actor is not None:
-                        await self._read_actor(runtime, actor)
+                        await self._read_actor(runtime, actor, person)
                 return response
             finally:
                 if first:
@@ -153,7 +154,7 @@ class ConsentDownloadHandler:
         response: Response = await self.fallback.download_request(request)
         return response
 
-    async def _read_actor(self, runtime: ConsentRuntime, actor: Request) -> None:
+    async def _read_actor(self, runtime: ConsentRuntime, actor: Request, person: tuple[str, str]) -> None:
         """The actor a person's HTML profile links to (:func:`~consentcrawl.refusalphase.actor_request`), fetched
         while the person's other requests wait, so that an ``indexable: false`` there stops them (and this page,
         in its response phase).
@@ -161,21 +162,29 @@ class ConsentDownloadHandler:
         It goes through the downloader middlewares (the request phase's decision, the user agent, the proxy; the
         response phase reads it for refusals and records them) and is decided again at send time, each with its
         audit line, like any request of the person. It skips the download slot: this page still holds the slot,
-        which the actor would wait for. Its response goes to no spider and no cache. A deny or a failure leaves the
-        person as the page alone said."""
+        which the actor would wait for. Its response goes to no spider and no cache. A deny or a failure denies the
+        person: what they say there is not known (:func:`~consentcrawl.refusalphase.actor_read`)."""
         engine = self.crawler.engine
         assert engine is not None
 
         async def send(request: Request) -> Response:
             return await self._send(runtime, request)
 
+        response: Response | None = None
+        failed: str | None = None
         try:
-            await engine.downloader.middleware.download_async(send, actor)
-        except IgnoreRequest:  # denied, in the request, send-time or response phase: its line says why
-            pass
-        except Exception as exc:  # noqa: BLE001 - the actor is more evidence: without it the page decides alone
+            answer = await engine.downloader.middleware.download_async(send, actor)
+            if isinstance(answer, ScrapyResponse):
+                response = answer
+            else:  # a middleware sent another request instead: the actor was not read
+                failed = "a downloader middleware answered with another request"
+        except IgnoreRequest as exc:  # denied, in the request, send-time or response phase: its line says why
+            failed = f"not fetched or not read: {exc}"
+        except Exception as exc:  # noqa: BLE001 - the person's say is not known: they are denied (actor_read)
             runtime.count("consentcrawl/refusals/actor_errors")
             logger.info("consentcrawl: a linked ActivityPub actor could not be read: %s", type(exc).__name__)
+            failed = f"{type(exc).__name__}: {str(exc)[:200]}"
+        actor_read(runtime, person, actor.url, response, failed, actor)
 
     async def _keep_crawl_delay(self, runtime: ConsentRuntime, request: Request) -> None:
         """Wait until the origin's ``Crawl-delay`` since its previous request has passed, whatever the slot.

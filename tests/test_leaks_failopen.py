@@ -1,0 +1,150 @@
+"""Places where consentcrawl failed OPEN on its own side fetches (issues 13, 14, 16), found by a fresh-eyes hunt.
+Each is a real crawl of the lenient ``people`` site (:mod:`tests.lenient`, its served log is the judge), for a
+``ConsentSpider`` and for a plain spider with the ``ADDONS`` line, or a real ``consentcrawl check --fetch``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl.cli import main
+from consentcrawl_demo.server import LocalServer, Response
+from tests.lenient import HOST, KINDS, ListLogic, crawl, make_spider
+from tests.test_leaks_sidefetch import ACTOR, ActorSite, _settings
+
+BASE = f"http://{HOST}"
+AP = "application/activity+json"
+
+# --------------------------------------------------------------------------- an actor that could not be read
+
+#: 101's profile links to an actor; then their posts, held back until the profile (and its actor) is read
+ProfileThenPosts = type("ProfileThenPosts", (ListLogic,), {"urls": [f"{BASE}/u/101", f"{BASE}/u/101/posts"],
+                                                           "follow_links": False})
+
+
+def _actor(**fields: Any) -> Response:
+    return Response(200, {"Content-Type": AP}, json.dumps({**ACTOR, **fields}))
+
+
+#: what the actor URL answers, and the link the profile has to it: none of these says whether 101 is indexable
+UNREAD: dict[str, tuple[str, Response | None]] = {
+    "500": ("/u/101/actor", Response.text("oops", 500)),
+    "503": ("/u/101/actor", Response.text("busy", 503)),
+    "404": ("/u/101/actor", Response.text("no such actor", 404)),
+    "410": ("/u/101/actor", Response.text("gone", 410)),
+    "403": ("/u/101/actor", Response.text("forbidden", 403)),
+    "redirect": ("/u/101/actor", Response.redirect("/u/101/actor-moved", 301)),
+    "html": ("/u/101/actor", Response.html("<html><body>an actor page</body></html>")),
+    "not-json": ("/u/101/actor", Response(200, {"Content-Type": AP}, "{not json")),
+    "json-list": ("/u/101/actor", Response(200, {"Content-Type": AP}, "[1, 2]")),
+    "another-id": ("/u/101/actor", _actor(id=f"{BASE}/u/104/actor")),
+    "dropped": ("/u/101/actor", None),
+    "timeout": ("/u/101/actor", Response(200, {"Content-Type": AP}, json.dumps(ACTOR), delay=4.0)),
+    "another-person": ("/u/104", None),
+    "off-platform": ("http://evil.example/u/101", None),
+}
+
+
+class UnreadActorSite(ActorSite):
+    """:class:`ActorSite` whose actor answers ``answer`` (None: the connection is dropped)."""
+
+    def __init__(self, href: str, answer: Response | None, **kwargs: Any) -> None:
+        super().__init__(href, **kwargs)
+        self.answer = answer
+
+    def __call__(self, request: Any, headers: dict[str, str]) -> Response | None:
+        response = super().__call__(request, headers)
+        if request.path == "/u/101/actor" and self.href == "/u/101/actor":
+            return self.answer
+        return response
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("case", list(UNREAD))
+@deferred_f_from_coro_f
+async def test_an_actor_that_cannot_be_read_denies_what_it_would_have_decided(
+        kind: str, case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FEP-5feb is opt-in: an actor that does not say ``indexable: true`` denies search-indexing and the TDM
+    purposes. A profile that links to an actor we could not read (an error, a redirect, another person's actor,
+    garbage) has said nothing more than an actor without the flag: the crawl's research purpose is denied for the
+    person, with the cause, and neither the profile nor their posts reach a callback."""
+    href, answer = UNREAD[case]
+    app = UnreadActorSite(href, answer)
+    settings = {**_settings(tmp_path), "DOWNLOAD_TIMEOUT": 1}
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ProfileThenPosts), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    served = [s.path for s in app.served if s.person == "101" or s.path.startswith("/u/101")]
+    assert served[0] == "/u/101", app.describe()  # control: the profile was fetched
+    assert "/u/101/posts" not in served, app.describe()
+    assert not result.seen and not result.items, (result.seen, result.items)
+    denies = [e for e in result.audit_for("/u/101/posts") if e["verdict"] == "deny"]
+    assert [e["reason"] for e in denies] == ["error.internal"], result.audit
+    assert "actor" in json.dumps(denies[0]["evidence"]), denies
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("case", ["indexable", "401"])
+@deferred_f_from_coro_f
+async def test_controls_an_actor_that_is_read_decides(kind: str, case: str, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Controls for the test above: an indexable actor lets the posts through; a 401 (authorized fetch) refuses."""
+    answer = _actor() if case == "indexable" else Response.text("sign your request", 401)
+    app = UnreadActorSite("/u/101/actor", answer)
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ProfileThenPosts), _settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    paths = [s.path for s in app.served if s.path.startswith("/u/101")]
+    if case == "indexable":
+        assert paths == ["/u/101", "/u/101/actor", "/u/101/posts"], app.describe()
+        assert len(result.seen) == 2, result.seen
+    else:
+        assert paths == ["/u/101", "/u/101/actor"], app.describe()
+        assert [e["reason"] for e in result.audit_for("/u/101/posts")] == ["subject.refused-on-page"], result.audit
+
+
+@pytest.mark.parametrize("case", [c for c in UNREAD if c != "timeout"])
+def test_check_fetch_denies_a_profile_whose_actor_cannot_be_read(
+        case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``consentcrawl check --fetch`` reads the linked actor as a crawl does, so it denies as a crawl does.
+    (The timeout case is left out: ``check``'s client waits 10 s.)"""
+    href, answer = UNREAD[case]
+    settings = _settings(tmp_path)
+    app = UnreadActorSite(href, answer)
+    monkeypatch.chdir(tmp_path)
+    with LocalServer(app) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        monkeypatch.delenv("HTTP_PROXY", raising=False)
+        code = main(["check", f"{BASE}/u/101", "--json", "--fetch", "--purpose", "research",
+                     "--platforms", settings["CONSENTCRAWL_PLATFORMS"],
+                     "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"]])
+    out, err = capsys.readouterr()
+    assert "/u/101" in [s.path for s in app.served], app.describe()  # control: the profile was fetched
+    assert code == 1, out + err
+    decision = json.loads(out)
+    assert decision["reason"] in ("error.internal", "subject.mismatch"), decision
+    if decision["reason"] == "error.internal":
+        assert "actor" in json.dumps(decision["evidence"]), decision
+    assert app.people_served() in (["101"], ["101", "101"]), app.describe()  # nobody else
+
+
+def test_check_fetch_allows_a_profile_whose_actor_is_read(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The control for the test above: the same profile with an indexable actor is allowed."""
+    settings = _settings(tmp_path)
+    app = UnreadActorSite("/u/101/actor", _actor())
+    monkeypatch.chdir(tmp_path)
+    with LocalServer(app) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        monkeypatch.delenv("HTTP_PROXY", raising=False)
+        code = main(["check", f"{BASE}/u/101", "--json", "--fetch", "--purpose", "research",
+                     "--platforms", settings["CONSENTCRAWL_PLATFORMS"],
+                     "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"]])
+    out, err = capsys.readouterr()
+    assert code == 0, out + err
+    assert json.loads(out)["refusals_on_page"] == [{"actor": f"{BASE}/u/101/actor", "fetched": True}]
