@@ -5,6 +5,7 @@ Each is a real crawl of the lenient ``people`` site (:mod:`tests.lenient`, its s
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,8 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.cli import main
 from consentcrawl_demo.server import LocalServer, Response
-from tests.lenient import HOST, KINDS, ListLogic, crawl, make_spider
-from tests.test_leaks_sidefetch import ACTOR, ActorSite, _settings
+from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, Robots, crawl, make_spider
+from tests.test_leaks_sidefetch import ACTOR, ActorSite, _settings, _site
 
 BASE = f"http://{HOST}"
 AP = "application/activity+json"
@@ -148,3 +149,94 @@ def test_check_fetch_allows_a_profile_whose_actor_is_read(tmp_path: Path, capsys
     out, err = capsys.readouterr()
     assert code == 0, out + err
     assert json.loads(out)["refusals_on_page"] == [{"actor": f"{BASE}/u/101/actor", "fetched": True}]
+
+
+# --------------------------------------------------------------------------- a site's file at a person's URL
+
+#: where a site names a file of its own (robots.txt's redirect, a licence, a policy)
+WHERES = ["robots-redirect", "robots-license", "tdmrep.json", "header", "rsl"]
+
+
+def _naming_site(named: str, where: str, **kwargs: Any) -> LenientPeople:
+    """The people site, whose own files (on every host) name ``named`` as ``where`` says."""
+    if where == "robots-redirect":
+        app = LenientPeople(any_host=True, **kwargs)
+        app.robots["other.example"] = Robots(location=named)
+        return app
+    if where == "robots-license":
+        app = LenientPeople(any_host=True, **kwargs)
+        app.robots["other.example"] = Robots(body=f"User-agent: *\nAllow: /\nLicense: {named}\n")
+        return app
+    app = _site(named, where)
+    for key, value in kwargs.items():
+        setattr(app, key, value)
+    return app
+
+
+def _page_url(where: str) -> str:
+    return "http://other.example/page" if where.startswith("robots") else f"{BASE}/page"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("where", WHERES)
+@deferred_f_from_coro_f
+async def test_a_sites_file_at_an_authorized_persons_url_is_not_fetched_past_robots_txt(
+        kind: str, where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """people.example's robots.txt disallows ``/u/``; a site names 101's profile (authorized) as its robots.txt
+    redirect, licence or policy. A fetch of 101's page through a side request is a fetch of their page: it may not
+    pass where the spider's own request would be stopped."""
+    app = _naming_site(f"{BASE}/u/101", where, robots={HOST: Robots(body="User-agent: *\nDisallow: /u/\n")})
+    logic = type("NamingLogic", (ListLogic,), {"urls": [_page_url(where)], "follow_links": False})
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, logic), _settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    assert app.people_served() == [], app.describe()
+    # control: the site did name 101's page, and the refused hop has its line
+    assert [e["reason"] for e in result.audit_for("/u/101")] == ["subject.mismatch"], result.audit
+
+
+@pytest.mark.parametrize("where", ["tdmrep.json", "header", "meta", "rsl"])
+@pytest.mark.parametrize("command", ["check", "signals"])
+def test_check_fetch_does_not_fetch_an_authorized_persons_page_a_site_names(
+        command: str, where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = _settings(tmp_path)
+    app = _site(f"{BASE}/u/101", where)
+    monkeypatch.chdir(tmp_path)
+    with LocalServer(app) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        monkeypatch.delenv("HTTP_PROXY", raising=False)
+        extra = ["--purpose", "research", "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"]]
+        code = main([command, f"{BASE}/page", "--json", "--fetch", "--platforms", settings["CONSENTCRAWL_PLATFORMS"],
+                     *(extra if command == "check" else [])])
+    out, err = capsys.readouterr()
+    assert code in (0, 1), err
+    assert any(s.path in ("/.well-known/tdmrep.json", "/page") for s in app.served), app.describe()  # control
+    assert app.people_served() == [], app.describe()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("where", ["header", "rsl"])
+@deferred_f_from_coro_f
+async def test_a_sites_file_at_a_persons_url_waits_for_their_first_page(
+        kind: str, where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """101 (authorized) refuses on their profile (#nobot); the spider fetches it first, and it is slow to come.
+    Meanwhile a page names another of 101's pages as its policy or licence: fetching it while 101's first page is
+    not read yet is the race the first-page gate exists to prevent."""
+    app = _site(f"{BASE}/u/101/licence", where)
+    app.refusing.add("101")
+    slow = LenientPeople._answer
+
+    def answer(self: LenientPeople, request: Any, path: str, kind: str, person: str | None) -> Any:
+        kind, response = slow(self, request, path, kind, person)
+        if path == "/u/101":
+            response = dataclasses.replace(response, delay=1.5)
+        return kind, response
+
+    monkeypatch.setattr(LenientPeople, "_answer", answer)
+    logic = type("RaceLogic", (ListLogic,), {"urls": [f"{BASE}/u/101", 0.3, f"{BASE}/page"],
+                                             "follow_links": False})
+    with LocalServer(app) as server:
+        await crawl(make_spider(kind, logic), _settings(tmp_path), proxy=server.proxy, monkeypatch=monkeypatch)
+    assert "/page" in [s.path for s in app.served], app.describe()  # control: the naming page was fetched
+    assert [s.path for s in app.served if s.person] == ["/u/101"], app.describe()

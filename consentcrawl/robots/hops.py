@@ -5,6 +5,10 @@ only if we would fetch that URL. A terms-stage deny does not stop a hop to a ``/
 terms is not collecting its data), nor to a site's signal file (``terms_file``), except for a host we do not fetch
 from at all (``terms.ip-host``), nor to a URL that is, or may be read as, a person's page: the site names its
 policy, licence and redirect targets, so it could name anyone's profile on a platform we hold no agreement with.
+
+Nor is a person's page fetched as a site's file when we may collect the person (``subject.mismatch``): a side
+request is not one of the person's requests (no robots.txt rule of the person's origin, no site signal, no wait for
+their first page to be read for refusals, no reading of it), and a site's terms are not a person's page.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from ..decision import Decision, Evidence, Stage, deny
+from ..reasons import SUBJECT_MISMATCH
 
 if TYPE_CHECKING:
     from ..deciding import Decider
@@ -29,10 +34,20 @@ async def hop_decision(decider: Decider, url: str, purpose: str, now: datetime, 
         cause = Evidence("error", url, {"error": type(exc).__name__, "message": str(exc)[:500]})
         return deny(Stage.ERROR, "error.bad-url", evidence=(cause,)), False
     decision = await decider.decide_consent(facts)
+    if decision.allowed and facts.subject is not None:
+        return _persons_page(decision, url), False
     fetch = decision.allowed or (decision.stage is Stage.TERMS and decision.reason != "terms.ip-host"
                                  and facts.subject is None and facts.ambiguous is None
                                  and (facts.canonical.path == "/robots.txt" or terms_file))
     return decision, fetch
+
+
+def _persons_page(allowed: Decision, url: str) -> Decision:
+    """The deny of a side request's hop to a person's page (one we may collect: others are denied as they are)."""
+    cause = Evidence("side-request", url, {"cause": "a site's own file (robots.txt, a signal file, a policy or "
+                                                    "licence it names) at a URL that names a person"})
+    return deny(Stage.SUBJECT, SUBJECT_MISMATCH, subject=allowed.subject, platform=allowed.platform,
+                evidence=(*allowed.evidence, cause))
 
 
 async def hop_refusal(decider: Decider, url: str, purpose: str, now: datetime, *,
