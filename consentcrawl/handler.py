@@ -23,13 +23,14 @@ import inspect
 import logging
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import Response as ScrapyResponse
 from scrapy.utils.misc import build_from_crawler, load_object
 
 from .checks.robots import crawl_delay
-from .distributed.send import send_shared
+from .distributed.send import MAX_ROUNDS, send_shared
 from .distributed.shared import SharedStateUnavailable
 from .errors import ConfigError
 from .middlewares import ConsentDenied, ConsentMisconfigured
@@ -114,12 +115,12 @@ class ConsentDownloadHandler:
         if runtime is None:
             raise ConsentMisconfigured
         if runtime.is_own(request):
+            origin = _origin(request.url)
+            if origin is not None:  # robots.txt counts as a request to the origin; the site's other files wait
+                await self._own_sent(runtime, request, origin)
             refused = await runtime.may_send_own(request.url)  # each side request's hop, again at send time
             if refused is not None:
                 raise IgnoreRequest(f"consentcrawl: {refused}")
-            origin = _origin(request.url)
-            if origin is not None:
-                await self._own_sent(runtime, origin)  # robots.txt counts as a request to the origin
         elif is_checked_url(request.url):
             person = runtime.person_of(request)
             # a person's other requests wait here until one of their pages has been read for refusals
@@ -213,12 +214,28 @@ class ConsentDownloadHandler:
             delay = None
         return origin, delay
 
-    async def _own_sent(self, runtime: ConsentRuntime, origin: str) -> None:
+    async def _own_sent(self, runtime: ConsentRuntime, request: Request, origin: str) -> None:
+        """One of our side requests is being sent to ``origin``. robots.txt goes at once (by convention: it is how
+        the delay is known) and counts as a request; the site's other files (tdmrep.json, ai.txt, the policies and
+        licences it names) are requests to the server like any other and keep its ``Crawl-delay``."""
+        delay = None if urlsplit(request.url).path == "/robots.txt" else self._delay(runtime, request.url)[1]
         if runtime.distributed is None:
-            self.spacing.sent(origin)
+            if delay:
+                await self._keep_crawl_delay(runtime, request)
+            else:
+                self.spacing.sent(origin)
             return
         try:
-            await runtime.distributed.spacing.send(origin, None)
+            spacing = runtime.distributed.spacing
+            wait = await spacing.reserve(origin, delay)
+            for _ in range(MAX_ROUNDS):
+                if wait > 0:
+                    runtime.count("consentcrawl/crawl_delay/waited")
+                    await asyncio.sleep(wait)
+                wait = await spacing.send(origin, delay)
+                if wait <= 0:
+                    return
+            raise SharedStateUnavailable(f"no turn for the origin after {MAX_ROUNDS} tries")
         except SharedStateUnavailable as exc:  # the side request fails; its origin is unreachable, not cached
             raise IgnoreRequest(f"consentcrawl: {exc}") from None
 

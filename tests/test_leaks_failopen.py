@@ -6,6 +6,7 @@ Each is a real crawl of the lenient ``people`` site (:mod:`tests.lenient`, its s
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 from pathlib import Path
 from typing import Any
@@ -209,7 +210,7 @@ def test_check_fetch_does_not_fetch_an_authorized_persons_page_a_site_names(
         extra = ["--purpose", "research", "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"]]
         code = main([command, f"{BASE}/page", "--json", "--fetch", "--platforms", settings["CONSENTCRAWL_PLATFORMS"],
                      *(extra if command == "check" else [])])
-    out, err = capsys.readouterr()
+    _out, err = capsys.readouterr()
     assert code in (0, 1), err
     assert any(s.path in ("/.well-known/tdmrep.json", "/page") for s in app.served), app.describe()  # control
     assert app.people_served() == [], app.describe()
@@ -240,3 +241,30 @@ async def test_a_sites_file_at_a_persons_url_waits_for_their_first_page(
         await crawl(make_spider(kind, logic), _settings(tmp_path), proxy=server.proxy, monkeypatch=monkeypatch)
     assert "/page" in [s.path for s in app.served], app.describe()  # control: the naming page was fetched
     assert [s.path for s in app.served if s.person] == ["/u/101"], app.describe()
+
+
+# --------------------------------------------------------------------------- Crawl-delay for a site's files
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_sites_signal_files_and_policies_keep_its_crawl_delay(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """robots.txt says ``Crawl-delay: 1``. robots.txt itself is fetched at once (by convention it is how the delay
+    is known); every other request to the origin, consentcrawl's own side requests included (tdmrep.json, ai.txt,
+    the ``tdm-policy`` and licence the files and the page name), comes at least the delay after the one before."""
+    app = LenientPeople(any_host=True, default_robots=Robots(
+        body=f"User-agent: *\nAllow: /\nLicense: {BASE}/licence.xml\n", crawl_delay=1.0))
+    app.pages["/.well-known/tdmrep.json"] = lambda _r: Response(200, {"Content-Type": "application/json"}, json.dumps(
+        [{"location": "/", "tdm-reservation": 0, "tdm-policy": f"{BASE}/policy.json"}]))
+    app.pages["/policy.json"] = lambda _r: Response(404, {"Content-Type": "text/plain"}, "none")
+    app.pages["/licence.xml"] = lambda _r: Response(404, {"Content-Type": "text/plain"}, "none")
+    app.page("/page", "<html><body>a page</body></html>").page("/other", "<html><body>another</body></html>")
+    logic = type("DelayLogic", (ListLogic,), {"urls": [f"{BASE}/page", f"{BASE}/other"], "follow_links": False})
+    with LocalServer(app) as server:
+        await crawl(make_spider(kind, logic), _settings(tmp_path), proxy=server.proxy, monkeypatch=monkeypatch)
+    origin = [s for s in app.served if s.host == HOST]
+    assert {"/robots.txt", "/.well-known/tdmrep.json", "/ai.txt", "/policy.json", "/licence.xml"} <= {
+        s.path for s in origin}, app.describe()  # control: every file was asked for
+    gaps = [round(b.time - a.time, 2) for a, b in itertools.pairwise(origin)]
+    assert min(gaps) >= 0.95, f"{gaps}\n{app.describe()}"
