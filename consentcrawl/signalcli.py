@@ -41,7 +41,7 @@ from .signals.evaluate import SiteFiles
 from .signals.fetch import SignalFile, from_response, unavailable
 from .signals.odrl import SIGNAL as POLICY
 from .signals.policy import SignalPolicy, response_decision
-from .signals.rsl import response_rsl_links
+from .signals.rsl import licences_to_fetch, response_rsl_links
 from .signals.tdmrep import response_policy_url
 
 if TYPE_CHECKING:
@@ -78,7 +78,8 @@ async def with_named_files(files: SiteFiles, url: str, headers: Any, body: bytes
                            user_agent: str, now: datetime, may_fetch: HopCheck) -> SiteFiles:
     """``files`` with what the page names itself and a crawl fetches before releasing it: RSL licences (``Link``,
     ``<link rel="license">``) and its ``tdm-policy`` (header or meta)."""
-    named = [link.url for link in response_rsl_links(url, headers, body, encoding) if link.url not in files.licences]
+    named = licences_to_fetch(link.url for link in response_rsl_links(url, headers, body, encoding)
+                              if link.url not in files.licences)
     if named:
         extra = {u: await fetch_file("rsl", u, user_agent=user_agent, now=now, may_fetch=may_fetch) for u in named}
         files = replace(files, licences={**files.licences, **extra})

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -268,3 +269,64 @@ async def test_a_sites_signal_files_and_policies_keep_its_crawl_delay(
         s.path for s in origin}, app.describe()  # control: every file was asked for
     gaps = [round(b.time - a.time, 2) for a, b in itertools.pairwise(origin)]
     assert min(gaps) >= 0.95, f"{gaps}\n{app.describe()}"
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("case", ["500", "dropped", "another-person", "not-json"])
+@deferred_f_from_coro_f
+async def test_a_person_denied_for_an_unread_actor_reaches_no_cache_and_no_log_line(
+        kind: str, case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The person denied because their actor could not be read: their profile is denied in its response phase,
+    above the HTTP cache; neither their page nor their URL reaches the cache or a log line at INFO or above."""
+    href, answer = UNREAD[case]
+    app = UnreadActorSite(href, answer)
+    cache = tmp_path / "httpcache"
+    settings = _settings(tmp_path, HTTPCACHE_ENABLED=True, HTTPCACHE_DIR=str(cache))
+    with caplog.at_level("DEBUG"), LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ProfileThenPosts), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    assert [e["reason"] for e in result.audit_for("/u/101", phase="response")] == ["error.internal"], result.audit
+    assert "/u/101/posts" not in [s.path for s in app.served], app.describe()
+    cached = b"".join(p.read_bytes() for p in cache.rglob("*") if p.is_file())
+    assert b"One Oh One" not in cached and b"/u/101" not in cached
+    logged = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
+    assert "/u/101" not in logged and "One Oh One" not in logged, logged
+    assert any("/u/101" in r.getMessage() for r in caplog.records), "control: DEBUG lines name the URL"
+
+
+# --------------------------------------------------------------------------- a fetch storm of licences
+
+MANY = 120
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("where", ["robots.txt", "Link", "<link>"])
+@deferred_f_from_coro_f
+async def test_a_site_naming_many_licences_gets_a_bounded_number_of_fetches_and_denies(
+        kind: str, where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A robots.txt or a page naming 120 RSL licences (on a third party's host) would make the crawler send 120
+    requests at once: a page can aim the crawler at anyone. At most ``MAX_LICENCES`` are fetched; the others are
+    not read, and a licence not read denies what RSL covers, as an unavailable one does."""
+    from consentcrawl.signals.rsl import MAX_LICENCES
+
+    urls = [f"http://victim.example/licence-{i}.xml" for i in range(MANY)]
+    app = LenientPeople(any_host=True)
+    if where == "robots.txt":
+        app.robots[HOST] = Robots(body="User-agent: *\nAllow: /\n" + "".join(f"License: {u}\n" for u in urls))
+        app.page("/page", "<html><body>a page</body></html>")
+    elif where == "Link":
+        app.pages["/page"] = lambda _r: Response.html("<html><body>a page</body></html>", headers=[
+            ("Link", f'<{u}>; rel="license"; type="application/rsl+xml"') for u in urls])
+    else:
+        links = "".join(f'<link rel="license" type="application/rsl+xml" href="{u}">' for u in urls)
+        app.page("/page", f"<html><head>{links}</head><body>a page</body></html>")
+    logic = type("StormLogic", (ListLogic,), {"urls": [f"{BASE}/page"], "follow_links": False})
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, logic), _settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    victim = [s for s in app.served if s.host == "victim.example" and s.path.startswith("/licence-")]
+    assert 0 < len(victim) <= MAX_LICENCES, app.describe()
+    assert not result.seen, result.seen
+    reasons = {e["reason"] for e in result.audit_for("/page") if e["verdict"] == "deny"}
+    assert reasons and all("rsl" in r for r in reasons), result.audit
