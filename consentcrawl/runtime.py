@@ -353,9 +353,11 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
 
     async def may_fetch_signal(self, url: str, own_url: bool) -> str | None:
         """A signal file's hop (tdmrep.json, ai.txt, an RSL licence) is fetched only if we would fetch that URL;
-        a terms-stage deny does not stop the file itself (reading a site's terms is not collecting its data)."""
+        a terms-stage deny does not stop the file itself (reading a site's terms is not collecting its data). A
+        document a site names (a licence, a policy) is asked of its own origin's robots.txt too."""
         now = self.config.now()
-        decision = await hop_refusal(self.decider, url, self.config.purpose, now, terms_file=own_url)
+        decision = await hop_refusal(self.decider, url, self.config.purpose, now, terms_file=own_url,
+                                     robots_for=self.robots.get)  # a document a site names: its origin's rules
         if decision is None:
             return None
         self.record(decision, url, None, "signals", time=now)

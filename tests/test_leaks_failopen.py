@@ -330,3 +330,48 @@ async def test_a_site_naming_many_licences_gets_a_bounded_number_of_fetches_and_
     assert not result.seen, result.seen
     reasons = {e["reason"] for e in result.audit_for("/page") if e["verdict"] == "deny"}
     assert reasons and all("rsl" in r for r in reasons), result.audit
+
+
+# --------------------------------------------------------------------------- robots.txt of a named file's origin
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("where", ["header", "rsl", "robots-license"])
+@deferred_f_from_coro_f
+async def test_a_file_a_site_names_on_another_origin_obeys_that_origins_robots_txt(
+        kind: str, where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page (or robots.txt) names a policy or licence on victim.example, whose robots.txt disallows everything.
+    A site's own robots.txt and well-known files are read whatever robots.txt says (that is how its rules are
+    known); a document another site points at is a request to victim.example like any other."""
+    named = "http://victim.example/terms/licence.xml"
+    app = _naming_site(named, where)
+    app.robots["victim.example"] = Robots(body="User-agent: *\nDisallow: /\n")
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, type("NamedLogic", (ListLogic,), {
+            "urls": [_page_url(where)], "follow_links": False})), _settings(tmp_path), proxy=server.proxy,
+            monkeypatch=monkeypatch)
+    assert any(s.path == "/page" or s.host == "other.example" for s in app.served), app.describe()  # control
+    assert "/terms/licence.xml" not in [s.path for s in app.served if s.host == "victim.example"], app.describe()
+    assert any(e.get("url") == named and e["verdict"] == "deny" for e in result.audit), result.audit
+
+
+@pytest.mark.parametrize("where", ["header", "rsl", "tdmrep.json"])
+@pytest.mark.parametrize("command", ["check", "signals"])
+def test_check_fetch_asks_the_robots_txt_of_a_named_documents_origin(
+        command: str, where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    named = "http://victim.example/terms/licence.xml"
+    settings = _settings(tmp_path)
+    app = _site(named, where)
+    app.robots["victim.example"] = Robots(body="User-agent: *\nDisallow: /\n")
+    monkeypatch.chdir(tmp_path)
+    with LocalServer(app) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        monkeypatch.delenv("HTTP_PROXY", raising=False)
+        extra = ["--purpose", "research", "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"]]
+        code = main([command, f"{BASE}/page", "--json", "--fetch", "--platforms", settings["CONSENTCRAWL_PLATFORMS"],
+                     *(extra if command == "check" else [])])
+    _out, err = capsys.readouterr()
+    assert code in (0, 1), err
+    victim = [s.path for s in app.served if s.host == "victim.example"]
+    assert victim == ["/robots.txt"], app.describe()  # asked, and obeyed
