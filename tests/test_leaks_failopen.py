@@ -136,11 +136,19 @@ def test_check_fetch_denies_a_profile_whose_actor_cannot_be_read(
     assert app.people_served() in (["101"], ["101", "101"]), app.describe()  # nobody else
 
 
-def test_check_fetch_allows_a_profile_whose_actor_is_read(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    """The control for the test above: the same profile with an indexable actor is allowed."""
+@pytest.mark.parametrize(("href", "answer", "reason", "why"), [
+    ("/u/101/actor", _actor(), "subject.authorized", None),
+    ("/u/101/actor", Response.text("sign your request", 401), "subject.refused-on-page", None),
+    (f"http://www.{HOST}/u/101/actor", _actor(), "error.internal", "on another origin"),
+])
+def test_check_fetch_controls_an_actor_that_is_read_or_on_another_origin(
+        href: str, answer: Response, reason: str, why: str | None, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Controls for the test above: an indexable actor allows, a 401 refuses (authorized fetch: not public); an
+    actor on another host of the platform is not fetched by ``check`` (it has the page's origin's robots.txt only),
+    so it is not known, and denies."""
     settings = _settings(tmp_path)
-    app = UnreadActorSite("/u/101/actor", _actor())
+    app = UnreadActorSite(href, answer)
     monkeypatch.chdir(tmp_path)
     with LocalServer(app) as server:
         monkeypatch.setenv("http_proxy", server.proxy)
@@ -149,8 +157,13 @@ def test_check_fetch_allows_a_profile_whose_actor_is_read(tmp_path: Path, capsys
                      "--platforms", settings["CONSENTCRAWL_PLATFORMS"],
                      "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"]])
     out, err = capsys.readouterr()
-    assert code == 0, out + err
-    assert json.loads(out)["refusals_on_page"] == [{"actor": f"{BASE}/u/101/actor", "fetched": True}]
+    decision = json.loads(out)
+    assert (code, decision["reason"]) == (0 if reason == "subject.authorized" else 1, reason), out + err
+    if why is not None:
+        assert decision["refusals_on_page"] == [{"actor": href, "fetched": False, "why": why}], decision
+        assert "www." not in "".join(s.host for s in app.served), app.describe()
+    elif reason == "subject.authorized":
+        assert decision["refusals_on_page"] == [{"actor": f"{BASE}/u/101/actor", "fetched": True}]
 
 
 # --------------------------------------------------------------------------- a site's file at a person's URL
