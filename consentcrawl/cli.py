@@ -118,7 +118,8 @@ async def check_signals(args: argparse.Namespace, config: ConsentConfig, decider
     signals check; with ``--fetch`` the page too, and, in the crawl's order, the refusals its person published
     there, its robots tags and its response-level signals. ``consulted`` gets every signal read, with its
     verdict; ``refusals`` every refusal read on the page."""
-    from .robots.hops import hop_refusal
+    from .robots.hops import hop_refusal, once_per_origin
+    from .robots.httpfetch import fetch_robots
     from .signalcli import (
         ACTIVITYPUB,
         fetch_page,
@@ -133,8 +134,15 @@ async def check_signals(args: argparse.Namespace, config: ConsentConfig, decider
 
     user_agent = f"{config.token}/{__version__}"
 
+    async def robots_hop(url: str) -> str | None:
+        refused = await hop_refusal(decider, url, config.purpose, now)
+        return refused.reason if refused is not None else None
+
+    robots_for = once_per_origin(lambda origin: fetch_robots(origin, user_agent=user_agent, now=now,
+                                                             may_fetch=robots_hop), {facts.canonical.origin: robots})
+
     async def may_fetch(url: str, own: bool) -> str | None:
-        refused = await hop_refusal(decider, url, config.purpose, now, terms_file=own)
+        refused = await hop_refusal(decider, url, config.purpose, now, terms_file=own, robots_for=robots_for)
         return refused.reason if refused is not None else None
 
     policy = config.signal_policy
@@ -273,7 +281,7 @@ def _platforms_for(args: argparse.Namespace) -> Any:
 
 def cmd_signals(args: argparse.Namespace) -> int:
     """Every built-in purpose at once: what each signal says, where, and the combined verdict off any platform."""
-    from .robots.hops import hop_refusal
+    from .robots.hops import hop_refusal, once_per_origin
     from .robots.httpfetch import fetch_robots
     from .signalcli import fetch_page, fetch_site_files, signal_report, with_named_files
     from .signals.combine import combine
@@ -294,12 +302,19 @@ def cmd_signals(args: argparse.Namespace) -> int:
     policy = config.signal_policy
     purposes = sorted(BASE_PURPOSES)
 
+    async def robots_hop(url: str) -> str | None:
+        refused = await hop_refusal(decider, url, config.purpose, now)
+        return refused.reason if refused is not None else None
+
+    robots_for = once_per_origin(lambda origin: fetch_robots(origin, user_agent=user_agent, now=now,
+                                                             may_fetch=robots_hop))
+
     async def may_fetch(url: str, own: bool = False) -> str | None:
-        refused = await hop_refusal(decider, url, config.purpose, now, terms_file=own)
+        refused = await hop_refusal(decider, url, config.purpose, now, terms_file=own, robots_for=robots_for)
         return refused.reason if refused is not None else None
 
     async def gather() -> tuple[Any, list[Any]]:
-        robots = await fetch_robots(facts.canonical.origin, user_agent=user_agent, now=now, may_fetch=may_fetch)
+        robots = await robots_for(facts.canonical.origin)
         files = await fetch_site_files(facts.canonical.origin, robots, policy, user_agent=user_agent, now=now,
                                        may_fetch=may_fetch)
         options = policy.options(config.token, facts.canonical.host, facts.platform)

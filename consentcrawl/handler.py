@@ -23,16 +23,18 @@ import inspect
 import logging
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
 from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.http import Response as ScrapyResponse
 from scrapy.utils.misc import build_from_crawler, load_object
 
 from .checks.robots import crawl_delay
-from .distributed.send import send_shared
+from .distributed.send import MAX_ROUNDS, send_shared
 from .distributed.shared import SharedStateUnavailable
 from .errors import ConfigError
 from .middlewares import ConsentDenied, ConsentMisconfigured
-from .refusalphase import actor_request
+from .refusalphase import actor_read, actor_request
 from .runtime import get_runtime, is_checked_url, refuse_to_start
 from .settings import read
 from .urls import canonicalize
@@ -113,12 +115,12 @@ class ConsentDownloadHandler:
         if runtime is None:
             raise ConsentMisconfigured
         if runtime.is_own(request):
+            origin = _origin(request.url)
+            if origin is not None:  # robots.txt counts as a request to the origin; the site's other files wait
+                await self._own_sent(runtime, request, origin)
             refused = await runtime.may_send_own(request.url)  # each side request's hop, again at send time
             if refused is not None:
                 raise IgnoreRequest(f"consentcrawl: {refused}")
-            origin = _origin(request.url)
-            if origin is not None:
-                await self._own_sent(runtime, origin)  # robots.txt counts as a request to the origin
         elif is_checked_url(request.url):
             person = runtime.person_of(request)
             # a person's other requests wait here until one of their pages has been read for refusals
@@ -132,7 +134,7 @@ class ConsentDownloadHandler:
                     read = reading is not None and reading.profile
                     actor = actor_request(runtime, person, reading)
                     if actor is not None:
-                        await self._read_actor(runtime, actor)
+                        await self._read_actor(runtime, actor, person)
                 return response
             finally:
                 if first:
@@ -153,7 +155,7 @@ class ConsentDownloadHandler:
         response: Response = await self.fallback.download_request(request)
         return response
 
-    async def _read_actor(self, runtime: ConsentRuntime, actor: Request) -> None:
+    async def _read_actor(self, runtime: ConsentRuntime, actor: Request, person: tuple[str, str]) -> None:
         """The actor a person's HTML profile links to (:func:`~consentcrawl.refusalphase.actor_request`), fetched
         while the person's other requests wait, so that an ``indexable: false`` there stops them (and this page,
         in its response phase).
@@ -161,21 +163,29 @@ class ConsentDownloadHandler:
         It goes through the downloader middlewares (the request phase's decision, the user agent, the proxy; the
         response phase reads it for refusals and records them) and is decided again at send time, each with its
         audit line, like any request of the person. It skips the download slot: this page still holds the slot,
-        which the actor would wait for. Its response goes to no spider and no cache. A deny or a failure leaves the
-        person as the page alone said."""
+        which the actor would wait for. Its response goes to no spider and no cache. A deny or a failure denies the
+        person: what they say there is not known (:func:`~consentcrawl.refusalphase.actor_read`)."""
         engine = self.crawler.engine
         assert engine is not None
 
         async def send(request: Request) -> Response:
             return await self._send(runtime, request)
 
+        response: Response | None = None
+        failed: str | None = None
         try:
-            await engine.downloader.middleware.download_async(send, actor)
-        except IgnoreRequest:  # denied, in the request, send-time or response phase: its line says why
-            pass
-        except Exception as exc:  # noqa: BLE001 - the actor is more evidence: without it the page decides alone
+            answer = await engine.downloader.middleware.download_async(send, actor)
+            if isinstance(answer, ScrapyResponse):
+                response = answer
+            else:  # a middleware sent another request instead: the actor was not read
+                failed = "a downloader middleware answered with another request"
+        except IgnoreRequest as exc:  # denied, in the request, send-time or response phase: its line says why
+            failed = f"not fetched or not read: {exc}"
+        except Exception as exc:  # noqa: BLE001 - the person's say is not known: they are denied (actor_read)
             runtime.count("consentcrawl/refusals/actor_errors")
             logger.info("consentcrawl: a linked ActivityPub actor could not be read: %s", type(exc).__name__)
+            failed = f"{type(exc).__name__}: {str(exc)[:200]}"
+        actor_read(runtime, person, actor.url, response, failed, actor)
 
     async def _keep_crawl_delay(self, runtime: ConsentRuntime, request: Request) -> None:
         """Wait until the origin's ``Crawl-delay`` since its previous request has passed, whatever the slot.
@@ -204,12 +214,28 @@ class ConsentDownloadHandler:
             delay = None
         return origin, delay
 
-    async def _own_sent(self, runtime: ConsentRuntime, origin: str) -> None:
+    async def _own_sent(self, runtime: ConsentRuntime, request: Request, origin: str) -> None:
+        """One of our side requests is being sent to ``origin``. robots.txt goes at once (by convention: it is how
+        the delay is known) and counts as a request; the site's other files (tdmrep.json, ai.txt, the policies and
+        licences it names) are requests to the server like any other and keep its ``Crawl-delay``."""
+        delay = None if urlsplit(request.url).path == "/robots.txt" else self._delay(runtime, request.url)[1]
         if runtime.distributed is None:
-            self.spacing.sent(origin)
+            if delay:
+                await self._keep_crawl_delay(runtime, request)
+            else:
+                self.spacing.sent(origin)
             return
         try:
-            await runtime.distributed.spacing.send(origin, None)
+            spacing = runtime.distributed.spacing
+            wait = await spacing.reserve(origin, delay)
+            for _ in range(MAX_ROUNDS):
+                if wait > 0:
+                    runtime.count("consentcrawl/crawl_delay/waited")
+                    await asyncio.sleep(wait)
+                wait = await spacing.send(origin, delay)
+                if wait <= 0:
+                    return
+            raise SharedStateUnavailable(f"no turn for the origin after {MAX_ROUNDS} tries")
         except SharedStateUnavailable as exc:  # the side request fails; its origin is unreachable, not cached
             raise IgnoreRequest(f"consentcrawl: {exc}") from None
 

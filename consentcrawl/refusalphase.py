@@ -32,7 +32,7 @@ from scrapy.http import Response, TextResponse
 from .decision import Decision, Evidence, Stage, deny, new_decision_id
 from .errors import AuditUnavailable
 from .recent import Recent
-from .refusals.book import REASON, Refusal
+from .refusals.book import REASON, Refusal, Unread
 from .refusals.forms import Found, PageReading, is_activitypub, read_page
 from .robots.body import decoded_body, page_encoding, reads_as_html
 from .robots.meta import parse_meta_robots
@@ -50,8 +50,8 @@ logger = logging.getLogger("consentcrawl")
 
 ACTIVITYPUB = "application/activity+json"  #: what a crawl asks a profile URL for to get the actor (Mastodon negotiates)
 
-__all__ = ["FirstPageGate", "actor_request", "book_refusals", "check_refusals", "mismatch_deny", "owner_mismatch",
-           "read_fetched", "refused_deny", "refusing", "unreadable_deny"]
+__all__ = ["FirstPageGate", "actor_read", "actor_request", "actor_unread_cause", "book_refusals", "check_refusals",
+           "mismatch_deny", "owner_mismatch", "read_fetched", "refused_deny", "refusing", "unreadable_deny"]
 
 
 class FirstPageGate:
@@ -98,7 +98,8 @@ def actor_request(runtime: ConsentRuntime, person: tuple[str, str], reading: Pag
     of the person, decided at send time, while it holds their other requests.
 
     Once per person; only an actor the platform's templates say is the same person's (fetching another's is not
-    reading this person); not for a person who already refused (their actor would be denied: no fetch, no line).
+    reading this person: the person's own is then not known, and they are denied, :func:`actor_read`); not for a
+    person who already refused (their actor would be denied: no fetch, no line).
     """
     gate = runtime.first_pages
     if reading is None or not reading.profile or reading.actor is None or gate.actors.get(person):
@@ -109,11 +110,47 @@ def actor_request(runtime: ConsentRuntime, person: tuple[str, str], reading: Pag
                                   "handle_httpstatus_all": True})
     if runtime.person_of(request) != person:
         runtime.count("consentcrawl/refusals/actor_of_another")
+        actor_read(runtime, person, reading.actor, None, "the profile links to another person's (or no one's) actor")
         return None
     if runtime.engine.refusals.refusal(*person, runtime.engine.refused_purposes(runtime.config.purpose)):
         return None
     runtime.count("consentcrawl/refusals/actor_requests")
     return request
+
+
+def actor_read(runtime: ConsentRuntime, person: tuple[str, str], url: str, response: Response | None,
+               failed: str | None, request: Request | None = None) -> None:
+    """After the actor a person's profile links to was asked for: unless it was read (an actor, 2xx, whole, the
+    person's own: its refusals are in the book) or the person already refused, the person is denied for the rest of
+    the crawl (:class:`~consentcrawl.refusals.book.Unread`, ``error.internal`` with the cause). FEP-5feb is opt-in:
+    an actor that could not be read said no more than one without ``indexable``, and it might have said
+    ``suspended`` or ``movedTo``. ``failed``: why there is no response (a deny, a network error)."""
+    book = runtime.engine.refusals
+    if book.refusal(*person, runtime.engine.refused_purposes(runtime.config.purpose)) is not None:
+        return  # refused (in the actor, a 401, or on the page): that says more than a failure would
+    cause = failed
+    if cause is None and response is not None and request is not None:
+        try:
+            cause = actor_unread_cause(response.status, _read(runtime, request, response), _partial(response))
+        except Exception as exc:  # noqa: BLE001 - a body that cannot be read is not read
+            cause = f"{type(exc).__name__}: {str(exc)[:200]}"
+    if cause is None:
+        return
+    runtime.count("consentcrawl/refusals/actor_unread")
+    book.add_unread(Unread(*person, url, cause, runtime.config.now()))
+
+
+def actor_unread_cause(status: int, reading: PageReading, partial: bool = False) -> str | None:
+    """Why a linked actor's response did not say what the person says (None: it did): not 2xx, not an actor,
+    only part of it (by a crawl and by ``consentcrawl check --fetch``; a refusal it holds, a 401's included, is
+    judged before this)."""
+    if not 200 <= status < 300:
+        return f"HTTP {status}"
+    if reading.kind != "activitypub" or not reading.profile:
+        return "the response is not an ActivityPub actor"
+    if partial:
+        return "only part of the actor came back"
+    return None
 
 
 def _read(runtime: ConsentRuntime, request: Request, response: Response) -> PageReading:
@@ -277,6 +314,10 @@ def check_refusals(runtime: ConsentRuntime, request: Request, response: Response
         known = runtime.engine.refusals.refusal(facts.platform.name, facts.subject,
                                                 runtime.engine.refused_purposes(runtime.config.purpose))
         refusals = [known] if known is not None else []
+    if not refusals and prior.allowed:  # a person whose linked actor could not be read since this was decided
+        unread = runtime.engine.refusals.overrule(prior, runtime.engine.refused_purposes(runtime.config.purpose))
+        if not unread.allowed:
+            return runtime.record(unread, response.url, None, "response", time=now)
     if not refusals and prior.allowed and _partial(response):
         decision = deny(Stage.ERROR, "error.internal", subject=facts.subject, platform=facts.platform.name,
                         evidence=(*prior.evidence, Evidence("error", response.url, {

@@ -341,9 +341,8 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
 
     async def may_send_own(self, url: str) -> str | None:
         """Send time for one of our own side requests (a robots.txt or signal file hop), decided again as
-        :meth:`may_fetch_robots` does. A hop that fetches a person's page (an authorized one: another one is
-        refused) is a fetch of a person's page like any other: its allow line is on disk before it is sent, and
-        one the audit log does not take refuses it."""
+        :meth:`may_fetch_robots` does. A hop to a person's page is refused (robots/hops.py), with its line; an
+        allow that names a person (none today) would have its line on disk before it is sent."""
         now = self.config.now()
         decision, fetch = await hop_decision(self.decider, url, self.config.purpose, now)
         if fetch and (not decision.allowed or decision.subject is None):
@@ -353,9 +352,11 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
 
     async def may_fetch_signal(self, url: str, own_url: bool) -> str | None:
         """A signal file's hop (tdmrep.json, ai.txt, an RSL licence) is fetched only if we would fetch that URL;
-        a terms-stage deny does not stop the file itself (reading a site's terms is not collecting its data)."""
+        a terms-stage deny does not stop the file itself (reading a site's terms is not collecting its data). A
+        document a site names (a licence, a policy) is asked of its own origin's robots.txt too."""
         now = self.config.now()
-        decision = await hop_refusal(self.decider, url, self.config.purpose, now, terms_file=own_url)
+        decision = await hop_refusal(self.decider, url, self.config.purpose, now, terms_file=own_url,
+                                     robots_for=self.robots.get)  # a document a site names: its origin's rules
         if decision is None:
             return None
         self.record(decision, url, None, "signals", time=now)

@@ -20,6 +20,7 @@ import httpx
 from .decision import Decision
 from .refusalphase import (
     ACTIVITYPUB,
+    actor_unread_cause,
     mismatch_deny,
     owner_mismatch,
     read_fetched,
@@ -27,7 +28,7 @@ from .refusalphase import (
     refusing,
     unreadable_deny,
 )
-from .refusals.book import Refusal
+from .refusals.book import Refusal, Unread, unread_deny
 from .response import judge_response
 from .robots.body import charset
 from .robots.fetch import RobotsFile
@@ -40,7 +41,7 @@ from .signals.evaluate import SiteFiles
 from .signals.fetch import SignalFile, from_response, unavailable
 from .signals.odrl import SIGNAL as POLICY
 from .signals.policy import SignalPolicy, response_decision
-from .signals.rsl import response_rsl_links
+from .signals.rsl import licences_to_fetch, response_rsl_links
 from .signals.tdmrep import response_policy_url
 
 if TYPE_CHECKING:
@@ -77,7 +78,8 @@ async def with_named_files(files: SiteFiles, url: str, headers: Any, body: bytes
                            user_agent: str, now: datetime, may_fetch: HopCheck) -> SiteFiles:
     """``files`` with what the page names itself and a crawl fetches before releasing it: RSL licences (``Link``,
     ``<link rel="license">``) and its ``tdm-policy`` (header or meta)."""
-    named = [link.url for link in response_rsl_links(url, headers, body, encoding) if link.url not in files.licences]
+    named = licences_to_fetch(link.url for link in response_rsl_links(url, headers, body, encoding)
+                              if link.url not in files.licences)
     if named:
         extra = {u: await fetch_file("rsl", u, user_agent=user_agent, now=now, may_fetch=may_fetch) for u in named}
         files = replace(files, licences={**files.licences, **extra})
@@ -143,21 +145,39 @@ async def judge_linked_actor(prior: Decision, actor: str, decider: Any, robots: 
                              token: str, purpose: str, facts: Any, now: datetime, *,
                              user_agent: str) -> tuple[Decision, list[dict[str, Any]]]:
     """The actor an HTML profile links to, as a crawl reads it (docs/refusals.md, "The actor a profile links
-    to"): only the page's person's, decided in full before it is fetched, read for refusals. ``check`` has the
-    page's origin's robots.txt and files only: an actor on another origin is reported, not fetched."""
+    to"): only the page's person's, decided in full before it is fetched, read for refusals. An actor that is not
+    fetched or not read denies the person (``error.internal``), as in a crawl. ``check`` has the page's origin's
+    robots.txt and files only: an actor on another origin is not fetched, and so not known."""
+
+    def unread(cause: str, fetched: bool) -> tuple[Decision, list[dict[str, Any]]]:
+        denied = unread_deny(prior, Unread(facts.platform.name, facts.subject, actor, cause, now))
+        return denied, [{"actor": actor, "fetched": fetched, "why": cause}]
+
     try:
         actor_facts = decider.engine.facts(actor, purpose, now)
     except Exception:  # noqa: BLE001 - an actor URL we cannot read is not fetched
-        return prior, [{"actor": actor, "fetched": False, "why": "its URL cannot be read"}]
+        return unread("its URL cannot be read", False)
     if (actor_facts.platform, actor_facts.subject) != (facts.platform, facts.subject):
-        return prior, [{"actor": actor, "fetched": False, "why": "another person's (or no one's) actor"}]
+        return unread("another person's (or no one's) actor", False)
     if actor_facts.canonical.origin != facts.canonical.origin:
-        return prior, [{"actor": actor, "fetched": False, "why": "on another origin"}]
+        return unread("on another origin", False)
     decision = await decider.decide(actor_facts, robots, files)
     if not decision.allowed:
-        return prior, [{"actor": actor, "fetched": False, "why": decision.reason}]
-    page = await fetch_page(actor_facts.canonical.url, user_agent=user_agent, accept=ACTIVITYPUB)
+        return unread(decision.reason, False)
+    try:
+        page = await fetch_page(actor_facts.canonical.url, user_agent=user_agent, accept=ACTIVITYPUB)
+    except Exception as exc:  # noqa: BLE001 - as in a crawl: an actor that did not come back is not known
+        return unread(f"{type(exc).__name__}: {str(exc)[:200]}", True)
     judged, report, _ = judge_refusals(prior, page, decider.engine, token, purpose, actor_facts, now)
+    if judged.allowed:  # no refusal in it: was it the person's actor at all?
+        try:
+            reading = read_fetched(token, page.url, page.status, page.headers.get("content-type", ""),
+                                   page.content, page.encoding, page.accept)
+            cause = actor_unread_cause(page.status, reading, page.status == 206)
+        except Exception as exc:  # noqa: BLE001 - judge_refusals denied it already; kept for the types
+            cause = type(exc).__name__
+        if cause is not None:
+            return unread(cause, True)[0], [{"actor": actor, "fetched": True, "why": cause}, *report]
     return judged, [{"actor": actor, "fetched": True}, *report]
 
 

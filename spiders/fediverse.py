@@ -5,9 +5,9 @@ their own profile: ``#nobot`` in a bio, ``"indexable": false`` (or missing) in t
 account (docs/refusals.md). consentcrawl reads that in the response phase; the spider needs no code for it.
 
 The spider schedules all of a person's pages at once, the actor first (a higher priority), as a crawler that
-fetches in bulk does: when the actor refuses, the person's other requests are already waiting in the scheduler or
-in the download slot, and consentcrawl's send-time decision stops them. With ``CONSENTCRAWL_REFUSALS_LOG`` set,
-the next crawl does not fetch a person who refused at all.
+fetches in bulk does: when the actor refuses, the person's other requests are already waiting in the scheduler, in
+the download slot or at send time behind their first page, and consentcrawl's send-time decision stops them. With
+``CONSENTCRAWL_REFUSALS_LOG`` set, the next crawl does not fetch a person who refused at all.
 
 Run it against the local server (``python -m consentcrawl_demo.fediverse``) from the repository root::
 
@@ -39,7 +39,10 @@ class FediverseSpider(ConsentSpider):
     custom_settings: ClassVar[dict[str, Any]] = {
         "CONSENTCRAWL_PLATFORMS": [str(SETTINGS / "fediverse.yaml")],
         "CONSENTCRAWL_AUTHORIZATIONS": str(SETTINGS / "fediverse-authorizations.jsonl"),
-        "CONCURRENT_REQUESTS_PER_DOMAIN": 1,  # one person's requests wait in the download slot behind the actor
+        # polite when requests trickle in; Scrapy 2.19 (asyncio reactor) starts a burst queued in one slot at once
+        # whatever this says. A person's other requests are held behind their actor by consentcrawl's first-page
+        # gate at send time (docs/refusals.md), not by the slot.
+        "CONCURRENT_REQUESTS_PER_DOMAIN": 1,
     }
 
     async def start(self) -> AsyncIterator[Request]:

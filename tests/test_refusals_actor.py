@@ -109,7 +109,9 @@ async def test_the_linked_actor_is_fetched_once_and_its_refusal_stops_the_person
 async def test_an_actor_link_to_another_person_is_not_followed(tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """heidi's profile links to carol's actor: reading it would be reading carol, not heidi; it is not fetched
-    for heidi (carol's own profile fetches it, once)."""
+    for heidi (carol's own profile fetches it, once). heidi's own actor is then not known: her say cannot be read,
+    and she is denied (``error.internal``), her profile in its response phase and her other pages before they are
+    sent."""
     site = FediverseSite()
     sent: list[str] = []
 
@@ -123,6 +125,9 @@ async def test_an_actor_link_to_another_person_is_not_followed(tmp_path: Path,
     with LocalServer(app) as server:
         result = await run_crawl(ProfilesOnly, fedi_settings(tmp_path), proxy=server.proxy, monkeypatch=monkeypatch)
     assert "/@heidi" in sent and "/users/heidi" not in sent and sent.count("/users/carol") == 1, sent
-    assert "/@heidi/posts" in sent  # heidi is open: her page decides alone
+    assert "/@heidi/posts" not in sent, sent
     assert result.stats.get("consentcrawl/refusals/actor_of_another") == 1
-    assert ("heidi", "profile") in {(i["subject"], i["kind"]) for i in result.items}
+    items = {(i["subject"], i["kind"]) for i in result.items}
+    assert "heidi" not in {s for s, _ in items} and ("alice", "post") in items, items  # alice: the control
+    heidi = [e for e in result.audit if e["url"] == "http://fedi.example/@heidi" and e["phase"] == "response"]
+    assert [e["reason"] for e in heidi] == ["error.internal"], heidi

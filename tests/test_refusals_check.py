@@ -106,9 +106,11 @@ def test_an_actor_link_to_another_person_is_reported_not_fetched(
         return answer
 
     code, decision, served = check(f"http://{HOST}/@heidi", capsys, monkeypatch, app=app)
-    assert code == 0 and [r.decoded_path for r in served] == ["/@heidi"]
+    assert code == 1 and [r.decoded_path for r in served] == ["/@heidi"]
     assert decision["refusals_on_page"] == [{"actor": f"http://{HOST}/users/carol", "fetched": False,
                                              "why": "another person's (or no one's) actor"}]
+    # heidi's own actor is not known: as in a crawl, she is denied, with the cause
+    assert decision["reason"] == "error.internal" and "ActorUnread" in json.dumps(decision["evidence"])
 
 
 def test_noindex_meta_is_listed_but_does_not_refuse_research(capsys: pytest.CaptureFixture[str],

@@ -51,7 +51,9 @@ def _timeline(app: LenientPeople, mark: float, label: str) -> str:
 @deferred_f_from_coro_f
 async def test_grant_expiring_while_requests_wait_in_the_slot(kind: str, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    expiry = math.floor(time.time()) + 5  # 4 to 5 s from now, in whole seconds as written in the file
+    # 8 to 9 s from now, in whole seconds as written in the file: robots.txt, then tdmrep.json and ai.txt, each
+    # keeping the Crawl-delay of 2 s, come before the first profile
+    expiry = math.floor(time.time()) + 9
     records = [record_yaml(s, expires_at=iso(expiry)) for s in EXPIRING]
     settings = people_settings(tmp_path, records, CONSENTCRAWL_MAX_CRAWL_DELAY=5)
     app = LenientPeople(default_robots=Robots(crawl_delay=2))

@@ -4,6 +4,10 @@ log at start, from pages as they are read) and the engine reads it with every de
 A refusal is kept for the rest of the crawl and, through the operator's refusal log, for later crawls: a person's
 say on their own page is not taken back by a record, whatever the record says. Lifting one is the operator's act
 (removing its line from the log), after the person has taken the refusal off their page.
+
+It also keeps the people whose say could not be read where their profile said it is (the ActivityPub actor it
+links to: an error, a redirect, another person's actor, garbage): not knowing what they said denies, for this crawl
+only (:class:`Unread`), as every failure does; it is not a refusal and is written to no refusal log.
 """
 
 from __future__ import annotations
@@ -15,9 +19,11 @@ from typing import Any
 
 from ..decision import Decision, Evidence, Stage, deny
 
-__all__ = ["REASON", "Refusal", "RefusalBook"]
+__all__ = ["REASON", "Refusal", "RefusalBook", "Unread", "unread_deny"]
 
 REASON = "subject.refused-on-page"
+#: the reason of a deny for a person whose say could not be read (a failure, like every ``error.*``)
+UNREAD_REASON = "error.internal"
 
 
 @dataclass(frozen=True)
@@ -47,20 +53,47 @@ class Refusal:
                 "seen_at": self.seen_at.isoformat(), "event": self.event_id}
 
 
+@dataclass(frozen=True)
+class Unread:
+    """A document that holds a person's say (the actor their profile links to) and could not be read: why, where.
+
+    What it would have said is not known, and it can refuse every purpose (``suspended``, ``movedTo``), so it
+    denies them all, as a failure (``error.internal``), not as a refusal."""
+
+    platform: str
+    subject: str
+    url: str
+    cause: str
+    seen_at: datetime
+
+    def to_evidence(self) -> Evidence:
+        return Evidence("error", self.url, {
+            "error": "ActorUnread", "while": "reading the ActivityPub actor the person's profile links to",
+            "message": self.cause, "seen_at": self.seen_at.isoformat()})
+
+
+def unread_deny(decision: Decision, unread: Unread) -> Decision:
+    """The deny of a person whose say could not be read: what ``decision`` consulted, and why."""
+    return deny(Stage.ERROR, UNREAD_REASON, subject=decision.subject, platform=decision.platform,
+                evidence=(*decision.evidence, unread.to_evidence()))
+
+
 class RefusalBook:
-    """Refusals by (platform, subject key). ``version`` changes with every refusal added."""
+    """Refusals by (platform, subject key), and the people whose say could not be read (:class:`Unread`).
+    ``version`` changes with every one added."""
 
     def __init__(self, refusals: Iterable[Refusal] = ()) -> None:
         self._by_person: dict[tuple[str, str], tuple[Refusal, ...]] = {}
+        self._unread: dict[tuple[str, str], Unread] = {}
         self.version = 0
         for refusal in refusals:
             self.add(refusal)
 
     def __len__(self) -> int:
-        return len(self._by_person)
+        return len(self._by_person) + len(self._unread)
 
     def __bool__(self) -> bool:
-        return bool(self._by_person)
+        return bool(self._by_person) or bool(self._unread)
 
     @property
     def people(self) -> Mapping[tuple[str, str], tuple[Refusal, ...]]:
@@ -70,6 +103,14 @@ class RefusalBook:
         key = (refusal.platform, refusal.subject)
         self._by_person[key] = (*self._by_person.get(key, ()), refusal)
         self.version += 1
+
+    def add_unread(self, unread: Unread) -> None:
+        """A person whose say could not be read: denied from now on (the first cause is kept)."""
+        self._unread.setdefault((unread.platform, unread.subject), unread)
+        self.version += 1
+
+    def unread(self, platform: str, subject: str) -> Unread | None:
+        return self._unread.get((platform, subject))
 
     def refusal(self, platform: str, subject: str, purposes: frozenset[str]) -> Refusal | None:
         """The first refusal of this person that refuses any of ``purposes`` (the crawl's purpose, or what a
@@ -81,11 +122,13 @@ class RefusalBook:
 
     def overrule(self, decision: Decision, purposes: frozenset[str]) -> Decision:
         """``decision`` if it denies or names nobody; a ``subject.refused-on-page`` deny if it would let the data
-        of a person who refused one of ``purposes`` be collected."""
-        if not decision.allowed or decision.subject is None or decision.platform is None or not self._by_person:
+        of a person who refused one of ``purposes`` be collected; an ``error.internal`` deny for a person whose say
+        could not be read."""
+        if not decision.allowed or decision.subject is None or decision.platform is None or not self:
             return decision
         refusal = self.refusal(decision.platform, decision.subject, purposes)
-        if refusal is None:
-            return decision
-        return deny(Stage.SUBJECT, REASON, subject=decision.subject, platform=decision.platform,
-                    evidence=(*decision.evidence, refusal.to_evidence()))
+        if refusal is not None:
+            return deny(Stage.SUBJECT, REASON, subject=decision.subject, platform=decision.platform,
+                        evidence=(*decision.evidence, refusal.to_evidence()))
+        unread = self._unread.get((decision.platform, decision.subject))
+        return decision if unread is None else unread_deny(decision, unread)

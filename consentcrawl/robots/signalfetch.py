@@ -25,6 +25,7 @@ from ..distributed.shared import SharedStateUnavailable
 from ..signals.evaluate import SiteFiles, licence_links
 from ..signals.fetch import WELL_KNOWN, SignalFile, SignalFileCache, SignalFileStatus, from_response, unavailable
 from ..signals.odrl import SIGNAL as POLICY
+from ..signals.rsl import licences_to_fetch
 from ..signals.tdmrep import site_policy_urls
 
 if TYPE_CHECKING:
@@ -42,7 +43,7 @@ def site_file_urls(origin: str, robots: RobotsFile | None, conservative: bool) -
     urls = [("tdmrep", origin + WELL_KNOWN["tdmrep"])]
     if conservative:
         urls.append(("ai-txt", origin + WELL_KNOWN["ai-txt"]))
-    urls += [("rsl", link.url) for link in licence_links(SiteFiles(robots))]
+    urls += [("rsl", url) for url in licences_to_fetch(link.url for link in licence_links(SiteFiles(robots)))]
     return urls
 
 
@@ -131,8 +132,9 @@ class ScrapySignalFetcher:
 
     async def licences(self, urls: Iterable[str], signal: str = "rsl") -> dict[str, SignalFile]:
         """RSL licences a response names (its ``Link`` header or ``<link>``), or with ``signal="tdm-policy"`` the
-        ``tdm-policy`` it names, fetched before it is released."""
-        got = await asyncio.gather(*(self.file(signal, url) for url in dict.fromkeys(urls)))
+        ``tdm-policy`` it names, fetched before it is released (at most :data:`~consentcrawl.signals.rsl.MAX_LICENCES`;
+        one not fetched denies as unavailable)."""
+        got = await asyncio.gather(*(self.file(signal, url) for url in licences_to_fetch(urls)))
         return {f.url: f for f in got}
 
     def _assemble(self, origin: str, robots: RobotsFile | None, files: dict[str, SignalFile]) -> SiteFiles:

@@ -45,12 +45,15 @@ from .base import Finding, Level, SignalResult, SignalVerdict, Statement
 from .fetch import SignalFile, SignalFileStatus
 from .purposes import BASE_PURPOSES, PROFILING, VOCABULARY
 
-__all__ = ["RslContent", "RslDocument", "RslLicense", "RslLink", "evaluate_rsl", "parse_rsl", "response_rsl_links",
-           "selected_contents", "site_rsl", "site_rsl_links"]
+__all__ = ["MAX_LICENCES", "RslContent", "RslDocument", "RslLicense", "RslLink", "evaluate_rsl", "licences_to_fetch",
+           "parse_rsl", "response_rsl_links", "selected_contents", "site_rsl", "site_rsl_links"]
 
 SIGNAL = "rsl"
 NAMESPACE = "https://rslstandard.org/rsl"
 MEDIA_TYPE = "application/rsl+xml"
+#: distinct licence URLs fetched for one robots.txt or one response: a site names them, so it could aim the crawler
+#: at anyone with thousands; the ones left unfetched deny what RSL covers, as an unavailable licence does
+MAX_LICENCES = 16
 USAGE = VOCABULARY["rsl-usage"]
 USERS = VOCABULARY["rsl-user"]
 #: the purposes RSL usage tokens speak about
@@ -285,6 +288,12 @@ def site_rsl(file: SignalFile | None, page_url: str, link: RslLink, *,
 
 
 # -- discovery ---------------------------------------------------------------------------------------------------
+
+def licences_to_fetch(urls: Iterable[str]) -> list[str]:
+    """The licence URLs to fetch: each once, in the order named, at most :data:`MAX_LICENCES` (the others are left
+    unfetched, and deny as unavailable when the decision reads them)."""
+    return list(dict.fromkeys(urls))[:MAX_LICENCES]
+
 
 def site_rsl_links(robots_url: str, license_lines: Iterable[tuple[int, str]]) -> list[RslLink]:
     """``License:`` lines of robots.txt (``RobotsRules.global_lines("license")``) as licence links."""
