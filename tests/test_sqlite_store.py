@@ -155,6 +155,28 @@ def test_the_import_verb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert len(SQLiteStore(dest)) == len(demo_rows())
 
 
+@pytest.mark.parametrize("kind", ["yaml", "csv", "jsonl"])
+def test_the_bulk_import_writes_the_rows_the_one_by_one_import_writes(tmp_path: Path, kind: str) -> None:
+    """The bulk importer (a new store) and ``import_records`` (records added one by one) store the same rows,
+    NULLs included (the bulk importer binds "" for an absent time or field list), and the same people."""
+    source = write_source(tmp_path, kind)
+    assert main(["authorizations", "import", str(source), url(tmp_path / "bulk.db"), "--platforms",
+                 str(PLATFORMS)]) == 0
+    import_records(url(tmp_path / "one.db"), load_authorizations(source, platforms()), platforms=["microblog"])
+    everything = "SELECT *, typeof(expires_at), typeof(revoked_at), typeof(fields) FROM records ORDER BY id"
+    bulk, one = (sqlite3.connect(tmp_path / name) for name in ("bulk.db", "one.db"))
+    rows = bulk.execute(everything).fetchall()
+    assert rows == one.execute(everything).fetchall() and len(rows) == len(demo_rows())
+    assert {r[-3:] for r in rows} >= {("null", "null", "null"), ("text", "null", "null"), ("null", "text", "null"),
+                                      ("null", "null", "text")}  # every kind of absence and presence was compared
+    stores = [SQLiteStore(url(tmp_path / name), ["microblog"]) for name in ("bulk.db", "one.db")]
+    assert stores[0].keys == stores[1].keys
+    for subject in [str(n) for n in range(990, 1310)]:
+        assert stores[0].lookup("microblog", subject) != () or stores[1].lookup("microblog", subject) == ()
+    bulk.close()
+    one.close()
+
+
 def test_bulk_build_and_its_bloom_filter(tmp_path: Path) -> None:
     def row(i: int) -> tuple[Any, ...]:
         revoked = "2026-06-01T00:00:00+00:00" if i % 3 == 2 else None

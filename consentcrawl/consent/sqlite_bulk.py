@@ -153,8 +153,12 @@ def _read(records: Iterable[AuthorizationRecord | StagedRow], rules: _Rules, buc
             key, row = item
             platform = row[0]
         digest = blake2b(f"{platform}\0{key}".encode("utf-8", "surrogatepass"), digest_size=16).digest()
-        base = from_bytes(digest[:8], "little") >> 13 << SLOT_BITS  # base_id(key_hashes(...)[0]), inlined
-        held[base >> shift].append((base, count, key, digest, *row))
+        h1 = from_bytes(digest[:8], "little")
+        base = h1 >> 13 << SLOT_BITS  # base_id(key_hashes(...)[0]), inlined
+        _, subject, purposes, granted, expires, revoked, evidence, fields, record_id, jurisdiction, origin = row
+        held[base >> shift].append((base, count, key, h1 & _LOW, from_bytes(digest[8:], "little", signed=True),
+                                    platform, subject, purposes, granted, expires or "", revoked or "", evidence,
+                                    fields or "", record_id, jurisdiction, origin))
         count += 1
         if platform not in platforms:
             platforms.add(platform)
@@ -190,11 +194,17 @@ def _bloom_add(bloom: Bloom, h1: int, h2: int) -> None:
     bits[p >> 3] |= 1 << (p & 7)  # type: ignore[index]
 
 
-#: a record in a bucket: (range, number in the file, subject key, the digest of its key, *row)
+#: a record in a bucket: (range, number in the file, subject key, the low bits of its first hash, its second hash
+#: as a signed 64-bit integer, *row with "" for an absent time or field list). Every item is an int or a str:
+#: ``sqlite3`` binds those directly, while a None or a bytes parameter goes through its adapter lookup, which
+#: cost more than SQLite's own insert of the row.
 _Held = tuple[Any, ...]
-#: the insert of a held record: its range is its rowid (another slot of it: a new tuple), the rest is not stored
+_LOW = (1 << 13) - 1  #: the bits of the first hash that its range drops (the Bloom filter needs them)
+#: the insert of a held record: its range is its rowid (another slot of it: a new tuple), the number, key and hashes
+#: are bound but not stored, and "" is stored as NULL (never a valid time or JSON list)
 _INSERT = ("INSERT INTO main.records (id, platform, subject, purposes, granted_at, expires_at, revoked_at, evidence, "
-           "fields, record_id, jurisdiction, origin) VALUES (?1, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")
+           "fields, record_id, jurisdiction, origin) VALUES (?1, ?6, ?7, ?8, ?9, NULLIF(?10, ''), NULLIF(?11, ''), "
+           "?12, NULLIF(?13, ''), ?14, ?15, ?16)")
 
 
 class _Buckets:
@@ -208,7 +218,7 @@ class _Buckets:
     def spill(self) -> None:
         for number, held in enumerate(self.held):
             if held:
-                data = marshal.dumps(held)
+                data = marshal.dumps(held, 2)  # no references: a third of the time of version 4
                 self.chunks[number].append((self.file.tell(), len(data)))
                 self.file.write(data)
                 held.clear()
@@ -233,14 +243,12 @@ def _write(conn: sqlite3.Connection, buckets: _Buckets, bloom: Bloom) -> int:
     back, sorted and added to the Bloom filter, so the two overlap on two cores."""
     keys = 0
     refused: tuple[int, ConfigError] | None = None
-    from_bytes = int.from_bytes
     with ThreadPoolExecutor(1, thread_name_prefix="consentcrawl-import") as writer:
         writing: Future[Any] | None = None
         for number in range(1 << BUCKET_BITS):
             held = buckets.bucket(number)
             for record in held:
-                digest = record[3]
-                _bloom_add(bloom, from_bytes(digest[:8], "little"), from_bytes(digest[8:], "little"))
+                _bloom_add(bloom, (record[0] >> SLOT_BITS << 13) | record[3], record[4])
             rows, people, error = _placed(held)
             keys += people
             if error is not None and (refused is None or error[0] < refused[0]):
@@ -293,8 +301,8 @@ def _place(same_range: list[_Held], rows: list[_Held]) -> tuple[int, tuple[int, 
     placed: list[tuple[str, str, tuple[Any, ...], str]] = []  #: platform, key, duplicate rule, origin
     people = 0
     for held in same_range:
-        _base, number, key, _digest, platform, _subject, purposes, granted, _expires, revoked = held[:10]
-        record_id, origin = held[12], held[14]
+        _base, number, key, _low, _h2, platform, _subject, purposes, granted, _expires, revoked = held[:11]
+        record_id, origin = held[13], held[15]
         same = _dedup_key(platform, key, purposes, granted, revoked, record_id)
         mine = [p for p in placed if p[0] == platform and p[1] == key]
         for earlier in mine:
