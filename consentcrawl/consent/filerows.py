@@ -45,16 +45,18 @@ def csv_rows(stream: Any, source: str, errors: list[ConfigError] | None = None) 
         yield start, fields, dict.fromkeys(fields, start)
 
 
-def csv_values(stream: Any, source: str,
-                errors: list[ConfigError] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line the row starts on, {column: value}) for each row: an empty cell is absent, a list column is split."""
+def csv_values(stream: Any, source: str, errors: list[ConfigError] | None = None, *, header: list[str] | None = None,
+               line: int = 1) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line the row starts on, {column: value}) for each row: an empty cell is absent, a list column is split.
+    ``header`` and ``line``: the stream is a part of the file starting on that line, after its header (rows
+    appended to it)."""
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     reader = csv.reader(text, strict=True)
-    header: list[str] | None = None
-    previous_end = 0  # reader.line_num after the previous row: the next row starts on the line after it
+    before = line - 1  # lines of the file before the stream
+    previous_end = before  # the line the previous row ended on: the next row starts on the line after it
     try:
         for cells in reader:
-            start, previous_end = previous_end + 1, reader.line_num
+            start, previous_end = previous_end + 1, before + reader.line_num
             if not cells or all(not c.strip() for c in cells):
                 continue  # blank line
             if header is None:
@@ -83,6 +85,19 @@ def csv_values(stream: Any, source: str,
             text.detach()
     if header is None:
         raise ConfigError("file is empty: expected a header row naming the columns", source, 1)
+
+
+def csv_header(head: bytes) -> list[str] | None:
+    """The header of a CSV file that read cleanly, from its first bytes; None when they do not hold all of it."""
+    reader = csv.reader(io.TextIOWrapper(io.BytesIO(head), encoding="utf-8-sig", newline=""), strict=True)
+    try:
+        for cells in reader:
+            if not cells or all(not c.strip() for c in cells):
+                continue
+            return [c.strip() for c in cells] if head.count(b"\n") >= reader.line_num else None  # its line ended
+    except (csv.Error, UnicodeDecodeError):  # cut in the middle of a row or of a character
+        return None
+    return None
 
 
 def _csv_header(cells: list[str], source: str, line: int) -> list[str]:

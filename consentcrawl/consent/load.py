@@ -31,6 +31,7 @@ from typing import Any
 from ..errors import ConfigError, StoreUnavailable
 from ..terms.platforms import PlatformRegistry
 from .filecache import CacheStore, append_to_cache, build_cache, open_fresh_cache
+from .filerows import csv_header
 from .formats import RECORD_FIELDS, _parse, _rows_of, iter_records, open_validator
 from .progress import Progress
 from .reading import Look, file_digest, look_at, open_hashed, settles_at, signature
@@ -48,7 +49,7 @@ CHECK_INTERVAL = 0.25
 CACHE_THRESHOLD = 50_000
 #: a changed file this much larger than the threshold's worth of bytes is read again in a thread of its own
 _BACKGROUND_BYTES = 4 << 20
-#: records appended to a cached JSONL file, up to this many bytes, are added to its cache while lookups wait
+#: records appended to a cached JSONL or CSV file, up to this many bytes, are added to its cache while lookups wait
 _APPEND_BYTES = 4 << 20
 
 
@@ -88,7 +89,7 @@ class FileStore:
     ones and :attr:`version` changes. A withdrawal appended to the file (or a new file renamed over it) therefore
     applies within ``interval`` plus the time to read it, far inside the 2-second bound of live stores.
 
-    Records appended to a cached JSONL file (its old bytes unchanged at its start) are added to the cache at once
+    Records appended to a cached JSONL or CSV file (its old bytes unchanged at its start) are added to the cache at once
     (:meth:`_append`): a withdrawal is usually appended, and lookups must not fail for the minutes a big file takes
     to import again. Otherwise, a file bigger than the threshold's worth of bytes is read again in a thread of its
     own, and lookups fail
@@ -252,7 +253,7 @@ class FileStore:
         seen = signature(st)
         if seen == self._seen and not self._os_error and not self._must_read(st, started):
             return  # unchanged since its bytes were last read
-        appendable = isinstance(self._backend, CacheStore) and self.source.lower().endswith(".jsonl")
+        appendable = isinstance(self._backend, CacheStore) and self.source.lower().endswith((".jsonl", ".csv"))
         try:
             look = look_at(self.path, self._length, _APPEND_BYTES) if appendable else None
             digest = look.digest if look is not None else file_digest(self.path)
@@ -289,8 +290,9 @@ class FileStore:
         return now >= settles or st.st_mtime_ns % 1_000_000_000 == 0
 
     def _append(self, st: os.stat_result, look: Look) -> bool:
-        """Add the records appended to a cached JSONL file to its cache, if that is what the change is: the bytes
-        last read unchanged at its start, ending a line, followed by whole lines. True when they were added (the
+        """Add the records appended to a cached JSONL or CSV file to its cache, if that is what the change is: the
+        bytes last read unchanged at its start, ending a line, followed by whole lines (a CSV file's rows are read
+        under the header at its start, which those bytes hold). True when they were added (the
         lookups then answer from them: the caller holds the lock, so none answered meanwhile); False for any other
         change, or an appended part that does not read cleanly (the whole file is then read again, and says what
         is wrong)."""
@@ -298,9 +300,13 @@ class FileStore:
         if (not isinstance(cache, CacheStore) or self._error is not None or look.tail is None
                 or look.prefix_digest != self._digest or not look.prefix_ends_line or not look.tail.endswith(b"\n")):
             return False
+        header = csv_header(look.head) if self.source.lower().endswith(".csv") else None
+        if header is None and self.source.lower().endswith(".csv"):
+            return False
         try:
             validator = open_validator(self.source, self.platforms)
-            records = list(validator.records(io.BytesIO(look.tail), line=look.prefix_lines + 1, offset=self._length))
+            records = list(validator.records(io.BytesIO(look.tail), line=look.prefix_lines + 1, offset=self._length,
+                                             header=header))
             added = append_to_cache(cache, self.path, st, records, self.platforms, look.digest)
         except (ConfigError, OSError, sqlite3.Error) as exc:
             logger.info("authorization file %s: the appended records could not be added to its cache (%s); "

@@ -18,6 +18,7 @@ __all__ = ["CHUNK", "DIGEST", "HashingReader", "Look", "Signature", "file_digest
            "settles_at", "signature"]
 
 CHUNK = 1 << 20  #: bytes read at a time
+HEAD = 1 << 16  #: bytes of a file's start that :func:`look_at` keeps
 
 
 #: the file digest: SHA-256, which CPUs with SHA extensions hash about twice as fast as BLAKE2b (a changed file
@@ -92,6 +93,7 @@ class Look:
     prefix_lines: int  #: newlines in the prefix
     prefix_ends_line: bool  #: the prefix ends with a newline
     tail: bytes | None  #: the bytes after the prefix, when there are at most ``keep`` of them
+    head: bytes = b""  #: the file's first bytes (up to :data:`HEAD`), as they were hashed: a CSV file's header
 
 
 def look_at(path: str | os.PathLike[str], prefix: int, keep: int) -> Look:
@@ -102,8 +104,11 @@ def look_at(path: str | os.PathLike[str], prefix: int, keep: int) -> Look:
     prefix_digest: bytes | None = None
     lines, last, length = 0, b"", 0
     tail: list[bytes] | None = []
+    start = b""
     with open(path, "rb", buffering=0) as f:
         while chunk := f.read(CHUNK):
+            if not length:
+                start = chunk[:HEAD]
             if prefix_digest is None:
                 head = chunk[:prefix - length]
                 lines += head.count(b"\n")
@@ -123,7 +128,7 @@ def look_at(path: str | os.PathLike[str], prefix: int, keep: int) -> Look:
     if prefix_digest is None or (tail is not None and length - prefix > keep):
         tail = None
     return Look(hasher.digest(), length, prefix_digest, lines, last == b"\n" or prefix == 0,
-                None if tail is None else b"".join(tail))
+                None if tail is None else b"".join(tail), start)
 
 
 # -- whether a file changed ---------------------------------------------------------------------------------------
