@@ -89,7 +89,7 @@ def _build(scratch: str, spill: str, records: Iterable[AuthorizationRecord | Sta
                 conn.execute(f"PRAGMA {pragma}")
             conn.executescript(SCHEMA + ";" + RECORDS_TABLE.format(name="records"))
             conn.execute("BEGIN")
-            keys = _write(conn, buckets, bloom)
+            keys = _write(conn, buckets, bloom, rules.key)
             _write_state(conn, bloom, count, keys, seen_platforms, rules.table(seen_platforms))
             extra = meta() if callable(meta) else (meta or {})
             conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", sorted(extra.items()))
@@ -156,7 +156,7 @@ def _read(records: Iterable[AuthorizationRecord | StagedRow], rules: _Rules, buc
         h1 = from_bytes(digest[:8], "little")
         base = h1 >> 13 << SLOT_BITS  # base_id(key_hashes(...)[0]), inlined
         _, subject, purposes, granted, expires, revoked, evidence, fields, record_id, jurisdiction, origin = row
-        held[base >> shift].append((base, count, key, h1 & _LOW, from_bytes(digest[8:], "little", signed=True),
+        held[base >> shift].append((base, count, h1 & _LOW, from_bytes(digest[8:], "little", signed=True),
                                     platform, subject, purposes, granted, expires or "", revoked or "", evidence,
                                     fields or "", record_id, jurisdiction, origin))
         count += 1
@@ -194,17 +194,18 @@ def _bloom_add(bloom: Bloom, h1: int, h2: int) -> None:
     bits[p >> 3] |= 1 << (p & 7)  # type: ignore[index]
 
 
-#: a record in a bucket: (range, number in the file, subject key, the low bits of its first hash, its second hash
-#: as a signed 64-bit integer, *row with "" for an absent time or field list). Every item is an int or a str:
-#: ``sqlite3`` binds those directly, while a None or a bytes parameter goes through its adapter lookup, which
-#: cost more than SQLite's own insert of the row.
+#: a record in a bucket: (range, number in the file, the low bits of its first hash, its second hash as a signed
+#: 64-bit integer, *row with "" for an absent time or field list). Every item is an int or a str: ``sqlite3``
+#: binds those directly, while a None or a bytes parameter goes through its adapter lookup, which cost more than
+#: SQLite's own insert of the row. The subject key is not kept (it is spilled and read back with every record): the
+#: rare range of several records works it out again.
 _Held = tuple[Any, ...]
 _LOW = (1 << 13) - 1  #: the bits of the first hash that its range drops (the Bloom filter needs them)
-#: the insert of a held record: its range is its rowid (another slot of it: a new tuple), the number, key and hashes
+#: the insert of a held record: its range is its rowid (another slot of it: a new tuple), the number and hashes
 #: are bound but not stored, and "" is stored as NULL (never a valid time or JSON list)
 _INSERT = ("INSERT INTO main.records (id, platform, subject, purposes, granted_at, expires_at, revoked_at, evidence, "
-           "fields, record_id, jurisdiction, origin) VALUES (?1, ?6, ?7, ?8, ?9, NULLIF(?10, ''), NULLIF(?11, ''), "
-           "?12, NULLIF(?13, ''), ?14, ?15, ?16)")
+           "fields, record_id, jurisdiction, origin) VALUES (?1, ?5, ?6, ?7, ?8, NULLIF(?9, ''), NULLIF(?10, ''), "
+           "?11, NULLIF(?12, ''), ?13, ?14, ?15)")
 
 
 class _Buckets:
@@ -218,7 +219,7 @@ class _Buckets:
     def spill(self) -> None:
         for number, held in enumerate(self.held):
             if held:
-                data = marshal.dumps(held, 2)  # no references: a third of the time of version 4
+                data = marshal.dumps(held)
                 self.chunks[number].append((self.file.tell(), len(data)))
                 self.file.write(data)
                 held.clear()
@@ -234,7 +235,7 @@ class _Buckets:
         return records
 
 
-def _write(conn: sqlite3.Connection, buckets: _Buckets, bloom: Bloom) -> int:
+def _write(conn: sqlite3.Connection, buckets: _Buckets, bloom: Bloom, key_of: Callable[[str, str], str]) -> int:
     """Write every bucket's records with their rowids, in rowid order, and add them to ``bloom``; returns the number
     of people. Raises the error of the record read first among those refused (a duplicate, or too many records of
     one person).
@@ -248,8 +249,8 @@ def _write(conn: sqlite3.Connection, buckets: _Buckets, bloom: Bloom) -> int:
         for number in range(1 << BUCKET_BITS):
             held = buckets.bucket(number)
             for record in held:
-                _bloom_add(bloom, (record[0] >> SLOT_BITS << 13) | record[3], record[4])
-            rows, people, error = _placed(held)
+                _bloom_add(bloom, (record[0] >> SLOT_BITS << 13) | record[2], record[3])
+            rows, people, error = _placed(held, key_of)
             keys += people
             if error is not None and (refused is None or error[0] < refused[0]):
                 refused = error
@@ -268,7 +269,8 @@ def _insert(conn: sqlite3.Connection, rows: list[_Held]) -> None:
     conn.executemany(_INSERT, rows).close()
 
 
-def _placed(held: list[_Held]) -> tuple[list[_Held], int, tuple[int, ConfigError] | None]:
+def _placed(held: list[_Held], key_of: Callable[[str, str], str]) -> tuple[list[_Held], int,
+                                                                      tuple[int, ConfigError] | None]:
     """One bucket's records with their rowids, in rowid order; the number of people, and the first refusal."""
     held.sort()  # by range, then file order (the numbers are unique: nothing further is compared)
     rows: list[_Held] = []
@@ -285,7 +287,7 @@ def _placed(held: list[_Held]) -> tuple[list[_Held], int, tuple[int, ConfigError
             continue
         while j < end and held[j][0] == base:
             j += 1
-        people, error = _place(held[i:j], rows)
+        people, error = _place(held[i:j], rows, key_of)
         keys += people
         if error is not None and (refused is None or error[0] < refused[0]):  # the first in file order
             refused = error
@@ -293,7 +295,8 @@ def _placed(held: list[_Held]) -> tuple[list[_Held], int, tuple[int, ConfigError
     return rows, keys, refused
 
 
-def _place(same_range: list[_Held], rows: list[_Held]) -> tuple[int, tuple[int, ConfigError] | None]:
+def _place(same_range: list[_Held], rows: list[_Held],
+           key_of: Callable[[str, str], str]) -> tuple[int, tuple[int, ConfigError] | None]:
     """Place the records of one range (in file order) in its slots, as ``import_records`` would one by one: each
     after the previous ones, refused if it duplicates an earlier record of the same person (platform and subject
     key; another person in the same range is a hash collision). Returns the number of people and the first
@@ -301,8 +304,9 @@ def _place(same_range: list[_Held], rows: list[_Held]) -> tuple[int, tuple[int, 
     placed: list[tuple[str, str, tuple[Any, ...], str]] = []  #: platform, key, duplicate rule, origin
     people = 0
     for held in same_range:
-        _base, number, key, _low, _h2, platform, _subject, purposes, granted, _expires, revoked = held[:11]
-        record_id, origin = held[13], held[15]
+        _base, number, _low, _h2, platform, subject, purposes, granted, _expires, revoked = held[:10]
+        record_id, origin = held[12], held[14]
+        key = key_of(platform, subject)
         same = _dedup_key(platform, key, purposes, granted, revoked, record_id)
         mine = [p for p in placed if p[0] == platform and p[1] == key]
         for earlier in mine:
