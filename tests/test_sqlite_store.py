@@ -177,6 +177,21 @@ def test_the_bulk_import_writes_the_rows_the_one_by_one_import_writes(tmp_path: 
     one.close()
 
 
+def test_a_bulk_import_that_fails_leaves_no_store_and_no_scratch(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A new store is built beside its name and renamed into place only when complete: a bad last line leaves
+    nothing a crawl could open, and no scratch file."""
+    source = write_source(tmp_path, "jsonl")
+    with source.open("a", encoding="utf-8") as f:
+        f.write('{"platform": "microblog", "subject": "1001", "purposes": ["reserch"]}\n')
+    lines = len(source.read_text(encoding="utf-8").splitlines())
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["authorizations", "import", str(source), url(tmp_path / "new.db"), "--platforms",
+                 str(PLATFORMS)]) == 2
+    assert f"authorizations.jsonl, line {lines}:" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
 def test_bulk_build_and_its_bloom_filter(tmp_path: Path) -> None:
     def row(i: int) -> tuple[Any, ...]:
         revoked = "2026-06-01T00:00:00+00:00" if i % 3 == 2 else None

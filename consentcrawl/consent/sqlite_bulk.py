@@ -65,14 +65,33 @@ def build_store(path: str, records: Iterable[AuthorizationRecord | StagedRow], *
     spill = f"{scratch}.spill"
     try:
         result = _build(scratch, spill, records, platforms, meta, tick, wal)
+        _sync(scratch)  # written without SQLite's syncs: on disk before its name says it is complete
         for suffix in ("-wal", "-shm", "-journal"):  # never a log of the old store next to the new one
             Path(f"{target}{suffix}").unlink(missing_ok=True)
         os.replace(scratch, target)
+        _sync(str(target.parent), directory=True)
         return result
     finally:
         for leftover in (scratch, spill, f"{scratch}-journal", f"{scratch}-wal", f"{scratch}-shm"):
             with contextlib.suppress(OSError):
                 os.unlink(leftover)
+
+
+def _sync(path: str, *, directory: bool = False) -> None:
+    """Flush a file (or a directory's entries: the rename) to disk. The store is built with ``synchronous=OFF``
+    and no journal, which is safe only because nothing reads the scratch file before it is renamed into place:
+    after a crash the name must hold a whole store or the old one. A directory that cannot be opened (Windows)
+    is left to the file system."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        if directory:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _build(scratch: str, spill: str, records: Iterable[AuthorizationRecord | StagedRow], platforms: Any,
