@@ -21,6 +21,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.cli import main
 from consentcrawl.consent.filecache import cache_paths
+from consentcrawl.consent.filerows import csv_header
 from consentcrawl.consent.load import load_authorizations
 from consentcrawl.consent.progress import Progress
 from consentcrawl.consent.sqlite import SQLiteStore
@@ -215,6 +216,46 @@ def test_a_cached_file_follows_its_changes(tmp_path: Path, platforms: PlatformRe
     store.close()
     # the cache records the file as it is now: opened again, it is reused as it stands
     assert load_authorizations(path, platforms, threshold=THRESHOLD).cache_builds == 0
+
+
+@pytest.mark.parametrize("change", ["append", "rename", "bad row", "duplicate"])
+def test_rows_appended_to_a_cached_csv_file_are_added_to_its_cache(tmp_path: Path, platforms: PlatformRegistry,
+                                                                     change: str) -> None:
+    """As for JSONL: rows appended (in place, or in a file renamed over it that starts with the old bytes) are read
+    under the file's header and added to the cache, naming their lines; rows that do not read cleanly are not added,
+    and the whole file is read again and says what is wrong."""
+    path = people_file(tmp_path, "csv", ["101", *FILLER])
+    store = load_authorizations(path, platforms, threshold=THRESHOLD, interval=0.05)
+    assert store.cached is not None and len(store.lookup("people", "101")) == 1
+    withdrawal = text_of("csv", [record("101", revoked_at="2026-03-01T00:00:00Z")], header=False)
+    text = {"append": withdrawal, "rename": withdrawal, "bad row": "people,102\n",
+            "duplicate": text_of("csv", [record("p3")], header=False)}[change]
+    if change == "rename":
+        fresh = tmp_path / "fresh.csv"
+        fresh.write_text(path.read_text(encoding="utf-8") + text, encoding="utf-8")
+        os.replace(fresh, path)
+    else:
+        with path.open("a", encoding="utf-8") as f:
+            f.write(text)
+    if change in ("bad row", "duplicate"):
+        expected = {"bad row": "line 63: row has 2 cells", "duplicate": "line 63: duplicate authorization record"}
+        wait_for(lambda: expected[change] in str(outcome(store, "p1")))
+        assert store.appends == 0 and isinstance(outcome(store, "101"), StoreUnavailable)
+        store.close()
+        return
+    wait_for(lambda: not isinstance(outcome(store, "101"), StoreUnavailable)
+             and len(store.lookup("people", "101")) == 2)
+    assert store.lookup("people", "101")[1].source == f"{path}:63" and store.lookup("people", "p59")
+    assert (store.appends, store.reloads, store.cache_builds) == (1, 0, 1)
+    store.close()
+    assert load_authorizations(path, platforms, threshold=THRESHOLD).cache_builds == 0  # the cache is the file's
+
+
+def test_a_csv_header_is_read_from_the_files_first_bytes_only_when_they_hold_it() -> None:
+    assert csv_header(b"\xef\xbb\xbf\n platform ,subject\npeople,1\n") == ["platform", "subject"]
+    assert csv_header(b'"platform\nx",subject\n') == ["platform\nx", "subject"]  # a quoted header over two lines
+    assert csv_header(b"platform,subj") is None and csv_header(b'"platform\n') is None and csv_header(b"") is None
+    assert csv_header(b"platform,subject\xc3") is None  # cut in a character
 
 
 @pytest.mark.parametrize("appended", ["duplicate", "no newline", "bad record"])

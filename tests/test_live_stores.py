@@ -13,11 +13,13 @@ import sqlite3
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from consentcrawl.consent.load import FileStore, load_authorizations
+from consentcrawl.consent.reading import COARSE_TICK_NS, FINE_TICK_NS, settles_at
 from consentcrawl.consent.records import AuthorizationRecord
 from consentcrawl.consent.sqlite import SQLiteStore, import_records
 from consentcrawl.consent.store import MemoryStore
@@ -208,6 +210,68 @@ def test_a_half_written_line_fails_until_it_is_complete(tmp_path: Path, platform
     append(path, line[25:])
     wait_for(lambda: not unavailable(lambda: store.lookup("forum", "alice"))())
     assert len(store.lookup("forum", "alice")) == 2
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_a_same_size_rewrite_with_its_time_put_back_is_seen(tmp_path: Path, platforms: PlatformRegistry,
+                                                            fmt: str) -> None:
+    """Size and modification time alone are not trusted: a rewrite in place of the same length, its modification
+    time put back, is seen (its change time moved)."""
+    path = tmp_path / f"authorizations.{fmt}"
+    write(path, text_of(fmt, [record("alice"), record("bob1")]))
+    before = path.stat()
+    store = load_authorizations(path, platforms, interval=0.05)
+    write(path, text_of(fmt, [record("alice"), record("bob2")]))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    assert path.stat().st_size == before.st_size and path.stat().st_mtime_ns == before.st_mtime_ns
+    wait_for(lambda: store.lookup("forum", "bob2") != ())
+    assert store.lookup("forum", "bob1") == ()
+
+
+def test_a_change_is_hashed_once_not_on_every_look(tmp_path: Path, platforms: PlatformRegistry) -> None:
+    """A look reads the file's bytes when its signature changed, and once more when the clock has moved past the
+    tick of the write it saw (a same-size write in that tick would not change the signature); not on every look
+    while the file is recent (a big file takes seconds to hash, lookups waiting)."""
+    path = tmp_path / "authorizations.jsonl"
+    write(path, text_of("jsonl", [record("alice")]))
+    store = load_authorizations(path, platforms, interval=0.02)
+    assert store.digests == 0
+
+    def look_for(seconds: float) -> None:  # a lookup looks at the file every 0.02 s
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            outcome(lambda: store.lookup("forum", "alice"))
+            time.sleep(0.01)
+
+    look_for(1.0)  # past the tick of the write read at opening: its bytes read once more, to be sure
+    opened = store.digests
+    assert opened <= 1  # (none when the store was opened after that tick already)
+    append(path, text_of("jsonl", [record("alice", revoked=True)], header=False))
+    wait_for(lambda: len(store.lookup("forum", "alice")) == 2)
+    look_for(1.5)
+    changed = store.digests - opened
+    assert changed in (1, 2)  # the change, and once past its tick (unless it was seen after it already)
+    look_for(0.5)
+    assert store.digests - opened == changed and store.reloads == 1
+
+
+def test_when_a_file_may_change_unseen() -> None:
+    """The rule behind the test above, on its edges: after a write, a digest is good for as long as the signature
+    holds only when its read began a tick after the write (half a second for sub-second times, 2 s for whole
+    seconds); a change time later than the modification time counts."""
+    second = 1_700_000_000 * 10**9
+
+    def at(mtime: int, ctime: int | None = None) -> Any:
+        return SimpleNamespace(st_mtime_ns=mtime, st_ctime_ns=mtime if ctime is None else ctime)
+
+    fine = second + 123_456_789
+    assert settles_at(at(fine), fine + 10**6) == fine + FINE_TICK_NS
+    assert settles_at(at(fine), fine + FINE_TICK_NS - 1) == fine + FINE_TICK_NS
+    assert settles_at(at(fine), fine + FINE_TICK_NS) is None
+    assert settles_at(at(fine, fine + 10**9), fine + FINE_TICK_NS) == fine + 10**9 + FINE_TICK_NS
+    assert settles_at(at(second), second + 10**9) == second + COARSE_TICK_NS
+    assert settles_at(at(second), second + COARSE_TICK_NS) is None
+    assert settles_at(at(fine), fine - 10**9) == fine + FINE_TICK_NS  # a file server's clock ahead of ours
 
 
 def test_keys_are_case_insensitive_and_normalised(tmp_path: Path, platforms: PlatformRegistry) -> None:

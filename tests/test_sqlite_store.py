@@ -155,6 +155,43 @@ def test_the_import_verb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert len(SQLiteStore(dest)) == len(demo_rows())
 
 
+@pytest.mark.parametrize("kind", ["yaml", "csv", "jsonl"])
+def test_the_bulk_import_writes_the_rows_the_one_by_one_import_writes(tmp_path: Path, kind: str) -> None:
+    """The bulk importer (a new store) and ``import_records`` (records added one by one) store the same rows,
+    NULLs included (the bulk importer binds "" for an absent time or field list), and the same people."""
+    source = write_source(tmp_path, kind)
+    assert main(["authorizations", "import", str(source), url(tmp_path / "bulk.db"), "--platforms",
+                 str(PLATFORMS)]) == 0
+    import_records(url(tmp_path / "one.db"), load_authorizations(source, platforms()), platforms=["microblog"])
+    everything = "SELECT *, typeof(expires_at), typeof(revoked_at), typeof(fields) FROM records ORDER BY id"
+    bulk, one = (sqlite3.connect(tmp_path / name) for name in ("bulk.db", "one.db"))
+    rows = bulk.execute(everything).fetchall()
+    assert rows == one.execute(everything).fetchall() and len(rows) == len(demo_rows())
+    assert {r[-3:] for r in rows} >= {("null", "null", "null"), ("text", "null", "null"), ("null", "text", "null"),
+                                      ("null", "null", "text")}  # every kind of absence and presence was compared
+    stores = [SQLiteStore(url(tmp_path / name), ["microblog"]) for name in ("bulk.db", "one.db")]
+    assert stores[0].keys == stores[1].keys
+    for subject in [str(n) for n in range(990, 1310)]:
+        assert stores[0].lookup("microblog", subject) != () or stores[1].lookup("microblog", subject) == ()
+    bulk.close()
+    one.close()
+
+
+def test_a_bulk_import_that_fails_leaves_no_store_and_no_scratch(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """A new store is built beside its name and renamed into place only when complete: a bad last line leaves
+    nothing a crawl could open, and no scratch file."""
+    source = write_source(tmp_path, "jsonl")
+    with source.open("a", encoding="utf-8") as f:
+        f.write('{"platform": "microblog", "subject": "1001", "purposes": ["reserch"]}\n')
+    lines = len(source.read_text(encoding="utf-8").splitlines())
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["authorizations", "import", str(source), url(tmp_path / "new.db"), "--platforms",
+                 str(PLATFORMS)]) == 2
+    assert f"authorizations.jsonl, line {lines}:" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
 def test_bulk_build_and_its_bloom_filter(tmp_path: Path) -> None:
     def row(i: int) -> tuple[Any, ...]:
         revoked = "2026-06-01T00:00:00+00:00" if i % 3 == 2 else None

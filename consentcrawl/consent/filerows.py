@@ -1,7 +1,7 @@
 """CSV and JSON Lines authorization files as rows of ``(line, {field: Node}, {field: line of its key})``, the
 shape :mod:`consentcrawl.consent.formats` validates (YAML's rows come from :mod:`consentcrawl.consent.yamlrows`).
 JSON Lines are read line by line as bytes, and a common line (one object, no key twice) without ``json.loads``'s
-Python layers: a file of millions of records is imported at the speed of this loop."""
+Python layers (orjson): a file of millions of records is imported at the speed of this loop."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import json.scanner
 import re
 from collections.abc import Iterator
 from typing import Any
+
+from orjson import loads as _loads
 
 from ..errors import ConfigError
 from ..yamlsource import Node, NodeReader, type_name
@@ -43,16 +45,18 @@ def csv_rows(stream: Any, source: str, errors: list[ConfigError] | None = None) 
         yield start, fields, dict.fromkeys(fields, start)
 
 
-def csv_values(stream: Any, source: str,
-                errors: list[ConfigError] | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line the row starts on, {column: value}) for each row: an empty cell is absent, a list column is split."""
+def csv_values(stream: Any, source: str, errors: list[ConfigError] | None = None, *, header: list[str] | None = None,
+               line: int = 1) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line the row starts on, {column: value}) for each row: an empty cell is absent, a list column is split.
+    ``header`` and ``line``: the stream is a part of the file starting on that line, after its header (rows
+    appended to it)."""
     text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
     reader = csv.reader(text, strict=True)
-    header: list[str] | None = None
-    previous_end = 0  # reader.line_num after the previous row: the next row starts on the line after it
+    before = line - 1  # lines of the file before the stream
+    previous_end = before  # the line the previous row ended on: the next row starts on the line after it
     try:
         for cells in reader:
-            start, previous_end = previous_end + 1, reader.line_num
+            start, previous_end = previous_end + 1, before + reader.line_num
             if not cells or all(not c.strip() for c in cells):
                 continue  # blank line
             if header is None:
@@ -81,6 +85,19 @@ def csv_values(stream: Any, source: str,
             text.detach()
     if header is None:
         raise ConfigError("file is empty: expected a header row naming the columns", source, 1)
+
+
+def csv_header(head: bytes) -> list[str] | None:
+    """The header of a CSV file that read cleanly, from its first bytes; None when they do not hold all of it."""
+    reader = csv.reader(io.TextIOWrapper(io.BytesIO(head), encoding="utf-8-sig", newline=""), strict=True)
+    try:
+        for cells in reader:
+            if not cells or all(not c.strip() for c in cells):
+                continue
+            return [c.strip() for c in cells] if head.count(b"\n") >= reader.line_num else None  # its line ended
+    except (csv.Error, UnicodeDecodeError):  # cut in the middle of a row or of a character
+        return None
+    return None
 
 
 def _csv_header(cells: list[str], source: str, line: int) -> list[str]:
@@ -116,19 +133,45 @@ def jsonl_values(stream: Any, source: str, errors: list[ConfigError] | None = No
 
 
 def _common_object(raw: bytes) -> dict[str, Any] | None:
-    """The object on a common line (one object from its first byte, no key twice), read with less ceremony than
-    :func:`_json_line`; None for anything else, which :func:`_json_line` then reads and says what is wrong with.
-    Not for line 1 (a byte order mark)."""
-    try:
-        line = raw.decode("utf-8")
-        if line[:1] != "{":
-            return None
-        value, end = _scan_once(line, 0)
-    except Exception:  # noqa: BLE001 - invalid UTF-8 or JSON, or deeper than Python recurses: read again
+    """The object on a common line (one object from its first byte, no key twice, no float, nothing nested but a
+    list of scalars, no escaped quote), read by orjson (the standard scanner took most of a big import's reading);
+    None for anything else, which :func:`_json_line` then reads with :mod:`json` and says what is wrong with. Not
+    for line 1 (a byte order mark).
+
+    What is given is exactly what :mod:`json` reads: orjson refuses some lines that :mod:`json` reads (a lone
+    surrogate, NaN, trailing Unicode spaces: they go to :func:`_json_line`), and reads an integer beyond 64 bits as
+    a float, which is why a float is not taken from it (tests/test_jsonl_fast.py compares both on such lines)."""
+    if raw[:1] != b"{":
         return None
-    if type(value) is not dict or line[end:].strip() or len(_JSON_KEY.findall(line)) != len(value):
+    try:
+        value = _loads(raw)
+    except ValueError:  # orjson.JSONDecodeError: invalid UTF-8 or JSON, nested too deep, or a number it cannot hold
+        return None
+    if type(value) is not dict:
+        return None
+    # Every key and string value written adds two quotes (an escaped quote one more): when the quotes are exactly
+    # those of the object read, no key was written twice (its second value would have replaced the first).
+    quotes = 2 * len(value)
+    scalar = _EXACT
+    for item in value.values():
+        kind = type(item)
+        if kind is str:
+            quotes += 2
+        elif kind is list:
+            for each in item:
+                if type(each) is str:
+                    quotes += 2
+                elif type(each) not in scalar:
+                    return None
+        elif kind not in scalar:
+            return None
+    if raw.count(b'"') != quotes:
         return None
     return value
+
+
+#: the values orjson and json read alike (a float may be a big integer to json)
+_EXACT = frozenset({str, int, bool, type(None)})
 
 
 def _json_line(raw: bytes, number: int, offset: int, source: str) -> dict[str, Any] | None:

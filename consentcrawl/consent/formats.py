@@ -110,20 +110,23 @@ class _RecordReader(NodeReader):
         self._purposes: dict[tuple[str, ...], tuple[frozenset[str], str]] = {}
         self._fields: dict[tuple[str, ...], tuple[frozenset[str], str]] = {}
 
-    def records(self, stream: Any, errors: list[ConfigError] | None = None, *, line: int = 1,
-                offset: int = 0) -> Iterator[AuthorizationRecord]:
+    def records(self, stream: Any, errors: list[ConfigError] | None = None, *, line: int = 1, offset: int = 0,
+                header: list[str] | None = None) -> Iterator[AuthorizationRecord]:
         """The validated records of a binary stream of the file, as they are read.
 
         With ``errors`` (``authorizations validate``), a record's error is added to it and reading goes on with
         the next record; an error that leaves the rest unreadable (a YAML or CSV syntax error) ends the reading.
         Once :meth:`stage` was called, a plainly valid JSONL line or CSV row is given as a :data:`StagedRow`.
-        ``line`` and ``offset`` are where a JSONL stream starts in the file (records appended to it).
+        ``line`` and ``offset`` are where a JSONL or CSV stream starts in the file (records appended to it), and
+        ``header`` a CSV file's header (:func:`~consentcrawl.consent.filerows.csv_header`) when the stream is not
+        the file's start.
         """
         rows_of = self.rows_of or _rows_of(self.source)
         try:
             if rows_of is jsonl_rows or rows_of is csv_rows:
                 values = (jsonl_values(stream, self.source, errors, line=line, offset=offset)
-                          if rows_of is jsonl_rows else csv_values(stream, self.source, errors))
+                          if rows_of is jsonl_rows else csv_values(stream, self.source, errors, header=header,
+                                                                   line=line))
                 for number, value in values:
                     record: Any = self.fast_row(number, value) if self.staged else self.fast(number, value)
                     if record is None:

@@ -31,9 +31,10 @@ from typing import Any
 from ..errors import ConfigError, StoreUnavailable
 from ..terms.platforms import PlatformRegistry
 from .filecache import CacheStore, append_to_cache, build_cache, open_fresh_cache
+from .filerows import csv_header
 from .formats import RECORD_FIELDS, _parse, _rows_of, iter_records, open_validator
 from .progress import Progress
-from .reading import Look, file_digest, look_at, open_hashed
+from .reading import Look, file_digest, look_at, open_hashed, settles_at, signature
 from .records import AuthorizationRecord
 from .store import MemoryStore, new_version
 
@@ -44,15 +45,11 @@ logger = logging.getLogger(__name__)
 
 #: seconds between two looks at the file (a lookup looks when this much time has passed since the last look)
 CHECK_INTERVAL = 0.25
-#: a file modified less than this long before it was read may change again without its size or times changing
-#: (file times have a granularity: ext4 takes them from a clock that ticks every few ms, HFS+ every second); such
-#: a file is read again, and compared byte for byte, until it has been quiet this long
-_RACY_NS = 2_000_000_000
 #: a file of more records than this is imported into an SQLite cache (CONSENTCRAWL_AUTHORIZATIONS_CACHE_THRESHOLD)
 CACHE_THRESHOLD = 50_000
 #: a changed file this much larger than the threshold's worth of bytes is read again in a thread of its own
 _BACKGROUND_BYTES = 4 << 20
-#: records appended to a cached JSONL file, up to this many bytes, are added to its cache while lookups wait
+#: records appended to a cached JSONL or CSV file, up to this many bytes, are added to its cache while lookups wait
 _APPEND_BYTES = 4 << 20
 
 
@@ -80,13 +77,6 @@ def read_authorizations(path: str | os.PathLike[str], platforms: PlatformRegistr
 
 # -- a file store follows its file --------------------------------------------------------------------------------
 
-_Signature = tuple[int, int, int, int, int]
-
-
-def _signature(st: os.stat_result) -> _Signature:
-    """What changes when a file is written in place or another file is renamed over it."""
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
 
 class FileStore:
     """A YAML, CSV or JSONL file of authorization records, followed while the crawl runs.
@@ -99,7 +89,7 @@ class FileStore:
     ones and :attr:`version` changes. A withdrawal appended to the file (or a new file renamed over it) therefore
     applies within ``interval`` plus the time to read it, far inside the 2-second bound of live stores.
 
-    Records appended to a cached JSONL file (its old bytes unchanged at its start) are added to the cache at once
+    Records appended to a cached JSONL or CSV file (its old bytes unchanged at its start) are added to the cache at once
     (:meth:`_append`): a withdrawal is usually appended, and lookups must not fail for the minutes a big file takes
     to import again. Otherwise, a file bigger than the threshold's worth of bytes is read again in a thread of its
     own, and lookups fail
@@ -126,6 +116,7 @@ class FileStore:
         self._clock = clock
         self._lock = threading.Lock()
         _rows_of(self.source)  # an unsupported file type stops the crawl before the file is read
+        started = time.time_ns()
         try:
             st = os.stat(self.path)
         except OSError as exc:
@@ -136,8 +127,10 @@ class FileStore:
         self._backend, self._digest = self._read(st)  #: the records, and the digest of the bytes they were read from
         self._length = st.st_size  #: the file's size when it was read (if it grew since, its digest differs)
         self._version: int = new_version()
-        self._seen = _signature(st)  #: the file as of the last read
-        self._racy = _is_racy(st)
+        self._seen = signature(st)  #: the file as of the last look at its bytes
+        #: until when the file may change without its signature changing (None: the digest covers every change)
+        self._settles = settles_at(st, started)
+        self.digests = 0  #: looks that read the whole file to tell whether its bytes changed
         self._bytes_per_record = st.st_size / max(len(self._backend), 1)
         self._error: str | None = None  #: why lookups fail, while they do
         self._os_error = False  #: the failure is the file system's (a missing file): look again every time
@@ -250,16 +243,17 @@ class FileStore:
     def _look(self) -> None:
         if self._reading is not None:
             return  # a read runs in its own thread; lookups fail until it is done
+        started = time.time_ns()
         try:
             st = os.stat(self.path)
         except OSError as exc:
             self._fail(f"cannot be read ({exc.strerror or type(exc).__name__})",
                        f"cannot read file: {exc.strerror or exc}", os_error=True)
             return
-        signature = _signature(st)
-        if signature == self._seen and not self._racy and not self._os_error:
-            return  # unchanged since it was last read
-        appendable = isinstance(self._backend, CacheStore) and self.source.lower().endswith(".jsonl")
+        seen = signature(st)
+        if seen == self._seen and not self._os_error and not self._must_read(st, started):
+            return  # unchanged since its bytes were last read
+        appendable = isinstance(self._backend, CacheStore) and self.source.lower().endswith((".jsonl", ".csv"))
         try:
             look = look_at(self.path, self._length, _APPEND_BYTES) if appendable else None
             digest = look.digest if look is not None else file_digest(self.path)
@@ -267,7 +261,8 @@ class FileStore:
             self._fail(f"cannot be read ({exc.strerror or type(exc).__name__})",
                        f"cannot read file: {exc.strerror or exc}", os_error=True)
             return
-        self._seen, self._racy = signature, _is_racy(st)
+        self.digests += 1
+        self._seen, self._settles = seen, settles_at(st, started)
         if digest == self._digest and not self._os_error:
             return  # the same bytes as last read (touched, copied over with the same content, a racy look)
         if look is not None and self._append(st, look):
@@ -283,9 +278,21 @@ class FileStore:
             return
         self._reload(st)
 
+    def _must_read(self, st: os.stat_result, now: int) -> bool:
+        """Whether a look must read the file's bytes although its signature did not change: its last read came
+        within a tick of its clock after a write (:func:`~consentcrawl.consent.reading.settles_at`), so another write
+        in that tick would not show. The bytes are read once the tick is over (once per change, not on every look:
+        a big file takes seconds to hash, lookups waiting); a file whose times are whole seconds, on every look
+        until then too, so that such a change is still seen within the 2-second bound."""
+        settles = self._settles
+        if settles is None:
+            return False
+        return now >= settles or st.st_mtime_ns % 1_000_000_000 == 0
+
     def _append(self, st: os.stat_result, look: Look) -> bool:
-        """Add the records appended to a cached JSONL file to its cache, if that is what the change is: the bytes
-        last read unchanged at its start, ending a line, followed by whole lines. True when they were added (the
+        """Add the records appended to a cached JSONL or CSV file to its cache, if that is what the change is: the
+        bytes last read unchanged at its start, ending a line, followed by whole lines (a CSV file's rows are read
+        under the header at its start, which those bytes hold). True when they were added (the
         lookups then answer from them: the caller holds the lock, so none answered meanwhile); False for any other
         change, or an appended part that does not read cleanly (the whole file is then read again, and says what
         is wrong)."""
@@ -293,9 +300,13 @@ class FileStore:
         if (not isinstance(cache, CacheStore) or self._error is not None or look.tail is None
                 or look.prefix_digest != self._digest or not look.prefix_ends_line or not look.tail.endswith(b"\n")):
             return False
+        header = csv_header(look.head) if self.source.lower().endswith(".csv") else None
+        if header is None and self.source.lower().endswith(".csv"):
+            return False
         try:
             validator = open_validator(self.source, self.platforms)
-            records = list(validator.records(io.BytesIO(look.tail), line=look.prefix_lines + 1, offset=self._length))
+            records = list(validator.records(io.BytesIO(look.tail), line=look.prefix_lines + 1, offset=self._length,
+                                             header=header))
             added = append_to_cache(cache, self.path, st, records, self.platforms, look.digest)
         except (ConfigError, OSError, sqlite3.Error) as exc:
             logger.info("authorization file %s: the appended records could not be added to its cache (%s); "
@@ -377,10 +388,6 @@ class FileStore:
             logger.error("%s; every lookup fails (decisions that need it deny) until it reads cleanly again",
                          self._error)
             logger.debug("authorization file %s: %s", self.source, detail)
-
-
-def _is_racy(st: os.stat_result) -> bool:
-    return time.time_ns() - st.st_mtime_ns < _RACY_NS
 
 
 _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")

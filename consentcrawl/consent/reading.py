@@ -14,9 +14,11 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["CHUNK", "DIGEST", "HashingReader", "Look", "file_digest", "look_at", "open_hashed"]
+__all__ = ["CHUNK", "DIGEST", "HashingReader", "Look", "Signature", "file_digest", "look_at", "open_hashed",
+           "settles_at", "signature"]
 
 CHUNK = 1 << 20  #: bytes read at a time
+HEAD = 1 << 16  #: bytes of a file's start that :func:`look_at` keeps
 
 
 #: the file digest: SHA-256, which CPUs with SHA extensions hash about twice as fast as BLAKE2b (a changed file
@@ -91,6 +93,7 @@ class Look:
     prefix_lines: int  #: newlines in the prefix
     prefix_ends_line: bool  #: the prefix ends with a newline
     tail: bytes | None  #: the bytes after the prefix, when there are at most ``keep`` of them
+    head: bytes = b""  #: the file's first bytes (up to :data:`HEAD`), as they were hashed: a CSV file's header
 
 
 def look_at(path: str | os.PathLike[str], prefix: int, keep: int) -> Look:
@@ -101,8 +104,11 @@ def look_at(path: str | os.PathLike[str], prefix: int, keep: int) -> Look:
     prefix_digest: bytes | None = None
     lines, last, length = 0, b"", 0
     tail: list[bytes] | None = []
+    start = b""
     with open(path, "rb", buffering=0) as f:
         while chunk := f.read(CHUNK):
+            if not length:
+                start = chunk[:HEAD]
             if prefix_digest is None:
                 head = chunk[:prefix - length]
                 lines += head.count(b"\n")
@@ -122,4 +128,35 @@ def look_at(path: str | os.PathLike[str], prefix: int, keep: int) -> Look:
     if prefix_digest is None or (tail is not None and length - prefix > keep):
         tail = None
     return Look(hasher.digest(), length, prefix_digest, lines, last == b"\n" or prefix == 0,
-                None if tail is None else b"".join(tail))
+                None if tail is None else b"".join(tail), start)
+
+
+# -- whether a file changed ---------------------------------------------------------------------------------------
+
+Signature = tuple[int, int, int, int, int]
+
+#: a file's times have this granularity at most when they are not whole seconds (Linux takes them from a clock
+#: that ticks every 1-10 ms, APFS and NTFS are finer), with room for a file server's clock running behind ours
+FINE_TICK_NS = 500_000_000
+#: and this when they are whole seconds (FAT keeps the modification time to 2 s, HFS+ and ext3 to 1 s)
+COARSE_TICK_NS = 2_000_000_000
+
+
+def signature(st: os.stat_result) -> Signature:
+    """What changes when a file is written in place or another file is renamed over it, unless the write comes
+    within the same tick of the file's clock as the one before (see :func:`settles_at`)."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def settles_at(st: os.stat_result, started_ns: int) -> int | None:
+    """Until when (wall-clock ns) the file may still change without its :func:`signature` changing, as far as a
+    read of its bytes started at ``started_ns`` can tell; None when that read covers every such change.
+
+    A write sets the file's times to the current tick of the file system's clock, so a write in the same tick as
+    the last one leaves size and times alone when the size does not change. Once the clock has moved a tick past
+    the file's times, any later write changes them: a digest of the bytes read from then on is good until the
+    signature changes. A file whose times are whole seconds is taken to keep them to 2 s (FAT); any other to well
+    under :data:`FINE_TICK_NS`."""
+    tick = COARSE_TICK_NS if st.st_mtime_ns % 1_000_000_000 == 0 else FINE_TICK_NS
+    until = max(st.st_mtime_ns, st.st_ctime_ns) + tick
+    return None if started_ns >= until else until

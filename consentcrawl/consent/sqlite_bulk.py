@@ -65,14 +65,33 @@ def build_store(path: str, records: Iterable[AuthorizationRecord | StagedRow], *
     spill = f"{scratch}.spill"
     try:
         result = _build(scratch, spill, records, platforms, meta, tick, wal)
+        _sync(scratch)  # written without SQLite's syncs: on disk before its name says it is complete
         for suffix in ("-wal", "-shm", "-journal"):  # never a log of the old store next to the new one
             Path(f"{target}{suffix}").unlink(missing_ok=True)
         os.replace(scratch, target)
+        _sync(str(target.parent), directory=True)
         return result
     finally:
         for leftover in (scratch, spill, f"{scratch}-journal", f"{scratch}-wal", f"{scratch}-shm"):
             with contextlib.suppress(OSError):
                 os.unlink(leftover)
+
+
+def _sync(path: str, *, directory: bool = False) -> None:
+    """Flush a file (or a directory's entries: the rename) to disk. The store is built with ``synchronous=OFF``
+    and no journal, which is safe only because nothing reads the scratch file before it is renamed into place:
+    after a crash the name must hold a whole store or the old one. A directory that cannot be opened (Windows)
+    is left to the file system."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        if directory:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _build(scratch: str, spill: str, records: Iterable[AuthorizationRecord | StagedRow], platforms: Any,
@@ -89,7 +108,7 @@ def _build(scratch: str, spill: str, records: Iterable[AuthorizationRecord | Sta
                 conn.execute(f"PRAGMA {pragma}")
             conn.executescript(SCHEMA + ";" + RECORDS_TABLE.format(name="records"))
             conn.execute("BEGIN")
-            keys = _write(conn, buckets, bloom)
+            keys = _write(conn, buckets, bloom, rules.key)
             _write_state(conn, bloom, count, keys, seen_platforms, rules.table(seen_platforms))
             extra = meta() if callable(meta) else (meta or {})
             conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", sorted(extra.items()))
@@ -153,8 +172,12 @@ def _read(records: Iterable[AuthorizationRecord | StagedRow], rules: _Rules, buc
             key, row = item
             platform = row[0]
         digest = blake2b(f"{platform}\0{key}".encode("utf-8", "surrogatepass"), digest_size=16).digest()
-        base = from_bytes(digest[:8], "little") >> 13 << SLOT_BITS  # base_id(key_hashes(...)[0]), inlined
-        held[base >> shift].append((base, count, key, digest, *row))
+        h1 = from_bytes(digest[:8], "little")
+        base = h1 >> 13 << SLOT_BITS  # base_id(key_hashes(...)[0]), inlined
+        _, subject, purposes, granted, expires, revoked, evidence, fields, record_id, jurisdiction, origin = row
+        held[base >> shift].append((base, count, h1 & _LOW, from_bytes(digest[8:], "little", signed=True),
+                                    platform, subject, purposes, granted, expires or "", revoked or "", evidence,
+                                    fields or "", record_id, jurisdiction, origin))
         count += 1
         if platform not in platforms:
             platforms.add(platform)
@@ -190,11 +213,18 @@ def _bloom_add(bloom: Bloom, h1: int, h2: int) -> None:
     bits[p >> 3] |= 1 << (p & 7)  # type: ignore[index]
 
 
-#: a record in a bucket: (range, number in the file, subject key, the digest of its key, *row)
+#: a record in a bucket: (range, number in the file, the low bits of its first hash, its second hash as a signed
+#: 64-bit integer, *row with "" for an absent time or field list). Every item is an int or a str: ``sqlite3``
+#: binds those directly, while a None or a bytes parameter goes through its adapter lookup, which cost more than
+#: SQLite's own insert of the row. The subject key is not kept (it is spilled and read back with every record): the
+#: rare range of several records works it out again.
 _Held = tuple[Any, ...]
-#: the insert of a held record: its range is its rowid (another slot of it: a new tuple), the rest is not stored
+_LOW = (1 << 13) - 1  #: the bits of the first hash that its range drops (the Bloom filter needs them)
+#: the insert of a held record: its range is its rowid (another slot of it: a new tuple), the number and hashes
+#: are bound but not stored, and "" is stored as NULL (never a valid time or JSON list)
 _INSERT = ("INSERT INTO main.records (id, platform, subject, purposes, granted_at, expires_at, revoked_at, evidence, "
-           "fields, record_id, jurisdiction, origin) VALUES (?1, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)")
+           "fields, record_id, jurisdiction, origin) VALUES (?1, ?5, ?6, ?7, ?8, NULLIF(?9, ''), NULLIF(?10, ''), "
+           "?11, NULLIF(?12, ''), ?13, ?14, ?15)")
 
 
 class _Buckets:
@@ -224,7 +254,7 @@ class _Buckets:
         return records
 
 
-def _write(conn: sqlite3.Connection, buckets: _Buckets, bloom: Bloom) -> int:
+def _write(conn: sqlite3.Connection, buckets: _Buckets, bloom: Bloom, key_of: Callable[[str, str], str]) -> int:
     """Write every bucket's records with their rowids, in rowid order, and add them to ``bloom``; returns the number
     of people. Raises the error of the record read first among those refused (a duplicate, or too many records of
     one person).
@@ -233,15 +263,13 @@ def _write(conn: sqlite3.Connection, buckets: _Buckets, bloom: Bloom) -> int:
     back, sorted and added to the Bloom filter, so the two overlap on two cores."""
     keys = 0
     refused: tuple[int, ConfigError] | None = None
-    from_bytes = int.from_bytes
     with ThreadPoolExecutor(1, thread_name_prefix="consentcrawl-import") as writer:
         writing: Future[Any] | None = None
         for number in range(1 << BUCKET_BITS):
             held = buckets.bucket(number)
             for record in held:
-                digest = record[3]
-                _bloom_add(bloom, from_bytes(digest[:8], "little"), from_bytes(digest[8:], "little"))
-            rows, people, error = _placed(held)
+                _bloom_add(bloom, (record[0] >> SLOT_BITS << 13) | record[2], record[3])
+            rows, people, error = _placed(held, key_of)
             keys += people
             if error is not None and (refused is None or error[0] < refused[0]):
                 refused = error
@@ -260,7 +288,8 @@ def _insert(conn: sqlite3.Connection, rows: list[_Held]) -> None:
     conn.executemany(_INSERT, rows).close()
 
 
-def _placed(held: list[_Held]) -> tuple[list[_Held], int, tuple[int, ConfigError] | None]:
+def _placed(held: list[_Held], key_of: Callable[[str, str], str]) -> tuple[list[_Held], int,
+                                                                      tuple[int, ConfigError] | None]:
     """One bucket's records with their rowids, in rowid order; the number of people, and the first refusal."""
     held.sort()  # by range, then file order (the numbers are unique: nothing further is compared)
     rows: list[_Held] = []
@@ -277,7 +306,7 @@ def _placed(held: list[_Held]) -> tuple[list[_Held], int, tuple[int, ConfigError
             continue
         while j < end and held[j][0] == base:
             j += 1
-        people, error = _place(held[i:j], rows)
+        people, error = _place(held[i:j], rows, key_of)
         keys += people
         if error is not None and (refused is None or error[0] < refused[0]):  # the first in file order
             refused = error
@@ -285,7 +314,8 @@ def _placed(held: list[_Held]) -> tuple[list[_Held], int, tuple[int, ConfigError
     return rows, keys, refused
 
 
-def _place(same_range: list[_Held], rows: list[_Held]) -> tuple[int, tuple[int, ConfigError] | None]:
+def _place(same_range: list[_Held], rows: list[_Held],
+           key_of: Callable[[str, str], str]) -> tuple[int, tuple[int, ConfigError] | None]:
     """Place the records of one range (in file order) in its slots, as ``import_records`` would one by one: each
     after the previous ones, refused if it duplicates an earlier record of the same person (platform and subject
     key; another person in the same range is a hash collision). Returns the number of people and the first
@@ -293,8 +323,9 @@ def _place(same_range: list[_Held], rows: list[_Held]) -> tuple[int, tuple[int, 
     placed: list[tuple[str, str, tuple[Any, ...], str]] = []  #: platform, key, duplicate rule, origin
     people = 0
     for held in same_range:
-        _base, number, key, _digest, platform, _subject, purposes, granted, _expires, revoked = held[:10]
+        _base, number, _low, _h2, platform, subject, purposes, granted, _expires, revoked = held[:10]
         record_id, origin = held[12], held[14]
+        key = key_of(platform, subject)
         same = _dedup_key(platform, key, purposes, granted, revoked, record_id)
         mine = [p for p in placed if p[0] == platform and p[1] == key]
         for earlier in mine:
