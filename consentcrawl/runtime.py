@@ -25,6 +25,7 @@ from .decision import Decision, Evidence, Stage, deny
 from .distributed.wiring import Distributed
 from .errors import ConfigError
 from .facts import RequestFacts
+from .handoff import Handoff
 from .meta_keys import META_DECISION, META_NOFOLLOW, META_SUBJECT
 from .recording import DecisionRecording
 from .refusallog import RefusalLog
@@ -51,6 +52,7 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
     from .refusals.forms import PageReading
+    from .signals.evaluate import SiteFiles
 
 logger = logging.getLogger("consentcrawl")
 
@@ -152,6 +154,8 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         self._decided: weakref.WeakKeyDictionary[Request, tuple[str, Decision]] = weakref.WeakKeyDictionary()
         #: requests whose response said nofollow (by identity: meta copied to the next page must not carry it)
         self._nofollow: weakref.WeakSet[Request] = weakref.WeakSet()
+        #: the request phase's full decision of each request, for the send-time decision to reuse while valid
+        self.handoff = Handoff(self.engine)
         #: requests whose link check was made by the spider middleware, with the URL it was made for
         self._link_checked: weakref.WeakKeyDictionary[Request, str] = weakref.WeakKeyDictionary()
         #: Scrapy filters by level in its handler, not on the logger: skip building DEBUG lines nobody keeps
@@ -237,18 +241,27 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         if facts is not None:
             robots = self.robots.fresh(facts.canonical.origin)
             if robots is not None:  # nothing to wait for: the full decision at once (it includes consent's)
-                decision = await decide_full(self, facts, robots)
+                decision, files = await decide_full(self, facts, robots)
+                self._hand_on(request, facts, decision, robots, files)
             else:  # a deny by consent is not worth waiting for robots.txt
                 decision = await self.decider.decide_consent(facts)
                 if not self.drops(decision):  # in report mode too: robots.txt is enforced there, so it must be known
                     robots = await self._robots_for(facts)
                     facts = replace(facts, now=self.config.now())  # the time read after the wait for robots.txt
-                    decision = await decide_full(self, facts, robots)
+                    decision, files = await decide_full(self, facts, robots)
+                    self._hand_on(request, facts, decision, robots, files)
         assert decision is not None
         if decision.allowed:
             return decision
         now = self.config.now()
         return await self.record_grouped(decision, url, facts.canonical.url if facts else None, "request", time=now)
+
+    def _hand_on(self, request: Request, facts: RequestFacts, decision: Decision, robots: RobotsFile | None,
+                 signals: SiteFiles | None) -> None:
+        """Hand the request phase's decision on to the send-time decision (when the request goes on)."""
+        if not self.drops(decision):
+            store = self.decider.store
+            self.handoff.keep(request, facts, decision, robots, signals, store.version if store is not None else None)
 
     async def decide_send(self, request: Request) -> Decision:
         """The authoritative decision, immediately before the request goes to the network, at that time.
@@ -259,11 +272,23 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         """
         url = request.url
         now = self.config.now()
-        facts, decision = self.facts_for(request, url, now)
-        if facts is not None:
+        facts = self.handoff.facts(request)
+        reused = None
+        if facts is not None:  # the request phase's decision, when nothing it rests on changed (handoff.py)
             origin = facts.canonical.origin
             robots = self.robots.cached(origin)
-            decision = await self.decider.decide(facts, robots, self.site_signals.cached(origin, robots))
+            signals = self.site_signals.cached(origin, robots)
+            store = self.decider.store
+            reused = self.handoff.take(request, now, store.version if store is not None else None, robots, signals)
+        decision: Decision | None
+        if reused is not None:
+            facts, decision = reused
+        else:
+            facts, decision = self.facts_for(request, url, now)
+            if facts is not None:
+                origin = facts.canonical.origin
+                robots = self.robots.cached(origin)
+                decision = await self.decider.decide(facts, robots, self.site_signals.cached(origin, robots))
         assert decision is not None
         decision = await self.record_grouped(decision, url, facts.canonical.url if facts else None, "request",
                                              time=now)
@@ -272,7 +297,9 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
 
     def person_of(self, request: Request) -> tuple[str, str] | None:
         """(platform, subject key) of the person a request's URL names, or None."""
-        facts, _ = self.facts_for(request, request.url, self.config.now())
+        facts = self.handoff.facts(request)
+        if facts is None:
+            facts, _ = self.facts_for(request, request.url, self.config.now())
         if facts is None or facts.platform is None or facts.subject is None:
             return None
         return facts.platform.name, facts.subject
@@ -290,7 +317,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
             now = self.config.now()
             facts, decision = self.facts_for(request, url, now)
             if facts is not None:
-                decision = await decide_full(self, facts, robots)
+                decision, _ = await decide_full(self, facts, robots)
         else:
             now = self.config.now()
         assert decision is not None
