@@ -1,4 +1,4 @@
-"""The request phase's full decision handed to the send-time decision of the same request, reused while valid.
+"""What the request phase found for a request, handed to the later phases of the same request while still valid.
 
 The request phase decides each request (robots.txt and the site's signal files included) before it waits in its
 download slot; the send-time handler decides it again after the wait, with the clock read then. Usually nothing the
@@ -21,8 +21,12 @@ validity rule: the decision is reused only when
 - the engine's refusal book has the version it had (no refusal found on a page since);
 - every site check is a built-in one (a check of the project's own may read the clock or anything else).
 
-Otherwise the send-time decision is made anew. An entry is used once: it is taken out when the send-time decision
-reads it. A reused deny (report mode lets a request-phase deny go on, and its line is written) gets a new id.
+Otherwise the send-time decision is made anew. A decision is used once: the send-time decision takes it out. A
+reused deny (report mode lets a request-phase deny go on, and its line is written) gets a new id.
+
+The request's facts (whose page its URL is) are handed on too, under the first condition alone: the send-time
+handler's person gate, the first page's refusal reading and the response phase (refusals on the page, its signals)
+read whose page it is, which depends on the request and its URL, not on the time.
 """
 
 from __future__ import annotations
@@ -51,8 +55,8 @@ _BUILTIN = "consentcrawl.checks."
 class _Entry:
     __slots__ = ("body", "book", "decision", "facts", "host", "made", "robots", "signals", "subject", "url")
 
-    def __init__(self, request: Request, facts: RequestFacts, decision: Decision, robots: RobotsFile | None,
-                 signals: SiteFiles | None, made: Made, book: int) -> None:
+    def __init__(self, request: Request, facts: RequestFacts, decision: Decision | None, robots: RobotsFile | None,
+                 signals: SiteFiles | None, made: Made | None, book: int) -> None:
         self.url = request.url
         self.subject = request.meta.get(META_SUBJECT)
         self.body = request.body
@@ -65,8 +69,11 @@ class _Entry:
         self.book = book
 
     def same_request(self, request: Request) -> bool:
-        return (request.url == self.url and request.body is self.body
-                and request.meta.get(META_SUBJECT) == self.subject and request.headers.get(b"Host") == self.host)
+        """The same URL, body, ``consentcrawl_subject`` and ``Host`` header (a meta value that is not a string could
+        change in place, or compare equal to anything: such a request is never handed on)."""
+        subject = request.meta.get(META_SUBJECT)
+        return (request.url == self.url and request.body is self.body and (subject is None or type(subject) is str)
+                and subject == self.subject and request.headers.get(b"Host") == self.host)
 
 
 class Handoff:
@@ -79,15 +86,20 @@ class Handoff:
                            if getattr(c, "site", False))
         self._entries: weakref.WeakKeyDictionary[Request, _Entry] = weakref.WeakKeyDictionary()
 
+    def keep_facts(self, request: Request, facts: RequestFacts) -> None:
+        """Hand on the facts of ``request`` at its URL (with no decision)."""
+        self._entries[request] = _Entry(request, facts, None, None, None, None, 0)
+
     def keep(self, request: Request, facts: RequestFacts, decision: Decision, robots: RobotsFile | None,
              signals: SiteFiles | None, version: Any) -> None:
         """Hand on the full decision just made for ``request`` on ``facts`` with these files, at store ``version``
         (read after the decision: a store that changed meanwhile makes the consent part fail to be recalled)."""
         if not self.enabled:
+            self.keep_facts(request, facts)
             return
         made = self._made(facts, facts.now, version)
         if made is None:
-            self._entries.pop(request, None)
+            self.keep_facts(request, facts)
             return
         self._entries[request] = _Entry(request, facts, decision, robots, signals, made, self.engine.refusals.version)
 
@@ -101,12 +113,14 @@ class Handoff:
              signals: SiteFiles | None) -> tuple[RequestFacts, Decision] | None:
         """The request phase's facts and decision, if it is the decision the engine would make now with these
         files at store ``version`` (the module's rule); the entry is used up either way."""
-        entry = self._entries.pop(request, None)
-        if (entry is None or entry.robots is not robots or entry.signals is not signals
+        entry = self._entries.get(request)
+        if entry is None or entry.decision is None:
+            return None
+        decision, entry.decision = entry.decision, None
+        if (entry.robots is not robots or entry.signals is not signals
                 or entry.book != self.engine.refusals.version or not entry.same_request(request)
                 or self._made(entry.facts, now, version) is not entry.made):
             return None
-        decision = entry.decision
         return entry.facts, decision if decision.allowed else renew(decision)
 
     def _made(self, facts: RequestFacts, now: datetime, version: Any) -> Made | None:

@@ -286,6 +286,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         else:
             facts, decision = self.facts_for(request, url, now)
             if facts is not None:
+                self.handoff.keep_facts(request, facts)  # for the response phase
                 origin = facts.canonical.origin
                 robots = self.robots.cached(origin)
                 decision = await self.decider.decide(facts, robots, self.site_signals.cached(origin, robots))
@@ -295,11 +296,20 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         self._remember(request, url, decision)
         return decision
 
+    def page_facts(self, request: Request, url: str) -> tuple[RequestFacts | None, Decision | None]:
+        """:meth:`facts_for` for what does not depend on the time (whose page ``url`` is): the facts handed on by an
+        earlier phase of this request while it is unchanged (handoff.py), else read now."""
+        facts = self.handoff.facts(request) if url == request.url else None
+        if facts is not None:
+            return facts, None
+        facts, bad = self.facts_for(request, url, self.config.now())
+        if facts is not None and url == request.url:
+            self.handoff.keep_facts(request, facts)
+        return facts, bad
+
     def person_of(self, request: Request) -> tuple[str, str] | None:
         """(platform, subject key) of the person a request's URL names, or None."""
-        facts = self.handoff.facts(request)
-        if facts is None:
-            facts, _ = self.facts_for(request, request.url, self.config.now())
+        facts, _ = self.page_facts(request, request.url)
         if facts is None or facts.platform is None or facts.subject is None:
             return None
         return facts.platform.name, facts.subject

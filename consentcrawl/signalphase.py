@@ -65,7 +65,7 @@ async def check_signals(runtime: ConsentRuntime, request: Request, response: Res
     config = runtime.config
     now = config.now()
     try:
-        facts, bad = runtime.facts_for(request, response.url, now)
+        facts, bad = runtime.page_facts(request, response.url)
         if facts is None:
             assert bad is not None
             return runtime.record(bad, response.url, None, "response", time=now)

@@ -154,3 +154,28 @@ async def test_a_report_mode_deny_reused_at_send_time_is_a_new_decision_with_its
     assert len({before.decision_id, sent.decision_id, again.decision_id}) == 3
     lines = [e["decision_id"] for e in read_decisions(tmp_path / "audit.jsonl") if e["phase"] == "request"]
     assert lines == [before.decision_id, sent.decision_id, again.decision_id]
+
+
+class _EqualToAnything(str):
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = str.__hash__
+
+
+@deferred_f_from_coro_f
+async def test_a_meta_subject_that_is_not_a_plain_string_is_never_handed_on(tmp_path: Path) -> None:
+    """A value of the spider's own type could compare equal to anything, or change in place: read again each time."""
+    store = MemoryStore([_grant()])
+    runtime = _runtime(tmp_path, store)
+    request = Request(URL, meta={META_SUBJECT: _EqualToAnything("microblog:3001")})
+    try:
+        before = await runtime.prefilter(request)
+        request.meta[META_SUBJECT] = _EqualToAnything("microblog:3002")
+        facts, _ = runtime.page_facts(request, URL)
+        sent = await runtime.decide_send(request)
+    finally:
+        runtime.audit.close()
+    assert before.allowed
+    assert facts is not None and facts.mismatch is not None
+    assert sent.reason == "subject.mismatch"
