@@ -238,7 +238,7 @@ def book_refusals(runtime: ConsentRuntime, request: Request, response: Response)
         return None
     now = runtime.config.now()
     try:
-        facts, _ = runtime.page_facts(request, response.url)
+        facts, _ = runtime.facts_for(request, response.url, now)
         if facts is None or facts.platform is None or facts.subject is None:
             return None
         reading = _read(runtime, request, response)
@@ -261,7 +261,7 @@ def check_refusals(runtime: ConsentRuntime, request: Request, response: Response
     """The refusals on a person's page: recorded whatever ``prior`` says; a deny when ``prior`` allowed."""
     now = runtime.config.now()
     try:
-        facts, _ = runtime.page_facts(request, response.url)
+        facts, _ = runtime.facts_for(request, response.url, now)
         if facts is None or facts.platform is None or facts.subject is None:
             return prior  # no one's profile (an unreadable URL was decided before the fetch)
         reading = _read(runtime, request, response)

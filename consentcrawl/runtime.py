@@ -25,7 +25,6 @@ from .decision import Decision, Evidence, Stage, deny
 from .distributed.wiring import Distributed
 from .errors import ConfigError
 from .facts import RequestFacts
-from .handoff import Handoff
 from .meta_keys import META_DECISION, META_NOFOLLOW, META_SUBJECT
 from .recording import DecisionRecording
 from .refusallog import RefusalLog
@@ -52,7 +51,6 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
     from .refusals.forms import PageReading
-    from .signals.evaluate import SiteFiles
 
 logger = logging.getLogger("consentcrawl")
 
@@ -154,8 +152,6 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         self._decided: weakref.WeakKeyDictionary[Request, tuple[str, Decision]] = weakref.WeakKeyDictionary()
         #: requests whose response said nofollow (by identity: meta copied to the next page must not carry it)
         self._nofollow: weakref.WeakSet[Request] = weakref.WeakSet()
-        #: the request phase's full decision of each request, for the send-time decision to reuse while valid
-        self.handoff = Handoff(self.engine)
         #: requests whose link check was made by the spider middleware, with the URL it was made for
         self._link_checked: weakref.WeakKeyDictionary[Request, str] = weakref.WeakKeyDictionary()
         #: Scrapy filters by level in its handler, not on the logger: skip building DEBUG lines nobody keeps
@@ -241,27 +237,18 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         if facts is not None:
             robots = self.robots.fresh(facts.canonical.origin)
             if robots is not None:  # nothing to wait for: the full decision at once (it includes consent's)
-                decision, files = await decide_full(self, facts, robots)
-                self._hand_on(request, facts, decision, robots, files)
+                decision = await decide_full(self, facts, robots)
             else:  # a deny by consent is not worth waiting for robots.txt
                 decision = await self.decider.decide_consent(facts)
                 if not self.drops(decision):  # in report mode too: robots.txt is enforced there, so it must be known
                     robots = await self._robots_for(facts)
                     facts = replace(facts, now=self.config.now())  # the time read after the wait for robots.txt
-                    decision, files = await decide_full(self, facts, robots)
-                    self._hand_on(request, facts, decision, robots, files)
+                    decision = await decide_full(self, facts, robots)
         assert decision is not None
         if decision.allowed:
             return decision
         now = self.config.now()
         return await self.record_grouped(decision, url, facts.canonical.url if facts else None, "request", time=now)
-
-    def _hand_on(self, request: Request, facts: RequestFacts, decision: Decision, robots: RobotsFile | None,
-                 signals: SiteFiles | None) -> None:
-        """Hand the request phase's decision on to the send-time decision (when the request goes on)."""
-        if not self.drops(decision):
-            store = self.decider.store
-            self.handoff.keep(request, facts, decision, robots, signals, store.version if store is not None else None)
 
     async def decide_send(self, request: Request) -> Decision:
         """The authoritative decision, immediately before the request goes to the network, at that time.
@@ -272,44 +259,20 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         """
         url = request.url
         now = self.config.now()
-        facts = self.handoff.facts(request)
-        reused = None
-        if facts is not None:  # the request phase's decision, when nothing it rests on changed (handoff.py)
+        facts, decision = self.facts_for(request, url, now)
+        if facts is not None:
             origin = facts.canonical.origin
             robots = self.robots.cached(origin)
-            signals = self.site_signals.cached(origin, robots)
-            store = self.decider.store
-            reused = self.handoff.take(request, now, store.version if store is not None else None, robots, signals)
-        decision: Decision | None
-        if reused is not None:
-            facts, decision = reused
-        else:
-            facts, decision = self.facts_for(request, url, now)
-            if facts is not None:
-                self.handoff.keep_facts(request, facts)  # for the response phase
-                origin = facts.canonical.origin
-                robots = self.robots.cached(origin)
-                decision = await self.decider.decide(facts, robots, self.site_signals.cached(origin, robots))
+            decision = await self.decider.decide(facts, robots, self.site_signals.cached(origin, robots))
         assert decision is not None
         decision = await self.record_grouped(decision, url, facts.canonical.url if facts else None, "request",
                                              time=now)
         self._remember(request, url, decision)
         return decision
 
-    def page_facts(self, request: Request, url: str) -> tuple[RequestFacts | None, Decision | None]:
-        """:meth:`facts_for` for what does not depend on the time (whose page ``url`` is): the facts handed on by an
-        earlier phase of this request while it is unchanged (handoff.py), else read now."""
-        facts = self.handoff.facts(request) if url == request.url else None
-        if facts is not None:
-            return facts, None
-        facts, bad = self.facts_for(request, url, self.config.now())
-        if facts is not None and url == request.url:
-            self.handoff.keep_facts(request, facts)
-        return facts, bad
-
     def person_of(self, request: Request) -> tuple[str, str] | None:
         """(platform, subject key) of the person a request's URL names, or None."""
-        facts, _ = self.page_facts(request, request.url)
+        facts, _ = self.facts_for(request, request.url, self.config.now())
         if facts is None or facts.platform is None or facts.subject is None:
             return None
         return facts.platform.name, facts.subject
@@ -327,7 +290,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
             now = self.config.now()
             facts, decision = self.facts_for(request, url, now)
             if facts is not None:
-                decision, _ = await decide_full(self, facts, robots)
+                decision = await decide_full(self, facts, robots)
         else:
             now = self.config.now()
         assert decision is not None

@@ -27,22 +27,18 @@ if TYPE_CHECKING:
     from .facts import RequestFacts
     from .robots.fetch import RobotsFile
     from .runtime import ConsentRuntime
-    from .signals.evaluate import SiteFiles
 
 logger = logging.getLogger("consentcrawl")
 
 
-async def decide_full(runtime: ConsentRuntime, facts: RequestFacts,
-                      robots: RobotsFile | None) -> tuple[Decision, SiteFiles | None]:
-    """The full decision, and the signal files it was made with; the origin's files are fetched when the walk
-    reaches the signals check (a URL robots.txt disallows never makes them be fetched). Files cached and fresh are
-    handed in at once."""
-    files = runtime.site_signals.fresh(facts.canonical.origin, robots)
+async def decide_full(runtime: ConsentRuntime, facts: RequestFacts, robots: RobotsFile | None) -> Decision:
+    """The full decision; the origin's signal files are fetched when the walk reaches the signals check (a URL
+    robots.txt disallows never makes them be fetched). Files cached and fresh are handed in at once."""
     try:
-        return await runtime.decider.decide(facts, robots, files), files
+        return await runtime.decider.decide(facts, robots, runtime.site_signals.fresh(facts.canonical.origin, robots))
     except SignalsNeeded as need:
         files = await runtime.site_signals.get(need.origin, robots)
-    return await runtime.decider.decide(facts, robots, files), files
+    return await runtime.decider.decide(facts, robots, files)
 
 
 def body_of(response: Response) -> tuple[bytes | None, str]:
@@ -65,7 +61,7 @@ async def check_signals(runtime: ConsentRuntime, request: Request, response: Res
     config = runtime.config
     now = config.now()
     try:
-        facts, bad = runtime.page_facts(request, response.url)
+        facts, bad = runtime.facts_for(request, response.url, now)
         if facts is None:
             assert bad is not None
             return runtime.record(bad, response.url, None, "response", time=now)
