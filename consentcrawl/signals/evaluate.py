@@ -242,19 +242,16 @@ class PathKey:
         if len(paths) != 2 or paths[1] != first or path != first or ":" in canonical.host \
                 or PLAIN.fullmatch(first) is None:
             return False
-        cut = first.find("?")
-        if cut < 0:
-            cut = len(first)
         spelling = paths[0]
-        if len(spelling) != len(first) + 1 or spelling[cut] != "/" or not spelling.startswith(first[:cut]) \
-                or not spelling.endswith(first[cut:]):
+        cut = first.find("?")
+        if spelling != (first + "/" if cut < 0 else first[:cut] + "/" + first[cut:]):
             return False
-        if self._usage and not (first in allowed and spelling in allowed):
+        if self._usage and allowed is not paths and not (first in allowed and spelling in allowed):
             return False
         sight = self._sight
         if sight is None:
             sight = self._sight = self._slash_sight()
-        return not sight.tells_apart(first[:cut], cut < len(first))
+        return not (sight.tells_apart(first, False) if cut < 0 else sight.tells_apart(first[:cut], True))
 
     def _slash_sight(self) -> SlashSight:
         patterns = []
