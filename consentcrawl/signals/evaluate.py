@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from ..urls import CanonicalURL
 
 __all__ = ["RESPONSE_HEADERS", "PathKey", "PathKeys", "SignalOptions", "SiteFiles", "licence_links", "path_free",
-           "response_results", "response_silent", "site_results", "spelled_urls"]
+           "response_results", "response_silent", "response_spellings", "site_results", "spelled_urls"]
 
 OK = SignalFileStatus.OK
 
@@ -115,6 +115,16 @@ def spelled_urls(canonical: CanonicalURL, paths: Sequence[str] = ()) -> tuple[tu
         return ((first, canonical.url),)
     origin = canonical.origin
     return ((first, canonical.url), *((p, origin + p) for p in paths if p != first))
+
+
+def response_spellings(url: str, canonical: CanonicalURL, paths: Sequence[str] = ()) -> tuple[tuple[str, str], ...]:
+    """:func:`spelled_urls`, and ``url`` as the response was fetched when its path+query is none of them: what the
+    response phase decides (any spelling's deny wins, as before the fetch), never less than the URL itself."""
+    spelled = spelled_urls(canonical, paths)
+    own = url_path(url)
+    if any(path == own for path, _url in spelled):
+        return spelled
+    return (*spelled, (own, url))
 
 
 #: marks a key made of several spellings' selections (a selection alone is a tuple that never starts with it)
