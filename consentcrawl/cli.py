@@ -347,6 +347,11 @@ def policy_text(policy: dict[str, Any]) -> str:
         return f"{policy.get('status', 'not fetched')}" + (f" ({policy['cause']})" if policy.get("cause") else "")
     contact = ", ".join(f"{k} {v}" for k, v in policy.get("assigner", {}).items()) or "no assigner"
     rules = "; ".join(f"{kind} {' '.join(policy[kind])}" for kind in ("permission", "prohibition") if policy.get(kind))
+    for kind in ("constraint", "duty"):  # what the offer is conditional on, and asks in return: the first few
+        listed = policy.get(kind) or []
+        if listed:
+            more = f" (and {len(listed) - 3} more)" if len(listed) > 3 else ""
+            rules += ("; " if rules else "") + f"{kind}: {' | '.join(listed[:3])}{more}"
     return f"assigner: {contact}" + (f"; {rules}" if rules else "")
 
 
