@@ -36,10 +36,11 @@ from .robots.meta import parse_meta_robots
 from .robots.signalfetch import assemble, policy_urls, site_file_urls
 from .robots.tags import parse_robots_headers
 from .signals.base import SignalResult
-from .signals.evaluate import SiteFiles, response_results, response_spellings
+from .signals.combine import combine
+from .signals.evaluate import SiteFiles, response_results, response_spellings, site_results
 from .signals.fetch import SignalFile, from_response, unavailable
 from .signals.odrl import SIGNAL as POLICY
-from .signals.policy import SignalPolicy, response_decision
+from .signals.policy import SignalPolicy, grant_of, response_decision, spelled_response_decision
 from .signals.rsl import response_rsl_links
 from .signals.tdmrep import response_policy_url
 
@@ -191,10 +192,6 @@ def signal_table(spellings: tuple[tuple[str, str], ...], files: SiteFiles, polic
     ``pending``; with ``page``, the response phase (:func:`spelled_response_decision`). A row decided by another
     spelling than the canonical one names it (``path``); the report lists the canonical spelling's signals, then
     each signal another spelling that decides a row reads differently (with its ``path``)."""
-    from .signals.combine import combine
-    from .signals.evaluate import site_results
-    from .signals.policy import grant_of, spelled_response_decision
-
     options = policy.options(token, host, platform)
     grant = grant_of(platform)
     per_spelling = [site_results(url, files, options) for _path, url in spellings]
@@ -212,7 +209,7 @@ def signal_table(spellings: tuple[tuple[str, str], ...], files: SiteFiles, polic
                                                              page.encoding, files, policy, token, purpose,
                                                              platform, now)
         else:
-            decided, at = _before_fetch(per_spelling, purpose, grant, policy, combine)
+            decided, at = _before_fetch(per_spelling, purpose, grant, policy)
             results = per_spelling[at or 0]
         row = {"verdict": decided.verdict.value if decided.basis != "pending" else "pending",
                "reason": decided.reason, "basis": decided.basis, "conflicts": list(decided.conflicts)}
@@ -229,8 +226,8 @@ def signal_table(spellings: tuple[tuple[str, str], ...], files: SiteFiles, polic
     return table, report
 
 
-def _before_fetch(per_spelling: list[list[SignalResult]], purpose: str, grant: Any, policy: SignalPolicy,
-                  combine: Any) -> tuple[Any, int | None]:
+def _before_fetch(per_spelling: list[list[SignalResult]], purpose: str, grant: Any,
+                  policy: SignalPolicy) -> tuple[Any, int | None]:
     """The site-level outcome of the spellings for one purpose: the first denied, else the first left to the
     default (``pending``: the response phase applies it), else the canonical one's allow."""
     chosen: tuple[Any, int | None] | None = None

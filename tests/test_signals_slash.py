@@ -165,3 +165,43 @@ def test_a_remembering_engine_decides_slashed_urls_as_every_spelling_decided_afr
                    if (d := site_decision(facts.canonical.origin + p, facts.canonical.host, site, DEFAULT_POLICY,
                                           "consentcrawl", purpose, None)[0]).basis == "signals" and not d.allowed]
         assert bool(made.reason and made.reason.startswith("terms.signal")) == bool(denying), (facts, denying)
+
+
+# -- the response phase: every spelling, remembered or not ----------------------------------------------------------
+
+HEADERS = st.sampled_from([[], [("Content-Usage", "train-ai=y")], [("Content-Usage", "search=n")],
+                           [("tdm-reservation", "0")]])
+
+
+@settings(max_examples=150, deadline=None)
+@given(files=FILES, urls=URLS, headers=HEADERS,
+       purpose=st.sampled_from(["ai-training", "search-indexing", "research"]))
+@example(files=([], ["/open$"], [], []), urls=[("/open", "", True)], headers=[], purpose="ai-training")
+def test_the_response_phase_denies_when_any_spelling_does_and_remembers_it_so(
+        files: tuple[list[str], ...], urls: list[Any], headers: list[tuple[str, str]], purpose: str) -> None:
+    """The response phase (remembered for silent responses, or decided in full) denies a page exactly when the
+    response decided afresh as one of its spellings would, for the reason of the first such spelling."""
+    from consentcrawl.decision import Decision, Stage, Verdict
+    from consentcrawl.engine import PolicyEngine
+    from consentcrawl.signals.evaluate import response_spellings
+    from consentcrawl.signals.policy import DEFAULT_POLICY, ResponseSignals, response_decision
+    from consentcrawl.terms.platforms import PlatformRegistry
+
+    site = _files(*files)
+    engine = PolicyEngine(PlatformRegistry({}), "consentcrawl")
+    memo = ResponseSignals()
+    prior = Decision(Verdict.ALLOW, Stage.TERMS, "terms.off-platform", decision_id="prior")
+    for path, query, slash in urls * 2:
+        url = SITE + path + ("/" if slash else "") + query
+        facts = engine.facts(url, purpose, NOW)
+        spellings = response_spellings(url, facts.canonical, facts.robots_paths)
+        args = (url, facts.canonical.host, headers, None, "utf-8", site, DEFAULT_POLICY, "consentcrawl", purpose,
+                None, NOW)
+        decided, _ = response_decision(prior, *args, spellings)
+        remembered = ResponseSignals.apply(prior, memo.added(*args, spellings=spellings))
+        assert (decided.verdict, decided.reason, decided.evidence) == \
+            (remembered.verdict, remembered.reason, remembered.evidence)
+        each = [response_decision(prior, u, *args[1:])[0] for _p, u in spellings]
+        assert decided.allowed == all(d.allowed for d in each), (url, [d.reason for d in each])
+        if not decided.allowed:  # the first spelling denied decides
+            assert decided.reason == next(d.reason for d in each if not d.allowed)
