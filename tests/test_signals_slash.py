@@ -30,7 +30,7 @@ QUERY = st.sampled_from(["", "?"]) .flatmap(
     lambda q: st.just("") if not q else st.text(alphabet="ab=?/.", max_size=6).map(lambda t: "?" + t))
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(patterns=st.lists(PATTERN, min_size=1, max_size=4), path=PATH, query=QUERY)
 @example(patterns=["/a/"], path="/a", query="")
 @example(patterns=["/a$"], path="/a", query="")
@@ -58,7 +58,7 @@ def test_a_pattern_blind_to_the_slash_matches_both_spellings_or_neither(patterns
         assert rules.match(bare, "consentcrawl") == rules.match(slashed, "consentcrawl")
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=800, deadline=None)
 @given(path=PATH, query=QUERY, data=st.data())
 def test_patterns_cut_from_either_spelling_match_both_or_neither_where_blind(path: str, query: str,
                                                                              data: st.DataObject) -> None:
