@@ -57,17 +57,13 @@ def robots(group: bytes, before: bytes = b"") -> Any:
     return from_response(ORIGIN + "/robots.txt", 200, before + b"User-agent: *\n" + group, NOW)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=5000)
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--slash", action="store_true", help="every URL ends in a slash")
-    args = parser.parse_args(argv)
+def site_files() -> dict[str, SiteFiles]:
+    """The benchmark's sites: one whose statements every page shares, and one per path-scoped statement."""
     no_tdmrep = file_response("tdmrep", ORIGIN + "/.well-known/tdmrep.json", 404, b"", NOW)
     licence = (b'<rsl xmlns="https://rslstandard.org/rsl"><content url="/private/*"><license><prohibits type="usage">'
                b'search</prohibits></license></content><content url="/"><license><permits type="usage">search'
                b'</permits></license></content></rsl>')
-    sites = {
+    return {
         "Content-Signal in robots.txt": SiteFiles(robots(b"Content-Signal: search=yes, ai-train=no\nAllow: /\n"),
                                                   no_tdmrep),
         "path-scoped tdmrep.json": SiteFiles(robots(b"Allow: /\n"),
@@ -82,6 +78,15 @@ def main(argv: list[str] | None = None) -> int:
         "ai.txt rules": SiteFiles(robots(b"Allow: /\n"), no_tdmrep, file_response(
             "ai-txt", ORIGIN + "/ai.txt", 200, b"User-agent: *\nDisallow: /private/\nDisallow: *.jpg\n", NOW)),
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=5000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--slash", action="store_true", help="every URL ends in a slash")
+    args = parser.parse_args(argv)
+    sites = site_files()
     end = "/" if args.slash else ""
     gc.collect()
     gc.freeze()  # everything built so far is never scanned again

@@ -283,10 +283,8 @@ def cmd_signals(args: argparse.Namespace) -> int:
     """Every built-in purpose at once: what each signal says, where, and the combined verdict off any platform."""
     from .robots.hops import hop_refusal, once_per_origin
     from .robots.httpfetch import fetch_robots
-    from .signalcli import fetch_page, fetch_site_files, signal_report, with_named_files
-    from .signals.combine import combine
-    from .signals.evaluate import response_results, site_results
-    from .signals.policy import grant_of
+    from .signalcli import fetch_page, fetch_site_files, signal_table, with_named_files
+    from .signals.evaluate import response_spellings
     from .signals.purposes import BASE_PURPOSES
 
     settings = settings_for(args)
@@ -313,32 +311,22 @@ def cmd_signals(args: argparse.Namespace) -> int:
         refused = await hop_refusal(decider, url, config.purpose, now, terms_file=own, robots_for=robots_for)
         return refused.reason if refused is not None else None
 
-    async def gather() -> tuple[Any, list[Any]]:
+    async def gather() -> tuple[Any, Any]:
         robots = await robots_for(facts.canonical.origin)
         files = await fetch_site_files(facts.canonical.origin, robots, policy, user_agent=user_agent, now=now,
                                        may_fetch=may_fetch)
-        options = policy.options(config.token, facts.canonical.host, facts.platform)
-        results = site_results(facts.canonical.url, files, options)
+        page = None
         if args.fetch:
             page = await fetch_page(facts.canonical.url, user_agent=user_agent)
             files = await with_named_files(files, page.url, list(page.headers.multi_items()), page.body,
                                            page.encoding, user_agent=user_agent, now=now, may_fetch=may_fetch)
-            results += response_results(page.url, list(page.headers.multi_items()), page.body, files, options,
-                                        fetched_at=now, encoding=page.encoding)
-        return robots, results
+        # every spelling of the page, as the crawl decides it (any spelling's deny wins)
+        spellings = response_spellings(page.url if page else facts.canonical.url, facts.canonical,
+                                       facts.robots_paths)
+        return robots, signal_table(spellings, files, policy, config.token, facts.canonical.host, facts.platform,
+                                    purposes, now, page)
 
-    robots, results = run_async(gather)
-    table: dict[str, dict[str, Any]] = {}
-    custom = [c.name for c in policy.custom]  # declared purposes of the operator's own: a row each, after ours
-    for purpose in [*purposes, *custom]:
-        decided = combine(purpose, results, platform=grant_of(facts.platform), defaults=policy.defaults,
-                          custom=policy.custom, before_fetch=not args.fetch)
-        table[purpose] = {"verdict": decided.verdict.value if decided.basis != "pending" else "pending",
-                          "reason": decided.reason, "basis": decided.basis,
-                          "conflicts": list(decided.conflicts)}
-        if purpose in custom:
-            table[purpose]["counts_as"] = sorted(policy.bases(purpose))
-    report = signal_report(results, purposes)
+    robots, (table, report) = run_async(gather)
     if args.json:
         print(json.dumps({"url": args.url, "canonical_url": facts.canonical.url, "time": now.isoformat(),
                           "robots": robots.evidence(), "purposes": table, "signals": report},
@@ -353,12 +341,14 @@ def cmd_signals(args: argparse.Namespace) -> int:
         else:
             said = ", ".join(f"{e['signal']}@{e['level']}={e['verdicts'][purpose]}" for e in report
                              if e["verdicts"][purpose] != "unknown") or "-"
+        said += f"  (as {row['path']})" if "path" in row else ""
         print(f"{purpose:<{width}}  {row['verdict']:<7}  {row['reason'] or row['basis']:<15}  {said}")
     print("\nwhere:")
     for entry in report:
         where = "; ".join(f"{s['purpose']} {s['verdict']}: {s['where']} {s['raw']!r}" for s in entry["statements"])
         state = f"unavailable ({entry['unavailable']})" if "unavailable" in entry else (where or "no statement")
-        print(f"  {entry['signal']} ({entry['level']}, {entry['source'] or 'not read'}): {state}")
+        spelled = f", as {entry['path']}" if "path" in entry else ""
+        print(f"  {entry['signal']} ({entry['level']}, {entry['source'] or 'not read'}{spelled}): {state}")
         for policy in entry.get("policies", ()):
             print(f"    tdm-policy {policy['url']}: {policy_text(policy)}")
         for licence in entry.get("licences_held", ()):
@@ -372,6 +362,11 @@ def policy_text(policy: dict[str, Any]) -> str:
         return f"{policy.get('status', 'not fetched')}" + (f" ({policy['cause']})" if policy.get("cause") else "")
     contact = ", ".join(f"{k} {v}" for k, v in policy.get("assigner", {}).items()) or "no assigner"
     rules = "; ".join(f"{kind} {' '.join(policy[kind])}" for kind in ("permission", "prohibition") if policy.get(kind))
+    for kind in ("constraint", "duty"):  # what the offer is conditional on, and asks in return: the first few
+        listed = policy.get(kind) or []
+        if listed:
+            more = f" (and {len(listed) - 3} more)" if len(listed) > 3 else ""
+            rules += ("; " if rules else "") + f"{kind}: {' | '.join(listed[:3])}{more}"
     return f"assigner: {contact}" + (f"; {rules}" if rules else "")
 
 

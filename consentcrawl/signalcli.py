@@ -37,10 +37,11 @@ from .robots.meta import parse_meta_robots
 from .robots.signalfetch import assemble, policy_urls, site_file_urls
 from .robots.tags import parse_robots_headers
 from .signals.base import SignalResult
-from .signals.evaluate import SiteFiles
+from .signals.combine import combine
+from .signals.evaluate import SiteFiles, response_results, response_spellings, site_results
 from .signals.fetch import SignalFile, from_response, unavailable
 from .signals.odrl import SIGNAL as POLICY
-from .signals.policy import SignalPolicy, response_decision
+from .signals.policy import SignalPolicy, grant_of, response_decision, spelled_response_decision
 from .signals.rsl import licences_to_fetch, response_rsl_links
 from .signals.tdmrep import response_policy_url
 
@@ -48,7 +49,7 @@ if TYPE_CHECKING:
     from .engine import PolicyEngine
 
 __all__ = ["ACTIVITYPUB", "Page", "fetch_page", "fetch_site_files", "judge_linked_actor", "judge_page",
-           "judge_refusals", "signal_report", "with_named_files"]
+           "judge_refusals", "signal_report", "signal_table", "with_named_files"]
 
 HopCheck = Callable[[str, bool], Awaitable["str | None"]]
 
@@ -196,7 +197,72 @@ async def judge_page(prior: Decision, page: Page, files: SiteFiles, policy: Sign
     files = await with_named_files(files, page.url, headers, page.body, page.encoding, user_agent=user_agent,
                                    now=now, may_fetch=may_fetch)
     return response_decision(decision, page.url, facts.canonical.host, headers, page.body, page.encoding, files,
-                             policy, token, purpose, facts.platform, now)
+                             policy, token, purpose, facts.platform, now,
+                             response_spellings(page.url, facts.canonical, facts.robots_paths))
+
+
+def signal_table(spellings: tuple[tuple[str, str], ...], files: SiteFiles, policy: SignalPolicy, token: str,
+                 host: str, platform: Any, purposes: list[str], now: datetime, page: Page | None = None
+                 ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """``consentcrawl signals``: per purpose, the outcome a crawl applies to the page, and every signal read.
+
+    Each spelling of the page (:func:`~consentcrawl.signals.evaluate.response_spellings`, the canonical one
+    first) is decided as the crawl decides it: before the fetch, the site-level signals, where a deny of any
+    spelling wins and, failing that, one spelling whose signals leave it to the default makes the purpose
+    ``pending``; with ``page``, the response phase (:func:`spelled_response_decision`). A row decided by another
+    spelling than the canonical one names it (``path``); the report lists the canonical spelling's signals, then
+    each signal another spelling that decides a row reads differently (with its ``path``)."""
+    options = policy.options(token, host, platform)
+    grant = grant_of(platform)
+    per_spelling = [site_results(url, files, options) for _path, url in spellings]
+    response: list[SignalResult] = []
+    if page is not None:
+        headers = list(page.headers.multi_items())
+        response = response_results(page.url, headers, page.body, files, options, fetched_at=now,
+                                    encoding=page.encoding)
+    table: dict[str, dict[str, Any]] = {}
+    deciding: dict[int, list[SignalResult]] = {}
+    custom = [c.name for c in policy.custom]  # declared purposes of the operator's own: a row each, after ours
+    for purpose in [*purposes, *custom]:
+        if page is not None:
+            decided, results, at = spelled_response_decision(spellings, page.url, host, headers, page.body,
+                                                             page.encoding, files, policy, token, purpose,
+                                                             platform, now)
+        else:
+            decided, at = _before_fetch(per_spelling, purpose, grant, policy)
+            results = per_spelling[at or 0]
+        row = {"verdict": decided.verdict.value if decided.basis != "pending" else "pending",
+               "reason": decided.reason, "basis": decided.basis, "conflicts": list(decided.conflicts)}
+        if at:
+            row["path"] = spellings[at][0]
+            deciding.setdefault(at, results)
+        if purpose in custom:
+            row["counts_as"] = sorted(policy.bases(purpose))
+        table[purpose] = row
+    report = signal_report([*per_spelling[0], *response], purposes)
+    for at, results in sorted(deciding.items()):
+        report += [{**entry, "path": spellings[at][0]} for entry in signal_report(results, purposes)
+                   if entry not in report]
+    return table, report
+
+
+def _before_fetch(per_spelling: list[list[SignalResult]], purpose: str, grant: Any,
+                  policy: SignalPolicy) -> tuple[Any, int | None]:
+    """The site-level outcome of the spellings for one purpose: the first denied, else the first left to the
+    default (``pending``: the response phase applies it), else the canonical one's allow."""
+    chosen: tuple[Any, int | None] | None = None
+    for at, results in enumerate(per_spelling):
+        decided = combine(purpose, results, platform=grant, defaults=policy.defaults, custom=policy.custom,
+                          before_fetch=True)
+        if decided.basis == "pending":
+            if chosen is None or chosen[0].basis != "pending":
+                chosen = (decided, at or None)
+        elif not decided.allowed:
+            return decided, at or None
+        elif chosen is None:
+            chosen = (decided, None)
+    assert chosen is not None, "a page has at least one spelling"
+    return chosen
 
 
 def signal_report(results: list[SignalResult], purposes: list[str]) -> list[dict[str, Any]]:

@@ -15,7 +15,7 @@ from scrapy.http import Response, TextResponse
 
 from .decision import Decision, Evidence, Stage, deny
 from .robots.body import decoded_body, page_encoding, reads_as_html
-from .signals.evaluate import response_silent
+from .signals.evaluate import response_silent, response_spellings
 from .signals.odrl import SIGNAL as POLICY
 from .signals.policy import ResponseSignals, SignalsNeeded
 from .signals.rsl import response_rsl_links
@@ -55,8 +55,9 @@ def body_of(response: Response) -> tuple[bytes | None, str]:
 
 
 async def check_signals(runtime: ConsentRuntime, request: Request, response: Response, prior: Decision) -> Decision:
-    """The response-level signals (headers, meta, ``Link``) combined with the site-level ones, and the
-    per-purpose default where none speaks: a deny is recorded and stops the response before the HTTP cache and
+    """The response-level signals (headers, meta, ``Link``) combined with the site-level ones of every spelling of
+    the page the request phase decided (any one's deny wins), and the per-purpose default where none speaks: a
+    deny is recorded and stops the response before the HTTP cache and
     the callbacks. Any failure denies (``error.internal``) with its cause."""
     config = runtime.config
     now = config.now()
@@ -83,7 +84,8 @@ async def check_signals(runtime: ConsentRuntime, request: Request, response: Res
                                                  **await runtime.site_signals.licences([policy], POLICY)})
         added = runtime.engine.response_signals.added(
             response.url, facts.canonical.host, response.headers, body, encoding, files,
-            runtime.engine.signal_policy, config.token, config.purpose, facts.platform, now, silent=silent)
+            runtime.engine.signal_policy, config.token, config.purpose, facts.platform, now, silent=silent,
+            spellings=response_spellings(response.url, facts.canonical, facts.robots_paths))
     except Exception as exc:  # noqa: BLE001 - a crash reading the signals must deny, not skip them
         decision = deny(Stage.ERROR, "error.internal", subject=prior.subject, platform=prior.platform,
                         evidence=(*prior.evidence, Evidence("error", response.url, {

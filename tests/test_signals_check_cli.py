@@ -122,6 +122,7 @@ def test_conformance_row_through_check(case: Case, tmp_path: Path, capsys: pytes
         assert [p["status"] for p in listed] == [status], decision["signals"]
         if status == "read":
             assert listed[0]["assigner"]["email"] == "tdm@site.example", listed
+            assert listed[0]["duty"] == ["permission tdm:mine: duty compensate"], listed  # what the offer asks
     if case.never_fetched:  # the policy's fetch was refused at the hop, and the evidence says so
         policies = [e for e in decision["evidence"] if e["kind"] == "signal.tdmrep" and "tdm_policy" in e]
         assert policies and all(e["tdm_policy_status"] == "unavailable" and "may not fetch" in e["tdm_policy_cause"]

@@ -38,7 +38,9 @@ _json = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow
                      lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
                          st.sampled_from(["assigner", "permission", "prohibition", "action", "uid", "@id", "@value",
                                           "vcard:fn", "vcard:hasEmail", "vcard:hasURL", "vcard:hasTelephone",
-                                          "odrl:action", "x"]) | st.text(max_size=10), inner, max_size=5),
+                                          "odrl:action", "x", "constraint", "duty", "obligation", "remedy",
+                                          "refinement", "leftOperand", "operator", "rightOperand", "unit", "and",
+                                          "or", "@list"]) | st.text(max_size=10), inner, max_size=5),
                      max_leaves=30)
 policy_bodies = st.one_of(st.binary(max_size=600), _json.map(lambda v: json.dumps(v).encode()),
                           st.just(b"[" * 5000 + b"]" * 5000), st.just(b'{"a":' * 3000 + b"1" + b"}" * 3000))
@@ -53,11 +55,14 @@ def _short(value: Any) -> bool:
 def test_any_policy_body_is_read_without_raising_into_short_text(body: bytes) -> None:
     policy = parse_odrl_policy(body)
     if policy.error is not None:
-        assert (policy.assigner, policy.permission, policy.prohibition) == (None, (), ())
+        assert (policy.assigner, policy.permission, policy.prohibition, policy.constraint, policy.duty) == \
+            (None, (), (), (), ())
         return
     assert policy.assigner is None or all(_short(v) for v in policy.assigner.values())
     assert len(policy.permission) <= MAX_ACTIONS and all(_short(a) for a in policy.permission)
     assert len(policy.prohibition) <= MAX_ACTIONS and all(_short(a) for a in policy.prohibition)
+    for listed in (policy.constraint, policy.duty):  # the conditions and duties too: short, and few
+        assert len(listed) <= MAX_ACTIONS and all(_short(a) for a in listed)
     json.dumps(policy_evidence(POLICY_URL, {POLICY_URL: from_response("tdm-policy", POLICY_URL, 200, body, NOW)}))
 
 
@@ -162,3 +167,81 @@ async def test_a_crawl_fetches_the_policy_once_and_cites_it(redirect: bool, tmp_
                        for ev in cited), cited
     if redirect:  # the refused hop is itself in the audit log, as any side request's
         assert any(e["url"].endswith("/u/7") and e["verdict"] == "deny" for e in result.audit), result.audit
+
+
+#: the TDMRep policy profile's shape of a conditional offer: a permission to mine for research only, until a date,
+#: against payment (a duty whose constraint is the amount), attribution asked of the whole offer, and a remedy
+CONDITIONAL = {
+    "@context": ["http://www.w3.org/ns/odrl.jsonld", {"tdm": "http://www.w3.org/ns/tdmrep#"}],
+    "@type": "Offer", "profile": "http://www.w3.org/ns/tdmrep", "uid": POLICY_URL,
+    "assigner": {"uid": "https://site.example", "vcard:fn": "Site Press"},
+    "permission": [{
+        "target": "https://site.example/catalog", "action": "tdm:mine",
+        "constraint": [{"leftOperand": "purpose", "operator": "eq", "rightOperand": "tdm:research"},
+                       {"and": [{"leftOperand": "dateTime", "operator": "lt",
+                                 "rightOperand": {"@value": "2027-01-01", "@type": "xsd:date"}},
+                                {"leftOperand": "spatial", "operator": "isPartOf", "rightOperand": {"@id": "ex:EU"}}]}],
+        "duty": [{"action": "compensate", "constraint": [{"leftOperand": "payAmount", "operator": "eq",
+                                                         "rightOperand": "100.00", "unit": "ex:EUR"}]}],
+    }],
+    "prohibition": [{"action": "odrl:distribute", "remedy": [{"action": {"rdf:value": {"@id": "odrl:delete"},
+                                                                      "refinement": [{"leftOperand": "elapsedTime",
+                                                                                      "operator": "lteq",
+                                                                                      "rightOperand": "P30D"}]}}]}],
+    "obligation": [{"action": "attribute"}],
+}
+
+
+def test_a_policys_constraints_and_duties_are_cited() -> None:
+    """What an offer is conditional on and what it asks in return are in the evidence (each naming the rule it
+    belongs to), in ``check``/``signals`` JSON (``policies``), and on the line ``consentcrawl signals`` prints."""
+    from consentcrawl.cli import policy_text
+    from consentcrawl.signalcli import signal_report
+
+    policy = parse_odrl_policy(json.dumps(CONDITIONAL).encode())
+    assert policy.constraint == (
+        "permission tdm:mine: purpose eq tdm:research",
+        "permission tdm:mine: and(dateTime lt 2027-01-01; spatial isPartOf ex:EU)")
+    assert policy.duty == ("permission tdm:mine: duty compensate (payAmount eq 100.00, unit ex:EUR)",
+                           "prohibition odrl:distribute: remedy odrl:delete (elapsedTime lteq P30D)",
+                           "obligation attribute")
+    evidence = policy_evidence(POLICY_URL, {POLICY_URL: from_response("tdm-policy", POLICY_URL, 200,
+                                                                      json.dumps(CONDITIONAL).encode(), NOW)})
+    assert evidence["tdm_policy_constraint"] == list(policy.constraint)
+    assert evidence["tdm_policy_duty"] == list(policy.duty)
+    tdmrep = from_response("tdmrep", TDMREP, 200, json.dumps(
+        [{"location": "/", "tdm-reservation": 1, "tdm-policy": POLICY_URL}]).encode(), NOW)
+    result = site_tdmrep(tdmrep, "https://site.example/a", policies={POLICY_URL: from_response(
+        "tdm-policy", POLICY_URL, 200, json.dumps(CONDITIONAL).encode(), NOW)})
+    [listed] = signal_report([result], ["ai-training"])[0]["policies"]
+    assert (listed["constraint"], listed["duty"]) == (list(policy.constraint), list(policy.duty))
+    line = policy_text(listed)
+    assert "constraint: permission tdm:mine: purpose eq tdm:research | " in line
+    assert "duty: permission tdm:mine: duty compensate (payAmount eq 100.00, unit ex:EUR)" in line
+    assert "obligation attribute" in line
+    # a policy without conditions says so by saying nothing more than before
+    assert "constraint" not in policy_evidence(POLICY_URL, {POLICY_URL: from_response(
+        "tdm-policy", POLICY_URL, 200, POLICY.encode(), NOW)})
+
+
+def test_constraints_and_duties_are_bounded() -> None:
+    """Thousands of rules, constraints nested thousands deep, huge operands: at most MAX_ACTIONS of each, each at
+    most MAX_TEXT characters, read without raising; the line printed names how many more there are."""
+    from consentcrawl.cli import policy_text
+
+    leaf = json.dumps({"leftOperand": "purpose", "operator": "eq", "rightOperand": "x" * 10_000})
+    nested = '{"and": [' + leaf + ", " + '{"or": [' * 300 + leaf + "]}" * 300 + "]}"  # 300 deep: JSON reads it
+    body = ('{"permission": [' + ", ".join(
+        f'{{"action": "a{i}", "constraint": [{nested}, {{"leftOperand": "l{i}", "operator": "eq", '
+        f'"rightOperand": "{i}"}}], "duty": [{{"action": "d{i}", "constraint": [{nested}]}}]}}' for i in range(200))
+        + '], "obligation": ' + json.dumps([{"action": "attribute"}] * 5000) + "}").encode()
+    policy = parse_odrl_policy(body)
+    assert policy.error is None and policy.permission and policy.constraint[0].startswith("permission a0: and(")
+    for listed in (policy.constraint, policy.duty):
+        assert len(listed) <= MAX_ACTIONS and all(_short(text) for text in listed)
+    many = parse_odrl_policy(json.dumps({"permission": [
+        {"action": "tdm:mine", "constraint": [{"leftOperand": "purpose", "operator": "eq", "rightOperand": str(i)}
+                                              for i in range(100)]}]}).encode())
+    assert len(many.constraint) == MAX_ACTIONS
+    line = policy_text({"status": "read", "constraint": list(many.constraint)})
+    assert line.count("purpose eq") == 3 and f"(and {MAX_ACTIONS - 3} more)" in line

@@ -192,6 +192,20 @@ class RobotsRules:
         """Shortcut for ``match(path, token).allowed``."""
         return self.match(path, token).allowed
 
+    def patterns(self, token: str) -> tuple[str, ...]:
+        """Every pattern :meth:`match` may compare a path with for ``token``, in each spelling it compares (the
+        literal and the normal form), besides ``/robots.txt``, which is always allowed: what a caller needs to know
+        which paths the rules can tell apart. A file read as complete disallow has none (every path is denied)."""
+        choice = None if self._deny_all else self._choice(token)
+        if choice is None:
+            return ()
+        out: list[str] = []
+        for group in choice.groups:
+            for _line, _allow, _written, raw in group.rules:
+                literal = _literal_rule(raw)
+                out += (literal, _normal(literal))
+        return tuple(dict.fromkeys(p for p in out if p))
+
     def crawl_delay(self, token: str) -> float | None:
         """Seconds from the first valid ``Crawl-delay`` of the group that applies to ``token``."""
         for _line, value in self.group_lines(token, "crawl-delay"):

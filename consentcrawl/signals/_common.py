@@ -136,8 +136,56 @@ class PathPattern:
         return _glob_match(self.pieces, self.anchored, page.normal)
 
 
+class SlashSight:
+    """Which paths a set of robots-style patterns can tell from the same path with a ``/`` after it.
+
+    ``s1 = N + R`` and ``s2 = N + "/" + R`` (``R`` empty or a query starting with ``?``) differ only by the slash
+    at the junction, so a pattern (pieces between ``*``, maybe ``$``-anchored) matches one and not the other only
+    where it can see that junction:
+
+    - its first piece reaches past ``N``: ``N`` is a prefix of it followed by ``/`` or ``?`` (:attr:`exact`), or,
+      anchored without ``*``, ``N`` is the whole pattern;
+    - a later piece covers the junction: in ``s2`` it holds the inserted ``/``, followed by nothing or by ``?``;
+      in ``s1`` it holds the ``?`` that starts ``R``; in both ``N`` ends with what comes before (:attr:`suffixes`);
+    - anchored with ``*``, no query: the last piece ends ``N`` (:attr:`tails`), which ``s2`` ends with ``/``.
+
+    Any other occurrence of a piece lies inside ``N`` or inside ``R`` in both strings, at the same place up to the
+    slash, so the leftmost-match walk finds the same pieces in the same order and the pattern matches both or
+    neither (``tests/test_signals_slash.py`` checks it against the matcher on arbitrary patterns). Works on plain
+    text only: the caller compares paths that are their own normal and literal form.
+    """
+
+    __slots__ = ("exact", "suffixes", "tails")
+
+    def __init__(self, patterns: list[tuple[tuple[str, ...], bool]], exact: tuple[str, ...] = ()) -> None:
+        found: set[str] = set(exact)
+        suffixes: set[str] = set()
+        tails: set[str] = set()
+        for pieces, anchored in patterns:
+            first = pieces[0]
+            found.update(first[:i] for i in range(1, len(first)) if first[i] in "/?")
+            if len(pieces) == 1:
+                if anchored:
+                    found.add(first)
+                continue
+            for piece in pieces[1:]:
+                for j, char in enumerate(piece):
+                    if char == "?" or (char == "/" and piece[j + 1:j + 2] in ("", "?")):
+                        suffixes.add(piece[:j])
+            if anchored:
+                tails.add(pieces[-1])
+        self.exact = frozenset(found)
+        self.suffixes = tuple(suffixes)
+        self.tails = tuple(tails)
+
+    def tells_apart(self, path: str, query: bool) -> bool:
+        """Whether some pattern may match ``path + R`` and not ``path + "/" + R`` or the other way round (``query``:
+        ``R`` is a query; else it is empty). False is certain; True only means "match both to know"."""
+        return path in self.exact or path.endswith(self.suffixes) or (not query and path.endswith(self.tails))
+
+
 #: a path+query made only of these is its own normal form (no ``%`` to decode, nothing to encode, no ``#``)
-_PLAIN = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/?]*")
+_PLAIN = PLAIN = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/?]*")
 
 
 def normal_path(path: str) -> str:

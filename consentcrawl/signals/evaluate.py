@@ -13,20 +13,30 @@ from typing import TYPE_CHECKING, Any
 
 from ..recent import Recent
 from ..robots.fetch import RobotsFile, RobotsStatus
-from ._common import PagePath, canonical_path, head_tags, header_lines, spelled_path, url_path
+from ..robots.matcher import _pieces
+from ._common import PLAIN, PagePath, SlashSight, canonical_path, head_tags, header_lines, spelled_path, url_path
 from .ai_txt import parse_ai_txt, site_ai_txt
 from .base import SignalResult
 from .content_signal import response_content_signal, site_content_signal
 from .content_usage import response_content_usage, selected_rules, site_content_usage, usage_rules
 from .fetch import SignalFile, SignalFileStatus, unavailable
-from .rsl import RslDocument, RslLink, parse_rsl, response_rsl_links, selected_contents, site_rsl, site_rsl_links
+from .rsl import (
+    RslDocument,
+    RslLink,
+    content_pattern,
+    parse_rsl,
+    response_rsl_links,
+    selected_contents,
+    site_rsl,
+    site_rsl_links,
+)
 from .tdmrep import ResearchException, parse_tdmrep_file, response_tdmrep, site_tdmrep
 
 if TYPE_CHECKING:
     from ..urls import CanonicalURL
 
 __all__ = ["RESPONSE_HEADERS", "PathKey", "PathKeys", "SignalOptions", "SiteFiles", "licence_links", "path_free",
-           "response_results", "response_silent", "site_results", "spelled_urls"]
+           "response_results", "response_silent", "response_spellings", "site_results", "spelled_urls"]
 
 OK = SignalFileStatus.OK
 
@@ -107,6 +117,16 @@ def spelled_urls(canonical: CanonicalURL, paths: Sequence[str] = ()) -> tuple[tu
     return ((first, canonical.url), *((p, origin + p) for p in paths if p != first))
 
 
+def response_spellings(url: str, canonical: CanonicalURL, paths: Sequence[str] = ()) -> tuple[tuple[str, str], ...]:
+    """:func:`spelled_urls`, and ``url`` as the response was fetched when its path+query is none of them: what the
+    response phase decides (any spelling's deny wins, as before the fetch), never less than the URL itself."""
+    spelled = spelled_urls(canonical, paths)
+    own = url_path(url)
+    if any(path == own for path, _url in spelled):
+        return spelled
+    return (*spelled, (own, url))
+
+
 #: marks a key made of several spellings' selections (a selection alone is a tuple that never starts with it)
 _SPELLINGS = object()
 
@@ -150,8 +170,8 @@ class PathKey:
     set of files (the parsing is done here, not per URL); the files are read as :func:`site_results` reads them.
     """
 
-    __slots__ = ("_ai", "_canonical", "_known", "_licences", "_patterns", "_robots", "_tdmrep", "_token", "_usage",
-                 "origin_wide")
+    __slots__ = ("_ai", "_canonical", "_known", "_licences", "_patterns", "_robots", "_sight", "_tdmrep", "_token",
+                 "_usage", "origin_wide")
 
     def __init__(self, files: SiteFiles, token: str) -> None:
         self._token = token
@@ -173,6 +193,7 @@ class PathKey:
         self._ai = parse_ai_txt(ai_txt.body) if ai_txt is not None and ai_txt.status is OK else None
         self._patterns = self._tdmrep is not None or bool(self._usage) or bool(self._licences)
         self.origin_wide = not self._patterns and self._ai is None
+        self._sight: SlashSight | None = None  #: built the first time a request has a trailing-slash spelling
 
     def key(self, url: str) -> Hashable:
         """The parts of the files ``url`` selects (None for every URL when :attr:`origin_wide`). Remembered for the
@@ -205,7 +226,8 @@ class PathKey:
             return entry[2]
         path = canonical_path(canonical)
         known: Hashable = self._select(canonical, path, path in allowed)
-        if len(paths) > 1 or (paths and paths[0] != canonical.path_query):
+        if (len(paths) > 1 or (paths and paths[0] != canonical.path_query)) and not self._slash_blind(
+                canonical, path, paths, allowed):
             first = canonical.path_query
             spelled = []
             for spelling in paths:  # in spelled_urls' order
@@ -216,6 +238,46 @@ class PathKey:
                 known = (_SPELLINGS, known, *spelled)
         self._canonical.put(id(canonical), (canonical, paths, known))
         return known
+
+    def _slash_blind(self, canonical: CanonicalURL, path: str, paths: tuple[str, ...],
+                     allowed: tuple[str, ...]) -> bool:
+        """Whether the request's only other spelling is its canonical path with the trailing slash as written, and
+        no pattern of the files can tell the two apart (:class:`SlashSight`): then both select the same parts and
+        the canonical selection is the key, without matching the spelling against every pattern.
+
+        Only for a plain path read back unchanged (each pattern compares it as it is, literal and normal alike) on a
+        host that is no IPv6 address (a spelling there is read by splitting its URL), and, where ``Content-Usage``
+        rules are read, with both spellings allowed by robots.txt (which can tell them apart)."""
+        first = canonical.path_query
+        if len(paths) != 2 or paths[1] != first or path != first or ":" in canonical.host \
+                or PLAIN.fullmatch(first) is None:
+            return False
+        spelling = paths[0]
+        cut = first.find("?")
+        if spelling != (first + "/" if cut < 0 else first[:cut] + "/" + first[cut:]):
+            return False
+        if self._usage and allowed is not paths and not (first in allowed and spelling in allowed):
+            return False
+        sight = self._sight
+        if sight is None:
+            sight = self._sight = self._slash_sight()
+        return not (sight.tells_apart(first, False) if cut < 0 else sight.tells_apart(first[:cut], True))
+
+    def _slash_sight(self) -> SlashSight:
+        patterns = []
+        if self._tdmrep is not None:
+            patterns += [(e.pattern.pieces, e.pattern.anchored) for e in self._tdmrep.entries]
+        patterns += [(r.pattern.pieces, r.pattern.anchored) for r in self._usage]
+        for document in self._licences:
+            for content in document.contents:
+                pattern = content_pattern(content)
+                if pattern is not None:
+                    patterns.append((pattern.pieces, pattern.anchored))
+        exact: tuple[str, ...] = ()
+        if self._ai is not None:
+            patterns += [_pieces(p) for p in self._ai.patterns(self._token)]
+            exact = ("/robots.txt",)  # always allowed, which /robots.txt/ is not
+        return SlashSight(patterns, exact)
 
     def _select(self, url: str | CanonicalURL, path: str, crawlable: bool) -> tuple[Hashable, ...]:
         parts: list[Hashable] = []

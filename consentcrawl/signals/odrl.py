@@ -1,4 +1,5 @@
-"""The ODRL policy a TDMRep ``tdm-policy`` names, read for the evidence: who to ask, and what it offers.
+"""The ODRL policy a TDMRep ``tdm-policy`` names, read for the evidence: who to ask, what it offers, and on what
+conditions (its rules' constraints) and for what in return (duties, obligations, remedies).
 
 TDMRep (W3C CG Final Report 2024, "TDM Policy") makes the policy an ODRL 2.2 document in JSON-LD, profile
 ``http://www.w3.org/ns/tdmrep``: an ``Offer`` whose ``assigner`` is the rights holder with vCard contact details
@@ -29,7 +30,8 @@ __all__ = ["SIGNAL", "OdrlPolicy", "distinct", "parse_odrl_policy", "policy_evid
 
 SIGNAL = "tdm-policy"  #: the signal name of a policy's fetch (:class:`SignalFile`)
 MAX_TEXT = 200  #: characters kept of one contact field or action
-MAX_ACTIONS = 32  #: actions kept per rule kind
+MAX_ACTIONS = 32  #: actions kept per rule kind, and constraints and duties kept per policy
+MAX_DEPTH = 4  #: levels of constraints and duties inside one another that are read (the rest is "...")
 MAX_POLICIES = 16  #: distinct policy URLs fetched for one tdmrep.json (more would be a fetch storm, not an offer)
 
 VCARD = "http://www.w3.org/2006/vcard/ns#"
@@ -50,6 +52,11 @@ class OdrlPolicy:
     assigner: Mapping[str, str] | None = None  #: name, email, url, phone (those given), and uid
     permission: tuple[str, ...] = ()
     prohibition: tuple[str, ...] = ()
+    #: the conditions its rules are offered under, one text each: ``permission tdm:mine: purpose eq research``
+    constraint: tuple[str, ...] = ()
+    #: what its rules require in return (a permission's ``duty``, the policy's ``obligation``, a prohibition's
+    #: ``remedy``): ``permission tdm:mine: duty compensate (payAmount eq 100.00, unit EUR)``
+    duty: tuple[str, ...] = ()
     error: str | None = None  #: why it could not be read (then nothing else is set)
 
 
@@ -84,8 +91,16 @@ def _parse(body: bytes | str) -> OdrlPolicy:
     if not isinstance(data, dict):
         return OdrlPolicy(error=f"not a JSON object but {type(data).__name__}")
     try:
+        permission, prohibition = _get(data, "permission"), _get(data, "prohibition")
+        terms = _Terms()
+        for kind, rules in (("permission", permission), ("prohibition", prohibition)):
+            for rule in _rules(rules):
+                terms.rule(kind, rule)
+        for duty in _rules(_get(data, "obligation")):
+            terms.duty("obligation", duty, 0)
         return OdrlPolicy(_text(_get(data, "uid", "@id")), _assigner(_get(data, "assigner")),
-                          _actions(_get(data, "permission")), _actions(_get(data, "prohibition")))
+                          _actions(permission), _actions(prohibition), tuple(terms.constraints),
+                          tuple(terms.duties))
     except RecursionError:
         return OdrlPolicy(error="nested too deeply")
 
@@ -142,6 +157,65 @@ def _assigner(value: Any) -> dict[str, str] | None:
     return out or None
 
 
+def _rules(rules: Any) -> list[dict[str, Any]]:
+    """A rule list (or one rule) as its rule objects, at most 1000."""
+    if isinstance(rules, dict):
+        rules = [rules]
+    return [rule for rule in rules[:1000] if isinstance(rule, dict)] if isinstance(rules, list) else []
+
+
+class _Terms:
+    """The constraints and duties of a policy's rules, each as one short text naming the rule it belongs to, in
+    document order, distinct, at most :data:`MAX_ACTIONS` of each (what a reviewer needs to see what the offer is
+    conditional on; the document itself is the reference)."""
+
+    def __init__(self) -> None:
+        self.constraints: dict[str, None] = {}
+        self.duties: dict[str, None] = {}
+
+    def rule(self, kind: str, rule: Mapping[str, Any]) -> None:
+        label = f"{kind} {_text(_get(rule, 'action')) or '?'}"
+        for constraint in _rules(_get(rule, "constraint")):
+            _add(self.constraints, f"{label}: {_constraint(constraint, 0)}")
+        for duty in _rules(_get(rule, "duty")):
+            self.duty(f"{label}: duty", duty, 0)
+        for remedy in _rules(_get(rule, "remedy")):
+            self.duty(f"{label}: remedy", remedy, 0)
+
+    def duty(self, label: str, duty: Mapping[str, Any], depth: int) -> None:
+        conditions = [_constraint(c, depth + 1) for c in _rules(_get(duty, "constraint"))]
+        action = _text(_get(duty, "action")) or "?"
+        # a refined action (``compensate`` with its ``payAmount``): the refinement is what the duty asks
+        refined = _get(duty, "action")
+        if isinstance(refined, list) and refined:
+            refined = refined[0]
+        if isinstance(refined, dict):
+            conditions += [_constraint(c, depth + 1) for c in _rules(_get(refined, "refinement"))]
+        _add(self.duties, f"{label} {action}" + (f" ({'; '.join(conditions)})" if conditions else ""))
+
+
+def _add(found: dict[str, None], text: str) -> None:
+    if len(found) < MAX_ACTIONS:
+        found[text[:MAX_TEXT]] = None
+
+
+def _constraint(node: Mapping[str, Any], depth: int) -> str:
+    """One constraint as text: ``leftOperand operator rightOperand`` (with its ``unit``), or a logical one
+    (``and``, ``or``, ``xone``, ``andSequence``) as ``and(...; ...)``; deeper than :data:`MAX_DEPTH`: ``...``."""
+    if depth > MAX_DEPTH:
+        return "..."
+    for logical in ("and", "or", "xone", "andSequence"):
+        parts = _get(node, logical)
+        if parts is not None:
+            inner = [_constraint(c, depth + 1) for c in _rules(parts.get("@list", parts) if isinstance(parts, dict)
+                                                              else parts)]
+            return f"{logical}({'; '.join(inner[:8])})"[:MAX_TEXT]
+    left, operator = _text(_get(node, "leftOperand")) or "?", _text(_get(node, "operator")) or "?"
+    right = _text(_get(node, "rightOperand", "rightOperandReference"))
+    unit = _text(_get(node, "unit"))
+    return (f"{left} {operator} {right if right is not None else '?'}" + (f", unit {unit}" if unit else ""))[:MAX_TEXT]
+
+
 def _actions(rules: Any) -> tuple[str, ...]:
     """The actions of a rule list (or one rule): each rule's ``action``, itself text, an object or a list."""
     if isinstance(rules, dict):
@@ -179,6 +253,10 @@ def policy_evidence(url: str | None, files: Mapping[str, SignalFile] | None) -> 
         return {"tdm_policy_status": "unreadable", "tdm_policy_cause": policy.error, **out}
     out.update(tdm_policy_status="read", tdm_policy_assigner=dict(policy.assigner or {}),
                tdm_policy_permission=list(policy.permission), tdm_policy_prohibition=list(policy.prohibition))
+    if policy.constraint:
+        out["tdm_policy_constraint"] = list(policy.constraint)
+    if policy.duty:
+        out["tdm_policy_duty"] = list(policy.duty)
     if policy.uid:
         out["tdm_policy_uid"] = policy.uid
     return out

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from ..cache import SignalMemo
 from ..decision import Decision, Evidence, Stage, Verdict
 from ..robots.tags import denying_rules
+from ._common import url_path
 from .base import SignalResult
 from .combine import PlatformGrant, SignalDecision, combine
 from .evaluate import (
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from ..terms.platforms import Platform
 
 __all__ = ["ResponseSignals", "SignalPolicy", "SignalsNeeded", "grant_of", "response_decision", "site_decision",
-           "spelled_site_decision"]
+           "spelled_response_decision", "spelled_site_decision"]
 
 
 class SignalsNeeded(BaseException):
@@ -149,19 +150,43 @@ def spelled_site_decision(urls: Sequence[tuple[str, str]], host: str, files: Sit
 
 def response_decision(prior: Decision, url: str, host: str, headers: Any, body: bytes | str | None,
                       encoding: str, files: SiteFiles, policy: SignalPolicy, token: str, purpose: str,
-                      platform: Platform | None, fetched_at: datetime) -> tuple[Decision, list[SignalResult]]:
+                      platform: Platform | None, fetched_at: datetime,
+                      spellings: Sequence[tuple[str, str]] = ()) -> tuple[Decision, list[SignalResult]]:
     """The response phase: site- and response-level signals combined, with the defaults.
 
     ``prior`` is the allow the request was sent with. A deny is a new decision (stage ``response`` for
     ``response.signal.*``, ``terms`` for ``terms.default-deny`` and an unreadable licence the page names) citing
-    the prior's evidence and the signals'; an allow is ``prior`` with the signal evidence added (the same id)."""
-    options = policy.options(token, host, platform)
-    site = site_results(url, files, options)
-    results = [*site, *response_results(url, headers, body, files, options, fetched_at=fetched_at,
-                                        encoding=encoding)]
-    decided = combine(purpose, results, platform=grant_of(platform), defaults=policy.defaults,
-                      custom=policy.custom)
+    the prior's evidence and the signals'; an allow is ``prior`` with the signal evidence added (the same id).
+    ``spellings``: the page's spellings the request phase decided (:func:`response_spellings`; default: ``url``
+    alone), each decided with the response's own signals, the first one denied deciding."""
+    decided, results, _at = spelled_response_decision(spellings or ((url_path(url), url),), url, host, headers,
+                                                      body, encoding, files, policy, token, purpose, platform,
+                                                      fetched_at)
     return _applied(prior, _outcome(decided)), results
+
+
+def spelled_response_decision(spellings: Sequence[tuple[str, str]], url: str, host: str, headers: Any,
+                              body: bytes | str | None, encoding: str, files: SiteFiles, policy: SignalPolicy,
+                              token: str, purpose: str, platform: Platform | None, fetched_at: datetime | None
+                              ) -> tuple[SignalDecision, list[SignalResult], int | None]:
+    """The site-level signals of each spelling of the page with the response-level ones of the response (read
+    from ``url``, the URL it was fetched as), combined with the defaults: the first spelling denied decides, with
+    its index; else the first one. A page is used only if every spelling of it may be, as before the fetch (where
+    any spelling's deny wins): a statement about ``/a/`` that the canonical ``/a`` lacks, or the reverse, can only
+    take a use away, never grant one the other spelling's default refuses."""
+    options = policy.options(token, host, platform)
+    response = response_results(url, headers, body, files, options, fetched_at=fetched_at, encoding=encoding)
+    grant = grant_of(platform)
+    first: tuple[SignalDecision, list[SignalResult], int | None] | None = None
+    for at, (_path, page) in enumerate(spellings):
+        results = [*site_results(page, files, options), *response]
+        decided = combine(purpose, results, platform=grant, defaults=policy.defaults, custom=policy.custom)
+        if not decided.allowed:
+            return decided, results, at
+        if first is None:
+            first = (decided, results, None)
+    assert first is not None, "a page has at least one spelling"
+    return first
 
 
 #: what combining added to a prior decision: the evidence to cite after the prior's, and the deny reason (None: an
@@ -207,31 +232,23 @@ class ResponseSignals:
 
     def added(self, url: str, host: str, headers: Any, body: bytes | str | None, encoding: str, files: SiteFiles,
               policy: SignalPolicy, token: str, purpose: str, platform: Platform | None,
-              fetched_at: datetime, *, silent: bool | None = None) -> Added:
-        """What the signals add to the prior decision (see :func:`response_decision`). ``silent``: what
-        :func:`~consentcrawl.signals.evaluate.response_silent` says of this response, when already known."""
+              fetched_at: datetime, *, silent: bool | None = None,
+              spellings: Sequence[tuple[str, str]] = ()) -> Added:
+        """What the signals add to the prior decision (see :func:`response_decision`, and its ``spellings``).
+        ``silent``: what :func:`~consentcrawl.signals.evaluate.response_silent` says of this response, when
+        already known."""
+        if not spellings:
+            spellings = ((url_path(url), url),)
         if silent is None:
             silent = response_silent(headers, body, encoding)
         if not silent:
-            options = policy.options(token, host, platform)
-            results = [*site_results(url, files, options),
-                       *response_results(url, headers, body, files, options, fetched_at=fetched_at,
-                                         encoding=encoding)]
-            return _outcome(combine(purpose, results, platform=grant_of(platform), defaults=policy.defaults,
-                                    custom=policy.custom))
-        key = (self._keys.of(files, token).key(url), host, purpose, token)
-        return self._memo.get(files, None, platform, policy, key,
-                              lambda: self._site_only(url, host, files, policy, token, purpose, platform))
-
-    @staticmethod
-    def _site_only(url: str, host: str, files: SiteFiles, policy: SignalPolicy, token: str, purpose: str,
-                   platform: Platform | None) -> Added:
-        """The outcome for a silent response: the site-level results and the response-level ones of a response
-        that has no headers and no body (which say nothing, like any silent response's)."""
-        options = policy.options(token, host, platform)
-        results = [*site_results(url, files, options), *response_results(url, None, None, files, options)]
-        return _outcome(combine(purpose, results, platform=grant_of(platform), defaults=policy.defaults,
-                                custom=policy.custom))
+            return _outcome(spelled_response_decision(spellings, url, host, headers, body, encoding, files, policy,
+                                                      token, purpose, platform, fetched_at)[0])
+        keyer = self._keys.of(files, token)
+        key = (tuple([keyer.key(page) for _path, page in spellings]), host, purpose, token)
+        # a silent response says nothing whatever its URL: decided as one without headers or body
+        return self._memo.get(files, None, platform, policy, key, lambda: _outcome(spelled_response_decision(
+            spellings, url, host, None, None, encoding, files, policy, token, purpose, platform, None)[0]))
 
     @staticmethod
     def apply(prior: Decision, added: Added) -> Decision:

@@ -45,8 +45,8 @@ from .base import Finding, Level, SignalResult, SignalVerdict, Statement
 from .fetch import SignalFile, SignalFileStatus
 from .purposes import BASE_PURPOSES, PROFILING, VOCABULARY
 
-__all__ = ["MAX_LICENCES", "RslContent", "RslDocument", "RslLicense", "RslLink", "evaluate_rsl", "licences_to_fetch",
-           "parse_rsl", "response_rsl_links", "selected_contents", "site_rsl", "site_rsl_links"]
+__all__ = ["MAX_LICENCES", "RslContent", "RslDocument", "RslLicense", "RslLink", "content_pattern", "evaluate_rsl",
+           "licences_to_fetch", "parse_rsl", "response_rsl_links", "selected_contents", "site_rsl", "site_rsl_links"]
 
 SIGNAL = "rsl"
 NAMESPACE = "https://rslstandard.org/rsl"
@@ -94,6 +94,11 @@ class RslContent:
         if pattern is None or (full and origin != page.origin):
             return None
         return pattern.length if pattern.matches_page(page) else None
+
+
+def content_pattern(content: RslContent) -> PathPattern | None:
+    """The path pattern of a ``<content url>`` (None: it names no path and matches no page)."""
+    return _scope(content.url)[2]
 
 
 @lru_cache(maxsize=1024)
