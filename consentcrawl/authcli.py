@@ -20,7 +20,6 @@ import json
 import os
 import sqlite3
 import sys
-from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -336,12 +335,14 @@ def _record_json(record: Any, now: datetime) -> dict[str, Any]:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
+    from .consent.stats import file_stats, sqlite_stats
+
     now = _now(args.now)
     platforms = _platforms_for(args)
     if _is_sqlite(args.source):
-        report = _sqlite_stats(args.source, platforms, now)
+        report = sqlite_stats(args.source, platforms, now)
     else:
-        report = _file_stats(args.source, platforms, now)
+        report = file_stats(args.source, platforms, now)
     if args.json:
         print(json.dumps(report, indent=2))
         return EXIT_OK
@@ -351,69 +352,3 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print("  by platform: " + (", ".join(f"{k} {v}" for k, v in report["platforms"].items()) or "none"))
     print("  by purpose:  " + (", ".join(f"{k} {v}" for k, v in report["purposes"].items()) or "none"))
     return EXIT_OK
-
-
-def _file_stats(source: str, platforms: Any, now: datetime) -> dict[str, Any]:
-    from .consent.formats import open_validator
-    from .consent.keys import key_function
-    from .consent.reading import DIGEST, open_hashed
-    from .consent.records import RecordStatus
-
-    try:
-        raw, buffered = open_hashed(source)
-    except OSError as exc:
-        raise ConfigError(f"cannot read file: {exc.strerror or exc}", source) from None
-    by_platform: Counter[str] = Counter()
-    by_purpose: Counter[str] = Counter()
-    status: Counter[str] = Counter()
-    people: set[int] = set()
-    keys = {name: key_function(p) for name, p in platforms.platforms.items()}
-    with raw:
-        for record in open_validator(source, platforms).records(buffered):
-            by_platform[record.platform] += 1
-            by_purpose.update(record.purposes)
-            status[record.status(now).value] += 1
-            people.add(hash((record.platform, keys[record.platform](record.subject))))
-        raw.drain()
-        digest = raw.digest().hex()
-    return _report(source, now, sum(by_platform.values()), len(people), by_platform, by_purpose,
-                   status[RecordStatus.REVOKED.value], status[RecordStatus.EXPIRED.value],
-                   status[RecordStatus.LIVE.value], f"{DIGEST} {digest}")
-
-
-def _sqlite_stats(source: str, platforms: Any, now: datetime) -> dict[str, Any]:
-    from .consent.sqlite import SQLiteStore
-
-    store = SQLiteStore(source, platforms.platforms)  # refuses what a crawl would refuse
-    store.close()
-    path = Path(store.path)
-    at = now.isoformat()
-    conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
-    try:
-        by_platform = Counter(dict(conn.execute("SELECT platform, count(*) FROM records GROUP BY platform")))
-        by_purpose: Counter[str] = Counter()
-        for purposes, n in conn.execute("SELECT purposes, count(*) FROM records GROUP BY purposes"):
-            for purpose in purposes.split():
-                by_purpose[purpose] += n
-        revoked, expired, live = conn.execute(
-            "SELECT sum(revoked_at IS NOT NULL AND julianday(revoked_at) <= julianday(:now)), "
-            "sum((revoked_at IS NULL OR julianday(revoked_at) > julianday(:now)) AND expires_at IS NOT NULL "
-            "AND julianday(expires_at) <= julianday(:now)), "
-            "sum((revoked_at IS NULL OR julianday(revoked_at) > julianday(:now)) AND julianday(granted_at) <= "
-            "julianday(:now) AND (expires_at IS NULL OR julianday(expires_at) > julianday(:now))) FROM records",
-            {"now": at}).fetchone()
-        meta = dict(conn.execute("SELECT key, value FROM meta"))
-    finally:
-        conn.close()
-    st = path.stat()
-    version = (f"format {meta.get('version')}, file of {st.st_size} bytes modified "
-               f"{datetime.fromtimestamp(st.st_mtime, timezone.utc).isoformat()}")
-    return _report(source, now, int(meta.get("records", 0)), int(meta.get("keys", 0)), by_platform, by_purpose,
-                   revoked or 0, expired or 0, live or 0, version)
-
-
-def _report(store: str, now: datetime, records: int, people: int, by_platform: Counter[str],
-            by_purpose: Counter[str], revoked: int, expired: int, live: int, version: str) -> dict[str, Any]:
-    return {"store": store, "now": now.isoformat(), "version": version, "records": records, "people": people,
-            "revoked": revoked, "expired": expired, "live": live,
-            "platforms": dict(sorted(by_platform.items())), "purposes": dict(sorted(by_purpose.items()))}

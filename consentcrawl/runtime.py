@@ -2,6 +2,8 @@
 
 It owns the policy engine, the robots.txt fetcher, the audit log and the stats, so the pre-filters, the
 send-time decision, the response phase and the item guard all record decisions the same way.
+Its parts are mixed in: the scheduling check (:mod:`consentcrawl.scheduling`), recording
+(:mod:`consentcrawl.recording`) and its own side requests (:mod:`consentcrawl.sidefetching`).
 
 Decisions are kept per request *object* (a weak map), never trusted from ``request.meta``: a spider can copy
 meta onto another request (``meta=response.meta``) or write it by hand, and neither may carry an allow.
@@ -34,14 +36,12 @@ from .response import judge_response, wants_nofollow
 from .robots.body import decoded_body, page_encoding, reads_as_html
 from .robots.cache import RobotsCache
 from .robots.fetch import RobotsFile
-from .robots.hops import hop_decision, hop_refusal
 from .robots.meta import parse_meta_robots
 from .robots.scrapyfetch import ScrapyRobotsFetcher
-from .robots.signalfetch import ScrapySignalFetcher
 from .robots.tags import parse_robots_headers
 from .scheduling import LinkScheduling, bad_url, error_cause
+from .sidefetching import SideFetching, signal_fetcher
 from .signalphase import check_signals, decide_full
-from .signals.fetch import SignalFileCache
 from .startup import check_handlers, check_outermost, check_pipelines
 from .withdrawals import WithdrawalWatch
 
@@ -117,7 +117,7 @@ _LOCAL_SCHEMES = frozenset({"data", "file", "about", "blob", "javascript"})
 _C0_OR_SPACE = "".join(chr(i) for i in range(0x21))
 
 
-class ConsentRuntime(LinkScheduling, DecisionRecording):
+class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         spider = getattr(crawler, "spider", None)
@@ -134,7 +134,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         self.distributed = Distributed.open(crawler, config)
         self.robots = ScrapyRobotsFetcher(crawler, cache, config.now, self.may_fetch_robots,
                                           self.distributed.fetches if self.distributed is not None else None)
-        self.site_signals = _signal_fetcher(self.robots, config, self.may_fetch_signal)
+        self.site_signals = signal_fetcher(self.robots, config, self.may_fetch_signal)
         check_handlers(crawler)
         check_pipelines(crawler)
         check_outermost(crawler)
@@ -175,10 +175,6 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
     @property
     def enforce(self) -> bool:
         return self.config.enforce
-
-    def is_own(self, request: Request) -> bool:
-        """A side request consentcrawl made itself (robots.txt): recognised by identity, not by a meta flag."""
-        return request in self.robots.own
 
     # -- what was decided ----------------------------------------------------------------------------------
 
@@ -328,40 +324,6 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
             logger.exception("consentcrawl: could not obtain robots.txt for %s", facts.canonical.origin)
             return None
 
-    async def may_fetch_robots(self, url: str) -> str | None:
-        """A robots.txt hop is fetched only if we would fetch that URL: it must not name a person we may not
-        collect. A terms-stage deny does not stop the first hop, ``/robots.txt`` itself: reading a site's terms
-        is not collecting its data."""
-        now = self.config.now()
-        decision = await hop_refusal(self.decider, url, self.config.purpose, now)
-        if decision is None:
-            return None
-        self.record(decision, url, None, "robots", time=now)
-        return decision.reason
-
-    async def may_send_own(self, url: str) -> str | None:
-        """Send time for one of our own side requests (a robots.txt or signal file hop), decided again as
-        :meth:`may_fetch_robots` does. A hop to a person's page is refused (robots/hops.py), with its line; an
-        allow that names a person (none today) would have its line on disk before it is sent."""
-        now = self.config.now()
-        decision, fetch = await hop_decision(self.decider, url, self.config.purpose, now)
-        if fetch and (not decision.allowed or decision.subject is None):
-            return None  # no one's page: robots.txt and signal files are evidence of the decisions they feed
-        decision = await self.record_grouped(decision, url, None, "robots", time=now)
-        return None if fetch and decision.allowed else decision.reason
-
-    async def may_fetch_signal(self, url: str, own_url: bool) -> str | None:
-        """A signal file's hop (tdmrep.json, ai.txt, an RSL licence) is fetched only if we would fetch that URL;
-        a terms-stage deny does not stop the file itself (reading a site's terms is not collecting its data). A
-        document a site names (a licence, a policy) is asked of its own origin's robots.txt too."""
-        now = self.config.now()
-        decision = await hop_refusal(self.decider, url, self.config.purpose, now, terms_file=own_url,
-                                     robots_for=self.robots.get)  # a document a site names: its origin's rules
-        if decision is None:
-            return None
-        self.record(decision, url, None, "signals", time=now)
-        return decision.reason
-
     async def decide_item(self, platform: str | None, subject: str, url: str | None) -> Decision:
         now = self.config.now()
         decision = await self.decider.decide_subject(platform, subject, self.config.purpose, now)
@@ -400,9 +362,3 @@ class ConsentRuntime(LinkScheduling, DecisionRecording):
         decision = deny(Stage.RESPONSE, "response.nofollow", evidence=(
             Evidence("nofollow", response.url, {"link": dropped.url}),))
         return self.record(decision, dropped.url, None, "output", time=self.config.now())
-
-
-def _signal_fetcher(robots: ScrapyRobotsFetcher, config: ConsentConfig, may_fetch: Any) -> ScrapySignalFetcher:
-    """The site's signal files, fetched with robots.txt's machinery and its TTL and retry settings."""
-    cache = SignalFileCache(config.robots_ttl, config.robots_retry, config.robots_retry_max)
-    return ScrapySignalFetcher(robots, cache, config.now, may_fetch, config.signal_policy.conservative)

@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consentcrawl.purposes import KNOWN_PURPOSES
+from consentcrawl.robots.dates import parse_date
 from consentcrawl.robots.meta import parse_meta_robots
 from consentcrawl.robots.tags import (
     META_SCAN_BYTES,
@@ -17,7 +18,6 @@ from consentcrawl.robots.tags import (
     RobotsDirective,
     denials,
     nofollow,
-    parse_date,
     parse_robots_headers,
     product_token,
 )

@@ -16,8 +16,9 @@ and the hash of the line before it are added to the bytes already encoded, in th
 log opens with a ``chain-start`` line (the crawl's configuration, by hash) and a clean close ends it with a
 ``chain-end`` line, whose hash, :attr:`AuditLog.end`, is the end hash an operator can publish. A log that
 already has lines is continued: a new segment links to its last line; a torn last line (a crash while it was
-written) is cut off first and recorded in the new ``chain-start`` line. One process writes a log at a time (an
-exclusive ``flock``): two writers would interleave two chains.
+written) is cut off first and recorded in the new ``chain-start`` line (:mod:`consentcrawl.audit.tail` reads
+where the chain ends). One process writes a log at a time (an exclusive ``flock``): two writers would interleave
+two chains.
 
 A write that fails raises :class:`~consentcrawl.errors.AuditUnavailable`. The lines that let nothing happen stay
 waiting for the next try; a line whose decision was waiting for this write is withdrawn (unless the file took
@@ -39,7 +40,8 @@ from typing import IO, Any
 
 from ..decision import Decision
 from ..errors import AuditUnavailable, ConfigError
-from .chain import CHAIN_END, CHAIN_START, FORMAT, GENESIS, line_hash, unseal
+from .chain import CHAIN_END, CHAIN_START, FORMAT, GENESIS
+from .tail import read_tail
 
 try:
     import fcntl
@@ -132,7 +134,7 @@ class AuditLog:
                 raise ConfigError("another crawl (in this process or another) is writing it: crawls that run at "
                                   "the same time need one audit log each (merge them afterwards with "
                                   "`consentcrawl audit merge`)", source=str(self.path)) from None
-        tail = _read_tail(self.path)
+        tail = read_tail(self.path)
         entry: dict[str, Any] = {"event": CHAIN_START, "time": _now(), "format": FORMAT,
                                  "chain": tail.chain or uuid.uuid4().hex, "host": socket.gethostname(),
                                  "pid": os.getpid()}
@@ -360,10 +362,6 @@ class AuditLog:
 #: data (not metadata) to stable storage; fsync where the system has no fdatasync (macOS, Windows)
 _sync = getattr(os, "fdatasync", os.fsync)
 
-#: the keys of an entry before its evidence, in order
-_HEAD = ("decision_id", "time", "phase", "url", "canonical_url", "platform", "subject", "purpose", "verdict", "stage",
-         "reason", "mode")
-
 
 def read_audit_log(path: str | Path) -> list[dict[str, Any]]:
     """All entries of an audit log, in order: decisions, and events (an ``event`` key: ``chain-start`` first)."""
@@ -378,54 +376,3 @@ def read_decisions(path: str | Path) -> list[dict[str, Any]]:
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
-
-
-class _Tail:
-    """Where an existing log's chain ends: its chain id, last ``seq`` and hash, and a torn last line."""
-
-    def __init__(self, size: int = 0, chain: str | None = None, seq: int = 0, end: str = GENESIS,
-                 torn: bytes = b"") -> None:
-        self.size, self.chain, self.seq, self.end, self.torn = size, chain, seq, end, torn
-
-
-def _read_tail(path: Path) -> _Tail:
-    """Read the first line (the chain id) and the end of the log: the last complete line and what follows it.
-
-    Only these are read, not the whole log (``consentcrawl audit verify`` checks the rest).
-    """
-    with path.open("rb") as f:
-        size = f.seek(0, os.SEEK_END)
-        if size == 0:
-            return _Tail()
-        position, data = size, b""
-        while position > 0:  # back from the end, until the last complete line is in ``data``
-            step = min(1 << 16, position)
-            position -= step
-            f.seek(position)
-            data = f.read(step) + data
-            last = data.rfind(b"\n")
-            if last >= 0 and (position == 0 or data.rfind(b"\n", 0, last) >= 0):
-                break
-        last = data.rfind(b"\n")
-        torn = data[last + 1:]
-        if last < 0:  # nothing but a torn first line
-            return _Tail(size, torn=torn)
-        line = data[data.rfind(b"\n", 0, last) + 1:last + 1]
-        f.seek(0)
-        first = f.readline()
-    refuse = ("; move it aside, or set CONSENTCRAWL_AUDIT_LOG to another file (`consentcrawl audit verify` says "
-              "what is wrong with it)")
-    chain = None
-    try:
-        head = json.loads(first)
-        chain = head.get("chain") if head.get("event") == CHAIN_START and unseal(first) else None
-    except (ValueError, AttributeError):
-        pass
-    if not isinstance(chain, str) or not chain:
-        raise ConfigError("line 1 is not the chain-start line of a hash-chained audit log (a log written before "
-                          "the hash chain, or not an audit log)" + refuse, source=str(path))
-    parts = unseal(line)
-    if parts is None:
-        raise ConfigError("its last complete line does not end with its seq and prev (edited?)" + refuse,
-                          source=str(path))
-    return _Tail(size, chain, parts[1], line_hash(line), torn)

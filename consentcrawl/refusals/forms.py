@@ -16,19 +16,13 @@ person's card on the same page.
   The actor's ``id`` is returned so the adapter can check it is the page's person.
 - Bluesky: a self-label is the person's only when its ``src`` is their DID (a record's ``labels`` are its author's).
 
-Hashtags are read in the text a reader sees: HTML stripped (entities decoded by the parser; a plain-text field is
-not decoded, so a literal ``&#35;nobot`` there is not a tag), NFKC-normalised (``#nobot`` in full-width letters is
-``#nobot``), soft hyphens and zero-width characters removed, URLs removed (``https://x.example/#nobot`` is no
-hashtag), matched ignoring case on word boundaries as Mastodon delimits hashtags: not after a letter, digit,
-``_``, ``/``, ``=``, ``)`` or ``&``, and not followed by a letter, digit or ``_`` (``#nobotany`` is not ``#nobot``).
-Every normalisation can only add a match, never hide one.
+Hashtags are found in each field's text by :mod:`consentcrawl.refusals.hashtags`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -37,12 +31,12 @@ from urllib.parse import urljoin, urlsplit
 import lxml.etree
 
 from ..robots.body import reads_as_html
-from .purposes import HASHTAGS, purposes_of
+from .hashtags import hashtags
+from .purposes import purposes_of
 
-__all__ = ["Found", "PageReading", "hashtags", "read_actor", "read_bluesky", "read_html_profile",
-           "read_meta_robots", "read_page"]
+__all__ = ["Found", "PageReading", "read_actor", "read_bluesky", "read_html_profile", "read_meta_robots",
+           "read_page"]
 
-EXCERPT = 40  #: characters of context kept on each side of a hashtag (evidence, not the whole bio)
 RAW_MAX = 300
 
 
@@ -73,46 +67,6 @@ class PageReading:
     #: an HTML profile's ActivityPub actor (``<link rel="alternate" type="application/activity+json">``, absolute),
     #: where the person's ``indexable`` and the other actor flags are; the adapter may fetch it
     actor: str | None = None
-
-
-# -- hashtags --------------------------------------------------------------------------------------------------
-
-_INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u034f\u180e\u200b\u200c\u200d\u2060\ufeff"))
-_URL = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://|\bwww\.)\S+", re.IGNORECASE)
-_TAG_CACHE: dict[str, re.Pattern[str]] = {}
-
-
-def _tag_pattern(token: str) -> re.Pattern[str]:
-    pattern = _TAG_CACHE.get(token)
-    if pattern is None:
-        names = list(HASHTAGS)
-        own = f"no{token.lower()}" if token else ""
-        if own and own not in names:
-            names.append(own)
-        names.sort(key=len, reverse=True)
-        pattern = re.compile(r"(?<![\w/=)&#])#(" + "|".join(map(re.escape, names)) + r")(?!\w)", re.IGNORECASE)
-        _TAG_CACHE[token] = pattern
-    return pattern
-
-
-def _visible(text: str) -> str:
-    text = unicodedata.normalize("NFKC", text).translate(_INVISIBLE)
-    return _URL.sub(" ", text)
-
-
-def hashtags(text: str, token: str) -> list[tuple[str, str]]:
-    """The refusal hashtags in ``text`` (already stripped of HTML): ``(form, excerpt)`` in order of appearance."""
-    if "#" not in text and "\uff03" not in text and "\ufe5f" not in text:  # full-width and small number signs
-        return []
-    seen = _visible(text)
-    out = []
-    for m in _tag_pattern(token).finditer(seen):
-        name = m.group(1).lower()
-        form = f"hashtag.{name}" if name in HASHTAGS else "hashtag.no-token"
-        start, end = max(0, m.start() - EXCERPT), min(len(seen), m.end() + EXCERPT)
-        excerpt = " ".join(seen[start:end].split())
-        out.append((form, excerpt))
-    return out
 
 
 def _found_in(field: str, text: str, token: str) -> list[Found]:

@@ -31,8 +31,8 @@ Decisions, each one for a reason:
   skips comments and raw-text elements (``<script>``, ``<style>``, ``<title>``...) so a commented-out or quoted
   ``<meta>`` never counts. A meta between ``</head>`` and ``<body>`` counts (HTML puts it in the head).
 * ``none`` is kept as ``none``; :func:`denials` and :func:`nofollow` read it as ``noindex`` + ``nofollow``.
-* ``unavailable_after`` dates: ISO 8601, then RFC 822/850/asctime (``email.utils``, which knows ``PST`` and the
-  like), then a bare ``25 Jun 2010`` / ``June 25, 2010``. No zone means UTC. An unparseable date is ignored.
+* ``unavailable_after`` dates are read by :mod:`consentcrawl.robots.dates` (ISO 8601, RFC 822/850/asctime, a
+  bare day, month and year; no zone means UTC). An unparseable date is ignored.
 * Nothing here raises on any header value or body (fuzzed); :func:`denials` raises ``ValueError`` only for an
   unknown purpose, a programming error.
 
@@ -49,13 +49,13 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_tz
+from datetime import datetime, timezone
 from typing import Any
 
 from consentcrawl.decision import Evidence
 from consentcrawl.purposes import check_purpose
 
+from .dates import parse_date
 from .structured_fields import sf_list
 
 RAW_MAX = 300  #: characters of a header line or meta tag kept in :attr:`RobotsDirective.raw`
@@ -365,47 +365,3 @@ def _expired(value: str | None, now: datetime) -> bool:
         return when <= now
     except (OverflowError, ValueError, TypeError, AttributeError):
         return False
-
-
-_MONTHS = {m: i for i, m in enumerate(
-    ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), start=1)}
-_DAY_MONTH_YEAR = re.compile(r"(?:[a-z]+,?\s+)?(\d{1,2})[\s-]+([a-z]{3,9})\.?[\s,-]+(\d{4})\b")
-_MONTH_DAY_YEAR = re.compile(r"(?:[a-z]+,?\s+)?([a-z]{3,9})\.?\s+(\d{1,2})(?:st|nd|rd|th)?,?\s+(\d{4})\b")
-
-
-def parse_date(value: str) -> datetime | None:
-    """An ``unavailable_after`` date as an aware UTC datetime, or None when it cannot be read."""
-    text = value.strip()[:100]
-    if not text:
-        return None
-    when: datetime | None = None
-    try:
-        when = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in "zZ" else text)
-    except ValueError:
-        pass
-    if when is None:
-        try:
-            parts = parsedate_tz(text)
-            if parts is not None:
-                when = datetime(*parts[:6], tzinfo=timezone(timedelta(seconds=parts[9] or 0)))
-        except (ValueError, TypeError, IndexError, OverflowError):
-            when = None
-    if when is None:
-        low = text.lower()
-        m = _DAY_MONTH_YEAR.match(low)
-        day, month, year = (m.group(1), m.group(2), m.group(3)) if m else (None, None, None)
-        if m is None:
-            m = _MONTH_DAY_YEAR.match(low)
-            if m:
-                month, day, year = m.group(1), m.group(2), m.group(3)
-        month_number = _MONTHS.get((month or "")[:3])
-        if m is None or month_number is None:
-            return None
-        try:
-            when = datetime(int(year), month_number, int(day), tzinfo=timezone.utc)  # type: ignore[arg-type]
-        except ValueError:
-            return None
-    try:
-        return when.replace(tzinfo=timezone.utc) if when.tzinfo is None else when.astimezone(timezone.utc)
-    except (OverflowError, ValueError):
-        return None
