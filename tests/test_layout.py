@@ -88,3 +88,13 @@ def test_the_probe_sees_a_server_when_there_is_one() -> None:
     """This process imported the demo server (for the test above): the probe must report it."""
     assert "consentcrawl_demo.server" in import_probe.demo_modules()
     assert "consentcrawl_demo.wire.ServerSocket" in import_probe.server_classes()
+
+
+#: "about 400 lines" (issue 12): past this a module has usually taken on a second job; split it by job
+MODULE_LINES = 410
+
+
+def test_no_runtime_module_is_longer_than_about_400_lines() -> None:
+    long = {str(path.relative_to(PACKAGE)): n for path in PACKAGE.rglob("*.py")
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > MODULE_LINES}
+    assert long == {}, f"split these by job: {long}"

@@ -162,11 +162,31 @@ class AuditLog:
         Raises :class:`AuditUnavailable` when a durable write fails: that line is withdrawn (its decision does not
         stand), the lines before it that let nothing happen stay waiting for the next try.
         """
-        if self._file is None:
-            if durable and self.path is not None:  # closed: an allow must not stand without its line
-                raise AuditUnavailable(f"the audit log {self.path} is closed")
+        if not self._open_for(durable):
             return
-        line = self._line(decision, time, phase, url, canonical_url, purpose, mode, extra)
+        self._put(self._line(decision, time, phase, url, canonical_url, purpose, mode, extra), durable)
+
+    def event(self, kind: str, fields: dict[str, Any], *, time: datetime, durable: bool = True) -> None:
+        """Add a line that is not a decision: a withdrawal seen, a purge receipt, a refusal found on a page.
+
+        Its entry is ``{"event": kind, "time": ..., **fields}``; readers tell it from a decision by the ``event``
+        key. With ``durable`` it is written (with every waiting line) before this returns, as for :meth:`record`.
+        """
+        if not self._open_for(durable):
+            return
+        self._put(_dumps({"event": kind, "time": time.isoformat(), **fields}) + "\n", durable)
+
+    def _open_for(self, durable: bool) -> bool:
+        """Whether a line can be added; a durable one to a closed log raises instead of being dropped, because
+        an allow must not stand without its line (a crawl with no log at all adds nothing, silently)."""
+        if self._file is not None:
+            return True
+        if durable and self.path is not None:
+            raise AuditUnavailable(f"the audit log {self.path} is closed")
+        return False
+
+    def _put(self, line: str, durable: bool) -> None:
+        """Queue ``line`` for the next group write or, ``durable``, write it (with every waiting line) now."""
         with self._lock:
             if not durable:
                 self._pending.append(line)
@@ -176,27 +196,6 @@ class AuditLog:
                 self._write()  # raises if this line is not in the file whole
             finally:
                 self._failed.discard(ticket)  # nobody asks written() about this one: the exception says it
-
-    def event(self, kind: str, fields: dict[str, Any], *, time: datetime, durable: bool = True) -> None:
-        """Add a line that is not a decision: a withdrawal seen, a purge receipt, a refusal found on a page.
-
-        Its entry is ``{"event": kind, "time": ..., **fields}``; readers tell it from a decision by the ``event``
-        key. With ``durable`` it is written (with every waiting line) before this returns, as for :meth:`record`.
-        """
-        if self._file is None:
-            if durable and self.path is not None:
-                raise AuditUnavailable(f"the audit log {self.path} is closed")
-            return
-        line = _dumps({"event": kind, "time": time.isoformat(), **fields}) + "\n"
-        with self._lock:
-            if not durable:
-                self._pending.append(line)
-                return
-            ticket = self._add_waiting(line)
-            try:
-                self._write()
-            finally:
-                self._failed.discard(ticket)
 
     def queue(self, decision: Decision, *, time: datetime, phase: str, url: str | None = None,
               canonical_url: str | None = None, purpose: str | None = None, mode: str = "enforce",
