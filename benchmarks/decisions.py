@@ -315,14 +315,18 @@ def child_measure(path: str, records: int, stream: str, requests: int, cache: in
 def child_instructions(path: str, records: int, stream: str, requests: int, kind: str) -> dict[str, Any]:
     """The stream's decisions as :func:`child_measure` makes them, untimed; each decision of ``kind`` made through
     ``operator.call``, the one C function callgrind is told to count inside (``--toggle-collect``), from the
-    fifth decision of the stream on (the first fifth warms the caches, the regexes and the store's pages)."""
+    fifth decision of the stream on (the first fifth warms the caches, the regexes and the store's pages). The store
+    never renews its snapshot (a frozen clock), so nothing the process does depends on how fast it runs."""
     import operator
 
     from consentcrawl.consent.sqlite import SQLiteStore
     from consentcrawl.deciding import Decider
 
     engine, robots, now = _engine()
-    engine.decider = Decider(engine.engine, SQLiteStore(f"sqlite:///{path}", engine.platforms.platforms))
+    # the store's clock stands still: it renews its snapshot once a second, and under valgrind's slowdown, on a
+    # loaded machine, a second is a varying number of decisions; no renewal makes the count the machine's speed's
+    store = SQLiteStore(f"sqlite:///{path}", engine.platforms.platforms, clock=lambda: 0.0)
+    engine.decider = Decider(engine.engine, store)
     facts_of, decide, link = engine.facts, engine.decide, engine.decide_link
 
     def full(url: str) -> Any:
