@@ -17,7 +17,7 @@ decision when the records are needed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -110,21 +110,17 @@ class Decider:
         return answers.with_answer(platform, subject, answer, before if steady else _Changed())
 
     # -- the engine's ways to ask, with the store -----------------------------------------------------------------
-    #
-    # Each returns :meth:`run`'s coroutine itself (``await decider.decide(...)`` as before) rather than being a
-    # coroutine that awaits it: one coroutine per decision, not two.
 
-    def decide(self, facts: RequestFacts, robots: RobotsFile | None,
-               signals: SiteFiles | None = None) -> Coroutine[Any, Any, Decision]:
+    async def decide(self, facts: RequestFacts, robots: RobotsFile | None,
+                     signals: SiteFiles | None = None) -> Decision:
         """Raises SignalsNeeded when the decision needs the origin's signal files and ``signals`` is None."""
-        return self.run(lambda answers: self.engine.decide(facts, robots, answers, signals))
+        return await self.run(lambda answers: self.engine.decide(facts, robots, answers, signals))
 
-    def decide_consent(self, facts: RequestFacts) -> Coroutine[Any, Any, Decision]:
-        return self.run(lambda answers: self.engine.decide_consent(facts, answers))
+    async def decide_consent(self, facts: RequestFacts) -> Decision:
+        return await self.run(lambda answers: self.engine.decide_consent(facts, answers))
 
-    def decide_link(self, url: str, purpose: str, now: datetime) -> Coroutine[Any, Any, tuple[Decision, str, bool]]:
-        return self.run(lambda answers: self.engine.decide_link(url, purpose, now, answers))
+    async def decide_link(self, url: str, purpose: str, now: datetime) -> tuple[Decision, str, bool]:
+        return await self.run(lambda answers: self.engine.decide_link(url, purpose, now, answers))
 
-    def decide_subject(self, platform: str | None, subject: str, purpose: str,
-                       now: datetime) -> Coroutine[Any, Any, Decision]:
-        return self.run(lambda answers: self.engine.decide_subject(platform, subject, purpose, now, answers))
+    async def decide_subject(self, platform: str | None, subject: str, purpose: str, now: datetime) -> Decision:
+        return await self.run(lambda answers: self.engine.decide_subject(platform, subject, purpose, now, answers))
