@@ -82,23 +82,22 @@ class CanonicalURL:
     path: str  #: canonical path, always starts with "/"
     query: str  #: canonical query without "?" ("" if none)
 
-    # The strings below are worked out on first use and kept on the object (``cached_property`` writes to the
-    # instance's ``__dict__``, which a frozen dataclass allows): the object is immutable, so they never go stale,
-    # and a decision reads ``url`` and ``origin`` several times (cache keys, evidence, the robots.txt to use).
+    @property
+    def _netloc(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == DEFAULT_PORTS.get(self.scheme) else f"{host}:{self.port}"
 
-    @functools.cached_property
+    @property
     def origin(self) -> str:
         """``scheme://host[:port]``, default port omitted: the scope a robots.txt applies to."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        netloc = host if self.port == DEFAULT_PORTS.get(self.scheme) else f"{host}:{self.port}"
-        return f"{self.scheme}://{netloc}"
+        return f"{self.scheme}://{self._netloc}"
 
-    @functools.cached_property
+    @property
     def path_query(self) -> str:
         """Path plus ``?query`` if there is one: what robots rules and profile templates are matched against."""
         return f"{self.path}?{self.query}" if self.query else self.path
 
-    @functools.cached_property
+    @property
     def url(self) -> str:
         """The whole canonical URL (never a fragment)."""
         return self.origin + self.path_query
