@@ -1,7 +1,7 @@
 """How fast is one full consent decision, with a large SQLite authorization store behind it?
 
 Usage: ``python benchmarks/decisions.py [--records 1000000,10000000] [--requests 1000000] [--streams crawl,uniform]
-[--runs 5]``
+[--runs 5] [--instructions] [--source CHECKOUT]``
 
 For each store size R (``--records``, comma-separated) it builds an SQLite store of R synthetic records
 (``benchmarks/synthetic.py``: half of the platform's first 2 R people have a record) with the bulk builder, then,
@@ -29,6 +29,12 @@ Reported per store and stream: decisions/s, p50/p90/p99/p99.9/max latency, the s
 counts; per store: build time and file size, open time, and RSS above the baseline (the process with everything
 but the store loaded) after opening and at its peak after the run. The last line is
 ``decision p99: N us`` for the crawl stream (the first one given) on the largest store.
+
+``--instructions`` counts instead of timing: the same stream, untimed, under valgrind's callgrind, once for the
+full decisions and once for the link checks; each reported as instructions per decision (from the fifth
+decision of the stream on). Counts agree from run to run and do not depend on the machine's load, so two
+revisions can be compared on a shared machine: ``--source`` names the checkout whose ``consentcrawl`` (and
+``tests/deciding.py``) is measured, e.g. a ``git worktree`` of ``main``.
 
 Two measurements say what any implementation would get on the machine (``--no-floor`` skips both):
 
@@ -185,12 +191,11 @@ def child_build(path: str, records: int) -> dict[str, Any]:
     return {"build_s": seconds, "bytes": os.path.getsize(path), "records": result.records, "keys": result.keys}
 
 
-def child_measure(path: str, records: int, stream: str, requests: int, cache: int | None) -> dict[str, Any]:
+def _engine() -> tuple[Any, dict[str, Any], Any]:
+    """The benchmark platform's engine (no store yet), asked as the adapters ask: through a Decider
+    (``tests/deciding.py``); the robots.txt of each host, and the decision time."""
     from datetime import datetime
 
-    from consentcrawl.consent.sqlite import SQLiteStore
-    from consentcrawl.deciding import Decider
-    from consentcrawl.decision import Decision, Stage, Verdict
     from consentcrawl.robots.fetch import from_response
     from consentcrawl.terms.load import load_platforms
     from tests.deciding import Engine
@@ -202,8 +207,18 @@ def child_measure(path: str, records: int, stream: str, requests: int, cache: in
         platforms = load_platforms([str(platforms_file)])
     robots = {f"http://{host}": from_response(f"http://{host}/robots.txt", 200, ROBOTS_TXT.encode(), now)
               for host in (HOST, MOBILE_HOST)}
-    engine = Engine(platforms, None, "consentcrawl")  # asked as the adapters ask: through a Decider
+    engine = Engine(platforms, None, "consentcrawl")
     engine.decide(engine.facts(f"http://{HOST}/people?page=1", "research", now), robots[f"http://{HOST}"])
+    return engine, robots, now
+
+
+def child_measure(path: str, records: int, stream: str, requests: int, cache: int | None) -> dict[str, Any]:
+    from consentcrawl.consent.sqlite import SQLiteStore
+    from consentcrawl.deciding import Decider
+    from consentcrawl.decision import Decision, Stage, Verdict
+
+    engine, robots, now = _engine()
+    platforms = engine.platforms
     timings = {"full": Latencies(), "consent": Latencies()}  # their memory is part of the baseline
     gc.collect()
     base = memory()
@@ -297,6 +312,59 @@ def child_measure(path: str, records: int, stream: str, requests: int, cache: in
     return result
 
 
+def child_instructions(path: str, records: int, stream: str, requests: int, kind: str) -> dict[str, Any]:
+    """The stream's decisions as :func:`child_measure` makes them, untimed; each decision of ``kind`` made through
+    ``operator.call``, the one C function callgrind is told to count inside (``--toggle-collect``), from the
+    fifth decision of the stream on (the first fifth warms the caches, the regexes and the store's pages). The store
+    never renews its snapshot (a frozen clock), so nothing the process does depends on how fast it runs."""
+    import operator
+
+    from consentcrawl.consent.sqlite import SQLiteStore
+    from consentcrawl.deciding import Decider
+
+    engine, robots, now = _engine()
+    # the store's clock stands still: it renews its snapshot once a second, and under valgrind's slowdown, on a
+    # loaded machine, a second is a varying number of decisions; no renewal makes the count the machine's speed's
+    store = SQLiteStore(f"sqlite:///{path}", engine.platforms.platforms, clock=lambda: 0.0)
+    engine.decider = Decider(engine.engine, store)
+    facts_of, decide, link = engine.facts, engine.decide, engine.decide_link
+
+    def full(url: str) -> Any:
+        facts = facts_of(url, "research", now)
+        return decide(facts, robots[facts.canonical.origin])
+
+    def consent(url: str) -> Any:
+        return link(url, "research", now)[0]
+
+    ways = {"full": full, "consent": consent}
+    counted, warm = 0, requests // 5
+    gc.collect()
+    gc.freeze()
+    for i, (which, request_url, _k, _expected) in enumerate(STREAMS[stream](records, requests)):
+        if i >= warm and which == kind:
+            operator.call(ways[which], request_url)
+            counted += 1
+        else:
+            ways[which](request_url)
+    return {"kind": kind, "counted": counted}
+
+
+def run_instructions(path: Path, records: int, stream: str, requests: int, source: str) -> dict[str, float]:
+    """Instructions per decision of each kind (callgrind's ``Ir`` inside the counted decisions, divided by their
+    number): one run under valgrind per kind."""
+    out: dict[str, float] = {}
+    for kind in ("full", "consent"):
+        with tempfile.TemporaryDirectory() as tmp:
+            command = ["valgrind", "--tool=callgrind", "--toggle-collect=_operator_call",
+                       f"--callgrind-out-file={tmp}/callgrind.out", sys.executable, str(Path(__file__).resolve()),
+                       "--_instructions", str(path), str(records), stream, str(requests), kind, "--source", source]
+            done = subprocess.run(command, check=True, text=True, capture_output=True)
+            counted = json.loads(done.stdout.strip().splitlines()[-1])["counted"]
+            summary = next(line for line in done.stderr.splitlines() if "Collected :" in line)
+            out[kind] = int(summary.rsplit(":", 1)[1].strip().replace(",", "")) / max(1, counted)
+    return out
+
+
 def child_jitter(samples: int = 20_000) -> dict[str, Any]:
     """Time a fixed loop of several lengths ``samples`` times each, with the GC off: the machine's own tail."""
     gc.disable()
@@ -346,15 +414,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5,
                         help="measure each stream this many times, each in a fresh process; the report gives the "
                              "median of each figure (default 5)")
+    parser.add_argument("--source", default=str(ROOT),
+                        help="the checkout whose consentcrawl (and tests/deciding.py) is measured, e.g. a worktree "
+                             "of another revision, to compare two in one run (default: this one)")
     parser.add_argument("--_build", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--_measure", nargs=4, help=argparse.SUPPRESS)
     parser.add_argument("--_jitter", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--_instructions", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--instructions", action="store_true",
+                        help="count instructions per decision with valgrind's callgrind instead of timing them "
+                             "(one run per kind of decision; robust to the machine's load)")
     args = parser.parse_args(argv)
+    source = str(Path(args.source).resolve())
+    sys.path[:] = [source] + [p for p in sys.path if p != source]
     if args._jitter:
         print(json.dumps(child_jitter()))
         return 0
     if args._build:
         print(json.dumps(child_build(args._build[0], int(args._build[1]))))
+        return 0
+    if args._instructions:
+        path, records, stream, requests, kind = args._instructions
+        print(json.dumps(child_instructions(path, int(records), stream, int(requests), kind)))
         return 0
     if args._measure:
         path, records, stream, requests = args._measure
@@ -371,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
     store_dir.mkdir(parents=True, exist_ok=True)
     results: list[dict[str, Any]] = []
     builds: dict[int, dict[str, Any]] = {}
-    floor = not args.no_floor and "crawl" in streams
+    floor = not args.no_floor and "crawl" in streams and not args.instructions
     wobble = None
     if floor:
         print("jitter of pure-Python work on this machine ...", flush=True)
@@ -387,9 +468,17 @@ def main(argv: list[str] | None = None) -> int:
                 builds[records] = run_child("--_build", str(path), str(records))
                 print(f"  built in {builds[records]['build_s']:.1f} s, {builds[records]['bytes'] / 1e6:.0f} MB",
                       flush=True)
+            if args.instructions:
+                for stream in streams:
+                    print(f"  {args.requests:,} decisions, {stream} stream, under callgrind ...", flush=True)
+                    counts = run_instructions(path, records, stream, args.requests, args.source)
+                    print(f"instructions per decision, {records:,} records, {stream} stream: "
+                          f"full {counts['full']:,.0f}, consent {counts['consent']:,.0f}", flush=True)
+                continue
             for stream in streams + ([FLOOR] if floor else []):
                 print(f"  {args.requests:,} decisions, {stream} stream, {args.runs} runs ...", flush=True)
                 runs = [run_child("--_measure", str(path), str(records), stream, str(args.requests),
+                                  "--source", args.source,
                                   *([f"--cache={args.cache}"] if args.cache is not None else []))
                         for _ in range(max(1, args.runs))]
                 result = median_of(runs)
@@ -400,6 +489,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if tmp is not None:
             tmp.cleanup()
+    if args.instructions:
+        return 0
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     print()
