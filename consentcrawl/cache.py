@@ -59,7 +59,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from .decision import Decision, Evidence
+from .decision import Decision, Evidence, new_decision_id
 from .recent import Recent
 
 if TYPE_CHECKING:
@@ -228,6 +228,5 @@ class SignalMemo(Generic[_V]):
 
 
 def renew(decision: Decision) -> Decision:
-    """Every decision made is a new decision with its own id (minted when first read), also when it is a remembered
-    one."""
-    return replace(decision, decision_id="")
+    """Every decision made is a new decision with its own id, also when it is a remembered one."""
+    return replace(decision, decision_id=new_decision_id())

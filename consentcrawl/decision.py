@@ -42,32 +42,6 @@ def new_decision_id() -> str:
     return uuid.uuid4().hex
 
 
-class _DecisionId:
-    """:attr:`Decision.decision_id`: given to the constructor, or minted the first time it is read.
-
-    Minting a UUID reads the kernel's random source; most decisions are recorded and read their id, but many (a
-    repeated link, a pre-filter's allow that the send-time decision follows) are never read, and a decision's
-    latency should not include an id nobody may ask for. Each object has one id for its whole life: minted at most
-    once (``dict.setdefault``, so two threads reading it first agree), kept in the instance's ``__dict__`` (as
-    ``functools.cached_property`` does; the dataclass stays frozen to its users), and minted before the object is
-    copied or pickled (:meth:`Decision.__getstate__`), so that a copy never gets an id of its own.
-    """
-
-    def __set_name__(self, owner: type, name: str) -> None:
-        self.key = f"_{name}"
-
-    def __get__(self, obj: Decision | None, owner: type | None = None) -> str:
-        if obj is None:
-            return ""  # the dataclass default: no id given, mint one when first read
-        state = obj.__dict__
-        value: str | None = state.get(self.key)
-        if value is None:
-            value = state.setdefault(self.key, new_decision_id())
-        return value
-
-    def __set__(self, obj: Decision, value: str) -> None:
-        if value:  # "" (the default, or renew's): minted when first read
-            obj.__dict__[self.key] = value
 
 
 @dataclass(frozen=True)
@@ -78,17 +52,11 @@ class Decision:
     subject: str | None = None
     platform: str | None = None
     evidence: tuple[Evidence, ...] = ()
-    #: a random UUID4 as 32 hex digits, unique to this decision (given, or minted when first read: see _DecisionId)
-    decision_id: str = _DecisionId()  # type: ignore[assignment]
+    decision_id: str = field(default_factory=new_decision_id)
     #: fields the data may be kept for (``None`` = no restriction from any authorization)
     fields: frozenset[str] | None = None
     #: seconds the origin asks between requests (robots.txt Crawl-delay / Request-rate), for the adapters
     crawl_delay: float | None = None
-
-    def __getstate__(self) -> dict[str, Any]:
-        """For ``copy`` and ``pickle``: the id minted first, so the copy is the same decision."""
-        _ = self.decision_id
-        return self.__dict__
 
     @property
     def allowed(self) -> bool:

@@ -210,33 +210,6 @@ def test_decision_ids_are_unique_and_stat_keys_follow_reasons() -> None:
     assert decide("http://microblog.example/u/1001").stat_key == "allowed"
 
 
-def test_a_decision_has_one_id_for_its_whole_life_however_it_is_copied() -> None:
-    """Ids are minted when first read (decision.py): a copy, a pickle, the spider's copy and equality all see the
-    one id the decision has; a remembered decision handed out again (renew) gets its own; a given id is kept."""
-    import copy
-    import pickle
-    from dataclasses import replace
-
-    from consentcrawl.cache import renew
-    from consentcrawl.decision import Decision, Verdict
-
-    for read_first in (False, True):
-        made = decide("http://microblog.example/u/1001")
-        first = made.decision_id if read_first else None
-        pickled, copied = pickle.loads(pickle.dumps(made)), copy.copy(made)
-        spider, changed = made.for_spider(), replace(made, reason="subject.authorized")
-        ids = {made.decision_id, pickled.decision_id, copied.decision_id, spider.decision_id, changed.decision_id}
-        assert len(ids) == 1 and len(made.decision_id) == 32 and first in (None, made.decision_id)
-        assert pickled == made
-        again = renew(made)
-        assert again.decision_id != made.decision_id and again.decision_id == again.decision_id
-        assert again != made and replace(again, decision_id=made.decision_id) == made
-    given = Decision(Verdict.ALLOW, Stage.TERMS, "terms.off-platform", decision_id="prior")
-    assert given.decision_id == "prior" == pickle.loads(pickle.dumps(given)).decision_id
-    with pytest.raises(AttributeError):  # frozen to its users (FrozenInstanceError)
-        given.decision_id = "other"  # type: ignore[misc]
-
-
 def test_every_reason_the_package_emits_is_published_in_consentcrawl_reasons() -> None:
     """A code written in the package but missing from ``consentcrawl.reasons`` (and its docs) is unpublished."""
     import re
