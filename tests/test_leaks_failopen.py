@@ -18,7 +18,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 from consentcrawl.cli import main
 from consentcrawl_demo.server import LocalServer, Response
 from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, Robots, crawl, make_spider
-from tests.test_leaks_sidefetch import ACTOR, ActorSite, _settings, _site
+from tests.test_leaks_sidefetch import ACTOR, ActorSite, _settings, _site, fetch_page_cli
 
 BASE = f"http://{HOST}"
 AP = "application/activity+json"
@@ -111,6 +111,16 @@ async def test_controls_an_actor_that_is_read_decides(kind: str, case: str, tmp_
         assert [e["reason"] for e in result.audit_for("/u/101/posts")] == ["subject.refused-on-page"], result.audit
 
 
+def _check_profile(app: Any, settings: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> int:
+    """``consentcrawl check {BASE}/u/101 --json --fetch`` for research, ``app`` on loopback as the HTTP proxy."""
+    with LocalServer(app) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        monkeypatch.delenv("HTTP_PROXY", raising=False)
+        return main(["check", f"{BASE}/u/101", "--json", "--fetch", "--purpose", "research",
+                     "--platforms", settings["CONSENTCRAWL_PLATFORMS"],
+                     "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"]])
+
+
 @pytest.mark.parametrize("case", [c for c in UNREAD if c != "timeout"])
 def test_check_fetch_denies_a_profile_whose_actor_cannot_be_read(
         case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -120,12 +130,7 @@ def test_check_fetch_denies_a_profile_whose_actor_cannot_be_read(
     settings = _settings(tmp_path)
     app = UnreadActorSite(href, answer)
     monkeypatch.chdir(tmp_path)
-    with LocalServer(app) as server:
-        monkeypatch.setenv("http_proxy", server.proxy)
-        monkeypatch.delenv("HTTP_PROXY", raising=False)
-        code = main(["check", f"{BASE}/u/101", "--json", "--fetch", "--purpose", "research",
-                     "--platforms", settings["CONSENTCRAWL_PLATFORMS"],
-                     "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"]])
+    code = _check_profile(app, settings, monkeypatch)
     out, err = capsys.readouterr()
     assert "/u/101" in [s.path for s in app.served], app.describe()  # control: the profile was fetched
     assert code == 1, out + err
@@ -150,12 +155,7 @@ def test_check_fetch_controls_an_actor_that_is_read_or_on_another_origin(
     settings = _settings(tmp_path)
     app = UnreadActorSite(href, answer)
     monkeypatch.chdir(tmp_path)
-    with LocalServer(app) as server:
-        monkeypatch.setenv("http_proxy", server.proxy)
-        monkeypatch.delenv("HTTP_PROXY", raising=False)
-        code = main(["check", f"{BASE}/u/101", "--json", "--fetch", "--purpose", "research",
-                     "--platforms", settings["CONSENTCRAWL_PLATFORMS"],
-                     "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"]])
+    code = _check_profile(app, settings, monkeypatch)
     out, err = capsys.readouterr()
     decision = json.loads(out)
     assert (code, decision["reason"]) == (0 if reason == "subject.authorized" else 1, reason), out + err
@@ -218,12 +218,7 @@ def test_check_fetch_does_not_fetch_an_authorized_persons_page_a_site_names(
     settings = _settings(tmp_path)
     app = _site(f"{BASE}/u/101", where)
     monkeypatch.chdir(tmp_path)
-    with LocalServer(app) as server:
-        monkeypatch.setenv("http_proxy", server.proxy)
-        monkeypatch.delenv("HTTP_PROXY", raising=False)
-        extra = ["--purpose", "research", "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"]]
-        code = main([command, f"{BASE}/page", "--json", "--fetch", "--platforms", settings["CONSENTCRAWL_PLATFORMS"],
-                     *(extra if command == "check" else [])])
+    code = fetch_page_cli(command, app, settings, monkeypatch)
     _out, err = capsys.readouterr()
     assert code in (0, 1), err
     assert any(s.path in ("/.well-known/tdmrep.json", "/page") for s in app.served), app.describe()  # control
@@ -378,12 +373,7 @@ def test_check_fetch_asks_the_robots_txt_of_a_named_documents_origin(
     app = _site(named, where)
     app.robots["victim.example"] = Robots(body="User-agent: *\nDisallow: /\n")
     monkeypatch.chdir(tmp_path)
-    with LocalServer(app) as server:
-        monkeypatch.setenv("http_proxy", server.proxy)
-        monkeypatch.delenv("HTTP_PROXY", raising=False)
-        extra = ["--purpose", "research", "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"]]
-        code = main([command, f"{BASE}/page", "--json", "--fetch", "--platforms", settings["CONSENTCRAWL_PLATFORMS"],
-                     *(extra if command == "check" else [])])
+    code = fetch_page_cli(command, app, settings, monkeypatch)
     _out, err = capsys.readouterr()
     assert code in (0, 1), err
     victim = [s.path for s in app.served if s.host == "victim.example"]

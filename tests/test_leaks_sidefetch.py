@@ -60,6 +60,16 @@ def _site(named: str, where: str) -> LenientPeople:
     return app
 
 
+def fetch_page_cli(command: str, app: Any, settings: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> int:
+    """``consentcrawl check|signals {BASE}/page --json --fetch`` with ``app`` on loopback as the HTTP proxy (an
+    operator's look at a page before a crawl)."""
+    with LocalServer(app) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        monkeypatch.delenv("HTTP_PROXY", raising=False)
+        extra = ["--purpose", "research", "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"]]
+        return main([command, f"{BASE}/page", "--json", "--fetch", "--platforms", settings["CONSENTCRAWL_PLATFORMS"],
+                     *(extra if command == "check" else [])])
+
 Logic = type("PolicyLogic", (ListLogic,), {"urls": [f"{BASE}/page"], "follow_links": False})
 
 
@@ -94,12 +104,7 @@ def test_check_fetch_does_not_fetch_a_persons_page_a_policy_url_names(
     settings = _settings(tmp_path)
     app = _site(named, where)
     monkeypatch.chdir(tmp_path)
-    with LocalServer(app) as server:
-        monkeypatch.setenv("http_proxy", server.proxy)
-        monkeypatch.delenv("HTTP_PROXY", raising=False)
-        extra = ["--purpose", "research", "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"]]
-        code = main([command, f"{BASE}/page", "--json", "--fetch", "--platforms", settings["CONSENTCRAWL_PLATFORMS"],
-                     *(extra if command == "check" else [])])
+    code = fetch_page_cli(command, app, settings, monkeypatch)
     out, err = capsys.readouterr()
     assert code in (0, 1), err
     assert any(s.path in ("/.well-known/tdmrep.json", "/page") for s in app.served), app.describe()  # control
