@@ -22,6 +22,7 @@ import asyncio
 import inspect
 import logging
 import time
+import weakref
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -87,6 +88,16 @@ def _origin(url: str) -> str | None:
         return None
 
 
+#: each crawl's send-time handlers, by scheme: the response phase sends a cached page's linked actor through one
+_handlers: weakref.WeakKeyDictionary[Crawler, dict[str, ConsentDownloadHandler]] = weakref.WeakKeyDictionary()
+
+
+def send_time_handler(crawler: Crawler) -> ConsentDownloadHandler | None:
+    """The crawl's send-time handler (any scheme's: each sends through its own fallback), or None."""
+    handlers = _handlers.get(crawler) or {}
+    return handlers.get("http") or handlers.get("https")
+
+
 class ConsentDownloadHandler:
     """Decides each request as it is sent, then hands it to the fallback handler; a deny is never downloaded."""
 
@@ -97,6 +108,7 @@ class ConsentDownloadHandler:
         self.crawler = crawler
         self.fallback = fallback
         self.spacing = OriginSpacing()
+        _handlers.setdefault(crawler, {})[self.scheme] = self
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -130,11 +142,7 @@ class ConsentDownloadHandler:
                 response: Response = await self._send(runtime, request)
                 if first:
                     assert person is not None
-                    reading = runtime.read_first_page(request, response)
-                    read = reading is not None and reading.profile
-                    actor = actor_request(runtime, person, reading)
-                    if actor is not None:
-                        await self._read_actor(runtime, actor, person)
+                    read = await self._first_page(runtime, person, request, response)
                 return response
             finally:
                 if first:
@@ -142,6 +150,30 @@ class ConsentDownloadHandler:
                     runtime.first_pages.done(person, read)
         response = await self.fallback.download_request(request)
         return response
+
+    async def _first_page(self, runtime: ConsentRuntime, person: tuple[str, str], request: Request,
+                          response: Response) -> bool:
+        """A person's first page, read for refusals as soon as it is here, and the actor it links to sent for;
+        whether the page said whose it is (:class:`~consentcrawl.refusalphase.FirstPageGate`)."""
+        reading = runtime.read_first_page(request, response)
+        actor = actor_request(runtime, person, reading)
+        if actor is not None:
+            await self._read_actor(runtime, actor, person)
+        return reading is not None and reading.profile
+
+    async def read_unsent(self, runtime: ConsentRuntime, request: Request, response: Response) -> None:
+        """A person's page that came back without being sent (the HTTP cache answered it), before the response
+        phase decides it: read as a page this handler sends is, behind the same gate, its linked actor sent for.
+        The actor is where a person may have refused since the page was cached, and a crawl answered from the cache
+        would otherwise never read it."""
+        person = runtime.person_of(request)
+        if person is None or not await runtime.first_pages.enter(person):
+            return
+        read = False
+        try:
+            read = await self._first_page(runtime, person, request, response)
+        finally:
+            runtime.first_pages.done(person, read)
 
     async def _send(self, runtime: ConsentRuntime, request: Request) -> Response:
         """The origin's ``Crawl-delay``, the decision at send time (a deny raises), the download."""

@@ -113,6 +113,13 @@ class ConsentResponseMiddleware(RuntimeComponent):
             return response
         if self.runtime is None:
             raise ConsentMisconfigured
+        if self.runtime.decision_for(request) is None:  # not sent (the HTTP cache): its person's actor still read
+            from .handler import send_time_handler  # the handler imports this module
+
+            handler = send_time_handler(self.runtime.crawler)
+            if handler is None:
+                raise ConsentMisconfigured
+            await handler.read_unsent(self.runtime, request, response)
         decision = await self.runtime.decide_response(request, response)
         if self.runtime.drops(decision):
             request.meta["dont_cache"] = True
