@@ -138,6 +138,8 @@ def actor_read(runtime: ConsentRuntime, person: tuple[str, str], url: str, respo
         return
     runtime.count("consentcrawl/refusals/actor_unread")
     book.add_unread(Unread(*person, url, cause, runtime.config.now()))
+    if runtime.distributed is not None:  # the other workers would fetch the person's pages otherwise
+        runtime.distributed.publish_refusal(*person, {"url": url, "cause": cause[:200]}, unread=True)
 
 
 def actor_unread_cause(status: int, reading: PageReading, partial: bool = False) -> str | None:

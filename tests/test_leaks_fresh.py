@@ -62,3 +62,77 @@ async def test_a_profile_answered_from_the_http_cache_is_not_used_while_its_acto
     assert (2, "/@carol") not in sent and (2, "/users/carol") in sent, f"her page cached, her actor read: {sent}"
     refused = [e["reason"] for e in two.audit if e["url"] == "http://fedi.example/@carol" and e["phase"] == "response"]
     assert refused == ["subject.refused-on-page"], refused
+
+
+# --------------------------------------------------------------------------- an unread actor, in a distributed crawl
+
+#: 105's profile: an h-card that links to an actor the platform's templates do not place at 105 (``/users/105``):
+#: it cannot be read as 105's, so what 105 says there is not known, and 105 is denied
+_UNREAD_ACTOR_PROFILE = (
+    '<html><head><link rel="alternate" type="application/activity+json" href="http://people.example/users/105">'
+    '</head><body><div class="h-card profile" data-subject="105"><h1 class="name p-name">{name}</h1>'
+    '<p class="p-note">Hello.</p></div></body></html>')
+
+
+def _unread_audit(files: list[Path]) -> list[dict]:
+    """The audit lines (read while the workers run) that deny 105 because their actor is unread."""
+    out = []
+    for f in files:
+        for line in f.read_text(errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue
+            if entry.get("subject") == "105" and entry.get("reason") == "error.internal":
+                out.append(entry)
+    return out
+
+
+def _denied_elsewhere(files: list[Path]) -> bool:
+    """Whether a worker denied 105 at send time for another worker's unread actor."""
+    return any(any(e.get("kind") == "error" and e.get("seen_by") == "a worker" for e in entry.get("evidence", ()))
+               for entry in _unread_audit(files))
+
+
+def test_a_person_whose_actor_one_worker_could_not_read_is_not_fetched_by_the_others(
+        redis_server: RedisServer, tmp_path: Path) -> None:
+    """105's profile links to an actor that cannot be read as theirs. The worker that fetched the profile denies
+    105 for the rest of its crawl (``error.internal``, ActorUnread). The other workers must not fetch 105's pages
+    after that: one worker's unread actor is the cluster's, as a refusal found on a page is."""
+    people = LenientPeople(default_robots=Robots())
+    people.listing = {}
+
+    def app(request: LoggedRequest, headers: dict[str, str]) -> Served | None:
+        answer = people(request, headers)
+        target = request.path + (f"?{request.query}" if request.query else "")
+        if answer is not None and answer.status == 200 and person_of_url(target) == "105":
+            answer = Served.html(_UNREAD_ACTOR_PROFILE.format(name=secret_name("105")))
+        return answer
+
+    settings = worker_settings(redis_server.url, tmp_path, CONSENTCRAWL_REDIS_IDLE_CLOSE=3)
+    grant(redis_server.url + "?prefix=auth", tmp_path, ["101", "105"])
+    with LocalServer(app) as server:
+        workers = Workers(tmp_path, server)
+        try:
+            workers.start(settings, ["ConsentSpider", "ConsentSpider", "ADDONS"])
+            workers.wait_open()
+            push_seeds(redis_server.url, ["http://people.example/u/105"])
+            await_until(lambda: bool(_unread_audit(workers.audit_files())), 20, "105 denied for the unread actor")
+            time.sleep(1.0)  # the cluster's bound for a worker's say about a person
+            known = time.time()
+            batches = 0  # until a worker that did not read the profile has met 105 (at most 20 batches)
+            while batches < 8 or (batches < 20 and not _denied_elsewhere(workers.audit_files())):
+                push_seeds(redis_server.url, [f"http://people.example/u/105?b={batches}&v={i}" for i in range(3)]
+                           + [f"http://people.example/u/101?b={batches}"])
+                batches += 1
+                time.sleep(0.25)
+            codes = workers.wait()
+        finally:
+            workers.kill()
+    log = people.describe()
+    assert codes == [0, 0, 0], workers.describe()
+    late = [round(t - known, 3) for t in people.times_served("105") if t > known]
+    assert not late, f"105 fetched after a worker could not read their actor:\n{log}"
+    assert len(people.times_served("101")) == batches, log  # the crawl went on: every batch's 101 was fetched
+    assert _denied_elsewhere(workers.audit_files()), "a worker that never read 105's profile denied 105 for it"
+    assert not [i for i in workers.items() if secret_name("105") in json.dumps(i)], workers.items()

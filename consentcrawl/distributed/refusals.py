@@ -11,6 +11,10 @@ could be missed), :meth:`RefusalFeed.check` asks Redis's set directly, and raise
 :class:`~consentcrawl.distributed.shared.SharedStateUnavailable` when Redis cannot answer: every request that
 names a person is then denied; requests that name nobody are not held up.
 
+A person whose say could not be read where their profile said it is (their linked ActivityPub actor, unread:
+:class:`~consentcrawl.refusals.book.Unread`) is published the same way, marked as such: every worker denies them
+(``error.internal``), as the worker that could not read it does; otherwise another worker would fetch their pages.
+
 ``subject`` is the person's *key* (:meth:`consentcrawl.terms.platforms.Platform.subject_key`), as a
 :class:`~consentcrawl.decision.Decision` names it.
 """
@@ -23,7 +27,7 @@ import logging
 import time
 from typing import Any
 
-from ..reasons import SUBJECT_REFUSED_ON_PAGE
+from ..reasons import ERROR_INTERNAL, SUBJECT_REFUSED_ON_PAGE
 from ..tasks import stop_task
 from .shared import SharedState, SharedStateUnavailable, client_options
 
@@ -31,6 +35,8 @@ logger = logging.getLogger("consentcrawl")
 
 #: the reason code of a request for a person who refused on a page
 REFUSED_ON_PAGE = SUBJECT_REFUSED_ON_PAGE
+#: the reason code of a request for a person whose say a worker could not read (refusals.book.UNREAD_REASON)
+UNREAD = ERROR_INTERNAL
 STREAM_MAXLEN = 100_000
 
 #: KEYS: the set, the stream. ARGV: member, evidence JSON, maxlen. Returns 1 if the refusal is new.
@@ -41,15 +47,23 @@ return new
 """
 
 
-def _member(platform: str, subject: str) -> str:
-    return json.dumps([platform, subject])
+def _member(platform: str, subject: str, unread: bool = False) -> str:
+    return json.dumps([platform, subject, "unread"] if unread else [platform, subject])
 
 
-async def publish_refusal(shared: SharedState, platform: str, subject: str, evidence: Any) -> bool:
-    """Tell every worker that ``subject`` (a key) on ``platform`` refused; ``evidence`` (JSON-able: the page URL,
-    the text found) is kept with it. True when it was not known before. Raises SharedStateUnavailable."""
+def _person(member: str) -> tuple[tuple[str, str], bool]:
+    """(platform, subject) of a member, and whether it is an unread say rather than a refusal."""
+    platform, subject, *kind = json.loads(member)
+    return (platform, subject), kind == ["unread"]
+
+
+async def publish_refusal(shared: SharedState, platform: str, subject: str, evidence: Any, *,
+                          unread: bool = False) -> bool:
+    """Tell every worker that ``subject`` (a key) on ``platform`` refused (or, ``unread``, that their say could not
+    be read); ``evidence`` (JSON-able: the page URL, the text found, the cause) is kept with it. True when it was
+    not known before. Raises SharedStateUnavailable."""
     keys = (shared.key("refused"), shared.key("refusals"))
-    new = await shared.run(shared.script(_PUBLISH)(keys, (_member(platform, subject),
+    new = await shared.run(shared.script(_PUBLISH)(keys, (_member(platform, subject, unread),
                                                           json.dumps(evidence, default=str), STREAM_MAXLEN)),
                            "publishing a refusal")
     return bool(new)
@@ -65,6 +79,7 @@ class RefusalFeed:
         self.block = block
         self.clock = clock
         self._refused: set[tuple[str, str]] = set()
+        self._unread: set[tuple[str, str]] = set()  #: people whose say a worker could not read
         self._last_id: str | None = None
         self._heard: float | None = None  #: when Redis last answered the feed
         self._task: asyncio.Task[None] | None = None
@@ -91,16 +106,19 @@ class RefusalFeed:
         while (self._heard is None or self.clock() - self._heard > self.stale_after) and self.clock() < deadline:
             await asyncio.sleep(0.02)
 
-    async def check(self, platform: str, subject: str) -> bool:
-        """Whether the person refused: from memory while the feed is current, else asked of Redis directly (a
-        busy event loop or a slow round must not deny); raises SharedStateUnavailable when Redis cannot answer."""
+    async def check(self, platform: str, subject: str) -> str | None:
+        """The reason to deny the person (refused, or their say unread by a worker), or None: from memory while the
+        feed is current, else asked of Redis directly (a busy event loop or a slow round must not deny); raises
+        SharedStateUnavailable when Redis cannot answer."""
         heard = self._heard
+        person = (platform, subject)
         if heard is not None and self.clock() - heard <= self.stale_after:
-            return (platform, subject) in self._refused
+            return REFUSED_ON_PAGE if person in self._refused else UNREAD if person in self._unread else None
         self.start()
-        answer = await self.shared.run(self.shared.client.hexists(self.shared.key("refused"),
-                                                                  _member(platform, subject)), "reading refusals")
-        return bool(answer)
+        refused, unread = await self.shared.run(self.shared.client.hmget(
+            self.shared.key("refused"), [_member(platform, subject), _member(platform, subject, True)]),
+            "reading refusals")
+        return REFUSED_ON_PAGE if refused is not None else UNREAD if unread is not None else None
 
     def refused(self, platform: str, subject: str) -> bool:
         """Whether the person refused, by what the feed knows; raises SharedStateUnavailable when it is stale."""
@@ -136,12 +154,13 @@ class RefusalFeed:
         stream = self.shared.key("refusals")
         if self._last_id is None:  # from scratch: the set holds every refusal, the stream what follows
             last = await client.xrevrange(stream, count=1)
-            members = await client.hkeys(self.shared.key("refused"))
-            self._refused = {tuple(json.loads(m)) for m in members}  # type: ignore[misc]
+            members = [_person(m) for m in await client.hkeys(self.shared.key("refused"))]
+            self._refused = {person for person, unread in members if not unread}
+            self._unread = {person for person, unread in members if unread}
             self._last_id = last[0][0] if last else "0-0"
             return
         answer = await client.xread({stream: self._last_id}, count=1000, block=int(self.block * 1000))
         for entry_id, fields in (answer[0][1] if answer else []):
-            platform, subject = json.loads(fields["member"])
-            self._refused.add((platform, subject))
+            person, unread = _person(fields["member"])
+            (self._unread if unread else self._refused).add(person)
             self._last_id = entry_id

@@ -3,7 +3,8 @@
 Called by :class:`consentcrawl.handler.ConsentDownloadHandler` for every checked request when a shared Redis is
 configured, in place of its in-process spacing:
 
-1. a person who refused on a page seen by any worker is denied (``subject.refused-on-page``);
+1. a person who refused on a page seen by any worker is denied (``subject.refused-on-page``), and so is one whose
+   linked actor a worker could not read (``error.internal``);
 2. the origin's next turn is reserved in the cluster's schedule and waited for (:mod:`.spacing`);
 3. the authoritative decision is made, with the clock read after the wait;
 4. the send is recorded in the schedule only if the gap since the origin's last send, by any worker, is kept;
@@ -83,18 +84,27 @@ def _deferred(runtime: ConsentRuntime, decision: Decision, request: Request, wai
 
 
 async def _refusal(runtime: ConsentRuntime, request: Request) -> None:
-    """Deny a request for a person the cluster knows refused (raises SharedStateUnavailable when it cannot know)."""
+    """Deny a request for a person the cluster knows refused, or whose say a worker could not read (raises
+    SharedStateUnavailable when it cannot know)."""
     distributed = runtime.distributed
     assert distributed is not None
     facts, _ = runtime.facts_for(request, request.url, runtime.config.now())
     if facts is None or facts.platform is None or facts.subject is None:
         return  # nobody named (or an unreadable URL, which the decision denies)
-    if await distributed.refusals.check(facts.platform.name, facts.subject):
-        decision = deny(Stage.SUBJECT, REFUSED_ON_PAGE, subject=facts.subject, platform=facts.platform.name,
-                        evidence=(Evidence("refusal", distributed.shared.source, {"seen_by": "a worker"}),))
-        decision = await _record(runtime, request, decision)
-        if runtime.drops(decision):
-            raise ConsentDenied(decision)
+    reason = await distributed.refusals.check(facts.platform.name, facts.subject)
+    if reason is None:
+        return
+    source = distributed.shared.source
+    if reason == REFUSED_ON_PAGE:
+        stage, evidence = Stage.SUBJECT, Evidence("refusal", source, {"seen_by": "a worker"})
+    else:  # a worker could not read what the person says (refusals.book.Unread)
+        stage, evidence = Stage.ERROR, Evidence("error", source, {
+            "error": "ActorUnread", "seen_by": "a worker",
+            "while": "reading the ActivityPub actor the person's profile links to"})
+    decision = await _record(runtime, request, deny(stage, reason, subject=facts.subject,
+                                                    platform=facts.platform.name, evidence=(evidence,)))
+    if runtime.drops(decision):
+        raise ConsentDenied(decision)
 
 
 async def _record(runtime: ConsentRuntime, request: Request, decision: Decision) -> Decision:

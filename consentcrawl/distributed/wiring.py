@@ -35,20 +35,22 @@ class Distributed:
         self.refusals = RefusalFeed(shared)
         self._publishing: set[asyncio.Task[None]] = set()
 
-    def publish_refusal(self, platform: str, subject: str, evidence: dict[str, Any]) -> None:
-        """Tell the other workers about a refusal this worker found on a page, without holding up the response.
+    def publish_refusal(self, platform: str, subject: str, evidence: dict[str, Any], *, unread: bool = False) -> None:
+        """Tell the other workers about a refusal this worker found on a page (or, ``unread``, a person whose linked
+        actor it could not read), without holding up the response.
 
         This worker's own engine applies the refusal at once; the others learn it through Redis, retried while
         Redis is away (meanwhile they deny every request anyway: they cannot confirm the shared state).
         """
-        task = asyncio.get_running_loop().create_task(self._publish(platform, subject, evidence))
+        task = asyncio.get_running_loop().create_task(self._publish(platform, subject, evidence, unread))
         self._publishing.add(task)
         task.add_done_callback(self._publishing.discard)
 
-    async def _publish(self, platform: str, subject: str, evidence: dict[str, Any], tries: int = 60) -> None:
+    async def _publish(self, platform: str, subject: str, evidence: dict[str, Any], unread: bool,
+                       tries: int = 60) -> None:
         for attempt in range(tries):
             try:
-                await publish_refusal(self.shared, platform, subject, evidence)
+                await publish_refusal(self.shared, platform, subject, evidence, unread=unread)
                 return
             except SharedStateUnavailable as exc:
                 if attempt == 0:
