@@ -317,6 +317,11 @@ def cmd_signals(args: argparse.Namespace) -> int:
                                        may_fetch=may_fetch)
         page = None
         if args.fetch:
+            # the page is fetched only as a crawl would fetch it: a person's page needs the platform's and their say
+            consent = await decider.decide_consent(facts)
+            if not consent.allowed:
+                raise ConfigError(f"not fetched: {consent.reason} (a crawl for {config.purpose!r} would not fetch "
+                                  f"{facts.canonical.url}; `consentcrawl check URL` explains why)", source="--fetch")
             page = await fetch_page(facts.canonical.url, user_agent=user_agent)
             files = await with_named_files(files, page.url, list(page.headers.multi_items()), page.body,
                                            page.encoding, user_agent=user_agent, now=now, may_fetch=may_fetch)

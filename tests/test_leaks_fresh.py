@@ -136,3 +136,31 @@ def test_a_person_whose_actor_one_worker_could_not_read_is_not_fetched_by_the_ot
     assert len(people.times_served("101")) == batches, log  # the crawl went on: every batch's 101 was fetched
     assert _denied_elsewhere(workers.audit_files()), "a worker that never read 105's profile denied 105 for it"
     assert not [i for i in workers.items() if secret_name("105") in json.dumps(i)], workers.items()
+
+
+# --------------------------------------------------------------------------- the command line's --fetch
+
+
+def _cli(args: list[str], app: LenientPeople, monkeypatch: pytest.MonkeyPatch) -> int:
+    with LocalServer(app) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        monkeypatch.delenv("HTTP_PROXY", raising=False)
+        return cli_main(args)
+
+
+@pytest.mark.parametrize("url", ["http://people.example/u/107", "http://people.example/u/101/..%2F107",
+                                 "http://people.example/u%2F107", "http://www.people.example/@bob"])
+def test_signals_fetch_does_not_fetch_a_persons_page_without_their_authorization(
+        url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``consentcrawl signals URL --fetch`` reads a page's response-level signals. On a configured platform a
+    person's page (any spelling of it) is fetched only as a crawl would fetch it: 107 and bob have no
+    authorization, so their page is not fetched, and the command says why instead of printing a table."""
+    settings = people_settings(tmp_path)
+    app = LenientPeople()
+    monkeypatch.chdir(tmp_path)
+    code = _cli(["signals", url, "--json", "--fetch", "--platforms", settings["CONSENTCRAWL_PLATFORMS"]], app,
+                monkeypatch)
+    out, err = capsys.readouterr()
+    assert app.people_served() == [], f"signals --fetch fetched a person's page:\n{app.describe()}"
+    assert "/robots.txt" in [s.path for s in app.served], app.describe()  # control: the site was asked
+    assert code != 0 and secret_name("107") not in out + err, out + err
