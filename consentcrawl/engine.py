@@ -83,10 +83,12 @@ class PolicyEngine:
         self._refused_links: Recent[str, Decision] = Recent(4096)
 
     def facts(self, url: str, purpose: str, now: datetime, subject: str | None = None, *,
-              form: str | None = None, is_form: bool = True, host: str | None = None) -> RequestFacts:
+              form: str | None = None, is_form: bool = True, host: str | None = None,
+              rewrites: tuple[tuple[str, str], ...] = ()) -> RequestFacts:
         """Resolve a URL into facts (:meth:`consentcrawl.facts.FactReader.facts`). Raises ``ValueError`` for a URL
         that cannot be canonicalised; :meth:`decide_url` turns that into a deny."""
-        return self._reader.facts(url, purpose, now, subject, form=form, is_form=is_form, host=host)
+        return self._reader.facts(url, purpose, now, subject, form=form, is_form=is_form, host=host,
+                                  rewrites=rewrites)
 
     # -- the public ways to ask ----------------------------------------------------------------------------
 

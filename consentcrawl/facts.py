@@ -14,7 +14,7 @@ from .resolve import embedded, resolve, with_body
 from .terms.platforms import Platform, PlatformRegistry, SubjectReading
 from .urls import CanonicalURL, canonicalize
 
-__all__ = ["FactReader", "RequestFacts"]
+__all__ = ["REWRITE_HEADERS", "FactReader", "RequestFacts"]
 
 
 @dataclass(frozen=True)
@@ -48,12 +48,14 @@ class FactReader:
         self._resolve = functools.lru_cache(maxsize=8192)(functools.partial(resolve, platforms))
 
     def facts(self, url: str, purpose: str, now: datetime, subject: str | None = None, *,
-              form: str | None = None, is_form: bool = True, host: str | None = None) -> RequestFacts:
+              form: str | None = None, is_form: bool = True, host: str | None = None,
+              rewrites: tuple[tuple[str, str], ...] = ()) -> RequestFacts:
         """Resolve a URL into facts: its platform and whose page it is (:mod:`consentcrawl.resolve`).
 
         ``subject`` is the request's ``consentcrawl_subject`` (``platform:id`` or id): it may name the person only
         where the URL names none or the same one. ``form`` is the request body as form text (``is_form`` False for
-        a body of another type); ``host`` the request's own ``Host`` header, if it sets one.
+        a body of another type); ``host`` the request's own ``Host`` header, if it sets one; ``rewrites`` the
+        (name, value) of its headers that a front end routes by instead of the URL (:data:`REWRITE_HEADERS`).
         Raises ``ValueError`` for a URL that cannot be canonicalised; :meth:`decide_url` turns that into a deny.
         """
         if type(url) is not str:
@@ -66,6 +68,8 @@ class FactReader:
         if form:  # a fetch-through service given the platform URL in the body fetches that page
             platform, reading = embedded(self.platforms, form, platform, reading)
         mismatch = _host_mismatch(canonical, host) if host is not None else None
+        if rewrites and mismatch is None:
+            mismatch = _rewrite_mismatch(canonical, rewrites)
         ambiguous = reading if reading is not None and reading.ambiguous else None
         from_url = reading.subject if reading is not None and ambiguous is None else None
         if subject is None or mismatch is not None:
@@ -88,6 +92,27 @@ class FactReader:
                             from_url if mismatch is not None and from_url is not None else key,
                             "url" if from_url is not None else "meta", paths, ambiguous, mismatch,
                             resolved.unlisted_host)
+
+
+#: request headers some front ends route by in place of the URL's path and query (IIS URL Rewrite and Symfony read
+#: ``X-Original-URL`` and ``X-Rewrite-URL``; nginx set-ups pass ``X-Original-URI``, Traefik ``X-Forwarded-Uri``)
+REWRITE_HEADERS = ("X-Original-URL", "X-Rewrite-URL", "X-Original-URI", "X-Forwarded-Uri")
+
+
+def _rewrite_mismatch(canonical: CanonicalURL, rewrites: tuple[tuple[str, str], ...]) -> str | None:
+    """Why a header that a front end may route by names another page than the URL, or None.
+
+    The server then serves the header's page, not the one decided; any other page than the URL's own denies
+    (reading the header as a URL of its own would miss how each front end joins it)."""
+    for name, value in rewrites:
+        value = value.strip()
+        try:
+            named = canonicalize(f"{canonical.scheme}://{canonical.host}/{value.lstrip('/')}").url
+        except ValueError:
+            return f"the request's {name} header cannot be read"
+        if named != canonical.url or not value.startswith("/"):
+            return f"the request's {name} header names another page than its URL"
+    return None
 
 
 def _host_mismatch(canonical: CanonicalURL, host: str) -> str | None:

@@ -26,7 +26,7 @@ from .config import ConsentConfig, build_decider
 from .decision import Decision, Evidence, Stage, deny
 from .distributed.wiring import Distributed
 from .errors import ConfigError
-from .facts import RequestFacts
+from .facts import REWRITE_HEADERS, RequestFacts
 from .meta_keys import META_DECISION, META_NOFOLLOW, META_SUBJECT
 from .recording import DecisionRecording
 from .refusallog import RefusalLog
@@ -208,6 +208,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         """Facts for a URL (with the request's ``consentcrawl_subject``), or a deny when it cannot be understood."""
         subject = form = host = None
         is_form = True
+        rewrites: tuple[tuple[str, str], ...] = ()
         if request is not None:
             subject = request.meta.get(META_SUBJECT)
             if request.body:
@@ -215,9 +216,15 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
                 form, is_form = form_text(request.body, content_type)
             header = request.headers.get(b"Host")
             host = header.decode("latin-1") if header else None
+            cookie = request.headers.get(b"Cookie")  # set by CookiesMiddleware: seen at send time
+            if cookie:  # PHP's $_REQUEST can read cookies as it reads the query (variables_order "EGPCS")
+                pairs = "&".join(p.strip() for p in cookie.decode("latin-1").split(";") if p.strip())
+                form = f"{form}&{pairs}" if form else pairs
+            rewrites = tuple((name, value.decode("latin-1")) for name in REWRITE_HEADERS
+                             for value in request.headers.getlist(name))
         try:
             facts = self.engine.facts(url, self.config.purpose, now, subject, form=form, is_form=is_form,
-                                      host=host)
+                                      host=host, rewrites=rewrites)
         except Exception as exc:  # noqa: BLE001 - an URL we cannot read is denied, not waved through
             return None, bad_url(url, exc)
         return facts, None

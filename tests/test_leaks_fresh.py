@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 from pathlib import Path
 
 import pytest
+import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.cli import main as cli_main
@@ -16,7 +18,19 @@ from consentcrawl_demo.fediverse import PEOPLE, FediverseSite
 from consentcrawl_demo.server import LocalServer, LoggedRequest
 from consentcrawl_demo.server import Response as Served
 from tests.conftest import run_crawl
-from tests.lenient import LenientPeople, Robots, people_settings, person_of_url, secret_name
+from tests.lenient import (
+    HOST,
+    KINDS,
+    LenientPeople,
+    ListLogic,
+    Robots,
+    crawl,
+    lenient_path,
+    make_spider,
+    people_settings,
+    person_of_url,
+    secret_name,
+)
 from tests.redis_server import RedisServer
 from tests.test_distributed import Workers, await_until, grant, push_seeds, worker_settings
 from tests.test_refusals_actor import ProfilesOnly
@@ -164,3 +178,125 @@ def test_signals_fetch_does_not_fetch_a_persons_page_without_their_authorization
     assert app.people_served() == [], f"signals --fetch fetched a person's page:\n{app.describe()}"
     assert "/robots.txt" in [s.path for s in app.served], app.describe()  # control: the site was asked
     assert code != 0 and secret_name("107") not in out + err, out + err
+
+
+# --------------------------------------------------------------------------- the item guard's subject field
+
+#: subject fields a spider may write for 107 (no authorization) on a listing page: each must be dropped
+_ODD_SUBJECTS: dict[str, object] = {
+    "list": ["101", "107"], "one-list": ["107"], "nested": {"id": "107"}, "fullwidth": "\uff11\uff10\uff17",
+    "upper-handle": "BOB", "int": 107, "platform-prefixed": "people:107", "spaced": " 107",
+}
+
+
+class OddSubjects:
+    """One listing page, yielding an item for 101 (the control) and one per spelling in :data:`_ODD_SUBJECTS`."""
+
+    seen: list[str]
+
+    async def start(self):  # type: ignore[no-untyped-def]
+        yield scrapy.Request(f"http://{HOST}/people?page=1", callback=self.parse)
+
+    def parse(self, response):  # type: ignore[no-untyped-def]
+        self.seen.append(response.url)
+        yield {"subject": "101", "case": "control", "name": secret_name("101")}
+        for case, subject in _ODD_SUBJECTS.items():
+            yield {"subject": subject, "case": case, "name": secret_name("107")}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_an_item_whose_subject_is_a_list_a_mapping_or_another_spelling_is_dropped(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The guard pipeline reads the subject field as it is written: a list, a mapping, fullwidth digits, an upper-case
+    handle, a number, a ``platform:`` prefix or a space must not let an item naming 107 (or bob) through, and the
+    dropped item's data is in no log line at INFO or above."""
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, OddSubjects), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    assert [i["case"] for i in result.items] == ["control"], result.items
+    assert len(result.dropped) == len(_ODD_SUBJECTS), result.dropped
+    loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert not [m for m in loud if secret_name("107") in m], loud
+
+
+# --------------------------------------------------------------------------- cookies a PHP-style server reads
+
+
+class PhpCookies(LenientPeople):
+    """The lenient site, with PHP's default ``$_REQUEST`` when no php.ini sets ``request_order``: cookies too, after
+    the query and the body (``variables_order = "EGPCS"``: a cookie ``id`` wins)."""
+
+    def __call__(self, request: LoggedRequest, headers: dict[str, str]) -> Served | None:
+        cookies = dict(pair.strip().split("=", 1) for pair in headers.get("cookie", "").split(";") if "=" in pair)
+        if "id" in cookies and lenient_path(request.path).casefold() == "/profile.php":
+            request = dataclasses.replace(request, query=f"{request.query}&id={cookies['id']}")
+        return super().__call__(request, headers)
+
+
+class CookieLogic(ListLogic):
+    """101's profile by its query, with a cookie the server reads as the id."""
+
+    follow_links = False
+
+    async def start(self):  # type: ignore[no-untyped-def]
+        yield scrapy.Request(f"http://{HOST}/profile.php?id=101", cookies={"id": "107"}, callback=self.parse)
+        yield scrapy.Request(f"http://{HOST}/u/102", callback=self.parse)  # the control: the jar sends id=107 too
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_cookie_that_names_another_person_on_a_query_template_is_not_sent(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``/profile.php?id={subject}`` is a template; PHP can read ``id`` from a cookie too. A request for 101 whose
+    cookie says 107 is read as 107 by such a server: it is ambiguous, and not sent."""
+    app = PhpCookies()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, CookieLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    assert "107" not in app.people_served(), f"a cookie made the server serve 107:\n{app.describe()}"
+    assert not [i for i in result.items if secret_name("107") in json.dumps(i)], result.items
+    assert "102" in app.people_served(), app.describe()
+    assert [e["reason"] for e in result.audit_for("/profile.php?id=101", verdict="deny")] == [
+        "subject.ambiguous-url"], result.denies()
+
+
+# --------------------------------------------------------------------------- headers that rewrite the URL
+
+
+class RewritingServer(LenientPeople):
+    """The lenient site behind a front end that routes by ``X-Original-URL`` / ``X-Rewrite-URL`` when a request
+    carries one (IIS's URL Rewrite module and Symfony's request before 2018 did): the header's path and query
+    replace the request's."""
+
+    def __call__(self, request: LoggedRequest, headers: dict[str, str]) -> Served | None:
+        rewritten = headers.get("x-original-url") or headers.get("x-rewrite-url")
+        if rewritten:
+            path, _, query = rewritten.partition("?")
+            request = dataclasses.replace(request, path=path, query=query)
+        return super().__call__(request, headers)
+
+
+@pytest.mark.parametrize("header", ["X-Original-URL", "X-Rewrite-URL"])
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_header_that_rewrites_the_url_to_another_persons_page_is_not_sent(
+        kind: str, header: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request for a page of nobody's (``/about``) or of 101, whose header names 107's profile: a front end that
+    honours the header serves 107. Neither is sent; a header naming the URL's own page is harmless (the control)."""
+    logic = type("HeaderLogic", (ListLogic,), {"follow_links": False, "urls": [
+        scrapy.Request(f"http://{HOST}/about", headers={header: "/u/107"}, dont_filter=True),
+        scrapy.Request(f"http://{HOST}/u/101", headers={header: "/u/%31%30%38"}, dont_filter=True),
+        scrapy.Request(f"http://{HOST}/u/102", headers={header: "/u/102"}, dont_filter=True)]})
+    app = RewritingServer()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, logic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    denied = [e for e in result.audit if e["verdict"] == "deny" and e["reason"] == "subject.mismatch"]
+    assert {e["url"].rpartition("/")[2] for e in denied} == {"about", "101"}, result.denies()
+    assert all(any(ev["kind"] == "request-header" and ev["source"] == header for ev in e["evidence"])
+               for e in denied), denied
+    served = app.people_served()
+    assert "107" not in served and "108" not in served, f"{header} made the server serve another:\n{app.describe()}"
+    assert "102" in served, app.describe()

@@ -3,7 +3,8 @@
 Four checks, in this order in the default list (after the platform's terms):
 
 - :class:`MismatchCheck` denies ``subject.mismatch``: the request's meta names another person or platform than
-  its URL, or its own ``Host`` header another host.
+  its URL, its own ``Host`` header another host, or a header a front end routes by (``X-Original-URL``, ...)
+  another page.
 - :class:`AmbiguousUrlCheck` denies ``subject.ambiguous-url``: a lenient server could read the URL as another
   person, or as no one person.
 - :class:`NotAProfileCheck` concludes ``subject.not-a-profile`` (allow) for a platform URL that names no person.
@@ -14,6 +15,7 @@ Four checks, in this order in the default list (after the platform's terms):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -22,6 +24,9 @@ from ..consent.records import AuthorizationRecord, RecordStatus
 from ..decision import Evidence
 from ..recent import Recent
 from .base import CheckContext, Outcome
+
+#: a mismatch that a request header causes (consentcrawl.facts): the header's name
+_HEADER = re.compile(r"the request's ([A-Za-z-]+) header")
 
 __all__ = ["AmbiguousUrlCheck", "MismatchCheck", "NotAProfileCheck", "SubjectRecordsCheck", "judge_records"]
 
@@ -35,8 +40,9 @@ class MismatchCheck:
         if ctx.facts is None or ctx.facts.mismatch is None:
             return None
         cause = ctx.facts.mismatch
-        if "Host header" in cause:  # the spider's own Host header sends the request to another site
-            ctx.cite(Evidence("request-header", "Host", {"cause": cause}))
+        header = _HEADER.match(cause)
+        if header:  # the spider's own Host (or URL-rewriting) header sends the request to another page
+            ctx.cite(Evidence("request-header", header.group(1), {"cause": cause}))
         else:
             ctx.cite(Evidence("request-meta", "consentcrawl_subject", {"cause": cause}))
         return Outcome.deny("subject.mismatch")
