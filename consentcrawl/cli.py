@@ -127,6 +127,7 @@ async def check_signals(args: argparse.Namespace, config: ConsentConfig, decider
         judge_linked_actor,
         judge_page,
         judge_refusals,
+        refuse_fetch,
         signal_report,
     )
     from .signals.evaluate import spelled_urls
@@ -157,6 +158,7 @@ async def check_signals(args: argparse.Namespace, config: ConsentConfig, decider
                                                    facts.canonical.host, files, policy, config.token,
                                                    config.purpose, facts.platform)
     if decision.allowed and getattr(args, "fetch", False):
+        await refuse_fetch(decider, args.url, config.purpose, getattr(args, "subject", None))  # now, not --now's
         try:
             page = await fetch_page(facts.canonical.url, user_agent=user_agent,
                                     accept=ACTIVITYPUB if getattr(args, "activitypub", False) else None)
@@ -283,7 +285,7 @@ def cmd_signals(args: argparse.Namespace) -> int:
     """Every built-in purpose at once: what each signal says, where, and the combined verdict off any platform."""
     from .robots.hops import hop_refusal, once_per_origin
     from .robots.httpfetch import fetch_robots
-    from .signalcli import fetch_page, fetch_site_files, signal_table, with_named_files
+    from .signalcli import fetch_page, fetch_site_files, refuse_fetch, signal_table, with_named_files
     from .signals.evaluate import response_spellings
     from .signals.purposes import BASE_PURPOSES
 
@@ -317,11 +319,7 @@ def cmd_signals(args: argparse.Namespace) -> int:
                                        may_fetch=may_fetch)
         page = None
         if args.fetch:
-            # the page is fetched only as a crawl would fetch it: a person's page needs the platform's and their say
-            consent = await decider.decide_consent(facts)
-            if not consent.allowed:
-                raise ConfigError(f"not fetched: {consent.reason} (a crawl for {config.purpose!r} would not fetch "
-                                  f"{facts.canonical.url}; `consentcrawl check URL` explains why)", source="--fetch")
+            await refuse_fetch(decider, args.url, config.purpose)  # only what a crawl could fetch now
             page = await fetch_page(facts.canonical.url, user_agent=user_agent)
             files = await with_named_files(files, page.url, list(page.headers.multi_items()), page.body,
                                            page.encoding, user_agent=user_agent, now=now, may_fetch=may_fetch)

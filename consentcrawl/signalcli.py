@@ -12,12 +12,13 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from .decision import Decision
+from .errors import ConfigError
 from .refusalphase import (
     ACTIVITYPUB,
     actor_unread_cause,
@@ -100,6 +101,17 @@ class Page:
     encoding: str
     content: bytes = b""  #: the decoded body, whatever its type (an ActivityPub actor is JSON)
     accept: str = ""  #: the Accept header it was asked with
+
+
+async def refuse_fetch(decider: Any, url: str, purpose: str, subject: str | None = None) -> None:
+    """Raise ConfigError (``--fetch``) unless a crawl could fetch ``url`` now: the consent checks (the platform's
+    terms, the person's records) at the clock's time. The page is fetched now, whatever time a decision is replayed
+    as of (``--now``), and ``signals`` decides nothing else before it fetches."""
+    facts = decider.engine.facts(url, purpose, datetime.now(timezone.utc), subject)
+    consent = await decider.decide_consent(facts)
+    if not consent.allowed:
+        raise ConfigError(f"not fetched: {consent.reason} now (a crawl for {purpose!r} would not fetch "
+                          f"{facts.canonical.url} now; `consentcrawl check URL` explains why)", source="--fetch")
 
 
 async def fetch_page(url: str, *, user_agent: str, accept: str | None = None) -> Page:

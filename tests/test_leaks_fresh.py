@@ -29,6 +29,7 @@ from tests.lenient import (
     make_spider,
     people_settings,
     person_of_url,
+    record_yaml,
     secret_name,
 )
 from tests.redis_server import RedisServer
@@ -300,3 +301,22 @@ async def test_a_header_that_rewrites_the_url_to_another_persons_page_is_not_sen
     served = app.people_served()
     assert "107" not in served and "108" not in served, f"{header} made the server serve another:\n{app.describe()}"
     assert "102" in served, app.describe()
+
+
+def test_check_fetch_as_of_a_past_time_does_not_fetch_a_page_the_person_has_since_withdrawn(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--now`` replays a decision as of a past time; ``--fetch`` fetches the page now. 101 withdrew in February:
+    a replay as of January allows, but the page must not be fetched today on the strength of it."""
+    records = [record_yaml("101", revoked_at="2026-02-01T00:00:00Z"), record_yaml("102")]
+    settings = people_settings(tmp_path, records)
+    app = LenientPeople()
+    monkeypatch.chdir(tmp_path)
+    args = ["--json", "--fetch", "--purpose", "research", "--platforms", settings["CONSENTCRAWL_PLATFORMS"],
+            "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"]]
+    code = _cli(["check", f"http://{HOST}/u/101", "--now", "2026-01-15T00:00:00Z", *args], app, monkeypatch)
+    out, err = capsys.readouterr()
+    assert "101" not in app.people_served(), f"check --now --fetch fetched a withdrawn person's page:\n{app.describe()}"
+    assert code != 0 and secret_name("101") not in out + err, out + err
+    # the control: the same replay of 102, still authorized now, fetches the page
+    assert _cli(["check", f"http://{HOST}/u/102", "--now", "2026-01-15T00:00:00Z", *args], app, monkeypatch) == 0
+    assert "102" in app.people_served(), app.describe()
