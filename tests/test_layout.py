@@ -98,3 +98,26 @@ def test_no_runtime_module_is_longer_than_about_400_lines() -> None:
     long = {str(path.relative_to(PACKAGE)): n for path in PACKAGE.rglob("*.py")
             if (n := len(path.read_text(encoding="utf-8").splitlines())) > MODULE_LINES}
     assert long == {}, f"split these by job: {long}"
+
+
+def test_the_public_api_is_one_screen_and_names_what_a_user_needs() -> None:
+    """Issue #12: the add-on, the spider base, the decision and the reason codes, the store protocol and every
+    built-in store (the one per URL scheme, and in memory), the record type, the errors, the meta-key constants,
+    the version; the package's ``__init__`` fits on one screen, and each name it exports is there."""
+    import consentcrawl
+    from consentcrawl.config import open_store
+    from consentcrawl.terms.platforms import PlatformRegistry
+
+    assert len((PACKAGE / "__init__.py").read_text(encoding="utf-8").splitlines()) <= 60
+    needed = {"Addon", "ConsentSpider", "Decision", "Verdict", "Stage", "Evidence", "reasons",
+              "AuthorizationStore", "SyncAuthorizationStore", "as_async_store", "AuthorizationRecord",
+              "MemoryStore", "FileStore", "SQLiteStore", "HTTPConsentStore", "RedisStore",
+              "ConsentError", "ConfigError", "StoreUnavailable", "AuditUnavailable", "ConsentDenied", "ConsentDropItem",
+              "META_SUBJECT", "META_DECISION", "META_NOFOLLOW", "__version__"}
+    assert needed <= set(consentcrawl.__all__)
+    assert all(hasattr(consentcrawl, name) for name in consentcrawl.__all__)
+    assert consentcrawl.reasons.SUBJECT_REFUSED_ON_PAGE == "subject.refused-on-page"
+    # each built-in store the setting selects by scheme is the class the API names
+    registry = PlatformRegistry({})
+    assert type(open_store("http://127.0.0.1:9/", registry)) is consentcrawl.HTTPConsentStore
+    assert type(open_store("redis://127.0.0.1:9/0", registry)) is consentcrawl.RedisStore
