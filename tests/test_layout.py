@@ -121,3 +121,22 @@ def test_the_public_api_is_one_screen_and_names_what_a_user_needs() -> None:
     registry = PlatformRegistry({})
     assert type(open_store("http://127.0.0.1:9/", registry)) is consentcrawl.HTTPConsentStore
     assert type(open_store("redis://127.0.0.1:9/0", registry)) is consentcrawl.RedisStore
+
+
+def test_every_stat_the_package_writes_is_in_docs_stats() -> None:
+    """docs/stats.md is the reference: each ``consentcrawl/...`` stat name written in the package is listed there
+    (a name built at run time by its fixed part and ``<...>`` for the rest)."""
+    import re
+
+    documented = set(re.findall(r"`(consentcrawl/[^`]*)`", (ROOT / "docs" / "stats.md").read_text(encoding="utf-8")))
+    written: set[str] = set()
+    for path in PACKAGE.rglob("*.py"):
+        for name in re.findall(r"""f?["'](consentcrawl/[^"']*)["']""", path.read_text(encoding="utf-8")):
+            if name.endswith("/") or name.startswith("consentcrawl/{"):
+                continue  # a prefix joined to a documented stage/reason, or the robots/signals fetcher's own names
+            written.add(re.sub(r"\{[^}]*\}", "<>", name))
+    for kind in ("robots", "signals"):  # scrapyfetch.py's f"consentcrawl/{stat}/...", stat being one of these
+        written |= {f"consentcrawl/{kind}/request_count", f"consentcrawl/{kind}/response_status_count/<>"}
+    patterns = {name: re.escape(name).replace("<>", "(?:<[^>]+>|[a-z_]+)") for name in written}
+    undocumented = {name for name, pattern in patterns.items() if not any(re.fullmatch(pattern, d) for d in documented)}
+    assert undocumented == set(), undocumented
