@@ -140,3 +140,19 @@ def test_every_stat_the_package_writes_is_in_docs_stats() -> None:
     patterns = {name: re.escape(name).replace("<>", "(?:<[^>]+>|[a-z_]+)") for name in written}
     undocumented = {name for name, pattern in patterns.items() if not any(re.fullmatch(pattern, d) for d in documented)}
     assert undocumented == set(), undocumented
+
+
+def test_every_evidence_kind_the_package_cites_is_in_the_reference() -> None:
+    """docs/reasons.md's evidence table (and docs/signals.md for the signals' own) names each kind of evidence a
+    decision can cite."""
+    import re
+
+    docs = "".join((ROOT / "docs" / name).read_text(encoding="utf-8") for name in ("reasons.md", "signals.md"))
+    documented = set(re.findall(r"`([a-zA-Z.<>_-]+)`", docs))
+    cited = set()
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        cited |= set(re.findall(r"""Evidence\(\s*(?:kind=)?["']([a-zA-Z._-]+)["']""", text))
+        cited |= {f"{prefix}<name>" for prefix in re.findall(r"""Evidence\(\s*(?:kind=)?f["']([a-z]+\.)\{""", text)}
+    assert cited >= {"robots.txt", "signal.<name>", "refusal-on-page"}  # the scan finds what it looks for
+    assert cited - documented == set()
