@@ -438,6 +438,29 @@ async def test_http_api_down_slow_or_garbage_denies_with_the_cause_then_recovers
     assert TOKEN not in caplog.text and api.seen_auth and set(api.seen_auth) == {f"Bearer {TOKEN}"}
 
 
+def test_serve_authorizations_refuses_to_serve_off_loopback_without_a_token_and_names_a_bad_port(
+        tmp_path: Path, records: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """People's consent records are personal data: listening on another address than loopback needs the token,
+    checked before anything is bound; a port out of range or taken is one line naming --port, not a traceback."""
+    platforms_file, _ = write_config(tmp_path)
+    monkeypatch.delenv("CONSENTCRAWL_API_TOKEN", raising=False)
+    common = ["serve-authorizations", str(records), "--platforms", str(platforms_file)]
+    assert main([*common, "--host", "0.0.0.0", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "configuration error: --host: serving consent records on '0.0.0.0', off loopback, needs a bearer " \
+           "token: set $CONSENTCRAWL_API_TOKEN" in err
+    assert main([*common, "--port", "99999"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("consentcrawl: configuration error: --port: cannot listen on 127.0.0.1:99999") and \
+        err.count("\n") == 1, err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert main([*common, "--port", str(taken.getsockname()[1])]) == 2
+    err = capsys.readouterr().err
+    assert "configuration error: --port: cannot listen on 127.0.0.1:" in err and "Traceback" not in err, err
+
+
 def test_serve_authorizations_command_serves_the_contract(tmp_path: Path, records: Path) -> None:
     platforms_file, _ = write_config(tmp_path)
     with socket.socket() as probe:
