@@ -115,6 +115,15 @@ def _is_sqlite(source: str) -> bool:
     return source.lower().startswith("sqlite:///")
 
 
+def _local(source: str, verb: str) -> None:
+    """``validate`` and ``stats`` read a file or an SQLite store: a remote one (Redis, a consent API) is said to be
+    out of their reach, rather than read as a file of that name."""
+    if source.lower().startswith(("redis://", "rediss://", "http://", "https://")):
+        raise ConfigError(f"{verb} reads a .yaml, .csv or .jsonl file or an sqlite:/// store, not a remote store "
+                          f"(ask it about one person with `consentcrawl authorizations show --authorizations "
+                          f"{source} PLATFORM:SUBJECT`)", source="SRC")
+
+
 # -- import ---------------------------------------------------------------------------------------------------------
 
 
@@ -211,6 +220,7 @@ def _ticking(records: Any, tick: Any) -> Any:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    _local(args.source, "validate")
     if _is_sqlite(args.source):
         return _validate_sqlite(args)
     from .consent.formats import open_validator
@@ -344,6 +354,7 @@ def _record_json(record: Any, now: datetime) -> dict[str, Any]:
 def cmd_stats(args: argparse.Namespace) -> int:
     from .consent.stats import file_stats, sqlite_stats
 
+    _local(args.source, "stats")
     now = _now(args.now)
     platforms = _platforms_for(args)
     if _is_sqlite(args.source):
