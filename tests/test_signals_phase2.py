@@ -144,6 +144,9 @@ def test_the_signals_table_reads_the_pages_robots_tags_as_check_and_the_crawl_do
             main(["check", ORIGIN + "/page", "--purpose", purpose, "--json", "--fetch", "--platforms", str(platforms)])
             decision = json.loads(capsys.readouterr().out)
             checked[purpose] = (decision["verdict"], decision["reason"] if decision["verdict"] == "deny" else None)
+            # the site's signals were consulted before the fetch, whatever the page's tags then said
+            assert {(s["signal"], s["level"]) for s in decision["signals"]} >= {("tdmrep", "site"),
+                                                                              ("content-signal", "site")}, purpose
         assert main(["signals", ORIGIN + "/page", "--json"]) == 0
         before = json.loads(capsys.readouterr().out)
     rows = {p: (row["verdict"], row["reason"] if row["verdict"] == "deny" else None)
