@@ -10,8 +10,10 @@ Plug in with ``ADDONS = {"consentcrawl.Addon": 0}`` or subclass :class:`ConsentS
 from . import reasons
 from .addon import Addon
 from .consent.adapt import as_async_store
+from .consent.httpapi import HTTPConsentStore
 from .consent.load import FileStore
 from .consent.records import AuthorizationRecord
+from .consent.redisstore import RedisStore
 from .consent.sqlite import SQLiteStore
 from .consent.store import AuthorizationStore, MemoryStore, SyncAuthorizationStore
 from .decision import Decision, Evidence, Stage, Verdict
@@ -39,7 +41,9 @@ __all__ = [
     "Decision",
     "Evidence",
     "FileStore",
+    "HTTPConsentStore",
     "MemoryStore",
+    "RedisStore",
     "SQLiteStore",
     "Stage",
     "StoreUnavailable",

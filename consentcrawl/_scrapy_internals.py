@@ -6,6 +6,7 @@
 - :func:`fail_request`: a request dropped before the downloader (the link check, ``request_scheduled``) reaches its
   errback the way Scrapy hands it an ``IgnoreRequest`` raised by a downloader middleware: through the scraper.
 - :func:`awaited_by_caller`: ``scrapy shell``'s ``fetch`` waits on a request through its callbacks.
+- :func:`wake_engine`: the engine asks for its next requests now, not at its next 5-second heartbeat.
 """
 
 from __future__ import annotations

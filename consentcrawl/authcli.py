@@ -115,6 +115,15 @@ def _is_sqlite(source: str) -> bool:
     return source.lower().startswith("sqlite:///")
 
 
+def _local(source: str, verb: str) -> None:
+    """``validate`` and ``stats`` read a file or an SQLite store: a remote one (Redis, a consent API) is said to be
+    out of their reach, rather than read as a file of that name."""
+    if source.lower().startswith(("redis://", "rediss://", "http://", "https://")):
+        raise ConfigError(f"{verb} reads a .yaml, .csv or .jsonl file or an sqlite:/// store, not a remote store "
+                          f"(ask it about one person with `consentcrawl authorizations show --authorizations "
+                          f"{source} PLATFORM:SUBJECT`)", source="SRC")
+
+
 # -- import ---------------------------------------------------------------------------------------------------------
 
 
@@ -123,7 +132,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     try:
         return _import(args)
     except ConfigError as exc:  # the file and line, without the record's values
-        if exc.source is None or exc.source.startswith(("sqlite:", "redis", "--", "CONSENTCRAWL_")):
+        if exc.source is None or exc.source.startswith(("sqlite:", "redis", "--", "CONSENTCRAWL_", "DEST")):
             raise
         raise ConfigError(_redact(exc.message, _known_words(_platforms_for(args))), exc.source, exc.line) from None
 
@@ -136,7 +145,10 @@ def _import(args: argparse.Namespace) -> int:
 
     platforms = _platforms_for(args)
     redis = args.dest.lower().startswith(("redis://", "rediss://"))
-    url = None if redis else parse_sqlite_url(args.dest)
+    try:
+        url = None if redis else parse_sqlite_url(args.dest)
+    except ConfigError as exc:  # the parser names the setting; here the store is the command's DEST
+        raise ConfigError(f"{exc.message} (or redis://HOST:PORT/DB)", "DEST") from None
     bulk = url is not None and not _holds_records(url.path)
     try:
         size = os.stat(args.source).st_size
@@ -162,14 +174,18 @@ def _import(args: argparse.Namespace) -> int:
                   f"{parse_redis_url(args.dest).source} ({result.skipped} it already held)")
             return EXIT_OK
         assert url is not None
-        if bulk:
-            from .consent.sqlite_bulk import build_store
+        try:
+            if bulk:
+                from .consent.sqlite_bulk import build_store
 
-            added = build_store(url.path, records, platforms=platforms.platforms, tick=tick)
-        else:
-            from .consent.sqlite_write import import_records as add_records
+                added = build_store(url.path, records, platforms=platforms.platforms, tick=tick)
+            else:
+                from .consent.sqlite_write import import_records as add_records
 
-            added = add_records(url, _ticking(records, tick), platforms=platforms.platforms)
+                added = add_records(url, _ticking(records, tick), platforms=platforms.platforms)
+        except sqlite3.Error as exc:  # not an SQLite file, another program's database, a full disk: nothing written
+            raise ConfigError(f"cannot write into it ({type(exc).__name__}: {exc}); nothing was imported (is it "
+                              "a consentcrawl authorization store?)", url.source) from None
     progress.finish(added.imported)
     print(f"imported {added.imported} record(s) from {args.source} into {url.source}; it now holds "
           f"{added.records} record(s) of {added.keys} people")
@@ -204,6 +220,7 @@ def _ticking(records: Any, tick: Any) -> Any:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    _local(args.source, "validate")
     if _is_sqlite(args.source):
         return _validate_sqlite(args)
     from .consent.formats import open_validator
@@ -337,6 +354,7 @@ def _record_json(record: Any, now: datetime) -> dict[str, Any]:
 def cmd_stats(args: argparse.Namespace) -> int:
     from .consent.stats import file_stats, sqlite_stats
 
+    _local(args.source, "stats")
     now = _now(args.now)
     platforms = _platforms_for(args)
     if _is_sqlite(args.source):

@@ -174,8 +174,9 @@ async def check_signals(args: argparse.Namespace, config: ConsentConfig, decider
         if refusals is not None:
             refusals += found
         if decision.allowed:
-            decision, results = await judge_page(decision, page, files, policy, config.token, config.purpose,
-                                                 facts, now, user_agent=user_agent, may_fetch=may_fetch)
+            decision, read = await judge_page(decision, page, files, policy, config.token, config.purpose,
+                                              facts, now, user_agent=user_agent, may_fetch=may_fetch)
+            results = read or results  # none read: the robots tags denied first, the site's signals stand
     consulted += signal_report(results, sorted(_base_purposes(config)))
     return decision
 

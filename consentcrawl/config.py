@@ -341,6 +341,10 @@ def open_store(source: str, platforms: PlatformRegistry, crawler: Crawler | None
         from .consent.redisstore import open_redis_store
 
         return open_redis_store(source, platforms, as_settings(settings or {}), crawler)
+    if scheme and not Path(source).exists():  # ftp://..., a misspelt sqlite:// (no file is named like that)
+        raise ConfigError(f"{source!r}: no store for the scheme {scheme + '://'!r} (use a .yaml, .csv or .jsonl "
+                          "file, sqlite:///PATH, http(s)://BASE, redis://HOST:PORT/DB or a store's import path)",
+                          source="CONSENTCRAWL_AUTHORIZATIONS")
     from .consent.load import load_authorizations
 
     threshold = read(as_settings(settings or {}), "CONSENTCRAWL_AUTHORIZATIONS_CACHE_THRESHOLD")

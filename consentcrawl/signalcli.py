@@ -36,7 +36,7 @@ from .robots.fetch import RobotsFile
 from .robots.httpfetch import side_request, tls_context
 from .robots.meta import parse_meta_robots
 from .robots.signalfetch import assemble, policy_urls, site_file_urls
-from .robots.tags import parse_robots_headers
+from .robots.tags import denials, parse_robots_headers
 from .signals.base import SignalResult
 from .signals.combine import combine
 from .signals.evaluate import SiteFiles, response_results, response_spellings, site_results
@@ -235,6 +235,7 @@ def signal_table(spellings: tuple[tuple[str, str], ...], files: SiteFiles, polic
     table: dict[str, dict[str, Any]] = {}
     deciding: dict[int, list[SignalResult]] = {}
     custom = [c.name for c in policy.custom]  # declared purposes of the operator's own: a row each, after ours
+    tags, tag_denials = _robots_tags(page, policy, token, [*purposes, *custom], now)
     for purpose in [*purposes, *custom]:
         if page is not None:
             decided, results, at = spelled_response_decision(spellings, page.url, host, headers, page.body,
@@ -245,17 +246,51 @@ def signal_table(spellings: tuple[tuple[str, str], ...], files: SiteFiles, polic
             results = per_spelling[at or 0]
         row = {"verdict": decided.verdict.value if decided.basis != "pending" else "pending",
                "reason": decided.reason, "basis": decided.basis, "conflicts": list(decided.conflicts)}
+        tagged = tag_denials.get(purpose)
+        if tagged and (decided.allowed or decided.basis == "default" or (decided.reason or "").startswith("response.")):
+            # decided in the response phase: it reads the robots tags before the signals (as judge_page does)
+            row.update(verdict="deny", reason=tagged, basis="robots tags")
         if at:
             row["path"] = spellings[at][0]
             deciding.setdefault(at, results)
         if purpose in custom:
             row["counts_as"] = sorted(policy.bases(purpose))
         table[purpose] = row
-    report = signal_report([*per_spelling[0], *response], purposes)
+    report = signal_report([*per_spelling[0], *response], purposes) + tags
     for at, results in sorted(deciding.items()):
         report += [{**entry, "path": spellings[at][0]} for entry in signal_report(results, purposes)
                    if entry not in report]
     return table, report
+
+
+def _robots_tags(page: Page | None, policy: SignalPolicy, token: str, purposes: list[str],
+                 now: datetime) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The page's robots tags (``X-Robots-Tag``, ``Robots-Tag``, meta robots) as a ``signals`` report entry, and
+    the reason each purpose they deny is denied with (the crawl's ``response.robots-tag`` / ``response.meta-robots``).
+    No page, no entry."""
+    if page is None:
+        return [], {}
+    directives = parse_robots_headers(list(page.headers.multi_items()), token)
+    if page.body is not None:
+        directives += parse_meta_robots(page.body, token, page.encoding)
+    verdicts: dict[str, str] = {}
+    statements: list[dict[str, Any]] = []
+    reasons: dict[str, str] = {}
+    for purpose in purposes:
+        denied = denials(directives, purpose, now, rules=policy.tag_rules(purpose))
+        verdicts[purpose] = "deny" if denied else "unknown"
+        if denied:
+            reasons[purpose] = "response.meta-robots" if denied[0].source == "meta" else "response.robots-tag"
+            for raw in dict.fromkeys(d.raw for d in denied):  # one line per header line or tag
+                rules = ", ".join(d.name for d in denied if d.raw == raw)
+                where = next(d.source for d in denied if d.raw == raw)
+                statements.append({"purpose": purpose, "verdict": "deny", "where": where, "raw": raw,
+                                   "note": f"denied by {rules}"})
+    entry = {"signal": "robots-tags", "level": "response", "source": page.url, "verdicts": verdicts,
+             "statements": statements}
+    if directives:
+        entry["directives"] = sorted({d.name for d in directives})
+    return [entry], reasons
 
 
 def _before_fetch(per_spelling: list[list[SignalResult]], purpose: str, grant: Any,

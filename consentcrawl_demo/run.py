@@ -106,7 +106,7 @@ def summary(stats: dict[str, Any], items_path: Path, audit_path: Path, served: i
         f"  items dropped by the guard:     {stats.get('consentcrawl/items/dropped', 0)}",
         f"  people who refused on their page: {len(refusals)} (not collected, whatever their records say)",
         f"  items written to:               {items_path}",
-        f"  audit log ({len(audit)} decisions):   {audit_path}",
+        f"  {f'audit log ({len(audit)} decisions):':<32}{audit_path}",
         f"  its chain ends with:            {stats.get('consentcrawl/audit_chain_end')} "
         f"(consentcrawl audit verify {audit_path})",
         f"  its report, with charts:        {report_command(str(audit_path))}",

@@ -156,6 +156,9 @@ def test_demo_runs_end_to_end_and_leaves_nothing_running(tmp_path: Path) -> None
     audit = (tmp_path / "audit.jsonl").read_text().splitlines()
     assert len(audit) > len(items)
     assert "Traceback" not in proc.stderr
+    column = {line.index(str(tmp_path)) for line in out.splitlines()
+              if line.startswith(("  items written to:", "  audit log ("))}
+    assert len(column) == 1, out  # the summary's paths line up, whatever the number of decisions
     # the two commands the summary suggests work as printed: the report, and why the first item was collected
     report = re.search(r"its report, with charts: +consentcrawl (audit report .*)$", out, re.MULTILINE)
     explain = re.search(r"why an item was collected: +consentcrawl (audit explain .*)$", out, re.MULTILINE)

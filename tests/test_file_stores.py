@@ -435,6 +435,19 @@ def test_validate_reports_every_error_with_its_line_and_no_values(
                str(platforms_file))[0] == 2
 
 
+@pytest.mark.parametrize("verb", ["validate", "stats"])
+@pytest.mark.parametrize("store", ["redis://127.0.0.1:1/0", "https://crm.example/consent"])
+def test_validate_and_stats_of_a_remote_store_say_what_they_read(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                                 verb: str, store: str) -> None:
+    """A Redis store or a consent API is no file of that name: one line naming SRC, and where to look instead."""
+    platforms_file, _ = write_config(tmp_path)
+    code, out, err = run(capsys, "authorizations", verb, store, "--platforms", str(platforms_file))
+    assert code == 2 and out == ""
+    assert err.startswith(f"consentcrawl: configuration error: SRC: {verb} reads a .yaml, .csv or .jsonl file or an "
+                          "sqlite:/// store, not a remote store"), err
+    assert f"authorizations show --authorizations {store} PLATFORM:SUBJECT" in err and "file type" not in err
+
+
 def test_validate_an_sqlite_store(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     platforms_file, _ = write_config(tmp_path)
     db = tmp_path / "store.db"

@@ -98,3 +98,61 @@ def test_no_runtime_module_is_longer_than_about_400_lines() -> None:
     long = {str(path.relative_to(PACKAGE)): n for path in PACKAGE.rglob("*.py")
             if (n := len(path.read_text(encoding="utf-8").splitlines())) > MODULE_LINES}
     assert long == {}, f"split these by job: {long}"
+
+
+def test_the_public_api_is_one_screen_and_names_what_a_user_needs() -> None:
+    """Issue #12: the add-on, the spider base, the decision and the reason codes, the store protocol and every
+    built-in store (the one per URL scheme, and in memory), the record type, the errors, the meta-key constants,
+    the version; the package's ``__init__`` fits on one screen, and each name it exports is there."""
+    import consentcrawl
+    from consentcrawl.config import open_store
+    from consentcrawl.terms.platforms import PlatformRegistry
+
+    assert len((PACKAGE / "__init__.py").read_text(encoding="utf-8").splitlines()) <= 60
+    needed = {"Addon", "ConsentSpider", "Decision", "Verdict", "Stage", "Evidence", "reasons",
+              "AuthorizationStore", "SyncAuthorizationStore", "as_async_store", "AuthorizationRecord",
+              "MemoryStore", "FileStore", "SQLiteStore", "HTTPConsentStore", "RedisStore",
+              "ConsentError", "ConfigError", "StoreUnavailable", "AuditUnavailable", "ConsentDenied", "ConsentDropItem",
+              "META_SUBJECT", "META_DECISION", "META_NOFOLLOW", "__version__"}
+    assert needed <= set(consentcrawl.__all__)
+    assert all(hasattr(consentcrawl, name) for name in consentcrawl.__all__)
+    assert consentcrawl.reasons.SUBJECT_REFUSED_ON_PAGE == "subject.refused-on-page"
+    # each built-in store the setting selects by scheme is the class the API names
+    registry = PlatformRegistry({})
+    assert type(open_store("http://127.0.0.1:9/", registry)) is consentcrawl.HTTPConsentStore
+    assert type(open_store("redis://127.0.0.1:9/0", registry)) is consentcrawl.RedisStore
+
+
+def test_every_stat_the_package_writes_is_in_docs_stats() -> None:
+    """docs/stats.md is the reference: each ``consentcrawl/...`` stat name written in the package is listed there
+    (a name built at run time by its fixed part and ``<...>`` for the rest)."""
+    import re
+
+    documented = set(re.findall(r"`(consentcrawl/[^`]*)`", (ROOT / "docs" / "stats.md").read_text(encoding="utf-8")))
+    written: set[str] = set()
+    for path in PACKAGE.rglob("*.py"):
+        for name in re.findall(r"""f?["'](consentcrawl/[^"']*)["']""", path.read_text(encoding="utf-8")):
+            if name.endswith("/") or name.startswith("consentcrawl/{"):
+                continue  # a prefix joined to a documented stage/reason, or the robots/signals fetcher's own names
+            written.add(re.sub(r"\{[^}]*\}", "<>", name))
+    for kind in ("robots", "signals"):  # scrapyfetch.py's f"consentcrawl/{stat}/...", stat being one of these
+        written |= {f"consentcrawl/{kind}/request_count", f"consentcrawl/{kind}/response_status_count/<>"}
+    patterns = {name: re.escape(name).replace("<>", "(?:<[^>]+>|[a-z_]+)") for name in written}
+    undocumented = {name for name, pattern in patterns.items() if not any(re.fullmatch(pattern, d) for d in documented)}
+    assert undocumented == set(), undocumented
+
+
+def test_every_evidence_kind_the_package_cites_is_in_the_reference() -> None:
+    """docs/reasons.md's evidence table (and docs/signals.md for the signals' own) names each kind of evidence a
+    decision can cite."""
+    import re
+
+    docs = "".join((ROOT / "docs" / name).read_text(encoding="utf-8") for name in ("reasons.md", "signals.md"))
+    documented = set(re.findall(r"`([a-zA-Z.<>_-]+)`", docs))
+    cited = set()
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        cited |= set(re.findall(r"""Evidence\(\s*(?:kind=)?["']([a-zA-Z._-]+)["']""", text))
+        cited |= {f"{prefix}<name>" for prefix in re.findall(r"""Evidence\(\s*(?:kind=)?f["']([a-z]+\.)\{""", text)}
+    assert cited >= {"robots.txt", "signal.<name>", "refusal-on-page"}  # the scan finds what it looks for
+    assert cited - documented == set()

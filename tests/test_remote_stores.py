@@ -108,6 +108,8 @@ class FaultyServer(AuthorizationServer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.seen_auth: list[str | None] = []
+        self.seen_paths: list[str] = []
+        self.fail_lookups = 0  #: the next this many /v1/authorizations requests answer 503 (each a fault of its own)
 
     @property
     def handler_class(self) -> type[Handler]:
@@ -116,10 +118,15 @@ class FaultyServer(AuthorizationServer):
         class Faulty(Handler):
             def do_GET(self) -> None:
                 server.seen_auth.append(self.headers.get("Authorization"))
-                if server.fault == "slow":
+                server.seen_paths.append(self.path.split("?", 1)[0])
+                fault = server.fault
+                if server.fail_lookups and self.path.startswith("/v1/authorizations"):
+                    server.fail_lookups -= 1
+                    fault = "error"
+                if fault == "slow":
                     time.sleep(server.slow)
-                elif server.fault in self.FAULTS:
-                    status, content_type, body = self.FAULTS[server.fault]
+                elif fault in self.FAULTS:
+                    status, content_type, body = self.FAULTS[fault]
                     self.send_response(status)
                     self.send_header("Content-Type", content_type)
                     self.send_header("Content-Length", str(len(body)))
@@ -178,6 +185,28 @@ async def test_http_store_answers_caches_and_follows_the_change_feed(
     finally:
         await store.aclose()
     assert all(auth == f"Bearer {TOKEN}" for auth in api.seen_auth)
+
+
+@deferred_f_from_coro_f
+async def test_http_store_tries_a_5xx_once_more_and_then_denies(api: FaultyServer, platforms: PlatformRegistry,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """One 503 from the API is tried once more (the server's log has both requests) and the answer is used; two
+    in a row fail the lookup with the cause, and nothing is remembered: the next lookup asks again."""
+    monkeypatch.setenv("CONSENTCRAWL_API_TOKEN", TOKEN)
+    store = store_of(api, platforms, poll=5.0)  # the feed's first poll only: the log holds the lookups
+    try:
+        api.fail_lookups = 1
+        (grant,) = await store.lookup("people", "alice")
+        assert grant.subject == "alice"
+        assert api.seen_paths.count("/v1/authorizations") == 2 and api.fail_lookups == 0
+        api.fail_lookups = 2
+        with pytest.raises(StoreUnavailable, match="answered HTTP 503"):
+            await store.lookup("people", "101")
+        assert api.seen_paths.count("/v1/authorizations") == 4
+        assert await store.lookup("people", "101")  # the API answers again: asked anew, and used
+        assert api.seen_paths.count("/v1/authorizations") == 5
+    finally:
+        await store.aclose()
 
 
 async def _records_of(store: Any, subject: str, count: int) -> bool:
@@ -407,6 +436,29 @@ async def test_http_api_down_slow_or_garbage_denies_with_the_cause_then_recovers
     assert all(e["verdict"] == "deny" for e in denies)
     assert TOKEN not in Path(settings["CONSENTCRAWL_AUDIT_LOG"]).read_text(encoding="utf-8")
     assert TOKEN not in caplog.text and api.seen_auth and set(api.seen_auth) == {f"Bearer {TOKEN}"}
+
+
+def test_serve_authorizations_refuses_to_serve_off_loopback_without_a_token_and_names_a_bad_port(
+        tmp_path: Path, records: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """People's consent records are personal data: listening on another address than loopback needs the token,
+    checked before anything is bound; a port out of range or taken is one line naming --port, not a traceback."""
+    platforms_file, _ = write_config(tmp_path)
+    monkeypatch.delenv("CONSENTCRAWL_API_TOKEN", raising=False)
+    common = ["serve-authorizations", str(records), "--platforms", str(platforms_file)]
+    assert main([*common, "--host", "0.0.0.0", "--port", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "configuration error: --host: serving consent records on '0.0.0.0', off loopback, needs a bearer " \
+           "token: set $CONSENTCRAWL_API_TOKEN" in err
+    assert main([*common, "--port", "99999"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("consentcrawl: configuration error: --port: cannot listen on 127.0.0.1:99999") and \
+        err.count("\n") == 1, err
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert main([*common, "--port", str(taken.getsockname()[1])]) == 2
+    err = capsys.readouterr().err
+    assert "configuration error: --port: cannot listen on 127.0.0.1:" in err and "Traceback" not in err, err
 
 
 def test_serve_authorizations_command_serves_the_contract(tmp_path: Path, records: Path) -> None:

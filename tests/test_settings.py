@@ -29,7 +29,9 @@ DOCS = ROOT / "docs" / "settings.md"
 BAD: dict[str, list[tuple[Any, str]]] = {
     "CONSENTCRAWL_PURPOSE": [("reserch", "unknown purpose 'reserch'"), (5, "5 is not a string")],
     "CONSENTCRAWL_PLATFORMS": [(5, "5 is not a path"), ("", "no platform configured"), ([1], "[1] is not a path")],
-    "CONSENTCRAWL_AUTHORIZATIONS": [(["a.yaml"], "['a.yaml'] is not a path"), (5, "5 is not a path")],
+    "CONSENTCRAWL_AUTHORIZATIONS": [(["a.yaml"], "['a.yaml'] is not a path"), (5, "5 is not a path"),
+                                    ("ftp://consent.example/list", "no store for the scheme 'ftp://'"),
+                                    ("sqlit:///a.db", "no store for the scheme 'sqlit://'")],
     "CONSENTCRAWL_AUTHORIZATIONS_TOKEN_ENV": [(5, "5 is not a string")],
     "CONSENTCRAWL_AUTHORIZATIONS_POLL": [("soon", "'soon' is not a number of seconds"), (-1, "must not be negative")],
     "CONSENTCRAWL_AUTHORIZATIONS_TIMEOUT": [([1], "[1] is not a number of seconds")],

@@ -117,3 +117,47 @@ def test_signals_command_prints_every_purpose(tmp_path: Path, capsys: pytest.Cap
         assert "/private/a" not in [r.path for r in server.requests]  # without --fetch the page is not fetched
     out = capsys.readouterr().out
     assert "ai-training" in out and "tdmrep.json[0]" in out
+
+
+def test_the_signals_table_reads_the_pages_robots_tags_as_check_and_the_crawl_do(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``signals --fetch`` decides each purpose the way ``check --fetch`` (and the crawl's response phase) does:
+    the page's robots tags (a header, a meta tag) before the response-level signals and the defaults, and lists
+    them with where each was read. Without the page, no tag is known and none is listed."""
+    def app(request: LoggedRequest, headers: dict[str, str]) -> Response:
+        if request.path == "/robots.txt":
+            return Response(200, {"Content-Type": "text/plain"}, "User-agent: *\nAllow: /\n")
+        if request.path == "/page":
+            return Response(200, [("Content-Type", "text/html"), ("X-Robots-Tag", "noindex")],
+                            '<html><head><meta name="robots" content="noai"></head><body>x</body></html>')
+        return Response(404, {}, "")
+
+    platforms = tmp_path / "platforms.yaml"
+    platforms.write_text("platforms:\n  other:\n    domains: [other.example]\n")
+    monkeypatch.chdir(tmp_path)
+    with LocalServer(app) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        assert main(["signals", ORIGIN + "/page", "--json", "--fetch"]) == 0
+        table = json.loads(capsys.readouterr().out)
+        checked = {}
+        for purpose in table["purposes"]:
+            main(["check", ORIGIN + "/page", "--purpose", purpose, "--json", "--fetch", "--platforms", str(platforms)])
+            decision = json.loads(capsys.readouterr().out)
+            checked[purpose] = (decision["verdict"], decision["reason"] if decision["verdict"] == "deny" else None)
+            # the site's signals were consulted before the fetch, whatever the page's tags then said
+            assert {(s["signal"], s["level"]) for s in decision["signals"]} >= {("tdmrep", "site"),
+                                                                              ("content-signal", "site")}, purpose
+        assert main(["signals", ORIGIN + "/page", "--json"]) == 0
+        before = json.loads(capsys.readouterr().out)
+    rows = {p: (row["verdict"], row["reason"] if row["verdict"] == "deny" else None)
+            for p, row in table["purposes"].items()}
+    assert rows == checked
+    assert rows["search-indexing"] == ("deny", "response.robots-tag")
+    assert rows["ai-training"] == ("deny", "response.meta-robots")
+    assert rows["research"] == ("allow", None)
+    tags = [s for s in table["signals"] if s["signal"] == "robots-tags"]
+    assert len(tags) == 1 and tags[0]["level"] == "response" and tags[0]["verdicts"]["search-indexing"] == "deny"
+    assert {(s["purpose"], s["where"]) for s in tags[0]["statements"]} >= {("search-indexing", "X-Robots-Tag"),
+                                                                          ("ai-training", "meta")}
+    assert not [s for s in before["signals"] if s["signal"] == "robots-tags"]
+    assert before["purposes"]["search-indexing"]["verdict"] != "deny"

@@ -155,6 +155,35 @@ def test_the_import_verb(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert len(SQLiteStore(dest)) == len(demo_rows())
 
 
+def test_importing_into_a_file_that_is_not_a_store_is_one_line_naming_it(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """Random bytes, or another program's SQLite database: a configuration error naming the destination, no
+    traceback, and the file's own content left as it was; a destination that is no store URL names DEST."""
+    source = write_source(tmp_path, "jsonl")
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(bytes(range(256)) * 20)
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE meta (a, b)")
+        conn.execute("CREATE TABLE records (x)")
+        conn.execute("INSERT INTO records VALUES (1)")
+    conn.close()
+    for path in (junk, other):
+        before = path.read_bytes() if path is junk else None
+        assert main(["authorizations", "import", str(source), url(path), "--platforms", str(PLATFORMS)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"consentcrawl: configuration error: {url(path)}: cannot write into it"), err
+        assert "nothing was imported" in err and "Traceback" not in err and err.count("\n") == 1, err
+        if before is not None:
+            assert path.read_bytes() == before
+    with sqlite3.connect(other) as conn:
+        assert conn.execute("SELECT x FROM records").fetchall() == [(1,)]
+    conn.close()
+    assert main(["authorizations", "import", str(source), str(tmp_path / "x.db"), "--platforms", str(PLATFORMS)]) == 2
+    err = capsys.readouterr().err
+    assert "configuration error: DEST: " in err and "sqlite:///" in err and "redis://" in err, err
+
+
 @pytest.mark.parametrize("kind", ["yaml", "csv", "jsonl"])
 def test_the_bulk_import_writes_the_rows_the_one_by_one_import_writes(tmp_path: Path, kind: str) -> None:
     """The bulk importer (a new store) and ``import_records`` (records added one by one) store the same rows,

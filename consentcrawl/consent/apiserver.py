@@ -32,7 +32,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ..errors import StoreUnavailable
+from ..errors import ConfigError, StoreUnavailable
 from ..terms.platforms import PlatformRegistry
 from .keys import casefold_key, key_function
 from .records import AuthorizationRecord
@@ -289,10 +289,19 @@ Handler = _Handler  #: the request handler, for subclasses
 def serve(source: str, platforms: PlatformRegistry, host: str, port: int, token_env: str) -> int:
     """``consentcrawl serve-authorizations``: serve until interrupted."""
     from ..config import open_store
+    from .httpapi import is_loopback
 
-    store = open_store(source, platforms)
     token = os.environ.get(token_env) or None
-    server = AuthorizationServer(store, platforms, host, port, token=token).start()
+    if token is None and not is_loopback(host):
+        # people's consent records (who, for what, where the consent is kept) are personal data
+        raise ConfigError(f"serving consent records on {host!r}, off loopback, needs a bearer token: set "
+                          f"${token_env} (and put TLS in front: a client sends its token off loopback only over "
+                          "https)", source="--host")
+    store = open_store(source, platforms)
+    try:
+        server = AuthorizationServer(store, platforms, host, port, token=token).start()
+    except (OSError, OverflowError) as exc:  # the port is taken, out of range, the address not ours
+        raise ConfigError(f"cannot listen on {host}:{port}: {exc}", source="--port") from None
     print(f"serving the authorizations of {getattr(store, 'source', source)} at {server.url} "
           f"({'bearer token from $' + token_env if token else 'no token required'}); Ctrl-C stops it", flush=True)
     try:

@@ -39,7 +39,7 @@ from ..terms.platforms import PlatformRegistry
 from .records import AuthorizationRecord
 from .remote import CACHE_SIZE, MIN_POLL, FeedStore, records_from_json
 
-__all__ = ["DEFAULT_TOKEN_ENV", "HTTPConsentStore"]
+__all__ = ["DEFAULT_TOKEN_ENV", "HTTPConsentStore", "is_loopback"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def public_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     try:
@@ -91,7 +91,7 @@ class HTTPConsentStore(FeedStore):
         self.timeout = timeout
         self.token_env = token_env
         token = os.environ.get(token_env) or None
-        if token is not None and parts.scheme == "http" and not _is_loopback(parts.hostname):
+        if token is not None and parts.scheme == "http" and not is_loopback(parts.hostname):
             raise ConfigError(f"a token is set in ${token_env} but the consent API's URL is http://, not https://: "
                               "the token would cross the network in clear text", source="CONSENTCRAWL_AUTHORIZATIONS")
         self._headers = {"Accept": "application/json"}
