@@ -134,14 +134,16 @@ def test_the_signals_table_reads_the_pages_robots_tags_as_check_and_the_crawl_do
 
     platforms = tmp_path / "platforms.yaml"
     platforms.write_text("platforms:\n  other:\n    domains: [other.example]\n")
+    (tmp_path / "tagsettings.py").write_text("CONSENTCRAWL_CUSTOM_PURPOSES = {'site-search': ['search-indexing']}\n")
     monkeypatch.chdir(tmp_path)
     with LocalServer(app) as server:
         monkeypatch.setenv("http_proxy", server.proxy)
-        assert main(["signals", ORIGIN + "/page", "--json", "--fetch"]) == 0
+        assert main(["signals", ORIGIN + "/page", "--json", "--fetch", "--settings", "tagsettings"]) == 0
         table = json.loads(capsys.readouterr().out)
         checked = {}
         for purpose in table["purposes"]:
-            main(["check", ORIGIN + "/page", "--purpose", purpose, "--json", "--fetch", "--platforms", str(platforms)])
+            main(["check", ORIGIN + "/page", "--purpose", purpose, "--json", "--fetch", "--platforms", str(platforms),
+                  "--settings", "tagsettings"])
             decision = json.loads(capsys.readouterr().out)
             checked[purpose] = (decision["verdict"], decision["reason"] if decision["verdict"] == "deny" else None)
             # the site's signals were consulted before the fetch, whatever the page's tags then said
@@ -155,8 +157,10 @@ def test_the_signals_table_reads_the_pages_robots_tags_as_check_and_the_crawl_do
     assert rows["search-indexing"] == ("deny", "response.robots-tag")
     assert rows["ai-training"] == ("deny", "response.meta-robots")
     assert rows["research"] == ("allow", None)
+    assert rows["site-search"] == ("deny", "response.robots-tag")  # a declared purpose, by what it counts as
     tags = [s for s in table["signals"] if s["signal"] == "robots-tags"]
     assert len(tags) == 1 and tags[0]["level"] == "response" and tags[0]["verdicts"]["search-indexing"] == "deny"
+    assert all(entry["verdicts"].keys() == tags[0]["verdicts"].keys() for entry in table["signals"])
     assert {(s["purpose"], s["where"]) for s in tags[0]["statements"]} >= {("search-indexing", "X-Robots-Tag"),
                                                                           ("ai-training", "meta")}
     assert not [s for s in before["signals"] if s["signal"] == "robots-tags"]
