@@ -165,3 +165,23 @@ def test_the_signals_table_reads_the_pages_robots_tags_as_check_and_the_crawl_do
                                                                           ("ai-training", "meta")}
     assert not [s for s in before["signals"] if s["signal"] == "robots-tags"]
     assert before["purposes"]["search-indexing"]["verdict"] != "deny"
+
+
+def test_a_signal_file_whose_own_url_is_refused_says_so_not_a_redirect(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An IP host is no one's site we may read (``terms.ip-host``): its signal files are not fetched (the server's
+    log has none of them), and the cause names the file's own URL, not a redirect that never happened."""
+    def app(request: LoggedRequest, headers: dict[str, str]) -> Response:
+        return Response(200, {"Content-Type": "text/plain"}, "User-agent: *\nAllow: /\n")
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    with LocalServer(app) as server:
+        origin = server.proxy.rstrip("/")  # the server itself, asked by its address
+        assert main(["signals", origin + "/page", "--json"]) == 0
+        asked = [r.path for r in server.requests]
+    report = json.loads(capsys.readouterr().out)["signals"]
+    causes = {e["signal"]: e.get("unavailable") for e in report if e["level"] == "site"}
+    assert causes["tdmrep"] == "a URL we may not fetch (terms.ip-host)", report
+    assert "/.well-known/tdmrep.json" not in asked and "/ai.txt" not in asked
