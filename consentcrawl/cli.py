@@ -385,8 +385,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    saved_path = list(sys.path)  # the project's own modules (a check, a store) import as in `scrapy crawl`
-    sys.path.insert(0, os.getcwd())
+    saved_path = list(sys.path)  # the project's own modules (a check, a store) import as in `scrapy crawl`: after
+    sys.path.append(os.getcwd())  # the installed packages, so that a file in the directory never shadows one
     try:
         return int(args.func(args))
     except ConfigError as exc:
