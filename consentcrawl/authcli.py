@@ -94,7 +94,7 @@ def _known_words(platforms: Any) -> set[str]:
     from .consent.formats import RECORD_FIELDS
     from .purposes import KNOWN_PURPOSES
 
-    words = {*RECORD_FIELDS, *(f"'{f}'" for f in RECORD_FIELDS), *KNOWN_PURPOSES, "authorizations"}
+    words = {*RECORD_FIELDS, *(f"'{f}'" for f in RECORD_FIELDS), *KNOWN_PURPOSES, "authorizations", "authorizations:"}
     for name, platform in platforms.platforms.items():
         words.add(name)
         words.add(platform.subject_regex or "[^/]+")

@@ -19,7 +19,7 @@ from . import __version__
 from .audit.cli import add_audit_commands
 from .audit.explain import add_explain_parser
 from .audit.report import add_report_parser
-from .config import ConsentConfig, build_decider
+from .config import ConsentConfig, build_decider, settings_crawler
 from .decision import Decision
 from .errors import ConfigError
 from .evidence_text import decision_text
@@ -30,8 +30,9 @@ EXIT_ALLOWED, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
 _T = TypeVar("_T")
 
 
-def load_settings(module: str | None) -> dict[str, Any]:
-    """Settings from a Scrapy settings module, or the project's (scrapy.cfg in or above the cwd), or none."""
+def load_settings(module: str | None, everything: bool = False) -> dict[str, Any]:
+    """Settings from a Scrapy settings module, or the project's (scrapy.cfg in or above the cwd), or none: the
+    ``CONSENTCRAWL_*`` ones, or with ``everything`` all of them (what a check's ``from_crawler`` may read)."""
     from scrapy.utils.conf import closest_scrapy_cfg
     from scrapy.utils.project import get_project_settings
 
@@ -51,7 +52,8 @@ def load_settings(module: str | None) -> dict[str, Any]:
             os.environ.pop("SCRAPY_SETTINGS_MODULE", None)
         else:
             os.environ["SCRAPY_SETTINGS_MODULE"] = saved_env
-    return {k: v for k, v in settings.items() if k.startswith("CONSENTCRAWL_")}
+    return settings.copy_to_dict() if everything else {k: v for k, v in settings.items()
+                                                       if k.startswith("CONSENTCRAWL_")}
 
 
 # command-line options that stand in for a setting, for the commands that offer them
@@ -80,7 +82,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise ConfigError("no platform configured: give --platforms FILE or --settings MODULE, or run inside a "
                           "project whose CONSENTCRAWL_PLATFORMS (or settings/platforms.yaml) names them",
                           source="CONSENTCRAWL_PLATFORMS")
-    decider = build_decider(config)
+    # the checks built as a crawl builds them: from_crawler reads the project's settings
+    decider = build_decider(config, settings_crawler({**load_settings(args.settings, everything=True), **settings}))
     now = config.now()
     try:
         facts = decider.engine.facts(args.url, config.purpose, now, args.subject)
@@ -385,6 +388,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    saved_path = list(sys.path)  # the project's own modules (a check, a store) import as in `scrapy crawl`: after
+    sys.path.append(os.getcwd())  # the installed packages, so that a file in the directory never shadows one
     try:
         return int(args.func(args))
     except ConfigError as exc:
@@ -395,6 +400,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # `consentcrawl audit report LOG | head`: the reader has what it wanted
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error as Python flushes at exit
         return 1
+    finally:
+        sys.path[:] = saved_path
 
 
 if __name__ == "__main__":  # pragma: no cover

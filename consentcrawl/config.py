@@ -183,6 +183,15 @@ def build_engine(config: ConsentConfig, crawler: Crawler | None = None) -> Polic
                         signal_policy=config.signal_policy, refusals=RefusalBook(config.refusals))
 
 
+def settings_crawler(settings: Mapping[str, Any]) -> Crawler:
+    """A Crawler that is never crawled (no engine, no stats): ``consentcrawl check`` lends it to each check's
+    ``from_crawler``, so that a check reading its own settings (a do-not-collect list) decides as in the crawl."""
+    from scrapy import Spider
+    from scrapy.crawler import Crawler
+
+    return Crawler(Spider, dict(settings))
+
+
 def build_decider(config: ConsentConfig, crawler: Crawler | None = None) -> Decider:
     """The engine of :func:`build_engine` with the configured store: what a crawl and ``consentcrawl check`` ask."""
     from .deciding import Decider

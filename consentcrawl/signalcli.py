@@ -235,7 +235,7 @@ def signal_table(spellings: tuple[tuple[str, str], ...], files: SiteFiles, polic
     table: dict[str, dict[str, Any]] = {}
     deciding: dict[int, list[SignalResult]] = {}
     custom = [c.name for c in policy.custom]  # declared purposes of the operator's own: a row each, after ours
-    tags, tag_denials = _robots_tags(page, policy, token, [*purposes, *custom], now)
+    tags, tag_denials = _robots_tags(page, policy, token, purposes, custom, now)
     for purpose in [*purposes, *custom]:
         if page is not None:
             decided, results, at = spelled_response_decision(spellings, page.url, host, headers, page.body,
@@ -263,11 +263,11 @@ def signal_table(spellings: tuple[tuple[str, str], ...], files: SiteFiles, polic
     return table, report
 
 
-def _robots_tags(page: Page | None, policy: SignalPolicy, token: str, purposes: list[str],
+def _robots_tags(page: Page | None, policy: SignalPolicy, token: str, purposes: list[str], custom: list[str],
                  now: datetime) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """The page's robots tags (``X-Robots-Tag``, ``Robots-Tag``, meta robots) as a ``signals`` report entry, and
-    the reason each purpose they deny is denied with (the crawl's ``response.robots-tag`` / ``response.meta-robots``).
-    No page, no entry."""
+    """The page's robots tags (``X-Robots-Tag``, ``Robots-Tag``, meta robots) as a ``signals`` report entry (for
+    the built-in ``purposes``, as every entry), and the reason each purpose they deny, declared ``custom`` ones
+    included, is denied with (the crawl's ``response.robots-tag`` / ``response.meta-robots``). No page, no entry."""
     if page is None:
         return [], {}
     directives = parse_robots_headers(list(page.headers.multi_items()), token)
@@ -276,11 +276,14 @@ def _robots_tags(page: Page | None, policy: SignalPolicy, token: str, purposes: 
     verdicts: dict[str, str] = {}
     statements: list[dict[str, Any]] = []
     reasons: dict[str, str] = {}
-    for purpose in purposes:
+    for purpose in [*purposes, *custom]:
         denied = denials(directives, purpose, now, rules=policy.tag_rules(purpose))
-        verdicts[purpose] = "deny" if denied else "unknown"
         if denied:
             reasons[purpose] = "response.meta-robots" if denied[0].source == "meta" else "response.robots-tag"
+        if purpose in custom:
+            continue
+        verdicts[purpose] = "deny" if denied else "unknown"
+        if denied:
             for raw in dict.fromkeys(d.raw for d in denied):  # one line per header line or tag
                 rules = ", ".join(d.name for d in denied if d.raw == raw)
                 where = next(d.source for d in denied if d.raw == raw)

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +64,31 @@ async def test_a_check_plugged_in_by_the_setting_denies_a_real_crawls_requests(
     assert result.stats["consentcrawl/denied/subject/opted-out"] == len(denies)
 
 
+def test_consentcrawl_check_builds_a_projects_own_check_as_the_crawl_does(server: LocalServer, tmp_path: Path) -> None:
+    """``consentcrawl check``, run as a user runs it (the installed command, from the project's directory, whose
+    modules are not on any path of ours), imports the project's check and builds it with ``from_crawler``: it
+    reads its own setting and decides as the crawl above does, not with an empty list."""
+    (tmp_path / "mychecks.py").write_text((ROOT / "tests" / "example_check.py").read_text(encoding="utf-8"))
+    (tmp_path / "mysettings.py").write_text(
+        "from consentcrawl.checks import DEFAULT_CHECKS\n"
+        "CONSENTCRAWL_CHECKS = [*DEFAULT_CHECKS[:-1], 'mychecks.OptOutCheck', DEFAULT_CHECKS[-1]]\n"
+        "OPT_OUT_SUBJECTS = ['microblog:1001']\n"
+        f"CONSENTCRAWL_PLATFORMS = {str(PLATFORMS)!r}\n"
+        f"CONSENTCRAWL_AUTHORIZATIONS = {str(ROOT / 'settings' / 'authorizations.yaml')!r}\n")
+    command = Path(sys.executable).parent / "consentcrawl"  # the console script: no -m, no cwd on sys.path
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and k != "PYTHONPATH"}
+    env["http_proxy"] = server.proxy
+    outcomes = {}
+    for person in ("1001", "1005"):
+        proc = subprocess.run([str(command), "check", f"http://microblog.example/u/{person}", "--purpose", "research",
+                               "--settings", "mysettings", "--json"], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode in (0, 1), proc.stderr
+        outcomes[person] = (proc.returncode, json.loads(proc.stdout)["reason"])
+    assert outcomes == {"1001": (1, "subject.opted-out"), "1005": (0, "subject.authorized")}
+    assert "1001" not in requested_subjects(server)  # check fetches no page without --fetch: robots.txt only
+
+
 def _engine(checks: list[Any]) -> Engine:
     return Engine(PlatformRegistry({"microblog": make_platform()}), MemoryStore(RECORDS), "consentcrawl",
                         checks=checks)
@@ -114,7 +143,7 @@ def test_a_bad_import_path_is_a_config_error_naming_the_setting(value: Any) -> N
     assert error.value.source == "CONSENTCRAWL_CHECKS"
 
 
-def test_the_setting_takes_a_comma_separated_string_and_the_cli_builds_checks_plainly() -> None:
+def test_the_setting_takes_a_comma_separated_string_and_without_a_crawler_checks_are_built_plainly() -> None:
     settings = {"CONSENTCRAWL_PURPOSE": "research", "CONSENTCRAWL_PLATFORMS": str(PLATFORMS),
                 "CONSENTCRAWL_CHECKS": ",".join(WITH_EXAMPLE)}
     config = ConsentConfig.from_settings(settings)

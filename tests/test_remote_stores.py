@@ -209,6 +209,42 @@ async def test_http_store_tries_a_5xx_once_more_and_then_denies(api: FaultyServe
         await store.aclose()
 
 
+@deferred_f_from_coro_f
+async def test_http_store_asks_a_loopback_api_directly_and_other_hosts_through_the_proxy(
+        api: FaultyServer, platforms: PlatformRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the crawl's proxy in ``http_proxy`` (as the demo has it), a consent API on 127.0.0.1 is this machine's:
+    the proxy's log stays empty (it would have asked its own loopback, and carried the token in clear text), the
+    real API answers. A host that is not loopback goes through the proxy, as the proxy variables say."""
+    def proxy_app(request: Any, headers: dict[str, str]) -> Any:
+        from consentcrawl_demo.server import Response
+
+        forged = {"version": "1", "records": [{"platform": "people", "subject": "mallory", "purposes": ["research"],
+                                               "granted_at": "2026-01-01T00:00:00Z", "evidence": "forged"}]}
+        if request.path == "/v1/changes":
+            return Response(200, {"Content-Type": "application/json"}, json.dumps({"version": "1", "changed": []}))
+        return Response(200, {"Content-Type": "application/json"}, json.dumps(forged))
+
+    monkeypatch.setenv("CONSENTCRAWL_API_TOKEN", TOKEN)
+    for name in ("no_proxy", "NO_PROXY", "HTTP_PROXY", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    with LocalServer(proxy_app) as proxy:
+        monkeypatch.setenv("http_proxy", proxy.proxy)
+        store = store_of(api, platforms)
+        try:
+            (grant,) = await store.lookup("people", "alice")
+            assert grant.evidence == "consent form" and await store.lookup("people", "mallory") == ()
+        finally:
+            await store.aclose()
+        assert proxy.requests == [] and f"Bearer {TOKEN}" in api.seen_auth
+        monkeypatch.delenv("CONSENTCRAWL_API_TOKEN")
+        elsewhere = HTTPConsentStore("http://consent.example", platforms, poll=0.05, timeout=0.5)
+        try:
+            assert [r.evidence for r in await elsewhere.lookup("people", "mallory")] == ["forged"]
+        finally:
+            await elsewhere.aclose()
+        assert {(r.host, r.path) for r in proxy.requests} >= {("consent.example", "/v1/authorizations")}
+
+
 async def _records_of(store: Any, subject: str, count: int) -> bool:
     answer = await outcome(store, subject)
     return not isinstance(answer, StoreUnavailable) and len(answer) == count

@@ -351,6 +351,9 @@ def test_none_is_noindex_and_nofollow() -> None:
     ("June 25, 2010", True),
     ("2099-01-01T00:00:00+02:00", False),
     ("Thu, 01 Jan 2099 00:00:00 GMT", False),
+    ("@1277478000", True),  # an RFC 9651 Date, as the Robots-Tag structured form writes it: 2010-06-25
+    ("@-99999999999999", True),  # before year 1: long past, not unreadable
+    ("@4102444800", False),  # 2100-01-01
 ])
 def test_unavailable_after(value: str, past: bool) -> None:
     rule = [d("unavailable_after", value)]
@@ -370,7 +373,7 @@ def test_unavailable_after_boundary_and_naive_now() -> None:
 
 @pytest.mark.parametrize("value", [None, "", "garbage", "32 Jun 2010", "Fri, 25 Jun 99999 15:00:00 GMT",
                                    "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "99:99 GMT", "Jun 2010",
-                                   "Smarch 25, 2010"])
+                                   "Smarch 25, 2010", "@999999999999999", "@1.5", "@"])
 def test_unreadable_unavailable_after_is_ignored(value: str | None) -> None:
     assert denials([d("unavailable_after", value)], "search-indexing", NOW) == []
 

@@ -134,14 +134,16 @@ def test_the_signals_table_reads_the_pages_robots_tags_as_check_and_the_crawl_do
 
     platforms = tmp_path / "platforms.yaml"
     platforms.write_text("platforms:\n  other:\n    domains: [other.example]\n")
+    (tmp_path / "tagsettings.py").write_text("CONSENTCRAWL_CUSTOM_PURPOSES = {'site-search': ['search-indexing']}\n")
     monkeypatch.chdir(tmp_path)
     with LocalServer(app) as server:
         monkeypatch.setenv("http_proxy", server.proxy)
-        assert main(["signals", ORIGIN + "/page", "--json", "--fetch"]) == 0
+        assert main(["signals", ORIGIN + "/page", "--json", "--fetch", "--settings", "tagsettings"]) == 0
         table = json.loads(capsys.readouterr().out)
         checked = {}
         for purpose in table["purposes"]:
-            main(["check", ORIGIN + "/page", "--purpose", purpose, "--json", "--fetch", "--platforms", str(platforms)])
+            main(["check", ORIGIN + "/page", "--purpose", purpose, "--json", "--fetch", "--platforms", str(platforms),
+                  "--settings", "tagsettings"])
             decision = json.loads(capsys.readouterr().out)
             checked[purpose] = (decision["verdict"], decision["reason"] if decision["verdict"] == "deny" else None)
             # the site's signals were consulted before the fetch, whatever the page's tags then said
@@ -155,9 +157,31 @@ def test_the_signals_table_reads_the_pages_robots_tags_as_check_and_the_crawl_do
     assert rows["search-indexing"] == ("deny", "response.robots-tag")
     assert rows["ai-training"] == ("deny", "response.meta-robots")
     assert rows["research"] == ("allow", None)
+    assert rows["site-search"] == ("deny", "response.robots-tag")  # a declared purpose, by what it counts as
     tags = [s for s in table["signals"] if s["signal"] == "robots-tags"]
     assert len(tags) == 1 and tags[0]["level"] == "response" and tags[0]["verdicts"]["search-indexing"] == "deny"
+    assert all(entry["verdicts"].keys() == tags[0]["verdicts"].keys() for entry in table["signals"])
     assert {(s["purpose"], s["where"]) for s in tags[0]["statements"]} >= {("search-indexing", "X-Robots-Tag"),
                                                                           ("ai-training", "meta")}
     assert not [s for s in before["signals"] if s["signal"] == "robots-tags"]
     assert before["purposes"]["search-indexing"]["verdict"] != "deny"
+
+
+def test_a_signal_file_whose_own_url_is_refused_says_so_not_a_redirect(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """An IP host is no one's site we may read (``terms.ip-host``): its signal files are not fetched (the server's
+    log has none of them), and the cause names the file's own URL, not a redirect that never happened."""
+    def app(request: LoggedRequest, headers: dict[str, str]) -> Response:
+        return Response(200, {"Content-Type": "text/plain"}, "User-agent: *\nAllow: /\n")
+
+    monkeypatch.chdir(tmp_path)
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    with LocalServer(app) as server:
+        origin = server.proxy.rstrip("/")  # the server itself, asked by its address
+        assert main(["signals", origin + "/page", "--json"]) == 0
+        asked = [r.path for r in server.requests]
+    report = json.loads(capsys.readouterr().out)["signals"]
+    causes = {e["signal"]: e.get("unavailable") for e in report if e["level"] == "site"}
+    assert causes["tdmrep"] == "a URL we may not fetch (terms.ip-host)", report
+    assert "/.well-known/tdmrep.json" not in asked and "/ai.txt" not in asked

@@ -58,6 +58,11 @@ ROWS: list[tuple[str, list[tuple[str, str]], str | None, str, str | None]] = [
      "ai-training", TAG),
     ("robots-tag-valued-rule", [("Robots-Tag", 'consentcrawl;max-snippet=50;unavailable_after="2010-06-25"')],
      None, "search-indexing", TAG),
+    # the structured form's own date type, RFC 9651 §3.3.7: seconds since 1970 (2010-06-25, then 2100-01-01)
+    ("robots-tag-sf-date-past", [("Robots-Tag", "consentcrawl;unavailable_after=@1277478000")], None,
+     "search-indexing", TAG),
+    ("robots-tag-sf-date-future", [("Robots-Tag", "*;unavailable_after=@4102444800")], None, "search-indexing",
+     None),
     ("robots-tag-upper-case-key-read-leniently", [("Robots-Tag", "*;NoIndex")], None, "search-indexing", TAG),
     ("robots-tag-trailing-comma-read-leniently", [("Robots-Tag", "ConsentCrawl;noai,")], None, "ai-training", TAG),
     ("robots-tag-scoped-never-relaxes", [("Robots-Tag", "*;noindex, consentcrawl;index")], None,

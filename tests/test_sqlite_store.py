@@ -182,6 +182,11 @@ def test_importing_into_a_file_that_is_not_a_store_is_one_line_naming_it(tmp_pat
     assert main(["authorizations", "import", str(source), str(tmp_path / "x.db"), "--platforms", str(PLATFORMS)]) == 2
     err = capsys.readouterr().err
     assert "configuration error: DEST: " in err and "sqlite:///" in err and "redis://" in err, err
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert main(["authorizations", "import", str(empty), url(tmp_path / "e.db"), "--platforms", str(PLATFORMS)]) == 2
+    assert "empty.yaml, line 1: file is empty: expected a mapping with the top key 'authorizations:'" in \
+        capsys.readouterr().err  # the format's own word, not a record's value: not hidden
 
 
 @pytest.mark.parametrize("kind", ["yaml", "csv", "jsonl"])

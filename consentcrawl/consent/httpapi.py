@@ -11,7 +11,8 @@ The contract (``docs/consent-api.md``), relative to the base URL:
 :class:`HTTPConsentStore` polls the change feed every ``CONSENTCRAWL_AUTHORIZATIONS_POLL`` seconds
 (default 0.25) from a task on the crawl's event loop, so a withdrawal shows within the 2-second bound, and keeps
 a bounded LRU of answers the feed invalidates (:mod:`consentcrawl.consent.remote`). Requests go through
-``httpx.AsyncClient`` (which honours ``HTTPS_PROXY``, ``HTTP_PROXY`` and ``NO_PROXY``) with a timeout
+``httpx.AsyncClient`` (which honours ``HTTPS_PROXY``, ``HTTP_PROXY`` and ``NO_PROXY``; a loopback base URL is
+always asked directly) with a timeout
 (``CONSENTCRAWL_AUTHORIZATIONS_TIMEOUT``, default 1 s) and one retry of a refused connection or a 5xx.
 
 A bearer token is read from the environment variable named by ``CONSENTCRAWL_AUTHORIZATIONS_TOKEN_ENV`` (default
@@ -107,8 +108,12 @@ class HTTPConsentStore(FeedStore):
 
     def _start(self) -> None:
         self._since = None
+        host = urlsplit(self.base).hostname or ""
+        # a loopback API is this machine's: never asked through a proxy, which would ask its own loopback (another
+        # store, or nothing) and carry the token over the network in clear text, where http:// is allowed for it
+        direct = {f"all://{f'[{host}]' if ':' in host else host}": None} if is_loopback(host) else None
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(self.timeout), headers=self._headers,
-                                         follow_redirects=False, trust_env=True)
+                                         follow_redirects=False, trust_env=True, mounts=direct)
 
     async def _stop(self) -> None:
         client, self._client = self._client, None

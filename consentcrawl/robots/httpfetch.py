@@ -60,7 +60,8 @@ async def side_request(url: str, ok: Callable[[int, bytes, str, tuple[str, ...]]
         while True:
             refused = await may_fetch(current) if may_fetch is not None else None
             if refused is not None:
-                return fail(f"a redirect to a URL we may not fetch ({refused})", None, current, tuple(hops))
+                what = "a redirect to a URL" if hops else "a URL"  # the file's own URL may be refused too
+                return fail(f"{what} we may not fetch ({refused})", None, current, tuple(hops))
             response = await client.get(current, follow_redirects=False)
             location = response.headers.get("Location")
             if response.status_code in REDIRECT_STATUSES and location:

@@ -148,7 +148,8 @@ class ScrapyRobotsFetcher:
             refused = await may_fetch(current)
             if refused is not None:
                 # never log the URL itself at WARNING: it may name a person
-                return fail(f"a redirect to a URL we may not fetch ({refused})", None)
+                what = "a redirect to a URL" if hops else "a URL"  # the file's own URL may be refused too
+                return fail(f"{what} we may not fetch ({refused})", None)
             request = Request(current, priority=self.PRIORITY, callback=NO_CALLBACK, dont_filter=True,
                               meta={"dont_obey_robotstxt": True, "dont_cache": True, "dont_redirect": True,
                                     "dont_retry": True, "handle_httpstatus_all": True, "allow_offsite": True})
