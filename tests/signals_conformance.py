@@ -463,6 +463,16 @@ CASES: list[Case] = [
          "deny", DEFAULT_DENY, {"/robots.txt": robots("User-agent: *", "License: /license.xml"),
                                 "/license.xml": (200, f'<rsl {NS}><content url="/"><license><permits type="usage">'
                                                       'all</permits></license></content></rsl>')}),
+    Case("rsl-relative-license-line-denies", "rsl", "signals.md: a relative License: is read for its denials only",
+         "/a", "search-indexing", "deny", T_SIG + "rsl",
+         {"/robots.txt": robots("User-agent: *", "License: /license.xml"),
+          "/license.xml": (200, f'<rsl {NS}><content url="/"><license><prohibits type="usage">search'
+                                '</prohibits></license></content></rsl>')}),
+    Case("rsl-license-line-upper-case-scheme", "rsl", "RFC 3986 §3.1: a scheme is case-insensitive", "/a",
+         "search-indexing", "deny", T_SIG + "rsl",
+         {"/robots.txt": robots("User-agent: *", f"License: {SITE.replace('https://', 'HTTPS://')}/license.xml"),
+          "/license.xml": (200, f'<rsl {NS}><content url="/"><license><prohibits type="usage">search'
+                                '</prohibits></license></content></rsl>')}),
     Case("rsl-license-line-outside-groups", "rsl", "§4: License: is global, wherever it is written", "/a",
          "ai-training", "deny", T_SIG + "rsl",
          {"/robots.txt": robots("User-agent: otherbot", "Disallow: /", f"License: {SITE}/license.xml", "",

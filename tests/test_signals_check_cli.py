@@ -8,6 +8,7 @@ request for the page; a response-level deny fetched it (and only then was it den
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,8 @@ SIDE = {"/robots.txt", "/.well-known/tdmrep.json", "/ai.txt"}
 
 
 def _http(text: str) -> str:
-    return text.replace(SITE, HTTP_SITE)
+    """The rows' https origin as the proxy serves it, keeping the case a row spells its scheme in."""
+    return re.sub(r"(?i)(http)s(://site\.example)", r"\1\2", text)
 
 
 def _app(case: Case) -> Any:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -70,6 +70,9 @@ class RslLink:
     source: str  #: robots.txt URL, or the page
     where: str  #: "line 3", "header Link", "<link rel=license>"
     raw: str
+    #: a ``License:`` line with a relative URL (RSL asks for an absolute one): read, since the site plainly names
+    #: its licence, but only for what it denies; a malformed line never grants anything.
+    denials_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -258,7 +261,9 @@ def evaluate_rsl(document: RslDocument, page_url: str, link: RslLink, *, fetched
                     continue
             allows = [j for j in judged if j[1] is SignalVerdict.ALLOW]
             denies = [j for j in judged if j[1] is SignalVerdict.DENY]
-            lic, verdict, why = (allows or denies or judged)[0]
+            if link.denials_only and not denies:
+                continue
+            lic, verdict, why = (denies if link.denials_only else allows or denies or judged)[0]
             where = f"<content url={content.url!r}>" + (f" <license> {lic.index + 1}" if lic is not None else "")
             raw = content.url if lic is None else _describe(lic)
             statement = Statement(SIGNAL, link.level, link.url, where, raw, fetched_at, detail)
@@ -305,9 +310,24 @@ def site_rsl_links(robots_url: str, license_lines: Iterable[tuple[int, str]]) ->
     out: list[RslLink] = []
     for line, value in license_lines:
         value = value.strip()
-        if value.startswith(("http://", "https://")):
-            out.append(RslLink(value, Level.SITE, robots_url, f"line {line}", f"License: {value}"))
+        if not value:
+            continue
+        url = _web(_join(robots_url, value))
+        if url:
+            relative = not _web(value)
+            where = f"line {line}" + (" (a relative URL: read for its denials only)" if relative else "")
+            out.append(RslLink(url, Level.SITE, robots_url, where, f"License: {value}", denials_only=relative))
     return out
+
+
+def _web(url: str) -> str:
+    """``url`` with its scheme in lower case if it is an absolute http(s) URL (RFC 3986: schemes are
+    case-insensitive, so ``HTTPS://`` names a licence as well as ``https://``), else ``""``."""
+    head = url[:8].lower()
+    for scheme in ("http://", "https://"):
+        if head.startswith(scheme):
+            return scheme + url[len(scheme):]
+    return ""
 
 
 _LINK = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,=\s]+\s*(?:=\s*(?:\"[^\"]*\"|[^;,\s]*))?)*)")
@@ -341,7 +361,7 @@ def response_rsl_links(url: str, headers: Any = None, body: bytes | str | None =
             if tag == "link" and attrs.get("href") and _is_rsl(attrs.get("rel", ""), attrs.get("type", "")):
                 out.append(RslLink(_join(url, attrs["href"].strip()), Level.RESPONSE, url, "<link rel=license>",
                                    raw))
-    return [link for link in out if link.url.startswith(("http://", "https://"))]
+    return [replace(link, url=url) for link in out if (url := _web(link.url))]
 
 
 def _join(base: str, target: str) -> str:
