@@ -255,7 +255,7 @@ def add_serve_authorizations(sub: Any) -> None:
                                                         "(docs/consent-api.md), with its change feed")
     serve.add_argument("source", metavar="SQLITE_OR_FILE", help="a .yaml, .csv or .jsonl file, or sqlite:///PATH")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8766, help="port to listen on (default 8766)")
+    serve.add_argument("--port", type=int, default=8767, help="port to listen on (default 8767)")
     serve.add_argument("--settings", metavar="MODULE", help="Scrapy settings module to read CONSENTCRAWL_* from")
     serve.add_argument("--platforms", metavar="FILE", help="platform terms YAML the records are checked against")
     serve.add_argument("--token-env", metavar="NAME", default="CONSENTCRAWL_API_TOKEN",
