@@ -20,7 +20,7 @@ from consentcrawl.cli import main
 from consentcrawl.signals.purposes import BASE_PURPOSES
 from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
 
-from .signals_conformance import CASES, SITE, Case
+from .signals_conformance import CASES, Case
 
 HTTP_SITE = "http://site.example"  #: the rows' https origin, served over the plain-http loopback proxy
 NOW = "2026-06-01T12:00:00Z"
