@@ -77,13 +77,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .robots.httpfetch import fetch_robots
 
     settings = settings_for(args)
-    config = ConsentConfig.from_settings(settings, purpose=args.purpose)
+    # the checks and a store named by import path built as a crawl builds them: from_crawler reads the settings
+    crawler = settings_crawler({**load_settings(args.settings, everything=True), **settings})
+    config = ConsentConfig.from_settings(settings, purpose=args.purpose, crawler=crawler)
     if not len(config.platforms):
         raise ConfigError("no platform configured: give --platforms FILE or --settings MODULE, or run inside a "
                           "project whose CONSENTCRAWL_PLATFORMS (or settings/platforms.yaml) names them",
                           source="CONSENTCRAWL_PLATFORMS")
-    # the checks built as a crawl builds them: from_crawler reads the project's settings
-    decider = build_decider(config, settings_crawler({**load_settings(args.settings, everything=True), **settings}))
+    decider = build_decider(config, crawler)
     now = config.now()
     try:
         facts = decider.engine.facts(args.url, config.purpose, now, args.subject)

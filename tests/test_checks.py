@@ -89,6 +89,54 @@ def test_consentcrawl_check_builds_a_projects_own_check_as_the_crawl_does(server
     assert "1001" not in requested_subjects(server)  # check fetches no page without --fetch: robots.txt only
 
 
+SETTING_STORE = """
+from datetime import datetime, timezone
+
+from consentcrawl import AuthorizationRecord
+
+
+class SettingStore:
+    \"\"\"Grants research to the people its own setting lists; it cannot be built without the crawler.\"\"\"
+
+    source = "mystore.SettingStore"
+    version = 1
+
+    def __init__(self, people):
+        self._people = set(people)
+
+    @classmethod
+    def from_crawler(cls, crawler):
+        return cls(crawler.settings.getlist("MY_CONSENTING_PEOPLE"))
+
+    def lookup(self, platform, subject):
+        granted = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        return (AuthorizationRecord(platform, subject, frozenset({"research"}), granted, evidence="mine"),) \\
+            if subject in self._people else ()
+"""
+
+
+def test_consentcrawl_check_builds_a_projects_store_with_from_crawler_as_the_crawl_does(
+        server: LocalServer, tmp_path: Path) -> None:
+    """A store named by import path whose ``from_crawler`` reads the project's settings (and that has no other way
+    to be built) answers ``consentcrawl check`` as it answers the crawl: it was built with no arguments and failed."""
+    (tmp_path / "mystore.py").write_text(SETTING_STORE)
+    (tmp_path / "mysettings.py").write_text(
+        "CONSENTCRAWL_AUTHORIZATIONS = 'mystore.SettingStore'\n"
+        "MY_CONSENTING_PEOPLE = ['1005']\n"
+        f"CONSENTCRAWL_PLATFORMS = {str(PLATFORMS)!r}\n")
+    command = Path(sys.executable).parent / "consentcrawl"
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and k != "PYTHONPATH"}
+    env["http_proxy"] = server.proxy
+    outcomes = {}
+    for person in ("1001", "1005"):
+        proc = subprocess.run([str(command), "check", f"http://microblog.example/u/{person}", "--purpose", "research",
+                               "--settings", "mysettings", "--json"], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode in (0, 1), proc.stderr
+        outcomes[person] = (proc.returncode, json.loads(proc.stdout)["reason"])
+    assert outcomes == {"1001": (1, "subject.no-authorization"), "1005": (0, "subject.authorized")}
+
+
 def _engine(checks: list[Any]) -> Engine:
     return Engine(PlatformRegistry({"microblog": make_platform()}), MemoryStore(RECORDS), "consentcrawl",
                         checks=checks)
