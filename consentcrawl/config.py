@@ -328,7 +328,7 @@ def open_store(source: str, platforms: PlatformRegistry, crawler: Crawler | None
     ``sqlite:///`` URL, a consent API's ``http(s)://`` base URL, a ``redis://`` URL (their settings read from
     ``settings``), or the import path of a store class (built with ``from_crawler(crawler)`` when it has
     one and a crawler exists, else called with no arguments; its ``lookup`` may be ``async def`` or plain ``def``:
-    see ``docs/architecture.md``, "Write your own store")."""
+    see ``docs/stores.md``, "Write your own store")."""
     if (_IMPORT_PATH.fullmatch(source) and not source.lower().endswith(_FILE_SUFFIXES)
             and not Path(source).exists()):
         return _store_by_import_path(source, crawler)
