@@ -1,0 +1,74 @@
+"""The Scrapy internals ``consentcrawl/_scrapy_internals.py`` reaches into, checked on the installed Scrapy.
+
+Each helper there degrades quietly when what it reaches for is missing (a crawl must not crash on a Scrapy
+release that moved an attribute), so a release that moves one would switch a behaviour off without a failure:
+``Crawl-delay`` no longer spacing requests, errbacks of denied requests no longer run, ``scrapy crawl`` exiting 0
+after a configuration error. These tests look for each attribute in a real, running crawl and check its effect,
+so that CI on the newest Scrapy names the one that moved. ``fail_crawl``'s effect (``scrapy crawl`` exits non-zero)
+is checked by ``tests/test_settings.py::test_scrapy_crawl_with_a_bad_value_exits_non_zero_with_one_line_naming_it``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import scrapy
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl import _scrapy_internals as internals
+from consentcrawl_demo.server import LocalServer
+from tests.conftest import run_crawl
+
+
+class Probe(scrapy.Spider):
+    """Fetches one page and, from its callback, while the engine runs, tries each internal."""
+
+    name = "probe"
+    found: dict[str, Any] = {}
+
+    async def start(self) -> Any:
+        yield scrapy.Request("http://microblog.example/robots.txt", callback=self.parse)
+
+    def parse(self, response: scrapy.http.Response) -> Any:
+        crawler = self.crawler
+        engine = crawler.engine
+        downloader = engine.downloader
+        found = Probe.found
+        assert response.request is not None
+        found["slot key"] = downloader.get_slot_key(response.request)
+        found["slots"] = isinstance(downloader.slots, dict) and found["slot key"] in downloader.slots
+        found["per slot settings"] = isinstance(downloader.per_slot_settings, dict)
+        slot = downloader.slots[found["slot key"]]
+        found["slot delay before"] = slot.delay
+        request = scrapy.Request("http://microblog.example/u/1001")
+        internals.apply_crawl_delay(crawler, request, 7.5)
+        found["slot delay after"] = (slot.delay, slot.jitter, request.meta.get("autothrottle_dont_adjust_delay"))
+        # a slot not made yet: the delay waits in per_slot_settings for it
+        other = scrapy.Request("http://other.example/")
+        internals.apply_crawl_delay(crawler, other, 3.0)
+        found["pending slot"] = downloader.per_slot_settings.get(downloader.get_slot_key(other))
+        found["scraper"] = callable(getattr(engine.scraper, "enqueue_scrape", None)) and engine.scraper.slot is not None
+        found["nextcall"] = callable(getattr(getattr(engine._slot, "nextcall", None), "schedule", None))
+        internals.wake_engine(crawler)  # must not raise while the engine runs
+        errbacks: list[str] = []
+        dropped = scrapy.Request("http://microblog.example/u/1002", errback=lambda f: errbacks.append(str(f.value)))
+        found["errback handed"] = internals.fail_request(crawler, dropped, ValueError("denied here"))
+        found["errbacks"] = errbacks
+        return None
+
+
+@deferred_f_from_coro_f
+async def test_each_internal_is_where_the_helpers_look_for_it_in_a_running_crawl(
+        server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    Probe.found = {}
+    await run_crawl(Probe, {"ROBOTSTXT_OBEY": False, "DOWNLOAD_DELAY": 0, "DOWNLOAD_DELAY_JITTER": 0.5,
+                            "LOG_LEVEL": "WARNING"}, proxy=server.proxy, monkeypatch=monkeypatch)
+    found = Probe.found
+    assert found["slots"] and found["per slot settings"]
+    assert found["slot delay before"] == 0
+    assert found["slot delay after"] == (7.5, 0, True)  # the delay grows, its jitter is off, AutoThrottle is told
+    assert found["pending slot"] == {"delay": 3.0, "jitter": 0}
+    assert found["scraper"] and found["nextcall"]
+    assert found["errback handed"] is True
+    assert found["errbacks"] == ["denied here"]  # the scraper ran the errback before the spider closed
