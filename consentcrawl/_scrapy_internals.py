@@ -6,6 +6,7 @@
 - :func:`fail_request`: a request dropped before the downloader (the link check, ``request_scheduled``) reaches its
   errback the way Scrapy hands it an ``IgnoreRequest`` raised by a downloader middleware: through the scraper.
 - :func:`awaited_by_caller`: ``scrapy shell``'s ``fetch`` waits on a request through its callbacks.
+- :func:`revalidated_page`: the cached page ``HttpCacheMiddleware`` hands on in place of a ``304 Not Modified``.
 """
 
 from __future__ import annotations
@@ -101,3 +102,13 @@ def wake_engine(crawler: Crawler) -> None:
     nextcall = getattr(slot, "nextcall", None)
     if nextcall is not None:
         nextcall.schedule()
+
+
+def revalidated_page(request: Request, response: Any) -> Any:
+    """The page the spider gets for ``response``: for a ``304 Not Modified`` to a request that
+    ``HttpCacheMiddleware`` (``RFC2616Policy``) sent to revalidate a stale cached page, the cached page it keeps in
+    ``meta["cached_response"]`` and returns in place of the 304; else ``response`` itself."""
+    from scrapy.http import Response
+
+    cached = request.meta.get("cached_response")
+    return cached if response.status == 304 and isinstance(cached, Response) else response

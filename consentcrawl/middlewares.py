@@ -25,7 +25,7 @@ from scrapy import Request, signals
 from scrapy.exceptions import CloseSpider, DontCloseSpider, IgnoreRequest
 from scrapy.http import Response
 
-from ._scrapy_internals import apply_crawl_delay, awaited_by_caller, fail_request
+from ._scrapy_internals import apply_crawl_delay, awaited_by_caller, fail_request, revalidated_page
 from .deciding import Undecided
 from .decision import Decision, Evidence, Stage, deny
 from .provenance import page_provenance
@@ -104,8 +104,10 @@ class ConsentDownloaderMiddleware(RuntimeComponent):
 class ConsentResponseMiddleware(RuntimeComponent):
     """Response phase, above HttpCacheMiddleware: a response without an allow decision for its URL goes no further.
 
-    A response answered by the HTTP cache was never sent, so it is decided here; so is a response whose URL is not
-    the URL decided (a download handler that followed a redirect or navigated by itself).
+    A response answered by the HTTP cache was never sent, so it is decided here, its person's first page read and
+    their linked actor sent for as the send-time handler does (so is the cached page a ``304 Not Modified`` is
+    swapped for, which is what the spider gets); so is a response whose URL is not the URL decided (a download
+    handler that followed a redirect or navigated by itself).
     """
 
     async def process_response(self, request: Request, response: Response) -> Response:
@@ -113,14 +115,16 @@ class ConsentResponseMiddleware(RuntimeComponent):
             return response
         if self.runtime is None:
             raise ConsentMisconfigured
-        if self.runtime.decision_for(request) is None:  # not sent (the HTTP cache): its person's actor still read
+        page = revalidated_page(request, response)  # a 304's cached page: what the spider will get
+        if page is not response or self.runtime.decision_for(request) is None:
+            # a page from the HTTP cache was not read as it was sent: its person's actor is read now
             from .handler import send_time_handler  # the handler imports this module
 
             handler = send_time_handler(self.runtime.crawler)
             if handler is None:
                 raise ConsentMisconfigured
-            await handler.read_unsent(self.runtime, request, response)
-        decision = await self.runtime.decide_response(request, response)
+            await handler.read_unsent(self.runtime, request, page)
+        decision = await self.runtime.decide_response(request, page)
         if self.runtime.drops(decision):
             request.meta["dont_cache"] = True
             raise ConsentDenied(decision)

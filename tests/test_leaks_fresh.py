@@ -79,6 +79,50 @@ async def test_a_profile_answered_from_the_http_cache_is_not_used_while_its_acto
     assert refused == ["subject.refused-on-page"], refused
 
 
+def _revalidating(site: FediverseSite, crawl_no: int, sent: list[tuple[int, str]]):  # type: ignore[no-untyped-def]
+    """The site with an ``ETag`` on every HTML page and ``Cache-Control: max-age=0`` (revalidate each time), answering
+    ``304 Not Modified`` to a matching ``If-None-Match``, as Rails' ``fresh_when`` does."""
+    def app(request: LoggedRequest, headers: dict[str, str]) -> Served | None:
+        sent.append((crawl_no, request.decoded_path))
+        answer = site(request, headers)
+        if answer is None or answer.status != 200 or "html" not in dict(answer.header_pairs()).get("Content-Type", ""):
+            return answer
+        etag = f'"{request.decoded_path.strip("/").replace("/", "-")}"'
+        if headers.get("if-none-match") == etag:
+            return Served(304, {"ETag": etag, "Cache-Control": "max-age=0"}, b"")
+        return dataclasses.replace(answer, headers=[*answer.header_pairs(), ("ETag", etag),
+                                                    ("Cache-Control", "max-age=0")])
+    return app
+
+
+@deferred_f_from_coro_f
+async def test_a_profile_revalidated_with_304_is_not_used_while_its_actor_is_unread(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As above, with ``HTTPCACHE_POLICY = RFC2616Policy`` and pages that must be revalidated: crawl 2 sends each
+    profile with ``If-None-Match`` and gets ``304``; the cache then hands the spider the page it stored in crawl 1.
+    The 304 has no body to read, so the actor link is in the cached page only: carol's actor (which now refuses)
+    must be read before her cached profile reaches the spider."""
+    cache = tmp_path / "httpcache"
+    sent: list[tuple[int, str]] = []
+    policy = {"HTTPCACHE_ENABLED": True, "HTTPCACHE_DIR": str(cache),
+              "HTTPCACHE_POLICY": "scrapy.extensions.httpcache.RFC2616Policy"}
+    first, second = tmp_path / "one", tmp_path / "two"
+    first.mkdir()
+    second.mkdir()
+    with LocalServer(_revalidating(FediverseSite(_opening("carol")), 1, sent)) as server:
+        one = await run_crawl(ProfilesOnly, fedi_settings(first, **policy), proxy=server.proxy,
+                              monkeypatch=monkeypatch)
+    assert ("carol", "profile") in {(i["subject"], i["kind"]) for i in one.items}, "control: carol open in crawl 1"
+    with LocalServer(_revalidating(FediverseSite(), 2, sent)) as server:
+        two = await run_crawl(ProfilesOnly, fedi_settings(second, **policy), proxy=server.proxy,
+                              monkeypatch=monkeypatch)
+    assert two.stats.get("httpcache/revalidate"), f"control: crawl 2 revalidated: {two.stats}"
+    carol = [(s["subject"], s["kind"]) for s in two.items if s["subject"] == "carol"]
+    assert not carol, f"carol's revalidated pages reached the spider though her actor refuses: {carol}\n{sent}"
+    assert ("alice", "profile") in {(i["subject"], i["kind"]) for i in two.items}, "control"
+    assert (2, "/users/carol") in sent, sent
+
+
 # --------------------------------------------------------------------------- an unread actor, in a distributed crawl
 
 #: 105's profile: an h-card that links to an actor the platform's templates do not place at 105 (``/users/105``):
