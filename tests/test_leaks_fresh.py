@@ -89,6 +89,7 @@ def _revalidating(site: FediverseSite, crawl_no: int, sent: list[tuple[int, str]
             return answer
         etag = f'"{request.decoded_path.strip("/").replace("/", "-")}"'
         if headers.get("if-none-match") == etag:
+            sent.append((crawl_no, f"304 {request.decoded_path}"))
             return Served(304, {"ETag": etag, "Cache-Control": "max-age=0"}, b"")
         return dataclasses.replace(answer, headers=[*answer.header_pairs(), ("ETag", etag),
                                                     ("Cache-Control", "max-age=0")])
@@ -121,6 +122,37 @@ async def test_a_profile_revalidated_with_304_is_not_used_while_its_actor_is_unr
     assert not carol, f"carol's revalidated pages reached the spider though her actor refuses: {carol}\n{sent}"
     assert ("alice", "profile") in {(i["subject"], i["kind"]) for i in two.items}, "control"
     assert (2, "/users/carol") in sent, sent
+
+
+class ArticleLogic(ListLogic):
+    urls = ["http://news.example/article"]
+    follow_links = False
+
+
+@deferred_f_from_coro_f
+async def test_a_page_revalidated_with_304_is_decided_by_its_cached_body_for_this_crawls_purpose(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Crawl 1 (research) caches an article whose ``<meta name="robots" content="noindex">`` does not concern
+    research. Crawl 2 (search-indexing) revalidates it: the 304 has no body, the cache hands the spider the stored
+    page, and its ``noindex`` must deny it (``response.meta-robots``) before the callback."""
+    sent: list[tuple[int, str]] = []
+    site = LenientPeople(any_host=True).page("/article", '<html><head><meta name="robots" content="noindex">'
+                                                         '</head><body><p class="name">an article</p></body></html>')
+    cache = {"HTTPCACHE_ENABLED": True, "HTTPCACHE_DIR": str(tmp_path / "httpcache"),
+             "HTTPCACHE_POLICY": "scrapy.extensions.httpcache.RFC2616Policy"}
+    seen: list[list[str]] = []
+    for n, purpose in ((1, "research"), (2, "search-indexing")):
+        spider = type(f"Article{n}", (ArticleLogic, scrapy.Spider), {
+            "name": "article", "custom_settings": {"ADDONS": {"consentcrawl.Addon": 0}}})
+        (tmp_path / str(n)).mkdir()
+        with LocalServer(_revalidating(site, n, sent)) as server:
+            result = await crawl(spider, people_settings(tmp_path / str(n), CONSENTCRAWL_PURPOSE=purpose, **cache),
+                                 proxy=server.proxy, monkeypatch=monkeypatch)
+        seen.append(result.seen)
+    assert seen[0] == ["http://news.example/article"], "control: research may read it, and caches it"
+    assert (2, "304 /article") in sent, f"control: crawl 2 revalidated it: {sent}"
+    assert seen[1] == [], f"a noindex page reached a search-indexing callback from the cache: {sent}"
+    assert [e["reason"] for e in result.audit_for("/article", verdict="deny")] == ["response.meta-robots"]
 
 
 # --------------------------------------------------------------------------- an unread actor, in a distributed crawl
