@@ -6,7 +6,8 @@
 - :func:`fail_request`: a request dropped before the downloader (the link check, ``request_scheduled``) reaches its
   errback the way Scrapy hands it an ``IgnoreRequest`` raised by a downloader middleware: through the scraper.
 - :func:`awaited_by_caller`: ``scrapy shell``'s ``fetch`` waits on a request through its callbacks.
-- :func:`revalidated_page`: the cached page ``HttpCacheMiddleware`` hands on in place of a ``304 Not Modified``.
+- :func:`cached_instead`: the cached page ``HttpCacheMiddleware`` may hand on in place of a response (a
+  ``304 Not Modified``, a server error).
 """
 
 from __future__ import annotations
@@ -104,11 +105,13 @@ def wake_engine(crawler: Crawler) -> None:
         nextcall.schedule()
 
 
-def revalidated_page(request: Request, response: Any) -> Any:
-    """The page the spider gets for ``response``: for a ``304 Not Modified`` to a request that
-    ``HttpCacheMiddleware`` (``RFC2616Policy``) sent to revalidate a stale cached page, the cached page it keeps in
-    ``meta["cached_response"]`` and returns in place of the 304; else ``response`` itself."""
+def cached_instead(request: Request, response: Any) -> Any:
+    """The cached page ``HttpCacheMiddleware`` may hand the spider in place of ``response``, or None.
+
+    While it revalidates a stale cached page (``RFC2616Policy``) it keeps that page in ``meta["cached_response"]``
+    and returns it instead of the network's answer when its policy says the page is still good: a ``304 Not
+    Modified``, or a server error (``5xx``) without ``must-revalidate``; a custom policy may say so for others."""
     from scrapy.http import Response
 
     cached = request.meta.get("cached_response")
-    return cached if response.status == 304 and isinstance(cached, Response) else response
+    return cached if isinstance(cached, Response) and cached is not response else None

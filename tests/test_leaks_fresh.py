@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import scrapy
@@ -79,9 +80,11 @@ async def test_a_profile_answered_from_the_http_cache_is_not_used_while_its_acto
     assert refused == ["subject.refused-on-page"], refused
 
 
-def _revalidating(site: FediverseSite, crawl_no: int, sent: list[tuple[int, str]]):  # type: ignore[no-untyped-def]
+def _revalidating(site: Any, crawl_no: int, sent: list[tuple[int, str]],  # type: ignore[no-untyped-def]
+                  status: int = 304):
     """The site with an ``ETag`` on every HTML page and ``Cache-Control: max-age=0`` (revalidate each time), answering
-    ``304 Not Modified`` to a matching ``If-None-Match``, as Rails' ``fresh_when`` does."""
+    ``304 Not Modified`` to a matching ``If-None-Match``, as Rails' ``fresh_when`` does (or, ``status`` 503, failing
+    then: ``RFC2616Policy`` hands the spider the cached page in place of a server error)."""
     def app(request: LoggedRequest, headers: dict[str, str]) -> Served | None:
         sent.append((crawl_no, request.decoded_path))
         answer = site(request, headers)
@@ -89,20 +92,21 @@ def _revalidating(site: FediverseSite, crawl_no: int, sent: list[tuple[int, str]
             return answer
         etag = f'"{request.decoded_path.strip("/").replace("/", "-")}"'
         if headers.get("if-none-match") == etag:
-            sent.append((crawl_no, f"304 {request.decoded_path}"))
-            return Served(304, {"ETag": etag, "Cache-Control": "max-age=0"}, b"")
+            sent.append((crawl_no, f"{status} {request.decoded_path}"))
+            return Served(status, {"ETag": etag, "Cache-Control": "max-age=0"}, b"")
         return dataclasses.replace(answer, headers=[*answer.header_pairs(), ("ETag", etag),
                                                     ("Cache-Control", "max-age=0")])
     return app
 
 
+@pytest.mark.parametrize("status", [304, 503])
 @deferred_f_from_coro_f
 async def test_a_profile_revalidated_with_304_is_not_used_while_its_actor_is_unread(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        status: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """As above, with ``HTTPCACHE_POLICY = RFC2616Policy`` and pages that must be revalidated: crawl 2 sends each
-    profile with ``If-None-Match`` and gets ``304``; the cache then hands the spider the page it stored in crawl 1.
-    The 304 has no body to read, so the actor link is in the cached page only: carol's actor (which now refuses)
-    must be read before her cached profile reaches the spider."""
+    profile with ``If-None-Match`` and gets ``304`` (or a ``503``); the cache then hands the spider the page it
+    stored in crawl 1. The answer has no page to read, so the actor link is in the cached page only: carol's actor
+    (which now refuses) must be read before her cached profile reaches the spider."""
     cache = tmp_path / "httpcache"
     sent: list[tuple[int, str]] = []
     policy = {"HTTPCACHE_ENABLED": True, "HTTPCACHE_DIR": str(cache),
@@ -114,7 +118,7 @@ async def test_a_profile_revalidated_with_304_is_not_used_while_its_actor_is_unr
         one = await run_crawl(ProfilesOnly, fedi_settings(first, **policy), proxy=server.proxy,
                               monkeypatch=monkeypatch)
     assert ("carol", "profile") in {(i["subject"], i["kind"]) for i in one.items}, "control: carol open in crawl 1"
-    with LocalServer(_revalidating(FediverseSite(), 2, sent)) as server:
+    with LocalServer(_revalidating(FediverseSite(), 2, sent, status)) as server:
         two = await run_crawl(ProfilesOnly, fedi_settings(second, **policy), proxy=server.proxy,
                               monkeypatch=monkeypatch)
     assert two.stats.get("httpcache/revalidate"), f"control: crawl 2 revalidated: {two.stats}"
