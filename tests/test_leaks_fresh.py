@@ -84,7 +84,8 @@ def _revalidating(site: Any, crawl_no: int, sent: list[tuple[int, str]],  # type
                   status: int = 304):
     """The site with an ``ETag`` on every HTML page and ``Cache-Control: max-age=0`` (revalidate each time), answering
     ``304 Not Modified`` to a matching ``If-None-Match``, as Rails' ``fresh_when`` does (or, ``status`` 503, failing
-    then: ``RFC2616Policy`` hands the spider the cached page in place of a server error)."""
+    then: ``RFC2616Policy`` hands the spider the cached page in place of a server error; or, 0, closing the
+    connection: ``HttpCacheMiddleware`` recovers from the download error with the cached page)."""
     def app(request: LoggedRequest, headers: dict[str, str]) -> Served | None:
         sent.append((crawl_no, request.decoded_path))
         answer = site(request, headers)
@@ -93,13 +94,15 @@ def _revalidating(site: Any, crawl_no: int, sent: list[tuple[int, str]],  # type
         etag = f'"{request.decoded_path.strip("/").replace("/", "-")}"'
         if headers.get("if-none-match") == etag:
             sent.append((crawl_no, f"{status} {request.decoded_path}"))
+            if status == 0:
+                return None  # the connection is closed unanswered: the cache recovers from the download error
             return Served(status, {"ETag": etag, "Cache-Control": "max-age=0"}, b"")
         return dataclasses.replace(answer, headers=[*answer.header_pairs(), ("ETag", etag),
                                                     ("Cache-Control", "max-age=0")])
     return app
 
 
-@pytest.mark.parametrize("status", [304, 503])
+@pytest.mark.parametrize("status", [304, 503, 0])
 @deferred_f_from_coro_f
 async def test_a_profile_revalidated_with_304_is_not_used_while_its_actor_is_unread(
         status: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -121,7 +124,8 @@ async def test_a_profile_revalidated_with_304_is_not_used_while_its_actor_is_unr
     with LocalServer(_revalidating(FediverseSite(), 2, sent, status)) as server:
         two = await run_crawl(ProfilesOnly, fedi_settings(second, **policy), proxy=server.proxy,
                               monkeypatch=monkeypatch)
-    assert two.stats.get("httpcache/revalidate"), f"control: crawl 2 revalidated: {two.stats}"
+    recovered = two.stats.get("httpcache/errorrecovery" if status == 0 else "httpcache/revalidate")
+    assert recovered, f"control: crawl 2 revalidated: {two.stats}"
     carol = [(s["subject"], s["kind"]) for s in two.items if s["subject"] == "carol"]
     assert not carol, f"carol's revalidated pages reached the spider though her actor refuses: {carol}\n{sent}"
     assert ("alice", "profile") in {(i["subject"], i["kind"]) for i in two.items}, "control"
