@@ -404,3 +404,50 @@ def test_check_fetch_as_of_a_past_time_does_not_fetch_a_page_the_person_has_sinc
     # the control: the same replay of 102, still authorized now, fetches the page
     assert _cli(["check", f"http://{HOST}/u/102", "--now", "2026-01-15T00:00:00Z", *args], app, monkeypatch) == 0
     assert "102" in app.people_served(), app.describe()
+
+
+# --------------------------------------------------------------------------- a refusal on a page with an error status
+
+
+class ErrorStatusProfiles(LenientPeople):
+    """The lenient site, answering 105's profile (which says #nobot) with ``STATUS`` and the whole page, as a
+    platform does for a locked or limited account it still shows."""
+
+    status = 403
+    answered: list[int]
+
+    def __call__(self, request: LoggedRequest, headers: dict[str, str]) -> Served | None:
+        answer = super().__call__(request, headers)
+        target = request.path + (f"?{request.query}" if request.query else "")
+        if answer is not None and person_of_url(target) == "105":
+            answer = dataclasses.replace(answer, status=self.status)
+            self.answered.append(self.status)
+        return answer
+
+
+class AllStatusLogic(ListLogic):
+    follow_links = False
+
+    async def start(self):  # type: ignore[no-untyped-def]
+        for person in ("105", "101"):
+            yield scrapy.Request(f"http://{HOST}/u/{person}", callback=self.parse, meta={"handle_httpstatus_all": True})
+
+
+@pytest.mark.parametrize("status", [403, 404, 410, 451])
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_refusal_on_a_profile_served_with_an_error_status_is_read(
+        kind: str, status: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """105 is authorized and says #nobot on their page, which the platform answers with an error status; a spider
+    that handles every status (``handle_httpstatus_all``) reads the page as any other. The refusal on it must be
+    read too: the page does not reach the callback."""
+    app = ErrorStatusProfiles(refusing={"105"})
+    app.status, app.answered = status, []
+    records = [record_yaml(s) for s in ("101", "105")]
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, AllStatusLogic), people_settings(tmp_path, records),
+                             proxy=server.proxy, monkeypatch=monkeypatch)
+    assert app.answered == [status], app.describe()
+    assert f"http://{HOST}/u/101" in result.seen, "control"
+    assert f"http://{HOST}/u/105" not in result.seen, f"105's refusing page reached the callback ({status})"
+    assert not [i for i in result.items if secret_name("105") in json.dumps(i)], result.items

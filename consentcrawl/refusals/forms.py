@@ -371,8 +371,8 @@ def read_page(url: str, status: int, content_type: str, body: bytes, token: str,
     if status == 401 and activitypub_requested:
         return PageReading((Found("activitypub.not-public", "HTTP status", "401 to an unsigned ActivityPub fetch"),),
                            None, "activitypub", profile=True)
-    if status >= 300:
-        return PageReading()
+    # any other status is read like a 200: a spider that handles every status (``handle_httpstatus_all``) gets the
+    # body, and a platform may show a locked or limited profile with a 403 or a 404
     # what the type claims does not decide what a callback makes of the body (``json.loads(response.text)``,
     # ``response.css``): a JSON object is read as JSON whatever its type, anything else that is not JSON as HTML
     if "json" in ct or _JSON_START.match(body):
