@@ -216,9 +216,9 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
                 form, is_form = form_text(request.body, content_type)
             header = request.headers.get(b"Host")
             host = header.decode("latin-1") if header else None
-            cookie = request.headers.get(b"Cookie")  # set by CookiesMiddleware: seen at send time
-            if cookie:  # PHP's $_REQUEST can read cookies as it reads the query (variables_order "EGPCS")
-                pairs = "&".join(p.strip() for p in cookie.decode("latin-1").split(";") if p.strip())
+            cookies = request.headers.getlist(b"Cookie")  # set by CookiesMiddleware: seen at send time
+            if cookies:  # PHP's $_REQUEST can read cookies as it reads the query (variables_order "EGPCS")
+                pairs = "&".join(p.strip() for c in cookies for p in c.decode("latin-1").split(";") if p.strip())
                 form = f"{form}&{pairs}" if form else pairs
             rewrites = tuple((name, value.decode("latin-1")) for name in REWRITE_HEADERS
                              for value in request.headers.getlist(name))
