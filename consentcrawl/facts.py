@@ -14,7 +14,7 @@ from .resolve import embedded, resolve, with_body
 from .terms.platforms import Platform, PlatformRegistry, SubjectReading
 from .urls import CanonicalURL, canonicalize
 
-__all__ = ["REWRITE_HEADERS", "FactReader", "RequestFacts"]
+__all__ = ["FRAMING_HEADERS", "REWRITE_HEADERS", "FactReader", "RequestFacts"]
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ class FactReader:
         ``subject`` is the request's ``consentcrawl_subject`` (``platform:id`` or id): it may name the person only
         where the URL names none or the same one. ``form`` is the request body as form text (``is_form`` False for
         a body of another type); ``host`` the request's own ``Host`` header, if it sets one; ``rewrites`` the
-        (name, value) of its headers that a front end routes by instead of the URL (:data:`REWRITE_HEADERS`).
+        (name, value) of its headers that a front end routes by instead of the URL (:data:`REWRITE_HEADERS`), and of
+        framing headers the spider set itself (:data:`FRAMING_HEADERS`).
         Raises ``ValueError`` for a URL that cannot be canonicalised; :meth:`decide_url` turns that into a deny.
         """
         if type(url) is not str:
@@ -97,14 +98,21 @@ class FactReader:
 #: request headers some front ends route by in place of the URL's path and query (IIS URL Rewrite and Symfony read
 #: ``X-Original-URL`` and ``X-Rewrite-URL``; nginx set-ups pass ``X-Original-URI``, Traefik ``X-Forwarded-Uri``)
 REWRITE_HEADERS = ("X-Original-URL", "X-Rewrite-URL", "X-Original-URI", "X-Forwarded-Uri")
+#: framing headers the HTTP client writes itself: one the spider sets too (a ``Transfer-Encoding``, a
+#: ``Content-Length`` other than the body's) lets a server end the body early and read the rest as another request
+#: on the connection (request smuggling), for a page nothing decided
+FRAMING_HEADERS = ("Transfer-Encoding", "Content-Length")
 
 
 def _rewrite_mismatch(canonical: CanonicalURL, rewrites: tuple[tuple[str, str], ...]) -> str | None:
-    """Why a header that a front end may route by names another page than the URL, or None.
+    """Why a header that a front end may route by names another page than the URL, or a framing header the spider
+    set lets its body be read as another request, or None.
 
     The server then serves the header's page, not the one decided; any other page than the URL's own denies
     (reading the header as a URL of its own would miss how each front end joins it)."""
     for name, value in rewrites:
+        if name in FRAMING_HEADERS:
+            return f"the request's {name} header lets a server read its body as another request"
         value = value.strip()
         try:
             named = canonicalize(f"{canonical.scheme}://{canonical.host}/{value.lstrip('/')}").url

@@ -26,7 +26,7 @@ from .config import ConsentConfig, build_decider
 from .decision import Decision, Evidence, Stage, deny
 from .distributed.wiring import Distributed
 from .errors import ConfigError
-from .facts import REWRITE_HEADERS, RequestFacts
+from .facts import FRAMING_HEADERS, REWRITE_HEADERS, RequestFacts
 from .meta_keys import META_DECISION, META_NOFOLLOW, META_SUBJECT
 from .recording import DecisionRecording
 from .refusallog import RefusalLog
@@ -220,8 +220,9 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
             if cookies:  # PHP's $_REQUEST can read cookies as it reads the query (variables_order "EGPCS")
                 pairs = "&".join(p.strip() for c in cookies for p in c.decode("latin-1").split(";") if p.strip())
                 form = f"{form}&{pairs}" if form else pairs
-            rewrites = tuple((name, value.decode("latin-1")) for name in REWRITE_HEADERS
-                             for value in request.headers.getlist(name))
+            rewrites = tuple((name, value.decode("latin-1")) for name in (*REWRITE_HEADERS, *FRAMING_HEADERS)
+                             for value in request.headers.getlist(name)
+                             if name != "Content-Length" or value.strip() != str(len(request.body)).encode())
         try:
             facts = self.engine.facts(url, self.config.purpose, now, subject, form=form, is_form=is_form,
                                       host=host, rewrites=rewrites)

@@ -459,3 +459,42 @@ async def test_a_refusal_on_a_profile_served_with_an_error_status_is_read(
     assert f"http://{HOST}/u/101" in result.seen, "control"
     assert f"http://{HOST}/u/105" not in result.seen, f"105's refusing page reached the callback ({status})"
     assert not [i for i in result.items if secret_name("105") in json.dumps(i)], result.items
+
+
+# --------------------------------------------------------------------------- framing headers the spider sets
+
+#: a body that ends a chunked message at once, followed by a second request, for 107
+_SMUGGLED = b"0\r\n\r\nGET /u/107 HTTP/1.1\r\nHost: people.example\r\n\r\n"
+
+
+#: the framing headers a spider sets, and the body: what a server that reads them takes for the next request
+_FRAMINGS = {
+    "chunked": ({"Transfer-Encoding": "chunked"}, _SMUGGLED),
+    "short-length": ({"Content-Length": "3"}, b"x=1" + _SMUGGLED[5:]),
+}
+
+
+@pytest.mark.parametrize("framing", sorted(_FRAMINGS))
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_request_that_sets_its_own_framing_headers_does_not_smuggle_another_request(
+        kind: str, framing: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A spider's ``Transfer-Encoding: chunked`` (or a short ``Content-Length``) beside the ``Content-Length`` Scrapy
+    sends: a server that reads the spider's framing (as the test server and many others do) ends the body early and
+    reads the rest as the next request on the connection, a request for 107's profile that nothing decided."""
+    headers, body = _FRAMINGS[framing]
+
+    class SmugglingLogic(ListLogic):
+        follow_links = False
+
+        async def start(self):  # type: ignore[no-untyped-def]
+            yield scrapy.Request(f"http://{HOST}/about", method="POST", body=body, callback=self.parse,
+                                 headers={**headers, "Content-Type": "text/plain"})
+            yield scrapy.Request(f"http://{HOST}/u/102", callback=self.parse)  # the control
+
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        await crawl(make_spider(kind, SmugglingLogic), people_settings(tmp_path), proxy=server.proxy,
+                    monkeypatch=monkeypatch)
+    assert "107" not in app.people_served(), f"a smuggled request was served:\n{app.describe()}"
+    assert "102" in app.people_served(), app.describe()
