@@ -498,3 +498,36 @@ async def test_a_request_that_sets_its_own_framing_headers_does_not_smuggle_anot
                     monkeypatch=monkeypatch)
     assert "107" not in app.people_served(), f"a smuggled request was served:\n{app.describe()}"
     assert "102" in app.people_served(), app.describe()
+
+
+#: a second request for 107, written into the request line or a header of the first one
+_INJECTED = "\r\n\r\nGET /u/107 HTTP/1.1\r\nHost: people.example\r\nX-Rest: "
+_INJECTIONS = {
+    "method": ({"method": f"GET /about HTTP/1.1{_INJECTED}"}, f"http://{HOST}/about"),
+    "header-value": ({"headers": {"X-Note": f"a{_INJECTED}b"}}, f"http://{HOST}/about"),
+    "header-name": ({"headers": {f"X-Note: a{_INJECTED}b": "c"}}, f"http://{HOST}/about"),
+    "url": ({}, f"http://{HOST}/about?x=1 HTTP/1.1{_INJECTED}"),
+}
+
+
+@pytest.mark.parametrize("where", sorted(_INJECTIONS))
+@deferred_f_from_coro_f
+async def test_crlf_in_the_method_a_header_or_the_url_does_not_send_another_request(
+        where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CR LF written into the method, a header's value or name, or the URL: the HTTP client must not send the text
+    after it as a request of its own (a request for 107 that nothing decided)."""
+    kwargs, url = _INJECTIONS[where]
+
+    class InjectingLogic(ListLogic):
+        follow_links = False
+
+        async def start(self):  # type: ignore[no-untyped-def]
+            yield scrapy.Request(url, callback=self.parse, errback=lambda failure: None, **kwargs)
+            yield scrapy.Request(f"http://{HOST}/u/102", callback=self.parse)  # the control
+
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        await crawl(make_spider("ADDONS", InjectingLogic), people_settings(tmp_path), proxy=server.proxy,
+                    monkeypatch=monkeypatch)
+    assert "107" not in app.people_served(), f"an injected request was served:\n{app.describe()}"
+    assert "102" in app.people_served(), app.describe()
