@@ -206,7 +206,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
     def facts_for(self, request: Request | None, url: str, now: datetime) -> tuple[RequestFacts | None,
                                                                                       Decision | None]:
         """Facts for a URL (with the request's ``consentcrawl_subject``), or a deny when it cannot be understood."""
-        subject = form = host = None
+        subject = form = host = proxy = None
         is_form = True
         rewrites: tuple[tuple[str, str], ...] = ()
         if request is not None:
@@ -214,6 +214,8 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
             if request.body:
                 content_type = (request.headers.get(b"Content-Type") or b"").decode("latin-1")
                 form, is_form = form_text(request.body, content_type)
+            proxy = request.meta.get("proxy")  # set by HttpProxyMiddleware (or the spider): seen at send time
+            proxy = str(proxy) if proxy else None
             header = request.headers.get(b"Host")
             host = header.decode("latin-1") if header else None
             cookies = request.headers.getlist(b"Cookie")  # set by CookiesMiddleware: seen at send time
@@ -225,7 +227,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
                              if name != "Content-Length" or value.strip() != str(len(request.body)).encode())
         try:
             facts = self.engine.facts(url, self.config.purpose, now, subject, form=form, is_form=is_form,
-                                      host=host, rewrites=rewrites)
+                                      host=host, rewrites=rewrites, proxy=proxy)
         except Exception as exc:  # noqa: BLE001 - an URL we cannot read is denied, not waved through
             return None, bad_url(url, exc)
         return facts, None

@@ -22,6 +22,7 @@ from tests.conftest import run_crawl
 from tests.lenient import (
     HOST,
     KINDS,
+    PLATFORMS_YAML,
     LenientPeople,
     ListLogic,
     Robots,
@@ -531,3 +532,39 @@ async def test_crlf_in_the_method_a_header_or_the_url_does_not_send_another_requ
                     monkeypatch=monkeypatch)
     assert "107" not in app.people_served(), f"an injected request was served:\n{app.describe()}"
     assert "102" in app.people_served(), app.describe()
+
+
+# --------------------------------------------------------------------------- a proxy that is the platform's server
+
+IP_PLATFORMS = PLATFORMS_YAML.replace(f"domains: [{HOST}]", f"domains: [{HOST}, 127.0.0.1]")
+
+
+class ProxyLogic(ListLogic):
+    follow_links = False
+    proxy = ""
+
+    async def start(self):  # type: ignore[no-untyped-def]
+        yield scrapy.Request("http://elsewhere.example/u/107", callback=self.parse, meta={"proxy": self.proxy})
+        yield scrapy.Request("http://elsewhere.example/u/103", callback=self.parse)  # the control: no proxy of its own
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_proxy_that_is_a_platforms_host_does_not_carry_a_request_decided_for_another_host(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The platform lists ``127.0.0.1`` (its server) among its domains. A request for ``elsewhere.example`` (off any
+    platform) with ``meta["proxy"]`` naming that server goes to the platform's server, which, like many, answers by
+    the path whatever host the request names: it served 107, decided as an off-platform page. The proxy must not
+    take a request to a platform the decision did not consider."""
+    settings = people_settings(tmp_path)
+    Path(settings["CONSENTCRAWL_PLATFORMS"]).write_text(IP_PLATFORMS)
+    platform_server = LenientPeople(any_host=True)
+    elsewhere = LenientPeople(any_host=True)  # the proxy every other request goes through (http_proxy): no platform's
+    with LocalServer(platform_server) as platform, LocalServer(elsewhere, host="127.0.0.2") as server:
+        spider = make_spider(kind, type("P", (ProxyLogic,), {"proxy": f"http://127.0.0.1:{platform.port}"}))
+        result = await crawl(spider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert platform_server.people_served() == [], f"the platform's server served:\n{platform_server.describe()}"
+    assert elsewhere.people_served() == ["103"], elsewhere.describe()
+    denied = [e for e in result.audit if e["verdict"] == "deny" and e["url"].endswith("/u/107")]
+    assert denied and {e["reason"] for e in denied} == {"subject.mismatch"}, denied
+    assert any(ev["kind"] == "request-meta" and ev["source"] == "proxy" for ev in denied[-1]["evidence"]), denied
