@@ -14,6 +14,7 @@ import pytest
 import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
+import tests.lenient as lenient
 from consentcrawl.cli import main as cli_main
 from consentcrawl_demo.fediverse import PEOPLE, FediverseSite
 from consentcrawl_demo.server import LocalServer, LoggedRequest
@@ -568,3 +569,41 @@ async def test_a_proxy_that_is_a_platforms_host_does_not_carry_a_request_decided
     denied = [e for e in result.audit if e["verdict"] == "deny" and e["url"].endswith("/u/107")]
     assert denied and {e["reason"] for e in denied} == {"subject.mismatch"}, denied
     assert any(ev["kind"] == "request-meta" and ev["source"] == "proxy" for ev in denied[-1]["evidence"]), denied
+
+
+# --------------------------------------------------------------------------- a refusal deep in a big page
+
+
+def _buried(how: str):  # type: ignore[no-untyped-def]
+    """Profile pages whose card comes after 300 nested elements, or after an 11 MB text node: past libxml2's
+    default limits, which Scrapy's selectors (parsel: ``huge_tree``) lift."""
+    plain = lenient._profile_html
+
+    def profile(person: str, *, refusing: bool = False) -> str:
+        page = plain(person, refusing=refusing)
+        head, _, rest = page.partition("<body>")
+        if how == "deep":
+            return f"{head}<body>{'<div>' * 300}{rest.replace('</body>', '</div>' * 300 + '</body>')}"
+        return f"{head}<body><p>{'x' * (11 * 1024 * 1024)}</p>{rest}"
+    return profile
+
+
+@pytest.mark.parametrize("how", ["deep", "big"])
+@deferred_f_from_coro_f
+async def test_a_refusal_past_the_parsers_default_limits_is_read_as_the_spider_reads_the_page(
+        how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """105's card (with #nobot) sits after 300 nested elements, or after an 11 MB text node. The spider's selectors
+    read it there; the refusal must be read there too, and the page must not reach the callback."""
+    monkeypatch.setattr(lenient, "_profile_html", _buried(how))
+    app = LenientPeople(refusing={"105"})
+    records = [record_yaml(s) for s in ("101", "105")]
+    logic = type("Buried", (ListLogic,), {"urls": [f"http://{HOST}/u/105", f"http://{HOST}/u/101"],
+                                          "follow_links": False})
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", logic), people_settings(tmp_path, records), proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    assert f"http://{HOST}/u/101" in result.seen, "control: the spider reads a page like it"
+    names = [i["name"] for i in result.items]
+    assert secret_name("101") in names, "control: the spider's selectors find the card"
+    assert f"http://{HOST}/u/105" not in result.seen and secret_name("105") not in names, (
+        f"105's refusing page ({how}) reached the callback")

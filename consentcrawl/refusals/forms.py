@@ -167,11 +167,14 @@ _PARSERS: dict[str, Any] = {}
 
 
 def _parse(body: bytes | str, encoding: str) -> Any:
-    """The document's root element (lxml's C HTML parser, one parser per encoding, comments dropped)."""
+    """The document's root element (lxml's C HTML parser, one parser per encoding, comments dropped).
+
+    ``huge_tree`` as Scrapy's selectors (parsel) parse a page: past libxml2's default limits (nesting deeper than
+    256, a text node over 10 MB) a card the spider's selectors read would otherwise not be read here."""
     key = encoding if isinstance(body, bytes) else ""
     parser = _PARSERS.get(key)
     if parser is None:
-        parser = lxml.etree.HTMLParser(encoding=key or None, remove_comments=True)
+        parser = lxml.etree.HTMLParser(encoding=key or None, remove_comments=True, huge_tree=True)
         _PARSERS[key] = parser
     return lxml.etree.fromstring(body, parser)
 
