@@ -607,3 +607,37 @@ async def test_a_refusal_past_the_parsers_default_limits_is_read_as_the_spider_r
     assert secret_name("101") in names, "control: the spider's selectors find the card"
     assert f"http://{HOST}/u/105" not in result.seen and secret_name("105") not in names, (
         f"105's refusing page ({how}) reached the callback")
+
+
+class TypedProfiles(LenientPeople):
+    """The lenient site, sending 105's profile (which says #nobot) with ``content_type``."""
+
+    content_type = "application/xml"
+
+    def __call__(self, request: LoggedRequest, headers: dict[str, str]) -> Served | None:
+        answer = super().__call__(request, headers)
+        target = request.path + (f"?{request.query}" if request.query else "")
+        if answer is not None and person_of_url(target) == "105":
+            pairs = [(k, v) for k, v in answer.header_pairs() if k.lower() != "content-type"]
+            answer = dataclasses.replace(answer, headers=[*pairs, ("Content-Type", self.content_type)])
+        return answer
+
+
+@pytest.mark.parametrize("content_type", ["application/xml", "text/xml; charset=utf-8", "image/svg+xml",
+                                          "application/atom+xml"])
+@deferred_f_from_coro_f
+async def test_a_refusal_on_a_profile_sent_as_xml_is_read_as_the_spider_reads_the_page(
+        content_type: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """105's profile (an h-card with #nobot) sent as XML: Scrapy hands the callback an ``XmlResponse``, whose
+    ``.css()`` finds the card's classes all the same. The refusal must be read too."""
+    app = TypedProfiles(refusing={"105"})
+    app.content_type = content_type
+    records = [record_yaml(s) for s in ("101", "105")]
+    logic = type("Typed", (ListLogic,), {"urls": [f"http://{HOST}/u/105", f"http://{HOST}/u/101"],
+                                         "follow_links": False})
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", logic), people_settings(tmp_path, records), proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    names = [i["name"] for i in result.items]
+    assert secret_name("101") in names, "control"
+    assert secret_name("105") not in names, f"105's refusing page sent as {content_type} reached the callback"

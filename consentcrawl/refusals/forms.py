@@ -30,7 +30,6 @@ from urllib.parse import urljoin, urlsplit
 
 import lxml.etree
 
-from ..robots.body import reads_as_html
 from .hashtags import hashtags
 from .purposes import purposes_of
 
@@ -386,8 +385,7 @@ def read_page(url: str, status: int, content_type: str, body: bytes, token: str,
                 raise ValueError(f"the ActivityPub document is not JSON: {exc}") from None
         else:
             return read_actor(doc, token) or read_bluesky(doc, token) or PageReading()
-    if reads_as_html(ct) or "json" in ct:
-        fields, profile, actor = _html_profile(body, url, token, encoding)
-        return PageReading(tuple(read_meta_robots(meta_directives) + fields), None, "html", profile=profile,
-                           actor=actor)
-    return PageReading()
+    # XML too: Scrapy hands the callback an XmlResponse whose ``.css()`` finds a card's classes all the same
+    fields, profile, actor = _html_profile(body, url, token, encoding)
+    return PageReading(tuple(read_meta_robots(meta_directives) + fields), None, "html", profile=profile,
+                       actor=actor)
