@@ -19,6 +19,7 @@ from consentcrawl.cli import main as cli_main
 from consentcrawl_demo.fediverse import PEOPLE, FediverseSite
 from consentcrawl_demo.server import LocalServer, LoggedRequest
 from consentcrawl_demo.server import Response as Served
+from spiders.fediverse import FediverseSpider
 from tests.conftest import run_crawl
 from tests.lenient import (
     HOST,
@@ -641,3 +642,28 @@ async def test_a_refusal_on_a_profile_sent_as_xml_is_read_as_the_spider_reads_th
     names = [i["name"] for i in result.items]
     assert secret_name("101") in names, "control"
     assert secret_name("105") not in names, f"105's refusing page sent as {content_type} reached the callback"
+
+
+# --------------------------------------------------------------------------- an actor in UTF-16
+
+
+@deferred_f_from_coro_f
+async def test_an_actor_in_utf16_is_read_as_the_spider_reads_it(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """carol's actor (``indexable: false``) sent as ``application/json`` in UTF-16 with a byte order mark: the
+    example spider's ``json.loads(response.text)`` reads it (Scrapy decodes by the mark), so the refusal in it must
+    be read too, and her actor must not reach the spider."""
+    site = FediverseSite()
+
+    def app(request: LoggedRequest, headers: dict[str, str]) -> Served | None:
+        answer = site(request, headers)
+        if answer is not None and request.decoded_path == "/users/carol" and "json" in str(answer.header_pairs()):
+            body = answer.body if isinstance(answer.body, str) else answer.body.decode()
+            answer = Served(200, {"Content-Type": "application/json"}, body.encode("utf-16"))
+        return answer
+
+    with LocalServer(app) as server:
+        result = await run_crawl(FediverseSpider, fedi_settings(tmp_path), proxy=server.proxy, monkeypatch=monkeypatch)
+    kinds = {(i["subject"], i["kind"]) for i in result.items}
+    assert ("alice", "actor") in kinds, "control"
+    assert not {k for k in kinds if k[0] == "carol"}, f"carol's data reached the spider: {kinds}"

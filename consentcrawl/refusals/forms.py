@@ -365,6 +365,17 @@ def read_bluesky(doc: Any, token: str) -> PageReading | None:
 _JSON_START = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\r\n]*\{")
 
 
+def _json_text(body: bytes) -> str | None:
+    """The body as text, when it starts like a JSON object in the encoding ``json.loads`` reads bytes in (UTF-8,
+    -16 or -32, by the byte order mark or the zero bytes, as a spider's ``json.loads(response.body)`` does), else
+    None."""
+    encoding = json.detect_encoding(body[:4])
+    if encoding.startswith("utf-8"):
+        return body.decode("utf-8-sig") if _JSON_START.match(body) else None
+    text = body.decode(encoding, "replace")
+    return text if text.lstrip("\ufeff \t\r\n").startswith("{") else None
+
+
 def read_page(url: str, status: int, content_type: str, body: bytes, token: str, *, encoding: str = "utf-8",
               meta_directives: Iterable[Any] = (), activitypub_requested: bool = False) -> PageReading:
     """What a person's profile page says about them. Raises ``ValueError`` for an ActivityPub body that is not
@@ -377,9 +388,10 @@ def read_page(url: str, status: int, content_type: str, body: bytes, token: str,
     # body, and a platform may show a locked or limited profile with a 403 or a 404
     # what the type claims does not decide what a callback makes of the body (``json.loads(response.text)``,
     # ``response.css``): a JSON object is read as JSON whatever its type, anything else that is not JSON as HTML
-    if "json" in ct or _JSON_START.match(body):
+    if "json" in ct or _JSON_START.match(body) or body[:1] in (b"\xff", b"\xfe", b"\x00") or body[1:2] == b"\x00":
         try:
-            doc = json.loads(body.decode("utf-8-sig"))
+            text = _json_text(body)
+            doc = json.loads(text if text is not None else body.decode("utf-8-sig"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             if is_activitypub(ct):
                 raise ValueError(f"the ActivityPub document is not JSON: {exc}") from None
