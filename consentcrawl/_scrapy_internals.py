@@ -7,6 +7,8 @@
   errback the way Scrapy hands it an ``IgnoreRequest`` raised by a downloader middleware: through the scraper.
 - :func:`awaited_by_caller`: ``scrapy shell``'s ``fetch`` waits on a request through its callbacks.
 - :func:`wake_engine`: the engine asks for its next requests now, not at its next 5-second heartbeat.
+- :func:`cached_instead`: the cached page ``HttpCacheMiddleware`` may hand on in place of a response (a
+  ``304 Not Modified``, a server error).
 """
 
 from __future__ import annotations
@@ -102,3 +104,15 @@ def wake_engine(crawler: Crawler) -> None:
     nextcall = getattr(slot, "nextcall", None)
     if nextcall is not None:
         nextcall.schedule()
+
+
+def cached_instead(request: Request, response: Any) -> Any:
+    """The cached page ``HttpCacheMiddleware`` may hand the spider in place of ``response``, or None.
+
+    While it revalidates a stale cached page (``RFC2616Policy``) it keeps that page in ``meta["cached_response"]``
+    and returns it instead of the network's answer when its policy says the page is still good: a ``304 Not
+    Modified``, or a server error (``5xx``) without ``must-revalidate``; a custom policy may say so for others."""
+    from scrapy.http import Response
+
+    cached = request.meta.get("cached_response")
+    return cached if isinstance(cached, Response) and cached is not response else None

@@ -84,11 +84,11 @@ class PolicyEngine:
 
     def facts(self, url: str, purpose: str, now: datetime, subject: str | None = None, *,
               form: str | None = None, is_form: bool = True, host: str | None = None,
-              rewrites: tuple[tuple[str, str], ...] = ()) -> RequestFacts:
+              rewrites: tuple[tuple[str, str], ...] = (), proxy: str | None = None) -> RequestFacts:
         """Resolve a URL into facts (:meth:`consentcrawl.facts.FactReader.facts`). Raises ``ValueError`` for a URL
         that cannot be canonicalised; :meth:`decide_url` turns that into a deny."""
         return self._reader.facts(url, purpose, now, subject, form=form, is_form=is_form, host=host,
-                                  rewrites=rewrites)
+                                  rewrites=rewrites, proxy=proxy)
 
     # -- the public ways to ask ----------------------------------------------------------------------------
 

@@ -14,7 +14,7 @@ from .resolve import embedded, resolve, with_body
 from .terms.platforms import Platform, PlatformRegistry, SubjectReading
 from .urls import CanonicalURL, canonicalize
 
-__all__ = ["REWRITE_HEADERS", "FactReader", "RequestFacts"]
+__all__ = ["FRAMING_HEADERS", "REWRITE_HEADERS", "FactReader", "RequestFacts"]
 
 
 @dataclass(frozen=True)
@@ -49,13 +49,15 @@ class FactReader:
 
     def facts(self, url: str, purpose: str, now: datetime, subject: str | None = None, *,
               form: str | None = None, is_form: bool = True, host: str | None = None,
-              rewrites: tuple[tuple[str, str], ...] = ()) -> RequestFacts:
+              rewrites: tuple[tuple[str, str], ...] = (), proxy: str | None = None) -> RequestFacts:
         """Resolve a URL into facts: its platform and whose page it is (:mod:`consentcrawl.resolve`).
 
         ``subject`` is the request's ``consentcrawl_subject`` (``platform:id`` or id): it may name the person only
         where the URL names none or the same one. ``form`` is the request body as form text (``is_form`` False for
         a body of another type); ``host`` the request's own ``Host`` header, if it sets one; ``rewrites`` the
-        (name, value) of its headers that a front end routes by instead of the URL (:data:`REWRITE_HEADERS`).
+        (name, value) of its headers that a front end routes by instead of the URL (:data:`REWRITE_HEADERS`), and of
+        framing headers the spider set itself (:data:`FRAMING_HEADERS`); ``proxy`` the proxy the request goes
+        through (``meta["proxy"]``).
         Raises ``ValueError`` for a URL that cannot be canonicalised; :meth:`decide_url` turns that into a deny.
         """
         if type(url) is not str:
@@ -70,6 +72,8 @@ class FactReader:
         mismatch = _host_mismatch(canonical, host) if host is not None else None
         if rewrites and mismatch is None:
             mismatch = _rewrite_mismatch(canonical, rewrites)
+        if proxy and mismatch is None:
+            mismatch = self._proxy_mismatch(platform, proxy)
         ambiguous = reading if reading is not None and reading.ambiguous else None
         from_url = reading.subject if reading is not None and ambiguous is None else None
         if subject is None or mismatch is not None:
@@ -93,18 +97,38 @@ class FactReader:
                             "url" if from_url is not None else "meta", paths, ambiguous, mismatch,
                             resolved.unlisted_host)
 
+    def _proxy_mismatch(self, platform: Platform | None, proxy: str) -> str | None:
+        """Why the request's proxy takes it to another platform's server than its URL's, or None.
+
+        A proxy on a platform's host (a name or an address it lists) is that platform's server: it answers the
+        request itself, as many servers do, by the path whatever host the request names."""
+        try:
+            named = self._resolve(proxy if "://" in proxy else f"http://{proxy}").platform
+        except ValueError:
+            return "the request's proxy cannot be read"
+        if named is not None and named is not platform:
+            return f"the request's proxy is a host of platform {named.name!r}: its server would answer the request"
+        return None
+
 
 #: request headers some front ends route by in place of the URL's path and query (IIS URL Rewrite and Symfony read
 #: ``X-Original-URL`` and ``X-Rewrite-URL``; nginx set-ups pass ``X-Original-URI``, Traefik ``X-Forwarded-Uri``)
 REWRITE_HEADERS = ("X-Original-URL", "X-Rewrite-URL", "X-Original-URI", "X-Forwarded-Uri")
+#: framing headers the HTTP client writes itself: one the spider sets too (a ``Transfer-Encoding``, a
+#: ``Content-Length`` other than the body's) lets a server end the body early and read the rest as another request
+#: on the connection (request smuggling), for a page nothing decided
+FRAMING_HEADERS = ("Transfer-Encoding", "Content-Length")
 
 
 def _rewrite_mismatch(canonical: CanonicalURL, rewrites: tuple[tuple[str, str], ...]) -> str | None:
-    """Why a header that a front end may route by names another page than the URL, or None.
+    """Why a header that a front end may route by names another page than the URL, or a framing header the spider
+    set lets its body be read as another request, or None.
 
     The server then serves the header's page, not the one decided; any other page than the URL's own denies
     (reading the header as a URL of its own would miss how each front end joins it)."""
     for name, value in rewrites:
+        if name in FRAMING_HEADERS:
+            return f"the request's {name} header lets a server read its body as another request"
         value = value.strip()
         try:
             named = canonicalize(f"{canonical.scheme}://{canonical.host}/{value.lstrip('/')}").url
@@ -113,7 +137,6 @@ def _rewrite_mismatch(canonical: CanonicalURL, rewrites: tuple[tuple[str, str], 
         if named != canonical.url or not value.startswith("/"):
             return f"the request's {name} header names another page than its URL"
     return None
-
 
 def _host_mismatch(canonical: CanonicalURL, host: str) -> str | None:
     """Why a request's own ``Host`` header makes it go to another site than its URL's host, or None.

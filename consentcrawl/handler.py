@@ -108,6 +108,12 @@ class ConsentDownloadHandler:
         self.crawler = crawler
         self.fallback = fallback
         self.spacing = OriginSpacing()
+        #: the responses this handler downloaded for a checked request (by identity: the response phase reads and
+        #: decides any other one, from the HTTP cache, as a page that was never sent)
+        self._sent: weakref.WeakSet[Response] = weakref.WeakSet()
+        #: the linked-actor requests sent while their person's first page holds the gate (never read as unsent:
+        #: their person's gate would wait for itself)
+        self._actors: weakref.WeakSet[Request] = weakref.WeakSet()
         _handlers.setdefault(crawler, {})[self.scheme] = self
 
     @classmethod
@@ -161,6 +167,12 @@ class ConsentDownloadHandler:
             await self._read_actor(runtime, actor, person)
         return reading is not None and reading.profile
 
+    def unsent(self, request: Request, response: Response) -> bool:
+        """Whether ``response`` came back without a send-time handler (any scheme's) downloading it (the HTTP cache
+        answered) for a request that is not a linked actor's: :meth:`read_unsent` reads it then."""
+        handlers = _handlers.get(self.crawler, {}).values()
+        return not any(response in h._sent or request in h._actors for h in handlers)
+
     async def read_unsent(self, runtime: ConsentRuntime, request: Request, response: Response) -> None:
         """A person's page that came back without being sent (the HTTP cache answered it), before the response
         phase decides it: read as a page this handler sends is, behind the same gate, its linked actor sent for.
@@ -185,6 +197,7 @@ class ConsentDownloadHandler:
             if runtime.drops(decision):
                 raise ConsentDenied(decision)
         response: Response = await self.fallback.download_request(request)
+        self._sent.add(response)
         return response
 
     async def _read_actor(self, runtime: ConsentRuntime, actor: Request, person: tuple[str, str]) -> None:
@@ -199,6 +212,7 @@ class ConsentDownloadHandler:
         person: what they say there is not known (:func:`~consentcrawl.refusalphase.actor_read`)."""
         engine = self.crawler.engine
         assert engine is not None
+        self._actors.add(actor)
 
         async def send(request: Request) -> Response:
             return await self._send(runtime, request)

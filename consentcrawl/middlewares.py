@@ -25,7 +25,7 @@ from scrapy import Request, signals
 from scrapy.exceptions import CloseSpider, DontCloseSpider, IgnoreRequest
 from scrapy.http import Response
 
-from ._scrapy_internals import apply_crawl_delay, awaited_by_caller, fail_request
+from ._scrapy_internals import apply_crawl_delay, awaited_by_caller, cached_instead, fail_request
 from .deciding import Undecided
 from .decision import Decision, Evidence, Stage, deny
 from .provenance import page_provenance
@@ -104,7 +104,9 @@ class ConsentDownloaderMiddleware(RuntimeComponent):
 class ConsentResponseMiddleware(RuntimeComponent):
     """Response phase, above HttpCacheMiddleware: a response without an allow decision for its URL goes no further.
 
-    A response answered by the HTTP cache was never sent, so it is decided here; so is a response whose URL is not
+    A response answered by the HTTP cache was never sent, so it is decided here, its person's first page read and
+    their linked actor sent for as the send-time handler does; so is the cached page the cache may hand the spider
+    in place of the network's answer (a ``304 Not Modified``, a server error); so is a response whose URL is not
     the URL decided (a download handler that followed a redirect or navigated by itself).
     """
 
@@ -113,17 +115,19 @@ class ConsentResponseMiddleware(RuntimeComponent):
             return response
         if self.runtime is None:
             raise ConsentMisconfigured
-        if self.runtime.decision_for(request) is None:  # not sent (the HTTP cache): its person's actor still read
-            from .handler import send_time_handler  # the handler imports this module
+        from .handler import send_time_handler  # the handler imports this module
 
-            handler = send_time_handler(self.runtime.crawler)
-            if handler is None:
-                raise ConsentMisconfigured
-            await handler.read_unsent(self.runtime, request, response)
-        decision = await self.runtime.decide_response(request, response)
-        if self.runtime.drops(decision):
-            request.meta["dont_cache"] = True
-            raise ConsentDenied(decision)
+        handler = send_time_handler(self.runtime.crawler)
+        if handler is None:
+            raise ConsentMisconfigured
+        cached = cached_instead(request, response)  # what the HTTP cache may hand the spider instead
+        for page in (response,) if cached is None else (response, cached):
+            if handler.unsent(request, page):  # from the HTTP cache: its person's first page read, actor sent for
+                await handler.read_unsent(self.runtime, request, page)
+            decision = await self.runtime.decide_response(request, page)
+            if self.runtime.drops(decision):
+                request.meta["dont_cache"] = True
+                raise ConsentDenied(decision)
         return response
 
 

@@ -273,8 +273,6 @@ def book_refusals(runtime: ConsentRuntime, request: Request, response: Response)
     page) and add them to the book, before their next request is decided. The reading, when the page is their
     own (its ``profile``: what they say is known; its ``actor``: the actor it links to); the response phase reads
     it again, recording the deny (a refusal is recorded once)."""
-    if response.status >= 300 and response.status != 401:
-        return None
     now = runtime.config.now()
     try:
         facts, _ = runtime.facts_for(request, response.url, now)

@@ -26,7 +26,7 @@ from .config import ConsentConfig, build_decider
 from .decision import Decision, Evidence, Stage, deny
 from .distributed.wiring import Distributed
 from .errors import ConfigError
-from .facts import REWRITE_HEADERS, RequestFacts
+from .facts import FRAMING_HEADERS, REWRITE_HEADERS, RequestFacts
 from .meta_keys import META_DECISION, META_NOFOLLOW, META_SUBJECT
 from .recording import DecisionRecording
 from .refusallog import RefusalLog
@@ -206,7 +206,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
     def facts_for(self, request: Request | None, url: str, now: datetime) -> tuple[RequestFacts | None,
                                                                                       Decision | None]:
         """Facts for a URL (with the request's ``consentcrawl_subject``), or a deny when it cannot be understood."""
-        subject = form = host = None
+        subject = form = host = proxy = None
         is_form = True
         rewrites: tuple[tuple[str, str], ...] = ()
         if request is not None:
@@ -214,17 +214,20 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
             if request.body:
                 content_type = (request.headers.get(b"Content-Type") or b"").decode("latin-1")
                 form, is_form = form_text(request.body, content_type)
+            proxy = request.meta.get("proxy")  # set by HttpProxyMiddleware (or the spider): seen at send time
+            proxy = str(proxy) if proxy else None
             header = request.headers.get(b"Host")
             host = header.decode("latin-1") if header else None
-            cookie = request.headers.get(b"Cookie")  # set by CookiesMiddleware: seen at send time
-            if cookie:  # PHP's $_REQUEST can read cookies as it reads the query (variables_order "EGPCS")
-                pairs = "&".join(p.strip() for p in cookie.decode("latin-1").split(";") if p.strip())
+            cookies = request.headers.getlist(b"Cookie")  # set by CookiesMiddleware: seen at send time
+            if cookies:  # PHP's $_REQUEST can read cookies as it reads the query (variables_order "EGPCS")
+                pairs = "&".join(p.strip() for c in cookies for p in c.decode("latin-1").split(";") if p.strip())
                 form = f"{form}&{pairs}" if form else pairs
-            rewrites = tuple((name, value.decode("latin-1")) for name in REWRITE_HEADERS
-                             for value in request.headers.getlist(name))
+            rewrites = tuple((name, value.decode("latin-1")) for name in (*REWRITE_HEADERS, *FRAMING_HEADERS)
+                             for value in request.headers.getlist(name)
+                             if name != "Content-Length" or value.strip() != str(len(request.body)).encode())
         try:
             facts = self.engine.facts(url, self.config.purpose, now, subject, form=form, is_form=is_form,
-                                      host=host, rewrites=rewrites)
+                                      host=host, rewrites=rewrites, proxy=proxy)
         except Exception as exc:  # noqa: BLE001 - an URL we cannot read is denied, not waved through
             return None, bad_url(url, exc)
         return facts, None

@@ -43,6 +43,8 @@ class MismatchCheck:
         header = _HEADER.match(cause)
         if header:  # the spider's own Host (or URL-rewriting) header sends the request to another page
             ctx.cite(Evidence("request-header", header.group(1), {"cause": cause}))
+        elif cause.startswith("the request's proxy"):  # meta["proxy"] takes it to another platform's server
+            ctx.cite(Evidence("request-meta", "proxy", {"cause": cause}))
         else:
             ctx.cite(Evidence("request-meta", "consentcrawl_subject", {"cause": cause}))
         return Outcome.deny("subject.mismatch")

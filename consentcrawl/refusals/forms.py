@@ -30,7 +30,6 @@ from urllib.parse import urljoin, urlsplit
 
 import lxml.etree
 
-from ..robots.body import reads_as_html
 from .hashtags import hashtags
 from .purposes import purposes_of
 
@@ -167,11 +166,14 @@ _PARSERS: dict[str, Any] = {}
 
 
 def _parse(body: bytes | str, encoding: str) -> Any:
-    """The document's root element (lxml's C HTML parser, one parser per encoding, comments dropped)."""
+    """The document's root element (lxml's C HTML parser, one parser per encoding, comments dropped).
+
+    ``huge_tree`` as Scrapy's selectors (parsel) parse a page: past libxml2's default limits (nesting deeper than
+    256, a text node over 10 MB) a card the spider's selectors read would otherwise not be read here."""
     key = encoding if isinstance(body, bytes) else ""
     parser = _PARSERS.get(key)
     if parser is None:
-        parser = lxml.etree.HTMLParser(encoding=key or None, remove_comments=True)
+        parser = lxml.etree.HTMLParser(encoding=key or None, remove_comments=True, huge_tree=True)
         _PARSERS[key] = parser
     return lxml.etree.fromstring(body, parser)
 
@@ -363,6 +365,17 @@ def read_bluesky(doc: Any, token: str) -> PageReading | None:
 _JSON_START = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\r\n]*\{")
 
 
+def _json_text(body: bytes) -> str | None:
+    """The body as text, when it starts like a JSON object in the encoding ``json.loads`` reads bytes in (UTF-8,
+    -16 or -32, by the byte order mark or the zero bytes, as a spider's ``json.loads(response.body)`` does), else
+    None."""
+    encoding = json.detect_encoding(body[:4])
+    if encoding.startswith("utf-8"):
+        return body.decode("utf-8-sig") if _JSON_START.match(body) else None
+    text = body.decode(encoding, "replace")
+    return text if text.lstrip("\ufeff \t\r\n").startswith("{") else None
+
+
 def read_page(url: str, status: int, content_type: str, body: bytes, token: str, *, encoding: str = "utf-8",
               meta_directives: Iterable[Any] = (), activitypub_requested: bool = False) -> PageReading:
     """What a person's profile page says about them. Raises ``ValueError`` for an ActivityPub body that is not
@@ -371,20 +384,20 @@ def read_page(url: str, status: int, content_type: str, body: bytes, token: str,
     if status == 401 and activitypub_requested:
         return PageReading((Found("activitypub.not-public", "HTTP status", "401 to an unsigned ActivityPub fetch"),),
                            None, "activitypub", profile=True)
-    if status >= 300:
-        return PageReading()
+    # any other status is read like a 200: a spider that handles every status (``handle_httpstatus_all``) gets the
+    # body, and a platform may show a locked or limited profile with a 403 or a 404
     # what the type claims does not decide what a callback makes of the body (``json.loads(response.text)``,
     # ``response.css``): a JSON object is read as JSON whatever its type, anything else that is not JSON as HTML
-    if "json" in ct or _JSON_START.match(body):
+    if "json" in ct or _JSON_START.match(body) or body[:1] in (b"\xff", b"\xfe", b"\x00") or body[1:2] == b"\x00":
         try:
-            doc = json.loads(body.decode("utf-8-sig"))
+            text = _json_text(body)
+            doc = json.loads(text if text is not None else body.decode("utf-8-sig"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             if is_activitypub(ct):
                 raise ValueError(f"the ActivityPub document is not JSON: {exc}") from None
         else:
             return read_actor(doc, token) or read_bluesky(doc, token) or PageReading()
-    if reads_as_html(ct) or "json" in ct:
-        fields, profile, actor = _html_profile(body, url, token, encoding)
-        return PageReading(tuple(read_meta_robots(meta_directives) + fields), None, "html", profile=profile,
-                           actor=actor)
-    return PageReading()
+    # XML too: Scrapy hands the callback an XmlResponse whose ``.css()`` finds a card's classes all the same
+    fields, profile, actor = _html_profile(body, url, token, encoding)
+    return PageReading(tuple(read_meta_robots(meta_directives) + fields), None, "html", profile=profile,
+                       actor=actor)
