@@ -117,7 +117,8 @@ class ConsentConfig:
             # unset with no settings/platforms.yaml here, or "" (a shell variable that was not set): a crawl that
             # checks no platform's terms and no person must be asked for, not stumbled into
             raise ConfigError("no platform configured: set it to your platforms.yaml (or to an empty list, [], "
-                              "for a crawl of sites on no platform: robots.txt and the sites' own signals are checked, no terms)",
+                              "for a crawl of sites on no platform: robots.txt and the sites' own signals are "
+                              "checked, no terms)",
                               source="CONSENTCRAWL_PLATFORMS")
         for name in ("CONSENTCRAWL_HTTP_HANDLER", "CONSENTCRAWL_HTTPS_HANDLER"):
             get(name)  # loaded by the handler, which reports a bad one in a crawl; read here for `check` too
@@ -144,8 +145,8 @@ class ConsentConfig:
 
         platforms = load_platforms(list(platform_files)) if platform_files else PlatformRegistry({})
         if not len(platforms):
-            logger.warning("consentcrawl: no platform configured (CONSENTCRAWL_PLATFORMS = []): robots.txt and the sites' "
-                           "own signals are checked, no platform's terms, and no URL is anyone's profile")
+            logger.warning("consentcrawl: no platform configured (CONSENTCRAWL_PLATFORMS = []): robots.txt and the "
+                           "sites' own signals are checked, no platform's terms, and no URL is anyone's profile")
         source = get("CONSENTCRAWL_AUTHORIZATIONS")
         for name in ("CONSENTCRAWL_AUTHORIZATIONS_TOKEN_ENV", "CONSENTCRAWL_AUTHORIZATIONS_POLL",
                      "CONSENTCRAWL_AUTHORIZATIONS_TIMEOUT", "CONSENTCRAWL_AUTHORIZATIONS_CACHE_THRESHOLD"):

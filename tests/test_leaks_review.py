@@ -229,8 +229,9 @@ async def test_a_crawl_with_no_platform_configured_does_not_start(
     """``CONSENTCRAWL_PLATFORMS = ""`` (say ``-s CONSENTCRAWL_PLATFORMS=$PLATFORMS`` with the variable unset), or
     the setting left out where ``settings/platforms.yaml`` is not in the working directory, gives a crawl with no
     platform (config.py ``from_settings``: ``_paths("")`` is ``()``, and the default path is relative): every URL is
-    ``terms.off-platform`` and only robots.txt and the sites' signals are checked, with one INFO line to show for it. It goes unnoticed
-    while the authorizations name no one yet (a new deployment; records would fail validation against no platform).
+    ``terms.off-platform`` and only robots.txt and the sites' signals are checked, with one INFO line to show for it.
+    It goes unnoticed while the authorizations name no one yet (a new deployment; records would fail validation
+    against no platform).
     ``consentcrawl check`` calls no platform a usage error; a misspelt setting already stops the crawl."""
     monkeypatch.chdir(tmp_path)
     settings = people_settings(tmp_path)
