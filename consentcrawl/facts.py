@@ -142,7 +142,7 @@ def _host_mismatch(canonical: CanonicalURL, host: str) -> str | None:
     """Why a request's own ``Host`` header makes it go to another site than its URL's host, or None.
 
     Scrapy sends the spider's ``Host`` header instead of its own, and a server picks the site by it: the page
-    served is then the header's host's, not the one decided."""
+    served is then the header's host's, not the one decided. Several values come joined by ``, ``: never a host."""
     try:
         named = canonicalize(f"{canonical.scheme}://{host.strip()}/").host
     except ValueError:

@@ -82,6 +82,25 @@ async def test_a_host_header_naming_the_platform_is_decided_as_the_platform(
     assert reasons & {"subject.mismatch", "terms.ip-host"}, result.audit
 
 
+@deferred_f_from_coro_f
+async def test_two_host_headers_are_decided_by_each_of_them(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A spider can give ``Host`` two values, and a server that gets two ``Host`` lines routes by one of them (most
+    by the first). Scrapy's default download handler refuses to send two (Twisted: "Exactly one Host header
+    required"), but another handler may not: the decision reads every value, so the URL's own host written last
+    (where a reader of the last value sees nothing odd) cannot hide the platform's named first."""
+    app = LenientPeople()
+    elsewhere = "elsewhere.example"
+    with LocalServer(with_default_vhost(app, elsewhere)) as server:
+        urls = [scrapy.Request(f"http://{elsewhere}/u/107", headers={"Host": [HOST, elsewhere]}, dont_filter=True),
+                scrapy.Request(f"http://{elsewhere}/u/106", headers={"Host": [elsewhere, HOST]}, dont_filter=True)]
+        result = await crawl(make_spider(KIND, ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=urls, follow_links=False)
+    assert_not_served(app, {"107", "106"}, "(two Host headers, one the platform's)")
+    for person in ("107", "106"):
+        lines = [e for e in result.audit if (e["url"] or "").endswith(f"/u/{person}")]
+        assert lines and all(e["verdict"] == "deny" and e["reason"] == "subject.mismatch" for e in lines), lines
+
+
 # --------------------------------------------------------------------------- 2. a host name for an IP address
 
 
