@@ -218,7 +218,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
             proxy = str(proxy) if proxy else None
             # every value: a handler that sends two Host lines reaches the site a server picks by either of them
             hosts = request.headers.getlist(b"Host")
-            host = ", ".join(h.decode("latin-1") for h in hosts) if hosts else None
+            host = ", ".join(dict.fromkeys(h.decode("latin-1") for h in hosts)) if hosts else None
             cookies = request.headers.getlist(b"Cookie")  # set by CookiesMiddleware: seen at send time
             if cookies:  # PHP's $_REQUEST can read cookies as it reads the query (variables_order "EGPCS")
                 pairs = "&".join(p.strip() for c in cookies for p in c.decode("latin-1").split(";") if p.strip())
