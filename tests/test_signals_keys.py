@@ -15,7 +15,16 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from consentcrawl.robots.fetch import from_response as robots_file
-from consentcrawl.signals._common import _READ_BACK, PagePath, canonical_page, normal_path, reads_back, url_path
+from consentcrawl.signals._common import (
+    _READ_BACK,
+    PLAIN,
+    PagePath,
+    canonical_page,
+    normal_path,
+    reads_back,
+    spelled_page,
+    url_path,
+)
 from consentcrawl.signals.content_usage import selected_rules, usage_rules
 from consentcrawl.signals.evaluate import SiteFiles
 from consentcrawl.signals.fetch import from_response as signal_file
@@ -51,9 +60,31 @@ def test_a_canonical_path_read_back_is_its_own_normal_form(scheme: str, host: st
         canonical = canonicalize(f"{scheme}://{host}/{rest}")
     except ValueError:
         return
-    path, normal = canonical_page(canonical)
+    path, normal, plain = canonical_page(canonical)
     assert path == url_path(canonical.url)
     assert normal == normal_path(path)
+    assert plain == (":" not in canonical.host and PLAIN.fullmatch(canonical.path_query) is not None
+                     and canonical.path_query == path)
+
+
+@settings(max_examples=500, deadline=None)
+@given(scheme=st.sampled_from(["http", "https"]), host=HOSTS, rest=URL_TEXT)
+def test_every_spelling_of_a_request_is_read_as_its_url_would_be(scheme: str, host: str, rest: str) -> None:
+    """``spelled_page`` reads each of a request's spellings (the slash as written, the lenient readings) as the
+    signals read the URL of that spelling, and its normal form as ``PathPattern`` compares it."""
+    from consentcrawl.engine import PolicyEngine
+    from consentcrawl.terms.platforms import PlatformRegistry
+
+    try:
+        facts = PolicyEngine(PlatformRegistry({}), "consentcrawl").facts(f"{scheme}://{host}/{rest}", "research", NOW)
+    except ValueError:
+        return
+    for spelling in facts.robots_paths:
+        url, path, normal = spelled_page(facts.canonical, spelling)
+        text = url if isinstance(url, str) else url.url
+        assert text == facts.canonical.origin + spelling or url is facts.canonical
+        assert path == url_path(facts.canonical.origin + spelling)
+        assert normal == normal_path(path)
 
 
 #: patterns with ``*``, ``$``, escapes and full URLs on this origin or another, so that every branch of the rows

@@ -96,26 +96,29 @@ def canonical_path(canonical: CanonicalURL) -> str:
     return canonical_page(canonical)[0]
 
 
-def canonical_page(canonical: CanonicalURL) -> tuple[str, str]:
-    """:func:`canonical_path` and its normal form (:func:`normal_path`). A path read back is its own normal form:
-    it holds only characters a URI writes literally, and the canonical form's escapes are the normal form's
-    (``%XX`` upper-cased, unreserved characters decoded, in the path and in the query; ``tests/test_signals_keys.py``
-    checks it on arbitrary spellings), so nothing is normalised again."""
+def canonical_page(canonical: CanonicalURL) -> tuple[str, str, bool]:
+    """:func:`canonical_path`, its normal form (:func:`normal_path`), and whether it is the canonical path+query
+    read back with no ``%`` (then it matches :data:`PLAIN`). A path read back is its own normal form: it holds
+    only characters a URI writes literally, and the canonical form's escapes are the normal form's (``%XX``
+    upper-cased, unreserved characters decoded, in the path and in the query; ``tests/test_signals_keys.py`` checks
+    it on arbitrary spellings), so nothing is normalised again."""
     path = canonical.path_query
     if ":" in canonical.host or not reads_back(path):
         path = url_path(canonical.url)
-        return path, normal_path(path)
-    return path, path
+        return path, normal_path(path), False
+    return path, path, "%" not in path
 
 
-def spelled_path(canonical: CanonicalURL, spelling: str) -> tuple[str | CanonicalURL, str]:
+def spelled_page(canonical: CanonicalURL, spelling: str) -> tuple[str | CanonicalURL, str, str]:
     """Another spelling of a canonical URL's path+query (``RequestFacts.robots_paths``) as the signals read the URL
-    ``canonical.origin + spelling``: ``(url, url_path(url))``. Where the spelling reads back unchanged
-    (:func:`canonical_path`'s rule) that is ``(canonical, spelling)``: the same origin, and no text made or split."""
+    ``canonical.origin + spelling``: ``(url, url_path(url), normal_path(url_path(url)))``. Where the spelling reads
+    back unchanged (:func:`canonical_path`'s rule) that is ``canonical`` and the spelling itself: the same origin,
+    no text made or split, and a spelling with no ``%`` is its own normal form (what :data:`PLAIN` allows)."""
     if ":" in canonical.host or not reads_back(spelling):
         url = canonical.origin + spelling
-        return url, url_path(url)
-    return canonical, spelling
+        path = url_path(url)
+        return url, path, normal_path(path)
+    return canonical, spelling, spelling if "%" not in spelling else normal_path(spelling)
 
 
 def origin_of(url: str) -> str | None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from ..recent import Recent
 from ..robots.fetch import RobotsFile, RobotsStatus
 from ..robots.matcher import _glob_match, _pieces
-from ._common import PLAIN, PagePath, PathPattern, SlashSight, canonical_page, normal_path, spelled_path, url_path
+from ._common import PagePath, PathPattern, SlashSight, canonical_page, normal_path, spelled_page, url_path
 from .ai_txt import parse_ai_txt
 from .content_usage import usage_rules
 from .fetch import SignalFileStatus
@@ -135,33 +135,32 @@ class PathKey:
         """
         if self.origin_wide:
             return None
-        path, normal = canonical_page(canonical)
+        path, normal, plain = canonical_page(canonical)
         known: Hashable = self._select(canonical, path, normal, path in allowed)
-        if (len(paths) > 1 or (paths and paths[0] != canonical.path_query)) and not self._slash_blind(
-                canonical, path, paths, allowed):
+        if (len(paths) > 1 or (paths and paths[0] != canonical.path_query)) and not (
+                plain and self._slash_blind(canonical, paths, allowed)):
             first = canonical.path_query
             spelled = []
             for spelling in paths:  # in spelled_urls' order
                 if spelling != first:
-                    url, page = spelled_path(canonical, spelling)  # what site_results reads of that URL
-                    spelled.append(self._select(url, page, normal_path(page), page in allowed))
+                    url, page, page_normal = spelled_page(canonical, spelling)  # what site_results reads of it
+                    spelled.append(self._select(url, page, page_normal, page in allowed))
             for part in spelled:
                 if part != known:
                     return (_SPELLINGS, known, *spelled)
         return known
 
-    def _slash_blind(self, canonical: CanonicalURL, path: str, paths: tuple[str, ...],
-                     allowed: tuple[str, ...]) -> bool:
+    def _slash_blind(self, canonical: CanonicalURL, paths: tuple[str, ...], allowed: tuple[str, ...]) -> bool:
         """Whether the request's only other spelling is its canonical path with the trailing slash as written, and
         no pattern of the files can tell the two apart (:class:`SlashSight`): then both select the same parts and
         the canonical selection is the key, without matching the spelling against every pattern.
 
-        Only for a plain path read back unchanged (each pattern compares it as it is, literal and normal alike) on a
-        host that is no IPv6 address (a spelling there is read by splitting its URL), and, where ``Content-Usage``
-        rules are read, with both spellings allowed by robots.txt (which can tell them apart)."""
+        Only asked for a plain path read back unchanged (``canonical_page``: each pattern compares it as it is, literal
+        and normal alike, and the host is no IPv6 address, where a spelling is read by splitting its URL), and,
+        where ``Content-Usage`` rules are read, with both spellings allowed by robots.txt (which can tell them
+        apart)."""
         first = canonical.path_query
-        if len(paths) != 2 or paths[1] != first or path != first or ":" in canonical.host \
-                or PLAIN.fullmatch(first) is None:
+        if len(paths) != 2 or paths[1] != first:
             return False
         spelling = paths[0]
         cut = first.find("?")
