@@ -153,21 +153,36 @@ def test_the_flat_selection_is_the_signals_own(locations: list[str], usage: list
 @settings(max_examples=120, deadline=None)
 @given(locations=st.lists(LOCATION, max_size=3), usage=st.lists(PATTERN, max_size=3),
        contents=st.lists(LOCATION, max_size=3), pages=st.lists(PAGE, min_size=1, max_size=4),
-       purpose=st.sampled_from(["ai-training", "search-indexing", "research"]))
-def test_a_request_decided_twice_is_decided_as_afresh_each_time(locations: list[str], usage: list[str],
-                                                                contents: list[str], pages: list[str],
-                                                                purpose: str) -> None:
+       purposes=st.lists(st.sampled_from(["ai-training", "search-indexing", "research"]), min_size=1, max_size=3))
+@example(locations=["/a"], usage=[], contents=[], pages=["/a"], purposes=["ai-training", "research"])
+@example(locations=[], usage=["/a/"], contents=[], pages=["/a"], purposes=["ai-training"])
+@example(locations=[], usage=["/a"], contents=[], pages=["/a"], purposes=["ai-training"])
+def test_a_request_decided_again_is_decided_as_afresh(locations: list[str], usage: list[str], contents: list[str],
+                                                      pages: list[str], purposes: list[str]) -> None:
     """The site check remembers a request's outcome for its next decision (by its canonical URL's identity, with
-    every input it was decided from): each decision, including one with other files, equals a new engine's."""
+    every input it was decided from). Each decision equals a new engine's: for the same request again, for another
+    purpose (the same canonical object), with other spellings of the same canonical URL (the trailing slash as
+    written), with other signal files beside the same robots.txt, with another robots.txt beside the same files,
+    and with other files altogether."""
+    from dataclasses import replace
+
     from consentcrawl.consent.answers import NO_STORE
     from consentcrawl.engine import PolicyEngine
     from consentcrawl.terms.platforms import PlatformRegistry
 
-    first, second = _files(locations, usage, contents), _files(contents, locations, usage)
+    first = _files(locations, usage, contents)
+    beside = replace(_files(contents, usage, locations), robots=first.robots)  # same robots.txt object
+    other = _files(contents, locations, usage)
     remembering = PolicyEngine(PlatformRegistry({}), "consentcrawl")
     for path in pages:
-        facts = remembering.facts(SITE + path, purpose, NOW)
-        for files in (first, first, second, first):
-            made = remembering.decide(facts, files.robots, NO_STORE, files)
-            fresh = PolicyEngine(PlatformRegistry({}), "consentcrawl").decide(facts, files.robots, NO_STORE, files)
-            assert (made.verdict, made.reason, made.evidence) == (fresh.verdict, fresh.reason, fresh.evidence)
+        for purpose in purposes:
+            facts = remembering.facts(SITE + path, purpose, NOW)
+            slashed = replace(facts, robots_paths=(facts.canonical.path + "/", *facts.robots_paths)) \
+                if facts.canonical.path != "/" and not facts.canonical.query else facts
+            for files, robots, asked in ((first, first.robots, facts), (first, first.robots, facts),
+                                         (first, first.robots, slashed), (first, first.robots, facts),
+                                         (beside, first.robots, facts), (beside, other.robots, facts),
+                                         (other, other.robots, facts), (first, first.robots, facts)):
+                made = remembering.decide(asked, robots, NO_STORE, files)
+                fresh = PolicyEngine(PlatformRegistry({}), "consentcrawl").decide(asked, robots, NO_STORE, files)
+                assert (made.verdict, made.reason, made.evidence) == (fresh.verdict, fresh.reason, fresh.evidence)
