@@ -186,3 +186,58 @@ def test_a_request_decided_again_is_decided_as_afresh(locations: list[str], usag
                 made = remembering.decide(asked, robots, NO_STORE, files)
                 fresh = PolicyEngine(PlatformRegistry({}), "consentcrawl").decide(asked, robots, NO_STORE, files)
                 assert (made.verdict, made.reason, made.evidence) == (fresh.verdict, fresh.reason, fresh.evidence)
+
+
+class EverySpellingKey(PathKey):
+    """The key with every spelling selected in full: no slash shortcut, no shortcut for plain prefixes."""
+
+    def _slash_blind(self, *args: object) -> bool:
+        return False
+
+    def _same_rows(self, *args: object) -> bool:
+        return False
+
+
+#: patterns that are mostly plain prefixes (where the shortcut applies), some with ``*`` or ``$`` (where it must not)
+PREFIX = st.text(alphabet="/ab;%2Fe7.", max_size=6).map(lambda p: "/" + p) | PATTERN
+#: URLs with more than one spelling: escaped slashes, parameters, dot segments, trailing slashes, escapes
+LENIENT = st.lists(st.sampled_from(["/a", "/b", "a", "%2F", "%2f", ";x", "/..%2F", "/.", "/", "%7e", "%41", "?q=1"]),
+                   max_size=5).map(lambda parts: "/" + "".join(parts))
+
+
+@settings(max_examples=400, deadline=None)
+@given(locations=st.lists(PREFIX, max_size=3), usage=st.lists(PREFIX, max_size=3),
+       contents=st.lists(PREFIX, max_size=3), disallow=st.lists(PREFIX, max_size=2),
+       ai_txt=st.none() | st.lists(PREFIX, max_size=2), pages=st.lists(LENIENT, min_size=1, max_size=4))
+@example(locations=["/a/"], usage=[], contents=[], disallow=[], ai_txt=None, pages=["/a%2Fb"])
+@example(locations=[], usage=["/a"], contents=[], disallow=["/a/"], ai_txt=None, pages=["/a%2Fb"])
+@example(locations=["/"], usage=[], contents=[], disallow=[], ai_txt=["/a/"], pages=["/a%2Fb"])
+@example(locations=["/a*%2F"], usage=[], contents=[], disallow=[], ai_txt=None, pages=["/a%2Fb"])
+def test_spellings_of_plain_prefixes_select_what_every_spelling_selected_does(
+        locations: list[str], usage: list[str], contents: list[str], disallow: list[str], ai_txt: list[str] | None,
+        pages: list[str]) -> None:
+    """Where every pattern is a plain prefix, a spelling whose normal form starts with each prefix exactly when the
+    canonical one does is not selected again (``PathKey._same_rows``): the key is the one made by selecting every
+    spelling in full, with robots.txt allowing the spellings or not known to, and with or without ai.txt."""
+    from consentcrawl.engine import PolicyEngine
+    from consentcrawl.terms.platforms import PlatformRegistry
+
+    base = _files(locations, usage, contents)
+    ai_rules = ("User-agent: *\n" + "".join(f"Disallow: {p}\n" for p in ai_txt or ())).encode()
+    files = SiteFiles(robots_file(SITE + "/robots.txt", 200, _robots_text(locations, usage, contents, disallow), NOW),
+                      base.tdmrep, signal_file("ai-txt", SITE + "/ai.txt", 404 if ai_txt is None else 200, ai_rules,
+                                               NOW), base.licences)
+    engine = PolicyEngine(PlatformRegistry({}), "consentcrawl")
+    fast, full = PathKey(files, "consentcrawl"), EverySpellingKey(files, "consentcrawl")
+    for page in pages:
+        facts = engine.facts(SITE + page, "ai-training", NOW)
+        for allowed in ((), facts.robots_paths):
+            assert fast.canonical_key(facts.canonical, allowed, facts.robots_paths) == \
+                full.canonical_key(facts.canonical, allowed, facts.robots_paths), (page, facts.robots_paths)
+
+
+def _robots_text(locations: list[str], usage: list[str], contents: list[str], disallow: list[str]) -> bytes:
+    """The robots.txt of :func:`_files` with ``Disallow`` rules in its group."""
+    return ((f"License: {SITE}/license.xml\n" if contents else "") + "User-agent: *\n" + "".join(
+        f"Disallow: {p}\n" for p in disallow) + "Allow: /\n" + "".join(
+        f"Content-Usage: {p} train-ai=n\n" for p in usage)).encode()
