@@ -68,8 +68,8 @@ class PathKey:
     ``origin_wide``: no file says anything path-scoped, every URL of the origin has the same outcome.
     """
 
-    __slots__ = ("_ai", "_known", "_licences", "_origins", "_patterns", "_prefixes", "_robots", "_rsl", "_sight",
-                 "_tdm", "_token", "_usage", "origin_wide")
+    __slots__ = ("_ai", "_known", "_licences", "_origins", "_patterns", "_robots", "_rsl", "_sight", "_tdm",
+                 "_token", "_usage", "origin_wide")
 
     def __init__(self, files: SiteFiles, token: str) -> None:
         self._token = token
@@ -107,11 +107,6 @@ class PathKey:
         self._patterns = self._tdm is not None or bool(self._usage) or bool(self._licences)
         self.origin_wide = not self._patterns and self._ai is None
         self._sight: SlashSight | None = None  #: built the first time a request has a trailing-slash spelling
-        rows = self._rows()
-        #: when every pattern is a plain prefix (and no ai.txt, whose rules the robots.txt matcher reads): the
-        #: distinct prefixes, which alone decide what a path selects (a row matches iff the path starts with it)
-        self._prefixes = None if self._ai is not None or any(row[2] is not None for row in rows) else tuple(
-            dict.fromkeys(row[1] for row in rows))
 
     def key(self, url: str) -> Hashable:
         """The parts of the files ``url`` selects (None for every URL when :attr:`origin_wide`). Remembered for the
@@ -149,28 +144,11 @@ class PathKey:
             for spelling in paths:  # in spelled_urls' order
                 if spelling != first:
                     url, page, page_normal = spelled_page(canonical, spelling)  # what site_results reads of it
-                    if url is canonical and self._same_rows(normal, page_normal) and (
-                            not self._usage or (path in allowed and page in allowed)):
-                        spelled.append(known)  # the same origin, the same rows, both crawlable: the same parts
-                    else:
-                        spelled.append(self._select(url, page, page_normal, page in allowed))
+                    spelled.append(self._select(url, page, page_normal, page in allowed))
             for part in spelled:
                 if part != known:
                     return (_SPELLINGS, known, *spelled)
         return known
-
-    def _same_rows(self, normal: str, other: str) -> bool:
-        """Whether two normal forms of a page on one origin select the same rows because every pattern is a plain
-        prefix that both start with or neither (then each row matches both or neither, whatever the kind of
-        selection: the first entry, the longest rules); False where a pattern is not a plain prefix. Cheaper than
-        a selection: no origin, no tuple, one ``startswith`` pair per distinct prefix."""
-        prefixes = self._prefixes
-        if prefixes is None:
-            return False
-        for prefix in prefixes:
-            if normal.startswith(prefix) is not other.startswith(prefix):
-                return False
-        return True
 
     def _slash_blind(self, canonical: CanonicalURL, paths: tuple[str, ...], allowed: tuple[str, ...]) -> bool:
         """Whether the request's only other spelling is its canonical path with the trailing slash as written, and
@@ -195,12 +173,8 @@ class PathKey:
             sight = self._sight = self._slash_sight()
         return not (sight.tells_apart(first, False) if cut < 0 else sight.tells_apart(first[:cut], True))
 
-    def _rows(self) -> list[_Row]:
-        """Every row of the path-scoped files: tdmrep.json entries, ``Content-Usage`` rules, ``<content>`` elements."""
-        return [*(self._tdm or ()), *self._usage, *(row for rows in self._rsl for row in rows)]
-
     def _slash_sight(self) -> SlashSight:
-        rows = self._rows()
+        rows = [*(self._tdm or ()), *self._usage, *(row for rows in self._rsl for row in rows)]
         patterns = [(pattern.pieces, pattern.anchored) if pattern is not None else ((first,), False)
                     for _origin, first, pattern, _length, _selects in rows]
         exact: tuple[str, ...] = ()
