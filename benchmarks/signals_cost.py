@@ -10,6 +10,8 @@ rules, an RSL licence named by robots.txt ``License:`` with ``<content url>`` sc
 is keyed by what a path selects (the entry, the rule, the ``<content>``), a new URL is a lookup; where it is keyed
 by the URL, a URL's first decision evaluates every signal. ``--slash``: every URL ends in ``/`` (``/b/0/1/``), so
 each request has two spellings, the path as requested and the canonical one, and the signals read both.
+``--lenient``: every URL holds an escaped slash (``/b/0%2F1``), so each request has two spellings, the path as sent
+and the reading of a server that decodes it (``/b/0/1``), and the signals read both.
 """
 
 from __future__ import annotations
@@ -85,9 +87,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--slash", action="store_true", help="every URL ends in a slash")
+    parser.add_argument("--lenient", action="store_true", help="every URL holds an escaped slash")
     args = parser.parse_args(argv)
     sites = site_files()
     end = "/" if args.slash else ""
+    mid = "%2F" if args.lenient else "/"
     gc.collect()
     gc.freeze()  # everything built so far is never scanned again
     gc.disable()
@@ -101,8 +105,8 @@ def main(argv: list[str] | None = None) -> int:
             with_signals = PolicyEngine(PlatformRegistry({}), "consentcrawl")
             for engine in (without, with_signals):  # warm up
                 per_request(engine, files, [f"{ORIGIN}/warm/{run}/{i}" for i in range(200)])
-            a = per_request(without, files, [f"{ORIGIN}/a/{run}/{i}{end}" for i in range(args.n)])
-            b = per_request(with_signals, files, [f"{ORIGIN}/b/{run}/{i}{end}" for i in range(args.n)])
+            a = per_request(without, files, [f"{ORIGIN}/a/{run}{mid}{i}{end}" for i in range(args.n)])
+            b = per_request(with_signals, files, [f"{ORIGIN}/b/{run}{mid}{i}{end}" for i in range(args.n)])
             runs.append((a, b))
         a, b = (statistics.median(x) for x in zip(*runs, strict=True))
         added = statistics.median(y - x for x, y in runs)

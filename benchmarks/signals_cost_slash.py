@@ -5,9 +5,15 @@ check selecting every spelling (``PathKey._slash_blind`` off), side by side in o
 distinct URLs ending in ``/`` each decided twice (the request phase, then send time), for three engines in turn
 each run (without the signals check, with it, with it but the shortcut off); GC frozen and disabled; medians.
 
-``--instructions``: the same three, counted by valgrind's callgrind instead of timed: each variant runs in a
-child process for 200 and then 1,200 URLs, and the difference over 1,000 URLs is the instructions per request
-(start-up, imports and the files' parsing cancel out). Slow (a minute or two per child on a loaded machine).
+``--instructions``: counted by valgrind's callgrind instead of timed. Each variant runs in one child process per
+tree that decides, for every site and URL shape, a warm-up of 100 URLs and then ``--count`` URLs (twice each);
+callgrind dumps its counts at each ``time.sleep(0)`` the child calls around the measured loop
+(``--dump-before=time_sleep``), so a part holds exactly that loop, without start-up, imports or the files'
+parsing. ``--against TREE`` (repeatable) counts another tree beside this one in the same run, e.g. main's
+(``git archive main | tar -x -C /tmp/main``): the child imports ``consentcrawl`` and ``benchmarks/signals_cost.py``
+from the tree it measures. ``--shapes``: ``plain`` (``/b/0/1``), ``slash`` (``/b/0/1/``: the path as requested
+and the canonical one), ``lenient`` (``/b/0%2F1``: the path as sent and a server's reading ``/b/0/1``). About two
+minutes per child (variants x trees; ``--jobs 2`` runs two at once).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -29,50 +36,75 @@ import signals_cost as base  # noqa: E402
 
 from consentcrawl.checks import default_checks  # noqa: E402
 from consentcrawl.checks.signals import SiteSignalsCheck  # noqa: E402
-from consentcrawl.consent.answers import NO_STORE  # noqa: E402
 from consentcrawl.engine import PolicyEngine  # noqa: E402
-from consentcrawl.signals import evaluate  # noqa: E402
+from consentcrawl.signals import pathkey  # noqa: E402
 from consentcrawl.terms.platforms import PlatformRegistry  # noqa: E402
 
 VARIANTS = ("without", "shortcut", "every spelling")
-SHORTCUT = evaluate.PathKey
-
-
-class EverySpelling(SHORTCUT):  # type: ignore[misc,valid-type]
-    """The key of every spelling selected, as before the shortcut."""
-
-    def _slash_blind(self, *args: object) -> bool:
-        return False
+SHORTCUT = pathkey.PathKey._slash_blind
 
 
 def engine(variant: str) -> PolicyEngine:
-    evaluate.PathKey = EverySpelling if variant == "every spelling" else SHORTCUT  # type: ignore[misc]
+    """An engine for ``variant``; "every spelling" switches the shortcut off (for every key maker, until the next
+    call: the variants are measured one after the other)."""
+    pathkey.PathKey._slash_blind = (lambda self, *args: False) if variant == "every spelling" else SHORTCUT
     checks = [c for c in default_checks() if variant != "without" or not isinstance(c, SiteSignalsCheck)]
     return PolicyEngine(PlatformRegistry({}), "consentcrawl", checks=checks)
 
 
-def child(variant: str, site: str, n: int) -> None:
-    """One variant deciding ``n`` slashed URLs twice each (what ``--instructions`` counts)."""
-    files = base.site_files()[site]
-    decider = engine(variant)
-    facts = [decider.facts(f"{base.ORIGIN}/b/0/{i}/", "search-indexing", base.NOW) for i in range(n)]
-    gc.collect()
-    gc.freeze()
-    gc.disable()
-    for f in facts:
-        decider.decide(f, files.robots, NO_STORE, files)
-        decider.decide(f, files.robots, NO_STORE, files)
+#: the child of ``--instructions``: runs against any tree that has ``benchmarks/signals_cost.py``
+CHILD = r"""
+import gc, sys, time
+tree, variant, sites, shapes, count = sys.argv[1], sys.argv[2], sys.argv[3].split("|"), sys.argv[4].split(","), \
+    int(sys.argv[5])
+sys.path[:0] = [tree, tree + "/benchmarks"]
+import signals_cost as base
+from consentcrawl.checks import default_checks
+from consentcrawl.checks.signals import SiteSignalsCheck
+from consentcrawl.consent.answers import NO_STORE
+from consentcrawl.engine import PolicyEngine
+from consentcrawl.signals import evaluate
+from consentcrawl.terms.platforms import PlatformRegistry
+assert evaluate.__file__.startswith(tree), evaluate.__file__
+if variant == "every spelling":  # the class is evaluate's, wherever it is defined
+    evaluate.PathKey._slash_blind = lambda self, *args: False
+every = base.site_files()
+SHAPES = {"plain": "/b/{i}", "slash": "/b/{i}/", "lenient": "/b/0%2F{i}"}
+gc.collect()
+gc.freeze()
+gc.disable()
+for site in sites:
+    files = every[site]
+    for shape in shapes:
+        checks = [c for c in default_checks() if variant != "without" or not isinstance(c, SiteSignalsCheck)]
+        engine = PolicyEngine(PlatformRegistry({}), "consentcrawl", checks=checks)
+        urls = [base.ORIGIN + SHAPES[shape].format(i=i) for i in range(100 + count)]
+        facts = [engine.facts(u, "search-indexing", base.NOW) for u in urls]
+        for f in facts[:100]:
+            engine.decide(f, files.robots, NO_STORE, files)
+            engine.decide(f, files.robots, NO_STORE, files)
+        time.sleep(0)
+        for f in facts[100:]:
+            engine.decide(f, files.robots, NO_STORE, files)
+            engine.decide(f, files.robots, NO_STORE, files)
+        time.sleep(0)
+"""
 
 
-def instructions(variant: str, site: str, n: int) -> int:
+def instructions(tree: str, variant: str, sites: list[str], shapes: list[str], count: int) -> list[float]:
+    """Instructions per request (two full decisions) of ``variant`` in ``tree``, for each site and shape in turn."""
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "callgrind.out")
-        run = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", sys.executable,
-                              __file__, "--child", variant, site, str(n)], capture_output=True, text=True,
-                             check=True)
-    found = re.search(r"Collected : (\d+)", run.stderr)
-    assert found is not None, run.stderr[-2000:]
-    return int(found.group(1))
+        run = subprocess.run(["nice", "valgrind", "--tool=callgrind", "--dump-before=time_sleep",
+                              f"--callgrind-out-file={out}", sys.executable, "-c", CHILD, tree, variant,
+                              "|".join(sites), ",".join(shapes), str(count)], capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr[-3000:]
+        parts = []
+        for i in range(1, 2 * len(sites) * len(shapes) + 1):
+            found = re.search(r"^totals: (\d+)", Path(f"{out}.{i}").read_text(), re.M)
+            assert found is not None, i
+            parts.append(int(found.group(1)))
+    return [parts[i] / count for i in range(1, len(parts), 2)]  # each dump before a sleep: the measured loops
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,20 +113,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--sites", default="", help="a comma-separated part of the site names (default: all)")
     parser.add_argument("--instructions", action="store_true", help="count instructions with callgrind")
-    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--against", action="append", default=[], help="another tree to count beside this one")
+    parser.add_argument("--shapes", default="plain,slash,lenient", help="URL shapes for --instructions")
+    parser.add_argument("--variants", default="without,shortcut", help="variants for --instructions")
+    parser.add_argument("--count", type=int, default=1000, help="URLs per measured loop of --instructions")
+    parser.add_argument("--jobs", type=int, default=1, help="children of --instructions run at once")
     args = parser.parse_args(argv)
-    if args.child:
-        child(args.child[0], args.child[1], int(args.child[2]))
-        return 0
     sites = {name: files for name, files in base.site_files().items()
              if not args.sites or any(part in name for part in args.sites.split(","))}
     if args.instructions:
-        print(f"{'site':<32} {'without':>10} {'shortcut':>10} {'every':>10}   (instructions per request, two full "
-              "decisions each, marginal over 1,000 URLs; signals check's own: shortcut / every spelling)")
-        for name in sites:
-            per = {v: (instructions(v, name, 1200) - instructions(v, name, 200)) / 1000 for v in VARIANTS}
-            print(f"{name:<32} {per['without']:>10.0f} {per['shortcut']:>10.0f} {per['every spelling']:>10.0f}   "
-                  f"(+{per['shortcut'] - per['without']:.0f} / +{per['every spelling'] - per['without']:.0f})")
+        trees = [str(HERE.parent), *(str(Path(t).resolve()) for t in args.against)]
+        shapes, variants = args.shapes.split(","), args.variants.split(",")
+        runs = [(tree, variant) for tree in trees for variant in variants]
+        with ThreadPoolExecutor(args.jobs) as pool:
+            counted = dict(zip(runs, pool.map(lambda r: instructions(*r, list(sites), shapes, args.count), runs),
+                               strict=True))
+        print("instructions per request (two full decisions), the measured loop alone; the signals check's own "
+              "cost is a variant minus `without` of the same tree")
+        print(f"{'site':<30} {'shape':<8} " + " ".join(f"{Path(t).name[:10] + ':' + v[:8]:>20}" for t, v in runs))
+        for i, (name, shape) in enumerate((n, s) for n in sites for s in shapes):
+            print(f"{name:<30} {shape:<8} " + " ".join(f"{counted[r][i]:>20.0f}" for r in runs))
         return 0
     gc.collect()
     gc.freeze()

@@ -8,16 +8,21 @@ by plain Scrapy 2.19 with ``ROBOTSTXT_OBEY`` (its ``RobotsTxtMiddleware`` and Pr
 - ``—``: the page was fetched and kept, and the file that holds the statement (if it is not robots.txt) was never
   requested: Scrapy does not read it at all.
 
-The datadiligence and crawler-commons columns are not run: datadiligence 0.1.7's rules import ``c2pa-python`` and
-Pillow (native packages this project does not otherwise need), and crawler-commons is Java. Both are documented
-from their sources, which the README says; this test holds it to saying so.
+datadiligence's column is computed the same way when datadiligence is installed (it is no dependency of this
+project; each of its tests skips without it): its HTTP evaluator (the TDMRep header and ``X-Robots-Tag`` rules) is
+asked about each case's page and fetches the page itself, through the same loopback proxy:
+
+- ``reads it``: it answers that the page may not be used;
+- ``—``: it answers yes, having asked the server for the page only (no robots.txt, no signal file).
+
+crawler-commons is Java and cannot be run here (no Debian package; Maven Central is out of reach): its column is
+read from its source, and the README says so; the last test holds it to saying so.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
 
 import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
@@ -96,6 +101,37 @@ async def test_the_scrapy_column_is_what_scrapy_does(row: str, monkeypatch: pyte
     assert all(case.expect == "deny" for case in ROWS[row]) and re.match(r"(denies|reads it)", table[row][3])
 
 
+def datadiligence_cell(case: Case, monkeypatch: pytest.MonkeyPatch) -> str:
+    """What datadiligence's HTTP evaluator says of the case's page, asked as its documentation shows (the URL: it
+    fetches the page with ``requests``, which takes the loopback proxy from ``http_proxy``)."""
+    datadiligence = pytest.importorskip("datadiligence")
+    evaluator = datadiligence.HttpEvaluator(user_agent=case.token)
+    for name in ("no_proxy", "NO_PROXY", "HTTP_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    with LocalServer(_app(case)) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        allowed = evaluator.is_allowed(url=HTTP_SITE + case.path)
+        asked = [r.path + (f"?{r.query}" if r.query else "") for r in server.requests if r.host == "site.example"]
+    assert case.path in asked  # it asked the server for the page itself
+    if not allowed:
+        return "reads it"
+    assert set(asked) == {case.path}, asked  # nothing else read: no robots.txt, no signal file (0.1.7 fetches
+    # the page once for each of its two rules)
+    return "—"
+
+
+@pytest.mark.parametrize("row", list(ROWS))
+def test_the_datadiligence_column_is_what_datadiligence_does(row: str, monkeypatch: pytest.MonkeyPatch,
+                                                             tmp_path: Path) -> None:
+    """Skipped unless datadiligence is installed (``pip install datadiligence`` in a venv of its own, with this
+    project installed beside it: it is not a dependency)."""
+    monkeypatch.chdir(tmp_path)
+    table = readme_table()
+    computed = {datadiligence_cell(case, monkeypatch) for case in ROWS[row]}
+    assert len(computed) == 1, (row, computed)  # every case of the row behaves alike
+    assert table[row][1] == computed.pop(), row
+
+
 def test_every_row_of_the_table_is_computed_and_the_rest_is_said_to_be_read_from_source() -> None:
     table = readme_table()
     assert set(table) == set(ROWS)
@@ -103,16 +139,17 @@ def test_every_row_of_the_table_is_computed_and_the_rest_is_said_to_be_read_from
     note = README.read_text(encoding="utf-8").partition("### The same cases elsewhere")[2].partition("\n## ")[0]
     assert "tests/test_conformance_comparison.py" in note
     said = " ".join(note.split())
-    assert "datadiligence reads" in said and "its column is read from its source (0.1.7), not run" in said
-    assert "it is Java, so its column is read from its source too, not run" in said
+    assert "datadiligence's column is computed too" in said and "datadiligence 0.1.7" in said
+    assert "crawler-commons is Java" in said and "its column is read from its source, not run" in said
+    assert "libcrawler-commons-java" in said  # why it is not run: no Debian package, Maven Central out of reach
 
 
-def test_the_columns_not_run_are_what_their_sources_say(tmp_path: Path) -> Any:
-    """What the README credits datadiligence and crawler-commons with, from their sources (not run): the rows
-    each reads, nothing more (datadiligence: the TDMRep header and X-Robots-Tag; crawler-commons: the
-    Content-Signal line of robots.txt, and robots.txt itself)."""
+def test_the_column_not_run_is_what_its_source_says() -> None:
+    """What the README credits crawler-commons with, from its source (not run): the rows it reads, nothing more
+    (robots.txt itself, and the Content-Signal line of robots.txt); and datadiligence's column, computed above
+    where it is installed, reads the TDMRep header and X-Robots-Tag only."""
     table = readme_table()
-    reads = {row for row, cells in table.items() if cells[1] != "—"}
-    assert reads == {"`tdm-reservation: 1` header", "`X-Robots-Tag: noai`"}
     parses = {row for row, cells in table.items() if cells[2] != "—"}
     assert parses == {"robots.txt `Disallow`", "robots.txt `Content-Signal: ai-train=no`"}
+    reads = {row for row, cells in table.items() if cells[1] != "—"}
+    assert reads == {"`tdm-reservation: 1` header", "`X-Robots-Tag: noai`"}

@@ -4,6 +4,7 @@ file and chooses the group)."""
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -58,8 +59,13 @@ def _utf8(text: str) -> bytes:
         return text.encode("utf-8", "surrogatepass")
 
 
+@functools.lru_cache(maxsize=256)
 def _path_spellings(path: str) -> tuple[str, str]:
-    """(literal, normalised) spellings of a path+query as the caller gave it."""
+    """(literal, normalised) spellings of a path+query as the caller gave it.
+
+    Remembered for the last paths: a request's spelling that is not plain is read by the robots check, then by the
+    site signals that match it again (ai.txt's rules, a signal's patterns) in the same decision, and again at send
+    time."""
     if "#" in path:
         path = path.partition("#")[0]
     if not path.startswith("/"):

@@ -70,6 +70,19 @@ def url_path(url: str) -> str:
 _READ_BACK = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*(?:\?[A-Za-z0-9\-._~!$&'()*+,;=:@/%?]+)?")
 
 
+#: the characters of :data:`_READ_BACK` (the path's, and ``?`` that a query may hold)
+_READ_BACK_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/%?"
+
+
+def reads_back(path: str) -> bool:
+    """``_READ_BACK.fullmatch(path) is not None``, without a regex: a new URL's key is made of a few of these tests,
+    and a regex call costs several times a string method's (``tests/test_signals_keys.py`` checks they agree)."""
+    if path[:1] != "/" or path.strip(_READ_BACK_CHARS):
+        return False
+    cut = path.find("?")
+    return cut < 0 or cut < len(path) - 1  # a ``?`` starts a query that is not empty
+
+
 def canonical_path(canonical: CanonicalURL) -> str:
     """``url_path(canonical.url)``: the path+query every signal reads for a canonical URL, without splitting it.
 
@@ -80,20 +93,32 @@ def canonical_path(canonical: CanonicalURL) -> str:
     split could end or strip it elsewhere) and an IPv6 host (``urlsplit`` checks the brackets, and a URL it
     rejects reads as ``/``).
     """
+    return canonical_page(canonical)[0]
+
+
+def canonical_page(canonical: CanonicalURL) -> tuple[str, str, bool]:
+    """:func:`canonical_path`, its normal form (:func:`normal_path`), and whether it is the canonical path+query
+    read back with no ``%`` (then it matches :data:`PLAIN`). A path read back is its own normal form: it holds
+    only characters a URI writes literally, and the canonical form's escapes are the normal form's (``%XX``
+    upper-cased, unreserved characters decoded, in the path and in the query; ``tests/test_signals_keys.py`` checks
+    it on arbitrary spellings), so nothing is normalised again."""
     path = canonical.path_query
-    if ":" in canonical.host or _READ_BACK.fullmatch(path) is None:
-        return url_path(canonical.url)
-    return path
+    if ":" in canonical.host or not reads_back(path):
+        path = url_path(canonical.url)
+        return path, normal_path(path), False
+    return path, path, "%" not in path
 
 
-def spelled_path(canonical: CanonicalURL, spelling: str) -> tuple[str | CanonicalURL, str]:
+def spelled_page(canonical: CanonicalURL, spelling: str) -> tuple[str | CanonicalURL, str, str]:
     """Another spelling of a canonical URL's path+query (``RequestFacts.robots_paths``) as the signals read the URL
-    ``canonical.origin + spelling``: ``(url, url_path(url))``. Where the spelling reads back unchanged
-    (:func:`canonical_path`'s rule) that is ``(canonical, spelling)``: the same origin, and no text made or split."""
-    if ":" in canonical.host or _READ_BACK.fullmatch(spelling) is None:
+    ``canonical.origin + spelling``: ``(url, url_path(url), normal_path(url_path(url)))``. Where the spelling reads
+    back unchanged (:func:`canonical_path`'s rule) that is ``canonical`` and the spelling itself: the same origin,
+    no text made or split, and a spelling with no ``%`` is its own normal form (what :data:`PLAIN` allows)."""
+    if ":" in canonical.host or not reads_back(spelling):
         url = canonical.origin + spelling
-        return url, url_path(url)
-    return canonical, spelling
+        path = url_path(url)
+        return url, path, normal_path(path)
+    return canonical, spelling, spelling if "%" not in spelling else normal_path(spelling)
 
 
 def origin_of(url: str) -> str | None:
@@ -206,12 +231,12 @@ class PagePath:
 
     __slots__ = ("_origin", "_url", "normal", "path")
 
-    def __init__(self, url: str | CanonicalURL, path: str | None = None) -> None:
+    def __init__(self, url: str | CanonicalURL, path: str | None = None, normal: str | None = None) -> None:
         self._url = url
         if path is None:
             path = url_path(url if isinstance(url, str) else url.url)
         self.path = path
-        self.normal = normal_path(path)
+        self.normal = normal_path(path) if normal is None else normal  #: ``normal``: the caller's normal_path(path)
         self._origin: tuple[str | None] | None = None
 
     @property

@@ -219,7 +219,7 @@ class ResponseSignals:
     inputs, with :class:`~consentcrawl.cache.SignalMemo`'s rule: the same :class:`SiteFiles` object (a refetched
     file is a new one, so the memo is as fresh as the files the adapter hands in), the same platform and policy
     objects, and equal host, purpose, token and what of the URL the files make the outcome depend on
-    (:class:`~consentcrawl.signals.evaluate.PathKey`: nothing, or the parts of the files the URL selects). A
+    (:class:`~consentcrawl.signals.pathkey.PathKey`: nothing, or the parts of the files the URL selects). A
     response that says anything is decided in full.
     """
 

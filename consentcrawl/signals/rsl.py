@@ -104,6 +104,12 @@ def content_pattern(content: RslContent) -> PathPattern | None:
     return _scope(content.url)[2]
 
 
+def content_scope(content: RslContent) -> tuple[bool, str | None, PathPattern | None]:
+    """A ``<content url>`` as :meth:`RslContent.pattern_length` reads it: whether it is a full URL (then it applies
+    on that origin only), its origin, and its path pattern (None: it names no path and matches no page)."""
+    return _scope(content.url)
+
+
 @lru_cache(maxsize=1024)
 def _scope(target: str) -> tuple[bool, str | None, PathPattern | None]:
     """A ``<content url>`` read once: whether it is a full URL, its origin, and its path pattern (None: it names
