@@ -282,9 +282,9 @@ class PolicyEngine:
                     return _decision(ctx, outcome, ctx.evidence), None, True
             if not self._consent_checks:
                 return _decision(ctx, None, ctx.evidence), None, True
-            made, _, cacheable = self._consent(facts, answers)
+            consent, _, cacheable = self._consent(facts, answers)
             # only its verdict and evidence are used: not renewed
-            return _with_site(made.decision, ctx), made, cacheable
+            return _with_site(consent.decision, ctx), consent, cacheable
         evidence: list[Evidence] = []
         made: Made | None = None
         cacheable = True

@@ -31,14 +31,16 @@ URLS = [f"{SITE}/u/1001", "HTTP://MicroBlog.EXAMPLE/u/1001", f"{SITE}/u/1001/", 
         f"{SITE}/people?page=2", f"{SITE}/search?q=x", f"{SITE}/private/", f"{SITE}/private", "http://other.example/u/1001",
         "http://127.0.0.1/u/1001"]
 #: tdmrep.json bodies (None: a 503, the file unavailable; 404: the site has none)
-TDMREP: list[Any] = [404, b'[{"location": "/", "tdm-reservation": 1}]', b'[{"location": "/u/1001", "tdm-reservation": 1}]',
+TDMREP: list[Any] = [404, b'[{"location": "/", "tdm-reservation": 1}]',
+                     b'[{"location": "/u/1001", "tdm-reservation": 1}]',
                      b'[{"location": "/people", "tdm-reservation": 0}]', None]
 
 times = st.sampled_from(TIMES)
 #: a person asked about again and again withdraws (or is granted again) while their decision is remembered
 withdrawals = st.builds(
     AuthorizationRecord, platform=st.just("microblog"), subject=st.sampled_from(["1001", "1002"]),
-    purposes=st.sampled_from([frozenset({"research"}), frozenset({"research"}), frozenset({"ai-training"})]), granted_at=st.just(t("2026-02-02")),
+    purposes=st.sampled_from([frozenset({"research"}), frozenset({"research"}), frozenset({"ai-training"})]),
+    granted_at=st.just(t("2026-02-02")),
     revoked_at=st.none() | st.sampled_from([t("2026-02-15"), t("2026-05-01")]), evidence=st.just("e-mail"),
     source=st.just("withdrawn"))
 purposes = st.sampled_from(["research", "ai-training"])
@@ -46,8 +48,9 @@ purposes = st.sampled_from(["research", "ai-training"])
 REPEATED = [URLS[0], URLS[2], f"{SITE}/u/1002", f"{SITE}/people?page=2"]
 decide = st.tuples(st.just("decide"), st.sampled_from(URLS), times, st.sampled_from([None, "microblog:1001", "1003"]),
                    purposes)
-again = st.tuples(st.just("decide"), st.sampled_from(REPEATED), times | st.sampled_from([t("2026-05-02"), t("2026-05-03")]), st.sampled_from([None, None, None, "1003"]),
-                  st.sampled_from(["research", "research", "ai-training"]))
+again = st.tuples(st.just("decide"), st.sampled_from(REPEATED),
+                  times | st.sampled_from([t("2026-05-02"), t("2026-05-03")]),  # after the withdrawals below
+                  st.sampled_from([None, None, None, "1003"]), st.sampled_from(["research", "research", "ai-training"]))
 actions = st.one_of(
     decide, *[again] * 8,  # (one_of picks each branch alike: mostly decisions, changes now and then)
     st.tuples(st.just("link"), st.sampled_from(URLS), times, purposes),
