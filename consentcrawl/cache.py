@@ -34,27 +34,6 @@ while the store's version is the same: equal versions promise equal answers. So 
 version of the store, however many of their URLs are decided, and a check that cannot wait (scheduling) can decide
 on them. A store's failure is never remembered.
 
-**Remembered full decisions** (:class:`FullMemo`): the fast path of a full decision (site checks and consent
-checks) asked again for the same request, as the send-time decision asks after the request phase's. An entry is
-kept under the request's facts *without the time* (every other field of
-:class:`~consentcrawl.facts.RequestFacts`, by value, and its canonical URL and platform by identity), the identity
-of the robots.txt and signal files it was decided with, and the engine's signal policy and crawl-delay bound. It
-is used only while:
-
-1. every input object is the *very same object* it was decided with (checked with ``is``; the entry holds them):
-   the canonical URL, the platform, the robots.txt file, the signal files, the signal policy. The adapters hand
-   in a new file object whenever they fetch again (a refetch with the same text is still a new object), so a
-   changed file is a miss, never a stale hit;
-2. the consent part it rests on, when the walk reached it, would still come out the same: the rule above
-   (:meth:`ConsentCache.still`: platform, time span, store version) for the very :class:`Made` that was used.
-   A decision a site check concluded before the consent part rests on no record and no time threshold: the
-   site checks read no clock (a file's freshness is the adapter's, which hands in a new object when it expires).
-
-Only decisions whose site checks are all built-in (their inputs are exactly those above) and whose consent part
-was cacheable are remembered. A hit is handed out like every reused decision, renewed, and turned into
-``subject.refused-on-page`` after the memo (by the engine), like the others. Anything else (a check that raised,
-a lookup needed) is decided along the list.
-
 **Memos of evidence** (:class:`ObjectMemo`): values worked out from an immutable input (a robots.txt file, a
 platform, a record) once per object, keyed by ``id()`` and holding the object, so an entry is only used for it.
 
@@ -76,21 +55,20 @@ Pure: no Scrapy, no I/O, no clock.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from dataclasses import fields, replace
+from dataclasses import replace
 from datetime import datetime
-from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .decision import Decision, Evidence, new_decision_id
-from .facts import RequestFacts
 from .recent import Recent
 
 if TYPE_CHECKING:
     from .checks.base import CheckContext
     from .consent.records import AuthorizationRecord
+    from .facts import RequestFacts
     from .terms.platforms import Platform
 
-__all__ = ["ConsentCache", "FullMemo", "Made", "ObjectMemo", "SignalMemo", "consent_key", "renew"]
+__all__ = ["ConsentCache", "Made", "ObjectMemo", "SignalMemo", "consent_key", "renew"]
 
 _O = TypeVar("_O")
 _V = TypeVar("_V")
@@ -158,8 +136,6 @@ class ConsentCache:
         self.links: Recent[tuple[str, str], tuple[Made, Decision, str]] = Recent(4096)
         #: each person's records as the store gave them, with the version read before the lookup
         self.answers: Recent[tuple[str, str], tuple[Hashable, tuple[AuthorizationRecord, ...]]] = Recent(8192)
-        #: full decisions by the identity of their inputs (:class:`FullMemo`)
-        self.full = FullMemo()
 
     @staticmethod
     def made(ctx: CheckContext, decision: Decision, parts: tuple[Part, ...], version: Any,
@@ -210,49 +186,6 @@ class ConsentCache:
         if (made.since is not None and now < made.since) or (made.until is not None and now >= made.until):
             return False
         return not made.lookups or made.version == version
-
-
-#: every field of the facts compared by value in :class:`FullMemo`'s key: all but the time and the two objects
-#: compared by identity (a field added to RequestFacts is part of the key without a change here)
-_FACT_VALUES = attrgetter(*(f.name for f in fields(RequestFacts) if f.name not in ("now", "canonical", "platform")))
-
-
-class FullMemo:
-    """Remembered full decisions, by the identity of their inputs (the rule in the module's docstring)."""
-
-    __slots__ = ("_entries",)
-
-    def __init__(self, size: int = 4096) -> None:
-        self._entries: Recent[tuple[Any, ...], tuple[Any, ...]] = Recent(size)
-
-    @staticmethod
-    def key(facts: RequestFacts, robots: Any, signals: Any, policy: Any, max_crawl_delay: float | None
-            ) -> tuple[Any, ...]:
-        return (_FACT_VALUES(facts), id(facts.canonical), id(facts.platform), id(robots), id(signals), id(policy),
-                max_crawl_delay)
-
-    def recall(self, key: tuple[Any, ...], facts: RequestFacts, robots: Any, signals: Any, policy: Any,
-               version: Hashable) -> Decision | None:
-        """The full decision remembered for these inputs, if it would still come out the same now."""
-        entry = self._entries.get(key)
-        if entry is None:
-            return None
-        canonical, platform, files, site_files, signal_policy, made, decision = entry
-        if (canonical is not facts.canonical or platform is not facts.platform or files is not robots
-                or site_files is not signals or signal_policy is not policy):
-            return None
-        if made is not None and not ConsentCache.still(made, platform, facts.now, version):
-            return None
-        return decision  # type: ignore[no-any-return]
-
-    def remember(self, key: tuple[Any, ...], facts: RequestFacts, robots: Any, signals: Any, policy: Any,
-                 made: Made | None, decision: Decision) -> None:
-        """``decision``, made on these inputs, resting on the consent part ``made`` (None: the walk stopped at a
-        site check before it)."""
-        self._entries.put(key, (facts.canonical, facts.platform, robots, signals, policy, made, decision))
-
-    def __len__(self) -> int:
-        return len(self._entries)
 
 
 class ObjectMemo(Generic[_O, _V]):

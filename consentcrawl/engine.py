@@ -74,9 +74,6 @@ class PolicyEngine:
         self._site_checks = tuple(self.checks[i] for i in site_checks)
         self._reader = FactReader(platforms, token)
         self.cache = ConsentCache(enabled=cache)
-        #: full decisions are remembered (cache.FullMemo) only when every site check is a built-in one: their
-        #: inputs are exactly what the memo keys and checks
-        self._full_memo = cache and all(self._builtin[i] and self._cacheable[i] for i in site_checks)
         #: the refusals people published on their own pages (refusals/book.py): the adapters add to it; every
         #: decision that would let a refused person's data in is turned into ``subject.refused-on-page`` on its way
         #: out, after the cache, so a remembered allow never outlives a refusal
@@ -109,16 +106,7 @@ class PolicyEngine:
         conclude wins. Raises RecordsNeeded (see the module's docstring), and SignalsNeeded when the walk reaches
         the signals check without ``signals``: the adapter fetches them and asks again."""
         try:
-            memo = self.cache.full if self._full_memo else None
-            if memo is not None:
-                key = memo.key(facts, robots, signals, self.signal_policy, self.max_crawl_delay)
-                known = memo.recall(key, facts, robots, signals, self.signal_policy, answers.version)
-                if known is not None:
-                    return self._overrule(renew(known), facts.purpose)
-            decision, made, cacheable = self._full(facts, robots, answers, signals)
-            if memo is not None and cacheable:
-                memo.remember(key, facts, robots, signals, self.signal_policy, made, decision)
-            return self._overrule(decision, facts.purpose)
+            return self._overrule(self._full(facts, robots, answers, signals), facts.purpose)
         except Exception as exc:  # noqa: BLE001 - fail closed on anything unexpected
             return _failed(facts, exc)
 
@@ -267,41 +255,36 @@ class PolicyEngine:
         return self.cache.made(ctx, decision, tuple(parts), ctx.answers.version, concluded), cacheable, builtin
 
     def _full(self, facts: RequestFacts, robots: RobotsFile | None, answers: StoreAnswers,
-              signals: SiteFiles | None = None) -> tuple[Decision, Made | None, bool]:
+              signals: SiteFiles | None = None) -> Decision:
         """Every check in list order: site checks run now; the consent checks' part comes from the consent
-        decision (usually remembered from when the link was checked), asked for only when the walk reaches it.
-
-        Returns the decision, the consent part it rests on (None when the walk did not reach it) and whether that
-        part may be remembered (:class:`~consentcrawl.cache.FullMemo`)."""
+        decision (usually remembered from when the link was checked), asked for only when the walk reaches it."""
         ctx = CheckContext(facts, facts.platform, facts.subject, facts.purpose, facts.now, facts.token, answers,
                            robots, self.max_crawl_delay, signals, self.signal_policy)
         if self._sites_first:
             for check in self._site_checks:
                 outcome = check.check(ctx)
                 if outcome is not None:
-                    return _decision(ctx, outcome, ctx.evidence), None, True
+                    return _decision(ctx, outcome, ctx.evidence)
             if not self._consent_checks:
-                return _decision(ctx, None, ctx.evidence), None, True
-            consent, _, cacheable = self._consent(facts, answers)
-            # only its verdict and evidence are used: not renewed
-            return _with_site(consent.decision, ctx), consent, cacheable
+                return _decision(ctx, None, ctx.evidence)
+            consent = self._consent(facts, answers)[0].decision  # only its verdict and evidence are used: not renewed
+            return _with_site(consent, ctx)
         evidence: list[Evidence] = []
         made: Made | None = None
-        cacheable = True
         for i, check in enumerate(self.checks):
             if self._site[i]:
                 start = len(ctx.evidence)
                 outcome = check.check(ctx)
                 evidence.extend(ctx.evidence[start:])
                 if outcome is not None:
-                    return _decision(ctx, outcome, evidence), made, cacheable
+                    return _decision(ctx, outcome, evidence)
                 continue
             if made is None:
-                made, _, cacheable = self._consent(facts, answers)  # verdict and evidence used: not renewed
+                made = self._consent(facts, answers)[0]  # only its verdict and evidence are used: not renewed
             evidence.extend(made.by_check.get(i, ()))
             if i == made.concluded:
-                return _with_site(made.decision, ctx, evidence), made, cacheable
-        return _decision(ctx, None, evidence), made, cacheable
+                return _with_site(made.decision, ctx, evidence)
+        return _decision(ctx, None, evidence)
 
 
 def _with_site(consent: Decision, ctx: CheckContext, evidence: list[Evidence] | None = None) -> Decision:
