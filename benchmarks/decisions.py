@@ -338,10 +338,16 @@ def child_instructions(path: str, records: int, stream: str, requests: int, kind
 
     ways = {"full": full, "consent": consent}
     counted, warm = 0, requests // 5
+    again = kind == "again"  # each full decision asked twice, as the request phase and then the send time ask it
     gc.collect()
     gc.freeze()
     for i, (which, request_url, _k, _expected) in enumerate(STREAMS[stream](records, requests)):
-        if i >= warm and which == kind:
+        if again and which == "full":
+            full(request_url)
+            if i >= warm:
+                operator.call(full, request_url)
+                counted += 1
+        elif i >= warm and which == kind:
             operator.call(ways[which], request_url)
             counted += 1
         else:
@@ -349,11 +355,13 @@ def child_instructions(path: str, records: int, stream: str, requests: int, kind
     return {"kind": kind, "counted": counted}
 
 
-def run_instructions(path: Path, records: int, stream: str, requests: int, source: str) -> dict[str, float]:
+def run_instructions(path: Path, records: int, stream: str, requests: int, source: str,
+                     kinds: tuple[str, ...] = ("full", "consent")) -> dict[str, float]:
     """Instructions per decision of each kind (callgrind's ``Ir`` inside the counted decisions, divided by their
-    number): one run under valgrind per kind."""
+    number): one run under valgrind per kind. ``again`` is the second of two full decisions of the same request
+    (the send time's, after the request phase's)."""
     out: dict[str, float] = {}
-    for kind in ("full", "consent"):
+    for kind in kinds:
         with tempfile.TemporaryDirectory() as tmp:
             command = ["valgrind", "--tool=callgrind", "--toggle-collect=_operator_call",
                        f"--callgrind-out-file={tmp}/callgrind.out", sys.executable, str(Path(__file__).resolve()),
@@ -424,6 +432,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--instructions", action="store_true",
                         help="count instructions per decision with valgrind's callgrind instead of timing them "
                              "(one run per kind of decision; robust to the machine's load)")
+    parser.add_argument("--kinds", default="full,consent",
+                        help="with --instructions: the kinds of decision counted, of full, consent and again (a full "
+                             "decision asked a second time, as the send time asks it after the request phase)")
     args = parser.parse_args(argv)
     source = str(Path(args.source).resolve())
     sys.path[:] = [source] + [p for p in sys.path if p != source]
@@ -471,9 +482,10 @@ def main(argv: list[str] | None = None) -> int:
             if args.instructions:
                 for stream in streams:
                     print(f"  {args.requests:,} decisions, {stream} stream, under callgrind ...", flush=True)
-                    counts = run_instructions(path, records, stream, args.requests, args.source)
+                    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+                    counts = run_instructions(path, records, stream, args.requests, args.source, kinds)
                     print(f"instructions per decision, {records:,} records, {stream} stream: "
-                          f"full {counts['full']:,.0f}, consent {counts['consent']:,.0f}", flush=True)
+                          + ", ".join(f"{k} {v:,.0f}" for k, v in counts.items()), flush=True)
                 continue
             for stream in streams + ([FLOOR] if floor else []):
                 print(f"  {args.requests:,} decisions, {stream} stream, {args.runs} runs ...", flush=True)
