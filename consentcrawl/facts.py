@@ -7,8 +7,8 @@ Pure, like the rest of the core: :class:`FactReader` reads a URL against the con
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple
 
 from .resolve import embedded, resolve, with_body
 from .terms.platforms import Platform, PlatformRegistry, SubjectReading
@@ -17,11 +17,9 @@ from .urls import CanonicalURL, canonicalize
 __all__ = ["FRAMING_HEADERS", "REWRITE_HEADERS", "FactReader", "RequestFacts"]
 
 
-class RequestFacts(NamedTuple):
-    """Everything the core needs to know about one request, resolved once by :meth:`PolicyEngine.facts`.
-
-    Immutable, and a tuple: made for every decision about a URL, so it is built the cheapest immutable way
-    (a frozen dataclass sets each field through ``object.__setattr__``). Change one with ``facts._replace``."""
+@dataclass(frozen=True)
+class RequestFacts:
+    """Everything the core needs to know about one request, resolved once by :meth:`PolicyEngine.facts`."""
 
     url: str
     canonical: CanonicalURL

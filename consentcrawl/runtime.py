@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from scrapy import Request, signals
@@ -248,7 +249,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
                 decision = await self.decider.decide_consent(facts)
                 if not self.drops(decision):  # in report mode too: robots.txt is enforced there, so it must be known
                     robots = await self._robots_for(facts)
-                    facts = facts._replace(now=self.config.now())  # the time read after the wait for robots.txt
+                    facts = replace(facts, now=self.config.now())  # the time read after the wait for robots.txt
                     decision = await decide_full(self, facts, robots)
         assert decision is not None
         if decision.allowed:
