@@ -133,6 +133,7 @@ def _import(args: argparse.Namespace) -> int:
     from .consent.progress import Progress
     from .consent.reading import open_hashed
     from .consent.sqlite_format import parse_sqlite_url
+    from .consent.sqlite_parallel import import_jsonl, two_processes
 
     platforms = _platforms_for(args)
     redis = args.dest.lower().startswith(("redis://", "rediss://"))
@@ -144,6 +145,11 @@ def _import(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot read file: {exc.strerror or exc}", args.source) from None
     progress = Progress(f"importing {args.source}", size)
+    if bulk and two_processes(args.source, size):  # a large JSON Lines file: read and written on two cores
+        raw.close()
+        assert url is not None
+        added = import_jsonl(url.path, args.source, platforms, progress=progress.update)
+        return _imported(args, url.source, added, progress)
 
     def tick(count: int) -> None:
         progress.update(raw.position, count)
@@ -170,8 +176,12 @@ def _import(args: argparse.Namespace) -> int:
             from .consent.sqlite_write import import_records as add_records
 
             added = add_records(url, _ticking(records, tick), platforms=platforms.platforms)
+    return _imported(args, url.source, added, progress)
+
+
+def _imported(args: argparse.Namespace, dest: str, added: Any, progress: Any) -> int:
     progress.finish(added.imported)
-    print(f"imported {added.imported} record(s) from {args.source} into {url.source}; it now holds "
+    print(f"imported {added.imported} record(s) from {args.source} into {dest}; it now holds "
           f"{added.records} record(s) of {added.keys} people")
     return EXIT_OK
 
