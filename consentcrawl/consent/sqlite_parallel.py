@@ -17,17 +17,22 @@ core runs: *read* (parse, validate, hash and bucket every record, the buckets sp
 
 The records, the store and the errors are those of the one-process import: a record that does not validate in the
 first half is reported before any in the second (the second is not waited for), and of several duplicates, the one
-read first. The other process is started with ``spawn`` (no copy of this process's threads or locks), which costs
-a fraction of a second: a file smaller than :data:`TWO_PROCESSES_BYTES` is imported in one.
+read first. The other process is a new interpreter (no copy of this process's threads or locks), which costs
+half a second to start: a file smaller than :data:`TWO_PROCESSES_BYTES` is imported in one.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import multiprocessing
+import mmap
 import os
+import pickle
+import struct
+import subprocess
+import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,46 +65,54 @@ def import_jsonl(path: str, source: str, platforms: Any, *, progress: Progress |
     records are validated against. Errors are ConfigErrors naming the file and line, as
     :func:`~consentcrawl.consent.sqlite_bulk.build_store` raises them; on any error the target is left as it was.
     """
-    size = os.stat(source).st_size
-    split = _split_point(source, size)
-    context = multiprocessing.get_context("spawn")
-    shared = context.Array("q", 2, lock=False)  # the other process's bytes and records read, for progress
-    here, there = context.Pipe()
+    try:
+        size = os.stat(source).st_size
+        split = _split_point(source, size)
+    except OSError as exc:
+        raise ConfigError(f"cannot read file: {exc.strerror or exc}", source) from None
     with replacing(path) as scratch:
-        spills = (f"{scratch}.spill", f"{scratch}.spill-2")
-        worker = context.Process(target=_worker, args=(there, shared, source, platforms, split, spills,
-                                                       f"{scratch}.part"),
-                                 name="consentcrawl-import", daemon=True)
-        worker.start()
-        there.close()  # so that the worker's end closing is seen here (EOFError) if it dies
-        try:
-            result = _import(here, worker, shared, scratch, spills, source, platforms, split, progress)
-        finally:
-            if worker.is_alive():
-                worker.terminate()  # an error in the first half: the second is not needed
-            worker.join()
-            here.close()
+        job = _Job(source, platforms, split, (f"{scratch}.spill", f"{scratch}.spill-2"), f"{scratch}.part",
+                   f"{scratch}.progress")
+        Path(job.progress).write_bytes(bytes(_PROGRESS.size))
+        with _Worker(job) as worker:
+            result = _import(worker, job, scratch, progress)
     return result
 
 
-def _import(here: Any, worker: Any, shared: Any, scratch: str, spills: tuple[str, str], source: str, platforms: Any,
-            split: int, progress: Progress | None) -> ImportResult:
-    rules = _Rules(platform_objects(platforms), {})
-    with open(spills[0], "w+b") as mine, _Head(source, split) as head:
-        validator = open_validator(source, platforms, dedup=False)
+@dataclass(frozen=True)
+class _Job:
+    """What the second process is given: the file, where its half starts, and the scratch files."""
+
+    source: str
+    platforms: Any
+    split: int
+    spills: tuple[str, str]  #: this process's buckets, the second process's
+    part: str  #: the SQLite file of the upper half of the buckets
+    progress: str  #: the second process's bytes and records read so far (:data:`_PROGRESS`)
+
+
+_PROGRESS = struct.Struct("<qq")
+
+
+def _import(worker: _Worker, job: _Job, scratch: str, progress: Progress | None) -> ImportResult:
+    rules = _Rules(platform_objects(job.platforms), {})
+    with open(job.spills[0], "w+b") as mine, _Head(job.source, job.split) as head, \
+            open(job.progress, "r+b") as shared_file, mmap.mmap(shared_file.fileno(), _PROGRESS.size) as shared:
+        validator = open_validator(job.source, job.platforms, dedup=False)
         validator.stage()  # rows, not records; duplicates are found by write_buckets
 
         def tick(count: int) -> None:
             if progress is not None:
-                progress(head.position + shared[0], count + shared[1])
+                their_bytes, their_count = _PROGRESS.unpack_from(shared)
+                progress(head.position + their_bytes, count + their_count)
 
         records = validator.records(io.BufferedReader(head, CHUNK))
-        count, seen, chunks = read_part(records, platforms, mine, 0, tick)
-        their_count, their_seen, their_chunks = _receive(here, worker, source)
+        count, seen, chunks = read_part(records, job.platforms, mine, 0, tick)
+        their_count, their_seen, their_chunks = worker.receive()
         count += their_count
         seen |= their_seen
-        here.send((chunks, count))  # the other process writes the other half of the buckets
-        with open(spills[1], "rb") as theirs:
+        worker.send((chunks, count))  # the second process writes the upper half of the buckets
+        with open(job.spills[1], "rb") as theirs:
             parts = [_Buckets(mine, chunks), _Buckets(theirs, their_chunks)]
             bloom = Bloom.sized(count)
             conn = new_store(scratch, cache_kib=CACHE_KIB)
@@ -107,11 +120,11 @@ def _import(here: Any, worker: Any, shared: Any, scratch: str, spills: tuple[str
                 conn.execute("BEGIN")
                 keys, refused = write_buckets(conn, parts, bloom, rules.key, _HALF)
                 conn.execute("COMMIT")
-                their_keys, their_refused, their_bits = _receive(here, worker, source)
+                their_keys, their_refused, their_bits = worker.receive()
                 firsts = [r for r in (refused, their_refused) if r is not None]
                 if firsts:
                     raise min(firsts, key=lambda r: r[0])[1]
-                conn.execute("ATTACH DATABASE ? AS part", (f"{scratch}.part",))
+                conn.execute("ATTACH DATABASE ? AS part", (job.part,))
                 conn.execute("BEGIN")
                 conn.execute("INSERT INTO main.records SELECT * FROM part.records")  # whole records, in order
                 conn.execute("COMMIT")
@@ -123,65 +136,117 @@ def _import(here: Any, worker: Any, shared: Any, scratch: str, spills: tuple[str
             finally:
                 conn.close()
     if progress is not None:
-        progress(os.stat(source).st_size, count)
+        progress(os.stat(job.source).st_size, count)
     return ImportResult(count, count, keys + their_keys)
 
 
-def _worker(pipe: Any, shared: Any, source: str, platforms: Any, split: int, spills: tuple[str, str],
-            part: str) -> None:
-    """The second process: read the file from ``split`` on into buckets spilled to ``spills[1]``; then, given
-    where the first half's buckets are in ``spills[0]``, write the upper half of the buckets into a new SQLite
-    file ``part``."""
-    try:
-        with open(spills[1], "w+b") as mine:
-            validator = open_validator(source, platforms, dedup=False)
-            validator.stage()
-            with open(source, "rb", buffering=0) as raw:
-                line = 1 + _count_lines(raw, split)
-                raw.seek(split)
-                stream = io.BufferedReader(raw, CHUNK)  # type: ignore[type-var]
+class _Worker:
+    """The second process, a fresh interpreter (not a fork: nothing of this process's threads, locks or
+    ``__main__`` is copied), talking over two pipes; killed when the block ends on an error."""
 
-                def tick(count: int) -> None:
-                    shared[0], shared[1] = raw.tell() - split, count
+    def __init__(self, job: _Job) -> None:
+        to_read, to_write = os.pipe()
+        from_read, from_write = os.pipe()
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", f"from {__name__} import _child; _child({to_read}, {from_write})"],
+                pass_fds=(to_read, from_write), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+        except BaseException:
+            for fd in (to_write, from_read):
+                os.close(fd)
+            raise
+        finally:
+            os.close(to_read)  # the child's ends: when the child dies, reading here ends (EOFError)
+            os.close(from_write)
+        self.outbox = os.fdopen(to_write, "wb")
+        self.inbox = os.fdopen(from_read, "rb")
+        self.source = job.source
+        self.send(job)
 
-                records = validator.records(stream, line=line, offset=split)
-                count, seen, chunks = read_part(records, platforms, mine, split, tick)  # numbered after the first
-            pipe.send((count, seen, chunks))
-            their_chunks, total = pipe.recv()
-            rules = _Rules(platform_objects(platforms), {})
-            bloom = Bloom.sized(total)
-            conn = new_store(part, cache_kib=CACHE_KIB)
-            try:
-                with open(spills[0], "rb") as theirs:
-                    parts = [_Buckets(theirs, their_chunks), _Buckets(mine, chunks)]
-                    conn.execute("BEGIN")
-                    keys, refused = write_buckets(conn, parts, bloom, rules.key, _OTHER_HALF)
-                    conn.execute("COMMIT")
-            finally:
-                conn.close()
-            pipe.send((keys, refused, bytes(bloom.bits)))
-    except EOFError:  # the first process is gone, or needs no more
-        pass
-    except BaseException as exc:  # noqa: BLE001 - said by the first process, as a ConfigError naming the file
-        error = exc if isinstance(exc, ConfigError) else ConfigError(
-            f"cannot import: {type(exc).__name__}: {exc}", source)
-        with contextlib.suppress(OSError):  # the first process is gone
-            pipe.send(error)
-    finally:
-        pipe.close()
+    def __enter__(self) -> _Worker:
+        return self
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        if kind is not None and self.process.poll() is None:
+            self.process.kill()  # an error in the first half: the second is not needed
+        with contextlib.suppress(OSError):
+            self.outbox.close()  # a worker waiting for more work is done
+        self.inbox.close()
+        self.process.wait()
+
+    def send(self, message: Any) -> None:
+        try:
+            pickle.dump(message, self.outbox, pickle.HIGHEST_PROTOCOL)
+            self.outbox.flush()
+        except BrokenPipeError:
+            self.receive()  # it died: says how, or what it refused
+            raise
+
+    def receive(self) -> Any:
+        """The worker's next answer; its ConfigError raised here; a worker that died is a ConfigError too."""
+        try:
+            answer = pickle.load(self.inbox)
+        except EOFError:
+            code = self.process.wait()
+            raise ConfigError(f"cannot import: the second import process stopped (exit code {code})",
+                              self.source) from None
+        if isinstance(answer, ConfigError):
+            raise answer
+        return answer
 
 
-def _receive(pipe: Any, worker: Any, source: str) -> Any:
-    """The worker's next answer; its ConfigError raised here; a worker that died is a ConfigError too."""
-    try:
-        answer = pipe.recv()
-    except EOFError:
-        worker.join()
-        raise ConfigError(f"cannot import: the second import process stopped (exit code {worker.exitcode})",
-                          source) from None
-    if isinstance(answer, ConfigError):
-        raise answer
-    return answer
+def _child(inbox_fd: int, outbox_fd: int) -> None:
+    """The second process (:class:`_Worker`): its half of the reading, then of the writing."""
+    with os.fdopen(inbox_fd, "rb") as inbox, os.fdopen(outbox_fd, "wb") as outbox:
+        def send(message: Any) -> None:
+            pickle.dump(message, outbox, pickle.HIGHEST_PROTOCOL)
+            outbox.flush()
+
+        source = "the authorization file"
+        try:
+            job: _Job = pickle.load(inbox)
+            source = job.source
+            _second_half(job, inbox, send)
+        except EOFError:  # the first process is gone, or needs no more
+            pass
+        except BaseException as exc:  # noqa: BLE001 - said by the first process, as a ConfigError naming the file
+            error = exc if isinstance(exc, ConfigError) else ConfigError(
+                f"cannot import: {type(exc).__name__}: {exc}", source)
+            with contextlib.suppress(OSError):  # the first process is gone
+                send(error)
+
+
+def _second_half(job: _Job, inbox: Any, send: Callable[[Any], None]) -> None:
+    """Read the file from ``job.split`` on into buckets; then, given where the first half's buckets are, write
+    the upper half of the buckets into a new SQLite file, ``job.part``."""
+    with open(job.spills[1], "w+b") as mine, open(job.progress, "r+b") as shared_file, \
+            mmap.mmap(shared_file.fileno(), _PROGRESS.size) as shared:
+        validator = open_validator(job.source, job.platforms, dedup=False)
+        validator.stage()
+        with open(job.source, "rb", buffering=0) as raw:
+            line = 1 + _count_lines(raw, job.split)
+            raw.seek(job.split)
+            stream = io.BufferedReader(raw, CHUNK)  # type: ignore[type-var]
+
+            def tick(count: int) -> None:
+                _PROGRESS.pack_into(shared, 0, stream.tell() - job.split, count)
+
+            records = validator.records(stream, line=line, offset=job.split)
+            count, seen, chunks = read_part(records, job.platforms, mine, job.split, tick)  # after the first's
+        send((count, seen, chunks))
+        their_chunks, total = pickle.load(inbox)
+        rules = _Rules(platform_objects(job.platforms), {})
+        bloom = Bloom.sized(total)
+        conn = new_store(job.part, cache_kib=CACHE_KIB)
+        try:
+            with open(job.spills[0], "rb") as theirs:
+                parts = [_Buckets(theirs, their_chunks), _Buckets(mine, chunks)]
+                conn.execute("BEGIN")
+                keys, refused = write_buckets(conn, parts, bloom, rules.key, _OTHER_HALF)
+                conn.execute("COMMIT")
+        finally:
+            conn.close()
+        send((keys, refused, bytes(bloom.bits)))
 
 
 def _split_point(source: str, size: int) -> int:
