@@ -157,3 +157,16 @@ def test_a_file_with_no_line_break_past_its_middle(tmp_path: Path, monkeypatch: 
     assert run_import(source, tmp_path / "one.db", monkeypatch, two=False) == 0
     assert run_import(source, tmp_path / "two.db", monkeypatch, two=True) == 0
     assert contents(tmp_path / "two.db") == contents(tmp_path / "one.db")
+
+
+def test_bytes_that_are_not_utf8_in_the_second_half(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """The byte offset in the message counts from the file's start, as in one process."""
+    lines = varied_lines()
+    bad = len(lines) * 2 // 3
+    source = tmp_path / "records.jsonl"
+    data = "\n".join(lines).encode("utf-8").split(b"\n")
+    data[bad - 1] = data[bad - 1].replace(b"form", b"f\xffrm")
+    source.write_bytes(b"\n".join(data) + b"\n")
+    one, two = errors_of(source, tmp_path, monkeypatch, capsys)
+    assert two == one and f"records.jsonl, line {bad}: file is not valid UTF-8 (byte " in two
