@@ -47,6 +47,7 @@ BATCH = 20_000  #: records between progress ticks
 BUCKET_BITS = 8  #: 256 buckets: at 10 million records, about 40,000 to sort in memory at a time
 BUCKETS = 1 << BUCKET_BITS
 SPILL = 100_000  #: records held in memory before the buckets are spilled to the scratch file
+PART_SPILL = 40_000  #: the same for a part of the file read while another process reads the other (read_part)
 
 
 def build_store(path: str, records: Iterable[AuthorizationRecord | StagedRow], *, platforms: Any = None,
@@ -180,11 +181,11 @@ class _Rows:
 
 
 def _read(records: Iterable[AuthorizationRecord | StagedRow], rules: _Rules, buckets: _Buckets,
-          tick: Callable[[int], None] | None, *, first: int = 0) -> tuple[int, set[str]]:
+          tick: Callable[[int], None] | None, *, first: int = 0, spill: int = SPILL) -> tuple[int, set[str]]:
     """Hash every record to its range and put it in its bucket, in file order, with its digest (the Bloom filter's
     hashes, once the records are counted) and its number in the file (from ``first``: a part of the file read by
-    another process numbers its records after every record of the parts before it). Returns the count and the
-    platforms seen."""
+    another process numbers its records after every record of the parts before it), spilling the buckets every
+    ``spill`` records (a multiple of :data:`BATCH`). Returns the count and the platforms seen."""
     platforms: set[str] = set()
     rows = _Rows()
     held = buckets.held
@@ -209,7 +210,7 @@ def _read(records: Iterable[AuthorizationRecord | StagedRow], rules: _Rules, buc
         if platform not in platforms:
             platforms.add(platform)
         if not count % BATCH:
-            if not count % SPILL:
+            if not count % spill:
                 buckets.spill()
             if tick is not None:
                 tick(count)
@@ -221,9 +222,11 @@ def _read(records: Iterable[AuthorizationRecord | StagedRow], rules: _Rules, buc
 def read_part(records: Iterable[AuthorizationRecord | StagedRow], platforms: Any, spill_file: IO[bytes], first: int,
               tick: Callable[[int], None] | None) -> tuple[int, set[str], list[list[tuple[int, int]]]]:
     """Read one part of a file (records numbered from ``first``) into buckets spilled whole to ``spill_file``, for
-    :func:`write_buckets` in this process or another: the count, the platforms seen, and where each bucket is."""
+    :func:`write_buckets` in this process or another: the count, the platforms seen, and where each bucket is.
+    Two parts are read at once: each holds half as many records in memory between spills as one would."""
     buckets = _Buckets(spill_file)
-    count, seen = _read(records, _Rules(platform_objects(platforms), {}), buckets, tick, first=first)
+    count, seen = _read(records, _Rules(platform_objects(platforms), {}), buckets, tick, first=first,
+                        spill=PART_SPILL)
     buckets.spill()
     spill_file.flush()
     return count, seen, buckets.chunks
