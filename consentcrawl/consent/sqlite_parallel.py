@@ -56,7 +56,8 @@ Progress = Callable[[int, int], None]  #: (bytes read, records read), both proce
 
 def two_processes(source: str, size: int) -> bool:
     """Whether ``import_jsonl`` pays for the file named ``source`` of ``size`` bytes: a large JSON Lines file."""
-    return Path(source).suffix.lower() == ".jsonl" and size >= TWO_PROCESSES_BYTES and (os.cpu_count() or 1) > 1
+    return (Path(source).suffix.lower() == ".jsonl" and size >= TWO_PROCESSES_BYTES and (os.cpu_count() or 1) > 1
+            and os.name == "posix" and bool(sys.executable))  # the pipes are handed to it as descriptors
 
 
 def import_jsonl(path: str, source: str, platforms: Any, *, progress: Progress | None = None) -> ImportResult:
@@ -157,8 +158,10 @@ class _Worker:
         to_read, to_write = os.pipe()
         from_read, from_write = os.pipe()
         try:
+            root = str(Path(__file__).resolve().parents[2])  # where this consentcrawl is, whatever sys.path says
             self.process = subprocess.Popen(
-                [sys.executable, "-c", f"from {__name__} import _child; _child({to_read}, {from_write})"],
+                [sys.executable, "-c", f"import sys; sys.path.insert(0, {root!r}); from {__name__} import _child; "
+                                       f"_child({to_read}, {from_write})"],
                 pass_fds=(to_read, from_write), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
         except BaseException:
             for fd in (to_write, from_read):
