@@ -142,6 +142,7 @@ def _import(args: argparse.Namespace) -> int:
     from .consent.progress import Progress
     from .consent.reading import open_hashed
     from .consent.sqlite_format import parse_sqlite_url
+    from .consent.sqlite_parallel import import_jsonl, two_processes
 
     platforms = _platforms_for(args)
     redis = args.dest.lower().startswith(("redis://", "rediss://"))
@@ -156,6 +157,14 @@ def _import(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot read file: {exc.strerror or exc}", args.source) from None
     progress = Progress(f"importing {args.source}", size)
+    if bulk and two_processes(args.source, size):  # a large JSON Lines file: read and written on two cores
+        raw.close()
+        assert url is not None
+        try:
+            added = import_jsonl(url.path, args.source, platforms, progress=progress.update)
+        except sqlite3.Error as exc:  # a full disk, say: the target is untouched until the rename
+            raise _not_written(exc, url.source) from None
+        return _imported(args, url.source, added, progress)
 
     def tick(count: int) -> None:
         progress.update(raw.position, count)
@@ -184,10 +193,18 @@ def _import(args: argparse.Namespace) -> int:
 
                 added = add_records(url, _ticking(records, tick), platforms=platforms.platforms)
         except sqlite3.Error as exc:  # not an SQLite file, another program's database, a full disk: nothing written
-            raise ConfigError(f"cannot write into it ({type(exc).__name__}: {exc}); nothing was imported (is it "
-                              "a consentcrawl authorization store?)", url.source) from None
+            raise _not_written(exc, url.source) from None
+    return _imported(args, url.source, added, progress)
+
+
+def _not_written(exc: sqlite3.Error, dest: str) -> ConfigError:
+    return ConfigError(f"cannot write into it ({type(exc).__name__}: {exc}); nothing was imported (is it a "
+                       "consentcrawl authorization store?)", dest)
+
+
+def _imported(args: argparse.Namespace, dest: str, added: Any, progress: Any) -> int:
     progress.finish(added.imported)
-    print(f"imported {added.imported} record(s) from {args.source} into {url.source}; it now holds "
+    print(f"imported {added.imported} record(s) from {args.source} into {dest}; it now holds "
           f"{added.records} record(s) of {added.keys} people")
     return EXIT_OK
 

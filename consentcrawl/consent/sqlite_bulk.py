@@ -24,12 +24,13 @@ The target is always replaced; a caller that wants to add to an existing store u
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import marshal
 import os
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, Any
@@ -40,11 +41,13 @@ from .records import AuthorizationRecord
 from .sqlite_format import RECORDS_TABLE, SCHEMA, SLOT_BITS, SLOTS, Bloom, StagedRow
 from .sqlite_write import ImportResult, _dedup_key, _error_at, _record_row, _Rules, _write_state
 
-__all__ = ["build_store"]
+__all__ = ["BUCKETS", "build_store", "finish_store", "new_store", "read_part", "replacing", "write_buckets"]
 
 BATCH = 20_000  #: records between progress ticks
 BUCKET_BITS = 8  #: 256 buckets: at 10 million records, about 40,000 to sort in memory at a time
+BUCKETS = 1 << BUCKET_BITS
 SPILL = 100_000  #: records held in memory before the buckets are spilled to the scratch file
+PART_SPILL = 40_000  #: the same for a part of the file read while another process reads the other (read_part)
 
 
 def build_store(path: str, records: Iterable[AuthorizationRecord | StagedRow], *, platforms: Any = None,
@@ -59,20 +62,27 @@ def build_store(path: str, records: Iterable[AuthorizationRecord | StagedRow], *
     leaves the store in WAL mode (records can then be added while readers keep it open). A duplicate is a
     ConfigError naming both records' lines; on any error the target is left as it was.
     """
+    with replacing(path) as scratch:
+        return _build(scratch, f"{scratch}.spill", records, platforms, meta, tick, wal)
+
+
+@contextlib.contextmanager
+def replacing(path: str) -> Iterator[str]:
+    """The name of a scratch file beside ``path`` to build a store in; once the block ends without an error, the
+    scratch file is flushed to disk and renamed to ``path``. Every file named after the scratch file (its spill
+    files, its parts) is deleted at the end, whatever happened."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = f"{target}.building-{os.getpid()}-{secrets.token_hex(4)}"
-    spill = f"{scratch}.spill"
     try:
-        result = _build(scratch, spill, records, platforms, meta, tick, wal)
+        yield scratch
         _sync(scratch)  # written without SQLite's syncs: on disk before its name says it is complete
         for suffix in ("-wal", "-shm", "-journal"):  # never a log of the old store next to the new one
             Path(f"{target}{suffix}").unlink(missing_ok=True)
         os.replace(scratch, target)
         _sync(str(target.parent), directory=True)
-        return result
     finally:
-        for leftover in (scratch, spill, f"{scratch}-journal", f"{scratch}-wal", f"{scratch}-shm"):
+        for leftover in target.parent.glob(glob.escape(Path(scratch).name) + "*"):
             with contextlib.suppress(OSError):
                 os.unlink(leftover)
 
@@ -102,21 +112,37 @@ def _build(scratch: str, spill: str, records: Iterable[AuthorizationRecord | Sta
         buckets = _Buckets(spill_file)
         count, seen_platforms = _read(records, rules, buckets, tick)
         bloom = Bloom.sized(count)  # people are at most the records
-        conn = sqlite3.connect(scratch, isolation_level=None, check_same_thread=False)  # see _write
+        conn = new_store(scratch)
         try:
-            for pragma in ("journal_mode=OFF", "synchronous=OFF", "cache_size=-65536", "locking_mode=EXCLUSIVE"):
-                conn.execute(f"PRAGMA {pragma}")
-            conn.executescript(SCHEMA + ";" + RECORDS_TABLE.format(name="records"))
             conn.execute("BEGIN")
-            keys = _write(conn, buckets, bloom, rules.key)
-            _write_state(conn, bloom, count, keys, seen_platforms, rules.table(seen_platforms))
-            extra = meta() if callable(meta) else (meta or {})
-            conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", sorted(extra.items()))
-            conn.execute("COMMIT")
-            conn.execute(f"PRAGMA journal_mode={'WAL' if wal else 'DELETE'}")
+            keys, refused = write_buckets(conn, [buckets], bloom, rules.key, range(BUCKETS))
+            if refused is not None:
+                raise refused[1]
+            finish_store(conn, bloom, count, keys, seen_platforms, rules, meta, wal)
         finally:
             conn.close()
     return ImportResult(count, count, keys)
+
+
+def new_store(path: str, *, cache_kib: int = 65_536) -> sqlite3.Connection:
+    """A connection to a new, empty store file written without a journal or syncs (see :func:`_sync`); it is
+    used by one thread at a time, not always the one that opened it (see :func:`write_buckets`)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    for pragma in ("journal_mode=OFF", "synchronous=OFF", f"cache_size=-{cache_kib}", "locking_mode=EXCLUSIVE"):
+        conn.execute(f"PRAGMA {pragma}")
+    conn.executescript(SCHEMA + ";" + RECORDS_TABLE.format(name="records"))
+    return conn
+
+
+def finish_store(conn: sqlite3.Connection, bloom: Bloom, count: int, keys: int, seen_platforms: set[str],
+                 rules: _Rules, meta: Mapping[str, str] | Callable[[], Mapping[str, str]] | None,
+                 wal: bool) -> None:
+    """Write the Bloom filter and ``meta`` and commit the open transaction; then the journal mode readers use."""
+    _write_state(conn, bloom, count, keys, seen_platforms, rules.table(seen_platforms))
+    extra = meta() if callable(meta) else (meta or {})
+    conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", sorted(extra.items()))
+    conn.execute("COMMIT")
+    conn.execute(f"PRAGMA journal_mode={'WAL' if wal else 'DELETE'}")
 
 
 class _Rows:
@@ -155,9 +181,11 @@ class _Rows:
 
 
 def _read(records: Iterable[AuthorizationRecord | StagedRow], rules: _Rules, buckets: _Buckets,
-          tick: Callable[[int], None] | None) -> tuple[int, set[str]]:
+          tick: Callable[[int], None] | None, *, first: int = 0, spill: int = SPILL) -> tuple[int, set[str]]:
     """Hash every record to its range and put it in its bucket, in file order, with its digest (the Bloom filter's
-    hashes, once the records are counted). Returns the count and the platforms seen."""
+    hashes, once the records are counted) and its number in the file (from ``first``: a part of the file read by
+    another process numbers its records after every record of the parts before it), spilling the buckets every
+    ``spill`` records (a multiple of :data:`BATCH`). Returns the count and the platforms seen."""
     platforms: set[str] = set()
     rows = _Rows()
     held = buckets.held
@@ -175,20 +203,33 @@ def _read(records: Iterable[AuthorizationRecord | StagedRow], rules: _Rules, buc
         h1 = from_bytes(digest[:8], "little")
         base = h1 >> 13 << SLOT_BITS  # base_id(key_hashes(...)[0]), inlined
         _, subject, purposes, granted, expires, revoked, evidence, fields, record_id, jurisdiction, origin = row
-        held[base >> shift].append((base, count, h1 & _LOW, from_bytes(digest[8:], "little", signed=True),
+        held[base >> shift].append((base, first + count, h1 & _LOW, from_bytes(digest[8:], "little", signed=True),
                                     platform, subject, purposes, granted, expires or "", revoked or "", evidence,
                                     fields or "", record_id, jurisdiction, origin))
         count += 1
         if platform not in platforms:
             platforms.add(platform)
         if not count % BATCH:
-            if not count % SPILL:
+            if not count % spill:
                 buckets.spill()
             if tick is not None:
                 tick(count)
     if tick is not None:
         tick(count)
     return count, platforms
+
+
+def read_part(records: Iterable[AuthorizationRecord | StagedRow], platforms: Any, spill_file: IO[bytes], first: int,
+              tick: Callable[[int], None] | None) -> tuple[int, set[str], list[list[tuple[int, int]]]]:
+    """Read one part of a file (records numbered from ``first``) into buckets spilled whole to ``spill_file``, for
+    :func:`write_buckets` in this process or another: the count, the platforms seen, and where each bucket is.
+    Two parts are read at once: each holds half as many records in memory between spills as one would."""
+    buckets = _Buckets(spill_file)
+    count, seen = _read(records, _Rules(platform_objects(platforms), {}), buckets, tick, first=first,
+                        spill=PART_SPILL)
+    buckets.spill()
+    spill_file.flush()
+    return count, seen, buckets.chunks
 
 
 def _bloom_add(bloom: Bloom, h1: int, h2: int) -> None:
@@ -230,10 +271,11 @@ _INSERT = ("INSERT INTO main.records (id, platform, subject, purposes, granted_a
 class _Buckets:
     """The records read, by the top bits of their range: in memory, spilled to a scratch file a batch at a time."""
 
-    def __init__(self, spill_file: IO[bytes]) -> None:
-        self.held: list[list[_Held]] = [[] for _ in range(1 << BUCKET_BITS)]
+    def __init__(self, spill_file: IO[bytes], chunks: list[list[tuple[int, int]]] | None = None) -> None:
+        """``chunks``: the buckets another process spilled to ``spill_file`` (see :func:`read_part`)."""
+        self.held: list[list[_Held]] = [[] for _ in range(BUCKETS)]
         self.file = spill_file
-        self.chunks: list[list[tuple[int, int]]] = [[] for _ in range(1 << BUCKET_BITS)]  #: (offset, length)
+        self.chunks: list[list[tuple[int, int]]] = chunks or [[] for _ in range(BUCKETS)]  #: (offset, length)
 
     def spill(self) -> None:
         for number, held in enumerate(self.held):
@@ -254,10 +296,11 @@ class _Buckets:
         return records
 
 
-def _write(conn: sqlite3.Connection, buckets: _Buckets, bloom: Bloom, key_of: Callable[[str, str], str]) -> int:
-    """Write every bucket's records with their rowids, in rowid order, and add them to ``bloom``; returns the number
-    of people. Raises the error of the record read first among those refused (a duplicate, or too many records of
-    one person).
+def write_buckets(conn: sqlite3.Connection, parts: list[_Buckets], bloom: Bloom, key_of: Callable[[str, str], str],
+                  numbers: range) -> tuple[int, tuple[int, ConfigError] | None]:
+    """Write the records of buckets ``numbers`` (read from every part of the file) with their rowids, in rowid
+    order, and add them to ``bloom``; returns the number of people, and the refusal of the record read first among
+    those refused (a duplicate, or too many records of one person), with its number, if any.
 
     SQLite writes one bucket in a thread (it lets go of the GIL while it builds pages) while the next one is read
     back, sorted and added to the Bloom filter, so the two overlap on two cores."""
@@ -265,8 +308,10 @@ def _write(conn: sqlite3.Connection, buckets: _Buckets, bloom: Bloom, key_of: Ca
     refused: tuple[int, ConfigError] | None = None
     with ThreadPoolExecutor(1, thread_name_prefix="consentcrawl-import") as writer:
         writing: Future[Any] | None = None
-        for number in range(1 << BUCKET_BITS):
-            held = buckets.bucket(number)
+        for number in numbers:
+            held = parts[0].bucket(number)
+            for part in parts[1:]:
+                held += part.bucket(number)
             for record in held:
                 _bloom_add(bloom, (record[0] >> SLOT_BITS << 13) | record[2], record[3])
             rows, people, error = _placed(held, key_of)
@@ -278,9 +323,7 @@ def _write(conn: sqlite3.Connection, buckets: _Buckets, bloom: Bloom, key_of: Ca
             writing = writer.submit(_insert, conn, rows)
         if writing is not None:
             writing.result()
-    if refused is not None:
-        raise refused[1]
-    return keys
+    return keys, refused
 
 
 def _insert(conn: sqlite3.Connection, rows: list[_Held]) -> None:
