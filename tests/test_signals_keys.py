@@ -8,13 +8,11 @@ memory to deciding afresh.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from consentcrawl.robots.fetch import from_response as robots_file
 from consentcrawl.signals._common import (
     _READ_BACK,
     PLAIN,
@@ -27,13 +25,13 @@ from consentcrawl.signals._common import (
 )
 from consentcrawl.signals.content_usage import selected_rules, usage_rules
 from consentcrawl.signals.evaluate import SiteFiles
-from consentcrawl.signals.fetch import from_response as signal_file
 from consentcrawl.signals.pathkey import PathKey
 from consentcrawl.signals.rsl import parse_rsl, selected_contents
 from consentcrawl.signals.tdmrep import parse_tdmrep_file
 from consentcrawl.urls import canonicalize
 
 from .test_reuse_signals import HOSTS, URL_TEXT
+from .test_signals_slash import site_files
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 SITE = "https://site.example"
@@ -95,20 +93,6 @@ LOCATION = PATTERN | PATTERN.map(lambda p: SITE + p) | PATTERN.map(lambda p: "ht
 PAGE = st.text(alphabet="/ab.?%7e~", max_size=8).map(lambda p: "/" + p)
 
 
-def _files(locations: list[str], usage: list[str], contents: list[str]) -> SiteFiles:
-    robots = (f"License: {SITE}/license.xml\n" if contents else "") + "User-agent: *\nAllow: /\n" + "".join(
-        f"Content-Usage: {p} train-ai=n\n" for p in usage)
-    tdmrep = json.dumps([{"location": p, "tdm-reservation": i % 2} for i, p in enumerate(locations)]).encode()
-    licence = ('<rsl xmlns="https://rslstandard.org/rsl">' + "".join(
-        f'<content url="{p}"><license><prohibits type="usage">search</prohibits></license></content>'
-        for p in contents) + "</rsl>").encode()
-    return SiteFiles(
-        robots_file(SITE + "/robots.txt", 200, robots.encode(), NOW),
-        signal_file("tdmrep", SITE + "/.well-known/tdmrep.json", 200 if locations else 404, tdmrep, NOW),
-        None,
-        {SITE + "/license.xml": signal_file("rsl", SITE + "/license.xml", 200, licence, NOW)} if contents else {})
-
-
 def _reference(files: SiteFiles, url: str) -> tuple[object, ...]:
     """The selection as the signals themselves make it (the matchers ``site_results`` calls)."""
     page = PagePath(url)
@@ -141,7 +125,7 @@ def test_the_flat_selection_is_the_signals_own(locations: list[str], usage: list
     """For any files and pages, the key's selection (rows walked with ``startswith``, the glob walk for ``*`` and
     ``$``, the origin only where a statement names one) is what the tdmrep.json, ``Content-Usage`` and RSL
     matchers select; and the key of the page's URL is made of it."""
-    files = _files(locations, usage, contents)
+    files = site_files(locations, usage, contents)
     keyer = PathKey(files, "consentcrawl")
     for path in pages:
         url = SITE + path
@@ -170,9 +154,9 @@ def test_a_request_decided_again_is_decided_as_afresh(locations: list[str], usag
     from consentcrawl.engine import PolicyEngine
     from consentcrawl.terms.platforms import PlatformRegistry
 
-    first = _files(locations, usage, contents)
-    beside = replace(_files(contents, usage, locations), robots=first.robots)  # same robots.txt object
-    other = _files(contents, locations, usage)
+    first = site_files(locations, usage, contents)
+    beside = replace(site_files(contents, usage, locations), robots=first.robots)  # same robots.txt object
+    other = site_files(contents, locations, usage)
     remembering = PolicyEngine(PlatformRegistry({}), "consentcrawl")
     for path in pages:
         for purpose in purposes:

@@ -94,7 +94,10 @@ class FullKey(PathKey):
         return False
 
 
-def _files(locations: list[str], usage: list[str], contents: list[str], ai_txt: list[str]) -> SiteFiles:
+def site_files(locations: list[str], usage: list[str], contents: list[str], ai_txt: list[str] | None = None
+               ) -> SiteFiles:
+    """The site's files: tdmrep.json entries at ``locations``, ``Content-Usage`` rules for ``usage``, an RSL
+    licence with a ``<content>`` per ``contents``, ai.txt disallowing ``ai_txt`` (None: no ai.txt read)."""
     from consentcrawl.robots.fetch import from_response as robots_file
     from consentcrawl.signals.fetch import from_response as signal_file
 
@@ -107,8 +110,8 @@ def _files(locations: list[str], usage: list[str], contents: list[str], ai_txt: 
     return SiteFiles(
         robots_file(SITE + "/robots.txt", 200, robots.encode(), NOW),
         signal_file("tdmrep", SITE + "/.well-known/tdmrep.json", 200 if locations else 404, tdmrep, NOW),
-        signal_file("ai-txt", SITE + "/ai.txt", 200 if ai_txt else 404,
-                    "".join(f"Disallow: {p}\n" for p in ai_txt).encode(), NOW),
+        None if ai_txt is None else signal_file("ai-txt", SITE + "/ai.txt", 200 if ai_txt else 404,
+                                                "".join(f"Disallow: {p}\n" for p in ai_txt).encode(), NOW),
         {SITE + "/license.xml": signal_file("rsl", SITE + "/license.xml", 200, licence, NOW)} if contents else {})
 
 
@@ -127,7 +130,7 @@ def test_the_shortcut_key_is_the_key_of_both_spellings(files: tuple[list[str], .
     from consentcrawl.engine import PolicyEngine
     from consentcrawl.terms.platforms import PlatformRegistry
 
-    site = _files(*files)
+    site = site_files(*files)
     engine = PolicyEngine(PlatformRegistry({}), "consentcrawl")
     fast, full = PathKey(site, "consentcrawl"), FullKey(site, "consentcrawl")
     for path, query, slash in urls:
@@ -152,7 +155,7 @@ def test_a_remembering_engine_decides_slashed_urls_as_every_spelling_decided_afr
     from consentcrawl.signals.policy import DEFAULT_POLICY, site_decision
     from consentcrawl.terms.platforms import PlatformRegistry
 
-    site = _files(*files)
+    site = site_files(*files)
     remembering = PolicyEngine(PlatformRegistry({}), "consentcrawl")
     for path, query, slash in urls * 2:
         facts = remembering.facts(SITE + path + ("/" if slash else "") + query, purpose, NOW)
@@ -187,7 +190,7 @@ def test_the_response_phase_denies_when_any_spelling_does_and_remembers_it_so(
     from consentcrawl.signals.policy import DEFAULT_POLICY, ResponseSignals, response_decision
     from consentcrawl.terms.platforms import PlatformRegistry
 
-    site = _files(*files)
+    site = site_files(*files)
     engine = PolicyEngine(PlatformRegistry({}), "consentcrawl")
     memo = ResponseSignals()
     prior = Decision(Verdict.ALLOW, Stage.TERMS, "terms.off-platform", decision_id="prior")
