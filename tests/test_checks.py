@@ -64,6 +64,22 @@ async def test_a_check_plugged_in_by_the_setting_denies_a_real_crawls_requests(
     assert result.stats["consentcrawl/denied/subject/opted-out"] == len(denies)
 
 
+def _check_in(project: Path, server: LocalServer, *people: str) -> dict[str, tuple[int, str]]:
+    """``consentcrawl check --settings mysettings --json`` of each person's profile, run as a user runs it: the
+    installed console script (no ``-m``, so no working directory on ``sys.path``) from the project's directory."""
+    command = Path(sys.executable).parent / "consentcrawl"
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and k != "PYTHONPATH"}
+    env["http_proxy"] = server.proxy
+    outcomes = {}
+    for person in people:
+        proc = subprocess.run([str(command), "check", f"http://microblog.example/u/{person}", "--purpose", "research",
+                               "--settings", "mysettings", "--json"], cwd=project, env=env, capture_output=True,
+                              text=True, timeout=120)
+        assert proc.returncode in (0, 1), proc.stderr
+        outcomes[person] = (proc.returncode, json.loads(proc.stdout)["reason"])
+    return outcomes
+
+
 def test_consentcrawl_check_builds_a_projects_own_check_as_the_crawl_does(server: LocalServer, tmp_path: Path) -> None:
     """``consentcrawl check``, run as a user runs it (the installed command, from the project's directory, whose
     modules are not on any path of ours), imports the project's check and builds it with ``from_crawler``: it
@@ -75,17 +91,8 @@ def test_consentcrawl_check_builds_a_projects_own_check_as_the_crawl_does(server
         "OPT_OUT_SUBJECTS = ['microblog:1001']\n"
         f"CONSENTCRAWL_PLATFORMS = {str(PLATFORMS)!r}\n"
         f"CONSENTCRAWL_AUTHORIZATIONS = {str(ROOT / 'settings' / 'authorizations.yaml')!r}\n")
-    command = Path(sys.executable).parent / "consentcrawl"  # the console script: no -m, no cwd on sys.path
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and k != "PYTHONPATH"}
-    env["http_proxy"] = server.proxy
-    outcomes = {}
-    for person in ("1001", "1005"):
-        proc = subprocess.run([str(command), "check", f"http://microblog.example/u/{person}", "--purpose", "research",
-                               "--settings", "mysettings", "--json"], cwd=tmp_path, env=env, capture_output=True,
-                              text=True, timeout=120)
-        assert proc.returncode in (0, 1), proc.stderr
-        outcomes[person] = (proc.returncode, json.loads(proc.stdout)["reason"])
-    assert outcomes == {"1001": (1, "subject.opted-out"), "1005": (0, "subject.authorized")}
+    assert _check_in(tmp_path, server, "1001", "1005") == {"1001": (1, "subject.opted-out"),
+                                                             "1005": (0, "subject.authorized")}
     assert "1001" not in requested_subjects(server)  # check fetches no page without --fetch: robots.txt only
 
 
@@ -124,17 +131,8 @@ def test_consentcrawl_check_builds_a_projects_store_with_from_crawler_as_the_cra
         "CONSENTCRAWL_AUTHORIZATIONS = 'mystore.SettingStore'\n"
         "MY_CONSENTING_PEOPLE = ['1005']\n"
         f"CONSENTCRAWL_PLATFORMS = {str(PLATFORMS)!r}\n")
-    command = Path(sys.executable).parent / "consentcrawl"
-    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and k != "PYTHONPATH"}
-    env["http_proxy"] = server.proxy
-    outcomes = {}
-    for person in ("1001", "1005"):
-        proc = subprocess.run([str(command), "check", f"http://microblog.example/u/{person}", "--purpose", "research",
-                               "--settings", "mysettings", "--json"], cwd=tmp_path, env=env, capture_output=True,
-                              text=True, timeout=120)
-        assert proc.returncode in (0, 1), proc.stderr
-        outcomes[person] = (proc.returncode, json.loads(proc.stdout)["reason"])
-    assert outcomes == {"1001": (1, "subject.no-authorization"), "1005": (0, "subject.authorized")}
+    assert _check_in(tmp_path, server, "1001", "1005") == {"1001": (1, "subject.no-authorization"),
+                                                             "1005": (0, "subject.authorized")}
 
 
 def _engine(checks: list[Any]) -> Engine:
