@@ -80,6 +80,19 @@ def push_seeds(url: str, seeds: Iterable[str]) -> None:
         client.close()
 
 
+def push_batches_until(url: str, met: Callable[[], bool], *, at_least: int) -> int:
+    """Push batches of seeds (three spellings of 105 and one 101 each, 0.25 s apart) until ``met()`` after at least
+    ``at_least`` batches, at most 20; returns how many. Which worker takes a seed is up to Redis: a test about what
+    another worker did goes on until such a worker has met 105, so that every run shows what it is about."""
+    batches = 0
+    while batches < at_least or (batches < 20 and not met()):
+        push_seeds(url, [f"http://people.example/u/105?b={batches}&v={i}" for i in range(3)]
+                   + [f"http://people.example/u/101?b={batches}"])
+        batches += 1
+        time.sleep(0.25)
+    return batches
+
+
 def worker_settings(redis_url: str, tmp_path: Path, **overrides: Any) -> dict[str, Any]:
     write_config(tmp_path, [])
     settings: dict[str, Any] = {
@@ -441,14 +454,9 @@ def test_a_refusal_on_a_page_one_worker_read_stops_every_worker_within_a_second(
             workers.wait_open()
             push_seeds(redis_server.url, ["http://people.example/u/105"])
             await_until(lambda: bool(people.times_served("105")), 20, "105's page fetched")
-            # which worker takes a seed is up to Redis: batches go on (at most 20) until a worker that did not find
-            # the refusal has met a spelling of 105, so that every run shows what the test is about
-            batches = 0
-            while batches < 6 or (batches < 20 and not _stopped_elsewhere(workers.audit_files())):
-                push_seeds(redis_server.url, [f"http://people.example/u/105?b={batches}&v={i}" for i in range(3)]
-                           + [f"http://people.example/u/101?b={batches}"])
-                batches += 1
-                time.sleep(0.25)
+            # until a worker that did not find the refusal has met a spelling of 105
+            batches = push_batches_until(redis_server.url, lambda: _stopped_elsewhere(workers.audit_files()),
+                                         at_least=6)
             codes = workers.wait()
         finally:
             workers.kill()

@@ -37,7 +37,7 @@ from tests.lenient import (
     secret_name,
 )
 from tests.redis_server import RedisServer
-from tests.test_distributed import Workers, await_until, grant, push_seeds, worker_settings
+from tests.test_distributed import Workers, await_until, grant, push_batches_until, push_seeds, worker_settings
 from tests.test_refusals_actor import ProfilesOnly
 from tests.test_refusals_crawl import fedi_settings
 
@@ -222,12 +222,9 @@ def test_a_person_whose_actor_one_worker_could_not_read_is_not_fetched_by_the_ot
             await_until(lambda: bool(_unread_audit(workers.audit_files())), 20, "105 denied for the unread actor")
             time.sleep(1.0)  # the cluster's bound for a worker's say about a person
             known = time.time()
-            batches = 0  # until a worker that did not read the profile has met 105 (at most 20 batches)
-            while batches < 8 or (batches < 20 and not _denied_elsewhere(workers.audit_files())):
-                push_seeds(redis_server.url, [f"http://people.example/u/105?b={batches}&v={i}" for i in range(3)]
-                           + [f"http://people.example/u/101?b={batches}"])
-                batches += 1
-                time.sleep(0.25)
+            # until a worker that did not read the profile has met 105
+            batches = push_batches_until(redis_server.url, lambda: _denied_elsewhere(workers.audit_files()),
+                                         at_least=8)
             codes = workers.wait()
         finally:
             workers.kill()
