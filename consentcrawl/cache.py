@@ -49,6 +49,12 @@ tdmrep.json entries, no robots.txt ``Content-Usage`` or ``License`` lines, no ai
 the key: one entry serves every page of the origin; when tdmrep.json is the only such file, the key holds the
 entry the URL selects instead of the URL (``signals.evaluate.path_key``): one entry per entry of the file.
 
+**A request's own site-signals outcome** (:class:`RequestSignals`): a request is decided more than once (the
+request phase, then send time), so the site check keeps each request's outcome by its canonical URL's identity
+and hands it back without making its key again. Validity rule: the same canonical object and spellings tuple
+(the fact reader hands out one of each per URL), the very same files, robots.txt, policy and platform objects, and
+an equal purpose and token; anything else is a miss. The entry holds the objects, so a reused id is never a hit.
+
 Pure: no Scrapy, no I/O, no clock.
 """
 
@@ -68,7 +74,7 @@ if TYPE_CHECKING:
     from .facts import RequestFacts
     from .terms.platforms import Platform
 
-__all__ = ["ConsentCache", "Made", "ObjectMemo", "SignalMemo", "consent_key", "renew"]
+__all__ = ["ConsentCache", "Made", "ObjectMemo", "RequestSignals", "SignalMemo", "consent_key", "renew"]
 
 _O = TypeVar("_O")
 _V = TypeVar("_V")
@@ -225,6 +231,30 @@ class SignalMemo(Generic[_V]):
         value = compute()
         self._entries.put(key, (files, robots, platform, policy, value))
         return value
+
+
+class RequestSignals(Generic[_V]):
+    """The site check's outcome for one request, by the identity of its inputs (the rule in the module's
+    docstring): ``inputs`` are the canonical URL, the spellings tuple, files, robots.txt, policy and platform,
+    compared by identity; ``purpose`` and ``token`` by equality."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self, size: int) -> None:
+        self._entries: Recent[int, tuple[tuple[Any, Any, Any, Any, Any, Any], str, str, _V]] = Recent(size)
+
+    def get(self, inputs: tuple[Any, Any, Any, Any, Any, Any], purpose: str, token: str) -> _V | None:
+        entry = self._entries.get(id(inputs[0]))
+        if entry is None:
+            return None
+        kept = entry[0]  # six objects, compared one by one: this is the hot path of a request's second decision
+        if (kept[0] is inputs[0] and kept[1] is inputs[1] and kept[2] is inputs[2] and kept[3] is inputs[3]
+                and kept[4] is inputs[4] and kept[5] is inputs[5] and entry[1] == purpose and entry[2] == token):
+            return entry[3]
+        return None
+
+    def put(self, inputs: tuple[Any, Any, Any, Any, Any, Any], purpose: str, token: str, value: _V) -> None:
+        self._entries.put(id(inputs[0]), (inputs, purpose, token, value))
 
 
 def renew(decision: Decision) -> Decision:

@@ -19,9 +19,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ..cache import SignalMemo
+from ..cache import RequestSignals, SignalMemo
 from ..decision import Evidence
-from ..recent import Recent
 from ..signals.evaluate import PathKeys, SiteFiles, path_free, spelled_urls
 from ..signals.policy import DEFAULT_POLICY, SignalsNeeded, spelled_site_decision
 from .base import CheckContext, Outcome
@@ -40,10 +39,8 @@ class SiteSignalsCheck:
         self._memo: SignalMemo[tuple[tuple[Evidence, ...], Outcome | None, int | None]] = SignalMemo(8192)
         #: what of a URL each origin's files make the outcome depend on
         self._keys = PathKeys()
-        #: the request's own outcome, by its canonical URL's identity: a request is decided more than once (the
-        #: request phase, then send time) and its selection is made once. The entry holds every input it was
-        #: decided from (compared by identity, and purpose and token by equality), so any change is a miss.
-        self._requests: Recent[int, tuple[Any, ...]] = Recent(2048)
+        #: the request's own outcome: a request is decided more than once (the request phase, then send time)
+        self._requests: RequestSignals[tuple[tuple[Evidence, ...], Outcome | None]] = RequestSignals(2048)
 
     def check(self, ctx: CheckContext) -> Outcome | None:
         facts = ctx.facts
@@ -59,10 +56,10 @@ class SiteSignalsCheck:
         # the fact reader hands out one canonical object and one spellings tuple per URL (its resolver is cached),
         # so a request's later decision finds its entry; the objects are kept, so a reused id is no hit
         canonical, paths = facts.canonical, facts.robots_paths
-        seen = self._requests.get(id(canonical))
-        if (seen is not None and seen[0] is canonical and seen[1] is paths and seen[2] is files and seen[3] is robots
-                and seen[4] is policy and seen[5] is platform and seen[6] == purpose and seen[7] == token):
-            evidence, outcome = seen[8], seen[9]
+        inputs = (canonical, paths, files, robots, policy, platform)
+        seen = self._requests.get(inputs, purpose, token)
+        if seen is not None:
+            evidence, outcome = seen
         else:
             keyer = self._keys.of(files, token, robots)  # the files as decided: with the robots.txt in force
             # same robots.txt and token as the robots check; every spelling of the path it matched
@@ -73,8 +70,7 @@ class SiteSignalsCheck:
                 summary = evidence[0]
                 path = spelled_urls(canonical, paths)[at][0]
                 evidence = (Evidence(summary.kind, summary.source, {**summary.detail, "path": path}), *evidence[1:])
-            self._requests.put(id(canonical), (canonical, paths, files, robots, policy, platform, purpose, token,
-                                               evidence, outcome))
+            self._requests.put(inputs, purpose, token, (evidence, outcome))
         if evidence:
             ctx.evidence.extend(evidence)
         return outcome
