@@ -61,10 +61,10 @@ _OVERRIDES = (("platforms", "CONSENTCRAWL_PLATFORMS"), ("authorizations", "CONSE
               ("user_agent", "CONSENTCRAWL_USER_AGENT_TOKEN"), ("now", "CONSENTCRAWL_NOW"))
 
 
-def settings_for(args: argparse.Namespace) -> dict[str, Any]:
+def settings_for(args: argparse.Namespace, everything: bool = False) -> dict[str, Any]:
     """The settings a command runs with: the module's or project's (:func:`load_settings`), then each option
     the command offers and was given (``--platforms`` etc.) in place of its setting."""
-    settings = load_settings(getattr(args, "settings", None))
+    settings = load_settings(getattr(args, "settings", None), everything)
     for option, name in _OVERRIDES:
         value = getattr(args, option, None)
         if value:
@@ -76,9 +76,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .robots.hops import hop_refusal
     from .robots.httpfetch import fetch_robots
 
-    settings = settings_for(args)
-    # the checks and a store named by import path built as a crawl builds them: from_crawler reads the settings
-    crawler = settings_crawler({**load_settings(args.settings, everything=True), **settings})
+    # every setting: the checks and a store named by import path are built with from_crawler, as in a crawl
+    settings = settings_for(args, everything=True)
+    crawler = settings_crawler(settings)
     config = ConsentConfig.from_settings(settings, purpose=args.purpose, crawler=crawler)
     if not len(config.platforms):
         raise ConfigError("no platform configured: give --platforms FILE or --settings MODULE, or run inside a "
