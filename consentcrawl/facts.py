@@ -14,7 +14,17 @@ from .resolve import embedded, resolve, with_body
 from .terms.platforms import Platform, PlatformRegistry, SubjectReading
 from .urls import CanonicalURL, canonicalize
 
-__all__ = ["FRAMING_HEADERS", "REWRITE_HEADERS", "FactReader", "RequestFacts"]
+__all__ = ["FRAMING_HEADERS", "REWRITE_HEADERS", "FactReader", "Mismatch", "RequestFacts"]
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """Why a request goes to another person's page than its URL names (``subject.mismatch``), and what of the
+    request says so: the evidence the deny cites (``kind``, ``name``: a request header, or a meta key)."""
+
+    cause: str
+    kind: str = "request-meta"
+    name: str = "consentcrawl_subject"
 
 
 @dataclass(frozen=True)
@@ -32,8 +42,8 @@ class RequestFacts:
     robots_paths: tuple[str, ...] = ()  #: the path+query spellings checked against robots.txt
     #: the readings of an URL that a lenient server could take for another person (``subject.ambiguous-url``)
     ambiguous: SubjectReading | None = None
-    #: why the person or platform named in meta, or the Host header, is not the URL's (``subject.mismatch``)
-    mismatch: str | None = None
+    #: why the person or platform named in meta, or a header or proxy the request sets, is not the URL's
+    mismatch: Mismatch | None = None
     #: the host is an IP address, or a name with no registrable domain (``localhost``), no platform lists
     ip_host: bool = False
 
@@ -88,16 +98,16 @@ class FactReader:
             # an URL on no platform (a CDN, say) named as a platform's person: only ever stricter than off-platform
             platform = self.platforms.get(named_platform)
         elif named_platform and platform is not None and platform.name != named_platform:
-            mismatch = f"meta names platform {named_platform!r}, the URL's host is on {platform.name!r}"
+            mismatch = Mismatch(f"meta names platform {named_platform!r}, the URL's host is on {platform.name!r}")
         key = platform.subject_key(ident) if platform is not None else ident
         if mismatch is None and from_url is not None and from_url != key:
-            mismatch = "meta names another person than the URL"
+            mismatch = Mismatch("meta names another person than the URL")
         return RequestFacts(url, canonical, purpose, self.token, now, platform,
                             from_url if mismatch is not None and from_url is not None else key,
                             "url" if from_url is not None else "meta", paths, ambiguous, mismatch,
                             resolved.unlisted_host)
 
-    def _proxy_mismatch(self, platform: Platform | None, proxy: str) -> str | None:
+    def _proxy_mismatch(self, platform: Platform | None, proxy: str) -> Mismatch | None:
         """Why the request's proxy takes it to another platform's server than its URL's, or None.
 
         A proxy on a platform's host (a name or an address it lists) is that platform's server: it answers the
@@ -105,9 +115,10 @@ class FactReader:
         try:
             named = self._resolve(proxy if "://" in proxy else f"http://{proxy}").platform
         except ValueError:
-            return "the request's proxy cannot be read"
+            return Mismatch("the request's proxy cannot be read", "request-meta", "proxy")
         if named is not None and named is not platform:
-            return f"the request's proxy is a host of platform {named.name!r}: its server would answer the request"
+            return Mismatch(f"the request's proxy is a host of platform {named.name!r}: its server would answer the "
+                            "request", "request-meta", "proxy")
         return None
 
 
@@ -120,7 +131,7 @@ REWRITE_HEADERS = ("X-Original-URL", "X-Rewrite-URL", "X-Original-URI", "X-Forwa
 FRAMING_HEADERS = ("Transfer-Encoding", "Content-Length")
 
 
-def _rewrite_mismatch(canonical: CanonicalURL, rewrites: tuple[tuple[str, str], ...]) -> str | None:
+def _rewrite_mismatch(canonical: CanonicalURL, rewrites: tuple[tuple[str, str], ...]) -> Mismatch | None:
     """Why a header that a front end may route by names another page than the URL, or a framing header the spider
     set lets its body be read as another request, or None.
 
@@ -128,17 +139,18 @@ def _rewrite_mismatch(canonical: CanonicalURL, rewrites: tuple[tuple[str, str], 
     (reading the header as a URL of its own would miss how each front end joins it)."""
     for name, value in rewrites:
         if name in FRAMING_HEADERS:
-            return f"the request's {name} header lets a server read its body as another request"
+            return Mismatch(f"the request's {name} header lets a server read its body as another request",
+                            "request-header", name)
         value = value.strip()
         try:
             named = canonicalize(f"{canonical.scheme}://{canonical.host}/{value.lstrip('/')}").url
         except ValueError:
-            return f"the request's {name} header cannot be read"
+            return Mismatch(f"the request's {name} header cannot be read", "request-header", name)
         if named != canonical.url or not value.startswith("/"):
-            return f"the request's {name} header names another page than its URL"
+            return Mismatch(f"the request's {name} header names another page than its URL", "request-header", name)
     return None
 
-def _host_mismatch(canonical: CanonicalURL, host: str) -> str | None:
+def _host_mismatch(canonical: CanonicalURL, host: str) -> Mismatch | None:
     """Why a request's own ``Host`` header makes it go to another site than its URL's host, or None.
 
     Scrapy sends the spider's ``Host`` header instead of its own, and a server picks the site by it: the page
@@ -146,5 +158,7 @@ def _host_mismatch(canonical: CanonicalURL, host: str) -> str | None:
     try:
         named = canonicalize(f"{canonical.scheme}://{host.strip()}/").host
     except ValueError:
-        return "the request's Host header cannot be read"
-    return None if named == canonical.host else "the request's Host header names another host than its URL"
+        return Mismatch("the request's Host header cannot be read", "request-header", "Host")
+    if named == canonical.host:
+        return None
+    return Mismatch("the request's Host header names another host than its URL", "request-header", "Host")

@@ -15,7 +15,6 @@ Four checks, in this order in the default list (after the platform's terms):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from datetime import datetime
 
@@ -24,9 +23,6 @@ from ..consent.records import AuthorizationRecord, RecordStatus
 from ..decision import Evidence
 from ..recent import Recent
 from .base import CheckContext, Outcome
-
-#: a mismatch that a request header causes (consentcrawl.facts): the header's name
-_HEADER = re.compile(r"the request's ([A-Za-z-]+) header")
 
 __all__ = ["AmbiguousUrlCheck", "MismatchCheck", "NotAProfileCheck", "SubjectRecordsCheck", "judge_records"]
 
@@ -39,14 +35,8 @@ class MismatchCheck:
     def check(self, ctx: CheckContext) -> Outcome | None:
         if ctx.facts is None or ctx.facts.mismatch is None:
             return None
-        cause = ctx.facts.mismatch
-        header = _HEADER.match(cause)
-        if header:  # the spider's own Host (or URL-rewriting) header sends the request to another page
-            ctx.cite(Evidence("request-header", header.group(1), {"cause": cause}))
-        elif cause.startswith("the request's proxy"):  # meta["proxy"] takes it to another platform's server
-            ctx.cite(Evidence("request-meta", "proxy", {"cause": cause}))
-        else:
-            ctx.cite(Evidence("request-meta", "consentcrawl_subject", {"cause": cause}))
+        mismatch = ctx.facts.mismatch  # a header, meta["proxy"] or the meta subject: what said so is cited
+        ctx.cite(Evidence(mismatch.kind, mismatch.name, {"cause": mismatch.cause}))
         return Outcome.deny("subject.mismatch")
 
 
