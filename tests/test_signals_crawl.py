@@ -198,3 +198,28 @@ async def test_a_site_level_signal_about_private_slash_denies_the_page_as_reques
         summary = next(ev for ev in entry["evidence"] if ev["kind"] == "site-signals")
         assert summary["path"] == url.partition(HOST)[2]  # the spelling that is denied is named
     assert sorted(i["url"] for i in result.items) == [f"http://{HOST}/open/", f"http://{HOST}/private"]
+
+
+@deferred_f_from_coro_f
+async def test_a_page_statement_in_utf16_is_read_as_the_spider_reads_the_page(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page sent in UTF-16 (its charset in the header, a byte order mark) whose head reserves TDM: Scrapy decodes
+    it for the spider, so the response phase must read the same head (``<meta`` is not ASCII bytes there)."""
+    reserved = '<html><head><meta name="tdm-reservation" content="1"></head><body>x</body></html>'
+    plain = SignalSite(robots="User-agent: *\nContent-Usage: / train-ai=y\nAllow: /\n")  # the site allows training
+
+    def site(request: LoggedRequest, headers: dict[str, str]) -> Response | None:
+        if request.path in ("/meta16", "/meta16le"):
+            codec = "utf-16" if request.path == "/meta16" else "utf-16-le"
+            return Response(200, {"Content-Type": f"text/html; charset={codec}"}, reserved.encode(codec))
+        return plain(request, headers)
+
+    ConsentListSpider.urls = [f"http://{HOST}/meta16", f"http://{HOST}/meta16le", f"http://{HOST}/ok"]
+    with LocalServer(site) as server:
+        result = await run_crawl(ConsentListSpider, _settings(tmp_path, "ai-training"), proxy=server.proxy,
+                                 monkeypatch=monkeypatch)
+        assert _pages(server) == ["/meta16", "/meta16le", "/ok"]
+    assert [i["url"] for i in result.items] == [f"http://{HOST}/ok"]  # no callback ran for the reserved pages
+    denied = _denied(result)
+    assert denied["meta16"] == "response.signal.tdmrep"
+    assert denied["meta16le"] == "response.signal.tdmrep"

@@ -11,9 +11,9 @@ from datetime import datetime, timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from consentcrawl.pagehead import head_tags
 from consentcrawl.robots.fetch import from_response as robots_response
 from consentcrawl.signals import Level, SignalResult, SignalVerdict, combine
-from consentcrawl.signals._common import head_tags
 from consentcrawl.signals.ai_txt import parse_ai_txt, site_ai_txt
 from consentcrawl.signals.content_signal import parse_content_signal, response_content_signal, site_content_signal
 from consentcrawl.signals.content_usage import parse_content_usage, response_content_usage, site_content_usage

@@ -53,13 +53,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 from consentcrawl.decision import Evidence
+from consentcrawl.pagehead import HEAD_SCAN_BYTES
 from consentcrawl.purposes import check_purpose
 
 from .dates import parse_date
 from .structured_fields import sf_list
 
 RAW_MAX = 300  #: characters of a header line or meta tag kept in :attr:`RobotsDirective.raw`
-META_SCAN_BYTES = 64 * 1024  #: only the start of a document is searched for its head
+META_SCAN_BYTES = HEAD_SCAN_BYTES  #: only the start of a document is searched for its head (pagehead.py)
 HEADER_MAX = 64 * 1024  #: longest header value parsed (the Robots-Tag draft asks for at least 8 KiB)
 
 SOURCE_X_ROBOTS_TAG = "X-Robots-Tag"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -15,7 +14,6 @@ if TYPE_CHECKING:
     from ..urls import CanonicalURL
 
 HEADER_MAX = 64 * 1024  #: longest header value read
-HEAD_SCAN_BYTES = 64 * 1024  #: only the start of a document is searched for its head
 
 
 def header_lines(headers: Any, names: frozenset[str]) -> Iterator[tuple[str, str, str]]:
@@ -247,73 +245,3 @@ class PagePath:
             self._origin = (origin_of(url if isinstance(url, str) else url.url),)
         return self._origin[0]
 
-
-# -- the head of an HTML document ------------------------------------------------------------------------------
-
-_SCAN = re.compile(
-    rb"<(?:(!--)|(script|style|title|textarea|xmp|iframe|noembed|noframes)[\s/>]|(body)[\s/>]|(meta|link)[\s/>])")
-_ATTR = re.compile(rb"""[\s/]*([^\s/>][^\s/>=]*)(?:\s*=\s*(?:"([^"]*)(?:"|\Z)|'([^']*)(?:'|\Z)|([^\s>]*)))?""")
-_TAG = re.compile(
-    rb"""<(?:meta|link)(?:[\s/]*[^\s/>][^\s/>=]*(?:\s*=\s*(?:"[^"]*(?:"|\Z)|'[^']*(?:'|\Z)|[^\s>]*))?)*[\s/]*>?""")
-
-
-def head_tags(body: object, encoding: str = "utf-8") -> Iterator[tuple[str, dict[str, str], str]]:
-    """``(tag, attributes, raw)`` for every ``<meta>`` and ``<link>`` in a document's head, in order.
-
-    Like :mod:`consentcrawl.robots.meta`: the scan stops at ``<body`` or after :data:`HEAD_SCAN_BYTES` and skips
-    comments and raw-text elements, so a commented-out tag never counts. Attribute names are lower-cased; the
-    first of repeated attributes is kept; values are HTML-unescaped. Never raises.
-    """
-    if isinstance(body, str):
-        head = body[:HEAD_SCAN_BYTES].encode("utf-8", "surrogatepass")
-        codec = "utf-8"
-    elif isinstance(body, (bytes, bytearray, memoryview)):
-        head = bytes(body[:HEAD_SCAN_BYTES])
-        codec = encoding if isinstance(encoding, str) else "utf-8"
-    else:
-        return
-    low = head.lower()
-    if b"<meta" not in low and b"<link" not in low:
-        return
-    pos, n = 0, len(low)
-    while pos < n:
-        m = _SCAN.search(low, pos)
-        if m is None:
-            return
-        if m.group(1):
-            end = low.find(b"-->", m.end())
-            if end < 0:
-                return
-            pos = end + 3
-        elif m.group(2):
-            end = low.find(b"</" + m.group(2), m.end())
-            if end < 0:
-                return
-            pos = end + 2
-        elif m.group(3):
-            return
-        else:
-            tag_match = _TAG.match(low, m.start())
-            end = tag_match.end() if tag_match is not None else m.end()
-            attrs: dict[str, str] = {}
-            i = m.start() + 1 + len(m.group(4))
-            while True:
-                a = _ATTR.match(head, i, end)
-                if a is None or a.end() == i:
-                    break
-                key = _decode(a.group(1), codec).lower()
-                if key not in attrs:
-                    value = a.group(2) if a.group(2) is not None else a.group(3) if a.group(3) is not None \
-                        else a.group(4)
-                    attrs[key] = _decode(value or b"", codec)
-                i = a.end()
-            yield m.group(4).decode("ascii"), attrs, _decode(head[m.start():min(end, m.start() + 1200)], codec)
-            pos = max(end, m.start() + 1)
-
-
-def _decode(value: bytes, codec: str) -> str:
-    try:
-        out = value.decode(codec, "replace")
-    except (LookupError, ValueError, TypeError):
-        out = value.decode("latin-1")
-    return html.unescape(out) if "&" in out else out

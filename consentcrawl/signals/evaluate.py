@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from ._common import head_tags, header_lines, url_path
+from ..pagehead import head_tags
+from ._common import header_lines, url_path
 from .ai_txt import site_ai_txt
 from .base import SignalResult
 from .content_signal import response_content_signal, site_content_signal

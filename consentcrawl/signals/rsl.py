@@ -40,7 +40,8 @@ from xml.etree.ElementTree import Element
 
 from defusedxml import ElementTree as SafeET
 
-from ._common import PagePath, PathPattern, head_tags, header_lines, origin_of, url_path
+from ..pagehead import head_tags
+from ._common import PagePath, PathPattern, header_lines, origin_of, url_path
 from .base import Finding, Level, SignalResult, SignalVerdict, Statement
 from .fetch import SignalFile, SignalFileStatus
 from .purposes import BASE_PURPOSES, PROFILING, VOCABULARY

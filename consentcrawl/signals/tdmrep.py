@@ -29,7 +29,8 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from ._common import PagePath, PathPattern, head_tags, header_lines, origin_of, url_path
+from ..pagehead import head_tags
+from ._common import PagePath, PathPattern, header_lines, origin_of, url_path
 from .base import Finding, Level, SignalResult, SignalVerdict, Statement
 from .fetch import SignalFile, SignalFileStatus
 from .odrl import distinct, policy_evidence, policy_url

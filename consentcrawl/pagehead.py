@@ -1,0 +1,132 @@
+"""The ``<meta>`` and ``<link>`` tags of an HTML document's head, read once for every reader of the page.
+
+Meta robots (:mod:`consentcrawl.robots.meta`), the TDMRep meta tags and the RSL ``<link rel="license">``
+(:mod:`consentcrawl.signals`) all read these tags. They read them from this one scan, so they can never disagree
+about what a page's head says, and a page is scanned once however many readers ask (the scan of the last few
+bodies is remembered by the body object's identity: a response's body is an immutable ``bytes``).
+
+The scan is the HTML tokenizer's view, kept linear: it reads the first :data:`HEAD_SCAN_BYTES` of the document,
+skips comments and the raw-text elements (``<script>``, ``<style>``, ...) so a commented-out tag never counts, and
+stops at ``<body``. Attribute names are ASCII-lower-cased and the first of repeated attributes is kept (as HTML
+does); values are decoded with the page's encoding and HTML-unescaped. A document in UTF-16 or UTF-32, whose
+``<meta`` is not ASCII bytes, is decoded first, as Scrapy decodes it for the spider. Never raises.
+
+Pure: no Scrapy, no I/O, no clock.
+"""
+
+from __future__ import annotations
+
+import codecs
+import html
+import re
+from typing import NamedTuple
+
+from .cache import ObjectMemo
+
+__all__ = ["HEAD_SCAN_BYTES", "HeadTag", "decode_value", "head_tags"]
+
+HEAD_SCAN_BYTES = 64 * 1024  #: only the start of a document is searched for its head
+RAW_BYTES = 1200  #: bytes of a tag kept in :attr:`HeadTag.raw` (its readers keep less)
+
+# what the scan stops at: comments and raw-text elements to skip, <body> to stop, <meta>/<link> to read
+_SCAN = re.compile(
+    rb"<(?:(!--)|(script|style|title|textarea|xmp|iframe|noembed|noframes)[\s/>]|(body)[\s/>]|(meta|link)[\s/>])")
+#: one attribute; an unclosed quote runs to the end, as in HTML (and keeps the scan linear)
+_ATTR = re.compile(rb"""[\s/]*([^\s/>][^\s/>=]*)(?:\s*=\s*(?:"([^"]*)(?:"|\Z)|'([^']*)(?:'|\Z)|([^\s>]*)))?""")
+#: a whole tag read attribute by attribute like :data:`_ATTR`, so a ``>`` in a quoted value stays inside
+_TAG = re.compile(
+    rb"""<(?:meta|link)(?:[\s/]*[^\s/>][^\s/>=]*(?:\s*=\s*(?:"[^"]*(?:"|\Z)|'[^']*(?:'|\Z)|[^\s>]*))?)*[\s/]*>?""")
+
+
+class HeadTag(NamedTuple):
+    """One ``<meta>`` or ``<link>`` of a document's head."""
+
+    tag: str  #: ``"meta"`` or ``"link"``
+    attrs: dict[str, str]  #: attribute names ASCII-lower-cased, values decoded and unescaped
+    raw: str  #: the tag as written (its first :data:`RAW_BYTES` bytes), decoded and unescaped
+
+
+_scans: ObjectMemo[object, tuple[HeadTag, ...]] = ObjectMemo(4)  #: the last bodies scanned
+
+
+def head_tags(body: object, encoding: str = "utf-8") -> tuple[HeadTag, ...]:
+    """Every ``<meta>`` and ``<link>`` in the head of ``body`` (bytes in ``encoding``, or text), in order."""
+    if not isinstance(body, (bytes, bytearray, memoryview, str)):
+        return ()
+    if not isinstance(body, (bytes, str)):  # a mutable buffer is read as it is now, never remembered
+        return _scan(body, encoding)
+    return _scans.get(body, lambda b: _scan(b, encoding), encoding)
+
+
+def _start(body: object, encoding: str) -> tuple[bytes, str] | None:
+    """The start of the document as ASCII-compatible bytes and the encoding to decode them with."""
+    if isinstance(body, str):
+        return body[:HEAD_SCAN_BYTES].encode("utf-8", "surrogatepass"), "utf-8"
+    if not isinstance(body, (bytes, bytearray, memoryview)):
+        return None
+    try:
+        codec = codecs.lookup(encoding).name
+    except (LookupError, TypeError, ValueError):
+        codec = "utf-8"
+    if codec.startswith(("utf-16", "utf-32")):  # "<meta" is not ASCII there: re-encode (rare, so the copy is fine)
+        text = bytes(body[:HEAD_SCAN_BYTES * 4]).decode(codec, "replace")[:HEAD_SCAN_BYTES]
+        return text.encode("utf-8", "surrogatepass"), "utf-8"
+    return bytes(body[:HEAD_SCAN_BYTES]), codec
+
+
+def _scan(body: object, encoding: str) -> tuple[HeadTag, ...]:
+    start = _start(body, encoding)
+    if start is None:
+        return ()
+    head, codec = start
+    low = head.lower()  # bytes.lower() is ASCII-only, so offsets in `low` are offsets in `head`
+    if b"<meta" not in low and b"<link" not in low:
+        return ()
+    found: list[HeadTag] = []
+    pos, n = 0, len(low)
+    while pos < n:
+        m = _SCAN.search(low, pos)
+        if m is None:
+            break
+        kind = m.lastindex  # 1 comment, 2 raw-text element, 3 body, 4 meta or link
+        if kind == 1:
+            end = low.find(b"-->", m.end())
+            if end < 0:
+                break
+            pos = end + 3
+        elif kind == 2:
+            end = low.find(b"</" + m.group(2), m.end())
+            if end < 0:
+                break
+            pos = end + 2
+        elif kind == 3:
+            break
+        else:
+            tag_match = _TAG.match(low, m.start())
+            end = tag_match.end() if tag_match is not None else m.end()
+            found.append(HeadTag(m.group(4).decode("ascii"), _attributes(head, m.end() - 1, end, codec),
+                                 decode_value(head[m.start():min(end, m.start() + RAW_BYTES)], codec)))
+            pos = max(end, m.start() + 1)
+    return tuple(found)
+
+
+def _attributes(head: bytes, i: int, end: int, codec: str) -> dict[str, str]:
+    attrs: dict[str, str] = {}
+    while True:
+        a = _ATTR.match(head, i, end)
+        if a is None or a.end() == i:
+            return attrs
+        key = a.group(1).lower().decode("latin-1")  # names are ASCII-lower-cased, never unescaped (as in HTML)
+        if key not in attrs:  # HTML keeps the first of repeated attributes
+            value = a.group(2) if a.group(2) is not None else a.group(3) if a.group(3) is not None else a.group(4)
+            attrs[key] = decode_value(value or b"", codec)
+        i = a.end()
+
+
+def decode_value(value: bytes, codec: str = "utf-8") -> str:
+    """Bytes of the head as text: decoded with ``codec`` (latin-1 if it cannot be used), HTML-unescaped."""
+    try:
+        text = value.decode(codec, "replace")
+    except (LookupError, ValueError, TypeError):
+        text = value.decode("latin-1")
+    return html.unescape(text) if "&" in text else text

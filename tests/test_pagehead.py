@@ -1,0 +1,76 @@
+"""One scan of a page's head for every reader: meta robots and the operator signals read the same tags."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from consentcrawl import pagehead
+from consentcrawl.pagehead import head_tags
+from consentcrawl.robots.meta import parse_meta_robots
+from consentcrawl.signals.evaluate import response_silent
+
+RESERVED = '<html><head><meta name="tdm-reservation" content="1"><meta name="robots" content="noai"></head></html>'
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+def test_a_head_in_utf16_or_utf32_is_read_by_every_reader(codec: str) -> None:
+    body = RESERVED.encode(codec)
+    assert [(t.tag, t.attrs.get("name")) for t in head_tags(body, codec)] == [
+        ("meta", "tdm-reservation"), ("meta", "robots")]
+    assert not response_silent({}, body, codec)  # the signals see the reservation (they did not before)
+    assert [d.name for d in parse_meta_robots(body, "consentcrawl", codec)] == ["noai"]
+
+
+def test_attribute_names_are_ascii_lower_cased_and_values_unescaped_as_html_reads_them() -> None:
+    body = b'<head><META NAME="&#114;obots" Content="noindex" name="other"><link REL=license href="/l.xml"></head>'
+    tags = head_tags(body)
+    assert tags[0].attrs == {"name": "robots", "content": "noindex"}  # the first of repeated attributes
+    assert tags[1].attrs == {"rel": "license", "href": "/l.xml"}
+    assert [d.name for d in parse_meta_robots(body, "consentcrawl")] == ["noindex"]  # an escaped name counts
+
+
+def test_a_body_is_scanned_once_however_many_readers_ask(monkeypatch: pytest.MonkeyPatch) -> None:
+    scans: list[object] = []
+    real = pagehead._scan
+
+    def counting(body: object, encoding: str) -> tuple[pagehead.HeadTag, ...]:
+        scans.append(body)
+        return real(body, encoding)
+
+    monkeypatch.setattr(pagehead, "_scan", counting)
+    body = RESERVED.encode("utf-8") + b"<!-- one of a kind -->"
+    parse_meta_robots(body, "consentcrawl")
+    response_silent({}, body)
+    head_tags(body)
+    assert len(scans) == 1
+    head_tags(body, "latin-1")  # another encoding is another reading
+    assert len(scans) == 2
+
+
+def test_a_mutable_buffer_is_read_as_it_is_now() -> None:
+    buffer = bytearray(b'<head><meta name="robots" content="all"></head>')
+    assert head_tags(buffer)[0].attrs["content"] == "all"
+    buffer[:] = b'<head><meta name="robots" content="noindex"></head>'
+    assert head_tags(buffer)[0].attrs["content"] == "noindex"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([
+    '<meta name="robots" content="noai">', '<meta name="tdm-reservation" content="1">', "<!--", "-->",
+    "<script>", "</script>", "<body>", '<link rel="license" href="/x">', "<meta", ">", '"', "'", "&amp;", " ",
+    "<title>", "</title>", '<meta http-equiv="X-Robots-Tag" content="noindex">']), max_size=12),
+    st.sampled_from(["utf-8", "utf-16", "latin-1"]))
+def test_the_readers_agree_with_the_one_scan(pieces: list[str], codec: str) -> None:
+    """Meta robots finds a directive only where the scan has a robots meta tag, and the signals are silent only
+    where the scan has no tdm- meta and no licence link: no reader sees a head of its own."""
+    body = "".join(pieces).encode(codec)
+    tags = head_tags(body, codec)
+    robots = any(t.tag == "meta" and t.attrs.get("content") is not None and (
+        t.attrs.get("name", "").strip().lower() == "robots"
+        or t.attrs.get("http-equiv", "").strip().lower() == "x-robots-tag") for t in tags)
+    assert bool(parse_meta_robots(body, "consentcrawl", codec)) == robots
+    speaks = any((t.tag == "link" and "license" in t.attrs.get("rel", "").lower())
+                 or (t.tag == "meta" and t.attrs.get("name", "").strip().lower().startswith("tdm-")) for t in tags)
+    assert response_silent({}, body, codec) == (not speaks)
