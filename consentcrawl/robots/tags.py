@@ -220,36 +220,42 @@ def header_text(value: object) -> str | None:
     return None
 
 
-_HEADER_NAMES = {"x-robots-tag", "robots-tag"}
+_HEADER_NAMES = frozenset({"x-robots-tag", "robots-tag"})
 
 
-def _robots_headers(headers: Any) -> Iterator[tuple[str, str, str]]:
-    """(lower-case name, name, value) of the robots header lines, from a list of pairs, a dict, Scrapy ``Headers``
-    (a list of values per name) or httpx ``Headers``; other headers are not even decoded."""
-    if hasattr(headers, "multi_items"):  # httpx: items() would join repeated lines
-        items = headers.multi_items()
-    elif hasattr(headers, "items"):
-        items = headers.items()
-    else:
-        items = headers
+def header_lines(headers: Any, names: frozenset[str]) -> Iterator[tuple[str, str, str]]:
+    """(lower-case name, name as sent, value) of every header line named in ``names`` (lower case), in order.
+
+    ``headers`` is a list of pairs, a dict, Scrapy ``Headers`` (a list of values per name) or httpx ``Headers``;
+    anything else yields nothing, and other headers are not even decoded. Never raises. The robots tags and the
+    operator signals (:mod:`consentcrawl.signals`) both read a response's headers with it.
+    """
+    if headers is None:
+        return
     try:
+        if hasattr(headers, "multi_items"):  # httpx: items() would join repeated lines
+            items = headers.multi_items()
+        elif hasattr(headers, "items"):
+            items = headers.items()
+        else:
+            items = headers
         iterator = iter(items)
-    except TypeError:
+    except Exception:  # noqa: BLE001 - a broken header object is no statement
         return
     for entry in iterator:
         if not isinstance(entry, (tuple, list)) or len(entry) != 2:
             continue
         name = header_text(entry[0])
-        if name is None or len(name) > 20:
+        if name is None or len(name) > 64:
             continue
         lname = name.strip().lower()
-        if lname not in _HEADER_NAMES:
+        if lname not in names:
             continue
         values = entry[1] if isinstance(entry[1], (list, tuple)) else (entry[1],)
         for value in values:
             text = header_text(value)
             if text is not None:
-                yield lname, name, text
+                yield lname, name.strip(), text
 
 
 def _directives(rules: list[list[Any]], source: str, raw: str, token: str) -> list[RobotsDirective]:
@@ -269,7 +275,7 @@ def parse_robots_headers(headers: Iterable[tuple[str, str]], token: str, *,
     """
     token = product_token(token)
     found: list[RobotsDirective] = []
-    for lname, name, value in _robots_headers(headers):
+    for lname, name, value in header_lines(headers, _HEADER_NAMES):
         raw = f"{name}: {value}"
         if len(value) > HEADER_MAX:
             if warnings is not None:

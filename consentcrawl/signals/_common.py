@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..robots.matcher import _glob_match, _literal_rule, _normal, _path_spellings, _pieces, _utf8
-from ..robots.tags import header_text as text
+from ..robots.tags import header_lines as _header_lines
 
 if TYPE_CHECKING:
     from ..urls import CanonicalURL
@@ -17,37 +17,9 @@ HEADER_MAX = 64 * 1024  #: longest header value read
 
 
 def header_lines(headers: Any, names: frozenset[str]) -> Iterator[tuple[str, str, str]]:
-    """(lower-case name, name as sent, value) of every header line named in ``names`` (lower case), in order.
-
-    ``headers`` is a list of pairs, a dict, Scrapy ``Headers`` (a list of values per name) or httpx ``Headers``;
-    anything else yields nothing. Never raises.
-    """
-    if headers is None:
-        return
-    try:
-        if hasattr(headers, "multi_items"):  # httpx: items() would join repeated lines
-            items = headers.multi_items()
-        elif hasattr(headers, "items"):
-            items = headers.items()
-        else:
-            items = headers
-        iterator = iter(items)
-    except Exception:  # noqa: BLE001 - a broken header object is no statement
-        return
-    for entry in iterator:
-        if not isinstance(entry, (tuple, list)) or len(entry) != 2:
-            continue
-        name = text(entry[0])
-        if name is None or len(name) > 64:
-            continue
-        lname = name.strip().lower()
-        if lname not in names:
-            continue
-        values = entry[1] if isinstance(entry[1], (list, tuple)) else (entry[1],)
-        for value in values:
-            val = text(value)
-            if val is not None:
-                yield lname, name.strip(), val[:HEADER_MAX]
+    """:func:`consentcrawl.robots.tags.header_lines`, each value cut to :data:`HEADER_MAX`."""
+    for lname, name, value in _header_lines(headers, names):
+        yield lname, name, value[:HEADER_MAX]
 
 
 def url_path(url: str) -> str:
