@@ -26,7 +26,7 @@ from .config import ConsentConfig, build_decider
 from .decision import Decision, Evidence, Stage, deny
 from .distributed.wiring import Distributed
 from .errors import ConfigError
-from .facts import FRAMING_HEADERS, REWRITE_HEADERS, RequestFacts
+from .facts import RequestFacts, read_headers
 from .meta_keys import META_DECISION, META_NOFOLLOW, META_SUBJECT
 from .recording import DecisionRecording
 from .refusallog import RefusalLog
@@ -216,16 +216,13 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
                 form, is_form = form_text(request.body, content_type)
             proxy = request.meta.get("proxy")  # set by HttpProxyMiddleware (or the spider): seen at send time
             proxy = str(proxy) if proxy else None
+            # cookies are set by CookiesMiddleware: seen at send time
+            hosts, cookies, rewrites = read_headers(request.headers, request.body)
             # every value: a handler that sends two Host lines reaches the site a server picks by either of them
-            hosts = request.headers.getlist(b"Host")
             host = ", ".join(dict.fromkeys(h.decode("latin-1") for h in hosts)) if hosts else None
-            cookies = request.headers.getlist(b"Cookie")  # set by CookiesMiddleware: seen at send time
             if cookies:  # PHP's $_REQUEST can read cookies as it reads the query (variables_order "EGPCS")
                 pairs = "&".join(p.strip() for c in cookies for p in c.decode("latin-1").split(";") if p.strip())
                 form = f"{form}&{pairs}" if form else pairs
-            rewrites = tuple((name, value.decode("latin-1")) for name in (*REWRITE_HEADERS, *FRAMING_HEADERS)
-                             for value in request.headers.getlist(name)
-                             if name != "Content-Length" or value.strip() != str(len(request.body)).encode())
         try:
             facts = self.engine.facts(url, self.config.purpose, now, subject, form=form, is_form=is_form,
                                       host=host, rewrites=rewrites, proxy=proxy)
