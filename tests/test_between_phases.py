@@ -238,3 +238,19 @@ def test_a_subject_in_meta_that_is_not_a_string_is_never_handed_on(tmp_path: Pat
         first, _ = runtime.facts_for(request, request.url, NOW)
         assert first is not None and runtime.facts_for(request, request.url, NOW)[0] is not first
 
+
+def test_the_site_files_of_an_origin_are_listed_again_for_a_new_robots_txt(tmp_path: Path) -> None:
+    """The files an origin's decision reads are listed once per robots.txt object; a new robots.txt that names a
+    licence (or names it no more) is listed anew, as :func:`site_file_urls` lists it."""
+    with _opened(tmp_path) as runtime:
+        signals, cache = runtime.site_signals, runtime.robots.cache
+        listed = []
+        for body in (b"User-agent: *\nAllow: /\n", b"User-agent: *\nAllow: /\nLicense: https://rsl.example/l.xml\n",
+                     b"User-agent: *\nAllow: /\n"):
+            _robots(runtime, body)
+            robots = cache.get(ORIGIN, runtime.config.now())
+            assert signals.file_urls(ORIGIN, robots) is signals.file_urls(ORIGIN, robots)  # once per object
+            assert list(signals.file_urls(ORIGIN, robots)) == site_file_urls(ORIGIN, robots, signals.conservative)
+            listed.append({url for _, url in signals.file_urls(ORIGIN, robots)})
+        assert listed[1] - listed[0] == {"https://rsl.example/l.xml"} and listed[2] == listed[0]
+        assert signals.file_urls("http://other.example", robots) != signals.file_urls(ORIGIN, robots)
