@@ -7,6 +7,7 @@ Pure, like the rest of the core: :class:`FactReader` reads a URL against the con
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -14,7 +15,7 @@ from .resolve import embedded, resolve, with_body
 from .terms.platforms import Platform, PlatformRegistry, SubjectReading
 from .urls import CanonicalURL, canonicalize
 
-__all__ = ["FRAMING_HEADERS", "REWRITE_HEADERS", "FactReader", "Mismatch", "RequestFacts"]
+__all__ = ["FRAMING_HEADERS", "REWRITE_HEADERS", "FactReader", "Mismatch", "RequestFacts", "read_headers"]
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,42 @@ REWRITE_HEADERS = ("X-Original-URL", "X-Rewrite-URL", "X-Original-URI", "X-Forwa
 #: ``Content-Length`` other than the body's) lets a server end the body early and read the rest as another request
 #: on the connection (request smuggling), for a page nothing decided
 FRAMING_HEADERS = ("Transfer-Encoding", "Content-Length")
+
+#: the headers :func:`read_headers` picks out, by their name in lower case: Host, Cookie, then each rewrite and
+#: framing header with its place in :data:`REWRITE_HEADERS` + :data:`FRAMING_HEADERS`
+_ROUTING = {name.lower().encode(): (place, name) for place, name in enumerate((*REWRITE_HEADERS, *FRAMING_HEADERS))}
+_HOST, _COOKIE = b"host", b"cookie"
+
+
+def read_headers(headers: Mapping[bytes, Sequence[bytes]],
+                 body: bytes) -> tuple[list[bytes], list[bytes], tuple[tuple[str, str], ...]]:
+    """A request's ``Host`` values, its ``Cookie`` values and the (name, value) of its rewrite and framing headers
+    (:data:`REWRITE_HEADERS`, :data:`FRAMING_HEADERS`; a ``Content-Length`` equal to the body's is the client's own
+    and left out), in one pass over the headers.
+
+    The request is read as it is, not asked for each name: every header it holds is compared by its name in lower
+    case, so a name in any spelling counts, also one put in the mapping without the normalising its class does.
+    The pairs come in the order of those two lists, each header's values in their order; the names as the lists
+    spell them."""
+    hosts: list[bytes] = []
+    cookies: list[bytes] = []
+    found: list[tuple[int, str, bytes]] | None = None
+    for key, values in (dict.items(headers) if isinstance(headers, dict) else headers.items()):
+        lower = (key.encode("latin-1") if isinstance(key, str) else key).lower()
+        if lower == _HOST:
+            hosts += values
+        elif lower == _COOKIE:
+            cookies += values
+        elif lower in _ROUTING:
+            place, name = _ROUTING[lower]
+            found = found if found is not None else []
+            found += ((place, name, value) for value in values)
+    if found is None:
+        return hosts, cookies, ()
+    found.sort(key=lambda hit: hit[0])  # stable: each header's values stay in their order
+    length = str(len(body)).encode()
+    return hosts, cookies, tuple((name, value.decode("latin-1")) for _, name, value in found
+                                 if name != "Content-Length" or value.strip() != length)
 
 
 def _rewrite_mismatch(canonical: CanonicalURL, rewrites: tuple[tuple[str, str], ...]) -> Mismatch | None:

@@ -16,6 +16,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 import tests.lenient as lenient
 from consentcrawl.cli import main as cli_main
+from consentcrawl.facts import REWRITE_HEADERS
 from consentcrawl_demo.fediverse import PEOPLE, FediverseSite
 from consentcrawl_demo.server import LocalServer, LoggedRequest
 from consentcrawl_demo.server import Response as Served
@@ -364,14 +365,18 @@ class RewritingServer(LenientPeople):
     replace the request's."""
 
     def __call__(self, request: LoggedRequest, headers: dict[str, str]) -> Served | None:
-        rewritten = headers.get("x-original-url") or headers.get("x-rewrite-url")
+        rewritten = next((headers[name.lower()] for name in REWRITE_HEADERS if name.lower() in headers), None)
         if rewritten:
             path, _, query = rewritten.partition("?")
             request = dataclasses.replace(request, path=path, query=query)
         return super().__call__(request, headers)
 
 
-@pytest.mark.parametrize("header", ["X-Original-URL", "X-Rewrite-URL"])
+#: every header a front end may route by, each in another spelling than the list's (the name is read in any case)
+_REWRITE_SPELLINGS = ["X-Original-URL", "x-rewrite-url", "X-ORIGINAL-URI", "x-Forwarded-URI"]
+
+
+@pytest.mark.parametrize("header", _REWRITE_SPELLINGS)
 @pytest.mark.parametrize("kind", KINDS)
 @deferred_f_from_coro_f
 async def test_a_header_that_rewrites_the_url_to_another_persons_page_is_not_sent(
@@ -388,7 +393,8 @@ async def test_a_header_that_rewrites_the_url_to_another_persons_page_is_not_sen
                              monkeypatch=monkeypatch)
     denied = [e for e in result.audit if e["verdict"] == "deny" and e["reason"] == "subject.mismatch"]
     assert {e["url"].rpartition("/")[2] for e in denied} == {"about", "101"}, result.denies()
-    assert all(any(ev["kind"] == "request-header" and ev["source"] == header for ev in e["evidence"])
+    listed = next(name for name in REWRITE_HEADERS if name.lower() == header.lower())  # cited as the list spells it
+    assert all(any(ev["kind"] == "request-header" and ev["source"] == listed for ev in e["evidence"])
                for e in denied), denied
     served = app.people_served()
     assert "107" not in served and "108" not in served, f"{header} made the server serve another:\n{app.describe()}"
@@ -471,6 +477,7 @@ _SMUGGLED = b"0\r\n\r\nGET /u/107 HTTP/1.1\r\nHost: people.example\r\n\r\n"
 _FRAMINGS = {
     "chunked": ({"Transfer-Encoding": "chunked"}, _SMUGGLED),
     "short-length": ({"Content-Length": "3"}, b"x=1" + _SMUGGLED[5:]),
+    "chunked-lower-case": ({"transfer-encoding": "chunked"}, _SMUGGLED),
 }
 
 
