@@ -313,3 +313,54 @@ def test_a_remembered_decision_is_checked_by_the_version_alone() -> None:
                                   revoked_at=t("2026-06-01"), evidence="withdrawn", source="added"))
     assert engine.decide(engine.facts(url, "research", NOW), robots).reason == "subject.revoked"
     assert calls == ["1001", "1001"]
+
+
+class _Watched(MemoryStore):
+    """A memory store that counts how often its version is read, and can change while a lookup is under way."""
+
+    def __init__(self, records: Sequence[AuthorizationRecord]) -> None:
+        super().__init__(records)
+        self.reads = 0
+        self.change_in_lookup: AuthorizationRecord | None = None
+
+    @property
+    def version(self) -> int:
+        self.reads += 1
+        return self._version
+
+    def lookup(self, platform: str, subject: str) -> tuple[AuthorizationRecord, ...]:
+        answer = super().lookup(platform, subject)
+        if self.change_in_lookup is not None:  # a withdrawal lands between the read and the version after it
+            self.add(self.change_in_lookup)
+            self.change_in_lookup = None
+        return answer
+
+
+def test_a_new_links_decision_reads_the_store_version_before_and_after_its_lookup_only() -> None:
+    """The version the decider reads before asking is the read before the lookup (nothing is awaited between
+    them): a new person's decision reads it twice, a remembered one once."""
+    registry = PlatformRegistry({"microblog": make_platform()})
+    store = _Watched(RECORDS)
+    engine = Engine(registry, store, "consentcrawl")
+    assert engine.decide_link("http://microblog.example/u/1001", "research", NOW)[0].allowed
+    assert store.reads == 2
+    assert engine.decide_link("http://microblog.example/u/1001", "research", NOW)[2]  # a repeat
+    assert store.reads == 3
+
+
+def test_a_store_that_changes_during_the_lookup_leaves_nothing_remembered() -> None:
+    """A change between the version read before the lookup and the one after: the decision is made on the answer,
+    remembered under no version, and the next decision looks the person up again and sees the change."""
+    registry = PlatformRegistry({"microblog": make_platform()})
+    store = _Watched(RECORDS)
+    engine = Engine(registry, store, "consentcrawl")
+    counts = _counting(engine)
+    store.change_in_lookup = AuthorizationRecord("microblog", "1001", frozenset({"research"}),
+                                                 granted_at=t("2026-02-01"), revoked_at=t("2026-06-01"),
+                                                 evidence="withdrawn", source="added")
+    url = "http://microblog.example/u/1001"
+    first, _, _ = engine.decide_link(url, "research", NOW)
+    assert first.allowed and counts["lookups"] == 1  # the answer given before the withdrawal landed
+    second, _, repeat = engine.decide_link(url, "research", NOW)
+    assert not repeat and second.reason == "subject.revoked" and counts["lookups"] == 2
+    assert engine.decide_link(url, "research", NOW)[2] and counts["lookups"] == 2  # now steady: remembered
