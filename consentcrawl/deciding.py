@@ -8,8 +8,11 @@ pre-filters, the send-time decision, the response phase, the item guard, ``conse
    version, or one that needs nobody's records (a page that is no one's profile, a site check that denies first),
    is the answer, with no lookup and no ``await`` that waits;
 2. when the engine needs a person's records, it raises
-   :class:`~consentcrawl.consent.answers.RecordsNeeded`; the decider reads the version again, awaits the store's
-   lookup and asks the engine again with the answer.
+   :class:`~consentcrawl.consent.answers.RecordsNeeded`; the decider awaits the store's lookup (the version read in
+   step 1 is the read before it: nothing was awaited in between), reads the version again after it, and asks the
+   engine again with the answer, and with what the engine worked out before it found the records missing
+   (``RecordsNeeded.carried``: a link's facts), so the second ask does not do that work again.
+   The engine raises before any consent check has run, so the checks run once, with the records.
 
 A code path that cannot wait (Scrapy's ``request_scheduled`` signal) uses :meth:`Decider.now`: step 1 only, and no
 decision when the records are needed.
@@ -78,28 +81,34 @@ class Decider:
             return UNDECIDED
 
     async def run(self, ask: Callable[[StoreAnswers], _T]) -> _T:
-        """``ask(answers)``, looking up each person whose records it needs and asking again with them."""
+        """``ask(answers)``, looking up each person whose records it needs and asking again with them, and with
+        what the engine carried over from the ask that needed them (:attr:`RecordsNeeded.carried`)."""
         answers = self.answers()
+        read = True  # the answers' version was read with nothing awaited since: it is the read before a lookup
         for _ in range(MAX_PEOPLE):
             try:
                 return ask(answers)
             except RecordsNeeded as need:
-                answers = await self.look_up(answers, need.platform, need.subject)
+                answers = await self.look_up(answers, need.platform, need.subject, need.carried, read=read)
+                read = False
         try:
             return ask(answers.finished())
         except RecordsNeeded:  # pragma: no cover - finished answers never raise it
             raise AssertionError("finished answers asked for more records") from None
 
-    async def look_up(self, answers: StoreAnswers, platform: str, subject: str) -> StoreAnswers:
-        """``answers`` plus the store's answer for one person.
+    async def look_up(self, answers: StoreAnswers, platform: str, subject: str, carried: object = None, *,
+                      read: bool = False) -> StoreAnswers:
+        """``answers`` plus the store's answer for one person (and ``carried``, for the next ask).
 
         The version is read before the lookup and again after it. The answers keep their version only when it
         stayed the same (and is the one their earlier lookups were made at); otherwise they get a version equal to
-        nothing: the decision is made on the freshest answers, and nothing is remembered from it.
+        nothing: the decision is made on the freshest answers, and nothing is remembered from it. ``read``: the
+        answers' own version is that read before, made by :meth:`answers` with nothing awaited since (the first
+        lookup of :meth:`run`), so the store is not asked for it twice.
         """
         store = self.store
         assert store is not None  # without a store no records are ever needed
-        before = store.version
+        before = answers.version if read else store.version
         answer: Any
         try:
             answer = await store.lookup(platform, subject)
@@ -107,7 +116,7 @@ class Decider:
             answer = exc
         after = store.version
         steady = before == after and (not answers.answers or before == answers.version)
-        return answers.with_answer(platform, subject, answer, before if steady else _Changed())
+        return answers.with_answer(platform, subject, answer, before if steady else _Changed(), carried)
 
     # -- the engine's ways to ask, with the store -----------------------------------------------------------------
 

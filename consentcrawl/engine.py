@@ -10,7 +10,9 @@ The engine never calls a store. Every way to ask takes a :class:`~consentcrawl.c
 store's version, read by the adapter, and the records it has looked up so far. A remembered decision still valid at
 that version is answered at once; a decision that needs a person's records not looked up yet raises
 :class:`~consentcrawl.consent.answers.RecordsNeeded`, and the adapter (:class:`~consentcrawl.deciding.Decider`)
-awaits the lookup and asks again.
+awaits the lookup and asks again. It raises before any consent check runs, and a link check hands the facts it
+made along with the exception (``RecordsNeeded.carried``), which come back with the records: a new link's facts
+are made once and its checks run once.
 
 Anything that goes wrong while deciding is a deny with an ``error.*`` reason: a check that crashes must never let a
 request through.
@@ -134,9 +136,16 @@ class PolicyEngine:
         if hit is not None:
             refused, first = self._overrule_link(hit[0], purpose)
             return refused, hit[1], not first
-        facts = self.facts(url, purpose, now)
+        carried = answers.carried
+        if type(carried) is _LinkFacts and carried.engine is self and carried.key == key and carried.now == now:
+            facts = carried.facts  # made by the ask that found the person's records missing
+        else:
+            facts = self.facts(url, purpose, now)
         try:
             made, remembered, cacheable = self._consent(facts, answers)
+        except RecordsNeeded as need:  # asked again with the records: the facts made here come with them
+            need.carried = _LinkFacts(self, key, now, facts)
+            raise
         except Exception as exc:  # noqa: BLE001 - decided anew next time
             return _failed(facts, exc), facts.canonical.url, False
         decision = renew(made.decision) if remembered else made.decision
@@ -287,6 +296,20 @@ class PolicyEngine:
             if i == made.concluded:
                 return _with_site(made.decision, ctx, evidence)
         return _decision(ctx, None, evidence)
+
+
+class _LinkFacts:
+    """A link's facts, carried from the ask that raised RecordsNeeded to the next (see
+    :attr:`~consentcrawl.consent.answers.RecordsNeeded.carried`): facts are a function of the URL, the purpose and
+    the time alone, for one engine (its platforms and token), so they are used only for that very question."""
+
+    __slots__ = ("engine", "facts", "key", "now")
+
+    def __init__(self, engine: PolicyEngine, key: tuple[str, str], now: datetime, facts: RequestFacts) -> None:
+        self.engine = engine
+        self.key = key
+        self.now = now
+        self.facts = facts
 
 
 def _with_site(consent: Decision, ctx: CheckContext, evidence: list[Evidence] | None = None) -> Decision:

@@ -11,16 +11,19 @@ from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from consentcrawl.checks import default_checks
+from consentcrawl.consent.answers import RecordsNeeded, StoreAnswers
 from consentcrawl.consent.records import AuthorizationRecord
 from consentcrawl.consent.store import MemoryStore
 from consentcrawl.decision import Decision
+from consentcrawl.engine import PolicyEngine
 from consentcrawl.robots.fetch import from_response, unreachable
 from consentcrawl.terms.platforms import PlatformRegistry
-from tests.deciding import Engine
+from tests.deciding import Engine, run_now
 from tests.test_policy import NOW, RECORDS, make_platform, t
 
 SETTINGS = settings(max_examples=150, deadline=None, database=None, stateful_step_count=40,
@@ -53,6 +56,7 @@ actions = st.one_of(
     st.tuples(st.just("decide"), st.sampled_from(URLS), times, st.sampled_from([None, "microblog:1001", "1003"])),
     st.tuples(st.just("consent"), st.sampled_from(URLS), times, st.sampled_from([None, "microblog:1002"])),
     st.tuples(st.just("link"), st.sampled_from(URLS), times),
+    st.tuples(st.just("scheduled"), st.sampled_from(URLS), times),
     st.tuples(st.just("item"), st.sampled_from(PEOPLE), times),
     st.tuples(st.just("add"), records),
     st.tuples(st.just("robots"), st.integers(0, len(ROBOTS) - 1), times),
@@ -172,10 +176,103 @@ def test_a_cached_engine_decides_what_an_uncached_one_decides(kind: str, order: 
             if repeat:  # a repeat is the very decision handed out last time for this URL
                 assert mine is handed_out[url]
             handed_out[url] = mine
+        elif action == "scheduled":  # as scheduling.py asks: its own question, around the engine's link check
+            _, url, now = step
+            mine, canonical, repeat = _scheduled(cached, url, now)
+            theirs, canonical_theirs, repeat_theirs = _scheduled(uncached, url, now)
+            assert _fields(mine) == _fields(theirs) and canonical == canonical_theirs and not repeat_theirs
+            if repeat:
+                assert mine is handed_out[url]
+            handed_out[url] = mine
         else:
             _, person, now = step
             mine = cached.decide_subject("microblog", person, "research", now)
             assert _fields(mine) == _fields(uncached.decide_subject("microblog", person, "research", now))
+
+
+def _scheduled(engine: Engine, url: str, now: datetime) -> tuple[Decision, str, bool]:
+    """The link check asked the way the scheduling adapter asks it: a question of the adapter's own, which the
+    decider knows nothing of, asked again from the start after a lookup."""
+    return run_now(engine.decider.run(lambda answers: engine.engine.decide_link(url, "research", now, answers)))
+
+
+def _counting(engine: Engine) -> dict[str, int]:
+    """How often ``engine`` makes facts and runs each check, and how often its store is looked up."""
+    counts: dict[str, int] = {"facts": 0, "lookups": 0}
+    reader = engine.engine._reader
+    make = reader.facts
+
+    def facts(*args: Any, **kwargs: Any) -> Any:
+        counts["facts"] += 1
+        return make(*args, **kwargs)
+
+    reader.facts = facts  # type: ignore[method-assign]
+    for check in engine.engine.checks:
+        name, run = type(check).__name__, check.check
+        counts[name] = 0
+
+        def counted(ctx: Any, name: str = name, run: Any = run) -> Any:
+            counts[name] += 1
+            return run(ctx)
+
+        check.check = counted
+    lookup = engine.store.lookup
+
+    def looked_up(platform: str, subject: str) -> Any:
+        counts["lookups"] += 1
+        return lookup(platform, subject)
+
+    engine.store.lookup = looked_up
+    return counts
+
+
+def test_a_new_links_facts_are_made_and_its_checks_run_once() -> None:
+    """A link to a person not looked up yet: the engine finds the records missing before any check runs, and the
+    facts it made come back with the records, so the facts are made once, each check runs once, the store is asked
+    once, asked through the decider's own link check or through an adapter's question of its own."""
+    registry = PlatformRegistry({"microblog": make_platform()})
+    for ask in (lambda e, url: e.decide_link(url, "research", NOW), lambda e, url: _scheduled(e, url, NOW)):
+        engine = Engine(registry, MemoryStore(RECORDS), "consentcrawl")
+        counts = _counting(engine)
+        decision, canonical, repeat = ask(engine, "http://microblog.example/u/1001")
+        assert decision.allowed and canonical == "http://microblog.example/u/1001" and not repeat
+        assert counts["facts"] == 1 and counts["lookups"] == 1
+        assert counts["SubjectRecordsCheck"] == 1 and counts["PlatformTermsCheck"] == 1
+        assert "RobotsCheck" in counts and counts["RobotsCheck"] == 0  # a link check runs no site check
+        # another URL of the same person, at the same version: the remembered answer, no lookup
+        assert ask(engine, "http://m.microblog.example/profile/1001")[0].allowed
+        assert counts["facts"] == 2 and counts["lookups"] == 1 and counts["SubjectRecordsCheck"] == 2
+
+
+def test_facts_carried_over_are_used_only_for_the_question_that_made_them() -> None:
+    """The facts a link check carries to its next ask belong to one URL, purpose, time and engine: asked anything
+    else with them, the engine makes the facts of what it is asked."""
+    registry = PlatformRegistry({"microblog": make_platform()})
+    engine, other = (PolicyEngine(registry, "consentcrawl", cache=False) for _ in range(2))
+    url = "http://microblog.example/u/1001"
+    with pytest.raises(RecordsNeeded) as need:
+        engine.decide_link(url, "research", NOW, StoreAnswers(1, "given"))
+    mine = tuple(r for r in RECORDS if r.subject == "1001")
+    answers = StoreAnswers(1, "given", {("microblog", "1001"): mine}, carried=need.value.carried)
+    made: list[tuple[PolicyEngine, str, datetime]] = []
+    for each in (engine, other):
+        make = each._reader.facts
+
+        def facts(url: str, purpose: str, now: datetime, *args: Any, make: Any = make, each: Any = each,
+                  **kwargs: Any) -> Any:
+            made.append((each, url, now))
+            return make(url, purpose, now, *args, **kwargs)
+
+        each._reader.facts = facts  # type: ignore[method-assign]
+    assert engine.decide_link(url, "research", NOW, answers)[0].allowed and made == []
+    later = NOW + timedelta(microseconds=1)
+    assert engine.decide_link(url, "research", later, answers)[0].allowed and made == [(engine, url, later)]
+    mobile = "http://m.microblog.example/profile/1001"
+    assert engine.decide_link(mobile, "research", NOW, answers)[1] == mobile and made[-1] == (engine, mobile, NOW)
+    assert engine.decide_link(url, "ai-training", NOW, answers)[0].reason == "terms.purpose"
+    assert made[-1] == (engine, url, NOW)
+    assert other.decide_link(url, "research", NOW, answers)[0].allowed and made[-1] == (other, url, NOW)
+    assert len(made) == 4
 
 
 def test_the_cache_is_used() -> None:
@@ -216,3 +313,54 @@ def test_a_remembered_decision_is_checked_by_the_version_alone() -> None:
                                   revoked_at=t("2026-06-01"), evidence="withdrawn", source="added"))
     assert engine.decide(engine.facts(url, "research", NOW), robots).reason == "subject.revoked"
     assert calls == ["1001", "1001"]
+
+
+class _Watched(MemoryStore):
+    """A memory store that counts how often its version is read, and can change while a lookup is under way."""
+
+    def __init__(self, records: Sequence[AuthorizationRecord]) -> None:
+        super().__init__(records)
+        self.reads = 0
+        self.change_in_lookup: AuthorizationRecord | None = None
+
+    @property
+    def version(self) -> int:
+        self.reads += 1
+        return self._version
+
+    def lookup(self, platform: str, subject: str) -> tuple[AuthorizationRecord, ...]:
+        answer = super().lookup(platform, subject)
+        if self.change_in_lookup is not None:  # a withdrawal lands between the read and the version after it
+            self.add(self.change_in_lookup)
+            self.change_in_lookup = None
+        return answer
+
+
+def test_a_new_links_decision_reads_the_store_version_before_and_after_its_lookup_only() -> None:
+    """The version the decider reads before asking is the read before the lookup (nothing is awaited between
+    them): a new person's decision reads it twice, a remembered one once."""
+    registry = PlatformRegistry({"microblog": make_platform()})
+    store = _Watched(RECORDS)
+    engine = Engine(registry, store, "consentcrawl")
+    assert engine.decide_link("http://microblog.example/u/1001", "research", NOW)[0].allowed
+    assert store.reads == 2
+    assert engine.decide_link("http://microblog.example/u/1001", "research", NOW)[2]  # a repeat
+    assert store.reads == 3
+
+
+def test_a_store_that_changes_during_the_lookup_leaves_nothing_remembered() -> None:
+    """A change between the version read before the lookup and the one after: the decision is made on the answer,
+    remembered under no version, and the next decision looks the person up again and sees the change."""
+    registry = PlatformRegistry({"microblog": make_platform()})
+    store = _Watched(RECORDS)
+    engine = Engine(registry, store, "consentcrawl")
+    counts = _counting(engine)
+    store.change_in_lookup = AuthorizationRecord("microblog", "1001", frozenset({"research"}),
+                                                 granted_at=t("2026-02-01"), revoked_at=t("2026-06-01"),
+                                                 evidence="withdrawn", source="added")
+    url = "http://microblog.example/u/1001"
+    first, _, _ = engine.decide_link(url, "research", NOW)
+    assert first.allowed and counts["lookups"] == 1  # the answer given before the withdrawal landed
+    second, _, repeat = engine.decide_link(url, "research", NOW)
+    assert not repeat and second.reason == "subject.revoked" and counts["lookups"] == 2
+    assert engine.decide_link(url, "research", NOW)[2] and counts["lookups"] == 2  # now steady: remembered

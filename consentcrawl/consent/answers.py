@@ -34,6 +34,10 @@ class RecordsNeeded(BaseException):
         super().__init__(platform, subject)
         self.platform = platform
         self.subject = subject
+        #: what the engine worked out for this question before it found the records missing (a link's facts):
+        #: the adapter hands it back with the records (:attr:`StoreAnswers.carried`), so asking again does not
+        #: work it out again. Opaque to the adapter; the engine checks it belongs to the question asked.
+        self.carried: object = None
 
 
 class StoreAnswers:
@@ -44,16 +48,18 @@ class StoreAnswers:
     used records is reused only while the store's version is this ``version`` (:mod:`consentcrawl.cache`).
     """
 
-    __slots__ = ("answers", "final", "source", "version")
+    __slots__ = ("answers", "carried", "final", "source", "version")
 
     def __init__(self, version: Hashable, source: str | None,
                  answers: Mapping[tuple[str, str], tuple[AuthorizationRecord, ...] | StoreUnavailable] | None = None,
-                 final: bool = False) -> None:
+                 final: bool = False, carried: object = None) -> None:
         self.version = version
         self.source = source
         self.answers = answers or {}
         #: no more lookups will be made for this decision: a person not looked up is a store failure
         self.final = final
+        #: what the engine carried over from the ask that raised :class:`RecordsNeeded` (its ``carried``)
+        self.carried = carried
 
     @property
     def configured(self) -> bool:
@@ -75,15 +81,16 @@ class StoreAnswers:
             raise answer
         return answer
 
-    def with_answer(self, platform: str, subject: str,
-                    answer: tuple[AuthorizationRecord, ...] | StoreUnavailable, version: Hashable) -> StoreAnswers:
+    def with_answer(self, platform: str, subject: str, answer: tuple[AuthorizationRecord, ...] | StoreUnavailable,
+                    version: Hashable, carried: object = None) -> StoreAnswers:
         """These answers plus one more, as of ``version`` (what the caller read before this lookup, or a version
-        of its own when the store changed in between: see :meth:`consentcrawl.deciding.Decider.look_up`)."""
-        return StoreAnswers(version, self.source, {**self.answers, (platform, subject): answer})
+        of its own when the store changed in between: see :meth:`consentcrawl.deciding.Decider.look_up`), carrying
+        ``carried`` to the next ask."""
+        return StoreAnswers(version, self.source, {**self.answers, (platform, subject): answer}, carried=carried)
 
     def finished(self) -> StoreAnswers:
         """The same answers, with no more to come (see :attr:`final`)."""
-        return StoreAnswers(self.version, self.source, self.answers, final=True)
+        return StoreAnswers(self.version, self.source, self.answers, final=True, carried=self.carried)
 
 
 #: the answers when no store is configured: nobody has records
