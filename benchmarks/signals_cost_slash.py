@@ -1,5 +1,6 @@
-"""URLs with a trailing slash on cached site signals: the site check with its slash shortcut against the same
-check selecting every spelling (``PathKey._slash_blind`` off), side by side in one process (issue #13).
+"""URLs with a trailing slash on cached site signals: the site check with its shortcuts (a spelling no pattern of
+the files can tell from the canonical path is not matched) against the same check selecting every spelling
+(``PathKey._blind`` off), side by side in one process (issue #13).
 
 ``python benchmarks/signals_cost_slash.py [--n 3000] [--runs 5]``: the sites of ``signals_cost.py``, ``n``
 distinct URLs ending in ``/`` each decided twice (the request phase, then send time), for three engines in turn
@@ -41,13 +42,13 @@ from consentcrawl.signals import pathkey  # noqa: E402
 from consentcrawl.terms.platforms import PlatformRegistry  # noqa: E402
 
 VARIANTS = ("without", "shortcut", "every spelling")
-SHORTCUT = pathkey.PathKey._slash_blind
+SHORTCUT = pathkey.PathKey._blind
 
 
 def engine(variant: str) -> PolicyEngine:
     """An engine for ``variant``; "every spelling" switches the shortcut off (for every key maker, until the next
     call: the variants are measured one after the other)."""
-    pathkey.PathKey._slash_blind = (lambda self, *args: False) if variant == "every spelling" else SHORTCUT
+    pathkey.PathKey._blind = (lambda self, *args: False) if variant == "every spelling" else SHORTCUT
     checks = [c for c in default_checks() if variant != "without" or not isinstance(c, SiteSignalsCheck)]
     return PolicyEngine(PlatformRegistry({}), "consentcrawl", checks=checks)
 
@@ -66,8 +67,9 @@ from consentcrawl.engine import PolicyEngine
 from consentcrawl.signals import evaluate
 from consentcrawl.terms.platforms import PlatformRegistry
 assert evaluate.__file__.startswith(tree), evaluate.__file__
-if variant == "every spelling":  # the class is evaluate's, wherever it is defined
-    evaluate.PathKey._slash_blind = lambda self, *args: False
+if variant == "every spelling":  # the class is evaluate's, wherever it is defined; older trees: the slash alone
+    setattr(evaluate.PathKey, "_blind" if hasattr(evaluate.PathKey, "_blind") else "_slash_blind",
+            lambda self, *args: False)
 every = base.site_files()
 SHAPES = {"plain": "/b/{i}", "slash": "/b/{i}/", "lenient": "/b/0%2F{i}"}
 gc.collect()

@@ -88,9 +88,9 @@ def test_the_analysis_sees_the_patterns_that_tell_a_slash_apart() -> None:
 
 
 class FullKey(PathKey):
-    """The key as it was made before the shortcut: every spelling selected."""
+    """The key as it was made before the shortcuts: every spelling selected."""
 
-    def _slash_blind(self, *args: Any) -> bool:
+    def _blind(self, *args: Any) -> bool:
         return False
 
 

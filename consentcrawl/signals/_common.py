@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -177,6 +178,68 @@ class SlashSight:
         """Whether some pattern may match ``path + R`` and not ``path + "/" + R`` or the other way round (``query``:
         ``R`` is a query; else it is empty). False is certain; True only means "match both to know"."""
         return path in self.exact or path.endswith(self.suffixes) or (not query and path.endswith(self.tails))
+
+
+class SpellingSight:
+    """Which two spellings of a path a set of robots-style patterns can tell apart, where they differ in one
+    stretch: ``a = C + A + S`` and ``b = C + B + S`` with ``A`` and ``B`` both non-empty (``/b/0%2F1`` and a decoding
+    server's ``/b/0/1``: ``C`` is ``/b/0``, ``A`` ``%2F``, ``B`` ``/``, ``S`` ``1``).
+
+    A pattern (pieces between ``*``, maybe ``$``-anchored) can match one and not the other only if
+
+    - its first piece reaches past ``C``: ``C`` is a proper prefix of it (a shorter first piece is at the same place
+      in both or in neither; a longer one not starting with ``C`` matches neither), or
+    - a later piece holds a character of ``A`` or ``B``: one that holds none never overlaps the changed stretch (in
+      ``a`` any text touching both ``C`` and ``S`` holds all of ``A``), so each of its occurrences lies in ``C`` or
+      in ``S`` in both strings, the same text at the same place up to the shift of ``S``; the leftmost-match walk
+      then finds the same pieces in the same order, and an anchored last piece ends both or neither.
+
+    So the test per pair is a sorted lookup of ``C`` among the first pieces and two set tests, whatever the number
+    of patterns (``tests/test_signals_lenient.py`` checks it against the matchers on arbitrary patterns and
+    spellings). Works on plain ASCII text: the caller compares paths that are their own normal and literal form.
+    An insertion (``A`` or ``B`` empty, as the trailing slash) is always "told apart" here (:class:`SlashSight`).
+    """
+
+    __slots__ = ("chars", "firsts")
+
+    def __init__(self, patterns: list[tuple[tuple[str, ...], bool]], exact: tuple[str, ...] = ()) -> None:
+        firsts: set[str] = set(exact)  # an exact path (``/robots.txt``) is a first piece that must be the path
+        chars: set[str] = set()
+        for pieces, _anchored in patterns:  # an anchored single piece is seen as its first piece is
+            firsts.add(pieces[0])
+            for piece in pieces[1:]:
+                chars.update(piece)
+        self.firsts = sorted(firsts)  #: the patterns' first pieces, sorted: those ``C`` begins are right after it
+        self.chars = frozenset(chars)  #: every character of a later piece
+
+    def tells_apart(self, a: str, b: str) -> bool:
+        """Whether some pattern may match ``a`` and not ``b`` or the other way round (ASCII paths). False is
+        certain; True only means "match both to know"."""
+        cut, tail = differ(a, b)
+        changed_a, changed_b = a[cut:len(a) - tail], b[cut:len(b) - tail]
+        if not changed_a or not changed_b:
+            return True
+        common = a[:cut]
+        firsts = self.firsts
+        at = bisect_right(firsts, common)  # the strings that start with ``common`` and are longer follow it
+        if at < len(firsts) and firsts[at].startswith(common):
+            return True
+        chars = self.chars
+        return not (chars.isdisjoint(changed_a) and chars.isdisjoint(changed_b))
+
+
+def differ(a: str, b: str) -> tuple[int, int]:
+    """(the length of the longest common prefix of ASCII ``a`` and ``b``, that of the longest common suffix of
+    what follows it in both): each read off the lowest or highest differing bit of the two texts taken as integers,
+    a few calls whatever their length, where a loop would cost one step per character."""
+    n = min(len(a), len(b))
+    x = int.from_bytes(a[:n].encode(), "big") ^ int.from_bytes(b[:n].encode(), "big")
+    cut = n - (x.bit_length() + 7) // 8
+    rest = n - cut
+    if not rest:
+        return cut, 0
+    y = int.from_bytes(a[len(a) - rest:].encode(), "big") ^ int.from_bytes(b[len(b) - rest:].encode(), "big")
+    return cut, rest if not y else ((y & -y).bit_length() - 1) // 8
 
 
 #: a path+query made only of these is its own normal form (no ``%`` to decode, nothing to encode, no ``#``)

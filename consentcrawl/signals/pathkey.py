@@ -13,7 +13,17 @@ from typing import TYPE_CHECKING
 from ..recent import Recent
 from ..robots.fetch import RobotsFile, RobotsStatus
 from ..robots.matcher import _glob_match, _pieces
-from ._common import PagePath, PathPattern, SlashSight, canonical_page, normal_path, spelled_page, url_path
+from ._common import (
+    PagePath,
+    PathPattern,
+    SlashSight,
+    SpellingSight,
+    canonical_page,
+    normal_path,
+    reads_back,
+    spelled_page,
+    url_path,
+)
 from .ai_txt import parse_ai_txt
 from .content_usage import usage_rules
 from .fetch import SignalFileStatus
@@ -106,7 +116,8 @@ class PathKey:
         self._ai = parse_ai_txt(ai_txt.body) if ai_txt is not None and ai_txt.status is OK else None
         self._patterns = self._tdm is not None or bool(self._usage) or bool(self._licences)
         self.origin_wide = not self._patterns and self._ai is None
-        self._sight: SlashSight | None = None  #: built the first time a request has a trailing-slash spelling
+        #: what the patterns can tell apart: built the first time a request has another spelling
+        self._sight: tuple[SlashSight, SpellingSight] | None = None
 
     def key(self, url: str) -> Hashable:
         """The parts of the files ``url`` selects (None for every URL when :attr:`origin_wide`). Remembered for the
@@ -137,8 +148,8 @@ class PathKey:
             return None
         path, normal, plain = canonical_page(canonical)
         known: Hashable = self._select(canonical, path, normal, path in allowed)
-        if (len(paths) > 1 or (paths and paths[0] != canonical.path_query)) and not (
-                plain and self._slash_blind(canonical, paths, allowed)):
+        if (len(paths) > 1 or (paths and paths[0] != canonical.path_query)) and not self._blind(
+                canonical, plain, paths, allowed):
             first = canonical.path_query
             spelled = []
             for spelling in paths:  # in spelled_urls' order
@@ -150,30 +161,40 @@ class PathKey:
                     return (_SPELLINGS, known, *spelled)
         return known
 
-    def _slash_blind(self, canonical: CanonicalURL, paths: tuple[str, ...], allowed: tuple[str, ...]) -> bool:
-        """Whether the request's only other spelling is its canonical path with the trailing slash as written, and
-        no pattern of the files can tell the two apart (:class:`SlashSight`): then both select the same parts and
-        the canonical selection is the key, without matching the spelling against every pattern.
+    def _blind(self, canonical: CanonicalURL, plain: bool, paths: tuple[str, ...], allowed: tuple[str, ...]) -> bool:
+        """Whether no pattern of the files can tell any of the request's other spellings from its canonical
+        path+query: then every spelling selects what the canonical path does, which is the key, without matching
+        the spellings against every pattern. Each spelling is the canonical path with the trailing slash as written
+        (an insertion: :class:`SlashSight`), or one that differs from it in one stretch (:class:`SpellingSight`: a
+        lenient reading, ``/b/0%2F1`` read ``/b/0/1``); anything else is matched.
 
-        Only asked for a plain path read back unchanged (``canonical_page``: each pattern compares it as it is, literal
-        and normal alike, and the host is no IPv6 address, where a spelling is read by splitting its URL), and,
-        where ``Content-Usage`` rules are read, with both spellings allowed by robots.txt (which can tell them
-        apart)."""
+        Only asked where each pattern compares the paths as they are, literal and normal alike: a canonical
+        path+query that reads back (``plain``, or ``reads_back``: what ``canonical_page`` reads, its own normal form;
+        an IPv6 host's URL is split, which gives the same text), and spellings that read back with no ``%`` (what
+        ``spelled_page`` reads as their own normal form, on the canonical origin) or that add the slash to it; and,
+        where ``Content-Usage`` rules are read, with every spelling allowed by robots.txt (which can tell them
+        apart). ``tests/test_signals_lenient.py`` holds each of these to selecting every spelling."""
         first = canonical.path_query
-        if len(paths) != 2 or paths[1] != first:
+        if not plain and not reads_back(first):
             return False
-        spelling = paths[0]
-        cut = first.find("?")
-        if spelling != (first + "/" if cut < 0 else first[:cut] + "/" + first[cut:]):
-            return False
-        if self._usage and allowed is not paths and not (first in allowed and spelling in allowed):
+        if self._usage and allowed is not paths and not all(p in allowed for p in paths):
             return False
         sight = self._sight
         if sight is None:
-            sight = self._sight = self._slash_sight()
-        return not (sight.tells_apart(first, False) if cut < 0 else sight.tells_apart(first[:cut], True))
+            sight = self._sight = self._make_sight()
+        cut = first.find("?")
+        slashed = first + "/" if cut < 0 else first[:cut] + "/" + first[cut:]
+        for spelling in paths:
+            if spelling == first:
+                continue
+            if spelling == slashed:
+                if sight[0].tells_apart(first, False) if cut < 0 else sight[0].tells_apart(first[:cut], True):
+                    return False
+            elif "%" in spelling or not reads_back(spelling) or sight[1].tells_apart(first, spelling):
+                return False
+        return True
 
-    def _slash_sight(self) -> SlashSight:
+    def _make_sight(self) -> tuple[SlashSight, SpellingSight]:
         rows = [*(self._tdm or ()), *self._usage, *(row for rows in self._rsl for row in rows)]
         patterns = [(pattern.pieces, pattern.anchored) if pattern is not None else ((first,), False)
                     for _origin, first, pattern, _length, _selects in rows]
@@ -181,7 +202,7 @@ class PathKey:
         if self._ai is not None:
             patterns += [_pieces(p) for p in self._ai.patterns(self._token)]
             exact = ("/robots.txt",)  # always allowed, which /robots.txt/ is not
-        return SlashSight(patterns, exact)
+        return SlashSight(patterns, exact), SpellingSight(patterns, exact)
 
     def _select(self, url: str | CanonicalURL, path: str, normal: str, crawlable: bool) -> tuple[Hashable, ...]:
         """The parts of the files the page selects; ``normal``: ``normal_path(path)``, worked out once for every
