@@ -1,0 +1,87 @@
+"""A fresh-eyes leak hunt against the cheaper decision paths (hunt7): each shortcut must decide as deciding afresh
+would, judged by what the server did (its own request log) and the items that came out, or, for the pure parts,
+against a runtime or engine that never took the shortcut.
+
+- ``pagehead``: the one scan of a page's head must read the head the spider reads. Scrapy decodes a page with its
+  declared charset, whatever that is: a charset in which ASCII bytes are not the ASCII text (EBCDIC, a stateful
+  ISO-2022 whose shifted bytes look like ``<!--``) hid a ``<meta name="robots">`` or a TDM reservation from a scan
+  of the raw bytes.
+- ``RequestFactsMemo``: facts handed from phase to phase equal fresh facts after any change of the request.
+- ``RecordsNeeded.carried`` / the version read once: a store written during the lookup is never remembered.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl.pagehead import head_tags
+from consentcrawl.robots.meta import parse_meta_robots
+from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
+from tests.conftest import run_crawl
+from tests.test_robots_crawl import HOST, ConsentListSpider
+from tests.test_signals_crawl import SignalSite, _denied, _pages, _settings
+
+# --------------------------------------------------------------------------- the page head, in its own charset
+
+_ROBOTS_META = '<meta name="robots" content="noai, noimageai, noindex">'
+_RESERVED_META = '<meta name="tdm-reservation" content="1">'
+
+
+def _ebcdic(meta: str) -> bytes:
+    return f"<html><head>{meta}</head><body>x</body></html>".encode("cp037")
+
+
+def _iso2022_hidden(meta: str) -> bytes:
+    """A head whose ``<!--`` and ``-->`` are bytes of kanji (shifted in by ``ESC $ B``): the decoded page has no
+    comment, so the tag between them is in the head; a byte scan sees a comment around it."""
+    return (b"<html><head>\x1b$B<!--\x1b(B" + meta.encode("ascii") + b"\x1b$B-->!\x1b(B</head><body>x</body></html>")
+
+
+#: (path, charset, body): pages whose head says what the spider reads in that charset
+_HIDDEN = {
+    "/ebcdic": ("cp037", _ebcdic),
+    "/iso2022": ("iso-2022-jp", _iso2022_hidden),
+}
+
+
+@pytest.mark.xfail(strict=True, reason="pagehead scans the raw bytes of a charset whose ASCII bytes are not ASCII text")
+@pytest.mark.parametrize("path", list(_HIDDEN))
+def test_the_head_scan_reads_the_head_the_spider_reads(path: str) -> None:
+    """The pure part: the tags the scan finds are those in the page as decoded with its charset."""
+    from scrapy.http import HtmlResponse
+
+    charset, make = _HIDDEN[path]
+    response = HtmlResponse(f"http://{HOST}{path}", body=make(_ROBOTS_META),
+                            headers={"Content-Type": f"text/html; charset={charset}"})
+    assert _ROBOTS_META in response.text  # what the spider reads
+    tags = head_tags(response.body, response.encoding)
+    assert [t.attrs.get("name") for t in tags if t.tag == "meta"] == ["robots"]
+    assert {d.directive for d in parse_meta_robots(response.body, "consentcrawl", response.encoding)} >= {"noai"}
+
+
+@pytest.mark.xfail(strict=True, reason="pagehead scans the raw bytes of a charset whose ASCII bytes are not ASCII text")
+@deferred_f_from_coro_f
+async def test_a_tdm_reservation_in_a_page_of_a_non_ascii_charset_denies_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crawl for AI training of pages whose head reserves TDM, each in a charset whose bytes a raw scan misreads:
+    the server served them (the decision is the response phase's), no callback ran, no item came out."""
+    plain = SignalSite(robots="User-agent: *\nContent-Usage: / train-ai=y\nAllow: /\n")  # the site allows training
+
+    def site(request: LoggedRequest, headers: dict[str, str]) -> Response | None:
+        if request.path in _HIDDEN:
+            charset, make = _HIDDEN[request.path]
+            return Response(200, {"Content-Type": f"text/html; charset={charset}"}, make(_RESERVED_META))
+        return plain(request, headers)
+
+    ConsentListSpider.urls = [f"http://{HOST}{p}" for p in (*_HIDDEN, "/ok")]
+    with LocalServer(site) as server:
+        result = await run_crawl(ConsentListSpider, _settings(tmp_path, "ai-training"), proxy=server.proxy,
+                                 monkeypatch=monkeypatch)
+        assert _pages(server) == sorted([*_HIDDEN, "/ok"])
+    assert [i["url"] for i in result.items] == [f"http://{HOST}/ok"]
+    denied = _denied(result)
+    assert {p.lstrip("/"): denied.get(p.lstrip("/")) for p in _HIDDEN} == {
+        p.lstrip("/"): "response.signal.tdmrep" for p in _HIDDEN}
