@@ -8,8 +8,9 @@ bodies is remembered by the body object's identity: a response's body is an immu
 The scan is the HTML tokenizer's view, kept linear: it reads the first :data:`HEAD_SCAN_BYTES` of the document,
 skips comments and the raw-text elements (``<script>``, ``<style>``, ...) so a commented-out tag never counts, and
 stops at ``<body``. Attribute names are ASCII-lower-cased and the first of repeated attributes is kept (as HTML
-does); values are decoded with the page's encoding and HTML-unescaped. A document in UTF-16 or UTF-32, whose
-``<meta`` is not ASCII bytes, is decoded first, as Scrapy decodes it for the spider. Never raises.
+does); values are decoded with the page's encoding and HTML-unescaped. A document in a charset whose ASCII bytes
+are not always ASCII text (UTF-16, UTF-32, EBCDIC, ISO-2022, a CJK codec) is decoded first, as Scrapy decodes it
+for the spider, so the scan reads the head the spider reads. Never raises.
 
 Pure: no Scrapy, no I/O, no clock.
 """
@@ -17,6 +18,7 @@ Pure: no Scrapy, no I/O, no clock.
 from __future__ import annotations
 
 import codecs
+import functools
 import html
 import re
 from typing import NamedTuple
@@ -68,10 +70,31 @@ def _start(body: object, encoding: str) -> tuple[bytes, str] | None:
         codec = codecs.lookup(encoding).name
     except (LookupError, TypeError, ValueError):
         codec = "utf-8"
-    if codec.startswith(("utf-16", "utf-32")):  # "<meta" is not ASCII there: re-encode (rare, so the copy is fine)
+    if not _ascii_bytes(codec):  # the markup is not ASCII bytes there: re-encode (rare, so the copy is fine)
         text = bytes(body[:HEAD_SCAN_BYTES * 4]).decode(codec, "replace")[:HEAD_SCAN_BYTES]
         return text.encode("utf-8", "surrogatepass"), "utf-8"
     return bytes(body[:HEAD_SCAN_BYTES]), codec
+
+
+_ASCII = bytes(range(128)).decode("ascii")
+
+
+@functools.lru_cache(maxsize=64)
+def _ascii_bytes(codec: str) -> bool:
+    """Whether every ASCII byte of a document in ``codec`` is that ASCII character wherever it stands, so the raw
+    bytes can be scanned for the markup: UTF-8 (by design: no byte of a multi-byte sequence is ASCII), and a
+    stateless single-byte codec that keeps ASCII (each byte decodes alone to one character, the same as in a run,
+    the first 128 to themselves: ISO-8859-*, windows-125*, KOI8...). Any other codec (UTF-16/32, EBCDIC, a stateful
+    ISO-2022 or UTF-7, a multi-byte CJK codec whose second bytes may be ASCII) is decoded first: scanned as bytes,
+    its ``<!--`` or ``<meta`` is not the page's, and a tag the spider reads is missed."""
+    if codec == "utf-8":
+        return True
+    try:
+        alone = [bytes([b]).decode(codec, "replace") for b in range(256)]
+        run = bytes(range(256)).decode(codec, "replace")
+    except Exception:  # noqa: BLE001 - a codec that cannot decode its own bytes is not scanned as bytes
+        return False
+    return all(len(c) == 1 for c in alone) and "".join(alone) == run and run[:128] == _ASCII
 
 
 def _scan(body: object, encoding: str) -> tuple[HeadTag, ...]:
