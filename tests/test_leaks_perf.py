@@ -12,15 +12,21 @@ against a runtime or engine that never took the shortcut.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
+import tests.lenient as lenient
 from consentcrawl.pagehead import head_tags
 from consentcrawl.robots.meta import parse_meta_robots
 from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
 from tests.conftest import run_crawl
+from tests.lenient import HOST as PEOPLE_HOST
+from tests.lenient import KINDS, LenientPeople, ListLogic, crawl, make_spider, people_settings, secret_name
+from tests.test_leaks_hunt import _refusing_profile
 from tests.test_robots_crawl import HOST, ConsentListSpider
 from tests.test_signals_crawl import SignalSite, _denied, _pages, _settings
 
@@ -115,3 +121,33 @@ def test_a_charset_is_scanned_as_bytes_only_where_every_ascii_byte_is_that_chara
         for lead in range(256):
             for ascii_byte in markup:
                 assert bytes([lead, ascii_byte]).decode(name, "replace")[-1] == chr(ascii_byte), (name, lead)
+
+
+@dataclass
+class EbcdicPeople(LenientPeople):
+    """The lenient site, its profile pages in EBCDIC (``charset=cp037``), which Scrapy decodes for the spider."""
+
+    def _answer(self, request: Any, path: str, kind: str, person: str | None) -> tuple[str, Response]:
+        kind, response = super()._answer(request, path, kind, person)
+        if kind == "profile":
+            body = response.body_bytes().decode("utf-8").encode("cp037")
+            response = Response(response.status, {"Content-Type": "text/html; charset=cp037"}, body)
+        return kind, response
+
+
+@pytest.mark.xfail(strict=True, reason="the refusal reader searches the raw bytes of an EBCDIC page for h-card")
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_refusal_on_a_profile_in_ebcdic_is_read(kind: str, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """101's profile card says ``#nobot``, in a page sent in EBCDIC: the callback reads the card (Scrapy decodes
+    the page with its charset), so the refusal must be read too; 101's next page is not fetched, no callback ran."""
+    monkeypatch.setattr(lenient, "_profile_html", _refusing_profile)
+    app = EbcdicPeople()
+    base = f"http://{PEOPLE_HOST}"
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{base}/u/101", 1.0, f"{base}/u/101/posts"],
+                             follow_links=False)
+    assert app.people_served() == ["101"], f"101's next page was fetched after they refused\n{app.describe()}"
+    assert not result.seen and secret_name("101") not in str(result.items), f"a callback got it: {result.seen}"
