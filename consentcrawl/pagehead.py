@@ -25,7 +25,7 @@ from typing import NamedTuple
 
 from .cache import ObjectMemo
 
-__all__ = ["HEAD_SCAN_BYTES", "HeadTag", "decode_value", "head_tags"]
+__all__ = ["HEAD_SCAN_BYTES", "HeadTag", "decode_value", "head_tags", "scans_as_bytes"]
 
 HEAD_SCAN_BYTES = 64 * 1024  #: only the start of a document is searched for its head
 RAW_BYTES = 1200  #: bytes of a tag kept in :attr:`HeadTag.raw` (its readers keep less)
@@ -70,7 +70,7 @@ def _start(body: object, encoding: str) -> tuple[bytes, str] | None:
         codec = codecs.lookup(encoding).name
     except (LookupError, TypeError, ValueError):
         codec = "utf-8"
-    if not _ascii_bytes(codec):  # the markup is not ASCII bytes there: re-encode (rare, so the copy is fine)
+    if not scans_as_bytes(codec):  # the markup is not ASCII bytes there: re-encode (rare, so the copy is fine)
         text = bytes(body[:HEAD_SCAN_BYTES * 4]).decode(codec, "replace")[:HEAD_SCAN_BYTES]
         return text.encode("utf-8", "surrogatepass"), "utf-8"
     return bytes(body[:HEAD_SCAN_BYTES]), codec
@@ -80,13 +80,18 @@ _ASCII = bytes(range(128)).decode("ascii")
 
 
 @functools.lru_cache(maxsize=64)
-def _ascii_bytes(codec: str) -> bool:
-    """Whether every ASCII byte of a document in ``codec`` is that ASCII character wherever it stands, so the raw
-    bytes can be scanned for the markup: UTF-8 (by design: no byte of a multi-byte sequence is ASCII), and a
-    stateless single-byte codec that keeps ASCII (each byte decodes alone to one character, the same as in a run,
-    the first 128 to themselves: ISO-8859-*, windows-125*, KOI8...). Any other codec (UTF-16/32, EBCDIC, a stateful
-    ISO-2022 or UTF-7, a multi-byte CJK codec whose second bytes may be ASCII) is decoded first: scanned as bytes,
-    its ``<!--`` or ``<meta`` is not the page's, and a tag the spider reads is missed."""
+def scans_as_bytes(encoding: str) -> bool:
+    """Whether every ASCII byte of a document in ``encoding`` is that ASCII character wherever it stands, so its
+    raw bytes can be searched for markup (this scan, the refusal reader's ``h-card``): UTF-8 (by design: no byte of
+    a multi-byte sequence is ASCII), and a stateless single-byte codec that keeps ASCII (each byte decodes alone to
+    one character, the same as in a run, the first 128 to themselves: ISO-8859-*, windows-125*, KOI8...). Any
+    other codec (UTF-16/32, EBCDIC, a stateful ISO-2022 or UTF-7, a multi-byte CJK codec whose second bytes may be
+    ASCII) is decoded first: scanned as bytes, its ``<!--`` or ``<meta`` is not the page's, and a tag the spider
+    reads is missed. An unknown name: False (the caller's decoding then fails, and it denies)."""
+    try:
+        codec = codecs.lookup(encoding).name
+    except (LookupError, TypeError, ValueError):
+        return False
     if codec == "utf-8":
         return True
     try:

@@ -30,6 +30,7 @@ from urllib.parse import urljoin, urlsplit
 
 import lxml.etree
 
+from ..pagehead import scans_as_bytes
 from .hashtags import hashtags
 from .purposes import purposes_of
 
@@ -190,8 +191,8 @@ def read_html_profile(body: bytes | str, url: str, token: str, encoding: str = "
 def _html_profile(body: bytes | str, url: str, token: str,
                   encoding: str) -> tuple[list[Found], bool, str | None]:
     """The refusals, whether the page shows a profile at all, and the actor it links to (when it does)."""
-    if isinstance(body, bytes) and (encoding or "").lower().replace("_", "-").startswith(("utf-16", "utf-32")):
-        body = body.decode(encoding, "replace")  # not ASCII-compatible: the byte search below would miss
+    if isinstance(body, bytes) and not scans_as_bytes(encoding or "utf-8"):
+        body = body.decode(encoding, "replace")  # its ASCII bytes are not its text: the byte search below would miss
     if isinstance(body, bytes):
         marked = b"h-card" in body or b"og:type" in body
     else:
