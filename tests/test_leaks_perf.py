@@ -26,7 +26,7 @@ from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
 from tests.conftest import run_crawl
 from tests.lenient import HOST as PEOPLE_HOST
 from tests.lenient import KINDS, LenientPeople, ListLogic, crawl, make_spider, people_settings, secret_name
-from tests.test_leaks_hunt import _refusing_profile
+from tests.test_leaks_hunt import _actor, _refusing_profile
 from tests.test_robots_crawl import HOST, ConsentListSpider
 from tests.test_signals_crawl import SignalSite, _denied, _pages, _settings
 
@@ -127,11 +127,13 @@ def test_a_charset_is_scanned_as_bytes_only_where_every_ascii_byte_is_that_chara
 class EbcdicPeople(LenientPeople):
     """The lenient site, its profile pages in EBCDIC (``charset=cp037``), which Scrapy decodes for the spider."""
 
+    media_type: str = "text/html"
+
     def _answer(self, request: Any, path: str, kind: str, person: str | None) -> tuple[str, Response]:
         kind, response = super()._answer(request, path, kind, person)
         if kind == "profile":
             body = response.body_bytes().decode("utf-8").encode("cp037")
-            response = Response(response.status, {"Content-Type": "text/html; charset=cp037"}, body)
+            response = Response(response.status, {"Content-Type": f"{self.media_type}; charset=cp037"}, body)
         return kind, response
 
 
@@ -149,4 +151,24 @@ async def test_a_refusal_on_a_profile_in_ebcdic_is_read(kind: str, tmp_path: Pat
                              monkeypatch=monkeypatch, urls=[f"{base}/u/101", 1.0, f"{base}/u/101/posts"],
                              follow_links=False)
     assert app.people_served() == ["101"], f"101's next page was fetched after they refused\n{app.describe()}"
+    assert not result.seen and secret_name("101") not in str(result.items), f"a callback got it: {result.seen}"
+
+
+@pytest.mark.xfail(strict=True, reason="an actor is read as UTF JSON only, not in the charset response.text uses")
+@pytest.mark.parametrize("media_type", ["application/json", "text/plain"])
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_an_actor_in_ebcdic_is_read_as_response_text_reads_it(kind: str, media_type: str, tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """101's ActivityPub actor says ``"indexable": false``, sent as JSON in EBCDIC: a callback's
+    ``json.loads(response.text)`` reads it (Scrapy decodes it with its charset), so it must be read as an actor:
+    101's next page is not fetched."""
+    monkeypatch.setattr(lenient, "_profile_html", _actor)
+    app = EbcdicPeople(media_type=media_type)
+    base = f"http://{PEOPLE_HOST}"
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{base}/u/101", 1.0, f"{base}/u/101/posts"],
+                             follow_links=False)
+    assert app.people_served() == ["101"], f"101's next page was fetched after they said no\n{app.describe()}"
     assert not result.seen and secret_name("101") not in str(result.items), f"a callback got it: {result.seen}"
