@@ -154,7 +154,6 @@ async def test_a_refusal_on_a_profile_in_ebcdic_is_read(kind: str, tmp_path: Pat
     assert not result.seen and secret_name("101") not in str(result.items), f"a callback got it: {result.seen}"
 
 
-@pytest.mark.xfail(strict=True, reason="an actor is read as UTF JSON only, not in the charset response.text uses")
 @pytest.mark.parametrize("media_type", ["application/json", "text/plain"])
 @pytest.mark.parametrize("kind", KINDS)
 @deferred_f_from_coro_f

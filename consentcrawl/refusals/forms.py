@@ -389,9 +389,16 @@ def read_page(url: str, status: int, content_type: str, body: bytes, token: str,
     # body, and a platform may show a locked or limited profile with a 403 or a 404
     # what the type claims does not decide what a callback makes of the body (``json.loads(response.text)``,
     # ``response.css``): a JSON object is read as JSON whatever its type, anything else that is not JSON as HTML
-    if "json" in ct or _JSON_START.match(body) or body[:1] in (b"\xff", b"\xfe", b"\x00") or body[1:2] == b"\x00":
+    # ``response.text``, where the page's charset makes it other text than its bytes: ``json.loads`` of it reads a
+    # document the bytes do not show
+    declared = None if scans_as_bytes(encoding or "utf-8") else body.decode(encoding, "replace")
+    as_text = declared is not None and declared.lstrip("\ufeff \t\r\n").startswith("{")
+    if ("json" in ct or _JSON_START.match(body) or body[:1] in (b"\xff", b"\xfe", b"\x00") or body[1:2] == b"\x00"
+            or as_text):
         try:
             text = _json_text(body)
+            if text is None and as_text:
+                text = declared
             doc = json.loads(text if text is not None else body.decode("utf-8-sig"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             if is_activitypub(ct):
