@@ -12,14 +12,21 @@ against a runtime or engine that never took the shortcut.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from scrapy import Request
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 import tests.lenient as lenient
+import tests.test_between_phases as between
+from consentcrawl.cache import RequestFactsMemo
+from consentcrawl.meta_keys import META_SUBJECT
 from consentcrawl.pagehead import head_tags
 from consentcrawl.robots.meta import parse_meta_robots
 from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
@@ -171,3 +178,83 @@ async def test_an_actor_in_ebcdic_is_read_as_response_text_reads_it(kind: str, m
                              follow_links=False)
     assert app.people_served() == ["101"], f"101's next page was fetched after they said no\n{app.describe()}"
     assert not result.seen and secret_name("101") not in str(result.items), f"a callback got it: {result.seen}"
+
+
+# --------------------------------------------------------------------------- the facts handed from phase to phase
+
+#: what a downloader middleware or a redirect may change on the request object between two phases
+_NAMES = ["Host", "host", "HOST", "Cookie", "cookie", "X-Original-URL", "x-rewrite-url", "X-Original-URI",
+          "X-Forwarded-Uri", "Transfer-Encoding", "Content-Length", "content-length", "Content-Type"]
+_VALUES = [b"microblog.example", b"elsewhere.example", b"id=3002", b"next=microblog.example/u/3002", b"/u/3001",
+           b"/u/3002", b"chunked", b"0", b"29", b"application/x-www-form-urlencoded", b"application/json"]
+_change = st.one_of(
+    st.tuples(st.just("header"), st.sampled_from(_NAMES), st.lists(st.sampled_from(_VALUES), max_size=2)),
+    st.tuples(st.just("meta"), st.sampled_from([META_SUBJECT, "proxy"]),
+              st.sampled_from([None, "microblog:3001", "microblog:3002", "3002", 3002, "http://elsewhere.example",
+                               "http://microblog.example:80", "http://[bad"])),
+    st.tuples(st.just("body"), st.sampled_from([b"", b"next=microblog.example/u/3002", b"id=3001",
+                                               b'{"url": "http://microblog.example/u/3002"}'])),
+    st.tuples(st.just("url"), st.sampled_from(["/u/3001", "/u/3002", "/u/3001/", "/people", "/u/3001?id=3002"])),
+    st.tuples(st.just("read"), st.sampled_from(["request", "send", "person", "origin", "later"])),
+)
+
+
+def _apply(request: Request, change: tuple[Any, ...]) -> None:
+    kind = change[0]
+    if kind == "header":
+        name, values = change[1], change[2]
+        if values:
+            dict.__setitem__(request.headers, name.encode(), list(values))  # as put, unnormalised too
+        else:
+            for key in [k for k in request.headers if k.lower() == name.lower().encode()]:
+                del request.headers[key]
+    elif kind == "meta":
+        if change[2] is None:
+            request.meta.pop(change[1], None)
+        else:
+            request.meta[change[1]] = change[2]
+    elif kind == "body":
+        request._set_body(change[1])
+    else:
+        request._set_url(f"{between.ORIGIN}{change[1]}")
+
+
+@settings(max_examples=120, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(changes=st.lists(_change, min_size=1, max_size=12))
+@example(changes=[("read", "request"), ("meta", "proxy", "http://[bad"), ("read", "send")])
+@example(changes=[("read", "person"), ("meta", META_SUBJECT, "microblog:3002"), ("read", "person")])
+@example(changes=[("read", "origin"), ("url", "/u/3002"), ("read", "send")])
+@example(changes=[("read", "request"), ("header", "host", [b"elsewhere.example"]), ("read", "send")])
+@example(changes=[("read", "request"), ("header", "Cookie", [b"id=3002"]), ("read", "send")])
+@example(changes=[("read", "request"), ("header", "X-Forwarded-Uri", [b"/u/3002"]), ("read", "send")])
+@example(changes=[("read", "request"), ("header", "Content-Length", [b"0"]), ("read", "send")])
+@example(changes=[("body", b"id=3001"), ("read", "request"),
+                  ("header", "Content-Type", [b"application/x-www-form-urlencoded"]), ("read", "send")])
+@example(changes=[("read", "request"), ("body", b"next=microblog.example/u/3002"), ("read", "send")])
+@example(changes=[("read", "request"), ("read", "later"), ("read", "send")])
+def test_facts_handed_on_are_the_facts_read_afresh_after_any_change(tmp_path: Path,
+                                                                     changes: list[tuple[Any, ...]]) -> None:
+    """One request object read at the phases in any order, changed in between in any of the ways a middleware can
+    (a header in any spelling, put in unnormalised, several values; meta subject of any type; the proxy; the body;
+    the URL in place): each reading equals a reading by a runtime that never read it before. Catches an input left
+    out of what the memo compares (each is changed here), and facts of another time handed to a decision."""
+    with tempfile.TemporaryDirectory(dir=tmp_path) as one, tempfile.TemporaryDirectory(dir=tmp_path) as two:
+        with between._opened(Path(one)) as runtime, between._opened(Path(two)) as never_read:
+            request = Request(between.URL, method="POST")
+            times = {"request": between.NOW, "send": between.NOW, "later": between.EXPIRES}
+            for change in changes:
+                if change[0] != "read":
+                    _apply(request, change)
+                    continue
+                never_read._facts = RequestFactsMemo()  # nothing remembered: read afresh
+                if change[1] == "person":
+                    assert runtime.person_of(request) == never_read.person_of(request)
+                elif change[1] == "origin":
+                    assert runtime.origin_of(request) == never_read.origin_of(request)
+                else:
+                    now = times[change[1]]
+                    got, bad = runtime.facts_for(request, request.url, now)
+                    fresh, fresh_bad = never_read.facts_for(request, request.url, now)
+                    assert got == fresh and (bad is None) == (fresh_bad is None), change
+                    assert got is None or (got.now == now and got.now.tzinfo is now.tzinfo)
