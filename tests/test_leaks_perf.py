@@ -26,14 +26,20 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 import tests.lenient as lenient
 import tests.test_between_phases as between
 from consentcrawl.cache import RequestFactsMemo
+from consentcrawl.consent.records import AuthorizationRecord
+from consentcrawl.consent.store import MemoryStore
 from consentcrawl.meta_keys import META_SUBJECT
 from consentcrawl.pagehead import head_tags
 from consentcrawl.robots.meta import parse_meta_robots
+from consentcrawl.terms.platforms import PlatformRegistry
 from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
 from tests.conftest import run_crawl
+from tests.deciding import Engine
 from tests.lenient import HOST as PEOPLE_HOST
 from tests.lenient import KINDS, LenientPeople, ListLogic, crawl, make_spider, people_settings, secret_name
 from tests.test_leaks_hunt import _actor, _refusing_profile
+from tests.test_policy import NOW as POLICY_NOW
+from tests.test_policy import make_platform, record, t
 from tests.test_robots_crawl import HOST, ConsentListSpider
 from tests.test_signals_crawl import SignalSite, _denied, _pages, _settings
 
@@ -258,3 +264,45 @@ def test_facts_handed_on_are_the_facts_read_afresh_after_any_change(tmp_path: Pa
                     fresh, fresh_bad = never_read.facts_for(request, request.url, now)
                     assert got == fresh and (bad is None) == (fresh_bad is None), change
                     assert got is None or (got.now == now and got.now.tzinfo is now.tzinfo)
+
+
+# --------------------------------------------------------------------------- the store's version, read once
+
+
+class _WrittenDuringLookup(MemoryStore):
+    """A store another process writes while a lookup reads it: the lookup answers what was there before (the
+    grant), and the store's version is already the new one (the withdrawal) when it returns."""
+
+    def __init__(self, records: list[AuthorizationRecord], then: AuthorizationRecord) -> None:
+        super().__init__(records)
+        self.then: AuthorizationRecord | None = then
+
+    def lookup(self, platform: str, subject: str) -> tuple[AuthorizationRecord, ...]:
+        answer = super().lookup(platform, subject)
+        if self.then is not None:
+            self.add(self.then)
+            self.then = None
+        return tuple(answer)
+
+
+@pytest.mark.parametrize("ask", ["link", "consent", "subject"])
+def test_a_decision_made_while_the_store_was_written_is_not_remembered(ask: str) -> None:
+    """The first decision of a new link reads the version before its lookup once (the decider's own read) and after
+    it again: a write in between (a withdrawal) makes the answers a version equal to nothing, so the next decision
+    looks the person up again and denies. Catches a version read after the lookup taken as the one before it, and
+    a decision remembered at the version read after a write."""
+    store = _WrittenDuringLookup([record("1001")], record("1001", revoked_at=t("2026-10-01")))
+    engine = Engine(PlatformRegistry({"microblog": make_platform()}), store, "consentcrawl")
+    url = "http://microblog.example/u/1001"
+
+    def decide() -> Any:
+        if ask == "link":
+            return engine.decide_link(url, "research", POLICY_NOW)[0]
+        if ask == "subject":
+            return engine.decide_subject("microblog", "1001", "research", POLICY_NOW)
+        return engine.decide_consent(engine.facts(url, "research", POLICY_NOW))
+
+    first = decide()
+    assert first.allowed, first.reason  # decided on what the lookup read
+    second = decide()
+    assert not second.allowed and second.reason == "subject.revoked", second.reason
