@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import scrapy
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from scrapy import Request
@@ -306,3 +307,51 @@ def test_a_decision_made_while_the_store_was_written_is_not_remembered(ask: str)
     assert first.allowed, first.reason  # decided on what the lookup read
     second = decide()
     assert not second.allowed and second.reason == "subject.revoked", second.reason
+
+
+# --------------------------------------------------------------------------- a change after the request phase, crawled
+
+
+class _LateRewrite:
+    """A downloader middleware between the request phase (priority 10) and the send-time handler: it makes a
+    request for 101 route to 107 after the request phase allowed it, in the way the test names."""
+
+    how = "header"
+
+    async def process_request(self, request: scrapy.Request, spider: Any = None) -> None:
+        if request.url.endswith("/u/101") and not request.meta.get("late_done"):
+            request.meta["late_done"] = True
+            if self.how == "header":
+                request.headers["X-Original-URL"] = "/u/107"
+            elif self.how == "unnormalised":
+                dict.__setitem__(request.headers, b"x-rewrite-url", [b"/u/107"])
+            elif self.how == "subject":
+                request.meta[META_SUBJECT] = "people:107"
+
+
+@pytest.mark.parametrize("how", ["header", "unnormalised", "subject"])
+@deferred_f_from_coro_f
+async def test_a_request_changed_after_the_request_phase_is_decided_as_changed(
+        how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """101 is authorized, 107 is not. A middleware after the request phase makes 101's request route to 107's
+    page (a rewrite header a front end honours, set normally or put in unnormalised) or name 107 in meta: the
+    send-time decision reads the request as it now is, not the facts handed on from the request phase. The server
+    never serves 107; 102's unchanged request (the control) is served. Catches a memo that hands on the request
+    phase's facts for the same request object without comparing what they were read from."""
+    from tests.test_leaks_fresh import RewritingServer
+
+    middleware = type("LateRewrite", (_LateRewrite,), {"how": how})
+    logic = type("LateLogic", (ListLogic,), {"follow_links": False, "urls": [
+        f"http://{PEOPLE_HOST}/u/101", f"http://{PEOPLE_HOST}/u/102"]})
+    app = RewritingServer()
+    # one decision time for both phases (CONSENTCRAWL_NOW): the request phase's facts are of the send time's time
+    settings = people_settings(tmp_path, DOWNLOADER_MIDDLEWARES={middleware: 500},
+                               CONSENTCRAWL_NOW="2026-12-01T12:00:00+00:00")
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", logic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    served = app.people_served()
+    assert "107" not in served and "101" not in served, f"the changed request was sent:\n{app.describe()}"
+    assert "102" in served, app.describe()
+    assert secret_name("107") not in str(result.items)
+    assert any(e["verdict"] == "deny" and e["reason"] == "subject.mismatch" for e in result.audit), result.denies()
