@@ -355,3 +355,38 @@ async def test_a_request_changed_after_the_request_phase_is_decided_as_changed(
     assert "102" in served, app.describe()
     assert secret_name("107") not in str(result.items)
     assert any(e["verdict"] == "deny" and e["reason"] == "subject.mismatch" for e in result.audit), result.denies()
+
+
+# --------------------------------------------------------------------------- what a lenient server reads
+
+#: (the URL's path as written, the path a lenient server serves for it) for pages a tdmrep.json reserves by the
+#: served path, each after a page of the same canonical selection that no file reserves
+_RESERVED_SPELLINGS = [("/b/0%2F2", "/b/0/2"), ("/b/0%2F1", "/b/0/1"),  # %2F decoded, a first piece past /b/0
+                       ("/a;x/c", "/a/c"), ("/a;x/b", "/a/b"),  # a ;parameter dropped
+                       ("/x%2Fpublic", "/x/public"), ("/x%2Fsecret", "/x/secret")]  # a later piece holds "/"
+_TDMREP = ('[{"location": "/b/0/1", "tdm-reservation": 1}, {"location": "/a/b", "tdm-reservation": 1}, '
+           '{"location": "*/secret", "tdm-reservation": 1}, {"location": "/", "tdm-reservation": 0}]')
+
+
+@deferred_f_from_coro_f
+async def test_a_spelling_a_lenient_server_reads_as_a_reserved_path_is_not_sent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server decodes ``%2F`` and drops ``;`` parameters; tdmrep.json reserves the paths it then serves. Each
+    reserved spelling comes after one whose canonical path selects the same (nothing) but whose served path is not
+    reserved, so a site decision remembered by the canonical selection alone would be reused. Judged by the paths
+    the server served: no reserved one. Catches SpellingSight calling blind a pair some pattern tells apart."""
+    site = SignalSite(robots="User-agent: *\nAllow: /\n", tdmrep=_TDMREP)
+    served: list[str] = []
+
+    def app(request: LoggedRequest, headers: dict[str, str]) -> Response | None:
+        if request.path not in ("/robots.txt", "/.well-known/tdmrep.json", "/ai.txt"):
+            served.append(lenient.lenient_path(request.path))
+            return Response.html(f"<html><body>{served[-1]}</body></html>")
+        return site(request, headers)
+
+    ConsentListSpider.urls = [f"http://{HOST}{written}" for written, _ in _RESERVED_SPELLINGS]
+    with LocalServer(app) as server:
+        result = await run_crawl(ConsentListSpider, _settings(tmp_path, "ai-training"), proxy=server.proxy,
+                                 monkeypatch=monkeypatch)
+    assert sorted(served) == ["/a/c", "/b/0/2", "/x/public"], served
+    assert len(result.items) == 3
