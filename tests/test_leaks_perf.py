@@ -213,8 +213,8 @@ def _apply(request: Request, change: tuple[Any, ...]) -> None:
         if values:
             dict.__setitem__(request.headers, name.encode(), list(values))  # as put, unnormalised too
         else:
-            for key in [k for k in request.headers if k.lower() == name.lower().encode()]:
-                del request.headers[key]
+            for key in [k for k in dict.keys(request.headers) if k.lower() == name.lower().encode()]:
+                dict.__delitem__(request.headers, key)
     elif kind == "meta":
         if change[2] is None:
             request.meta.pop(change[1], None)
@@ -390,3 +390,17 @@ async def test_a_spelling_a_lenient_server_reads_as_a_reserved_path_is_not_sent(
                                  monkeypatch=monkeypatch)
     assert sorted(served) == ["/a/c", "/b/0/2", "/x/public"], served
     assert len(result.items) == 3
+
+
+@pytest.mark.parametrize("charset", ["shift_jis", "utf-16", "cp037", "iso-2022-jp"])
+def test_a_profile_decoded_for_its_charset_is_read_with_an_xml_declaration(charset: str) -> None:
+    """A profile decoded before its card is looked for (its charset's bytes are not its text) is parsed as parsel
+    parses ``response.text``, also where it opens with an XML declaration naming its charset (lxml refuses such a
+    declaration in a str): its ``#nobot`` is read, not an error."""
+    from consentcrawl.refusals.forms import read_page
+
+    page = (f'<?xml version="1.0" encoding="{charset}"?><html><body><div class="h-card">'
+            '<p class="p-note">my notes #nobot</p></div></body></html>')
+    reading = read_page("http://people.example/u/101", 200, f"text/html; charset={charset}",
+                        page.encode(charset), "consentcrawl", encoding=charset)
+    assert [f.form for f in reading.found] == ["hashtag.nobot"]

@@ -192,7 +192,9 @@ def _html_profile(body: bytes | str, url: str, token: str,
                   encoding: str) -> tuple[list[Found], bool, str | None]:
     """The refusals, whether the page shows a profile at all, and the actor it links to (when it does)."""
     if isinstance(body, bytes) and not scans_as_bytes(encoding or "utf-8"):
-        body = body.decode(encoding, "replace")  # its ASCII bytes are not its text: the byte search below would miss
+        # its ASCII bytes are not its text: the byte search below would miss. Read as parsel reads response.text
+        # (UTF-8 bytes, parsed as UTF-8 whatever an XML declaration says, which a str may not hold for lxml)
+        body, encoding = body.decode(encoding, "replace").encode("utf-8", "surrogatepass"), "utf-8"
     if isinstance(body, bytes):
         marked = b"h-card" in body or b"og:type" in body
     else:
