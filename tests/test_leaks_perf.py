@@ -404,3 +404,35 @@ def test_a_profile_decoded_for_its_charset_is_read_with_an_xml_declaration(chars
     reading = read_page("http://people.example/u/101", 200, f"text/html; charset={charset}",
                         page.encode(charset), "consentcrawl", encoding=charset)
     assert [f.form for f in reading.found] == ["hashtag.nobot"]
+
+
+class _MovesTheRequest(MemoryStore):
+    """A store whose lookup is the moment something else moves a request to another person's URL (in place: the
+    scheduling check reads the request again when it asks the engine again after the lookup)."""
+
+    request: Request | None = None
+
+    def lookup(self, platform: str, subject: str) -> tuple[AuthorizationRecord, ...]:
+        if self.request is not None:
+            self.request._set_url(f"{between.ORIGIN}/u/3002")
+            self.request = None
+        return tuple(super().lookup(platform, subject))
+
+
+@deferred_f_from_coro_f
+async def test_a_links_facts_carried_over_a_lookup_are_used_only_for_the_same_link(tmp_path: Path) -> None:
+    """The link check of 3001's URL needs 3001's records; while they are looked up the request is moved to 3002's
+    URL (no grant). The check asks again for the URL it now has: the facts carried over from the first ask are
+    3001's and must not be used for it, or 3001's grant is remembered as 3002's link decision. Catches the carried
+    facts used without checking they are the same link's."""
+    from consentcrawl.consent.adapt import as_async_store
+
+    store = _MovesTheRequest([between._grant()])
+    with between._opened(tmp_path) as runtime:
+        runtime.decider.store = as_async_store(store)
+        request = Request(between.URL)
+        store.request = request
+        await runtime.decide_scheduled(request)
+        assert request.url.endswith("/u/3002")  # moved during the lookup
+        decision, _, _ = await runtime.decider.decide_link(request.url, runtime.config.purpose, between.NOW)
+        assert not decision.allowed and decision.reason == "subject.no-authorization", decision.reason
