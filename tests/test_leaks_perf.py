@@ -436,3 +436,39 @@ async def test_a_links_facts_carried_over_a_lookup_are_used_only_for_the_same_li
         assert request.url.endswith("/u/3002")  # moved during the lookup
         decision, _, _ = await runtime.decider.decide_link(request.url, runtime.config.purpose, between.NOW)
         assert not decision.allowed and decision.reason == "subject.no-authorization", decision.reason
+
+
+class _ChangesTheRequest(MemoryStore):
+    """A store whose lookup is the moment a spider callback, run by the event loop while the send-time decision
+    waits for it, changes a request it kept: ``change`` is applied on each of the first ``times`` lookups."""
+
+    def __init__(self, records: list[AuthorizationRecord], request: Request, change: Any, times: int = 1) -> None:
+        super().__init__(records)
+        self.request, self.change, self.times = request, change, times
+
+    def lookup(self, platform: str, subject: str) -> tuple[AuthorizationRecord, ...]:
+        if self.times > 0:
+            self.times -= 1
+            self.change(self.request)
+        return tuple(super().lookup(platform, subject))
+
+
+@pytest.mark.xfail(strict=True, reason="the send-time decision is of the request as it was before its awaits")
+@pytest.mark.parametrize("what", ["a rewrite header", "meta subject", "the URL"])
+@deferred_f_from_coro_f
+async def test_a_request_changed_while_its_send_time_decision_waits_is_decided_as_sent(tmp_path: Path,
+                                                                                         what: str) -> None:
+    """3001's request is decided at send time; while the decision waits for the store, something holding the
+    request changes it to reach 3002's page. What goes to the network is the request as it is when the decision
+    returns, so that is what must have been decided: the send-time decision is not an allow for the request as it
+    was."""
+    from consentcrawl.consent.adapt import as_async_store
+
+    change = {"a rewrite header": between._set(b"X-Original-URL", b"/u/3002"),
+              "meta subject": between._set_meta(META_SUBJECT, "microblog:3002"),
+              "the URL": between._set_url}[what]
+    request = Request(between.URL)
+    with between._opened(tmp_path) as runtime:
+        runtime.decider.store = as_async_store(_ChangesTheRequest([between._grant()], request, change))
+        decision = await runtime.decide_send(request)
+    assert not decision.allowed, f"{what}: {decision.reason} for a request that now reaches 3002"
