@@ -55,6 +55,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("consentcrawl")
 
+#: send-time decisions made for one request that changes while each waits, before it is denied
+SEND_TRIES = 3
+
 _ATTR = "_consentcrawl_runtime"
 #: the spider's finish reason when the configuration is invalid and the crawl refuses to start
 CONFIG_ERROR_REASON = "consentcrawl_config_error"
@@ -275,18 +278,30 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         robots.txt is the file in force for the origin (fetched by the request phase); a request that never passed
         the request phase has none, and is denied (``error.robots-missing``). The person's records are looked up
         again when the store's version changed since the decision they rest on was made.
+
+        What goes to the network is the request as it is when this returns. The decision waits (the store's
+        lookup, the audit write), and the event loop may meanwhile run code that holds the request and changes it
+        (a spider callback): an allow is returned only while the request reads as the facts it was made for, else
+        the request is decided again as it now is, and denied (``error.internal``) when it keeps changing.
         """
-        url = request.url
-        now = self.config.now()
-        facts, decision = self.facts_for(request, url, now)
-        if facts is not None:
-            origin = facts.canonical.origin
-            robots = self.robots.cached(origin)
-            decision = await self.decider.decide(facts, robots, self.site_signals.cached(origin, robots))
-        assert decision is not None
-        decision = await self.record_grouped(decision, url, facts.canonical.url if facts else None, "request",
-                                             time=now)
-        self._remember(request, url, decision)
+        for _ in range(SEND_TRIES):
+            url = request.url
+            now = self.config.now()
+            facts, decision = self.facts_for(request, url, now)
+            if facts is not None:
+                origin = facts.canonical.origin
+                robots = self.robots.cached(origin)
+                decision = await self.decider.decide(facts, robots, self.site_signals.cached(origin, robots))
+            assert decision is not None
+            decision = await self.record_grouped(decision, url, facts.canonical.url if facts else None, "request",
+                                                 time=now)
+            if facts is None or not decision.allowed or self.facts_for(request, request.url, now)[0] == facts:
+                self._remember(request, url, decision)
+                return decision
+        decision = self.record(deny(Stage.ERROR, "error.internal", evidence=(Evidence("error", request.url, {
+            "error": "RequestChanged", "message": f"the request changed while each of {SEND_TRIES} send-time "
+                                                  "decisions waited"}),)), request.url, None, "request")
+        self._remember(request, request.url, decision)
         return decision
 
     def person_of(self, request: Request) -> tuple[str, str] | None:

@@ -12,8 +12,8 @@ against a runtime or engine that never took the shortcut.
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 import tests.lenient as lenient
 import tests.test_between_phases as between
+from consentcrawl.audit.log import read_decisions
 from consentcrawl.cache import RequestFactsMemo
 from consentcrawl.consent.records import AuthorizationRecord
 from consentcrawl.consent.store import MemoryStore
@@ -137,7 +138,7 @@ def test_a_charset_is_scanned_as_bytes_only_where_every_ascii_byte_is_that_chara
                 assert bytes([lead, ascii_byte]).decode(name, "replace")[-1] == chr(ascii_byte), (name, lead)
 
 
-@dataclass
+@dataclasses.dataclass
 class EbcdicPeople(LenientPeople):
     """The lenient site, its profile pages in EBCDIC (``charset=cp037``), which Scrapy decodes for the spider."""
 
@@ -453,7 +454,6 @@ class _ChangesTheRequest(MemoryStore):
         return tuple(super().lookup(platform, subject))
 
 
-@pytest.mark.xfail(strict=True, reason="the send-time decision is of the request as it was before its awaits")
 @pytest.mark.parametrize("what", ["a rewrite header", "meta subject", "the URL"])
 @deferred_f_from_coro_f
 async def test_a_request_changed_while_its_send_time_decision_waits_is_decided_as_sent(tmp_path: Path,
@@ -472,3 +472,31 @@ async def test_a_request_changed_while_its_send_time_decision_waits_is_decided_a
         runtime.decider.store = as_async_store(_ChangesTheRequest([between._grant()], request, change))
         decision = await runtime.decide_send(request)
     assert not decision.allowed, f"{what}: {decision.reason} for a request that now reaches 3002"
+    assert decision.reason == "subject.mismatch" if what != "the URL" else "subject.no-authorization"
+    lines = [(e["verdict"], e["reason"]) for e in read_decisions(tmp_path / "audit.jsonl") if e["phase"] == "request"]
+    assert lines == [("allow", "subject.authorized"), ("deny", decision.reason)]  # each decision made is recorded
+
+
+@deferred_f_from_coro_f
+async def test_a_request_that_changes_while_each_send_time_decision_waits_is_denied(tmp_path: Path) -> None:
+    """A request changed anew during every decision of it is denied after a few, with the cause, not decided
+    forever; one change that does not alter its facts (a header no one routes by) is no change."""
+    from consentcrawl.consent.adapt import as_async_store
+    from consentcrawl.runtime import SEND_TRIES
+
+    count = iter(range(100))
+
+    def rewrite(request: Request) -> None:
+        request.headers[b"X-Trace"] = str(next(count)).encode()  # no fact: the same request to the decision
+        request._set_url(f"{between.URL}?page={next(count)}")  # 3001's own page, another URL each time
+        store.add(dataclasses.replace(between._grant(), subject=str(4000 + next(count))))  # so it is looked up again
+
+    request = Request(between.URL)
+    store = _ChangesTheRequest([between._grant()], request, rewrite, times=99)
+    with between._opened(tmp_path) as runtime:
+        runtime.decider.store = as_async_store(store)
+        decision = await runtime.decide_send(request)
+    assert not decision.allowed and decision.reason == "error.internal"
+    assert any(ev.detail.get("error") == "RequestChanged" for ev in decision.evidence)
+    lines = [e["reason"] for e in read_decisions(tmp_path / "audit.jsonl") if e["phase"] == "request"]
+    assert lines == ["subject.authorized"] * SEND_TRIES + ["error.internal"]
