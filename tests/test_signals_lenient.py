@@ -62,6 +62,7 @@ def _matchers_agree(patterns: list[str], a: str, b: str) -> None:
 @example(patterns=["/a/"], common="a", one="%2F", other="/", tail="1")
 @example(patterns=["*/1"], common="a", one="%2F", other="/", tail="1")
 @example(patterns=["*F1"], common="a", one="%2F", other="/", tail="1")
+@example(patterns=["*a/"], common="a", one="%2F", other="/", tail="1")
 @example(patterns=["*.a$"], common="a", one="%2F", other="/", tail="1.a")
 @example(patterns=["/a%2F1$"], common="a", one="%2F", other="/", tail="1")
 @example(patterns=["/a/"], common="a", one="", other="/", tail="")
@@ -94,7 +95,7 @@ def test_the_analysis_sees_the_patterns_that_tell_a_reading_apart() -> None:
     assert tells("/b/0/") and tells("/b/0%2F") and tells("/b/0/1$") and tells("/b/0/*x")
     assert not tells("/b/") and not tells("/b/0") and not tells("/c/0/") and not tells("/b/1/")
     # a later piece with a character of the changed stretch: ``/1`` is only in the reading, ``F1`` only in the other
-    assert tells("*/1") and tells("*F1") and tells("/b*%") and tells("*2*$")
+    assert tells("*/1") and tells("*F1") and tells("/b*%") and tells("*2*$") and tells("*0/")
     assert not tells("*.jpg") and not tells("*x$") and not tells("/b*0*") and not tells("/*b")
     assert tells("*1$")  # the stretch is all that follows the cut: the ``1`` both end with counts
     # an exact path (ai.txt's /robots.txt, always allowed) is a first piece

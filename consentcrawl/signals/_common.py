@@ -262,17 +262,18 @@ class SpellingSight:
     def tells_apart(self, a: str, b: str) -> bool:
         """Whether some pattern may match ``a`` and not ``b`` or the other way round. False is certain; True only
         means "match both to know"."""
-        cut = a.find("%")
-        if cut < 0:
-            cut = a.find(";")
-            if cut < 0:
+        common, sep, tail = a.partition("%")  # (``str.find`` and ``startswith`` parse their arguments: dearer)
+        if not sep:
+            common, sep, tail = a.partition(";")
+            if not sep:
                 return True
-        common, rest = a[:cut], b[cut:]
-        if not rest or common in self.prefixes or not b.startswith(common) or not self.plain.issuperset(rest) or \
+        cut = len(common)
+        rest = b[cut:]
+        if not rest or common in self.prefixes or b[:cut] != common or not self.plain.issuperset(rest) or \
                 rest[-1] == "?":
             return True
         chars = self.chars
-        return bool(chars) and not chars.isdisjoint(a[cut:])
+        return bool(chars) and (sep in chars or not chars.isdisjoint(tail))
 
 
 #: a path+query made only of these is its own normal form (no ``%`` to decode, nothing to encode, no ``#``)
