@@ -339,10 +339,21 @@ def child_instructions(path: str, records: int, stream: str, requests: int, kind
     ways = {"full": full, "consent": consent}
     counted, warm = 0, requests // 5
     again = kind == "again"  # each full decision asked twice, as the request phase and then the send time ask it
+    new = kind == "new"  # only the link checks of a person the stream has not named before: looked up in the store
+    named: set[int] = set()
     gc.collect()
     gc.freeze()
-    for i, (which, request_url, _k, _expected) in enumerate(STREAMS[stream](records, requests)):
-        if again and which == "full":
+    for i, (which, request_url, k, _expected) in enumerate(STREAMS[stream](records, requests)):
+        if new:
+            first = which == "consent" and k is not None and k not in named
+            if k is not None:
+                named.add(k)
+            if i >= warm and first:
+                operator.call(consent, request_url)
+                counted += 1
+            else:
+                ways[which](request_url)
+        elif again and which == "full":
             full(request_url)
             if i >= warm:
                 operator.call(full, request_url)
@@ -359,7 +370,8 @@ def run_instructions(path: Path, records: int, stream: str, requests: int, sourc
                      kinds: tuple[str, ...] = ("full", "consent")) -> dict[str, float]:
     """Instructions per decision of each kind (callgrind's ``Ir`` inside the counted decisions, divided by their
     number): one run under valgrind per kind. ``again`` is the second of two full decisions of the same request
-    (the send time's, after the request phase's)."""
+    (the send time's, after the request phase's); ``new`` a link check of a person the stream names for the first
+    time (the engine asked, the store looked up, the engine asked again)."""
     out: dict[str, float] = {}
     for kind in kinds:
         with tempfile.TemporaryDirectory() as tmp:
@@ -433,8 +445,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="count instructions per decision with valgrind's callgrind instead of timing them "
                              "(one run per kind of decision; robust to the machine's load)")
     parser.add_argument("--kinds", default="full,consent",
-                        help="with --instructions: the kinds of decision counted, of full, consent and again (a full "
-                             "decision asked a second time, as the send time asks it after the request phase)")
+                        help="with --instructions: the kinds of decision counted, of full, consent, again (a full "
+                             "decision asked a second time, as the send time asks it after the request phase) and "
+                             "new (the link check of a person not named before in the stream: a store lookup)")
     args = parser.parse_args(argv)
     source = str(Path(args.source).resolve())
     sys.path[:] = [source] + [p for p in sys.path if p != source]

@@ -36,6 +36,8 @@ on them. A store's failure is never remembered.
 
 **Memos of evidence** (:class:`ObjectMemo`): values worked out from an immutable input (a robots.txt file, a
 platform, a record) once per object, keyed by ``id()`` and holding the object, so an entry is only used for it.
+The tags of a page's head (:func:`consentcrawl.pagehead.head_tags`) are one: scanned once per body (immutable
+``bytes`` or ``str``) and encoding, for meta robots and the signals alike; a mutable buffer is never remembered.
 
 **The site signals' decisions** (:class:`SignalMemo`, used by the site check of ``consentcrawl.checks.signals``):
 what combining an origin's site-level signals gives, per (signal files, robots.txt, platform, policy, URL,

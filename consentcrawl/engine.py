@@ -137,7 +137,7 @@ class PolicyEngine:
             refused, first = self._overrule_link(hit[0], purpose)
             return refused, hit[1], not first
         carried = answers.carried
-        if type(carried) is _LinkFacts and carried.engine is self and carried.key == key and carried.now == now:
+        if type(carried) is _LinkFacts and carried.engine is self and carried.now is now and carried.key == key:
             facts = carried.facts  # made by the ask that found the person's records missing
         else:
             facts = self.facts(url, purpose, now)
@@ -301,7 +301,9 @@ class PolicyEngine:
 class _LinkFacts:
     """A link's facts, carried from the ask that raised RecordsNeeded to the next (see
     :attr:`~consentcrawl.consent.answers.RecordsNeeded.carried`): facts are a function of the URL, the purpose and
-    the time alone, for one engine (its platforms and token), so they are used only for that very question."""
+    the time alone, for one engine (its platforms and token), so they are used only for that very question: the
+    same engine and time object (an equal time in another zone would be written differently), an equal URL and
+    purpose."""
 
     __slots__ = ("engine", "facts", "key", "now")
 

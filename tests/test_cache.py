@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import fields
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -272,7 +272,9 @@ def test_facts_carried_over_are_used_only_for_the_question_that_made_them() -> N
     assert engine.decide_link(url, "ai-training", NOW, answers)[0].reason == "terms.purpose"
     assert made[-1] == (engine, url, NOW)
     assert other.decide_link(url, "research", NOW, answers)[0].allowed and made[-1] == (other, url, NOW)
-    assert len(made) == 4
+    elsewhere = NOW.astimezone(timezone(timedelta(hours=1)))  # the same instant, written in another zone
+    assert engine.decide_link(url, "research", elsewhere, answers)[0].allowed and made[-1][2] is elsewhere
+    assert len(made) == 5
 
 
 def test_the_cache_is_used() -> None:

@@ -366,16 +366,28 @@ async def test_http_store_withdrawal_mid_crawl(api: FaultyServer, records: Path,
 
 async def _crawl_withdrawing(settings: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
                              withdraw: Callable[[], None]) -> tuple[LenientPeople, Crawl]:
-    """A crawl of the lenient platform that calls ``withdraw`` 2 s in, from another thread, as an operator would."""
+    """A crawl of the lenient platform that calls ``withdraw`` from another thread, as an operator would, 1 s after
+    the server first served 101 (not at a fixed time: on a loaded machine the crawl may start seconds late)."""
     app = LenientPeople()
-    timer = threading.Timer(2.0, withdraw)
+    stop = threading.Event()
+
+    def watch() -> None:
+        deadline = time.monotonic() + 60
+        while not app.times_served("101"):
+            if stop.wait(0.05) or time.monotonic() > deadline:
+                return
+        if not stop.wait(1.0):
+            withdraw()
+
+    watcher = threading.Thread(target=watch, daemon=True)
     with LocalServer(app) as server:
-        timer.start()
+        watcher.start()
         try:
             result = await run_crawl(make_spider("ConsentSpider", RepeatLogic), settings, proxy=server.proxy,
                                      monkeypatch=monkeypatch, follow_links=False)
         finally:
-            timer.cancel()
+            stop.set()
+            watcher.join()
     return app, result
 
 
