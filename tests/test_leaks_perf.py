@@ -519,3 +519,58 @@ async def test_a_request_that_changes_while_each_send_time_decision_waits_is_den
     assert any(ev.detail.get("error") == "RequestChanged" for ev in decision.evidence)
     lines = [e["reason"] for e in read_decisions(tmp_path / "audit.jsonl") if e["phase"] == "request"]
     assert lines == ["subject.authorized"] * SEND_TRIES + ["error.internal"]
+
+
+class _Spacing:
+    """The cluster's schedule of a distributed crawl, as :func:`send_shared` asks it: no wait, and the moment the
+    send is recorded (a Redis round trip) is when code holding the request changes it, the first ``times`` times."""
+
+    def __init__(self, request: Request, change: Any, times: int = 1) -> None:
+        self.request, self.change, self.times = request, change, times
+
+    async def reserve(self, origin: str, delay: float | None) -> float:
+        return 0.0
+
+    async def send(self, origin: str, delay: float | None) -> float:
+        if self.times > 0:
+            self.times -= 1
+            self.change(self.request)
+        return 0.0
+
+
+class _Refusals:
+    async def check(self, platform: str, subject: str) -> None:
+        return None
+
+
+@pytest.mark.xfail(strict=True, reason="send_shared sends on the allow whatever changed while the send was recorded")
+@deferred_f_from_coro_f
+async def test_a_request_changed_while_a_distributed_send_is_recorded_is_decided_again(tmp_path: Path) -> None:
+    """A distributed crawl's send-time step awaits the cluster's schedule after the allow: a request changed
+    meanwhile to reach 3002's page is decided again as it now is (denied), not sent on the allow; an unchanged one
+    is sent on its one allow (the control)."""
+    import types
+
+    from consentcrawl.distributed.send import send_shared
+    from consentcrawl.middlewares import ConsentDenied
+
+    for changed in (False, True):
+        request = Request(between.URL)
+        with between._opened(tmp_path / str(changed)) as runtime:
+            spacing = _Spacing(request, between._set(b"X-Original-URL", b"/u/3002"), times=int(changed))
+            runtime.distributed = types.SimpleNamespace(  # type: ignore[assignment]
+                spacing=spacing, refusals=_Refusals(), shared=types.SimpleNamespace(source="test"))
+            try:
+                await send_shared(runtime, request, (between.ORIGIN, None))
+                denied = None
+            except ConsentDenied as exc:
+                denied = exc.args[0] if exc.args else exc
+            finally:
+                runtime.distributed = None
+        lines = [e["reason"] for e in read_decisions(tmp_path / str(changed) / "audit.jsonl")
+                 if e["phase"] == "request"]
+        if changed:
+            assert denied is not None, "sent on the allow of the request as it was"
+            assert lines == ["subject.authorized", "subject.mismatch"], lines
+        else:
+            assert denied is None and lines == ["subject.authorized"], lines
