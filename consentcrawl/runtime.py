@@ -160,6 +160,8 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         self._link_checked: weakref.WeakKeyDictionary[Request, str] = weakref.WeakKeyDictionary()
         #: each request's facts, handed from one phase to the next while its inputs are the same
         self._facts = RequestFactsMemo()
+        #: the facts each request's last send-time allow was made for (:meth:`as_decided`)
+        self._send_facts: weakref.WeakKeyDictionary[Request, RequestFacts] = weakref.WeakKeyDictionary()
         #: Scrapy filters by level in its handler, not on the logger: skip building DEBUG lines nobody keeps
         self._debug = crawler.settings.get("LOG_LEVEL", "DEBUG") in ("DEBUG", logging.DEBUG)
         self._turn_scheduled = False
@@ -297,12 +299,20 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
                                                  time=now)
             if facts is None or not decision.allowed or self.facts_for(request, request.url, now)[0] == facts:
                 self._remember(request, url, decision)
+                if facts is not None and decision.allowed:
+                    self._send_facts[request] = facts
                 return decision
         decision = self.record(deny(Stage.ERROR, "error.internal", evidence=(Evidence("error", request.url, {
             "error": "RequestChanged", "message": f"the request changed while each of {SEND_TRIES} send-time "
                                                   "decisions waited"}),)), request.url, None, "request")
         self._remember(request, request.url, decision)
         return decision
+
+    def as_decided(self, request: Request) -> bool:
+        """Whether the request still reads as the facts its last send-time allow was made for: a caller that awaits
+        anything between that allow and the send asks it before sending (the request may have changed)."""
+        facts = self._send_facts.get(request)
+        return facts is not None and self.facts_for(request, request.url, facts.now)[0] == facts
 
     def person_of(self, request: Request) -> tuple[str, str] | None:
         """(platform, subject key) of the person a request's URL names, or None."""

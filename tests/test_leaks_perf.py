@@ -543,7 +543,6 @@ class _Refusals:
         return None
 
 
-@pytest.mark.xfail(strict=True, reason="send_shared sends on the allow whatever changed while the send was recorded")
 @deferred_f_from_coro_f
 async def test_a_request_changed_while_a_distributed_send_is_recorded_is_decided_again(tmp_path: Path) -> None:
     """A distributed crawl's send-time step awaits the cluster's schedule after the allow: a request changed

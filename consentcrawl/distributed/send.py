@@ -9,7 +9,8 @@ configured, in place of its in-process spacing:
 3. the authoritative decision is made, with the clock read after the wait;
 4. the send is recorded in the schedule only if the gap since the origin's last send, by any worker, is kept;
    otherwise a ``send-deferred`` event names the allow that did not go, and the request waits again and is
-   decided again.
+   decided again; so is one that changed while the send was recorded (code holding it, run by the event loop
+   meanwhile): what is sent is the request as it was decided.
 
 Any Redis error denies the request (``error.shared-state-unavailable``, recorded with its cause); the next request
 asks Redis again.
@@ -57,8 +58,11 @@ async def send_shared(runtime: ConsentRuntime, request: Request, origin_delay: t
             if origin is None:
                 return
             wait = await distributed.spacing.send(origin, delay)
-            if wait <= 0:
+            if wait <= 0 and (not decision.allowed or runtime.as_decided(request)):  # a deny: report mode sends it
                 return
+            if wait <= 0:  # changed while the send was recorded (code holding it): decided again as it now is
+                _deferred(runtime, decision, request, 0.0)
+                continue
             runtime.count("consentcrawl/crawl_delay/waited_again")
             _deferred(runtime, decision, request, wait)
             await asyncio.sleep(wait)
