@@ -79,6 +79,18 @@ class DecisionRecording:
             self._soon()
         return self._counted(decision, url, phase) if count else decision
 
+    def send_deferred(self, decision: Decision, request: Any, wait: float) -> None:
+        """Say in the audit log that the send-time allow just written did not lead to a send (another worker took
+        the origin's turn, or the request changed while it was decided): the request is decided again, so one
+        request has several send-time allows, and ``consentcrawl audit report`` counts a send only for the one
+        that went."""
+        try:
+            fields = {"decision_id": decision.decision_id, "platform": decision.platform, "url": request.url,
+                      "wait": round(wait, 3)}
+            self.audit.event("send-deferred", fields, time=self.config.now(), durable=False)
+        except AuditUnavailable:  # pragma: no cover - a non-durable event is only queued
+            pass
+
     async def record_grouped(self, decision: Decision, url: str | None, canonical_url: str | None,
                              phase: str, *, time: datetime | None = None) -> Decision:
         """:meth:`record` for the request and item phases: the line goes out with the rest of this turn's lines.

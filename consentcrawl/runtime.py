@@ -288,6 +288,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
                 if facts is not None and decision.allowed:
                     self._send_facts[request] = facts
                 return decision
+            self.send_deferred(decision, request, 0.0)  # changed while decided: this allow does not go
         decision = self.record(deny(Stage.ERROR, "error.internal", evidence=(Evidence("error", request.url, {
             "error": "RequestChanged", "message": f"the request changed while each of {SEND_TRIES} send-time "
                                                   "decisions waited"}),)), request.url, None, "request")

@@ -37,7 +37,7 @@ from consentcrawl.pagehead import head_tags
 from consentcrawl.robots.meta import parse_meta_robots
 from consentcrawl.terms.platforms import PlatformRegistry
 from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
-from tests.conftest import run_crawl
+from tests.conftest import jsonl, run_crawl
 from tests.deciding import Engine
 from tests.lenient import HOST as PEOPLE_HOST
 from tests.lenient import KINDS, LenientPeople, ListLogic, crawl, make_spider, people_settings, secret_name
@@ -493,6 +493,9 @@ async def test_a_request_changed_while_its_send_time_decision_waits_is_decided_a
     assert decision.reason == "subject.mismatch" if what != "the URL" else "subject.no-authorization"
     lines = [(e["verdict"], e["reason"]) for e in read_decisions(tmp_path / "audit.jsonl") if e["phase"] == "request"]
     assert lines == [("allow", "subject.authorized"), ("deny", decision.reason)]  # each decision made is recorded
+    deferred = [e["decision_id"] for e in jsonl(tmp_path / "audit.jsonl") if e.get("event") == "send-deferred"]
+    allowed = [e["decision_id"] for e in read_decisions(tmp_path / "audit.jsonl") if e["verdict"] == "allow"]
+    assert deferred == allowed  # the allow that did not go is named, so the report counts no send for it
 
 
 @deferred_f_from_coro_f

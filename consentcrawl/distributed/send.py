@@ -22,7 +22,6 @@ import asyncio
 from typing import TYPE_CHECKING
 
 from ..decision import Evidence, Stage, deny
-from ..errors import AuditUnavailable
 from ..middlewares import ConsentDenied
 from ..scheduling import error_cause
 from .refusals import REFUSED_ON_PAGE
@@ -61,10 +60,10 @@ async def send_shared(runtime: ConsentRuntime, request: Request, origin_delay: t
             if wait <= 0 and (not decision.allowed or runtime.as_decided(request)):  # a deny: report mode sends it
                 return
             if wait <= 0:  # changed while the send was recorded (code holding it): decided again as it now is
-                _deferred(runtime, decision, request, 0.0)
+                runtime.send_deferred(decision, request, 0.0)
                 continue
             runtime.count("consentcrawl/crawl_delay/waited_again")
-            _deferred(runtime, decision, request, wait)
+            runtime.send_deferred(decision, request, wait)
             await asyncio.sleep(wait)
             await _refusal(runtime, request)
         raise SharedStateUnavailable(f"no turn for the origin after {MAX_ROUNDS} tries")
@@ -73,18 +72,6 @@ async def send_shared(runtime: ConsentRuntime, request: Request, origin_delay: t
                                                         evidence=(error_cause(exc, "shared state"),)))
         if runtime.drops(decision):
             raise ConsentDenied(decision) from None
-
-
-def _deferred(runtime: ConsentRuntime, decision: Decision, request: Request, wait: float) -> None:
-    """Say in the audit log that the allow just written did not lead to a send (another worker took the origin's
-    turn): the request is decided again after its wait, so one request has several send-time allows, and
-    ``consentcrawl audit report`` counts a send only for the one that went."""
-    try:
-        fields = {"decision_id": decision.decision_id, "platform": decision.platform, "url": request.url,
-                  "wait": round(wait, 3)}
-        runtime.audit.event("send-deferred", fields, time=runtime.config.now(), durable=False)
-    except AuditUnavailable:  # pragma: no cover - a non-durable event is only queued
-        pass
 
 
 async def _refusal(runtime: ConsentRuntime, request: Request) -> None:
