@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from consentcrawl.robots.matcher import _path_spellings
 from consentcrawl.signals._common import (
     _READ_BACK,
     PLAIN,
@@ -61,8 +62,11 @@ def test_a_canonical_path_read_back_is_its_own_normal_form(scheme: str, host: st
     path, normal, plain = canonical_page(canonical)
     assert path == url_path(canonical.url)
     assert normal == normal_path(path)
-    assert plain == (":" not in canonical.host and PLAIN.fullmatch(canonical.path_query) is not None
-                     and canonical.path_query == path)
+    assert bool(plain) == (":" not in canonical.host and PLAIN.fullmatch(canonical.path_query) is not None
+                           and canonical.path_query == path)
+    assert (plain is None) == (":" in canonical.host or not reads_back(canonical.path_query))
+    if plain is not None:  # read back: the path as it is, its own normal form and robots.txt's literal one
+        assert path == canonical.path_query == normal and _path_spellings(path) == (path, path)
 
 
 @settings(max_examples=500, deadline=None)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from consentcrawl.robots.matcher import _glob_match, _path_spellings, _pieces
 from consentcrawl.robots.rules import RobotsRules
-from consentcrawl.signals._common import PathPattern, SpellingSight, differ
+from consentcrawl.signals._common import PathPattern, SpellingSight
 from consentcrawl.signals.evaluate import PathKey
 from consentcrawl.urls import CanonicalURL
 
@@ -62,6 +62,7 @@ def _matchers_agree(patterns: list[str], a: str, b: str) -> None:
 @example(patterns=["/a/"], common="a", one="%2F", other="/", tail="1")
 @example(patterns=["*/1"], common="a", one="%2F", other="/", tail="1")
 @example(patterns=["*F1"], common="a", one="%2F", other="/", tail="1")
+@example(patterns=["*a/"], common="a", one="%2F", other="/", tail="1")
 @example(patterns=["*.a$"], common="a", one="%2F", other="/", tail="1.a")
 @example(patterns=["/a%2F1$"], common="a", one="%2F", other="/", tail="1")
 @example(patterns=["/a/"], common="a", one="", other="/", tail="")
@@ -85,22 +86,8 @@ def test_patterns_cut_from_either_spelling_match_both_or_neither_where_blind(com
     _matchers_agree([pattern], a, b)
 
 
-@settings(max_examples=1000, deadline=None)
-@given(a=st.text(alphabet="ab/%", max_size=9), b=st.text(alphabet="ab/%", max_size=9))
-@example(a="/a", b="/a")
-@example(a="/ab", b="/a")
-@example(a="/a%2Fb", b="/a/b")
-def test_differ_finds_the_common_start_and_end(a: str, b: str) -> None:
-    cut = _common_start(a, b)
-    assert differ(a, b) == (cut, _common_start(a[cut:][::-1], b[cut:][::-1]))
-
-
-def _common_start(a: str, b: str) -> int:
-    return next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
-
-
 def test_the_analysis_sees_the_patterns_that_tell_a_reading_apart() -> None:
-    """The cases each rule exists for, on ``/b/0%2F1`` read ``/b/0/1`` (common start ``/b/0``, end ``1``)."""
+    """The cases each rule exists for, on ``/b/0%2F1`` read ``/b/0/1`` (the part before the escape: ``/b/0``)."""
     def tells(*patterns: str, exact: tuple[str, ...] = ()) -> bool:
         return SpellingSight([_pieces(p) for p in patterns], exact).tells_apart("/b/0%2F1", "/b/0/1")
 
@@ -108,12 +95,15 @@ def test_the_analysis_sees_the_patterns_that_tell_a_reading_apart() -> None:
     assert tells("/b/0/") and tells("/b/0%2F") and tells("/b/0/1$") and tells("/b/0/*x")
     assert not tells("/b/") and not tells("/b/0") and not tells("/c/0/") and not tells("/b/1/")
     # a later piece with a character of the changed stretch: ``/1`` is only in the reading, ``F1`` only in the other
-    assert tells("*/1") and tells("*F1") and tells("/b*%") and tells("*2*$")
-    assert not tells("*.jpg") and not tells("*1$") and not tells("/b*0*1") and not tells("/*b")
+    assert tells("*/1") and tells("*F1") and tells("/b*%") and tells("*2*$") and tells("*0/")
+    assert not tells("*.jpg") and not tells("*x$") and not tells("/b*0*") and not tells("/*b")
+    assert tells("*1$")  # the stretch is all that follows the cut: the ``1`` both end with counts
     # an exact path (ai.txt's /robots.txt, always allowed) is a first piece
-    assert SpellingSight([], ("/robots.txt",)).tells_apart("/robots.txt", "/robots.tx%74")
+    assert SpellingSight([], ("/robots.txt",)).tells_apart("/robots%3Btxt", "/robots.txt")
     assert not SpellingSight([], ("/robots.txt",)).tells_apart("/b/0%2F1", "/b/0/1")
-    # an insertion is never blind here (the trailing slash has its own sight)
+    # the part before the first escape, or with none the first ``;``, must start the other spelling, which goes on
+    assert not SpellingSight([]).tells_apart("/b/0;x/1", "/b/0/1") and not SpellingSight([]).tells_apart("/b%2F", "/b/")
+    assert SpellingSight([]).tells_apart("/b/0%2F1", "/c/0/1") and SpellingSight([]).tells_apart("/b/0%2F1", "/b/0")
     assert SpellingSight([]).tells_apart("/b/0", "/b/0/") and SpellingSight([]).tells_apart("/b/0/", "/b/0")
 
 
@@ -168,6 +158,10 @@ SPELLING = st.lists(st.sampled_from([*PARTS, "%7e", "~", " ", "robots.txt", ".tx
        disallow=st.lists(PATTERN, max_size=2))
 @example(files=(["/a~"], [], [], []), path="/a%2F1", spellings=["/a%7e"], disallow=[])
 @example(files=(["/a$"], [], [], []), path="/axb", spellings=["/a#b"], disallow=[])
+@example(files=(["/a$"], [], [], []), path="/a%2Fb", spellings=["/a#/b"], disallow=[])
+@example(files=(["*~"], [], [], []), path="/a%2F1", spellings=["/a%7e"], disallow=[])
+@example(files=(["/x$"], [], [], []), path="/x%2Fq", spellings=["/x?"], disallow=[])
+@example(files=([], [], [], ["/"]), path="/robots%3Btxt", spellings=["/robots.txt"], disallow=[])
 @example(files=([], [], [], ["/"]), path="/robots.txt", spellings=["/robots;txt"], disallow=[])
 @example(files=([], ["/"], [], []), path="/a%2F1", spellings=["/a/1"], disallow=["/a/"])
 def test_the_key_is_that_of_every_spelling_given(files: tuple[list[str], ...], path: str, spellings: list[str],
@@ -194,12 +188,13 @@ def test_the_key_is_that_of_every_spelling_given(files: tuple[list[str], ...], p
 
 
 def test_a_canonical_path_not_read_back_is_matched() -> None:
-    """Where the canonical path+query is not what the signals read of its URL (text a split ends early: never made
-    by ``canonicalize``, but the key maker takes any canonical URL), the spellings are matched rather than compared
-    as text: ``/x#y%2F`` reads ``/x``, which ``/x$`` selects and the spelling ``/xqy/`` does not."""
-    site = site_files(["/x$"], [], [], [])
-    canonical = CanonicalURL("https", "site.example", 443, "/x#y%2F", "")
-    paths = ("/x#y%2F", "/xqy/")
+    """Where the canonical URL is split to read its path (an IPv6 host), the path read is not known to be its own
+    normal form, so the spellings are matched rather than compared as text: ``/x%2F%7e`` (an escape
+    ``canonicalize`` never leaves in lower case, but the key maker takes any canonical URL) is ``/x%2F~`` to the
+    patterns, which ``*~`` selects and the spelling ``/x/1`` does not."""
+    site = site_files(["*~"], [], [], [])
+    canonical = CanonicalURL("https", "::1", 443, "/x%2F%7e", "")
+    paths = ("/x%2F%7e", "/x/1")
     assert PathKey(site, "consentcrawl").canonical_key(canonical, paths, paths) == \
         FullKey(site, "consentcrawl").canonical_key(canonical, paths, paths)
 
@@ -217,18 +212,19 @@ def test_the_shortcut_is_taken_for_a_lenient_reading_no_pattern_sees() -> None:
     for files in ((["/private/*", "/"], [], [], []), ([], ["/", "/private/"], [], []), ([], [], ["/private/*"], []),
                   ([], [], [], ["/private/", "*.jpg"])):
         keyer = PathKey(site_files(*files), "consentcrawl")
-        assert keyer._blind(facts.canonical, False, paths, paths), files
+        assert keyer._blind(facts.canonical.path_query, False, paths, paths), files
         for url in ("/b/0%2F1/?q=1", "/b/1/?q=1"):  # the slash as written before a query, with a reading or not
             other = engine.facts(SITE + url, "ai-training", NOW)
             assert len(other.robots_paths) > 1
-            assert keyer._blind(other.canonical, "%" not in url, other.robots_paths, other.robots_paths), (url, files)
+            spellings = other.robots_paths
+            assert keyer._blind(other.canonical.path_query, "%" not in url, spellings, spellings), (url, files)
     for files in ((["/b/0/"], [], [], []), ([], [], [], ["*/1"]), ([], ["/b/0/"], [], [])):
         keyer = PathKey(site_files(*files), "consentcrawl")
-        assert not keyer._blind(facts.canonical, False, paths, paths), files
+        assert not keyer._blind(facts.canonical.path_query, False, paths, paths), files
         assert keyer.canonical_key(facts.canonical, paths, paths) != \
             keyer.canonical_key(engine.facts(SITE + "/b/0%2F2", "ai-training", NOW).canonical, (), ()), files
     keyer = PathKey(site_files([], ["/"], [], []), "consentcrawl")  # robots.txt can tell them apart
-    assert not keyer._blind(facts.canonical, False, paths, ())
+    assert not keyer._blind(facts.canonical.path_query, False, paths, ())
 
 
 @settings(max_examples=150, deadline=None)
@@ -236,6 +232,7 @@ def test_the_shortcut_is_taken_for_a_lenient_reading_no_pattern_sees() -> None:
        purpose=st.sampled_from(["ai-training", "search-indexing", "research"]))
 @example(files=([], ["/a/"], [], []), paths=["/a%2F1", "/a%2F1"], purpose="ai-training")
 @example(files=([], [], [], ["/a/"]), paths=["/a%2F1"], purpose="ai-training")
+@example(files=([], [], [], ["/a/é"]), paths=["/a%2F%C3%A8", "/a%2F%C3%A9"], purpose="ai-training")
 def test_a_remembering_engine_decides_lenient_urls_as_every_spelling_decided_afresh(
         files: tuple[list[str], ...], paths: list[str], purpose: str) -> None:
     """The engine (memo and shortcut) decides each URL exactly as a new engine does, and denies on the site's
@@ -258,3 +255,22 @@ def test_a_remembering_engine_decides_lenient_urls_as_every_spelling_decided_afr
                    if (d := site_decision(facts.canonical.origin + p, facts.canonical.host, site, DEFAULT_POLICY,
                                           "consentcrawl", purpose, None)[0]).basis == "signals" and not d.allowed]
         assert bool(made.reason and made.reason.startswith("terms.signal")) == bool(denying), (facts, denying)
+
+
+@settings(max_examples=600, deadline=None)
+@given(path=st.text(alphabet="/a%2Ff7e~?;#[] é", max_size=10), patterns=st.lists(PATTERN, max_size=3),
+       allow=st.lists(PATTERN, max_size=2))
+@example(path="/a%2F", patterns=["/a/"], allow=[])
+@example(path="/a%2f", patterns=["/a%2F"], allow=[])
+@example(path="/a%7e", patterns=["/a~"], allow=[])
+def test_a_path_that_is_its_normal_form_is_matched_as_it_is(path: str, patterns: list[str], allow: list[str]) -> None:
+    """The key tells the ai.txt matcher that a path equal to its normal form is its own literal spelling too
+    (``spelled``), so the matcher skips working both out: the same match as without."""
+    from consentcrawl.signals._common import normal_path
+
+    if normal_path(path) != path:
+        return
+    assert _path_spellings(path) == (path, path)
+    rules = RobotsRules.parse("User-agent: *\n" + "".join(f"Disallow: {p}\n" for p in patterns)
+                              + "".join(f"Allow: {p}\n" for p in allow))
+    assert rules.match(path, "consentcrawl", True) == rules.match(path, "consentcrawl")

@@ -163,8 +163,12 @@ class RobotsRules:
         self._choices[name] = self._choices[token] = choice  # type: ignore[assignment]
         return choice  # type: ignore[return-value]
 
-    def match(self, path: str, token: str) -> RobotsMatch:
-        """Decide ``path`` (path and optional ``?query`` as requested; ``""`` is ``/``) for product ``token``."""
+    def match(self, path: str, token: str, spelled: bool = False) -> RobotsMatch:
+        """Decide ``path`` (path and optional ``?query`` as requested; ``""`` is ``/``) for product ``token``.
+
+        ``spelled``: the caller knows ``path`` is its own literal and normal spelling (``_path_spellings(path) ==
+        (path, path)``: a path equal to its normal form, as a canonical path read back is), so neither is worked
+        out again."""
         if self._deny_all:
             return _ROBOTS_TXT if path == "/robots.txt" else _DENY_ALL
         choice = self._choices.get(token, _MISSING)
@@ -176,7 +180,7 @@ class RobotsRules:
             return _ROBOTS_TXT
         if choice is None:
             return _NO_GROUP
-        if _NOT_PLAIN.search(path) is None and path[0] == "/":
+        if spelled or (_NOT_PLAIN.search(path) is None and path[0] == "/"):
             normal = choice.normal.run(path, choice.none)
             if choice.literal is choice.normal or not normal.allowed:
                 return normal

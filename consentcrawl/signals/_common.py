@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from bisect import bisect_right
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -42,13 +41,16 @@ _READ_BACK = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/%]*(?:\?[A-Za-z0-9\-._~!
 
 
 #: the characters of :data:`_READ_BACK` (the path's, and ``?`` that a query may hold)
-_READ_BACK_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/%?"
+_READ_BACK_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,;=:@/%?")
+#: those of them that a path can hold and be its own normal and literal form with no escape to read
+_PLAIN_CHARS = _READ_BACK_CHARS - {"%"}
 
 
 def reads_back(path: str) -> bool:
     """``_READ_BACK.fullmatch(path) is not None``, without a regex: a new URL's key is made of a few of these tests,
-    and a regex call costs several times a string method's (``tests/test_signals_keys.py`` checks they agree)."""
-    if path[:1] != "/" or path.strip(_READ_BACK_CHARS):
+    and a regex call costs several times a set's look at each character (``str.strip`` with 81 characters costs as
+    much again: it searches them for each one); ``tests/test_signals_keys.py`` checks they agree."""
+    if path[:1] != "/" or not _READ_BACK_CHARS.issuperset(path):
         return False
     cut = path.find("?")
     return cut < 0 or cut < len(path) - 1  # a ``?`` starts a query that is not empty
@@ -67,16 +69,17 @@ def canonical_path(canonical: CanonicalURL) -> str:
     return canonical_page(canonical)[0]
 
 
-def canonical_page(canonical: CanonicalURL) -> tuple[str, str, bool]:
+def canonical_page(canonical: CanonicalURL) -> tuple[str, str, bool | None]:
     """:func:`canonical_path`, its normal form (:func:`normal_path`), and whether it is the canonical path+query
-    read back with no ``%`` (then it matches :data:`PLAIN`). A path read back is its own normal form: it holds
-    only characters a URI writes literally, and the canonical form's escapes are the normal form's (``%XX``
+    read back with no ``%`` (True: then it matches :data:`PLAIN`), read back with one (False), or not read back
+    (None). A path read back is its own normal form, and its own literal one as robots.txt matchers spell it: it
+    holds only characters a URI writes literally, and the canonical form's escapes are the normal form's (``%XX``
     upper-cased, unreserved characters decoded, in the path and in the query; ``tests/test_signals_keys.py`` checks
     it on arbitrary spellings), so nothing is normalised again."""
     path = canonical.path_query
     if ":" in canonical.host or not reads_back(path):
         path = url_path(canonical.url)
-        return path, normal_path(path), False
+        return path, normal_path(path), None
     return path, path, "%" not in path
 
 
@@ -181,26 +184,33 @@ class SlashSight:
 
 
 class SpellingSight:
-    """Which two spellings of a path a set of robots-style patterns can tell apart, where they differ in one
-    stretch: ``a = C + A + S`` and ``b = C + B + S`` with ``A`` and ``B`` both non-empty (``/b/0%2F1`` and a decoding
-    server's ``/b/0/1``: ``C`` is ``/b/0``, ``A`` ``%2F``, ``B`` ``/``, ``S`` ``1``).
+    """Which other spellings of a path a set of robots-style patterns can tell from it, where the spellings are a
+    server's readings of its escapes or ``;`` parameters: ``a = C + A`` and ``b = C + B``, ``C`` the part of ``a``
+    before its first ``%`` (or, with none, its first ``;``) and ``A`` and ``B`` not empty (``/b/0%2F1`` and a
+    decoding server's ``/b/0/1``: ``C`` is ``/b/0``, ``A`` ``%2F1``, ``B`` ``/1``).
 
     A pattern (pieces between ``*``, maybe ``$``-anchored) can match one and not the other only if
 
     - its first piece reaches past ``C``: ``C`` is a proper prefix of it (a shorter first piece is at the same place
       in both or in neither; a longer one not starting with ``C`` matches neither), or
-    - a later piece holds a character of ``A`` or ``B``: one that holds none never overlaps the changed stretch (in
-      ``a`` any text touching both ``C`` and ``S`` holds all of ``A``), so each of its occurrences lies in ``C`` or
-      in ``S`` in both strings, the same text at the same place up to the shift of ``S``; the leftmost-match walk
-      then finds the same pieces in the same order, and an anchored last piece ends both or neither.
+    - a later piece holds a character of ``A`` or ``B``: one that holds none never reaches into them, so each of its
+      occurrences lies in ``C``, the same text at the same place in both strings, or nowhere; the leftmost-match
+      walk then finds the same pieces, and an anchored last piece, which would end in ``A`` or ``B``, ends neither.
 
-    So the test per pair is a sorted lookup of ``C`` among the first pieces and two set tests, whatever the number
-    of patterns (``tests/test_signals_lenient.py`` checks it against the matchers on arbitrary patterns and
-    spellings). Works on plain ASCII text: the caller compares paths that are their own normal and literal form.
-    An insertion (``A`` or ``B`` empty, as the trailing slash) is always "told apart" here (:class:`SlashSight`).
+    So the test per spelling is a set lookup of ``C`` among the first pieces' proper prefixes and a look at the
+    characters after it, whatever the number of patterns (``tests/test_signals_lenient.py`` checks it against the
+    matchers on arbitrary patterns and spellings). ``C`` is cut where a reading can first differ rather than where
+    it does, because finding that costs more than the selection it would save; a spelling that differs before it is
+    "told apart" (matched). The patterns compare the paths as they are: ``a`` is its own normal and literal form
+    (the caller's part), and so is ``b`` where it has only :data:`_PLAIN_CHARS` and does not end with ``?`` (an
+    empty query, which a split drops), which the same look checks; any other ``b`` is "told apart".
     """
 
-    __slots__ = ("chars", "firsts")
+    __slots__ = ("chars", "plain", "prefixes")
+
+    #: the most characters the prefixes may hold (a pattern of n characters has n of them, n * (n - 1) / 2 long):
+    #: with more, every spelling is "told apart"
+    LIMIT = 1 << 22
 
     def __init__(self, patterns: list[tuple[tuple[str, ...], bool]], exact: tuple[str, ...] = ()) -> None:
         firsts: set[str] = set(exact)  # an exact path (``/robots.txt``) is a first piece that must be the path
@@ -209,37 +219,31 @@ class SpellingSight:
             firsts.add(pieces[0])
             for piece in pieces[1:]:
                 chars.update(piece)
-        self.firsts = sorted(firsts)  #: the patterns' first pieces, sorted: those ``C`` begins are right after it
         self.chars = frozenset(chars)  #: every character of a later piece
+        #: what ``B`` may hold: a plain path's characters, none of :attr:`chars` (empty: too many prefixes to hold)
+        self.plain = _PLAIN_CHARS - self.chars
+        #: every proper prefix of a first piece
+        self.prefixes: frozenset[str] = frozenset()
+        if sum(len(first) * (len(first) - 1) // 2 for first in firsts) <= self.LIMIT:
+            self.prefixes = frozenset(first[:i] for first in firsts for i in range(len(first)))
+        else:
+            self.plain = frozenset()
 
     def tells_apart(self, a: str, b: str) -> bool:
-        """Whether some pattern may match ``a`` and not ``b`` or the other way round (ASCII paths). False is
-        certain; True only means "match both to know"."""
-        cut, tail = differ(a, b)
-        changed_a, changed_b = a[cut:len(a) - tail], b[cut:len(b) - tail]
-        if not changed_a or not changed_b:
-            return True
-        common = a[:cut]
-        firsts = self.firsts
-        at = bisect_right(firsts, common)  # the strings that start with ``common`` and are longer follow it
-        if at < len(firsts) and firsts[at].startswith(common):
+        """Whether some pattern may match ``a`` and not ``b`` or the other way round. False is certain; True only
+        means "match both to know"."""
+        common, sep, tail = a.partition("%")  # (``str.find`` and ``startswith`` parse their arguments: dearer)
+        if not sep:
+            common, sep, tail = a.partition(";")
+            if not sep:
+                return True
+        cut = len(common)
+        rest = b[cut:]
+        if not rest or common in self.prefixes or b[:cut] != common or not self.plain.issuperset(rest) or \
+                rest[-1] == "?":
             return True
         chars = self.chars
-        return not (chars.isdisjoint(changed_a) and chars.isdisjoint(changed_b))
-
-
-def differ(a: str, b: str) -> tuple[int, int]:
-    """(the length of the longest common prefix of ASCII ``a`` and ``b``, that of the longest common suffix of
-    what follows it in both): each read off the lowest or highest differing bit of the two texts taken as integers,
-    a few calls whatever their length, where a loop would cost one step per character."""
-    n = min(len(a), len(b))
-    x = int.from_bytes(a[:n].encode(), "big") ^ int.from_bytes(b[:n].encode(), "big")
-    cut = n - (x.bit_length() + 7) // 8
-    rest = n - cut
-    if not rest:
-        return cut, 0
-    y = int.from_bytes(a[len(a) - rest:].encode(), "big") ^ int.from_bytes(b[len(b) - rest:].encode(), "big")
-    return cut, rest if not y else ((y & -y).bit_length() - 1) // 8
+        return bool(chars) and (sep in chars or not chars.isdisjoint(tail))
 
 
 #: a path+query made only of these is its own normal form (no ``%`` to decode, nothing to encode, no ``#``)

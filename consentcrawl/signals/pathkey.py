@@ -20,7 +20,6 @@ from ._common import (
     SpellingSight,
     canonical_page,
     normal_path,
-    reads_back,
     spelled_page,
     url_path,
 )
@@ -149,7 +148,7 @@ class PathKey:
         path, normal, plain = canonical_page(canonical)
         known: Hashable = self._select(canonical, path, normal, path in allowed)
         if (len(paths) > 1 or (paths and paths[0] != canonical.path_query)) and not self._blind(
-                canonical, plain, paths, allowed):
+                path, plain, paths, allowed):
             first = canonical.path_query
             spelled = []
             for spelling in paths:  # in spelled_urls' order
@@ -161,36 +160,34 @@ class PathKey:
                     return (_SPELLINGS, known, *spelled)
         return known
 
-    def _blind(self, canonical: CanonicalURL, plain: bool, paths: tuple[str, ...], allowed: tuple[str, ...]) -> bool:
+    def _blind(self, first: str, plain: bool | None, paths: tuple[str, ...], allowed: tuple[str, ...]) -> bool:
         """Whether no pattern of the files can tell any of the request's other spellings from its canonical
         path+query: then every spelling selects what the canonical path does, which is the key, without matching
         the spellings against every pattern. Each spelling is the canonical path with the trailing slash as written
-        (an insertion: :class:`SlashSight`), or one that differs from it in one stretch (:class:`SpellingSight`: a
-        lenient reading, ``/b/0%2F1`` read ``/b/0/1``); anything else is matched.
+        (an insertion: :class:`SlashSight`), or a reading of its escapes or ``;`` parameters (``/b/0%2F1`` read
+        ``/b/0/1``: :class:`SpellingSight`); anything else is matched.
 
         Only asked where each pattern compares the paths as they are, literal and normal alike: a canonical
-        path+query that reads back (``plain``, or ``reads_back``: what ``canonical_page`` reads, its own normal form;
-        an IPv6 host's URL is split, which gives the same text), and spellings that read back with no ``%`` (what
-        ``spelled_page`` reads as their own normal form, on the canonical origin) or that add the slash to it; and,
-        where ``Content-Usage`` rules are read, with every spelling allowed by robots.txt (which can tell them
-        apart). ``tests/test_signals_lenient.py`` holds each of these to selecting every spelling."""
-        first = canonical.path_query
-        if not plain and not reads_back(first):
-            return False
-        if self._usage and allowed is not paths and not all(p in allowed for p in paths):
+        path+query read back (``first``, with ``plain`` not None: ``canonical_page`` reads it as it is, its own
+        normal form), and
+        spellings that add the slash to it or read back with no ``%`` (``spelled_page`` then reads each as it
+        is, on the canonical origin); and, where ``Content-Usage`` rules are read, with every spelling allowed by
+        robots.txt (which can tell them apart). ``tests/test_signals_lenient.py`` holds each of these to selecting
+        every spelling."""
+        if plain is None or (self._usage and allowed is not paths and not all(p in allowed for p in paths)):
             return False
         sight = self._sight
         if sight is None:
             sight = self._sight = self._make_sight()
-        cut = first.find("?")
-        slashed = first + "/" if cut < 0 else first[:cut] + "/" + first[cut:]
+        slashed, query = len(first) + 1, "?" in first
         for spelling in paths:
             if spelling == first:
                 continue
-            if spelling == slashed:
-                if sight[0].tells_apart(first, False) if cut < 0 else sight[0].tells_apart(first[:cut], True):
+            if len(spelling) == slashed and (spelling == first.replace("?", "/?", 1) if query else (
+                    spelling[-1:] == "/" and spelling.startswith(first))):  # the slash as written
+                if sight[0].tells_apart(first.partition("?")[0] if query else first, query):
                     return False
-            elif "%" in spelling or not reads_back(spelling) or sight[1].tells_apart(first, spelling):
+            elif sight[1].tells_apart(first, spelling):  # which also sees whether the spelling is read as it is
                 return False
         return True
 
@@ -227,7 +224,7 @@ class PathKey:
             for rows in self._rsl:
                 parts.append(_longest(rows, normal, origin))
         if self._ai is not None:
-            match = self._ai.match(path, self._token)
+            match = self._ai.match(path, self._token, normal == path)  # equal: its own literal spelling too
             parts.append(None if match.allowed else (match.line, match.rule, match.group))
         return tuple(parts)
 
