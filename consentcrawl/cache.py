@@ -57,22 +57,11 @@ and hands it back without making its key again. Validity rule: the same canonica
 (the fact reader hands out one of each per URL), the very same files, robots.txt, policy and platform objects, and
 an equal purpose and token; anything else is a miss. The entry holds the objects, so a reused id is never a hit.
 
-**A request's facts, handed from one phase to the next** (:class:`RequestFactsMemo`): one request object is read
-into facts at each phase (scheduling, the request phase, the send-time handler's person and origin, the send-time
-decision, the response phase), mostly with nothing of it changed in between. Validity rule: an entry is used only
-for the very same request object (held weakly) and only while every input read from it is *equal* to what it was:
-the URL, the ``consentcrawl_subject`` meta (a string or none: any other value is never remembered), the body read
-as form text (and whether it is a form), the ``Host`` values, the ``Cookie`` values (part of that text), the
-rewrite and framing headers, the proxy, the purpose, and the very same engine; and, for a caller that decides, the
-same decision time (a caller that reads only the platform, the person or the origin, none of which depends on the
-time, takes the facts of any time). A change of any of them between two phases is a miss, never a stale hit.
-
 Pure: no Scrapy, no I/O, no clock.
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -87,8 +76,7 @@ if TYPE_CHECKING:
     from .facts import RequestFacts
     from .terms.platforms import Platform
 
-__all__ = ["ConsentCache", "Made", "ObjectMemo", "RequestFactsMemo", "RequestSignals", "SignalMemo", "consent_key",
-           "renew"]
+__all__ = ["ConsentCache", "Made", "ObjectMemo", "RequestSignals", "SignalMemo", "consent_key", "renew"]
 
 _O = TypeVar("_O")
 _V = TypeVar("_V")
@@ -269,30 +257,6 @@ class RequestSignals(Generic[_V]):
 
     def put(self, inputs: tuple[Any, Any, Any, Any, Any, Any], purpose: str, token: str, value: _V) -> None:
         self._entries.put(id(inputs[0]), (inputs, purpose, token, value))
-
-
-class RequestFactsMemo:
-    """Each request's facts, by the request object, with the inputs they were read from (the rule in the module's
-    docstring)."""
-
-    __slots__ = ("_entries",)
-
-    def __init__(self) -> None:
-        self._entries: weakref.WeakKeyDictionary[Any, tuple[tuple[Any, ...], RequestFacts]] = (
-            weakref.WeakKeyDictionary())
-
-    def get(self, request: Any, inputs: tuple[Any, ...], now: datetime | None) -> RequestFacts | None:
-        """The facts read from ``request`` at equal ``inputs``, made at ``now`` (None: at any time), or None."""
-        entry = self._entries.get(request)
-        if entry is None or entry[0] != inputs:
-            return None
-        facts = entry[1]
-        if now is None or facts.now is now or (facts.now == now and facts.now.tzinfo is now.tzinfo):
-            return facts
-        return None
-
-    def put(self, request: Any, inputs: tuple[Any, ...], facts: RequestFacts) -> None:
-        self._entries[request] = (inputs, facts)
 
 
 def renew(decision: Decision) -> Decision:

@@ -189,11 +189,10 @@ class ConsentDownloadHandler:
 
     async def _send(self, runtime: ConsentRuntime, request: Request) -> Response:
         """The origin's ``Crawl-delay``, the decision at send time (a deny raises), the download."""
-        origin = runtime.origin_of(request)
         if runtime.distributed is not None:  # the cluster's Crawl-delay schedule, then the decision
-            await send_shared(runtime, request, (origin, self._delay(runtime, origin)))
+            await send_shared(runtime, request, self._delay(runtime, request.url))
         else:
-            await self._keep_crawl_delay(runtime, origin)
+            await self._keep_crawl_delay(runtime, request)
             decision = await runtime.decide_send(request)  # reads the clock now, after the waits
             if runtime.drops(decision):
                 raise ConsentDenied(decision)
@@ -234,39 +233,41 @@ class ConsentDownloadHandler:
             failed = f"{type(exc).__name__}: {str(exc)[:200]}"
         actor_read(runtime, person, actor.url, response, failed, actor)
 
-    async def _keep_crawl_delay(self, runtime: ConsentRuntime, origin: str | None) -> None:
+    async def _keep_crawl_delay(self, runtime: ConsentRuntime, request: Request) -> None:
         """Wait until the origin's ``Crawl-delay`` since its previous request has passed, whatever the slot.
 
         The delay is the one of the robots.txt the send-time decision will use. A delay over
         ``CONSENTCRAWL_MAX_CRAWL_DELAY`` is not waited for: that decision denies the request
-        (``robots.crawl-delay``). No origin (a URL that cannot be read): nothing to wait for, its decision denies."""
+        (``robots.crawl-delay``)."""
+        origin, delay = self._delay(runtime, request.url)
         if origin is None:
             return
-        wait = self.spacing.reserve(origin, self._delay(runtime, origin))
+        wait = self.spacing.reserve(origin, delay)
         if wait > 0:
             runtime.count("consentcrawl/crawl_delay/waited")
             await asyncio.sleep(wait)
 
     @staticmethod
-    def _delay(runtime: ConsentRuntime, origin: str | None) -> float | None:
-        """The ``Crawl-delay`` to keep for an origin (None over ``CONSENTCRAWL_MAX_CRAWL_DELAY``: the decision
-        denies such a request, ``robots.crawl-delay``)."""
+    def _delay(runtime: ConsentRuntime, url: str) -> tuple[str | None, float | None]:
+        """The URL's origin and the ``Crawl-delay`` to keep for it (None over ``CONSENTCRAWL_MAX_CRAWL_DELAY``: the
+        decision denies such a request, ``robots.crawl-delay``)."""
+        origin = _origin(url)
         if origin is None:
-            return None
+            return None, None
         robots = runtime.robots.cached(origin)
         delay = crawl_delay(robots, runtime.config.token) if robots is not None else None
         if delay and delay > runtime.config.max_crawl_delay:
             delay = None
-        return delay
+        return origin, delay
 
     async def _own_sent(self, runtime: ConsentRuntime, request: Request, origin: str) -> None:
         """One of our side requests is being sent to ``origin``. robots.txt goes at once (by convention: it is how
         the delay is known) and counts as a request; the site's other files (tdmrep.json, ai.txt, the policies and
         licences it names) are requests to the server like any other and keep its ``Crawl-delay``."""
-        delay = None if urlsplit(request.url).path == "/robots.txt" else self._delay(runtime, origin)
+        delay = None if urlsplit(request.url).path == "/robots.txt" else self._delay(runtime, request.url)[1]
         if runtime.distributed is None:
             if delay:
-                await self._keep_crawl_delay(runtime, origin)
+                await self._keep_crawl_delay(runtime, request)
             else:
                 self.spacing.sent(origin)
             return

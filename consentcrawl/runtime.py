@@ -22,7 +22,6 @@ from scrapy.http import Response, TextResponse
 
 from .audit.header import chain_header
 from .audit.log import AuditLog
-from .cache import RequestFactsMemo
 from .config import ConsentConfig, build_decider
 from .decision import Decision, Evidence, Stage, deny
 from .distributed.wiring import Distributed
@@ -155,8 +154,6 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         self._nofollow: weakref.WeakSet[Request] = weakref.WeakSet()
         #: requests whose link check was made by the spider middleware, with the URL it was made for
         self._link_checked: weakref.WeakKeyDictionary[Request, str] = weakref.WeakKeyDictionary()
-        #: each request's facts, handed from one phase to the next while its inputs are the same
-        self._facts = RequestFactsMemo()
         #: Scrapy filters by level in its handler, not on the logger: skip building DEBUG lines nobody keeps
         self._debug = crawler.settings.get("LOG_LEVEL", "DEBUG") in ("DEBUG", logging.DEBUG)
         self._turn_scheduled = False
@@ -206,17 +203,12 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
 
     # -- deciding ------------------------------------------------------------------------------------------
 
-    def facts_for(self, request: Request | None, url: str, now: datetime | None) -> tuple[RequestFacts | None,
-                                                                                             Decision | None]:
-        """Facts for a URL (with the request's ``consentcrawl_subject``), or a deny when it cannot be understood.
-
-        ``now`` None: facts of any time will do (the caller reads the platform, the person or the origin only).
-        The facts read from a request are handed to its next phase while every input is the same
-        (:class:`~consentcrawl.cache.RequestFactsMemo`); its inputs are read again each time to know."""
+    def facts_for(self, request: Request | None, url: str, now: datetime) -> tuple[RequestFacts | None,
+                                                                                      Decision | None]:
+        """Facts for a URL (with the request's ``consentcrawl_subject``), or a deny when it cannot be understood."""
         subject = form = host = proxy = None
         is_form = True
         rewrites: tuple[tuple[str, str], ...] = ()
-        inputs: tuple[Any, ...] | None = None
         if request is not None:
             subject = request.meta.get(META_SUBJECT)
             if request.body:
@@ -231,18 +223,11 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
             if cookies:  # PHP's $_REQUEST can read cookies as it reads the query (variables_order "EGPCS")
                 pairs = "&".join(p.strip() for c in cookies for p in c.decode("latin-1").split(";") if p.strip())
                 form = f"{form}&{pairs}" if form else pairs
-            if subject is None or type(subject) is str:
-                inputs = (url, subject, form, is_form, host, rewrites, proxy, self.config.purpose, self.engine)
-                facts = self._facts.get(request, inputs, now)
-                if facts is not None:
-                    return facts, None
         try:
-            facts = self.engine.facts(url, self.config.purpose, now or self.config.now(), subject, form=form,
-                                      is_form=is_form, host=host, rewrites=rewrites, proxy=proxy)
+            facts = self.engine.facts(url, self.config.purpose, now, subject, form=form, is_form=is_form,
+                                      host=host, rewrites=rewrites, proxy=proxy)
         except Exception as exc:  # noqa: BLE001 - an URL we cannot read is denied, not waved through
             return None, bad_url(url, exc)
-        if inputs is not None:
-            self._facts.put(request, inputs, facts)
         return facts, None
 
     async def prefilter(self, request: Request) -> Decision:
@@ -291,15 +276,10 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
 
     def person_of(self, request: Request) -> tuple[str, str] | None:
         """(platform, subject key) of the person a request's URL names, or None."""
-        facts, _ = self.facts_for(request, request.url, None)
+        facts, _ = self.facts_for(request, request.url, self.config.now())
         if facts is None or facts.platform is None or facts.subject is None:
             return None
         return facts.platform.name, facts.subject
-
-    def origin_of(self, request: Request) -> str | None:
-        """The origin of a request's URL, or None when its URL cannot be read (its decision denies it)."""
-        facts, _ = self.facts_for(request, request.url, None)
-        return facts.canonical.origin if facts is not None else None
 
     def read_first_page(self, request: Request, response: Response) -> PageReading | None:
         """A person's first page, read for refusals as soon as it is downloaded (:class:`FirstPageGate`)."""

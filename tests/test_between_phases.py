@@ -158,7 +158,7 @@ async def test_a_report_mode_deny_is_decided_again_at_send_time_with_its_own_lin
     assert lines == [before.decision_id, sent.decision_id, again.decision_id]
 
 
-# --------------------------------------------------------------------------- the facts handed from phase to phase
+# --------------------------------------------------------------------------- a request's facts read again at each phase
 
 
 @contextmanager
@@ -207,50 +207,15 @@ FACT_CHANGES: dict[str, Callable[[Request], None]] = {
 @pytest.mark.parametrize("what", list(FACT_CHANGES))
 def test_the_facts_handed_to_the_next_phase_are_read_again_when_an_input_changed(tmp_path: Path, what: str) -> None:
     """A request read at one phase, changed, and read again: the facts (and the person named) are those of the
-    changed request, as a runtime that never read it makes them; unchanged, the very facts are handed on."""
+    changed request, as a runtime that never read it makes them. A guard for any reuse of a request's facts from one
+    phase to the next (one was measured and not kept: benchmarks/RESULTS.md, 2026-12-01, branch percall): each case
+    failed against it with the input left out of its validity rule."""
     request = Request(URL, method="POST")
     with _opened(tmp_path) as runtime, _opened(tmp_path / "fresh") as never_read:
         first, _ = runtime.facts_for(request, request.url, NOW)
-        assert runtime.facts_for(request, request.url, NOW)[0] is first  # the control: handed on
-        assert runtime.facts_for(request, request.url, None)[0] is first
         FACT_CHANGES[what](request)
         again, _ = runtime.facts_for(request, request.url, NOW)
         fresh, _ = never_read.facts_for(request, request.url, NOW)
         assert fresh is not None and again == fresh and again != first
         person = (fresh.platform.name, fresh.subject) if fresh.platform is not None and fresh.subject else None
         assert runtime.person_of(request) == person
-
-
-def test_the_facts_of_another_time_are_made_again_for_a_decision(tmp_path: Path) -> None:
-    """A decision at a later time gets facts made at that time; the person and origin take the facts of any time."""
-    request = Request(URL)
-    with _opened(tmp_path) as runtime:
-        first, _ = runtime.facts_for(request, request.url, NOW)
-        later, _ = runtime.facts_for(request, request.url, EXPIRES)
-        assert later is not None and later.now == EXPIRES and first is not None and first.now == NOW
-        assert runtime.facts_for(request, request.url, None)[0] is later
-        assert runtime.person_of(request) == ("microblog", "3001") and runtime.origin_of(request) == ORIGIN
-
-
-def test_a_subject_in_meta_that_is_not_a_string_is_never_handed_on(tmp_path: Path) -> None:
-    request = Request(URL, meta={META_SUBJECT: 3001})
-    with _opened(tmp_path) as runtime:
-        first, _ = runtime.facts_for(request, request.url, NOW)
-        assert first is not None and runtime.facts_for(request, request.url, NOW)[0] is not first
-
-
-def test_the_site_files_of_an_origin_are_listed_again_for_a_new_robots_txt(tmp_path: Path) -> None:
-    """The files an origin's decision reads are listed once per robots.txt object; a new robots.txt that names a
-    licence (or names it no more) is listed anew, as :func:`site_file_urls` lists it."""
-    with _opened(tmp_path) as runtime:
-        signals, cache = runtime.site_signals, runtime.robots.cache
-        listed = []
-        for body in (b"User-agent: *\nAllow: /\n", b"User-agent: *\nAllow: /\nLicense: https://rsl.example/l.xml\n",
-                     b"User-agent: *\nAllow: /\n"):
-            _robots(runtime, body)
-            robots = cache.get(ORIGIN, runtime.config.now())
-            assert signals.file_urls(ORIGIN, robots) is signals.file_urls(ORIGIN, robots)  # once per object
-            assert list(signals.file_urls(ORIGIN, robots)) == site_file_urls(ORIGIN, robots, signals.conservative)
-            listed.append({url for _, url in signals.file_urls(ORIGIN, robots)})
-        assert listed[1] - listed[0] == {"https://rsl.example/l.xml"} and listed[2] == listed[0]
-        assert signals.file_urls("http://other.example", robots) != signals.file_urls(ORIGIN, robots)

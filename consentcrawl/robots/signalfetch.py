@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from ..cache import ObjectMemo
 from ..distributed.shared import SharedStateUnavailable
 from ..signals.evaluate import SiteFiles, licence_links
 from ..signals.fetch import WELL_KNOWN, SignalFile, SignalFileCache, SignalFileStatus, from_response, unavailable
@@ -92,22 +91,13 @@ class ScrapySignalFetcher:
         self._inflight: dict[str, asyncio.Future[SignalFile]] = {}
         self._last: dict[str, SiteFiles] = {}  #: origin -> the files last handed out
         self._files: dict[str, SignalFile] = {}  #: URL -> the last fetch, whatever its age (send time falls back)
-        #: each origin's file list, once per robots.txt object (its licences are read from that file)
-        self._urls: ObjectMemo[RobotsFile | None, tuple[tuple[str, str], ...]] = ObjectMemo(1024)
-
-    def file_urls(self, origin: str, robots: RobotsFile | None) -> tuple[tuple[str, str], ...]:
-        """:func:`site_file_urls`, worked out once per origin and robots.txt object (an immutable file: a new one
-        fetched is a new object, so a changed list of licences is never missed)."""
-        conservative = self.conservative
-        return self._urls.get(robots, lambda r: tuple(site_file_urls(origin, r, conservative)),
-                              (origin, conservative))
 
     def fresh(self, origin: str, robots: RobotsFile | None) -> SiteFiles | None:
         """What :meth:`get` returns when every file is cached and still fresh (no fetch, no wait); None when one
         must be fetched. The common case of a crawl, asked without a coroutine and a task per file."""
         now = self.now()
         files: dict[str, SignalFile] = {}
-        for _signal, url in self.file_urls(origin, robots):
+        for _signal, url in site_file_urls(origin, robots, self.conservative):
             file = self.cache.get(url, now)
             if file is None:
                 return None
@@ -121,7 +111,7 @@ class ScrapySignalFetcher:
 
     async def get(self, origin: str, robots: RobotsFile | None) -> SiteFiles:
         """The origin's files in force now, fetched where they are not (or no longer) cached."""
-        wanted = self.file_urls(origin, robots)
+        wanted = site_file_urls(origin, robots, self.conservative)
         got = await asyncio.gather(*(self.file(signal, url) for signal, url in wanted))
         files = {f.url: f for f in got}
         got = await asyncio.gather(*(self.file(signal, url) for signal, url in policy_urls(origin, files)))
@@ -132,7 +122,7 @@ class ScrapySignalFetcher:
         unavailable ("not fetched before the request was sent"): it denies what its signal covers."""
         now = self.now()
         files: dict[str, SignalFile] = {}
-        for signal, url in self.file_urls(origin, robots):
+        for signal, url in site_file_urls(origin, robots, self.conservative):
             file = self._files.get(url)
             files[url] = file if file is not None else unavailable(signal, url, now, "not fetched before sending")
         for signal, url in policy_urls(origin, files):
