@@ -205,7 +205,7 @@ FACT_CHANGES: dict[str, Callable[[Request], None]] = {
 
 
 @pytest.mark.parametrize("what", list(FACT_CHANGES))
-def test_the_facts_handed_to_the_next_phase_are_read_again_when_an_input_changed(tmp_path: Path, what: str) -> None:
+def test_a_requests_facts_are_read_again_when_an_input_changed_between_phases(tmp_path: Path, what: str) -> None:
     """A request read at one phase, changed, and read again: the facts (and the person named) are those of the
     changed request, as a runtime that never read it makes them. A guard for any reuse of a request's facts from one
     phase to the next (one was measured and not kept: benchmarks/RESULTS.md, 2026-12-01, branch percall): each case
