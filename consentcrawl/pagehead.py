@@ -21,6 +21,8 @@ import codecs
 import functools
 import html
 import re
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import NamedTuple
 
 from .cache import ObjectMemo
@@ -44,7 +46,7 @@ class HeadTag(NamedTuple):
     """One ``<meta>`` or ``<link>`` of a document's head."""
 
     tag: str  #: ``"meta"`` or ``"link"``
-    attrs: dict[str, str]  #: attribute names ASCII-lower-cased, values decoded and unescaped
+    attrs: Mapping[str, str]  #: read-only (the scan is shared); names ASCII-lower-cased, values unescaped
     raw: str  #: the tag as written (its first :data:`RAW_BYTES` bytes), decoded and unescaped
 
 
@@ -132,7 +134,8 @@ def _scan(body: object, encoding: str) -> tuple[HeadTag, ...]:
         else:
             tag_match = _TAG.match(low, m.start())
             end = tag_match.end() if tag_match is not None else m.end()
-            found.append(HeadTag(m.group(4).decode("ascii"), _attributes(head, m.end() - 1, end, codec),
+            found.append(HeadTag(m.group(4).decode("ascii"),
+                                 MappingProxyType(_attributes(head, m.end() - 1, end, codec)),
                                  decode_value(head[m.start():min(end, m.start() + RAW_BYTES)], codec)))
             pos = max(end, m.start() + 1)
     return tuple(found)

@@ -49,6 +49,12 @@ def test_a_body_is_scanned_once_however_many_readers_ask(monkeypatch: pytest.Mon
     assert len(scans) == 2
 
 
+def test_the_shared_scan_cannot_be_changed_by_a_reader() -> None:
+    tags = head_tags(b'<head><meta name="robots" content="noindex"></head><!-- read-only -->')
+    with pytest.raises(TypeError):
+        tags[0].attrs["content"] = "all"  # type: ignore[index]
+
+
 def test_a_mutable_buffer_is_read_as_it_is_now() -> None:
     buffer = bytearray(b'<head><meta name="robots" content="all"></head>')
     assert head_tags(buffer)[0].attrs["content"] == "all"
