@@ -21,7 +21,7 @@ from consentcrawl.signals.evaluate import PathKey
 from consentcrawl.urls import CanonicalURL
 
 from .test_reuse_signals import HOSTS
-from .test_signals_slash import FILES, FullKey, site_files
+from .test_signals_slash import FILES, FullKey, decides_as_afresh, site_files
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 SITE = "https://site.example"
@@ -237,24 +237,7 @@ def test_a_remembering_engine_decides_lenient_urls_as_every_spelling_decided_afr
         files: tuple[list[str], ...], paths: list[str], purpose: str) -> None:
     """The engine (memo and shortcut) decides each URL exactly as a new engine does, and denies on the site's
     signals exactly when one spelling, decided afresh, does."""
-    from consentcrawl.consent.answers import NO_STORE
-    from consentcrawl.engine import PolicyEngine
-    from consentcrawl.signals.policy import DEFAULT_POLICY, site_decision
-    from consentcrawl.terms.platforms import PlatformRegistry
-
-    site = site_files(*files)
-    remembering = PolicyEngine(PlatformRegistry({}), "consentcrawl")  # conservative: ai.txt is read
-    for path in paths * 2:
-        facts = remembering.facts(SITE + path, purpose, NOW)
-        made = remembering.decide(facts, site.robots, NO_STORE, site)
-        fresh = PolicyEngine(PlatformRegistry({}), "consentcrawl").decide(facts, site.robots, NO_STORE, site)
-        assert (made.verdict, made.reason, made.evidence) == (fresh.verdict, fresh.reason, fresh.evidence)
-        if made.reason and made.reason.startswith("robots."):
-            continue
-        denying = [p for p in facts.robots_paths
-                   if (d := site_decision(facts.canonical.origin + p, facts.canonical.host, site, DEFAULT_POLICY,
-                                          "consentcrawl", purpose, None)[0]).basis == "signals" and not d.allowed]
-        assert bool(made.reason and made.reason.startswith("terms.signal")) == bool(denying), (facts, denying)
+    decides_as_afresh(site_files(*files), [SITE + path for path in paths], purpose)
 
 
 @settings(max_examples=600, deadline=None)

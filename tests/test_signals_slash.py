@@ -150,15 +150,21 @@ def test_a_remembering_engine_decides_slashed_urls_as_every_spelling_decided_afr
         files: tuple[list[str], ...], urls: list[Any], purpose: str) -> None:
     """The engine (memo and shortcut) decides each URL, with or without its slash, exactly as a new engine does,
     and denies on the site's signals exactly when one spelling, decided afresh, does."""
+    decides_as_afresh(site_files(*files), [SITE + path + ("/" if slash else "") + query for path, query, slash in urls],
+                      purpose)
+
+
+def decides_as_afresh(site: Any, urls: list[str], purpose: str) -> None:
+    """One engine (memo and shortcuts) decides each URL, twice over, exactly as a new engine does, and denies on the
+    site's signals exactly when one spelling of it, decided afresh, does."""
     from consentcrawl.consent.answers import NO_STORE
     from consentcrawl.engine import PolicyEngine
     from consentcrawl.signals.policy import DEFAULT_POLICY, site_decision
     from consentcrawl.terms.platforms import PlatformRegistry
 
-    site = site_files(*files)
-    remembering = PolicyEngine(PlatformRegistry({}), "consentcrawl")
-    for path, query, slash in urls * 2:
-        facts = remembering.facts(SITE + path + ("/" if slash else "") + query, purpose, NOW)
+    remembering = PolicyEngine(PlatformRegistry({}), "consentcrawl")  # conservative: ai.txt is read
+    for url in urls * 2:
+        facts = remembering.facts(url, purpose, NOW)
         made = remembering.decide(facts, site.robots, NO_STORE, site)
         fresh = PolicyEngine(PlatformRegistry({}), "consentcrawl").decide(facts, site.robots, NO_STORE, site)
         assert (made.verdict, made.reason, made.evidence) == (fresh.verdict, fresh.reason, fresh.evidence)
