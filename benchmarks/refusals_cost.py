@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from consentcrawl.consent.answers import StoreAnswers
 from consentcrawl.engine import PolicyEngine
 from consentcrawl.refusals.book import Refusal, RefusalBook
-from consentcrawl.refusals.forms import read_page
+from consentcrawl.refusals.page import read_page
 from consentcrawl.refusals.purposes import ALL_PURPOSES
 from consentcrawl.robots.meta import parse_meta_robots
 from consentcrawl.terms.load import load_platforms

@@ -33,7 +33,8 @@ from .decision import Decision, Evidence, Stage, deny, new_decision_id
 from .errors import AuditUnavailable
 from .recent import Recent
 from .refusals.book import REASON, Refusal, Unread
-from .refusals.forms import Found, PageReading, is_activitypub, read_page
+from .refusals.forms import Found, PageReading, is_activitypub
+from .refusals.page import read_page
 from .robots.body import decoded_body, page_encoding, reads_as_html
 from .robots.meta import parse_meta_robots
 

@@ -416,7 +416,7 @@ def test_a_profile_decoded_for_its_charset_is_read_with_an_xml_declaration(chars
     """A profile decoded before its card is looked for (its charset's bytes are not its text) is parsed as parsel
     parses ``response.text``, also where it opens with an XML declaration naming its charset (lxml refuses such a
     declaration in a str): its ``#nobot`` is read, not an error."""
-    from consentcrawl.refusals.forms import read_page
+    from consentcrawl.refusals.page import read_page
 
     page = (f'<?xml version="1.0" encoding="{charset}"?><html><body><div class="h-card">'
             '<p class="p-note">my notes #nobot</p></div></body></html>')

@@ -12,7 +12,7 @@ import pytest
 import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from consentcrawl.refusals.forms import read_page
+from consentcrawl.refusals.page import read_page
 from consentcrawl.refusals.purposes import REFUSAL_PURPOSES
 from consentcrawl.robots.meta import parse_meta_robots
 from consentcrawl_demo.server import LocalServer, LoggedRequest, Response

@@ -22,7 +22,6 @@ Hashtags are found in each field's text by :mod:`consentcrawl.refusals.hashtags`
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,8 +33,8 @@ from ..pagehead import scans_as_bytes
 from .hashtags import hashtags
 from .purposes import purposes_of
 
-__all__ = ["Found", "PageReading", "read_actor", "read_bluesky", "read_html_profile", "read_meta_robots",
-           "read_page"]
+__all__ = ["Found", "PageReading", "html_profile", "is_activitypub", "read_actor", "read_bluesky", "read_html_profile",
+           "read_meta_robots"]
 
 RAW_MAX = 300
 
@@ -185,10 +184,10 @@ _META_FIELDS = {("property", "og:title"): "og:title", ("property", "og:descripti
 
 def read_html_profile(body: bytes | str, url: str, token: str, encoding: str = "utf-8") -> list[Found]:
     """The hashtag refusals in an HTML profile page's own fields (see the module's docstring)."""
-    return _html_profile(body, url, token, encoding)[0]
+    return html_profile(body, url, token, encoding)[0]
 
 
-def _html_profile(body: bytes | str, url: str, token: str,
+def html_profile(body: bytes | str, url: str, token: str,
                   encoding: str) -> tuple[list[Found], bool, str | None]:
     """The refusals, whether the page shows a profile at all, and the actor it links to (when it does)."""
     if isinstance(body, bytes) and not scans_as_bytes(encoding or "utf-8"):
@@ -359,55 +358,3 @@ def read_bluesky(doc: Any, token: str) -> PageReading | None:
         if isinstance(value, str):
             found += _found_in(field, value, token)
     return PageReading(tuple(found), owner, "bluesky", profile=True)
-
-
-# -- a page ----------------------------------------------------------------------------------------------------
-
-
-#: a body that starts like a JSON object (after a byte order mark and white space)
-_JSON_START = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\r\n]*\{")
-
-
-def _json_text(body: bytes) -> str | None:
-    """The body as text, when it starts like a JSON object in the encoding ``json.loads`` reads bytes in (UTF-8,
-    -16 or -32, by the byte order mark or the zero bytes, as a spider's ``json.loads(response.body)`` does), else
-    None."""
-    encoding = json.detect_encoding(body[:4])
-    if encoding.startswith("utf-8"):
-        return body.decode("utf-8-sig") if _JSON_START.match(body) else None
-    text = body.decode(encoding, "replace")
-    return text if text.lstrip("\ufeff \t\r\n").startswith("{") else None
-
-
-def read_page(url: str, status: int, content_type: str, body: bytes, token: str, *, encoding: str = "utf-8",
-              meta_directives: Iterable[Any] = (), activitypub_requested: bool = False) -> PageReading:
-    """What a person's profile page says about them. Raises ``ValueError`` for an ActivityPub body that is not
-    JSON (the person's say cannot be read: the adapter denies)."""
-    ct = (content_type or "").lower()
-    if status == 401 and activitypub_requested:
-        return PageReading((Found("activitypub.not-public", "HTTP status", "401 to an unsigned ActivityPub fetch"),),
-                           None, "activitypub", profile=True)
-    # any other status is read like a 200: a spider that handles every status (``handle_httpstatus_all``) gets the
-    # body, and a platform may show a locked or limited profile with a 403 or a 404
-    # what the type claims does not decide what a callback makes of the body (``json.loads(response.text)``,
-    # ``response.css``): a JSON object is read as JSON whatever its type, anything else that is not JSON as HTML
-    # ``response.text``, where the page's charset makes it other text than its bytes: ``json.loads`` of it reads a
-    # document the bytes do not show
-    declared = None if scans_as_bytes(encoding or "utf-8") else body.decode(encoding, "replace")
-    as_text = declared is not None and declared.lstrip("\ufeff \t\r\n").startswith("{")
-    if ("json" in ct or _JSON_START.match(body) or body[:1] in (b"\xff", b"\xfe", b"\x00") or body[1:2] == b"\x00"
-            or as_text):
-        try:
-            text = _json_text(body)
-            if text is None and as_text:
-                text = declared
-            doc = json.loads(text if text is not None else body.decode("utf-8-sig"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            if is_activitypub(ct):
-                raise ValueError(f"the ActivityPub document is not JSON: {exc}") from None
-        else:
-            return read_actor(doc, token) or read_bluesky(doc, token) or PageReading()
-    # XML too: Scrapy hands the callback an XmlResponse whose ``.css()`` finds a card's classes all the same
-    fields, profile, actor = _html_profile(body, url, token, encoding)
-    return PageReading(tuple(read_meta_robots(meta_directives) + fields), None, "html", profile=profile,
-                       actor=actor)
