@@ -135,11 +135,21 @@ FRAMING_HEADERS = ("Transfer-Encoding", "Content-Length")
 #: framing header with its place in :data:`REWRITE_HEADERS` + :data:`FRAMING_HEADERS`
 _ROUTING = {name.lower().encode(): (place, name) for place, name in enumerate((*REWRITE_HEADERS, *FRAMING_HEADERS))}
 _HOST, _COOKIE = b"host", b"cookie"
+#: headers a front end that trusts its clients picks the site by, as a server picks it by ``Host``: Django's
+#: ``USE_X_FORWARDED_HOST``, many reverse proxies; RFC 7239 ``Forwarded`` names it in its ``host=`` parameter
+_FORWARDED_HOST, _FORWARDED = b"x-forwarded-host", b"forwarded"
+
+
+def _forwarded_hosts(value: bytes) -> list[bytes]:
+    """The ``host=`` parameters of a ``Forwarded`` value (RFC 7239), read leniently: every element, every pair."""
+    return [v.strip().strip(b'"') for element in value.split(b",") for pair in element.split(b";")
+            for k, _, v in (pair.partition(b"="),) if k.strip().lower() == b"host"]
 
 
 def read_headers(headers: Mapping[bytes, Sequence[bytes]],
                  body: bytes) -> tuple[list[bytes], list[bytes], tuple[tuple[str, str], ...]]:
-    """A request's ``Host`` values, its ``Cookie`` values and the (name, value) of its rewrite and framing headers
+    """A request's ``Host`` values (then the hosts its ``X-Forwarded-Host`` and ``Forwarded: host=`` name, which a
+    front end may pick the site by), its ``Cookie`` values and the (name, value) of its rewrite and framing headers
     (:data:`REWRITE_HEADERS`, :data:`FRAMING_HEADERS`; a ``Content-Length`` equal to the body's is the client's own
     and left out), in one pass over the headers.
 
@@ -148,6 +158,8 @@ def read_headers(headers: Mapping[bytes, Sequence[bytes]],
     The pairs come in the order of those two lists, each header's values in their order; the names as the lists
     spell them."""
     hosts: list[bytes] = []
+    forwarded: list[bytes] = []  #: X-Forwarded-Host's hosts
+    forwarded_param: list[bytes] = []  #: Forwarded's host= values
     cookies: list[bytes] = []
     found: list[tuple[int, str, bytes]] | None = None
     for key, values in (dict.items(headers) if isinstance(headers, dict) else headers.items()):
@@ -156,10 +168,15 @@ def read_headers(headers: Mapping[bytes, Sequence[bytes]],
             hosts += values
         elif lower == _COOKIE:
             cookies += values
+        elif lower == _FORWARDED_HOST:
+            forwarded += (host.strip() for value in values for host in value.split(b","))
+        elif lower == _FORWARDED:
+            forwarded_param += (host for value in values for host in _forwarded_hosts(value))
         elif lower in _ROUTING:
             place, name = _ROUTING[lower]
             found = found if found is not None else []
             found += ((place, name, value) for value in values)
+    hosts += forwarded + forwarded_param
     if found is None:
         return hosts, cookies, ()
     found.sort(key=lambda hit: hit[0])  # stable: each header's values stay in their order

@@ -11,7 +11,8 @@ from scrapy.http import Headers
 
 from consentcrawl.facts import FRAMING_HEADERS, REWRITE_HEADERS, read_headers
 
-_NAMES = [*REWRITE_HEADERS, *FRAMING_HEADERS, "Host", "Cookie", "Accept", "X-Original", "Content-Type"]
+_NAMES = [*REWRITE_HEADERS, *FRAMING_HEADERS, "Host", "Cookie", "Accept", "X-Original", "Content-Type",
+          "X-Forwarded-Host", "Forwarded"]
 
 
 def _spelled(name: str, style: int) -> str:
@@ -23,11 +24,17 @@ def _asked_by_name(headers: Headers, body: bytes) -> tuple[list[bytes], list[byt
     rewrites = tuple((name, value.decode("latin-1")) for name in (*REWRITE_HEADERS, *FRAMING_HEADERS)
                      for value in headers.getlist(name)
                      if name != "Content-Length" or value.strip() != str(len(body)).encode())
-    return headers.getlist("Host"), headers.getlist("Cookie"), rewrites
+    forwarded = [h.strip() for v in headers.getlist("X-Forwarded-Host") for h in v.split(b",")]
+    forwarded += [v.strip().strip(b'"') for value in headers.getlist("Forwarded")
+                  for element in value.split(b",") for pair in element.split(b";")
+                  for k, _, v in (pair.partition(b"="),) if k.strip().lower() == b"host"]
+    return headers.getlist("Host") + forwarded, headers.getlist("Cookie"), rewrites
 
 
 _VALUES = st.lists(st.sampled_from([b"/u/107", b"/about", b"chunked", b"3", b" 3 ", b"4", b"people.example",
-                                    b"a=1; b=2", b"\xe9"]), min_size=1, max_size=3)
+                                    b"a=1; b=2", b"\xe9", b'for=1.2.3.4;HOST="people.example"',
+                                    b"a.example, b.example"]),
+                   min_size=1, max_size=3)
 
 
 @given(st.lists(st.tuples(st.sampled_from(_NAMES), st.integers(0, 4), _VALUES), max_size=8),

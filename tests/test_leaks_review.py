@@ -101,6 +101,49 @@ async def test_two_host_headers_are_decided_by_each_of_them(tmp_path: Path, monk
         assert lines and all(e["verdict"] == "deny" and e["reason"] == "subject.mismatch" for e in lines), lines
 
 
+def _forwarded_host(headers: dict[str, str]) -> str | None:
+    """The host a front end that trusts its clients reads from ``X-Forwarded-Host`` or ``Forwarded: host=``."""
+    if headers.get("x-forwarded-host"):
+        return headers["x-forwarded-host"].split(",")[0].strip()
+    for element in headers.get("forwarded", "").split(","):
+        for pair in element.split(";"):
+            key, _, value = pair.partition("=")
+            if key.strip().lower() == "host":
+                return value.strip().strip('"')
+    return None
+
+
+@pytest.mark.parametrize("header", [{"X-Forwarded-Host": HOST}, {"x-forwarded-host": HOST},
+                                    {"Forwarded": f'for=192.0.2.60;proto=http;host="{HOST}"'},
+                                    {"Forwarded": f"for=192.0.2.60, host={HOST}"}])
+@deferred_f_from_coro_f
+async def test_a_forwarded_host_naming_the_platform_is_decided_as_the_platform(
+        header: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A front end configured to trust ``X-Forwarded-Host`` or ``Forwarded: host=`` (Django's
+    ``USE_X_FORWARDED_HOST``, many reverse proxies) picks the site by it, as a server picks it by ``Host``: a
+    request to another host naming the platform there reaches the platform's pages, so it is decided as a ``Host``
+    header is."""
+    app = LenientPeople()
+    elsewhere = "elsewhere.example"
+
+    def serve(request: LoggedRequest, headers: dict[str, str]) -> Response | None:
+        if _forwarded_host(headers) == HOST:  # the front end hands the request on as the platform's
+            return app(dataclasses.replace(request, host=HOST), headers)
+        return _robots_only(request)
+
+    with LocalServer(serve) as server:
+        # control: this server does route by the header (a plain client is served 107's page)
+        routed = httpx.get(f"http://127.0.0.1:{server.port}/u/107", headers=header, trust_env=False)
+        assert routed.status_code == 200 and [s.person for s in app.served] == ["107"], app.describe()
+        app.served.clear()
+        urls = [scrapy.Request(f"http://{elsewhere}/u/107", headers=header, dont_filter=True)]
+        result = await crawl(make_spider(KIND, ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=urls, follow_links=False)
+    assert_not_served(app, {"107"}, f"(URL host {elsewhere}, {header})")
+    lines = [e for e in result.audit if (e["url"] or "").endswith("/u/107")]
+    assert lines and all(e["verdict"] == "deny" and e["reason"] == "subject.mismatch" for e in lines), lines
+
+
 # --------------------------------------------------------------------------- 2. a host name for an IP address
 
 
