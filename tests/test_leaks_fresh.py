@@ -600,18 +600,22 @@ async def test_a_refusal_past_the_parsers_default_limits_is_read_as_the_spider_r
     """105's card (with #nobot) sits after 300 nested elements, or after an 11 MB text node. The spider's selectors
     read it there; the refusal must be read there too, and the page must not reach the callback."""
     monkeypatch.setattr(lenient, "_profile_html", _buried(how))
-    app = LenientPeople(refusing={"105"})
-    records = [record_yaml(s) for s in ("101", "105")]
-    logic = type("Buried", (ListLogic,), {"urls": [f"http://{HOST}/u/105", f"http://{HOST}/u/101"],
-                                          "follow_links": False})
-    with LocalServer(app) as server:
-        result = await crawl(make_spider("ADDONS", logic), people_settings(tmp_path, records), proxy=server.proxy,
-                             monkeypatch=monkeypatch)
+    result = await _refuser_then_another(LenientPeople(refusing={"105"}), tmp_path, monkeypatch)
     assert f"http://{HOST}/u/101" in result.seen, "control: the spider reads a page like it"
     names = [i["name"] for i in result.items]
     assert secret_name("101") in names, "control: the spider's selectors find the card"
     assert f"http://{HOST}/u/105" not in result.seen and secret_name("105") not in names, (
         f"105's refusing page ({how}) reached the callback")
+
+
+async def _refuser_then_another(app: LenientPeople, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A crawl of 105's profile (who refuses on it), then 101's, both with records, each page's callback run."""
+    records = [record_yaml(s) for s in ("101", "105")]
+    logic = type("RefuserFirst", (ListLogic,), {"urls": [f"http://{HOST}/u/105", f"http://{HOST}/u/101"],
+                                                "follow_links": False})
+    with LocalServer(app) as server:
+        return await crawl(make_spider("ADDONS", logic), people_settings(tmp_path, records), proxy=server.proxy,
+                           monkeypatch=monkeypatch)
 
 
 class TypedProfiles(LenientPeople):
@@ -637,12 +641,7 @@ async def test_a_refusal_on_a_profile_sent_as_xml_is_read_as_the_spider_reads_th
     ``.css()`` finds the card's classes all the same. The refusal must be read too."""
     app = TypedProfiles(refusing={"105"})
     app.content_type = content_type
-    records = [record_yaml(s) for s in ("101", "105")]
-    logic = type("Typed", (ListLogic,), {"urls": [f"http://{HOST}/u/105", f"http://{HOST}/u/101"],
-                                         "follow_links": False})
-    with LocalServer(app) as server:
-        result = await crawl(make_spider("ADDONS", logic), people_settings(tmp_path, records), proxy=server.proxy,
-                             monkeypatch=monkeypatch)
+    result = await _refuser_then_another(app, tmp_path, monkeypatch)
     names = [i["name"] for i in result.items]
     assert secret_name("101") in names, "control"
     assert secret_name("105") not in names, f"105's refusing page sent as {content_type} reached the callback"

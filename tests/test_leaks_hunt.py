@@ -198,12 +198,11 @@ class TypedPeople(LenientPeople):
         return kind, response
 
 
-async def _first_page_then_posts(kind: str, profile_type: str | None, profile: Any, tmp_path: Path,
-                                  monkeypatch: pytest.MonkeyPatch) -> Any:
-    """101's refusing page (``profile``) served as ``profile_type``, then their posts a second later: the crawl,
-    once the server's log shows only the first page was served."""
+async def first_page_then_posts(kind: str, app: Any, profile: Any, tmp_path: Path,
+                                 monkeypatch: pytest.MonkeyPatch) -> Any:
+    """101's refusing page (``profile``) served by ``app`` (a :class:`LenientPeople` that sends it as it likes),
+    then their posts a second later: the crawl, once the server's log shows only the first page was served."""
     monkeypatch.setattr(lenient, "_profile_html", profile)
-    app = TypedPeople(profile_type=profile_type)
     with LocalServer(app) as server:
         result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
                              monkeypatch=monkeypatch, urls=[f"{BASE}/u/101", 1.0, f"{BASE}/u/101/posts"],
@@ -222,7 +221,8 @@ async def test_a_refusal_on_a_page_sent_with_another_content_type_is_read(
     """101 refuses in their bio, on a page the site sends as ``text/plain``, ``application/octet-stream``, a
     misspelt type or none. Scrapy still hands it to the callback as a text response that ``.css()`` parses as
     HTML, so the page must be read for refusals as HTML: it is denied, and 101's next page is not fetched."""
-    result = await _first_page_then_posts(kind, profile_type, _refusing_profile, tmp_path, monkeypatch)
+    result = await first_page_then_posts(kind, TypedPeople(profile_type=profile_type), _refusing_profile, tmp_path,
+                                         monkeypatch)
     assert not result.seen and secret_name("101") not in str(result.items), f"a callback got it: {result.seen}"
     assert any(e.get("reason") == "subject.refused-on-page" for e in result.audit), result.denies()
 
@@ -273,13 +273,7 @@ async def test_a_refusal_on_a_compressed_utf16_page_is_read(
     """The page is read for refusals before Scrapy decompresses it, so the reader decompresses it itself; it must
     then find the encoding as Scrapy will (the byte order mark), or the callback parses a page whose refusal
     nobody read."""
-    monkeypatch.setattr(lenient, "_profile_html", _refusing_profile)
-    app = EncodedPeople()
-    with LocalServer(app) as server:
-        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
-                             monkeypatch=monkeypatch, urls=[f"{BASE}/u/101", 1.0, f"{BASE}/u/101/posts"],
-                             follow_links=False)
-    assert app.people_served() == ["101"], f"101's next page was fetched after they refused\n{app.describe()}"
+    result = await first_page_then_posts(kind, EncodedPeople(), _refusing_profile, tmp_path, monkeypatch)
     assert not result.seen and secret_name("101") not in str(result.items), f"a callback got it: {result.seen}"
 
 
@@ -297,7 +291,7 @@ async def test_an_actor_document_sent_with_another_content_type_is_read(
     """101's ActivityPub actor says ``"indexable": false`` (no research use, Mastodon's opt-in), on a page the
     site sends as text or with no type. A callback reads it with ``json.loads(response.text)`` all the same, so it
     is read as an actor: denied, and 101's next page not fetched."""
-    result = await _first_page_then_posts(kind, profile_type, _actor, tmp_path, monkeypatch)
+    result = await first_page_then_posts(kind, TypedPeople(profile_type=profile_type), _actor, tmp_path, monkeypatch)
     assert not result.seen, f"a callback got it: {result.seen}"
 
 

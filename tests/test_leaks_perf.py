@@ -41,7 +41,7 @@ from tests.conftest import jsonl, run_crawl
 from tests.deciding import Engine
 from tests.lenient import HOST as PEOPLE_HOST
 from tests.lenient import KINDS, LenientPeople, ListLogic, crawl, make_spider, people_settings, secret_name
-from tests.test_leaks_hunt import _actor, _refusing_profile
+from tests.test_leaks_hunt import _actor, _refusing_profile, first_page_then_posts
 from tests.test_policy import NOW as POLICY_NOW
 from tests.test_policy import make_platform, record, t
 from tests.test_robots_crawl import HOST, ConsentListSpider
@@ -160,14 +160,7 @@ async def test_a_refusal_on_a_profile_in_ebcdic_is_read(kind: str, tmp_path: Pat
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """101's profile card says ``#nobot``, in a page sent in EBCDIC: the callback reads the card (Scrapy decodes
     the page with its charset), so the refusal must be read too; 101's next page is not fetched, no callback ran."""
-    monkeypatch.setattr(lenient, "_profile_html", _refusing_profile)
-    app = EbcdicPeople()
-    base = f"http://{PEOPLE_HOST}"
-    with LocalServer(app) as server:
-        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
-                             monkeypatch=monkeypatch, urls=[f"{base}/u/101", 1.0, f"{base}/u/101/posts"],
-                             follow_links=False)
-    assert app.people_served() == ["101"], f"101's next page was fetched after they refused\n{app.describe()}"
+    result = await first_page_then_posts(kind, EbcdicPeople(), _refusing_profile, tmp_path, monkeypatch)
     assert not result.seen and secret_name("101") not in str(result.items), f"a callback got it: {result.seen}"
 
 
@@ -179,14 +172,7 @@ async def test_an_actor_in_ebcdic_is_read_as_response_text_reads_it(kind: str, m
     """101's ActivityPub actor says ``"indexable": false``, sent as JSON in EBCDIC: a callback's
     ``json.loads(response.text)`` reads it (Scrapy decodes it with its charset), so it must be read as an actor:
     101's next page is not fetched."""
-    monkeypatch.setattr(lenient, "_profile_html", _actor)
-    app = EbcdicPeople(media_type=media_type)
-    base = f"http://{PEOPLE_HOST}"
-    with LocalServer(app) as server:
-        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
-                             monkeypatch=monkeypatch, urls=[f"{base}/u/101", 1.0, f"{base}/u/101/posts"],
-                             follow_links=False)
-    assert app.people_served() == ["101"], f"101's next page was fetched after they said no\n{app.describe()}"
+    result = await first_page_then_posts(kind, EbcdicPeople(media_type=media_type), _actor, tmp_path, monkeypatch)
     assert not result.seen and secret_name("101") not in str(result.items), f"a callback got it: {result.seen}"
 
 
