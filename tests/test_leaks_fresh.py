@@ -197,6 +197,19 @@ def _denied_elsewhere(files: list[Path]) -> bool:
                for entry in _unread_audit(files))
 
 
+def _denials_by_worker(files: list[Path]) -> dict[str, dict[str, int]]:
+    """For a failure's message: how many times each worker denied 105, by phase and reason."""
+    out: dict[str, dict[str, int]] = {}
+    for f in files:
+        counts = out.setdefault(f.name, {})
+        for line in f.read_text(errors="replace").splitlines():
+            entry = json.loads(line) if line.startswith("{") else {}
+            if entry.get("subject") == "105" and entry.get("verdict") == "deny":
+                key = f"{entry.get('phase')} {entry.get('reason')}"
+                counts[key] = counts.get(key, 0) + 1
+    return out
+
+
 def test_a_person_whose_actor_one_worker_could_not_read_is_not_fetched_by_the_others(
         redis_server: RedisServer, tmp_path: Path) -> None:
     """105's profile links to an actor that cannot be read as theirs. The worker that fetched the profile denies
@@ -234,7 +247,9 @@ def test_a_person_whose_actor_one_worker_could_not_read_is_not_fetched_by_the_ot
     late = [round(t - known, 3) for t in people.times_served("105") if t > known]
     assert not late, f"105 fetched after a worker could not read their actor:\n{log}"
     assert len(people.times_served("101")) == batches, log  # the crawl went on: every batch's 101 was fetched
-    assert _denied_elsewhere(workers.audit_files()), "a worker that never read 105's profile denied 105 for it"
+    assert _denied_elsewhere(workers.audit_files()), (
+        f"control: a worker that never read 105's profile denied 105 for it, in {batches} batches; per worker, "
+        f"105's denials by phase: {_denials_by_worker(workers.audit_files())}")
     assert not [i for i in workers.items() if secret_name("105") in json.dumps(i)], workers.items()
 
 
