@@ -211,27 +211,27 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
     def facts_for(self, request: Request | None, url: str, now: datetime) -> tuple[RequestFacts | None,
                                                                                       Decision | None]:
         """Facts for a URL (with the request's ``consentcrawl_subject``), or a deny when it cannot be understood."""
-        subject = form = host = proxy = None
-        is_form = True
-        rewrites: tuple[tuple[str, str], ...] = ()
-        if request is not None:
-            subject = request.meta.get(META_SUBJECT)
-            if request.body:
-                content_type = (request.headers.get(b"Content-Type") or b"").decode("latin-1")
-                form, is_form = form_text(request.body, content_type)
-            proxy = request.meta.get("proxy")  # set by HttpProxyMiddleware (or the spider): seen at send time
-            proxy = str(proxy) if proxy else None
-            # cookies are set by CookiesMiddleware: seen at send time
-            hosts, cookies, rewrites = read_headers(request.headers, request.body)
-            # every value: a handler that sends two Host lines reaches the site a server picks by either of them
-            host = ", ".join(dict.fromkeys(h.decode("latin-1") for h in hosts)) if hosts else None
-            if cookies:  # PHP's $_REQUEST can read cookies as it reads the query (variables_order "EGPCS")
-                pairs = "&".join(p.strip() for c in cookies for p in c.decode("latin-1").split(";") if p.strip())
-                form = f"{form}&{pairs}" if form else pairs
-        try:
+        try:  # a header put in past Headers' checks (a bare str or bytes) cannot be read: denied, with its cause
+            subject = form = host = proxy = None
+            is_form = True
+            rewrites: tuple[tuple[str, str], ...] = ()
+            if request is not None:
+                subject = request.meta.get(META_SUBJECT)
+                if request.body:
+                    content_type = (request.headers.get(b"Content-Type") or b"").decode("latin-1")
+                    form, is_form = form_text(request.body, content_type)
+                proxy = request.meta.get("proxy")  # set by HttpProxyMiddleware (or the spider): seen at send time
+                proxy = str(proxy) if proxy else None
+                # cookies are set by CookiesMiddleware: seen at send time
+                hosts, cookies, rewrites = read_headers(request.headers, request.body)
+                # every value: a handler that sends two Host lines reaches the site a server picks by either of them
+                host = ", ".join(dict.fromkeys(h.decode("latin-1") for h in hosts)) if hosts else None
+                if cookies:  # PHP's $_REQUEST can read cookies as it reads the query (variables_order "EGPCS")
+                    pairs = "&".join(p.strip() for c in cookies for p in c.decode("latin-1").split(";") if p.strip())
+                    form = f"{form}&{pairs}" if form else pairs
             facts = self.engine.facts(url, self.config.purpose, now, subject, form=form, is_form=is_form,
                                       host=host, rewrites=rewrites, proxy=proxy)
-        except Exception as exc:  # noqa: BLE001 - an URL we cannot read is denied, not waved through
+        except Exception as exc:  # noqa: BLE001 - a request we cannot read is denied, not waved through
             return None, bad_url(url, exc)
         return facts, None
 

@@ -392,3 +392,32 @@ async def test_pin_requests_no_link_check_saw_are_decided_at_send_time(
     assert denied, f"control: /u/107 was asked for and denied ({how})"
     assert_not_served(app, {"107"}, f"({how})")
     assert secret_name("107") not in str(result.items)
+
+
+# --------------------------------------------------------------------------- a header stored past Headers' checks
+
+
+@pytest.mark.parametrize("name, value", [(b"Host", b"people.example"), (b"Host", "people.example"),
+                                         (b"Cookie", b"id=107"), (b"Content-Type", ["text/plain"])])
+@deferred_f_from_coro_f
+async def test_a_header_stored_past_headers_checks_is_denied_and_recorded(
+        name: bytes, value: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A spider can put a value into ``request.headers`` past ``Headers``' normalising (``dict.__setitem__``): a
+    bare ``bytes`` or ``str`` rather than a list of ``bytes``. A handler may still send it, and how it spells it is
+    the handler's own: the request is denied as unreadable, with the cause in the audit log (``error.bad-url``),
+    without a traceback and without the person's URL in the log at INFO or above. 101 is authorized, so nothing
+    else denies it."""
+    app = LenientPeople(any_host=True)
+    request = scrapy.Request(f"http://{HOST}/u/101", method="POST" if name == b"Content-Type" else "GET",
+                             body=b"a=1" if name == b"Content-Type" else b"", dont_filter=True)
+    dict.__setitem__(request.headers, name, value)
+    with caplog.at_level(logging.INFO), LocalServer(app) as server:
+        result = await crawl(make_spider(KIND, ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[request], follow_links=False)
+    assert_not_served(app, {"101"}, f"({name!r} stored as {value!r})")
+    lines = [e for e in result.audit if (e["url"] or "").endswith("/u/101")]
+    assert lines and all(e["verdict"] == "deny" and e["reason"] == "error.bad-url" for e in lines), lines
+    assert any(ev.get("kind") == "error" for e in lines for ev in e.get("evidence", ())), lines
+    loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert not [m for m in loud if "/u/101" in m or "Traceback" in m], loud
