@@ -212,18 +212,45 @@ def await_until(check: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
-@pytest.fixture
-def people() -> LenientPeople:
+def people_with_delay() -> LenientPeople:
+    """The people site, its robots.txt asking for :data:`DELAY`, its listing page naming 101 to 110."""
     app = LenientPeople(default_robots=Robots(crawl_delay=DELAY))
     app.listing = {1: [f"/u/{i}" for i in range(101, 111)]}
     return app
+
+
+@pytest.fixture
+def people() -> LenientPeople:
+    return people_with_delay()
 
 
 # -- three workers ------------------------------------------------------------------------------------------------
 
 
 def test_three_workers_share_one_robots_fetch_one_crawl_delay_and_see_a_withdrawal_within_a_second(
-        redis_server: RedisServer, tmp_path: Path, people: LenientPeople, capsys: pytest.CaptureFixture[str]) -> None:
+        redis_server: RedisServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every run must hold every assertion of :func:`_three_workers_once`. Which worker pops a request is up to
+    Redis and the machine's load, and on a loaded machine one worker can take them all (it happened): such a run
+    shows nothing about sharing, so the crawl is run again, on an empty Redis, up to three times until at least
+    two workers sent requests."""
+    senders: list[int] = []
+    for run in range(3):
+        if run:
+            client = redis.Redis.from_url(redis_server.url)
+            try:
+                client.flushall()
+            finally:
+                client.close()
+        (tmp_path / str(run)).mkdir()
+        senders.append(_three_workers_once(redis_server, tmp_path / str(run), people_with_delay(), capsys))
+        if senders[-1] >= 2:
+            break
+    assert senders[-1] >= 2, f"the shared queue never spread the work: workers that sent, per run: {senders}"
+
+
+def _three_workers_once(redis_server: RedisServer, tmp_path: Path, people: LenientPeople,
+                        capsys: pytest.CaptureFixture[str]) -> int:
+    """One crawl by three workers, checked; how many of them sent a request."""
     authorized = {"101", "102", "103", "104"}
     settings = worker_settings(redis_server.url, tmp_path)
     store = redis_server.url + "?prefix=auth"
@@ -270,7 +297,6 @@ def test_three_workers_share_one_robots_fetch_one_crawl_delay_and_see_a_withdraw
     entries = _merge_and_verify(files)
     senders = [f for f in files if any(e["phase"] == "request" and e["verdict"] == "allow"
                                        for e in read_decisions(f))]
-    assert len(senders) >= 2, "the shared queue spread the work"
     revoked = [e for e in entries if e.get("reason") == "subject.revoked"]
     assert revoked, "the withdrawal was decided"
     # the schedule guard keeps denied requests out of the shared queue: their fingerprints never reached the shared
@@ -294,6 +320,7 @@ def test_three_workers_share_one_robots_fetch_one_crawl_delay_and_see_a_withdraw
     assert cli_main(command[1:]) == 0
     report = capsys.readouterr().out
     assert "in 3 log(s)" in report and f"requests allowed at send time:   {len(fetched)}\n" in report
+    return len(senders)
 
 
 # -- Redis away --------------------------------------------------------------------------------------------------
