@@ -57,7 +57,8 @@ class TimelineSpider(scrapy.Spider):
 
     def parse_posts(self, response: Any, name: str) -> Iterator[Any]:
         for post in response.css(".h-entry .e-content"):
-            yield {"subject": name, "platform": "fediverse", "kind": "post", "text": " ".join(post.css("::text").getall())}
+            yield {"subject": name, "platform": "fediverse", "kind": "post",
+                   "text": " ".join(post.css("::text").getall())}
         yield response.follow(f"/@{name}", callback=self.parse_profile, cb_kwargs={"name": name})
 
     def parse_profile(self, response: Any, name: str) -> Iterator[Any]:
@@ -88,12 +89,14 @@ class RevisitSpider(scrapy.Spider):
                                  callback=self.parse_actor, cb_kwargs={"name": name})
 
     def parse_actor(self, response: Any, name: str) -> Iterator[Any]:
-        yield {"subject": name, "platform": "fediverse", "kind": "actor", "summary": json.loads(response.text)["summary"]}
+        yield {"subject": name, "platform": "fediverse", "kind": "actor",
+               "summary": json.loads(response.text)["summary"]}
         yield scrapy.Request(f"http://fedi.example/@{name}/posts", callback=self.parse_posts, cb_kwargs={"name": name})
 
     def parse_posts(self, response: Any, name: str) -> Iterator[Any]:
         for post in response.css(".h-entry .e-content"):
-            yield {"subject": name, "platform": "fediverse", "kind": "post", "text": " ".join(post.css("::text").getall())}
+            yield {"subject": name, "platform": "fediverse", "kind": "post",
+                   "text": " ".join(post.css("::text").getall())}
         yield response.follow(f"/@{name}", callback=self.parse_profile, cb_kwargs={"name": name})
 
     def parse_profile(self, response: Any, name: str) -> Iterator[Any]:
