@@ -16,7 +16,7 @@ import logging
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.audit.chain import verify
 from consentcrawl.audit.log import read_audit_log
+from consentcrawl.purge.denied import REFUSED, UNREAD, WITHDRAWN, Cause, denied_people
+from consentcrawl.refusals.book import ClusterSay, Refusal, RefusalBook, Unread
 from consentcrawl_demo.fediverse import FediverseSite
 from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
 from spiders.fediverse import SETTINGS
@@ -232,3 +234,41 @@ async def test_a_refusal_added_to_the_profile_mid_crawl_purges_what_was_collecte
     assert removed == {"jsonlines": 4, "json": 4, "csv": 4, "sqlite": 4, "httpcache": 2}, receipt
     assert verify(tmp_path / "audit.jsonl").problem is None
     assert not no_name_at_info(caplog, "alice")
+
+
+# -- the selection, unit by unit -------------------------------------------------------------------------------------
+
+
+def _refusal(subject: str, form: str = "hashtag.nobot", purposes: frozenset[str] = frozenset({"research"}),
+             event: str = "e1") -> Refusal:
+    return Refusal("fediverse", subject, f"http://fedi.example/@{subject}", form, "note", "#nobot", purposes,
+                   datetime(2026, 12, 1, tzinfo=timezone.utc), event)
+
+
+def test_who_goes_for_their_own_say_and_why() -> None:
+    logged = _refusal("dan", event="old")
+    book = RefusalBook([logged, _refusal("bob"), _refusal("ann", "meta-robots.noai", frozenset({"ai-training"}))])
+    book.add_unread(Unread("fediverse", "uma", "http://fedi.example/users/uma", "HTTP 500",
+                           datetime(2026, 12, 1, tzinfo=timezone.utc)))
+    cluster = {("fediverse", "cy"): ClusterSay(False, {"event_id": "w2", "form": "activitypub.indexable",
+                                                        "url": "http://fedi.example/users/cy"}),
+               ("fediverse", "vi"): ClusterSay(True, {"url": "http://fedi.example/users/vi", "cause": "HTTP 404"})}
+    out = denied_people(book, frozenset({"research"}), refused_decided=[("fediverse", "dan")],
+                        collected=[("fediverse", p) for p in ("bob", "ann", "cy", "vi", "al")], logged={logged},
+                        cluster=cluster)
+    fields = {who: cause.receipt_fields() for (_, who), cause in out.items()}
+    assert fields == {
+        "dan": {"selection": REFUSED, "because": [{"event": "old", "form": "hashtag.nobot", "seen_by": "refusal log"}]},
+        "bob": {"selection": REFUSED, "because": [{"event": "e1", "form": "hashtag.nobot", "seen_by": "this crawl"}]},
+        "cy": {"selection": REFUSED, "because": [{"event": "w2", "form": "activitypub.indexable",
+                                                   "seen_by": "another worker"}]},
+        "vi": {"selection": UNREAD, "because": [{"seen_by": "another worker"}]},
+        "uma": {"selection": UNREAD, "because": [{"seen_by": "this crawl"}]},
+    }  # ann refused another purpose only; al said nothing; no URL, no raw text in a receipt
+    assert Cause(WITHDRAWN).receipt_fields() == {"selection": WITHDRAWN}
+    # a refusal in the log of a person this crawl never met: no receipt (nothing of theirs was met)
+    assert ("fediverse", "dan") not in denied_people(book, frozenset({"research"}), refused_decided=[], collected=[],
+                                                      logged={logged})
+    # denied for a refusal whose evidence this worker does not hold (the cluster could not be read at the close)
+    assert denied_people(RefusalBook(), frozenset({"research"}), refused_decided=[("fediverse", "zo")],
+                         collected=[])[("fediverse", "zo")] == Cause(REFUSED)
