@@ -236,6 +236,82 @@ async def test_a_refusal_added_to_the_profile_mid_crawl_purges_what_was_collecte
     assert not no_name_at_info(caplog, "alice")
 
 
+# -- a person whose say could not be read ------------------------------------------------------------------------
+
+
+class GraceAndBob(TimelineSpider):
+    authors = ("grace", "bob")
+
+
+@deferred_f_from_coro_f
+async def test_posts_of_a_person_whose_actor_could_not_be_read_are_purged_as_unread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Grace's profile links to her actor (where her ``indexable`` is), which answers 500: she is denied
+    ``error.internal`` (``ActorUnread``) after her posts were collected; purged, the receipt says unread."""
+
+    class Site(FediverseSite):
+        def __call__(self, request: LoggedRequest, headers: dict[str, str]) -> Response | None:
+            if request.decoded_path == "/users/grace" and ACTIVITYPUB in headers.get("accept", ""):
+                return Response.text("500 Internal Server Error\n", 500)
+            return super().__call__(request, headers)
+
+    out = tmp_path / "out"
+    settings = fedi_settings(tmp_path, out, CONSENTCRAWL_PURGE_ON_CLOSE=True)
+    with LocalServer(Site()) as server:
+        result = await run_crawl(GraceAndBob, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert [p for _, p in served_paths(server, "grace")] == ["/@grace/posts", "/@grace", "/users/grace"]
+    assert [i["kind"] for i in result.items if i["subject"] == "grace"] == ["post"] * 3  # collected, then unread
+    assert result.stats["consentcrawl/refusals/actor_unread"] == 1
+    assert feed_subjects(out) == {k: set() for k in ("jsonl", "json", "csv", "sqlite")}  # bob refused too
+    assert not [u for u in cached_urls(out) if "grace" in u or "bob" in u]
+    receipts = {r["subject"]: r for r in read_audit_log(tmp_path / "audit.jsonl") if r.get("event") == "purge-receipt"}
+    assert receipts["fediverse:grace"]["selection"] == "unread-during-crawl"
+    assert receipts["fediverse:grace"]["because"] == [{"seen_by": "this crawl"}]
+    assert receipts["fediverse:grace"]["removed"] == 3 * 4 + 1
+    assert receipts["fediverse:bob"]["selection"] == "refused-during-crawl"
+    assert result.stats["consentcrawl/refusals/after_collection"] == 2
+
+
+@deferred_f_from_coro_f
+async def test_a_refusal_known_from_the_log_takes_the_cached_listing_that_names_the_person(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Bob refused in an earlier crawl (the refusal log): this crawl fetches nothing of his, but the directory it
+    caches links his profile; that entry goes, and his receipt says the refusal log saw it."""
+
+    class Directory(scrapy.Spider):
+        name = "directory"
+        custom_settings = {"ADDONS": {"consentcrawl.Addon": 0}, "CONCURRENT_REQUESTS": 1}
+
+        async def start(self) -> Any:
+            yield scrapy.Request("http://fedi.example/directory", callback=self.parse)
+
+        def parse(self, response: Any) -> Iterator[Any]:
+            for href in response.css("a.profile::attr(href)").getall()[:3]:  # alice, bob, carol
+                yield response.follow(href, callback=self.profile)
+
+        def profile(self, response: Any) -> Iterator[Any]:
+            yield {"subject": response.url.rpartition("@")[2], "platform": "fediverse"}
+
+    log = tmp_path / "refusals.jsonl"
+    log.write_text(json.dumps({"platform": "fediverse", "subject": "bob", "url": "http://fedi.example/@bob",
+                               "form": "hashtag.nobot", "field": "p-note", "raw": "#nobot", "purposes": ["research"],
+                               "seen_at": "2026-11-30T10:00:00+00:00", "event": "earlier"}) + "\n")
+    out = tmp_path / "out"
+    settings = fedi_settings(tmp_path, out, CONSENTCRAWL_PURGE_ON_CLOSE=True, CONSENTCRAWL_REFUSALS_LOG=str(log))
+    with LocalServer(FediverseSite()) as server:
+        result = await run_crawl(Directory, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert not served_paths(server, "bob")  # nothing of his fetched
+    assert "http://fedi.example/directory" in {r.url for r in server.requests}
+    assert not any(u.endswith("/directory") for u in cached_urls(out))  # the listing that names him went
+    receipts = {r["subject"]: r for r in read_audit_log(tmp_path / "audit.jsonl") if r.get("event") == "purge-receipt"}
+    assert receipts["fediverse:bob"]["because"] == [{"event": "earlier", "form": "hashtag.nobot",
+                                                     "seen_by": "refusal log"}]
+    assert {t["kind"]: t["removed"] for t in receipts["fediverse:bob"]["targets"]}["httpcache"] == 1
+    assert "consentcrawl/refusals/after_collection" not in result.stats  # no item of his was ever kept
+
+
 # -- the selection, unit by unit -------------------------------------------------------------------------------------
 
 
