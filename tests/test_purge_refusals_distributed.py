@@ -13,15 +13,22 @@ from __future__ import annotations
 import ast
 import asyncio
 import json
+import logging
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import pytest
+import scrapy
+from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.audit.log import read_audit_log
 from consentcrawl.distributed.refusals import publish_refusal
 from consentcrawl.distributed.shared import SharedState
 from consentcrawl_demo.server import LocalServer
-from tests.lenient import LenientPeople
+from tests.conftest import run_crawl
+from tests.lenient import LenientPeople, people_settings
 from tests.redis_server import RedisServer
 from tests.test_distributed import Workers, await_until, grant, push_seeds, worker_settings
 
@@ -111,3 +118,35 @@ def test_the_cluster_refusals_read_at_the_close_and_a_redis_that_cannot_answer(r
     assert up == {("people", "105"): ClusterSay(False, EVIDENCE),
                   ("people", "106"): ClusterSay(True, {"url": "u", "cause": "HTTP 500"})}
     assert down is None
+
+
+@deferred_f_from_coro_f
+async def test_a_worker_that_cannot_read_the_cluster_at_its_close_says_so_and_counts_a_failure(
+        redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Redis stops after the worker collected 101: whether another worker found 101 refusing cannot be known at
+    the close; 101's items stay (no one is purged on a guess), the ERROR says why, ``purge/failed`` counts it."""
+
+    class OnePage(scrapy.Spider):
+        name = "onepage"
+        custom_settings = {"ADDONS": {"consentcrawl.Addon": 0}}
+
+        async def start(self) -> Any:
+            yield scrapy.Request("http://people.example/u/101", callback=self.parse)
+
+        def parse(self, response: Any) -> Iterator[Any]:
+            redis_server.stop()
+            yield {"subject": "101", "platform": "people"}
+
+    out = tmp_path / "out"
+    settings = people_settings(tmp_path, CONSENTCRAWL_REDIS_URL=redis_server.url, CONSENTCRAWL_REDIS_TIMEOUT=0.5,
+                               CONSENTCRAWL_PURGE_ON_CLOSE=True, LOG_LEVEL="INFO",
+                               FEEDS={str(out / "items.jsonl"): {"format": "jsonlines"}})
+    with LocalServer(LenientPeople()) as server, caplog.at_level(logging.ERROR, logger="consentcrawl"):
+        result = await run_crawl(OnePage, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert [r.decoded_path for r in server.requests if r.decoded_path.startswith("/u/")] == ["/u/101"]
+    assert [i["subject"] for i in result.items] == ["101"]
+    errors = [r.getMessage() for r in caplog.records if "cluster's refusals could not be read" in r.getMessage()]
+    assert len(errors) == 1 and "101" not in errors[0], errors
+    assert result.stats["consentcrawl/purge/failed"] >= 1
+    assert [json.loads(line)["subject"] for line in (out / "items.jsonl").read_text().splitlines()] == ["101"]
