@@ -44,8 +44,9 @@ class DecisionRecording:
     decider: Decider
     withdrawals: WithdrawalWatch
     refusal_log: RefusalLog | None
-    #: called with every decision recorded (``CONSENTCRAWL_PURGE_ON_CLOSE`` learns who withdrew); None: no one
-    watch: Callable[[Decision], None] | None = None
+    #: called with every decision recorded and its phase (the purge on close learns who withdrew, who refused and
+    #: whose data went through); None: no one
+    watch: Callable[[Decision, str], None] | None = None
 
     def drops(self, decision: Decision) -> bool:
         """Whether a deny is enforced: always in enforce mode; robots denies in report mode too.
@@ -166,7 +167,7 @@ class DecisionRecording:
         prefix = "consentcrawl/items/" if phase == "item" else "consentcrawl/"
         self.count(prefix + decision.stat_key)
         if self.watch is not None:
-            self.watch(decision)
+            self.watch(decision, phase)
         if not decision.allowed:
             self.count(prefix + "denied")
             if self._debug:

@@ -28,6 +28,7 @@ import time
 from typing import Any
 
 from ..reasons import ERROR_INTERNAL, SUBJECT_REFUSED_ON_PAGE
+from ..refusals.book import ClusterSay
 from ..tasks import stop_task
 from .shared import SharedState, SharedStateUnavailable, client_options
 
@@ -49,6 +50,10 @@ return new
 
 def _member(platform: str, subject: str, unread: bool = False) -> str:
     return json.dumps([platform, subject, "unread"] if unread else [platform, subject])
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def _person(member: str) -> tuple[tuple[str, str], bool]:
@@ -85,6 +90,8 @@ class RefusalFeed:
         self._task: asyncio.Task[None] | None = None
         self._client: Any = None
         self._stopped = False  #: stopped for good: a check made while closing does not start the feed again
+        #: every person the cluster knows about at the close, with the evidence (:meth:`settle`); None: not read
+        self.settled: dict[tuple[str, str], ClusterSay] | None = None
 
     def start(self) -> None:
         if self._task is None and not self._stopped:
@@ -105,6 +112,26 @@ class RefusalFeed:
         deadline = self.clock() + timeout
         while (self._heard is None or self.clock() - self._heard > self.stale_after) and self.clock() < deadline:
             await asyncio.sleep(0.02)
+
+    async def settle(self) -> None:
+        """At the close, before :meth:`stop`: every person refused (or unread) in the cluster, with the evidence the
+        publishing worker kept, read once from Redis's set into :attr:`settled`, so that a purge on close also
+        erases what this worker collected of a person another worker found refusing. A Redis that cannot answer
+        leaves it None (the purge says so)."""
+        try:
+            members = await self.shared.run(self.shared.client.hgetall(self.shared.key("refused")),
+                                            "reading refusals at the close")
+        except SharedStateUnavailable:
+            return
+        settled: dict[tuple[str, str], ClusterSay] = {}
+        for member, evidence in members.items():
+            try:
+                person, unread = _person(_text(member))
+                found = json.loads(_text(evidence))
+            except (ValueError, TypeError):  # not a member this code writes: the person cannot be told
+                continue
+            settled[person] = ClusterSay(unread, found if isinstance(found, dict) else {})
+        self.settled = settled
 
     async def check(self, platform: str, subject: str) -> str | None:
         """The reason to deny the person (refused, or their say unread by a worker), or None: from memory while the

@@ -74,5 +74,6 @@ class Distributed:
             await asyncio.wait(set(self._publishing), timeout=5)
         for task in list(self._publishing):  # still retrying: the refusal log and the audit log have it
             await stop_task(task, "telling the other workers about a refusal")
+        await self.refusals.settle()  # for the purge on close: who the cluster says refused, read while it is open
         await self.refusals.stop()
         await self.shared.close()

@@ -1,15 +1,25 @@
-"""``CONSENTCRAWL_PURGE_ON_CLOSE``: a crawl erases, from its own outputs, the people who withdrew while it ran.
+"""``CONSENTCRAWL_PURGE_ON_CLOSE``: a crawl erases, from its own outputs, the people who withdrew or refused while
+it ran.
 
 Who: every person a decision of this crawl found withdrawn (``subject.revoked``), and every person whose data it
 let through (an allow naming them) that the store says, when the spider closes, has withdrawn since. The second
-look is made in ``spider_closed``, while the store is still open (remote stores close at ``engine_stopped``).
+look is made in ``spider_closed``, while the store is still open (remote stores close at ``engine_stopped``). And
+the people whose own say denies them (:mod:`consentcrawl.purge.denied`): a refusal found on a page (their posts
+were collected before their profile said ``#nobot``, or they added it while the crawl ran), by this worker or
+another worker of a distributed crawl, or an actor that could not be read.
 
 What and when: the files the crawl's feeds wrote (as ``feed_slot_closed`` reports their URIs; local files
 only), the targets ``CONSENTCRAWL_PURGE_TARGETS`` names (an SQLite database a pipeline writes, say) and its HTTP
 cache (``HTTPCACHE_DIR/<spider>`` when ``HTTPCACHE_ENABLED`` with Scrapy's filesystem storage), purged at
 ``engine_stopped``: Scrapy's ``FeedExporter`` finishes and closes its files in ``spider_closed``, and the engine
 stops only after every ``spider_closed`` handler is done, so nothing is still writing them. The receipts go into
-the crawl's audit log (``CONSENTCRAWL_AUDIT_LOG``), reopened for them after the crawl closed it.
+the crawl's audit log (``CONSENTCRAWL_AUDIT_LOG``), reopened for them after the crawl closed it; each says what
+selected its person (``withdrawn-during-crawl``, ``refused-during-crawl`` with the refusals' events,
+``unread-during-crawl``).
+
+Without the setting nothing is purged, but a crawl that collected items of people before their refusal was found
+says so at its end: a WARNING with how many (no id: the ids are at DEBUG and in the audit log's ``refusal-found``
+events) and ``consentcrawl/refusals/after_collection``, so that the operator can erase them.
 
 At INFO the log says how many people and records; their ids only at DEBUG. A target that could not be purged is
 an ERROR naming it, and ``consentcrawl/purge/failed`` counts it.
@@ -27,9 +37,11 @@ from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
 from ..decision import Decision
+from ..refusals.book import REASON as REFUSED_ON_PAGE
 from ..runtime import get_runtime
 from ..settings import read
 from .common import Selection
+from .denied import WITHDRAWN, Cause, denied_people
 from .run import purge, receipts, write_receipts
 
 if TYPE_CHECKING:
@@ -44,38 +56,45 @@ FILESYSTEM_STORAGE = "scrapy.extensions.httpcache.FilesystemCacheStorage"
 
 
 class PurgeOnClose:
-    def __init__(self, crawler: Crawler) -> None:
+    def __init__(self, crawler: Crawler, enabled: bool = True) -> None:
         self.crawler = crawler
         self.runtime = get_runtime(crawler)
+        self.enabled = enabled  #: CONSENTCRAWL_PURGE_ON_CLOSE; without it, the refused are counted, not purged
         self.withdrawn: dict[tuple[str, str], None] = {}
-        self.collected: dict[tuple[str, str], None] = {}
+        self.refused: dict[tuple[str, str], None] = {}  #: denied subject.refused-on-page by a decision
+        self.collected: dict[tuple[str, str], None] = {}  #: allowed (only with the purge: the store is asked)
+        self.itemised: dict[tuple[str, str], None] = {}  #: an item of theirs allowed (reached the outputs)
         self.feeds: list[Path] = []
         self.spider_name: str | None = None
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
-        if get_runtime(crawler) is None:  # a configuration error (reported once, by the runtime): no crawl
+        runtime = get_runtime(crawler)
+        if runtime is None:  # a configuration error (reported once, by the runtime): no crawl
             raise NotConfigured
-        if not read(crawler.settings, "CONSENTCRAWL_PURGE_ON_CLOSE"):
-            raise NotConfigured
-        ext = cls(crawler)
-        runtime = ext.runtime
-        assert runtime is not None
+        ext = cls(crawler, bool(read(crawler.settings, "CONSENTCRAWL_PURGE_ON_CLOSE")))
         runtime.watch = ext.seen
-        crawler.signals.connect(ext.feed_slot_closed, signal=signals.feed_slot_closed)
-        crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
+        if ext.enabled:
+            crawler.signals.connect(ext.feed_slot_closed, signal=signals.feed_slot_closed)
+            crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(ext.engine_stopped, signal=signals.engine_stopped)
         return ext
 
-    def seen(self, decision: Decision) -> None:
+    def seen(self, decision: Decision, phase: str) -> None:
         """Every decision the crawl records (``DecisionRecording.watch``)."""
         if decision.subject is None or decision.platform is None:
             return
         key = (decision.platform, decision.subject)
-        if decision.reason == "subject.revoked":
+        reason = decision.reason
+        if reason == "subject.revoked":
             self.withdrawn[key] = None
+        elif reason == REFUSED_ON_PAGE:
+            self.refused[key] = None
         elif decision.allowed:
-            self.collected[key] = None
+            if phase == "item":
+                self.itemised[key] = None
+            if self.enabled:
+                self.collected[key] = None
 
     def feed_slot_closed(self, slot: Any) -> None:
         uri = str(getattr(slot, "uri", "") or "")
@@ -106,11 +125,42 @@ class PurgeOnClose:
             if decision.reason == "subject.revoked":
                 self.withdrawn[(platform, subject)] = None
 
+    def denied(self) -> dict[tuple[str, str], Cause]:
+        """The people whose own say denies them (:func:`~consentcrawl.purge.denied.denied_people`): the refusal
+        book, and in a distributed crawl what the workers published (read at the close)."""
+        runtime = self.runtime
+        assert runtime is not None
+        cluster = None
+        if runtime.distributed is not None:
+            cluster = runtime.distributed.refusals.settled
+            if cluster is None and self.enabled:
+                logger.error("consentcrawl: purge on close: the cluster's refusals could not be read at the close; "
+                             "what this worker collected of people another worker found refusing is not purged")
+                self.crawler.stats.inc_value("consentcrawl/purge/failed")  # type: ignore[union-attr]
+        engine = runtime.engine
+        return denied_people(engine.refusals, engine.refused_purposes(runtime.config.purpose),
+                             refused_decided=self.refused, collected=[*self.collected, *self.itemised],
+                             logged=frozenset(runtime.config.refusals), cluster=cluster)
+
     def engine_stopped(self) -> None:
         runtime = self.runtime
         stats = self.crawler.stats
         assert runtime is not None and stats is not None
-        if not self.withdrawn:
+        denied = self.denied()
+        late = [person for person in denied if person in self.itemised]
+        if late:
+            stats.set_value("consentcrawl/refusals/after_collection", len(late))
+        if not self.enabled:
+            if late:
+                logger.warning("consentcrawl: %d person(s) have items in this crawl's outputs from before their "
+                               "refusal (or an unreadable say) was found; they are not purged without "
+                               "CONSENTCRAWL_PURGE_ON_CLOSE: erase them with `consentcrawl purge --subject` (their "
+                               "ids are in the audit log's refusal-found events)", len(late))
+                logger.debug("consentcrawl: items from before their refusal: %s",
+                             ", ".join(f"{p}:{s}" for p, s in late))
+            return
+        causes = {**dict.fromkeys(self.withdrawn, Cause(WITHDRAWN)), **denied}  # their own say comes first
+        if not causes:
             return
         targets = list(dict.fromkeys([*self.feeds, *map(Path, read(self.crawler.settings,
                                                                    "CONSENTCRAWL_PURGE_TARGETS"))]))
@@ -131,14 +181,18 @@ class PurgeOnClose:
         config = runtime.config
         selection = Selection(config.platforms, subject_field=config.subject_field,
                               provenance_field=config.provenance_field)
-        people = [selection.add_person(platform, subject) for platform, subject in self.withdrawn]
+        fields: dict[str | None, dict[str, Any]] = {selection.add_person(*person): cause.receipt_fields()
+                                                     for person, cause in causes.items()}
+        people = list(fields)
         run = purge(targets, selection, keep=[Path(config.audit_log)] if config.audit_log else [])
         removed = sum(r.count for r in run.results)
         stats.inc_value("consentcrawl/purge/removed", removed)
         stats.inc_value("consentcrawl/purge/people", len(people))
-        logger.info("consentcrawl: purge on close: %d record(s) of %d person(s) who withdrew during the crawl "
-                    "removed from %d output(s)", removed, len(people), len(run.results))
-        logger.debug("consentcrawl: purge on close: %s", ", ".join(people))
+        withdrew = sum(1 for cause in causes.values() if cause.selection == WITHDRAWN)
+        logger.info("consentcrawl: purge on close: %d record(s) of %d person(s) removed from %d output(s) (%d "
+                    "withdrew, %d refused or could not be read during the crawl)", removed, len(people),
+                    len(run.results), withdrew, len(people) - withdrew)
+        logger.debug("consentcrawl: purge on close: %s", ", ".join(map(str, people)))
         for path, why in run.problems():
             logger.error("consentcrawl: purge on close: %s could not be purged: %s", path, why)
             stats.inc_value("consentcrawl/purge/failed")
@@ -150,7 +204,7 @@ class PurgeOnClose:
             log = AuditLog(config.audit_log, sync=config.audit_sync,
                            header={"writer": "consentcrawl purge on close"})
             now = datetime.now(timezone.utc)
-            write_receipts(log, receipts(run, "withdrawn-during-crawl", people), now)
+            write_receipts(log, receipts(run, WITHDRAWN, people, fields), now)
             log.close()
         except Exception as exc:  # noqa: BLE001 - ConfigError, AuditUnavailable: the data is gone, the proof is not
             logger.error("consentcrawl: purge on close: the receipts could not be written to the audit log: %s", exc)

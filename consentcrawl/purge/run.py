@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -109,8 +109,10 @@ def purge(targets: Sequence[Path], selection: Selection, *, dry_run: bool = Fals
     return run
 
 
-def receipts(run: PurgeRun, selection: str, people: Sequence[str | None]) -> list[dict[str, Any]]:
-    """One receipt per person in ``people`` (those asked for, and any others found), as event fields."""
+def receipts(run: PurgeRun, selection: str, people: Sequence[str | None],
+             fields: Mapping[str | None, Mapping[str, Any]] | None = None) -> list[dict[str, Any]]:
+    """One receipt per person in ``people`` (those asked for, and any others found), as event fields; ``fields``:
+    a person's own (the purge on close: what selected them, and ``because``), over ``selection``."""
     everyone = list(dict.fromkeys([*people, *run.people()])) or [None]
     out: list[dict[str, Any]] = []
     for who in everyone:
@@ -129,6 +131,7 @@ def receipts(run: PurgeRun, selection: str, people: Sequence[str | None]) -> lis
             "purge_id": run.purge_id,
             "subject": who,
             "selection": selection,
+            **(fields or {}).get(who, {}),
             "targets": targets,
             "removed": sum(t["removed"] for t in targets),
             "failed": [{"path": path, "why": why} for path, why in run.problems()],

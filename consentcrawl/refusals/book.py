@@ -13,13 +13,13 @@ only (:class:`Unread`), as every failure does; it is not a refusal and is writte
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from ..decision import Decision, Evidence, Stage, deny
 
-__all__ = ["REASON", "Refusal", "RefusalBook", "Unread", "unread_deny"]
+__all__ = ["REASON", "ClusterSay", "Refusal", "RefusalBook", "Unread", "unread_deny"]
 
 REASON = "subject.refused-on-page"
 #: the reason of a deny for a person whose say could not be read (a failure, like every ``error.*``)
@@ -72,6 +72,16 @@ class Unread:
             "message": self.cause, "seen_at": self.seen_at.isoformat()})
 
 
+@dataclass(frozen=True)
+class ClusterSay:
+    """What the workers of a distributed crawl published about a person: a refusal, or a say that could not be
+    read (``unread``), with the evidence the publishing worker kept (its ``event_id`` and ``form``; the purge on
+    close names them in its receipt)."""
+
+    unread: bool
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+
 def unread_deny(decision: Decision, unread: Unread) -> Decision:
     """The deny of a person whose say could not be read: what ``decision`` consulted, and why."""
     return deny(Stage.ERROR, UNREAD_REASON, subject=decision.subject, platform=decision.platform,
@@ -111,6 +121,10 @@ class RefusalBook:
 
     def unread(self, platform: str, subject: str) -> Unread | None:
         return self._unread.get((platform, subject))
+
+    @property
+    def unread_people(self) -> Mapping[tuple[str, str], Unread]:
+        return self._unread
 
     def refusal(self, platform: str, subject: str, purposes: frozenset[str]) -> Refusal | None:
         """The first refusal of this person that refuses any of ``purposes`` (the crawl's purpose, or what a
