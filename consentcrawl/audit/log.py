@@ -105,7 +105,8 @@ class AuditLog:
         self._unwritten = b""  #: the tail of the one line the file took only part of
         self.error: str | None = None  #: why the last write failed
         #: whether an evidence's detail is :func:`~.jsonline.plain`, once per object: most evidence (a platform's
-        #: grant, a person's record) is the same object in line after line
+        #: grant, a person's record) is the same object in line after line, and none is changed once a decision
+        #: that cites it is made
         self._plain: ObjectMemo[Evidence, bool] = ObjectMemo(4096)
         if self.path is not None:
             try:
@@ -237,8 +238,8 @@ class AuditLog:
               purpose: str | None, mode: str, extra: dict[str, Any] | None) -> bytes:
         entry = audit_entry(decision, time=time, phase=phase, url=url, canonical_url=canonical_url, purpose=purpose,
                             mode=mode, extra=extra)
-        # the fields audit_entry sets are strings (or None): only the evidence's details, and extra (which may
-        # replace any field), can hold a value orjson writes otherwise
+        # the fields audit_entry sets are typed strings (or None): only the evidence's details, and extra (which
+        # may replace any field), can hold a value orjson writes otherwise
         if extra:
             return encode(entry, plain(entry))
         memo = self._plain
