@@ -41,7 +41,6 @@ from typing import IO, Any
 from ..decision import Decision
 from ..errors import AuditUnavailable, ConfigError
 from .chain import CHAIN_END, CHAIN_START, FORMAT, GENESIS
-from .jsonline import encode, plain
 from .tail import read_tail
 
 try:
@@ -49,11 +48,14 @@ try:
 except ImportError:  # Windows: no flock; one writer per log is then the operator's to keep
     fcntl = None  # type: ignore[assignment]
 
+#: ``json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)``, without building an encoder per call
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
 def audit_entry(decision: Decision, *, time: datetime, phase: str, url: str | None = None,
                 canonical_url: str | None = None, purpose: str | None = None, mode: str = "enforce",
                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The entry :meth:`AuditLog.record` writes for a decision, as a dict (its line is ``json.dumps`` of it:
-    :mod:`consentcrawl.audit.jsonline`)."""
+    """The entry :meth:`AuditLog.record` writes for a decision, as a dict (its line is ``json.dumps`` of it)."""
     entry: dict[str, Any] = {
         "decision_id": decision.decision_id,
         "time": time.isoformat(),
@@ -143,7 +145,7 @@ class AuditLog:
                              "text": tail.torn.decode("utf-8", "replace")}
         self.chain, self.seq, self.end = entry["chain"], tail.seq, tail.end
         with self._lock:
-            self._pending.append(_event_line(entry))
+            self._pending.append(_encode(entry))
             self._write()
 
     @property
@@ -171,7 +173,7 @@ class AuditLog:
         """
         if not self._open_for(durable):
             return
-        self._put(_event_line({"event": kind, "time": time.isoformat(), **fields}), durable)
+        self._put(_encode({"event": kind, "time": time.isoformat(), **fields}), durable)
 
     def _open_for(self, durable: bool) -> bool:
         """Whether a line can be added; a durable one to a closed log raises instead of being dropped, because
@@ -231,13 +233,8 @@ class AuditLog:
 
     def _line(self, decision: Decision, time: datetime, phase: str, url: str | None, canonical_url: str | None,
               purpose: str | None, mode: str, extra: dict[str, Any] | None) -> bytes:
-        entry = audit_entry(decision, time=time, phase=phase, url=url, canonical_url=canonical_url, purpose=purpose,
-                            mode=mode, extra=extra)
-        # the fields audit_entry sets are strings (or None): only the evidence's details, and extra (which may
-        # replace any field), can hold a value orjson writes otherwise
-        if extra:
-            return encode(entry, plain(entry))
-        return encode(entry, all([plain(evidence.detail) for evidence in decision.evidence]))
+        return _encode(audit_entry(decision, time=time, phase=phase, url=url, canonical_url=canonical_url,
+                                   purpose=purpose, mode=mode, extra=extra))
 
     def flush(self) -> None:
         """Write every waiting line; raises :class:`AuditUnavailable` if the file does not take them."""
@@ -347,7 +344,7 @@ class AuditLog:
                 return
             try:
                 if self.chained:
-                    self._pending.append(_event_line({"event": CHAIN_END, "time": _now(), "chain": self.chain}))
+                    self._pending.append(_encode({"event": CHAIN_END, "time": _now(), "chain": self.chain}))
                 self._write()
             finally:
                 file, self._file = self._file, None
@@ -374,8 +371,12 @@ def read_decisions(path: str | Path) -> list[dict[str, Any]]:
     return [entry for entry in read_audit_log(path) if "event" not in entry]
 
 
-def _event_line(entry: dict[str, Any]) -> bytes:
-    return encode(entry, plain(entry))
+def _encode(entry: dict[str, Any]) -> bytes:
+    """An entry's line as the file holds it (before its seal), made once when the line is added.
+
+    A string with a lone surrogate is not UTF-8: its character is written escaped (``\\udc80``, as JSON reads it
+    back), so that one odd value can neither fail the group write its line is in nor be lost."""
+    return (_dumps(entry) + "\n").encode("utf-8", "backslashreplace")
 
 
 def _now() -> str:
