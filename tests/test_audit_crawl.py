@@ -481,3 +481,30 @@ async def test_report_mode_request_phase_denies_are_on_disk_first_and_share_one_
     written = [e for e in read_decisions(tmp_path / "audit.jsonl") if e["phase"] == "request"]
     assert sorted(e["url"] for e in written) == urls  # in the file when prefilter returned
     assert during == [3]  # one write for the three lines
+
+
+def test_a_group_write_failing_otherwise_than_by_the_os_withdraws_its_lines_too(tmp_path: Path) -> None:
+    """A write that fails with something other than an OS error (here the file object closed under the log; a bug
+    would do the same) loses the group: the decisions waiting for its lines must not stand, also after a later
+    write succeeds (tickets settle in order, so a lost ticket not marked failed would read as written)."""
+    from consentcrawl.audit.log import AuditLog
+    from consentcrawl.decision import Decision, Stage, Verdict
+    from consentcrawl.errors import AuditUnavailable
+    from tests.test_policy import NOW
+
+    log = AuditLog(tmp_path / "audit.jsonl")
+    real = log._file
+    closed = open(tmp_path / "elsewhere", "wb")  # closed on purpose
+    closed.close()
+    log._file = closed
+    allow = Decision(Verdict.ALLOW, Stage.SUBJECT, "subject.authorized")
+    lost = log.queue(allow, time=NOW, phase="request", url="http://microblog.example/u/1")
+    with pytest.raises(AuditUnavailable, match="ValueError"):
+        log.flush()
+    assert log.error is not None and "closed file" in log.error
+    log._file = real
+    later = log.queue(allow, time=NOW, phase="request", url="http://microblog.example/u/2")
+    log.flush()
+    assert log.written(later) and not log.written(lost)
+    log.close()
+    assert [e["url"] for e in read_decisions(tmp_path / "audit.jsonl")] == ["http://microblog.example/u/2"]

@@ -252,6 +252,20 @@ class AuditLog:
             return
         lines, waiting, tail = self._pending, self._waiting, self._unwritten
         self._pending, self._waiting = [], []
+        try:
+            self._hand_over(lines, waiting, tail)
+        except AuditUnavailable:
+            raise
+        except Exception as exc:  # not the OS's (a file closed under us, a bug): no line is known to be in the
+            # file, so no decision waiting for one stands; a later write must not settle them as written
+            self._settle(waiting, {ticket for _, ticket in waiting})
+            self.error = f"cannot write the audit log {self.path}: {type(exc).__name__}: {exc}"
+            raise AuditUnavailable(self.error) from exc
+
+    def _hand_over(self, lines: list[bytes], waiting: list[tuple[int, int]], tail: bytes) -> None:
+        """Seal ``lines`` after ``tail`` (a torn line's rest), write them and sync; settle ``waiting``'s tickets."""
+        file = self._file
+        assert file is not None  # _write returns first when the log is closed
         if self.chained:
             sealed, hashes = self._seal(lines)
             data = tail + b"".join(sealed)
@@ -261,7 +275,7 @@ class AuditLog:
         size = len(data)
         try:
             while data:
-                written = self._file.write(data)
+                written = file.write(data)
                 data = data[written or 0:]
         except OSError as exc:
             begun = self._keep_unwritten(lines, sealed or lines, waiting, tail, size - len(data))
@@ -277,7 +291,7 @@ class AuditLog:
         self.count += len(lines) + bool(tail)
         if self.sync:
             try:
-                _sync(self._file.fileno())
+                _sync(file.fileno())
             except OSError as exc:  # in the file, but not known to be on disk: what waited for it does not stand
                 self.error = f"cannot sync the audit log {self.path}: {exc.strerror or exc}"
                 self._settle(waiting, {ticket for _, ticket in waiting})
