@@ -13,8 +13,10 @@ callgrind dumps its counts at each ``time.sleep(0)`` the child calls around the 
 parsing. ``--against TREE`` (repeatable) counts another tree beside this one in the same run, e.g. main's
 (``git archive main | tar -x -C /tmp/main``): the child imports ``consentcrawl`` and ``benchmarks/signals_cost.py``
 from the tree it measures. ``--shapes``: ``plain`` (``/b/0/1``), ``slash`` (``/b/0/1/``: the path as requested
-and the canonical one), ``lenient`` (``/b/0%2F1``: the path as sent and a server's reading ``/b/0/1``). About two
-minutes per child (variants x trees; ``--jobs 2`` runs two at once).
+and the canonical one), ``lenient`` (``/b/0%2F1``: the path as sent and a server's reading ``/b/0/1``); and on a
+platform whose ids are case-insensitive (``case_sensitive: false``, the default in ``platforms.yaml``), where each
+spelling's lower case is one too, ``case`` (``/b/User1`` and ``/b/user1``) and ``case-lenient`` (``/b/0%2F1``,
+``/b/0/1`` and ``/b/0%2f1``). About two minutes per child (variants x trees; ``--jobs 2`` runs two at once).
 """
 
 from __future__ import annotations
@@ -65,13 +67,17 @@ from consentcrawl.checks.signals import SiteSignalsCheck
 from consentcrawl.consent.answers import NO_STORE
 from consentcrawl.engine import PolicyEngine
 from consentcrawl.signals import evaluate
-from consentcrawl.terms.platforms import PlatformRegistry
+from consentcrawl.terms.platforms import Platform, PlatformAuthorization, PlatformRegistry
 assert evaluate.__file__.startswith(tree), evaluate.__file__
 if variant == "every spelling":  # the class is evaluate's, wherever it is defined; older trees: the slash alone
     setattr(evaluate.PathKey, "_blind" if hasattr(evaluate.PathKey, "_blind") else "_slash_blind",
             lambda self, *args: False)
 every = base.site_files()
-SHAPES = {"plain": "/b/{i}", "slash": "/b/{i}/", "lenient": "/b/0%2F{i}"}
+SHAPES = {"plain": "/b/{i}", "slash": "/b/{i}/", "lenient": "/b/0%2F{i}", "case": "/b/User{i}",
+          "case-lenient": "/b/0%2F{i}"}
+#: the site as a platform whose ids are case-insensitive (the default): a request has its lower-case spelling too
+PLATFORM = PlatformRegistry({"bench": Platform("bench", frozenset({"site.example"}), PlatformAuthorization(
+    frozenset({"search-indexing"}), "bench agreement"))})
 gc.collect()
 gc.freeze()
 gc.disable()
@@ -79,7 +85,8 @@ for site in sites:
     files = every[site]
     for shape in shapes:
         checks = [c for c in default_checks() if variant != "without" or not isinstance(c, SiteSignalsCheck)]
-        engine = PolicyEngine(PlatformRegistry({}), "consentcrawl", checks=checks)
+        platforms = PLATFORM if shape.startswith("case") else PlatformRegistry({})
+        engine = PolicyEngine(platforms, "consentcrawl", checks=checks)
         urls = [base.ORIGIN + SHAPES[shape].format(i=i) for i in range(100 + count)]
         facts = [engine.facts(u, "search-indexing", base.NOW) for u in urls]
         for f in facts[:100]:

@@ -154,25 +154,29 @@ def test_a_remembering_engine_decides_slashed_urls_as_every_spelling_decided_afr
                       purpose)
 
 
-def decides_as_afresh(site: Any, urls: list[str], purpose: str) -> None:
+def decides_as_afresh(site: Any, urls: list[str], purpose: str, platforms: Any = None) -> None:
     """One engine (memo and shortcuts) decides each URL, twice over, exactly as a new engine does, and denies on the
-    site's signals exactly when one spelling of it, decided afresh, does."""
+    site's signals exactly when one spelling of it, decided afresh, does (``platforms``: the engines' registry,
+    default none)."""
     from consentcrawl.consent.answers import NO_STORE
     from consentcrawl.engine import PolicyEngine
     from consentcrawl.signals.policy import DEFAULT_POLICY, site_decision
     from consentcrawl.terms.platforms import PlatformRegistry
 
-    remembering = PolicyEngine(PlatformRegistry({}), "consentcrawl")  # conservative: ai.txt is read
+    if platforms is None:
+        platforms = PlatformRegistry({})
+    remembering = PolicyEngine(platforms, "consentcrawl")  # conservative: ai.txt is read
     for url in urls * 2:
         facts = remembering.facts(url, purpose, NOW)
         made = remembering.decide(facts, site.robots, NO_STORE, site)
-        fresh = PolicyEngine(PlatformRegistry({}), "consentcrawl").decide(facts, site.robots, NO_STORE, site)
+        fresh = PolicyEngine(platforms, "consentcrawl").decide(facts, site.robots, NO_STORE, site)
         assert (made.verdict, made.reason, made.evidence) == (fresh.verdict, fresh.reason, fresh.evidence)
         if made.reason and made.reason.startswith("robots."):
             continue
         denying = [p for p in facts.robots_paths
                    if (d := site_decision(facts.canonical.origin + p, facts.canonical.host, site, DEFAULT_POLICY,
-                                          "consentcrawl", purpose, None)[0]).basis == "signals" and not d.allowed]
+                                          "consentcrawl", purpose, facts.platform)[0]).basis == "signals"
+                   and not d.allowed]
         assert bool(made.reason and made.reason.startswith("terms.signal")) == bool(denying), (facts, denying)
 
 

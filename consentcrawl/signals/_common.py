@@ -246,6 +246,36 @@ class SpellingSight:
         return bool(chars) and (sep in chars or not chars.isdisjoint(tail))
 
 
+class CaseSight:
+    """Which spellings of a path in another case a set of robots-style patterns can tell from it: a platform whose
+    ids are case-insensitive has a request's lower-case spelling checked too (``/b/User1`` is ``/b/user1`` there).
+
+    ``a`` and ``b`` are ASCII and differ only in the case of letters (``a.lower() == b.lower()``; ``b.isascii()``,
+    since the Kelvin sign is ``k`` in lower case too), and ``a`` reads back and is its own normal and literal form
+    (the caller's part). Then ``b`` reads back too, and what the matchers compare of it (its literal and its normal
+    spelling: escapes upper-cased, none decoded, since ``a``'s, in the same places, encode no unreserved character)
+    differs from ``a`` only at letters outside escapes, each of which ``a`` or ``b`` holds in upper case. A pattern's
+    piece holding neither case of such a letter never covers its place, so every piece occurs at the same places in
+    both strings, and the pattern matches both or neither. So the test is two set looks: no letter of a pattern (or
+    of an exact path), upper-cased (:attr:`letters`), is in ``a`` or in ``b`` (``tests/test_signals_case.py`` checks
+    it against the matchers on arbitrary patterns and spellings).
+    """
+
+    __slots__ = ("letters",)
+
+    def __init__(self, patterns: list[tuple[tuple[str, ...], bool]], exact: tuple[str, ...] = ()) -> None:
+        letters: set[str] = set()
+        for piece in (*(piece for pieces, _anchored in patterns for piece in pieces), *exact):
+            letters.update(char.upper() for char in piece if char.lower() != char.upper())
+        self.letters = frozenset(letters)  #: every letter of a pattern (and of an exact path), in upper case
+
+    def tells_apart(self, a: str, b: str) -> bool:
+        """Whether some pattern may match ``a`` and not ``b`` or the other way round. False is certain; True only
+        means "match both to know"."""
+        letters = self.letters
+        return a.lower() != b.lower() or not b.isascii() or not letters.isdisjoint(a) or not letters.isdisjoint(b)
+
+
 #: a path+query made only of these is its own normal form (no ``%`` to decode, nothing to encode, no ``#``)
 _PLAIN = PLAIN = re.compile(r"/[A-Za-z0-9\-._~!$&'()*+,;=:@/?]*")
 

@@ -14,6 +14,7 @@ from ..recent import Recent
 from ..robots.fetch import RobotsFile, RobotsStatus
 from ..robots.matcher import _glob_match, _pieces
 from ._common import (
+    CaseSight,
     PagePath,
     PathPattern,
     SlashSight,
@@ -116,7 +117,7 @@ class PathKey:
         self._patterns = self._tdm is not None or bool(self._usage) or bool(self._licences)
         self.origin_wide = not self._patterns and self._ai is None
         #: what the patterns can tell apart: built the first time a request has another spelling
-        self._sight: tuple[SlashSight, SpellingSight] | None = None
+        self._sight: tuple[SlashSight, SpellingSight, CaseSight] | None = None
 
     def key(self, url: str) -> Hashable:
         """The parts of the files ``url`` selects (None for every URL when :attr:`origin_wide`). Remembered for the
@@ -163,43 +164,53 @@ class PathKey:
     def _blind(self, first: str, plain: bool | None, paths: tuple[str, ...], allowed: tuple[str, ...]) -> bool:
         """Whether no pattern of the files can tell any of the request's other spellings from its canonical
         path+query: then every spelling selects what the canonical path does, which is the key, without matching
-        the spellings against every pattern. Each spelling is the canonical path with the trailing slash as written
-        (an insertion: :class:`SlashSight`), or a reading of its escapes or ``;`` parameters (``/b/0%2F1`` read
-        ``/b/0/1``: :class:`SpellingSight`); anything else is matched.
+        the spellings against every pattern. Each spelling is told by its length which change it may be: longer by
+        one, the trailing slash as written (an insertion: :class:`SlashSight`); shorter, a reading of its escapes or
+        ``;`` parameters (``/b/0%2F1`` read ``/b/0/1``: :class:`SpellingSight`); as long, the path in another case
+        (``/b/user1`` on a platform whose ids are case-insensitive: :class:`CaseSight`). Each sight checks that the
+        spelling is that change, so a spelling that is something else is matched.
 
         Only asked where each pattern compares the paths as they are, literal and normal alike: a canonical
         path+query read back (``first``, with ``plain`` not None: ``canonical_page`` reads it as it is, its own
-        normal form), and
-        spellings that add the slash to it or read back with no ``%`` (``spelled_page`` then reads each as it
-        is, on the canonical origin); and, where ``Content-Usage`` rules are read, with every spelling allowed by
-        robots.txt (which can tell them apart). ``tests/test_signals_lenient.py`` holds each of these to selecting
-        every spelling."""
+        normal form), and spellings that add the slash to it, read back with no ``%``, or differ from it in case
+        only (``spelled_page`` then reads each on the canonical origin, as it is or, with escapes, as ``first``'s
+        escapes); and, where ``Content-Usage`` rules are read, with every spelling allowed by robots.txt (which can
+        tell them apart). ``tests/test_signals_lenient.py`` and ``tests/test_signals_case.py`` hold each of these to
+        selecting every spelling."""
         if plain is None or (self._usage and allowed is not paths and not all(p in allowed for p in paths)):
             return False
         sight = self._sight
         if sight is None:
             sight = self._sight = self._make_sight()
-        slashed, query = len(first) + 1, "?" in first
+        size = len(first)
         for spelling in paths:
             if spelling == first:
                 continue
-            if len(spelling) == slashed and (spelling == first.replace("?", "/?", 1) if query else (
-                    spelling[-1:] == "/" and spelling.startswith(first))):  # the slash as written
-                if sight[0].tells_apart(first.partition("?")[0] if query else first, query):
+            length = len(spelling)
+            if length < size:
+                if sight[1].tells_apart(first, spelling):  # which also sees whether the spelling is read as it is
                     return False
-            elif sight[1].tells_apart(first, spelling):  # which also sees whether the spelling is read as it is
+            elif length == size:
+                if sight[2].tells_apart(first, spelling):
+                    return False
+            elif length > size + 1:
+                return False
+            elif "?" in first:  # the slash as written before the query
+                if spelling != first.replace("?", "/?", 1) or sight[0].tells_apart(first.partition("?")[0], True):
+                    return False
+            elif spelling[-1] != "/" or not spelling.startswith(first) or sight[0].tells_apart(first, False):
                 return False
         return True
 
-    def _make_sight(self) -> tuple[SlashSight, SpellingSight]:
+    def _make_sight(self) -> tuple[SlashSight, SpellingSight, CaseSight]:
         rows = [*(self._tdm or ()), *self._usage, *(row for rows in self._rsl for row in rows)]
         patterns = [(pattern.pieces, pattern.anchored) if pattern is not None else ((first,), False)
                     for _origin, first, pattern, _length, _selects in rows]
         exact: tuple[str, ...] = ()
         if self._ai is not None:
             patterns += [_pieces(p) for p in self._ai.patterns(self._token)]
-            exact = ("/robots.txt",)  # always allowed, which /robots.txt/ is not
-        return SlashSight(patterns, exact), SpellingSight(patterns, exact)
+            exact = ("/robots.txt",)  # always allowed, which /robots.txt/ and /ROBOTS.TXT are not
+        return SlashSight(patterns, exact), SpellingSight(patterns, exact), CaseSight(patterns, exact)
 
     def _select(self, url: str | CanonicalURL, path: str, normal: str, crawlable: bool) -> tuple[Hashable, ...]:
         """The parts of the files the page selects; ``normal``: ``normal_path(path)``, worked out once for every
