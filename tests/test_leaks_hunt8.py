@@ -4,14 +4,19 @@ site signals' case shortcut (``CaseSight``). Each test is a real crawl judged by
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
+from consentcrawl_demo.fediverse import FediverseSite
 from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
+from tests.conftest import run_crawl
 from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, crawl, make_spider, people_settings
+from tests.test_purge_refusals import TimelineSpider, fedi_settings, receipts_for, served_paths
 
 # -- site signals on a platform whose ids are case-insensitive ------------------------------------------------------
 
@@ -45,3 +50,49 @@ async def test_a_reserved_page_spelled_in_another_case_is_not_sent(kind: str, tm
     assert app.people_served() == ["101", "101"], app.describe()
     denied = [(e["url"].split(HOST)[1], e["reason"]) for e in result.audit if e["verdict"] == "deny"]
     assert sorted(denied) == sorted((p, "terms.signal.tdmrep") for p in spellings), denied
+
+
+# -- purge on close: what a media pipeline stored -------------------------------------------------------------------
+
+
+class _AvatarSite(FediverseSite):
+    """The fediverse demo, with each person's avatar (personal data: their picture) under their handle."""
+
+    def __call__(self, request: LoggedRequest, headers: dict[str, str]) -> Response | None:
+        if request.decoded_path.endswith("/avatar.png"):
+            return Response(200, {"Content-Type": "image/png"}, b"\x89PNG avatar of " + request.decoded_path.encode())
+        return super().__call__(request, headers)
+
+
+class _AvatarTimeline(TimelineSpider):
+    """Each author's posts, and their avatar through Scrapy's FilesPipeline, before their profile is read."""
+
+    name = "avatars"
+
+    def parse_posts(self, response: Any, name: str) -> Iterator[Any]:
+        yield {"subject": name, "platform": "fediverse", "kind": "avatar",
+               "file_urls": [f"http://fedi.example/@{name}/avatar.png"]}
+        yield from super().parse_posts(response, name)
+
+
+@deferred_f_from_coro_f
+async def test_files_a_media_pipeline_stored_of_a_purged_person_are_reported_not_purged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Bob's posts and avatar are collected before his profile says ``#nobot``. The purge on close erases his items
+    from the feeds, but the picture FilesPipeline stored stays in FILES_STORE: the run must not say it erased him
+    (an ERROR naming the store, no id; ``consentcrawl/purge/failed``; the receipt lists the store as failed)."""
+    out = tmp_path / "out"
+    settings = fedi_settings(tmp_path, out, CONSENTCRAWL_PURGE_ON_CLOSE=True, FILES_STORE=str(out / "files"))
+    settings["ITEM_PIPELINES"] = {**settings["ITEM_PIPELINES"], "scrapy.pipelines.files.FilesPipeline": 300}
+    with LocalServer(_AvatarSite()) as server, caplog.at_level(logging.INFO):
+        result = await run_crawl(_AvatarTimeline, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert [p for _, p in served_paths(server, "bob")] == ["/@bob/posts", "/@bob/avatar.png", "/@bob"]
+    stored = [f.read_bytes() for f in (out / "files").rglob("*.png")]
+    assert b"\x89PNG avatar of /@bob/avatar.png" in stored  # his picture is still there after the purge
+    [receipt] = receipts_for(tmp_path / "audit.jsonl", "fediverse:bob")
+    assert receipt["selection"] == "refused-during-crawl"
+    assert [f["path"] for f in receipt["failed"]] == [str(out / "files")], receipt["failed"]
+    assert result.stats["consentcrawl/purge/failed"] == 1
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any(str(out / "files") in e and "FilesPipeline" in e for e in errors), errors
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO and "bob" in r.getMessage()]
