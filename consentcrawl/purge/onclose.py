@@ -55,6 +55,27 @@ logger = logging.getLogger("consentcrawl")
 FILESYSTEM_STORAGE = "scrapy.extensions.httpcache.FilesystemCacheStorage"
 
 
+def media_stores(settings: Any) -> list[tuple[str, str]]:
+    """(pipeline, store) of each media pipeline the crawl runs (``FilesPipeline``, ``ImagesPipeline``, any
+    ``MediaPipeline``): the files it saved (a person's pictures) are named only by a hash of their URL, so the purge
+    cannot tell whose they are; a run that purged people says so rather than claim they are gone."""
+    from scrapy.pipelines.media import MediaPipeline
+    from scrapy.utils.conf import build_component_list
+    from scrapy.utils.misc import load_object
+
+    out: list[tuple[str, str]] = []
+    for path in build_component_list(settings.getwithbase("ITEM_PIPELINES")):
+        try:
+            cls = load_object(path)
+        except Exception:  # noqa: BLE001 - Scrapy itself reports a pipeline it cannot load
+            continue
+        if isinstance(cls, type) and issubclass(cls, MediaPipeline):
+            images = any(c.__name__ == "ImagesPipeline" for c in cls.__mro__)
+            store = settings.get("IMAGES_STORE" if images else "FILES_STORE")
+            out.append((cls.__name__, str(store) if store else f"{cls.__module__}.{cls.__qualname__}"))
+    return out
+
+
 class PurgeOnClose:
     def __init__(self, crawler: Crawler, enabled: bool = True) -> None:
         self.crawler = crawler
@@ -185,6 +206,8 @@ class PurgeOnClose:
                                                      for person, cause in causes.items()}
         people = list(fields)
         run = purge(targets, selection, keep=[Path(config.audit_log)] if config.audit_log else [])
+        run.failed += [(store, f"{name}'s store: the files it saved of the purged people are not purged (erase them "
+                        "by the file paths of their items)") for name, store in media_stores(settings)]
         removed = sum(r.count for r in run.results)
         stats.inc_value("consentcrawl/purge/removed", removed)
         stats.inc_value("consentcrawl/purge/people", len(people))
