@@ -16,7 +16,7 @@ from consentcrawl_demo.fediverse import FediverseSite
 from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
 from tests.conftest import run_crawl
 from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, crawl, make_spider, people_settings
-from tests.test_purge_refusals import TimelineSpider, fedi_settings, receipts_for, served_paths
+from tests.test_purge_refusals import TimelineSpider, cached_urls, fedi_settings, receipts_for, served_paths
 
 # -- site signals on a platform whose ids are case-insensitive ------------------------------------------------------
 
@@ -56,12 +56,19 @@ async def test_a_reserved_page_spelled_in_another_case_is_not_sent(kind: str, tm
 
 
 class _AvatarSite(FediverseSite):
-    """The fediverse demo, with each person's avatar (personal data: their picture) under their handle."""
+    """The fediverse demo, with each person's avatar (personal data: their picture) on a CDN host whose URLs name
+    no one (``media.example/avatars/<hash>.png``, as real instances serve them)."""
 
     def __call__(self, request: LoggedRequest, headers: dict[str, str]) -> Response | None:
-        if request.decoded_path.endswith("/avatar.png"):
-            return Response(200, {"Content-Type": "image/png"}, b"\x89PNG avatar of " + request.decoded_path.encode())
+        if request.host == "media.example":
+            if request.path == "/robots.txt":
+                return Response.text("User-agent: *\nAllow: /\n")
+            return Response(200, {"Content-Type": "image/png"}, b"\x89PNG avatar " + request.path.encode())
         return super().__call__(request, headers)
+
+
+def _avatar(name: str) -> str:
+    return f"http://media.example/avatars/{sum(map(ord, name)):x}.png"
 
 
 class _AvatarTimeline(TimelineSpider):
@@ -70,25 +77,28 @@ class _AvatarTimeline(TimelineSpider):
     name = "avatars"
 
     def parse_posts(self, response: Any, name: str) -> Iterator[Any]:
-        yield {"subject": name, "platform": "fediverse", "kind": "avatar",
-               "file_urls": [f"http://fedi.example/@{name}/avatar.png"]}
+        yield {"subject": name, "platform": "fediverse", "kind": "avatar", "file_urls": [_avatar(name)]}
         yield from super().parse_posts(response, name)
 
 
 @deferred_f_from_coro_f
-async def test_files_a_media_pipeline_stored_of_a_purged_person_are_reported_not_purged(
+async def test_a_purged_persons_media_goes_from_the_http_cache_and_their_saved_files_are_reported(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """Bob's posts and avatar are collected before his profile says ``#nobot``. The purge on close erases his items
-    from the feeds, but the picture FilesPipeline stored stays in FILES_STORE: the run must not say it erased him
-    (an ERROR naming the store, no id; ``consentcrawl/purge/failed``; the receipt lists the store as failed)."""
+    from the feeds; the cached avatar (a URL that names no one, which his removed item names) goes from the HTTP
+    cache too. The picture FilesPipeline stored stays in FILES_STORE: the run must not say it erased him (an ERROR
+    naming the store, no id; ``consentcrawl/purge/failed``; the receipt lists the store as failed)."""
     out = tmp_path / "out"
     settings = fedi_settings(tmp_path, out, CONSENTCRAWL_PURGE_ON_CLOSE=True, FILES_STORE=str(out / "files"))
     settings["ITEM_PIPELINES"] = {**settings["ITEM_PIPELINES"], "scrapy.pipelines.files.FilesPipeline": 300}
     with LocalServer(_AvatarSite()) as server, caplog.at_level(logging.INFO):
         result = await run_crawl(_AvatarTimeline, settings, proxy=server.proxy, monkeypatch=monkeypatch)
-    assert [p for _, p in served_paths(server, "bob")] == ["/@bob/posts", "/@bob/avatar.png", "/@bob"]
+    assert [p for _, p in served_paths(server, "bob")] == ["/@bob/posts", "/@bob"]
+    assert {_avatar("bob"), _avatar("alice")} <= {r.url for r in server.requests}
     stored = [f.read_bytes() for f in (out / "files").rglob("*.png")]
-    assert b"\x89PNG avatar of /@bob/avatar.png" in stored  # his picture is still there after the purge
+    assert len(stored) == 2  # his picture is still there after the purge (and alice's)
+    cached = cached_urls(out)
+    assert _avatar("bob") not in cached and _avatar("alice") in cached, cached
     [receipt] = receipts_for(tmp_path / "audit.jsonl", "fediverse:bob")
     assert receipt["selection"] == "refused-during-crawl"
     assert [f["path"] for f in receipt["failed"]] == [str(out / "files")], receipt["failed"]
