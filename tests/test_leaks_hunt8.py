@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl_demo.fediverse import FediverseSite
@@ -106,3 +107,39 @@ async def test_a_purged_persons_media_goes_from_the_http_cache_and_their_saved_f
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert any(str(out / "files") in e and "FilesPipeline" in e for e in errors), errors
     assert not [r for r in caplog.records if r.levelno >= logging.INFO and "bob" in r.getMessage()]
+
+
+# -- the refusal log, as an operator writes it -----------------------------------------------------------------------
+
+
+class _Profiles(TimelineSpider):
+    """Each person's profile page, straight away."""
+
+    name = "profiles"
+    authors = ("alice", "bob")
+
+    async def start(self) -> Any:
+        for name in self.authors:
+            yield scrapy.Request(f"http://fedi.example/@{name}", callback=self.parse_profile, cb_kwargs={"name": name})
+
+
+@pytest.mark.parametrize("written", ["Bob", "\uff22\uff4f\uff42"])  # another case; full-width letters (NFKC)
+@deferred_f_from_coro_f
+async def test_a_refusal_logged_in_another_spelling_of_the_id_denies_the_person(
+        written: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The refusal log is the operator's to edit: a refusal written ``Bob`` (a person who said no by mail) on a
+    platform whose ids are case-insensitive is bob's, as the consent stores read ids. Judged by the server's log:
+    nothing of bob is fetched, alice (control) is."""
+    log = tmp_path / "refusals.jsonl"
+    log.write_text(json.dumps({"platform": "fediverse", "subject": written, "url": "mailto:dpo@example.org",
+                               "form": "hashtag.nobot", "field": "mail", "raw": "no", "purposes": ["research"],
+                               "seen_at": "2026-11-30T10:00:00+00:00", "event": "by-mail"}) + "\n")
+    out = tmp_path / "out"
+    settings = fedi_settings(tmp_path, out, CONSENTCRAWL_REFUSALS_LOG=str(log))
+    with LocalServer(FediverseSite()) as server:
+        result = await run_crawl(_Profiles, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert not served_paths(server, "bob"), served_paths(server, "bob")
+    assert [p for _, p in served_paths(server, "alice")][:1] == ["/@alice"]
+    assert {i["subject"] for i in result.items} == {"alice"}
+    [deny] = [e for e in result.audit if e["verdict"] == "deny"]
+    assert (deny["reason"], deny["because"]) == ("subject.refused-on-page", "by-mail")
