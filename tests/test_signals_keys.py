@@ -2,7 +2,8 @@
 a regex or a second normalisation, and its selection walked over flat rows of the files' patterns. These tests hold
 each shortcut to what it replaces: ``reads_back`` to the regex it stands for, the canonical form to being its own
 normal form, and the flat selection to the signals' own matchers (the tdmrep.json entry, the ``Content-Usage``
-rules, the RSL ``<content>`` elements) on arbitrary patterns, origins and paths; and the site check's per-request
+rules, the RSL ``<content>`` elements) on arbitrary patterns, origins and paths, and ai.txt's part (asked of the
+matcher only where a ``Disallow`` reaches the path) to the matcher's verdict; and the site check's per-request
 memory to deciding afresh.
 """
 
@@ -136,6 +137,52 @@ def test_the_flat_selection_is_the_signals_own(locations: list[str], usage: list
         expected = _reference(files, url)
         assert keyer._select(url, url_path(url), normal_path(url_path(url)), False) == expected, (url, expected)
         assert keyer.key(url) == (None if keyer.origin_wide else expected)
+
+
+#: ai.txt (robots.txt grammar) rules: escapes of unreserved characters (two spellings), ``*``, ``$``, groups for
+#: our token and for others, Allow and Disallow
+AI_RULE = st.tuples(st.sampled_from(["Allow", "Disallow"]), st.text(alphabet="/ab*$%7e~.", max_size=6))
+AI_GROUP = st.tuples(st.sampled_from(["*", "consentcrawl", "other"]), st.lists(AI_RULE, max_size=4))
+
+
+def _ai_body(groups: list[tuple[str, list[tuple[str, str]]]]) -> str:
+    return "".join(f"User-agent: {agent}\n" + "".join(f"{verb}: {p}\n" for verb, p in rules)
+                   for agent, rules in groups)
+
+
+@settings(max_examples=600, deadline=None)
+@given(groups=st.lists(AI_GROUP, min_size=1, max_size=3), pages=st.lists(PAGE, min_size=1, max_size=5))
+@example(groups=[("*", [("Disallow", "/%7e")])], pages=["/~"])
+@example(groups=[("*", [("Disallow", "/~")])], pages=["/%7e", "/~"])
+@example(groups=[("*", [("Disallow", "/a"), ("Allow", "/ab")])], pages=["/ab", "/a"])
+@example(groups=[("*", [("Disallow", "*.b$")])], pages=["/a.b", "/a.b/"])
+@example(groups=[("*", [("Disallow", "/")])], pages=["/robots.txt"])
+@example(groups=[("other", [("Disallow", "/")]), ("*", [("Allow", "/")])], pages=["/a"])
+def test_the_ai_txt_part_is_the_matchers_verdict(groups: list[tuple[str, list[tuple[str, str]]]],
+                                                 pages: list[str]) -> None:
+    """The key's ai.txt part (the matcher asked only where a ``Disallow`` of our group reaches the path, in either
+    spelling of the rule) is the matcher's own verdict for any rules and paths; and a path that is its own
+    spelling and meets no ``Disallow`` is allowed."""
+    from consentcrawl.robots.rules import RobotsRules
+    from consentcrawl.signals.ai_txt import parse_ai_txt
+    from consentcrawl.signals.fetch import from_response as signal_file
+
+    body = _ai_body(groups)
+    files = site_files([], [], [], None)
+    files = SiteFiles(files.robots, files.tdmrep, signal_file("ai-txt", SITE + "/ai.txt", 200, body.encode(), NOW))
+    rules = parse_ai_txt(body)
+    reach = rules.disallow_reach("consentcrawl")
+    assert reach is not None
+    keyer = PathKey(files, "consentcrawl")
+    for path in pages:
+        match = rules.match(path, "consentcrawl")
+        assert keyer._select(SITE + path, path, normal_path(path), False) == \
+            ((None if match.allowed else (match.line, match.rule, match.group)),), (body, path)
+        if _path_spellings(path) == (path, path) and reach.match(path) is None:
+            assert match.allowed, (body, path)
+    assert RobotsRules.disallow_all("unreachable").disallow_reach("consentcrawl") is None
+    many = RobotsRules.parse("User-agent: *\n" + "".join(f"Disallow: /{i}\n" for i in range(100)))
+    assert many.disallow_reach("consentcrawl") is None
 
 
 @settings(max_examples=120, deadline=None)

@@ -36,7 +36,17 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from .matcher import RobotsMatch, _literal_rule, _Matcher, _normal, _path_spellings, _text, _utf8
+from .matcher import (
+    CHUNK,
+    RobotsMatch,
+    _literal_rule,
+    _Matcher,
+    _normal,
+    _path_spellings,
+    _pattern_regex,
+    _text,
+    _utf8,
+)
 
 MAX_BYTES = 512 * 1024  # parse at least the first 500 KiB; a larger file is parsed up to here (never becomes allow-all)
 MAX_LINE_BYTES = 2083 * 8 - 1  #: the reference parser keeps 16,663 bytes of a line and drops the rest
@@ -209,6 +219,30 @@ class RobotsRules:
                 literal = _literal_rule(raw)
                 out += (literal, _normal(literal))
         return tuple(dict.fromkeys(p for p in out if p))
+
+    def disallow_reach(self, token: str) -> re.Pattern[str] | None:
+        """A regex that matches, at the start, every path that some ``Disallow`` rule for ``token`` matches in
+        either of the rule's spellings (the literal and the normal form, as :meth:`patterns`), or None where it
+        cannot say (a file read as complete disallow, or more rules than one regex should hold).
+
+        For a caller that wants to know only *whether* a path may be disallowed, of paths that are their own literal
+        and normal spelling (:meth:`match`'s ``spelled``): a path the regex does not match meets no ``Disallow`` in
+        either reading, so :meth:`match` allows it, whatever ``Allow`` rules say, and need not be asked; one it
+        matches may still be allowed (a longer ``Allow``, ``/robots.txt``), which :meth:`match` decides. Each rule
+        is the same regex the matcher compiles (:func:`~.matcher._pattern_regex`)."""
+        if self._deny_all:
+            return None
+        choice = self._choice(token)
+        rules: dict[str, None] = {}
+        for group in choice.groups if choice is not None else ():
+            for _line, allow, _written, raw in group.rules:
+                if not allow:
+                    literal = _literal_rule(raw)
+                    rules.update(dict.fromkeys(p for p in (literal, _normal(literal)) if p))
+        if len(rules) > CHUNK:
+            return None
+        names: list[int] = []
+        return re.compile("|".join(f"(?:{_pattern_regex(p, names)})" for p in rules) or "(?!)")
 
     def crawl_delay(self, token: str) -> float | None:
         """Seconds from the first valid ``Crawl-delay`` of the group that applies to ``token``."""

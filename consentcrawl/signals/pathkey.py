@@ -78,8 +78,8 @@ class PathKey:
     ``origin_wide``: no file says anything path-scoped, every URL of the origin has the same outcome.
     """
 
-    __slots__ = ("_ai", "_known", "_licences", "_origins", "_patterns", "_robots", "_rsl", "_sight", "_tdm",
-                 "_token", "_usage", "origin_wide")
+    __slots__ = ("_ai", "_ai_reach", "_known", "_licences", "_origins", "_patterns", "_robots", "_rsl", "_sight",
+                 "_tdm", "_token", "_usage", "origin_wide")
 
     def __init__(self, files: SiteFiles, token: str) -> None:
         self._token = token
@@ -114,6 +114,9 @@ class PathKey:
         self._origins = any(row[0] is not ANYWHERE for rows in (self._tdm or [], *self._rsl) for row in rows)
         ai_txt = files.ai_txt
         self._ai = parse_ai_txt(ai_txt.body) if ai_txt is not None and ai_txt.status is OK else None
+        #: the paths some ai.txt ``Disallow`` may reach: one that meets none is allowed without the matcher's walk
+        #: over the rules by priority (most paths of a site, where the rules name a few folders and file types)
+        self._ai_reach = self._ai.disallow_reach(token) if self._ai is not None else None
         self._patterns = self._tdm is not None or bool(self._usage) or bool(self._licences)
         self.origin_wide = not self._patterns and self._ai is None
         #: what the patterns can tell apart: built the first time a request has another spelling
@@ -235,8 +238,11 @@ class PathKey:
             for rows in self._rsl:
                 parts.append(_longest(rows, normal, origin))
         if self._ai is not None:
-            match = self._ai.match(path, self._token, normal == path)  # equal: its own literal spelling too
-            parts.append(None if match.allowed else (match.line, match.rule, match.group))
+            if normal == path and self._ai_reach is not None and self._ai_reach.match(path) is None:
+                parts.append(None)  # its own literal spelling too, and no Disallow reaches it: allowed
+            else:
+                match = self._ai.match(path, self._token, normal == path)
+                parts.append(None if match.allowed else (match.line, match.rule, match.group))
         return tuple(parts)
 
 
