@@ -18,6 +18,10 @@ from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
 from tests.conftest import run_crawl
 from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, crawl, make_spider, people_settings
 from tests.test_purge_refusals import TimelineSpider, cached_urls, fedi_settings, receipts_for, served_paths
+from tests.test_robots_crawl import HOST as SITE
+from tests.test_robots_crawl import ConsentListSpider
+from tests.test_signals_crawl import SignalSite
+from tests.test_signals_crawl import _settings as signal_settings
 
 # -- site signals on a platform whose ids are case-insensitive ------------------------------------------------------
 
@@ -143,3 +147,36 @@ async def test_a_refusal_logged_in_another_spelling_of_the_id_denies_the_person(
     assert {i["subject"] for i in result.items} == {"alice"}
     [deny] = [e for e in result.audit if e["verdict"] == "deny"]
     assert (deny["reason"], deny["because"]) == ("subject.refused-on-page", "by-mail")
+
+
+# -- ai.txt: the paths no Disallow reaches (``disallow_reach``) -------------------------------------------------------
+
+_AI_TXT = "User-agent: *\nDisallow: /*.jpg$\nDisallow: /private\nAllow: /private/ok\nDisallow: /a*b*c\n"
+
+
+@deferred_f_from_coro_f
+async def test_ai_txt_disallows_decided_through_the_reach_shortcut_are_not_sent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An AI-training crawl of a site whose ai.txt disallows a file type, a folder (but for a longer Allow) and a
+    wildcard path: the shortcut that skips the matcher where no Disallow reaches a path must decide as the matcher
+    does, for plain spellings and for spellings the server decodes. Judged by the paths the server served."""
+    site = SignalSite(robots="User-agent: *\nAllow: /\n")
+
+    def app(request: LoggedRequest, headers: dict[str, str]) -> Response | None:
+        if request.path == "/ai.txt":
+            return Response(200, {"Content-Type": "text/plain"}, _AI_TXT)
+        return site(request, headers)
+
+    denied = ["/x/y.jpg", "/privateer", "/private/", "/a1b2c3", "/%70rivate", "/x/y%2Ejpg", "/x/y.jpg?"]
+    allowed = ["/x/y.jpg.html", "/public", "/private/ok", "/acb", "/a/b/x", "/x/y.JPG"]
+    ConsentListSpider.urls = [f"http://{SITE}{p}" for p in denied + allowed]
+    with LocalServer(app) as server:
+        result = await run_crawl(ConsentListSpider, signal_settings(tmp_path, "ai-training"), proxy=server.proxy,
+                                 monkeypatch=monkeypatch)
+    served = sorted(r.path for r in server.requests if r.path not in ("/robots.txt", "/ai.txt") and
+                    not r.path.startswith("/.well-known/"))
+    assert served == sorted(allowed), served
+    reasons = {e["url"].split(SITE)[1]: e["reason"] for e in result.audit
+               if e["verdict"] == "deny" and e["phase"] == "request"}  # "/x/y.jpg?" is logged as "/x/y.jpg"
+    assert set(reasons) == set(denied) - {"/x/y.jpg?"}, reasons
+    assert set(reasons.values()) == {"terms.signal.ai-txt"}, reasons
