@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +14,19 @@ import pytest
 import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
+from consentcrawl.audit.chain import verify
 from consentcrawl_demo.fediverse import FediverseSite
 from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
 from tests.conftest import run_crawl
 from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, crawl, make_spider, people_settings
-from tests.test_purge_refusals import TimelineSpider, cached_urls, fedi_settings, receipts_for, served_paths
+from tests.test_purge_refusals import (
+    RevisitSpider,
+    TimelineSpider,
+    cached_urls,
+    fedi_settings,
+    receipts_for,
+    served_paths,
+)
 from tests.test_robots_crawl import HOST as SITE
 from tests.test_robots_crawl import ConsentListSpider
 from tests.test_signals_crawl import SignalSite
@@ -180,3 +189,37 @@ async def test_ai_txt_disallows_decided_through_the_reach_shortcut_are_not_sent(
                if e["verdict"] == "deny" and e["phase"] == "request"}  # "/x/y.jpg?" is logged as "/x/y.jpg"
     assert set(reasons) == set(denied) - {"/x/y.jpg?"}, reasons
     assert set(reasons.values()) == {"terms.signal.ai-txt"}, reasons
+
+
+# -- audit lines holding what a page wrote ---------------------------------------------------------------------------
+
+
+class _SurrogateSite(FediverseSite):
+    """Alice's actor summary (JSON, where ``\\ud800`` is a valid escape) holds a lone surrogate beside ``#nobot``;
+    grace's display name holds another."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.people["alice"] = replace(self.people["alice"], bio="Gardener \ud800 #nobot")
+        self.people["grace"] = replace(self.people["grace"], display="Grace \udfff")
+
+
+@deferred_f_from_coro_f
+async def test_an_audit_line_holding_a_lone_surrogate_is_written_and_loses_no_other_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A lone surrogate cannot be encoded as UTF-8: the batch of audit lines it was in (other people's decisions)
+    was dropped, the refusal found went unrecorded and the handler raised. Every line is written (the surrogate as
+    a JSON escape, read back as it was), the chain verifies, and every request the server answered has its line."""
+    settings = fedi_settings(tmp_path, tmp_path / "out")
+    with LocalServer(_SurrogateSite()) as server, caplog.at_level(logging.INFO):
+        result = await run_crawl(RevisitSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert [p for _, p in served_paths(server, "alice")] == ["/users/alice"]  # her actor said no: nothing more
+    [found] = [e for e in result.events if e["event"] == "refusal-found"]
+    assert (found["subject"], found["raw"]) == ("alice", "Gardener \ud800 #nobot")
+    assert verify(tmp_path / "audit.jsonl").problem is None
+    sent = [e["url"] for e in result.audit if e["phase"] == "request" and e["verdict"] == "allow"]
+    for request in server.requests:
+        if request.path.startswith(("/@", "/users/")):
+            assert sent.count(request.url) >= [r.url for r in server.requests].count(request.url), request.url
+    assert {i["kind"] for i in result.items if i["subject"] == "grace"} == {"actor", "post", "profile"}
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
