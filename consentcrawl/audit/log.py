@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import socket
 import threading
 import uuid
@@ -258,14 +259,14 @@ class AuditLog:
             data = tail + b"".join(sealed)
         else:
             sealed, hashes = [], []
-            data = tail + "".join(lines).encode("utf-8")
+            data = tail + b"".join(map(_encoded, lines))
         size = len(data)
         try:
             while data:
                 written = self._file.write(data)
                 data = data[written or 0:]
         except OSError as exc:
-            begun = self._keep_unwritten(lines, sealed or [line.encode("utf-8") for line in lines], waiting, tail,
+            begun = self._keep_unwritten(lines, sealed or [_encoded(line) for line in lines], waiting, tail,
                                          size - len(data))
             if begun and self.chained:  # a line begun is in the chain: the next write finishes it
                 self.seq += begun
@@ -293,7 +294,7 @@ class AuditLog:
         sha256 = hashlib.sha256
         for line in lines:
             seq += 1
-            data = b'%s,"seq":%d,"prev":"%s"}\n' % (line.encode("utf-8")[:-2], seq, prev.encode("ascii"))
+            data = b'%s,"seq":%d,"prev":"%s"}\n' % (_encoded(line)[:-2], seq, prev.encode("ascii"))
             prev = sha256(data).hexdigest()
             sealed.append(data)
             hashes.append(prev)
@@ -360,6 +361,20 @@ class AuditLog:
 
 #: data (not metadata) to stable storage; fsync where the system has no fdatasync (macOS, Windows)
 _sync = getattr(os, "fdatasync", os.fsync)
+
+
+#: a lone surrogate: text a page wrote as a JSON escape (``"\\ud800"``) reads back as one, and UTF-8 cannot hold it
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _encoded(line: str) -> bytes:
+    """A line as UTF-8. A lone surrogate in it (only ever inside a JSON string) is written as the JSON escape it came
+    from, which reads back as the same text: an encoding error must not drop the line, nor the lines written with
+    it."""
+    try:
+        return line.encode("utf-8")
+    except UnicodeEncodeError:
+        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", line).encode("utf-8")
 
 
 def read_audit_log(path: str | Path) -> list[dict[str, Any]]:
