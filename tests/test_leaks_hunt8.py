@@ -15,6 +15,7 @@ import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.audit.chain import verify
+from consentcrawl.refusallog import read_refusals
 from consentcrawl_demo.fediverse import FediverseSite
 from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
 from tests.conftest import run_crawl
@@ -209,13 +210,14 @@ async def test_an_audit_line_holding_a_lone_surrogate_is_written_and_loses_no_ot
     """A lone surrogate cannot be encoded as UTF-8: the batch of audit lines it was in (other people's decisions)
     was dropped, the refusal found went unrecorded and the handler raised. Every line is written (the surrogate as
     a JSON escape, read back as it was), the chain verifies, and every request the server answered has its line."""
-    settings = fedi_settings(tmp_path, tmp_path / "out")
+    settings = fedi_settings(tmp_path, tmp_path / "out", CONSENTCRAWL_REFUSALS_LOG=str(tmp_path / "refusals.jsonl"))
     with LocalServer(_SurrogateSite()) as server, caplog.at_level(logging.INFO):
         result = await run_crawl(RevisitSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
     assert [p for _, p in served_paths(server, "alice")] == ["/users/alice"]  # her actor said no: nothing more
     [found] = [e for e in result.events if e["event"] == "refusal-found"]
     assert (found["subject"], found["raw"]) == ("alice", "Gardener \ud800 #nobot")
     assert verify(tmp_path / "audit.jsonl").problem is None
+    assert [(r.subject, r.raw) for r in read_refusals(tmp_path / "refusals.jsonl")] == [("alice", found["raw"])]
     sent = [e["url"] for e in result.audit if e["phase"] == "request" and e["verdict"] == "allow"]
     for request in server.requests:
         if request.path.startswith(("/@", "/users/")):
