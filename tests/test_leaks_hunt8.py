@@ -224,3 +224,21 @@ async def test_an_audit_line_holding_a_lone_surrogate_is_written_and_loses_no_ot
             assert sent.count(request.url) >= [r.url for r in server.requests].count(request.url), request.url
     assert {i["kind"] for i in result.items if i["subject"] == "grace"} == {"actor", "post", "profile"}
     assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+@deferred_f_from_coro_f
+async def test_an_http_cache_in_another_storage_is_listed_as_failed_in_the_receipt(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Bob's posts went into a DBM HTTP cache before his profile said ``#nobot``; the purge cannot read that
+    storage, so his receipt must say the cache was not purged (it said nothing, as if it were)."""
+    out = tmp_path / "out"
+    settings = fedi_settings(tmp_path, out, CONSENTCRAWL_PURGE_ON_CLOSE=True,
+                             HTTPCACHE_STORAGE="scrapy.extensions.httpcache.DbmCacheStorage")
+    with LocalServer(FediverseSite()) as server, caplog.at_level(logging.INFO):
+        result = await run_crawl(TimelineSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert [p for _, p in served_paths(server, "bob")] == ["/@bob/posts", "/@bob"]
+    assert [f.name for f in (out / "httpcache").glob("timeline.db*")]  # his posts are in it
+    [receipt] = receipts_for(tmp_path / "audit.jsonl", "fediverse:bob")
+    assert [f["path"] for f in receipt["failed"]] == [str(out / "httpcache")], receipt["failed"]
+    assert result.stats["consentcrawl/purge/failed"] == 1
+    assert any("DbmCacheStorage" in r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
