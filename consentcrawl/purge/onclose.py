@@ -186,19 +186,20 @@ class PurgeOnClose:
         targets = list(dict.fromkeys([*self.feeds, *map(Path, read(self.crawler.settings,
                                                                    "CONSENTCRAWL_PURGE_TARGETS"))]))
         settings = self.crawler.settings
+        unreadable = [(store, f"{name}'s store: the files it saved of the purged people are not purged (erase them "
+                       "by the file paths of their items)") for name, store in media_stores(settings)]
         if settings.getbool("HTTPCACHE_ENABLED"):
+            from scrapy.utils.project import data_path
+
             storage = settings.get("HTTPCACHE_STORAGE")
             storage = storage if isinstance(storage, str) else f"{storage.__module__}.{storage.__qualname__}"
             if storage == FILESYSTEM_STORAGE:
-                from scrapy.utils.project import data_path
-
                 cache = Path(data_path(settings["HTTPCACHE_DIR"]), self.spider_name or "")
                 if cache.is_dir():
                     targets.append(cache)
-            else:
-                logger.error("consentcrawl: purge on close: HTTPCACHE_STORAGE %s is not the filesystem storage; "
-                             "its entries are not purged", storage)
-                stats.inc_value("consentcrawl/purge/failed")
+            else:  # in each receipt, as the media stores: the run must not say the cache was purged
+                unreadable.append((data_path(settings["HTTPCACHE_DIR"]), f"HTTPCACHE_STORAGE {storage} is not the "
+                                   "filesystem storage: its entries are not purged"))
         config = runtime.config
         selection = Selection(config.platforms, subject_field=config.subject_field,
                               provenance_field=config.provenance_field)
@@ -206,8 +207,7 @@ class PurgeOnClose:
                                                      for person, cause in causes.items()}
         people = list(fields)
         run = purge(targets, selection, keep=[Path(config.audit_log)] if config.audit_log else [])
-        run.failed += [(store, f"{name}'s store: the files it saved of the purged people are not purged (erase them "
-                        "by the file paths of their items)") for name, store in media_stores(settings)]
+        run.failed += unreadable
         removed = sum(r.count for r in run.results)
         stats.inc_value("consentcrawl/purge/removed", removed)
         stats.inc_value("consentcrawl/purge/people", len(people))
