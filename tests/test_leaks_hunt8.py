@@ -242,3 +242,19 @@ async def test_an_http_cache_in_another_storage_is_listed_as_failed_in_the_recei
     assert [f["path"] for f in receipt["failed"]] == [str(out / "httpcache")], receipt["failed"]
     assert result.stats["consentcrawl/purge/failed"] == 1
     assert any("DbmCacheStorage" in r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
+
+
+@deferred_f_from_coro_f
+async def test_a_feed_the_purge_cannot_reach_is_listed_as_failed_in_the_receipt(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A feed to standard output (or a remote store) holds bob's posts; his receipt must list it as not purged."""
+    out = tmp_path / "out"
+    settings = fedi_settings(tmp_path, out, CONSENTCRAWL_PURGE_ON_CLOSE=True)
+    settings["FEEDS"] = {"stdout:": {"format": "jsonlines"}, str(out / "items.jsonl"): {"format": "jsonlines"}}
+    with LocalServer(FediverseSite()) as server:
+        result = await run_crawl(TimelineSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert [p for _, p in served_paths(server, "bob")] == ["/@bob/posts", "/@bob"]
+    [receipt] = receipts_for(tmp_path / "audit.jsonl", "fediverse:bob")
+    assert [f["path"] for f in receipt["failed"]] == ["stdout:"], receipt["failed"]
+    assert {t["kind"]: t["removed"] for t in receipt["targets"]}["jsonlines"] == 3
+    assert result.stats["consentcrawl/purge/failed"] == 1
