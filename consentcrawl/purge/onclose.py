@@ -86,6 +86,7 @@ class PurgeOnClose:
         self.collected: dict[tuple[str, str], None] = {}  #: allowed (only with the purge: the store is asked)
         self.itemised: dict[tuple[str, str], None] = {}  #: an item of theirs allowed (reached the outputs)
         self.feeds: list[Path] = []
+        self.remote_feeds: list[str] = []  #: feeds on another scheme (S3, FTP, stdout): not purged
         self.spider_name: str | None = None
 
     @classmethod
@@ -124,10 +125,11 @@ class PurgeOnClose:
             self.feeds.append(Path(unquote(parsed.path)))
         elif parsed.scheme == "" or len(parsed.scheme) == 1:  # a path (a Windows drive letter is no scheme)
             self.feeds.append(Path(uri))
-        else:
+        else:  # said in each receipt (and counted) when people are purged: it may hold theirs
             logger.warning("consentcrawl: purge on close: the feed at a %s:// URI is not a local file and is not "
                            "purged", parsed.scheme)
-            self.crawler.stats.inc_value("consentcrawl/purge/failed")  # type: ignore[union-attr]
+            where = f"{parsed.scheme}://{parsed.hostname or ''}{parsed.path}" if parsed.netloc else f"{parsed.scheme}:"
+            self.remote_feeds.append(where)  # no user name, password or query: a receipt holds no credential
 
     async def spider_closed(self, spider: Any = None, reason: str = "") -> None:
         self.spider_name = getattr(spider, "name", None) or getattr(self.crawler.spider, "name", None)
@@ -186,7 +188,8 @@ class PurgeOnClose:
         targets = list(dict.fromkeys([*self.feeds, *map(Path, read(self.crawler.settings,
                                                                    "CONSENTCRAWL_PURGE_TARGETS"))]))
         settings = self.crawler.settings
-        unreadable = [(store, f"{name}'s store: the files it saved of the purged people are not purged (erase them "
+        unreadable = [(feed, "a feed that is not a local file: not purged") for feed in self.remote_feeds]
+        unreadable += [(store, f"{name}'s store: the files it saved of the purged people are not purged (erase them "
                        "by the file paths of their items)") for name, store in media_stores(settings)]
         if settings.getbool("HTTPCACHE_ENABLED"):
             from scrapy.utils.project import data_path
