@@ -247,18 +247,17 @@ class SpellingSight:
 
 
 class CaseSight:
-    """Which spellings of a path in another case a set of robots-style patterns can tell from it: a platform whose
-    ids are case-insensitive has a request's lower-case spelling checked too (``/b/User1`` is ``/b/user1`` there).
+    """Which lower-case spellings of a path a set of robots-style patterns can tell from it: a platform whose ids are
+    case-insensitive has a request's path in lower case checked too (``/b/User1`` is ``/b/user1`` there).
 
-    ``a`` and ``b`` are ASCII and differ only in the case of letters (``a.lower() == b.lower()``; ``b.isascii()``,
-    since the Kelvin sign is ``k`` in lower case too), and ``a`` reads back and is its own normal and literal form
-    (the caller's part). Then ``b`` reads back too, and what the matchers compare of it (its literal and its normal
-    spelling: escapes upper-cased, none decoded, since ``a``'s, in the same places, encode no unreserved character)
-    differs from ``a`` only at letters outside escapes, each of which ``a`` or ``b`` holds in upper case. A pattern's
-    piece holding neither case of such a letter never covers its place, so every piece occurs at the same places in
-    both strings, and the pattern matches both or neither. So the test is two set looks: no letter of a pattern (or
-    of an exact path), upper-cased (:attr:`letters`), is in ``a`` or in ``b`` (``tests/test_signals_case.py`` checks
-    it against the matchers on arbitrary patterns and spellings).
+    ``b`` is ``a.lower()``, and ``a`` reads back and is its own normal and literal form (the caller's part), so
+    ASCII. Then ``b`` reads back too, and what the matchers compare of it (its literal and its normal spelling:
+    escapes upper-cased again, and none decoded, since ``a``'s, in the same places, encode no unreserved character)
+    differs from ``a`` only where ``a`` has an upper-case letter outside an escape. A pattern's piece holding neither
+    case of such a letter never covers its place, so every piece occurs at the same places in both strings, and the
+    pattern matches both or neither. So the test is one set look: no letter of a pattern (or of an exact path),
+    upper-cased (:attr:`letters`), is in ``a``. Any other ``b`` (another text, upper case where ``a`` has lower) is
+    "told apart" (``tests/test_signals_case.py`` checks it against the matchers on arbitrary patterns and spellings).
     """
 
     __slots__ = ("letters",)
@@ -272,8 +271,7 @@ class CaseSight:
     def tells_apart(self, a: str, b: str) -> bool:
         """Whether some pattern may match ``a`` and not ``b`` or the other way round. False is certain; True only
         means "match both to know"."""
-        letters = self.letters
-        return a.lower() != b.lower() or not b.isascii() or not letters.isdisjoint(a) or not letters.isdisjoint(b)
+        return b != a.lower() or not self.letters.isdisjoint(a)
 
 
 #: a path+query made only of these is its own normal form (no ``%`` to decode, nothing to encode, no ``#``)
