@@ -31,7 +31,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import socket
 import threading
 import uuid
@@ -42,6 +41,7 @@ from typing import IO, Any
 from ..decision import Decision
 from ..errors import AuditUnavailable, ConfigError
 from .chain import CHAIN_END, CHAIN_START, FORMAT, GENESIS
+from .jsonline import encode, plain
 from .tail import read_tail
 
 try:
@@ -49,14 +49,11 @@ try:
 except ImportError:  # Windows: no flock; one writer per log is then the operator's to keep
     fcntl = None  # type: ignore[assignment]
 
-#: ``json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)``, without building an encoder per call
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
-
-
 def audit_entry(decision: Decision, *, time: datetime, phase: str, url: str | None = None,
                 canonical_url: str | None = None, purpose: str | None = None, mode: str = "enforce",
                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The entry :meth:`AuditLog.record` writes for a decision, as a dict (its line is ``json.dumps`` of it)."""
+    """The entry :meth:`AuditLog.record` writes for a decision, as a dict (its line is ``json.dumps`` of it:
+    :mod:`consentcrawl.audit.jsonline`)."""
     entry: dict[str, Any] = {
         "decision_id": decision.decision_id,
         "time": time.isoformat(),
@@ -99,14 +96,13 @@ class AuditLog:
         self._file: IO[bytes] | None = None
         self._lock = threading.Lock()
         self.count = 0  #: lines written to the file
-        self._pending: list[str] = []  #: lines not yet handed to the file
+        self._pending: list[bytes] = []  #: lines not yet handed to the file
         self._waiting: list[tuple[int, int]] = []  #: (index in _pending, ticket) of lines a decision waits for
         self._tickets = 0  #: the last ticket handed out (tickets only grow)
         self._settled = 0  #: every ticket up to this one is written, or failed
         self._failed: set[int] = set()  #: settled tickets whose line did not reach the file
         self._unwritten = b""  #: the tail of the one line the file took only part of
         self.error: str | None = None  #: why the last write failed
-        self._few: dict[Any, str] = {None: "null"}
         if self.path is not None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -147,7 +143,7 @@ class AuditLog:
                              "text": tail.torn.decode("utf-8", "replace")}
         self.chain, self.seq, self.end = entry["chain"], tail.seq, tail.end
         with self._lock:
-            self._pending.append(_dumps(entry) + "\n")
+            self._pending.append(_event_line(entry))
             self._write()
 
     @property
@@ -175,7 +171,7 @@ class AuditLog:
         """
         if not self._open_for(durable):
             return
-        self._put(_dumps({"event": kind, "time": time.isoformat(), **fields}) + "\n", durable)
+        self._put(_event_line({"event": kind, "time": time.isoformat(), **fields}), durable)
 
     def _open_for(self, durable: bool) -> bool:
         """Whether a line can be added; a durable one to a closed log raises instead of being dropped, because
@@ -186,7 +182,7 @@ class AuditLog:
             raise AuditUnavailable(f"the audit log {self.path} is closed")
         return False
 
-    def _put(self, line: str, durable: bool) -> None:
+    def _put(self, line: bytes, durable: bool) -> None:
         """Queue ``line`` for the next group write or, ``durable``, write it (with every waiting line) now."""
         with self._lock:
             if not durable:
@@ -227,16 +223,21 @@ class AuditLog:
                 return False
             return True
 
-    def _add_waiting(self, line: str) -> int:
+    def _add_waiting(self, line: bytes) -> int:
         self._tickets += 1
         self._waiting.append((len(self._pending), self._tickets))
         self._pending.append(line)
         return self._tickets
 
     def _line(self, decision: Decision, time: datetime, phase: str, url: str | None, canonical_url: str | None,
-              purpose: str | None, mode: str, extra: dict[str, Any] | None) -> str:
-        return _dumps(audit_entry(decision, time=time, phase=phase, url=url, canonical_url=canonical_url,
-                                  purpose=purpose, mode=mode, extra=extra)) + "\n"
+              purpose: str | None, mode: str, extra: dict[str, Any] | None) -> bytes:
+        entry = audit_entry(decision, time=time, phase=phase, url=url, canonical_url=canonical_url, purpose=purpose,
+                            mode=mode, extra=extra)
+        # the fields audit_entry sets are strings (or None): only the evidence's details, and extra (which may
+        # replace any field), can hold a value orjson writes otherwise
+        if extra:
+            return encode(entry, plain(entry))
+        return encode(entry, all([plain(evidence.detail) for evidence in decision.evidence]))
 
     def flush(self) -> None:
         """Write every waiting line; raises :class:`AuditUnavailable` if the file does not take them."""
@@ -259,15 +260,14 @@ class AuditLog:
             data = tail + b"".join(sealed)
         else:
             sealed, hashes = [], []
-            data = tail + b"".join(map(_encoded, lines))
+            data = tail + b"".join(lines)
         size = len(data)
         try:
             while data:
                 written = self._file.write(data)
                 data = data[written or 0:]
         except OSError as exc:
-            begun = self._keep_unwritten(lines, sealed or [_encoded(line) for line in lines], waiting, tail,
-                                         size - len(data))
+            begun = self._keep_unwritten(lines, sealed or lines, waiting, tail, size - len(data))
             if begun and self.chained:  # a line begun is in the chain: the next write finishes it
                 self.seq += begun
                 self.end = hashes[begun - 1]
@@ -287,20 +287,20 @@ class AuditLog:
                 raise AuditUnavailable(self.error) from exc
         self._settle(waiting, set())
 
-    def _seal(self, lines: list[str]) -> tuple[list[bytes], list[str]]:
+    def _seal(self, lines: list[bytes]) -> tuple[list[bytes], list[str]]:
         """The lines as they go into the file, each with its ``seq`` and ``prev``, and the hash of each."""
         seq, prev = self.seq, self.end
         sealed, hashes = [], []
         sha256 = hashlib.sha256
         for line in lines:
             seq += 1
-            data = b'%s,"seq":%d,"prev":"%s"}\n' % (_encoded(line)[:-2], seq, prev.encode("ascii"))
+            data = b'%s,"seq":%d,"prev":"%s"}\n' % (line[:-2], seq, prev.encode("ascii"))
             prev = sha256(data).hexdigest()
             sealed.append(data)
             hashes.append(prev)
         return sealed, hashes
 
-    def _keep_unwritten(self, lines: list[str], encoded: list[bytes], waiting: list[tuple[int, int]], tail: bytes,
+    def _keep_unwritten(self, lines: list[bytes], encoded: list[bytes], waiting: list[tuple[int, int]], tail: bytes,
                         done: int) -> int:
         """After a write the file took ``done`` bytes of: what stays to be written, and which tickets failed.
 
@@ -347,7 +347,7 @@ class AuditLog:
                 return
             try:
                 if self.chained:
-                    self._pending.append(_dumps({"event": CHAIN_END, "time": _now(), "chain": self.chain}) + "\n")
+                    self._pending.append(_event_line({"event": CHAIN_END, "time": _now(), "chain": self.chain}))
                 self._write()
             finally:
                 file, self._file = self._file, None
@@ -363,20 +363,6 @@ class AuditLog:
 _sync = getattr(os, "fdatasync", os.fsync)
 
 
-#: a lone surrogate: text a page wrote as a JSON escape (``"\\ud800"``) reads back as one, and UTF-8 cannot hold it
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _encoded(line: str) -> bytes:
-    """A line as UTF-8. A lone surrogate in it (only ever inside a JSON string) is written as the JSON escape it came
-    from, which reads back as the same text: an encoding error must not drop the line, nor the lines written with
-    it."""
-    try:
-        return line.encode("utf-8")
-    except UnicodeEncodeError:
-        return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", line).encode("utf-8")
-
-
 def read_audit_log(path: str | Path) -> list[dict[str, Any]]:
     """All entries of an audit log, in order: decisions, and events (an ``event`` key: ``chain-start`` first)."""
     with Path(path).open(encoding="utf-8") as f:
@@ -386,6 +372,10 @@ def read_audit_log(path: str | Path) -> list[dict[str, Any]]:
 def read_decisions(path: str | Path) -> list[dict[str, Any]]:
     """The decision entries of an audit log, in order (its events left out)."""
     return [entry for entry in read_audit_log(path) if "event" not in entry]
+
+
+def _event_line(entry: dict[str, Any]) -> bytes:
+    return encode(entry, plain(entry))
 
 
 def _now() -> str:
