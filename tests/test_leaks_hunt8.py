@@ -244,17 +244,22 @@ async def test_an_http_cache_in_another_storage_is_listed_as_failed_in_the_recei
     assert any("DbmCacheStorage" in r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
 
 
+@pytest.mark.parametrize(("feed", "listed"), [("stdout:", "stdout:"),
+                                               ("ftp://user:secret@127.0.0.1:9/out/items.jsonl?a=b",
+                                                "ftp://127.0.0.1/out/items.jsonl")])
 @deferred_f_from_coro_f
 async def test_a_feed_the_purge_cannot_reach_is_listed_as_failed_in_the_receipt(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A feed to standard output (or a remote store) holds bob's posts; his receipt must list it as not purged."""
+        feed: str, listed: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A feed to standard output (or a remote store) holds bob's posts; his receipt must list it as not purged,
+    without the credentials its URI holds."""
     out = tmp_path / "out"
     settings = fedi_settings(tmp_path, out, CONSENTCRAWL_PURGE_ON_CLOSE=True)
-    settings["FEEDS"] = {"stdout:": {"format": "jsonlines"}, str(out / "items.jsonl"): {"format": "jsonlines"}}
+    settings["FEEDS"] = {feed: {"format": "jsonlines"}, str(out / "items.jsonl"): {"format": "jsonlines"}}
     with LocalServer(FediverseSite()) as server:
         result = await run_crawl(TimelineSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
     assert [p for _, p in served_paths(server, "bob")] == ["/@bob/posts", "/@bob"]
     [receipt] = receipts_for(tmp_path / "audit.jsonl", "fediverse:bob")
-    assert [f["path"] for f in receipt["failed"]] == ["stdout:"], receipt["failed"]
+    assert [f["path"] for f in receipt["failed"]] == [listed], receipt["failed"]
+    assert "secret" not in (tmp_path / "audit.jsonl").read_text()
     assert {t["kind"]: t["removed"] for t in receipt["targets"]}["jsonlines"] == 3
     assert result.stats["consentcrawl/purge/failed"] == 1
