@@ -307,7 +307,7 @@ def test_a_line_the_file_took_part_of_is_finished_but_its_decision_does_not_stan
     log.record(deny(Stage.SUBJECT, "subject.purpose"), time=NOW, phase="schedule", durable=False)
     after = log.queue(allow, time=NOW, phase="item", url="http://microblog.example/u/1")
     start = path.stat().st_size  # the chain-start line
-    first_line = start + len(seal(log._pending[0].encode()[:-2], log.seq + 1, log.end))
+    first_line = start + len(seal(log._pending[0][:-2], log.seq + 1, log.end))
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     resource.setrlimit(resource.RLIMIT_FSIZE, (first_line + 40, hard))  # Python ignores SIGXFSZ: EFBIG instead
     try:

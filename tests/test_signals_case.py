@@ -208,3 +208,19 @@ def test_a_remembering_engine_decides_urls_on_the_platform_as_every_spelling_dec
     """The engine (memo and shortcuts) decides each URL on the platform exactly as a new engine does, and denies on
     the site's signals exactly when one spelling, decided afresh, does."""
     decides_as_afresh(site_files(*files), [SITE + path for path in paths], purpose, PLATFORM)
+
+
+def test_a_spelling_is_asked_of_the_sight_its_length_names_and_must_be_that_change() -> None:
+    """The length of a spelling only names which sight to ask: a spelling one longer that is not the trailing slash
+    as written (with or without a query), as long but not the path in lower case, or shorter but not a reading of
+    the path's escapes, is matched (here tdmrep.json's ``/b`` selects it and not the canonical path)."""
+    site = site_files(["/b"], [], [], [])
+    for first, spelling in (("/a", "/b/"), ("/a?q", "/b?q1"), ("/a?q", "/b/?q"), ("/a", "/b"), ("/a%2Fx", "/b")):
+        canonical = canonicalize(SITE + first)
+        assert canonical.path_query == first
+        paths = (first, spelling)
+        keyer = PathKey(site, "consentcrawl")
+        assert not keyer._blind(first, "%" not in first, paths, paths), spelling
+        assert keyer.canonical_key(canonical, paths, paths) == \
+            FullKey(site, "consentcrawl").canonical_key(canonical, paths, paths) != \
+            keyer.canonical_key(canonical, (first,), (first,)), spelling
