@@ -3,6 +3,7 @@ site signals' case shortcut (``CaseSight``). Each test is a real crawl judged by
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 from collections.abc import Iterator
@@ -263,3 +264,32 @@ async def test_a_feed_the_purge_cannot_reach_is_listed_as_failed_in_the_receipt(
     assert "secret" not in (tmp_path / "audit.jsonl").read_text()
     assert {t["kind"]: t["removed"] for t in receipt["targets"]}["jsonlines"] == 3
     assert result.stats["consentcrawl/purge/failed"] == 1
+
+
+class _Kind(enum.Enum):
+    FEDIVERSE = 1
+
+
+class _StampedByHand(scrapy.Spider):
+    """An item from ``start()`` (no page stamped it) whose own provenance names its platform as an Enum member."""
+
+    name = "stamped"
+    custom_settings = {"ADDONS": {"consentcrawl.Addon": 0}}
+
+    async def start(self) -> Any:
+        yield {"subject": "alice", "platform": "fediverse", "consentcrawl": {"platform": _Kind.FEDIVERSE}}
+
+
+@deferred_f_from_coro_f
+async def test_a_deny_line_naming_a_platform_the_spider_wrote_oddly_is_json_dumps_of_its_entry(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The item names another platform than its provenance: denied ``subject.mismatch`` with the provenance's value
+    as the decision's platform. Its line must be ``json.dumps(entry, default=str)`` (docs/audit-log.md), as every
+    line is, whichever encoder writes it: orjson wrote the member's value (``1``), json writes ``str()`` of it."""
+    with LocalServer(FediverseSite()) as server:
+        result = await run_crawl(_StampedByHand, fedi_settings(tmp_path, tmp_path / "out"), proxy=server.proxy,
+                                 monkeypatch=monkeypatch)
+    assert not result.items
+    [deny] = [e for e in result.audit if e["verdict"] == "deny"]
+    assert (deny["reason"], deny["platform"]) == ("subject.mismatch", "_Kind.FEDIVERSE")
+    assert verify(tmp_path / "audit.jsonl").problem is None
