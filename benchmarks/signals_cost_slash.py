@@ -106,7 +106,8 @@ def instructions(tree: str, variant: str, sites: list[str], shapes: list[str], c
         out = os.path.join(tmp, "callgrind.out")
         run = subprocess.run(["nice", "valgrind", "--tool=callgrind", "--dump-before=time_sleep",
                               f"--callgrind-out-file={out}", sys.executable, "-c", CHILD, tree, variant,
-                              "|".join(sites), ",".join(shapes), str(count)], capture_output=True, text=True)
+                              "|".join(sites), ",".join(shapes), str(count)], capture_output=True, text=True,
+                             env={**os.environ, "PYTHONHASHSEED": "0"})  # every child the same set layout
         assert run.returncode == 0, run.stderr[-3000:]
         parts = []
         for i in range(1, 2 * len(sites) * len(shapes) + 1):

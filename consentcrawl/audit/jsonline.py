@@ -46,10 +46,11 @@ def plain(value: dict[str, Any] | list[Any] | tuple[Any, ...]) -> bool:
     if not kinds <= _KNOWN:
         return False
     for item in compress(values, map(_NESTED.__contains__, map(type, values))):  # the floats, lists and objects
-        if type(item) is float:
+        kind = type(item)
+        if kind is float:
             if not (1e-4 <= abs(item) <= _LARGEST or item == 0.0):  # NaN compares false
                 return False
-        elif not plain(item):
+        elif (kind is dict or not set(map(type, item)) <= _SCALARS) and not plain(item):  # a list of scalars: no call
             return False
     return True
 

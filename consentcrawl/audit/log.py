@@ -38,7 +38,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from ..decision import Decision
+from ..cache import ObjectMemo
+from ..decision import Decision, Evidence
 from ..errors import AuditUnavailable, ConfigError
 from .chain import CHAIN_END, CHAIN_START, FORMAT, GENESIS
 from .jsonline import encode, plain
@@ -103,6 +104,10 @@ class AuditLog:
         self._failed: set[int] = set()  #: settled tickets whose line did not reach the file
         self._unwritten = b""  #: the tail of the one line the file took only part of
         self.error: str | None = None  #: why the last write failed
+        #: whether an evidence's detail is :func:`~.jsonline.plain`, once per object: most evidence (a platform's
+        #: grant, a person's record) is the same object in line after line, and none is changed once a decision
+        #: that cites it is made
+        self._plain: ObjectMemo[Evidence, bool] = ObjectMemo(4096)
         if self.path is not None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -233,11 +238,12 @@ class AuditLog:
               purpose: str | None, mode: str, extra: dict[str, Any] | None) -> bytes:
         entry = audit_entry(decision, time=time, phase=phase, url=url, canonical_url=canonical_url, purpose=purpose,
                             mode=mode, extra=extra)
-        # the fields audit_entry sets are strings (or None): only the evidence's details, and extra (which may
-        # replace any field), can hold a value orjson writes otherwise
+        # the fields audit_entry sets are typed strings (or None): only the evidence's details, and extra (which
+        # may replace any field), can hold a value orjson writes otherwise
         if extra:
             return encode(entry, plain(entry))
-        return encode(entry, all([plain(evidence.detail) for evidence in decision.evidence]))
+        memo = self._plain
+        return encode(entry, all([memo.get(evidence, _plain_detail) for evidence in decision.evidence]))
 
     def flush(self) -> None:
         """Write every waiting line; raises :class:`AuditUnavailable` if the file does not take them."""
@@ -372,6 +378,10 @@ def read_audit_log(path: str | Path) -> list[dict[str, Any]]:
 def read_decisions(path: str | Path) -> list[dict[str, Any]]:
     """The decision entries of an audit log, in order (its events left out)."""
     return [entry for entry in read_audit_log(path) if "event" not in entry]
+
+
+def _plain_detail(evidence: Evidence) -> bool:
+    return plain(evidence.detail)
 
 
 def _event_line(entry: dict[str, Any]) -> bytes:
