@@ -38,11 +38,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from ..cache import ObjectMemo
-from ..decision import Decision, Evidence
+from ..decision import Decision
 from ..errors import AuditUnavailable, ConfigError
 from .chain import CHAIN_END, CHAIN_START, FORMAT, GENESIS
-from .jsonline import encode, plain
 from .tail import read_tail
 
 try:
@@ -50,11 +48,14 @@ try:
 except ImportError:  # Windows: no flock; one writer per log is then the operator's to keep
     fcntl = None  # type: ignore[assignment]
 
+#: ``json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)``, without building an encoder per call
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
 def audit_entry(decision: Decision, *, time: datetime, phase: str, url: str | None = None,
                 canonical_url: str | None = None, purpose: str | None = None, mode: str = "enforce",
                 extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The entry :meth:`AuditLog.record` writes for a decision, as a dict (its line is ``json.dumps`` of it:
-    :mod:`consentcrawl.audit.jsonline`)."""
+    """The entry :meth:`AuditLog.record` writes for a decision, as a dict (its line is ``json.dumps`` of it)."""
     entry: dict[str, Any] = {
         "decision_id": decision.decision_id,
         "time": time.isoformat(),
@@ -104,10 +105,6 @@ class AuditLog:
         self._failed: set[int] = set()  #: settled tickets whose line did not reach the file
         self._unwritten = b""  #: the tail of the one line the file took only part of
         self.error: str | None = None  #: why the last write failed
-        #: whether an evidence's detail is :func:`~.jsonline.plain`, once per object: most evidence (a platform's
-        #: grant, a person's record) is the same object in line after line, and none is changed once a decision
-        #: that cites it is made
-        self._plain: ObjectMemo[Evidence, bool] = ObjectMemo(4096)
         if self.path is not None:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,7 +145,7 @@ class AuditLog:
                              "text": tail.torn.decode("utf-8", "replace")}
         self.chain, self.seq, self.end = entry["chain"], tail.seq, tail.end
         with self._lock:
-            self._pending.append(_event_line(entry))
+            self._pending.append(_encode(entry))
             self._write()
 
     @property
@@ -176,7 +173,7 @@ class AuditLog:
         """
         if not self._open_for(durable):
             return
-        self._put(_event_line({"event": kind, "time": time.isoformat(), **fields}), durable)
+        self._put(_encode({"event": kind, "time": time.isoformat(), **fields}), durable)
 
     def _open_for(self, durable: bool) -> bool:
         """Whether a line can be added; a durable one to a closed log raises instead of being dropped, because
@@ -236,14 +233,8 @@ class AuditLog:
 
     def _line(self, decision: Decision, time: datetime, phase: str, url: str | None, canonical_url: str | None,
               purpose: str | None, mode: str, extra: dict[str, Any] | None) -> bytes:
-        entry = audit_entry(decision, time=time, phase=phase, url=url, canonical_url=canonical_url, purpose=purpose,
-                            mode=mode, extra=extra)
-        # the fields audit_entry sets are typed strings (or None): only the evidence's details, and extra (which
-        # may replace any field), can hold a value orjson writes otherwise
-        if extra:
-            return encode(entry, plain(entry))
-        memo = self._plain
-        return encode(entry, all([memo.get(evidence, _plain_detail) for evidence in decision.evidence]))
+        return _encode(audit_entry(decision, time=time, phase=phase, url=url, canonical_url=canonical_url,
+                                   purpose=purpose, mode=mode, extra=extra))
 
     def flush(self) -> None:
         """Write every waiting line; raises :class:`AuditUnavailable` if the file does not take them."""
@@ -353,7 +344,7 @@ class AuditLog:
                 return
             try:
                 if self.chained:
-                    self._pending.append(_event_line({"event": CHAIN_END, "time": _now(), "chain": self.chain}))
+                    self._pending.append(_encode({"event": CHAIN_END, "time": _now(), "chain": self.chain}))
                 self._write()
             finally:
                 file, self._file = self._file, None
@@ -380,12 +371,12 @@ def read_decisions(path: str | Path) -> list[dict[str, Any]]:
     return [entry for entry in read_audit_log(path) if "event" not in entry]
 
 
-def _plain_detail(evidence: Evidence) -> bool:
-    return plain(evidence.detail)
+def _encode(entry: dict[str, Any]) -> bytes:
+    """An entry's line as the file holds it (before its seal), made once when the line is added.
 
-
-def _event_line(entry: dict[str, Any]) -> bytes:
-    return encode(entry, plain(entry))
+    A string with a lone surrogate is not UTF-8: its character is written escaped (``\\udc80``, as JSON reads it
+    back), so that one odd value can neither fail the group write its line is in nor be lost."""
+    return (_dumps(entry) + "\n").encode("utf-8", "backslashreplace")
 
 
 def _now() -> str:
