@@ -6,10 +6,11 @@ Everything here raises :class:`~consentcrawl.errors.ConfigError`; nothing half-l
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -154,7 +155,7 @@ class ConsentConfig:
         check_distributed(get)
         store = open_store(source, platforms, crawler, settings) if source else None
         refusals_log = values["refusals_log"]
-        refusals = tuple(read_refusals(refusals_log)) if refusals_log else ()
+        refusals = tuple(keyed_refusals(read_refusals(refusals_log), platforms)) if refusals_log else ()
         return cls(
             purpose=purpose,
             platforms=platforms,
@@ -168,6 +169,15 @@ class ConsentConfig:
             refusals=refusals,
             **values,
         )
+
+
+def keyed_refusals(refusals: Iterable[Refusal], platforms: PlatformRegistry) -> Iterator[Refusal]:
+    """The refusals of the log with each subject as its platform's key (``Bob`` is ``bob`` where ids are
+    case-insensitive): the log is the operator's to edit, and the book finds a person by their key."""
+    for refusal in refusals:
+        platform = platforms.get(refusal.platform)
+        key = platform.subject_key(refusal.subject) if platform is not None else refusal.subject
+        yield refusal if key == refusal.subject else dataclasses.replace(refusal, subject=key)
 
 
 def build_engine(config: ConsentConfig, crawler: Crawler | None = None) -> PolicyEngine:

@@ -81,7 +81,11 @@ class RefusalLog:
         """Raises OSError when the line cannot be written (the caller records why; the refusal still applies)."""
         if self._file is None:
             raise OSError(f"the refusal log {self.path} is closed")
-        data = (json.dumps(refusal.to_json(), ensure_ascii=False) + "\n").encode("utf-8")
+        entry = refusal.to_json()
+        try:
+            data = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (a page's JSON escape): escaped, it reads back the same
+            data = (json.dumps(entry) + "\n").encode("ascii")
         self._file.write(data)
         os.fsync(self._file.fileno())
 

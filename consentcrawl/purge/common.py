@@ -11,12 +11,15 @@ import ast
 import hashlib
 import json
 import os
+import re
 import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+
+from w3lib.url import safe_url_string
 
 from ..consent.keys import key_function
 from ..resolve import resolve
@@ -75,6 +78,10 @@ class Selection:
     expired_at: datetime | None = None
     subject_field: str = "subject"
     provenance_field: str | None = "consentcrawl"
+    #: URL -> "platform:id": every URL a removed item holds (its provenance ``url``, its ``file_urls``, ``files``,
+    #: ``image_urls``...): the page it was made from or the file it names holds the person's data whatever its URL
+    #: says (an avatar on a CDN), so its cache entry goes too (filled as feeds are purged, before the cache)
+    sources: dict[str, str] = field(default_factory=dict)
     #: URL -> (platform, [keys]) of whose page it is, read once per URL (a cache repeats its links many times)
     _urls: dict[str, tuple[str, list[str | None]] | None] = field(default_factory=dict, repr=False)
 
@@ -109,6 +116,8 @@ class Selection:
         for p, s in ((platform, subject), (provenance.get("platform"), provenance.get("subject"))):
             who = self.person(p, s)
             if who is not None:
+                for url in _urls_in(fields):
+                    self.sources.setdefault(url, who)
                 return True, who
         if self.expired_at is not None:
             expires = _time(provenance.get("expires_at"))
@@ -142,6 +151,28 @@ class Selection:
             if key is not None and (name, key) in self.people:
                 return self.people[(name, key)]
         return None
+
+
+#: an absolute URL inside a field's text (a CSV cell joins a list with commas; a provenance may be a dict's repr)
+_URL = re.compile(r"""https?://[^\s"'<>,\\]+""", re.IGNORECASE)
+
+
+def _urls_in(value: Any, depth: int = 0) -> Iterator[str]:
+    """Every absolute URL in an item's field values (strings, and lists and dicts of them, a few levels deep), also
+    as Scrapy spells a request's URL (the HTTP cache's ``meta`` holds that spelling)."""
+    if isinstance(value, str):
+        for url in _URL.findall(value):
+            yield url
+            try:
+                yield safe_url_string(url)
+            except Exception:  # noqa: BLE001 - a URL w3lib cannot spell was not requested in that spelling
+                pass
+    elif depth < 4 and isinstance(value, Mapping):
+        for inner in value.values():
+            yield from _urls_in(inner, depth + 1)
+    elif depth < 4 and isinstance(value, (list, tuple)):
+        for inner in value:
+            yield from _urls_in(inner, depth + 1)
 
 
 def _whose_page(platforms: PlatformRegistry, url: str) -> tuple[str, list[str | None]] | None:

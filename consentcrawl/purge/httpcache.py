@@ -78,7 +78,7 @@ def _whose(entry: Path, selection: Selection) -> str | None:
     base = str(meta.get("response_url") or meta.get("url") or "")
     for url in (meta.get("url"), meta.get("response_url")):
         if isinstance(url, str):
-            who = selection.url(url)
+            who = selection.url(url) or selection.sources.get(url)  # their page, or what a removed item names
             if who is not None:
                 return who
     try:

@@ -55,6 +55,27 @@ logger = logging.getLogger("consentcrawl")
 FILESYSTEM_STORAGE = "scrapy.extensions.httpcache.FilesystemCacheStorage"
 
 
+def media_stores(settings: Any) -> list[tuple[str, str]]:
+    """(pipeline, store) of each media pipeline the crawl runs (``FilesPipeline``, ``ImagesPipeline``, any
+    ``MediaPipeline``): the files it saved (a person's pictures) are named only by a hash of their URL, so the purge
+    cannot tell whose they are; a run that purged people says so rather than claim they are gone."""
+    from scrapy.pipelines.media import MediaPipeline
+    from scrapy.utils.conf import build_component_list
+    from scrapy.utils.misc import load_object
+
+    out: list[tuple[str, str]] = []
+    for path in build_component_list(settings.getwithbase("ITEM_PIPELINES")):
+        try:
+            cls = load_object(path)
+        except Exception:  # noqa: BLE001 - Scrapy itself reports a pipeline it cannot load
+            continue
+        if isinstance(cls, type) and issubclass(cls, MediaPipeline):
+            images = any(c.__name__ == "ImagesPipeline" for c in cls.__mro__)
+            store = settings.get("IMAGES_STORE" if images else "FILES_STORE")
+            out.append((cls.__name__, str(store) if store else f"{cls.__module__}.{cls.__qualname__}"))
+    return out
+
+
 class PurgeOnClose:
     def __init__(self, crawler: Crawler, enabled: bool = True) -> None:
         self.crawler = crawler
@@ -65,6 +86,7 @@ class PurgeOnClose:
         self.collected: dict[tuple[str, str], None] = {}  #: allowed (only with the purge: the store is asked)
         self.itemised: dict[tuple[str, str], None] = {}  #: an item of theirs allowed (reached the outputs)
         self.feeds: list[Path] = []
+        self.remote_feeds: list[str] = []  #: feeds on another scheme (S3, FTP, stdout): not purged
         self.spider_name: str | None = None
 
     @classmethod
@@ -103,10 +125,11 @@ class PurgeOnClose:
             self.feeds.append(Path(unquote(parsed.path)))
         elif parsed.scheme == "" or len(parsed.scheme) == 1:  # a path (a Windows drive letter is no scheme)
             self.feeds.append(Path(uri))
-        else:
+        else:  # said in each receipt (and counted) when people are purged: it may hold theirs
             logger.warning("consentcrawl: purge on close: the feed at a %s:// URI is not a local file and is not "
                            "purged", parsed.scheme)
-            self.crawler.stats.inc_value("consentcrawl/purge/failed")  # type: ignore[union-attr]
+            where = f"{parsed.scheme}://{parsed.hostname or ''}{parsed.path}" if parsed.netloc else f"{parsed.scheme}:"
+            self.remote_feeds.append(where)  # no user name, password or query: a receipt holds no credential
 
     async def spider_closed(self, spider: Any = None, reason: str = "") -> None:
         self.spider_name = getattr(spider, "name", None) or getattr(self.crawler.spider, "name", None)
@@ -165,19 +188,21 @@ class PurgeOnClose:
         targets = list(dict.fromkeys([*self.feeds, *map(Path, read(self.crawler.settings,
                                                                    "CONSENTCRAWL_PURGE_TARGETS"))]))
         settings = self.crawler.settings
+        unreadable = [(feed, "a feed that is not a local file: not purged") for feed in self.remote_feeds]
+        unreadable += [(store, f"{name}'s store: the files it saved of the purged people are not purged (erase them "
+                       "by the file paths of their items)") for name, store in media_stores(settings)]
         if settings.getbool("HTTPCACHE_ENABLED"):
+            from scrapy.utils.project import data_path
+
             storage = settings.get("HTTPCACHE_STORAGE")
             storage = storage if isinstance(storage, str) else f"{storage.__module__}.{storage.__qualname__}"
             if storage == FILESYSTEM_STORAGE:
-                from scrapy.utils.project import data_path
-
                 cache = Path(data_path(settings["HTTPCACHE_DIR"]), self.spider_name or "")
                 if cache.is_dir():
                     targets.append(cache)
-            else:
-                logger.error("consentcrawl: purge on close: HTTPCACHE_STORAGE %s is not the filesystem storage; "
-                             "its entries are not purged", storage)
-                stats.inc_value("consentcrawl/purge/failed")
+            else:  # in each receipt, as the media stores: the run must not say the cache was purged
+                unreadable.append((data_path(settings["HTTPCACHE_DIR"]), f"HTTPCACHE_STORAGE {storage} is not the "
+                                   "filesystem storage: its entries are not purged"))
         config = runtime.config
         selection = Selection(config.platforms, subject_field=config.subject_field,
                               provenance_field=config.provenance_field)
@@ -185,6 +210,7 @@ class PurgeOnClose:
                                                      for person, cause in causes.items()}
         people = list(fields)
         run = purge(targets, selection, keep=[Path(config.audit_log)] if config.audit_log else [])
+        run.failed += unreadable
         removed = sum(r.count for r in run.results)
         stats.inc_value("consentcrawl/purge/removed", removed)
         stats.inc_value("consentcrawl/purge/people", len(people))
