@@ -44,6 +44,18 @@ def fedi_settings(tmp_path: Path, out: Path, **extra: Any) -> dict[str, Any]:
                             CONSENTCRAWL_PURGE_TARGETS=[str(out / "items.db")], **extra)
 
 
+async def crawl_site(site: Any, spider: type[scrapy.Spider], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                     **extra: Any) -> tuple[Any, LocalServer, Path]:
+    """``spider`` crawls ``site`` with :func:`fedi_settings` (``extra`` added), its outputs in ``tmp_path/out``;
+    the crawl's result, the server (its log) and the output directory. The server must have raised nothing."""
+    out = tmp_path / "out"
+    with LocalServer(site) as server:
+        result = await run_crawl(spider, fedi_settings(tmp_path, out, **extra), proxy=server.proxy,
+                                 monkeypatch=monkeypatch)
+        assert not server.errors, server.errors
+    return result, server, out
+
+
 class TimelineSpider(scrapy.Spider):
     """A crawler that meets people through their posts (a hashtag timeline, say) and then visits each author's
     profile: a person's posts are their first page, and it shows no profile."""
@@ -150,11 +162,9 @@ def no_name_at_info(caplog: pytest.LogCaptureFixture, name: str) -> list[str]:
 async def test_posts_collected_before_the_profile_refused_are_purged_at_close(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    out = tmp_path / "out"
-    settings = fedi_settings(tmp_path, out, CONSENTCRAWL_PURGE_ON_CLOSE=True)
-    with LocalServer(FediverseSite()) as server, caplog.at_level(logging.INFO):
-        result = await run_crawl(TimelineSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
-        assert not server.errors, server.errors
+    with caplog.at_level(logging.INFO):
+        result, server, out = await crawl_site(FediverseSite(), TimelineSpider, tmp_path, monkeypatch,
+                                               CONSENTCRAWL_PURGE_ON_CLOSE=True)
     # the path to the leak, by the server's log: bob's posts went out and came back before his profile was read
     bob = served_paths(server, "bob")
     assert [p for _, p in bob] == ["/@bob/posts", "/@bob"], bob
@@ -188,10 +198,8 @@ async def test_posts_collected_before_the_profile_refused_are_purged_at_close(
 async def test_without_purge_on_close_a_warning_counts_the_people_and_names_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    out = tmp_path / "out"
-    with LocalServer(FediverseSite()) as server, caplog.at_level(logging.INFO):
-        result = await run_crawl(TimelineSpider, fedi_settings(tmp_path, out), proxy=server.proxy,
-                                 monkeypatch=monkeypatch)
+    with caplog.at_level(logging.INFO):
+        result, server, out = await crawl_site(FediverseSite(), TimelineSpider, tmp_path, monkeypatch)
     assert [p for _, p in served_paths(server, "bob")] == ["/@bob/posts", "/@bob"]
     warnings = [r.getMessage() for r in caplog.records
                 if r.levelno == logging.WARNING and "before their refusal" in r.getMessage()]
@@ -211,11 +219,9 @@ async def test_without_purge_on_close_a_warning_counts_the_people_and_names_none
 async def test_a_refusal_added_to_the_profile_mid_crawl_purges_what_was_collected_before(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
-    out = tmp_path / "out"
-    settings = fedi_settings(tmp_path, out, CONSENTCRAWL_PURGE_ON_CLOSE=True)
-    with LocalServer(ChangingSite()) as server, caplog.at_level(logging.INFO):
-        result = await run_crawl(RevisitSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
-        assert not server.errors, server.errors
+    with caplog.at_level(logging.INFO):
+        result, server, out = await crawl_site(ChangingSite(), RevisitSpider, tmp_path, monkeypatch,
+                                               CONSENTCRAWL_PURGE_ON_CLOSE=True)
     alice = [p for _, p in served_paths(server, "alice")]
     assert alice == ["/users/alice", "/@alice/posts", "/@alice"], alice  # her actor said nothing; then #nobot
     [found] = [e for e in result.events if e["event"] == "refusal-found"]

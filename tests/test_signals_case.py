@@ -21,7 +21,7 @@ from consentcrawl.signals.evaluate import PathKey
 from consentcrawl.terms.platforms import Platform, PlatformAuthorization, PlatformRegistry
 from consentcrawl.urls import canonicalize
 
-from .test_signals_slash import FILES, FullKey, decides_as_afresh, site_files
+from .test_signals_slash import FILES, FullKey, decides_as_afresh, keys_agree, site_files
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 SITE = "https://site.example"
@@ -156,24 +156,12 @@ def test_the_key_is_that_of_every_spelling_given(files: tuple[list[str], ...], p
     """Whatever spellings in other cases a caller hands in (letters upper-cased as well as lower-cased, escapes in
     lower case, a Kelvin sign) and whatever robots.txt disallows (``Content-Usage`` rules apply to crawlable paths
     only), the key is the one made by selecting every spelling."""
-    from dataclasses import replace
-
-    from consentcrawl.robots.fetch import from_response as robots_file
-
-    robots = ("User-agent: *\n" + "".join(f"Disallow: {p}\n" for p in disallow) + "Allow: /\n"
-              + "".join(f"Content-Usage: {p} train-ai=n\n" for p in files[1]))
-    if files[2]:
-        robots = f"License: {SITE}/license.xml\n" + robots
-    site = replace(site_files(*files), robots=robots_file(SITE + "/robots.txt", 200, robots.encode(), NOW))
     try:
         canonical = canonicalize(SITE + path)
     except ValueError:
         return
     first = canonical.path_query
-    paths = (first, first.lower(), *(_recased(first, f) for f in flips))
-    for allowed in ((), paths):
-        assert PathKey(site, "consentcrawl").canonical_key(canonical, allowed, paths) == \
-            FullKey(site, "consentcrawl").canonical_key(canonical, allowed, paths), (canonical, paths)
+    keys_agree(files, disallow, canonical, (first, first.lower(), *(_recased(first, f) for f in flips)))
 
 
 def test_the_shortcut_is_taken_for_a_case_no_pattern_sees() -> None:

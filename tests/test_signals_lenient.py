@@ -8,7 +8,6 @@ every spelling afresh; and they name the cases each rule of the analysis exists 
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timezone
 
 from hypothesis import example, given, settings
@@ -21,7 +20,7 @@ from consentcrawl.signals.evaluate import PathKey
 from consentcrawl.urls import CanonicalURL
 
 from .test_reuse_signals import HOSTS
-from .test_signals_slash import FILES, FullKey, decides_as_afresh, site_files
+from .test_signals_slash import FILES, FullKey, decides_as_afresh, keys_agree, site_files
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=timezone.utc)
 SITE = "https://site.example"
@@ -169,22 +168,13 @@ def test_the_key_is_that_of_every_spelling_given(files: tuple[list[str], ...], p
     """Whatever spellings a caller hands in (escapes not in normal form, text that does not read back, one that is
     ``/robots.txt``, which ai.txt always allows) and whatever robots.txt disallows (``Content-Usage`` rules apply
     to crawlable paths only), the key is the one made by selecting every spelling."""
-    from consentcrawl.robots.fetch import from_response as robots_file
     from consentcrawl.urls import canonicalize
 
-    robots = ("User-agent: *\n" + "".join(f"Disallow: {p}\n" for p in disallow) + "Allow: /\n"
-              + "".join(f"Content-Usage: {p} train-ai=n\n" for p in files[1]))
-    if files[2]:
-        robots = f"License: {SITE}/license.xml\n" + robots
-    site = replace(site_files(*files), robots=robots_file(SITE + "/robots.txt", 200, robots.encode(), NOW))
     try:
         canonical = canonicalize(SITE + path)
     except ValueError:
         return
-    paths = (*spellings, canonical.path_query)
-    for allowed in ((), paths):
-        assert PathKey(site, "consentcrawl").canonical_key(canonical, allowed, paths) == \
-            FullKey(site, "consentcrawl").canonical_key(canonical, allowed, paths), (canonical, paths)
+    keys_agree(files, disallow, canonical, (*spellings, canonical.path_query))
 
 
 def test_a_canonical_path_not_read_back_is_matched() -> None:

@@ -115,6 +115,24 @@ def site_files(locations: list[str], usage: list[str], contents: list[str], ai_t
         {SITE + "/license.xml": signal_file("rsl", SITE + "/license.xml", 200, licence, NOW)} if contents else {})
 
 
+def keys_agree(files: tuple[list[str], ...], disallow: list[str], canonical: Any, paths: tuple[str, ...]) -> None:
+    """On the site of ``files`` whose robots.txt also disallows ``disallow`` (``Content-Usage`` rules apply to
+    crawlable paths only), the key of ``canonical`` with ``paths`` as its spellings is the one made by selecting
+    every spelling, with none and with all of them crawlable."""
+    from dataclasses import replace
+
+    from consentcrawl.robots.fetch import from_response as robots_file
+
+    robots = ("User-agent: *\n" + "".join(f"Disallow: {p}\n" for p in disallow) + "Allow: /\n"
+              + "".join(f"Content-Usage: {p} train-ai=n\n" for p in files[1]))
+    if files[2]:
+        robots = f"License: {SITE}/license.xml\n" + robots
+    site = replace(site_files(*files), robots=robots_file(SITE + "/robots.txt", 200, robots.encode(), NOW))
+    for allowed in ((), paths):
+        assert PathKey(site, "consentcrawl").canonical_key(canonical, allowed, paths) == \
+            FullKey(site, "consentcrawl").canonical_key(canonical, allowed, paths), (canonical, paths)
+
+
 FILES = st.tuples(*(st.lists(PATTERN, max_size=3) for _ in range(4)))
 URLS = st.lists(st.tuples(PATH, QUERY, st.booleans()), min_size=1, max_size=6)
 
