@@ -90,11 +90,10 @@ class ChangingSite(FediverseSite):
         return response
 
 
-class RevisitSpider(scrapy.Spider):
+class RevisitSpider(TimelineSpider):
     """Each person's actor, then their posts, then their profile page, one after the other."""
 
     name = "revisit"
-    custom_settings = {"ADDONS": {"consentcrawl.Addon": 0}, "CONCURRENT_REQUESTS": 1}
     people = ("alice", "grace")
 
     async def start(self) -> Any:
@@ -106,12 +105,6 @@ class RevisitSpider(scrapy.Spider):
         yield {"subject": name, "platform": "fediverse", "kind": "actor",
                "summary": json.loads(response.text)["summary"]}
         yield scrapy.Request(f"http://fedi.example/@{name}/posts", callback=self.parse_posts, cb_kwargs={"name": name})
-
-    def parse_posts(self, response: Any, name: str) -> Iterator[Any]:
-        for post in response.css(".h-entry .e-content"):
-            yield {"subject": name, "platform": "fediverse", "kind": "post",
-                   "text": " ".join(post.css("::text").getall())}
-        yield response.follow(f"/@{name}", callback=self.parse_profile, cb_kwargs={"name": name})
 
     def parse_profile(self, response: Any, name: str) -> Iterator[Any]:
         yield {"subject": name, "platform": "fediverse", "kind": "profile"}
