@@ -155,7 +155,8 @@ class ConsentConfig:
         check_distributed(get)
         store = open_store(source, platforms, crawler, settings) if source else None
         refusals_log = values["refusals_log"]
-        refusals = tuple(keyed_refusals(read_refusals(refusals_log), platforms)) if refusals_log else ()
+        refusals = (tuple(keyed_refusals(read_refusals(refusals_log), platforms, str(refusals_log)))
+                    if refusals_log else ())
         return cls(
             purpose=purpose,
             platforms=platforms,
@@ -171,13 +172,30 @@ class ConsentConfig:
         )
 
 
-def keyed_refusals(refusals: Iterable[Refusal], platforms: PlatformRegistry) -> Iterator[Refusal]:
+def keyed_refusals(refusals: Iterable[Refusal], platforms: PlatformRegistry, source: str = "the refusal log"
+                   ) -> Iterator[Refusal]:
     """The refusals of the log with each subject as its platform's key (``Bob`` is ``bob`` where ids are
-    case-insensitive): the log is the operator's to edit, and the book finds a person by their key."""
+    case-insensitive), and each platform as configured: the log is the operator's to edit, and the book finds a
+    person by platform and key. A platform name that matches configured platforms only when case is ignored
+    (``Fediverse``) is each of them: honouring a refusal can only deny more. One naming no configured platform
+    (another crawl's, sharing the log) cannot deny anyone here: a WARNING says how many, and which names."""
+    folded: dict[str, list[str]] = {}
+    for name in platforms.platforms:
+        folded.setdefault(name.casefold(), []).append(name)
+    unknown: dict[str, int] = {}
     for refusal in refusals:
-        platform = platforms.get(refusal.platform)
-        key = platform.subject_key(refusal.subject) if platform is not None else refusal.subject
-        yield refusal if key == refusal.subject else dataclasses.replace(refusal, subject=key)
+        names = [refusal.platform] if refusal.platform in platforms else folded.get(refusal.platform.casefold(), [])
+        if not names:
+            unknown[refusal.platform] = unknown.get(refusal.platform, 0) + 1
+            yield refusal
+        for name in names:
+            key = platforms.platforms[name].subject_key(refusal.subject)
+            yield (refusal if (name, key) == (refusal.platform, refusal.subject)
+                   else dataclasses.replace(refusal, platform=name, subject=key))
+    if unknown:
+        logger.warning("consentcrawl: %d refusal(s) in %s name a platform this crawl does not configure (%s): they "
+                       "deny no one here", sum(unknown.values()), source,
+                       ", ".join(f"{name!r} x{count}" for name, count in sorted(unknown.items())))
 
 
 def build_engine(config: ConsentConfig, crawler: Crawler | None = None) -> PolicyEngine:

@@ -138,26 +138,35 @@ class _Profiles(TimelineSpider):
             yield scrapy.Request(f"http://fedi.example/@{name}", callback=self.parse_profile, cb_kwargs={"name": name})
 
 
-@pytest.mark.parametrize("written", ["Bob", "\uff22\uff4f\uff42"])  # another case; full-width letters (NFKC)
+@pytest.mark.parametrize("platform, written", [("fediverse", "Bob"),  # another case
+                                                ("fediverse", "\uff22\uff4f\uff42"),  # full-width letters (NFKC)
+                                                ("Fediverse", "bob")])  # the platform's name in another case
 @deferred_f_from_coro_f
 async def test_a_refusal_logged_in_another_spelling_of_the_id_denies_the_person(
-        written: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        platform: str, written: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
     """The refusal log is the operator's to edit: a refusal written ``Bob`` (a person who said no by mail) on a
-    platform whose ids are case-insensitive is bob's, as the consent stores read ids. Judged by the server's log:
-    nothing of bob is fetched, alice (control) is."""
+    platform whose ids are case-insensitive is bob's, as the consent stores read ids, and one on ``Fediverse`` is
+    on the platform configured as ``fediverse``. Judged by the server's log: nothing of bob is fetched, alice
+    (control) is. A refusal naming a platform the crawl does not configure denies no one, and a WARNING says so
+    (naming the platform, not the person)."""
     log = tmp_path / "refusals.jsonl"
-    log.write_text(json.dumps({"platform": "fediverse", "subject": written, "url": "mailto:dpo@example.org",
-                               "form": "hashtag.nobot", "field": "mail", "raw": "no", "purposes": ["research"],
-                               "seen_at": "2026-11-30T10:00:00+00:00", "event": "by-mail"}) + "\n")
+    by_mail = {"url": "mailto:dpo@example.org", "form": "hashtag.nobot", "field": "mail", "raw": "no",
+               "purposes": ["research"], "seen_at": "2026-11-30T10:00:00+00:00"}
+    log.write_text(json.dumps({"platform": "elsewhere", "subject": "carol", **by_mail, "event": "by-mail-2"}) + "\n"
+                   + json.dumps({"platform": platform, "subject": written, **by_mail, "event": "by-mail"}) + "\n")
     out = tmp_path / "out"
     settings = fedi_settings(tmp_path, out, CONSENTCRAWL_REFUSALS_LOG=str(log))
-    with LocalServer(FediverseSite()) as server:
+    with LocalServer(FediverseSite()) as server, caplog.at_level(logging.INFO):
         result = await run_crawl(_Profiles, settings, proxy=server.proxy, monkeypatch=monkeypatch)
     assert not served_paths(server, "bob"), served_paths(server, "bob")
     assert [p for _, p in served_paths(server, "alice")][:1] == ["/@alice"]
     assert {i["subject"] for i in result.items} == {"alice"}
     [deny] = [e for e in result.audit if e["verdict"] == "deny"]
     assert (deny["reason"], deny["because"]) == ("subject.refused-on-page", "by-mail")
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "refusal" in r.getMessage()]
+    assert len(warned) == 1 and "1 refusal(s)" in warned[0] and "'elsewhere'" in warned[0], warned
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO and "carol" in r.getMessage()]
 
 
 # -- ai.txt: the paths no Disallow reaches (``disallow_reach``) -------------------------------------------------------
