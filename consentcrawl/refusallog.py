@@ -81,11 +81,9 @@ class RefusalLog:
         """Raises OSError when the line cannot be written (the caller records why; the refusal still applies)."""
         if self._file is None:
             raise OSError(f"the refusal log {self.path} is closed")
-        entry = refusal.to_json()
-        try:
-            data = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate (a page's JSON escape): escaped, it reads back the same
-            data = (json.dumps(entry) + "\n").encode("ascii")
+        # a lone surrogate (a page's JSON escape) is not UTF-8: written as its JSON escape, as the audit log writes
+        # it (audit.log._encode), it reads back the same
+        data = (json.dumps(refusal.to_json(), ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace")
         self._file.write(data)
         os.fsync(self._file.fileno())
 
