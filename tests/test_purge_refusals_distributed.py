@@ -14,6 +14,7 @@ import ast
 import asyncio
 import json
 import logging
+import re
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -88,7 +89,9 @@ def test_a_refusal_another_worker_published_purges_what_this_worker_collected(
                                        "seen_by": "another worker"}]
     assert {t["kind"]: t["removed"] for t in receipts[0]["targets"]} == {"jsonlines": 1, "httpcache": 1}
     text = "\n".join(p.read_text() for p in workers.logs)
-    assert "105" not in "\n".join(line for line in text.splitlines() if "DEBUG" not in line), text
+    # the id as a number of its own: ports, pids and the stats' byte counts in the log may hold its digits
+    named = [line for line in text.splitlines() if "DEBUG" not in line and re.search(r"(?<!\d)105(?!\d)", line)]
+    assert not named, text
 
 
 def test_the_cluster_refusals_read_at_the_close_and_a_redis_that_cannot_answer(redis_server: RedisServer) -> None:
@@ -147,6 +150,6 @@ async def test_a_worker_that_cannot_read_the_cluster_at_its_close_says_so_and_co
     assert [r.decoded_path for r in server.requests if r.decoded_path.startswith("/u/")] == ["/u/101"]
     assert [i["subject"] for i in result.items] == ["101"]
     errors = [r.getMessage() for r in caplog.records if "cluster's refusals could not be read" in r.getMessage()]
-    assert len(errors) == 1 and "101" not in errors[0], errors
+    assert len(errors) == 1 and not re.search(r"(?<!\d)101(?!\d)", errors[0]), errors
     assert result.stats["consentcrawl/purge/failed"] >= 1
     assert [json.loads(line)["subject"] for line in (out / "items.jsonl").read_text().splitlines()] == ["101"]
