@@ -9,6 +9,7 @@
 - :func:`wake_engine`: the engine asks for its next requests now, not at its next 5-second heartbeat.
 - :func:`cached_instead`: the cached page ``HttpCacheMiddleware`` may hand on in place of a response (a
   ``304 Not Modified``, a server error).
+- :func:`no_silent_resend`: the HTTP/1.1 handler's connection pool does not send a request again by itself.
 """
 
 from __future__ import annotations
@@ -116,3 +117,20 @@ def cached_instead(request: Request, response: Any) -> Any:
 
     cached = request.meta.get("cached_response")
     return cached if isinstance(cached, Response) and cached is not response else None
+
+
+def no_silent_resend(handler: Any) -> None:
+    """Stop the connection pool of Scrapy's HTTP/1.1 handler from resending a request on its own.
+
+    Twisted's ``HTTPConnectionPool`` resends an idempotent request once, on a new connection, when a kept-alive
+    connection it reused fails before an answer. That second send happens after the send-time decision, at a later
+    time, with no decision and no audit line of its own (a withdrawal in between would not stop it). Without it the
+    failure reaches Scrapy's ``RetryMiddleware`` (``ResponseNeverReceived`` is among the errors it retries), whose
+    retry goes through the scheduler and is decided again like any request. Scrapy builds the pool in the
+    handler's constructor (``_pool``) and offers no setting for this; a handler with no such pool is left as it is.
+    """
+    from twisted.web.client import HTTPConnectionPool
+
+    pool = getattr(handler, "_pool", None)
+    if isinstance(pool, HTTPConnectionPool):
+        pool.retryAutomatically = False

@@ -30,6 +30,7 @@ from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import Response as ScrapyResponse
 from scrapy.utils.misc import build_from_crawler, load_object
 
+from ._scrapy_internals import no_silent_resend
 from .checks.robots import crawl_delay
 from .distributed.send import MAX_ROUNDS, send_shared
 from .distributed.shared import SharedStateUnavailable
@@ -107,6 +108,7 @@ class ConsentDownloadHandler:
     def __init__(self, crawler: Crawler, fallback: Any) -> None:
         self.crawler = crawler
         self.fallback = fallback
+        no_silent_resend(fallback)  # every send has its decision: a resend is a retry, decided again
         self.spacing = OriginSpacing()
         #: the responses this handler downloaded for a checked request (by identity: the response phase reads and
         #: decides any other one, from the HTTP cache, as a page that was never sent)

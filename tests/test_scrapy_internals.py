@@ -72,3 +72,22 @@ async def test_each_internal_is_where_the_helpers_look_for_it_in_a_running_crawl
     assert found["scraper"] and found["nextcall"]
     assert found["errback handed"] is True
     assert found["errbacks"] == ["denied here"]  # the scraper ran the errback before the spider closed
+
+
+@deferred_f_from_coro_f
+async def test_the_http11_handlers_pool_is_where_no_silent_resend_looks_for_it() -> None:
+    """The pool's own resend is off for Scrapy's HTTP/1.1 handler (the crawl that shows why is in
+    ``tests/test_resend.py``); a release that renames ``_pool`` fails here rather than resending quietly."""
+    from scrapy.core.downloader.handlers.http11 import HTTP11DownloadHandler
+    from scrapy.utils.misc import build_from_crawler
+    from scrapy.utils.test import get_crawler
+    from twisted.web.client import HTTPConnectionPool
+
+    handler = build_from_crawler(HTTP11DownloadHandler, get_crawler())
+    try:
+        assert isinstance(handler._pool, HTTPConnectionPool) and handler._pool.retryAutomatically
+        internals.no_silent_resend(handler)
+        assert handler._pool.retryAutomatically is False
+        internals.no_silent_resend(object())  # a handler without a pool: left alone
+    finally:
+        await handler.close()
