@@ -1,0 +1,93 @@
+"""Fresh-eyes leak hunt (hunt9): Scrapy's own log lines that a denied request reaches. Each test is a real crawl
+against the lenient people site, judged by its served log and by every log line at INFO or above."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import scrapy
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl_demo.server import LocalServer
+from tests.lenient import AUTHORIZED, HOST, KINDS, LenientPeople, ListLogic, crawl, make_spider, people_settings
+
+#: a profile URL of a person the lenient site has and who did not authorize the crawl (104 to 120, bob)
+_DENIED_URL = re.compile(r"/u/(?:10[4-9]|11\d|120|bob)(?!\d)")
+
+
+def _loud(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Every log line at INFO or above, as it is written (the message with its arguments)."""
+    return [f"{r.levelname} {r.name}: {r.getMessage()}" for r in caplog.records if r.levelno >= logging.INFO]
+
+
+def _naming_the_denied(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [line for line in _loud(caplog) if _DENIED_URL.search(line)]
+
+
+# -- an errback that raises for a denied request -------------------------------------------------------------------
+
+
+class RaisingErrback(ListLogic):
+    """Follows the listing's profile links with an errback written for ``HttpError`` only, as many are: it reads
+    ``failure.value.response``, which a denied request's failure has none of, and so raises."""
+
+    urls = [f"http://{HOST}/people"]
+
+    async def start(self) -> Any:
+        for url in self.urls:
+            yield scrapy.Request(url, callback=self.parse, errback=self.failed, dont_filter=True)
+
+    def parse(self, response: scrapy.http.Response) -> Any:
+        self.seen.append(response.url)
+        for href in response.css("a.profile-link::attr(href)").getall():
+            yield response.follow(href, callback=self.parse, errback=self.failed)
+
+    def failed(self, failure: Any) -> Any:
+        return failure.value.response.status
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_an_errback_raising_for_a_denied_request_logs_no_url_of_the_person(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Scrapy logs an errback's exception at ERROR as ``Spider error processing <GET url>``: for a request
+    consentcrawl denied, that is the profile URL of a person who did not authorize the crawl. The errback still
+    runs and its exception is still logged (with its traceback), without the URL."""
+    app = LenientPeople()
+    with LocalServer(app) as server, caplog.at_level(logging.INFO):
+        result = await crawl(make_spider(kind, RaisingErrback), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    assert sorted(app.people_served()) == ["101", "102", "103"], app.describe()
+    assert result.stats.get("spider_exceptions/AttributeError") == 7, result.stats  # 104-110: each errback raised
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and r.name == "scrapy.core.scraper"]
+    assert len(errors) == 7, _loud(caplog)
+    assert not _naming_the_denied(caplog), _naming_the_denied(caplog)
+
+
+# -- a start request Scrapy's UrlLengthMiddleware ignores ----------------------------------------------------------
+
+
+class LongStart(ListLogic):
+    urls = [f"http://{HOST}/u/107?ref=" + "x" * 60, f"http://{HOST}/u/101?ref=" + "x" * 60, f"http://{HOST}/u/102"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_long_start_url_of_a_denied_person_is_not_logged_by_scrapy(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """UrlLengthMiddleware (a spider middleware) logs every request it drops at INFO with its URL. A callback's link
+    meets consentcrawl's spider middleware first; a start request must too: the denied person's URL is refused
+    (and recorded) before Scrapy's middleware logs it. The authorized person's long URL is Scrapy's to log."""
+    app = LenientPeople()
+    with LocalServer(app) as server, caplog.at_level(logging.INFO):
+        result = await crawl(make_spider(kind, LongStart), people_settings(tmp_path, URLLENGTH_LIMIT=50),
+                             proxy=server.proxy, monkeypatch=monkeypatch)
+    assert app.people_served() == ["102"], app.describe()
+    assert [line for line in _loud(caplog) if "/u/101?ref=" in line], _loud(caplog)  # control: Scrapy logs it
+    assert not _naming_the_denied(caplog), _naming_the_denied(caplog)
+    assert [e["reason"] for e in result.audit_for("/u/107?ref=" + "x" * 60)] == ["subject.no-authorization"]
+    assert "101" in AUTHORIZED
