@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import scrapy
+from scrapy.logformatter import LogFormatter
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl_demo.server import LocalServer
@@ -65,6 +66,27 @@ async def test_an_errback_raising_for_a_denied_request_logs_no_url_of_the_person
     assert result.stats.get("spider_exceptions/AttributeError") == 7, result.stats  # 104-110: each errback raised
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR and r.name == "scrapy.core.scraper"]
     assert len(errors) == 7, _loud(caplog)
+    assert not _naming_the_denied(caplog), _naming_the_denied(caplog)
+
+
+class WarningFormatter(LogFormatter):
+    """A project's own formatter: spider errors at WARNING."""
+
+    def spider_error(self, *args: Any) -> Any:
+        return {**super().spider_error(*args), "level": logging.WARNING}
+
+
+@deferred_f_from_coro_f
+async def test_a_projects_log_formatter_still_makes_the_lines_and_names_no_denied_url(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The add-on wraps the project's LOG_FORMATTER rather than replacing it: the project's level stands."""
+    settings = people_settings(tmp_path, LOG_FORMATTER=f"{__name__}.WarningFormatter")
+    with LocalServer(LenientPeople()) as server, caplog.at_level(logging.INFO):
+        result = await crawl(make_spider("ADDONS", RaisingErrback), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    assert type(result.crawler.logformatter.inner) is WarningFormatter
+    lines = [r for r in caplog.records if r.name == "scrapy.core.scraper" and r.levelno >= logging.INFO]
+    assert [r.levelno for r in lines] == [logging.WARNING] * 7, _loud(caplog)
     assert not _naming_the_denied(caplog), _naming_the_denied(caplog)
 
 
