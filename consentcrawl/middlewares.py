@@ -134,6 +134,25 @@ class ConsentResponseMiddleware(RuntimeComponent):
 class ConsentSpiderMiddleware(RuntimeComponent):
     """Nothing derived from a denied (or undecided) response reaches the engine; items carry provenance."""
 
+    async def process_start(self, start: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """Start requests meet the link check here, as a callback's links do, before any other spider middleware:
+        Scrapy's UrlLengthMiddleware logs each request it drops at INFO with its URL, and a project's middleware
+        may log or store what it sees. A denied one is refused and recorded here (the scheduling guard would only
+        do so after them)."""
+        runtime = self.runtime
+        if runtime is None:  # a configuration error: nothing starts (the guard closes the spider)
+            async for _ in start:
+                pass
+            return
+        async for obj in start:
+            if isinstance(obj, Request) and not _skip(runtime, obj):
+                denial = await runtime.decide_scheduled(obj)
+                if denial is not None and runtime.enforce:
+                    _fail(runtime.crawler, obj, ConsentDenied(denial))
+                    continue
+                runtime.mark_link_checked(obj)
+            yield obj
+
     async def process_spider_output(self, response: Response, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
         if self.runtime is None:
             async for _ in result:
