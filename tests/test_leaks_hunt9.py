@@ -3,8 +3,10 @@ against the lenient people site, judged by its served log and by every log line 
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import scrapy
 from scrapy.logformatter import LogFormatter
 from scrapy.utils.defer import deferred_f_from_coro_f
 
+from consentcrawl import AuthorizationRecord
 from consentcrawl_demo.server import LocalServer
 from tests.lenient import AUTHORIZED, HOST, KINDS, LenientPeople, ListLogic, crawl, make_spider, people_settings
 
@@ -113,3 +116,52 @@ async def test_a_long_start_url_of_a_denied_person_is_not_logged_by_scrapy(
     assert not _naming_the_denied(caplog), _naming_the_denied(caplog)
     assert [e["reason"] for e in result.audit_for("/u/107?ref=" + "x" * 60)] == ["subject.no-authorization"]
     assert "101" in AUTHORIZED
+
+
+# -- a store whose version cannot be read --------------------------------------------------------------------------
+
+
+class VersionFails:
+    """A store of the user's own whose ``version`` asks its consent service, which is down: reading it raises
+    (its lookups would still answer, from what it held). Grants 101-103."""
+
+    source = "consent-service:down"
+
+    def __init__(self) -> None:
+        granted = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        self.records = {s: (AuthorizationRecord("people", s, frozenset({"research"}), granted, None, None,
+                                                "test consent"),) for s in ("101", "102", "103")}
+
+    @property
+    def version(self) -> int:
+        raise ConnectionError("the consent service does not answer")
+
+    def lookup(self, platform: str, subject: str) -> Any:
+        return self.records.get(subject, ())
+
+
+class Profiles(ListLogic):
+    urls = [f"http://{HOST}/u/107", f"http://{HOST}/u/101", f"http://{HOST}/people?page=2"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_store_whose_version_cannot_be_read_denies_with_its_cause_and_logs_no_url(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A store that cannot say whether its answers changed is a store that cannot answer: each request that needs a
+    person's records is denied ``error.store-unavailable`` and recorded with the cause, as a failed lookup is.
+    Before, the exception left the decision: robots.txt was refused as unreachable (the store's error as its
+    cause), each request failed as a download error with no audit line, and Scrapy logged
+    ``Error downloading <GET http://people.example/u/107>`` at ERROR."""
+    settings = {**people_settings(tmp_path), "CONSENTCRAWL_AUTHORIZATIONS": f"{__name__}.VersionFails"}
+    app = LenientPeople()
+    with LocalServer(app) as server, caplog.at_level(logging.INFO):
+        result = await crawl(make_spider(kind, Profiles), settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert app.people_served() == [], app.describe()
+    assert [s.path for s in app.served if s.kind == "robots"] == ["/robots.txt"], app.describe()
+    assert [s.target for s in app.served if s.kind == "listing"] == [f"http://{HOST}/people?page=2"], app.describe()
+    for path in ("/u/107", "/u/101"):
+        [line] = result.audit_for(path)
+        assert line["reason"] == "error.store-unavailable", line
+        assert "the consent service does not answer" in json.dumps(line["evidence"]), line
+    assert not _naming_the_denied(caplog), _naming_the_denied(caplog)
