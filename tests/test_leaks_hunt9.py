@@ -3,9 +3,11 @@ against the lenient people site, judged by its served log and by every log line 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,20 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl import AuthorizationRecord
 from consentcrawl_demo.server import LocalServer
-from tests.lenient import AUTHORIZED, HOST, KINDS, LenientPeople, ListLogic, crawl, make_spider, people_settings
+from tests.lenient import (
+    AUTHORIZED,
+    HOST,
+    KINDS,
+    LenientPeople,
+    ListLogic,
+    crawl,
+    iso,
+    make_spider,
+    people_settings,
+    record_yaml,
+    secret_name,
+)
+from tests.test_hunt import FIELDS_PLATFORMS_YAML
 
 #: a profile URL of a person the lenient site has and who did not authorize the crawl (104 to 120, bob)
 _DENIED_URL = re.compile(r"/u/(?:10[4-9]|11\d|120|bob)(?!\d)")
@@ -165,3 +180,74 @@ async def test_a_store_whose_version_cannot_be_read_denies_with_its_cause_and_lo
         assert line["reason"] == "error.store-unavailable", line
         assert "the consent service does not answer" in json.dumps(line["evidence"]), line
     assert not _naming_the_denied(caplog), _naming_the_denied(caplog)
+
+
+# -- an Item class that cannot take the provenance field ------------------------------------------------------------
+
+
+class ProfileItem(scrapy.Item):
+    """A project's item class: the profile's fields, no ``subject`` field and no provenance field."""
+
+    name = scrapy.Field()
+    email = scrapy.Field()
+
+
+class ProfileItems(ListLogic):
+    def parse(self, response: scrapy.http.Response) -> Any:
+        self.seen.append(response.url)
+        yield ProfileItem(name=response.css(".name::text").get(), email="jane.roe@mail.example")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_an_item_class_without_the_provenance_field_keeps_only_the_granted_fields(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The platform grants ``fields: [name]``. An item from 101's profile is about 101 whether or not its class can
+    hold the provenance field: the guard must apply 101's grant to it, as it does to a dict from the same page
+    (tests/test_hunt.py). An ``Item`` class with neither a ``subject`` nor a provenance field kept ``email``."""
+    settings = people_settings(tmp_path)
+    Path(settings["CONSENTCRAWL_PLATFORMS"]).write_text(FIELDS_PLATFORMS_YAML)
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ProfileItems), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=[f"http://{HOST}/u/101"])
+    assert app.people_served() == ["101"], app.describe()
+    assert [i.get("name") for i in result.items] == [secret_name("101")], result.items
+    assert "email" not in result.items[0], f"a field outside the grant's fields was kept: {result.items[0]}"
+    [line] = [e for e in result.audit if e["phase"] == "item"]
+    assert (line["subject"], line["verdict"]) == ("101", "allow"), line
+
+
+class WithdrawsWhileParsing(ListLogic):
+    """101's profile is parsed; while the callback runs, 101 withdraws (a line appended to the authorizations file),
+    and the callback yields its item after the store has seen it (within its 2 s)."""
+
+    authorizations: Path
+    item_class: type = ProfileItem
+
+    async def parse(self, response: scrapy.http.Response) -> Any:
+        self.seen.append(response.url)
+        with self.authorizations.open("a", encoding="utf-8") as out:
+            out.write(record_yaml("101", revoked_at=iso(time.time() - 1)))
+        await asyncio.sleep(2.6)
+        yield self.item_class(name=response.css(".name::text").get(), email="jane.roe@mail.example")
+
+
+@pytest.mark.parametrize("item_class", [dict, ProfileItem], ids=["dict", "Item"])
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_an_item_class_without_the_provenance_field_from_a_person_who_withdrew_is_dropped(
+        kind: str, item_class: type, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The page was fetched while 101 was authorized; the item the callback yields after 101's withdrawal is about
+    101 and must be dropped by the guard's live check, whether or not its class can hold the provenance field (a
+    dict, which is stamped, is the control)."""
+    settings = people_settings(tmp_path)
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, WithdrawsWhileParsing), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"http://{HOST}/u/101"],
+                             authorizations=Path(settings["CONSENTCRAWL_AUTHORIZATIONS"]), item_class=item_class)
+    assert app.people_served() == ["101"], app.describe()
+    assert result.items == [], result.items
+    [line] = [e for e in result.audit if e["phase"] == "item"]
+    assert (line["subject"], line["verdict"]) == ("101", "deny"), line
