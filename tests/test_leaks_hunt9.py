@@ -193,24 +193,29 @@ class ProfileItem(scrapy.Item):
 
 
 class ProfileItems(ListLogic):
+    item_class: type = ProfileItem
+
     def parse(self, response: scrapy.http.Response) -> Any:
         self.seen.append(response.url)
-        yield ProfileItem(name=response.css(".name::text").get(), email="jane.roe@mail.example")
+        yield self.item_class(name=response.css(".name::text").get(), email="jane.roe@mail.example")
 
 
+@pytest.mark.parametrize(("item_class", "provenance"), [(ProfileItem, "consentcrawl"), (dict, "")],
+                         ids=["Item", "dict-provenance-off"])
 @pytest.mark.parametrize("kind", KINDS)
 @deferred_f_from_coro_f
 async def test_an_item_class_without_the_provenance_field_keeps_only_the_granted_fields(
-        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        kind: str, item_class: type, provenance: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The platform grants ``fields: [name]``. An item from 101's profile is about 101 whether or not its class can
     hold the provenance field: the guard must apply 101's grant to it, as it does to a dict from the same page
-    (tests/test_hunt.py). An ``Item`` class with neither a ``subject`` nor a provenance field kept ``email``."""
-    settings = people_settings(tmp_path)
+    (tests/test_hunt.py). An ``Item`` class with neither a ``subject`` nor a provenance field kept ``email``; so
+    did a dict with the provenance field switched off (``CONSENTCRAWL_PROVENANCE_FIELD = ""``)."""
+    settings = people_settings(tmp_path, CONSENTCRAWL_PROVENANCE_FIELD=provenance)
     Path(settings["CONSENTCRAWL_PLATFORMS"]).write_text(FIELDS_PLATFORMS_YAML)
     app = LenientPeople()
     with LocalServer(app) as server:
         result = await crawl(make_spider(kind, ProfileItems), settings, proxy=server.proxy, monkeypatch=monkeypatch,
-                             urls=[f"http://{HOST}/u/101"])
+                             urls=[f"http://{HOST}/u/101"], item_class=item_class)
     assert app.people_served() == ["101"], app.describe()
     assert [i.get("name") for i in result.items] == [secret_name("101")], result.items
     assert "email" not in result.items[0], f"a field outside the grant's fields was kept: {result.items[0]}"
