@@ -76,6 +76,14 @@ def _fail(crawler: Crawler, request: Request, error: IgnoreRequest) -> None:
         logger.warning("%s: the request was not fetched (its URL and the evidence are in the audit log)", error)
 
 
+def _undecided(runtime: ConsentRuntime, request: Request, exc: Exception) -> Decision:
+    """The deny, recorded, of a request whose scheduling check raised: a failure to decide never schedules it."""
+    logger.exception("consentcrawl: could not decide a request at scheduling; it is dropped")
+    failed = deny(Stage.ERROR, "error.internal", evidence=(
+        Evidence("error", request.url, {"error": type(exc).__name__, "message": str(exc)}),))
+    return runtime.record(failed, request.url, None, "schedule", time=runtime.config.now())
+
+
 def _skip(runtime: ConsentRuntime | None, request: Request) -> bool:
     """Not ours to decide: consentcrawl's own side requests (by identity) and URLs that cannot fetch a person."""
     return not is_checked_url(request.url) or (runtime is not None and runtime.is_own(request))
@@ -146,7 +154,11 @@ class ConsentSpiderMiddleware(RuntimeComponent):
             return
         async for obj in start:
             if isinstance(obj, Request) and not _skip(runtime, obj):
-                denial = await runtime.decide_scheduled(obj)
+                try:
+                    denial = await runtime.decide_scheduled(obj)
+                except Exception as exc:  # noqa: BLE001 - not scheduled; the crawl's other requests go on
+                    _fail(runtime.crawler, obj, ConsentDenied(_undecided(runtime, obj, exc)))
+                    continue
                 if denial is not None and runtime.enforce:
                     _fail(runtime.crawler, obj, ConsentDenied(denial))
                     continue
@@ -263,12 +275,9 @@ class ConsentScheduleGuard(RuntimeComponent):
         assert runtime is not None
         try:
             decision = await runtime.decide_scheduled(request)
-        except Exception as exc:  # a failure to decide never schedules the request
-            logger.exception("consentcrawl: could not decide a request at scheduling; it is dropped")
-            failed = deny(Stage.ERROR, "error.internal", evidence=(
-                Evidence("error", request.url, {"error": type(exc).__name__, "message": str(exc)}),))
-            failed = runtime.record(failed, request.url, None, "schedule", time=runtime.config.now())
-            _fail(self.crawler, request, ConsentDenied(failed))  # its errback (scrapy shell) still gets an answer
+        except Exception as exc:  # noqa: BLE001 - a failure to decide never schedules the request
+            # its errback (scrapy shell) still gets an answer
+            _fail(self.crawler, request, ConsentDenied(_undecided(runtime, request, exc)))
             return
         if decision is not None and runtime.enforce:
             _fail(self.crawler, request, ConsentDenied(decision))
