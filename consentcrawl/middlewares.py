@@ -201,14 +201,17 @@ class ConsentSpiderMiddleware(RuntimeComponent):
     def _stamp(self, item: Any, response: Response, decision: Decision | None) -> None:
         if self.runtime is None or decision is None:
             return
+        provenance = page_provenance(decision, response.url, self.runtime.config.purpose)
         field = self.runtime.config.provenance_field
-        if not field:
-            return
-        adapter = item if type(item) is dict else ItemAdapter(item)
-        try:
-            adapter[field] = page_provenance(decision, response.url, self.runtime.config.purpose)
-        except KeyError:  # an Item class without that field: provenance is in the audit log only
-            pass
+        if field:
+            adapter = item if type(item) is dict else ItemAdapter(item)
+            try:
+                adapter[field] = provenance
+                return
+            except KeyError:  # an Item class without that field
+                pass
+        # not in the item: kept for the guard, which applies the page's person's grant to it (itempages.py)
+        self.runtime.item_pages.put(item, provenance)
 
 
 class ConsentScheduleGuard(RuntimeComponent):

@@ -50,7 +50,8 @@ class ConsentGuardPipeline(RuntimeComponent):
         names = item.keys() if adapter is item else adapter.field_names()
         subject = adapter.get(config.subject_field)
         provenance = adapter.get(config.provenance_field) if config.provenance_field else None
-        provenance = provenance if isinstance(provenance, dict) else {}
+        if not isinstance(provenance, dict):  # an item that cannot carry it: its page, kept by the spider middleware
+            provenance = self.runtime.item_pages.take(item) or {}
         if subject in (None, ""):
             # an item from a person's page that does not repeat whose it is: it is about the page's person, and
             # their grant's fields apply to it as to an item that names them

@@ -27,6 +27,7 @@ from .decision import Decision, Evidence, Stage, deny
 from .distributed.wiring import Distributed
 from .errors import ConfigError
 from .facts import RequestFacts, read_headers
+from .itempages import ItemPages
 from .meta_keys import META_DECISION, META_NOFOLLOW, META_SUBJECT
 from .recording import DecisionRecording
 from .refusallog import RefusalLog
@@ -149,6 +150,8 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         self.withdrawals = WithdrawalWatch()
         #: a person's other requests wait at send time until one of their pages has been read for refusals
         self.first_pages = FirstPageGate()
+        #: the page of each item that cannot carry its provenance, for the guard pipeline
+        self.item_pages = ItemPages()
         assert crawler.stats is not None
         self.stats = crawler.stats
         #: the decision that let each request go out (or the response in), with the URL it was made for
