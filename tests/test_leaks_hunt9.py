@@ -108,6 +108,31 @@ async def test_a_projects_log_formatter_still_makes_the_lines_and_names_no_denie
     assert not _naming_the_denied(caplog), _naming_the_denied(caplog)
 
 
+class FormatterAddon:
+    """An add-on applied after consentcrawl's that sets its own LOG_FORMATTER (Scrapy's, here)."""
+
+    def update_settings(self, settings: Any) -> None:
+        settings.set("LOG_FORMATTER", "scrapy.logformatter.LogFormatter", "addon")
+
+
+@deferred_f_from_coro_f
+async def test_a_later_add_on_that_replaces_the_log_formatter_stops_the_crawl(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """An add-on applied after consentcrawl's (a higher number in ``ADDONS``) that replaces LOG_FORMATTER would
+    bring back the URL in Scrapy's line about a refused request's errback: the crawl refuses to start, with one
+    CRITICAL line naming LOG_FORMATTER, as for a replaced download handler or pipeline."""
+    spider = make_spider("ADDONS", RaisingErrback)
+    spider.custom_settings = {"ADDONS": {"consentcrawl.Addon": 0, f"{__name__}.FormatterAddon": 500}}
+    app = LenientPeople()
+    with LocalServer(app) as server, caplog.at_level(logging.INFO):
+        result = await crawl(spider, people_settings(tmp_path), proxy=server.proxy, monkeypatch=monkeypatch)
+    assert app.served == [], app.describe()
+    assert result.stats.get("finish_reason") == "consentcrawl_config_error", result.stats
+    critical = [line for line in _loud(caplog) if line.startswith("CRITICAL consentcrawl")]
+    assert len(critical) == 1 and "LOG_FORMATTER" in critical[0], _loud(caplog)
+    assert not _naming_the_denied(caplog), _naming_the_denied(caplog)
+
+
 # -- a start request Scrapy's UrlLengthMiddleware ignores ----------------------------------------------------------
 
 
