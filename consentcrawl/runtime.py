@@ -43,7 +43,7 @@ from .robots.tags import parse_robots_headers
 from .scheduling import LinkScheduling, bad_url, error_cause
 from .sidefetching import SideFetching, signal_fetcher
 from .signalphase import check_signals, decide_full
-from .startup import check_handlers, check_outermost, check_pipelines
+from .startup import check_handlers, check_log_formatter, check_outermost, check_pipelines
 from .withdrawals import WithdrawalWatch
 
 if TYPE_CHECKING:
@@ -141,6 +141,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         self.site_signals = signal_fetcher(self.robots, config, self.may_fetch_signal)
         check_handlers(crawler)
         check_pipelines(crawler)
+        check_log_formatter(crawler)
         check_outermost(crawler)
         self.audit = AuditLog(config.audit_log, sync=config.audit_sync,
                               header=chain_header(config, crawler.settings) if config.audit_log else None)
