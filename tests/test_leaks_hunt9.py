@@ -18,7 +18,10 @@ from scrapy.logformatter import LogFormatter
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl import AuthorizationRecord
+from consentcrawl_demo.fediverse import FediverseSite
 from consentcrawl_demo.server import LocalServer
+from spiders.fediverse import SETTINGS
+from tests.conftest import consent_settings, jsonl, run_crawl
 from tests.lenient import (
     AUTHORIZED,
     HOST,
@@ -33,6 +36,7 @@ from tests.lenient import (
     secret_name,
 )
 from tests.test_hunt import FIELDS_PLATFORMS_YAML
+from tests.test_purge_refusals import TimelineSpider, receipts_for, served_paths
 
 #: a profile URL of a person the lenient site has and who did not authorize the crawl (104 to 120, bob)
 _DENIED_URL = re.compile(r"/u/(?:10[4-9]|11\d|120|bob)(?!\d)")
@@ -281,3 +285,44 @@ async def test_an_item_class_without_the_provenance_field_from_a_person_who_with
     assert result.items == [], result.items
     [line] = [e for e in result.audit if e["phase"] == "item"]
     assert (line["subject"], line["verdict"]) == ("101", "deny"), line
+
+
+# -- the purge on close, for items that cannot be found in the outputs ----------------------------------------------
+
+
+class UnnamedPosts(TimelineSpider):
+    """Posts as items that name no one (no subject field): the guard judges them as their page's person's."""
+
+    name = "unnamed-posts"
+
+    def parse_posts(self, response: Any, name: str) -> Any:
+        for post in response.css(".h-entry .e-content"):
+            yield {"kind": "post", "page": response.url, "text": " ".join(post.css("::text").getall())}
+        yield response.follow(f"/@{name}", callback=self.parse_profile, cb_kwargs={"name": name})
+
+
+@deferred_f_from_coro_f
+async def test_a_purge_that_cannot_find_a_refused_persons_items_says_so_in_the_receipt(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Bob's posts are collected before his profile says ``#nobot``; the purge on close erases what it can find of
+    him. His posts were kept as items that name no one in the output (no subject field, the provenance field off):
+    the purge cannot find them, so his receipt must not read as complete: it lists them as failed, the run counts
+    ``consentcrawl/purge/failed`` and says so at ERROR (without his id)."""
+    out = tmp_path / "out"
+    settings = consent_settings(tmp_path, LOG_LEVEL="INFO", CONSENTCRAWL_PURGE_ON_CLOSE=True,
+                                CONSENTCRAWL_PROVENANCE_FIELD="",
+                                CONSENTCRAWL_PLATFORMS=[str(SETTINGS / "fediverse.yaml")],
+                                CONSENTCRAWL_AUTHORIZATIONS=str(SETTINGS / "fediverse-authorizations.jsonl"),
+                                FEEDS={str(out / "items.jsonl"): {"format": "jsonlines"}})
+    with LocalServer(FediverseSite()) as server, caplog.at_level(logging.INFO):
+        result = await run_crawl(UnnamedPosts, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+        assert not server.errors, server.errors
+    assert [p for _, p in served_paths(server, "bob")] == ["/@bob/posts", "/@bob"]
+    kept = [i for i in jsonl(out / "items.jsonl") if i.get("page", "").endswith("/@bob/posts")]
+    assert len(kept) == 3, kept  # in the output, naming no one: nothing can find them there
+    [receipt] = receipts_for(tmp_path / "audit.jsonl", "fediverse:bob")
+    assert receipt["removed"] == 0, receipt
+    assert [f for f in receipt["failed"] if "no subject" in f["why"]], receipt["failed"]
+    assert result.stats.get("consentcrawl/purge/failed"), result.stats
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and "purge" in r.getMessage()]
+    assert errors and not [m for m in errors if "bob" in m], errors
