@@ -9,6 +9,10 @@ pass the guard untouched, whoever's page it came from.
 
 An entry lives as long as its item: it goes when the guard takes it, or when the item is garbage-collected (an item
 a later spider middleware dropped). An item that cannot be weakly referenced is held until the guard takes it.
+
+Such an item reaches the outputs naming no one, so no purge can find it there. The guard counts, per person, the
+items it kept that way (:attr:`ItemPages.unfindable`): the purge on close says, in the receipts of those people,
+that their items cannot be erased by it.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ class ItemPages:
 
     def __init__(self) -> None:
         self._by_id: dict[int, tuple[Callable[[], Any], dict[str, Any], weakref.finalize | None]] = {}
+        #: (platform, subject key) -> how many items the guard kept of that person that name no one in the output
+        self.unfindable: dict[tuple[str, str], int] = {}
 
     def __len__(self) -> int:
         return len(self._by_id)
@@ -39,6 +45,10 @@ class ItemPages:
         else:
             finalizer = weakref.finalize(item, self._by_id.pop, key, None)
         self._by_id[key] = (ref, provenance, finalizer)
+
+    def kept(self, platform: str, subject: str) -> None:
+        """The guard kept an item of this person that names no one in the output (see the module doc)."""
+        self.unfindable[(platform, subject)] = self.unfindable.get((platform, subject), 0) + 1
 
     def take(self, item: Any) -> dict[str, Any] | None:
         """The provenance of the page ``item`` was yielded from, once; None when it was not kept here."""

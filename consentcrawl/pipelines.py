@@ -50,8 +50,10 @@ class ConsentGuardPipeline(RuntimeComponent):
         names = item.keys() if adapter is item else adapter.field_names()
         subject = adapter.get(config.subject_field)
         provenance = adapter.get(config.provenance_field) if config.provenance_field else None
+        carried = isinstance(provenance, dict)
         if not isinstance(provenance, dict):  # an item that cannot carry it: its page, kept by the spider middleware
             provenance = self.runtime.item_pages.take(item) or {}
+        findable = carried or subject not in (None, "")  # the output names its person: a purge can find it
         if subject in (None, ""):
             # an item from a person's page that does not repeat whose it is: it is about the page's person, and
             # their grant's fields apply to it as to an item that names them
@@ -76,6 +78,8 @@ class ConsentGuardPipeline(RuntimeComponent):
             if self.runtime.enforce:
                 raise ConsentDropItem(f"consentcrawl: {decision.reason}")
             return item
+        if not findable and decision.platform and decision.subject:
+            self.runtime.item_pages.kept(decision.platform, decision.subject)  # a purge cannot find it in the output
         if config.provenance_field:
             self._add_provenance(adapter, config.provenance_field, provenance, decision, config.purpose)
         if decision.fields is not None and self.runtime.enforce:
