@@ -52,7 +52,9 @@ class ConsentGuardPipeline(RuntimeComponent):
         provenance = adapter.get(config.provenance_field) if config.provenance_field else None
         carried = isinstance(provenance, dict)
         if not isinstance(provenance, dict):  # an item that cannot carry it: its page, kept by the spider middleware
-            provenance = self.runtime.item_pages.take(item) or {}
+            page = self.runtime.item_pages.take(item)
+            # for an item that does not say whose it is; one that names a person but no platform stays undecidable
+            provenance = page if page is not None and subject in (None, "") else {}
         findable = carried or subject not in (None, "")  # the output names its person: a purge can find it
         if subject in (None, ""):
             # an item from a person's page that does not repeat whose it is: it is about the page's person, and
