@@ -68,9 +68,9 @@ class ConsentLogFormatter:
                      spider: Spider) -> dict[str, Any]:
         line: dict[str, Any] = self.inner.spider_error(failure, request, response, spider)
         reason = refused_reason(response)  # an errback's error: Scrapy passes the download's failure as response
-        if reason is None:
+        if reason is None or not isinstance(line, dict):  # not about a refused request, or a line it does not write
             return line
-        level = line.get("level", logging.ERROR) if isinstance(line, dict) else logging.ERROR
+        level = line.get("level", logging.ERROR)
         return {"level": level, "msg": REFUSED_ERROR, "args": {"reason": reason}}
 
     def __getattr__(self, name: str) -> Any:
