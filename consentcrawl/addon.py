@@ -14,6 +14,7 @@ from .browser import configure_playwright
 from .distributed.seeds import RedisSeeds
 from .errors import ConfigError
 from .handler import FALLBACK_SETTINGS, ConsentHTTPDownloadHandler, ConsentHTTPSDownloadHandler
+from .logformat import ConsentLogFormatter
 from .logstats import ConsentLogStats
 from .middlewares import (
     ConsentDownloaderMiddleware,
@@ -110,6 +111,7 @@ class Addon:
                 getattr(self.crawler, "spidercls", None), "redis_key", None):
             settings.setdefault_in_component_priority_dict("EXTENSIONS", RedisSeeds, 0)  # seeds from Redis
         self._wrap_download_handlers(settings)
+        self._wrap_log_formatter(settings)
         self._guard_first(settings)
         _outermost(settings, "SPIDER_MIDDLEWARES", ConsentSpiderMiddleware, "meets a callback's output")
         _outermost(settings, "DOWNLOADER_MIDDLEWARES", ConsentResponseMiddleware, "meets a response")
@@ -131,6 +133,15 @@ class Addon:
                     settings.set(FALLBACK_SETTINGS[scheme], _path(existing), "addon")
             handlers = settings["DOWNLOAD_HANDLERS"]
             handlers.set(scheme, _path(ours), max(handlers.getpriority(scheme) or 0, SETTINGS_PRIORITIES["addon"]))
+
+    def _wrap_log_formatter(self, settings: BaseSettings) -> None:
+        """Scrapy's lines about a request consentcrawl refused name no URL (:mod:`consentcrawl.logformat`); the
+        formatter it replaces makes every line."""
+        ours = _path(ConsentLogFormatter)
+        existing = settings.get("LOG_FORMATTER")
+        if existing is not None and _path(existing) != ours and settings.get("CONSENTCRAWL_LOG_FORMATTER") is None:
+            settings.set("CONSENTCRAWL_LOG_FORMATTER", _path(existing), "addon")
+        settings.set("LOG_FORMATTER", ours, _top(settings, "LOG_FORMATTER"))
 
     def _guard_first(self, settings: BaseSettings) -> None:
         """The guard pipeline runs before every other pipeline, whatever number the project gave it (Scrapy's docs

@@ -121,8 +121,8 @@ class ConsentConfig:
                               "for a crawl of sites on no platform: robots.txt and the sites' own signals are "
                               "checked, no terms)",
                               source="CONSENTCRAWL_PLATFORMS")
-        for name in ("CONSENTCRAWL_HTTP_HANDLER", "CONSENTCRAWL_HTTPS_HANDLER"):
-            get(name)  # loaded by the handler, which reports a bad one in a crawl; read here for `check` too
+        for name in ("CONSENTCRAWL_HTTP_HANDLER", "CONSENTCRAWL_HTTPS_HANDLER", "CONSENTCRAWL_LOG_FORMATTER"):
+            get(name)  # loaded by the handler (the log formatter), which reports a bad one; read here for `check` too
         for name in ("CONSENTCRAWL_PURGE_ON_CLOSE", "CONSENTCRAWL_PURGE_TARGETS"):
             get(name)  # read by the purge-on-close extension; a bad value stops the crawl before it starts
         checks = load_checks(get("CONSENTCRAWL_CHECKS"))

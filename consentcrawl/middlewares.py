@@ -76,6 +76,14 @@ def _fail(crawler: Crawler, request: Request, error: IgnoreRequest) -> None:
         logger.warning("%s: the request was not fetched (its URL and the evidence are in the audit log)", error)
 
 
+def _undecided(runtime: ConsentRuntime, request: Request, exc: Exception) -> Decision:
+    """The deny, recorded, of a request whose scheduling check raised: a failure to decide never schedules it."""
+    logger.exception("consentcrawl: could not decide a request at scheduling; it is dropped")
+    failed = deny(Stage.ERROR, "error.internal", evidence=(
+        Evidence("error", request.url, {"error": type(exc).__name__, "message": str(exc)}),))
+    return runtime.record(failed, request.url, None, "schedule", time=runtime.config.now())
+
+
 def _skip(runtime: ConsentRuntime | None, request: Request) -> bool:
     """Not ours to decide: consentcrawl's own side requests (by identity) and URLs that cannot fetch a person."""
     return not is_checked_url(request.url) or (runtime is not None and runtime.is_own(request))
@@ -134,6 +142,29 @@ class ConsentResponseMiddleware(RuntimeComponent):
 class ConsentSpiderMiddleware(RuntimeComponent):
     """Nothing derived from a denied (or undecided) response reaches the engine; items carry provenance."""
 
+    async def process_start(self, start: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        """Start requests meet the link check here, as a callback's links do, before any other spider middleware:
+        Scrapy's UrlLengthMiddleware logs each request it drops at INFO with its URL, and a project's middleware
+        may log or store what it sees. A denied one is refused and recorded here (the scheduling guard would only
+        do so after them)."""
+        runtime = self.runtime
+        if runtime is None:  # a configuration error: nothing starts (the guard closes the spider)
+            async for _ in start:
+                pass
+            return
+        async for obj in start:
+            if isinstance(obj, Request) and not _skip(runtime, obj):
+                try:
+                    denial = await runtime.decide_scheduled(obj)
+                except Exception as exc:  # noqa: BLE001 - not scheduled; the crawl's other requests go on
+                    _fail(runtime.crawler, obj, ConsentDenied(_undecided(runtime, obj, exc)))
+                    continue
+                if denial is not None and runtime.enforce:
+                    _fail(runtime.crawler, obj, ConsentDenied(denial))
+                    continue
+                runtime.mark_link_checked(obj)
+            yield obj
+
     async def process_spider_output(self, response: Response, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
         if self.runtime is None:
             async for _ in result:
@@ -170,14 +201,17 @@ class ConsentSpiderMiddleware(RuntimeComponent):
     def _stamp(self, item: Any, response: Response, decision: Decision | None) -> None:
         if self.runtime is None or decision is None:
             return
+        provenance = page_provenance(decision, response.url, self.runtime.config.purpose)
         field = self.runtime.config.provenance_field
-        if not field:
-            return
-        adapter = item if type(item) is dict else ItemAdapter(item)
-        try:
-            adapter[field] = page_provenance(decision, response.url, self.runtime.config.purpose)
-        except KeyError:  # an Item class without that field: provenance is in the audit log only
-            pass
+        if field:
+            adapter = item if type(item) is dict else ItemAdapter(item)
+            try:
+                adapter[field] = provenance
+                return
+            except KeyError:  # an Item class without that field
+                pass
+        # not in the item: kept for the guard, which applies the page's person's grant to it (itempages.py)
+        self.runtime.item_pages.put(item, provenance)
 
 
 class ConsentScheduleGuard(RuntimeComponent):
@@ -244,12 +278,9 @@ class ConsentScheduleGuard(RuntimeComponent):
         assert runtime is not None
         try:
             decision = await runtime.decide_scheduled(request)
-        except Exception as exc:  # a failure to decide never schedules the request
-            logger.exception("consentcrawl: could not decide a request at scheduling; it is dropped")
-            failed = deny(Stage.ERROR, "error.internal", evidence=(
-                Evidence("error", request.url, {"error": type(exc).__name__, "message": str(exc)}),))
-            failed = runtime.record(failed, request.url, None, "schedule", time=runtime.config.now())
-            _fail(self.crawler, request, ConsentDenied(failed))  # its errback (scrapy shell) still gets an answer
+        except Exception as exc:  # noqa: BLE001 - a failure to decide never schedules the request
+            # its errback (scrapy shell) still gets an answer
+            _fail(self.crawler, request, ConsentDenied(_undecided(runtime, request, exc)))
             return
         if decision is not None and runtime.enforce:
             _fail(self.crawler, request, ConsentDenied(decision))

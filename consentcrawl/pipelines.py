@@ -50,7 +50,12 @@ class ConsentGuardPipeline(RuntimeComponent):
         names = item.keys() if adapter is item else adapter.field_names()
         subject = adapter.get(config.subject_field)
         provenance = adapter.get(config.provenance_field) if config.provenance_field else None
-        provenance = provenance if isinstance(provenance, dict) else {}
+        carried = isinstance(provenance, dict)
+        if not isinstance(provenance, dict):  # an item that cannot carry it: its page, kept by the spider middleware
+            page = self.runtime.item_pages.take(item)
+            # for an item that does not say whose it is; one that names a person but no platform stays undecidable
+            provenance = page if page is not None and subject in (None, "") else {}
+        findable = carried or subject not in (None, "")  # the output names its person: a purge can find it
         if subject in (None, ""):
             # an item from a person's page that does not repeat whose it is: it is about the page's person, and
             # their grant's fields apply to it as to an item that names them
@@ -75,6 +80,8 @@ class ConsentGuardPipeline(RuntimeComponent):
             if self.runtime.enforce:
                 raise ConsentDropItem(f"consentcrawl: {decision.reason}")
             return item
+        if not findable and decision.platform and decision.subject:
+            self.runtime.item_pages.kept(decision.platform, decision.subject)  # a purge cannot find it in the output
         if config.provenance_field:
             self._add_provenance(adapter, config.provenance_field, provenance, decision, config.purpose)
         if decision.fields is not None and self.runtime.enforce:

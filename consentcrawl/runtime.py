@@ -27,6 +27,7 @@ from .decision import Decision, Evidence, Stage, deny
 from .distributed.wiring import Distributed
 from .errors import ConfigError
 from .facts import RequestFacts, read_headers
+from .itempages import ItemPages
 from .meta_keys import META_DECISION, META_NOFOLLOW, META_SUBJECT
 from .recording import DecisionRecording
 from .refusallog import RefusalLog
@@ -42,7 +43,7 @@ from .robots.tags import parse_robots_headers
 from .scheduling import LinkScheduling, bad_url, error_cause
 from .sidefetching import SideFetching, signal_fetcher
 from .signalphase import check_signals, decide_full
-from .startup import check_handlers, check_outermost, check_pipelines
+from .startup import check_handlers, check_log_formatter, check_outermost, check_pipelines
 from .withdrawals import WithdrawalWatch
 
 if TYPE_CHECKING:
@@ -140,6 +141,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         self.site_signals = signal_fetcher(self.robots, config, self.may_fetch_signal)
         check_handlers(crawler)
         check_pipelines(crawler)
+        check_log_formatter(crawler)
         check_outermost(crawler)
         self.audit = AuditLog(config.audit_log, sync=config.audit_sync,
                               header=chain_header(config, crawler.settings) if config.audit_log else None)
@@ -149,6 +151,8 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         self.withdrawals = WithdrawalWatch()
         #: a person's other requests wait at send time until one of their pages has been read for refusals
         self.first_pages = FirstPageGate()
+        #: the page of each item that cannot carry its provenance, for the guard pipeline
+        self.item_pages = ItemPages()
         assert crawler.stats is not None
         self.stats = crawler.stats
         #: the decision that let each request go out (or the response in), with the URL it was made for

@@ -90,6 +90,7 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("CONSENTCRAWL_LOGSTATS_INTERVAL", "seconds", 60, maximum=DAY, empty=0),
     Setting("CONSENTCRAWL_HTTP_HANDLER", "import path", empty=None),
     Setting("CONSENTCRAWL_HTTPS_HANDLER", "import path", empty=None),
+    Setting("CONSENTCRAWL_LOG_FORMATTER", "import path", empty=None),
     Setting("CONSENTCRAWL_CHECKS", "import paths", DEFAULT_CHECKS),
     Setting("CONSENTCRAWL_PURGE_ON_CLOSE", "bool", False),
     Setting("CONSENTCRAWL_PURGE_TARGETS", "paths", (), empty=()),

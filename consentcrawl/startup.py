@@ -10,7 +10,7 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
-__all__ = ["check_handlers", "check_outermost", "check_pipelines"]
+__all__ = ["check_handlers", "check_log_formatter", "check_outermost", "check_pipelines"]
 
 
 def check_handlers(crawler: Crawler) -> None:
@@ -27,6 +27,22 @@ def check_handlers(crawler: Crawler) -> None:
                               "another add-on or setting replaced it after consentcrawl's add-on; give "
                               "consentcrawl.Addon a higher number in ADDONS than the add-on that sets "
                               "DOWNLOAD_HANDLERS", source="DOWNLOAD_HANDLERS")
+
+
+def check_log_formatter(crawler: Crawler) -> None:
+    """Scrapy's line about an errback's error must not name a refused request's URL
+    (:mod:`consentcrawl.logformat`): an add-on or setting applied after ours that replaced LOG_FORMATTER would
+    bring it back. Refuse to start instead (the project's own formatter is kept in CONSENTCRAWL_LOG_FORMATTER)."""
+    from .logformat import ConsentLogFormatter
+
+    current = crawler.settings.get("LOG_FORMATTER")
+    path = current if isinstance(current, str) else f"{current.__module__}.{current.__qualname__}"
+    if path != f"{ConsentLogFormatter.__module__}.{ConsentLogFormatter.__qualname__}":
+        raise ConfigError(f"the log formatter is {path}, not consentcrawl's: another add-on or setting replaced it "
+                          "after consentcrawl's add-on, and Scrapy's lines about a refused request would name its "
+                          "URL; give consentcrawl.Addon a higher number in ADDONS than the add-on that sets "
+                          "LOG_FORMATTER, or name that formatter in CONSENTCRAWL_LOG_FORMATTER",
+                          source="LOG_FORMATTER")
 
 
 def check_pipelines(crawler: Crawler) -> None:

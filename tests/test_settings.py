@@ -52,6 +52,7 @@ BAD: dict[str, list[tuple[Any, str]]] = {
     "CONSENTCRAWL_NOW": [("yesterday", "'yesterday' is not an ISO-8601 time"), (5, "5 is not an ISO-8601 time")],
     "CONSENTCRAWL_LOGSTATS_INTERVAL": [("x", "'x' is not a number of seconds"), (float("nan"), "nan is not")],
     "CONSENTCRAWL_HTTP_HANDLER": [("no.such.Handler", "cannot import 'no.such.Handler'"), (5, "5 is not an import")],
+    "CONSENTCRAWL_LOG_FORMATTER": [("no.such.Formatter", "cannot import 'no.such.Formatter'")],
     "CONSENTCRAWL_HTTPS_HANDLER": [("scrapy.NoSuchHandler", "cannot import 'scrapy.NoSuchHandler'")],
     "CONSENTCRAWL_CHECKS": [(5, "5 is not a list of import paths"), ("x.Y", "cannot load check 'x.Y'"),
                             ("", "no checks")],

@@ -10,7 +10,10 @@ adapters ask every store through this one wrapper, which also holds the rules ev
 - any exception from a lookup is a :class:`~consentcrawl.errors.StoreUnavailable` naming the store and the cause
   (``error.store-unavailable``), and it changes the version: a store that fails without saying so still makes
   every remembered decision that used its records stale;
-- a store without a ``version`` gets one that changes every time it is read: nothing it answered is reused.
+- a store without a ``version`` gets one that changes every time it is read: nothing it answered is reused;
+- a store whose ``version`` raises cannot say whether its answers changed: the read gets a version equal to
+  nothing, and every lookup fails (``StoreUnavailable``, with the cause) until the version reads again, so a
+  decision that needs a person's records denies and is recorded like one whose lookup failed.
 
 A plain ``def lookup`` is called inline, on the event loop's thread: the built-in stores answer from memory, or
 from a local SQLite file through an LRU and a Bloom filter, in less time than a hop to a worker thread and back
@@ -36,23 +39,32 @@ _unversioned = itertools.count(1)
 class AsyncStore:
     """A store, sync or async, behind the asynchronous protocol (see the module's docstring)."""
 
-    __slots__ = ("_failures", "_versioned", "source", "store")
+    __slots__ = ("_failures", "_unreadable", "_versioned", "source", "store")
 
     def __init__(self, store: Any) -> None:
         self.store = store  #: the store as it was opened (a FileStore, an SQLiteStore, one of your own)
         self.source: str = str(getattr(store, "source", None) or f"{type(store).__module__}.{type(store).__qualname__}")
         self._versioned = hasattr(type(store), "version") or hasattr(store, "version")
         self._failures = 0  #: lookups that failed: part of the version, so a failure is a change
+        self._unreadable: str | None = None  #: why the last read of the store's version failed, or None
 
     @property
     def version(self) -> Hashable:
         if not self._versioned:
             return ("unversioned", next(_unversioned))  # never equal to an earlier read
-        version = self.store.version
+        try:
+            version = self.store.version
+        except Exception as exc:  # noqa: BLE001 - whether its answers changed is unknown: nothing it says is used
+            self._failures += 1
+            self._unreadable = f"authorization store {self.source} cannot read its version: {type(exc).__name__}: {exc}"
+            return ("unreadable", next(_unversioned))
+        self._unreadable = None
         return version if not self._failures else (version, self._failures)
 
     async def lookup(self, platform: str, subject: str) -> tuple[AuthorizationRecord, ...]:
         try:
+            if self._unreadable is not None:
+                raise StoreUnavailable(self._unreadable)
             answer = self.store.lookup(platform, subject)
             if inspect.isawaitable(answer):
                 answer = await answer

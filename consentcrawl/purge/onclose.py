@@ -191,6 +191,11 @@ class PurgeOnClose:
         unreadable = [(feed, "a feed that is not a local file: not purged") for feed in self.remote_feeds]
         unreadable += [(store, f"{name}'s store: the files it saved of the purged people are not purged (erase them "
                        "by the file paths of their items)") for name, store in media_stores(settings)]
+        unfindable = sum(runtime.item_pages.unfindable.get(person, 0) for person in causes)
+        if unfindable:  # kept by the guard as the page's person's, written out naming no one (itempages.py)
+            unreadable.append(("items", f"{unfindable} item(s) of the purged people name no one in the outputs (no "
+                               f"{runtime.config.subject_field!r} field, no provenance field): no purge can find "
+                               "them there; erase them by what they hold"))
         if settings.getbool("HTTPCACHE_ENABLED"):
             from scrapy.utils.project import data_path
 
