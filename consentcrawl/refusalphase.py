@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from scrapy import Request as ScrapyRequest
@@ -71,6 +72,9 @@ class FirstPageGate:
         self._read: Recent[tuple[str, str], bool] = Recent(size)
         #: the people whose linked actor was sent for (:func:`actor_request`): once per person
         self.actors: Recent[tuple[str, str], bool] = Recent(size)
+        #: told of each person whose page was read for refusals (the purge on close keeps them all: ``_read``
+        #: forgets, and a person whose profile was never read is purged at the close)
+        self.watch: Callable[[tuple[str, str]], None] | None = None
 
     async def enter(self, key: tuple[str, str]) -> bool:
         """Wait for the person's first page to be read; True when this request is that first page (the caller
@@ -88,6 +92,8 @@ class FirstPageGate:
         """The first page's request is over: its page read for refusals (``read``), or not."""
         if read:
             self._read.put(key, True)
+            if self.watch is not None:
+                self.watch(key)
         pending = self._pending.pop(key, None)
         if pending is not None and not pending.done():
             pending.set_result(None)

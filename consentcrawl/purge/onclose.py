@@ -28,6 +28,7 @@ an ERROR naming it, and ``consentcrawl/purge/failed`` counts it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -41,7 +42,7 @@ from ..refusals.book import REASON as REFUSED_ON_PAGE
 from ..runtime import get_runtime
 from ..settings import read
 from .common import Selection
-from .denied import WITHDRAWN, Cause, denied_people
+from .denied import NEVER_READ, WITHDRAWN, Cause, denied_people
 from .run import purge, receipts, write_receipts
 
 if TYPE_CHECKING:
@@ -85,6 +86,11 @@ class PurgeOnClose:
         self.refused: dict[tuple[str, str], None] = {}  #: denied subject.refused-on-page by a decision
         self.collected: dict[tuple[str, str], None] = {}  #: allowed (only with the purge: the store is asked)
         self.itemised: dict[tuple[str, str], None] = {}  #: an item of theirs allowed (reached the outputs)
+        #: a page (response phase) or an item of theirs allowed: their data reached the spider, cache or outputs
+        self.delivered: dict[tuple[str, str], None] = {}
+        #: a page showing their profile was read for refusals (the first-page gate); None in a distributed crawl,
+        #: whose workers each have their own gate
+        self.profile_read: dict[tuple[str, str], None] | None = {}
         self.feeds: list[Path] = []
         self.remote_feeds: list[str] = []  #: feeds on another scheme (S3, FTP, stdout): not purged
         self.spider_name: str | None = None
@@ -96,6 +102,10 @@ class PurgeOnClose:
             raise NotConfigured
         ext = cls(crawler, bool(read(crawler.settings, "CONSENTCRAWL_PURGE_ON_CLOSE")))
         runtime.watch = ext.seen
+        if runtime.distributed is None:
+            runtime.first_pages.watch = ext.read
+        else:
+            ext.profile_read = None
         if ext.enabled:
             crawler.signals.connect(ext.feed_slot_closed, signal=signals.feed_slot_closed)
             crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
@@ -115,8 +125,15 @@ class PurgeOnClose:
         elif decision.allowed:
             if phase == "item":
                 self.itemised[key] = None
+            if phase in ("item", "response"):
+                self.delivered[key] = None
             if self.enabled:
                 self.collected[key] = None
+
+    def read(self, person: tuple[str, str]) -> None:
+        """A page showing ``person``'s profile was read for refusals (``FirstPageGate.watch``)."""
+        if self.profile_read is not None:
+            self.profile_read[person] = None
 
     def feed_slot_closed(self, slot: Any) -> None:
         uri = str(getattr(slot, "uri", "") or "")
@@ -163,7 +180,15 @@ class PurgeOnClose:
         engine = runtime.engine
         return denied_people(engine.refusals, engine.refused_purposes(runtime.config.purpose),
                              refused_decided=self.refused, collected=[*self.collected, *self.itemised],
-                             logged=frozenset(runtime.config.refusals), cluster=cluster)
+                             logged=frozenset(runtime.config.refusals), cluster=cluster,
+                             profile_read=self._read_or_undelivered())
+
+    def _read_or_undelivered(self) -> Collection[tuple[str, str]] | None:
+        """The people not to purge for a profile never read: those it was read of, and those nothing of whom
+        reached the spider, cache or outputs (a link allowed and never fetched: nothing to erase)."""
+        if self.profile_read is None:
+            return None
+        return {*self.profile_read, *(p for p in self.collected if p not in self.delivered)}
 
     def engine_stopped(self) -> None:
         runtime = self.runtime
@@ -173,12 +198,16 @@ class PurgeOnClose:
         late = [person for person in denied if person in self.itemised]
         if late:
             stats.set_value("consentcrawl/refusals/after_collection", len(late))
+        never = sum(1 for person in late if NEVER_READ in denied[person].because)
+        if never:
+            stats.set_value("consentcrawl/refusals/profile_never_read", never)
         if not self.enabled:
             if late:
                 logger.warning("consentcrawl: %d person(s) have items in this crawl's outputs from before their "
-                               "refusal (or an unreadable say) was found; they are not purged without "
-                               "CONSENTCRAWL_PURGE_ON_CLOSE: erase them with `consentcrawl purge --subject` (their "
-                               "ids are in the audit log's refusal-found events)", len(late))
+                               "refusal (or an unreadable say) was found, %d of them because no page showing their "
+                               "profile was ever read; they are not purged without CONSENTCRAWL_PURGE_ON_CLOSE: "
+                               "erase them with `consentcrawl purge --subject` (their ids are in the audit log's "
+                               "refusal-found events, and at DEBUG)", len(late), never)
                 logger.debug("consentcrawl: items from before their refusal: %s",
                              ", ".join(f"{p}:{s}" for p, s in late))
             return

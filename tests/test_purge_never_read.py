@@ -1,0 +1,135 @@
+"""People whose posts a crawl collected but whose profile it never read (the crawl ended, ``CLOSESPIDER_*`` came
+first, or the spider never asked for it): no page showing their profile was read for refusals, so what they say is
+not known. With ``CONSENTCRAWL_PURGE_ON_CLOSE`` they are erased as ``unread-during-crawl`` (``because``
+``profile-never-read``); without it they are counted (a WARNING, no id, and a stat). Real crawls of the fediverse
+demo server, judged by the server's request log and the output files on disk (docs/purge.md, "Purge on close")."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import scrapy
+from scrapy.exceptions import CloseSpider
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl.audit.chain import verify
+from consentcrawl.purge.denied import NEVER_READ, UNREAD, denied_people
+from consentcrawl.refusals.book import RefusalBook
+from consentcrawl_demo.fediverse import FediverseSite
+from tests.test_purge_refusals import (
+    TimelineSpider,
+    cached_urls,
+    crawl_site,
+    feed_subjects,
+    no_name_at_info,
+    receipts_for,
+    served_paths,
+)
+
+OUTPUTS = ("jsonl", "json", "csv", "sqlite")
+
+
+class PostsFirst(TimelineSpider):
+    """Alice's posts then her profile; Grace's posts only (the spider never asks for her profile)."""
+
+    name = "posts_first"
+    authors = ("alice", "grace")
+
+    def parse_posts(self, response: Any, name: str) -> Iterator[Any]:
+        for request_or_item in super().parse_posts(response, name):
+            if isinstance(request_or_item, scrapy.Request) and name == "grace":
+                continue
+            yield request_or_item
+
+
+@deferred_f_from_coro_f
+async def test_a_person_whose_profile_was_never_read_is_purged_at_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO):
+        result, server, out = await crawl_site(FediverseSite(), PostsFirst, tmp_path, monkeypatch,
+                                               CONSENTCRAWL_PURGE_ON_CLOSE=True)
+    # by the server's log: grace's posts were served, her profile and her actor never were
+    assert [p for _, p in served_paths(server, "grace")] == ["/@grace/posts"]
+    assert [p for _, p in served_paths(server, "alice")][:2] == ["/@alice/posts", "/@alice"]
+    assert [i["kind"] for i in result.items if i["subject"] == "grace"] == ["post"] * 3  # collected, then purged
+    # the files on disk: nothing of grace, alice as she was
+    assert feed_subjects(out) == {k: {"alice"} for k in OUTPUTS}
+    urls = cached_urls(out)
+    assert not [u for u in urls if "grace" in u], urls
+    assert "http://fedi.example/@alice/posts" in urls
+    [receipt] = receipts_for(tmp_path / "audit.jsonl", "fediverse:grace")
+    assert receipt["selection"] == UNREAD == "unread-during-crawl"
+    assert receipt["because"] == [{"seen_by": "this crawl", "cause": "profile-never-read"}]
+    assert {t["kind"]: t["removed"] for t in receipt["targets"]} == {
+        "jsonlines": 3, "json": 3, "csv": 3, "sqlite": 3, "httpcache": 1}, receipt
+    assert not receipts_for(tmp_path / "audit.jsonl", "fediverse:alice")
+    assert verify(tmp_path / "audit.jsonl").problem is None
+    assert result.stats["consentcrawl/refusals/profile_never_read"] == 1
+    assert result.stats["consentcrawl/refusals/after_collection"] == 1
+    assert result.stats["consentcrawl/purge/people"] == 1
+    assert "consentcrawl/purge/failed" not in result.stats
+    assert not no_name_at_info(caplog, "grace")
+
+
+class Stopping(TimelineSpider):
+    """Grace's posts; then the spider closes the crawl (``CloseSpider``, as a budget would) before her profile's
+    turn."""
+
+    name = "stopping"
+    authors = ("grace",)
+
+    def parse_posts(self, response: Any, name: str) -> Iterator[Any]:
+        for request_or_item in super().parse_posts(response, name):
+            if isinstance(request_or_item, scrapy.Request):
+                raise CloseSpider("budget")
+            yield request_or_item
+
+
+@deferred_f_from_coro_f
+async def test_a_crawl_closed_before_the_profile_purges_the_posts_it_collected(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    result, server, out = await crawl_site(FediverseSite(), Stopping, tmp_path, monkeypatch,
+                                           CONSENTCRAWL_PURGE_ON_CLOSE=True)
+    assert result.stats["finish_reason"] == "budget"
+    assert [p for _, p in served_paths(server, "grace")] == ["/@grace/posts"]  # her profile: never served
+    assert [i["kind"] for i in result.items] == ["post"] * 3
+    assert feed_subjects(out) == {k: set() for k in OUTPUTS}
+    assert not [u for u in cached_urls(out) if "grace" in u]
+    [receipt] = receipts_for(tmp_path / "audit.jsonl", "fediverse:grace")
+    assert receipt["because"] == [dict(NEVER_READ)]
+    assert receipt["removed"] == 3 * 4 + 1
+
+
+@deferred_f_from_coro_f
+async def test_without_purge_on_close_the_people_never_read_are_counted_and_not_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO):
+        result, server, out = await crawl_site(FediverseSite(), PostsFirst, tmp_path, monkeypatch)
+    assert [p for _, p in served_paths(server, "grace")] == ["/@grace/posts"]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING
+                and "CONSENTCRAWL_PURGE_ON_CLOSE" in r.getMessage()]
+    assert len(warnings) == 1 and "1 person(s)" in warnings[0] and "1 of them" in warnings[0], warnings
+    assert result.stats["consentcrawl/refusals/profile_never_read"] == 1
+    assert result.stats["consentcrawl/refusals/after_collection"] == 1
+    assert not no_name_at_info(caplog, "grace")
+    assert feed_subjects(out)["jsonl"] == {"alice", "grace"}  # nothing purged, and no receipt
+    assert not receipts_for(tmp_path / "audit.jsonl", "fediverse:grace")
+
+
+def test_never_read_only_when_nothing_else_says_why_and_only_when_known() -> None:
+    people = [("fediverse", p) for p in ("ann", "bo", "cy")]
+    out = denied_people(RefusalBook(), frozenset({"research"}), refused_decided=[], collected=people,
+                        profile_read={("fediverse", "ann")})
+    assert {who: cause.receipt_fields() for (_, who), cause in out.items()} == {
+        "bo": {"selection": UNREAD, "because": [dict(NEVER_READ)]},
+        "cy": {"selection": UNREAD, "because": [dict(NEVER_READ)]},
+    }
+    # a distributed crawl (each worker its own gate): not known, not applied
+    assert denied_people(RefusalBook(), frozenset({"research"}), refused_decided=[], collected=people) == {}
