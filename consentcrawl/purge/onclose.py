@@ -10,7 +10,9 @@ another worker of a distributed crawl, or an actor that could not be read.
 
 What and when: the files the crawl's feeds wrote (as ``feed_slot_closed`` reports their URIs; local files
 only), the targets ``CONSENTCRAWL_PURGE_TARGETS`` names (an SQLite database a pipeline writes, say) and its HTTP
-cache (``HTTPCACHE_DIR/<spider>`` when ``HTTPCACHE_ENABLED`` with Scrapy's filesystem storage), purged at
+cache (``HTTPCACHE_DIR/<spider>`` when ``HTTPCACHE_ENABLED`` with Scrapy's filesystem storage), the files its media
+pipelines stored locally that the removed items (and the items of the purged people it scraped, whatever output
+they went to) name and no kept item does (:mod:`consentcrawl.purge.media`), purged at
 ``engine_stopped``: Scrapy's ``FeedExporter`` finishes and closes its files in ``spider_closed``, and the engine
 stops only after every ``spider_closed`` handler is done, so nothing is still writing them. The receipts go into
 the crawl's audit log (``CONSENTCRAWL_AUDIT_LOG``), reopened for them after the crawl closed it; each says what
@@ -27,6 +29,7 @@ an ERROR naming it, and ``consentcrawl/purge/failed`` counts it.
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Collection
 from datetime import datetime, timezone
@@ -34,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
+from itemadapter import ItemAdapter
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
@@ -43,6 +47,7 @@ from ..runtime import get_runtime
 from ..settings import read
 from .common import Selection
 from .denied import NEVER_READ, WITHDRAWN, Cause, denied_people
+from .media import MediaStore, stores_from_settings
 from .run import purge, receipts, write_receipts
 
 if TYPE_CHECKING:
@@ -54,27 +59,6 @@ __all__ = ["PurgeOnClose"]
 logger = logging.getLogger("consentcrawl")
 
 FILESYSTEM_STORAGE = "scrapy.extensions.httpcache.FilesystemCacheStorage"
-
-
-def media_stores(settings: Any) -> list[tuple[str, str]]:
-    """(pipeline, store) of each media pipeline the crawl runs (``FilesPipeline``, ``ImagesPipeline``, any
-    ``MediaPipeline``): the files it saved (a person's pictures) are named only by a hash of their URL, so the purge
-    cannot tell whose they are; a run that purged people says so rather than claim they are gone."""
-    from scrapy.pipelines.media import MediaPipeline
-    from scrapy.utils.conf import build_component_list
-    from scrapy.utils.misc import load_object
-
-    out: list[tuple[str, str]] = []
-    for path in build_component_list(settings.getwithbase("ITEM_PIPELINES")):
-        try:
-            cls = load_object(path)
-        except Exception:  # noqa: BLE001 - Scrapy itself reports a pipeline it cannot load
-            continue
-        if isinstance(cls, type) and issubclass(cls, MediaPipeline):
-            images = any(c.__name__ == "ImagesPipeline" for c in cls.__mro__)
-            store = settings.get("IMAGES_STORE" if images else "FILES_STORE")
-            out.append((cls.__name__, str(store) if store else f"{cls.__module__}.{cls.__qualname__}"))
-    return out
 
 
 class PurgeOnClose:
@@ -94,6 +78,9 @@ class PurgeOnClose:
         self.feeds: list[Path] = []
         self.remote_feeds: list[str] = []  #: feeds on another scheme (S3, FTP, stdout): not purged
         self.spider_name: str | None = None
+        self.media: list[MediaStore] = []  #: the media pipelines' stores (with the purge only)
+        #: the fields of each item that names stored files, as the purge reads them (with a media store only)
+        self.media_items: list[dict[str, Any]] = []
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -107,6 +94,9 @@ class PurgeOnClose:
         else:
             ext.profile_read = None
         if ext.enabled:
+            ext.media = stores_from_settings(crawler.settings)
+            if ext.media:
+                crawler.signals.connect(ext.item_scraped, signal=signals.item_scraped)
             crawler.signals.connect(ext.feed_slot_closed, signal=signals.feed_slot_closed)
             crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(ext.engine_stopped, signal=signals.engine_stopped)
@@ -134,6 +124,19 @@ class PurgeOnClose:
         """A page showing ``person``'s profile was read for refusals (``FirstPageGate.watch``)."""
         if self.profile_read is not None:
             self.profile_read[person] = None
+
+    def item_scraped(self, item: Any) -> None:
+        """An item that names stored files: the fields that say whose it is and which files, so that the purge
+        erases a purged person's files (and keeps a kept person's) whatever output the item went to."""
+        config = self.runtime.config if self.runtime is not None else None
+        if config is None:
+            return
+        adapter = ItemAdapter(item)
+        fields = {store.field for store in self.media if store.field}
+        if not any(adapter.get(name) for name in fields):
+            return
+        names = ("platform", config.subject_field, config.provenance_field, *fields)
+        self.media_items.append({name: copy.copy(adapter.get(name)) for name in names if name and name in adapter})
 
     def feed_slot_closed(self, slot: Any) -> None:
         uri = str(getattr(slot, "uri", "") or "")
@@ -218,8 +221,6 @@ class PurgeOnClose:
                                                                    "CONSENTCRAWL_PURGE_TARGETS"))]))
         settings = self.crawler.settings
         unreadable = [(feed, "a feed that is not a local file: not purged") for feed in self.remote_feeds]
-        unreadable += [(store, f"{name}'s store: the files it saved of the purged people are not purged (erase them "
-                       "by the file paths of their items)") for name, store in media_stores(settings)]
         if settings.getbool("HTTPCACHE_ENABLED"):
             from scrapy.utils.project import data_path
 
@@ -238,7 +239,8 @@ class PurgeOnClose:
         fields: dict[str | None, dict[str, Any]] = {selection.add_person(*person): cause.receipt_fields()
                                                      for person, cause in causes.items()}
         people = list(fields)
-        run = purge(targets, selection, keep=[Path(config.audit_log)] if config.audit_log else [])
+        run = purge(targets, selection, keep=[Path(config.audit_log)] if config.audit_log else [],
+                    media=self.media, items=self.media_items)
         run.failed += unreadable
         removed = sum(r.count for r in run.results)
         stats.inc_value("consentcrawl/purge/removed", removed)
