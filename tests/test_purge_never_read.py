@@ -6,8 +6,10 @@ demo server, judged by the server's request log and the output files on disk (do
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +19,12 @@ from scrapy.exceptions import CloseSpider
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.audit.chain import verify
+from consentcrawl.distributed.refusals import profiles_read, publish_profile_read
+from consentcrawl.distributed.shared import SharedState
 from consentcrawl.purge.denied import NEVER_READ, UNREAD, denied_people
 from consentcrawl.refusals.book import RefusalBook
 from consentcrawl_demo.fediverse import FediverseSite
+from tests.redis_server import RedisServer
 from tests.test_purge_refusals import (
     TimelineSpider,
     cached_urls,
@@ -131,5 +136,55 @@ def test_never_read_only_when_nothing_else_says_why_and_only_when_known() -> Non
         "bo": {"selection": UNREAD, "because": [dict(NEVER_READ)]},
         "cy": {"selection": UNREAD, "because": [dict(NEVER_READ)]},
     }
-    # a distributed crawl (each worker its own gate): not known, not applied
+    # a distributed crawl whose cluster could not say whose profile another worker read: not known, not applied
     assert denied_people(RefusalBook(), frozenset({"research"}), refused_decided=[], collected=people) == {}
+
+
+# -- a distributed crawl: the workers tell each other whose profile they read ----------------------------------------
+
+
+class ThreePeople(PostsFirst):
+    """Alice's posts and profile; Grace's and Kim's posts only."""
+
+    authors = ("alice", "grace", "kim")
+
+    def parse_posts(self, response: Any, name: str) -> Iterator[Any]:
+        for request_or_item in TimelineSpider.parse_posts(self, response, name):
+            if isinstance(request_or_item, scrapy.Request) and name != "alice":
+                continue
+            yield request_or_item
+
+
+@deferred_f_from_coro_f
+async def test_a_worker_keeps_a_person_whose_profile_another_worker_read_and_tells_the_others_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, redis_server: RedisServer,
+) -> None:
+    """Another worker read Grace's profile (published before this worker's close); no one read Kim's. This worker,
+    which collected both people's posts, keeps Grace and purges Kim; Alice's profile, which it read, it publishes."""
+
+    async def other_worker(action: str) -> Any:
+        shared = SharedState(redis_server.url)
+        try:
+            if action == "publish":
+                await publish_profile_read(shared, "fediverse", "grace")
+                return None
+            return await profiles_read(shared, [("fediverse", p) for p in ("alice", "grace", "kim")])
+        finally:
+            await shared.close()
+
+    def in_thread(action: str) -> Any:
+        with ThreadPoolExecutor(1) as pool:
+            return pool.submit(asyncio.run, other_worker(action)).result(10)
+
+    in_thread("publish")
+    result, server, out = await crawl_site(FediverseSite(), ThreePeople, tmp_path, monkeypatch,
+                                           CONSENTCRAWL_PURGE_ON_CLOSE=True, CONSENTCRAWL_REDIS_URL=redis_server.url)
+    for name in ("grace", "kim"):
+        assert [p for _, p in served_paths(server, name)] == [f"/@{name}/posts"]
+    assert feed_subjects(out) == {k: {"alice", "grace"} for k in OUTPUTS}
+    assert not receipts_for(tmp_path / "audit.jsonl", "fediverse:grace")
+    [receipt] = receipts_for(tmp_path / "audit.jsonl", "fediverse:kim")
+    assert receipt["because"] == [dict(NEVER_READ)]
+    assert result.stats["consentcrawl/refusals/profile_never_read"] == 1
+    assert "consentcrawl/purge/failed" not in result.stats
+    assert in_thread("ask") == {("fediverse", "alice"), ("fediverse", "grace")}  # alice: published by this worker

@@ -72,9 +72,8 @@ class PurgeOnClose:
         self.itemised: dict[tuple[str, str], None] = {}  #: an item of theirs allowed (reached the outputs)
         #: a page (response phase) or an item of theirs allowed: their data reached the spider, cache or outputs
         self.delivered: dict[tuple[str, str], None] = {}
-        #: a page showing their profile was read for refusals (the first-page gate); None in a distributed crawl,
-        #: whose workers each have their own gate
-        self.profile_read: dict[tuple[str, str], None] | None = {}
+        #: a page showing their profile was read for refusals by this worker (its first-page gate)
+        self.profile_read: dict[tuple[str, str], None] = {}
         self.feeds: list[Path] = []
         self.remote_feeds: list[str] = []  #: feeds on another scheme (S3, FTP, stdout): not purged
         self.spider_name: str | None = None
@@ -89,10 +88,9 @@ class PurgeOnClose:
             raise NotConfigured
         ext = cls(crawler, bool(read(crawler.settings, "CONSENTCRAWL_PURGE_ON_CLOSE")))
         runtime.watch = ext.seen
-        if runtime.distributed is None:
-            runtime.first_pages.watch = ext.read
-        else:
-            ext.profile_read = None
+        runtime.first_pages.watch = ext.read
+        if runtime.distributed is not None:  # whose profile another worker read: asked at the close
+            runtime.distributed.unread_here = ext.unread_here
         if ext.enabled:
             ext.media = stores_from_settings(crawler.settings)
             if ext.media:
@@ -121,9 +119,16 @@ class PurgeOnClose:
                 self.collected[key] = None
 
     def read(self, person: tuple[str, str]) -> None:
-        """A page showing ``person``'s profile was read for refusals (``FirstPageGate.watch``)."""
-        if self.profile_read is not None:
+        """A page showing ``person``'s profile was read for refusals (``FirstPageGate.watch``); the other workers
+        of a distributed crawl are told (they may have collected the person's posts)."""
+        if person not in self.profile_read:
             self.profile_read[person] = None
+            if self.runtime is not None and self.runtime.distributed is not None:
+                self.runtime.distributed.publish_profile_read(*person)
+
+    def unread_here(self) -> list[tuple[str, str]]:
+        """The people whose data reached this worker's spider, cache or outputs and whose profile it never read."""
+        return [p for p in dict.fromkeys([*self.delivered, *self.itemised]) if p not in self.profile_read]
 
     def item_scraped(self, item: Any) -> None:
         """An item that names stored files: the fields that say whose it is and which files, so that the purge
@@ -187,11 +192,21 @@ class PurgeOnClose:
                              profile_read=self._read_or_undelivered())
 
     def _read_or_undelivered(self) -> Collection[tuple[str, str]] | None:
-        """The people not to purge for a profile never read: those it was read of, and those nothing of whom
-        reached the spider, cache or outputs (a link allowed and never fetched: nothing to erase)."""
-        if self.profile_read is None:
-            return None
-        return {*self.profile_read, *(p for p in self.collected if p not in self.delivered)}
+        """The people not to purge for a profile never read: those it was read of (by any worker), and those
+        nothing of whom reached the spider, cache or outputs (a link allowed and never fetched: nothing to erase).
+        None when another worker may have read it and the cluster could not say (the rule is then not applied)."""
+        read = {*self.profile_read, *(p for p in self.collected if p not in self.delivered)}
+        distributed = self.runtime.distributed if self.runtime is not None else None
+        if distributed is not None:
+            if distributed.read_elsewhere is None:
+                if self.enabled and self.unread_here():
+                    logger.error("consentcrawl: purge on close: whose profile another worker read could not be "
+                                 "asked at the close; people whose profile this worker never read are not purged "
+                                 "for it")
+                    self.crawler.stats.inc_value("consentcrawl/purge/failed")  # type: ignore[union-attr]
+                return None
+            read |= distributed.read_elsewhere
+        return read
 
     def engine_stopped(self) -> None:
         runtime = self.runtime
