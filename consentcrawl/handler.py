@@ -36,6 +36,7 @@ from .distributed.shared import SharedStateUnavailable
 from .errors import ConfigError
 from .middlewares import ConsentDenied, ConsentMisconfigured
 from .refusalphase import actor_read, actor_request
+from .resolve import resolve
 from .runtime import get_runtime, is_checked_url, refuse_to_start
 from .settings import read
 from .urls import canonicalize
@@ -96,6 +97,15 @@ def send_time_handler(crawler: Crawler) -> ConsentDownloadHandler | None:
     """The crawl's send-time handler (any scheme's: each sends through its own fallback), or None."""
     handlers = _handlers.get(crawler) or {}
     return handlers.get("http") or handlers.get("https")
+
+
+def _is_profile_page(runtime: ConsentRuntime, url: str) -> bool:
+    """Whether ``url`` is a person's profile page itself (not a page under it) on its platform."""
+    try:
+        resolved = resolve(runtime.config.platforms, url)
+    except ValueError:
+        return False
+    return resolved.platform is not None and resolved.platform.is_profile_page(resolved.canonical.path_query)
 
 
 class ConsentDownloadHandler:
@@ -162,6 +172,8 @@ class ConsentDownloadHandler:
         """A person's first page, read for refusals as soon as it is here, and the actor it links to sent for;
         whether the page said whose it is (:class:`~consentcrawl.refusalphase.FirstPageGate`)."""
         reading = runtime.read_first_page(request, response)
+        if reading is not None and (reading.profile or _is_profile_page(runtime, response.url)):
+            runtime.first_pages.profile_read(person)
         actor = actor_request(runtime, person, reading)
         if actor is not None:
             await self._read_actor(runtime, actor, person)

@@ -7,6 +7,7 @@ demo server, judged by the server's request log and the output files on disk (do
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -188,3 +189,54 @@ async def test_a_worker_keeps_a_person_whose_profile_another_worker_read_and_tel
     assert result.stats["consentcrawl/refusals/profile_never_read"] == 1
     assert "consentcrawl/purge/failed" not in result.stats
     assert in_thread("ask") == {("fediverse", "alice"), ("fediverse", "grace")}  # alice: published by this worker
+
+
+# -- a platform whose profile pages carry no card: the profile page itself counts as read ---------------------------
+
+
+def test_a_profile_page_is_the_templates_page_itself_not_a_page_under_it(tmp_path: Path) -> None:
+    from consentcrawl.terms.load import load_platforms
+    from tests.lenient import write_config
+
+    platforms = load_platforms([str(write_config(tmp_path, None)[0])]).get("people")
+    assert platforms is not None
+    for path in ("/u/101", "/u/101/", "/@alice", "/profile.php?id=101", "/profile.php?id=101&tab=about"):
+        assert platforms.is_profile_page(path), path
+    for path in ("/u/101/posts", "/u/101/posts/", "/@alice/followers", "/u/", "/profile.php", "/about"):
+        assert not platforms.is_profile_page(path), path
+
+
+@deferred_f_from_coro_f
+async def test_a_person_whose_cardless_profile_page_was_read_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The people platform's profile pages have no h-card (no refusal form the reader knows): reading the page
+    at the profile URL is reading what the person says there. 101 (profile page) is kept; 102, met only through
+    a page under his profile, is purged."""
+    from consentcrawl_demo.server import LocalServer
+    from tests.conftest import run_crawl
+    from tests.lenient import LenientPeople, people_settings
+
+    class Pages(scrapy.Spider):
+        name = "pages"
+        custom_settings = {"ADDONS": {"consentcrawl.Addon": 0}, "CONCURRENT_REQUESTS": 1}
+
+        async def start(self) -> Any:
+            for url in ("http://people.example/u/101", "http://people.example/u/102/posts"):
+                yield scrapy.Request(url, callback=self.parse)
+
+        def parse(self, response: Any) -> Iterator[Any]:
+            yield {"subject": response.url.split("/")[4], "platform": "people"}
+
+    out = tmp_path / "out"
+    settings = people_settings(tmp_path, CONSENTCRAWL_PURGE_ON_CLOSE=True, LOG_LEVEL="INFO",
+                               FEEDS={str(out / "items.jsonl"): {"format": "jsonlines"}})
+    with LocalServer(LenientPeople()) as server:
+        result = await run_crawl(Pages, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert sorted(r.decoded_path for r in server.requests if r.decoded_path.startswith("/u/")) == [
+        "/u/101", "/u/102/posts"]
+    assert [i["subject"] for i in result.items] == ["101", "102"]
+    assert [json.loads(line)["subject"] for line in (out / "items.jsonl").read_text().splitlines()] == ["101"]
+    assert not receipts_for(tmp_path / "audit.jsonl", "people:101")
+    [receipt] = receipts_for(tmp_path / "audit.jsonl", "people:102")
+    assert receipt["because"] == [dict(NEVER_READ)]
