@@ -36,7 +36,6 @@ from .distributed.shared import SharedStateUnavailable
 from .errors import ConfigError
 from .middlewares import ConsentDenied, ConsentMisconfigured
 from .refusalphase import actor_read, actor_request
-from .resolve import resolve
 from .runtime import get_runtime, is_checked_url, refuse_to_start
 from .settings import read
 from .urls import canonicalize
@@ -102,7 +101,7 @@ def send_time_handler(crawler: Crawler) -> ConsentDownloadHandler | None:
 def _is_profile_page(runtime: ConsentRuntime, url: str) -> bool:
     """Whether ``url`` is a person's profile page itself (not a page under it) on its platform."""
     try:
-        resolved = resolve(runtime.config.platforms, url)
+        resolved = runtime.engine.resolved(url)
     except ValueError:
         return False
     return resolved.platform is not None and resolved.platform.is_profile_page(resolved.canonical.path_query)

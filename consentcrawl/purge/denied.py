@@ -14,11 +14,11 @@ like a withdrawn person's, with a receipt that says which say selected them.
 - **unread** (``unread-during-crawl``): the actor their profile links to could not be read (the crawl denied them
   for it, :class:`~consentcrawl.refusals.book.Unread`): what they say is not known, and when unsure, erase. The
   next crawl asks again. Also a person whose data the crawl let through but neither whose profile page itself
-  nor a page of whom *showing their profile* was ever read for refusals (``because`` ``cause: profile-never-read``): the crawl ended, or
-  ``CLOSESPIDER_*`` stopped it, after their posts and before their profile, or the spider never asked for it. The
-  first-page gate (:class:`~consentcrawl.refusalphase.FirstPageGate`) tells who was read; the workers of a
-  distributed crawl tell each other through Redis, and where the cluster cannot say, the rule is not applied
-  (``profile_read`` None).
+  nor a page of whom *showing their profile* was ever read for refusals (``because`` ``cause:
+  profile-never-read``): the crawl ended, or ``CLOSESPIDER_*`` stopped it, after their posts and before their
+  profile, or the spider never asked for it. The first-page gate
+  (:class:`~consentcrawl.refusalphase.FirstPageGate`) tells who was read; the workers of a distributed crawl tell
+  each other through Redis, and where the cluster cannot say, the rule is not applied (``profile_read`` None).
 
 A person both refused and withdrawn is purged once, as refused: their own say comes first.
 """
