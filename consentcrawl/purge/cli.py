@@ -174,6 +174,10 @@ def report(run: PurgeRun, dry_run: bool) -> None:
             where = ", ".join(map(str, removed.where[:10])) + (", ..." if len(removed.where) > 10 else "")
             print(f"{result.path} ({result.kind}): {verb} {len(removed.where)} record(s) of {who or 'no one named'} "
                   f"({where})")
+        for name, lists in result.lists.items():  # a media store's shared and absent files
+            for who, names in lists.items():
+                print(f"{result.path} ({result.kind}): {len(names)} {name} file(s) of {who or 'no one named'} not "
+                      f"removed ({', '.join(names[:10])}{', ...' if len(names) > 10 else ''})")
         if not result.removed:
             print(f"{result.path} ({result.kind}): nothing to remove")
     for path, why in run.problems():
