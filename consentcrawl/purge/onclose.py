@@ -72,7 +72,7 @@ class PurgeOnClose:
         self.itemised: dict[tuple[str, str], None] = {}  #: an item of theirs allowed (reached the outputs)
         #: a page (response phase) or an item of theirs allowed: their data reached the spider, cache or outputs
         self.delivered: dict[tuple[str, str], None] = {}
-        #: a page showing their profile was read for refusals by this worker (its first-page gate)
+        #: their profile page, or a page showing their profile, was read for refusals by this worker (its gate)
         self.profile_read: dict[tuple[str, str], None] = {}
         self.feeds: list[Path] = []
         self.remote_feeds: list[str] = []  #: feeds on another scheme (S3, FTP, stdout): not purged
@@ -119,7 +119,7 @@ class PurgeOnClose:
                 self.collected[key] = None
 
     def read(self, person: tuple[str, str]) -> None:
-        """A page showing ``person``'s profile was read for refusals (``FirstPageGate.watch``); the other workers
+        """``person``'s profile was read for refusals (``FirstPageGate.watch``); the other workers
         of a distributed crawl are told (they may have collected the person's posts)."""
         if person not in self.profile_read:
             self.profile_read[person] = None
@@ -222,8 +222,8 @@ class PurgeOnClose:
         if not self.enabled:
             if late:
                 logger.warning("consentcrawl: %d person(s) have items in this crawl's outputs from before their "
-                               "refusal (or an unreadable say) was found, %d of them because no page showing their "
-                               "profile was ever read; they are not purged without CONSENTCRAWL_PURGE_ON_CLOSE: "
+                               "refusal (or an unreadable say) was found, %d of them because their profile was never "
+                               "read; they are not purged without CONSENTCRAWL_PURGE_ON_CLOSE: "
                                "erase them with `consentcrawl purge --subject` (their ids are in the audit log's "
                                "refusal-found events, and at DEBUG)", len(late), never)
                 logger.debug("consentcrawl: items from before their refusal: %s",
