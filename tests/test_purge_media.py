@@ -258,8 +258,12 @@ def test_the_command_keeps_files_a_kept_item_names_and_never_leaves_the_store(
                         str(tmp_path / "outside.txt"), "linkdir/x.png", "full/link.png", "full/./x.png")},
         {"subject": "alice", "platform": "fediverse", "files": files("full/shared.png")},
     ]))
-    code = main(["purge", "--platforms", str(SETTINGS / "fediverse.yaml"), "--subject", "fediverse:bob",
-                 "--audit-log", str(tmp_path / "purge.jsonl"), "--files-store", str(store), str(feed)])
+    command = ["purge", "--platforms", str(SETTINGS / "fediverse.yaml"), "--subject", "fediverse:bob",
+               "--audit-log", str(tmp_path / "purge.jsonl"), "--files-store"]
+    before = feed.read_bytes()
+    assert main([*command, str(tmp_path / "no-such-store"), str(feed)]) == 2  # a usage error: nothing touched
+    assert "--files-store" in capsys.readouterr().err and feed.read_bytes() == before
+    code = main([*command, str(store), str(feed)])
     err = capsys.readouterr().err
     assert code == 1, err
     assert stored(store) == {"full/shared.png", "full/x.png", "full/link.png", "linkdir"}
