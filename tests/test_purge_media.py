@@ -23,6 +23,7 @@ import pytest
 from itemadapter import ItemAdapter
 from PIL import Image
 from scrapy.pipelines.files import FilesPipeline
+from scrapy.pipelines.media import MediaPipeline
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.audit.chain import verify
@@ -303,3 +304,38 @@ def test_a_store_off_the_local_disk_is_listed_failed_without_its_credentials_and
     assert results == [] and failed == [("ftp://files.example/store", "AvatarsPipeline's store is not on the local "
                                          "disk: the files it saved of the purged people are not erased (erase them "
                                          "by the file paths of their items)")]
+
+
+class OwnMediaPipeline(MediaPipeline):
+    """A media pipeline of the project's own: where it saves, and under which field, is not known."""
+
+    def get_media_requests(self, item: Any, info: Any) -> list[Any]:
+        return []
+
+    def media_to_download(self, request: Any, info: Any, *, item: Any = None) -> None:
+        return None
+
+    def media_downloaded(self, response: Any, request: Any, info: Any, *, item: Any = None) -> None:
+        return None
+
+    def media_failed(self, failure: Any, request: Any, info: Any) -> None:
+        return None
+
+    def file_path(self, request: Any, response: Any = None, info: Any = None, *, item: Any = None) -> str:
+        return ""
+
+    def item_completed(self, results: Any, item: Any, info: Any) -> Any:
+        return item
+
+
+def test_a_media_pipeline_of_unknown_kind_is_listed_failed() -> None:
+    from scrapy.settings import Settings
+
+    from consentcrawl.purge.media import erase_media, stores_from_settings
+    from consentcrawl.purge.media_names import MediaNames
+
+    stores = stores_from_settings(Settings({"ITEM_PIPELINES": {"tests.test_purge_media.OwnMediaPipeline": 1}}))
+    _, failed = erase_media(stores, MediaNames())
+    assert failed == [("tests.test_purge_media.OwnMediaPipeline", "OwnMediaPipeline is a media pipeline that is "
+                       "neither FilesPipeline nor ImagesPipeline: the files it saved of the purged people are not "
+                       "erased")]

@@ -118,7 +118,11 @@ def erase_media(stores: list[MediaStore], names: MediaNames, *,
                            f"--{kind}-store DIR, or the settings' {kind.upper()}_STORE)"))
     for store in stores:
         root = store.local
-        if store.kind not in (FILES, IMAGES) or root is None:
+        if store.kind not in (FILES, IMAGES):
+            failed.append((store.uri, f"{store.pipeline} is a media pipeline that is neither FilesPipeline nor "
+                           "ImagesPipeline: the files it saved of the purged people are not erased"))
+            continue
+        if root is None:
             failed.append((store.public(), f"{store.pipeline}'s store is not on the local disk: the files it saved "
                            "of the purged people are not erased (erase them by the file paths of their items)"))
             continue
