@@ -171,8 +171,9 @@ class ConsentDownloadHandler:
         """A person's first page, read for refusals as soon as it is here, and the actor it links to sent for;
         whether the page said whose it is (:class:`~consentcrawl.refusalphase.FirstPageGate`)."""
         reading = runtime.read_first_page(request, response)
-        if reading is not None and (reading.profile or _is_profile_page(runtime, response.url)):
-            runtime.first_pages.profile_read(person)
+        if reading is not None and (reading.profile or (200 <= response.status < 300
+                                                        and _is_profile_page(runtime, response.url))):
+            runtime.first_pages.profile_read(person)  # an error page at the profile URL says nothing of theirs
         actor = actor_request(runtime, person, reading)
         if actor is not None:
             await self._read_actor(runtime, actor, person)

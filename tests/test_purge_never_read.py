@@ -276,3 +276,42 @@ async def test_a_worker_that_cannot_ask_whose_profile_was_read_purges_no_one_for
     assert result.stats["consentcrawl/purge/failed"] >= 2  # this, and the cluster's refusals
     assert "consentcrawl/refusals/profile_never_read" not in result.stats
     assert [json.loads(line)["subject"] for line in (out / "items.jsonl").read_text().splitlines()] == ["101"]
+
+
+@deferred_f_from_coro_f
+async def test_an_error_page_at_the_profile_url_is_no_profile_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """101's posts are collected; his profile page answers 500: what he says there was not read, so he goes."""
+    from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
+    from tests.conftest import run_crawl
+    from tests.lenient import LenientPeople, people_settings
+
+    class Failing(LenientPeople):
+        def __call__(self, request: LoggedRequest, headers: dict[str, str]) -> Response | None:
+            if request.path == "/u/101":
+                return Response.text("500 Internal Server Error\n", 500)
+            return super().__call__(request, headers)
+
+    class PostsThenProfile(scrapy.Spider):
+        name = "posts_then_profile"
+        custom_settings = {"ADDONS": {"consentcrawl.Addon": 0}, "CONCURRENT_REQUESTS": 1}
+
+        async def start(self) -> Any:
+            yield scrapy.Request("http://people.example/u/101/posts", callback=self.parse)
+
+        def parse(self, response: Any) -> Iterator[Any]:
+            yield {"subject": "101", "platform": "people"}
+            yield response.follow("/u/101", callback=self.parse)
+
+    out = tmp_path / "out"
+    settings = people_settings(tmp_path, CONSENTCRAWL_PURGE_ON_CLOSE=True,
+                               FEEDS={str(out / "items.jsonl"): {"format": "jsonlines"}})
+    with LocalServer(Failing()) as server:
+        result = await run_crawl(PostsThenProfile, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert [r.decoded_path for r in server.requests if r.decoded_path.startswith("/u/")] == [
+        "/u/101/posts", "/u/101"]
+    assert [i["subject"] for i in result.items] == ["101"]
+    assert (out / "items.jsonl").read_text() == ""
+    [receipt] = receipts_for(tmp_path / "audit.jsonl", "people:101")
+    assert receipt["because"] == [dict(NEVER_READ)]
