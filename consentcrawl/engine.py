@@ -34,6 +34,7 @@ from .facts import FactReader, RequestFacts
 from .recent import Recent
 from .refusals.book import RefusalBook
 from .refusals.purposes import ALL_PURPOSES
+from .resolve import Resolved
 from .robots.fetch import RobotsFile
 from .signals.evaluate import SiteFiles
 from .signals.policy import ResponseSignals, SignalPolicy
@@ -91,6 +92,11 @@ class PolicyEngine:
         that cannot be canonicalised; :meth:`decide_url` turns that into a deny."""
         return self._reader.facts(url, purpose, now, subject, form=form, is_form=is_form, host=host,
                                   rewrites=rewrites, proxy=proxy)
+
+    def resolved(self, url: str) -> Resolved:
+        """What ``url`` resolves to (its platform, whose page it is), from the cache the decisions use. Raises
+        ``ValueError`` for a URL that cannot be canonicalised."""
+        return self._reader._resolve(url)
 
     # -- the public ways to ask ----------------------------------------------------------------------------
 

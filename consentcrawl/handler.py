@@ -99,6 +99,15 @@ def send_time_handler(crawler: Crawler) -> ConsentDownloadHandler | None:
     return handlers.get("http") or handlers.get("https")
 
 
+def _is_profile_page(runtime: ConsentRuntime, url: str) -> bool:
+    """Whether ``url`` is a person's profile page itself (not a page under it) on its platform."""
+    try:
+        resolved = runtime.engine.resolved(url)
+    except ValueError:
+        return False
+    return resolved.platform is not None and resolved.platform.is_profile_page(resolved.canonical.path_query)
+
+
 class ConsentDownloadHandler:
     """Decides each request as it is sent, then hands it to the fallback handler; a deny is never downloaded."""
 
@@ -164,6 +173,9 @@ class ConsentDownloadHandler:
         """A person's first page, read for refusals as soon as it is here, and the actor it links to sent for;
         whether the page said whose it is (:class:`~consentcrawl.refusalphase.FirstPageGate`)."""
         reading = runtime.read_first_page(request, response)
+        if reading is not None and (reading.profile or (200 <= response.status < 300
+                                                        and _is_profile_page(runtime, response.url))):
+            runtime.first_pages.profile_read(person)  # an error page at the profile URL says nothing of theirs
         actor = actor_request(runtime, person, reading)
         if actor is not None:
             await self._read_actor(runtime, actor, person)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from scrapy import Request as ScrapyRequest
@@ -71,6 +72,9 @@ class FirstPageGate:
         self._read: Recent[tuple[str, str], bool] = Recent(size)
         #: the people whose linked actor was sent for (:func:`actor_request`): once per person
         self.actors: Recent[tuple[str, str], bool] = Recent(size)
+        #: told of each person whose profile page was read for refusals (:meth:`profile_read`; the purge on close
+        #: keeps them all: ``_read`` forgets, and a person whose profile was never read is purged at the close)
+        self.watch: Callable[[tuple[str, str]], None] | None = None
 
     async def enter(self, key: tuple[str, str]) -> bool:
         """Wait for the person's first page to be read; True when this request is that first page (the caller
@@ -83,6 +87,12 @@ class FirstPageGate:
                 self._pending[key] = asyncio.get_running_loop().create_future()
                 return True
             await asyncio.shield(pending)
+
+    def profile_read(self, key: tuple[str, str]) -> None:
+        """A page of the person read for refusals showed their profile, or was their profile page itself (a
+        platform whose profiles carry no machine-readable card: what they say there was read all the same)."""
+        if self.watch is not None:
+            self.watch(key)
 
     def done(self, key: tuple[str, str], read: bool) -> None:
         """The first page's request is over: its page read for refusals (``read``), or not."""

@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "consentcrawl"
 CORE = sorted([*PACKAGE.joinpath("checks").glob("*.py"), *PACKAGE.joinpath("refusals").glob("*.py"),
                PACKAGE / "cache.py", PACKAGE / "engine.py",
                PACKAGE / "facts.py", PACKAGE / "policy.py", PACKAGE / "consent" / "answers.py",
-               PACKAGE / "provenance.py", PACKAGE / "purge" / "denied.py"])
+               PACKAGE / "provenance.py", PACKAGE / "purge" / "denied.py", PACKAGE / "purge" / "media_names.py"])
 FORBIDDEN_MODULES = {"scrapy", "twisted", "httpx", "socket", "time", "os", "io", "pathlib", "sqlite3", "random",
                      "asyncio", "threading", "subprocess", "urllib.request"}
 FORBIDDEN_CALLS = {"now", "utcnow", "today", "open", "time", "monotonic", "perf_counter", "lookup"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
@@ -12,7 +13,7 @@ from scrapy import signals
 from ..settings import read
 from ..tasks import stop_task
 from .fetches import SharedFetches
-from .refusals import RefusalFeed, publish_refusal
+from .refusals import RefusalFeed, profiles_read, publish_profile_read, publish_refusal
 from .shared import SharedState, SharedStateUnavailable
 from .spacing import SharedSpacing
 
@@ -34,6 +35,10 @@ class Distributed:
         self.spacing = SharedSpacing(shared)
         self.refusals = RefusalFeed(shared)
         self._publishing: set[asyncio.Task[None]] = set()
+        #: the people this worker let data of through without reading their profile (set by the purge on close)
+        self.unread_here: Callable[[], list[tuple[str, str]]] | None = None
+        #: of those, the people another worker read the profile of, asked at the close; None: not asked or not known
+        self.read_elsewhere: set[tuple[str, str]] | None = None
 
     def publish_refusal(self, platform: str, subject: str, evidence: dict[str, Any], *, unread: bool = False) -> None:
         """Tell the other workers about a refusal this worker found on a page (or, ``unread``, a person whose linked
@@ -42,23 +47,30 @@ class Distributed:
         This worker's own engine applies the refusal at once; the others learn it through Redis, retried while
         Redis is away (meanwhile they deny every request anyway: they cannot confirm the shared state).
         """
-        task = asyncio.get_running_loop().create_task(self._publish(platform, subject, evidence, unread))
+        self._send(lambda: publish_refusal(self.shared, platform, subject, evidence, unread=unread),
+                   "a refusal found on a page", "the refusal log and this worker's audit log still have it")
+
+    def publish_profile_read(self, platform: str, subject: str) -> None:
+        """Tell the other workers that this worker read a page showing the person's profile (for their purge on
+        close); one that never hears of it purges what it collected of them: when unsure, erase."""
+        self._send(lambda: publish_profile_read(self.shared, platform, subject), "a profile read",
+                   "another worker that collected the person purges them at its close")
+
+    def _send(self, publish: Callable[[], Awaitable[Any]], what: str, lost: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._publish(publish, what, lost))
         self._publishing.add(task)
         task.add_done_callback(self._publishing.discard)
 
-    async def _publish(self, platform: str, subject: str, evidence: dict[str, Any], unread: bool,
-                       tries: int = 60) -> None:
+    async def _publish(self, publish: Callable[[], Awaitable[Any]], what: str, lost: str, tries: int = 60) -> None:
         for attempt in range(tries):
             try:
-                await publish_refusal(self.shared, platform, subject, evidence, unread=unread)
+                await publish()
                 return
             except SharedStateUnavailable as exc:
                 if attempt == 0:
-                    logger.error("consentcrawl: cannot tell the other workers about a refusal found on a page "
-                                 "(retrying): %s", exc)
+                    logger.error("consentcrawl: cannot tell the other workers about %s (retrying): %s", what, exc)
                 await asyncio.sleep(0.5)
-        logger.error("consentcrawl: gave up telling the other workers about a refusal found on a page; the "
-                     "refusal log and this worker's audit log still have it")
+        logger.error("consentcrawl: gave up telling the other workers about %s; %s", what, lost)
 
     @classmethod
     def open(cls, crawler: Crawler, config: ConsentConfig) -> Distributed | None:
@@ -73,7 +85,12 @@ class Distributed:
         if self._publishing:  # refusals found just before the close still reach the other workers
             await asyncio.wait(set(self._publishing), timeout=5)
         for task in list(self._publishing):  # still retrying: the refusal log and the audit log have it
-            await stop_task(task, "telling the other workers about a refusal")
+            await stop_task(task, "telling the other workers about a refusal or a profile read")
+        if self.unread_here is not None:  # for the purge on close: whose profile another worker read
+            try:
+                self.read_elsewhere = await profiles_read(self.shared, self.unread_here())
+            except SharedStateUnavailable:
+                self.read_elsewhere = None
         await self.refusals.settle()  # for the purge on close: who the cluster says refused, read while it is open
         await self.refusals.stop()
         await self.shared.close()

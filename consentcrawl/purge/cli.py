@@ -1,4 +1,5 @@
-"""``consentcrawl purge``: erase people's data from feeds, SQLite item databases and the HTTP cache.
+"""``consentcrawl purge``: erase people's data from feeds, SQLite item databases, the HTTP cache and the files media
+pipelines stored (``--files-store``, ``--images-store``, or the settings' stores).
 
 Exit codes: 0 done (everything selected is gone, receipts written), 1 something could not be purged (each named,
 with why), 2 usage or configuration error (nothing touched).
@@ -15,6 +16,7 @@ from typing import Any
 
 from ..errors import AuditUnavailable, ConfigError
 from .common import Selection
+from .media import MediaStore, stores_from_settings
 from .run import PurgeRun, purge, receipts, write_receipts
 
 __all__ = ["add_parser", "cmd_purge"]
@@ -39,6 +41,11 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--platforms", metavar="FILE", help="platform terms YAML (overrides the settings)")
     parser.add_argument("--authorizations", metavar="SRC", help="authorization records (overrides the settings)")
     parser.add_argument("--now", metavar="TIME", help="judge withdrawals and expiry as of this ISO-8601 time")
+    parser.add_argument("--files-store", metavar="DIR", type=Path,
+                        help="FilesPipeline's FILES_STORE: the files the removed items name go (default: the "
+                             "settings' media pipelines and stores)")
+    parser.add_argument("--images-store", metavar="DIR", type=Path,
+                        help="ImagesPipeline's IMAGES_STORE: the images and thumbnails the removed items name go")
     parser.set_defaults(func=cmd_purge)
 
 
@@ -46,7 +53,25 @@ def _settings(args: argparse.Namespace) -> Any:
     from ..cli import settings_for
     from ..settings import as_settings
 
-    return as_settings(settings_for(args))
+    # every setting: the media pipelines and their stores (ITEM_PIPELINES, FILES_STORE...) besides CONSENTCRAWL_*
+    return as_settings(settings_for(args, everything=True))
+
+
+def media_stores(args: argparse.Namespace, settings: Any) -> list[MediaStore]:
+    """The stores whose files the removed items name: ``--files-store``/``--images-store``, each in place of the
+    settings' store of its kind (the media pipelines in ITEM_PIPELINES, FILES_STORE, IMAGES_STORE)."""
+    from .media_names import FILES, IMAGES
+
+    given = {FILES: args.files_store, IMAGES: args.images_store}
+    for kind, path in given.items():
+        if path is not None and not path.is_dir():
+            raise ConfigError(f"{path} is not a directory", source=f"--{kind}-store")
+    stores = [s for s in stores_from_settings(settings) if given.get(s.kind) is None]
+    for kind, path in given.items():
+        if path is not None:
+            key = f"{kind.upper()}_RESULT_FIELD"
+            stores.append(MediaStore(kind, str(path), f"--{kind}-store", str(settings.get(key) or kind)))
+    return stores
 
 
 def build_selection(args: argparse.Namespace) -> tuple[Selection, str, list[str | None], Any, datetime]:
@@ -97,6 +122,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
     from ..settings import read
 
     selection, name, people, settings, _ = build_selection(args)
+    media = media_stores(args, settings)
     log = None
     if not args.dry_run:
         path = args.audit_log or read(settings, "CONSENTCRAWL_AUDIT_LOG")
@@ -109,7 +135,7 @@ def cmd_purge(args: argparse.Namespace) -> int:
         print("no withdrawal in force: nothing to purge")
     keep = [log.path] if log is not None and log.path is not None else []
     if people or name == "expired":
-        run = purge(args.targets, selection, dry_run=args.dry_run, keep=keep)
+        run = purge(args.targets, selection, dry_run=args.dry_run, keep=keep, media=media)
     else:
         run = PurgeRun("-")
     report(run, args.dry_run)
@@ -148,6 +174,10 @@ def report(run: PurgeRun, dry_run: bool) -> None:
             where = ", ".join(map(str, removed.where[:10])) + (", ..." if len(removed.where) > 10 else "")
             print(f"{result.path} ({result.kind}): {verb} {len(removed.where)} record(s) of {who or 'no one named'} "
                   f"({where})")
+        for name, lists in result.lists.items():  # a media store's shared and absent files
+            for who, names in lists.items():
+                print(f"{result.path} ({result.kind}): {len(names)} {name} file(s) of {who or 'no one named'} not "
+                      f"removed ({', '.join(names[:10])}{', ...' if len(names) > 10 else ''})")
         if not result.removed:
             print(f"{result.path} ({result.kind}): nothing to remove")
     for path, why in run.problems():

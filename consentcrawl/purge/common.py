@@ -24,6 +24,7 @@ from w3lib.url import safe_url_string
 from ..consent.keys import key_function
 from ..resolve import resolve
 from ..terms.platforms import PlatformRegistry
+from .media_names import MediaNames
 
 __all__ = ["PurgeFailed", "Selection", "TargetResult", "atomic_replace"]
 
@@ -42,6 +43,10 @@ class Removed:
 
     def add(self, where: Any, data: bytes) -> None:
         self.where.append(where)
+        self.update(data)
+
+    def update(self, data: bytes) -> None:
+        """More bytes of the last record added (a file read in chunks)."""
         self.digest.update(data)
         self.size += len(data)
 
@@ -55,6 +60,9 @@ class TargetResult:
     removed: dict[str | None, Removed] = field(default_factory=dict)
     kept: int = 0
     failures: list[str] = field(default_factory=list)
+    #: name -> person -> items: lists a receipt adds to this target (a media store's ``shared`` and ``absent``
+    #: files); every receipt of the target has each name, empty for a person it holds none of
+    lists: dict[str, dict[str | None, list[str]]] = field(default_factory=dict)
 
     def remove(self, who: str | None, where: Any, data: bytes) -> None:
         self.removed.setdefault(who, Removed()).add(where, data)
@@ -82,6 +90,8 @@ class Selection:
     #: ``image_urls``...): the page it was made from or the file it names holds the person's data whatever its URL
     #: says (an avatar on a CDN), so its cache entry goes too (filled as feeds are purged, before the cache)
     sources: dict[str, str] = field(default_factory=dict)
+    #: the files a media pipeline stored that the items read name, removed or kept (:mod:`.media`)
+    media: MediaNames = field(default_factory=MediaNames)
     #: URL -> (platform, [keys]) of whose page it is, read once per URL (a cache repeats its links many times)
     _urls: dict[str, tuple[str, list[str | None]] | None] = field(default_factory=dict, repr=False)
 
@@ -109,7 +119,13 @@ class Selection:
     # -- items ------------------------------------------------------------------------------------------------
 
     def item(self, fields: Mapping[str, Any]) -> tuple[bool, str | None]:
-        """Whether an item (its fields as read: the provenance a dict, or text to parse) goes, and whose it is."""
+        """Whether an item (its fields as read: the provenance a dict, or text to parse) goes, and whose it is;
+        the files it names are noted (:attr:`media`), as removed or kept."""
+        goes, who = self._item(fields)
+        self.media.note(fields, goes, who)
+        return goes, who
+
+    def _item(self, fields: Mapping[str, Any]) -> tuple[bool, str | None]:
         provenance = self.provenance_of(fields)
         platform = fields.get("platform") or provenance.get("platform")
         subject = fields.get(self.subject_field)

@@ -13,7 +13,12 @@ like a withdrawn person's, with a receipt that says which say selected them.
   the crawl's purpose. ``because`` names each refusal's ``refusal-found`` event and form, and who saw it.
 - **unread** (``unread-during-crawl``): the actor their profile links to could not be read (the crawl denied them
   for it, :class:`~consentcrawl.refusals.book.Unread`): what they say is not known, and when unsure, erase. The
-  next crawl asks again.
+  next crawl asks again. Also a person whose data the crawl let through but neither whose profile page itself
+  nor a page of whom *showing their profile* was ever read for refusals (``because`` ``cause:
+  profile-never-read``): the crawl ended, or ``CLOSESPIDER_*`` stopped it, after their posts and before their
+  profile, or the spider never asked for it. The first-page gate
+  (:class:`~consentcrawl.refusalphase.FirstPageGate`) tells who was read; the workers of a distributed crawl tell
+  each other through Redis, and where the cluster cannot say, the rule is not applied (``profile_read`` None).
 
 A person both refused and withdrawn is purged once, as refused: their own say comes first.
 """
@@ -26,7 +31,7 @@ from typing import Any
 
 from ..refusals.book import ClusterSay, Refusal, RefusalBook
 
-__all__ = ["REFUSED", "UNREAD", "WITHDRAWN", "Cause", "denied_people"]
+__all__ = ["NEVER_READ", "REFUSED", "UNREAD", "WITHDRAWN", "Cause", "denied_people"]
 
 WITHDRAWN = "withdrawn-during-crawl"
 REFUSED = "refused-during-crawl"
@@ -54,14 +59,21 @@ def _because(refusal: Refusal, logged: Collection[Refusal]) -> dict[str, Any]:
             "seen_by": "refusal log" if refusal in logged else "this crawl"}
 
 
+#: ``because`` of a person whose data the crawl let through and whose profile it never read
+NEVER_READ = {"seen_by": "this crawl", "cause": "profile-never-read"}
+
+
 def denied_people(book: RefusalBook, purposes: frozenset[str], *, refused_decided: Iterable[Person],
                   collected: Iterable[Person], logged: Collection[Refusal] = (),
-                  cluster: Mapping[Person, ClusterSay] | None = None) -> dict[Person, Cause]:
+                  cluster: Mapping[Person, ClusterSay] | None = None,
+                  profile_read: Collection[Person] | None = None) -> dict[Person, Cause]:
     """The people to purge for their own say, each with why (see the module doc).
 
     ``refused_decided``: people a decision denied ``subject.refused-on-page``; ``collected``: people the crawl let
     data of through; ``logged``: the refusals read from the refusal log at start; ``cluster``: what the workers
-    published (a distributed crawl), by person; ``purposes``: what the crawl's purpose counts as."""
+    published (a distributed crawl), by person; ``purposes``: what the crawl's purpose counts as;
+    ``profile_read``: the people a page showing whose profile was read (None: not known, the rule is not
+    applied)."""
     cluster = cluster or {}
     out: dict[Person, Cause] = {}
     decided = dict.fromkeys(refused_decided)
@@ -80,6 +92,8 @@ def denied_people(book: RefusalBook, purposes: frozenset[str], *, refused_decide
             out[person] = Cause(UNREAD, ({"seen_by": "this crawl"},))
         elif theirs is not None:
             out[person] = Cause(UNREAD, ({"seen_by": "another worker"},))
+        elif profile_read is not None and person not in profile_read:
+            out[person] = Cause(UNREAD, (NEVER_READ,))
     for person in book.unread_people:  # denied by this crawl: named by its decisions, whether collected or not
         out.setdefault(person, Cause(UNREAD, ({"seen_by": "this crawl"},)))
     return out

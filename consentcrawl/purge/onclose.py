@@ -10,7 +10,9 @@ another worker of a distributed crawl, or an actor that could not be read.
 
 What and when: the files the crawl's feeds wrote (as ``feed_slot_closed`` reports their URIs; local files
 only), the targets ``CONSENTCRAWL_PURGE_TARGETS`` names (an SQLite database a pipeline writes, say) and its HTTP
-cache (``HTTPCACHE_DIR/<spider>`` when ``HTTPCACHE_ENABLED`` with Scrapy's filesystem storage), purged at
+cache (``HTTPCACHE_DIR/<spider>`` when ``HTTPCACHE_ENABLED`` with Scrapy's filesystem storage), the files its media
+pipelines stored locally that the removed items (and the items of the purged people it scraped, whatever output
+they went to) name and no kept item does (:mod:`consentcrawl.purge.media`), purged at
 ``engine_stopped``: Scrapy's ``FeedExporter`` finishes and closes its files in ``spider_closed``, and the engine
 stops only after every ``spider_closed`` handler is done, so nothing is still writing them. The receipts go into
 the crawl's audit log (``CONSENTCRAWL_AUDIT_LOG``), reopened for them after the crawl closed it; each says what
@@ -27,12 +29,15 @@ an ERROR naming it, and ``consentcrawl/purge/failed`` counts it.
 
 from __future__ import annotations
 
+import copy
 import logging
+from collections.abc import Collection
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlparse
 
+from itemadapter import ItemAdapter
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
@@ -41,7 +46,8 @@ from ..refusals.book import REASON as REFUSED_ON_PAGE
 from ..runtime import get_runtime
 from ..settings import read
 from .common import Selection
-from .denied import WITHDRAWN, Cause, denied_people
+from .denied import NEVER_READ, WITHDRAWN, Cause, denied_people
+from .media import MediaStore, stores_from_settings
 from .run import purge, receipts, write_receipts
 
 if TYPE_CHECKING:
@@ -55,27 +61,6 @@ logger = logging.getLogger("consentcrawl")
 FILESYSTEM_STORAGE = "scrapy.extensions.httpcache.FilesystemCacheStorage"
 
 
-def media_stores(settings: Any) -> list[tuple[str, str]]:
-    """(pipeline, store) of each media pipeline the crawl runs (``FilesPipeline``, ``ImagesPipeline``, any
-    ``MediaPipeline``): the files it saved (a person's pictures) are named only by a hash of their URL, so the purge
-    cannot tell whose they are; a run that purged people says so rather than claim they are gone."""
-    from scrapy.pipelines.media import MediaPipeline
-    from scrapy.utils.conf import build_component_list
-    from scrapy.utils.misc import load_object
-
-    out: list[tuple[str, str]] = []
-    for path in build_component_list(settings.getwithbase("ITEM_PIPELINES")):
-        try:
-            cls = load_object(path)
-        except Exception:  # noqa: BLE001 - Scrapy itself reports a pipeline it cannot load
-            continue
-        if isinstance(cls, type) and issubclass(cls, MediaPipeline):
-            images = any(c.__name__ == "ImagesPipeline" for c in cls.__mro__)
-            store = settings.get("IMAGES_STORE" if images else "FILES_STORE")
-            out.append((cls.__name__, str(store) if store else f"{cls.__module__}.{cls.__qualname__}"))
-    return out
-
-
 class PurgeOnClose:
     def __init__(self, crawler: Crawler, enabled: bool = True) -> None:
         self.crawler = crawler
@@ -85,9 +70,16 @@ class PurgeOnClose:
         self.refused: dict[tuple[str, str], None] = {}  #: denied subject.refused-on-page by a decision
         self.collected: dict[tuple[str, str], None] = {}  #: allowed (only with the purge: the store is asked)
         self.itemised: dict[tuple[str, str], None] = {}  #: an item of theirs allowed (reached the outputs)
+        #: a page (response phase) or an item of theirs allowed: their data reached the spider, cache or outputs
+        self.delivered: dict[tuple[str, str], None] = {}
+        #: their profile page, or a page showing their profile, was read for refusals by this worker (its gate)
+        self.profile_read: dict[tuple[str, str], None] = {}
         self.feeds: list[Path] = []
         self.remote_feeds: list[str] = []  #: feeds on another scheme (S3, FTP, stdout): not purged
         self.spider_name: str | None = None
+        self.media: list[MediaStore] = []  #: the media pipelines' stores (with the purge only)
+        #: the fields of each item that names stored files, as the purge reads them (with a media store only)
+        self.media_items: list[dict[str, Any]] = []
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -96,7 +88,13 @@ class PurgeOnClose:
             raise NotConfigured
         ext = cls(crawler, bool(read(crawler.settings, "CONSENTCRAWL_PURGE_ON_CLOSE")))
         runtime.watch = ext.seen
+        runtime.first_pages.watch = ext.read
+        if runtime.distributed is not None:  # whose profile another worker read: asked at the close
+            runtime.distributed.unread_here = ext.unread_here
         if ext.enabled:
+            ext.media = stores_from_settings(crawler.settings)
+            if ext.media:
+                crawler.signals.connect(ext.item_scraped, signal=signals.item_scraped)
             crawler.signals.connect(ext.feed_slot_closed, signal=signals.feed_slot_closed)
             crawler.signals.connect(ext.spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(ext.engine_stopped, signal=signals.engine_stopped)
@@ -115,8 +113,35 @@ class PurgeOnClose:
         elif decision.allowed:
             if phase == "item":
                 self.itemised[key] = None
+            if phase in ("item", "response"):
+                self.delivered[key] = None
             if self.enabled:
                 self.collected[key] = None
+
+    def read(self, person: tuple[str, str]) -> None:
+        """``person``'s profile was read for refusals (``FirstPageGate.watch``); the other workers
+        of a distributed crawl are told (they may have collected the person's posts)."""
+        if person not in self.profile_read:
+            self.profile_read[person] = None
+            if self.runtime is not None and self.runtime.distributed is not None:
+                self.runtime.distributed.publish_profile_read(*person)
+
+    def unread_here(self) -> list[tuple[str, str]]:
+        """The people whose data reached this worker's spider, cache or outputs and whose profile it never read."""
+        return [p for p in dict.fromkeys([*self.delivered, *self.itemised]) if p not in self.profile_read]
+
+    def item_scraped(self, item: Any) -> None:
+        """An item that names stored files: the fields that say whose it is and which files, so that the purge
+        erases a purged person's files (and keeps a kept person's) whatever output the item went to."""
+        config = self.runtime.config if self.runtime is not None else None
+        if config is None:
+            return
+        adapter = ItemAdapter(item)
+        fields = {store.field for store in self.media if store.field}
+        if not any(adapter.get(name) for name in fields):
+            return
+        names = ("platform", config.subject_field, config.provenance_field, *fields)
+        self.media_items.append({name: copy.copy(adapter.get(name)) for name in names if name and name in adapter})
 
     def feed_slot_closed(self, slot: Any) -> None:
         uri = str(getattr(slot, "uri", "") or "")
@@ -163,7 +188,25 @@ class PurgeOnClose:
         engine = runtime.engine
         return denied_people(engine.refusals, engine.refused_purposes(runtime.config.purpose),
                              refused_decided=self.refused, collected=[*self.collected, *self.itemised],
-                             logged=frozenset(runtime.config.refusals), cluster=cluster)
+                             logged=frozenset(runtime.config.refusals), cluster=cluster,
+                             profile_read=self._read_or_undelivered())
+
+    def _read_or_undelivered(self) -> Collection[tuple[str, str]] | None:
+        """The people not to purge for a profile never read: those it was read of (by any worker), and those
+        nothing of whom reached the spider, cache or outputs (a link allowed and never fetched: nothing to erase).
+        None when another worker may have read it and the cluster could not say (the rule is then not applied)."""
+        read = {*self.profile_read, *(p for p in self.collected if p not in self.delivered)}
+        distributed = self.runtime.distributed if self.runtime is not None else None
+        if distributed is not None:
+            if distributed.read_elsewhere is None:
+                if self.enabled and self.unread_here():
+                    logger.error("consentcrawl: purge on close: whose profile another worker read could not be "
+                                 "asked at the close; people whose profile this worker never read are not purged "
+                                 "for it")
+                    self.crawler.stats.inc_value("consentcrawl/purge/failed")  # type: ignore[union-attr]
+                return None
+            read |= distributed.read_elsewhere
+        return read
 
     def engine_stopped(self) -> None:
         runtime = self.runtime
@@ -173,12 +216,16 @@ class PurgeOnClose:
         late = [person for person in denied if person in self.itemised]
         if late:
             stats.set_value("consentcrawl/refusals/after_collection", len(late))
+        never = sum(1 for person in late if NEVER_READ in denied[person].because)
+        if never:
+            stats.set_value("consentcrawl/refusals/profile_never_read", never)
         if not self.enabled:
             if late:
                 logger.warning("consentcrawl: %d person(s) have items in this crawl's outputs from before their "
-                               "refusal (or an unreadable say) was found; they are not purged without "
-                               "CONSENTCRAWL_PURGE_ON_CLOSE: erase them with `consentcrawl purge --subject` (their "
-                               "ids are in the audit log's refusal-found events)", len(late))
+                               "refusal (or an unreadable say) was found, %d of them because their profile was never "
+                               "read; they are not purged without CONSENTCRAWL_PURGE_ON_CLOSE: "
+                               "erase them with `consentcrawl purge --subject` (their ids are in the audit log's "
+                               "refusal-found events, and at DEBUG)", len(late), never)
                 logger.debug("consentcrawl: items from before their refusal: %s",
                              ", ".join(f"{p}:{s}" for p, s in late))
             return
@@ -189,8 +236,6 @@ class PurgeOnClose:
                                                                    "CONSENTCRAWL_PURGE_TARGETS"))]))
         settings = self.crawler.settings
         unreadable = [(feed, "a feed that is not a local file: not purged") for feed in self.remote_feeds]
-        unreadable += [(store, f"{name}'s store: the files it saved of the purged people are not purged (erase them "
-                       "by the file paths of their items)") for name, store in media_stores(settings)]
         unfindable = sum(runtime.item_pages.unfindable.get(person, 0) for person in causes)
         if unfindable:  # kept by the guard as the page's person's, written out naming no one (itempages.py)
             unreadable.append(("items", f"{unfindable} item(s) of the purged people name no one in the outputs (no "
@@ -214,7 +259,8 @@ class PurgeOnClose:
         fields: dict[str | None, dict[str, Any]] = {selection.add_person(*person): cause.receipt_fields()
                                                      for person, cause in causes.items()}
         people = list(fields)
-        run = purge(targets, selection, keep=[Path(config.audit_log)] if config.audit_log else [])
+        run = purge(targets, selection, keep=[Path(config.audit_log)] if config.audit_log else [],
+                    media=self.media, items=self.media_items)
         run.failed += unreadable
         removed = sum(r.count for r in run.results)
         stats.inc_value("consentcrawl/purge/removed", removed)

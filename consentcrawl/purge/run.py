@@ -3,11 +3,13 @@
 Targets are told apart by what they are: a directory is an HTTP cache; a file starting with SQLite's header is an
 item database; otherwise the name's suffix says the feed format (``.jsonl``/``.jl``/``.ndjson``, ``.json``,
 ``.csv``). Item targets are purged first, so that ``--expired`` knows whose items expired before it reads the
-cache (whose entries carry no ``expires_at``).
+cache (whose entries carry no ``expires_at``). The files media pipelines stored go last: the items read say which
+(:mod:`.media`), and an item kept anywhere keeps the files it names.
 
 One receipt per person (``platform:id``; ``null`` for expired items that name no one) goes into the audit log as
 an ``AuditLog.event("purge-receipt", ...)`` line: the purge's id, what selected them, and per target its path,
-kind, where the records were (line numbers, ``table#rowid``, cache entry paths), how many, their size and the
+kind, where the records were (line numbers, ``table#rowid``, cache entry paths, stored files; a media store adds
+``shared`` and ``absent`` files), how many, their size and the
 SHA-256 of their bytes (each target's module says which bytes). It holds no personal data beyond the subject id.
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -25,6 +27,7 @@ from ..audit.log import AuditLog
 from .common import PurgeFailed, Selection, TargetResult
 from .feeds import purge_csv, purge_json, purge_jsonlines
 from .httpcache import entries, purge_httpcache
+from .media import MediaStore, erase_media
 from .sqlite_items import SQLITE_HEADER, purge_sqlite
 
 __all__ = ["PurgeRun", "kind_of", "purge"]
@@ -79,10 +82,19 @@ class PurgeRun:
 
 
 def purge(targets: Sequence[Path], selection: Selection, *, dry_run: bool = False,
-          keep: Sequence[Path] = ()) -> PurgeRun:
+          keep: Sequence[Path] = (), media: Sequence[MediaStore] = (),
+          items: Iterable[Mapping[str, Any]] = ()) -> PurgeRun:
     """Purge ``targets`` of what ``selection`` selects. ``keep``: files that must not be purged (the audit log the
-    receipts go to: it is the evidence, and holds subject ids, not people's data)."""
+    receipts go to: it is the evidence, and holds subject ids, not people's data). ``media``: the media pipelines'
+    stores, where the files the removed items name are erased last (:mod:`.media`); a removed item naming stored
+    files of a kind no store is given for is a failure. ``items``: more items to read for the files they name
+    (those a crawl scraped, whatever output they went to), as the targets' are read."""
     run = PurgeRun(uuid.uuid4().hex)
+    for kind in {store.kind for store in media if store.field}:  # a store's own result field stands for the default
+        selection.media.fields.pop(kind, None)
+    selection.media.fields.update({store.field: store.kind for store in media if store.field})
+    for item in items:
+        selection.item(item)
     kinds: list[tuple[Path, str]] = []
     kept = [os.path.realpath(p) for p in keep]
     for given in targets:
@@ -106,6 +118,9 @@ def purge(targets: Sequence[Path], selection: Selection, *, dry_run: bool = Fals
             run.results.append(_FEEDS[kind](path, selection, dry_run=dry_run))
         except PurgeFailed as exc:
             run.failed.append((str(path), str(exc)))
+    results, failed = erase_media(list(media), selection.media, dry_run=dry_run)
+    run.results += results
+    run.failed += failed
     return run
 
 
@@ -126,6 +141,7 @@ def receipts(run: PurgeRun, selection: str, people: Sequence[str | None],
                 "where": removed.where if removed else [],
                 "bytes": removed.size if removed else 0,
                 "sha256": removed.digest.hexdigest() if removed else None,
+                **{name: lists.get(who, []) for name, lists in result.lists.items()},
             })
         out.append({
             "purge_id": run.purge_id,

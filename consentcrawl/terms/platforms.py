@@ -160,6 +160,18 @@ class Platform:
                     return None, True, None
         return found, False, ident
 
+    def is_profile_page(self, path: str) -> bool:
+        """Whether a canonical path (``?query`` allowed) is a person's profile page itself, as a template writes it
+        (``/@alice``, ``/@alice/``, ``/profile.php?id=alice``), not a page under it (``/@alice/posts``)."""
+        reading = reading_of_path(path)
+        segments = reading.segments[:-1] if reading.segments[-1:] == ("",) else reading.segments
+        for template in self.profiles:
+            idents, ambiguous = template.match(segments, reading.params)
+            if idents and not ambiguous and (template.is_query
+                                             or len(segments) == len(template.path) + 1 + len(template.after)):
+                return True
+        return False
+
     def subject_of(self, path: str) -> str | None:
         """The subject id a canonical path (``?query`` allowed) names, as written in it; None if it is not a
         profile URL or is ambiguous. The strict reading only: :meth:`read_subject` decides a URL."""

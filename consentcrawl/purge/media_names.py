@@ -1,0 +1,91 @@
+"""The files a media pipeline stored, as the items a purge reads name them. Pure: no Scrapy, no I/O.
+
+Scrapy's ``FilesPipeline`` and ``ImagesPipeline`` write, into each item's result field (``files`` and ``images``
+by default; ``FILES_RESULT_FIELD``, ``IMAGES_RESULT_FIELD``), one ``{"url", "path", "checksum", "status"}`` per
+file, ``path`` relative to the store. The file's name is a hash of its URL: nothing on disk says whose it is, so
+the items are the only map. Every item a purge reads (removed or kept) is noted here (:meth:`MediaNames.note`),
+and :mod:`consentcrawl.purge.media` erases what the removed items name and no kept item does.
+
+The field is read as each output writes it: a list of dicts (JSON Lines, JSON, an item), or its text (CSV writes
+a list of dicts with ``str()``; an SQLite pipeline, JSON). A value that holds no ``path`` key is no pipeline's
+result (a list of URLs, say) and is ignored; one that seems to (its text has a quoted ``path``) but cannot be read is
+counted as unreadable: the files of a removed item that cannot be told are reported, never guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["FILES", "IMAGES", "MediaNames", "named_paths"]
+
+FILES, IMAGES = "files", "images"
+
+
+@dataclass
+class MediaNames:
+    #: result field -> the kind of store its paths are in (``files`` or ``images``)
+    fields: dict[str, str] = field(default_factory=lambda: {FILES: FILES, IMAGES: IMAGES})
+    #: (kind, path) -> whose removed item named it first (``platform:id``, or None)
+    removed: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    #: (kind, path) named by an item that is kept
+    kept: set[tuple[str, str]] = field(default_factory=set)
+    #: kind -> removed items whose result field could not be read
+    unreadable: dict[str, int] = field(default_factory=dict)
+
+    def note(self, fields: Mapping[str, Any], goes: bool, who: str | None) -> None:
+        """What an item (its fields as read) names in each result field, as removed (``goes``) or kept."""
+        for name, kind in self.fields.items():
+            value = fields.get(name)
+            if value in (None, "", [], {}):
+                continue
+            paths = named_paths(value)
+            if paths is None:
+                if goes:
+                    self.unreadable[kind] = self.unreadable.get(kind, 0) + 1
+                continue
+            for path in paths:
+                if goes:
+                    self.removed.setdefault((kind, path), who)
+                else:
+                    self.kept.add((kind, path))
+
+
+def named_paths(value: Any, depth: int = 0) -> list[str] | None:
+    """The ``path`` of each file a result field's value names; None when it seems to name some and cannot be
+    read (a text with ``path`` that parses as nothing, a ``path`` that is not a string)."""
+    from .common import parse_mapping
+
+    if isinstance(value, Mapping):
+        if "path" not in value:
+            return []
+        path = value["path"]
+        return [path] if isinstance(path, str) else None
+    if isinstance(value, (list, tuple)):
+        out: list[str] = []
+        for inner in value:
+            if isinstance(inner, str) and not _names_a_path(inner):
+                continue  # a URL (``file_urls`` copied into the field), not a result
+            paths = named_paths(inner, depth + 1)
+            if paths is None:
+                return None
+            out += paths
+        return out
+    if isinstance(value, str):
+        if not _names_a_path(value):
+            return []
+        if depth > 1:
+            return None
+        parsed = parse_mapping(value)
+        if parsed is None:  # a CSV cell of a list joined by commas: its items, each a dict's repr
+            parsed = parse_mapping(f"[{value}]")
+        if not isinstance(parsed, (Mapping, list, tuple)):
+            return None
+        return named_paths(parsed, depth + 1)
+    return []
+
+
+def _names_a_path(text: str) -> bool:
+    """Whether a text may hold a result's ``path`` key (as JSON or a dict's repr writes it)."""
+    return "'path'" in text or '"path"' in text
