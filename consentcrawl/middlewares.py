@@ -28,6 +28,7 @@ from scrapy.http import Response
 from ._scrapy_internals import apply_crawl_delay, awaited_by_caller, cached_instead, fail_request
 from .deciding import Undecided
 from .decision import Decision, Evidence, Stage, deny
+from .errbacks import guard_errback
 from .provenance import page_provenance
 from .runtime import (
     CONFIG_ERROR_REASON,
@@ -68,10 +69,23 @@ class ConsentDeferred(IgnoreRequest):
         super().__init__("consentcrawl: decided before it is scheduled")
 
 
+#: the failures a refused request reaches its errback with: the errback's items for them are dropped (errbacks.py)
+REFUSALS = (ConsentDenied, ConsentMisconfigured)
+
+
+def _guard_errback(runtime: ConsentRuntime | None, request: Request) -> None:
+    """The refused request's errback loses the items that name no person (errbacks.py)."""
+    if runtime is None:  # a configuration error: every item of it is dropped
+        guard_errback(request, REFUSALS, None, None)
+    else:
+        guard_errback(request, REFUSALS, runtime.crawler.stats, runtime.config.subject_field)
+
+
 def _fail(crawler: Crawler, request: Request, error: IgnoreRequest) -> None:
     """A request consentcrawl drops before the downloader fails with ``error`` to its errback, as one dropped by a
     downloader middleware does (docs/meta.md). Code that waits on the request itself (``scrapy shell``) is told
     why nothing came back: the reason code, never the URL or the person's data."""
+    _guard_errback(get_runtime(crawler), request)
     if fail_request(crawler, request, error) and awaited_by_caller(request):
         logger.warning("%s: the request was not fetched (its URL and the evidence are in the audit log)", error)
 
@@ -108,6 +122,11 @@ class ConsentDownloaderMiddleware(RuntimeComponent):
         if decision.crawl_delay:
             apply_crawl_delay(self.runtime.crawler, request, decision.crawl_delay)
 
+    async def process_exception(self, request: Request, exception: Exception) -> None:
+        """A request refused here or by the send-time handler goes to its errback: its items are dropped there."""
+        if isinstance(exception, REFUSALS):
+            _guard_errback(self.runtime, request)
+
 
 class ConsentResponseMiddleware(RuntimeComponent):
     """Response phase, above HttpCacheMiddleware: a response without an allow decision for its URL goes no further.
@@ -135,6 +154,7 @@ class ConsentResponseMiddleware(RuntimeComponent):
             decision = await self.runtime.decide_response(request, page)
             if self.runtime.drops(decision):
                 request.meta["dont_cache"] = True
+                _guard_errback(self.runtime, request)
                 raise ConsentDenied(decision)
         return response
 

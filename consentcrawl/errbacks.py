@@ -1,0 +1,103 @@
+"""What a spider's errback yields for a request consentcrawl refused: its items are dropped, its requests go on.
+
+Scrapy calls a refused request's errback with the refusal (``ConsentDenied``), as for a request a downloader
+middleware drops, and hands what the errback returns to the item pipelines and the scheduler *without* the spider
+middlewares: the spider middleware that drops everything a denied page produced never sees it. An errback that
+records failures (``{"url": failure.request.url}``) would write the profile URL of a person who did not authorize
+the crawl into the feed. So, once a request is refused, its errback is wrapped: on a refusal, what it returns is
+passed on without the items that name no person (each counted in ``consentcrawl/output_dropped``, as a denied
+page's output is). An item that names its person (the subject field) goes on to the guard pipeline, which judges
+it by that person's own authorization; requests go on, to be decided like any other. Every other failure reaches
+the errback's output unchanged.
+
+The errback is wrapped only when the request is refused, never before: a request waiting in a queue (``JOBDIR``,
+a shared scrapy-redis queue) must keep an errback that names a spider method, or it cannot be stored.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from itemadapter import ItemAdapter, is_item
+from scrapy.exceptions import IgnoreRequest
+from twisted.internet.defer import Deferred
+from twisted.python.failure import Failure
+
+from ._scrapy_internals import awaited_by_caller
+
+if TYPE_CHECKING:
+    from scrapy import Request
+    from scrapy.statscollectors import StatsCollector
+
+DROPPED = "consentcrawl/output_dropped"
+
+
+def guard_errback(request: Request, refusal: tuple[type[IgnoreRequest], ...], stats: StatsCollector | None,
+                  subject_field: str | None) -> None:
+    """Wrap ``request``'s errback, if it has one, so that its items for a ``refusal`` that name no person (no
+    ``subject_field``) are dropped (see above)."""
+    errback = request.errback
+    if errback is None or isinstance(errback, _Guarded) or awaited_by_caller(request):
+        return  # none, wrapped already, or ``scrapy shell``'s: its output goes to the shell, not the pipelines
+    request.errback = _Guarded(errback, refusal, stats, subject_field)
+
+
+class _Guarded:
+    """An errback whose output for a refusal loses its items."""
+
+    def __init__(self, errback: Callable[[Failure], Any], refusal: tuple[type[IgnoreRequest], ...],
+                 stats: StatsCollector | None, subject_field: str | None) -> None:
+        self.errback = errback
+        self.refusal = refusal
+        self.stats = stats
+        self.subject_field = subject_field
+
+    def __call__(self, failure: Failure) -> Any:
+        output = self.errback(failure)
+        if not isinstance(failure.value, self.refusal):
+            return output
+        return self._without_items(output)
+
+    def _dropped(self, obj: Any) -> bool:
+        if is_item(obj) and not self._names_a_person(obj):
+            if self.stats is not None:
+                self.stats.inc_value(DROPPED)
+            return True
+        return False
+
+    def _names_a_person(self, item: Any) -> bool:
+        if not self.subject_field:
+            return False
+        try:
+            return ItemAdapter(item).get(self.subject_field) not in (None, "")
+        except Exception:  # noqa: BLE001 - an item that cannot be read names no one we can judge: dropped
+            return False
+
+    def _without_items(self, output: Any) -> Any:
+        if output is None or isinstance(output, Failure):
+            return output
+        if isinstance(output, Deferred):
+            return output.addCallback(self._without_items)
+        if hasattr(output, "__aiter__"):
+            return self._async_without_items(output)
+        if inspect.isawaitable(output):
+            return self._awaited_without_items(output)
+        if self._dropped(output):
+            return None
+        if isinstance(output, Iterable) and not isinstance(output, (str, bytes)):
+            return (obj for obj in output if not self._dropped(obj))
+        return output
+
+    async def _async_without_items(self, output: AsyncIterator[Any]) -> AsyncIterator[Any]:
+        async for obj in output:
+            if not self._dropped(obj):
+                yield obj
+
+    async def _awaited_without_items(self, output: Any) -> Any:
+        result = self._without_items(await output)
+        if hasattr(result, "__aiter__"):
+            return [obj async for obj in result]
+        return result
+

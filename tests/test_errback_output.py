@@ -1,0 +1,101 @@
+"""What a spider's errback yields for a request consentcrawl refused goes no further than what the refused page
+would have yielded: its items are dropped before the pipelines, its requests are decided like any other.
+
+Scrapy hands an errback's output to the pipelines and the scheduler without the spider middlewares, so the
+spider middleware that drops a denied page's output never sees it; an errback written to record failures
+(``{"url": failure.request.url, ...}``) wrote a denied person's profile URL into the feed.
+Judged by the items that came out and by the server's log.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import scrapy
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl_demo.server import LocalServer
+from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, crawl, make_spider, people_settings
+
+#: a profile URL of a person the lenient site has and who did not authorize the crawl (104 to 120, bob)
+_DENIED_URL = re.compile(r"/u/(?:10[4-9]|11\d|120|bob)(?!\d)")
+
+
+class RecordingErrback(ListLogic):
+    """Follows the listing's profile links and a missing page; its errback records every failure as an item and
+    asks for a page of its own, in one of the shapes an errback's output may take."""
+
+    shape = "generator"
+
+    async def start(self) -> Any:
+        yield scrapy.Request(f"http://{HOST}/people", callback=self.parse, errback=self.failed, dont_filter=True)
+        # an allowed URL the site does not have: HttpError, not a refusal (the control)
+        yield scrapy.Request(f"http://{HOST}/missing-page", callback=self.parse, errback=self.failed)
+
+    def parse(self, response: scrapy.http.Response) -> Any:
+        self.seen.append(response.url)
+        for href in response.css("a.profile-link::attr(href)").getall():
+            yield response.follow(href, callback=self.parse, errback=self.failed)
+
+    def failed(self, failure: Any) -> Any:
+        url = failure.request.url
+        item = {"failed": url, "error": type(failure.value).__name__}
+        follow = scrapy.Request(f"http://{HOST}/after-errback?from={url.rsplit('/', 1)[-1]}",
+                                callback=self.parse, dont_filter=True)
+        if self.shape == "item":
+            return item
+        if self.shape == "list":
+            return [item, follow]
+        if self.shape == "async":
+            return self._async(item, follow)
+        return iter([item, follow])
+
+    async def _async(self, item: dict[str, Any], follow: scrapy.Request) -> Any:
+        yield item
+        yield follow
+
+
+@pytest.mark.parametrize("shape", ["generator", "item", "list", "async"])
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_an_errbacks_items_for_a_refused_request_do_not_reach_the_pipelines(
+        kind: str, shape: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spider = type("Recording", (make_spider(kind, RecordingErrback),), {"shape": shape})
+    settings = people_settings(tmp_path)
+    settings["HTTPERROR_ALLOWED_CODES"] = []
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(spider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert sorted(app.people_served()) == ["101", "102", "103"], app.describe()
+    leaked = [item for item in result.items if _DENIED_URL.search(str(item))]
+    assert not leaked, leaked
+    # the control: the errback of a failure that is not a refusal still yields its item
+    assert [item["error"] for item in result.items if "missing-page" in item.get("failed", "")] == ["HttpError"]
+    assert result.stats.get("consentcrawl/output_dropped", 0) >= 7  # 104-110, one item each
+    if shape != "item":
+        # requests an errback yields are decided like any other, and this one is allowed
+        followed = sorted(s.query for s in app.served if s.path == "/after-errback")
+        assert "from=104" in followed and "from=missing-page" in followed, app.describe()
+
+
+@deferred_f_from_coro_f
+async def test_an_errbacks_items_are_dropped_for_refusals_before_the_send_and_after_the_response(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The other ways a request is refused: robots.txt (the request phase, before the slot) and a refusal the
+    person published on their page (the response phase, before any callback)."""
+    from tests.lenient import Robots
+
+    app = LenientPeople(default_robots=Robots("User-agent: *\nDisallow: /u/102\n"), refusing={"103"})
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", RecordingErrback), people_settings(tmp_path),
+                             proxy=server.proxy, monkeypatch=monkeypatch)
+    assert "102" not in app.people_served() and "103" in app.people_served(), app.describe()
+    reasons = {e["url"].rsplit("/", 1)[-1]: e["reason"] for e in result.audit
+               if e.get("verdict") == "deny" and e.get("url", "").endswith(("/u/102", "/u/103"))}
+    assert reasons == {"102": "robots.disallowed", "103": "subject.refused-on-page"}, reasons
+    failed = [item["failed"] for item in result.items if "failed" in item]
+    assert not [url for url in failed if re.search(r"/u/10[2-9](?!\d)", url)], failed
+    assert [url for url in failed if "missing-page" in url], "control: the errback ran for other failures"
