@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, StoreUnavailable
+from .errors import ConfigError, StoreUnavailable, redact
 
 EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
 
@@ -79,26 +79,16 @@ def _load_settings(module: str | None) -> dict[str, Any]:
     return load_settings(module)
 
 
+def config_words(platforms: Any) -> set[str]:
+    from .consent.load import config_words as words
+
+    return words(platforms)
+
+
 def _redact(message: str, keep: set[str]) -> str:
     """``message`` with every quoted value replaced by ``'…'``, except the words in ``keep`` (field names,
     purposes, platform names and patterns: the configuration's words, never a record's)."""
-    from .consent.load import _QUOTED
-
-    def hide(match: Any) -> str:
-        return match.group(0) if match.group(0)[1:-1] in keep else "'…'"
-
-    return str(_QUOTED.sub(hide, message))
-
-
-def _known_words(platforms: Any) -> set[str]:
-    from .consent.formats import RECORD_FIELDS
-    from .purposes import KNOWN_PURPOSES
-
-    words = {*RECORD_FIELDS, *(f"'{f}'" for f in RECORD_FIELDS), *KNOWN_PURPOSES, "authorizations", "authorizations:"}
-    for name, platform in platforms.platforms.items():
-        words.add(name)
-        words.add(platform.subject_regex or "[^/]+")
-    return words
+    return redact(message, keep)
 
 
 def _now(text: str | None) -> datetime:
@@ -134,7 +124,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     except ConfigError as exc:  # the file and line, without the record's values
         if exc.source is None or exc.source.startswith(("sqlite:", "redis", "--", "CONSENTCRAWL_", "DEST")):
             raise
-        raise ConfigError(_redact(exc.message, _known_words(_platforms_for(args))), exc.source, exc.line) from None
+        raise ConfigError(_redact(exc.message, config_words(_platforms_for(args))), exc.source, exc.line) from None
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -254,7 +244,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     with raw:
         for _record in validator.records(buffered, errors):
             count += 1
-    keep = _known_words(platforms)
+    keep = config_words(platforms)
     for error in errors:
         print(_located(error, keep))
     verdict = "valid" if not errors else f"{len(errors)} error(s)"

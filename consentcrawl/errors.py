@@ -6,6 +6,9 @@ without reading a traceback.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection
+
 
 class ConsentError(Exception):
     """Base class of consentcrawl's own errors."""
@@ -28,6 +31,34 @@ class ConfigError(ConsentError):
         if self.source is not None:
             where = f"{self.source}, line {self.line}: " if self.line is not None else f"{self.source}: "
         return f"{where}{self.message}"
+
+    def logged(self) -> str:
+        """The text for a log line (see :class:`RecordsError`)."""
+        return str(self)
+
+
+class RecordsError(ConfigError):
+    """A ConfigError about a file of authorization records: its message may quote a record's values (a subject id,
+    an evidence note), which may be a person's data. Raised where the crawl opens such a file; the crawl's log
+    line names the file and the line but not the values (:meth:`logged`), while a CLI user, who is reading their
+    own file, sees them."""
+
+    def __init__(self, message: str, source: str | None = None, line: int | None = None, *,
+                 keep: Collection[str] = ()) -> None:
+        super().__init__(message, source, line)
+        self.keep = keep  #: the configuration's own words, kept in :meth:`logged`
+
+    def logged(self) -> str:
+        return str(ConfigError(redact(self.message, self.keep), self.source, self.line))
+
+
+_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+
+
+def redact(message: str, keep: Collection[str] = ()) -> str:
+    """An error message without the values it quotes (they may be subject ids or evidence): ``'…'``; the words in
+    ``keep`` (the configuration's own: field names, purposes, platform names) stay."""
+    return _QUOTED.sub(lambda match: match.group(0) if match.group(0)[1:-1] in keep else "'…'", message)
 
 
 class StoreUnavailable(ConsentError):

@@ -84,7 +84,7 @@ def get_runtime(crawler: Crawler) -> ConsentRuntime | None:
 def refuse_to_start(crawler: Crawler, error: ConfigError) -> None:
     """Record a configuration error: one CRITICAL line, then every component refuses everything (see above)."""
     if getattr(crawler, _ATTR, None) is None:
-        logger.critical("consentcrawl: configuration error, the crawl does not start: %s", error)
+        logger.critical("consentcrawl: configuration error, the crawl does not start: %s", error.logged())
         setattr(crawler, _ATTR, error)
 
 

@@ -21,14 +21,13 @@ import io
 import itertools
 import logging
 import os
-import re
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from ..errors import ConfigError, StoreUnavailable
+from ..errors import ConfigError, RecordsError, StoreUnavailable, redact
 from ..terms.platforms import PlatformRegistry
 from .filecache import CacheStore, append_to_cache, build_cache, open_fresh_cache
 from .filerows import csv_header
@@ -124,7 +123,11 @@ class FileStore:
         self.cache_builds = 0  #: caches built (not reused) since the store was opened
         self._backend: MemoryStore | CacheStore
         self._digest: bytes | None
-        self._backend, self._digest = self._read(st)  #: the records, and the digest of the bytes they were read from
+        try:
+            #: the records, and the digest of the bytes they were read from
+            self._backend, self._digest = self._read(st)
+        except ConfigError as exc:  # its values are a person's data in the crawl's log (errors.RecordsError)
+            raise RecordsError(exc.message, exc.source, exc.line, keep=config_words(platforms)) from None
         self._length = st.st_size  #: the file's size when it was read (if it grew since, its digest differs)
         self._version: int = new_version()
         self._seen = signature(st)  #: the file as of the last look at its bytes
@@ -345,7 +348,7 @@ class FileStore:
                 backend, digest = self._read(st)
             except ConfigError as exc:
                 where = f", line {exc.line}" if exc.line is not None else ""
-                self._fail(f"does not read cleanly{where}: {_redact(exc.message)}", str(exc), os_error=False)
+                self._fail(f"does not read cleanly{where}: {redact(exc.message)}", str(exc), os_error=False)
                 return
             except OSError as exc:
                 self._fail(f"cannot be read ({exc.strerror or type(exc).__name__})",
@@ -390,9 +393,14 @@ class FileStore:
             logger.debug("authorization file %s: %s", self.source, detail)
 
 
-_QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+def config_words(platforms: PlatformRegistry) -> set[str]:
+    """The words an error about a records file may quote that are the configuration's, never a record's: field
+    names, purposes, platform names and their subject patterns (kept when the values are redacted)."""
+    from ..purposes import KNOWN_PURPOSES
+    from .formats import RECORD_FIELDS
 
-
-def _redact(message: str) -> str:
-    """An error message without the values it quotes (they may be subject ids or evidence): ``'…'``."""
-    return _QUOTED.sub("'…'", message)
+    words = {*RECORD_FIELDS, *(f"'{f}'" for f in RECORD_FIELDS), *KNOWN_PURPOSES, "authorizations", "authorizations:"}
+    for name, platform in platforms.platforms.items():
+        words.add(name)
+        words.add(platform.subject_regex or "[^/]+")
+    return words

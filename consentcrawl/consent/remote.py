@@ -31,13 +31,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from typing import Any
 
-from ..errors import ConfigError, StoreUnavailable
+from ..errors import ConfigError, StoreUnavailable, redact
 from ..tasks import stop_task
 from ..terms.platforms import PlatformRegistry
 from .filerows import wrap
 from .formats import _RecordReader
 from .keys import KeyFunction, casefold_key, key_function
-from .load import _redact
 from .records import AuthorizationRecord
 from .store import new_version
 
@@ -89,7 +88,7 @@ def records_from_json(items: Any, source: str, platforms: PlatformRegistry, plat
             record = reader.record(number, fields, dict.fromkeys(fields, number))
         except ConfigError as exc:
             raise StoreUnavailable(f"authorization store {source} answered with record {number} that does not "
-                                   f"read cleanly: {_redact(exc.message)}") from None
+                                   f"read cleanly: {redact(exc.message)}") from None
         if record.platform != platform or keyfn(record.subject) != key:
             raise StoreUnavailable(f"authorization store {source} answered with record {number} of another "
                                    "person than the one asked for")

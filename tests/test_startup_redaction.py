@@ -1,0 +1,42 @@
+"""A broken authorizations file stops the crawl with one CRITICAL line naming the file and the line, and not the
+values of the record it quotes: a subject written as a name, an evidence note, which are a person's data in a log
+kept and shipped more widely than the file. The CLI, where the operator reads their own file, still quotes them."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl.cli import main
+from consentcrawl_demo.server import LocalServer
+from tests.lenient import AUTHORIZED, HOST, LenientPeople, ListLogic, crawl, make_spider, people_settings, record_yaml
+
+BAD = record_yaml("Jane Roe (107)", evidence="by email from jane.roe@mail.example")
+
+
+@pytest.mark.parametrize("kind", ["ConsentSpider", "ADDONS"])
+@deferred_f_from_coro_f
+async def test_a_bad_record_stops_the_crawl_naming_file_and_line_but_not_its_values(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    settings = people_settings(tmp_path, [record_yaml(s) for s in AUTHORIZED] + [BAD])
+    app = LenientPeople()
+    with LocalServer(app) as server, caplog.at_level(logging.INFO):
+        await crawl(make_spider(kind, ListLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                    urls=[f"http://{HOST}/u/101"])
+    assert not app.served, app.describe()
+    critical = [r.getMessage() for r in caplog.records if r.levelno >= logging.CRITICAL]
+    assert len(critical) == 1, critical
+    assert "authorizations.yaml, line 23: subject '…' does not look like a subject id of platform 'people'" in critical[0], critical
+    shown = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
+    assert "Jane Roe" not in shown and "jane.roe@" not in shown, shown
+
+
+def test_the_cli_still_quotes_the_value_to_the_operator(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = people_settings(tmp_path, [BAD])
+    code = main(["check", f"http://{HOST}/u/101", "--platforms", settings["CONSENTCRAWL_PLATFORMS"],
+                 "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"], "--purpose", "research"])
+    assert code == 2
+    assert "subject 'Jane Roe (107)' does not look like" in capsys.readouterr().err
