@@ -92,7 +92,10 @@ def _fail(crawler: Crawler, request: Request, error: IgnoreRequest) -> None:
 
 def _undecided(runtime: ConsentRuntime, request: Request, exc: Exception) -> Decision:
     """The deny, recorded, of a request whose scheduling check raised: a failure to decide never schedules it."""
-    logger.exception("consentcrawl: could not decide a request at scheduling; it is dropped")
+    # the exception's text may hold the URL (a person's): at ERROR its type only, the traceback at DEBUG
+    logger.error("consentcrawl: could not decide a request at scheduling (%s); it is dropped, its URL and the "
+                 "cause are in the audit log", type(exc).__name__)
+    logger.debug("consentcrawl: the scheduling check raised", exc_info=exc)
     failed = deny(Stage.ERROR, "error.internal", evidence=(
         Evidence("error", request.url, {"error": type(exc).__name__, "message": str(exc)}),))
     return runtime.record(failed, request.url, None, "schedule", time=runtime.config.now())

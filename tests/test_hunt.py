@@ -988,15 +988,16 @@ async def test_a_later_add_on_that_puts_a_pipeline_before_the_guard_stops_the_cr
 
 @deferred_f_from_coro_f
 async def test_a_request_that_cannot_be_decided_at_scheduling_reaches_its_errback(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A start request whose scheduling decision needs a lookup is decided asynchronously; when deciding raises,
     the request is dropped, recorded as ``error.internal`` and its errback gets ``ConsentDenied`` (``scrapy shell``
-    would otherwise wait for it forever)."""
+    would otherwise wait for it forever). The exception's text, which may hold the URL, is not logged at INFO or
+    above: the ERROR line names its type, the audit line its message."""
     from consentcrawl.runtime import ConsentRuntime
 
     async def broken(self: Any, request: Any) -> Any:
-        raise RuntimeError("store exploded")
+        raise RuntimeError(f"store exploded on {request.url}")
 
     monkeypatch.setattr(ConsentRuntime, "decide_scheduled", broken)
     failures: list[Any] = []
@@ -1008,3 +1009,6 @@ async def test_a_request_that_cannot_be_decided_at_scheduling_reaches_its_errbac
     reasons = sorted(f.value.decision.reason for f in failures if getattr(f.value, "decision", None) is not None)
     assert reasons == ["error.internal", "error.internal"], failures
     assert [e["reason"] for e in result.audit if e["phase"] == "schedule"] == ["error.internal"] * 2
+    errors = [line for line in shown_lines(caplog, logging.ERROR) if "could not decide" in line]
+    assert len(errors) == 2 and all("RuntimeError" in line for line in errors), shown_lines(caplog)
+    assert not [line for line in shown_lines(caplog) if "/u/1" in line], shown_lines(caplog)

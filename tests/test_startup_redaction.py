@@ -29,7 +29,8 @@ async def test_a_bad_record_stops_the_crawl_naming_file_and_line_but_not_its_val
     assert not app.served, app.describe()
     critical = [r.getMessage() for r in caplog.records if r.levelno >= logging.CRITICAL]
     assert len(critical) == 1, critical
-    assert "authorizations.yaml, line 23: subject '…' does not look like a subject id of platform 'people'" in critical[0], critical
+    expected = "authorizations.yaml, line 23: subject '…' does not look like a subject id of platform 'people'"
+    assert expected in critical[0], critical
     shown = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
     assert "Jane Roe" not in shown and "jane.roe@" not in shown, shown
 
