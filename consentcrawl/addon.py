@@ -47,6 +47,8 @@ PIPELINE_PRIORITY = -1000
 
 ROBOTSTXT_MIDDLEWARE = "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware"
 REMOTE_CONTROL = "scrapy.extensions.remote_control.RemoteControl"
+#: what browsers send by default: another origin gets the referring origin, not the profile URL a link was on
+REFERRER_POLICY = "strict-origin-when-cross-origin"
 _HANDLERS = {"http": ConsentHTTPDownloadHandler, "https": ConsentHTTPSDownloadHandler}
 
 
@@ -117,6 +119,8 @@ class Addon:
         _outermost(settings, "DOWNLOADER_MIDDLEWARES", ConsentResponseMiddleware, "meets a response")
         self._remove_robotstxt_middleware(settings)
         self._remote_control_off(settings)
+        # another origin is not told whose profile a link was found on (a project's own policy stands)
+        settings.set("REFERRER_POLICY", REFERRER_POLICY, "addon")
         if self.crawler is not None:
             try:  # a browser that navigates by itself: each of its requests waits for a decision
                 configure_playwright(settings, self.crawler)
