@@ -150,11 +150,12 @@ class PolicyEngine:
             need.carried = _LinkFacts(self, key, now, facts, consent)
             raise
         except Exception as exc:  # noqa: BLE001 - decided anew next time
-            return _failed(facts, exc), facts.canonical.url, False
+            return _failed(facts, exc), consent[0], False
         decision = renew(made.decision) if remembered else made.decision
+        canonical = consent[0]  # the canonical URL string, made once for the key
         if cacheable:
-            self.cache.remember_link(key, made, decision, facts.canonical.url)
-        return self._overrule_link(decision, purpose)[0], facts.canonical.url, False
+            self.cache.remember_link(key, made, decision, canonical)
+        return self._overrule_link(decision, purpose)[0], canonical, False
 
     def decide_subject(self, platform_name: str | None, subject: str, purpose: str, now: datetime,
                        answers: StoreAnswers) -> Decision:
