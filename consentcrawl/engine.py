@@ -12,7 +12,7 @@ that version is answered at once; a decision that needs a person's records not l
 :class:`~consentcrawl.consent.answers.RecordsNeeded`, and the adapter (:class:`~consentcrawl.deciding.Decider`)
 awaits the lookup and asks again. It raises before any consent check runs, and a link check hands the facts and
 the consent key it made along with the exception (``RecordsNeeded.carried``), which come back with the records: a
-new link's facts are made once, its memos asked once and its checks run once.
+new link's facts are made once, its consent memo asked once and its checks run once.
 
 Anything that goes wrong while deciding is a deny with an ``error.*`` reason: a check that crashes must never let a
 request through.
@@ -132,16 +132,17 @@ class PolicyEngine:
         Raises ``ValueError`` for a URL that cannot be canonicalised, like :meth:`facts`, and RecordsNeeded.
         """
         key = (url, purpose)
+        # asked each time: a link decision remembered while this one awaited the person's lookup is a repeat
+        hit = self.cache.recall_link(key, now, answers.version)
+        if hit is not None:
+            refused, first = self._overrule_link(hit[0], purpose)
+            return refused, hit[1], not first
         carried = answers.carried
         if type(carried) is _LinkFacts and carried.engine is self and carried.now is now and carried.key == key:
-            # asked again with the records the first ask found missing: its facts and consent key, and no memo
-            # asked again (both missed for this question)
+            # asked again with the records the first ask found missing: its facts and consent key, and the consent
+            # memo, which missed for them, not asked again
             facts, consent, recall = carried.facts, carried.consent, False
         else:
-            hit = self.cache.recall_link(key, now, answers.version)
-            if hit is not None:
-                refused, first = self._overrule_link(hit[0], purpose)
-                return refused, hit[1], not first
             facts = self.facts(url, purpose, now)
             consent, recall = consent_key(facts), True
         try:
@@ -222,7 +223,8 @@ class PolicyEngine:
         """The consent decision: what was made, whether it was remembered, and whether it may be remembered.
         Raises what deciding raises. ``key``: ``consent_key(facts)``, when the caller made it; ``recall`` False: the
         memo already missed for this very question (a new link asked again with its records), so it is not asked
-        again: deciding anew is always right, and nothing remembered in between is lost (this decision replaces it).
+        again: deciding anew is always right (a decision remembered in between would have been handed out renewed,
+        as a new decision, all the same), and this decision replaces it.
         """
         if key is None:
             key = consent_key(facts)
@@ -310,8 +312,8 @@ class PolicyEngine:
 
 class _LinkFacts:
     """A link's facts and consent key, carried from the ask that raised RecordsNeeded to the next (see
-    :attr:`~consentcrawl.consent.answers.RecordsNeeded.carried`), with what that ask found: no link decision and no
-    consent decision remembered for them. Facts are a function of the URL, the purpose and the time alone, for one
+    :attr:`~consentcrawl.consent.answers.RecordsNeeded.carried`), with what that ask found: no consent decision
+    remembered for them. Facts are a function of the URL, the purpose and the time alone, for one
     engine (its platforms and token), so they are used only for that very question: the same engine and time object
     (an equal time in another zone would be written differently), an equal URL and purpose."""
 
