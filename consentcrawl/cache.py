@@ -126,7 +126,8 @@ def _span(platform: Platform | None, lookups: tuple[Lookup, ...],
 
 
 def consent_key(facts: RequestFacts) -> tuple[Any, ...]:
-    """What a URL's consent decision is a function of (the platform comes from the canonical URL's host)."""
+    """What a URL's consent decision is a function of (the platform comes from the canonical URL's host); its first
+    item is the canonical URL string."""
     return (facts.canonical.url, facts.subject, facts.ambiguous, facts.mismatch, facts.purpose, facts.token)
 
 

@@ -11,7 +11,7 @@ pre-filters, the send-time decision, the response phase, the item guard, ``conse
    :class:`~consentcrawl.consent.answers.RecordsNeeded`; the decider awaits the store's lookup (the version read in
    step 1 is the read before it: nothing was awaited in between), reads the version again after it, and asks the
    engine again with the answer, and with what the engine worked out before it found the records missing
-   (``RecordsNeeded.carried``: a link's facts), so the second ask does not do that work again.
+   (``RecordsNeeded.carried``: a link's facts and consent key), so the second ask does not do that work again.
    The engine raises before any consent check has run, so the checks run once, with the records.
 
 A code path that cannot wait (Scrapy's ``request_scheduled`` signal) uses :meth:`Decider.now`: step 1 only, and no

@@ -10,9 +10,9 @@ The engine never calls a store. Every way to ask takes a :class:`~consentcrawl.c
 store's version, read by the adapter, and the records it has looked up so far. A remembered decision still valid at
 that version is answered at once; a decision that needs a person's records not looked up yet raises
 :class:`~consentcrawl.consent.answers.RecordsNeeded`, and the adapter (:class:`~consentcrawl.deciding.Decider`)
-awaits the lookup and asks again. It raises before any consent check runs, and a link check hands the facts it
-made along with the exception (``RecordsNeeded.carried``), which come back with the records: a new link's facts
-are made once and its checks run once.
+awaits the lookup and asks again. It raises before any consent check runs, and a link check hands the facts and
+the consent key it made along with the exception (``RecordsNeeded.carried``), which come back with the records: a
+new link's facts are made once, its consent memo asked once and its checks run once.
 
 Anything that goes wrong while deciding is a deny with an ``error.*`` reason: a check that crashes must never let a
 request through.
@@ -138,26 +138,31 @@ class PolicyEngine:
         Raises ``ValueError`` for a URL that cannot be canonicalised, like :meth:`facts`, and RecordsNeeded.
         """
         key = (url, purpose)
+        # asked each time: a link decision remembered while this one awaited the person's lookup is a repeat
         hit = self.cache.recall_link(key, now, answers.version)
         if hit is not None:
             refused, first = self._overrule_link(hit[0], purpose)
             return refused, hit[1], not first
         carried = answers.carried
         if type(carried) is _LinkFacts and carried.engine is self and carried.now is now and carried.key == key:
-            facts = carried.facts  # made by the ask that found the person's records missing
+            # asked again with the records the first ask found missing: its facts and consent key, and the consent
+            # memo, which missed for them, not asked again
+            facts, consent, recall = carried.facts, carried.consent, False
         else:
             facts = self.facts(url, purpose, now)
+            consent, recall = consent_key(facts), True
         try:
-            made, remembered, cacheable = self._consent(facts, answers)
-        except RecordsNeeded as need:  # asked again with the records: the facts made here come with them
-            need.carried = _LinkFacts(self, key, now, facts)
+            made, remembered, cacheable = self._consent(facts, answers, consent, recall)
+        except RecordsNeeded as need:  # asked again with the records: what was worked out here comes with them
+            need.carried = _LinkFacts(self, key, now, facts, consent)
             raise
         except Exception as exc:  # noqa: BLE001 - decided anew next time
-            return _failed(facts, exc), facts.canonical.url, False
+            return _failed(facts, exc), consent[0], False
         decision = renew(made.decision) if remembered else made.decision
+        canonical = consent[0]  # the canonical URL string, made once for the key
         if cacheable:
-            self.cache.remember_link(key, made, decision, facts.canonical.url)
-        return self._overrule_link(decision, purpose)[0], facts.canonical.url, False
+            self.cache.remember_link(key, made, decision, canonical)
+        return self._overrule_link(decision, purpose)[0], canonical, False
 
     def decide_subject(self, platform_name: str | None, subject: str, purpose: str, now: datetime,
                        answers: StoreAnswers) -> Decision:
@@ -219,13 +224,20 @@ class PolicyEngine:
 
     # -- running the list ----------------------------------------------------------------------------------
 
-    def _consent(self, facts: RequestFacts, answers: StoreAnswers) -> tuple[Made, bool, bool]:
+    def _consent(self, facts: RequestFacts, answers: StoreAnswers, key: tuple[Any, ...] | None = None,
+                 recall: bool = True) -> tuple[Made, bool, bool]:
         """The consent decision: what was made, whether it was remembered, and whether it may be remembered.
-        Raises what deciding raises."""
-        key = consent_key(facts)
-        made = self.cache.recall(self.cache.decisions, key, facts.platform, facts.now, answers.version)
-        if made is not None:
-            return made, True, True
+        Raises what deciding raises. ``key``: ``consent_key(facts)``, when the caller made it; ``recall`` False: the
+        memo already missed for this very question (a new link asked again with its records), so it is not asked
+        again: deciding anew is always right (a decision remembered in between would have been handed out renewed,
+        as a new decision, all the same), and this decision replaces it.
+        """
+        if key is None:
+            key = consent_key(facts)
+        if recall:
+            made = self.cache.recall(self.cache.decisions, key, facts.platform, facts.now, answers.version)
+            if made is not None:
+                return made, True, True
         ctx = CheckContext(facts, facts.platform, facts.subject, facts.purpose, facts.now, facts.token, answers,
                            max_crawl_delay=self.max_crawl_delay, signal_policy=self.signal_policy)
         made, cacheable, builtin = self._run_consent(ctx)
@@ -305,19 +317,21 @@ class PolicyEngine:
 
 
 class _LinkFacts:
-    """A link's facts, carried from the ask that raised RecordsNeeded to the next (see
-    :attr:`~consentcrawl.consent.answers.RecordsNeeded.carried`): facts are a function of the URL, the purpose and
-    the time alone, for one engine (its platforms and token), so they are used only for that very question: the
-    same engine and time object (an equal time in another zone would be written differently), an equal URL and
-    purpose."""
+    """A link's facts and consent key, carried from the ask that raised RecordsNeeded to the next (see
+    :attr:`~consentcrawl.consent.answers.RecordsNeeded.carried`), with what that ask found: no consent decision
+    remembered for them. Facts are a function of the URL, the purpose and the time alone, for one
+    engine (its platforms and token), so they are used only for that very question: the same engine and time object
+    (an equal time in another zone would be written differently), an equal URL and purpose."""
 
-    __slots__ = ("engine", "facts", "key", "now")
+    __slots__ = ("consent", "engine", "facts", "key", "now")
 
-    def __init__(self, engine: PolicyEngine, key: tuple[str, str], now: datetime, facts: RequestFacts) -> None:
+    def __init__(self, engine: PolicyEngine, key: tuple[str, str], now: datetime, facts: RequestFacts,
+                 consent: tuple[Any, ...]) -> None:
         self.engine = engine
         self.key = key
         self.now = now
         self.facts = facts
+        self.consent = consent  #: ``consent_key(facts)``
 
 
 def _with_site(consent: Decision, ctx: CheckContext, evidence: list[Evidence] | None = None) -> Decision:

@@ -223,13 +223,24 @@ def _counting(engine: Engine) -> dict[str, int]:
         return lookup(platform, subject)
 
     engine.store.lookup = looked_up
+    cache = engine.engine.cache
+    for name in ("recall", "recall_link"):
+        counts[name] = 0
+        ask = getattr(cache, name)
+
+        def asked(*args: Any, name: str = name, ask: Any = ask) -> Any:
+            counts[name] += 1
+            return ask(*args)
+
+        setattr(cache, name, asked)
     return counts
 
 
 def test_a_new_links_facts_are_made_and_its_checks_run_once() -> None:
     """A link to a person not looked up yet: the engine finds the records missing before any check runs, and the
-    facts it made come back with the records, so the facts are made once, each check runs once, the store is asked
-    once, asked through the decider's own link check or through an adapter's question of its own."""
+    facts and consent key it made come back with the records, so the facts are made once, the consent memo is
+    asked once, each check runs once, the store is asked once, asked through the decider's own link
+    check or through an adapter's question of its own."""
     registry = PlatformRegistry({"microblog": make_platform()})
     for ask in (lambda e, url: e.decide_link(url, "research", NOW), lambda e, url: _scheduled(e, url, NOW)):
         engine = Engine(registry, MemoryStore(RECORDS), "consentcrawl")
@@ -237,6 +248,9 @@ def test_a_new_links_facts_are_made_and_its_checks_run_once() -> None:
         decision, canonical, repeat = ask(engine, "http://microblog.example/u/1001")
         assert decision.allowed and canonical == "http://microblog.example/u/1001" and not repeat
         assert counts["facts"] == 1 and counts["lookups"] == 1
+        # the link memo before each ask (a decision remembered while the lookup was awaited is a repeat), the
+        # consent memo once
+        assert counts["recall_link"] == 2 and counts["recall"] == 1
         assert counts["SubjectRecordsCheck"] == 1 and counts["PlatformTermsCheck"] == 1
         assert "RobotsCheck" in counts and counts["RobotsCheck"] == 0  # a link check runs no site check
         # another URL of the same person, at the same version: the remembered answer, no lookup
