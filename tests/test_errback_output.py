@@ -99,3 +99,45 @@ async def test_an_errbacks_items_are_dropped_for_refusals_before_the_send_and_af
     failed = [item["failed"] for item in result.items if "failed" in item]
     assert not [url for url in failed if re.search(r"/u/10[2-9](?!\d)", url)], failed
     assert [url for url in failed if "missing-page" in url], "control: the errback ran for other failures"
+
+
+class NamingErrback(RecordingErrback):
+    """Its errback returns one item, not a list: a record about the person the failure is for, by name, in a dict
+    or in a scrapy.Item (both iterate over their keys)."""
+
+    item_class: Any = dict
+
+    def failed(self, failure: Any) -> Any:
+        person = failure.request.url.rsplit("/", 1)[-1]
+        item = self.item_class()
+        item["subject"] = "101" if person.isdigit() else person  # an authorized person: may be kept
+        item["platform"] = "people"
+        item["note"] = f"errback for {type(failure.value).__name__}"
+        return item
+
+
+class _NamingItem(scrapy.Item):
+    subject = scrapy.Field()
+    platform = scrapy.Field()
+    note = scrapy.Field()
+
+
+@pytest.mark.parametrize("item_class", [dict, _NamingItem])
+@deferred_f_from_coro_f
+async def test_a_single_item_naming_a_person_from_a_refused_requests_errback_reaches_the_guard_whole(
+        item_class: type, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One item that names its person, returned alone (as Scrapy allows), goes on to the guard pipeline as the
+    item it is: not taken apart into its keys (each of which the guard would drop as error.internal)."""
+    spider = type("Naming", (make_spider("ConsentSpider", NamingErrback),), {"item_class": item_class})
+    settings = people_settings(tmp_path)
+    settings["HTTPERROR_ALLOWED_CODES"] = []
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(spider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert sorted(app.people_served()) == ["101", "102", "103"], app.describe()
+    notes = [dict(item) for item in result.items if "note" in item]
+    # 104-110 refused, each errback naming person 101 (authorized): each item kept whole
+    assert len([n for n in notes if n["note"] == "errback for ConsentDenied"]) >= 7, result.items
+    assert not [item for item in result.items if isinstance(item, str)], result.items
+    internal = [e for e in result.audit if e.get("reason") == "error.internal"]
+    assert not internal, internal
