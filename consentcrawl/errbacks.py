@@ -84,8 +84,8 @@ class _Guarded:
             return self._async_without_items(output)
         if inspect.isawaitable(output):
             return self._awaited_without_items(output)
-        if self._dropped(output):
-            return None
+        if is_item(output):  # one item (a dict, an Item: iterable over their keys), as Scrapy reads it
+            return None if self._dropped(output) else output
         if isinstance(output, Iterable) and not isinstance(output, (str, bytes)):
             return (obj for obj in output if not self._dropped(obj))
         return output
