@@ -141,3 +141,34 @@ async def test_a_single_item_naming_a_person_from_a_refused_requests_errback_rea
     assert not [item for item in result.items if isinstance(item, str)], result.items
     internal = [e for e in result.audit if e.get("reason") == "error.internal"]
     assert not internal, internal
+
+
+class FallbackErrback(RecordingErrback):
+    """Its errback tries another page in place of a failed one, built from the failed request
+    (``failure.request.replace(url=...)``), which carries the failed request's errback over."""
+
+    def failed(self, failure: Any) -> Any:
+        url = failure.request.url
+        if "after-errback" in url:
+            return None
+        return failure.request.replace(url=f"http://{HOST}/after-errback?from={url.rsplit('/', 1)[-1]}",
+                                       dont_filter=True)
+
+
+@deferred_f_from_coro_f
+async def test_a_request_an_errback_builds_from_a_refused_one_can_still_be_stored_in_the_queue(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The refused request's errback is wrapped; a request made from it (``replace``, ``copy``) and allowed goes
+    into the disk queue with the spider's own errback, not the wrapper, which a queue cannot store: it would be
+    kept in memory only (lost on a pause) and, in a shared scrapy-redis queue, never pushed."""
+    settings = people_settings(tmp_path)
+    settings["HTTPERROR_ALLOWED_CODES"] = []
+    settings["JOBDIR"] = str(tmp_path / "job")
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", FallbackErrback), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    followed = sorted(s.query for s in app.served if s.path == "/after-errback")
+    assert "from=104" in followed, app.describe()
+    assert result.stats.get("scheduler/unserializable", 0) == 0, result.stats
+    assert result.stats.get("scheduler/enqueued/disk", 0) >= len(followed), result.stats
