@@ -60,3 +60,22 @@ async def test_a_request_the_pool_would_resend_is_decided_again_and_a_withdrawal
     assert len(sends) >= len(app.times_served("101")), "a send of 101 without a send-time decision"
     assert any(e["reason"] == "subject.revoked" for e in result.audit if e.get("subject") == "101"), \
         "the retry was not decided again"
+
+
+@deferred_f_from_coro_f
+async def test_the_aiohttp_handler_resends_nothing_undecided_either(tmp_path: Path, monkeypatch: Any) -> None:
+    """Scrapy's aiohttp handler as the fallback: aiohttp's ``ClientSession`` also resends an idempotent request once
+    when a reused connection fails before an answer (RFC 9112 9.3.1.1), a send nobody decided."""
+    settings = people_settings(tmp_path, CONCURRENT_REQUESTS=1, RETRY_ENABLED=True, RETRY_TIMES=2)
+    settings["CONSENTCRAWL_AUTHORIZATIONS"] = "tests.test_store_plugin.ChangingStore"
+    settings["CONSENTCRAWL_HTTP_HANDLER"] = "scrapy.core.downloader.handlers._aiohttp.AiohttpDownloadHandler"
+    app = DropsAfterWithdrawing()
+    urls = [f"http://{HOST}/u/102", f"http://{HOST}/u/101", f"http://{HOST}/u/102?page=2"]
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", ListLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=urls, follow_links=False)
+    assert app.dropped.is_set(), f"control: 101 was never asked for\n{app.describe()}"
+    assert len(app.times_served("102")) == 2, f"control: the crawl went on\n{app.describe()}"
+    assert len(app.times_served("101")) == 1, f"101 sent again after withdrawing\n{app.describe()}"
+    sends = result.audit_for("/u/101", phase="request", verdict="allow")
+    assert len(sends) >= len(app.times_served("101")), "a send of 101 without a send-time decision"
