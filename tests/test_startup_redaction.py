@@ -70,3 +70,26 @@ def test_the_cli_still_shows_the_operator_how_to_write_the_list(
                  "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"], "--purpose", "research"])
     assert code == 2
     assert "[Jane Roe]" in capsys.readouterr().err
+
+
+@deferred_f_from_coro_f
+async def test_a_bad_line_in_the_refusal_log_is_named_without_its_values(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The refusal log holds the people who refused; a line that does not read (a shifted field, a hand edit)
+    stops the crawl naming file and line, not what the line holds."""
+    import json
+
+    log = tmp_path / "refusals.jsonl"
+    entry = {"platform": "people", "subject": "107", "url": f"http://{HOST}/u/107", "form": "meta", "field": "f",
+             "raw": "noai", "purposes": ["research"], "seen_at": "Jane Roe", "event": "refused"}
+    log.write_text(json.dumps(entry) + "\n")
+    settings = people_settings(tmp_path, CONSENTCRAWL_REFUSALS_LOG=str(log))
+    app = LenientPeople()
+    with LocalServer(app) as server, caplog.at_level(logging.INFO):
+        await crawl(make_spider("ConsentSpider", ListLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                    urls=[f"http://{HOST}/u/101"])
+    assert not app.served, app.describe()
+    critical = [r.getMessage() for r in caplog.records if r.levelno >= logging.CRITICAL]
+    assert len(critical) == 1 and "refusals.jsonl, line 1: not a refusal" in critical[0], critical
+    shown = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
+    assert "Jane Roe" not in shown, shown
