@@ -172,3 +172,27 @@ async def test_a_request_an_errback_builds_from_a_refused_one_can_still_be_store
     assert "from=104" in followed, app.describe()
     assert result.stats.get("scheduler/unserializable", 0) == 0, result.stats
     assert result.stats.get("scheduler/enqueued/disk", 0) >= len(followed), result.stats
+
+
+class BlankSubjectErrback(RecordingErrback):
+    """Its errback records the failure in an item whose subject is blank: it names no one, whatever it looks like."""
+
+    blank = " "
+
+    def failed(self, failure: Any) -> Any:
+        return {"subject": self.blank, "platform": "people", "failed": failure.request.url}
+
+
+@pytest.mark.parametrize("blank", [" ", "\t", "\u00a0", " 101"])
+@deferred_f_from_coro_f
+async def test_an_errbacks_item_with_a_blank_subject_does_not_pass_as_naming_a_person(
+        blank: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spider = type("Blank", (make_spider("ConsentSpider", BlankSubjectErrback),), {"blank": blank})
+    settings = people_settings(tmp_path)
+    settings["HTTPERROR_ALLOWED_CODES"] = []
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(spider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert sorted(app.people_served()) == ["101", "102", "103"], app.describe()
+    leaked = [item for item in result.items if _DENIED_URL.search(str(item))]
+    assert not leaked, leaked
