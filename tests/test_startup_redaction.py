@@ -93,3 +93,23 @@ async def test_a_bad_line_in_the_refusal_log_is_named_without_its_values(
     assert len(critical) == 1 and "refusals.jsonl, line 1: not a refusal" in critical[0], critical
     shown = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
     assert "Jane Roe" not in shown, shown
+
+
+#: a subject written unquoted that YAML reads as a number (a phone number): the hint repeated the number
+NUMBER = BAD.replace('subject: "Jane Roe (107)"', "subject: +4915112345678").replace("jane.roe@mail.example", "sms")
+
+
+@deferred_f_from_coro_f
+async def test_a_subject_yaml_reads_as_a_number_is_not_repeated_in_the_critical_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    assert "+4915112345678" in NUMBER
+    settings = people_settings(tmp_path, [record_yaml(s) for s in AUTHORIZED] + [NUMBER])
+    app = LenientPeople()
+    with LocalServer(app) as server, caplog.at_level(logging.INFO):
+        await crawl(make_spider("ConsentSpider", ListLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                    urls=[f"http://{HOST}/u/101"])
+    assert not app.served, app.describe()
+    critical = [r.getMessage() for r in caplog.records if r.levelno >= logging.CRITICAL]
+    assert len(critical) == 1 and "is read by YAML as the number '…'; quote it" in critical[0], critical
+    shown = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
+    assert "4915112345678" not in shown, shown
