@@ -16,6 +16,7 @@ import pytest
 import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
+from consentcrawl_demo.messages import Response
 from consentcrawl_demo.server import LocalServer
 from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, crawl, make_spider, people_settings
 
@@ -56,3 +57,26 @@ async def test_a_projects_own_referrer_policy_stands(tmp_path: Path, monkeypatch
     with LocalServer(app) as server:
         await crawl(make_spider("ADDONS", FromTheProfile), settings, proxy=server.proxy, monkeypatch=monkeypatch)
         assert _referers(server, f"http://www.{HOST}/about") == [f"http://{HOST}/u/101"], server.requested_urls()
+
+
+class ToTheRedirect(ListLogic):
+    urls = [f"http://{HOST}/u/101"]
+
+    def parse(self, response: scrapy.http.Response) -> Any:
+        self.seen.append(response.url)
+        if response.url.endswith("/u/101"):
+            yield scrapy.Request(f"http://{HOST}/go", callback=self.parse)
+
+
+@deferred_f_from_coro_f
+async def test_a_redirect_to_another_origin_gets_the_referring_origin_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A same-origin link from a profile that the platform redirects to another origin: the redirected request
+    is sent with the referring origin only (Scrapy's RefererMiddleware applies the policy again on a redirect)."""
+    app = LenientPeople().page("/about", "<html><body>about</body></html>")
+    app.pages["/go"] = lambda request: Response(302, {"Location": f"http://www.{HOST}/about"}, "")
+    with LocalServer(app) as server:
+        await crawl(make_spider("ConsentSpider", ToTheRedirect), people_settings(tmp_path), proxy=server.proxy,
+                    monkeypatch=monkeypatch)
+        assert _referers(server, f"http://{HOST}/go") == [f"http://{HOST}/u/101"], server.requested_urls()
+        assert _referers(server, f"http://www.{HOST}/about") == [f"http://{HOST}/"], server.requested_urls()
