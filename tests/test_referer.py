@@ -80,3 +80,28 @@ async def test_a_redirect_to_another_origin_gets_the_referring_origin_only(
                     monkeypatch=monkeypatch)
         assert _referers(server, f"http://{HOST}/go") == [f"http://{HOST}/u/101"], server.requested_urls()
         assert _referers(server, f"http://www.{HOST}/about") == [f"http://{HOST}/"], server.requested_urls()
+
+
+class LooseProfiles(LenientPeople):
+    """The people site; its profile pages ask for the full URL to be sent anywhere (``Referrer-Policy``)."""
+
+    policy = "unsafe-url"
+
+    def __call__(self, request: Any, headers: dict[str, str]) -> Response | None:
+        response = super().__call__(request, headers)
+        if response is not None and request.path.startswith("/u/"):
+            response.headers = {**dict(response.headers), "Referrer-Policy": self.policy}
+        return response
+
+
+@pytest.mark.parametrize("policy", ["unsafe-url", "no-referrer-when-downgrade", "origin-when-cross-origin, unsafe-url"])
+@deferred_f_from_coro_f
+async def test_a_profile_pages_own_referrer_policy_does_not_hand_its_url_to_another_origin(
+        policy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scrapy's RefererMiddleware obeys a response's ``Referrer-Policy`` over the setting: a page could send its
+    person's profile URL to any origin its links point to."""
+    app = type("Loose", (LooseProfiles,), {"policy": policy})().page("/about", "<html><body>about</body></html>")
+    with LocalServer(app) as server:
+        await crawl(make_spider("ConsentSpider", FromTheProfile), people_settings(tmp_path), proxy=server.proxy,
+                    monkeypatch=monkeypatch)
+        assert _referers(server, f"http://www.{HOST}/about") == [f"http://{HOST}/"], server.requested_urls()
