@@ -196,3 +196,22 @@ async def test_an_errbacks_item_with_a_blank_subject_does_not_pass_as_naming_a_p
     assert sorted(app.people_served()) == ["101", "102", "103"], app.describe()
     leaked = [item for item in result.items if _DENIED_URL.search(str(item))]
     assert not leaked, leaked
+
+
+@deferred_f_from_coro_f
+async def test_a_request_an_errback_builds_from_a_refused_one_goes_into_the_shared_queue(
+        redis_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same in a distributed crawl: a scrapy-redis queue stores the request with the spider's errback (the
+    wrapper could not be pushed: the request was held back as if Redis were away)."""
+    settings = people_settings(tmp_path)
+    settings["HTTPERROR_ALLOWED_CODES"] = []
+    settings.update(SCHEDULER="consentcrawl.distributed.scheduler.ConsentRedisScheduler",
+                    DUPEFILTER_CLASS="consentcrawl.distributed.scheduler.ConsentRedisDupeFilter",
+                    REDIS_URL=redis_server.url)
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", FallbackErrback), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    followed = sorted(s.query for s in app.served if s.path == "/after-errback")
+    assert "from=104" in followed, app.describe()
+    assert result.stats.get("consentcrawl/shared_queue/unavailable", 0) == 0, result.stats
