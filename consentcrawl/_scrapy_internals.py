@@ -9,7 +9,8 @@
 - :func:`wake_engine`: the engine asks for its next requests now, not at its next 5-second heartbeat.
 - :func:`cached_instead`: the cached page ``HttpCacheMiddleware`` may hand on in place of a response (a
   ``304 Not Modified``, a server error).
-- :func:`no_silent_resend`: the HTTP/1.1 handler's connection pool does not send a request again by itself.
+- :func:`no_silent_resend`: the HTTP/1.1 handler's connection pool (and the aiohttp handler's session) does not
+  send a request again by itself.
 """
 
 from __future__ import annotations
@@ -128,9 +129,17 @@ def no_silent_resend(handler: Any) -> None:
     failure reaches Scrapy's ``RetryMiddleware`` (``ResponseNeverReceived`` is among the errors it retries), whose
     retry goes through the scheduler and is decided again like any request. Scrapy builds the pool in the
     handler's constructor (``_pool``) and offers no setting for this; a handler with no such pool is left as it is.
+
+    Scrapy's aiohttp handler (``_session``) has the same resend: aiohttp's ``ClientSession`` sends an idempotent
+    request again when a reused connection fails before an answer (RFC 9112 section 9.3.1.1), unless its
+    ``_retry_connection`` is off, which aiohttp has no public argument for (it is one of the session's declared
+    attributes, set without a warning). Its failure then reaches ``RetryMiddleware`` as the Twisted one does.
     """
     from twisted.web.client import HTTPConnectionPool
 
     pool = getattr(handler, "_pool", None)
     if isinstance(pool, HTTPConnectionPool):
         pool.retryAutomatically = False
+    session = getattr(handler, "_session", None)
+    if session is not None and hasattr(session, "_retry_connection"):
+        session._retry_connection = False

@@ -49,6 +49,9 @@ ROBOTSTXT_MIDDLEWARE = "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddlewa
 REMOTE_CONTROL = "scrapy.extensions.remote_control.RemoteControl"
 #: what browsers send by default: another origin gets the referring origin, not the profile URL a link was on
 REFERRER_POLICY = "strict-origin-when-cross-origin"
+STRICT_REFERRER_POLICY = "scrapy.spidermiddlewares.referer.StrictOriginWhenCrossOriginPolicy"
+#: the policies that send a page's full URL to another origin ("" is a header with no value; Scrapy reads it so)
+LOOSE_REFERRER_POLICIES = ("unsafe-url", "no-referrer-when-downgrade", "scrapy-default", "")
 _HANDLERS = {"http": ConsentHTTPDownloadHandler, "https": ConsentHTTPSDownloadHandler}
 
 
@@ -121,6 +124,7 @@ class Addon:
         self._remote_control_off(settings)
         # another origin is not told whose profile a link was found on (a project's own policy stands)
         settings.set("REFERRER_POLICY", REFERRER_POLICY, "addon")
+        self._no_looser_referrer_policy(settings)
         if self.crawler is not None:
             try:  # a browser that navigates by itself: each of its requests waits for a decision
                 configure_playwright(settings, self.crawler)
@@ -137,6 +141,18 @@ class Addon:
                     settings.set(FALLBACK_SETTINGS[scheme], _path(existing), "addon")
             handlers = settings["DOWNLOAD_HANDLERS"]
             handlers.set(scheme, _path(ours), max(handlers.getpriority(scheme) or 0, SETTINGS_PRIORITIES["addon"]))
+
+    @staticmethod
+    def _no_looser_referrer_policy(settings: BaseSettings) -> None:
+        """While the add-on's policy is in force, a page's ``Referrer-Policy`` header (which Scrapy's
+        RefererMiddleware obeys over the setting) cannot ask for the full URL to go to another origin: the names
+        that do are read as the add-on's policy (``REFERRER_POLICIES``; a project's own mapping of a name stands)."""
+        if settings.get("REFERRER_POLICY") != REFERRER_POLICY:
+            return  # the project's own policy, and Scrapy's reading of pages' headers with it
+        policies = dict(settings.getdict("REFERRER_POLICIES"))
+        for name in LOOSE_REFERRER_POLICIES:
+            policies.setdefault(name, STRICT_REFERRER_POLICY)
+        settings.set("REFERRER_POLICIES", policies, _top(settings, "REFERRER_POLICIES"))
 
     def _wrap_log_formatter(self, settings: BaseSettings) -> None:
         """Scrapy's lines about a request consentcrawl refused name no URL (:mod:`consentcrawl.logformat`); the

@@ -11,7 +11,8 @@ it by that person's own authorization; requests go on, to be decided like any ot
 the errback's output unchanged.
 
 The errback is wrapped only when the request is refused, never before: a request waiting in a queue (``JOBDIR``,
-a shared scrapy-redis queue) must keep an errback that names a spider method, or it cannot be stored.
+a shared scrapy-redis queue) must keep an errback that names a spider method, or it cannot be stored; a request
+made from a refused one is given its own errback back as it is scheduled (``unguard``).
 """
 
 from __future__ import annotations
@@ -42,6 +43,14 @@ def guard_errback(request: Request, refusal: tuple[type[IgnoreRequest], ...], st
     if errback is None or isinstance(errback, _Guarded) or awaited_by_caller(request):
         return  # none, wrapped already, or ``scrapy shell``'s: its output goes to the shell, not the pipelines
     request.errback = _Guarded(errback, refusal, stats, subject_field)
+
+
+def unguard(request: Request) -> None:
+    """Give a request about to be queued its spider's own errback back: one made from a refused request
+    (``failure.request.replace(url=...)``, ``copy()``) carries the wrapper, which no disk or shared queue can store.
+    Refused again, it is wrapped again."""
+    if isinstance(request.errback, _Guarded):
+        request.errback = request.errback.errback
 
 
 class _Guarded:
@@ -84,8 +93,8 @@ class _Guarded:
             return self._async_without_items(output)
         if inspect.isawaitable(output):
             return self._awaited_without_items(output)
-        if self._dropped(output):
-            return None
+        if is_item(output):  # one item (a dict, an Item: iterable over their keys), as Scrapy reads it
+            return None if self._dropped(output) else output
         if isinstance(output, Iterable) and not isinstance(output, (str, bytes)):
             return (obj for obj in output if not self._dropped(obj))
         return output

@@ -28,7 +28,7 @@ from scrapy.http import Response
 from ._scrapy_internals import apply_crawl_delay, awaited_by_caller, cached_instead, fail_request
 from .deciding import Undecided
 from .decision import Decision, Evidence, Stage, deny
-from .errbacks import guard_errback
+from .errbacks import guard_errback, unguard
 from .provenance import page_provenance
 from .runtime import (
     CONFIG_ERROR_REASON,
@@ -277,6 +277,7 @@ class ConsentScheduleGuard(RuntimeComponent):
 
     def request_scheduled(self, request: Request, **kwargs: Any) -> None:
         """(``**kwargs``: Scrapy's dispatcher then passes its arguments through without filtering them.)"""
+        unguard(request)  # a queue stores the spider's errback, not the wrapper of a refused request's
         if _skip(self.runtime, request):
             return
         if self.runtime is None:

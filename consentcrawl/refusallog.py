@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO
 
-from .errors import ConfigError
+from .errors import ConfigError, RecordsError
 from .purposes import KNOWN_PURPOSES
 from .refusals.book import Refusal
 
@@ -40,7 +40,8 @@ def read_refusals(path: str | Path) -> list[Refusal]:
         try:
             out.append(_refusal(json.loads(line)))
         except (ValueError, TypeError, KeyError) as exc:
-            raise ConfigError(f"not a refusal ({exc})", source=str(path), line=number) from None
+            # the log is of the people who refused: the crawl's log line names the line, not its values
+            raise RecordsError(f"not a refusal ({exc})", str(path), number, keep=_FIELDS) from None
     return out
 
 
@@ -58,7 +59,7 @@ def _refusal(entry: object) -> Refusal:
         raise ValueError("'purposes' must be a list of purposes")
     unknown = set(purposes) - KNOWN_PURPOSES
     if unknown:
-        raise ValueError(f"unknown purposes {', '.join(sorted(unknown))}")
+        raise ValueError(f"unknown purposes {', '.join(repr(p) for p in sorted(unknown))}")
     seen = datetime.fromisoformat(str(entry["seen_at"]).replace("Z", "+00:00"))
     if seen.tzinfo is None:
         seen = seen.replace(tzinfo=timezone.utc)

@@ -300,7 +300,8 @@ class NodeReader:
 
     def string_list(self, node: Node, what: str, allow_empty: bool = False) -> list[tuple[str, Node]]:
         if not node.is_sequence:
-            example = f" (write [{node.value}])" if isinstance(node.value, str) else ""
+            # quoted: a records file's value is redacted from a log line as a whole (errors.redact)
+            example = f" (write it in brackets: '[{node.value}]')" if isinstance(node.value, str) else ""
             raise self.error(f"{what} must be a list, got {type_name(node.value)}{example}", node)
         if not node.value and not allow_empty:
             raise self.error(f"{what} must not be empty", node)

@@ -99,3 +99,119 @@ async def test_an_errbacks_items_are_dropped_for_refusals_before_the_send_and_af
     failed = [item["failed"] for item in result.items if "failed" in item]
     assert not [url for url in failed if re.search(r"/u/10[2-9](?!\d)", url)], failed
     assert [url for url in failed if "missing-page" in url], "control: the errback ran for other failures"
+
+
+class NamingErrback(RecordingErrback):
+    """Its errback returns one item, not a list: a record about the person the failure is for, by name, in a dict
+    or in a scrapy.Item (both iterate over their keys)."""
+
+    item_class: Any = dict
+
+    def failed(self, failure: Any) -> Any:
+        person = failure.request.url.rsplit("/", 1)[-1]
+        item = self.item_class()
+        item["subject"] = "101" if person.isdigit() else person  # an authorized person: may be kept
+        item["platform"] = "people"
+        item["note"] = f"errback for {type(failure.value).__name__}"
+        return item
+
+
+class _NamingItem(scrapy.Item):
+    subject = scrapy.Field()
+    platform = scrapy.Field()
+    note = scrapy.Field()
+
+
+@pytest.mark.parametrize("item_class", [dict, _NamingItem])
+@deferred_f_from_coro_f
+async def test_a_single_item_naming_a_person_from_a_refused_requests_errback_reaches_the_guard_whole(
+        item_class: type, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One item that names its person, returned alone (as Scrapy allows), goes on to the guard pipeline as the
+    item it is: not taken apart into its keys (each of which the guard would drop as error.internal)."""
+    spider = type("Naming", (make_spider("ConsentSpider", NamingErrback),), {"item_class": item_class})
+    settings = people_settings(tmp_path)
+    settings["HTTPERROR_ALLOWED_CODES"] = []
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(spider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert sorted(app.people_served()) == ["101", "102", "103"], app.describe()
+    notes = [dict(item) for item in result.items if "note" in item]
+    # 104-110 refused, each errback naming person 101 (authorized): each item kept whole
+    assert len([n for n in notes if n["note"] == "errback for ConsentDenied"]) >= 7, result.items
+    assert not [item for item in result.items if isinstance(item, str)], result.items
+    internal = [e for e in result.audit if e.get("reason") == "error.internal"]
+    assert not internal, internal
+
+
+class FallbackErrback(RecordingErrback):
+    """Its errback tries another page in place of a failed one, built from the failed request
+    (``failure.request.replace(url=...)``), which carries the failed request's errback over."""
+
+    def failed(self, failure: Any) -> Any:
+        url = failure.request.url
+        if "after-errback" in url:
+            return None
+        return failure.request.replace(url=f"http://{HOST}/after-errback?from={url.rsplit('/', 1)[-1]}",
+                                       dont_filter=True)
+
+
+@deferred_f_from_coro_f
+async def test_a_request_an_errback_builds_from_a_refused_one_can_still_be_stored_in_the_queue(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The refused request's errback is wrapped; a request made from it (``replace``, ``copy``) and allowed goes
+    into the disk queue with the spider's own errback, not the wrapper, which a queue cannot store: it would be
+    kept in memory only (lost on a pause) and, in a shared scrapy-redis queue, never pushed."""
+    settings = people_settings(tmp_path)
+    settings["HTTPERROR_ALLOWED_CODES"] = []
+    settings["JOBDIR"] = str(tmp_path / "job")
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", FallbackErrback), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    followed = sorted(s.query for s in app.served if s.path == "/after-errback")
+    assert "from=104" in followed, app.describe()
+    assert result.stats.get("scheduler/unserializable", 0) == 0, result.stats
+    assert result.stats.get("scheduler/enqueued/disk", 0) >= len(followed), result.stats
+
+
+class BlankSubjectErrback(RecordingErrback):
+    """Its errback records the failure in an item whose subject is blank: it names no one, whatever it looks like."""
+
+    blank = " "
+
+    def failed(self, failure: Any) -> Any:
+        return {"subject": self.blank, "platform": "people", "failed": failure.request.url}
+
+
+@pytest.mark.parametrize("blank", [" ", "\t", "\u00a0", " 101"])
+@deferred_f_from_coro_f
+async def test_an_errbacks_item_with_a_blank_subject_does_not_pass_as_naming_a_person(
+        blank: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spider = type("Blank", (make_spider("ConsentSpider", BlankSubjectErrback),), {"blank": blank})
+    settings = people_settings(tmp_path)
+    settings["HTTPERROR_ALLOWED_CODES"] = []
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(spider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert sorted(app.people_served()) == ["101", "102", "103"], app.describe()
+    leaked = [item for item in result.items if _DENIED_URL.search(str(item))]
+    assert not leaked, leaked
+
+
+@deferred_f_from_coro_f
+async def test_a_request_an_errback_builds_from_a_refused_one_goes_into_the_shared_queue(
+        redis_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same in a distributed crawl: a scrapy-redis queue stores the request with the spider's errback (the
+    wrapper could not be pushed: the request was held back as if Redis were away)."""
+    settings = people_settings(tmp_path)
+    settings["HTTPERROR_ALLOWED_CODES"] = []
+    settings.update(SCHEDULER="consentcrawl.distributed.scheduler.ConsentRedisScheduler",
+                    DUPEFILTER_CLASS="consentcrawl.distributed.scheduler.ConsentRedisDupeFilter",
+                    REDIS_URL=redis_server.url)
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", FallbackErrback), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    followed = sorted(s.query for s in app.served if s.path == "/after-errback")
+    assert "from=104" in followed, app.describe()
+    assert result.stats.get("consentcrawl/shared_queue/unavailable", 0) == 0, result.stats

@@ -16,6 +16,7 @@ import pytest
 import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
+from consentcrawl_demo.messages import Response
 from consentcrawl_demo.server import LocalServer
 from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, crawl, make_spider, people_settings
 
@@ -56,3 +57,51 @@ async def test_a_projects_own_referrer_policy_stands(tmp_path: Path, monkeypatch
     with LocalServer(app) as server:
         await crawl(make_spider("ADDONS", FromTheProfile), settings, proxy=server.proxy, monkeypatch=monkeypatch)
         assert _referers(server, f"http://www.{HOST}/about") == [f"http://{HOST}/u/101"], server.requested_urls()
+
+
+class ToTheRedirect(ListLogic):
+    urls = [f"http://{HOST}/u/101"]
+
+    def parse(self, response: scrapy.http.Response) -> Any:
+        self.seen.append(response.url)
+        if response.url.endswith("/u/101"):
+            yield scrapy.Request(f"http://{HOST}/go", callback=self.parse)
+
+
+@deferred_f_from_coro_f
+async def test_a_redirect_to_another_origin_gets_the_referring_origin_only(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A same-origin link from a profile that the platform redirects to another origin: the redirected request
+    is sent with the referring origin only (Scrapy's RefererMiddleware applies the policy again on a redirect)."""
+    app = LenientPeople().page("/about", "<html><body>about</body></html>")
+    app.pages["/go"] = lambda request: Response(302, {"Location": f"http://www.{HOST}/about"}, "")
+    with LocalServer(app) as server:
+        await crawl(make_spider("ConsentSpider", ToTheRedirect), people_settings(tmp_path), proxy=server.proxy,
+                    monkeypatch=monkeypatch)
+        assert _referers(server, f"http://{HOST}/go") == [f"http://{HOST}/u/101"], server.requested_urls()
+        assert _referers(server, f"http://www.{HOST}/about") == [f"http://{HOST}/"], server.requested_urls()
+
+
+class LooseProfiles(LenientPeople):
+    """The people site; its profile pages ask for the full URL to be sent anywhere (``Referrer-Policy``)."""
+
+    policy = "unsafe-url"
+
+    def __call__(self, request: Any, headers: dict[str, str]) -> Response | None:
+        response = super().__call__(request, headers)
+        if response is not None and request.path.startswith("/u/"):
+            response.headers = {**dict(response.headers), "Referrer-Policy": self.policy}
+        return response
+
+
+@pytest.mark.parametrize("policy", ["unsafe-url", "no-referrer-when-downgrade", "origin-when-cross-origin, unsafe-url"])
+@deferred_f_from_coro_f
+async def test_a_profile_pages_own_referrer_policy_does_not_hand_its_url_to_another_origin(
+        policy: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Scrapy's RefererMiddleware obeys a response's ``Referrer-Policy`` over the setting: a page could send its
+    person's profile URL to any origin its links point to."""
+    app = type("Loose", (LooseProfiles,), {"policy": policy})().page("/about", "<html><body>about</body></html>")
+    with LocalServer(app) as server:
+        await crawl(make_spider("ConsentSpider", FromTheProfile), people_settings(tmp_path), proxy=server.proxy,
+                    monkeypatch=monkeypatch)
+        assert _referers(server, f"http://www.{HOST}/about") == [f"http://{HOST}/"], server.requested_urls()

@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl_demo.messages import LoggedRequest, Response
@@ -60,3 +61,27 @@ async def test_a_request_the_pool_would_resend_is_decided_again_and_a_withdrawal
     assert len(sends) >= len(app.times_served("101")), "a send of 101 without a send-time decision"
     assert any(e["reason"] == "subject.revoked" for e in result.audit if e.get("subject") == "101"), \
         "the retry was not decided again"
+
+
+@pytest.mark.parametrize("handler", [
+    "scrapy.core.downloader.handlers._aiohttp.AiohttpDownloadHandler",
+    "scrapy.core.downloader.handlers._httpx.HttpxDownloadHandler",
+])
+@deferred_f_from_coro_f
+async def test_the_other_handlers_resend_nothing_undecided_either(handler: str, tmp_path: Path, monkeypatch: Any
+                                                                  ) -> None:
+    """Scrapy's other handlers as the fallback. aiohttp's ``ClientSession`` also resends an idempotent request once
+    when a reused connection fails before an answer (RFC 9112 9.3.1.1), a send nobody decided; httpx does not."""
+    settings = people_settings(tmp_path, CONCURRENT_REQUESTS=1, RETRY_ENABLED=True, RETRY_TIMES=2)
+    settings["CONSENTCRAWL_AUTHORIZATIONS"] = "tests.test_store_plugin.ChangingStore"
+    settings["CONSENTCRAWL_HTTP_HANDLER"] = handler
+    app = DropsAfterWithdrawing()
+    urls = [f"http://{HOST}/u/102", f"http://{HOST}/u/101", f"http://{HOST}/u/102?page=2"]
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", ListLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=urls, follow_links=False)
+    assert app.dropped.is_set(), f"control: 101 was never asked for\n{app.describe()}"
+    assert len(app.times_served("102")) == 2, f"control: the crawl went on\n{app.describe()}"
+    assert len(app.times_served("101")) == 1, f"101 sent again after withdrawing\n{app.describe()}"
+    sends = result.audit_for("/u/101", phase="request", verdict="allow")
+    assert len(sends) >= len(app.times_served("101")), "a send of 101 without a send-time decision"

@@ -41,3 +41,75 @@ def test_the_cli_still_quotes_the_value_to_the_operator(tmp_path: Path, capsys: 
                  "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"], "--purpose", "research"])
     assert code == 2
     assert "subject 'Jane Roe (107)' does not look like" in capsys.readouterr().err
+
+
+#: a record whose 'purposes' holds a single string (a shifted column: here the person's name), which the error's
+#: hint repeated unquoted, out of the redaction's reach
+SHIFTED = record_yaml("107", purposes='"Jane Roe"')
+
+
+@deferred_f_from_coro_f
+async def test_a_list_written_as_a_string_is_not_repeated_in_the_critical_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    settings = people_settings(tmp_path, [record_yaml(s) for s in AUTHORIZED] + [SHIFTED])
+    app = LenientPeople()
+    with LocalServer(app) as server, caplog.at_level(logging.INFO):
+        await crawl(make_spider("ConsentSpider", ListLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                    urls=[f"http://{HOST}/u/101"])
+    assert not app.served, app.describe()
+    critical = [r.getMessage() for r in caplog.records if r.levelno >= logging.CRITICAL]
+    assert len(critical) == 1 and "'purposes' must be a list, got a string" in critical[0], critical
+    shown = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
+    assert "Jane Roe" not in shown, shown
+
+
+def test_the_cli_still_shows_the_operator_how_to_write_the_list(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    settings = people_settings(tmp_path, [SHIFTED])
+    code = main(["check", f"http://{HOST}/u/101", "--platforms", settings["CONSENTCRAWL_PLATFORMS"],
+                 "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"], "--purpose", "research"])
+    assert code == 2
+    assert "[Jane Roe]" in capsys.readouterr().err
+
+
+@deferred_f_from_coro_f
+async def test_a_bad_line_in_the_refusal_log_is_named_without_its_values(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The refusal log holds the people who refused; a line that does not read (a shifted field, a hand edit)
+    stops the crawl naming file and line, not what the line holds."""
+    import json
+
+    log = tmp_path / "refusals.jsonl"
+    entry = {"platform": "people", "subject": "107", "url": f"http://{HOST}/u/107", "form": "meta", "field": "f",
+             "raw": "noai", "purposes": ["research"], "seen_at": "Jane Roe", "event": "refused"}
+    log.write_text(json.dumps(entry) + "\n")
+    settings = people_settings(tmp_path, CONSENTCRAWL_REFUSALS_LOG=str(log))
+    app = LenientPeople()
+    with LocalServer(app) as server, caplog.at_level(logging.INFO):
+        await crawl(make_spider("ConsentSpider", ListLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                    urls=[f"http://{HOST}/u/101"])
+    assert not app.served, app.describe()
+    critical = [r.getMessage() for r in caplog.records if r.levelno >= logging.CRITICAL]
+    assert len(critical) == 1 and "refusals.jsonl, line 1: not a refusal" in critical[0], critical
+    shown = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
+    assert "Jane Roe" not in shown, shown
+
+
+#: a subject written unquoted that YAML reads as a number (a phone number): the hint repeated the number
+NUMBER = BAD.replace('subject: "Jane Roe (107)"', "subject: +4915112345678").replace("jane.roe@mail.example", "sms")
+
+
+@deferred_f_from_coro_f
+async def test_a_subject_yaml_reads_as_a_number_is_not_repeated_in_the_critical_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    assert "+4915112345678" in NUMBER
+    settings = people_settings(tmp_path, [record_yaml(s) for s in AUTHORIZED] + [NUMBER])
+    app = LenientPeople()
+    with LocalServer(app) as server, caplog.at_level(logging.INFO):
+        await crawl(make_spider("ConsentSpider", ListLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                    urls=[f"http://{HOST}/u/101"])
+    assert not app.served, app.describe()
+    critical = [r.getMessage() for r in caplog.records if r.levelno >= logging.CRITICAL]
+    assert len(critical) == 1 and "is read by YAML as the number '…'; quote it" in critical[0], critical
+    shown = "\n".join(r.getMessage() for r in caplog.records if r.levelno >= logging.INFO)
+    assert "4915112345678" not in shown, shown

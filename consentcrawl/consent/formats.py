@@ -354,5 +354,6 @@ class _RecordReader(NodeReader):
                 return str(value)
             if node.raw.isascii() and node.raw.isdigit():
                 return node.raw
-            raise self.error(f"{what} {node.raw!r} is read by YAML as the number {value}; quote it", node)
+            # the number quoted too: it is the value (a phone number), redacted from a log line (errors.redact)
+            raise self.error(f"{what} {node.raw!r} is read by YAML as the number '{value}'; quote it", node)
         return self.string(node, what).strip()
