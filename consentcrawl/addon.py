@@ -47,9 +47,11 @@ PIPELINE_PRIORITY = -1000
 
 ROBOTSTXT_MIDDLEWARE = "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware"
 REMOTE_CONTROL = "scrapy.extensions.remote_control.RemoteControl"
-#: what browsers send by default: another origin gets the referring origin, not the profile URL a link was on
-REFERRER_POLICY = "strict-origin-when-cross-origin"
-STRICT_REFERRER_POLICY = "scrapy.spidermiddlewares.referer.StrictOriginWhenCrossOriginPolicy"
+#: every request gets the referring page's origin only, never the profile URL a link was on (and nothing after a
+#: downgrade to http); not browsers' ``strict-origin-when-cross-origin``, which Scrapy implements by parsing both
+#: URLs again for every link a page yields
+REFERRER_POLICY = "strict-origin"
+STRICT_REFERRER_POLICY = "scrapy.spidermiddlewares.referer.StrictOriginPolicy"
 #: the policies that send a page's full URL to another origin ("" is a header with no value; Scrapy reads it so)
 LOOSE_REFERRER_POLICIES = ("unsafe-url", "no-referrer-when-downgrade", "scrapy-default", "")
 _HANDLERS = {"http": ConsentHTTPDownloadHandler, "https": ConsentHTTPSDownloadHandler}
