@@ -101,6 +101,22 @@ def _undecided(runtime: ConsentRuntime, request: Request, exc: Exception) -> Dec
     return runtime.record(failed, request.url, None, "schedule", time=runtime.config.now())
 
 
+async def _passes_scheduling(runtime: ConsentRuntime, request: Request) -> bool:
+    """The scheduling check for a request met outside a callback's output (a start request, ``request_scheduled``):
+    False when it is refused, or when deciding raised (never scheduled, the crawl's other requests go on); either
+    way its errback (``scrapy shell``'s too) gets the answer."""
+    try:
+        denial = await runtime.decide_scheduled(request)
+    except Exception as exc:  # noqa: BLE001 - a failure to decide never schedules the request
+        _fail(runtime.crawler, request, ConsentDenied(_undecided(runtime, request, exc)))
+        return False
+    if denial is not None and runtime.enforce:
+        _fail(runtime.crawler, request, ConsentDenied(denial))
+        return False
+    runtime.mark_link_checked(request)
+    return True
+
+
 def _skip(runtime: ConsentRuntime | None, request: Request) -> bool:
     """Not ours to decide: consentcrawl's own side requests (by identity) and URLs that cannot fetch a person."""
     return not is_checked_url(request.url) or (runtime is not None and runtime.is_own(request))
@@ -176,16 +192,8 @@ class ConsentSpiderMiddleware(RuntimeComponent):
                 pass
             return
         async for obj in start:
-            if isinstance(obj, Request) and not _skip(runtime, obj):
-                try:
-                    denial = await runtime.decide_scheduled(obj)
-                except Exception as exc:  # noqa: BLE001 - not scheduled; the crawl's other requests go on
-                    _fail(runtime.crawler, obj, ConsentDenied(_undecided(runtime, obj, exc)))
-                    continue
-                if denial is not None and runtime.enforce:
-                    _fail(runtime.crawler, obj, ConsentDenied(denial))
-                    continue
-                runtime.mark_link_checked(obj)
+            if isinstance(obj, Request) and not _skip(runtime, obj) and not await _passes_scheduling(runtime, obj):
+                continue
             yield obj
 
     async def process_spider_output(self, response: Response, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
@@ -300,16 +308,8 @@ class ConsentScheduleGuard(RuntimeComponent):
     async def _decide_then_schedule(self, request: Request) -> None:
         runtime = self.runtime
         assert runtime is not None
-        try:
-            decision = await runtime.decide_scheduled(request)
-        except Exception as exc:  # noqa: BLE001 - a failure to decide never schedules the request
-            # its errback (scrapy shell) still gets an answer
-            _fail(self.crawler, request, ConsentDenied(_undecided(runtime, request, exc)))
+        if not await _passes_scheduling(runtime, request):
             return
-        if decision is not None and runtime.enforce:
-            _fail(self.crawler, request, ConsentDenied(decision))
-            return
-        runtime.mark_link_checked(request)
         engine = self.crawler.engine
         if engine is None or engine.spider is None:
             return  # the spider closed meanwhile

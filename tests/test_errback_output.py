@@ -24,6 +24,23 @@ from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, crawl, make_spi
 _DENIED_URL = re.compile(r"/u/(?:10[4-9]|11\d|120|bob)(?!\d)")
 
 
+async def _crawl(spider: type[scrapy.Spider], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                 **settings: Any) -> tuple[Any, LenientPeople]:
+    """A crawl of the people site with ``spider`` (HTTP errors go to the errback); its result and the site."""
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(spider, people_settings(tmp_path, HTTPERROR_ALLOWED_CODES=[], **settings),
+                             proxy=server.proxy, monkeypatch=monkeypatch)
+    return result, app
+
+
+def _nothing_of_the_refused(result: Any, app: LenientPeople) -> None:
+    """Only the authorized people were fetched, and no item holds a refused person's profile URL."""
+    assert sorted(app.people_served()) == ["101", "102", "103"], app.describe()
+    leaked = [item for item in result.items if _DENIED_URL.search(str(item))]
+    assert not leaked, leaked
+
+
 class RecordingErrback(ListLogic):
     """Follows the listing's profile links and a missing page; its errback records every failure as an item and
     asks for a page of its own, in one of the shapes an errback's output may take."""
@@ -64,14 +81,8 @@ class RecordingErrback(ListLogic):
 async def test_an_errbacks_items_for_a_refused_request_do_not_reach_the_pipelines(
         kind: str, shape: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spider = type("Recording", (make_spider(kind, RecordingErrback),), {"shape": shape})
-    settings = people_settings(tmp_path)
-    settings["HTTPERROR_ALLOWED_CODES"] = []
-    app = LenientPeople()
-    with LocalServer(app) as server:
-        result = await crawl(spider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
-    assert sorted(app.people_served()) == ["101", "102", "103"], app.describe()
-    leaked = [item for item in result.items if _DENIED_URL.search(str(item))]
-    assert not leaked, leaked
+    result, app = await _crawl(spider, tmp_path, monkeypatch)
+    _nothing_of_the_refused(result, app)
     # the control: the errback of a failure that is not a refusal still yields its item
     assert [item["error"] for item in result.items if "missing-page" in item.get("failed", "")] == ["HttpError"]
     assert result.stats.get("consentcrawl/output_dropped", 0) >= 7  # 104-110, one item each
@@ -129,11 +140,7 @@ async def test_a_single_item_naming_a_person_from_a_refused_requests_errback_rea
     """One item that names its person, returned alone (as Scrapy allows), goes on to the guard pipeline as the
     item it is: not taken apart into its keys (each of which the guard would drop as error.internal)."""
     spider = type("Naming", (make_spider("ConsentSpider", NamingErrback),), {"item_class": item_class})
-    settings = people_settings(tmp_path)
-    settings["HTTPERROR_ALLOWED_CODES"] = []
-    app = LenientPeople()
-    with LocalServer(app) as server:
-        result = await crawl(spider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    result, app = await _crawl(spider, tmp_path, monkeypatch)
     assert sorted(app.people_served()) == ["101", "102", "103"], app.describe()
     notes = [dict(item) for item in result.items if "note" in item]
     # 104-110 refused, each errback naming person 101 (authorized): each item kept whole
@@ -161,13 +168,8 @@ async def test_a_request_an_errback_builds_from_a_refused_one_can_still_be_store
     """The refused request's errback is wrapped; a request made from it (``replace``, ``copy``) and allowed goes
     into the disk queue with the spider's own errback, not the wrapper, which a queue cannot store: it would be
     kept in memory only (lost on a pause) and, in a shared scrapy-redis queue, never pushed."""
-    settings = people_settings(tmp_path)
-    settings["HTTPERROR_ALLOWED_CODES"] = []
-    settings["JOBDIR"] = str(tmp_path / "job")
-    app = LenientPeople()
-    with LocalServer(app) as server:
-        result = await crawl(make_spider("ConsentSpider", FallbackErrback), settings, proxy=server.proxy,
-                             monkeypatch=monkeypatch)
+    result, app = await _crawl(make_spider("ConsentSpider", FallbackErrback), tmp_path, monkeypatch,
+                               JOBDIR=str(tmp_path / "job"))
     followed = sorted(s.query for s in app.served if s.path == "/after-errback")
     assert "from=104" in followed, app.describe()
     assert result.stats.get("scheduler/unserializable", 0) == 0, result.stats
@@ -188,14 +190,8 @@ class BlankSubjectErrback(RecordingErrback):
 async def test_an_errbacks_item_with_a_blank_subject_does_not_pass_as_naming_a_person(
         blank: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     spider = type("Blank", (make_spider("ConsentSpider", BlankSubjectErrback),), {"blank": blank})
-    settings = people_settings(tmp_path)
-    settings["HTTPERROR_ALLOWED_CODES"] = []
-    app = LenientPeople()
-    with LocalServer(app) as server:
-        result = await crawl(spider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
-    assert sorted(app.people_served()) == ["101", "102", "103"], app.describe()
-    leaked = [item for item in result.items if _DENIED_URL.search(str(item))]
-    assert not leaked, leaked
+    result, app = await _crawl(spider, tmp_path, monkeypatch)
+    _nothing_of_the_refused(result, app)
 
 
 @deferred_f_from_coro_f
@@ -203,15 +199,10 @@ async def test_a_request_an_errback_builds_from_a_refused_one_goes_into_the_shar
         redis_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The same in a distributed crawl: a scrapy-redis queue stores the request with the spider's errback (the
     wrapper could not be pushed: the request was held back as if Redis were away)."""
-    settings = people_settings(tmp_path)
-    settings["HTTPERROR_ALLOWED_CODES"] = []
-    settings.update(SCHEDULER="consentcrawl.distributed.scheduler.ConsentRedisScheduler",
-                    DUPEFILTER_CLASS="consentcrawl.distributed.scheduler.ConsentRedisDupeFilter",
-                    REDIS_URL=redis_server.url)
-    app = LenientPeople()
-    with LocalServer(app) as server:
-        result = await crawl(make_spider("ConsentSpider", FallbackErrback), settings, proxy=server.proxy,
-                             monkeypatch=monkeypatch)
+    result, app = await _crawl(make_spider("ConsentSpider", FallbackErrback), tmp_path, monkeypatch,
+                               SCHEDULER="consentcrawl.distributed.scheduler.ConsentRedisScheduler",
+                               DUPEFILTER_CLASS="consentcrawl.distributed.scheduler.ConsentRedisDupeFilter",
+                               REDIS_URL=redis_server.url)
     followed = sorted(s.query for s in app.served if s.path == "/after-errback")
     assert "from=104" in followed, app.describe()
     assert result.stats.get("consentcrawl/shared_queue/unavailable", 0) == 0, result.stats

@@ -130,12 +130,28 @@ async def test_a_worker_that_cannot_read_the_cluster_at_its_close_says_so_and_co
     """Redis stops after the worker collected 101: whether another worker found 101 refusing cannot be known at
     the close; 101's items stay (no one is purged on a guess), the ERROR says why, ``purge/failed`` counts it."""
 
+    result, server, out = await crawl_while_redis_stops("/u/101", redis_server, tmp_path, monkeypatch, caplog)
+    assert [r.decoded_path for r in server.requests if r.decoded_path.startswith("/u/")] == ["/u/101"]
+    assert [i["subject"] for i in result.items] == ["101"]
+    errors = [r.getMessage() for r in caplog.records if "cluster's refusals could not be read" in r.getMessage()]
+    assert len(errors) == 1 and not re.search(r"(?<!\d)101(?!\d)", errors[0]), errors
+    assert result.stats["consentcrawl/purge/failed"] >= 1
+    assert [json.loads(line)["subject"] for line in (out / "items.jsonl").read_text().splitlines()] == ["101"]
+
+
+async def crawl_while_redis_stops(path: str, redis_server: RedisServer, tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+                                  ) -> tuple[Any, LocalServer, Path]:
+    """One worker with purge on close fetches ``path`` and, in its callback, loses Redis, then yields an item of
+    101: the crawl's result, the server, and the folder of its feed (``items.jsonl``); consentcrawl's ERROR lines
+    captured."""
+
     class OnePage(scrapy.Spider):
         name = "onepage"
         custom_settings = {"ADDONS": {"consentcrawl.Addon": 0}}
 
         async def start(self) -> Any:
-            yield scrapy.Request("http://people.example/u/101", callback=self.parse)
+            yield scrapy.Request(f"http://people.example{path}", callback=self.parse)
 
         def parse(self, response: Any) -> Iterator[Any]:
             redis_server.stop()
@@ -147,9 +163,4 @@ async def test_a_worker_that_cannot_read_the_cluster_at_its_close_says_so_and_co
                                FEEDS={str(out / "items.jsonl"): {"format": "jsonlines"}})
     with LocalServer(LenientPeople()) as server, caplog.at_level(logging.ERROR, logger="consentcrawl"):
         result = await run_crawl(OnePage, settings, proxy=server.proxy, monkeypatch=monkeypatch)
-    assert [r.decoded_path for r in server.requests if r.decoded_path.startswith("/u/")] == ["/u/101"]
-    assert [i["subject"] for i in result.items] == ["101"]
-    errors = [r.getMessage() for r in caplog.records if "cluster's refusals could not be read" in r.getMessage()]
-    assert len(errors) == 1 and not re.search(r"(?<!\d)101(?!\d)", errors[0]), errors
-    assert result.stats["consentcrawl/purge/failed"] >= 1
-    assert [json.loads(line)["subject"] for line in (out / "items.jsonl").read_text().splitlines()] == ["101"]
+    return result, server, out

@@ -43,11 +43,20 @@ class DropsAfterWithdrawing(LenientPeople):
         return response
 
 
+@pytest.mark.parametrize("handler", [
+    None,  # Scrapy's HTTP/1.1 handler, the default: Twisted's pool resent
+    "scrapy.core.downloader.handlers._aiohttp.AiohttpDownloadHandler",  # aiohttp's session resent too
+    "scrapy.core.downloader.handlers._httpx.HttpxDownloadHandler",  # httpx does not
+])
 @deferred_f_from_coro_f
-async def test_a_request_the_pool_would_resend_is_decided_again_and_a_withdrawal_stops_it(
-        tmp_path: Path, monkeypatch: Any) -> None:
+async def test_a_request_the_handler_would_resend_is_decided_again_and_a_withdrawal_stops_it(
+        handler: str | None, tmp_path: Path, monkeypatch: Any) -> None:
+    """Scrapy's handlers as the fallback. Twisted's pool and aiohttp's ``ClientSession`` resend an idempotent
+    request once when a reused connection fails before an answer (RFC 9112 9.3.1.1), a send nobody decided."""
     settings = people_settings(tmp_path, CONCURRENT_REQUESTS=1, RETRY_ENABLED=True, RETRY_TIMES=2)
     settings["CONSENTCRAWL_AUTHORIZATIONS"] = "tests.test_store_plugin.ChangingStore"
+    if handler is not None:
+        settings["CONSENTCRAWL_HTTP_HANDLER"] = handler
     app = DropsAfterWithdrawing()
     # 102 first, so that the connection is kept alive and reused for 101 (only a reused connection is resent)
     urls = [f"http://{HOST}/u/102", f"http://{HOST}/u/101", f"http://{HOST}/u/102?page=2"]
@@ -61,27 +70,3 @@ async def test_a_request_the_pool_would_resend_is_decided_again_and_a_withdrawal
     assert len(sends) >= len(app.times_served("101")), "a send of 101 without a send-time decision"
     assert any(e["reason"] == "subject.revoked" for e in result.audit if e.get("subject") == "101"), \
         "the retry was not decided again"
-
-
-@pytest.mark.parametrize("handler", [
-    "scrapy.core.downloader.handlers._aiohttp.AiohttpDownloadHandler",
-    "scrapy.core.downloader.handlers._httpx.HttpxDownloadHandler",
-])
-@deferred_f_from_coro_f
-async def test_the_other_handlers_resend_nothing_undecided_either(handler: str, tmp_path: Path, monkeypatch: Any
-                                                                  ) -> None:
-    """Scrapy's other handlers as the fallback. aiohttp's ``ClientSession`` also resends an idempotent request once
-    when a reused connection fails before an answer (RFC 9112 9.3.1.1), a send nobody decided; httpx does not."""
-    settings = people_settings(tmp_path, CONCURRENT_REQUESTS=1, RETRY_ENABLED=True, RETRY_TIMES=2)
-    settings["CONSENTCRAWL_AUTHORIZATIONS"] = "tests.test_store_plugin.ChangingStore"
-    settings["CONSENTCRAWL_HTTP_HANDLER"] = handler
-    app = DropsAfterWithdrawing()
-    urls = [f"http://{HOST}/u/102", f"http://{HOST}/u/101", f"http://{HOST}/u/102?page=2"]
-    with LocalServer(app) as server:
-        result = await crawl(make_spider("ConsentSpider", ListLogic), settings, proxy=server.proxy,
-                             monkeypatch=monkeypatch, urls=urls, follow_links=False)
-    assert app.dropped.is_set(), f"control: 101 was never asked for\n{app.describe()}"
-    assert len(app.times_served("102")) == 2, f"control: the crawl went on\n{app.describe()}"
-    assert len(app.times_served("101")) == 1, f"101 sent again after withdrawing\n{app.describe()}"
-    sends = result.audit_for("/u/101", phase="request", verdict="allow")
-    assert len(sends) >= len(app.times_served("101")), "a send of 101 without a send-time decision"
