@@ -80,15 +80,11 @@ def _load_settings(module: str | None) -> dict[str, Any]:
 
 
 def config_words(platforms: Any) -> set[str]:
+    """The configuration's own words, kept where a record's values are redacted (imported when needed: the CLI
+    starts without the store modules)."""
     from .consent.load import config_words as words
 
     return words(platforms)
-
-
-def _redact(message: str, keep: set[str]) -> str:
-    """``message`` with every quoted value replaced by ``'…'``, except the words in ``keep`` (field names,
-    purposes, platform names and patterns: the configuration's words, never a record's)."""
-    return redact(message, keep)
 
 
 def _now(text: str | None) -> datetime:
@@ -124,7 +120,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     except ConfigError as exc:  # the file and line, without the record's values
         if exc.source is None or exc.source.startswith(("sqlite:", "redis", "--", "CONSENTCRAWL_", "DEST")):
             raise
-        raise ConfigError(_redact(exc.message, config_words(_platforms_for(args))), exc.source, exc.line) from None
+        raise ConfigError(redact(exc.message, config_words(_platforms_for(args))), exc.source, exc.line) from None
 
 
 def _import(args: argparse.Namespace) -> int:
@@ -254,7 +250,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _located(error: ConfigError, keep: set[str]) -> str:
     where = f"{error.source}:{error.line}" if error.line is not None else f"{error.source}"
-    return f"{where}: {_redact(error.message, keep)}"
+    return f"{where}: {redact(error.message, keep)}"
 
 
 def _validate_sqlite(args: argparse.Namespace) -> int:
