@@ -147,10 +147,11 @@ class Workers:
         """Until every worker's spider is open (a worker imports Scrapy and connects first)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if all(p.exists() and "Spider opened" in p.read_text(errors="replace") for p in self.logs):
+            opened = [p.exists() and "Spider opened" in p.read_text(errors="replace") for p in self.logs]
+            if all(opened):
                 return
-            if any(proc.poll() is not None for proc in self.processes):
-                break
+            if any(proc.poll() is not None and not was for proc, was in zip(self.processes, opened, strict=True)):
+                break  # a worker ended without opening
             time.sleep(0.05)
         raise AssertionError("workers did not open:\n" + self.describe())
 
