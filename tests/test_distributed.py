@@ -72,23 +72,24 @@ def grant(store_url: str, tmp_path: Path, subjects: Iterable[str], *, revoked: b
     import_records(store_url, load_authorizations(path, platforms), platforms=platforms.platforms)
 
 
-def push_seeds(url: str, seeds: Iterable[str]) -> None:
+def push_seeds(url: str, seeds: Iterable[str], key: str = SEEDS) -> None:
     client = redis.Redis.from_url(url)
     try:
-        client.rpush(SEEDS, *seeds)
+        client.rpush(key, *seeds)
     finally:
         client.close()
 
 
-def push_batches_until(url: str, met: Callable[[], bool], *, at_least: int) -> int:
-    """Push batches of seeds (three spellings of 105 and one 101 each, 0.25 s apart) until ``met()`` after at least
-    ``at_least`` batches, at most 80; returns how many. Which worker takes a seed is up to Redis: a test about what
-    another worker did goes on until such a worker has met 105, so that every run shows what it is about. On a
-    loaded machine one worker can take every seed of 20 batches (it happened in CI), hence the generous bound."""
+def push_batches_until(url: str, met: Callable[[], bool], *, at_least: int, keys: tuple[str, ...] = (SEEDS,)) -> int:
+    """Push batches of seeds (three spellings of 105 and one 101 each, 0.25 s apart, to each of ``keys`` in turn)
+    until ``met()`` after at least ``at_least`` batches, at most 80; returns how many. Which worker takes a seed
+    from a shared key is up to Redis: a test about what another worker did goes on until such a worker has met
+    105, so that every run shows what it is about. On a loaded machine one worker can take every seed of 20
+    batches (it happened in CI), hence the generous bound; a worker's own key (``keys``) takes Redis's say away."""
     batches = 0
     while batches < at_least or (batches < 80 and not met()):
         push_seeds(url, [f"http://people.example/u/105?b={batches}&v={i}" for i in range(3)]
-                   + [f"http://people.example/u/101?b={batches}"])
+                   + [f"http://people.example/u/101?b={batches}"], keys[batches % len(keys)])
         batches += 1
         time.sleep(0.25)
     return batches
@@ -469,23 +470,34 @@ def _stopped_elsewhere(files: list[Path]) -> list[Path]:
 
 def test_a_refusal_on_a_page_one_worker_read_stops_every_worker_within_a_second(
         redis_server: RedisServer, tmp_path: Path, people: LenientPeople) -> None:
-    """105 is authorized but says #nobot on their own page. The first fetch of it (by whichever worker) finds the
-    refusal; spellings of 105 then go to the shared queue in batches, where every worker takes some: the server's
-    log has no fetch of 105 later than a second after the refusal was found, and workers that never read the page
-    deny 105 for it."""
+    """105 is authorized but says #nobot on their own page. The first worker's fetch of it finds the refusal;
+    spellings of 105 then go to the other two in batches: the server's log has no fetch of 105 later than a second
+    after the refusal was found, and the workers that never read the page deny 105 for it.
+
+    Each worker reads its own seed key, so that the test, not Redis, says who meets 105 (with one shared key, one
+    worker could take every seed, and the others, idle past ``CONSENTCRAWL_REDIS_IDLE_CLOSE``, close): while the
+    first reads the page, the others are kept busy with seeds for 110, whom they deny without a fetch."""
     people.refusing = {"105"}
     settings = worker_settings(redis_server.url, tmp_path, CONSENTCRAWL_REDIS_IDLE_CLOSE=3)
     grant(redis_server.url + "?prefix=auth", tmp_path, ["101", "105"])
+    keys = ("first:seeds", "second:seeds", "third:seeds")
     with LocalServer(people) as server:
         workers = Workers(tmp_path, server)
         try:
-            workers.start(settings, ["ConsentSpider", "ConsentSpider", "ADDONS"])
+            for key, kind in zip(keys, ["ConsentSpider", "ConsentSpider", "ADDONS"], strict=True):
+                workers.start({**settings, "CONSENTCRAWL_REDIS_START_KEY": key}, [kind])
             workers.wait_open()
-            push_seeds(redis_server.url, ["http://people.example/u/105"])
-            await_until(lambda: bool(people.times_served("105")), 20, "105's page fetched")
+            push_seeds(redis_server.url, ["http://people.example/u/105"], keys[0])
+            deadline, n = time.monotonic() + 20, 0
+            while not people.times_served("105"):
+                assert time.monotonic() < deadline, "timed out waiting for 105's page to be fetched"
+                for key in keys[1:]:
+                    push_seeds(redis_server.url, [f"http://people.example/u/110?busy={n}"], key)
+                n += 1
+                time.sleep(0.25)
             # until a worker that did not find the refusal has met a spelling of 105
             batches = push_batches_until(redis_server.url, lambda: _stopped_elsewhere(workers.audit_files()),
-                                         at_least=6)
+                                         at_least=6, keys=keys[1:])
             codes = workers.wait()
         finally:
             workers.kill()
