@@ -489,15 +489,14 @@ def test_seeds_pushed_to_redis_naming_people_who_did_not_authorize_are_not_fetch
     with LocalServer(app) as server:
         workers = Workers(tmp_path, server)
         try:
-            workers.start(settings, [kind])
-            workers.wait_open()
             import redis
 
             client = redis.Redis.from_url(redis_server.url)
-            try:
+            try:  # before the worker starts: one idle for CONSENTCRAWL_REDIS_IDLE_CLOSE before they came would close
                 client.rpush(SEEDS, *seeds)
             finally:
                 client.close()
+            workers.start(settings, [kind])
             codes = workers.wait()
         finally:
             workers.kill()
