@@ -43,12 +43,15 @@ class Opaque:
 
     __slots__ = ("args", "items", "state")
     name = "?"  #: ``module.qualname`` of what it stands for
+    args: list[Any]
+    items: list[Any]
+    state: Any
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Opaque:
         self = object.__new__(cls)
         self.args = [*args, *kwargs.values()]
-        self.state: Any = None
-        self.items: list[Any] = []
+        self.state = None
+        self.items = []
         return self
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
