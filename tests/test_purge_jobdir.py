@@ -265,3 +265,143 @@ async def test_purge_on_close_erases_the_queued_requests_of_a_person_the_resumed
     [target] = [t for t in receipt["targets"] if t["kind"] == "jobdir"]
     assert target["removed"] >= 2 and target["path"] == str(job)
     assert "consentcrawl/purge/failed" not in result.stats
+
+
+# -- failing closed ----------------------------------------------------------------------------------------------
+
+
+@deferred_f_from_coro_f
+async def test_a_queue_that_cannot_be_read_fails_the_purge_naming_it_and_nothing_changes(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, config_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    job = await paused_crawl(server, monkeypatch, tmp_path, config_dir)
+    [damaged] = [q for q in queue_files(job) if any(is_persons(r) for r in read_queue(q, mkdir(tmp_path / "s")))
+                 and q.name == "0"]
+    with damaged.open("ab") as f:  # a crash mid-write: bytes past the last whole record
+        f.write(b"\x00\x00\x00\x07half")
+    before = raw_files(job)
+    log = tmp_path / "purge-audit.jsonl"
+    assert purge("--subject", f"microblog:{PERSON}", "--audit-log", str(log), "--jobdir", str(job)) == 1
+    err = capsys.readouterr().err
+    assert f"{damaged}: the queue cannot be read" in err and "nothing in the job directory was changed" in err
+    assert raw_files(job) == before
+    assert [f["path"] for f in receipts_in(log)[0]["failed"]] == [str(job)]
+
+    # a record that is not a request Scrapy stored: the same
+    damaged.unlink()
+    lifo = LifoDiskQueue(damaged)
+    lifo.push(pickle.dumps(["not", "a", "request"], protocol=4))
+    lifo.close()
+    before = raw_files(job)
+    assert purge("--subject", f"microblog:{PERSON}", "--audit-log", str(log), "--jobdir", str(job)) == 1
+    assert f"{damaged}: record 1: a queued record is not a request" in capsys.readouterr().err
+    assert raw_files(job) == before
+
+
+def mkdir(path: Path) -> Path:
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@deferred_f_from_coro_f
+async def test_a_queue_that_cannot_be_replaced_keeps_its_old_bytes_and_the_purge_says_so(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, config_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from tests.test_purge import read_only
+
+    job = await paused_crawl(server, monkeypatch, tmp_path, config_dir)
+    slot = next(p for p in (job / QUEUE).iterdir() if p.name.startswith("microblog.example-"))
+    before = raw_files(slot)
+    log = tmp_path / "purge-audit.jsonl"
+    with read_only(slot):
+        status = purge("--subject", f"microblog:{PERSON}", "--audit-log", str(log), "--jobdir", str(job))
+    assert status == 1
+    assert "the queue cannot be replaced" in capsys.readouterr().err
+    assert raw_files(slot) == before
+    assert not [p for p in (job / QUEUE).iterdir() if p.name.startswith(".purge-")]  # its work directory went
+
+
+def test_usage_without_a_target_or_a_jobdir_and_a_stray_work_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    log = str(tmp_path / "audit.jsonl")
+    assert purge("--subject", f"microblog:{PERSON}", "--audit-log", log) == 2
+    assert "name a TARGET or a --jobdir DIR" in capsys.readouterr().err
+    assert purge("--subject", f"microblog:{PERSON}", "--audit-log", log, "--jobdir", str(tmp_path)) == 1
+    assert "no requests.queue directory: not the JOBDIR of a Scrapy crawl" in capsys.readouterr().err
+    stray = tmp_path / QUEUE / ".purge-0bad"
+    stray.mkdir(parents=True)
+    assert purge("--subject", f"microblog:{PERSON}", "--audit-log", log, "--jobdir", str(tmp_path)) == 1
+    assert f"{stray} was left by an interrupted purge" in capsys.readouterr().err
+
+
+# -- whose a queued request is -----------------------------------------------------------------------------------
+
+
+class Carried:
+    """An object a spider put in meta: the purge never imports its class, and reads what it holds."""
+
+    def __init__(self, subject: str) -> None:
+        self.subject = subject
+
+
+class Trap:
+    """Unpickled by ``pickle.loads``, this would run a command."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_whose_a_queued_request_is_read_from_every_part_and_no_code_in_the_file_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    marker = tmp_path / "ran"
+
+    def record(url: str, **kwargs: Any) -> bytes:
+        return pickle.dumps(Request(url, **kwargs).to_dict(), protocol=4)
+
+    other = record("http://microblog.example/u/1007")
+    trap = record("http://microblog.example/u/1008", meta={"x": Trap(marker)})
+    records = [
+        other,
+        record("http://microblog.example/people?page=3", cb_kwargs={"item": {"subject": PERSON,
+                                                                            "platform": "microblog"}}),
+        trap,
+        record("http://microblog.example/people?page=4", meta={"carried": Carried(PERSON)}),
+        # the URL names one selected person and the page it was found on another: whose cannot be told
+        record("http://microblog.example/u/1001", headers={"Referer": f"http://microblog.example/u/{PERSON}"}),
+        pickle.dumps({"url": "http://microblog.example:99999/u/1009", "meta": {}}, protocol=4),  # unreadable
+    ]
+    job = tmp_path / "job"
+    (job / QUEUE).mkdir(parents=True)
+    (job / QUEUE / "active.json").write_text("[0]")
+    lifo = LifoDiskQueue(job / QUEUE / "0")
+    for raw in records:
+        lifo.push(raw)
+    lifo.close()
+    log = tmp_path / "audit.jsonl"
+
+    assert purge("--subject", f"microblog:{PERSON}", "--subject", "microblog:1001", "--dry-run",
+                 "--jobdir", str(job)) == 0
+    assert read_queue(job / QUEUE / "0", mkdir(tmp_path / "s")) == records  # a dry run changes nothing
+    assert purge("--subject", f"microblog:{PERSON}", "--subject", "microblog:1001", "--audit-log", str(log),
+                 "--jobdir", str(job)) == 0
+    assert not marker.exists()
+    assert read_queue(job / QUEUE / "0", mkdir(tmp_path / "s2")) == [other, trap]
+    by_subject = {r["subject"]: r for r in receipts_in(log)}
+    assert set(by_subject) == {f"microblog:{PERSON}", "microblog:1001", None}
+    [theirs] = by_subject[f"microblog:{PERSON}"]["targets"]
+    assert theirs["where"] == ["0#2", "0#4"] and theirs["unsure"] == ["0#5", "0#6"]
+    assert by_subject["microblog:1001"]["removed"] == 0
+    [unsure] = by_subject[None]["targets"]
+    assert unsure["removed"] == 2 and unsure["sha256"] == hashlib.sha256(records[4] + records[5]).hexdigest()
+    assert "removed 2 request(s) of unsure whose (0#5, 0#6)" in capsys.readouterr().out
+    # the last request of a queue gone: so is the queue, and its priority from active.json
+    assert purge("--subject", "microblog:1007", "--subject", "microblog:1008", "--audit-log", str(log),
+                 "--jobdir", str(job)) == 0
+    assert not (job / QUEUE / "0").exists() and json.loads((job / QUEUE / "active.json").read_text()) == []

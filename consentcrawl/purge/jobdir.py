@@ -27,6 +27,7 @@ queue's bottom (push order), counted from 1; the hash is over the removed record
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -166,38 +167,35 @@ def _read(path: Path, kind: str, work: Path) -> _Queue:
     """The records of one queue, in push order, read by queuelib from a copy (its pops consume the copy)."""
     copy = work / f"read-{secrets.token_hex(4)}"
     records: list[bytes] = []
-    chunksize = 0
+    queue: Any = None
     try:
         if kind == "fifo":
             shutil.copytree(path, copy)
-            fifo = FifoDiskQueue(copy)
-            expected, chunksize = len(fifo), fifo.chunksize
-            records = _drain(fifo.pop)
-            fifo.close()
-        elif kind == "lifo":
-            shutil.copyfile(path, copy)
-            lifo = LifoDiskQueue(copy)
-            expected = len(lifo)
-            records = _drain(lifo.pop)[::-1]
-            rest = lifo.f.seek(0, os.SEEK_END)
-            lifo.close()
-            if rest != LifoDiskQueue.SIZE_SIZE:
-                raise ValueError("bytes beyond the requests its header counts")
+            queue = FifoDiskQueue(copy)
         else:
             shutil.copyfile(path, copy)
-            sqlite = FifoSQLiteQueue(copy)
-            expected = len(sqlite)
-            records = _drain(sqlite.pop)
-            sqlite.close()
+            queue = LifoDiskQueue(copy) if kind == "lifo" else FifoSQLiteQueue(copy)
+        expected = len(queue)
+        records = _drain(queue.pop)
+        if kind == "lifo":
+            records.reverse()
+            if queue.f.seek(0, os.SEEK_END) != LifoDiskQueue.SIZE_SIZE:
+                raise ValueError("bytes beyond the requests its header counts")
     except Exception as exc:  # noqa: BLE001 - whatever queuelib raises on a damaged queue: it cannot be read
         raise PurgeFailed(f"{path}: the queue cannot be read ({type(exc).__name__}: {exc}); nothing in the job "
                           "directory was changed") from None
     finally:
-        shutil.rmtree(copy, ignore_errors=True) if copy.is_dir() else copy.unlink(missing_ok=True)
+        if queue is not None:
+            with contextlib.suppress(Exception):  # a copy: only its open files matter
+                queue.close()
+        if copy.is_dir():
+            shutil.rmtree(copy, ignore_errors=True)
+        else:
+            copy.unlink(missing_ok=True)
     if len(records) != expected:
         raise PurgeFailed(f"{path}: the queue holds {len(records)} requests where it counts {expected}; nothing in "
                           "the job directory was changed")
-    return _Queue(path, kind, _name(path), records, chunksize)
+    return _Queue(path, kind, _name(path), records, queue.chunksize if kind == "fifo" else 0)
 
 
 def _drain(pop: Callable[[], bytes | None]) -> list[bytes]:
