@@ -202,8 +202,16 @@ async def test_purge_jobdir_erases_the_persons_queued_requests_and_the_resumed_c
     assert after == {q: [r for r in records if r not in theirs[q]] for q, records in before.items()
                      if len(records) > len(theirs[q])}
     assert (job / "requests.seen").read_bytes() == seen_before  # fingerprints only: kept
+    # a queue left empty is gone, and so is its priority from active.json (the followers page's was the person's)
     state = json.loads((job / QUEUE / "active.json").read_text())
-    assert state  # the priorities still holding requests; those left empty are gone from it
+    emptied = set(before) - set(after)
+    assert emptied and state
+    for name in emptied:
+        queue = Path(name)
+        priority = int(queue.name.rstrip("s"))
+        still = any(Path(a).parent == queue.parent and int(Path(a).name.rstrip("s")) == priority for a in after)
+        listed = state if isinstance(state, list) else state.get(queue.parent.name.rsplit("-", 1)[0], [])
+        assert (priority in listed) == still, (name, state)
     # the receipt: how many of the person's requests went, no URL
     receipt = next(r for r in receipts_in(log) if r["subject"] == f"microblog:{PERSON}")
     [target] = receipt["targets"]

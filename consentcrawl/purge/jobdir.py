@@ -257,8 +257,10 @@ def _write_state(root: Path, state: Any) -> None:
     if isinstance(state, list):
         new: Any = live(root, state)
     else:
-        from scrapy.pqueues import _path_safe  # the slot's directory name, as Scrapy makes it
-
+        try:
+            from scrapy.pqueues import _path_safe  # the slot's directory name, as Scrapy makes it
+        except ImportError:  # another Scrapy: a slot left empty only costs the resumed crawl a turn
+            return
         new = {slot: kept for slot, prios in state.items() if (kept := live(root / _path_safe(slot), prios))}
     if new != state:
         atomic_replace(root / STATE, [json.dumps(new).encode()])
