@@ -313,13 +313,15 @@ def mkdir(path: Path) -> Path:
 
 
 @deferred_f_from_coro_f
+@pytest.mark.parametrize("queue_classes", [DEFAULT, ("scrapy.squeues.PickleFifoDiskQueue", DEFAULT[1])],
+                         ids=["file", "directory"])
 async def test_a_queue_that_cannot_be_replaced_keeps_its_old_bytes_and_the_purge_says_so(
     server: LocalServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, config_dir: Path,
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], queue_classes: tuple[str, str],
 ) -> None:
     from tests.test_purge import read_only
 
-    job = await paused_crawl(server, monkeypatch, tmp_path, config_dir)
+    job = await paused_crawl(server, monkeypatch, tmp_path, config_dir, queue_classes)
     slot = next(p for p in (job / QUEUE).iterdir() if p.name.startswith("microblog.example-"))
     before = raw_files(slot)
     log = tmp_path / "purge-audit.jsonl"

@@ -107,9 +107,13 @@ def purge_jobdir(jobdir: Path, selection: Selection, *, dry_run: bool = False) -
                 try:
                     _replace(queue, kept, work)
                 except PurgeFailed as exc:
-                    result.failures.append(f"{queue.path}: {exc} (the queue keeps its old requests)")
+                    result.failures.append(f"{queue.path}: {exc}")
             if changed:
-                _write_state(root, state)
+                try:
+                    _write_state(root, state)
+                except PurgeFailed as exc:  # the queues are purged: the receipt must still say so
+                    result.failures.append(f"{root / STATE}: {exc} (a resumed crawl may wait a turn on an empty "
+                                           "queue)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return result
@@ -130,7 +134,15 @@ def _read_state(root: Path) -> Any:
 
 def _find(root: Path) -> list[tuple[Path, str]]:
     """Every queue under ``root`` with its kind, in path order. Raises for what is none (a link, a stray file
-    an interrupted purge left)."""
+    an interrupted purge left) and for what cannot be listed or read."""
+    try:
+        return _queues_in(root)
+    except OSError as exc:
+        raise PurgeFailed(f"{exc.filename or root} cannot be read ({exc.strerror or exc}); nothing in the job "
+                          "directory was changed") from None
+
+
+def _queues_in(root: Path) -> list[tuple[Path, str]]:
     found: list[tuple[Path, str]] = []
     for path in sorted(root.iterdir()):
         if path.name == STATE and path.is_file() and not path.is_symlink():
@@ -144,7 +156,7 @@ def _find(root: Path) -> list[tuple[Path, str]]:
             if (path / "info.json").is_file():
                 found.append((path, "fifo"))
             else:  # a download slot's directory
-                found += _find(path)
+                found += _queues_in(path)
         elif path.is_file():
             with path.open("rb") as f:
                 found.append((path, "sqlite" if f.read(len(_SQLITE)) == _SQLITE else "lifo"))
@@ -217,6 +229,10 @@ def _replace(queue: _Queue, kept: list[bytes], work: Path) -> None:
         target.close()
         for path in ([new] if new.is_file() else sorted(new.rglob("*")) if new.is_dir() else []):
             _fsync(path)
+    except Exception as exc:  # noqa: BLE001 - OSError, sqlite3.Error: the old queue is untouched
+        raise PurgeFailed(f"the new queue cannot be written ({type(exc).__name__}: {exc}); the queue keeps its old "
+                          "requests") from None
+    try:
         if not queue.path.is_dir():
             if new.exists():
                 os.chmod(new, queue.path.stat().st_mode & 0o7777)
@@ -224,17 +240,29 @@ def _replace(queue: _Queue, kept: list[bytes], work: Path) -> None:
             else:
                 queue.path.unlink()
         else:
-            aside = work / f"old-{secrets.token_hex(4)}"
-            os.rename(queue.path, aside)
-            if new.exists():
-                try:
-                    os.rename(new, queue.path)
-                except OSError:
-                    os.rename(aside, queue.path)
-                    raise
+            _swap_directory(queue.path, new)
     except OSError as exc:
-        raise PurgeFailed(f"the queue cannot be replaced ({exc.strerror or exc})") from None
+        raise PurgeFailed(f"the queue cannot be replaced ({exc.strerror or exc}); it keeps its old requests") from None
     sync_directory(queue.path.parent)
+
+
+def _swap_directory(old: Path, new: Path) -> None:
+    """A FifoDiskQueue's directory replaced: the old one moved aside beside it (a ``.purge-`` name the next purge
+    stops at, should this one die before it is deleted), the new one moved in, then the old one deleted. If the
+    new one cannot be moved in, the old one is put back."""
+    aside = old.with_name(f"{WORK_PREFIX}old-{secrets.token_hex(4)}")
+    os.rename(old, aside)
+    if new.exists():
+        try:
+            os.rename(new, old)
+        except OSError:
+            os.rename(aside, old)
+            raise
+    sync_directory(old.parent)
+    shutil.rmtree(aside, ignore_errors=True)
+    if aside.exists():
+        raise PurgeFailed(f"the queue was replaced, but its old requests were moved aside to {aside} and could not "
+                          "be deleted")
 
 
 def _fsync(path: Path) -> None:
