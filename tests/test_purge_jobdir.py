@@ -44,8 +44,9 @@ PERSON_BYTES = re.compile(rb"(?:/u/|/profile/|microblog:)" + PERSON.encode() + r
 
 
 class QueueingSpider(ConsentSpider):
-    """The first page of people, then every profile linked there; three more requests for the person: their
-    followers page first, their profile in its legacy spelling and a listing page naming them in meta last."""
+    """The first page of people, then every profile linked there; more requests for the person: a start request
+    for their mobile profile, their followers page first, their profile in its legacy spelling and a listing page
+    naming them in meta last."""
 
     name = "queueing"
     purpose = "research"
@@ -53,6 +54,8 @@ class QueueingSpider(ConsentSpider):
 
     async def start(self) -> AsyncIterator[Request]:
         yield Request("http://microblog.example/people?page=1", callback=self.parse)
+        # a start request waits in its own queue (a FIFO directory by default) behind the profiles found first
+        yield Request(f"http://m.microblog.example/u/{PERSON}", callback=self.parse_profile)
 
     def parse(self, response: Response) -> Iterator[Request]:
         for href in response.css("li.person a.profile-link::attr(href)").getall():
@@ -80,9 +83,10 @@ QUEUE_CLASSES = [
 def crawl_settings(tmp_path: Path, config_dir: Path, queues: tuple[str, str] = DEFAULT,
                    **overrides: Any) -> dict[str, Any]:
     disk, priority = queues
+    start = "scrapy.squeues.MarshalFifoDiskQueue" if "Marshal" in disk else "scrapy.squeues.PickleFifoDiskQueue"
     return consent_settings(tmp_path, JOBDIR=str(tmp_path / "job"), CONCURRENT_REQUESTS=1,
                             CONSENTCRAWL_AUTHORIZATIONS=str(config_dir / "authorizations.yaml"),
-                            SCHEDULER_DISK_QUEUE=disk, SCHEDULER_START_DISK_QUEUE=disk,
+                            SCHEDULER_DISK_QUEUE=disk, SCHEDULER_START_DISK_QUEUE=start,
                             SCHEDULER_PRIORITY_QUEUE=priority, LOG_LEVEL="INFO", **overrides)
 
 
@@ -184,7 +188,9 @@ async def test_purge_jobdir_erases_the_persons_queued_requests_and_the_resumed_c
     job = await paused_crawl(server, monkeypatch, tmp_path, config_dir, queue_classes)
     before = queues(job, tmp_path / "scratch")
     theirs = {q: [r for r in records if is_persons(r)] for q, records in before.items()}
-    assert sum(map(len, theirs.values())) >= 3  # the listing's link, the followers page, the legacy spelling, meta
+    # the listing's link, the start request, the followers page, the legacy spelling, meta
+    assert sum(map(len, theirs.values())) >= 4
+    assert [q for q in before if (job / q).is_dir() and theirs[q]]  # the start request, in a FIFO directory
     assert any(PERSON_BYTES.search(data) for data in raw_files(job / QUEUE).values())
     others = [request_of(r)["url"] for records in before.values() for r in records if not is_persons(r)]
     assert len(others) >= 3
