@@ -10,12 +10,15 @@ import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from .resolve import embedded, resolve, with_body
+from .meta_keys import META_SUBJECT
+from .resolve import embedded, form_text, resolve, with_body
 from .terms.platforms import Platform, PlatformRegistry, SubjectReading
 from .urls import CanonicalURL, canonicalize
 
-__all__ = ["FRAMING_HEADERS", "REWRITE_HEADERS", "FactReader", "Mismatch", "RequestFacts", "read_headers"]
+__all__ = ["FRAMING_HEADERS", "REWRITE_HEADERS", "FactReader", "Mismatch", "RequestFacts", "read_headers",
+           "request_inputs"]
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,31 @@ def read_headers(headers: Mapping[bytes, Sequence[bytes]],
     length = str(len(body)).encode()
     return hosts, cookies, tuple((name, value.decode("latin-1")) for _, name, value in found
                                  if name != "Content-Length" or value.strip() != length)
+
+
+def request_inputs(meta: Mapping[str, Any], headers: Mapping[bytes, Sequence[bytes]], body: bytes,
+                   content_type: bytes | None) -> dict[str, Any]:
+    """What a request says besides its URL about whose page it is, as :meth:`FactReader.facts` takes it: its
+    ``consentcrawl_subject``, its body as form text, the hosts, rewrite and framing headers it sets, and its proxy.
+
+    One reading for a request about to be sent and for one read back from a crawl's disk queue (a purge), so that
+    both find the same person. ``content_type``: the request's ``Content-Type`` (read only when it has a body).
+    Raises for a header that cannot be read (a bare str or bytes put past ``Headers``' checks)."""
+    subject = meta.get(META_SUBJECT)
+    form: str | None = None
+    is_form = True
+    if body:
+        form, is_form = form_text(body, (content_type or b"").decode("latin-1"))
+    proxy = meta.get("proxy")  # set by HttpProxyMiddleware (or the spider): seen at send time
+    # cookies are set by CookiesMiddleware: seen at send time
+    hosts, cookies, rewrites = read_headers(headers, body)
+    # every value: a handler that sends two Host lines reaches the site a server picks by either of them
+    host = ", ".join(dict.fromkeys(h.decode("latin-1") for h in hosts)) if hosts else None
+    if cookies:  # PHP's $_REQUEST can read cookies as it reads the query (variables_order "EGPCS")
+        pairs = "&".join(p.strip() for c in cookies for p in c.decode("latin-1").split(";") if p.strip())
+        form = f"{form}&{pairs}" if form else pairs
+    return {"subject": subject, "form": form, "is_form": is_form, "host": host, "rewrites": rewrites,
+            "proxy": str(proxy) if proxy else None}
 
 
 def _rewrite_mismatch(canonical: CanonicalURL, rewrites: tuple[tuple[str, str], ...]) -> Mismatch | None:

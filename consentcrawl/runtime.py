@@ -26,13 +26,12 @@ from .config import ConsentConfig, build_decider
 from .decision import Decision, Evidence, Stage, deny
 from .distributed.wiring import Distributed
 from .errors import ConfigError
-from .facts import RequestFacts, read_headers
+from .facts import RequestFacts, request_inputs
 from .itempages import ItemPages
-from .meta_keys import META_DECISION, META_NOFOLLOW, META_SUBJECT
+from .meta_keys import META_DECISION, META_NOFOLLOW
 from .recording import DecisionRecording
 from .refusallog import RefusalLog
 from .refusalphase import FirstPageGate, book_refusals, check_refusals
-from .resolve import form_text
 from .response import judge_response, wants_nofollow
 from .robots.body import decoded_body, page_encoding, reads_as_html
 from .robots.cache import RobotsCache
@@ -216,25 +215,12 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
                                                                                       Decision | None]:
         """Facts for a URL (with the request's ``consentcrawl_subject``), or a deny when it cannot be understood."""
         try:  # a header put in past Headers' checks (a bare str or bytes) cannot be read: denied, with its cause
-            subject = form = host = proxy = None
-            is_form = True
-            rewrites: tuple[tuple[str, str], ...] = ()
+            inputs: dict[str, Any] = {}
             if request is not None:
-                subject = request.meta.get(META_SUBJECT)
-                if request.body:
-                    content_type = (request.headers.get(b"Content-Type") or b"").decode("latin-1")
-                    form, is_form = form_text(request.body, content_type)
-                proxy = request.meta.get("proxy")  # set by HttpProxyMiddleware (or the spider): seen at send time
-                proxy = str(proxy) if proxy else None
-                # cookies are set by CookiesMiddleware: seen at send time
-                hosts, cookies, rewrites = read_headers(request.headers, request.body)
-                # every value: a handler that sends two Host lines reaches the site a server picks by either of them
-                host = ", ".join(dict.fromkeys(h.decode("latin-1") for h in hosts)) if hosts else None
-                if cookies:  # PHP's $_REQUEST can read cookies as it reads the query (variables_order "EGPCS")
-                    pairs = "&".join(p.strip() for c in cookies for p in c.decode("latin-1").split(";") if p.strip())
-                    form = f"{form}&{pairs}" if form else pairs
-            facts = self.engine.facts(url, self.config.purpose, now, subject, form=form, is_form=is_form,
-                                      host=host, rewrites=rewrites, proxy=proxy)
+                body = request.body
+                inputs = request_inputs(request.meta, request.headers, body,
+                                        request.headers.get(b"Content-Type") if body else None)
+            facts = self.engine.facts(url, self.config.purpose, now, **inputs)
         except Exception as exc:  # noqa: BLE001 - a request we cannot read is denied, not waved through
             return None, bad_url(url, exc)
         return facts, None

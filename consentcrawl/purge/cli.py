@@ -1,5 +1,6 @@
-"""``consentcrawl purge``: erase people's data from feeds, SQLite item databases, the HTTP cache and the files media
-pipelines stored (``--files-store``, ``--images-store``, or the settings' stores).
+"""``consentcrawl purge``: erase people's data from feeds, SQLite item databases, the HTTP cache, the files media
+pipelines stored (``--files-store``, ``--images-store``, or the settings' stores) and a paused crawl's queued
+requests (``--jobdir``).
 
 Exit codes: 0 done (everything selected is gone, receipts written), 1 something could not be purged (each named,
 with why), 2 usage or configuration error (nothing touched).
@@ -33,8 +34,11 @@ def add_parser(sub: Any) -> None:
     who.add_argument("--withdrawn", action="store_true",
                      help="everyone the authorization store says has withdrawn")
     who.add_argument("--expired", action="store_true", help="every item whose expires_at has passed")
-    parser.add_argument("targets", metavar="TARGET", nargs="+", type=Path,
+    parser.add_argument("targets", metavar="TARGET", nargs="*", type=Path,
                         help="a feed (.jsonl, .json, .csv), an SQLite item database, or an HTTP cache directory")
+    parser.add_argument("--jobdir", metavar="DIR", action="append", type=Path, default=[],
+                        help="a paused crawl's JOBDIR: the people's requests waiting in its disk queues go "
+                             "(repeat for several)")
     parser.add_argument("--dry-run", action="store_true", help="print what would go; change and write nothing")
     parser.add_argument("--audit-log", metavar="LOG", help="where the receipt goes (default: CONSENTCRAWL_AUDIT_LOG)")
     parser.add_argument("--settings", metavar="MODULE", help="Scrapy settings module to read CONSENTCRAWL_* from")
@@ -121,6 +125,8 @@ def cmd_purge(args: argparse.Namespace) -> int:
     from ..audit.log import AuditLog
     from ..settings import read
 
+    if not args.targets and not args.jobdir:
+        raise ConfigError("nothing to purge: name a TARGET or a --jobdir DIR", source="consentcrawl purge")
     selection, name, people, settings, _ = build_selection(args)
     media = media_stores(args, settings)
     log = None
@@ -130,12 +136,12 @@ def cmd_purge(args: argparse.Namespace) -> int:
             raise ConfigError("no audit log for the receipt (use --audit-log LOG)", source="CONSENTCRAWL_AUDIT_LOG")
         # opened before anything is removed: a purge with nowhere to put its receipt fails first
         log = AuditLog(path, header={"writer": "consentcrawl purge", "selection": name,
-                                     "targets": [str(t) for t in args.targets]})
+                                     "targets": [str(t) for t in [*args.targets, *args.jobdir]]})
     if name == "withdrawn" and not people:
         print("no withdrawal in force: nothing to purge")
     keep = [log.path] if log is not None and log.path is not None else []
     if people or name == "expired":
-        run = purge(args.targets, selection, dry_run=args.dry_run, keep=keep, media=media)
+        run = purge(args.targets, selection, dry_run=args.dry_run, keep=keep, media=media, jobdirs=args.jobdir)
     else:
         run = PurgeRun("-")
     report(run, args.dry_run)
@@ -170,11 +176,13 @@ def _receipt_lost(log: Any, fields: list[dict[str, Any]], exc: AuditUnavailable)
 def report(run: PurgeRun, dry_run: bool) -> None:
     verb = "would remove" if dry_run else "removed"
     for result in run.results:
+        jobdir = result.kind == "jobdir"
         for who, removed in result.removed.items():
             where = ", ".join(map(str, removed.where[:10])) + (", ..." if len(removed.where) > 10 else "")
-            print(f"{result.path} ({result.kind}): {verb} {len(removed.where)} record(s) of {who or 'no one named'} "
-                  f"({where})")
-        for name, lists in result.lists.items():  # a media store's shared and absent files
+            whose = who or ("unsure whose" if jobdir else "no one named")
+            print(f"{result.path} ({result.kind}): {verb} {len(removed.where)} {'request' if jobdir else 'record'}(s) "
+                  f"of {whose} ({where})")
+        for name, lists in [] if jobdir else result.lists.items():  # a media store's shared and absent files
             for who, names in lists.items():
                 print(f"{result.path} ({result.kind}): {len(names)} {name} file(s) of {who or 'no one named'} not "
                       f"removed ({', '.join(names[:10])}{', ...' if len(names) > 10 else ''})")

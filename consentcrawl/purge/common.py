@@ -26,7 +26,7 @@ from ..resolve import resolve
 from ..terms.platforms import PlatformRegistry
 from .media_names import MediaNames
 
-__all__ = ["PurgeFailed", "Selection", "TargetResult", "atomic_replace"]
+__all__ = ["PurgeFailed", "Selection", "TargetResult", "atomic_replace", "urls_in"]
 
 
 class PurgeFailed(Exception):
@@ -121,18 +121,20 @@ class Selection:
     def item(self, fields: Mapping[str, Any]) -> tuple[bool, str | None]:
         """Whether an item (its fields as read: the provenance a dict, or text to parse) goes, and whose it is;
         the files it names are noted (:attr:`media`), as removed or kept."""
-        goes, who = self._item(fields)
+        goes, who = self.whose_item(fields)
         self.media.note(fields, goes, who)
         return goes, who
 
-    def _item(self, fields: Mapping[str, Any]) -> tuple[bool, str | None]:
+    def whose_item(self, fields: Mapping[str, Any]) -> tuple[bool, str | None]:
+        """Whether an item goes, and whose it is, without noting the files it names (an item a queued request
+        carries in its meta is no output)."""
         provenance = self.provenance_of(fields)
         platform = fields.get("platform") or provenance.get("platform")
         subject = fields.get(self.subject_field)
         for p, s in ((platform, subject), (provenance.get("platform"), provenance.get("subject"))):
             who = self.person(p, s)
             if who is not None:
-                for url in _urls_in(fields):
+                for url in urls_in(fields):
                     self.sources.setdefault(url, who)
                 return True, who
         if self.expired_at is not None:
@@ -173,7 +175,7 @@ class Selection:
 _URL = re.compile(r"""https?://[^\s"'<>,\\]+""", re.IGNORECASE)
 
 
-def _urls_in(value: Any, depth: int = 0) -> Iterator[str]:
+def urls_in(value: Any, depth: int = 0) -> Iterator[str]:
     """Every absolute URL in an item's field values (strings, and lists and dicts of them, a few levels deep), also
     as Scrapy spells a request's URL (the HTTP cache's ``meta`` holds that spelling)."""
     if isinstance(value, str):
@@ -185,10 +187,10 @@ def _urls_in(value: Any, depth: int = 0) -> Iterator[str]:
                 pass
     elif depth < 4 and isinstance(value, Mapping):
         for inner in value.values():
-            yield from _urls_in(inner, depth + 1)
+            yield from urls_in(inner, depth + 1)
     elif depth < 4 and isinstance(value, (list, tuple)):
         for inner in value:
-            yield from _urls_in(inner, depth + 1)
+            yield from urls_in(inner, depth + 1)
 
 
 def _whose_page(platforms: PlatformRegistry, url: str) -> tuple[str, list[str | None]] | None:

@@ -9,8 +9,9 @@ were collected before their profile said ``#nobot``, or they added it while the 
 another worker of a distributed crawl, or an actor that could not be read.
 
 What and when: the files the crawl's feeds wrote (as ``feed_slot_closed`` reports their URIs; local files
-only), the targets ``CONSENTCRAWL_PURGE_TARGETS`` names (an SQLite database a pipeline writes, say) and its HTTP
-cache (``HTTPCACHE_DIR/<spider>`` when ``HTTPCACHE_ENABLED`` with Scrapy's filesystem storage), the files its media
+only), the targets ``CONSENTCRAWL_PURGE_TARGETS`` names (an SQLite database a pipeline writes, say), its HTTP
+cache (``HTTPCACHE_DIR/<spider>`` when ``HTTPCACHE_ENABLED`` with Scrapy's filesystem storage), the requests its
+scheduler left in ``JOBDIR``'s disk queues (:mod:`consentcrawl.purge.jobdir`), the files its media
 pipelines stored locally that the removed items (and the items of the purged people it scraped, whatever output
 they went to) name and no kept item does (:mod:`consentcrawl.purge.media`), purged at
 ``engine_stopped``: Scrapy's ``FeedExporter`` finishes and closes its files in ``spider_closed``, and the engine
@@ -208,6 +209,16 @@ class PurgeOnClose:
             read |= distributed.read_elsewhere
         return read
 
+    def _jobdirs(self) -> list[Path]:
+        """The crawl's JOBDIR when its scheduler keeps disk queues there: Scrapy's scheduler wrote the requests
+        still pending in its ``close``, before ``spider_closed``, so they are on disk by ``engine_stopped``."""
+        from scrapy.utils.job import job_dir
+
+        from .jobdir import QUEUE_DIR
+
+        directory = job_dir(self.crawler.settings)
+        return [Path(directory)] if directory and Path(directory, QUEUE_DIR).is_dir() else []
+
     def engine_stopped(self) -> None:
         runtime = self.runtime
         stats = self.crawler.stats
@@ -260,7 +271,7 @@ class PurgeOnClose:
                                                      for person, cause in causes.items()}
         people = list(fields)
         run = purge(targets, selection, keep=[Path(config.audit_log)] if config.audit_log else [],
-                    media=self.media, items=self.media_items)
+                    media=self.media, items=self.media_items, jobdirs=self._jobdirs())
         run.failed += unreadable
         removed = sum(r.count for r in run.results)
         stats.inc_value("consentcrawl/purge/removed", removed)

@@ -27,6 +27,7 @@ from ..audit.log import AuditLog
 from .common import PurgeFailed, Selection, TargetResult
 from .feeds import purge_csv, purge_json, purge_jsonlines
 from .httpcache import entries, purge_httpcache
+from .jobdir import purge_jobdir
 from .media import MediaStore, erase_media
 from .sqlite_items import SQLITE_HEADER, purge_sqlite
 
@@ -83,12 +84,14 @@ class PurgeRun:
 
 def purge(targets: Sequence[Path], selection: Selection, *, dry_run: bool = False,
           keep: Sequence[Path] = (), media: Sequence[MediaStore] = (),
-          items: Iterable[Mapping[str, Any]] = ()) -> PurgeRun:
+          items: Iterable[Mapping[str, Any]] = (), jobdirs: Sequence[Path] = ()) -> PurgeRun:
     """Purge ``targets`` of what ``selection`` selects. ``keep``: files that must not be purged (the audit log the
     receipts go to: it is the evidence, and holds subject ids, not people's data). ``media``: the media pipelines'
     stores, where the files the removed items name are erased last (:mod:`.media`); a removed item naming stored
     files of a kind no store is given for is a failure. ``items``: more items to read for the files they name
-    (those a crawl scraped, whatever output they went to), as the targets' are read."""
+    (those a crawl scraped, whatever output they went to), as the targets' are read. ``jobdirs``: paused crawls'
+    ``JOBDIR``s, whose queued requests of the selected people go (:mod:`.jobdir`), after the items (a URL a removed
+    item holds is theirs there too)."""
     run = PurgeRun(uuid.uuid4().hex)
     for kind in {store.kind for store in media if store.field}:  # a store's own result field stands for the default
         selection.media.fields.pop(kind, None)
@@ -108,20 +111,33 @@ def purge(targets: Sequence[Path], selection: Selection, *, dry_run: bool = Fals
             run.failed.append((str(given), str(exc)))
     ordered = [k for k in kinds if k[1] != "httpcache"] + [k for k in kinds if k[1] == "httpcache"]
     for path, kind in ordered:
-        if kind == "httpcache" and selection.expired_at is not None:
-            for result in run.results:  # whose items expired: their pages go from the cache too
-                for who in result.removed:
-                    if who is not None:
-                        platform, _, subject = who.partition(":")
-                        selection.add_person(platform, subject)
+        if kind == "httpcache":
+            _add_expired(run, selection)
         try:
             run.results.append(_FEEDS[kind](path, selection, dry_run=dry_run))
         except PurgeFailed as exc:
             run.failed.append((str(path), str(exc)))
+    for jobdir in jobdirs:
+        _add_expired(run, selection)
+        try:
+            run.results.append(purge_jobdir(Path(os.path.realpath(jobdir)), selection, dry_run=dry_run))
+        except PurgeFailed as exc:
+            run.failed.append((str(jobdir), str(exc)))
     results, failed = erase_media(list(media), selection.media, dry_run=dry_run)
     run.results += results
     run.failed += failed
     return run
+
+
+def _add_expired(run: PurgeRun, selection: Selection) -> None:
+    """With ``--expired``: the people whose items expired, so that their cached pages and queued requests go."""
+    if selection.expired_at is None:
+        return
+    for result in run.results:
+        for who in result.removed:
+            if who is not None:
+                platform, _, subject = who.partition(":")
+                selection.add_person(platform, subject)
 
 
 def receipts(run: PurgeRun, selection: str, people: Sequence[str | None],

@@ -1,0 +1,180 @@
+"""Whose a request waiting in a crawl's disk queue (``JOBDIR``) is, read from the bytes Scrapy stored.
+
+Scrapy's disk queues hold each request as ``Request.to_dict()`` serialised with :mod:`pickle` (the default
+``Pickle*`` queues) or :mod:`marshal`: the URL, method, headers, body, meta, ``cb_kwargs``, the callback's name.
+A pickle from disk is never loaded as such: :class:`_Unpickler` builds only built-in values, and any other object
+the pickle names (a ``datetime``, an item class, a callable) becomes an inert :class:`Opaque` holding its
+arguments and state. No code the file names runs, and everything it holds can still be read.
+
+**Whose it is** (:func:`owner`), read as a crawl reads the request at send time: the URL with the request's
+``consentcrawl_subject``, form body, cookies and routing headers (:func:`consentcrawl.facts.request_inputs`,
+:class:`consentcrawl.facts.FactReader`), every reading a lenient server could take (:meth:`Selection.url`); then,
+as for the HTTP cache, every absolute URL anywhere in the request (a ``Referer``: the link was on their page; the
+``redirect_urls`` that led to it; a URL in its meta or ``cb_kwargs``) and every item it carries in its meta or
+``cb_kwargs`` (an item a callback passes on names its person by its subject field). A request that names one
+selected person is theirs; one that names several, or that cannot be read into facts at all (a URL that cannot be
+canonicalised, headers that are not headers), is *unsure*: it goes, and is listed as such.
+"""
+
+from __future__ import annotations
+
+import io
+import marshal
+import pickle
+from collections.abc import Iterator, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from scrapy.http.headers import Headers
+
+from ..facts import FactReader, request_inputs
+from .common import PurgeFailed, Selection, urls_in
+
+__all__ = ["UNSURE", "Opaque", "decode", "owner"]
+
+#: the owner of a request that may be a selected person's but cannot be pinned to one
+UNSURE = "unsure"
+#: how deep a request's meta is searched for URLs and items
+_DEPTH = 8
+
+
+class Opaque:
+    """An object a queued request's pickle names, kept inert: its class is never imported or called."""
+
+    __slots__ = ("args", "items", "state")
+    name = "?"  #: ``module.qualname`` of what it stands for
+    args: list[Any]
+    items: list[Any]
+    state: Any
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Opaque:
+        self = object.__new__(cls)
+        self.args = [*args, *kwargs.values()]
+        self.state = None
+        self.items = []
+        return self
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        self.state = state
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self.items += [key, value]
+
+    def append(self, value: Any) -> None:
+        self.items.append(value)
+
+    def extend(self, values: Any) -> None:
+        self.items.extend(values)
+
+    @classmethod
+    def new(cls, name: str) -> type[Opaque]:
+        """A class standing for ``name``: its instances are Opaque, whatever it was."""
+        return type(f"Opaque[{name}]", (cls,), {"__slots__": (), "name": name})
+
+
+class _Unpickler(pickle.Unpickler):
+    """Loads built-in values only; every global the pickle names is an :class:`Opaque` class."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        return Opaque.new(f"{module}.{name}")
+
+    def persistent_load(self, pid: Any) -> Any:
+        raise pickle.UnpicklingError("a persistent id")
+
+
+def decode(raw: bytes) -> dict[str, Any]:
+    """A queued request's dict. Raises :class:`PurgeFailed` for bytes that are not one (the queue is then not
+    rewritten: what cannot be read cannot be shown to be no one's)."""
+    try:
+        value = _Unpickler(io.BytesIO(raw)).load() if raw[:1] == b"\x80" else marshal.loads(raw)
+    except Exception as exc:  # noqa: BLE001 - any failure to read is the same: not a request we can judge
+        raise PurgeFailed(f"a queued request cannot be read ({type(exc).__name__})") from None
+    if not isinstance(value, dict) or not isinstance(value.get("url"), str):
+        raise PurgeFailed("a queued record is not a request Scrapy stored (no dict with a URL)")
+    return value
+
+
+def owner(request: Mapping[str, Any], selection: Selection, reader: FactReader) -> str | None:
+    """``platform:id`` of the selected person this queued request is, :data:`UNSURE`, or None (keep it)."""
+    found: dict[str, None] = {}
+    sure = True
+    try:
+        found.update(dict.fromkeys(_by_facts(request, selection, reader)))
+    except Exception:  # noqa: BLE001 - the crawl would deny it as unreadable; whose it is cannot be told
+        sure = False
+    for url in _strings(request):
+        for candidate in urls_in(url):
+            who = selection.url(candidate) or selection.sources.get(candidate)
+            if who is not None:
+                found[who] = None
+    for fields in _mappings(request):
+        goes, who = selection.whose_item(fields)
+        if goes and who is not None:
+            found[who] = None
+    if len(found) == 1 and sure:
+        return next(iter(found))
+    return UNSURE if found or not sure else None
+
+
+def _by_facts(request: Mapping[str, Any], selection: Selection, reader: FactReader) -> Iterator[str]:
+    """The selected people the crawl's own facts find in the request. Raises for one it could not read."""
+    url = request["url"]
+    meta = request.get("meta") or {}
+    body = request.get("body") or b""
+    if not isinstance(meta, dict) or not isinstance(body, bytes):
+        raise ValueError("meta or body of another type")
+    headers = Headers(request.get("headers") or {})
+    facts = reader.facts(url, "purge", datetime.now(timezone.utc),
+                         **request_inputs(meta, headers, body, headers.get(b"Content-Type") if body else None))
+    platform = facts.platform.name if facts.platform is not None else None
+    keys = [facts.subject] + [key for _, key in facts.ambiguous.readings] if facts.ambiguous else [facts.subject]
+    for key in keys:
+        who = selection.person(platform, key)
+        if who is not None:
+            yield who
+    named = meta.get("consentcrawl_subject")
+    if named is not None:  # as named, whatever the URL says: a mismatch is denied by the crawl, and erased here
+        name, sep, ident = str(named).partition(":")
+        who = selection.person(name, ident) if sep and name in selection.platforms else selection.person(
+            platform, str(named))
+        if who is not None:
+            yield who
+    who = selection.url(url)
+    if who is not None:
+        yield who
+
+
+def _walk(value: Any, depth: int = 0) -> Iterator[Any]:
+    """Every value inside a queued request (dicts, lists, tuples, sets and Opaque objects, ``_DEPTH`` deep)."""
+    yield value
+    if depth >= _DEPTH:
+        return
+    if isinstance(value, Opaque):
+        inner: Any = [value.args, value.state, value.items]
+    elif isinstance(value, dict):
+        inner = [*value.keys(), *value.values()]
+    elif isinstance(value, (list, tuple, set, frozenset)):
+        inner = value
+    else:
+        return
+    for item in inner:
+        yield from _walk(item, depth + 1)
+
+
+def _strings(request: Mapping[str, Any]) -> Iterator[str]:
+    for value in _walk(request):
+        if isinstance(value, str):
+            yield value
+        elif isinstance(value, (bytes, bytearray)):
+            yield bytes(value).decode("latin-1")
+
+
+def _mappings(request: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    """The dicts a request carries in its meta and ``cb_kwargs`` (an item passed on), and an Opaque's state."""
+    for key in ("meta", "cb_kwargs"):
+        for value in _walk(request.get(key)):
+            if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+                yield value
