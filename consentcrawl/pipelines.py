@@ -3,10 +3,18 @@
 This is the last line of defence and the one that sees people's data on listing pages, search results and
 anywhere else that is not a profile URL: an item naming a subject must be covered by a live authorization of
 the platform and of the person for the crawl's purpose, or it is dropped before any other pipeline sees it.
+
+A dropped item is emptied first (:func:`emptied`). Scrapy hands the very item object it dropped to every
+``item_dropped`` handler (a project's handler that logs or stores dropped items) and to the log formatter's
+``dropped`` line; no pipeline can hand them another object. Not raising ``DropItem`` is no way out either: an item
+returned goes on to ``item_scraped`` and the feeds, any other exception makes it an ``item_error``, logged at ERROR
+with the item. So the handlers still learn that an item was dropped and why (the exception names the reason code),
+never whose it was or what it held; the audit log has the decision.
 """
 
 from __future__ import annotations
 
+from collections.abc import MutableMapping
 from typing import Any
 
 from itemadapter import ItemAdapter
@@ -28,10 +36,40 @@ class ConsentDropItem(DropItem):
         super().__init__(message, log_level="DEBUG")
 
 
+def emptied(item: Any) -> Any:
+    """``item`` without its data, in place: a mapping (a dict, a Scrapy ``Item``) loses every key, an item of
+    fields (a dataclass, attrs, pydantic) has each set to None, a frozen one too. Any other holder of the same
+    object (the spider kept it) is left the emptied item as well: the data of a person this crawl may not collect
+    has no place in its memory either."""
+    if isinstance(item, MutableMapping):
+        for key in list(item.keys()):
+            del item[key]
+        return item
+    try:
+        names = list(ItemAdapter(item).field_names())
+    except TypeError:  # not an item itemadapter knows: its attributes are its data
+        names = list(getattr(item, "__dict__", {}))
+    for name in names:
+        try:
+            setattr(item, name, None)
+        except Exception:  # noqa: BLE001 - frozen, or a validating setter: set underneath it
+            try:
+                object.__setattr__(item, name, None)
+            except Exception:  # noqa: BLE001 - a field that cannot be set: the others still go
+                continue
+    return item
+
+
+def drop(item: Any, message: str) -> ConsentDropItem:
+    """The exception that drops ``item``, which is emptied first (see the module doc)."""
+    emptied(item)
+    return ConsentDropItem(message)
+
+
 class ConsentGuardPipeline(RuntimeComponent):
     async def process_item(self, item: Any) -> Any:
         if self.runtime is None:
-            raise ConsentDropItem("consentcrawl: configuration error")
+            raise drop(item, "consentcrawl: configuration error")
         try:
             return await self._guard(item)
         except ConsentDropItem:
@@ -40,7 +78,7 @@ class ConsentGuardPipeline(RuntimeComponent):
             cause = Evidence("error", "guard pipeline", {"error": type(exc).__name__})  # not str(exc): item data
             self.runtime.record(deny(Stage.ERROR, "error.internal", evidence=(cause,)), None, None, "item")
             self.runtime.count("consentcrawl/items/dropped")
-            raise ConsentDropItem(f"consentcrawl: error.internal ({type(exc).__name__})") from None
+            raise drop(item, f"consentcrawl: error.internal ({type(exc).__name__})") from None
 
     async def _guard(self, item: Any) -> Any:
         assert self.runtime is not None
@@ -78,7 +116,7 @@ class ConsentGuardPipeline(RuntimeComponent):
         if not decision.allowed:
             self.runtime.count("consentcrawl/items/dropped")
             if self.runtime.enforce:
-                raise ConsentDropItem(f"consentcrawl: {decision.reason}")
+                raise drop(item, f"consentcrawl: {decision.reason}")
             return item
         if not findable and decision.platform and decision.subject:
             self.runtime.item_pages.kept(decision.platform, decision.subject)  # a purge cannot find it in the output
