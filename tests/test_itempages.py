@@ -25,7 +25,7 @@ from tests.test_hunt import FIELDS_PLATFORMS_YAML
 
 
 def _page(subject: str | None, url: str = "http://x/") -> dict[str, Any]:
-    return {"decision_id": "d", "url": url, "platform": "people" if subject else "people", "subject": subject}
+    return {"decision_id": "d", "url": url, "platform": "people", "subject": subject}
 
 
 # --------------------------------------------------------------------------- ItemPages itself
