@@ -21,6 +21,7 @@ from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem
 
 from .decision import Decision, Evidence, Stage, deny
+from .itempages import ItemPages
 from .provenance import with_item_decision
 from .runtime import RuntimeComponent
 
@@ -66,6 +67,21 @@ def drop(item: Any, message: str) -> ConsentDropItem:
     return ConsentDropItem(message)
 
 
+def _mismatch(named: Any, stamped: Any, provenance: dict[str, Any]) -> Evidence | None:
+    """Why the item cannot be judged on its page's records, or None: it names another platform than its page's,
+    or it was yielded from the pages of different people before the guard took it (itempages.py)."""
+    if named and stamped and named != stamped:
+        return Evidence("item", "item", {"platform": str(named)[:100], "page_platform": stamped,
+                                         "cause": "the item names another platform than its page's"})
+    pages = ItemPages.conflicting(provenance)
+    if pages:
+        return Evidence("item", "item", {
+            "pages": [{"url": p.get("url"), "platform": p.get("platform"), "subject": p.get("subject")}
+                      for p in pages],
+            "cause": "the item was yielded from the pages of different people"})
+    return None
+
+
 class ConsentGuardPipeline(RuntimeComponent):
     async def process_item(self, item: Any) -> Any:
         if self.runtime is None:
@@ -105,10 +121,8 @@ class ConsentGuardPipeline(RuntimeComponent):
         platform = named or stamped
         if not isinstance(platform, str):  # a list from getall(), a Selector...: not a platform we can name
             platform = None
-        if named and stamped and named != stamped:
-            # the page was decided on one platform; the item must not be judged on another's records
-            cause = Evidence("item", "item", {"platform": str(named)[:100], "page_platform": stamped,
-                                              "cause": "the item names another platform than its page's"})
+        cause = _mismatch(named, stamped, provenance)
+        if cause is not None:
             decision = self.runtime.record(deny(Stage.SUBJECT, "subject.mismatch", platform=stamped,
                                                 evidence=(cause,)), provenance.get("url"), None, "item")
         else:
