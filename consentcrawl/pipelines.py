@@ -14,6 +14,7 @@ never whose it was or what it held; the audit log has the decision.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -24,6 +25,8 @@ from .decision import Decision, Evidence, Stage, deny
 from .itempages import ItemPages
 from .provenance import with_item_decision
 from .runtime import RuntimeComponent
+
+logger = logging.getLogger("consentcrawl")
 
 
 class ConsentDropItem(DropItem):
@@ -63,7 +66,10 @@ def emptied(item: Any) -> Any:
 
 def drop(item: Any, message: str) -> ConsentDropItem:
     """The exception that drops ``item``, which is emptied first (see the module doc)."""
-    emptied(item)
+    try:
+        emptied(item)
+    except Exception:  # an item that will not be emptied is still dropped, never let on or logged
+        logger.debug("consentcrawl: a dropped item could not be emptied", exc_info=True)
     return ConsentDropItem(message)
 
 

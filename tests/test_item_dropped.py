@@ -12,6 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import scrapy
 from itemadapter import ItemAdapter
@@ -46,8 +47,24 @@ class _FrozenRecord:
     case: Any = None
 
 
+@attrs.define
+class _SlottedRecord:  # attrs: __slots__, no __dict__
+    subject: Any = None
+    platform: Any = None
+    name: Any = None
+    case: Any = None
+
+
+@attrs.frozen
+class _FrozenSlottedRecord:
+    subject: Any = None
+    platform: Any = None
+    name: Any = None
+    case: Any = None
+
+
 ITEM_KINDS: dict[str, Any] = {"dict": dict, "Item": _PersonItem, "dataclass": _PersonRecord,
-                              "frozen": _FrozenRecord}
+                              "frozen": _FrozenRecord, "attrs": _SlottedRecord, "attrs-frozen": _FrozenSlottedRecord}
 
 
 class KeepsDropped:
