@@ -171,37 +171,45 @@ class SharedLogic:
         yield self.shared
 
 
-def _shared_settings(tmp_path: Path) -> dict[str, Any]:
-    settings = people_settings(tmp_path, SPIDER_MIDDLEWARES={f"{__name__}.Barrier": 10}, **NO_FIELD)
+#: where the item's page goes: kept by ItemPages (the field off), or stamped into the item (the default field)
+CARRIERS = {"itempages": NO_FIELD, "field": {}}
+
+
+def _shared_settings(tmp_path: Path, carrier: str) -> dict[str, Any]:
+    settings = people_settings(tmp_path, SPIDER_MIDDLEWARES={f"{__name__}.Barrier": 10}, **CARRIERS[carrier])
     Path(settings["CONSENTCRAWL_PLATFORMS"]).write_text(FIELDS_PLATFORMS_YAML)
     return settings
 
 
+@pytest.mark.parametrize("carrier", sorted(CARRIERS))
 @pytest.mark.parametrize("kind", KINDS)
 @deferred_f_from_coro_f
 async def test_a_dict_yielded_from_a_profile_and_a_listing_is_judged_as_the_persons_both_times(
-        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        kind: str, carrier: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The listing page is no one's, the profile page 101's: both passes are 101's item, trimmed to the fields
-    the platform's grant allows (``name``)."""
+    the platform's grant allows (``name``, and the provenance field)."""
     with LocalServer(LenientPeople()) as server:
-        result = await crawl(make_spider(kind, SharedLogic), _shared_settings(tmp_path), proxy=server.proxy,
-                             monkeypatch=monkeypatch)
+        result = await crawl(make_spider(kind, SharedLogic), _shared_settings(tmp_path, carrier),
+                             proxy=server.proxy, monkeypatch=monkeypatch)
     assert len(result.seen) == 2, result.seen
     assert len(result.items) == 2, result.items
-    assert [sorted(i) for i in result.items] == [["name"], ["name"]], result.items
+    fields = ["name"] if carrier == "itempages" else ["consentcrawl", "name"]
+    assert [sorted(i) for i in result.items] == [fields, fields], result.items
     judged = [e for e in result.audit if e.get("phase") == "item"]
     assert [e["subject"] for e in judged] == ["101", "101"], judged
 
 
+@pytest.mark.parametrize("carrier", sorted(CARRIERS))
 @pytest.mark.parametrize("kind", KINDS)
 @deferred_f_from_coro_f
 async def test_a_dict_yielded_from_two_peoples_pages_is_dropped_both_times(
-        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        kind: str, carrier: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """101's and 102's pages yield one object: whose it is cannot be told, so neither pass is kept (even though
     both people authorized the crawl, as for a URL two people can be read from)."""
     spider = type("Shared", (make_spider(kind, SharedLogic),), {"second": f"http://{HOST}/u/102"})
     with LocalServer(LenientPeople()) as server:
-        result = await crawl(spider, _shared_settings(tmp_path), proxy=server.proxy, monkeypatch=monkeypatch)
+        result = await crawl(spider, _shared_settings(tmp_path, carrier), proxy=server.proxy,
+                             monkeypatch=monkeypatch)
     assert len(result.seen) == 2, result.seen
     assert result.items == [], result.items
     judged = [(e["verdict"], e["reason"]) for e in result.audit if e.get("phase") == "item"]
