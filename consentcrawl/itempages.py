@@ -20,7 +20,9 @@ go before the guard takes it.
 Passes that are on their way to the guard together share one entry, judged as the stricter of the pages: a page
 of no one's (a listing) adds nobody, the same person twice is that person, and two different people's pages make
 it no one's for sure (:meth:`ItemPages.conflicting`): the guard drops it, as it denies a URL two people can be
-read from. Each pass is judged that way.
+read from. Each pass is judged that way. The spider middleware applies the same rule to an item that carries its
+page in the provenance field (:func:`unjudged`): stamping it again must not replace a page the guard has not
+judged it on yet.
 
 Such an item reaches the outputs naming no one, so no purge can find it there. The guard counts, per person, the
 items it kept that way (:attr:`ItemPages.unfindable`): the purge on close says, in the receipts of those people,
@@ -32,7 +34,7 @@ from __future__ import annotations
 import sys
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeGuard
 
 #: the provenance key under which the pages of two different people are listed (never written to an item)
 _CONFLICT = "consentcrawl.pages"
@@ -48,6 +50,12 @@ def stricter(held: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
         return new
     pages = held.get(_CONFLICT) or [held]
     return {**held, _CONFLICT: [*pages, new]}
+
+
+def unjudged(provenance: Any) -> TypeGuard[dict[str, Any]]:
+    """Whether ``provenance`` (what an item's provenance field holds) is a page's that the guard has not judged the
+    item on yet: the same object yielded again is then judged by :func:`stricter` of the two pages, as here."""
+    return isinstance(provenance, dict) and "decision_id" in provenance and "item_decision_id" not in provenance
 
 
 def _person(provenance: dict[str, Any]) -> tuple[Any, str] | None:

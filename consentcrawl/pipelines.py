@@ -40,14 +40,27 @@ class ConsentDropItem(DropItem):
         super().__init__(message, log_level="DEBUG")
 
 
-def emptied(item: Any) -> Any:
+#: the key of the stand-in an emptied mapping keeps in the provenance field: why the guard dropped it
+DROPPED = "dropped"
+
+
+def emptied(item: Any, field: str | None = None, reason: str | None = None) -> Any:
     """``item`` without its data, in place: a mapping (a dict, a Scrapy ``Item``) loses every key, an item of
     fields (a dataclass, attrs, pydantic) has each set to None, a frozen one too. Any other holder of the same
     object (the spider kept it) is left the emptied item as well: the data of a person this crawl may not collect
-    has no place in its memory either."""
+    has no place in its memory either.
+
+    A mapping that can take the provenance ``field`` is left ``{field: {"dropped": reason}}``: a handler sees why,
+    and the same object yielded again (a page stamped it before the guard emptied it) is dropped again
+    (:meth:`ConsentGuardPipeline._guard`), not let out as an empty item."""
     if isinstance(item, MutableMapping):
         for key in list(item.keys()):
             del item[key]
+        if field:
+            try:
+                item[field] = {DROPPED: reason}
+            except KeyError:  # an Item class without that field
+                pass
         return item
     try:
         names = list(ItemAdapter(item).field_names())
@@ -64,13 +77,13 @@ def emptied(item: Any) -> Any:
     return item
 
 
-def drop(item: Any, message: str) -> ConsentDropItem:
-    """The exception that drops ``item``, which is emptied first (see the module doc)."""
+def drop(item: Any, reason: str, field: str | None = None) -> ConsentDropItem:
+    """The exception that drops ``item`` for ``reason``; the item is emptied first (see the module doc)."""
     try:
-        emptied(item)
+        emptied(item, field, reason)
     except Exception:  # an item that will not be emptied is still dropped, never let on or logged
         logger.debug("consentcrawl: a dropped item could not be emptied", exc_info=True)
-    return ConsentDropItem(message)
+    return ConsentDropItem(f"consentcrawl: {reason}")
 
 
 def _mismatch(named: Any, stamped: Any, provenance: dict[str, Any]) -> Evidence | None:
@@ -91,7 +104,7 @@ def _mismatch(named: Any, stamped: Any, provenance: dict[str, Any]) -> Evidence 
 class ConsentGuardPipeline(RuntimeComponent):
     async def process_item(self, item: Any) -> Any:
         if self.runtime is None:
-            raise drop(item, "consentcrawl: configuration error")
+            raise drop(item, "configuration error")
         try:
             return await self._guard(item)
         except ConsentDropItem:
@@ -100,7 +113,7 @@ class ConsentGuardPipeline(RuntimeComponent):
             cause = Evidence("error", "guard pipeline", {"error": type(exc).__name__})  # not str(exc): item data
             self.runtime.record(deny(Stage.ERROR, "error.internal", evidence=(cause,)), None, None, "item")
             self.runtime.count("consentcrawl/items/dropped")
-            raise drop(item, f"consentcrawl: error.internal ({type(exc).__name__})") from None
+            raise drop(item, f"error.internal ({type(exc).__name__})", self.runtime.config.provenance_field) from None
 
     async def _guard(self, item: Any) -> Any:
         assert self.runtime is not None
@@ -111,6 +124,10 @@ class ConsentGuardPipeline(RuntimeComponent):
         subject = adapter.get(config.subject_field)
         provenance = adapter.get(config.provenance_field) if config.provenance_field else None
         carried = isinstance(provenance, dict)
+        if isinstance(provenance, dict) and DROPPED in provenance and len(provenance) == 1:
+            # the guard dropped and emptied this very object already; yielded again, it holds nothing to decide on
+            self.runtime.count("consentcrawl/items/dropped")
+            raise drop(item, str(provenance[DROPPED]), config.provenance_field)
         if not isinstance(provenance, dict):  # an item that cannot carry it: its page, kept by the spider middleware
             page = self.runtime.item_pages.take(item)
             # for an item that does not say whose it is; one that names a person but no platform stays undecidable
@@ -136,7 +153,7 @@ class ConsentGuardPipeline(RuntimeComponent):
         if not decision.allowed:
             self.runtime.count("consentcrawl/items/dropped")
             if self.runtime.enforce:
-                raise drop(item, f"consentcrawl: {decision.reason}")
+                raise drop(item, str(decision.reason), config.provenance_field)
             return item
         if not findable and decision.platform and decision.subject:
             self.runtime.item_pages.kept(decision.platform, decision.subject)  # a purge cannot find it in the output
