@@ -123,3 +123,34 @@ async def test_an_item_dropped_handler_is_not_handed_the_denied_persons_data(
         assert held == {}, held
     loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
     assert not [m for m in loud if secret_name("107") in m], loud
+
+
+class _Unreadable(dict):  # type: ignore[type-arg]
+    """A dict whose subject cannot be read: the guard fails on it (error.internal) and drops it."""
+
+    def __getitem__(self, key: Any) -> Any:
+        if key == "subject":
+            raise RuntimeError(f"cannot read {dict.get(self, 'name')}")
+        return super().__getitem__(key)
+
+
+class KeepsDroppedUnreadable(KeepsDropped):
+    def parse(self, response: scrapy.http.Response) -> Any:
+        self.seen.append(response.url)
+        yield {"subject": "101", "platform": "people", "name": secret_name("101"), "case": "101"}
+        yield _Unreadable(subject="102", platform="people", name=secret_name("102"), case="102")
+
+
+@deferred_f_from_coro_f
+async def test_an_item_the_guard_fails_on_is_emptied_before_the_handler_gets_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The guard's own failure drops the item (error.internal): the handler gets it emptied too."""
+    with LocalServer(LenientPeople()) as server, caplog.at_level(logging.INFO):
+        result = await crawl(make_spider("ConsentSpider", KeepsDroppedUnreadable), people_settings(tmp_path),
+                             proxy=server.proxy, monkeypatch=monkeypatch)
+    received = result.crawler.spider.received
+    assert [str(exception) for _, exception in received] == ["consentcrawl: error.internal (RuntimeError)"]
+    item = received[0][0]
+    assert dict(item) == {"consentcrawl": {"dropped": "error.internal (RuntimeError)"}}, dict(item)
+    loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert not [m for m in loud if secret_name("102") in m], loud
