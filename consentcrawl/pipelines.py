@@ -3,18 +3,30 @@
 This is the last line of defence and the one that sees people's data on listing pages, search results and
 anywhere else that is not a profile URL: an item naming a subject must be covered by a live authorization of
 the platform and of the person for the crawl's purpose, or it is dropped before any other pipeline sees it.
+
+A dropped item is emptied first (:func:`emptied`). Scrapy hands the very item object it dropped to every
+``item_dropped`` handler (a project's handler that logs or stores dropped items) and to the log formatter's
+``dropped`` line; no pipeline can hand them another object. Not raising ``DropItem`` is no way out either: an item
+returned goes on to ``item_scraped`` and the feeds, any other exception makes it an ``item_error``, logged at ERROR
+with the item. So the handlers still learn that an item was dropped and why (the exception names the reason code),
+never whose it was or what it held; the audit log has the decision.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import MutableMapping
 from typing import Any
 
 from itemadapter import ItemAdapter
 from scrapy.exceptions import DropItem
 
 from .decision import Decision, Evidence, Stage, deny
+from .itempages import ItemPages
 from .provenance import with_item_decision
 from .runtime import RuntimeComponent
+
+logger = logging.getLogger("consentcrawl")
 
 
 class ConsentDropItem(DropItem):
@@ -28,10 +40,71 @@ class ConsentDropItem(DropItem):
         super().__init__(message, log_level="DEBUG")
 
 
+#: the key of the stand-in an emptied mapping keeps in the provenance field: why the guard dropped it
+DROPPED = "dropped"
+
+
+def emptied(item: Any, field: str | None = None, reason: str | None = None) -> Any:
+    """``item`` without its data, in place: a mapping (a dict, a Scrapy ``Item``) loses every key, an item of
+    fields (a dataclass, attrs, pydantic) has each set to None, a frozen one too. Any other holder of the same
+    object (the spider kept it) is left the emptied item as well: the data of a person this crawl may not collect
+    has no place in its memory either.
+
+    A mapping that can take the provenance ``field`` is left ``{field: {"dropped": reason}}``: a handler sees why,
+    and the same object yielded again (a page stamped it before the guard emptied it) is dropped again
+    (:meth:`ConsentGuardPipeline._guard`), not let out as an empty item."""
+    if isinstance(item, MutableMapping):
+        for key in list(item.keys()):
+            del item[key]
+        if field:
+            try:
+                item[field] = {DROPPED: reason}
+            except KeyError:  # an Item class without that field
+                pass
+        return item
+    try:
+        names = list(ItemAdapter(item).field_names())
+    except TypeError:  # not an item itemadapter knows: its attributes are its data
+        names = list(getattr(item, "__dict__", {}))
+    for name in names:
+        try:
+            setattr(item, name, None)
+        except Exception:  # noqa: BLE001 - frozen, or a validating setter: set underneath it
+            try:
+                object.__setattr__(item, name, None)
+            except Exception:  # noqa: BLE001 - a field that cannot be set: the others still go
+                continue
+    return item
+
+
+def drop(item: Any, reason: str, field: str | None = None) -> ConsentDropItem:
+    """The exception that drops ``item`` for ``reason``; the item is emptied first (see the module doc)."""
+    try:
+        emptied(item, field, reason)
+    except Exception:  # an item that will not be emptied is still dropped, never let on or logged
+        logger.debug("consentcrawl: a dropped item could not be emptied", exc_info=True)
+    return ConsentDropItem(f"consentcrawl: {reason}")
+
+
+def _mismatch(named: Any, stamped: Any, provenance: dict[str, Any]) -> Evidence | None:
+    """Why the item cannot be judged on its page's records, or None: it names another platform than its page's,
+    or it was yielded from the pages of different people before the guard took it (itempages.py)."""
+    if named and stamped and named != stamped:
+        return Evidence("item", "item", {"platform": str(named)[:100], "page_platform": stamped,
+                                         "cause": "the item names another platform than its page's"})
+    pages = ItemPages.conflicting(provenance)
+    if pages:
+        return Evidence("item", "item", {
+            "pages": [{"url": p.get("url"), "platform": p.get("platform"), "subject": p.get("subject")}
+                      for p in pages],
+            "cause": "the item was yielded from the pages of different people"})
+    return None
+
+
 class ConsentGuardPipeline(RuntimeComponent):
     async def process_item(self, item: Any) -> Any:
         if self.runtime is None:
-            raise ConsentDropItem("consentcrawl: configuration error")
+            raise drop(item, "configuration error")
         try:
             return await self._guard(item)
         except ConsentDropItem:
@@ -40,7 +113,7 @@ class ConsentGuardPipeline(RuntimeComponent):
             cause = Evidence("error", "guard pipeline", {"error": type(exc).__name__})  # not str(exc): item data
             self.runtime.record(deny(Stage.ERROR, "error.internal", evidence=(cause,)), None, None, "item")
             self.runtime.count("consentcrawl/items/dropped")
-            raise ConsentDropItem(f"consentcrawl: error.internal ({type(exc).__name__})") from None
+            raise drop(item, f"error.internal ({type(exc).__name__})", self.runtime.config.provenance_field) from None
 
     async def _guard(self, item: Any) -> Any:
         assert self.runtime is not None
@@ -51,6 +124,10 @@ class ConsentGuardPipeline(RuntimeComponent):
         subject = adapter.get(config.subject_field)
         provenance = adapter.get(config.provenance_field) if config.provenance_field else None
         carried = isinstance(provenance, dict)
+        if isinstance(provenance, dict) and DROPPED in provenance and len(provenance) == 1:
+            # the guard dropped and emptied this very object already; yielded again, it holds nothing to decide on
+            self.runtime.count("consentcrawl/items/dropped")
+            raise drop(item, str(provenance[DROPPED]), config.provenance_field)
         if not isinstance(provenance, dict):  # an item that cannot carry it: its page, kept by the spider middleware
             page = self.runtime.item_pages.take(item)
             # for an item that does not say whose it is; one that names a person but no platform stays undecidable
@@ -67,10 +144,8 @@ class ConsentGuardPipeline(RuntimeComponent):
         platform = named or stamped
         if not isinstance(platform, str):  # a list from getall(), a Selector...: not a platform we can name
             platform = None
-        if named and stamped and named != stamped:
-            # the page was decided on one platform; the item must not be judged on another's records
-            cause = Evidence("item", "item", {"platform": str(named)[:100], "page_platform": stamped,
-                                              "cause": "the item names another platform than its page's"})
+        cause = _mismatch(named, stamped, provenance)
+        if cause is not None:
             decision = self.runtime.record(deny(Stage.SUBJECT, "subject.mismatch", platform=stamped,
                                                 evidence=(cause,)), provenance.get("url"), None, "item")
         else:
@@ -78,7 +153,7 @@ class ConsentGuardPipeline(RuntimeComponent):
         if not decision.allowed:
             self.runtime.count("consentcrawl/items/dropped")
             if self.runtime.enforce:
-                raise ConsentDropItem(f"consentcrawl: {decision.reason}")
+                raise drop(item, str(decision.reason), config.provenance_field)
             return item
         if not findable and decision.platform and decision.subject:
             self.runtime.item_pages.kept(decision.platform, decision.subject)  # a purge cannot find it in the output

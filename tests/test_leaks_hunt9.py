@@ -79,7 +79,7 @@ async def test_an_errback_raising_for_a_denied_request_logs_no_url_of_the_person
         kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """Scrapy logs an errback's exception at ERROR as ``Spider error processing <GET url>``: for a request
     consentcrawl denied, that is the profile URL of a person who did not authorize the crawl. The errback still
-    runs and its exception is still logged (with its traceback), without the URL."""
+    runs and its exception is still logged, by its type, without the URL (its traceback at DEBUG)."""
     app = LenientPeople()
     with LocalServer(app) as server, caplog.at_level(logging.INFO):
         result = await crawl(make_spider(kind, RaisingErrback), people_settings(tmp_path), proxy=server.proxy,
