@@ -10,7 +10,8 @@ and the engine denies:
   the platform's domain, not by a scheme, because the services repair what a WHATWG URL parser repairs:
   ``//people.example/u/107``, ``http:/people.example/…``, backslashes, and no scheme at all
   (``/web/2024/people.example/u/111``, as the Wayback Machine spells it);
-- the same in a request body (``FormRequest(".../fetch", formdata={"url": ...})``);
+- the same in a request body (``FormRequest(".../fetch", formdata={"url": ...})``), and with JSON's string
+  escapes undone (``{"url": "http:\\u002f\\u002fpeople.example/u/107"}``: the service's JSON parser reads it so);
 - a form body (urlencoded or multipart), which a PHP-style server reads like the query; a body of another type
   that mentions a query template's parameter is ambiguous.
 """
@@ -76,7 +77,11 @@ def embedded(platforms: PlatformRegistry, text: str, platform: Platform | None,
     if pattern is None or not text:
         return platform, reading
     seen: dict[str, tuple[Platform, SubjectReading]] = {}
-    for variant in {text, unquote(text), unquote(unquote(text))}:
+    variants = {text, unquote(text), unquote(unquote(text))}
+    if "\\" in text or "%5c" in text or "%5C" in text:  # JSON escapes, as a service's JSON parser undoes them
+        variants |= {_json_unescaped(v) for v in variants}
+        variants |= {unquote(v) for v in variants}
+    for variant in variants:
         variant = variant.replace("\\", "/")
         for match in pattern.finditer(variant):
             end = _END.search(variant, match.end())
@@ -100,6 +105,23 @@ def embedded(platforms: PlatformRegistry, text: str, platform: Platform | None,
         return platform, reading  # links back to the same platform, naming no one else
     evidence = tuple((f"embedded {u}", r.subject) for u, (_, r) in seen.items())
     return platform, SubjectReading(None, True, (*(reading.readings if reading else ()), *evidence))
+
+
+#: a JSON string's escapes: ``\\uXXXX`` (any character, ``/`` and the host's letters too) and ``\\/``, ``\\\\``...
+_JSON_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|([\"\\/bfnrt]))")
+_JSON_SIMPLE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _json_unescaped(text: str) -> str:
+    """``text`` with JSON's string escapes undone: a fetch-through service that takes its target in a JSON body
+    (``{"url": "http:\\u002f\\u002fpeople.example/u/107"}``) reads the URL its parser gives back, which names a
+    platform's host that the text as written does not."""
+    def one(match: re.Match[str]) -> str:
+        if match.group(1) is not None:
+            return chr(int(match.group(1), 16))
+        return _JSON_SIMPLE.get(match.group(2), match.group(2))
+
+    return _JSON_ESCAPE.sub(one, text)
 
 
 def form_text(body: bytes, content_type: str) -> tuple[str, bool]:

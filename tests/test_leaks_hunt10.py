@@ -7,14 +7,30 @@ lines at INFO or above). Each test failed on main (6f04666) and passes since its
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 import textwrap
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
+import scrapy
+from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl_demo.server import LocalServer
-from tests.lenient import AUTHORIZED, HOST, KINDS, LenientPeople, secret_name
+from tests.lenient import (
+    AUTHORIZED,
+    HOST,
+    KINDS,
+    LenientPeople,
+    ListLogic,
+    crawl,
+    make_spider,
+    people_settings,
+    secret_name,
+)
 from tests.test_hunt import _project, _run_command, assert_not_served
 
 BASE = f"http://{HOST}"
@@ -90,3 +106,58 @@ def test_scrapy_parse_shows_no_item_or_link_of_a_denied_person(kind: str, option
     assert_not_served(app, DENIED)
     if "--depth" in options:
         assert sorted(set(app.people_served())) == sorted(p for p in AUTHORIZED if p.isdigit()), app.describe()
+
+
+# -- a platform URL in a JSON body, written with JSON's escapes ---------------------------------------------------
+
+
+def json_fetch_api(app: LenientPeople, api_host: str = "render.example") -> Any:
+    """A fetch-through service that takes its target in a JSON body (``POST /render.html {"url": ...}``, as
+    Splash, headless-browser services and scraping APIs do): the body is read with a JSON parser, so every JSON
+    escape (``\\/``, ``\\u002f``, ``\\u0068ttp``) is undone before the URL is fetched from the people site."""
+
+    def serve(request: Any, headers: dict[str, str]) -> Any:
+        from consentcrawl_demo.server import Response
+
+        if request.host != api_host:
+            return app(request, headers)
+        if request.path == "/robots.txt":
+            return Response.text("User-agent: *\nAllow: /\n")
+        if request.path != "/render.html":
+            return Response.text("not found\n", 404)
+        try:
+            target = urlsplit(json.loads(request.body)["url"])
+        except (ValueError, KeyError, TypeError):
+            return Response.text("bad request\n", 400)
+        fetched = dataclasses.replace(request, host=target.hostname or "", target=target.path or "/",
+                                      path=target.path or "/", query=target.query, body=b"")
+        return app(fetched, {})
+
+    return serve
+
+
+@pytest.mark.parametrize(("body", "person"), [
+    ('{"url": "http://people.example/u/104"}', "104"),  # control: a plain platform URL in the body is read
+    ('{"url": "http:\\/\\/people.example\\/u\\/105"}', "105"),  # PHP's json_encode escapes every slash
+    ('{"url": "http://people.example\\u002fu\\u002f106"}', "106"),
+    ('{"url": "http:\\u002f\\u002fpeople.example/u/107"}', "107"),
+    ('{"url": "http://\\u0070eople.example/u/108"}', "108"),
+    ('{"url": "http://people\\u002Eexample/u/109"}', "109"),
+], ids=["plain", "escaped-slashes", "u002f-path", "u002f-scheme", "escaped-host-letter", "escaped-dot"])
+@deferred_f_from_coro_f
+async def test_a_platform_url_in_a_json_body_is_read_with_json_escapes_undone(
+        body: str, person: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request to a fetch-through service (off-platform) whose JSON body names a platform page is decided as
+    that page. JSON lets any character of a string be written as ``\\uXXXX`` (and ``/`` as ``\\/``): the service's
+    JSON parser reads ``http:\\u002f\\u002fpeople.example/u/107`` as the profile URL, while the search for
+    embedded platform URLs read the body as it was written, found no platform host in it, and let the request
+    through as ``terms.off-platform``: the service fetched the person's profile."""
+    app = LenientPeople()
+    request = scrapy.Request("http://render.example/render.html", method="POST", body=body.encode(),
+                             headers={"Content-Type": "application/json"}, dont_filter=True)
+    with LocalServer(json_fetch_api(app)) as server:
+        result = await crawl(make_spider("ADDONS", ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[request], follow_links=False)
+    assert_not_served(app, {person}, f"(POST {body} to http://render.example/render.html)")
+    assert secret_name(person) not in str(result.items)
+    assert [e["verdict"] for e in result.audit_for("/render.html") if e.get("phase") == "request"] == ["deny"]
