@@ -11,13 +11,15 @@ and the engine denies:
   ``//people.example/u/107``, ``http:/people.example/…``, backslashes, and no scheme at all
   (``/web/2024/people.example/u/111``, as the Wayback Machine spells it);
 - the same in a request body (``FormRequest(".../fetch", formdata={"url": ...})``), and with JSON's string
-  escapes undone (``{"url": "http:\\u002f\\u002fpeople.example/u/107"}``: the service's JSON parser reads it so);
+  escapes undone (``{"url": "http:\\u002f\\u002fpeople.example/u/107"}``: the service's JSON parser reads it so)
+  and in the encoding its reader decodes it in (a declared charset, UTF-16 or UTF-32 as JSON parsers detect);
 - a form body (urlencoded or multipart), which a PHP-style server reads like the query; a body of another type
   that mentions a query template's parameter is ambiguous.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from email.parser import BytesParser
@@ -144,7 +146,26 @@ def form_text(body: bytes, content_type: str) -> tuple[str, bool]:
                 value = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
                 pairs.append((name, value))
         return urlencode(pairs), True
-    return body.decode("latin-1"), False
+    text = body.decode("latin-1")
+    decoded = _as_its_reader_decodes(body, content_type)
+    return (text if decoded in (None, text) else f"{text}\n{decoded}"), False
+
+
+def _as_its_reader_decodes(body: bytes, content_type: str) -> str | None:
+    """A body that is not a form as the service reading it decodes it, when that is not Latin-1: in the charset
+    its type declares, or in UTF-16 or UTF-32 as a JSON parser detects by itself (RFC 8259 section 8.1, Python's
+    ``json.loads`` of bytes). Read as Latin-1 only, ``{"url": "http://people.example/u/107"}`` in UTF-16 names no
+    host. None when no other decoding applies."""
+    charset = next((p.split("=", 1)[1].strip().strip('"') for p in content_type.split(";")[1:]
+                    if p.strip().lower().startswith("charset=")), "")
+    encodings = [e for e in dict.fromkeys((charset, json.detect_encoding(body))) if e]
+    readings = []
+    for encoding in encodings:
+        try:
+            readings.append(body.decode(encoding, "replace"))
+        except LookupError:  # a charset Python does not know: no service is likely to either
+            continue
+    return "\n".join(readings) if readings else None
 
 
 def with_body(platform: Platform, url: str, form: str, is_form: bool, reading: SubjectReading) -> SubjectReading:

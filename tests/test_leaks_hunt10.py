@@ -143,17 +143,23 @@ def json_fetch_api(app: LenientPeople, api_host: str = "render.example") -> Any:
     ('{"url": "http:\\u002f\\u002fpeople.example/u/107"}', "107"),
     ('{"url": "http://\\u0070eople.example/u/108"}', "108"),
     ('{"url": "http://people\\u002Eexample/u/109"}', "109"),
-], ids=["plain", "escaped-slashes", "u002f-path", "u002f-scheme", "escaped-host-letter", "escaped-dot"])
+    ('{"url": "http://people.example/u/110"}'.encode("utf-16"), "110"),  # JSON parsers detect UTF-16 and -32
+    ('{"url": "http://people.example/u/110"}'.encode("utf-16-be"), "110"),
+    ('{"url": "http://people.example/u/110"}'.encode("utf-32-le"), "110"),
+], ids=["plain", "escaped-slashes", "u002f-path", "u002f-scheme", "escaped-host-letter", "escaped-dot", "utf-16",
+        "utf-16-be-no-bom", "utf-32-le-no-bom"])
 @deferred_f_from_coro_f
 async def test_a_platform_url_in_a_json_body_is_read_with_json_escapes_undone(
-        body: str, person: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        body: str | bytes, person: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A request to a fetch-through service (off-platform) whose JSON body names a platform page is decided as
     that page. JSON lets any character of a string be written as ``\\uXXXX`` (and ``/`` as ``\\/``): the service's
     JSON parser reads ``http:\\u002f\\u002fpeople.example/u/107`` as the profile URL, while the search for
     embedded platform URLs read the body as it was written, found no platform host in it, and let the request
-    through as ``terms.off-platform``: the service fetched the person's profile."""
+    through as ``terms.off-platform``: the service fetched the person's profile. So did a body in UTF-16 or
+    UTF-32, which a JSON parser detects by itself (RFC 8259, Python's ``json.loads`` of bytes) and the search read
+    as Latin-1."""
     app = LenientPeople()
-    request = scrapy.Request("http://render.example/render.html", method="POST", body=body.encode(),
+    request = scrapy.Request("http://render.example/render.html", method="POST", body=body if isinstance(body, bytes) else body.encode(),
                              headers={"Content-Type": "application/json"}, dont_filter=True)
     with LocalServer(json_fetch_api(app)) as server:
         result = await crawl(make_spider("ADDONS", ListLogic), people_settings(tmp_path), proxy=server.proxy,
