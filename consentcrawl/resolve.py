@@ -12,13 +12,15 @@ and the engine denies:
   (``/web/2024/people.example/u/111``, as the Wayback Machine spells it);
 - the same in a request body (``FormRequest(".../fetch", formdata={"url": ...})``), and with JSON's string
   escapes undone (``{"url": "http:\\u002f\\u002fpeople.example/u/107"}``: the service's JSON parser reads it so)
-  and in the encoding its reader decodes it in (a declared charset, UTF-16 or UTF-32 as JSON parsers detect);
+  and XML's character references (``people&#46;example``), and in the encoding its reader decodes it in (a
+  declared charset, UTF-16 or UTF-32 as JSON parsers detect);
 - a form body (urlencoded or multipart), which a PHP-style server reads like the query; a body of another type
   that mentions a query template's parameter is ambiguous.
 """
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from dataclasses import dataclass
@@ -83,6 +85,8 @@ def embedded(platforms: PlatformRegistry, text: str, platform: Platform | None,
     if "\\" in text or "%5c" in text or "%5C" in text:  # JSON escapes, as a service's JSON parser undoes them
         variants |= {_json_unescaped(v) for v in variants}
         variants |= {unquote(v) for v in variants}
+    if "&" in text:  # XML and HTML character references (``&#46;``, ``&sol;``), as an XML parser undoes them
+        variants |= {html.unescape(v) for v in variants}
     for variant in variants:
         variant = variant.replace("\\", "/")
         for match in pattern.finditer(variant):

@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+from xml.etree import ElementTree
 
 import pytest
 import scrapy
@@ -111,10 +112,11 @@ def test_scrapy_parse_shows_no_item_or_link_of_a_denied_person(kind: str, option
 # -- a platform URL in a JSON body, written with JSON's escapes ---------------------------------------------------
 
 
-def json_fetch_api(app: LenientPeople, api_host: str = "render.example") -> Any:
+def fetch_api(app: LenientPeople, api_host: str = "render.example") -> Any:
     """A fetch-through service that takes its target in a JSON body (``POST /render.html {"url": ...}``, as
-    Splash, headless-browser services and scraping APIs do): the body is read with a JSON parser, so every JSON
-    escape (``\\/``, ``\\u002f``, ``\\u0068ttp``) is undone before the URL is fetched from the people site."""
+    Splash, headless-browser services and scraping APIs do), or in an XML one (``<r><url>...</url></r>``): the
+    body is read with a JSON or XML parser, so every JSON escape (``\\/``, ``\\u002f``, ``\\u0068ttp``) and XML
+    character reference (``&#47;``) is undone before the URL is fetched from the people site."""
 
     def serve(request: Any, headers: dict[str, str]) -> Any:
         from consentcrawl_demo.server import Response
@@ -126,8 +128,11 @@ def json_fetch_api(app: LenientPeople, api_host: str = "render.example") -> Any:
         if request.path != "/render.html":
             return Response.text("not found\n", 404)
         try:
-            target = urlsplit(json.loads(request.body)["url"])
-        except (ValueError, KeyError, TypeError):
+            if request.body.lstrip().startswith(b"<"):  # XML, as XML-RPC and SOAP services take it
+                target = urlsplit(ElementTree.fromstring(request.body).findtext("url") or "")
+            else:
+                target = urlsplit(json.loads(request.body)["url"])
+        except (ValueError, KeyError, TypeError, ElementTree.ParseError):
             return Response.text("bad request\n", 400)
         fetched = dataclasses.replace(request, host=target.hostname or "", target=target.path or "/",
                                       path=target.path or "/", query=target.query, body=b"")
@@ -146,10 +151,13 @@ def json_fetch_api(app: LenientPeople, api_host: str = "render.example") -> Any:
     ('{"url": "http://people.example/u/110"}'.encode("utf-16"), "110"),  # JSON parsers detect UTF-16 and -32
     ('{"url": "http://people.example/u/110"}'.encode("utf-16-be"), "110"),
     ('{"url": "http://people.example/u/110"}'.encode("utf-32-le"), "110"),
+    ("<r><url>http://people&#46;example/u/111</url></r>", "111"),
+    ("<r><url>http:&#x2F;&#x2F;people.example&#x2f;u&#47;112</url></r>", "112"),
+    ("<r><url>http://&#112;eople.example/u/113</url></r>", "113"),
 ], ids=["plain", "escaped-slashes", "u002f-path", "u002f-scheme", "escaped-host-letter", "escaped-dot", "utf-16",
-        "utf-16-be-no-bom", "utf-32-le-no-bom"])
+        "utf-16-be-no-bom", "utf-32-le-no-bom", "xml-dot", "xml-slashes", "xml-letter"])
 @deferred_f_from_coro_f
-async def test_a_platform_url_in_a_json_body_is_read_with_json_escapes_undone(
+async def test_a_platform_url_in_a_json_or_xml_body_is_read_with_its_escapes_undone(
         body: str | bytes, person: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A request to a fetch-through service (off-platform) whose JSON body names a platform page is decided as
     that page. JSON lets any character of a string be written as ``\\uXXXX`` (and ``/`` as ``\\/``): the service's
@@ -157,11 +165,13 @@ async def test_a_platform_url_in_a_json_body_is_read_with_json_escapes_undone(
     embedded platform URLs read the body as it was written, found no platform host in it, and let the request
     through as ``terms.off-platform``: the service fetched the person's profile. So did a body in UTF-16 or
     UTF-32, which a JSON parser detects by itself (RFC 8259, Python's ``json.loads`` of bytes) and the search read
-    as Latin-1."""
+    as Latin-1, and an XML body spelling the URL with character references (``people&#46;example``)."""
     app = LenientPeople()
-    request = scrapy.Request("http://render.example/render.html", method="POST", body=body if isinstance(body, bytes) else body.encode(),
-                             headers={"Content-Type": "application/json"}, dont_filter=True)
-    with LocalServer(json_fetch_api(app)) as server:
+    raw = body if isinstance(body, bytes) else body.encode()
+    kind = "application/xml" if raw.startswith(b"<") else "application/json"
+    request = scrapy.Request("http://render.example/render.html", method="POST", body=raw,
+                             headers={"Content-Type": kind}, dont_filter=True)
+    with LocalServer(fetch_api(app)) as server:
         result = await crawl(make_spider("ADDONS", ListLogic), people_settings(tmp_path), proxy=server.proxy,
                              monkeypatch=monkeypatch, urls=[request], follow_links=False)
     assert_not_served(app, {person}, f"(POST {body} to http://render.example/render.html)")
