@@ -221,9 +221,10 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
             rewrites: tuple[tuple[str, str], ...] = ()
             if request is not None:
                 subject = request.meta.get(META_SUBJECT)
-                if request.body:
+                if request.body:  # as the server reads it: decompressed (a coding it cannot undo is denied)
                     content_type = (request.headers.get(b"Content-Type") or b"").decode("latin-1")
-                    form, is_form = form_text(request.body, content_type)
+                    body = decoded_body(request.body, request.headers.get(b"Content-Encoding"))
+                    form, is_form = form_text(body, content_type)
                 proxy = request.meta.get("proxy")  # set by HttpProxyMiddleware (or the spider): seen at send time
                 proxy = str(proxy) if proxy else None
                 # cookies are set by CookiesMiddleware: seen at send time

@@ -8,6 +8,7 @@ lines at INFO or above). Each test failed on main (6f04666) and passes since its
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import json
 import re
 import textwrap
@@ -128,11 +129,15 @@ def fetch_api(app: LenientPeople, api_host: str = "render.example") -> Any:
         if request.path != "/render.html":
             return Response.text("not found\n", 404)
         try:
-            if request.body.lstrip().startswith(b"<"):  # XML, as XML-RPC and SOAP services take it
-                target = urlsplit(ElementTree.fromstring(request.body).findtext("url") or "")
+            body = request.body
+            for coding in reversed(headers.get("content-encoding", "").split(",")):  # as services that take
+                if coding.strip() == "gzip":  # compressed bodies do
+                    body = gzip.decompress(body)
+            if body.lstrip().startswith(b"<"):  # XML, as XML-RPC and SOAP services take it
+                target = urlsplit(ElementTree.fromstring(body).findtext("url") or "")
             else:
-                target = urlsplit(json.loads(request.body)["url"])
-        except (ValueError, KeyError, TypeError, ElementTree.ParseError):
+                target = urlsplit(json.loads(body)["url"])
+        except (ValueError, KeyError, TypeError, ElementTree.ParseError, OSError):
             return Response.text("bad request\n", 400)
         fetched = dataclasses.replace(request, host=target.hostname or "", target=target.path or "/",
                                       path=target.path or "/", query=target.query, body=b"")
@@ -177,3 +182,24 @@ async def test_a_platform_url_in_a_json_or_xml_body_is_read_with_its_escapes_und
     assert_not_served(app, {person}, f"(POST {body} to http://render.example/render.html)")
     assert secret_name(person) not in str(result.items)
     assert [e["verdict"] for e in result.audit_for("/render.html") if e.get("phase") == "request"] == ["deny"]
+
+
+@pytest.mark.parametrize(("coding", "person"), [("gzip", "104"), ("gzip, identity", "105"), ("x-unknown", None)])
+@deferred_f_from_coro_f
+async def test_a_compressed_body_is_read_as_its_reader_decompresses_it(
+        coding: str, person: str | None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request body sent with ``Content-Encoding: gzip`` (which services that take large bodies accept) is
+    decompressed by the service before it reads the URL in it; the search for embedded platform URLs read the
+    compressed bytes, found no host, and the service fetched the profile (``terms.off-platform``). A body whose
+    coding cannot be undone is a request we cannot read: denied, with its cause (``error.bad-url``)."""
+    app = LenientPeople()
+    payload = json.dumps({"url": f"{BASE}/u/{person or 106}"}).encode()
+    request = scrapy.Request("http://render.example/render.html", method="POST", body=gzip.compress(payload),
+                             headers={"Content-Type": "application/json", "Content-Encoding": coding},
+                             dont_filter=True)
+    with LocalServer(fetch_api(app)) as server:
+        result = await crawl(make_spider("ADDONS", ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[request], follow_links=False)
+    assert_not_served(app, DENIED, f"(POST a {coding} body naming {person} to http://render.example/render.html)")
+    denies = [e["reason"] for e in result.audit_for("/render.html") if e.get("verdict") == "deny"]
+    assert denies == ["subject.no-authorization" if person else "error.bad-url"], result.audit
