@@ -85,7 +85,7 @@ def embedded(platforms: PlatformRegistry, text: str, platform: Platform | None,
     if "\\" in text or "%5c" in text or "%5C" in text:  # JSON escapes, as a service's JSON parser undoes them
         variants |= {_json_unescaped(v) for v in variants}
         variants |= {unquote(v) for v in variants}
-    if "&" in text and ";" in text:  # XML character references (``&#46;``), as an XML parser undoes them
+    if any("&" in v and ";" in v for v in variants):  # XML character references (``&#46;``) undone
         variants |= {html.unescape(v) for v in variants}
     for variant in variants:
         variant = variant.replace("\\", "/")
