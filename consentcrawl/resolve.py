@@ -13,7 +13,8 @@ and the engine denies:
 - the same in a request body (``FormRequest(".../fetch", formdata={"url": ...})``), and with JSON's string
   escapes undone (``{"url": "http:\\u002f\\u002fpeople.example/u/107"}``: the service's JSON parser reads it so)
   and XML's character references (``people&#46;example``), and in the encoding its reader decodes it in (a
-  declared charset, UTF-16 or UTF-32 as JSON parsers detect);
+  declared charset, UTF-16 or UTF-32 as JSON parsers detect); a host is also read as IDNA maps it (NFKC, the
+  ideographic full stop), as the services' WHATWG URL parsers do;
 - a form body (urlencoded or multipart), which a PHP-style server reads like the query; a body of another type
   that mentions a query template's parameter is ambiguous.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -87,6 +89,8 @@ def embedded(platforms: PlatformRegistry, text: str, platform: Platform | None,
         variants |= {unquote(v) for v in variants}
     if any("&" in v and ";" in v for v in variants):  # XML character references (``&#46;``) undone
         variants |= {html.unescape(v) for v in variants}
+    if not all(v.isascii() for v in variants):  # a host as IDNA maps it (``people\u3002example``, fullwidth letters)
+        variants |= {unicodedata.normalize("NFKC", v).translate(_IDNA_DOTS) for v in variants}
     for variant in variants:
         variant = variant.replace("\\", "/")
         for match in pattern.finditer(variant):
@@ -113,6 +117,8 @@ def embedded(platforms: PlatformRegistry, text: str, platform: Platform | None,
     return platform, SubjectReading(None, True, (*(reading.readings if reading else ()), *evidence))
 
 
+#: the full stops IDNA (and so a WHATWG URL parser) reads as the dot between a host's labels, after NFKC
+_IDNA_DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
 #: a JSON string's escapes: ``\\uXXXX`` (any character, ``/`` and the host's letters too) and ``\\/``, ``\\\\``...
 _JSON_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|([\"\\/bfnrt]))")
 _JSON_SIMPLE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}

@@ -117,7 +117,8 @@ def fetch_api(app: LenientPeople, api_host: str = "render.example") -> Any:
     """A fetch-through service that takes its target in a JSON body (``POST /render.html {"url": ...}``, as
     Splash, headless-browser services and scraping APIs do), or in an XML one (``<r><url>...</url></r>``): the
     body is read with a JSON or XML parser, so every JSON escape (``\\/``, ``\\u002f``, ``\\u0068ttp``) and XML
-    character reference (``&#47;``) is undone before the URL is fetched from the people site."""
+    character reference (``&#47;``) is undone, and the host is mapped by IDNA as a WHATWG URL parser maps it,
+    before the URL is fetched from the people site."""
 
     def serve(request: Any, headers: dict[str, str]) -> Any:
         from consentcrawl_demo.server import Response
@@ -139,7 +140,8 @@ def fetch_api(app: LenientPeople, api_host: str = "render.example") -> Any:
                 target = urlsplit(json.loads(body)["url"])
         except (ValueError, KeyError, TypeError, ElementTree.ParseError, OSError):
             return Response.text("bad request\n", 400)
-        fetched = dataclasses.replace(request, host=target.hostname or "", target=target.path or "/",
+        host = (target.hostname or "").encode("idna").decode("ascii")  # IDNA, as WHATWG URL parsers map hosts
+        fetched = dataclasses.replace(request, host=host, target=target.path or "/",
                                       path=target.path or "/", query=target.query, body=b"")
         return app(fetched, {})
 
@@ -159,8 +161,12 @@ def fetch_api(app: LenientPeople, api_host: str = "render.example") -> Any:
     ("<r><url>http://people&#46;example/u/111</url></r>", "111"),
     ("<r><url>http:&#x2F;&#x2F;people.example&#x2f;u&#47;112</url></r>", "112"),
     ("<r><url>http://&#112;eople.example/u/113</url></r>", "113"),
+    ('{"url": "http://people\u3002example/u/114"}', "114"),  # an ideographic full stop, written as is
+    ('{"url": "http://\uff50eople.example/u/115"}', "115"),  # a fullwidth letter: IDNA maps it (NFKC)
+    ('{"url": "http://people\\uff0eexample/u/116"}', "116"),  # a fullwidth full stop, as a JSON escape
 ], ids=["plain", "escaped-slashes", "u002f-path", "u002f-scheme", "escaped-host-letter", "escaped-dot", "utf-16",
-        "utf-16-be-no-bom", "utf-32-le-no-bom", "xml-dot", "xml-slashes", "xml-letter"])
+        "utf-16-be-no-bom", "utf-32-le-no-bom", "xml-dot", "xml-slashes", "xml-letter", "ideographic-dot",
+        "fullwidth-letter", "fullwidth-dot-escaped"])
 @deferred_f_from_coro_f
 async def test_a_platform_url_in_a_json_or_xml_body_is_read_with_its_escapes_undone(
         body: str | bytes, person: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -170,7 +176,9 @@ async def test_a_platform_url_in_a_json_or_xml_body_is_read_with_its_escapes_und
     embedded platform URLs read the body as it was written, found no platform host in it, and let the request
     through as ``terms.off-platform``: the service fetched the person's profile. So did a body in UTF-16 or
     UTF-32, which a JSON parser detects by itself (RFC 8259, Python's ``json.loads`` of bytes) and the search read
-    as Latin-1, and an XML body spelling the URL with character references (``people&#46;example``)."""
+    as Latin-1, an XML body spelling the URL with character references (``people&#46;example``), and a host
+    that IDNA (as WHATWG URL parsers apply it) maps to the platform's: ``people\u3002example``,
+    ``\uff50eople.example``."""
     app = LenientPeople()
     raw = body if isinstance(body, bytes) else body.encode()
     kind = "application/xml" if raw.startswith(b"<") else "application/json"
