@@ -156,26 +156,25 @@ def form_text(body: bytes, content_type: str) -> tuple[str, bool]:
                 value = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
                 pairs.append((name, value))
         return urlencode(pairs), True
-    text = body.decode("latin-1")
-    decoded = _as_its_reader_decodes(body, content_type)
-    return (text if decoded in (None, text) else f"{text}\n{decoded}"), False
+    return "\n".join(_as_its_readers_read(body, content_type)), False
 
 
-def _as_its_reader_decodes(body: bytes, content_type: str) -> str | None:
-    """A body that is not a form as the service reading it decodes it, when that is not Latin-1: in the charset
-    its type declares, or in UTF-16 or UTF-32 as a JSON parser detects by itself (RFC 8259 section 8.1, Python's
-    ``json.loads`` of bytes). Read as Latin-1 only, ``{"url": "http://people.example/u/107"}`` in UTF-16 names no
-    host. None when no other decoding applies."""
+def _as_its_readers_read(body: bytes, content_type: str) -> dict[str, None]:
+    """A body that is not a form in every way the service reading it may decode it: as Latin-1 (byte for byte),
+    in the charset its type declares, in UTF-16 or UTF-32 as a JSON parser detects by itself (RFC 8259 section
+    8.1, Python's ``json.loads`` of bytes), and with JSON's string escapes undone. Read as Latin-1 only,
+    ``{"url": "http://people.example/u/107"}`` in UTF-16 names no host and ``{"\\u0069d": 108}`` no ``id``."""
     charset = next((p.split("=", 1)[1].strip().strip('"') for p in content_type.split(";")[1:]
                     if p.strip().lower().startswith("charset=")), "")
-    encodings = [e for e in dict.fromkeys((charset, json.detect_encoding(body))) if e]
-    readings = []
-    for encoding in encodings:
+    readings = dict.fromkeys((body.decode("latin-1"),))
+    for encoding in dict.fromkeys((charset, json.detect_encoding(body))):
         try:
-            readings.append(body.decode(encoding, "replace"))
-        except LookupError:  # a charset Python does not know: no service is likely to either
+            readings[body.decode(encoding, "replace")] = None
+        except LookupError:  # a charset Python does not know (or none): no service is likely to read it either
             continue
-    return "\n".join(readings) if readings else None
+    for text in [t for t in readings if "\\" in t]:
+        readings[_json_unescaped(text)] = None
+    return readings
 
 
 def with_body(platform: Platform, url: str, form: str, is_form: bool, reading: SubjectReading) -> SubjectReading:

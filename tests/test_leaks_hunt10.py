@@ -211,3 +211,45 @@ async def test_a_compressed_body_is_read_as_its_reader_decompresses_it(
     assert_not_served(app, DENIED, f"(POST a {coding} body naming {person} to http://render.example/render.html)")
     denies = [e["reason"] for e in result.audit_for("/render.html") if e.get("verdict") == "deny"]
     assert denies == ["subject.no-authorization" if person else "error.bad-url"], result.audit
+
+
+def json_profiles(app: LenientPeople) -> Any:
+    """The people site with a JSON API at ``/profile.php``: a JSON body's ``id`` names the profile served (the
+    query's otherwise), read with a JSON parser (every escape undone, UTF-16 detected)."""
+
+    def serve(request: Any, headers: dict[str, str]) -> Any:
+        if request.path == "/profile.php" and headers.get("content-type", "").startswith("application/json"):
+            try:
+                ident = json.loads(request.body).get("id")
+            except (ValueError, AttributeError):
+                ident = None
+            if ident is not None:
+                request = dataclasses.replace(request, query=f"id={ident}", body=b"")
+        return app(request, headers)
+
+    return serve
+
+
+@pytest.mark.parametrize(("body", "person"), [
+    ('{"id": "107"}', "107"),  # control: a body that is not a form but names the parameter is ambiguous
+    ('{"\\u0069d": "108"}', "108"),
+    ('{"i\\u0064": 109}', "109"),
+    ('{"id": "110"}'.encode("utf-16"), "110"),
+], ids=["plain", "escaped-i", "escaped-d", "utf-16"])
+@deferred_f_from_coro_f
+async def test_a_json_body_naming_a_query_templates_parameter_in_escapes_is_ambiguous(
+        body: str | bytes, person: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a platform with a query template (``/profile.php?id={subject}``), a body that is not a form but mentions
+    the template's parameter is ambiguous: a server may read the person from it. ``{"\\u0069d": 108}`` is that
+    body to a JSON parser, but the search read it as written and found no ``id``: an authorized person's URL
+    (``/profile.php?id=101``) with that body was allowed, and the server answered with 108's profile."""
+    app = LenientPeople()
+    raw = body if isinstance(body, bytes) else body.encode()
+    request = scrapy.Request(f"{BASE}/profile.php?id=101", method="POST", body=raw,
+                             headers={"Content-Type": "application/json"}, dont_filter=True)
+    with LocalServer(json_profiles(app)) as server:
+        result = await crawl(make_spider("ADDONS", ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[request, f"{BASE}/u/102"], follow_links=False)
+    assert "102" in app.people_served(), f"control: 102 is fetched\n{app.describe()}"
+    assert_not_served(app, {person}, f"(POST {body!r} to /profile.php?id=101)")
+    assert [e["reason"] for e in result.audit_for("/profile.php?id=101")] == ["subject.ambiguous-url"]
