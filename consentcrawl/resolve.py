@@ -66,11 +66,11 @@ def resolve(platforms: PlatformRegistry, url: str) -> Resolved:
 
 def _domain_pattern(platforms: PlatformRegistry) -> re.Pattern[str] | None:
     """A platform's domain (or a subdomain of it) standing as a host: not inside a longer name, followed by the
-    end of a host."""
+    end of a host (after the trailing dot of a fully qualified name, ``people.example.``, which is the same host)."""
     domains = platforms.domains()
     if domains not in _patterns:
         names = "|".join(re.escape(d) for d in sorted(domains, key=len, reverse=True))
-        _patterns[domains] = re.compile(rf"(?<![a-z0-9.-])(?:[a-z0-9-]+\.)*(?:{names})(?=[/\\:?#]|$)",
+        _patterns[domains] = re.compile(rf"(?<![a-z0-9.-])(?:[a-z0-9-]+\.)*(?:{names})(?=\.?(?:[/\\:?#]|$))",
                                         re.IGNORECASE) if names else None
     return _patterns[domains]
 

@@ -140,7 +140,8 @@ def fetch_api(app: LenientPeople, api_host: str = "render.example") -> Any:
                 target = urlsplit(json.loads(body)["url"])
         except (ValueError, KeyError, TypeError, ElementTree.ParseError, OSError):
             return Response.text("bad request\n", 400)
-        host = (target.hostname or "").encode("idna").decode("ascii")  # IDNA, as WHATWG URL parsers map hosts
+        # IDNA, as WHATWG URL parsers map hosts; a trailing dot dropped, as DNS and servers do
+        host = (target.hostname or "").encode("idna").decode("ascii").rstrip(".")
         fetched = dataclasses.replace(request, host=host, target=target.path or "/",
                                       path=target.path or "/", query=target.query, body=b"")
         return app(fetched, {})
@@ -164,9 +165,11 @@ def fetch_api(app: LenientPeople, api_host: str = "render.example") -> Any:
     ('{"url": "http://people\u3002example/u/114"}', "114"),  # an ideographic full stop, written as is
     ('{"url": "http://\uff50eople.example/u/115"}', "115"),  # a fullwidth letter: IDNA maps it (NFKC)
     ('{"url": "http://people\\uff0eexample/u/116"}', "116"),  # a fullwidth full stop, as a JSON escape
+    ('{"url": "http://people.example./u/117"}', "117"),  # the fully qualified name: the same host
+    ('{"url": "http://www.people.example.:80/u/118"}', "118"),
 ], ids=["plain", "escaped-slashes", "u002f-path", "u002f-scheme", "escaped-host-letter", "escaped-dot", "utf-16",
         "utf-16-be-no-bom", "utf-32-le-no-bom", "xml-dot", "xml-slashes", "xml-letter", "ideographic-dot",
-        "fullwidth-letter", "fullwidth-dot-escaped"])
+        "fullwidth-letter", "fullwidth-dot-escaped", "trailing-dot", "trailing-dot-port"])
 @deferred_f_from_coro_f
 async def test_a_platform_url_in_a_json_or_xml_body_is_read_with_its_escapes_undone(
         body: str | bytes, person: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
