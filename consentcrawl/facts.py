@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from .resolve import embedded, resolve, with_body
+from .resolve import embedded, embeds_unlisted_host, resolve, with_body
 from .terms.platforms import Platform, PlatformRegistry, SubjectReading
 from .urls import CanonicalURL, canonicalize
 
@@ -78,8 +78,10 @@ class FactReader:
         paths = resolved.robots_paths
         if form and platform is not None and reading is not None:
             reading = with_body(platform, url, form, is_form, reading)
+        unlisted = resolved.unlisted_host
         if form:  # a fetch-through service given the platform URL in the body fetches that page
             platform, reading = embedded(self.platforms, form, platform, reading)
+            unlisted = unlisted or (platform is None and embeds_unlisted_host(self.platforms, form))
         mismatch = _host_mismatch(canonical, host) if host is not None else None
         if rewrites and mismatch is None:
             mismatch = _rewrite_mismatch(canonical, rewrites)
@@ -90,7 +92,7 @@ class FactReader:
         if subject is None or mismatch is not None:
             return RequestFacts(url, canonical, purpose, self.token, now, platform, from_url,
                                 "url" if from_url is not None else None, paths, ambiguous, mismatch,
-                                resolved.unlisted_host)
+                                unlisted)
         # meta may name the person only where the URL names none or the same one: it never replaces the URL's
         named_platform, sep, ident = str(subject).partition(":")
         if not sep or named_platform not in self.platforms:
@@ -106,7 +108,7 @@ class FactReader:
         return RequestFacts(url, canonical, purpose, self.token, now, platform,
                             from_url if mismatch is not None and from_url is not None else key,
                             "url" if from_url is not None else "meta", paths, ambiguous, mismatch,
-                            resolved.unlisted_host)
+                            unlisted)
 
     def _proxy_mismatch(self, platform: Platform | None, proxy: str) -> Mismatch | None:
         """Why the request's proxy takes it to another platform's server than its URL's, or None.

@@ -61,6 +61,7 @@ def resolve(platforms: PlatformRegistry, url: str) -> Resolved:
     rest = url[url.find("://") + 3:]
     cut = min((i for i in (rest.find(c) for c in "/?#\\") if i >= 0), default=len(rest))
     platform, reading = embedded(platforms, rest[cut:], platform, reading)  # after the URL's own host
+    unlisted = unlisted or (platform is None and embeds_unlisted_host(platforms, rest[cut:]))
     return Resolved(canonical, platform, reading, unlisted, paths)
 
 
@@ -134,6 +135,31 @@ def _json_unescaped(text: str) -> str:
         return _JSON_SIMPLE.get(match.group(2), match.group(2))
 
     return _JSON_ESCAPE.sub(one, text)
+
+
+#: a URL's host inside a text (after ``http:``, any number of slashes, or after a bare ``//``), userinfo skipped
+_EMBEDDED_HOST = re.compile(r"(?i)(https?:[/\\]*|(?<![a-z0-9.:-])[/\\]{2})(?:[^/\\?#\s\"'<>@]*@)?"
+                            r"(\[[^\]\s/\\]*\]|[^/\\?#\s\"'<>:&;]+)")
+
+
+def embeds_unlisted_host(platforms: PlatformRegistry, text: str) -> bool:
+    """Whether ``text`` (the rest of an off-platform URL after its host, or a request body) embeds a URL whose host
+    is an IP address, or ``localhost``, that no platform lists: a fetch-through service would fetch that address
+    for us, and whose server it is cannot be told (``terms.ip-host``, as for the URL itself). After a bare ``//``
+    only an address or ``localhost`` counts (``/a//b`` is a path)."""
+    if "/" not in text and "\\" not in text and "%" not in text:
+        return False
+    for variant in {text, unquote(text), unquote(unquote(text))}:
+        for match in _EMBEDDED_HOST.finditer(variant):
+            try:
+                host = canonicalize("http://" + match.group(2) + "/").host
+            except ValueError:
+                continue
+            named = match.group(1)[:1] in "hH"
+            if (_is_ip(host) or host == "localhost" or (named and not registered_domain(host))) and \
+                    platforms.by_domain(registered_domain(host)) is None:
+                return True
+    return False
 
 
 def form_text(body: bytes, content_type: str) -> tuple[str, bool]:

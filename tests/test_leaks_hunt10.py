@@ -256,3 +256,32 @@ async def test_a_json_body_naming_a_query_templates_parameter_in_escapes_is_ambi
     assert "102" in app.people_served(), f"control: 102 is fetched\n{app.describe()}"
     assert_not_served(app, {person}, f"(POST {body!r} to /profile.php?id=101)")
     assert [e["reason"] for e in result.audit_for("/profile.php?id=101")] == ["subject.ambiguous-url"]
+
+
+# -- an IP-address host inside a fetch-through request ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("url", "person"), [
+    ("http://127.0.0.1/u/104", "104"),  # control: the same page asked directly is terms.ip-host
+    ("http://api.example/fetch?url=http://127.0.0.1/u/105", "105"),
+    ("http://api.example/fetch?url=http%3A%2F%2F%5B%3A%3Affff%3A127.0.0.1%5D%2Fu%2F106", "106"),
+    ("http://api.example/fetch?url=//localhost/u/107", "107"),
+    ("http://api.example/fetch?url=http://2130706433/u/108", "108"),
+], ids=["direct", "ipv4", "ipv6-encoded", "localhost", "decimal-ipv4"])
+@deferred_f_from_coro_f
+async def test_a_fetch_through_request_for_an_ip_address_host_is_denied(
+        url: str, person: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A URL whose host is an IP address (or ``localhost``) no platform lists is ``terms.ip-host``: whose server
+    it is cannot be told, and a platform's server answers its pages by their path at its address. Asked through a
+    fetch-through service (``/fetch?url=http://127.0.0.1/u/105``), the service fetched that address for us, and the
+    request was ``terms.off-platform``: the people site, answering at any host, served 105's profile."""
+    from tests.test_hunt import whatwg_fetch_api
+
+    app = LenientPeople(any_host=True)
+    with LocalServer(whatwg_fetch_api(app)) as server:
+        result = await crawl(make_spider("ADDONS", ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[url, f"{BASE}/u/102"], follow_links=False)
+    assert "102" in app.people_served(), f"control: 102 is fetched\n{app.describe()}"
+    assert_not_served(app, {person}, f"(through {url})")
+    path = url.split("/", 3)[3]
+    assert [e["reason"] for e in result.audit_for(path)] == ["terms.ip-host"], result.audit
