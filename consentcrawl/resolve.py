@@ -139,23 +139,26 @@ def _json_unescaped(text: str) -> str:
 
 #: a URL's host inside a text (after ``http:``, any number of slashes, or after a bare ``//``), userinfo skipped
 _EMBEDDED_HOST = re.compile(r"(?i)(https?:[/\\]*|(?<![a-z0-9.:-])[/\\]{2})(?:[^/\\?#\s\"'<>@]*@)?"
-                            r"(\[[^\]\s/\\]*\]|[^/\\?#\s\"'<>:&;]+)")
+                            r"(\[[^\]\s/\\]*\]|[^/\\?#\s\"'<>:&;]+)"
+                            # an IPv4 address without a scheme, as a value or a path segment (a service adds http:)
+                            r"|(?<=[/\\=])(\d{1,3}(?:\.\d{1,3}){3})(?=[/\\:?#&]|$)")
 
 
 def embeds_unlisted_host(platforms: PlatformRegistry, text: str) -> bool:
     """Whether ``text`` (the rest of an off-platform URL after its host, or a request body) embeds a URL whose host
     is an IP address, or ``localhost``, that no platform lists: a fetch-through service would fetch that address
     for us, and whose server it is cannot be told (``terms.ip-host``, as for the URL itself). After a bare ``//``
-    only an address or ``localhost`` counts (``/a//b`` is a path)."""
+    only an address or ``localhost`` counts (``/a//b`` is a path); without either, a dotted IPv4 address as a
+    value or a path segment (``?url=127.0.0.1/u/1``, ``/web/2024/127.0.0.1/u/1``)."""
     if "/" not in text and "\\" not in text and "%" not in text:
         return False
     for variant in {text, unquote(text), unquote(unquote(text))}:
         for match in _EMBEDDED_HOST.finditer(variant):
             try:
-                host = canonicalize("http://" + match.group(2) + "/").host
+                host = canonicalize("http://" + (match.group(2) or match.group(3)) + "/").host
             except ValueError:
                 continue
-            named = match.group(1)[:1] in "hH"
+            named = (match.group(1) or "")[:1] in ("h", "H")
             if (_is_ip(host) or host == "localhost" or (named and not registered_domain(host))) and \
                     platforms.by_domain(registered_domain(host)) is None:
                 return True

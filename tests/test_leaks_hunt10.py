@@ -267,7 +267,9 @@ async def test_a_json_body_naming_a_query_templates_parameter_in_escapes_is_ambi
     ("http://api.example/fetch?url=http%3A%2F%2F%5B%3A%3Affff%3A127.0.0.1%5D%2Fu%2F106", "106"),
     ("http://api.example/fetch?url=//localhost/u/107", "107"),
     ("http://api.example/fetch?url=http://2130706433/u/108", "108"),
-], ids=["direct", "ipv4", "ipv6-encoded", "localhost", "decimal-ipv4"])
+    ("http://api.example/fetch?url=127.0.0.1/u/109", "109"),  # no scheme: the service's URL parser adds one
+    ("http://api.example/web/2024/127.0.0.1:80/u/110", "110"),  # the Wayback Machine's form
+], ids=["direct", "ipv4", "ipv6-encoded", "localhost", "decimal-ipv4", "scheme-less", "wayback"])
 @deferred_f_from_coro_f
 async def test_a_fetch_through_request_for_an_ip_address_host_is_denied(
         url: str, person: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
