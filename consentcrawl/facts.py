@@ -47,6 +47,9 @@ class RequestFacts:
     mismatch: Mismatch | None = None
     #: the host is an IP address, or a name with no registrable domain (``localhost``), no platform lists
     ip_host: bool = False
+    #: the platform pages a fetch-through service fetches for this off-platform request (embedded in its URL or
+    #: body): each is decided as a request of its own too (its origin's robots.txt), :mod:`consentcrawl.fetchthrough`
+    via: tuple[str, ...] = ()
 
 
 class FactReader:
@@ -78,10 +81,11 @@ class FactReader:
         paths = resolved.robots_paths
         if form and platform is not None and reading is not None:
             reading = with_body(platform, url, form, is_form, reading)
-        unlisted = resolved.unlisted_host
+        unlisted, via = resolved.unlisted_host, resolved.via
         if form:  # a fetch-through service given the platform URL in the body fetches that page
-            platform, reading = embedded(self.platforms, form, platform, reading)
+            platform, reading, in_body = embedded(self.platforms, form, platform, reading)
             unlisted = unlisted or (platform is None and embeds_unlisted_host(self.platforms, form))
+            via = tuple(dict.fromkeys((*via, *in_body)))
         mismatch = _host_mismatch(canonical, host) if host is not None else None
         if rewrites and mismatch is None:
             mismatch = _rewrite_mismatch(canonical, rewrites)
@@ -92,7 +96,7 @@ class FactReader:
         if subject is None or mismatch is not None:
             return RequestFacts(url, canonical, purpose, self.token, now, platform, from_url,
                                 "url" if from_url is not None else None, paths, ambiguous, mismatch,
-                                unlisted)
+                                unlisted, via)
         # meta may name the person only where the URL names none or the same one: it never replaces the URL's
         named_platform, sep, ident = str(subject).partition(":")
         if not sep or named_platform not in self.platforms:
@@ -108,7 +112,7 @@ class FactReader:
         return RequestFacts(url, canonical, purpose, self.token, now, platform,
                             from_url if mismatch is not None and from_url is not None else key,
                             "url" if from_url is not None else "meta", paths, ambiguous, mismatch,
-                            unlisted)
+                            unlisted, via)
 
     def _proxy_mismatch(self, platform: Platform | None, proxy: str) -> Mismatch | None:
         """Why the request's proxy takes it to another platform's server than its URL's, or None.

@@ -48,6 +48,7 @@ class Resolved:
     reading: SubjectReading | None  #: None: on no platform
     unlisted_host: bool  #: an IP address, or a name with no registrable domain (``localhost``), no platform lists
     robots_paths: tuple[str, ...] = ()  #: the path+query spellings checked against robots.txt
+    via: tuple[str, ...] = ()  #: the platform pages a fetch-through service would fetch for it (:func:`embedded`)
 
 
 def resolve(platforms: PlatformRegistry, url: str) -> Resolved:
@@ -60,9 +61,9 @@ def resolve(platforms: PlatformRegistry, url: str) -> Resolved:
     paths = robots_paths(url, canonical, platform)
     rest = url[url.find("://") + 3:]
     cut = min((i for i in (rest.find(c) for c in "/?#\\") if i >= 0), default=len(rest))
-    platform, reading = embedded(platforms, rest[cut:], platform, reading)  # after the URL's own host
+    platform, reading, via = embedded(platforms, rest[cut:], platform, reading)  # after the URL's own host
     unlisted = unlisted or (platform is None and embeds_unlisted_host(platforms, rest[cut:]))
-    return Resolved(canonical, platform, reading, unlisted, paths)
+    return Resolved(canonical, platform, reading, unlisted, paths, via)
 
 
 def _domain_pattern(platforms: PlatformRegistry) -> re.Pattern[str] | None:
@@ -76,13 +77,14 @@ def _domain_pattern(platforms: PlatformRegistry) -> re.Pattern[str] | None:
     return _patterns[domains]
 
 
-def embedded(platforms: PlatformRegistry, text: str, platform: Platform | None,
-             reading: SubjectReading | None) -> tuple[Platform | None, SubjectReading | None]:
+def embedded(platforms: PlatformRegistry, text: str, platform: Platform | None, reading: SubjectReading | None
+             ) -> tuple[Platform | None, SubjectReading | None, tuple[str, ...]]:
     """The platform and reading once the platform URLs embedded in ``text`` count (the rest of a URL after its
-    host, or a request body)."""
+    host, or a request body), and, when they make an off-platform request a platform page's, those pages (a
+    fetch-through service fetches them: their own robots.txt counts too)."""
     pattern = _domain_pattern(platforms)
     if pattern is None or not text:
-        return platform, reading
+        return platform, reading, ()
     seen: dict[str, tuple[Platform, SubjectReading]] = {}
     variants = {text, unquote(text), unquote(unquote(text))}
     if "\\" in text or "%5c" in text or "%5C" in text:  # JSON escapes, as a service's JSON parser undoes them
@@ -105,17 +107,17 @@ def embedded(platforms: PlatformRegistry, text: str, platform: Platform | None,
             if found is not None:
                 seen[canonical.url] = (found, found.read_subject(inner, canonical))
     if not seen:
-        return platform, reading
+        return platform, reading, ()
     named = [(p, r) for p, r in seen.values() if r.ambiguous or r.subject is not None]
     if platform is None and len({p.name for p, _ in seen.values()}) == 1 and len(
             {(r.subject, r.ambiguous) for _, r in named}) <= 1:
         # an off-platform service fetching one platform's page for us: that page's platform and person
         inner_platform, inner_reading = named[0] if named else next(iter(seen.values()))
-        return inner_platform, inner_reading
+        return inner_platform, inner_reading, tuple(sorted(seen))
     if all(p is platform for p, _ in seen.values()) and all(r == reading for _, r in named):
-        return platform, reading  # links back to the same platform, naming no one else
+        return platform, reading, ()  # links back to the same platform, naming no one else
     evidence = tuple((f"embedded {u}", r.subject) for u, (_, r) in seen.items())
-    return platform, SubjectReading(None, True, (*(reading.readings if reading else ()), *evidence))
+    return platform, SubjectReading(None, True, (*(reading.readings if reading else ()), *evidence)), ()
 
 
 #: the full stops IDNA (and so a WHATWG URL parser) reads as the dot between a host's labels, after NFKC

@@ -292,30 +292,57 @@ async def test_a_fetch_through_request_for_an_ip_address_host_is_denied(
 # -- robots.txt of the page a fetch-through service fetches --------------------------------------------------------
 
 
-_OPEN = pytest.mark.xfail(strict=True, reason="open (hunt10): a fetch-through request is decided against its own "
-                          "origin's robots.txt only; the embedded page's origin's robots.txt and signals are not read")
-
-
 @pytest.mark.parametrize("url", [
     f"{BASE}/u/101",  # control: asked directly, robots.txt disallows it
-    pytest.param("http://api.example/fetch?url=http://people.example/u/101", marks=_OPEN),
-    pytest.param("http://api.example/web/2024/people.example/u/101", marks=_OPEN),
+    "http://api.example/fetch?url=http://people.example/u/101",
+    "http://api.example/web/2024/people.example/u/101",
 ])
 @deferred_f_from_coro_f
 async def test_a_page_robots_txt_disallows_is_not_fetched_through_a_fetch_through_service(
         url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A request that embeds a platform page is decided as that page: its platform and person. It must meet that
     page's robots.txt too, not only the service's: the service fetches the page from its site, which disallows
-    it. OPEN: 101 (authorized) is fetched through the service although people.example's robots.txt disallows
-    ``/u/101``; the fix needs the embedded page's origin's robots.txt (and site signals) fetched in the request
-    phase and read at send time and by ``consentcrawl check``, a change to the robots model left to planning."""
+    it. 101 (authorized) was fetched through the service although people.example's robots.txt disallows
+    ``/u/101``: the request met the service's robots.txt only."""
     from tests.lenient import Robots
     from tests.test_hunt import whatwg_fetch_api
 
     app = LenientPeople(robots={HOST: Robots(body="User-agent: *\nDisallow: /u/101\n")})
     with LocalServer(whatwg_fetch_api(app)) as server:
         result = await crawl(make_spider("ADDONS", ListLogic), people_settings(tmp_path), proxy=server.proxy,
-                             monkeypatch=monkeypatch, urls=[url, f"{BASE}/u/102"], follow_links=False)
-    assert "102" in app.people_served(), f"control: 102 is fetched\n{app.describe()}"
+                             monkeypatch=monkeypatch, follow_links=False,
+                             urls=[url, "http://api.example/fetch?url=http://people.example/u/103"])
+    assert "103" in app.people_served(), f"control: 103, allowed, is fetched through it\n{app.describe()}"
     assert_not_served(app, {"101"}, f"(through {url}, which the site's robots.txt disallows)")
     assert any(e.get("reason", "").startswith("robots.") for e in result.audit), result.denies()
+
+
+@pytest.mark.parametrize(("url", "verdict"), [
+    ("http://api.example/fetch?url=http://people.example/u/101", "deny"),  # robots.txt disallows /u/101
+    ("http://api.example/fetch?url=http://people.example/u/103", "allow"),
+])
+def test_consentcrawl_check_decides_a_fetch_through_url_as_a_crawl_does(
+        url: str, verdict: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``consentcrawl check --fetch`` on a fetch-through URL reads the embedded page's origin's robots.txt too,
+    before it fetches anything: it says what the crawl does, and does not have the service fetch a page the
+    site disallows."""
+    from consentcrawl.cli import main
+    from tests.lenient import Robots
+    from tests.test_hunt import whatwg_fetch_api
+
+    settings = people_settings(tmp_path)
+    app = LenientPeople(robots={HOST: Robots(body="User-agent: *\nDisallow: /u/101\n")})
+    with LocalServer(whatwg_fetch_api(app)) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        monkeypatch.delenv("HTTP_PROXY", raising=False)
+        code = main(["check", url, "--json", "--fetch", "--purpose", "research", "--platforms",
+                     settings["CONSENTCRAWL_PLATFORMS"], "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"]])
+    out = json.loads(capsys.readouterr().out)
+    assert out["verdict"] == verdict, out
+    assert (code == 0) == (verdict == "allow"), code
+    assert_not_served(app, {"101"}, f"(consentcrawl check --fetch {url})")
+    if verdict == "deny":
+        assert out["reason"].startswith("robots."), out
+    else:
+        assert "103" in app.people_served(), f"control: check --fetch fetched it\n{app.describe()}"
