@@ -259,7 +259,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
                     robots = await self.robots_for(facts)
                     facts = replace(facts, now=self.config.now())  # the time read after the wait for robots.txt
                     decision = await decide_full(self, facts, robots)
-            decision = await through(self, facts, decision, fetch=True)
+            decision = await through(self, facts, decision, fetch=True) if facts.via else decision
         assert decision is not None
         if decision.allowed:
             return decision
@@ -287,7 +287,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
                 origin = facts.canonical.origin
                 robots = self.robots.cached(origin)
                 decision = await self.decider.decide(facts, robots, self.site_signals.cached(origin, robots))
-                decision = await through(self, facts, decision, fetch=False)
+                decision = await through(self, facts, decision, fetch=False) if facts.via else decision
             assert decision is not None
             decision = await self.record_grouped(decision, url, facts.canonical.url if facts else None, "request",
                                                  time=now)
