@@ -1,8 +1,10 @@
-"""Fresh-eyes leak hunt (hunt10): what Scrapy's own commands and components do with a denied person's data.
+"""Fresh-eyes leak hunt (hunt10): ``scrapy parse``, and requests to fetch-through services (Splash, scraping APIs,
+archives) that embed a platform page in their query or body.
 
-Each test runs ``scrapy`` in a subprocess (as a user would) or a real crawl in this process, against the lenient
-people site of :mod:`tests.lenient`, and judges by the site's served log and by what the user is shown (stdout, log
-lines at INFO or above). Each test failed on main (6f04666) and passes since its fix.
+Each test runs ``scrapy`` in a subprocess (as a user would), a real crawl in this process, or ``consentcrawl check``,
+against the lenient people site of :mod:`tests.lenient` (behind a fetch-through service where it says so), and
+judges by the site's served log and by what the user is shown (stdout, log lines at INFO or above). Each test
+failed on main (6f04666) and passes since its fix; the parameters marked as controls passed on main too.
 """
 
 from __future__ import annotations
