@@ -171,9 +171,12 @@ def form_text(body: bytes, content_type: str) -> tuple[str, bool]:
     """A request body as urlencoded form text, and whether it was a form at all.
 
     urlencoded (or no type) is taken as it is; multipart/form-data is read part by part (files included, by
-    name); any other body is not a form, and is returned decoded for :func:`with_body` to search.
+    name); any other body (and one without a type in UTF-16 or UTF-32) is not a form, and is returned decoded for
+    :func:`with_body` to search.
     """
     kind = content_type.split(";", 1)[0].strip().lower()
+    if kind == "" and json.detect_encoding(body) != "utf-8":  # UTF-16/32 is no form: a JSON parser reads it
+        return "\n".join(_as_its_readers_read(body, content_type)), False
     if kind in ("", "application/x-www-form-urlencoded"):
         return body.decode("latin-1"), True
     if kind == "multipart/form-data":

@@ -348,3 +348,21 @@ def test_consentcrawl_check_decides_a_fetch_through_url_as_a_crawl_does(
         assert out["reason"].startswith("robots."), out
     else:
         assert "103" in app.people_served(), f"control: check --fetch fetched it\n{app.describe()}"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-32"])
+@deferred_f_from_coro_f
+async def test_a_utf16_body_without_a_content_type_is_read_as_a_json_parser_reads_it(
+        encoding: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body without a ``Content-Type`` is read as a form (urlencoded), byte for byte; one in UTF-16 or UTF-32 is
+    no form, and a service that parses it as JSON whatever its type detects the encoding: the URL in it was not
+    found and the service fetched the profile."""
+    app = LenientPeople()
+    body = json.dumps({"url": f"{BASE}/u/107"}).encode(encoding)
+    request = scrapy.Request("http://render.example/render.html", method="POST", body=body, dont_filter=True)
+    with LocalServer(fetch_api(app)) as server:
+        result = await crawl(make_spider("ADDONS", ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[request, f"{BASE}/u/102"], follow_links=False)
+    assert "102" in app.people_served(), f"control: 102 is fetched\n{app.describe()}"
+    assert_not_served(app, {"107"}, f"(POST a {encoding} body without a type to http://render.example/render.html)")
+    assert [e["reason"] for e in result.audit_for("/render.html")] == ["subject.no-authorization"], result.audit
