@@ -11,11 +11,13 @@
   ``304 Not Modified``, a server error).
 - :func:`no_silent_resend`: the HTTP/1.1 handler's connection pool (and the aiohttp handler's session) does not
   send a request again by itself.
+- :func:`guard_parse_command`: what ``scrapy parse`` prints of a callback's output has been through the guard.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
@@ -24,6 +26,7 @@ from twisted.python.failure import Failure
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.crawler import Crawler
+    from scrapy.http import Response
 
 logger = logging.getLogger("consentcrawl")
 
@@ -143,3 +146,39 @@ def no_silent_resend(handler: Any) -> None:
     session = getattr(handler, "_session", None)
     if session is not None and hasattr(session, "_retry_connection"):
         session._retry_connection = False
+
+
+#: the attribute that marks a ``scrapy parse`` command whose callbacks' output is guarded already
+_PARSE_GUARDED = "_consentcrawl_guarded"
+
+
+def guard_parse_command(request: Request, guard: Callable[[Response, list[Any]], Awaitable[list[Any]]]) -> None:
+    """If ``request`` is the one ``scrapy parse`` starts with, pass what its callbacks yield through ``guard``.
+
+    ``scrapy parse`` calls the spider's callback itself, inside a wrapper it sets as the request's callback, and
+    keeps the callback's items and requests to print them (``# Scraped Items``, ``# Requests``): the spider
+    middlewares see only what the wrapper hands back, and the item pipelines never see the items it prints
+    (``--pipelines`` runs them, then prints every item all the same). Its command object keeps the wrapper's
+    state; its ``run_callback`` is the one place every callback's output passes, so it is wrapped there, once.
+    Scrapy has no public hook for it: the command is found in the wrapper's closure (``self``).
+    """
+    callback = request.callback
+    code = getattr(callback, "__code__", None)
+    # by the module the function was written in: functools.update_wrapper gives it the spider method's names
+    if code is None or code.co_name != "callback" or getattr(callback, "__globals__", {}).get("__name__") != \
+            "scrapy.commands.parse":
+        return
+    cells = dict(zip(code.co_freevars, getattr(callback, "__closure__", None) or (), strict=False))
+    command = cells["self"].cell_contents if "self" in cells else None
+    if command is None or getattr(command, _PARSE_GUARDED, False) or not hasattr(command, "run_callback"):
+        return
+    run_callback = command.run_callback
+
+    def guarded(response: Response, callback: Any, cb_kwargs: dict[str, Any] | None = None) -> Deferred[Any]:
+        from scrapy.utils.defer import deferred_from_coro
+
+        output = run_callback(response, callback, cb_kwargs)
+        return output.addCallback(lambda result: deferred_from_coro(guard(response, list(result or ()))))
+
+    command.run_callback = guarded
+    setattr(command, _PARSE_GUARDED, True)

@@ -122,6 +122,7 @@ async def check_signals(args: argparse.Namespace, config: ConsentConfig, decider
     signals check; with ``--fetch`` the page too, and, in the crawl's order, the refusals its person published
     there, its robots tags and its response-level signals. ``consulted`` gets every signal read, with its
     verdict; ``refusals`` every refusal read on the page."""
+    from .fetchthrough import checked_through
     from .robots.hops import hop_refusal, once_per_origin
     from .robots.httpfetch import fetch_robots
     from .signalcli import (
@@ -152,11 +153,11 @@ async def check_signals(args: argparse.Namespace, config: ConsentConfig, decider
 
     policy = config.signal_policy
     try:
-        return await decider.decide(facts, robots)  # type: ignore[no-any-return]
+        return await checked_through(config, decider, facts, await decider.decide(facts, robots), now)
     except SignalsNeeded as need:
         files = await fetch_site_files(need.origin, robots, policy, user_agent=user_agent, now=now,
                                        may_fetch=may_fetch)
-    decision: Decision = await decider.decide(facts, robots, files)
+    decision: Decision = await checked_through(config, decider, facts, await decider.decide(facts, robots, files), now)
     # what each signal said, for the spelling of the page that decided (the first one denied, else the canonical)
     _decided, results, _at = spelled_site_decision(spelled_urls(facts.canonical, facts.robots_paths),
                                                    facts.canonical.host, files, policy, config.token,

@@ -13,7 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from .meta_keys import META_SUBJECT
-from .resolve import embedded, form_text, resolve, with_body
+from .resolve import embedded, embeds_unlisted_host, form_text, resolve, with_body
+from .robots.body import decoded_body
 from .terms.platforms import Platform, PlatformRegistry, SubjectReading
 from .urls import CanonicalURL, canonicalize
 
@@ -50,6 +51,9 @@ class RequestFacts:
     mismatch: Mismatch | None = None
     #: the host is an IP address, or a name with no registrable domain (``localhost``), no platform lists
     ip_host: bool = False
+    #: the platform pages a fetch-through service fetches for this off-platform request (embedded in its URL or
+    #: body): each is decided as a request of its own too (its origin's robots.txt), :mod:`consentcrawl.fetchthrough`
+    via: tuple[str, ...] = ()
 
 
 class FactReader:
@@ -81,8 +85,11 @@ class FactReader:
         paths = resolved.robots_paths
         if form and platform is not None and reading is not None:
             reading = with_body(platform, url, form, is_form, reading)
+        unlisted, via = resolved.unlisted_host, resolved.via
         if form:  # a fetch-through service given the platform URL in the body fetches that page
-            platform, reading = embedded(self.platforms, form, platform, reading)
+            platform, reading, in_body = embedded(self.platforms, form, platform, reading)
+            unlisted = unlisted or (platform is None and embeds_unlisted_host(self.platforms, form))
+            via = tuple(dict.fromkeys((*via, *in_body)))
         mismatch = _host_mismatch(canonical, host) if host is not None else None
         if rewrites and mismatch is None:
             mismatch = _rewrite_mismatch(canonical, rewrites)
@@ -93,7 +100,7 @@ class FactReader:
         if subject is None or mismatch is not None:
             return RequestFacts(url, canonical, purpose, self.token, now, platform, from_url,
                                 "url" if from_url is not None else None, paths, ambiguous, mismatch,
-                                resolved.unlisted_host)
+                                unlisted, via)
         # meta may name the person only where the URL names none or the same one: it never replaces the URL's
         named_platform, sep, ident = str(subject).partition(":")
         if not sep or named_platform not in self.platforms:
@@ -109,7 +116,7 @@ class FactReader:
         return RequestFacts(url, canonical, purpose, self.token, now, platform,
                             from_url if mismatch is not None and from_url is not None else key,
                             "url" if from_url is not None else "meta", paths, ambiguous, mismatch,
-                            resolved.unlisted_host)
+                            unlisted, via)
 
     def _proxy_mismatch(self, platform: Platform | None, proxy: str) -> Mismatch | None:
         """Why the request's proxy takes it to another platform's server than its URL's, or None.
@@ -189,18 +196,19 @@ def read_headers(headers: Mapping[bytes, Sequence[bytes]],
 
 
 def request_inputs(meta: Mapping[str, Any], headers: Mapping[bytes, Sequence[bytes]], body: bytes,
-                   content_type: bytes | None) -> dict[str, Any]:
+                   content_type: bytes | None, content_encoding: bytes | None = None) -> dict[str, Any]:
     """What a request says besides its URL about whose page it is, as :meth:`FactReader.facts` takes it: its
     ``consentcrawl_subject``, its body as form text, the hosts, rewrite and framing headers it sets, and its proxy.
 
     One reading for a request about to be sent and for one read back from a crawl's disk queue (a purge), so that
-    both find the same person. ``content_type``: the request's ``Content-Type`` (read only when it has a body).
-    Raises for a header that cannot be read (a bare str or bytes put past ``Headers``' checks)."""
+    both find the same person. ``content_type`` and ``content_encoding``: the request's headers of those names
+    (read only when it has a body: it is read as the server reads it, decompressed). Raises for a header that
+    cannot be read (a bare str or bytes put past ``Headers``' checks), and for a body whose coding cannot be undone."""
     subject = meta.get(META_SUBJECT)
     form: str | None = None
     is_form = True
     if body:
-        form, is_form = form_text(body, (content_type or b"").decode("latin-1"))
+        form, is_form = form_text(decoded_body(body, content_encoding), (content_type or b"").decode("latin-1"))
     proxy = meta.get("proxy")  # set by HttpProxyMiddleware (or the spider): seen at send time
     # cookies are set by CookiesMiddleware: seen at send time
     hosts, cookies, rewrites = read_headers(headers, body)

@@ -22,10 +22,16 @@ from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter, is_item
 from scrapy import Request, signals
-from scrapy.exceptions import CloseSpider, DontCloseSpider, IgnoreRequest
+from scrapy.exceptions import CloseSpider, DontCloseSpider, DropItem, IgnoreRequest
 from scrapy.http import Response
 
-from ._scrapy_internals import apply_crawl_delay, awaited_by_caller, cached_instead, fail_request
+from ._scrapy_internals import (
+    apply_crawl_delay,
+    awaited_by_caller,
+    cached_instead,
+    fail_request,
+    guard_parse_command,
+)
 from .deciding import Undecided
 from .decision import Decision, Evidence, Stage, deny
 from .errbacks import guard_errback, unguard
@@ -193,9 +199,30 @@ class ConsentSpiderMiddleware(RuntimeComponent):
                 pass
             return
         async for obj in start:
-            if isinstance(obj, Request) and not _skip(runtime, obj) and not await _passes_scheduling(runtime, obj):
-                continue
+            if isinstance(obj, Request):
+                guard_parse_command(obj, self._shown_by_parse)
+                if not _skip(runtime, obj) and not await _passes_scheduling(runtime, obj):
+                    continue
             yield obj
+
+    async def _shown_by_parse(self, response: Response, output: list[Any]) -> list[Any]:
+        """What ``scrapy parse`` may keep (and print) of a callback's ``output``: what this middleware lets
+        through, then the items the guard pipeline keeps, as trimmed by it (``_scrapy_internals``)."""
+        from .pipelines import ConsentGuardPipeline  # the pipeline imports the runtime, as this module does
+
+        async def each() -> AsyncIterator[Any]:
+            for obj in output:
+                yield obj
+
+        guard, kept = ConsentGuardPipeline(self.runtime), []
+        async for obj in self.process_spider_output(response, each()):
+            if not isinstance(obj, Request):
+                try:
+                    obj = await guard.process_item(obj)
+                except DropItem:
+                    continue
+            kept.append(obj)
+        return kept
 
     async def process_spider_output(self, response: Response, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
         if self.runtime is None:

@@ -10,14 +10,21 @@ and the engine denies:
   the platform's domain, not by a scheme, because the services repair what a WHATWG URL parser repairs:
   ``//people.example/u/107``, ``http:/people.example/…``, backslashes, and no scheme at all
   (``/web/2024/people.example/u/111``, as the Wayback Machine spells it);
-- the same in a request body (``FormRequest(".../fetch", formdata={"url": ...})``);
+- the same in a request body (``FormRequest(".../fetch", formdata={"url": ...})``), and with JSON's string
+  escapes undone (``{"url": "http:\\u002f\\u002fpeople.example/u/107"}``: the service's JSON parser reads it so)
+  and XML's character references (``people&#46;example``), and in the encoding its reader decodes it in (a
+  declared charset, UTF-16 or UTF-32 as JSON parsers detect); a host is also read as IDNA maps it (NFKC, the
+  ideographic full stop), as the services' WHATWG URL parsers do;
 - a form body (urlencoded or multipart), which a PHP-style server reads like the query; a body of another type
   that mentions a query template's parameter is ambiguous.
 """
 
 from __future__ import annotations
 
+import html
+import json
 import re
+import unicodedata
 from dataclasses import dataclass
 from email.parser import BytesParser
 from email.policy import HTTP
@@ -41,6 +48,7 @@ class Resolved:
     reading: SubjectReading | None  #: None: on no platform
     unlisted_host: bool  #: an IP address, or a name with no registrable domain (``localhost``), no platform lists
     robots_paths: tuple[str, ...] = ()  #: the path+query spellings checked against robots.txt
+    via: tuple[str, ...] = ()  #: the platform pages a fetch-through service would fetch for it (:func:`embedded`)
 
 
 def resolve(platforms: PlatformRegistry, url: str) -> Resolved:
@@ -53,30 +61,40 @@ def resolve(platforms: PlatformRegistry, url: str) -> Resolved:
     paths = robots_paths(url, canonical, platform)
     rest = url[url.find("://") + 3:]
     cut = min((i for i in (rest.find(c) for c in "/?#\\") if i >= 0), default=len(rest))
-    platform, reading = embedded(platforms, rest[cut:], platform, reading)  # after the URL's own host
-    return Resolved(canonical, platform, reading, unlisted, paths)
+    platform, reading, via = embedded(platforms, rest[cut:], platform, reading)  # after the URL's own host
+    unlisted = unlisted or (platform is None and embeds_unlisted_host(platforms, rest[cut:]))
+    return Resolved(canonical, platform, reading, unlisted, paths, via)
 
 
 def _domain_pattern(platforms: PlatformRegistry) -> re.Pattern[str] | None:
     """A platform's domain (or a subdomain of it) standing as a host: not inside a longer name, followed by the
-    end of a host."""
+    end of a host (after the trailing dot of a fully qualified name, ``people.example.``, which is the same host)."""
     domains = platforms.domains()
     if domains not in _patterns:
         names = "|".join(re.escape(d) for d in sorted(domains, key=len, reverse=True))
-        _patterns[domains] = re.compile(rf"(?<![a-z0-9.-])(?:[a-z0-9-]+\.)*(?:{names})(?=[/\\:?#]|$)",
+        _patterns[domains] = re.compile(rf"(?<![a-z0-9.-])(?:[a-z0-9-]+\.)*(?:{names})(?=\.?(?:[/\\:?#]|$))",
                                         re.IGNORECASE) if names else None
     return _patterns[domains]
 
 
-def embedded(platforms: PlatformRegistry, text: str, platform: Platform | None,
-             reading: SubjectReading | None) -> tuple[Platform | None, SubjectReading | None]:
+def embedded(platforms: PlatformRegistry, text: str, platform: Platform | None, reading: SubjectReading | None
+             ) -> tuple[Platform | None, SubjectReading | None, tuple[str, ...]]:
     """The platform and reading once the platform URLs embedded in ``text`` count (the rest of a URL after its
-    host, or a request body)."""
+    host, or a request body), and, when they make an off-platform request a platform page's, those pages (a
+    fetch-through service fetches them: their own robots.txt counts too)."""
     pattern = _domain_pattern(platforms)
     if pattern is None or not text:
-        return platform, reading
+        return platform, reading, ()
     seen: dict[str, tuple[Platform, SubjectReading]] = {}
-    for variant in {text, unquote(text), unquote(unquote(text))}:
+    variants = {text, unquote(text), unquote(unquote(text))}
+    if "\\" in text or "%5c" in text or "%5C" in text:  # JSON escapes, as a service's JSON parser undoes them
+        variants |= {_json_unescaped(v) for v in variants}
+        variants |= {unquote(v) for v in variants}
+    if any("&" in v and ";" in v for v in variants):  # XML character references (``&#46;``) undone
+        variants |= {html.unescape(v) for v in variants}
+    if not all(v.isascii() for v in variants):  # a host as IDNA maps it (``people\u3002example``, fullwidth letters)
+        variants |= {unicodedata.normalize("NFKC", v).translate(_IDNA_DOTS) for v in variants}
+    for variant in variants:
         variant = variant.replace("\\", "/")
         for match in pattern.finditer(variant):
             end = _END.search(variant, match.end())
@@ -89,26 +107,76 @@ def embedded(platforms: PlatformRegistry, text: str, platform: Platform | None,
             if found is not None:
                 seen[canonical.url] = (found, found.read_subject(inner, canonical))
     if not seen:
-        return platform, reading
+        return platform, reading, ()
     named = [(p, r) for p, r in seen.values() if r.ambiguous or r.subject is not None]
     if platform is None and len({p.name for p, _ in seen.values()}) == 1 and len(
             {(r.subject, r.ambiguous) for _, r in named}) <= 1:
         # an off-platform service fetching one platform's page for us: that page's platform and person
         inner_platform, inner_reading = named[0] if named else next(iter(seen.values()))
-        return inner_platform, inner_reading
+        return inner_platform, inner_reading, tuple(sorted(seen))
     if all(p is platform for p, _ in seen.values()) and all(r == reading for _, r in named):
-        return platform, reading  # links back to the same platform, naming no one else
+        return platform, reading, ()  # links back to the same platform, naming no one else
     evidence = tuple((f"embedded {u}", r.subject) for u, (_, r) in seen.items())
-    return platform, SubjectReading(None, True, (*(reading.readings if reading else ()), *evidence))
+    return platform, SubjectReading(None, True, (*(reading.readings if reading else ()), *evidence)), ()
+
+
+#: the full stops IDNA (and so a WHATWG URL parser) reads as the dot between a host's labels, after NFKC
+_IDNA_DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
+#: a JSON string's escapes: ``\\uXXXX`` (any character, ``/`` and the host's letters too) and ``\\/``, ``\\\\``...
+_JSON_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|([\"\\/bfnrt]))")
+_JSON_SIMPLE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _json_unescaped(text: str) -> str:
+    """``text`` with JSON's string escapes undone: a fetch-through service that takes its target in a JSON body
+    (``{"url": "http:\\u002f\\u002fpeople.example/u/107"}``) reads the URL its parser gives back, which names a
+    platform's host that the text as written does not."""
+    def one(match: re.Match[str]) -> str:
+        if match.group(1) is not None:
+            return chr(int(match.group(1), 16))
+        return _JSON_SIMPLE.get(match.group(2), match.group(2))
+
+    return _JSON_ESCAPE.sub(one, text)
+
+
+#: a URL's host inside a text (after ``http:``, any number of slashes, or after a bare ``//``), userinfo skipped
+_EMBEDDED_HOST = re.compile(r"(?i)(https?:[/\\]*|(?<![a-z0-9.:-])[/\\]{2})(?:[^/\\?#\s\"'<>@]*@)?"
+                            r"(\[[^\]\s/\\]*\]|[^/\\?#\s\"'<>:&;]+)"
+                            # an IPv4 address without a scheme, as a value or a path segment (a service adds http:)
+                            r"|(?<=[/\\=])(\d{1,3}(?:\.\d{1,3}){3})(?=[/\\:?#&]|$)")
+
+
+def embeds_unlisted_host(platforms: PlatformRegistry, text: str) -> bool:
+    """Whether ``text`` (the rest of an off-platform URL after its host, or a request body) embeds a URL whose host
+    is an IP address, or ``localhost``, that no platform lists: a fetch-through service would fetch that address
+    for us, and whose server it is cannot be told (``terms.ip-host``, as for the URL itself). After a bare ``//``
+    only an address or ``localhost`` counts (``/a//b`` is a path); without either, a dotted IPv4 address as a
+    value or a path segment (``?url=127.0.0.1/u/1``, ``/web/2024/127.0.0.1/u/1``)."""
+    if "/" not in text and "\\" not in text and "%" not in text:
+        return False
+    for variant in {text, unquote(text), unquote(unquote(text))}:
+        for match in _EMBEDDED_HOST.finditer(variant):
+            try:
+                host = canonicalize("http://" + (match.group(2) or match.group(3)) + "/").host
+            except ValueError:
+                continue
+            named = (match.group(1) or "")[:1] in ("h", "H")
+            if (_is_ip(host) or host == "localhost" or (named and not registered_domain(host))) and \
+                    platforms.by_domain(registered_domain(host)) is None:
+                return True
+    return False
 
 
 def form_text(body: bytes, content_type: str) -> tuple[str, bool]:
     """A request body as urlencoded form text, and whether it was a form at all.
 
     urlencoded (or no type) is taken as it is; multipart/form-data is read part by part (files included, by
-    name); any other body is not a form, and is returned decoded for :func:`with_body` to search.
+    name); any other body (and one without a type in UTF-16 or UTF-32) is not a form, and is returned decoded for
+    :func:`with_body` to search.
     """
     kind = content_type.split(";", 1)[0].strip().lower()
+    if kind == "" and json.detect_encoding(body) != "utf-8":  # UTF-16/32 is no form: a JSON parser reads it
+        return "\n".join(_as_its_readers_read(body, content_type)), False
     if kind in ("", "application/x-www-form-urlencoded"):
         return body.decode("latin-1"), True
     if kind == "multipart/form-data":
@@ -122,7 +190,25 @@ def form_text(body: bytes, content_type: str) -> tuple[str, bool]:
                 value = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
                 pairs.append((name, value))
         return urlencode(pairs), True
-    return body.decode("latin-1"), False
+    return "\n".join(_as_its_readers_read(body, content_type)), False
+
+
+def _as_its_readers_read(body: bytes, content_type: str) -> dict[str, None]:
+    """A body that is not a form in every way the service reading it may decode it: as Latin-1 (byte for byte),
+    in the charset its type declares, in UTF-16 or UTF-32 as a JSON parser detects by itself (RFC 8259 section
+    8.1, Python's ``json.loads`` of bytes), and with JSON's string escapes undone. Read as Latin-1 only,
+    ``{"url": "http://people.example/u/107"}`` in UTF-16 names no host and ``{"\\u0069d": 108}`` no ``id``."""
+    charset = next((p.split("=", 1)[1].strip().strip('"') for p in content_type.split(";")[1:]
+                    if p.strip().lower().startswith("charset=")), "")
+    readings = dict.fromkeys((body.decode("latin-1"),))
+    for encoding in dict.fromkeys((charset, json.detect_encoding(body))):
+        try:
+            readings[body.decode(encoding, "replace")] = None
+        except LookupError:  # a charset Python does not know (or none): no service is likely to read it either
+            continue
+    for text in [t for t in readings if "\\" in t]:
+        readings[_json_unescaped(text)] = None
+    return readings
 
 
 def with_body(platform: Platform, url: str, form: str, is_form: bool, reading: SubjectReading) -> SubjectReading:

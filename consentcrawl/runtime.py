@@ -27,6 +27,7 @@ from .decision import Decision, Evidence, Stage, deny
 from .distributed.wiring import Distributed
 from .errors import ConfigError
 from .facts import RequestFacts, request_inputs
+from .fetchthrough import through
 from .itempages import ItemPages
 from .meta_keys import META_DECISION, META_NOFOLLOW
 from .recording import DecisionRecording
@@ -219,7 +220,8 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
             if request is not None:
                 body = request.body
                 inputs = request_inputs(request.meta, request.headers, body,
-                                        request.headers.get(b"Content-Type") if body else None)
+                                        request.headers.get(b"Content-Type") if body else None,
+                                        b",".join(request.headers.getlist(b"Content-Encoding")) if body else None)
             facts = self.engine.facts(url, self.config.purpose, now, **inputs)
         except Exception as exc:  # noqa: BLE001 - a request we cannot read is denied, not waved through
             return None, bad_url(url, exc)
@@ -240,9 +242,10 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
             else:  # a deny by consent is not worth waiting for robots.txt
                 decision = await self.decider.decide_consent(facts)
                 if not self.drops(decision):  # in report mode too: robots.txt is enforced there, so it must be known
-                    robots = await self._robots_for(facts)
+                    robots = await self.robots_for(facts)
                     facts = replace(facts, now=self.config.now())  # the time read after the wait for robots.txt
                     decision = await decide_full(self, facts, robots)
+            decision = await through(self, facts, decision, fetch=True) if facts.via else decision
         assert decision is not None
         if decision.allowed:
             return decision
@@ -270,6 +273,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
                 origin = facts.canonical.origin
                 robots = self.robots.cached(origin)
                 decision = await self.decider.decide(facts, robots, self.site_signals.cached(origin, robots))
+                decision = await through(self, facts, decision, fetch=False) if facts.via else decision
             assert decision is not None
             decision = await self.record_grouped(decision, url, facts.canonical.url if facts else None, "request",
                                                  time=now)
@@ -307,11 +311,11 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         url = url or request.url
         facts, decision = self.facts_for(request, url, self.config.now())
         if facts is not None:
-            robots = await self._robots_for(facts)
+            robots = await self.robots_for(facts)
             now = self.config.now()
             facts, decision = self.facts_for(request, url, now)
             if facts is not None:
-                decision = await decide_full(self, facts, robots)
+                decision = await through(self, facts, await decide_full(self, facts, robots), fetch=True)
         else:
             now = self.config.now()
         assert decision is not None
@@ -342,7 +346,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         self._remember(request, response.url, decision)
         return decision
 
-    async def _robots_for(self, facts: RequestFacts) -> RobotsFile | None:
+    async def robots_for(self, facts: RequestFacts) -> RobotsFile | None:
         try:
             return await self.robots.get(facts.canonical.origin)
         except Exception:

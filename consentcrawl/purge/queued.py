@@ -128,7 +128,8 @@ def _by_facts(request: Mapping[str, Any], selection: Selection, reader: FactRead
         raise ValueError("meta or body of another type")
     headers = Headers(request.get("headers") or {})
     facts = reader.facts(url, "purge", datetime.now(timezone.utc),
-                         **request_inputs(meta, headers, body, headers.get(b"Content-Type") if body else None))
+                         **request_inputs(meta, headers, body, headers.get(b"Content-Type") if body else None,
+                                          b",".join(headers.getlist(b"Content-Encoding")) if body else None))
     platform = facts.platform.name if facts.platform is not None else None
     keys = [facts.subject] + [key for _, key in facts.ambiguous.readings] if facts.ambiguous else [facts.subject]
     for key in keys:
