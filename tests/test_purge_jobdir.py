@@ -9,6 +9,7 @@ resumed crawl is judged by the test server's own request log.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import marshal
@@ -421,3 +422,24 @@ def test_whose_a_queued_request_is_read_from_every_part_and_no_code_in_the_file_
     assert purge("--subject", "microblog:1007", "--subject", "microblog:1008", "--audit-log", str(log),
                  "--jobdir", str(job)) == 0
     assert not (job / QUEUE / "0").exists() and json.loads((job / QUEUE / "active.json").read_text()) == []
+
+
+def test_a_queued_compressed_body_naming_the_person_is_theirs(tmp_path: Path) -> None:
+    """A POST to a fetch-through service whose gzip-compressed JSON body names the person's profile is read as the
+    send time reads it, decompressed: the purge removes it (the compressed bytes hold no URL to find)."""
+    payload = json.dumps({"url": f"http://microblog.example/u/{PERSON}"}).encode()
+    theirs = pickle.dumps(Request("http://render.example/render.html", method="POST", body=gzip.compress(payload),
+                                  headers={"Content-Type": "application/json", "Content-Encoding": "gzip"}).to_dict(),
+                          protocol=4)
+    other = pickle.dumps(Request("http://microblog.example/u/1007").to_dict(), protocol=4)
+    assert PERSON.encode() not in theirs  # control: only a reader that decompresses finds the person
+    job = tmp_path / "job"
+    (job / QUEUE).mkdir(parents=True)
+    (job / QUEUE / "active.json").write_text("[0]")
+    lifo = LifoDiskQueue(job / QUEUE / "0")
+    for raw in (other, theirs):
+        lifo.push(raw)
+    lifo.close()
+    assert purge("--subject", f"microblog:{PERSON}", "--audit-log", str(tmp_path / "audit.jsonl"),
+                 "--jobdir", str(job)) == 0
+    assert read_queue(job / QUEUE / "0", mkdir(tmp_path / "s")) == [other]
