@@ -317,14 +317,21 @@ def cmd_show(args: argparse.Namespace) -> int:
             if hasattr(result, "__await__"):  # pragma: no cover - the async stores close in their own loop
                 result.close()
     allowed = {}
+    asked = platform.subject_conflict(subject)  # the id asked about may be two accounts: nothing stands for it
+
+    def grants(record: Any) -> bool:  # a grant written as straße stands for no other spelling (as in a crawl)
+        return not asked and not platform.subject_conflict(record.subject)
+
     for purpose in sorted(KNOWN_PURPOSES):
-        live, reason = judge_records(records, purpose, now)
+        live, reason = judge_records(records, purpose, now, grants)
+        if asked:  # as a crawl decides it: before any record is read
+            reason = "subject.ambiguous-url"
         allowed[purpose] = {"allowed": live is not None, "reason": "subject.authorized" if live else reason,
                             "record": live.source if live else None}
     if args.json:
         print(json.dumps({"platform": platform_name, "subject": subject, "now": now.isoformat(),
                           "store": store.source, "records": [_record_json(r, now) for r in records],
-                          "purposes": allowed}, indent=2))
+                          "purposes": allowed, "ambiguous": asked or None}, indent=2))
         return EXIT_OK
     print(f"{platform_name}:{subject} in {store.source}, as of {now.isoformat()}")
     if not records:
@@ -335,6 +342,11 @@ def cmd_show(args: argparse.Namespace) -> int:
               f"{data['granted_at']}, expires {data['expires_at'] or 'never'}"
               + (f", revoked {data['revoked_at']}" if data["revoked_at"] else "")
               + f"; evidence {data['evidence']!r}")
+    if asked:
+        print(f"  the id asked about may be more than one account: {asked}")
+    for record in records:
+        if not grants(record) and not asked:
+            print(f"  {record.source}: grants nothing for {subject!r}: {platform.subject_conflict(record.subject)}")
     print("now:")
     for purpose, verdict in allowed.items():
         print(f"  {purpose:<22} {'ALLOWED' if verdict['allowed'] else 'denied '}  {verdict['reason']}")

@@ -173,7 +173,11 @@ class PolicyEngine:
             if platform is None:
                 return deny(Stage.SUBJECT, "subject.unknown-platform", subject=subject, platform=platform_name,
                             evidence=(Evidence("item", "item", {"platform": platform_name}),))
+            conflict = platform.subject_conflict(subject)
             subject = platform.subject_key(subject)
+            if conflict:  # the item's id may be another account than the key's (straße, strasse): decided as a URL
+                return deny(Stage.SUBJECT, "subject.ambiguous-url", subject=subject, platform=platform.name,
+                            evidence=(Evidence("item", "item", {"platform": platform.name, "cause": conflict}),))
             key = (platform.name, subject, purpose)
             made = self.cache.recall(self.cache.people, key, platform, now, answers.version)
             if made is not None:

@@ -111,6 +111,9 @@ class FactReader:
         elif named_platform and platform is not None and platform.name != named_platform:
             mismatch = Mismatch(f"meta names platform {named_platform!r}, the URL's host is on {platform.name!r}")
         key = platform.subject_key(ident) if platform is not None else ident
+        conflict = platform.subject_conflict(ident) if platform is not None else ""
+        if conflict and ambiguous is None:  # a server may have two accounts the meta's id could be (straße)
+            ambiguous = SubjectReading(None, True, ((f"meta {META_SUBJECT}", None), (conflict, None)))
         if mismatch is None and from_url is not None and from_url != key:
             mismatch = Mismatch("meta names another person than the URL")
         return RequestFacts(url, canonical, purpose, self.token, now, platform,

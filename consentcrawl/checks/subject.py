@@ -15,7 +15,7 @@ Four checks, in this order in the default list (after the platform's terms):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from ..cache import ObjectMemo
@@ -87,7 +87,10 @@ class SubjectRecordsCheck:
             ctx.cite(Evidence("subject-authorization", "none", {"cause": "no authorization store"}))
             return Outcome.deny("subject.no-authorization")
         records = ctx.records(platform.name, subject)
-        lives, reason = judge_all(records, ctx.base_purposes(), ctx.now)
+        conflicts = {id(r): why for r in records
+                     if not r.subject.isascii() and (why := platform.subject_conflict(r.subject))}
+        grants = (lambda record: id(record) not in conflicts) if conflicts else None
+        lives, reason = judge_all(records, ctx.base_purposes(), ctx.now, grants)
         if lives:
             grant = platform.authorization
             fields = grant.fields if grant else None
@@ -98,6 +101,10 @@ class SubjectRecordsCheck:
             return Outcome.allow("subject.authorized", fields=fields)
         for record in records:
             ctx.cite(self._records.get(record, record_evidence))
+            if id(record) in conflicts:  # a grant written as straße is no grant for the account strasse
+                ctx.cite(Evidence("subject-authorization", record.source, {
+                    "platform": platform.name, "subject": record.subject, "grants": False,
+                    "cause": f"the record's subject may be another account than {subject!r}: {conflicts[id(record)]}"}))
         if not records:
             source = ctx.answers.source or "store"
             key = (source, platform.name, subject)
@@ -121,23 +128,30 @@ _REASON_RANK = ["subject.revoked", "subject.expired", "subject.not-yet-valid", "
 
 
 def judge_all(records: Sequence[AuthorizationRecord], purposes: frozenset[str],
-              now: datetime) -> tuple[list[AuthorizationRecord], str]:
+              now: datetime, grants: Callable[[AuthorizationRecord], bool] | None = None
+              ) -> tuple[list[AuthorizationRecord], str]:
     """A live record for each of ``purposes`` (the built-in purposes the crawl's purpose counts as), or the reason
-    of the first one (in name order) without one; none at all is ``subject.purpose``."""
+    of the first one (in name order) without one; none at all is ``subject.purpose``. ``grants``: see
+    :func:`judge_records`."""
     lives = []
     for purpose in sorted(purposes):
-        live, reason = judge_records(records, purpose, now)
+        live, reason = judge_records(records, purpose, now, grants)
         if live is None:
             return [], reason
         lives.append(live)
     return lives, "" if lives else "subject.purpose"
 
 
-def judge_records(records: Sequence[AuthorizationRecord], purpose: str,
-                  now: datetime) -> tuple[AuthorizationRecord | None, str]:
+def judge_records(records: Sequence[AuthorizationRecord], purpose: str, now: datetime,
+                  grants: Callable[[AuthorizationRecord], bool] | None = None
+                  ) -> tuple[AuthorizationRecord | None, str]:
     """A live record for the purpose, or the reason none is.
 
-    A withdrawal for the purpose overrides any grant for it that is older than the withdrawal.
+    A withdrawal for the purpose overrides any grant for it that is older than the withdrawal. ``grants``: whether
+    a record may grant (None: every one). A record that may not (its subject, as written, may be another account
+    than the one asked about: :meth:`~consentcrawl.terms.platforms.Platform.subject_conflict`) is never the live
+    one, and unless withdrawn counts as no record at all (``subject.no-authorization``); its withdrawal still
+    counts, for withdrawing is never the wrong way to err.
     """
     revoked_at = [r.revoked_at for r in records if purpose in r.purposes and r.revoked_at and r.revoked_at <= now]
     last_revocation = max(revoked_at) if revoked_at else None
@@ -147,7 +161,9 @@ def judge_records(records: Sequence[AuthorizationRecord], purpose: str,
             reason = "subject.purpose"
         else:
             status = record.status(now)
-            if status is RecordStatus.LIVE:
+            if status is not RecordStatus.REVOKED and grants is not None and not grants(record):
+                reason = "subject.no-authorization"
+            elif status is RecordStatus.LIVE:
                 if last_revocation is None or record.granted_at > last_revocation:
                     return record, ""
                 reason = "subject.revoked"

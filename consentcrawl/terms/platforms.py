@@ -6,19 +6,31 @@ single profile template and what it matches in :mod:`consentcrawl.terms.template
 Whose page a URL is (:meth:`Platform.read_subject`) is decided for every way a server could read the URL
 (:mod:`consentcrawl.terms.readings`): when the readings disagree, or a path under a profile prefix names no one
 the platform's subject regex accepts, the URL is ambiguous and the policy denies it. Ids compare by
-:meth:`Platform.subject_key` (NFKC, and case-folded unless the platform declares ids case-sensitive).
+:meth:`Platform.subject_key` (NFKC, and case-folded unless the platform declares ids case-sensitive). On a
+case-insensitive platform an id that servers comparing ids in different ways read as different accounts
+(:meth:`Platform.subject_conflict`: ``straße`` is ``strasse`` folded, ``straße`` lower-cased) is ambiguous too.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
 
 from ..urls import CanonicalURL, raw_path_query
-from .readings import SubjectReading, caseless, decode, has_undecodable, is_plain, readings, strict_params
+from .readings import (
+    SubjectReading,
+    case_conflict,
+    caseless,
+    decode,
+    has_undecodable,
+    is_plain,
+    readings,
+    strict_params,
+)
 from .subject_regex import compile_subject_regex
 from .templates import ProfileTemplate, reading_of_path
 
@@ -99,6 +111,14 @@ class Platform:
             return subject if subject.isascii() else unicodedata.normalize("NFKC", subject)
         return caseless(subject)
 
+    def subject_conflict(self, subject: str) -> str:
+        """Why ``subject`` could name different accounts on a server of this platform, or "" (see
+        :func:`~consentcrawl.terms.readings.case_conflict`). Its key is one person to us, but a server that
+        compares ids by ``lower()`` has one account ``straße`` and another ``strasse``: a URL with such an id, a
+        request or item naming it, and a grant written with it cannot be told to be that person's, and are denied.
+        A ``case_sensitive`` platform compares ids as written (NFKC only): no id conflicts there."""
+        return "" if self.case_sensitive else case_conflict(subject)
+
     def read_subject(self, url: str, canonical: CanonicalURL) -> SubjectReading:
         """Whose page ``url`` (canonical form ``canonical``, on this platform) is, read every way a server could
         read it: see :class:`~consentcrawl.terms.readings.SubjectReading`. Pure; a plain URL is read once."""
@@ -111,20 +131,23 @@ class Platform:
             if not lowered.startswith(quick):
                 return NOT_A_PROFILE
             params = strict_params(canonical.query) if queries else ()
-            key, ambiguous, _ = self._read(tuple(path[1:].split("/")), params, lowered)
+            key, ambiguous, ident = self._read(tuple(path[1:].split("/")), params, lowered)
             if ambiguous:
-                return SubjectReading(None, True, ((canonical.path_query, None),))
+                return SubjectReading(None, True, ((canonical.path_query, None), *self._conflicts((ident,))))
             return NOT_A_PROFILE if key is None else SubjectReading(key)
         stranger = _stranger_than_one_decoding(url, self._params_read)
         if stranger:
             return SubjectReading(None, True, ((canonical.path_query, None), (stranger, None)))
         results: dict[tuple[str, str | None], bool] = {}
+        conflicting: dict[str | None, None] = {}
         for reading in readings(url, canonical):
-            key, ambiguous, _ = self._read(reading.segments, reading.params)
+            key, ambiguous, ident = self._read(reading.segments, reading.params)
             results[(reading.text, key)] = results.get((reading.text, key), False) or ambiguous
+            if ambiguous:
+                conflicting[ident] = None
         keys = {key for _, key in results}
         if len(keys) > 1 or any(results.values()):
-            return SubjectReading(None, True, tuple(results))
+            return SubjectReading(None, True, (*results, *self._conflicts(conflicting)))
         key = keys.pop()
         return NOT_A_PROFILE if key is None else SubjectReading(key)
 
@@ -138,9 +161,15 @@ class Platform:
         """The templates' quick prefixes, and whether any template reads the query."""
         return tuple(t.quick for t in self.profiles), any(t.is_query for t in self.profiles)
 
+    def _conflicts(self, idents: Iterable[str | None]) -> tuple[tuple[str, None], ...]:
+        """Evidence entries (why, no key) for the ids among ``idents`` that :meth:`subject_conflict` rejects."""
+        whys = (self.subject_conflict(ident) for ident in idents if ident is not None)
+        return tuple((why, None) for why in dict.fromkeys(whys) if why)
+
     def _read(self, segments: tuple[str, ...], params: tuple[tuple[str, str], ...],
               lowered: str | None = None) -> tuple[str | None, bool, str | None]:
-        """The key one reading names (None: no one), whether it is ambiguous, and the id as written.
+        """The key one reading names (None: no one), whether it is ambiguous, and the id as written (when
+        ambiguous: an id that conflicts, see :meth:`subject_conflict`, or None).
 
         ``lowered``: the lower-cased path of a plain URL, to skip templates it is not under at once.
         """
@@ -154,6 +183,8 @@ class Platform:
                 return None, True, None
             for text in idents:
                 key = self.subject_key(text)
+                if not text.isascii() and self.subject_conflict(text):
+                    return None, True, text
                 if found is None:
                     found, ident = key, text
                 elif key != found:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote_to_bytes
 
@@ -28,6 +28,7 @@ from ..urls import CanonicalURL, raw_path_query
 __all__ = [
     "Reading",
     "SubjectReading",
+    "case_conflict",
     "caseless",
     "decode",
     "has_undecodable",
@@ -90,19 +91,49 @@ def _nfkc(text: str) -> str:
     return text if text.isascii() else unicodedata.normalize("NFKC", text)
 
 
-def caseless(text: str) -> str:
-    """NFKC, then case folding, repeated until stable (black-letter H, U+210C, is ``H`` under NFKC and ``h``
-    once folded) so that ``caseless(caseless(x)) == caseless(x)``: the key of a case-insensitive id, and how
-    template literals are compared."""
-    if text.isascii():
-        return text.lower()
+def _stable(text: str, fold: Callable[[str], str]) -> str:
+    """NFKC, then ``fold``, repeated until stable (black-letter H, U+210C, is ``H`` under NFKC and ``h`` once
+    folded), so that the result is its own result."""
     folded = unicodedata.normalize("NFKC", text)
     for _ in range(4):
-        again = unicodedata.normalize("NFKC", folded.casefold())
+        again = unicodedata.normalize("NFKC", fold(folded))
         if again == folded:
             break
         folded = again
     return folded
+
+
+def caseless(text: str) -> str:
+    """NFKC, then case folding, repeated until stable, so that ``caseless(caseless(x)) == caseless(x)``: the key
+    of a case-insensitive id, and how template literals are compared."""
+    if text.isascii():
+        return text.lower()
+    return _stable(text, str.casefold)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def case_conflict(text: str) -> str:
+    """Why servers whose ids are case-insensitive could read the id ``text`` as different accounts, or "".
+
+    The key of a case-insensitive id is its full case folding (:func:`caseless`), but real servers compare ids
+    in other ways: with ``str.lower`` (Unicode lower-casing, no folding) or by lower-casing ASCII letters only.
+    For most ids all three agree. For some they do not: ``straße`` folds to ``strasse`` but stays ``straße``
+    lower-cased, so a server comparing by ``lower()`` has two accounts where the key sees one person; ``Émile``
+    is ``émile`` to a Unicode-aware server and another account to one that lower-cases ASCII only. Whose page
+    such an id names, and whose grant covers it, cannot be told: every way of reading it is named here, and a
+    caller denies. ASCII ids never conflict.
+    """
+    if text.isascii():
+        return ""
+    folded = _stable(text, str.casefold)
+    lowered = _stable(text, str.lower)
+    ascii_lowered = _stable(text, lambda t: t.translate(_ASCII_LOWER))
+    if folded == lowered == ascii_lowered:
+        return ""
+    return (f"a case-insensitive id read differently by servers that compare ids differently: {folded!r} "
+            f"case-folded (the key), {lowered!r} lower-cased, {ascii_lowered!r} with ASCII letters lower-cased")
 
 
 _RENDER = str.maketrans({"%": "%25", "/": "%2F", "?": "%3F", "#": "%23"})
