@@ -9,7 +9,9 @@ asked for, IP literals included). Before routing it does what real servers in fr
 - ``.`` and ``..`` segments are resolved *after* decoding, repeated slashes merged, a trailing slash ignored;
 - ids are read with a Unicode-aware digit parser (NFKC, then ``int()``): fullwidth ``105`` is 105, so is
   ``/u/+105``;
-- handles are case-insensitive (``/@ALICE`` is ``alice``); handles and numeric ids share one namespace;
+- handles are case-insensitive (``/@ALICE`` is ``alice``), compared fully case-folded, or with ``str.lower`` in
+  :meth:`LenientPeople.lowering` (``/@straße`` and ``/@strasse`` are then two accounts); handles and numeric ids
+  share one namespace;
 - a format suffix is ignored (``/u/107.json`` is 107, as in Rails);
 - ``/profile.php`` reads ``id`` from the query and from a form body, the body winning (PHP's ``$_REQUEST``),
   leading spaces in parameter names dropped (as PHP does).
@@ -81,17 +83,20 @@ def lenient_path(raw_path: str) -> str:
     return "/" + "/".join(out)
 
 
-def person_of(token: str) -> str | None:
+def person_of(token: str, fold: Callable[[str], str] = str.casefold,
+              people: Iterable[str] = PEOPLE) -> str | None:
     """The person an id or handle names: NFKC, then ``int()`` for ids (fullwidth digits, ``+``, ``_``, spaces),
-    else a case-insensitive handle. None when it names nobody the site knows."""
+    else a case-insensitive handle, compared by ``fold`` (full case folding by default; ``str.lower`` as many
+    real servers compare, where ``straße`` and ``strasse`` are two accounts). None when it names nobody the site
+    knows (of ``people``)."""
     text = _FORMAT_SUFFIX.sub("", unicodedata.normalize("NFKC", token).strip())
     try:
         number = int(text)
     except ValueError:
-        person = text.casefold()
+        person = fold(text)
     else:
         person = str(number) if number >= 0 else ""
-    return person if person in PEOPLE else None
+    return person if person in people else None
 
 
 def person_of_url(path_and_query: str, body: bytes = b"") -> str | None:
@@ -100,22 +105,23 @@ def person_of_url(path_and_query: str, body: bytes = b"") -> str | None:
     return _route(lenient_path(raw_path), query, body)[1]
 
 
-def _route(path: str, query: str, body: bytes = b"") -> tuple[str, str | None]:
-    """(kind, person) of a lenient path."""
+def _route(path: str, query: str, body: bytes = b"", fold: Callable[[str], str] = str.casefold,
+           people: Iterable[str] = PEOPLE) -> tuple[str, str | None]:
+    """(kind, person) of a lenient path (handles compared by ``fold``, among ``people``)."""
     parts = path.split("/")
     if path == "/robots.txt":
         return "robots", None
     if len(parts) >= 3 and parts[1].casefold() == "u":
-        person = person_of(parts[2])
+        person = person_of(parts[2], fold, people)
         return ("profile", person) if person else ("missing", None)
     if len(parts) >= 2 and parts[1].startswith("@"):
-        person = person_of(parts[1][1:])
+        person = person_of(parts[1][1:], fold, people)
         return ("profile", person) if person else ("missing", None)
     if path.casefold() == "/profile.php":
         params = _php_names(parse_qs(query))
         params.update(_php_names(parse_qs(body.decode("latin-1"))))  # $_REQUEST: POST over GET
         ids = params.get("id") or [""]
-        person = person_of(ids[-1])  # PHP: the last of repeated parameters wins
+        person = person_of(ids[-1], fold, people)  # PHP: the last of repeated parameters wins
         return ("profile", person) if person else ("missing", None)
     return "other", None
 
@@ -175,10 +181,20 @@ class LenientPeople:
     listing: dict[int, list[str]] = field(default_factory=lambda: {1: [f"/u/{i}" for i in range(101, 111)]})
     pages: dict[str, Callable[[LoggedRequest], Response] | str] = field(default_factory=dict)
     refusing: set[str] = field(default_factory=set)  #: people whose profile's h-card bio says #nobot
+    #: how handles are compared: full case folding (the default), or ``str.lower`` as many real servers do
+    #: (:meth:`lowering`)
+    fold: Callable[[str], str] = str.casefold
+    people: tuple[str, ...] = PEOPLE  #: the people the site has a profile for
     served: list[Served] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     # -- composing
+
+    @classmethod
+    def lowering(cls, *people: str, **options: Any) -> LenientPeople:
+        """The site as a server that compares handles by ``str.lower`` serves it: ``straße`` and ``strasse`` are
+        two accounts (``people``, added to :data:`PEOPLE`), where full case folding reads one."""
+        return cls(fold=str.lower, people=(*PEOPLE, *people), **options)
 
     def page(self, path: str, html_body: str) -> LenientPeople:
         """Serve ``html_body`` at ``path`` (on every host of the site)."""
@@ -210,7 +226,7 @@ class LenientPeople:
     def __call__(self, request: LoggedRequest, headers: dict[str, str]) -> Response | None:
         path = lenient_path(request.path)
         if self.any_host or request.host in self.hosts or request.host in self.robots:
-            kind, person = _route(path, request.query, request.body)
+            kind, person = _route(path, request.query, request.body, self.fold, self.people)
             kind, response = self._answer(request, path, kind, person)
         else:
             kind, person, response = "unknown-host", None, Response.text(f"no site at {request.host}\n", 502)
