@@ -5,7 +5,9 @@
   the bulk importer, with a progress bar; records added to a store that holds some are checked one by one against
   it. Importing a withdrawal into the store a crawl is using is how an operator stops collection live.
 - ``validate SRC``: every error of a file, each with its file and line (exit 1 when there is one), without
-  stopping at the first; an SQLite store is opened as a crawl opens it and checked page by page.
+  stopping at the first, and a warning for each grant written with an id servers compare differently (``straße``:
+  it grants nothing, see ``Platform.subject_conflict``); an SQLite store is opened as a crawl opens it and checked
+  page by page.
 - ``show PLATFORM:SUBJECT``: one person's records and, for each purpose, whether they allow collection now.
 - ``stats SRC``: counts by platform and purpose, withdrawn and expired records, and the store's version.
 
@@ -237,14 +239,24 @@ def cmd_validate(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot read file: {exc.strerror or exc}", args.source) from None
     count = 0
+    idle: list[str] = []
     with raw:
-        for _record in validator.records(buffered, errors):
+        for record in validator.records(buffered, errors):
             count += 1
+            if record.revoked_at is None and not record.subject.isascii():
+                platform = platforms.get(record.platform)
+                if platform is not None and platform.subject_conflict(record.subject):
+                    idle.append(f"{record.source}: warning: the subject ('…') is an id that servers comparing ids "
+                                f"by case folding and by lower() read as different accounts: on the case-insensitive "
+                                f"platform {record.platform!r} this grant grants nothing (docs/reasons.md#subject)")
     keep = config_words(platforms)
     for error in errors:
         print(_located(error, keep))
+    for line in idle:  # valid, and fail closed in a crawl: said so the operator learns why nothing is collected
+        print(line)
     verdict = "valid" if not errors else f"{len(errors)} error(s)"
-    print(f"{args.source}: {count} valid record(s); {verdict}", file=sys.stderr)
+    grants = f"; {len(idle)} grant(s) that grant nothing" if idle else ""
+    print(f"{args.source}: {count} valid record(s){grants}; {verdict}", file=sys.stderr)
     return EXIT_FOUND if errors else EXIT_OK
 
 

@@ -210,3 +210,19 @@ def test_authorizations_show_follows_the_rule(tmp_path: Path, capsys: pytest.Cap
     files = _files(tmp_path, "strasse")
     assert main(["authorizations", "show", "people:STRASSE", "--json", *files]) == 0  # control
     assert json.loads(capsys.readouterr().out)["purposes"]["research"]["allowed"] is True
+
+
+def test_authorizations_validate_warns_of_a_grant_that_grants_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The file is valid (a withdrawal written so still withdraws), but the operator is told, by file and line and
+    without the id, that the grant grants nothing."""
+    files = _files(tmp_path, "stra\u00dfe")
+    source = str(tmp_path / "auth.yaml")
+    assert main(["authorizations", "validate", source, *files[:2]]) == 0
+    out, err = capsys.readouterr()
+    assert f"{source}:2: warning:" in out and "grants nothing" in out and "stra\u00dfe" not in out + err, out
+    assert "1 grant(s) that grant nothing" in err
+    _files(tmp_path, "strasse")
+    assert main(["authorizations", "validate", source, *files[:2]]) == 0  # control
+    out, err = capsys.readouterr()
+    assert "warning" not in out and "grant nothing" not in err, out + err
