@@ -11,6 +11,7 @@ failed on lead (d44b17e) and passes since the fix.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -58,14 +59,20 @@ def served_to(app: LenientPeople) -> set[str]:
     return set(app.people_served())
 
 
+def loud_lines_naming(caplog: pytest.LogCaptureFixture, *spellings: str) -> list[str]:
+    """Log lines at INFO or above that name a denied person (``spellings``: how a URL or an id writes them)."""
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    return [line for line in lines if any(s in line.casefold() for s in spellings)]
+
+
 @pytest.mark.parametrize("kind", KINDS)
 @deferred_f_from_coro_f
 async def test_a_grant_for_strasse_fetches_no_page_of_the_sharp_s_account(
-        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """Grant ``strasse`` (and alice). A page links ``/@straße`` in every spelling: to the site that is another
     account, whose page must not be served; ``/@strasse`` and alice are (controls)."""
     app = LenientPeople.lowering(PLAIN, SHARP).links_page("/links", [*SHARP_LINKS, "/@strasse", "/@alice"])
-    with LocalServer(app) as server:
+    with LocalServer(app) as server, caplog.at_level(logging.INFO):
         result = await crawl(make_spider(kind, Links), unicode_settings(tmp_path, PLAIN, "alice"),
                              proxy=server.proxy, monkeypatch=monkeypatch)
     assert_not_served(app, {SHARP}, "(a grant for strasse fetched straße's page)")
@@ -73,17 +80,19 @@ async def test_a_grant_for_strasse_fetches_no_page_of_the_sharp_s_account(
     assert not [i for i in result.items if secret_name(SHARP) in json.dumps(i, ensure_ascii=False)], result.items
     denied = [e for e in result.audit if e.get("verdict") == "deny" and e.get("reason") == "subject.ambiguous-url"]
     assert denied and all("lower-cased" in json.dumps(e["evidence"]) for e in denied), result.denies()
+    named = loud_lines_naming(caplog, "stra%c3%9f", SHARP)
+    assert not named, named
 
 
 @pytest.mark.parametrize("kind", KINDS)
 @deferred_f_from_coro_f
 async def test_a_grant_for_strasse_with_sharp_s_fetches_no_page_of_the_strasse_account(
-        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """Grant ``straße`` (and alice). ``/@strasse`` has the same key but is another account to the site: its page
     must not be served. ``/@straße`` cannot be told to be the grant's person either (a server comparing by case
     folding would serve the same page for both spellings), so it is not fetched; alice is (control)."""
     app = LenientPeople.lowering(PLAIN, SHARP).links_page("/links", [*PLAIN_LINKS, *SHARP_LINKS, "/@alice"])
-    with LocalServer(app) as server:
+    with LocalServer(app) as server, caplog.at_level(logging.INFO):
         result = await crawl(make_spider(kind, Links), unicode_settings(tmp_path, SHARP, "alice"),
                              proxy=server.proxy, monkeypatch=monkeypatch)
     assert_not_served(app, {PLAIN, SHARP}, "(a grant for straße fetched a page of another spelling)")
@@ -91,6 +100,8 @@ async def test_a_grant_for_strasse_with_sharp_s_fetches_no_page_of_the_strasse_a
     plain = [e for e in result.audit if e.get("verdict") == "deny" and e.get("subject") == PLAIN
              and e.get("reason") == "subject.no-authorization"]
     assert plain and all('"grants": false' in json.dumps(e["evidence"]) for e in plain), result.denies()
+    named = loud_lines_naming(caplog, "stra%c3%9f", SHARP, f"@{PLAIN}", f"={PLAIN}", f"'{PLAIN}'")
+    assert not named, named
 
 
 class Cards(ListLogic):
