@@ -10,10 +10,14 @@ The crawls that prove it against a server that compares by ``lower()`` are in ``
 from __future__ import annotations
 
 import json
+import unicodedata
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from consentcrawl.cli import main
 from consentcrawl.consent.records import AuthorizationRecord
@@ -86,6 +90,54 @@ def test_a_conflicting_id_keeps_its_key() -> None:
     assert PEOPLE.subject_key("Stra\u00dfe") == "strasse" == PEOPLE.subject_key("STRASSE")
     assert PEOPLE.subject_conflict("stra\u00dfe") and not PEOPLE.subject_conflict("strasse")
     assert PEOPLE_CS.subject_conflict("stra\u00dfe") == ""  # compared as written (NFKC): no conflict
+
+
+# -- every server, every spelling: a property ------------------------------------------------------------------------
+
+#: spellings full case folding reads as one (each group folds alike), which other comparisons may not
+_GROUPS = (("ss", "SS", "Ss", "\u00df", "\u1e9e", "\u017fs"), ("s", "S", "\u017f"), ("k", "K", "\u212a"),
+           ("\u03c3", "\u03c2", "\u03a3"), ("\u00e9", "\u00c9"), ("i", "I"), ("fi", "FI", "\ufb01"),
+           ("\u13a0", "\uab70"), ("\u00b5", "\u03bc", "\u039c"), ("\u1fb3", "\u03b1\u03b9"), ("a", "A"))
+
+
+@st.composite
+def two_spellings(draw: st.DrawFn) -> tuple[str, str]:
+    """Two spellings of one case-folded handle: each part drawn twice from a group of spellings folded alike."""
+    groups = draw(st.lists(st.sampled_from(_GROUPS), min_size=1, max_size=4))
+    return "".join(draw(st.sampled_from(g)) for g in groups), "".join(draw(st.sampled_from(g)) for g in groups)
+
+
+def _stable(text: str, fold: Callable[[str], str]) -> str:
+    """The handle as a server comparing by ``fold`` keys it (an independent model of the rule under test)."""
+    out = unicodedata.normalize("NFKC", text)
+    for _ in range(6):
+        again = unicodedata.normalize("NFKC", fold(out))
+        if again == out:
+            break
+        out = again
+    return out
+
+
+#: how real servers compare case-insensitive handles (NFKC first, as the platform's key does)
+SERVERS: dict[str, Callable[[str], str]] = {"casefold": str.casefold, "lower": str.lower,
+           "ascii": lambda t: t.translate(str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz"))}
+
+
+@settings(max_examples=400, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@given(two_spellings())
+def test_a_grant_lets_through_only_urls_every_server_reads_as_its_account(spellings: tuple[str, str]) -> None:
+    """Whatever way the server compares handles, a URL for ``handle`` is let through by a grant written
+    ``granted`` (the same key) only when that server reads both as one account."""
+    handle, granted = spellings
+    assert PEOPLE.subject_key(handle) == PEOPLE.subject_key(granted)
+    url = f"http://people.example/@{handle}"
+    reading = PEOPLE.read_subject(url, canonicalize(url))
+    if reading.ambiguous or reading.subject is None:
+        return
+    grants = PEOPLE.subject_key(granted) == reading.subject and not PEOPLE.subject_conflict(granted)
+    if grants:
+        for name, fold in SERVERS.items():
+            assert _stable(handle, fold) == _stable(granted, fold), (name, handle, granted)
 
 
 # -- URLs -----------------------------------------------------------------------------------------------------------
