@@ -4,7 +4,9 @@ The engine looks a person up as ``store.lookup(platform.name, platform.subject_k
 NFKC-normalised, then case-folded unless the platform is ``case_sensitive``
 (:meth:`~consentcrawl.terms.platforms.Platform.subject_key`). So ``Alice``, ``alice`` and ``alice`` in
 full-width letters are one person on a case-insensitive platform, and a withdrawal written with another case
-than the grant still finds the grant. Records keep the subject as written, for evidence.
+than the grant still finds the grant. Records keep the subject as written, for evidence and because the key is
+not all a server goes by: a grant written ``straße`` is found under the key ``strasse`` but grants nothing there
+(:meth:`~consentcrawl.terms.platforms.Platform.subject_conflict`), which only the spelling tells.
 
 Stores apply the key function again to what they are given, at load and at lookup time. A key is its own key
 (the function is idempotent), so a store finds the same records whether it is given the key or the id as written.
