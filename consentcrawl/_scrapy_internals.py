@@ -11,11 +11,15 @@
   ``304 Not Modified``, a server error).
 - :func:`no_silent_resend`: the HTTP/1.1 handler's connection pool (and the aiohttp handler's session) does not
   send a request again by itself.
+- :func:`wrap_spider_errors`: what a project's errback or callback raised for a refused request reaches
+  ``spider_error`` handlers sanitized. Scrapy builds the failure it sends in ``Scraper``, with no hook before the
+  signal.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from twisted.internet.defer import Deferred
@@ -143,3 +147,25 @@ def no_silent_resend(handler: Any) -> None:
     session = getattr(handler, "_session", None)
     if session is not None and hasattr(session, "_retry_connection"):
         session._retry_connection = False
+
+
+def wrap_spider_errors(crawler: Crawler, wrap: Callable[[Crawler, Callable[..., None]], Callable[..., None]]) -> bool:
+    """Put ``wrap(crawler, handle)`` in place of the crawl's ``Scraper.handle_spider_error`` (``handle``), through
+    which Scrapy logs every error a callback or errback raises, sends ``spider_error`` and counts it. Scrapy looks
+    the method up on the scraper at each error, so an attribute of the instance replaces it. Once per scraper;
+    returns whether it is in place."""
+    try:
+        scraper = getattr(crawler.engine, "scraper", None)
+    except RuntimeError:  # no engine yet: not crawling
+        return False
+    handle = getattr(scraper, "handle_spider_error", None)
+    if handle is None:
+        return False
+    if not getattr(handle, _WRAPPED, False):
+        wrapped = wrap(crawler, handle)
+        setattr(wrapped, _WRAPPED, True)
+        scraper.handle_spider_error = wrapped  # type: ignore[union-attr]
+    return True
+
+
+_WRAPPED = "_consentcrawl_wrapped"

@@ -55,6 +55,18 @@ class Probe(scrapy.Spider):
         dropped = scrapy.Request("http://microblog.example/u/1002", errback=lambda f: errbacks.append(str(f.value)))
         found["errback handed"] = internals.fail_request(crawler, dropped, ValueError("denied here"))
         found["errbacks"] = errbacks
+        scraper = engine.scraper
+        handles: list[Any] = []
+
+        def wrap(crawler: Any, handle: Any) -> Any:
+            handles.append(handle)
+            return lambda *args: handle(*args)
+
+        found["spider errors wrapped"] = (internals.wrap_spider_errors(crawler, wrap),
+                                          internals.wrap_spider_errors(crawler, wrap), len(handles))
+        found["spider errors method"] = handles[0].__func__ is type(scraper).handle_spider_error
+        found["spider errors in place"] = scraper.handle_spider_error is not handles[0]
+        del scraper.handle_spider_error  # this probe's own errors as Scrapy handles them
         return None
 
 
@@ -72,6 +84,15 @@ async def test_each_internal_is_where_the_helpers_look_for_it_in_a_running_crawl
     assert found["scraper"] and found["nextcall"]
     assert found["errback handed"] is True
     assert found["errbacks"] == ["denied here"]  # the scraper ran the errback before the spider closed
+    # the scraper's handle_spider_error is replaced once, by an attribute Scrapy looks up at each error
+    assert found["spider errors wrapped"] == (True, True, 1)
+    assert found["spider errors method"] and found["spider errors in place"]
+
+
+def test_wrap_spider_errors_says_when_there_is_no_scraper() -> None:
+    from scrapy.utils.test import get_crawler
+
+    assert internals.wrap_spider_errors(get_crawler(), lambda crawler, handle: handle) is False
 
 
 @deferred_f_from_coro_f

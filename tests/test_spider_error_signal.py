@@ -241,3 +241,36 @@ async def test_spider_error_handlers_receive_nothing_of_a_page_report_mode_would
         r.message for r in reports]
     assert all(r.error_type == "ValueError" and "subject." in r.message for r in denied), [r.message for r in denied]
     assert result.stats.get("spider_exceptions/ValueError") == len(reports), result.stats
+
+
+def test_a_crawl_whose_spider_errors_cannot_be_sanitized_does_not_start(tmp_path: Path) -> None:
+    """Where Scrapy's scraper has no ``handle_spider_error`` to put the sanitizing in place of (a release that
+    moved it), the crawl refuses to start, naming why, rather than send refused people's errors on."""
+    from scrapy.utils.test import get_crawler
+
+    from consentcrawl.logformat import ConsentLogFormatter
+    from consentcrawl.runtime import config_error
+
+    crawler = get_crawler(settings_dict=people_settings(tmp_path))  # not crawling: no engine, no scraper
+    formatter = ConsentLogFormatter.from_crawler(crawler)
+    formatter.spider_opened()
+    error = config_error(crawler)
+    assert error is not None and "handle_spider_error" in str(error) and "LOG_FORMATTER" in error.logged(), error
+
+
+class CloseSpiderErrback(UrlRaisingErrback):
+    """Its errback stops the crawl (``CloseSpider``) on the first refusal."""
+
+    def failed(self, failure: Any) -> Any:
+        raise scrapy.exceptions.CloseSpider("enough")
+
+
+@deferred_f_from_coro_f
+async def test_close_spider_raised_for_a_refused_request_still_closes_the_crawl(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reports: list[Report] = []
+    with LocalServer(LenientPeople()) as server:
+        result = await crawl(make_spider("ConsentSpider", CloseSpiderErrback), people_settings(tmp_path),
+                             proxy=server.proxy, monkeypatch=monkeypatch, reports=reports)
+    assert result.stats.get("finish_reason") == "enough", result.stats
+    assert reports == [] and "spider_exceptions/count" not in result.stats, result.stats
