@@ -27,11 +27,11 @@ from scrapy import signals
 from scrapy.logformatter import LogFormatter
 from scrapy.utils.misc import build_from_crawler
 
-from ._scrapy_internals import wrap_spider_errors
 from .errors import ConfigError
 from .runtime import refuse_to_start
 from .settings import read
 from .spidererrors import SCRAPER_LOGGER, RefusedRequestError, SpiderErrors
+from .startup import hook_scraper
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -70,10 +70,9 @@ class ConsentLogFormatter:
 
     def spider_opened(self, spider: Any = None) -> None:
         """Spider errors about refused requests reach Scrapy sanitized from here on (before the first request)."""
-        if self.crawler is not None and not wrap_spider_errors(self.crawler, SpiderErrors):
-            refuse_to_start(self.crawler, ConfigError(
-                "this Scrapy version's scraper has no handle_spider_error: consentcrawl cannot keep a refused "
-                "person's data out of spider_error handlers", source="LOG_FORMATTER"))
+        if self.crawler is not None:
+            hook_scraper(self.crawler, "handle_spider_error", SpiderErrors,
+                         "a refused person's data would reach spider_error handlers")
 
     def spider_error(self, failure: Failure, request: Request, response: Response | Failure,
                      spider: Spider) -> dict[str, Any]:

@@ -11,6 +11,7 @@ request's error reaches the handler unchanged, with its own frames."""
 
 from __future__ import annotations
 
+import logging
 import re
 import traceback
 from dataclasses import dataclass, field
@@ -243,20 +244,38 @@ async def test_spider_error_handlers_receive_nothing_of_a_page_report_mode_would
     assert result.stats.get("spider_exceptions/ValueError") == len(reports), result.stats
 
 
-def test_a_crawl_whose_spider_errors_cannot_be_sanitized_does_not_start(tmp_path: Path) -> None:
-    """Where Scrapy's scraper has no ``handle_spider_error`` to put the sanitizing in place of (a release that
-    moved it), the crawl refuses to start, naming why, rather than send refused people's errors on."""
-    from scrapy.utils.test import get_crawler
 
-    from consentcrawl.logformat import ConsentLogFormatter
-    from consentcrawl.runtime import config_error
+class NoSuchScraperMethod(UrlRaisingErrback):
+    """Stands for a Scrapy release whose scraper lacks a method consentcrawl must replace: as the spider opens, it
+    asks :func:`consentcrawl.startup.hook_scraper` to replace one that does not exist, as the formatter and the
+    guard ask for theirs."""
 
-    crawler = get_crawler(settings_dict=people_settings(tmp_path))  # not crawling: no engine, no scraper
-    formatter = ConsentLogFormatter.from_crawler(crawler)
-    formatter.spider_opened()
-    error = config_error(crawler)
-    assert error is not None and "handle_spider_error" in str(error) and "LOG_FORMATTER" in error.logged(), error
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> Any:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider.hook, signal=signals.spider_opened)
+        return spider
 
+    def hook(self, spider: Any) -> None:
+        from consentcrawl.startup import hook_scraper
+
+        hook_scraper(self.crawler, "handle_spider_errors_v3", lambda crawler, method: method,
+                     "a refused person's data would reach spider_error handlers")
+
+
+@deferred_f_from_coro_f
+async def test_a_crawl_whose_scraper_lacks_a_method_consentcrawl_replaces_does_not_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Where Scrapy's scraper has no method to put the sanitizing (or the item's source) in place of, the crawl
+    stops before its first request, naming why, rather than run unguarded."""
+    app = LenientPeople()
+    with LocalServer(app) as server, caplog.at_level(logging.INFO):
+        result = await crawl(make_spider("ConsentSpider", NoSuchScraperMethod), people_settings(tmp_path),
+                             proxy=server.proxy, monkeypatch=monkeypatch, reports=[])
+    assert app.people_served() == [], app.describe()
+    assert result.stats.get("finish_reason") == "consentcrawl_config_error", result.stats
+    critical = [r.getMessage() for r in caplog.records if r.levelno == logging.CRITICAL]
+    assert any("handle_spider_errors_v3" in m and "spider_error handlers" in m for m in critical), critical
 
 class CloseSpiderErrback(UrlRaisingErrback):
     """Its errback stops the crawl (``CloseSpider``) on the first refusal."""
