@@ -136,3 +136,42 @@ async def test_a_new_dict_without_the_provenance_field_is_judged_as_its_pages_pe
     """With the provenance field on, a copy of a dict carries it; a new dict made of some of its fields does not,
     and is judged as the page's person's all the same."""
     await _crawl_and_judge("ConsentSpider", dict, "consentcrawl", "subset", tmp_path, monkeypatch)
+
+
+class PipelinesByHand(ListLogic):
+    """Hands its items to the item pipelines itself, as ``scrapy parse --pipelines`` does with a callback's items:
+    outside Scrapy's scraper, so Scrapy names no page for them. One names no one, one names its person."""
+
+    urls = [f"http://{HOST}/u/101"]
+    outcomes: list[str]
+
+    async def parse(self, response: scrapy.http.Response) -> Any:
+        self.seen.append(response.url)
+        itemproc = self.crawler.engine.scraper.itemproc
+        for item in ({"name": response.css(".name::text").get()},
+                     {"name": response.css(".name::text").get(), "subject": "101", "platform": "people"}):
+            try:
+                kept = await itemproc.process_item_async(item)
+            except scrapy.exceptions.DropItem as exc:
+                self.outcomes.append(f"dropped: {exc}")
+            else:
+                self.outcomes.append(f"kept: {sorted(kept)}")
+        return
+        yield
+
+
+@deferred_f_from_coro_f
+async def test_an_item_handed_to_the_pipelines_outside_scrapys_scraper_is_dropped_unless_it_names_its_person(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whose an item is that names no one, carries no page and comes from no page Scrapy names cannot be told:
+    dropped, ``subject.unknown-page``, with its cause in the audit log. An item that names its person is judged
+    by that person (the control)."""
+    outcomes: list[str] = []
+    with LocalServer(LenientPeople()) as server:
+        result = await crawl(make_spider("ConsentSpider", PipelinesByHand),
+                             people_settings(tmp_path, CONSENTCRAWL_PROVENANCE_FIELD=""), proxy=server.proxy,
+                             monkeypatch=monkeypatch, outcomes=outcomes)
+    assert outcomes == ["dropped: consentcrawl: subject.unknown-page",
+                        "kept: ['name', 'platform', 'subject']"], outcomes
+    [line] = [e for e in result.audit if e["phase"] == "item" and e["reason"] == "subject.unknown-page"]
+    assert line["verdict"] == "deny" and "outside Scrapy's scraper" in line["evidence"][0]["cause"], line
