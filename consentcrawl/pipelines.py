@@ -177,10 +177,12 @@ class ConsentGuardPipeline(RuntimeComponent):
             if self.runtime.enforce:
                 raise drop(item, str(decision.reason), config.provenance_field)
             return item
+        if config.provenance_field:
+            written = self._add_provenance(adapter, config.provenance_field, provenance, decision, config.purpose)
+            # an item that carried none (a copy) now names its page's person there: a purge can find it
+            findable = findable or (written and provenance.get("subject") not in (None, ""))
         if not findable and decision.platform and decision.subject:
             self.runtime.item_pages.kept(decision.platform, decision.subject)  # a purge cannot find it in the output
-        if config.provenance_field:
-            self._add_provenance(adapter, config.provenance_field, provenance, decision, config.purpose)
         if decision.fields is not None and self.runtime.enforce:
             keep = set(decision.fields) | {config.subject_field, "platform"}
             if config.provenance_field:
@@ -218,16 +220,18 @@ class ConsentGuardPipeline(RuntimeComponent):
 
     @staticmethod
     def _add_provenance(adapter: Any, field: str, provenance: dict[str, Any], decision: Decision,
-                        purpose: str | None) -> None:
-        """The person's grant this item is kept on, and the earliest end of the grants, into its provenance.
+                        purpose: str | None) -> bool:
+        """The person's grant this item is kept on, and the earliest end of the grants, into its provenance;
+        whether it was written.
 
         An item yielded where no page decision stamped it (from ``start()``) gets a provenance of its own."""
         if not decision.allowed:
-            return
+            return False
         if not provenance:
             provenance = {"decision_id": None, "url": None, "platform": decision.platform,
                           "subject": None, "purpose": purpose, "reason": None}
         try:
             adapter[field] = with_item_decision(dict(provenance), decision)
         except KeyError:  # an Item class without that field: provenance is in the audit log only
-            pass
+            return False
+        return True

@@ -21,6 +21,7 @@ import scrapy
 from itemadapter import ItemAdapter
 from scrapy.utils.defer import deferred_f_from_coro_f
 
+from consentcrawl.runtime import get_runtime
 from consentcrawl_demo.server import LocalServer
 from tests.conftest import jsonl
 from tests.lenient import (
@@ -128,6 +129,14 @@ async def _crawl_and_judge(kind: str, item_class: type, provenance: str, style: 
     assert secret_name("107") not in (tmp_path / "items.jsonl").read_text()
     items = sorted((e["subject"], e["verdict"], e["reason"]) for e in result.audit if e["phase"] == "item")
     assert items == [("101", "allow", "subject.authorized"), ("107", "deny", "subject.expired")], items
+    # where the output can name its person (the provenance field on, a dict), it does, and a purge can find it;
+    # elsewhere the guard counts the item as one a purge cannot find (the purge's receipt says so)
+    unfindable = get_runtime(result.crawler).item_pages.unfindable
+    if provenance and item_class is dict:
+        assert feed[0][provenance]["subject"] == "101", feed[0]
+        assert unfindable == {}, unfindable
+    else:
+        assert unfindable == {("people", "101"): 1}, unfindable
 
 
 @deferred_f_from_coro_f
