@@ -90,6 +90,7 @@ class Report:
     message: str
     texts: list[str] = field(default_factory=list)
     code_names: list[str] = field(default_factory=list)
+    response: str = ""  #: what the ``response`` argument was: its kind and what a handler reads first
 
     def leaks(self) -> list[str]:
         return [m.group(0) + " in " + text[:300] for text in self.texts for m in [_DENIED.search(text)] if m]
@@ -108,17 +109,21 @@ class ReportsSpiderErrors:
 
     def on_spider_error(self, failure: Failure, response: Any, spider: Any) -> None:
         texts = [*_failure_text(failure), _safe_repr(response)]
+        kind = type(response).__name__
         if isinstance(response, Failure):
             texts += _failure_text(response)
-            texts.append(_safe_repr(getattr(response.value, "decision", None)))
+            decision = getattr(response.value, "decision", None)
+            texts.append(_safe_repr(decision))
+            kind = f"Failure {type(response.value).__name__} {getattr(decision, 'reason', '')}"
         elif isinstance(response, scrapy.http.Response):
             texts += [response.url, response.body.decode("utf-8", "replace"), _safe_repr(response.request)]
+            kind = f"Response {response.url} {response.status}"
         tb = failure.getTracebackObject()
         code_names = []
         while tb is not None:
             code_names.append(tb.tb_frame.f_code.co_name)
             tb = tb.tb_next
-        self.reports.append(Report(type(failure.value).__name__, str(failure.value), texts, code_names))
+        self.reports.append(Report(type(failure.value).__name__, str(failure.value), texts, code_names, kind))
 
 
 class UrlRaisingErrback(ReportsSpiderErrors, ListLogic):
@@ -157,6 +162,8 @@ def _check(reports: list[Report], refused: int, control: str) -> None:
     for report in reports:
         if report is not controls[0]:  # the type and the reason code are kept: a reporter can still group them
             assert report.error_type == "ValueError" and "subject." in report.message, report.message
+            # the refusal handed on as response carries its reason code alone
+            assert report.response.startswith("Failure ConsentDenied subject."), report.response
 
 
 @pytest.mark.parametrize("shape", ["plain", "async"])
@@ -175,6 +182,7 @@ async def test_spider_error_handlers_receive_nothing_of_a_refused_person_from_an
     control = next(r for r in reports if "missing-page" in r.message)
     # the control keeps its traceback: the errback's frame, with the failure in its locals
     assert ("failed" if shape == "plain" else "_failed_later") in control.code_names, control.code_names
+    assert control.response == f"Response http://{HOST}/missing-page 404", control.response  # the page itself
     raising = control.code_names[-1]
     assert any(t.startswith(f"{raising} {{") and "'failure':" in t for t in control.texts), control.texts
     # Scrapy's stats and CLOSESPIDER_ERRORCOUNT count every error, under the project's exception type
@@ -241,6 +249,9 @@ async def test_spider_error_handlers_receive_nothing_of_a_page_report_mode_would
     assert len(denied) == len(set(served) - set(AUTHORIZED)), [
         r.message for r in reports]
     assert all(r.error_type == "ValueError" and "subject." in r.message for r in denied), [r.message for r in denied]
+    # the page handed on as response is an empty stand-in with the status; the allowed page is the page itself
+    assert {r.response for r in denied} == {"Response about:blank 200"}, {r.response for r in denied}
+    assert allowed[0].response == f"Response http://{HOST}/u/101 200", allowed[0].response
     assert result.stats.get("spider_exceptions/ValueError") == len(reports), result.stats
 
 
