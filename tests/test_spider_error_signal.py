@@ -304,3 +304,47 @@ async def test_close_spider_raised_for_a_refused_request_still_closes_the_crawl(
                              proxy=server.proxy, monkeypatch=monkeypatch, reports=reports)
     assert result.stats.get("finish_reason") == "enough", result.stats
     assert reports == [] and "spider_exceptions/count" not in result.stats, result.stats
+
+
+class FailingProfiles:
+    """A project's downloader middleware that fails every profile request: before it is sent (``process_request``,
+    placed before consentcrawl's request phase: no decision made yet) or after (``process_response``)."""
+
+    def __init__(self, when: str) -> None:
+        self.when = when
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> FailingProfiles:
+        return cls(crawler.settings.get("TEST_FAIL_WHEN"))
+
+    def process_request(self, request: scrapy.Request) -> None:
+        if self.when == "request" and "/u/" in request.url:
+            raise ConnectionError("refused by the test")
+
+    def process_response(self, request: scrapy.Request, response: Any) -> Any:
+        if self.when == "response" and "/u/" in request.url:
+            raise ConnectionError("refused by the test")
+        return response
+
+
+@pytest.mark.parametrize("when", ["request", "response"])
+@deferred_f_from_coro_f
+async def test_spider_error_handlers_receive_nothing_of_a_would_deny_request_whose_download_failed(
+        when: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Report mode sends what it would deny; when such a request fails to download (here a project's downloader
+    middleware fails it, before the send-time decision or after), its errback gets the download's failure, not a
+    refusal, and the exception it raises with the URL reaches the handlers and Scrapy's ERROR line as for a
+    refused request: type and reason code only. An authorized person's failure is the control."""
+    settings = people_settings(tmp_path, CONSENTCRAWL_MODE="report", TEST_FAIL_WHEN=when,
+                               DOWNLOADER_MIDDLEWARES={f"{__name__}.FailingProfiles": 5 if when == "request" else 960})
+    reports: list[Report] = []
+    with LocalServer(LenientPeople()) as server, caplog.at_level(logging.INFO):
+        await crawl(make_spider("ConsentSpider", UrlRaisingErrback), settings, proxy=server.proxy,
+                    monkeypatch=monkeypatch, reports=reports)
+    assert [r.leaks() for r in reports if r.leaks()] == [], [r.leaks() for r in reports]
+    loud = [logging.Formatter("%(message)s").format(r) for r in caplog.records if r.levelno >= logging.INFO]
+    assert [line for line in loud if _DENIED.search(line)] == [], [line for line in loud if _DENIED.search(line)]
+    allowed = [r for r in reports if r.message == f"failed http://{HOST}/u/101"]
+    assert len(allowed) == 1 and "failed" in allowed[0].code_names, [r.message for r in reports]
+    denied = [r for r in reports if not r.message.startswith("failed")]
+    assert len(denied) >= 7 and all(r.error_type == "ValueError" for r in denied), [r.message for r in reports]
