@@ -30,7 +30,7 @@ from scrapy.utils.misc import build_from_crawler
 from .errors import ConfigError
 from .runtime import refuse_to_start
 from .settings import read
-from .spidererrors import SCRAPER_LOGGER, RefusedRequestError, SpiderErrors
+from .spidererrors import SCRAPER_LOGGER, RefusedRequestError, SpiderErrors, not_allowed
 from .startup import hook_scraper
 
 if TYPE_CHECKING:
@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 #: Scrapy's ``SPIDERERRORMSG``, with the exception's type and the reason code where the request was
 REFUSED_ERROR = ("Spider error processing a request consentcrawl refused (%(reason)s; its URL is in the audit "
                  "log): %(error)s, its message and traceback at DEBUG")
+#: Scrapy's ``DOWNLOADERRORMSG`` for a request without an allow (report mode sends it) whose download failed
+REFUSED_DOWNLOAD = ("Error downloading a request consentcrawl did not allow (%(reason)s; its URL is in the audit "
+                    "log): %(error)s, its message and traceback at DEBUG")
 #: Scrapy's own line for it, with the sanitized failure, at DEBUG: the original is the DEBUG line before it
 REFUSED_SANITIZED = ("Spider error processing a request consentcrawl refused (%(reason)s): sent to spider_error "
                      "handlers as %(error)s without its message or values")
@@ -85,6 +88,21 @@ class ConsentLogFormatter:
         if level > logging.DEBUG:
             SCRAPER_LOGGER.log(level, REFUSED_ERROR, args, extra={"spider": spider})
         return {"level": logging.DEBUG, "msg": REFUSED_SANITIZED, "args": args}
+
+    def download_error(self, failure: Failure, request: Request, spider: Spider,
+                       errmsg: str | None = None) -> dict[str, Any]:
+        """Scrapy's ``Error downloading <GET url>`` (with the error's message and traceback, which can hold the URL
+        too: a timeout's does), for a request whose errback raised or that has none. For a request without an
+        allow (report mode sends what it would deny) the URL goes to DEBUG, as for a spider error."""
+        line: dict[str, Any] = self.inner.download_error(failure, request, spider, errmsg)
+        reason = not_allowed(self.crawler, request, request.url)
+        if reason is None or not isinstance(line, dict):
+            return line
+        level = line.get("level", logging.ERROR)
+        if level > logging.DEBUG:
+            SCRAPER_LOGGER.log(level, REFUSED_DOWNLOAD, {"reason": reason, "error": type(failure.value).__name__},
+                               extra={"spider": spider})
+        return {**line, "level": logging.DEBUG}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -1,21 +1,24 @@
 """What Scrapy's ``spider_error`` handlers receive when a project's errback or callback raises for a request
-consentcrawl refused: the exception's type and the reason code, nothing of the person.
+consentcrawl refused (or, in report mode, one it would deny): the exception's type and the reason code, nothing of
+the person.
 
-A refused request fails to its errback (``ConsentDenied``); report mode hands a page it would deny to its callback.
-When that code raises, Scrapy builds a Failure of the exception where it catches it and sends it to every
-``spider_error`` handler, with the download's failure (or the page) as ``response``. An error reporter connected
-there (Sentry's, a project's own) sends all of it to a remote service: the project's message (``raise
-ValueError(f"failed {failure.request.url}")``, a name read from the page), and a traceback whose frames hold the
-request, the refusal and the page in their locals. The traceback always starts in Scrapy's own frame that holds
-the request, so no errback wrapper can keep it out: the failure has to be replaced before it is sent.
+A refused request fails to its errback (``ConsentDenied``); report mode sends what it would deny, hands the page
+to its callback and a failed download's failure to its errback. When that code raises, Scrapy builds a Failure of
+the exception where it catches it and sends it to every ``spider_error`` handler, with the download's failure (or
+the page) as ``response``. An error reporter connected there (Sentry's, a project's own) sends all of it to a
+remote service: the project's message (``raise ValueError(f"failed {failure.request.url}")``, a name read from the
+page), and a traceback whose frames hold the request, the refusal and the page in their locals. The traceback
+always starts in Scrapy's own frame that holds the request, so no errback wrapper can keep it out: the failure has
+to be replaced before it is sent.
 
-So for such a request, :class:`SpiderErrors` (in place of ``Scraper.handle_spider_error``) logs the original at
-DEBUG, with its message, traceback and URL, where it is kept for debugging, and hands Scrapy in its place a
-failure of a new exception: a :class:`RefusedRequestError` named as the project's exception was (``ValueError``:
-``spider_exceptions/ValueError`` counts as before), whose text is that name and the reason code, with no cause or
-context, and a traceback of code locations only (file, line, function: the project's code, no locals). The
-``response`` handlers receive stands in for the refused one: a refusal with the reason code alone, or an empty
-``about:blank`` page with the status. Scrapy's log line (:mod:`consentcrawl.logformat`), its stats, its
+So for a request whose decision is not an allow (or that was never decided: whose it is was not checked),
+:class:`SpiderErrors` (in place of ``Scraper.handle_spider_error``) logs the original at DEBUG, with its message,
+traceback and URL, where it is kept for debugging, and hands Scrapy in its place a failure of a new exception: a
+:class:`RefusedRequestError` named as the project's exception was (``ValueError``: ``spider_exceptions/ValueError``
+counts as before), whose text is that name and the reason code, with no cause or context, and a traceback of code
+locations only (file, line, function: the project's code, no locals). The ``response`` handlers receive stands in
+for the real one: a refusal with the reason code alone, a download's failure sanitized as the error is, or an
+empty ``about:blank`` page with the status. Scrapy's log line (:mod:`consentcrawl.logformat`), its stats, its
 ``CLOSESPIDER_ERRORCOUNT`` and every handler then see that. ``CloseSpider`` is passed on as it is: it closes the
 crawl, which Scrapy does not report.
 
@@ -76,21 +79,31 @@ def refused_error_type(name: str) -> type[RefusedRequestError]:
 
 def refusal_of(crawler: Crawler | None, response: Any) -> str | None:
     """The reason code when ``response`` (what Scrapy passes as ``response`` with a spider error) is consentcrawl's
-    refusal of a request, or a page whose decision is not an allow (report mode hands it to its callback) or that
-    no decision was made for; None for anything else (an allowed page, a download error, a URL not checked)."""
+    refusal of a request; or a page, or a download's failure, whose request's decision is not an allow (report mode
+    sends such requests and hands their pages to callbacks) or that no decision was made for. None for anything
+    else: an allowed page or request, a URL not checked."""
     if isinstance(response, Failure):
         error = response.value
         if isinstance(error, ConsentDenied):
             return str(error.decision.reason)
         if isinstance(error, ConsentMisconfigured):
             return "configuration error"
-        return None
-    if crawler is None or not isinstance(response, Response) or not is_checked_url(response.url):
+        request = getattr(response, "request", None)  # the scraper sets it before it calls the errback
+        return not_allowed(crawler, request, request.url) if isinstance(request, Request) else None
+    if isinstance(response, Response):
+        return not_allowed(crawler, response.request, response.url)
+    return None
+
+
+def not_allowed(crawler: Crawler | None, request: Request | None, url: str) -> str | None:
+    """The reason code when ``request``'s decision at ``url`` is not an allow, or none was made ("undecided");
+    None for an allowed request or a URL that is not checked."""
+    if crawler is None or not is_checked_url(url):
         return None
     runtime = get_runtime(crawler)
     if runtime is None:
         return "configuration error"
-    decision = runtime.decision_for(response.request, response.url)
+    decision = runtime.decision_for(request, url)
     if decision is None:
         return "undecided"
     return None if decision.allowed else str(decision.reason)
@@ -104,15 +117,19 @@ def sanitized(failure: Failure, reason: str) -> Failure:
     return clean
 
 
-def stand_in(response: Any) -> Any:
+def stand_in(response: Any, reason: str) -> Any:
     """What ``spider_error`` handlers receive as ``response`` in place of a refused one (see the module doc)."""
     if isinstance(response, Response):
         return Response(BLANK, status=response.status, request=Request(BLANK))
-    error = response.value if isinstance(response, Failure) else None
+    if not isinstance(response, Failure):
+        return None
+    error = response.value
     if isinstance(error, ConsentDenied):
         decision = error.decision
         return Failure(ConsentDenied(Decision(Verdict.DENY, decision.stage, decision.reason, decision_id="")))
-    return Failure(ConsentMisconfigured())
+    if isinstance(error, ConsentMisconfigured):
+        return Failure(ConsentMisconfigured())
+    return sanitized(response, reason)  # a download's failure (report mode): its message can name the URL
 
 
 class SpiderErrors:
@@ -130,6 +147,6 @@ class SpiderErrors:
             return
         SCRAPER_LOGGER.debug(REFUSED_TRACEBACK, {"reason": reason, "method": request.method, "url": request.url},
                              exc_info=failure_to_exc_info(failure), extra={"spider": self.crawler.spider})
-        clean, blank = sanitized(failure, reason), stand_in(response)
+        clean, blank = sanitized(failure, reason), stand_in(response, reason)
         del failure, response  # not in this frame while the handlers run below it
         self.handle(clean, request, blank)
