@@ -1,0 +1,122 @@
+"""``consentcrawl purge --jobdir``: no byte of the person left anywhere in the job directory, whatever the queue
+held besides its waiting requests, and a record crafted against the reader cannot stall the purge.
+
+The queues are made here with queuelib as Scrapy's disk queues make them; the judge is the bytes of every file and
+every name under the job directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import resource
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from queuelib.queue import FifoDiskQueue, LifoDiskQueue
+from scrapy import Request
+
+from consentcrawl import META_SUBJECT
+from tests.test_purge_jobdir import PERSON, QUEUE, mkdir, purge, read_queue
+
+PROFILE = f"http://microblog.example/u/{PERSON}"
+OTHER = "http://microblog.example/u/1007"
+
+
+def record(url: str, **kwargs: Any) -> bytes:
+    return pickle.dumps(Request(url, **kwargs).to_dict(), protocol=4)
+
+
+def everything(job: Path) -> bytes:
+    """Every file's bytes and every path's name under ``job``."""
+    return b"".join(bytes(p.relative_to(job)) + b"\n" + (p.read_bytes() if p.is_file() else b"")
+                    for p in sorted(job.rglob("*")))
+
+
+def test_the_bytes_of_a_request_the_crawl_already_took_from_a_fifo_queue_go_too(tmp_path: Path) -> None:
+    """The crawl popped the person's start request (it was sent, or refused at send time) and paused with another
+    one waiting behind it: queuelib's FifoDiskQueue (Scrapy's start request queue) leaves a popped record's bytes in
+    its chunk file until the whole chunk (100,000 records) is consumed."""
+    job = tmp_path / "job"
+    root = mkdir(job) / QUEUE
+    root.mkdir()
+    (root / "active.json").write_text("[0]")
+    path = root / "0s"
+    queue = FifoDiskQueue(path)
+    queue.push(record(PROFILE, meta={"note": "the person's"}))
+    queue.push(record(OTHER))
+    assert pickle.loads(queue.pop())["url"] == PROFILE
+    queue.close()
+    assert f"/u/{PERSON}".encode() in everything(job)  # the taken request's bytes are still on disk
+
+    log = tmp_path / "audit.jsonl"
+    assert purge("--subject", f"microblog:{PERSON}", "--audit-log", str(log), "--jobdir", str(job)) == 0
+
+    assert f"/u/{PERSON}".encode() not in everything(job)
+    assert read_queue(path, mkdir(tmp_path / "s")) == [record(OTHER)]  # the waiting one kept
+
+
+def test_a_slot_directory_named_by_the_persons_host_goes_with_their_last_request(tmp_path: Path) -> None:
+    """``DownloaderAwarePriorityQueue`` keeps each download slot's queues in a directory named by the slot (the
+    host): a request of the person on a host of their own leaves the host in the directory's name, and Scrapy
+    leaves a slot's directory behind when its queues empty."""
+    host = "ada-lovelace-home.example"
+    slot = f"{host}-{hashlib.md5(host.encode()).hexdigest()}"
+    job = tmp_path / "job"
+    root = mkdir(job) / QUEUE
+    (root / slot).mkdir(parents=True)
+    lifo = LifoDiskQueue(root / slot / "0")
+    lifo.push(record(f"http://{host}/about", meta={META_SUBJECT: f"microblog:{PERSON}"}))
+    lifo.close()
+    # a slot emptied by the crawl before it paused: Scrapy left its directory
+    emptied_host = "ada-lovelace-blog.example"
+    (root / f"{emptied_host}-{hashlib.md5(emptied_host.encode()).hexdigest()}").mkdir()
+    (root / "active.json").write_text(json.dumps({host: [0]}))
+    assert b"ada-lovelace" in everything(job)
+
+    log = tmp_path / "audit.jsonl"
+    assert purge("--subject", f"microblog:{PERSON}", "--audit-log", str(log), "--jobdir", str(job)) == 0
+
+    assert b"ada-lovelace" not in everything(job)
+    assert json.loads((root / "active.json").read_text()) == {}
+
+
+def _limit_memory() -> None:  # the child must not take the shared machine's memory if the reader expands it
+    resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
+
+
+def test_a_record_whose_shared_values_expand_without_end_is_unsure_and_the_purge_finishes(tmp_path: Path) -> None:
+    """Pickle's memo lets a few kilobytes name one list from many places: 200 references at each of 8 levels is
+    ~200**8 values to a reader that walks the request as a tree. Such a record cannot be judged in any time the
+    purge has; it goes, listed unsure (as a request that cannot be read into facts does), and the purge finishes."""
+    level: list[Any] = ["http://microblog.example/people"]
+    for _ in range(8):
+        level = [level] * 200
+    bomb = pickle.dumps({"url": "http://microblog.example/people?page=9", "meta": {"x": level}}, protocol=4)
+    assert len(bomb) < 10_000
+    job = tmp_path / "job"
+    root = mkdir(job) / QUEUE
+    root.mkdir()
+    (root / "active.json").write_text("[0]")
+    lifo = LifoDiskQueue(root / "0")
+    lifo.push(record(OTHER))
+    lifo.push(bomb)
+    lifo.push(record(PROFILE))
+    lifo.close()
+    log = tmp_path / "audit.jsonl"
+
+    code = "import sys; from consentcrawl.cli import main; sys.exit(main(sys.argv[1:]))"
+    args = ["purge", "--platforms", str(Path(__file__).parent.parent / "settings" / "platforms.yaml"),
+            "--subject", f"microblog:{PERSON}", "--audit-log", str(log), "--jobdir", str(job)]
+    try:
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=100,
+                              preexec_fn=_limit_memory, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the purge did not finish: a queued record was walked without end")
+    assert done.returncode == 0, done.stderr
+    assert "removed 1 request(s) of unsure whose (0#2)" in done.stdout
+    assert read_queue(root / "0", mkdir(tmp_path / "s")) == [record(OTHER)]
