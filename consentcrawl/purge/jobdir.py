@@ -12,7 +12,10 @@ own class (its ``pop`` consumes what it reads), each record is judged (:func:`.q
 kept are pushed, in their order and as the bytes they were (never re-serialised), into a new queue of the same
 class and chunk size, which then replaces the old one: a file by one ``rename``; a ``FifoDiskQueue`` directory by
 renaming the old one into the work directory and the new one into its place (put back if the second rename
-fails). Nothing is written before every queue has been read: a queue that cannot be read fails the whole job
+fails). A ``FifoDiskQueue`` whose chunk still holds the bytes of requests the crawl took from it (queuelib keeps
+them until the whole chunk is consumed) is rewritten even when none of its waiting requests goes: they may be a
+selected person's. A slot's directory left holding no queue goes: its name is a host, which can name a person.
+Nothing is written before every queue has been read: a queue that cannot be read fails the whole job
 directory, which stays as it was. ``active.json`` is then rewritten (temporary file and rename) without the
 priorities and slots left empty, so a resumed crawl does not wait on a queue that holds nothing.
 
@@ -61,6 +64,8 @@ class _Queue:
     name: str  #: as receipts and messages name it
     records: list[bytes]  #: in push order
     chunksize: int = 0
+    #: its files still hold the bytes of requests the crawl took from it (a FIFO chunk's head)
+    stale: bool = False
 
 
 def purge_jobdir(jobdir: Path, selection: Selection, *, dry_run: bool = False) -> TargetResult:
@@ -87,7 +92,7 @@ def purge_jobdir(jobdir: Path, selection: Selection, *, dry_run: bool = False) -
             kept = []
             for number, raw in enumerate(queue.records, 1):
                 try:
-                    who = owner(decode(raw), selection, reader)
+                    who = owner(decode(raw), selection, reader, len(raw))
                 except PurgeFailed as exc:
                     raise PurgeFailed(f"{queue.path}: record {number}: {exc}") from None
                 if who is None:
@@ -98,7 +103,7 @@ def purge_jobdir(jobdir: Path, selection: Selection, *, dry_run: bool = False) -
                 if who == UNSURE:
                     unsure.append(where)
             result.kept += len(kept)
-            if len(kept) < len(queue.records):
+            if len(kept) < len(queue.records) or queue.stale:
                 changed.append((queue, kept))
         # every receipt of the job directory lists the requests that may have been anyone's of the selection
         result.lists["unsure"] = dict.fromkeys([None, *selection.people.values()], unsure)
@@ -108,7 +113,7 @@ def purge_jobdir(jobdir: Path, selection: Selection, *, dry_run: bool = False) -
                     _replace(queue, kept, work)
                 except PurgeFailed as exc:
                     result.failures.append(f"{queue.path}: {exc}")
-            if changed:
+            if _remove_empty_slots(root, result) or changed:
                 try:
                     _write_state(root, state)
                 except PurgeFailed as exc:  # the queues are purged: the receipt must still say so
@@ -188,6 +193,7 @@ def _read(path: Path, kind: str, work: Path) -> _Queue:
             shutil.copyfile(path, copy)
             queue = LifoDiskQueue(copy) if kind == "lifo" else FifoSQLiteQueue(copy)
         expected = len(queue)
+        stale = kind == "fifo" and queue.info["tail"][2] > 0
         records = _drain(queue.pop)
         if kind == "lifo":
             records.reverse()
@@ -207,7 +213,7 @@ def _read(path: Path, kind: str, work: Path) -> _Queue:
     if len(records) != expected:
         raise PurgeFailed(f"{path}: the queue holds {len(records)} requests where it counts {expected}; nothing in "
                           "the job directory was changed")
-    return _Queue(path, kind, _name(path), records, queue.chunksize if kind == "fifo" else 0)
+    return _Queue(path, kind, _name(path), records, queue.chunksize if kind == "fifo" else 0, stale)
 
 
 def _drain(pop: Callable[[], bytes | None]) -> list[bytes]:
@@ -244,6 +250,25 @@ def _replace(queue: _Queue, kept: list[bytes], work: Path) -> None:
     except OSError as exc:
         raise PurgeFailed(f"the queue cannot be replaced ({exc.strerror or exc}); it keeps its old requests") from None
     sync_directory(queue.path.parent)
+
+
+def _remove_empty_slots(root: Path, result: TargetResult) -> bool:
+    """Remove the download slots' directories that hold no queue: a slot's directory is named by its host (which
+    can name a person), and Scrapy, which leaves it behind when the slot's queues empty, makes it again when it
+    needs it. Whether any went."""
+    removed = False
+    for path in sorted(root.iterdir()):
+        if path.is_dir() and not path.is_symlink() and not path.name.startswith(WORK_PREFIX) and not any(
+                path.iterdir()):
+            try:
+                path.rmdir()
+                removed = True
+            except OSError as exc:
+                result.failures.append(f"{root}/{_name(path)}: an empty download slot's directory cannot be "
+                                       f"removed ({exc.strerror or exc})")
+    if removed:
+        sync_directory(root)
+    return removed
 
 
 def _swap_directory(old: Path, new: Path) -> None:

@@ -13,7 +13,9 @@ as for the HTTP cache, every absolute URL anywhere in the request (a ``Referer``
 ``redirect_urls`` that led to it; a URL in its meta or ``cb_kwargs``) and every item it carries in its meta or
 ``cb_kwargs`` (an item a callback passes on names its person by its subject field). A request that names one
 selected person is theirs; one that names several, or that cannot be read into facts at all (a URL that cannot be
-canonicalised, headers that are not headers), is *unsure*: it goes, and is listed as such.
+canonicalised, headers that are not headers), is *unsure*: it goes, and is listed as such. So is one whose values,
+read as the tree a reader walks, are far larger than its stored bytes (:func:`_expands`): pickle's memo and
+marshal's references let a few kilobytes name one list from many places, ~200**8 values to read.
 """
 
 from __future__ import annotations
@@ -36,6 +38,9 @@ __all__ = ["UNSURE", "Opaque", "decode", "owner"]
 UNSURE = "unsure"
 #: how deep a request's meta is searched for URLs and items
 _DEPTH = 8
+#: how many values and characters a request may hold per byte stored, and besides them, before it is unsure
+_PER_BYTE = 16
+_BESIDES = 1_000_000
 
 
 class Opaque:
@@ -97,8 +102,11 @@ def decode(raw: bytes) -> dict[str, Any]:
     return value
 
 
-def owner(request: Mapping[str, Any], selection: Selection, reader: FactReader) -> str | None:
-    """``platform:id`` of the selected person this queued request is, :data:`UNSURE`, or None (keep it)."""
+def owner(request: Mapping[str, Any], selection: Selection, reader: FactReader, stored: int) -> str | None:
+    """``platform:id`` of the selected person this queued request is, :data:`UNSURE`, or None (keep it).
+    ``stored``: the size of the bytes it was read from."""
+    if _expands(request, _PER_BYTE * stored + _BESIDES):
+        return UNSURE
     found: dict[str, None] = {}
     sure = True
     try:
@@ -145,6 +153,30 @@ def _by_facts(request: Mapping[str, Any], selection: Selection, reader: FactRead
     who = selection.url(url)
     if who is not None:
         yield who
+
+
+def _expands(request: Any, limit: int) -> bool:
+    """Whether ``request``, read as a tree (every value as often as it is named, every character of its strings),
+    holds more than ``limit`` values and characters. Counted without recursion, each value as it is reached, so
+    the count stops at the limit before the values waiting to be read can outgrow it."""
+    stack = [request]
+    count = 1
+    while stack:
+        value = stack.pop()
+        inner: Any = ()
+        if isinstance(value, (str, bytes, bytearray)):
+            count += len(value)
+        elif isinstance(value, Opaque):
+            inner = (value.args, value.state, value.items)
+        elif isinstance(value, dict):
+            inner = (*value.keys(), *value.values())
+        elif isinstance(value, (list, tuple, set, frozenset)):
+            inner = value
+        count += len(inner)
+        if count > limit:
+            return True
+        stack.extend(inner)
+    return False
 
 
 def _walk(value: Any, depth: int = 0) -> Iterator[Any]:
