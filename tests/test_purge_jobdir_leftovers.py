@@ -120,3 +120,43 @@ def test_a_record_whose_shared_values_expand_without_end_is_unsure_and_the_purge
     assert done.returncode == 0, done.stderr
     assert "removed 1 request(s) of unsure whose (0#2)" in done.stdout
     assert read_queue(root / "0", mkdir(tmp_path / "s")) == [record(OTHER)]
+
+
+def _crafted(kind: str) -> bytes:
+    """The person's queued request, with a few bytes that make C's unpickler take gigabytes: a memo slot numbered
+    2**28 (it allocates and clears a memo table of twice that many pointers, 4 GiB) or, in 15 MB, 3 million
+    references to a global (a class each, ~1.5 kB apiece, if the reader makes one per reference)."""
+    url = PROFILE.encode()
+    head = b"\x80\x04"  # protocol 4, no frame
+    if kind == "memo":
+        inner = b"N" + b"r" + (1 << 28).to_bytes(4, "little") + b"0"  # None, LONG_BINPUT 2**28, POP
+    else:
+        inner = b"\x8c\x01a\x94" + b"]\x94(" + b"h\x00h\x00\x93" * 3_000_000 + b"e0"  # 3M globals, POP
+    return (head + inner + b"}\x94(\x8c\x03url\x94\x8c" + bytes([len(url)]) + url + b"\x94\x8c\x06method\x94"
+            b"\x8c\x03GET\x94u.")
+
+
+@pytest.mark.parametrize("kind", ["memo", "classes"])
+def test_a_record_crafted_to_take_gigabytes_to_unpickle_is_read_in_little_memory(tmp_path: Path, kind: str) -> None:
+    crafted = _crafted(kind)
+    assert pickle.loads(b"\x80\x04" + crafted[crafted.index(b"}\x94(\x8c\x03url"):]) == {
+        "url": PROFILE, "method": "GET"}
+    job = tmp_path / "job"
+    root = mkdir(job) / QUEUE
+    root.mkdir()
+    (root / "active.json").write_text("[0]")
+    lifo = LifoDiskQueue(root / "0")
+    lifo.push(record(OTHER))
+    lifo.push(crafted)
+    lifo.close()
+    log = tmp_path / "audit.jsonl"
+
+    code = "import sys; from consentcrawl.cli import main; sys.exit(main(sys.argv[1:]))"
+    args = ["purge", "--platforms", str(Path(__file__).parent.parent / "settings" / "platforms.yaml"),
+            "--subject", f"microblog:{PERSON}", "--audit-log", str(log), "--jobdir", str(job)]
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=100,
+                          preexec_fn=_limit_memory, check=False)
+    assert done.returncode == 0, done.stderr
+    assert f"removed 1 request(s) of microblog:{PERSON} (0#2)" in done.stdout
+    assert f"/u/{PERSON}".encode() not in everything(job)
+    assert read_queue(root / "0", mkdir(tmp_path / "s")) == [record(OTHER)]
