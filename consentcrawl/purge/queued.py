@@ -4,7 +4,10 @@ Scrapy's disk queues hold each request as ``Request.to_dict()`` serialised with 
 ``Pickle*`` queues) or :mod:`marshal`: the URL, method, headers, body, meta, ``cb_kwargs``, the callback's name.
 A pickle from disk is never loaded as such: :class:`_Unpickler` builds only built-in values, and any other object
 the pickle names (a ``datetime``, an item class, a callable) becomes an inert :class:`Opaque` holding its
-arguments and state. No code the file names runs, and everything it holds can still be read.
+arguments and state. No code the file names runs, and everything it holds can still be read. It is the Python
+unpickler, not C's: C's sizes its memo table by the largest slot number a record names (25 bytes naming slot
+2**28 make it allocate and clear 4 GiB), Python's memo is a dict. And every global is the one ``Opaque`` class,
+not a class per reference (a class is ~1.5 kB: a 5-byte reference would cost 300 times its size).
 
 **Whose it is** (:func:`owner`), read as a crawl reads the request at send time: the URL with the request's
 ``consentcrawl_subject``, form body, cookies and routing headers (:func:`consentcrawl.facts.request_inputs`,
@@ -47,7 +50,6 @@ class Opaque:
     """An object a queued request's pickle names, kept inert: its class is never imported or called."""
 
     __slots__ = ("args", "items", "state")
-    name = "?"  #: ``module.qualname`` of what it stands for
     args: list[Any]
     items: list[Any]
     state: Any
@@ -74,17 +76,12 @@ class Opaque:
     def extend(self, values: Any) -> None:
         self.items.extend(values)
 
-    @classmethod
-    def new(cls, name: str) -> type[Opaque]:
-        """A class standing for ``name``: its instances are Opaque, whatever it was."""
-        return type(f"Opaque[{name}]", (cls,), {"__slots__": (), "name": name})
 
-
-class _Unpickler(pickle.Unpickler):
-    """Loads built-in values only; every global the pickle names is an :class:`Opaque` class."""
+class _Unpickler(pickle._Unpickler):  # the Python unpickler (see the module doc)
+    """Loads built-in values only; every global the pickle names is :class:`Opaque`."""
 
     def find_class(self, module: str, name: str) -> Any:
-        return Opaque.new(f"{module}.{name}")
+        return Opaque
 
     def persistent_load(self, pid: Any) -> Any:
         raise pickle.UnpicklingError("a persistent id")
