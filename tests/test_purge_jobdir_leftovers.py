@@ -21,6 +21,7 @@ from queuelib.queue import FifoDiskQueue, LifoDiskQueue
 from scrapy import Request
 
 from consentcrawl import META_SUBJECT
+from consentcrawl.cli import main
 from tests.test_purge_jobdir import PERSON, QUEUE, mkdir, purge, read_queue
 
 PROFILE = f"http://microblog.example/u/{PERSON}"
@@ -160,3 +161,33 @@ def test_a_record_crafted_to_take_gigabytes_to_unpickle_is_read_in_little_memory
     assert f"removed 1 request(s) of microblog:{PERSON} (0#2)" in done.stdout
     assert f"/u/{PERSON}".encode() not in everything(job)
     assert read_queue(root / "0", mkdir(tmp_path / "s")) == [record(OTHER)]
+
+
+def test_a_queued_request_whose_cookies_name_the_person_on_a_query_template_goes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``Request(cookies=...)`` is stored in the request's ``cookies``, not in its headers: CookiesMiddleware makes
+    the ``Cookie`` header at send time, where the crawl reads it (PHP reads ``id`` from a cookie as from the query,
+    tests/test_leaks_fresh.py). Read from the queue, the request must be read with that header too."""
+    from tests.lenient import HOST, PLATFORMS_YAML
+
+    platforms = tmp_path / "platforms.yaml"
+    platforms.write_text(PLATFORMS_YAML)
+    theirs = [record(f"http://{HOST}/profile.php?id=101", cookies={"id": "107"}),
+              record(f"http://{HOST}/profile.php", cookies=[{"name": "id", "value": "107", "domain": HOST}])]
+    other = record(f"http://{HOST}/profile.php?id=101", cookies={"theme": "dark"})
+    job = tmp_path / "job"
+    root = mkdir(job) / QUEUE
+    root.mkdir()
+    (root / "active.json").write_text("[0]")
+    lifo = LifoDiskQueue(root / "0")
+    for raw in [other, *theirs]:
+        lifo.push(raw)
+    lifo.close()
+
+    assert main(["purge", "--platforms", str(platforms), "--subject", "people:107", "--audit-log",
+                 str(tmp_path / "audit.jsonl"), "--jobdir", str(job)]) == 0
+    assert read_queue(root / "0", mkdir(tmp_path / "s")) == [other]
+    out = capsys.readouterr().out
+    assert "removed 1 request(s) of people:107 (0#3)" in out  # the cookie alone names them
+    assert "removed 1 request(s) of unsure whose (0#2)" in out  # 101 by its query, 107 by its cookie: denied
