@@ -10,13 +10,15 @@ unpickler, not C's: C's sizes its memo table by the largest slot number a record
 not a class per reference (a class is ~1.5 kB: a 5-byte reference would cost 300 times its size).
 
 **Whose it is** (:func:`owner`), read as a crawl reads the request at send time: the URL with the request's
-``consentcrawl_subject``, form body, cookies and routing headers (:func:`consentcrawl.facts.request_inputs`,
+``consentcrawl_subject``, form body, cookies (with those of its ``cookies``, sent as ``Cookie`` by
+CookiesMiddleware) and routing headers (:func:`consentcrawl.facts.request_inputs`,
 :class:`consentcrawl.facts.FactReader`), every reading a lenient server could take (:meth:`Selection.url`); then,
 as for the HTTP cache, every absolute URL anywhere in the request (a ``Referer``: the link was on their page; the
 ``redirect_urls`` that led to it; a URL in its meta or ``cb_kwargs``) and every item it carries in its meta or
 ``cb_kwargs`` (an item a callback passes on names its person by its subject field). A request that names one
 selected person is theirs; one that names several, or that cannot be read into facts at all (a URL that cannot be
-canonicalised, headers that are not headers), is *unsure*: it goes, and is listed as such. So is one whose values,
+canonicalised, headers that are not headers), or that reads as no one person (the crawl denies it as ambiguous),
+is *unsure*: it goes, and is listed as such. So is one whose values,
 read as the tree a reader walks, are far larger than its stored bytes (:func:`_expands`): pickle's memo and
 marshal's references let a few kilobytes name one list from many places, ~200**8 values to read.
 """
@@ -110,6 +112,9 @@ def owner(request: Mapping[str, Any], selection: Selection, reader: FactReader, 
         found.update(dict.fromkeys(_by_facts(request, selection, reader)))
     except Exception:  # noqa: BLE001 - the crawl would deny it as unreadable; whose it is cannot be told
         sure = False
+    if UNSURE in found:
+        del found[UNSURE]
+        sure = False
     for url in _strings(request):
         for candidate in urls_in(url):
             who = selection.url(candidate) or selection.sources.get(candidate)
@@ -125,13 +130,17 @@ def owner(request: Mapping[str, Any], selection: Selection, reader: FactReader, 
 
 
 def _by_facts(request: Mapping[str, Any], selection: Selection, reader: FactReader) -> Iterator[str]:
-    """The selected people the crawl's own facts find in the request. Raises for one it could not read."""
+    """The selected people the crawl's own facts find in the request, and :data:`UNSURE` for a reading of no one
+    person (the crawl denies it: a lenient server could take it for anyone). Raises for one it could not read."""
     url = request["url"]
     meta = request.get("meta") or {}
     body = request.get("body") or b""
     if not isinstance(meta, dict) or not isinstance(body, bytes):
         raise ValueError("meta or body of another type")
     headers = Headers(request.get("headers") or {})
+    cookies = _cookie_header(request.get("cookies"))
+    if cookies:
+        headers.appendlist(b"Cookie", cookies)
     facts = reader.facts(url, "purge", datetime.now(timezone.utc),
                          **request_inputs(meta, headers, body, headers.get(b"Content-Type") if body else None))
     platform = facts.platform.name if facts.platform is not None else None
@@ -140,6 +149,8 @@ def _by_facts(request: Mapping[str, Any], selection: Selection, reader: FactRead
         who = selection.person(platform, key)
         if who is not None:
             yield who
+    if facts.ambiguous and any(key is None for _, key in facts.ambiguous.readings):
+        yield UNSURE
     named = meta.get("consentcrawl_subject")
     if named is not None:  # as named, whatever the URL says: a mismatch is denied by the crawl, and erased here
         name, sep, ident = str(named).partition(":")
@@ -150,6 +161,20 @@ def _by_facts(request: Mapping[str, Any], selection: Selection, reader: FactRead
     who = selection.url(url)
     if who is not None:
         yield who
+
+
+def _cookie_header(cookies: Any) -> str | None:
+    """The ``Cookie`` header CookiesMiddleware makes at send time from a request's ``cookies`` (a dict, or a list
+    of dicts with ``name`` and ``value``), which the crawl then reads; a queued request stores them apart from its
+    headers. Raises for cookies of another shape."""
+    if not cookies:
+        return None
+    pairs = cookies.items() if isinstance(cookies, dict) else [(c["name"], c["value"]) for c in cookies]
+    return "; ".join(f"{_text(name)}={_text(value)}" for name, value in pairs)
+
+
+def _text(value: Any) -> str:
+    return value.decode("latin-1") if isinstance(value, (bytes, bytearray)) else str(value)
 
 
 def _expands(request: Any, limit: int) -> bool:
