@@ -191,3 +191,29 @@ def test_a_queued_request_whose_cookies_name_the_person_on_a_query_template_goes
     out = capsys.readouterr().out
     assert "removed 1 request(s) of people:107 (0#3)" in out  # the cookie alone names them
     assert "removed 1 request(s) of unsure whose (0#2)" in out  # 101 by its query, 107 by its cookie: denied
+
+
+@pytest.mark.parametrize("state", [{"last_profile": PROFILE, "pages": 3},
+                                   {"kept": [{"subject": PERSON, "platform": "microblog", "name": "Ada"}]}],
+                         ids=["url", "item"])
+def test_a_spider_state_naming_the_person_fails_the_purge_naming_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], state: dict[str, Any],
+) -> None:
+    """``spider.state`` is the spider's own ``state`` dict, pickled by Scrapy at close: the purge does not rewrite
+    what the spider keeps, but it must not say the person is gone while their URL or item is in it."""
+    job = tmp_path / "job"
+    root = mkdir(job) / QUEUE
+    root.mkdir()
+    (root / "active.json").write_text("[0]")
+    lifo = LifoDiskQueue(root / "0")
+    lifo.push(record(OTHER))
+    lifo.close()
+    log = str(tmp_path / "audit.jsonl")
+    (job / "spider.state").write_bytes(pickle.dumps({"pages": 3, "last": OTHER}, protocol=4))
+    assert purge("--subject", f"microblog:{PERSON}", "--audit-log", log, "--jobdir", str(job)) == 0  # no one's
+
+    (job / "spider.state").write_bytes(pickle.dumps(state, protocol=4))
+    assert purge("--subject", f"microblog:{PERSON}", "--audit-log", log, "--jobdir", str(job)) == 1
+    err = capsys.readouterr().err
+    assert f"{job / 'spider.state'}: the spider's state names microblog:{PERSON}" in err
+    assert read_queue(root / "0", mkdir(tmp_path / "s")) == [record(OTHER)]
