@@ -21,7 +21,9 @@ priorities and slots left empty, so a resumed crawl does not wait on a queue tha
 
 Left as they are: ``requests.seen`` (request fingerprints, SHA-1 hashes: no URL can be read back from them; a
 purged person's fingerprint only stops the resumed crawl from asking for that request again) and
-``spider.state`` (the spider's own ``state`` dict: what it holds is the spider's; see docs/purge.md).
+``spider.state`` (the spider's own ``state`` dict: what it holds is the spider's; see docs/purge.md). The state
+is read, though: one that names a selected person fails the job directory, which must not be reported free of
+them.
 
 **In the receipt** a queue is named by its path under ``requests.queue`` with a slot directory's name replaced by
 the MD5 Scrapy gives it (a slot is a host, and a host can name a person), and a request by its position from the
@@ -45,12 +47,13 @@ from queuelib.queue import FifoDiskQueue, FifoSQLiteQueue, LifoDiskQueue
 
 from ..facts import FactReader
 from .common import PurgeFailed, Selection, TargetResult, atomic_replace, sync_directory
-from .queued import UNSURE, decode, owner
+from .queued import UNSURE, decode, named_in_state, owner
 
 __all__ = ["QUEUE_DIR", "purge_jobdir"]
 
 QUEUE_DIR = "requests.queue"
 STATE = "active.json"
+SPIDER_STATE = "spider.state"
 WORK_PREFIX = ".purge-"
 _SQLITE = b"SQLite format 3\x00"
 _PRIORITY = re.compile(r"-?\d+s?")
@@ -78,6 +81,7 @@ def purge_jobdir(jobdir: Path, selection: Selection, *, dry_run: bool = False) -
         raise PurgeFailed(f"no {QUEUE_DIR} directory: not the JOBDIR of a Scrapy crawl")
     state = _read_state(root)
     found = _find(root)
+    _check_spider_state(jobdir / SPIDER_STATE, selection, result)
     reader = FactReader(selection.platforms, "consentcrawl")
     work = root / f"{WORK_PREFIX}{secrets.token_hex(4)}"
     try:
@@ -122,6 +126,26 @@ def purge_jobdir(jobdir: Path, selection: Selection, *, dry_run: bool = False) -
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def _check_spider_state(path: Path, selection: Selection, result: TargetResult) -> None:
+    """A failure of the result when the spider's state names a selected person (or cannot be read): what the
+    spider keeps there is its own, and the purge does not rewrite it, but it must not report them gone."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        result.failures.append(f"{path}: cannot be read ({exc.strerror or exc})")
+        return
+    try:
+        named = named_in_state(raw, selection)
+    except PurgeFailed as exc:
+        result.failures.append(f"{path}: {exc}")
+        return
+    if named:
+        result.failures.append(f"{path}: the spider's state names {', '.join(named)}; the purge does not rewrite "
+                               "the spider's own state: erase them from it (or delete the file) and purge again")
 
 
 def _read_state(root: Path) -> Any:

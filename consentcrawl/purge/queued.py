@@ -37,7 +37,7 @@ from scrapy.http.headers import Headers
 from ..facts import FactReader, request_inputs
 from .common import PurgeFailed, Selection, urls_in
 
-__all__ = ["UNSURE", "Opaque", "decode", "owner"]
+__all__ = ["UNSURE", "Opaque", "decode", "named_in_state", "owner"]
 
 #: the owner of a request that may be a selected person's but cannot be pinned to one
 UNSURE = "unsure"
@@ -115,18 +115,39 @@ def owner(request: Mapping[str, Any], selection: Selection, reader: FactReader, 
     if UNSURE in found:
         del found[UNSURE]
         sure = False
-    for url in _strings(request):
+    found.update(_named_in(request, selection, [request.get("meta"), request.get("cb_kwargs")]))
+    if len(found) == 1 and sure:
+        return next(iter(found))
+    return UNSURE if found or not sure else None
+
+
+def named_in_state(raw: bytes, selection: Selection) -> list[str]:
+    """The selected people a spider's pickled ``state`` (``JOBDIR/spider.state``) names by an absolute URL or an
+    item anywhere in it, read as a queued request is. Raises :class:`PurgeFailed` when it cannot be read, or is far
+    larger read than stored: whether it names them cannot be told."""
+    try:
+        state = _Unpickler(io.BytesIO(raw)).load()
+    except Exception as exc:  # noqa: BLE001 - any failure to read is the same
+        raise PurgeFailed(f"the spider's state cannot be read ({type(exc).__name__})") from None
+    if _expands(state, _PER_BYTE * len(raw) + _BESIDES):
+        raise PurgeFailed("the spider's state holds far more values than its bytes: it cannot be read")
+    return list(_named_in(state, selection, [state]))
+
+
+def _named_in(value: Any, selection: Selection, carriers: list[Any]) -> dict[str, None]:
+    """The selected people an absolute URL anywhere in ``value`` names, or an item (a dict with str keys) in
+    ``carriers``."""
+    found: dict[str, None] = {}
+    for url in _strings(value):
         for candidate in urls_in(url):
             who = selection.url(candidate) or selection.sources.get(candidate)
             if who is not None:
                 found[who] = None
-    for fields in _mappings(request):
+    for fields in _mappings(carriers):
         goes, who = selection.whose_item(fields)
         if goes and who is not None:
             found[who] = None
-    if len(found) == 1 and sure:
-        return next(iter(found))
-    return UNSURE if found or not sure else None
+    return found
 
 
 def _by_facts(request: Mapping[str, Any], selection: Selection, reader: FactReader) -> Iterator[str]:
@@ -218,17 +239,17 @@ def _walk(value: Any, depth: int = 0) -> Iterator[Any]:
         yield from _walk(item, depth + 1)
 
 
-def _strings(request: Mapping[str, Any]) -> Iterator[str]:
-    for value in _walk(request):
-        if isinstance(value, str):
-            yield value
-        elif isinstance(value, (bytes, bytearray)):
-            yield bytes(value).decode("latin-1")
+def _strings(value: Any) -> Iterator[str]:
+    for inner in _walk(value):
+        if isinstance(inner, str):
+            yield inner
+        elif isinstance(inner, (bytes, bytearray)):
+            yield bytes(inner).decode("latin-1")
 
 
-def _mappings(request: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
-    """The dicts a request carries in its meta and ``cb_kwargs`` (an item passed on), and an Opaque's state."""
-    for key in ("meta", "cb_kwargs"):
-        for value in _walk(request.get(key)):
+def _mappings(carriers: list[Any]) -> Iterator[Mapping[str, Any]]:
+    """The dicts in ``carriers`` (a request's meta and ``cb_kwargs``: an item passed on), an Opaque's state too."""
+    for carrier in carriers:
+        for value in _walk(carrier):
             if isinstance(value, dict) and all(isinstance(k, str) for k in value):
                 yield value
