@@ -217,3 +217,59 @@ def test_a_spider_state_naming_the_person_fails_the_purge_naming_it(
     err = capsys.readouterr().err
     assert f"{job / 'spider.state'}: the spider's state names microblog:{PERSON}" in err
     assert read_queue(root / "0", mkdir(tmp_path / "s")) == [record(OTHER)]
+
+
+def _limits() -> None:  # memory, and the size of any file the child writes (a copy of /dev/zero)
+    _limit_memory()
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100 << 20, 100 << 20))
+
+
+def _endless_view(path: Path) -> None:
+    """An SQLite file whose ``queue`` is a view of endless rows: counting them never ends."""
+    import sqlite3
+
+    db = sqlite3.connect(path)
+    db.execute("CREATE VIEW queue AS WITH RECURSIVE n(id) AS (SELECT 1 UNION ALL SELECT id + 1 FROM n) "
+               "SELECT id, zeroblob(10) AS item FROM n")
+    db.commit()
+    db.close()
+
+
+def _fifo_of_zeros(path: Path) -> None:
+    """A FifoDiskQueue directory whose chunk is a link to ``/dev/zero`` and whose info counts 10**12 requests."""
+    path.mkdir()
+    (path / "info.json").write_text(json.dumps({"chunksize": 100000, "size": 10**12, "head": [0, 10**12],
+                                                "tail": [0, 0, 0]}))
+    (path / "q00000").symlink_to("/dev/zero")
+
+
+@pytest.mark.parametrize(("make", "why"), [(_endless_view, "not a queue queuelib writes (a view named queue)"),
+                                           (_fifo_of_zeros, "q00000 is a symbolic link")],
+                         ids=["sqlite-view", "fifo-dev-zero"])
+def test_a_queue_crafted_to_never_end_fails_the_purge_and_nothing_changes(
+    tmp_path: Path, make: Any, why: str,
+) -> None:
+    """Read as queuelib reads it, the view's rows are counted without end, and the link is copied without end
+    (here until the child's 100 MB file limit; on a machine, until the disk is full)."""
+    job = tmp_path / "job"
+    root = mkdir(job) / QUEUE
+    root.mkdir()
+    (root / "active.json").write_text("[0]")
+    lifo = LifoDiskQueue(root / "0")
+    lifo.push(record(PROFILE))
+    lifo.close()
+    make(root / "1")
+    before = everything(job)
+    log = tmp_path / "audit.jsonl"
+
+    code = "import sys; from consentcrawl.cli import main; sys.exit(main(sys.argv[1:]))"
+    args = ["purge", "--platforms", str(Path(__file__).parent.parent / "settings" / "platforms.yaml"),
+            "--subject", f"microblog:{PERSON}", "--audit-log", str(log), "--jobdir", str(job)]
+    try:
+        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=100,
+                              preexec_fn=_limits, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the purge did not finish on a crafted queue")
+    assert done.returncode == 1, done.stderr
+    assert f"{root / '1'}" in done.stderr and why in done.stderr, done.stderr
+    assert everything(job) == before
