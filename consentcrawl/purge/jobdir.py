@@ -183,6 +183,7 @@ def _queues_in(root: Path) -> list[tuple[Path, str]]:
             raise PurgeFailed(f"{path} is a symbolic link: not a queue Scrapy writes")
         if path.is_dir():
             if (path / "info.json").is_file():
+                _check_fifo(path)
                 found.append((path, "fifo"))
             else:  # a download slot's directory
                 found += _queues_in(path)
@@ -192,6 +193,32 @@ def _queues_in(root: Path) -> list[tuple[Path, str]]:
         else:
             raise PurgeFailed(f"{path} is not a file or a directory")
     return found
+
+
+def _check_fifo(path: Path) -> None:
+    """Raises for what a FifoDiskQueue's directory never holds: a link (to ``/dev/zero``, its copy never ends) or
+    anything but a file."""
+    for entry in path.iterdir():
+        if entry.is_symlink() or not entry.is_file():
+            raise PurgeFailed(f"{path}: {entry.name} is {'a symbolic link' if entry.is_symlink() else 'no file'}: "
+                              "not a queue Scrapy writes; nothing in the job directory was changed")
+
+
+def _check_sqlite(path: Path) -> None:
+    """Raises for an SQLite file that holds anything but queuelib's table (a view named ``queue`` of endless rows
+    would be counted without end, a trigger would run on each pop)."""
+    import sqlite3
+
+    expected = {("table", "queue", FifoSQLiteQueue._sql_create.replace(" IF NOT EXISTS", "")),
+                ("table", "sqlite_sequence", "CREATE TABLE sqlite_sequence(name,seq)")}
+    db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+    try:
+        found = set(db.execute("SELECT type, name, sql FROM sqlite_master"))
+    finally:
+        db.close()
+    if not found <= expected:
+        other = ", ".join(sorted(f"a {kind} named {name}" for kind, name, _ in found - expected))
+        raise ValueError(f"not a queue queuelib writes ({other})")
 
 
 def _name(path: Path) -> str:
@@ -215,6 +242,8 @@ def _read(path: Path, kind: str, work: Path) -> _Queue:
             queue = FifoDiskQueue(copy)
         else:
             shutil.copyfile(path, copy)
+            if kind == "sqlite":
+                _check_sqlite(copy)
             queue = LifoDiskQueue(copy) if kind == "lifo" else FifoSQLiteQueue(copy)
         expected = len(queue)
         stale = kind == "fifo" and queue.info["tail"][2] > 0
