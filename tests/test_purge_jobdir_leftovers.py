@@ -273,3 +273,35 @@ def test_a_queue_crafted_to_never_end_fails_the_purge_and_nothing_changes(
     assert done.returncode == 1, done.stderr
     assert f"{root / '1'}" in done.stderr and why in done.stderr, done.stderr
     assert everything(job) == before
+
+
+def test_the_bytes_of_a_request_the_crawl_already_took_from_an_sqlite_queue_go_too(tmp_path: Path) -> None:
+    """An SQLite queue's pop deletes the row; unless the SQLite library was built to overwrite deleted content
+    (SQLITE_SECURE_DELETE: Debian's is, SQLite's own default is not), the row's bytes stay in the file. The pop
+    here is queuelib's statement on a connection with ``secure_delete`` off, as such a library runs it."""
+    import sqlite3
+
+    from queuelib.queue import FifoSQLiteQueue
+
+    job = tmp_path / "job"
+    root = mkdir(job) / QUEUE
+    root.mkdir()
+    (root / "active.json").write_text("[0]")
+    path = root / "0"
+    queue = FifoSQLiteQueue(path)
+    queue.push(record(PROFILE, meta={"note": "the person's"}))
+    queue.push(record(OTHER))
+    queue.close()
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA secure_delete = OFF")
+    with db:
+        [(first,)] = db.execute("SELECT id FROM queue ORDER BY id LIMIT 1")
+        db.execute(FifoSQLiteQueue._sql_del, (first,))
+    db.close()
+    assert f"/u/{PERSON}".encode() in everything(job)  # the taken request's bytes are still on disk
+
+    assert purge("--subject", f"microblog:{PERSON}", "--audit-log", str(tmp_path / "audit.jsonl"), "--jobdir",
+                 str(job)) == 0
+
+    assert f"/u/{PERSON}".encode() not in everything(job)
+    assert read_queue(path, mkdir(tmp_path / "s")) == [record(OTHER)]
