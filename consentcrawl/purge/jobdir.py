@@ -14,7 +14,8 @@ class and chunk size, which then replaces the old one: a file by one ``rename``;
 renaming the old one into the work directory and the new one into its place (put back if the second rename
 fails). A ``FifoDiskQueue`` whose chunk still holds the bytes of requests the crawl took from it (queuelib keeps
 them until the whole chunk is consumed) is rewritten even when none of its waiting requests goes: they may be a
-selected person's. A slot's directory left holding no queue goes: its name is a host, which can name a person.
+selected person's. So is an SQLite queue that had rows deleted (their bytes stay unless SQLite was built with
+``SQLITE_SECURE_DELETE``). A slot's directory left holding no queue goes: its name is a host, which can name a person.
 Nothing is written before every queue has been read: a queue that cannot be read fails the whole job
 directory, which stays as it was. ``active.json`` is then rewritten (temporary file and rename) without the
 priorities and slots left empty, so a resumed crawl does not wait on a queue that holds nothing.
@@ -67,7 +68,7 @@ class _Queue:
     name: str  #: as receipts and messages name it
     records: list[bytes]  #: in push order
     chunksize: int = 0
-    #: its files still hold the bytes of requests the crawl took from it (a FIFO chunk's head)
+    #: its files still hold the bytes of requests the crawl took from it (a FIFO chunk's head, deleted rows)
     stale: bool = False
 
 
@@ -204,9 +205,11 @@ def _check_fifo(path: Path) -> None:
                               "not a queue Scrapy writes; nothing in the job directory was changed")
 
 
-def _check_sqlite(path: Path) -> None:
-    """Raises for an SQLite file that holds anything but queuelib's table (a view named ``queue`` of endless rows
-    would be counted without end, a trigger would run on each pop)."""
+def _sqlite_stale(path: Path) -> bool:
+    """Whether an SQLite queue had rows deleted (popped): unless the SQLite library overwrites deleted content
+    (``SQLITE_SECURE_DELETE``), their bytes are still in the file. Raises for an SQLite file that holds anything
+    but queuelib's table (a view named ``queue`` of endless rows would be counted without end, a trigger would run
+    on each pop)."""
     import sqlite3
 
     expected = {("table", "queue", FifoSQLiteQueue._sql_create.replace(" IF NOT EXISTS", "")),
@@ -214,11 +217,16 @@ def _check_sqlite(path: Path) -> None:
     db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
     try:
         found = set(db.execute("SELECT type, name, sql FROM sqlite_master"))
+        if not found <= expected:
+            other = ", ".join(sorted(f"a {kind} named {name}" for kind, name, _ in found - expected))
+            raise ValueError(f"not a queue queuelib writes ({other})")
+        if len(found) < len(expected):  # no row was ever pushed (no sqlite_sequence), or no queue table
+            return False
+        [(pushed,)] = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'queue'")
+        [(held,)] = db.execute("SELECT COUNT(*) FROM queue")
     finally:
         db.close()
-    if not found <= expected:
-        other = ", ".join(sorted(f"a {kind} named {name}" for kind, name, _ in found - expected))
-        raise ValueError(f"not a queue queuelib writes ({other})")
+    return bool(pushed != held)
 
 
 def _name(path: Path) -> str:
@@ -236,17 +244,17 @@ def _read(path: Path, kind: str, work: Path) -> _Queue:
     copy = work / f"read-{secrets.token_hex(4)}"
     records: list[bytes] = []
     queue: Any = None
+    stale = False
     try:
         if kind == "fifo":
             shutil.copytree(path, copy)
             queue = FifoDiskQueue(copy)
         else:
             shutil.copyfile(path, copy)
-            if kind == "sqlite":
-                _check_sqlite(copy)
+            stale = kind == "sqlite" and _sqlite_stale(copy)
             queue = LifoDiskQueue(copy) if kind == "lifo" else FifoSQLiteQueue(copy)
         expected = len(queue)
-        stale = kind == "fifo" and queue.info["tail"][2] > 0
+        stale = stale or (kind == "fifo" and queue.info["tail"][2] > 0)
         records = _drain(queue.pop)
         if kind == "lifo":
             records.reverse()
