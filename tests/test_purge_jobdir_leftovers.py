@@ -90,6 +90,24 @@ def _limit_memory() -> None:  # the child must not take the shared machine's mem
     resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))
 
 
+def _limits() -> None:  # memory, and the size of any file the child writes (a copy of /dev/zero)
+    _limit_memory()
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100 << 20, 100 << 20))
+
+
+def _purge_in_child(job: Path, log: Path, *, limit_files: bool = False) -> subprocess.CompletedProcess[str]:
+    """``consentcrawl purge --subject microblog:PERSON --jobdir job`` in a child process with its memory (and file
+    sizes) limited; a purge that does not finish in 100 s fails the test."""
+    code = "import sys; from consentcrawl.cli import main; sys.exit(main(sys.argv[1:]))"
+    args = ["purge", "--platforms", str(Path(__file__).parent.parent / "settings" / "platforms.yaml"),
+            "--subject", f"microblog:{PERSON}", "--audit-log", str(log), "--jobdir", str(job)]
+    try:
+        return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=100,
+                              preexec_fn=_limits if limit_files else _limit_memory, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the purge did not finish")
+
+
 def test_a_record_whose_shared_values_expand_without_end_is_unsure_and_the_purge_finishes(tmp_path: Path) -> None:
     """Pickle's memo lets a few kilobytes name one list from many places: 200 references at each of 8 levels is
     ~200**8 values to a reader that walks the request as a tree. Such a record cannot be judged in any time the
@@ -110,14 +128,7 @@ def test_a_record_whose_shared_values_expand_without_end_is_unsure_and_the_purge
     lifo.close()
     log = tmp_path / "audit.jsonl"
 
-    code = "import sys; from consentcrawl.cli import main; sys.exit(main(sys.argv[1:]))"
-    args = ["purge", "--platforms", str(Path(__file__).parent.parent / "settings" / "platforms.yaml"),
-            "--subject", f"microblog:{PERSON}", "--audit-log", str(log), "--jobdir", str(job)]
-    try:
-        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=100,
-                              preexec_fn=_limit_memory, check=False)
-    except subprocess.TimeoutExpired:
-        pytest.fail("the purge did not finish: a queued record was walked without end")
+    done = _purge_in_child(job, log)
     assert done.returncode == 0, done.stderr
     assert "removed 1 request(s) of unsure whose (0#2)" in done.stdout
     assert read_queue(root / "0", mkdir(tmp_path / "s")) == [record(OTHER)]
@@ -152,11 +163,7 @@ def test_a_record_crafted_to_take_gigabytes_to_unpickle_is_read_in_little_memory
     lifo.close()
     log = tmp_path / "audit.jsonl"
 
-    code = "import sys; from consentcrawl.cli import main; sys.exit(main(sys.argv[1:]))"
-    args = ["purge", "--platforms", str(Path(__file__).parent.parent / "settings" / "platforms.yaml"),
-            "--subject", f"microblog:{PERSON}", "--audit-log", str(log), "--jobdir", str(job)]
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=100,
-                          preexec_fn=_limit_memory, check=False)
+    done = _purge_in_child(job, log)
     assert done.returncode == 0, done.stderr
     assert f"removed 1 request(s) of microblog:{PERSON} (0#2)" in done.stdout
     assert f"/u/{PERSON}".encode() not in everything(job)
@@ -219,11 +226,6 @@ def test_a_spider_state_naming_the_person_fails_the_purge_naming_it(
     assert read_queue(root / "0", mkdir(tmp_path / "s")) == [record(OTHER)]
 
 
-def _limits() -> None:  # memory, and the size of any file the child writes (a copy of /dev/zero)
-    _limit_memory()
-    resource.setrlimit(resource.RLIMIT_FSIZE, (100 << 20, 100 << 20))
-
-
 def _endless_view(path: Path) -> None:
     """An SQLite file whose ``queue`` is a view of endless rows: counting them never ends."""
     import sqlite3
@@ -262,14 +264,7 @@ def test_a_queue_crafted_to_never_end_fails_the_purge_and_nothing_changes(
     before = everything(job)
     log = tmp_path / "audit.jsonl"
 
-    code = "import sys; from consentcrawl.cli import main; sys.exit(main(sys.argv[1:]))"
-    args = ["purge", "--platforms", str(Path(__file__).parent.parent / "settings" / "platforms.yaml"),
-            "--subject", f"microblog:{PERSON}", "--audit-log", str(log), "--jobdir", str(job)]
-    try:
-        done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=100,
-                              preexec_fn=_limits, check=False)
-    except subprocess.TimeoutExpired:
-        pytest.fail("the purge did not finish on a crafted queue")
+    done = _purge_in_child(job, log, limit_files=True)
     assert done.returncode == 1, done.stderr
     assert f"{root / '1'}" in done.stderr and why in done.stderr, done.stderr
     assert everything(job) == before

@@ -206,16 +206,8 @@ def _expands(request: Any, limit: int) -> bool:
     count = 1
     while stack:
         value = stack.pop()
-        inner: Any = ()
-        if isinstance(value, (str, bytes, bytearray)):
-            count += len(value)
-        elif isinstance(value, Opaque):
-            inner = (value.args, value.state, value.items)
-        elif isinstance(value, dict):
-            inner = (*value.keys(), *value.values())
-        elif isinstance(value, (list, tuple, set, frozenset)):
-            inner = value
-        count += len(inner)
+        inner = _inside(value)
+        count += len(inner) + (len(value) if isinstance(value, (str, bytes, bytearray)) else 0)
         if count > limit:
             return True
         stack.extend(inner)
@@ -225,18 +217,21 @@ def _expands(request: Any, limit: int) -> bool:
 def _walk(value: Any, depth: int = 0) -> Iterator[Any]:
     """Every value inside a queued request (dicts, lists, tuples, sets and Opaque objects, ``_DEPTH`` deep)."""
     yield value
-    if depth >= _DEPTH:
-        return
+    if depth < _DEPTH:
+        for item in _inside(value):
+            yield from _walk(item, depth + 1)
+
+
+def _inside(value: Any) -> Any:
+    """The values directly inside ``value``: a dict's keys and values, a sequence's or set's items, an Opaque's
+    arguments, state and items."""
     if isinstance(value, Opaque):
-        inner: Any = [value.args, value.state, value.items]
-    elif isinstance(value, dict):
-        inner = [*value.keys(), *value.values()]
-    elif isinstance(value, (list, tuple, set, frozenset)):
-        inner = value
-    else:
-        return
-    for item in inner:
-        yield from _walk(item, depth + 1)
+        return (value.args, value.state, value.items)
+    if isinstance(value, dict):
+        return (*value.keys(), *value.values())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return value
+    return ()
 
 
 def _strings(value: Any) -> Iterator[str]:
