@@ -32,6 +32,18 @@ def record(url: str, **kwargs: Any) -> bytes:
     return pickle.dumps(Request(url, **kwargs).to_dict(), protocol=4)
 
 
+def lifo_job(job: Path, records: list[bytes]) -> Path:
+    """A job directory whose one queue (``requests.queue/0``, a LifoDiskQueue) holds ``records``; its queue dir."""
+    root = mkdir(job) / QUEUE
+    root.mkdir()
+    (root / "active.json").write_text("[0]")
+    lifo = LifoDiskQueue(root / "0")
+    for raw in records:
+        lifo.push(raw)
+    lifo.close()
+    return root
+
+
 def everything(job: Path) -> bytes:
     """Every file's bytes and every path's name under ``job``."""
     return b"".join(bytes(p.relative_to(job)) + b"\n" + (p.read_bytes() if p.is_file() else b"")
@@ -118,14 +130,7 @@ def test_a_record_whose_shared_values_expand_without_end_is_unsure_and_the_purge
     bomb = pickle.dumps({"url": "http://microblog.example/people?page=9", "meta": {"x": level}}, protocol=4)
     assert len(bomb) < 10_000
     job = tmp_path / "job"
-    root = mkdir(job) / QUEUE
-    root.mkdir()
-    (root / "active.json").write_text("[0]")
-    lifo = LifoDiskQueue(root / "0")
-    lifo.push(record(OTHER))
-    lifo.push(bomb)
-    lifo.push(record(PROFILE))
-    lifo.close()
+    root = lifo_job(job, [record(OTHER), bomb, record(PROFILE)])
     log = tmp_path / "audit.jsonl"
 
     done = _purge_in_child(job, log)
@@ -154,13 +159,7 @@ def test_a_record_crafted_to_take_gigabytes_to_unpickle_is_read_in_little_memory
     assert pickle.loads(b"\x80\x04" + crafted[crafted.index(b"}\x94(\x8c\x03url"):]) == {
         "url": PROFILE, "method": "GET"}
     job = tmp_path / "job"
-    root = mkdir(job) / QUEUE
-    root.mkdir()
-    (root / "active.json").write_text("[0]")
-    lifo = LifoDiskQueue(root / "0")
-    lifo.push(record(OTHER))
-    lifo.push(crafted)
-    lifo.close()
+    root = lifo_job(job, [record(OTHER), crafted])
     log = tmp_path / "audit.jsonl"
 
     done = _purge_in_child(job, log)
@@ -184,13 +183,7 @@ def test_a_queued_request_whose_cookies_name_the_person_on_a_query_template_goes
               record(f"http://{HOST}/profile.php", cookies=[{"name": "id", "value": "107", "domain": HOST}])]
     other = record(f"http://{HOST}/profile.php?id=101", cookies={"theme": "dark"})
     job = tmp_path / "job"
-    root = mkdir(job) / QUEUE
-    root.mkdir()
-    (root / "active.json").write_text("[0]")
-    lifo = LifoDiskQueue(root / "0")
-    for raw in [other, *theirs]:
-        lifo.push(raw)
-    lifo.close()
+    root = lifo_job(job, [other, *theirs])
 
     assert main(["purge", "--platforms", str(platforms), "--subject", "people:107", "--audit-log",
                  str(tmp_path / "audit.jsonl"), "--jobdir", str(job)]) == 0
@@ -209,12 +202,7 @@ def test_a_spider_state_naming_the_person_fails_the_purge_naming_it(
     """``spider.state`` is the spider's own ``state`` dict, pickled by Scrapy at close: the purge does not rewrite
     what the spider keeps, but it must not say the person is gone while their URL or item is in it."""
     job = tmp_path / "job"
-    root = mkdir(job) / QUEUE
-    root.mkdir()
-    (root / "active.json").write_text("[0]")
-    lifo = LifoDiskQueue(root / "0")
-    lifo.push(record(OTHER))
-    lifo.close()
+    root = lifo_job(job, [record(OTHER)])
     log = str(tmp_path / "audit.jsonl")
     (job / "spider.state").write_bytes(pickle.dumps({"pages": 3, "last": OTHER}, protocol=4))
     assert purge("--subject", f"microblog:{PERSON}", "--audit-log", log, "--jobdir", str(job)) == 0  # no one's
@@ -254,12 +242,7 @@ def test_a_queue_crafted_to_never_end_fails_the_purge_and_nothing_changes(
     """Read as queuelib reads it, the view's rows are counted without end, and the link is copied without end
     (here until the child's 100 MB file limit; on a machine, until the disk is full)."""
     job = tmp_path / "job"
-    root = mkdir(job) / QUEUE
-    root.mkdir()
-    (root / "active.json").write_text("[0]")
-    lifo = LifoDiskQueue(root / "0")
-    lifo.push(record(PROFILE))
-    lifo.close()
+    root = lifo_job(job, [record(PROFILE)])
     make(root / "1")
     before = everything(job)
     log = tmp_path / "audit.jsonl"
