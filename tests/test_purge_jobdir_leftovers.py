@@ -283,3 +283,17 @@ def test_the_bytes_of_a_request_the_crawl_already_took_from_an_sqlite_queue_go_t
 
     assert f"/u/{PERSON}".encode() not in everything(job)
     assert read_queue(path, mkdir(tmp_path / "s")) == [record(OTHER)]
+
+
+def test_a_url_of_the_person_deep_in_a_queued_requests_meta_makes_it_theirs(tmp_path: Path) -> None:
+    """An API's JSON a callback passes on in meta nests deep (``data.user.edges[0].node.links[0].href``): the
+    person's URL counts wherever it is in the request, as docs/purge.md says."""
+    deep: Any = {"href": PROFILE}
+    for key in ("links", "node", "edges", "user", "data", "graph", "page", "api", "response", "payload"):
+        deep = {key: [deep]}
+    theirs = record("http://microblog.example/people?page=5", meta={"json": deep})
+    job = tmp_path / "job"
+    root = lifo_job(job, [record(OTHER), theirs])
+    assert purge("--subject", f"microblog:{PERSON}", "--audit-log", str(tmp_path / "audit.jsonl"), "--jobdir",
+                 str(job)) == 0
+    assert read_queue(root / "0", mkdir(tmp_path / "s")) == [record(OTHER)]
