@@ -41,8 +41,6 @@ __all__ = ["UNSURE", "Opaque", "decode", "named_in_state", "owner"]
 
 #: the owner of a request that may be a selected person's but cannot be pinned to one
 UNSURE = "unsure"
-#: how deep a request's meta is searched for URLs and items
-_DEPTH = 8
 #: how many values and characters a request may hold per byte stored, and besides them, before it is unsure
 _PER_BYTE = 16
 _BESIDES = 1_000_000
@@ -214,12 +212,14 @@ def _expands(request: Any, limit: int) -> bool:
     return False
 
 
-def _walk(value: Any, depth: int = 0) -> Iterator[Any]:
-    """Every value inside a queued request (dicts, lists, tuples, sets and Opaque objects, ``_DEPTH`` deep)."""
-    yield value
-    if depth < _DEPTH:
-        for item in _inside(value):
-            yield from _walk(item, depth + 1)
+def _walk(value: Any) -> Iterator[Any]:
+    """Every value inside a queued request (dicts, lists, tuples, sets and Opaque objects), however deep: an API's
+    JSON passed on in meta nests deep. Without recursion; what it reads was bounded by :func:`_expands` first."""
+    stack = [value]
+    while stack:
+        value = stack.pop()
+        yield value
+        stack.extend(_inside(value))
 
 
 def _inside(value: Any) -> Any:
