@@ -319,14 +319,15 @@ def _remove_empty_slots(root: Path, result: TargetResult) -> bool:
     needs it. Whether any went."""
     removed = False
     for path in sorted(root.iterdir()):
-        if path.is_dir() and not path.is_symlink() and not path.name.startswith(WORK_PREFIX) and not any(
-                path.iterdir()):
-            try:
+        if not path.is_dir() or path.is_symlink() or path.name.startswith(WORK_PREFIX):
+            continue
+        try:
+            if not any(path.iterdir()):
                 path.rmdir()
                 removed = True
-            except OSError as exc:
-                result.failures.append(f"{root}/{_name(path)}: an empty download slot's directory cannot be "
-                                       f"removed ({exc.strerror or exc})")
+        except OSError as exc:
+            result.failures.append(f"{root}/{_name(path)}: an empty download slot's directory cannot be removed "
+                                   f"({exc.strerror or exc})")
     if removed:
         sync_directory(root)
     return removed
