@@ -297,3 +297,16 @@ def test_a_url_of_the_person_deep_in_a_queued_requests_meta_makes_it_theirs(tmp_
     assert purge("--subject", f"microblog:{PERSON}", "--audit-log", str(tmp_path / "audit.jsonl"), "--jobdir",
                  str(job)) == 0
     assert read_queue(root / "0", mkdir(tmp_path / "s")) == [record(OTHER)]
+
+
+def test_an_active_json_nested_past_the_parsers_depth_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    job = tmp_path / "job"
+    root = lifo_job(job, [record(PROFILE)])
+    (root / "active.json").write_text("[" * 100_000 + "]" * 100_000)
+    before = everything(job)
+    assert purge("--subject", f"microblog:{PERSON}", "--audit-log", str(tmp_path / "audit.jsonl"), "--jobdir",
+                 str(job)) == 1
+    assert f"{root / 'active.json'} cannot be read" in capsys.readouterr().err
+    assert everything(job) == before
