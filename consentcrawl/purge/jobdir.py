@@ -155,8 +155,8 @@ def _read_state(root: Path) -> Any:
         return None
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise PurgeFailed(f"{path} cannot be read ({exc})") from None
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nested past the parser's depth
+        raise PurgeFailed(f"{path} cannot be read ({type(exc).__name__}: {exc})") from None
     if not isinstance(state, (list, dict)):
         raise PurgeFailed(f"{path} is not the state Scrapy's scheduler writes")
     return state
