@@ -310,3 +310,32 @@ def test_an_active_json_nested_past_the_parsers_depth_is_a_clear_error(
                  str(job)) == 1
     assert f"{root / 'active.json'} cannot be read" in capsys.readouterr().err
     assert everything(job) == before
+
+
+@pytest.mark.parametrize("damage", ["queue", "state"])
+def test_a_failure_names_no_host_of_a_slot_and_no_person_in_the_receipts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str,
+) -> None:
+    """A failure's message goes into every receipt of the run (and, on close, into the crawl's log at ERROR): it
+    names a slot's queue as receipts do, by the MD5 of its host, and the people the spider's state names by how
+    many, not by who."""
+    host = "ada-lovelace-home.example"
+    slot = f"{host}-{hashlib.md5(host.encode()).hexdigest()}"
+    job = tmp_path / "job"
+    root = lifo_job(job, [record(OTHER)])
+    (root / slot).mkdir()
+    lifo = LifoDiskQueue(root / slot / "0")
+    lifo.push(record(f"http://{host}/about"))
+    lifo.close()
+    (root / "active.json").write_text(json.dumps({host: [0]}))
+    if damage == "queue":
+        with (root / slot / "0").open("ab") as f:  # bytes past the last whole record
+            f.write(b"\x00\x00\x00\x07half")
+    else:
+        (job / "spider.state").write_bytes(pickle.dumps({"last": PROFILE}, protocol=4))
+    log = tmp_path / "audit.jsonl"
+    assert purge("--subject", f"microblog:{PERSON}", "--audit-log", str(log), "--jobdir", str(job)) == 1
+    err = capsys.readouterr().err
+    assert "ada-lovelace" not in err and "ada-lovelace" not in log.read_text(), err
+    if damage == "state":
+        assert f"microblog:{PERSON}" not in err and "names 1 selected person" in err, err
