@@ -210,7 +210,7 @@ def test_a_spider_state_naming_the_person_fails_the_purge_naming_it(
     (job / "spider.state").write_bytes(pickle.dumps(state, protocol=4))
     assert purge("--subject", f"microblog:{PERSON}", "--audit-log", log, "--jobdir", str(job)) == 1
     err = capsys.readouterr().err
-    assert f"{job / 'spider.state'}: the spider's state names microblog:{PERSON}" in err
+    assert f"{job / 'spider.state'}: the spider's state names 1 selected person(s)" in err
     assert read_queue(root / "0", mkdir(tmp_path / "s")) == [record(OTHER)]
 
 

@@ -59,6 +59,7 @@ WORK_PREFIX = ".purge-"
 _SQLITE = b"SQLite format 3\x00"
 _PRIORITY = re.compile(r"-?\d+s?")
 _SLOT = re.compile(r".*-([0-9a-f]{32})")
+_SLOT_IN_TEXT = re.compile(r"""[^/\s'"]*-([0-9a-f]{32})(?=[/\s'"]|$)""")
 
 
 @dataclass
@@ -75,7 +76,23 @@ class _Queue:
 def purge_jobdir(jobdir: Path, selection: Selection, *, dry_run: bool = False) -> TargetResult:
     """Remove the selected people's requests from ``jobdir``'s disk queues. Raises :class:`PurgeFailed` (the job
     directory untouched) when a queue cannot be read; a queue that cannot be replaced is a failure of the result
-    (it keeps its old bytes), the others are replaced."""
+    (it keeps its old bytes), the others are replaced. A message names no slot's host (:func:`_hide_hosts`)."""
+    try:
+        result = _purge(jobdir, selection, dry_run)
+    except PurgeFailed as exc:
+        raise PurgeFailed(_hide_hosts(str(exc))) from None
+    result.failures[:] = [_hide_hosts(why) for why in result.failures]
+    return result
+
+
+def _hide_hosts(text: str) -> str:
+    """``text`` with each slot directory's name (``<host>-<md5 of host>``) as ``*-<md5>``, which a shell still
+    finds: a failure's message goes into every receipt of the run and, on close, into the crawl's log at ERROR,
+    and a host can name a person."""
+    return _SLOT_IN_TEXT.sub(r"*-\1", text)
+
+
+def _purge(jobdir: Path, selection: Selection, dry_run: bool) -> TargetResult:
     root = jobdir / QUEUE_DIR
     result = TargetResult(str(jobdir), "jobdir")
     if not root.is_dir():
@@ -144,9 +161,10 @@ def _check_spider_state(path: Path, selection: Selection, result: TargetResult) 
     except PurgeFailed as exc:
         result.failures.append(f"{path}: {exc}")
         return
-    if named:
-        result.failures.append(f"{path}: the spider's state names {', '.join(named)}; the purge does not rewrite "
-                               "the spider's own state: erase them from it (or delete the file) and purge again")
+    if named:  # how many, not who: the message goes into every receipt of the run, and on close into the log
+        result.failures.append(f"{path}: the spider's state names {len(named)} selected person(s); the purge does "
+                               "not rewrite the spider's own state: erase them from it (or delete the file) and "
+                               "purge again")
 
 
 def _read_state(root: Path) -> Any:
