@@ -38,7 +38,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-#: the provenance key under which the pages of two different people are listed (never written to an item)
+#: the provenance key under which the pages of two different people are listed (in the field of an item stamped
+#: from both: the guard drops it, so it reaches no output in enforce mode)
 _CONFLICT = "consentcrawl.pages"
 #: the fewest held items a sweep runs for: below it, holding them costs less than looking
 _FIRST_SWEEP = 256
