@@ -52,7 +52,8 @@ DROPPED = "dropped"
 
 def emptied(item: Any, field: str | None = None, reason: str | None = None) -> Any:
     """``item`` without its data, in place: a mapping (a dict, a Scrapy ``Item``) loses every key, an item of
-    fields (a dataclass, attrs, pydantic) has each set to None, a frozen one too. Any other holder of the same
+    fields (a dataclass, attrs, pydantic) has each set to None, a frozen one too, and so has every attribute of
+    its own outside its fields. Any other holder of the same
     object (the spider kept it) is left the emptied item as well: the data of a person this crawl may not collect
     has no place in its memory either.
 
@@ -71,7 +72,9 @@ def emptied(item: Any, field: str | None = None, reason: str | None = None) -> A
     try:
         names = list(ItemAdapter(item).field_names())
     except TypeError:  # not an item itemadapter knows: its attributes are its data
-        names = list(getattr(item, "__dict__", {}))
+        names = []
+    # and any attribute the spider gave it besides its fields: the handlers are handed the object, not its fields
+    names += [name for name in getattr(item, "__dict__", {}) if name not in names]
     for name in names:
         try:
             setattr(item, name, None)
