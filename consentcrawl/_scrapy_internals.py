@@ -12,6 +12,10 @@
 - :func:`no_silent_resend`: the HTTP/1.1 handler's connection pool (and the aiohttp handler's session) does not
   send a request again by itself.
 - :func:`guard_parse_command`: what ``scrapy parse`` prints of a callback's output has been through the guard.
+- :func:`wrap_scraper`: what a project's errback or callback raised for a refused request reaches
+  ``spider_error`` handlers sanitized (Scrapy builds the failure it sends in ``Scraper``, with no hook before the
+  signal); the guard learns which response an item handed to the pipelines came from (Scrapy passes it to the
+  item signals, not to the pipelines).
 """
 
 from __future__ import annotations
@@ -182,3 +186,25 @@ def guard_parse_command(request: Request, guard: Callable[[Response, list[Any]],
 
     command.run_callback = guarded
     setattr(command, _PARSE_GUARDED, True)
+def wrap_scraper(crawler: Crawler, name: str,
+                 wrap: Callable[[Crawler, Callable[..., Any]], Callable[..., Any]]) -> bool:
+    """Put ``wrap(crawler, method)`` in place of the crawl's ``Scraper.<name>`` (``method``): ``handle_spider_error``,
+    through which Scrapy logs every error a callback or errback raises, sends ``spider_error`` and counts it;
+    ``start_itemproc_async``, through which it hands each item to the item pipelines with the response it came
+    from. Scrapy looks each up on the scraper every time, so an attribute of the instance replaces it. Once per
+    scraper and name; returns whether it is in place (False: not crawling, or no such method)."""
+    try:
+        scraper = getattr(crawler.engine, "scraper", None)
+    except RuntimeError:  # no engine yet: not crawling
+        return False
+    method = getattr(scraper, name, None)
+    if method is None:
+        return False
+    if not getattr(method, _WRAPPED, False):
+        wrapped = wrap(crawler, method)
+        setattr(wrapped, _WRAPPED, True)
+        setattr(scraper, name, wrapped)
+    return True
+
+
+_WRAPPED = "_consentcrawl_wrapped"

@@ -21,8 +21,10 @@ Passes that are on their way to the guard together share one entry, judged as th
 of no one's (a listing) adds nobody, the same person twice is that person, and two different people's pages make
 it no one's for sure (:meth:`ItemPages.conflicting`): the guard drops it, as it denies a URL two people can be
 read from. Each pass is judged that way. The spider middleware applies the same rule to an item that carries its
-page in the provenance field (:func:`unjudged`): stamping it again must not replace a page the guard has not
-judged it on yet.
+page in the provenance field (:meth:`ItemPages.stamp`): stamping it again must not replace a page the guard has
+not judged it on yet. Only a stamp made here counts as a page: it is known by identity (:class:`PageStamp`,
+weakly referenced), so a dict the spider put in the field itself, however it is spelt (one loaded from an earlier
+crawl's output, say), is replaced by the page's stamp and never stands for its URL, agreement or ``expires_at``.
 
 Such an item reaches the outputs naming no one, so no purge can find it there. The guard counts, per person, the
 items it kept that way (:attr:`ItemPages.unfindable`): the purge on close says, in the receipts of those people,
@@ -34,9 +36,10 @@ from __future__ import annotations
 import sys
 import weakref
 from collections.abc import Callable
-from typing import Any, TypeGuard
+from typing import Any
 
-#: the provenance key under which the pages of two different people are listed (never written to an item)
+#: the provenance key under which the pages of two different people are listed (in the field of an item stamped
+#: from both: the guard drops it, so it reaches no output in enforce mode)
 _CONFLICT = "consentcrawl.pages"
 #: the fewest held items a sweep runs for: below it, holding them costs less than looking
 _FIRST_SWEEP = 256
@@ -52,10 +55,11 @@ def stricter(held: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
     return {**held, _CONFLICT: [*pages, new]}
 
 
-def unjudged(provenance: Any) -> TypeGuard[dict[str, Any]]:
-    """Whether ``provenance`` (what an item's provenance field holds) is a page's that the guard has not judged the
-    item on yet: the same object yielded again is then judged by :func:`stricter` of the two pages, as here."""
-    return isinstance(provenance, dict) and "decision_id" in provenance and "item_decision_id" not in provenance
+class PageStamp(dict):  # type: ignore[type-arg]
+    """A page's provenance as the spider middleware stamps it into an item's provenance field: a dict that can be
+    weakly referenced, so that :meth:`ItemPages.stamp` knows the stamps it made from any other dict."""
+
+    __slots__ = ("__weakref__",)
 
 
 def _person(provenance: dict[str, Any]) -> tuple[Any, str] | None:
@@ -81,6 +85,8 @@ class ItemPages:
         #: items that cannot be weakly referenced, by id: held here until the guard takes them or a sweep
         self._held: dict[int, Any] = {}
         self._sweep_at = _FIRST_SWEEP
+        #: the stamps made and still in an item, by id
+        self._stamps: weakref.WeakValueDictionary[int, PageStamp] = weakref.WeakValueDictionary()
         #: (platform, subject key) -> how many items the guard kept of that person that name no one in the output
         self.unfindable: dict[tuple[str, str], int] = {}
 
@@ -103,6 +109,17 @@ class ItemPages:
                 self.sweep()
         else:
             self._by_id[key] = _Entry(ref, provenance, weakref.finalize(item, self._by_id.pop, key, None))
+
+    def stamp(self, held: Any, provenance: dict[str, Any]) -> PageStamp:
+        """What to stamp into an item whose provenance field holds ``held``: its page's ``provenance``, or the
+        stricter of it and a stamp made here that the guard has not judged the item on yet (the guard's judgement
+        adds ``item_decision_id``). Anything else in the field is the spider's, and is replaced."""
+        made_here = self._stamps.get(id(held))
+        if made_here is not None and made_here is held and "item_decision_id" not in made_here:
+            provenance = stricter(made_here, provenance)
+        made = PageStamp(provenance)
+        self._stamps[id(made)] = made
+        return made
 
     def sweep(self) -> None:
         """Let go of the held items no one else holds: they can never reach the guard."""

@@ -6,11 +6,12 @@ Scrapy logs ``Spider error processing <GET url>`` at ERROR: the URL of the page 
 the crawl, in a log that is kept and shipped more widely than the audit log. The same holds for a callback that
 raises on a page whose decision is not an allow (report mode hands such pages to their callbacks).
 
-The formatter only makes the line; Scrapy logs it with the exception as ``exc_info``, and the exception's text
-and traceback are the project's (``raise ValueError(f"failed {failure.request.url}")``), out of any formatter's
-reach. So for such a request Scrapy's own line is turned down to DEBUG, where the message and traceback are kept
-for debugging, and this formatter writes, at the level the wrapped formatter chose, a line of its own on Scrapy's
-logger that names the exception's type and the reason code: the URL is in the audit log.
+Such an error reaches Scrapy already sanitized (:mod:`consentcrawl.spidererrors`, which this formatter puts in
+place as the spider opens): the project's exception, its message and traceback were logged at DEBUG, and what
+Scrapy logs, signals and counts is a :class:`~consentcrawl.spidererrors.RefusedRequestError` with the type's name
+and the reason code. This formatter writes, at the level the wrapped formatter chose, a line of its own on
+Scrapy's logger that names the type and the reason code (the URL is in the audit log), and turns Scrapy's own line
+down to DEBUG.
 
 The add-on puts this class in ``LOG_FORMATTER`` and the formatter it replaces (the project's, or Scrapy's) in
 ``CONSENTCRAWL_LOG_FORMATTER``, as it wraps the download handlers: that one makes every line, this one only
@@ -22,40 +23,32 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from scrapy.http import Response
+from scrapy import signals
 from scrapy.logformatter import LogFormatter
 from scrapy.utils.misc import build_from_crawler
-from twisted.python.failure import Failure
 
 from .errors import ConfigError
-from .middlewares import ConsentDenied, ConsentMisconfigured
-from .runtime import get_runtime, is_checked_url, refuse_to_start
+from .runtime import refuse_to_start
 from .settings import read
+from .spidererrors import SCRAPER_LOGGER, RefusedRequestError, SpiderErrors, not_allowed
+from .startup import hook_scraper
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
     from scrapy.crawler import Crawler
+    from scrapy.http import Response
+    from twisted.python.failure import Failure
     from typing_extensions import Self
 
 #: Scrapy's ``SPIDERERRORMSG``, with the exception's type and the reason code where the request was
 REFUSED_ERROR = ("Spider error processing a request consentcrawl refused (%(reason)s; its URL is in the audit "
                  "log): %(error)s, its message and traceback at DEBUG")
-#: Scrapy's own line for it, with the traceback, at DEBUG
-REFUSED_TRACEBACK = "Spider error processing a request consentcrawl refused (%(reason)s): <%(method)s %(url)s>"
-#: the logger Scrapy writes spider errors on: a project's handlers and filters for them see this line too
-_SCRAPER = logging.getLogger("scrapy.core.scraper")
-
-
-def refused_reason(failure: Any) -> str | None:
-    """The reason code when ``failure`` is consentcrawl's refusal of a request, else None."""
-    if not isinstance(failure, Failure):
-        return None
-    error = failure.value
-    if isinstance(error, ConsentDenied):
-        return str(error.decision.reason)
-    if isinstance(error, ConsentMisconfigured):
-        return "configuration error"
-    return None
+#: Scrapy's ``DOWNLOADERRORMSG`` for a request without an allow (report mode sends it) whose download failed
+REFUSED_DOWNLOAD = ("Error downloading a request consentcrawl did not allow (%(reason)s; its URL is in the audit "
+                    "log): %(error)s, its message and traceback at DEBUG")
+#: Scrapy's own line for it, with the sanitized failure, at DEBUG: the original is the DEBUG line before it
+REFUSED_SANITIZED = ("Spider error processing a request consentcrawl refused (%(reason)s): sent to spider_error "
+                     "handlers as %(error)s without its message or values")
 
 
 class ConsentLogFormatter:
@@ -74,34 +67,42 @@ class ConsentLogFormatter:
             inner_cls = LogFormatter
         if isinstance(inner_cls, type) and issubclass(inner_cls, ConsentLogFormatter):
             inner_cls = LogFormatter  # named twice: one wrapper is enough
-        return cls(build_from_crawler(inner_cls, crawler), crawler)
+        formatter = cls(build_from_crawler(inner_cls, crawler), crawler)
+        crawler.signals.connect(formatter.spider_opened, signal=signals.spider_opened)
+        return formatter
+
+    def spider_opened(self, spider: Any = None) -> None:
+        """Spider errors about refused requests reach Scrapy sanitized from here on (before the first request)."""
+        if self.crawler is not None:
+            hook_scraper(self.crawler, "handle_spider_error", SpiderErrors,
+                         "a refused person's data would reach spider_error handlers")
 
     def spider_error(self, failure: Failure, request: Request, response: Response | Failure,
                      spider: Spider) -> dict[str, Any]:
         line: dict[str, Any] = self.inner.spider_error(failure, request, response, spider)
-        # an errback's error: Scrapy passes the download's failure as response; a callback's: the response
-        reason = refused_reason(response) or self._not_allowed(response)
-        if reason is None or not isinstance(line, dict):  # not about a refused request, or a line it does not write
+        error = failure.value
+        if not isinstance(error, RefusedRequestError) or not isinstance(line, dict):
+            return line  # not about a refused request, or a line it does not write
+        args = {"reason": error.reason, "error": type(error).__name__}
+        level = line.get("level", logging.ERROR)
+        if level > logging.DEBUG:
+            SCRAPER_LOGGER.log(level, REFUSED_ERROR, args, extra={"spider": spider})
+        return {"level": logging.DEBUG, "msg": REFUSED_SANITIZED, "args": args}
+
+    def download_error(self, failure: Failure, request: Request, spider: Spider,
+                       errmsg: str | None = None) -> dict[str, Any]:
+        """Scrapy's ``Error downloading <GET url>`` (with the error's message and traceback, which can hold the URL
+        too: a timeout's does), for a request whose errback raised or that has none. For a request without an
+        allow (report mode sends what it would deny) the URL goes to DEBUG, as for a spider error."""
+        line: dict[str, Any] = self.inner.download_error(failure, request, spider, errmsg)
+        reason = not_allowed(self.crawler, request, request.url)
+        if reason is None or not isinstance(line, dict):
             return line
         level = line.get("level", logging.ERROR)
         if level > logging.DEBUG:
-            _SCRAPER.log(level, REFUSED_ERROR, {"reason": reason, "error": type(failure.value).__name__},
-                         extra={"spider": spider})
-        return {"level": logging.DEBUG, "msg": REFUSED_TRACEBACK,
-                "args": {"reason": reason, "method": request.method, "url": request.url}}
-
-    def _not_allowed(self, response: Any) -> str | None:
-        """The reason code when ``response`` is a page whose decision is not an allow (report mode hands it to its
-        callback), or one no decision was made for; None for an allowed page or a URL that is not checked."""
-        if self.crawler is None or not isinstance(response, Response) or not is_checked_url(response.url):
-            return None
-        runtime = get_runtime(self.crawler)
-        if runtime is None:
-            return "configuration error"
-        decision = runtime.decision_for(response.request, response.url)
-        if decision is None:
-            return "undecided"
-        return None if decision.allowed else str(decision.reason)
+            SCRAPER_LOGGER.log(level, REFUSED_DOWNLOAD, {"reason": reason, "error": type(failure.value).__name__},
+                               extra={"spider": spider})
+        return {**line, "level": logging.DEBUG}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)

@@ -35,7 +35,6 @@ from ._scrapy_internals import (
 from .deciding import Undecided
 from .decision import Decision, Evidence, Stage, deny
 from .errbacks import guard_errback, unguard
-from .itempages import stricter, unjudged
 from .provenance import page_provenance
 from .runtime import (
     CONFIG_ERROR_REASON,
@@ -264,11 +263,8 @@ class ConsentSpiderMiddleware(RuntimeComponent):
         field = self.runtime.config.provenance_field
         if field:
             adapter = item if type(item) is dict else ItemAdapter(item)
-            try:
-                held = adapter.get(field)
-                if unjudged(held):  # the same object, yielded from another page, not judged by the guard yet
-                    provenance = stricter(held, provenance)
-                adapter[field] = provenance
+            try:  # the same object yielded from another page keeps the stricter page (itempages.py)
+                adapter[field] = self.runtime.item_pages.stamp(adapter.get(field), provenance)
                 return
             except KeyError:  # an Item class without that field
                 pass

@@ -19,12 +19,18 @@ from collections.abc import MutableMapping
 from typing import Any
 
 from itemadapter import ItemAdapter
+from scrapy import signals
 from scrapy.exceptions import DropItem
+from scrapy.http import Response
+from twisted.python.failure import Failure
 
 from .decision import Decision, Evidence, Stage, deny
 from .itempages import ItemPages
-from .provenance import with_item_decision
-from .runtime import RuntimeComponent
+from .itemsource import ItemSources, item_source
+from .provenance import page_provenance, with_item_decision
+from .reasons import SUBJECT_UNKNOWN_PAGE
+from .runtime import RuntimeComponent, get_runtime, is_checked_url
+from .startup import hook_scraper
 
 logger = logging.getLogger("consentcrawl")
 
@@ -46,7 +52,8 @@ DROPPED = "dropped"
 
 def emptied(item: Any, field: str | None = None, reason: str | None = None) -> Any:
     """``item`` without its data, in place: a mapping (a dict, a Scrapy ``Item``) loses every key, an item of
-    fields (a dataclass, attrs, pydantic) has each set to None, a frozen one too. Any other holder of the same
+    fields (a dataclass, attrs, pydantic) has each set to None, a frozen one too, and so has every attribute of
+    its own outside its fields. Any other holder of the same
     object (the spider kept it) is left the emptied item as well: the data of a person this crawl may not collect
     has no place in its memory either.
 
@@ -65,7 +72,9 @@ def emptied(item: Any, field: str | None = None, reason: str | None = None) -> A
     try:
         names = list(ItemAdapter(item).field_names())
     except TypeError:  # not an item itemadapter knows: its attributes are its data
-        names = list(getattr(item, "__dict__", {}))
+        names = []
+    # and any attribute the spider gave it besides its fields: the handlers are handed the object, not its fields
+    names += [name for name in getattr(item, "__dict__", {}) if name not in names]
     for name in names:
         try:
             setattr(item, name, None)
@@ -102,6 +111,20 @@ def _mismatch(named: Any, stamped: Any, provenance: dict[str, Any]) -> Evidence 
 
 
 class ConsentGuardPipeline(RuntimeComponent):
+    crawler: Any = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> Any:
+        guard = cls(get_runtime(crawler))
+        guard.crawler = crawler
+        crawler.signals.connect(guard.spider_opened, signal=signals.spider_opened)
+        return guard
+
+    def spider_opened(self, spider: Any = None) -> None:
+        """The guard learns the response each item came from (itemsource.py) from the first item on."""
+        hook_scraper(self.crawler, "start_itemproc_async", ItemSources,
+                     "an item a spider middleware copied would pass the guard as no one's")
+
     async def process_item(self, item: Any) -> Any:
         if self.runtime is None:
             raise drop(item, "configuration error")
@@ -130,6 +153,8 @@ class ConsentGuardPipeline(RuntimeComponent):
             raise drop(item, str(provenance[DROPPED]), config.provenance_field)
         if not isinstance(provenance, dict):  # an item that cannot carry it: its page, kept by the spider middleware
             page = self.runtime.item_pages.take(item)
+            if page is None and subject in (None, ""):  # not an object it saw (a copy): the page Scrapy names
+                page = self._source_page(item)
             # for an item that does not say whose it is; one that names a person but no platform stays undecidable
             provenance = page if page is not None and subject in (None, "") else {}
         findable = carried or subject not in (None, "")  # the output names its person: a purge can find it
@@ -155,10 +180,12 @@ class ConsentGuardPipeline(RuntimeComponent):
             if self.runtime.enforce:
                 raise drop(item, str(decision.reason), config.provenance_field)
             return item
+        if config.provenance_field:
+            written = self._add_provenance(adapter, config.provenance_field, provenance, decision, config.purpose)
+            # an item that carried none (a copy) now names its page's person there: a purge can find it
+            findable = findable or (written and provenance.get("subject") not in (None, ""))
         if not findable and decision.platform and decision.subject:
             self.runtime.item_pages.kept(decision.platform, decision.subject)  # a purge cannot find it in the output
-        if config.provenance_field:
-            self._add_provenance(adapter, config.provenance_field, provenance, decision, config.purpose)
         if decision.fields is not None and self.runtime.enforce:
             keep = set(decision.fields) | {config.subject_field, "platform"}
             if config.provenance_field:
@@ -169,18 +196,45 @@ class ConsentGuardPipeline(RuntimeComponent):
         self.runtime.count("consentcrawl/items/kept")
         return item
 
+    def _source_page(self, item: Any) -> dict[str, Any] | None:
+        """The provenance of the page Scrapy says the item came from (itemsource.py); None for no page (``start()``,
+        an errback, a local URL). Whose it is cannot be told for an item of a page never decided, or one handed to
+        the pipelines outside Scrapy's scraper: denied (``subject.unknown-page``)."""
+        assert self.runtime is not None
+        source = item_source()
+        if source is None or isinstance(source, Failure):
+            return None
+        url = None
+        if isinstance(source, Response):
+            if not is_checked_url(source.url):
+                return None
+            decision = self.runtime.decision_for(source.request, source.url)
+            if decision is not None:
+                return page_provenance(decision, source.url, self.runtime.config.purpose)
+            url, cause = source.url, "the item's page was never decided"
+        else:
+            cause = "the item reached the item pipelines outside Scrapy's scraper, from no page it names"
+        decision = self.runtime.record(deny(Stage.SUBJECT, SUBJECT_UNKNOWN_PAGE, evidence=(
+            Evidence("item", "item", {"cause": cause}),)), url, None, "item")
+        self.runtime.count("consentcrawl/items/dropped")
+        if self.runtime.enforce:
+            raise drop(item, str(decision.reason), self.runtime.config.provenance_field)
+        return None
+
     @staticmethod
     def _add_provenance(adapter: Any, field: str, provenance: dict[str, Any], decision: Decision,
-                        purpose: str | None) -> None:
-        """The person's grant this item is kept on, and the earliest end of the grants, into its provenance.
+                        purpose: str | None) -> bool:
+        """The person's grant this item is kept on, and the earliest end of the grants, into its provenance;
+        whether it was written.
 
         An item yielded where no page decision stamped it (from ``start()``) gets a provenance of its own."""
         if not decision.allowed:
-            return
+            return False
         if not provenance:
             provenance = {"decision_id": None, "url": None, "platform": decision.platform,
                           "subject": None, "purpose": purpose, "reason": None}
         try:
             adapter[field] = with_item_decision(dict(provenance), decision)
         except KeyError:  # an Item class without that field: provenance is in the audit log only
-            pass
+            return False
+        return True

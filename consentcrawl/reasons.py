@@ -44,6 +44,8 @@ SUBJECT_REVOKED = "subject.revoked"
 SUBJECT_UNKNOWN_PLATFORM = "subject.unknown-platform"
 SUBJECT_AMBIGUOUS_URL = "subject.ambiguous-url"
 SUBJECT_MISMATCH = "subject.mismatch"
+#: an item that names no one and carries no page, whose page Scrapy does not name either (consentcrawl.itemsource)
+SUBJECT_UNKNOWN_PAGE = "subject.unknown-page"
 #: the person's own say on their profile page (consentcrawl.refusals), seen by this process or, in a distributed
 #: crawl, by any worker (docs/distributed.md): it overrides any record
 SUBJECT_REFUSED_ON_PAGE = "subject.refused-on-page"

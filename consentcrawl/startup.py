@@ -3,14 +3,34 @@ could have undone. Each refuses to start with one :class:`~consentcrawl.errors.C
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from scrapy.exceptions import CloseSpider
+
+from ._scrapy_internals import wrap_scraper
 from .errors import ConfigError
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
-__all__ = ["check_handlers", "check_log_formatter", "check_outermost", "check_pipelines"]
+__all__ = ["check_handlers", "check_log_formatter", "check_outermost", "check_pipelines", "hook_scraper"]
+
+logger = logging.getLogger("consentcrawl")
+
+
+def hook_scraper(crawler: Crawler, name: str, wrap: Callable[[Crawler, Callable[..., Any]], Callable[..., Any]],
+                 unguarded: str) -> None:
+    """Put ``wrap`` in place of the scraper's method ``name`` as the spider opens (``_scrapy_internals.wrap_scraper``).
+    A Scrapy whose scraper has no such method would leave ``unguarded`` unguarded: the crawl stops before its first
+    request instead, with one CRITICAL line (raised from a ``spider_opened`` handler, ``CloseSpider`` closes it)."""
+    from .runtime import CONFIG_ERROR_REASON
+
+    if not wrap_scraper(crawler, name, wrap):
+        logger.critical("consentcrawl: the crawl does not start: this Scrapy's scraper has no %s, and %s",
+                        name, unguarded)
+        raise CloseSpider(CONFIG_ERROR_REASON)
 
 
 def check_handlers(crawler: Crawler) -> None:

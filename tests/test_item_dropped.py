@@ -154,3 +154,28 @@ async def test_an_item_the_guard_fails_on_is_emptied_before_the_handler_gets_it(
     assert dict(item) == {"consentcrawl": {"dropped": "error.internal (RuntimeError)"}}, dict(item)
     loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
     assert not [m for m in loud if secret_name("102") in m], loud
+
+
+def _record_with_notes(**fields: Any) -> _PersonRecord:
+    """A dataclass item the spider gave an attribute of its own, outside its fields (a scratch value it means to
+    drop later): the item object holds it all the same."""
+    record = _PersonRecord(**fields)
+    record.notes = f"notes on {fields['name']}"  # type: ignore[attr-defined]
+    return record
+
+
+@deferred_f_from_coro_f
+async def test_an_item_dropped_handler_is_not_handed_an_attribute_outside_the_items_fields(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ITEM_KINDS["dataclass-notes"] = _record_with_notes
+    try:
+        spider = type("KeepsDropped", (make_spider("ConsentSpider", KeepsDropped),), {"item_kind": "dataclass-notes"})
+        with LocalServer(LenientPeople()) as server:
+            result = await crawl(spider, people_settings(tmp_path), proxy=server.proxy, monkeypatch=monkeypatch)
+    finally:
+        del ITEM_KINDS["dataclass-notes"]
+    received = result.crawler.spider.received
+    assert len(received) == 1, received
+    item = received[0][0]
+    assert secret_name("107") not in repr(vars(item)), vars(item)
+    assert [getattr(i, "notes", None) for i in result.crawler.spider.scraped] == [f"notes on {secret_name('101')}"]

@@ -55,6 +55,21 @@ class Probe(scrapy.Spider):
         dropped = scrapy.Request("http://microblog.example/u/1002", errback=lambda f: errbacks.append(str(f.value)))
         found["errback handed"] = internals.fail_request(crawler, dropped, ValueError("denied here"))
         found["errbacks"] = errbacks
+        scraper = engine.scraper
+        handles: list[Any] = []
+
+        def wrap(crawler: Any, handle: Any) -> Any:
+            handles.append(handle)
+            return lambda *args: handle(*args)
+
+        for name in ("handle_spider_error", "start_itemproc_async"):
+            handles.clear()
+            found[f"{name} wrapped"] = (internals.wrap_scraper(crawler, name, wrap),
+                                        internals.wrap_scraper(crawler, name, wrap), len(handles))
+            found[f"{name} method"] = handles[0].__func__ is getattr(type(scraper), name)
+            found[f"{name} in place"] = getattr(scraper, name) is not handles[0]
+            delattr(scraper, name)  # this probe's own errors and items as Scrapy handles them
+        found["no such method"] = internals.wrap_scraper(crawler, "no_such_method", wrap)
         return None
 
 
@@ -72,6 +87,17 @@ async def test_each_internal_is_where_the_helpers_look_for_it_in_a_running_crawl
     assert found["scraper"] and found["nextcall"]
     assert found["errback handed"] is True
     assert found["errbacks"] == ["denied here"]  # the scraper ran the errback before the spider closed
+    # each scraper method is replaced once, by an attribute Scrapy looks up at each call
+    for name in ("handle_spider_error", "start_itemproc_async"):
+        assert found[f"{name} wrapped"] == (True, True, 1), name
+        assert found[f"{name} method"] and found[f"{name} in place"], name
+    assert found["no such method"] is False
+
+
+def test_wrap_scraper_says_when_there_is_no_scraper_or_no_such_method() -> None:
+    from scrapy.utils.test import get_crawler
+
+    assert internals.wrap_scraper(get_crawler(), "handle_spider_error", lambda crawler, handle: handle) is False
 
 
 @deferred_f_from_coro_f

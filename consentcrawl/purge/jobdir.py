@@ -12,13 +12,19 @@ own class (its ``pop`` consumes what it reads), each record is judged (:func:`.q
 kept are pushed, in their order and as the bytes they were (never re-serialised), into a new queue of the same
 class and chunk size, which then replaces the old one: a file by one ``rename``; a ``FifoDiskQueue`` directory by
 renaming the old one into the work directory and the new one into its place (put back if the second rename
-fails). Nothing is written before every queue has been read: a queue that cannot be read fails the whole job
+fails). A ``FifoDiskQueue`` whose chunk still holds the bytes of requests the crawl took from it (queuelib keeps
+them until the whole chunk is consumed) is rewritten even when none of its waiting requests goes: they may be a
+selected person's. So is an SQLite queue that had rows deleted (their bytes stay unless SQLite was built with
+``SQLITE_SECURE_DELETE``). A slot's directory left holding no queue goes: its name is a host, which can name a person.
+Nothing is written before every queue has been read: a queue that cannot be read fails the whole job
 directory, which stays as it was. ``active.json`` is then rewritten (temporary file and rename) without the
 priorities and slots left empty, so a resumed crawl does not wait on a queue that holds nothing.
 
 Left as they are: ``requests.seen`` (request fingerprints, SHA-1 hashes: no URL can be read back from them; a
 purged person's fingerprint only stops the resumed crawl from asking for that request again) and
-``spider.state`` (the spider's own ``state`` dict: what it holds is the spider's; see docs/purge.md).
+``spider.state`` (the spider's own ``state`` dict: what it holds is the spider's; see docs/purge.md). The state
+is read, though: one that names a selected person fails the job directory, which must not be reported free of
+them.
 
 **In the receipt** a queue is named by its path under ``requests.queue`` with a slot directory's name replaced by
 the MD5 Scrapy gives it (a slot is a host, and a host can name a person), and a request by its position from the
@@ -42,16 +48,18 @@ from queuelib.queue import FifoDiskQueue, FifoSQLiteQueue, LifoDiskQueue
 
 from ..facts import FactReader
 from .common import PurgeFailed, Selection, TargetResult, atomic_replace, sync_directory
-from .queued import UNSURE, decode, owner
+from .queued import UNSURE, decode, named_in_state, owner
 
 __all__ = ["QUEUE_DIR", "purge_jobdir"]
 
 QUEUE_DIR = "requests.queue"
 STATE = "active.json"
+SPIDER_STATE = "spider.state"
 WORK_PREFIX = ".purge-"
 _SQLITE = b"SQLite format 3\x00"
 _PRIORITY = re.compile(r"-?\d+s?")
 _SLOT = re.compile(r".*-([0-9a-f]{32})")
+_SLOT_IN_TEXT = re.compile(r"""[^/\s'"]*-([0-9a-f]{32})(?=[/\s'"]|$)""")
 
 
 @dataclass
@@ -61,18 +69,37 @@ class _Queue:
     name: str  #: as receipts and messages name it
     records: list[bytes]  #: in push order
     chunksize: int = 0
+    #: its files still hold the bytes of requests the crawl took from it (a FIFO chunk's head, deleted rows)
+    stale: bool = False
 
 
 def purge_jobdir(jobdir: Path, selection: Selection, *, dry_run: bool = False) -> TargetResult:
     """Remove the selected people's requests from ``jobdir``'s disk queues. Raises :class:`PurgeFailed` (the job
     directory untouched) when a queue cannot be read; a queue that cannot be replaced is a failure of the result
-    (it keeps its old bytes), the others are replaced."""
+    (it keeps its old bytes), the others are replaced. A message names no slot's host (:func:`_hide_hosts`)."""
+    try:
+        result = _purge(jobdir, selection, dry_run)
+    except PurgeFailed as exc:
+        raise PurgeFailed(_hide_hosts(str(exc))) from None
+    result.failures[:] = [_hide_hosts(why) for why in result.failures]
+    return result
+
+
+def _hide_hosts(text: str) -> str:
+    """``text`` with each slot directory's name (``<host>-<md5 of host>``) as ``*-<md5>``, which a shell still
+    finds: a failure's message goes into every receipt of the run and, on close, into the crawl's log at ERROR,
+    and a host can name a person."""
+    return _SLOT_IN_TEXT.sub(r"*-\1", text)
+
+
+def _purge(jobdir: Path, selection: Selection, dry_run: bool) -> TargetResult:
     root = jobdir / QUEUE_DIR
     result = TargetResult(str(jobdir), "jobdir")
     if not root.is_dir():
         raise PurgeFailed(f"no {QUEUE_DIR} directory: not the JOBDIR of a Scrapy crawl")
     state = _read_state(root)
     found = _find(root)
+    _check_spider_state(jobdir / SPIDER_STATE, selection, result)
     reader = FactReader(selection.platforms, "consentcrawl")
     work = root / f"{WORK_PREFIX}{secrets.token_hex(4)}"
     try:
@@ -87,7 +114,7 @@ def purge_jobdir(jobdir: Path, selection: Selection, *, dry_run: bool = False) -
             kept = []
             for number, raw in enumerate(queue.records, 1):
                 try:
-                    who = owner(decode(raw), selection, reader)
+                    who = owner(decode(raw), selection, reader, len(raw))
                 except PurgeFailed as exc:
                     raise PurgeFailed(f"{queue.path}: record {number}: {exc}") from None
                 if who is None:
@@ -98,7 +125,7 @@ def purge_jobdir(jobdir: Path, selection: Selection, *, dry_run: bool = False) -
                 if who == UNSURE:
                     unsure.append(where)
             result.kept += len(kept)
-            if len(kept) < len(queue.records):
+            if len(kept) < len(queue.records) or queue.stale:
                 changed.append((queue, kept))
         # every receipt of the job directory lists the requests that may have been anyone's of the selection
         result.lists["unsure"] = dict.fromkeys([None, *selection.people.values()], unsure)
@@ -108,7 +135,7 @@ def purge_jobdir(jobdir: Path, selection: Selection, *, dry_run: bool = False) -
                     _replace(queue, kept, work)
                 except PurgeFailed as exc:
                     result.failures.append(f"{queue.path}: {exc}")
-            if changed:
+            if _remove_empty_slots(root, result) or changed:
                 try:
                     _write_state(root, state)
                 except PurgeFailed as exc:  # the queues are purged: the receipt must still say so
@@ -119,14 +146,35 @@ def purge_jobdir(jobdir: Path, selection: Selection, *, dry_run: bool = False) -
     return result
 
 
+def _check_spider_state(path: Path, selection: Selection, result: TargetResult) -> None:
+    """A failure of the result when the spider's state names a selected person (or cannot be read): what the
+    spider keeps there is its own, and the purge does not rewrite it, but it must not report them gone."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        result.failures.append(f"{path}: cannot be read ({exc.strerror or exc})")
+        return
+    try:
+        named = named_in_state(raw, selection)
+    except PurgeFailed as exc:
+        result.failures.append(f"{path}: {exc}")
+        return
+    if named:  # how many, not who: the message goes into every receipt of the run, and on close into the log
+        result.failures.append(f"{path}: the spider's state names {len(named)} selected person(s); the purge does "
+                               "not rewrite the spider's own state: erase them from it (or delete the file) and "
+                               "purge again")
+
+
 def _read_state(root: Path) -> Any:
     path = root / STATE
     if not path.exists():
         return None
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise PurgeFailed(f"{path} cannot be read ({exc})") from None
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: nested past the parser's depth
+        raise PurgeFailed(f"{path} cannot be read ({type(exc).__name__}: {exc})") from None
     if not isinstance(state, (list, dict)):
         raise PurgeFailed(f"{path} is not the state Scrapy's scheduler writes")
     return state
@@ -154,6 +202,7 @@ def _queues_in(root: Path) -> list[tuple[Path, str]]:
             raise PurgeFailed(f"{path} is a symbolic link: not a queue Scrapy writes")
         if path.is_dir():
             if (path / "info.json").is_file():
+                _check_fifo(path)
                 found.append((path, "fifo"))
             else:  # a download slot's directory
                 found += _queues_in(path)
@@ -163,6 +212,39 @@ def _queues_in(root: Path) -> list[tuple[Path, str]]:
         else:
             raise PurgeFailed(f"{path} is not a file or a directory")
     return found
+
+
+def _check_fifo(path: Path) -> None:
+    """Raises for what a FifoDiskQueue's directory never holds: a link (to ``/dev/zero``, its copy never ends) or
+    anything but a file."""
+    for entry in path.iterdir():
+        if entry.is_symlink() or not entry.is_file():
+            raise PurgeFailed(f"{path}: {entry.name} is {'a symbolic link' if entry.is_symlink() else 'no file'}: "
+                              "not a queue Scrapy writes; nothing in the job directory was changed")
+
+
+def _sqlite_stale(path: Path) -> bool:
+    """Whether an SQLite queue had rows deleted (popped): unless the SQLite library overwrites deleted content
+    (``SQLITE_SECURE_DELETE``), their bytes are still in the file. Raises for an SQLite file that holds anything
+    but queuelib's table (a view named ``queue`` of endless rows would be counted without end, a trigger would run
+    on each pop)."""
+    import sqlite3
+
+    expected = {("table", "queue", FifoSQLiteQueue._sql_create.replace(" IF NOT EXISTS", "")),
+                ("table", "sqlite_sequence", "CREATE TABLE sqlite_sequence(name,seq)")}
+    db = sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)
+    try:
+        found = set(db.execute("SELECT type, name, sql FROM sqlite_master"))
+        if not found <= expected:
+            other = ", ".join(sorted(f"a {kind} named {name}" for kind, name, _ in found - expected))
+            raise ValueError(f"not a queue queuelib writes ({other})")
+        if len(found) < len(expected):  # no row was ever pushed (no sqlite_sequence), or no queue table
+            return False
+        [(pushed,)] = db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'queue'")
+        [(held,)] = db.execute("SELECT COUNT(*) FROM queue")
+    finally:
+        db.close()
+    return bool(pushed != held)
 
 
 def _name(path: Path) -> str:
@@ -180,14 +262,17 @@ def _read(path: Path, kind: str, work: Path) -> _Queue:
     copy = work / f"read-{secrets.token_hex(4)}"
     records: list[bytes] = []
     queue: Any = None
+    stale = False
     try:
         if kind == "fifo":
             shutil.copytree(path, copy)
             queue = FifoDiskQueue(copy)
         else:
             shutil.copyfile(path, copy)
+            stale = kind == "sqlite" and _sqlite_stale(copy)
             queue = LifoDiskQueue(copy) if kind == "lifo" else FifoSQLiteQueue(copy)
         expected = len(queue)
+        stale = stale or (kind == "fifo" and queue.info["tail"][2] > 0)
         records = _drain(queue.pop)
         if kind == "lifo":
             records.reverse()
@@ -207,7 +292,7 @@ def _read(path: Path, kind: str, work: Path) -> _Queue:
     if len(records) != expected:
         raise PurgeFailed(f"{path}: the queue holds {len(records)} requests where it counts {expected}; nothing in "
                           "the job directory was changed")
-    return _Queue(path, kind, _name(path), records, queue.chunksize if kind == "fifo" else 0)
+    return _Queue(path, kind, _name(path), records, queue.chunksize if kind == "fifo" else 0, stale)
 
 
 def _drain(pop: Callable[[], bytes | None]) -> list[bytes]:
@@ -244,6 +329,26 @@ def _replace(queue: _Queue, kept: list[bytes], work: Path) -> None:
     except OSError as exc:
         raise PurgeFailed(f"the queue cannot be replaced ({exc.strerror or exc}); it keeps its old requests") from None
     sync_directory(queue.path.parent)
+
+
+def _remove_empty_slots(root: Path, result: TargetResult) -> bool:
+    """Remove the download slots' directories that hold no queue: a slot's directory is named by its host (which
+    can name a person), and Scrapy, which leaves it behind when the slot's queues empty, makes it again when it
+    needs it. Whether any went."""
+    removed = False
+    for path in sorted(root.iterdir()):
+        if not path.is_dir() or path.is_symlink() or path.name.startswith(WORK_PREFIX):
+            continue
+        try:
+            if not any(path.iterdir()):
+                path.rmdir()
+                removed = True
+        except OSError as exc:
+            result.failures.append(f"{root}/{_name(path)}: an empty download slot's directory cannot be removed "
+                                   f"({exc.strerror or exc})")
+    if removed:
+        sync_directory(root)
+    return removed
 
 
 def _swap_directory(old: Path, new: Path) -> None:

@@ -1,0 +1,61 @@
+"""Which response Scrapy says an item came from: the page of an item that carries none.
+
+The spider middleware gives each item of a decided page that page's provenance: in the item's provenance field,
+or, for an item that cannot carry it (the field off, an ``Item`` class without it), by the item object's identity
+(:mod:`consentcrawl.itempages`). A project's spider middlewares meet a callback's output after ours, and one that
+copies items (``yield dict(item)``, ``ItemAdapter(item).asdict()``, an item rebuilt from the old one, a new dict
+of some of its fields) hands the pipelines an object that carries no page and that the spider middleware never
+saw: the guard took it for no one's, and let it out with the fields its person's grant does not cover, or after
+their grant had ended.
+
+Scrapy knows which response every item it hands to the item pipelines came from
+(``Scraper.start_itemproc_async(item, response=...)``): the page whose callback's output, through every spider
+middleware, it is part of; the failure, for an errback's output (which no spider middleware sees); None for
+``start()``'s. :class:`ItemSources`, in its place, keeps it in a context variable while the pipelines run, and the
+guard reads it (:func:`item_source`) for an item that names no one, carries no page and is not an object the spider
+middleware saw:
+
+- a page: the item is judged as that page's person's, as if the spider middleware had stamped it;
+- a failure or None: no page, as before (the items an errback yields for a refusal are dropped by errbacks.py);
+- a page that was never decided, or no source at all (the item reached the pipelines without Scrapy's scraper:
+  ``scrapy parse --pipelines`` hands a callback's items to them directly, and a project's code may): whose it is
+  cannot be told, and it is dropped (``subject.unknown-page``).
+
+What it cannot tell: a middleware that holds an item back and yields a *copy* of it while another page's output
+passes makes the copy that page's. The held item itself keeps its own page (by identity), and a copy keeps it too
+when it carries the provenance field (a dict's copy, an ``Item`` class that declares the field).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+#: what :func:`item_source` returns for an item handed to the pipelines by anything but Scrapy's scraper
+NO_SOURCE = object()
+_SOURCE: ContextVar[Any] = ContextVar("consentcrawl_item_source", default=NO_SOURCE)
+
+
+def item_source() -> Any:
+    """The response (a failure for an errback's output, None for ``start()``'s) Scrapy said the item the pipelines
+    are processing now came from; :data:`NO_SOURCE` outside Scrapy's scraper."""
+    return _SOURCE.get()
+
+
+class ItemSources:
+    """``Scraper.start_itemproc_async`` for a crawl: the item's response is :func:`item_source` while its pipelines
+    run (a context variable: each item's pipelines run in their own task or under this call)."""
+
+    def __init__(self, crawler: Crawler, start: Callable[..., Awaitable[None]]) -> None:
+        self.start = start
+
+    async def __call__(self, item: Any, *, response: Any) -> None:
+        token = _SOURCE.set(response)
+        try:
+            await self.start(item, response=response)
+        finally:
+            _SOURCE.reset(token)

@@ -1,0 +1,152 @@
+"""What Scrapy's ``spider_error`` handlers receive when a project's errback or callback raises for a request
+consentcrawl refused (or, in report mode, one it would deny): the exception's type and the reason code, nothing of
+the person.
+
+A refused request fails to its errback (``ConsentDenied``); report mode sends what it would deny, hands the page
+to its callback and a failed download's failure to its errback. When that code raises, Scrapy builds a Failure of
+the exception where it catches it and sends it to every ``spider_error`` handler, with the download's failure (or
+the page) as ``response``. An error reporter connected there (Sentry's, a project's own) sends all of it to a
+remote service: the project's message (``raise ValueError(f"failed {failure.request.url}")``, a name read from the
+page), and a traceback whose frames hold the request, the refusal and the page in their locals. The traceback
+always starts in Scrapy's own frame that holds the request, so no errback wrapper can keep it out: the failure has
+to be replaced before it is sent.
+
+So for a request whose decision is not an allow (or that was never decided: whose it is was not checked),
+:class:`SpiderErrors` (in place of ``Scraper.handle_spider_error``) logs the original at DEBUG, with its message,
+traceback and URL, where it is kept for debugging, and hands Scrapy in its place a failure of a new exception: a
+:class:`RefusedRequestError` named as the project's exception was (``ValueError``: ``spider_exceptions/ValueError``
+counts as before), whose text is that name and the reason code, with no cause or context, and a traceback of code
+locations only (file, line, function: the project's code, no locals). The ``response`` handlers receive stands in
+for the real one: a refusal with the reason code alone, a download's failure sanitized as the error is, or an
+empty ``about:blank`` page with the status. Scrapy's log line (:mod:`consentcrawl.logformat`), its stats, its
+``CLOSESPIDER_ERRORCOUNT`` and every handler then see that. ``CloseSpider`` is passed on as it is: it closes the
+crawl, which Scrapy does not report.
+
+A handler still runs on Scrapy's stack: code that walks up its callers' frames (``sys._getframe``) reaches the
+request there, as it could reach anything of the crawl. Error reporters read the failure's traceback, not that.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from scrapy import Request
+from scrapy.exceptions import CloseSpider
+from scrapy.http import Response
+from scrapy.utils.log import failure_to_exc_info
+from twisted.python.failure import Failure
+
+from .decision import Decision, Verdict
+from .middlewares import ConsentDenied, ConsentMisconfigured
+from .runtime import get_runtime, is_checked_url
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from scrapy.crawler import Crawler
+
+#: Scrapy's ``SPIDERERRORMSG`` for a refused request, with the project's exception and traceback, at DEBUG
+REFUSED_TRACEBACK = "Spider error processing a request consentcrawl refused (%(reason)s): <%(method)s %(url)s>"
+#: the logger Scrapy writes spider errors on: a project's handlers and filters for them see these lines too
+SCRAPER_LOGGER = logging.getLogger("scrapy.core.scraper")
+#: the URL of the page handed to ``spider_error`` handlers in place of a refused one
+BLANK = "about:blank"
+
+
+class RefusedRequestError(Exception):
+    """What a project's errback or callback raised for a request consentcrawl refused, as ``spider_error``
+    handlers receive it: the type's name and the reason code. Each exception type gets a subclass of this one
+    with its name (:func:`refused_error_type`)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"{type(self).__name__} raised for a request consentcrawl refused ({reason}); its message "
+                         "and traceback are at DEBUG, its URL in the audit log")
+
+
+_TYPES: dict[str, type[RefusedRequestError]] = {}
+
+
+def refused_error_type(name: str) -> type[RefusedRequestError]:
+    """The :class:`RefusedRequestError` subclass named ``name``: one per exception type name, so that Scrapy's
+    ``spider_exceptions/<name>`` stat and a reporter's grouping by type are those of the project's exception."""
+    cls = _TYPES.get(name)
+    if cls is None:
+        cls = _TYPES[name] = type(name, (RefusedRequestError,), {"__module__": __name__, "__qualname__": name})
+    return cls
+
+
+def refusal_of(crawler: Crawler | None, response: Any) -> str | None:
+    """The reason code when ``response`` (what Scrapy passes as ``response`` with a spider error) is consentcrawl's
+    refusal of a request; or a page, or a download's failure, whose request's decision is not an allow (report mode
+    sends such requests and hands their pages to callbacks) or that no decision was made for. None for anything
+    else: an allowed page or request, a URL not checked."""
+    if isinstance(response, Failure):
+        error = response.value
+        if isinstance(error, ConsentDenied):
+            return str(error.decision.reason)
+        if isinstance(error, ConsentMisconfigured):
+            return "configuration error"
+        request = getattr(response, "request", None)  # the scraper sets it before it calls the errback
+        return not_allowed(crawler, request, request.url) if isinstance(request, Request) else None
+    if isinstance(response, Response):
+        return not_allowed(crawler, response.request, response.url)
+    return None
+
+
+def not_allowed(crawler: Crawler | None, request: Request | None, url: str) -> str | None:
+    """The reason code when ``request``'s decision at ``url`` is not an allow, or none was made ("undecided");
+    None for an allowed request or a URL that is not checked."""
+    if crawler is None or not is_checked_url(url):
+        return None
+    runtime = get_runtime(crawler)
+    if runtime is None:
+        return "configuration error"
+    decision = runtime.decision_for(request, url)
+    if decision is None:
+        return "undecided"
+    return None if decision.allowed else str(decision.reason)
+
+
+def sanitized(failure: Failure, reason: str) -> Failure:
+    """A failure of a :class:`RefusedRequestError` named as ``failure``'s exception, with ``failure``'s code
+    locations (function, file, line) and none of its values: never raised, so with no cause, context or frames."""
+    clean = Failure(refused_error_type(type(failure.value).__name__)(reason))
+    clean.frames = [(name, filename, line, (), ()) for name, filename, line, *_ in failure.frames]
+    return clean
+
+
+def stand_in(response: Any, reason: str) -> Any:
+    """What ``spider_error`` handlers receive as ``response`` in place of a refused one (see the module doc)."""
+    if isinstance(response, Response):
+        return Response(BLANK, status=response.status, request=Request(BLANK))
+    if not isinstance(response, Failure):
+        return None
+    error = response.value
+    if isinstance(error, ConsentDenied):
+        decision = error.decision
+        return Failure(ConsentDenied(Decision(Verdict.DENY, decision.stage, decision.reason, decision_id="")))
+    if isinstance(error, ConsentMisconfigured):
+        return Failure(ConsentMisconfigured())
+    return sanitized(response, reason)  # a download's failure (report mode): its message can name the URL
+
+
+class SpiderErrors:
+    """``Scraper.handle_spider_error`` for a crawl: a spider error about a refused request is logged at DEBUG as
+    raised and handed on sanitized (see the module doc); any other is handed on as it is."""
+
+    def __init__(self, crawler: Crawler, handle: Callable[[Failure, Request, Any], None]) -> None:
+        self.crawler = crawler
+        self.handle = handle
+
+    def __call__(self, failure: Failure, request: Request, response: Any) -> None:
+        reason = None if isinstance(failure.value, CloseSpider) else refusal_of(self.crawler, response)
+        if reason is None:
+            self.handle(failure, request, response)
+            return
+        SCRAPER_LOGGER.debug(REFUSED_TRACEBACK, {"reason": reason, "method": request.method, "url": request.url},
+                             exc_info=failure_to_exc_info(failure), extra={"spider": self.crawler.spider})
+        clean, blank = sanitized(failure, reason), stand_in(response, reason)
+        del failure, response  # not in this frame while the handlers run below it
+        self.handle(clean, request, blank)
