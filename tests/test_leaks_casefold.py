@@ -149,3 +149,36 @@ def test_consentcrawl_check_follows_the_rule(tmp_path: Path, capsys: pytest.Capt
         decision = json.loads(capsys.readouterr().out)
         assert (code, decision["reason"]) == ((0 if reason == "subject.authorized" else 1), reason), decision
     assert served_to(app) == {PLAIN}, app.describe()
+
+
+@pytest.mark.parametrize("store", ["yaml", "sqlite-new", "sqlite-added", "redis"])
+@deferred_f_from_coro_f
+async def test_every_store_hands_back_the_spelling_the_rule_needs(store: str, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch,
+                                                                  request: pytest.FixtureRequest) -> None:
+    """The stores keep their key format, and each hands back the subject as written: imported into a new SQLite
+    store (the bulk importer), added to one that holds records (one by one) and into a real Redis, a grant written
+    ``straße`` still lets a crawl fetch nothing of ``/@strasse``; alice's page is fetched (control)."""
+    settings = unicode_settings(tmp_path, SHARP, "alice")
+    platforms, source = settings["CONSENTCRAWL_PLATFORMS"], settings["CONSENTCRAWL_AUTHORIZATIONS"]
+    if store.startswith("sqlite"):
+        settings["CONSENTCRAWL_AUTHORIZATIONS"] = f"sqlite:///{tmp_path / 'consent.db'}"
+        if store == "sqlite-added":
+            first = tmp_path / "first.yaml"
+            first.write_text("authorizations:\n" + record_yaml("bob"), encoding="utf-8")
+            assert main(["authorizations", "import", str(first), settings["CONSENTCRAWL_AUTHORIZATIONS"],
+                         "--platforms", platforms]) == 0
+    elif store == "redis":
+        settings["CONSENTCRAWL_AUTHORIZATIONS"] = request.getfixturevalue("redis_server").url
+    if store != "yaml":
+        assert main(["authorizations", "import", source, settings["CONSENTCRAWL_AUTHORIZATIONS"],
+                     "--platforms", platforms]) == 0
+    app = LenientPeople.lowering(PLAIN, SHARP).links_page("/links", [*PLAIN_LINKS, "/@alice"])
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", Links), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    assert_not_served(app, {PLAIN, SHARP}, f"(a grant for straße in the {store} store fetched strasse's page)")
+    assert "alice" in served_to(app), app.describe()
+    plain = [e for e in result.audit if e.get("verdict") == "deny" and e.get("subject") == PLAIN]
+    assert plain and all(e["reason"] == "subject.no-authorization" for e in plain), result.denies()
+    assert all(SHARP in json.dumps(e["evidence"], ensure_ascii=False) for e in plain), plain
