@@ -312,13 +312,13 @@ def cmd_show(args: argparse.Namespace) -> int:
         raise ConfigError("no authorization store: give --authorizations SRC", source="--authorizations")
     now = _now(args.now)
     store = as_async_store(open_store(source, platforms, None, settings))
-    from .cli import run_async
+    from .commandloop import run_async
 
     async def look() -> tuple[Any, ...]:
         return await store.lookup(platform_name, platform.subject_key(subject))
 
     try:
-        records = run_async(look)
+        records = run_async(look, store)
     except StoreUnavailable as exc:
         print(f"consentcrawl: the store cannot answer: {exc}", file=sys.stderr)
         return EXIT_FOUND

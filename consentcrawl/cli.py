@@ -6,19 +6,18 @@ Exit codes: 0 allowed, 1 denied, 2 usage or configuration error. Errors are one 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import concurrent.futures
 import json
 import os
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from . import __version__
 from .audit.cli import add_audit_commands
 from .audit.explain import add_explain_parser
 from .audit.report import add_report_parser
+from .commandloop import run_async
 from .config import ConsentConfig, build_decider, settings_crawler
 from .decision import Decision
 from .errors import ConfigError
@@ -26,8 +25,6 @@ from .evidence_text import decision_text
 from .purge.cli import add_parser as add_purge
 
 EXIT_ALLOWED, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
-
-_T = TypeVar("_T")
 
 
 def load_settings(module: str | None, everything: bool = False) -> dict[str, Any]:
@@ -103,7 +100,7 @@ def cmd_check(args: argparse.Namespace) -> int:
                                     may_fetch=may_fetch)
         return await check_signals(args, config, decider, facts, robots, now, consulted, refusals)
 
-    decision = run_async(decide)
+    decision = run_async(decide, decider.store)
     if args.json:
         out = decision.to_dict()
         out.update(url=args.url, canonical_url=facts.canonical.url, purpose=config.purpose,
@@ -190,17 +187,6 @@ def _base_purposes(config: ConsentConfig) -> set[str]:
     from .signals.purposes import base_purposes
 
     return set(base_purposes(config.purpose, config.signal_policy.custom))
-
-
-def run_async(function: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
-    """Run a coroutine function to its end in an event loop of its own: robots.txt and the store are asked
-    asynchronously. Called from inside a running loop (a test, a notebook), the loop runs in a thread."""
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(function())
-    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(asyncio.run, function()).result()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -335,7 +321,7 @@ def cmd_signals(args: argparse.Namespace) -> int:
         return robots, signal_table(spellings, files, policy, config.token, facts.canonical.host, facts.platform,
                                     purposes, now, page)
 
-    robots, (table, report) = run_async(gather)
+    robots, (table, report) = run_async(gather, decider.store)
     if args.json:
         print(json.dumps({"url": args.url, "canonical_url": facts.canonical.url, "time": now.isoformat(),
                           "robots": robots.evidence(), "purposes": table, "signals": report},

@@ -84,3 +84,13 @@ def as_async_store(store: Any) -> AsyncStore:
     """The store behind the asynchronous protocol: ``async def lookup`` and a ``version`` (see the module's
     docstring). A store that is already adapted is returned as it is."""
     return store if isinstance(store, AsyncStore) else AsyncStore(store)
+
+
+async def aclose_store(store: Any) -> None:
+    """Close a store opened outside a crawl (a command). A store that follows a change feed (Redis, a consent API)
+    runs a task a crawl stops at ``engine_stopped``; left running, it outlives the command's ``asyncio.run``, whose
+    own cancelling of it can be lost (:mod:`consentcrawl.tasks`), and the command never exits."""
+    close = getattr(store.store if isinstance(store, AsyncStore) else store, "aclose", None)
+    if close is not None:
+        await close()
+
