@@ -149,4 +149,12 @@ class SpiderErrors:
                              exc_info=failure_to_exc_info(failure), extra={"spider": self.crawler.spider})
         clean, blank = sanitized(failure, reason), stand_in(response, reason)
         del failure, response  # not in this frame while the handlers run below it
-        self.handle(clean, request, blank)
+        # Scrapy calls this inside its ``except`` clause: a handler's ``logger.exception()`` or argument-less
+        # ``capture_exception()`` reads the exception being handled (``sys.exc_info()``), the project's own. The
+        # sanitized one is made the exception being handled instead, with no traceback (this frame holds the
+        # request) and no context (raised here, it would be given the project's exception as its context).
+        try:
+            raise clean.value
+        except RefusedRequestError as handled:
+            handled.__traceback__ = handled.__context__ = None
+            self.handle(clean, request, blank)

@@ -384,4 +384,5 @@ async def test_spider_error_handlers_reading_the_handled_exception_get_nothing_o
     lines = [logging.Formatter("%(message)s").format(r) for r in caplog.records
              if r.name == "project.errors" and r.levelno >= logging.INFO]
     assert len(lines) == 8, lines
-    assert [line[:300] for line in lines if _DENIED.search(line)] == [], [line for line in lines if _DENIED.search(line)]
+    leaked = [line[:300] for line in lines if _DENIED.search(line)]
+    assert leaked == [], leaked
