@@ -373,12 +373,14 @@ class ReadsTheHandledException(UrlRaisingErrback):
         logging.getLogger("project.errors").exception("spider error")
 
 
+@pytest.mark.parametrize("shape", ["plain", "async"])
 @deferred_f_from_coro_f
 async def test_spider_error_handlers_reading_the_handled_exception_get_nothing_of_a_refused_person(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        shape: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     reports: list[Report] = []
+    spider = type("ReadsHandled", (make_spider("ConsentSpider", ReadsTheHandledException),), {"shape": shape})
     with LocalServer(LenientPeople()) as server, caplog.at_level(logging.INFO):
-        await crawl(make_spider("ConsentSpider", ReadsTheHandledException), people_settings(tmp_path),
+        await crawl(spider, people_settings(tmp_path),
                     proxy=server.proxy, monkeypatch=monkeypatch, reports=reports)
     _check(reports, refused=7, control=f"failed http://{HOST}/missing-page")
     lines = [logging.Formatter("%(message)s").format(r) for r in caplog.records
