@@ -206,3 +206,31 @@ async def test_a_request_an_errback_builds_from_a_refused_one_goes_into_the_shar
     followed = sorted(s.query for s in app.served if s.path == "/after-errback")
     assert "from=104" in followed, app.describe()
     assert result.stats.get("consentcrawl/shared_queue/unavailable", 0) == 0, result.stats
+
+
+class WrapsDownloadErrors:
+    """A project's downloader middleware that turns every download error into its own (as a monitoring or
+    retrying middleware may): raising in ``process_exception`` ends Scrapy's chain there, before consentcrawl's
+    request-phase middleware (priority 10, the last to see an exception) could wrap the refused request's errback."""
+
+    def process_exception(self, request: scrapy.Request, exception: Exception) -> None:
+        raise RuntimeError(f"download failed: {type(exception).__name__}") from exception
+
+
+@deferred_f_from_coro_f
+async def test_an_errbacks_items_are_dropped_for_a_refusal_a_project_middleware_turned_into_another_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.lenient import Robots
+
+    app = LenientPeople(default_robots=Robots("User-agent: *\nDisallow: /u/102\n"))
+    settings = people_settings(tmp_path, HTTPERROR_ALLOWED_CODES=[],
+                               DOWNLOADER_MIDDLEWARES={f"{__name__}.WrapsDownloadErrors": 500})
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", RecordingErrback), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    assert "102" not in app.people_served(), app.describe()
+    assert any(e.get("reason") == "robots.disallowed" and e.get("url", "").endswith("/u/102")
+               for e in result.audit), result.denies()
+    failed = [item["failed"] for item in result.items if "failed" in item]
+    assert not [url for url in failed if re.search(r"/u/10[2-9](?!\d)", url)], failed
+    assert [url for url in failed if "missing-page" in url], "control: the errback ran for other failures"
