@@ -53,6 +53,18 @@ def unguard(request: Request) -> None:
         request.errback = request.errback.errback
 
 
+def _refused(error: BaseException | None, refusal: tuple[type[IgnoreRequest], ...]) -> bool:
+    """Whether ``error`` is a refusal, or was raised from one: a project's downloader middleware may turn the
+    refusal into an error of its own in ``process_exception`` (``raise DownloadFailed(...) from exception``)."""
+    seen: set[int] = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, refusal):
+            return True
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return False
+
+
 class _Guarded:
     """An errback whose output for a refusal loses its items."""
 
@@ -65,7 +77,7 @@ class _Guarded:
 
     def __call__(self, failure: Failure) -> Any:
         output = self.errback(failure)
-        if not isinstance(failure.value, self.refusal):
+        if not _refused(failure.value, self.refusal):
             return output
         return self._without_items(output)
 

@@ -35,7 +35,7 @@ from .checks.robots import crawl_delay
 from .distributed.send import MAX_ROUNDS, send_shared
 from .distributed.shared import SharedStateUnavailable
 from .errors import ConfigError
-from .middlewares import ConsentDenied, ConsentMisconfigured
+from .middlewares import REFUSALS, ConsentDenied, ConsentMisconfigured, _guard_errback
 from .refusalphase import actor_read, actor_request
 from .runtime import get_runtime, is_checked_url, refuse_to_start
 from .settings import read
@@ -202,7 +202,18 @@ class ConsentDownloadHandler:
             runtime.first_pages.done(person, read)
 
     async def _send(self, runtime: ConsentRuntime, request: Request) -> Response:
-        """The origin's ``Crawl-delay``, the decision at send time (a deny raises), the download."""
+        """The origin's ``Crawl-delay``, the decision at send time (a deny raises), the download.
+
+        A refused request's errback is wrapped here, as it is refused (errbacks.py): a project's downloader
+        middleware whose ``process_exception`` raises an error of its own ends Scrapy's chain before consentcrawl's
+        request-phase middleware would wrap it there."""
+        try:
+            return await self._decide_and_send(runtime, request)
+        except REFUSALS:
+            _guard_errback(runtime, request)
+            raise
+
+    async def _decide_and_send(self, runtime: ConsentRuntime, request: Request) -> Response:
         if runtime.distributed is not None:  # the cluster's Crawl-delay schedule, then the decision
             await send_shared(runtime, request, self._delay(runtime, request.url))
         else:

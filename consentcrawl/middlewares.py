@@ -143,6 +143,7 @@ class ConsentDownloaderMiddleware(RuntimeComponent):
             raise ConsentMisconfigured
         decision = await self.runtime.prefilter(request)
         if self.runtime.drops(decision):
+            _guard_errback(self.runtime, request)  # now: a later middleware may end the process_exception chain
             raise ConsentDenied(decision)
         if decision.crawl_delay:
             apply_crawl_delay(self.runtime.crawler, request, decision.crawl_delay)

@@ -149,4 +149,18 @@ class SpiderErrors:
                              exc_info=failure_to_exc_info(failure), extra={"spider": self.crawler.spider})
         clean, blank = sanitized(failure, reason), stand_in(response, reason)
         del failure, response  # not in this frame while the handlers run below it
-        self.handle(clean, request, blank)
+        as_handled(clean.value, lambda: self.handle(clean, request, blank))
+
+
+def as_handled(error: BaseException, run: Callable[[], None]) -> None:
+    """``run()`` with ``error`` as the exception being handled. Scrapy calls ``handle_spider_error`` inside its
+    ``except`` clause: a handler's ``logger.exception()`` or argument-less ``capture_exception()`` reads the
+    exception being handled (``sys.exc_info()``), which there is the project's own, URL and frames included.
+    ``error`` is given no context (raised here, it would get the project's exception as its context) and no
+    traceback; where Python keeps the traceback apart (3.10) it holds this frame alone, whose locals are
+    ``error`` and ``run``, a function whose repr names nothing."""
+    try:
+        raise error
+    except BaseException as handled:  # noqa: BLE001 - it is ``error``, raised just above
+        handled.__traceback__ = handled.__context__ = None
+        run()

@@ -9,7 +9,9 @@ Judged by the items that came out and by the server's log.
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -206,3 +208,78 @@ async def test_a_request_an_errback_builds_from_a_refused_one_goes_into_the_shar
     followed = sorted(s.query for s in app.served if s.path == "/after-errback")
     assert "from=104" in followed, app.describe()
     assert result.stats.get("consentcrawl/shared_queue/unavailable", 0) == 0, result.stats
+
+
+class WrapsDownloadErrors:
+    """A project's downloader middleware that turns every download error into its own (as a monitoring or
+    retrying middleware may): raising in ``process_exception`` ends Scrapy's chain there, before consentcrawl's
+    request-phase middleware (priority 10, the last to see an exception) could wrap the refused request's errback."""
+
+    how = "from"
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> WrapsDownloadErrors:
+        middleware = cls()
+        middleware.how = crawler.settings.get("TEST_WRAP_HOW", "from")
+        return middleware
+
+    def process_exception(self, request: scrapy.Request, exception: Exception) -> None:
+        if self.how == "from":
+            raise RuntimeError(f"download failed: {type(exception).__name__}") from exception
+        raise RuntimeError(f"download failed: {type(exception).__name__}") from None
+
+
+@pytest.mark.parametrize("how", ["from", "from None"])
+@deferred_f_from_coro_f
+async def test_an_errbacks_items_are_dropped_for_a_refusal_a_project_middleware_turned_into_another_error(
+        how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.lenient import Robots
+
+    app = LenientPeople(default_robots=Robots("User-agent: *\nDisallow: /u/102\n"))
+    settings = people_settings(tmp_path, HTTPERROR_ALLOWED_CODES=[], TEST_WRAP_HOW=how,
+                               DOWNLOADER_MIDDLEWARES={f"{__name__}.WrapsDownloadErrors": 500})
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", RecordingErrback), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    assert "102" not in app.people_served(), app.describe()
+    assert any(e.get("reason") == "robots.disallowed" and e.get("url", "").endswith("/u/102")
+               for e in result.audit), result.denies()
+    failed = [item["failed"] for item in result.items if "failed" in item]
+    assert not [url for url in failed if re.search(r"/u/10[2-9](?!\d)", url)], failed
+    assert [url for url in failed if "missing-page" in url], "control: the errback ran for other failures"
+
+
+class HoldsProfile107:
+    """A project's downloader middleware that holds /u/107 after the request phase until its grant has ended, so
+    that the send-time decision is the one that refuses it."""
+
+    async def process_request(self, request: scrapy.Request) -> None:
+        if request.url.endswith("/u/107"):
+            await asyncio.sleep(max(0.0, request.meta["grant_ends"] - time.time()) + 0.5)
+
+
+class SendTimeRefusal(RecordingErrback):
+    async def start(self) -> Any:
+        for path, meta in (("/u/107", {"grant_ends": self.grant_ends}), ("/missing-page", {})):
+            yield scrapy.Request(f"http://{HOST}{path}", callback=self.parse, errback=self.failed, meta=meta)
+
+
+@deferred_f_from_coro_f
+async def test_an_errbacks_items_are_dropped_for_a_send_time_refusal_a_project_middleware_turned_into_another_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.lenient import AUTHORIZED, iso, record_yaml
+
+    grant_ends = int(time.time()) + 2
+    records = [record_yaml(s) for s in AUTHORIZED] + [record_yaml("107", expires_at=iso(grant_ends))]
+    app = LenientPeople()
+    settings = people_settings(tmp_path, records, HTTPERROR_ALLOWED_CODES=[], DOWNLOADER_MIDDLEWARES={
+        f"{__name__}.WrapsDownloadErrors": 500, f"{__name__}.HoldsProfile107": 20})
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", SendTimeRefusal), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, grant_ends=grant_ends)
+    assert "107" not in app.people_served(), app.describe()
+    assert any(e.get("reason") == "subject.expired" and e.get("phase") == "request" for e in result.audit), \
+        result.denies()
+    failed = [item["failed"] for item in result.items if "failed" in item]
+    assert not [url for url in failed if url.endswith("/u/107")], failed
+    assert [url for url in failed if "missing-page" in url], "control: the errback ran for other failures"

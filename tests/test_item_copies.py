@@ -184,3 +184,38 @@ async def test_an_item_handed_to_the_pipelines_outside_scrapys_scraper_is_droppe
                         "kept: ['name', 'platform', 'subject']"], outcomes
     [line] = [e for e in result.audit if e["phase"] == "item" and e["reason"] == "subject.unknown-page"]
     assert line["verdict"] == "deny" and "outside Scrapy's scraper" in line["evidence"][0]["cause"], line
+
+
+class NoOnesItems(ListLogic):
+    """Items of no person, copied by the project's middleware: one yielded from ``start()``, one from the listing
+    page (not a profile), one from an errback of a 404 (HttpError, handed the page) and one an async generator
+    callback yields after awaiting. None is a person's, so none may be dropped as of an unknown page."""
+
+    urls = [f"http://{HOST}/people", f"http://{HOST}/missing-page"]
+
+    async def start(self) -> Any:
+        yield {"kind": "start"}
+        for url in self.urls:
+            yield scrapy.Request(url, callback=self.listing, errback=self.failed, dont_filter=True)
+
+    async def listing(self, response: scrapy.http.Response) -> Any:
+        self.seen.append(response.url)
+        yield {"kind": "listing", "count": len(response.css("a.profile-link"))}
+        await asyncio.sleep(0.05)
+        yield {"kind": "later"}
+
+    def failed(self, failure: Any) -> Any:
+        yield {"kind": "errback", "status": failure.value.response.status}
+
+
+@pytest.mark.parametrize("provenance", ["", "consentcrawl"])
+@deferred_f_from_coro_f
+async def test_copied_items_of_no_person_are_kept(
+        provenance: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings, _ = _settings(tmp_path, "dict", provenance)
+    with LocalServer(LenientPeople()) as server:
+        result = await crawl(make_spider("ConsentSpider", NoOnesItems), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    kinds = sorted(item["kind"] for item in jsonl(tmp_path / "items.jsonl"))
+    assert kinds == ["errback", "later", "listing", "start"], (kinds, result.denies())
+    assert [e for e in result.audit if e.get("reason") == "subject.unknown-page"] == [], result.audit

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -358,3 +359,32 @@ async def test_spider_error_handlers_receive_nothing_of_a_would_deny_request_who
     else:  # failed before any decision: whose it is was never checked, so every profile's error is sanitized
         assert unchanged == [f"failed http://{HOST}/missing-page"], unchanged
         assert len(sanitized) == 10 and all("(undecided)" in r.message for r in sanitized), [r.message for r in reports]
+
+
+class ReadsTheHandledException(UrlRaisingErrback):
+    """Its ``spider_error`` handler also reports the exception being handled where it runs: what
+    ``logger.exception(...)`` and ``sentry_sdk.capture_exception()`` without an argument read (``sys.exc_info()``).
+    Scrapy calls the handlers from inside its ``except`` clause, where that is the project's own exception."""
+
+    def on_spider_error(self, failure: Failure, response: Any, spider: Any) -> None:
+        super().on_spider_error(failure, response, spider)
+        handled = sys.exc_info()[1]
+        self.reports[-1].texts += _exception_text(handled)
+        logging.getLogger("project.errors").exception("spider error")
+
+
+@pytest.mark.parametrize("shape", ["plain", "async"])
+@deferred_f_from_coro_f
+async def test_spider_error_handlers_reading_the_handled_exception_get_nothing_of_a_refused_person(
+        shape: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    reports: list[Report] = []
+    spider = type("ReadsHandled", (make_spider("ConsentSpider", ReadsTheHandledException),), {"shape": shape})
+    with LocalServer(LenientPeople()) as server, caplog.at_level(logging.INFO):
+        await crawl(spider, people_settings(tmp_path),
+                    proxy=server.proxy, monkeypatch=monkeypatch, reports=reports)
+    _check(reports, refused=7, control=f"failed http://{HOST}/missing-page")
+    lines = [logging.Formatter("%(message)s").format(r) for r in caplog.records
+             if r.name == "project.errors" and r.levelno >= logging.INFO]
+    assert len(lines) == 8, lines
+    leaked = [line[:300] for line in lines if _DENIED.search(line)]
+    assert leaked == [], leaked
