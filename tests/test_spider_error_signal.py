@@ -26,6 +26,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 from twisted.python.failure import Failure
 
 from consentcrawl_demo.server import LocalServer
+from tests import test_errback_raises as errback_raises
 from tests.lenient import (
     AUTHORIZED,
     HOST,
@@ -127,30 +128,10 @@ class ReportsSpiderErrors:
         self.reports.append(Report(type(failure.value).__name__, str(failure.value), texts, code_names, kind))
 
 
-class UrlRaisingErrback(ReportsSpiderErrors, ListLogic):
-    """Follows the listing's profile links; its errback raises with the failed request's URL, plain or from an
-    async generator after yielding. ``/missing-page`` (a 404: HttpError, no refusal) is the control."""
-
-    shape = "plain"
-    urls = [f"http://{HOST}/people", f"http://{HOST}/missing-page"]
-
-    async def start(self) -> Any:
-        for url in self.urls:
-            yield scrapy.Request(url, callback=self.parse, errback=self.failed, dont_filter=True)
-
-    def parse(self, response: scrapy.http.Response) -> Any:
-        self.seen.append(response.url)
-        for href in response.css("a.profile-link::attr(href)").getall():
-            yield response.follow(href, callback=self.parse, errback=self.failed)
-
-    def failed(self, failure: Any) -> Any:
-        if self.shape == "async":
-            return self._failed_later(failure)
-        raise ValueError(f"failed {failure.request.url}")
-
-    async def _failed_later(self, failure: Any) -> Any:
-        yield scrapy.Request(f"http://{HOST}/after-errback", dont_filter=True)
-        raise ValueError(f"failed {failure.request.url}")
+class UrlRaisingErrback(ReportsSpiderErrors, errback_raises.UrlRaisingErrback):
+    """test_errback_raises' spider (its errback raises with the failed request's URL, plain or from an async
+    generator after yielding), its spider errors reported. ``/missing-page`` (a 404: HttpError, no refusal) is the
+    control."""
 
 
 def _check(reports: list[Report], refused: int, control: str) -> None:
