@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .audit.cli import add_audit_commands
@@ -23,6 +23,12 @@ from .decision import Decision
 from .errors import ConfigError
 from .evidence_text import decision_text
 from .purge.cli import add_parser as add_purge
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from .deciding import Decider
+    from .robots.fetch import RobotsFile
 
 EXIT_ALLOWED, EXIT_DENIED, EXIT_USAGE = 0, 1, 2
 
@@ -69,10 +75,19 @@ def settings_for(args: argparse.Namespace, everything: bool = False) -> dict[str
     return settings
 
 
-def cmd_check(args: argparse.Namespace) -> int:
+async def robots_for_check(config: ConsentConfig, decider: Decider, origin: str, now: datetime) -> RobotsFile | None:
+    """The origin's robots.txt as ``check`` fetches it: each redirect hop decided as the crawl decides it."""
     from .robots.hops import hop_refusal
     from .robots.httpfetch import fetch_robots
 
+    async def may_fetch(url: str) -> str | None:
+        refused = await hop_refusal(decider, url, config.purpose, now)
+        return refused.reason if refused is not None else None
+
+    return await fetch_robots(origin, user_agent=f"{config.token}/{__version__}", now=now, may_fetch=may_fetch)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
     # every setting: the checks and a store named by import path are built with from_crawler, as in a crawl
     settings = settings_for(args, everything=True)
     crawler = settings_crawler(settings)
@@ -88,16 +103,11 @@ def cmd_check(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise ConfigError(f"cannot check {args.url!r}: {exc}", source="URL") from None
 
-    async def may_fetch(url: str) -> str | None:
-        refused = await hop_refusal(decider, url, config.purpose, now)
-        return refused.reason if refused is not None else None
-
     consulted: list[Any] = []
     refusals: list[dict[str, Any]] = []
 
     async def decide() -> Decision:
-        robots = await fetch_robots(facts.canonical.origin, user_agent=f"{config.token}/{__version__}", now=now,
-                                    may_fetch=may_fetch)
+        robots = await robots_for_check(config, decider, facts.canonical.origin, now)
         return await check_signals(args, config, decider, facts, robots, now, consulted, refusals)
 
     decision = run_async(decide, decider.store)

@@ -53,21 +53,13 @@ async def checked_through(config: ConsentConfig, decider: Decider, facts: Reques
     request's own answer only)."""
     import argparse
 
-    from . import __version__
-    from .cli import check_signals
-    from .robots.hops import hop_refusal
-    from .robots.httpfetch import fetch_robots
-
-    async def may_fetch(url: str) -> str | None:
-        refused = await hop_refusal(decider, url, config.purpose, now)
-        return refused.reason if refused is not None else None
+    from .cli import check_signals, robots_for_check
 
     if not decision.allowed:
         return decision
     for url in facts.via:
         page = decider.engine.facts(url, config.purpose, now)
-        robots = await fetch_robots(page.canonical.origin, user_agent=f"{config.token}/{__version__}", now=now,
-                                    may_fetch=may_fetch)
+        robots = await robots_for_check(config, decider, page.canonical.origin, now)
         inner = await check_signals(argparse.Namespace(fetch=False), config, decider, page, robots, now, [])
         if not inner.allowed:
             return inner
