@@ -35,7 +35,7 @@ from .checks.robots import crawl_delay
 from .distributed.send import MAX_ROUNDS, send_shared
 from .distributed.shared import SharedStateUnavailable
 from .errors import ConfigError
-from .middlewares import REFUSALS, ConsentDenied, ConsentMisconfigured, _guard_errback
+from .middlewares import REFUSALS, ConsentDenied, ConsentMisconfigured, guard_refused_errback
 from .refusalphase import actor_read, actor_request
 from .runtime import get_runtime, is_checked_url, refuse_to_start
 from .settings import read
@@ -210,7 +210,7 @@ class ConsentDownloadHandler:
         try:
             return await self._decide_and_send(runtime, request)
         except REFUSALS:
-            _guard_errback(runtime, request)
+            guard_refused_errback(runtime, request)
             raise
 
     async def _decide_and_send(self, runtime: ConsentRuntime, request: Request) -> Response:

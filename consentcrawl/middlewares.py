@@ -79,7 +79,7 @@ class ConsentDeferred(IgnoreRequest):
 REFUSALS = (ConsentDenied, ConsentMisconfigured)
 
 
-def _guard_errback(runtime: ConsentRuntime | None, request: Request) -> None:
+def guard_refused_errback(runtime: ConsentRuntime | None, request: Request) -> None:
     """The refused request's errback loses the items that name no person (errbacks.py)."""
     if runtime is None:  # a configuration error: every item of it is dropped
         guard_errback(request, REFUSALS, None, None)
@@ -91,7 +91,7 @@ def _fail(crawler: Crawler, request: Request, error: IgnoreRequest) -> None:
     """A request consentcrawl drops before the downloader fails with ``error`` to its errback, as one dropped by a
     downloader middleware does (docs/meta.md). Code that waits on the request itself (``scrapy shell``) is told
     why nothing came back: the reason code, never the URL or the person's data."""
-    _guard_errback(get_runtime(crawler), request)
+    guard_refused_errback(get_runtime(crawler), request)
     if fail_request(crawler, request, error) and awaited_by_caller(request):
         logger.warning("%s: the request was not fetched (its URL and the evidence are in the audit log)", error)
 
@@ -143,7 +143,7 @@ class ConsentDownloaderMiddleware(RuntimeComponent):
             raise ConsentMisconfigured
         decision = await self.runtime.prefilter(request)
         if self.runtime.drops(decision):
-            _guard_errback(self.runtime, request)  # now: a later middleware may end the process_exception chain
+            guard_refused_errback(self.runtime, request)  # now: a later middleware may end the process_exception chain
             raise ConsentDenied(decision)
         if decision.crawl_delay:
             apply_crawl_delay(self.runtime.crawler, request, decision.crawl_delay)
@@ -151,7 +151,7 @@ class ConsentDownloaderMiddleware(RuntimeComponent):
     async def process_exception(self, request: Request, exception: Exception) -> None:
         """A request refused here or by the send-time handler goes to its errback: its items are dropped there."""
         if isinstance(exception, REFUSALS):
-            _guard_errback(self.runtime, request)
+            guard_refused_errback(self.runtime, request)
 
 
 class ConsentResponseMiddleware(RuntimeComponent):
@@ -180,7 +180,7 @@ class ConsentResponseMiddleware(RuntimeComponent):
             decision = await self.runtime.decide_response(request, page)
             if self.runtime.drops(decision):
                 request.meta["dont_cache"] = True
-                _guard_errback(self.runtime, request)
+                guard_refused_errback(self.runtime, request)
                 raise ConsentDenied(decision)
         return response
 
