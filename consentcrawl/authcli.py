@@ -293,8 +293,8 @@ def _validate_sqlite(args: argparse.Namespace) -> int:
 
 def cmd_show(args: argparse.Namespace) -> int:
     from .checks.subject import judge_records
-    from .config import open_store
     from .consent.adapt import as_async_store
+    from .consent.opening import open_store
     from .purposes import KNOWN_PURPOSES
     from .settings import as_settings, read
 

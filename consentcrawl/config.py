@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .checks import DEFAULT_CHECKS, load_check
+from .consent.opening import open_store
 from .consent.store import AuthorizationStore, SyncAuthorizationStore
 from .distributed.shared import check_distributed, expand_worker
 from .errors import ConfigError
@@ -344,66 +344,3 @@ def check_names(settings: Mapping[str, Any] | Any) -> None:
             close = difflib.get_close_matches(name, sorted(KNOWN_SETTINGS), n=1, cutoff=0.6)
             hint = f"; did you mean {close[0]}?" if close else ""
             raise ConfigError(f"unknown setting{hint}", source=name)
-
-
-#: an import path (``mypackage.stores.ConsentAPIStore``): a store class of the user's
-_IMPORT_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
-_FILE_SUFFIXES = (".yaml", ".yml", ".csv", ".jsonl")
-
-
-def open_store(source: str, platforms: PlatformRegistry, crawler: Crawler | None = None,
-               settings: Any = None) -> AuthorizationStore | SyncAuthorizationStore:
-    """Open the authorization store named by ``CONSENTCRAWL_AUTHORIZATIONS``: a YAML, CSV or JSONL file, an
-    ``sqlite:///`` URL, a consent API's ``http(s)://`` base URL, a ``redis://`` URL (their settings read from
-    ``settings``), or the import path of a store class (built with ``from_crawler(crawler)`` when it has
-    one and a crawler exists, else called with no arguments; its ``lookup`` may be ``async def`` or plain ``def``:
-    see ``docs/stores.md``, "Write your own store")."""
-    if (_IMPORT_PATH.fullmatch(source) and not source.lower().endswith(_FILE_SUFFIXES)
-            and not Path(source).exists()):
-        return _store_by_import_path(source, crawler)
-    scheme = source.split("://", 1)[0].lower() if "://" in source else ""
-    if scheme == "sqlite":
-        from .consent.sqlite import SQLiteStore
-
-        return SQLiteStore(source, platforms.platforms)
-    if scheme in ("http", "https"):
-        from .consent.httpapi import open_http_store
-
-        return open_http_store(source, platforms, as_settings(settings or {}), crawler)
-    if scheme in ("redis", "rediss"):
-        try:
-            import redis  # noqa: F401
-        except ImportError:
-            raise ConfigError("redis:// stores need the redis package: pip install 'consentcrawl[redis]'",
-                              source="CONSENTCRAWL_AUTHORIZATIONS") from None
-        from .consent.redisstore import open_redis_store
-
-        return open_redis_store(source, platforms, as_settings(settings or {}), crawler)
-    if scheme and not Path(source).exists():  # ftp://..., a misspelt sqlite:// (no file is named like that)
-        raise ConfigError(f"{source!r}: no store for the scheme {scheme + '://'!r} (use a .yaml, .csv or .jsonl "
-                          "file, sqlite:///PATH, http(s)://BASE, redis://HOST:PORT/DB or a store's import path)",
-                          source="CONSENTCRAWL_AUTHORIZATIONS")
-    from .consent.load import load_authorizations
-
-    threshold = read(as_settings(settings or {}), "CONSENTCRAWL_AUTHORIZATIONS_CACHE_THRESHOLD")
-    return load_authorizations(source, platforms, threshold=threshold)
-
-
-def _store_by_import_path(path: str, crawler: Crawler | None) -> AuthorizationStore | SyncAuthorizationStore:
-    from scrapy.utils.misc import load_object
-
-    try:
-        cls = load_object(path)
-    except (ImportError, NameError, ValueError, AttributeError) as exc:
-        raise ConfigError(f"cannot import the store {path!r}: {exc}", source="CONSENTCRAWL_AUTHORIZATIONS") from None
-    try:
-        store = cls.from_crawler(crawler) if crawler is not None and hasattr(cls, "from_crawler") else cls()
-    except ConfigError:
-        raise
-    except Exception as exc:  # noqa: BLE001 - a store that cannot be built stops the crawl, with its cause
-        raise ConfigError(f"cannot build the store {path!r}: {type(exc).__name__}: {exc}",
-                          source="CONSENTCRAWL_AUTHORIZATIONS") from None
-    if not callable(getattr(store, "lookup", None)):
-        raise ConfigError(f"{path!r} is not an authorization store (no lookup method)",
-                          source="CONSENTCRAWL_AUTHORIZATIONS")
-    return store  # type: ignore[no-any-return]

@@ -105,7 +105,7 @@ def test_the_public_api_is_one_screen_and_names_what_a_user_needs() -> None:
     built-in store (the one per URL scheme, and in memory), the record type, the errors, the meta-key constants,
     the version; the package's ``__init__`` fits on one screen, and each name it exports is there."""
     import consentcrawl
-    from consentcrawl.config import open_store
+    from consentcrawl.consent.opening import open_store
     from consentcrawl.terms.platforms import PlatformRegistry
 
     assert len((PACKAGE / "__init__.py").read_text(encoding="utf-8").splitlines()) <= 60

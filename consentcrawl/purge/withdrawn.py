@@ -29,8 +29,8 @@ __all__ = ["all_records", "withdrawn"]
 def all_records(source: str, platforms: PlatformRegistry, settings: Any) -> list[AuthorizationRecord]:
     """Every record the store ``source`` (CONSENTCRAWL_AUTHORIZATIONS) holds; ConfigError, naming the store, for
     one that cannot list them or cannot be read."""
-    from ..config import open_store
     from ..consent.httpapi import public_url
+    from ..consent.opening import open_store
 
     scheme = source.split("://", 1)[0].lower() if "://" in source else ""
     if scheme in ("redis", "rediss"):
