@@ -84,7 +84,7 @@ def _load_settings(module: str | None) -> dict[str, Any]:
 def config_words(platforms: Any) -> set[str]:
     """The configuration's own words, kept where a record's values are redacted (imported when needed: the CLI
     starts without the store modules)."""
-    from .consent.load import config_words as words
+    from .consent.formats import config_words as words
 
     return words(platforms)
 

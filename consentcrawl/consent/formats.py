@@ -357,3 +357,13 @@ class _RecordReader(NodeReader):
             # the number quoted too: it is the value (a phone number), redacted from a log line (errors.redact)
             raise self.error(f"{what} {node.raw!r} is read by YAML as the number '{value}'; quote it", node)
         return self.string(node, what).strip()
+
+
+def config_words(platforms: PlatformRegistry) -> set[str]:
+    """The words an error about a records file may quote that are the configuration's, never a record's: field
+    names, purposes, platform names and their subject patterns (kept when the values are redacted)."""
+    words = {*RECORD_FIELDS, *(f"'{f}'" for f in RECORD_FIELDS), *KNOWN_PURPOSES, "authorizations", "authorizations:"}
+    for name, platform in platforms.platforms.items():
+        words.add(name)
+        words.add(platform.subject_regex or "[^/]+")
+    return words

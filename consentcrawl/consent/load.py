@@ -31,7 +31,7 @@ from ..errors import ConfigError, RecordsError, StoreUnavailable, redact
 from ..terms.platforms import PlatformRegistry
 from .filecache import CacheStore, append_to_cache, build_cache, open_fresh_cache
 from .filerows import csv_header
-from .formats import RECORD_FIELDS, _parse, _rows_of, iter_records, open_validator
+from .formats import RECORD_FIELDS, _parse, _rows_of, config_words, iter_records, open_validator
 from .progress import Progress
 from .reading import Look, file_digest, look_at, open_hashed, settles_at, signature
 from .records import AuthorizationRecord
@@ -391,16 +391,3 @@ class FileStore:
             logger.error("%s; every lookup fails (decisions that need it deny) until it reads cleanly again",
                          self._error)
             logger.debug("authorization file %s: %s", self.source, detail)
-
-
-def config_words(platforms: PlatformRegistry) -> set[str]:
-    """The words an error about a records file may quote that are the configuration's, never a record's: field
-    names, purposes, platform names and their subject patterns (kept when the values are redacted)."""
-    from ..purposes import KNOWN_PURPOSES
-    from .formats import RECORD_FIELDS
-
-    words = {*RECORD_FIELDS, *(f"'{f}'" for f in RECORD_FIELDS), *KNOWN_PURPOSES, "authorizations", "authorizations:"}
-    for name, platform in platforms.platforms.items():
-        words.add(name)
-        words.add(platform.subject_regex or "[^/]+")
-    return words
