@@ -75,8 +75,8 @@ async def test_a_purge_and_a_second_crawl_refuse_a_jobdir_a_crawl_is_running_on_
             # a second crawl on the same directory does not start, and asks the server nothing
             asked = len(server.requests)
             (tmp_path / "second").mkdir()
-            second = await run_crawl(QueueingSpider, crawl_settings(tmp_path / "second", config_dir, JOBDIR=str(job)),
-                                     proxy=None)
+            settings = {**crawl_settings(tmp_path / "second", config_dir), "JOBDIR": str(job)}
+            second = await run_crawl(QueueingSpider, settings, proxy=None)
             assert second.stats["finish_reason"] == "consentcrawl_config_error"
             assert len(server.requests) == asked
             assert f"JOBDIR: the job directory {job} is in use" in caplog.text

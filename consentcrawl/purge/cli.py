@@ -9,6 +9,7 @@ with why), 2 usage or configuration error (nothing touched).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from datetime import datetime, timezone
@@ -17,6 +18,7 @@ from typing import Any
 
 from ..errors import AuditUnavailable, ConfigError
 from .common import Selection
+from .joblock import JobdirLock
 from .media import MediaStore, stores_from_settings
 from .run import PurgeRun, purge, receipts, write_receipts
 
@@ -122,13 +124,22 @@ def build_selection(args: argparse.Namespace) -> tuple[Selection, str, list[str 
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    from ..audit.log import AuditLog
-    from ..settings import read
 
     if not args.targets and not args.jobdir:
         raise ConfigError("nothing to purge: name a TARGET or a --jobdir DIR", source="consentcrawl purge")
     selection, name, people, settings, _ = build_selection(args)
     media = media_stores(args, settings)
+    with contextlib.ExitStack() as held:
+        for jobdir in args.jobdir:  # before anything is opened or read: a running crawl's JOBDIR is refused
+            held.enter_context(JobdirLock.take(jobdir, "--jobdir", create=False))
+        return _purge(args, selection, name, people, settings, media)
+
+
+def _purge(args: argparse.Namespace, selection: Selection, name: str, people: list[str | None], settings: Any,
+           media: list[MediaStore]) -> int:
+    from ..audit.log import AuditLog
+    from ..settings import read
+
     log = None
     if not args.dry_run:
         path = args.audit_log or read(settings, "CONSENTCRAWL_AUDIT_LOG")

@@ -91,7 +91,8 @@ def purge(targets: Sequence[Path], selection: Selection, *, dry_run: bool = Fals
     files of a kind no store is given for is a failure. ``items``: more items to read for the files they name
     (those a crawl scraped, whatever output they went to), as the targets' are read. ``jobdirs``: paused crawls'
     ``JOBDIR``s, whose queued requests of the selected people go (:mod:`.jobdir`), after the items (a URL a removed
-    item holds is theirs there too)."""
+    item holds is theirs there too); the caller holds their locks (:mod:`.joblock`: the CLI takes them, a crawl's
+    purge on close runs under its own)."""
     run = PurgeRun(uuid.uuid4().hex)
     for kind in {store.kind for store in media if store.field}:  # a store's own result field stands for the default
         selection.media.fields.pop(kind, None)
