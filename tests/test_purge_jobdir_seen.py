@@ -115,7 +115,9 @@ async def test_purge_jobdir_removes_the_fingerprints_of_the_persons_fetched_page
     before = seen(job)
     # the requests the dupefilter let through (a redirect's target and side fetches did not pass it)
     theirs = {fp(Request(url)) for url in fetched if person_in(url)} & set(before)
-    kept = {fp(Request(url)) for url in fetched if not person_in(url)} & set(before) - theirs
+    # the listing page the spider asked for naming the person in meta is theirs too (the crawl decided it as theirs)
+    named = {fp(Request("http://microblog.example/people?page=2"))}
+    kept = {fp(Request(url)) for url in fetched if not person_in(url)} & set(before) - theirs - named
     assert theirs and kept  # control: the person's pages were fetched, and recorded
     withdraw(config_dir)
     settings_args = ["--settings", "tests.seen_settings"] if fingerprinter_class else []
@@ -142,3 +144,61 @@ async def test_purge_on_close_removes_the_withdrawn_persons_fingerprints_from_re
     assert "consentcrawl/purge/failed" not in result.stats
     assert not (set(seen(job)) & theirs)
     assert seen(job)  # the others' fingerprints stay
+
+
+def small_job(tmp_path: Path, fingerprints: list[bytes]) -> Path:
+    """A JOBDIR with one queued request of someone else and ``requests.seen`` holding ``fingerprints``."""
+    import pickle
+
+    from queuelib.queue import LifoDiskQueue
+
+    job = tmp_path / "job"
+    (job / "requests.queue").mkdir(parents=True)
+    (job / "requests.queue" / "active.json").write_text("[0]")
+    lifo = LifoDiskQueue(job / "requests.queue" / "0")
+    lifo.push(pickle.dumps(Request("http://microblog.example/u/1007").to_dict(), protocol=4))
+    lifo.close()
+    (job / SEEN).write_bytes(b"".join(len(fp).to_bytes(2, "big") + fp for fp in fingerprints))
+    return job
+
+
+def test_a_requests_seen_cut_short_fails_naming_it_and_stays_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    job = small_job(tmp_path, [fingerprint(Request(f"http://microblog.example/u/{PERSON}"))])
+    with (job / SEEN).open("ab") as f:
+        f.write(b"\x00\x14half")  # a crash mid-write
+    before = (job / SEEN).read_bytes()
+    assert purge("--subject", f"microblog:{PERSON}", "--audit-log", str(tmp_path / "a.jsonl"),
+                 "--jobdir", str(job)) == 1
+    assert f"{job / SEEN}: its last fingerprint is cut short" in capsys.readouterr().err
+    assert (job / SEEN).read_bytes() == before
+
+
+def test_a_fingerprinter_that_cannot_be_built_stops_the_purge_before_anything(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    job = small_job(tmp_path, [fingerprint(Request(f"http://microblog.example/u/{PERSON}"))])
+    before = (job / SEEN).read_bytes()
+    settings = tmp_path / "broken_fp_settings.py"
+    settings.write_text('REQUEST_FINGERPRINTER_CLASS = "tests.no_such_module.Fingerprinter"\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    log = tmp_path / "a.jsonl"
+    assert purge("--subject", f"microblog:{PERSON}", "--audit-log", str(log), "--jobdir", str(job),
+                 "--settings", "broken_fp_settings") == 2
+    assert "REQUEST_FINGERPRINTER_CLASS: cannot build the request fingerprinter" in capsys.readouterr().err
+    assert (job / SEEN).read_bytes() == before and not log.exists()
+
+
+def test_a_dry_run_counts_the_fingerprints_and_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    other = fingerprint(Request("http://microblog.example/u/1007"))
+    job = small_job(tmp_path, [fingerprint(Request(f"https://microblog.example/profile/{PERSON}/")), other])
+    before = (job / SEEN).read_bytes()
+    assert purge("--subject", f"microblog:{PERSON}", "--dry-run", "--jobdir", str(job)) == 0
+    assert f"would remove 1 fingerprint(s) of microblog:{PERSON} (1)" in capsys.readouterr().out
+    assert (job / SEEN).read_bytes() == before
+    assert purge("--subject", f"microblog:{PERSON}", "--audit-log", str(tmp_path / "a.jsonl"),
+                 "--jobdir", str(job)) == 0
+    assert seen(job) == [other]

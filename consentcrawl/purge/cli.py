@@ -21,6 +21,7 @@ from .common import Selection
 from .joblock import JobdirLock
 from .media import MediaStore, stores_from_settings
 from .run import PurgeRun, purge, receipts, write_receipts
+from .seen import SEEN, Fingerprint, fingerprinter_for
 
 __all__ = ["add_parser", "cmd_purge"]
 
@@ -129,14 +130,16 @@ def cmd_purge(args: argparse.Namespace) -> int:
         raise ConfigError("nothing to purge: name a TARGET or a --jobdir DIR", source="consentcrawl purge")
     selection, name, people, settings, _ = build_selection(args)
     media = media_stores(args, settings)
+    # as the crawl computed the fingerprints in requests.seen: a fingerprinter that cannot be built stops here
+    fingerprint = fingerprinter_for(settings, selection.platforms) if args.jobdir else None
     with contextlib.ExitStack() as held:
         for jobdir in args.jobdir:  # before anything is opened or read: a running crawl's JOBDIR is refused
             held.enter_context(JobdirLock.take(jobdir, "--jobdir", create=False))
-        return _purge(args, selection, name, people, settings, media)
+        return _purge(args, selection, name, people, settings, media, fingerprint)
 
 
 def _purge(args: argparse.Namespace, selection: Selection, name: str, people: list[str | None], settings: Any,
-           media: list[MediaStore]) -> int:
+           media: list[MediaStore], fingerprint: Fingerprint | None) -> int:
     from ..audit.log import AuditLog
     from ..settings import read
 
@@ -152,7 +155,10 @@ def _purge(args: argparse.Namespace, selection: Selection, name: str, people: li
         print("no withdrawal in force: nothing to purge")
     keep = [log.path] if log is not None and log.path is not None else []
     if people or name == "expired":
-        run = purge(args.targets, selection, dry_run=args.dry_run, keep=keep, media=media, jobdirs=args.jobdir)
+        # the crawl's log names the requests it decided for each person: their fingerprints leave requests.seen
+        logs = [Path(p) for p in dict.fromkeys([args.audit_log, read(settings, "CONSENTCRAWL_AUDIT_LOG")]) if p]
+        run = purge(args.targets, selection, dry_run=args.dry_run, keep=keep, media=media, jobdirs=args.jobdir,
+                    fingerprint=fingerprint, audit_logs=logs)
     else:
         run = PurgeRun("-")
     report(run, args.dry_run)
@@ -191,8 +197,8 @@ def report(run: PurgeRun, dry_run: bool) -> None:
         for who, removed in result.removed.items():
             where = ", ".join(map(str, removed.where[:10])) + (", ..." if len(removed.where) > 10 else "")
             whose = who or ("unsure whose" if jobdir else "no one named")
-            print(f"{result.path} ({result.kind}): {verb} {len(removed.where)} {'request' if jobdir else 'record'}(s) "
-                  f"of {whose} ({where})")
+            unit = "request" if jobdir else "fingerprint" if result.kind == SEEN else "record"
+            print(f"{result.path} ({result.kind}): {verb} {len(removed.where)} {unit}(s) of {whose} ({where})")
         for name, lists in [] if jobdir else result.lists.items():  # a media store's shared and absent files
             for who, names in lists.items():
                 print(f"{result.path} ({result.kind}): {len(names)} {name} file(s) of {who or 'no one named'} not "

@@ -271,7 +271,9 @@ class PurgeOnClose:
                                                      for person, cause in causes.items()}
         people = list(fields)
         run = purge(targets, selection, keep=[Path(config.audit_log)] if config.audit_log else [],
-                    media=self.media, items=self.media_items, jobdirs=self._jobdirs())
+                    media=self.media, items=self.media_items, jobdirs=self._jobdirs(),
+                    fingerprint=self.crawler.request_fingerprinter.fingerprint,
+                    audit_logs=[Path(config.audit_log)] if config.audit_log else [])
         run.failed += unreadable
         removed = sum(r.count for r in run.results)
         stats.inc_value("consentcrawl/purge/removed", removed)
