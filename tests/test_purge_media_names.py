@@ -33,14 +33,19 @@ def digest(url: str) -> str:
 
 class RenamingImages(ImagesPipeline):
     """Stores each image under ``pictures/<subject>/<hash>.jpg`` and its thumbnails under
-    ``previews/<size>/<subject>-<hash>.jpg``: names of the project's own, with the item's subject in them."""
+    ``previews/<size>/<subject>-<hash>.jpg``: names of the project's own, with the item's subject in them; the
+    thumbnails' directory is set up by ``__init__`` (only the pipeline as the crawl made it can name them)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.previews = "previews"
 
     def file_path(self, request: Any, response: Any = None, info: Any = None, *, item: Any = None) -> str:
         return f"pictures/{item['subject']}/{digest(request.url)}.jpg"
 
     def thumb_path(self, request: Any, thumb_id: str, response: Any = None, info: Any = None, *,
                    item: Any = None) -> str:
-        return f"previews/{thumb_id}/{item['subject']}-{digest(request.url)}.jpg"
+        return f"{self.previews}/{thumb_id}/{item['subject']}-{digest(request.url)}.jpg"
 
 
 def stored_for(person: str, url: str) -> set[str]:
@@ -107,3 +112,33 @@ async def test_the_command_erases_images_and_thumbnails_a_pipeline_named_its_own
     assert status == 0, capsys.readouterr().err
     assert {i["subject"] for i in jsonl(out / "items.jsonl")} == {"alice"}
     assert stored(out / "images") == kept
+
+
+class NeedsResponse(RenamingImages):
+    """Names thumbnails from the response, which the purge does not have."""
+
+    def thumb_path(self, request: Any, thumb_id: str, response: Any = None, info: Any = None, *,
+                   item: Any = None) -> str:
+        return f"previews/{thumb_id}/{response.url.rsplit('/', 1)[-1]}"
+
+
+@deferred_f_from_coro_f
+async def test_thumbnails_the_pipeline_cannot_name_without_the_crawl_are_a_failure_not_a_guess(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, _, out = await crawl_pictures(tmp_path, monkeypatch, **renaming())
+    before = stored(out / "images")
+    module = tmp_path / "needs_response_settings.py"
+    module.write_text("ITEM_PIPELINES = {'scrapy.pipelines.files.FilesPipeline': 100, "
+                      "'tests.test_purge_media_names.NeedsResponse': 200}\n"
+                      f"FILES_STORE = {str(out / 'files')!r}\nIMAGES_STORE = {str(out / 'images')!r}\n"
+                      "IMAGES_THUMBS = {'small': (20, 20)}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    log = tmp_path / "purge.jsonl"
+    assert main(["purge", "--platforms", str(SETTINGS / "fediverse.yaml"), "--settings", "needs_response_settings",
+                 "--subject", "fediverse:bob", "--audit-log", str(log), str(out / "items.jsonl")]) == 1
+    assert "NeedsResponse.thumb_path cannot name its thumbnails here (AttributeError)" in capsys.readouterr().err
+    # his image went; its thumbnail, whose name could not be told, is reported in the receipt, not guessed at
+    assert before - stored(out / "images") == {f"pictures/bob/{digest(avatar('bob'))}.jpg"}
+    [receipt] = receipts_for(log, "fediverse:bob")
+    assert any("thumb_path cannot name" in f["why"] for f in receipt["failed"])

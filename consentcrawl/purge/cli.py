@@ -67,17 +67,24 @@ def _settings(args: argparse.Namespace) -> Any:
 def media_stores(args: argparse.Namespace, settings: Any) -> list[MediaStore]:
     """The stores whose files the removed items name: ``--files-store``/``--images-store``, each in place of the
     settings' store of its kind (the media pipelines in ITEM_PIPELINES, FILES_STORE, IMAGES_STORE)."""
+    from scrapy.pipelines.images import ImagesPipeline
+
     from .media_names import FILES, IMAGES
+    from .media_thumbs import thumb_namer
 
     given = {FILES: args.files_store, IMAGES: args.images_store}
     for kind, path in given.items():
         if path is not None and not path.is_dir():
             raise ConfigError(f"{path} is not a directory", source=f"--{kind}-store")
     stores = [s for s in stores_from_settings(settings) if given.get(s.kind) is None]
+    for store in stores:
+        if store.thumbs is not None:
+            store.thumbs.build(settings)
     for kind, path in given.items():
         if path is not None:
             key = f"{kind.upper()}_RESULT_FIELD"
-            stores.append(MediaStore(kind, str(path), f"--{kind}-store", str(settings.get(key) or kind)))
+            stores.append(MediaStore(kind, str(path), f"--{kind}-store", str(settings.get(key) or kind),
+                                     thumb_namer(ImagesPipeline, settings) if kind == IMAGES else None))
     return stores
 
 
