@@ -3,8 +3,9 @@ local disk), erased for the items a purge removed.
 
 **Which files.** Exactly those the removed items name in their result field (:mod:`.media_names`), ``path``
 relative to the store, and for an images store the thumbnails of each, as the pipeline's own ``thumb_path`` names
-them (:mod:`.media_thumbs`; the default naming also in every size directory the store holds). A file that an item the purge keeps names too (the same
-URL, hence the same hash, collected for another person: a picture two people's posts share) is **kept**: it is
+them (:mod:`.media_thumbs`; the default naming also in every size directory the store holds). A file that an
+item the purge keeps names too (the same URL, hence the same hash, collected for another person: a picture two
+people's posts share) is **kept**: it is
 that item's data as much as the purged person's, and erasing it would break the kept item. The receipt lists it
 under ``shared``; a named file that is not on disk is listed under ``absent``.
 
