@@ -29,9 +29,10 @@ from ..audit.log import AuditLog
 from .common import PurgeFailed, Selection, TargetResult
 from .feeds import purge_csv, purge_json, purge_jsonlines
 from .httpcache import entries, purge_httpcache
-from .jobdir import purge_jobdir
+from .jobdir import QUEUE_DIR, purge_jobdir
 from .media import MediaStore, erase_media
 from .seen import SEEN, Fingerprint, purge_seen
+from .space import check_room
 from .sqlite_items import SQLITE_HEADER, purge_sqlite
 
 __all__ = ["PurgeRun", "kind_of", "purge"]
@@ -129,6 +130,8 @@ def purge(targets: Sequence[Path], selection: Selection, *, dry_run: bool = Fals
         real = Path(os.path.realpath(jobdir))
         removed: list[tuple[str | None, dict[str, Any]]] = []
         try:
+            if (real / QUEUE_DIR).is_dir():  # room for the copies first: a purge that runs out part-way is half done
+                check_room(real / QUEUE_DIR, real / SEEN)
             run.results.append(purge_jobdir(real, selection, dry_run=dry_run, removed=removed))
         except PurgeFailed as exc:  # a queue that cannot be read: the job directory, requests.seen too, untouched
             run.failed.append((str(jobdir), str(exc)))
