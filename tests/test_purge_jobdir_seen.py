@@ -202,3 +202,20 @@ def test_a_dry_run_counts_the_fingerprints_and_changes_nothing(
     assert purge("--subject", f"microblog:{PERSON}", "--audit-log", str(tmp_path / "a.jsonl"),
                  "--jobdir", str(job)) == 0
     assert seen(job) == [other]
+
+
+def test_a_host_the_persons_queued_request_names_is_searched_for_their_profile_urls(tmp_path: Path) -> None:
+    """Their followers page on the mobile host is queued: the profile URLs there go too, though no log is given."""
+    import pickle
+
+    from queuelib.queue import LifoDiskQueue
+
+    guess = fingerprint(Request(f"https://m.microblog.example/profile/{PERSON}"))
+    other = fingerprint(Request("http://m.microblog.example/u/1007"))
+    job = small_job(tmp_path, [guess, other])
+    lifo = LifoDiskQueue(job / "requests.queue" / "0")
+    lifo.push(pickle.dumps(Request(f"http://m.microblog.example/u/{PERSON}/followers").to_dict(), protocol=4))
+    lifo.close()
+    assert purge("--subject", f"microblog:{PERSON}", "--audit-log", str(tmp_path / "a.jsonl"),
+                 "--jobdir", str(job)) == 0
+    assert seen(job) == [other]

@@ -17,7 +17,8 @@ with the crawl's settings; in a purge on close the crawler's own), so they match
 - every URL a removed item held (its provenance ``url``, its files' URLs): the page it was made from;
 - their profile URLs: every template of their platform with their id as given, with and without a trailing
   slash, over ``http`` and ``https``, on each of the platform's registered domains and on every host of that
-  platform the audit logs name: the first guesses anyone would test.
+  platform the audit logs, their removed queued requests and their removed items name: the first guesses anyone
+  would test.
 
 What stays (see docs/purge.md): a request of theirs that none of these names (a POST whose body the audit log does
 not hold, a spelling of their URL no log line holds, a request the crawl decided in another log), and every
@@ -86,9 +87,12 @@ def purge_seen(jobdir: Path, selection: Selection, fingerprint: Fingerprint, *,
     spans = _records(data, path)
     result = TargetResult(str(path), SEEN)
     wanted: dict[bytes, str | None] = {}
+    hosts: dict[str, set[str]] = {}
     for who, request in queued:
         _add(wanted, who, fingerprint, _request(request), result)
-    hosts: dict[str, set[str]] = {}
+        _host_of(hosts, who, request.get("url"))
+    for url, who in selection.sources.items():
+        _host_of(hosts, who, url)
     for who, url in _from_logs(audit_logs, selection, hosts, result):
         for redirected in (False, True):
             _add(wanted, who, fingerprint, _get(url, redirected), result)
@@ -107,6 +111,18 @@ def purge_seen(jobdir: Path, selection: Selection, fingerprint: Fingerprint, *,
     if result.removed and not dry_run:
         atomic_replace(path, kept)
     return result
+
+
+def _host_of(hosts: dict[str, set[str]], who: str | None, url: Any) -> None:
+    """``url``'s host as a host of ``who``'s platform (their profile may be there too)."""
+    if who is None or not isinstance(url, str):
+        return
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return
+    if host:
+        hosts.setdefault(who.partition(":")[0], set()).add(host)
 
 
 def _records(data: bytes, path: Path) -> list[tuple[int, int]]:
