@@ -16,6 +16,8 @@
   ``spider_error`` handlers sanitized (Scrapy builds the failure it sends in ``Scraper``, with no hook before the
   signal); the guard learns which response an item handed to the pipelines came from (Scrapy passes it to the
   item signals, not to the pipelines).
+- :func:`item_pipelines`: the crawl's own item pipeline instances; the purge on close asks a project's
+  ``ImagesPipeline`` how it named an image's thumbnails (Scrapy offers no public way to reach a pipeline).
 """
 
 from __future__ import annotations
@@ -208,3 +210,12 @@ def wrap_scraper(crawler: Crawler, name: str,
 
 
 _WRAPPED = "_consentcrawl_wrapped"
+
+
+def item_pipelines(crawler: Crawler) -> list[Any]:
+    """The crawl's item pipeline instances, in their order; empty when there is no engine (not crawling)."""
+    try:
+        itemproc = getattr(getattr(crawler.engine, "scraper", None), "itemproc", None)
+    except RuntimeError:  # no engine yet
+        return []
+    return list(getattr(itemproc, "middlewares", ()) or ())

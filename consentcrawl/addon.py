@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from scrapy import signals
@@ -23,6 +24,7 @@ from .middlewares import (
     ConsentSpiderMiddleware,
 )
 from .pipelines import ConsentGuardPipeline
+from .purge.joblock import JobdirLock, can_lock
 from .purge.onclose import PurgeOnClose
 from .runtime import config_error, refuse_to_start
 
@@ -96,11 +98,14 @@ class Addon:
 
     def __init__(self, crawler: Crawler | None = None) -> None:
         self.crawler = crawler
+        self.jobdir_lock: JobdirLock | None = None  #: held while the crawl runs (purge/joblock.py)
+        self._running = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         addon = cls(crawler)
         crawler.signals.connect(addon._spider_closed, signal=signals.spider_closed)
+        crawler.signals.connect(addon._engine_started, signal=signals.engine_started)
         return addon
 
     def update_settings(self, settings: BaseSettings) -> None:
@@ -128,6 +133,7 @@ class Addon:
         settings.set("REFERRER_POLICY", REFERRER_POLICY, "addon")
         self._no_looser_referrer_policy(settings)
         if self.crawler is not None:
+            self._lock_jobdir(settings)
             try:  # a browser that navigates by itself: each of its requests waits for a decision
                 configure_playwright(settings, self.crawler)
             except ConfigError as exc:  # it cannot be guarded: the crawl does not start, with one line
@@ -215,7 +221,37 @@ class Addon:
                 continue
             settings.set(name, False, "addon")
 
+    def _lock_jobdir(self, settings: BaseSettings) -> None:
+        """Hold ``JOBDIR``'s lock while the crawl runs, taken before Scrapy's scheduler and dupefilter open
+        anything there, so that ``consentcrawl purge --jobdir`` refuses it. Held by someone else (another crawl, a
+        purge): the crawl does not start, and runs without ``JOBDIR`` so that nothing of it touches the directory."""
+        directory = settings.get("JOBDIR")
+        if not directory:
+            return
+        if not can_lock():
+            logger.warning("consentcrawl: this system cannot lock JOBDIR: a purge --jobdir run while the crawl runs "
+                           "is not refused")
+            return
+        try:
+            self.jobdir_lock = JobdirLock.take(Path(directory), "JOBDIR")
+        except ConfigError as exc:
+            assert self.crawler is not None
+            refuse_to_start(self.crawler, exc)
+            settings.set("JOBDIR", None, _top(settings, "JOBDIR"))
+
+    def _engine_started(self) -> None:
+        self._running = True
+        if self.crawler is not None and self.jobdir_lock is not None:
+            # connected now, after every extension's handler: the purge on close runs before the lock goes
+            self.crawler.signals.connect(self._release_jobdir, signal=signals.engine_stopped)
+
+    def _release_jobdir(self) -> None:
+        if self.jobdir_lock is not None:
+            self.jobdir_lock.release()
+
     def _spider_closed(self, spider: object = None, reason: str = "") -> None:
+        if not self._running:  # closed before its engine ran: no engine_stopped comes
+            self._release_jobdir()
         if self.crawler is not None and config_error(self.crawler) is not None:
             crawler = self.crawler
             call_later(0, fail_crawl, crawler)  # after the other spider_closed handlers, before Scrapy's exit code

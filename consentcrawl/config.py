@@ -148,6 +148,10 @@ class ConsentConfig:
         if not len(platforms):
             logger.warning("consentcrawl: no platform configured (CONSENTCRAWL_PLATFORMS = []): robots.txt and the "
                            "sites' own signals are checked, no platform's terms, and no URL is anyone's profile")
+        if get("CONSENTCRAWL_PURGE_ON_CLOSE"):
+            from .purge.denied import check_purge_on_close
+
+            check_purge_on_close(platforms)
         source = get("CONSENTCRAWL_AUTHORIZATIONS")
         for name in ("CONSENTCRAWL_AUTHORIZATIONS_TOKEN_ENV", "CONSENTCRAWL_AUTHORIZATIONS_POLL",
                      "CONSENTCRAWL_AUTHORIZATIONS_TIMEOUT", "CONSENTCRAWL_AUTHORIZATIONS_CACHE_THRESHOLD"):

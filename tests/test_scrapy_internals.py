@@ -10,6 +10,7 @@ is checked by ``tests/test_settings.py::test_scrapy_crawl_with_a_bad_value_exits
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -49,6 +50,7 @@ class Probe(scrapy.Spider):
         internals.apply_crawl_delay(crawler, other, 3.0)
         found["pending slot"] = downloader.per_slot_settings.get(downloader.get_slot_key(other))
         found["scraper"] = callable(getattr(engine.scraper, "enqueue_scrape", None)) and engine.scraper.slot is not None
+        found["item pipelines"] = [type(p).__name__ for p in internals.item_pipelines(crawler)]
         found["nextcall"] = callable(getattr(getattr(engine._slot, "nextcall", None), "schedule", None))
         internals.wake_engine(crawler)  # must not raise while the engine runs
         errbacks: list[str] = []
@@ -75,16 +77,19 @@ class Probe(scrapy.Spider):
 
 @deferred_f_from_coro_f
 async def test_each_internal_is_where_the_helpers_look_for_it_in_a_running_crawl(
-        server: LocalServer, monkeypatch: pytest.MonkeyPatch) -> None:
+        server: LocalServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     Probe.found = {}
     await run_crawl(Probe, {"ROBOTSTXT_OBEY": False, "DOWNLOAD_DELAY": 0, "DOWNLOAD_DELAY_JITTER": 0.5,
-                            "LOG_LEVEL": "WARNING"}, proxy=server.proxy, monkeypatch=monkeypatch)
+                            "LOG_LEVEL": "WARNING", "IMAGES_STORE": str(tmp_path / "images"),
+                            "ITEM_PIPELINES": {"scrapy.pipelines.images.ImagesPipeline": 1}},
+                    proxy=server.proxy, monkeypatch=monkeypatch)
     found = Probe.found
     assert found["slots"] and found["per slot settings"]
     assert found["slot delay before"] == 0
     assert found["slot delay after"] == (7.5, 0, True)  # the delay grows, its jitter is off, AutoThrottle is told
     assert found["pending slot"] == {"delay": 3.0, "jitter": 0}
     assert found["scraper"] and found["nextcall"]
+    assert found["item pipelines"] == ["ImagesPipeline"]  # the crawl's own instance
     assert found["errback handed"] is True
     assert found["errbacks"] == ["denied here"]  # the scraper ran the errback before the spider closed
     # each scraper method is replaced once, by an attribute Scrapy looks up at each call
@@ -98,6 +103,7 @@ def test_wrap_scraper_says_when_there_is_no_scraper_or_no_such_method() -> None:
     from scrapy.utils.test import get_crawler
 
     assert internals.wrap_scraper(get_crawler(), "handle_spider_error", lambda crawler, handle: handle) is False
+    assert internals.item_pipelines(get_crawler()) == []
 
 
 @deferred_f_from_coro_f

@@ -9,6 +9,7 @@ with why), 2 usage or configuration error (nothing touched).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from datetime import datetime, timezone
@@ -17,8 +18,10 @@ from typing import Any
 
 from ..errors import AuditUnavailable, ConfigError
 from .common import Selection
+from .joblock import JobdirLock
 from .media import MediaStore, stores_from_settings
 from .run import PurgeRun, purge, receipts, write_receipts
+from .seen import SEEN, Fingerprint, fingerprinter_for
 
 __all__ = ["add_parser", "cmd_purge"]
 
@@ -64,17 +67,24 @@ def _settings(args: argparse.Namespace) -> Any:
 def media_stores(args: argparse.Namespace, settings: Any) -> list[MediaStore]:
     """The stores whose files the removed items name: ``--files-store``/``--images-store``, each in place of the
     settings' store of its kind (the media pipelines in ITEM_PIPELINES, FILES_STORE, IMAGES_STORE)."""
+    from scrapy.pipelines.images import ImagesPipeline
+
     from .media_names import FILES, IMAGES
+    from .media_thumbs import thumb_namer
 
     given = {FILES: args.files_store, IMAGES: args.images_store}
     for kind, path in given.items():
         if path is not None and not path.is_dir():
             raise ConfigError(f"{path} is not a directory", source=f"--{kind}-store")
     stores = [s for s in stores_from_settings(settings) if given.get(s.kind) is None]
+    for store in stores:
+        if store.thumbs is not None:
+            store.thumbs.build(settings)
     for kind, path in given.items():
         if path is not None:
             key = f"{kind.upper()}_RESULT_FIELD"
-            stores.append(MediaStore(kind, str(path), f"--{kind}-store", str(settings.get(key) or kind)))
+            stores.append(MediaStore(kind, str(path), f"--{kind}-store", str(settings.get(key) or kind),
+                                     thumb_namer(ImagesPipeline, settings) if kind == IMAGES else None))
     return stores
 
 
@@ -122,13 +132,24 @@ def build_selection(args: argparse.Namespace) -> tuple[Selection, str, list[str 
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    from ..audit.log import AuditLog
-    from ..settings import read
 
     if not args.targets and not args.jobdir:
         raise ConfigError("nothing to purge: name a TARGET or a --jobdir DIR", source="consentcrawl purge")
     selection, name, people, settings, _ = build_selection(args)
     media = media_stores(args, settings)
+    # as the crawl computed the fingerprints in requests.seen: a fingerprinter that cannot be built stops here
+    fingerprint = fingerprinter_for(settings, selection.platforms) if args.jobdir else None
+    with contextlib.ExitStack() as held:
+        for jobdir in args.jobdir:  # before anything is opened or read: a running crawl's JOBDIR is refused
+            held.enter_context(JobdirLock.take(jobdir, "--jobdir", create=False))
+        return _purge(args, selection, name, people, settings, media, fingerprint)
+
+
+def _purge(args: argparse.Namespace, selection: Selection, name: str, people: list[str | None], settings: Any,
+           media: list[MediaStore], fingerprint: Fingerprint | None) -> int:
+    from ..audit.log import AuditLog
+    from ..settings import read
+
     log = None
     if not args.dry_run:
         path = args.audit_log or read(settings, "CONSENTCRAWL_AUDIT_LOG")
@@ -141,7 +162,10 @@ def cmd_purge(args: argparse.Namespace) -> int:
         print("no withdrawal in force: nothing to purge")
     keep = [log.path] if log is not None and log.path is not None else []
     if people or name == "expired":
-        run = purge(args.targets, selection, dry_run=args.dry_run, keep=keep, media=media, jobdirs=args.jobdir)
+        # the crawl's log names the requests it decided for each person: their fingerprints leave requests.seen
+        logs = [Path(p) for p in dict.fromkeys([args.audit_log, read(settings, "CONSENTCRAWL_AUDIT_LOG")]) if p]
+        run = purge(args.targets, selection, dry_run=args.dry_run, keep=keep, media=media, jobdirs=args.jobdir,
+                    fingerprint=fingerprint, audit_logs=logs)
     else:
         run = PurgeRun("-")
     report(run, args.dry_run)
@@ -180,8 +204,8 @@ def report(run: PurgeRun, dry_run: bool) -> None:
         for who, removed in result.removed.items():
             where = ", ".join(map(str, removed.where[:10])) + (", ..." if len(removed.where) > 10 else "")
             whose = who or ("unsure whose" if jobdir else "no one named")
-            print(f"{result.path} ({result.kind}): {verb} {len(removed.where)} {'request' if jobdir else 'record'}(s) "
-                  f"of {whose} ({where})")
+            unit = "request" if jobdir else "fingerprint" if result.kind == SEEN else "record"
+            print(f"{result.path} ({result.kind}): {verb} {len(removed.where)} {unit}(s) of {whose} ({where})")
         for name, lists in [] if jobdir else result.lists.items():  # a media store's shared and absent files
             for who, names in lists.items():
                 print(f"{result.path} ({result.kind}): {len(names)} {name} file(s) of {who or 'no one named'} not "

@@ -29,9 +29,11 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import ConfigError
 from ..refusals.book import ClusterSay, Refusal, RefusalBook
+from ..terms.platforms import PlatformRegistry
 
-__all__ = ["NEVER_READ", "REFUSED", "UNREAD", "WITHDRAWN", "Cause", "denied_people"]
+__all__ = ["NEVER_READ", "REFUSED", "UNREAD", "WITHDRAWN", "Cause", "check_purge_on_close", "denied_people"]
 
 WITHDRAWN = "withdrawn-during-crawl"
 REFUSED = "refused-during-crawl"
@@ -97,3 +99,18 @@ def denied_people(book: RefusalBook, purposes: frozenset[str], *, refused_decide
     for person in book.unread_people:  # denied by this crawl: named by its decisions, whether collected or not
         out.setdefault(person, Cause(UNREAD, ({"seen_by": "this crawl"},)))
     return out
+
+
+def check_purge_on_close(platforms: PlatformRegistry) -> None:
+    """Purge on close erases everyone collected whose profile page was never read for refusals; on a platform
+    without profile templates no URL is anyone's profile page, so it would erase everyone collected there,
+    whatever they said. The crawl cannot tell whose a page is there: it does not start (rather than erase all, or
+    none, silently)."""
+    for platform in platforms.platforms.values():
+        if not platform.profiles:
+            raise ConfigError(
+                f"platform {platform.name!r} ({platform.source}) has no profile templates: no page there can be "
+                "told to be a person's profile, so no one's profile is ever read for refusals and purge on close "
+                "would erase everyone the crawl collects there; give the platform its `profiles` in the platforms "
+                "file, or turn purge on close off and erase withdrawn people with `consentcrawl purge --withdrawn`",
+                source="CONSENTCRAWL_PURGE_ON_CLOSE")

@@ -20,11 +20,9 @@ Nothing is written before every queue has been read: a queue that cannot be read
 directory, which stays as it was. ``active.json`` is then rewritten (temporary file and rename) without the
 priorities and slots left empty, so a resumed crawl does not wait on a queue that holds nothing.
 
-Left as they are: ``requests.seen`` (request fingerprints, SHA-1 hashes: no URL can be read back from them; a
-purged person's fingerprint only stops the resumed crawl from asking for that request again) and
-``spider.state`` (the spider's own ``state`` dict: what it holds is the spider's; see docs/purge.md). The state
-is read, though: one that names a selected person fails the job directory, which must not be reported free of
-them.
+``requests.seen`` is purged after the queues, of the removed requests too (:mod:`.seen`). Left as it is:
+``spider.state`` (the spider's own ``state`` dict: what it holds is the spider's; see docs/purge.md). It is read,
+though: one that names a selected person fails the job directory, which must not be reported free of them.
 
 **In the receipt** a queue is named by its path under ``requests.queue`` with a slot directory's name replaced by
 the MD5 Scrapy gives it (a slot is a host, and a host can name a person), and a request by its position from the
@@ -73,12 +71,14 @@ class _Queue:
     stale: bool = False
 
 
-def purge_jobdir(jobdir: Path, selection: Selection, *, dry_run: bool = False) -> TargetResult:
-    """Remove the selected people's requests from ``jobdir``'s disk queues. Raises :class:`PurgeFailed` (the job
-    directory untouched) when a queue cannot be read; a queue that cannot be replaced is a failure of the result
-    (it keeps its old bytes), the others are replaced. A message names no slot's host (:func:`_hide_hosts`)."""
+def purge_jobdir(jobdir: Path, selection: Selection, *, dry_run: bool = False,
+                 removed: list[tuple[str | None, dict[str, Any]]] | None = None) -> TargetResult:
+    """Remove the selected people's requests from ``jobdir``'s disk queues (``removed`` gets each one's owner, None
+    when unsure, and stored request). Raises :class:`PurgeFailed` (the job directory untouched) when a queue cannot
+    be read; a queue that cannot be replaced is a failure of the result (it keeps its old bytes), the others are
+    replaced. A message names no slot's host (:func:`_hide_hosts`)."""
     try:
-        result = _purge(jobdir, selection, dry_run)
+        result = _purge(jobdir, selection, dry_run, [] if removed is None else removed)
     except PurgeFailed as exc:
         raise PurgeFailed(_hide_hosts(str(exc))) from None
     result.failures[:] = [_hide_hosts(why) for why in result.failures]
@@ -92,7 +92,8 @@ def _hide_hosts(text: str) -> str:
     return _SLOT_IN_TEXT.sub(r"*-\1", text)
 
 
-def _purge(jobdir: Path, selection: Selection, dry_run: bool) -> TargetResult:
+def _purge(jobdir: Path, selection: Selection, dry_run: bool,
+           removed: list[tuple[str | None, dict[str, Any]]]) -> TargetResult:
     root = jobdir / QUEUE_DIR
     result = TargetResult(str(jobdir), "jobdir")
     if not root.is_dir():
@@ -114,12 +115,14 @@ def _purge(jobdir: Path, selection: Selection, dry_run: bool) -> TargetResult:
             kept = []
             for number, raw in enumerate(queue.records, 1):
                 try:
-                    who = owner(decode(raw), selection, reader, len(raw))
+                    request = decode(raw)
+                    who = owner(request, selection, reader, len(raw))
                 except PurgeFailed as exc:
                     raise PurgeFailed(f"{queue.path}: record {number}: {exc}") from None
                 if who is None:
                     kept.append(raw)
                     continue
+                removed.append((None if who == UNSURE else who, request))
                 where = f"{queue.name}#{number}"
                 result.remove(None if who == UNSURE else who, where, raw)
                 if who == UNSURE:

@@ -2,9 +2,10 @@
 local disk), erased for the items a purge removed.
 
 **Which files.** Exactly those the removed items name in their result field (:mod:`.media_names`), ``path``
-relative to the store, and for an images store the thumbnails of each (``thumbs/<size>/<name>.jpg``, every size
-directory the store holds, as ImagesPipeline names them). A file that an item the purge keeps names too (the same
-URL, hence the same hash, collected for another person: a picture two people's posts share) is **kept**: it is
+relative to the store, and for an images store the thumbnails of each, as the pipeline's own ``thumb_path`` names
+them (:mod:`.media_thumbs`; the default naming also in every size directory the store holds). A file that an
+item the purge keeps names too (the same URL, hence the same hash, collected for another person: a picture two
+people's posts share) is **kept**: it is
 that item's data as much as the purged person's, and erasing it would break the kept item. The receipt lists it
 under ``shared``; a named file that is not on disk is listed under ``absent``.
 
@@ -22,6 +23,7 @@ is listed as failed: the files there are not erased.
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import os
@@ -33,6 +35,7 @@ from typing import Any
 
 from .common import PurgeFailed, TargetResult
 from .media_names import FILES, IMAGES, MediaNames
+from .media_thumbs import ThumbNamer, thumb_namer
 
 __all__ = ["MediaStore", "erase_media", "stores_from_settings"]
 
@@ -44,12 +47,13 @@ _CHUNK = 1 << 20
 @dataclass(frozen=True)
 class MediaStore:
     """A media pipeline's store: ``kind`` (``files``/``images``), the store as configured, the pipeline's name and
-    its result field."""
+    its result field; an images store, how its pipeline names thumbnails (:mod:`.media_thumbs`)."""
 
     kind: str
     uri: str
     pipeline: str
     field: str
+    thumbs: ThumbNamer | None = dataclasses.field(default=None, compare=False)
 
     @property
     def local(self) -> Path | None:
@@ -94,7 +98,8 @@ def stores_from_settings(settings: Any) -> list[MediaStore]:
             field = (cls.__name__ != base and settings.get(f"{cls.__name__.upper()}_{key}")) or settings.get(key) \
                 or getattr(cls, f"DEFAULT_{key}", kind)
             store = settings.get(f"{kind.upper()}_STORE")
-            out.append(MediaStore(kind, str(store) if store else "", cls.__name__, str(field)))
+            out.append(MediaStore(kind, str(store) if store else "", cls.__name__, str(field),
+                                  thumb_namer(cls, settings) if kind == IMAGES else None))
         else:
             out.append(MediaStore("media", name, cls.__name__, ""))
     return out
@@ -161,7 +166,7 @@ def _erase_store(store: MediaStore, root: Path, names: MediaNames, kept: set[str
                 if not _erase(root_fd, path, result, who, dry_run):
                     result.lists["absent"].setdefault(who, []).append(shown)
                 if store.kind == IMAGES:
-                    _erase_thumbs(root_fd, path, result, who, dry_run)
+                    _thumbnails(store, root_fd, path, names.origins.get((store.kind, path)), result, who, dry_run)
             except PurgeFailed as exc:
                 result.failures.append(f"{shown}: {exc}")
     finally:
@@ -238,9 +243,26 @@ def _erase(root_fd: int, path: str, result: TargetResult, who: str | None, dry_r
             os.close(fd)
 
 
-def _erase_thumbs(root_fd: int, path: str, result: TargetResult, who: str | None, dry_run: bool) -> None:
-    """The thumbnails ImagesPipeline made of ``path``: ``thumbs/<size>/<its name>.jpg`` for each size directory."""
-    stem = path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+def _thumbnails(store: MediaStore, root_fd: int, path: str, origin: tuple[str | None, Any] | None,
+                result: TargetResult, who: str | None, dry_run: bool) -> None:
+    """The thumbnails of the image at ``path``: as its pipeline's ``thumb_path`` names them, for each size it is
+    configured with; and, where thumbnails are named the default way, ``thumbs/<size>/<SHA-1 of the URL>.jpg`` in
+    every size directory the store holds (a size the crawl had and the settings no longer name)."""
+    url, item = origin or (None, {})
+    namer = store.thumbs
+    if namer is not None and url is not None:
+        for thumb in namer.names(url, item):
+            _erase(root_fd, thumb, result, who, dry_run)
+    elif namer is not None and namer.own:
+        raise PurgeFailed(f"its item gives no URL, from which {namer.cls.__name__}.thumb_path names the "
+                          "thumbnails: they are not erased")
+    if namer is None or not namer.own:
+        stem = hashlib.sha1(url.encode()).hexdigest() if url else path.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+        _erase_thumbs(root_fd, stem, result, who, dry_run)
+
+
+def _erase_thumbs(root_fd: int, stem: str, result: TargetResult, who: str | None, dry_run: bool) -> None:
+    """ImagesPipeline's default thumbnails of an image: ``thumbs/<size>/<stem>.jpg`` for each size directory."""
     try:
         thumbs = os.open("thumbs", os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=root_fd)
     except FileNotFoundError:

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["FILES", "IMAGES", "MediaNames", "named_paths"]
+__all__ = ["FILES", "IMAGES", "MediaNames", "named_files"]
 
 FILES, IMAGES = "files", "images"
 
@@ -29,6 +29,9 @@ class MediaNames:
     fields: dict[str, str] = field(default_factory=lambda: {FILES: FILES, IMAGES: IMAGES})
     #: (kind, path) -> whose removed item named it first (``platform:id``, or None)
     removed: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    #: (kind, path) -> the URL its result gives (None: none given) and the fields of the removed item naming it
+    #: first: a pipeline's ``thumb_path`` names an image's thumbnails from them (:mod:`.media_thumbs`)
+    origins: dict[tuple[str, str], tuple[str | None, Mapping[str, Any]]] = field(default_factory=dict)
     #: (kind, path) named by an item that is kept
     kept: set[tuple[str, str]] = field(default_factory=set)
     #: kind -> removed items whose result field could not be read
@@ -40,37 +43,39 @@ class MediaNames:
             value = fields.get(name)
             if value in (None, "", [], {}):
                 continue
-            paths = named_paths(value)
-            if paths is None:
+            files = named_files(value)
+            if files is None:
                 if goes:
                     self.unreadable[kind] = self.unreadable.get(kind, 0) + 1
                 continue
-            for path in paths:
+            for path, url in files:
                 if goes:
                     self.removed.setdefault((kind, path), who)
+                    self.origins.setdefault((kind, path), (url, fields))
                 else:
                     self.kept.add((kind, path))
 
 
-def named_paths(value: Any, depth: int = 0) -> list[str] | None:
-    """The ``path`` of each file a result field's value names; None when it seems to name some and cannot be
-    read (a text with ``path`` that parses as nothing, a ``path`` that is not a string)."""
+def named_files(value: Any, depth: int = 0) -> list[tuple[str, str | None]] | None:
+    """The ``path`` of each file a result field's value names, with its ``url`` (None when the result gives none);
+    None when it seems to name some and cannot be read (a text with ``path`` that parses as nothing, a ``path``
+    that is not a string)."""
     from .common import parse_mapping
 
     if isinstance(value, Mapping):
         if "path" not in value:
             return []
-        path = value["path"]
-        return [path] if isinstance(path, str) else None
+        path, url = value["path"], value.get("url")
+        return [(path, url if isinstance(url, str) else None)] if isinstance(path, str) else None
     if isinstance(value, (list, tuple)):
-        out: list[str] = []
+        out: list[tuple[str, str | None]] = []
         for inner in value:
             if isinstance(inner, str) and not _names_a_path(inner):
                 continue  # a URL (``file_urls`` copied into the field), not a result
-            paths = named_paths(inner, depth + 1)
-            if paths is None:
+            files = named_files(inner, depth + 1)
+            if files is None:
                 return None
-            out += paths
+            out += files
         return out
     if isinstance(value, str):
         if not _names_a_path(value):
@@ -82,7 +87,7 @@ def named_paths(value: Any, depth: int = 0) -> list[str] | None:
             parsed = parse_mapping(f"[{value}]")
         if not isinstance(parsed, (Mapping, list, tuple)):
             return None
-        return named_paths(parsed, depth + 1)
+        return named_files(parsed, depth + 1)
     return []
 
 

@@ -42,6 +42,7 @@ from itemadapter import ItemAdapter
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
 
+from .._scrapy_internals import item_pipelines
 from ..decision import Decision
 from ..refusals.book import REASON as REFUSED_ON_PAGE
 from ..runtime import get_runtime
@@ -264,6 +265,10 @@ class PurgeOnClose:
             else:  # in each receipt, as the media stores: the run must not say the cache was purged
                 unreadable.append((data_path(settings["HTTPCACHE_DIR"]), f"HTTPCACHE_STORAGE {storage} is not the "
                                    "filesystem storage: its entries are not purged"))
+        for store in self.media:  # the crawl's own pipeline names its thumbnails (media_thumbs.py)
+            for pipeline in item_pipelines(self.crawler):
+                if store.thumbs is not None:
+                    store.thumbs.use(pipeline)
         config = runtime.config
         selection = Selection(config.platforms, subject_field=config.subject_field,
                               provenance_field=config.provenance_field)
@@ -271,7 +276,9 @@ class PurgeOnClose:
                                                      for person, cause in causes.items()}
         people = list(fields)
         run = purge(targets, selection, keep=[Path(config.audit_log)] if config.audit_log else [],
-                    media=self.media, items=self.media_items, jobdirs=self._jobdirs())
+                    media=self.media, items=self.media_items, jobdirs=self._jobdirs(),
+                    fingerprint=self.crawler.request_fingerprinter.fingerprint,
+                    audit_logs=[Path(config.audit_log)] if config.audit_log else [])
         run.failed += unreadable
         removed = sum(r.count for r in run.results)
         stats.inc_value("consentcrawl/purge/removed", removed)

@@ -23,12 +23,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from scrapy.utils.request import fingerprint as scrapy_fingerprint
+
 from ..audit.log import AuditLog
 from .common import PurgeFailed, Selection, TargetResult
 from .feeds import purge_csv, purge_json, purge_jsonlines
 from .httpcache import entries, purge_httpcache
-from .jobdir import purge_jobdir
+from .jobdir import QUEUE_DIR, purge_jobdir
 from .media import MediaStore, erase_media
+from .seen import SEEN, Fingerprint, purge_seen
+from .space import check_room
 from .sqlite_items import SQLITE_HEADER, purge_sqlite
 
 __all__ = ["PurgeRun", "kind_of", "purge"]
@@ -84,14 +88,18 @@ class PurgeRun:
 
 def purge(targets: Sequence[Path], selection: Selection, *, dry_run: bool = False,
           keep: Sequence[Path] = (), media: Sequence[MediaStore] = (),
-          items: Iterable[Mapping[str, Any]] = (), jobdirs: Sequence[Path] = ()) -> PurgeRun:
+          items: Iterable[Mapping[str, Any]] = (), jobdirs: Sequence[Path] = (),
+          fingerprint: Fingerprint | None = None, audit_logs: Sequence[Path] = ()) -> PurgeRun:
     """Purge ``targets`` of what ``selection`` selects. ``keep``: files that must not be purged (the audit log the
     receipts go to: it is the evidence, and holds subject ids, not people's data). ``media``: the media pipelines'
     stores, where the files the removed items name are erased last (:mod:`.media`); a removed item naming stored
     files of a kind no store is given for is a failure. ``items``: more items to read for the files they name
     (those a crawl scraped, whatever output they went to), as the targets' are read. ``jobdirs``: paused crawls'
     ``JOBDIR``s, whose queued requests of the selected people go (:mod:`.jobdir`), after the items (a URL a removed
-    item holds is theirs there too)."""
+    item holds is theirs there too); the caller holds their locks (:mod:`.joblock`: the CLI takes them, a crawl's
+    purge on close runs under its own). Their ``requests.seen`` loses the selected people's fingerprints
+    (:mod:`.seen`), computed with ``fingerprint`` (the crawl's fingerprinter; Scrapy's default when None), of the
+    removed queued requests and of the requests ``audit_logs`` name."""
     run = PurgeRun(uuid.uuid4().hex)
     for kind in {store.kind for store in media if store.field}:  # a store's own result field stands for the default
         selection.media.fields.pop(kind, None)
@@ -119,10 +127,23 @@ def purge(targets: Sequence[Path], selection: Selection, *, dry_run: bool = Fals
             run.failed.append((str(path), str(exc)))
     for jobdir in jobdirs:
         _add_expired(run, selection)
+        real = Path(os.path.realpath(jobdir))
+        removed: list[tuple[str | None, dict[str, Any]]] = []
         try:
-            run.results.append(purge_jobdir(Path(os.path.realpath(jobdir)), selection, dry_run=dry_run))
-        except PurgeFailed as exc:
+            if (real / QUEUE_DIR).is_dir():  # room for the copies first: a purge that runs out part-way is half done
+                check_room(real / QUEUE_DIR, real / SEEN)
+            run.results.append(purge_jobdir(real, selection, dry_run=dry_run, removed=removed))
+        except PurgeFailed as exc:  # a queue that cannot be read: the job directory, requests.seen too, untouched
             run.failed.append((str(jobdir), str(exc)))
+            continue
+        try:
+            seen = purge_seen(real, selection, fingerprint or scrapy_fingerprint, queued=removed,
+                              audit_logs=audit_logs, dry_run=dry_run)
+        except PurgeFailed as exc:
+            run.failed.append((str(real / SEEN), str(exc)))
+            continue
+        if seen is not None:
+            run.results.append(seen)
     results, failed = erase_media(list(media), selection.media, dry_run=dry_run)
     run.results += results
     run.failed += failed

@@ -1,0 +1,224 @@
+"""``JOBDIR/requests.seen``: the fingerprints of the purged people's requests taken out.
+
+Scrapy's ``RFPDupeFilter`` keeps there the fingerprint of every request it let into the queue (Scrapy 2.19: each
+a 2-byte big-endian length, then the fingerprint). No URL can be read back from a fingerprint, but one can be
+*tested*: whoever holds the directory fingerprints a guessed URL (``/u/1005``) and looks it up, and learns that
+the crawl asked for that person. So the fingerprints of a purged person's requests go, as far as they can be
+computed; a resumed crawl that meets one of those requests again schedules it anew, and it is decided at send time
+like any other.
+
+**Which fingerprints** are a person's, computed with the crawl's own fingerprinter (``REQUEST_FINGERPRINTER_CLASS``
+with the crawl's settings; in a purge on close the crawler's own), so they match what the file holds:
+
+- the queued requests the purge removed as theirs (or as unsure), each as it was stored (method, URL, body,
+  headers, meta);
+- every request the audit logs given name them in (a decision line's ``platform`` and ``subject``): its ``url``,
+  as a GET, also as the target of a redirect (a fingerprinter may tell those apart);
+- every URL a removed item held (its provenance ``url``, its files' URLs): the page it was made from;
+- their profile URLs: every template of their platform with their id as given, with and without a trailing
+  slash, over ``http`` and ``https``, on each of the platform's registered domains and on every host of that
+  platform the audit logs, their removed queued requests and their removed items name: the first guesses anyone
+  would test.
+
+What stays (see docs/purge.md): a request of theirs that none of these names (a POST whose body the audit log does
+not hold, a spelling of their URL no log line holds, a request the crawl decided in another log), and every
+fingerprint of a crawl that ran without an audit log given to the purge.
+
+**How**: the file is read whole, its records split by their lengths (a record cut short fails the file: nothing is
+changed), and the kept records are written, as the bytes they were and in their order, to a new file that
+replaces it (:func:`~.common.atomic_replace`). The receipt names a removed fingerprint by its record's number in
+the file, counted from 1; its hash is over the removed records' bytes (length prefix included) in file order.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from .common import PurgeFailed, Selection, TargetResult, atomic_replace
+
+__all__ = ["SEEN", "fingerprinter_for", "purge_seen"]
+
+SEEN = "requests.seen"
+_SIZE = 2  #: bytes of a record's length prefix
+Fingerprint = Callable[[Any], bytes]
+
+
+def fingerprinter_for(settings: Any, platforms: Any) -> Fingerprint:
+    """The fingerprint function of ``REQUEST_FINGERPRINTER_CLASS`` as ``settings`` configure it (Scrapy's default
+    when unset). Raises ConfigError naming the setting when it cannot be built."""
+    from scrapy.utils.misc import build_from_crawler, load_object
+
+    from ..distributed.fingerprint import CanonicalRequestFingerprinter
+    from ..errors import ConfigError
+
+    name = settings.get("REQUEST_FINGERPRINTER_CLASS") or "scrapy.utils.request.RequestFingerprinter"
+    try:
+        cls = load_object(name)
+        if isinstance(cls, type) and issubclass(cls, CanonicalRequestFingerprinter):
+            return cls(platforms=platforms).fingerprint  # its platforms come from a crawl's runtime otherwise
+        # no crawl runs here: a fingerprinter gets the settings (what Scrapy's own and most others read); one that
+        # needs more of a crawler fails, and the purge stops before touching anything
+        crawler: Any = SimpleNamespace(settings=settings, spider=None, stats=None)
+        fingerprinter: Any = build_from_crawler(cls, crawler)
+        return fingerprinter.fingerprint  # type: ignore[no-any-return]
+    except Exception as exc:  # noqa: BLE001 - any failure: the fingerprints cannot be computed as the crawl did
+        raise ConfigError(f"cannot build the request fingerprinter {name!r} ({type(exc).__name__}: {exc}): "
+                          "requests.seen cannot be purged", source="REQUEST_FINGERPRINTER_CLASS") from None
+
+
+def purge_seen(jobdir: Path, selection: Selection, fingerprint: Fingerprint, *,
+               queued: Iterable[tuple[str | None, Mapping[str, Any]]] = (), audit_logs: Iterable[Path] = (),
+               dry_run: bool = False) -> TargetResult | None:
+    """Remove from ``jobdir/requests.seen`` the fingerprints of the selected people's requests (module doc);
+    ``queued``: (whose, stored request) of the queued requests the purge removed. None when there is no such file.
+    Raises :class:`PurgeFailed` (the file untouched) when it cannot be read."""
+    path = jobdir / SEEN
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise PurgeFailed(f"{path} cannot be read ({exc.strerror or exc})") from None
+    spans = _records(data, path)
+    result = TargetResult(str(path), SEEN)
+    wanted: dict[bytes, str | None] = {}
+    hosts: dict[str, set[str]] = {}
+    for who, request in queued:
+        _add(wanted, who, fingerprint, _request(request), result)
+        _host_of(hosts, who, request.get("url"))
+    for url, who in selection.sources.items():
+        _host_of(hosts, who, url)
+    for who, url in _from_logs(audit_logs, selection, hosts, result):
+        for redirected in (False, True):
+            _add(wanted, who, fingerprint, _get(url, redirected), result)
+    for url, who in [*selection.sources.items(), *_profile_urls(selection, hosts)]:
+        for redirected in (False, True):
+            _add(wanted, who, fingerprint, _get(url, redirected), result)
+    kept: list[bytes] = []
+    for number, (start, end) in enumerate(spans, 1):
+        record = data[start:end]
+        fp = record[_SIZE:]
+        if fp in wanted:
+            result.remove(wanted[fp], number, record)
+        else:
+            kept.append(record)
+    result.kept = len(kept)
+    if result.removed and not dry_run:
+        atomic_replace(path, kept)
+    return result
+
+
+def _host_of(hosts: dict[str, set[str]], who: str | None, url: Any) -> None:
+    """``url``'s host as a host of ``who``'s platform (their profile may be there too)."""
+    if who is None or not isinstance(url, str):
+        return
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return
+    if host:
+        hosts.setdefault(who.partition(":")[0], set()).add(host)
+
+
+def _records(data: bytes, path: Path) -> list[tuple[int, int]]:
+    spans, at = [], 0
+    while at < len(data):
+        end = at + _SIZE + int.from_bytes(data[at:at + _SIZE], "big")
+        if at + _SIZE > len(data) or end > len(data):
+            raise PurgeFailed(f"{path}: its last fingerprint is cut short (at byte {at}): not the file Scrapy's "
+                              "dupefilter writes, or written by a crash; nothing in it was changed")
+        spans.append((at, end))
+        at = end
+    return spans
+
+
+def _add(wanted: dict[bytes, str | None], who: str | None, fingerprint: Fingerprint, request: Any,
+         result: TargetResult) -> None:
+    if request is None:
+        return
+    try:
+        fp = fingerprint(request)
+    except Exception as exc:  # noqa: BLE001 - a fingerprinter of the project's own may fail on any request
+        result.failures.append(f"a request's fingerprint cannot be computed ({type(exc).__name__}): it stays if "
+                               "the file holds it")
+        return
+    wanted.setdefault(fp, who)
+
+
+def _request(stored: Mapping[str, Any]) -> Any:
+    """A Request as the queue stored it (its callback aside: no fingerprinter reads that)."""
+    from scrapy import Request
+
+    meta = stored.get("meta")
+    headers = stored.get("headers")
+    try:
+        return Request(stored["url"], method=str(stored.get("method") or "GET"), body=stored.get("body"),
+                       headers=headers if isinstance(headers, dict) else None,
+                       meta=meta if isinstance(meta, dict) else None)
+    except Exception:  # noqa: BLE001 - a URL or body Scrapy cannot make a request of was never fingerprinted
+        return None
+
+
+def _get(url: str, redirected: bool) -> Any:
+    from scrapy import Request
+
+    try:
+        return Request(url, meta={"redirect_times": 1} if redirected else None)
+    except Exception:  # noqa: BLE001 - likewise
+        return None
+
+
+def _from_logs(logs: Iterable[Path], selection: Selection, hosts: dict[str, set[str]],
+               result: TargetResult) -> Iterator[tuple[str, str]]:
+    """(whose, url) of every decision line of ``logs`` that names a selected person; ``hosts`` gets every host of
+    a platform the lines name."""
+    for log in dict.fromkeys(logs):
+        unread = 0
+        try:
+            with open(log, "rb") as f:
+                for line in f:
+                    try:
+                        entry = json.loads(line)
+                    except ValueError:
+                        unread += 1
+                        continue
+                    if not isinstance(entry, dict) or "event" in entry or not isinstance(entry.get("url"), str):
+                        continue
+                    platform = entry.get("platform")
+                    if isinstance(platform, str):
+                        host = urlsplit(entry["url"]).hostname
+                        if host:
+                            hosts.setdefault(platform, set()).add(host)
+                    who = selection.person(platform, entry.get("subject"))
+                    if who is not None:
+                        yield who, entry["url"]
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            result.failures.append(f"the audit log {log} cannot be read ({exc.strerror or exc}): the fingerprints "
+                                   "of the requests it names stay")
+            continue
+        if unread:
+            result.failures.append(f"the audit log {log} has {unread} line(s) that are not JSON: the fingerprints "
+                                   "of the requests they name stay")
+
+
+def _profile_urls(selection: Selection, hosts: Mapping[str, set[str]]) -> Iterator[tuple[str, str]]:
+    """(url, whose) of each selected person's profile URLs (module doc)."""
+    for (name, _), who in selection.people.items():
+        platform = selection.platforms.get(name)
+        if platform is None:
+            continue
+        subject = quote(who.partition(":")[2], safe="@!$&'()*+,;=:~")
+        for template in platform.profiles:
+            path = template.template.replace("{subject}", subject)
+            spellings = [path] if "?" in path else [path, path + "/"]
+            for host in sorted({*platform.domains, *hosts.get(name, ())}):
+                for scheme in ("http", "https"):
+                    for spelling in spellings:
+                        yield f"{scheme}://{host}{spelling}", who
