@@ -20,8 +20,19 @@ import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 from scrapy.utils.gz import gunzip
 
+from consentcrawl.cli import main
 from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
-from tests.lenient import HOST, LenientPeople, ListLogic, crawl, make_spider, people_settings, record_yaml, secret_name
+from tests.lenient import (
+    HOST,
+    LenientPeople,
+    ListLogic,
+    crawl,
+    make_spider,
+    people_settings,
+    record_yaml,
+    secret_name,
+    write_config,
+)
 
 BASE = f"http://{HOST}"
 
@@ -116,7 +127,9 @@ async def test_a_gzip_page_without_content_encoding_is_read_for_refusals(
 ) -> None:
     """Before: the response phase read the gzip bytes as they came (a plain ``Response``, no ``Content-Encoding``:
     nothing decompressed them), found no refusal, no meta tag, no signal, and the callback, which gunzips the
-    body itself, got the refusing person's name as an item; their other page (``/@101``) was fetched too."""
+    body itself, got the refusing person's name as an item; their other page (``/@101``) was fetched too. A page
+    that cannot be read so is denied ``error.internal``: their other page is then read on its own (the first-page
+    gate lets the next page be first)."""
     purpose, path, content_type, body, reason = CASES[case]
     records = [record_yaml(p, purposes="[research, ai-training]") for p in ("101", "102")]
     settings = people_settings(tmp_path, records=records, CONSENTCRAWL_PURPOSE=purpose)
@@ -132,8 +145,34 @@ async def test_a_gzip_page_without_content_encoding_is_read_for_refusals(
     names = [item.get("name") for item in result.items]
     assert secret_name("102") in names, f"control: a gzip page is read by the spider\n{app.describe()}"
     assert f"{BASE}{path}" not in result.seen, f"the callback ran on the refused page: items {result.items}"
-    assert not any(secret_name("101") == n or secret_name("about") == n for n in names), result.items
+    assert not [item for item in result.items if item["url"] == f"{BASE}{path}"], result.items
     denies = [(phase, url, why) for phase, url, why in result.denies() if url == f"{BASE}{path}"]
     assert ("response", f"{BASE}{path}", reason) in denies, f"{denies}\n{app.describe()}"
     if path == "/u/101" and reason == "subject.refused-on-page":
         assert app.people_served().count("101") == 1, f"the refusing person's other page was fetched\n{app.describe()}"
+        assert secret_name("101") not in names, result.items
+
+
+@pytest.mark.parametrize("case", ["nobot in the bio", "suspended actor", "second member", "corrupt stream",
+                                  "decompression bomb"])
+def test_check_fetch_reads_a_gzip_page_as_the_crawl_does(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``consentcrawl check --fetch`` decides such a page as the crawl's response phase does (same reason)."""
+    purpose, path, content_type, body, reason = CASES[case]
+    platforms, authorizations = write_config(tmp_path, [record_yaml(p) for p in ("101", "102")])
+    app = GzipPeople()
+    app.gz[path] = (content_type, body)
+    app.gz["/u/102"] = ("application/x-gzip", gzip.compress(_card("102")))
+    answers = {}
+    with LocalServer(app) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        monkeypatch.delenv("HTTP_PROXY", raising=False)
+        for url in (f"{BASE}{path}", f"{BASE}/u/102"):
+            code = main(["check", url, "--purpose", purpose, "--json", "--fetch", "--platforms", str(platforms),
+                         "--authorizations", str(authorizations)])
+            out, err = capsys.readouterr()
+            answers[url] = (code, json.loads(out)["reason"] if out.strip() else err)
+    assert answers[f"{BASE}/u/102"] == (0, "subject.authorized"), f"control: {answers}\n{app.describe()}"
+    assert answers[f"{BASE}{path}"] == (1, reason), f"{answers}\n{app.describe()}"
+    assert [s.person for s in app.served if s.person] == ["101", "102"], app.describe()
