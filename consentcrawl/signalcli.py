@@ -31,7 +31,7 @@ from .refusalphase import (
 )
 from .refusals.book import Refusal, Unread, unread_deny
 from .response import judge_response
-from .robots.body import charset
+from .robots.body import charset, page_body, page_encoding
 from .robots.fetch import RobotsFile
 from .robots.httpfetch import side_request, tls_context
 from .robots.meta import parse_meta_robots
@@ -101,6 +101,9 @@ class Page:
     encoding: str
     content: bytes = b""  #: the decoded body, whatever its type (an ActivityPub actor is JSON)
     accept: str = ""  #: the Accept header it was asked with
+    #: why the body could not be decoded (gzip bytes that do not gunzip within the bound): judged as a crawl
+    #: judges it, a deny (``error.internal``)
+    unreadable: ValueError | None = None
 
 
 async def refuse_fetch(decider: Any, url: str, purpose: str, subject: str | None = None) -> None:
@@ -122,16 +125,25 @@ async def fetch_page(url: str, *, user_agent: str, accept: str | None = None) ->
                                  verify=tls_context()) as client:
         response = await client.get(url)  # httpx undoes the Content-Encoding it asked for
     content_type = response.headers.get("content-type", "")
-    body = response.content if "html" in content_type or not content_type else None
-    return Page(url, response.status_code, response.headers, body, charset(content_type.encode("latin-1")),
-                response.content, accept or "")
+    declared = content_type.encode("latin-1")
+    raw, unreadable = response.content, None
+    try:  # gzip bytes without a Content-Encoding: read gunzipped, as the crawl's response phase reads them
+        content = page_body(raw, None)
+    except ValueError as exc:
+        content, unreadable = raw, exc
+    gunzipped = content is not raw
+    body = content if unreadable is None and ("html" in content_type or not content_type or gunzipped) else None
+    encoding = page_encoding(declared, content) if gunzipped else charset(declared)
+    return Page(url, response.status_code, response.headers, body, encoding, content, accept or "", unreadable)
 
 
 def judge_refusals(prior: Decision, page: Page, engine: PolicyEngine, token: str, purpose: str, facts: Any,
                    now: datetime) -> tuple[Decision, list[dict[str, Any]], str | None]:
     """The refusals on a person's page, as the crawl's response phase judges them (nothing is recorded: ``check``
     keeps no audit or refusal log); every refusal read, for the report; and the ActivityPub actor an HTML profile
-    links to. A page that names no person is not read."""
+    links to. A page that names no person is not read; one whose body cannot be decoded is denied, whoever's."""
+    if page.unreadable is not None:
+        return unreadable_deny(prior, page.url, page.unreadable), [], None
     if facts.platform is None or facts.subject is None:
         return prior, [], None
     content_type = page.headers.get("content-type", "")
