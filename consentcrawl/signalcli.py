@@ -275,6 +275,24 @@ def signal_table(spellings: tuple[tuple[str, str], ...], files: SiteFiles, polic
     return table, report
 
 
+def robots_denied_table(denied: Decision, url: str, fetch: bool, facts: Any, robots: RobotsFile | None,
+                        policy: SignalPolicy, token: str, purposes: list[str], now: datetime
+                        ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """``consentcrawl signals`` for a URL robots.txt denies (``Disallow``, unreachable, a ``Crawl-delay`` over the
+    bound): as in a crawl, nothing else of the site is fetched (the decision never reaches the site's signal files,
+    and the page is not sent), so every purpose is that deny, and only what robots.txt itself says is listed.
+    ``--fetch`` stops with the reason (exit 2), as for a page the consent checks deny."""
+    if fetch:
+        raise ConfigError(f"not fetched: {denied.reason} (a crawl would not fetch {facts.canonical.url}, nor read the "
+                          f"site's signal files for it; `consentcrawl check {url}` explains why)", source="--fetch")
+    table, report = signal_table(((facts.canonical.path, facts.canonical.url),), SiteFiles(robots), policy, token,
+                                 facts.canonical.host, facts.platform, purposes, now)
+    for row in table.values():
+        row.update(verdict="deny", reason=denied.reason, basis="robots.txt", conflicts=[])
+        row.pop("path", None)
+    return table, report
+
+
 def _robots_tags(page: Page | None, policy: SignalPolicy, token: str, purposes: list[str], custom: list[str],
                  now: datetime) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """The page's robots tags (``X-Robots-Tag``, ``Robots-Tag``, meta robots) as a ``signals`` report entry (for
