@@ -16,6 +16,8 @@
   ``spider_error`` handlers sanitized (Scrapy builds the failure it sends in ``Scraper``, with no hook before the
   signal); the guard learns which response an item handed to the pipelines came from (Scrapy passes it to the
   item signals, not to the pipelines).
+- :class:`ConsentCloseSpider`: ``CLOSESPIDER_PAGECOUNT`` counts the spider's pages, not consentcrawl's side requests
+  (CloseSpider counts every ``response_received``, and offers no way to leave one out).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from scrapy.extensions.closespider import CloseSpider
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
@@ -208,3 +211,22 @@ def wrap_scraper(crawler: Crawler, name: str,
 
 
 _WRAPPED = "_consentcrawl_wrapped"
+
+
+class ConsentCloseSpider(CloseSpider):
+    """Scrapy's CloseSpider, whose page counts (``CLOSESPIDER_PAGECOUNT``, ``CLOSESPIDER_PAGECOUNT_NO_ITEM``) are the
+    spider's pages. consentcrawl's own side requests (robots.txt, a site's tdmrep.json, ai.txt, a licence) go
+    through the engine like the spider's requests and each sends ``response_received``; the spider never asked for
+    them, and counting them stopped a crawl set to 3 pages after its first (three files per origin before it).
+
+    Internals: ``page_count`` is the handler ``CloseSpider.__init__`` connects to ``response_received`` (a bound
+    method, so this override is what gets connected). The add-on puts this class in CloseSpider's place in
+    ``EXTENSIONS``. Side requests are told by identity (``ConsentRuntime.is_own``), never by a meta flag."""
+
+    def page_count(self, response: Response, request: Request, spider: Any) -> None:
+        from .runtime import get_runtime
+
+        runtime = get_runtime(self.crawler)
+        if runtime is not None and runtime.is_own(request):
+            return
+        super().page_count(response, request, spider)

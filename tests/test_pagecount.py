@@ -45,3 +45,20 @@ async def test_pagecount_counts_the_spiders_pages_not_consentcrawls_side_request
     reason = "closespider_pagecount" if setting == "CLOSESPIDER_PAGECOUNT" else "closespider_pagecount_no_item"
     assert result.stats.get("finish_reason") == reason, result.stats
     assert len(result.seen) >= 3, f"{setting}=3 gave the spider {len(result.seen)} page(s)\n{app.describe()}"
+
+
+@deferred_f_from_coro_f
+async def test_a_project_that_took_closespider_out_keeps_it_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The add-on replaces CloseSpider where it is; it does not put one back that the project removed."""
+    settings = people_settings(tmp_path, records=[record_yaml(p) for p in PEOPLE], CONCURRENT_REQUESTS=1,
+                               CLOSESPIDER_PAGECOUNT=3,
+                               EXTENSIONS={"scrapy.extensions.closespider.CloseSpider": None})
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", ListLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/u/{p}" for p in PEOPLE])
+    assert result.stats.get("finish_reason") == "finished", result.stats
+    assert sorted(set(app.people_served())) == list(PEOPLE), app.describe()
+    assert not any("CloseSpider" in name for name in result.components["extensions"]), result.components
