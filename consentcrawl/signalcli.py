@@ -33,6 +33,7 @@ from .refusals.book import Refusal, Unread, unread_deny
 from .response import judge_response
 from .robots.body import charset, page_body, page_encoding
 from .robots.fetch import RobotsFile
+from .robots.hops import robots_rule
 from .robots.httpfetch import side_request, tls_context
 from .robots.meta import parse_meta_robots
 from .robots.signalfetch import assemble, policy_urls, site_file_urls
@@ -43,6 +44,7 @@ from .signals.evaluate import SiteFiles, response_results, response_spellings, s
 from .signals.fetch import SignalFile, from_response, unavailable
 from .signals.odrl import SIGNAL as POLICY
 from .signals.policy import SignalPolicy, grant_of, response_decision, spelled_response_decision
+from .signals.purposes import BASE_PURPOSES
 from .signals.rsl import licences_to_fetch, response_rsl_links
 from .signals.tdmrep import response_policy_url
 
@@ -275,18 +277,23 @@ def signal_table(spellings: tuple[tuple[str, str], ...], files: SiteFiles, polic
     return table, report
 
 
-def robots_denied_table(denied: Decision, url: str, fetch: bool, facts: Any, robots: RobotsFile | None,
-                        policy: SignalPolicy, token: str, purposes: list[str], now: datetime
-                        ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+async def robots_denied_table(decider: Any, args: Any, facts: Any, robots: RobotsFile | None, config: Any,
+                              now: datetime) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]] | None:
     """``consentcrawl signals`` for a URL robots.txt denies (``Disallow``, unreachable, a ``Crawl-delay`` over the
-    bound): as in a crawl, nothing else of the site is fetched (the decision never reaches the site's signal files,
-    and the page is not sent), so every purpose is that deny, and only what robots.txt itself says is listed.
-    ``--fetch`` stops with the reason (exit 2), as for a page the consent checks deny."""
-    if fetch:
+    bound), None for one it lets through. As in a crawl, nothing else of the site is fetched for such a URL (the
+    decision never reaches the site's signal files, and the page is not sent), so every purpose is that deny, and
+    only what robots.txt itself says is listed. ``--fetch`` stops with the reason (exit 2), as for a page the
+    consent checks deny."""
+    denied = await robots_rule(decider, facts, robots)
+    if denied is None:
+        return None
+    if args.fetch:
         raise ConfigError(f"not fetched: {denied.reason} (a crawl would not fetch {facts.canonical.url}, nor read the "
-                          f"site's signal files for it; `consentcrawl check {url}` explains why)", source="--fetch")
-    table, report = signal_table(((facts.canonical.path, facts.canonical.url),), SiteFiles(robots), policy, token,
-                                 facts.canonical.host, facts.platform, purposes, now)
+                          f"site's signal files for it; `consentcrawl check {args.url}` explains why)",
+                          source="--fetch")
+    table, report = signal_table(((facts.canonical.path, facts.canonical.url),), SiteFiles(robots),
+                                 config.signal_policy, config.token, facts.canonical.host, facts.platform,
+                                 sorted(BASE_PURPOSES), now)
     for row in table.values():
         row.update(verdict="deny", reason=denied.reason, basis="robots.txt", conflicts=[])
         row.pop("path", None)
