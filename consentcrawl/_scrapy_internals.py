@@ -16,6 +16,7 @@
   ``spider_error`` handlers sanitized (Scrapy builds the failure it sends in ``Scraper``, with no hook before the
   signal); the guard learns which response an item handed to the pipelines came from (Scrapy passes it to the
   item signals, not to the pipelines).
+- :func:`guard_command_crawl`: ``scrapy view`` crawls with a spider class chosen inside Scrapy's command.
 - :class:`ConsentCloseSpider`: ``CLOSESPIDER_PAGECOUNT`` counts the spider's pages, not consentcrawl's side requests
   (CloseSpider counts every ``response_received``, and offers no way to leave one out).
 """
@@ -230,3 +231,17 @@ class ConsentCloseSpider(CloseSpider):
         if runtime is not None and runtime.is_own(request):
             return
         super().page_count(response, request, spider)
+
+
+def guard_command_crawl(process: Any, wrap: Callable[[type], type]) -> None:
+    """Scrapy's ``fetch`` and ``view`` commands choose the spider class inside their ``run`` (the project spider
+    that claims the URL's domain, else ``DefaultSpider``) and hand it to ``crawler_process.crawl``, with no hook
+    in between: this process's ``crawl`` (this instance only) crawls ``wrap(spidercls)`` instead."""
+    crawl = process.crawl
+
+    def crawl_wrapped(crawler_or_spidercls: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(crawler_or_spidercls, type):
+            crawler_or_spidercls = wrap(crawler_or_spidercls)
+        return crawl(crawler_or_spidercls, *args, **kwargs)
+
+    process.crawl = crawl_wrapped
