@@ -18,6 +18,9 @@
   item signals, not to the pipelines).
 - :func:`item_pipelines`: the crawl's own item pipeline instances; the purge on close asks a project's
   ``ImagesPipeline`` how it named an image's thumbnails (Scrapy offers no public way to reach a pipeline).
+- :func:`guard_command_crawl`: ``scrapy view`` crawls with a spider class chosen inside Scrapy's command.
+- :class:`ConsentCloseSpider`: ``CLOSESPIDER_PAGECOUNT`` counts the spider's pages, not consentcrawl's side requests
+  (CloseSpider counts every ``response_received``, and offers no way to leave one out).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from scrapy.extensions.closespider import CloseSpider
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
@@ -219,3 +223,36 @@ def item_pipelines(crawler: Crawler) -> list[Any]:
     except RuntimeError:  # no engine yet
         return []
     return list(getattr(itemproc, "middlewares", ()) or ())
+
+
+class ConsentCloseSpider(CloseSpider):
+    """Scrapy's CloseSpider, whose page counts (``CLOSESPIDER_PAGECOUNT``, ``CLOSESPIDER_PAGECOUNT_NO_ITEM``) are the
+    spider's pages. consentcrawl's own side requests (robots.txt, a site's tdmrep.json, ai.txt, a licence) go
+    through the engine like the spider's requests and each sends ``response_received``; the spider never asked for
+    them, and counting them stopped a crawl set to 3 pages after its first (three files per origin before it).
+
+    Internals: ``page_count`` is the handler ``CloseSpider.__init__`` connects to ``response_received`` (a bound
+    method, so this override is what gets connected). The add-on puts this class in CloseSpider's place in
+    ``EXTENSIONS``. Side requests are told by identity (``ConsentRuntime.is_own``), never by a meta flag."""
+
+    def page_count(self, response: Response, request: Request, spider: Any) -> None:
+        from .runtime import get_runtime
+
+        runtime = get_runtime(self.crawler)
+        if runtime is not None and runtime.is_own(request):
+            return
+        super().page_count(response, request, spider)
+
+
+def guard_command_crawl(process: Any, wrap: Callable[[type], type]) -> None:
+    """Scrapy's ``fetch`` and ``view`` commands choose the spider class inside their ``run`` (the project spider
+    that claims the URL's domain, else ``DefaultSpider``) and hand it to ``crawler_process.crawl``, with no hook
+    in between: this process's ``crawl`` (this instance only) crawls ``wrap(spidercls)`` instead."""
+    crawl = process.crawl
+
+    def crawl_wrapped(crawler_or_spidercls: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(crawler_or_spidercls, type):
+            crawler_or_spidercls = wrap(crawler_or_spidercls)
+        return crawl(crawler_or_spidercls, *args, **kwargs)
+
+    process.crawl = crawl_wrapped

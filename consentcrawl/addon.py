@@ -10,7 +10,7 @@ from scrapy import signals
 from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy.utils.asyncio import call_later
 
-from ._scrapy_internals import fail_crawl
+from ._scrapy_internals import ConsentCloseSpider, fail_crawl
 from .browser import configure_playwright
 from .distributed.seeds import RedisSeeds
 from .errors import ConfigError
@@ -48,6 +48,7 @@ SPIDER_PRIORITY = 10_000
 PIPELINE_PRIORITY = -1000
 
 ROBOTSTXT_MIDDLEWARE = "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware"
+CLOSESPIDER = "scrapy.extensions.closespider.CloseSpider"
 REMOTE_CONTROL = "scrapy.extensions.remote_control.RemoteControl"
 #: every request gets the referring page's origin only, never the profile URL a link was on (and nothing after a
 #: downgrade to http); not browsers' ``strict-origin-when-cross-origin``, which Scrapy implements by parsing both
@@ -128,6 +129,7 @@ class Addon:
         _outermost(settings, "SPIDER_MIDDLEWARES", ConsentSpiderMiddleware, "meets a callback's output")
         _outermost(settings, "DOWNLOADER_MIDDLEWARES", ConsentResponseMiddleware, "meets a response")
         self._remove_robotstxt_middleware(settings)
+        self._count_spider_pages(settings)
         self._remote_control_off(settings)
         # another origin is not told whose profile a link was found on (a project's own policy stands)
         settings.set("REFERRER_POLICY", REFERRER_POLICY, "addon")
@@ -208,6 +210,21 @@ class Addon:
         if was_on:
             logger.info("consentcrawl: Scrapy's RobotsTxtMiddleware removed and ROBOTSTXT_OBEY set to False; "
                         "consentcrawl's robots stage (which fails closed) replaces it")
+
+    @staticmethod
+    def _count_spider_pages(settings: BaseSettings) -> None:
+        """``CLOSESPIDER_PAGECOUNT`` counts the spider's pages, not consentcrawl's side requests: CloseSpider is
+        replaced by :class:`~consentcrawl._scrapy_internals.ConsentCloseSpider` at its number (its entry set to
+        None, as for RobotsTxtMiddleware). A project that took CloseSpider out keeps it out."""
+        merged = settings.getwithbase("EXTENSIONS")
+        keys = [k for k in merged if _path(k) == CLOSESPIDER]
+        numbers = [merged[k] for k in keys if merged[k] is not None]
+        if not numbers:
+            return
+        extensions = settings["EXTENSIONS"]
+        for key in keys:
+            extensions.set(key, None, max(extensions.getpriority(key) or 0, SETTINGS_PRIORITIES["addon"]))
+        settings.setdefault_in_component_priority_dict("EXTENSIONS", ConsentCloseSpider, min(numbers))
 
     def _remote_control_off(self, settings: BaseSettings) -> None:
         """Scrapy 2.19's RemoteControl and the Telnet console run code sent to a local port inside the crawl,

@@ -285,6 +285,7 @@ def _platforms_for(args: argparse.Namespace) -> Any:
 
 def cmd_signals(args: argparse.Namespace) -> int:
     """Every built-in purpose at once: what each signal says, where, and the combined verdict off any platform."""
+    from . import signalcli
     from .robots.hops import hop_refusal, once_per_origin
     from .robots.httpfetch import fetch_robots
     from .signalcli import fetch_page, fetch_site_files, refuse_fetch, signal_table, with_named_files
@@ -317,6 +318,8 @@ def cmd_signals(args: argparse.Namespace) -> int:
 
     async def gather() -> tuple[Any, Any]:
         robots = await robots_for(facts.canonical.origin)
+        if denied := await signalcli.robots_denied_table(decider, args, facts, robots, config, now):
+            return robots, denied  # as in a crawl: robots.txt alone is fetched for a URL it denies
         files = await fetch_site_files(facts.canonical.origin, robots, policy, user_agent=user_agent, now=now,
                                        may_fetch=may_fetch)
         page = None

@@ -36,7 +36,7 @@ from .recent import Recent
 from .refusals.book import REASON, Refusal, Unread
 from .refusals.forms import Found, PageReading, is_activitypub
 from .refusals.page import read_page
-from .robots.body import decoded_body, page_encoding, reads_as_html
+from .robots.body import page_body, page_encoding, reads_as_html
 from .robots.meta import parse_meta_robots
 
 if TYPE_CHECKING:
@@ -182,8 +182,8 @@ _readings: weakref.WeakKeyDictionary[Response, PageReading] = weakref.WeakKeyDic
 def _read_now(runtime: ConsentRuntime, request: Request, response: Response) -> PageReading:
     content_type = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
     encoded = response.headers.get(b"Content-Encoding")
-    body = decoded_body(response.body, encoded)
-    if isinstance(response, TextResponse) and not encoded:
+    body = page_body(response.body, encoded)
+    if isinstance(response, TextResponse) and body is response.body:
         encoding = response.encoding
     else:
         encoding = page_encoding(response.headers.get(b"Content-Type"), body)

@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from scrapy import Request, signals
-from scrapy.http import Response, TextResponse
+from scrapy.http import Response
 
 from .audit.header import chain_header
 from .audit.log import AuditLog
@@ -34,7 +34,6 @@ from .recording import DecisionRecording
 from .refusallog import RefusalLog
 from .refusalphase import FirstPageGate, book_refusals, check_refusals
 from .response import judge_response, wants_nofollow
-from .robots.body import decoded_body, page_encoding, reads_as_html
 from .robots.cache import RobotsCache
 from .robots.fetch import RobotsFile
 from .robots.meta import parse_meta_robots
@@ -42,7 +41,7 @@ from .robots.scrapyfetch import ScrapyRobotsFetcher
 from .robots.tags import parse_robots_headers
 from .scheduling import LinkScheduling, bad_url, error_cause
 from .sidefetching import SideFetching, signal_fetcher
-from .signalphase import check_signals, decide_full
+from .signalphase import body_of, check_signals, decide_full
 from .startup import check_handlers, check_log_formatter, check_outermost, check_pipelines
 from .withdrawals import WithdrawalWatch
 
@@ -364,13 +363,10 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         now = self.config.now()
         try:
             directives = parse_robots_headers(response.headers, token)
-            encoded = response.headers.get(b"Content-Encoding")
-            # Scrapy types a response with a Content-Encoding as a plain Response until HttpCompression decodes it
-            if (isinstance(response, TextResponse) or encoded) and reads_as_html(
-                    response.headers.get(b"Content-Type")):
-                body = decoded_body(response.body, encoded)
-                encoding = response.encoding if isinstance(response, TextResponse) and not encoded else page_encoding(
-                    response.headers.get(b"Content-Type"), body)
+            # Scrapy types a response with a Content-Encoding (or gzip bytes) as a plain Response until
+            # HttpCompression (or the spider) decodes it: body_of reads it decompressed
+            body, encoding = body_of(response)
+            if body is not None:
                 directives += parse_meta_robots(body, token, encoding)
         except Exception as exc:  # noqa: BLE001 - a crash reading the signals must deny, not skip them
             decision = deny(Stage.ERROR, "error.internal", subject=prior.subject, platform=prior.platform,

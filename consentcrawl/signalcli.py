@@ -31,8 +31,9 @@ from .refusalphase import (
 )
 from .refusals.book import Refusal, Unread, unread_deny
 from .response import judge_response
-from .robots.body import charset
+from .robots.body import charset, page_body, page_encoding
 from .robots.fetch import RobotsFile
+from .robots.hops import robots_rule
 from .robots.httpfetch import side_request, tls_context
 from .robots.meta import parse_meta_robots
 from .robots.signalfetch import assemble, policy_urls, site_file_urls
@@ -43,6 +44,7 @@ from .signals.evaluate import SiteFiles, response_results, response_spellings, s
 from .signals.fetch import SignalFile, from_response, unavailable
 from .signals.odrl import SIGNAL as POLICY
 from .signals.policy import SignalPolicy, grant_of, response_decision, spelled_response_decision
+from .signals.purposes import BASE_PURPOSES
 from .signals.rsl import licences_to_fetch, response_rsl_links
 from .signals.tdmrep import response_policy_url
 
@@ -101,6 +103,9 @@ class Page:
     encoding: str
     content: bytes = b""  #: the decoded body, whatever its type (an ActivityPub actor is JSON)
     accept: str = ""  #: the Accept header it was asked with
+    #: why the body could not be decoded (gzip bytes that do not gunzip within the bound): judged as a crawl
+    #: judges it, a deny (``error.internal``)
+    unreadable: ValueError | None = None
 
 
 async def refuse_fetch(decider: Any, url: str, purpose: str, subject: str | None = None) -> None:
@@ -122,16 +127,25 @@ async def fetch_page(url: str, *, user_agent: str, accept: str | None = None) ->
                                  verify=tls_context()) as client:
         response = await client.get(url)  # httpx undoes the Content-Encoding it asked for
     content_type = response.headers.get("content-type", "")
-    body = response.content if "html" in content_type or not content_type else None
-    return Page(url, response.status_code, response.headers, body, charset(content_type.encode("latin-1")),
-                response.content, accept or "")
+    declared = content_type.encode("latin-1")
+    raw, unreadable = response.content, None
+    try:  # gzip bytes without a Content-Encoding: read gunzipped, as the crawl's response phase reads them
+        content = page_body(raw, None)
+    except ValueError as exc:
+        content, unreadable = raw, exc
+    gunzipped = content is not raw
+    body = content if unreadable is None and ("html" in content_type or not content_type or gunzipped) else None
+    encoding = page_encoding(declared, content) if gunzipped else charset(declared)
+    return Page(url, response.status_code, response.headers, body, encoding, content, accept or "", unreadable)
 
 
 def judge_refusals(prior: Decision, page: Page, engine: PolicyEngine, token: str, purpose: str, facts: Any,
                    now: datetime) -> tuple[Decision, list[dict[str, Any]], str | None]:
     """The refusals on a person's page, as the crawl's response phase judges them (nothing is recorded: ``check``
     keeps no audit or refusal log); every refusal read, for the report; and the ActivityPub actor an HTML profile
-    links to. A page that names no person is not read."""
+    links to. A page that names no person is not read; one whose body cannot be decoded is denied, whoever's."""
+    if page.unreadable is not None:
+        return unreadable_deny(prior, page.url, page.unreadable), [], None
     if facts.platform is None or facts.subject is None:
         return prior, [], None
     content_type = page.headers.get("content-type", "")
@@ -260,6 +274,29 @@ def signal_table(spellings: tuple[tuple[str, str], ...], files: SiteFiles, polic
     for at, results in sorted(deciding.items()):
         report += [{**entry, "path": spellings[at][0]} for entry in signal_report(results, purposes)
                    if entry not in report]
+    return table, report
+
+
+async def robots_denied_table(decider: Any, args: Any, facts: Any, robots: RobotsFile | None, config: Any,
+                              now: datetime) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]] | None:
+    """``consentcrawl signals`` for a URL robots.txt denies (``Disallow``, unreachable, a ``Crawl-delay`` over the
+    bound), None for one it lets through. As in a crawl, nothing else of the site is fetched for such a URL (the
+    decision never reaches the site's signal files, and the page is not sent), so every purpose is that deny, and
+    only what robots.txt itself says is listed. ``--fetch`` stops with the reason (exit 2), as for a page the
+    consent checks deny."""
+    denied = await robots_rule(decider, facts, robots)
+    if denied is None:
+        return None
+    if args.fetch:
+        raise ConfigError(f"not fetched: {denied.reason} (a crawl would not fetch {facts.canonical.url}, nor read the "
+                          f"site's signal files for it; `consentcrawl check {args.url}` explains why)",
+                          source="--fetch")
+    table, report = signal_table(((facts.canonical.path, facts.canonical.url),), SiteFiles(robots),
+                                 config.signal_policy, config.token, facts.canonical.host, facts.platform,
+                                 sorted(BASE_PURPOSES), now)
+    for row in table.values():
+        row.update(verdict="deny", reason=denied.reason, basis="robots.txt", conflicts=[])
+        row.pop("path", None)
     return table, report
 
 

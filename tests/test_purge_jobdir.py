@@ -94,7 +94,8 @@ def crawl_settings(tmp_path: Path, config_dir: Path, queues: tuple[str, str] = D
 async def paused_crawl(server: LocalServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, config_dir: Path,
                        queues: tuple[str, str] = DEFAULT) -> Path:
     """A crawl stopped after the first page of people, with requests of the person and of others queued."""
-    settings = crawl_settings(tmp_path, config_dir, queues, CLOSESPIDER_PAGECOUNT=2)
+    # the first page: consentcrawl's own robots.txt and signal-file requests are not pages (tests/test_pagecount.py)
+    settings = crawl_settings(tmp_path, config_dir, queues, CLOSESPIDER_PAGECOUNT=1)
     result = await run_crawl(QueueingSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
     assert result.stats["finish_reason"] == "closespider_pagecount"
     assert not [r for r in server.requests if person_in(r.target)]  # nothing of the person fetched yet

@@ -170,7 +170,9 @@ def test_the_signals_table_reads_the_pages_robots_tags_as_check_and_the_crawl_do
 def test_a_signal_file_whose_own_url_is_refused_says_so_not_a_redirect(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     """An IP host is no one's site we may read (``terms.ip-host``): its signal files are not fetched (the server's
-    log has none of them), and the cause names the file's own URL, not a redirect that never happened."""
+    log has none of them), and the cause names the file's own URL, not a redirect that never happened. robots.txt
+    is that file: refused, it is unreachable, which denies the URL before any other file would be fetched (as in a
+    crawl, ``tests/test_signals_cli_robots.py``), so the signal files are not even tried."""
     def app(request: LoggedRequest, headers: dict[str, str]) -> Response:
         return Response(200, {"Content-Type": "text/plain"}, "User-agent: *\nAllow: /\n")
 
@@ -181,7 +183,8 @@ def test_a_signal_file_whose_own_url_is_refused_says_so_not_a_redirect(
         origin = server.proxy.rstrip("/")  # the server itself, asked by its address
         assert main(["signals", origin + "/page", "--json"]) == 0
         asked = [r.path for r in server.requests]
-    report = json.loads(capsys.readouterr().out)["signals"]
-    causes = {e["signal"]: e.get("unavailable") for e in report if e["level"] == "site"}
-    assert causes["tdmrep"] == "a URL we may not fetch (terms.ip-host)", report
-    assert "/.well-known/tdmrep.json" not in asked and "/ai.txt" not in asked
+    out = json.loads(capsys.readouterr().out)
+    assert out["robots"]["cause"] == "a URL we may not fetch (terms.ip-host)", out["robots"]
+    assert {row["reason"] for row in out["purposes"].values()} == {"robots.unreachable"}, out["purposes"]
+    assert {e["source"] for e in out["signals"] if e["signal"] in ("tdmrep", "ai-txt")} == {None}, out["signals"]
+    assert asked == [], asked

@@ -11,10 +11,14 @@ import zlib
 
 from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom
 
-__all__ = ["charset", "decoded_body", "page_encoding", "reads_as_html"]
+__all__ = ["GZIP_MAGIC", "charset", "decoded_body", "is_gzip", "page_body", "page_encoding", "reads_as_html"]
 
 #: more than this decompressed is not read for tags (a decompression bomb): the page is denied
 MAX_DECODED = 32 * 1024 * 1024
+#: the first bytes of a gzip stream (RFC 1952), what Scrapy's sitemap spider and ``gzip.decompress`` look for
+GZIP_MAGIC = b"\x1f\x8b"
+#: gzip layers undone by magic alone; a body still gzip after these is not read (and denied)
+MAX_GZIP_LAYERS = 4
 
 
 def decoded_body(body: bytes, content_encoding: bytes | None, limit: int = MAX_DECODED) -> bytes:
@@ -39,6 +43,51 @@ def decoded_body(body: bytes, content_encoding: bytes | None, limit: int = MAX_D
         else:
             raise ValueError(f"unknown Content-Encoding {coding.decode('latin-1')!r}")
     return body
+
+
+def is_gzip(body: bytes) -> bool:
+    """Whether ``body`` starts as a gzip stream does."""
+    return body[:2] == GZIP_MAGIC
+
+
+def page_body(body: bytes, content_encoding: bytes | None, limit: int = MAX_DECODED) -> bytes:
+    """A response body as a spider can read it: its ``Content-Encoding`` undone, then, while it starts with the
+    gzip magic bytes, gunzipped. A ``.gz`` page served as ``application/x-gzip``, or by a server that forgot
+    the header, reaches the callback as gzip bytes (``HttpCompressionMiddleware`` reads the header only), and a
+    spider that gunzips it itself (as Scrapy's sitemap spider does, by these bytes) reads a person's page whose
+    refusal the gzip bytes hide. Every member of the stream is read (``gzip.decompress`` and Scrapy's
+    ``gunzip`` read them all), at most ``limit`` bytes in all; a stream that is cut short, corrupt or larger
+    raises ``ValueError`` (the caller denies: a page we could not read is not a page that says nothing)."""
+    body = decoded_body(body, content_encoding, limit)
+    for _ in range(MAX_GZIP_LAYERS):
+        if not is_gzip(body):
+            return body
+        body = _gunzip_members(body, limit)
+    if is_gzip(body):
+        raise ValueError(f"the body is still gzip after {MAX_GZIP_LAYERS} layers")
+    return body
+
+
+def _gunzip_members(body: bytes, limit: int) -> bytes:
+    out: list[bytes] = []
+    size = 0
+    rest = body
+    while rest:
+        if not is_gzip(rest):
+            raise ValueError("the gzip body has trailing bytes that are not gzip")
+        decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
+        try:
+            part = decompressor.decompress(rest, limit + 1 - size)
+        except zlib.error as exc:
+            raise ValueError(f"cannot decompress the gzip body: {exc}") from None
+        size += len(part)
+        if size > limit or decompressor.unconsumed_tail:
+            raise ValueError(f"the gzip body decompresses to more than {limit} bytes")
+        if not decompressor.eof:
+            raise ValueError("the gzip body ends before its end-of-stream marker")
+        out.append(part)
+        rest = decompressor.unused_data.lstrip(b"\0")  # zero padding between members, as GzipFile skips it
+    return b"".join(out)
 
 
 def _zlib(body: bytes, wbits: int, limit: int) -> bytes:

@@ -56,14 +56,16 @@ async def hop_decision(decider: Decider, url: str, purpose: str, now: datetime, 
                                  and facts.subject is None and facts.ambiguous is None
                                  and (facts.canonical.path == "/robots.txt" or terms_file))
     if fetch and robots_for is not None and facts.canonical.path not in SITE_FILES:
-        ruled = await _robots_rule(decider, facts, await robots_for(facts.canonical.origin))
+        ruled = await robots_rule(decider, facts, await robots_for(facts.canonical.origin))
         if ruled is not None:
             return ruled, False
     return decision, fetch
 
 
-async def _robots_rule(decider: Decider, facts: RequestFacts, robots: RobotsFile | None) -> Decision | None:
-    """The deny robots.txt gives the URL (the engine's own robots check), or None when it lets it through."""
+async def robots_rule(decider: Decider, facts: RequestFacts, robots: RobotsFile | None) -> Decision | None:
+    """The deny robots.txt gives the URL (the engine's own robots check: ``Disallow``, unreachable, a
+    ``Crawl-delay`` over the bound), or None when it lets it through. A URL it denies makes nothing else of the
+    site be fetched: not its signal files (the decision never reaches the signals check), not the page."""
     try:
         full = await decider.decide(facts, robots)
     except SignalsNeeded:  # the walk got past robots.txt to the site's signals: robots.txt let it through
