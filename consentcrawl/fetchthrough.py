@@ -53,7 +53,7 @@ async def checked_through(config: ConsentConfig, decider: Decider, facts: Reques
     request's own answer only)."""
     import argparse
 
-    from .cli import check_signals, robots_for_check
+    from .checkcli import check_signals, robots_for_check
 
     if not decision.allowed:
         return decision
