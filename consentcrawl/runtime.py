@@ -25,6 +25,7 @@ from .audit.log import AuditLog
 from .config import ConsentConfig, build_decider
 from .decision import Decision, Evidence, Stage, deny
 from .distributed.wiring import Distributed
+from .downloadlines import DownloadLines
 from .errors import ConfigError
 from .facts import RequestFacts, request_inputs
 from .fetchthrough import through
@@ -170,6 +171,8 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         self.stats.set_value("consentcrawl/purpose", config.purpose)
         self.stats.set_value("consentcrawl/mode", config.mode)
         crawler.signals.connect(self._spider_closed, signal=signals.spider_closed)
+        #: Scrapy's download handlers' lines about a page, held until the page is decided (downloadlines.py)
+        self.download_lines = DownloadLines.install(crawler)
         logger.info(
             "consentcrawl: purpose %r, mode %s, %d platform(s) from %s, authorizations from %s, audit log %s",
             config.purpose, config.mode, len(config.platforms),
@@ -344,6 +347,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         if decision.allowed:
             decision = await check_signals(self, request, response, decision)
         self._remember(request, response.url, decision)
+        self.download_lines.decided(request.url, decision)
         return decision
 
     async def robots_for(self, facts: RequestFacts) -> RobotsFile | None:
