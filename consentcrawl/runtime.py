@@ -233,8 +233,9 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
     async def prefilter(self, request: Request) -> Decision:
         """The request phase: what can be decided before the download slot's wait, robots.txt included.
 
-        A deny is recorded and stands. An allow is not recorded: it is only a promise that the send-time decision
-        (:meth:`decide_send`) is worth making; that one is recorded.
+        A deny is recorded and stands (one that drops the request is remembered, as at send time: what reports a
+        project's error for it reads the reason there). An allow is only a promise that :meth:`decide_send` is worth
+        making; that one is recorded.
         """
         url = request.url
         facts, decision = self.facts_for(request, url, self.config.now())
@@ -253,7 +254,10 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         if decision.allowed:
             return decision
         now = self.config.now()
-        return await self.record_grouped(decision, url, facts.canonical.url if facts else None, "request", time=now)
+        decision = await self.record_grouped(decision, url, facts.canonical.url if facts else None, "request", time=now)
+        if self.drops(decision):
+            self._remember(request, url, decision)
+        return decision
 
     async def decide_send(self, request: Request) -> Decision:
         """The authoritative decision, immediately before the request goes to the network, at that time.
