@@ -11,7 +11,8 @@
   ``304 Not Modified``, a server error).
 - :func:`no_silent_resend`: the HTTP/1.1 handler's connection pool (and the aiohttp handler's session) does not
   send a request again by itself.
-- :func:`guard_parse_command`: what ``scrapy parse`` prints of a callback's output has been through the guard.
+- :func:`guard_parse_command`: what ``scrapy parse`` prints of a callback's output has been through the guard;
+  :func:`parse_command_url` reads its ``No response downloaded for: <url>`` line.
 - :func:`wrap_scraper`: what a project's errback or callback raised for a refused request reaches
   ``spider_error`` handlers sanitized (Scrapy builds the failure it sends in ``Scraper``, with no hook before the
   signal); the guard learns which response an item handed to the pipelines came from (Scrapy passes it to the
@@ -159,8 +160,9 @@ def no_silent_resend(handler: Any) -> None:
 _PARSE_GUARDED = "_consentcrawl_guarded"
 
 
-def guard_parse_command(request: Request, guard: Callable[[Response, list[Any]], Awaitable[list[Any]]]) -> None:
-    """If ``request`` is the one ``scrapy parse`` starts with, pass what its callbacks yield through ``guard``.
+def guard_parse_command(request: Request, guard: Callable[[Response, list[Any]], Awaitable[list[Any]]]) -> bool:
+    """If ``request`` is the one ``scrapy parse`` starts with, pass what its callbacks yield through ``guard``;
+    whether it is (and was not guarded yet).
 
     ``scrapy parse`` calls the spider's callback itself, inside a wrapper it sets as the request's callback, and
     keeps the callback's items and requests to print them (``# Scraped Items``, ``# Requests``): the spider
@@ -173,12 +175,12 @@ def guard_parse_command(request: Request, guard: Callable[[Response, list[Any]],
     code = getattr(callback, "__code__", None)
     # by the module the function was written in: functools.update_wrapper gives it the spider method's names
     if code is None or code.co_name != "callback" or getattr(callback, "__globals__", {}).get("__name__") != \
-            "scrapy.commands.parse":
-        return
+            PARSE_LOGGER:
+        return False
     cells = dict(zip(code.co_freevars, getattr(callback, "__closure__", None) or (), strict=False))
     command = cells["self"].cell_contents if "self" in cells else None
     if command is None or getattr(command, _PARSE_GUARDED, False) or not hasattr(command, "run_callback"):
-        return
+        return False
     run_callback = command.run_callback
 
     def guarded(response: Response, callback: Any, cb_kwargs: dict[str, Any] | None = None) -> Deferred[Any]:
@@ -189,6 +191,23 @@ def guard_parse_command(request: Request, guard: Callable[[Response, list[Any]],
 
     command.run_callback = guarded
     setattr(command, _PARSE_GUARDED, True)
+    return True
+
+
+#: the module of Scrapy's parse command, and its logger
+PARSE_LOGGER = "scrapy.commands.parse"
+#: what it logs at ERROR, after the crawl, when the URL it was given downloaded nothing
+_PARSE_NO_RESPONSE = "No response downloaded for: %(url)s"
+
+
+def parse_command_url(record: logging.LogRecord) -> str | None:
+    """The URL of ``scrapy parse``'s ``No response downloaded for: <url>`` line; None for any other line."""
+    if record.name != PARSE_LOGGER or record.msg != _PARSE_NO_RESPONSE or not isinstance(record.args, dict):
+        return None
+    url = record.args.get("url")
+    return url if isinstance(url, str) else None
+
+
 def wrap_scraper(crawler: Crawler, name: str,
                  wrap: Callable[[Crawler, Callable[..., Any]], Callable[..., Any]]) -> bool:
     """Put ``wrap(crawler, method)`` in place of the crawl's ``Scraper.<name>`` (``method``): ``handle_spider_error``,

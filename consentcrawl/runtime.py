@@ -203,6 +203,11 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         self._decided[request] = (url, decision)
         request.meta[META_DECISION] = decision.for_spider()  # for the spider to read; never read back
 
+    def remember_refusal(self, request: Request, decision: Decision) -> None:
+        """A deny that drops ``request`` before it is sent, remembered as a send-time deny is: what reports an error
+        or a line for it afterwards (a project's own error for the refusal, ``scrapy parse``) reads its reason."""
+        self._remember(request, request.url, decision)
+
     def nofollow(self, request: Request | None) -> bool:
         """Whether the response to this very request said nofollow."""
         return request is not None and request in self._nofollow
@@ -233,9 +238,8 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
     async def prefilter(self, request: Request) -> Decision:
         """The request phase: what can be decided before the download slot's wait, robots.txt included.
 
-        A deny is recorded and stands (one that drops the request is remembered, as at send time: what reports a
-        project's error for it reads the reason there). An allow is only a promise that :meth:`decide_send` is worth
-        making; that one is recorded.
+        A deny is recorded and stands (:meth:`remember_refusal` when it drops the request). An allow is only a
+        promise that :meth:`decide_send` is worth making; that one is recorded.
         """
         url = request.url
         facts, decision = self.facts_for(request, url, self.config.now())
@@ -256,7 +260,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         now = self.config.now()
         decision = await self.record_grouped(decision, url, facts.canonical.url if facts else None, "request", time=now)
         if self.drops(decision):
-            self._remember(request, url, decision)
+            self.remember_refusal(request, decision)
         return decision
 
     async def decide_send(self, request: Request) -> Decision:
