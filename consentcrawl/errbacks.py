@@ -100,7 +100,6 @@ class _Guarded:
             return False
 
 
-
 class _Refused:
     """One refusal's errback output, without its items (:meth:`_Guarded.dropped`): the refused URL with it."""
 
@@ -160,4 +159,3 @@ def _holds(value: Any, url: str, depth: int = 0) -> bool:
     except Exception:  # noqa: BLE001 - what cannot be read cannot be shown not to hold it
         return True
     return False
-
