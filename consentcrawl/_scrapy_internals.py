@@ -232,9 +232,10 @@ def wrap_scraper(crawler: Crawler, name: str,
 _WRAPPED = "_consentcrawl_wrapped"
 
 
-#: the loggers of Scrapy's HTTP download handlers (HTTP/1.1, and the httpx and aiohttp ones' shared base)
+#: the loggers of Scrapy's HTTP download handlers (HTTP/1.1, the httpx and aiohttp ones' shared base, HTTP/2's
+#: streams)
 DOWNLOAD_HANDLER_LOGGERS = ("scrapy.core.downloader.handlers.http11",
-                            "scrapy.core.downloader.handlers._base_streaming")
+                            "scrapy.core.downloader.handlers._base_streaming", "scrapy.core._http2.stream")
 #: the request those handlers name in their lines (``scrapy.utils._download_handlers``): ``get_warnsize_msg`` and
 #: ``get_maxsize_msg`` write ``in request <GET url>.``, ``get_dataloss_msg`` ``Got data loss in url. ...``
 _DOWNLOAD_LINE = re.compile(r"larger than download (?:warn|max) size \(\d+\) in request (<\S+ (\S+)>)\.$"

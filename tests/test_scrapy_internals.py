@@ -129,7 +129,11 @@ def test_the_download_handlers_lines_are_read_as_scrapy_writes_them() -> None:
     from scrapy.utils._download_handlers import get_dataloss_msg, get_maxsize_msg, get_warnsize_msg
 
     for name in internals.DOWNLOAD_HANDLER_LOGGERS:
-        assert importlib.import_module(name).logger.name == name
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # an optional dependency missing (h2 for HTTP/2): that handler cannot run either
+            continue
+        assert module.logger.name == name
     url = "http://people.example/u/104?a=1"
     request = Request(url)
     messages = [get_warnsize_msg(500, 60, request, expected=True), get_warnsize_msg(61, 60, request, expected=False),
