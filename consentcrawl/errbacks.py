@@ -8,8 +8,9 @@ the crawl into the feed. So, once a request is refused, its errback is wrapped: 
 passed on without the items that name no person (each counted in ``consentcrawl/output_dropped``, as a denied
 page's output is). An item that names its person (the subject field) goes on to the guard pipeline, which judges
 it by that person's own authorization, unless it holds the refused request's URL (in any value, inside a text, a
-list, a nested mapping): the guard would keep it on the person it names, another one, and the URL with it. Requests
-go on, to be decided like any other. Every other failure reaches the errback's output unchanged.
+list, a nested mapping; with or without its scheme, in any case): the guard would keep it on the person it names,
+another one, and the URL with it. Requests go on, to be decided like any other. Every other failure reaches the
+errback's output unchanged.
 
 The errback is wrapped only when the request is refused, never before: a request waiting in a queue (``JOBDIR``,
 a shared scrapy-redis queue) must keep an errback that names a spider method, or it cannot be stored; a request
@@ -142,15 +143,16 @@ _DEPTH = 20
 
 
 def _holds(value: Any, url: str, depth: int = 0) -> bool:
-    """Whether ``value`` holds ``url``: in a text or bytes, or in any key or value of a mapping, an item, a list, a
-    tuple or a set within it. A value nested too deep, or one that cannot be read, is taken to hold it."""
+    """Whether ``value`` holds ``url`` (without its scheme, in any case: ``PEOPLE.EXAMPLE/u/107``): in a text or
+    bytes, or in any key or value of a mapping, an item, a list, a tuple or a set within it. A value nested too
+    deep, or one that cannot be read, is taken to hold it."""
     if depth > _DEPTH:
         return True
     try:
         if isinstance(value, str):
-            return url in value
+            return url.split("://", 1)[-1].casefold() in value.casefold()
         if isinstance(value, (bytes, bytearray)):
-            return url.encode() in value
+            return _holds(bytes(value).decode("utf-8", "replace"), url, depth + 1)
         if isinstance(value, Mapping) or (is_item(value) and not isinstance(value, type)):
             pairs = value.items() if isinstance(value, Mapping) else ItemAdapter(value).items()
             return any(_holds(k, url, depth + 1) or _holds(v, url, depth + 1) for k, v in pairs)
