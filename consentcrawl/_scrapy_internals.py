@@ -11,7 +11,8 @@
   ``304 Not Modified``, a server error).
 - :func:`no_silent_resend`: the HTTP/1.1 handler's connection pool (and the aiohttp handler's session) does not
   send a request again by itself.
-- :func:`guard_parse_command`: what ``scrapy parse`` prints of a callback's output has been through the guard.
+- :func:`guard_parse_command`: what ``scrapy parse`` prints of a callback's output has been through the guard;
+  :func:`parse_command_url` reads its ``No response downloaded for: <url>`` line.
 - :func:`wrap_scraper`: what a project's errback or callback raised for a refused request reaches
   ``spider_error`` handlers sanitized (Scrapy builds the failure it sends in ``Scraper``, with no hook before the
   signal); the guard learns which response an item handed to the pipelines came from (Scrapy passes it to the
@@ -21,11 +22,14 @@
 - :func:`guard_command_crawl`: ``scrapy view`` crawls with a spider class chosen inside Scrapy's command.
 - :class:`ConsentCloseSpider`: ``CLOSESPIDER_PAGECOUNT`` counts the spider's pages, not consentcrawl's side requests
   (CloseSpider counts every ``response_received``, and offers no way to leave one out).
+- :func:`download_line_request`: which request a download handler's size or data-loss WARNING names (Scrapy logs
+  the request's text in it, with no ``extra`` to read it from).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -162,8 +166,9 @@ def no_silent_resend(handler: Any) -> None:
 _PARSE_GUARDED = "_consentcrawl_guarded"
 
 
-def guard_parse_command(request: Request, guard: Callable[[Response, list[Any]], Awaitable[list[Any]]]) -> None:
-    """If ``request`` is the one ``scrapy parse`` starts with, pass what its callbacks yield through ``guard``.
+def guard_parse_command(request: Request, guard: Callable[[Response, list[Any]], Awaitable[list[Any]]]) -> bool:
+    """If ``request`` is the one ``scrapy parse`` starts with, pass what its callbacks yield through ``guard``;
+    whether it is (and was not guarded yet).
 
     ``scrapy parse`` calls the spider's callback itself, inside a wrapper it sets as the request's callback, and
     keeps the callback's items and requests to print them (``# Scraped Items``, ``# Requests``): the spider
@@ -176,12 +181,12 @@ def guard_parse_command(request: Request, guard: Callable[[Response, list[Any]],
     code = getattr(callback, "__code__", None)
     # by the module the function was written in: functools.update_wrapper gives it the spider method's names
     if code is None or code.co_name != "callback" or getattr(callback, "__globals__", {}).get("__name__") != \
-            "scrapy.commands.parse":
-        return
+            PARSE_LOGGER:
+        return False
     cells = dict(zip(code.co_freevars, getattr(callback, "__closure__", None) or (), strict=False))
     command = cells["self"].cell_contents if "self" in cells else None
     if command is None or getattr(command, _PARSE_GUARDED, False) or not hasattr(command, "run_callback"):
-        return
+        return False
     run_callback = command.run_callback
 
     def guarded(response: Response, callback: Any, cb_kwargs: dict[str, Any] | None = None) -> Deferred[Any]:
@@ -192,6 +197,23 @@ def guard_parse_command(request: Request, guard: Callable[[Response, list[Any]],
 
     command.run_callback = guarded
     setattr(command, _PARSE_GUARDED, True)
+    return True
+
+
+#: the module of Scrapy's parse command, and its logger
+PARSE_LOGGER = "scrapy.commands.parse"
+#: what it logs at ERROR, after the crawl, when the URL it was given downloaded nothing
+_PARSE_NO_RESPONSE = "No response downloaded for: %(url)s"
+
+
+def parse_command_url(record: logging.LogRecord) -> str | None:
+    """The URL of ``scrapy parse``'s ``No response downloaded for: <url>`` line; None for any other line."""
+    if record.name != PARSE_LOGGER or record.msg != _PARSE_NO_RESPONSE or not isinstance(record.args, dict):
+        return None
+    url = record.args.get("url")
+    return url if isinstance(url, str) else None
+
+
 def wrap_scraper(crawler: Crawler, name: str,
                  wrap: Callable[[Crawler, Callable[..., Any]], Callable[..., Any]]) -> bool:
     """Put ``wrap(crawler, method)`` in place of the crawl's ``Scraper.<name>`` (``method``): ``handle_spider_error``,
@@ -256,3 +278,25 @@ def guard_command_crawl(process: Any, wrap: Callable[[type], type]) -> None:
         return crawl(crawler_or_spidercls, *args, **kwargs)
 
     process.crawl = crawl_wrapped
+
+
+#: the loggers of Scrapy's HTTP download handlers (HTTP/1.1, the httpx and aiohttp ones' shared base, HTTP/2's
+#: streams)
+DOWNLOAD_HANDLER_LOGGERS = ("scrapy.core.downloader.handlers.http11",
+                            "scrapy.core.downloader.handlers._base_streaming", "scrapy.core._http2.stream")
+#: the request those handlers name in their lines (``scrapy.utils._download_handlers``): ``get_warnsize_msg`` and
+#: ``get_maxsize_msg`` write ``in request <GET url>.``, ``get_dataloss_msg`` ``Got data loss in url. ...``
+_DOWNLOAD_LINE = re.compile(r"larger than download (?:warn|max) size \(\d+\) in request (<\S+ (\S+)>)\.$"
+                            r"|^Got data loss in ((\S+))\. ")
+
+
+def download_line_request(record: logging.LogRecord) -> tuple[str, tuple[int, int]] | None:
+    """The URL a download handler's size or data-loss line names, and where in the message it is named (the span
+    to replace: ``<GET url>``, or the URL); None for any other line."""
+    if record.name not in DOWNLOAD_HANDLER_LOGGERS:
+        return None
+    match = _DOWNLOAD_LINE.search(record.getMessage())
+    if match is None:
+        return None
+    group = 1 if match.group(1) is not None else 3
+    return match.group(group + 1), match.span(group)

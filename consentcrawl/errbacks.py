@@ -7,8 +7,10 @@ records failures (``{"url": failure.request.url}``) would write the profile URL 
 the crawl into the feed. So, once a request is refused, its errback is wrapped: on a refusal, what it returns is
 passed on without the items that name no person (each counted in ``consentcrawl/output_dropped``, as a denied
 page's output is). An item that names its person (the subject field) goes on to the guard pipeline, which judges
-it by that person's own authorization; requests go on, to be decided like any other. Every other failure reaches
-the errback's output unchanged.
+it by that person's own authorization, unless it holds the refused request's URL (in any value, inside a text, a
+list, a nested mapping; with or without its scheme, in any case): the guard would keep it on the person it names,
+another one, and the URL with it. Requests go on, to be decided like any other. Every other failure reaches the
+errback's output unchanged.
 
 The errback is wrapped only when the request is refused, never before: a request waiting in a queue (``JOBDIR``,
 a shared scrapy-redis queue) must keep an errback that names a spider method, or it cannot be stored; a request
@@ -18,7 +20,7 @@ made from a refused one is given its own errback back as it is scheduled (``ungu
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter, is_item
@@ -79,10 +81,12 @@ class _Guarded:
         output = self.errback(failure)
         if not _refused(failure.value, self.refusal):
             return output
-        return self._without_items(output)
+        request = getattr(failure, "request", None)  # the scraper sets it before it calls the errback
+        return _Refused(self, getattr(request, "url", None)).without_items(output)
 
-    def _dropped(self, obj: Any) -> bool:
-        if is_item(obj) and not self._names_a_person(obj):
+    def dropped(self, obj: Any, url: str | None) -> bool:
+        """Whether ``obj``, output for a refusal of ``url``, is an item to drop (counted)."""
+        if is_item(obj) and (not self._names_a_person(obj) or url is None or _holds(obj, url)):
             if self.stats is not None:
                 self.stats.inc_value(DROPPED)
             return True
@@ -96,11 +100,22 @@ class _Guarded:
         except Exception:  # noqa: BLE001 - an item that cannot be read names no one we can judge: dropped
             return False
 
-    def _without_items(self, output: Any) -> Any:
+
+class _Refused:
+    """One refusal's errback output, without its items (:meth:`_Guarded.dropped`): the refused URL with it."""
+
+    def __init__(self, guarded: _Guarded, url: str | None) -> None:
+        self.guarded = guarded
+        self.url = url
+
+    def _dropped(self, obj: Any) -> bool:
+        return self.guarded.dropped(obj, self.url)
+
+    def without_items(self, output: Any) -> Any:
         if output is None or isinstance(output, Failure):
             return output
         if isinstance(output, Deferred):
-            return output.addCallback(self._without_items)
+            return output.addCallback(self.without_items)
         if hasattr(output, "__aiter__"):
             return self._async_without_items(output)
         if inspect.isawaitable(output):
@@ -117,8 +132,32 @@ class _Guarded:
                 yield obj
 
     async def _awaited_without_items(self, output: Any) -> Any:
-        result = self._without_items(await output)
+        result = self.without_items(await output)
         if hasattr(result, "__aiter__"):
             return [obj async for obj in result]
         return result
 
+
+#: how deep :func:`_holds` looks into nested values (deeper: taken to hold it)
+_DEPTH = 20
+
+
+def _holds(value: Any, url: str, depth: int = 0) -> bool:
+    """Whether ``value`` holds ``url`` (without its scheme, in any case: ``PEOPLE.EXAMPLE/u/107``): in a text or
+    bytes, or in any key or value of a mapping, an item, a list, a tuple or a set within it. A value nested too
+    deep, or one that cannot be read, is taken to hold it."""
+    if depth > _DEPTH:
+        return True
+    try:
+        if isinstance(value, str):
+            return url.split("://", 1)[-1].casefold() in value.casefold()
+        if isinstance(value, (bytes, bytearray)):
+            return _holds(bytes(value).decode("utf-8", "replace"), url, depth + 1)
+        if isinstance(value, Mapping) or (is_item(value) and not isinstance(value, type)):
+            pairs = value.items() if isinstance(value, Mapping) else ItemAdapter(value).items()
+            return any(_holds(k, url, depth + 1) or _holds(v, url, depth + 1) for k, v in pairs)
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return any(_holds(v, url, depth + 1) for v in value)
+    except Exception:  # noqa: BLE001 - what cannot be read cannot be shown not to hold it
+        return True
+    return False

@@ -21,6 +21,11 @@ middleware saw:
   ``scrapy parse --pipelines`` hands a callback's items to them directly, and a project's code may): whose it is
   cannot be told, and it is dropped (``subject.unknown-page``).
 
+A value that is no item at all (a ``str``, a ``tuple``, a number: Scrapy 2.19 hands any output that is not a
+request or None to the pipelines) is refused here, before the pipelines: the guard cannot read whose it is and
+would drop it (``error.internal``), but it cannot empty an immutable value, and Scrapy would hand it, with the name
+or the refused URL it holds, to every ``item_dropped`` handler. It is recorded and counted as the guard's drop is.
+
 What it cannot tell: a middleware that holds an item back and yields a *copy* of it while another page's output
 passes makes the copy that page's. The held item itself keeps its own page (by identity), and a copy keeps it too
 when it carries the provenance field (a dict's copy, an ``Item`` class that declares the field).
@@ -28,12 +33,20 @@ when it carries the provenance field (a dict's copy, an ``Item`` class that decl
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
+from itemadapter import is_item
+
+from .decision import Evidence, Stage, deny
+from .runtime import get_runtime
+
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
+
+logger = logging.getLogger("consentcrawl")
 
 #: what :func:`item_source` returns for an item handed to the pipelines by anything but Scrapy's scraper
 NO_SOURCE = object()
@@ -51,11 +64,26 @@ class ItemSources:
     run (a context variable: each item's pipelines run in their own task or under this call)."""
 
     def __init__(self, crawler: Crawler, start: Callable[..., Awaitable[None]]) -> None:
+        self.crawler = crawler
         self.start = start
 
     async def __call__(self, item: Any, *, response: Any) -> None:
+        if not is_item(item):  # no pipeline, and no item_dropped handler, is handed it (module doc)
+            self.refuse(type(item).__name__)
+            return
         token = _SOURCE.set(response)
         try:
             await self.start(item, response=response)
         finally:
             _SOURCE.reset(token)
+
+    def refuse(self, kind: str) -> None:
+        """Record the refusal of a value that is no item, of type ``kind`` (its value is not written anywhere)."""
+        logger.debug("consentcrawl: a %s was yielded as an item; refused before the item pipelines (error.internal)",
+                     kind)
+        runtime = get_runtime(self.crawler)
+        if runtime is None:  # a configuration error: nothing is kept anyway
+            return
+        runtime.record(deny(Stage.ERROR, "error.internal", evidence=(
+            Evidence("item", "item", {"cause": f"not an item: {kind}"}),)), None, None, "item")
+        runtime.count("consentcrawl/items/dropped")

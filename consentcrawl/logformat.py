@@ -13,6 +13,9 @@ and the reason code. This formatter writes, at the level the wrapped formatter c
 Scrapy's logger that names the type and the reason code (the URL is in the audit log), and turns Scrapy's own line
 down to DEBUG.
 
+``scrapy parse <url>`` ends with ``No response downloaded for: <url>`` at ERROR when nothing was downloaded;
+:class:`ParseCommandLine` says instead, when the request was refused, that it was and why.
+
 The add-on puts this class in ``LOG_FORMATTER`` and the formatter it replaces (the project's, or Scrapy's) in
 ``CONSENTCRAWL_LOG_FORMATTER``, as it wraps the download handlers: that one makes every line, this one only
 takes the URL out of those about a refused request.
@@ -27,6 +30,7 @@ from scrapy import signals
 from scrapy.logformatter import LogFormatter
 from scrapy.utils.misc import build_from_crawler
 
+from ._scrapy_internals import PARSE_LOGGER, parse_command_url
 from .errors import ConfigError
 from .runtime import refuse_to_start
 from .settings import read
@@ -46,6 +50,10 @@ REFUSED_ERROR = ("Spider error processing a request consentcrawl refused (%(reas
 #: Scrapy's ``DOWNLOADERRORMSG`` for a request without an allow (report mode sends it) whose download failed
 REFUSED_DOWNLOAD = ("Error downloading a request consentcrawl did not allow (%(reason)s; its URL is in the audit "
                     "log): %(error)s, its message and traceback at DEBUG")
+#: ``scrapy parse``'s last line for a URL consentcrawl refused (the URL typed is at DEBUG and in the audit log)
+PARSE_REFUSED = "No response downloaded: the request was refused (%(reason)s; its URL is in the audit log)"
+#: marks the DEBUG copy of the line, written through the same logger
+_COPY = "_consentcrawl_copy"
 #: Scrapy's own line for it, with the sanitized failure, at DEBUG: the original is the DEBUG line before it
 REFUSED_SANITIZED = ("Spider error processing a request consentcrawl refused (%(reason)s): sent to spider_error "
                      "handlers as %(error)s without its message or values")
@@ -106,3 +114,30 @@ class ConsentLogFormatter:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
+
+
+class ParseCommandLine(logging.Filter):
+    """On ``scrapy parse``'s logger: its ``No response downloaded for: <url>`` line for the request it started with,
+    when that request was refused (or never decided), names the reason code, not the URL; the line as Scrapy wrote
+    it goes to DEBUG. The line is logged after the crawl, so the filter stays on the logger for the command's run."""
+
+    def __init__(self, crawler: Crawler, request: Request) -> None:
+        super().__init__()
+        self.crawler = crawler
+        self.request = request
+
+    @classmethod
+    def install(cls, crawler: Crawler, request: Request) -> None:
+        logging.getLogger(PARSE_LOGGER).addFilter(cls(crawler, request))
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        url = parse_command_url(record)
+        if url is None or url != self.request.url or getattr(record, _COPY, False):
+            return True
+        reason = not_allowed(self.crawler, self.request, url)
+        if reason is None:
+            return True
+        logging.getLogger(record.name).handle(logging.makeLogRecord(
+            {**record.__dict__, "levelno": logging.DEBUG, "levelname": "DEBUG", _COPY: True}))
+        record.msg, record.args = PARSE_REFUSED, {"reason": reason}
+        return True

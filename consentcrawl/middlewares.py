@@ -91,7 +91,10 @@ def _fail(crawler: Crawler, request: Request, error: IgnoreRequest) -> None:
     """A request consentcrawl drops before the downloader fails with ``error`` to its errback, as one dropped by a
     downloader middleware does (docs/meta.md). Code that waits on the request itself (``scrapy shell``) is told
     why nothing came back: the reason code, never the URL or the person's data."""
-    guard_refused_errback(get_runtime(crawler), request)
+    runtime = get_runtime(crawler)
+    guard_refused_errback(runtime, request)
+    if runtime is not None and isinstance(error, ConsentDenied):
+        runtime.remember_refusal(request, error.decision)
     if fail_request(crawler, request, error) and awaited_by_caller(request):
         logger.warning("%s: the request was not fetched (its URL and the evidence are in the audit log)", error)
 
@@ -200,7 +203,10 @@ class ConsentSpiderMiddleware(RuntimeComponent):
             return
         async for obj in start:
             if isinstance(obj, Request):
-                guard_parse_command(obj, self._shown_by_parse)
+                if guard_parse_command(obj, self._shown_by_parse):
+                    from .logformat import ParseCommandLine  # it imports this module
+
+                    ParseCommandLine.install(runtime.crawler, obj)
                 if not _skip(runtime, obj) and not await _passes_scheduling(runtime, obj):
                     continue
             yield obj

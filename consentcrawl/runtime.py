@@ -25,6 +25,7 @@ from .audit.log import AuditLog
 from .config import ConsentConfig, build_decider
 from .decision import Decision, Evidence, Stage, deny
 from .distributed.wiring import Distributed
+from .downloadlines import DownloadLines
 from .errors import ConfigError
 from .facts import RequestFacts, request_inputs
 from .fetchthrough import through
@@ -169,6 +170,8 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         self.stats.set_value("consentcrawl/purpose", config.purpose)
         self.stats.set_value("consentcrawl/mode", config.mode)
         crawler.signals.connect(self._spider_closed, signal=signals.spider_closed)
+        #: Scrapy's download handlers' lines about a page, held until the page is decided (downloadlines.py)
+        self.download_lines = DownloadLines.install(crawler)
         logger.info(
             "consentcrawl: purpose %r, mode %s, %d platform(s) from %s, authorizations from %s, audit log %s",
             config.purpose, config.mode, len(config.platforms),
@@ -198,6 +201,11 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
     def _remember(self, request: Request, url: str, decision: Decision) -> None:
         self._decided[request] = (url, decision)
         request.meta[META_DECISION] = decision.for_spider()  # for the spider to read; never read back
+
+    def remember_refusal(self, request: Request, decision: Decision) -> None:
+        """A deny that drops ``request`` before it is sent, remembered as a send-time deny is: what reports an error
+        or a line for it afterwards (a project's own error for the refusal, ``scrapy parse``) reads its reason."""
+        self._remember(request, request.url, decision)
 
     def nofollow(self, request: Request | None) -> bool:
         """Whether the response to this very request said nofollow."""
@@ -229,8 +237,8 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
     async def prefilter(self, request: Request) -> Decision:
         """The request phase: what can be decided before the download slot's wait, robots.txt included.
 
-        A deny is recorded and stands. An allow is not recorded: it is only a promise that the send-time decision
-        (:meth:`decide_send`) is worth making; that one is recorded.
+        A deny is recorded and stands (:meth:`remember_refusal` when it drops the request). An allow is only a
+        promise that :meth:`decide_send` is worth making; that one is recorded.
         """
         url = request.url
         facts, decision = self.facts_for(request, url, self.config.now())
@@ -249,7 +257,10 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         if decision.allowed:
             return decision
         now = self.config.now()
-        return await self.record_grouped(decision, url, facts.canonical.url if facts else None, "request", time=now)
+        decision = await self.record_grouped(decision, url, facts.canonical.url if facts else None, "request", time=now)
+        if self.drops(decision):
+            self.remember_refusal(request, decision)
+        return decision
 
     async def decide_send(self, request: Request) -> Decision:
         """The authoritative decision, immediately before the request goes to the network, at that time.
@@ -343,6 +354,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         if decision.allowed:
             decision = await check_signals(self, request, response, decision)
         self._remember(request, response.url, decision)
+        self.download_lines.decided(request.url, decision)
         return decision
 
     async def robots_for(self, facts: RequestFacts) -> RobotsFile | None:

@@ -19,8 +19,10 @@ counts as before), whose text is that name and the reason code, with no cause or
 locations only (file, line, function: the project's code, no locals). The ``response`` handlers receive stands in
 for the real one: a refusal with the reason code alone, a download's failure sanitized as the error is, or an
 empty ``about:blank`` page with the status. Scrapy's log line (:mod:`consentcrawl.logformat`), its stats, its
-``CLOSESPIDER_ERRORCOUNT`` and every handler then see that. ``CloseSpider`` is passed on as it is: it closes the
-crawl, which Scrapy does not report.
+``CLOSESPIDER_ERRORCOUNT`` and every handler then see that. ``CloseSpider`` is passed on: it closes the crawl,
+which Scrapy does not report as an error; but its reason becomes ``Closing spider (<reason>)`` at INFO and the
+``finish_reason`` stat, so a URL in it is kept only when it is the URL of the request or page whose code raised and
+that was allowed (:func:`close_reason`); any other is taken out, the reason as raised logged at DEBUG.
 
 A handler still runs on Scrapy's stack: code that walks up its callers' frames (``sys._getframe``) reaches the
 request there, as it could reach anything of the crawl. Error reporters read the failure's traceback, not that.
@@ -29,6 +31,7 @@ request there, as it could reach anything of the crawl. Error reporters read the
 from __future__ import annotations
 
 import logging
+import re
 from typing import TYPE_CHECKING, Any
 
 from scrapy import Request
@@ -52,6 +55,9 @@ REFUSED_TRACEBACK = "Spider error processing a request consentcrawl refused (%(r
 SCRAPER_LOGGER = logging.getLogger("scrapy.core.scraper")
 #: the URL of the page handed to ``spider_error`` handlers in place of a refused one
 BLANK = "about:blank"
+#: a URL in a ``CloseSpider`` reason, and what stands for one that is not known to be allowed
+_URL = re.compile(r"https?://[^\s\"'<>]*[^\s\"'<>.,;:)\]]", re.IGNORECASE)
+NOT_ALLOWED_URL = "<a URL consentcrawl did not allow; at DEBUG>"
 
 
 class RefusedRequestError(Exception):
@@ -141,6 +147,8 @@ class SpiderErrors:
         self.handle = handle
 
     def __call__(self, failure: Failure, request: Request, response: Any) -> None:
+        if isinstance(failure.value, CloseSpider):
+            failure.value.reason = close_reason(self.crawler, failure.value.reason, request, response)
         reason = None if isinstance(failure.value, CloseSpider) else refusal_of(self.crawler, response)
         if reason is None:
             self.handle(failure, request, response)
@@ -150,6 +158,21 @@ class SpiderErrors:
         clean, blank = sanitized(failure, reason), stand_in(response, reason)
         del failure, response  # not in this frame while the handlers run below it
         as_handled(clean.value, lambda: self.handle(clean, request, blank))
+
+
+def close_reason(crawler: Crawler, reason: Any, request: Request, response: Any) -> Any:
+    """A ``CloseSpider`` reason raised by a callback or errback of ``request``, without the URLs in it other than
+    the allowed URL of that request or its page (module doc)."""
+    if not isinstance(reason, str) or not _URL.search(reason):
+        return reason
+    allowed = {url for url in (request.url, getattr(response, "url", None))
+               if isinstance(url, str) and not_allowed(crawler, request, url) is None
+               and (refusal_of(crawler, response) is None)}
+    clean = _URL.sub(lambda m: m.group(0) if m.group(0) in allowed else NOT_ALLOWED_URL, reason)
+    if clean != reason:
+        SCRAPER_LOGGER.debug("consentcrawl: a CloseSpider reason named a URL consentcrawl did not allow: %r", reason,
+                             extra={"spider": crawler.spider})
+    return clean
 
 
 def as_handled(error: BaseException, run: Callable[[], None]) -> None:

@@ -123,3 +123,32 @@ async def test_the_http11_handlers_pool_is_where_no_silent_resend_looks_for_it()
         internals.no_silent_resend(object())  # a handler without a pool: left alone
     finally:
         await handler.close()
+
+
+def test_the_download_handlers_lines_are_read_as_scrapy_writes_them() -> None:
+    """``download_line_request`` reads the request out of the messages Scrapy's handlers build, on the installed
+    Scrapy, from the loggers they log on (a moved module or a reworded message would let the URL through)."""
+    import importlib
+    import logging
+
+    from scrapy import Request
+    from scrapy.utils._download_handlers import get_dataloss_msg, get_maxsize_msg, get_warnsize_msg
+
+    for name in internals.DOWNLOAD_HANDLER_LOGGERS:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # an optional dependency missing (h2 for HTTP/2): that handler cannot run either
+            continue
+        assert module.logger.name == name
+    url = "http://people.example/u/104?a=1"
+    request = Request(url)
+    messages = [get_warnsize_msg(500, 60, request, expected=True), get_warnsize_msg(61, 60, request, expected=False),
+                get_maxsize_msg(500, 60, request, expected=True), get_dataloss_msg(url)]
+    for message in messages:
+        record = logging.LogRecord(internals.DOWNLOAD_HANDLER_LOGGERS[0], logging.WARNING, "", 0, message, None, None)
+        named = internals.download_line_request(record)
+        assert named is not None and named[0] == url, message
+        start, end = named[1]
+        assert url in message[start:end] and url not in message[:start] + message[end:], message
+    other = logging.LogRecord("scrapy.core.engine", logging.WARNING, "", 0, messages[0], None, None)
+    assert internals.download_line_request(other) is None

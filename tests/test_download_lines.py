@@ -1,0 +1,140 @@
+"""Scrapy's download handlers log a WARNING naming the request (``... larger than download warn size (N) in request
+<GET url>``, the same for the max size, ``Got data loss in url``) while the page is being downloaded: before the
+response phase reads it. A person who refuses on their own page (``#nobot`` in their bio) is only known then, and
+in report mode a request consentcrawl would deny is downloaded as well. Those lines name no such URL at INFO or
+above: the line is written once the response phase has decided (or the download failed), with the reason code in
+place of the request when the decision is not an allow; the original goes to DEBUG. Real crawls against the
+lenient people site, judged by its served log and by every log record at INFO or above, as a handler writes it."""
+
+from __future__ import annotations
+
+import logging
+import re
+import socketserver
+import threading
+from pathlib import Path
+
+import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl_demo.server import LocalServer
+from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, crawl, make_spider, people_settings
+
+_WRITTEN = logging.Formatter("%(levelname)s %(name)s: %(message)s")
+_HANDLER_LOGGER = "scrapy.core.downloader.handlers.http11"
+
+
+def _lines(caplog: pytest.LogCaptureFixture, level: int = logging.INFO) -> list[str]:
+    return [_WRITTEN.format(r) for r in caplog.records if r.levelno >= level]
+
+
+def _size_lines(caplog: pytest.LogCaptureFixture, what: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == _HANDLER_LOGGER and f"download {what} size" in r.getMessage()]
+
+
+class TwoProfiles(ListLogic):
+    urls = [f"http://{HOST}/u/101", f"http://{HOST}/u/103"]
+    follow_links = False
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_the_warn_size_line_of_a_page_its_person_refuses_on_names_no_url_at_info(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    app = LenientPeople(refusing={"103"})
+    settings = people_settings(tmp_path, DOWNLOAD_WARNSIZE=60)
+    with LocalServer(app) as server, caplog.at_level(logging.DEBUG):
+        result = await crawl(make_spider(kind, TwoProfiles), settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert sorted(app.people_served()) == ["101", "103"], app.describe()  # 103 was downloaded: refused on the page
+    assert result.audit_for("/u/103", phase="response", verdict="deny"), result.denies()
+    refusing = re.compile(r"/u/103(?!\d)")
+    assert [line for line in _lines(caplog) if refusing.search(line)] == [], _lines(caplog)
+    loud = [r for r in _size_lines(caplog, "warn") if r.levelno >= logging.WARNING]
+    # the control: the allowed page's line as Scrapy writes it; the refused page's with the reason code
+    assert [r for r in loud if f"<GET http://{HOST}/u/101>" in r.getMessage()], _lines(caplog)
+    refused = [r.getMessage() for r in loud if "consentcrawl refused" in r.getMessage()]
+    assert len(refused) == 1 and "subject.refused-on-page" in refused[0], _lines(caplog)
+    assert "larger than download warn size (60)" in refused[0], refused
+    # nothing is lost: Scrapy's own line, URL included, at DEBUG
+    debug = [r for r in _size_lines(caplog, "warn") if r.levelno == logging.DEBUG]
+    assert [r for r in debug if f"<GET http://{HOST}/u/103>" in r.getMessage()], _lines(caplog, logging.DEBUG)
+
+
+class DeniedProfiles(ListLogic):
+    urls = [f"http://{HOST}/u/101", f"http://{HOST}/u/104"]
+    follow_links = False
+
+
+@pytest.mark.parametrize("what", ["warn", "max"])
+@deferred_f_from_coro_f
+async def test_report_mode_downloads_a_denied_page_and_its_size_line_names_no_url_at_info(
+        what: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Report mode sends what it would deny: 104 (no authorization) is downloaded. The max size line is logged as
+    the download is cancelled (it never reaches the response phase): written with the send-time decision."""
+    app = LenientPeople()
+    settings = people_settings(tmp_path, CONSENTCRAWL_MODE="report", **{f"DOWNLOAD_{what.upper()}SIZE": 60})
+    with LocalServer(app) as server, caplog.at_level(logging.DEBUG):
+        await crawl(make_spider("ConsentSpider", DeniedProfiles), settings, proxy=server.proxy,
+                    monkeypatch=monkeypatch)
+    assert "104" in app.people_served(), app.describe()
+    denied = re.compile(r"/u/104(?!\d)")
+    assert [line for line in _lines(caplog) if denied.search(line)] == [], _lines(caplog)
+    loud = [r.getMessage() for r in _size_lines(caplog, what) if r.levelno >= logging.WARNING]
+    assert [m for m in loud if f"<GET http://{HOST}/u/101>" in m], _lines(caplog)  # allowed: as Scrapy wrote it
+    assert [m for m in loud if "consentcrawl refused (subject.no-authorization" in m], _lines(caplog)
+
+
+class _TruncatingProxy(socketserver.ThreadingTCPServer):
+    """A loopback origin-and-proxy whose page for 104 promises more bytes than it sends, then closes: Scrapy's
+    handler loses data (``Got data loss in <url>``, logged once per handler). robots.txt allows everything."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _Truncating)
+        self.targets: list[str] = []
+
+
+class _Truncating(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        line = self.rfile.readline(65537).decode("latin-1")
+        while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+            pass
+        target = line.split(" ")[1] if line.count(" ") >= 2 else ""
+        self.server.targets.append(target)  # type: ignore[attr-defined]
+        if target.endswith("/robots.txt"):
+            body = b"User-agent: *\nAllow: /\n"
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+                             b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            return
+        promised = 5000 if target.endswith("/u/104") else 30  # 101's page is whole: the line is 104's
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n"
+                         b"Content-Length: %d\r\n\r\n<html><body>SECRET-NAME</body>" % promised)
+
+
+@deferred_f_from_coro_f
+async def test_report_mode_the_data_loss_line_of_a_denied_page_names_no_url_at_info(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The download fails (``DOWNLOAD_FAIL_ON_DATALOSS``, Scrapy's default): the page is never read, and its line
+    is written with the send-time decision, a would-deny in report mode."""
+    server = _TruncatingProxy()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    settings = people_settings(tmp_path, CONSENTCRAWL_MODE="report", RETRY_ENABLED=False)
+    try:
+        with caplog.at_level(logging.DEBUG):
+            await crawl(make_spider("ConsentSpider", DeniedProfiles), settings,
+                        proxy=f"http://127.0.0.1:{server.server_address[1]}", monkeypatch=monkeypatch)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert f"http://{HOST}/u/104" in server.targets, server.targets  # report mode sent it
+    lines = [r for r in caplog.records if r.name == _HANDLER_LOGGER and "data loss" in r.getMessage()]
+    loud = [r.getMessage() for r in lines if r.levelno >= logging.WARNING]
+    assert len(loud) == 1 and "Got data loss in a request consentcrawl refused (subject.no-authorization" in loud[0], \
+        _lines(caplog, logging.DEBUG)
+    assert [r for r in lines if r.levelno == logging.DEBUG and f"{HOST}/u/104" in r.getMessage()], lines
+    denied = re.compile(r"/u/104(?!\d)")
+    assert [line for line in _lines(caplog) if denied.search(line)] == [], _lines(caplog)
