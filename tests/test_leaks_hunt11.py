@@ -1,0 +1,113 @@
+"""Fresh-eyes leak hunt (hunt11): Scrapy features a real project uses (CrawlSpider rules, meta refresh, forms,
+``Request.from_curl``, media pipelines) and how a page's own say is read whatever type the server gives it.
+
+Each test runs a real crawl in this process, or ``consentcrawl check``, against the lenient people site of
+:mod:`tests.lenient` and judges by the site's served log, by what reached a callback or an item, and by what the
+user is shown. Tests marked "Fixed" failed on main (d0bc94d) and pass since their fix; tests marked PIN passed from
+the start and cover an attack no other test covers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl.cli import main
+from consentcrawl_demo.server import LocalServer
+from tests import lenient
+from tests.lenient import KINDS, ListLogic, crawl, make_spider, people_settings, secret_name
+from tests.test_leaks_hunt import BASE, TypedPeople
+
+# -- a page's meta robots, whatever type the server sends the page as -------------------------------------------
+
+
+def _noindex_html(person: str, *, refusing: bool = False) -> str:
+    """A profile whose only say is ``<meta name="robots" content="noindex">`` (Mastodon writes it on the profile of
+    a person who opted out of search engines; for archiving it denies)."""
+    return (f'<html><head><meta name="robots" content="noindex"></head><body><div class="profile">'
+            f'<h1 class="name">{secret_name(person)}</h1></div></body></html>')
+
+
+def _noindex_xhtml(person: str, *, refusing: bool = False) -> str:
+    """The same profile as XHTML, which sites serve as XML (``application/xml``, ``text/xml``) too."""
+    return ('<?xml version="1.0" encoding="UTF-8"?>\n<html xmlns="http://www.w3.org/1999/xhtml"><head>'
+            '<meta name="robots" content="noindex"/></head><body><div class="profile">'
+            f'<h1 class="name">{secret_name(person)}</h1></div></body></html>')
+
+
+#: types under which Scrapy still hands the callback a response whose ``.css()`` finds the profile's fields: an
+#: XmlResponse (XML types), an HtmlResponse sniffed from the body (``image/*``), a JsonResponse (``.css()`` parses
+#: it as HTML); and a control, HTML
+ODD_TYPES = ["application/xml", "text/xml; charset=utf-8", "application/rss+xml", "image/svg+xml",
+             "application/json", "text/html"]
+
+
+#: a person's page that refuses the purpose in its meta robots is denied as their refusal (refusalphase.py)
+REFUSED = "subject.refused-on-page"
+
+
+def _archiving(tmp_path: Path) -> dict[str, Any]:
+    """The people settings with the platform's grant and the people's records for archiving too, crawling for it."""
+    settings = people_settings(tmp_path, CONSENTCRAWL_PURPOSE="archiving")
+    for name in ("CONSENTCRAWL_PLATFORMS", "CONSENTCRAWL_AUTHORIZATIONS"):
+        path = Path(settings[name])
+        path.write_text(path.read_text().replace("[research]", "[research, archiving]"))
+    return settings
+
+
+def _archiver(kind: str) -> Any:
+    """:class:`ListLogic` crawling for archiving (a ConsentSpider's ``purpose`` wins over the setting)."""
+    spider = make_spider(kind, ListLogic)
+    if kind == "ConsentSpider":
+        spider.purpose = "archiving"  # type: ignore[attr-defined]
+    return spider
+
+
+@pytest.mark.parametrize("page", [_noindex_html, _noindex_xhtml])
+@pytest.mark.parametrize("profile_type", ODD_TYPES)
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_meta_robots_on_a_page_sent_as_xml_or_json_is_read(
+    kind: str, profile_type: str, page: Callable[..., str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fixed. 101's profile says ``noindex`` in its meta robots, which denies archiving, but the site sends it as
+    XML (XHTML is served so), as ``image/svg+xml`` or as JSON. The response phase read meta robots only on pages
+    whose type was neither XML nor JSON, while Scrapy hands the callback an XmlResponse, an HtmlResponse sniffed
+    from the body, or a JsonResponse, and ``.css()`` finds the name on each: the callback got 101's name for a
+    purpose the page refuses, and 101's next page was fetched. Now the tags are read on every body that is not a
+    JSON document, whatever its type claims."""
+    settings = _archiving(tmp_path)
+    monkeypatch.setattr(lenient, "_profile_html", page)
+    app = TypedPeople(profile_type=profile_type)
+    with LocalServer(app) as server:
+        result = await crawl(_archiver(kind), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=[f"{BASE}/u/101", 1.0, f"{BASE}/u/101/posts"], follow_links=False)
+    assert not result.seen and secret_name("101") not in str(result.items), f"a callback got it: {result.seen}"
+    assert app.people_served() == ["101"], f"101's next page was fetched after they refused\n{app.describe()}"
+    assert any(e.get("reason") == REFUSED and e.get("phase") == "response" for e in result.audit), result.denies()
+
+
+@pytest.mark.parametrize("profile_type", ["application/xml", "text/plain", "text/html"])
+def test_check_fetch_reads_meta_robots_on_a_page_sent_as_xml_or_text(
+        profile_type: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fixed. ``consentcrawl check --fetch`` read meta robots only on a page typed HTML (or untyped): a page sent
+    as XML or text allowed archiving where the crawl's response phase denies it. Now it reads the page as the crawl
+    does."""
+    settings = _archiving(tmp_path)
+    monkeypatch.setattr(lenient, "_profile_html", _noindex_xhtml)
+    monkeypatch.chdir(tmp_path)
+    with LocalServer(TypedPeople(profile_type=profile_type)) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        monkeypatch.delenv("HTTP_PROXY", raising=False)
+        code = main(["check", f"{BASE}/u/101", "--json", "--fetch", "--purpose", "archiving",
+                     "--platforms", settings["CONSENTCRAWL_PLATFORMS"],
+                     "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"]])
+    out, err = capsys.readouterr()
+    assert code == 1, out + err
+    assert json.loads(out)["reason"] == REFUSED, out
