@@ -195,7 +195,7 @@ def read_fetched(token: str, url: str, status: int, content_type: str, body: byt
                  accept: str) -> PageReading:
     """A fetched page (its body decoded) read for refusals: by a crawl's response phase and by ``consentcrawl
     check --fetch``, so that both read a page the same way."""
-    directives = parse_meta_robots(body, token, encoding) if reads_as_html(content_type) else []
+    directives = parse_meta_robots(body, token, encoding) if reads_as_html(content_type, body) else []
     return read_page(url, status, content_type, body, token, encoding=encoding, meta_directives=directives,
                      activitypub_requested=is_activitypub(accept))
 

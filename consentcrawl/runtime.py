@@ -366,9 +366,8 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
             directives = parse_robots_headers(response.headers, token)
             encoded = response.headers.get(b"Content-Encoding")
             # Scrapy types a response with a Content-Encoding as a plain Response until HttpCompression decodes it
-            if (isinstance(response, TextResponse) or encoded) and reads_as_html(
-                    response.headers.get(b"Content-Type")):
-                body = decoded_body(response.body, encoded)
+            body = decoded_body(response.body, encoded) if isinstance(response, TextResponse) or encoded else None
+            if body is not None and reads_as_html(response.headers.get(b"Content-Type"), body):
                 encoding = response.encoding if isinstance(response, TextResponse) and not encoded else page_encoding(
                     response.headers.get(b"Content-Type"), body)
                 directives += parse_meta_robots(body, token, encoding)

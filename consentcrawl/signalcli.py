@@ -31,7 +31,7 @@ from .refusalphase import (
 )
 from .refusals.book import Refusal, Unread, unread_deny
 from .response import judge_response
-from .robots.body import charset
+from .robots.body import charset, reads_as_html
 from .robots.fetch import RobotsFile
 from .robots.httpfetch import side_request, tls_context
 from .robots.meta import parse_meta_robots
@@ -122,7 +122,7 @@ async def fetch_page(url: str, *, user_agent: str, accept: str | None = None) ->
                                  verify=tls_context()) as client:
         response = await client.get(url)  # httpx undoes the Content-Encoding it asked for
     content_type = response.headers.get("content-type", "")
-    body = response.content if "html" in content_type or not content_type else None
+    body = response.content if reads_as_html(content_type, response.content) else None  # as the crawl reads it
     return Page(url, response.status_code, response.headers, body, charset(content_type.encode("latin-1")),
                 response.content, accept or "")
 

@@ -46,9 +46,11 @@ def body_of(response: Response) -> tuple[bytes | None, str]:
     Raises ValueError for a body that cannot be decoded."""
     encoded = response.headers.get(b"Content-Encoding")
     content_type = response.headers.get(b"Content-Type")
-    if not ((isinstance(response, TextResponse) or encoded) and reads_as_html(content_type)):
+    if not (isinstance(response, TextResponse) or encoded):
         return None, "utf-8"
     body = decoded_body(response.body, encoded)
+    if not reads_as_html(content_type, body):
+        return None, "utf-8"
     encoding = (response.encoding if isinstance(response, TextResponse) and not encoded
                 else page_encoding(content_type, body))
     return body, encoding
