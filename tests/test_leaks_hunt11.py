@@ -9,8 +9,11 @@ the start and cover an attack no other test covers.
 
 from __future__ import annotations
 
+import gzip
 import json
+import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +21,11 @@ import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.cli import main
+from consentcrawl_demo.messages import Response
 from consentcrawl_demo.server import LocalServer
 from tests import lenient
 from tests.lenient import KINDS, ListLogic, crawl, make_spider, people_settings, secret_name
-from tests.test_leaks_hunt import BASE, TypedPeople
+from tests.test_leaks_hunt import BASE, TypedPeople, _refusing_profile, first_page_then_posts
 
 # -- a page's meta robots, whatever type the server sends the page as -------------------------------------------
 
@@ -111,3 +115,54 @@ def test_check_fetch_reads_meta_robots_on_a_page_sent_as_xml_or_text(
     out, err = capsys.readouterr()
     assert code == 1, out + err
     assert json.loads(out)["reason"] == REFUSED, out
+
+
+# -- a page compressed twice, each coding in a header of its own -----------------------------------------------
+
+
+def _deflate(body: bytes) -> bytes:
+    return zlib.compress(body)
+
+
+#: codings applied in order, each named in a ``Content-Encoding`` header of its own (a proxy that compresses an
+#: already compressed answer again adds its header after the application's), and a control with one header
+CODINGS = {
+    "gzip twice": [("gzip", gzip.compress), ("gzip", gzip.compress)],
+    "deflate then gzip": [("deflate", _deflate), ("gzip", gzip.compress)],
+    "gzip, then identity": [("gzip", gzip.compress), ("identity", lambda body: body)],
+    "one header (control)": [("gzip", gzip.compress)],
+}
+
+
+@dataclass
+class TwiceEncodedPeople(lenient.LenientPeople):
+    """The lenient site, its profile pages compressed once per coding, one ``Content-Encoding`` header each."""
+
+    codings: tuple[str, ...] = ()
+
+    def _answer(self, request: Any, path: str, kind: str, person: str | None) -> tuple[str, Response]:
+        kind, response = super()._answer(request, path, kind, person)
+        if kind == "profile":
+            body = response.body_bytes()
+            headers = [("Content-Type", "text/html; charset=utf-8")]
+            for name, encode in CODINGS[self.codings[0]]:
+                body = encode(body)
+                headers.append(("Content-Encoding", name))
+            response = Response(response.status, headers, body)
+        return kind, response
+
+
+@pytest.mark.parametrize("case", list(CODINGS))
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_refusal_on_a_page_compressed_twice_with_two_headers_is_read(
+    kind: str, case: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fixed. 101 refuses in their bio, on a page compressed twice whose two codings come in two
+    ``Content-Encoding`` headers. Scrapy's HttpCompressionMiddleware undoes every coding of every header
+    (``getlist``) and the callback got the page, while the response phase and the send-time reading took the last
+    header only (``headers.get``), read a body still compressed, found no refusal and fetched 101's next page. Now
+    every header's codings are undone, as Scrapy does."""
+    result = await first_page_then_posts(kind, TwiceEncodedPeople(codings=(case,)), _refusing_profile, tmp_path,
+                                         monkeypatch)
+    assert not result.seen and secret_name("101") not in str(result.items), f"a callback got it: {result.seen}"
