@@ -36,7 +36,7 @@ from .recent import Recent
 from .refusals.book import REASON, Refusal, Unread
 from .refusals.forms import Found, PageReading, is_activitypub
 from .refusals.page import read_page
-from .robots.body import decoded_body, page_encoding, reads_as_html
+from .robots.body import content_encoding, decoded_body, page_encoding, reads_as_html
 from .robots.meta import parse_meta_robots
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ _readings: weakref.WeakKeyDictionary[Response, PageReading] = weakref.WeakKeyDic
 
 def _read_now(runtime: ConsentRuntime, request: Request, response: Response) -> PageReading:
     content_type = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
-    encoded = response.headers.get(b"Content-Encoding")
+    encoded = content_encoding(response.headers)
     body = decoded_body(response.body, encoded)
     if isinstance(response, TextResponse) and not encoded:
         encoding = response.encoding

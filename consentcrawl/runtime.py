@@ -34,7 +34,7 @@ from .recording import DecisionRecording
 from .refusallog import RefusalLog
 from .refusalphase import FirstPageGate, book_refusals, check_refusals
 from .response import judge_response, wants_nofollow
-from .robots.body import decoded_body, page_encoding, reads_as_html
+from .robots.body import content_encoding, decoded_body, page_encoding, reads_as_html
 from .robots.cache import RobotsCache
 from .robots.fetch import RobotsFile
 from .robots.meta import parse_meta_robots
@@ -364,7 +364,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         now = self.config.now()
         try:
             directives = parse_robots_headers(response.headers, token)
-            encoded = response.headers.get(b"Content-Encoding")
+            encoded = content_encoding(response.headers)
             # Scrapy types a response with a Content-Encoding as a plain Response until HttpCompression decodes it
             body = decoded_body(response.body, encoded) if isinstance(response, TextResponse) or encoded else None
             if body is not None and reads_as_html(response.headers.get(b"Content-Type"), body):

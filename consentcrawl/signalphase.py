@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from scrapy.http import Response, TextResponse
 
 from .decision import Decision, Evidence, Stage, deny
-from .robots.body import decoded_body, page_encoding, reads_as_html
+from .robots.body import content_encoding, decoded_body, page_encoding, reads_as_html
 from .signals.evaluate import response_silent, response_spellings
 from .signals.odrl import SIGNAL as POLICY
 from .signals.policy import ResponseSignals, SignalsNeeded
@@ -44,7 +44,7 @@ async def decide_full(runtime: ConsentRuntime, facts: RequestFacts, robots: Robo
 def body_of(response: Response) -> tuple[bytes | None, str]:
     """The page as HTML for meta and link tags (decompressed like meta robots), or None for a non-HTML body.
     Raises ValueError for a body that cannot be decoded."""
-    encoded = response.headers.get(b"Content-Encoding")
+    encoded = content_encoding(response.headers)
     content_type = response.headers.get(b"Content-Type")
     if not (isinstance(response, TextResponse) or encoded):
         return None, "utf-8"

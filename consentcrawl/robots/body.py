@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import re
 import zlib
+from typing import Any
 
 from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom
 
-__all__ = ["charset", "decoded_body", "page_encoding", "reads_as_html"]
+__all__ = ["charset", "content_encoding", "decoded_body", "page_encoding", "reads_as_html"]
 
 #: more than this decompressed is not read for tags (a decompression bomb): the page is denied
 MAX_DECODED = 32 * 1024 * 1024
+
+
+def content_encoding(headers: Any) -> bytes | None:
+    """The codings of every ``Content-Encoding`` header of ``headers`` (Scrapy's ``Headers``), in order, as one
+    list; None for none. A server (or a proxy compressing an answer again) may name each coding in a header of its
+    own, and Scrapy's HttpCompressionMiddleware undoes them all (``getlist``): the last header alone (``get``)
+    would read a body still compressed, and find none of its tags."""
+    return b",".join(headers.getlist(b"Content-Encoding")) or None
 
 
 def decoded_body(body: bytes, content_encoding: bytes | None, limit: int = MAX_DECODED) -> bytes:
