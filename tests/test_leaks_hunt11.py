@@ -117,6 +117,31 @@ def test_check_fetch_reads_meta_robots_on_a_page_sent_as_xml_or_text(
     assert json.loads(out)["reason"] == REFUSED, out
 
 
+def _noindex_after_a_long_head(person: str, *, refusing: bool = False) -> str:
+    """The profile of :func:`_noindex_html`, its head first holding 80 KB of inline style (critical CSS, inline SVG
+    sprites and JSON-LD make heads that long)."""
+    style = "<style>" + ".c{color:#123456}" * 5000 + "</style>"
+    return (f'<html><head>{style}<meta name="robots" content="noindex"></head><body><div class="profile">'
+            f'<h1 class="name">{secret_name(person)}</h1></div></body></html>')
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_meta_robots_after_a_long_head_is_read(kind: str, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. 101's profile says ``noindex`` (denying archiving) in a meta robots tag that comes after 80 KB of
+    inline style in its head. The head scan stopped after the first 64 KiB of the page, while the spider's
+    ``.css()`` (and a search engine) reads the whole page: the callback got 101's name and 101's next page was
+    fetched. Now the head is scanned to its end (the ``<body>``), however long."""
+    monkeypatch.setattr(lenient, "_profile_html", _noindex_after_a_long_head)
+    app = TypedPeople(profile_type="text/html; charset=utf-8")
+    with LocalServer(app) as server:
+        result = await crawl(_archiver(kind), _archiving(tmp_path), proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=[f"{BASE}/u/101", 1.0, f"{BASE}/u/101/posts"], follow_links=False)
+    assert not result.seen and secret_name("101") not in str(result.items), f"a callback got it: {result.seen}"
+    assert app.people_served() == ["101"], f"101's next page was fetched after they refused\n{app.describe()}"
+
+
 # -- a page compressed twice, each coding in a header of its own -----------------------------------------------
 
 
