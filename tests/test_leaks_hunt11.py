@@ -191,3 +191,35 @@ async def test_a_refusal_on_a_page_compressed_twice_with_two_headers_is_read(
     result = await first_page_then_posts(kind, TwiceEncodedPeople(codings=(case,)), _refusing_profile, tmp_path,
                                          monkeypatch)
     assert not result.seen and secret_name("101") not in str(result.items), f"a callback got it: {result.seen}"
+
+
+# -- a query parameter's name cut at a NUL, as PHP reads it --------------------------------------------------------
+
+#: spellings PHP 8.2 reads as ``id=107`` (or 108, 109): its parameter names are C strings, cut at the first NUL
+NUL_NAMES = {
+    "/profile.php?id%00=107": "107",
+    "/profile.php?id%00x=108": "108",
+    "/profile.php?id=101&id%00=109": "109",  # PHP: the last ``id`` wins; it was read as 101's
+    "/profile.php?%20id%00=110": "110",
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_query_parameter_name_cut_at_a_nul_is_read_as_php_reads_it(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fixed. PHP registers a query parameter under its name up to the first NUL, so ``?id%00=107`` is its ``id``
+    and ``?id=101&id%00=109`` serves 109 (the last ``id``). They were read as no profile (so fetched) and as 101's
+    (authorized, so fetched): the site served 107-110. Now a name is read up to its NUL too."""
+    for href, person in NUL_NAMES.items():
+        assert lenient.person_of_url(href) == person, href  # what the site reads
+    app = lenient.LenientPeople().links_page("/spellings", [*NUL_NAMES, "/u/101"])
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/spellings"])
+    assert "101" in app.people_served(), app.describe()
+    served = sorted(set(app.people_served()) & set(NUL_NAMES.values()))
+    assert not served, f"denied people served: {served}\n{app.describe()}"
+    denied = {e["url"] for e in result.audit if e.get("verdict") == "deny" and "profile.php" in e.get("url", "")}
+    assert len(denied) == len(NUL_NAMES), result.denies()
