@@ -9,8 +9,10 @@ the start and cover an attack no other test covers.
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
+import re
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,10 +20,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.cli import main
-from consentcrawl_demo.messages import Response
+from consentcrawl_demo.messages import LoggedRequest, Response
 from consentcrawl_demo.server import LocalServer
 from tests import lenient
 from tests.lenient import KINDS, ListLogic, crawl, make_spider, people_settings, secret_name
@@ -223,3 +226,66 @@ async def test_a_query_parameter_name_cut_at_a_nul_is_read_as_php_reads_it(
     assert not served, f"denied people served: {served}\n{app.describe()}"
     denied = {e["url"] for e in result.audit if e.get("verdict") == "deny" and "profile.php" in e.get("url", "")}
     assert len(denied) == len(NUL_NAMES), result.denies()
+
+
+# -- a multipart part's name as PHP reads it --------------------------------------------------------------------
+
+#: a part's ``name`` as PHP 8.2 reads its ``Content-Disposition``: the last ``name=`` of the header, its value
+#: in double quotes, single quotes or none
+_PHP_NAME = re.compile(rb"""(?:^|;)\s*name\s*=\s*(?:"([^"]*)"|'([^']*)'|([^;\s]*))""", re.I)
+
+
+def php_form_parts(app: lenient.LenientPeople) -> Any:
+    """The lenient site behind PHP's reading of ``multipart/form-data`` bodies into ``$_POST`` (and so
+    ``$_REQUEST``): each part under the last ``name`` its ``Content-Disposition`` gives, quotes of either kind
+    stripped (checked against PHP 8.2's built-in server)."""
+
+    def serve(request: LoggedRequest, headers: dict[str, str]) -> Response | None:
+        body = request.body
+        found = re.search(r"boundary=([^;\s]+)", headers.get("content-type", ""))
+        if "multipart/form-data" in headers.get("content-type", "") and found:
+            fields = []
+            for part in body.split(b"--" + found.group(1).encode())[1:]:
+                head, _, value = part.partition(b"\r\n\r\n")
+                disposition = next((line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                                    if line.lower().startswith(b"content-disposition:")), b"")
+                names = [next(g for g in m.groups() if g is not None) for m in _PHP_NAME.finditer(disposition.strip())]
+                if names:
+                    fields.append(names[-1] + b"=" + value.removesuffix(b"\r\n"))
+            body = b"&".join(fields)
+        return app(dataclasses.replace(request, body=body), headers)
+
+    return serve
+
+
+#: Content-Disposition parameters PHP reads as ``id`` (the person it then serves) where Python's email parser,
+#: which consentcrawl read form parts with, reads another name (the first ``name``; ``'id'`` with its quotes)
+PART_NAMES = {
+    b'form-data; name="x"; name="id"': "107",
+    b"form-data; name='id'": "108",
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_multipart_part_named_as_php_reads_it_is_read_so(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fixed. ``POST /profile.php?id=101`` with a ``multipart/form-data`` part PHP registers as ``id`` (the last of
+    two ``name`` parameters; a name in single quotes) serves 107 and 108: ``$_REQUEST`` prefers the body. The part
+    was read by its first ``name`` (``x``), or as ``'id'`` with its quotes, so the request was decided as 101's
+    and sent. Now every name a server may give a part is read, and the request is ``subject.ambiguous-url``."""
+    requests = []
+    for disposition, person in PART_NAMES.items():
+        body = b"--XyZ\r\nContent-Disposition: " + disposition + b"\r\n\r\n" + person.encode() + b"\r\n--XyZ--\r\n"
+        requests.append(scrapy.Request(f"{BASE}/profile.php?id=101", method="POST", body=body, dont_filter=True,
+                                       headers={"Content-Type": "multipart/form-data; boundary=XyZ"}))
+    app = lenient.LenientPeople()
+    with LocalServer(php_form_parts(app)) as server:
+        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[*requests, f"{BASE}/u/101"], follow_links=False)
+    assert "101" in app.people_served(), app.describe()
+    served = sorted(set(app.people_served()) & set(PART_NAMES.values()))
+    assert not served, f"denied people served: {served}\n{app.describe()}"
+    assert len([e for e in result.audit if e.get("reason") == "subject.ambiguous-url"]) >= len(PART_NAMES), \
+        result.denies()
