@@ -26,6 +26,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
+from email.message import Message
 from email.parser import BytesParser
 from email.policy import HTTP
 from urllib.parse import unquote, urlencode
@@ -184,13 +185,34 @@ def form_text(body: bytes, content_type: str) -> tuple[str, bool]:
                                                       + b"\r\n\r\n" + body)
         pairs = []
         for part in message.iter_parts() if message.is_multipart() else ():
-            name = part.get_param("name", header="content-disposition")
-            if isinstance(name, str):
+            names = _part_names(part)
+            if names:
                 payload = part.get_payload(decode=True)
                 value = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-                pairs.append((name, value))
+                pairs += [(name, value) for name in names]
         return urlencode(pairs), True
     return "\n".join(_as_its_readers_read(body, content_type)), False
+
+
+#: one ``name=`` parameter of a ``Content-Disposition`` as written: its value in double quotes, single quotes or none
+_PART_NAME = re.compile(r"""(?:^|;)\s*name\s*=\s*(?:"([^"]*)"|'([^']*)'|([^;\s]*))""", re.I)
+
+
+def _part_names(part: Message) -> list[str]:
+    """Every name a server may register a form part under: Python's reading of its ``Content-Disposition`` (the
+    first ``name``, RFC 2231 ``name*`` decoded) and each ``name=`` as written, single quotes stripped (PHP takes
+    the last one, and reads ``name='id'`` as ``id``). Names that differ make the part a parameter of each: a
+    reading that names another person is then ambiguous."""
+    name = part.get_param("name", header="content-disposition")
+    names = [name] if isinstance(name, str) else []
+    for header, raw in part.raw_items():  # as written: the parsed header keeps only the first of two names
+        if header.lower() != "content-disposition":
+            continue
+        for found in _PART_NAME.finditer(str(raw).strip()):
+            written = next(g for g in found.groups() if g is not None)
+            if written not in names:
+                names.append(written)
+    return names
 
 
 def _as_its_readers_read(body: bytes, content_type: str) -> dict[str, None]:
