@@ -173,16 +173,18 @@ def form_text(body: bytes, content_type: str) -> tuple[str, bool]:
 
     urlencoded (or no type) is taken as it is; multipart/form-data is read part by part (files included, by
     name); any other body (and one without a type in UTF-16 or UTF-32) is not a form, and is returned decoded for
-    :func:`with_body` to search.
+    :func:`with_body` to search. The type is read as PHP reads it: up to the first ``;``, ``,`` or space, in any
+    case (``application/x-www-form-urlencoded, charset=UTF-8`` is a form to it).
     """
-    kind = content_type.split(";", 1)[0].strip().lower()
+    kind = _TYPE_END.split(content_type.strip(), maxsplit=1)[0].lower()
     if kind == "" and json.detect_encoding(body) != "utf-8":  # UTF-16/32 is no form: a JSON parser reads it
         return "\n".join(_as_its_readers_read(body, content_type)), False
     if kind in ("", "application/x-www-form-urlencoded"):
         return body.decode("latin-1"), True
     if kind == "multipart/form-data":
-        message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode("latin-1")
-                                                      + b"\r\n\r\n" + body)
+        params = content_type.partition(";")[2]  # the boundary, whatever came between the type and it
+        message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: multipart/form-data;"
+                                                      + params.encode("latin-1") + b"\r\n\r\n" + body)
         pairs = []
         for part in message.iter_parts() if message.is_multipart() else ():
             names = _part_names(part)
@@ -194,6 +196,8 @@ def form_text(body: bytes, content_type: str) -> tuple[str, bool]:
     return "\n".join(_as_its_readers_read(body, content_type)), False
 
 
+#: where PHP ends a request's media type (``SAPI``: the first ``;``, ``,`` or space)
+_TYPE_END = re.compile(r"[;, ]")
 #: one ``name=`` parameter of a ``Content-Disposition`` as written: its value in double quotes, single quotes or none
 _PART_NAME = re.compile(r"""(?:^|;)\s*name\s*=\s*(?:"([^"]*)"|'([^']*)'|([^;\s]*))""", re.I)
 
