@@ -13,6 +13,8 @@ asked for, IP literals included). Before routing it does what real servers in fr
   :meth:`LenientPeople.lowering` (``/@straße`` and ``/@strasse`` are then two accounts); handles and numeric ids
   share one namespace;
 - a format suffix is ignored (``/u/107.json`` is 107, as in Rails);
+- ``/index.php/<path>`` is ``/<path>``: a PHP front controller routes the path after it (``PATH_INFO``), as
+  WordPress, Laravel and Symfony do;
 - ``/profile.php`` reads ``id`` from the query and from a form body, the body winning (PHP's ``$_REQUEST``),
   leading spaces in parameter names dropped and a name cut at its first NUL (as PHP does).
 
@@ -111,6 +113,9 @@ def _route(path: str, query: str, body: bytes = b"", fold: Callable[[str], str] 
     parts = path.split("/")
     if path == "/robots.txt":
         return "robots", None
+    if len(parts) >= 3 and parts[1].casefold() == "index.php" and parts[2:] != [""]:
+        # a front controller (WordPress, Laravel, Symfony) routes the path after it (PATH_INFO) as the site's own
+        return _route("/" + "/".join(parts[2:]), query, body, fold, people)
     if len(parts) >= 3 and parts[1].casefold() == "u":
         person = person_of(parts[2], fold, people)
         return ("profile", person) if person else ("missing", None)

@@ -324,3 +324,36 @@ async def test_a_form_body_whose_type_php_reads_as_a_form_is_read_as_one(
     assert not served, f"denied people served: {served}\n{app.describe()}"
     assert len([e for e in result.audit if e.get("reason") == "subject.ambiguous-url"]) >= len(FORM_TYPES), \
         result.denies()
+
+
+# -- a path after a PHP script, as a front controller routes it ----------------------------------------------------
+
+#: spellings a PHP front controller serves as a person's page (``PATH_INFO`` routed as the site's own path)
+FRONT_CONTROLLER = {
+    "/index.php/u/107": "107",
+    "/INDEX.PHP/@bob": "bob",
+    "/index.php/profile.php?id=108": "108",
+    "/index.php/u/101/../109": "109",
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_path_after_a_php_front_controller_is_read_as_the_route_it_serves(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fixed. WordPress, Laravel and Symfony serve ``/index.php/<route>`` as ``/<route>`` (the script routes the
+    path after it, ``PATH_INFO``; PHP hands it over as such), so ``/index.php/u/107`` is 107's profile. It was read
+    as no profile (its first segment matches no template) and fetched. Now a path after a ``.php`` segment is read
+    as the route too; a reading of no one and one of a person disagree: ``subject.ambiguous-url``."""
+    for href, person in FRONT_CONTROLLER.items():
+        assert lenient.person_of_url(href) == person, href  # what the site reads
+    app = lenient.LenientPeople().links_page("/spellings", [*FRONT_CONTROLLER, "/u/101"])
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/spellings"])
+    assert "101" in app.people_served(), app.describe()
+    served = sorted(set(app.people_served()) & set(FRONT_CONTROLLER.values()))
+    assert not served, f"denied people served: {served}\n{app.describe()}"
+    denied = {e["url"] for e in result.audit if e.get("verdict") == "deny" and ".php" in e.get("url", "").lower()}
+    assert len(denied) == len(FRONT_CONTROLLER), result.denies()
