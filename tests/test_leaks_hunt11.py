@@ -345,7 +345,8 @@ async def test_a_path_after_a_php_front_controller_is_read_as_the_route_it_serve
     """Fixed. WordPress, Laravel and Symfony serve ``/index.php/<route>`` as ``/<route>`` (the script routes the
     path after it, ``PATH_INFO``; PHP hands it over as such), so ``/index.php/u/107`` is 107's profile. It was read
     as no profile (its first segment matches no template) and fetched. Now a path after a ``.php`` segment is read
-    as the route too; a reading of no one and one of a person disagree: ``subject.ambiguous-url``."""
+    as the route too: the route's person is the page's (``subject.no-authorization`` here), or the URL is
+    ``subject.ambiguous-url`` when the script's own reading names another."""
     for href, person in FRONT_CONTROLLER.items():
         assert lenient.person_of_url(href) == person, href  # what the site reads
     app = lenient.LenientPeople().links_page("/spellings", [*FRONT_CONTROLLER, "/u/101"])
