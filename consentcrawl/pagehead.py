@@ -7,7 +7,7 @@ bodies is remembered by the body object's identity: a response's body is an immu
 
 The scan is the HTML tokenizer's view, kept linear: it reads the document from its start, skips comments and the
 raw-text elements (``<script>``, ``<style>``, ...) so a commented-out tag never counts, and stops at ``<body``. It
-reads the first :data:`HEAD_SCAN_BYTES` first and a window four times as long while it has not reached the ``<body``
+scans the first :data:`HEAD_SCAN_BYTES`, then a window four times as long while it has not reached the ``<body``
 (a head of inline styles, SVG sprites and JSON-LD runs past 64 KiB, and the spider's ``.css()`` reads the whole
 page), so a page's usual head costs one short scan and no tag before the body is missed. Attribute names are ASCII-
 lower-cased and the first of repeated attributes is kept (as HTML does); values are decoded with the page's encoding
