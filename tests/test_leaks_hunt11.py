@@ -27,7 +27,7 @@ from consentcrawl.cli import main
 from consentcrawl_demo.messages import LoggedRequest, Response
 from consentcrawl_demo.server import LocalServer
 from tests import lenient
-from tests.lenient import KINDS, ListLogic, crawl, make_spider, people_settings, secret_name
+from tests.lenient import KINDS, ListLogic, Robots, crawl, make_spider, people_settings, secret_name
 from tests.test_leaks_hunt import BASE, TypedPeople, _refusing_profile, first_page_then_posts
 
 # -- a page's meta robots, whatever type the server sends the page as -------------------------------------------
@@ -358,3 +358,23 @@ async def test_a_path_after_a_php_front_controller_is_read_as_the_route_it_serve
     assert not served, f"denied people served: {served}\n{app.describe()}"
     denied = {e["url"] for e in result.audit if e.get("verdict") == "deny" and ".php" in e.get("url", "").lower()}
     assert len(denied) == len(FRONT_CONTROLLER), result.denies()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_robots_rules_are_matched_against_a_front_controllers_route(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fixed (robots leg). robots.txt says ``Disallow: /@alice`` and ``Disallow: /u/102`` (people who asked the
+    platform to keep their profile from crawlers; both authorized this crawl). ``/index.php/@alice`` and
+    ``/index.php/u/102`` are those pages to a front controller, but robots.txt was matched against the path as
+    written only: both were fetched. Now the route is matched too."""
+    app = lenient.LenientPeople(default_robots=Robots(body="User-agent: *\nDisallow: /@alice\nDisallow: /u/102\n"))
+    urls = [f"{BASE}/index.php/@alice", f"{BASE}/index.php/u/102", f"{BASE}/u/101"]
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=urls, follow_links=False)
+    assert f"{BASE}/u/101" in result.seen, "control"
+    served = sorted({p for p in app.people_served() if p in ("alice", "102")})
+    assert not served, f"pages robots.txt disallows were fetched: {served}\n{app.describe()}"
+    assert len([e for e in result.audit if e.get("reason") == "robots.disallowed"]) >= 2, result.denies()
