@@ -284,6 +284,18 @@ def robots_paths(url: str, canonical: CanonicalURL, platform: Platform | None) -
     if not is_plain(url, canonical):
         paths += tuple(dict.fromkeys(r for r in (render(x.segments, x.params) for x in readings(url, canonical))
                                      if r not in paths))
+    if _SCRIPT_ROUTE.match(path):  # a PHP front controller serves the path after the script as the site's own
+        paths += tuple(dict.fromkeys(r for r in (_routed(p) for p in paths) if r is not None and r not in paths))
     if platform is not None and not platform.case_sensitive:
         paths += tuple(dict.fromkeys(p.lower() for p in paths if p.lower() != p and p.lower() not in paths))
     return paths
+
+
+#: a path whose first segment is a PHP script with a path after it: a front controller's route (PATH_INFO)
+_SCRIPT_ROUTE = re.compile(r"/[^/?]*\.php(?=/[^?])", re.I)
+
+
+def _routed(path: str) -> str | None:
+    """The route a front controller serves for ``path`` (``/index.php/u/1`` is ``/u/1``), or None."""
+    found = _SCRIPT_ROUTE.match(path)
+    return path[found.end():] if found else None
