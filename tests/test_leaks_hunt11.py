@@ -378,3 +378,24 @@ async def test_robots_rules_are_matched_against_a_front_controllers_route(
     served = sorted({p for p in app.people_served() if p in ("alice", "102")})
     assert not served, f"pages robots.txt disallows were fetched: {served}\n{app.describe()}"
     assert len([e for e in result.audit if e.get("reason") == "robots.disallowed"]) >= 2, result.denies()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_multipart_boundary_php_finds_elsewhere_in_the_type_is_read(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fixed. PHP takes a multipart body's boundary from the first ``boundary`` in the type, wherever it stands:
+    ``multipart/form-data; xboundary=XyZ; boundary=other`` is split on ``XyZ``, and PHP 8.2 serves 109 for
+    ``POST /profile.php?id=101`` with a part ``id=109``. The body was split on the ``boundary`` parameter only
+    (``other``), found no part, and the request was sent as 101's. Now every boundary a server may read is tried."""
+    body = b'--XyZ\r\nContent-Disposition: form-data; name="id"\r\n\r\n109\r\n--XyZ--\r\n'
+    request = scrapy.Request(f"{BASE}/profile.php?id=101", method="POST", body=body, dont_filter=True,
+                             headers={"Content-Type": "multipart/form-data; xboundary=XyZ; boundary=other"})
+    app = lenient.LenientPeople()
+    with LocalServer(php_form_parts(app)) as server:
+        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[request, f"{BASE}/u/101"], follow_links=False)
+    assert "101" in app.people_served(), app.describe()
+    assert "109" not in app.people_served(), app.describe()
+    assert any(e.get("reason") == "subject.ambiguous-url" for e in result.audit), result.denies()
