@@ -26,9 +26,10 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
-from email.message import Message
+from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.policy import HTTP
+from typing import cast
 from urllib.parse import unquote, urlencode
 
 from .terms.platforms import Platform, PlatformRegistry, SubjectReading
@@ -182,20 +183,44 @@ def form_text(body: bytes, content_type: str) -> tuple[str, bool]:
     if kind in ("", "application/x-www-form-urlencoded"):
         return body.decode("latin-1"), True
     if kind == "multipart/form-data":
-        params = content_type.partition(";")[2]  # the boundary, whatever came between the type and it
-        message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: multipart/form-data;"
-                                                      + params.encode("latin-1") + b"\r\n\r\n" + body)
-        pairs = []
-        for part in message.iter_parts() if message.is_multipart() else ():
-            names = _part_names(part)
-            if names:
-                payload = part.get_payload(decode=True)
-                value = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-                pairs += [(name, value) for name in names]
+        # the type's parameters as Python reads them (whatever came between the type and them), and the boundary
+        # PHP reads when it is another one: every part a server may split the body into is read
+        messages = [_multipart(body, content_type.partition(";")[2].strip())]
+        php = _php_boundary(content_type)
+        if php is not None and php != messages[0].get_boundary():
+            messages.append(_multipart(body, 'boundary="{}"'.format(php.replace("\\", "\\\\").replace('"', '\\"'))))
+        pairs: list[tuple[str, str]] = []
+        for message in messages:
+            for part in message.iter_parts() if message.is_multipart() else ():
+                names = _part_names(part)
+                if names:
+                    payload = part.get_payload(decode=True)
+                    value = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+                    pairs += [(name, value) for name in names if (name, value) not in pairs]
         return urlencode(pairs), True
     return "\n".join(_as_its_readers_read(body, content_type)), False
 
 
+def _multipart(body: bytes, params: str) -> EmailMessage:
+    """``body`` parsed as ``multipart/form-data`` with these type parameters (its ``boundary``)."""
+    return cast(EmailMessage, BytesParser(policy=HTTP).parsebytes(
+        b"Content-Type: multipart/form-data; " + params.encode("latin-1") + b"\r\n\r\n" + body))
+
+
+def _php_boundary(content_type: str) -> str | None:
+    """The boundary PHP reads in a body's type: the value after the first ``=`` that follows the first
+    ``boundary`` anywhere in it (``xboundary=A`` too), up to ``,`` or ``;``, or in quotes; None for none."""
+    at = content_type.find("boundary")
+    at = at if at >= 0 else content_type.lower().find("boundary")
+    equals = content_type.find("=", at) if at >= 0 else -1
+    if equals < 0:
+        return None
+    rest = content_type[equals + 1:]
+    return rest[1:].partition('"')[0] if rest.startswith('"') else _BOUNDARY_END.split(rest, maxsplit=1)[0]
+
+
+#: where PHP ends an unquoted boundary
+_BOUNDARY_END = re.compile(r"[,;]")
 #: where PHP ends a request's media type (``SAPI``: the first ``;``, ``,`` or space)
 _TYPE_END = re.compile(r"[;, ]")
 #: one ``name=`` parameter of a ``Content-Disposition`` as written: its value in double quotes, single quotes or none
