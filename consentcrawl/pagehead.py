@@ -5,12 +5,15 @@ Meta robots (:mod:`consentcrawl.robots.meta`), the TDMRep meta tags and the RSL 
 about what a page's head says, and a page is scanned once however many readers ask (the scan of the last few
 bodies is remembered by the body object's identity: a response's body is an immutable ``bytes``).
 
-The scan is the HTML tokenizer's view, kept linear: it reads the first :data:`HEAD_SCAN_BYTES` of the document,
-skips comments and the raw-text elements (``<script>``, ``<style>``, ...) so a commented-out tag never counts, and
-stops at ``<body``. Attribute names are ASCII-lower-cased and the first of repeated attributes is kept (as HTML
-does); values are decoded with the page's encoding and HTML-unescaped. A document in a charset whose ASCII bytes
-are not always ASCII text (UTF-16, UTF-32, EBCDIC, ISO-2022, a CJK codec) is decoded first, as Scrapy decodes it
-for the spider, so the scan reads the head the spider reads. Never raises.
+The scan is the HTML tokenizer's view, kept linear: it reads the document from its start, skips comments and the
+raw-text elements (``<script>``, ``<style>``, ...) so a commented-out tag never counts, and stops at ``<body``. It
+scans the first :data:`HEAD_SCAN_BYTES`, then a window four times as long while it has not reached the ``<body``
+(a head of inline styles, SVG sprites and JSON-LD runs past 64 KiB, and the spider's ``.css()`` reads the whole
+page), so a page's usual head costs one short scan and no tag before the body is missed. Attribute names are ASCII-
+lower-cased and the first of repeated attributes is kept (as HTML does); values are decoded with the page's encoding
+and HTML-unescaped. A document in a charset whose ASCII bytes are not always ASCII text (UTF-16, UTF-32, EBCDIC,
+ISO-2022, a CJK codec) is decoded first, as Scrapy decodes it for the spider, so the scan reads the head the spider
+reads. Never raises.
 
 Pure: no Scrapy, no I/O, no clock.
 """
@@ -29,7 +32,7 @@ from .cache import ObjectMemo
 
 __all__ = ["HEAD_SCAN_BYTES", "HeadTag", "decode_value", "head_tags", "scans_as_bytes"]
 
-HEAD_SCAN_BYTES = 64 * 1024  #: only the start of a document is searched for its head
+HEAD_SCAN_BYTES = 64 * 1024  #: the first window searched for a document's head (a longer head widens it)
 RAW_BYTES = 1200  #: bytes of a tag kept in :attr:`HeadTag.raw` (its readers keep less)
 
 # what the scan stops at: comments and raw-text elements to skip, <body> to stop, <meta>/<link> to read
@@ -62,10 +65,11 @@ def head_tags(body: object, encoding: str = "utf-8") -> tuple[HeadTag, ...]:
     return _scans.get(body, lambda b: _scan(b, encoding), encoding)
 
 
-def _start(body: object, encoding: str) -> tuple[bytes, str] | None:
-    """The start of the document as ASCII-compatible bytes and the encoding to decode them with."""
+def _start(body: object, encoding: str, limit: int) -> tuple[bytes, str, bool] | None:
+    """The first ``limit`` characters of the document as ASCII-compatible bytes, the encoding to decode them with,
+    and whether they are the whole document."""
     if isinstance(body, str):
-        return body[:HEAD_SCAN_BYTES].encode("utf-8", "surrogatepass"), "utf-8"
+        return body[:limit].encode("utf-8", "surrogatepass"), "utf-8", len(body) <= limit
     if not isinstance(body, (bytes, bytearray, memoryview)):
         return None
     try:
@@ -73,9 +77,9 @@ def _start(body: object, encoding: str) -> tuple[bytes, str] | None:
     except (LookupError, TypeError, ValueError):
         codec = "utf-8"
     if not scans_as_bytes(codec):  # the markup is not ASCII bytes there: re-encode (rare, so the copy is fine)
-        text = bytes(body[:HEAD_SCAN_BYTES * 4]).decode(codec, "replace")[:HEAD_SCAN_BYTES]
-        return text.encode("utf-8", "surrogatepass"), "utf-8"
-    return bytes(body[:HEAD_SCAN_BYTES]), codec
+        text = bytes(body[:limit * 4]).decode(codec, "replace")
+        return text[:limit].encode("utf-8", "surrogatepass"), "utf-8", len(body) <= limit * 4 and len(text) <= limit
+    return bytes(body[:limit]), codec, len(body) <= limit
 
 
 _ASCII = bytes(range(128)).decode("ascii")
@@ -105,13 +109,25 @@ def scans_as_bytes(encoding: str) -> bool:
 
 
 def _scan(body: object, encoding: str) -> tuple[HeadTag, ...]:
-    start = _start(body, encoding)
-    if start is None:
-        return ()
-    head, codec = start
+    """The head's tags, from a window of the document widened (and scanned again) until it reaches ``<body`` or
+    holds the whole document: linear in the head's length overall."""
+    limit = HEAD_SCAN_BYTES
+    while True:
+        start = _start(body, encoding, limit)
+        if start is None:
+            return ()
+        head, codec, whole = start
+        found, ended = _scan_window(head, codec)
+        if ended or whole:
+            return found
+        limit *= 4
+
+
+def _scan_window(head: bytes, codec: str) -> tuple[tuple[HeadTag, ...], bool]:
+    """The tags in ``head`` (the start of a document), and whether the scan reached its ``<body``."""
     low = head.lower()  # bytes.lower() is ASCII-only, so offsets in `low` are offsets in `head`
-    if b"<meta" not in low and b"<link" not in low:
-        return ()
+    if b"<meta" not in low and b"<link" not in low and b"<body" not in low:
+        return (), False  # nothing to read yet, and the head goes on: a wider window
     found: list[HeadTag] = []
     pos, n = 0, len(low)
     while pos < n:
@@ -130,7 +146,7 @@ def _scan(body: object, encoding: str) -> tuple[HeadTag, ...]:
                 break
             pos = end + 2
         elif kind == 3:
-            break
+            return tuple(found), True
         else:
             tag_match = _TAG.match(low, m.start())
             end = tag_match.end() if tag_match is not None else m.end()
@@ -138,7 +154,7 @@ def _scan(body: object, encoding: str) -> tuple[HeadTag, ...]:
                                  MappingProxyType(_attributes(head, m.end() - 1, end, codec)),
                                  decode_value(head[m.start():min(end, m.start() + RAW_BYTES)], codec)))
             pos = max(end, m.start() + 1)
-    return tuple(found)
+    return tuple(found), False
 
 
 def _attributes(head: bytes, i: int, end: int, codec: str) -> dict[str, str]:

@@ -36,7 +36,7 @@ from .recent import Recent
 from .refusals.book import REASON, Refusal, Unread
 from .refusals.forms import Found, PageReading, is_activitypub
 from .refusals.page import read_page
-from .robots.body import page_body, page_encoding, reads_as_html
+from .robots.body import content_encoding, page_body, page_encoding, reads_as_html
 from .robots.meta import parse_meta_robots
 
 if TYPE_CHECKING:
@@ -181,7 +181,7 @@ _readings: weakref.WeakKeyDictionary[Response, PageReading] = weakref.WeakKeyDic
 
 def _read_now(runtime: ConsentRuntime, request: Request, response: Response) -> PageReading:
     content_type = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
-    encoded = response.headers.get(b"Content-Encoding")
+    encoded = content_encoding(response.headers)
     body = page_body(response.body, encoded)
     if isinstance(response, TextResponse) and body is response.body:
         encoding = response.encoding
@@ -195,7 +195,7 @@ def read_fetched(token: str, url: str, status: int, content_type: str, body: byt
                  accept: str) -> PageReading:
     """A fetched page (its body decoded) read for refusals: by a crawl's response phase and by ``consentcrawl
     check --fetch``, so that both read a page the same way."""
-    directives = parse_meta_robots(body, token, encoding) if reads_as_html(content_type) else []
+    directives = parse_meta_robots(body, token, encoding) if reads_as_html(content_type, body) else []
     return read_page(url, status, content_type, body, token, encoding=encoding, meta_directives=directives,
                      activitypub_requested=is_activitypub(accept))
 

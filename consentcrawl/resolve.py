@@ -26,8 +26,10 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
+from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.policy import HTTP
+from typing import cast
 from urllib.parse import unquote, urlencode
 
 from .terms.platforms import Platform, PlatformRegistry, SubjectReading
@@ -172,25 +174,74 @@ def form_text(body: bytes, content_type: str) -> tuple[str, bool]:
 
     urlencoded (or no type) is taken as it is; multipart/form-data is read part by part (files included, by
     name); any other body (and one without a type in UTF-16 or UTF-32) is not a form, and is returned decoded for
-    :func:`with_body` to search.
+    :func:`with_body` to search. The type is read as PHP reads it: up to the first ``;``, ``,`` or space, in any
+    case (``application/x-www-form-urlencoded, charset=UTF-8`` is a form to it).
     """
-    kind = content_type.split(";", 1)[0].strip().lower()
+    kind = _TYPE_END.split(content_type.strip(), maxsplit=1)[0].lower()
     if kind == "" and json.detect_encoding(body) != "utf-8":  # UTF-16/32 is no form: a JSON parser reads it
         return "\n".join(_as_its_readers_read(body, content_type)), False
     if kind in ("", "application/x-www-form-urlencoded"):
         return body.decode("latin-1"), True
     if kind == "multipart/form-data":
-        message = BytesParser(policy=HTTP).parsebytes(b"Content-Type: " + content_type.encode("latin-1")
-                                                      + b"\r\n\r\n" + body)
-        pairs = []
-        for part in message.iter_parts() if message.is_multipart() else ():
-            name = part.get_param("name", header="content-disposition")
-            if isinstance(name, str):
-                payload = part.get_payload(decode=True)
-                value = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-                pairs.append((name, value))
+        # the type's parameters as Python reads them (whatever came between the type and them), and the boundary
+        # PHP reads when it is another one: every part a server may split the body into is read
+        messages = [_multipart(body, content_type.partition(";")[2].strip())]
+        php = _php_boundary(content_type)
+        if php is not None and php != messages[0].get_boundary():
+            messages.append(_multipart(body, 'boundary="{}"'.format(php.replace("\\", "\\\\").replace('"', '\\"'))))
+        pairs: list[tuple[str, str]] = []
+        for message in messages:
+            for part in message.iter_parts() if message.is_multipart() else ():
+                names = _part_names(part)
+                if names:
+                    payload = part.get_payload(decode=True)
+                    value = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
+                    pairs += [(name, value) for name in names if (name, value) not in pairs]
         return urlencode(pairs), True
     return "\n".join(_as_its_readers_read(body, content_type)), False
+
+
+def _multipart(body: bytes, params: str) -> EmailMessage:
+    """``body`` parsed as ``multipart/form-data`` with these type parameters (its ``boundary``)."""
+    return cast(EmailMessage, BytesParser(policy=HTTP).parsebytes(
+        b"Content-Type: multipart/form-data; " + params.encode("latin-1") + b"\r\n\r\n" + body))
+
+
+def _php_boundary(content_type: str) -> str | None:
+    """The boundary PHP reads in a body's type: the value after the first ``=`` that follows the first
+    ``boundary`` anywhere in it (``xboundary=A`` too), up to ``,`` or ``;``, or in quotes; None for none."""
+    at = content_type.find("boundary")
+    at = at if at >= 0 else content_type.lower().find("boundary")
+    equals = content_type.find("=", at) if at >= 0 else -1
+    if equals < 0:
+        return None
+    rest = content_type[equals + 1:]
+    return rest[1:].partition('"')[0] if rest.startswith('"') else _BOUNDARY_END.split(rest, maxsplit=1)[0]
+
+
+#: where PHP ends an unquoted boundary
+_BOUNDARY_END = re.compile(r"[,;]")
+#: where PHP ends a request's media type (``SAPI``: the first ``;``, ``,`` or space)
+_TYPE_END = re.compile(r"[;, ]")
+#: one ``name=`` parameter of a ``Content-Disposition`` as written: its value in double quotes, single quotes or none
+_PART_NAME = re.compile(r"""(?:^|;)\s*name\s*=\s*(?:"([^"]*)"|'([^']*)'|([^;\s]*))""", re.I)
+
+
+def _part_names(part: Message) -> list[str]:
+    """Every name a server may register a form part under: Python's reading of its ``Content-Disposition`` (the
+    first ``name``, RFC 2231 ``name*`` decoded) and each ``name=`` as written, single quotes stripped (PHP takes
+    the last one, and reads ``name='id'`` as ``id``). Names that differ make the part a parameter of each: a
+    reading that names another person is then ambiguous."""
+    name = part.get_param("name", header="content-disposition")
+    names = [name] if isinstance(name, str) else []
+    for header, raw in part.raw_items():  # as written: the parsed header keeps only the first of two names
+        if header.lower() != "content-disposition":
+            continue
+        for found in _PART_NAME.finditer(str(raw).strip()):
+            written = next(g for g in found.groups() if g is not None)
+            if written not in names:
+                names.append(written)
+    return names
 
 
 def _as_its_readers_read(body: bytes, content_type: str) -> dict[str, None]:
@@ -258,6 +309,18 @@ def robots_paths(url: str, canonical: CanonicalURL, platform: Platform | None) -
     if not is_plain(url, canonical):
         paths += tuple(dict.fromkeys(r for r in (render(x.segments, x.params) for x in readings(url, canonical))
                                      if r not in paths))
+    if _SCRIPT_ROUTE.match(path):  # a PHP front controller serves the path after the script as the site's own
+        paths += tuple(dict.fromkeys(r for r in (_routed(p) for p in paths) if r is not None and r not in paths))
     if platform is not None and not platform.case_sensitive:
         paths += tuple(dict.fromkeys(p.lower() for p in paths if p.lower() != p and p.lower() not in paths))
     return paths
+
+
+#: a path whose first segment is a PHP script with a path after it: a front controller's route (PATH_INFO)
+_SCRIPT_ROUTE = re.compile(r"/[^/?]*\.php(?=/[^?])", re.I)
+
+
+def _routed(path: str) -> str | None:
+    """The route a front controller serves for ``path`` (``/index.php/u/1`` is ``/u/1``), or None."""
+    found = _SCRIPT_ROUTE.match(path)
+    return path[found.end():] if found else None

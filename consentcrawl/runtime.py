@@ -35,6 +35,7 @@ from .recording import DecisionRecording
 from .refusallog import RefusalLog
 from .refusalphase import FirstPageGate, book_refusals, check_refusals
 from .response import judge_response, wants_nofollow
+from .robots.body import content_encoding
 from .robots.cache import RobotsCache
 from .robots.fetch import RobotsFile
 from .robots.meta import parse_meta_robots
@@ -228,7 +229,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
                 body = request.body
                 inputs = request_inputs(request.meta, request.headers, body,
                                         request.headers.get(b"Content-Type") if body else None,
-                                        b",".join(request.headers.getlist(b"Content-Encoding")) if body else None)
+                                        content_encoding(request.headers) if body else None)
             facts = self.engine.facts(url, self.config.purpose, now, **inputs)
         except Exception as exc:  # noqa: BLE001 - a request we cannot read is denied, not waved through
             return None, bad_url(url, exc)

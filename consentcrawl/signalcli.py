@@ -31,7 +31,7 @@ from .refusalphase import (
 )
 from .refusals.book import Refusal, Unread, unread_deny
 from .response import judge_response
-from .robots.body import charset, page_body, page_encoding
+from .robots.body import charset, page_body, page_encoding, reads_as_html
 from .robots.fetch import RobotsFile
 from .robots.hops import robots_rule
 from .robots.httpfetch import side_request, tls_context
@@ -134,7 +134,7 @@ async def fetch_page(url: str, *, user_agent: str, accept: str | None = None) ->
     except ValueError as exc:
         content, unreadable = raw, exc
     gunzipped = content is not raw
-    body = content if unreadable is None and ("html" in content_type or not content_type or gunzipped) else None
+    body = content if unreadable is None and reads_as_html(content_type, content) else None  # as the crawl reads it
     encoding = page_encoding(declared, content) if gunzipped else charset(declared)
     return Page(url, response.status_code, response.headers, body, encoding, content, accept or "", unreadable)
 

@@ -13,8 +13,10 @@ asked for, IP literals included). Before routing it does what real servers in fr
   :meth:`LenientPeople.lowering` (``/@straße`` and ``/@strasse`` are then two accounts); handles and numeric ids
   share one namespace;
 - a format suffix is ignored (``/u/107.json`` is 107, as in Rails);
+- ``/index.php/<path>`` is ``/<path>``: a PHP front controller routes the path after it (``PATH_INFO``), as
+  WordPress, Laravel and Symfony do;
 - ``/profile.php`` reads ``id`` from the query and from a form body, the body winning (PHP's ``$_REQUEST``),
-  leading spaces in parameter names dropped (as PHP does).
+  leading spaces in parameter names dropped and a name cut at its first NUL (as PHP does).
 
 Routes: ``/robots.txt`` (per host: body, status, redirect, Crawl-delay), ``/people?page=N`` (listing pages with
 profile links), ``/u/<id>`` and ``/u/<id>/anything``, ``/@<handle>``, ``/profile.php?id=<id>`` (the *last* ``id``
@@ -111,6 +113,9 @@ def _route(path: str, query: str, body: bytes = b"", fold: Callable[[str], str] 
     parts = path.split("/")
     if path == "/robots.txt":
         return "robots", None
+    if len(parts) >= 3 and parts[1].casefold() == "index.php" and parts[2:] != [""]:
+        # a front controller (WordPress, Laravel, Symfony) routes the path after it (PATH_INFO) as the site's own
+        return _route("/" + "/".join(parts[2:]), query, body, fold, people)
     if len(parts) >= 3 and parts[1].casefold() == "u":
         person = person_of(parts[2], fold, people)
         return ("profile", person) if person else ("missing", None)
@@ -127,10 +132,12 @@ def _route(path: str, query: str, body: bytes = b"", fold: Callable[[str], str] 
 
 
 def _php_names(params: dict[str, list[str]]) -> dict[str, list[str]]:
-    """Parameter names as PHP registers them: leading spaces dropped (``?%20id=107`` and ``?+id=107`` are ``id``)."""
+    """Parameter names as PHP registers them: leading spaces dropped (``?%20id=107`` and ``?+id=107`` are ``id``),
+    and a name ends at its first NUL (PHP reads it as a C string: ``?id%00=107`` and ``?id%00x=107`` are ``id``,
+    as PHP 8.2 reads them)."""
     out: dict[str, list[str]] = {}
     for name, values in params.items():
-        out.setdefault(name.lstrip(" "), []).extend(values)
+        out.setdefault(name.partition("\x00")[0].lstrip(" "), []).extend(values)
     return out
 
 

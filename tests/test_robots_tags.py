@@ -283,10 +283,19 @@ def test_body_tag_inside_a_script_does_not_end_the_head() -> None:
     assert meta(page) == [(None, "noindex", None)]
 
 
-def test_meta_after_the_scan_limit_is_not_read() -> None:
-    filler = "<link rel=x>" * (META_SCAN_BYTES // 12)
-    assert meta(f'<head>{filler}<meta name="robots" content="noindex"></head>') == []
-    assert meta(f'<head><meta name="robots" content="noindex">{filler}</head>') == [(None, "noindex", None)]
+@pytest.mark.parametrize("times", [1, 5, 17])
+def test_meta_after_the_first_window_is_read_up_to_the_body(times: int) -> None:
+    """A head longer than the first window (:data:`META_SCAN_BYTES`) is read to its end, and no further."""
+    filler = "<link rel=x>" * (META_SCAN_BYTES // 12) * times
+    style = "<style>" + "a{b:c}" * (META_SCAN_BYTES // 6) * times + "</style>"
+    noindex = '<meta name="robots" content="noindex">'
+    for head in (filler, style, f"<!--{style}-->", f'<script>"<body>"{style}</script>'):
+        assert meta(f"<head>{head}{noindex}</head><body>") == [(None, "noindex", None)], head[:40]
+        assert meta(f"<head>{noindex}{head}</head><body>") == [(None, "noindex", None)], head[:40]
+        assert meta(f"<head>{head}</head><body>{noindex}") == [], head[:40]
+    for codec in ("utf-16", "cp037"):
+        page = f"<head>{style}{noindex}</head><body>".encode(codec)
+        assert parse_meta_robots(page, TOKEN, codec)[0].name == "noindex", codec
 
 
 def test_meta_pre_check() -> None:

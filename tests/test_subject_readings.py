@@ -231,9 +231,33 @@ def test_a_template_at_the_root_makes_every_first_segment_someone() -> None:
     ("/profile.php?id=%EF%BC%95", None),  # fullwidth 5
     ("/profile.php?id=+5", None),
     ("/x/..%2Fprofile.php?id=5", None),
+    # a path after a PHP script is also the route a front controller serves (PATH_INFO): its person, or ambiguous
+    ("/index.php/profile.php?id=5", SubjectReading("5")),
+    ("/app.php/profile.php/?id=5", SubjectReading("5")),
+    ("/profile.php/profile.php?id=5", SubjectReading("5")),
+    ("/profile.php/profile.php?id=5&x=1", SubjectReading("5")),
+    ("/index.php/", NOT_A_PROFILE),
+    ("/index.php/about?id=5", NOT_A_PROFILE),
 ])
 def test_query_templates(path_query: str, expected: SubjectReading | None) -> None:
     result = read(FB, path_query)
+    if expected is None:
+        assert result.ambiguous, result
+    else:
+        assert result == expected
+
+
+@pytest.mark.parametrize(("path", "expected"), [
+    ("/index.php/u/5", SubjectReading("5")),
+    ("/INDEX.PHP/u/5/posts", SubjectReading("5")),
+    ("/wp/index.php/u/5", NOT_A_PROFILE),  # only a script at the root: a path template is rooted
+    ("/index.php/u/5/..%2F6", None),
+    ("/index.php", NOT_A_PROFILE),
+    ("/u/5/index.php/u/6", SubjectReading("5")),  # under 5's profile: the site's front controller is at its root
+])
+def test_a_path_after_a_php_script_is_read_as_a_front_controllers_route(path: str,
+                                                                        expected: SubjectReading | None) -> None:
+    result = read(platform("/u/{subject}"), path)
     if expected is None:
         assert result.ambiguous, result
     else:

@@ -35,6 +35,7 @@ from typing import Any
 from scrapy.http.headers import Headers
 
 from ..facts import FactReader, request_inputs
+from ..robots.body import content_encoding
 from .common import PurgeFailed, Selection, urls_in
 
 __all__ = ["UNSURE", "Opaque", "decode", "named_in_state", "owner"]
@@ -162,7 +163,7 @@ def _by_facts(request: Mapping[str, Any], selection: Selection, reader: FactRead
         headers.appendlist(b"Cookie", cookies)
     facts = reader.facts(url, "purge", datetime.now(timezone.utc),
                          **request_inputs(meta, headers, body, headers.get(b"Content-Type") if body else None,
-                                          b",".join(headers.getlist(b"Content-Encoding")) if body else None))
+                                          content_encoding(headers) if body else None))
     platform = facts.platform.name if facts.platform is not None else None
     keys = [facts.subject] + [key for _, key in facts.ambiguous.readings] if facts.ambiguous else [facts.subject]
     for key in keys:

@@ -7,11 +7,14 @@ could not read is not a tag that is absent.
 
 from __future__ import annotations
 
+import re
 import zlib
+from typing import Any
 
 from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom
 
-__all__ = ["GZIP_MAGIC", "charset", "decoded_body", "is_gzip", "page_body", "page_encoding", "reads_as_html"]
+__all__ = ["GZIP_MAGIC", "charset", "content_encoding", "decoded_body", "is_gzip", "page_body", "page_encoding",
+           "reads_as_html"]
 
 #: more than this decompressed is not read for tags (a decompression bomb): the page is denied
 MAX_DECODED = 32 * 1024 * 1024
@@ -19,6 +22,14 @@ MAX_DECODED = 32 * 1024 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
 #: gzip layers undone by magic alone; a body still gzip after these is not read (and denied)
 MAX_GZIP_LAYERS = 4
+
+
+def content_encoding(headers: Any) -> bytes | None:
+    """The codings of every ``Content-Encoding`` header of ``headers`` (Scrapy's ``Headers``), in order, as one
+    list; None for none. A server (or a proxy compressing an answer again) may name each coding in a header of its
+    own, and Scrapy's HttpCompressionMiddleware undoes them all (``getlist``): the last header alone (``get``)
+    would read a body still compressed, and find none of its tags."""
+    return b",".join(headers.getlist(b"Content-Encoding")) or None
 
 
 def decoded_body(body: bytes, content_encoding: bytes | None, limit: int = MAX_DECODED) -> bytes:
@@ -121,18 +132,24 @@ def _other(module: str, body: bytes, limit: int) -> bytes:
     return out
 
 
-def reads_as_html(content_type: bytes | str | None) -> bool:
-    """Whether a page with this ``Content-Type`` is read as HTML (its meta tags, a refusal in a bio, its
-    ``<link rel="license">``): anything but JSON and XML, XHTML being HTML.
+def reads_as_html(content_type: bytes | str | None, body: bytes) -> bool:
+    """Whether a page (``body`` decompressed) is read for its ``<meta>`` and ``<link>`` tags (meta robots, a
+    refusal in a bio, its ``<link rel="license">``): any body but a JSON document, whatever its type claims.
 
     What the type claims does not stop a spider: Scrapy sniffs a page sent as ``text/plain``, as
-    ``application/octet-stream``, with a misspelt type or with none, and hands it to the callback as a text
-    response whose ``.css()`` parses it as HTML. So what the page says is read whatever its type claims; reading
-    a page that turns out not to be HTML finds nothing (the readers look for their markup bytes first)."""
+    ``application/octet-stream``, as ``image/*``, with a misspelt type or with none, and hands it to the callback
+    as a text response whose ``.css()`` parses it as HTML; a page sent as XML (XHTML is served so) becomes an
+    ``XmlResponse`` and one sent as JSON a ``JsonResponse``, and ``.css()`` finds a profile's fields in both. So
+    what the page says is read unless it is JSON (which has no tags): sent as JSON or XML and looking like it; a
+    page that turns out not to be HTML finds nothing (the readers look for their markup bytes first)."""
     if content_type is None:
         return True
     ct = (content_type.decode("latin-1") if isinstance(content_type, bytes) else content_type).lower()
-    return "html" in ct or not ("json" in ct or "xml" in ct)
+    return "html" in ct or not ("json" in ct or "xml" in ct) or not _JSON_DOCUMENT.match(body)
+
+
+#: a body that starts like a JSON object or array (after a UTF-8 byte order mark and white space)
+_JSON_DOCUMENT = re.compile(rb"(?:\xef\xbb\xbf)?[ \t\r\n]*[{\[]")
 
 
 def page_encoding(content_type: bytes | None, body: bytes) -> str:

@@ -27,9 +27,10 @@ Decisions, each one for a reason:
   ``(a b);noindex`` gives the rules to every token in it. A line that is malformed only by upper-case keys or
   empty members (``*;NoIndex``, ``*;noindex,``) is read again with the keys lower-cased and the empty members
   left out, with a warning: a site's restriction is not lost to its spelling (X-Robots-Tag ignores case too).
-* Meta tags count only in the document's head: the scan stops at ``<body`` or after :data:`META_SCAN_BYTES`, and
-  skips comments and raw-text elements (``<script>``, ``<style>``, ``<title>``...) so a commented-out or quoted
-  ``<meta>`` never counts. A meta between ``</head>`` and ``<body>`` counts (HTML puts it in the head).
+* Meta tags count only in the document's head: the scan stops at ``<body`` (a head longer than
+  :data:`META_SCAN_BYTES` is read in wider windows, pagehead.py), and skips comments and raw-text elements
+  (``<script>``, ``<style>``, ``<title>``...) so a commented-out or quoted ``<meta>`` never counts. A meta
+  between ``</head>`` and ``<body>`` counts (HTML puts it in the head).
 * ``none`` is kept as ``none``; :func:`denials` and :func:`nofollow` read it as ``noindex`` + ``nofollow``.
 * ``unavailable_after`` dates are read by :mod:`consentcrawl.robots.dates` (ISO 8601, RFC 822/850/asctime, a
   bare day, month and year; no zone means UTC). An unparseable date is ignored.
@@ -60,7 +61,7 @@ from .dates import parse_date
 from .structured_fields import sf_list
 
 RAW_MAX = 300  #: characters of a header line or meta tag kept in :attr:`RobotsDirective.raw`
-META_SCAN_BYTES = HEAD_SCAN_BYTES  #: only the start of a document is searched for its head (pagehead.py)
+META_SCAN_BYTES = HEAD_SCAN_BYTES  #: the first window searched for a document's head (pagehead.py)
 HEADER_MAX = 64 * 1024  #: longest header value parsed (the Robots-Tag draft asks for at least 8 KiB)
 
 SOURCE_X_ROBOTS_TAG = "X-Robots-Tag"

@@ -60,6 +60,8 @@ class PlatformAuthorization:
     overrides_signals: bool = False
 
 
+#: a plain path whose first segment is a PHP script with a path after it (a front controller's route, PATH_INFO)
+_FRONT_CONTROLLER = re.compile(r"/[^/]*\.php/.")
 _ESCAPED_ESCAPE = re.compile(r"%25|%[uU][0-9A-Fa-f]{4}")
 
 
@@ -128,10 +130,11 @@ class Platform:
         if is_plain(url, canonical, queries):
             path = canonical.path
             lowered = path.lower()
-            if not lowered.startswith(quick):
+            routed = _FRONT_CONTROLLER.match(lowered) is not None
+            if not routed and not lowered.startswith(quick):
                 return NOT_A_PROFILE
             params = strict_params(canonical.query) if queries else ()
-            key, ambiguous, ident = self._read(tuple(path[1:].split("/")), params, lowered)
+            key, ambiguous, ident = self._read(tuple(path[1:].split("/")), params, None if routed else lowered)
             if ambiguous:
                 return SubjectReading(None, True, ((canonical.path_query, None), *self._conflicts((ident,))))
             return NOT_A_PROFILE if key is None else SubjectReading(key)
@@ -171,8 +174,24 @@ class Platform:
         """The key one reading names (None: no one), whether it is ambiguous, and the id as written (when
         ambiguous: an id that conflicts, see :meth:`subject_conflict`, or None).
 
+        A path after a PHP script (``/index.php/u/107``) is also read as the route it is to a front controller
+        (WordPress, Laravel and Symfony serve ``PATH_INFO`` as the site's own path): a route that names a person
+        makes the URL that person's page, and another person than the script's reading names makes it ambiguous
+        (a route that names no one leaves the script's reading: ``/profile.php/x?id=5`` is 5's to PHP).
         ``lowered``: the lower-cased path of a plain URL, to skip templates it is not under at once.
         """
+        found = self._read_route(segments, params, lowered)
+        if len(segments) > 1 and segments[0][-4:].lower() == ".php" and segments[1:] != ("",):
+            routed = self._read(segments[1:], params)
+            if routed[1] or (routed[0] is not None and found[0] is not None and routed[0] != found[0]):
+                return None, True, routed[2] if routed[1] else None
+            if routed[0] is not None and not found[1]:
+                return routed
+        return found
+
+    def _read_route(self, segments: tuple[str, ...], params: tuple[tuple[str, str], ...],
+                    lowered: str | None = None) -> tuple[str | None, bool, str | None]:
+        """:meth:`_read` for the path as it is."""
         found: str | None = None
         ident: str | None = None
         for template in self.profiles:

@@ -215,15 +215,17 @@ _PLAIN_HEAD = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://[^/\\?#@%;\s]*")
 
 
 def _lenient_params(query: str) -> tuple[tuple[str, str], ...]:
-    """Form parameters split on ``&`` and ``;``, ``+`` read as a space, decoded once, NFKC-normalised; spaces
-    around a name dropped (PHP drops leading ones: ``?%20id=107`` is its ``id``)."""
+    """Form parameters split on ``&`` and ``;``, ``+`` read as a space, decoded once, NFKC-normalised; a name cut
+    at its first NUL and the spaces around it dropped, as PHP registers it (a C string: ``?id%00=107`` and
+    ``?id%00x=107`` are its ``id``; it drops leading spaces: ``?%20id=107`` is its ``id`` too)."""
     if not query:
         return ()
     pairs = []
     for item in re.split("[&;]", query):
         if item:
             name, _, value = item.partition("=")
-            pairs.append((_nfkc(decode(name.replace("+", " "))).strip(), _nfkc(decode(value.replace("+", " ")))))
+            name = _nfkc(decode(name.replace("+", " "))).partition("\x00")[0].strip()
+            pairs.append((name, _nfkc(decode(value.replace("+", " ")))))
     return tuple(pairs)
 
 
