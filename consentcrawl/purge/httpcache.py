@@ -31,7 +31,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import urljoin
 
-from ..robots.body import decoded_body
+from ..robots.body import page_body
 from .common import PurgeFailed, Selection, TargetResult, sync_directory
 
 __all__ = ["is_cache_dir", "purge_httpcache"]
@@ -92,9 +92,11 @@ def _whose(entry: Path, selection: Selection) -> str | None:
         who = selection.url(urljoin(base, link))
         if who is not None:
             return who
-    encoding = re.search(rb"(?im)^content-encoding:\s*(.+?)\s*$", headers)
+    # every header's codings, as HttpCompressionMiddleware undoes them, then the gzip bytes of a .gz page, as a
+    # spider that gunzips it reads it: a body still compressed would read as a page that names no one
+    codings = re.findall(rb"(?im)^content-encoding:\s*(.+?)\s*$", headers)
     try:
-        body = decoded_body(body, encoding.group(1) if encoding else None)
+        body = page_body(body, b",".join(codings) or None)
     except Exception:  # noqa: BLE001 - a body we cannot decode cannot be shown to be no one's
         raise PurgeFailed("its response body cannot be decoded: not checked") from None
     for link in _links(body):
