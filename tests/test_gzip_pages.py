@@ -33,18 +33,9 @@ from tests.lenient import (
     secret_name,
     write_config,
 )
+from tests.test_hunt import AI_PLATFORMS_YAML
 
 BASE = f"http://{HOST}"
-
-AI_PLATFORMS_YAML = f"""\
-platforms:
-  people:
-    domains: [{HOST}]
-    authorization: {{purposes: [research, ai-training], reference: "test agreement", valid_from: 2026-01-01,
-                    valid_until: 2030-01-01}}
-    profiles: ["/u/{{subject}}", "/@{{subject}}", "/profile.php?id={{subject}}"]
-    subject: "[A-Za-z0-9_]+"
-"""
 
 
 @dataclass

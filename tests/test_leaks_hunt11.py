@@ -196,6 +196,19 @@ async def test_a_refusal_on_a_page_compressed_twice_with_two_headers_is_read(
     assert not result.seen and secret_name("101") not in str(result.items), f"a callback got it: {result.seen}"
 
 
+async def crawl_with_101(kind: str, app: lenient.LenientPeople, served_by: Any, urls: list[Any], denied: set[str],
+                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **options: Any) -> Any:
+    """A crawl of ``urls`` against ``served_by`` (``app``, or an app wrapping it): the crawl, once the server's log
+    shows 101's page (the control: authorized) and none of the ``denied`` people's."""
+    with LocalServer(served_by) as server:
+        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=urls, **options)
+    assert "101" in app.people_served(), app.describe()
+    served = sorted(set(app.people_served()) & denied)
+    assert not served, f"denied people served: {served}\n{app.describe()}"
+    return result
+
+
 # -- a query parameter's name cut at a NUL, as PHP reads it --------------------------------------------------------
 
 #: spellings PHP 8.2 reads as ``id=107`` (or 108, 109): its parameter names are C strings, cut at the first NUL
@@ -218,12 +231,8 @@ async def test_a_query_parameter_name_cut_at_a_nul_is_read_as_php_reads_it(
     for href, person in NUL_NAMES.items():
         assert lenient.person_of_url(href) == person, href  # what the site reads
     app = lenient.LenientPeople().links_page("/spellings", [*NUL_NAMES, "/u/101"])
-    with LocalServer(app) as server:
-        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
-                             monkeypatch=monkeypatch, urls=[f"{BASE}/spellings"])
-    assert "101" in app.people_served(), app.describe()
-    served = sorted(set(app.people_served()) & set(NUL_NAMES.values()))
-    assert not served, f"denied people served: {served}\n{app.describe()}"
+    result = await crawl_with_101(kind, app, app, [f"{BASE}/spellings"], set(NUL_NAMES.values()), tmp_path,
+                                  monkeypatch)
     denied = {e["url"] for e in result.audit if e.get("verdict") == "deny" and "profile.php" in e.get("url", "")}
     assert len(denied) == len(NUL_NAMES), result.denies()
 
@@ -281,12 +290,8 @@ async def test_a_multipart_part_named_as_php_reads_it_is_read_so(
         requests.append(scrapy.Request(f"{BASE}/profile.php?id=101", method="POST", body=body, dont_filter=True,
                                        headers={"Content-Type": "multipart/form-data; boundary=XyZ"}))
     app = lenient.LenientPeople()
-    with LocalServer(php_form_parts(app)) as server:
-        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
-                             monkeypatch=monkeypatch, urls=[*requests, f"{BASE}/u/101"], follow_links=False)
-    assert "101" in app.people_served(), app.describe()
-    served = sorted(set(app.people_served()) & set(PART_NAMES.values()))
-    assert not served, f"denied people served: {served}\n{app.describe()}"
+    result = await crawl_with_101(kind, app, php_form_parts(app), [*requests, f"{BASE}/u/101"],
+                                  set(PART_NAMES.values()), tmp_path, monkeypatch, follow_links=False)
     assert len([e for e in result.audit if e.get("reason") == "subject.ambiguous-url"]) >= len(PART_NAMES), \
         result.denies()
 
@@ -316,12 +321,8 @@ async def test_a_form_body_whose_type_php_reads_as_a_form_is_read_as_one(
                                headers={"Content-Type": content_type})
                 for content_type, person in FORM_TYPES.items()]
     app = lenient.LenientPeople()
-    with LocalServer(app) as server:
-        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
-                             monkeypatch=monkeypatch, urls=[*requests, f"{BASE}/u/101"], follow_links=False)
-    assert "101" in app.people_served(), app.describe()
-    served = sorted(set(app.people_served()) & set(FORM_TYPES.values()))
-    assert not served, f"denied people served: {served}\n{app.describe()}"
+    result = await crawl_with_101(kind, app, app, [*requests, f"{BASE}/u/101"], set(FORM_TYPES.values()), tmp_path,
+                                  monkeypatch, follow_links=False)
     assert len([e for e in result.audit if e.get("reason") == "subject.ambiguous-url"]) >= len(FORM_TYPES), \
         result.denies()
 
@@ -350,12 +351,8 @@ async def test_a_path_after_a_php_front_controller_is_read_as_the_route_it_serve
     for href, person in FRONT_CONTROLLER.items():
         assert lenient.person_of_url(href) == person, href  # what the site reads
     app = lenient.LenientPeople().links_page("/spellings", [*FRONT_CONTROLLER, "/u/101"])
-    with LocalServer(app) as server:
-        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
-                             monkeypatch=monkeypatch, urls=[f"{BASE}/spellings"])
-    assert "101" in app.people_served(), app.describe()
-    served = sorted(set(app.people_served()) & set(FRONT_CONTROLLER.values()))
-    assert not served, f"denied people served: {served}\n{app.describe()}"
+    result = await crawl_with_101(kind, app, app, [f"{BASE}/spellings"], set(FRONT_CONTROLLER.values()), tmp_path,
+                                  monkeypatch)
     denied = {e["url"] for e in result.audit if e.get("verdict") == "deny" and ".php" in e.get("url", "").lower()}
     assert len(denied) == len(FRONT_CONTROLLER), result.denies()
 
