@@ -25,6 +25,7 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from scrapy import Request as ScrapyRequest
@@ -36,7 +37,7 @@ from .recent import Recent
 from .refusals.book import REASON, Refusal, Unread
 from .refusals.forms import Found, PageReading, is_activitypub
 from .refusals.page import read_page
-from .robots.body import page_body, page_encoding, reads_as_html
+from .robots.body import page_body, page_encoding, reads_as_html, self_gunzipped, spider_encodings
 from .robots.meta import parse_meta_robots
 
 if TYPE_CHECKING:
@@ -53,7 +54,8 @@ logger = logging.getLogger("consentcrawl")
 ACTIVITYPUB = "application/activity+json"  #: what a crawl asks a profile URL for to get the actor (Mastodon negotiates)
 
 __all__ = ["FirstPageGate", "actor_read", "actor_request", "actor_unread_cause", "book_refusals", "check_refusals",
-           "mismatch_deny", "owner_mismatch", "read_fetched", "refused_deny", "refusing", "unreadable_deny"]
+           "mismatch_deny", "owner_mismatch", "read_fetched", "read_fetched_as", "refused_deny", "refusing",
+           "unreadable_deny"]
 
 
 class FirstPageGate:
@@ -183,12 +185,27 @@ def _read_now(runtime: ConsentRuntime, request: Request, response: Response) -> 
     content_type = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
     encoded = response.headers.get(b"Content-Encoding")
     body = page_body(response.body, encoded)
-    if isinstance(response, TextResponse) and body is response.body:
-        encoding = response.encoding
+    if self_gunzipped(response.body, encoded):  # the spider decodes it as it chooses: read in each way
+        encodings = spider_encodings(response.headers.get(b"Content-Type"), body)
+    elif isinstance(response, TextResponse) and body is response.body:
+        encodings = (response.encoding,)
     else:
-        encoding = page_encoding(response.headers.get(b"Content-Type"), body)
+        encodings = (page_encoding(response.headers.get(b"Content-Type"), body),)
     accept = (request.headers.get(b"Accept") or b"").decode("latin-1")
-    return read_fetched(runtime.config.token, response.url, response.status, content_type, body, encoding, accept)
+    return read_fetched_as(runtime.config.token, response.url, response.status, content_type, body, encodings,
+                           accept)
+
+
+def read_fetched_as(token: str, url: str, status: int, content_type: str, body: bytes, encodings: tuple[str, ...],
+                    accept: str) -> PageReading:
+    """:func:`read_fetched` in each of ``encodings`` (the first the page's own): the first reading, with every
+    refusal any reading found (a page whose refusal shows in one way a spider may decode it is refused)."""
+    first, *others = (read_fetched(token, url, status, content_type, body, encoding, accept)
+                      for encoding in encodings)
+    found = list(first.found)
+    for reading in others:
+        found += [f for f in reading.found if f not in found]
+    return replace(first, found=tuple(found)) if len(found) > len(first.found) else first
 
 
 def read_fetched(token: str, url: str, status: int, content_type: str, body: bytes, encoding: str,

@@ -7,11 +7,13 @@ could not read is not a tag that is absent.
 
 from __future__ import annotations
 
+import codecs
 import zlib
 
 from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom
 
-__all__ = ["GZIP_MAGIC", "charset", "decoded_body", "is_gzip", "page_body", "page_encoding", "reads_as_html"]
+__all__ = ["GZIP_MAGIC", "charset", "decoded_body", "is_gzip", "page_body", "page_encoding", "reads_as_html",
+           "self_gunzipped", "spider_encodings"]
 
 #: more than this decompressed is not read for tags (a decompression bomb): the page is denied
 MAX_DECODED = 32 * 1024 * 1024
@@ -66,6 +68,35 @@ def page_body(body: bytes, content_encoding: bytes | None, limit: int = MAX_DECO
     if is_gzip(body):
         raise ValueError(f"the body is still gzip after {MAX_GZIP_LAYERS} layers")
     return body
+
+
+def self_gunzipped(body: bytes, content_encoding: bytes | None) -> bool:
+    """Whether ``page_body`` gunzips ``body`` by its magic bytes (so the spider, not Scrapy, decompresses it)."""
+    return is_gzip(body) if not content_encoding else is_gzip(decoded_body(body, content_encoding))
+
+
+def spider_encodings(content_type: bytes | None, body: bytes) -> tuple[str, ...]:
+    """The encodings a page the spider gunzips itself may be decoded in: :func:`page_encoding` first (how Scrapy
+    would read it), then the ``Content-Type`` charset, then UTF-8, each once.
+
+    Scrapy never decodes such a page: the spider does, as it chooses (``gzip.decompress(body).decode()``, or
+    ``response.replace(body=...)``, which keeps the charset the gzip response was read in). A page that is
+    ASCII after a UTF-16 byte order mark reads as nothing in UTF-16 and as its text in UTF-8: its refusal is
+    looked for in each reading, and the page denied if any shows one."""
+    header = http_content_type_encoding(content_type.decode("latin-1")) if content_type else None
+    found: list[str] = []
+    codecs_seen: set[str] = set()
+    for name in (page_encoding(content_type, body), header, "utf-8"):
+        if not name:
+            continue
+        try:
+            codec = codecs.lookup(name).name
+        except LookupError:
+            continue
+        if codec not in codecs_seen:
+            codecs_seen.add(codec)
+            found.append(name)
+    return tuple(found) or ("utf-8",)
 
 
 def _gunzip_members(body: bytes, limit: int) -> bytes:
