@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from scrapy.exceptions import CloseSpider
@@ -23,6 +24,7 @@ SPELLINGS = {
     "without its scheme": lambda url: url.split("://", 1)[1],
     "in capitals": lambda url: url.upper(),
     "host and path in capitals": lambda url: url.split("://", 1)[1].upper(),
+    "its path alone": lambda url: urlsplit(url).path,
 }
 
 
