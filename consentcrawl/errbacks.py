@@ -87,7 +87,7 @@ class _Guarded:
 
     def dropped(self, obj: Any, url: str | None) -> bool:
         """Whether ``obj``, output for a refusal of ``url``, is an item to drop (counted)."""
-        if is_item(obj) and (not self._names_a_person(obj) or url is None or _holds(obj, _spellings(url))):
+        if is_item(obj) and (not self._names_a_person(obj) or url is None or _holds(obj, url_spellings(url))):
             if self.stats is not None:
                 self.stats.inc_value(DROPPED)
             return True
@@ -143,7 +143,7 @@ class _Refused:
 _DEPTH = 20
 
 
-def _spellings(url: str) -> tuple[str, ...]:
+def url_spellings(url: str) -> tuple[str, ...]:
     """How a value may hold ``url``, casefolded: without its scheme, and by its path alone when it has one (the
     path names the person on the platform: ``/u/107``)."""
     bare = url.split("://", 1)[-1].casefold()
@@ -152,7 +152,7 @@ def _spellings(url: str) -> tuple[str, ...]:
 
 
 def _holds(value: Any, spellings: tuple[str, ...], depth: int = 0) -> bool:
-    """Whether ``value`` holds one of the URL's ``spellings`` (:func:`_spellings`: ``PEOPLE.EXAMPLE/u/107``,
+    """Whether ``value`` holds one of the URL's ``spellings`` (:func:`url_spellings`: ``PEOPLE.EXAMPLE/u/107``,
     ``/U/107``): in a text or bytes, or in any key or value of a mapping, an item, a list, a tuple or a set within
     it. A value nested too deep, or one that cannot be read, is taken to hold it."""
     if depth > _DEPTH:
