@@ -63,12 +63,19 @@ def uses_consentcrawl(settings: Any, spider_loader: Any) -> bool:
 
 
 def guarded(spidercls: type) -> type:
-    """``spidercls`` with the add-on: itself if it is a ConsentSpider, else a subclass that is one too."""
+    """``spidercls`` with the add-on: itself if it is a ConsentSpider, else a subclass that is one too, whose
+    ``update_settings`` runs ConsentSpider's after the spider's own (the spider's comes first in the MRO, and one
+    that does not call ``super()`` would leave the add-on out)."""
     from . import ConsentSpider
 
     if issubclass(spidercls, ConsentSpider):
         return spidercls
-    return type(spidercls.__name__, (spidercls, ConsentSpider), {})
+
+    def update_settings(cls: type, settings: Any) -> None:
+        spidercls.update_settings.__func__(cls, settings)  # type: ignore[attr-defined]
+        ConsentSpider.update_settings.__func__(cls, settings)  # type: ignore[attr-defined]
+
+    return type(spidercls.__name__, (spidercls, ConsentSpider), {"update_settings": classmethod(update_settings)})
 
 
 class Command(ScrapyView):
