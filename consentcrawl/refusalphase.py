@@ -37,7 +37,7 @@ from .recent import Recent
 from .refusals.book import REASON, Refusal, Unread
 from .refusals.forms import Found, PageReading, is_activitypub
 from .refusals.page import read_page
-from .robots.body import page_body, page_encoding, reads_as_html, self_gunzipped, spider_encodings
+from .robots.body import page_encoding, page_reading, reads_as_html, spider_encodings
 from .robots.meta import parse_meta_robots
 
 if TYPE_CHECKING:
@@ -184,8 +184,8 @@ _readings: weakref.WeakKeyDictionary[Response, PageReading] = weakref.WeakKeyDic
 def _read_now(runtime: ConsentRuntime, request: Request, response: Response) -> PageReading:
     content_type = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
     encoded = response.headers.get(b"Content-Encoding")
-    body = page_body(response.body, encoded)
-    if self_gunzipped(response.body, encoded):  # the spider decodes it as it chooses: read in each way
+    body, self_gunzipped = page_reading(response.body, encoded)
+    if self_gunzipped:  # the spider decodes it as it chooses: read in each way
         encodings = spider_encodings(response.headers.get(b"Content-Type"), body)
     elif isinstance(response, TextResponse) and body is response.body:
         encodings = (response.encoding,)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from scrapy.http import Response, TextResponse
 
 from .decision import Decision, Evidence, Stage, deny
-from .robots.body import is_gzip, page_body, page_encoding, reads_as_html, self_gunzipped, spider_encodings
+from .robots.body import is_gzip, page_encoding, page_reading, reads_as_html, spider_encodings
 from .signals.evaluate import response_silent, response_spellings
 from .signals.odrl import SIGNAL as POLICY
 from .signals.policy import ResponseSignals, SignalsNeeded
@@ -56,8 +56,8 @@ def body_readings(response: Response) -> tuple[bytes | None, tuple[str, ...]]:
     content_type = response.headers.get(b"Content-Type")
     if not ((isinstance(response, TextResponse) or encoded or is_gzip(response.body)) and reads_as_html(content_type)):
         return None, ("utf-8",)
-    body = page_body(response.body, encoded)
-    if self_gunzipped(response.body, encoded):
+    body, self_gunzipped = page_reading(response.body, encoded)
+    if self_gunzipped:
         return body, spider_encodings(content_type, body)
     encoding = (response.encoding if isinstance(response, TextResponse) and body is response.body
                 else page_encoding(content_type, body))

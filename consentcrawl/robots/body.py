@@ -12,8 +12,8 @@ import zlib
 
 from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom
 
-__all__ = ["GZIP_MAGIC", "charset", "decoded_body", "is_gzip", "page_body", "page_encoding", "reads_as_html",
-           "self_gunzipped", "spider_encodings"]
+__all__ = ["GZIP_MAGIC", "charset", "decoded_body", "is_gzip", "page_body", "page_encoding", "page_reading",
+           "reads_as_html", "spider_encodings"]
 
 #: more than this decompressed is not read for tags (a decompression bomb): the page is denied
 MAX_DECODED = 32 * 1024 * 1024
@@ -60,19 +60,22 @@ def page_body(body: bytes, content_encoding: bytes | None, limit: int = MAX_DECO
     refusal the gzip bytes hide. Every member of the stream is read (``gzip.decompress`` and Scrapy's
     ``gunzip`` read them all), at most ``limit`` bytes in all; a stream that is cut short, corrupt or larger
     raises ``ValueError`` (the caller denies: a page we could not read is not a page that says nothing)."""
+    return page_reading(body, content_encoding, limit)[0]
+
+
+def page_reading(body: bytes, content_encoding: bytes | None, limit: int = MAX_DECODED) -> tuple[bytes, bool]:
+    """:func:`page_body`, and whether it gunzipped the body by its magic bytes (so the spider, not Scrapy,
+    decompresses it, and decodes it as it chooses: :func:`spider_encodings`)."""
     body = decoded_body(body, content_encoding, limit)
+    if not is_gzip(body):
+        return body, False
     for _ in range(MAX_GZIP_LAYERS):
         if not is_gzip(body):
-            return body
+            return body, True
         body = _gunzip_members(body, limit)
     if is_gzip(body):
         raise ValueError(f"the body is still gzip after {MAX_GZIP_LAYERS} layers")
-    return body
-
-
-def self_gunzipped(body: bytes, content_encoding: bytes | None) -> bool:
-    """Whether ``page_body`` gunzips ``body`` by its magic bytes (so the spider, not Scrapy, decompresses it)."""
-    return is_gzip(body) if not content_encoding else is_gzip(decoded_body(body, content_encoding))
+    return body, True
 
 
 def spider_encodings(content_type: bytes | None, body: bytes) -> tuple[str, ...]:
