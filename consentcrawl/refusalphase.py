@@ -37,7 +37,7 @@ from .recent import Recent
 from .refusals.book import REASON, Refusal, Unread
 from .refusals.forms import Found, PageReading, is_activitypub
 from .refusals.page import read_page
-from .robots.body import page_encoding, page_reading, reads_as_html, spider_encodings
+from .robots.body import page_body, page_encoding, reading_encodings, reads_as_html
 from .robots.meta import parse_meta_robots
 
 if TYPE_CHECKING:
@@ -184,13 +184,13 @@ _readings: weakref.WeakKeyDictionary[Response, PageReading] = weakref.WeakKeyDic
 def _read_now(runtime: ConsentRuntime, request: Request, response: Response) -> PageReading:
     content_type = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
     encoded = response.headers.get(b"Content-Encoding")
-    body, self_gunzipped = page_reading(response.body, encoded)
-    if self_gunzipped:  # the spider decodes it as it chooses: read in each way
-        encodings = spider_encodings(response.headers.get(b"Content-Type"), body)
-    elif isinstance(response, TextResponse) and body is response.body:
-        encodings = (response.encoding,)
+    body = page_body(response.body, encoded)
+    if isinstance(response, TextResponse) and body is response.body:
+        encoding = response.encoding
     else:
-        encodings = (page_encoding(response.headers.get(b"Content-Type"), body),)
+        encoding = page_encoding(response.headers.get(b"Content-Type"), body)
+    # and as a spider that decodes the body itself may read it (robots.body.reading_encodings)
+    encodings = reading_encodings(encoding, response.headers.get(b"Content-Type"))
     accept = (request.headers.get(b"Accept") or b"").decode("latin-1")
     return read_fetched_as(runtime.config.token, response.url, response.status, content_type, body, encodings,
                            accept)
@@ -198,13 +198,18 @@ def _read_now(runtime: ConsentRuntime, request: Request, response: Response) -> 
 
 def read_fetched_as(token: str, url: str, status: int, content_type: str, body: bytes, encodings: tuple[str, ...],
                     accept: str) -> PageReading:
-    """:func:`read_fetched` in each of ``encodings`` (the first the page's own): the first reading, with every
-    refusal any reading found (a page whose refusal shows in one way a spider may decode it is refused)."""
-    first, *others = (read_fetched(token, url, status, content_type, body, encoding, accept)
-                      for encoding in encodings)
+    """:func:`read_fetched` in each of ``encodings`` (the first Scrapy's): the first reading, with every refusal
+    another reading found (a page whose refusal shows in one way a spider may decode it is refused). Only the
+    first reading's failure is the page's: another that cannot be read at all (a UTF-16 actor's JSON read as
+    UTF-8) shows no refusal."""
+    first = read_fetched(token, url, status, content_type, body, encodings[0], accept)
     found = list(first.found)
-    for reading in others:
-        found += [f for f in reading.found if f not in found]
+    for encoding in encodings[1:]:
+        try:
+            other = read_fetched(token, url, status, content_type, body, encoding, accept)
+        except ValueError:
+            continue
+        found += [f for f in other.found if f not in found]
     return replace(first, found=tuple(found)) if len(found) > len(first.found) else first
 
 

@@ -32,7 +32,7 @@ from .refusalphase import (
 )
 from .refusals.book import Refusal, Unread, unread_deny
 from .response import judge_response
-from .robots.body import charset, page_body, spider_encodings
+from .robots.body import charset, page_body, page_encoding, reading_encodings
 from .robots.fetch import RobotsFile
 from .robots.hops import robots_rule
 from .robots.httpfetch import side_request, tls_context
@@ -107,8 +107,8 @@ class Page:
     #: why the body could not be decoded (gzip bytes that do not gunzip within the bound): judged as a crawl
     #: judges it, a deny (``error.internal``)
     unreadable: ValueError | None = None
-    #: every encoding the page is read in for refusals: ``encoding``, and for gzip bytes the spider gunzips
-    #: itself, the others it may decode them in (``robots.body.spider_encodings``)
+    #: every encoding the page is read in for refusals: ``encoding``, and the others a spider may decode it in
+    #: (``robots.body.reading_encodings``)
     encodings: tuple[str, ...] = ()
 
 
@@ -139,7 +139,7 @@ async def fetch_page(url: str, *, user_agent: str, accept: str | None = None) ->
         content, unreadable = raw, exc
     gunzipped = content is not raw
     body = content if unreadable is None and ("html" in content_type or not content_type or gunzipped) else None
-    encodings = spider_encodings(declared, content) if gunzipped else (charset(declared),)
+    encodings = reading_encodings(page_encoding(declared, content) if gunzipped else charset(declared), declared)
     return Page(url, response.status_code, response.headers, body, encodings[0], content, accept or "", unreadable,
                 encodings)
 

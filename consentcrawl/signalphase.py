@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from scrapy.http import Response, TextResponse
 
 from .decision import Decision, Evidence, Stage, deny
-from .robots.body import is_gzip, page_encoding, page_reading, reads_as_html, spider_encodings
+from .robots.body import is_gzip, page_body, page_encoding, reading_encodings, reads_as_html
 from .signals.evaluate import response_silent, response_spellings
 from .signals.odrl import SIGNAL as POLICY
 from .signals.policy import ResponseSignals, SignalsNeeded
@@ -50,18 +50,16 @@ def body_of(response: Response) -> tuple[bytes | None, str]:
 
 
 def body_readings(response: Response) -> tuple[bytes | None, tuple[str, ...]]:
-    """:func:`body_of`, with every encoding the page may be read in: one, but for gzip bytes the spider gunzips
-    itself and decodes as it chooses (``robots.body.spider_encodings``)."""
+    """:func:`body_of`, with every encoding the page is read in for refusals and meta robots
+    (``robots.body.reading_encodings``: one, but for a page a spider may decode otherwise than Scrapy does)."""
     encoded = response.headers.get(b"Content-Encoding")
     content_type = response.headers.get(b"Content-Type")
     if not ((isinstance(response, TextResponse) or encoded or is_gzip(response.body)) and reads_as_html(content_type)):
         return None, ("utf-8",)
-    body, self_gunzipped = page_reading(response.body, encoded)
-    if self_gunzipped:
-        return body, spider_encodings(content_type, body)
+    body = page_body(response.body, encoded)
     encoding = (response.encoding if isinstance(response, TextResponse) and body is response.body
                 else page_encoding(content_type, body))
-    return body, (encoding,)
+    return body, reading_encodings(encoding, content_type)
 
 
 async def check_signals(runtime: ConsentRuntime, request: Request, response: Response, prior: Decision) -> Decision:

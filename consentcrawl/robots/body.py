@@ -8,12 +8,13 @@ could not read is not a tag that is absent.
 from __future__ import annotations
 
 import codecs
+import functools
 import zlib
 
 from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom
 
-__all__ = ["GZIP_MAGIC", "charset", "decoded_body", "is_gzip", "page_body", "page_encoding", "page_reading",
-           "reads_as_html", "spider_encodings"]
+__all__ = ["GZIP_MAGIC", "charset", "decoded_body", "is_gzip", "page_body", "page_encoding", "reading_encodings",
+           "reads_as_html"]
 
 #: more than this decompressed is not read for tags (a decompression bomb): the page is denied
 MAX_DECODED = 32 * 1024 * 1024
@@ -60,46 +61,54 @@ def page_body(body: bytes, content_encoding: bytes | None, limit: int = MAX_DECO
     refusal the gzip bytes hide. Every member of the stream is read (``gzip.decompress`` and Scrapy's
     ``gunzip`` read them all), at most ``limit`` bytes in all; a stream that is cut short, corrupt or larger
     raises ``ValueError`` (the caller denies: a page we could not read is not a page that says nothing)."""
-    return page_reading(body, content_encoding, limit)[0]
-
-
-def page_reading(body: bytes, content_encoding: bytes | None, limit: int = MAX_DECODED) -> tuple[bytes, bool]:
-    """:func:`page_body`, and whether it gunzipped the body by its magic bytes (so the spider, not Scrapy,
-    decompresses it, and decodes it as it chooses: :func:`spider_encodings`)."""
     body = decoded_body(body, content_encoding, limit)
-    if not is_gzip(body):
-        return body, False
     for _ in range(MAX_GZIP_LAYERS):
         if not is_gzip(body):
-            return body, True
+            return body
         body = _gunzip_members(body, limit)
     if is_gzip(body):
         raise ValueError(f"the body is still gzip after {MAX_GZIP_LAYERS} layers")
-    return body, True
+    return body
 
 
-def spider_encodings(content_type: bytes | None, body: bytes) -> tuple[str, ...]:
-    """The encodings a page the spider gunzips itself may be decoded in: :func:`page_encoding` first (how Scrapy
-    would read it), then the ``Content-Type`` charset, then UTF-8, each once.
+def reading_encodings(primary: str, content_type: bytes | None) -> tuple[str, ...]:
+    """The encodings a page is read in for its person's say: ``primary`` (how Scrapy reads it), then the
+    ``Content-Type`` charset and UTF-8 where they read ASCII otherwise than every one before them.
 
-    Scrapy never decodes such a page: the spider does, as it chooses (``gzip.decompress(body).decode()``, or
-    ``response.replace(body=...)``, which keeps the charset the gzip response was read in). A page that is
-    ASCII after a UTF-16 byte order mark reads as nothing in UTF-16 and as its text in UTF-8: its refusal is
-    looked for in each reading, and the page denied if any shows one."""
+    A spider may decode the body itself (``response.body.decode()``, UTF-8; or, for gzip bytes it gunzips, in the
+    header's charset): a page that is ASCII after a UTF-16 byte order mark reads as nothing in UTF-16, Scrapy's
+    reading, and as its text, a refusal included, in UTF-8. Its refusals are looked for in each reading. Pages
+    whose encodings all read ASCII as ASCII (UTF-8, Latin-1, windows-1252) are read once."""
     header = http_content_type_encoding(content_type.decode("latin-1")) if content_type else None
-    found: list[str] = []
-    codecs_seen: set[str] = set()
-    for name in (page_encoding(content_type, body), header, "utf-8"):
+    return _reading_encodings(primary, header)
+
+
+@functools.lru_cache(maxsize=64)
+def _reading_encodings(primary: str, header: str | None) -> tuple[str, ...]:
+    chosen: list[tuple[str, str, bool]] = []  # (name, codec, reads ASCII as ASCII)
+    for name in (primary, header, "utf-8"):
         if not name:
             continue
         try:
             codec = codecs.lookup(name).name
         except LookupError:
             continue
-        if codec not in codecs_seen:
-            codecs_seen.add(codec)
-            found.append(name)
-    return tuple(found) or ("utf-8",)
+        ascii_alike = _reads_ascii(codec)
+        if any(c == codec or (ascii_alike and a) for _, c, a in chosen):
+            continue
+        chosen.append((name, codec, ascii_alike))
+    return tuple(name for name, _, _ in chosen) or ("utf-8",)
+
+
+#: markup a refusal is read from; an encoding that writes it as ASCII does reads ASCII as ASCII
+_PROBE = '<meta name="robots" content="noai"><p class="p-note">#nobot</p>'
+
+
+def _reads_ascii(codec: str) -> bool:
+    try:
+        return _PROBE.encode(codec) == _PROBE.encode("ascii")
+    except (LookupError, UnicodeError):
+        return False
 
 
 def _gunzip_members(body: bytes, limit: int) -> bytes:
