@@ -144,10 +144,12 @@ _DEPTH = 20
 
 
 def url_spellings(url: str) -> tuple[str, ...]:
-    """How a value may hold ``url``, casefolded: without its scheme, and by its path alone when it has one (the
-    path names the person on the platform: ``/u/107``)."""
+    """How a value may hold ``url``, casefolded: without its scheme, and by its path (with its query, where the
+    person's id may be: ``/profile.php?id=107``) alone when it has one (it names the person on the platform:
+    ``/u/107``)."""
     bare = url.split("://", 1)[-1].casefold()
-    path = urlsplit(url).path.casefold()
+    parts = urlsplit(url)
+    path = (parts.path + (f"?{parts.query}" if parts.query else "")).casefold()
     return (bare, path) if len(path) > 1 else (bare,)
 
 
