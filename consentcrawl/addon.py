@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -91,6 +93,26 @@ def _outermost(settings: BaseSettings, name: str, component: type, what: str) ->
         logger.warning("consentcrawl: %s gave %s %s, not above every other entry (last: %s); it runs at %s so "
                        "it %s first", name, component.__name__, number, last, moved, what)
         entries.set(key, moved, max(entries.getpriority(key) or 0, SETTINGS_PRIORITIES["addon"]))
+
+
+def crawl_alive(crawler: Crawler) -> Callable[[], bool]:
+    """Whether ``crawler`` can still use its ``JOBDIR``: it is gone, or its ``crawl`` raised before it had an
+    engine (``crawling`` is then off and no close comes), and it cannot (purge/joblock.py)."""
+    ref = weakref.ref(crawler)
+
+    def alive() -> bool:
+        held = ref()
+        if held is None:
+            return False
+        if held.crawling:
+            return True
+        try:
+            held.engine  # noqa: B018 - Scrapy raises RuntimeError for a crawler that never had one
+        except RuntimeError:
+            return False
+        return True
+
+    return alive
 
 
 class Addon:
@@ -243,16 +265,15 @@ class Addon:
         anything there, so that ``consentcrawl purge --jobdir`` refuses it. Held by someone else (another crawl, a
         purge): the crawl does not start, and runs without ``JOBDIR`` so that nothing of it touches the directory."""
         directory = settings.get("JOBDIR")
-        if not directory:
+        if not directory or self.crawler is None:
             return
         if not can_lock():
             logger.warning("consentcrawl: this system cannot lock JOBDIR: a purge --jobdir run while the crawl runs "
                            "is not refused")
             return
         try:
-            self.jobdir_lock = JobdirLock.take(Path(directory), "JOBDIR")
+            self.jobdir_lock = JobdirLock.take(Path(directory), "JOBDIR", alive=crawl_alive(self.crawler))
         except ConfigError as exc:
-            assert self.crawler is not None
             refuse_to_start(self.crawler, exc)
             settings.set("JOBDIR", None, _top(settings, "JOBDIR"))
 

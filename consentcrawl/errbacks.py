@@ -8,9 +8,9 @@ the crawl into the feed. So, once a request is refused, its errback is wrapped: 
 passed on without the items that name no person (each counted in ``consentcrawl/output_dropped``, as a denied
 page's output is). An item that names its person (the subject field) goes on to the guard pipeline, which judges
 it by that person's own authorization, unless it holds the refused request's URL (in any value, inside a text, a
-list, a nested mapping; with or without its scheme, in any case): the guard would keep it on the person it names,
-another one, and the URL with it. Requests go on, to be decided like any other. Every other failure reaches the
-errback's output unchanged.
+list, a nested mapping; with or without its scheme, or its path alone, in any case): the guard would keep it on
+the person it names, another one, and the URL with it. Requests go on, to be decided like any other. Every other
+failure reaches the errback's output unchanged.
 
 The errback is wrapped only when the request is refused, never before: a request waiting in a queue (``JOBDIR``,
 a shared scrapy-redis queue) must keep an errback that names a spider method, or it cannot be stored; a request
@@ -22,6 +22,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from itemadapter import ItemAdapter, is_item
 from scrapy.exceptions import IgnoreRequest
@@ -86,7 +87,7 @@ class _Guarded:
 
     def dropped(self, obj: Any, url: str | None) -> bool:
         """Whether ``obj``, output for a refusal of ``url``, is an item to drop (counted)."""
-        if is_item(obj) and (not self._names_a_person(obj) or url is None or _holds(obj, url)):
+        if is_item(obj) and (not self._names_a_person(obj) or url is None or _holds(obj, url_spellings(url))):
             if self.stats is not None:
                 self.stats.inc_value(DROPPED)
             return True
@@ -142,22 +143,33 @@ class _Refused:
 _DEPTH = 20
 
 
-def _holds(value: Any, url: str, depth: int = 0) -> bool:
-    """Whether ``value`` holds ``url`` (without its scheme, in any case: ``PEOPLE.EXAMPLE/u/107``): in a text or
-    bytes, or in any key or value of a mapping, an item, a list, a tuple or a set within it. A value nested too
-    deep, or one that cannot be read, is taken to hold it."""
+def url_spellings(url: str) -> tuple[str, ...]:
+    """How a value may hold ``url``, casefolded: without its scheme, and by its path (with its query, where the
+    person's id may be: ``/profile.php?id=107``) alone when it has one (it names the person on the platform:
+    ``/u/107``)."""
+    bare = url.split("://", 1)[-1].casefold()
+    parts = urlsplit(url)
+    path = (parts.path + (f"?{parts.query}" if parts.query else "")).casefold()
+    return (bare, path) if len(path) > 1 else (bare,)
+
+
+def _holds(value: Any, spellings: tuple[str, ...], depth: int = 0) -> bool:
+    """Whether ``value`` holds one of the URL's ``spellings`` (:func:`url_spellings`: ``PEOPLE.EXAMPLE/u/107``,
+    ``/U/107``): in a text or bytes, or in any key or value of a mapping, an item, a list, a tuple or a set within
+    it. A value nested too deep, or one that cannot be read, is taken to hold it."""
     if depth > _DEPTH:
         return True
     try:
         if isinstance(value, str):
-            return url.split("://", 1)[-1].casefold() in value.casefold()
+            text = value.casefold()
+            return any(spelling in text for spelling in spellings)
         if isinstance(value, (bytes, bytearray)):
-            return _holds(bytes(value).decode("utf-8", "replace"), url, depth + 1)
+            return _holds(bytes(value).decode("utf-8", "replace"), spellings, depth + 1)
         if isinstance(value, Mapping) or (is_item(value) and not isinstance(value, type)):
             pairs = value.items() if isinstance(value, Mapping) else ItemAdapter(value).items()
-            return any(_holds(k, url, depth + 1) or _holds(v, url, depth + 1) for k, v in pairs)
+            return any(_holds(k, spellings, depth + 1) or _holds(v, spellings, depth + 1) for k, v in pairs)
         if isinstance(value, (list, tuple, set, frozenset)):
-            return any(_holds(v, url, depth + 1) for v in value)
+            return any(_holds(v, spellings, depth + 1) for v in value)
     except Exception:  # noqa: BLE001 - what cannot be read cannot be shown not to hold it
         return True
     return False

@@ -25,6 +25,7 @@ import asyncio
 import logging
 import weakref
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from scrapy import Request as ScrapyRequest
@@ -36,7 +37,7 @@ from .recent import Recent
 from .refusals.book import REASON, Refusal, Unread
 from .refusals.forms import Found, PageReading, is_activitypub
 from .refusals.page import read_page
-from .robots.body import content_encoding, page_body, page_encoding, reads_as_html
+from .robots.body import content_encoding, page_body, page_encoding, reading_encodings, reads_as_html
 from .robots.meta import parse_meta_robots
 
 if TYPE_CHECKING:
@@ -53,7 +54,8 @@ logger = logging.getLogger("consentcrawl")
 ACTIVITYPUB = "application/activity+json"  #: what a crawl asks a profile URL for to get the actor (Mastodon negotiates)
 
 __all__ = ["FirstPageGate", "actor_read", "actor_request", "actor_unread_cause", "book_refusals", "check_refusals",
-           "mismatch_deny", "owner_mismatch", "read_fetched", "refused_deny", "refusing", "unreadable_deny"]
+           "mismatch_deny", "owner_mismatch", "read_fetched", "read_fetched_as", "refused_deny", "refusing",
+           "unreadable_deny"]
 
 
 class FirstPageGate:
@@ -187,8 +189,28 @@ def _read_now(runtime: ConsentRuntime, request: Request, response: Response) -> 
         encoding = response.encoding
     else:
         encoding = page_encoding(response.headers.get(b"Content-Type"), body)
+    # and as a spider that decodes the body itself may read it (robots.body.reading_encodings)
+    encodings = reading_encodings(encoding, response.headers.get(b"Content-Type"))
     accept = (request.headers.get(b"Accept") or b"").decode("latin-1")
-    return read_fetched(runtime.config.token, response.url, response.status, content_type, body, encoding, accept)
+    return read_fetched_as(runtime.config.token, response.url, response.status, content_type, body, encodings,
+                           accept)
+
+
+def read_fetched_as(token: str, url: str, status: int, content_type: str, body: bytes, encodings: tuple[str, ...],
+                    accept: str) -> PageReading:
+    """:func:`read_fetched` in each of ``encodings`` (the first Scrapy's): the first reading, with every refusal
+    another reading found (a page whose refusal shows in one way a spider may decode it is refused). Only the
+    first reading's failure is the page's: another that cannot be read at all (a UTF-16 actor's JSON read as
+    UTF-8) shows no refusal."""
+    first = read_fetched(token, url, status, content_type, body, encodings[0], accept)
+    found = list(first.found)
+    for encoding in encodings[1:]:
+        try:
+            other = read_fetched(token, url, status, content_type, body, encoding, accept)
+        except ValueError:
+            continue
+        found += [f for f in other.found if f not in found]
+    return replace(first, found=tuple(found)) if len(found) > len(first.found) else first
 
 
 def read_fetched(token: str, url: str, status: int, content_type: str, body: bytes, encoding: str,

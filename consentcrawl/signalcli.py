@@ -25,13 +25,14 @@ from .refusalphase import (
     mismatch_deny,
     owner_mismatch,
     read_fetched,
+    read_fetched_as,
     refused_deny,
     refusing,
     unreadable_deny,
 )
 from .refusals.book import Refusal, Unread, unread_deny
 from .response import judge_response
-from .robots.body import charset, page_body, page_encoding, reads_as_html
+from .robots.body import charset, page_body, page_encoding, reading_encodings, reads_as_html
 from .robots.fetch import RobotsFile
 from .robots.hops import robots_rule
 from .robots.httpfetch import side_request, tls_context
@@ -106,6 +107,9 @@ class Page:
     #: why the body could not be decoded (gzip bytes that do not gunzip within the bound): judged as a crawl
     #: judges it, a deny (``error.internal``)
     unreadable: ValueError | None = None
+    #: every encoding the page is read in for refusals: ``encoding``, and the others a spider may decode it in
+    #: (``robots.body.reading_encodings``)
+    encodings: tuple[str, ...] = ()
 
 
 async def refuse_fetch(decider: Any, url: str, purpose: str, subject: str | None = None) -> None:
@@ -135,8 +139,9 @@ async def fetch_page(url: str, *, user_agent: str, accept: str | None = None) ->
         content, unreadable = raw, exc
     gunzipped = content is not raw
     body = content if unreadable is None and reads_as_html(content_type, content) else None  # as the crawl reads it
-    encoding = page_encoding(declared, content) if gunzipped else charset(declared)
-    return Page(url, response.status_code, response.headers, body, encoding, content, accept or "", unreadable)
+    encodings = reading_encodings(page_encoding(declared, content) if gunzipped else charset(declared), declared)
+    return Page(url, response.status_code, response.headers, body, encodings[0], content, accept or "", unreadable,
+                encodings)
 
 
 def judge_refusals(prior: Decision, page: Page, engine: PolicyEngine, token: str, purpose: str, facts: Any,
@@ -150,7 +155,8 @@ def judge_refusals(prior: Decision, page: Page, engine: PolicyEngine, token: str
         return prior, [], None
     content_type = page.headers.get("content-type", "")
     try:
-        reading = read_fetched(token, page.url, page.status, content_type, page.content, page.encoding, page.accept)
+        reading = read_fetched_as(token, page.url, page.status, content_type, page.content,
+                                  page.encodings or (page.encoding,), page.accept)
     except Exception as exc:  # noqa: BLE001 - as in a crawl: a page we cannot read for its person's say is not used
         return unreadable_deny(prior, page.url, exc), [], None
     mismatch = owner_mismatch(engine, purpose, facts, reading, now)

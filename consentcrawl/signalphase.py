@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from scrapy.http import Response, TextResponse
 
 from .decision import Decision, Evidence, Stage, deny
-from .robots.body import content_encoding, is_gzip, page_body, page_encoding, reads_as_html
+from .robots.body import content_encoding, is_gzip, page_body, page_encoding, reading_encodings, reads_as_html
 from .signals.evaluate import response_silent, response_spellings
 from .signals.odrl import SIGNAL as POLICY
 from .signals.policy import ResponseSignals, SignalsNeeded
@@ -45,16 +45,23 @@ def body_of(response: Response) -> tuple[bytes | None, str]:
     """The page as HTML for meta and link tags (decompressed like meta robots, gzip bytes without a
     ``Content-Encoding`` too: ``robots.body.page_body``), or None for a non-HTML body.
     Raises ValueError for a body that cannot be decoded."""
+    body, encodings = body_readings(response)
+    return body, encodings[0]
+
+
+def body_readings(response: Response) -> tuple[bytes | None, tuple[str, ...]]:
+    """:func:`body_of`, with every encoding the page is read in for refusals and meta robots
+    (``robots.body.reading_encodings``: one, but for a page a spider may decode otherwise than Scrapy does)."""
     encoded = content_encoding(response.headers)
     content_type = response.headers.get(b"Content-Type")
     if not (isinstance(response, TextResponse) or encoded or is_gzip(response.body)):
-        return None, "utf-8"
+        return None, ("utf-8",)
     body = page_body(response.body, encoded)
     if not reads_as_html(content_type, body):
-        return None, "utf-8"
+        return None, ("utf-8",)
     encoding = (response.encoding if isinstance(response, TextResponse) and body is response.body
                 else page_encoding(content_type, body))
-    return body, encoding
+    return body, reading_encodings(encoding, content_type)
 
 
 async def check_signals(runtime: ConsentRuntime, request: Request, response: Response, prior: Decision) -> Decision:

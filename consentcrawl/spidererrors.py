@@ -41,6 +41,7 @@ from scrapy.utils.log import failure_to_exc_info
 from twisted.python.failure import Failure
 
 from .decision import Decision, Verdict
+from .errbacks import url_spellings
 from .middlewares import ConsentDenied, ConsentMisconfigured
 from .runtime import get_runtime, is_checked_url
 
@@ -162,13 +163,18 @@ class SpiderErrors:
 
 def close_reason(crawler: Crawler, reason: Any, request: Request, response: Any) -> Any:
     """A ``CloseSpider`` reason raised by a callback or errback of ``request``, without the URLs in it other than
-    the allowed URL of that request or its page (module doc)."""
-    if not isinstance(reason, str) or not _URL.search(reason):
+    the allowed URL of that request or its page (module doc); the request's or page's URL that is not allowed is
+    taken out spelt without its scheme, or by its path alone, too, in any case (``people.example/u/107``,
+    ``/u/107``), as the errback guard finds it in an item (``errbacks.url_spellings``)."""
+    if not isinstance(reason, str):
         return reason
-    allowed = {url for url in (request.url, getattr(response, "url", None))
-               if isinstance(url, str) and not_allowed(crawler, request, url) is None
-               and (refusal_of(crawler, response) is None)}
+    urls = [url for url in (request.url, getattr(response, "url", None)) if isinstance(url, str)]
+    allowed = {url for url in urls if not_allowed(crawler, request, url) is None
+               and refusal_of(crawler, response) is None}
     clean = _URL.sub(lambda m: m.group(0) if m.group(0) in allowed else NOT_ALLOWED_URL, reason)
+    for url in urls:
+        for spelling in url_spellings(url) if url not in allowed else ():
+            clean = re.sub(re.escape(spelling), NOT_ALLOWED_URL, clean, flags=re.IGNORECASE)
     if clean != reason:
         SCRAPER_LOGGER.debug("consentcrawl: a CloseSpider reason named a URL consentcrawl did not allow: %r", reason,
                              extra={"spider": crawler.spider})

@@ -11,7 +11,10 @@ start and nothing is fetched).
 The page opens in a browser, and the browser then loads what the page names (images, styles, scripts, frames,
 other people's avatars) by itself, outside the crawl and its checks. The page is therefore written with a
 ``Content-Security-Policy`` that forbids every load but inline styles and ``data:`` images: it shows the text the
-crawl collected, not what the browser would fetch next.
+crawl collected, not what the browser would fetch next. A ``<meta http-equiv="refresh">`` is a navigation, which
+no policy directive governs (the browser would go to the URL it names, another person's page, once its delay is
+over): every ``http-equiv`` of the page but ``Content-Type`` is renamed so that the browser ignores it (by the
+attribute's name, which an entity cannot spell, unlike its value).
 """
 
 from __future__ import annotations
@@ -31,14 +34,19 @@ __all__ = ["NO_LOADS", "Command", "without_loads"]
 #: what the browser may load for the page: nothing but inline styles and ``data:`` images
 NO_LOADS = b"default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 _DOCTYPE = re.compile(rb"\s*<!doctype[^>]*>", re.IGNORECASE)
+#: an ``http-equiv`` attribute (a name, after the tag's or another attribute's end) other than ``Content-Type``
+_HTTP_EQUIV = re.compile(rb"(?<=[\s/\"'])http-equiv(?=\s*=)(?!\s*=\s*[\"']?content-type[\"'\s/>])", re.IGNORECASE)
+#: what such an attribute is renamed to: no browser reads it
+_IGNORED = b"data-consentcrawl-ignored-http-equiv"
 
 
 def without_loads(response: Response) -> Response:
     """An HTML page with a ``<meta>`` CSP that forbids the browser's own loads (after the doctype, as Scrapy puts
-    its ``<base>``: the parser places both in the head); any other response as it is."""
+    its ``<base>``: the parser places both in the head) and none of its own ``http-equiv`` but ``Content-Type``
+    (a refresh navigates); any other response as it is."""
     if not isinstance(response, HtmlResponse):
         return response
-    body = response.body
+    body = _HTTP_EQUIV.sub(_IGNORED, response.body)
     doctype = _DOCTYPE.match(body)
     at = doctype.end() if doctype else 0
     meta = b'<meta http-equiv="Content-Security-Policy" content="' + NO_LOADS + b'">'
@@ -55,12 +63,19 @@ def uses_consentcrawl(settings: Any, spider_loader: Any) -> bool:
 
 
 def guarded(spidercls: type) -> type:
-    """``spidercls`` with the add-on: itself if it is a ConsentSpider, else a subclass that is one too."""
+    """``spidercls`` with the add-on: itself if it is a ConsentSpider, else a subclass that is one too, whose
+    ``update_settings`` runs ConsentSpider's after the spider's own (the spider's comes first in the MRO, and one
+    that does not call ``super()`` would leave the add-on out)."""
     from . import ConsentSpider
 
     if issubclass(spidercls, ConsentSpider):
         return spidercls
-    return type(spidercls.__name__, (spidercls, ConsentSpider), {})
+
+    def update_settings(cls: type, settings: Any) -> None:
+        spidercls.update_settings.__func__(cls, settings)  # type: ignore[attr-defined]
+        ConsentSpider.update_settings.__func__(cls, settings)  # type: ignore[attr-defined]
+
+    return type(spidercls.__name__, (spidercls, ConsentSpider), {"update_settings": classmethod(update_settings)})
 
 
 class Command(ScrapyView):

@@ -14,6 +14,12 @@ does not start (a configuration error, and the scheduler is kept off the directo
 kernel releases a ``flock`` when its process ends however it ends (``kill -9`` included), so a stale lock
 cannot block anyone.
 
+A crawl that fails to start after the add-on took the lock (a project component raising as Scrapy builds it: no
+engine, so neither ``spider_closed`` nor ``engine_stopped`` comes) would keep it for the rest of its process: the
+add-on hands :meth:`JobdirLock.take` a check of whether its crawl can still use the directory, and a later
+``take`` in the same process takes over a lock whose crawl cannot. (Another process, a purge, still finds it held
+until that process ends.)
+
 Only crawls run with this add-on take the lock: a plain Scrapy crawl (or an older consentcrawl) on the directory is
 not seen. Systems without ``fcntl`` (Windows) cannot take it: a purge there refuses, a crawl there runs unlocked
 with a warning.
@@ -22,6 +28,7 @@ with a warning.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import ConfigError
@@ -42,19 +49,26 @@ def can_lock() -> bool:
     return fcntl is not None
 
 
+#: the locks this process holds for crawls, by directory (device, inode), with whether the crawl can still use it
+_HELD: dict[tuple[int, int], tuple[JobdirLock, Callable[[], bool]]] = {}
+
+
 class JobdirLock:
     """The held lock of one job directory; :meth:`release` (or the process's end) lets it go."""
 
     def __init__(self, directory: Path, fd: int | None) -> None:
         self.directory = directory
         self._fd: int | None = fd
+        self._key: tuple[int, int] | None = None
 
     @classmethod
-    def take(cls, directory: Path, source: str, *, create: bool = True) -> JobdirLock:
+    def take(cls, directory: Path, source: str, *, create: bool = True,
+             alive: Callable[[], bool] | None = None) -> JobdirLock:
         """Lock ``directory`` (made if missing, as Scrapy makes a ``JOBDIR``; without ``create`` a missing one is
         not locked: no crawl runs there, and the purge says it is no job directory). Raises :class:`JobdirBusy`
         when someone holds it and :class:`ConfigError` (``source``: the setting or option that named it) when it
-        cannot be locked at all."""
+        cannot be locked at all. ``alive``: whether the holder (a crawl) can still use the directory; a lock
+        this process holds for a holder that cannot is taken over (module doc)."""
         if not create and not directory.is_dir():
             return cls(directory, None)
         if fcntl is None:
@@ -67,7 +81,8 @@ class JobdirLock:
             raise ConfigError(f"cannot open the job directory {directory} to lock it: {exc.strerror or exc}",
                               source=source) from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            key = _key(fd)
+            _flock(fd, key)
         except OSError as exc:
             os.close(fd)
             if isinstance(exc, BlockingIOError):
@@ -76,7 +91,11 @@ class JobdirLock:
                                  "then try again", source=source) from None
             raise ConfigError(f"cannot lock the job directory {directory}: {exc.strerror or exc}",
                               source=source) from None
-        return cls(directory, fd)
+        lock = cls(directory, fd)
+        if alive is not None:
+            lock._key = key
+            _HELD[key] = (lock, alive)
+        return lock
 
     @property
     def held(self) -> bool:
@@ -85,6 +104,8 @@ class JobdirLock:
     def release(self) -> None:
         """Close the directory's descriptor (which unlocks it); once only."""
         fd, self._fd = self._fd, None
+        if self._key is not None and _HELD.get(self._key, (None,))[0] is self:
+            del _HELD[self._key]
         if fd is not None:
             os.close(fd)
 
@@ -93,3 +114,28 @@ class JobdirLock:
 
     def __exit__(self, *exc_info: object) -> None:
         self.release()
+
+
+def _key(fd: int) -> tuple[int, int]:
+    stat = os.fstat(fd)
+    return stat.st_dev, stat.st_ino
+
+
+def _flock(fd: int, key: tuple[int, int]) -> None:
+    """Lock ``fd`` without waiting; once more after letting go of this process's own lock on the directory if the
+    crawl holding it can no longer use it."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = _HELD.get(key)
+        if holder is None or _still_used(holder[1]):
+            raise
+        holder[0].release()
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _still_used(alive: Callable[[], bool]) -> bool:
+    try:
+        return alive()
+    except Exception:  # noqa: BLE001 - a holder that cannot be asked is taken to be using it
+        return True

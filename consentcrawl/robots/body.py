@@ -7,6 +7,8 @@ could not read is not a tag that is absent.
 
 from __future__ import annotations
 
+import codecs
+import functools
 import re
 import zlib
 from typing import Any
@@ -14,6 +16,7 @@ from typing import Any
 from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom
 
 __all__ = ["GZIP_MAGIC", "charset", "content_encoding", "decoded_body", "is_gzip", "page_body", "page_encoding",
+           "reading_encodings",
            "reads_as_html"]
 
 #: more than this decompressed is not read for tags (a decompression bomb): the page is denied
@@ -77,6 +80,46 @@ def page_body(body: bytes, content_encoding: bytes | None, limit: int = MAX_DECO
     if is_gzip(body):
         raise ValueError(f"the body is still gzip after {MAX_GZIP_LAYERS} layers")
     return body
+
+
+def reading_encodings(primary: str, content_type: bytes | None) -> tuple[str, ...]:
+    """The encodings a page is read in for its person's say: ``primary`` (how Scrapy reads it), then the
+    ``Content-Type`` charset and UTF-8 where they read ASCII otherwise than every one before them.
+
+    A spider may decode the body itself (``response.body.decode()``, UTF-8; or, for gzip bytes it gunzips, in the
+    header's charset): a page that is ASCII after a UTF-16 byte order mark reads as nothing in UTF-16, Scrapy's
+    reading, and as its text, a refusal included, in UTF-8. Its refusals are looked for in each reading. Pages
+    whose encodings all read ASCII as ASCII (UTF-8, Latin-1, windows-1252) are read once."""
+    header = http_content_type_encoding(content_type.decode("latin-1")) if content_type else None
+    return _reading_encodings(primary, header)
+
+
+@functools.lru_cache(maxsize=64)
+def _reading_encodings(primary: str, header: str | None) -> tuple[str, ...]:
+    chosen: list[tuple[str, str, bool]] = []  # (name, codec, reads ASCII as ASCII)
+    for name in (primary, header, "utf-8"):
+        if not name:
+            continue
+        try:
+            codec = codecs.lookup(name).name
+        except LookupError:
+            continue
+        ascii_alike = _reads_ascii(codec)
+        if any(c == codec or (ascii_alike and a) for _, c, a in chosen):
+            continue
+        chosen.append((name, codec, ascii_alike))
+    return tuple(name for name, _, _ in chosen) or ("utf-8",)
+
+
+#: markup a refusal is read from; an encoding that writes it as ASCII does reads ASCII as ASCII
+_PROBE = '<meta name="robots" content="noai"><p class="p-note">#nobot</p>'
+
+
+def _reads_ascii(codec: str) -> bool:
+    try:
+        return _PROBE.encode(codec) == _PROBE.encode("ascii")
+    except (LookupError, UnicodeError):
+        return False
 
 
 def _gunzip_members(body: bytes, limit: int) -> bytes:

@@ -1,0 +1,45 @@
+"""A crawl that fails to start after the add-on locked its ``JOBDIR`` (a project's item pipeline raising in its
+constructor: Scrapy builds the pipelines after the add-ons, and raises out of ``crawl`` with no engine, so no
+``spider_closed`` and no ``engine_stopped`` come) must not keep the directory locked in its process: the next crawl
+on it there (a service that runs crawls, a retry after the fix) must run, not be refused as "in use" by a crawl
+that no longer exists. Real crawls against the demo site, judged by its request log and the stats."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl_demo.microblog import MicroblogSite
+from consentcrawl_demo.server import LocalServer
+from tests.conftest import run_crawl
+from tests.test_purge_jobdir import QueueingSpider, crawl_settings
+
+
+class BrokenPipeline:
+    """A project's pipeline with a bug in its constructor."""
+
+    def __init__(self) -> None:
+        raise RuntimeError("a bug in the project's pipeline")
+
+    def process_item(self, item: Any) -> Any:  # pragma: no cover - never built
+        return item
+
+
+@deferred_f_from_coro_f
+async def test_a_crawl_that_failed_to_start_leaves_its_jobdir_unlocked(
+    site: MicroblogSite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, config_dir: Path,
+) -> None:
+    with LocalServer(site) as server:
+        settings = crawl_settings(tmp_path, config_dir)
+        broken = {**settings, "ITEM_PIPELINES": {f"{__name__}.BrokenPipeline": 100}}
+        with pytest.raises(RuntimeError, match="a bug in the project's pipeline"):
+            await run_crawl(QueueingSpider, broken, proxy=server.proxy, monkeypatch=monkeypatch)
+        asked = len(server.requests)
+        # its own audit log: the failed crawl's runtime keeps the first one's lock too (not this test's subject)
+        settings["CONSENTCRAWL_AUDIT_LOG"] = str(tmp_path / "second-audit.jsonl")
+        result = await run_crawl(QueueingSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+        assert result.stats.get("finish_reason") == "finished", result.stats
+        assert len(server.requests) > asked, "the second crawl asked the server nothing"
