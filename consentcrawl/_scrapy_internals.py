@@ -19,7 +19,9 @@
   item signals, not to the pipelines).
 - :func:`item_pipelines`: the crawl's own item pipeline instances; the purge on close asks a project's
   ``ImagesPipeline`` how it named an image's thumbnails (Scrapy offers no public way to reach a pipeline).
-- :func:`guard_command_crawl`: ``scrapy view`` crawls with a spider class chosen inside Scrapy's command.
+- :func:`guard_command_crawl`: ``scrapy view`` crawls with a spider class chosen inside Scrapy's command;
+  :class:`ShownPage`: the page it opens passes through the command's ``shown`` first (Scrapy hands it to the
+  command's private ``_print_response``).
 - :class:`ConsentCloseSpider`: ``CLOSESPIDER_PAGECOUNT`` counts the spider's pages, not consentcrawl's side requests
   (CloseSpider counts every ``response_received``, and offers no way to leave one out).
 - :func:`download_line_request`: which request a download handler's size or data-loss WARNING names (Scrapy logs
@@ -264,6 +266,18 @@ class ConsentCloseSpider(CloseSpider):
         if runtime is not None and runtime.is_own(request):
             return
         super().page_count(response, request, spider)
+
+
+class ShownPage:
+    """A mixin for Scrapy's ``view`` command: the downloaded page goes through :meth:`shown` before Scrapy opens it.
+    Scrapy's ``fetch``/``view`` commands hand the response to their private ``_print_response``, with no public
+    hook between the download and the browser."""
+
+    def shown(self, response: Response) -> Response:
+        return response
+
+    def _print_response(self, response: Response, opts: Any) -> None:
+        super()._print_response(self.shown(response), opts)  # type: ignore[misc]
 
 
 def guard_command_crawl(process: Any, wrap: Callable[[type], type]) -> None:

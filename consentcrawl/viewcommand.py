@@ -27,7 +27,7 @@ from scrapy.commands.view import Command as ScrapyView
 from scrapy.http import HtmlResponse, Response
 from scrapy.utils.misc import load_object
 
-from ._scrapy_internals import guard_command_crawl
+from ._scrapy_internals import ShownPage, guard_command_crawl
 
 __all__ = ["NO_LOADS", "Command", "without_loads"]
 
@@ -78,7 +78,7 @@ def guarded(spidercls: type) -> type:
     return type(spidercls.__name__, (spidercls, ConsentSpider), {"update_settings": classmethod(update_settings)})
 
 
-class Command(ScrapyView):
+class Command(ShownPage, ScrapyView):
     def run(self, args: list[str], opts: Namespace) -> None:
         process = self.crawler_process
         if process is not None and self.settings is not None and uses_consentcrawl(self.settings,
@@ -87,5 +87,5 @@ class Command(ScrapyView):
             self._no_loads = True
         super().run(args, opts)
 
-    def _print_response(self, response: Response, opts: Namespace) -> None:
-        super()._print_response(without_loads(response) if getattr(self, "_no_loads", False) else response, opts)
+    def shown(self, response: Response) -> Response:
+        return without_loads(response) if getattr(self, "_no_loads", False) else response
