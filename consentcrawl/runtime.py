@@ -43,7 +43,7 @@ from .robots.scrapyfetch import ScrapyRobotsFetcher
 from .robots.tags import parse_robots_headers
 from .scheduling import LinkScheduling, bad_url, error_cause
 from .sidefetching import SideFetching, signal_fetcher
-from .signalphase import body_of, check_signals, decide_full
+from .signalphase import body_of, check_signals, decide_full, decode_limit
 from .startup import check_handlers, check_log_formatter, check_outermost, check_pipelines
 from .withdrawals import WithdrawalWatch
 
@@ -378,7 +378,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
             directives = parse_robots_headers(response.headers, token)
             # Scrapy types a response with a Content-Encoding (or gzip bytes) as a plain Response until
             # HttpCompression (or the spider) decodes it: body_of reads it decompressed
-            body, encoding = body_of(response)
+            body, encoding = body_of(response, decode_limit(self.crawler, request))
             if body is not None:
                 directives += parse_meta_robots(body, token, encoding)
         except Exception as exc:  # noqa: BLE001 - a crash reading the signals must deny, not skip them
