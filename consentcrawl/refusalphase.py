@@ -183,7 +183,7 @@ _readings: weakref.WeakKeyDictionary[Response, PageReading] = weakref.WeakKeyDic
 def _read_now(runtime: ConsentRuntime, request: Request, response: Response) -> PageReading:
     content_type = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
     encoded = content_encoding(response.headers)
-    body = page_body(response.body, encoded, decode_limit(runtime.crawler, request))
+    body = page_body(response.body, encoded, decode_limit(runtime, request))
     if isinstance(response, TextResponse) and body is response.body:
         encoding = response.encoding
     else:

@@ -378,7 +378,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
             directives = parse_robots_headers(response.headers, token)
             # Scrapy types a response with a Content-Encoding (or gzip bytes) as a plain Response until
             # HttpCompression (or the spider) decodes it: body_of reads it decompressed
-            body, encoding = body_of(response, decode_limit(self.crawler, request))
+            body, encoding = body_of(response, decode_limit(self, request))
             if body is not None:
                 directives += parse_meta_robots(body, token, encoding)
         except Exception as exc:  # noqa: BLE001 - a crash reading the signals must deny, not skip them

@@ -24,7 +24,6 @@ from .signals.tdmrep import response_policy_url
 
 if TYPE_CHECKING:
     from scrapy import Request
-    from scrapy.crawler import Crawler
 
     from .facts import RequestFacts
     from .robots.fetch import RobotsFile
@@ -43,20 +42,20 @@ async def decide_full(runtime: ConsentRuntime, facts: RequestFacts, robots: Robo
     return await runtime.decider.decide(facts, robots, files)
 
 
-def decode_limit(crawler: Crawler, request: Request) -> int:
+def decode_limit(runtime: ConsentRuntime, request: Request) -> int:
     """How much of a response to ``request`` is decompressed to read it: what Scrapy decompresses for the spider
     (``HttpCompressionMiddleware``, ``SitemapSpider``), so a page the callback gets whole is read whole and one
     Scrapy drops for its size is denied. Read as they read it: the request's ``download_maxsize`` meta, else the
     spider's ``download_maxsize`` attribute, else ``DOWNLOAD_MAXSIZE``; ``0`` is no limit, as for Scrapy (the
     spider gets the whole body then, so the page it reads is read whole too). A limit that is not a number
     raises ValueError (the response is denied; Scrapy fails on it too)."""
-    spider = crawler.spider
+    spider = runtime.crawler.spider
     if "download_maxsize" in request.meta:
         limit, source = request.meta["download_maxsize"], "the request's download_maxsize meta"
     elif hasattr(spider, "download_maxsize"):
         limit, source = getattr(spider, "download_maxsize"), "the spider's download_maxsize"  # noqa: B009
     else:
-        limit, source = crawler.settings.getint("DOWNLOAD_MAXSIZE"), "DOWNLOAD_MAXSIZE"
+        limit, source = runtime.config.download_maxsize, "DOWNLOAD_MAXSIZE"
     if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not math.isfinite(limit):
         raise ValueError(f"{source} is not a number of bytes: {limit!r}")
     return int(limit)
@@ -95,7 +94,7 @@ async def check_signals(runtime: ConsentRuntime, request: Request, response: Res
         files = runtime.site_signals.fresh(origin, robots)
         if files is None:
             files = await runtime.site_signals.get(origin, robots)
-        body, encoding = body_of(response, decode_limit(runtime.crawler, request))
+        body, encoding = body_of(response, decode_limit(runtime, request))
         silent = response_silent(response.headers, body, encoding)
         if not silent:
             named = [link.url for link in response_rsl_links(response.url, response.headers, body, encoding)

@@ -12,6 +12,7 @@ sitemap read only in part lists none of them.
 from __future__ import annotations
 
 import gzip
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,12 @@ from scrapy.spiders import SitemapSpider
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl import ConsentSpider
+from consentcrawl.cli import main
+from consentcrawl.config import ConsentConfig
+from consentcrawl.errors import ConfigError
 from consentcrawl.robots.body import page_body
 from consentcrawl_demo.server import LocalServer, Response
-from tests.lenient import HOST, LenientPeople, crawl, people_settings
+from tests.lenient import HOST, LenientPeople, crawl, people_settings, write_config
 
 BASE = f"http://{HOST}"
 MIB = 1024 * 1024
@@ -145,11 +149,48 @@ def test_page_body_limits() -> None:
         assert page_body(packed, b"gzip", limit) == page
     for limit in (len(page) - 1, -1):
         for coding in (None, b"gzip"):
-            with pytest.raises(ValueError, match="more than|limit is -1"):
+            with pytest.raises(ValueError, match=r"more than|limit is -1"):
                 page_body(packed, coding, limit)
     for limit in (0, len(page)):
-        with pytest.raises(ValueError, match="ends before|cannot decompress"):
+        with pytest.raises(ValueError, match=r"ends before|cannot decompress"):
             page_body(packed[:-100], None, limit)
         with pytest.raises(ValueError, match="cannot decompress"):
             page_body(packed[:20] + b"garbage" * 10, b"gzip", limit)
     assert page_body(page, None, -1) is page
+
+
+@pytest.mark.parametrize("maxsize", [None, 16 * MIB])
+def test_check_fetch_reads_a_big_sitemap_within_the_projects_limit(
+    maxsize: int | None, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``consentcrawl check --fetch`` decompresses within the project's ``DOWNLOAD_MAXSIZE`` (a ``--settings``
+    module's; Scrapy's default outside a project), as the crawl does: the 40 MiB sitemap is allowed, and denied
+    ``error.internal`` where the project's limit is below it."""
+    platforms, authorizations = write_config(tmp_path)
+    options = []
+    if maxsize is not None:
+        (tmp_path / "maxsize_settings.py").write_text(f"DOWNLOAD_MAXSIZE = {maxsize}\n")
+        monkeypatch.chdir(tmp_path)
+        options = ["--settings", "maxsize_settings"]
+    app = LenientPeople()
+    url = _serve(app, coded=False)
+    with LocalServer(app) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        monkeypatch.delenv("HTTP_PROXY", raising=False)
+        code = main(["check", url, "--purpose", "research", "--json", "--fetch", "--platforms", str(platforms),
+                     "--authorizations", str(authorizations), *options])
+        out, err = capsys.readouterr()
+    assert url in {s.target for s in app.served}, app.describe()
+    reason = json.loads(out)["reason"] if out.strip() else err
+    assert (code, reason) == ((1, "error.internal") if maxsize else (0, "subject.not-a-profile")), (code, out, err)
+
+
+def test_a_download_maxsize_that_is_not_a_number_is_a_config_error(tmp_path: Path) -> None:
+    """A ``DOWNLOAD_MAXSIZE`` that is not a whole number stops the crawl (and ``check``) before it starts, the
+    setting named, rather than denying every compressed page."""
+    settings = people_settings(tmp_path, DOWNLOAD_MAXSIZE="a lot")
+    with pytest.raises(ConfigError) as raised:
+        ConsentConfig.from_settings(settings)
+    assert raised.value.source == "DOWNLOAD_MAXSIZE", raised.value
+    assert ConsentConfig.from_settings(people_settings(tmp_path)).download_maxsize == 1024 * MIB
+    assert ConsentConfig.from_settings(people_settings(tmp_path, DOWNLOAD_MAXSIZE="0")).download_maxsize == 0
