@@ -76,12 +76,12 @@ def _serve(app: LenientPeople, coded: bool) -> str:
 
 
 async def _crawl(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, coded: bool, maxsize_meta: Any = None,
-                 **settings: Any) -> tuple[LenientPeople, str, Any]:
+                 attributes: dict[str, Any] | None = None, **settings: Any) -> tuple[LenientPeople, str, Any]:
     app = LenientPeople()
     url = _serve(app, coded)
     spidercls = type("BigSitemap", (SitemapLogic, SitemapSpider, ConsentSpider),
                      {"name": "bigsitemap", "purpose": "research", "sitemap_urls": [url],
-                      "maxsize_meta": maxsize_meta})
+                      "maxsize_meta": maxsize_meta, **(attributes or {})})
     with LocalServer(app) as server:
         result = await crawl(spidercls, people_settings(tmp_path, **settings), proxy=server.proxy,
                              monkeypatch=monkeypatch)
@@ -136,6 +136,25 @@ async def test_the_decompression_limit_is_scrapys(case: str, tmp_path: Path,
         assert denies == [("response", url, "error.internal")], result.denies()
         assert app.people_served() == [], app.describe()
     assert "107" not in app.people_served(), f"a profile the crawl may not fetch was fetched\n{app.describe()}"
+
+
+@pytest.mark.filterwarnings("ignore:.*download_maxsize.*:scrapy.exceptions.ScrapyDeprecationWarning")
+@pytest.mark.parametrize(("attribute", "read"), [(16 * MIB, False), (64 * MIB, True)])
+@deferred_f_from_coro_f
+async def test_the_spiders_download_maxsize_attribute_is_read_as_scrapy_reads_it(
+    attribute: int, read: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A spider's ``download_maxsize`` attribute (deprecated by Scrapy, still read by it) wins over
+    ``DOWNLOAD_MAXSIZE``, as in Scrapy: below the sitemap it is denied, above it (the setting below) it is read."""
+    app, url, result = await _crawl(tmp_path, monkeypatch, False, attributes={"download_maxsize": attribute},
+                                    DOWNLOAD_MAXSIZE=0 if not read else 16 * MIB)
+    denies = [d for d in result.denies() if d[1] == url]
+    if read:
+        assert not denies, denies
+        assert "101" in app.people_served(), app.describe()
+    else:
+        assert denies == [("response", url, "error.internal")], result.denies()
+        assert app.people_served() == [], app.describe()
 
 
 def test_page_body_limits() -> None:
