@@ -136,7 +136,8 @@ async def check_signals(args: argparse.Namespace, config: ConsentConfig, decider
         await refuse_fetch(decider, args.url, config.purpose, getattr(args, "subject", None))  # now, not --now's
         try:
             page = await fetch_page(facts.canonical.url, user_agent=user_agent,
-                                    accept=ACTIVITYPUB if getattr(args, "activitypub", False) else None)
+                                    accept=ACTIVITYPUB if getattr(args, "activitypub", False) else None,
+                                    limit=config.download_maxsize)
         except Exception as exc:  # noqa: BLE001 - a page we could not read is reported, not judged
             raise ConfigError(f"cannot fetch {facts.canonical.url}: {type(exc).__name__}: {exc}",
                               source="--fetch") from None
@@ -144,7 +145,8 @@ async def check_signals(args: argparse.Namespace, config: ConsentConfig, decider
                                                 now)
         if actor is not None and decision.allowed:  # as a crawl does: the actor the profile links to
             decision, more = await judge_linked_actor(decision, actor, decider, robots, files, config.token,
-                                                      config.purpose, facts, now, user_agent=user_agent)
+                                                      config.purpose, facts, now, user_agent=user_agent,
+                                                      limit=config.download_maxsize)
             found += more
         if refusals is not None:
             refusals += found

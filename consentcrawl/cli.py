@@ -28,7 +28,8 @@ EXIT_USAGE = 2
 
 def load_settings(module: str | None, everything: bool = False) -> dict[str, Any]:
     """Settings from a Scrapy settings module, or the project's (scrapy.cfg in or above the cwd), or none: the
-    ``CONSENTCRAWL_*`` ones, or with ``everything`` all of them (what a check's ``from_crawler`` may read)."""
+    ``CONSENTCRAWL_*`` ones and ``DOWNLOAD_MAXSIZE`` (what a fetched page is decompressed within), or with
+    ``everything`` all of them (what a check's ``from_crawler`` may read)."""
     from scrapy.utils.conf import closest_scrapy_cfg
     from scrapy.utils.project import get_project_settings
 
@@ -49,7 +50,7 @@ def load_settings(module: str | None, everything: bool = False) -> dict[str, Any
         else:
             os.environ["SCRAPY_SETTINGS_MODULE"] = saved_env
     return settings.copy_to_dict() if everything else {k: v for k, v in settings.items()
-                                                       if k.startswith("CONSENTCRAWL_")}
+                                                       if k.startswith("CONSENTCRAWL_") or k == "DOWNLOAD_MAXSIZE"}
 
 
 # command-line options that stand in for a setting, for the commands that offer them
@@ -183,7 +184,7 @@ def cmd_signals(args: argparse.Namespace) -> int:
         page = None
         if args.fetch:
             await refuse_fetch(decider, args.url, config.purpose)  # only what a crawl could fetch now
-            page = await fetch_page(facts.canonical.url, user_agent=user_agent)
+            page = await fetch_page(facts.canonical.url, user_agent=user_agent, limit=config.download_maxsize)
             files = await with_named_files(files, page.url, list(page.headers.multi_items()), page.body,
                                            page.encoding, user_agent=user_agent, now=now, may_fetch=may_fetch)
         # every spelling of the page, as the crawl decides it (any spelling's deny wins)

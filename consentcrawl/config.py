@@ -23,6 +23,7 @@ from .errors import ConfigError
 from .purposes import check_purpose
 from .refusallog import read_refusals
 from .refusals.book import Refusal, RefusalBook
+from .robots.body import SCRAPY_MAXSIZE
 from .robots.tags import OPTIONAL_DENIALS
 from .settings import SETTINGS, as_settings, read
 from .signals.policy import SignalPolicy
@@ -76,6 +77,9 @@ class ConsentConfig:
     refusals_log: str | None = None
     #: the refusals read from it when the configuration was built
     refusals: tuple[Refusal, ...] = ()
+    #: Scrapy's ``DOWNLOAD_MAXSIZE``: what a page is decompressed within to be read (``0``: no limit), as Scrapy
+    #: decompresses it for the spider (:func:`consentcrawl.signalphase.decode_limit`)
+    download_maxsize: int = SCRAPY_MAXSIZE
 
     @property
     def enforce(self) -> bool:
@@ -141,6 +145,7 @@ class ConsentConfig:
             audit_sync=get("CONSENTCRAWL_AUDIT_FSYNC"),
             refusals_log=get("CONSENTCRAWL_REFUSALS_LOG"),
             logstats_interval=float(get("CONSENTCRAWL_LOGSTATS_INTERVAL")),
+            download_maxsize=download_maxsize(settings),
         )
         from .terms.load import load_platforms
 
@@ -174,6 +179,16 @@ class ConsentConfig:
             refusals=refusals,
             **values,
         )
+
+
+def download_maxsize(settings: Any) -> int:
+    """Scrapy's ``DOWNLOAD_MAXSIZE`` (its default where unset, as in a ``check`` outside a project); a value that
+    is not a whole number raises ConfigError naming it (Scrapy's own middlewares would fail on it too)."""
+    try:
+        return int(settings.getint("DOWNLOAD_MAXSIZE", SCRAPY_MAXSIZE))
+    except (TypeError, ValueError):
+        raise ConfigError(f"not a number of bytes: {settings.get('DOWNLOAD_MAXSIZE')!r}",
+                          source="DOWNLOAD_MAXSIZE") from None
 
 
 def keyed_refusals(refusals: Iterable[Refusal], platforms: PlatformRegistry, source: str = "the refusal log"

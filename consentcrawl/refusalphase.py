@@ -39,6 +39,7 @@ from .refusals.forms import Found, PageReading, is_activitypub
 from .refusals.page import read_page
 from .robots.body import content_encoding, page_body, page_encoding, reading_encodings, reads_as_html
 from .robots.meta import parse_meta_robots
+from .signalphase import decode_limit
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -184,7 +185,7 @@ _readings: weakref.WeakKeyDictionary[Response, PageReading] = weakref.WeakKeyDic
 def _read_now(runtime: ConsentRuntime, request: Request, response: Response) -> PageReading:
     content_type = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
     encoded = content_encoding(response.headers)
-    body = page_body(response.body, encoded)
+    body = page_body(response.body, encoded, decode_limit(runtime, request))
     if isinstance(response, TextResponse) and body is response.body:
         encoding = response.encoding
     else:

@@ -43,7 +43,7 @@ from .robots.scrapyfetch import ScrapyRobotsFetcher
 from .robots.tags import parse_robots_headers
 from .scheduling import LinkScheduling, bad_url, error_cause
 from .sidefetching import SideFetching, signal_fetcher
-from .signalphase import body_readings, check_signals, decide_full
+from .signalphase import body_readings, check_signals, decide_full, decode_limit
 from .startup import check_handlers, check_log_formatter, check_outermost, check_pipelines
 from .withdrawals import WithdrawalWatch
 
@@ -379,7 +379,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
             # Scrapy types a response with a Content-Encoding (or gzip bytes) as a plain Response until
             # HttpCompression (or the spider) decodes it: body_readings reads it decompressed, in each encoding
             # the spider may read it in
-            body, encodings = body_readings(response)
+            body, encodings = body_readings(response, decode_limit(self, request))
             for encoding in encodings if body is not None else ():
                 directives += parse_meta_robots(body or b"", token, encoding)
         except Exception as exc:  # noqa: BLE001 - a crash reading the signals must deny, not skip them

@@ -32,7 +32,7 @@ from .refusalphase import (
 )
 from .refusals.book import Refusal, Unread, unread_deny
 from .response import judge_response
-from .robots.body import charset, page_body, page_encoding, reading_encodings, reads_as_html
+from .robots.body import SCRAPY_MAXSIZE, charset, page_body, page_encoding, reading_encodings, reads_as_html
 from .robots.fetch import RobotsFile
 from .robots.hops import robots_rule
 from .robots.httpfetch import side_request, tls_context
@@ -123,9 +123,11 @@ async def refuse_fetch(decider: Any, url: str, purpose: str, subject: str | None
                           f"{facts.canonical.url} now; `consentcrawl check URL` explains why)", source="--fetch")
 
 
-async def fetch_page(url: str, *, user_agent: str, accept: str | None = None) -> Page:
+async def fetch_page(url: str, *, user_agent: str, accept: str | None = None, limit: int = SCRAPY_MAXSIZE) -> Page:
     """The page itself (``--fetch``), through the proxy variables; a redirect is not followed (its own
-    response's signals are read). Raises on a network error or a body that cannot be decoded."""
+    response's signals are read). Raises on a network error or a body that cannot be decoded. Gzip bytes
+    without a ``Content-Encoding`` are read within ``limit`` (the settings' ``DOWNLOAD_MAXSIZE``: what a crawl
+    with these settings reads), beyond it the page is denied as a crawl denies it."""
     headers = {"User-Agent": user_agent, **({"Accept": accept} if accept else {})}
     async with httpx.AsyncClient(timeout=10.0, follow_redirects=False, trust_env=True, headers=headers,
                                  verify=tls_context()) as client:
@@ -134,7 +136,7 @@ async def fetch_page(url: str, *, user_agent: str, accept: str | None = None) ->
     declared = content_type.encode("latin-1")
     raw, unreadable = response.content, None
     try:  # gzip bytes without a Content-Encoding: read gunzipped, as the crawl's response phase reads them
-        content = page_body(raw, None)
+        content = page_body(raw, None, limit)
     except ValueError as exc:
         content, unreadable = raw, exc
     gunzipped = content is not raw
@@ -175,8 +177,8 @@ def judge_refusals(prior: Decision, page: Page, engine: PolicyEngine, token: str
 
 
 async def judge_linked_actor(prior: Decision, actor: str, decider: Any, robots: RobotsFile | None, files: SiteFiles,
-                             token: str, purpose: str, facts: Any, now: datetime, *,
-                             user_agent: str) -> tuple[Decision, list[dict[str, Any]]]:
+                             token: str, purpose: str, facts: Any, now: datetime, *, user_agent: str,
+                             limit: int = SCRAPY_MAXSIZE) -> tuple[Decision, list[dict[str, Any]]]:
     """The actor an HTML profile links to, as a crawl reads it (docs/refusals.md, "The actor a profile links
     to"): only the page's person's, decided in full before it is fetched, read for refusals. An actor that is not
     fetched or not read denies the person (``error.internal``), as in a crawl. ``check`` has the page's origin's
@@ -198,7 +200,7 @@ async def judge_linked_actor(prior: Decision, actor: str, decider: Any, robots: 
     if not decision.allowed:
         return unread(decision.reason, False)
     try:
-        page = await fetch_page(actor_facts.canonical.url, user_agent=user_agent, accept=ACTIVITYPUB)
+        page = await fetch_page(actor_facts.canonical.url, user_agent=user_agent, accept=ACTIVITYPUB, limit=limit)
     except Exception as exc:  # noqa: BLE001 - as in a crawl: an actor that did not come back is not known
         return unread(f"{type(exc).__name__}: {str(exc)[:200]}", True)
     judged, report, _ = judge_refusals(prior, page, decider.engine, token, purpose, actor_facts, now)

@@ -8,6 +8,7 @@ The runtime calls these; what is decided is pure (:mod:`consentcrawl.signals.pol
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
@@ -41,22 +42,41 @@ async def decide_full(runtime: ConsentRuntime, facts: RequestFacts, robots: Robo
     return await runtime.decider.decide(facts, robots, files)
 
 
-def body_of(response: Response) -> tuple[bytes | None, str]:
+def decode_limit(runtime: ConsentRuntime, request: Request) -> int:
+    """How much of a response to ``request`` is decompressed to read it: what Scrapy decompresses for the spider
+    (``HttpCompressionMiddleware``, ``SitemapSpider``), so a page the callback gets whole is read whole and one
+    Scrapy drops for its size is denied. Read as they read it: the request's ``download_maxsize`` meta, else the
+    spider's ``download_maxsize`` attribute, else ``DOWNLOAD_MAXSIZE``; ``0`` is no limit, as for Scrapy (the
+    spider gets the whole body then, so the page it reads is read whole too). A limit that is not a number
+    raises ValueError (the response is denied; Scrapy fails on it too)."""
+    spider = runtime.crawler.spider
+    if "download_maxsize" in request.meta:
+        limit, source = request.meta["download_maxsize"], "the request's download_maxsize meta"
+    elif hasattr(spider, "download_maxsize"):
+        limit, source = getattr(spider, "download_maxsize"), "the spider's download_maxsize"  # noqa: B009
+    else:
+        limit, source = runtime.config.download_maxsize, "DOWNLOAD_MAXSIZE"
+    if isinstance(limit, bool) or not isinstance(limit, (int, float)) or not math.isfinite(limit):
+        raise ValueError(f"{source} is not a number of bytes: {limit!r}")
+    return int(limit)
+
+
+def body_of(response: Response, limit: int) -> tuple[bytes | None, str]:
     """The page as HTML for meta and link tags (decompressed like meta robots, gzip bytes without a
-    ``Content-Encoding`` too: ``robots.body.page_body``), or None for a non-HTML body.
+    ``Content-Encoding`` too, within ``limit``: ``robots.body.page_body``), or None for a non-HTML body.
     Raises ValueError for a body that cannot be decoded."""
-    body, encodings = body_readings(response)
+    body, encodings = body_readings(response, limit)
     return body, encodings[0]
 
 
-def body_readings(response: Response) -> tuple[bytes | None, tuple[str, ...]]:
+def body_readings(response: Response, limit: int) -> tuple[bytes | None, tuple[str, ...]]:
     """:func:`body_of`, with every encoding the page is read in for refusals and meta robots
     (``robots.body.reading_encodings``: one, but for a page a spider may decode otherwise than Scrapy does)."""
     encoded = content_encoding(response.headers)
     content_type = response.headers.get(b"Content-Type")
     if not (isinstance(response, TextResponse) or encoded or is_gzip(response.body)):
         return None, ("utf-8",)
-    body = page_body(response.body, encoded)
+    body = page_body(response.body, encoded, limit)
     if not reads_as_html(content_type, body):
         return None, ("utf-8",)
     encoding = (response.encoding if isinstance(response, TextResponse) and body is response.body
@@ -81,7 +101,7 @@ async def check_signals(runtime: ConsentRuntime, request: Request, response: Res
         files = runtime.site_signals.fresh(origin, robots)
         if files is None:
             files = await runtime.site_signals.get(origin, robots)
-        body, encoding = body_of(response)
+        body, encoding = body_of(response, decode_limit(runtime, request))
         silent = response_silent(response.headers, body, encoding)
         if not silent:
             named = [link.url for link in response_rsl_links(response.url, response.headers, body, encoding)

@@ -109,6 +109,8 @@ CASES: dict[str, tuple[str, str, str, bytes, str]] = {
     "decompression bomb": ("research", "/u/101", "application/x-gzip",
                            gzip.compress(_card("101") + b" " * (40 * 1024 * 1024)), "error.internal"),
 }
+#: the crawl's DOWNLOAD_MAXSIZE in the bomb's case: below what it decompresses to (Scrapy's default, 1 GiB, is not)
+BOMB_SETTINGS = {"DOWNLOAD_MAXSIZE": 16 * 1024 * 1024}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -123,7 +125,8 @@ async def test_a_gzip_page_without_content_encoding_is_read_for_refusals(
     gate lets the next page be first)."""
     purpose, path, content_type, body, reason = CASES[case]
     records = [record_yaml(p, purposes="[research, ai-training]") for p in ("101", "102")]
-    settings = people_settings(tmp_path, records=records, CONSENTCRAWL_PURPOSE=purpose)
+    settings = people_settings(tmp_path, records=records, CONSENTCRAWL_PURPOSE=purpose,
+                               **(BOMB_SETTINGS if case == "decompression bomb" else {}))
     Path(settings["CONSENTCRAWL_PLATFORMS"]).write_text(AI_PLATFORMS_YAML)
     app = GzipPeople()
     app.gz[path] = (content_type, body)
@@ -149,9 +152,15 @@ async def test_a_gzip_page_without_content_encoding_is_read_for_refusals(
 def test_check_fetch_reads_a_gzip_page_as_the_crawl_does(
     case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """``consentcrawl check --fetch`` decides such a page as the crawl's response phase does (same reason)."""
+    """``consentcrawl check --fetch`` decides such a page as the crawl's response phase does (same reason), with
+    the project's ``DOWNLOAD_MAXSIZE`` (a ``--settings`` module's) as the crawl's."""
     purpose, path, content_type, body, reason = CASES[case]
     platforms, authorizations = write_config(tmp_path, [record_yaml(p) for p in ("101", "102")])
+    options = []
+    if case == "decompression bomb":
+        (tmp_path / "bomb_settings.py").write_text(f"DOWNLOAD_MAXSIZE = {BOMB_SETTINGS['DOWNLOAD_MAXSIZE']}\n")
+        monkeypatch.chdir(tmp_path)
+        options = ["--settings", "bomb_settings"]
     app = GzipPeople()
     app.gz[path] = (content_type, body)
     app.gz["/u/102"] = ("application/x-gzip", gzip.compress(_card("102")))
@@ -161,7 +170,7 @@ def test_check_fetch_reads_a_gzip_page_as_the_crawl_does(
         monkeypatch.delenv("HTTP_PROXY", raising=False)
         for url in (f"{BASE}{path}", f"{BASE}/u/102"):
             code = main(["check", url, "--purpose", purpose, "--json", "--fetch", "--platforms", str(platforms),
-                         "--authorizations", str(authorizations)])
+                         "--authorizations", str(authorizations), *options])
             out, err = capsys.readouterr()
             answers[url] = (code, json.loads(out)["reason"] if out.strip() else err)
     assert answers[f"{BASE}/u/102"] == (0, "subject.authorized"), f"control: {answers}\n{app.describe()}"

@@ -3,6 +3,11 @@ decompressed anything (it must run before the HTTP cache stores the response), s
 
 Pure: no Scrapy, no I/O. A body that cannot be decoded raises ``ValueError``, and the caller denies: a tag we
 could not read is not a tag that is absent.
+
+How much is decompressed is the caller's ``limit``, read as Scrapy reads ``DOWNLOAD_MAXSIZE`` when it decompresses
+for the spider (``HttpCompressionMiddleware``, ``SitemapSpider``): at most that many bytes, ``0`` for no limit, a
+negative limit for nothing at all. A body Scrapy would decompress is read whole, so a sitemap of 40 MB is followed;
+one it would drop for its size is denied, as a page we could not read.
 """
 
 from __future__ import annotations
@@ -15,11 +20,15 @@ from typing import Any
 
 from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom
 
-__all__ = ["GZIP_MAGIC", "charset", "content_encoding", "decoded_body", "is_gzip", "page_body", "page_encoding",
-           "reading_encodings",
-           "reads_as_html"]
+from ..cache import ObjectMemo
 
-#: more than this decompressed is not read for tags (a decompression bomb): the page is denied
+__all__ = ["GZIP_MAGIC", "SCRAPY_MAXSIZE", "charset", "content_encoding", "decoded_body", "is_gzip", "page_body",
+           "page_encoding", "reading_encodings", "reads_as_html"]
+
+#: Scrapy's default ``DOWNLOAD_MAXSIZE``: a page's limit where no crawl's is known (a body decompressing to more is
+#: denied: Scrapy would drop it, a decompression bomb)
+SCRAPY_MAXSIZE = 1024 * 1024 * 1024
+#: a request body (which the spider wrote) is read for its form fields up to this, decompressed
 MAX_DECODED = 32 * 1024 * 1024
 #: the first bytes of a gzip stream (RFC 1952), what Scrapy's sitemap spider and ``gzip.decompress`` look for
 GZIP_MAGIC = b"\x1f\x8b"
@@ -64,14 +73,28 @@ def is_gzip(body: bytes) -> bool:
     return body[:2] == GZIP_MAGIC
 
 
-def page_body(body: bytes, content_encoding: bytes | None, limit: int = MAX_DECODED) -> bytes:
+def page_body(body: bytes, content_encoding: bytes | None, limit: int = SCRAPY_MAXSIZE) -> bytes:
     """A response body as a spider can read it: its ``Content-Encoding`` undone, then, while it starts with the
     gzip magic bytes, gunzipped. A ``.gz`` page served as ``application/x-gzip``, or by a server that forgot
     the header, reaches the callback as gzip bytes (``HttpCompressionMiddleware`` reads the header only), and a
     spider that gunzips it itself (as Scrapy's sitemap spider does, by these bytes) reads a person's page whose
     refusal the gzip bytes hide. Every member of the stream is read (``gzip.decompress`` and Scrapy's
     ``gunzip`` read them all), at most ``limit`` bytes in all; a stream that is cut short, corrupt or larger
-    raises ``ValueError`` (the caller denies: a page we could not read is not a page that says nothing)."""
+    raises ``ValueError`` (the caller denies: a page we could not read is not a page that says nothing).
+
+    The last bodies decoded are remembered by the identity of the body as sent (an immutable ``bytes``): the
+    response phase reads one response's page three times (refusals, meta robots, signals), and a large sitemap
+    is decompressed once."""
+    if not content_encoding and not is_gzip(body):
+        return body
+    return _pages.get(body, lambda b: _page_body(b, content_encoding, limit), (content_encoding, limit))
+
+
+#: the last pages decoded, by their body's identity (two: a person's page and the actor read beside it)
+_pages: ObjectMemo[bytes, bytes] = ObjectMemo(2)
+
+
+def _page_body(body: bytes, content_encoding: bytes | None, limit: int) -> bytes:
     body = decoded_body(body, content_encoding, limit)
     for _ in range(MAX_GZIP_LAYERS):
         if not is_gzip(body):
@@ -122,6 +145,18 @@ def _reads_ascii(codec: str) -> bool:
         return False
 
 
+def _room(limit: int, size: int) -> int:
+    """The most to decompress next (zlib's ``max_length``: 0 is no bound) after ``size`` bytes, one more than the
+    limit allows so that a body over it is seen to be; a negative limit allows nothing."""
+    if limit < 0:
+        raise ValueError(f"the body is compressed and the decompression limit is {limit} bytes")
+    return limit + 1 - size if limit else 0
+
+
+def _over(limit: int, size: int) -> bool:
+    return bool(limit) and size > limit
+
+
 def _gunzip_members(body: bytes, limit: int) -> bytes:
     out: list[bytes] = []
     size = 0
@@ -131,11 +166,11 @@ def _gunzip_members(body: bytes, limit: int) -> bytes:
             raise ValueError("the gzip body has trailing bytes that are not gzip")
         decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
         try:
-            part = decompressor.decompress(rest, limit + 1 - size)
+            part = decompressor.decompress(rest, _room(limit, size))
         except zlib.error as exc:
             raise ValueError(f"cannot decompress the gzip body: {exc}") from None
         size += len(part)
-        if size > limit or decompressor.unconsumed_tail:
+        if _over(limit, size) or decompressor.unconsumed_tail:
             raise ValueError(f"the gzip body decompresses to more than {limit} bytes")
         if not decompressor.eof:
             raise ValueError("the gzip body ends before its end-of-stream marker")
@@ -147,32 +182,55 @@ def _gunzip_members(body: bytes, limit: int) -> bytes:
 def _zlib(body: bytes, wbits: int, limit: int) -> bytes:
     decompressor = zlib.decompressobj(wbits)
     try:
-        out = decompressor.decompress(body, limit + 1)
+        out = decompressor.decompress(body, _room(limit, 0))
     except zlib.error as exc:
         raise ValueError(f"cannot decompress the body: {exc}") from None
-    if len(out) > limit or decompressor.unconsumed_tail:
+    if _over(limit, len(out)) or decompressor.unconsumed_tail:
         raise ValueError(f"the body decompresses to more than {limit} bytes")
     return out
 
 
 def _other(module: str, body: bytes, limit: int) -> bytes:
     """brotli and zstd, when their libraries (which Scrapy uses for them too) are installed."""
+    room = _room(limit, 0)
     try:
         if module == "brotli":
             import brotli  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
-            out: bytes = brotli.decompress(body)
+            out = _unbrotli(brotli.Decompressor(), body, limit)
         else:
             import zstandard  # type: ignore[import-not-found,import-untyped,unused-ignore]
 
-            out = zstandard.ZstdDecompressor().decompress(body, max_output_size=limit + 1)
+            out = zstandard.ZstdDecompressor().decompress(body, max_output_size=room)
     except ImportError:
         raise ValueError(f"the body is {module}-compressed and {module} is not installed") from None
+    except ValueError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any failure to decode is a body we cannot read
         raise ValueError(f"cannot decompress the body: {type(exc).__name__}") from None
-    if len(out) > limit:
+    if _over(limit, len(out)):
         raise ValueError(f"the body decompresses to more than {limit} bytes")
     return out
+
+
+_CHUNK = 1024 * 1024  #: brotli output produced at a time, so a body over the limit stops there
+
+
+def _unbrotli(decompressor: Any, body: bytes, limit: int) -> bytes:
+    """A brotli stream, a chunk at a time (a bomb is stopped at the limit, not after it is all in memory)."""
+    out = [decompressor.process(body, output_buffer_limit=_CHUNK)]
+    size = len(out[0])
+    while not decompressor.is_finished() and not _over(limit, size):
+        chunk = decompressor.process(b"", output_buffer_limit=_CHUNK)
+        if not chunk:
+            break
+        out.append(chunk)
+        size += len(chunk)
+    if _over(limit, size):
+        raise ValueError(f"the body decompresses to more than {limit} bytes")
+    if not decompressor.is_finished():
+        raise ValueError("the brotli body ends before its end")
+    return b"".join(out)
 
 
 def reads_as_html(content_type: bytes | str | None, body: bytes) -> bool:
