@@ -47,7 +47,7 @@ async def test_every_member_of_a_gzip_page_is_read(shape: str, tmp_path: Path, m
     page = _noai_page("noai-page")
     app.pages["/noai"] = _members(page, padding=b"\0\0\0" if shape == "zero padding" else b"",
                                   layers=2 if shape == "inner layer" else 1)
-    app.pages["/plain"] = _members(page.replace('content="noai"', 'content="index"'))  # control
+    app.pages["/plain"] = _members(page.replace('content="noai, noimageai"', 'content="index"'))  # control
     spidercls = type("Spider", (make_spider("ConsentSpider", ListLogic),), {"purpose": "ai-training"})
     with LocalServer(app) as server:
         result = await crawl(spidercls, settings, proxy=server.proxy, monkeypatch=monkeypatch,
