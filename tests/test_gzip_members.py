@@ -10,14 +10,18 @@ audit log.
 from __future__ import annotations
 
 import gzip
+import json
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from consentcrawl_demo.server import LocalServer, Response
-from tests.lenient import LenientPeople, ListLogic, crawl, make_spider, people_settings, record_yaml
+from consentcrawl.cli import main
+from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
+from tests.lenient import LenientPeople, ListLogic, crawl, make_spider, people_settings, record_yaml, write_config
+from tests.test_gzip_pages import _card
 from tests.test_hunt import AI_PLATFORMS_YAML, BASE, _noai_page
 
 
@@ -56,3 +60,40 @@ async def test_every_member_of_a_gzip_page_is_read(shape: str, tmp_path: Path, m
     assert f"{BASE}/noai" not in result.seen, "noai in the second gzip member did not drop the page"
     assert any(e.get("reason") == "response.meta-robots" and e.get("url", "").endswith("/noai")
                for e in result.audit), result.denies()
+
+
+@dataclass
+class CodedPeople(LenientPeople):
+    """The people site, with some paths answered with ``Content-Encoding: gzip`` bodies as given."""
+
+    coded: dict[str, bytes] = field(default_factory=dict)  #: path -> body as sent
+
+    def _answer(self, request: LoggedRequest, path: str, kind: str, person: str | None) -> tuple[str, Response]:
+        if path in self.coded:
+            return kind, Response(200, {"Content-Type": "text/html; charset=utf-8", "Content-Encoding": "gzip"},
+                                  self.coded[path])
+        return super()._answer(request, path, kind, person)
+
+
+def test_check_fetch_reads_every_member_as_the_crawl_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``consentcrawl check --fetch`` let httpx undo the ``Content-Encoding``, and httpx's gzip decoder stops at
+    the first member: the ``#nobot`` in the second was not read, and ``check`` allowed a page the crawl denies."""
+    platforms, authorizations = write_config(tmp_path, [record_yaml(p) for p in ("101", "102")])
+    page = _card("101", "Please do not scrape me. #nobot")
+    cut = page.index(b"#nobot") - 10
+    app = CodedPeople()
+    app.coded["/u/101"] = gzip.compress(page[:cut]) + gzip.compress(page[cut:])
+    app.coded["/u/102"] = gzip.compress(_card("102")[:40]) + gzip.compress(_card("102")[40:])  # control
+    answers = {}
+    with LocalServer(app) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        monkeypatch.delenv("HTTP_PROXY", raising=False)
+        for url in (f"{BASE}/u/101", f"{BASE}/u/102"):
+            code = main(["check", url, "--purpose", "research", "--json", "--fetch", "--platforms", str(platforms),
+                         "--authorizations", str(authorizations)])
+            out, err = capsys.readouterr()
+            answers[url] = (code, json.loads(out)["reason"] if out.strip() else err)
+    assert answers[f"{BASE}/u/102"] == (0, "subject.authorized"), f"control: {answers}\n{app.describe()}"
+    assert answers[f"{BASE}/u/101"] == (1, "subject.refused-on-page"), f"{answers}\n{app.describe()}"
