@@ -125,18 +125,22 @@ async def refuse_fetch(decider: Any, url: str, purpose: str, subject: str | None
 
 async def fetch_page(url: str, *, user_agent: str, accept: str | None = None, limit: int = SCRAPY_MAXSIZE) -> Page:
     """The page itself (``--fetch``), through the proxy variables; a redirect is not followed (its own
-    response's signals are read). Raises on a network error or a body that cannot be decoded. Gzip bytes
-    without a ``Content-Encoding`` are read within ``limit`` (the settings' ``DOWNLOAD_MAXSIZE``: what a crawl
-    with these settings reads), beyond it the page is denied as a crawl denies it."""
+    response's signals are read). Raises on a network error. The body is decoded as the crawl's response phase
+    decodes it (``robots.body.page_body``: its ``Content-Encoding`` undone as Scrapy undoes it for the callback,
+    every gzip member, then gzip bytes gunzipped), within ``limit`` (the settings' ``DOWNLOAD_MAXSIZE``: what a
+    crawl with these settings reads); one that cannot be is denied as a crawl denies it. httpx's own decoding is
+    not used: its gzip decoder stops at the first member, where the callback reads them all."""
     headers = {"User-Agent": user_agent, **({"Accept": accept} if accept else {})}
     async with httpx.AsyncClient(timeout=10.0, follow_redirects=False, trust_env=True, headers=headers,
                                  verify=tls_context()) as client:
-        response = await client.get(url)  # httpx undoes the Content-Encoding it asked for
+        async with client.stream("GET", url) as response:
+            raw = b"".join([chunk async for chunk in response.aiter_raw()])
     content_type = response.headers.get("content-type", "")
     declared = content_type.encode("latin-1")
-    raw, unreadable = response.content, None
-    try:  # gzip bytes without a Content-Encoding: read gunzipped, as the crawl's response phase reads them
-        content = page_body(raw, None, limit)
+    coded = b",".join(v.encode("latin-1") for v in response.headers.get_list("content-encoding")) or None
+    unreadable = None
+    try:  # as the crawl's response phase reads it
+        content = page_body(raw, coded, limit)
     except ValueError as exc:
         content, unreadable = raw, exc
     gunzipped = content is not raw
