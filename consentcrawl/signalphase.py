@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from scrapy.http import Response, TextResponse
 
 from .decision import Decision, Evidence, Stage, deny
-from .robots.body import content_encoding, is_gzip, page_body, page_encoding, reading_encodings, reads_as_html
+from .robots.body import content_encoding, page_body, page_encoding, reading_encodings, reads_as_html
 from .signals.evaluate import response_silent, response_spellings
 from .signals.odrl import SIGNAL as POLICY
 from .signals.policy import ResponseSignals, SignalsNeeded
@@ -71,11 +71,12 @@ def body_of(response: Response, limit: int) -> tuple[bytes | None, str]:
 
 def body_readings(response: Response, limit: int) -> tuple[bytes | None, tuple[str, ...]]:
     """:func:`body_of`, with every encoding the page is read in for refusals and meta robots
-    (``robots.body.reading_encodings``: one, but for a page a spider may decode otherwise than Scrapy does)."""
+    (``robots.body.reading_encodings``: one, but for a page a spider may decode otherwise than Scrapy does).
+
+    A response Scrapy types as binary is read too: a page of a type Scrapy does not map, with a control byte
+    (a form feed) in its first bytes, is a plain ``Response`` whose callback reads ``response.body`` itself."""
     encoded = content_encoding(response.headers)
     content_type = response.headers.get(b"Content-Type")
-    if not (isinstance(response, TextResponse) or encoded or is_gzip(response.body)):
-        return None, ("utf-8",)
     body = page_body(response.body, encoded, limit)
     if not reads_as_html(content_type, body):
         return None, ("utf-8",)
