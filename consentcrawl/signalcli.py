@@ -32,7 +32,7 @@ from .refusalphase import (
 )
 from .refusals.book import Refusal, Unread, unread_deny
 from .response import judge_response
-from .robots.body import SCRAPY_MAXSIZE, charset, page_body, page_encoding, reading_encodings, reads_as_html
+from .robots.body import SCRAPY_MAXSIZE, page_body, page_encoding, reading_encodings, reads_as_html
 from .robots.fetch import RobotsFile
 from .robots.hops import robots_rule
 from .robots.httpfetch import side_request, tls_context
@@ -143,9 +143,9 @@ async def fetch_page(url: str, *, user_agent: str, accept: str | None = None, li
         content = page_body(raw, coded, limit)
     except ValueError as exc:
         content, unreadable = raw, exc
-    gunzipped = content is not raw
     body = content if unreadable is None and reads_as_html(content_type, content) else None  # as the crawl reads it
-    encodings = reading_encodings(page_encoding(declared, content) if gunzipped else charset(declared), declared)
+    # as Scrapy reads it (a byte order mark first), and as a spider decoding the body itself may
+    encodings = reading_encodings(page_encoding(declared, content), declared)
     return Page(url, response.status_code, response.headers, body, encodings[0], content, accept or "", unreadable,
                 encodings)
 
@@ -225,8 +225,8 @@ async def judge_page(prior: Decision, page: Page, files: SiteFiles, policy: Sign
                      may_fetch: HopCheck) -> tuple[Decision, list[SignalResult]]:
     """The response phase, as a crawl runs it: robots tags, then the signals with the defaults."""
     directives = parse_robots_headers(list(page.headers.multi_items()), token)
-    if page.body is not None:
-        directives += parse_meta_robots(page.body, token, page.encoding)
+    for encoding in page.encodings or (page.encoding,) if page.body is not None else ():
+        directives += parse_meta_robots(page.body or b"", token, encoding)
     decision = (judge_response(prior, directives, purpose, now, page.url, rules=policy.tag_rules(purpose))
                 if directives else prior)
     if not decision.allowed:
@@ -320,8 +320,8 @@ def _robots_tags(page: Page | None, policy: SignalPolicy, token: str, purposes: 
     if page is None:
         return [], {}
     directives = parse_robots_headers(list(page.headers.multi_items()), token)
-    if page.body is not None:
-        directives += parse_meta_robots(page.body, token, page.encoding)
+    for encoding in page.encodings or (page.encoding,) if page.body is not None else ():
+        directives += parse_meta_robots(page.body or b"", token, encoding)
     verdicts: dict[str, str] = {}
     statements: list[dict[str, Any]] = []
     reasons: dict[str, str] = {}
