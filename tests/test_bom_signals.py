@@ -81,3 +81,26 @@ def test_check_fetch_reads_a_utf16_page_as_the_crawl_does(
             answers[url] = (code, json.loads(out)["reason"] if out.strip() else err)
     assert answers[f"{BASE}/open"][0] == 0, f"control: {answers}\n{app.describe()}"
     assert answers[f"{BASE}/noai"] == (1, "response.meta-robots"), f"{answers}\n{app.describe()}"
+
+
+def test_check_fetch_reads_a_signal_after_a_byte_order_mark_as_the_crawl_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The crawl's response phase reads a page's signals in each encoding a spider may read it in; ``check
+    --fetch`` read them in Scrapy's alone (UTF-16 after the mark), and allowed the page reserving its rights."""
+    platforms, authorizations = write_config(tmp_path, [record_yaml("101", purposes="[research, ai-training]")])
+    platforms.write_text(AI_PLATFORMS_YAML)
+    app = LenientPeople()
+    app.pages["/reserved"] = _after_bom("1")
+    app.pages["/open"] = _after_bom("0")  # control
+    answers = {}
+    with LocalServer(app) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        monkeypatch.delenv("HTTP_PROXY", raising=False)
+        for url in (f"{BASE}/reserved", f"{BASE}/open"):
+            code = main(["check", url, "--purpose", "ai-training", "--json", "--fetch", "--platforms",
+                         str(platforms), "--authorizations", str(authorizations)])
+            out, err = capsys.readouterr()
+            answers[url] = (code, json.loads(out)["reason"] if out.strip() else err)
+    assert answers[f"{BASE}/open"][0] == 0, f"control: {answers}\n{app.describe()}"
+    assert answers[f"{BASE}/reserved"] == (1, "response.signal.tdmrep"), f"{answers}\n{app.describe()}"
