@@ -232,11 +232,19 @@ async def judge_page(prior: Decision, page: Page, files: SiteFiles, policy: Sign
     if not decision.allowed:
         return decision, []
     headers = list(page.headers.multi_items())
-    files = await with_named_files(files, page.url, headers, page.body, page.encoding, user_agent=user_agent,
-                                   now=now, may_fetch=may_fetch)
-    return response_decision(decision, page.url, facts.canonical.host, headers, page.body, page.encoding, files,
-                             policy, token, purpose, facts.platform, now,
-                             response_spellings(page.url, facts.canonical, facts.robots_paths))
+    # in each encoding the page may be read in, as the crawl's response phase reads it: the first that denies
+    encodings = page.encodings or (page.encoding,)
+    for encoding in encodings:
+        named = await with_named_files(files, page.url, headers, page.body, encoding, user_agent=user_agent,
+                                       now=now, may_fetch=may_fetch)
+        reading = response_decision(decision, page.url, facts.canonical.host, headers, page.body, encoding, named,
+                                    policy, token, purpose, facts.platform, now,
+                                    response_spellings(page.url, facts.canonical, facts.robots_paths))
+        if encoding == encodings[0]:
+            first = reading
+        if not reading[0].allowed:
+            return reading
+    return first
 
 
 def signal_table(spellings: tuple[tuple[str, str], ...], files: SiteFiles, policy: SignalPolicy, token: str,
