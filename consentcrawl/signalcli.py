@@ -32,7 +32,7 @@ from .refusalphase import (
 )
 from .refusals.book import Refusal, Unread, unread_deny
 from .response import judge_response
-from .robots.body import SCRAPY_MAXSIZE, charset, page_body, page_encoding, reading_encodings, reads_as_html
+from .robots.body import SCRAPY_MAXSIZE, page_body, page_encoding, reading_encodings, reads_as_html
 from .robots.fetch import RobotsFile
 from .robots.hops import robots_rule
 from .robots.httpfetch import side_request, tls_context
@@ -125,23 +125,27 @@ async def refuse_fetch(decider: Any, url: str, purpose: str, subject: str | None
 
 async def fetch_page(url: str, *, user_agent: str, accept: str | None = None, limit: int = SCRAPY_MAXSIZE) -> Page:
     """The page itself (``--fetch``), through the proxy variables; a redirect is not followed (its own
-    response's signals are read). Raises on a network error or a body that cannot be decoded. Gzip bytes
-    without a ``Content-Encoding`` are read within ``limit`` (the settings' ``DOWNLOAD_MAXSIZE``: what a crawl
-    with these settings reads), beyond it the page is denied as a crawl denies it."""
+    response's signals are read). Raises on a network error. The body is decoded as the crawl's response phase
+    decodes it (``robots.body.page_body``: its ``Content-Encoding`` undone as Scrapy undoes it for the callback,
+    every gzip member, then gzip bytes gunzipped), within ``limit`` (the settings' ``DOWNLOAD_MAXSIZE``: what a
+    crawl with these settings reads); one that cannot be is denied as a crawl denies it. httpx's own decoding is
+    not used: its gzip decoder stops at the first member, where the callback reads them all."""
     headers = {"User-Agent": user_agent, **({"Accept": accept} if accept else {})}
     async with httpx.AsyncClient(timeout=10.0, follow_redirects=False, trust_env=True, headers=headers,
                                  verify=tls_context()) as client:
-        response = await client.get(url)  # httpx undoes the Content-Encoding it asked for
+        async with client.stream("GET", url) as response:
+            raw = b"".join([chunk async for chunk in response.aiter_raw()])
     content_type = response.headers.get("content-type", "")
     declared = content_type.encode("latin-1")
-    raw, unreadable = response.content, None
-    try:  # gzip bytes without a Content-Encoding: read gunzipped, as the crawl's response phase reads them
-        content = page_body(raw, None, limit)
+    coded = b",".join(v.encode("latin-1") for v in response.headers.get_list("content-encoding")) or None
+    unreadable = None
+    try:  # as the crawl's response phase reads it
+        content = page_body(raw, coded, limit)
     except ValueError as exc:
         content, unreadable = raw, exc
-    gunzipped = content is not raw
     body = content if unreadable is None and reads_as_html(content_type, content) else None  # as the crawl reads it
-    encodings = reading_encodings(page_encoding(declared, content) if gunzipped else charset(declared), declared)
+    # as Scrapy reads it (a byte order mark first), and as a spider decoding the body itself may
+    encodings = reading_encodings(page_encoding(declared, content), declared)
     return Page(url, response.status_code, response.headers, body, encodings[0], content, accept or "", unreadable,
                 encodings)
 
@@ -221,18 +225,26 @@ async def judge_page(prior: Decision, page: Page, files: SiteFiles, policy: Sign
                      may_fetch: HopCheck) -> tuple[Decision, list[SignalResult]]:
     """The response phase, as a crawl runs it: robots tags, then the signals with the defaults."""
     directives = parse_robots_headers(list(page.headers.multi_items()), token)
-    if page.body is not None:
-        directives += parse_meta_robots(page.body, token, page.encoding)
+    for encoding in page.encodings or (page.encoding,) if page.body is not None else ():
+        directives += parse_meta_robots(page.body or b"", token, encoding)
     decision = (judge_response(prior, directives, purpose, now, page.url, rules=policy.tag_rules(purpose))
                 if directives else prior)
     if not decision.allowed:
         return decision, []
     headers = list(page.headers.multi_items())
-    files = await with_named_files(files, page.url, headers, page.body, page.encoding, user_agent=user_agent,
-                                   now=now, may_fetch=may_fetch)
-    return response_decision(decision, page.url, facts.canonical.host, headers, page.body, page.encoding, files,
-                             policy, token, purpose, facts.platform, now,
-                             response_spellings(page.url, facts.canonical, facts.robots_paths))
+    # in each encoding the page may be read in, as the crawl's response phase reads it: the first that denies
+    encodings = page.encodings or (page.encoding,)
+    for encoding in encodings:
+        named = await with_named_files(files, page.url, headers, page.body, encoding, user_agent=user_agent,
+                                       now=now, may_fetch=may_fetch)
+        reading = response_decision(decision, page.url, facts.canonical.host, headers, page.body, encoding, named,
+                                    policy, token, purpose, facts.platform, now,
+                                    response_spellings(page.url, facts.canonical, facts.robots_paths))
+        if encoding == encodings[0]:
+            first = reading
+        if not reading[0].allowed:
+            return reading
+    return first
 
 
 def signal_table(spellings: tuple[tuple[str, str], ...], files: SiteFiles, policy: SignalPolicy, token: str,
@@ -316,8 +328,8 @@ def _robots_tags(page: Page | None, policy: SignalPolicy, token: str, purposes: 
     if page is None:
         return [], {}
     directives = parse_robots_headers(list(page.headers.multi_items()), token)
-    if page.body is not None:
-        directives += parse_meta_robots(page.body, token, page.encoding)
+    for encoding in page.encodings or (page.encoding,) if page.body is not None else ():
+        directives += parse_meta_robots(page.body or b"", token, encoding)
     verdicts: dict[str, str] = {}
     statements: list[dict[str, Any]] = []
     reasons: dict[str, str] = {}

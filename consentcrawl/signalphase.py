@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from scrapy.http import Response, TextResponse
 
 from .decision import Decision, Evidence, Stage, deny
-from .robots.body import content_encoding, is_gzip, page_body, page_encoding, reading_encodings, reads_as_html
+from .robots.body import content_encoding, page_body, page_encoding, reading_encodings, reads_as_html
 from .signals.evaluate import response_silent, response_spellings
 from .signals.odrl import SIGNAL as POLICY
 from .signals.policy import ResponseSignals, SignalsNeeded
@@ -23,11 +23,16 @@ from .signals.rsl import response_rsl_links
 from .signals.tdmrep import response_policy_url
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
     from scrapy import Request
 
     from .facts import RequestFacts
     from .robots.fetch import RobotsFile
     from .runtime import ConsentRuntime
+    from .signals.evaluate import SiteFiles
+    from .signals.policy import Added
 
 logger = logging.getLogger("consentcrawl")
 
@@ -61,27 +66,43 @@ def decode_limit(runtime: ConsentRuntime, request: Request) -> int:
     return int(limit)
 
 
-def body_of(response: Response, limit: int) -> tuple[bytes | None, str]:
-    """The page as HTML for meta and link tags (decompressed like meta robots, gzip bytes without a
-    ``Content-Encoding`` too, within ``limit``: ``robots.body.page_body``), or None for a non-HTML body.
-    Raises ValueError for a body that cannot be decoded."""
-    body, encodings = body_readings(response, limit)
-    return body, encodings[0]
-
-
 def body_readings(response: Response, limit: int) -> tuple[bytes | None, tuple[str, ...]]:
-    """:func:`body_of`, with every encoding the page is read in for refusals and meta robots
-    (``robots.body.reading_encodings``: one, but for a page a spider may decode otherwise than Scrapy does)."""
+    """The page as HTML for meta and link tags (decompressed like meta robots, gzip bytes without a
+    ``Content-Encoding`` too, within ``limit``: ``robots.body.page_body``), or None for a non-HTML body, with every
+    encoding it is read in for refusals, meta robots and signals (``robots.body.reading_encodings``: one, but for
+    a page a spider may decode otherwise than Scrapy does). Raises ValueError for a body that cannot be decoded.
+
+    A response Scrapy types as binary is read too: a page of a type Scrapy does not map, with a control byte
+    (a form feed) in its first bytes, is a plain ``Response`` whose callback reads ``response.body`` itself."""
     encoded = content_encoding(response.headers)
     content_type = response.headers.get(b"Content-Type")
-    if not (isinstance(response, TextResponse) or encoded or is_gzip(response.body)):
-        return None, ("utf-8",)
     body = page_body(response.body, encoded, limit)
     if not reads_as_html(content_type, body):
         return None, ("utf-8",)
     encoding = (response.encoding if isinstance(response, TextResponse) and body is response.body
                 else page_encoding(content_type, body))
     return body, reading_encodings(encoding, content_type)
+
+
+async def _signals_read(runtime: ConsentRuntime, response: Response, facts: RequestFacts, files: SiteFiles,
+                        body: bytes | None, encoding: str, spellings: Sequence[tuple[str, str]],
+                        now: datetime) -> Added:
+    """What the response's signals add, its body read in ``encoding`` (a licence or policy it names fetched)."""
+    config = runtime.config
+    silent = response_silent(response.headers, body, encoding)
+    if not silent:
+        named = [link.url for link in response_rsl_links(response.url, response.headers, body, encoding)
+                 if link.url not in files.licences]
+        if named:
+            files = replace(files, licences={**files.licences, **await runtime.site_signals.licences(named)})
+        policy = response_policy_url(response.url, response.headers, body, encoding)
+        if policy is not None and policy not in files.policies:
+            files = replace(files, policies={**files.policies,
+                                             **await runtime.site_signals.licences([policy], POLICY)})
+    return runtime.engine.response_signals.added(
+        response.url, facts.canonical.host, response.headers, body, encoding, files,
+        runtime.engine.signal_policy, config.token, config.purpose, facts.platform, now, silent=silent,
+        spellings=spellings)
 
 
 async def check_signals(runtime: ConsentRuntime, request: Request, response: Response, prior: Decision) -> Decision:
@@ -101,21 +122,17 @@ async def check_signals(runtime: ConsentRuntime, request: Request, response: Res
         files = runtime.site_signals.fresh(origin, robots)
         if files is None:
             files = await runtime.site_signals.get(origin, robots)
-        body, encoding = body_of(response, decode_limit(runtime, request))
-        silent = response_silent(response.headers, body, encoding)
-        if not silent:
-            named = [link.url for link in response_rsl_links(response.url, response.headers, body, encoding)
-                     if link.url not in files.licences]
-            if named:
-                files = replace(files, licences={**files.licences, **await runtime.site_signals.licences(named)})
-            policy = response_policy_url(response.url, response.headers, body, encoding)
-            if policy is not None and policy not in files.policies:
-                files = replace(files, policies={**files.policies,
-                                                 **await runtime.site_signals.licences([policy], POLICY)})
-        added = runtime.engine.response_signals.added(
-            response.url, facts.canonical.host, response.headers, body, encoding, files,
-            runtime.engine.signal_policy, config.token, config.purpose, facts.platform, now, silent=silent,
-            spellings=response_spellings(response.url, facts.canonical, facts.robots_paths))
+        body, encodings = body_readings(response, decode_limit(runtime, request))
+        spellings = response_spellings(response.url, facts.canonical, facts.robots_paths)
+        # in each encoding the page may be read in (robots.body.reading_encodings): the first reading that denies,
+        # else Scrapy's
+        for encoding in encodings:
+            reading = await _signals_read(runtime, response, facts, files, body, encoding, spellings, now)
+            if encoding == encodings[0]:
+                added = reading
+            if reading[1] is not None:
+                added = reading
+                break
     except Exception as exc:  # noqa: BLE001 - a crash reading the signals must deny, not skip them
         decision = deny(Stage.ERROR, "error.internal", subject=prior.subject, platform=prior.platform,
                         evidence=(*prior.evidence, Evidence("error", response.url, {

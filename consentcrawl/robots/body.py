@@ -56,7 +56,7 @@ def decoded_body(body: bytes, content_encoding: bytes | None, limit: int = MAX_D
         if coding == b"identity":
             continue
         if coding in (b"gzip", b"x-gzip"):
-            body = _zlib(body, zlib.MAX_WBITS | 16, limit)
+            body = _gunzip_members(body, limit, coded=True)
         elif coding == b"deflate":
             try:
                 body = _zlib(body, zlib.MAX_WBITS, limit)
@@ -160,12 +160,18 @@ def _over(limit: int, size: int) -> bool:
     return bool(limit) and size > limit
 
 
-def _gunzip_members(body: bytes, limit: int) -> bytes:
+def _gunzip_members(body: bytes, limit: int, coded: bool = False) -> bytes:
+    """Every member of a gzip stream, as Scrapy's ``gunzip`` reads them (a page compressed in parts and joined
+    reaches the callback whole). A body gunzipped by its magic bytes (``coded`` false) that is cut short or has
+    trailing bytes is not read; one whose ``Content-Encoding`` is gzip is read as ``HttpCompressionMiddleware``
+    hands it to the spider: up to the cut, and up to the bytes that are not gzip."""
     out: list[bytes] = []
     size = 0
     rest = body
-    while rest:
+    while rest or not out:
         if not is_gzip(rest):
+            if coded and (out or not rest):
+                break
             raise ValueError("the gzip body has trailing bytes that are not gzip")
         decompressor = zlib.decompressobj(zlib.MAX_WBITS | 16)
         try:
@@ -175,9 +181,11 @@ def _gunzip_members(body: bytes, limit: int) -> bytes:
         size += len(part)
         if _over(limit, size) or decompressor.unconsumed_tail:
             raise ValueError(f"the gzip body decompresses to more than {limit} bytes")
-        if not decompressor.eof:
-            raise ValueError("the gzip body ends before its end-of-stream marker")
         out.append(part)
+        if not decompressor.eof:
+            if coded:
+                break
+            raise ValueError("the gzip body ends before its end-of-stream marker")
         rest = decompressor.unused_data.lstrip(b"\0")  # zero padding between members, as GzipFile skips it
     return b"".join(out)
 

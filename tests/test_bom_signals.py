@@ -1,0 +1,106 @@
+"""A page that is ASCII after a UTF-16 byte order mark reads as nothing in UTF-16, the encoding Scrapy reads it in,
+and as its text in UTF-8, the encoding a spider that decodes ``response.body`` itself reads it in: its refusals and
+meta robots were read in both readings, its operator signals (``<meta name="tdm-reservation">``) in Scrapy's alone,
+so a callback reading the body itself got a page that reserved its text and data mining rights.
+
+Real crawls against the lenient ``people`` site of :mod:`tests.lenient`, judged by the callbacks that ran and the
+audit log.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl.cli import main
+from consentcrawl_demo.server import LocalServer, Response
+from tests.lenient import LenientPeople, crawl, make_spider, people_settings, record_yaml, write_config
+from tests.test_binary_pages import RawLogic
+from tests.test_hunt import AI_PLATFORMS_YAML, BASE
+
+
+def _after_bom(reserved: str) -> Any:
+    body = (b"\xff\xfe<html><head><meta name=\"tdm-reservation\" content=\"" + reserved.encode()
+            + b"\"></head><body><h1>about us</h1></body></html>")
+
+    def serve(request: Any) -> Response:
+        return Response(200, {"Content-Type": "text/html"}, body)
+
+    return serve
+
+
+@deferred_f_from_coro_f
+async def test_a_signal_after_a_byte_order_mark_is_read_as_the_spider_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = people_settings(tmp_path, CONSENTCRAWL_PURPOSE="ai-training",
+                               records=[record_yaml("101", purposes="[research, ai-training]")])
+    Path(settings["CONSENTCRAWL_PLATFORMS"]).write_text(AI_PLATFORMS_YAML)
+    app = LenientPeople()
+    app.pages["/reserved"] = _after_bom("1")
+    app.pages["/open"] = _after_bom("0")  # control
+    spidercls = type("Spider", (make_spider("ConsentSpider", RawLogic),), {"purpose": "ai-training"})
+    with LocalServer(app) as server:
+        result = await crawl(spidercls, settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=[f"{BASE}/open", f"{BASE}/reserved"])
+    assert f"{BASE}/open" in result.seen, f"control: a page reserving nothing was not read: {result.denies()}"
+    assert f"{BASE}/reserved" not in result.seen, f"tdm-reservation after a BOM did not drop it: {result.items}"
+    assert any(e.get("reason") == "response.signal.tdmrep" and e.get("url", "").endswith("/reserved")
+               for e in result.audit), result.denies()
+
+
+def test_check_fetch_reads_a_utf16_page_as_the_crawl_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``check --fetch`` read a page without a ``Content-Encoding`` in its header's charset alone (UTF-8 without
+    one), not as Scrapy reads it (a byte order mark first): a UTF-16 page's meta robots ``noai`` was never read
+    and ``check`` allowed what the crawl denies."""
+    platforms, authorizations = write_config(tmp_path, [record_yaml("101", purposes="[research, ai-training]")])
+    platforms.write_text(AI_PLATFORMS_YAML)
+    page = '<html><head><meta name="robots" content="{}"></head><body><h1>about us</h1></body></html>'
+
+    def utf16(content: str) -> Any:
+        body = b"\xff\xfe" + page.format(content).encode("utf-16-le")
+        return lambda request: Response(200, {"Content-Type": "text/html"}, body)
+
+    app = LenientPeople()
+    app.pages["/noai"] = utf16("noai")
+    app.pages["/open"] = utf16("index")  # control
+    answers = {}
+    with LocalServer(app) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        monkeypatch.delenv("HTTP_PROXY", raising=False)
+        for url in (f"{BASE}/noai", f"{BASE}/open"):
+            code = main(["check", url, "--purpose", "ai-training", "--json", "--fetch", "--platforms",
+                         str(platforms), "--authorizations", str(authorizations)])
+            out, err = capsys.readouterr()
+            answers[url] = (code, json.loads(out)["reason"] if out.strip() else err)
+    assert answers[f"{BASE}/open"][0] == 0, f"control: {answers}\n{app.describe()}"
+    assert answers[f"{BASE}/noai"] == (1, "response.meta-robots"), f"{answers}\n{app.describe()}"
+
+
+def test_check_fetch_reads_a_signal_after_a_byte_order_mark_as_the_crawl_does(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The crawl's response phase reads a page's signals in each encoding a spider may read it in; ``check
+    --fetch`` read them in Scrapy's alone (UTF-16 after the mark), and allowed the page reserving its rights."""
+    platforms, authorizations = write_config(tmp_path, [record_yaml("101", purposes="[research, ai-training]")])
+    platforms.write_text(AI_PLATFORMS_YAML)
+    app = LenientPeople()
+    app.pages["/reserved"] = _after_bom("1")
+    app.pages["/open"] = _after_bom("0")  # control
+    answers = {}
+    with LocalServer(app) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        monkeypatch.delenv("HTTP_PROXY", raising=False)
+        for url in (f"{BASE}/reserved", f"{BASE}/open"):
+            code = main(["check", url, "--purpose", "ai-training", "--json", "--fetch", "--platforms",
+                         str(platforms), "--authorizations", str(authorizations)])
+            out, err = capsys.readouterr()
+            answers[url] = (code, json.loads(out)["reason"] if out.strip() else err)
+    assert answers[f"{BASE}/open"][0] == 0, f"control: {answers}\n{app.describe()}"
+    assert answers[f"{BASE}/reserved"] == (1, "response.signal.tdmrep"), f"{answers}\n{app.describe()}"
