@@ -113,10 +113,10 @@ async def check_signals(args: argparse.Namespace, config: ConsentConfig, decider
         judge_page,
         judge_refusals,
         refuse_fetch,
-        signal_report,
     )
     from .signals.evaluate import spelled_urls
     from .signals.policy import SignalsNeeded, spelled_site_decision
+    from .signaltable import signal_report
 
     user_agent = f"{config.token}/{__version__}"
     _robots_for, may_fetch = side_fetchers(config, decider, now, {facts.canonical.origin: robots})

@@ -155,11 +155,11 @@ def _platforms_for(args: argparse.Namespace) -> Any:
 
 def cmd_signals(args: argparse.Namespace) -> int:
     """Every built-in purpose at once: what each signal says, where, and the combined verdict off any platform."""
-    from . import signalcli
     from .checkcli import side_fetchers
-    from .signalcli import fetch_page, fetch_site_files, refuse_fetch, signal_table, with_named_files
+    from .signalcli import fetch_page, fetch_site_files, refuse_fetch, with_named_files
     from .signals.evaluate import response_spellings
     from .signals.purposes import BASE_PURPOSES
+    from .signaltable import robots_denied_table, signal_table
 
     settings = settings_for(args)
     settings.setdefault("CONSENTCRAWL_PLATFORMS", [])
@@ -177,7 +177,7 @@ def cmd_signals(args: argparse.Namespace) -> int:
 
     async def gather() -> tuple[Any, Any]:
         robots = await robots_for(facts.canonical.origin)
-        if denied := await signalcli.robots_denied_table(decider, args, facts, robots, config, now):
+        if denied := await robots_denied_table(decider, args, facts, robots, config, now):
             return robots, denied  # as in a crawl: robots.txt alone is fetched for a URL it denies
         files = await fetch_site_files(facts.canonical.origin, robots, policy, user_agent=user_agent, now=now,
                                        may_fetch=may_fetch)

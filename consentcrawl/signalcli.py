@@ -9,7 +9,6 @@ crawl uses (:mod:`consentcrawl.signals.policy`), with the engine :func:`consentc
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -34,18 +33,15 @@ from .refusals.book import Refusal, Unread, unread_deny
 from .response import judge_response
 from .robots.body import SCRAPY_MAXSIZE, page_body, page_encoding, reading_encodings, reads_as_html
 from .robots.fetch import RobotsFile
-from .robots.hops import robots_rule
 from .robots.httpfetch import side_request, tls_context
 from .robots.meta import parse_meta_robots
 from .robots.signalfetch import assemble, policy_urls, site_file_urls
-from .robots.tags import denials, parse_robots_headers
+from .robots.tags import parse_robots_headers
 from .signals.base import SignalResult
-from .signals.combine import combine
-from .signals.evaluate import SiteFiles, response_results, response_spellings, site_results
+from .signals.evaluate import SiteFiles, response_spellings
 from .signals.fetch import SignalFile, from_response, unavailable
 from .signals.odrl import SIGNAL as POLICY
-from .signals.policy import SignalPolicy, grant_of, response_decision, spelled_response_decision
-from .signals.purposes import BASE_PURPOSES
+from .signals.policy import SignalPolicy, response_decision
 from .signals.rsl import licences_to_fetch, response_rsl_links
 from .signals.tdmrep import response_policy_url
 
@@ -53,7 +49,7 @@ if TYPE_CHECKING:
     from .engine import PolicyEngine
 
 __all__ = ["ACTIVITYPUB", "Page", "fetch_page", "fetch_site_files", "judge_linked_actor", "judge_page",
-           "judge_refusals", "signal_report", "signal_table", "with_named_files"]
+           "judge_refusals", "with_named_files"]
 
 HopCheck = Callable[[str, bool], Awaitable["str | None"]]
 
@@ -245,166 +241,3 @@ async def judge_page(prior: Decision, page: Page, files: SiteFiles, policy: Sign
         if not reading[0].allowed:
             return reading
     return first
-
-
-def signal_table(spellings: tuple[tuple[str, str], ...], files: SiteFiles, policy: SignalPolicy, token: str,
-                 host: str, platform: Any, purposes: list[str], now: datetime, page: Page | None = None
-                 ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
-    """``consentcrawl signals``: per purpose, the outcome a crawl applies to the page, and every signal read.
-
-    Each spelling of the page (:func:`~consentcrawl.signals.evaluate.response_spellings`, the canonical one
-    first) is decided as the crawl decides it: before the fetch, the site-level signals, where a deny of any
-    spelling wins and, failing that, one spelling whose signals leave it to the default makes the purpose
-    ``pending``; with ``page``, the response phase (:func:`spelled_response_decision`). A row decided by another
-    spelling than the canonical one names it (``path``); the report lists the canonical spelling's signals, then
-    each signal another spelling that decides a row reads differently (with its ``path``)."""
-    options = policy.options(token, host, platform)
-    grant = grant_of(platform)
-    per_spelling = [site_results(url, files, options) for _path, url in spellings]
-    response: list[SignalResult] = []
-    if page is not None:
-        headers = list(page.headers.multi_items())
-        response = response_results(page.url, headers, page.body, files, options, fetched_at=now,
-                                    encoding=page.encoding)
-    table: dict[str, dict[str, Any]] = {}
-    deciding: dict[int, list[SignalResult]] = {}
-    custom = [c.name for c in policy.custom]  # declared purposes of the operator's own: a row each, after ours
-    tags, tag_denials = _robots_tags(page, policy, token, purposes, custom, now)
-    for purpose in [*purposes, *custom]:
-        if page is not None:
-            decided, results, at = spelled_response_decision(spellings, page.url, host, headers, page.body,
-                                                             page.encoding, files, policy, token, purpose,
-                                                             platform, now)
-        else:
-            decided, at = _before_fetch(per_spelling, purpose, grant, policy)
-            results = per_spelling[at or 0]
-        row = {"verdict": decided.verdict.value if decided.basis != "pending" else "pending",
-               "reason": decided.reason, "basis": decided.basis, "conflicts": list(decided.conflicts)}
-        tagged = tag_denials.get(purpose)
-        if tagged and (decided.allowed or decided.basis == "default" or (decided.reason or "").startswith("response.")):
-            # decided in the response phase: it reads the robots tags before the signals (as judge_page does)
-            row.update(verdict="deny", reason=tagged, basis="robots tags")
-        if at:
-            row["path"] = spellings[at][0]
-            deciding.setdefault(at, results)
-        if purpose in custom:
-            row["counts_as"] = sorted(policy.bases(purpose))
-        table[purpose] = row
-    report = signal_report([*per_spelling[0], *response], purposes) + tags
-    for at, results in sorted(deciding.items()):
-        report += [{**entry, "path": spellings[at][0]} for entry in signal_report(results, purposes)
-                   if entry not in report]
-    return table, report
-
-
-async def robots_denied_table(decider: Any, args: Any, facts: Any, robots: RobotsFile | None, config: Any,
-                              now: datetime) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]] | None:
-    """``consentcrawl signals`` for a URL robots.txt denies (``Disallow``, unreachable, a ``Crawl-delay`` over the
-    bound), None for one it lets through. As in a crawl, nothing else of the site is fetched for such a URL (the
-    decision never reaches the site's signal files, and the page is not sent), so every purpose is that deny, and
-    only what robots.txt itself says is listed. ``--fetch`` stops with the reason (exit 2), as for a page the
-    consent checks deny."""
-    denied = await robots_rule(decider, facts, robots)
-    if denied is None:
-        return None
-    if args.fetch:
-        raise ConfigError(f"not fetched: {denied.reason} (a crawl would not fetch {facts.canonical.url}, nor read the "
-                          f"site's signal files for it; `consentcrawl check {args.url}` explains why)",
-                          source="--fetch")
-    table, report = signal_table(((facts.canonical.path, facts.canonical.url),), SiteFiles(robots),
-                                 config.signal_policy, config.token, facts.canonical.host, facts.platform,
-                                 sorted(BASE_PURPOSES), now)
-    for row in table.values():
-        row.update(verdict="deny", reason=denied.reason, basis="robots.txt", conflicts=[])
-        row.pop("path", None)
-    return table, report
-
-
-def _robots_tags(page: Page | None, policy: SignalPolicy, token: str, purposes: list[str], custom: list[str],
-                 now: datetime) -> tuple[list[dict[str, Any]], dict[str, str]]:
-    """The page's robots tags (``X-Robots-Tag``, ``Robots-Tag``, meta robots) as a ``signals`` report entry (for
-    the built-in ``purposes``, as every entry), and the reason each purpose they deny, declared ``custom`` ones
-    included, is denied with (the crawl's ``response.robots-tag`` / ``response.meta-robots``). No page, no entry."""
-    if page is None:
-        return [], {}
-    directives = parse_robots_headers(list(page.headers.multi_items()), token)
-    for encoding in page.encodings or (page.encoding,) if page.body is not None else ():
-        directives += parse_meta_robots(page.body or b"", token, encoding)
-    verdicts: dict[str, str] = {}
-    statements: list[dict[str, Any]] = []
-    reasons: dict[str, str] = {}
-    for purpose in [*purposes, *custom]:
-        denied = denials(directives, purpose, now, rules=policy.tag_rules(purpose))
-        if denied:
-            reasons[purpose] = "response.meta-robots" if denied[0].source == "meta" else "response.robots-tag"
-        if purpose in custom:
-            continue
-        verdicts[purpose] = "deny" if denied else "unknown"
-        if denied:
-            for raw in dict.fromkeys(d.raw for d in denied):  # one line per header line or tag
-                rules = ", ".join(d.name for d in denied if d.raw == raw)
-                where = next(d.source for d in denied if d.raw == raw)
-                statements.append({"purpose": purpose, "verdict": "deny", "where": where, "raw": raw,
-                                   "note": f"denied by {rules}"})
-    entry = {"signal": "robots-tags", "level": "response", "source": page.url, "verdicts": verdicts,
-             "statements": statements}
-    if directives:
-        entry["directives"] = sorted({d.name for d in directives})
-    return [entry], reasons
-
-
-def _before_fetch(per_spelling: list[list[SignalResult]], purpose: str, grant: Any,
-                  policy: SignalPolicy) -> tuple[Any, int | None]:
-    """The site-level outcome of the spellings for one purpose: the first denied, else the first left to the
-    default (``pending``: the response phase applies it), else the canonical one's allow."""
-    chosen: tuple[Any, int | None] | None = None
-    for at, results in enumerate(per_spelling):
-        decided = combine(purpose, results, platform=grant, defaults=policy.defaults, custom=policy.custom,
-                          before_fetch=True)
-        if decided.basis == "pending":
-            if chosen is None or chosen[0].basis != "pending":
-                chosen = (decided, at or None)
-        elif not decided.allowed:
-            return decided, at or None
-        elif chosen is None:
-            chosen = (decided, None)
-    assert chosen is not None, "a page has at least one spelling"
-    return chosen
-
-
-def signal_report(results: list[SignalResult], purposes: list[str]) -> list[dict[str, Any]]:
-    """Every signal consulted, with its verdict for each purpose and where it was read (JSON-ready)."""
-    out = []
-    for r in results:
-        entry: dict[str, Any] = {
-            "signal": r.signal, "level": r.level.value, "source": r.source or None,
-            "verdicts": {p: r.verdict(p).value for p in purposes},
-            "statements": [{"purpose": f.purpose, "verdict": f.verdict.value, "where": f.statement.where,
-                            "raw": f.statement.raw, "note": f.note} for f in r.findings if f.purpose in purposes],
-        }
-        if r.unavailable is not None:
-            entry["unavailable"] = r.unavailable
-            entry["covers"] = sorted(r.covers)
-        if r.notes:
-            entry["notes"] = list(r.notes)
-        policies = _cited(r, purposes, "tdm_policy", "url")
-        if policies:
-            entry["policies"] = policies
-        licences = _cited(r, purposes, "licence_held", "reference")
-        if licences:
-            entry["licences_held"] = licences
-        out.append(entry)
-    return out
-
-
-def _cited(result: SignalResult, purposes: list[str], prefix: str, name: str) -> list[dict[str, Any]]:
-    """The distinct ``prefix*`` evidence fields of a result's statements (a tdm-policy and what it says, a recorded
-    licence and where): the field ``prefix`` itself as ``name``, the others without the prefix."""
-    found: dict[str, dict[str, Any]] = {}
-    for f in result.findings:
-        detail = f.statement.detail
-        if f.purpose in purposes and prefix in detail:
-            cited = {(name if k == prefix else k[len(prefix) + 1:]): v for k, v in detail.items()
-                     if k.startswith(prefix)}
-            found.setdefault(json.dumps(cited, sort_keys=True, default=str), cited)
-    return list(found.values())

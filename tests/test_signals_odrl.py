@@ -196,7 +196,7 @@ def test_a_policys_constraints_and_duties_are_cited() -> None:
     """What an offer is conditional on and what it asks in return are in the evidence (each naming the rule it
     belongs to), in ``check``/``signals`` JSON (``policies``), and on the line ``consentcrawl signals`` prints."""
     from consentcrawl.cli import policy_text
-    from consentcrawl.signalcli import signal_report
+    from consentcrawl.signaltable import signal_report
 
     policy = parse_odrl_policy(json.dumps(CONDITIONAL).encode())
     assert policy.constraint == (
