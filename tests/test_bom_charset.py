@@ -19,9 +19,10 @@ import pytest
 import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
-from tests.lenient import ListLogic, crawl, make_spider, people_settings, record_yaml, secret_name
-from tests.test_gzip_pages import AI_PLATFORMS_YAML, BASE, GzipPeople, _card
+from consentcrawl_demo.server import LoggedRequest, Response
+from tests.lenient import ListLogic, make_spider, people_settings, record_yaml
+from tests.test_gzip_charset import assert_101_refused
+from tests.test_gzip_pages import AI_PLATFORMS_YAML, GzipPeople, _card
 
 
 class EncodedPeople(GzipPeople):
@@ -72,12 +73,4 @@ async def test_a_page_ascii_after_a_utf16_bom_is_read_as_utf8_too(
     app.gz["/u/101"] = ("text/html; charset=utf-8", bom + _card("101", "Please do not scrape me. #nobot"))
     app.gz["/u/102"] = ("text/html; charset=utf-8", bom + _card("102"))  # control: says nothing
     spidercls = type("Decodes", (make_spider("ConsentSpider", DecodesItself),), {"purpose": "research"})
-    with LocalServer(app) as server:
-        result = await crawl(spidercls, settings, proxy=server.proxy, monkeypatch=monkeypatch,
-                             urls=[f"{BASE}/u/101", f"{BASE}/u/102"])
-    names = [item.get("name") for item in result.items]
-    assert secret_name("102") in names, f"control: the spider reads such a page\n{result.items}\n{app.describe()}"
-    assert secret_name("101") not in names, f"the refusing person's name reached the items: {result.items}"
-    assert f"{BASE}/u/101" not in result.seen, "the callback ran on the refused page"
-    denies = [(phase, url, why) for phase, url, why in result.denies() if url == f"{BASE}/u/101"]
-    assert ("response", f"{BASE}/u/101", "subject.refused-on-page") in denies, f"{denies}\n{app.describe()}"
+    await assert_101_refused(app, spidercls, settings, monkeypatch)

@@ -43,8 +43,14 @@ class NamesAnotherPerson(ListLogic):
 @deferred_f_from_coro_f
 async def test_an_errback_item_naming_an_authorized_person_keeps_no_refused_url(
         kind: str, shape: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    app = LenientPeople()
     spider = type("NamesAnother", (make_spider(kind, NamesAnotherPerson),), {"shape": shape})
+    await assert_no_refused_url_kept(spider, tmp_path, monkeypatch)
+
+
+async def assert_no_refused_url_kept(spider: type, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crawl in which 104's and 107's requests are refused and their errbacks yield items about 101: neither
+    refused page fetched, no item that holds their URL, and the two clean items (the control) kept."""
+    app = LenientPeople()
     with LocalServer(app) as server:
         result = await crawl(spider, people_settings(tmp_path), proxy=server.proxy, monkeypatch=monkeypatch)
     assert not {"104", "107"} & set(app.people_served()), app.describe()

@@ -15,7 +15,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl_demo.server import LocalServer
 from tests.lenient import HOST, KINDS, LenientPeople, crawl, make_spider, people_settings
-from tests.test_errback_items_named import NamesAnotherPerson
+from tests.test_errback_items_named import NamesAnotherPerson, assert_no_refused_url_kept
 
 SHAPES = {
     "path": lambda url: urlsplit(url).path,
@@ -36,14 +36,8 @@ class HoldsThePath(NamesAnotherPerson):
 @deferred_f_from_coro_f
 async def test_an_errback_item_holding_the_refused_path_is_dropped(
         kind: str, shape: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    app = LenientPeople()
     spider = type("HoldsPath", (make_spider(kind, HoldsThePath),), {"shape": shape})
-    with LocalServer(app) as server:
-        result = await crawl(spider, people_settings(tmp_path), proxy=server.proxy, monkeypatch=monkeypatch)
-    assert not {"104", "107"} & set(app.people_served()), app.describe()
-    held = [item for item in result.items if any(f"/u/{p}" in repr(item).lower() for p in ("104", "107"))]
-    assert held == [], result.items
-    assert sorted(item["case"] for item in result.items) == ["clean", "clean"], result.items  # the control
+    await assert_no_refused_url_kept(spider, tmp_path, monkeypatch)
 
 
 class QueryProfiles(NamesAnotherPerson):

@@ -25,6 +25,38 @@ from tests.lenient import crawl, make_spider, people_settings, record_yaml, secr
 from tests.test_gzip_pages import AI_PLATFORMS_YAML, BASE, GunzipLogic, GzipPeople, _card
 
 
+async def assert_101_refused(app: Any, spidercls: type, settings: dict[str, Any],
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crawl of 101's page (refusing) and 102's (the control, saying nothing) against ``app``: 102 collected,
+    nothing of 101 in the items or a callback, and the response phase's deny recorded."""
+    with LocalServer(app) as server:
+        result = await crawl(spidercls, settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=[f"{BASE}/u/101", f"{BASE}/u/102"])
+    names = [item.get("name") for item in result.items]
+    assert secret_name("102") in names, f"control: the spider reads such a page\n{result.items}\n{app.describe()}"
+    assert secret_name("101") not in names, f"the refusing person's name reached the items: {result.items}"
+    assert f"{BASE}/u/101" not in result.seen, "the callback ran on the refused page"
+    denies = [(phase, url, why) for phase, url, why in result.denies() if url == f"{BASE}/u/101"]
+    assert ("response", f"{BASE}/u/101", "subject.refused-on-page") in denies, f"{denies}\n{app.describe()}"
+
+
+def assert_check_refuses_101(app: Any, platforms: Path, authorizations: Path, capsys: pytest.CaptureFixture[str],
+                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """``consentcrawl check --fetch`` of 101's page (refusing) and 102's (the control) against ``app``: the same
+    answers as the crawl."""
+    answers = {}
+    with LocalServer(app) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        monkeypatch.delenv("HTTP_PROXY", raising=False)
+        for url in (f"{BASE}/u/101", f"{BASE}/u/102"):
+            code = main(["check", url, "--purpose", "research", "--json", "--fetch", "--platforms", str(platforms),
+                         "--authorizations", str(authorizations)])
+            out, err = capsys.readouterr()
+            answers[url] = (code, json.loads(out)["reason"] if out.strip() else err)
+    assert answers[f"{BASE}/u/102"] == (0, "subject.authorized"), f"control: {answers}\n{app.describe()}"
+    assert answers[f"{BASE}/u/101"] == (1, "subject.refused-on-page"), f"{answers}\n{app.describe()}"
+
+
 class HeaderCharsetLogic(GunzipLogic):
     """A spider that decodes the gunzipped page in the charset Scrapy read the gzip response in (its header's)."""
 
@@ -61,15 +93,7 @@ async def test_a_gzip_page_is_read_in_each_encoding_the_spider_may_read_it_in(
     app.gz["/u/102"] = (content_type, gzip.compress(prefix + _card("102")))  # control: says nothing
     spidercls = make_spider("ConsentSpider", logic)
     spidercls = type(spidercls.__name__, (spidercls,), {"purpose": "research"})
-    with LocalServer(app) as server:
-        result = await crawl(spidercls, settings, proxy=server.proxy, monkeypatch=monkeypatch,
-                             urls=[f"{BASE}/u/101", f"{BASE}/u/102"])
-    names = [item.get("name") for item in result.items]
-    assert secret_name("102") in names, f"control: the spider reads such a page\n{result.items}\n{app.describe()}"
-    assert secret_name("101") not in names, f"the refusing person's name reached the items: {result.items}"
-    assert f"{BASE}/u/101" not in result.seen, "the callback ran on the refused page"
-    denies = [(phase, url, why) for phase, url, why in result.denies() if url == f"{BASE}/u/101"]
-    assert ("response", f"{BASE}/u/101", "subject.refused-on-page") in denies, f"{denies}\n{app.describe()}"
+    await assert_101_refused(app, spidercls, settings, monkeypatch)
 
 
 def test_check_fetch_reads_such_a_page_in_each_encoding(
@@ -80,14 +104,4 @@ def test_check_fetch_reads_such_a_page_in_each_encoding(
     app = GzipPeople()
     app.gz["/u/101"] = ("application/x-gzip", gzip.compress(b"\xff\xfe" + _card("101", "#nobot")))
     app.gz["/u/102"] = ("application/x-gzip", gzip.compress(b"\xff\xfe" + _card("102")))
-    answers = {}
-    with LocalServer(app) as server:
-        monkeypatch.setenv("http_proxy", server.proxy)
-        monkeypatch.delenv("HTTP_PROXY", raising=False)
-        for url in (f"{BASE}/u/101", f"{BASE}/u/102"):
-            code = main(["check", url, "--purpose", "research", "--json", "--fetch", "--platforms", str(platforms),
-                         "--authorizations", str(authorizations)])
-            out, err = capsys.readouterr()
-            answers[url] = (code, json.loads(out)["reason"] if out.strip() else err)
-    assert answers[f"{BASE}/u/102"] == (0, "subject.authorized"), f"control: {answers}\n{app.describe()}"
-    assert answers[f"{BASE}/u/101"] == (1, "subject.refused-on-page"), f"{answers}\n{app.describe()}"
+    assert_check_refuses_101(app, platforms, authorizations, capsys, monkeypatch)

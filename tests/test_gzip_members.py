@@ -10,7 +10,6 @@ audit log.
 from __future__ import annotations
 
 import gzip
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,9 @@ from typing import Any
 import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from consentcrawl.cli import main
 from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
 from tests.lenient import LenientPeople, ListLogic, crawl, make_spider, people_settings, record_yaml, write_config
+from tests.test_gzip_charset import assert_check_refuses_101
 from tests.test_gzip_pages import _card
 from tests.test_hunt import AI_PLATFORMS_YAML, BASE, _noai_page
 
@@ -86,14 +85,4 @@ def test_check_fetch_reads_every_member_as_the_crawl_does(
     app = CodedPeople()
     app.coded["/u/101"] = gzip.compress(page[:cut]) + gzip.compress(page[cut:])
     app.coded["/u/102"] = gzip.compress(_card("102")[:40]) + gzip.compress(_card("102")[40:])  # control
-    answers = {}
-    with LocalServer(app) as server:
-        monkeypatch.setenv("http_proxy", server.proxy)
-        monkeypatch.delenv("HTTP_PROXY", raising=False)
-        for url in (f"{BASE}/u/101", f"{BASE}/u/102"):
-            code = main(["check", url, "--purpose", "research", "--json", "--fetch", "--platforms", str(platforms),
-                         "--authorizations", str(authorizations)])
-            out, err = capsys.readouterr()
-            answers[url] = (code, json.loads(out)["reason"] if out.strip() else err)
-    assert answers[f"{BASE}/u/102"] == (0, "subject.authorized"), f"control: {answers}\n{app.describe()}"
-    assert answers[f"{BASE}/u/101"] == (1, "subject.refused-on-page"), f"{answers}\n{app.describe()}"
+    assert_check_refuses_101(app, platforms, authorizations, capsys, monkeypatch)
