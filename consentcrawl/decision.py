@@ -109,3 +109,11 @@ DENIED_PERSON_TEXT: dict[str, frozenset[str]] = {**PAGE_QUOTES, "subject-authori
 def deny(stage: Stage, reason: str, *, subject: str | None = None, platform: str | None = None,
          evidence: tuple[Evidence, ...] = ()) -> Decision:
     return Decision(Verdict.DENY, stage, reason, subject=subject, platform=platform, evidence=evidence)
+
+
+def not_allowed_reason(decision: Decision | None) -> str | None:
+    """What a log line or an error report may say of a request instead of its URL: None for an allow, the reason
+    code of any other decision, ``undecided`` when none was made (whose page it is was never checked)."""
+    if decision is None:
+        return "undecided"
+    return None if decision.allowed else str(decision.reason)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy import signals
 
 from ._scrapy_internals import DOWNLOAD_HANDLER_LOGGERS, download_line_request
+from .decision import not_allowed_reason
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -33,13 +34,6 @@ if TYPE_CHECKING:
 REFUSED_REQUEST = "a request consentcrawl refused ({reason}; its URL is in the audit log)"
 #: marks a record this filter has let through (written again through its logger, it meets the filter again)
 _RELEASED = "_consentcrawl_released"
-
-
-def not_allowed_reason(decision: Decision | None) -> str | None:
-    """None for an allow; the reason code of any other decision; ``undecided`` when none was made."""
-    if decision is None:
-        return "undecided"
-    return None if decision.allowed else str(decision.reason)
 
 
 class DownloadLines(logging.Filter):

@@ -40,7 +40,7 @@ from scrapy.http import Response
 from scrapy.utils.log import failure_to_exc_info
 from twisted.python.failure import Failure
 
-from .decision import Decision, Verdict
+from .decision import Decision, Verdict, not_allowed_reason
 from .errbacks import url_spellings
 from .middlewares import ConsentDenied, ConsentMisconfigured
 from .runtime import get_runtime, is_checked_url
@@ -110,10 +110,7 @@ def not_allowed(crawler: Crawler | None, request: Request | None, url: str) -> s
     runtime = get_runtime(crawler)
     if runtime is None:
         return "configuration error"
-    decision = runtime.decision_for(request, url)
-    if decision is None:
-        return "undecided"
-    return None if decision.allowed else str(decision.reason)
+    return not_allowed_reason(runtime.decision_for(request, url))
 
 
 def sanitized(failure: Failure, reason: str) -> Failure:
