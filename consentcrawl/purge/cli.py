@@ -132,7 +132,6 @@ def build_selection(args: argparse.Namespace) -> tuple[Selection, str, list[str 
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-
     if not args.targets and not args.jobdir:
         raise ConfigError("nothing to purge: name a TARGET or a --jobdir DIR", source="consentcrawl purge")
     selection, name, people, settings, _ = build_selection(args)

@@ -265,10 +265,10 @@ class PurgeOnClose:
             else:  # in each receipt, as the media stores: the run must not say the cache was purged
                 unreadable.append((data_path(settings["HTTPCACHE_DIR"]), f"HTTPCACHE_STORAGE {storage} is not the "
                                    "filesystem storage: its entries are not purged"))
-        for store in self.media:  # the crawl's own pipeline names its thumbnails (media_thumbs.py)
-            for pipeline in item_pipelines(self.crawler):
-                if store.thumbs is not None:
-                    store.thumbs.use(pipeline)
+        pipelines = item_pipelines(self.crawler)  # the crawl's own pipeline names its thumbnails (media_thumbs.py)
+        for thumbs in [store.thumbs for store in self.media if store.thumbs is not None]:
+            for pipeline in pipelines:
+                thumbs.use(pipeline)
         config = runtime.config
         selection = Selection(config.platforms, subject_field=config.subject_field,
                               provenance_field=config.provenance_field)
