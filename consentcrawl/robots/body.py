@@ -65,7 +65,7 @@ def decoded_body(body: bytes, content_encoding: bytes | None, limit: int = MAX_D
         elif coding == b"br":
             body = _other("brotli", body, limit)
         elif coding == b"zstd":
-            body = _other("zstandard", body, limit)
+            body = _other("zstd", body, limit)
         else:
             raise ValueError(f"unknown Content-Encoding {coding.decode('latin-1')!r}")
     return body
@@ -82,8 +82,10 @@ def page_body(body: bytes, content_encoding: bytes | None, limit: int = SCRAPY_M
     the header, reaches the callback as gzip bytes (``HttpCompressionMiddleware`` reads the header only), and a
     spider that gunzips it itself (as Scrapy's sitemap spider does, by these bytes) reads a person's page whose
     refusal the gzip bytes hide. Every member of the stream is read (``gzip.decompress`` and Scrapy's
-    ``gunzip`` read them all), at most ``limit`` bytes in all; a stream that is cut short, corrupt or larger
-    raises ``ValueError`` (the caller denies: a page we could not read is not a page that says nothing).
+    ``gunzip`` read them all), at most ``limit`` bytes in all; gzip bytes found by their magic bytes that are cut
+    short, and any body that is corrupt or larger, raise ``ValueError`` (the caller denies: a page we could not
+    read is not a page that says nothing). A ``Content-Encoding: gzip`` body is read as Scrapy hands it on
+    (:func:`_gunzip_members`).
 
     The last bodies decoded are remembered by the identity of the body as sent (an immutable ``bytes``): the
     response phase reads one response's page three times (refusals, meta robots, signals), and a large sitemap
