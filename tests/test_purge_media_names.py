@@ -142,3 +142,25 @@ async def test_thumbnails_the_pipeline_cannot_name_without_the_crawl_are_a_failu
     assert before - stored(out / "images") == {f"pictures/bob/{digest(avatar('bob'))}.jpg"}
     [receipt] = receipts_for(log, "fediverse:bob")
     assert any("thumb_path cannot name" in f["why"] for f in receipt["failed"])
+
+
+@deferred_f_from_coro_f
+async def test_the_command_builds_no_pipeline_when_it_erases_no_image(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A purge that erases no image does not run the project's pipeline ``__init__`` (ImagesPipeline's makes
+    ``IMAGES_STORE``): the store it names stays unmade; one that erases an image builds it and names the
+    thumbnails as the crawl did (above)."""
+    _, _, out = await crawl_pictures(tmp_path, monkeypatch, **renaming())
+    before = (out / "items.jsonl").read_bytes()
+    unmade = tmp_path / "no-such-store"
+    module = tmp_path / "unmade_settings.py"
+    module.write_text(f"ITEM_PIPELINES = {{{PIPELINE!r}: 200}}\nIMAGES_STORE = {str(unmade)!r}\n"
+                      "IMAGES_THUMBS = {'small': (20, 20)}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    status = main(["purge", "--platforms", str(SETTINGS / "fediverse.yaml"), "--settings", "unmade_settings",
+                   "--subject", "fediverse:nobody", "--audit-log", str(tmp_path / "purge.jsonl"),
+                   str(out / "items.jsonl")])
+    assert status == 0, capsys.readouterr().err
+    assert not unmade.exists()
+    assert (out / "items.jsonl").read_bytes() == before

@@ -10,7 +10,11 @@ result) and the removed item's fields as read from the output.
 
 The pipeline asked is the crawl's own instance in a purge on close (:meth:`ThumbNamer.use`); in the command, where
 no crawl runs, one made as the crawl makes it, with the settings (:meth:`ThumbNamer.build`), or, when it needs more
-of a crawler than its settings, one made without ``__init__``. A ``thumb_path`` that cannot name the thumbnails so
+of a crawler than its settings, one made without ``__init__``. It is made only when a thumbnail must be named (an
+image a removed item names is being erased from a store that exists): its ``__init__`` is the project's code and
+may have effects (``ImagesPipeline``'s makes ``IMAGES_STORE``), and a purge that erases no image must not run it.
+It cannot be skipped when it is needed: a ``thumb_path`` of a subclass may read what its ``__init__`` set from the
+settings, and an instance without it could name other paths than the crawl's, leaving the thumbnails behind. A ``thumb_path`` that cannot name the thumbnails so
 (it reads the response, or what its ``__init__`` would have set) fails: they are reported, never guessed.
 """
 
@@ -32,6 +36,7 @@ class ThumbNamer:
         self.cls = cls
         self.sizes = sizes
         self.instance: Any = None
+        self._settings: Any = None  #: to build the instance with when it is first needed (:meth:`build`)
 
     @property
     def own(self) -> bool:
@@ -46,10 +51,15 @@ class ThumbNamer:
             self.instance = instance
 
     def build(self, settings: Any) -> None:
-        """An instance made as the crawl makes it (``from_crawler``, given the settings), for the command, where no
-        crawl runs; only for a class that names thumbnails its own way (the default naming needs none). One that
-        cannot be made so (it needs more of a crawler) is asked without its ``__init__``."""
-        if not self.own or self.instance is not None:
+        """For the command, where no crawl runs: an instance made as the crawl makes it (``from_crawler``, given
+        the settings) when a thumbnail is first named (module doc); only for a class that names thumbnails its own
+        way (the default naming needs none). One that cannot be made so (it needs more of a crawler) is asked
+        without its ``__init__``."""
+        self._settings = settings
+
+    def _built(self) -> None:
+        settings, self._settings = self._settings, None
+        if settings is None or not self.own or self.instance is not None:
             return
         from scrapy.utils.misc import build_from_crawler
         from scrapy.utils.request import RequestFingerprinter
@@ -65,6 +75,7 @@ class ThumbNamer:
         """Each thumbnail's path in the store; PurgeFailed when ``thumb_path`` cannot name one."""
         from scrapy import Request
 
+        self._built()
         pipeline = self.instance if self.instance is not None else object.__new__(self.cls)
         out = []
         for size in self.sizes:
