@@ -14,8 +14,9 @@ of a crawler than its settings, one made without ``__init__``. It is made only w
 image a removed item names is being erased from a store that exists): its ``__init__`` is the project's code and
 may have effects (``ImagesPipeline``'s makes ``IMAGES_STORE``), and a purge that erases no image must not run it.
 It cannot be skipped when it is needed: a ``thumb_path`` of a subclass may read what its ``__init__`` set from the
-settings, and an instance without it could name other paths than the crawl's, leaving the thumbnails behind. A ``thumb_path`` that cannot name the thumbnails so
-(it reads the response, or what its ``__init__`` would have set) fails: they are reported, never guessed.
+settings, and an instance without it could name other paths than the crawl's, leaving the thumbnails behind. A
+``thumb_path`` that cannot name the thumbnails so (it reads the response, or what its ``__init__`` would have set)
+fails: they are reported, never guessed.
 """
 
 from __future__ import annotations
