@@ -94,6 +94,7 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("CONSENTCRAWL_CHECKS", "import paths", DEFAULT_CHECKS),
     Setting("CONSENTCRAWL_PURGE_ON_CLOSE", "bool", False),
     Setting("CONSENTCRAWL_PURGE_TARGETS", "paths", (), empty=()),
+    Setting("CONSENTCRAWL_PURGE_KEEP_SEEN", "bool", False),
     # operator signals (issue #13, docs/signals.md)
     Setting("CONSENTCRAWL_CONSERVATIVE", "bool", True),
     Setting("CONSENTCRAWL_STORES_ITEMS", "bool", True),

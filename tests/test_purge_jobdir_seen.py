@@ -79,7 +79,7 @@ async def test_purge_jobdir_removes_the_persons_queued_requests_and_profile_urls
     others = [fp for fp in before if fp not in theirs | guesses]
     assert others
     withdraw(config_dir)
-    log = tmp_path / "purge-audit.jsonl"
+    log = tmp_path / "audit.jsonl"  # the crawl's own: it names every request the crawl sent
 
     assert purge("--withdrawn", "--authorizations", str(config_dir / "authorizations.yaml"), "--audit-log",
                  str(log), "--jobdir", str(job)) == 0
@@ -211,7 +211,7 @@ def test_a_host_the_persons_queued_request_names_is_searched_for_their_profile_u
     from queuelib.queue import LifoDiskQueue
 
     guess = fingerprint(Request(f"https://m.microblog.example/profile/{PERSON}"))
-    other = fingerprint(Request("http://m.microblog.example/u/1007"))
+    other = fingerprint(Request("http://microblog.example/u/1007"))  # someone else's queued request
     job = small_job(tmp_path, [guess, other])
     lifo = LifoDiskQueue(job / "requests.queue" / "0")
     lifo.push(pickle.dumps(Request(f"http://m.microblog.example/u/{PERSON}/followers").to_dict(), protocol=4))

@@ -92,6 +92,10 @@ class AuditLog:
         self.chain: str | None = None  #: the chain's id (kept by every segment of one file)
         self.seq = 0  #: ``seq`` of the last line in the file
         self.end = GENESIS  #: hash of the last line in the file: the end hash, once closed
+        #: the byte offset of this segment's ``chain-start`` line: what this writer wrote starts there (a reader
+        #: of this crawl's lines alone, the purge on close, starts there; the chain still links it to the lines
+        #: before, which ``audit verify`` checks)
+        self.start = 0
         #: fdatasync after each group write, so "on disk" survives an OS crash or a power loss, not only a crash
         #: of this process (see the README for what each mode can lose)
         self.sync = sync
@@ -138,8 +142,9 @@ class AuditLog:
                                  "chain": tail.chain or uuid.uuid4().hex, "host": socket.gethostname(),
                                  "pid": os.getpid()}
         entry.update(header)
+        self.start = tail.size - len(tail.torn)
         if tail.torn:
-            os.ftruncate(self._file.fileno(), tail.size - len(tail.torn))
+            os.ftruncate(self._file.fileno(), self.start)
             entry["torn"] = {"line": tail.seq + 1, "bytes": len(tail.torn),
                              "sha256": hashlib.sha256(tail.torn).hexdigest(),
                              "text": tail.torn.decode("utf-8", "replace")}

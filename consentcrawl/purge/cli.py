@@ -21,7 +21,7 @@ from .common import Selection
 from .joblock import JobdirLock
 from .media import MediaStore, stores_from_settings
 from .run import PurgeRun, purge, receipts, write_receipts
-from .seen import SEEN, Fingerprint, fingerprinter_for
+from .seen import SEEN, Fingerprint, fingerprinter_for, notice
 
 __all__ = ["add_parser", "cmd_purge"]
 
@@ -42,6 +42,9 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--jobdir", metavar="DIR", action="append", type=Path, default=[],
                         help="a paused crawl's JOBDIR: the people's requests waiting in its disk queues go "
                              "(repeat for several)")
+    parser.add_argument("--keep-seen", action="store_true",
+                        help="keep a --jobdir's requests.seen when some fingerprint there is explained by nothing "
+                             "(by default the whole file goes: the purge cannot prove none is the people's)")
     parser.add_argument("--dry-run", action="store_true", help="print what would go; change and write nothing")
     parser.add_argument("--audit-log", metavar="LOG", help="where the receipt goes (default: CONSENTCRAWL_AUDIT_LOG)")
     parser.add_argument("--settings", metavar="MODULE", help="Scrapy settings module to read CONSENTCRAWL_* from")
@@ -164,7 +167,7 @@ def _purge(args: argparse.Namespace, selection: Selection, name: str, people: li
         # the crawl's log names the requests it decided for each person: their fingerprints leave requests.seen
         logs = [Path(p) for p in dict.fromkeys([args.audit_log, read(settings, "CONSENTCRAWL_AUDIT_LOG")]) if p]
         run = purge(args.targets, selection, dry_run=args.dry_run, keep=keep, media=media, jobdirs=args.jobdir,
-                    fingerprint=fingerprint, audit_logs=logs)
+                    fingerprint=fingerprint, audit_logs=logs, keep_seen=args.keep_seen)
     else:
         run = PurgeRun("-")
     report(run, args.dry_run)
@@ -205,11 +208,14 @@ def report(run: PurgeRun, dry_run: bool) -> None:
             whose = who or ("unsure whose" if jobdir else "no one named")
             unit = "request" if jobdir else "fingerprint" if result.kind == SEEN else "record"
             print(f"{result.path} ({result.kind}): {verb} {len(removed.where)} {unit}(s) of {whose} ({where})")
-        for name, lists in [] if jobdir else result.lists.items():  # a media store's shared and absent files
+        said = notice(result, escape="--keep-seen", dry_run=dry_run) if result.kind == SEEN else None
+        if said:
+            print(f"consentcrawl purge: {said}", file=sys.stderr)
+        for name, lists in [] if jobdir or result.kind == SEEN else result.lists.items():  # a media store's files
             for who, names in lists.items():
                 print(f"{result.path} ({result.kind}): {len(names)} {name} file(s) of {who or 'no one named'} not "
                       f"removed ({', '.join(names[:10])}{', ...' if len(names) > 10 else ''})")
-        if not result.removed:
+        if not result.removed and not said:
             print(f"{result.path} ({result.kind}): nothing to remove")
     for path, why in run.problems():
         print(f"consentcrawl purge: {path}: {why}", file=sys.stderr)

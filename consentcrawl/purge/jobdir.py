@@ -72,13 +72,14 @@ class _Queue:
 
 
 def purge_jobdir(jobdir: Path, selection: Selection, *, dry_run: bool = False,
-                 removed: list[tuple[str | None, dict[str, Any]]] | None = None) -> TargetResult:
+                 removed: list[tuple[str | None, dict[str, Any]]] | None = None,
+                 kept: list[dict[str, Any]] | None = None) -> TargetResult:
     """Remove the selected people's requests from ``jobdir``'s disk queues (``removed`` gets each one's owner, None
-    when unsure, and stored request). Raises :class:`PurgeFailed` (the job directory untouched) when a queue cannot
-    be read; a queue that cannot be replaced is a failure of the result (it keeps its old bytes), the others are
-    replaced. A message names no slot's host (:func:`_hide_hosts`)."""
+    when unsure, and stored request; ``kept`` each request left queued). Raises :class:`PurgeFailed` (the job
+    directory untouched) when a queue cannot be read; a queue that cannot be replaced is a failure of the result
+    (it keeps its old bytes), the others are replaced. A message names no slot's host (:func:`_hide_hosts`)."""
     try:
-        result = _purge(jobdir, selection, dry_run, [] if removed is None else removed)
+        result = _purge(jobdir, selection, dry_run, [] if removed is None else removed, [] if kept is None else kept)
     except PurgeFailed as exc:
         raise PurgeFailed(_hide_hosts(str(exc))) from None
     result.failures[:] = [_hide_hosts(why) for why in result.failures]
@@ -92,8 +93,8 @@ def _hide_hosts(text: str) -> str:
     return _SLOT_IN_TEXT.sub(r"*-\1", text)
 
 
-def _purge(jobdir: Path, selection: Selection, dry_run: bool,
-           removed: list[tuple[str | None, dict[str, Any]]]) -> TargetResult:
+def _purge(jobdir: Path, selection: Selection, dry_run: bool, removed: list[tuple[str | None, dict[str, Any]]],
+           left: list[dict[str, Any]]) -> TargetResult:
     root = jobdir / QUEUE_DIR
     result = TargetResult(str(jobdir), "jobdir")
     if not root.is_dir():
@@ -121,6 +122,7 @@ def _purge(jobdir: Path, selection: Selection, dry_run: bool,
                     raise PurgeFailed(f"{queue.path}: record {number}: {exc}") from None
                 if who is None:
                     kept.append(raw)
+                    left.append(request)
                     continue
                 removed.append((None if who == UNSURE else who, request))
                 where = f"{queue.name}#{number}"

@@ -51,6 +51,7 @@ from .common import Selection
 from .denied import NEVER_READ, WITHDRAWN, Cause, denied_people
 from .media import MediaStore, stores_from_settings
 from .run import purge, receipts, write_receipts
+from .seen import SEEN, notice
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -82,6 +83,8 @@ class PurgeOnClose:
         self.media: list[MediaStore] = []  #: the media pipelines' stores (with the purge only)
         #: the fields of each item that names stored files, as the purge reads them (with a media store only)
         self.media_items: list[dict[str, Any]] = []
+        #: JOBDIR's requests.seen held fingerprints of earlier runs when this crawl was set up (a resumed job)
+        self.resumed = False
 
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
@@ -94,6 +97,7 @@ class PurgeOnClose:
         if runtime.distributed is not None:  # whose profile another worker read: asked at the close
             runtime.distributed.unread_here = ext.unread_here
         if ext.enabled:
+            ext.resumed = _resumed(crawler.settings)
             ext.media = stores_from_settings(crawler.settings)
             if ext.media:
                 crawler.signals.connect(ext.item_scraped, signal=signals.item_scraped)
@@ -275,10 +279,13 @@ class PurgeOnClose:
         fields: dict[str | None, dict[str, Any]] = {selection.add_person(*person): cause.receipt_fields()
                                                      for person, cause in causes.items()}
         people = list(fields)
+        # the requests.seen of a job that started with this crawl holds only what this crawl's lines name: the log
+        # is read from this crawl's own chain-start; a resumed job's holds earlier runs' too: read whole
+        logs = [(Path(config.audit_log), 0 if self.resumed else runtime.audit.start)] if config.audit_log else []
         run = purge(targets, selection, keep=[Path(config.audit_log)] if config.audit_log else [],
                     media=self.media, items=self.media_items, jobdirs=self._jobdirs(),
-                    fingerprint=self.crawler.request_fingerprinter.fingerprint,
-                    audit_logs=[Path(config.audit_log)] if config.audit_log else [])
+                    fingerprint=self.crawler.request_fingerprinter.fingerprint, audit_logs=logs,
+                    keep_seen=bool(read(settings, "CONSENTCRAWL_PURGE_KEEP_SEEN")))
         run.failed += unreadable
         removed = sum(r.count for r in run.results)
         stats.inc_value("consentcrawl/purge/removed", removed)
@@ -288,6 +295,9 @@ class PurgeOnClose:
                     "withdrew, %d refused or could not be read during the crawl)", removed, len(people),
                     len(run.results), withdrew, len(people) - withdrew)
         logger.debug("consentcrawl: purge on close: %s", ", ".join(map(str, people)))
+        for said in [notice(r, escape="CONSENTCRAWL_PURGE_KEEP_SEEN") for r in run.results if r.kind == SEEN]:
+            if said:
+                logger.warning("consentcrawl: purge on close: %s", said)
         for path, why in run.problems():
             logger.error("consentcrawl: purge on close: %s could not be purged: %s", path, why)
             stats.inc_value("consentcrawl/purge/failed")
@@ -305,3 +315,15 @@ class PurgeOnClose:
             logger.error("consentcrawl: purge on close: the receipts could not be written to the audit log: %s", exc)
             stats.inc_value("consentcrawl/purge/failed")
 
+
+
+def _resumed(settings: Any) -> bool:
+    """Whether ``JOBDIR/requests.seen`` holds fingerprints already (read as the crawl is set up, before its
+    dupefilter opens it): earlier runs' requests, which only the log's earlier lines name."""
+    directory = settings.get("JOBDIR")
+    if not directory:
+        return False
+    try:
+        return Path(directory, SEEN).stat().st_size > 0
+    except OSError:  # no such file: a new job
+        return False

@@ -31,7 +31,7 @@ from .feeds import purge_csv, purge_json, purge_jsonlines
 from .httpcache import entries, purge_httpcache
 from .jobdir import QUEUE_DIR, purge_jobdir
 from .media import MediaStore, erase_media
-from .seen import SEEN, Fingerprint, purge_seen
+from .seen import SEEN, AuditSpan, Fingerprint, purge_seen
 from .space import check_room
 from .sqlite_items import SQLITE_HEADER, purge_sqlite
 
@@ -89,7 +89,8 @@ class PurgeRun:
 def purge(targets: Sequence[Path], selection: Selection, *, dry_run: bool = False,
           keep: Sequence[Path] = (), media: Sequence[MediaStore] = (),
           items: Iterable[Mapping[str, Any]] = (), jobdirs: Sequence[Path] = (),
-          fingerprint: Fingerprint | None = None, audit_logs: Sequence[Path] = ()) -> PurgeRun:
+          fingerprint: Fingerprint | None = None, audit_logs: Sequence[Path | AuditSpan] = (),
+          keep_seen: bool = False) -> PurgeRun:
     """Purge ``targets`` of what ``selection`` selects. ``keep``: files that must not be purged (the audit log the
     receipts go to: it is the evidence, and holds subject ids, not people's data). ``media``: the media pipelines'
     stores, where the files the removed items name are erased last (:mod:`.media`); a removed item naming stored
@@ -99,7 +100,8 @@ def purge(targets: Sequence[Path], selection: Selection, *, dry_run: bool = Fals
     item holds is theirs there too); the caller holds their locks (:mod:`.joblock`: the CLI takes them, a crawl's
     purge on close runs under its own). Their ``requests.seen`` loses the selected people's fingerprints
     (:mod:`.seen`), computed with ``fingerprint`` (the crawl's fingerprinter; Scrapy's default when None), of the
-    removed queued requests and of the requests ``audit_logs`` name."""
+    removed queued requests and of the requests ``audit_logs`` name; or, when a fingerprint there is explained by
+    nothing, the whole file goes (unless ``keep_seen``)."""
     run = PurgeRun(uuid.uuid4().hex)
     for kind in {store.kind for store in media if store.field}:  # a store's own result field stands for the default
         selection.media.fields.pop(kind, None)
@@ -129,16 +131,17 @@ def purge(targets: Sequence[Path], selection: Selection, *, dry_run: bool = Fals
         _add_expired(run, selection)
         real = Path(os.path.realpath(jobdir))
         removed: list[tuple[str | None, dict[str, Any]]] = []
+        left: list[dict[str, Any]] = []
         try:
             if (real / QUEUE_DIR).is_dir():  # room for the copies first: a purge that runs out part-way is half done
                 check_room(real / QUEUE_DIR, real / SEEN)
-            run.results.append(purge_jobdir(real, selection, dry_run=dry_run, removed=removed))
+            run.results.append(purge_jobdir(real, selection, dry_run=dry_run, removed=removed, kept=left))
         except PurgeFailed as exc:  # a queue that cannot be read: the job directory, requests.seen too, untouched
             run.failed.append((str(jobdir), str(exc)))
             continue
         try:
-            seen = purge_seen(real, selection, fingerprint or scrapy_fingerprint, queued=removed,
-                              audit_logs=audit_logs, dry_run=dry_run)
+            seen = purge_seen(real, selection, fingerprint or scrapy_fingerprint, queued=removed, kept=left,
+                              audit_logs=audit_logs, keep_unattributed=keep_seen, dry_run=dry_run)
         except PurgeFailed as exc:
             run.failed.append((str(real / SEEN), str(exc)))
             continue

@@ -20,9 +20,17 @@ with the crawl's settings; in a purge on close the crawler's own), so they match
   platform the audit logs, their removed queued requests and their removed items name: the first guesses anyone
   would test.
 
-What stays (see docs/purge.md): a request of theirs that none of these names (a POST whose body the audit log does
-not hold, a spelling of their URL no log line holds, a request the crawl decided in another log), and every
-fingerprint of a crawl that ran without an audit log given to the purge.
+**Fail closed** (see docs/purge.md): a fingerprint that none of these computes may still be theirs (a POST whose
+body no log line holds, a spelling of their URL nothing recorded, a profile on a subdomain nothing names, a request
+another worker's log holds, a fingerprinter that reads headers or cookies). So every record of the file must be
+*explained*: its fingerprint is one of the selected people's, or that of a request someone else's is known to be (a
+request any decision line of the logs names, or a request still queued). When any is not, the purge cannot prove
+that none of the purged people's stays: the whole file goes (it is rewritten empty), so a resumed crawl may
+fetch pages it had fetched before (each decided at send time again), and never keeps a purged person's trace.
+``keep_unattributed`` (``--keep-seen``, ``CONSENTCRAWL_PURGE_KEEP_SEEN``) keeps the other records instead. Every
+receipt of the file lists the unexplained records (``unexplained``) and those that went without being the
+selected people's (``dropped``), as record numbers and ranges (``3-9``). With no one selected and nothing removed
+from the queues there is no one to protect, and nothing is dropped.
 
 **How**: the file is read whole, its records split by their lengths (a record cut short fails the file: nothing is
 changed), and the kept records are written, as the bytes they were and in their order, to a new file that
@@ -41,11 +49,15 @@ from urllib.parse import quote, urlsplit
 
 from .common import PurgeFailed, Selection, TargetResult, atomic_replace
 
-__all__ = ["SEEN", "fingerprinter_for", "purge_seen"]
+__all__ = ["SEEN", "AuditSpan", "fingerprinter_for", "notice", "purge_seen"]
 
 SEEN = "requests.seen"
 _SIZE = 2  #: bytes of a record's length prefix
 Fingerprint = Callable[[Any], bytes]
+#: an audit log and the byte offset its reading starts at (a purge on close reads what its crawl wrote: from the
+#: ``chain-start`` line of its own segment)
+AuditSpan = tuple[Path, int]
+UNEXPLAINED, DROPPED = "unexplained", "dropped"
 
 
 def fingerprinter_for(settings: Any, platforms: Any) -> Fingerprint:
@@ -72,11 +84,14 @@ def fingerprinter_for(settings: Any, platforms: Any) -> Fingerprint:
 
 
 def purge_seen(jobdir: Path, selection: Selection, fingerprint: Fingerprint, *,
-               queued: Iterable[tuple[str | None, Mapping[str, Any]]] = (), audit_logs: Iterable[Path] = (),
-               dry_run: bool = False) -> TargetResult | None:
-    """Remove from ``jobdir/requests.seen`` the fingerprints of the selected people's requests (module doc);
-    ``queued``: (whose, stored request) of the queued requests the purge removed. None when there is no such file.
-    Raises :class:`PurgeFailed` (the file untouched) when it cannot be read."""
+               queued: Iterable[tuple[str | None, Mapping[str, Any]]] = (),
+               kept: Iterable[Mapping[str, Any]] = (), audit_logs: Iterable[Path | AuditSpan] = (),
+               keep_unattributed: bool = False, dry_run: bool = False) -> TargetResult | None:
+    """Remove from ``jobdir/requests.seen`` the fingerprints of the selected people's requests, or the whole file
+    when some fingerprint is explained by nothing (module doc). ``queued``: (whose, stored request) of the queued
+    requests the purge removed; ``kept``: the stored requests it left queued; ``audit_logs``: a log, or a log and
+    the offset to read it from. None when there is no such file. Raises :class:`PurgeFailed` (the file untouched)
+    when it cannot be read."""
     path = jobdir / SEEN
     try:
         data = path.read_bytes()
@@ -87,30 +102,75 @@ def purge_seen(jobdir: Path, selection: Selection, fingerprint: Fingerprint, *,
     spans = _records(data, path)
     result = TargetResult(str(path), SEEN)
     wanted: dict[bytes, str | None] = {}
+    known: dict[bytes, str | None] = {}  #: fingerprints of requests no selected person's
     hosts: dict[str, set[str]] = {}
+    queued = list(queued)
     for who, request in queued:
-        _add(wanted, who, fingerprint, _request(request), result)
+        _add(wanted, who, fingerprint, _request(request))
         _host_of(hosts, who, request.get("url"))
+    for request in kept:
+        _add(known, None, fingerprint, _request(request))
     for url, who in selection.sources.items():
         _host_of(hosts, who, url)
     for who, url in _from_logs(audit_logs, selection, hosts, result):
         for redirected in (False, True):
-            _add(wanted, who, fingerprint, _get(url, redirected), result)
+            _add(known if who is None else wanted, who, fingerprint, _get(url, redirected))
     for url, who in [*selection.sources.items(), *_profile_urls(selection, hosts)]:
         for redirected in (False, True):
-            _add(wanted, who, fingerprint, _get(url, redirected), result)
-    kept: list[bytes] = []
+            _add(wanted, who, fingerprint, _get(url, redirected))
+    others: list[tuple[int, bytes]] = []
+    unexplained: list[int] = []
     for number, (start, end) in enumerate(spans, 1):
         record = data[start:end]
         fp = record[_SIZE:]
         if fp in wanted:
             result.remove(wanted[fp], number, record)
-        else:
-            kept.append(record)
-    result.kept = len(kept)
-    if result.removed and not dry_run:
-        atomic_replace(path, kept)
+            continue
+        others.append((number, record))
+        if fp not in known:
+            unexplained.append(number)
+    drop = bool(unexplained) and bool(selection.people or queued) and not keep_unattributed
+    everyone = [None, *selection.people.values()]
+    result.lists[UNEXPLAINED] = dict.fromkeys(everyone, _ranges(unexplained))
+    result.lists[DROPPED] = dict.fromkeys(everyone, _ranges([n for n, _ in others] if drop else []))
+    result.kept = 0 if drop else len(others)
+    if (result.removed or drop) and not dry_run:
+        atomic_replace(path, [] if drop else [record for _, record in others])
     return result
+
+
+def notice(result: TargetResult, *, escape: str, dry_run: bool = False) -> str | None:
+    """What a purge says of a ``requests.seen`` with fingerprints nothing explains (``escape``: how to keep them)."""
+    unexplained = result.lists.get(UNEXPLAINED, {}).get(None)
+    if not unexplained:
+        return None
+    count = sum(_span_size(part) for part in unexplained)
+    what = (f"{result.path}: {count} fingerprint(s) that no audit line or queued request explains (a POST body, "
+            "another spelling, another worker's log, a fingerprinter that reads headers or cookies): the purge "
+            "cannot prove that none of them is the purged people's, ")
+    if result.lists.get(DROPPED, {}).get(None):
+        return what + (f"so the whole file {'would be' if dry_run else 'was'} dropped (a resumed crawl may fetch "
+                       f"pages it had fetched before; {escape} keeps the others)")
+    return what + f"and they were kept ({escape})"
+
+
+def _ranges(numbers: list[int]) -> list[str]:
+    """Ascending record numbers as ``"7"`` and ``"3-9"``."""
+    out: list[str] = []
+    first = last = None
+    for n in [*numbers, None]:
+        if n is not None and last is not None and n == last + 1:
+            last = n
+            continue
+        if first is not None:
+            out.append(str(first) if first == last else f"{first}-{last}")
+        first = last = n
+    return out
+
+
+def _span_size(part: str) -> int:
+    first, _, last = part.partition("-")
+    return int(last or first) - int(first) + 1
 
 
 def _host_of(hosts: dict[str, set[str]], who: str | None, url: Any) -> None:
@@ -137,15 +197,14 @@ def _records(data: bytes, path: Path) -> list[tuple[int, int]]:
     return spans
 
 
-def _add(wanted: dict[bytes, str | None], who: str | None, fingerprint: Fingerprint, request: Any,
-         result: TargetResult) -> None:
+def _add(wanted: dict[bytes, str | None], who: str | None, fingerprint: Fingerprint, request: Any) -> None:
+    """``request``'s fingerprint as ``who``'s. One the fingerprinter cannot compute is not added: a record it would
+    have explained is then unexplained, and the file goes (module doc)."""
     if request is None:
         return
     try:
         fp = fingerprint(request)
-    except Exception as exc:  # noqa: BLE001 - a fingerprinter of the project's own may fail on any request
-        result.failures.append(f"a request's fingerprint cannot be computed ({type(exc).__name__}): it stays if "
-                               "the file holds it")
+    except Exception:  # noqa: BLE001 - a fingerprinter of the project's own may fail on any request
         return
     wanted.setdefault(fp, who)
 
@@ -173,14 +232,18 @@ def _get(url: str, redirected: bool) -> Any:
         return None
 
 
-def _from_logs(logs: Iterable[Path], selection: Selection, hosts: dict[str, set[str]],
-               result: TargetResult) -> Iterator[tuple[str, str]]:
-    """(whose, url) of every decision line of ``logs`` that names a selected person; ``hosts`` gets every host of
-    a platform the lines name."""
-    for log in dict.fromkeys(logs):
+def _from_logs(logs: Iterable[Path | AuditSpan], selection: Selection, hosts: dict[str, set[str]],
+               result: TargetResult) -> Iterator[tuple[str | None, str]]:
+    """(whose, url) of every decision line of ``logs`` (whose: the selected person it names, or None); ``hosts``
+    gets every host of a platform the lines name. A log given with an offset is read from there when a line
+    starts there (else whole)."""
+    spans = [(log, 0) if isinstance(log, Path) else log for log in logs]
+    for log, offset in dict.fromkeys(spans):
         unread = 0
         try:
             with open(log, "rb") as f:
+                if offset and not _line_starts(f, offset):
+                    f.seek(0)
                 for line in f:
                     try:
                         entry = json.loads(line)
@@ -194,18 +257,24 @@ def _from_logs(logs: Iterable[Path], selection: Selection, hosts: dict[str, set[
                         host = urlsplit(entry["url"]).hostname
                         if host:
                             hosts.setdefault(platform, set()).add(host)
-                    who = selection.person(platform, entry.get("subject"))
-                    if who is not None:
-                        yield who, entry["url"]
+                    yield selection.person(platform, entry.get("subject")), entry["url"]
         except FileNotFoundError:
             continue
         except OSError as exc:
-            result.failures.append(f"the audit log {log} cannot be read ({exc.strerror or exc}): the fingerprints "
-                                   "of the requests it names stay")
+            result.failures.append(f"the audit log {log} cannot be read ({exc.strerror or exc}): the requests it "
+                                   "names are not known")
             continue
         if unread:
-            result.failures.append(f"the audit log {log} has {unread} line(s) that are not JSON: the fingerprints "
-                                   "of the requests they name stay")
+            result.failures.append(f"the audit log {log} has {unread} line(s) that are not JSON: the requests they "
+                                   "name are not known")
+
+
+def _line_starts(f: Any, offset: int) -> bool:
+    """Whether a line of ``f`` starts at ``offset`` (the byte before it ends a line); ``f`` is left there."""
+    f.seek(offset - 1)
+    if f.read(1) != b"\n":
+        return False
+    return True
 
 
 def _profile_urls(selection: Selection, hosts: Mapping[str, set[str]]) -> Iterator[tuple[str, str]]:
