@@ -1,0 +1,117 @@
+"""``requests.seen`` fails closed (``consentcrawl/purge/seen.py``): a fingerprint nothing explains may be a purged
+person's, so the whole file goes (or, with ``--keep-seen`` / ``CONSENTCRAWL_PURGE_KEEP_SEEN``, the others stay).
+
+A real crawl with a ``JOBDIR`` sends a POST whose form body names the person: the audit log holds its URL, not its
+body, so no purge can recompute its fingerprint. What is expected is computed here with Scrapy's fingerprinter from
+the requests the spider made; the verdict is the file on disk.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scrapy import FormRequest, Request
+from scrapy.http import Response
+from scrapy.utils.defer import deferred_f_from_coro_f
+from scrapy.utils.request import fingerprint
+
+from consentcrawl_demo.server import LocalServer
+from tests.conftest import run_crawl
+from tests.test_purge_jobdir import PERSON, QueueingSpider, crawl_settings, person_in, purge, receipts_in, withdraw
+from tests.test_purge_jobdir_seen import SEEN, seen
+
+SEARCH = "http://microblog.example/people"
+
+
+def search() -> FormRequest:
+    """A POST whose body names the person (a search form): its URL names no one."""
+    return FormRequest(SEARCH, formdata={"id": PERSON}, callback=None, dont_filter=False)
+
+
+class PostingSpider(QueueingSpider):
+    name = "posting"
+
+    def parse(self, response: Response) -> Iterator[Request]:
+        yield from super().parse(response)
+        yield search().replace(callback=self.parse_profile)
+
+    def parse_profile(self, response: Response) -> Iterator[Any]:
+        yield from super().parse_profile(response)
+
+
+async def finished_crawl(server: LocalServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                         config_dir: Path, **extra: Any) -> tuple[Path, list[bytes]]:
+    result = await run_crawl(PostingSpider, crawl_settings(tmp_path, config_dir, **extra), proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    assert result.stats["finish_reason"] == "finished"
+    assert [r for r in server.requests if r.method == "POST"]  # control: the POST was sent
+    job = tmp_path / "job"
+    before = seen(job)
+    assert fingerprint(search()) in before  # control: the dupefilter recorded it
+    return job, before
+
+
+@deferred_f_from_coro_f
+async def test_a_post_no_log_line_explains_drops_the_whole_requests_seen_and_keep_seen_keeps_the_others(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, config_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    job, before = await finished_crawl(server, monkeypatch, tmp_path, config_dir)
+    theirs = {fingerprint(Request(r.url)) for r in server.requests if person_in(r.target)} & set(before)
+    assert theirs
+    kept_copy = tmp_path / "copy"
+    shutil.copytree(job, kept_copy)
+    withdraw(config_dir)
+    log = tmp_path / "audit.jsonl"  # the crawl's own, naming every request it sent (by URL)
+    args = ["--withdrawn", "--authorizations", str(config_dir / "authorizations.yaml"), "--audit-log", str(log)]
+    capsys.readouterr()
+
+    assert purge(*args, "--jobdir", str(job)) == 0
+
+    assert (job / SEEN).read_bytes() == b""  # the whole file: the POST may be the person's
+    err = capsys.readouterr().err
+    assert "1 fingerprint(s) that no audit line or queued request explains" in err
+    assert "the whole file was dropped" in err and "--keep-seen" in err
+    post = str(before.index(fingerprint(search())) + 1)
+    receipt = next(r for r in receipts_in(log) if r["subject"] == f"microblog:{PERSON}")
+    [target] = [t for t in receipt["targets"] if t["kind"] == "requests.seen"]
+    assert target["unexplained"] == [post]
+    assert target["removed"] >= len(theirs)  # theirs, and the listing page the spider tied to them in meta
+    dropped = sum(int(p.partition("-")[2] or p) - int(p.partition("-")[0]) + 1 for p in target["dropped"])
+    assert dropped + target["removed"] == len(before)
+
+    # the escape: the others stay, the POST among them; the person's computable fingerprints go all the same
+    assert purge(*args, "--jobdir", str(kept_copy), "--keep-seen") == 0
+    assert "they were kept (--keep-seen)" in capsys.readouterr().err
+    after = seen(kept_copy)
+    assert fingerprint(search()) in after and not set(after) & theirs
+    assert after == [fp for fp in before if fp in set(after)] and len(after) == dropped  # as they were, in order
+
+
+@deferred_f_from_coro_f
+async def test_purge_on_close_drops_a_requests_seen_it_cannot_explain(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, config_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A crawl paused with the POST queued; the person withdraws; the resumed crawl denies the POST at send time
+    and purges on close: the POST's fingerprint, recorded by the first run, is explained by nothing."""
+    paused = await run_crawl(PostingSpider, crawl_settings(tmp_path, config_dir, CLOSESPIDER_PAGECOUNT=1),
+                             proxy=server.proxy, monkeypatch=monkeypatch)
+    assert paused.stats["finish_reason"] == "closespider_pagecount"
+    job = tmp_path / "job"
+    assert fingerprint(search()) in seen(job)  # control
+    assert not [r for r in server.requests if r.method == "POST"]  # queued, not sent
+    withdraw(config_dir)
+    settings = crawl_settings(tmp_path, config_dir, CONSENTCRAWL_PURGE_ON_CLOSE=True)
+    result = await run_crawl(PostingSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert "consentcrawl/purge/failed" not in result.stats
+    assert (job / SEEN).read_bytes() == b""
+    assert "that no audit line or queued request explains" in caplog.text
+    assert "CONSENTCRAWL_PURGE_KEEP_SEEN keeps the others" in caplog.text
+    receipt = next(r for r in receipts_in(tmp_path / "audit.jsonl") if r["subject"] == f"microblog:{PERSON}")
+    [target] = [t for t in receipt["targets"] if t["kind"] == "requests.seen"]
+    assert target["unexplained"] and target["dropped"]
