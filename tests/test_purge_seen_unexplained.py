@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,10 @@ from scrapy import FormRequest, Request
 from scrapy.http import Response
 from scrapy.utils.defer import deferred_f_from_coro_f
 from scrapy.utils.request import fingerprint
+from scrapy.utils.test import get_crawler
 
 from consentcrawl_demo.server import LocalServer
-from tests.conftest import run_crawl
+from tests.conftest import crawl_within_limit, run_crawl
 from tests.test_purge_jobdir import PERSON, QueueingSpider, crawl_settings, person_in, purge, receipts_in, withdraw
 from tests.test_purge_jobdir_seen import SEEN, seen
 
@@ -115,3 +117,41 @@ async def test_purge_on_close_drops_a_requests_seen_it_cannot_explain(
     receipt = next(r for r in receipts_in(tmp_path / "audit.jsonl") if r["subject"] == f"microblog:{PERSON}")
     [target] = [t for t in receipt["targets"] if t["kind"] == "requests.seen"]
     assert target["unexplained"] and target["dropped"]
+
+
+@deferred_f_from_coro_f
+async def test_purge_on_close_reads_only_the_lines_its_crawl_wrote(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, config_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A new job's ``requests.seen`` holds only what this crawl's lines explain: the purge on close reads the log
+    from this crawl's own ``chain-start``. The log's earlier region (5,000 lines of other crawls) has a damaged line
+    that a read of the whole log reports as a failure; it is not read, and every fingerprint is still explained."""
+    from consentcrawl.audit.log import AuditLog
+
+    log = tmp_path / "audit.jsonl"
+    earlier = AuditLog(log, sync=False, header={"writer": "an earlier crawl"})
+    for n in range(5000):
+        earlier.event("note", {"n": n}, time=datetime.now(timezone.utc), durable=False)
+    earlier.close()
+    lines = log.read_bytes().split(b"\n")
+    lines[2500] = b"x" * len(lines[2500])  # damaged in the middle: the chain's start and end still read
+    log.write_bytes(b"\n".join(lines))
+    withdraw(config_dir)  # before the crawl: their links are denied, and they are purged on close
+    settings = crawl_settings(tmp_path, config_dir, CONSENTCRAWL_PURGE_ON_CLOSE=True, CLOSESPIDER_PAGECOUNT=2)
+    monkeypatch.setenv("http_proxy", server.proxy)
+    crawler = get_crawler(QueueingSpider, settings)  # run_crawl would read the whole log itself
+    await crawl_within_limit(crawler)
+    stats = crawler.stats.get_stats() if crawler.stats is not None else {}
+    assert stats["finish_reason"] == "closespider_pagecount"
+    assert stats["consentcrawl/purge/people"] >= 1
+    job = tmp_path / "job"
+    assert "not JSON" not in caplog.text
+    assert "consentcrawl/purge/failed" not in stats, caplog.text
+    assert seen(job)  # every fingerprint explained by this crawl's lines: nothing dropped
+    import json
+
+    this_crawl = [json.loads(line) for line in log.read_bytes().split(b"\n")[2501:] if line]
+    receipt = next(r for r in this_crawl if r.get("event") == "purge-receipt" and r["subject"] == f"microblog:{PERSON}")
+    [target] = [t for t in receipt["targets"] if t["kind"] == "requests.seen"]
+    assert target["unexplained"] == [] and target["dropped"] == []
