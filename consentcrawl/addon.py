@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import weakref
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +15,7 @@ from .browser import configure_playwright
 from .distributed.seeds import RedisSeeds
 from .errors import ConfigError
 from .handler import FALLBACK_SETTINGS, ConsentHTTPDownloadHandler, ConsentHTTPSDownloadHandler
+from .heldlocks import crawl_alive
 from .logformat import ConsentLogFormatter
 from .logstats import ConsentLogStats
 from .middlewares import (
@@ -93,26 +92,6 @@ def _outermost(settings: BaseSettings, name: str, component: type, what: str) ->
         logger.warning("consentcrawl: %s gave %s %s, not above every other entry (last: %s); it runs at %s so "
                        "it %s first", name, component.__name__, number, last, moved, what)
         entries.set(key, moved, max(entries.getpriority(key) or 0, SETTINGS_PRIORITIES["addon"]))
-
-
-def crawl_alive(crawler: Crawler) -> Callable[[], bool]:
-    """Whether ``crawler`` can still use its ``JOBDIR``: it is gone, or its ``crawl`` raised before it had an
-    engine (``crawling`` is then off and no close comes), and it cannot (purge/joblock.py)."""
-    ref = weakref.ref(crawler)
-
-    def alive() -> bool:
-        held = ref()
-        if held is None:
-            return False
-        if held.crawling:
-            return True
-        try:
-            held.engine  # noqa: B018 - Scrapy raises RuntimeError for a crawler that never had one
-        except RuntimeError:
-            return False
-        return True
-
-    return alive
 
 
 class Addon:

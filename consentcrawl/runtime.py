@@ -29,6 +29,7 @@ from .downloadlines import DownloadLines
 from .errors import ConfigError
 from .facts import RequestFacts, request_inputs
 from .fetchthrough import through
+from .heldlocks import crawl_alive
 from .itempages import ItemPages
 from .meta_keys import META_DECISION, META_NOFOLLOW
 from .recording import DecisionRecording
@@ -144,7 +145,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         check_pipelines(crawler)
         check_log_formatter(crawler)
         check_outermost(crawler)
-        self.audit = AuditLog(config.audit_log, sync=config.audit_sync,
+        self.audit = AuditLog(config.audit_log, sync=config.audit_sync, alive=crawl_alive(crawler),
                               header=chain_header(config, crawler.settings) if config.audit_log else None)
         #: the operator's refusal log, appended to as refusals are found on pages (None: this crawl only)
         self.refusal_log = RefusalLog(config.refusals_log) if config.refusals_log else None

@@ -38,8 +38,34 @@ async def test_a_crawl_that_failed_to_start_leaves_its_jobdir_unlocked(
         with pytest.raises(RuntimeError, match="a bug in the project's pipeline"):
             await run_crawl(QueueingSpider, broken, proxy=server.proxy, monkeypatch=monkeypatch)
         asked = len(server.requests)
-        # its own audit log: the failed crawl's runtime keeps the first one's lock too (not this test's subject)
+        # its own audit log: the audit log's lock is the test below's subject
         settings["CONSENTCRAWL_AUDIT_LOG"] = str(tmp_path / "second-audit.jsonl")
         result = await run_crawl(QueueingSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
         assert result.stats.get("finish_reason") == "finished", result.stats
         assert len(server.requests) > asked, "the second crawl asked the server nothing"
+
+
+@deferred_f_from_coro_f
+async def test_a_crawl_that_failed_to_start_leaves_its_audit_log_to_the_next_crawl_in_its_process(
+    site: MicroblogSite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, config_dir: Path,
+) -> None:
+    """The failed crawl's runtime had opened the audit log (its lock taken, its chain-start written) before the
+    pipeline raised: the retry in the same process, on the same log, runs; the failed crawl's segment is ended
+    (chain-end) when the retry takes the log over, and the whole file verifies as one chain."""
+    from consentcrawl.audit.chain import verify
+    from consentcrawl.audit.log import read_audit_log
+
+    log = tmp_path / "audit.jsonl"
+    with LocalServer(site) as server:
+        settings = crawl_settings(tmp_path, config_dir, CONSENTCRAWL_AUDIT_LOG=str(log))
+        broken = {**settings, "ITEM_PIPELINES": {f"{__name__}.BrokenPipeline": 100}}
+        with pytest.raises(RuntimeError, match="a bug in the project's pipeline"):
+            await run_crawl(QueueingSpider, broken, proxy=server.proxy, monkeypatch=monkeypatch)
+        assert [e["event"] for e in read_audit_log(log)] == ["chain-start"]  # control: the log was opened
+        asked = len(server.requests)
+        result = await run_crawl(QueueingSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+        assert result.stats.get("finish_reason") == "finished", result.stats
+        assert len(server.requests) > asked, "the second crawl asked the server nothing"
+    events = [e.get("event") for e in read_audit_log(log)]
+    assert events[:3] == ["chain-start", "chain-end", "chain-start"] and events[-1] == "chain-end"
+    assert verify(log).ok

@@ -34,12 +34,14 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
 from ..decision import Decision
 from ..errors import AuditUnavailable, ConfigError
+from ..heldlocks import file_key, forget, hold, lock_or_take_over
 from .chain import CHAIN_END, CHAIN_START, FORMAT, GENESIS
 from .tail import read_tail
 
@@ -80,21 +82,23 @@ class AuditLog:
     """Append-only JSONL writer (see the module docstring for when lines reach the file)."""
 
     def __init__(self, path: str | Path | None, *, sync: bool = True, header: dict[str, Any] | None = None,
-                 chained: bool = True) -> None:
+                 chained: bool = True, alive: Callable[[], bool] | None = None) -> None:
         """Open (or create) the log at ``path`` and write its ``chain-start`` line, with ``header``'s fields.
 
         ``chained=False`` writes plain lines without a chain (the format before it; for comparisons in
         ``benchmarks/audit_chain.py``). Raises :class:`ConfigError` when the file cannot be opened, is locked by
-        another writer, is not a chained log, or does not take the first line.
+        another writer, is not a chained log, or does not take the first line. ``alive``: whether the crawl
+        writing it can still use it; this process's writer whose crawl cannot is closed by the next writer of the
+        file here (:mod:`consentcrawl.heldlocks`: a crawl that failed to start gets no close).
         """
+        self._key: tuple[int, int] | None = None  #: the file's, once locked (consentcrawl.heldlocks)
         self.path = Path(path) if path else None
         self.chained = chained
         self.chain: str | None = None  #: the chain's id (kept by every segment of one file)
         self.seq = 0  #: ``seq`` of the last line in the file
         self.end = GENESIS  #: hash of the last line in the file: the end hash, once closed
-        #: the byte offset of this segment's ``chain-start`` line: what this writer wrote starts there (a reader
-        #: of this crawl's lines alone, the purge on close, starts there; the chain still links it to the lines
-        #: before, which ``audit verify`` checks)
+        #: where this segment's ``chain-start`` line is (byte offset): a reader of this writer's lines alone (the
+        #: purge on close) starts there; the chain links it to the lines before all the same
         self.start = 0
         #: fdatasync after each group write, so "on disk" survives an OS crash or a power loss, not only a crash
         #: of this process (see the README for what each mode can lose)
@@ -118,7 +122,7 @@ class AuditLog:
                                   source=str(self.path)) from None
             if chained:
                 try:
-                    self._start(header or {})
+                    self._start(header or {}, alive)
                 except (ConfigError, AuditUnavailable, OSError) as exc:
                     file, self._file = self._file, None
                     file.close()
@@ -127,12 +131,13 @@ class AuditLog:
                     message = str(exc) if isinstance(exc, AuditUnavailable) else exc.strerror or str(exc)
                     raise ConfigError(f"cannot start the audit log: {message}", source=str(self.path)) from None
 
-    def _start(self, header: dict[str, Any]) -> None:
+    def _start(self, header: dict[str, Any], alive: Callable[[], bool] | None) -> None:
         """Lock the file, read where its chain ends (cutting off a torn last line), write a ``chain-start``."""
         assert self._file is not None and self.path is not None
         if fcntl is not None:
             try:
-                fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                self._key = file_key(self._file.fileno())
+                lock_or_take_over(self._file.fileno(), self._key)
             except OSError:
                 raise ConfigError("another crawl (in this process or another) is writing it: crawls that run at "
                                   "the same time need one audit log each (merge them afterwards with "
@@ -149,6 +154,8 @@ class AuditLog:
                              "sha256": hashlib.sha256(tail.torn).hexdigest(),
                              "text": tail.torn.decode("utf-8", "replace")}
         self.chain, self.seq, self.end = entry["chain"], tail.seq, tail.end
+        if alive is not None and self._key is not None:  # closed (ending its chain) if taken over
+            hold(self._key, self, self.close, alive)
         with self._lock:
             self._pending.append(_encode(entry))
             self._write()
@@ -367,6 +374,7 @@ class AuditLog:
                 self._write()
             finally:
                 file, self._file = self._file, None
+                forget(self._key, self)
                 self._pending.clear()
                 self._unwritten = b""
                 try:

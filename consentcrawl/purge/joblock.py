@@ -17,8 +17,8 @@ cannot block anyone.
 A crawl that fails to start after the add-on took the lock (a project component raising as Scrapy builds it: no
 engine, so neither ``spider_closed`` nor ``engine_stopped`` comes) would keep it for the rest of its process: the
 add-on hands :meth:`JobdirLock.take` a check of whether its crawl can still use the directory, and a later
-``take`` in the same process takes over a lock whose crawl cannot. (Another process, a purge, still finds it held
-until that process ends.)
+``take`` in the same process takes over a lock whose crawl cannot (:mod:`consentcrawl.heldlocks`, as for the audit
+log). Another process, a purge, still finds it held until that process ends.
 
 Only crawls run with this add-on take the lock: a plain Scrapy crawl (or an older consentcrawl) on the directory is
 not seen. Systems without ``fcntl`` (Windows) cannot take it: a purge there refuses, a crawl there runs unlocked
@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..heldlocks import file_key, forget, hold, lock_or_take_over
 
 try:
     import fcntl
@@ -47,10 +48,6 @@ class JobdirBusy(ConfigError):
 
 def can_lock() -> bool:
     return fcntl is not None
-
-
-#: the locks this process holds for crawls, by directory (device, inode), with whether the crawl can still use it
-_HELD: dict[tuple[int, int], tuple[JobdirLock, Callable[[], bool]]] = {}
 
 
 class JobdirLock:
@@ -81,8 +78,8 @@ class JobdirLock:
             raise ConfigError(f"cannot open the job directory {directory} to lock it: {exc.strerror or exc}",
                               source=source) from None
         try:
-            key = _key(fd)
-            _flock(fd, key)
+            key = file_key(fd)
+            lock_or_take_over(fd, key)
         except OSError as exc:
             os.close(fd)
             if isinstance(exc, BlockingIOError):
@@ -94,7 +91,7 @@ class JobdirLock:
         lock = cls(directory, fd)
         if alive is not None:
             lock._key = key
-            _HELD[key] = (lock, alive)
+            hold(key, lock, lock.release, alive)
         return lock
 
     @property
@@ -104,8 +101,7 @@ class JobdirLock:
     def release(self) -> None:
         """Close the directory's descriptor (which unlocks it); once only."""
         fd, self._fd = self._fd, None
-        if self._key is not None and _HELD.get(self._key, (None,))[0] is self:
-            del _HELD[self._key]
+        forget(self._key, self)
         if fd is not None:
             os.close(fd)
 
@@ -114,28 +110,3 @@ class JobdirLock:
 
     def __exit__(self, *exc_info: object) -> None:
         self.release()
-
-
-def _key(fd: int) -> tuple[int, int]:
-    stat = os.fstat(fd)
-    return stat.st_dev, stat.st_ino
-
-
-def _flock(fd: int, key: tuple[int, int]) -> None:
-    """Lock ``fd`` without waiting; once more after letting go of this process's own lock on the directory if the
-    crawl holding it can no longer use it."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = _HELD.get(key)
-        if holder is None or _still_used(holder[1]):
-            raise
-        holder[0].release()
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-
-
-def _still_used(alive: Callable[[], bool]) -> bool:
-    try:
-        return alive()
-    except Exception:  # noqa: BLE001 - a holder that cannot be asked is taken to be using it
-        return True
