@@ -17,6 +17,7 @@ import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 from scrapy.utils.test import get_crawler
 
+from consentcrawl import ConsentSpider
 from consentcrawl_demo.microblog import MicroblogSite
 from consentcrawl_demo.server import LocalServer
 from tests.conftest import crawl_within_limit, run_crawl
@@ -58,7 +59,11 @@ async def test_a_purge_and_a_second_crawl_refuse_a_jobdir_a_crawl_is_running_on_
     with LocalServer(held) as server:
         monkeypatch.setenv("http_proxy", server.proxy)
         job = tmp_path / "job"
-        crawler = get_crawler(QueueingSpider, crawl_settings(tmp_path, config_dir))
+        settings = crawl_settings(tmp_path, config_dir)
+        # a ConsentSpider with no ADDONS in its settings: it installs the add-on itself (ConsentSpider's
+        # update_settings), and with it the lock
+        assert "ADDONS" not in settings and issubclass(QueueingSpider, ConsentSpider)
+        crawler = get_crawler(QueueingSpider, settings)
         running = asyncio.ensure_future(crawl_within_limit(crawler))
         try:
             await until(held.arrived)
