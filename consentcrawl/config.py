@@ -127,7 +127,7 @@ class ConsentConfig:
                               source="CONSENTCRAWL_PLATFORMS")
         for name in ("CONSENTCRAWL_HTTP_HANDLER", "CONSENTCRAWL_HTTPS_HANDLER", "CONSENTCRAWL_LOG_FORMATTER"):
             get(name)  # loaded by the handler (the log formatter), which reports a bad one; read here for `check` too
-        for name in ("CONSENTCRAWL_PURGE_ON_CLOSE", "CONSENTCRAWL_PURGE_TARGETS"):
+        for name in ("CONSENTCRAWL_PURGE_ON_CLOSE", "CONSENTCRAWL_PURGE_TARGETS", "CONSENTCRAWL_PURGE_KEEP_SEEN"):
             get(name)  # read by the purge-on-close extension; a bad value stops the crawl before it starts
         checks = load_checks(get("CONSENTCRAWL_CHECKS"))
         policy = signal_policy(get)

@@ -58,6 +58,7 @@ BAD: dict[str, list[tuple[Any, str]]] = {
                             ("", "no checks")],
     "CONSENTCRAWL_PURGE_ON_CLOSE": [("later", "'later' is not true or false")],
     "CONSENTCRAWL_PURGE_TARGETS": [(5, "5 is not a path"), ([1], "[1] is not a path")],
+    "CONSENTCRAWL_PURGE_KEEP_SEEN": [("x", "'x' is not true or false")],
     "CONSENTCRAWL_CONSERVATIVE": [("maybe", "'maybe' is not true or false")],
     "CONSENTCRAWL_STORES_ITEMS": [([1], "[1] is not true or false")],
     "CONSENTCRAWL_PURPOSE_DEFAULTS": [(5, "5 is not a mapping"), ("{not json", "is not a mapping"),

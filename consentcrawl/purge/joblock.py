@@ -20,9 +20,9 @@ add-on hands :meth:`JobdirLock.take` a check of whether its crawl can still use 
 ``take`` in the same process takes over a lock whose crawl cannot (:mod:`consentcrawl.heldlocks`, as for the audit
 log). Another process, a purge, still finds it held until that process ends.
 
-Only crawls run with this add-on take the lock: a plain Scrapy crawl (or an older consentcrawl) on the directory is
-not seen. Systems without ``fcntl`` (Windows) cannot take it: a purge there refuses, a crawl there runs unlocked
-with a warning.
+Only crawls run with this add-on take the lock (a ``ConsentSpider`` installs it itself, with no ``ADDONS`` entry):
+a plain Scrapy crawl without it (or an older consentcrawl) on the directory is not seen. Systems without ``fcntl``
+(Windows) cannot take it: a purge there refuses, a crawl there runs unlocked with a warning.
 """
 
 from __future__ import annotations
