@@ -155,3 +155,34 @@ async def test_purge_on_close_reads_only_the_lines_its_crawl_wrote(
     receipt = next(r for r in this_crawl if r.get("event") == "purge-receipt" and r["subject"] == f"microblog:{PERSON}")
     [target] = [t for t in receipt["targets"] if t["kind"] == "requests.seen"]
     assert target["unexplained"] == [] and target["dropped"] == []
+
+
+class RefererFingerprinter:
+    """A project's fingerprinter that tells requests apart by their ``Referer`` too (Scrapy's
+    ``include_headers``): the audit log holds no header, so the purge cannot recompute what it gave."""
+
+    def fingerprint(self, request: Request) -> bytes:
+        return fingerprint(request, include_headers=["Referer"])
+
+
+@deferred_f_from_coro_f
+async def test_a_fingerprinter_reading_headers_drops_the_whole_requests_seen(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, config_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    name = f"{__name__}.RefererFingerprinter"
+    result = await run_crawl(QueueingSpider, crawl_settings(tmp_path, config_dir, REQUEST_FINGERPRINTER_CLASS=name),
+                             proxy=server.proxy, monkeypatch=monkeypatch)
+    assert result.stats["finish_reason"] == "finished"
+    job = tmp_path / "job"
+    before = seen(job)
+    fetched = [r for r in server.requests if person_in(r.target)]
+    assert fetched and before  # control: the person's pages were fetched, and the file holds fingerprints
+    (tmp_path / "referer_settings.py").write_text(f"REQUEST_FINGERPRINTER_CLASS = {name!r}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    withdraw(config_dir)
+    capsys.readouterr()
+    assert purge("--withdrawn", "--authorizations", str(config_dir / "authorizations.yaml"), "--audit-log",
+                 str(tmp_path / "audit.jsonl"), "--jobdir", str(job), "--settings", "referer_settings") == 0
+    assert (job / SEEN).read_bytes() == b""
+    assert "the whole file was dropped" in capsys.readouterr().err
