@@ -112,12 +112,21 @@ def purge_seen(jobdir: Path, selection: Selection, fingerprint: Fingerprint, *,
         _add(known, None, fingerprint, _request(request))
     for url, who in selection.sources.items():
         _host_of(hosts, who, url)
+    logged: dict[str, str | None] = {}  #: each URL the logs name once (a request's lines repeat it), theirs first
     for who, url in _from_logs(audit_logs, selection, hosts, result):
-        for redirected in (False, True):
-            _add(known if who is None else wanted, who, fingerprint, _get(url, redirected))
-    for url, who in [*selection.sources.items(), *_profile_urls(selection, hosts)]:
+        if logged.get(url) is None:
+            logged[url] = who
+    for url, who in [*[(u, w) for u, w in logged.items() if w is not None], *selection.sources.items(),
+                     *_profile_urls(selection, hosts)]:
         for redirected in (False, True):
             _add(wanted, who, fingerprint, _get(url, redirected))
+    # someone else's requests: fingerprinted only until every record left is explained (a log is long)
+    pending = {data[start + _SIZE:end] for start, end in spans} - wanted.keys() - known.keys()
+    for url in (u for u, w in logged.items() if w is None):
+        if not pending:
+            break
+        for redirected in (False, True):
+            pending.discard(_add(known, None, fingerprint, _get(url, redirected)))
     others: list[tuple[int, bytes]] = []
     unexplained: list[int] = []
     for number, (start, end) in enumerate(spans, 1):
@@ -197,16 +206,17 @@ def _records(data: bytes, path: Path) -> list[tuple[int, int]]:
     return spans
 
 
-def _add(wanted: dict[bytes, str | None], who: str | None, fingerprint: Fingerprint, request: Any) -> None:
-    """``request``'s fingerprint as ``who``'s. One the fingerprinter cannot compute is not added: a record it would
-    have explained is then unexplained, and the file goes (module doc)."""
+def _add(wanted: dict[bytes, str | None], who: str | None, fingerprint: Fingerprint, request: Any) -> bytes:
+    """``request``'s fingerprint, added as ``who``'s. One the fingerprinter cannot compute is not added (``b""``): a
+    record it would have explained is then unexplained, and the file goes (module doc)."""
     if request is None:
-        return
+        return b""
     try:
         fp = fingerprint(request)
     except Exception:  # noqa: BLE001 - a fingerprinter of the project's own may fail on any request
-        return
+        return b""
     wanted.setdefault(fp, who)
+    return fp
 
 
 def _request(stored: Mapping[str, Any]) -> Any:
