@@ -186,3 +186,33 @@ async def test_a_fingerprinter_reading_headers_drops_the_whole_requests_seen(
                  str(tmp_path / "audit.jsonl"), "--jobdir", str(job), "--settings", "referer_settings") == 0
     assert (job / SEEN).read_bytes() == b""
     assert "the whole file was dropped" in capsys.readouterr().err
+
+
+@deferred_f_from_coro_f
+async def test_a_log_the_purge_is_not_given_leaves_requests_seen_unexplained_and_read_log_explains_it(
+    server: LocalServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, config_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The receipts go to a log of their own: the crawl's log, which names the requests it sent, is not read, so
+    the sent listing page's fingerprint is explained by nothing (the whole file goes). Given with ``--read-log``
+    (as another worker's or a rotated log would be), it explains them: only the person's fingerprints go."""
+    from tests.test_purge_jobdir import paused_crawl
+
+    job = await paused_crawl(server, monkeypatch, tmp_path, config_dir)
+    before = seen(job)
+    second = tmp_path / "second-job"
+    shutil.copytree(job, second)
+    withdraw(config_dir)
+    args = ["--withdrawn", "--authorizations", str(config_dir / "authorizations.yaml"), "--audit-log",
+            str(tmp_path / "receipts.jsonl")]
+    capsys.readouterr()
+    assert purge(*args, "--jobdir", str(job)) == 0
+    assert (job / SEEN).read_bytes() == b"" and "the whole file was dropped" in capsys.readouterr().err
+
+    assert purge(*args, "--jobdir", str(second), "--read-log", str(tmp_path / "audit.jsonl")) == 0
+    after = seen(second)
+    assert "explains" not in capsys.readouterr().err
+    assert after and len(after) < len(before) and after == [fp for fp in before if fp in set(after)]
+    assert fingerprint(Request("http://microblog.example/people?page=1")) in after  # the sent page, explained
+    assert purge(*args, "--jobdir", str(second), "--read-log", str(tmp_path / "no-such.jsonl")) == 2
+    assert "--read-log: " in capsys.readouterr().err

@@ -42,6 +42,9 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--jobdir", metavar="DIR", action="append", type=Path, default=[],
                         help="a paused crawl's JOBDIR: the people's requests waiting in its disk queues go "
                              "(repeat for several)")
+    parser.add_argument("--read-log", metavar="LOG", action="append", type=Path, default=[],
+                        help="another audit log of the crawl (another worker's, a rotated one): the requests it "
+                             "names explain a --jobdir's requests.seen too (repeat for several)")
     parser.add_argument("--keep-seen", action="store_true",
                         help="keep a --jobdir's requests.seen when some fingerprint there is explained by nothing "
                              "(by default the whole file goes: the purge cannot prove none is the people's)")
@@ -137,6 +140,9 @@ def build_selection(args: argparse.Namespace) -> tuple[Selection, str, list[str 
 def cmd_purge(args: argparse.Namespace) -> int:
     if not args.targets and not args.jobdir:
         raise ConfigError("nothing to purge: name a TARGET or a --jobdir DIR", source="consentcrawl purge")
+    for log in args.read_log:  # read for what it names: one that is not there would explain nothing, silently
+        if not log.is_file():
+            raise ConfigError(f"{log} is not a file", source="--read-log")
     selection, name, people, settings, _ = build_selection(args)
     media = media_stores(args, settings)
     # as the crawl computed the fingerprints in requests.seen: a fingerprinter that cannot be built stops here
@@ -165,7 +171,8 @@ def _purge(args: argparse.Namespace, selection: Selection, name: str, people: li
     keep = [log.path] if log is not None and log.path is not None else []
     if people or name == "expired":
         # the crawl's log names the requests it decided for each person: their fingerprints leave requests.seen
-        logs = [Path(p) for p in dict.fromkeys([args.audit_log, read(settings, "CONSENTCRAWL_AUDIT_LOG")]) if p]
+        logs = [Path(p) for p in dict.fromkeys([args.audit_log, read(settings, "CONSENTCRAWL_AUDIT_LOG"),
+                                                *args.read_log]) if p]
         run = purge(args.targets, selection, dry_run=args.dry_run, keep=keep, media=media, jobdirs=args.jobdir,
                     fingerprint=fingerprint, audit_logs=logs, keep_seen=args.keep_seen)
     else:

@@ -47,6 +47,7 @@ from types import SimpleNamespace
 from typing import Any
 from urllib.parse import quote, urlsplit
 
+from ..audit.chain import CHAIN_START
 from .common import PurgeFailed, Selection, TargetResult, atomic_replace
 
 __all__ = ["SEEN", "AuditSpan", "fingerprinter_for", "notice", "purge_seen"]
@@ -280,11 +281,17 @@ def _from_logs(logs: Iterable[Path | AuditSpan], selection: Selection, hosts: di
 
 
 def _line_starts(f: Any, offset: int) -> bool:
-    """Whether a line of ``f`` starts at ``offset`` (the byte before it ends a line); ``f`` is left there."""
+    """Whether a ``chain-start`` line of ``f`` starts at ``offset`` (where a writer's segment began); ``f`` is left
+    there. Not (the file was cut or replaced since): the caller reads it whole."""
     f.seek(offset - 1)
     if f.read(1) != b"\n":
         return False
-    return True
+    try:
+        first = json.loads(f.readline())
+    except ValueError:
+        return False
+    f.seek(offset)
+    return isinstance(first, dict) and first.get("event") == CHAIN_START
 
 
 def _profile_urls(selection: Selection, hosts: Mapping[str, set[str]]) -> Iterator[tuple[str, str]]:
