@@ -1,11 +1,11 @@
 """``JOBDIR/requests.seen``: the fingerprints of the purged people's requests taken out.
 
-Scrapy's ``RFPDupeFilter`` keeps there the fingerprint of every request it let into the queue (Scrapy 2.19: each
-a 2-byte big-endian length, then the fingerprint). No URL can be read back from a fingerprint, but one can be
-*tested*: whoever holds the directory fingerprints a guessed URL (``/u/1005``) and looks it up, and learns that
-the crawl asked for that person. So the fingerprints of a purged person's requests go, as far as they can be
-computed; a resumed crawl that meets one of those requests again schedules it anew, and it is decided at send time
-like any other.
+Scrapy's ``RFPDupeFilter`` keeps there the fingerprint of every request it let into the queue (Scrapy 2.19: each a
+2-byte big-endian length, then the fingerprint). No URL can be read back from a fingerprint, but one can be
+*tested*: whoever holds the directory fingerprints a guessed URL (``/u/1005``) and looks it up, and learns that the
+crawl asked for that person. So the fingerprints of a purged person's requests go, and the whole file when the purge
+cannot show it found them all (below); a resumed crawl that meets one of those requests again schedules it anew, and
+it is decided at send time like any other.
 
 **Which fingerprints** are a person's, computed with the crawl's own fingerprinter (``REQUEST_FINGERPRINTER_CLASS``
 with the crawl's settings; in a purge on close the crawler's own), so they match what the file holds:
@@ -23,8 +23,8 @@ with the crawl's settings; in a purge on close the crawler's own), so they match
 **Fail closed** (see docs/purge.md): a fingerprint that none of these computes may still be theirs (a POST whose
 body no log line holds, a spelling of their URL nothing recorded, a profile on a subdomain nothing names, a request
 another worker's log holds, a fingerprinter that reads headers or cookies). So every record of the file must be
-*explained*: its fingerprint is one of the selected people's, or that of a request someone else's is known to be (a
-request any decision line of the logs names, or a request still queued). When any is not, the purge cannot prove
+*explained*: its fingerprint is one of the selected people's, or that of a request known to be someone else's (a
+request any other decision line of the logs names, or a request still queued). When any is not, the purge cannot prove
 that none of the purged people's stays: the whole file goes (it is rewritten empty), so a resumed crawl may
 fetch pages it had fetched before (each decided at send time again), and never keeps a purged person's trace.
 ``keep_unattributed`` (``--keep-seen``, ``CONSENTCRAWL_PURGE_KEEP_SEEN``) keeps the other records instead. Every
