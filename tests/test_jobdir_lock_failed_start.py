@@ -6,6 +6,8 @@ that no longer exists. Real crawls against the demo site, judged by its request 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -59,13 +61,24 @@ async def test_a_crawl_that_failed_to_start_leaves_its_audit_log_to_the_next_cra
     with LocalServer(site) as server:
         settings = crawl_settings(tmp_path, config_dir, CONSENTCRAWL_AUDIT_LOG=str(log))
         broken = {**settings, "ITEM_PIPELINES": {f"{__name__}.BrokenPipeline": 100}}
-        with pytest.raises(RuntimeError, match="a bug in the project's pipeline"):
+        # its traceback keeps the failed crawler (and with it its runtime and log) alive: the lock is taken over
+        with pytest.raises(RuntimeError, match="a bug in the project's pipeline") as failed:
             await run_crawl(QueueingSpider, broken, proxy=server.proxy, monkeypatch=monkeypatch)
         assert [e["event"] for e in read_audit_log(log)] == ["chain-start"]  # control: the log was opened
+        assert not lockable_elsewhere(log)  # control: still held, by the failed crawl
         asked = len(server.requests)
         result = await run_crawl(QueueingSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
         assert result.stats.get("finish_reason") == "finished", result.stats
         assert len(server.requests) > asked, "the second crawl asked the server nothing"
+    assert failed.value is not None
     events = [e.get("event") for e in read_audit_log(log)]
     assert events[:3] == ["chain-start", "chain-end", "chain-start"] and events[-1] == "chain-end"
     assert verify(log).ok
+
+
+def lockable_elsewhere(path: Path) -> bool:
+    """Whether another process can take ``path``'s ``flock`` now (as a purge, or another crawl, would)."""
+    code = ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDONLY)\n"
+            "try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept BlockingIOError: sys.exit(1)")
+    return subprocess.run([sys.executable, "-c", code, str(path)], check=False).returncode == 0
+
