@@ -74,6 +74,7 @@ async def test_a_crawl_that_failed_to_start_leaves_its_audit_log_to_the_next_cra
     events = [e.get("event") for e in read_audit_log(log)]
     assert events[:3] == ["chain-start", "chain-end", "chain-start"] and events[-1] == "chain-end"
     assert verify(log).ok
+    assert lockable_elsewhere(log)  # the retry's close let go of the lock it took over
 
 
 def lockable_elsewhere(path: Path) -> bool:
