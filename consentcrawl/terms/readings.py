@@ -185,12 +185,14 @@ def is_plain(url: str, canonical: CanonicalURL, query: bool = True) -> bool:
     """Whether every lenient reading of ``url`` is its strict reading, so that one reading decides it.
 
     True when the URL's path is written exactly as its canonical path (so no dot-segment, empty segment, trailing
-    slash, backslash, escape or non-ASCII character) and holds no ``;``. ``query``: whether the query matters
+    slash, backslash, escape or non-ASCII character) and holds no ``;``, and nothing a Windows server reads as
+    another name: no ``:`` (an NTFS stream, ``::$DATA``), no ``~`` (an 8.3 short name) and no segment ending in
+    ``.`` (trimmed by Windows). ``query``: whether the query matters
     (the platform has query templates); then it too must be written as its canonical form, with no ``%``, ``;``
     or ``+``.
     """
     path = canonical.path
-    if "%" in path or ";" in path:
+    if "%" in path or ";" in path or ":" in path or "~" in path or "./" in path or path[-1] == ".":
         return False
     head = _PLAIN_HEAD.match(url)
     if head is None or not url.startswith(path, head.end()):
@@ -229,7 +231,35 @@ def _lenient_params(query: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def _lenient_segments(path: str, *, separators: bool, parameters: str, nfkc_first: bool) -> tuple[str, ...]:
+#: characters that Windows "best-fit" conversion to a code page turns into ``\\`` (the yen and won signs, to
+#: code pages 932 and 949, where that byte is the backslash), seen by an application reading the path in ANSI
+_BEST_FIT_BACKSLASH = str.maketrans({"\u00a5": "\\", "\u20a9": "\\"})
+
+
+def _windows_name(part: str) -> str:
+    """A path segment as Windows opens it: an NTFS stream suffix cut off (``profile.aspx::$DATA`` is the file's
+    own data, ``u::$INDEX_ALLOCATION`` the directory), then trailing dots and spaces trimmed (``profile.php.``,
+    ``u%20``). A segment left with nothing but dots and spaces is a dot-segment."""
+    name = part.partition(":")[0]
+    trimmed = name.rstrip(". ")
+    if trimmed or not name:
+        return trimmed
+    return ".." if ".." in name else "."
+
+
+def _windows_hint(path: str) -> bool:
+    """Whether a Windows server could read the raw ``path`` differently from the other lenient readings: a ``:``,
+    a segment ending in a dot or space, or a character best-fit turns into a backslash (escaped or not)."""
+    text = decode(path)
+    return (":" in text or "\u00a5" in text or "\u20a9" in text or "\uff3c" in text
+            or _WINDOWS_TRAILING.search(text) is not None)
+
+
+_WINDOWS_TRAILING = re.compile(r"[. ](?:[/\\]|$)")
+
+
+def _lenient_segments(path: str, *, separators: bool, parameters: str, nfkc_first: bool,
+                      windows: bool = False) -> tuple[str, ...]:
     """The segments a lenient server reads in ``path`` (which starts with ``/``).
 
     ``separators``: every escape is decoded before the path is split, so ``%2F`` and ``%5C`` (and ``\\``) separate
@@ -237,7 +267,10 @@ def _lenient_segments(path: str, *, separators: bool, parameters: str, nfkc_firs
     ``;`` and what follows it are dropped from every segment (``..;`` is ``..``), as written (``"raw"``: before
     decoding, as Tomcat does) or once decoded (``"decoded"``: ``%3B`` too); ``""``: kept. ``nfkc_first``: NFKC
     before splitting and resolving (a fullwidth solidus separates, two fullwidth full stops are ``..``);
-    otherwise each resolved segment is normalised.
+    otherwise each resolved segment is normalised. ``windows``: as IIS on Windows opens a path (documented in
+    Microsoft's "Naming Files, Paths, and Namespaces" and KB 188806): each segment without an NTFS stream suffix
+    and trailing dots and spaces (:func:`_windows_name`), and with ``separators``, a backslash that NFKC or
+    best-fit made (a fullwidth ``\uff3c``, ``\u00a5``) separates too.
     Dot-segments are resolved after decoding and dropping parameters; empty segments are skipped, but a trailing
     slash is kept (``/u/`` is not ``/u``: it is a path under the profile prefix ``/u/``).
     """
@@ -247,6 +280,8 @@ def _lenient_segments(path: str, *, separators: bool, parameters: str, nfkc_firs
         text = decode(path).replace("\\", "/")
         if nfkc_first:
             text = _nfkc(text)
+        if windows:
+            text = text.translate(_BEST_FIT_BACKSLASH).replace("\\", "/")
         parts = text.split("/")[1:]
     else:
         parts = [decode(p) for p in path.split("/")[1:]]
@@ -254,6 +289,8 @@ def _lenient_segments(path: str, *, separators: bool, parameters: str, nfkc_firs
             parts = [_nfkc(p) for p in parts]
     if parameters == "decoded":
         parts = [p.partition(";")[0] for p in parts]
+    if windows:
+        parts = [_windows_name(p) for p in parts]
     stack: list[str] = []
     for part in parts:
         if part in ("", "."):
@@ -278,6 +315,8 @@ def readings(url: str, canonical: CanonicalURL) -> Iterator[Reading]:
     combination of: decoding before splitting or per segment, dropping ``;`` parameters (before or after decoding)
     or not, NFKC before or after resolving. The query of a lenient reading is split on ``&`` and ``;`` with ``+``
     as a space.
+    Then, where a Windows server could read the path otherwise (:func:`_windows_hint`), each of those again as
+    IIS opens it (``windows`` in :func:`_lenient_segments`).
     Combinations that cannot differ for this URL (no ``%``, no ``;``, nothing non-ASCII) are not generated.
     """
     strict = strict_reading(canonical.path, canonical.query)
@@ -291,11 +330,13 @@ def readings(url: str, canonical: CanonicalURL) -> Iterator[Reading]:
         params = _lenient_params(query)
         escaped = "%" in path
         parameter_modes = ("", "decoded", "raw") if ";" in path else ("", "decoded") if "%3B" in path.upper() else ("",)
+        windows_modes = (False, True) if _windows_hint(path) else (False,)
         for separators in (False, True) if escaped else (False,):
             for parameters in parameter_modes:
                 for nfkc_first in (False, True) if escaped or not path.isascii() else (False,):
-                    segments = _lenient_segments(path, separators=separators, parameters=parameters,
-                                                 nfkc_first=nfkc_first)
-                    if (segments, params) not in seen:
-                        seen.add((segments, params))
-                        yield Reading(render(segments, params), segments, params)
+                    for windows in windows_modes:
+                        segments = _lenient_segments(path, separators=separators, parameters=parameters,
+                                                     nfkc_first=nfkc_first, windows=windows)
+                        if (segments, params) not in seen:
+                            seen.add((segments, params))
+                            yield Reading(render(segments, params), segments, params)
