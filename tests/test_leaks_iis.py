@@ -28,6 +28,7 @@ from tests.lenient import (
     KINDS,
     PLATFORMS_YAML,
     ListLogic,
+    Robots,
     _route,
     crawl,
     make_spider,
@@ -196,3 +197,27 @@ def test_a_person_iis_reads_a_spelling_as_is_the_person_decided(iis_platform: Pl
     reading = iis_platform.read_subject(url, canonical)
     if served is not None:
         assert reading.ambiguous or reading.subject == served, (href, served, reading)
+
+
+#: spellings IIS serves as ``/private/page``, which robots.txt disallows with ``Disallow: /private/``
+PRIVATE = ["/private./page", "/private%20/page", "/private::$INDEX_ALLOCATION/page", "/PRIVATE./page"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_robots_rules_are_matched_against_the_path_iis_opens(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fixed. ``Disallow: /private/`` is about the page IIS serves, and it serves ``/private./page``,
+    ``/private%20/page`` and ``/private::$INDEX_ALLOCATION/page`` as ``/private/page`` (no one's profile, so only
+    robots.txt can stop them). They were matched as written, which no rule disallows, and fetched. Now robots rules
+    are matched against the Windows reading of the path too; ``/ok/page``, the control, is still fetched."""
+    app = IISPeople(default_robots=Robots(body="User-agent: *\nDisallow: /private/\n"))
+    app.page("/private/page", "<html><body>private</body></html>").page("/ok/page", "<html><body>ok</body></html>")
+    app.links_page("/spellings", [*PRIVATE, "/ok/page"])
+    with LocalServer(app) as server:
+        await crawl(make_spider(kind, ListLogic), iis_settings(tmp_path), proxy=server.proxy,
+                    monkeypatch=monkeypatch, urls=[f"{BASE}/spellings"])
+    paths = [s.path for s in app.served]
+    assert "/ok/page" in paths, app.describe()
+    assert "/private/page" not in paths, app.describe()
