@@ -19,6 +19,9 @@ routes. Each step is what Microsoft documents (cited where it is done, in :func:
   assume case sensitivity");
 - a segment may be the 8.3 short name of a long one (``PROFIL~1.ASP`` is ``profile.aspx``: same page, "8.3
   file names"; KB 179148, "Settings May Not Be Applied with URL with Short Filename");
+- an ASP.NET cookieless session segment (``/(S(lit3py55t21z5v55vlm25s55))/``) is dropped before routing
+  ("HttpSessionState.IsCookieless", learn.microsoft.com/dotnet/api/system.web.sessionstate.httpsessionstate.
+  iscookieless: the session id is embedded in the URL after the application name);
 - dot-segments are resolved after all that.
 
 The site's long names (:data:`LONG_NAMES`) are ``profile.aspx`` (read like ``profile.php``, ``?id=``) and the
@@ -67,7 +70,12 @@ def _short_names() -> dict[str, str]:
 SHORT_NAMES = _short_names()
 
 
+_COOKIELESS = re.compile(r"\((?:[A-Za-z]\([^()/]*\))+\)")
+
+
 def _windows_segment(segment: str) -> str:
+    if _COOKIELESS.fullmatch(segment):
+        return ""  # ASP.NET's cookieless session (or anonymous id, forms ticket): not part of the path
     name = segment.partition(":")[0]  # an NTFS stream: ``::$DATA`` is the file's own data
     trimmed = name.rstrip(". ")  # Windows trims trailing dots and spaces
     if not trimmed and name:
@@ -87,7 +95,7 @@ def iis_path(raw_path: str) -> str:
             if out:
                 out.pop()
             continue
-        out.append(LONG_NAMES.get(segment.casefold(), segment))
+        out.append(LONG_NAMES.get(segment.casefold(), segment.casefold()))  # NTFS names are case-insensitive
     return "/" + "/".join(out)
 
 

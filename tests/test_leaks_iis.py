@@ -54,6 +54,8 @@ FIXED = {
     "/u/101/..%C2%A5116": "116",  # the yen sign, best fit to a backslash in code page 932
     "/u/101/..%20/117": "117",  # a '.. ' segment, trimmed to '..'
     "/u/101/.../118": "118",
+    "/(S(lit3py55t21z5v55vlm25s55))/u/119": "119",  # an ASP.NET cookieless session segment
+    "/(A(x)F(y))/profile.aspx?id=120": "120",
 }
 #: spellings that were denied already on main, and must stay so
 PINNED = {
@@ -152,6 +154,11 @@ def _digits(text: str, form: str) -> str:
 
 @st.composite
 def _iis_spellings(draw: st.DrawFn) -> str:
+    return draw(st.sampled_from(["", "/(S(lit3py55t21z5v55vlm25s55))"])) + draw(_iis_paths())
+
+
+@st.composite
+def _iis_paths(draw: st.DrawFn) -> str:
     person = draw(st.sampled_from(["101", "107", "104"]))
     ident = _digits(person, draw(_DIGIT_FORMS))
     kind = draw(st.sampled_from(["u", "people-profiles", "profile.aspx", "profile.php", "up"]))
@@ -186,8 +193,8 @@ def iis_platform(tmp_path_factory: pytest.TempPathFactory) -> Platform:
 def test_a_person_iis_reads_a_spelling_as_is_the_person_decided(iis_platform: Platform, href: str) -> None:
     """Whoever the IIS site serves for a generated spelling (script or directory names with trailing dots,
     spaces and streams, short names, case, backslashes fullwidth or escaped, ``%uXXXX`` and fullwidth digits,
-    ways up), the URL is decided as that person's page or denied as ambiguous: never as another person's, never
-    as no one's."""
+    ways up, a cookieless session segment), the URL is decided as that person's page or denied as ambiguous:
+    never as another person's, never as no one's."""
     url = BASE + href
     try:
         canonical = canonicalize(url)

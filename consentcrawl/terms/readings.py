@@ -186,13 +186,14 @@ def is_plain(url: str, canonical: CanonicalURL, query: bool = True) -> bool:
 
     True when the URL's path is written exactly as its canonical path (so no dot-segment, empty segment, trailing
     slash, backslash, escape or non-ASCII character) and holds no ``;``, and nothing a Windows server reads as
-    another name: no ``:`` (an NTFS stream, ``::$DATA``), no ``~`` (an 8.3 short name) and no segment ending in
-    ``.`` (trimmed by Windows). ``query``: whether the query matters
+    another name: no ``:`` (an NTFS stream, ``::$DATA``), no ``~`` (an 8.3 short name), no segment ending in
+    ``.`` (trimmed by Windows) and no ASP.NET cookieless segment (``/(S(...))/``). ``query``: whether the query matters
     (the platform has query templates); then it too must be written as its canonical form, with no ``%``, ``;``
     or ``+``.
     """
     path = canonical.path
-    if "%" in path or ";" in path or ":" in path or "~" in path or "./" in path or path[-1] == ".":
+    if ("%" in path or ";" in path or ":" in path or "~" in path or "./" in path or path[-1] == "."
+            or ("(" in path and _COOKIELESS.search(path) is not None)):
         return False
     head = _PLAIN_HEAD.match(url)
     if head is None or not url.startswith(path, head.end()):
@@ -239,7 +240,11 @@ _BEST_FIT_BACKSLASH = str.maketrans({"\u00a5": "\\", "\u20a9": "\\"})
 def _windows_name(part: str) -> str:
     """A path segment as Windows opens it: an NTFS stream suffix cut off (``profile.aspx::$DATA`` is the file's
     own data, ``u::$INDEX_ALLOCATION`` the directory), then trailing dots and spaces trimmed (``profile.php.``,
-    ``u%20``). A segment left with nothing but dots and spaces is a dot-segment."""
+    ``u%20``). A segment left with nothing but dots and spaces is a dot-segment. An ASP.NET cookieless segment
+    (``(S(lit3py55t21z5v55vlm25s55))``, ``(A(...)F(...))``: a session id, an anonymous id, a forms ticket) is no
+    part of the path to ASP.NET: it is dropped."""
+    if part[:1] == "(" and _COOKIELESS.fullmatch(part):
+        return ""
     name = part.partition(":")[0]
     trimmed = name.rstrip(". ")
     if trimmed or not name:
@@ -249,13 +254,16 @@ def _windows_name(part: str) -> str:
 
 def _windows_hint(path: str) -> bool:
     """Whether a Windows server could read the raw ``path`` differently from the other lenient readings: a ``:``,
-    a segment ending in a dot or space, or a character best-fit turns into a backslash (escaped or not)."""
+    a segment ending in a dot or space, a character best-fit turns into a backslash (escaped or not), or an
+    ASP.NET cookieless segment."""
     text = decode(path)
     return (":" in text or "\u00a5" in text or "\u20a9" in text or "\uff3c" in text
-            or _WINDOWS_TRAILING.search(text) is not None)
+            or _WINDOWS_TRAILING.search(text) is not None or ("(" in text and _COOKIELESS.search(text) is not None))
 
 
 _WINDOWS_TRAILING = re.compile(r"[. ](?:[/\\]|$)")
+#: an ASP.NET cookieless segment: one or more ``X(value)`` in parentheses
+_COOKIELESS = re.compile(r"\((?:[A-Za-z]\([^()/]*\))+\)")
 
 
 def _lenient_segments(path: str, *, separators: bool, parameters: str, nfkc_first: bool,
