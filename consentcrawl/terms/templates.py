@@ -202,7 +202,8 @@ def short_name_of(segment: str, literal: str) -> bool:
     Which short name a long name got is not known from outside (``~2`` after a clash, a hashed form after four,
     none at all where short names are switched off), so any short name that could be ``literal``'s counts: its
     base a prefix of the long name's (or two characters and hex digits), its extension a prefix of the long one's
-    first three characters. When unsure, the URL is that template's page.
+    first three characters. Whether it is that short name is not known either: the caller reads such a segment
+    both ways (:meth:`~consentcrawl.terms.platforms.Platform.read_subject`), and readings that disagree deny.
     """
     if "~" not in segment:
         return False
