@@ -68,6 +68,9 @@ PINNED = {
     "/u/%EF%BC%91%EF%BC%91%EF%BC%93": "113",  # fullwidth digits: NFKC (and best fit) read them as 113
     "/@%EF%BC%A2%EF%BC%AF%EF%BC%A2": "bob",  # fullwidth letters: BOB
     "/profile.aspx?id=%EF%BC%91%EF%BC%91%EF%BC%94": "114",
+    # Arabic-Indic digits, best fit to ASCII digits in code page 1256 (NFKC keeps them; a number parser reads them)
+    "/u/%D9%A1%D9%A1%D9%A5": "115",
+    "/profile.aspx?id=%D9%A1%D9%A1%D9%A6": "116",
 }
 #: the authorized people's ordinary URLs, which must still be fetched
 ORDINARY = {"/u/101": "101", "/profile.aspx?id=102": "102", "/people-profiles/103": "103", "/@alice": "alice"}
@@ -133,7 +136,9 @@ async def test_windows_spellings_of_a_denied_persons_page_are_never_requested(
 async def test_other_iis_spellings_stay_denied(kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """PIN. ``\\`` and ``%5C`` as ``/``, ``%uXXXX`` escapes, upper-case paths and parameter names, and fullwidth
     digits and letters (best fit reads them as ASCII; NFKC, which the readings apply, maps them the same way) are
-    each served as a person the crawl may not collect, and none is requested."""
+    each served as a person the crawl may not collect, and none is requested. So are Arabic-Indic digits, which
+    best fit maps to ASCII where NFKC does not: a number parser reads them as a number, and such an id is
+    ambiguous."""
     await _crawl_spellings(kind, list(PINNED), tmp_path, monkeypatch)
 
 
