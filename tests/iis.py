@@ -70,13 +70,14 @@ def _short_names() -> dict[str, str]:
 SHORT_NAMES = _short_names()
 
 
+_NTFS_STREAM = re.compile(r"(?::[^:]*)?:\$[A-Za-z0-9_]+$")
 _COOKIELESS = re.compile(r"\((?:[A-Za-z]\([^()/]*\))+\)")
 
 
 def _windows_segment(segment: str) -> str:
     if _COOKIELESS.fullmatch(segment):
         return ""  # ASP.NET's cookieless session (or anonymous id, forms ticket): not part of the path
-    name = segment.partition(":")[0]  # an NTFS stream: ``::$DATA`` is the file's own data
+    name = _NTFS_STREAM.sub("", segment)  # an NTFS stream with its type: ``::$DATA`` is the file's own data
     trimmed = name.rstrip(". ")  # Windows trims trailing dots and spaces
     if not trimmed and name:
         return ".." if ".." in name else "."

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.terms.load import load_platforms
-from consentcrawl.terms.platforms import Platform
+from consentcrawl.terms.platforms import Platform, ProfileTemplate
 from consentcrawl.urls import canonicalize
 from consentcrawl_demo.server import LocalServer
 from tests.iis import IIS_PROFILES, IISPeople, iis_path, iis_query
@@ -233,3 +233,17 @@ async def test_robots_rules_are_matched_against_the_path_iis_opens(
     paths = [s.path for s in app.served]
     assert "/ok/page" in paths, app.describe()
     assert "/private/page" not in paths, app.describe()
+
+
+@pytest.mark.parametrize(("path", "subject"), [
+    ("/wiki/User:Alice", "alice"), ("/wiki/user:alice/talk", "alice"), ("/wiki/Special:Random", None),
+])
+def test_a_colon_that_is_no_ntfs_stream_still_names_its_person(path: str, subject: str | None) -> None:
+    """A template whose literal holds a colon (MediaWiki's ``/wiki/User:{subject}``) still names its person: only a
+    stream suffix with its ``$`` type (``::$DATA``) is cut in the Windows reading, so ``User:Alice`` is not read
+    as the file ``User`` and the URL is not denied as ambiguous."""
+    wiki = Platform(name="wiki", domains=frozenset({"wiki.example"}), authorization=None,
+                    profiles=(ProfileTemplate.compile("/wiki/User:{subject}", "[A-Za-z0-9_]+"),))
+    url = f"http://wiki.example{path}"
+    reading = wiki.read_subject(url, canonicalize(url))
+    assert (reading.subject, reading.ambiguous) == (subject, False)
