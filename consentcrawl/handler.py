@@ -147,9 +147,13 @@ class ConsentDownloadHandler:
             origin = _origin(request.url)
             if origin is not None:  # robots.txt counts as a request to the origin; the site's other files wait
                 await self._own_sent(runtime, request, origin)
-            refused = await runtime.may_send_own(request.url)  # each side request's hop, again at send time
+            url = request.url
+            refused = await runtime.may_send_own(url)  # each side request's hop, again at send time
             if refused is not None:
                 raise IgnoreRequest(f"consentcrawl: {refused}")
+            if request.url != url:  # changed while decided (``Request._set_url``): only the URL decided goes
+                runtime.count("consentcrawl/side_requests/changed_url")
+                raise IgnoreRequest("consentcrawl: one of our own requests changed its URL while it was decided")
         elif is_checked_url(request.url):
             person = runtime.person_of(request)
             # a person's other requests wait here until one of their pages has been read for refusals

@@ -230,10 +230,14 @@ class LenientPeople:
 
     # -- answering
 
+    def read_path(self, raw_path: str, query: str) -> tuple[str, str]:
+        """The path and query this server routes, from the raw ones (another server's reading: a subclass)."""
+        return lenient_path(raw_path), query
+
     def __call__(self, request: LoggedRequest, headers: dict[str, str]) -> Response | None:
-        path = lenient_path(request.path)
+        path, query = self.read_path(request.path, request.query)
         if self.any_host or request.host in self.hosts or request.host in self.robots:
-            kind, person = _route(path, request.query, request.body, self.fold, self.people)
+            kind, person = _route(path, query, request.body, self.fold, self.people)
             kind, response = self._answer(request, path, kind, person)
         else:
             kind, person, response = "unknown-host", None, Response.text(f"no site at {request.host}\n", 502)

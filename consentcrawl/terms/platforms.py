@@ -143,11 +143,14 @@ class Platform:
             return SubjectReading(None, True, ((canonical.path_query, None), (stranger, None)))
         results: dict[tuple[str, str | None], bool] = {}
         conflicting: dict[str | None, None] = {}
+        short = "~" in url
         for reading in readings(url, canonical):
-            key, ambiguous, ident = self._read(reading.segments, reading.params)
-            results[(reading.text, key)] = results.get((reading.text, key), False) or ambiguous
-            if ambiguous:
-                conflicting[ident] = None
+            for as_short in (False, True) if short and "~" in reading.text else (False,):
+                key, ambiguous, ident = self._read(reading.segments, reading.params, short=as_short)
+                text = f"{reading.text} (8.3 short names)" if as_short else reading.text
+                results[(text, key)] = results.get((text, key), False) or ambiguous
+                if ambiguous:
+                    conflicting[ident] = None
         keys = {key for _, key in results}
         if len(keys) > 1 or any(results.values()):
             return SubjectReading(None, True, (*results, *self._conflicts(conflicting)))
@@ -170,7 +173,7 @@ class Platform:
         return tuple((why, None) for why in dict.fromkeys(whys) if why)
 
     def _read(self, segments: tuple[str, ...], params: tuple[tuple[str, str], ...],
-              lowered: str | None = None) -> tuple[str | None, bool, str | None]:
+              lowered: str | None = None, *, short: bool = False) -> tuple[str | None, bool, str | None]:
         """The key one reading names (None: no one), whether it is ambiguous, and the id as written (when
         ambiguous: an id that conflicts, see :meth:`subject_conflict`, or None).
 
@@ -178,11 +181,13 @@ class Platform:
         (WordPress, Laravel and Symfony serve ``PATH_INFO`` as the site's own path): a route that names a person
         makes the URL that person's page, and another person than the script's reading names makes it ambiguous
         (a route that names no one leaves the script's reading: ``/profile.php/x?id=5`` is 5's to PHP).
-        ``lowered``: the lower-cased path of a plain URL, to skip templates it is not under at once.
+        ``lowered``: the lower-cased path of a plain URL, to skip templates it is not under at once. ``short``:
+        a segment that may be the 8.3 short name of a template's literal segment is read as that segment (IIS
+        serves a file under its short name too), see :func:`~consentcrawl.terms.templates.short_name_of`.
         """
-        found = self._read_route(segments, params, lowered)
+        found = self._read_route(segments, params, lowered, short)
         if len(segments) > 1 and segments[0][-4:].lower() == ".php" and segments[1:] != ("",):
-            routed = self._read(segments[1:], params)
+            routed = self._read(segments[1:], params, short=short)
             if routed[1] or (routed[0] is not None and found[0] is not None and routed[0] != found[0]):
                 return None, True, routed[2] if routed[1] else None
             if routed[0] is not None and not found[1]:
@@ -190,14 +195,14 @@ class Platform:
         return found
 
     def _read_route(self, segments: tuple[str, ...], params: tuple[tuple[str, str], ...],
-                    lowered: str | None = None) -> tuple[str | None, bool, str | None]:
+                    lowered: str | None = None, short: bool = False) -> tuple[str | None, bool, str | None]:
         """:meth:`_read` for the path as it is."""
         found: str | None = None
         ident: str | None = None
         for template in self.profiles:
             if lowered is not None and not lowered.startswith(template.quick):
                 continue
-            idents, ambiguous = template.match(segments, params)
+            idents, ambiguous = template.match(segments, params, short)
             if ambiguous:
                 return None, True, None
             for text in idents:

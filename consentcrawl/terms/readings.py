@@ -185,12 +185,15 @@ def is_plain(url: str, canonical: CanonicalURL, query: bool = True) -> bool:
     """Whether every lenient reading of ``url`` is its strict reading, so that one reading decides it.
 
     True when the URL's path is written exactly as its canonical path (so no dot-segment, empty segment, trailing
-    slash, backslash, escape or non-ASCII character) and holds no ``;``. ``query``: whether the query matters
+    slash, backslash, escape or non-ASCII character) and holds no ``;``, and nothing a Windows server reads as
+    another name: no ``:`` (an NTFS stream, ``::$DATA``), no ``~`` (an 8.3 short name), no segment ending in
+    ``.`` (trimmed by Windows) and no ASP.NET cookieless segment (``/(S(...))/``). ``query``: whether the query matters
     (the platform has query templates); then it too must be written as its canonical form, with no ``%``, ``;``
     or ``+``.
     """
     path = canonical.path
-    if "%" in path or ";" in path:
+    if ("%" in path or ";" in path or ":" in path or "~" in path or "./" in path or path[-1] == "."
+            or ("(" in path and _COOKIELESS.search(path) is not None)):
         return False
     head = _PLAIN_HEAD.match(url)
     if head is None or not url.startswith(path, head.end()):
@@ -229,7 +232,45 @@ def _lenient_params(query: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
-def _lenient_segments(path: str, *, separators: bool, parameters: str, nfkc_first: bool) -> tuple[str, ...]:
+#: characters that Windows "best-fit" conversion to a code page turns into ``\\`` (the yen and won signs, to
+#: code pages 932 and 949, where that byte is the backslash), seen by an application reading the path in ANSI
+_BEST_FIT_BACKSLASH = str.maketrans({"\u00a5": "\\", "\u20a9": "\\"})
+
+
+def _windows_name(part: str) -> str:
+    """A path segment as Windows opens it: an NTFS stream suffix cut off (``profile.aspx::$DATA`` is the file's
+    own data, ``u::$INDEX_ALLOCATION`` the directory; a suffix without a ``$`` type, ``User:Alice``, names another
+    stream, or is no stream at all to an application that routes the path), then trailing dots and spaces trimmed
+    (``profile.php.``, ``u%20``). A segment left with nothing but dots and spaces is a dot-segment. An ASP.NET
+    cookieless segment (``(S(lit3py55t21z5v55vlm25s55))``, ``(A(...)F(...))``: a session id, an anonymous id, a
+    forms ticket) is no part of the path to ASP.NET: it is dropped."""
+    if part[:1] == "(" and _COOKIELESS.fullmatch(part):
+        return ""
+    name = _NTFS_STREAM.sub("", part) if ":" in part else part
+    trimmed = name.rstrip(". ")
+    if trimmed or not name:
+        return trimmed
+    return ".." if ".." in name else "."
+
+
+def _windows_hint(path: str) -> bool:
+    """Whether a Windows server could read the raw ``path`` differently from the other lenient readings: a ``:``,
+    a segment ending in a dot or space, a character best-fit turns into a backslash (escaped or not), or an
+    ASP.NET cookieless segment."""
+    text = decode(path)
+    return (":" in text or "\u00a5" in text or "\u20a9" in text or "\uff3c" in text
+            or _WINDOWS_TRAILING.search(text) is not None or ("(" in text and _COOKIELESS.search(text) is not None))
+
+
+_WINDOWS_TRAILING = re.compile(r"[. ](?:[/\\]|$)")
+#: an NTFS stream suffix with its type: ``::$DATA``, ``:$DATA``, ``:name:$DATA``, ``:$I30:$INDEX_ALLOCATION``
+_NTFS_STREAM = re.compile(r"(?::[^:]*)?:\$[A-Za-z0-9_]+$")
+#: an ASP.NET cookieless segment: one or more ``X(value)`` in parentheses
+_COOKIELESS = re.compile(r"\((?:[A-Za-z]\([^()/]*\))+\)")
+
+
+def _lenient_segments(path: str, *, separators: bool, parameters: str, nfkc_first: bool,
+                      windows: bool = False) -> tuple[str, ...]:
     """The segments a lenient server reads in ``path`` (which starts with ``/``).
 
     ``separators``: every escape is decoded before the path is split, so ``%2F`` and ``%5C`` (and ``\\``) separate
@@ -237,7 +278,10 @@ def _lenient_segments(path: str, *, separators: bool, parameters: str, nfkc_firs
     ``;`` and what follows it are dropped from every segment (``..;`` is ``..``), as written (``"raw"``: before
     decoding, as Tomcat does) or once decoded (``"decoded"``: ``%3B`` too); ``""``: kept. ``nfkc_first``: NFKC
     before splitting and resolving (a fullwidth solidus separates, two fullwidth full stops are ``..``);
-    otherwise each resolved segment is normalised.
+    otherwise each resolved segment is normalised. ``windows``: as IIS on Windows opens a path (documented in
+    Microsoft's "Naming Files, Paths, and Namespaces" and KB 188806): each segment without an NTFS stream suffix
+    and trailing dots and spaces (:func:`_windows_name`), and with ``separators``, a backslash that NFKC or
+    best-fit made (a fullwidth ``\uff3c``, ``\u00a5``) separates too.
     Dot-segments are resolved after decoding and dropping parameters; empty segments are skipped, but a trailing
     slash is kept (``/u/`` is not ``/u``: it is a path under the profile prefix ``/u/``).
     """
@@ -247,6 +291,8 @@ def _lenient_segments(path: str, *, separators: bool, parameters: str, nfkc_firs
         text = decode(path).replace("\\", "/")
         if nfkc_first:
             text = _nfkc(text)
+        if windows:
+            text = text.translate(_BEST_FIT_BACKSLASH).replace("\\", "/")
         parts = text.split("/")[1:]
     else:
         parts = [decode(p) for p in path.split("/")[1:]]
@@ -254,6 +300,8 @@ def _lenient_segments(path: str, *, separators: bool, parameters: str, nfkc_firs
             parts = [_nfkc(p) for p in parts]
     if parameters == "decoded":
         parts = [p.partition(";")[0] for p in parts]
+    if windows:
+        parts = [_windows_name(p) for p in parts]
     stack: list[str] = []
     for part in parts:
         if part in ("", "."):
@@ -278,6 +326,8 @@ def readings(url: str, canonical: CanonicalURL) -> Iterator[Reading]:
     combination of: decoding before splitting or per segment, dropping ``;`` parameters (before or after decoding)
     or not, NFKC before or after resolving. The query of a lenient reading is split on ``&`` and ``;`` with ``+``
     as a space.
+    Then, where a Windows server could read the path otherwise (:func:`_windows_hint`), each of those again as
+    IIS opens it (``windows`` in :func:`_lenient_segments`).
     Combinations that cannot differ for this URL (no ``%``, no ``;``, nothing non-ASCII) are not generated.
     """
     strict = strict_reading(canonical.path, canonical.query)
@@ -291,11 +341,13 @@ def readings(url: str, canonical: CanonicalURL) -> Iterator[Reading]:
         params = _lenient_params(query)
         escaped = "%" in path
         parameter_modes = ("", "decoded", "raw") if ";" in path else ("", "decoded") if "%3B" in path.upper() else ("",)
+        windows_modes = (False, True) if _windows_hint(path) else (False,)
         for separators in (False, True) if escaped else (False,):
             for parameters in parameter_modes:
                 for nfkc_first in (False, True) if escaped or not path.isascii() else (False,):
-                    segments = _lenient_segments(path, separators=separators, parameters=parameters,
-                                                 nfkc_first=nfkc_first)
-                    if (segments, params) not in seen:
-                        seen.add((segments, params))
-                        yield Reading(render(segments, params), segments, params)
+                    for windows in windows_modes:
+                        segments = _lenient_segments(path, separators=separators, parameters=parameters,
+                                                     nfkc_first=nfkc_first, windows=windows)
+                        if (segments, params) not in seen:
+                            seen.add((segments, params))
+                            yield Reading(render(segments, params), segments, params)

@@ -15,7 +15,7 @@ from ..urls import canonicalize
 from .readings import Reading, caseless, decode, has_undecodable, strict_reading
 from .subject_regex import compile_subject_regex
 
-__all__ = ["DEFAULT_SUBJECT_REGEX", "ProfileTemplate", "reading_of_path"]
+__all__ = ["DEFAULT_SUBJECT_REGEX", "ProfileTemplate", "reading_of_path", "short_name_of"]
 
 DEFAULT_SUBJECT_REGEX = "[^/]+"
 
@@ -113,8 +113,10 @@ class ProfileTemplate:
     def is_query(self) -> bool:
         return self.param is not None
 
-    def match(self, segments: tuple[str, ...], params: tuple[tuple[str, str], ...]) -> tuple[tuple[str, ...], bool]:
+    def match(self, segments: tuple[str, ...], params: tuple[tuple[str, str], ...],
+              short: bool = False) -> tuple[tuple[str, ...], bool]:
         """The ids one reading names through this template, and whether it is ambiguous under this template.
+        ``short``: a literal segment may be written as its 8.3 short name (:func:`short_name_of`).
 
         Ambiguous: the reading is under the profile prefix but what stands for ``{subject}`` is empty, is not
         all matched by the subject regex, holds bytes that are not UTF-8, or (a query) a parameter the template
@@ -126,7 +128,7 @@ class ProfileTemplate:
         if len(segments) < n or (self.param is None and len(segments) == n):
             return (), False
         for i in range(n):
-            if caseless(segments[i]) != path[i]:
+            if caseless(segments[i]) != path[i] and not (short and short_name_of(segments[i], path[i])):
                 return (), False
         if self.param is not None:
             return self._match_query(params)
@@ -152,7 +154,7 @@ class ProfileTemplate:
             if len(segments) <= n + len(after):
                 return (), False
             for j, literal in enumerate(after, n + 1):
-                if caseless(segments[j]) != literal:
+                if caseless(segments[j]) != literal and not (short and short_name_of(segments[j], literal)):
                     return (), False
         return (field,), False
 
@@ -183,6 +185,38 @@ class ProfileTemplate:
         reading = reading_of_path(path)
         idents, ambiguous = self.match(reading.segments, reading.params)
         return idents[0] if len(idents) == 1 and not ambiguous else None
+
+
+#: an 8.3 short name: up to six characters (the long name's first ones, or two and four hex digits of its hash),
+#: ``~`` and a number, and up to three of the extension's first characters
+_SHORT_NAME = re.compile(r"([^.~]{1,6})~[0-9]{1,6}(?:\.([^.]{1,3}))?")
+#: what Windows leaves out of a long name when it makes the short one
+_NOT_IN_SHORT = str.maketrans("", "", " .\"*+,/:;<=>?[]|")
+
+
+def short_name_of(segment: str, literal: str) -> bool:
+    """Whether ``segment`` may be the 8.3 short name Windows gave the file or directory ``literal`` (a template's
+    literal segment, folded), which IIS serves under it (``/PROFIL~1.ASP`` is ``/profile.aspx``, ``/PEOPLE~1`` is
+    ``/people-profiles``; Microsoft KB 179148).
+
+    Which short name a long name got is not known from outside (``~2`` after a clash, a hashed form after four,
+    none at all where short names are switched off), so any short name that could be ``literal``'s counts: its
+    base a prefix of the long name's (or two characters and hex digits), its extension a prefix of the long one's
+    first three characters. Whether it is that short name is not known either: the caller reads such a segment
+    both ways (:meth:`~consentcrawl.terms.platforms.Platform.read_subject`), and readings that disagree deny.
+    """
+    if "~" not in segment:
+        return False
+    found = _SHORT_NAME.fullmatch(caseless(segment))
+    if found is None:
+        return False
+    stem, dot, extension = literal.lstrip(".").rpartition(".")
+    if not dot:
+        stem, extension = extension, ""
+    stem = stem.translate(_NOT_IN_SHORT)
+    base, given = found.group(1), found.group(2) or ""
+    hashed = len(base) > 2 and base[:2] == stem[:2] and all(c in "0123456789abcdef" for c in base[2:])
+    return (stem.startswith(base) or hashed) and extension.translate(_NOT_IN_SHORT)[:3].startswith(given)
 
 
 #: what Python's int() (and most number parsers) accept: spaces, a sign, digits of any script, single '_'
