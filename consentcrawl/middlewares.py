@@ -89,13 +89,19 @@ def guard_refused_errback(runtime: ConsentRuntime | None, request: Request) -> N
 
 def _fail(crawler: Crawler, request: Request, error: IgnoreRequest) -> None:
     """A request consentcrawl drops before the downloader fails with ``error`` to its errback, as one dropped by a
-    downloader middleware does (docs/meta.md). Code that waits on the request itself (``scrapy shell``) is told
-    why nothing came back: the reason code, never the URL or the person's data."""
+    downloader middleware does (docs/meta.md); code that waits on it is told why (:func:`tell_caller`)."""
     runtime = get_runtime(crawler)
     guard_refused_errback(runtime, request)
     if runtime is not None and isinstance(error, ConsentDenied):
         runtime.remember_refusal(request, error.decision)
-    if fail_request(crawler, request, error) and awaited_by_caller(request):
+    if fail_request(crawler, request, error):
+        tell_caller(request, error)
+
+
+def tell_caller(request: Request, error: Exception) -> None:
+    """Code that waits on the request itself (``scrapy shell``, its ``fetch()`` too) is told why nothing came back,
+    whatever phase refused it: the reason code, never the URL or the person's data."""
+    if awaited_by_caller(request):
         logger.warning("%s: the request was not fetched (its URL and the evidence are in the audit log)", error)
 
 
@@ -155,6 +161,7 @@ class ConsentDownloaderMiddleware(RuntimeComponent):
         """A request refused here or by the send-time handler goes to its errback: its items are dropped there."""
         if isinstance(exception, REFUSALS):
             guard_refused_errback(self.runtime, request)
+            tell_caller(request, exception)
 
 
 class ConsentResponseMiddleware(RuntimeComponent):
@@ -184,7 +191,9 @@ class ConsentResponseMiddleware(RuntimeComponent):
             if self.runtime.drops(decision):
                 request.meta["dont_cache"] = True
                 guard_refused_errback(self.runtime, request)
-                raise ConsentDenied(decision)
+                denied = ConsentDenied(decision)
+                tell_caller(request, denied)
+                raise denied
         return response
 
 
