@@ -20,8 +20,10 @@
 - :func:`item_pipelines`: the crawl's own item pipeline instances; the purge on close asks a project's
   ``ImagesPipeline`` how it named an image's thumbnails (Scrapy offers no public way to reach a pipeline).
 - :func:`guard_command_crawl`: ``scrapy fetch``, ``view`` and ``shell`` crawl with a spider class chosen inside
-  Scrapy's command; :class:`ShownPage`: the page ``view`` opens passes through the command's ``shown`` first
-  (Scrapy hands it to the command's private ``_print_response``).
+  Scrapy's command; :class:`ShownPage`: the page ``view`` opens goes to the command's ``show`` (Scrapy hands it to
+  the command's private ``_print_response``).
+- :func:`guard_open_in_browser`: Scrapy's ``open_in_browser``, called from a spider's callback, opens nothing
+  (its private ``_openfunc`` default is the one place every caller passes through).
 - :class:`ConsentCloseSpider`: ``CLOSESPIDER_PAGECOUNT`` counts the spider's pages, not consentcrawl's side requests
   (CloseSpider counts every ``response_received``, and offers no way to leave one out).
 - :func:`download_line_request`: which request a download handler's size or data-loss WARNING names (Scrapy logs
@@ -269,15 +271,27 @@ class ConsentCloseSpider(CloseSpider):
 
 
 class ShownPage:
-    """A mixin for Scrapy's ``view`` command: the downloaded page goes through :meth:`shown` before Scrapy opens it.
+    """A mixin for Scrapy's ``view`` command: the downloaded page goes to the command's :meth:`show`, which opens it.
     Scrapy's ``fetch``/``view`` commands hand the response to their private ``_print_response``, with no public
     hook between the download and the browser."""
 
-    def shown(self, response: Response) -> Response:
-        return response
+    def show(self, response: Response, opts: Any) -> None:
+        super()._print_response(response, opts)  # type: ignore[misc]
 
     def _print_response(self, response: Response, opts: Any) -> None:
-        super()._print_response(self.shown(response), opts)  # type: ignore[misc]
+        self.show(response, opts)
+
+
+def guard_open_in_browser(opener: Callable[[str], Any]) -> None:
+    """Scrapy's ``open_in_browser`` (``scrapy.utils.response``), called without an opener, opens the file it wrote
+    through ``opener`` instead of ``webbrowser.open``. A spider's module holds the function itself (imported before
+    any add-on runs), so its default argument is the one thing every caller shares: the private ``_openfunc``'s
+    default is replaced, for the whole process (the function offers no other hook). Once set, it stays set."""
+    from scrapy.utils import response as scrapy_response
+
+    function = scrapy_response.open_in_browser
+    if function.__defaults__ != (opener,):
+        function.__defaults__ = (opener,)
 
 
 def guard_command_crawl(process: Any, wrap: Callable[[type], type]) -> None:

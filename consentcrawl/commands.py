@@ -116,12 +116,13 @@ class Fetch(_Guarded, fetch.Command):
 
 
 class View(ShownPage, Fetch, view.Command):
-    def shown(self, response: Response) -> Response:
+    def show(self, response: Response, opts: Any) -> None:
         if not self._guarded:
-            return response
-        from .viewing import without_loads
+            super().show(response, opts)
+            return
+        from .viewing import open_in_browser
 
-        return without_loads(response)
+        open_in_browser(response)
 
 
 class Shell(_Guarded, shell.Command):

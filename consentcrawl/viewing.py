@@ -1,7 +1,8 @@
 """A page opened in a browser shows what the crawl collected, and makes the browser fetch nothing by itself.
 
 ``scrapy view`` (and ``view(response)`` in ``scrapy shell``, and :func:`open_in_browser` from a callback) opens a
-page the crawl was allowed to fetch. The browser then loads what the page names (images, styles, scripts, frames,
+page the crawl was allowed to fetch; Scrapy's own ``open_in_browser`` opens nothing in a crawl with the add-on
+(:func:`refuse_to_open`). The browser then loads what the page names (images, styles, scripts, frames,
 other people's avatars) by itself, outside the crawl and its checks. The page is therefore written with a
 ``Content-Security-Policy`` that forbids every load but inline styles and ``data:`` images. A ``<meta
 http-equiv="refresh">`` is a navigation, which no policy directive governs (the browser would go to the URL it
@@ -17,12 +18,16 @@ rewriting did not read as an attribute could become one).
 
 from __future__ import annotations
 
+import logging
 import re
+from pathlib import Path
 from typing import Any
 
 from scrapy.http import HtmlResponse, Response
 
-__all__ = ["NO_LOADS", "open_in_browser", "without_loads"]
+__all__ = ["NO_LOADS", "open_in_browser", "refuse_to_open", "without_loads"]
+
+logger = logging.getLogger("consentcrawl")
 
 #: what the browser may load for the page: nothing but inline styles and ``data:`` images
 NO_LOADS = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
@@ -49,7 +54,26 @@ def without_loads(response: Response) -> Response:
 
 def open_in_browser(response: Response, **kwargs: Any) -> Any:
     """Scrapy's ``open_in_browser`` for a page rewritten by :func:`without_loads`: what a callback (or the shell's
-    ``view``) calls in a project that uses consentcrawl."""
+    ``view``) calls in a project that uses consentcrawl. A response that is not text (an image, an SVG document:
+    a browser renders it, and an SVG loads what it names) is not opened."""
+    import webbrowser
+
+    from scrapy.http import TextResponse
     from scrapy.utils.response import open_in_browser as scrapy_open_in_browser
 
+    if not isinstance(response, TextResponse):
+        logger.error("consentcrawl: only a text or HTML response is opened in a browser")
+        return False
+    kwargs.setdefault("_openfunc", webbrowser.open)  # Scrapy's default opens nothing (:func:`refuse_to_open`)
     return scrapy_open_in_browser(without_loads(response), **kwargs)
+
+
+def refuse_to_open(url: str) -> bool:
+    """What Scrapy's own ``open_in_browser`` opens with in a process that runs consentcrawl: nothing. It writes the
+    page as it came (the browser would load what the page names, other people's pages and images, outside the
+    crawl and its checks, and follow its refresh); the file is removed, and one ERROR line says what to call."""
+    logger.error("consentcrawl: scrapy.utils.response.open_in_browser opens nothing in a crawl that uses "
+                 "consentcrawl (the browser would load what the page names, outside the crawl's checks); call "
+                 "consentcrawl.viewing.open_in_browser instead")
+    Path(url.removeprefix("file://")).unlink(missing_ok=True)
+    return False
