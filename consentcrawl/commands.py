@@ -1,5 +1,5 @@
-"""Scrapy's ``fetch``, ``view`` and ``shell`` commands, guarded in a project that uses consentcrawl (registered by
-the ``scrapy.commands`` entry point; each is Scrapy's own, unchanged, in a project that does not).
+"""Scrapy's ``fetch``, ``view``, ``shell`` and ``parse`` commands, guarded in a project that uses consentcrawl
+(registered by the ``scrapy.commands`` entry point; each is Scrapy's own, unchanged, in a project that does not).
 
 Each downloads a URL with the project spider that claims its domain (or ``--spider NAME``), else with Scrapy's
 ``DefaultSpider``. A project that plugs consentcrawl in through :class:`~consentcrawl.ConsentSpider` alone (no
@@ -22,7 +22,7 @@ import sys
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from scrapy.commands import fetch, shell, view
+from scrapy.commands import fetch, parse, shell, view
 from scrapy.utils.misc import load_object
 
 from ._scrapy_internals import ShownPage, guard_command_crawl
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from scrapy.http import Response
     from twisted.python.failure import Failure
 
-__all__ = ["Fetch", "Shell", "View", "guarded", "uses_consentcrawl"]
+__all__ = ["Fetch", "Parse", "Shell", "View", "guarded", "uses_consentcrawl"]
 
 logger = logging.getLogger("consentcrawl")
 
@@ -123,6 +123,10 @@ class View(ShownPage, Fetch, view.Command):
         from .viewing import open_in_browser
 
         open_in_browser(response)
+
+
+class Parse(_Guarded, parse.Command):
+    """``scrapy parse``: what it prints of a callback's output is guarded by the add-on (``guard_parse_command``)."""
 
 
 class Shell(_Guarded, shell.Command):

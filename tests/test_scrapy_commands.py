@@ -95,6 +95,23 @@ def test_a_command_obeys_robots_txt_as_a_crawl_does(command: str, tmp_path: Path
     assert code == (1 if command == "fetch" else 0), shown[-2000:]
 
 
+@pytest.mark.parametrize("spider", ["people", "plain"])
+def test_scrapy_parse_with_a_plain_spider_is_guarded(spider: str, tmp_path: Path) -> None:
+    """``scrapy parse --spider plain URL``: the plain spider's crawl is guarded as the other commands' are; before,
+    in a ConsentSpider-only project, it fetched and printed 107's page."""
+    project = consent_spider_project(tmp_path)
+    app = LenientPeople()
+    command = ["parse", "--loglevel", "INFO", "--spider", spider]
+    with LocalServer(app) as server:
+        _, output = _run_command(project, server.proxy, [*command, f"{BASE}/u/107"], timeout=60)
+        refused_served = list(app.people_served())
+        _, control = _run_command(project, server.proxy, [*command, f"{BASE}/u/101"], timeout=60)
+    assert "101" in app.people_served(), f"control: an allowed page is fetched\n{control[-2000:]}\n{app.describe()}"
+    assert "107" not in refused_served, f"the refused page was downloaded\n{app.describe()}\n{output[-3000:]}"
+    shown = _shown(output)
+    assert "subject.no-authorization" in shown and "/u/107" not in shown, shown[-2000:]
+
+
 def test_scrapy_fetch_without_a_purpose_fetches_nothing(tmp_path: Path) -> None:
     """The DefaultSpider ``fetch`` guards has no purpose in a project without ``CONSENTCRAWL_PURPOSE``: the crawl
     refuses to start (fail closed) and nothing is fetched, not even an allowed page."""
@@ -153,7 +170,8 @@ def test_a_scrapy_command_that_does_not_crawl_loads_no_consentcrawl_runtime(tmp_
     project = consent_spider_project(tmp_path)
     loaded, commands = _loaded(project, "http://127.0.0.1:9", "version")
     assert set(loaded) == {"consentcrawl", "consentcrawl.commands", "consentcrawl._scrapy_internals"}, loaded
-    assert "fetch=consentcrawl.commands" in commands and "shell=consentcrawl.commands" in commands, commands
+    for name in ("fetch", "parse", "shell", "view"):
+        assert f"{name}=consentcrawl.commands" in commands, commands
     app = LenientPeople()
     with LocalServer(app) as server:
         fetched, _ = _loaded(project, server.proxy, "fetch", "--nolog", f"{BASE}/u/101")
