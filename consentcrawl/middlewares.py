@@ -24,6 +24,7 @@ from itemadapter import ItemAdapter, is_item
 from scrapy import Request, signals
 from scrapy.exceptions import CloseSpider, DontCloseSpider, DropItem, IgnoreRequest
 from scrapy.http import Response
+from scrapy.utils.asyncio import call_later
 
 from ._scrapy_internals import (
     apply_crawl_delay,
@@ -94,6 +95,15 @@ def _fail(crawler: Crawler, request: Request, error: IgnoreRequest) -> None:
     guard_refused_errback(runtime, request)
     if runtime is not None and isinstance(error, ConsentDenied):
         runtime.remember_refusal(request, error.decision)
+    if request.errback is None:
+        # ``scrapy shell`` sets its callbacks only after ``engine.crawl()`` returns (``_request_deferred``): a deny
+        # made during that call (at ``request_scheduled``, from what the engine remembers) reaches them next turn
+        call_later(0, _fail_now, crawler, request, error)
+    else:
+        _fail_now(crawler, request, error)
+
+
+def _fail_now(crawler: Crawler, request: Request, error: IgnoreRequest) -> None:
     if fail_request(crawler, request, error):
         tell_caller(request, error)
 

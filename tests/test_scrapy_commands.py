@@ -80,18 +80,28 @@ def test_a_command_does_not_fetch_or_show_a_refused_persons_page(command: str, s
     assert "subject.no-authorization" in (tmp_path / "audit.jsonl").read_text()
 
 
+#: a check other than the person's, each refusing an authorized person's page: (robots.txt, URL, reason, person)
+STAGES = {
+    "robots": ("User-agent: *\nDisallow: /u/101\n", f"{BASE}/u/101", "robots.disallowed", "101"),
+    "terms": ("User-agent: *\nAllow: /\n", "http://127.0.0.1/u/106", "terms.ip-host", "106"),
+}
+
+
+@pytest.mark.parametrize("stage", sorted(STAGES))
 @pytest.mark.parametrize("command", sorted(COMMANDS))
-def test_a_command_obeys_robots_txt_as_a_crawl_does(command: str, tmp_path: Path) -> None:
-    """101 is authorized but robots.txt disallows their page: the command decides the robots stage too."""
+def test_a_command_decides_every_stage_as_a_crawl_does(command: str, stage: str, tmp_path: Path) -> None:
+    """An authorized person's page that robots.txt disallows, or named by an IP-address host no platform lists:
+    the command refuses it as a crawl does (the control, 102, is fetched)."""
+    robots, url, reason, person = STAGES[stage]
     project = consent_spider_project(tmp_path)
-    app = LenientPeople(default_robots=Robots("User-agent: *\nDisallow: /u/101\n"))
+    app = LenientPeople(default_robots=Robots(robots))
     with LocalServer(app) as server:
-        code, output = _run(project, server.proxy, command, (), f"{BASE}/u/101")
+        code, output = _run(project, server.proxy, command, (), url)
         _, control = _run(project, server.proxy, command, (), f"{BASE}/u/102")
     assert "102" in app.people_served(), f"control: an allowed page is fetched\n{control[-2000:]}\n{app.describe()}"
-    assert "101" not in app.people_served(), f"a page robots.txt disallows was fetched\n{app.describe()}"
+    assert person not in app.people_served(), f"a refused page was fetched\n{app.describe()}"
     shown = _shown(output)
-    assert "robots.disallowed: the " in shown and secret_name("101") not in output, shown[-2000:]
+    assert f"{reason}: the " in shown and secret_name(person) not in output, shown[-2000:]
     assert code == (1 if command == "fetch" else 0), shown[-2000:]
 
 
