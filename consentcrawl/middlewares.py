@@ -88,14 +88,15 @@ def guard_refused_errback(runtime: ConsentRuntime | None, request: Request) -> N
         guard_errback(request, REFUSALS, runtime.crawler.stats, runtime.config.subject_field)
 
 
-def _fail(crawler: Crawler, request: Request, error: IgnoreRequest) -> None:
+def _fail(crawler: Crawler, request: Request, error: IgnoreRequest, *, scheduling: bool = False) -> None:
     """A request consentcrawl drops before the downloader fails with ``error`` to its errback, as one dropped by a
-    downloader middleware does (docs/meta.md); code that waits on it is told why (:func:`tell_caller`)."""
+    downloader middleware does (docs/meta.md); code that waits on it is told why (:func:`tell_caller`).
+    ``scheduling``: dropped inside ``request_scheduled``, that is inside the caller's ``engine.crawl()``."""
     runtime = get_runtime(crawler)
     guard_refused_errback(runtime, request)
     if runtime is not None and isinstance(error, ConsentDenied):
         runtime.remember_refusal(request, error.decision)
-    if request.errback is None:
+    if scheduling and request.errback is None:
         # ``scrapy shell`` sets its callbacks only after ``engine.crawl()`` returns (``_request_deferred``): a deny
         # made during that call (at ``request_scheduled``, from what the engine remembers) reaches them next turn
         call_later(0, _fail_now, crawler, request, error)
@@ -343,7 +344,7 @@ class ConsentScheduleGuard(RuntimeComponent):
             return
         if self.runtime is None:
             misconfigured = ConsentMisconfigured()
-            _fail(self.crawler, request, misconfigured)
+            _fail(self.crawler, request, misconfigured, scheduling=True)
             raise misconfigured
         if self.runtime.link_checked(request):
             return
@@ -355,7 +356,7 @@ class ConsentScheduleGuard(RuntimeComponent):
             raise ConsentDeferred
         if decision is not None and self.runtime.enforce:
             denied = ConsentDenied(decision)
-            _fail(self.crawler, request, denied)
+            _fail(self.crawler, request, denied, scheduling=True)
             raise denied
 
     async def _decide_then_schedule(self, request: Request) -> None:
