@@ -81,10 +81,11 @@ def reporting(spidercls: type, command: Any) -> type:
 
 
 def _refused(command: Any, failure: Failure) -> Failure | None:
-    """A refusal: one WARNING line with the reason code (never the URL, never the page), and exit status 1."""
-    from .middlewares import ConsentDenied
+    """A refusal (a deny, or a configuration error): one WARNING line with the reason code (never the URL, never the
+    page), and exit status 1."""
+    from .middlewares import REFUSALS
 
-    if not failure.check(ConsentDenied):
+    if not failure.check(*REFUSALS):  # a download error of an allowed page: Scrapy's own handling
         return failure
     logger.warning("%s: the page was not fetched (its URL and the evidence are in the audit log)", failure.value)
     command.exitcode = 1

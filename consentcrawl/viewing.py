@@ -13,7 +13,9 @@ The rewriting works on the page's text as Scrapy decoded it, and the page is wri
 ``<meta charset>`` of its own first: a UTF-16 page (whose bytes no ASCII pattern matches) is rewritten like any
 other, and the browser decodes exactly the text that was rewritten. The page's own charset declarations are
 renamed too (a later one would make the browser decode the bytes again another way, in which a sequence the
-rewriting did not read as an attribute could become one).
+rewriting did not read as an attribute could become one). The names are matched as text, not parsed: the same
+words in the page's text are renamed too, which costs a page shown for inspection nothing that matters, while a
+parser that read the page differently from the browser would let one through.
 """
 
 from __future__ import annotations
