@@ -19,9 +19,11 @@
   item signals, not to the pipelines).
 - :func:`item_pipelines`: the crawl's own item pipeline instances; the purge on close asks a project's
   ``ImagesPipeline`` how it named an image's thumbnails (Scrapy offers no public way to reach a pipeline).
-- :func:`guard_command_crawl`: ``scrapy view`` crawls with a spider class chosen inside Scrapy's command;
-  :class:`ShownPage`: the page it opens passes through the command's ``shown`` first (Scrapy hands it to the
-  command's private ``_print_response``).
+- :func:`guard_command_crawl`: ``scrapy fetch``, ``view`` and ``shell`` crawl with a spider class chosen inside
+  Scrapy's command; :class:`ShownPage`: the page ``view`` opens goes to the command's ``show`` (Scrapy hands it to
+  the command's private ``_print_response``).
+- :func:`guard_open_in_browser`: Scrapy's ``open_in_browser``, called from a spider's callback, opens nothing
+  (its private ``_openfunc`` default is the one place every caller passes through).
 - :class:`ConsentCloseSpider`: ``CLOSESPIDER_PAGECOUNT`` counts the spider's pages, not consentcrawl's side requests
   (CloseSpider counts every ``response_received``, and offers no way to leave one out).
 - :func:`download_line_request`: which request a download handler's size or data-loss WARNING names (Scrapy logs
@@ -269,29 +271,43 @@ class ConsentCloseSpider(CloseSpider):
 
 
 class ShownPage:
-    """A mixin for Scrapy's ``view`` command: the downloaded page goes through :meth:`shown` before Scrapy opens it.
+    """A mixin for Scrapy's ``view`` command: the downloaded page goes to the command's :meth:`show`, which opens it.
     Scrapy's ``fetch``/``view`` commands hand the response to their private ``_print_response``, with no public
     hook between the download and the browser."""
 
-    def shown(self, response: Response) -> Response:
-        return response
+    def show(self, response: Response, opts: Any) -> None:
+        super()._print_response(response, opts)  # type: ignore[misc]
 
     def _print_response(self, response: Response, opts: Any) -> None:
-        super()._print_response(self.shown(response), opts)  # type: ignore[misc]
+        self.show(response, opts)
+
+
+def guard_open_in_browser(opener: Callable[[str], Any]) -> None:
+    """Scrapy's ``open_in_browser`` (``scrapy.utils.response``), called without an opener, opens the file it wrote
+    through ``opener`` instead of ``webbrowser.open``. A spider's module holds the function itself (imported before
+    any add-on runs), so its default argument is the one thing every caller shares: the private ``_openfunc``'s
+    default is replaced, for the whole process (the function offers no other hook). Once set, it stays set."""
+    from scrapy.utils import response as scrapy_response
+
+    function = scrapy_response.open_in_browser
+    if function.__defaults__ != (opener,):
+        function.__defaults__ = (opener,)
 
 
 def guard_command_crawl(process: Any, wrap: Callable[[type], type]) -> None:
-    """Scrapy's ``fetch`` and ``view`` commands choose the spider class inside their ``run`` (the project spider
-    that claims the URL's domain, else ``DefaultSpider``) and hand it to ``crawler_process.crawl``, with no hook
-    in between: this process's ``crawl`` (this instance only) crawls ``wrap(spidercls)`` instead."""
-    crawl = process.crawl
+    """Scrapy's ``fetch``, ``view`` and ``shell`` commands choose the spider class inside their ``run`` (the project
+    spider that claims the URL's domain, ``--spider NAME``, else ``DefaultSpider``) and build its crawler with no
+    hook in between (``fetch`` through ``crawler_process.crawl``, ``shell`` through the private
+    ``_create_crawler``, which ``crawl`` calls too): this process's ``_create_crawler`` (this instance only) builds
+    the crawler of ``wrap(spidercls)`` instead."""
+    create = process._create_crawler
 
-    def crawl_wrapped(crawler_or_spidercls: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(crawler_or_spidercls, type):
-            crawler_or_spidercls = wrap(crawler_or_spidercls)
-        return crawl(crawler_or_spidercls, *args, **kwargs)
+    def create_wrapped(spidercls: Any) -> Any:
+        if isinstance(spidercls, str):
+            spidercls = process.spider_loader.load(spidercls)
+        return create(wrap(spidercls))
 
-    process.crawl = crawl_wrapped
+    process._create_crawler = create_wrapped
 
 
 #: the loggers of Scrapy's HTTP download handlers (HTTP/1.1, the httpx and aiohttp ones' shared base, HTTP/2's

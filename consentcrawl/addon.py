@@ -10,7 +10,7 @@ from scrapy import signals
 from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy.utils.asyncio import call_later
 
-from ._scrapy_internals import ConsentCloseSpider, fail_crawl
+from ._scrapy_internals import ConsentCloseSpider, fail_crawl, guard_open_in_browser
 from .browser import configure_playwright
 from .distributed.seeds import RedisSeeds
 from .errors import ConfigError
@@ -28,6 +28,7 @@ from .pipelines import ConsentGuardPipeline
 from .purge.joblock import JobdirLock, can_lock
 from .purge.onclose import PurgeOnClose
 from .runtime import config_error, refuse_to_start
+from .viewing import refuse_to_open
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -106,6 +107,7 @@ class Addon:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         addon = cls(crawler)
+        guard_open_in_browser(refuse_to_open)  # a callback's open_in_browser: viewing.py
         crawler.signals.connect(addon._spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(addon._engine_started, signal=signals.engine_started)
         return addon

@@ -24,6 +24,7 @@ from itemadapter import ItemAdapter, is_item
 from scrapy import Request, signals
 from scrapy.exceptions import CloseSpider, DontCloseSpider, DropItem, IgnoreRequest
 from scrapy.http import Response
+from scrapy.utils.asyncio import call_later
 
 from ._scrapy_internals import (
     apply_crawl_delay,
@@ -87,15 +88,31 @@ def guard_refused_errback(runtime: ConsentRuntime | None, request: Request) -> N
         guard_errback(request, REFUSALS, runtime.crawler.stats, runtime.config.subject_field)
 
 
-def _fail(crawler: Crawler, request: Request, error: IgnoreRequest) -> None:
+def _fail(crawler: Crawler, request: Request, error: IgnoreRequest, *, scheduling: bool = False) -> None:
     """A request consentcrawl drops before the downloader fails with ``error`` to its errback, as one dropped by a
-    downloader middleware does (docs/meta.md). Code that waits on the request itself (``scrapy shell``) is told
-    why nothing came back: the reason code, never the URL or the person's data."""
+    downloader middleware does (docs/meta.md); code that waits on it is told why (:func:`tell_caller`).
+    ``scheduling``: dropped inside ``request_scheduled``, that is inside the caller's ``engine.crawl()``."""
     runtime = get_runtime(crawler)
     guard_refused_errback(runtime, request)
     if runtime is not None and isinstance(error, ConsentDenied):
         runtime.remember_refusal(request, error.decision)
-    if fail_request(crawler, request, error) and awaited_by_caller(request):
+    if scheduling and request.errback is None:
+        # ``scrapy shell`` sets its callbacks only after ``engine.crawl()`` returns (``_request_deferred``): a deny
+        # made during that call (at ``request_scheduled``, from what the engine remembers) reaches them next turn
+        call_later(0, _fail_now, crawler, request, error)
+    else:
+        _fail_now(crawler, request, error)
+
+
+def _fail_now(crawler: Crawler, request: Request, error: IgnoreRequest) -> None:
+    if fail_request(crawler, request, error):
+        tell_caller(request, error)
+
+
+def tell_caller(request: Request, error: Exception) -> None:
+    """Code that waits on the request itself (``scrapy shell``, its ``fetch()`` too) is told why nothing came back,
+    whatever phase refused it: the reason code, never the URL or the person's data."""
+    if awaited_by_caller(request):
         logger.warning("%s: the request was not fetched (its URL and the evidence are in the audit log)", error)
 
 
@@ -155,6 +172,7 @@ class ConsentDownloaderMiddleware(RuntimeComponent):
         """A request refused here or by the send-time handler goes to its errback: its items are dropped there."""
         if isinstance(exception, REFUSALS):
             guard_refused_errback(self.runtime, request)
+            tell_caller(request, exception)
 
 
 class ConsentResponseMiddleware(RuntimeComponent):
@@ -184,7 +202,9 @@ class ConsentResponseMiddleware(RuntimeComponent):
             if self.runtime.drops(decision):
                 request.meta["dont_cache"] = True
                 guard_refused_errback(self.runtime, request)
-                raise ConsentDenied(decision)
+                denied = ConsentDenied(decision)
+                tell_caller(request, denied)
+                raise denied
         return response
 
 
@@ -324,7 +344,7 @@ class ConsentScheduleGuard(RuntimeComponent):
             return
         if self.runtime is None:
             misconfigured = ConsentMisconfigured()
-            _fail(self.crawler, request, misconfigured)
+            _fail(self.crawler, request, misconfigured, scheduling=True)
             raise misconfigured
         if self.runtime.link_checked(request):
             return
@@ -336,7 +356,7 @@ class ConsentScheduleGuard(RuntimeComponent):
             raise ConsentDeferred
         if decision is not None and self.runtime.enforce:
             denied = ConsentDenied(decision)
-            _fail(self.crawler, request, denied)
+            _fail(self.crawler, request, denied, scheduling=True)
             raise denied
 
     async def _decide_then_schedule(self, request: Request) -> None:

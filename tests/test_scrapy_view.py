@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from consentcrawl.viewcommand import NO_LOADS
+from consentcrawl.viewing import NO_LOADS
 from consentcrawl_demo.server import LocalServer
 from tests.lenient import LenientPeople, secret_name
 from tests.test_hunt import ROOT, _project
@@ -81,7 +81,7 @@ def test_scrapy_view_does_not_download_or_open_a_page_consentcrawl_refuses(varia
     assert "107" not in refused_served, f"the refused page was downloaded\n{app.describe()}\n{output}"
     assert secret_name("107") not in record and "/u/107" not in record, record
     assert "subject.no-authorization" in (tmp_path / "audit.jsonl").read_text(), output
-    assert f'content="{NO_LOADS.decode()}"' in record, record
+    assert f'content="{NO_LOADS}"' in record, record
 
 
 def test_scrapy_view_without_a_purpose_fetches_nothing(tmp_path: Path) -> None:

@@ -1,0 +1,140 @@
+"""Scrapy's ``fetch``, ``view``, ``shell`` and ``parse`` commands, guarded in a project that uses consentcrawl
+(registered by the ``scrapy.commands`` entry point; each is Scrapy's own, unchanged, in a project that does not).
+
+Each downloads a URL with the project spider that claims its domain (or ``--spider NAME``), else with Scrapy's
+``DefaultSpider``. A project that plugs consentcrawl in through :class:`~consentcrawl.ConsentSpider` alone (no
+``ADDONS`` in its settings) thus downloaded a page consentcrawl refuses with a spider no check guards. Here the
+spider a command uses is always guarded: one that is not a ``ConsentSpider`` (``DefaultSpider``, or a plain spider
+named with ``--spider``) gets the add-on as a ``ConsentSpider`` does, its purpose from ``CONSENTCRAWL_PURPOSE``
+(without one the crawl refuses to start and nothing is fetched). The URL is the user's, not the spider's: the
+spider only lends its settings, and in a project that uses consentcrawl nothing is fetched undecided. The decision
+is the crawl's (robots, terms, subject, at send time); a refused URL is named by its reason code only, and
+``fetch``/``view`` exit 1.
+
+Scrapy imports this module for every ``scrapy`` command (``scrapy version`` too), so it loads Scrapy's commands and
+nothing of the crawl: what deciding needs is imported when a command runs, in a project that uses consentcrawl.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from scrapy.commands import fetch, parse, shell, view
+from scrapy.utils.misc import load_object
+
+from ._scrapy_internals import ShownPage, guard_command_crawl
+
+if TYPE_CHECKING:
+    from argparse import Namespace
+
+    from scrapy.http import Response
+    from twisted.python.failure import Failure
+
+__all__ = ["Fetch", "Parse", "Shell", "View", "guarded", "uses_consentcrawl"]
+
+logger = logging.getLogger("consentcrawl")
+
+
+def uses_consentcrawl(settings: Any, spider_loader: Any) -> bool:
+    """Whether the project plugs consentcrawl in: the add-on in its ``ADDONS``, or a ``ConsentSpider``. Neither can
+    be without its module loaded (the spider loader has imported every spider module), so a project that does not
+    use consentcrawl does not load it here."""
+    addons = [load_object(path) for path in settings.getwithbase("ADDONS")]
+    spiders = [spider_loader.load(name) for name in spider_loader.list()]
+    addon, spider = sys.modules.get(f"{__package__}.addon"), sys.modules.get(f"{__package__}.spider")
+    return (addon is not None and any(each is addon.Addon for each in addons)) or \
+        (spider is not None and any(issubclass(each, spider.ConsentSpider) for each in spiders))
+
+
+def guarded(spidercls: type) -> type:
+    """``spidercls`` with the add-on: itself if it is a ConsentSpider, else a subclass that is one too, whose
+    ``update_settings`` runs ConsentSpider's after the spider's own (the spider's comes first in the MRO, and one
+    that does not call ``super()`` would leave the add-on out)."""
+    from .spider import ConsentSpider
+
+    if issubclass(spidercls, ConsentSpider):
+        return spidercls
+
+    def update_settings(cls: type, settings: Any) -> None:
+        spidercls.update_settings.__func__(cls, settings)  # type: ignore[attr-defined]
+        ConsentSpider.update_settings.__func__(cls, settings)  # type: ignore[attr-defined]
+
+    return type(spidercls.__name__, (spidercls, ConsentSpider), {"update_settings": classmethod(update_settings)})
+
+
+def reporting(spidercls: type, command: Any) -> type:
+    """``spidercls`` whose start requests (the command's URL) tell ``command`` when consentcrawl refused them."""
+    from scrapy import Request
+
+    start_requests = spidercls.start  # type: ignore[attr-defined]
+
+    async def start(self: Any) -> Any:
+        async for each in start_requests(self):
+            if isinstance(each, Request) and each.errback is None:
+                each.errback = partial(_refused, command)
+            yield each
+
+    return type(spidercls.__name__, (spidercls,), {"start": start})
+
+
+def _refused(command: Any, failure: Failure) -> Failure | None:
+    """A refusal (a deny, or a configuration error): one WARNING line with the reason code (never the URL, never the
+    page), and exit status 1."""
+    from .middlewares import REFUSALS
+
+    if not failure.check(*REFUSALS):  # a download error of an allowed page: Scrapy's own handling
+        return failure
+    logger.warning("%s: the page was not fetched (its URL and the evidence are in the audit log)", failure.value)
+    command.exitcode = 1
+    return None
+
+
+class _Guarded:
+    """A command whose crawl is guarded in a project that uses consentcrawl."""
+
+    _guarded = False
+    crawler_process: Any
+    settings: Any
+
+    def run(self, args: list[str], opts: Namespace) -> None:
+        process = self.crawler_process
+        if process is not None and self.settings is not None and uses_consentcrawl(self.settings,
+                                                                                   process.spider_loader):
+            self._guarded = True
+            guard_command_crawl(process, self._wrap)
+        super().run(args, opts)  # type: ignore[misc]
+
+    def _wrap(self, spidercls: type) -> type:
+        return guarded(spidercls)
+
+
+class Fetch(_Guarded, fetch.Command):
+    def _wrap(self, spidercls: type) -> type:
+        return reporting(guarded(spidercls), self)
+
+
+class View(ShownPage, Fetch, view.Command):
+    def show(self, response: Response, opts: Any) -> None:
+        if not self._guarded:
+            super().show(response, opts)
+            return
+        from .viewing import open_in_browser
+
+        open_in_browser(response)
+
+
+class Parse(_Guarded, parse.Command):
+    """``scrapy parse``: what it prints of a callback's output is guarded by the add-on (``guard_parse_command``)."""
+
+
+class Shell(_Guarded, shell.Command):
+    def update_vars(self, vars: dict[str, Any]) -> None:
+        """The shell's ``view(response)`` opens the page as ``scrapy view`` does."""
+        super().update_vars(vars)
+        if self._guarded:
+            from .viewing import open_in_browser
+
+            vars["view"] = open_in_browser
