@@ -24,14 +24,13 @@
   command's private ``_print_response``).
 - :class:`ConsentCloseSpider`: ``CLOSESPIDER_PAGECOUNT`` counts the spider's pages, not consentcrawl's side requests
   (CloseSpider counts every ``response_received``, and offers no way to leave one out).
-- :func:`download_line_request`: which request a download handler's size or data-loss WARNING names (Scrapy logs
-  the request's text in it, with no ``extra`` to read it from).
+- :data:`DOWNLOAD_HANDLER_LOGGERS`: the loggers Scrapy's download handlers write their size and data-loss lines on
+  (module names, not a documented contract).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -298,19 +297,3 @@ def guard_command_crawl(process: Any, wrap: Callable[[type], type]) -> None:
 #: streams)
 DOWNLOAD_HANDLER_LOGGERS = ("scrapy.core.downloader.handlers.http11",
                             "scrapy.core.downloader.handlers._base_streaming", "scrapy.core._http2.stream")
-#: the request those handlers name in their lines (``scrapy.utils._download_handlers``): ``get_warnsize_msg`` and
-#: ``get_maxsize_msg`` write ``in request <GET url>.``, ``get_dataloss_msg`` ``Got data loss in url. ...``
-_DOWNLOAD_LINE = re.compile(r"larger than download (?:warn|max) size \(\d+\) in request (<\S+ (\S+)>)\.$"
-                            r"|^Got data loss in ((\S+))\. ")
-
-
-def download_line_request(record: logging.LogRecord) -> tuple[str, tuple[int, int]] | None:
-    """The URL a download handler's size or data-loss line names, and where in the message it is named (the span
-    to replace: ``<GET url>``, or the URL); None for any other line."""
-    if record.name not in DOWNLOAD_HANDLER_LOGGERS:
-        return None
-    match = _DOWNLOAD_LINE.search(record.getMessage())
-    if match is None:
-        return None
-    group = 1 if match.group(1) is not None else 3
-    return match.group(group + 1), match.span(group)

@@ -126,13 +126,15 @@ async def test_the_http11_handlers_pool_is_where_no_silent_resend_looks_for_it()
 
 
 def test_the_download_handlers_lines_are_read_as_scrapy_writes_them() -> None:
-    """``download_line_request`` reads the request out of the messages Scrapy's handlers build, on the installed
-    Scrapy, from the loggers they log on (a moved module or a reworded message would let the URL through)."""
+    """The download lines filter finds the request in the messages Scrapy's handlers build, on the installed Scrapy,
+    from the loggers they log on (a moved module or a reworded message would let the URL through): as
+    ``<METHOD url>`` whatever the method (a space in it included) or as the URL alone, not as a longer URL."""
     import importlib
-    import logging
 
     from scrapy import Request
     from scrapy.utils._download_handlers import get_dataloss_msg, get_maxsize_msg, get_warnsize_msg
+
+    from consentcrawl.downloadlines import named_in
 
     for name in internals.DOWNLOAD_HANDLER_LOGGERS:
         try:
@@ -141,14 +143,13 @@ def test_the_download_handlers_lines_are_read_as_scrapy_writes_them() -> None:
             continue
         assert module.logger.name == name
     url = "http://people.example/u/104?a=1"
-    request = Request(url)
-    messages = [get_warnsize_msg(500, 60, request, expected=True), get_warnsize_msg(61, 60, request, expected=False),
-                get_maxsize_msg(500, 60, request, expected=True), get_dataloss_msg(url)]
-    for message in messages:
-        record = logging.LogRecord(internals.DOWNLOAD_HANDLER_LOGGERS[0], logging.WARNING, "", 0, message, None, None)
-        named = internals.download_line_request(record)
-        assert named is not None and named[0] == url, message
-        start, end = named[1]
-        assert url in message[start:end] and url not in message[:start] + message[end:], message
-    other = logging.LogRecord("scrapy.core.engine", logging.WARNING, "", 0, messages[0], None, None)
-    assert internals.download_line_request(other) is None
+    for method in ("GET", "GET X", "M-SEARCH  TWO SPACES"):
+        request = Request(url, method=method)
+        messages = [get_warnsize_msg(500, 60, request, expected=True),
+                    get_warnsize_msg(61, 60, request, expected=False),
+                    get_maxsize_msg(500, 60, request, expected=True), get_dataloss_msg(url)]
+        for message in messages:
+            pattern = named_in(message, url)
+            assert pattern is not None, message
+            assert url not in pattern.sub("", message) and method not in pattern.sub("", message)[-20:], message
+            assert named_in(message, url[:-1]) is None, message  # a URL this one starts with is another page
