@@ -34,7 +34,7 @@ from ._scrapy_internals import PARSE_LOGGER, parse_command_url
 from .errors import ConfigError
 from .runtime import refuse_to_start
 from .settings import read
-from .spidererrors import SCRAPER_LOGGER, RefusedRequestError, SpiderErrors, not_allowed
+from .spidererrors import SCRAPER_LOGGER, RefusedRequestError, SpiderErrors, not_allowed, not_read
 from .startup import hook_scraper
 
 if TYPE_CHECKING:
@@ -101,9 +101,10 @@ class ConsentLogFormatter:
                        errmsg: str | None = None) -> dict[str, Any]:
         """Scrapy's ``Error downloading <GET url>`` (with the error's message and traceback, which can hold the URL
         too: a timeout's does), for a request whose errback raised or that has none. For a request without an
-        allow (report mode sends what it would deny) the URL goes to DEBUG, as for a spider error."""
+        allow (report mode sends what it would deny) the URL goes to DEBUG, as for a spider error; for an allowed
+        person's page too, which the failed download left unread (``page-unread``: a refusal on it is not known)."""
         line: dict[str, Any] = self.inner.download_error(failure, request, spider, errmsg)
-        reason = not_allowed(self.crawler, request, request.url)
+        reason = not_read(self.crawler, request)
         if reason is None or not isinstance(line, dict):
             return line
         level = line.get("level", logging.ERROR)

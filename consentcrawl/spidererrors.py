@@ -41,6 +41,7 @@ from scrapy.utils.log import failure_to_exc_info
 from twisted.python.failure import Failure
 
 from .decision import Decision, Verdict, not_allowed_reason
+from .downloadlines import unread_reason
 from .errbacks import url_spellings
 from .middlewares import ConsentDenied, ConsentMisconfigured
 from .runtime import get_runtime, is_checked_url
@@ -111,6 +112,18 @@ def not_allowed(crawler: Crawler | None, request: Request | None, url: str) -> s
     if runtime is None:
         return "configuration error"
     return not_allowed_reason(runtime.decision_for(request, url))
+
+
+def not_read(crawler: Crawler | None, request: Request) -> str | None:
+    """What a line about ``request`` whose download failed may say of it: the reason code of a decision that is
+    not an allow (as :func:`not_allowed`), ``page-unread`` for an allowed person's page (a refusal on it was never
+    read: :func:`~consentcrawl.downloadlines.unread_reason`), None for a page that is no one's or not checked."""
+    if crawler is None or not is_checked_url(request.url):
+        return None
+    runtime = get_runtime(crawler)
+    if runtime is None:
+        return "configuration error"
+    return unread_reason(runtime.decision_for(request, request.url))
 
 
 def sanitized(failure: Failure, reason: str) -> Failure:
