@@ -297,3 +297,27 @@ def guard_command_crawl(process: Any, wrap: Callable[[type], type]) -> None:
 #: streams)
 DOWNLOAD_HANDLER_LOGGERS = ("scrapy.core.downloader.handlers.http11",
                             "scrapy.core.downloader.handlers._base_streaming", "scrapy.core._http2.stream")
+
+
+#: the loggers of the middlewares whose lines name a request or its response at INFO or above: HttpErrorMiddleware's
+#: ``Ignoring response <404 url>: ...`` (INFO) and RetryMiddleware's ``Gave up retrying <GET url> (failed N times):
+#: <reason>`` (ERROR; ``get_retry_request``'s default logger)
+REQUEST_LINE_LOGGERS = ("scrapy.spidermiddlewares.httperror", "scrapy.downloadermiddlewares.retry")
+
+
+def request_line_subject(record: logging.LogRecord) -> tuple[Any, str, str, Any] | None:
+    """The request a line of those middlewares is about, the URL it names, the text that names it (Scrapy's
+    ``str(request)`` or ``repr(response)``) and the line's ``reason`` argument (a retry's: an exception or text);
+    None for any other line. They log with a mapping of arguments (``{"response": response}``, ``{"request":
+    request, ...}``): Scrapy's message templates, read here because the message itself is already text."""
+    from scrapy import Request
+    from scrapy.http import Response
+
+    if record.name not in REQUEST_LINE_LOGGERS or not isinstance(record.args, dict):
+        return None
+    named = record.args.get("response", record.args.get("request"))
+    if isinstance(named, Response):
+        return named.request, named.url, repr(named), None
+    if isinstance(named, Request):
+        return named, named.url, str(named), record.args.get("reason")
+    return None

@@ -13,6 +13,9 @@ and the reason code. This formatter writes, at the level the wrapped formatter c
 Scrapy's logger that names the type and the reason code (the URL is in the audit log), and turns Scrapy's own line
 down to DEBUG.
 
+Scrapy's middlewares write their own lines about a request (``Ignoring response <404 url>``, ``Gave up retrying
+<GET url>``); :class:`~consentcrawl.requestlines.RequestLines`, put on their loggers here, rewrites those.
+
 ``scrapy parse <url>`` ends with ``No response downloaded for: <url>`` at ERROR when nothing was downloaded;
 :class:`ParseCommandLine` says instead, when the request was refused, that it was and why.
 
@@ -32,6 +35,7 @@ from scrapy.utils.misc import build_from_crawler
 
 from ._scrapy_internals import PARSE_LOGGER, parse_command_url
 from .errors import ConfigError
+from .requestlines import RequestLines
 from .runtime import refuse_to_start
 from .settings import read
 from .spidererrors import SCRAPER_LOGGER, RefusedRequestError, SpiderErrors, not_allowed, not_read
@@ -76,6 +80,7 @@ class ConsentLogFormatter:
         if isinstance(inner_cls, type) and issubclass(inner_cls, ConsentLogFormatter):
             inner_cls = LogFormatter  # named twice: one wrapper is enough
         formatter = cls(build_from_crawler(inner_cls, crawler), crawler)
+        RequestLines.install(crawler)  # the middlewares' lines about such a request, which it does not write
         crawler.signals.connect(formatter.spider_opened, signal=signals.spider_opened)
         return formatter
 

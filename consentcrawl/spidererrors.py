@@ -114,16 +114,18 @@ def not_allowed(crawler: Crawler | None, request: Request | None, url: str) -> s
     return not_allowed_reason(runtime.decision_for(request, url))
 
 
-def not_read(crawler: Crawler | None, request: Request) -> str | None:
-    """What a line about ``request`` whose download failed may say of it: the reason code of a decision that is
+def not_read(crawler: Crawler | None, request: Request, url: str | None = None) -> str | None:
+    """What a line about ``request`` whose page was not read as its person's (its download failed, its retries ran
+    out, its status was an error) may say of it: the reason code of a decision at ``url`` (the request's) that is
     not an allow (as :func:`not_allowed`), ``page-unread`` for an allowed person's page (a refusal on it was never
     read: :func:`~consentcrawl.downloadlines.unread_reason`), None for a page that is no one's or not checked."""
-    if crawler is None or not is_checked_url(request.url):
+    url = url if url is not None else request.url
+    if crawler is None or not is_checked_url(url):
         return None
     runtime = get_runtime(crawler)
     if runtime is None:
         return "configuration error"
-    return unread_reason(runtime.decision_for(request, request.url))
+    return unread_reason(runtime.decision_for(request, url))
 
 
 def sanitized(failure: Failure, reason: str) -> Failure:
