@@ -17,6 +17,8 @@
   ``spider_error`` handlers sanitized (Scrapy builds the failure it sends in ``Scraper``, with no hook before the
   signal); the guard learns which response an item handed to the pipelines came from (Scrapy passes it to the
   item signals, not to the pipelines).
+- :func:`wrap_engine_close`: the reason a crawl closes with names no URL it did not allow, however it was given
+  (Scrapy logs it, signals it and keeps it as ``finish_reason`` inside ``close_spider_async``).
 - :func:`item_pipelines`: the crawl's own item pipeline instances; the purge on close asks a project's
   ``ImagesPipeline`` how it named an image's thumbnails (Scrapy offers no public way to reach a pipeline).
 - :func:`guard_command_crawl`: ``scrapy view`` crawls with a spider class chosen inside Scrapy's command;
@@ -237,6 +239,29 @@ def wrap_scraper(crawler: Crawler, name: str,
 
 
 _WRAPPED = "_consentcrawl_wrapped"
+
+
+def wrap_engine_close(crawler: Crawler, clean: Callable[[Any], Any]) -> bool:
+    """Pass every reason the crawl closes with through ``clean`` first. ``ExecutionEngine.close_spider_async`` is
+    where each way of closing gives its reason (a ``CloseSpider`` raised by a callback, by a ``spider_idle`` or
+    ``spider_opened`` handler, by ``start()``; an extension's own call), and Scrapy then logs it at INFO, sends it to
+    ``spider_closed`` handlers and keeps it as the ``finish_reason`` stat, with no hook in between. The engine looks
+    the method up on itself each time (as the scraper and the crawler do), so an attribute of the instance replaces
+    it. Once per engine; returns whether it is in place (False: not crawling, or no such method)."""
+    try:
+        engine = crawler.engine
+    except RuntimeError:  # no engine yet: not crawling
+        return False
+    close = getattr(engine, "close_spider_async", None)
+    if close is None:
+        return False
+    if not getattr(close, _WRAPPED, False):
+        async def close_spider_async(*, reason: Any = "cancelled") -> None:
+            await close(reason=clean(reason))
+
+        setattr(close_spider_async, _WRAPPED, True)
+        engine.close_spider_async = close_spider_async  # type: ignore[method-assign]
+    return True
 
 
 def item_pipelines(crawler: Crawler) -> list[Any]:

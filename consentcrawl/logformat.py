@@ -38,8 +38,8 @@ from .errors import ConfigError
 from .requestlines import RequestLines
 from .runtime import refuse_to_start
 from .settings import read
-from .spidererrors import SCRAPER_LOGGER, RefusedRequestError, SpiderErrors, not_allowed, not_read
-from .startup import hook_scraper
+from .spidererrors import SCRAPER_LOGGER, CloseReasons, RefusedRequestError, SpiderErrors, not_allowed, not_read
+from .startup import hook_engine_close, hook_scraper
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -86,9 +86,13 @@ class ConsentLogFormatter:
 
     def spider_opened(self, spider: Any = None) -> None:
         """Spider errors about refused requests reach Scrapy sanitized from here on (before the first request)."""
-        if self.crawler is not None:
-            hook_scraper(self.crawler, "handle_spider_error", SpiderErrors,
-                         "a refused person's data would reach spider_error handlers")
+        if self.crawler is None:
+            return
+        reasons = CloseReasons(self.crawler)
+        hook_scraper(self.crawler, "handle_spider_error",
+                     lambda crawler, handle: SpiderErrors(crawler, handle, reasons),
+                     "a refused person's data would reach spider_error handlers")
+        hook_engine_close(self.crawler, reasons)
 
     def spider_error(self, failure: Failure, request: Request, response: Response | Failure,
                      spider: Spider) -> dict[str, Any]:
