@@ -106,3 +106,18 @@ async def test_a_close_reason_with_no_url_is_kept_as_given(tmp_path: Path, monke
         result = await crawl(make_spider("ADDONS", ClosesWhenIdlePlainly), people_settings(tmp_path),
                              proxy=server.proxy, monkeypatch=monkeypatch)
     assert result.stats.get("finish_reason") == "idle: 1/2 done", result.stats
+
+
+def test_an_engine_without_close_spider_async_stops_the_crawl_naming_why(caplog: pytest.LogCaptureFixture) -> None:
+    """Where the engine has no ``close_spider_async`` to put the cleaning in front of (another Scrapy; here no
+    engine at all), the crawl is refused with one CRITICAL line rather than run with close reasons unchecked."""
+    from scrapy.utils.test import get_crawler
+
+    from consentcrawl.runtime import CONFIG_ERROR_REASON
+    from consentcrawl.startup import hook_engine_close
+
+    with caplog.at_level(logging.CRITICAL), pytest.raises(CloseSpider) as raised:
+        hook_engine_close(get_crawler(), lambda reason: reason)
+    assert raised.value.reason == CONFIG_ERROR_REASON
+    assert [r.getMessage() for r in caplog.records if "close_spider_async" in r.getMessage()
+            and r.levelno == logging.CRITICAL], caplog.records

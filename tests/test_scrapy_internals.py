@@ -72,6 +72,16 @@ class Probe(scrapy.Spider):
             found[f"{name} in place"] = getattr(scraper, name) is not handles[0]
             delattr(scraper, name)  # this probe's own errors and items as Scrapy handles them
         found["no such method"] = internals.wrap_scraper(crawler, "no_such_method", wrap)
+        reasons: list[Any] = []
+
+        def clean(reason: Any) -> Any:
+            reasons.append(reason)
+            return f"{reason} (cleaned)"
+
+        found["close reasons"] = reasons
+        found["engine close wrapped"] = (internals.wrap_engine_close(crawler, clean),
+                                         internals.wrap_engine_close(crawler, clean),
+                                         "close_spider_async" in vars(engine))
         return None
 
 
@@ -79,7 +89,7 @@ class Probe(scrapy.Spider):
 async def test_each_internal_is_where_the_helpers_look_for_it_in_a_running_crawl(
         server: LocalServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     Probe.found = {}
-    await run_crawl(Probe, {"ROBOTSTXT_OBEY": False, "DOWNLOAD_DELAY": 0, "DOWNLOAD_DELAY_JITTER": 0.5,
+    result = await run_crawl(Probe, {"ROBOTSTXT_OBEY": False, "DOWNLOAD_DELAY": 0, "DOWNLOAD_DELAY_JITTER": 0.5,
                             "LOG_LEVEL": "WARNING", "IMAGES_STORE": str(tmp_path / "images"),
                             "ITEM_PIPELINES": {"scrapy.pipelines.images.ImagesPipeline": 1}},
                     proxy=server.proxy, monkeypatch=monkeypatch)
@@ -97,12 +107,17 @@ async def test_each_internal_is_where_the_helpers_look_for_it_in_a_running_crawl
         assert found[f"{name} wrapped"] == (True, True, 1), name
         assert found[f"{name} method"] and found[f"{name} in place"], name
     assert found["no such method"] is False
+    # the engine's close is replaced once, and the reason Scrapy logs and keeps is the one it hands back
+    assert found["engine close wrapped"] == (True, True, True)
+    assert found["close reasons"] == ["finished"]
+    assert result.stats["finish_reason"] == "finished (cleaned)"
 
 
 def test_wrap_scraper_says_when_there_is_no_scraper_or_no_such_method() -> None:
     from scrapy.utils.test import get_crawler
 
     assert internals.wrap_scraper(get_crawler(), "handle_spider_error", lambda crawler, handle: handle) is False
+    assert internals.wrap_engine_close(get_crawler(), lambda reason: reason) is False
     assert internals.item_pipelines(get_crawler()) == []
 
 
