@@ -34,6 +34,7 @@ from scrapy.logformatter import LogFormatter
 from scrapy.utils.misc import build_from_crawler
 
 from ._scrapy_internals import PARSE_LOGGER, parse_command_url
+from .downloadlines import UNREAD
 from .errors import ConfigError
 from .requestlines import RequestLines
 from .runtime import refuse_to_start
@@ -54,6 +55,9 @@ REFUSED_ERROR = ("Spider error processing a request consentcrawl refused (%(reas
 #: Scrapy's ``DOWNLOADERRORMSG`` for a request without an allow (report mode sends it) whose download failed
 REFUSED_DOWNLOAD = ("Error downloading a request consentcrawl did not allow (%(reason)s; its URL is in the audit "
                     "log): %(error)s, its message and traceback at DEBUG")
+#: the same for an allowed person's page, which the failed download left unread (``page-unread``)
+UNREAD_DOWNLOAD = ("Error downloading a person's page consentcrawl did not read (%(reason)s; its URL is in the audit "
+                   "log): %(error)s, its message and traceback at DEBUG")
 #: ``scrapy parse``'s last line for a URL consentcrawl refused (the URL typed is at DEBUG and in the audit log)
 PARSE_REFUSED = "No response downloaded: the request was refused (%(reason)s; its URL is in the audit log)"
 #: marks the DEBUG copy of the line, written through the same logger
@@ -118,8 +122,8 @@ class ConsentLogFormatter:
             return line
         level = line.get("level", logging.ERROR)
         if level > logging.DEBUG:
-            SCRAPER_LOGGER.log(level, REFUSED_DOWNLOAD, {"reason": reason, "error": type(failure.value).__name__},
-                               extra={"spider": spider})
+            SCRAPER_LOGGER.log(level, UNREAD_DOWNLOAD if reason == UNREAD else REFUSED_DOWNLOAD,
+                               {"reason": reason, "error": type(failure.value).__name__}, extra={"spider": spider})
         return {**line, "level": logging.DEBUG}
 
     def __getattr__(self, name: str) -> Any:
