@@ -148,3 +148,32 @@ async def test_a_max_size_line_of_a_page_whose_person_refuses_on_it_names_no_url
     assert [m for m in lines if "a person's page consentcrawl did not read (page-unread" in m], lines
     debug = [m for m in _handler_lines(caplog, logging.DEBUG) if f"<GET http://{HOST}/u/103>" in m]
     assert debug, "the line as Scrapy wrote it is kept at DEBUG"
+
+
+def test_a_line_naming_a_request_whose_method_has_a_space_is_held_and_written_without_its_url(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Scrapy names a request as ``<METHOD url>``, and a method is any text a spider gives (``GET X``). None of
+    Scrapy's HTTP handlers can send such a method (Twisted, h11 and aiohttp refuse it before the wire), so no crawl
+    can make this line: Scrapy's own message, for such a request, goes through the filter on the handler's logger.
+    It is held until the request is decided, then written at WARNING with the reason code in its place."""
+    from scrapy.utils._download_handlers import get_warnsize_msg
+
+    from consentcrawl.decision import Stage, deny
+    from consentcrawl.downloadlines import DownloadLines
+
+    lines = DownloadLines()
+    logger = logging.getLogger(_HANDLER_LOGGER)
+    logger.addFilter(lines)
+    request = scrapy.Request(f"http://{HOST}/u/104", method="GET X")
+    try:
+        with caplog.at_level(logging.DEBUG, logger=_HANDLER_LOGGER):
+            lines.sending(request)
+            logger.warning(get_warnsize_msg(500, 60, request, expected=True))
+            assert _handler_lines(caplog, logging.WARNING) == [], "held until the request is decided"
+            lines.decided(request, deny(Stage.SUBJECT, "subject.no-authorization", subject="104"))
+    finally:
+        logger.removeFilter(lines)
+    assert _handler_lines(caplog, logging.WARNING) == [
+        "Expected to receive 500 bytes which is larger than download warn size (60) in request a request "
+        "consentcrawl refused (subject.no-authorization; its URL is in the audit log)."]
+    assert _handler_lines(caplog, logging.DEBUG) == [get_warnsize_msg(500, 60, request, expected=True)]
