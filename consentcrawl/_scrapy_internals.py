@@ -17,6 +17,8 @@
   ``spider_error`` handlers sanitized (Scrapy builds the failure it sends in ``Scraper``, with no hook before the
   signal); the guard learns which response an item handed to the pipelines came from (Scrapy passes it to the
   item signals, not to the pipelines).
+- :func:`wrap_engine_close`: the reason a crawl closes with names no URL it did not allow, however it was given
+  (Scrapy logs it, signals it and keeps it as ``finish_reason`` inside ``close_spider_async``).
 - :func:`item_pipelines`: the crawl's own item pipeline instances; the purge on close asks a project's
   ``ImagesPipeline`` how it named an image's thumbnails (Scrapy offers no public way to reach a pipeline).
 - :func:`guard_command_crawl`: ``scrapy fetch``, ``view`` and ``shell`` crawl with a spider class chosen inside
@@ -26,14 +28,13 @@
   (its private ``_openfunc`` default is the one place every caller passes through).
 - :class:`ConsentCloseSpider`: ``CLOSESPIDER_PAGECOUNT`` counts the spider's pages, not consentcrawl's side requests
   (CloseSpider counts every ``response_received``, and offers no way to leave one out).
-- :func:`download_line_request`: which request a download handler's size or data-loss WARNING names (Scrapy logs
-  the request's text in it, with no ``extra`` to read it from).
+- :data:`DOWNLOAD_HANDLER_LOGGERS`: the loggers Scrapy's download handlers write their size and data-loss lines on
+  (module names, not a documented contract).
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -242,6 +243,29 @@ def wrap_scraper(crawler: Crawler, name: str,
 _WRAPPED = "_consentcrawl_wrapped"
 
 
+def wrap_engine_close(crawler: Crawler, clean: Callable[[Any], Any]) -> bool:
+    """Pass every reason the crawl closes with through ``clean`` first. ``ExecutionEngine.close_spider_async`` is
+    where each way of closing gives its reason (a ``CloseSpider`` raised by a callback, by a ``spider_idle`` or
+    ``spider_opened`` handler, by ``start()``; an extension's own call), and Scrapy then logs it at INFO, sends it to
+    ``spider_closed`` handlers and keeps it as the ``finish_reason`` stat, with no hook in between. The engine looks
+    the method up on itself each time (as the scraper and the crawler do), so an attribute of the instance replaces
+    it. Once per engine; returns whether it is in place (False: not crawling, or no such method)."""
+    try:
+        engine = crawler.engine
+    except RuntimeError:  # no engine yet: not crawling
+        return False
+    close = getattr(engine, "close_spider_async", None)
+    if close is None:
+        return False
+    if not getattr(close, _WRAPPED, False):
+        async def close_spider_async(*, reason: Any = "cancelled") -> None:
+            await close(reason=clean(reason))
+
+        setattr(close_spider_async, _WRAPPED, True)
+        engine.close_spider_async = close_spider_async  # type: ignore[method-assign]
+    return True
+
+
 def item_pipelines(crawler: Crawler) -> list[Any]:
     """The crawl's item pipeline instances, in their order; empty when there is no engine (not crawling)."""
     try:
@@ -314,19 +338,27 @@ def guard_command_crawl(process: Any, wrap: Callable[[type], type]) -> None:
 #: streams)
 DOWNLOAD_HANDLER_LOGGERS = ("scrapy.core.downloader.handlers.http11",
                             "scrapy.core.downloader.handlers._base_streaming", "scrapy.core._http2.stream")
-#: the request those handlers name in their lines (``scrapy.utils._download_handlers``): ``get_warnsize_msg`` and
-#: ``get_maxsize_msg`` write ``in request <GET url>.``, ``get_dataloss_msg`` ``Got data loss in url. ...``
-_DOWNLOAD_LINE = re.compile(r"larger than download (?:warn|max) size \(\d+\) in request (<\S+ (\S+)>)\.$"
-                            r"|^Got data loss in ((\S+))\. ")
 
 
-def download_line_request(record: logging.LogRecord) -> tuple[str, tuple[int, int]] | None:
-    """The URL a download handler's size or data-loss line names, and where in the message it is named (the span
-    to replace: ``<GET url>``, or the URL); None for any other line."""
-    if record.name not in DOWNLOAD_HANDLER_LOGGERS:
+#: the loggers of the middlewares whose lines name a request or its response at INFO or above: HttpErrorMiddleware's
+#: ``Ignoring response <404 url>: ...`` (INFO) and RetryMiddleware's ``Gave up retrying <GET url> (failed N times):
+#: <reason>`` (ERROR; ``get_retry_request``'s default logger)
+REQUEST_LINE_LOGGERS = ("scrapy.spidermiddlewares.httperror", "scrapy.downloadermiddlewares.retry")
+
+
+def request_line_subject(record: logging.LogRecord) -> tuple[Any, str, str, Any] | None:
+    """The request a line of those middlewares is about, the URL it names, the text that names it (Scrapy's
+    ``str(request)`` or ``repr(response)``) and the line's ``reason`` argument (a retry's: an exception or text);
+    None for any other line. They log with a mapping of arguments (``{"response": response}``, ``{"request":
+    request, ...}``): Scrapy's message templates, read here because the message itself is already text."""
+    from scrapy import Request
+    from scrapy.http import Response
+
+    if record.name not in REQUEST_LINE_LOGGERS or not isinstance(record.args, dict):
         return None
-    match = _DOWNLOAD_LINE.search(record.getMessage())
-    if match is None:
-        return None
-    group = 1 if match.group(1) is not None else 3
-    return match.group(group + 1), match.span(group)
+    named = record.args.get("response", record.args.get("request"))
+    if isinstance(named, Response):
+        return named.request, named.url, repr(named), None
+    if isinstance(named, Request):
+        return named, named.url, str(named), record.args.get("reason")
+    return None

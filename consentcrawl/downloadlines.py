@@ -7,33 +7,82 @@ the response phase reads the page, so before a person who refuses on their own p
 ``#nobot``, ``X-Robots-Tag``) is known: the send-time decision knows whose page it is, not what the page says. In
 report mode a request consentcrawl would deny is downloaded as well.
 
-So the line of a checked request that the send-time handler sent is held (a filter on the handlers' loggers) until
-its page is decided: by the response phase, or, when the download fails (the page is then never read), by the
-send-time decision. An allowed page's line is then written as Scrapy wrote it; any other's at DEBUG as written,
-and at the level Scrapy chose with ``a request consentcrawl refused (<reason>)`` in place of the request. A line
-still held when the spider closes (its page never reached the response phase) is written as refused
-(``undecided``). Held lines are written a moment later than Scrapy logged them, after the page's own lines.
+So a line of these handlers that names the URL of a checked request the send-time handler is sending is held (a
+filter on the handlers' loggers) until every request for that URL that was in flight when it was logged is decided:
+the line cannot say which of them it is about (it names the URL; its request's method is any text), so it waits for
+all of them, and any one that is not allowed decides it. A request is decided by the response phase, or, when its
+download fails, by :meth:`DownloadLines.failed`: its page was then never read, so for a person's page the send-time
+allow cannot stand for what the page says (the person may refuse on that very page), and the line is written as
+for an unread page. An allowed page's line is written as Scrapy wrote it; any other at DEBUG as written, and at the
+level Scrapy chose with the request (``<METHOD url>``, whatever the method) or the URL replaced by what consentcrawl
+may say of it. A line still held when the spider closes (a page that never reached the response phase) is written
+as refused (``undecided``). Held lines are written a moment later than Scrapy logged them, after the page's own
+lines.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 
-from ._scrapy_internals import DOWNLOAD_HANDLER_LOGGERS, download_line_request
+from ._scrapy_internals import DOWNLOAD_HANDLER_LOGGERS
 from .decision import not_allowed_reason
 
 if TYPE_CHECKING:
+    from scrapy import Request
     from scrapy.crawler import Crawler
 
     from .decision import Decision
 
 #: what stands in a held line for the request of a page consentcrawl did not allow
 REFUSED_REQUEST = "a request consentcrawl refused ({reason}; its URL is in the audit log)"
+#: what stands in it for a person's page that was allowed when sent but never read (its download failed)
+UNREAD_PAGE = "a person's page consentcrawl did not read ({reason}; its URL is in the audit log)"
+#: the reason an unread person's page is given: their refusal on that page, if any, is not known
+UNREAD = "page-unread"
 #: marks a record this filter has let through (written again through its logger, it meets the filter again)
 _RELEASED = "_consentcrawl_released"
+
+
+def stand_in(reason: str) -> str:
+    """What a line says in place of a request or URL it may not name, for ``reason``."""
+    return (UNREAD_PAGE if reason == UNREAD else REFUSED_REQUEST).format(reason=reason)
+
+
+def unread_reason(decision: Decision | None) -> str | None:
+    """What a line about a request whose page was never read may say of it: the reason code of a decision that is
+    not an allow, :data:`UNREAD` for an allowed person's page (what the page says is not known), None for an
+    allowed page that is no one's."""
+    reason = not_allowed_reason(decision)
+    if reason is None and decision is not None and decision.subject is not None:
+        return UNREAD
+    return reason
+
+
+def named_in(message: str, url: str) -> re.Pattern[str] | None:
+    """A pattern for where ``message`` names ``url``: as a request's text (``<METHOD url>``, any method) or alone;
+    None when it does not. The URL ends where the text cannot go on as that URL (a longer URL that starts with it
+    is another page)."""
+    if url not in message:
+        return None
+    quoted = re.escape(url)
+    pattern = re.compile(rf"<[^<>]*? {quoted}>|{quoted}(?=[\s>)\]\"']|\.(?:\s|$)|$)", re.DOTALL)
+    return pattern if pattern.search(message) else None
+
+
+@dataclass
+class _Held:
+    record: logging.LogRecord
+    #: the URLs the line names, each with the pattern that finds it
+    names: dict[str, re.Pattern[str]]
+    #: the requests it may be about that are not decided yet (by identity)
+    waiting: list[Any]
+    #: the reasons of those decided that were not allowed
+    reasons: list[str] = field(default_factory=list)
 
 
 class DownloadLines(logging.Filter):
@@ -41,8 +90,10 @@ class DownloadLines(logging.Filter):
 
     def __init__(self) -> None:
         super().__init__()
-        #: per URL being downloaded: how many requests for it are in flight, and the lines held for it
-        self._held: dict[str, tuple[int, list[logging.LogRecord]]] = {}
+        #: per URL, the requests for it being downloaded (each object once per send)
+        self._sending: dict[str, list[Any]] = {}
+        #: the lines held, in the order they were logged
+        self._held: list[_Held] = []
 
     @classmethod
     def install(cls, crawler: Crawler) -> DownloadLines:
@@ -56,48 +107,66 @@ class DownloadLines(logging.Filter):
     def close(self, spider: Any = None) -> None:
         for name in DOWNLOAD_HANDLER_LOGGERS:
             logging.getLogger(name).removeFilter(self)
-        for url in list(self._held):
-            self._write(self._held.pop(url)[1], "undecided")
+        held, self._held, self._sending = self._held, [], {}
+        for line in held:
+            self._write(line, line.reasons[0] if line.reasons else "undecided")
 
-    def sending(self, url: str) -> None:
-        """A checked request for ``url`` goes to the download handler: its lines wait for :meth:`decided`."""
-        count, held = self._held.get(url, (0, []))
-        self._held[url] = (count + 1, held)
+    def sending(self, request: Request) -> None:
+        """A checked request goes to the download handler: lines naming its URL wait for it to be decided."""
+        self._sending.setdefault(request.url, []).append(request)
 
-    def decided(self, url: str, decision: Decision | None) -> None:
-        """The page at ``url`` (the URL it was sent for) is decided: its held lines are written accordingly."""
-        entry = self._held.pop(url, None)
-        if entry is None:
+    def decided(self, request: Request, decision: Decision | None) -> None:
+        """The page of ``request`` (sent by :meth:`sending`) is decided: the held lines that waited for it alone
+        are written accordingly."""
+        self._done(request, not_allowed_reason(decision))
+
+    def failed(self, request: Request, decision: Decision | None) -> None:
+        """The download of ``request`` failed: its page was never read, so the send-time ``decision`` stands for
+        it, except that an allowed person's page counts as unread (:func:`unread_reason`)."""
+        self._done(request, unread_reason(decision))
+
+    def _done(self, request: Request, reason: str | None) -> None:
+        sending = self._sending.get(request.url)
+        if not sending or not any(r is request for r in sending):
             return
-        count, held = entry
-        if count > 1:  # another request for the URL is still being downloaded
-            self._held[url] = (count - 1, [])
-        self._write(held, not_allowed_reason(decision))
+        sending.pop(next(i for i, r in enumerate(sending) if r is request))
+        if not sending:
+            del self._sending[request.url]
+        ready = []
+        for line in self._held:
+            if any(r is request for r in line.waiting):
+                line.waiting = [r for r in line.waiting if r is not request]
+                if reason is not None:
+                    line.reasons.append(reason)
+                if not line.waiting:
+                    ready.append(line)
+        for line in ready:
+            self._held.remove(line)
+            self._write(line, line.reasons[0] if line.reasons else None)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, _RELEASED, False) or not self._held:
+        if getattr(record, _RELEASED, False) or not self._sending or record.levelno <= logging.DEBUG:
             return True
-        named = download_line_request(record)
-        if named is None or named[0] not in self._held:
+        message = record.getMessage()
+        names = {url: pattern for url in self._sending if (pattern := named_in(message, url)) is not None}
+        if not names:
             return True
-        self._held[named[0]][1].append(record)
+        self._held.append(_Held(record, names, [r for url in names for r in self._sending[url]]))
         return False
 
     @staticmethod
-    def _write(held: list[logging.LogRecord], reason: str | None) -> None:
-        for record in held:
-            logger = logging.getLogger(record.name)
-            named = download_line_request(record) if reason is not None else None
-            if named is not None:
-                message = record.getMessage()
-                start, end = named[1]
-                clean = logging.makeLogRecord({**record.__dict__, "args": None, "exc_info": None, "exc_text": None,
-                                               "msg": message[:start] + REFUSED_REQUEST.format(reason=reason)
-                                               + message[end:], _RELEASED: True})
-                record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-                setattr(record, _RELEASED, True)
-                logger.handle(record)
-                logger.handle(clean)
-                continue
-            setattr(record, _RELEASED, True)
+    def _write(line: _Held, reason: str | None) -> None:
+        record = line.record
+        logger = logging.getLogger(record.name)
+        setattr(record, _RELEASED, True)
+        if reason is None:
             logger.handle(record)
+            return
+        message = record.getMessage()
+        for url in sorted(line.names, key=len, reverse=True):  # a longer URL first: a shorter one may start it
+            message = line.names[url].sub(stand_in(reason).replace("\\", "\\\\"), message)
+        clean = logging.makeLogRecord({**record.__dict__, "args": None, "exc_info": None, "exc_text": None,
+                                       "msg": message, _RELEASED: True})
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        logger.handle(record)
+        logger.handle(clean)

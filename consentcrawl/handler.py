@@ -225,11 +225,11 @@ class ConsentDownloadHandler:
             decision = await runtime.decide_send(request)  # reads the clock now, after the waits
             if runtime.drops(decision):
                 raise ConsentDenied(decision)
-        runtime.download_lines.sending(request.url)  # its handler's lines wait for the response phase
+        runtime.download_lines.sending(request)  # its handler's lines wait for the response phase
         try:
             response: Response = await self.fallback.download_request(request)
-        except BaseException:  # never read: the send-time decision stands for the page
-            runtime.download_lines.decided(request.url, runtime.decision_for(request))
+        except BaseException:  # never read: the send-time decision stands for the page, a person's as unread
+            runtime.download_lines.failed(request, runtime.decision_for(request))
             raise
         self._sent.add(response)
         return response

@@ -13,6 +13,9 @@ and the reason code. This formatter writes, at the level the wrapped formatter c
 Scrapy's logger that names the type and the reason code (the URL is in the audit log), and turns Scrapy's own line
 down to DEBUG.
 
+Scrapy's middlewares write their own lines about a request (``Ignoring response <404 url>``, ``Gave up retrying
+<GET url>``); :class:`~consentcrawl.requestlines.RequestLines`, put on their loggers here, rewrites those.
+
 ``scrapy parse <url>`` ends with ``No response downloaded for: <url>`` at ERROR when nothing was downloaded;
 :class:`ParseCommandLine` says instead, when the request was refused, that it was and why.
 
@@ -31,11 +34,13 @@ from scrapy.logformatter import LogFormatter
 from scrapy.utils.misc import build_from_crawler
 
 from ._scrapy_internals import PARSE_LOGGER, parse_command_url
+from .downloadlines import UNREAD
 from .errors import ConfigError
+from .requestlines import RequestLines
 from .runtime import refuse_to_start
 from .settings import read
-from .spidererrors import SCRAPER_LOGGER, RefusedRequestError, SpiderErrors, not_allowed
-from .startup import hook_scraper
+from .spidererrors import SCRAPER_LOGGER, CloseReasons, RefusedRequestError, SpiderErrors, not_allowed, not_read
+from .startup import hook_engine_close, hook_scraper
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -50,6 +55,9 @@ REFUSED_ERROR = ("Spider error processing a request consentcrawl refused (%(reas
 #: Scrapy's ``DOWNLOADERRORMSG`` for a request without an allow (report mode sends it) whose download failed
 REFUSED_DOWNLOAD = ("Error downloading a request consentcrawl did not allow (%(reason)s; its URL is in the audit "
                     "log): %(error)s, its message and traceback at DEBUG")
+#: the same for an allowed person's page, which the failed download left unread (``page-unread``)
+UNREAD_DOWNLOAD = ("Error downloading a person's page consentcrawl did not read (%(reason)s; its URL is in the audit "
+                   "log): %(error)s, its message and traceback at DEBUG")
 #: ``scrapy parse``'s last line for a URL consentcrawl refused (the URL typed is at DEBUG and in the audit log)
 PARSE_REFUSED = "No response downloaded: the request was refused (%(reason)s; its URL is in the audit log)"
 #: marks the DEBUG copy of the line, written through the same logger
@@ -76,14 +84,19 @@ class ConsentLogFormatter:
         if isinstance(inner_cls, type) and issubclass(inner_cls, ConsentLogFormatter):
             inner_cls = LogFormatter  # named twice: one wrapper is enough
         formatter = cls(build_from_crawler(inner_cls, crawler), crawler)
+        RequestLines.install(crawler)  # the middlewares' lines about such a request, which it does not write
         crawler.signals.connect(formatter.spider_opened, signal=signals.spider_opened)
         return formatter
 
     def spider_opened(self, spider: Any = None) -> None:
         """Spider errors about refused requests reach Scrapy sanitized from here on (before the first request)."""
-        if self.crawler is not None:
-            hook_scraper(self.crawler, "handle_spider_error", SpiderErrors,
-                         "a refused person's data would reach spider_error handlers")
+        if self.crawler is None:
+            return
+        reasons = CloseReasons(self.crawler)
+        hook_scraper(self.crawler, "handle_spider_error",
+                     lambda crawler, handle: SpiderErrors(crawler, handle, reasons),
+                     "a refused person's data would reach spider_error handlers")
+        hook_engine_close(self.crawler, reasons)
 
     def spider_error(self, failure: Failure, request: Request, response: Response | Failure,
                      spider: Spider) -> dict[str, Any]:
@@ -101,15 +114,16 @@ class ConsentLogFormatter:
                        errmsg: str | None = None) -> dict[str, Any]:
         """Scrapy's ``Error downloading <GET url>`` (with the error's message and traceback, which can hold the URL
         too: a timeout's does), for a request whose errback raised or that has none. For a request without an
-        allow (report mode sends what it would deny) the URL goes to DEBUG, as for a spider error."""
+        allow (report mode sends what it would deny) the URL goes to DEBUG, as for a spider error; for an allowed
+        person's page too, which the failed download left unread (``page-unread``: a refusal on it is not known)."""
         line: dict[str, Any] = self.inner.download_error(failure, request, spider, errmsg)
-        reason = not_allowed(self.crawler, request, request.url)
+        reason = not_read(self.crawler, request)
         if reason is None or not isinstance(line, dict):
             return line
         level = line.get("level", logging.ERROR)
         if level > logging.DEBUG:
-            SCRAPER_LOGGER.log(level, REFUSED_DOWNLOAD, {"reason": reason, "error": type(failure.value).__name__},
-                               extra={"spider": spider})
+            SCRAPER_LOGGER.log(level, UNREAD_DOWNLOAD if reason == UNREAD else REFUSED_DOWNLOAD,
+                               {"reason": reason, "error": type(failure.value).__name__}, extra={"spider": spider})
         return {**line, "level": logging.DEBUG}
 
     def __getattr__(self, name: str) -> Any:

@@ -356,7 +356,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         if decision.allowed:
             decision = await check_signals(self, request, response, decision)
         self._remember(request, response.url, decision)
-        self.download_lines.decided(request.url, decision)
+        self.download_lines.decided(request, decision)
         return decision
 
     async def robots_for(self, facts: RequestFacts) -> RobotsFile | None:

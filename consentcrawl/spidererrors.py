@@ -22,7 +22,8 @@ empty ``about:blank`` page with the status. Scrapy's log line (:mod:`consentcraw
 ``CLOSESPIDER_ERRORCOUNT`` and every handler then see that. ``CloseSpider`` is passed on: it closes the crawl,
 which Scrapy does not report as an error; but its reason becomes ``Closing spider (<reason>)`` at INFO and the
 ``finish_reason`` stat, so a URL in it is kept only when it is the URL of the request or page whose code raised and
-that was allowed (:func:`close_reason`); any other is taken out, the reason as raised logged at DEBUG.
+that was allowed (:func:`close_reason`); any other is taken out, the reason as raised logged at DEBUG. A reason
+given anywhere else (:class:`CloseReasons`) has no request to vouch for a URL: each one in it is taken out.
 
 A handler still runs on Scrapy's stack: code that walks up its callers' frames (``sys._getframe``) reaches the
 request there, as it could reach anything of the crawl. Error reporters read the failure's traceback, not that.
@@ -41,6 +42,7 @@ from scrapy.utils.log import failure_to_exc_info
 from twisted.python.failure import Failure
 
 from .decision import Decision, Verdict, not_allowed_reason
+from .downloadlines import unread_reason
 from .errbacks import url_spellings
 from .middlewares import ConsentDenied, ConsentMisconfigured
 from .runtime import get_runtime, is_checked_url
@@ -59,6 +61,10 @@ BLANK = "about:blank"
 #: a URL in a ``CloseSpider`` reason, and what stands for one that is not known to be allowed
 _URL = re.compile(r"https?://[^\s\"'<>]*[^\s\"'<>.,;:)\]]", re.IGNORECASE)
 NOT_ALLOWED_URL = "<a URL consentcrawl did not allow; at DEBUG>"
+#: in a close reason given outside a callback: any word with a ``/`` in it (a URL of any scheme, ``host/path``,
+#: ``/u/107``, ``u/107``) other than numbers (``3/5``), its trailing punctuation left as it was
+_SLASHED = re.compile(r"[^\s/]*/\S*?(?=[.,;:)\]]*(?:\s|$))")
+_NUMBERS = re.compile(r"[\d/.,:%()-]*")
 
 
 class RefusedRequestError(Exception):
@@ -113,6 +119,20 @@ def not_allowed(crawler: Crawler | None, request: Request | None, url: str) -> s
     return not_allowed_reason(runtime.decision_for(request, url))
 
 
+def not_read(crawler: Crawler | None, request: Request, url: str | None = None) -> str | None:
+    """What a line about ``request`` whose page was not read as its person's (its download failed, its retries ran
+    out, its status was an error) may say of it: the reason code of a decision at ``url`` (the request's) that is
+    not an allow (as :func:`not_allowed`), ``page-unread`` for an allowed person's page (a refusal on it was never
+    read: :func:`~consentcrawl.downloadlines.unread_reason`), None for a page that is no one's or not checked."""
+    url = url if url is not None else request.url
+    if crawler is None or not is_checked_url(url):
+        return None
+    runtime = get_runtime(crawler)
+    if runtime is None:
+        return "configuration error"
+    return unread_reason(runtime.decision_for(request, url))
+
+
 def sanitized(failure: Failure, reason: str) -> Failure:
     """A failure of a :class:`RefusedRequestError` named as ``failure``'s exception, with ``failure``'s code
     locations (function, file, line) and none of its values: never raised, so with no cause, context or frames."""
@@ -140,13 +160,15 @@ class SpiderErrors:
     """``Scraper.handle_spider_error`` for a crawl: a spider error about a refused request is logged at DEBUG as
     raised and handed on sanitized (see the module doc); any other is handed on as it is."""
 
-    def __init__(self, crawler: Crawler, handle: Callable[[Failure, Request, Any], None]) -> None:
+    def __init__(self, crawler: Crawler, handle: Callable[[Failure, Request, Any], None],
+                 reasons: CloseReasons | None = None) -> None:
         self.crawler = crawler
         self.handle = handle
+        self.reasons = reasons if reasons is not None else CloseReasons(crawler)
 
     def __call__(self, failure: Failure, request: Request, response: Any) -> None:
         if isinstance(failure.value, CloseSpider):
-            failure.value.reason = close_reason(self.crawler, failure.value.reason, request, response)
+            failure.value.reason = self.reasons.from_callback(failure.value.reason, request, response)
         reason = None if isinstance(failure.value, CloseSpider) else refusal_of(self.crawler, response)
         if reason is None:
             self.handle(failure, request, response)
@@ -176,6 +198,35 @@ def close_reason(crawler: Crawler, reason: Any, request: Request, response: Any)
         SCRAPER_LOGGER.debug("consentcrawl: a CloseSpider reason named a URL consentcrawl did not allow: %r", reason,
                              extra={"spider": crawler.spider})
     return clean
+
+
+class CloseReasons:
+    """The reason every close of the crawl gives, as Scrapy logs it at INFO and keeps as ``finish_reason``
+    (``_scrapy_internals.wrap_engine_close`` hands each one here). A ``CloseSpider`` raised by a callback or
+    errback was cleaned for its request already (:func:`close_reason`, through :meth:`from_callback`) and keeps the
+    allowed URL of that request. Any other (a ``spider_idle`` or ``spider_opened`` handler, an extension, ``start()``)
+    was given with no request whose allow could vouch for a URL in it: every word with a ``/`` in it (a URL of any
+    scheme, ``host/path``, a path: ``/u/107``, ``u/107``) other than numbers (``3/5``) is taken out; the reason as
+    given is logged at DEBUG. An id or a name alone in the text cannot be told from any other word."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        self.crawler = crawler
+        self._checked: set[str] = set()
+
+    def from_callback(self, reason: Any, request: Request, response: Any) -> Any:
+        clean = close_reason(self.crawler, reason, request, response)
+        if isinstance(clean, str):
+            self._checked.add(clean)
+        return clean
+
+    def __call__(self, reason: Any) -> Any:
+        if not isinstance(reason, str) or reason in self._checked:
+            return reason
+        clean = _SLASHED.sub(lambda m: m.group(0) if _NUMBERS.fullmatch(m.group(0)) else NOT_ALLOWED_URL, reason)
+        if clean != reason:
+            SCRAPER_LOGGER.debug("consentcrawl: the crawl's close reason named a URL or path, which no request's "
+                                 "allow vouches for: %r", reason, extra={"spider": self.crawler.spider})
+        return clean
 
 
 def as_handled(error: BaseException, run: Callable[[], None]) -> None:

@@ -9,13 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import CloseSpider
 
-from ._scrapy_internals import wrap_scraper
+from ._scrapy_internals import wrap_engine_close, wrap_scraper
 from .errors import ConfigError
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
-__all__ = ["check_handlers", "check_log_formatter", "check_outermost", "check_pipelines", "hook_scraper"]
+__all__ = ["check_handlers", "check_log_formatter", "check_outermost", "check_pipelines", "hook_engine_close",
+           "hook_scraper"]
 
 logger = logging.getLogger("consentcrawl")
 
@@ -30,6 +31,17 @@ def hook_scraper(crawler: Crawler, name: str, wrap: Callable[[Crawler, Callable[
     if not wrap_scraper(crawler, name, wrap):
         logger.critical("consentcrawl: the crawl does not start: this Scrapy's scraper has no %s, and %s",
                         name, unguarded)
+        raise CloseSpider(CONFIG_ERROR_REASON)
+
+
+def hook_engine_close(crawler: Crawler, clean: Callable[[Any], Any]) -> None:
+    """Every reason the crawl closes with passes through ``clean`` (``_scrapy_internals.wrap_engine_close``); a
+    Scrapy whose engine has no ``close_spider_async`` stops the crawl as :func:`hook_scraper` does."""
+    from .runtime import CONFIG_ERROR_REASON
+
+    if not wrap_engine_close(crawler, clean):
+        logger.critical("consentcrawl: the crawl does not start: this Scrapy's engine has no close_spider_async, and "
+                        "a close reason naming a refused URL would reach the log and finish_reason")
         raise CloseSpider(CONFIG_ERROR_REASON)
 
 

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-import socketserver
-import threading
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl_demo.server import LocalServer
 from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, crawl, make_spider, people_settings
+from tests.rawproxy import Script, address, head, scripted_proxy, whole
 
 _WRITTEN = logging.Formatter("%(levelname)s %(name)s: %(message)s")
 _HANDLER_LOGGER = "scrapy.core.downloader.handlers.http11"
@@ -80,37 +79,23 @@ async def test_report_mode_downloads_a_denied_page_and_its_size_line_names_no_ur
     denied = re.compile(r"/u/104(?!\d)")
     assert [line for line in _lines(caplog) if denied.search(line)] == [], _lines(caplog)
     loud = [r.getMessage() for r in _size_lines(caplog, what) if r.levelno >= logging.WARNING]
-    assert [m for m in loud if f"<GET http://{HOST}/u/101>" in m], _lines(caplog)  # allowed: as Scrapy wrote it
+    if what == "warn":  # allowed and read: as Scrapy wrote it
+        assert [m for m in loud if f"<GET http://{HOST}/u/101>" in m], _lines(caplog)
+    else:  # cancelled: 101's page was never read, and 101 may refuse on it (test_download_fails_unread.py)
+        assert [m for m in loud if "did not read (page-unread" in m], _lines(caplog)
     assert [m for m in loud if "consentcrawl refused (subject.no-authorization" in m], _lines(caplog)
 
 
-class _TruncatingProxy(socketserver.ThreadingTCPServer):
-    """A loopback origin-and-proxy whose page for 104 promises more bytes than it sends, then closes: Scrapy's
-    handler loses data (``Got data loss in <url>``, logged once per handler). robots.txt allows everything."""
+def truncating(*paths: str) -> Script:
+    """Pages at ``paths`` promise more bytes than they send, then the connection closes: Scrapy's handler loses data
+    (``Got data loss in <url>``, logged once per handler). Any other page is whole."""
 
-    daemon_threads = True
-    allow_reuse_address = True
+    def script(target: str, nth: int) -> list[tuple[float, bytes]]:
+        if target.endswith(paths):
+            return [(0.0, head(5000) + b"<html><body>SECRET-NAME</body>")]
+        return whole("<html><body>SECRET-NAME</body></html>")
 
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Truncating)
-        self.targets: list[str] = []
-
-
-class _Truncating(socketserver.StreamRequestHandler):
-    def handle(self) -> None:
-        line = self.rfile.readline(65537).decode("latin-1")
-        while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
-            pass
-        target = line.split(" ")[1] if line.count(" ") >= 2 else ""
-        self.server.targets.append(target)  # type: ignore[attr-defined]
-        if target.endswith("/robots.txt"):
-            body = b"User-agent: *\nAllow: /\n"
-            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
-                             b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
-            return
-        promised = 5000 if target.endswith("/u/104") else 30  # 101's page is whole: the line is 104's
-        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nConnection: close\r\n"
-                         b"Content-Length: %d\r\n\r\n<html><body>SECRET-NAME</body>" % promised)
+    return script
 
 
 @deferred_f_from_coro_f
@@ -118,18 +103,10 @@ async def test_report_mode_the_data_loss_line_of_a_denied_page_names_no_url_at_i
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     """The download fails (``DOWNLOAD_FAIL_ON_DATALOSS``, Scrapy's default): the page is never read, and its line
     is written with the send-time decision, a would-deny in report mode."""
-    server = _TruncatingProxy()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     settings = people_settings(tmp_path, CONSENTCRAWL_MODE="report", RETRY_ENABLED=False)
-    try:
-        with caplog.at_level(logging.DEBUG):
-            await crawl(make_spider("ConsentSpider", DeniedProfiles), settings,
-                        proxy=f"http://127.0.0.1:{server.server_address[1]}", monkeypatch=monkeypatch)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with scripted_proxy(truncating("/u/104")) as server, caplog.at_level(logging.DEBUG):
+        await crawl(make_spider("ConsentSpider", DeniedProfiles), settings, proxy=address(server),
+                    monkeypatch=monkeypatch)
     assert f"http://{HOST}/u/104" in server.targets, server.targets  # report mode sent it
     lines = [r for r in caplog.records if r.name == _HANDLER_LOGGER and "data loss" in r.getMessage()]
     loud = [r.getMessage() for r in lines if r.levelno >= logging.WARNING]

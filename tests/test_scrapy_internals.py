@@ -72,6 +72,16 @@ class Probe(scrapy.Spider):
             found[f"{name} in place"] = getattr(scraper, name) is not handles[0]
             delattr(scraper, name)  # this probe's own errors and items as Scrapy handles them
         found["no such method"] = internals.wrap_scraper(crawler, "no_such_method", wrap)
+        reasons: list[Any] = []
+
+        def clean(reason: Any) -> Any:
+            reasons.append(reason)
+            return f"{reason} (cleaned)"
+
+        found["close reasons"] = reasons
+        found["engine close wrapped"] = (internals.wrap_engine_close(crawler, clean),
+                                         internals.wrap_engine_close(crawler, clean),
+                                         "close_spider_async" in vars(engine))
         return None
 
 
@@ -79,7 +89,7 @@ class Probe(scrapy.Spider):
 async def test_each_internal_is_where_the_helpers_look_for_it_in_a_running_crawl(
         server: LocalServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     Probe.found = {}
-    await run_crawl(Probe, {"ROBOTSTXT_OBEY": False, "DOWNLOAD_DELAY": 0, "DOWNLOAD_DELAY_JITTER": 0.5,
+    result = await run_crawl(Probe, {"ROBOTSTXT_OBEY": False, "DOWNLOAD_DELAY": 0, "DOWNLOAD_DELAY_JITTER": 0.5,
                             "LOG_LEVEL": "WARNING", "IMAGES_STORE": str(tmp_path / "images"),
                             "ITEM_PIPELINES": {"scrapy.pipelines.images.ImagesPipeline": 1}},
                     proxy=server.proxy, monkeypatch=monkeypatch)
@@ -97,12 +107,17 @@ async def test_each_internal_is_where_the_helpers_look_for_it_in_a_running_crawl
         assert found[f"{name} wrapped"] == (True, True, 1), name
         assert found[f"{name} method"] and found[f"{name} in place"], name
     assert found["no such method"] is False
+    # the engine's close is replaced once, and the reason Scrapy logs and keeps is the one it hands back
+    assert found["engine close wrapped"] == (True, True, True)
+    assert found["close reasons"] == ["finished"]
+    assert result.stats["finish_reason"] == "finished (cleaned)"
 
 
 def test_wrap_scraper_says_when_there_is_no_scraper_or_no_such_method() -> None:
     from scrapy.utils.test import get_crawler
 
     assert internals.wrap_scraper(get_crawler(), "handle_spider_error", lambda crawler, handle: handle) is False
+    assert internals.wrap_engine_close(get_crawler(), lambda reason: reason) is False
     assert internals.item_pipelines(get_crawler()) == []
 
 
@@ -126,13 +141,15 @@ async def test_the_http11_handlers_pool_is_where_no_silent_resend_looks_for_it()
 
 
 def test_the_download_handlers_lines_are_read_as_scrapy_writes_them() -> None:
-    """``download_line_request`` reads the request out of the messages Scrapy's handlers build, on the installed
-    Scrapy, from the loggers they log on (a moved module or a reworded message would let the URL through)."""
+    """The download lines filter finds the request in the messages Scrapy's handlers build, on the installed Scrapy,
+    from the loggers they log on (a moved module or a reworded message would let the URL through): as
+    ``<METHOD url>`` whatever the method (a space in it included) or as the URL alone, not as a longer URL."""
     import importlib
-    import logging
 
     from scrapy import Request
     from scrapy.utils._download_handlers import get_dataloss_msg, get_maxsize_msg, get_warnsize_msg
+
+    from consentcrawl.downloadlines import named_in
 
     for name in internals.DOWNLOAD_HANDLER_LOGGERS:
         try:
@@ -141,14 +158,13 @@ def test_the_download_handlers_lines_are_read_as_scrapy_writes_them() -> None:
             continue
         assert module.logger.name == name
     url = "http://people.example/u/104?a=1"
-    request = Request(url)
-    messages = [get_warnsize_msg(500, 60, request, expected=True), get_warnsize_msg(61, 60, request, expected=False),
-                get_maxsize_msg(500, 60, request, expected=True), get_dataloss_msg(url)]
-    for message in messages:
-        record = logging.LogRecord(internals.DOWNLOAD_HANDLER_LOGGERS[0], logging.WARNING, "", 0, message, None, None)
-        named = internals.download_line_request(record)
-        assert named is not None and named[0] == url, message
-        start, end = named[1]
-        assert url in message[start:end] and url not in message[:start] + message[end:], message
-    other = logging.LogRecord("scrapy.core.engine", logging.WARNING, "", 0, messages[0], None, None)
-    assert internals.download_line_request(other) is None
+    for method in ("GET", "GET X", "M-SEARCH  TWO SPACES"):
+        request = Request(url, method=method)
+        messages = [get_warnsize_msg(500, 60, request, expected=True),
+                    get_warnsize_msg(61, 60, request, expected=False),
+                    get_maxsize_msg(500, 60, request, expected=True), get_dataloss_msg(url)]
+        for message in messages:
+            pattern = named_in(message, url)
+            assert pattern is not None, message
+            assert url not in pattern.sub("", message) and method not in pattern.sub("", message)[-20:], message
+            assert named_in(message, url[:-1]) is None, message  # a URL this one starts with is another page

@@ -329,6 +329,11 @@ async def test_spider_error_handlers_receive_nothing_of_a_would_deny_request_who
     # Scrapy's "Error downloading <GET url>" line is written without the URL, with the error's type and reason
     downloads = [line for line in loud if line.startswith("Error downloading a request consentcrawl did not allow")]
     assert len(downloads) == (10 if when == "request" else 7), loud
+    # an authorized person's too, decided at send time: the failed download left their page unread
+    unread = [line for line in loud if line.startswith("Error downloading a person's page consentcrawl did not read "
+                                                       "(page-unread;")]
+    assert len(unread) == (0 if when == "request" else 3), loud
+    downloads += unread
     assert all("ConnectionError" in line for line in downloads), downloads
     unchanged = sorted(r.message for r in reports if r.message.startswith("failed"))
     sanitized = [r for r in reports if not r.message.startswith("failed")]

@@ -1,0 +1,95 @@
+"""``RequestLines``: Scrapy's middleware lines about a request consentcrawl did not allow name its reason code.
+
+Report mode sends what it would deny, so such a request meets Scrapy's middlewares as any other does: a 404 page
+of a person who did not authorize the crawl is ``Ignoring response <404 url>: HTTP status code is not handled or
+not allowed`` at INFO (``HttpErrorMiddleware``), a download that failed every retry ``Gave up retrying <GET url>
+(failed 3 times): <reason>`` at ERROR (``RetryMiddleware``, ``get_retry_request``), in a log kept and shipped more
+widely than the audit log. A retry's reason is an exception whose message can name the URL too (a timeout's does).
+
+A filter on those middlewares' loggers rewrites such a line, at the level Scrapy chose, when its request's decision
+is not an allow (or none was made: ``undecided``), as :mod:`consentcrawl.downloadlines` does for the download
+handlers' lines: the request (or response) is replaced by ``a request consentcrawl did not allow (<reason>; its URL
+is in the audit log)``, a response keeps its status, and a retry's reason is kept only when it is a status line
+(``503 Service Unavailable``); an exception gives its type's name, any other text is left out. The line as Scrapy
+wrote it goes to DEBUG. Either line is about a page not read as its person's (an error status, or retries that ran
+out): for an allowed person's page the reason is ``page-unread`` (what their page says, a refusal included, is not
+known), as for a failed download's lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import TYPE_CHECKING, Any
+
+from scrapy import signals
+
+from ._scrapy_internals import REQUEST_LINE_LOGGERS, request_line_subject
+from .downloadlines import UNREAD, UNREAD_PAGE
+from .spidererrors import not_read
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+#: what stands in a line for a request consentcrawl did not allow
+NOT_ALLOWED = "a request consentcrawl did not allow ({reason}; its URL is in the audit log)"
+#: marks the DEBUG copy of a line, written through the same logger (it meets the filter again)
+_COPY = "_consentcrawl_copy"
+#: a retry's reason that says nothing of the page: Scrapy's ``response_status_message`` (``503 Service Unavailable``)
+_STATUS = re.compile(r"\d{3}(?: [A-Za-z' -]{0,60})?")
+
+
+def reason_text(reason: Any) -> str:
+    """What a rewritten retry line may say of its reason (module doc)."""
+    if isinstance(reason, BaseException) or (isinstance(reason, type) and issubclass(reason, BaseException)):
+        name = reason.__name__ if isinstance(reason, type) else type(reason).__name__
+        return f"{name}, its message at DEBUG"
+    if isinstance(reason, str) and _STATUS.fullmatch(reason):
+        return reason
+    return "its reason at DEBUG"
+
+
+class RequestLines(logging.Filter):
+    """On the middlewares' loggers for one crawl: their lines about a request without an allow name no URL."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        super().__init__()
+        self.crawler = crawler
+
+    @classmethod
+    def install(cls, crawler: Crawler) -> RequestLines:
+        """The filter on the loggers, taken off as the spider closes."""
+        lines = cls(crawler)
+        for name in REQUEST_LINE_LOGGERS:
+            logging.getLogger(name).addFilter(lines)
+        crawler.signals.connect(lines.close, signal=signals.spider_closed)
+        return lines
+
+    def close(self, spider: Any = None) -> None:
+        for name in REQUEST_LINE_LOGGERS:
+            logging.getLogger(name).removeFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.DEBUG or getattr(record, _COPY, False):
+            return True
+        spider = getattr(record, "spider", None)
+        if spider is not None and spider is not self.crawler.spider:
+            return True  # another crawl's line, in the same process
+        named = request_line_subject(record)
+        if named is None:
+            return True
+        request, url, text, reason = named
+        retry = record.name.endswith(".retry")
+        because = not_read(self.crawler, request, url)
+        if because is None:
+            return True
+        logging.getLogger(record.name).handle(logging.makeLogRecord(
+            {**record.__dict__, "levelno": logging.DEBUG, "levelname": "DEBUG", _COPY: True}))
+        instead = (UNREAD_PAGE if because == UNREAD else NOT_ALLOWED).format(reason=because)
+        if retry:  # Scrapy's template, with what may be said in place of the request and the reason
+            args = record.args if isinstance(record.args, dict) else {}
+            message = str(record.msg) % {**args, "request": instead, "reason": reason_text(reason)}
+        else:  # the response's status stays: it says nothing of the person
+            message = record.getMessage().replace(text, f"<{text[1:].split(' ', 1)[0]}> to {instead}", 1)
+        record.msg, record.args, record.exc_info, record.exc_text = message.replace(url, "<its URL>"), None, None, None
+        return True
