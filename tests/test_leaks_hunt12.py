@@ -1,0 +1,66 @@
+"""Fresh-eyes leak hunt (hunt12): what a server's answers other than a page (a rate limit, a redirect) do to a
+crawl's decisions.
+
+Each test runs a real crawl in this process against the lenient people site of :mod:`tests.lenient` and judges by
+the site's served log and by what reached a callback or an item. Tests marked "Fixed" failed on main (40d4575) and
+pass since their fix; tests marked PIN passed from the start and cover an attack no other test covers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl_demo.server import LocalServer, Response
+from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, Robots, crawl, make_spider, people_settings, secret_name
+
+BASE = f"http://{HOST}"
+
+# -- robots.txt answered with 429 Too Many Requests -------------------------------------------------------------
+
+#: the site's robots.txt: it keeps consentcrawl off its people's pages
+NO_PROFILES = "User-agent: *\nDisallow: /u/\n"
+
+
+@dataclass
+class RateLimitedRobots(Robots):
+    """robots.txt that answers ``429 Too Many Requests`` (with a ``Retry-After``) from its ``limited_from``-th fetch
+    on (0: from the first), as a rate limiter in front of a site does when a client asks too fast."""
+
+    limited_from: int = 0
+    fetches: list[int] = field(default_factory=list)
+
+    def response(self) -> Response:
+        self.fetches.append(len(self.fetches))
+        if len(self.fetches) > self.limited_from:
+            return Response.text("Too Many Requests\n", 429, {"Retry-After": "3600"})
+        return super().response()
+
+
+@pytest.mark.parametrize("limited_from", [0, 1])
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_robots_txt_answered_with_429_does_not_open_the_origin(
+    kind: str, limited_from: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fixed. The site's robots.txt disallows ``/u/``; a rate limiter answers it with 429 (at the first fetch, or
+    when the file is fetched again after its TTL). 429 says "not now", not "there are no rules", and RFC 9309's
+    4xx case is a file that does not exist; a 429 was read as any 4xx, allow-all for the whole TTL (a day by
+    default), and 101's profile, which the site's rules keep us off, was fetched. Now a 429 makes the origin
+    unreachable, as a 5xx does: denied, tried again later, and a good copy fetched earlier keeps applying."""
+    robots = RateLimitedRobots(body=NO_PROFILES, limited_from=limited_from)
+    app = LenientPeople(default_robots=robots)
+    settings = people_settings(tmp_path, CONSENTCRAWL_ROBOTS_TTL=1)
+    urls = [f"{BASE}/people?page=9", 1.5, f"{BASE}/u/101"]  # /people?page=9 is a 404 listing: no rule covers it
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=urls, follow_links=False)
+    assert len(robots.fetches) >= limited_from + 1, app.describe()
+    assert app.people_served() == [], f"a page robots.txt disallows was fetched\n{app.describe()}"
+    assert secret_name("101") not in str(result.items)
+    reasons = {e.get("reason") for e in result.audit_for("/u/101")}
+    expected = "robots.unreachable" if limited_from == 0 else "robots.disallowed"
+    assert reasons == {expected}, result.denies()
