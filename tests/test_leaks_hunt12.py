@@ -8,14 +8,29 @@ pass since their fix; tests marked PIN passed from the start and cover an attack
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
+from consentcrawl.cli import main
+from consentcrawl.signals.fetch import SignalFileStatus
+from consentcrawl.signals.fetch import from_response as signal_from_response
 from consentcrawl_demo.server import LocalServer, Response
-from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, Robots, crawl, make_spider, people_settings, secret_name
+from tests.lenient import (
+    HOST,
+    KINDS,
+    LenientPeople,
+    ListLogic,
+    Robots,
+    crawl,
+    make_spider,
+    people_settings,
+    secret_name,
+)
 
 BASE = f"http://{HOST}"
 
@@ -64,3 +79,31 @@ async def test_a_robots_txt_answered_with_429_does_not_open_the_origin(
     reasons = {e.get("reason") for e in result.audit_for("/u/101")}
     expected = "robots.unreachable" if limited_from == 0 else "robots.disallowed"
     assert reasons == {expected}, result.denies()
+
+
+def test_check_denies_an_origin_whose_robots_txt_answers_429(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fixed. ``consentcrawl check`` classifies robots.txt as the crawl does: a 429 denies the origin."""
+    settings = people_settings(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    app = LenientPeople(default_robots=RateLimitedRobots(body=NO_PROFILES))
+    with LocalServer(app) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        code = main(["check", f"{BASE}/u/101", "--json", "--purpose", "research",
+                     "--platforms", settings["CONSENTCRAWL_PLATFORMS"],
+                     "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"]])
+    out, err = capsys.readouterr()
+    assert code == 1, out + err
+    assert json.loads(out)["reason"] == "robots.unreachable", out
+    assert app.people_served() == [], app.describe()
+
+
+def test_a_signal_file_answered_with_429_is_unavailable_not_absent() -> None:
+    """Fixed. A site signal file (``tdmrep.json``, ``ai.txt``, an RSL licence) answered 429 is unavailable, which
+    denies the purposes the signal covers, as a 5xx does; read as absent it said "no statement" for a day."""
+    now = datetime(2026, 12, 2, tzinfo=timezone.utc)
+    file = signal_from_response("tdmrep", f"{BASE}/.well-known/tdmrep.json", 429, b"[]", now)
+    assert file.status is SignalFileStatus.UNAVAILABLE and file.cause == "HTTP 429"
+    assert signal_from_response("tdmrep", f"{BASE}/.well-known/tdmrep.json", 404, b"", now).status \
+        is SignalFileStatus.ABSENT
