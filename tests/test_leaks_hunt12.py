@@ -9,6 +9,8 @@ pass since their fix; tests marked PIN passed from the start and cover an attack
 from __future__ import annotations
 
 import json
+import socketserver
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -107,3 +109,63 @@ def test_a_signal_file_answered_with_429_is_unavailable_not_absent() -> None:
     assert file.status is SignalFileStatus.UNAVAILABLE and file.cause == "HTTP 429"
     assert signal_from_response("tdmrep", f"{BASE}/.well-known/tdmrep.json", 404, b"", now).status \
         is SignalFileStatus.ABSENT
+
+
+# -- robots.txt cut short (data loss) ----------------------------------------------------------------------------
+
+
+class _CutRobotsSite(socketserver.ThreadingTCPServer):
+    """A loopback origin-and-proxy whose robots.txt promises ``NO_PROFILES`` and sends only its first line, then
+    closes (a connection reset mid-file: Scrapy's "data loss"). Every other target gets a profile page, and the
+    site logs the targets it was asked for: the test judges by that log."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), _CutRobots)
+        self.targets: list[str] = []
+
+
+class _CutRobots(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        line = self.rfile.readline(65537).decode("latin-1")
+        while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+            pass
+        target = line.split(" ")[1] if line.count(" ") >= 2 else ""
+        self.server.targets.append(target)  # type: ignore[attr-defined]
+        if target.endswith("/robots.txt"):
+            body = NO_PROFILES.encode()
+            sent = body[:body.index(b"\n") + 1]  # "User-agent: *\n": the Disallow line is lost
+        else:
+            body = sent = f'<html><body><h1 class="name">{secret_name("101")}</h1></body></html>'.encode()
+        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+                         b"Content-Length: %d\r\n\r\n%s" % (len(body), sent))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_robots_txt_cut_short_is_not_read_as_the_rules_it_kept(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fixed. The project sets ``DOWNLOAD_FAIL_ON_DATALOSS = False`` (Scrapy's advice for servers that send wrong
+    lengths); robots.txt promises ``Disallow: /u/`` and the connection drops after its first line. Scrapy hands on
+    the part it got, flagged ``dataloss``; the fetcher parsed it as the whole file, which then said nothing, and
+    101's profile, which the site's rules keep us off, was fetched. A file cut short is now unreachable: its
+    missing part may hold the rule that applies."""
+    server = _CutRobotsSite()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    settings = people_settings(tmp_path, DOWNLOAD_FAIL_ON_DATALOSS=False)
+    try:
+        result = await crawl(make_spider(kind, ListLogic), settings, monkeypatch=monkeypatch,
+                             proxy=f"http://127.0.0.1:{server.server_address[1]}", urls=[f"{BASE}/u/101"],
+                             follow_links=False)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+    assert f"{BASE}/robots.txt" in server.targets, server.targets
+    assert f"{BASE}/u/101" not in server.targets, f"a page robots.txt disallows was fetched: {server.targets}"
+    assert not result.items and not result.seen
+    assert {e.get("reason") for e in result.audit_for("/u/101")} == {"robots.unreachable"}, result.denies()
