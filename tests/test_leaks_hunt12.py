@@ -33,6 +33,7 @@ from tests.lenient import (
     people_settings,
     secret_name,
 )
+from tests.test_leaks_hunt import RangePeople
 
 BASE = f"http://{HOST}"
 
@@ -167,5 +168,27 @@ async def test_a_robots_txt_cut_short_is_not_read_as_the_rules_it_kept(
         thread.join()
     assert f"{BASE}/robots.txt" in server.targets, server.targets
     assert f"{BASE}/u/101" not in server.targets, f"a page robots.txt disallows was fetched: {server.targets}"
+    assert not result.items and not result.seen
+    assert {e.get("reason") for e in result.audit_for("/u/101")} == {"robots.unreachable"}, result.denies()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_robots_txt_answered_with_a_part_is_not_read_as_the_whole_file(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fixed. The project caps every download with ``DEFAULT_REQUEST_HEADERS = {"Range": "bytes=0-13"}``, which
+    Scrapy's DefaultHeadersMiddleware puts on consentcrawl's own robots.txt request too; the site answers
+    ``206`` with ``User-agent: *`` and not the ``Disallow: /u/`` after it. A 206 is a 2xx, and its part was
+    parsed as the whole file: 101's profile was fetched. A part of robots.txt is now unreachable, as a body cut
+    short is."""
+    robots = Robots(body=NO_PROFILES)
+    app = RangePeople(default_robots=robots)
+    settings = people_settings(tmp_path, DEFAULT_REQUEST_HEADERS={"Range": "bytes=0-13"})
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=[f"{BASE}/u/101"], follow_links=False)
+    assert len(app.robots_fetches()) == 1 and app.parts >= 1, f"control: robots.txt served in part\n{app.describe()}"
+    assert app.people_served() == [], f"a page robots.txt disallows was fetched\n{app.describe()}"
     assert not result.items and not result.seen
     assert {e.get("reason") for e in result.audit_for("/u/101")} == {"robots.unreachable"}, result.denies()
