@@ -5,8 +5,9 @@ Redirects are followed here, hop by hop, rather than by Scrapy's RedirectMiddlew
 (RFC 9309 §2.3.1.2). Each hop is a request like any other: before it is sent, ``may_fetch`` is asked, and a hop
 we would deny (a redirect to a person's profile, say) is never fetched; the origin is then unreachable.
 
-A body cut short (``dataloss``: a project that sets ``DOWNLOAD_FAIL_ON_DATALOSS = False`` gets the part that
-arrived) is a failure to fetch, not the file: the part that never arrived may hold the rule that applies.
+A part of a file (a ``206`` to a ``Range`` a project's default headers put on every request, or a body cut short
+that a project with ``DOWNLOAD_FAIL_ON_DATALOSS = False`` gets as far as it arrived) is a failure to fetch, not
+the file: the part that never arrived may hold the rule that applies.
 
 Retries are not Scrapy's either (``dont_retry``): RetryMiddleware answers with a copy of the request, a new object
 this fetcher does not know, whose request phase would wait for this very robots.txt fetch: a deadlock. A
@@ -32,6 +33,7 @@ from scrapy.http.request import NO_CALLBACK
 
 from ..distributed.fetches import RawFetch
 from ..distributed.shared import SharedStateUnavailable
+from .body import is_partial
 from .cache import RobotsCache
 from .fetch import MAX_REDIRECTS, REDIRECT_STATUSES, RobotsFile, RobotsStatus, from_response, robots_url, unreachable
 
@@ -164,8 +166,9 @@ class ScrapyRobotsFetcher:
             except Exception as exc:  # noqa: BLE001 - every failure to fetch fails closed
                 return fail(f"{type(exc).__name__}: {exc}".rstrip(": "), None)
             stats.inc_value(f"consentcrawl/{stat}/response_status_count/{response.status}")
-            if "dataloss" in response.flags:  # DOWNLOAD_FAIL_ON_DATALOSS = False: the missing part may hold the rule
-                return fail("the body was cut short (data loss)", response.status)
+            if is_partial(response.status, response.flags):  # the missing part may hold the rule that applies
+                return fail("the body was cut short (data loss)" if response.status != 206
+                            else "only part of the file was sent (206)", response.status)
             location = response.headers.get(b"Location")
             if response.status in REDIRECT_STATUSES and location:
                 hops.append(current)
