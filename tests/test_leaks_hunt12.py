@@ -8,6 +8,7 @@ pass since their fix; tests marked PIN passed from the start and cover an attack
 
 from __future__ import annotations
 
+import gzip
 import json
 import socketserver
 import threading
@@ -192,3 +193,41 @@ async def test_a_robots_txt_answered_with_a_part_is_not_read_as_the_whole_file(
     assert app.people_served() == [], f"a page robots.txt disallows was fetched\n{app.describe()}"
     assert not result.items and not result.seen
     assert {e.get("reason") for e in result.audit_for("/u/101")} == {"robots.unreachable"}, result.denies()
+
+
+# -- robots.txt still compressed when it reaches the fetcher ----------------------------------------------------
+
+
+@dataclass
+class GzipRobots(Robots):
+    """robots.txt sent gzip-compressed with ``Content-Encoding: gzip`` whatever the request asked for (a server
+    whose pre-compressed static files are always served so), or gzip bytes with no header at all."""
+
+    header: bool = True
+
+    def response(self) -> Response:
+        plain = super().response()
+        headers = {"Content-Type": "text/plain", **({"Content-Encoding": "gzip"} if self.header else {})}
+        return Response(plain.status, headers, gzip.compress(plain.body_bytes()))
+
+
+@pytest.mark.parametrize(("compression", "header"), [(False, True), (False, False), (True, False)])
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_compressed_robots_txt_is_read_decompressed_whatever_the_projects_compression_setting(
+    kind: str, compression: bool, header: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fixed. The project sets ``COMPRESSION_ENABLED = False`` (HttpCompressionMiddleware off), and the site's
+    server gzips robots.txt anyway; or the server sends gzip bytes without a ``Content-Encoding`` (which
+    HttpCompressionMiddleware reads alone). The fetcher parsed the gzip bytes as rules: no rule could be read
+    from them, which is allow-all, and 101's profile, which the file disallows, was fetched. robots.txt is now
+    decompressed by the fetcher itself, as the response phase decompresses pages (``robots.body.page_body``)."""
+    app = LenientPeople(default_robots=GzipRobots(body=NO_PROFILES, header=header))
+    settings = people_settings(tmp_path, COMPRESSION_ENABLED=compression)
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=[f"{BASE}/u/101"], follow_links=False)
+    assert len(app.robots_fetches()) == 1, app.describe()
+    assert app.people_served() == [], f"a page robots.txt disallows was fetched\n{app.describe()}"
+    assert not result.items and not result.seen
+    assert {e.get("reason") for e in result.audit_for("/u/101")} == {"robots.disallowed"}, result.denies()
