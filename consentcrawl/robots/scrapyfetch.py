@@ -7,7 +7,9 @@ we would deny (a redirect to a person's profile, say) is never fetched; the orig
 
 A part of a file (a ``206`` to a ``Range`` a project's default headers put on every request, or a body cut short
 that a project with ``DOWNLOAD_FAIL_ON_DATALOSS = False`` gets as far as it arrived) is a failure to fetch, not
-the file: the part that never arrived may hold the rule that applies.
+the file: the part that never arrived may hold the rule that applies. A body still compressed (a project that
+turns HttpCompressionMiddleware off, ``COMPRESSION_ENABLED = False``, with a server that compresses anyway) is
+decompressed here: its bytes read as rules say nothing, which would be allow-all.
 
 Retries are not Scrapy's either (``dont_retry``): RetryMiddleware answers with a copy of the request, a new object
 this fetcher does not know, whose request phase would wait for this very robots.txt fetch: a deadlock. A
@@ -33,7 +35,7 @@ from scrapy.http.request import NO_CALLBACK
 
 from ..distributed.fetches import RawFetch
 from ..distributed.shared import SharedStateUnavailable
-from .body import is_partial
+from .body import content_encoding, decoded_body, is_partial
 from .cache import RobotsCache
 from .fetch import MAX_REDIRECTS, REDIRECT_STATUSES, RobotsFile, RobotsStatus, from_response, robots_url, unreachable
 
@@ -169,6 +171,11 @@ class ScrapyRobotsFetcher:
             if is_partial(response.status, response.flags):  # the missing part may hold the rule that applies
                 return fail("the body was cut short (data loss)" if response.status != 206
                             else "only part of the file was sent (206)", response.status)
+            coding = content_encoding(response.headers)  # HttpCompressionMiddleware off (COMPRESSION_ENABLED)
+            try:
+                body = decoded_body(response.body, coding) if coding else response.body
+            except ValueError as exc:
+                return fail(f"its Content-Encoding cannot be undone ({exc})", response.status)
             location = response.headers.get(b"Location")
             if response.status in REDIRECT_STATUSES and location:
                 hops.append(current)
@@ -178,4 +185,4 @@ class ScrapyRobotsFetcher:
                 if not current.startswith(("http://", "https://")):
                     return fail("a redirect to a non-HTTP URL", response.status)
                 continue
-            return RawFetch(True, response.status, response.body, current, tuple(hops), "", self.now())
+            return RawFetch(True, response.status, body, current, tuple(hops), "", self.now())
