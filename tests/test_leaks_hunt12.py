@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import socketserver
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
+import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.cli import main
@@ -231,3 +234,57 @@ async def test_a_compressed_robots_txt_is_read_decompressed_whatever_the_project
     assert app.people_served() == [], f"a page robots.txt disallows was fetched\n{app.describe()}"
     assert not result.items and not result.seen
     assert {e.get("reason") for e in result.audit_for("/u/101")} == {"robots.disallowed"}, result.denies()
+
+
+# -- an item processor of the project's own (ITEM_PROCESSOR) -----------------------------------------------------
+
+
+class StraightThrough:
+    """An item processor (Scrapy's ``ITEM_PROCESSOR``, ``scrapy.pipelines.ItemProcessorProtocol``) that hands every
+    item on as it is: a project that sends items to a queue, say, instead of through ``ITEM_PIPELINES``."""
+
+    seen: list[dict[str, Any]] = []
+
+    async def open_spider_async(self) -> None:
+        pass
+
+    async def process_item_async(self, item: Any) -> Any:
+        StraightThrough.seen.append(dict(item))
+        return item
+
+    async def close_spider_async(self) -> None:
+        pass
+
+
+class NamingItemsLogic(ListLogic):
+    """On the listing page, an item for 101 (authorized) and one for 107 (not)."""
+
+    def parse(self, response: scrapy.http.Response) -> Any:
+        self.seen.append(response.url)
+        for person in ("101", "107"):
+            yield {"subject": person, "platform": "people", "name": secret_name(person)}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_projects_own_item_processor_does_not_take_the_guard_out(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Fixed. The project names its own ``ITEM_PROCESSOR`` (a Scrapy setting with a public protocol), which does
+    not run ``ITEM_PIPELINES``: the guard pipeline the add-on installs never ran, and the item naming 107, who
+    never authorized, reached the processor and the feed (``item_scraped``). The crawl now refuses to start, with
+    one CRITICAL line naming ``ITEM_PROCESSOR``, as for a pipeline put before the guard."""
+    StraightThrough.seen = []
+    feed = tmp_path / "items.jsonl"
+    settings = people_settings(tmp_path, ITEM_PROCESSOR=f"{__name__}.StraightThrough",
+                               FEEDS={str(feed): {"format": "jsonlines"}})
+    app = LenientPeople()
+    with caplog.at_level(logging.INFO), LocalServer(app) as server:
+        result = await crawl(make_spider(kind, NamingItemsLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/people?page=1"], follow_links=False)
+    assert not [i for i in StraightThrough.seen + result.items if i.get("subject") == "107"], result.items
+    assert secret_name("107") not in (feed.read_text() if feed.exists() else "")
+    assert result.stats.get("finish_reason") == "consentcrawl_config_error", result.stats.get("finish_reason")
+    assert app.served == [], app.describe()
+    critical = [r.getMessage() for r in caplog.records if r.levelno >= logging.CRITICAL]
+    assert len(critical) == 1 and "ITEM_PROCESSOR" in critical[0], critical
