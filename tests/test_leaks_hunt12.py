@@ -27,6 +27,7 @@ from consentcrawl.signals.fetch import SignalFileStatus
 from consentcrawl.signals.fetch import from_response as signal_from_response
 from consentcrawl_demo.server import LocalServer, Response
 from tests.lenient import (
+    AUTHORIZED,
     HOST,
     KINDS,
     LenientPeople,
@@ -35,6 +36,7 @@ from tests.lenient import (
     crawl,
     make_spider,
     people_settings,
+    record_yaml,
     secret_name,
 )
 from tests.test_leaks_hunt import RangePeople
@@ -288,3 +290,47 @@ async def test_a_projects_own_item_processor_does_not_take_the_guard_out(
     assert app.served == [], app.describe()
     critical = [r.getMessage() for r in caplog.records if r.levelno >= logging.CRITICAL]
     assert len(critical) == 1 and "ITEM_PROCESSOR" in critical[0], critical
+
+
+# -- a media pipeline's stored file of a person who withdrew since ----------------------------------------------
+
+
+class AvatarLogic(ListLogic):
+    """101's profile, with an item that names 104's avatar for the files pipeline."""
+
+    urls = [f"{BASE}/u/101"]
+    follow_links = False
+
+    def parse(self, response: scrapy.http.Response) -> Any:
+        self.seen.append(response.url)
+        yield {"url": response.url, "name": response.css(".name::text").get(),
+               "file_urls": [f"{BASE}/u/104/avatar.png"]}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_stored_file_of_a_person_who_withdrew_is_not_put_in_a_new_item(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A first crawl, while 104 was authorized, stored 104's avatar with Scrapy's FilesPipeline. 104 withdraws.
+    The next crawl's item (on 101's page) names the avatar again: FilesPipeline finds the file fresh in its store
+    and puts it in the item without a request, so no decision was ever made about it, and the item (and the feed)
+    carried 104's file. A file URL the crawl may not fetch now is not handed to the media pipelines."""
+    files = tmp_path / "files"
+    pipelines = {"scrapy.pipelines.files.FilesPipeline": 1}
+    first = tmp_path / "first"
+    first.mkdir()
+    before = people_settings(first, [record_yaml(s) for s in (*AUTHORIZED, "104")], FILES_STORE=str(files),
+                             ITEM_PIPELINES=pipelines)
+    after = people_settings(tmp_path, [record_yaml(s) for s in AUTHORIZED], FILES_STORE=str(files),
+                            ITEM_PIPELINES=pipelines)
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        control = await crawl(make_spider(kind, AvatarLogic), before, proxy=server.proxy, monkeypatch=monkeypatch)
+        assert [f["url"] for i in control.items for f in i.get("files", [])] == [f"{BASE}/u/104/avatar.png"], \
+            f"control: the first crawl stored 104's avatar\n{app.describe()}"
+        served_before = len(app.served)
+        result = await crawl(make_spider(kind, AvatarLogic), after, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert [s.person for s in app.served[served_before:] if s.person] == ["101"], app.describe()
+    assert len(result.items) == 1, result.items
+    assert "/u/104" not in json.dumps(result.items), f"104's file is in an item after they withdrew: {result.items}"
