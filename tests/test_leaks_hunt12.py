@@ -334,3 +334,40 @@ async def test_a_stored_file_of_a_person_who_withdrew_is_not_put_in_a_new_item(
     assert [s.person for s in app.served[served_before:] if s.person] == ["101"], app.describe()
     assert len(result.items) == 1, result.items
     assert "/u/104" not in json.dumps(result.items), f"104's file is in an item after they withdrew: {result.items}"
+
+
+# -- robots.txt saved in UTF-16 or UTF-32 ------------------------------------------------------------------------
+
+
+@dataclass
+class WideRobots(Robots):
+    """robots.txt saved in a wide encoding with its byte order mark (Windows Notepad's "Unicode" is UTF-16 LE)."""
+
+    encoding: str = "utf-16"
+
+    def response(self) -> Response:
+        plain = super().response()
+        text = plain.body_bytes().decode()
+        body = text.encode(self.encoding) if self.encoding in ("utf-16", "utf-32") \
+            else ("\ufeff" + text).encode(self.encoding)
+        return Response(plain.status, {"Content-Type": "text/plain"}, body)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_robots_txt_in_utf16_is_read_by_its_byte_order_mark(
+    kind: str, encoding: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fixed. The site's robots.txt (``Disallow: /u/``) was saved in UTF-16 (or UTF-32) with a byte order mark.
+    Read as bytes, no line of it was a record: allow-all, and 101's profile was fetched. A file whose byte order
+    mark names a wide encoding is now decoded by it first (RFC 9309 asks for UTF-8, and the mark says plainly what
+    the site wrote); one that does not decode denies the origin."""
+    app = LenientPeople(default_robots=WideRobots(body=NO_PROFILES, encoding=encoding))
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/u/101"], follow_links=False)
+    assert len(app.robots_fetches()) == 1, app.describe()
+    assert app.people_served() == [], f"a page robots.txt disallows was fetched\n{app.describe()}"
+    assert not result.items and not result.seen
+    assert {e.get("reason") for e in result.audit_for("/u/101")} == {"robots.disallowed"}, result.denies()
