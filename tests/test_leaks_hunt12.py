@@ -26,6 +26,7 @@ from consentcrawl.cli import main
 from consentcrawl.signals.fetch import SignalFileStatus
 from consentcrawl.signals.fetch import from_response as signal_from_response
 from consentcrawl_demo.server import LocalServer, Response
+from tests import lenient
 from tests.lenient import (
     AUTHORIZED,
     HOST,
@@ -368,6 +369,51 @@ async def test_a_robots_txt_in_utf16_is_read_by_its_byte_order_mark(
         result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
                              monkeypatch=monkeypatch, urls=[f"{BASE}/u/101"], follow_links=False)
     assert len(app.robots_fetches()) == 1, app.describe()
+    assert app.people_served() == [], f"a page robots.txt disallows was fetched\n{app.describe()}"
+    assert not result.items and not result.seen
+    assert {e.get("reason") for e in result.audit_for("/u/101")} == {"robots.disallowed"}, result.denies()
+
+
+# -- a project's default headers on consentcrawl's own requests -------------------------------------------------
+
+
+@dataclass
+class NegotiatingPeople(RangePeople):
+    """The lenient site behind a server that negotiates: a request whose ``Accept`` admits neither ``text/plain``
+    nor ``*/*`` gets ``406 Not Acceptable`` for robots.txt, and a ``Range`` past the end of a file gets ``416``."""
+
+    def __call__(self, request: Any, headers: dict[str, str]) -> Response | None:
+        named = {k.lower(): v for k, v in headers.items()}
+        if request.path == "/robots.txt":
+            accept = named.get("accept", "*/*")
+            if "text/plain" not in accept and "*/*" not in accept and "text/*" not in accept:
+                self.served.append(lenient.Served(request.time, request.host, request.target, "/robots.txt", "",
+                                                  "robots", None, 406))
+                return Response.text("Not Acceptable\n", 406)
+            if named.get("range", "").startswith("bytes=4096-"):
+                self.served.append(lenient.Served(request.time, request.host, request.target, "/robots.txt", "",
+                                                  "robots", None, 416))
+                return Response.text("Range Not Satisfiable\n", 416)
+        return super().__call__(request, headers)
+
+
+@pytest.mark.parametrize("headers", [{"Accept": "application/json"}, {"Range": "bytes=4096-"}])
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_projects_default_headers_do_not_make_robots_txt_answer_no_file(
+    kind: str, headers: dict[str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fixed. A project's ``DEFAULT_REQUEST_HEADERS`` reach consentcrawl's own robots.txt request: an API crawler's
+    ``Accept: application/json`` gets ``406 Not Acceptable`` from a negotiating server, a ``Range`` meant for big
+    pages gets ``416``. Both are 4xx, read as "no robots.txt": allow-all, and 101's profile, which the file
+    disallows, was fetched. consentcrawl's own requests now say what they accept (``*/*``) and ask for the whole
+    file (no ``Range``), whatever the project's defaults."""
+    app = NegotiatingPeople(default_robots=Robots(body=NO_PROFILES))
+    settings = people_settings(tmp_path, DEFAULT_REQUEST_HEADERS=headers)
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=[f"{BASE}/u/101"], follow_links=False)
+    assert len(app.robots_fetches()) >= 1, app.describe()
     assert app.people_served() == [], f"a page robots.txt disallows was fetched\n{app.describe()}"
     assert not result.items and not result.seen
     assert {e.get("reason") for e in result.audit_for("/u/101")} == {"robots.disallowed"}, result.denies()
