@@ -48,6 +48,10 @@ logger = logging.getLogger("consentcrawl")
 
 _T = TypeVar("_T")
 
+#: our side requests accept any type: a project's ``DEFAULT_REQUEST_HEADERS`` (set only where a request has none)
+#: asking for JSON would get a 406 from a negotiating server, which reads as "no robots.txt"
+_HEADERS = {"Accept": "*/*"}
+
 #: asked before each hop is sent: None to fetch it, or the reason it must not be fetched
 HopCheck = Callable[[str], Awaitable["str | None"]]
 
@@ -157,7 +161,7 @@ class ScrapyRobotsFetcher:
                 # never log the URL itself at WARNING: it may name a person
                 what = "a redirect to a URL" if hops else "a URL"  # the file's own URL may be refused too
                 return fail(f"{what} we may not fetch ({refused})", None)
-            request = Request(current, priority=self.PRIORITY, callback=NO_CALLBACK, dont_filter=True,
+            request = Request(current, priority=self.PRIORITY, callback=NO_CALLBACK, dont_filter=True, headers=_HEADERS,
                               meta={"dont_obey_robotstxt": True, "dont_cache": True, "dont_redirect": True,
                                     "dont_retry": True, "handle_httpstatus_all": True, "allow_offsite": True})
             self.own.add(request)
