@@ -8,8 +8,9 @@ we would deny (a redirect to a person's profile, say) is never fetched; the orig
 Our requests accept any type and ask for the whole file (the send-time handler takes off a ``Range`` a project's
 ``DEFAULT_REQUEST_HEADERS`` put on them): a 406 or 416 to the project's headers would read as "no robots.txt". A
 part of a file (a ``206`` a server sends anyway, or a body cut short that a project with
-``DOWNLOAD_FAIL_ON_DATALOSS = False`` gets as far as it arrived) is a failure to fetch, not the file: the part that never arrived may hold the rule that applies. A body still compressed (a project that
-turns HttpCompressionMiddleware off, ``COMPRESSION_ENABLED = False``, with a server that compresses anyway) is
+``DOWNLOAD_FAIL_ON_DATALOSS = False`` gets as far as it arrived) is a failure to fetch, not the file: the part
+that never arrived may hold the rule that applies. A body still compressed (a project that turns
+HttpCompressionMiddleware off, ``COMPRESSION_ENABLED = False``, with a server that compresses anyway) is
 decompressed here: its bytes read as rules say nothing, which would be allow-all.
 
 Retries are not Scrapy's either (``dont_retry``): RetryMiddleware answers with a copy of the request, a new object
