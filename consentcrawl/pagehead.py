@@ -6,7 +6,8 @@ about what a page's head says, and a page is scanned once however many readers a
 bodies is remembered by the body object's identity: a response's body is an immutable ``bytes``).
 
 The scan is the HTML tokenizer's view, kept linear: it reads the document from its start, skips comments and the
-raw-text elements (``<script>``, ``<style>``, ...) so a commented-out tag never counts, and stops at ``<body``. It
+raw-text elements (``<script>``, ``<style>``, ...) so a commented-out tag never counts, and stops at ``<body``
+(:func:`meta_tags` reads the ``<meta>`` tags after it too, for meta robots). It
 scans the first :data:`HEAD_SCAN_BYTES`, then a window four times as long while it has not reached the ``<body``
 (a head of inline styles, SVG sprites and JSON-LD runs past 64 KiB, and the spider's ``.css()`` reads the whole
 page), so a page's usual head costs one short scan and no tag before the body is missed. Attribute names are ASCII-
@@ -30,7 +31,7 @@ from typing import NamedTuple
 
 from .cache import ObjectMemo
 
-__all__ = ["HEAD_SCAN_BYTES", "HeadTag", "decode_value", "head_tags", "scans_as_bytes"]
+__all__ = ["HEAD_SCAN_BYTES", "HeadTag", "decode_value", "head_tags", "meta_tags", "scans_as_bytes"]
 
 HEAD_SCAN_BYTES = 64 * 1024  #: the first window searched for a document's head (a longer head widens it)
 RAW_BYTES = 1200  #: bytes of a tag kept in :attr:`HeadTag.raw` (its readers keep less)
@@ -41,6 +42,8 @@ _SCAN = re.compile(
 #: one attribute; an unclosed quote runs to the end, as in HTML (and keeps the scan linear)
 _ATTR = re.compile(rb"""[\s/]*([^\s/>][^\s/>=]*)(?:\s*=\s*(?:"([^"]*)(?:"|\Z)|'([^']*)(?:'|\Z)|([^\s>]*)))?""")
 #: a whole tag read attribute by attribute like :data:`_ATTR`, so a ``>`` in a quoted value stays inside
+#: a ``<meta`` anywhere, in any case: the one search (in C, no copy) a page's body costs when it holds none
+_ANY_META = re.compile(rb"<meta[\s/>]", re.IGNORECASE)
 _TAG = re.compile(
     rb"""<(?:meta|link)(?:[\s/]*[^\s/>][^\s/>=]*(?:\s*=\s*(?:"[^"]*(?:"|\Z)|'[^']*(?:'|\Z)|[^\s>]*))?)*[\s/]*>?""")
 
@@ -53,16 +56,56 @@ class HeadTag(NamedTuple):
     raw: str  #: the tag as written (its first :data:`RAW_BYTES` bytes), decoded and unescaped
 
 
-_scans: ObjectMemo[object, tuple[HeadTag, ...]] = ObjectMemo(4)  #: the last bodies scanned
+class _Head(NamedTuple):
+    tags: tuple[HeadTag, ...]
+    body_at: int  #: where ``<body`` starts in the document as scanned (ASCII-compatible bytes); -1: no ``<body``
+
+
+_scans: ObjectMemo[object, _Head] = ObjectMemo(4)  #: the last bodies scanned
+_metas: ObjectMemo[object, tuple[HeadTag, ...]] = ObjectMemo(4)  #: their ``<meta>`` tags, head and body
 
 
 def head_tags(body: object, encoding: str = "utf-8") -> tuple[HeadTag, ...]:
     """Every ``<meta>`` and ``<link>`` in the head of ``body`` (bytes in ``encoding``, or text), in order."""
+    return _head(body, encoding).tags
+
+
+def meta_tags(body: object, encoding: str = "utf-8") -> tuple[HeadTag, ...]:
+    """Every ``<meta>`` of ``body``, its head's then its body's, in order: what a spider's
+    ``.css("meta[name=robots]")`` finds wherever the tag stands (meta robots is read so; the operator signals'
+    tags are read from the head only, as their specifications place them).
+
+    The part after ``<body`` costs one case-insensitive search for ``<meta`` in C, with no copy, unless it holds
+    one: only then is it read with the head's tokenizer (comments and raw-text elements skipped, as the spider's
+    parser skips them), so a large page with no ``<meta>`` in its body is not parsed twice."""
     if not isinstance(body, (bytes, bytearray, memoryview, str)):
         return ()
+    if not isinstance(body, (bytes, str)):
+        return _meta_tags(body, encoding)
+    return _metas.get(body, lambda b: _meta_tags(b, encoding), encoding)
+
+
+def _head(body: object, encoding: str) -> _Head:
+    if not isinstance(body, (bytes, bytearray, memoryview, str)):
+        return _Head((), -1)
     if not isinstance(body, (bytes, str)):  # a mutable buffer is read as it is now, never remembered
         return _scan(body, encoding)
     return _scans.get(body, lambda b: _scan(b, encoding), encoding)
+
+
+def _meta_tags(body: bytes | bytearray | memoryview | str, encoding: str) -> tuple[HeadTag, ...]:
+    head = _head(body, encoding)
+    metas = tuple(t for t in head.tags if t.tag == "meta")
+    if head.body_at < 0:  # no <body: the scan read the whole document already
+        return metas
+    whole = _start(body, encoding, max(len(body), 1))
+    if whole is None:
+        return metas
+    doc, codec, _ = whole
+    if _ANY_META.search(doc, head.body_at) is None:
+        return metas
+    found, _ = _scan_window(doc, codec, head.body_at, stop_at_body=False)
+    return metas + tuple(t for t in found if t.tag == "meta")
 
 
 def _start(body: object, encoding: str, limit: int) -> tuple[bytes, str, bool] | None:
@@ -108,28 +151,29 @@ def scans_as_bytes(encoding: str) -> bool:
     return all(len(c) == 1 for c in alone) and "".join(alone) == run and run[:128] == _ASCII
 
 
-def _scan(body: object, encoding: str) -> tuple[HeadTag, ...]:
+def _scan(body: object, encoding: str) -> _Head:
     """The head's tags, from a window of the document widened (and scanned again) until it reaches ``<body`` or
     holds the whole document: linear in the head's length overall."""
     limit = HEAD_SCAN_BYTES
     while True:
         start = _start(body, encoding, limit)
         if start is None:
-            return ()
+            return _Head((), -1)
         head, codec, whole = start
-        found, ended = _scan_window(head, codec)
-        if ended or whole:
-            return found
+        found, body_at = _scan_window(head, codec)
+        if body_at >= 0 or whole:
+            return _Head(found, body_at)
         limit *= 4
 
 
-def _scan_window(head: bytes, codec: str) -> tuple[tuple[HeadTag, ...], bool]:
-    """The tags in ``head`` (the start of a document), and whether the scan reached its ``<body``."""
+def _scan_window(head: bytes, codec: str, pos: int = 0, stop_at_body: bool = True) -> tuple[tuple[HeadTag, ...], int]:
+    """The tags in ``head`` (the start of a document) from ``pos``, and where the scan met its ``<body`` (-1: it
+    did not, or was not asked to stop there)."""
     low = head.lower()  # bytes.lower() is ASCII-only, so offsets in `low` are offsets in `head`
     if b"<meta" not in low and b"<link" not in low and b"<body" not in low:
-        return (), False  # nothing to read yet, and the head goes on: a wider window
+        return (), -1  # nothing to read yet, and the head goes on: a wider window
     found: list[HeadTag] = []
-    pos, n = 0, len(low)
+    n = len(low)
     while pos < n:
         m = _SCAN.search(low, pos)
         if m is None:
@@ -146,7 +190,9 @@ def _scan_window(head: bytes, codec: str) -> tuple[tuple[HeadTag, ...], bool]:
                 break
             pos = end + 2
         elif kind == 3:
-            return tuple(found), True
+            if stop_at_body:
+                return tuple(found), m.start()
+            pos = m.end()
         else:
             tag_match = _TAG.match(low, m.start())
             end = tag_match.end() if tag_match is not None else m.end()
@@ -154,7 +200,7 @@ def _scan_window(head: bytes, codec: str) -> tuple[tuple[HeadTag, ...], bool]:
                                  MappingProxyType(_attributes(head, m.end() - 1, end, codec)),
                                  decode_value(head[m.start():min(end, m.start() + RAW_BYTES)], codec)))
             pos = max(end, m.start() + 1)
-    return tuple(found), False
+    return tuple(found), -1
 
 
 def _attributes(head: bytes, i: int, end: int, codec: str) -> dict[str, str]:
