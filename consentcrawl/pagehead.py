@@ -82,7 +82,7 @@ def meta_tags(body: object, encoding: str = "utf-8") -> tuple[HeadTag, ...]:
         return ()
     if not isinstance(body, (bytes, str)):
         return _meta_tags(body, encoding)
-    return _metas.get(body, lambda b: _meta_tags(b, encoding), encoding)
+    return _metas.get(body, lambda _b: _meta_tags(body, encoding), encoding)
 
 
 def _head(body: object, encoding: str) -> _Head:
