@@ -1,5 +1,7 @@
 """Pages read as the spider reads them: a meta robots tag a template put in the ``<body>`` (a spider's
-``.css("meta[name=robots]")`` finds it there), zstd bytes served with no ``Content-Encoding`` that the spider
+``.css("meta[name=robots]")`` finds it there); a refusal in a microformats1 ``vcard``, in one of two cards that
+name no URL (whose it is cannot be told: the page is denied), or in the ``og:description`` of a profile page that
+has an h-card too; zstd bytes served with no ``Content-Encoding`` that the spider
 decompresses itself (``zstd.decompress``, by the frame's magic bytes), and a ``deflate`` body over the decompression
 limit, denied with the limit as its recorded cause.
 
@@ -87,6 +89,20 @@ CASES: dict[str, tuple[str, str, str, str | None, bytes, str, str]] = {
         "ai-training", "/about", "application/x-gzip", None,
         gzip.compress(_in_body("about", '<meta http-equiv="X-Robots-Tag" content="noai">')),
         "response.meta-robots", ""),
+    "two h-cards naming no URL, the refusal in one": (
+        "research", "/u/101", "text/html; charset=utf-8", None,
+        ('<html><body><div class="h-card"><span class="p-name">Sam</span><p class="p-note">Gardener.</p></div>'
+         f'<div class="h-card profile"><h1 class="name p-name">{secret_name("101")}</h1>'
+         '<p class="p-note">#nobot</p></div></body></html>').encode(), "subject.refused-on-page", ""),
+    "microformats1 vcard": (
+        "research", "/u/101", "text/html; charset=utf-8", None,
+        (f'<html><body><div class="vcard"><h1 class="name fn">{secret_name("101")}</h1>'
+         '<p class="note">Please do not scrape me. #nobot</p></div></body></html>').encode(),
+        "subject.refused-on-page", ""),
+    "an h-card and og:type profile, the refusal in og:description": (
+        "research", "/u/101", "text/html; charset=utf-8", None,
+        _card("101", "Gardener.", head='<meta property="og:type" content="profile">'
+              '<meta property="og:description" content="Gardener. #nobot">'), "subject.refused-on-page", ""),
     "zstd: nobot in the bio": (
         "research", "/u/101", ZSTD, None, zstd.compress(_card("101", "Please do not scrape me. #nobot")),
         "subject.refused-on-page", ""),
