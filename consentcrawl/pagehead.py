@@ -96,16 +96,39 @@ def _head(body: object, encoding: str) -> _Head:
 def _meta_tags(body: bytes | bytearray | memoryview | str, encoding: str) -> tuple[HeadTag, ...]:
     head = _head(body, encoding)
     metas = tuple(t for t in head.tags if t.tag == "meta")
-    if head.body_at < 0:  # no <body: the scan read the whole document already
-        return metas
     whole = _start(body, encoding, max(len(body), 1))
     if whole is None:
         return metas
     doc, codec, _ = whole
-    if _ANY_META.search(doc, head.body_at) is None:
-        return metas
-    found, _ = _scan_window(doc, codec, head.body_at, stop_at_body=False)
-    return metas + tuple(t for t in found if t.tag == "meta")
+    if head.body_at >= 0 and _ANY_META.search(doc, head.body_at) is not None:
+        found, _ = _scan_window(doc, codec, head.body_at, stop_at_body=False)
+        metas += tuple(t for t in found if t.tag == "meta")
+    if len(_ANY_META.findall(doc)) > len(metas):
+        # a <meta the scan skipped (in what it read as a comment or a raw-text element): the scan's view of the
+        # markup and the spider's parser's may differ there, so the parser decides too (the union is read)
+        seen = [dict(t.attrs) for t in metas]
+        metas += tuple(t for t in _parsed_metas(doc, codec) if dict(t.attrs) not in seen)
+    return metas
+
+
+def _parsed_metas(doc: bytes, codec: str) -> tuple[HeadTag, ...]:
+    """Every ``<meta>`` of ``doc`` as lxml's HTML parser reads it: the parser Scrapy's selectors use (``huge_tree``
+    as they set it), so a tag the spider's ``.css("meta")`` finds is found here."""
+    import lxml.etree
+
+    text = doc.decode(codec, "replace").encode("utf-8", "surrogatepass")
+    try:
+        root = lxml.etree.fromstring(text, lxml.etree.HTMLParser(encoding="utf-8", huge_tree=True))
+    except (lxml.etree.LxmlError, ValueError):
+        return ()
+    if root is None:
+        return ()
+    out = []
+    for element in root.iter("meta"):
+        attrs = {str(k).lower(): str(v) for k, v in element.attrib.items()}
+        raw = lxml.etree.tostring(element, encoding="unicode", with_tail=False)[:RAW_BYTES]
+        out.append(HeadTag("meta", MappingProxyType(attrs), raw))
+    return tuple(out)
 
 
 def _start(body: object, encoding: str, limit: int) -> tuple[bytes, str, bool] | None:

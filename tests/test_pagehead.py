@@ -129,3 +129,27 @@ def test_a_body_with_no_meta_is_searched_not_parsed(monkeypatch: pytest.MonkeyPa
     later = page + b'<meta name="robots" content="noindex"></body></html>'
     assert [d.name for d in parse_meta_robots(later, "consentcrawl")] == ["noindex"]
     assert windows[1] == 0 and windows[2] > 0  # the head's scan, then the body's from where it stopped
+
+
+#: markup the scan may read otherwise than the spider's parser (bogus comments, comment and raw-text openers
+#: inside attribute values, unclosed elements)
+TRICKY = ['<meta name="robots" content="noindex">', "<!--", "-->", "<script>", "</script>", "<body>", "</body>",
+          "<head>", "</head>", "<title>", "</title>", "<textarea>", "</textarea>", "<p>", "x", "<style>", "</style>",
+          "<svg>", "</svg>", "<noscript>", "</noscript>", '"', "'", "<div class='", ">", "<template>", "</template>",
+          "<iframe>", "</iframe>", "<plaintext>", "<![CDATA[", "]]>", "<?", "<!-->", "<!--->", "--!>", "</ ", "<!x>",
+          '<div title="<!--">', "<div title='<script>'>", "</>", "<META NAME=robots content=noindex>", "<xmp>",
+          "</xmp>"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(TRICKY), max_size=14))
+def test_every_meta_robots_the_spiders_selector_finds_is_read(pieces: list[str]) -> None:
+    """Where the scan and lxml (the parser of Scrapy's selectors) read the markup differently, the tag lxml finds is
+    read all the same: a ``<meta`` the scan skipped makes the parser decide too. Reading more is allowed (a denial
+    too many), reading less is not."""
+    from scrapy import Selector
+
+    doc = "".join(pieces)
+    spider = Selector(text=doc or " ").xpath("//meta[translate(@name, 'ROBTS', 'robts')='robots']/@content").getall()
+    if spider:
+        assert parse_meta_robots(doc.encode(), "consentcrawl"), (doc, spider)
