@@ -41,9 +41,9 @@ _SCAN = re.compile(
     rb"<(?:(!--)|(script|style|title|textarea|xmp|iframe|noembed|noframes)[\s/>]|(body)[\s/>]|(meta|link)[\s/>])")
 #: one attribute; an unclosed quote runs to the end, as in HTML (and keeps the scan linear)
 _ATTR = re.compile(rb"""[\s/]*([^\s/>][^\s/>=]*)(?:\s*=\s*(?:"([^"]*)(?:"|\Z)|'([^']*)(?:'|\Z)|([^\s>]*)))?""")
-#: a whole tag read attribute by attribute like :data:`_ATTR`, so a ``>`` in a quoted value stays inside
 #: a ``<meta`` anywhere, in any case: the one search (in C, no copy) a page's body costs when it holds none
 _ANY_META = re.compile(rb"<meta[\s/>]", re.IGNORECASE)
+#: a whole tag read attribute by attribute like :data:`_ATTR`, so a ``>`` in a quoted value stays inside
 _TAG = re.compile(
     rb"""<(?:meta|link)(?:[\s/]*[^\s/>][^\s/>=]*(?:\s*=\s*(?:"[^"]*(?:"|\Z)|'[^']*(?:'|\Z)|[^\s>]*))?)*[\s/]*>?""")
 
@@ -77,7 +77,11 @@ def meta_tags(body: object, encoding: str = "utf-8") -> tuple[HeadTag, ...]:
 
     The part after ``<body`` costs one case-insensitive search for ``<meta`` in C, with no copy, unless it holds
     one: only then is it read with the head's tokenizer (comments and raw-text elements skipped, as the spider's
-    parser skips them), so a large page with no ``<meta>`` in its body is not parsed twice."""
+    parser skips them), so a large page with no ``<meta>`` in its body is not parsed twice. The ``<meta``
+    openers of the whole document are counted the same way: where the tokenizer skipped one (in what it read as a
+    comment, a raw-text element, a bogus comment...), its view and the spider's parser's may differ, so lxml, the
+    parser of Scrapy's selectors, reads the page too and every ``<meta>`` it finds is added: reading a tag too many
+    denies a page the spider could have had; missing one the spider reads would hand it a refusal."""
     if not isinstance(body, (bytes, bytearray, memoryview, str)):
         return ()
     if not isinstance(body, (bytes, str)):
