@@ -75,10 +75,10 @@ def meta_tags(body: object, encoding: str = "utf-8") -> tuple[HeadTag, ...]:
     ``.css("meta[name=robots]")`` finds wherever the tag stands (meta robots is read so; the operator signals'
     tags are read from the head only, as their specifications place them).
 
-    The part after ``<body`` costs one case-insensitive search for ``<meta`` in C, with no copy, unless it holds
-    one: only then is it read with the head's tokenizer (comments and raw-text elements skipped, as the spider's
-    parser skips them), so a large page with no ``<meta>`` in its body is not parsed twice. The ``<meta``
-    openers of the whole document are counted the same way: where the tokenizer skipped one (in what it read as a
+    The page costs one case-insensitive search for ``<meta`` in C, with no copy, counting its openers: where the
+    head's scan read them all (most pages), that is all. Otherwise the part after ``<body`` is read with the head's
+    tokenizer (comments and raw-text elements skipped, as the spider's parser skips them), so a large page with no
+    ``<meta>`` in its body is not tokenized twice. Where the tokenizer still skipped one (in what it read as a
     comment, a raw-text element, a bogus comment...), its view and the spider's parser's may differ, so lxml, the
     parser of Scrapy's selectors, reads the page too and every ``<meta>`` it finds is added: reading a tag too many
     denies a page the spider could have had; missing one the spider reads would hand it a refusal."""
@@ -104,10 +104,13 @@ def _meta_tags(body: bytes | bytearray | memoryview | str, encoding: str) -> tup
     if whole is None:
         return metas
     doc, codec, _ = whole
-    if head.body_at >= 0 and _ANY_META.search(doc, head.body_at) is not None:
+    openers = len(_ANY_META.findall(doc))
+    if openers <= len(metas):
+        return metas  # every <meta of the page is one the head's scan read (most pages)
+    if head.body_at >= 0:
         found, _ = _scan_window(doc, codec, head.body_at, stop_at_body=False)
         metas += tuple(t for t in found if t.tag == "meta")
-    if len(_ANY_META.findall(doc)) > len(metas):
+    if openers > len(metas):
         # a <meta the scan skipped (in what it read as a comment or a raw-text element): the scan's view of the
         # markup and the spider's parser's may differ there, so the parser decides too (the union is read)
         seen = [dict(t.attrs) for t in metas]
