@@ -169,3 +169,39 @@ async def test_a_page_is_read_as_the_spider_reads_it(
         assert app.people_served().count("101") == 1, f"the refusing person's other page was fetched\n{app.describe()}"
         assert secret_name("101") not in names, result.items
 
+
+
+@pytest.mark.parametrize("case", ["meta robots noindex in the body of a profile", "zstd: nobot in the bio",
+                                  "zstd: decompression bomb", "two h-cards naming no URL, the refusal in one",
+                                  "microformats1 vcard", "an h-card and og:type profile, the refusal in og:description",
+                                  "deflate (zlib format) over the limit"])
+def test_check_fetch_reads_the_page_as_the_crawl_does(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``consentcrawl check --fetch`` decides each page as the crawl's response phase does (same reason), with the
+    project's ``DOWNLOAD_MAXSIZE``."""
+    from consentcrawl.cli import main
+    from tests.lenient import write_config
+
+    purpose, path, content_type, coding, body, reason, _cause = CASES[case]
+    platforms, authorizations = write_config(
+        tmp_path, [record_yaml(p, purposes="[research, ai-training, search-indexing]") for p in ("101", "102")])
+    platforms.write_text(PLATFORMS_YAML)
+    (tmp_path / "limit_settings.py").write_text(f"DOWNLOAD_MAXSIZE = {MAXSIZE}\n")
+    monkeypatch.chdir(tmp_path)
+    app = CodedPeople()
+    app.gz[path] = (content_type, body)
+    app.gz["/u/102"] = (ZSTD, zstd.compress(_card("102")))
+    if coding is not None:
+        app.coded[path] = coding
+    answers = {}
+    with LocalServer(app) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        monkeypatch.delenv("HTTP_PROXY", raising=False)
+        for url in (f"{BASE}{path}", f"{BASE}/u/102"):
+            code = main(["check", url, "--purpose", purpose, "--json", "--fetch", "--platforms", str(platforms),
+                         "--authorizations", str(authorizations), "--settings", "limit_settings"])
+            out, err = capsys.readouterr()
+            answers[url] = (code, json.loads(out)["reason"] if out.strip() else err)
+    assert answers[f"{BASE}/u/102"] == (0, "subject.authorized"), f"control: {answers}\n{app.describe()}"
+    assert answers[f"{BASE}{path}"] == (1, reason), f"{answers}\n{app.describe()}"
