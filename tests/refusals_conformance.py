@@ -155,6 +155,13 @@ ROWS: tuple[Row, ...] = (
         '<div class="h-card"><a class="u-url" href="http://social.example/users/kim">Kim</a>'
         '<p class="p-note">#nobot</p></div></body></html>',
         source="cards naming other people's URLs are theirs"),
+    Row("tag-card-in-feed", "h-feed", '<html><body><div class="h-feed"><div class="h-card"><h1 class="p-name">'
+        'Robin</h1><p class="p-note">#nobot</p></div><article class="h-entry"><div class="p-author h-card">'
+        '<span class="p-name">Robin</span></div><div class="e-content">Hello</div></article></div></body></html>',
+        expect=("hashtag.nobot",), source="a feed wrapping the page does not make the profile card a nested one"),
+    Row("miss-card-in-feed-entry", "h-feed", card("Gardener.", url=None, rest='<div class="h-feed">'
+        '<article class="h-entry"><div class="p-author h-card"><p class="p-note">#nobot</p></div></article></div>'),
+        source="a post's author card inside a feed is still inside its post"),
     # -- microformats1 vcard, read as h-card (microformats2's backward compatibility) ----------------------------
     Row("vcard-note", "microformats1 vcard",
         '<html><body><div class="vcard"><a class="url" href="http://social.example/users/vcard-note">@robin</a>'

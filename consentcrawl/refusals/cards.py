@@ -11,7 +11,8 @@ when nothing else can be theirs:
   the page (:attr:`Cards.certain` false: the page is not taken to show the person's profile);
 - a card naming another URL is another person's, and anything inside a nested microformat (an ``h-entry`` the
   person quoted, the ``p-author h-card`` of someone else's post, a ``vcard`` inside a ``hentry``) is not a field
-  of the card around it.
+  of the card around it, nor a top-level card; a feed (``h-feed``, ``hfeed``) only gathers the page's posts, so a
+  card inside one is still top-level.
 
 Microformats1 is read as microformats2 parsers read it for backward compatibility: a ``vcard`` is an ``h-card``
 (when the element carries no ``h-*`` class of its own), its ``fn``, ``nickname``, ``note``, ``n``, ``title``,
@@ -34,8 +35,11 @@ _BLOCK = frozenset("address article aside blockquote br dd div dl dt figcaption 
 _SKIP = frozenset({"script", "style", "template", "noscript"})
 
 #: microformats1 roots (a nested one is another thing, as a nested ``h-*`` is)
-_MF1_ROOTS = frozenset({"vcard", "hentry", "hfeed", "hreview", "hreview-aggregate", "vevent", "vcalendar",
-                        "hproduct", "hrecipe", "hresume", "hlisting"})
+_MF1_ROOTS = frozenset({"vcard", "hentry", "hreview", "hreview-aggregate", "vevent", "hproduct", "hrecipe",
+                        "hresume", "hlisting"})
+#: roots that only gather others (a feed of a profile's posts wrapping the page): a card inside one is as
+#: top-level as without it, and a post's author card is still inside its post
+_FEEDS = frozenset({"h-feed", "hfeed"})
 #: a ``vcard``'s text fields, as the microformats2 property each is read as
 _MF1_FIELDS = {"fn": "p-name", "nickname": "p-nickname", "note": "p-note", "n": "p-n", "title": "p-job-title",
                "role": "p-role", "org": "p-org", "label": "p-label", "category": "p-category"}
@@ -97,8 +101,9 @@ def _kind(classes: list[str]) -> str | None:
 
 
 def _is_root(classes: list[str]) -> bool:
-    """A microformat root: ``h-*`` (microformats2) or a microformats1 root class."""
-    return any(c.startswith("h-") or c in _MF1_ROOTS for c in classes)
+    """A microformat root that holds a thing of its own: ``h-*`` (microformats2) or a microformats1 root class,
+    a feed aside."""
+    return any((c.startswith("h-") or c in _MF1_ROOTS) and c not in _FEEDS for c in classes)
 
 
 def _props(card: Any, kind: str) -> Iterator[tuple[str, Any]]:
