@@ -185,8 +185,9 @@ def cmd_signals(args: argparse.Namespace) -> int:
         if args.fetch:
             await refuse_fetch(decider, args.url, config.purpose)  # only what a crawl could fetch now
             page = await fetch_page(facts.canonical.url, user_agent=user_agent, limit=config.download_maxsize)
-            files = await with_named_files(files, page.url, list(page.headers.multi_items()), page.body,
-                                           page.encoding, user_agent=user_agent, now=now, may_fetch=may_fetch)
+            for encoding in page.encodings or (page.encoding,):  # what the page names, in each reading of it
+                files = await with_named_files(files, page.url, list(page.headers.multi_items()), page.body,
+                                               encoding, user_agent=user_agent, now=now, may_fetch=may_fetch)
         # every spelling of the page, as the crawl decides it (any spelling's deny wins)
         spellings = response_spellings(page.url if page else facts.canonical.url, facts.canonical,
                                        facts.robots_paths)
@@ -209,12 +210,14 @@ def cmd_signals(args: argparse.Namespace) -> int:
             said = ", ".join(f"{e['signal']}@{e['level']}={e['verdicts'][purpose]}" for e in report
                              if e["verdicts"][purpose] != "unknown") or "-"
         said += f"  (as {row['path']})" if "path" in row else ""
+        said += f"  (read in {row['encoding']})" if "encoding" in row else ""
         print(f"{purpose:<{width}}  {row['verdict']:<7}  {row['reason'] or row['basis']:<15}  {said}")
     print("\nwhere:")
     for entry in report:
         where = "; ".join(f"{s['purpose']} {s['verdict']}: {s['where']} {s['raw']!r}" for s in entry["statements"])
         state = f"unavailable ({entry['unavailable']})" if "unavailable" in entry else (where or "no statement")
         spelled = f", as {entry['path']}" if "path" in entry else ""
+        spelled += f", read in {entry['encoding']}" if "encoding" in entry else ""
         print(f"  {entry['signal']} ({entry['level']}, {entry['source'] or 'not read'}{spelled}): {state}")
         for policy in entry.get("policies", ()):
             print(f"    tdm-policy {policy['url']}: {policy_text(policy)}")

@@ -6,7 +6,8 @@ about what a page's head says, and a page is scanned once however many readers a
 bodies is remembered by the body object's identity: a response's body is an immutable ``bytes``).
 
 The scan is the HTML tokenizer's view, kept linear: it reads the document from its start, skips comments and the
-raw-text elements (``<script>``, ``<style>``, ...) so a commented-out tag never counts, and stops at ``<body``. It
+raw-text elements (``<script>``, ``<style>``, ...) so a commented-out tag never counts, and stops at ``<body``
+(:func:`meta_tags` reads the ``<meta>`` tags after it too, for meta robots). It
 scans the first :data:`HEAD_SCAN_BYTES`, then a window four times as long while it has not reached the ``<body``
 (a head of inline styles, SVG sprites and JSON-LD runs past 64 KiB, and the spider's ``.css()`` reads the whole
 page), so a page's usual head costs one short scan and no tag before the body is missed. Attribute names are ASCII-
@@ -30,7 +31,7 @@ from typing import NamedTuple
 
 from .cache import ObjectMemo
 
-__all__ = ["HEAD_SCAN_BYTES", "HeadTag", "decode_value", "head_tags", "scans_as_bytes"]
+__all__ = ["HEAD_SCAN_BYTES", "HeadTag", "decode_value", "head_tags", "meta_tags", "scans_as_bytes"]
 
 HEAD_SCAN_BYTES = 64 * 1024  #: the first window searched for a document's head (a longer head widens it)
 RAW_BYTES = 1200  #: bytes of a tag kept in :attr:`HeadTag.raw` (its readers keep less)
@@ -40,6 +41,8 @@ _SCAN = re.compile(
     rb"<(?:(!--)|(script|style|title|textarea|xmp|iframe|noembed|noframes)[\s/>]|(body)[\s/>]|(meta|link)[\s/>])")
 #: one attribute; an unclosed quote runs to the end, as in HTML (and keeps the scan linear)
 _ATTR = re.compile(rb"""[\s/]*([^\s/>][^\s/>=]*)(?:\s*=\s*(?:"([^"]*)(?:"|\Z)|'([^']*)(?:'|\Z)|([^\s>]*)))?""")
+#: a ``<meta`` anywhere, in any case: the one search (in C, no copy) a page's body costs when it holds none
+_ANY_META = re.compile(rb"<meta[\s/>]", re.IGNORECASE)
 #: a whole tag read attribute by attribute like :data:`_ATTR`, so a ``>`` in a quoted value stays inside
 _TAG = re.compile(
     rb"""<(?:meta|link)(?:[\s/]*[^\s/>][^\s/>=]*(?:\s*=\s*(?:"[^"]*(?:"|\Z)|'[^']*(?:'|\Z)|[^\s>]*))?)*[\s/]*>?""")
@@ -53,16 +56,86 @@ class HeadTag(NamedTuple):
     raw: str  #: the tag as written (its first :data:`RAW_BYTES` bytes), decoded and unescaped
 
 
-_scans: ObjectMemo[object, tuple[HeadTag, ...]] = ObjectMemo(4)  #: the last bodies scanned
+class _Head(NamedTuple):
+    tags: tuple[HeadTag, ...]
+    body_at: int  #: where ``<body`` starts in the document as scanned (ASCII-compatible bytes); -1: no ``<body``
+
+
+_scans: ObjectMemo[object, _Head] = ObjectMemo(4)  #: the last bodies scanned
+_metas: ObjectMemo[object, tuple[HeadTag, ...]] = ObjectMemo(4)  #: their ``<meta>`` tags, head and body
 
 
 def head_tags(body: object, encoding: str = "utf-8") -> tuple[HeadTag, ...]:
     """Every ``<meta>`` and ``<link>`` in the head of ``body`` (bytes in ``encoding``, or text), in order."""
+    return _head(body, encoding).tags
+
+
+def meta_tags(body: object, encoding: str = "utf-8") -> tuple[HeadTag, ...]:
+    """Every ``<meta>`` of ``body``, its head's then its body's, in order: what a spider's
+    ``.css("meta[name=robots]")`` finds wherever the tag stands (meta robots is read so; the operator signals'
+    tags are read from the head only, as their specifications place them).
+
+    The page costs one case-insensitive search for ``<meta`` in C, with no copy, counting its openers: where the
+    head's scan read them all (most pages), that is all. Otherwise the part after ``<body`` is read with the head's
+    tokenizer (comments and raw-text elements skipped, as the spider's parser skips them), so a large page with no
+    ``<meta>`` in its body is not tokenized twice. Where the tokenizer still skipped one (in what it read as a
+    comment, a raw-text element, a bogus comment...), its view and the spider's parser's may differ, so lxml, the
+    parser of Scrapy's selectors, reads the page too and every ``<meta>`` it finds is added: reading a tag too many
+    denies a page the spider could have had; missing one the spider reads would hand it a refusal."""
     if not isinstance(body, (bytes, bytearray, memoryview, str)):
         return ()
+    if not isinstance(body, (bytes, str)):
+        return _meta_tags(body, encoding)
+    return _metas.get(body, lambda _b: _meta_tags(body, encoding), encoding)
+
+
+def _head(body: object, encoding: str) -> _Head:
+    if not isinstance(body, (bytes, bytearray, memoryview, str)):
+        return _Head((), -1)
     if not isinstance(body, (bytes, str)):  # a mutable buffer is read as it is now, never remembered
         return _scan(body, encoding)
     return _scans.get(body, lambda b: _scan(b, encoding), encoding)
+
+
+def _meta_tags(body: bytes | bytearray | memoryview | str, encoding: str) -> tuple[HeadTag, ...]:
+    head = _head(body, encoding)
+    metas = tuple(t for t in head.tags if t.tag == "meta")
+    whole = _start(body, encoding, max(len(body), 1))
+    if whole is None:
+        return metas
+    doc, codec, _ = whole
+    openers = len(_ANY_META.findall(doc))
+    if openers <= len(metas):
+        return metas  # every <meta of the page is one the head's scan read (most pages)
+    if head.body_at >= 0:
+        found, _ = _scan_window(doc, codec, head.body_at, stop_at_body=False)
+        metas += tuple(t for t in found if t.tag == "meta")
+    if openers > len(metas):
+        # a <meta the scan skipped (in what it read as a comment or a raw-text element): the scan's view of the
+        # markup and the spider's parser's may differ there, so the parser decides too (the union is read)
+        seen = [dict(t.attrs) for t in metas]
+        metas += tuple(t for t in _parsed_metas(doc, codec) if dict(t.attrs) not in seen)
+    return metas
+
+
+def _parsed_metas(doc: bytes, codec: str) -> tuple[HeadTag, ...]:
+    """Every ``<meta>`` of ``doc`` as lxml's HTML parser reads it: the parser Scrapy's selectors use (``huge_tree``
+    as they set it), so a tag the spider's ``.css("meta")`` finds is found here."""
+    import lxml.etree
+
+    text = doc.decode(codec, "replace").encode("utf-8", "surrogatepass")
+    try:
+        root = lxml.etree.fromstring(text, lxml.etree.HTMLParser(encoding="utf-8", huge_tree=True))
+    except (lxml.etree.LxmlError, ValueError):
+        return ()
+    if root is None:
+        return ()
+    out = []
+    for element in root.iter("meta"):
+        attrs = {str(k).lower(): str(v) for k, v in element.attrib.items()}
+        raw = lxml.etree.tostring(element, encoding="unicode", with_tail=False)[:RAW_BYTES]
+        out.append(HeadTag("meta", MappingProxyType(attrs), raw))
+    return tuple(out)
 
 
 def _start(body: object, encoding: str, limit: int) -> tuple[bytes, str, bool] | None:
@@ -108,28 +181,29 @@ def scans_as_bytes(encoding: str) -> bool:
     return all(len(c) == 1 for c in alone) and "".join(alone) == run and run[:128] == _ASCII
 
 
-def _scan(body: object, encoding: str) -> tuple[HeadTag, ...]:
+def _scan(body: object, encoding: str) -> _Head:
     """The head's tags, from a window of the document widened (and scanned again) until it reaches ``<body`` or
     holds the whole document: linear in the head's length overall."""
     limit = HEAD_SCAN_BYTES
     while True:
         start = _start(body, encoding, limit)
         if start is None:
-            return ()
+            return _Head((), -1)
         head, codec, whole = start
-        found, ended = _scan_window(head, codec)
-        if ended or whole:
-            return found
+        found, body_at = _scan_window(head, codec)
+        if body_at >= 0 or whole:
+            return _Head(found, body_at)
         limit *= 4
 
 
-def _scan_window(head: bytes, codec: str) -> tuple[tuple[HeadTag, ...], bool]:
-    """The tags in ``head`` (the start of a document), and whether the scan reached its ``<body``."""
+def _scan_window(head: bytes, codec: str, pos: int = 0, stop_at_body: bool = True) -> tuple[tuple[HeadTag, ...], int]:
+    """The tags in ``head`` (the start of a document) from ``pos``, and where the scan met its ``<body`` (-1: it
+    did not, or was not asked to stop there)."""
     low = head.lower()  # bytes.lower() is ASCII-only, so offsets in `low` are offsets in `head`
     if b"<meta" not in low and b"<link" not in low and b"<body" not in low:
-        return (), False  # nothing to read yet, and the head goes on: a wider window
+        return (), -1  # nothing to read yet, and the head goes on: a wider window
     found: list[HeadTag] = []
-    pos, n = 0, len(low)
+    n = len(low)
     while pos < n:
         m = _SCAN.search(low, pos)
         if m is None:
@@ -146,7 +220,9 @@ def _scan_window(head: bytes, codec: str) -> tuple[tuple[HeadTag, ...], bool]:
                 break
             pos = end + 2
         elif kind == 3:
-            return tuple(found), True
+            if stop_at_body:
+                return tuple(found), m.start()
+            pos = m.end()
         else:
             tag_match = _TAG.match(low, m.start())
             end = tag_match.end() if tag_match is not None else m.end()
@@ -154,7 +230,7 @@ def _scan_window(head: bytes, codec: str) -> tuple[tuple[HeadTag, ...], bool]:
                                  MappingProxyType(_attributes(head, m.end() - 1, end, codec)),
                                  decode_value(head[m.start():min(end, m.start() + RAW_BYTES)], codec)))
             pos = max(end, m.start() + 1)
-    return tuple(found), False
+    return tuple(found), -1
 
 
 def _attributes(head: bytes, i: int, end: int, codec: str) -> dict[str, str]:

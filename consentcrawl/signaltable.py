@@ -34,25 +34,30 @@ def signal_table(spellings: tuple[tuple[str, str], ...], files: SiteFiles, polic
     first) is decided as the crawl decides it: before the fetch, the site-level signals, where a deny of any
     spelling wins and, failing that, one spelling whose signals leave it to the default makes the purpose
     ``pending``; with ``page``, the response phase (:func:`spelled_response_decision`). A row decided by another
-    spelling than the canonical one names it (``path``); the report lists the canonical spelling's signals, then
-    each signal another spelling that decides a row reads differently (with its ``path``)."""
+    spelling than the canonical one names it (``path``), one decided by reading the page in another encoding than
+    Scrapy's names that (``encoding``: the page is read in each encoding a spider may read it in, as the crawl
+    reads it); the report lists the canonical spelling's signals, then each signal another spelling or encoding
+    that decides a row reads differently (with its ``path`` or ``encoding``)."""
     options = policy.options(token, host, platform)
     grant = grant_of(platform)
     per_spelling = [site_results(url, files, options) for _path, url in spellings]
     response: list[SignalResult] = []
+    # every encoding the page may be read in (robots.body.reading_encodings), Scrapy's first, as the crawl reads it
+    encodings = (page.encodings or (page.encoding,)) if page is not None else ()
     if page is not None:
         headers = list(page.headers.multi_items())
         response = response_results(page.url, headers, page.body, files, options, fetched_at=now,
-                                    encoding=page.encoding)
+                                    encoding=encodings[0])
+    read_as: dict[str, list[SignalResult]] = {}  #: the readings in another encoding that decide a row
     table: dict[str, dict[str, Any]] = {}
     deciding: dict[int, list[SignalResult]] = {}
     custom = [c.name for c in policy.custom]  # declared purposes of the operator's own: a row each, after ours
     tags, tag_denials = _robots_tags(page, policy, token, purposes, custom, now)
     for purpose in [*purposes, *custom]:
+        encoding = None
         if page is not None:
-            decided, results, at = spelled_response_decision(spellings, page.url, host, headers, page.body,
-                                                             page.encoding, files, policy, token, purpose,
-                                                             platform, now)
+            decided, results, at, encoding = _read_page(spellings, page, encodings, host, headers, files, policy,
+                                                        token, purpose, platform, now)
         else:
             decided, at = _before_fetch(per_spelling, purpose, grant, policy)
             results = per_spelling[at or 0]
@@ -62,7 +67,10 @@ def signal_table(spellings: tuple[tuple[str, str], ...], files: SiteFiles, polic
         if tagged and (decided.allowed or decided.basis == "default" or (decided.reason or "").startswith("response.")):
             # decided in the response phase: it reads the robots tags before the signals (as judge_page does)
             row.update(verdict="deny", reason=tagged, basis="robots tags")
-        if at:
+        if encoding is not None:
+            row["encoding"] = encoding
+            read_as.setdefault(encoding, results)
+        elif at:
             row["path"] = spellings[at][0]
             deciding.setdefault(at, results)
         if purpose in custom:
@@ -72,7 +80,28 @@ def signal_table(spellings: tuple[tuple[str, str], ...], files: SiteFiles, polic
     for at, results in sorted(deciding.items()):
         report += [{**entry, "path": spellings[at][0]} for entry in signal_report(results, purposes)
                    if entry not in report]
+    for encoding, results in read_as.items():
+        report += [{**entry, "encoding": encoding} for entry in signal_report(results, purposes)
+                   if entry not in report]
     return table, report
+
+
+def _read_page(spellings: tuple[tuple[str, str], ...], page: Page, encodings: tuple[str, ...], host: str,
+               headers: Any, files: SiteFiles, policy: SignalPolicy, token: str, purpose: str, platform: Any,
+               now: datetime) -> tuple[Any, list[SignalResult], int | None, str | None]:
+    """A purpose's response-phase outcome as the crawl's (``signalphase.check_signals``): the page read in each
+    encoding a spider may read it in, the first reading that denies, else Scrapy's; with the encoding that
+    decided, where it is not Scrapy's."""
+    first = None
+    for encoding in encodings:
+        decided, results, at = spelled_response_decision(spellings, page.url, host, headers, page.body, encoding,
+                                                         files, policy, token, purpose, platform, now)
+        if first is None:
+            first = (decided, results, at, None)
+        if not decided.allowed:
+            return decided, results, at, encoding if encoding != encodings[0] else None
+    assert first is not None, "a page is read in one encoding at the least"
+    return first
 
 
 async def robots_denied_table(decider: Any, args: Any, facts: Any, robots: RobotsFile | None, config: Any,

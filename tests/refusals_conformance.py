@@ -135,6 +135,49 @@ ROWS: tuple[Row, ...] = (
         source="the page's only card names another URL: it is not the page's person"),
     Row("tag-card-no-url", "representative h-card", card("#nobot", url=None), expect=("hashtag.nobot",),
         source="the page's only top-level card, naming no URL, is the page's person"),
+    # several cards, none naming the page: whose is which cannot be told, so a refusal in any denies
+    Row("tag-two-cards-no-url", "representative h-card: ambiguous",
+        '<html><body><div class="h-card"><h1 class="p-name">Robin</h1><p class="p-note">#nobot</p></div>'
+        '<div class="h-card"><span class="p-name">Sam</span><p class="p-note">Gardener.</p></div></body></html>',
+        expect=("hashtag.nobot",), source="two top-level cards, no URL: the refusal may be the person's"),
+    Row("tag-two-cards-second", "representative h-card: ambiguous",
+        '<html><body><div class="h-card"><span class="p-name">Sam</span><p class="p-note">Gardener.</p></div>'
+        '<div class="h-card"><h1 class="p-name">Robin</h1><p class="p-note">#nobot</p></div></body></html>',
+        expect=("hashtag.nobot",), source="the second of two: read as the first"),
+    Row("tag-card-no-url-beside-other", "representative h-card: ambiguous",
+        '<html><body><div class="h-card"><a class="u-url" href="http://social.example/users/sam">Sam</a>'
+        '<p class="p-note">Gardener.</p></div>'
+        '<div class="h-card"><h1 class="p-name">Robin</h1><p class="p-note">#nobot</p></div></body></html>',
+        expect=("hashtag.nobot",), source="a card naming no URL beside another person's: it may be this person's"),
+    Row("miss-two-cards-other-urls", "representative h-card",
+        '<html><body><div class="h-card"><a class="u-url" href="http://social.example/users/sam">Sam</a>'
+        '<p class="p-note">#nobot</p></div>'
+        '<div class="h-card"><a class="u-url" href="http://social.example/users/kim">Kim</a>'
+        '<p class="p-note">#nobot</p></div></body></html>',
+        source="cards naming other people's URLs are theirs"),
+    Row("tag-card-in-feed", "h-feed", '<html><body><div class="h-feed"><div class="h-card"><h1 class="p-name">'
+        'Robin</h1><p class="p-note">#nobot</p></div><article class="h-entry"><div class="p-author h-card">'
+        '<span class="p-name">Robin</span></div><div class="e-content">Hello</div></article></div></body></html>',
+        expect=("hashtag.nobot",), source="a feed wrapping the page does not make the profile card a nested one"),
+    Row("miss-card-in-feed-entry", "h-feed", card("Gardener.", url=None, rest='<div class="h-feed">'
+        '<article class="h-entry"><div class="p-author h-card"><p class="p-note">#nobot</p></div></article></div>'),
+        source="a post's author card inside a feed is still inside its post"),
+    # -- microformats1 vcard, read as h-card (microformats2's backward compatibility) ----------------------------
+    Row("vcard-note", "microformats1 vcard",
+        '<html><body><div class="vcard"><a class="url" href="http://social.example/users/vcard-note">@robin</a>'
+        '<span class="fn">Robin</span><p class="note">Gardener. #nobot</p></div></body></html>',
+        expect=("hashtag.nobot",), source="vcard note is h-card p-note"),
+    Row("vcard-fn", "microformats1 vcard",
+        '<html><body><div class="vcard"><span class="fn">Robin #noindex</span></div></body></html>',
+        purpose="search-indexing", expect=("hashtag.noindex",), source="vcard fn is h-card p-name; no URL, one card"),
+    Row("miss-vcard-in-hentry", "microformats1 vcard",
+        '<html><body><div class="vcard"><a class="url" href="http://social.example/users/miss-vcard-in-hentry">'
+        'Robin</a><p class="note">Gardener.</p></div><div class="hentry"><span class="author vcard">'
+        '<span class="fn">Sam #nobot</span></span><div class="entry-content">#nobot</div></div></body></html>',
+        source="an author vcard inside someone's hentry is not a top-level card"),
+    Row("miss-vcard-other-url", "microformats1 vcard",
+        '<html><body><div class="vcard"><a class="url" href="http://social.example/users/sam">Sam</a>'
+        '<p class="note">#nobot</p></div></body></html>', source="a vcard naming another URL is that person's"),
     Row("tag-utf16", "a UTF-16 page", card("Gardener #nobot", url=None), "text/html; charset=utf-16",
         encoding="utf-16", expect=("hashtag.nobot",)),
     Row("tag-og", "Mastodon 4 profile HTML (no h-card)",
@@ -142,6 +185,16 @@ ROWS: tuple[Row, ...] = (
         '<meta property="og:title" content="Robin (@robin@social.example)">'
         '<meta property="og:description" content="Gardener. #nobot"></head><body><div id="mastodon"></div>'
         "</body></html>", expect=("hashtag.nobot",)),
+    Row("tag-og-and-card", "an og:type profile page with an h-card: both are the person's",
+        card("Gardener.", url=None, head='<meta content="profile" property="og:type">'
+             '<meta property="og:description" content="Gardener. #nobot">'), expect=("hashtag.nobot",)),
+    Row("tag-og-and-card-naming-page", "an og:type profile page with a card naming the page",
+        card("Gardener.", url="http://social.example/users/tag-og-and-card-naming-page",
+             head='<meta content="profile" property="og:type"><meta property="og:title" content="Robin #noindex">'),
+        purpose="search-indexing", expect=("hashtag.noindex",)),
+    Row("miss-og-article-and-card", "a post's page: its card is read, its og:description (the post) is not",
+        card("Gardener.", url=None, head='<meta content="article" property="og:type">'
+             '<meta property="og:description" content="Sam says: #nobot">')),
     Row("miss-og-article", "Mastodon 4 post HTML: og:description is a post, not the bio",
         '<html><head><meta content="article" property="og:type">'
         '<meta property="og:description" content="Sam says: #nobot"></head><body></body></html>'),
@@ -156,8 +209,13 @@ ROWS: tuple[Row, ...] = (
     Row("meta-token", "<meta name=TOKEN>", card("Gardener.", url=None,
                                                 head='<meta name="consentcrawl" content="noarchive">'),
         purpose="archiving", expect=("meta-robots.noarchive",)),
-    Row("miss-meta-body", "a meta tag in the body is not the page's",
-        card('Gardener. <meta name="robots" content="noindex">', url=None), purpose="search-indexing"),
+    Row("meta-body", "a meta tag in the body: a spider's .css('meta[name=robots]') finds it there too",
+        card('Gardener. <meta name="robots" content="noindex">', url=None), purpose="search-indexing",
+        expect=("meta-robots.noindex",)),
+    Row("miss-meta-body-escaped", "a meta tag written as text in the bio is not a tag",
+        card('Gardener. &lt;meta name="robots" content="noindex"&gt;', url=None), purpose="search-indexing"),
+    Row("miss-meta-body-comment", "a meta tag in a comment of the body is not a tag",
+        card('Gardener. <!-- <meta name="robots" content="noindex"> -->', url=None), purpose="search-indexing"),
     # -- ActivityPub actors --------------------------------------------------------------------------------------
     Row("ap-open", "FEP-5feb", actor("ap-open"), AP, activitypub=True),
     Row("ap-indexable-false", "FEP-5feb", actor("ap-indexable-false", indexable=False), AP, activitypub=True,

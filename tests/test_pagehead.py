@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from consentcrawl import pagehead
-from consentcrawl.pagehead import head_tags
+from consentcrawl.pagehead import head_tags, meta_tags
 from consentcrawl.robots.meta import parse_meta_robots
 from consentcrawl.signals.evaluate import response_silent
 
@@ -69,14 +69,87 @@ def test_a_mutable_buffer_is_read_as_it_is_now() -> None:
     "<title>", "</title>", '<meta http-equiv="X-Robots-Tag" content="noindex">']), max_size=12),
     st.sampled_from(["utf-8", "utf-16", "latin-1"]))
 def test_the_readers_agree_with_the_one_scan(pieces: list[str], codec: str) -> None:
-    """Meta robots finds a directive only where the scan has a robots meta tag, and the signals are silent only
-    where the scan has no tdm- meta and no licence link: no reader sees a head of its own."""
+    """Meta robots finds a directive only where the scan has a robots meta tag (head or body), and the signals are
+    silent only where the head's scan has no tdm- meta and no licence link: no reader sees a page of its own."""
     body = "".join(pieces).encode(codec)
     tags = head_tags(body, codec)
-    robots = any(t.tag == "meta" and t.attrs.get("content") is not None and (
+    metas = meta_tags(body, codec)
+    assert metas[:len([t for t in tags if t.tag == "meta"])] == tuple(t for t in tags if t.tag == "meta")
+    robots = any(t.attrs.get("content") is not None and (
         t.attrs.get("name", "").strip().lower() == "robots"
-        or t.attrs.get("http-equiv", "").strip().lower() == "x-robots-tag") for t in tags)
+        or t.attrs.get("http-equiv", "").strip().lower() == "x-robots-tag") for t in metas)
     assert bool(parse_meta_robots(body, "consentcrawl", codec)) == robots
     speaks = any((t.tag == "link" and "license" in t.attrs.get("rel", "").lower())
                  or (t.tag == "meta" and t.attrs.get("name", "").strip().lower().startswith("tdm-")) for t in tags)
     assert response_silent({}, body, codec) == (not speaks)
+
+
+#: page -> the meta robots directives a spider's ``.css("meta[name=robots]")`` (lxml) would find there too
+IN_THE_BODY = {
+    '<html><head></head><body><p>x</p><meta name="robots" content="noindex"></body></html>': ["noindex"],
+    '<html><head><meta name="robots" content="noai"></head><body><div><META NAME=robots CONTENT=noindex></div>':
+        ["noai", "noindex"],
+    '<html><body><noscript><meta name="robots" content="noindex"></noscript></body></html>': ["noindex"],
+    '<html><body><svg><meta name="robots" content="noindex"></svg></body></html>': ["noindex"],
+    '<html><body><p>x</p></body></html><meta name="robots" content="noindex">': ["noindex"],
+    # not tags to the spider's parser either
+    '<html><body><!-- <meta name="robots" content="noindex"> --></body></html>': [],
+    '<html><body><script>"<meta name=robots content=noindex>"</script></body></html>': [],
+    '<html><body><textarea><meta name="robots" content="noindex"></textarea></body></html>': [],
+    '<html><body><p>&lt;meta name="robots" content="noindex"&gt;</p></body></html>': [],
+}
+
+
+@pytest.mark.parametrize("page", sorted(IN_THE_BODY))
+@pytest.mark.parametrize("codec", ["utf-8", "utf-16", "latin-1"])
+def test_meta_robots_in_the_body_is_read_as_the_spiders_selector_finds_it(page: str, codec: str) -> None:
+    from scrapy import Selector
+
+    found = [d.name for d in parse_meta_robots(page.encode(codec), "consentcrawl", codec)]
+    assert found == IN_THE_BODY[page]
+    spider = Selector(text=page).xpath(
+        "//meta[translate(@name, 'ROBTS', 'robts')='robots']/@content").getall()  # what lxml finds, in any case
+    assert sorted(c.strip().lower() for c in spider) == sorted(IN_THE_BODY[page])
+
+
+def test_a_body_with_no_meta_is_searched_not_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After ``<body``, one search for ``<meta`` decides whether the rest is read with the tokenizer: a large
+    page with none is not tokenized a second time."""
+    windows: list[int] = []
+    real = pagehead._scan_window
+
+    def counting(head: bytes, codec: str, pos: int = 0, stop_at_body: bool = True) -> object:
+        windows.append(pos)
+        return real(head, codec, pos, stop_at_body)
+
+    monkeypatch.setattr(pagehead, "_scan_window", counting)
+    page = b"<html><head><title>t</title></head><body>" + b"<p><a href='/x'>link</a></p>" * 40000
+    assert parse_meta_robots(page, "consentcrawl") == []
+    assert windows == [0]  # the head's scan only
+    later = page + b'<meta name="robots" content="noindex"></body></html>'
+    assert [d.name for d in parse_meta_robots(later, "consentcrawl")] == ["noindex"]
+    assert windows[1] == 0 and windows[2] > 0  # the head's scan, then the body's from where it stopped
+
+
+#: markup the scan may read otherwise than the spider's parser (bogus comments, comment and raw-text openers
+#: inside attribute values, unclosed elements)
+TRICKY = ['<meta name="robots" content="noindex">', "<!--", "-->", "<script>", "</script>", "<body>", "</body>",
+          "<head>", "</head>", "<title>", "</title>", "<textarea>", "</textarea>", "<p>", "x", "<style>", "</style>",
+          "<svg>", "</svg>", "<noscript>", "</noscript>", '"', "'", "<div class='", ">", "<template>", "</template>",
+          "<iframe>", "</iframe>", "<plaintext>", "<![CDATA[", "]]>", "<?", "<!-->", "<!--->", "--!>", "</ ", "<!x>",
+          '<div title="<!--">', "<div title='<script>'>", "</>", "<META NAME=robots content=noindex>", "<xmp>",
+          "</xmp>"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(TRICKY), max_size=14))
+def test_every_meta_robots_the_spiders_selector_finds_is_read(pieces: list[str]) -> None:
+    """Where the scan and lxml (the parser of Scrapy's selectors) read the markup differently, the tag lxml finds is
+    read all the same: a ``<meta`` the scan skipped makes the parser decide too. Reading more is allowed (a denial
+    too many), reading less is not."""
+    from scrapy import Selector
+
+    doc = "".join(pieces)
+    spider = Selector(text=doc or " ").xpath("//meta[translate(@name, 'ROBTS', 'robts')='robots']/@content").getall()
+    if spider:
+        assert parse_meta_robots(doc.encode(), "consentcrawl"), (doc, spider)

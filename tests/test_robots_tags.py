@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from consentcrawl.pagehead import head_tags
 from consentcrawl.purposes import KNOWN_PURPOSES
 from consentcrawl.robots.dates import parse_date
 from consentcrawl.robots.meta import parse_meta_robots
@@ -260,9 +261,11 @@ def test_several_meta_tags_are_unioned() -> None:
     assert [n for _, n, _ in meta(page)] == ["noindex", "index", "follow", "all", "noarchive"]
 
 
-def test_meta_only_in_head() -> None:
-    assert meta('<head></head><body><meta name="robots" content="noindex"></body>') == []
-    assert meta('<head><title>x</title></head><BODY class=x><meta name="robots" content="noindex">') == []
+def test_meta_in_the_body_is_read_too() -> None:
+    """A spider's ``.css("meta[name=robots]")`` finds a tag a template put in the body: it is read as the head's."""
+    assert meta('<head></head><body><meta name="robots" content="noindex"></body>') == [(None, "noindex", None)]
+    assert meta('<head><title>x</title></head><BODY class=x><meta name="robots" content="noindex">') == [
+        (None, "noindex", None)]
     # between </head> and <body> HTML still puts a meta into the head
     assert meta('<head></head><meta name="robots" content="noindex"><body>') == [(None, "noindex", None)]
 
@@ -285,14 +288,16 @@ def test_body_tag_inside_a_script_does_not_end_the_head() -> None:
 
 @pytest.mark.parametrize("times", [1, 5, 17])
 def test_meta_after_the_first_window_is_read_up_to_the_body(times: int) -> None:
-    """A head longer than the first window (:data:`META_SCAN_BYTES`) is read to its end, and no further."""
+    """A head longer than the first window (:data:`META_SCAN_BYTES`) is read to its end, and the head's scan no
+    further (the body's ``<meta>`` tags are read after it, for meta robots only)."""
     filler = "<link rel=x>" * (META_SCAN_BYTES // 12) * times
     style = "<style>" + "a{b:c}" * (META_SCAN_BYTES // 6) * times + "</style>"
     noindex = '<meta name="robots" content="noindex">'
     for head in (filler, style, f"<!--{style}-->", f'<script>"<body>"{style}</script>'):
         assert meta(f"<head>{head}{noindex}</head><body>") == [(None, "noindex", None)], head[:40]
         assert meta(f"<head>{noindex}{head}</head><body>") == [(None, "noindex", None)], head[:40]
-        assert meta(f"<head>{head}</head><body>{noindex}") == [], head[:40]
+        assert all(t.tag == "link" for t in head_tags(f"<head>{head}</head><body>{noindex}".encode())), head[:40]
+        assert meta(f"<head>{head}</head><body>{noindex}") == [(None, "noindex", None)], head[:40]
     for codec in ("utf-16", "cp037"):
         page = f"<head>{style}{noindex}</head><body>".encode(codec)
         assert parse_meta_robots(page, TOKEN, codec)[0].name == "noindex", codec

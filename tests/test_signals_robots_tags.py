@@ -43,8 +43,9 @@ def test_meta_http_equiv_keeps_user_agent_scopes() -> None:
     assert denials(found, "ai-training", NOW)
 
 
-def test_meta_http_equiv_of_another_header_or_outside_the_head_is_ignored() -> None:
+def test_meta_http_equiv_of_another_header_or_in_a_comment_is_ignored() -> None:
     assert parse_meta_robots(page('<meta http-equiv="refresh" content="noindex">'), TOKEN) == []
+    # in the body it is read as in the head (a spider's selector finds it there)
     body = b'<html><head></head><body><meta http-equiv="X-Robots-Tag" content="noindex"></body></html>'
-    assert parse_meta_robots(body, TOKEN) == []
+    assert [d.name for d in parse_meta_robots(body, TOKEN)] == ["noindex"]
     assert parse_meta_robots(page('<!-- <meta http-equiv="X-Robots-Tag" content="noindex"> -->'), TOKEN) == []

@@ -43,8 +43,10 @@ ROWS: list[tuple[str, list[tuple[str, str]], str | None, str, str | None]] = [
     ("meta-http-equiv-scoped-us", [], head('<meta http-equiv="X-Robots-Tag" content="consentcrawl: noml">'),
      "ai-training", META),
     ("meta-http-equiv-other-header", [], head('<meta http-equiv="refresh" content="noai">'), "ai-training", None),
-    ("meta-in-body-ignored", [], '<html><head></head><body><meta name="robots" content="noai"></body></html>',
-     "ai-training", None),
+    ("meta-in-body", [], '<html><head></head><body><meta name="robots" content="noai"></body></html>',
+     "ai-training", META),  # a spider's .css("meta[name=robots]") finds it there
+    ("meta-in-body-comment-ignored", [],
+     '<html><head></head><body><!-- <meta name="robots" content="noai"> --></body></html>', "ai-training", None),
     ("meta-our-token", [], head('<meta name="ConsentCrawl" content="NOAI">'), "ai-training", META),
     ("robots-tag-star", [("Robots-Tag", "*;noai")], None, "ai-training", TAG),
     ("robots-tag-other-bot", [("Robots-Tag", "otherbot;noai")], None, "ai-training", None),

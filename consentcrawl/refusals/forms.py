@@ -4,14 +4,15 @@ self-labels, meta robots. Pure: no Scrapy, no I/O, no clock; the response phase 
 Whose say counts is the heart of it: only the profile's own fields are read, never a post, a quote or another
 person's card on the same page.
 
-- HTML: the page's *representative* h-card (microformats2): a top-level ``h-card`` whose ``u-url`` or ``u-uid`` is
-  the page's URL, or the page's only top-level ``h-card`` when it names no URL. Its ``p-*`` and ``e-*`` properties
-  are the profile's fields (``p-name``, ``p-note``, ...); anything inside a nested microformat (an ``h-entry`` the
-  person quoted, the ``p-author h-card`` of someone else's post) is not. A page with no such card that says it is a
-  profile (``og:type`` ``profile``) is read by its ``og:title``, ``og:description`` and ``description`` meta tags,
-  which the server fills with the display name and the bio (Mastodon does; on a post's page, ``og:type`` is
-  ``article`` and ``og:description`` is the post, which is not read). A ``<meta name="robots">`` of the profile
-  page is the person's too (Mastodon sets ``noindex`` for people who opt out of search engines).
+- HTML: the page's person's cards (:mod:`consentcrawl.refusals.cards`: microformats2 ``h-card`` and
+  microformats1 ``vcard``): a top-level card whose URL is the page's, else the cards that name no URL (when there
+  are several, a refusal in any of them denies: whose it is cannot be told). Their ``p-*`` and ``e-*``
+  properties are the profile's fields (``p-name``, ``p-note``, ...); anything inside a nested microformat (an
+  ``h-entry`` the person quoted, the ``p-author h-card`` of someone else's post) is not. A page that says it is a
+  profile (``og:type`` ``profile``) is read by its ``og:title``, ``og:description`` and ``description`` meta tags
+  too, card or not: the server fills them with the display name and the bio (Mastodon does; on a post's page,
+  ``og:type`` is ``article`` and ``og:description`` is the post, which is not read). A ``<meta name="robots">`` of
+  the profile page is the person's too (Mastodon sets ``noindex`` for people who opt out of search engines).
 - ActivityPub: the top-level actor object only; an embedded object (another actor, an attachment) never counts.
   The actor's ``id`` is returned so the adapter can check it is the page's person.
 - Bluesky: a self-label is the person's only when its ``src`` is their DID (a record's ``labels`` are its author's).
@@ -22,7 +23,7 @@ Hashtags are found in each field's text by :mod:`consentcrawl.refusals.hashtags`
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -30,6 +31,7 @@ from urllib.parse import urljoin, urlsplit
 import lxml.etree
 
 from ..pagehead import scans_as_bytes
+from .cards import page_cards, text_of
 from .hashtags import hashtags
 from .purposes import purposes_of
 
@@ -74,94 +76,6 @@ def _found_in(field: str, text: str, token: str) -> list[Found]:
 
 # -- HTML ------------------------------------------------------------------------------------------------------
 
-_BLOCK = frozenset("address article aside blockquote br dd div dl dt figcaption figure footer h1 h2 h3 h4 h5 h6 "
-                   "header hr li main nav ol p pre section table td th tr ul".split())
-_SKIP = frozenset({"script", "style", "template", "noscript"})
-
-
-def _text(element: Any) -> str:
-    """The text a reader sees in ``element``: block elements apart, inline ones joined, scripts left out."""
-    parts: list[str] = []
-
-    def walk(e: Any) -> None:
-        tag = e.tag.lower() if isinstance(e.tag, str) else ""
-        if tag and tag not in _SKIP:
-            block = tag in _BLOCK
-            if block:
-                parts.append("\n")
-            if e.text:
-                parts.append(e.text)
-            for child in e:
-                walk(child)
-                if child.tail:
-                    parts.append(child.tail)
-            if block:
-                parts.append("\n")
-
-    walk(element)
-    return "".join(parts)
-
-
-def _props(card: Any) -> Iterator[tuple[str, Any]]:
-    """(class, element) for each ``p-*``/``e-*``/``u-*`` property of ``card``, neither inside nor being a nested
-    microformat."""
-    stack = list(card)[::-1]
-    while stack:
-        e = stack.pop()
-        value = e.get("class") if isinstance(e.tag, str) else None
-        if value:
-            classes = value.split()
-            if any(c.startswith("h-") for c in classes):
-                continue  # a nested microformat (``p-author h-card``) is another person's or another thing's
-            for c in classes:
-                if c.startswith(("p-", "e-", "u-")):
-                    yield c, e
-        if len(e):
-            stack.extend(list(e)[::-1])
-
-
-def _same_url(a: str, b: str) -> bool:
-    def norm(u: str) -> tuple[str, str, str, str]:
-        s = urlsplit(u.strip())
-        return s.scheme.lower(), s.netloc.lower(), s.path.rstrip("/") or "/", s.query
-
-    try:
-        return norm(a) == norm(b)
-    except ValueError:
-        return False
-
-
-def _card_urls(props: list[tuple[str, Any]], base: str) -> list[str]:
-    urls = []
-    for cls, e in props:
-        if cls in ("u-url", "u-uid"):
-            value = e.get("href") or e.get("src") or e.get("value") or _text(e)
-            if value:
-                urls.append(urljoin(base, value.strip()))
-    return urls
-
-
-def _representative(doc: Any, url: str) -> tuple[Any, list[tuple[str, Any]]] | None:
-    """The page's representative h-card and its properties, or None."""
-    found: list[Any] = _MAYBE_HCARDS(doc)  # type: ignore[assignment]  # an element-set XPath: a list of elements
-    cards = [(card, list(_props(card))) for card in found if "h-card" in card.get("class", "").split()
-             and not any(_is_root(a) for a in card.iterancestors())]
-    for card, props in cards:
-        if any(_same_url(u, url) for u in _card_urls(props, url)):
-            return card, props
-    if len(cards) == 1 and not _card_urls(cards[0][1], url):
-        return cards[0]
-    return None
-
-
-#: elements whose class attribute mentions ``h-card`` (the class list is checked in Python: a cheap C pre-filter)
-_MAYBE_HCARDS = lxml.etree.XPath('//*[contains(@class, "h-card")]')
-
-
-def _is_root(e: Any) -> bool:
-    """A microformat root: an element with a class ``h-*``."""
-    value = e.get("class")
-    return bool(value) and any(c.startswith("h-") for c in value.split())
 _PARSERS: dict[str, Any] = {}
 
 
@@ -195,9 +109,9 @@ def html_profile(body: bytes | str, url: str, token: str,
         # (UTF-8 bytes, parsed as UTF-8 whatever an XML declaration says, which a str may not hold for lxml)
         body, encoding = body.decode(encoding, "replace").encode("utf-8", "surrogatepass"), "utf-8"
     if isinstance(body, bytes):
-        marked = b"h-card" in body or b"og:type" in body
+        marked = b"h-card" in body or b"vcard" in body or b"og:type" in body
     else:
-        marked = "h-card" in body or "og:type" in body
+        marked = "h-card" in body or "vcard" in body or "og:type" in body
     if not marked:  # no card and no og:type: nothing to parse (most pages; a byte search, no parse)
         return [], False, None
     if not body.strip():
@@ -205,22 +119,26 @@ def html_profile(body: bytes | str, url: str, token: str,
     doc = _parse(body, encoding or "utf-8")
     if doc is None:
         return [], False, None
-    chosen = _representative(doc, url)
     found: list[Found] = []
-    if chosen is not None:
-        for cls, e in chosen[1]:
+    chosen = page_cards(doc, url)
+    for card in chosen.cards:
+        which = card.kind if chosen.certain else f"{card.kind} (one of {chosen.of}, none naming the page)"
+        for cls, e in card.props:
             if cls.startswith(("p-", "e-")):
-                found += _found_in(f"h-card {cls}", _text(e), token)
-        return found, True, _actor_link(doc, url)
+                found += _found_in(f"{which} {cls}", text_of(e), token)
+    # an og:type profile page's og:title and og:description are its person's too, card or not: the server fills
+    # them with the display name and the bio (a post's page says og:type article: its description is the post)
     metas = list(doc.iter("meta"))
-    if not any((m.get("property") or "").strip().lower() == "og:type"
-               and (m.get("content") or "").strip().lower() == "profile" for m in metas):
-        return found, False, None  # a page that says it is no profile (a post: og:type article) has no fields
-    for meta in metas:
-        for (attr, value), field in _META_FIELDS.items():
-            if (meta.get(attr) or "").strip().lower() == value:
-                found += _found_in(field, meta.get("content") or "", token)
-    return found, True, _actor_link(doc, url)
+    profile = any((m.get("property") or "").strip().lower() == "og:type"
+                  and (m.get("content") or "").strip().lower() == "profile" for m in metas)
+    if profile:
+        for meta in metas:
+            for (attr, value), field in _META_FIELDS.items():
+                if (meta.get(attr) or "").strip().lower() == value:
+                    found += _found_in(field, meta.get("content") or "", token)
+    if chosen.certain or profile:
+        return found, True, _actor_link(doc, url)
+    return found, False, None
 
 
 def _actor_link(doc: Any, url: str) -> str | None:
@@ -242,7 +160,7 @@ def _html_fragment_text(value: str) -> str:
         doc = _parse(f"<div>{value}</div>", "")
     except (lxml.etree.ParserError, ValueError):
         return value
-    return _text(doc) if doc is not None else value
+    return text_of(doc) if doc is not None else value
 
 
 def read_meta_robots(directives: Iterable[Any]) -> list[Found]:

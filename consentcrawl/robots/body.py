@@ -26,8 +26,8 @@ from w3lib.encoding import html_body_declared_encoding, http_content_type_encodi
 
 from ..cache import ObjectMemo
 
-__all__ = ["GZIP_MAGIC", "SCRAPY_MAXSIZE", "charset", "content_encoding", "decoded_body", "is_gzip", "is_partial",
-           "page_body", "page_encoding", "reading_encodings", "reads_as_html"]
+__all__ = ["GZIP_MAGIC", "SCRAPY_MAXSIZE", "ZSTD_MAGIC", "charset", "content_encoding", "decoded_body", "is_gzip",
+           "is_partial", "is_zstd", "page_body", "page_encoding", "reading_encodings", "reads_as_html"]
 
 #: Scrapy's default ``DOWNLOAD_MAXSIZE``: a page's limit where no crawl's is known (a body decompressing to more is
 #: denied: Scrapy would drop it, a decompression bomb)
@@ -36,7 +36,9 @@ SCRAPY_MAXSIZE = 1024 * 1024 * 1024
 MAX_DECODED = 32 * 1024 * 1024
 #: the first bytes of a gzip stream (RFC 1952), what Scrapy's sitemap spider and ``gzip.decompress`` look for
 GZIP_MAGIC = b"\x1f\x8b"
-#: gzip layers undone by magic alone; a body still gzip after these is not read (and denied)
+#: the first bytes of a zstd frame (RFC 8878, 0xFD2FB528 little-endian), what ``zstd.decompress`` looks for
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+#: layers (gzip or zstd) undone by magic alone; a body still compressed after these is not read (and denied)
 MAX_GZIP_LAYERS = 4
 
 
@@ -61,6 +63,8 @@ def decoded_body(body: bytes, content_encoding: bytes | None, limit: int = MAX_D
         elif coding == b"deflate":
             try:
                 body = _zlib(body, zlib.MAX_WBITS, limit)
+            except _TooLarge:
+                raise  # zlib-format bytes over the limit: retried as raw deflate they would fail with another cause
             except ValueError:  # servers send raw deflate as often as the zlib format the RFC names
                 body = _zlib(body, -zlib.MAX_WBITS, limit)
         elif coding == b"br":
@@ -85,21 +89,37 @@ def is_gzip(body: bytes) -> bool:
     return body[:2] == GZIP_MAGIC
 
 
+def is_zstd(body: bytes) -> bool:
+    """Whether ``body`` starts as a zstd frame does, or a skippable frame (magic ``5? 2A 4D 18``), which
+    ``zstd.decompress`` skips to read the frame after it."""
+    return body[:4] == ZSTD_MAGIC or (body[1:4] == b"\x2a\x4d\x18" and 0x50 <= body[0] <= 0x5F)
+
+
+class _TooLarge(ValueError):
+    """A body that decompresses to more than the limit (a ``ValueError``: the caller denies as for any body it
+    cannot read)."""
+
+
 def page_body(body: bytes, content_encoding: bytes | None, limit: int = SCRAPY_MAXSIZE) -> bytes:
     """A response body as a spider can read it: its ``Content-Encoding`` undone, then, while it starts with the
-    gzip magic bytes, gunzipped. A ``.gz`` page served as ``application/x-gzip``, or by a server that forgot
-    the header, reaches the callback as gzip bytes (``HttpCompressionMiddleware`` reads the header only), and a
-    spider that gunzips it itself (as Scrapy's sitemap spider does, by these bytes) reads a person's page whose
-    refusal the gzip bytes hide. Every member of the stream is read (``gzip.decompress`` and Scrapy's
-    ``gunzip`` read them all), at most ``limit`` bytes in all; gzip bytes found by their magic bytes that are cut
-    short, and any body that is corrupt or larger, raise ``ValueError`` (the caller denies: a page we could not
-    read is not a page that says nothing). A ``Content-Encoding: gzip`` body is read as Scrapy hands it on
-    (:func:`_gunzip_members`).
+    gzip magic bytes, gunzipped, and while it starts with zstd's (``28 B5 2F FD``, or a skippable frame's),
+    decompressed as zstd. A ``.gz`` or ``.zst`` page served as ``application/x-gzip`` or ``application/zstd``, or by
+    a server that forgot the header, reaches the callback as compressed bytes (``HttpCompressionMiddleware``
+    reads the header only), and a spider that decompresses it itself (as Scrapy's sitemap spider gunzips by these
+    bytes, or with ``zstd.decompress``) reads a person's page whose refusal the compressed bytes hide. Every gzip
+    member and every zstd frame is read (``gzip.decompress``, Scrapy's ``gunzip`` and ``zstd.decompress`` read
+    them all), at most ``limit`` bytes in all; bytes found by their magic that are cut short, and any body that
+    is corrupt or larger, raise ``ValueError`` (the caller denies: a page we could not read is not a page that
+    says nothing). A ``Content-Encoding: gzip`` body is read as Scrapy hands it on (:func:`_gunzip_members`).
+
+    Brotli has no magic bytes: brotli bytes sent without ``Content-Encoding: br`` are read as the bytes they are,
+    and a spider that decompresses such a body by its URL or its type reads what was not read (a limit
+    ``docs/refusals.md`` states).
 
     The last bodies decoded are remembered by the identity of the body as sent (an immutable ``bytes``): the
     response phase reads one response's page three times (refusals, meta robots, signals), and a large sitemap
     is decompressed once."""
-    if not content_encoding and not is_gzip(body):
+    if not content_encoding and not is_gzip(body) and not is_zstd(body):
         return body
     return _pages.get(body, lambda b: _page_body(b, content_encoding, limit), (content_encoding, limit))
 
@@ -111,11 +131,14 @@ _pages: ObjectMemo[bytes, bytes] = ObjectMemo(2)
 def _page_body(body: bytes, content_encoding: bytes | None, limit: int) -> bytes:
     body = decoded_body(body, content_encoding, limit)
     for _ in range(MAX_GZIP_LAYERS):
-        if not is_gzip(body):
+        if is_gzip(body):
+            body = _gunzip_members(body, limit)
+        elif is_zstd(body):
+            body = _other("zstd", body, limit)
+        else:
             return body
-        body = _gunzip_members(body, limit)
-    if is_gzip(body):
-        raise ValueError(f"the body is still gzip after {MAX_GZIP_LAYERS} layers")
+    if is_gzip(body) or is_zstd(body):
+        raise ValueError(f"the body is still compressed after {MAX_GZIP_LAYERS} layers")
     return body
 
 
@@ -163,7 +186,7 @@ def _room(limit: int, size: int) -> int:
     """The most to decompress next (zlib's ``max_length``: 0 is no bound) after ``size`` bytes, one more than the
     limit allows so that a body over it is seen to be; a negative limit allows nothing."""
     if limit < 0:
-        raise ValueError(f"the body is compressed and the decompression limit is {limit} bytes")
+        raise _TooLarge(f"the body is compressed and the decompression limit is {limit} bytes")
     return limit + 1 - size if limit else 0
 
 
@@ -191,7 +214,7 @@ def _gunzip_members(body: bytes, limit: int, coded: bool = False) -> bytes:
             raise ValueError(f"cannot decompress the gzip body: {exc}") from None
         size += len(part)
         if _over(limit, size) or decompressor.unconsumed_tail:
-            raise ValueError(f"the gzip body decompresses to more than {limit} bytes")
+            raise _TooLarge(f"the gzip body decompresses to more than {limit} bytes")
         out.append(part)
         if not decompressor.eof:
             if coded:
@@ -208,7 +231,7 @@ def _zlib(body: bytes, wbits: int, limit: int) -> bytes:
     except zlib.error as exc:
         raise ValueError(f"cannot decompress the body: {exc}") from None
     if _over(limit, len(out)) or decompressor.unconsumed_tail:
-        raise ValueError(f"the body decompresses to more than {limit} bytes")
+        raise _TooLarge(f"the body decompresses to more than {limit} bytes")
     return out
 
 
@@ -229,7 +252,7 @@ def _other(module: str, body: bytes, limit: int) -> bytes:
     except Exception as exc:  # noqa: BLE001 - any failure to decode is a body we cannot read
         raise ValueError(f"cannot decompress the body: {type(exc).__name__}") from None
     if _over(limit, len(out)):
-        raise ValueError(f"the body decompresses to more than {limit} bytes")
+        raise _TooLarge(f"the body decompresses to more than {limit} bytes")
     return out
 
 
@@ -253,7 +276,7 @@ def _unzstd(body: bytes, limit: int) -> bytes:
             return b"".join(out)
         size += len(chunk)
         if _over(limit, size):
-            raise ValueError(f"the body decompresses to more than {limit} bytes")
+            raise _TooLarge(f"the body decompresses to more than {limit} bytes")
         out.append(chunk)
 
 
@@ -268,7 +291,7 @@ def _unbrotli(decompressor: Any, body: bytes, limit: int) -> bytes:
         out.append(chunk)
         size += len(chunk)
     if _over(limit, size):
-        raise ValueError(f"the body decompresses to more than {limit} bytes")
+        raise _TooLarge(f"the body decompresses to more than {limit} bytes")
     if not decompressor.is_finished():
         raise ValueError("the brotli body ends before its end")
     return b"".join(out)

@@ -1,10 +1,12 @@
 """Robots directives in an HTML document's ``<meta name="robots">``, ``<meta name="TOKEN">`` and
-``<meta http-equiv="X-Robots-Tag">`` tags: found in the start of the document, read like an ``X-Robots-Tag`` header
-value (:mod:`consentcrawl.robots.tags`); the ``http-equiv`` form keeps the header's ``UA:`` scopes."""
+``<meta http-equiv="X-Robots-Tag">`` tags: found wherever they stand, the head or the body (a spider's
+``.css("meta[name=robots]")`` finds a tag a template put in the body, so a refusal there is one), read like an
+``X-Robots-Tag`` header value (:mod:`consentcrawl.robots.tags`); the ``http-equiv`` form keeps the header's
+``UA:`` scopes."""
 
 from __future__ import annotations
 
-from ..pagehead import head_tags
+from ..pagehead import meta_tags
 from .tags import RAW_MAX, SOURCE_META, RobotsDirective, _directives, _parse_rules, product_token
 
 __all__ = ["parse_meta_robots"]
@@ -12,13 +14,11 @@ __all__ = ["parse_meta_robots"]
 
 def parse_meta_robots(body: bytes, token: str, encoding: str = "utf-8") -> list[RobotsDirective]:
     """``<meta name="robots">``, ``<meta name="TOKEN">`` and ``<meta http-equiv="X-Robots-Tag">`` directives in an
-    HTML document's head, as :func:`consentcrawl.pagehead.head_tags` reads the head (the scan the operator
-    signals read too)."""
+    HTML document, head and body, as :func:`consentcrawl.pagehead.meta_tags` reads them (the head's scan is the
+    one the operator signals read too)."""
     token = product_token(token)
     found: list[RobotsDirective] = []
-    for tag in head_tags(body, encoding):
-        if tag.tag != "meta":
-            continue
+    for tag in meta_tags(body, encoding):
         attrs = tag.attrs
         content = attrs.get("content")
         if content is None:

@@ -1,0 +1,163 @@
+"""Whose card a profile page shows: its microformats cards (microformats2 ``h-card`` and microformats1 ``vcard``)
+and the fields of the ones that are the page's person's. Pure: no Scrapy, no I/O, no clock.
+
+A page's person is the one its URL names (the adapter checks that); a card on it is theirs when it says so, or
+when nothing else can be theirs:
+
+- a top-level card whose URL (``u-url``/``u-uid``, microformats1 ``url``/``uid``) is the page's URL is the
+  person's (every such card: a refusal in any of them is theirs);
+- else, a top-level card that names no URL is the person's when it is the only one; with several and none naming
+  the page, which one is the person's cannot be told, so all of them are read and a refusal in any of them denies
+  the page (:attr:`Cards.certain` false: the page is not taken to show the person's profile);
+- a card naming another URL is another person's, and anything inside a nested microformat (an ``h-entry`` the
+  person quoted, the ``p-author h-card`` of someone else's post, a ``vcard`` inside a ``hentry``) is not a field
+  of the card around it, nor a top-level card; a feed (``h-feed``, ``hfeed``) only gathers the page's posts, so a
+  card inside one is still top-level.
+
+Microformats1 is read as microformats2 parsers read it for backward compatibility: a ``vcard`` is an ``h-card``
+(when the element carries no ``h-*`` class of its own), its ``fn``, ``nickname``, ``note``, ``n``, ``title``,
+``role``, ``org``, ``label`` and ``category`` are its text fields. A spider's ``.css(".vcard .note")`` reads a bio
+written so, and an older platform (or theme) still writes it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, NamedTuple
+from urllib.parse import urljoin, urlsplit
+
+import lxml.etree
+
+__all__ = ["Cards", "page_cards", "text_of"]
+
+_BLOCK = frozenset("address article aside blockquote br dd div dl dt figcaption figure footer h1 h2 h3 h4 h5 h6 "
+                   "header hr li main nav ol p pre section table td th tr ul".split())
+_SKIP = frozenset({"script", "style", "template", "noscript"})
+
+#: microformats1 roots (a nested one is another thing, as a nested ``h-*`` is)
+_MF1_ROOTS = frozenset({"vcard", "hentry", "hreview", "hreview-aggregate", "vevent", "hproduct", "hrecipe",
+                        "hresume", "hlisting"})
+#: roots that only gather others (a feed of a profile's posts wrapping the page): a card inside one is as
+#: top-level as without it, and a post's author card is still inside its post
+_FEEDS = frozenset({"h-feed", "hfeed"})
+#: a ``vcard``'s text fields, as the microformats2 property each is read as
+_MF1_FIELDS = {"fn": "p-name", "nickname": "p-nickname", "note": "p-note", "n": "p-n", "title": "p-job-title",
+               "role": "p-role", "org": "p-org", "label": "p-label", "category": "p-category"}
+_MF1_URLS = {"url": "u-url", "uid": "u-uid"}
+
+#: elements whose class attribute mentions a card (the class list is checked in Python: a cheap C pre-filter)
+_MAYBE_CARDS = lxml.etree.XPath('//*[contains(@class, "h-card") or contains(@class, "vcard")]')
+
+
+class Card(NamedTuple):
+    kind: str  #: ``h-card`` or ``vcard``
+    props: list[tuple[str, Any]]  #: (microformats2 property, element)
+
+
+class Cards(NamedTuple):
+    """The cards whose fields are read as the page's person's."""
+
+    cards: list[Card]
+    certain: bool  #: they are the person's (a card naming the page, or the only card): the page shows the profile
+    of: int  #: how many top-level cards the page has (for the evidence)
+
+
+def text_of(element: Any) -> str:
+    """The text a reader sees in ``element``: block elements apart, inline ones joined, scripts left out."""
+    parts: list[str] = []
+
+    def walk(e: Any) -> None:
+        tag = e.tag.lower() if isinstance(e.tag, str) else ""
+        if tag and tag not in _SKIP:
+            block = tag in _BLOCK
+            if block:
+                parts.append("\n")
+            if e.text:
+                parts.append(e.text)
+            for child in e:
+                walk(child)
+                if child.tail:
+                    parts.append(child.tail)
+            if block:
+                parts.append("\n")
+
+    walk(element)
+    return "".join(parts)
+
+
+def _classes(e: Any) -> list[str]:
+    value = e.get("class") if isinstance(e.tag, str) else None
+    return value.split() if value else []
+
+
+def _kind(classes: list[str]) -> str | None:
+    """The card an element is the root of: ``h-card``, ``vcard`` (microformats1, on an element with no ``h-*``
+    class), or None."""
+    if "h-card" in classes:
+        return "h-card"
+    if "vcard" in classes and not any(c.startswith("h-") for c in classes):
+        return "vcard"
+    return None
+
+
+def _is_root(classes: list[str]) -> bool:
+    """A microformat root that holds a thing of its own: ``h-*`` (microformats2) or a microformats1 root class,
+    a feed aside."""
+    return any((c.startswith("h-") or c in _MF1_ROOTS) and c not in _FEEDS for c in classes)
+
+
+def _props(card: Any, kind: str) -> Iterator[tuple[str, Any]]:
+    """(microformats2 property, element) for each property of ``card``, neither inside nor being a nested
+    microformat."""
+    stack = list(card)[::-1]
+    while stack:
+        e = stack.pop()
+        classes = _classes(e)
+        if classes:
+            if _is_root(classes):
+                continue  # a nested microformat (``p-author h-card``) is another person's or another thing's
+            for c in classes:
+                if kind == "h-card" and c.startswith(("p-", "e-", "u-")):
+                    yield c, e
+                elif kind == "vcard" and (c in _MF1_FIELDS or c in _MF1_URLS):
+                    yield _MF1_FIELDS.get(c) or _MF1_URLS[c], e
+        if len(e):
+            stack.extend(list(e)[::-1])
+
+
+def _same_url(a: str, b: str) -> bool:
+    def norm(u: str) -> tuple[str, str, str, str]:
+        s = urlsplit(u.strip())
+        return s.scheme.lower(), s.netloc.lower(), s.path.rstrip("/") or "/", s.query
+
+    try:
+        return norm(a) == norm(b)
+    except ValueError:
+        return False
+
+
+def _card_urls(props: list[tuple[str, Any]], base: str) -> list[str]:
+    urls = []
+    for cls, e in props:
+        if cls in ("u-url", "u-uid"):
+            value = e.get("href") or e.get("src") or e.get("value") or text_of(e)
+            if value:
+                urls.append(urljoin(base, value.strip()))
+    return urls
+
+
+def page_cards(doc: Any, url: str) -> Cards:
+    """The cards of ``doc`` (a parsed page fetched as ``url``) read as its person's (see the module's docstring)."""
+    found: list[Any] = _MAYBE_CARDS(doc)  # type: ignore[assignment]  # an element-set XPath: a list of elements
+    cards: list[tuple[Card, list[str]]] = []
+    for element in found:
+        kind = _kind(_classes(element))
+        if kind is None or any(_is_root(_classes(a)) for a in element.iterancestors()):
+            continue
+        props = list(_props(element, kind))
+        cards.append((Card(kind, props), _card_urls(props, url)))
+    naming = [card for card, urls in cards if any(_same_url(u, url) for u in urls)]
+    if naming:
+        return Cards(naming, True, len(cards))
+    unnamed = [card for card, urls in cards if not urls]
+    return Cards(unnamed, len(cards) == 1 and len(unnamed) == 1, len(cards))
