@@ -9,9 +9,11 @@ pass since their fix; tests marked PIN passed from the start and cover an attack
 from __future__ import annotations
 
 import gzip
+import importlib
 import json
 import logging
 import socketserver
+import sys
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -41,6 +43,8 @@ from tests.lenient import (
     secret_name,
 )
 from tests.test_leaks_hunt import RangePeople
+
+zstd: Any = importlib.import_module("compression.zstd" if sys.version_info >= (3, 14) else "backports.zstd")
 
 BASE = f"http://{HOST}"
 
@@ -225,28 +229,34 @@ async def test_a_robots_txt_answered_with_a_part_is_not_read_as_the_whole_file(
 @dataclass
 class GzipRobots(Robots):
     """robots.txt sent gzip-compressed with ``Content-Encoding: gzip`` whatever the request asked for (a server
-    whose pre-compressed static files are always served so), or gzip bytes with no header at all."""
+    whose pre-compressed static files are always served so), or gzip bytes with no header at all; or the same
+    with zstd."""
 
     header: bool = True
+    coding: str = "gzip"
 
     def response(self) -> Response:
         plain = super().response()
-        headers = {"Content-Type": "text/plain", **({"Content-Encoding": "gzip"} if self.header else {})}
-        return Response(plain.status, headers, gzip.compress(plain.body_bytes()))
+        headers = {"Content-Type": "text/plain", **({"Content-Encoding": self.coding} if self.header else {})}
+        compress = gzip.compress if self.coding == "gzip" else zstd.compress
+        return Response(plain.status, headers, compress(plain.body_bytes()))
 
 
-@pytest.mark.parametrize(("compression", "header"), [(False, True), (False, False), (True, False)])
+@pytest.mark.parametrize(("compression", "header", "coding"), [
+    (False, True, "gzip"), (False, False, "gzip"), (True, False, "gzip"),
+    (False, True, "zstd"), (True, False, "zstd"),
+])
 @pytest.mark.parametrize("kind", KINDS)
 @deferred_f_from_coro_f
 async def test_a_compressed_robots_txt_is_read_decompressed_whatever_the_projects_compression_setting(
-    kind: str, compression: bool, header: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    kind: str, compression: bool, header: bool, coding: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Fixed. The project sets ``COMPRESSION_ENABLED = False`` (HttpCompressionMiddleware off), and the site's
     server gzips robots.txt anyway; or the server sends gzip bytes without a ``Content-Encoding`` (which
     HttpCompressionMiddleware reads alone). The fetcher parsed the gzip bytes as rules: no rule could be read
     from them, which is allow-all, and 101's profile, which the file disallows, was fetched. robots.txt is now
     decompressed by the fetcher itself, as the response phase decompresses pages (``robots.body.page_body``)."""
-    app = LenientPeople(default_robots=GzipRobots(body=NO_PROFILES, header=header))
+    app = LenientPeople(default_robots=GzipRobots(body=NO_PROFILES, header=header, coding=coding))
     settings = people_settings(tmp_path, COMPRESSION_ENABLED=compression)
     with LocalServer(app) as server:
         result = await crawl(make_spider(kind, ListLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,

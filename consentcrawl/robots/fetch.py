@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .body import is_gzip, page_body
+from .body import is_gzip, is_zstd, page_body
 from .rules import RobotsRules
 
 
@@ -72,18 +72,18 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 def from_response(url: str, http_status: int, body: bytes, fetched_at: datetime,
                   final_url: str | None = None, redirects: tuple[str, ...] = ()) -> RobotsFile:
     """Classify a received response. Only a 2xx body is ever parsed: an error page is not rules. A 2xx body of
-    gzip bytes (a ``robots.txt.gz`` served as the file, no ``Content-Encoding``) is gunzipped first, as a spider
-    reading it would.
+    gzip or zstd bytes (a ``robots.txt.gz`` served as the file, no ``Content-Encoding``) is decompressed first, as
+    a spider reading it would.
 
     Anything that is neither 2xx nor 4xx (5xx, an unfollowed 3xx, 1xx), and a 429 (:data:`RATE_LIMITED`), is
     "unreachable": complete disallow.
     """
     if 200 <= http_status < 300:
-        if is_gzip(body):  # gzip bytes without a Content-Encoding: read as rules they say nothing, i.e. allow-all
+        if is_gzip(body) or is_zstd(body):  # without a Content-Encoding: read as rules they say nothing (allow-all)
             try:
                 body = page_body(body, None)
             except ValueError as exc:
-                return unreachable(url, fetched_at, f"a gzip body that cannot be read ({exc})",
+                return unreachable(url, fetched_at, f"a compressed body that cannot be read ({exc})",
                                    http_status=http_status, final_url=final_url, redirects=redirects)
         return RobotsFile(url, RobotsStatus.OK, RobotsRules.parse(body), fetched_at, http_status, final_url,
                           redirects=redirects)
