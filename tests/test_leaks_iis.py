@@ -171,8 +171,10 @@ def _iis_paths(draw: st.DrawFn) -> str:
         other = draw(st.sampled_from(["107", "104"]))
         way_up = draw(st.sampled_from(["..", ". .", "..%20", "...", "..::$DATA"]))
         return f"/u/101{draw(_SEPARATORS)}{way_up}{draw(_SEPARATORS)}{_digits(other, draw(_DIGIT_FORMS))}"
-    name = draw(st.sampled_from({"u": ["u", "U"], "people-profiles": ["people-profiles", "PEOPLE~1", "people~1"],
-                                 "profile.aspx": ["profile.aspx", "PROFIL~1.ASP", "Profile.ASPX"],
+    name = draw(st.sampled_from({"u": ["u", "U"],
+                                 "people-profiles": ["people-profiles", "PEOPLE~1", "people~1", "PEOPLE%7E1"],
+                                 "profile.aspx": ["profile.aspx", "PROFIL~1.ASP", "Profile.ASPX",
+                                                  "PROFIL%EF%BD%9E1.ASP"],
                                  "profile.php": ["profile.php", "PROFILE.PHP"]}[kind]))
     name += draw(_SEGMENT_SUFFIXES)
     if kind.startswith("profile."):
@@ -247,3 +249,26 @@ def test_a_colon_that_is_no_ntfs_stream_still_names_its_person(path: str, subjec
     url = f"http://wiki.example{path}"
     reading = wiki.read_subject(url, canonicalize(url))
     assert (reading.subject, reading.ambiguous) == (subject, False)
+
+
+#: 8.3 short names whose ``~`` is escaped or fullwidth: IIS decodes the escape (and best fit reads a fullwidth
+#: tilde as ``~``) before it opens the name, so each is served as the person here
+SHORT_ESCAPED = {
+    "/PROFIL%7E1.ASP?id=109": "109",
+    "/people%7e1/110": "110",
+    "/PROFIL%EF%BD%9E1.ASP?id=111": "111",  # the fullwidth tilde, best fit to '~'
+    "/people%EF%BD%9E1/112": "112",
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_short_name_with_an_escaped_tilde_is_denied(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fixed. Short names were read only when the URL as written held a ``~``, so ``/PROFIL%7E1.ASP?id=109`` and
+    ``/people%7e1/110`` (and a fullwidth tilde) were read as no one's page and fetched, and IIS served them as
+    109's and 110's. Now a reading whose text holds a ``~`` is read with short names too, however it was
+    written."""
+    assert {href: served_as(href) for href in SHORT_ESCAPED} == SHORT_ESCAPED
+    await _crawl_spellings(kind, list(SHORT_ESCAPED), tmp_path, monkeypatch)
