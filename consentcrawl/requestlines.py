@@ -3,8 +3,10 @@
 Report mode sends what it would deny, so such a request meets Scrapy's middlewares as any other does: a 404 page
 of a person who did not authorize the crawl is ``Ignoring response <404 url>: HTTP status code is not handled or
 not allowed`` at INFO (``HttpErrorMiddleware``), a download that failed every retry ``Gave up retrying <GET url>
-(failed 3 times): <reason>`` at ERROR (``RetryMiddleware``, ``get_retry_request``), in a log kept and shipped more
-widely than the audit log. A retry's reason is an exception whose message can name the URL too (a timeout's does).
+(failed 3 times): <reason>`` at ERROR (``RetryMiddleware``, ``get_retry_request``), a media file that failed
+``File (code: 404): Error downloading file from <GET url> referred in <referer>`` at WARNING (``FilesPipeline``,
+``ImagesPipeline``), in a log kept and shipped more widely than the audit log. A retry's reason is an exception
+whose message can name the URL too (a timeout's does).
 
 A filter on those middlewares' loggers rewrites such a line, at the level Scrapy chose, when its request's decision
 is not an allow (or none was made: ``undecided``), as :mod:`consentcrawl.downloadlines` does for the download
@@ -24,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 
-from ._scrapy_internals import REQUEST_LINE_LOGGERS, request_line_subject
-from .downloadlines import UNREAD, UNREAD_PAGE
+from ._scrapy_internals import MEDIA_LINE_LOGGER, MEDIA_LINE_REQUEST, REQUEST_LINE_LOGGERS, request_line_subject
+from .downloadlines import UNREAD, UNREAD_PAGE, unread_reason
+from .runtime import get_runtime, is_checked_url
 from .spidererrors import not_read
 
 if TYPE_CHECKING:
@@ -77,19 +80,44 @@ class RequestLines(logging.Filter):
             return True  # another crawl's line, in the same process
         named = request_line_subject(record)
         if named is None:
-            return True
+            return self._media_text_line(record) if record.name == MEDIA_LINE_LOGGER else True
         request, url, text, reason = named
-        retry = record.name.endswith(".retry")
         because = not_read(self.crawler, request, url)
         if because is None:
             return True
+        instead = _instead(because)
+        if record.name.endswith(".retry"):  # Scrapy's template, with what may be said in place of the request and
+            args = record.args if isinstance(record.args, dict) else {}  # the reason
+            message = str(record.msg) % {**args, "request": instead, "reason": reason_text(reason)}
+        elif text[1:4].isdigit():  # a response: its status stays, it says nothing of the person
+            message = record.getMessage().replace(text, f"<{text[1:].split(' ', 1)[0]}> to {instead}", 1)
+        else:
+            message = record.getMessage().replace(text, instead, 1)
+        self._rewrite(record, message, url)
+        return True
+
+    def _media_text_line(self, record: logging.LogRecord) -> bool:
+        """A media pipeline's line written as text (no request among its arguments): its ``<METHOD url>`` is
+        rewritten unless every live request decided at that URL was allowed and no one's page; one that no live
+        request explains is ``undecided``."""
+        message = record.getMessage()
+        found = MEDIA_LINE_REQUEST.search(message)
+        if found is None or not is_checked_url(found[2]):
+            return True
+        runtime = get_runtime(self.crawler)
+        reasons = [unread_reason(d) for d in runtime.decisions_at(found[2])] if runtime is not None else []
+        because = next((r for r in reasons if r), None) if reasons else unread_reason(None)
+        if because is None:
+            return True
+        self._rewrite(record, message[:found.start()] + _instead(because) + message[found.end(2) + 1:], found[2])
+        return True
+
+    def _rewrite(self, record: logging.LogRecord, message: str, url: str) -> None:
+        """``record`` says ``message`` (its URL left out); the line as Scrapy wrote it goes to DEBUG first."""
         logging.getLogger(record.name).handle(logging.makeLogRecord(
             {**record.__dict__, "levelno": logging.DEBUG, "levelname": "DEBUG", _COPY: True}))
-        instead = (UNREAD_PAGE if because == UNREAD else NOT_ALLOWED).format(reason=because)
-        if retry:  # Scrapy's template, with what may be said in place of the request and the reason
-            args = record.args if isinstance(record.args, dict) else {}
-            message = str(record.msg) % {**args, "request": instead, "reason": reason_text(reason)}
-        else:  # the response's status stays: it says nothing of the person
-            message = record.getMessage().replace(text, f"<{text[1:].split(' ', 1)[0]}> to {instead}", 1)
         record.msg, record.args, record.exc_info, record.exc_text = message.replace(url, "<its URL>"), None, None, None
-        return True
+
+
+def _instead(because: str) -> str:
+    return (UNREAD_PAGE if because == UNREAD else NOT_ALLOWED).format(reason=because)
