@@ -89,6 +89,10 @@ def _origin(url: str) -> str | None:
         return None
 
 
+#: headers a project's ``DEFAULT_REQUEST_HEADERS`` may put on our own side requests that would make the answer a
+#: part of the file (206) or a 416, read as "no robots.txt": taken off at send time, where every middleware has run
+_PARTIAL_HEADERS = (b"Range", b"If-Range")
+
 #: each crawl's send-time handlers, by scheme: the response phase sends a cached page's linked actor through one
 _handlers: weakref.WeakKeyDictionary[Crawler, dict[str, ConsentDownloadHandler]] = weakref.WeakKeyDictionary()
 
@@ -144,6 +148,8 @@ class ConsentDownloadHandler:
         if runtime is None:
             raise ConsentMisconfigured
         if runtime.is_own(request):
+            for name in _PARTIAL_HEADERS:  # a project's default Range: a part (206) or a 416 is not the file
+                request.headers.pop(name, None)
             origin = _origin(request.url)
             if origin is not None:  # robots.txt counts as a request to the origin; the site's other files wait
                 await self._own_sent(runtime, request, origin)

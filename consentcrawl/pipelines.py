@@ -27,6 +27,7 @@ from twisted.python.failure import Failure
 from .decision import Decision, Evidence, Stage, deny
 from .itempages import ItemPages
 from .itemsource import ItemSources, item_source
+from .mediaurls import keep_allowed_media, media_fields
 from .provenance import page_provenance, with_item_decision
 from .reasons import SUBJECT_UNKNOWN_PAGE
 from .runtime import RuntimeComponent, get_runtime, is_checked_url
@@ -112,11 +113,13 @@ def _mismatch(named: Any, stamped: Any, provenance: dict[str, Any]) -> Evidence 
 
 class ConsentGuardPipeline(RuntimeComponent):
     crawler: Any = None
+    media: tuple[str, ...] = ()  #: the item fields media pipelines read URLs from (mediaurls.py)
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> Any:
         guard = cls(get_runtime(crawler))
         guard.crawler = crawler
+        guard.media = media_fields(crawler.settings)
         crawler.signals.connect(guard.spider_opened, signal=signals.spider_opened)
         return guard
 
@@ -129,7 +132,11 @@ class ConsentGuardPipeline(RuntimeComponent):
         if self.runtime is None:
             raise drop(item, "configuration error")
         try:
-            return await self._guard(item)
+            kept = await self._guard(item)
+            adapter: Any = kept if type(kept) is dict else ItemAdapter(kept)
+            await keep_allowed_media(self.runtime, adapter, kept.keys() if adapter is kept else adapter.field_names(),
+                                     self.media)
+            return kept
         except ConsentDropItem:
             raise
         except Exception as exc:  # noqa: BLE001 - never let an item out, or into an ERROR line, on a failure

@@ -37,7 +37,7 @@ from .recent import Recent
 from .refusals.book import REASON, Refusal, Unread
 from .refusals.forms import Found, PageReading, is_activitypub
 from .refusals.page import read_page
-from .robots.body import content_encoding, page_body, page_encoding, reading_encodings, reads_as_html
+from .robots.body import content_encoding, is_partial, page_body, page_encoding, reading_encodings, reads_as_html
 from .robots.meta import parse_meta_robots
 from .signalphase import decode_limit
 
@@ -323,9 +323,9 @@ def book_refusals(runtime: ConsentRuntime, request: Request, response: Response)
 
 
 def _partial(response: Response) -> bool:
-    """Whether the response holds only part of the page: a ``206`` (a range request), or a body Scrapy flags as cut
-    short (``dataloss``, with ``DOWNLOAD_FAIL_ON_DATALOSS = False``). A refusal may be in the part that is missing."""
-    return response.status == 206 or "dataloss" in response.flags
+    """Whether the response holds only part of the page (``robots.body.is_partial``): a refusal may be in the part
+    that is missing."""
+    return is_partial(response.status, response.flags)
 
 
 def check_refusals(runtime: ConsentRuntime, request: Request, response: Response, prior: Decision) -> Decision:

@@ -15,8 +15,8 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
-__all__ = ["check_handlers", "check_log_formatter", "check_outermost", "check_pipelines", "hook_engine_close",
-           "hook_scraper"]
+__all__ = ["check_handlers", "check_item_processor", "check_log_formatter", "check_outermost", "check_pipelines",
+           "hook_engine_close", "hook_scraper"]
 
 logger = logging.getLogger("consentcrawl")
 
@@ -86,6 +86,7 @@ def check_pipelines(crawler: Crawler) -> None:
     def path(obj: Any) -> str:
         return obj if isinstance(obj, str) else f"{obj.__module__}.{obj.__qualname__}"
 
+    check_item_processor(crawler)
     guard = path(ConsentGuardPipeline)
     numbers: dict[str, Any] = {}
     for key, number in crawler.settings.getwithbase("ITEM_PIPELINES").items():
@@ -100,6 +101,25 @@ def check_pipelines(crawler: Crawler) -> None:
                           "items before it; another add-on or setting added it after consentcrawl's add-on; give "
                           "consentcrawl.Addon a higher number in ADDONS than that add-on, or give the pipeline a "
                           "number above the guard's", source="ITEM_PIPELINES")
+
+
+def check_item_processor(crawler: Crawler) -> None:
+    """The guard is an item pipeline: it runs only if the scraper's item processor (Scrapy's ``ITEM_PROCESSOR``)
+    runs ``ITEM_PIPELINES``. A processor of the project's own that is not Scrapy's ``ItemPipelineManager`` (or a
+    subclass of it) would hand items to ``item_scraped`` and the feeds unchecked. Refuse to start instead."""
+    from scrapy.pipelines import ItemPipelineManager
+    from scrapy.utils.misc import load_object
+
+    current = crawler.settings.get("ITEM_PROCESSOR")
+    try:
+        processor = load_object(current) if isinstance(current, str) else current
+    except (ImportError, NameError, ValueError):
+        processor = None  # Scrapy says why it cannot be loaded when it builds the scraper
+    if not (isinstance(processor, type) and issubclass(processor, ItemPipelineManager)):
+        raise ConfigError(f"the item processor is {current!r}, not Scrapy's ItemPipelineManager or a subclass: it "
+                          "does not run ITEM_PIPELINES, so consentcrawl's guard pipeline would never see an item; "
+                          "leave ITEM_PROCESSOR unset, or subclass scrapy.pipelines.ItemPipelineManager",
+                          source="ITEM_PROCESSOR")
 
 
 def check_outermost(crawler: Crawler) -> None:

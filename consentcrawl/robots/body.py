@@ -19,14 +19,15 @@ import io
 import re
 import sys
 import zlib
+from collections.abc import Iterable
 from typing import Any
 
 from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom
 
 from ..cache import ObjectMemo
 
-__all__ = ["GZIP_MAGIC", "SCRAPY_MAXSIZE", "charset", "content_encoding", "decoded_body", "is_gzip", "page_body",
-           "page_encoding", "reading_encodings", "reads_as_html"]
+__all__ = ["GZIP_MAGIC", "SCRAPY_MAXSIZE", "charset", "content_encoding", "decoded_body", "is_gzip", "is_partial",
+           "page_body", "page_encoding", "reading_encodings", "reads_as_html"]
 
 #: Scrapy's default ``DOWNLOAD_MAXSIZE``: a page's limit where no crawl's is known (a body decompressing to more is
 #: denied: Scrapy would drop it, a decompression bomb)
@@ -69,6 +70,14 @@ def decoded_body(body: bytes, content_encoding: bytes | None, limit: int = MAX_D
         else:
             raise ValueError(f"unknown Content-Encoding {coding.decode('latin-1')!r}")
     return body
+
+
+def is_partial(status: int, flags: Iterable[str]) -> bool:
+    """Whether a response holds only part of its document: a ``206`` (a range request; a project's
+    ``DEFAULT_REQUEST_HEADERS`` may put ``Range`` on every request, consentcrawl's own included), or a body Scrapy
+    flags as cut short (``dataloss``, with ``DOWNLOAD_FAIL_ON_DATALOSS = False``). What the missing part says (a
+    refusal, a robots.txt rule) is not known, so the part is never read as the whole."""
+    return status == 206 or "dataloss" in flags
 
 
 def is_gzip(body: bytes) -> bool:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .body import is_gzip, page_body
 from .rules import RobotsRules
 
 
@@ -58,6 +59,11 @@ def robots_url(origin: str) -> str:
     return f"{origin}/robots.txt"
 
 
+#: 429 Too Many Requests: a 4xx that says "not now", not "no file" (RFC 9309 §2.3.1.3's case). Read as a 4xx it
+#: would open the origin for a whole TTL, and put an allow-all in place of a good copy the site still publishes;
+#: it is unreachable instead, as Google's crawlers read it too
+RATE_LIMITED = 429
+
 #: RFC 9309 §2.3.1.2 asks for at least five; more than this many consecutive redirects deny the origin
 MAX_REDIRECTS = 10
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
@@ -65,17 +71,27 @@ REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 def from_response(url: str, http_status: int, body: bytes, fetched_at: datetime,
                   final_url: str | None = None, redirects: tuple[str, ...] = ()) -> RobotsFile:
-    """Classify a received response. Only a 2xx body is ever parsed: an error page is not rules.
+    """Classify a received response. Only a 2xx body is ever parsed: an error page is not rules. A 2xx body of
+    gzip bytes (a ``robots.txt.gz`` served as the file, no ``Content-Encoding``) is gunzipped first, as a spider
+    reading it would.
 
-    Anything that is neither 2xx nor 4xx (5xx, an unfollowed 3xx, 1xx) is "unreachable": complete disallow.
+    Anything that is neither 2xx nor 4xx (5xx, an unfollowed 3xx, 1xx), and a 429 (:data:`RATE_LIMITED`), is
+    "unreachable": complete disallow.
     """
     if 200 <= http_status < 300:
+        if is_gzip(body):  # gzip bytes without a Content-Encoding: read as rules they say nothing, i.e. allow-all
+            try:
+                body = page_body(body, None)
+            except ValueError as exc:
+                return unreachable(url, fetched_at, f"a gzip body that cannot be read ({exc})",
+                                   http_status=http_status, final_url=final_url, redirects=redirects)
         return RobotsFile(url, RobotsStatus.OK, RobotsRules.parse(body), fetched_at, http_status, final_url,
                           redirects=redirects)
-    if 400 <= http_status < 500:
+    if 400 <= http_status < 500 and http_status != RATE_LIMITED:
         return RobotsFile(url, RobotsStatus.UNAVAILABLE, RobotsRules.allow_all(), fetched_at, http_status,
                           final_url, cause=f"HTTP {http_status}", redirects=redirects)
-    cause = f"HTTP {http_status}" if http_status >= 500 else f"unexpected HTTP {http_status}"
+    expected = http_status >= 500 or http_status == RATE_LIMITED
+    cause = f"HTTP {http_status}" if expected else f"unexpected HTTP {http_status}"
     return unreachable(url, fetched_at, cause, http_status=http_status, final_url=final_url, redirects=redirects)
 
 

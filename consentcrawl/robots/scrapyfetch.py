@@ -5,6 +5,14 @@ Redirects are followed here, hop by hop, rather than by Scrapy's RedirectMiddlew
 (RFC 9309 §2.3.1.2). Each hop is a request like any other: before it is sent, ``may_fetch`` is asked, and a hop
 we would deny (a redirect to a person's profile, say) is never fetched; the origin is then unreachable.
 
+Our requests accept any type and ask for the whole file (the send-time handler takes off a ``Range`` a project's
+``DEFAULT_REQUEST_HEADERS`` put on them): a 406 or 416 to the project's headers would read as "no robots.txt". A
+part of a file (a ``206`` a server sends anyway, or a body cut short that a project with
+``DOWNLOAD_FAIL_ON_DATALOSS = False`` gets as far as it arrived) is a failure to fetch, not the file: the part
+that never arrived may hold the rule that applies. A body still compressed (a project that turns
+HttpCompressionMiddleware off, ``COMPRESSION_ENABLED = False``, with a server that compresses anyway) is
+decompressed here: its bytes read as rules say nothing, which would be allow-all.
+
 Retries are not Scrapy's either (``dont_retry``): RetryMiddleware answers with a copy of the request, a new object
 this fetcher does not know, whose request phase would wait for this very robots.txt fetch: a deadlock. A
 robots.txt that cannot be fetched makes the origin unreachable, and :class:`RobotsCache` tries it again later.
@@ -29,6 +37,7 @@ from scrapy.http.request import NO_CALLBACK
 
 from ..distributed.fetches import RawFetch
 from ..distributed.shared import SharedStateUnavailable
+from .body import content_encoding, decoded_body, is_partial
 from .cache import RobotsCache
 from .fetch import MAX_REDIRECTS, REDIRECT_STATUSES, RobotsFile, RobotsStatus, from_response, robots_url, unreachable
 
@@ -40,6 +49,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("consentcrawl")
 
 _T = TypeVar("_T")
+
+#: our side requests accept any type: a project's ``DEFAULT_REQUEST_HEADERS`` (set only where a request has none)
+#: asking for JSON would get a 406 from a negotiating server, which reads as "no robots.txt"
+_HEADERS = {"Accept": "*/*"}
 
 #: asked before each hop is sent: None to fetch it, or the reason it must not be fetched
 HopCheck = Callable[[str], Awaitable["str | None"]]
@@ -150,7 +163,7 @@ class ScrapyRobotsFetcher:
                 # never log the URL itself at WARNING: it may name a person
                 what = "a redirect to a URL" if hops else "a URL"  # the file's own URL may be refused too
                 return fail(f"{what} we may not fetch ({refused})", None)
-            request = Request(current, priority=self.PRIORITY, callback=NO_CALLBACK, dont_filter=True,
+            request = Request(current, priority=self.PRIORITY, callback=NO_CALLBACK, dont_filter=True, headers=_HEADERS,
                               meta={"dont_obey_robotstxt": True, "dont_cache": True, "dont_redirect": True,
                                     "dont_retry": True, "handle_httpstatus_all": True, "allow_offsite": True})
             self.own.add(request)
@@ -161,6 +174,14 @@ class ScrapyRobotsFetcher:
             except Exception as exc:  # noqa: BLE001 - every failure to fetch fails closed
                 return fail(f"{type(exc).__name__}: {exc}".rstrip(": "), None)
             stats.inc_value(f"consentcrawl/{stat}/response_status_count/{response.status}")
+            if is_partial(response.status, response.flags):  # the missing part may hold the rule that applies
+                return fail("the body was cut short (data loss)" if response.status != 206
+                            else "only part of the file was sent (206)", response.status)
+            coding = content_encoding(response.headers)  # HttpCompressionMiddleware off (COMPRESSION_ENABLED)
+            try:
+                body = decoded_body(response.body, coding) if coding else response.body
+            except ValueError as exc:
+                return fail(f"its Content-Encoding cannot be undone ({exc})", response.status)
             location = response.headers.get(b"Location")
             if response.status in REDIRECT_STATUSES and location:
                 hops.append(current)
@@ -170,4 +191,4 @@ class ScrapyRobotsFetcher:
                 if not current.startswith(("http://", "https://")):
                     return fail("a redirect to a non-HTTP URL", response.status)
                 continue
-            return RawFetch(True, response.status, response.body, current, tuple(hops), "", self.now())
+            return RawFetch(True, response.status, body, current, tuple(hops), "", self.now())

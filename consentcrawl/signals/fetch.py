@@ -5,8 +5,8 @@ wire; :func:`from_response` classifies it with robots.txt's rules, so a signal f
 
 - 2xx: the body is the statement (:attr:`SignalFileStatus.OK`);
 - 4xx (404 above all): the site makes no statement (:attr:`SignalFileStatus.ABSENT`);
-- 5xx, a timeout, a network error, an unfollowed redirect: the signal is unavailable
-  (:attr:`SignalFileStatus.UNAVAILABLE`), and every purpose the signal covers is denied with
+- 429 (a rate limit: "not now", not "no file"), 5xx, a timeout, a network error, an unfollowed redirect: the
+  signal is unavailable (:attr:`SignalFileStatus.UNAVAILABLE`), and every purpose the signal covers is denied with
   ``terms.signal-unavailable.<signal>``.
 
 Caching follows robots.txt too: one fetch in flight per origin and file, kept at most :data:`MAX_TTL`.
@@ -18,6 +18,8 @@ import enum
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+
+from ..robots.fetch import RATE_LIMITED
 
 __all__ = ["MAX_BYTES", "MAX_TTL", "SignalFile", "SignalFileCache", "SignalFileStatus", "from_response", "unavailable"]
 
@@ -67,10 +69,11 @@ def from_response(signal: str, url: str, http_status: int, body: bytes, fetched_
     if 200 <= http_status < 300:
         return SignalFile(signal, url, SignalFileStatus.OK, fetched_at, bytes(body[:MAX_BYTES]), http_status,
                           content_type=content_type)
-    if 400 <= http_status < 500:
+    if 400 <= http_status < 500 and http_status != RATE_LIMITED:
         return SignalFile(signal, url, SignalFileStatus.ABSENT, fetched_at, http_status=http_status,
                           cause=f"HTTP {http_status}")
-    cause = f"HTTP {http_status}" if http_status >= 500 else f"unexpected HTTP {http_status}"
+    expected = http_status >= 500 or http_status == RATE_LIMITED
+    cause = f"HTTP {http_status}" if expected else f"unexpected HTTP {http_status}"
     return unavailable(signal, url, fetched_at, cause, http_status=http_status)
 
 

@@ -1,0 +1,51 @@
+"""The URLs an item hands Scrapy's media pipelines (``file_urls``, ``image_urls``), decided as links are.
+
+A media pipeline does not always send a request for a URL it is given: FilesPipeline and ImagesPipeline put a
+file already in their store, and younger than ``FILES_EXPIRES``, in the item without fetching it (``status:
+uptodate``). Such a file was never decided at send time, and may be of a person who has withdrawn since it was
+stored. So the guard decides each media URL of a kept item as the link check decides a link (terms and the
+person, the records looked up when needed), and takes out those it denies before any media pipeline sees them.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from scrapy import Request
+
+if TYPE_CHECKING:
+    from scrapy.settings import BaseSettings
+
+    from .runtime import ConsentRuntime
+
+
+def media_fields(settings: BaseSettings) -> tuple[str, ...]:
+    """The item fields Scrapy's media pipelines read their URLs from, as they read their names."""
+    return tuple(dict.fromkeys((settings.get("FILES_URLS_FIELD") or "file_urls",
+                                settings.get("IMAGES_URLS_FIELD") or "image_urls")))
+
+
+async def keep_allowed_media(runtime: ConsentRuntime, adapter: Any, names: Any, fields: tuple[str, ...]) -> None:
+    """Take out of ``adapter``'s media ``fields`` every URL the link check denies (in report mode, only record
+    it). A URL that is not a string, or that Scrapy cannot make a request of, is taken out too."""
+    for field in fields:
+        if field not in names:
+            continue
+        urls = adapter.get(field)
+        if not isinstance(urls, (list, tuple)) or not urls:
+            continue
+        kept = [url for url in urls if await _allowed(runtime, url)]
+        if len(kept) != len(urls):
+            runtime.count("consentcrawl/items/media_urls_removed", len(urls) - len(kept))
+            if runtime.enforce:
+                adapter[field] = kept if isinstance(urls, list) else type(urls)(kept)
+
+
+async def _allowed(runtime: ConsentRuntime, url: Any) -> bool:
+    if not isinstance(url, str):
+        return False
+    try:
+        request = Request(url)
+    except (TypeError, ValueError):
+        return False
+    return await runtime.decide_scheduled(request) is None
