@@ -5,8 +5,10 @@ of a person who did not authorize the crawl is ``Ignoring response <404 url>: HT
 not allowed`` at INFO (``HttpErrorMiddleware``), a download that failed every retry ``Gave up retrying <GET url>
 (failed 3 times): <reason>`` at ERROR (``RetryMiddleware``, ``get_retry_request``), a media file that failed
 ``File (code: 404): Error downloading file from <GET url> referred in <referer>`` at WARNING (``FilesPipeline``,
-``ImagesPipeline``), in a log kept and shipped more widely than the audit log. A retry's reason is an exception
-whose message can name the URL too (a timeout's does).
+``ImagesPipeline``), a page's compressed size or encoding (``HttpCompressionMiddleware``, after the response
+phase), in a log kept and shipped more widely than the audit log. Lines written as text, with no request among
+their arguments (``File (unknown-error)``, the compression lines), are judged by every live decision at the URL
+they name. A retry's reason is an exception whose message can name the URL too (a timeout's does).
 
 A filter on those middlewares' loggers rewrites such a line, at the level Scrapy chose, when its request's decision
 is not an allow (or none was made: ``undecided``), as :mod:`consentcrawl.downloadlines` does for the download
@@ -26,8 +28,15 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 
-from ._scrapy_internals import MEDIA_LINE_LOGGER, MEDIA_LINE_REQUEST, REQUEST_LINE_LOGGERS, request_line_subject
-from .downloadlines import UNREAD, UNREAD_PAGE, unread_reason
+from ._scrapy_internals import (
+    COMPRESSION_LINE_LOGGER,
+    LINE_URL,
+    MEDIA_LINE_LOGGER,
+    MEDIA_LINE_REQUEST,
+    REQUEST_LINE_LOGGERS,
+    request_line_subject,
+)
+from .downloadlines import UNREAD, UNREAD_PAGE, named_in, unread_reason
 from .runtime import get_runtime, is_checked_url
 from .spidererrors import not_read
 
@@ -36,6 +45,8 @@ if TYPE_CHECKING:
 
 #: what stands in a line for a request consentcrawl did not allow
 NOT_ALLOWED = "a request consentcrawl did not allow ({reason}; its URL is in the audit log)"
+#: the loggers whose lines may be written as text, with no request among their arguments
+TEXT_LINE_LOGGERS = (MEDIA_LINE_LOGGER, COMPRESSION_LINE_LOGGER)
 #: marks the DEBUG copy of a line, written through the same logger (it meets the filter again)
 _COPY = "_consentcrawl_copy"
 #: a retry's reason that says nothing of the page: Scrapy's ``response_status_message`` (``503 Service Unavailable``)
@@ -80,7 +91,7 @@ class RequestLines(logging.Filter):
             return True  # another crawl's line, in the same process
         named = request_line_subject(record)
         if named is None:
-            return self._media_text_line(record) if record.name == MEDIA_LINE_LOGGER else True
+            return self._text_line(record) if record.name in TEXT_LINE_LOGGERS else True
         request, url, text, reason = named
         because = not_read(self.crawler, request, url)
         if because is None:
@@ -96,27 +107,37 @@ class RequestLines(logging.Filter):
         self._rewrite(record, message, url)
         return True
 
-    def _media_text_line(self, record: logging.LogRecord) -> bool:
-        """A media pipeline's line written as text (no request among its arguments): its ``<METHOD url>`` is
-        rewritten unless every live request decided at that URL was allowed and no one's page; one that no live
-        request explains is ``undecided``."""
+    def _text_line(self, record: logging.LogRecord) -> bool:
+        """A line written as text (no request among its arguments): each checked URL it names (a media line: its
+        request's, not the referer's) is taken out unless every live request decided at that URL was allowed and
+        is no one's page; a URL no live request explains is ``undecided``."""
         message = record.getMessage()
-        found = MEDIA_LINE_REQUEST.search(message)
-        if found is None or not is_checked_url(found[2]):
-            return True
+        if record.name == MEDIA_LINE_LOGGER:
+            found = MEDIA_LINE_REQUEST.search(message)
+            urls = [found[1]] if found is not None else []
+        else:
+            urls = list(dict.fromkeys(url.rstrip(".,;:)'\"") for url in LINE_URL.findall(message)))
         runtime = get_runtime(self.crawler)
-        reasons = [unread_reason(d) for d in runtime.decisions_at(found[2])] if runtime is not None else []
-        because = next((r for r in reasons if r), None) if reasons else unread_reason(None)
-        if because is None:
-            return True
-        self._rewrite(record, message[:found.start()] + _instead(because) + message[found.end(2) + 1:], found[2])
+        said, taken = message, []
+        for url in (url for url in urls if is_checked_url(url)):
+            reasons = [unread_reason(d) for d in runtime.decisions_at(url)] if runtime is not None else []
+            because = next((r for r in reasons if r), None) if reasons else unread_reason(None)
+            named = named_in(said, url)
+            if because is not None and named is not None:
+                stand = _instead(because)
+                said = named.sub(lambda _: stand, said)  # noqa: B023 - used at once, in this turn of the loop
+                taken.append(url)
+        if taken:
+            self._rewrite(record, said, *taken)
         return True
 
-    def _rewrite(self, record: logging.LogRecord, message: str, url: str) -> None:
-        """``record`` says ``message`` (its URL left out); the line as Scrapy wrote it goes to DEBUG first."""
+    def _rewrite(self, record: logging.LogRecord, message: str, *urls: str) -> None:
+        """``record`` says ``message`` (``urls`` left out); the line as Scrapy wrote it goes to DEBUG first."""
         logging.getLogger(record.name).handle(logging.makeLogRecord(
             {**record.__dict__, "levelno": logging.DEBUG, "levelname": "DEBUG", _COPY: True}))
-        record.msg, record.args, record.exc_info, record.exc_text = message.replace(url, "<its URL>"), None, None, None
+        for url in urls:
+            message = message.replace(url, "<its URL>")
+        record.msg, record.args, record.exc_info, record.exc_text = message, None, None, None
 
 
 def _instead(because: str) -> str:
