@@ -144,7 +144,8 @@ async def test_other_iis_spellings_stay_denied(kind: str, tmp_path: Path, monkey
 
 # -- the property: whatever IIS reads a generated spelling as, the decision is that person's or a deny ----------
 
-_SEGMENT_SUFFIXES = st.sampled_from(["", ".", " ", "%20", ". .", "::$DATA", ":$DATA", "::%24DATA", "%2E"])
+_SEGMENT_SUFFIXES = st.sampled_from(["", ".", " ", "%20", ". .", "::$DATA", ":$DATA", "::%24DATA", "%2E",
+                                     "::$DATA.", "::$DATA%20"])
 _SEPARATORS = st.sampled_from(["/", "\\", "%5C", "%2F", "%EF%BC%BC/", "/./", "//"])
 _DIGIT_FORMS = st.sampled_from(["ascii", "fullwidth", "percent-u"])
 
@@ -272,3 +273,24 @@ async def test_a_short_name_with_an_escaped_tilde_is_denied(
     written."""
     assert {href: served_as(href) for href in SHORT_ESCAPED} == SHORT_ESCAPED
     await _crawl_spellings(kind, list(SHORT_ESCAPED), tmp_path, monkeypatch)
+
+
+#: NTFS stream suffixes followed by dots or spaces: Windows trims those off the path first, then reads the stream
+STREAM_TRIMMED = {
+    "/profile.aspx::$DATA%20?id=113": "113",
+    "/profile.php::$DATA.?id=114": "114",
+    "/u::$INDEX_ALLOCATION./115": "115",
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_stream_suffix_followed_by_dots_or_spaces_is_denied(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fixed. The Windows reading cut a ``::$DATA`` suffix only at the very end of a segment, and then trimmed
+    dots and spaces; Windows trims them first, so ``/profile.aspx::$DATA%20?id=113`` is ``profile.aspx`` to IIS and
+    was read as no one's page (the script ``profile.aspx::$DATA``) and fetched. Now the segment is trimmed before
+    its stream suffix is cut, too."""
+    assert {href: served_as(href) for href in STREAM_TRIMMED} == STREAM_TRIMMED
+    await _crawl_spellings(kind, list(STREAM_TRIMMED), tmp_path, monkeypatch)
