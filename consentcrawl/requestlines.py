@@ -36,6 +36,7 @@ from ._scrapy_internals import (
     REQUEST_LINE_LOGGERS,
     request_line_subject,
 )
+from .decision import not_allowed_reason
 from .downloadlines import UNREAD, UNREAD_PAGE, named_in, unread_reason
 from .runtime import get_runtime, is_checked_url
 from .spidererrors import not_read
@@ -109,19 +110,20 @@ class RequestLines(logging.Filter):
 
     def _text_line(self, record: logging.LogRecord) -> bool:
         """A line written as text (no request among its arguments): each checked URL it names (a media line: its
-        request's, not the referer's) is taken out unless every live request decided at that URL was allowed and
-        is no one's page; a URL no live request explains is ``undecided``."""
+        request's, not the referer's) is taken out unless every live request decided at that URL was allowed (a
+        media file: and is no one's, or it is ``page-unread``); a URL no live request explains is ``undecided``."""
         message = record.getMessage()
-        if record.name == MEDIA_LINE_LOGGER:
+        if record.name == MEDIA_LINE_LOGGER:  # a file that failed was not read: an allowed person's is unread
             found = MEDIA_LINE_REQUEST.search(message)
-            urls = [found[1]] if found is not None else []
-        else:
+            urls, judge = ([found[1]] if found is not None else []), unread_reason
+        else:  # a page the response phase has read and decided
             urls = list(dict.fromkeys(url.rstrip(".,;:)'\"") for url in LINE_URL.findall(message)))
+            judge = not_allowed_reason
         runtime = get_runtime(self.crawler)
         said, taken = message, []
         for url in (url for url in urls if is_checked_url(url)):
-            reasons = [unread_reason(d) for d in runtime.decisions_at(url)] if runtime is not None else []
-            because = next((r for r in reasons if r), None) if reasons else unread_reason(None)
+            reasons = [judge(d) for d in runtime.decisions_at(url)] if runtime is not None else []
+            because = next((r for r in reasons if r), None) if reasons else judge(None)
             named = named_in(said, url)
             if because is not None and named is not None:
                 stand = _instead(because)

@@ -54,3 +54,27 @@ async def test_report_mode_compression_lines_name_no_denied_persons_url(
     debug = [r.getMessage() for r in caplog.records if r.name == _LOGGER and r.levelno == logging.DEBUG]
     assert [m for m in debug if f"http://{HOST}/u/107 " in m] and [m for m in debug if f"{HOST}/u/108>" in m], \
         "nothing lost: each line as Scrapy wrote it, at DEBUG"
+
+
+class AllowedBig(ListLogic):
+    urls = [f"http://{HOST}/u/101"]
+    follow_links = False
+
+
+@deferred_f_from_coro_f
+async def test_an_allowed_persons_read_page_keeps_its_url_in_a_compression_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """101 authorized the crawl, and their page was read (decided in the response phase, before the compression
+    middleware wrote its line): the line is Scrapy's, not a ``page-unread`` one."""
+    site = LenientPeople()
+    big = Response.html("", headers={"Content-Encoding": "gzip"})
+    big.body = gzip.compress(b"<html><body><p class='name'>101</p><!--" + b"x" * 40_000 + b"--></body></html>")
+    app = Answering(site, {"/u/101": big})
+    settings = people_settings(tmp_path, DOWNLOAD_WARNSIZE=20_000)
+    with LocalServer(app) as server, caplog.at_level(logging.DEBUG):
+        result = await crawl(make_spider("ConsentSpider", AllowedBig), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    assert result.seen == [f"http://{HOST}/u/101"], result.audit  # read and allowed
+    lines = [r.getMessage() for r in caplog.records if r.name == _LOGGER and r.levelno >= logging.WARNING]
+    assert [m for m in lines if f"<200 http://{HOST}/u/101>" in m], lines
+
