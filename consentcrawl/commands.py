@@ -95,6 +95,8 @@ def _refused(command: Any, failure: Failure) -> Failure | None:
 #: the loggers Scrapy writes on as a command picks its spider, before anything is decided: ``More than one spider
 #: can handle: <GET url> - a, b`` (``shell``) and ``Unable to find spider for: <url>`` (``parse``), at ERROR
 PICKING_LOGGERS = ("scrapy.utils.spider", "scrapy.commands.parse")
+#: how those lines begin (``parse``'s other lines, ``No response downloaded for``, are ParseCommandLine's)
+_PICKING = ("More than one spider can handle", "Unable to find spider")
 #: what those lines say in place of the URL
 GIVEN_URL = "the URL given (in the audit log once it is decided)"
 
@@ -104,7 +106,8 @@ class NoGivenURL(logging.Filter):
     page consentcrawl refuses, and nothing is decided yet. The line as Scrapy wrote it goes to DEBUG."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno <= logging.DEBUG or not isinstance(record.args, dict):
+        if record.levelno <= logging.DEBUG or not isinstance(record.args, dict) or \
+                not str(record.msg).startswith(_PICKING):
             return True
         named = [key for key in ("request", "url") if key in record.args]
         if named:
