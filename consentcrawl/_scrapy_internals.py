@@ -35,6 +35,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -341,9 +342,20 @@ DOWNLOAD_HANDLER_LOGGERS = ("scrapy.core.downloader.handlers.http11",
 
 
 #: the loggers of the middlewares whose lines name a request or its response at INFO or above: HttpErrorMiddleware's
-#: ``Ignoring response <404 url>: ...`` (INFO) and RetryMiddleware's ``Gave up retrying <GET url> (failed N times):
-#: <reason>`` (ERROR; ``get_retry_request``'s default logger)
-REQUEST_LINE_LOGGERS = ("scrapy.spidermiddlewares.httperror", "scrapy.downloadermiddlewares.retry")
+#: ``Ignoring response <404 url>: ...`` (INFO), RetryMiddleware's ``Gave up retrying <GET url> (failed N times):
+#: <reason>`` (ERROR; ``get_retry_request``'s default logger) and the files and images pipelines' ``File (code:
+#: 404): Error downloading file from <GET url> referred in <referer>`` (WARNING; :data:`MEDIA_LINE_LOGGER`)
+MEDIA_LINE_LOGGER = "scrapy.pipelines.files"
+#: HttpCompressionMiddleware's WARNINGs (``cannot decode the response for <url>``, ``<200 url> body size after
+#: decompression``, ``Ignored response <200 url>``), written as text after consentcrawl's response phase
+COMPRESSION_LINE_LOGGER = "scrapy.downloadermiddlewares.httpcompression"
+REQUEST_LINE_LOGGERS = ("scrapy.spidermiddlewares.httperror", "scrapy.downloadermiddlewares.retry", MEDIA_LINE_LOGGER,
+                        COMPRESSION_LINE_LOGGER)
+#: how the media pipelines' lines written as text (``media_failed``'s ``File (unknown-error): Error downloading
+#: file from {request} referred in <{referer}>: {failure}``) name their request: Scrapy's ``<METHOD url>``
+MEDIA_LINE_REQUEST = re.compile(r"<.+? (\S+)> referred in <")
+#: a URL in a line written as text (Scrapy writes request URLs escaped: no space, ``<`` or ``>`` in them)
+LINE_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s<>]+")
 
 
 def request_line_subject(record: logging.LogRecord) -> tuple[Any, str, str, Any] | None:

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from scrapy.http import Response
     from twisted.python.failure import Failure
 
-__all__ = ["Fetch", "Parse", "Shell", "View", "guarded", "uses_consentcrawl"]
+__all__ = ["Fetch", "NoGivenURL", "Parse", "Shell", "View", "guarded", "uses_consentcrawl"]
 
 logger = logging.getLogger("consentcrawl")
 
@@ -92,6 +92,31 @@ def _refused(command: Any, failure: Failure) -> Failure | None:
     return None
 
 
+#: the loggers Scrapy writes on as a command picks its spider, before anything is decided: ``More than one spider
+#: can handle: <GET url> - a, b`` (``shell``) and ``Unable to find spider for: <url>`` (``parse``), at ERROR
+PICKING_LOGGERS = ("scrapy.utils.spider", "scrapy.commands.parse")
+#: how those lines begin (``parse``'s other lines, ``No response downloaded for``, are ParseCommandLine's)
+_PICKING = ("More than one spider can handle", "Unable to find spider")
+#: what those lines say in place of the URL
+GIVEN_URL = "the URL given (in the audit log once it is decided)"
+
+
+class NoGivenURL(logging.Filter):
+    """Scrapy's lines naming the command's URL as it picks the spider name no URL at INFO or above: it may be a
+    page consentcrawl refuses, and nothing is decided yet. The line as Scrapy wrote it goes to DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.DEBUG or not isinstance(record.args, dict) or \
+                not str(record.msg).startswith(_PICKING):
+            return True
+        named = [key for key in ("request", "url") if key in record.args]
+        if named:
+            logging.getLogger(record.name).handle(logging.makeLogRecord(
+                {**record.__dict__, "levelno": logging.DEBUG, "levelname": "DEBUG"}))
+            record.args = {**record.args, **dict.fromkeys(named, GIVEN_URL)}
+        return True
+
+
 class _Guarded:
     """A command whose crawl is guarded in a project that uses consentcrawl."""
 
@@ -105,6 +130,8 @@ class _Guarded:
                                                                                    process.spider_loader):
             self._guarded = True
             guard_command_crawl(process, self._wrap)
+            for name in PICKING_LOGGERS:
+                logging.getLogger(name).addFilter(NoGivenURL())
         super().run(args, opts)  # type: ignore[misc]
 
     def _wrap(self, spidercls: type) -> type:

@@ -200,6 +200,10 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
             return None
         return entry[1]
 
+    def decisions_at(self, url: str) -> list[Decision]:
+        """The decisions made at ``url`` for requests still alive (a line that names a request only as text)."""
+        return [decision for at, decision in list(self._decided.values()) if at == url]
+
     def _remember(self, request: Request, url: str, decision: Decision) -> None:
         self._decided[request] = (url, decision)
         request.meta[META_DECISION] = decision.for_spider()  # for the spider to read; never read back

@@ -77,7 +77,10 @@ _COOKIELESS = re.compile(r"\((?:[A-Za-z]\([^()/]*\))+\)")
 def _windows_segment(segment: str) -> str:
     if _COOKIELESS.fullmatch(segment):
         return ""  # ASP.NET's cookieless session (or anonymous id, forms ticket): not part of the path
-    name = _NTFS_STREAM.sub("", segment)  # an NTFS stream with its type: ``::$DATA`` is the file's own data
+    # Win32 path normalisation trims trailing dots and spaces of the whole path before NTFS reads a stream name
+    # ("File path formats on Windows systems", learn.microsoft.com/dotnet/standard/io/file-path-formats:
+    # "all trailing periods and spaces (U+0020) are removed"), so ``file.aspx::$DATA.`` is ``file.aspx::$DATA``
+    name = _NTFS_STREAM.sub("", segment.rstrip(". ")) if ":" in segment else segment  # a stream with its type
     trimmed = name.rstrip(". ")  # Windows trims trailing dots and spaces
     if not trimmed and name:
         return ".." if ".." in name else "."

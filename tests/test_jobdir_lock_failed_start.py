@@ -83,3 +83,32 @@ def lockable_elsewhere(path: Path) -> bool:
             "try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\nexcept BlockingIOError: sys.exit(1)")
     return subprocess.run([sys.executable, "-c", code, str(path)], check=False).returncode == 0
 
+
+
+class PipelineFailingToOpen:
+    """A project's pipeline that is built but fails as the spider opens (after the engine exists)."""
+
+    def open_spider(self) -> None:
+        raise RuntimeError("the project's pipeline cannot open")
+
+    def process_item(self, item: Any) -> Any:  # pragma: no cover - never reached
+        return item
+
+
+@deferred_f_from_coro_f
+async def test_a_crawl_that_failed_as_its_spider_opened_leaves_its_locks_to_the_next_crawl(
+    site: MicroblogSite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, config_dir: Path,
+) -> None:
+    """PIN. A pipeline raising in ``open_spider`` fails the crawl after Scrapy made its engine (so the failed crawl
+    looks alive to :func:`~consentcrawl.heldlocks.crawl_alive`): Scrapy's engine close still closes the spider, and
+    the retry in the same process, on the same JOBDIR and audit log, runs."""
+    log = tmp_path / "audit.jsonl"
+    with LocalServer(site) as server:
+        settings = crawl_settings(tmp_path, config_dir, CONSENTCRAWL_AUDIT_LOG=str(log))
+        broken = {**settings, "ITEM_PIPELINES": {f"{__name__}.PipelineFailingToOpen": 100}}
+        with pytest.raises(RuntimeError, match="the project's pipeline cannot open"):
+            await run_crawl(QueueingSpider, broken, proxy=server.proxy, monkeypatch=monkeypatch)
+        asked = len(server.requests)
+        result = await run_crawl(QueueingSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+        assert result.stats.get("finish_reason") == "finished", result.stats
+        assert len(server.requests) > asked, "the second crawl asked the server nothing"

@@ -144,7 +144,8 @@ async def test_other_iis_spellings_stay_denied(kind: str, tmp_path: Path, monkey
 
 # -- the property: whatever IIS reads a generated spelling as, the decision is that person's or a deny ----------
 
-_SEGMENT_SUFFIXES = st.sampled_from(["", ".", " ", "%20", ". .", "::$DATA", ":$DATA", "::%24DATA", "%2E"])
+_SEGMENT_SUFFIXES = st.sampled_from(["", ".", " ", "%20", ". .", "::$DATA", ":$DATA", "::%24DATA", "%2E",
+                                     "::$DATA.", "::$DATA%20"])
 _SEPARATORS = st.sampled_from(["/", "\\", "%5C", "%2F", "%EF%BC%BC/", "/./", "//"])
 _DIGIT_FORMS = st.sampled_from(["ascii", "fullwidth", "percent-u"])
 
@@ -171,8 +172,10 @@ def _iis_paths(draw: st.DrawFn) -> str:
         other = draw(st.sampled_from(["107", "104"]))
         way_up = draw(st.sampled_from(["..", ". .", "..%20", "...", "..::$DATA"]))
         return f"/u/101{draw(_SEPARATORS)}{way_up}{draw(_SEPARATORS)}{_digits(other, draw(_DIGIT_FORMS))}"
-    name = draw(st.sampled_from({"u": ["u", "U"], "people-profiles": ["people-profiles", "PEOPLE~1", "people~1"],
-                                 "profile.aspx": ["profile.aspx", "PROFIL~1.ASP", "Profile.ASPX"],
+    name = draw(st.sampled_from({"u": ["u", "U"],
+                                 "people-profiles": ["people-profiles", "PEOPLE~1", "people~1", "PEOPLE%7E1"],
+                                 "profile.aspx": ["profile.aspx", "PROFIL~1.ASP", "Profile.ASPX",
+                                                  "PROFIL%EF%BD%9E1.ASP"],
                                  "profile.php": ["profile.php", "PROFILE.PHP"]}[kind]))
     name += draw(_SEGMENT_SUFFIXES)
     if kind.startswith("profile."):
@@ -247,3 +250,47 @@ def test_a_colon_that_is_no_ntfs_stream_still_names_its_person(path: str, subjec
     url = f"http://wiki.example{path}"
     reading = wiki.read_subject(url, canonicalize(url))
     assert (reading.subject, reading.ambiguous) == (subject, False)
+
+
+#: 8.3 short names whose ``~`` is escaped or fullwidth: IIS decodes the escape (and best fit reads a fullwidth
+#: tilde as ``~``) before it opens the name, so each is served as the person here
+SHORT_ESCAPED = {
+    "/PROFIL%7E1.ASP?id=109": "109",
+    "/people%7e1/110": "110",
+    "/PROFIL%EF%BD%9E1.ASP?id=111": "111",  # the fullwidth tilde, best fit to '~'
+    "/people%EF%BD%9E1/112": "112",
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_short_name_with_an_escaped_tilde_is_denied(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fixed. Short names were read only when the URL as written held a ``~``, so ``/PROFIL%7E1.ASP?id=109`` and
+    ``/people%7e1/110`` (and a fullwidth tilde) were read as no one's page and fetched, and IIS served them as
+    109's and 110's. Now a reading whose text holds a ``~`` is read with short names too, however it was
+    written."""
+    assert {href: served_as(href) for href in SHORT_ESCAPED} == SHORT_ESCAPED
+    await _crawl_spellings(kind, list(SHORT_ESCAPED), tmp_path, monkeypatch)
+
+
+#: NTFS stream suffixes followed by dots or spaces: Windows trims those off the path first, then reads the stream
+STREAM_TRIMMED = {
+    "/profile.aspx::$DATA%20?id=113": "113",
+    "/profile.php::$DATA.?id=114": "114",
+    "/u::$INDEX_ALLOCATION./115": "115",
+}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_stream_suffix_followed_by_dots_or_spaces_is_denied(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fixed. The Windows reading cut a ``::$DATA`` suffix only at the very end of a segment, and then trimmed
+    dots and spaces; Windows trims them first, so ``/profile.aspx::$DATA%20?id=113`` is ``profile.aspx`` to IIS and
+    was read as no one's page (the script ``profile.aspx::$DATA``) and fetched. Now the segment is trimmed before
+    its stream suffix is cut, too."""
+    assert {href: served_as(href) for href in STREAM_TRIMMED} == STREAM_TRIMMED
+    await _crawl_spellings(kind, list(STREAM_TRIMMED), tmp_path, monkeypatch)

@@ -143,9 +143,9 @@ class Platform:
             return SubjectReading(None, True, ((canonical.path_query, None), (stranger, None)))
         results: dict[tuple[str, str | None], bool] = {}
         conflicting: dict[str | None, None] = {}
-        short = "~" in url
         for reading in readings(url, canonical):
-            for as_short in (False, True) if short and "~" in reading.text else (False,):
+            # a reading's own text, not the URL as written: ``%7E`` and a fullwidth tilde are a ``~`` to IIS too
+            for as_short in (False, True) if "~" in reading.text else (False,):
                 key, ambiguous, ident = self._read(reading.segments, reading.params, short=as_short)
                 text = f"{reading.text} (8.3 short names)" if as_short else reading.text
                 results[(text, key)] = results.get((text, key), False) or ambiguous

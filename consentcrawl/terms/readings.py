@@ -240,13 +240,14 @@ _BEST_FIT_BACKSLASH = str.maketrans({"\u00a5": "\\", "\u20a9": "\\"})
 def _windows_name(part: str) -> str:
     """A path segment as Windows opens it: an NTFS stream suffix cut off (``profile.aspx::$DATA`` is the file's
     own data, ``u::$INDEX_ALLOCATION`` the directory; a suffix without a ``$`` type, ``User:Alice``, names another
-    stream, or is no stream at all to an application that routes the path), then trailing dots and spaces trimmed
-    (``profile.php.``, ``u%20``). A segment left with nothing but dots and spaces is a dot-segment. An ASP.NET
+    stream, or is no stream at all to an application that routes the path; found after trailing dots and spaces,
+    which Win32 trims from the path before NTFS reads it: ``profile.aspx::$DATA.``), then trailing dots and spaces
+    trimmed (``profile.php.``, ``u%20``). A segment left with nothing but dots and spaces is a dot-segment. An ASP.NET
     cookieless segment (``(S(lit3py55t21z5v55vlm25s55))``, ``(A(...)F(...))``: a session id, an anonymous id, a
     forms ticket) is no part of the path to ASP.NET: it is dropped."""
     if part[:1] == "(" and _COOKIELESS.fullmatch(part):
         return ""
-    name = _NTFS_STREAM.sub("", part) if ":" in part else part
+    name = _NTFS_STREAM.sub("", part.rstrip(". ")) if ":" in part else part  # Win32 trims them first too
     trimmed = name.rstrip(". ")
     if trimmed or not name:
         return trimmed
