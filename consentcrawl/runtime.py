@@ -31,21 +31,19 @@ from .facts import RequestFacts, request_inputs
 from .fetchthrough import through
 from .heldlocks import crawl_alive
 from .itempages import ItemPages
-from .meta_keys import META_DECISION, META_NOFOLLOW
+from .meta_keys import META_DECISION
 from .recording import DecisionRecording
 from .refusallog import RefusalLog
 from .refusalphase import FirstPageGate, book_refusals, check_refusals
-from .response import judge_response, wants_nofollow
 from .robots.body import content_encoding
 from .robots.cache import RobotsCache
 from .robots.fetch import RobotsFile
-from .robots.meta import parse_meta_robots
 from .robots.scrapyfetch import ScrapyRobotsFetcher
-from .robots.tags import parse_robots_headers
-from .scheduling import LinkScheduling, bad_url, error_cause
+from .scheduling import LinkScheduling, bad_url
 from .sidefetching import SideFetching, signal_fetcher
-from .signalphase import body_readings, check_signals, decide_full, decode_limit
+from .signalphase import check_signals, decide_full
 from .startup import check_handlers, check_log_formatter, check_outermost, check_pipelines
+from .tagphase import check_tags
 from .withdrawals import WithdrawalWatch
 
 if TYPE_CHECKING:
@@ -134,7 +132,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         self.engine = self.decider.engine
         config = self.config
         #: the robots tag rules that deny the crawl's purpose (a custom purpose: those of what it counts as; opt-ins)
-        self._tag_rules = config.signal_policy.tag_rules(config.purpose)
+        self.tag_rules = config.signal_policy.tag_rules(config.purpose)
         cache = RobotsCache(config.robots_ttl, config.robots_retry, config.robots_retry_max, config.robots_stale)
         #: the state shared with the other workers of a distributed crawl (docs/distributed.md), or None
         self.distributed = Distributed.open(crawler, config)
@@ -160,7 +158,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         #: the decision that let each request go out (or the response in), with the URL it was made for
         self._decided: weakref.WeakKeyDictionary[Request, tuple[str, Decision]] = weakref.WeakKeyDictionary()
         #: requests whose response said nofollow (by identity: meta copied to the next page must not carry it)
-        self._nofollow: weakref.WeakSet[Request] = weakref.WeakSet()
+        self.nofollowed: weakref.WeakSet[Request] = weakref.WeakSet()  #: responses whose links go unfollowed
         #: requests whose link check was made by the spider middleware, with the URL it was made for
         self._link_checked: weakref.WeakKeyDictionary[Request, str] = weakref.WeakKeyDictionary()
         #: the facts each request's last send-time allow was made for (:meth:`as_decided`)
@@ -215,7 +213,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
 
     def nofollow(self, request: Request | None) -> bool:
         """Whether the response to this very request said nofollow."""
-        return request is not None and request in self._nofollow
+        return request is not None and request in self.nofollowed
 
     def mark_link_checked(self, request: Request) -> None:
         self._link_checked[request] = request.url
@@ -356,7 +354,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
             decision = await self.decide_request(request, phase="response", url=response.url)
         decision = check_refusals(self, request, response, decision)  # the person's own say, whatever else says
         if decision.allowed:
-            decision = self.check_response(request, response, decision)
+            decision = check_tags(self, request, response, decision)
         if decision.allowed:
             decision = await check_signals(self, request, response, decision)
         self._remember(request, response.url, decision)
@@ -374,32 +372,6 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         now = self.config.now()
         decision = await self.decider.decide_subject(platform, subject, self.config.purpose, now)
         return await self.record_grouped(decision, url, None, "item", time=now)
-
-    def check_response(self, request: Request, response: Response, prior: Decision) -> Decision:
-        """Read the response's robots directives before any callback or the HTTP cache sees it."""
-        token = self.config.token
-        now = self.config.now()
-        try:
-            directives = parse_robots_headers(response.headers, token)
-            # Scrapy types a response with a Content-Encoding (or gzip bytes) as a plain Response until
-            # HttpCompression (or the spider) decodes it: body_readings reads it decompressed, in each encoding
-            # the spider may read it in
-            body, encodings = body_readings(response, decode_limit(self, request))
-            for encoding in encodings if body is not None else ():
-                directives += parse_meta_robots(body or b"", token, encoding)
-        except Exception as exc:  # noqa: BLE001 - a crash reading the signals must deny, not skip them
-            decision = deny(Stage.ERROR, "error.internal", subject=prior.subject, platform=prior.platform,
-                            evidence=(error_cause(exc, response.url),))
-            return self.record(decision, response.url, None, "response", time=now)
-        if not directives:
-            return prior
-        decision = judge_response(prior, directives, self.config.purpose, now, response.url, rules=self._tag_rules)
-        if wants_nofollow(directives):
-            self._nofollow.add(request)
-            request.meta[META_NOFOLLOW] = True  # for the spider to read; never read back
-        # the signals are evidence either way; an allow was already counted when the request was decided
-        self.count("consentcrawl/response/signals")
-        return self.record(decision, response.url, None, "response", count=not decision.allowed, time=now)
 
     def record_nofollow(self, dropped: Request, response: Response) -> Decision:
         """A link on a nofollow response: recorded as a deny (``response.nofollow``) whether or not enforced."""

@@ -338,7 +338,7 @@ async def test_meta_robots_in_a_gzip_body_is_read(
     — when it is served uncompressed. Served with ``Content-Encoding: gzip`` (what most servers do: Scrapy sends
     ``Accept-Encoding: gzip, deflate, br, zstd``), the same page reaches the callback and its data is an item.
 
-    Cause: the response phase (``ConsentResponseMiddleware``, priority 950, ``runtime.check_response`` ->
+    Cause: the response phase (``ConsentResponseMiddleware``, priority 950, ``tagphase.check_tags`` ->
     ``parse_meta_robots(response.body, ...)``) reads the body *before* ``HttpCompressionMiddleware`` (590)
     decompresses it: it searches gzip bytes for a meta tag. (``addon.py`` chose 950 to be above
     ``HttpCacheMiddleware``, and says so: "above HttpCacheMiddleware (900) and HttpCompression (590)".)"""
