@@ -1,0 +1,89 @@
+"""An attacker's review of hunt12 and pagereads: ways around their fixes, each a real crawl judged by the test
+server's own log, the items and the audit log."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import scrapy
+from scrapy.pipelines.files import FilesPipeline
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl_demo.server import LocalServer
+from tests.lenient import (
+    AUTHORIZED,
+    HOST,
+    KINDS,
+    LenientPeople,
+    ListLogic,
+    crawl,
+    make_spider,
+    people_settings,
+    record_yaml,
+)
+
+BASE = f"http://{HOST}"
+
+# -- a media pipeline that reads its URLs from a field of its own ------------------------------------------------
+
+
+class PdfFilesPipeline(FilesPipeline):
+    """A FilesPipeline subclass that names its own URL field (a class attribute, as Scrapy documents)."""
+
+    FILES_URLS_FIELD = "attachment_urls"
+
+
+class RequestsOfItsOwn(FilesPipeline):
+    """A FilesPipeline subclass that builds its requests from any field it likes (``get_media_requests``)."""
+
+    def get_media_requests(self, item: Any, info: Any) -> list[scrapy.Request]:
+        return [scrapy.Request(u) for u in item.get("pictures", [])]
+
+
+class AvatarFieldLogic(ListLogic):
+    """101's profile, with an item that names 104's avatar in every field the pipelines above read."""
+
+    urls = [f"{BASE}/u/101"]
+    follow_links = False
+
+    def parse(self, response: scrapy.http.Response) -> Any:
+        self.seen.append(response.url)
+        avatar = f"{BASE}/u/104/avatar.png"
+        yield {"url": response.url, "attachment_urls": [avatar], "pictures": [avatar]}
+
+
+@pytest.mark.parametrize("pipeline", [PdfFilesPipeline, RequestsOfItsOwn], ids=["own-field", "own-requests"])
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_stored_file_of_a_person_who_withdrew_is_not_put_in_an_item_by_a_pipeline_of_the_projects_own(
+    kind: str, pipeline: type, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """hunt12 decides the URLs in ``FILES_URLS_FIELD`` / ``IMAGES_URLS_FIELD``; a FilesPipeline subclass may read
+    another field (its ``FILES_URLS_FIELD`` class attribute, a ``<CLASS>_FILES_URLS_FIELD`` setting) or build its
+    requests itself (``get_media_requests``). Its store still hands a file stored while 104 was authorized to a
+    new item without a request (``media_to_download``), after 104 withdrew."""
+    files = tmp_path / "files"
+    pipelines = {f"{__name__}.{pipeline.__name__}": 1}
+    first = tmp_path / "first"
+    first.mkdir()
+    before = people_settings(first, [record_yaml(s) for s in (*AUTHORIZED, "104")], FILES_STORE=str(files),
+                             ITEM_PIPELINES=pipelines)
+    after = people_settings(tmp_path, [record_yaml(s) for s in AUTHORIZED], FILES_STORE=str(files),
+                            ITEM_PIPELINES=pipelines)
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        control = await crawl(make_spider(kind, AvatarFieldLogic), before, proxy=server.proxy,
+                              monkeypatch=monkeypatch)
+        assert [f["url"] for i in control.items for f in i.get("files", [])] == [f"{BASE}/u/104/avatar.png"], \
+            f"control: the first crawl stored 104's avatar\n{app.describe()}"
+        served_before = len(app.served)
+        result = await crawl(make_spider(kind, AvatarFieldLogic), after, proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    assert [s.person for s in app.served[served_before:] if s.person] == ["101"], app.describe()
+    assert len(result.items) == 1, result.items
+    stored = [f for i in result.items for f in i.get("files", [])]
+    assert "/u/104" not in json.dumps(stored), f"104's file is in an item after they withdrew: {result.items}"
+    assert result.audit_for("/u/104/avatar.png", verdict="deny"), result.denies()
