@@ -44,7 +44,7 @@ def guard_stored_media(runtime: ConsentRuntime, pipelines: list[Any]) -> None:
     for pipeline in pipelines:
         stored = getattr(pipeline, "media_to_download", None)
         if isinstance(pipeline, MediaPipeline) and stored is not None and not getattr(stored, _GUARDED, False):
-            pipeline.media_to_download = _decided_first(runtime, stored)
+            pipeline.media_to_download = _decided_first(runtime, stored)  # type: ignore[method-assign]
 
 
 def _decided_first(runtime: ConsentRuntime, stored: Any) -> Any:
