@@ -4,6 +4,7 @@ server's own log, the items and the audit log."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +13,15 @@ import scrapy
 from scrapy.pipelines.files import FilesPipeline
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from consentcrawl_demo.server import LocalServer
+from consentcrawl_demo.server import LocalServer, Response
+from tests import lenient
 from tests.lenient import (
     AUTHORIZED,
     HOST,
     KINDS,
     LenientPeople,
     ListLogic,
+    Robots,
     crawl,
     make_spider,
     people_settings,
@@ -26,6 +29,8 @@ from tests.lenient import (
 )
 
 BASE = f"http://{HOST}"
+#: the site's robots.txt: it keeps consentcrawl off its people's pages
+NO_PROFILES = "User-agent: *\nDisallow: /u/\n"
 
 # -- a media pipeline that reads its URLs from a field of its own ------------------------------------------------
 
@@ -87,3 +92,56 @@ async def test_a_stored_file_of_a_person_who_withdrew_is_not_put_in_an_item_by_a
     stored = [f for i in result.items for f in i.get("files", [])]
     assert "/u/104" not in json.dumps(stored), f"104's file is in an item after they withdrew: {result.items}"
     assert result.audit_for("/u/104/avatar.png", verdict="deny"), result.denies()
+
+
+# -- a project's headers on consentcrawl's own robots.txt request, beyond Accept and Range ----------------------
+
+
+@dataclass
+class PreconditionPeople(LenientPeople):
+    """The lenient site behind a server that honours preconditions and negotiates, as nginx does for a static
+    file: ``If-Match`` naming another entity tag, or ``If-Unmodified-Since`` before the file changed, gets ``412
+    Precondition Failed``; an ``Accept`` that admits neither ``text/plain`` nor ``*/*`` gets ``406``."""
+
+    def __call__(self, request: Any, headers: dict[str, str]) -> Response | None:
+        named = {k.lower(): v for k, v in headers.items()}
+        if request.path == "/robots.txt":
+            accept = named.get("accept", "*/*")
+            status = 412 if ("if-match" in named or "if-unmodified-since" in named) else \
+                406 if not any(t in accept for t in ("text/plain", "*/*", "text/*")) else None
+            if status is not None:
+                self.served.append(lenient.Served(request.time, request.host, request.target, "/robots.txt", "",
+                                                  "robots", None, status))
+                return Response.text("No\n", status)
+        return super().__call__(request, headers)
+
+
+class JsonEverywhere:
+    """A project's downloader middleware that asks for JSON on every request it sees (an API crawler's)."""
+
+    def process_request(self, request: scrapy.Request) -> None:
+        request.headers["Accept"] = "application/json"
+
+
+@pytest.mark.parametrize("settings", [
+    {"DEFAULT_REQUEST_HEADERS": {"If-Match": '"v1"'}},
+    {"DEFAULT_REQUEST_HEADERS": {"If-Unmodified-Since": "Thu, 01 Jan 2015 00:00:00 GMT"}},
+    {"DOWNLOADER_MIDDLEWARES": {f"{__name__}.JsonEverywhere": 450}},
+], ids=["if-match", "if-unmodified-since", "accept-by-middleware"])
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_projects_headers_do_not_make_robots_txt_answer_no_file(
+    kind: str, settings: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """hunt12 gave our own requests ``Accept: */*`` (where a project's defaults would set it) and takes off a
+    ``Range`` at send time. A precondition among the project's defaults (``If-Match``, ``If-Unmodified-Since``)
+    gets ``412``, and a project's downloader middleware that sets ``Accept`` on every request gets ``406``: each a
+    4xx, read as "no robots.txt", allow-all, and 101's profile, which the file disallows, would be fetched."""
+    app = PreconditionPeople(default_robots=Robots(body=NO_PROFILES))
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path, **settings), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/u/101"], follow_links=False)
+    assert len(app.robots_fetches()) >= 1, app.describe()
+    assert app.people_served() == [], f"a page robots.txt disallows was fetched\n{app.describe()}"
+    assert not result.items and not result.seen
+    assert {e.get("reason") for e in result.audit_for("/u/101")} == {"robots.disallowed"}, result.denies()
