@@ -4,12 +4,14 @@ server's own log, the items and the audit log."""
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import scrapy
+from scrapy.pipelines import ItemPipelineManager
 from scrapy.pipelines.files import FilesPipeline
 from scrapy.utils.defer import deferred_f_from_coro_f
 
@@ -26,6 +28,7 @@ from tests.lenient import (
     make_spider,
     people_settings,
     record_yaml,
+    secret_name,
 )
 
 BASE = f"http://{HOST}"
@@ -145,3 +148,55 @@ async def test_a_projects_headers_do_not_make_robots_txt_answer_no_file(
     assert app.people_served() == [], f"a page robots.txt disallows was fetched\n{app.describe()}"
     assert not result.items and not result.seen
     assert {e.get("reason") for e in result.audit_for("/u/101")} == {"robots.disallowed"}, result.denies()
+
+
+# -- an item processor that subclasses ItemPipelineManager and takes the guard out --------------------------------
+
+
+class PassThroughManager(ItemPipelineManager):
+    """Scrapy's ItemPipelineManager, subclassed (so hunt12's check passes), handing items on unprocessed."""
+
+    async def process_item_async(self, item: Any) -> Any:
+        return item
+
+
+class WithoutTheGuard(ItemPipelineManager):
+    """Scrapy's ItemPipelineManager, subclassed, building its pipelines from a list of its own that leaves out
+    the guard (``_get_mwlist_from_settings``, as Scrapy's managers build theirs)."""
+
+    @classmethod
+    def _get_mwlist_from_settings(cls, settings: Any) -> list[Any]:
+        return [p for p in super()._get_mwlist_from_settings(settings) if "consentcrawl" not in str(p)]
+
+
+class NamingItemsLogic(ListLogic):
+    """On the listing page, an item for 101 (authorized) and one for 107 (not)."""
+
+    def parse(self, response: scrapy.http.Response) -> Any:
+        self.seen.append(response.url)
+        for person in ("101", "107"):
+            yield {"subject": person, "platform": "people", "name": secret_name(person)}
+
+
+@pytest.mark.parametrize("processor", [PassThroughManager, WithoutTheGuard], ids=["process-item", "pipeline-list"])
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_an_item_processor_subclass_does_not_take_the_guard_out(
+    kind: str, processor: type, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """hunt12 refuses an ``ITEM_PROCESSOR`` that is not ItemPipelineManager or a subclass of it. A subclass that
+    runs no pipeline (``process_item_async``) or builds its list without the guard (``_get_mwlist_from_settings``)
+    passed that check, and the item naming 107, who never authorized, reached the feed."""
+    feed = tmp_path / "items.jsonl"
+    settings = people_settings(tmp_path, ITEM_PROCESSOR=f"{__name__}.{processor.__name__}",
+                               FEEDS={str(feed): {"format": "jsonlines"}})
+    app = LenientPeople()
+    with caplog.at_level(logging.INFO), LocalServer(app) as server:
+        result = await crawl(make_spider(kind, NamingItemsLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/people?page=1"], follow_links=False)
+    assert not [i for i in result.items if i.get("subject") == "107"], result.items
+    assert secret_name("107") not in (feed.read_text() if feed.exists() else "")
+    assert result.stats.get("finish_reason") == "consentcrawl_config_error", result.stats.get("finish_reason")
+    assert app.served == [], app.describe()
+    critical = [r.getMessage() for r in caplog.records if r.levelno >= logging.CRITICAL]
+    assert len(critical) == 1 and "ITEM_PROCESSOR" in critical[0], critical
