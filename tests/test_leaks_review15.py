@@ -200,3 +200,29 @@ async def test_an_item_processor_subclass_does_not_take_the_guard_out(
     assert app.served == [], app.describe()
     critical = [r.getMessage() for r in caplog.records if r.levelno >= logging.CRITICAL]
     assert len(critical) == 1 and "ITEM_PROCESSOR" in critical[0], critical
+
+
+class OpensSomething(ItemPipelineManager):
+    """A subclass that adds to the processor's opening only: its pipelines run as Scrapy's do."""
+
+    opened = 0
+
+    async def open_spider_async(self) -> None:
+        OpensSomething.opened += 1
+        await super().open_spider_async()
+
+
+@deferred_f_from_coro_f
+async def test_an_item_processor_subclass_that_keeps_the_pipelines_crawls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The check above refuses only a subclass that replaces how pipelines are built or run: one that adds to its
+    opening still crawls, and the guard drops 107's item."""
+    OpensSomething.opened = 0
+    settings = people_settings(tmp_path, ITEM_PROCESSOR=f"{__name__}.OpensSomething")
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", NamingItemsLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/people?page=1"], follow_links=False)
+    assert OpensSomething.opened == 1
+    assert [i.get("subject") for i in result.items] == ["101"], result.items
