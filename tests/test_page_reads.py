@@ -85,6 +85,12 @@ CASES: dict[str, tuple[str, str, str, str | None, bytes, str, str]] = {
     "meta robots noai in the body, not a profile": (
         "ai-training", "/about", "text/html; charset=utf-8", None,
         _in_body("about", '<meta name="robots" content="noai">'), "response.meta-robots", ""),
+    "meta robots noai, a NUL byte in its tag name (parsel drops NULs before lxml parses)": (
+        "ai-training", "/about", "text/html; charset=utf-8", None,
+        _in_body("about", '<met\x00a name="robots" content="noai">'), "response.meta-robots", ""),
+    "meta robots noindex of a profile, NUL bytes in its values": (
+        "search-indexing", "/u/101", "text/html; charset=utf-8", None,
+        _in_body("101", '<meta name="rob\x00ots" content="noi\x00ndex">'), "subject.refused-on-page", ""),
     "meta X-Robots-Tag noai in the body, gzip bytes": (
         "ai-training", "/about", "application/x-gzip", None,
         gzip.compress(_in_body("about", '<meta http-equiv="X-Robots-Tag" content="noai">')),
