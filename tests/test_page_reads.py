@@ -180,7 +180,8 @@ async def test_a_page_is_read_as_the_spider_reads_it(
 @pytest.mark.parametrize("case", ["meta robots noindex in the body of a profile", "zstd: nobot in the bio",
                                   "zstd: decompression bomb", "two h-cards naming no URL, the refusal in one",
                                   "microformats1 vcard", "an h-card and og:type profile, the refusal in og:description",
-                                  "deflate (zlib format) over the limit"])
+                                  "deflate (zlib format) over the limit",
+                                  "meta robots noindex of a profile, NUL bytes in its values"])
 def test_check_fetch_reads_the_page_as_the_crawl_does(
     case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
