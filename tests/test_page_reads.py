@@ -91,6 +91,14 @@ CASES: dict[str, tuple[str, str, str, str | None, bytes, str, str]] = {
     "meta robots noindex of a profile, NUL bytes in its values": (
         "search-indexing", "/u/101", "text/html; charset=utf-8", None,
         _in_body("101", '<meta name="rob\x00ots" content="noi\x00ndex">'), "subject.refused-on-page", ""),
+    "an h-card with a NUL byte in its class, #nobot in the bio": (
+        "research", "/u/101", "text/html; charset=utf-8", None,
+        (f'<html><body><div class="h-c\x00ard"><h1 class="p-name name">{secret_name("101")}</h1>'
+         '<p class="p-note">#nobot</p></div></body></html>').encode(), "subject.refused-on-page", ""),
+    "an h-card, #no<NUL>bot in the bio": (
+        "research", "/u/101", "text/html; charset=utf-8", None,
+        (f'<html><body><div class="h-card"><h1 class="p-name name">{secret_name("101")}</h1>'
+         '<p class="p-note">#no\x00bot</p></div></body></html>').encode(), "subject.refused-on-page", ""),
     "meta X-Robots-Tag noai in the body, gzip bytes": (
         "ai-training", "/about", "application/x-gzip", None,
         gzip.compress(_in_body("about", '<meta http-equiv="X-Robots-Tag" content="noai">')),
