@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 from .cache import ObjectMemo
 
-__all__ = ["HEAD_SCAN_BYTES", "HeadTag", "decode_value", "head_tags", "meta_tags", "scans_as_bytes"]
+__all__ = ["HEAD_SCAN_BYTES", "HeadTag", "decode_value", "head_tags", "meta_tags", "scans_as_bytes", "without_nul"]
 
 HEAD_SCAN_BYTES = 64 * 1024  #: the first window searched for a document's head (a longer head widens it)
 RAW_BYTES = 1200  #: bytes of a tag kept in :attr:`HeadTag.raw` (its readers keep less)
@@ -146,7 +146,7 @@ def _start(body: object, encoding: str, limit: int) -> tuple[bytes, str, bool] |
     name="rob\0ots">`` is a meta robots tag to ``.css("meta[name=robots]")``, so it is one here. A prefix of the
     document keeps its offsets in the whole document read so, the scan's ``body_at`` among them."""
     if isinstance(body, str):
-        return _no_nul(body[:limit].encode("utf-8", "surrogatepass")), "utf-8", len(body) <= limit
+        return without_nul(body[:limit].encode("utf-8", "surrogatepass")), "utf-8", len(body) <= limit
     if not isinstance(body, (bytes, bytearray, memoryview)):
         return None
     try:
@@ -156,13 +156,14 @@ def _start(body: object, encoding: str, limit: int) -> tuple[bytes, str, bool] |
     if not scans_as_bytes(codec):  # the markup is not ASCII bytes there: re-encode (rare, so the copy is fine)
         text = bytes(body[:limit * 4]).decode(codec, "replace")
         whole = len(body) <= limit * 4 and len(text) <= limit
-        return _no_nul(text[:limit].encode("utf-8", "surrogatepass")), "utf-8", whole
-    return _no_nul(bytes(body[:limit])), codec, len(body) <= limit
+        return without_nul(text[:limit].encode("utf-8", "surrogatepass")), "utf-8", whole
+    return without_nul(bytes(body[:limit])), codec, len(body) <= limit
 
 
-def _no_nul(doc: bytes) -> bytes:
-    """``doc`` (ASCII-compatible: a 0 byte is a NUL character) without its NULs; one search in C, and no copy for
-    a page that has none (most)."""
+def without_nul(doc: bytes) -> bytes:
+    """``doc`` (ASCII-compatible: a 0 byte is a NUL character) without its NULs, as parsel reads a page for the
+    spider's selectors (the tag scan here, the refusal reader's cards); one search in C, and no copy for a page
+    that has none (most)."""
     return doc.replace(b"\x00", b"") if b"\x00" in doc else doc
 
 
