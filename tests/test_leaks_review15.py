@@ -226,3 +226,38 @@ async def test_an_item_processor_subclass_that_keeps_the_pipelines_crawls(
                              monkeypatch=monkeypatch, urls=[f"{BASE}/people?page=1"], follow_links=False)
     assert OpensSomething.opened == 1
     assert [i.get("subject") for i in result.items] == ["101"], result.items
+
+
+# -- robots.txt in a wide encoding without its byte order mark ----------------------------------------------------
+
+
+@dataclass
+class WideRobotsNoMark(Robots):
+    """robots.txt in UTF-16 or UTF-32 without a byte order mark (an editor's "UTF-16 LE without BOM", PowerShell
+    text written so), served with the charset named."""
+
+    encoding: str = "utf-16-le"
+
+    def response(self) -> Response:
+        plain = super().response()
+        body = plain.body_bytes().decode().encode(self.encoding)
+        return Response(plain.status, {"Content-Type": f"text/plain; charset={self.encoding}"}, body)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le"])
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_robots_txt_in_utf16_without_a_byte_order_mark_is_not_read_as_no_rules(
+    kind: str, encoding: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """hunt12 decodes a robots.txt by its UTF-16 or UTF-32 byte order mark. Without the mark, every other byte
+    of the file is a NUL: read as bytes, no line of it is a record, allow-all, and 101's profile, which the file
+    disallows, would be fetched."""
+    app = LenientPeople(default_robots=WideRobotsNoMark(body=NO_PROFILES, encoding=encoding))
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/u/101"], follow_links=False)
+    assert len(app.robots_fetches()) == 1, app.describe()
+    assert app.people_served() == [], f"a page robots.txt disallows was fetched\n{app.describe()}"
+    assert not result.items and not result.seen
+    assert {e.get("reason") for e in result.audit_for("/u/101")} == {"robots.disallowed"}, result.denies()
