@@ -261,3 +261,39 @@ async def test_a_robots_txt_in_utf16_without_a_byte_order_mark_is_not_read_as_no
     assert app.people_served() == [], f"a page robots.txt disallows was fetched\n{app.describe()}"
     assert not result.items and not result.seen
     assert {e.get("reason") for e in result.audit_for("/u/101")} == {"robots.disallowed"}, result.denies()
+
+
+# -- a site signal file in UTF-16 --------------------------------------------------------------------------------
+
+
+@dataclass
+class WideTdmRepPeople(LenientPeople):
+    """The lenient people site, whose tdmrep.json reserves its about page, saved in a wide encoding (with its byte
+    order mark, as Windows Notepad's "Unicode" writes it)."""
+
+    encoding: str = "utf-16"
+
+    def __call__(self, request: Any, headers: dict[str, str]) -> Response | None:
+        if request.path == "/.well-known/tdmrep.json":
+            rules = [{"location": "/about", "tdm-reservation": 1}, {"location": "/", "tdm-reservation": 0}]
+            self.served.append(lenient.Served(request.time, request.host, request.target, request.path, "",
+                                              "tdmrep", None, 200))
+            return Response(200, {"Content-Type": "application/json"}, json.dumps(rules).encode(self.encoding))
+        return super().__call__(request, headers)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32"])
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_tdmrep_json_in_utf16_reserves_as_it_says(
+    kind: str, encoding: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A robots.txt in UTF-16 is read by its byte order mark since hunt12; the site's tdmrep.json saved so was
+    decoded as UTF-8, "not JSON", no statement, and the page it reserves was fetched (utf-8: the control)."""
+    app = WideTdmRepPeople(encoding=encoding)
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/about"], follow_links=False)
+    assert [s for s in app.served if s.path == "/.well-known/tdmrep.json"], app.describe()
+    assert not [s for s in app.served if s.path == "/about"], f"a reserved page was fetched\n{app.describe()}"
+    assert {e.get("reason") for e in result.audit_for("/about")} == {"terms.signal.tdmrep"}, result.denies()
