@@ -297,3 +297,40 @@ async def test_a_tdmrep_json_in_utf16_reserves_as_it_says(
     assert [s for s in app.served if s.path == "/.well-known/tdmrep.json"], app.describe()
     assert not [s for s in app.served if s.path == "/about"], f"a reserved page was fetched\n{app.describe()}"
     assert {e.get("reason") for e in result.audit_for("/about")} == {"terms.signal.tdmrep"}, result.denies()
+
+
+@dataclass
+class WideAiTxtPeople(LenientPeople):
+    """The lenient people site, whose ai.txt disallows its about page for every crawler, saved in a wide
+    encoding with its byte order mark."""
+
+    encoding: str = "utf-16"
+
+    def __call__(self, request: Any, headers: dict[str, str]) -> Response | None:
+        if request.path == "/ai.txt":
+            self.served.append(lenient.Served(request.time, request.host, request.target, request.path, "",
+                                              "ai.txt", None, 200))
+            body = "User-Agent: *\nDisallow: /about\n".encode(self.encoding)
+            return Response(200, {"Content-Type": "text/plain"}, body)
+        return super().__call__(request, headers)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32"])
+@deferred_f_from_coro_f
+async def test_an_ai_txt_in_utf16_disallows_as_it_says(
+    encoding: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ai.txt is read with the robots.txt parser, but a line is put in front of a file without a User-Agent line
+    first: a file in UTF-16 has none as bytes, so its byte order mark was no longer at the start, and the file,
+    read as bytes, said nothing (utf-8: the control)."""
+    from tests.test_page_reads import PLATFORMS_YAML
+
+    settings = people_settings(tmp_path, CONSENTCRAWL_PURPOSE="ai-training")
+    Path(settings["CONSENTCRAWL_PLATFORMS"]).write_text(PLATFORMS_YAML)
+    app = WideAiTxtPeople(encoding=encoding)
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", ListLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/about"], follow_links=False)
+    assert [s for s in app.served if s.path == "/ai.txt"], app.describe()
+    assert not [s for s in app.served if s.path == "/about"], f"a disallowed page was fetched\n{app.describe()}"
+    assert {e.get("reason") for e in result.audit_for("/about")} == {"terms.signal.ai-txt"}, result.denies()
