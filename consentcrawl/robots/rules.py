@@ -303,6 +303,20 @@ def _split_record(line: bytes) -> tuple[bytes, bytes] | None:
     return (key, value.strip()) if key else None
 
 
+def narrow(body: bytes) -> bytes | None:
+    """``body`` as UTF-8 when it is in UTF-16 or UTF-32 (Windows Notepad's "Unicode", an editor's "UTF-16 LE without
+    BOM"), else ``body`` itself; None when it does not decode. Read as bytes, none of such a file's lines is a
+    record, which is allow-all. Its byte order mark, or without one the NUL bytes of its first (ASCII) character,
+    say plainly what the site wrote (as ``json.loads`` tells a body's encoding), so it is read in that."""
+    wide = json.detect_encoding(body[:4])
+    if wide in ("utf-8", "utf-8-sig"):
+        return body
+    try:
+        return _utf8(body.decode(wide))
+    except UnicodeDecodeError:
+        return None
+
+
 def _parse(body: bytes | str) -> RobotsRules:
     if isinstance(body, str):
         body = _utf8(body)
@@ -310,17 +324,11 @@ def _parse(body: bytes | str) -> RobotsRules:
         body = bytes(body)
     elif not isinstance(body, bytes):
         raise TypeError(f"a robots.txt body is bytes or str, not {type(body).__name__}")
-    # a file saved in UTF-16 or UTF-32 (Windows Notepad's "Unicode", an editor's "UTF-16 LE without BOM"): read as
-    # bytes, none of its lines is a record, which is allow-all. Its byte order mark, or without one the NUL bytes
-    # of its first (ASCII) character, say plainly what the site wrote (as json.loads tells a body's encoding), so
-    # it is read in that
-    wide = json.detect_encoding(body[:4])
-    if wide not in ("utf-8", "utf-8-sig"):
-        try:
-            body = _utf8(body.decode(wide))
-        except UnicodeDecodeError:
-            return RobotsRules.disallow_all(f"robots.txt in {wide} (by its byte order mark or NUL bytes) does not "
-                                            "decode")
+    narrowed = narrow(body)
+    if narrowed is None:
+        return RobotsRules.disallow_all(f"robots.txt in {json.detect_encoding(body[:4])} (by its byte order mark or "
+                                        "NUL bytes) does not decode")
+    body = narrowed
     size = len(body)
     warnings: list[str] = []
     warn: Callable[[str], None] = warnings.append
