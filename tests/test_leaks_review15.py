@@ -334,3 +334,37 @@ async def test_an_ai_txt_in_utf16_disallows_as_it_says(
     assert [s for s in app.served if s.path == "/ai.txt"], app.describe()
     assert not [s for s in app.served if s.path == "/about"], f"a disallowed page was fetched\n{app.describe()}"
     assert {e.get("reason") for e in result.audit_for("/about")} == {"terms.signal.ai-txt"}, result.denies()
+
+
+# -- a profile card whose URL is the page's, spelled otherwise ---------------------------------------------------
+
+
+def _named_card(u_url: str) -> bytes:
+    return (f'<html><body><div class="h-card"><a class="u-url" href="{u_url}">me</a><h1 class="p-name name">'
+            f'{secret_name("101")}</h1><p class="p-note">Please do not scrape me. #nobot</p></div></body></html>'
+            ).encode()
+
+
+@pytest.mark.parametrize(("fetched", "u_url"), [
+    ("/u/101?ref=feed", f"{BASE}/u/101"),
+    ("/u/101", "https://people.example/u/101"),
+    ("/u/101", "/u/101/"),
+], ids=["query-added-by-the-spider", "https-canonical", "control-trailing-slash"])
+@deferred_f_from_coro_f
+async def test_a_profile_card_naming_the_page_otherwise_is_still_the_persons(
+    fetched: str, u_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """101's profile card names their profile (``u-url``), as the site writes it: absolute and canonical. A card
+    naming a URL other than the page's was read as another person's, and its refusal not read: the spider fetched
+    the profile with a query of its own (``?ref=feed``), or over http where the card says https, and the refusing
+    person's page reached the callback (the trailing slash is the control, which was already read)."""
+    from tests.test_page_reads import CodedPeople, DecompressLogic
+
+    app = CodedPeople()
+    app.gz["/u/101"] = ("text/html; charset=utf-8", _named_card(u_url))
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", DecompressLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}{fetched}"])
+    assert [s for s in app.served if s.path == "/u/101"], f"control: the page was fetched\n{app.describe()}"
+    assert not result.seen, f"the callback ran on the refusing person's page: {result.items}"
+    assert ("response", f"{BASE}{fetched}", "subject.refused-on-page") in result.denies(), result.denies()
