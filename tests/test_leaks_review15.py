@@ -30,6 +30,7 @@ from tests.lenient import (
     record_yaml,
     secret_name,
 )
+from tests.test_leaks_hunt import RangePeople
 
 BASE = f"http://{HOST}"
 #: the site's robots.txt: it keeps consentcrawl off its people's pages
@@ -368,3 +369,50 @@ async def test_a_profile_card_naming_the_page_otherwise_is_still_the_persons(
     assert [s for s in app.served if s.path == "/u/101"], f"control: the page was fetched\n{app.describe()}"
     assert not result.seen, f"the callback ran on the refusing person's page: {result.items}"
     assert ("response", f"{BASE}{fetched}", "subject.refused-on-page") in result.denies(), result.denies()
+
+
+# -- a part of a page whose meta robots is in the part not sent -------------------------------------------------
+
+
+class AboutPeople(LenientPeople):
+    """The people site with an about page whose template puts meta robots ``noai`` at the end of its body."""
+
+    def __call__(self, request: Any, headers: dict[str, str]) -> Response | None:
+        if request.path == "/about":
+            body = (f'<html><head><title>About</title></head><body><p class="name">{secret_name("about")}</p>'
+                    + "<p>filler</p>" * 40 + '<meta name="robots" content="noai"></body></html>')
+            return Response(200, {"Content-Type": "text/html; charset=utf-8"}, body.encode())
+        return super().__call__(request, headers)
+
+
+class PartAboutPeople(RangePeople, AboutPeople):
+    """That site, answering a ``Range: bytes=0-N`` with ``206`` and those bytes."""
+
+
+@pytest.mark.parametrize("ranged", [False, True], ids=["control-whole-page", "first-120-bytes"])
+@deferred_f_from_coro_f
+async def test_a_part_of_a_page_is_not_read_as_a_page_without_meta_robots(
+    ranged: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pagereads reads meta robots in the body; a spider that asks for the first 120 bytes of the page (``Range``)
+    gets a ``206`` part without it, which was read as a page that says nothing: the ai-training callback got the
+    page its meta robots ``noai`` reserves. A part is never read as the whole (as a person's page and robots.txt
+    are not); the whole page is the control."""
+    from tests.test_page_reads import PLATFORMS_YAML
+
+    settings = people_settings(tmp_path, CONSENTCRAWL_PURPOSE="ai-training")
+    Path(settings["CONSENTCRAWL_PLATFORMS"]).write_text(PLATFORMS_YAML)
+    app = PartAboutPeople()
+    headers = {"Range": "bytes=0-119"} if ranged else {}
+    logic = type("PartLogic", (ListLogic,), {"start": lambda self: _one(scrapy.Request(
+        f"{BASE}/about", headers=headers, callback=self.parse))})
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", logic), settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert app.parts == (1 if ranged else 0), app.describe()
+    assert not result.seen, f"the callback ran on the page: {result.items}"
+    assert [why for phase, url, why in result.denies() if url == f"{BASE}/about"] == \
+        ["error.internal" if ranged else "response.meta-robots"], result.denies()
+
+
+async def _one(request: scrapy.Request) -> Any:
+    yield request
