@@ -19,7 +19,8 @@
   item signals, not to the pipelines).
 - :func:`wrap_engine_close`: the reason a crawl closes with names no URL it did not allow, however it was given
   (Scrapy logs it, signals it and keeps it as ``finish_reason`` inside ``close_spider_async``).
-- :func:`item_pipelines`: the crawl's own item pipeline instances; the purge on close asks a project's
+- :func:`item_pipelines`: the crawl's own item pipeline instances (the guard decides a media pipeline's request
+  before it looks in its store, mediaurls.py); the purge on close asks a project's
   ``ImagesPipeline`` how it named an image's thumbnails (Scrapy offers no public way to reach a pipeline).
 - :func:`guard_command_crawl`: ``scrapy fetch``, ``view`` and ``shell`` crawl with a spider class chosen inside
   Scrapy's command; :class:`ShownPage`: the page ``view`` opens goes to the command's ``show`` (Scrapy hands it to

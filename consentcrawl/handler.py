@@ -89,9 +89,12 @@ def _origin(url: str) -> str | None:
         return None
 
 
-#: headers a project's ``DEFAULT_REQUEST_HEADERS`` may put on our own side requests that would make the answer a
-#: part of the file (206) or a 416, read as "no robots.txt": taken off at send time, where every middleware has run
-_PARTIAL_HEADERS = (b"Range", b"If-Range")
+#: headers a project (its ``DEFAULT_REQUEST_HEADERS``, a downloader middleware of its own) may put on our own side
+#: requests that make the answer something other than the whole file: a part (206), or a 4xx that reads as "no
+#: robots.txt" (416 to a ``Range``, 412 to a failed precondition), or a 304 with no file. Taken off at send time,
+#: where every middleware has run (RFC 9110 §13.1's preconditions, and ``Range``)
+_ANSWER_CHANGING = (b"Range", b"If-Range", b"If-Match", b"If-None-Match", b"If-Modified-Since",
+                    b"If-Unmodified-Since")
 
 #: each crawl's send-time handlers, by scheme: the response phase sends a cached page's linked actor through one
 _handlers: weakref.WeakKeyDictionary[Crawler, dict[str, ConsentDownloadHandler]] = weakref.WeakKeyDictionary()
@@ -148,8 +151,9 @@ class ConsentDownloadHandler:
         if runtime is None:
             raise ConsentMisconfigured
         if runtime.is_own(request):
-            for name in _PARTIAL_HEADERS:  # a project's default Range: a part (206) or a 416 is not the file
+            for name in _ANSWER_CHANGING:  # a project's Range or precondition: a 206, 412 or 304 is not the file
                 request.headers.pop(name, None)
+            request.headers[b"Accept"] = b"*/*"  # a project's Accept: a negotiating server's 406 is not "no file"
             origin = _origin(request.url)
             if origin is not None:  # robots.txt counts as a request to the origin; the site's other files wait
                 await self._own_sent(runtime, request, origin)

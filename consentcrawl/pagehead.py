@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 from .cache import ObjectMemo
 
-__all__ = ["HEAD_SCAN_BYTES", "HeadTag", "decode_value", "head_tags", "meta_tags", "scans_as_bytes"]
+__all__ = ["HEAD_SCAN_BYTES", "HeadTag", "decode_value", "head_tags", "meta_tags", "scans_as_bytes", "without_nul"]
 
 HEAD_SCAN_BYTES = 64 * 1024  #: the first window searched for a document's head (a longer head widens it)
 RAW_BYTES = 1200  #: bytes of a tag kept in :attr:`HeadTag.raw` (its readers keep less)
@@ -139,10 +139,14 @@ def _parsed_metas(doc: bytes, codec: str) -> tuple[HeadTag, ...]:
 
 
 def _start(body: object, encoding: str, limit: int) -> tuple[bytes, str, bool] | None:
-    """The first ``limit`` characters of the document as ASCII-compatible bytes, the encoding to decode them with,
-    and whether they are the whole document."""
+    """The first ``limit`` characters of the document as ASCII-compatible bytes without NUL characters, the
+    encoding to decode them with, and whether they are the whole document.
+
+    NULs are dropped as parsel drops them before lxml parses the page for the spider's selectors: ``<met\0a
+    name="rob\0ots">`` is a meta robots tag to ``.css("meta[name=robots]")``, so it is one here. A prefix of the
+    document keeps its offsets in the whole document read so, the scan's ``body_at`` among them."""
     if isinstance(body, str):
-        return body[:limit].encode("utf-8", "surrogatepass"), "utf-8", len(body) <= limit
+        return without_nul(body[:limit].encode("utf-8", "surrogatepass")), "utf-8", len(body) <= limit
     if not isinstance(body, (bytes, bytearray, memoryview)):
         return None
     try:
@@ -151,8 +155,16 @@ def _start(body: object, encoding: str, limit: int) -> tuple[bytes, str, bool] |
         codec = "utf-8"
     if not scans_as_bytes(codec):  # the markup is not ASCII bytes there: re-encode (rare, so the copy is fine)
         text = bytes(body[:limit * 4]).decode(codec, "replace")
-        return text[:limit].encode("utf-8", "surrogatepass"), "utf-8", len(body) <= limit * 4 and len(text) <= limit
-    return bytes(body[:limit]), codec, len(body) <= limit
+        whole = len(body) <= limit * 4 and len(text) <= limit
+        return without_nul(text[:limit].encode("utf-8", "surrogatepass")), "utf-8", whole
+    return without_nul(bytes(body[:limit])), codec, len(body) <= limit
+
+
+def without_nul(doc: bytes) -> bytes:
+    """``doc`` (ASCII-compatible: a 0 byte is a NUL character) without its NULs, as parsel reads a page for the
+    spider's selectors (the tag scan here, the refusal reader's cards); one search in C, and no copy for a page
+    that has none (most)."""
+    return doc.replace(b"\x00", b"") if b"\x00" in doc else doc
 
 
 _ASCII = bytes(range(128)).decode("ascii")

@@ -24,10 +24,11 @@ from scrapy.exceptions import DropItem
 from scrapy.http import Response
 from twisted.python.failure import Failure
 
+from ._scrapy_internals import item_pipelines
 from .decision import Decision, Evidence, Stage, deny
 from .itempages import ItemPages
 from .itemsource import ItemSources, item_source
-from .mediaurls import keep_allowed_media, media_fields
+from .mediaurls import guard_stored_media, keep_allowed_media, media_fields
 from .provenance import page_provenance, with_item_decision
 from .reasons import SUBJECT_UNKNOWN_PAGE
 from .runtime import RuntimeComponent, get_runtime, is_checked_url
@@ -127,6 +128,8 @@ class ConsentGuardPipeline(RuntimeComponent):
         """The guard learns the response each item came from (itemsource.py) from the first item on."""
         hook_scraper(self.crawler, "start_itemproc_async", ItemSources,
                      "an item a spider middleware copied would pass the guard as no one's")
+        if self.runtime is not None:  # a media pipeline's store answers a denied request no more (mediaurls.py)
+            guard_stored_media(self.runtime, item_pipelines(self.crawler))
 
     async def process_item(self, item: Any) -> Any:
         if self.runtime is None:

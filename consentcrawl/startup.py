@@ -103,10 +103,17 @@ def check_pipelines(crawler: Crawler) -> None:
                           "number above the guard's", source="ITEM_PIPELINES")
 
 
+#: the methods through which ItemPipelineManager builds its pipeline list and hands an item along it: a subclass
+#: that overrides one may leave the guard out (a list without it, an item handed on without the chain)
+_ITEM_PATH = ("__init__", "from_crawler", "_get_mwlist_from_settings", "_add_middleware", "process_item",
+              "process_item_async", "_process_chain")
+
+
 def check_item_processor(crawler: Crawler) -> None:
     """The guard is an item pipeline: it runs only if the scraper's item processor (Scrapy's ``ITEM_PROCESSOR``)
-    runs ``ITEM_PIPELINES``. A processor of the project's own that is not Scrapy's ``ItemPipelineManager`` (or a
-    subclass of it) would hand items to ``item_scraped`` and the feeds unchecked. Refuse to start instead."""
+    runs ``ITEM_PIPELINES``. A processor of the project's own that is not Scrapy's ``ItemPipelineManager``, or a
+    subclass that replaces how it builds or runs its pipelines (:data:`_ITEM_PATH`), would hand items to
+    ``item_scraped`` and the feeds unchecked. Refuse to start instead."""
     from scrapy.pipelines import ItemPipelineManager
     from scrapy.utils.misc import load_object
 
@@ -120,6 +127,12 @@ def check_item_processor(crawler: Crawler) -> None:
                           "does not run ITEM_PIPELINES, so consentcrawl's guard pipeline would never see an item; "
                           "leave ITEM_PROCESSOR unset, or subclass scrapy.pipelines.ItemPipelineManager",
                           source="ITEM_PROCESSOR")
+    replaced = [name for name in _ITEM_PATH  # the class that defines each: Scrapy's, or the subclass's own
+                if next(c for c in processor.__mro__ if name in vars(c)) not in ItemPipelineManager.__mro__]
+    if replaced:
+        raise ConfigError(f"the item processor {current!r} replaces ItemPipelineManager's {', '.join(replaced)}: "
+                          "how it builds or runs ITEM_PIPELINES is its own, and consentcrawl's guard pipeline may "
+                          "never see an item; leave those methods as Scrapy has them", source="ITEM_PROCESSOR")
 
 
 def check_outermost(crawler: Crawler) -> None:

@@ -85,6 +85,20 @@ CASES: dict[str, tuple[str, str, str, str | None, bytes, str, str]] = {
     "meta robots noai in the body, not a profile": (
         "ai-training", "/about", "text/html; charset=utf-8", None,
         _in_body("about", '<meta name="robots" content="noai">'), "response.meta-robots", ""),
+    "meta robots noai, a NUL byte in its tag name (parsel drops NULs before lxml parses)": (
+        "ai-training", "/about", "text/html; charset=utf-8", None,
+        _in_body("about", '<met\x00a name="robots" content="noai">'), "response.meta-robots", ""),
+    "meta robots noindex of a profile, NUL bytes in its values": (
+        "search-indexing", "/u/101", "text/html; charset=utf-8", None,
+        _in_body("101", '<meta name="rob\x00ots" content="noi\x00ndex">'), "subject.refused-on-page", ""),
+    "an h-card with a NUL byte in its class, #nobot in the bio": (
+        "research", "/u/101", "text/html; charset=utf-8", None,
+        (f'<html><body><div class="h-c\x00ard"><h1 class="p-name name">{secret_name("101")}</h1>'
+         '<p class="p-note">#nobot</p></div></body></html>').encode(), "subject.refused-on-page", ""),
+    "an h-card, #no<NUL>bot in the bio": (
+        "research", "/u/101", "text/html; charset=utf-8", None,
+        (f'<html><body><div class="h-card"><h1 class="p-name name">{secret_name("101")}</h1>'
+         '<p class="p-note">#no\x00bot</p></div></body></html>').encode(), "subject.refused-on-page", ""),
     "meta X-Robots-Tag noai in the body, gzip bytes": (
         "ai-training", "/about", "application/x-gzip", None,
         gzip.compress(_in_body("about", '<meta http-equiv="X-Robots-Tag" content="noai">')),
@@ -174,7 +188,8 @@ async def test_a_page_is_read_as_the_spider_reads_it(
 @pytest.mark.parametrize("case", ["meta robots noindex in the body of a profile", "zstd: nobot in the bio",
                                   "zstd: decompression bomb", "two h-cards naming no URL, the refusal in one",
                                   "microformats1 vcard", "an h-card and og:type profile, the refusal in og:description",
-                                  "deflate (zlib format) over the limit"])
+                                  "deflate (zlib format) over the limit",
+                                  "meta robots noindex of a profile, NUL bytes in its values"])
 def test_check_fetch_reads_the_page_as_the_crawl_does(
     case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
 ) -> None:

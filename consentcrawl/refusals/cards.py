@@ -5,7 +5,8 @@ A page's person is the one its URL names (the adapter checks that); a card on it
 when nothing else can be theirs:
 
 - a top-level card whose URL (``u-url``/``u-uid``, microformats1 ``url``/``uid``) is the page's URL is the
-  person's (every such card: a refusal in any of them is theirs);
+  person's (every such card: a refusal in any of them is theirs), however either is spelled: scheme, case, the
+  query parameters the spider added (:func:`_names_page`);
 - else, a top-level card that names no URL is the person's when it is the only one; with several and none naming
   the page, which one is the person's cannot be told, so all of them are read and a refusal in any of them denies
   the page (:attr:`Cards.certain` false: the page is not taken to show the person's profile);
@@ -24,9 +25,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any, NamedTuple
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import lxml.etree
+
+from ..urls import canonicalize
 
 __all__ = ["Cards", "page_cards", "text_of"]
 
@@ -125,15 +128,18 @@ def _props(card: Any, kind: str) -> Iterator[tuple[str, Any]]:
             stack.extend(list(e)[::-1])
 
 
-def _same_url(a: str, b: str) -> bool:
-    def norm(u: str) -> tuple[str, str, str, str]:
-        s = urlsplit(u.strip())
-        return s.scheme.lower(), s.netloc.lower(), s.path.rstrip("/") or "/", s.query
-
+def _names_page(card_url: str, page_url: str) -> bool:
+    """Whether a card's URL names the page: the same host and path (canonical, in any case), whatever the scheme,
+    and no query parameter the page's URL lacks. The site writes its card's URL as it likes (absolute, https, the
+    profile without the query a spider added): a card taken for another person's is a card whose refusal is not
+    read, so a spelling the spider chose never makes the person's own card someone else's."""
     try:
-        return norm(a) == norm(b)
+        card, page = canonicalize(card_url), canonicalize(page_url)
     except ValueError:
         return False
+    if card.host != page.host or card.path.lower() != page.path.lower():
+        return False
+    return set(card.query.split("&")) <= set(page.query.split("&")) if card.query else True
 
 
 def _card_urls(props: list[tuple[str, Any]], base: str) -> list[str]:
@@ -156,7 +162,7 @@ def page_cards(doc: Any, url: str) -> Cards:
             continue
         props = list(_props(element, kind))
         cards.append((Card(kind, props), _card_urls(props, url)))
-    naming = [card for card, urls in cards if any(_same_url(u, url) for u in urls)]
+    naming = [card for card, urls in cards if any(_names_page(u, url) for u in urls)]
     if naming:
         return Cards(naming, True, len(cards))
     unnamed = [card for card, urls in cards if not urls]

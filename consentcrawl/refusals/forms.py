@@ -30,7 +30,7 @@ from urllib.parse import urljoin, urlsplit
 
 import lxml.etree
 
-from ..pagehead import scans_as_bytes
+from ..pagehead import scans_as_bytes, without_nul
 from .cards import page_cards, text_of
 from .hashtags import hashtags
 from .purposes import purposes_of
@@ -108,6 +108,8 @@ def html_profile(body: bytes | str, url: str, token: str,
         # its ASCII bytes are not its text: the byte search below would miss. Read as parsel reads response.text
         # (UTF-8 bytes, parsed as UTF-8 whatever an XML declaration says, which a str may not hold for lxml)
         body, encoding = body.decode(encoding, "replace").encode("utf-8", "surrogatepass"), "utf-8"
+    # NULs dropped as parsel drops them: `class="h-c\0ard"` is a card to the spider's selectors, `#no\0bot` a tag
+    body = without_nul(body) if isinstance(body, bytes) else body.replace("\x00", "")
     if isinstance(body, bytes):
         marked = b"h-card" in body or b"vcard" in body or b"og:type" in body
     else:

@@ -31,7 +31,7 @@ built in advance. Measured with a 30-rule group (CPython 3.11, a shared 2-core m
 
 from __future__ import annotations
 
-import codecs
+import json
 import math
 import re
 from collections.abc import Callable
@@ -303,9 +303,18 @@ def _split_record(line: bytes) -> tuple[bytes, bytes] | None:
     return (key, value.strip()) if key else None
 
 
-#: byte order marks of the wide encodings, UTF-32 first (its little-endian mark starts with UTF-16's)
-_WIDE_BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF16_LE, "utf-16"),
-              (codecs.BOM_UTF16_BE, "utf-16"))
+def narrow(body: bytes) -> bytes | None:
+    """``body`` as UTF-8 when it is in UTF-16 or UTF-32 (Windows Notepad's "Unicode", an editor's "UTF-16 LE without
+    BOM"), else ``body`` itself; None when it does not decode. Read as bytes, none of such a file's lines is a
+    record, which is allow-all. Its byte order mark, or without one the NUL bytes of its first (ASCII) character,
+    say plainly what the site wrote (as ``json.loads`` tells a body's encoding), so it is read in that."""
+    wide = json.detect_encoding(body[:4])
+    if wide in ("utf-8", "utf-8-sig"):
+        return body
+    try:
+        return _utf8(body.decode(wide))
+    except UnicodeDecodeError:
+        return None
 
 
 def _parse(body: bytes | str) -> RobotsRules:
@@ -315,14 +324,11 @@ def _parse(body: bytes | str) -> RobotsRules:
         body = bytes(body)
     elif not isinstance(body, bytes):
         raise TypeError(f"a robots.txt body is bytes or str, not {type(body).__name__}")
-    # a file saved in UTF-16 or UTF-32 (Windows Notepad's "Unicode"): read as bytes, none of its lines is a record,
-    # which is allow-all; its byte order mark says plainly what the site wrote, so it is read in that
-    wide = next((name for bom, name in _WIDE_BOMS if body.startswith(bom)), None)
-    if wide is not None:
-        try:
-            body = _utf8(body.decode(wide))
-        except UnicodeDecodeError:
-            return RobotsRules.disallow_all(f"robots.txt marked {wide} by its byte order mark does not decode")
+    narrowed = narrow(body)
+    if narrowed is None:
+        return RobotsRules.disallow_all(f"robots.txt in {json.detect_encoding(body[:4])} (by its byte order mark or "
+                                        "NUL bytes) does not decode")
+    body = narrowed
     size = len(body)
     warnings: list[str] = []
     warn: Callable[[str], None] = warnings.append

@@ -5,8 +5,9 @@ Redirects are followed here, hop by hop, rather than by Scrapy's RedirectMiddlew
 (RFC 9309 §2.3.1.2). Each hop is a request like any other: before it is sent, ``may_fetch`` is asked, and a hop
 we would deny (a redirect to a person's profile, say) is never fetched; the origin is then unreachable.
 
-Our requests accept any type and ask for the whole file (the send-time handler takes off a ``Range`` a project's
-``DEFAULT_REQUEST_HEADERS`` put on them): a 406 or 416 to the project's headers would read as "no robots.txt". A
+Our requests accept any type and ask for the whole file, unconditionally (the send-time handler sets ``Accept: */*``
+and takes off a ``Range`` or a precondition, ``If-Match`` and the like, that a project's ``DEFAULT_REQUEST_HEADERS``
+or downloader middleware put on them): a 406, 412 or 416 to the project's headers would read as "no robots.txt". A
 part of a file (a ``206`` a server sends anyway, or a body cut short that a project with
 ``DOWNLOAD_FAIL_ON_DATALOSS = False`` gets as far as it arrived) is a failure to fetch, not the file: the part
 that never arrived may hold the rule that applies. A body still compressed (a project that turns
@@ -49,10 +50,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("consentcrawl")
 
 _T = TypeVar("_T")
-
-#: our side requests accept any type: a project's ``DEFAULT_REQUEST_HEADERS`` (set only where a request has none)
-#: asking for JSON would get a 406 from a negotiating server, which reads as "no robots.txt"
-_HEADERS = {"Accept": "*/*"}
 
 #: asked before each hop is sent: None to fetch it, or the reason it must not be fetched
 HopCheck = Callable[[str], Awaitable["str | None"]]
@@ -163,7 +160,7 @@ class ScrapyRobotsFetcher:
                 # never log the URL itself at WARNING: it may name a person
                 what = "a redirect to a URL" if hops else "a URL"  # the file's own URL may be refused too
                 return fail(f"{what} we may not fetch ({refused})", None)
-            request = Request(current, priority=self.PRIORITY, callback=NO_CALLBACK, dont_filter=True, headers=_HEADERS,
+            request = Request(current, priority=self.PRIORITY, callback=NO_CALLBACK, dont_filter=True,
                               meta={"dont_obey_robotstxt": True, "dont_cache": True, "dont_redirect": True,
                                     "dont_retry": True, "handle_httpstatus_all": True, "allow_offsite": True})
             self.own.add(request)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from ..robots.rules import RobotsRules
+from ..robots.rules import RobotsRules, narrow
 from ._common import url_path
 from .base import Finding, Level, SignalResult, SignalVerdict, Statement
 from .fetch import SignalFile, SignalFileStatus
@@ -38,7 +38,12 @@ def _parse(body: bytes | str) -> tuple[RobotsRules, int]:
 @lru_cache(maxsize=64)
 def _parse_bytes(raw: bytes) -> tuple[RobotsRules, int]:
     """The rules, and how many lines were added in front (line numbers in evidence are the file's own); remembered
-    per body, so a fetched file is parsed once."""
+    per body, so a fetched file is parsed once. A file in UTF-16 or UTF-32 is read in it (``robots.rules.narrow``)
+    before a line is put in front, which would hide its byte order mark."""
+    narrowed = narrow(raw)
+    if narrowed is None:
+        return RobotsRules.parse(raw), 0  # one that does not decode disallows all, and says why
+    raw = narrowed
     if _USER_AGENT.search(raw) is None:
         return RobotsRules.parse(b"User-Agent: *\n" + raw), 1
     return RobotsRules.parse(raw), 0

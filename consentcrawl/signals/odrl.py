@@ -83,7 +83,7 @@ def parse_odrl_policy(body: bytes | str) -> OdrlPolicy:
 @lru_cache(maxsize=64)
 def _parse(body: bytes | str) -> OdrlPolicy:
     try:
-        data = json.loads(body.decode("utf-8-sig") if isinstance(body, bytes) else body)
+        data = json.loads(body)  # bytes: UTF-8 (a byte order mark too), UTF-16 or UTF-32, as json tells them apart
     except (ValueError, RecursionError, TypeError) as exc:
         return OdrlPolicy(error=f"not JSON ({type(exc).__name__})")
     if isinstance(data, list) and len(data) == 1:  # a JSON-LD document may wrap its one node in an array

@@ -134,7 +134,7 @@ def parse_tdmrep_file(body: bytes | str) -> TdmRepFile:
 def _parse_tdmrep(body: bytes | str) -> TdmRepFile:
     try:
         if isinstance(body, (bytes, bytearray, memoryview)):
-            data = json.loads(bytes(body).decode("utf-8-sig"))
+            data = json.loads(bytes(body))  # UTF-8 (a byte order mark too), UTF-16 or UTF-32, as json tells
         else:
             data = json.loads(body)
     except (ValueError, RecursionError, TypeError) as exc:

@@ -1,0 +1,418 @@
+"""An attacker's review of hunt12 and pagereads: ways around their fixes, each a real crawl judged by the test
+server's own log, the items and the audit log."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import scrapy
+from scrapy.pipelines import ItemPipelineManager
+from scrapy.pipelines.files import FilesPipeline
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl_demo.server import LocalServer, Response
+from tests import lenient
+from tests.lenient import (
+    AUTHORIZED,
+    HOST,
+    KINDS,
+    LenientPeople,
+    ListLogic,
+    Robots,
+    crawl,
+    make_spider,
+    people_settings,
+    record_yaml,
+    secret_name,
+)
+from tests.test_leaks_hunt import RangePeople
+
+BASE = f"http://{HOST}"
+#: the site's robots.txt: it keeps consentcrawl off its people's pages
+NO_PROFILES = "User-agent: *\nDisallow: /u/\n"
+
+# -- a media pipeline that reads its URLs from a field of its own ------------------------------------------------
+
+
+class PdfFilesPipeline(FilesPipeline):
+    """A FilesPipeline subclass that names its own URL field (a class attribute, as Scrapy documents)."""
+
+    FILES_URLS_FIELD = "attachment_urls"
+
+
+class RequestsOfItsOwn(FilesPipeline):
+    """A FilesPipeline subclass that builds its requests from any field it likes (``get_media_requests``)."""
+
+    def get_media_requests(self, item: Any, info: Any) -> list[scrapy.Request]:
+        return [scrapy.Request(u) for u in item.get("pictures", [])]
+
+
+class AvatarFieldLogic(ListLogic):
+    """101's profile, with an item that names 104's avatar in every field the pipelines above read."""
+
+    urls = [f"{BASE}/u/101"]
+    follow_links = False
+
+    def parse(self, response: scrapy.http.Response) -> Any:
+        self.seen.append(response.url)
+        avatar = f"{BASE}/u/104/avatar.png"
+        yield {"url": response.url, "attachment_urls": [avatar], "pictures": [avatar]}
+
+
+@pytest.mark.parametrize("pipeline", [PdfFilesPipeline, RequestsOfItsOwn], ids=["own-field", "own-requests"])
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_stored_file_of_a_person_who_withdrew_is_not_put_in_an_item_by_a_pipeline_of_the_projects_own(
+    kind: str, pipeline: type, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """hunt12 decides the URLs in ``FILES_URLS_FIELD`` / ``IMAGES_URLS_FIELD``; a FilesPipeline subclass may read
+    another field (its ``FILES_URLS_FIELD`` class attribute, a ``<CLASS>_FILES_URLS_FIELD`` setting) or build its
+    requests itself (``get_media_requests``). Its store still hands a file stored while 104 was authorized to a
+    new item without a request (``media_to_download``), after 104 withdrew."""
+    files = tmp_path / "files"
+    pipelines = {f"{__name__}.{pipeline.__name__}": 1}
+    first = tmp_path / "first"
+    first.mkdir()
+    before = people_settings(first, [record_yaml(s) for s in (*AUTHORIZED, "104")], FILES_STORE=str(files),
+                             ITEM_PIPELINES=pipelines)
+    after = people_settings(tmp_path, [record_yaml(s) for s in AUTHORIZED], FILES_STORE=str(files),
+                            ITEM_PIPELINES=pipelines)
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        control = await crawl(make_spider(kind, AvatarFieldLogic), before, proxy=server.proxy,
+                              monkeypatch=monkeypatch)
+        assert [f["url"] for i in control.items for f in i.get("files", [])] == [f"{BASE}/u/104/avatar.png"], \
+            f"control: the first crawl stored 104's avatar\n{app.describe()}"
+        served_before = len(app.served)
+        result = await crawl(make_spider(kind, AvatarFieldLogic), after, proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    assert [s.person for s in app.served[served_before:] if s.person] == ["101"], app.describe()
+    assert len(result.items) == 1, result.items
+    stored = [f for i in result.items for f in i.get("files", [])]
+    assert "/u/104" not in json.dumps(stored), f"104's file is in an item after they withdrew: {result.items}"
+    assert result.audit_for("/u/104/avatar.png", verdict="deny"), result.denies()
+
+
+# -- a project's headers on consentcrawl's own robots.txt request, beyond Accept and Range ----------------------
+
+
+@dataclass
+class PreconditionPeople(LenientPeople):
+    """The lenient site behind a server that honours preconditions and negotiates, as nginx does for a static
+    file: ``If-Match`` naming another entity tag, or ``If-Unmodified-Since`` before the file changed, gets ``412
+    Precondition Failed``; an ``Accept`` that admits neither ``text/plain`` nor ``*/*`` gets ``406``."""
+
+    def __call__(self, request: Any, headers: dict[str, str]) -> Response | None:
+        named = {k.lower(): v for k, v in headers.items()}
+        if request.path == "/robots.txt":
+            accept = named.get("accept", "*/*")
+            status = 412 if ("if-match" in named or "if-unmodified-since" in named) else \
+                406 if not any(t in accept for t in ("text/plain", "*/*", "text/*")) else None
+            if status is not None:
+                self.served.append(lenient.Served(request.time, request.host, request.target, "/robots.txt", "",
+                                                  "robots", None, status))
+                return Response.text("No\n", status)
+        return super().__call__(request, headers)
+
+
+class JsonEverywhere:
+    """A project's downloader middleware that asks for JSON on every request it sees (an API crawler's)."""
+
+    def process_request(self, request: scrapy.Request) -> None:
+        request.headers["Accept"] = "application/json"
+
+
+@pytest.mark.parametrize("settings", [
+    {"DEFAULT_REQUEST_HEADERS": {"If-Match": '"v1"'}},
+    {"DEFAULT_REQUEST_HEADERS": {"If-Unmodified-Since": "Thu, 01 Jan 2015 00:00:00 GMT"}},
+    {"DOWNLOADER_MIDDLEWARES": {f"{__name__}.JsonEverywhere": 450}},
+], ids=["if-match", "if-unmodified-since", "accept-by-middleware"])
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_projects_headers_do_not_make_robots_txt_answer_no_file(
+    kind: str, settings: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """hunt12 gave our own requests ``Accept: */*`` (where a project's defaults would set it) and takes off a
+    ``Range`` at send time. A precondition among the project's defaults (``If-Match``, ``If-Unmodified-Since``)
+    gets ``412``, and a project's downloader middleware that sets ``Accept`` on every request gets ``406``: each a
+    4xx, read as "no robots.txt", allow-all, and 101's profile, which the file disallows, would be fetched."""
+    app = PreconditionPeople(default_robots=Robots(body=NO_PROFILES))
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path, **settings), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/u/101"], follow_links=False)
+    assert len(app.robots_fetches()) >= 1, app.describe()
+    assert app.people_served() == [], f"a page robots.txt disallows was fetched\n{app.describe()}"
+    assert not result.items and not result.seen
+    assert {e.get("reason") for e in result.audit_for("/u/101")} == {"robots.disallowed"}, result.denies()
+
+
+# -- an item processor that subclasses ItemPipelineManager and takes the guard out --------------------------------
+
+
+class PassThroughManager(ItemPipelineManager):
+    """Scrapy's ItemPipelineManager, subclassed (so hunt12's check passes), handing items on unprocessed."""
+
+    async def process_item_async(self, item: Any) -> Any:
+        return item
+
+
+class WithoutTheGuard(ItemPipelineManager):
+    """Scrapy's ItemPipelineManager, subclassed, building its pipelines from a list of its own that leaves out
+    the guard (``_get_mwlist_from_settings``, as Scrapy's managers build theirs)."""
+
+    @classmethod
+    def _get_mwlist_from_settings(cls, settings: Any) -> list[Any]:
+        return [p for p in super()._get_mwlist_from_settings(settings) if "consentcrawl" not in str(p)]
+
+
+class NamingItemsLogic(ListLogic):
+    """On the listing page, an item for 101 (authorized) and one for 107 (not)."""
+
+    def parse(self, response: scrapy.http.Response) -> Any:
+        self.seen.append(response.url)
+        for person in ("101", "107"):
+            yield {"subject": person, "platform": "people", "name": secret_name(person)}
+
+
+@pytest.mark.parametrize("processor", [PassThroughManager, WithoutTheGuard], ids=["process-item", "pipeline-list"])
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_an_item_processor_subclass_does_not_take_the_guard_out(
+    kind: str, processor: type, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """hunt12 refuses an ``ITEM_PROCESSOR`` that is not ItemPipelineManager or a subclass of it. A subclass that
+    runs no pipeline (``process_item_async``) or builds its list without the guard (``_get_mwlist_from_settings``)
+    passed that check, and the item naming 107, who never authorized, reached the feed."""
+    feed = tmp_path / "items.jsonl"
+    settings = people_settings(tmp_path, ITEM_PROCESSOR=f"{__name__}.{processor.__name__}",
+                               FEEDS={str(feed): {"format": "jsonlines"}})
+    app = LenientPeople()
+    with caplog.at_level(logging.INFO), LocalServer(app) as server:
+        result = await crawl(make_spider(kind, NamingItemsLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/people?page=1"], follow_links=False)
+    assert not [i for i in result.items if i.get("subject") == "107"], result.items
+    assert secret_name("107") not in (feed.read_text() if feed.exists() else "")
+    assert result.stats.get("finish_reason") == "consentcrawl_config_error", result.stats.get("finish_reason")
+    assert app.served == [], app.describe()
+    critical = [r.getMessage() for r in caplog.records if r.levelno >= logging.CRITICAL]
+    assert len(critical) == 1 and "ITEM_PROCESSOR" in critical[0], critical
+
+
+class OpensSomething(ItemPipelineManager):
+    """A subclass that adds to the processor's opening only: its pipelines run as Scrapy's do."""
+
+    opened = 0
+
+    async def open_spider_async(self) -> None:
+        OpensSomething.opened += 1
+        await super().open_spider_async()
+
+
+@deferred_f_from_coro_f
+async def test_an_item_processor_subclass_that_keeps_the_pipelines_crawls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The check above refuses only a subclass that replaces how pipelines are built or run: one that adds to its
+    opening still crawls, and the guard drops 107's item."""
+    OpensSomething.opened = 0
+    settings = people_settings(tmp_path, ITEM_PROCESSOR=f"{__name__}.OpensSomething")
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", NamingItemsLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/people?page=1"], follow_links=False)
+    assert OpensSomething.opened == 1
+    assert [i.get("subject") for i in result.items] == ["101"], result.items
+
+
+# -- robots.txt in a wide encoding without its byte order mark ----------------------------------------------------
+
+
+@dataclass
+class WideRobotsNoMark(Robots):
+    """robots.txt in UTF-16 or UTF-32 without a byte order mark (an editor's "UTF-16 LE without BOM", PowerShell
+    text written so), served with the charset named."""
+
+    encoding: str = "utf-16-le"
+
+    def response(self) -> Response:
+        plain = super().response()
+        body = plain.body_bytes().decode().encode(self.encoding)
+        return Response(plain.status, {"Content-Type": f"text/plain; charset={self.encoding}"}, body)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le"])
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_robots_txt_in_utf16_without_a_byte_order_mark_is_not_read_as_no_rules(
+    kind: str, encoding: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """hunt12 decodes a robots.txt by its UTF-16 or UTF-32 byte order mark. Without the mark, every other byte
+    of the file is a NUL: read as bytes, no line of it is a record, allow-all, and 101's profile, which the file
+    disallows, would be fetched."""
+    app = LenientPeople(default_robots=WideRobotsNoMark(body=NO_PROFILES, encoding=encoding))
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/u/101"], follow_links=False)
+    assert len(app.robots_fetches()) == 1, app.describe()
+    assert app.people_served() == [], f"a page robots.txt disallows was fetched\n{app.describe()}"
+    assert not result.items and not result.seen
+    assert {e.get("reason") for e in result.audit_for("/u/101")} == {"robots.disallowed"}, result.denies()
+
+
+# -- a site signal file in UTF-16 --------------------------------------------------------------------------------
+
+
+@dataclass
+class WideTdmRepPeople(LenientPeople):
+    """The lenient people site, whose tdmrep.json reserves its about page, saved in a wide encoding (with its byte
+    order mark, as Windows Notepad's "Unicode" writes it)."""
+
+    encoding: str = "utf-16"
+
+    def __call__(self, request: Any, headers: dict[str, str]) -> Response | None:
+        if request.path == "/.well-known/tdmrep.json":
+            rules = [{"location": "/about", "tdm-reservation": 1}, {"location": "/", "tdm-reservation": 0}]
+            self.served.append(lenient.Served(request.time, request.host, request.target, request.path, "",
+                                              "tdmrep", None, 200))
+            return Response(200, {"Content-Type": "application/json"}, json.dumps(rules).encode(self.encoding))
+        return super().__call__(request, headers)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32"])
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_tdmrep_json_in_utf16_reserves_as_it_says(
+    kind: str, encoding: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A robots.txt in UTF-16 is read by its byte order mark since hunt12; the site's tdmrep.json saved so was
+    decoded as UTF-8, "not JSON", no statement, and the page it reserves was fetched (utf-8: the control)."""
+    app = WideTdmRepPeople(encoding=encoding)
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/about"], follow_links=False)
+    assert [s for s in app.served if s.path == "/.well-known/tdmrep.json"], app.describe()
+    assert not [s for s in app.served if s.path == "/about"], f"a reserved page was fetched\n{app.describe()}"
+    assert {e.get("reason") for e in result.audit_for("/about")} == {"terms.signal.tdmrep"}, result.denies()
+
+
+@dataclass
+class WideAiTxtPeople(LenientPeople):
+    """The lenient people site, whose ai.txt disallows its about page for every crawler, saved in a wide
+    encoding with its byte order mark."""
+
+    encoding: str = "utf-16"
+
+    def __call__(self, request: Any, headers: dict[str, str]) -> Response | None:
+        if request.path == "/ai.txt":
+            self.served.append(lenient.Served(request.time, request.host, request.target, request.path, "",
+                                              "ai.txt", None, 200))
+            body = "User-Agent: *\nDisallow: /about\n".encode(self.encoding)
+            return Response(200, {"Content-Type": "text/plain"}, body)
+        return super().__call__(request, headers)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16", "utf-32"])
+@deferred_f_from_coro_f
+async def test_an_ai_txt_in_utf16_disallows_as_it_says(
+    encoding: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ai.txt is read with the robots.txt parser, but a line is put in front of a file without a User-Agent line
+    first: a file in UTF-16 has none as bytes, so its byte order mark was no longer at the start, and the file,
+    read as bytes, said nothing (utf-8: the control)."""
+    from tests.test_page_reads import PLATFORMS_YAML
+
+    settings = people_settings(tmp_path, CONSENTCRAWL_PURPOSE="ai-training")
+    Path(settings["CONSENTCRAWL_PLATFORMS"]).write_text(PLATFORMS_YAML)
+    app = WideAiTxtPeople(encoding=encoding)
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", ListLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/about"], follow_links=False)
+    assert [s for s in app.served if s.path == "/ai.txt"], app.describe()
+    assert not [s for s in app.served if s.path == "/about"], f"a disallowed page was fetched\n{app.describe()}"
+    assert {e.get("reason") for e in result.audit_for("/about")} == {"terms.signal.ai-txt"}, result.denies()
+
+
+# -- a profile card whose URL is the page's, spelled otherwise ---------------------------------------------------
+
+
+def _named_card(u_url: str) -> bytes:
+    return (f'<html><body><div class="h-card"><a class="u-url" href="{u_url}">me</a><h1 class="p-name name">'
+            f'{secret_name("101")}</h1><p class="p-note">Please do not scrape me. #nobot</p></div></body></html>'
+            ).encode()
+
+
+@pytest.mark.parametrize(("fetched", "u_url"), [
+    ("/u/101?ref=feed", f"{BASE}/u/101"),
+    ("/u/101", "https://people.example/u/101"),
+    ("/u/101", "/u/101/"),
+], ids=["query-added-by-the-spider", "https-canonical", "control-trailing-slash"])
+@deferred_f_from_coro_f
+async def test_a_profile_card_naming_the_page_otherwise_is_still_the_persons(
+    fetched: str, u_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """101's profile card names their profile (``u-url``), as the site writes it: absolute and canonical. A card
+    naming a URL other than the page's was read as another person's, and its refusal not read: the spider fetched
+    the profile with a query of its own (``?ref=feed``), or over http where the card says https, and the refusing
+    person's page reached the callback (the trailing slash is the control, which was already read)."""
+    from tests.test_page_reads import CodedPeople, DecompressLogic
+
+    app = CodedPeople()
+    app.gz["/u/101"] = ("text/html; charset=utf-8", _named_card(u_url))
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", DecompressLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}{fetched}"])
+    assert [s for s in app.served if s.path == "/u/101"], f"control: the page was fetched\n{app.describe()}"
+    assert not result.seen, f"the callback ran on the refusing person's page: {result.items}"
+    assert ("response", f"{BASE}{fetched}", "subject.refused-on-page") in result.denies(), result.denies()
+
+
+# -- a part of a page whose meta robots is in the part not sent -------------------------------------------------
+
+
+class AboutPeople(LenientPeople):
+    """The people site with an about page whose template puts meta robots ``noai`` at the end of its body."""
+
+    def __call__(self, request: Any, headers: dict[str, str]) -> Response | None:
+        if request.path == "/about":
+            body = (f'<html><head><title>About</title></head><body><p class="name">{secret_name("about")}</p>'
+                    + "<p>filler</p>" * 40 + '<meta name="robots" content="noai"></body></html>')
+            return Response(200, {"Content-Type": "text/html; charset=utf-8"}, body.encode())
+        return super().__call__(request, headers)
+
+
+class PartAboutPeople(RangePeople, AboutPeople):
+    """That site, answering a ``Range: bytes=0-N`` with ``206`` and those bytes."""
+
+
+@pytest.mark.parametrize("ranged", [False, True], ids=["control-whole-page", "first-120-bytes"])
+@deferred_f_from_coro_f
+async def test_a_part_of_a_page_is_not_read_as_a_page_without_meta_robots(
+    ranged: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """pagereads reads meta robots in the body; a spider that asks for the first 120 bytes of the page (``Range``)
+    gets a ``206`` part without it, which was read as a page that says nothing: the ai-training callback got the
+    page its meta robots ``noai`` reserves. A part is never read as the whole (as a person's page and robots.txt
+    are not); the whole page is the control."""
+    from tests.test_page_reads import PLATFORMS_YAML
+
+    settings = people_settings(tmp_path, CONSENTCRAWL_PURPOSE="ai-training")
+    Path(settings["CONSENTCRAWL_PLATFORMS"]).write_text(PLATFORMS_YAML)
+    app = PartAboutPeople()
+    headers = {"Range": "bytes=0-119"} if ranged else {}
+    logic = type("PartLogic", (ListLogic,), {"start": lambda self: _one(scrapy.Request(
+        f"{BASE}/about", headers=headers, callback=self.parse))})
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", logic), settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert app.parts == (1 if ranged else 0), app.describe()
+    assert not result.seen, f"the callback ran on the page: {result.items}"
+    assert [why for phase, url, why in result.denies() if url == f"{BASE}/about"] == \
+        ["error.internal" if ranged else "response.meta-robots"], result.denies()
+
+
+async def _one(request: scrapy.Request) -> Any:
+    yield request
