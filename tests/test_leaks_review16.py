@@ -1,0 +1,53 @@
+"""An attacker's and regression review of review15: each a real crawl judged by the test server's own log and the
+audit log."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl_demo.server import LocalServer, Response
+from tests import lenient
+from tests.lenient import HOST, LenientPeople, ListLogic, crawl, make_spider, people_settings
+
+BASE = f"http://{HOST}"
+
+
+@dataclass
+class BareAiTxtPeople(LenientPeople):
+    """The lenient people site, whose ai.txt (no User-Agent line: it speaks to every crawler) disallows its about
+    page, saved in ``encoding`` (``utf-8-sig``: with the byte order mark Windows Notepad writes)."""
+
+    encoding: str = "utf-8-sig"
+
+    def __call__(self, request: Any, headers: dict[str, str]) -> Response | None:
+        if request.path == "/ai.txt":
+            self.served.append(lenient.Served(request.time, request.host, request.target, request.path, "",
+                                              "ai.txt", None, 200))
+            return Response(200, {"Content-Type": "text/plain"}, "Disallow: /about\n".encode(self.encoding))
+        return super().__call__(request, headers)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "utf-16"])
+@deferred_f_from_coro_f
+async def test_an_ai_txt_without_a_user_agent_line_after_a_byte_order_mark_disallows_as_it_says(
+    encoding: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A line is put in front of an ai.txt without a User-Agent line; review15 reads a UTF-16 file first so its
+    mark stays at the start, but a UTF-8 one with its mark kept it: the mark then began the file's first rule,
+    which was no rule, and the page it disallows was fetched (utf-8 without a mark: the control)."""
+    from tests.test_page_reads import PLATFORMS_YAML
+
+    settings = people_settings(tmp_path, CONSENTCRAWL_PURPOSE="ai-training")
+    Path(settings["CONSENTCRAWL_PLATFORMS"]).write_text(PLATFORMS_YAML)
+    app = BareAiTxtPeople(encoding=encoding)
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", ListLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/about"], follow_links=False)
+    assert [s for s in app.served if s.path == "/ai.txt"], app.describe()
+    assert not [s for s in app.served if s.path == "/about"], f"a disallowed page was fetched\n{app.describe()}"
+    assert {e.get("reason") for e in result.audit_for("/about")} == {"terms.signal.ai-txt"}, result.denies()
