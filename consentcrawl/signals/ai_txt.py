@@ -9,6 +9,7 @@ no ``User-Agent`` line (as some generators write) is read as one group for every
 
 from __future__ import annotations
 
+import codecs
 import re
 from functools import lru_cache
 
@@ -38,12 +39,13 @@ def _parse(body: bytes | str) -> tuple[RobotsRules, int]:
 @lru_cache(maxsize=64)
 def _parse_bytes(raw: bytes) -> tuple[RobotsRules, int]:
     """The rules, and how many lines were added in front (line numbers in evidence are the file's own); remembered
-    per body, so a fetched file is parsed once. A file in UTF-16 or UTF-32 is read in it (``robots.rules.narrow``)
-    before a line is put in front, which would hide its byte order mark."""
+    per body, so a fetched file is parsed once. A file in UTF-16 or UTF-32 is read in it (``robots.rules.narrow``),
+    and a UTF-8 one loses its byte order mark, before a line is put in front: the mark would no longer be at the
+    start, where the parser drops it, but begin the file's first rule, which would then be no rule."""
     narrowed = narrow(raw)
     if narrowed is None:
         return RobotsRules.parse(raw), 0  # one that does not decode disallows all, and says why
-    raw = narrowed
+    raw = narrowed.removeprefix(codecs.BOM_UTF8)
     if _USER_AGENT.search(raw) is None:
         return RobotsRules.parse(b"User-Agent: *\n" + raw), 1
     return RobotsRules.parse(raw), 0
