@@ -12,7 +12,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl_demo.server import LocalServer, Response
 from tests import lenient
-from tests.lenient import HOST, LenientPeople, ListLogic, crawl, make_spider, people_settings
+from tests.lenient import HOST, LenientPeople, ListLogic, Robots, crawl, make_spider, people_settings
 
 BASE = f"http://{HOST}"
 
@@ -51,3 +51,28 @@ async def test_an_ai_txt_without_a_user_agent_line_after_a_byte_order_mark_disal
     assert [s for s in app.served if s.path == "/ai.txt"], app.describe()
     assert not [s for s in app.served if s.path == "/about"], f"a disallowed page was fetched\n{app.describe()}"
     assert {e.get("reason") for e in result.audit_for("/about")} == {"terms.signal.ai-txt"}, result.denies()
+
+
+# -- a robots.txt in UTF-8 with a NUL byte where a wide file has one -------------------------------------------
+
+#: a UTF-8 robots.txt whose second byte is a NUL (a stray byte in a comment line); even in length, so it decodes
+#: as UTF-16 too, to text that holds no record
+NUL_SECOND = "#\0 generated.\nUser-agent: *\nDisallow: /u/\n"
+
+
+@pytest.mark.parametrize("body", [NUL_SECOND, NUL_SECOND.replace("\0", "")], ids=["nul", "control"])
+@deferred_f_from_coro_f
+async def test_a_utf8_robots_txt_with_a_nul_in_its_first_bytes_is_not_read_as_utf16(
+    body: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """review15 reads a robots.txt without a byte order mark as UTF-16 or UTF-32 when its first four bytes hold
+    a NUL where a wide file's first character has one. A UTF-8 file with a stray NUL there decoded as UTF-16 to
+    text with no record, allow-all, and 101's profile, which the file disallows, was fetched."""
+    assert "\0" not in body or len(body.encode()) % 2 == 0  # so a UTF-16 reading decodes
+    app = LenientPeople(default_robots=Robots(body=body))
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/u/101"], follow_links=False)
+    assert len(app.robots_fetches()) == 1, app.describe()
+    assert app.people_served() == [], f"a page robots.txt disallows was fetched\n{app.describe()}"
+    assert {e.get("reason") for e in result.audit_for("/u/101")} == {"robots.disallowed"}, result.denies()
