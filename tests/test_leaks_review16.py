@@ -76,3 +76,63 @@ async def test_a_utf8_robots_txt_with_a_nul_in_its_first_bytes_is_not_read_as_ut
     assert len(app.robots_fetches()) == 1, app.describe()
     assert app.people_served() == [], f"a page robots.txt disallows was fetched\n{app.describe()}"
     assert {e.get("reason") for e in result.audit_for("/u/101")} == {"robots.disallowed"}, result.denies()
+
+
+# -- an ordinary ImagesPipeline with thumbnails: an allowed person's stored image is still the store's -----------
+
+
+def _png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (60, 40), (200, 30, 30)).save(out, "PNG")
+    return out.getvalue()
+
+
+@dataclass
+class AvatarPeople(LenientPeople):
+    """The lenient people site, each profile's avatar a real PNG."""
+
+    def __call__(self, request: Any, headers: dict[str, str]) -> Response | None:
+        if request.path.endswith("/avatar.png"):
+            self.served.append(lenient.Served(request.time, request.host, request.target, request.path, "",
+                                              "avatar", request.path.split("/")[2], 200))
+            return Response(200, {"Content-Type": "image/png"}, _png())
+        return super().__call__(request, headers)
+
+
+class OwnAvatarLogic(ListLogic):
+    """101's profile, with an item that names 101's own avatar."""
+
+    urls = [f"{BASE}/u/101"]
+    follow_links = False
+
+    def parse(self, response: Any) -> Any:
+        self.seen.append(response.url)
+        yield {"url": response.url, "image_urls": [f"{BASE}/u/101/avatar.png"]}
+
+
+@deferred_f_from_coro_f
+async def test_an_allowed_persons_stored_image_and_thumbnail_are_still_the_stores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """review15 decides each media request before the store is asked: for a person still authorized, the store
+    still answers (``uptodate``), thumbnails and feed as before, and the image is not fetched again."""
+    store = tmp_path / "images"
+    extra = {"IMAGES_STORE": str(store), "IMAGES_THUMBS": {"small": (20, 20)},
+             "ITEM_PIPELINES": {"scrapy.pipelines.images.ImagesPipeline": 1}}
+    app = AvatarPeople()
+    runs = []
+    with LocalServer(app) as server:
+        for n in (1, 2):
+            where = tmp_path / f"run{n}"
+            where.mkdir()
+            runs.append(await crawl(make_spider("ADDONS", OwnAvatarLogic), people_settings(where, **extra),
+                                    proxy=server.proxy, monkeypatch=monkeypatch))
+    fetched = [s for s in app.served if s.path == "/u/101/avatar.png"]
+    assert len(fetched) == 1, f"the stored image was fetched again\n{app.describe()}"
+    statuses = [[f["status"] for f in i.get("images", [])] for r in runs for i in r.items]
+    assert statuses == [["downloaded"], ["uptodate"]], [r.items for r in runs]
+    assert len(list((store / "thumbs" / "small").iterdir())) == 1
