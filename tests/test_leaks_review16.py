@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl_demo.server import LocalServer, Response
@@ -136,3 +137,42 @@ async def test_an_allowed_persons_stored_image_and_thumbnail_are_still_the_store
     statuses = [[f["status"] for f in i.get("images", [])] for r in runs for i in r.items]
     assert statuses == [["downloaded"], ["uptodate"]], [r.items for r in runs]
     assert len(list((store / "thumbs" / "small").iterdir())) == 1
+
+
+# -- a project's downloader middleware that calls a 206 a 200 ---------------------------------------------------
+
+
+class PartIsWhole:
+    """A project's downloader middleware that gives its callbacks a 200 for the 206 its ``Range`` got, and no
+    ``dataloss`` flag (so that ``response.status == 200`` checks pass): it runs before the response phase."""
+
+    def process_response(self, request: scrapy.Request, response: scrapy.http.Response) -> Any:
+        if response.status == 206 or "dataloss" in response.flags:
+            return response.replace(status=200, flags=[f for f in response.flags if f != "dataloss"])
+        return response
+
+
+@pytest.mark.parametrize("ranged", [False, True], ids=["control-whole-page", "first-120-bytes"])
+@deferred_f_from_coro_f
+async def test_a_part_of_a_page_a_middleware_calls_whole_is_not_read_as_the_whole(
+    ranged: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """review15 denies a 206 part of an HTML page, by its status; a project's downloader middleware (below the
+    response phase, so its process_response runs first) that turns the 206 into a 200 made the part read as the
+    whole page, which says nothing: the ai-training callback got the page its meta robots ``noai`` reserves."""
+    from tests.test_leaks_review15 import PartAboutPeople, _one
+    from tests.test_page_reads import PLATFORMS_YAML
+
+    settings = people_settings(tmp_path, CONSENTCRAWL_PURPOSE="ai-training",
+                               DOWNLOADER_MIDDLEWARES={f"{__name__}.PartIsWhole": 450})
+    Path(settings["CONSENTCRAWL_PLATFORMS"]).write_text(PLATFORMS_YAML)
+    app = PartAboutPeople()
+    headers = {"Range": "bytes=0-119"} if ranged else {}
+    logic = type("PartLogic", (ListLogic,), {"start": lambda self: _one(scrapy.Request(
+        f"{BASE}/about", headers=headers, callback=self.parse))})
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", logic), settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert app.parts == (1 if ranged else 0), app.describe()
+    assert not result.seen, f"the callback ran on the page: {result.items}"
+    assert [why for phase, url, why in result.denies() if url == f"{BASE}/about"] == \
+        ["error.internal" if ranged else "response.meta-robots"], result.denies()
