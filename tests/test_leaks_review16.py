@@ -176,3 +176,37 @@ async def test_a_part_of_a_page_a_middleware_calls_whole_is_not_read_as_the_whol
     assert not result.seen, f"the callback ran on the page: {result.items}"
     assert [why for phase, url, why in result.denies() if url == f"{BASE}/about"] == \
         ["error.internal" if ranged else "response.meta-robots"], result.denies()
+
+
+# -- a card that names the page's path without the query that names its person ------------------------------
+
+
+def _profile_and_viewer(viewer_card: bool) -> bytes:
+    from tests.lenient import secret_name
+
+    viewer = ('<div class="h-card"><a class="u-url" href="/profile.php">My profile</a>'
+              '<span class="p-name">Signed-in viewer</span></div>') if viewer_card else ""
+    return (f'<html><body>{viewer}<div class="h-card"><h1 class="p-name name">{secret_name("101")}</h1>'
+            '<p class="p-note">Please do not scrape me. #nobot</p></div></body></html>').encode()
+
+
+@pytest.mark.parametrize("viewer_card", [False, True], ids=["control-person-card-only", "viewer-card-bare-path"])
+@deferred_f_from_coro_f
+async def test_a_card_naming_the_path_without_the_persons_query_does_not_hide_the_persons_card(
+    viewer_card: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """review15 takes a card's URL to name the page when it lacks only query parameters the page's URL has. On a
+    site whose profiles are ``/profile.php?id=<id>``, a header card linking ``/profile.php`` (the signed-in
+    viewer's own profile) then named 101's page; only it was read, 101's own card (no URL) and its #nobot were
+    not, and the refusing person's page reached the callback (101's card alone is the control)."""
+    from tests.test_page_reads import CodedPeople, DecompressLogic
+
+    app = CodedPeople()
+    app.gz["/profile.php"] = ("text/html; charset=utf-8", _profile_and_viewer(viewer_card))
+    fetched = f"{BASE}/profile.php?id=101"
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", DecompressLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[fetched])
+    assert [s for s in app.served if s.path == "/profile.php"], f"control: the page was fetched\n{app.describe()}"
+    assert not result.seen, f"the callback ran on the refusing person's page: {result.items}"
+    assert ("response", fetched, "subject.refused-on-page") in result.denies(), result.denies()
