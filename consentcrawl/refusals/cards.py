@@ -6,7 +6,9 @@ when nothing else can be theirs:
 
 - a top-level card whose URL (``u-url``/``u-uid``, microformats1 ``url``/``uid``) is the page's URL is the
   person's (every such card: a refusal in any of them is theirs), however either is spelled: scheme, case, the
-  query parameters the spider added (:func:`_names_page`);
+  query parameters the spider added (:func:`_names_page`); a card whose URL lacks one of the page's query
+  parameters may name the path's own page instead (``/profile.php`` on ``/profile.php?id=101``), so when no card
+  names the page with its whole query, the cards that name no URL are read with those that name it;
 - else, a top-level card that names no URL is the person's when it is the only one; with several and none naming
   the page, which one is the person's cannot be told, so all of them are read and a refusal in any of them denies
   the page (:attr:`Cards.certain` false: the page is not taken to show the person's profile);
@@ -128,18 +130,21 @@ def _props(card: Any, kind: str) -> Iterator[tuple[str, Any]]:
             stack.extend(list(e)[::-1])
 
 
-def _names_page(card_url: str, page_url: str) -> bool:
+def _names_page(card_url: str, page_url: str) -> bool | None:
     """Whether a card's URL names the page: the same host and path (canonical, in any case), whatever the scheme,
     and no query parameter the page's URL lacks. The site writes its card's URL as it likes (absolute, https, the
     profile without the query a spider added): a card taken for another person's is a card whose refusal is not
-    read, so a spelling the spider chose never makes the person's own card someone else's."""
+    read, so a spelling the spider chose never makes the person's own card someone else's. True: with each of the
+    page's query parameters; False: without some (``/profile.php`` on ``/profile.php?id=101``: the path's own page,
+    perhaps, not this one); None: it does not name the page."""
     try:
         card, page = canonicalize(card_url), canonicalize(page_url)
     except ValueError:
-        return False
+        return None
     if card.host != page.host or card.path.lower() != page.path.lower():
-        return False
-    return set(card.query.split("&")) <= set(page.query.split("&")) if card.query else True
+        return None
+    have, want = set(card.query.split("&")) - {""}, set(page.query.split("&")) - {""}
+    return None if not have <= want else have == want
 
 
 def _card_urls(props: list[tuple[str, Any]], base: str) -> list[str]:
@@ -162,8 +167,11 @@ def page_cards(doc: Any, url: str) -> Cards:
             continue
         props = list(_props(element, kind))
         cards.append((Card(kind, props), _card_urls(props, url)))
-    naming = [card for card, urls in cards if any(_names_page(u, url) for u in urls)]
+    named = [(card, [_names_page(u, url) for u in urls]) for card, urls in cards]
+    naming = [card for card, how in named if any(h is not None for h in how)]
+    unnamed = [card for card, urls in cards if not urls]
+    if naming and not any(h for _, how in named for h in how):  # none with the page's whole query: which page
+        return Cards(naming + unnamed, True, len(cards))  # it names is not sure, so the unnamed cards are read too
     if naming:
         return Cards(naming, True, len(cards))
-    unnamed = [card for card, urls in cards if not urls]
     return Cards(unnamed, len(cards) == 1 and len(unnamed) == 1, len(cards))
