@@ -38,6 +38,7 @@ from ._scrapy_internals import (
 )
 from .decision import not_allowed_reason
 from .downloadlines import UNREAD, UNREAD_PAGE, named_in, unread_reason
+from .heldlocks import crawl_alive
 from .runtime import get_runtime, is_checked_url
 from .spidererrors import not_read
 
@@ -70,6 +71,9 @@ class RequestLines(logging.Filter):
     def __init__(self, crawler: Crawler) -> None:
         super().__init__()
         self.crawler = crawler
+        #: a crawl that raised before it had an engine gets no ``spider_closed``, so its filter stays on the loggers:
+        #: it writes no line of its own, and must leave the lines of the process's later crawls to their filters
+        self.alive = crawl_alive(crawler)
 
     @classmethod
     def install(cls, crawler: Crawler) -> RequestLines:
@@ -85,7 +89,7 @@ class RequestLines(logging.Filter):
             logging.getLogger(name).removeFilter(self)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno <= logging.DEBUG or getattr(record, _COPY, False):
+        if record.levelno <= logging.DEBUG or getattr(record, _COPY, False) or not self.alive():
             return True
         spider = getattr(record, "spider", None)
         if spider is not None and spider is not self.crawler.spider:

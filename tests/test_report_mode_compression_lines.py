@@ -78,3 +78,35 @@ async def test_an_allowed_persons_read_page_keeps_its_url_in_a_compression_line(
     lines = [r.getMessage() for r in caplog.records if r.name == _LOGGER and r.levelno >= logging.WARNING]
     assert [m for m in lines if f"<200 http://{HOST}/u/101>" in m], lines
 
+
+
+class BrokenPipeline:
+    """A project's pipeline with a bug in its constructor: Scrapy builds it after the log formatter and raises out
+    of ``crawl`` with no engine, so that crawl gets no ``spider_closed``."""
+
+    def __init__(self) -> None:
+        raise RuntimeError("a bug in the project's pipeline")
+
+
+@deferred_f_from_coro_f
+async def test_a_crawl_that_failed_to_start_leaves_the_next_crawls_lines_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The failed crawl's filter stays on the middlewares' loggers (no close came to take it off). It has no
+    decisions, so it took every URL of a later crawl's text line for ``undecided``: 101's read and allowed page
+    lost its URL in the next crawl of the same process (a service running crawls; the test suite)."""
+    site = LenientPeople()
+    big = Response.html("", headers={"Content-Encoding": "gzip"})
+    big.body = gzip.compress(b"<html><body><p class='name'>101</p><!--" + b"x" * 40_000 + b"--></body></html>")
+    app = Answering(site, {"/u/101": big})
+    (tmp_path / "failed").mkdir()
+    broken = people_settings(tmp_path / "failed", ITEM_PIPELINES={f"{__name__}.BrokenPipeline": 100})
+    settings = people_settings(tmp_path, DOWNLOAD_WARNSIZE=20_000)
+    with LocalServer(app) as server, caplog.at_level(logging.DEBUG):
+        with pytest.raises(RuntimeError, match="a bug in the project's pipeline"):
+            await crawl(make_spider("ADDONS", AllowedBig), broken, proxy=server.proxy, monkeypatch=monkeypatch)
+        assert site.served == []  # control: the failed crawl asked nothing
+        result = await crawl(make_spider("ConsentSpider", AllowedBig), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    assert result.seen == [f"http://{HOST}/u/101"], result.audit
+    lines = [r.getMessage() for r in caplog.records if r.name == _LOGGER and r.levelno >= logging.WARNING]
+    assert [m for m in lines if f"<200 http://{HOST}/u/101>" in m], lines
