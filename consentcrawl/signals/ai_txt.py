@@ -13,7 +13,8 @@ import codecs
 import re
 from functools import lru_cache
 
-from ..robots.rules import RobotsRules, narrow
+from ..robots.rules import RobotsRules
+from ..robots.widetext import narrow
 from ._common import url_path
 from .base import Finding, Level, SignalResult, SignalVerdict, Statement
 from .fetch import SignalFile, SignalFileStatus
@@ -39,7 +40,7 @@ def _parse(body: bytes | str) -> tuple[RobotsRules, int]:
 @lru_cache(maxsize=64)
 def _parse_bytes(raw: bytes) -> tuple[RobotsRules, int]:
     """The rules, and how many lines were added in front (line numbers in evidence are the file's own); remembered
-    per body, so a fetched file is parsed once. A file in UTF-16 or UTF-32 is read in it (``robots.rules.narrow``),
+    per body, so a fetched file is parsed once. A file in UTF-16 or UTF-32 is read in it (``robots.widetext.narrow``),
     and a UTF-8 one loses its byte order mark, before a line is put in front: the mark would no longer be at the
     start, where the parser drops it, but begin the file's first rule, which would then be no rule."""
     narrowed = narrow(raw)
