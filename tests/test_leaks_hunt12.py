@@ -46,6 +46,22 @@ from tests.test_leaks_hunt import RangePeople
 
 zstd: Any = importlib.import_module("compression.zstd" if sys.version_info >= (3, 14) else "backports.zstd")
 
+
+async def assert_robots_keeps_101_out(kind: str, app: LenientPeople, settings: dict[str, Any],
+                                      monkeypatch: pytest.MonkeyPatch, expected: str = "robots.disallowed", *,
+                                      fetched_once: bool = True) -> Any:
+    """Crawl 101's profile alone: robots.txt (fetched once, or at least once) keeps it out. The server never served
+    it, nothing of it came out, and the audit log says why (``expected``)."""
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=[f"{BASE}/u/101"], follow_links=False)
+    fetches = len(app.robots_fetches())
+    assert (fetches == 1) if fetched_once else (fetches >= 1), app.describe()
+    assert app.people_served() == [], f"a page robots.txt disallows was fetched\n{app.describe()}"
+    assert not result.items and not result.seen
+    assert {e.get("reason") for e in result.audit_for("/u/101")} == {expected}, result.denies()
+    return result
+
 BASE = f"http://{HOST}"
 
 # -- robots.txt answered with 429 Too Many Requests -------------------------------------------------------------
@@ -214,13 +230,7 @@ async def test_a_robots_txt_answered_with_a_part_is_not_read_as_the_whole_file(
         app = LenientPeople(default_robots=PartRobots(body=NO_PROFILES))
         settings = people_settings(tmp_path)
         expected = "robots.unreachable"
-    with LocalServer(app) as server:
-        result = await crawl(make_spider(kind, ListLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
-                             urls=[f"{BASE}/u/101"], follow_links=False)
-    assert len(app.robots_fetches()) == 1, app.describe()
-    assert app.people_served() == [], f"a page robots.txt disallows was fetched\n{app.describe()}"
-    assert not result.items and not result.seen
-    assert {e.get("reason") for e in result.audit_for("/u/101")} == {expected}, result.denies()
+    await assert_robots_keeps_101_out(kind, app, settings, monkeypatch, expected)
 
 
 # -- robots.txt still compressed when it reaches the fetcher ----------------------------------------------------
@@ -258,13 +268,7 @@ async def test_a_compressed_robots_txt_is_read_decompressed_whatever_the_project
     decompressed by the fetcher itself, as the response phase decompresses pages (``robots.body.page_body``)."""
     app = LenientPeople(default_robots=GzipRobots(body=NO_PROFILES, header=header, coding=coding))
     settings = people_settings(tmp_path, COMPRESSION_ENABLED=compression)
-    with LocalServer(app) as server:
-        result = await crawl(make_spider(kind, ListLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
-                             urls=[f"{BASE}/u/101"], follow_links=False)
-    assert len(app.robots_fetches()) == 1, app.describe()
-    assert app.people_served() == [], f"a page robots.txt disallows was fetched\n{app.describe()}"
-    assert not result.items and not result.seen
-    assert {e.get("reason") for e in result.audit_for("/u/101")} == {"robots.disallowed"}, result.denies()
+    await assert_robots_keeps_101_out(kind, app, settings, monkeypatch)
 
 
 # -- an item processor of the project's own (ITEM_PROCESSOR) -----------------------------------------------------
@@ -393,13 +397,7 @@ async def test_a_robots_txt_in_utf16_is_read_by_its_byte_order_mark(
     mark names a wide encoding is now decoded by it first (RFC 9309 asks for UTF-8, and the mark says plainly what
     the site wrote); one that does not decode denies the origin."""
     app = LenientPeople(default_robots=WideRobots(body=NO_PROFILES, encoding=encoding))
-    with LocalServer(app) as server:
-        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
-                             monkeypatch=monkeypatch, urls=[f"{BASE}/u/101"], follow_links=False)
-    assert len(app.robots_fetches()) == 1, app.describe()
-    assert app.people_served() == [], f"a page robots.txt disallows was fetched\n{app.describe()}"
-    assert not result.items and not result.seen
-    assert {e.get("reason") for e in result.audit_for("/u/101")} == {"robots.disallowed"}, result.denies()
+    await assert_robots_keeps_101_out(kind, app, people_settings(tmp_path), monkeypatch)
 
 
 # -- a project's default headers on consentcrawl's own requests -------------------------------------------------
@@ -438,10 +436,4 @@ async def test_a_projects_default_headers_do_not_make_robots_txt_answer_no_file(
     file (no ``Range``), whatever the project's defaults."""
     app = NegotiatingPeople(default_robots=Robots(body=NO_PROFILES))
     settings = people_settings(tmp_path, DEFAULT_REQUEST_HEADERS=headers)
-    with LocalServer(app) as server:
-        result = await crawl(make_spider(kind, ListLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
-                             urls=[f"{BASE}/u/101"], follow_links=False)
-    assert len(app.robots_fetches()) >= 1, app.describe()
-    assert app.people_served() == [], f"a page robots.txt disallows was fetched\n{app.describe()}"
-    assert not result.items and not result.seen
-    assert {e.get("reason") for e in result.audit_for("/u/101")} == {"robots.disallowed"}, result.denies()
+    await assert_robots_keeps_101_out(kind, app, settings, monkeypatch, fetched_once=False)

@@ -31,6 +31,7 @@ from tests.lenient import (
     secret_name,
 )
 from tests.test_leaks_hunt import RangePeople
+from tests.test_leaks_hunt12 import assert_robots_keeps_101_out
 
 BASE = f"http://{HOST}"
 #: the site's robots.txt: it keeps consentcrawl off its people's pages
@@ -142,13 +143,8 @@ async def test_a_projects_headers_do_not_make_robots_txt_answer_no_file(
     gets ``412``, and a project's downloader middleware that sets ``Accept`` on every request gets ``406``: each a
     4xx, read as "no robots.txt", allow-all, and 101's profile, which the file disallows, would be fetched."""
     app = PreconditionPeople(default_robots=Robots(body=NO_PROFILES))
-    with LocalServer(app) as server:
-        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path, **settings), proxy=server.proxy,
-                             monkeypatch=monkeypatch, urls=[f"{BASE}/u/101"], follow_links=False)
-    assert len(app.robots_fetches()) >= 1, app.describe()
-    assert app.people_served() == [], f"a page robots.txt disallows was fetched\n{app.describe()}"
-    assert not result.items and not result.seen
-    assert {e.get("reason") for e in result.audit_for("/u/101")} == {"robots.disallowed"}, result.denies()
+    await assert_robots_keeps_101_out(kind, app, people_settings(tmp_path, **settings), monkeypatch,
+                                      fetched_once=False)
 
 
 # -- an item processor that subclasses ItemPipelineManager and takes the guard out --------------------------------
@@ -255,13 +251,7 @@ async def test_a_robots_txt_in_utf16_without_a_byte_order_mark_is_not_read_as_no
     of the file is a NUL: read as bytes, no line of it is a record, allow-all, and 101's profile, which the file
     disallows, would be fetched."""
     app = LenientPeople(default_robots=WideRobotsNoMark(body=NO_PROFILES, encoding=encoding))
-    with LocalServer(app) as server:
-        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
-                             monkeypatch=monkeypatch, urls=[f"{BASE}/u/101"], follow_links=False)
-    assert len(app.robots_fetches()) == 1, app.describe()
-    assert app.people_served() == [], f"a page robots.txt disallows was fetched\n{app.describe()}"
-    assert not result.items and not result.seen
-    assert {e.get("reason") for e in result.audit_for("/u/101")} == {"robots.disallowed"}, result.denies()
+    await assert_robots_keeps_101_out(kind, app, people_settings(tmp_path), monkeypatch)
 
 
 # -- a site signal file in UTF-16 --------------------------------------------------------------------------------

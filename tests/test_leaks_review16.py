@@ -14,6 +14,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 from consentcrawl_demo.server import LocalServer, Response
 from tests import lenient
 from tests.lenient import HOST, LenientPeople, ListLogic, Robots, crawl, make_spider, people_settings
+from tests.test_leaks_hunt12 import assert_robots_keeps_101_out
 
 BASE = f"http://{HOST}"
 
@@ -71,12 +72,7 @@ async def test_a_utf8_robots_txt_with_a_nul_in_its_first_bytes_is_not_read_as_ut
     text with no record, allow-all, and 101's profile, which the file disallows, was fetched."""
     assert "\0" not in body or len(body.encode()) % 2 == 0  # so a UTF-16 reading decodes
     app = LenientPeople(default_robots=Robots(body=body))
-    with LocalServer(app) as server:
-        result = await crawl(make_spider("ADDONS", ListLogic), people_settings(tmp_path), proxy=server.proxy,
-                             monkeypatch=monkeypatch, urls=[f"{BASE}/u/101"], follow_links=False)
-    assert len(app.robots_fetches()) == 1, app.describe()
-    assert app.people_served() == [], f"a page robots.txt disallows was fetched\n{app.describe()}"
-    assert {e.get("reason") for e in result.audit_for("/u/101")} == {"robots.disallowed"}, result.denies()
+    await assert_robots_keeps_101_out("ADDONS", app, people_settings(tmp_path), monkeypatch)
 
 
 # -- an ordinary ImagesPipeline with thumbnails: an allowed person's stored image is still the store's -----------
