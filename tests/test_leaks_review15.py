@@ -388,16 +388,24 @@ async def test_a_part_of_a_page_is_not_read_as_a_page_without_meta_robots(
     gets a ``206`` part without it, which was read as a page that says nothing: the ai-training callback got the
     page its meta robots ``noai`` reserves. A part is never read as the whole (as a person's page and robots.txt
     are not); the whole page is the control."""
+    await assert_part_of_about_denied(ranged, tmp_path, monkeypatch)
+
+
+async def assert_part_of_about_denied(ranged: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      **settings: Any) -> None:
+    """An ai-training crawl of ``/about`` (the first 120 bytes of it when ``ranged``): the callback never runs; a
+    part is ``error.internal``, the whole page its meta robots' deny."""
     from tests.test_page_reads import PLATFORMS_YAML
 
-    settings = people_settings(tmp_path, CONSENTCRAWL_PURPOSE="ai-training")
-    Path(settings["CONSENTCRAWL_PLATFORMS"]).write_text(PLATFORMS_YAML)
+    crawl_settings = people_settings(tmp_path, CONSENTCRAWL_PURPOSE="ai-training", **settings)
+    Path(crawl_settings["CONSENTCRAWL_PLATFORMS"]).write_text(PLATFORMS_YAML)
     app = PartAboutPeople()
     headers = {"Range": "bytes=0-119"} if ranged else {}
     logic = type("PartLogic", (ListLogic,), {"start": lambda self: _one(scrapy.Request(
         f"{BASE}/about", headers=headers, callback=self.parse))})
     with LocalServer(app) as server:
-        result = await crawl(make_spider("ADDONS", logic), settings, proxy=server.proxy, monkeypatch=monkeypatch)
+        result = await crawl(make_spider("ADDONS", logic), crawl_settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch)
     assert app.parts == (1 if ranged else 0), app.describe()
     assert not result.seen, f"the callback ran on the page: {result.items}"
     assert [why for phase, url, why in result.denies() if url == f"{BASE}/about"] == \

@@ -156,22 +156,10 @@ async def test_a_part_of_a_page_a_middleware_calls_whole_is_not_read_as_the_whol
     """review15 denies a 206 part of an HTML page, by its status; a project's downloader middleware (below the
     response phase, so its process_response runs first) that turns the 206 into a 200 made the part read as the
     whole page, which says nothing: the ai-training callback got the page its meta robots ``noai`` reserves."""
-    from tests.test_leaks_review15 import PartAboutPeople, _one
-    from tests.test_page_reads import PLATFORMS_YAML
+    from tests.test_leaks_review15 import assert_part_of_about_denied
 
-    settings = people_settings(tmp_path, CONSENTCRAWL_PURPOSE="ai-training",
-                               DOWNLOADER_MIDDLEWARES={f"{__name__}.PartIsWhole": 450})
-    Path(settings["CONSENTCRAWL_PLATFORMS"]).write_text(PLATFORMS_YAML)
-    app = PartAboutPeople()
-    headers = {"Range": "bytes=0-119"} if ranged else {}
-    logic = type("PartLogic", (ListLogic,), {"start": lambda self: _one(scrapy.Request(
-        f"{BASE}/about", headers=headers, callback=self.parse))})
-    with LocalServer(app) as server:
-        result = await crawl(make_spider("ADDONS", logic), settings, proxy=server.proxy, monkeypatch=monkeypatch)
-    assert app.parts == (1 if ranged else 0), app.describe()
-    assert not result.seen, f"the callback ran on the page: {result.items}"
-    assert [why for phase, url, why in result.denies() if url == f"{BASE}/about"] == \
-        ["error.internal" if ranged else "response.meta-robots"], result.denies()
+    await assert_part_of_about_denied(ranged, tmp_path, monkeypatch,
+                                      DOWNLOADER_MIDDLEWARES={f"{__name__}.PartIsWhole": 450})
 
 
 # -- a card that names the page's path without the query that names its person ------------------------------
