@@ -42,6 +42,7 @@ from tests.lenient import (
     record_yaml,
     secret_name,
 )
+from tests.test_leaks import ListingItemsLogic
 from tests.test_leaks_hunt import RangePeople
 
 zstd: Any = importlib.import_module("compression.zstd" if sys.version_info >= (3, 14) else "backports.zstd")
@@ -291,15 +292,6 @@ class StraightThrough:
         pass
 
 
-class NamingItemsLogic(ListLogic):
-    """On the listing page, an item for 101 (authorized) and one for 107 (not)."""
-
-    def parse(self, response: scrapy.http.Response) -> Any:
-        self.seen.append(response.url)
-        for person in ("101", "107"):
-            yield {"subject": person, "platform": "people", "name": secret_name(person)}
-
-
 @pytest.mark.parametrize("kind", KINDS)
 @deferred_f_from_coro_f
 async def test_a_projects_own_item_processor_does_not_take_the_guard_out(
@@ -315,7 +307,7 @@ async def test_a_projects_own_item_processor_does_not_take_the_guard_out(
                                FEEDS={str(feed): {"format": "jsonlines"}})
     app = LenientPeople()
     with caplog.at_level(logging.INFO), LocalServer(app) as server:
-        result = await crawl(make_spider(kind, NamingItemsLogic), settings, proxy=server.proxy,
+        result = await crawl(make_spider(kind, ListingItemsLogic), settings, proxy=server.proxy,
                              monkeypatch=monkeypatch, urls=[f"{BASE}/people?page=1"], follow_links=False)
     assert not [i for i in StraightThrough.seen + result.items if i.get("subject") == "107"], result.items
     assert secret_name("107") not in (feed.read_text() if feed.exists() else "")

@@ -30,6 +30,7 @@ from tests.lenient import (
     record_yaml,
     secret_name,
 )
+from tests.test_leaks import ListingItemsLogic
 from tests.test_leaks_hunt import RangePeople
 from tests.test_leaks_hunt12 import assert_robots_keeps_101_out
 
@@ -166,15 +167,6 @@ class WithoutTheGuard(ItemPipelineManager):
         return [p for p in super()._get_mwlist_from_settings(settings) if "consentcrawl" not in str(p)]
 
 
-class NamingItemsLogic(ListLogic):
-    """On the listing page, an item for 101 (authorized) and one for 107 (not)."""
-
-    def parse(self, response: scrapy.http.Response) -> Any:
-        self.seen.append(response.url)
-        for person in ("101", "107"):
-            yield {"subject": person, "platform": "people", "name": secret_name(person)}
-
-
 @pytest.mark.parametrize("processor", [PassThroughManager, WithoutTheGuard], ids=["process-item", "pipeline-list"])
 @pytest.mark.parametrize("kind", KINDS)
 @deferred_f_from_coro_f
@@ -189,7 +181,7 @@ async def test_an_item_processor_subclass_does_not_take_the_guard_out(
                                FEEDS={str(feed): {"format": "jsonlines"}})
     app = LenientPeople()
     with caplog.at_level(logging.INFO), LocalServer(app) as server:
-        result = await crawl(make_spider(kind, NamingItemsLogic), settings, proxy=server.proxy,
+        result = await crawl(make_spider(kind, ListingItemsLogic), settings, proxy=server.proxy,
                              monkeypatch=monkeypatch, urls=[f"{BASE}/people?page=1"], follow_links=False)
     assert not [i for i in result.items if i.get("subject") == "107"], result.items
     assert secret_name("107") not in (feed.read_text() if feed.exists() else "")
@@ -219,7 +211,7 @@ async def test_an_item_processor_subclass_that_keeps_the_pipelines_crawls(
     settings = people_settings(tmp_path, ITEM_PROCESSOR=f"{__name__}.OpensSomething")
     app = LenientPeople()
     with LocalServer(app) as server:
-        result = await crawl(make_spider("ADDONS", NamingItemsLogic), settings, proxy=server.proxy,
+        result = await crawl(make_spider("ADDONS", ListingItemsLogic), settings, proxy=server.proxy,
                              monkeypatch=monkeypatch, urls=[f"{BASE}/people?page=1"], follow_links=False)
     assert OpensSomething.opened == 1
     assert [i.get("subject") for i in result.items] == ["101"], result.items
@@ -314,11 +306,15 @@ async def test_an_ai_txt_in_utf16_disallows_as_it_says(
     """ai.txt is read with the robots.txt parser, but a line is put in front of a file without a User-Agent line
     first: a file in UTF-16 has none as bytes, so its byte order mark was no longer at the start, and the file,
     read as bytes, said nothing (utf-8: the control)."""
+    await assert_ai_txt_keeps_about_out(WideAiTxtPeople(encoding=encoding), tmp_path, monkeypatch)
+
+
+async def assert_ai_txt_keeps_about_out(app: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ai-training crawl of ``/about``: ``app``'s ai.txt (read) keeps it out, and the audit log says so."""
     from tests.test_page_reads import PLATFORMS_YAML
 
     settings = people_settings(tmp_path, CONSENTCRAWL_PURPOSE="ai-training")
     Path(settings["CONSENTCRAWL_PLATFORMS"]).write_text(PLATFORMS_YAML)
-    app = WideAiTxtPeople(encoding=encoding)
     with LocalServer(app) as server:
         result = await crawl(make_spider("ADDONS", ListLogic), settings, proxy=server.proxy,
                              monkeypatch=monkeypatch, urls=[f"{BASE}/about"], follow_links=False)

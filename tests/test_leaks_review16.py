@@ -42,17 +42,9 @@ async def test_an_ai_txt_without_a_user_agent_line_after_a_byte_order_mark_disal
     """A line is put in front of an ai.txt without a User-Agent line; review15 reads a UTF-16 file first so its
     mark stays at the start, but a UTF-8 one with its mark kept it: the mark then began the file's first rule,
     which was no rule, and the page it disallows was fetched (utf-8 without a mark: the control)."""
-    from tests.test_page_reads import PLATFORMS_YAML
+    from tests.test_leaks_review15 import assert_ai_txt_keeps_about_out
 
-    settings = people_settings(tmp_path, CONSENTCRAWL_PURPOSE="ai-training")
-    Path(settings["CONSENTCRAWL_PLATFORMS"]).write_text(PLATFORMS_YAML)
-    app = BareAiTxtPeople(encoding=encoding)
-    with LocalServer(app) as server:
-        result = await crawl(make_spider("ADDONS", ListLogic), settings, proxy=server.proxy,
-                             monkeypatch=monkeypatch, urls=[f"{BASE}/about"], follow_links=False)
-    assert [s for s in app.served if s.path == "/ai.txt"], app.describe()
-    assert not [s for s in app.served if s.path == "/about"], f"a disallowed page was fetched\n{app.describe()}"
-    assert {e.get("reason") for e in result.audit_for("/about")} == {"terms.signal.ai-txt"}, result.denies()
+    await assert_ai_txt_keeps_about_out(BareAiTxtPeople(encoding=encoding), tmp_path, monkeypatch)
 
 
 # -- a robots.txt in UTF-8 with a NUL byte where a wide file has one -------------------------------------------
