@@ -20,6 +20,7 @@ from consentcrawl.cli import main
 from consentcrawl_demo.server import LocalServer, Response
 from tests.lenient import LenientPeople, crawl, make_spider, people_settings, record_yaml, write_config
 from tests.test_binary_pages import RawLogic
+from tests.test_gzip_pages import check_fetch_answers
 from tests.test_hunt import AI_PLATFORMS_YAML, BASE
 
 
@@ -84,15 +85,8 @@ def test_check_fetch_reads_a_utf16_page_as_the_crawl_does(
     app = LenientPeople()
     app.pages["/noai"] = utf16("noai")
     app.pages["/open"] = utf16("index")  # control
-    answers = {}
-    with LocalServer(app) as server:
-        monkeypatch.setenv("http_proxy", server.proxy)
-        monkeypatch.delenv("HTTP_PROXY", raising=False)
-        for url in (f"{BASE}/noai", f"{BASE}/open"):
-            code = main(["check", url, "--purpose", "ai-training", "--json", "--fetch", "--platforms",
-                         str(platforms), "--authorizations", str(authorizations)])
-            out, err = capsys.readouterr()
-            answers[url] = (code, json.loads(out)["reason"] if out.strip() else err)
+    answers = check_fetch_answers(app, (f"{BASE}/noai", f"{BASE}/open"), "ai-training", platforms,
+                                  authorizations, capsys, monkeypatch)
     assert answers[f"{BASE}/open"][0] == 0, f"control: {answers}\n{app.describe()}"
     assert answers[f"{BASE}/noai"] == (1, "response.meta-robots"), f"{answers}\n{app.describe()}"
 
@@ -107,15 +101,8 @@ def test_check_fetch_reads_a_signal_after_a_byte_order_mark_as_the_crawl_does(
     app = LenientPeople()
     app.pages["/reserved"] = _after_bom("1")
     app.pages["/open"] = _after_bom("0")  # control
-    answers = {}
-    with LocalServer(app) as server:
-        monkeypatch.setenv("http_proxy", server.proxy)
-        monkeypatch.delenv("HTTP_PROXY", raising=False)
-        for url in (f"{BASE}/reserved", f"{BASE}/open"):
-            code = main(["check", url, "--purpose", "ai-training", "--json", "--fetch", "--platforms",
-                         str(platforms), "--authorizations", str(authorizations)])
-            out, err = capsys.readouterr()
-            answers[url] = (code, json.loads(out)["reason"] if out.strip() else err)
+    answers = check_fetch_answers(app, (f"{BASE}/reserved", f"{BASE}/open"), "ai-training", platforms,
+                                  authorizations, capsys, monkeypatch)
     assert answers[f"{BASE}/open"][0] == 0, f"control: {answers}\n{app.describe()}"
     assert answers[f"{BASE}/reserved"] == (1, "response.signal.tdmrep"), f"{answers}\n{app.describe()}"
 

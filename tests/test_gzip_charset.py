@@ -11,7 +11,6 @@ judged by the site's served log, the callbacks that ran, the items and the audit
 from __future__ import annotations
 
 import gzip
-import json
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +18,9 @@ import pytest
 import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from consentcrawl.cli import main
 from consentcrawl_demo.server import LocalServer
 from tests.lenient import crawl, make_spider, people_settings, record_yaml, secret_name, write_config
-from tests.test_gzip_pages import AI_PLATFORMS_YAML, BASE, GunzipLogic, GzipPeople, _card
+from tests.test_gzip_pages import AI_PLATFORMS_YAML, BASE, GunzipLogic, GzipPeople, _card, check_fetch_answers
 
 
 async def assert_101_refused(app: Any, spidercls: type, settings: dict[str, Any],
@@ -44,15 +42,8 @@ def assert_check_refuses_101(app: Any, platforms: Path, authorizations: Path, ca
                              monkeypatch: pytest.MonkeyPatch) -> None:
     """``consentcrawl check --fetch`` of 101's page (refusing) and 102's (the control) against ``app``: the same
     answers as the crawl."""
-    answers = {}
-    with LocalServer(app) as server:
-        monkeypatch.setenv("http_proxy", server.proxy)
-        monkeypatch.delenv("HTTP_PROXY", raising=False)
-        for url in (f"{BASE}/u/101", f"{BASE}/u/102"):
-            code = main(["check", url, "--purpose", "research", "--json", "--fetch", "--platforms", str(platforms),
-                         "--authorizations", str(authorizations)])
-            out, err = capsys.readouterr()
-            answers[url] = (code, json.loads(out)["reason"] if out.strip() else err)
+    answers = check_fetch_answers(app, (f"{BASE}/u/101", f"{BASE}/u/102"), "research", platforms, authorizations,
+                                  capsys, monkeypatch)
     assert answers[f"{BASE}/u/102"] == (0, "subject.authorized"), f"control: {answers}\n{app.describe()}"
     assert answers[f"{BASE}/u/101"] == (1, "subject.refused-on-page"), f"{answers}\n{app.describe()}"
 

@@ -38,6 +38,23 @@ from tests.test_hunt import AI_PLATFORMS_YAML
 BASE = f"http://{HOST}"
 
 
+def check_fetch_answers(app: Any, urls: tuple[str, ...], purpose: str, platforms: Path, authorizations: Path,
+                        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+                        *options: str) -> dict[str, tuple[int, str]]:
+    """``consentcrawl check --fetch`` of each of ``urls`` against ``app``: its exit code and reason code (or what
+    it wrote to stderr), by URL."""
+    answers = {}
+    with LocalServer(app) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        monkeypatch.delenv("HTTP_PROXY", raising=False)
+        for url in urls:
+            code = main(["check", url, "--purpose", purpose, "--json", "--fetch", "--platforms", str(platforms),
+                         "--authorizations", str(authorizations), *options])
+            out, err = capsys.readouterr()
+            answers[url] = (code, json.loads(out)["reason"] if out.strip() else err)
+    return answers
+
+
 @dataclass
 class GzipPeople(LenientPeople):
     """The people site, with some paths answered by gzip bytes and no ``Content-Encoding``."""
@@ -164,15 +181,8 @@ def test_check_fetch_reads_a_gzip_page_as_the_crawl_does(
     app = GzipPeople()
     app.gz[path] = (content_type, body)
     app.gz["/u/102"] = ("application/x-gzip", gzip.compress(_card("102")))
-    answers = {}
-    with LocalServer(app) as server:
-        monkeypatch.setenv("http_proxy", server.proxy)
-        monkeypatch.delenv("HTTP_PROXY", raising=False)
-        for url in (f"{BASE}{path}", f"{BASE}/u/102"):
-            code = main(["check", url, "--purpose", purpose, "--json", "--fetch", "--platforms", str(platforms),
-                         "--authorizations", str(authorizations), *options])
-            out, err = capsys.readouterr()
-            answers[url] = (code, json.loads(out)["reason"] if out.strip() else err)
+    answers = check_fetch_answers(app, (f"{BASE}{path}", f"{BASE}/u/102"), purpose, platforms, authorizations,
+                                  capsys, monkeypatch, *options)
     assert answers[f"{BASE}/u/102"] == (0, "subject.authorized"), f"control: {answers}\n{app.describe()}"
     assert answers[f"{BASE}{path}"] == (1, reason), f"{answers}\n{app.describe()}"
     assert [s.person for s in app.served if s.person] == ["101", "102"], app.describe()

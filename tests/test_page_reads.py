@@ -26,7 +26,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
 from tests.lenient import HOST, ListLogic, crawl, make_spider, people_settings, record_yaml, secret_name
-from tests.test_gzip_pages import GzipPeople, _card
+from tests.test_gzip_pages import GzipPeople, _card, check_fetch_answers
 from tests.test_hunt import AI_PLATFORMS_YAML
 
 PLATFORMS_YAML = AI_PLATFORMS_YAML.replace("[research, ai-training]", "[research, ai-training, search-indexing]")
@@ -195,7 +195,6 @@ def test_check_fetch_reads_the_page_as_the_crawl_does(
 ) -> None:
     """``consentcrawl check --fetch`` decides each page as the crawl's response phase does (same reason), with the
     project's ``DOWNLOAD_MAXSIZE``."""
-    from consentcrawl.cli import main
     from tests.lenient import write_config
 
     purpose, path, content_type, coding, body, reason, _cause = CASES[case]
@@ -209,14 +208,7 @@ def test_check_fetch_reads_the_page_as_the_crawl_does(
     app.gz["/u/102"] = (ZSTD, zstd.compress(_card("102")))
     if coding is not None:
         app.coded[path] = coding
-    answers = {}
-    with LocalServer(app) as server:
-        monkeypatch.setenv("http_proxy", server.proxy)
-        monkeypatch.delenv("HTTP_PROXY", raising=False)
-        for url in (f"{BASE}{path}", f"{BASE}/u/102"):
-            code = main(["check", url, "--purpose", purpose, "--json", "--fetch", "--platforms", str(platforms),
-                         "--authorizations", str(authorizations), "--settings", "limit_settings"])
-            out, err = capsys.readouterr()
-            answers[url] = (code, json.loads(out)["reason"] if out.strip() else err)
+    answers = check_fetch_answers(app, (f"{BASE}{path}", f"{BASE}/u/102"), purpose, platforms, authorizations,
+                                  capsys, monkeypatch, "--settings", "limit_settings")
     assert answers[f"{BASE}/u/102"] == (0, "subject.authorized"), f"control: {answers}\n{app.describe()}"
     assert answers[f"{BASE}{path}"] == (1, reason), f"{answers}\n{app.describe()}"
