@@ -341,8 +341,18 @@ async def test_a_stored_file_of_a_person_who_withdrew_is_not_put_in_a_new_item(
     The next crawl's item (on 101's page) names the avatar again: FilesPipeline finds the file fresh in its store
     and puts it in the item without a request, so no decision was ever made about it, and the item (and the feed)
     carried 104's file. A file URL the crawl may not fetch now is not handed to the media pipelines."""
+    result = await crawl_after_104_withdrew(kind, AvatarLogic, "scrapy.pipelines.files.FilesPipeline", tmp_path,
+                                            monkeypatch)
+    assert "/u/104" not in json.dumps(result.items), f"104's file is in an item after they withdrew: {result.items}"
+
+
+async def crawl_after_104_withdrew(kind: str, logic: type, pipeline: str, tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Two crawls of ``logic`` with ``pipeline`` and one files store: the first while 104 was authorized (it
+    stores 104's avatar: the control), the second after 104 withdrew. The second crawl's result, once the server
+    shows it fetched 101's page alone and it yielded one item."""
     files = tmp_path / "files"
-    pipelines = {"scrapy.pipelines.files.FilesPipeline": 1}
+    pipelines = {pipeline: 1}
     first = tmp_path / "first"
     first.mkdir()
     before = people_settings(first, [record_yaml(s) for s in (*AUTHORIZED, "104")], FILES_STORE=str(files),
@@ -351,14 +361,14 @@ async def test_a_stored_file_of_a_person_who_withdrew_is_not_put_in_a_new_item(
                             ITEM_PIPELINES=pipelines)
     app = LenientPeople()
     with LocalServer(app) as server:
-        control = await crawl(make_spider(kind, AvatarLogic), before, proxy=server.proxy, monkeypatch=monkeypatch)
+        control = await crawl(make_spider(kind, logic), before, proxy=server.proxy, monkeypatch=monkeypatch)
         assert [f["url"] for i in control.items for f in i.get("files", [])] == [f"{BASE}/u/104/avatar.png"], \
             f"control: the first crawl stored 104's avatar\n{app.describe()}"
         served_before = len(app.served)
-        result = await crawl(make_spider(kind, AvatarLogic), after, proxy=server.proxy, monkeypatch=monkeypatch)
+        result = await crawl(make_spider(kind, logic), after, proxy=server.proxy, monkeypatch=monkeypatch)
     assert [s.person for s in app.served[served_before:] if s.person] == ["101"], app.describe()
     assert len(result.items) == 1, result.items
-    assert "/u/104" not in json.dumps(result.items), f"104's file is in an item after they withdrew: {result.items}"
+    return result
 
 
 # -- robots.txt saved in UTF-16 or UTF-32 ------------------------------------------------------------------------

@@ -18,7 +18,6 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 from consentcrawl_demo.server import LocalServer, Response
 from tests import lenient
 from tests.lenient import (
-    AUTHORIZED,
     HOST,
     KINDS,
     LenientPeople,
@@ -27,12 +26,11 @@ from tests.lenient import (
     crawl,
     make_spider,
     people_settings,
-    record_yaml,
     secret_name,
 )
 from tests.test_leaks import ListingItemsLogic
 from tests.test_leaks_hunt import RangePeople
-from tests.test_leaks_hunt12 import assert_robots_keeps_101_out
+from tests.test_leaks_hunt12 import assert_robots_keeps_101_out, crawl_after_104_withdrew
 
 BASE = f"http://{HOST}"
 #: the site's robots.txt: it keeps consentcrawl off its people's pages
@@ -76,25 +74,8 @@ async def test_a_stored_file_of_a_person_who_withdrew_is_not_put_in_an_item_by_a
     another field (its ``FILES_URLS_FIELD`` class attribute, a ``<CLASS>_FILES_URLS_FIELD`` setting) or build its
     requests itself (``get_media_requests``). Its store still hands a file stored while 104 was authorized to a
     new item without a request (``media_to_download``), after 104 withdrew."""
-    files = tmp_path / "files"
-    pipelines = {f"{__name__}.{pipeline.__name__}": 1}
-    first = tmp_path / "first"
-    first.mkdir()
-    before = people_settings(first, [record_yaml(s) for s in (*AUTHORIZED, "104")], FILES_STORE=str(files),
-                             ITEM_PIPELINES=pipelines)
-    after = people_settings(tmp_path, [record_yaml(s) for s in AUTHORIZED], FILES_STORE=str(files),
-                            ITEM_PIPELINES=pipelines)
-    app = LenientPeople()
-    with LocalServer(app) as server:
-        control = await crawl(make_spider(kind, AvatarFieldLogic), before, proxy=server.proxy,
-                              monkeypatch=monkeypatch)
-        assert [f["url"] for i in control.items for f in i.get("files", [])] == [f"{BASE}/u/104/avatar.png"], \
-            f"control: the first crawl stored 104's avatar\n{app.describe()}"
-        served_before = len(app.served)
-        result = await crawl(make_spider(kind, AvatarFieldLogic), after, proxy=server.proxy,
-                             monkeypatch=monkeypatch)
-    assert [s.person for s in app.served[served_before:] if s.person] == ["101"], app.describe()
-    assert len(result.items) == 1, result.items
+    result = await crawl_after_104_withdrew(kind, AvatarFieldLogic, f"{__name__}.{pipeline.__name__}", tmp_path,
+                                            monkeypatch)
     stored = [f for i in result.items for f in i.get("files", [])]
     assert "/u/104" not in json.dumps(stored), f"104's file is in an item after they withdrew: {result.items}"
     assert result.audit_for("/u/104/avatar.png", verdict="deny"), result.denies()
