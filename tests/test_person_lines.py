@@ -39,7 +39,7 @@ from tests.test_report_mode_lines import Answering
 
 _WRITTEN = logging.Formatter("%(levelname)s %(name)s: %(message)s")
 #: what of 107 (never authorized) and 108 (never authorized, named by an item on 101's page) must not be at INFO+
-_DENIED = re.compile(r"(?:/u/|SECRET-NAME-|\b)10[78](?!\d)")
+_DENIED = re.compile(r"(?:/u/|SECRET-NAME-|\b)10[789](?!\d)")
 LONG = "?ref=" + "x" * 60
 #: a project's own logger, made at import as a project's module makes it
 PROJECT_LOGGER = logging.getLogger(__name__)
@@ -116,6 +116,11 @@ class ReportLogic(SitemapSpider):
         for person in ("101", "107"):
             yield scrapy.Request(f"http://{HOST}/u/{person}", callback=self.profile)
             yield scrapy.Request(f"http://{HOST}/u/{person}{LONG}", callback=self.profile)
+        for person in ("102", "109"):  # both answer too late: the timeout's message names the URL
+            yield scrapy.Request(f"http://{HOST}/u/{person}", callback=self.profile, errback=self.failed)
+
+    def failed(self, failure: Any) -> None:
+        self.logger.error(failure)
 
     def profile(self, response: Any) -> Any:
         self.seen.append(response.url)
@@ -140,12 +145,16 @@ class ReportLogic(SitemapSpider):
 @deferred_f_from_coro_f
 async def test_report_mode_lines_about_items_signals_long_links_and_sitemaps_name_no_denied_person(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
-    app = Answering(LenientPeople(), {"/static/missing.png": Response.text("no such file\n", 404)})
+    late = Response.text("late\n", 200, None)
+    late.delay = 1.5
+    app = Answering(LenientPeople(), {"/static/missing.png": Response.text("no such file\n", 404), "/u/102": late,
+                                      "/u/109": late})
     settings = _pipelines(people_settings(tmp_path, CONSENTCRAWL_MODE="report", URLLENGTH_LIMIT=60), tmp_path)
+    settings["DOWNLOAD_TIMEOUT"] = 1
     with LocalServer(app) as server, caplog.at_level(logging.DEBUG):
         await crawl(make_spider("ADDONS", ReportLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch)
     asked = [s.path for s in app.site.served]
-    assert "/u/107" in asked and "/u/107/sitemap.xml" in asked, asked  # report mode sent them
+    assert {"/u/107", "/u/107/sitemap.xml", "/u/109"} <= set(asked), asked  # report mode sent them
     assert _named(caplog) == [], "\n".join(_named(caplog))
     loud = _loud(caplog)
     # the control: 101 authorized the crawl; Scrapy's and the project's lines about them are as written
@@ -158,7 +167,9 @@ async def test_report_mode_lines_about_items_signals_long_links_and_sitemaps_nam
                  f"INFO scrapy.spidermiddlewares.urllength: Ignoring link (url length > 60): http://{HOST}/u/101{LONG}",
                  f"WARNING scrapy.spiders.sitemap: Ignoring invalid sitemap: <200 http://{HOST}/u/101/sitemap.xml>",
                  f"ValueError: an odd page: http://{HOST}/u/101",
-                 f"ValueError: cannot store the item of http://{HOST}/u/101"):
+                 f"ValueError: cannot store the item of http://{HOST}/u/101",
+                 "ERROR reportlogic: [Failure instance: Traceback: <class 'scrapy.exceptions.DownloadTimeoutError'>: "
+                 f"Getting http://{HOST}/u/102 took longer than 1.0 seconds."):
         assert [m for m in loud if line in m], (line, loud)
     # 107's and 108's lines are there, at Scrapy's level, with the reason code in place of the person
     for line in ("WARNING scrapy.core.scraper: Dropped: not wanted\n"
@@ -170,7 +181,9 @@ async def test_report_mode_lines_about_items_signals_long_links_and_sitemaps_nam
                  "not allow (subject.no-authorization); at DEBUG>",
                  "WARNING scrapy.spiders.sitemap: Ignoring invalid sitemap: <200 <a URL consentcrawl did not allow",
                  "ValueError: an odd page: <a URL consentcrawl did not allow (subject.no-authorization); at DEBUG>",
-                 "ValueError: dropped <a URL consentcrawl did not allow (subject.no-authorization); at DEBUG>"):
+                 "ValueError: dropped <a URL consentcrawl did not allow (subject.no-authorization); at DEBUG>",
+                 "ERROR reportlogic: [Failure instance: Traceback: <class 'scrapy.exceptions.DownloadTimeoutError'>: "
+                 "Getting <a URL consentcrawl did not allow (subject.no-authorization); at DEBUG> took longer"):
         assert [m for m in loud if line in m], (line, loud)
     debug = [_WRITTEN.format(r) for r in caplog.records if r.levelno == logging.DEBUG]
     for text in ("SECRET-NAME-107", "SECRET-NAME-108", f"/u/107{LONG}", "/u/107/sitemap.xml",
