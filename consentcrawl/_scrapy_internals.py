@@ -30,7 +30,9 @@
 - :class:`ConsentCloseSpider`: ``CLOSESPIDER_PAGECOUNT`` counts the spider's pages, not consentcrawl's side requests
   (CloseSpider counts every ``response_received``, and offers no way to leave one out).
 - :data:`DOWNLOAD_HANDLER_LOGGERS`: the loggers Scrapy's download handlers write their size and data-loss lines on
-  (module names, not a documented contract).
+  (module names, not a documented contract); :data:`PERSON_LINE_LOGGERS` those of the lines that name a person as
+  text, and :func:`is_retry_line` ``get_retry_request``'s give-up line by its template, on whatever logger a project
+  passed it (Scrapy offers no hook on a line but a filter on its logger).
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from contextvars import ContextVar, Token
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .deciding import Undecided
 from .decision import not_allowed_reason
@@ -124,8 +124,8 @@ def item_reason() -> str | None:
     return verdict[0] if verdict is not None else None
 
 
-def item_line_reason(item: Any) -> str | None:
-    """What a line naming ``item`` may say of it: as :func:`item_reason` while it is processed, ``undecided`` for an
+def item_line_reason() -> str | None:
+    """What a line naming an item may say of it: as :func:`item_reason` while it is processed, ``undecided`` for an
     item named outside the pipelines' processing."""
     verdict = _ITEM.get()
     return verdict[0] if verdict is not None else UNDECIDED

@@ -98,7 +98,7 @@ class PersonLines(logging.Filter):
         if runtime is None:
             return True
         said, error_said = record.getMessage(), _exception_text(record)
-        item = item_line_reason(None) if _names_item(record) else item_reason()
+        item = item_line_reason() if _names_item(record) else item_reason()
         args = record.args
         message = said
         if item is not None and isinstance(args, dict) and "item" in args:

@@ -250,5 +250,6 @@ async def test_enforcing_errback_retry_close_reason_and_media_lines_name_no_deni
                  "'SECRET-NAME-101'"):  # the control: 101's item
         assert [m for m in loud if line in m], (line, loud)
     debug = [_WRITTEN.format(r) for r in caplog.records if r.levelno == logging.DEBUG]
-    for text in ("stopped at 107", f"gave up on http://{HOST}/u/107", f"Gave up retrying <GET http://{HOST}/u/107>"):
+    for text in ("stopped at 107", f"gave up on http://{HOST}/u/107", f"Gave up retrying <GET http://{HOST}/u/107>",
+                 "Dropped: consentcrawl: subject.no-authorization"):  # the guard dropped 108's item, at DEBUG
         assert [line for line in debug if text in line], f"nothing lost: {text} at DEBUG"
