@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from .runtime import ConsentRuntime
 
 UNDECIDED = "undecided"
+#: the words an id may be: a run of letters and digits, or one with dots, dashes or pluses inside (a handle)
+_WORDS = (re.compile(r"\w+"), re.compile(r"\w[\w.+-]*\w"))
 #: what stands in a line for the id of a person consentcrawl did not allow
 ID_STAND_IN = "<a person consentcrawl did not allow ({reason}); at DEBUG>"
 
@@ -38,7 +40,6 @@ class DeniedPeople:
     def __init__(self) -> None:
         self._reasons: dict[tuple[str, str], str] = {}
         self._by_id: dict[str, str] = {}
-        self._pattern: re.Pattern[str] | None = None
 
     def saw(self, decision: Decision) -> None:
         """A decision that did not allow: its person (if it names one) is denied from now on."""
@@ -49,7 +50,6 @@ class DeniedPeople:
         if key not in self._reasons:
             self._reasons[key] = str(decision.reason)
             self._by_id.setdefault(key[1], str(decision.reason))
-            self._pattern = None
 
     def reason(self, platform: str, subject: str) -> str | None:
         return self._reasons.get((platform, subject.casefold()))
@@ -59,14 +59,19 @@ class DeniedPeople:
 
     def ids_out(self, text: str, stand_in: str) -> str:
         """``text`` with every denied person's id that stands as a word of its own (``107`` in ``stopped at 107``,
-        in ``/u/107``; not in ``1070``) replaced by ``stand_in`` formatted with its reason."""
-        if not self._by_id:
-            return text
-        if self._pattern is None:
-            ids = sorted(self._by_id, key=len, reverse=True)  # a longer id first: a shorter one may start it
-            self._pattern = re.compile(r"(?<![\w])(?:" + "|".join(map(re.escape, ids)) + r")(?![\w])", re.IGNORECASE)
+        in ``/u/107``; not in ``1070``; ``john.doe`` in ``by john.doe.``) replaced by ``stand_in`` formatted with
+        its reason. Each word is looked up, so the cost is the text's length, however many people were denied."""
         by_id = self._by_id
-        return self._pattern.sub(lambda m: stand_in.format(reason=by_id.get(m[0].casefold(), UNDECIDED)), text)
+        if not by_id:
+            return text
+        found = sorted((m.start(), -m.end(), by_id[m[0].casefold()]) for words in _WORDS for m in words.finditer(text)
+                       if m[0].casefold() in by_id)
+        said, at = [], 0
+        for start, end, reason in found:  # from the left, the longer of two that start alike first
+            if start >= at:
+                said += [text[at:start], stand_in.format(reason=reason)]
+                at = -end
+        return "".join([*said, text[at:]]) if found else text
 
 
 def url_reason(runtime: ConsentRuntime, url: str) -> str | None:

@@ -123,11 +123,12 @@ def _names_item(record: logging.LogRecord) -> bool:
 
 
 def _exception_text(record: logging.LogRecord) -> str | None:
+    """The line's traceback as a formatter writes it; not kept on a line left as it is (its handlers' formatters
+    format it their own way)."""
     if record.exc_text:
         return record.exc_text
     if record.exc_info and record.exc_info[0] is not None:
-        record.exc_text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
-        return record.exc_text
+        return "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
     return None
 
 

@@ -253,3 +253,18 @@ async def test_enforcing_errback_retry_close_reason_and_media_lines_name_no_deni
     for text in ("stopped at 107", f"gave up on http://{HOST}/u/107", f"Gave up retrying <GET http://{HOST}/u/107>",
                  "Dropped: consentcrawl: subject.no-authorization"):  # the guard dropped 108's item, at DEBUG
         assert [line for line in debug if text in line], f"nothing lost: {text} at DEBUG"
+
+
+def test_a_denied_persons_id_is_taken_out_as_a_word_of_its_own_only() -> None:
+    """The id of a person the crawl denied, wherever it stands as a word (a handle with dots too), in any case; not
+    inside a longer word or number."""
+    from consentcrawl.decision import Stage, deny
+    from consentcrawl.deniedpeople import DeniedPeople
+
+    people = DeniedPeople()
+    for subject, reason in (("107", "subject.no-authorization"), ("john.doe", "subject.revoked"),
+                            ("Alice", "subject.refused-on-page")):
+        people.saw(deny(Stage.SUBJECT, reason, subject=subject, platform="people"))
+    said = people.ids_out("at 107, 1070, /u/107. by john.doe. not john.doe.smith; @ALICE alice_x", "<{reason}>")
+    assert said == ("at <subject.no-authorization>, 1070, /u/<subject.no-authorization>. by <subject.revoked>. not "
+                    "john.doe.smith; @<subject.refused-on-page> alice_x")
