@@ -7,7 +7,9 @@ the lines Scrapy writes about a request, knowing the request. Other lines name a
 - an item's data: Scrapy's ``Dropped: <exception>\\n<item>`` (WARNING), ``Error processing <item>`` (ERROR) and a
   media pipeline's ``found errors processing <item>`` (ERROR), when report mode let a denied person's item through
   the guard (or the item names someone who is not allowed: the guard's verdict on the item being processed,
-  :mod:`consentcrawl.deniedpeople`); the item is replaced by the reason code and the traceback goes to DEBUG;
+  :mod:`consentcrawl.deniedpeople`); the item is replaced by the reason code, the ``DropItem`` by its type (Scrapy's
+  own example drops with ``f"Duplicate item found: {item!r}"``), and the traceback goes to DEBUG; a line of the
+  project's loggers written while the pipelines process such an item is replaced whole;
 - an exception raised in a signal handler (``Error caught on signal handler``, ERROR, with the exception): a
   project's ``raise ValueError(f"... {request.url}")`` in a ``request_dropped`` or ``item_scraped`` handler;
 - ``UrlLengthMiddleware``'s ``Ignoring link (url length > N): <url>`` (INFO) and ``SitemapSpider``'s ``Ignoring
@@ -49,6 +51,8 @@ if TYPE_CHECKING:
 URL_STAND_IN = "<a URL consentcrawl did not allow ({reason}); at DEBUG>"
 #: what stands in a line for an item the guard did not allow (report mode lets it through)
 ITEM_STAND_IN = "an item consentcrawl did not allow ({reason}; its data at DEBUG)"
+#: a line of the project's written while the pipelines process such an item: any of its text may be the item's
+PROJECT_ITEM_LINE = "a line written while the pipelines processed " + ITEM_STAND_IN
 #: what stands for the traceback of a line about such an item
 ITEM_TRACEBACK = "(the traceback is at DEBUG: raised while the pipelines processed " + ITEM_STAND_IN + ")"
 #: marks the DEBUG copy of a line, written through the same logger (it meets the filters again); shared with
@@ -101,8 +105,12 @@ class PersonLines(logging.Filter):
         item = item_line_reason() if _names_item(record) else item_reason()
         args = record.args
         message = said
-        if item is not None and isinstance(args, dict) and "item" in args:
-            message = str(record.msg) % {**args, "item": ITEM_STAND_IN.format(reason=item)}
+        if item is not None and record.name not in PERSON_LINE_LOGGERS:  # the project's: its text is any of the item
+            message = PROJECT_ITEM_LINE.format(reason=item)
+        elif item is not None and isinstance(args, dict) and "item" in args:  # Scrapy's: its template, without them
+            error = args.get("exception")
+            message = str(record.msg) % {**args, "item": ITEM_STAND_IN.format(reason=item), "exception": (
+                f"{type(error).__name__} (its message at DEBUG)" if isinstance(error, BaseException) else error)}
         message = scrubbed(runtime, message)
         error = error_said
         if error is not None:

@@ -55,9 +55,10 @@ def _named(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 class Acts:
-    """A project's pipeline: drops or fails on the items that ask for it."""
+    """A project's pipeline: says whose item it has, drops or fails on the items that ask for it."""
 
     def process_item(self, item: Any) -> Any:
+        PROJECT_LOGGER.info("acting on the item of %s", item.get("name"))
         if item.get("act") == "drop":
             raise DropItem("not wanted")
         if item.get("act") == "error":
@@ -168,12 +169,15 @@ async def test_report_mode_lines_about_items_signals_long_links_and_sitemaps_nam
                  f"WARNING scrapy.spiders.sitemap: Ignoring invalid sitemap: <200 http://{HOST}/u/101/sitemap.xml>",
                  f"ValueError: an odd page: http://{HOST}/u/101",
                  f"ValueError: cannot store the item of http://{HOST}/u/101",
+                 f"INFO {__name__}: acting on the item of SECRET-NAME-101",
                  "ERROR reportlogic: [Failure instance: Traceback: <class 'scrapy.exceptions.DownloadTimeoutError'>: "
                  f"Getting http://{HOST}/u/102 took longer than 1.0 seconds."):
         assert [m for m in loud if line in m], (line, loud)
     # 107's and 108's lines are there, at Scrapy's level, with the reason code in place of the person
-    for line in ("WARNING scrapy.core.scraper: Dropped: not wanted\n"
+    for line in ("WARNING scrapy.core.scraper: Dropped: DropItem (its message at DEBUG)\n"
                  "an item consentcrawl did not allow (subject.no-authorization; its data at DEBUG)",
+                 f"INFO {__name__}: a line written while the pipelines processed an item consentcrawl did not allow "
+                 "(subject.no-authorization; its data at DEBUG)",
                  "ERROR scrapy.core.scraper: Error processing an item consentcrawl did not allow "
                  "(subject.no-authorization; its data at DEBUG)",
                  "ERROR scrapy.pipelines.media: ErrorsFiles found errors processing an item consentcrawl did not allow",
