@@ -39,7 +39,7 @@ from tests.test_report_mode_lines import Answering
 
 _WRITTEN = logging.Formatter("%(levelname)s %(name)s: %(message)s")
 #: what of 107 (never authorized) and 108 (never authorized, named by an item on 101's page) must not be at INFO+
-_DENIED = re.compile(r"(?:/u/|SECRET-NAME-|\b)10[789](?!\d)")
+_DENIED = re.compile(r"(?:/u/|SECRET-NAME-|\b)(?:10[789]|115)(?!\d)")
 LONG = "?ref=" + "x" * 60
 #: a project's own logger, made at import as a project's module makes it
 PROJECT_LOGGER = logging.getLogger(__name__)
@@ -217,8 +217,9 @@ class EnforceLogic:
 
     def profile(self, response: Any) -> Any:
         self.seen.append(response.url)
-        yield {"url": response.url, "name": response.css(".name::text").get(), "act": "media",
-               "file_urls": [f"http://{HOST}/static/missing.png"], "about": f"http://{HOST}/u/107"}
+        for n, about in enumerate(("107", "115")):  # 107 was refused; 115 never decided (records not known)
+            yield {"url": response.url, "name": response.css(".name::text").get(), "act": "media",
+                   "file_urls": [f"http://{HOST}/static/missing.png?n={n}"], "about": f"http://{HOST}/u/{about}"}
         yield {"subject": "108", "platform": "people", "name": "SECRET-NAME-108", "act": "drop",
                "url": response.url}
 
@@ -240,7 +241,7 @@ async def test_enforcing_errback_retry_close_reason_and_media_lines_name_no_deni
     settings = _pipelines(people_settings(tmp_path), tmp_path)
     with LocalServer(app) as server, caplog.at_level(logging.DEBUG):
         result = await crawl(make_spider(kind, EnforceLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch)
-    assert app.site.people_served() == ["101"], app.site.describe()
+    assert app.site.people_served() == ["101"], app.site.describe()  # 115's page was not asked for either
     assert _named(caplog) == [], "\n".join(_named(caplog))
     loud = _loud(caplog)
     assert result.stats.get("finish_reason") == "stopped at <a person consentcrawl did not allow " \
@@ -248,8 +249,10 @@ async def test_enforcing_errback_retry_close_reason_and_media_lines_name_no_deni
     for line in ("Gave up retrying a request consentcrawl did not allow (subject.no-authorization; its URL is in "
                  "the audit log) (failed 1 times): its reason at DEBUG",
                  "gave up on <a URL consentcrawl did not allow (subject.no-authorization); at DEBUG>",
-                 f"File (code: 404): Error downloading file from <GET http://{HOST}/static/missing.png> referred in "
-                 "<<a URL consentcrawl did not allow (subject.no-authorization); at DEBUG>>",
+                 f"File (code: 404): Error downloading file from <GET http://{HOST}/static/missing.png?n=0> referred "
+                 "in <<a URL consentcrawl did not allow (subject.no-authorization); at DEBUG>>",
+                 f"File (code: 404): Error downloading file from <GET http://{HOST}/static/missing.png?n=1> referred "
+                 "in <<a URL consentcrawl did not allow (undecided); at DEBUG>>",
                  "ErrorsFiles found errors processing {'url': 'http://people.example/u/101', 'name': "
                  "'SECRET-NAME-101'"):  # the control: 101's item
         assert [m for m in loud if line in m], (line, loud)
