@@ -55,6 +55,8 @@ ITEM_STAND_IN = "an item consentcrawl did not allow ({reason}; its data at DEBUG
 PROJECT_ITEM_LINE = "a line written while the pipelines processed " + ITEM_STAND_IN
 #: what stands for the traceback of a line about such an item
 ITEM_TRACEBACK = "(the traceback is at DEBUG: raised while the pipelines processed " + ITEM_STAND_IN + ")"
+#: a line whose check failed (a bug, or a URL that cannot be read): it may name anyone
+UNCHECKED = "a line consentcrawl could not check for the people it names; at DEBUG"
 #: marks the DEBUG copy of a line, written through the same logger (it meets the filters again); shared with
 #: the other line filters, so that none rewrites another's copy
 _COPY = "_consentcrawl_copy"
@@ -101,6 +103,13 @@ class PersonLines(logging.Filter):
         runtime = get_runtime(self.crawler)
         if runtime is None:
             return True
+        try:
+            self._check(runtime, record)
+        except Exception:  # noqa: BLE001 - a line that could not be checked is not written at its level
+            self._rewrite(record, UNCHECKED, None)
+        return True
+
+    def _check(self, runtime: ConsentRuntime, record: logging.LogRecord) -> None:
         said, error_said = record.getMessage(), _exception_text(record)
         item = item_line_reason() if _names_item(record) else item_reason()
         args = record.args
@@ -117,7 +126,6 @@ class PersonLines(logging.Filter):
             error = ITEM_TRACEBACK.format(reason=item) if item is not None else scrubbed(runtime, error, frames=True)
         if message != said or error != error_said:
             self._rewrite(record, message, error)
-        return True
 
     def _rewrite(self, record: logging.LogRecord, message: str, error: str | None) -> None:
         logging.getLogger(record.name).handle(logging.makeLogRecord(
