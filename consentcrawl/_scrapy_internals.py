@@ -30,7 +30,9 @@
 - :class:`ConsentCloseSpider`: ``CLOSESPIDER_PAGECOUNT`` counts the spider's pages, not consentcrawl's side requests
   (CloseSpider counts every ``response_received``, and offers no way to leave one out).
 - :data:`DOWNLOAD_HANDLER_LOGGERS`: the loggers Scrapy's download handlers write their size and data-loss lines on
-  (module names, not a documented contract).
+  (module names, not a documented contract); :data:`PERSON_LINE_LOGGERS` those of the lines that name a person as
+  text, and :func:`is_retry_line` ``get_retry_request``'s give-up line by its template, on whatever logger a project
+  passed it (Scrapy offers no hook on a line but a filter on its logger).
 """
 
 from __future__ import annotations
@@ -352,6 +354,20 @@ MEDIA_LINE_LOGGER = "scrapy.pipelines.files"
 COMPRESSION_LINE_LOGGER = "scrapy.downloadermiddlewares.httpcompression"
 REQUEST_LINE_LOGGERS = ("scrapy.spidermiddlewares.httperror", "scrapy.downloadermiddlewares.retry", MEDIA_LINE_LOGGER,
                         COMPRESSION_LINE_LOGGER)
+#: the loggers whose lines name a person as text (:mod:`consentcrawl.personlines`): the scraper's item lines
+#: (``Dropped``, ``Error processing``; the formatter chooses their text, but Scrapy adds the pipeline's traceback), a
+#: media pipeline's ``found errors processing <item>``, a signal handler's exception, UrlLengthMiddleware's
+#: ``Ignoring link``, SitemapSpider's ``Ignoring invalid sitemap`` and the files pipeline's referer
+PERSON_LINE_LOGGERS = ("scrapy.core.scraper", "scrapy.pipelines.media", "scrapy.utils.signal",
+                       "scrapy.spidermiddlewares.urllength", "scrapy.spiders.sitemap", MEDIA_LINE_LOGGER)
+#: ``get_retry_request``'s line when it gives up, on whatever logger the caller passed it
+_RETRY_GAVE_UP = "Gave up retrying %(request)s (failed %(retry_times)d times): %(reason)s"
+
+
+def is_retry_line(record: logging.LogRecord) -> bool:
+    """Whether ``record`` is ``get_retry_request``'s ``Gave up retrying <request>`` line, on any logger (a project
+    may pass its own); its ``Retrying`` line is at DEBUG."""
+    return record.msg == _RETRY_GAVE_UP and isinstance(record.args, dict)
 #: how the media pipelines' lines written as text (``media_failed``'s ``File (unknown-error): Error downloading
 #: file from {request} referred in <{referer}>: {failure}``) name their request: Scrapy's ``<METHOD url>``
 MEDIA_LINE_REQUEST = re.compile(r"<.+? (\S+)> referred in <")
@@ -367,7 +383,7 @@ def request_line_subject(record: logging.LogRecord) -> tuple[Any, str, str, Any]
     from scrapy import Request
     from scrapy.http import Response
 
-    if record.name not in REQUEST_LINE_LOGGERS or not isinstance(record.args, dict):
+    if (record.name not in REQUEST_LINE_LOGGERS and not is_retry_line(record)) or not isinstance(record.args, dict):
         return None
     named = record.args.get("response", record.args.get("request"))
     if isinstance(named, Response):

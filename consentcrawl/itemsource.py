@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 from itemadapter import is_item
 
 from .decision import Evidence, Stage, deny
+from .deniedpeople import done_judging, judging_item
 from .runtime import get_runtime
 
 if TYPE_CHECKING:
@@ -71,10 +72,11 @@ class ItemSources:
         if not is_item(item):  # no pipeline, and no item_dropped handler, is handed it (module doc)
             self.refuse(type(item).__name__)
             return
-        token = _SOURCE.set(response)
+        token, judging = _SOURCE.set(response), judging_item()  # the guard's verdict, for the lines about the item
         try:
             await self.start(item, response=response)
         finally:
+            done_judging(judging)
             _SOURCE.reset(token)
 
     def refuse(self, kind: str) -> None:

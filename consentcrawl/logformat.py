@@ -36,6 +36,7 @@ from scrapy.utils.misc import build_from_crawler
 from ._scrapy_internals import PARSE_LOGGER, parse_command_url
 from .downloadlines import UNREAD
 from .errors import ConfigError
+from .personlines import PersonLines
 from .requestlines import RequestLines
 from .runtime import refuse_to_start
 from .settings import read
@@ -97,6 +98,7 @@ class ConsentLogFormatter:
                      lambda crawler, handle: SpiderErrors(crawler, handle, reasons),
                      "a refused person's data would reach spider_error handlers")
         hook_engine_close(self.crawler, reasons)
+        PersonLines.install(self.crawler)  # the lines that name a person as text (project's, signal errors...)
 
     def spider_error(self, failure: Failure, request: Request, response: Response | Failure,
                      spider: Spider) -> dict[str, Any]:

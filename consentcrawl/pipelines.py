@@ -26,6 +26,7 @@ from twisted.python.failure import Failure
 
 from ._scrapy_internals import item_pipelines
 from .decision import Decision, Evidence, Stage, deny
+from .deniedpeople import UNDECIDED, item_judged, item_reason
 from .itempages import ItemPages
 from .itemsource import ItemSources, item_source
 from .mediaurls import guard_stored_media, keep_allowed_media, media_fields
@@ -136,6 +137,8 @@ class ConsentGuardPipeline(RuntimeComponent):
             raise drop(item, "configuration error")
         try:
             kept = await self._guard(item)
+            if item_reason() == UNDECIDED:  # allowed, or no one's: the lines about it may show it
+                item_judged(None)
             adapter: Any = kept if type(kept) is dict else ItemAdapter(kept)
             await keep_allowed_media(self.runtime, adapter, kept.keys() if adapter is kept else adapter.field_names(),
                                      self.media)
@@ -189,6 +192,7 @@ class ConsentGuardPipeline(RuntimeComponent):
             self.runtime.count("consentcrawl/items/dropped")
             if self.runtime.enforce:
                 raise drop(item, str(decision.reason), config.provenance_field)
+            item_judged(str(decision.reason))  # report mode lets it on: no line at INFO or above may show it
             return item
         if config.provenance_field:
             written = self._add_provenance(adapter, config.provenance_field, provenance, decision, config.purpose)
@@ -229,6 +233,7 @@ class ConsentGuardPipeline(RuntimeComponent):
         self.runtime.count("consentcrawl/items/dropped")
         if self.runtime.enforce:
             raise drop(item, str(decision.reason), self.runtime.config.provenance_field)
+        item_judged(str(decision.reason))
         return None
 
     @staticmethod

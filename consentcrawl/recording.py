@@ -22,6 +22,7 @@ from .errors import AuditUnavailable
 
 if TYPE_CHECKING:
     from .deciding import Decider
+    from .deniedpeople import DeniedPeople
     from .refusallog import RefusalLog
     from .withdrawals import WithdrawalWatch
 
@@ -47,6 +48,7 @@ class DecisionRecording:
     #: called with every decision recorded and its phase (the purge on close learns who withdrew, who refused and
     #: whose data went through); None: no one
     watch: Callable[[Decision, str], None] | None = None
+    denied_people: DeniedPeople
 
     def drops(self, decision: Decision) -> bool:
         """Whether a deny is enforced: always in enforce mode; robots denies in report mode too.
@@ -170,6 +172,7 @@ class DecisionRecording:
             self.watch(decision, phase)
         if not decision.allowed:
             self.count(prefix + "denied")
+            self.denied_people.saw(decision)
             if self._debug:
                 logger.debug("consentcrawl: %s %s (%s, %s)", "denied" if self.drops(decision) else "would deny",
                              url, decision.reason, phase)

@@ -34,6 +34,7 @@ from ._scrapy_internals import (
     MEDIA_LINE_LOGGER,
     MEDIA_LINE_REQUEST,
     REQUEST_LINE_LOGGERS,
+    is_retry_line,
     request_line_subject,
 )
 from .decision import not_allowed_reason
@@ -102,7 +103,7 @@ class RequestLines(logging.Filter):
         if because is None:
             return True
         instead = _instead(because)
-        if record.name.endswith(".retry"):  # Scrapy's template, with what may be said in place of the request and
+        if is_retry_line(record):  # Scrapy's template, with what may be said in place of the request and
             args = record.args if isinstance(record.args, dict) else {}  # the reason
             message = str(record.msg) % {**args, "request": instead, "reason": reason_text(reason)}
         elif text[1:4].isdigit():  # a response: its status stays, it says nothing of the person

@@ -24,6 +24,7 @@ from .audit.header import chain_header
 from .audit.log import AuditLog
 from .config import ConsentConfig, build_decider
 from .decision import Decision, Evidence, Stage, deny
+from .deniedpeople import DeniedPeople
 from .distributed.wiring import Distributed
 from .downloadlines import DownloadLines
 from .errors import ConfigError
@@ -153,6 +154,8 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         self.first_pages = FirstPageGate()
         #: the page of each item that cannot carry its provenance, for the guard pipeline
         self.item_pages = ItemPages()
+        #: every person a decision did not allow: a log line may not name them (personlines.py)
+        self.denied_people = DeniedPeople()
         assert crawler.stats is not None
         self.stats = crawler.stats
         #: the decision that let each request go out (or the response in), with the URL it was made for

@@ -42,6 +42,7 @@ from scrapy.utils.log import failure_to_exc_info
 from twisted.python.failure import Failure
 
 from .decision import Decision, Verdict, not_allowed_reason
+from .deniedpeople import ID_STAND_IN
 from .downloadlines import unread_reason
 from .errbacks import url_spellings
 from .middlewares import ConsentDenied, ConsentMisconfigured
@@ -214,7 +215,7 @@ class CloseReasons:
         self._checked: set[str] = set()
 
     def from_callback(self, reason: Any, request: Request, response: Any) -> Any:
-        clean = close_reason(self.crawler, reason, request, response)
+        clean = self._without_ids(close_reason(self.crawler, reason, request, response), reason)
         if isinstance(clean, str):
             self._checked.add(clean)
         return clean
@@ -226,7 +227,19 @@ class CloseReasons:
         if clean != reason:
             SCRAPER_LOGGER.debug("consentcrawl: the crawl's close reason named a URL or path, which no request's "
                                  "allow vouches for: %r", reason, extra={"spider": self.crawler.spider})
-        return clean
+        return self._without_ids(clean, reason)
+
+    def _without_ids(self, clean: Any, reason: Any) -> Any:
+        """``clean`` without the ids of the people this crawl denied (deniedpeople.py), wherever the reason was
+        given: an id alone (``stopped at 107``) is the one thing of a person that text can be searched for."""
+        runtime = get_runtime(self.crawler)
+        if not isinstance(clean, str) or runtime is None:
+            return clean
+        without = runtime.denied_people.ids_out(clean, ID_STAND_IN)
+        if without != clean:
+            SCRAPER_LOGGER.debug("consentcrawl: the crawl's close reason named a person consentcrawl did not allow: "
+                                 "%r", reason, extra={"spider": self.crawler.spider})
+        return without
 
 
 def as_handled(error: BaseException, run: Callable[[], None]) -> None:

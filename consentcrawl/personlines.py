@@ -1,0 +1,183 @@
+"""``PersonLines``: a line at INFO or above that names, as text, a person the crawl may not collect names the reason
+code instead; the line as written goes to DEBUG.
+
+The filters of :mod:`consentcrawl.requestlines`, :mod:`consentcrawl.downloadlines` and the log formatter rewrite
+the lines Scrapy writes about a request, knowing the request. Other lines name a person in text alone:
+
+- an item's data: Scrapy's ``Dropped: <exception>\\n<item>`` (WARNING), ``Error processing <item>`` (ERROR) and a
+  media pipeline's ``found errors processing <item>`` (ERROR), when report mode let a denied person's item through
+  the guard (or the item names someone who is not allowed: the guard's verdict on the item being processed,
+  :mod:`consentcrawl.deniedpeople`); the item is replaced by the reason code, the ``DropItem`` by its type (Scrapy's
+  own example drops with ``f"Duplicate item found: {item!r}"``), and the traceback goes to DEBUG; a line of the
+  project's loggers written while the pipelines process such an item is replaced whole;
+- an exception raised in a signal handler (``Error caught on signal handler``, ERROR, with the exception): a
+  project's ``raise ValueError(f"... {request.url}")`` in a ``request_dropped`` or ``item_scraped`` handler;
+- ``UrlLengthMiddleware``'s ``Ignoring link (url length > N): <url>`` (INFO) and ``SitemapSpider``'s ``Ignoring
+  invalid sitemap: <response>`` (WARNING), which report mode reaches with a denied person's URL; the files
+  pipeline's ``referred in <referer>``;
+- the project's own lines: the spider's logger (an errback's ``self.logger.error(failure)``, whose message can
+  hold the URL: a timeout's does) and the loggers of the project's modules, among them one it passes to
+  ``get_retry_request`` (its ``Gave up retrying <GET url>`` is rewritten as :class:`RequestLines` rewrites
+  RetryMiddleware's own).
+
+In the message and in the exception's text, each URL of a checked scheme is taken out when
+:func:`~consentcrawl.deniedpeople.url_reason` says it is not an allowed person's (``undecided`` when unsure), and
+each id of a person this crawl denied that stands as a word of its own (``stopped at 107``, ``/u/107``; not in a
+traceback's ``File ..., line 107``). What it cannot see: a person's name or other data in free text that is not
+an item the guard judged, and loggers the project creates after the spider opened or names outside its modules.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from scrapy import signals
+
+from ._scrapy_internals import LINE_URL, PERSON_LINE_LOGGERS, is_retry_line
+from .deniedpeople import ID_STAND_IN, item_line_reason, item_reason, url_reason
+from .heldlocks import crawl_alive
+from .requestlines import RequestLines
+from .runtime import get_runtime, is_checked_url
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+
+    from .runtime import ConsentRuntime
+
+#: what stands in a line for a URL of a person consentcrawl did not allow
+URL_STAND_IN = "<a URL consentcrawl did not allow ({reason}); at DEBUG>"
+#: what stands in a line for an item the guard did not allow (report mode lets it through)
+ITEM_STAND_IN = "an item consentcrawl did not allow ({reason}; its data at DEBUG)"
+#: a line of the project's written while the pipelines process such an item: any of its text may be the item's
+PROJECT_ITEM_LINE = "a line written while the pipelines processed " + ITEM_STAND_IN
+#: what stands for the traceback of a line about such an item
+ITEM_TRACEBACK = "(the traceback is at DEBUG: raised while the pipelines processed " + ITEM_STAND_IN + ")"
+#: a line whose check failed (a bug, or a URL that cannot be read): it may name anyone
+UNCHECKED = "a line consentcrawl could not check for the people it names; at DEBUG"
+#: marks the DEBUG copy of a line, written through the same logger (it meets the filters again); shared with
+#: the other line filters, so that none rewrites another's copy
+_COPY = "_consentcrawl_copy"
+_TRAILING = ".,;:)]}'\""
+#: a traceback's frame line (``File "...", line 107, in parse``): its numbers are no one's id
+_FRAME = re.compile(r'^\s*File ".*", line \d+', re.MULTILINE)
+#: the top-level names of loggers that are not the project's (Scrapy's own are chosen one by one)
+_NOT_THE_PROJECTS = frozenset({"scrapy", "twisted", "consentcrawl", "asyncio", "py"})
+
+
+class PersonLines(logging.Filter):
+    """On the loggers whose lines name people as text, for one crawl (module doc)."""
+
+    def __init__(self, crawler: Crawler) -> None:
+        super().__init__()
+        self.crawler = crawler
+        self.alive = crawl_alive(crawler)
+        self.requests = RequestLines(crawler)  # a retry line on the project's logger, read as on Scrapy's
+        self.loggers: list[str] = []
+
+    @classmethod
+    def install(cls, crawler: Crawler) -> PersonLines:
+        """On Scrapy's loggers of those lines, the spider's, and every logger of the project's modules that exists
+        as the spider opens; taken off as the spider closes."""
+        lines = cls(crawler)
+        lines.loggers = sorted({*PERSON_LINE_LOGGERS, *project_loggers(crawler)})
+        for name in lines.loggers:
+            logging.getLogger(name).addFilter(lines)
+        crawler.signals.connect(lines.close, signal=signals.spider_closed)
+        return lines
+
+    def close(self, spider: Any = None) -> None:
+        for name in self.loggers:
+            logging.getLogger(name).removeFilter(self)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO or getattr(record, _COPY, False) or not self.alive():
+            return True
+        spider = getattr(record, "spider", None)
+        if spider is not None and spider is not self.crawler.spider:
+            return True  # another crawl's line, in the same process
+        if is_retry_line(record):
+            return self.requests.filter(record)
+        runtime = get_runtime(self.crawler)
+        if runtime is None:
+            return True
+        try:
+            self._check(runtime, record)
+        except Exception:  # noqa: BLE001 - a line that could not be checked is not written at its level
+            self._rewrite(record, UNCHECKED, None)
+        return True
+
+    def _check(self, runtime: ConsentRuntime, record: logging.LogRecord) -> None:
+        said, error_said = record.getMessage(), _exception_text(record)
+        item = item_line_reason() if _names_item(record) else item_reason()
+        args = record.args
+        message = said
+        if item is not None and record.name not in PERSON_LINE_LOGGERS:  # the project's: its text is any of the item
+            message = PROJECT_ITEM_LINE.format(reason=item)
+        elif item is not None and isinstance(args, dict) and "item" in args:  # Scrapy's: its template, without them
+            error = args.get("exception")
+            message = str(record.msg) % {**args, "item": ITEM_STAND_IN.format(reason=item), "exception": (
+                f"{type(error).__name__} (its message at DEBUG)" if isinstance(error, BaseException) else error)}
+        message = scrubbed(runtime, message)
+        error = error_said
+        if error is not None:
+            error = ITEM_TRACEBACK.format(reason=item) if item is not None else scrubbed(runtime, error, frames=True)
+        if message != said or error != error_said:
+            self._rewrite(record, message, error)
+
+    def _rewrite(self, record: logging.LogRecord, message: str, error: str | None) -> None:
+        logging.getLogger(record.name).handle(logging.makeLogRecord(
+            {**record.__dict__, "levelno": logging.DEBUG, "levelname": "DEBUG", _COPY: True}))
+        record.msg, record.args, record.exc_info, record.exc_text = message, None, None, error
+
+
+def _names_item(record: logging.LogRecord) -> bool:
+    """Whether the line names an item (Scrapy's item lines pass it as an argument and in ``extra``)."""
+    return (isinstance(record.args, dict) and "item" in record.args) or "item" in record.__dict__
+
+
+def _exception_text(record: logging.LogRecord) -> str | None:
+    """The line's traceback as a formatter writes it; not kept on a line left as it is (its handlers' formatters
+    format it their own way)."""
+    if record.exc_text:
+        return record.exc_text
+    if record.exc_info and record.exc_info[0] is not None:
+        return "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+    return None
+
+
+def scrubbed(runtime: ConsentRuntime, text: str, *, frames: bool = False) -> str:
+    """``text`` without the URLs and ids of people the crawl does not allow (module doc); ``frames``: a traceback,
+    whose frame lines keep their numbers."""
+    for url in dict.fromkeys(found.rstrip(_TRAILING) for found in LINE_URL.findall(text)):
+        if not is_checked_url(url):
+            continue
+        reason = url_reason(runtime, url)
+        if reason is not None:
+            stand = URL_STAND_IN.format(reason=reason)
+            text = re.sub(re.escape(url) + r"(?![^\s<>'\",;)\]}])", lambda _: stand, text)  # noqa: B023
+    people = runtime.denied_people
+    if not people:
+        return text
+    if not frames:
+        return people.ids_out(text, ID_STAND_IN)
+    lines = text.split("\n")
+    return "\n".join(line if _FRAME.match(line) else people.ids_out(line, ID_STAND_IN) for line in lines)
+
+
+def project_loggers(crawler: Crawler) -> list[str]:
+    """The spider's logger and every logger that exists of the project's modules: the spider's, and those of the
+    crawl's components (pipelines, middlewares, extensions) that are not Scrapy's or consentcrawl's."""
+    spider = crawler.spider
+    tops = {type(spider).__module__.split(".")[0]} if spider is not None else set()
+    for name in ("ITEM_PIPELINES", "DOWNLOADER_MIDDLEWARES", "SPIDER_MIDDLEWARES", "EXTENSIONS", "ADDONS"):
+        for path in crawler.settings.getdict(name):
+            tops.add((path if isinstance(path, str) else getattr(path, "__module__", "")).split(".")[0])
+    for module in crawler.settings.getlist("SPIDER_MODULES"):
+        tops.add(module.split(".")[0])
+    tops -= _NOT_THE_PROJECTS | {""}
+    names = [name for name, found in list(logging.Logger.manager.loggerDict.items())
+             if isinstance(found, logging.Logger) and name.split(".")[0] in tops]
+    return [*names, *([spider.name] if spider is not None and getattr(spider, "name", None) else [])]
