@@ -1,0 +1,120 @@
+"""Where the consent reader and a spider read a site's files or pages otherwise (pagereads2): compressed signal
+files, a compressed robots.txt larger than what is parsed, cards nested in other microformats, and head markup
+the tag scan read otherwise than the spider's parser. Each is a real crawl judged by the test server's own log,
+the items and the audit log; each failed before its fix."""
+
+from __future__ import annotations
+
+import gzip
+import importlib
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl_demo.server import LocalServer, Response
+from tests import lenient
+from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, Robots, crawl, make_spider, people_settings
+from tests.test_leaks_review15 import assert_ai_txt_keeps_about_out
+
+zstd: Any = importlib.import_module("compression.zstd" if sys.version_info >= (3, 14) else "backports.zstd")
+
+BASE = f"http://{HOST}"
+
+
+def compress(coding: str, data: bytes) -> bytes:
+    return gzip.compress(data) if coding == "gzip" else zstd.compress(data)
+
+
+# -- a signal file of gzip or zstd bytes, without a Content-Encoding ---------------------------------------------
+
+
+@dataclass
+class CompressedFilesPeople(LenientPeople):
+    """The lenient people site, whose tdmrep.json reserves its about page or whose ai.txt disallows it for every
+    crawler (``file``), sent as gzip or zstd bytes with no ``Content-Encoding`` (a ``.gz`` file served as the
+    file), or with the header to a project that set ``COMPRESSION_ENABLED = False``."""
+
+    coding: str = "gzip"
+    header: bool = False
+    file: str = "/.well-known/tdmrep.json"
+
+    def __call__(self, request: Any, headers: dict[str, str]) -> Response | None:
+        files = {"/.well-known/tdmrep.json": json.dumps([{"location": "/about", "tdm-reservation": 1}]).encode(),
+                 "/ai.txt": b"User-Agent: *\nDisallow: /about\n"}
+        if request.path == self.file:
+            self.served.append(lenient.Served(request.time, request.host, request.target, request.path, "",
+                                              "signal", None, 200))
+            coded = {"Content-Encoding": self.coding} if self.header else {}
+            return Response(200, {"Content-Type": "application/octet-stream", **coded},
+                            compress(self.coding, files[request.path]))
+        return super().__call__(request, headers)
+
+
+@pytest.mark.parametrize(("coding", "header"), [("gzip", False), ("zstd", False), ("gzip", True)])
+@deferred_f_from_coro_f
+async def test_a_compressed_signal_file_says_what_it_says_decompressed(
+    coding: str, header: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fixed. robots.txt of gzip or zstd bytes is decompressed by its magic bytes (hunt12), the site's other files
+    were not: tdmrep.json and ai.txt read as bytes said nothing (no statement: allow), and the about page they
+    reserve was fetched for search indexing and for AI training (the header with the project's compression off
+    is the control: the side request already undid it)."""
+    app = CompressedFilesPeople(coding=coding, header=header)
+    settings = people_settings(tmp_path, COMPRESSION_ENABLED=not header)
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", ListLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/about"], follow_links=False)
+    assert [s for s in app.served if s.path == "/.well-known/tdmrep.json"], app.describe()
+    assert not [s for s in app.served if s.path == "/about"], f"a reserved page was fetched\n{app.describe()}"
+    assert {e.get("reason") for e in result.audit_for("/about")} == {"terms.signal.tdmrep"}, result.denies()
+    ai_txt = CompressedFilesPeople(coding=coding, header=header, file="/ai.txt")
+    (tmp_path / "ai").mkdir()
+    await assert_ai_txt_keeps_about_out(ai_txt, tmp_path / "ai",
+                                        monkeypatch, COMPRESSION_ENABLED=not header)
+
+
+# -- a compressed robots.txt larger than what is parsed ------------------------------------------------------------
+
+
+#: a comment line of robots.txt, 1 KiB
+_COMMENT = b"#" * 1023 + b"\n"
+
+
+@dataclass
+class BombRobots(Robots):
+    """A robots.txt whose first lines disallow the people's pages, then comments: 1.1 GiB of them, sent as gzip
+    members or zstd frames of 1 MiB each (about 1 MiB on the wire), with no ``Content-Encoding``."""
+
+    coding: str = "gzip"
+
+    def response(self) -> Response:
+        part = compress(self.coding, _COMMENT * 1024)
+        head = compress(self.coding, b"User-agent: *\nDisallow: /u/\n")
+        return Response(200, {"Content-Type": "text/plain"}, head + part * 1100)
+
+
+@pytest.mark.parametrize("coding", ["gzip", "zstd"])
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_compressed_robots_txt_is_decompressed_only_as_far_as_it_is_parsed(
+    kind: str, coding: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fixed. A compressed robots.txt was decompressed up to 1 GiB, though only its first 512 KiB are parsed: a
+    small file that decompressed further made the origin unreachable (a plain file that long has its first
+    512 KiB parsed, RFC 9309 §2.5), and one that decompressed to less than 1 GiB was held whole in memory. Now
+    only what is parsed is decompressed: the file's rules apply (101's profile is kept out) and the about page,
+    which they allow, is fetched, as for the same file sent plain."""
+    app = LenientPeople(default_robots=BombRobots(coding=coding))
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/u/101", f"{BASE}/about"],
+                             follow_links=False)
+    assert len(app.robots_fetches()) == 1, app.describe()
+    assert app.people_served() == [], f"a page robots.txt disallows was fetched\n{app.describe()}"
+    assert [s for s in app.served if s.path == "/about"], f"the page robots.txt allows was not\n{result.denies()}"
+    assert {e.get("reason") for e in result.audit_for("/u/101")} == {"robots.disallowed"}, result.denies()
