@@ -16,10 +16,14 @@ from typing import Any
 import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from consentcrawl_demo.server import LocalServer, Response
+from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
 from tests import lenient
+from tests.conftest import run_crawl
 from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, Robots, crawl, make_spider, people_settings
 from tests.test_leaks_review15 import assert_ai_txt_keeps_about_out
+from tests.test_robots_crawl import HOST as SIGNAL_HOST
+from tests.test_robots_crawl import ConsentListSpider
+from tests.test_signals_crawl import SignalSite, _denied, _pages, _settings
 
 zstd: Any = importlib.import_module("compression.zstd" if sys.version_info >= (3, 14) else "backports.zstd")
 
@@ -118,3 +122,46 @@ async def test_a_compressed_robots_txt_is_decompressed_only_as_far_as_it_is_pars
     assert app.people_served() == [], f"a page robots.txt disallows was fetched\n{app.describe()}"
     assert [s for s in app.served if s.path == "/about"], f"the page robots.txt allows was not\n{result.denies()}"
     assert {e.get("reason") for e in result.audit_for("/u/101")} == {"robots.disallowed"}, result.denies()
+
+
+# -- a head whose markup the tag scan tokenized otherwise than the spider's parser -------------------------------
+
+
+_RESERVED_META = '<meta name="tdm-reservation" content="1">'
+#: heads that hold a TDM reservation the spider's selectors find, behind markup the scan read as a comment opener
+_TRICKY_HEADS = {
+    "/abrupt": f"<!-->{_RESERVED_META}<!-- -->",  # an empty comment: closed at once
+    "/dash": f"<!--->{_RESERVED_META}<!-- -->",
+    "/bang": f"<!x <!-- >{_RESERVED_META}<!-- -->",  # a bogus comment: closed at its first >
+    "/question": f"<?php echo '<!--' ?>{_RESERVED_META}<!-- -->",
+    "/attribute": f'<base title="<!--">{_RESERVED_META}<!-- -->',  # a comment opener in an attribute value
+    "/end-tag": f'<script></script x="<!--">{_RESERVED_META}<!-- -->',
+    "/not-the-end": f"<script></scriptx <!-- </script>{_RESERVED_META}<!-- -->",  # not script's end tag
+}
+
+
+@deferred_f_from_coro_f
+async def test_a_tdm_reservation_behind_a_bogus_comment_is_read(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. A crawl for AI training of pages whose head reserves TDM after markup that opens no comment in HTML
+    (``<!-->``, ``<!x``, ``<?x``, a ``<!--`` inside an attribute value, an end tag that is not script's): the
+    head's scan read a comment from there to the next ``-->``, missed the reservation, and the page reached the
+    callback. Now the scan tokenizes as the spider's parser does: the server served them (the decision is the
+    response phase's), no callback ran, no item came out; ``/ok`` is the control."""
+    plain = SignalSite(robots="User-agent: *\nContent-Usage: / train-ai=y\nAllow: /\n")  # the site allows training
+
+    def site(request: LoggedRequest, headers: dict[str, str]) -> Response | None:
+        if request.path in _TRICKY_HEADS:
+            page = f"<html><head>{_TRICKY_HEADS[request.path]}</head><body><p class=name>x</p></body></html>"
+            return Response(200, {"Content-Type": "text/html; charset=utf-8"}, page.encode())
+        return plain(request, headers)
+
+    ConsentListSpider.urls = [f"http://{SIGNAL_HOST}{p}" for p in (*_TRICKY_HEADS, "/ok")]
+    with LocalServer(site) as server:
+        result = await run_crawl(ConsentListSpider, _settings(tmp_path, "ai-training"), proxy=server.proxy,
+                                 monkeypatch=monkeypatch)
+        assert _pages(server) == sorted([*_TRICKY_HEADS, "/ok"])
+    assert [i["url"] for i in result.items] == [f"http://{SIGNAL_HOST}/ok"]
+    denied = _denied(result)
+    assert {p.lstrip("/"): denied.get(p.lstrip("/")) for p in _TRICKY_HEADS} == {
+        p.lstrip("/"): "response.signal.tdmrep" for p in _TRICKY_HEADS}
