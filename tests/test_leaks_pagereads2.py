@@ -19,7 +19,17 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
 from tests import lenient
 from tests.conftest import run_crawl
-from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, Robots, crawl, make_spider, people_settings
+from tests.lenient import (
+    HOST,
+    KINDS,
+    LenientPeople,
+    ListLogic,
+    Robots,
+    crawl,
+    make_spider,
+    people_settings,
+    secret_name,
+)
 from tests.test_leaks_review15 import assert_ai_txt_keeps_about_out
 from tests.test_robots_crawl import HOST as SIGNAL_HOST
 from tests.test_robots_crawl import ConsentListSpider
@@ -165,3 +175,68 @@ async def test_a_tdm_reservation_behind_a_bogus_comment_is_read(
     denied = _denied(result)
     assert {p.lstrip("/"): denied.get(p.lstrip("/")) for p in _TRICKY_HEADS} == {
         p.lstrip("/"): "response.signal.tdmrep" for p in _TRICKY_HEADS}
+
+
+# -- a card nested in another microformat ------------------------------------------------------------------------
+
+
+def _page(inner: str) -> bytes:
+    return f"<html><body>{inner}</body></html>".encode()
+
+
+def _name(person: str) -> str:
+    return f'<span class="p-name fn name">{secret_name(person)}</span>'
+
+
+#: (the spider's reading, then the page of each authorized person): each refuses in a card nested in another
+#: microformat, which a spider's ``.css(".h-card .p-note")`` (or ``.vcard .adr``) reads; alice's is the control,
+#: a #nobot in the card of someone else's post, quoted on her page below her own card
+NESTED = {
+    "resume-vcard-hcard": {
+        "101": _page('<div class="h-resume"><span class="p-summary">Gardener</span><div class="p-contact h-card">'
+                     f'{_name("101")}<p class="p-note">#nobot</p></div></div>'),
+        "102": _page('<article class="h-entry"><div class="p-author h-card">'
+                     f'{_name("102")}<p class="p-note">#nobot</p></div><p class="e-content">Hello</p></article>'),
+        "103": _page(f'<div class="vcard"><a class="url" href="{BASE}/u/103">@103</a>{_name("103")}'
+                     '<div class="h-card"><p class="p-note">#nobot</p></div></div>'),
+    },
+    "author-addresses": {
+        "101": _page(f'<div class="h-card">{_name("101")}<p class="p-note">Gardener</p></div>'
+                     f'<article class="h-entry"><div class="p-author h-card"><a class="u-url" href="{BASE}/u/101">'
+                     'me</a><p class="p-note">#nobot</p></div></article>'),
+        "102": _page(f'<div class="vcard">{_name("102")}<span class="adr"><span class="locality">#nobot</span>'
+                     "</span></div>"),
+        "103": _page(f'<div class="h-card">{_name("103")}<p class="p-adr h-adr"><span class="p-locality">#nobot'
+                     "</span></p></div>"),
+    },
+}
+CONTROL = _page(f'<div class="h-card"><a class="u-url" href="{BASE}/u/alice">@alice</a>{_name("alice")}</div>'
+                '<article class="h-entry"><div class="p-author h-card"><span class="p-name">Sam</span>'
+                '<p class="p-note">#nobot</p></div></article>')
+
+
+@pytest.mark.parametrize("pages", list(NESTED))
+@deferred_f_from_coro_f
+async def test_a_refusal_in_a_card_nested_in_another_microformat_is_the_persons(
+    pages: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fixed. A card inside another microformat was never read as the page person's: the contact card of their
+    resume, the lone author card of a post on their profile page (no card of the page's own), an ``h-card`` a
+    theme put inside the platform's ``vcard``, a post's author card naming their page; and a ``vcard``'s ``adr``
+    or an ``h-card``'s ``p-adr h-adr`` was not read. Their refusal reached the callback. The server served each
+    page (the refusal is read in the response phase), no callback ran on them, each is denied as refused on the
+    page; alice's page, whose only #nobot is in the card of someone else's post, is the control."""
+    from tests.test_page_reads import CodedPeople, DecompressLogic
+
+    app = CodedPeople()
+    for person, body in NESTED[pages].items():
+        app.gz[f"/u/{person}"] = ("text/html; charset=utf-8", body)
+    app.gz["/u/alice"] = ("text/html; charset=utf-8", CONTROL)
+    urls = [f"{BASE}/u/{p}" for p in (*NESTED[pages], "alice")]
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", DecompressLogic), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=urls)
+    assert sorted(app.people_served()) == sorted([*NESTED[pages], "alice"]), app.describe()
+    assert result.seen == [f"{BASE}/u/alice"], f"the callback ran on a refusing person's page: {result.items}"
+    refused = {url for phase, url, why in result.denies() if why == "subject.refused-on-page"}
+    assert refused == set(urls[:-1]), result.denies()

@@ -15,7 +15,12 @@ when nothing else can be theirs:
 - a card naming another URL is another person's, and anything inside a nested microformat (an ``h-entry`` the
   person quoted, the ``p-author h-card`` of someone else's post, a ``vcard`` inside a ``hentry``) is not a field
   of the card around it, nor a top-level card; a feed (``h-feed``, ``hfeed``) only gathers the page's posts, so a
-  card inside one is still top-level.
+  card inside one is still top-level, and an ``h-adr``/``h-geo`` is the card's own address or place;
+- a nested card is read as the person's too when it says so or nothing else can be theirs (a spider's
+  ``.css(".h-card .p-note")`` reads it wherever it is): it names the page (a post's author card linking the
+  profile); it is the ``p-contact`` of a resume; the page has no card of its own and it names no URL (the lone
+  author card of the posts on a profile page); and a card with no property class nested in a card (a theme's
+  ``h-card`` inside the platform's ``vcard``) is that card written again, its fields the card's.
 
 Microformats1 is read as microformats2 parsers read it for backward compatibility: a ``vcard`` is an ``h-card``
 (when the element carries no ``h-*`` class of its own), its ``fn``, ``nickname``, ``note``, ``n``, ``title``,
@@ -45,9 +50,18 @@ _MF1_ROOTS = frozenset({"vcard", "hentry", "hreview", "hreview-aggregate", "veve
 #: roots that only gather others (a feed of a profile's posts wrapping the page): a card inside one is as
 #: top-level as without it, and a post's author card is still inside its post
 _FEEDS = frozenset({"h-feed", "hfeed"})
+#: roots that are a structured value of the card around them (its address, its place), not another thing
+_PARTS = frozenset({"h-adr", "h-geo"})
+#: microformats1 property classes a nested card is another thing's property by (a post's author, a resume's
+#: contact...): microformats2's are the ``p-``/``u-``/``e-``/``dt-`` classes
+_MF1_PROPERTIES = frozenset({"author", "contact", "reviewer", "agent", "attendee", "organizer", "member", "sender",
+                             "location", "affiliation"})
+#: a resume's roots: its ``p-contact`` card is the person the resume is of
+_RESUMES = frozenset({"h-resume", "hresume"})
 #: a ``vcard``'s text fields, as the microformats2 property each is read as
 _MF1_FIELDS = {"fn": "p-name", "nickname": "p-nickname", "note": "p-note", "n": "p-n", "title": "p-job-title",
-               "role": "p-role", "org": "p-org", "label": "p-label", "category": "p-category"}
+               "role": "p-role", "org": "p-org", "label": "p-label", "category": "p-category", "adr": "p-adr",
+               "geo": "p-geo"}
 _MF1_URLS = {"url": "u-url", "uid": "u-uid"}
 
 #: elements whose class attribute mentions a card (the class list is checked in Python: a cheap C pre-filter)
@@ -108,7 +122,19 @@ def _kind(classes: list[str]) -> str | None:
 def _is_root(classes: list[str]) -> bool:
     """A microformat root that holds a thing of its own: ``h-*`` (microformats2) or a microformats1 root class,
     a feed aside."""
-    return any((c.startswith("h-") or c in _MF1_ROOTS) and c not in _FEEDS for c in classes)
+    return any((c.startswith("h-") or c in _MF1_ROOTS) and c not in _FEEDS and c not in _PARTS for c in classes)
+
+
+def _is_property(classes: list[str]) -> bool:
+    """Whether a nested microformat is a property of the one around it (``p-author h-card``, ``author vcard``)."""
+    return any(c.startswith(("p-", "u-", "e-", "dt-")) or c in _MF1_PROPERTIES for c in classes)
+
+
+def _same_card(classes: list[str]) -> bool:
+    """Whether a card nested in a card with no property class is the same card written again (a theme's ``h-card``
+    inside the platform's ``vcard``): a child of it, not another person's property. A spider's
+    ``.css(".h-card .p-note")`` reads its fields as the page's card's, so they are read as the outer card's."""
+    return _kind(classes) is not None and not _is_property(classes)
 
 
 def _props(card: Any, kind: str) -> Iterator[tuple[str, Any]]:
@@ -120,6 +146,8 @@ def _props(card: Any, kind: str) -> Iterator[tuple[str, Any]]:
         classes = _classes(e)
         if classes:
             if _is_root(classes):
+                if _same_card(classes):  # its fields are the card's; its URL is not (it names no other page)
+                    yield from ((c, f) for c, f in _props(e, _kind(classes) or kind) if c not in ("u-url", "u-uid"))
                 continue  # a nested microformat (``p-author h-card``) is another person's or another thing's
             for c in classes:
                 if kind == "h-card" and c.startswith(("p-", "e-", "u-")):
@@ -161,12 +189,32 @@ def page_cards(doc: Any, url: str) -> Cards:
     """The cards of ``doc`` (a parsed page fetched as ``url``) read as its person's (see the module's docstring)."""
     found: list[Any] = _MAYBE_CARDS(doc)  # type: ignore[assignment]  # an element-set XPath: a list of elements
     cards: list[tuple[Card, list[str]]] = []
+    nested: list[tuple[Card, list[str], bool]] = []  # (card, its URLs, a resume's contact)
     for element in found:
-        kind = _kind(_classes(element))
-        if kind is None or any(_is_root(_classes(a)) for a in element.iterancestors()):
+        classes = _classes(element)
+        kind = _kind(classes)
+        if kind is None:
             continue
+        outer = next((a for a in element.iterancestors() if _is_root(_classes(a))), None)
         props = list(_props(element, kind))
-        cards.append((Card(kind, props), _card_urls(props, url)))
+        if outer is None:
+            cards.append((Card(kind, props), _card_urls(props, url)))
+        elif not (_same_card(classes) and _kind(_classes(outer)) is not None):  # else read with the card around it
+            contact = ("p-contact" in classes or "contact" in classes) and bool(_RESUMES & set(_classes(outer)))
+            nested.append((Card(kind, props), _card_urls(props, url), contact))
+    chosen = _top_level(cards, url)
+    # a nested card is another thing's (a post's author, a quoted card) unless it says it is the page's: it names
+    # the page; or it is the contact of a resume (of the page's person); or, on a page with no card of its own,
+    # it names no URL (whose it is cannot be told: a refusal in it denies)
+    also = [card for card, urls, contact in nested
+            if any(_names_page(u, url) is not None for u in urls) or (not urls and (contact or not cards))]
+    if not also:
+        return chosen
+    naming = any(_names_page(u, url) is not None for _, urls, _ in nested for u in urls)
+    return Cards(chosen.cards + also, chosen.certain or naming, chosen.of + len(also))
+
+
+def _top_level(cards: list[tuple[Card, list[str]]], url: str) -> Cards:
     named = [(card, [_names_page(u, url) for u in urls]) for card, urls in cards]
     naming = [card for card, how in named if any(h is not None for h in how)]
     unnamed = [card for card, urls in cards if not urls]
