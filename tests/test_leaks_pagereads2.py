@@ -240,3 +240,40 @@ async def test_a_refusal_in_a_card_nested_in_another_microformat_is_the_persons(
     assert result.seen == [f"{BASE}/u/alice"], f"the callback ran on a refusing person's page: {result.items}"
     refused = {url for phase, url, why in result.denies() if why == "subject.refused-on-page"}
     assert refused == set(urls[:-1]), result.denies()
+
+
+# -- a card naming the page but for case, on a platform whose people differ by case -------------------------------
+
+
+#: alice's page: the card of Alice (another person where ids differ by case), then alice's own card, naming no URL
+CASE_PAGE = _page(f'<div class="h-card"><a class="u-url" href="{BASE}/u/Alice">@Alice</a>'
+                  '<span class="p-name">Alice</span><p class="p-note">Gardener.</p></div>'
+                  f'<div class="h-card">{_name("alice")}<p class="p-note">#nobot</p></div>')
+
+
+@pytest.mark.parametrize("case_sensitive", [True, False], ids=["case-sensitive", "control-case-insensitive"])
+@deferred_f_from_coro_f
+async def test_a_card_naming_the_page_but_for_case_does_not_hide_the_persons_own(
+    case_sensitive: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fixed. Card URLs were compared in any case: on a platform whose ids differ by case (``case_sensitive:
+    true``), Alice's card on alice's page (``/u/Alice`` on ``/u/alice``) was taken for the page's one card, so
+    alice's own card, naming no URL, was not read, and her #nobot with it: the page reached the callback. There a
+    card naming the page but for case is not sure to be the page's: it is read, and so are the cards naming no
+    URL. On a platform whose ids are one person in any case (the control), ``/u/Alice`` is alice's page: her card
+    is the page's, and the other is not read."""
+    from tests.test_page_reads import CodedPeople, DecompressLogic
+
+    settings = people_settings(tmp_path)
+    if case_sensitive:
+        platforms = Path(settings["CONSENTCRAWL_PLATFORMS"])
+        platforms.write_text(platforms.read_text() + "    case_sensitive: true\n")
+    app = CodedPeople()
+    app.gz["/u/alice"] = ("text/html; charset=utf-8", CASE_PAGE)
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", DecompressLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/u/alice"])
+    assert app.people_served() == ["alice"], app.describe()
+    refused = ("response", f"{BASE}/u/alice", "subject.refused-on-page") in result.denies()
+    assert refused == case_sensitive, result.denies()
+    assert result.seen == ([] if case_sensitive else [f"{BASE}/u/alice"]), result.items

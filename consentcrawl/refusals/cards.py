@@ -158,13 +158,16 @@ def _props(card: Any, kind: str) -> Iterator[tuple[str, Any]]:
             stack.extend(list(e)[::-1])
 
 
-def _names_page(card_url: str, page_url: str) -> bool | None:
+def _names_page(card_url: str, page_url: str, case_sensitive: bool = False) -> bool | None:
     """Whether a card's URL names the page: the same host and path (canonical, in any case), whatever the scheme,
     and no query parameter the page's URL lacks. The site writes its card's URL as it likes (absolute, https, the
     profile without the query a spider added): a card taken for another person's is a card whose refusal is not
     read, so a spelling the spider chose never makes the person's own card someone else's. True: with each of the
     page's query parameters; False: without some (``/profile.php`` on ``/profile.php?id=101``: the path's own page,
-    perhaps, not this one); None: it does not name the page."""
+    perhaps, not this one); None: it does not name the page. On a ``case_sensitive`` platform a path the same but
+    for case may name another person (``/u/Alice`` on ``/u/alice``): it is False too, so the card is read (a
+    refusal in it denies) and so are the cards that name no URL, among which the person's own may be: taken for
+    the page's one card, it would hide theirs."""
     try:
         card, page = canonicalize(card_url), canonicalize(page_url)
     except ValueError:
@@ -172,7 +175,9 @@ def _names_page(card_url: str, page_url: str) -> bool | None:
     if card.host != page.host or card.path.lower() != page.path.lower():
         return None
     have, want = set(card.query.split("&")) - {""}, set(page.query.split("&")) - {""}
-    return None if not have <= want else have == want
+    if not have <= want:
+        return None
+    return have == want and not (case_sensitive and card.path != page.path)
 
 
 def _card_urls(props: list[tuple[str, Any]], base: str) -> list[str]:
@@ -185,8 +190,9 @@ def _card_urls(props: list[tuple[str, Any]], base: str) -> list[str]:
     return urls
 
 
-def page_cards(doc: Any, url: str) -> Cards:
-    """The cards of ``doc`` (a parsed page fetched as ``url``) read as its person's (see the module's docstring)."""
+def page_cards(doc: Any, url: str, case_sensitive: bool = False) -> Cards:
+    """The cards of ``doc`` (a parsed page fetched as ``url``) read as its person's (see the module's docstring);
+    ``case_sensitive``: the platform's people differ by case (:func:`_names_page`)."""
     found: list[Any] = _MAYBE_CARDS(doc)  # type: ignore[assignment]  # an element-set XPath: a list of elements
     cards: list[tuple[Card, list[str]]] = []
     nested: list[tuple[Card, list[str], bool]] = []  # (card, its URLs, a resume's contact)
@@ -202,7 +208,7 @@ def page_cards(doc: Any, url: str) -> Cards:
         elif not (_same_card(classes) and _kind(_classes(outer)) is not None):  # else read with the card around it
             contact = ("p-contact" in classes or "contact" in classes) and bool(_RESUMES & set(_classes(outer)))
             nested.append((Card(kind, props), _card_urls(props, url), contact))
-    chosen = _top_level(cards, url)
+    chosen = _top_level(cards, url, case_sensitive)
     # a nested card is another thing's (a post's author, a quoted card) unless it says it is the page's: it names
     # the page; or it is the contact of a resume (of the page's person); or, on a page with no card of its own,
     # it names no URL (whose it is cannot be told: a refusal in it denies)
@@ -214,8 +220,8 @@ def page_cards(doc: Any, url: str) -> Cards:
     return Cards(chosen.cards + also, chosen.certain or naming, chosen.of + len(also))
 
 
-def _top_level(cards: list[tuple[Card, list[str]]], url: str) -> Cards:
-    named = [(card, [_names_page(u, url) for u in urls]) for card, urls in cards]
+def _top_level(cards: list[tuple[Card, list[str]]], url: str, case_sensitive: bool) -> Cards:
+    named = [(card, [_names_page(u, url, case_sensitive) for u in urls]) for card, urls in cards]
     naming = [card for card, how in named if any(h is not None for h in how)]
     unnamed = [card for card, urls in cards if not urls]
     if naming and not any(h for _, how in named for h in how):  # none with the page's whole query: which page
