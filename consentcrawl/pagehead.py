@@ -125,14 +125,23 @@ def _meta_tags(body: bytes | bytearray | memoryview | str, encoding: str) -> tup
     if openers <= len(metas):
         return metas  # every <meta of the page is one the head's scan read (most pages)
     if head.body_at >= 0:
-        found, _ = _scan_window(doc, codec, head.body_at, stop_at_body=False)
-        metas += tuple(t for t in found if t.tag == "meta")
+        metas += _body_metas(doc[head.body_at:], codec)
     if openers > len(metas):
         # a <meta the scan skipped (in what it read as a comment or a raw-text element): the scan's view of the
         # markup and the spider's parser's may differ there, so the parser decides too (the union is read)
         seen = [dict(t.attrs) for t in metas]
         metas += tuple(t for t in _parsed_metas(doc, codec) if dict(t.attrs) not in seen)
     return metas
+
+
+@functools.lru_cache(maxsize=2)
+def _body_metas(part: bytes, codec: str) -> tuple[HeadTag, ...]:
+    """The ``<meta>`` tags of a document's part from its ``<body``, remembered by the part's bytes: a page read in
+    several encodings (``robots.body.reading_encodings``: a UTF-16 page is read in UTF-16 and as its bytes) is
+    most often the same markup after its first bytes, and a body of microdata ``<meta itemprop>`` is tokenized
+    once, not once per reading."""
+    found, _ = _scan_window(part, codec, 0, stop_at_body=False)
+    return tuple(t for t in found if t.tag == "meta")
 
 
 def _parsed_metas(doc: bytes, codec: str) -> tuple[HeadTag, ...]:

@@ -177,3 +177,28 @@ def test_every_signal_tag_the_spiders_selector_finds_is_read(pieces: list[str]) 
     ours = [(t.tag, t.attrs.get("content" if t.tag == "meta" else "href")) for t in head_tags(doc.encode())
             if t.attrs.get("name") == "tdm-reservation" or t.attrs.get("rel") == "license"]
     assert len(ours) >= len(spider), (doc, spider, ours)
+
+
+def test_a_body_of_microdata_read_in_several_encodings_is_tokenized_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A UTF-16 page is read for meta robots in each encoding a spider may read it in (UTF-16, and its bytes as
+    UTF-8 without their NULs): its part from ``<body`` is the same markup in each, so a body of microdata
+    ``<meta itemprop>`` is tokenized once, not once per reading (each reading still finds every tag)."""
+    from consentcrawl.robots.body import reading_encodings
+
+    pagehead._body_metas.cache_clear()
+    bodies: list[int] = []
+    real = pagehead._scan_window
+
+    def counting(head: bytes, codec: str, pos: int = 0, stop_at_body: bool = True) -> object:
+        if not stop_at_body:
+            bodies.append(pos)
+        return real(head, codec, pos, stop_at_body)
+
+    monkeypatch.setattr(pagehead, "_scan_window", counting)
+    page = ("<html><head><title>once</title></head><body>" + '<div itemscope><meta itemprop="a" content="b"></div>' * 50
+            + '<meta name="robots" content="noindex"></body></html>').encode("utf-16")
+    encodings = reading_encodings("utf-16", b"text/html; charset=utf-16")
+    assert len(encodings) > 1
+    for encoding in encodings:
+        assert [d.name for d in parse_meta_robots(page, "consentcrawl", encoding)] == ["noindex"], encoding
+    assert len(bodies) == 1
