@@ -115,20 +115,21 @@ def test_meta_robots_in_the_body_is_read_as_the_spiders_selector_finds_it(page: 
 def test_a_body_with_no_meta_is_searched_not_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     """After ``<body``, one search for ``<meta`` decides whether the rest is read with the tokenizer: a large
     page with none is not tokenized a second time."""
-    windows: list[int] = []
+    windows: list[tuple[bool, bytes]] = []  # (a head's scan, the start of what it read)
     real = pagehead._scan_window
 
     def counting(head: bytes, codec: str, pos: int = 0, stop_at_body: bool = True) -> object:
-        windows.append(pos)
+        windows.append((stop_at_body, head[pos:pos + 5]))
         return real(head, codec, pos, stop_at_body)
 
     monkeypatch.setattr(pagehead, "_scan_window", counting)
     page = b"<html><head><title>t</title></head><body>" + b"<p><a href='/x'>link</a></p>" * 40000
     assert parse_meta_robots(page, "consentcrawl") == []
-    assert windows == [0]  # the head's scan only
+    assert windows == [(True, b"<html")]  # the head's scan only
     later = page + b'<meta name="robots" content="noindex"></body></html>'
     assert [d.name for d in parse_meta_robots(later, "consentcrawl")] == ["noindex"]
-    assert windows[1] == 0 and windows[2] > 0  # the head's scan, then the body's from where it stopped
+    # the head's scan, then the body's from where it stopped
+    assert windows[1:] == [(True, b"<html"), (False, b"<body")]
 
 
 #: markup the scan may read otherwise than the spider's parser (bogus comments, comment and raw-text openers
