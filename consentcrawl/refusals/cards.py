@@ -18,14 +18,15 @@ when nothing else can be theirs:
   card inside one is still top-level, and an ``h-adr``/``h-geo`` is the card's own address or place;
 - a nested card is read as the person's too when it says so or nothing else can be theirs (a spider's
   ``.css(".h-card .p-note")`` reads it wherever it is): it names the page (a post's author card linking the
-  profile); it is the ``p-contact`` of a resume; the page has no card of its own and it names no URL (the lone
-  author card of the posts on a profile page); and a card with no property class nested in a card (a theme's
-  ``h-card`` inside the platform's ``vcard``) is that card written again, its fields the card's.
+  profile); it is the ``p-contact`` of a resume; no top-level card can be the person's (there is none, or only
+  other people's) and it names no URL (the lone author card of the posts on a profile page); and a card with
+  no property class nested in a card (a theme's ``h-card`` inside the platform's ``vcard``) is that card written
+  again, its fields the card's.
 
 Microformats1 is read as microformats2 parsers read it for backward compatibility: a ``vcard`` is an ``h-card``
 (when the element carries no ``h-*`` class of its own), its ``fn``, ``nickname``, ``note``, ``n``, ``title``,
-``role``, ``org``, ``label`` and ``category`` are its text fields. A spider's ``.css(".vcard .note")`` reads a bio
-written so, and an older platform (or theme) still writes it.
+``role``, ``org``, ``label``, ``category``, ``adr`` and ``geo`` are its text fields. A spider's
+``.css(".vcard .note")`` reads a bio written so, and an older platform (or theme) still writes it.
 """
 
 from __future__ import annotations
@@ -149,11 +150,16 @@ def _props(card: Any, kind: str) -> Iterator[tuple[str, Any]]:
                 if _same_card(classes):  # its fields are the card's; its URL is not (it names no other page)
                     yield from ((c, f) for c, f in _props(e, _kind(classes) or kind) if c not in ("u-url", "u-uid"))
                 continue  # a nested microformat (``p-author h-card``) is another person's or another thing's
+            read = False
             for c in classes:
                 if kind == "h-card" and c.startswith(("p-", "e-", "u-")):
                     yield c, e
+                    read = True
                 elif kind == "vcard" and (c in _MF1_FIELDS or c in _MF1_URLS):
                     yield _MF1_FIELDS.get(c) or _MF1_URLS[c], e
+                    read = True
+            if read and not _PARTS.isdisjoint(classes):
+                continue  # a ``p-adr h-adr`` is read as a whole: its text holds its own fields
         if len(e):
             stack.extend(list(e)[::-1])
 
@@ -210,10 +216,11 @@ def page_cards(doc: Any, url: str, case_sensitive: bool = False) -> Cards:
             nested.append((Card(kind, props), _card_urls(props, url), contact))
     chosen = _top_level(cards, url, case_sensitive)
     # a nested card is another thing's (a post's author, a quoted card) unless it says it is the page's: it names
-    # the page; or it is the contact of a resume (of the page's person); or, on a page with no card of its own,
-    # it names no URL (whose it is cannot be told: a refusal in it denies)
+    # the page; or it is the contact of a resume (of the page's person); or, on a page with no top-level card that
+    # can be its person's (none, or only other people's), it names no URL (whose it is cannot be told: a refusal
+    # in it denies)
     also = [card for card, urls, contact in nested
-            if any(_names_page(u, url) is not None for u in urls) or (not urls and (contact or not cards))]
+            if any(_names_page(u, url) is not None for u in urls) or (not urls and (contact or not chosen.cards))]
     if not also:
         return chosen
     naming = any(_names_page(u, url) is not None for _, urls, _ in nested for u in urls)
