@@ -16,9 +16,8 @@ from typing import Any
 import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
+from consentcrawl_demo.server import LocalServer, Response
 from tests import lenient
-from tests.conftest import run_crawl
 from tests.lenient import (
     HOST,
     KINDS,
@@ -30,10 +29,8 @@ from tests.lenient import (
     people_settings,
     secret_name,
 )
+from tests.test_leaks_perf import assert_reserved_pages_denied
 from tests.test_leaks_review15 import assert_ai_txt_keeps_about_out
-from tests.test_robots_crawl import HOST as SIGNAL_HOST
-from tests.test_robots_crawl import ConsentListSpider
-from tests.test_signals_crawl import SignalSite, _denied, _pages, _settings
 
 zstd: Any = importlib.import_module("compression.zstd" if sys.version_info >= (3, 14) else "backports.zstd")
 
@@ -158,23 +155,10 @@ async def test_a_tdm_reservation_behind_a_bogus_comment_is_read(
     head's scan read a comment from there to the next ``-->``, missed the reservation, and the page reached the
     callback. Now the scan tokenizes as the spider's parser does: the server served them (the decision is the
     response phase's), no callback ran, no item came out; ``/ok`` is the control."""
-    plain = SignalSite(robots="User-agent: *\nContent-Usage: / train-ai=y\nAllow: /\n")  # the site allows training
-
-    def site(request: LoggedRequest, headers: dict[str, str]) -> Response | None:
-        if request.path in _TRICKY_HEADS:
-            page = f"<html><head>{_TRICKY_HEADS[request.path]}</head><body><p class=name>x</p></body></html>"
-            return Response(200, {"Content-Type": "text/html; charset=utf-8"}, page.encode())
-        return plain(request, headers)
-
-    ConsentListSpider.urls = [f"http://{SIGNAL_HOST}{p}" for p in (*_TRICKY_HEADS, "/ok")]
-    with LocalServer(site) as server:
-        result = await run_crawl(ConsentListSpider, _settings(tmp_path, "ai-training"), proxy=server.proxy,
-                                 monkeypatch=monkeypatch)
-        assert _pages(server) == sorted([*_TRICKY_HEADS, "/ok"])
-    assert [i["url"] for i in result.items] == [f"http://{SIGNAL_HOST}/ok"]
-    denied = _denied(result)
-    assert {p.lstrip("/"): denied.get(p.lstrip("/")) for p in _TRICKY_HEADS} == {
-        p.lstrip("/"): "response.signal.tdmrep" for p in _TRICKY_HEADS}
+    await assert_reserved_pages_denied(
+        {path: ("text/html; charset=utf-8",
+                f"<html><head>{head}</head><body><p class=name>x</p></body></html>".encode())
+         for path, head in _TRICKY_HEADS.items()}, tmp_path, monkeypatch)
 
 
 # -- a card nested in another microformat ------------------------------------------------------------------------
