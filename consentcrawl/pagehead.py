@@ -42,10 +42,14 @@ RAW_BYTES = 1200  #: bytes of a tag kept in :attr:`HeadTag.raw` (its readers kee
 #: the end), and the ``>`` that closes it: a ``<!--`` or a ``<script>`` in an attribute value opens nothing
 _ATTRS = (rb"""(?:[\s/]*+[^\s/>][^\s/>=]*+(?:\s*+=\s*+(?:"[^"]*+(?:"|\Z)|'[^']*+(?:'|\Z)|[^\s>]*+))?)*+"""
           rb"[\s/]*+>?")
-#: elements whose content is text up to their end tag (``</script`` followed by a space, ``/`` or ``>``), each
-#: written out (no group and no back-reference: ``re`` cannot repeat those possessively)
-_RAW = rb"|".join(rb"<" + name + rb"(?=[\s/>])" + _ATTRS + rb".*?(?:</" + name + rb"(?=[\s/>])" + _ATTRS + rb"|\Z)"
-                  for name in (b"script", b"style", b"title", b"textarea", b"xmp", b"iframe", b"noembed", b"noframes"))
+#: elements whose content is text up to their end tag (``</style`` followed by a space, ``/`` or ``>``), each
+#: written out (no group and no back-reference: ``re`` cannot repeat those possessively); and a ``<script>`` with
+#: no ``<!--`` in it (one with one is read by :func:`_script_end`)
+_RAW = rb"|".join([
+    *(rb"<" + name + rb"(?=[\s/>])" + _ATTRS + rb".*?(?:</" + name + rb"(?=[\s/>])" + _ATTRS + rb"|\Z)"
+      for name in (b"style", b"title", b"textarea", b"xmp", b"iframe", b"noembed", b"noframes")),
+    rb"<script(?=[\s/>])" + _ATTRS + rb"(?:[^<]++|<(?!!--|/script[\s/>]))*+(?:</script(?=[\s/>])" + _ATTRS
+    + rb"|\Z)"])
 #: what the scan passes over, in one match in C, as the HTML tokenizer does (WHATWG §13.2.5; libxml2 2.14, the
 #: parser of Scrapy's selectors, tokenizes so): text; a ``<`` that opens no tag; a comment (``<!-->`` and
 #: ``<!--->`` close at once, ``--!>`` closes too); a bogus comment (``<!x``, ``<![CDATA[``, ``<!DOCTYPE``, ``<?x``,
@@ -53,10 +57,12 @@ _RAW = rb"|".join(rb"<" + name + rb"(?=[\s/>])" + _ATTRS + rb".*?(?:</" + name +
 #: attributes. It stops at a ``<meta``, ``<link`` or ``<body`` start tag, or at the end.
 _PASS = re.compile(
     rb"(?:[^<]++|<(?![a-z!/?])|<!--(?:-?>|.*?(?:--!?>|\Z))|<![^>]*+>?|<\?[^>]*+>?|</(?![a-z])[^>]*+>?"
-    rb"|" + _RAW + rb"|</[a-z][^\s/>]*+" + _ATTRS + rb"|<(?!(?:meta|link|body)[\s/>])[a-z][^\s/>]*+" + _ATTRS + rb")*+",
-    re.DOTALL)
-#: where :data:`_PASS` stops: ``<body`` (1) or a ``<meta``/``<link`` (2)
-_STOP = re.compile(rb"<(?:(body)|(meta|link))[\s/>]")
+    rb"|" + _RAW + rb"|</[a-z][^\s/>]*+" + _ATTRS + rb"|<(?!(?:meta|link|body|script)[\s/>])[a-z][^\s/>]*+" + _ATTRS
+    + rb")*+", re.DOTALL)
+#: where :data:`_PASS` stops: ``<body`` (1), a ``<meta``/``<link`` (2), a ``<script>`` holding a ``<!--`` (3)
+_STOP = re.compile(rb"<(?:(body)|(meta|link)|(script))[\s/>]")
+#: what moves a script's content between the tokenizer's script data states (WHATWG §13.2.5.15-.32)
+_SCRIPT_STATES = re.compile(rb"<!---*>|<!--|-->|<script(?=[\s/>])|</script(?=[\s/>])")
 #: a tag's attributes and its ``>``, after its name
 _AFTER_NAME = re.compile(_ATTRS)
 #: one attribute; an unclosed quote runs to the end, as in HTML (and keeps the scan linear)
@@ -252,11 +258,35 @@ def _scan_window(head: bytes, codec: str, pos: int = 0, stop_at_body: bool = Tru
                 return tuple(found), m.start()
             pos = _AFTER_NAME.match(low, m.end() - 1).end()  # type: ignore[union-attr]
             continue
+        if m.lastindex == 3:
+            pos = _script_end(low, _AFTER_NAME.match(low, m.end() - 1).end())  # type: ignore[union-attr]
+            continue
         end = _AFTER_NAME.match(low, m.end() - 1).end()  # type: ignore[union-attr]
         found.append(HeadTag(m.group(2).decode("ascii"), MappingProxyType(_attributes(head, m.end() - 1, end, codec)),
                              decode_value(head[m.start():min(end, m.start() + RAW_BYTES)], codec)))
         pos = max(end, m.start() + 1)
     return tuple(found), -1
+
+
+def _script_end(low: bytes, pos: int) -> int:
+    """Where the content of a ``<script>`` from ``pos`` ends (its end tag), as the tokenizer reads it: a ``<!--``
+    in it escapes, and a ``<script`` inside that escapes twice, where ``</script`` ends only the inner one (until a
+    ``-->``). Read otherwise, the scan would take an end tag the spider's parser does not for the script's, and the
+    rest of the script for markup (a ``<!--`` there hides the tags after the script's real end)."""
+    state = 0  # 0: script data; 1: escaped; 2: double escaped
+    for m in _SCRIPT_STATES.finditer(low, pos):
+        token = m.group()
+        if token == b"</script":
+            if state != 2:
+                return m.start()
+            state = 1
+        elif token == b"<script":
+            state = 2 if state == 1 else state
+        elif token.endswith(b">"):  # ``-->``, and ``<!-->``, ``<!--->``: their dashes close what is open
+            state = 0
+        elif token == b"<!--" and state == 0:
+            state = 1
+    return len(low)
 
 
 def _attributes(head: bytes, i: int, end: int, codec: str) -> dict[str, str]:

@@ -163,12 +163,14 @@ SIGNAL_TAGS = ['<meta name="tdm-reservation" content="1">', '<link rel="license"
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(st.sampled_from([t for t in TRICKY if t != "<body>"] + SIGNAL_TAGS), max_size=14))
+@given(st.lists(st.sampled_from([t for t in TRICKY if t != "<body>"] + SIGNAL_TAGS + ["</script x='", "<!x"]),
+                max_size=14))
 def test_every_signal_tag_the_spiders_selector_finds_is_read(pieces: list[str]) -> None:
     """The head's scan tokenizes as lxml (the parser of Scrapy's selectors, libxml2's HTML5 tokenizer) does: every
     ``<meta name="tdm-reservation">`` and ``<link rel="license">`` the spider's ``.css()`` finds is a tag of the
-    scan (bogus comments, ``<!-->``, comment openers in attribute values and in end tags open nothing). There is
-    no parser to fall back on here, as there is for meta robots."""
+    scan (bogus comments, ``<!-->``, comment openers in attribute values and in end tags open nothing, a
+    ``</script`` inside a doubly escaped script ends nothing). There is no parser to fall back on here, as there
+    is for meta robots."""
     from scrapy import Selector
 
     doc = "".join(pieces)
