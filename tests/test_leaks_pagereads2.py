@@ -8,6 +8,7 @@ from __future__ import annotations
 import gzip
 import importlib
 import json
+import random
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -261,3 +262,30 @@ async def test_a_card_naming_the_page_but_for_case_does_not_hide_the_persons_own
     refused = ("response", f"{BASE}/u/alice", "subject.refused-on-page") in result.denies()
     assert refused == case_sensitive, result.denies()
     assert result.seen == ([] if case_sensitive else [f"{BASE}/u/alice"]), result.items
+
+
+def test_a_compressed_file_that_cannot_be_read_denies_with_its_cause() -> None:
+    """The error paths of the bounded decompression (pure): corrupt gzip bytes make a signal file unavailable and
+    robots.txt unreachable, each with the cause; a file whose outer layer is cut at the bound and whose inner zstd
+    frame then stops short cannot tell its first bytes, and denies too; a UTF-16 robots.txt cut at the bound inside
+    a character is read up to that character."""
+    from datetime import datetime, timezone
+
+    from consentcrawl.robots.fetch import COMPRESSED_KEEP, RobotsStatus
+    from consentcrawl.robots.fetch import from_response as robots_from_response
+    from consentcrawl.signals.fetch import SignalFileStatus
+    from consentcrawl.signals.fetch import from_response as signal_from_response
+
+    now = datetime(2026, 12, 2, tzinfo=timezone.utc)
+    corrupt = b"\x1f\x8b\x08\x00garbage"
+    signal = signal_from_response("tdmrep", f"{BASE}/.well-known/tdmrep.json", 200, corrupt, now)
+    assert signal.status is SignalFileStatus.UNAVAILABLE and "compressed body" in signal.cause, signal
+    robots = robots_from_response(f"{BASE}/robots.txt", 200, corrupt, now)
+    assert robots.status is RobotsStatus.UNREACHABLE and "compressed body" in robots.cause, robots
+    noise = random.Random(0).randbytes(2 * COMPRESSED_KEEP)  # zstd cannot shrink it: its frame outgrows the bound
+    layered = gzip.compress(zstd.compress(b"User-agent: *\nDisallow: /u/\n" + noise))
+    robots = robots_from_response(f"{BASE}/robots.txt", 200, layered, now)
+    assert robots.status is RobotsStatus.UNREACHABLE and "cannot" in robots.cause, robots
+    wide = ("User-agent: *\nDisallow: /u/\n" + "#\U0001f600" * COMPRESSED_KEEP).encode("utf-16")
+    robots = robots_from_response(f"{BASE}/robots.txt", 200, gzip.compress(wide), now)
+    assert robots.status is RobotsStatus.OK and not robots.rules.allowed("/u/101", "bot"), robots
