@@ -5,8 +5,10 @@ Meta robots (:mod:`consentcrawl.robots.meta`), the TDMRep meta tags and the RSL 
 about what a page's head says, and a page is scanned once however many readers ask (the scan of the last few
 bodies is remembered by the body object's identity: a response's body is an immutable ``bytes``).
 
-The scan is the HTML tokenizer's view, kept linear: it reads the document from its start, skips comments and the
-raw-text elements (``<script>``, ``<style>``, ...) so a commented-out tag never counts, and stops at ``<body``
+The scan is the HTML tokenizer's view, kept linear: it reads the document from its start, skips comments (bogus
+ones too: ``<!x>``, ``<?x>``), the raw-text elements (``<script>``, ``<style>``, ...) and other tags' attribute
+values as the tokenizer does (:data:`_PASS`), so a commented-out tag never counts and a comment opener the spider's
+parser does not see as one hides nothing, and stops at ``<body``
 (:func:`meta_tags` reads the ``<meta>`` tags after it too, for meta robots). It
 scans the first :data:`HEAD_SCAN_BYTES`, then a window four times as long while it has not reached the ``<body``
 (a head of inline styles, SVG sprites and JSON-LD runs past 64 KiB, and the spider's ``.css()`` reads the whole
@@ -36,16 +38,37 @@ __all__ = ["HEAD_SCAN_BYTES", "HeadTag", "decode_value", "head_tags", "meta_tags
 HEAD_SCAN_BYTES = 64 * 1024  #: the first window searched for a document's head (a longer head widens it)
 RAW_BYTES = 1200  #: bytes of a tag kept in :attr:`HeadTag.raw` (its readers keep less)
 
-# what the scan stops at: comments and raw-text elements to skip, <body> to stop, <meta>/<link> to read
-_SCAN = re.compile(
-    rb"<(?:(!--)|(script|style|title|textarea|xmp|iframe|noembed|noframes)[\s/>]|(body)[\s/>]|(meta|link)[\s/>])")
+#: a tag's attributes, read as the HTML tokenizer reads them (a quoted value runs to its quote, an unclosed quote to
+#: the end), and the ``>`` that closes it: a ``<!--`` or a ``<script>`` in an attribute value opens nothing
+_ATTRS = (rb"""(?:[\s/]*+[^\s/>][^\s/>=]*+(?:\s*+=\s*+(?:"[^"]*+(?:"|\Z)|'[^']*+(?:'|\Z)|[^\s>]*+))?)*+"""
+          rb"[\s/]*+>?")
+#: elements whose content is text up to their end tag (``</style`` followed by a space, ``/`` or ``>``), each
+#: written out (no group and no back-reference: ``re`` cannot repeat those possessively); and a ``<script>`` with
+#: no ``<!--`` in it (one with one is read by :func:`_script_end`)
+_RAW = rb"|".join([
+    *(rb"<" + name + rb"(?=[\s/>])" + _ATTRS + rb".*?(?:</" + name + rb"(?=[\s/>])" + _ATTRS + rb"|\Z)"
+      for name in (b"style", b"title", b"textarea", b"xmp", b"iframe", b"noembed", b"noframes")),
+    rb"<script(?=[\s/>])" + _ATTRS + rb"(?:[^<]++|<(?!!--|/script[\s/>]))*+(?:</script(?=[\s/>])" + _ATTRS
+    + rb"|\Z)"])
+#: what the scan passes over, in one match in C, as the HTML tokenizer does (WHATWG §13.2.5; libxml2 2.14, the
+#: parser of Scrapy's selectors, tokenizes so): text; a ``<`` that opens no tag; a comment (``<!-->`` and
+#: ``<!--->`` close at once, ``--!>`` closes too); a bogus comment (``<!x``, ``<![CDATA[``, ``<!DOCTYPE``, ``<?x``,
+#: ``</`` and no letter) to the first ``>``; a raw-text element to its end tag; any other start or end tag with its
+#: attributes. It stops at a ``<meta``, ``<link`` or ``<body`` start tag, or at the end.
+_PASS = re.compile(
+    rb"(?:[^<]++|<(?![a-z!/?])|<!--(?:-?>|.*?(?:--!?>|\Z))|<![^>]*+>?|<\?[^>]*+>?|</(?![a-z])[^>]*+>?"
+    rb"|" + _RAW + rb"|</[a-z][^\s/>]*+" + _ATTRS + rb"|<(?!(?:meta|link|body|script)[\s/>])[a-z][^\s/>]*+" + _ATTRS
+    + rb")*+", re.DOTALL)
+#: where :data:`_PASS` stops: ``<body`` (1), a ``<meta``/``<link`` (2), a ``<script>`` holding a ``<!--`` (3)
+_STOP = re.compile(rb"<(?:(body)|(meta|link)|(script))[\s/>]")
+#: what moves a script's content between the tokenizer's script data states (WHATWG §13.2.5.15-.32)
+_SCRIPT_STATES = re.compile(rb"<!---*>|<!--|-->|<script(?=[\s/>])|</script(?=[\s/>])")
+#: a tag's attributes and its ``>``, after its name
+_AFTER_NAME = re.compile(_ATTRS)
 #: one attribute; an unclosed quote runs to the end, as in HTML (and keeps the scan linear)
 _ATTR = re.compile(rb"""[\s/]*([^\s/>][^\s/>=]*)(?:\s*=\s*(?:"([^"]*)(?:"|\Z)|'([^']*)(?:'|\Z)|([^\s>]*)))?""")
 #: a ``<meta`` anywhere, in any case: the one search (in C, no copy) a page's body costs when it holds none
 _ANY_META = re.compile(rb"<meta[\s/>]", re.IGNORECASE)
-#: a whole tag read attribute by attribute like :data:`_ATTR`, so a ``>`` in a quoted value stays inside
-_TAG = re.compile(
-    rb"""<(?:meta|link)(?:[\s/]*[^\s/>][^\s/>=]*(?:\s*=\s*(?:"[^"]*(?:"|\Z)|'[^']*(?:'|\Z)|[^\s>]*))?)*[\s/]*>?""")
 
 
 class HeadTag(NamedTuple):
@@ -108,14 +131,23 @@ def _meta_tags(body: bytes | bytearray | memoryview | str, encoding: str) -> tup
     if openers <= len(metas):
         return metas  # every <meta of the page is one the head's scan read (most pages)
     if head.body_at >= 0:
-        found, _ = _scan_window(doc, codec, head.body_at, stop_at_body=False)
-        metas += tuple(t for t in found if t.tag == "meta")
+        metas += _body_metas(doc[head.body_at:], codec)
     if openers > len(metas):
         # a <meta the scan skipped (in what it read as a comment or a raw-text element): the scan's view of the
         # markup and the spider's parser's may differ there, so the parser decides too (the union is read)
         seen = [dict(t.attrs) for t in metas]
         metas += tuple(t for t in _parsed_metas(doc, codec) if dict(t.attrs) not in seen)
     return metas
+
+
+@functools.lru_cache(maxsize=2)
+def _body_metas(part: bytes, codec: str) -> tuple[HeadTag, ...]:
+    """The ``<meta>`` tags of a document's part from its ``<body``, remembered by the part's bytes: a page read in
+    several encodings (``robots.body.reading_encodings``: a UTF-16 page is read in UTF-16 and as its bytes) is
+    most often the same markup after its first bytes, and a body of microdata ``<meta itemprop>`` is tokenized
+    once, not once per reading."""
+    found, _ = _scan_window(part, codec, 0, stop_at_body=False)
+    return tuple(t for t in found if t.tag == "meta")
 
 
 def _parsed_metas(doc: bytes, codec: str) -> tuple[HeadTag, ...]:
@@ -217,32 +249,44 @@ def _scan_window(head: bytes, codec: str, pos: int = 0, stop_at_body: bool = Tru
     found: list[HeadTag] = []
     n = len(low)
     while pos < n:
-        m = _SCAN.search(low, pos)
+        pos = _PASS.match(low, pos).end()  # type: ignore[union-attr]  # it matches the empty string too
+        m = _STOP.match(low, pos)
         if m is None:
-            break
-        kind = m.lastindex  # 1 comment, 2 raw-text element, 3 body, 4 meta or link
-        if kind == 1:
-            end = low.find(b"-->", m.end())
-            if end < 0:
-                break
-            pos = end + 3
-        elif kind == 2:
-            end = low.find(b"</" + m.group(2), m.end())
-            if end < 0:
-                break
-            pos = end + 2
-        elif kind == 3:
+            break  # the end
+        if m.lastindex == 1:
             if stop_at_body:
                 return tuple(found), m.start()
-            pos = m.end()
-        else:
-            tag_match = _TAG.match(low, m.start())
-            end = tag_match.end() if tag_match is not None else m.end()
-            found.append(HeadTag(m.group(4).decode("ascii"),
-                                 MappingProxyType(_attributes(head, m.end() - 1, end, codec)),
-                                 decode_value(head[m.start():min(end, m.start() + RAW_BYTES)], codec)))
-            pos = max(end, m.start() + 1)
+            pos = _AFTER_NAME.match(low, m.end() - 1).end()  # type: ignore[union-attr]
+            continue
+        if m.lastindex == 3:
+            pos = _script_end(low, _AFTER_NAME.match(low, m.end() - 1).end())  # type: ignore[union-attr]
+            continue
+        end = _AFTER_NAME.match(low, m.end() - 1).end()  # type: ignore[union-attr]
+        found.append(HeadTag(m.group(2).decode("ascii"), MappingProxyType(_attributes(head, m.end() - 1, end, codec)),
+                             decode_value(head[m.start():min(end, m.start() + RAW_BYTES)], codec)))
+        pos = max(end, m.start() + 1)
     return tuple(found), -1
+
+
+def _script_end(low: bytes, pos: int) -> int:
+    """Where the content of a ``<script>`` from ``pos`` ends (its end tag), as the tokenizer reads it: a ``<!--``
+    in it escapes, and a ``<script`` inside that escapes twice, where ``</script`` ends only the inner one (until a
+    ``-->``). Read otherwise, the scan would take an end tag the spider's parser does not for the script's, and the
+    rest of the script for markup (a ``<!--`` there hides the tags after the script's real end)."""
+    state = 0  # 0: script data; 1: escaped; 2: double escaped
+    for m in _SCRIPT_STATES.finditer(low, pos):
+        token = m.group()
+        if token == b"</script":
+            if state != 2:
+                return m.start()
+            state = 1
+        elif token == b"<script":
+            state = 2 if state == 1 else state
+        elif token.endswith(b">"):  # ``-->``, and ``<!-->``, ``<!--->``: their dashes close what is open
+            state = 0
+        elif token == b"<!--" and state == 0:
+            state = 1
+    return len(low)
 
 
 def _attributes(head: bytes, i: int, end: int, codec: str) -> dict[str, str]:

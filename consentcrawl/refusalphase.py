@@ -169,12 +169,13 @@ def actor_unread_cause(status: int, reading: PageReading, partial: bool = False)
     return None
 
 
-def _read(runtime: ConsentRuntime, request: Request, response: Response) -> PageReading:
+def _read(runtime: ConsentRuntime, request: Request, response: Response, case_sensitive: bool = False) -> PageReading:
     """The page read for refusals, once per response object (the handler reads a person's first page as it is
-    downloaded; the response phase then gets the same response and reuses the reading)."""
+    downloaded; the response phase then gets the same response and reuses the reading). ``case_sensitive``: the
+    platform of the page's person tells people apart by case (its cards are read so)."""
     reading = _readings.get(response)
     if reading is None:
-        reading = _readings[response] = _read_now(runtime, request, response)
+        reading = _readings[response] = _read_now(runtime, request, response, case_sensitive)
     return reading
 
 
@@ -182,7 +183,7 @@ def _read(runtime: ConsentRuntime, request: Request, response: Response) -> Page
 _readings: weakref.WeakKeyDictionary[Response, PageReading] = weakref.WeakKeyDictionary()
 
 
-def _read_now(runtime: ConsentRuntime, request: Request, response: Response) -> PageReading:
+def _read_now(runtime: ConsentRuntime, request: Request, response: Response, case_sensitive: bool) -> PageReading:
     content_type = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
     encoded = content_encoding(response.headers)
     body = page_body(response.body, encoded, decode_limit(runtime, request))
@@ -194,20 +195,20 @@ def _read_now(runtime: ConsentRuntime, request: Request, response: Response) -> 
     encodings = reading_encodings(encoding, response.headers.get(b"Content-Type"))
     accept = (request.headers.get(b"Accept") or b"").decode("latin-1")
     return read_fetched_as(runtime.config.token, response.url, response.status, content_type, body, encodings,
-                           accept)
+                           accept, case_sensitive)
 
 
 def read_fetched_as(token: str, url: str, status: int, content_type: str, body: bytes, encodings: tuple[str, ...],
-                    accept: str) -> PageReading:
+                    accept: str, case_sensitive: bool = False) -> PageReading:
     """:func:`read_fetched` in each of ``encodings`` (the first Scrapy's): the first reading, with every refusal
     another reading found (a page whose refusal shows in one way a spider may decode it is refused). Only the
     first reading's failure is the page's: another that cannot be read at all (a UTF-16 actor's JSON read as
     UTF-8) shows no refusal."""
-    first = read_fetched(token, url, status, content_type, body, encodings[0], accept)
+    first = read_fetched(token, url, status, content_type, body, encodings[0], accept, case_sensitive)
     found = list(first.found)
     for encoding in encodings[1:]:
         try:
-            other = read_fetched(token, url, status, content_type, body, encoding, accept)
+            other = read_fetched(token, url, status, content_type, body, encoding, accept, case_sensitive)
         except ValueError:
             continue
         found += [f for f in other.found if f not in found]
@@ -215,12 +216,12 @@ def read_fetched_as(token: str, url: str, status: int, content_type: str, body: 
 
 
 def read_fetched(token: str, url: str, status: int, content_type: str, body: bytes, encoding: str,
-                 accept: str) -> PageReading:
+                 accept: str, case_sensitive: bool = False) -> PageReading:
     """A fetched page (its body decoded) read for refusals: by a crawl's response phase and by ``consentcrawl
     check --fetch``, so that both read a page the same way."""
     directives = parse_meta_robots(body, token, encoding) if reads_as_html(content_type, body) else []
     return read_page(url, status, content_type, body, token, encoding=encoding, meta_directives=directives,
-                     activitypub_requested=is_activitypub(accept))
+                     activitypub_requested=is_activitypub(accept), case_sensitive=case_sensitive)
 
 
 def owner_mismatch(engine: PolicyEngine, purpose: str, facts: RequestFacts, reading: PageReading,
@@ -312,7 +313,7 @@ def book_refusals(runtime: ConsentRuntime, request: Request, response: Response)
         facts, _ = runtime.facts_for(request, response.url, now)
         if facts is None or facts.platform is None or facts.subject is None:
             return None
-        reading = _read(runtime, request, response)
+        reading = _read(runtime, request, response, facts.platform.case_sensitive)
         if owner_mismatch(runtime.engine, runtime.config.purpose, facts, reading, now) is not None:
             return None
     except Exception:  # noqa: BLE001 - the response phase reads it again, and denies with the cause
@@ -335,7 +336,7 @@ def check_refusals(runtime: ConsentRuntime, request: Request, response: Response
         facts, _ = runtime.facts_for(request, response.url, now)
         if facts is None or facts.platform is None or facts.subject is None:
             return prior  # no one's profile (an unreadable URL was decided before the fetch)
-        reading = _read(runtime, request, response)
+        reading = _read(runtime, request, response, facts.platform.case_sensitive)
         mismatch = owner_mismatch(runtime.engine, runtime.config.purpose, facts, reading, now)
     except Exception as exc:  # noqa: BLE001 - a page we cannot read for its person's say is not used
         return runtime.record(unreadable_deny(prior, response.url, exc), response.url, None, "response", time=now)

@@ -158,7 +158,7 @@ def judge_refusals(prior: Decision, page: Page, engine: PolicyEngine, token: str
     content_type = page.headers.get("content-type", "")
     try:
         reading = read_fetched_as(token, page.url, page.status, content_type, page.content,
-                                  page.encodings or (page.encoding,), page.accept)
+                                  page.encodings or (page.encoding,), page.accept, facts.platform.case_sensitive)
     except Exception as exc:  # noqa: BLE001 - as in a crawl: a page we cannot read for its person's say is not used
         return unreadable_deny(prior, page.url, exc), [], None
     mismatch = owner_mismatch(engine, purpose, facts, reading, now)

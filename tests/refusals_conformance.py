@@ -178,6 +178,35 @@ ROWS: tuple[Row, ...] = (
     Row("miss-vcard-other-url", "microformats1 vcard",
         '<html><body><div class="vcard"><a class="url" href="http://social.example/users/sam">Sam</a>'
         '<p class="note">#nobot</p></div></body></html>', source="a vcard naming another URL is that person's"),
+    # -- a card nested in another microformat: the person's when it says so or nothing else can be theirs ---------
+    Row("tag-resume-contact", "h-resume", '<html><body><div class="h-resume"><p class="p-summary">Gardener</p>'
+        '<div class="p-contact h-card"><span class="p-name">Robin</span><p class="p-note">#nobot</p></div></div>'
+        "</body></html>", expect=("hashtag.nobot",), source="a resume's p-contact is the person it is of"),
+    Row("tag-lone-author", "h-entry", '<html><body><article class="h-entry"><div class="p-author h-card">'
+        '<span class="p-name">Robin</span><p class="p-note">#nobot</p></div><div class="e-content">Hello</div>'
+        "</article></body></html>", expect=("hashtag.nobot",),
+        source="no card of the page's own: its posts' author card, naming no URL, may be the person's"),
+    Row("tag-lone-author-beside-other", "h-entry", '<html><body><div class="h-card"><a class="u-url" '
+        'href="http://social.example/users/sam">Sam</a></div><article class="h-entry"><div class="p-author h-card">'
+        '<span class="p-name">Robin</span><p class="p-note">#nobot</p></div></article></body></html>',
+        expect=("hashtag.nobot",), source="the only top-level card is another person's: as with none"),
+    Row("tag-author-names-page", "h-entry", card("Gardener.", url=None, rest='<article class="h-entry">'
+        f'<div class="p-author h-card"><a class="u-url" href="http://{HOST}/users/tag-author-names-page">me</a>'
+        '<p class="p-note">#nobot</p></div></article>'), expect=("hashtag.nobot",),
+        source="a nested card naming the page is the person's"),
+    Row("tag-hcard-in-vcard", "microformats1 vcard", '<html><body><div class="vcard"><a class="url" '
+        f'href="http://{HOST}/users/tag-hcard-in-vcard">@robin</a><span class="fn">Robin</span>'
+        '<div class="h-card"><p class="p-note">#nobot</p></div></div></body></html>', expect=("hashtag.nobot",),
+        source="an h-card with no property class inside the vcard is the same card written again"),
+    Row("tag-vcard-adr", "microformats1 vcard", '<html><body><div class="vcard"><span class="fn">Robin</span>'
+        '<span class="adr"><span class="locality">#nobot</span></span></div></body></html>',
+        expect=("hashtag.nobot",), source="a vcard's adr is a text field (h-card p-adr)"),
+    Row("tag-h-adr", "h-card", card("Gardener.", url=None, extra='<p class="p-adr h-adr">'
+        '<span class="p-locality">#nobot</span></p>'), expect=("hashtag.nobot",),
+        source="an h-adr is the card's own address, not another thing"),
+    Row("miss-lone-author-other-url", "h-entry", '<html><body><article class="h-entry"><div class="p-author h-card">'
+        '<a class="u-url" href="http://social.example/users/sam">Sam</a><p class="p-note">#nobot</p></div>'
+        "</article></body></html>", source="a post's author card naming another URL is that person's"),
     Row("tag-utf16", "a UTF-16 page", card("Gardener #nobot", url=None), "text/html; charset=utf-16",
         encoding="utf-16", expect=("hashtag.nobot",)),
     Row("tag-og", "Mastodon 4 profile HTML (no h-card)",

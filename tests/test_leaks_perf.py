@@ -89,23 +89,32 @@ async def test_a_tdm_reservation_in_a_page_of_a_non_ascii_charset_denies_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A crawl for AI training of pages whose head reserves TDM, each in a charset whose bytes a raw scan misreads:
     the server served them (the decision is the response phase's), no callback ran, no item came out."""
+    await assert_reserved_pages_denied({path: (f"text/html; charset={charset}", make(_RESERVED_META))
+                                        for path, (charset, make) in _HIDDEN.items()}, tmp_path, monkeypatch)
+
+
+async def assert_reserved_pages_denied(pages: dict[str, tuple[str, bytes]], tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crawl for AI training of ``pages`` (path: Content-Type and body), each reserving TDM in its head, and of
+    ``/ok`` on a site that allows training: the server served every page (the decision is the response phase's),
+    only ``/ok`` reached the callback, and each page is denied ``response.signal.tdmrep``."""
     plain = SignalSite(robots="User-agent: *\nContent-Usage: / train-ai=y\nAllow: /\n")  # the site allows training
 
     def site(request: LoggedRequest, headers: dict[str, str]) -> Response | None:
-        if request.path in _HIDDEN:
-            charset, make = _HIDDEN[request.path]
-            return Response(200, {"Content-Type": f"text/html; charset={charset}"}, make(_RESERVED_META))
+        if request.path in pages:
+            content_type, body = pages[request.path]
+            return Response(200, {"Content-Type": content_type}, body)
         return plain(request, headers)
 
-    ConsentListSpider.urls = [f"http://{HOST}{p}" for p in (*_HIDDEN, "/ok")]
+    ConsentListSpider.urls = [f"http://{HOST}{p}" for p in (*pages, "/ok")]
     with LocalServer(site) as server:
         result = await run_crawl(ConsentListSpider, _settings(tmp_path, "ai-training"), proxy=server.proxy,
                                  monkeypatch=monkeypatch)
-        assert _pages(server) == sorted([*_HIDDEN, "/ok"])
+        assert _pages(server) == sorted([*pages, "/ok"])
     assert [i["url"] for i in result.items] == [f"http://{HOST}/ok"]
     denied = _denied(result)
-    assert {p.lstrip("/"): denied.get(p.lstrip("/")) for p in _HIDDEN} == {
-        p.lstrip("/"): "response.signal.tdmrep" for p in _HIDDEN}
+    assert {p.lstrip("/"): denied.get(p.lstrip("/")) for p in pages} == {
+        p.lstrip("/"): "response.signal.tdmrep" for p in pages}
 
 
 def _codecs() -> list[str]:

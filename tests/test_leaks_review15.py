@@ -290,11 +290,13 @@ async def test_an_ai_txt_in_utf16_disallows_as_it_says(
     await assert_ai_txt_keeps_about_out(WideAiTxtPeople(encoding=encoding), tmp_path, monkeypatch)
 
 
-async def assert_ai_txt_keeps_about_out(app: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An ai-training crawl of ``/about``: ``app``'s ai.txt (read) keeps it out, and the audit log says so."""
+async def assert_ai_txt_keeps_about_out(app: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        **extra: Any) -> None:
+    """An ai-training crawl of ``/about`` (with the ``extra`` settings): ``app``'s ai.txt (read) keeps it out, and
+    the audit log says so."""
     from tests.test_page_reads import PLATFORMS_YAML
 
-    settings = people_settings(tmp_path, CONSENTCRAWL_PURPOSE="ai-training")
+    settings = people_settings(tmp_path, CONSENTCRAWL_PURPOSE="ai-training", **extra)
     Path(settings["CONSENTCRAWL_PLATFORMS"]).write_text(PLATFORMS_YAML)
     with LocalServer(app) as server:
         result = await crawl(make_spider("ADDONS", ListLogic), settings, proxy=server.proxy,

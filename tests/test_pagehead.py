@@ -115,20 +115,21 @@ def test_meta_robots_in_the_body_is_read_as_the_spiders_selector_finds_it(page: 
 def test_a_body_with_no_meta_is_searched_not_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     """After ``<body``, one search for ``<meta`` decides whether the rest is read with the tokenizer: a large
     page with none is not tokenized a second time."""
-    windows: list[int] = []
+    windows: list[tuple[bool, bytes]] = []  # (a head's scan, the start of what it read)
     real = pagehead._scan_window
 
     def counting(head: bytes, codec: str, pos: int = 0, stop_at_body: bool = True) -> object:
-        windows.append(pos)
+        windows.append((stop_at_body, head[pos:pos + 5]))
         return real(head, codec, pos, stop_at_body)
 
     monkeypatch.setattr(pagehead, "_scan_window", counting)
     page = b"<html><head><title>t</title></head><body>" + b"<p><a href='/x'>link</a></p>" * 40000
     assert parse_meta_robots(page, "consentcrawl") == []
-    assert windows == [0]  # the head's scan only
+    assert windows == [(True, b"<html")]  # the head's scan only
     later = page + b'<meta name="robots" content="noindex"></body></html>'
     assert [d.name for d in parse_meta_robots(later, "consentcrawl")] == ["noindex"]
-    assert windows[1] == 0 and windows[2] > 0  # the head's scan, then the body's from where it stopped
+    # the head's scan, then the body's from where it stopped
+    assert windows[1:] == [(True, b"<html"), (False, b"<body")]
 
 
 #: markup the scan may read otherwise than the spider's parser (bogus comments, comment and raw-text openers
@@ -153,3 +154,54 @@ def test_every_meta_robots_the_spiders_selector_finds_is_read(pieces: list[str])
     spider = Selector(text=doc or " ").xpath("//meta[translate(@name, 'ROBTS', 'robts')='robots']/@content").getall()
     if spider:
         assert parse_meta_robots(doc.encode(), "consentcrawl"), (doc, spider)
+
+
+#: the tags the operator signals read in a head (a TDM reservation, an RSL licence link), among markup the scan may
+#: read otherwise than the spider's parser (:data:`TRICKY`, with no ``<body>``: the head is then the whole page)
+SIGNAL_TAGS = ['<meta name="tdm-reservation" content="1">', '<link rel="license" href="/l.xml">',
+               "<META NAME=tdm-reservation CONTENT=1>", "<LINK REL=license HREF=/l.xml>"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([t for t in TRICKY if t != "<body>"] + SIGNAL_TAGS + ["</script x='", "<!x"]),
+                max_size=14))
+def test_every_signal_tag_the_spiders_selector_finds_is_read(pieces: list[str]) -> None:
+    """The head's scan tokenizes as lxml (the parser of Scrapy's selectors, libxml2's HTML5 tokenizer) does: every
+    ``<meta name="tdm-reservation">`` and ``<link rel="license">`` the spider's ``.css()`` finds is a tag of the
+    scan (bogus comments, ``<!-->``, comment openers in attribute values and in end tags open nothing, a
+    ``</script`` inside a doubly escaped script ends nothing). There is no parser to fall back on here, as there
+    is for meta robots."""
+    from scrapy import Selector
+
+    doc = "".join(pieces)
+    selector = Selector(text=doc or " ")
+    spider = ([("meta", m) for m in selector.xpath("//meta[@name='tdm-reservation']/@content").getall()]
+              + [("link", h) for h in selector.xpath("//link[@rel='license']/@href").getall()])
+    ours = [(t.tag, t.attrs.get("content" if t.tag == "meta" else "href")) for t in head_tags(doc.encode())
+            if t.attrs.get("name") == "tdm-reservation" or t.attrs.get("rel") == "license"]
+    assert len(ours) >= len(spider), (doc, spider, ours)
+
+
+def test_a_body_of_microdata_read_in_several_encodings_is_tokenized_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A UTF-16 page is read for meta robots in each encoding a spider may read it in (UTF-16, and its bytes as
+    UTF-8 without their NULs): its part from ``<body`` is the same markup in each, so a body of microdata
+    ``<meta itemprop>`` is tokenized once, not once per reading (each reading still finds every tag)."""
+    from consentcrawl.robots.body import reading_encodings
+
+    pagehead._body_metas.cache_clear()
+    bodies: list[int] = []
+    real = pagehead._scan_window
+
+    def counting(head: bytes, codec: str, pos: int = 0, stop_at_body: bool = True) -> object:
+        if not stop_at_body:
+            bodies.append(pos)
+        return real(head, codec, pos, stop_at_body)
+
+    monkeypatch.setattr(pagehead, "_scan_window", counting)
+    page = ("<html><head><title>once</title></head><body>" + '<div itemscope><meta itemprop="a" content="b"></div>' * 50
+            + '<meta name="robots" content="noindex"></body></html>').encode("utf-16")
+    encodings = reading_encodings("utf-16", b"text/html; charset=utf-16")
+    assert len(encodings) > 1
+    for encoding in encodings:
+        assert [d.name for d in parse_meta_robots(page, "consentcrawl", encoding)] == ["noindex"], encoding
+    assert len(bodies) == 1

@@ -15,12 +15,18 @@ when nothing else can be theirs:
 - a card naming another URL is another person's, and anything inside a nested microformat (an ``h-entry`` the
   person quoted, the ``p-author h-card`` of someone else's post, a ``vcard`` inside a ``hentry``) is not a field
   of the card around it, nor a top-level card; a feed (``h-feed``, ``hfeed``) only gathers the page's posts, so a
-  card inside one is still top-level.
+  card inside one is still top-level, and an ``h-adr``/``h-geo`` is the card's own address or place;
+- a nested card is read as the person's too when it says so or nothing else can be theirs (a spider's
+  ``.css(".h-card .p-note")`` reads it wherever it is): it names the page (a post's author card linking the
+  profile); it is the ``p-contact`` of a resume; no top-level card can be the person's (there is none, or only
+  other people's) and it names no URL (the lone author card of the posts on a profile page); and a card with
+  no property class nested in a card (a theme's ``h-card`` inside the platform's ``vcard``) is that card written
+  again, its fields the card's.
 
 Microformats1 is read as microformats2 parsers read it for backward compatibility: a ``vcard`` is an ``h-card``
 (when the element carries no ``h-*`` class of its own), its ``fn``, ``nickname``, ``note``, ``n``, ``title``,
-``role``, ``org``, ``label`` and ``category`` are its text fields. A spider's ``.css(".vcard .note")`` reads a bio
-written so, and an older platform (or theme) still writes it.
+``role``, ``org``, ``label``, ``category``, ``adr`` and ``geo`` are its text fields. A spider's
+``.css(".vcard .note")`` reads a bio written so, and an older platform (or theme) still writes it.
 """
 
 from __future__ import annotations
@@ -45,9 +51,18 @@ _MF1_ROOTS = frozenset({"vcard", "hentry", "hreview", "hreview-aggregate", "veve
 #: roots that only gather others (a feed of a profile's posts wrapping the page): a card inside one is as
 #: top-level as without it, and a post's author card is still inside its post
 _FEEDS = frozenset({"h-feed", "hfeed"})
+#: roots that are a structured value of the card around them (its address, its place), not another thing
+_PARTS = frozenset({"h-adr", "h-geo"})
+#: microformats1 property classes a nested card is another thing's property by (a post's author, a resume's
+#: contact...): microformats2's are the ``p-``/``u-``/``e-``/``dt-`` classes
+_MF1_PROPERTIES = frozenset({"author", "contact", "reviewer", "agent", "attendee", "organizer", "member", "sender",
+                             "location", "affiliation"})
+#: a resume's roots: its ``p-contact`` card is the person the resume is of
+_RESUMES = frozenset({"h-resume", "hresume"})
 #: a ``vcard``'s text fields, as the microformats2 property each is read as
 _MF1_FIELDS = {"fn": "p-name", "nickname": "p-nickname", "note": "p-note", "n": "p-n", "title": "p-job-title",
-               "role": "p-role", "org": "p-org", "label": "p-label", "category": "p-category"}
+               "role": "p-role", "org": "p-org", "label": "p-label", "category": "p-category", "adr": "p-adr",
+               "geo": "p-geo"}
 _MF1_URLS = {"url": "u-url", "uid": "u-uid"}
 
 #: elements whose class attribute mentions a card (the class list is checked in Python: a cheap C pre-filter)
@@ -108,7 +123,19 @@ def _kind(classes: list[str]) -> str | None:
 def _is_root(classes: list[str]) -> bool:
     """A microformat root that holds a thing of its own: ``h-*`` (microformats2) or a microformats1 root class,
     a feed aside."""
-    return any((c.startswith("h-") or c in _MF1_ROOTS) and c not in _FEEDS for c in classes)
+    return any((c.startswith("h-") or c in _MF1_ROOTS) and c not in _FEEDS and c not in _PARTS for c in classes)
+
+
+def _is_property(classes: list[str]) -> bool:
+    """Whether a nested microformat is a property of the one around it (``p-author h-card``, ``author vcard``)."""
+    return any(c.startswith(("p-", "u-", "e-", "dt-")) or c in _MF1_PROPERTIES for c in classes)
+
+
+def _same_card(classes: list[str]) -> bool:
+    """Whether a card nested in a card with no property class is the same card written again (a theme's ``h-card``
+    inside the platform's ``vcard``): a child of it, not another person's property. A spider's
+    ``.css(".h-card .p-note")`` reads its fields as the page's card's, so they are read as the outer card's."""
+    return _kind(classes) is not None and not _is_property(classes)
 
 
 def _props(card: Any, kind: str) -> Iterator[tuple[str, Any]]:
@@ -120,23 +147,33 @@ def _props(card: Any, kind: str) -> Iterator[tuple[str, Any]]:
         classes = _classes(e)
         if classes:
             if _is_root(classes):
+                if _same_card(classes):  # its fields are the card's; its URL is not (it names no other page)
+                    yield from ((c, f) for c, f in _props(e, _kind(classes) or kind) if c not in ("u-url", "u-uid"))
                 continue  # a nested microformat (``p-author h-card``) is another person's or another thing's
+            read = False
             for c in classes:
                 if kind == "h-card" and c.startswith(("p-", "e-", "u-")):
                     yield c, e
+                    read = True
                 elif kind == "vcard" and (c in _MF1_FIELDS or c in _MF1_URLS):
                     yield _MF1_FIELDS.get(c) or _MF1_URLS[c], e
+                    read = True
+            if read and not _PARTS.isdisjoint(classes):
+                continue  # a ``p-adr h-adr`` is read as a whole: its text holds its own fields
         if len(e):
             stack.extend(list(e)[::-1])
 
 
-def _names_page(card_url: str, page_url: str) -> bool | None:
+def _names_page(card_url: str, page_url: str, case_sensitive: bool = False) -> bool | None:
     """Whether a card's URL names the page: the same host and path (canonical, in any case), whatever the scheme,
     and no query parameter the page's URL lacks. The site writes its card's URL as it likes (absolute, https, the
     profile without the query a spider added): a card taken for another person's is a card whose refusal is not
     read, so a spelling the spider chose never makes the person's own card someone else's. True: with each of the
     page's query parameters; False: without some (``/profile.php`` on ``/profile.php?id=101``: the path's own page,
-    perhaps, not this one); None: it does not name the page."""
+    perhaps, not this one); None: it does not name the page. On a ``case_sensitive`` platform a path the same but
+    for case may name another person (``/u/Alice`` on ``/u/alice``): it is False too, so the card is read (a
+    refusal in it denies) and so are the cards that name no URL, among which the person's own may be: taken for
+    the page's one card, it would hide theirs."""
     try:
         card, page = canonicalize(card_url), canonicalize(page_url)
     except ValueError:
@@ -144,7 +181,9 @@ def _names_page(card_url: str, page_url: str) -> bool | None:
     if card.host != page.host or card.path.lower() != page.path.lower():
         return None
     have, want = set(card.query.split("&")) - {""}, set(page.query.split("&")) - {""}
-    return None if not have <= want else have == want
+    if not have <= want:
+        return None
+    return have == want and not (case_sensitive and card.path != page.path)
 
 
 def _card_urls(props: list[tuple[str, Any]], base: str) -> list[str]:
@@ -157,17 +196,39 @@ def _card_urls(props: list[tuple[str, Any]], base: str) -> list[str]:
     return urls
 
 
-def page_cards(doc: Any, url: str) -> Cards:
-    """The cards of ``doc`` (a parsed page fetched as ``url``) read as its person's (see the module's docstring)."""
+def page_cards(doc: Any, url: str, case_sensitive: bool = False) -> Cards:
+    """The cards of ``doc`` (a parsed page fetched as ``url``) read as its person's (see the module's docstring);
+    ``case_sensitive``: the platform's people differ by case (:func:`_names_page`)."""
     found: list[Any] = _MAYBE_CARDS(doc)  # type: ignore[assignment]  # an element-set XPath: a list of elements
     cards: list[tuple[Card, list[str]]] = []
+    nested: list[tuple[Card, list[str], bool]] = []  # (card, its URLs, a resume's contact)
     for element in found:
-        kind = _kind(_classes(element))
-        if kind is None or any(_is_root(_classes(a)) for a in element.iterancestors()):
+        classes = _classes(element)
+        kind = _kind(classes)
+        if kind is None:
             continue
+        outer = next((a for a in element.iterancestors() if _is_root(_classes(a))), None)
         props = list(_props(element, kind))
-        cards.append((Card(kind, props), _card_urls(props, url)))
-    named = [(card, [_names_page(u, url) for u in urls]) for card, urls in cards]
+        if outer is None:
+            cards.append((Card(kind, props), _card_urls(props, url)))
+        elif not (_same_card(classes) and _kind(_classes(outer)) is not None):  # else read with the card around it
+            contact = ("p-contact" in classes or "contact" in classes) and bool(_RESUMES & set(_classes(outer)))
+            nested.append((Card(kind, props), _card_urls(props, url), contact))
+    chosen = _top_level(cards, url, case_sensitive)
+    # a nested card is another thing's (a post's author, a quoted card) unless it says it is the page's: it names
+    # the page; or it is the contact of a resume (of the page's person); or, on a page with no top-level card that
+    # can be its person's (none, or only other people's), it names no URL (whose it is cannot be told: a refusal
+    # in it denies)
+    also = [card for card, urls, contact in nested
+            if any(_names_page(u, url) is not None for u in urls) or (not urls and (contact or not chosen.cards))]
+    if not also:
+        return chosen
+    naming = any(_names_page(u, url) is not None for _, urls, _ in nested for u in urls)
+    return Cards(chosen.cards + also, chosen.certain or naming, chosen.of + len(also))
+
+
+def _top_level(cards: list[tuple[Card, list[str]]], url: str, case_sensitive: bool) -> Cards:
+    named = [(card, [_names_page(u, url, case_sensitive) for u in urls]) for card, urls in cards]
     naming = [card for card, how in named if any(h is not None for h in how)]
     unnamed = [card for card, urls in cards if not urls]
     if naming and not any(h for _, how in named for h in how):  # none with the page's whole query: which page

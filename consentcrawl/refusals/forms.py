@@ -101,9 +101,10 @@ def read_html_profile(body: bytes | str, url: str, token: str, encoding: str = "
     return html_profile(body, url, token, encoding)[0]
 
 
-def html_profile(body: bytes | str, url: str, token: str,
-                  encoding: str) -> tuple[list[Found], bool, str | None]:
-    """The refusals, whether the page shows a profile at all, and the actor it links to (when it does)."""
+def html_profile(body: bytes | str, url: str, token: str, encoding: str,
+                 case_sensitive: bool = False) -> tuple[list[Found], bool, str | None]:
+    """The refusals, whether the page shows a profile at all, and the actor it links to (when it does).
+    ``case_sensitive``: the platform's people differ by case (:func:`~consentcrawl.refusals.cards.page_cards`)."""
     if isinstance(body, bytes) and not scans_as_bytes(encoding or "utf-8"):
         # its ASCII bytes are not its text: the byte search below would miss. Read as parsel reads response.text
         # (UTF-8 bytes, parsed as UTF-8 whatever an XML declaration says, which a str may not hold for lxml)
@@ -122,7 +123,7 @@ def html_profile(body: bytes | str, url: str, token: str,
     if doc is None:
         return [], False, None
     found: list[Found] = []
-    chosen = page_cards(doc, url)
+    chosen = page_cards(doc, url, case_sensitive)
     for card in chosen.cards:
         which = card.kind if chosen.certain else f"{card.kind} (one of {chosen.of}, none naming the page)"
         for cls, e in card.props:

@@ -32,8 +32,10 @@ def _json_text(body: bytes) -> str | None:
 
 
 def read_page(url: str, status: int, content_type: str, body: bytes, token: str, *, encoding: str = "utf-8",
-              meta_directives: Iterable[Any] = (), activitypub_requested: bool = False) -> PageReading:
-    """What a person's profile page says about them. Raises ``ValueError`` for an ActivityPub body that is not
+              meta_directives: Iterable[Any] = (), activitypub_requested: bool = False,
+              case_sensitive: bool = False) -> PageReading:
+    """What a person's profile page says about them (``case_sensitive``: on a platform whose people differ by
+    case, as its cards are read). Raises ``ValueError`` for an ActivityPub body that is not
     JSON (the person's say cannot be read: the adapter denies)."""
     ct = (content_type or "").lower()
     if status == 401 and activitypub_requested:
@@ -60,6 +62,6 @@ def read_page(url: str, status: int, content_type: str, body: bytes, token: str,
         else:
             return read_actor(doc, token) or read_bluesky(doc, token) or PageReading()
     # XML too: Scrapy hands the callback an XmlResponse whose ``.css()`` finds a card's classes all the same
-    fields, profile, actor = html_profile(body, url, token, encoding)
+    fields, profile, actor = html_profile(body, url, token, encoding, case_sensitive)
     return PageReading(tuple(read_meta_robots(meta_directives) + fields), None, "html", profile=profile,
                        actor=actor)

@@ -26,8 +26,8 @@ from w3lib.encoding import html_body_declared_encoding, http_content_type_encodi
 
 from ..cache import ObjectMemo
 
-__all__ = ["GZIP_MAGIC", "SCRAPY_MAXSIZE", "ZSTD_MAGIC", "charset", "content_encoding", "decoded_body", "is_gzip",
-           "is_partial", "is_zstd", "page_body", "page_encoding", "reading_encodings", "reads_as_html"]
+__all__ = ["GZIP_MAGIC", "SCRAPY_MAXSIZE", "ZSTD_MAGIC", "charset", "content_encoding", "decoded_body", "file_start",
+           "is_gzip", "is_partial", "is_zstd", "page_body", "page_encoding", "reading_encodings", "reads_as_html"]
 
 #: Scrapy's default ``DOWNLOAD_MAXSIZE``: a page's limit where no crawl's is known (a body decompressing to more is
 #: denied: Scrapy would drop it, a decompression bomb)
@@ -97,7 +97,11 @@ def is_zstd(body: bytes) -> bool:
 
 class _TooLarge(ValueError):
     """A body that decompresses to more than the limit (a ``ValueError``: the caller denies as for any body it
-    cannot read)."""
+    cannot read), with what was decompressed before the limit was passed (at most one byte over it)."""
+
+    def __init__(self, message: str, start: bytes = b"") -> None:
+        super().__init__(message)
+        self.start = start
 
 
 def page_body(body: bytes, content_encoding: bytes | None, limit: int = SCRAPY_MAXSIZE) -> bytes:
@@ -139,6 +143,34 @@ def _page_body(body: bytes, content_encoding: bytes | None, limit: int) -> bytes
             return body
     if is_gzip(body) or is_zstd(body):
         raise ValueError(f"the body is still compressed after {MAX_GZIP_LAYERS} layers")
+    return body
+
+
+def file_start(body: bytes, keep: int) -> bytes:
+    """The start of a site-level file (robots.txt, ``tdmrep.json``, ``ai.txt``, an RSL licence) as its reader
+    takes it: gzip or zstd bytes sent without a ``Content-Encoding`` (a ``robots.txt.gz`` served as the file, or a
+    project with ``COMPRESSION_ENABLED = False``) decompressed by their magic bytes, as :func:`page_body` does;
+    read as they are, they are no statement (allow). Only what the reader parses is decompressed: the first
+    ``keep`` bytes and one more, which says the file goes on (its reader then parses the part, as it does a plain
+    file that long), so a small file that decompresses to gigabytes costs ``keep`` bytes. Anything else is
+    returned as it is.
+
+    Raises ``ValueError`` for bytes that cannot be decompressed, and for a file whose first ``keep`` bytes cannot
+    be told (a layer cut at the bound, whose inner layer then stops short): the caller denies, as for a file it
+    could not read."""
+    cut = False
+    for _ in range(MAX_GZIP_LAYERS):
+        if not is_gzip(body) and not is_zstd(body):
+            break
+        try:  # a layer whose outer one was cut is read up to the cut (gzip; a cut zstd frame is not read)
+            body = _gunzip_members(body, keep, coded=cut) if is_gzip(body) else _other("zstd", body, keep)
+        except _TooLarge as exc:
+            body, cut = exc.start, True
+    else:
+        if is_gzip(body) or is_zstd(body):
+            raise ValueError(f"the body is still compressed after {MAX_GZIP_LAYERS} layers")
+    if cut and len(body) <= keep:
+        raise ValueError(f"the compressed body's first {keep} bytes cannot be read apart from the rest")
     return body
 
 
@@ -214,7 +246,7 @@ def _gunzip_members(body: bytes, limit: int, coded: bool = False) -> bytes:
             raise ValueError(f"cannot decompress the gzip body: {exc}") from None
         size += len(part)
         if _over(limit, size) or decompressor.unconsumed_tail:
-            raise _TooLarge(f"the gzip body decompresses to more than {limit} bytes")
+            raise _TooLarge(f"the gzip body decompresses to more than {limit} bytes", b"".join(out) + part)
         out.append(part)
         if not decompressor.eof:
             if coded:
@@ -247,12 +279,12 @@ def _other(module: str, body: bytes, limit: int) -> bytes:
             out = _unzstd(body, limit)
     except ImportError:
         raise ValueError(f"the body is {module}-compressed and {module} is not installed") from None
-    except ValueError:
+    except ValueError:  # _TooLarge among them
         raise
     except Exception as exc:  # noqa: BLE001 - any failure to decode is a body we cannot read
         raise ValueError(f"cannot decompress the body: {type(exc).__name__}") from None
     if _over(limit, len(out)):
-        raise _TooLarge(f"the body decompresses to more than {limit} bytes")
+        raise _TooLarge(f"the body decompresses to more than {limit} bytes", out[:limit + 1])
     return out
 
 
@@ -268,15 +300,15 @@ def _unzstd(body: bytes, limit: int) -> bytes:
     out: list[bytes] = []
     size = 0
     while True:
-        try:
-            chunk = reader.read(_CHUNK)
+        try:  # no more than one byte over the limit: a bomb stops there
+            chunk = reader.read(min(_CHUNK, limit + 1 - size) if limit else _CHUNK)
         except EOFError:
             raise ValueError("the zstd body ends before its end-of-frame") from None
         if not chunk:
             return b"".join(out)
         size += len(chunk)
         if _over(limit, size):
-            raise _TooLarge(f"the body decompresses to more than {limit} bytes")
+            raise _TooLarge(f"the body decompresses to more than {limit} bytes", b"".join(out) + chunk)
         out.append(chunk)
 
 

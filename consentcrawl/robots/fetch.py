@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from .body import is_gzip, is_zstd, page_body
-from .rules import RobotsRules
+from .body import file_start
+from .rules import MAX_BYTES, RobotsRules
+from .widetext import narrow
 
 
 class RobotsStatus(str, enum.Enum):
@@ -69,22 +70,32 @@ MAX_REDIRECTS = 10
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 
 
+#: how much of a compressed robots.txt is decompressed: enough for its first MAX_BYTES once narrowed to UTF-8 from
+#: UTF-32 (four bytes a character, and a byte order mark), which is what is parsed of a plain file
+COMPRESSED_KEEP = 4 * (MAX_BYTES + 1) + 4
+
+
 def from_response(url: str, http_status: int, body: bytes, fetched_at: datetime,
                   final_url: str | None = None, redirects: tuple[str, ...] = ()) -> RobotsFile:
     """Classify a received response. Only a 2xx body is ever parsed: an error page is not rules. A 2xx body of
     gzip or zstd bytes (a ``robots.txt.gz`` served as the file, no ``Content-Encoding``) is decompressed first, as
-    a spider reading it would.
+    a spider reading it would, as far as it is parsed (:data:`COMPRESSED_KEEP`): a larger one is read as a plain
+    file that large is, its first :data:`~consentcrawl.robots.rules.MAX_BYTES` parsed.
 
     Anything that is neither 2xx nor 4xx (5xx, an unfollowed 3xx, 1xx), and a 429 (:data:`RATE_LIMITED`), is
     "unreachable": complete disallow.
     """
     if 200 <= http_status < 300:
-        if is_gzip(body) or is_zstd(body):  # without a Content-Encoding: read as rules they say nothing (allow-all)
-            try:
-                body = page_body(body, None)
-            except ValueError as exc:
-                return unreachable(url, fetched_at, f"a compressed body that cannot be read ({exc})",
-                                   http_status=http_status, final_url=final_url, redirects=redirects)
+        try:  # compressed bytes without a Content-Encoding: read as rules they say nothing (allow-all)
+            start: bytes | None = file_start(body, COMPRESSED_KEEP)
+            if start is not body and start is not None and len(start) > COMPRESSED_KEEP:  # cut in a whole character
+                start = narrow(start[:COMPRESSED_KEEP], whole=False)
+            if start is None:
+                raise ValueError("its first bytes do not decode in the encoding its byte order mark names")
+        except ValueError as exc:
+            return unreachable(url, fetched_at, f"a compressed body that cannot be read ({exc})",
+                               http_status=http_status, final_url=final_url, redirects=redirects)
+        body = start
         return RobotsFile(url, RobotsStatus.OK, RobotsRules.parse(body), fetched_at, http_status, final_url,
                           redirects=redirects)
     if 400 <= http_status < 500 and http_status != RATE_LIMITED:

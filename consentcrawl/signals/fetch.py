@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from ..robots.body import file_start
 from ..robots.fetch import RATE_LIMITED
 
 __all__ = ["MAX_BYTES", "MAX_TTL", "SignalFile", "SignalFileCache", "SignalFileStatus", "from_response", "unavailable"]
@@ -65,9 +66,17 @@ class SignalFile:
 
 def from_response(signal: str, url: str, http_status: int, body: bytes, fetched_at: datetime,
                   content_type: str | None = None) -> SignalFile:
-    """Classify a received response. Only a 2xx body is a statement: an error page is not."""
+    """Classify a received response. Only a 2xx body is a statement: an error page is not. Its first
+    :data:`MAX_BYTES` are the statement, gzip or zstd bytes sent without a ``Content-Encoding`` decompressed first
+    as far as that (as robots.txt's are: read as they are, they would be no statement, allow); bytes that cannot
+    be decompressed make the signal unavailable."""
     if 200 <= http_status < 300:
-        return SignalFile(signal, url, SignalFileStatus.OK, fetched_at, bytes(body[:MAX_BYTES]), http_status,
+        try:
+            start = file_start(bytes(body), MAX_BYTES)
+        except ValueError as exc:
+            return unavailable(signal, url, fetched_at, f"a compressed body that cannot be read ({exc})",
+                               http_status=http_status)
+        return SignalFile(signal, url, SignalFileStatus.OK, fetched_at, start[:MAX_BYTES], http_status,
                           content_type=content_type)
     if 400 <= http_status < 500 and http_status != RATE_LIMITED:
         return SignalFile(signal, url, SignalFileStatus.ABSENT, fetched_at, http_status=http_status,
