@@ -27,6 +27,8 @@
   the command's private ``_print_response``).
 - :func:`guard_open_in_browser`: Scrapy's ``open_in_browser``, called from a spider's callback, opens nothing
   (its private ``_openfunc`` default is the one place every caller passes through).
+- :func:`media_refused`: a media file consentcrawl refuses fails as Scrapy fails a media request it filtered out
+  (logged at DEBUG, left out of the ERROR line that prints the item).
 - :class:`ConsentCloseSpider`: ``CLOSESPIDER_PAGECOUNT`` counts the spider's pages, not consentcrawl's side requests
   (CloseSpider counts every ``response_received``, and offers no way to leave one out).
 - :data:`DOWNLOAD_HANDLER_LOGGERS`: the loggers Scrapy's download handlers write their size and data-loss lines on
@@ -375,3 +377,14 @@ def request_line_subject(record: logging.LogRecord) -> tuple[Any, str, str, Any]
     if isinstance(named, Request):
         return named, named.url, str(named), record.args.get("reason")
     return None
+
+
+def media_refused(reason: str) -> Exception:
+    """The error a media pipeline's request or result fails with when consentcrawl refuses it: Scrapy's own error
+    for a media request filtered out instead of downloaded (``_MediaRequestFiltered``, as for an offsite one), which
+    ``MediaPipeline`` logs at DEBUG without a traceback and leaves out of ``item_completed``'s ERROR line (that line
+    prints the whole item). A Scrapy without it gets a ``FileException``, which is logged as an error."""
+    from scrapy.pipelines import media
+
+    error = getattr(media, "_MediaRequestFiltered", media.FileException)
+    return error(f"consentcrawl: {reason}")
