@@ -27,6 +27,8 @@
   the command's private ``_print_response``).
 - :func:`guard_open_in_browser`: Scrapy's ``open_in_browser``, called from a spider's callback, opens nothing
   (its private ``_openfunc`` default is the one place every caller passes through).
+- :func:`on_failed_engine`: a crawl whose engine cannot be built (a project component raising as Scrapy builds
+  it) lets its locks and stores go at once (Scrapy closes nothing then, and keeps the crawler reachable).
 - :func:`media_refused`: a media file consentcrawl refuses fails as Scrapy fails a media request it filtered out
   (logged at DEBUG, left out of the ERROR line that prints the item).
 - :class:`ConsentCloseSpider`: ``CLOSESPIDER_PAGECOUNT`` counts the spider's pages, not consentcrawl's side requests
@@ -388,3 +390,24 @@ def media_refused(reason: str) -> Exception:
 
     error = getattr(media, "_MediaRequestFiltered", media.FileException)
     return error(f"consentcrawl: {reason}")
+
+
+def on_failed_engine(crawler: Crawler, failed: Callable[[], Any]) -> None:
+    """Call ``failed`` when building the crawl's engine raises (then re-raise). Scrapy builds the downloader, its
+    middlewares and handlers, the scraper and the item pipelines inside ``Crawler._create_engine``, and a
+    ``Crawler.crawl`` that raises there closes nothing (no signal, no engine to close). The crawler looks the
+    method up on itself, so an attribute of the instance replaces it; a Scrapy without it leaves ``failed`` to
+    the add-on's other check."""
+    create = getattr(crawler, "_create_engine", None)
+    if create is None or getattr(create, _WRAPPED, False):
+        return
+
+    def create_engine() -> Any:
+        try:
+            return create()
+        except BaseException:
+            failed()
+            raise
+
+    setattr(create_engine, _WRAPPED, True)
+    crawler._create_engine = create_engine  # type: ignore[method-assign]
