@@ -27,7 +27,7 @@ from .middlewares import (
 from .pipelines import ConsentGuardPipeline
 from .purge.joblock import JobdirLock, can_lock
 from .purge.onclose import PurgeOnClose
-from .runtime import config_error, refuse_to_start, release_failed_start
+from .runtime import CONFIG_ERROR_REASON, config_error, refuse_to_start, release_failed_start
 from .viewing import refuse_to_open
 
 if TYPE_CHECKING:
@@ -296,6 +296,6 @@ class Addon:
     def _spider_closed(self, spider: object = None, reason: str = "") -> None:
         if not self._running:  # closed before its engine ran: no engine_stopped comes
             self._release_jobdir()
-        if self.crawler is not None and config_error(self.crawler) is not None:
+        if self.crawler is not None and (config_error(self.crawler) is not None or reason == CONFIG_ERROR_REASON):
             crawler = self.crawler
             call_later(0, fail_crawl, crawler)  # after the other spider_closed handlers, before Scrapy's exit code

@@ -38,7 +38,7 @@ from .mediaurls import (
 from .provenance import page_provenance, with_item_decision
 from .reasons import SUBJECT_UNKNOWN_PAGE
 from .runtime import RuntimeComponent, get_runtime, is_checked_url
-from .startup import hook_scraper
+from .startup import GuardProbe, ProbeSeen, hook_scraper
 
 logger = logging.getLogger("consentcrawl")
 
@@ -140,6 +140,8 @@ class ConsentGuardPipeline(RuntimeComponent):
             guard_stored_media(self.runtime, self.media_pipelines)
 
     async def process_item(self, item: Any) -> Any:
+        if type(item) is GuardProbe:  # the start-up check that the item processor runs the guard (startup.py)
+            raise ProbeSeen
         if self.runtime is None:
             raise drop(item, "configuration error")
         try:
