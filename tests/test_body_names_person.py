@@ -76,3 +76,50 @@ async def test_a_resumed_post_to_the_listing_naming_a_withdrawn_person_is_not_se
     assert sorted(e["reason"] for e in denied) == ["subject.ambiguous-url", "subject.revoked"], denied
     revoked = next(e for e in denied if e["reason"] == "subject.revoked")
     assert (revoked["platform"], revoked["subject"]) == ("microblog", PERSON), revoked
+
+
+# -- the reading itself, case by case (pure: consentcrawl/bodyreading.py) ----------------------------------------
+
+
+def _facts(tmp_path: Path, url: str, body: bytes, content_type: bytes | None) -> Any:
+    from datetime import datetime, timezone
+
+    from consentcrawl.facts import FactReader, request_inputs
+    from consentcrawl.terms.load import load_platforms
+    from tests.lenient import write_config
+
+    platforms_file, _ = write_config(tmp_path)
+    reader = FactReader(load_platforms([str(platforms_file)]), "consentcrawl")
+    inputs = request_inputs({}, {}, body, content_type)
+    return reader.facts(url, "research", datetime(2026, 6, 1, tzinfo=timezone.utc), **inputs)
+
+
+FORM = b"application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize(("url", "body", "content_type", "subject", "ambiguous"), [
+    ("http://people.example/people", b"id=104", FORM, "104", False),
+    ("http://people.example/people", b"id=%EF%BC%91%EF%BC%90%EF%BC%94", FORM, "104", False),  # fullwidth digits
+    ("http://people.example/people", b"q=!!&id=Alice", FORM, "alice", False),  # ids fold case on this platform
+    ("http://people.example/people", b'{"a": [{"b": 104}], "104x": "!"}', b"application/json", "104", False),
+    ("http://people.example/people", b'{"who": "104"}', None, "104", False),  # JSON without a type: read too
+    ("http://people.example/people", b"id=104&id=105", FORM, None, True),  # two people
+    ("http://people.example/people", b"id=0104", FORM, None, True),  # "0104", and 104 to a number parser
+    ("http://people.example/people", b"id=%2B104", FORM, "104", False),  # 104 to a number parser only
+    ("http://people.example/people", b"<who>104</who>", b"text/xml", None, True),  # cannot be read: deny
+    ("http://people.example/u/104/follow", b"id=104", FORM, "104", False),  # the URL's person again
+    ("http://people.example/u/101/follow", b"id=104", FORM, None, True),  # another than the URL's
+    ("http://people.example/people", b"id=", FORM, None, False),  # names no one: the listing's request
+    ("http://elsewhere.example/people", b"id=104", FORM, None, False),  # off the platform: no one of it
+])
+def test_a_body_value_names_the_person_the_platforms_regex_accepts(
+    tmp_path: Path, url: str, body: bytes, content_type: bytes | None, subject: str | None, ambiguous: bool,
+) -> None:
+    facts = _facts(tmp_path, url, body, content_type)
+    assert (facts.subject, facts.ambiguous is not None) == (subject, ambiguous), facts
+
+
+def test_a_request_without_a_body_is_read_from_its_url_alone(tmp_path: Path) -> None:
+    facts = _facts(tmp_path, "http://people.example/people?id=104", b"", None)
+    assert (facts.subject, facts.ambiguous, facts.subject_source) == (None, None, None)
+    assert _facts(tmp_path, "http://people.example/people", b"id=104", FORM).subject_source == "body"
