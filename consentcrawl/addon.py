@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -281,7 +282,10 @@ class Addon:
                 release()
 
         on_failed_engine(crawler, release)
-        call_later(0, if_failed)
+        # no event loop or reactor yet (``scrapy crawl`` installs its reactor after the add-ons): that process ends
+        # with its failed start, and the kernel lets its locks go
+        with contextlib.suppress(RuntimeError):
+            call_later(0, if_failed)
 
     def _engine_started(self) -> None:
         self._running = True
