@@ -9,8 +9,10 @@ person, the records looked up when needed), and takes out those it denies before
 The fields are only where Scrapy's pipelines read by default: a subclass may name a field of its own (its
 ``FILES_URLS_FIELD`` class attribute, a ``<CLASS>_FILES_URLS_FIELD`` setting) or build its requests from anything
 (``get_media_requests``). What every media pipeline does pass through is ``media_to_download``, where it looks in
-its store before it sends a request: :func:`guard_stored_media` decides each request there, and one it denies is
-not looked up but sent, so the send-time decision denies and records it as any request's.
+its store before it sends a request, and ``item_completed``, which every result reaches (Scrapy's ``MediaPipeline``
+also hands a result it kept for the crawl to a later item without either of the others):
+:func:`guard_stored_media` decides each file in both, and :func:`decide_media_requests`, from the guard, decides
+the requests the media pipelines will make for an item first, with the person's records looked up.
 """
 
 from __future__ import annotations
@@ -61,9 +63,9 @@ def guard_stored_media(runtime: ConsentRuntime, pipelines: list[Any]) -> None:
       fingerprint (``SpiderInfo.downloaded``, handed to a later item without a request or a look in the store)
       among them: a file of a person who withdrew since it was fetched is taken out of the results.
 
-    Each decision is the crawl's own: the runtime is looked up for the crawl the call belongs to (the spider in
-    ``info``), so a pipeline instance a second crawl in the process shares decides with that crawl's records.
-    A deny is recorded once: the request it fails is never sent, so no send-time decision follows it."""
+    Each decision is made with the runtime of the crawl the call names (the spider in ``info``), not one captured
+    when the pipeline was first seen. A deny is recorded once: the request it fails is never sent, so no send-time
+    decision follows it."""
     for pipeline in pipelines:
         if not is_media_pipeline(pipeline):
             continue
