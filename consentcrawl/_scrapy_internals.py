@@ -29,6 +29,7 @@
   (its private ``_openfunc`` default is the one place every caller passes through).
 - :func:`on_failed_engine`: a crawl whose engine cannot be built (a project component raising as Scrapy builds
   it) lets its locks and stores go at once (Scrapy closes nothing then, and keeps the crawler reachable).
+- :func:`start_failed`: whether a crawler's start raised before it had an engine (its private ``_started``).
 - :func:`media_refused`: a media file consentcrawl refuses fails as Scrapy fails a media request it filtered out
   (logged at DEBUG, left out of the ERROR line that prints the item).
 - :class:`ConsentCloseSpider`: ``CLOSESPIDER_PAGECOUNT`` counts the spider's pages, not consentcrawl's side requests
@@ -411,3 +412,13 @@ def on_failed_engine(crawler: Crawler, failed: Callable[[], Any]) -> None:
 
     setattr(create_engine, _WRAPPED, True)
     crawler._create_engine = create_engine  # type: ignore[method-assign]
+
+
+def start_failed(crawler: Crawler) -> bool:
+    """Whether the crawler's start raised before it had an engine: applying its settings raised (they are frozen
+    only once every add-on and extension is built), or ``crawl`` raised after that (Scrapy marks a crawler started,
+    ``_started``, as ``crawl`` begins, and turns ``crawling`` off when it raises). A crawler whose settings were
+    applied but that was not asked to crawl yet (a test's, a tool's) has not failed."""
+    if crawler.crawling or getattr(crawler, "_engine", None) is not None:
+        return False
+    return not crawler.settings.frozen or bool(getattr(crawler, "_started", True))

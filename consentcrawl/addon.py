@@ -11,7 +11,13 @@ from scrapy import signals
 from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy.utils.asyncio import call_later
 
-from ._scrapy_internals import ConsentCloseSpider, fail_crawl, guard_open_in_browser, on_failed_engine
+from ._scrapy_internals import (
+    ConsentCloseSpider,
+    fail_crawl,
+    guard_open_in_browser,
+    on_failed_engine,
+    start_failed,
+)
 from .browser import configure_playwright
 from .distributed.seeds import RedisSeeds
 from .errors import ConfigError
@@ -270,15 +276,13 @@ class Addon:
         started again) would find the locks held until this one ends. The engine is built last, so a failure
         while building it is caught there (``_scrapy_internals.on_failed_engine``); one earlier in Scrapy's start
         (an extension) is seen on the event loop's next turn, when the crawl is found not crawling and without an
-        engine (``heldlocks.crawl_alive``). Both release once."""
-        alive = crawl_alive(crawler)
-
+        engine (``_scrapy_internals.start_failed``). Both release once."""
         def release() -> None:
             self._release_jobdir()
             release_failed_start(crawler)
 
         def if_failed() -> None:
-            if not alive():
+            if start_failed(crawler):
                 release()
 
         on_failed_engine(crawler, release)
