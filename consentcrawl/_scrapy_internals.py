@@ -27,6 +27,11 @@
   the command's private ``_print_response``).
 - :func:`guard_open_in_browser`: Scrapy's ``open_in_browser``, called from a spider's callback, opens nothing
   (its private ``_openfunc`` default is the one place every caller passes through).
+- :func:`on_failed_engine`: a crawl whose engine cannot be built (a project component raising as Scrapy builds
+  it) lets its locks and stores go at once (Scrapy closes nothing then, and keeps the crawler reachable).
+- :func:`start_failed`: whether a crawler's start raised before it had an engine (its private ``_started``).
+- :func:`media_refused`: a media file consentcrawl refuses fails as Scrapy fails a media request it filtered out
+  (logged at DEBUG, left out of the ERROR line that prints the item).
 - :class:`ConsentCloseSpider`: ``CLOSESPIDER_PAGECOUNT`` counts the spider's pages, not consentcrawl's side requests
   (CloseSpider counts every ``response_received``, and offers no way to leave one out).
 - :data:`DOWNLOAD_HANDLER_LOGGERS`: the loggers Scrapy's download handlers write their size and data-loss lines on
@@ -391,3 +396,45 @@ def request_line_subject(record: logging.LogRecord) -> tuple[Any, str, str, Any]
     if isinstance(named, Request):
         return named, named.url, str(named), record.args.get("reason")
     return None
+
+
+def media_refused(reason: str) -> Exception:
+    """The error a media pipeline's request or result fails with when consentcrawl refuses it: Scrapy's own error
+    for a media request filtered out instead of downloaded (``_MediaRequestFiltered``, as for an offsite one), which
+    ``MediaPipeline`` logs at DEBUG without a traceback and leaves out of ``item_completed``'s ERROR line (that line
+    prints the whole item). A Scrapy without it gets a ``FileException``, which is logged as an error."""
+    from scrapy.pipelines import media
+
+    error = getattr(media, "_MediaRequestFiltered", media.FileException)
+    return error(f"consentcrawl: {reason}")
+
+
+def on_failed_engine(crawler: Crawler, failed: Callable[[], Any]) -> None:
+    """Call ``failed`` when building the crawl's engine raises (then re-raise). Scrapy builds the downloader, its
+    middlewares and handlers, the scraper and the item pipelines inside ``Crawler._create_engine``, and a
+    ``Crawler.crawl`` that raises there closes nothing (no signal, no engine to close). The crawler looks the
+    method up on itself, so an attribute of the instance replaces it; a Scrapy without it leaves ``failed`` to
+    the add-on's other check."""
+    create = getattr(crawler, "_create_engine", None)
+    if create is None or getattr(create, _WRAPPED, False):
+        return
+
+    def create_engine() -> Any:
+        try:
+            return create()
+        except BaseException:
+            failed()
+            raise
+
+    setattr(create_engine, _WRAPPED, True)
+    crawler._create_engine = create_engine  # type: ignore[method-assign]
+
+
+def start_failed(crawler: Crawler) -> bool:
+    """Whether the crawler's start raised before it had an engine: applying its settings raised (they are frozen
+    only once every add-on and extension is built), or ``crawl`` raised after that (Scrapy marks a crawler started,
+    ``_started``, as ``crawl`` begins, and turns ``crawling`` off when it raises). A crawler whose settings were
+    applied but that was not asked to crawl yet (a test's, a tool's) has not failed."""
+    if crawler.crawling or getattr(crawler, "_engine", None) is not None:
+        return False
+    return not crawler.settings.frozen or bool(getattr(crawler, "_started", True))

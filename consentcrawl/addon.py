@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -10,7 +11,13 @@ from scrapy import signals
 from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy.utils.asyncio import call_later
 
-from ._scrapy_internals import ConsentCloseSpider, fail_crawl, guard_open_in_browser
+from ._scrapy_internals import (
+    ConsentCloseSpider,
+    fail_crawl,
+    guard_open_in_browser,
+    on_failed_engine,
+    start_failed,
+)
 from .browser import configure_playwright
 from .distributed.seeds import RedisSeeds
 from .errors import ConfigError
@@ -27,7 +34,7 @@ from .middlewares import (
 from .pipelines import ConsentGuardPipeline
 from .purge.joblock import JobdirLock, can_lock
 from .purge.onclose import PurgeOnClose
-from .runtime import config_error, refuse_to_start
+from .runtime import CONFIG_ERROR_REASON, config_error, refuse_to_start, release_failed_start
 from .viewing import refuse_to_open
 
 if TYPE_CHECKING:
@@ -139,6 +146,7 @@ class Addon:
         self._no_looser_referrer_policy(settings)
         if self.crawler is not None:
             self._lock_jobdir(settings)
+            self._released_on_failed_start(self.crawler)
             try:  # a browser that navigates by itself: each of its requests waits for a decision
                 configure_playwright(settings, self.crawler)
             except ConfigError as exc:  # it cannot be guarded: the crawl does not start, with one line
@@ -258,6 +266,31 @@ class Addon:
             refuse_to_start(self.crawler, exc)
             settings.set("JOBDIR", None, _top(settings, "JOBDIR"))
 
+    def _released_on_failed_start(self, crawler: Crawler) -> None:
+        """What this crawl holds (JOBDIR's lock here; the audit log's lock and the store in its runtime) is let go
+        as soon as its start fails, not when the process ends.
+
+        A ``Crawler.crawl`` that raises before it has an engine (a project's extension, pipeline or middleware
+        raising as Scrapy builds it) closes nothing: no ``spider_closed``, no ``engine_stopped``, and Scrapy keeps
+        the failed crawler reachable (the failure's traceback holds it). Another process (a purge, the same crawl
+        started again) would find the locks held until this one ends. The engine is built last, so a failure
+        while building it is caught there (``_scrapy_internals.on_failed_engine``); one earlier in Scrapy's start
+        (an extension) is seen on the event loop's next turn, when the crawl is found not crawling and without an
+        engine (``_scrapy_internals.start_failed``). Both release once."""
+        def release() -> None:
+            self._release_jobdir()
+            release_failed_start(crawler)
+
+        def if_failed() -> None:
+            if start_failed(crawler):
+                release()
+
+        on_failed_engine(crawler, release)
+        # no event loop or reactor yet (``scrapy crawl`` installs its reactor after the add-ons): that process ends
+        # with its failed start, and the kernel lets its locks go
+        with contextlib.suppress(RuntimeError):
+            call_later(0, if_failed)
+
     def _engine_started(self) -> None:
         self._running = True
         if self.crawler is not None and self.jobdir_lock is not None:
@@ -271,6 +304,6 @@ class Addon:
     def _spider_closed(self, spider: object = None, reason: str = "") -> None:
         if not self._running:  # closed before its engine ran: no engine_stopped comes
             self._release_jobdir()
-        if self.crawler is not None and config_error(self.crawler) is not None:
+        if self.crawler is not None and (config_error(self.crawler) is not None or reason == CONFIG_ERROR_REASON):
             crawler = self.crawler
             call_later(0, fail_crawl, crawler)  # after the other spider_closed handlers, before Scrapy's exit code

@@ -87,11 +87,12 @@ class PolicyEngine:
 
     def facts(self, url: str, purpose: str, now: datetime, subject: str | None = None, *,
               form: str | None = None, is_form: bool = True, host: str | None = None,
-              rewrites: tuple[tuple[str, str], ...] = (), proxy: str | None = None) -> RequestFacts:
+              rewrites: tuple[tuple[str, str], ...] = (), proxy: str | None = None,
+              values: tuple[str, ...] | None = ()) -> RequestFacts:
         """Resolve a URL into facts (:meth:`consentcrawl.facts.FactReader.facts`). Raises ``ValueError`` for a URL
         that cannot be canonicalised; :meth:`decide_url` turns that into a deny."""
         return self._reader.facts(url, purpose, now, subject, form=form, is_form=is_form, host=host,
-                                  rewrites=rewrites, proxy=proxy)
+                                  rewrites=rewrites, proxy=proxy, values=values)
 
     def resolved(self, url: str) -> Resolved:
         """What ``url`` resolves to (its platform, whose page it is), from the cache the decisions use. Raises

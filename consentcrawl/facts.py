@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .bodyreading import body_values, with_body_values
 from .meta_keys import META_SUBJECT
 from .resolve import embedded, embeds_unlisted_host, form_text, resolve, with_body
 from .robots.body import decoded_body
@@ -43,7 +44,8 @@ class RequestFacts:
     now: datetime
     platform: Platform | None
     subject: str | None
-    subject_source: str | None = None  #: "url" (a profile template matched) or "meta" (named by the request)
+    #: "url" (a profile template matched), "body" (a value of the request's body) or "meta" (named by the request)
+    subject_source: str | None = None
     robots_paths: tuple[str, ...] = ()  #: the path+query spellings checked against robots.txt
     #: the readings of an URL that a lenient server could take for another person (``subject.ambiguous-url``)
     ambiguous: SubjectReading | None = None
@@ -67,7 +69,8 @@ class FactReader:
 
     def facts(self, url: str, purpose: str, now: datetime, subject: str | None = None, *,
               form: str | None = None, is_form: bool = True, host: str | None = None,
-              rewrites: tuple[tuple[str, str], ...] = (), proxy: str | None = None) -> RequestFacts:
+              rewrites: tuple[tuple[str, str], ...] = (), proxy: str | None = None,
+              values: tuple[str, ...] | None = ()) -> RequestFacts:
         """Resolve a URL into facts: its platform and whose page it is (:mod:`consentcrawl.resolve`).
 
         ``subject`` is the request's ``consentcrawl_subject`` (``platform:id`` or id): it may name the person only
@@ -75,7 +78,8 @@ class FactReader:
         a body of another type); ``host`` the request's own ``Host`` header, if it sets one; ``rewrites`` the
         (name, value) of its headers that a front end routes by instead of the URL (:data:`REWRITE_HEADERS`), and of
         framing headers the spider set itself (:data:`FRAMING_HEADERS`); ``proxy`` the proxy the request goes
-        through (``meta["proxy"]``).
+        through (``meta["proxy"]``); ``values`` the values its body hands the server (None: a body that cannot be
+        read), :mod:`consentcrawl.bodyreading`.
         Raises ``ValueError`` for a URL that cannot be canonicalised; :meth:`decide_url` turns that into a deny.
         """
         if type(url) is not str:
@@ -85,6 +89,9 @@ class FactReader:
         paths = resolved.robots_paths
         if form and platform is not None and reading is not None:
             reading = with_body(platform, url, form, is_form, reading)
+        by_body = False
+        if platform is not None and (values is None or values):  # a body that names a person: theirs
+            reading, by_body = with_body_values(platform, values, reading)
         unlisted, via = resolved.unlisted_host, resolved.via
         if form:  # a fetch-through service given the platform URL in the body fetches that page
             platform, reading, in_body = embedded(self.platforms, form, platform, reading)
@@ -97,10 +104,10 @@ class FactReader:
             mismatch = self._proxy_mismatch(platform, proxy)
         ambiguous = reading if reading is not None and reading.ambiguous else None
         from_url = reading.subject if reading is not None and ambiguous is None else None
+        source = None if from_url is None else "body" if by_body else "url"
         if subject is None or mismatch is not None:
-            return RequestFacts(url, canonical, purpose, self.token, now, platform, from_url,
-                                "url" if from_url is not None else None, paths, ambiguous, mismatch,
-                                unlisted, via)
+            return RequestFacts(url, canonical, purpose, self.token, now, platform, from_url, source, paths,
+                                ambiguous, mismatch, unlisted, via)
         # meta may name the person only where the URL names none or the same one: it never replaces the URL's
         named_platform, sep, ident = str(subject).partition(":")
         if not sep or named_platform not in self.platforms:
@@ -118,7 +125,7 @@ class FactReader:
             mismatch = Mismatch("meta names another person than the URL")
         return RequestFacts(url, canonical, purpose, self.token, now, platform,
                             from_url if mismatch is not None and from_url is not None else key,
-                            "url" if from_url is not None else "meta", paths, ambiguous, mismatch,
+                            source or "meta", paths, ambiguous, mismatch,
                             unlisted, via)
 
     def _proxy_mismatch(self, platform: Platform | None, proxy: str) -> Mismatch | None:
@@ -201,7 +208,8 @@ def read_headers(headers: Mapping[bytes, Sequence[bytes]],
 def request_inputs(meta: Mapping[str, Any], headers: Mapping[bytes, Sequence[bytes]], body: bytes,
                    content_type: bytes | None, content_encoding: bytes | None = None) -> dict[str, Any]:
     """What a request says besides its URL about whose page it is, as :meth:`FactReader.facts` takes it: its
-    ``consentcrawl_subject``, its body as form text, the hosts, rewrite and framing headers it sets, and its proxy.
+    ``consentcrawl_subject``, its body as form text and the values it hands the server, the hosts, rewrite and
+    framing headers it sets, and its proxy.
 
     One reading for a request about to be sent and for one read back from a crawl's disk queue (a purge), so that
     both find the same person. ``content_type`` and ``content_encoding``: the request's headers of those names
@@ -210,8 +218,11 @@ def request_inputs(meta: Mapping[str, Any], headers: Mapping[bytes, Sequence[byt
     subject = meta.get(META_SUBJECT)
     form: str | None = None
     is_form = True
+    values: tuple[str, ...] | None = ()
     if body:
-        form, is_form = form_text(decoded_body(body, content_encoding), (content_type or b"").decode("latin-1"))
+        decoded = decoded_body(body, content_encoding)
+        form, is_form = form_text(decoded, (content_type or b"").decode("latin-1"))
+        values = body_values(decoded, form, is_form)
     proxy = meta.get("proxy")  # set by HttpProxyMiddleware (or the spider): seen at send time
     # cookies are set by CookiesMiddleware: seen at send time
     hosts, cookies, rewrites = read_headers(headers, body)
@@ -221,7 +232,7 @@ def request_inputs(meta: Mapping[str, Any], headers: Mapping[bytes, Sequence[byt
         pairs = "&".join(p.strip() for c in cookies for p in c.decode("latin-1").split(";") if p.strip())
         form = f"{form}&{pairs}" if form else pairs
     return {"subject": subject, "form": form, "is_form": is_form, "host": host, "rewrites": rewrites,
-            "proxy": str(proxy) if proxy else None}
+            "proxy": str(proxy) if proxy else None, "values": values}
 
 
 def _rewrite_mismatch(canonical: CanonicalURL, rewrites: tuple[tuple[str, str], ...]) -> Mismatch | None:

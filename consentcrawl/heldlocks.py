@@ -8,9 +8,11 @@ project component raising as Scrapy builds it: Scrapy 2.19 then closes nothing, 
 (a service that runs crawls, the same crawl after the fix) would be refused as if a crawl were running. Scrapy
 gives no hook for that failure. So each lock is registered here with a check of whether its crawl can still use
 it (:func:`crawl_alive`), and a later lock of the same file in this process that finds it held asks the holder:
-one whose crawl cannot is released (its own way: the audit log ends its chain) and the lock taken. Another
-process (a purge) still finds it held until this process ends or a retry here takes it over; the kernel drops a
-``flock`` when its process ends, however it ends.
+one whose crawl cannot is released (its own way: the audit log ends its chain) and the lock taken. The add-on
+also lets such a crawl's locks go as its start fails (``Addon._released_on_failed_start``), so that another
+process (a purge, the same crawl started again) can take them while this one lives on; this take-over remains for
+a crawl that failed in a way neither check sees. The kernel drops a ``flock`` when its process ends, however it
+ends.
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ from ._scrapy_internals import (
 from .deciding import Undecided
 from .decision import Decision, Evidence, Stage, deny
 from .errbacks import guard_errback, unguard
+from .errors import ConfigError
 from .provenance import page_provenance
 from .runtime import (
     CONFIG_ERROR_REASON,
@@ -45,6 +46,7 @@ from .runtime import (
     get_runtime,
     is_checked_url,
 )
+from .startup import check_item_processor_runs_guard
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -326,11 +328,17 @@ class ConsentScheduleGuard(RuntimeComponent):
         crawler.signals.connect(guard.spider_idle, signal=signals.spider_idle)
         return guard
 
-    def spider_opened(self, spider: Any = None) -> None:
-        """An invalid configuration closes the spider before its first request."""
+    async def spider_opened(self, spider: Any = None) -> None:
+        """An invalid configuration closes the spider before its first request, and so does an item processor
+        that does not run the guard pipeline first (startup.py: checked once it is opened)."""
         if self.runtime is None:
             error = config_error(self.crawler)
             raise CloseSpider(CONFIG_ERROR_REASON if error else "consentcrawl_not_configured")
+        try:
+            await check_item_processor_runs_guard(self.crawler)
+        except ConfigError as exc:
+            logger.critical("consentcrawl: configuration error, the crawl does not start: %s", exc.logged())
+            raise CloseSpider(CONFIG_ERROR_REASON) from None
 
     def spider_idle(self, spider: Any = None) -> None:
         """A request held back for its decision may still be scheduled: the crawl is not over yet."""

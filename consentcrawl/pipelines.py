@@ -29,11 +29,17 @@ from .decision import Decision, Evidence, Stage, deny
 from .deniedpeople import UNDECIDED, item_judged, item_reason
 from .itempages import ItemPages
 from .itemsource import ItemSources, item_source
-from .mediaurls import guard_stored_media, keep_allowed_media, media_fields
+from .mediaurls import (
+    decide_media_requests,
+    guard_stored_media,
+    is_media_pipeline,
+    keep_allowed_media,
+    media_fields,
+)
 from .provenance import page_provenance, with_item_decision
 from .reasons import SUBJECT_UNKNOWN_PAGE
 from .runtime import RuntimeComponent, get_runtime, is_checked_url
-from .startup import hook_scraper
+from .startup import GuardProbe, ProbeSeen, hook_scraper
 
 logger = logging.getLogger("consentcrawl")
 
@@ -116,6 +122,7 @@ def _mismatch(named: Any, stamped: Any, provenance: dict[str, Any]) -> Evidence 
 class ConsentGuardPipeline(RuntimeComponent):
     crawler: Any = None
     media: tuple[str, ...] = ()  #: the item fields media pipelines read URLs from (mediaurls.py)
+    media_pipelines: list[Any] = []  #: the crawl's media pipelines (mediaurls.py), known once the spider opened
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> Any:
@@ -129,10 +136,13 @@ class ConsentGuardPipeline(RuntimeComponent):
         """The guard learns the response each item came from (itemsource.py) from the first item on."""
         hook_scraper(self.crawler, "start_itemproc_async", ItemSources,
                      "an item a spider middleware copied would pass the guard as no one's")
-        if self.runtime is not None:  # a media pipeline's store answers a denied request no more (mediaurls.py)
-            guard_stored_media(self.runtime, item_pipelines(self.crawler))
+        if self.runtime is not None:  # a media pipeline hands on no file of a denied person (mediaurls.py)
+            self.media_pipelines = [p for p in item_pipelines(self.crawler) if is_media_pipeline(p)]
+            guard_stored_media(self.runtime, self.media_pipelines)
 
     async def process_item(self, item: Any) -> Any:
+        if type(item) is GuardProbe:  # the start-up check that the item processor runs the guard (startup.py)
+            raise ProbeSeen
         if self.runtime is None:
             raise drop(item, "configuration error")
         try:
@@ -142,6 +152,8 @@ class ConsentGuardPipeline(RuntimeComponent):
             adapter: Any = kept if type(kept) is dict else ItemAdapter(kept)
             await keep_allowed_media(self.runtime, adapter, kept.keys() if adapter is kept else adapter.field_names(),
                                      self.media)
+            if self.media_pipelines:
+                await decide_media_requests(self.runtime, kept, self.media_pipelines)
             return kept
         except ConsentDropItem:
             raise

@@ -23,6 +23,7 @@ from scrapy.http import Response
 from .audit.header import chain_header
 from .audit.log import AuditLog
 from .config import ConsentConfig, build_decider
+from .consent.adapt import close_store_now
 from .decision import Decision, Evidence, Stage, deny
 from .deniedpeople import DeniedPeople
 from .distributed.wiring import Distributed
@@ -89,6 +90,16 @@ def refuse_to_start(crawler: Crawler, error: ConfigError) -> None:
         setattr(crawler, _ATTR, error)
 
 
+def release_failed_start(crawler: Crawler) -> None:
+    """Close what the crawler's runtime opened (the audit log, ending its chain; the refusal log; the store), for a
+    crawl whose start failed: no close comes for it (``Addon._released_on_failed_start``). Once."""
+    runtime = getattr(crawler, _ATTR, None)
+    if isinstance(runtime, ConsentRuntime) and not runtime.released:
+        runtime.released = True
+        runtime._spider_closed()
+        close_store_now(runtime.config.store)
+
+
 class RuntimeComponent:
     """Base of the add-on's components: each holds the crawler's runtime (``None``: refuse everything)."""
 
@@ -123,6 +134,9 @@ _C0_OR_SPACE = "".join(chr(i) for i in range(0x21))
 
 
 class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
+    #: closed after a failed start (:func:`release_failed_start`)
+    released = False
+
     def __init__(self, crawler: Crawler) -> None:
         self.crawler = crawler
         spider = getattr(crawler, "spider", None)

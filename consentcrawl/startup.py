@@ -4,7 +4,7 @@ could have undone. Each refuses to start with one :class:`~consentcrawl.errors.C
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import CloseSpider
@@ -15,8 +15,8 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
-__all__ = ["check_handlers", "check_item_processor", "check_log_formatter", "check_outermost", "check_pipelines",
-           "hook_engine_close", "hook_scraper"]
+__all__ = ["GuardProbe", "ProbeSeen", "check_handlers", "check_item_processor_runs_guard", "check_log_formatter",
+           "check_outermost", "check_pipelines", "hook_engine_close", "hook_scraper"]
 
 logger = logging.getLogger("consentcrawl")
 
@@ -86,7 +86,6 @@ def check_pipelines(crawler: Crawler) -> None:
     def path(obj: Any) -> str:
         return obj if isinstance(obj, str) else f"{obj.__module__}.{obj.__qualname__}"
 
-    check_item_processor(crawler)
     guard = path(ConsentGuardPipeline)
     numbers: dict[str, Any] = {}
     for key, number in crawler.settings.getwithbase("ITEM_PIPELINES").items():
@@ -103,36 +102,50 @@ def check_pipelines(crawler: Crawler) -> None:
                           "number above the guard's", source="ITEM_PIPELINES")
 
 
-#: the methods through which ItemPipelineManager builds its pipeline list and hands an item along it: a subclass
-#: that overrides one may leave the guard out (a list without it, an item handed on without the chain)
-_ITEM_PATH = ("__init__", "from_crawler", "_get_mwlist_from_settings", "_add_middleware", "process_item",
-              "process_item_async", "_process_chain")
+class GuardProbe(dict):  # type: ignore[type-arg]
+    """The empty item :func:`check_item_processor_runs_guard` hands the item processor once, as the spider opens: the
+    guard pipeline knows it by its class and stops it (:class:`ProbeSeen`) before any other pipeline sees it."""
 
 
-def check_item_processor(crawler: Crawler) -> None:
+class ProbeSeen(Exception):
+    """Raised by the guard pipeline for a :class:`GuardProbe`: the processor ran the guard."""
+
+
+async def check_item_processor_runs_guard(crawler: Crawler) -> None:
     """The guard is an item pipeline: it runs only if the scraper's item processor (Scrapy's ``ITEM_PROCESSOR``)
-    runs ``ITEM_PIPELINES``. A processor of the project's own that is not Scrapy's ``ItemPipelineManager``, or a
-    subclass that replaces how it builds or runs its pipelines (:data:`_ITEM_PATH`), would hand items to
-    ``item_scraped`` and the feeds unchecked. Refuse to start instead."""
-    from scrapy.pipelines import ItemPipelineManager
-    from scrapy.utils.misc import load_object
+    runs it, first, on every item. Checked by what the processor does once it is opened, not by its class's
+    shape (a subclass may build itself and run items its own way through ``super()``; one may also take the guard
+    out of its list as it opens): its first ``process_item`` method must be the guard's, and an item handed to it
+    the way Scrapy's scraper hands one must reach the guard (a probe the guard stops before any other pipeline).
+    Raises ConfigError naming ``ITEM_PROCESSOR`` otherwise."""
+    from scrapy.utils.defer import maybe_deferred_to_future
+
+    from .pipelines import ConsentGuardPipeline
 
     current = crawler.settings.get("ITEM_PROCESSOR")
+    name = current if isinstance(current, str) else f"{current.__module__}.{current.__qualname__}"
+    itemproc = getattr(getattr(crawler.engine, "scraper", None), "itemproc", None)
+    methods = getattr(itemproc, "methods", None)
+    chain = list(methods.get("process_item", ())) if isinstance(methods, Mapping) else []
+    if not chain or not isinstance(getattr(chain[0], "__self__", None), ConsentGuardPipeline):
+        raise ConfigError(f"the item processor {name}, once opened, does not run consentcrawl's guard pipeline "
+                          "first among ITEM_PIPELINES: items would reach the other pipelines, item_scraped and the "
+                          "feeds unchecked; leave ITEM_PROCESSOR unset, or let a subclass of "
+                          "scrapy.pipelines.ItemPipelineManager keep the list Scrapy builds", source="ITEM_PROCESSOR")
     try:
-        processor = load_object(current) if isinstance(current, str) else current
-    except (ImportError, NameError, ValueError):
-        processor = None  # Scrapy says why it cannot be loaded when it builds the scraper
-    if not (isinstance(processor, type) and issubclass(processor, ItemPipelineManager)):
-        raise ConfigError(f"the item processor is {current!r}, not Scrapy's ItemPipelineManager or a subclass: it "
-                          "does not run ITEM_PIPELINES, so consentcrawl's guard pipeline would never see an item; "
-                          "leave ITEM_PROCESSOR unset, or subclass scrapy.pipelines.ItemPipelineManager",
-                          source="ITEM_PROCESSOR")
-    replaced = [name for name in _ITEM_PATH  # the class that defines each: Scrapy's, or the subclass's own
-                if next(c for c in processor.__mro__ if name in vars(c)) not in ItemPipelineManager.__mro__]
-    if replaced:
-        raise ConfigError(f"the item processor {current!r} replaces ItemPipelineManager's {', '.join(replaced)}: "
-                          "how it builds or runs ITEM_PIPELINES is its own, and consentcrawl's guard pipeline may "
-                          "never see an item; leave those methods as Scrapy has them", source="ITEM_PROCESSOR")
+        run = getattr(itemproc, "process_item_async", None)
+        if run is not None:
+            await run(GuardProbe())
+        else:
+            await maybe_deferred_to_future(itemproc.process_item(GuardProbe(), crawler.spider))  # type: ignore[union-attr]
+    except ProbeSeen:
+        return
+    except Exception as exc:  # noqa: BLE001 - whatever it raised, the guard did not see the item
+        raise ConfigError(f"the item processor {name} failed an item before consentcrawl's guard pipeline saw it "
+                          f"({type(exc).__name__})", source="ITEM_PROCESSOR") from None
+    raise ConfigError(f"the item processor {name} hands an item on without consentcrawl's guard pipeline seeing it: "
+                      "items would reach item_scraped and the feeds unchecked; leave how it runs ITEM_PIPELINES "
+                      "to Scrapy (call super())", source="ITEM_PROCESSOR")
 
 
 def check_outermost(crawler: Crawler) -> None:

@@ -52,8 +52,8 @@ async def test_a_crawl_that_failed_to_start_leaves_its_audit_log_to_the_next_cra
     site: MicroblogSite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, config_dir: Path,
 ) -> None:
     """The failed crawl's runtime had opened the audit log (its lock taken, its chain-start written) before the
-    pipeline raised: the retry in the same process, on the same log, runs; the failed crawl's segment is ended
-    (chain-end) when the retry takes the log over, and the whole file verifies as one chain."""
+    pipeline raised: the retry in the same process, on the same log, runs; the failed crawl's segment was ended
+    (chain-end) as its start failed, and the whole file verifies as one chain."""
     from consentcrawl.audit.chain import verify
     from consentcrawl.audit.log import read_audit_log
 
@@ -64,8 +64,8 @@ async def test_a_crawl_that_failed_to_start_leaves_its_audit_log_to_the_next_cra
         # its traceback keeps the failed crawler (and with it its runtime and log) alive: the lock is taken over
         with pytest.raises(RuntimeError, match="a bug in the project's pipeline") as failed:
             await run_crawl(QueueingSpider, broken, proxy=server.proxy, monkeypatch=monkeypatch)
-        assert [e["event"] for e in read_audit_log(log)] == ["chain-start"]  # control: the log was opened
-        assert not lockable_elsewhere(log)  # control: still held, by the failed crawl
+        # the log was opened, and closed as the start failed (test below)
+        assert [e["event"] for e in read_audit_log(log)] == ["chain-start", "chain-end"]
         asked = len(server.requests)
         result = await run_crawl(QueueingSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
         assert result.stats.get("finish_reason") == "finished", result.stats
@@ -112,3 +112,48 @@ async def test_a_crawl_that_failed_as_its_spider_opened_leaves_its_locks_to_the_
         result = await run_crawl(QueueingSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
         assert result.stats.get("finish_reason") == "finished", result.stats
         assert len(server.requests) > asked, "the second crawl asked the server nothing"
+
+
+class BrokenExtension:
+    """A project's extension with a bug in its constructor (Scrapy builds extensions before its engine)."""
+
+    def __init__(self) -> None:
+        raise RuntimeError("a bug in the project's extension")
+
+
+@pytest.mark.parametrize("broken", [{"ITEM_PIPELINES": {f"{__name__}.BrokenPipeline": 100}},
+                                    {"EXTENSIONS": {f"{__name__}.BrokenExtension": 100}}],
+                         ids=["pipeline", "extension"])
+@deferred_f_from_coro_f
+async def test_a_crawl_that_failed_to_start_lets_another_process_take_its_locks_while_it_lives_on(
+    site: MicroblogSite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, config_dir: Path, broken: dict[str, Any],
+) -> None:
+    """Scrapy keeps the failed crawler reachable (here: by the traceback ``failed`` holds), and no close comes for
+    it: its JOBDIR and audit log were locked until this process ended, so another process (a purge, the same crawl
+    started again) was refused as if a crawl were running. They are let go as the start fails, and the audit log's
+    chain is ended there."""
+    from consentcrawl.audit.chain import verify
+    from consentcrawl.audit.log import read_audit_log
+
+    log = tmp_path / "audit.jsonl"
+    with LocalServer(site) as server:
+        settings = {**crawl_settings(tmp_path, config_dir, CONSENTCRAWL_AUDIT_LOG=str(log)), **broken}
+        with pytest.raises(RuntimeError, match="a bug in the project's") as failed:
+            await run_crawl(QueueingSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+        await settled()
+        assert lockable_elsewhere(tmp_path / "job"), "the failed crawl still holds its JOBDIR"
+        assert lockable_elsewhere(log) if log.exists() else True, "the failed crawl still holds its audit log"
+        assert server.requests == []
+    assert failed.value is not None  # the failed crawler was reachable all along
+    if log.exists():
+        assert [e["event"] for e in read_audit_log(log)] == ["chain-start", "chain-end"]
+        assert verify(log).ok
+
+
+async def settled() -> None:
+    """One turn of the event loop (what the crawl's start scheduled runs)."""
+    from scrapy.utils.defer import maybe_deferred_to_future
+    from twisted.internet import reactor
+    from twisted.internet.task import deferLater
+
+    await maybe_deferred_to_future(deferLater(reactor, 0))

@@ -78,7 +78,8 @@ async def test_a_stored_file_of_a_person_who_withdrew_is_not_put_in_an_item_by_a
                                             monkeypatch)
     stored = [f for i in result.items for f in i.get("files", [])]
     assert "/u/104" not in json.dumps(stored), f"104's file is in an item after they withdrew: {result.items}"
-    assert result.audit_for("/u/104/avatar.png", verdict="deny"), result.denies()
+    # one line for the one decision: the request the deny fails is never sent, so no send-time deny follows it
+    assert len(result.audit_for("/u/104/avatar.png", verdict="deny")) == 1, result.denies()
 
 
 # -- a project's headers on consentcrawl's own robots.txt request, beyond Accept and Range ----------------------
@@ -148,7 +149,18 @@ class WithoutTheGuard(ItemPipelineManager):
         return [p for p in super()._get_mwlist_from_settings(settings) if "consentcrawl" not in str(p)]
 
 
-@pytest.mark.parametrize("processor", [PassThroughManager, WithoutTheGuard], ids=["process-item", "pipeline-list"])
+class SkipsTheGuardOnceOpen(ItemPipelineManager):
+    """A subclass whose class looks like Scrapy's where items are run, but that takes the guard out of the list of
+    ``process_item`` methods as it opens (``self.methods``, which Scrapy's chain runs)."""
+
+    async def open_spider_async(self) -> None:
+        await super().open_spider_async()
+        self.methods["process_item"] = type(self.methods["process_item"])(
+            m for m in self.methods["process_item"] if "consentcrawl" not in type(m.__self__).__module__)
+
+
+@pytest.mark.parametrize("processor", [PassThroughManager, WithoutTheGuard, SkipsTheGuardOnceOpen],
+                         ids=["process-item", "pipeline-list", "methods-once-open"])
 @pytest.mark.parametrize("kind", KINDS)
 @deferred_f_from_coro_f
 async def test_an_item_processor_subclass_does_not_take_the_guard_out(
@@ -182,19 +194,42 @@ class OpensSomething(ItemPipelineManager):
         await super().open_spider_async()
 
 
+class BuiltItsOwnWay(ItemPipelineManager):
+    """An ordinary project's subclass: its own ``__init__`` and ``from_crawler`` (each only adds to Scrapy's, through
+    ``super()``), and a ``process_item_async`` that counts items before Scrapy's chain runs them."""
+
+    opened = 0
+
+    def __init__(self, *middlewares: Any, crawler: Any = None) -> None:
+        super().__init__(*middlewares, crawler=crawler)
+        self.counted = 0
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> Any:
+        manager = super().from_crawler(crawler)
+        BuiltItsOwnWay.opened += 1
+        return manager
+
+    async def process_item_async(self, item: Any) -> Any:
+        self.counted += 1
+        return await super().process_item_async(item)
+
+
+@pytest.mark.parametrize("processor", [OpensSomething, BuiltItsOwnWay], ids=["opening", "init-and-from-crawler"])
 @deferred_f_from_coro_f
 async def test_an_item_processor_subclass_that_keeps_the_pipelines_crawls(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    processor: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The check above refuses only a subclass that replaces how pipelines are built or run: one that adds to its
-    opening still crawls, and the guard drops 107's item."""
-    OpensSomething.opened = 0
-    settings = people_settings(tmp_path, ITEM_PROCESSOR=f"{__name__}.OpensSomething")
+    """The check above refuses only a processor that does not run the guard first: a subclass that adds to its
+    opening, or builds itself its own way through ``super()``, still crawls, and the guard drops 107's item."""
+    processor.opened = 0
+    settings = people_settings(tmp_path, ITEM_PROCESSOR=f"{__name__}.{processor.__name__}")
     app = LenientPeople()
     with LocalServer(app) as server:
         result = await crawl(make_spider("ADDONS", ListingItemsLogic), settings, proxy=server.proxy,
                              monkeypatch=monkeypatch, urls=[f"{BASE}/people?page=1"], follow_links=False)
-    assert OpensSomething.opened == 1
+    assert processor.opened == 1
+    assert result.stats.get("finish_reason") == "finished", result.stats.get("finish_reason")
     assert [i.get("subject") for i in result.items] == ["101"], result.items
 
 

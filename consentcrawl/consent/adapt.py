@@ -23,6 +23,7 @@ costs. A store whose lookups block for long (a network call made synchronously) 
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import itertools
 from collections.abc import Hashable
@@ -94,3 +95,27 @@ async def aclose_store(store: Any) -> None:
     if close is not None:
         await close()
 
+
+
+def close_store_now(store: Any) -> None:
+    """Close a store from code that cannot wait (a crawl whose start failed): its ``close`` at once, or its
+    ``aclose`` as a task of the running event loop (none running: the process is ending, and takes it along)."""
+    inner = store.store if isinstance(store, AsyncStore) else store
+    close = getattr(inner, "close", None)
+    if callable(close):
+        close()
+        return
+    aclose = getattr(inner, "aclose", None)
+    if aclose is None:
+        return
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    task = loop.create_task(aclose())
+    _CLOSING.add(task)
+    task.add_done_callback(_CLOSING.discard)
+
+
+#: closes scheduled by :func:`close_store_now`, kept until done (the loop keeps only weak references to tasks)
+_CLOSING: set[asyncio.Task[Any]] = set()

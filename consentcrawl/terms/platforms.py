@@ -113,6 +113,12 @@ class Platform:
             return subject if subject.isascii() else unicodedata.normalize("NFKC", subject)
         return caseless(subject)
 
+    def names_someone(self, text: str) -> bool:
+        """Whether ``text``, all of it, is an id the platform's subject regex accepts (a request body's value:
+        :mod:`consentcrawl.bodyreading`)."""
+        return bool(text) and bool(self.profiles) and self.profiles[0].regex.fullmatch(text) is not None \
+            and not has_undecodable(text)
+
     def subject_conflict(self, subject: str) -> str:
         """Why ``subject`` could name different accounts on a server of this platform, or "" (see
         :func:`~consentcrawl.terms.readings.case_conflict`). Its key is one person to us, but a server that

@@ -1,0 +1,109 @@
+"""Whose page a request with a body is: a body that names a person makes the request about that person.
+
+Pure: no Scrapy, no I/O, no clock. A server reads its request's body as much as its URL: ``POST /people`` with
+``id=104`` (a search, a "load more", a follow button) or ``{"user": 104}`` answers with 104's data, whatever the
+path says, and a crawl resumed from its ``JOBDIR`` sends such a request again long after it was made. So every
+value of a request body on a platform's host is read as an id would be:
+
+- a form's values (urlencoded or multipart; the names are the form's own words), and a JSON document's strings and
+  numbers at any depth (its keys are the document's own words), whatever the declared type;
+- a value names a person when the platform's subject regex accepts all of it, also as a server that reads ids
+  leniently reads it (NFKC, spaces trimmed, a number as ``int()`` reads it: ``0104`` is ``104``).
+
+A body whose values name one person makes the request that person's (``subject_source`` ``"body"``), where the URL
+names no one or the same person; values naming several people, or another person than the URL, make it ambiguous;
+a body that is neither a form nor JSON (whose person cannot be read) is ambiguous too. Ambiguous denies
+(``subject.ambiguous-url``). A platform without profile templates has no people, and its bodies are not read.
+
+A precise ``subject:`` regex keeps ordinary form values (``page=2``, a CSRF token) from reading as people: on a
+platform whose ids are digits, ``page=2`` still names person 2, and the request is decided as theirs.
+"""
+
+from __future__ import annotations
+
+import json
+import unicodedata
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qsl
+
+from .terms.platforms import Platform, SubjectReading
+
+__all__ = ["body_values", "with_body_values"]
+
+#: how deep a JSON body is walked (deeper values: the body cannot be read for sure)
+_MAX_DEPTH = 32
+
+
+def body_values(body: bytes, form: str, is_form: bool) -> tuple[str, ...] | None:
+    """The values a request body hands its server (``body`` decompressed; ``form``, ``is_form`` as
+    :func:`~consentcrawl.resolve.form_text` read it): a form's values, and a JSON document's strings and numbers.
+    None for a body that is neither (or JSON deeper than a server would be expected to read)."""
+    values: dict[str, None] = {}
+    if is_form:
+        values.update(dict.fromkeys(v for _, v in parse_qsl(form, keep_blank_values=True)))
+    try:
+        document = json.loads(body)
+    except (ValueError, RecursionError):
+        return tuple(values) if is_form else None
+    try:
+        values.update(dict.fromkeys(_scalars(document, 0)))
+    except RecursionError:
+        return None
+    return tuple(values)
+
+
+def _scalars(value: Any, depth: int) -> Iterator[str]:
+    if depth > _MAX_DEPTH:
+        raise RecursionError("a JSON body nested too deep")
+    if isinstance(value, dict):
+        for item in value.values():
+            yield from _scalars(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _scalars(item, depth + 1)
+    elif isinstance(value, str):
+        yield value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield str(value)
+
+
+def with_body_values(platform: Platform, values: tuple[str, ...] | None,
+                     reading: SubjectReading | None) -> tuple[SubjectReading | None, bool]:
+    """``reading`` (the URL's) with the people the body's ``values`` name, and whether the body named the person
+    (see the module doc)."""
+    if not platform.profiles:
+        return reading, False
+    if values is None:
+        return _ambiguous(reading, ("a body that is neither a form nor JSON", None)), False
+    named: dict[str, None] = {}
+    for value in values:
+        for candidate in _as_read(value):
+            if platform.names_someone(candidate):
+                if platform.subject_conflict(candidate):
+                    return _ambiguous(reading, (f"body value: {platform.subject_conflict(candidate)}", None)), False
+                named[platform.subject_key(candidate)] = None
+    if not named:
+        return reading, False
+    if reading is not None and reading.ambiguous:
+        return reading, False
+    url_person = reading.subject if reading is not None else None
+    if len(named) == 1 and url_person in (None, *named):
+        return SubjectReading(next(iter(named))), url_person is None
+    return _ambiguous(reading, *((f"body value naming {key}", key) for key in named)), False
+
+
+def _as_read(value: str) -> dict[str, None]:
+    """``value`` as servers that read ids leniently read it: as written, NFKC, trimmed, and as a number."""
+    normal = value if value.isascii() else unicodedata.normalize("NFKC", value)
+    found = dict.fromkeys((value, normal, normal.strip()))
+    try:
+        found[str(int(normal))] = None
+    except ValueError:
+        pass
+    found.pop("", None)
+    return found
+
+
+def _ambiguous(reading: SubjectReading | None, *why: tuple[str, str | None]) -> SubjectReading:
+    return SubjectReading(None, True, (*(reading.readings if reading is not None else ()), *why))
