@@ -45,9 +45,15 @@ DEFAULT_PREFIX = "consentcrawl:authorizations"
 STREAM_MAXLEN = 1_000_000
 
 #: KEYS: the person's hash, the counter, the stream; ARGV: field, record JSON, platform, subject key, maxlen.
-#: Returns the record's seq, or 0 when the hash already holds that record (a duplicate).
+#: Returns the record's seq, 0 when the hash already holds that very record (importing a file again), or -1 when
+#: it holds another record under the same identity (a record_id reused for a changed record, a withdrawal among
+#: them): that one is not written, and the import fails naming it.
 _WRITE = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if held then
+  if held == ARGV[2] then return 0 end
+  return -1
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local n = redis.call('INCR', KEYS[2])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'seq', n, 'platform', ARGV[3], 'subject', ARGV[4])
@@ -217,11 +223,15 @@ class RedisImportResult:
 
 def import_records(url: str, records: Iterable[AuthorizationRecord], *, platforms: Any = None) -> RedisImportResult:
     """Write validated records into the Redis store at ``url`` (each with its change-stream entry, so every crawl
-    following the store sees it within a second). A record the store already holds is skipped and counted: a
-    Redis store has no transaction spanning an import, so importing the same file twice must be harmless."""
+    following the store sees it within a second). A record the store already holds, byte for byte, is skipped and
+    counted: a Redis store has no transaction spanning an import, so importing the same file twice must be
+    harmless. Another record under a held record's identity (its ``record_id``, else its grant) raises
+    ConfigError naming its file and line, as files and SQLite stores refuse a duplicate: skipped, a withdrawal
+    written onto a grant's record_id would be lost while the import said it succeeded."""
     import redis
 
     from .keys import platform_objects
+    from .sqlite_write import _error_at
 
     target = parse_redis_url(url)
     objects = platform_objects(platforms)
@@ -234,6 +244,14 @@ def import_records(url: str, records: Iterable[AuthorizationRecord], *, platform
             data = json.dumps(record_to_json(record), ensure_ascii=False, sort_keys=True)
             n = write(keys=[target.records_key(record.platform, key), target.seq_key, target.stream_key],
                       args=[record_field(record), data, record.platform, key, STREAM_MAXLEN])
+            if n == -1:
+                # skipped as "already held", a changed record (a withdrawal written onto the grant's record_id)
+                # would leave the old one answering: refuse it, as a file and an SQLite store refuse a duplicate
+                what = (f"record_id {record.record_id!r}" if record.record_id
+                        else "grant (purposes, granted_at, revoked_at)")
+                raise _error_at(record, f"duplicate authorization record: {target.source} already holds another "
+                                        f"record with the same {what}; write a change as a record of its own "
+                                        f"({imported} record(s) written before it)")
             if n:
                 imported += 1
             else:

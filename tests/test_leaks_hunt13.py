@@ -1,0 +1,55 @@
+"""Fresh-eyes leak hunt (hunt13): the distributed crawl's Redis, remote and live stores, and the CLI that feeds them.
+
+Tests marked "Fixed" failed on main (d2e9201) and pass since their fix; tests marked PIN passed from the start
+and cover an attack no other test covers.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from consentcrawl.cli import main
+from consentcrawl.consent.redisstore import list_records
+from consentcrawl.terms.load import load_platforms
+from tests.lenient import HOST, write_config
+from tests.redis_server import RedisServer
+
+BASE = f"http://{HOST}"
+
+
+def _record(subject: str, record_id: str, *, revoked: bool = False) -> str:
+    fields = {"platform": "people", "subject": subject, "purposes": ["research"],
+              "granted_at": "2026-01-01T00:00:00Z", "evidence": "consent form 17", "record_id": record_id}
+    if revoked:
+        fields.update(revoked_at="2026-06-01T00:00:00Z", evidence="withdrawn by e-mail")
+    return json.dumps(fields) + "\n"
+
+
+def test_a_withdrawal_reusing_a_stored_record_id_is_not_skipped_by_a_redis_import(
+        redis_server: RedisServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Fixed. A CRM exports a consent record with its id; when the person withdraws, the next export has the same
+    record (same ``record_id``) with ``revoked_at`` set, and the operator imports it into the Redis store the
+    crawl follows, as docs/file-stores.md says stops collection live. The import skipped it as a record "it
+    already held" (its hash field is the record_id) and exited 0: the grant stayed alone in the store and 101
+    went on being collected. A file with both refuses to load and an SQLite store refuses the import (a
+    duplicate record_id); a Redis import now does too, naming the file and line (exit 2), and writes nothing of
+    that record. Importing the same file again stays harmless."""
+    platforms, _ = write_config(tmp_path)
+    url = f"{redis_server.url}?prefix=h13"
+    grant, withdrawal = tmp_path / "export-1.jsonl", tmp_path / "export-2.jsonl"
+    grant.write_text(_record("101", "crm-88812"), encoding="utf-8")
+    withdrawal.write_text(_record("102", "crm-1") + _record("101", "crm-88812", revoked=True), encoding="utf-8")
+    args = ["--platforms", str(platforms)]
+    assert main(["authorizations", "import", str(grant), url, *args]) == 0
+    assert main(["authorizations", "import", str(grant), url, *args]) == 0  # the same file again: harmless
+    capsys.readouterr()
+    code = main(["authorizations", "import", str(withdrawal), url, *args])
+    out, err = capsys.readouterr()
+    assert code == 2, out + err
+    assert f"{withdrawal}, line 2: duplicate authorization record" in err and "record_id" in err, err
+    stored = list_records(url, load_platforms([str(platforms)]))
+    assert sorted((r.subject, r.record_id, r.revoked_at) for r in stored) == [
+        ("101", "crm-88812", None), ("102", "crm-1", None)], stored  # the line before it is in, as the error says
