@@ -7,14 +7,28 @@ and cover an attack no other test covers.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
 
+from consentcrawl import AuthorizationRecord
 from consentcrawl.cli import main
 from consentcrawl.consent.redisstore import list_records
 from consentcrawl.terms.load import load_platforms
-from tests.lenient import HOST, write_config
+from consentcrawl_demo.server import LocalServer
+from tests.lenient import (
+    HOST,
+    KINDS,
+    LenientPeople,
+    ListLogic,
+    crawl,
+    make_spider,
+    people_settings,
+    secret_name,
+    write_config,
+)
 from tests.redis_server import RedisServer
 
 BASE = f"http://{HOST}"
@@ -53,3 +67,41 @@ def test_a_withdrawal_reusing_a_stored_record_id_is_not_skipped_by_a_redis_impor
     stored = list_records(url, load_platforms([str(platforms)]))
     assert sorted((r.subject, r.record_id, r.revoked_at) for r in stored) == [
         ("101", "crm-88812", None), ("102", "crm-1", None)], stored  # the line before it is in, as the error says
+
+
+# -- a store of the user's own that answers for another person than the one asked for -------------------------
+
+
+class WholeListStore:
+    """A store of the user's own, named by import path, with a bug real stores have: its query ignores the
+    person asked for (a cache keyed by the platform only, a ``WHERE`` clause lost in a refactoring) and answers
+    every lookup with the records it holds, 101's grant among them."""
+
+    source = "tests.test_leaks_hunt13.WholeListStore"
+    version = 1
+
+    def lookup(self, platform: str, subject: str) -> tuple[AuthorizationRecord, ...]:
+        granted = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        return (AuthorizationRecord("people", "101", frozenset({"research"}), granted, evidence="form 17"),)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_store_answering_for_another_person_denies(kind: str, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. The remote stores check that every record they were answered with is of the person asked for
+    (``records_from_json``); a store given by import path was trusted: asked for 107, it answered 101's grant,
+    and 107's profile was fetched as ``subject.authorized``. Every store's answer is now held to that rule where
+    the store is asked (``Decider.look_up``): a record of another person makes the lookup a store failure
+    (``error.store-unavailable``), and 101 is still fetched."""
+    settings = people_settings(tmp_path)
+    settings["CONSENTCRAWL_AUTHORIZATIONS"] = "tests.test_leaks_hunt13.WholeListStore"
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=[f"{BASE}/u/107", f"{BASE}/u/101"], follow_links=False)
+    assert app.people_served() == ["101"], app.describe()
+    assert secret_name("107") not in str(result.items)
+    denies = {e.get("reason") for e in result.audit_for("/u/107")}
+    assert denies == {"error.store-unavailable"}, result.denies()
+    assert "another person" in json.dumps(result.audit_for("/u/107")), result.audit_for("/u/107")

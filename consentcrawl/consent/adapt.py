@@ -14,6 +14,10 @@ adapters ask every store through this one wrapper, which also holds the rules ev
 - a store whose ``version`` raises cannot say whether its answers changed: the read gets a version equal to
   nothing, and every lookup fails (``StoreUnavailable``, with the cause) until the version reads again, so a
   decision that needs a person's records denies and is recorded like one whose lookup failed.
+- every record of an answer must be of the person asked for (the platform, and the subject key under that
+  platform's rule): a store whose query lost its ``WHERE`` clause, or whose cache is keyed by the wrong thing,
+  would otherwise grant one person's page on another's record. Such an answer is a failure like any other
+  (the remote stores check the same when they read an answer off the network: ``remote.records_from_json``).
 
 A plain ``def lookup`` is called inline, on the event loop's thread: the built-in stores answer from memory, or
 from a local SQLite file through an LRU and a Bloom filter, in less time than a hop to a worker thread and back
@@ -29,6 +33,7 @@ from collections.abc import Hashable
 from typing import Any
 
 from ..errors import StoreUnavailable
+from .keys import KeyFunction, key_function, platform_objects
 from .records import AuthorizationRecord
 
 __all__ = ["AsyncStore", "as_async_store"]
@@ -39,14 +44,16 @@ _unversioned = itertools.count(1)
 class AsyncStore:
     """A store, sync or async, behind the asynchronous protocol (see the module's docstring)."""
 
-    __slots__ = ("_failures", "_unreadable", "_versioned", "source", "store")
+    __slots__ = ("_failures", "_keys", "_platforms", "_unreadable", "_versioned", "source", "store")
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, platforms: Any = None) -> None:
         self.store = store  #: the store as it was opened (a FileStore, an SQLiteStore, one of your own)
         self.source: str = str(getattr(store, "source", None) or f"{type(store).__module__}.{type(store).__qualname__}")
         self._versioned = hasattr(type(store), "version") or hasattr(store, "version")
         self._failures = 0  #: lookups that failed: part of the version, so a failure is a change
         self._unreadable: str | None = None  #: why the last read of the store's version failed, or None
+        self._platforms = platform_objects(platforms)  #: each platform's subject key rule, by name
+        self._keys: dict[str, KeyFunction] = {}
 
     @property
     def version(self) -> Hashable:
@@ -68,7 +75,9 @@ class AsyncStore:
             answer = self.store.lookup(platform, subject)
             if inspect.isawaitable(answer):
                 answer = await answer
-            return tuple(answer)
+            records = tuple(answer)
+            self._of_person(records, platform, subject)
+            return records
         except StoreUnavailable:
             self._failures += 1
             raise
@@ -76,14 +85,29 @@ class AsyncStore:
             self._failures += 1
             raise StoreUnavailable(f"authorization store {self.source} failed: {type(exc).__name__}: {exc}") from exc
 
+    def _of_person(self, records: tuple[AuthorizationRecord, ...], platform: str, subject: str) -> None:
+        """Raise StoreUnavailable when a record is not of (``platform``, ``subject``) (the module's docstring)."""
+        if not records:
+            return
+        key = self._keys.get(platform)
+        if key is None:
+            key = self._keys[platform] = key_function(self._platforms.get(platform))
+        asked = key(subject)
+        for number, record in enumerate(records, start=1):
+            if record.platform != platform or key(record.subject) != asked:
+                raise StoreUnavailable(f"authorization store {self.source} answered with record {number} of "
+                                       "another person than the one asked for")
+
     def __repr__(self) -> str:
         return f"<AsyncStore {self.store!r}>"
 
 
-def as_async_store(store: Any) -> AsyncStore:
+def as_async_store(store: Any, platforms: Any = None) -> AsyncStore:
     """The store behind the asynchronous protocol: ``async def lookup`` and a ``version`` (see the module's
-    docstring). A store that is already adapted is returned as it is."""
-    return store if isinstance(store, AsyncStore) else AsyncStore(store)
+    docstring); ``platforms`` (a ``PlatformRegistry``) gives each platform's subject key rule, by which the
+    records answered are checked to be the person's (the default rule for a platform it does not name). A
+    store that is already adapted is returned as it is."""
+    return store if isinstance(store, AsyncStore) else AsyncStore(store, platforms)
 
 
 async def aclose_store(store: Any) -> None:
