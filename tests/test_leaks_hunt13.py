@@ -105,3 +105,45 @@ async def test_a_store_answering_for_another_person_denies(kind: str, tmp_path: 
     denies = {e.get("reason") for e in result.audit_for("/u/107")}
     assert denies == {"error.store-unavailable"}, result.denies()
     assert "another person" in json.dumps(result.audit_for("/u/107")), result.audit_for("/u/107")
+
+
+# -- a worker of the distributed crawl started without the add-on ----------------------------------------------
+
+
+class NoAddonLogic(ListLogic):
+    """A worker's spider that lost the add-on: an older deploy on one machine (a plain ``scrapy.Spider``), or a
+    spider whose ``custom_settings`` replaced the project's ``ADDONS``. Same name, so the same shared queue."""
+
+
+@pytest.mark.filterwarnings("ignore:Spider.log:scrapy.exceptions.ScrapyDeprecationWarning")  # scrapy-redis's
+@deferred_f_from_coro_f
+async def test_a_worker_without_the_add_on_takes_nothing_from_the_shared_queue(
+        redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. Another worker queued 101's profile while 101 was authorized (its schedule guard let it through);
+    the worker that pops it runs without the add-on. consentcrawl's scheduler handed it the request and it was
+    fetched with no decision at all (no send-time check, no audit line). The scheduler now refuses to hand out
+    anything in a crawl consentcrawl does not guard: one CRITICAL line naming SCHEDULER, nothing popped, and the
+    request stays queued for a guarded worker."""
+    import pickle
+
+    import redis
+    import scrapy
+
+    settings = people_settings(tmp_path, SCHEDULER="consentcrawl.distributed.scheduler.ConsentRedisScheduler",
+                               DUPEFILTER_CLASS="consentcrawl.distributed.scheduler.ConsentRedisDupeFilter",
+                               SCHEDULER_PERSIST=True, REDIS_URL=redis_server.url,
+                               REDIS_PARAMS={"socket_timeout": 1, "socket_connect_timeout": 1})
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        data = pickle.dumps(scrapy.Request(f"{BASE}/u/101").to_dict(), protocol=-1)
+        client.execute_command("ZADD", "worker:requests", 0, data)
+        spidercls = type("PlainWorker", (NoAddonLogic, scrapy.Spider), {"name": "worker"})
+        app = LenientPeople()
+        with LocalServer(app) as server:
+            result = await crawl(spidercls, settings, proxy=server.proxy, monkeypatch=monkeypatch, urls=[])
+        assert app.people_served() == [], app.describe()
+        assert not result.items and not result.seen
+        assert result.stats.get("finish_reason") == "consentcrawl_config_error", result.stats
+        assert client.zcard("worker:requests") == 1  # still there, for a worker consentcrawl guards
+    finally:
+        client.close()
