@@ -24,8 +24,11 @@ from tests.lenient import (
     LenientPeople,
     ListLogic,
     crawl,
+    iso,
     make_spider,
+    once_served,
     people_settings,
+    record_yaml,
     secret_name,
     write_config,
 )
@@ -147,3 +150,44 @@ async def test_a_worker_without_the_add_on_takes_nothing_from_the_shared_queue(
         assert client.zcard("worker:requests") == 1  # still there, for a worker consentcrawl guards
     finally:
         client.close()
+
+
+# -- a spider's custom_settings that take consentcrawl's components out ---------------------------------------
+
+#: what a spider's ``custom_settings`` may carry, copied from a project that disabled "extra" components
+TAKEN_OUT = {
+    "DOWNLOADER_MIDDLEWARES": {"consentcrawl.middlewares.ConsentDownloaderMiddleware": None},
+    "EXTENSIONS": {"consentcrawl.middlewares.ConsentScheduleGuard": None,
+                   "consentcrawl.purge.onclose.PurgeOnClose": None},
+}
+
+
+@deferred_f_from_coro_f
+async def test_components_a_spider_takes_out_are_put_back(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. The project sets ``CONSENTCRAWL_PURGE_ON_CLOSE = True``; a spider's ``custom_settings`` set
+    PurgeOnClose (and the request phase and the schedule guard) to None. 101 withdrew mid-crawl, after their
+    page was collected: the feed kept 101's item, and nothing said the purge had not run. (Without the request
+    phase no robots.txt was fetched and every page was denied ``error.robots-missing``; without the schedule
+    guard a denied request reached the scheduler.) The add-on now puts each back, as it puts back the guard
+    pipeline, with a WARNING."""
+    import time
+
+    app = LenientPeople()
+    feed = tmp_path / "items.jsonl"
+    settings = people_settings(tmp_path, FEEDS={str(feed): {"format": "jsonlines"}}, CONSENTCRAWL_PURGE_ON_CLOSE=True)
+    spidercls = make_spider("ADDONS", ListLogic, name="takenout")
+    spidercls.custom_settings = {**(spidercls.custom_settings or {}), **TAKEN_OUT}
+
+    def withdraw() -> None:
+        with (tmp_path / "authorizations.yaml").open("a", encoding="utf-8") as f:
+            f.write(record_yaml("101", granted_at="2026-01-02T00:00:00Z", revoked_at=iso(time.time()),
+                                evidence="withdrawn"))
+
+    with LocalServer(app) as server, once_served(app, "101", withdraw, after=0.2):
+        result = await crawl(spidercls, settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=[f"{BASE}/u/101", 1.5, f"{BASE}/u/102"], follow_links=False)
+    assert app.people_served() == ["101", "102"], app.describe()
+    text = feed.read_text(encoding="utf-8")
+    assert secret_name("101") not in text and secret_name("102") in text, text
+    assert "consentcrawl.middlewares.ConsentDownloaderMiddleware" in result.components["downloader_middlewares"]
+    assert "consentcrawl.middlewares.ConsentScheduleGuard" in result.components["extensions"]
