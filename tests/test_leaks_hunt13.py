@@ -191,3 +191,42 @@ async def test_components_a_spider_takes_out_are_put_back(tmp_path: Path, monkey
     assert secret_name("101") not in text and secret_name("102") in text, text
     assert "consentcrawl.middlewares.ConsentDownloaderMiddleware" in result.components["downloader_middlewares"]
     assert "consentcrawl.middlewares.ConsentScheduleGuard" in result.components["extensions"]
+
+
+# -- a Redis store written under one subject key rule and read under another ----------------------------------
+
+
+def test_a_redis_store_keyed_under_another_case_rule_denies(
+        redis_server: RedisServer, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. The platform was first configured ``case_sensitive: true``: alice's grant went into the Redis store
+    under the key ``alice`` and a withdrawal written ``Alice`` under ``Alice`` (another account, then). The
+    operator then learns that the platform's handles are case-insensitive and removes the flag: ``Alice`` and
+    ``alice`` are one person, whose withdrawal is in force, and a file store or an SQLite store (which records
+    the rule it indexed by and refuses to be read under another) denies. The Redis store kept no rule, looked
+    ``alice`` up under ``alice`` alone and ``check`` allowed her page. It now records each platform's rule at
+    import, denies while the configuration's differs (``error.store-unavailable``, naming the platform), and an
+    import under another rule is refused."""
+    platforms, _ = write_config(tmp_path)
+    text = platforms.read_text(encoding="utf-8")
+    platforms.write_text(text.replace("    subject:", "    case_sensitive: true\n    subject:"), encoding="utf-8")
+    url = f"{redis_server.url}?prefix=h13case"
+    records = tmp_path / "records.jsonl"
+    records.write_text(_record("alice", "crm-1") + _record("Alice", "crm-2", revoked=True), encoding="utf-8")
+    assert main(["authorizations", "import", str(records), url, "--platforms", str(platforms)]) == 0
+    platforms.write_text(text, encoding="utf-8")  # handles are case-insensitive after all
+    monkeypatch.chdir(tmp_path)
+    app = LenientPeople()
+    capsys.readouterr()
+    with LocalServer(app) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        code = main(["check", f"{BASE}/@alice", "--json", "--purpose", "research", "--platforms", str(platforms),
+                     "--authorizations", url])
+    out, err = capsys.readouterr()
+    assert code == 1, out + err
+    decision = json.loads(out)
+    assert decision["reason"] == "error.store-unavailable" and "'people'" in out, out
+    again = tmp_path / "again.jsonl"
+    again.write_text(_record("bob", "crm-3"), encoding="utf-8")
+    assert main(["authorizations", "import", str(again), url, "--platforms", str(platforms)]) == 2
+    assert "case" in capsys.readouterr().err

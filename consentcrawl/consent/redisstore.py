@@ -9,6 +9,11 @@ Key layout (``PREFIX`` is ``consentcrawl:authorizations`` unless the URL says ``
 - ``PREFIX:seq``: a counter, one more for every record written.
 - ``PREFIX:changes``: a stream, one entry (``seq``, ``platform``, ``subject``) per record written, capped at about
   a million entries.
+- ``PREFIX:subject_keys``: a hash, each platform's subject key rule as of its first import (``nfkc-casefold`` or
+  ``nfkc``, :mod:`~consentcrawl.consent.keys`). People are placed by key, so records keyed under one rule are
+  not found under another (a withdrawal written ``Alice`` while the platform was case-sensitive is not under
+  ``alice``): a store read, or imported into, under a rule other than the recorded one fails, as an SQLite store
+  does.
 
 A record is written by one Lua script (hash, counter and stream together, :func:`import_records`), so a reader
 never sees a record without its stream entry. :class:`RedisStore` reads a person with ``HVALS`` into a bounded LRU,
@@ -33,7 +38,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ..errors import ConfigError, StoreUnavailable
 from ..terms.platforms import PlatformRegistry
 from .httpapi import close_with, public_url
-from .keys import key_function
+from .keys import key_function, platform_objects, rule_of
 from .records import AuthorizationRecord
 from .remote import CACHE_SIZE, MIN_POLL, FeedStore, record_to_json, records_from_json
 
@@ -90,6 +95,24 @@ class RedisURL:
     @property
     def stream_key(self) -> str:
         return f"{self.prefix}:changes"
+
+    @property
+    def rules_key(self) -> str:
+        return f"{self.prefix}:subject_keys"
+
+
+def rule_mismatch(held: dict[str, str], platforms: Any) -> str | None:
+    """Why the records of a platform cannot be read under the configured key rule, or None (the module doc)."""
+    from .sqlite_format import _RULE_TEXT
+
+    objects = platform_objects(platforms)
+    for name, recorded in sorted(held.items()):
+        platform = objects.get(name)
+        if platform is not None and rule_of(platform) != recorded:
+            return (f"indexes the subjects of platform {name!r} {_RULE_TEXT.get(recorded, recorded)}, but the "
+                    f"platforms file makes them {_RULE_TEXT[rule_of(platform)]}: import the records into a new "
+                    "prefix (?prefix=...)")
+    return None
 
 
 def parse_redis_url(url: str) -> RedisURL:
@@ -174,6 +197,9 @@ class RedisStore(FeedStore):
         stream = self.url.stream_key
         seq = int(await client.get(self.url.seq_key) or 0)
         if self._last_id is None:
+            mismatch = rule_mismatch(await client.hgetall(self.url.rules_key), self.platforms)
+            if mismatch is not None:
+                raise StoreUnavailable(f"authorization store {self.source} {mismatch}")
             last = await client.xrevrange(stream, count=1)
             self._last_id = last[0][0] if last else "0-0"
             self._last_seq = int(last[0][1].get("seq", seq)) if last else seq
@@ -230,16 +256,23 @@ def import_records(url: str, records: Iterable[AuthorizationRecord], *, platform
     written onto a grant's record_id would be lost while the import said it succeeded."""
     import redis
 
-    from .keys import platform_objects
     from .sqlite_write import _error_at
 
     target = parse_redis_url(url)
     objects = platform_objects(platforms)
     client = redis.Redis.from_url(target.url, socket_timeout=10, socket_connect_timeout=5, decode_responses=True)
     imported = skipped = 0
+    ruled: set[str] = set()
     try:
         write = client.register_script(_WRITE)
         for record in records:
+            if record.platform not in ruled:
+                client.hsetnx(target.rules_key, record.platform, rule_of(objects.get(record.platform)))
+                mismatch = rule_mismatch({record.platform: str(client.hget(target.rules_key, record.platform))},
+                                         {record.platform: objects.get(record.platform)})
+                if mismatch is not None:
+                    raise _error_at(record, f"{target.source} {mismatch} ({imported} record(s) written before it)")
+                ruled.add(record.platform)
             key = key_function(objects.get(record.platform))(record.subject)
             data = json.dumps(record_to_json(record), ensure_ascii=False, sort_keys=True)
             n = write(keys=[target.records_key(record.platform, key), target.seq_key, target.stream_key],
