@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
@@ -33,6 +34,8 @@ from tests.lenient import (
     write_config,
 )
 from tests.redis_server import RedisServer
+from tests.test_send_time import GRACE, RepeatLogic, _timeline
+from tests.test_store_plugin import ChangingStore
 
 BASE = f"http://{HOST}"
 
@@ -230,3 +233,64 @@ def test_a_redis_store_keyed_under_another_case_rule_denies(
     again.write_text(_record("bob", "crm-3"), encoding="utf-8")
     assert main(["authorizations", "import", str(again), url, "--platforms", str(platforms)]) == 2
     assert "case" in capsys.readouterr().err
+
+
+# -- a store whose version is an object it changes in place ----------------------------------------------------
+
+
+class OffsetStore(ChangingStore):
+    """A change-feed consumer's store (Kafka, a CDC stream): its version is where it has read each partition to,
+    the consumer's own ``dict`` of offsets, which it advances in place as news arrives."""
+
+    live: OffsetStore | None = None  # type: ignore[assignment]
+
+    def __init__(self, crawler: Any = None) -> None:
+        super().__init__(crawler)
+        self.source = "tests.test_leaks_hunt13.OffsetStore"
+        self.offsets = {"consent-changes/0": 41}
+        OffsetStore.live = self
+
+    @property
+    def version(self) -> Any:  # type: ignore[override]
+        return self.offsets
+
+    def withdraw(self, subject: str, at: datetime) -> None:
+        super().withdraw(subject, at)
+        self.offsets["consent-changes/0"] += 1  # read one more message
+
+
+class ShortRepeat(RepeatLogic):
+    seconds = 5.0
+
+
+@deferred_f_from_coro_f
+async def test_a_store_version_changed_in_place_is_not_taken_for_the_same(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. A store whose version is its consumer's offsets, a ``dict`` it advances in place: every read handed
+    out the same object, so a decision remembered at the version before 101's withdrawal compared equal to the
+    version after it, and 101 went on being fetched for the rest of the crawl (every 0.3 s, judged by the
+    server's log). A version whose type is not hashable (a dict, a list, a set: what can change in place and
+    still be the same object) is now read as a copy, so versions compare by what they held when read."""
+    import time
+
+    settings = people_settings(tmp_path)
+    settings["CONSENTCRAWL_AUTHORIZATIONS"] = "tests.test_leaks_hunt13.OffsetStore"
+    written: list[float] = []
+
+    def withdraw() -> None:
+        live = OffsetStore.live
+        assert live is not None
+        live.withdraw("101", datetime.now(timezone.utc))
+        written.append(time.time())
+
+    app = LenientPeople()
+    with LocalServer(app) as server, once_served(app, "101", withdraw, after=1.0):
+        result = await crawl(make_spider("ConsentSpider", ShortRepeat), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, follow_links=False)
+    assert written, "the withdrawal was not made during the crawl"
+    timeline = _timeline(app, written[0], "the withdrawal")
+    assert any(t < written[0] for t in app.times_served("101")), f"control: 101 not served before\n{timeline}"
+    assert any(t > written[0] + GRACE + 1 for t in app.times_served("102")), f"control: the crawl went on\n{timeline}"
+    late = [round(t - written[0], 2) for t in app.times_served("101") if t > written[0] + GRACE]
+    assert not late, f"101 fetched after withdrawing (s after): {late}\n{timeline}"
+    assert any(e["reason"] == "subject.revoked" for e in result.audit if e.get("subject") == "101")

@@ -11,6 +11,8 @@ adapters ask every store through this one wrapper, which also holds the rules ev
   (``error.store-unavailable``), and it changes the version: a store that fails without saying so still makes
   every remembered decision that used its records stale;
 - a store without a ``version`` gets one that changes every time it is read: nothing it answered is reused;
+- a ``version`` whose type is not hashable (a dict, a list, a set) is copied as it is read: a store that changes
+  it in place would otherwise hand out one object that always compares equal to itself;
 - a store whose ``version`` raises cannot say whether its answers changed: the read gets a version equal to
   nothing, and every lookup fails (``StoreUnavailable``, with the cause) until the version reads again, so a
   decision that needs a person's records denies and is recorded like one whose lookup failed.
@@ -27,6 +29,7 @@ costs. A store whose lookups block for long (a network call made synchronously) 
 
 from __future__ import annotations
 
+import copy
 import inspect
 import itertools
 from collections.abc import Hashable
@@ -39,6 +42,27 @@ from .records import AuthorizationRecord
 __all__ = ["AsyncStore", "as_async_store"]
 
 _unversioned = itertools.count(1)
+
+
+class _Copied:
+    """A copy of a version whose type is not hashable, taken when it was read: a store that keeps its version in a
+    dict (a change-feed consumer's offsets, say) and advances it in place hands out the same object every time,
+    which would compare equal to the version a remembered decision was made at, whatever changed since. Copies
+    compare by what they held."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Copied) and bool(self.value == other.value)
+
+    def __hash__(self) -> int:
+        return 0  # equal copies must hash equal; nothing keys a table by versions
+
+    def __repr__(self) -> str:
+        return f"<version {self.value!r}>"
 
 
 class AsyncStore:
@@ -61,6 +85,8 @@ class AsyncStore:
             return ("unversioned", next(_unversioned))  # never equal to an earlier read
         try:
             version = self.store.version
+            if type(version).__hash__ is None:  # a dict, a list, a set: changed in place, it is the same object
+                version = _Copied(copy.deepcopy(version))
         except Exception as exc:  # noqa: BLE001 - whether its answers changed is unknown: nothing it says is used
             self._failures += 1
             self._unreadable = f"authorization store {self.source} cannot read its version: {type(exc).__name__}: {exc}"
