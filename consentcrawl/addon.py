@@ -102,6 +102,21 @@ def _outermost(settings: BaseSettings, name: str, component: type, what: str) ->
         entries.set(key, moved, max(entries.getpriority(key) or 0, SETTINGS_PRIORITIES["addon"]))
 
 
+def _install(settings: BaseSettings, name: str, component: type, number: int) -> None:
+    """Add ``component`` to ``name`` at ``number``; an entry the project's or a spider's settings took out
+    (``None``) is put back, with a WARNING. Without the request phase no robots.txt is fetched (everything
+    denies), without the schedule guard denied requests reach a shared queue, and without PurgeOnClose
+    ``CONSENTCRAWL_PURGE_ON_CLOSE`` leaves a withdrawn person's items in the outputs while the crawl says it purges.
+    (The response phase, the spider middleware and the guard pipeline are put back by their own placing below.)"""
+    settings.setdefault_in_component_priority_dict(name, component, number)
+    merged = settings.getwithbase(name)
+    entries = settings[name]
+    for key in [k for k in merged if _path(k) == _path(component) and merged[k] is None]:
+        logger.warning("consentcrawl: %s took out %s; it is put back at %s (consentcrawl does not run without it)",
+                       name, component.__name__, number)
+        entries.set(key, number, max(entries.getpriority(key) or 0, SETTINGS_PRIORITIES["addon"]))
+
+
 class Addon:
     """Installs the consent components, the send-time download handler, and takes out what would undercut them:
     Scrapy's own robots.txt middleware (it fails open) and, unless the project asked for it, RemoteControl."""
@@ -120,16 +135,15 @@ class Addon:
         return addon
 
     def update_settings(self, settings: BaseSettings) -> None:
-        settings.setdefault_in_component_priority_dict(
-            "DOWNLOADER_MIDDLEWARES", ConsentDownloaderMiddleware, REQUEST_PRIORITY)
+        _install(settings, "DOWNLOADER_MIDDLEWARES", ConsentDownloaderMiddleware, REQUEST_PRIORITY)
         settings.setdefault_in_component_priority_dict(
             "DOWNLOADER_MIDDLEWARES", ConsentResponseMiddleware, RESPONSE_PRIORITY)
         settings.setdefault_in_component_priority_dict("SPIDER_MIDDLEWARES", ConsentSpiderMiddleware, SPIDER_PRIORITY)
         settings.setdefault_in_component_priority_dict("ITEM_PIPELINES", ConsentGuardPipeline, PIPELINE_PRIORITY)
-        settings.setdefault_in_component_priority_dict("EXTENSIONS", ConsentScheduleGuard, 0)
+        _install(settings, "EXTENSIONS", ConsentScheduleGuard, 0)
         settings.setdefault_in_component_priority_dict("EXTENSIONS", ConsentLogStats, 0)
-        # CONSENTCRAWL_PURGE_ON_CLOSE (off by default: the extension is then NotConfigured)
-        settings.setdefault_in_component_priority_dict("EXTENSIONS", PurgeOnClose, 0)
+        # CONSENTCRAWL_PURGE_ON_CLOSE (off by default: the extension then only watches)
+        _install(settings, "EXTENSIONS", PurgeOnClose, 0)
         if settings.get("CONSENTCRAWL_REDIS_START_KEY") or getattr(
                 getattr(self.crawler, "spidercls", None), "redis_key", None):
             settings.setdefault_in_component_priority_dict("EXTENSIONS", RedisSeeds, 0)  # seeds from Redis

@@ -311,7 +311,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if not source:
         raise ConfigError("no authorization store: give --authorizations SRC", source="--authorizations")
     now = _now(args.now)
-    store = as_async_store(open_store(source, platforms, None, settings))
+    store = as_async_store(open_store(source, platforms, None, settings), platforms)
     from .commandloop import run_async
 
     async def look() -> tuple[Any, ...]:

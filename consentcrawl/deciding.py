@@ -65,7 +65,7 @@ class Decider:
 
     def __init__(self, engine: PolicyEngine, store: Any | None) -> None:
         self.engine = engine
-        self.store: AsyncStore | None = as_async_store(store) if store is not None else None
+        self.store: AsyncStore | None = as_async_store(store, engine.platforms) if store is not None else None
 
     def answers(self) -> StoreAnswers:
         """What is known without asking the store: its version now, and no records."""

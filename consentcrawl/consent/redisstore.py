@@ -9,6 +9,11 @@ Key layout (``PREFIX`` is ``consentcrawl:authorizations`` unless the URL says ``
 - ``PREFIX:seq``: a counter, one more for every record written.
 - ``PREFIX:changes``: a stream, one entry (``seq``, ``platform``, ``subject``) per record written, capped at about
   a million entries.
+- ``PREFIX:subject_keys``: a hash, each platform's subject key rule as of its first import (``nfkc-casefold`` or
+  ``nfkc``, :mod:`~consentcrawl.consent.keys`). People are placed by key, so records keyed under one rule are
+  not found under another (a withdrawal written ``Alice`` while the platform was case-sensitive is not under
+  ``alice``): a store read, or imported into, under a rule other than the recorded one fails, as an SQLite store
+  does.
 
 A record is written by one Lua script (hash, counter and stream together, :func:`import_records`), so a reader
 never sees a record without its stream entry. :class:`RedisStore` reads a person with ``HVALS`` into a bounded LRU,
@@ -33,7 +38,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ..errors import ConfigError, StoreUnavailable
 from ..terms.platforms import PlatformRegistry
 from .httpapi import close_with, public_url
-from .keys import key_function
+from .keys import key_function, platform_objects, rule_of
 from .records import AuthorizationRecord
 from .remote import CACHE_SIZE, MIN_POLL, FeedStore, record_to_json, records_from_json
 
@@ -45,9 +50,15 @@ DEFAULT_PREFIX = "consentcrawl:authorizations"
 STREAM_MAXLEN = 1_000_000
 
 #: KEYS: the person's hash, the counter, the stream; ARGV: field, record JSON, platform, subject key, maxlen.
-#: Returns the record's seq, or 0 when the hash already holds that record (a duplicate).
+#: Returns the record's seq, 0 when the hash already holds that very record (importing a file again), or -1 when
+#: it holds another record under the same identity (a record_id reused for a changed record, a withdrawal among
+#: them): that one is not written, and the import fails naming it.
 _WRITE = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+local held = redis.call('HGET', KEYS[1], ARGV[1])
+if held then
+  if held == ARGV[2] then return 0 end
+  return -1
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 local n = redis.call('INCR', KEYS[2])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'seq', n, 'platform', ARGV[3], 'subject', ARGV[4])
@@ -84,6 +95,24 @@ class RedisURL:
     @property
     def stream_key(self) -> str:
         return f"{self.prefix}:changes"
+
+    @property
+    def rules_key(self) -> str:
+        return f"{self.prefix}:subject_keys"
+
+
+def rule_mismatch(held: dict[str, str], platforms: Any) -> str | None:
+    """Why the records of a platform cannot be read under the configured key rule, or None (the module doc)."""
+    from .sqlite_format import _RULE_TEXT
+
+    objects = platform_objects(platforms)
+    for name, recorded in sorted(held.items()):
+        platform = objects.get(name)
+        if platform is not None and rule_of(platform) != recorded:
+            return (f"indexes the subjects of platform {name!r} {_RULE_TEXT.get(recorded, recorded)}, but the "
+                    f"platforms file makes them {_RULE_TEXT[rule_of(platform)]}: import the records into a new "
+                    "prefix (?prefix=...)")
+    return None
 
 
 def parse_redis_url(url: str) -> RedisURL:
@@ -168,6 +197,9 @@ class RedisStore(FeedStore):
         stream = self.url.stream_key
         seq = int(await client.get(self.url.seq_key) or 0)
         if self._last_id is None:
+            mismatch = rule_mismatch(await client.hgetall(self.url.rules_key), self.platforms)
+            if mismatch is not None:
+                raise StoreUnavailable(f"authorization store {self.source} {mismatch}")
             last = await client.xrevrange(stream, count=1)
             self._last_id = last[0][0] if last else "0-0"
             self._last_seq = int(last[0][1].get("seq", seq)) if last else seq
@@ -217,23 +249,42 @@ class RedisImportResult:
 
 def import_records(url: str, records: Iterable[AuthorizationRecord], *, platforms: Any = None) -> RedisImportResult:
     """Write validated records into the Redis store at ``url`` (each with its change-stream entry, so every crawl
-    following the store sees it within a second). A record the store already holds is skipped and counted: a
-    Redis store has no transaction spanning an import, so importing the same file twice must be harmless."""
+    following the store sees it within a second). A record the store already holds, byte for byte, is skipped and
+    counted: a Redis store has no transaction spanning an import, so importing the same file twice must be
+    harmless. Another record under a held record's identity (its ``record_id``, else its grant) raises
+    ConfigError naming its file and line, as files and SQLite stores refuse a duplicate: skipped, a withdrawal
+    written onto a grant's record_id would be lost while the import said it succeeded."""
     import redis
 
-    from .keys import platform_objects
+    from .sqlite_write import _error_at
 
     target = parse_redis_url(url)
     objects = platform_objects(platforms)
     client = redis.Redis.from_url(target.url, socket_timeout=10, socket_connect_timeout=5, decode_responses=True)
     imported = skipped = 0
+    ruled: set[str] = set()
     try:
         write = client.register_script(_WRITE)
         for record in records:
+            if record.platform not in ruled:
+                client.hsetnx(target.rules_key, record.platform, rule_of(objects.get(record.platform)))
+                mismatch = rule_mismatch({record.platform: str(client.hget(target.rules_key, record.platform))},
+                                         {record.platform: objects.get(record.platform)})
+                if mismatch is not None:
+                    raise _error_at(record, f"{target.source} {mismatch} ({imported} record(s) written before it)")
+                ruled.add(record.platform)
             key = key_function(objects.get(record.platform))(record.subject)
             data = json.dumps(record_to_json(record), ensure_ascii=False, sort_keys=True)
             n = write(keys=[target.records_key(record.platform, key), target.seq_key, target.stream_key],
                       args=[record_field(record), data, record.platform, key, STREAM_MAXLEN])
+            if n == -1:
+                # skipped as "already held", a changed record (a withdrawal written onto the grant's record_id)
+                # would leave the old one answering: refuse it, as a file and an SQLite store refuse a duplicate
+                what = (f"record_id {record.record_id!r}" if record.record_id
+                        else "grant (purposes, granted_at, revoked_at)")
+                raise _error_at(record, f"duplicate authorization record: {target.source} already holds another "
+                                        f"record with the same {what}; write a change as a record of its own "
+                                        f"({imported} record(s) written before it)")
             if n:
                 imported += 1
             else:

@@ -16,6 +16,10 @@
   (``ALIVE_TTL``) still held, and whoever pops it decides it again at send time, against consent as it is then.
   A request this worker was through with but had not yet forgotten (kept alive by a reference cycle) is then
   fetched again: a duplicate, never an undecided fetch. A worker stopped early puts back what it still holds;
+- it hands out nothing in a crawl consentcrawl does not guard (a worker whose spider lost the add-on: an older
+  deploy, ``custom_settings`` that replaced ``ADDONS``): the requests other workers queued were decided for them
+  when queued, and must be decided again when sent, which only the add-on's send-time handler does. Such a worker
+  stops before its first request with one CRITICAL line, and the queue keeps everything for the guarded workers;
 - what consentcrawl writes into a request's meta for the spider to read (:data:`~consentcrawl.meta_keys.META_DECISION`,
   :data:`~consentcrawl.meta_keys.META_NOFOLLOW`) is taken out before the request is queued. Nothing reads them back
   anyway (decisions are kept per request object); taking them out keeps another worker's spider from reading a
@@ -37,6 +41,8 @@ import time
 import weakref
 from typing import Any
 
+from scrapy import signals
+from scrapy.exceptions import CloseSpider
 from scrapy_redis.dupefilter import RFPDupeFilter  # type: ignore[import-untyped]
 from scrapy_redis.queue import PriorityQueue  # type: ignore[import-untyped]
 from scrapy_redis.scheduler import Scheduler  # type: ignore[import-untyped]
@@ -184,10 +190,18 @@ class ConsentRedisScheduler(Scheduler):  # type: ignore[misc]
         self._unpushed: list[tuple[Any, bool]] = []
         self._down = False
         self._beat: asyncio.Task[None] | None = None
+        self._unguarded = False  #: the crawl runs without the add-on: nothing is queued or handed out
 
     def open(self, spider: Any) -> Any:
+        crawler = getattr(spider, "crawler", None)
+        if crawler is not None and not _guarded(crawler):
+            self._unguarded = True
+            logger.critical("consentcrawl: the crawl does not start: SCHEDULER is consentcrawl's shared queue but "
+                            "this crawl runs without consentcrawl.Addon (put it in the project's ADDONS, or make "
+                            "the spider a ConsentSpider); it would fetch what other workers queued undecided")
+            crawler.signals.connect(_refuse, signal=signals.spider_opened, weak=False)
         result = super().open(spider)
-        if isinstance(self.queue, HeldPriorityQueue):
+        if isinstance(self.queue, HeldPriorityQueue) and not self._unguarded:
             self._beat = asyncio.ensure_future(self._heartbeat())
         return result
 
@@ -201,6 +215,8 @@ class ConsentRedisScheduler(Scheduler):  # type: ignore[misc]
             await asyncio.sleep(BEAT / 2)
 
     def close(self, reason: str) -> Any:
+        if self._unguarded:
+            return None  # it took nothing: the queue, the seen set and the other workers' holdings stay as they are
         if self._beat is not None:
             self._beat.cancel()
             self._beat = None
@@ -225,6 +241,8 @@ class ConsentRedisScheduler(Scheduler):  # type: ignore[misc]
             logger.info("consentcrawl: the shared queue's Redis answers again")
 
     def enqueue_request(self, request: Any) -> bool:
+        if self._unguarded:
+            return False
         for key in LOCAL_META:
             request.meta.pop(key, None)
         filtered = bool(request.dont_filter)
@@ -260,7 +278,7 @@ class ConsentRedisScheduler(Scheduler):  # type: ignore[misc]
         return True
 
     def next_request(self) -> Any:
-        if not self._push_held():
+        if self._unguarded or not self._push_held():
             return None
         try:
             request = self.queue.pop(self.idle_before_close)
@@ -273,6 +291,8 @@ class ConsentRedisScheduler(Scheduler):  # type: ignore[misc]
         return request
 
     def has_pending_requests(self) -> bool:
+        if self._unguarded:
+            return False
         if self._unpushed:
             return True
         try:
@@ -280,6 +300,20 @@ class ConsentRedisScheduler(Scheduler):  # type: ignore[misc]
         except Exception as exc:  # noqa: BLE001 - away: there may be requests there; do not close
             self._failed(exc)
             return True
+
+
+def _guarded(crawler: Any) -> bool:
+    """Whether consentcrawl's add-on runs in this crawl (a ``ConsentSpider`` adds it to ``ADDONS`` itself)."""
+    from ..addon import Addon
+
+    return any(isinstance(addon, Addon) for addon in getattr(getattr(crawler, "addons", None), "addons", ()))
+
+
+def _refuse(spider: Any = None) -> None:
+    """Close a crawl the shared queue refused to serve, before its first request (see the module doc)."""
+    from ..runtime import CONFIG_ERROR_REASON
+
+    raise CloseSpider(CONFIG_ERROR_REASON)
 
 
 #: KEYS: the fingerprint set, the fingerprint's claim. ARGV: fingerprint, the asking request's token, claim ttl (ms).
