@@ -125,7 +125,7 @@ async def _rounds(world: _World, rounds: list[tuple[str, list[tuple[Any, ...]]]]
     return sent
 
 
-@settings(max_examples=100, deadline=None, database=None,
+@settings(max_examples=50, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(rounds=st.lists(_round, min_size=1, max_size=6))
 @example(rounds=[("/u/3001", []), ("/u/3001", [("withdraw", "3001")])])

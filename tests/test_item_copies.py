@@ -28,6 +28,7 @@ from tests.lenient import (
     AUTHORIZED,
     HOST,
     KINDS,
+    Crawl,
     LenientPeople,
     ListLogic,
     crawl,
@@ -41,7 +42,7 @@ from tests.test_hunt import FIELDS_PLATFORMS_YAML
 from tests.test_leaks_hunt9 import ProfileItem
 
 #: seconds after the crawl's configuration is written that 107's grant ends (whole seconds: the files' precision)
-_GRANT_SECONDS = 8  # both profiles must be fetched before it ends, crawl start-up included, on a loaded machine too
+_GRANT_SECONDS = 10  # both profiles of all ten crawls (run at once) are fetched before it ends, on a loaded machine too
 
 
 def _copy(item: Any, style: str) -> Any:
@@ -88,8 +89,9 @@ class ProfilesUntilExpiry(ListLogic):
         yield self.item_class(name=response.css(".name::text").get(), email="jane.roe@mail.example")
 
 
-def _settings(tmp_path: Path, style: str, provenance: str) -> tuple[dict[str, Any], float]:
-    grant_ends = int(time.time()) + _GRANT_SECONDS
+def _settings(tmp_path: Path, style: str, provenance: str, grant_ends: float | None = None,
+              ) -> tuple[dict[str, Any], float]:
+    grant_ends = int(time.time()) + _GRANT_SECONDS if grant_ends is None else grant_ends
     records = [record_yaml(s) for s in AUTHORIZED] + [record_yaml("107", expires_at=iso(grant_ends))]
     settings = people_settings(tmp_path, records, CONSENTCRAWL_PROVENANCE_FIELD=provenance, TEST_COPY_STYLE=style,
                                SPIDER_MIDDLEWARES={f"{__name__}.CopyingMiddleware": 500},
@@ -113,15 +115,46 @@ async def test_a_copied_item_is_judged_as_its_pages_person_with_the_addons_line(
     await _crawl_and_judge("ADDONS", dict, "", "dict", tmp_path, monkeypatch)
 
 
+#: the (kind, item class, provenance field, copy style) of every test below that judges 101's and 107's items: each
+#: waits for 107's grant to end, so they are crawled at once, each on its own host of the people site with its own
+#: configuration, feed and audit log, and each test judges its own crawl
+_CASES = [*(("ConsentSpider", item_class, provenance, style)
+            for item_class, provenance in ((dict, ""), (ProfileItem, "consentcrawl"))
+            for style in ("dict", "asdict", "rebuild", "subset")),
+          ("ADDONS", dict, "", "dict"), ("ConsentSpider", dict, "consentcrawl", "subset")]
+#: case -> (its crawl, the people its host served, its directory): the crawls of this worker, run once
+_CRAWLED: dict[tuple[str, type, str, str], tuple[Crawl, list[str], Path]] = {}
+
+
+async def _crawl_all(root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    hosts = [f"case{i}.{HOST}" for i in range(len(_CASES))]
+    app = LenientPeople(hosts=tuple(hosts))
+    grant_ends = int(time.time()) + _GRANT_SECONDS
+
+    async def one(i: int, kind: str, item_class: type, provenance: str, style: str) -> Crawl:
+        directory = root / f"case{i}"
+        directory.mkdir()
+        settings, _ = _settings(directory, style, provenance, grant_ends)
+        return await crawl(make_spider(kind, ProfilesUntilExpiry), settings, proxy=None, monkeypatch=monkeypatch,
+                           item_class=item_class, grant_ends=grant_ends,
+                           urls=[f"http://{hosts[i]}/u/101", f"http://{hosts[i]}/u/107"])
+
+    with LocalServer(app) as server:
+        monkeypatch.setenv("http_proxy", server.proxy)
+        results = await asyncio.gather(*(one(i, *case) for i, case in enumerate(_CASES)))
+    for i, (case, result) in enumerate(zip(_CASES, results, strict=True)):
+        served = [s.person for s in app.served if s.host == hosts[i] and s.person is not None]
+        _CRAWLED[case] = (result, served, root / f"case{i}")
+
+
 async def _crawl_and_judge(kind: str, item_class: type, provenance: str, style: str, tmp_path: Path,
                            monkeypatch: pytest.MonkeyPatch) -> None:
     assert kind in KINDS
-    settings, grant_ends = _settings(tmp_path, style, provenance)
-    app = LenientPeople()
-    with LocalServer(app) as server:
-        result = await crawl(make_spider(kind, ProfilesUntilExpiry), settings, proxy=server.proxy,
-                             monkeypatch=monkeypatch, item_class=item_class, grant_ends=grant_ends)
-    assert sorted(app.people_served()) == ["101", "107"], app.describe()  # both fetched while authorized
+    case = (kind, item_class, provenance, style)
+    if case not in _CRAWLED:
+        await _crawl_all(tmp_path, monkeypatch)
+    result, served, tmp_path = _CRAWLED[case]
+    assert sorted(served) == ["101", "107"], served  # both fetched while authorized
     feed = jsonl(tmp_path / "items.jsonl")
     names = [item.get("name") for item in feed]
     assert names == [secret_name("101")], feed  # 107's item is not in the feed

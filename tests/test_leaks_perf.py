@@ -224,7 +224,7 @@ def _apply(request: Request, change: tuple[Any, ...]) -> None:
         request._set_url(f"{between.ORIGIN}{change[1]}")
 
 
-@settings(max_examples=120, deadline=None, database=None,
+@settings(max_examples=60, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(changes=st.lists(_change, min_size=1, max_size=12))
 @example(changes=[("read", "request"), ("meta", "proxy", "http://[bad"), ("read", "send")])

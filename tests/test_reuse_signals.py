@@ -191,7 +191,7 @@ def _rule_files(usage: bool, licence: bool, ai_txt: bool, tdmrep: bool) -> SiteF
         {SITE + "/license.xml": signal_file("rsl", SITE + "/license.xml", 200, LICENCE, NOW)} if licence else {})
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(paths=st.lists(PATHS, min_size=1, max_size=10), usage=st.booleans(), licence=st.booleans(),
        ai_txt=st.booleans(), tdmrep=st.booleans(), conservative=st.booleans())
 def test_site_signals_keyed_by_the_rule_decide_as_a_fresh_check(paths: list[str], usage: bool, licence: bool,
@@ -432,7 +432,7 @@ def test_a_page_is_denied_when_any_spelling_of_it_is(rest: str, usage: bool, lic
         assert [(p, r) for p, r in denying if p in named and r == made.reason], (named, denying, made.reason)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=50, deadline=None)
 @given(paths=st.lists(PATHS, min_size=1, max_size=10), signals_first=st.booleans(), usage=st.booleans(),
        licence=st.booleans(), ai_txt=st.booleans(), tdmrep=st.booleans())
 def test_spelled_keys_decide_as_a_fresh_check(paths: list[str], signals_first: bool, usage: bool, licence: bool,

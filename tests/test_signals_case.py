@@ -54,7 +54,7 @@ def _own_form(path: str) -> bool:
     return reads_back(path) and _path_spellings(path) == (path, path)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=600, deadline=None)
 @given(patterns=st.lists(PATTERN, min_size=1, max_size=4), path=PATH, lower=st.booleans(),
        flips=st.lists(st.integers(min_value=0, max_value=12), max_size=4))
 @example(patterns=["/a"], path="/A", lower=True, flips=[])

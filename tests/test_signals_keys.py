@@ -150,7 +150,7 @@ def _ai_body(groups: list[tuple[str, list[tuple[str, str]]]]) -> str:
                    for agent, rules in groups)
 
 
-@settings(max_examples=600, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(groups=st.lists(AI_GROUP, min_size=1, max_size=3), pages=st.lists(PAGE, min_size=1, max_size=5))
 @example(groups=[("*", [("Disallow", "/%7e")])], pages=["/~"])
 @example(groups=[("*", [("Disallow", "/~")])], pages=["/%7e", "/~"])
@@ -185,7 +185,7 @@ def test_the_ai_txt_part_is_the_matchers_verdict(groups: list[tuple[str, list[tu
     assert many.disallow_reach("consentcrawl") is None
 
 
-@settings(max_examples=120, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(locations=st.lists(LOCATION, max_size=3), usage=st.lists(PATTERN, max_size=3),
        contents=st.lists(LOCATION, max_size=3), pages=st.lists(PAGE, min_size=1, max_size=4),
        purposes=st.lists(st.sampled_from(["ai-training", "search-indexing", "research"]), min_size=1, max_size=3))
