@@ -17,9 +17,11 @@ Kinds: ``full`` the full decision of a request about to be fetched (``facts`` + 
 (``request_inputs`` on a Scrapy ``Request`` with the headers Scrapy's default middlewares set, then
 ``PolicyEngine.facts``: ``ConsentRuntime.facts_for`` less its ``try``); ``new`` a new person's link check.
 
-The hook adds its own instructions to every frame (roughly 100 a frame entry): a function that makes many small
-calls looks dearer than it is. Read the rows for where the work is, and ``decisions.py --instructions`` for the
-counts.
+The hook adds its own instructions to every frame: a function that makes many small calls looks dearer than it
+is. The same calls are counted once more without the hook, and both counts printed: read the rows for where the
+work is, the count without the hook for what a call costs. The interpreter's frame machinery is charged to the
+Python function it runs (``--fn-skip``), so a Python function's exclusive cost is its own bytecode; C functions
+that do work show apart, each summed over all its callers.
 """
 
 from __future__ import annotations
@@ -48,6 +50,16 @@ HEADERS = {
     b"Accept-Encoding": b"gzip, deflate, br, zstd",
     b"Referer": f"http://{decisions.HOST}/people?page=1".encode(),
 }
+
+
+class _NoHook:
+    """Stands in for ``_pyslots`` in the run that counts without the hook (what the hook adds is the difference)."""
+
+    def install(self, prefix: str) -> None:
+        pass
+
+    def report(self) -> dict[str, Any]:
+        return {"slots": [], "overflow": 0}
 
 
 def child(path: str, records: int, requests: int, kind: str, lib: str, slots_file: str) -> dict[str, Any]:
@@ -79,10 +91,12 @@ def child(path: str, records: int, requests: int, kind: str, lib: str, slots_fil
         inputs = request_inputs(request.meta, request.headers, body, None, None)
         return facts_of(request.url, purpose, now, **inputs)
 
-    spec = importlib.util.spec_from_file_location("_pyslots", lib)
-    assert spec is not None and spec.loader is not None
-    pyslots = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(pyslots)
+    pyslots: Any = _NoHook()
+    if lib != "-":
+        spec = importlib.util.spec_from_file_location("_pyslots", lib)
+        assert spec is not None and spec.loader is not None
+        pyslots = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(pyslots)
 
     ways = {"full": full, "consent": consent}
     counted, warm = 0, requests // 5
@@ -119,6 +133,11 @@ def child(path: str, records: int, requests: int, kind: str, lib: str, slots_fil
              for code, _ in report["slots"]]
     Path(slots_file).write_text(json.dumps(names))
     return {"kind": kind, "counted": counted, "overflow": report["overflow"]}
+
+
+def _collected(stderr: str) -> int:
+    return int(next(line for line in stderr.splitlines() if "Collected :" in line).rsplit(":", 1)[1].strip()
+               .replace(",", ""))
 
 
 def short(name: str) -> str:
@@ -173,8 +192,11 @@ def main(argv: list[str] | None = None) -> int:
                "--_child", str(path), str(args.records), str(args.requests), args.kind, str(lib), str(slots)]
     done = subprocess.run(command, check=True, text=True, capture_output=True)
     counted = json.loads(done.stdout.strip().splitlines()[-1])["counted"]
-    collected = int(next(line for line in done.stderr.splitlines() if "Collected :" in line)
-                    .rsplit(":", 1)[1].strip().replace(",", ""))
+    collected = _collected(done.stderr)
+    bare = ["valgrind", "--tool=callgrind", "--toggle-collect=_operator_call", f"--callgrind-out-file={out}.bare",
+            *command[command.index(sys.executable):]]
+    bare[-2:] = ["-", f"{slots}.bare"]  # the same calls without the hook
+    unhooked = _collected(subprocess.run(bare, check=True, text=True, capture_output=True).stderr)
     names = json.loads(slots.read_text())
     inclusive, exclusive = instructions.annotate(out, inclusive=True), instructions.annotate(out, inclusive=False)
     rows: dict[str, list[float]] = {}
@@ -186,10 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     for name, cost in exclusive.items():  # C functions, by their own exclusive cost
         if not name.startswith("pyslot_") and cost > collected * 0.004:
             rows.setdefault(f"(C) {name}", [inclusive.get(name, 0), cost, 0])
-    hook = sum(cost for name, cost in exclusive.items() if name.startswith("pyslot_") or name in ("hook", "classify"))
     n = max(1, counted)
-    print(f"{args.kind}: {collected / n / 1000:.1f}k instructions per call over {counted} calls "
-          f"(the hook's own ~{hook / n / 1000:.1f}k included)")
+    frames = sum(e for _, e in names) / n
+    print(f"{args.kind}: {unhooked / n / 1000:.1f}k instructions per call without the hook, "
+          f"{collected / n / 1000:.1f}k with it, over {counted} calls; {frames:.1f} Python frames entered per call")
     print("| function | inclusive k | exclusive k | entries per call |")
     print("|---|---:|---:|---:|")
     for name, (inc, exc, entries) in sorted(rows.items(), key=lambda kv: -kv[1][0])[:args.top]:
