@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 
-from ._scrapy_internals import DOWNLOAD_HANDLER_LOGGERS
 from .decision import not_allowed_reason
+from .scrapylines import DOWNLOAD_HANDLER_LOGGERS
 
 if TYPE_CHECKING:
     from scrapy import Request

@@ -36,11 +36,11 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 
-from ._scrapy_internals import LINE_URL, PERSON_LINE_LOGGERS, is_retry_line
 from .deniedpeople import ID_STAND_IN, item_line_reason, item_reason, url_reason
 from .heldlocks import crawl_alive
 from .requestlines import RequestLines
 from .runtime import get_runtime, is_checked_url
+from .scrapylines import LINE_URL, PERSON_LINE_LOGGERS, is_retry_line
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler

@@ -28,7 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 
-from ._scrapy_internals import (
+from .decision import not_allowed_reason
+from .downloadlines import UNREAD, UNREAD_PAGE, named_in, unread_reason
+from .heldlocks import crawl_alive
+from .runtime import get_runtime, is_checked_url
+from .scrapylines import (
     COMPRESSION_LINE_LOGGER,
     LINE_URL,
     MEDIA_LINE_LOGGER,
@@ -37,10 +41,6 @@ from ._scrapy_internals import (
     is_retry_line,
     request_line_subject,
 )
-from .decision import not_allowed_reason
-from .downloadlines import UNREAD, UNREAD_PAGE, named_in, unread_reason
-from .heldlocks import crawl_alive
-from .runtime import get_runtime, is_checked_url
 from .spidererrors import not_read
 
 if TYPE_CHECKING:

@@ -18,6 +18,7 @@ import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl import _scrapy_internals as internals
+from consentcrawl import scrapylines
 from consentcrawl_demo.server import LocalServer
 from tests.conftest import run_crawl
 
@@ -151,7 +152,7 @@ def test_the_download_handlers_lines_are_read_as_scrapy_writes_them() -> None:
 
     from consentcrawl.downloadlines import named_in
 
-    for name in internals.DOWNLOAD_HANDLER_LOGGERS:
+    for name in scrapylines.DOWNLOAD_HANDLER_LOGGERS:
         try:
             module = importlib.import_module(name)
         except ImportError:  # an optional dependency missing (h2 for HTTP/2): that handler cannot run either
