@@ -65,6 +65,9 @@ _TRAILING = ".,;:)]}'\""
 _FRAME = re.compile(r'^\s*File ".*", line \d+', re.MULTILINE)
 #: the top-level names of loggers that are not the project's (Scrapy's own are chosen one by one)
 _NOT_THE_PROJECTS = frozenset({"scrapy", "twisted", "consentcrawl", "asyncio", "py"})
+#: the root logger, by the name its records carry: a spider's ``logging.warning(...)`` (as Scrapy's docs show) is
+#: the project's line too
+ROOT_LOGGER = "root"
 
 
 class PersonLines(logging.Filter):
@@ -168,8 +171,8 @@ def scrubbed(runtime: ConsentRuntime, text: str, *, frames: bool = False) -> str
 
 
 def project_loggers(crawler: Crawler) -> list[str]:
-    """The spider's logger and every logger that exists of the project's modules: the spider's, and those of the
-    crawl's components (pipelines, middlewares, extensions) that are not Scrapy's or consentcrawl's."""
+    """The spider's logger, the root logger and every logger that exists of the project's modules: the spider's, and
+    those of the crawl's components (pipelines, middlewares, extensions) that are not Scrapy's or consentcrawl's."""
     spider = crawler.spider
     tops = {type(spider).__module__.split(".")[0]} if spider is not None else set()
     for name in ("ITEM_PIPELINES", "DOWNLOADER_MIDDLEWARES", "SPIDER_MIDDLEWARES", "EXTENSIONS", "ADDONS"):
@@ -180,4 +183,5 @@ def project_loggers(crawler: Crawler) -> list[str]:
     tops -= _NOT_THE_PROJECTS | {""}
     names = [name for name, found in list(logging.Logger.manager.loggerDict.items())
              if isinstance(found, logging.Logger) and name.split(".")[0] in tops]
-    return [*names, *([spider.name] if spider is not None and getattr(spider, "name", None) else [])]
+    spiders = [spider.name] if spider is not None and getattr(spider, "name", None) else []
+    return [*names, ROOT_LOGGER, *spiders]
