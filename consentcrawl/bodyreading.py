@@ -5,8 +5,10 @@ Pure: no Scrapy, no I/O, no clock. A server reads its request's body as much as 
 path says, and a crawl resumed from its ``JOBDIR`` sends such a request again long after it was made. So every
 value of a request body on a platform's host is read as an id would be:
 
-- a form's values (urlencoded or multipart; the names are the form's own words), and a JSON document's strings and
-  numbers at any depth (its keys are the document's own words), whatever the declared type;
+- a form's values (urlencoded or multipart; the names are the form's own words; raw non-ASCII bytes also as UTF-8,
+  as most frameworks decode a form), and a JSON document's strings and numbers at any depth (its keys are the
+  document's own words; a number with a zero fraction also as the integer JavaScript reads), whatever the declared
+  type;
 - a value names a person when the platform's subject regex accepts all of it, also as a server that reads ids
   leniently reads it (NFKC, spaces trimmed, a number as ``int()`` reads it: ``0104`` is ``104``).
 
@@ -42,6 +44,9 @@ def body_values(body: bytes, form: str, is_form: bool) -> tuple[str, ...] | None
     values: dict[str, None] = {}
     if is_form:
         values.update(dict.fromkeys(v for _, v in parse_qsl(form, keep_blank_values=True)))
+        if not form.isascii():  # raw UTF-8 bytes (not escaped): a server decoding its forms as UTF-8 reads them
+            utf8 = form.encode("latin-1", "replace").decode("utf-8", "replace")
+            values.update(dict.fromkeys(v for _, v in parse_qsl(utf8, keep_blank_values=True)))
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):
@@ -66,6 +71,8 @@ def _scalars(value: Any, depth: int) -> Iterator[str]:
         yield value
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         yield str(value)
+        if isinstance(value, float) and value.is_integer():  # JavaScript's 107.0 and 1.07e2 are 107
+            yield str(int(value))
 
 
 def with_body_values(platform: Platform, values: tuple[str, ...] | None,

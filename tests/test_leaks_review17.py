@@ -50,3 +50,40 @@ async def test_report_mode_cookie_root_logger_and_start_error_lines_name_no_deni
                  f"no more after <a URL consentcrawl did not allow (subject.no-authorization); at DEBUG> and "
                  f"{BASE}/u/101"):  # the control: 101 authorized the crawl
         assert [m for m in loud if line in m], (line, loud)
+
+
+# -- request bodies naming a person as a JSON server or a UTF-8 form reader reads them -------------------------
+
+#: (body, content type): each names 107 to a server that reads the body as Express or Django does (JavaScript's
+#: numbers: ``107.0`` and ``1.07e2`` are 107; a form's raw UTF-8 read as UTF-8, its fullwidth digits by ``int()``)
+NAMING_107 = ((b'{"user": 107.0}', "application/json"), (b'{"follow": {"user": 1.07e2}}', "application/json"),
+              ("user=\uff11\uff10\uff17".encode(), "application/x-www-form-urlencoded"))
+#: the control: the same bodies naming 101, who authorized the crawl
+NAMING_101 = ((b'{"user": 101.0}', "application/json"),
+              ("user=\uff11\uff10\uff11".encode(), "application/x-www-form-urlencoded"))
+
+
+class PostsNaming:
+    """POSTs to the listing (a URL of no one) whose bodies name 107 (never authorized) or 101 (the control), by a
+    key that is no query template's parameter (a body mentioning ``id`` is read as a query would be)."""
+
+    seen: list[str]
+
+    async def start(self) -> Any:
+        for body, kind in (*NAMING_107, *NAMING_101):
+            yield scrapy.Request(f"{BASE}/people", method="POST", body=body, headers={"Content-Type": kind},
+                                 callback=self.seen_it, dont_filter=True)
+
+    def seen_it(self, response: Any) -> None:
+        self.seen.append(response.url)
+
+
+@deferred_f_from_coro_f
+async def test_a_body_naming_107_as_a_json_number_with_a_fraction_or_raw_utf8_fullwidth_digits_is_not_sent(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        await crawl(make_spider("ADDONS", PostsNaming), people_settings(tmp_path), proxy=server.proxy,
+                    monkeypatch=monkeypatch)
+        sent = sorted(r.body for r in server.requests if r.method == "POST")
+    assert sent == sorted(body for body, _ in NAMING_101), sent  # the control went
