@@ -9,10 +9,12 @@ from typing import Any
 
 import pytest
 import scrapy
+from scrapy.pipelines import ItemPipelineManager
 from scrapy.utils.defer import deferred_f_from_coro_f
+from twisted.internet import defer
 
 from consentcrawl_demo.server import LocalServer
-from tests.lenient import HOST, LenientPeople, crawl, make_spider, people_settings
+from tests.lenient import HOST, LenientPeople, ListLogic, crawl, make_spider, people_settings, secret_name
 from tests.test_person_lines import _DENIED, _loud
 
 BASE = f"http://{HOST}"
@@ -87,3 +89,62 @@ async def test_a_body_naming_107_as_a_json_number_with_a_fraction_or_raw_utf8_fu
                     monkeypatch=monkeypatch)
         sent = sorted(r.body for r in server.requests if r.method == "POST")
     assert sent == sorted(body for body, _ in NAMING_101), sent  # the control went
+
+
+# -- an item processor that runs the guard on the probe but not on every item -----------------------------------
+
+
+class FastPathManager(ItemPipelineManager):
+    """A project's processor with a fast path: an item marked ``cached`` needs no pipeline, it says. The empty probe
+    the add-on hands it as the spider opens goes through Scrapy's chain (and reaches the guard)."""
+
+    async def process_item_async(self, item: Any) -> Any:
+        if item.get("cached"):
+            return item
+        return await super().process_item_async(item)
+
+
+class CachedItems(ListLogic):
+    def parse(self, response: Any) -> Any:
+        self.seen.append(response.url)
+        for person in ("101", "107"):
+            yield {"subject": person, "platform": "people", "name": secret_name(person), "cached": True}
+        yield {"subject": "101", "platform": "people", "name": secret_name("101")}  # the control: through the chain
+
+
+@deferred_f_from_coro_f
+async def test_an_item_processor_that_skips_the_guard_after_the_probe_hands_no_item_on_unchecked(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    feed = tmp_path / "items.jsonl"
+    settings = people_settings(tmp_path, ITEM_PROCESSOR=f"{__name__}.FastPathManager",
+                               FEEDS={str(feed): {"format": "jsonlines"}})
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", CachedItems), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/people?page=1"], follow_links=False)
+    assert app.served, "the crawl ran"
+    assert [(i.get("subject"), i.get("cached")) for i in result.items] == [("101", None)], result.items
+    assert secret_name("107") not in feed.read_text()
+    assert result.stats.get("consentcrawl/items/dropped") == 2, result.stats  # the guard saw neither cached item
+
+
+class OldStyleFastPath(ItemPipelineManager):
+    """A processor that overrides only the deprecated ``process_item`` (Scrapy then hands every item to it, not to
+    ``process_item_async``) and hands items on without the pipelines."""
+
+    def process_item(self, item: Any, spider: Any = None) -> Any:
+        return defer.succeed(item)
+
+
+@pytest.mark.filterwarnings("ignore::scrapy.exceptions.ScrapyDeprecationWarning")
+@deferred_f_from_coro_f
+async def test_an_item_processor_overriding_the_deprecated_process_item_is_probed_the_way_items_go(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = people_settings(tmp_path, ITEM_PROCESSOR=f"{__name__}.OldStyleFastPath")
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", CachedItems), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/people?page=1"], follow_links=False)
+    assert [i for i in result.items if i.get("subject") == "107"] == [], result.items
+    assert result.stats.get("finish_reason") == "consentcrawl_config_error", result.stats.get("finish_reason")
+    assert app.served == [], app.describe()
