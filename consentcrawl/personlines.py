@@ -29,6 +29,7 @@ an item the guard judged, and loggers the project creates after the spider opene
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import traceback
@@ -61,6 +62,8 @@ UNCHECKED = "a line consentcrawl could not check for the people it names; at DEB
 #: the other line filters, so that none rewrites another's copy
 _COPY = "_consentcrawl_copy"
 _TRAILING = ".,;:)]}'\""
+#: a path written without scheme or host, as a page links it (``/u/107``, ``//host/u/107``): it begins a word
+_LINE_PATH = re.compile(r"(?<![^\s<>'\"(\[{=,;])//?[^\s<>/][^\s<>]*")
 #: a traceback's frame line (``File "...", line 107, in parse``): its numbers are no one's id
 _FRAME = re.compile(r'^\s*File ".*", line \d+', re.MULTILINE)
 #: the top-level names of loggers that are not the project's (Scrapy's own are chosen one by one)
@@ -161,6 +164,8 @@ def scrubbed(runtime: ConsentRuntime, text: str, *, frames: bool = False) -> str
         if reason is not None:
             stand = URL_STAND_IN.format(reason=reason)
             text = re.sub(re.escape(url) + r"(?![^\s<>'\",;)\]}])", lambda _: stand, text)  # noqa: B023
+    if "/" in text:
+        text = _paths_out(runtime, text, frames)
     people = runtime.denied_people
     if not people:
         return text
@@ -168,6 +173,23 @@ def scrubbed(runtime: ConsentRuntime, text: str, *, frames: bool = False) -> str
         return people.ids_out(text, ID_STAND_IN)
     lines = text.split("\n")
     return "\n".join(line if _FRAME.match(line) else people.ids_out(line, ID_STAND_IN) for line in lines)
+
+
+def _paths_out(runtime: ConsentRuntime, text: str, frames: bool) -> str:
+    """``text`` without the paths written without their host (a relative link as the page has it, ``/u/107``, or
+    ``//host/u/107``) that name a person not allowed on any platform's host: a project logs the link it is about
+    to follow before its request is decided (the person is not among the denied yet)."""
+    hosts = [min(platform.domains) for platform in runtime.config.platforms.platforms.values() if platform.domains]
+    lines = [line for line in text.split("\n") if not (frames and _FRAME.match(line))]
+    for path in dict.fromkeys(found.rstrip(_TRAILING) for line in lines for found in _LINE_PATH.findall(line)):
+        urls = [f"http:{path}"] if path.startswith("//") else [
+            f"http://{f'[{host}]' if ':' in host else host}{path}" for host in hosts]
+        reason = next((found for found in map(functools.partial(url_reason, runtime), urls) if found), None)
+        if reason is not None:
+            stand = URL_STAND_IN.format(reason=reason)
+            text = re.sub(r"(?<![^\s<>'\"(\[{=,;])" + re.escape(path) + r"(?![^\s<>'\",;)\]}])", lambda _: stand,  # noqa: B023
+                          text)
+    return text
 
 
 def project_loggers(crawler: Crawler) -> list[str]:

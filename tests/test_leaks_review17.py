@@ -148,3 +148,37 @@ async def test_an_item_processor_overriding_the_deprecated_process_item_is_probe
     assert [i for i in result.items if i.get("subject") == "107"] == [], result.items
     assert result.stats.get("finish_reason") == "consentcrawl_config_error", result.stats.get("finish_reason")
     assert app.served == [], app.describe()
+
+
+# -- a relative link logged before it is followed ----------------------------------------------------------------
+
+
+class LogsItsLinks:
+    """101's page; its callback logs each link it follows as written on the page (relative), before following it:
+    107 (never authorized) and 115 (records not known) are not decided yet when their lines are written."""
+
+    seen: list[str]
+
+    async def start(self) -> Any:
+        yield scrapy.Request(f"{BASE}/u/101", callback=self.profile)
+
+    def profile(self, response: Any) -> Any:
+        self.seen.append(response.url)
+        if response.url.endswith("/u/101"):
+            for href in ("/u/107", "/u/115", "/u/101?tab=posts"):
+                self.logger.info("following %s", href)
+                yield response.follow(href, callback=self.profile)
+
+
+@deferred_f_from_coro_f
+async def test_a_relative_link_of_a_person_not_decided_yet_is_not_named_at_info(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    app = LenientPeople()
+    with LocalServer(app) as server, caplog.at_level(logging.DEBUG):
+        await crawl(make_spider("ADDONS", LogsItsLinks), people_settings(tmp_path), proxy=server.proxy,
+                    monkeypatch=monkeypatch)
+    assert app.people_served() == ["101", "101"], app.describe()
+    loud = _loud(caplog)
+    named = [line for line in loud if _DENIED.search(line)]
+    assert named == [], "\n".join(named)
+    assert [m for m in loud if m.endswith("following /u/101?tab=posts")], loud  # the control: 101 authorized
