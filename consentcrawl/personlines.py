@@ -15,16 +15,20 @@ the lines Scrapy writes about a request, knowing the request. Other lines name a
 - ``UrlLengthMiddleware``'s ``Ignoring link (url length > N): <url>`` (INFO) and ``SitemapSpider``'s ``Ignoring
   invalid sitemap: <response>`` (WARNING), which report mode reaches with a denied person's URL; the files
   pipeline's ``referred in <referer>``;
+- CookiesMiddleware's ``Invalid cookie found in request <GET url>`` (WARNING) and the engine's ``Error while
+  reading start items and requests: <exception>`` (ERROR);
 - the project's own lines: the spider's logger (an errback's ``self.logger.error(failure)``, whose message can
-  hold the URL: a timeout's does) and the loggers of the project's modules, among them one it passes to
-  ``get_retry_request`` (its ``Gave up retrying <GET url>`` is rewritten as :class:`RequestLines` rewrites
-  RetryMiddleware's own).
+  hold the URL: a timeout's does), the root logger (a spider's ``logging.warning(...)``) and the loggers of the
+  project's modules, among them one it passes to ``get_retry_request`` (its ``Gave up retrying <GET url>`` is
+  rewritten as :class:`RequestLines` rewrites RetryMiddleware's own).
 
 In the message and in the exception's text, each URL of a checked scheme is taken out when
 :func:`~consentcrawl.deniedpeople.url_reason` says it is not an allowed person's (``undecided`` when unsure), and
 each id of a person this crawl denied that stands as a word of its own (``stopped at 107``, ``/u/107``; not in a
-traceback's ``File ..., line 107``). What it cannot see: a person's name or other data in free text that is not
-an item the guard judged, and loggers the project creates after the spider opened or names outside its modules.
+traceback's ``File ..., line 107``); a path written without its host (``following /u/107``: a relative link logged
+before its request is decided, when the person is not among the denied yet) is read on each platform's host. What
+it cannot see: a person's name or other data in free text that is not an item the guard judged, and loggers the
+project creates after the spider opened or names outside its modules.
 """
 
 from __future__ import annotations
