@@ -56,13 +56,19 @@ async def test_report_mode_cookie_root_logger_and_start_error_lines_name_no_deni
 
 # -- request bodies naming a person as a JSON server or a UTF-8 form reader reads them -------------------------
 
+#: a form part that says it is in base64, which a server ignores (RFC 7578: PHP, busboy read the part as sent)
+MULTIPART_BASE64 = (b'--B\r\nContent-Disposition: form-data; name="user"\r\nContent-Transfer-Encoding: base64\r\n\r\n'
+                    b"%s\r\n--B--\r\n")
 #: (body, content type): each names 107 to a server that reads the body as Express or Django does (JavaScript's
-#: numbers: ``107.0`` and ``1.07e2`` are 107; a form's raw UTF-8 read as UTF-8, its fullwidth digits by ``int()``)
+#: numbers: ``107.0`` and ``1.07e2`` are 107; a form's raw UTF-8 read as UTF-8, its fullwidth digits by ``int()``;
+#: a multipart form's part as sent, whatever transfer encoding it claims)
 NAMING_107 = ((b'{"user": 107.0}', "application/json"), (b'{"follow": {"user": 1.07e2}}', "application/json"),
-              ("user=\uff11\uff10\uff17".encode(), "application/x-www-form-urlencoded"))
+              ("user=\uff11\uff10\uff17".encode(), "application/x-www-form-urlencoded"),
+              (MULTIPART_BASE64 % b"107", "multipart/form-data; boundary=B"))
 #: the control: the same bodies naming 101, who authorized the crawl
 NAMING_101 = ((b'{"user": 101.0}', "application/json"),
-              ("user=\uff11\uff10\uff11".encode(), "application/x-www-form-urlencoded"))
+              ("user=\uff11\uff10\uff11".encode(), "application/x-www-form-urlencoded"),
+              (MULTIPART_BASE64 % b"101", "multipart/form-data; boundary=B"))
 
 
 class PostsNaming:
