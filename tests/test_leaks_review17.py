@@ -3,6 +3,8 @@ by the test server's own log."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import logging
 from pathlib import Path
 from typing import Any
@@ -23,7 +25,8 @@ BASE = f"http://{HOST}"
 class OtherLoggers:
     """Report mode lets 107's page through: it is asked for with a cookie that has no value (Scrapy's cookies
     middleware warns naming the request, on ``scrapy.utils.request``), its callback logs its URL on the root logger
-    (``logging.warning``, as Scrapy's own docs show), and ``start`` fails naming it (the engine's ERROR line)."""
+    (``logging.warning``, as Scrapy's own docs show) and starts a task that fails naming it, which no one awaits
+    (asyncio's ERROR line), and ``start`` fails naming it (the engine's ERROR line)."""
 
     seen: list[str]
 
@@ -32,9 +35,17 @@ class OtherLoggers:
             yield scrapy.Request(f"{BASE}/u/{person}", callback=self.profile, cookies=[{"name": "session"}])
         raise ValueError(f"no more after {BASE}/u/107 and {BASE}/u/101")
 
-    def profile(self, response: Any) -> None:
+    async def profile(self, response: Any) -> None:
         self.seen.append(response.url)
         logging.warning("reached %s", response.url)
+        task = asyncio.ensure_future(_store(response.url))  # a task whose failure no one awaits
+        await asyncio.sleep(0)
+        del task
+        gc.collect()  # asyncio logs "Task exception was never retrieved" as the task goes
+
+
+async def _store(url: str) -> None:
+    raise ValueError(f"could not store {url}")
 
 
 @deferred_f_from_coro_f
@@ -49,6 +60,7 @@ async def test_report_mode_cookie_root_logger_and_start_error_lines_name_no_deni
     named = [line for line in loud if _DENIED.search(line)]
     assert named == [], "\n".join(named)
     for line in (f"Invalid cookie found in request <GET {BASE}/u/101>", f"WARNING root: reached {BASE}/u/101",
+                 f"ValueError('could not store {BASE}/u/101')",
                  f"no more after <a URL consentcrawl did not allow (subject.no-authorization); at DEBUG> and "
                  f"{BASE}/u/101"):  # the control: 101 authorized the crawl
         assert [m for m in loud if line in m], (line, loud)
