@@ -73,14 +73,19 @@ MULTIPART_BASE64 = (b'--B\r\nContent-Disposition: form-data; name="user"\r\nCont
                     b"%s\r\n--B--\r\n")
 #: (body, content type): each names 107 to a server that reads the body as Express or Django does (JavaScript's
 #: numbers: ``107.0`` and ``1.07e2`` are 107; a form's raw UTF-8 read as UTF-8, its fullwidth digits by ``int()``;
-#: a multipart form's part as sent, whatever transfer encoding it claims)
+#: a multipart form's part as sent, whatever transfer encoding it claims; a GraphQL query's argument, or its
+#: variables sent as a JSON string, as a GraphQL server reads them)
 NAMING_107 = ((b'{"user": 107.0}', "application/json"), (b'{"follow": {"user": 1.07e2}}', "application/json"),
               ("user=\uff11\uff10\uff17".encode(), "application/x-www-form-urlencoded"),
-              (MULTIPART_BASE64 % b"107", "multipart/form-data; boundary=B"))
+              (MULTIPART_BASE64 % b"107", "multipart/form-data; boundary=B"),
+              (b'{"query": "{ profile(uid: 107) { name } }"}', "application/json"),
+              (b'{"query": "query($u: String!) { profile(uid: $u) { name } }", "variables": "{\\"u\\": \\"107\\"}"}',
+               "application/json"))
 #: the control: the same bodies naming 101, who authorized the crawl
 NAMING_101 = ((b'{"user": 101.0}', "application/json"),
               ("user=\uff11\uff10\uff11".encode(), "application/x-www-form-urlencoded"),
-              (MULTIPART_BASE64 % b"101", "multipart/form-data; boundary=B"))
+              (MULTIPART_BASE64 % b"101", "multipart/form-data; boundary=B"),
+              (b'{"query": "{ profile(uid: 101) { name } }"}', "application/json"))
 
 
 class PostsNaming:
