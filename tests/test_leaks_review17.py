@@ -104,7 +104,7 @@ class PostsNaming:
 
 
 @deferred_f_from_coro_f
-async def test_a_body_naming_107_as_a_json_number_with_a_fraction_or_raw_utf8_fullwidth_digits_is_not_sent(
+async def test_a_body_naming_107_as_its_server_reads_it_is_not_sent(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     app = LenientPeople()
     with LocalServer(app) as server:
