@@ -19,6 +19,7 @@
   item signals, not to the pipelines).
 - :func:`wrap_engine_close`: the reason a crawl closes with names no URL it did not allow, however it was given
   (Scrapy logs it, signals it and keeps it as ``finish_reason`` inside ``close_spider_async``).
+- :func:`itemproc_runs_async`: which of its processor's methods the scraper hands items to (a private choice).
 - :func:`item_pipelines`: the crawl's own item pipeline instances (the guard decides a media pipeline's request
   before it looks in its store, mediaurls.py); the purge on close asks a project's
   ``ImagesPipeline`` how it named an image's thumbnails (Scrapy offers no public way to reach a pipeline).
@@ -277,6 +278,17 @@ def item_pipelines(crawler: Crawler) -> list[Any]:
     except RuntimeError:  # no engine yet
         return []
     return list(getattr(itemproc, "middlewares", ()) or ())
+
+
+def itemproc_runs_async(crawler: Crawler) -> bool:
+    """Whether the scraper hands items to its processor's ``process_item_async`` (else its ``process_item``): Scrapy
+    chooses once, by which of the two a subclass overrides (``Scraper._itemproc_has_async``); the start-up probe
+    must go the way items go."""
+    scraper = getattr(crawler.engine, "scraper", None)
+    chosen = getattr(scraper, "_itemproc_has_async", None)
+    if isinstance(chosen, dict) and "process_item" in chosen:
+        return bool(chosen["process_item"])
+    return hasattr(getattr(scraper, "itemproc", None), "process_item_async")
 
 
 class ConsentCloseSpider(CloseSpider):

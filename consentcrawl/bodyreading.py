@@ -5,8 +5,11 @@ Pure: no Scrapy, no I/O, no clock. A server reads its request's body as much as 
 path says, and a crawl resumed from its ``JOBDIR`` sends such a request again long after it was made. So every
 value of a request body on a platform's host is read as an id would be:
 
-- a form's values (urlencoded or multipart; the names are the form's own words), and a JSON document's strings and
-  numbers at any depth (its keys are the document's own words), whatever the declared type;
+- a form's values (urlencoded or multipart; the names are the form's own words; raw non-ASCII bytes also as UTF-8,
+  as most frameworks decode a form), and a JSON document's strings and numbers at any depth (its keys are the
+  document's own words; a number with a zero fraction also as the integer JavaScript reads; a string that is JSON
+  also as that document, as GraphQL's ``variables`` are sent; a GraphQL ``query``'s argument values), whatever the
+  declared type;
 - a value names a person when the platform's subject regex accepts all of it, also as a server that reads ids
   leniently reads it (NFKC, spaces trimmed, a number as ``int()`` reads it: ``0104`` is ``104``).
 
@@ -22,6 +25,7 @@ platform whose ids are digits, ``page=2`` still names person 2, and the request 
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from collections.abc import Iterator
 from typing import Any
@@ -33,6 +37,9 @@ __all__ = ["body_values", "with_body_values"]
 
 #: how deep a JSON body is walked (deeper values: the body cannot be read for sure)
 _MAX_DEPTH = 32
+#: an argument of a GraphQL field (``user(id: 104)``, ``user(login: "alice")``) and its literal value: quoted, or a
+#: bare number or enum (a ``$variable`` is read in the variables)
+_GRAPHQL_ARGUMENT = re.compile(r'[(,]\s*\w+\s*:\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,)"{}\[\]$]+))')
 
 
 def body_values(body: bytes, form: str, is_form: bool) -> tuple[str, ...] | None:
@@ -42,6 +49,9 @@ def body_values(body: bytes, form: str, is_form: bool) -> tuple[str, ...] | None
     values: dict[str, None] = {}
     if is_form:
         values.update(dict.fromkeys(v for _, v in parse_qsl(form, keep_blank_values=True)))
+        if not form.isascii():  # raw UTF-8 bytes (not escaped): a server decoding its forms as UTF-8 reads them
+            utf8 = form.encode("latin-1", "replace").decode("utf-8", "replace")
+            values.update(dict.fromkeys(v for _, v in parse_qsl(utf8, keep_blank_values=True)))
     try:
         document = json.loads(body)
     except (ValueError, RecursionError):
@@ -57,15 +67,25 @@ def _scalars(value: Any, depth: int) -> Iterator[str]:
     if depth > _MAX_DEPTH:
         raise RecursionError("a JSON body nested too deep")
     if isinstance(value, dict):
-        for item in value.values():
+        for key, item in value.items():
             yield from _scalars(item, depth + 1)
+            if key == "query" and isinstance(item, str):  # a GraphQL document: its arguments' literal values
+                yield from (quoted or bare for quoted, bare in _GRAPHQL_ARGUMENT.findall(item))
     elif isinstance(value, list):
         for item in value:
             yield from _scalars(item, depth + 1)
     elif isinstance(value, str):
         yield value
+        if value.lstrip()[:1] in ("{", "["):  # JSON sent as a string (GraphQL's variables): a server parses it
+            try:
+                inner = json.loads(value)
+            except ValueError:
+                return
+            yield from _scalars(inner, depth + 1)
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
         yield str(value)
+        if isinstance(value, float) and value.is_integer():  # JavaScript's 107.0 and 1.07e2 are 107
+            yield str(int(value))
 
 
 def with_body_values(platform: Platform, values: tuple[str, ...] | None,

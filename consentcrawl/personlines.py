@@ -15,20 +15,26 @@ the lines Scrapy writes about a request, knowing the request. Other lines name a
 - ``UrlLengthMiddleware``'s ``Ignoring link (url length > N): <url>`` (INFO) and ``SitemapSpider``'s ``Ignoring
   invalid sitemap: <response>`` (WARNING), which report mode reaches with a denied person's URL; the files
   pipeline's ``referred in <referer>``;
+- CookiesMiddleware's ``Invalid cookie found in request <GET url>`` (WARNING), the engine's ``Error while
+  reading start items and requests: <exception>`` (ERROR), and asyncio's and Twisted's errors about a task or a
+  Deferred whose failure no one awaited (ERROR, with its exception);
 - the project's own lines: the spider's logger (an errback's ``self.logger.error(failure)``, whose message can
-  hold the URL: a timeout's does) and the loggers of the project's modules, among them one it passes to
-  ``get_retry_request`` (its ``Gave up retrying <GET url>`` is rewritten as :class:`RequestLines` rewrites
-  RetryMiddleware's own).
+  hold the URL: a timeout's does), the root logger (a spider's ``logging.warning(...)``) and the loggers of the
+  project's modules, among them one it passes to ``get_retry_request`` (its ``Gave up retrying <GET url>`` is
+  rewritten as :class:`RequestLines` rewrites RetryMiddleware's own).
 
 In the message and in the exception's text, each URL of a checked scheme is taken out when
 :func:`~consentcrawl.deniedpeople.url_reason` says it is not an allowed person's (``undecided`` when unsure), and
 each id of a person this crawl denied that stands as a word of its own (``stopped at 107``, ``/u/107``; not in a
-traceback's ``File ..., line 107``). What it cannot see: a person's name or other data in free text that is not
-an item the guard judged, and loggers the project creates after the spider opened or names outside its modules.
+traceback's ``File ..., line 107``); a path written without its host (``following /u/107``: a relative link logged
+before its request is decided, when the person is not among the denied yet) is read on each platform's host. What
+it cannot see: a person's name or other data in free text that is not an item the guard judged, and loggers the
+project creates after the spider opened or names outside its modules.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import traceback
@@ -61,10 +67,15 @@ UNCHECKED = "a line consentcrawl could not check for the people it names; at DEB
 #: the other line filters, so that none rewrites another's copy
 _COPY = "_consentcrawl_copy"
 _TRAILING = ".,;:)]}'\""
+#: a path written without scheme or host, as a page links it (``/u/107``, ``//host/u/107``): it begins a word
+_LINE_PATH = re.compile(r"(?<![^\s<>'\"(\[{=,;])//?[^\s<>/][^\s<>]*")
 #: a traceback's frame line (``File "...", line 107, in parse``): its numbers are no one's id
 _FRAME = re.compile(r'^\s*File ".*", line \d+', re.MULTILINE)
 #: the top-level names of loggers that are not the project's (Scrapy's own are chosen one by one)
 _NOT_THE_PROJECTS = frozenset({"scrapy", "twisted", "consentcrawl", "asyncio", "py"})
+#: the root logger, by the name its records carry: a spider's ``logging.warning(...)`` (as Scrapy's docs show) is
+#: the project's line too
+ROOT_LOGGER = "root"
 
 
 class PersonLines(logging.Filter):
@@ -158,6 +169,8 @@ def scrubbed(runtime: ConsentRuntime, text: str, *, frames: bool = False) -> str
         if reason is not None:
             stand = URL_STAND_IN.format(reason=reason)
             text = re.sub(re.escape(url) + r"(?![^\s<>'\",;)\]}])", lambda _: stand, text)  # noqa: B023
+    if "/" in text:
+        text = _paths_out(runtime, text, frames)
     people = runtime.denied_people
     if not people:
         return text
@@ -167,9 +180,26 @@ def scrubbed(runtime: ConsentRuntime, text: str, *, frames: bool = False) -> str
     return "\n".join(line if _FRAME.match(line) else people.ids_out(line, ID_STAND_IN) for line in lines)
 
 
+def _paths_out(runtime: ConsentRuntime, text: str, frames: bool) -> str:
+    """``text`` without the paths written without their host (a relative link as the page has it, ``/u/107``, or
+    ``//host/u/107``) that name a person not allowed on any platform's host: a project logs the link it is about
+    to follow before its request is decided (the person is not among the denied yet)."""
+    hosts = [min(platform.domains) for platform in runtime.config.platforms.platforms.values() if platform.domains]
+    lines = [line for line in text.split("\n") if not (frames and _FRAME.match(line))]
+    for path in dict.fromkeys(found.rstrip(_TRAILING) for line in lines for found in _LINE_PATH.findall(line)):
+        urls = [f"http:{path}"] if path.startswith("//") else [
+            f"http://{f'[{host}]' if ':' in host else host}{path}" for host in hosts]
+        reason = next((found for found in map(functools.partial(url_reason, runtime), urls) if found), None)
+        if reason is not None:
+            stand = URL_STAND_IN.format(reason=reason)
+            text = re.sub(r"(?<![^\s<>'\"(\[{=,;])" + re.escape(path) + r"(?![^\s<>'\",;)\]}])", lambda _: stand,  # noqa: B023
+                          text)
+    return text
+
+
 def project_loggers(crawler: Crawler) -> list[str]:
-    """The spider's logger and every logger that exists of the project's modules: the spider's, and those of the
-    crawl's components (pipelines, middlewares, extensions) that are not Scrapy's or consentcrawl's."""
+    """The spider's logger, the root logger and every logger that exists of the project's modules: the spider's, and
+    those of the crawl's components (pipelines, middlewares, extensions) that are not Scrapy's or consentcrawl's."""
     spider = crawler.spider
     tops = {type(spider).__module__.split(".")[0]} if spider is not None else set()
     for name in ("ITEM_PIPELINES", "DOWNLOADER_MIDDLEWARES", "SPIDER_MIDDLEWARES", "EXTENSIONS", "ADDONS"):
@@ -180,4 +210,5 @@ def project_loggers(crawler: Crawler) -> list[str]:
     tops -= _NOT_THE_PROJECTS | {""}
     names = [name for name, found in list(logging.Logger.manager.loggerDict.items())
              if isinstance(found, logging.Logger) and name.split(".")[0] in tops]
-    return [*names, *([spider.name] if spider is not None and getattr(spider, "name", None) else [])]
+    spiders = [spider.name] if spider is not None and getattr(spider, "name", None) else []
+    return [*names, ROOT_LOGGER, *spiders]

@@ -39,7 +39,7 @@ from .mediaurls import (
 from .provenance import page_provenance, with_item_decision
 from .reasons import SUBJECT_UNKNOWN_PAGE
 from .runtime import RuntimeComponent, get_runtime, is_checked_url
-from .startup import GuardProbe, ProbeSeen, hook_scraper
+from .startup import GuardProbe, ProbeSeen, guard_sees_item, hook_scraper
 
 logger = logging.getLogger("consentcrawl")
 
@@ -143,6 +143,7 @@ class ConsentGuardPipeline(RuntimeComponent):
     async def process_item(self, item: Any) -> Any:
         if type(item) is GuardProbe:  # the start-up check that the item processor runs the guard (startup.py)
             raise ProbeSeen
+        guard_sees_item()
         if self.runtime is None:
             raise drop(item, "configuration error")
         try:

@@ -26,7 +26,7 @@ import json
 import re
 import unicodedata
 from dataclasses import dataclass
-from email.message import EmailMessage, Message
+from email.message import EmailMessage, Message, MIMEPart
 from email.parser import BytesParser
 from email.policy import HTTP
 from typing import cast
@@ -194,11 +194,21 @@ def form_text(body: bytes, content_type: str) -> tuple[str, bool]:
             for part in message.iter_parts() if message.is_multipart() else ():
                 names = _part_names(part)
                 if names:
-                    payload = part.get_payload(decode=True)
-                    value = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else ""
-                    pairs += [(name, value) for name in names if (name, value) not in pairs]
+                    pairs += [(name, value) for value in _part_values(part) for name in names
+                              if (name, value) not in pairs]
         return urlencode(pairs), True
     return "\n".join(_as_its_readers_read(body, content_type)), False
+
+
+def _part_values(part: MIMEPart) -> dict[str, None]:
+    """A form part's value as sent (servers ignore a part's ``Content-Transfer-Encoding``, RFC 7578: PHP and busboy
+    read ``107`` in a part that says ``base64``) and as decoded by that header."""
+    decoded = part.get_payload(decode=True)
+    values = [decoded.decode("utf-8", "replace") if isinstance(decoded, bytes) else ""]
+    raw = part.get_payload(decode=False) if part.get("Content-Transfer-Encoding") is not None else None
+    if isinstance(raw, str):  # its ASCII as sent (what is not ASCII in a part that claims an encoding is lost)
+        values.append(raw)
+    return dict.fromkeys(values)
 
 
 def _multipart(body: bytes, params: str) -> EmailMessage:

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import CloseSpider
 
-from ._scrapy_internals import wrap_engine_close, wrap_scraper
+from ._scrapy_internals import itemproc_runs_async, wrap_engine_close, wrap_scraper
 from .errors import ConfigError
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
 __all__ = ["GuardProbe", "ProbeSeen", "check_handlers", "check_item_processor_runs_guard", "check_log_formatter",
-           "check_outermost", "check_pipelines", "hook_engine_close", "hook_scraper"]
+           "check_outermost", "check_pipelines", "guard_sees_item", "hook_engine_close", "hook_scraper"]
 
 logger = logging.getLogger("consentcrawl")
 
@@ -133,12 +134,12 @@ async def check_item_processor_runs_guard(crawler: Crawler) -> None:
                           "feeds unchecked; leave ITEM_PROCESSOR unset, or let a subclass of "
                           "scrapy.pipelines.ItemPipelineManager keep the list Scrapy builds", source="ITEM_PROCESSOR")
     try:
-        run = getattr(itemproc, "process_item_async", None)
-        if run is not None:
-            await run(GuardProbe())
+        if itemproc_runs_async(crawler):  # the way the scraper will hand items on
+            await itemproc.process_item_async(GuardProbe())  # type: ignore[union-attr]
         else:
             await maybe_deferred_to_future(itemproc.process_item(GuardProbe(), crawler.spider))  # type: ignore[union-attr]
     except ProbeSeen:
+        each_item_reaches_guard(crawler, itemproc)
         return
     except Exception as exc:  # noqa: BLE001 - whatever it raised, the guard did not see the item
         raise ConfigError(f"the item processor {name} failed an item before consentcrawl's guard pipeline saw it "
@@ -146,6 +147,72 @@ async def check_item_processor_runs_guard(crawler: Crawler) -> None:
     raise ConfigError(f"the item processor {name} hands an item on without consentcrawl's guard pipeline seeing it: "
                       "items would reach item_scraped and the feeds unchecked; leave how it runs ITEM_PIPELINES "
                       "to Scrapy (call super())", source="ITEM_PROCESSOR")
+
+
+#: whether the guard saw the item the processor is running now (a list per item, seen by the tasks it starts)
+_GUARD_SAW: ContextVar[list[bool] | None] = ContextVar("consentcrawl_guard_saw", default=None)
+_WATCHED = "_consentcrawl_watched"
+
+
+def guard_sees_item() -> None:
+    """The guard pipeline has the item the processor is running (:func:`each_item_reaches_guard`)."""
+    saw = _GUARD_SAW.get()
+    if saw is not None:
+        saw[0] = True
+
+
+def each_item_reaches_guard(crawler: Crawler, itemproc: Any) -> None:
+    """The probe shows that the processor ran the guard on one empty item; a processor of the project's own can
+    still hand others on without it (a fast path for some items). Each item it hands on that the guard did not see
+    is dropped instead (``error.internal``, recorded and counted), before ``item_scraped`` and the feeds."""
+    from twisted.internet.defer import Deferred
+
+    def unseen(item: Any, output: Any, saw: list[bool]) -> Any:
+        if saw[0]:
+            return output
+        from .decision import Evidence, Stage, deny
+        from .pipelines import drop
+        from .runtime import get_runtime
+
+        runtime = get_runtime(crawler)
+        if runtime is not None:
+            runtime.record(deny(Stage.ERROR, "error.internal", evidence=(Evidence("item", "item", {
+                "cause": "the item processor handed the item on without consentcrawl's guard pipeline"}),)),
+                None, None, "item")
+            runtime.count("consentcrawl/items/dropped")
+        raise drop(output if output is not None else item, "error.internal")
+
+    run_async, run = getattr(itemproc, "process_item_async", None), getattr(itemproc, "process_item", None)
+    if run_async is not None and not getattr(run_async, _WATCHED, False):
+        async def process_item_async(item: Any) -> Any:
+            if _GUARD_SAW.get() is not None:  # called by the processor's own process_item: watched there
+                return await run_async(item)
+            saw = [False]
+            token = _GUARD_SAW.set(saw)
+            try:
+                output = await run_async(item)
+            finally:
+                _GUARD_SAW.reset(token)
+            return unseen(item, output, saw)
+
+        setattr(process_item_async, _WATCHED, True)
+        itemproc.process_item_async = process_item_async
+    if run is not None and not getattr(run, _WATCHED, False):
+        def process_item(item: Any, spider: Any = None) -> Any:
+            if _GUARD_SAW.get() is not None:
+                return run(item, spider)
+            saw = [False]
+            token = _GUARD_SAW.set(saw)
+            try:
+                result = run(item, spider)
+            finally:
+                _GUARD_SAW.reset(token)
+            if isinstance(result, Deferred):
+                return result.addCallback(lambda output: unseen(item, output, saw))
+            return unseen(item, result, saw)
+
+        setattr(process_item, _WATCHED, True)
+        itemproc.process_item = process_item
 
 
 def check_outermost(crawler: Crawler) -> None:
