@@ -38,35 +38,45 @@ __all__ = ["HEAD_SCAN_BYTES", "HeadTag", "decode_value", "head_tags", "meta_tags
 HEAD_SCAN_BYTES = 64 * 1024  #: the first window searched for a document's head (a longer head widens it)
 RAW_BYTES = 1200  #: bytes of a tag kept in :attr:`HeadTag.raw` (its readers keep less)
 
+
+def _html(pattern: bytes) -> bytes:
+    r"""``pattern`` with ``\s`` (written inside a character class) as HTML's white space: tab, LF, FF, CR and space.
+    A vertical tab is white space to ``re`` but not to the HTML tokenizer (nor libxml2's): ``</script\v>`` ends no
+    script for the spider's parser (a ``<!--`` after it hides nothing there), and ``<meta name="x"\vcontent="0">``
+    has no ``content`` attribute there."""
+    return pattern.replace(rb"\s", rb"\t\n\f\r ")
+
+
 #: a tag's attributes, read as the HTML tokenizer reads them (a quoted value runs to its quote, an unclosed quote to
 #: the end), and the ``>`` that closes it: a ``<!--`` or a ``<script>`` in an attribute value opens nothing
-_ATTRS = (rb"""(?:[\s/]*+[^\s/>][^\s/>=]*+(?:\s*+=\s*+(?:"[^"]*+(?:"|\Z)|'[^']*+(?:'|\Z)|[^\s>]*+))?)*+"""
+_ATTRS = _html(rb"""(?:[\s/]*+[^\s/>][^\s/>=]*+(?:[\s]*+=[\s]*+(?:"[^"]*+(?:"|\Z)|'[^']*+(?:'|\Z)|[^\s>]*+))?)*+"""
           rb"[\s/]*+>?")
 #: elements whose content is text up to their end tag (``</style`` followed by a space, ``/`` or ``>``), each
 #: written out (no group and no back-reference: ``re`` cannot repeat those possessively); and a ``<script>`` with
 #: no ``<!--`` in it (one with one is read by :func:`_script_end`)
-_RAW = rb"|".join([
+_RAW = _html(rb"|".join([
     *(rb"<" + name + rb"(?=[\s/>])" + _ATTRS + rb".*?(?:</" + name + rb"(?=[\s/>])" + _ATTRS + rb"|\Z)"
       for name in (b"style", b"title", b"textarea", b"xmp", b"iframe", b"noembed", b"noframes")),
     rb"<script(?=[\s/>])" + _ATTRS + rb"(?:[^<]++|<(?!!--|/script[\s/>]))*+(?:</script(?=[\s/>])" + _ATTRS
-    + rb"|\Z)"])
+    + rb"|\Z)"]))
 #: what the scan passes over, in one match in C, as the HTML tokenizer does (WHATWG §13.2.5; libxml2 2.14, the
 #: parser of Scrapy's selectors, tokenizes so): text; a ``<`` that opens no tag; a comment (``<!-->`` and
 #: ``<!--->`` close at once, ``--!>`` closes too); a bogus comment (``<!x``, ``<![CDATA[``, ``<!DOCTYPE``, ``<?x``,
 #: ``</`` and no letter) to the first ``>``; a raw-text element to its end tag; any other start or end tag with its
 #: attributes. It stops at a ``<meta``, ``<link`` or ``<body`` start tag, or at the end.
-_PASS = re.compile(
+_PASS = re.compile(_html(
     rb"(?:[^<]++|<(?![a-z!/?])|<!--(?:-?>|.*?(?:--!?>|\Z))|<![^>]*+>?|<\?[^>]*+>?|</(?![a-z])[^>]*+>?"
     rb"|" + _RAW + rb"|</[a-z][^\s/>]*+" + _ATTRS + rb"|<(?!(?:meta|link|body|script)[\s/>])[a-z][^\s/>]*+" + _ATTRS
-    + rb")*+", re.DOTALL)
+    + rb")*+"), re.DOTALL)
 #: where :data:`_PASS` stops: ``<body`` (1), a ``<meta``/``<link`` (2), a ``<script>`` holding a ``<!--`` (3)
-_STOP = re.compile(rb"<(?:(body)|(meta|link)|(script))[\s/>]")
+_STOP = re.compile(_html(rb"<(?:(body)|(meta|link)|(script))[\s/>]"))
 #: what moves a script's content between the tokenizer's script data states (WHATWG §13.2.5.15-.32)
-_SCRIPT_STATES = re.compile(rb"<!---*>|<!--|-->|<script(?=[\s/>])|</script(?=[\s/>])")
+_SCRIPT_STATES = re.compile(_html(rb"<!---*>|<!--|-->|<script(?=[\s/>])|</script(?=[\s/>])"))
 #: a tag's attributes and its ``>``, after its name
 _AFTER_NAME = re.compile(_ATTRS)
 #: one attribute; an unclosed quote runs to the end, as in HTML (and keeps the scan linear)
-_ATTR = re.compile(rb"""[\s/]*([^\s/>][^\s/>=]*)(?:\s*=\s*(?:"([^"]*)(?:"|\Z)|'([^']*)(?:'|\Z)|([^\s>]*)))?""")
+_ATTR = re.compile(_html(rb"""[\s/]*([^\s/>][^\s/>=]*)(?:[\s]*=[\s]*(?:"([^"]*)(?:"|\Z)|'([^']*)(?:'|\Z)"""
+                         rb"""|([^\s>]*)))?"""))
 #: a ``<meta`` anywhere, in any case: the one search (in C, no copy) a page's body costs when it holds none
 _ANY_META = re.compile(rb"<meta[\s/>]", re.IGNORECASE)
 
