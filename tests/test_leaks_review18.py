@@ -37,3 +37,45 @@ def test_a_meta_with_a_vertical_tab_does_not_lift_the_reservation(meta: str) -> 
     ``\\vcontent``): read as 0, the page's meta (which takes precedence) lifted the header's reservation."""
     result = response_tdmrep("https://s.example/a", Headers({"TDM-Reservation": "1"}), f"<head>{meta}</head>".encode())
     assert result.verdict("research") is SignalVerdict.DENY
+
+
+@pytest.mark.parametrize("opener", ["<script/>", '<script src="/a.js" />', "<style/>", "<title/>", "<textarea/>",
+                                    "<iframe/>", "<xmp/>", "<noembed/>", "<noframes/>", "<plaintext/>"])
+def test_a_raw_text_element_closed_by_its_start_tag_hides_no_signal_tag(opener: str) -> None:
+    """libxml2 (the parser of Scrapy's selectors) takes ``<script/>`` for an empty element, as any ``<x/>``, and
+    reads the tags after it: the scan read them as the script's text, and the page's TDM reservation and RSL licence
+    link were not read while the spider's ``.css()`` finds them. A ``/`` ending an unquoted value closes nothing."""
+    from scrapy.http import HtmlResponse
+
+    close = "</" + opener[1:].split("/")[0].split(" ")[0] + ">"
+    doc = f'<head>{opener}{RESERVED}<link rel="license" href="/l.xml">{close}</head>'.encode()
+    spider = HtmlResponse("https://s.example/a", body=doc)
+    assert spider.css("meta[name=tdm-reservation]::attr(content)").getall() == ["1"]
+    assert [(t.tag, dict(t.attrs)) for t in head_tags(doc)] == [
+        ("meta", {"name": "tdm-reservation", "content": "1"}), ("link", {"rel": "license", "href": "/l.xml"})]
+    unclosed = f"<head><script x=a/>{RESERVED}</script></head>".encode()  # the value is "a/": the script is open
+    assert HtmlResponse("https://s.example/a", body=unclosed).css("meta").getall() == []
+    assert head_tags(unclosed) == ()
+
+
+def test_plaintext_makes_the_rest_text_and_a_meta_there_lifts_no_reservation() -> None:
+    """After ``<plaintext>`` every byte is text, to the spider's parser as to a browser: a ``tdm-reservation`` of 0
+    there is no meta, and it must not lift the header's reservation."""
+    body = b"<head><plaintext><meta name=tdm-reservation content=0></head>"
+    assert head_tags(body) == ()
+    result = response_tdmrep("https://s.example/a", Headers({"TDM-Reservation": "1"}), body)
+    assert result.verdict("research") is SignalVerdict.DENY
+
+
+def test_a_profiles_og_description_after_its_html_end_tag_is_read() -> None:
+    """libxml2 puts markup after ``</html>`` in a second root element, where a spider's ``.xpath("//meta")`` reads
+    it and the root's ``.iter("meta")`` did not: the bio's #nobot was not read and the profile page was allowed."""
+    from scrapy.http import HtmlResponse
+
+    from consentcrawl.refusals.forms import read_html_profile
+
+    page = (b'<html><head><meta property="og:type" content="profile"><title>A</title></head><body><p>hi</p></body>'
+            b'</html><meta property="og:description" content="Alice. #nobot">')
+    spider = HtmlResponse("https://social.example/@alice", body=page)
+    assert spider.xpath("//meta[@property='og:description']/@content").get() == "Alice. #nobot"
+    assert [f.field for f in read_html_profile(page, "https://social.example/@alice", "nobot")] == ["og:description"]
