@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 from scrapy.http.headers import Headers
 
+from consentcrawl.middlewares import ConsentDownloaderMiddleware, ConsentScheduleGuard  # also a project's own names
 from consentcrawl.pagehead import head_tags
+from consentcrawl.purge.onclose import PurgeOnClose
 from consentcrawl.signals.base import SignalVerdict
 from consentcrawl.signals.tdmrep import response_tdmrep
 
@@ -79,3 +81,24 @@ def test_a_profiles_og_description_after_its_html_end_tag_is_read() -> None:
     spider = HtmlResponse("https://social.example/@alice", body=page)
     assert spider.xpath("//meta[@property='og:description']/@content").get() == "Alice. #nobot"
     assert [f.field for f in read_html_profile(page, "https://social.example/@alice", "nobot")] == ["og:description"]
+
+
+def test_a_component_taken_out_under_another_import_path_is_put_back() -> None:
+    """Scrapy tells a component dict's entries apart by the object they load: ``myproject.ConsentScheduleGuard:
+    None`` (imported there from consentcrawl) made the add-on's ``setdefault`` add nothing, while its put-back
+    compared paths as text and found nothing taken out: the request phase, the schedule guard and PurgeOnClose
+    stayed out of the crawl."""
+    from scrapy.settings import Settings
+    from scrapy.utils.conf import build_component_list
+    from scrapy.utils.misc import load_object
+
+    from consentcrawl.addon import Addon
+
+    here = __name__
+    settings = Settings({"DOWNLOADER_MIDDLEWARES": {f"{here}.ConsentDownloaderMiddleware": None},
+                         "EXTENSIONS": {f"{here}.ConsentScheduleGuard": None, f"{here}.PurgeOnClose": None}})
+    Addon().update_settings(settings)
+    middlewares = [load_object(c) for c in build_component_list(settings.getwithbase("DOWNLOADER_MIDDLEWARES"))]
+    extensions = [load_object(c) for c in build_component_list(settings.getwithbase("EXTENSIONS"))]
+    assert ConsentDownloaderMiddleware in middlewares
+    assert ConsentScheduleGuard in extensions and PurgeOnClose in extensions
