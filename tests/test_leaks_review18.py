@@ -102,3 +102,41 @@ def test_a_component_taken_out_under_another_import_path_is_put_back() -> None:
     extensions = [load_object(c) for c in build_component_list(settings.getwithbase("EXTENSIONS"))]
     assert ConsentDownloaderMiddleware in middlewares
     assert ConsentScheduleGuard in extensions and PurgeOnClose in extensions
+
+
+class _Offsets:
+    """A change-feed consumer's position, an object of the store's own class (compared by identity)."""
+
+    def __init__(self) -> None:
+        self.read = 0
+
+
+class _InPlaceStore:
+    """A store whose version is advanced in place: a tuple holding a list, or an object of its own class."""
+
+    def __init__(self, version: object) -> None:
+        self.version = version
+
+    def lookup(self, platform: str, subject: str) -> list[object]:
+        return []
+
+
+@pytest.mark.parametrize("make, advance", [
+    (lambda: ("epoch-1", [0]), lambda v: v[1].__setitem__(0, 1)),
+    (_Offsets, lambda v: setattr(v, "read", v.read + 1)),
+], ids=["tuple-holding-a-list", "object"])
+def test_a_version_changed_in_place_is_not_the_same_however_it_is_held(make: object, advance: object) -> None:
+    """A tuple is hashable by type, yet ``("epoch-1", offsets)`` changes when its list does; an object of the store's
+    class is hashable and equal to itself whatever it holds. Either, advanced in place, compared equal to the
+    version a decision was remembered at (only a type that is not hashable was copied), so a withdrawal read since
+    changed nothing the cache could see. Both are now copied as read (an object compared by identity is then a
+    change at every read: nothing it answered is reused, as for a store without a version)."""
+    from consentcrawl.consent.adapt import as_async_store
+
+    version = make()  # type: ignore[operator]
+    store = as_async_store(_InPlaceStore(version))
+    before = store.version
+    if isinstance(version, tuple):  # compared by what it holds: unchanged, the remembered decision holds
+        assert store.version == before
+    advance(version)  # type: ignore[operator]
+    assert store.version != before
