@@ -140,3 +140,23 @@ def test_a_version_changed_in_place_is_not_the_same_however_it_is_held(make: obj
         assert store.version == before
     advance(version)  # type: ignore[operator]
     assert store.version != before
+
+
+def test_a_card_written_again_inside_a_card_names_the_page_with_its_url() -> None:
+    """A theme's ``h-card`` inside the platform's ``vcard`` is that card written again, its fields the card's; its
+    URL was dropped, so the ``vcard`` named no URL and, beside a sidebar card naming the page, was not read: the
+    bio's #nobot the spider's ``.css(".h-card .p-note")`` reads was not. Its URL naming the page makes the card
+    the page's; one naming another page still makes it no one else's."""
+    from scrapy.http import HtmlResponse
+
+    from consentcrawl.refusals.forms import read_html_profile
+
+    url = "https://people.example/u/alice"
+    page = (b'<html><body><div class="h-card"><a class="u-url p-name" href="/u/alice">Alice</a></div>'
+            b'<div class="vcard"><div class="h-card"><a class="u-url" href="/u/alice"></a>'
+            b'<p class="p-note">Bio #nobot</p></div></div></body></html>')
+    assert HtmlResponse(url, body=page).css(".h-card .p-note::text").getall() == ["Bio #nobot"]
+    assert [f.field for f in read_html_profile(page, url, "nobot")] == ["vcard p-note"]
+    alone = (b'<html><body><div class="vcard"><div class="h-card"><a class="u-url" href="/u/bob"></a>'
+             b'<p class="p-note">#nobot</p></div></div></body></html>')  # the only card: read, whatever it names
+    assert [f.field for f in read_html_profile(alone, url, "nobot")] == ["vcard p-note"]

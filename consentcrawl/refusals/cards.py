@@ -147,8 +147,8 @@ def _props(card: Any, kind: str) -> Iterator[tuple[str, Any]]:
         classes = _classes(e)
         if classes:
             if _is_root(classes):
-                if _same_card(classes):  # its fields are the card's; its URL is not (it names no other page)
-                    yield from ((c, f) for c, f in _props(e, _kind(classes) or kind) if c not in ("u-url", "u-uid"))
+                if _same_card(classes):  # its fields are the card's; its URL only where it names the page
+                    yield from ((_INNER_URLS.get(c, c), f) for c, f in _props(e, _kind(classes) or kind))
                 continue  # a nested microformat (``p-author h-card``) is another person's or another thing's
             read = False
             for c in classes:
@@ -186,13 +186,23 @@ def _names_page(card_url: str, page_url: str, case_sensitive: bool = False) -> b
     return have == want and not (case_sensitive and card.path != page.path)
 
 
+#: the URL of a card written again inside the card (:func:`_same_card`), as :func:`_props` yields it
+_INNER_URLS = {"u-url": "inner-u-url", "u-uid": "inner-u-uid", "inner-u-url": "inner-u-url",
+               "inner-u-uid": "inner-u-uid"}
+
+
 def _card_urls(props: list[tuple[str, Any]], base: str) -> list[str]:
+    """The card's URLs; a card written again inside it adds its URL when it names the page (``base``): the card
+    names the page then, and is the person's beside another naming it (``.css(".h-card .p-note")`` reads both),
+    while a URL of another page there makes the card no one else's."""
     urls = []
     for cls, e in props:
-        if cls in ("u-url", "u-uid"):
+        if cls in ("u-url", "u-uid", "inner-u-url", "inner-u-uid"):
             value = e.get("href") or e.get("src") or e.get("value") or text_of(e)
             if value:
-                urls.append(urljoin(base, value.strip()))
+                url = urljoin(base, value.strip())
+                if not cls.startswith("inner-") or _names_page(url, base) is not None:
+                    urls.append(url)
     return urls
 
 
