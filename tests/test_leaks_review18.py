@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from scrapy.http.headers import Headers
+from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.middlewares import ConsentDownloaderMiddleware, ConsentScheduleGuard  # also a project's own names
 from consentcrawl.pagehead import head_tags
 from consentcrawl.purge.onclose import PurgeOnClose
 from consentcrawl.signals.base import SignalVerdict
 from consentcrawl.signals.tdmrep import response_tdmrep
+from tests.test_leaks_perf import assert_reserved_pages_denied
 
 RESERVED = '<meta name="tdm-reservation" content="1">'
 
@@ -160,3 +164,18 @@ def test_a_card_written_again_inside_a_card_names_the_page_with_its_url() -> Non
     alone = (b'<html><body><div class="vcard"><div class="h-card"><a class="u-url" href="/u/bob"></a>'
              b'<p class="p-note">#nobot</p></div></div></body></html>')  # the only card: read, whatever it names
     assert [f.field for f in read_html_profile(alone, url, "nobot")] == ["vcard p-note"]
+
+
+@deferred_f_from_coro_f
+async def test_a_crawl_for_training_denies_the_pages_whose_reservation_the_scan_missed(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A crawl for AI training of pages reserving TDM in their head after ``</script\\v>`` and a ``<!--`` in the
+    script's text, after a ``<script src=... />`` and after a ``<title/>``: each reached the callback (the scan read
+    its reservation as script or title text, the spider's parser as a tag). Now the server served them (the decision
+    is the response phase's), no callback ran and each is denied ``response.signal.tdmrep``; ``/ok`` is the control."""
+    heads = {"/vt": "<script>var a;</script\v><!--</script>", "/selfclosed": '<script src="/a.js" />',
+             "/title": "<title/>"}
+    await assert_reserved_pages_denied(
+        {path: ("text/html; charset=utf-8",
+                f"<html><head>{head}{RESERVED}</head><body><p class=name>x</p></body></html>".encode())
+         for path, head in heads.items()}, tmp_path, monkeypatch)
