@@ -179,3 +179,20 @@ async def test_a_crawl_for_training_denies_the_pages_whose_reservation_the_scan_
         {path: ("text/html; charset=utf-8",
                 f"<html><head>{head}{RESERVED}</head><body><p class=name>x</p></body></html>".encode())
          for path, head in heads.items()}, tmp_path, monkeypatch)
+
+
+@pytest.mark.parametrize("space", ["\xa0", "\v", "\f", "\u2003"])
+def test_a_class_split_at_a_space_the_spider_does_not_split_at_makes_no_card(space: str) -> None:
+    """``class="h-card\\xa0"`` is no card to the spider's ``.css(".h-card")`` (XPath's ``normalize-space`` splits at
+    space, tab, CR and LF only), but ``str.split()`` made it one: naming the page, it was taken for the person's
+    card, and the page's one real card, naming no URL, with its #nobot, was not read."""
+    from scrapy.http import HtmlResponse
+
+    from consentcrawl.refusals.forms import read_html_profile
+
+    url = "https://people.example/u/alice"
+    page = (f'<html><body><div class="h-card{space}"><a class="u-url p-name" href="/u/alice">Alice</a></div>'
+            '<div class="h-card"><p class="p-note">Bio #nobot</p></div></body></html>').encode()
+    assert HtmlResponse(url, body=page).css(".h-card .p-note::text").getall() == ["Bio #nobot"]
+    assert len(HtmlResponse(url, body=page).css(".h-card")) == 1
+    assert [f.field for f in read_html_profile(page, url, "nobot")] == ["h-card p-note"]

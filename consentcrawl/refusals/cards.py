@@ -31,6 +31,7 @@ Microformats1 is read as microformats2 parsers read it for backward compatibilit
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 from urllib.parse import urljoin
@@ -65,6 +66,8 @@ _MF1_FIELDS = {"fn": "p-name", "nickname": "p-nickname", "note": "p-note", "n": 
                "geo": "p-geo"}
 _MF1_URLS = {"url": "u-url", "uid": "u-uid"}
 
+#: the white space that separates classes for XPath's ``normalize-space`` (the spider's selectors)
+_CLASS_SPACE = re.compile(r"[ \t\r\n]+")
 #: elements whose class attribute mentions a card (the class list is checked in Python: a cheap C pre-filter)
 _MAYBE_CARDS = lxml.etree.XPath('//*[contains(@class, "h-card") or contains(@class, "vcard")]')
 
@@ -106,8 +109,13 @@ def text_of(element: Any) -> str:
 
 
 def _classes(e: Any) -> list[str]:
+    """An element's classes as the spider's ``.css(".h-card")`` tells them apart: split at XPath's white space
+    (``normalize-space``: space, tab, CR, LF). ``str.split()`` splits at any Unicode space too, so
+    ``class="h-card&nbsp;"`` (a no-break space after the class) was a card here and no card to the spider (nor
+    to a microformats parser): naming the page, it hid the page's one real card and its refusal."""
     value = e.get("class") if isinstance(e.tag, str) else None
-    return value.split() if value else []
+    value = value.strip(" \t\r\n") if value else ""
+    return _CLASS_SPACE.split(value) if value else []
 
 
 def _kind(classes: list[str]) -> str | None:
