@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from scrapy import signals
 from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy.utils.asyncio import call_later
+from scrapy.utils.misc import load_object
 
 from ._scrapy_internals import (
     ConsentCloseSpider,
@@ -73,6 +74,18 @@ def _path(obj: object) -> str:
     return obj if isinstance(obj, str) else f"{obj.__module__}.{obj.__qualname__}"  # type: ignore[attr-defined]
 
 
+def _is(key: object, component: type) -> bool:
+    """Whether a component dict's ``key`` names ``component``: by its path, or by any other path it is imported
+    under (``myproject.middlewares.ConsentDownloaderMiddleware`` after ``from consentcrawl.middlewares import *``),
+    as Scrapy's ``setdefault_in_component_priority_dict`` tells it (an entry found so is not added again)."""
+    if _path(key) == _path(component):
+        return True
+    try:
+        return bool(load_object(key) is component)  # type: ignore[arg-type]
+    except Exception:  # noqa: BLE001 - a key that does not load is not ours (Scrapy fails on it at start)
+        return False
+
+
 def _top(settings: BaseSettings, name: str) -> int:
     """A priority that wins over whatever set ``name`` so far (the project's own value included)."""
     return max(settings.getpriority(name) or 0, SETTINGS_PRIORITIES["addon"])
@@ -111,7 +124,7 @@ def _install(settings: BaseSettings, name: str, component: type, number: int) ->
     settings.setdefault_in_component_priority_dict(name, component, number)
     merged = settings.getwithbase(name)
     entries = settings[name]
-    for key in [k for k in merged if _path(k) == _path(component) and merged[k] is None]:
+    for key in [k for k in merged if _is(k, component) and merged[k] is None]:
         logger.warning("consentcrawl: %s took out %s; it is put back at %s (consentcrawl does not run without it)",
                        name, component.__name__, number)
         entries.set(key, number, max(entries.getpriority(key) or 0, SETTINGS_PRIORITIES["addon"]))

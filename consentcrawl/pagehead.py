@@ -29,7 +29,7 @@ import html
 import re
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from .cache import ObjectMemo
 
@@ -38,35 +38,52 @@ __all__ = ["HEAD_SCAN_BYTES", "HeadTag", "decode_value", "head_tags", "meta_tags
 HEAD_SCAN_BYTES = 64 * 1024  #: the first window searched for a document's head (a longer head widens it)
 RAW_BYTES = 1200  #: bytes of a tag kept in :attr:`HeadTag.raw` (its readers keep less)
 
+
+def _html(pattern: bytes) -> bytes:
+    r"""``pattern`` with ``\s`` (written inside a character class) as HTML's white space: tab, LF, FF, CR and space.
+    A vertical tab is white space to ``re`` but not to the HTML tokenizer (nor libxml2's): ``</script\v>`` ends no
+    script for the spider's parser (a ``<!--`` after it hides nothing there), and ``<meta name="x"\vcontent="0">``
+    has no ``content`` attribute there."""
+    return pattern.replace(rb"\s", rb"\t\n\f\r ")
+
+
 #: a tag's attributes, read as the HTML tokenizer reads them (a quoted value runs to its quote, an unclosed quote to
 #: the end), and the ``>`` that closes it: a ``<!--`` or a ``<script>`` in an attribute value opens nothing
-_ATTRS = (rb"""(?:[\s/]*+[^\s/>][^\s/>=]*+(?:\s*+=\s*+(?:"[^"]*+(?:"|\Z)|'[^']*+(?:'|\Z)|[^\s>]*+))?)*+"""
-          rb"[\s/]*+>?")
+_ATTR_LIST = _html(rb"""(?:[\s/]*+[^\s/>][^\s/>=]*+(?:[\s]*+=[\s]*+(?:"[^"]*+(?:"|\Z)|'[^']*+(?:'|\Z)|[^\s>]*+))?)*+""")
+_ATTRS = _ATTR_LIST + _html(rb"[\s/]*+>?")
+#: a raw-text element's start tag closed by ``/>`` (not a ``/`` ending an unquoted value): libxml2, the parser of
+#: Scrapy's selectors, takes ``<script/>``, ``<style x="y" />``, ``<title/>`` for empty elements, as it does any
+#: ``<x/>``, and reads the markup after it as markup (the HTML tokenizer would read it as the element's text)
+_SELF_CLOSED = (rb"<(?:style|title|textarea|xmp|iframe|noembed|noframes|script|plaintext)(?=[\t\n\f\r />])"
+                + _ATTR_LIST + _html(rb"[\s/]++(?<=/)>"))
 #: elements whose content is text up to their end tag (``</style`` followed by a space, ``/`` or ``>``), each
-#: written out (no group and no back-reference: ``re`` cannot repeat those possessively); and a ``<script>`` with
-#: no ``<!--`` in it (one with one is read by :func:`_script_end`)
-_RAW = rb"|".join([
+#: written out (no group and no back-reference: ``re`` cannot repeat those possessively); a ``<script>`` with
+#: no ``<!--`` in it (one with one is read by :func:`_script_end`); and ``<plaintext>``, whose content is text to
+#: the end of the document (a ``<meta name="tdm-reservation" content="0">`` after it lifts nothing)
+_RAW = _html(rb"|".join([
     *(rb"<" + name + rb"(?=[\s/>])" + _ATTRS + rb".*?(?:</" + name + rb"(?=[\s/>])" + _ATTRS + rb"|\Z)"
       for name in (b"style", b"title", b"textarea", b"xmp", b"iframe", b"noembed", b"noframes")),
     rb"<script(?=[\s/>])" + _ATTRS + rb"(?:[^<]++|<(?!!--|/script[\s/>]))*+(?:</script(?=[\s/>])" + _ATTRS
-    + rb"|\Z)"])
+    + rb"|\Z)", rb"<plaintext(?=[\s/>]).*"]))
 #: what the scan passes over, in one match in C, as the HTML tokenizer does (WHATWG §13.2.5; libxml2 2.14, the
 #: parser of Scrapy's selectors, tokenizes so): text; a ``<`` that opens no tag; a comment (``<!-->`` and
 #: ``<!--->`` close at once, ``--!>`` closes too); a bogus comment (``<!x``, ``<![CDATA[``, ``<!DOCTYPE``, ``<?x``,
 #: ``</`` and no letter) to the first ``>``; a raw-text element to its end tag; any other start or end tag with its
 #: attributes. It stops at a ``<meta``, ``<link`` or ``<body`` start tag, or at the end.
-_PASS = re.compile(
+_PASS = re.compile(_html(
     rb"(?:[^<]++|<(?![a-z!/?])|<!--(?:-?>|.*?(?:--!?>|\Z))|<![^>]*+>?|<\?[^>]*+>?|</(?![a-z])[^>]*+>?"
-    rb"|" + _RAW + rb"|</[a-z][^\s/>]*+" + _ATTRS + rb"|<(?!(?:meta|link|body|script)[\s/>])[a-z][^\s/>]*+" + _ATTRS
-    + rb")*+", re.DOTALL)
+    rb"|" + _SELF_CLOSED + rb"|" + _RAW + rb"|</[a-z][^\s/>]*+" + _ATTRS
+    + rb"|<(?!(?:meta|link|body|script)[\s/>])[a-z][^\s/>]*+" + _ATTRS
+    + rb")*+"), re.DOTALL)
 #: where :data:`_PASS` stops: ``<body`` (1), a ``<meta``/``<link`` (2), a ``<script>`` holding a ``<!--`` (3)
-_STOP = re.compile(rb"<(?:(body)|(meta|link)|(script))[\s/>]")
+_STOP = re.compile(_html(rb"<(?:(body)|(meta|link)|(script))[\s/>]"))
 #: what moves a script's content between the tokenizer's script data states (WHATWG §13.2.5.15-.32)
-_SCRIPT_STATES = re.compile(rb"<!---*>|<!--|-->|<script(?=[\s/>])|</script(?=[\s/>])")
+_SCRIPT_STATES = re.compile(_html(rb"<!---*>|<!--|-->|<script(?=[\s/>])|</script(?=[\s/>])"))
 #: a tag's attributes and its ``>``, after its name
 _AFTER_NAME = re.compile(_ATTRS)
 #: one attribute; an unclosed quote runs to the end, as in HTML (and keeps the scan linear)
-_ATTR = re.compile(rb"""[\s/]*([^\s/>][^\s/>=]*)(?:\s*=\s*(?:"([^"]*)(?:"|\Z)|'([^']*)(?:'|\Z)|([^\s>]*)))?""")
+_ATTR = re.compile(_html(rb"""[\s/]*([^\s/>][^\s/>=]*)(?:[\s]*=[\s]*(?:"([^"]*)(?:"|\Z)|'([^']*)(?:'|\Z)"""
+                         rb"""|([^\s>]*)))?"""))
 #: a ``<meta`` anywhere, in any case: the one search (in C, no copy) a page's body costs when it holds none
 _ANY_META = re.compile(rb"<meta[\s/>]", re.IGNORECASE)
 
@@ -152,7 +169,8 @@ def _body_metas(part: bytes, codec: str) -> tuple[HeadTag, ...]:
 
 def _parsed_metas(doc: bytes, codec: str) -> tuple[HeadTag, ...]:
     """Every ``<meta>`` of ``doc`` as lxml's HTML parser reads it: the parser Scrapy's selectors use (``huge_tree``
-    as they set it), so a tag the spider's ``.css("meta")`` finds is found here."""
+    as they set it), so a tag the spider's ``.css("meta")`` finds is found here; the whole document's, as a
+    spider's ``.xpath("//meta")`` reads it (libxml2 puts markup after ``</html>`` in a second root element)."""
     import lxml.etree
 
     text = doc.decode(codec, "replace").encode("utf-8", "surrogatepass")
@@ -163,7 +181,8 @@ def _parsed_metas(doc: bytes, codec: str) -> tuple[HeadTag, ...]:
     if root is None:
         return ()
     out = []
-    for element in root.iter("meta"):
+    elements: list[Any] = root.xpath("//meta")  # type: ignore[assignment]  # the document's: a second root too
+    for element in elements:
         attrs = {str(k).lower(): str(v) for k, v in element.attrib.items()}
         raw = lxml.etree.tostring(element, encoding="unicode", with_tail=False)[:RAW_BYTES]
         out.append(HeadTag("meta", MappingProxyType(attrs), raw))

@@ -139,7 +139,7 @@ TRICKY = ['<meta name="robots" content="noindex">', "<!--", "-->", "<script>", "
           "<svg>", "</svg>", "<noscript>", "</noscript>", '"', "'", "<div class='", ">", "<template>", "</template>",
           "<iframe>", "</iframe>", "<plaintext>", "<![CDATA[", "]]>", "<?", "<!-->", "<!--->", "--!>", "</ ", "<!x>",
           '<div title="<!--">', "<div title='<script>'>", "</>", "<META NAME=robots content=noindex>", "<xmp>",
-          "</xmp>"]
+          "</xmp>", "<script/>", "<title x=y />", "</script\v>", "</style\v>", "<script x=a/>", "</html>"]
 
 
 @settings(max_examples=400, deadline=None)

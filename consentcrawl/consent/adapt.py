@@ -11,8 +11,9 @@ adapters ask every store through this one wrapper, which also holds the rules ev
   (``error.store-unavailable``), and it changes the version: a store that fails without saying so still makes
   every remembered decision that used its records stale;
 - a store without a ``version`` gets one that changes every time it is read: nothing it answered is reused;
-- a ``version`` whose type is not hashable (a dict, a list, a set) is copied as it is read: a store that changes
-  it in place would otherwise hand out one object that always compares equal to itself;
+- a ``version`` that is not a plain value (a dict, a list, a set, a tuple holding one, an object of the store's
+  own class) is copied as it is read: a store that changes it in place would otherwise hand out one object that
+  always compares equal to itself;
 - a store whose ``version`` raises cannot say whether its answers changed: the read gets a version equal to
   nothing, and every lookup fails (``StoreUnavailable``, with the cause) until the version reads again, so a
   decision that needs a person's records denies and is recorded like one whose lookup failed.
@@ -46,10 +47,10 @@ _unversioned = itertools.count(1)
 
 
 class _Copied:
-    """A copy of a version whose type is not hashable, taken when it was read: a store that keeps its version in a
-    dict (a change-feed consumer's offsets, say) and advances it in place hands out the same object every time,
-    which would compare equal to the version a remembered decision was made at, whatever changed since. Copies
-    compare by what they held."""
+    """A copy of a version that is not a plain value (:func:`_value`), taken when it was read: a store that keeps
+    its version in a dict (a change-feed consumer's offsets, say) and advances it in place hands out the same
+    object every time, which would compare equal to the version a remembered decision was made at, whatever
+    changed since. Copies compare by what they held (an object compared by identity: never equal)."""
 
     __slots__ = ("value",)
 
@@ -64,6 +65,23 @@ class _Copied:
 
     def __repr__(self) -> str:
         return f"<version {self.value!r}>"
+
+
+#: the types whose instances cannot change once made and compare by what they hold
+_VALUES = frozenset({int, float, complex, str, bytes, bool, type(None)})
+
+
+def _value(version: object) -> bool:
+    """Whether ``version`` is a value that cannot change in place: a number, a string, bytes, None, or a tuple or
+    frozenset of those. A tuple holding a list (``(epoch, offsets)``) is hashable by type and yet changes when its
+    list does; an object of a class of the store's compares by identity unless it says otherwise, and advanced in
+    place it stays equal to itself. Anything else is copied as it is read (:class:`_Copied`)."""
+    kind = type(version)
+    if kind in _VALUES:
+        return True
+    if kind is tuple or kind is frozenset:
+        return all(_value(v) for v in version)  # type: ignore[attr-defined]
+    return False
 
 
 class AsyncStore:
@@ -86,7 +104,7 @@ class AsyncStore:
             return ("unversioned", next(_unversioned))  # never equal to an earlier read
         try:
             version = self.store.version
-            if type(version).__hash__ is None:  # a dict, a list, a set: changed in place, it is the same object
+            if not _value(version):  # a dict, a list, an object: changed in place, it is the same object
                 version = _Copied(copy.deepcopy(version))
         except Exception as exc:  # noqa: BLE001 - whether its answers changed is unknown: nothing it says is used
             self._failures += 1

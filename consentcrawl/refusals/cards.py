@@ -31,6 +31,7 @@ Microformats1 is read as microformats2 parsers read it for backward compatibilit
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any, NamedTuple
 from urllib.parse import urljoin
@@ -65,6 +66,8 @@ _MF1_FIELDS = {"fn": "p-name", "nickname": "p-nickname", "note": "p-note", "n": 
                "geo": "p-geo"}
 _MF1_URLS = {"url": "u-url", "uid": "u-uid"}
 
+#: the white space that separates classes for XPath's ``normalize-space`` (the spider's selectors)
+_CLASS_SPACE = re.compile(r"[ \t\r\n]+")
 #: elements whose class attribute mentions a card (the class list is checked in Python: a cheap C pre-filter)
 _MAYBE_CARDS = lxml.etree.XPath('//*[contains(@class, "h-card") or contains(@class, "vcard")]')
 
@@ -106,8 +109,13 @@ def text_of(element: Any) -> str:
 
 
 def _classes(e: Any) -> list[str]:
+    """An element's classes as the spider's ``.css(".h-card")`` tells them apart: split at XPath's white space
+    (``normalize-space``: space, tab, CR, LF). ``str.split()`` splits at any Unicode space too, so
+    ``class="h-card&nbsp;"`` (a no-break space after the class) was a card here and no card to the spider (nor
+    to a microformats parser): naming the page, it hid the page's one real card and its refusal."""
     value = e.get("class") if isinstance(e.tag, str) else None
-    return value.split() if value else []
+    value = value.strip(" \t\r\n") if value else ""
+    return _CLASS_SPACE.split(value) if value else []
 
 
 def _kind(classes: list[str]) -> str | None:
@@ -147,8 +155,8 @@ def _props(card: Any, kind: str) -> Iterator[tuple[str, Any]]:
         classes = _classes(e)
         if classes:
             if _is_root(classes):
-                if _same_card(classes):  # its fields are the card's; its URL is not (it names no other page)
-                    yield from ((c, f) for c, f in _props(e, _kind(classes) or kind) if c not in ("u-url", "u-uid"))
+                if _same_card(classes):  # its fields are the card's; its URL only where it names the page
+                    yield from ((_INNER_URLS.get(c, c), f) for c, f in _props(e, _kind(classes) or kind))
                 continue  # a nested microformat (``p-author h-card``) is another person's or another thing's
             read = False
             for c in classes:
@@ -186,13 +194,23 @@ def _names_page(card_url: str, page_url: str, case_sensitive: bool = False) -> b
     return have == want and not (case_sensitive and card.path != page.path)
 
 
+#: the URL of a card written again inside the card (:func:`_same_card`), as :func:`_props` yields it
+_INNER_URLS = {"u-url": "inner-u-url", "u-uid": "inner-u-uid", "inner-u-url": "inner-u-url",
+               "inner-u-uid": "inner-u-uid"}
+
+
 def _card_urls(props: list[tuple[str, Any]], base: str) -> list[str]:
+    """The card's URLs; a card written again inside it adds its URL when it names the page (``base``): the card
+    names the page then, and is the person's beside another naming it (``.css(".h-card .p-note")`` reads both),
+    while a URL of another page there makes the card no one else's."""
     urls = []
     for cls, e in props:
-        if cls in ("u-url", "u-uid"):
+        if cls in ("u-url", "u-uid", "inner-u-url", "inner-u-uid"):
             value = e.get("href") or e.get("src") or e.get("value") or text_of(e)
             if value:
-                urls.append(urljoin(base, value.strip()))
+                url = urljoin(base, value.strip())
+                if not cls.startswith("inner-") or _names_page(url, base) is not None:
+                    urls.append(url)
     return urls
 
 

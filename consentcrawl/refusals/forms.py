@@ -131,7 +131,8 @@ def html_profile(body: bytes | str, url: str, token: str, encoding: str,
                 found += _found_in(f"{which} {cls}", text_of(e), token)
     # an og:type profile page's og:title and og:description are its person's too, card or not: the server fills
     # them with the display name and the bio (a post's page says og:type article: its description is the post)
-    metas = list(doc.iter("meta"))
+    # the document's, as a spider's ``.xpath("//meta")``: libxml2 puts markup after ``</html>`` in a second root
+    metas = list(doc.xpath("//meta"))
     profile = any((m.get("property") or "").strip().lower() == "og:type"
                   and (m.get("content") or "").strip().lower() == "profile" for m in metas)
     if profile:
