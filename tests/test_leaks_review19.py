@@ -1,0 +1,89 @@
+"""An attacker's review of review17's and review18's fixes and what they left: line filters that fail closed, a cut
+``tdmrep.json`` that is unavailable, an actor link after ``</html>``."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+import scrapy
+from scrapy.downloadermiddlewares.retry import get_retry_request
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl.downloadlines import DownloadLines
+from consentcrawl.linecheck import UNCHECKED
+from consentcrawl_demo.server import LocalServer
+from tests.lenient import HOST, LenientPeople, crawl, make_spider, people_settings
+from tests.test_person_lines import _DENIED, _loud
+
+BASE = f"http://{HOST}"
+
+
+class Unsayable:
+    """A value whose text cannot be had (a project's request class, or any argument whose ``__str__`` raises): the
+    check of a line that holds it raises, and its exception's message names the page."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __str__(self) -> str:
+        raise ValueError(f"cannot say {self.url}")
+
+
+class UnsayableRequest(scrapy.Request):
+    def __str__(self) -> str:
+        raise ValueError(f"cannot say {self.url}")
+
+
+class GivesUp:
+    """Report mode lets 107's page through; on each page the callback gives up retrying a request whose text cannot
+    be had, once on the retry middleware's logger and once on its own, and logs a value that cannot be said."""
+
+    seen: list[str]
+
+    async def start(self) -> Any:
+        for person in ("101", "107"):
+            yield scrapy.Request(f"{BASE}/u/{person}", callback=self.profile)
+
+    def profile(self, response: Any) -> None:
+        for logger in (None, self.logger):
+            kwargs = {"logger": logger} if logger is not None else {}
+            get_retry_request(UnsayableRequest(response.url), spider=self, reason="503 Service Unavailable",
+                              max_retry_times=0, **kwargs)
+        self.logger.warning("stored %s", Unsayable(response.url))
+        self.seen.append(response.url)
+
+
+@deferred_f_from_coro_f
+async def test_a_line_whose_check_raises_is_written_unchecked_not_raised_into_the_code_that_logged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    app = LenientPeople()
+    settings = people_settings(tmp_path, CONSENTCRAWL_MODE="report")
+    with LocalServer(app) as server, caplog.at_level(logging.INFO):
+        result = await crawl(make_spider("ADDONS", GivesUp), settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert "107" in app.people_served(), app.describe()  # report mode sent it
+    assert sorted(result.seen) == [f"{BASE}/u/101", f"{BASE}/u/107"], "no log call raised into the callback"
+    loud = _loud(caplog)
+    assert [line for line in loud if _DENIED.search(line) or "cannot say" in line] == []
+    unchecked = [(r.name, r.levelno) for r in caplog.records if r.getMessage() == UNCHECKED]
+    for name, level in (("scrapy.downloadermiddlewares.retry", logging.ERROR), ("givesup", logging.ERROR),
+                        ("givesup", logging.WARNING)):
+        assert unchecked.count((name, level)) == 2, (name, level, unchecked)  # 101's and 107's
+
+
+def test_a_held_download_line_whose_text_cannot_be_had_is_written_unchecked(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """``DownloadLines`` reads a handler's line to know whether it names a request in flight."""
+    name = "scrapy.core.downloader.handlers.http11"
+    lines = DownloadLines()
+    logger = logging.getLogger(name)
+    logger.addFilter(lines)
+    lines.sending(scrapy.Request(f"{BASE}/u/107"))
+    try:
+        with caplog.at_level(logging.INFO, logger=name):
+            logger.warning("Got data loss in %s", Unsayable(f"{BASE}/u/107"))
+    finally:
+        logger.removeFilter(lines)
+    assert [(r.levelno, r.getMessage()) for r in caplog.records] == [(logging.WARNING, UNCHECKED)]
