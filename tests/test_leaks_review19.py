@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +17,13 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.downloadlines import DownloadLines
 from consentcrawl.linecheck import UNCHECKED
-from consentcrawl_demo.server import LocalServer
-from tests.lenient import HOST, LenientPeople, crawl, make_spider, people_settings
+from consentcrawl.signals.fetch import MAX_BYTES
+from consentcrawl.signals.fetch import from_response as signal_from_response
+from consentcrawl.signals.tdmrep import site_tdmrep
+from consentcrawl_demo.server import LocalServer, Response
+from tests import lenient
+from tests.lenient import HOST, LenientPeople, ListLogic, crawl, make_spider, people_settings
+from tests.test_leaks_pagereads2 import CompressedFilesPeople, compress
 from tests.test_person_lines import _DENIED, _loud
 
 BASE = f"http://{HOST}"
@@ -87,3 +95,45 @@ def test_a_held_download_line_whose_text_cannot_be_had_is_written_unchecked(
     finally:
         logger.removeFilter(lines)
     assert [(r.levelno, r.getMessage()) for r in caplog.records] == [(logging.WARNING, UNCHECKED)]
+
+
+# -- a tdmrep.json longer than what is read ------------------------------------------------------------------------
+
+#: a tdmrep.json that reserves the about page, then goes on past 512 KiB: its first 512 KiB are no JSON array
+LONG_TDMREP = json.dumps([{"location": "/about", "tdm-reservation": 1}]
+                         + [{"location": f"/archive/{n}/" + "x" * 200, "tdm-reservation": 0}
+                            for n in range(3000)]).encode()
+
+
+@dataclass
+class LongTdmRepPeople(CompressedFilesPeople):
+    """The people site, whose tdmrep.json is :data:`LONG_TDMREP`, sent as gzip bytes with no ``Content-Encoding``."""
+
+    def __call__(self, request: Any, headers: dict[str, str]) -> Response | None:
+        if request.path == self.file:
+            self.served.append(lenient.Served(request.time, request.host, request.target, request.path, "",
+                                              "signal", None, 200))
+            return Response(200, {"Content-Type": "application/octet-stream"}, compress(self.coding, LONG_TDMREP))
+        return super().__call__(request, headers)
+
+
+@deferred_f_from_coro_f
+async def test_a_tdmrep_json_cut_at_the_size_limit_is_unavailable_not_no_statement(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Its reservation of the about page was lost with the cut: the file read as not JSON, no statement (allow),
+    and the about page was fetched for search indexing and AI training."""
+    assert len(LONG_TDMREP) > MAX_BYTES
+    now = datetime(2026, 12, 2, tzinfo=timezone.utc)
+    plain = signal_from_response("tdmrep", f"{BASE}/.well-known/tdmrep.json", 200, LONG_TDMREP, now)
+    result = site_tdmrep(plain, f"{BASE}/about")
+    assert result.unavailable and "longer than" in result.unavailable, result
+    whole = signal_from_response("tdmrep", f"{BASE}/.well-known/tdmrep.json", 200, LONG_TDMREP[:MAX_BYTES], now)
+    assert not site_tdmrep(whole, f"{BASE}/about").unavailable, "the control: a file that is not cut"
+    app = LongTdmRepPeople()
+    with LocalServer(app) as server:
+        crawled = await crawl(make_spider("ConsentSpider", ListLogic), people_settings(tmp_path), proxy=server.proxy,
+                              monkeypatch=monkeypatch, urls=[f"{BASE}/about"], follow_links=False)
+    assert [s for s in app.served if s.path == "/.well-known/tdmrep.json"], app.describe()
+    assert not [s for s in app.served if s.path == "/about"], f"a reserved page was fetched\n{app.describe()}"
+    assert {e.get("reason") for e in crawled.audit_for("/about")} == {"terms.signal-unavailable.tdmrep"}, \
+        crawled.denies()
