@@ -137,3 +137,19 @@ async def test_a_tdmrep_json_cut_at_the_size_limit_is_unavailable_not_no_stateme
     assert not [s for s in app.served if s.path == "/about"], f"a reserved page was fetched\n{app.describe()}"
     assert {e.get("reason") for e in crawled.audit_for("/about")} == {"terms.signal-unavailable.tdmrep"}, \
         crawled.denies()
+
+
+def test_a_profiles_actor_link_after_its_html_end_tag_is_read() -> None:
+    """libxml2 puts markup after ``</html>`` in a second root, where a spider's ``.xpath("//link")`` reads it and
+    the root's ``.iter("link")`` did not: the actor (whose ``discoverable: false`` or bio's #nobot refuses) was not
+    read for the profile page."""
+    from scrapy.http import HtmlResponse
+
+    from consentcrawl.refusals.forms import html_profile
+
+    url = "https://social.example/@alice"
+    page = (b'<html><head><meta property="og:type" content="profile"></head><body><p>hi</p></body></html>'
+            b'<link rel="alternate" type="application/activity+json" href="/users/alice">')
+    spider = HtmlResponse(url, body=page)
+    assert spider.xpath("//link[@rel='alternate']/@href").get() == "/users/alice"
+    assert html_profile(page, url, "nobot", "utf-8")[1:] == (True, "https://social.example/users/alice")
