@@ -145,14 +145,11 @@ def html_profile(body: bytes | str, url: str, token: str, encoding: str,
     return found, False, None
 
 
-_LINKS = lxml.etree.XPath("//link")
-
-
 def _actor_link(doc: Any, url: str) -> str | None:
     """The first ``<link rel="alternate">`` to an ActivityPub document, as an absolute http(s) URL (Mastodon
     links a profile page to its actor so). Whose actor it is, the adapter checks against the page's person. Read
     document-wide, as a spider's ``.xpath("//link")``: libxml2 puts markup after ``</html>`` in a second root."""
-    for link in _LINKS(doc):
+    for link in doc.xpath("//link"):
         rels = (link.get("rel") or "").lower().split()
         href = (link.get("href") or "").strip()
         if "alternate" in rels and href and is_activitypub(link.get("type") or ""):
