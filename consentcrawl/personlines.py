@@ -63,8 +63,11 @@ PROJECT_ITEM_LINE = "a line written while the pipelines processed " + ITEM_STAND
 #: what stands for the traceback of a line about such an item
 ITEM_TRACEBACK = "(the traceback is at DEBUG: raised while the pipelines processed " + ITEM_STAND_IN + ")"
 _TRAILING = ".,;:)]}'\""
-#: a path written without scheme or host, as a page links it (``/u/107``, ``//host/u/107``): it begins a word
-_LINE_PATH = re.compile(r"(?<![^\s<>'\"(\[{=,;])//?[^\s<>/][^\s<>]*")
+#: a path written without scheme or host, as a page links it (``/u/107``, ``//host/u/107``, ``../u/107``,
+#: ``u/107``): it begins a word
+_LINE_PATH = re.compile(r"(?<![^\s<>'\"(\[{=,;])(?://?|(?:\.\.?/)+|[^\s<>'\"/]+/)[^\s<>/][^\s<>]*")
+#: what starts a path relative to the page (``./``, ``../``, ``/``), read from the host's root
+_RELATIVE = re.compile(r"^(?:\.\.?/|/)+")
 #: a traceback's frame line (``File "...", line 107, in parse``): its numbers are no one's id
 _FRAME = re.compile(r'^\s*File ".*", line \d+', re.MULTILINE)
 #: the top-level names of loggers that are not the project's (Scrapy's own are chosen one by one)
@@ -173,14 +176,16 @@ def scrubbed(runtime: ConsentRuntime, text: str, *, frames: bool = False) -> str
 
 
 def _paths_out(runtime: ConsentRuntime, text: str, frames: bool) -> str:
-    """``text`` without the paths written without their host (a relative link as the page has it, ``/u/107``, or
-    ``//host/u/107``) that name a person not allowed on any platform's host: a project logs the link it is about
-    to follow before its request is decided (the person is not among the denied yet)."""
+    """``text`` without the paths written without their host (a relative link as the page has it, ``/u/107``,
+    ``//host/u/107``, ``../u/107`` or ``u/107``, the last two read from the host's root) that name a person not
+    allowed on any platform's host: a project logs the link it is about to follow before its request is decided
+    (the person is not among the denied yet)."""
     hosts = [min(platform.domains) for platform in runtime.config.platforms.platforms.values() if platform.domains]
     lines = [line for line in text.split("\n") if not (frames and _FRAME.match(line))]
     for path in dict.fromkeys(found.rstrip(_TRAILING) for line in lines for found in _LINE_PATH.findall(line)):
+        rooted = "/" + _RELATIVE.sub("", path)  # the page it is relative to is not known: read from the root
         urls = [f"http:{path}"] if path.startswith("//") else [
-            f"http://{f'[{host}]' if ':' in host else host}{path}" for host in hosts]
+            f"http://{f'[{host}]' if ':' in host else host}{rooted}" for host in hosts]
         reason = next((found for found in map(functools.partial(url_reason, runtime), urls) if found), None)
         if reason is not None:
             stand = URL_STAND_IN.format(reason=reason)

@@ -47,7 +47,8 @@ class UnsayableRequest(scrapy.Request):
 
 class GivesUp:
     """Report mode lets 107's page through; on each page the callback gives up retrying a request whose text cannot
-    be had, once on the retry middleware's logger and once on its own, and logs a value that cannot be said."""
+    be had, once on the retry middleware's logger and once on its own, and logs a value that cannot be said; and
+    it logs links relative to the page (``u/115``, ``../u/108``) of people not decided yet, which were named."""
 
     seen: list[str]
 
@@ -61,6 +62,7 @@ class GivesUp:
             get_retry_request(UnsayableRequest(response.url), spider=self, reason="503 Service Unavailable",
                               max_retry_times=0, **kwargs)
         self.logger.warning("stored %s", Unsayable(response.url))
+        self.logger.info("following u/115 and ../u/108, then u/101")  # relative links, as a page writes them
         self.seen.append(response.url)
 
 
@@ -79,6 +81,8 @@ async def test_a_line_whose_check_raises_is_written_unchecked_not_raised_into_th
     for name, level in (("scrapy.downloadermiddlewares.retry", logging.ERROR), ("givesup", logging.ERROR),
                         ("givesup", logging.WARNING)):
         assert unchecked.count((name, level)) == 2, (name, level, unchecked)  # 101's and 107's
+    stand = "<a URL consentcrawl did not allow ("
+    assert [m for m in loud if m.startswith(f"INFO givesup: following {stand}") and m.endswith(", then u/101")]
 
 
 def test_a_held_download_line_whose_text_cannot_be_had_is_written_unchecked(
