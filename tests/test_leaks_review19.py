@@ -157,3 +157,20 @@ def test_a_profiles_actor_link_after_its_html_end_tag_is_read() -> None:
     spider = HtmlResponse(url, body=page)
     assert spider.xpath("//link[@rel='alternate']/@href").get() == "/users/alice"
     assert html_profile(page, url, "nobot", "utf-8")[1:] == (True, "https://social.example/users/alice")
+
+
+@pytest.mark.parametrize("page", [
+    b'<div class="h&#45;card"><a class="u-url" href="/u/alice">A</a><p class="p-note">Bio #nobot</p></div>',
+    b'<div class="v&#x63;ard"><p class="note">Bio #nobot</p></div>',
+    b'<meta property="og&colon;type" content="profile"><meta property="og:description" content="Bio #nobot">',
+    b'<meta property="OG:TYPE" content="profile"><meta property="og:description" content="Bio #nobot">',
+], ids=["decimal", "hex", "colon", "upper-case"])
+def test_a_card_or_og_type_written_with_character_references_is_read(page: bytes) -> None:
+    """The byte search that spares most pages a parse looked for ``h-card``, ``vcard`` and ``og:type`` as written:
+    ``class="h&#45;card"`` is a card to the spider's selectors (the parser reads the reference), and ``OG:TYPE`` an
+    og:type to the parse (read in any case), but the page was not parsed and its #nobot not read."""
+    from consentcrawl.refusals.forms import read_html_profile
+
+    url = "https://people.example/u/alice"
+    assert [f.form for f in read_html_profile(b"<html><body>" + page + b"</body></html>", url, "nobot")] == [
+        "hashtag.nobot"]

@@ -23,6 +23,7 @@ Hashtags are found in each field's text by :mod:`consentcrawl.refusals.hashtags`
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +80,27 @@ def _found_in(field: str, text: str, token: str) -> list[Found]:
 _PARSERS: dict[str, Any] = {}
 
 
+#: what marks a page worth parsing: a card's class, or og:type in any case (its value is read so)
+_MARKS = re.compile(rb"h-card|vcard|[oO][gG]:[tT][yY][pP][eE]")
+#: a character reference of an ASCII character, as the parser reads it (a numeric one, with or without its ``;``,
+#: and ``&colon;``): ``class="h&#45;card"`` is a card to the spider's selectors
+_ASCII_REFERENCE = re.compile(rb"&#(?:[xX]0*([0-9a-fA-F]{1,2})(?![0-9a-fA-F])|0*([0-9]{1,3})(?![0-9]));?|&colon;")
+
+
+def _marked(body: bytes) -> bool:
+    """Whether the page may hold a card or an og:type (what the parse reads), its character references read."""
+    if _MARKS.search(body) is not None:
+        return True
+    return b"&" in body and _MARKS.search(_ASCII_REFERENCE.sub(_referenced, body)) is not None
+
+
+def _referenced(found: re.Match[bytes]) -> bytes:
+    if found[0] == b"&colon;":
+        return b":"
+    code = int(found[1], 16) if found[1] else int(found[2])
+    return bytes([code]) if code < 128 else found[0]
+
+
 def _parse(body: bytes | str, encoding: str) -> Any:
     """The document's root element (lxml's C HTML parser, one parser per encoding, comments dropped).
 
@@ -111,12 +133,8 @@ def html_profile(body: bytes | str, url: str, token: str, encoding: str,
         body, encoding = body.decode(encoding, "replace").encode("utf-8", "surrogatepass"), "utf-8"
     # NULs dropped as parsel drops them: `class="h-c\0ard"` is a card to the spider's selectors, `#no\0bot` a tag
     body = without_nul(body) if isinstance(body, bytes) else body.replace("\x00", "")
-    if isinstance(body, bytes):
-        marked = b"h-card" in body or b"vcard" in body or b"og:type" in body
-    else:
-        marked = "h-card" in body or "vcard" in body or "og:type" in body
-    if not marked:  # no card and no og:type: nothing to parse (most pages; a byte search, no parse)
-        return [], False, None
+    if not _marked(body if isinstance(body, bytes) else body.encode("utf-8", "surrogatepass")):
+        return [], False, None  # no card and no og:type: nothing to parse (most pages; a byte search, no parse)
     if not body.strip():
         return [], False, None
     doc = _parse(body, encoding or "utf-8")
