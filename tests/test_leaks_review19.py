@@ -174,3 +174,20 @@ def test_a_card_or_og_type_written_with_character_references_is_read(page: bytes
     url = "https://people.example/u/alice"
     assert [f.form for f in read_html_profile(b"<html><body>" + page + b"</body></html>", url, "nobot")] == [
         "hashtag.nobot"]
+
+
+@pytest.mark.parametrize("query", [
+    "{ profile(where: {uid: 107}) { name } }", "{ profiles(uids: [107]) { name } }",
+    "query($u: Int = 107) { profile(uid: $u) { name } }", '{ profile(uid: """107""") { name } }',
+    '{ profile(uid: "\\u0031\\u0030\\u0037") { name } }'],
+    ids=["input-object", "list", "variable-default", "block-string", "escaped"])
+def test_a_graphql_query_naming_107_in_any_value_position_names_107(query: str) -> None:
+    """review17 read a GraphQL argument's own literal only: 107 in an input object, a list, a variable's default
+    (the server uses it when no variables are sent), a block string or a string of escapes reached the server
+    as a POST to a URL of no one."""
+    from consentcrawl.bodyreading import body_values
+
+    values = body_values(json.dumps({"query": query}).encode(), "", False)
+    assert values is not None and "107" in values, values
+    assert "10" not in (body_values(b'{"query": "{ profile(uid: 1) { posts(first: 5) { title } } }"}', "", False)
+                        or ()), "the control: only the query's values"
