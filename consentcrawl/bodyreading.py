@@ -37,9 +37,12 @@ __all__ = ["body_values", "with_body_values"]
 
 #: how deep a JSON body is walked (deeper values: the body cannot be read for sure)
 _MAX_DEPTH = 32
-#: an argument of a GraphQL field (``user(id: 104)``, ``user(login: "alice")``) and its literal value: quoted, or a
-#: bare number or enum (a ``$variable`` is read in the variables)
-_GRAPHQL_ARGUMENT = re.compile(r'[(,]\s*\w+\s*:\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,)"{}\[\]$]+))')
+#: the literal values of a GraphQL document: each string (a block string too) and number, wherever it stands (an
+#: argument, ``user(id: 104)``; an input object's or a list's, ``user(where: {id: 104})``, ``ids: [104]``; a
+#: variable's default, ``($u: Int = 104)``), and an argument's bare enum value (a ``$variable`` is read in the
+#: variables); strings and numbers are only ever values in a query
+_GRAPHQL_LITERAL = re.compile(r'"""(.*?)"""|"((?:[^"\\]|\\.)*)"|(?<![\w$.])(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(?![\w.])'
+                              r'|[(,]\s*\w+\s*:\s*([A-Za-z_]\w*)', re.DOTALL)
 
 
 def body_values(body: bytes, form: str, is_form: bool) -> tuple[str, ...] | None:
@@ -70,7 +73,7 @@ def _scalars(value: Any, depth: int) -> Iterator[str]:
         for key, item in value.items():
             yield from _scalars(item, depth + 1)
             if key == "query" and isinstance(item, str):  # a GraphQL document: its arguments' literal values
-                yield from (quoted or bare for quoted, bare in _GRAPHQL_ARGUMENT.findall(item))
+                yield from _graphql_values(item)
     elif isinstance(value, list):
         for item in value:
             yield from _scalars(item, depth + 1)
@@ -86,6 +89,18 @@ def _scalars(value: Any, depth: int) -> Iterator[str]:
         yield str(value)
         if isinstance(value, float) and value.is_integer():  # JavaScript's 107.0 and 1.07e2 are 107
             yield str(int(value))
+
+
+def _graphql_values(query: str) -> Iterator[str]:
+    """A GraphQL query's literal values (:data:`_GRAPHQL_LITERAL`), a quoted one also with its escapes read."""
+    for found in _GRAPHQL_LITERAL.finditer(query):
+        block, quoted, number, bare = found.groups()
+        yield next(value for value in (block, quoted, number, bare) if value is not None)
+        if quoted and "\\" in quoted:  # GraphQL's escapes are JSON's: "\u0031\u0030\u0037" is 107
+            try:
+                yield json.loads(f'"{quoted}"')
+            except ValueError:
+                pass
 
 
 def with_body_values(platform: Platform, values: tuple[str, ...] | None,

@@ -22,6 +22,7 @@ lines.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from scrapy import signals
 
 from .decision import not_allowed_reason
+from .linecheck import UNCHECKED, CheckedLines
 from .scrapylines import DOWNLOAD_HANDLER_LOGGERS
 
 if TYPE_CHECKING:
@@ -85,7 +87,7 @@ class _Held:
     reasons: list[str] = field(default_factory=list)
 
 
-class DownloadLines(logging.Filter):
+class DownloadLines(CheckedLines):
     """Holds the download handlers' lines about the pages being sent until each page is decided (module doc)."""
 
     def __init__(self) -> None:
@@ -144,7 +146,7 @@ class DownloadLines(logging.Filter):
             self._held.remove(line)
             self._write(line, line.reasons[0] if line.reasons else None)
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def check(self, record: logging.LogRecord) -> bool:
         if getattr(record, _RELEASED, False) or not self._sending or record.levelno <= logging.DEBUG:
             return True
         message = record.getMessage()
@@ -162,11 +164,15 @@ class DownloadLines(logging.Filter):
         if reason is None:
             logger.handle(record)
             return
-        message = record.getMessage()
-        for url in sorted(line.names, key=len, reverse=True):  # a longer URL first: a shorter one may start it
-            message = line.names[url].sub(stand_in(reason).replace("\\", "\\\\"), message)
+        try:
+            message = record.getMessage()
+            for url in sorted(line.names, key=len, reverse=True):  # a longer URL first: a shorter one may start it
+                message = line.names[url].sub(stand_in(reason).replace("\\", "\\\\"), message)
+        except Exception:  # noqa: BLE001 - written as decided, in the response phase: it must not raise there
+            message = UNCHECKED
         clean = logging.makeLogRecord({**record.__dict__, "args": None, "exc_info": None, "exc_text": None,
                                        "msg": message, _RELEASED: True})
         record.levelno, record.levelname = logging.DEBUG, "DEBUG"
-        logger.handle(record)
+        with contextlib.suppress(Exception):  # a handler that cannot write the line as logged loses only that
+            logger.handle(record)
         logger.handle(clean)

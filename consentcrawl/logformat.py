@@ -36,6 +36,7 @@ from scrapy.utils.misc import build_from_crawler
 from ._scrapy_internals import PARSE_LOGGER, parse_command_url
 from .downloadlines import UNREAD
 from .errors import ConfigError
+from .linecheck import CheckedLines, to_debug
 from .personlines import PersonLines
 from .requestlines import RequestLines
 from .runtime import refuse_to_start
@@ -61,8 +62,6 @@ UNREAD_DOWNLOAD = ("Error downloading a person's page consentcrawl did not read 
                    "log): %(error)s, its message and traceback at DEBUG")
 #: ``scrapy parse``'s last line for a URL consentcrawl refused (the URL typed is at DEBUG and in the audit log)
 PARSE_REFUSED = "No response downloaded: the request was refused (%(reason)s; its URL is in the audit log)"
-#: marks the DEBUG copy of the line, written through the same logger
-_COPY = "_consentcrawl_copy"
 #: Scrapy's own line for it, with the sanitized failure, at DEBUG: the original is the DEBUG line before it
 REFUSED_SANITIZED = ("Spider error processing a request consentcrawl refused (%(reason)s): sent to spider_error "
                      "handlers as %(error)s without its message or values")
@@ -132,7 +131,7 @@ class ConsentLogFormatter:
         return getattr(self.inner, name)
 
 
-class ParseCommandLine(logging.Filter):
+class ParseCommandLine(CheckedLines):
     """On ``scrapy parse``'s logger: its ``No response downloaded for: <url>`` line for the request it started with,
     when that request was refused (or never decided), names the reason code, not the URL; the line as Scrapy wrote
     it goes to DEBUG. The line is logged after the crawl, so the filter stays on the logger for the command's run."""
@@ -146,14 +145,13 @@ class ParseCommandLine(logging.Filter):
     def install(cls, crawler: Crawler, request: Request) -> None:
         logging.getLogger(PARSE_LOGGER).addFilter(cls(crawler, request))
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def check(self, record: logging.LogRecord) -> bool:
         url = parse_command_url(record)
-        if url is None or url != self.request.url or getattr(record, _COPY, False):
+        if url is None or url != self.request.url:
             return True
         reason = not_allowed(self.crawler, self.request, url)
         if reason is None:
             return True
-        logging.getLogger(record.name).handle(logging.makeLogRecord(
-            {**record.__dict__, "levelno": logging.DEBUG, "levelname": "DEBUG", _COPY: True}))
+        to_debug(record)
         record.msg, record.args = PARSE_REFUSED, {"reason": reason}
         return True

@@ -44,6 +44,7 @@ from scrapy import signals
 
 from .deniedpeople import ID_STAND_IN, item_line_reason, item_reason, url_reason
 from .heldlocks import crawl_alive
+from .linecheck import CheckedLines, to_debug
 from .requestlines import RequestLines
 from .runtime import get_runtime, is_checked_url
 from .scrapylines import LINE_URL, PERSON_LINE_LOGGERS, is_retry_line
@@ -61,14 +62,12 @@ ITEM_STAND_IN = "an item consentcrawl did not allow ({reason}; its data at DEBUG
 PROJECT_ITEM_LINE = "a line written while the pipelines processed " + ITEM_STAND_IN
 #: what stands for the traceback of a line about such an item
 ITEM_TRACEBACK = "(the traceback is at DEBUG: raised while the pipelines processed " + ITEM_STAND_IN + ")"
-#: a line whose check failed (a bug, or a URL that cannot be read): it may name anyone
-UNCHECKED = "a line consentcrawl could not check for the people it names; at DEBUG"
-#: marks the DEBUG copy of a line, written through the same logger (it meets the filters again); shared with
-#: the other line filters, so that none rewrites another's copy
-_COPY = "_consentcrawl_copy"
 _TRAILING = ".,;:)]}'\""
-#: a path written without scheme or host, as a page links it (``/u/107``, ``//host/u/107``): it begins a word
-_LINE_PATH = re.compile(r"(?<![^\s<>'\"(\[{=,;])//?[^\s<>/][^\s<>]*")
+#: a path written without scheme or host, as a page links it (``/u/107``, ``//host/u/107``, ``../u/107``,
+#: ``u/107``): it begins a word
+_LINE_PATH = re.compile(r"(?<![^\s<>'\"(\[{=,;])(?://?|(?:\.\.?/)+|[^\s<>'\"/]+/)[^\s<>/][^\s<>]*")
+#: what starts a path relative to the page (``./``, ``../``, ``/``), read from the host's root
+_RELATIVE = re.compile(r"^(?:\.\.?/|/)+")
 #: a traceback's frame line (``File "...", line 107, in parse``): its numbers are no one's id
 _FRAME = re.compile(r'^\s*File ".*", line \d+', re.MULTILINE)
 #: the top-level names of loggers that are not the project's (Scrapy's own are chosen one by one)
@@ -78,7 +77,7 @@ _NOT_THE_PROJECTS = frozenset({"scrapy", "twisted", "consentcrawl", "asyncio", "
 ROOT_LOGGER = "root"
 
 
-class PersonLines(logging.Filter):
+class PersonLines(CheckedLines):
     """On the loggers whose lines name people as text, for one crawl (module doc)."""
 
     def __init__(self, crawler: Crawler) -> None:
@@ -103,21 +102,18 @@ class PersonLines(logging.Filter):
         for name in self.loggers:
             logging.getLogger(name).removeFilter(self)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.INFO or getattr(record, _COPY, False) or not self.alive():
+    def check(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO or not self.alive():
             return True
         spider = getattr(record, "spider", None)
         if spider is not None and spider is not self.crawler.spider:
             return True  # another crawl's line, in the same process
         if is_retry_line(record):
-            return self.requests.filter(record)
+            return self.requests.check(record)
         runtime = get_runtime(self.crawler)
         if runtime is None:
             return True
-        try:
-            self._check(runtime, record)
-        except Exception:  # noqa: BLE001 - a line that could not be checked is not written at its level
-            self._rewrite(record, UNCHECKED, None)
+        self._check(runtime, record)
         return True
 
     def _check(self, runtime: ConsentRuntime, record: logging.LogRecord) -> None:
@@ -139,8 +135,7 @@ class PersonLines(logging.Filter):
             self._rewrite(record, message, error)
 
     def _rewrite(self, record: logging.LogRecord, message: str, error: str | None) -> None:
-        logging.getLogger(record.name).handle(logging.makeLogRecord(
-            {**record.__dict__, "levelno": logging.DEBUG, "levelname": "DEBUG", _COPY: True}))
+        to_debug(record)
         record.msg, record.args, record.exc_info, record.exc_text = message, None, None, error
 
 
@@ -181,14 +176,16 @@ def scrubbed(runtime: ConsentRuntime, text: str, *, frames: bool = False) -> str
 
 
 def _paths_out(runtime: ConsentRuntime, text: str, frames: bool) -> str:
-    """``text`` without the paths written without their host (a relative link as the page has it, ``/u/107``, or
-    ``//host/u/107``) that name a person not allowed on any platform's host: a project logs the link it is about
-    to follow before its request is decided (the person is not among the denied yet)."""
+    """``text`` without the paths written without their host (a relative link as the page has it, ``/u/107``,
+    ``//host/u/107``, ``../u/107`` or ``u/107``, the last two read from the host's root) that name a person not
+    allowed on any platform's host: a project logs the link it is about to follow before its request is decided
+    (the person is not among the denied yet)."""
     hosts = [min(platform.domains) for platform in runtime.config.platforms.platforms.values() if platform.domains]
     lines = [line for line in text.split("\n") if not (frames and _FRAME.match(line))]
     for path in dict.fromkeys(found.rstrip(_TRAILING) for line in lines for found in _LINE_PATH.findall(line)):
+        rooted = "/" + _RELATIVE.sub("", path)  # the page it is relative to is not known: read from the root
         urls = [f"http:{path}"] if path.startswith("//") else [
-            f"http://{f'[{host}]' if ':' in host else host}{path}" for host in hosts]
+            f"http://{f'[{host}]' if ':' in host else host}{rooted}" for host in hosts]
         reason = next((found for found in map(functools.partial(url_reason, runtime), urls) if found), None)
         if reason is not None:
             stand = URL_STAND_IN.format(reason=reason)

@@ -31,6 +31,7 @@ from scrapy import signals
 from .decision import not_allowed_reason
 from .downloadlines import UNREAD, UNREAD_PAGE, named_in, unread_reason
 from .heldlocks import crawl_alive
+from .linecheck import CheckedLines, to_debug
 from .runtime import get_runtime, is_checked_url
 from .scrapylines import (
     COMPRESSION_LINE_LOGGER,
@@ -50,8 +51,6 @@ if TYPE_CHECKING:
 NOT_ALLOWED = "a request consentcrawl did not allow ({reason}; its URL is in the audit log)"
 #: the loggers whose lines may be written as text, with no request among their arguments
 TEXT_LINE_LOGGERS = (MEDIA_LINE_LOGGER, COMPRESSION_LINE_LOGGER)
-#: marks the DEBUG copy of a line, written through the same logger (it meets the filter again)
-_COPY = "_consentcrawl_copy"
 #: a retry's reason that says nothing of the page: Scrapy's ``response_status_message`` (``503 Service Unavailable``)
 _STATUS = re.compile(r"\d{3}(?: [A-Za-z' -]{0,60})?")
 
@@ -66,7 +65,7 @@ def reason_text(reason: Any) -> str:
     return "its reason at DEBUG"
 
 
-class RequestLines(logging.Filter):
+class RequestLines(CheckedLines):
     """On the middlewares' loggers for one crawl: their lines about a request without an allow name no URL."""
 
     def __init__(self, crawler: Crawler) -> None:
@@ -89,8 +88,8 @@ class RequestLines(logging.Filter):
         for name in REQUEST_LINE_LOGGERS:
             logging.getLogger(name).removeFilter(self)
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno <= logging.DEBUG or getattr(record, _COPY, False) or not self.alive():
+    def check(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.DEBUG or not self.alive():
             return True
         spider = getattr(record, "spider", None)
         if spider is not None and spider is not self.crawler.spider:
@@ -140,8 +139,7 @@ class RequestLines(logging.Filter):
 
     def _rewrite(self, record: logging.LogRecord, message: str, *urls: str) -> None:
         """``record`` says ``message`` (``urls`` left out); the line as Scrapy wrote it goes to DEBUG first."""
-        logging.getLogger(record.name).handle(logging.makeLogRecord(
-            {**record.__dict__, "levelno": logging.DEBUG, "levelname": "DEBUG", _COPY: True}))
+        to_debug(record)
         for url in urls:
             message = message.replace(url, "<its URL>")
         record.msg, record.args, record.exc_info, record.exc_text = message, None, None, None

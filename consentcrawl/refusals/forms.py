@@ -23,6 +23,7 @@ Hashtags are found in each field's text by :mod:`consentcrawl.refusals.hashtags`
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +80,33 @@ def _found_in(field: str, text: str, token: str) -> list[Found]:
 _PARSERS: dict[str, Any] = {}
 
 
+#: the words that mark a page worth parsing: a card's class, or an og:type (read in any case, as the parse reads it)
+_MARKS = (b"h-card", b"vcard")
+_OG_TYPE = b"og:type"
+_OG_TYPE_ANY_CASE = re.compile(rb":(?<=[oO][gG]:)[tT][yY][pP][eE]")  # from its ":", which re finds fast
+#: a character reference of a letter, ``-`` or ``:`` (what those words are written with), as the parser reads it:
+#: numeric, with or without its ``;``, or ``&colon;``. ``class="h&#45;card"`` is a card to the spider's selectors
+_REFERENCE = re.compile(rb"&(?:#(?:[xX]0*(2[dD]|3[aA]|[4-7][0-9a-fA-F])(?![0-9a-fA-F])"
+                        rb"|0*(45|58|6[5-9]|[7-9][0-9]|1[01][0-9]|12[0-2])(?![0-9]));?|colon;)")
+
+
+def _marked(body: bytes) -> bool:
+    """Whether the page may hold a card or an og:type (what the parse reads), its character references read."""
+    if any(mark in body for mark in _MARKS) or _OG_TYPE in body:
+        return True
+    if b"&" in body and _REFERENCE.search(body) is not None:  # rare: text written as references
+        body = _REFERENCE.sub(_referenced, body)
+        if any(mark in body for mark in _MARKS):
+            return True
+    return _OG_TYPE_ANY_CASE.search(body) is not None
+
+
+def _referenced(found: re.Match[bytes]) -> bytes:
+    if found[0] == b"&colon;":
+        return b":"
+    return bytes([int(found[1], 16) if found[1] else int(found[2])])
+
+
 def _parse(body: bytes | str, encoding: str) -> Any:
     """The document's root element (lxml's C HTML parser, one parser per encoding, comments dropped).
 
@@ -111,12 +139,8 @@ def html_profile(body: bytes | str, url: str, token: str, encoding: str,
         body, encoding = body.decode(encoding, "replace").encode("utf-8", "surrogatepass"), "utf-8"
     # NULs dropped as parsel drops them: `class="h-c\0ard"` is a card to the spider's selectors, `#no\0bot` a tag
     body = without_nul(body) if isinstance(body, bytes) else body.replace("\x00", "")
-    if isinstance(body, bytes):
-        marked = b"h-card" in body or b"vcard" in body or b"og:type" in body
-    else:
-        marked = "h-card" in body or "vcard" in body or "og:type" in body
-    if not marked:  # no card and no og:type: nothing to parse (most pages; a byte search, no parse)
-        return [], False, None
+    if not _marked(body if isinstance(body, bytes) else body.encode("utf-8", "surrogatepass")):
+        return [], False, None  # no card and no og:type: nothing to parse (most pages; a byte search, no parse)
     if not body.strip():
         return [], False, None
     doc = _parse(body, encoding or "utf-8")
@@ -147,8 +171,9 @@ def html_profile(body: bytes | str, url: str, token: str, encoding: str,
 
 def _actor_link(doc: Any, url: str) -> str | None:
     """The first ``<link rel="alternate">`` to an ActivityPub document, as an absolute http(s) URL (Mastodon
-    links a profile page to its actor so). Whose actor it is, the adapter checks against the page's person."""
-    for link in doc.iter("link"):
+    links a profile page to its actor so). Whose actor it is, the adapter checks against the page's person. Read
+    document-wide, as a spider's ``.xpath("//link")``: libxml2 puts markup after ``</html>`` in a second root."""
+    for link in doc.xpath("//link"):
         rels = (link.get("rel") or "").lower().split()
         href = (link.get("href") or "").strip()
         if "alternate" in rels and href and is_activitypub(link.get("type") or ""):

@@ -49,6 +49,7 @@ class SignalFile:
     http_status: int | None = None
     cause: str = ""  #: why it is absent or unavailable, in words
     content_type: str | None = None
+    cut: bool = False  #: the body goes on past :data:`MAX_BYTES`: ``body`` is its start
 
     def fresh(self, now: datetime, ttl: timedelta = MAX_TTL) -> bool:
         """Whether this copy may still be used at ``now`` (``ttl`` is capped at :data:`MAX_TTL`)."""
@@ -61,6 +62,8 @@ class SignalFile:
             detail["cause"] = self.cause
         if self.status is SignalFileStatus.OK:
             detail["size"] = len(self.body)
+            if self.cut:
+                detail["cut"] = True
         return detail
 
 
@@ -69,7 +72,9 @@ def from_response(signal: str, url: str, http_status: int, body: bytes, fetched_
     """Classify a received response. Only a 2xx body is a statement: an error page is not. Its first
     :data:`MAX_BYTES` are the statement, gzip or zstd bytes sent without a ``Content-Encoding`` decompressed first
     as far as that (as robots.txt's are: read as they are, they would be no statement, allow); bytes that cannot
-    be decompressed make the signal unavailable."""
+    be decompressed make the signal unavailable. A longer file is marked ``cut``: a line-based file (``ai.txt``)
+    is read up to the cut, as robots.txt is, while a JSON one whose start does not parse is unavailable (its
+    reader's part: the statement is past the cut, not missing)."""
     if 200 <= http_status < 300:
         try:
             start = file_start(bytes(body), MAX_BYTES)
@@ -77,7 +82,7 @@ def from_response(signal: str, url: str, http_status: int, body: bytes, fetched_
             return unavailable(signal, url, fetched_at, f"a compressed body that cannot be read ({exc})",
                                http_status=http_status)
         return SignalFile(signal, url, SignalFileStatus.OK, fetched_at, start[:MAX_BYTES], http_status,
-                          content_type=content_type)
+                          content_type=content_type, cut=len(start) > MAX_BYTES)
     if 400 <= http_status < 500 and http_status != RATE_LIMITED:
         return SignalFile(signal, url, SignalFileStatus.ABSENT, fetched_at, http_status=http_status,
                           cause=f"HTTP {http_status}")

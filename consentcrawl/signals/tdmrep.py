@@ -32,7 +32,7 @@ from typing import Any
 from ..pagehead import head_tags
 from ._common import PagePath, PathPattern, header_lines, origin_of, url_path
 from .base import Finding, Level, SignalResult, SignalVerdict, Statement
-from .fetch import SignalFile, SignalFileStatus
+from .fetch import MAX_BYTES, SignalFile, SignalFileStatus
 from .odrl import distinct, policy_evidence, policy_url
 from .purposes import RESEARCH, TDM_PURPOSES, purposes_for
 
@@ -199,6 +199,10 @@ def site_tdmrep(file: SignalFile | None, url: str, *, research_exception: Resear
         return SignalResult(SIGNAL, Level.SITE, unavailable=file.cause or "unavailable", covers=TDM_PURPOSES,
                             source=file.url, fetched_at=file.fetched_at)
     parsed = parse_tdmrep_file(file.body)
+    if file.cut and not parsed.valid:  # a JSON array cut at the size limit never parses: the reservation is unread
+        return SignalResult(SIGNAL, Level.SITE, unavailable=f"tdmrep.json is longer than {MAX_BYTES} bytes and its "
+                            f"first {MAX_BYTES} are not a whole JSON array ({'; '.join(parsed.notes)})",
+                            covers=TDM_PURPOSES, source=file.url, fetched_at=file.fetched_at)
     entry = parsed.match(url)
     if entry is None or entry.reservation is None:
         notes = parsed.notes + ((f"entry {entry.index} matches: {entry.error}",) if entry and entry.error else ())
