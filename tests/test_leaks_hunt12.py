@@ -302,14 +302,21 @@ async def test_a_projects_own_item_processor_does_not_take_the_guard_out(
     never authorized, reached the processor and the feed (``item_scraped``). The crawl now refuses to start, with
     one CRITICAL line naming ``ITEM_PROCESSOR``, as for a pipeline put before the guard."""
     StraightThrough.seen = []
+    await assert_item_processor_refused(kind, f"{__name__}.StraightThrough", tmp_path, monkeypatch, caplog)
+    assert not [i for i in StraightThrough.seen if i.get("subject") == "107"], StraightThrough.seen
+
+
+async def assert_item_processor_refused(kind: str, processor: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        caplog: pytest.LogCaptureFixture) -> None:
+    """A crawl of the listing (its items name 101 and 107, who never authorized) with ``ITEM_PROCESSOR`` set to
+    ``processor`` refuses to start: no item of 107's and no page fetched, one CRITICAL line naming the setting."""
     feed = tmp_path / "items.jsonl"
-    settings = people_settings(tmp_path, ITEM_PROCESSOR=f"{__name__}.StraightThrough",
-                               FEEDS={str(feed): {"format": "jsonlines"}})
+    settings = people_settings(tmp_path, ITEM_PROCESSOR=processor, FEEDS={str(feed): {"format": "jsonlines"}})
     app = LenientPeople()
     with caplog.at_level(logging.INFO), LocalServer(app) as server:
         result = await crawl(make_spider(kind, ListingItemsLogic), settings, proxy=server.proxy,
                              monkeypatch=monkeypatch, urls=[f"{BASE}/people?page=1"], follow_links=False)
-    assert not [i for i in StraightThrough.seen + result.items if i.get("subject") == "107"], result.items
+    assert not [i for i in result.items if i.get("subject") == "107"], result.items
     assert secret_name("107") not in (feed.read_text() if feed.exists() else "")
     assert result.stats.get("finish_reason") == "consentcrawl_config_error", result.stats.get("finish_reason")
     assert app.served == [], app.describe()

@@ -4,7 +4,6 @@ server's own log, the items and the audit log."""
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,11 @@ from tests.lenient import (
 )
 from tests.test_leaks import ListingItemsLogic
 from tests.test_leaks_hunt import RangePeople
-from tests.test_leaks_hunt12 import assert_robots_keeps_101_out, crawl_after_104_withdrew
+from tests.test_leaks_hunt12 import (
+    assert_item_processor_refused,
+    assert_robots_keeps_101_out,
+    crawl_after_104_withdrew,
+)
 
 BASE = f"http://{HOST}"
 #: the site's robots.txt: it keeps consentcrawl off its people's pages
@@ -169,19 +172,7 @@ async def test_an_item_processor_subclass_does_not_take_the_guard_out(
     """hunt12 refuses an ``ITEM_PROCESSOR`` that is not ItemPipelineManager or a subclass of it. A subclass that
     runs no pipeline (``process_item_async``) or builds its list without the guard (``_get_mwlist_from_settings``)
     passed that check, and the item naming 107, who never authorized, reached the feed."""
-    feed = tmp_path / "items.jsonl"
-    settings = people_settings(tmp_path, ITEM_PROCESSOR=f"{__name__}.{processor.__name__}",
-                               FEEDS={str(feed): {"format": "jsonlines"}})
-    app = LenientPeople()
-    with caplog.at_level(logging.INFO), LocalServer(app) as server:
-        result = await crawl(make_spider(kind, ListingItemsLogic), settings, proxy=server.proxy,
-                             monkeypatch=monkeypatch, urls=[f"{BASE}/people?page=1"], follow_links=False)
-    assert not [i for i in result.items if i.get("subject") == "107"], result.items
-    assert secret_name("107") not in (feed.read_text() if feed.exists() else "")
-    assert result.stats.get("finish_reason") == "consentcrawl_config_error", result.stats.get("finish_reason")
-    assert app.served == [], app.describe()
-    critical = [r.getMessage() for r in caplog.records if r.levelno >= logging.CRITICAL]
-    assert len(critical) == 1 and "ITEM_PROCESSOR" in critical[0], critical
+    await assert_item_processor_refused(kind, f"{__name__}.{processor.__name__}", tmp_path, monkeypatch, caplog)
 
 
 class OpensSomething(ItemPipelineManager):
