@@ -12,13 +12,14 @@ scrapy-zyte-api's) as the fallback that does the download, in ``CONSENTCRAWL_HTT
 It also keeps robots.txt's ``Crawl-delay`` per origin, whatever download slot a request came through: Scrapy's
 slot spaces the requests *of one slot* only, and a spider can give every request a slot of its own
 (``meta["download_slot"]``, per session or proxy). A request to an origin with a delay waits here until the delay
-since the origin's previous request (its robots.txt included) has passed, then is decided with the clock read
-after that wait. In a distributed crawl the schedule is the cluster's, in Redis (:mod:`consentcrawl.distributed.send`).
+since the origin's previous fetch (its robots.txt included) *ended* has passed (:class:`OriginSpacing`), then is
+decided with the clock read after that wait. In a distributed crawl the schedule is the cluster's, in Redis (:mod:`consentcrawl.distributed.send`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -32,7 +33,7 @@ from scrapy.utils.misc import build_from_crawler, load_object
 
 from ._scrapy_internals import no_silent_resend
 from .checks.robots import crawl_delay
-from .distributed.send import MAX_ROUNDS, send_shared
+from .distributed.send import MAX_ROUNDS, ended_shared, send_shared
 from .distributed.shared import SharedStateUnavailable
 from .errors import ConfigError
 from .middlewares import REFUSALS, ConsentDenied, ConsentMisconfigured, guard_refused_errback
@@ -42,6 +43,8 @@ from .settings import read
 from .urls import canonicalize
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from scrapy import Request
     from scrapy.crawler import Crawler
     from scrapy.http import Response
@@ -57,29 +60,42 @@ FALLBACK_SETTINGS = {"http": "CONSENTCRAWL_HTTP_HANDLER", "https": "CONSENTCRAWL
 
 
 class OriginSpacing:
-    """When each origin was last sent a request (monotonic seconds), to keep its ``Crawl-delay`` between sends.
+    """Each origin's ``Crawl-delay``, kept from the *end* of one fetch from the origin to the start of the next.
 
-    A request's turn is reserved before it waits, without an ``await`` in between: requests that arrive together
-    are spaced one after another, never released at once. A reserved turn whose request is then denied stays
-    used (the origin is only ever asked less often than its delay allows).
+    That is the directive's definition where one is written down (Yandex: "the minimum interval between the end of
+    loading one page and the start of loading the next"), and the only spacing the server is sure to see: counted
+    between sends, a request that reached the server late (a new connection, a slow proxy) brought the next one
+    closer than the delay. So requests to an origin with a delay go one at a time, in the order they asked
+    (``asyncio.Lock`` serves its waiters first come, first served), each after the delay since the previous fetch
+    ended; origins without a delay are not held. A request denied after its wait was never sent and does not move
+    the origin's clock. robots.txt goes at once (it is how the delay is known), but its end counts like any other.
     """
 
     def __init__(self, clock: Any = time.monotonic) -> None:
         self.clock = clock
-        self._last: dict[str, float] = {}
+        self._ended: dict[str, float] = {}
+        self._turns: dict[str, asyncio.Lock] = {}
 
-    def sent(self, origin: str) -> None:
-        """A request to ``origin`` is being sent now (one that has no delay to keep: robots.txt)."""
-        now = self.clock()
-        self._last[origin] = max(now, self._last.get(origin, now))
+    def ended(self, origin: str) -> None:
+        """A fetch from ``origin`` (sent with or without a delay to keep) has ended now."""
+        self._ended[origin] = self.clock()
 
-    def reserve(self, origin: str, delay: float | None) -> float:
-        """Reserve the origin's next turn; the seconds to wait for it (0: now)."""
-        now = self.clock()
-        last = self._last.get(origin)
-        turn = now if last is None or not delay else max(now, last + delay)
-        self._last[origin] = max(turn, last if last is not None else turn)
-        return turn - now
+    def wait(self, origin: str, delay: float | None) -> float:
+        """The seconds until the origin's next request may start (0: now)."""
+        ended = self._ended.get(origin)
+        return 0.0 if ended is None or not delay else max(0.0, ended + delay - self.clock())
+
+    @contextlib.asynccontextmanager
+    async def turn(self, origin: str | None, delay: float | None) -> AsyncIterator[float]:
+        """Hold the origin's turn while the request is decided and fetched; yields the seconds waited for it."""
+        if origin is None or not delay:
+            yield 0.0
+            return
+        async with self._turns.setdefault(origin, asyncio.Lock()):
+            wait = self.wait(origin, delay)
+            if wait > 0:
+                await asyncio.sleep(wait)
+            yield wait
 
 
 def _origin(url: str) -> str | None:
@@ -155,15 +171,21 @@ class ConsentDownloadHandler:
                 request.headers.pop(name, None)
             request.headers[b"Accept"] = b"*/*"  # a project's Accept: a negotiating server's 406 is not "no file"
             origin = _origin(request.url)
-            if origin is not None:  # robots.txt counts as a request to the origin; the site's other files wait
-                await self._own_sent(runtime, request, origin)
-            url = request.url
-            refused = await runtime.may_send_own(url)  # each side request's hop, again at send time
-            if refused is not None:
-                raise IgnoreRequest(f"consentcrawl: {refused}")
-            if request.url != url:  # changed while decided (``Request._set_url``): only the URL decided goes
-                runtime.count("consentcrawl/side_requests/changed_url")
-                raise IgnoreRequest("consentcrawl: one of our own requests changed its URL while it was decided")
+            # robots.txt goes at once (it is how the delay is known); the site's other files keep the delay
+            delay = None if urlsplit(request.url).path == "/robots.txt" else self._delay(runtime, request.url)[1]
+            if runtime.distributed is not None and origin is not None:
+                await self._own_shared_turn(runtime, origin, delay)
+            async with self.spacing.turn(origin, None if runtime.distributed else delay) as waited:
+                if waited:
+                    runtime.count("consentcrawl/crawl_delay/waited")
+                url = request.url
+                refused = await runtime.may_send_own(url)  # each side request's hop, again at send time
+                if refused is not None:
+                    raise IgnoreRequest(f"consentcrawl: {refused}")
+                if request.url != url:  # changed while decided (``Request._set_url``): only the URL decided goes
+                    runtime.count("consentcrawl/side_requests/changed_url")
+                    raise IgnoreRequest("consentcrawl: one of our own requests changed its URL while it was decided")
+                return await self._fetch(runtime, request, origin, delay)
         elif is_checked_url(request.url):
             person = runtime.person_of(request)
             # a person's other requests wait here until one of their pages has been read for refusals
@@ -228,21 +250,40 @@ class ConsentDownloadHandler:
             raise
 
     async def _decide_and_send(self, runtime: ConsentRuntime, request: Request) -> Response:
+        origin, delay = self._delay(runtime, request.url)
         if runtime.distributed is not None:  # the cluster's Crawl-delay schedule, then the decision
-            await send_shared(runtime, request, self._delay(runtime, request.url))
-        else:
-            await self._keep_crawl_delay(runtime, request)
-            decision = await runtime.decide_send(request)  # reads the clock now, after the waits
+            await send_shared(runtime, request, (origin, delay))
+            return await self._send_decided(runtime, request, origin, delay)
+        async with self.spacing.turn(origin, delay) as waited:
+            if waited:
+                runtime.count("consentcrawl/crawl_delay/waited")
+            decision = await runtime.decide_send(request)  # reads the clock now, after the wait
             if runtime.drops(decision):
                 raise ConsentDenied(decision)
+            return await self._send_decided(runtime, request, origin, delay)
+
+    async def _send_decided(self, runtime: ConsentRuntime, request: Request, origin: str | None,
+                            delay: float | None) -> Response:
         runtime.download_lines.sending(request)  # its handler's lines wait for the response phase
         try:
-            response: Response = await self.fallback.download_request(request)
+            response: Response = await self._fetch(runtime, request, origin, delay)
         except BaseException:  # never read: the send-time decision stands for the page, a person's as unread
             runtime.download_lines.failed(request, runtime.decision_for(request))
             raise
         self._sent.add(response)
         return response
+
+    async def _fetch(self, runtime: ConsentRuntime, request: Request, origin: str | None,
+                     delay: float | None) -> Response:
+        """The download itself; its end is when the origin's ``Crawl-delay`` starts to count."""
+        try:
+            response: Response = await self.fallback.download_request(request)
+            return response
+        finally:
+            if origin is not None:
+                self.spacing.ended(origin)
+                if runtime.distributed is not None and delay:
+                    await ended_shared(runtime, origin, delay)
 
     async def _read_actor(self, runtime: ConsentRuntime, actor: Request, person: tuple[str, str]) -> None:
         """The actor a person's HTML profile links to (:func:`~consentcrawl.refusalphase.actor_request`), fetched
@@ -277,20 +318,6 @@ class ConsentDownloadHandler:
             failed = f"{type(exc).__name__}: {str(exc)[:200]}"
         actor_read(runtime, person, actor.url, response, failed, actor)
 
-    async def _keep_crawl_delay(self, runtime: ConsentRuntime, request: Request) -> None:
-        """Wait until the origin's ``Crawl-delay`` since its previous request has passed, whatever the slot.
-
-        The delay is the one of the robots.txt the send-time decision will use. A delay over
-        ``CONSENTCRAWL_MAX_CRAWL_DELAY`` is not waited for: that decision denies the request
-        (``robots.crawl-delay``)."""
-        origin, delay = self._delay(runtime, request.url)
-        if origin is None:
-            return
-        wait = self.spacing.reserve(origin, delay)
-        if wait > 0:
-            runtime.count("consentcrawl/crawl_delay/waited")
-            await asyncio.sleep(wait)
-
     @staticmethod
     def _delay(runtime: ConsentRuntime, url: str) -> tuple[str | None, float | None]:
         """The URL's origin and the ``Crawl-delay`` to keep for it (None over ``CONSENTCRAWL_MAX_CRAWL_DELAY``: the
@@ -304,17 +331,11 @@ class ConsentDownloadHandler:
             delay = None
         return origin, delay
 
-    async def _own_sent(self, runtime: ConsentRuntime, request: Request, origin: str) -> None:
-        """One of our side requests is being sent to ``origin``. robots.txt goes at once (by convention: it is how
-        the delay is known) and counts as a request; the site's other files (tdmrep.json, ai.txt, the policies and
-        licences it names) are requests to the server like any other and keep its ``Crawl-delay``."""
-        delay = None if urlsplit(request.url).path == "/robots.txt" else self._delay(runtime, request.url)[1]
-        if runtime.distributed is None:
-            if delay:
-                await self._keep_crawl_delay(runtime, request)
-            else:
-                self.spacing.sent(origin)
-            return
+    @staticmethod
+    async def _own_shared_turn(runtime: ConsentRuntime, origin: str, delay: float | None) -> None:
+        """One of our side requests takes the cluster's turn for ``origin`` (robots.txt, without a delay, is only
+        recorded as a send): its failure fails the side request, its origin unreachable, not cached."""
+        assert runtime.distributed is not None
         try:
             spacing = runtime.distributed.spacing
             wait = await spacing.reserve(origin, delay)
@@ -326,7 +347,7 @@ class ConsentDownloadHandler:
                 if wait <= 0:
                     return
             raise SharedStateUnavailable(f"no turn for the origin after {MAX_ROUNDS} tries")
-        except SharedStateUnavailable as exc:  # the side request fails; its origin is unreachable, not cached
+        except SharedStateUnavailable as exc:
             raise IgnoreRequest(f"consentcrawl: {exc}") from None
 
     async def close(self) -> None:

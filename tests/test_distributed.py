@@ -663,3 +663,28 @@ async def test_the_shared_schedule_spaces_turns_across_workers_and_refuses_a_lat
     finally:
         await a.close()
         await b.close()
+
+
+@deferred_f_from_coro_f
+async def test_the_shared_schedule_counts_the_delay_from_the_end_of_a_fetch(redis_server: RedisServer) -> None:
+    """A fetch that ends late (a slow response, a request that reached the server late) moves the origin's clock
+    for every worker: the next send waits the delay from that end, not from the fetch's send, as in one process."""
+    from consentcrawl.distributed.spacing import MARGIN, SharedSpacing
+
+    a, b = SharedState(redis_server.url, prefix="e"), SharedState(redis_server.url, prefix="e")
+    try:
+        spacing_a, spacing_b = SharedSpacing(a), SharedSpacing(b)
+        origin = "http://people.example"
+        assert await spacing_a.reserve(origin, 0.5) == 0 and await spacing_a.send(origin, 0.5) == 0
+        await asyncio.sleep(0.4)  # a's fetch takes 0.4 s
+        await spacing_a.ended(origin, 0.5)
+        gap = 0.5 + MARGIN
+        turn = await spacing_b.reserve(origin, 0.5)  # b's next turn counts from a's end
+        assert gap - 0.05 < turn <= gap, turn
+        late = await spacing_b.send(origin, 0.5)  # before its turn: refused, told to wait the rest of the gap
+        assert gap - 0.1 < late <= gap, late
+        await spacing_a.ended("http://other.example", None)  # no delay: nothing to keep, no call
+        assert await spacing_b.send("http://other.example", 0.5) == 0
+    finally:
+        await a.close()
+        await b.close()

@@ -141,18 +141,39 @@ async def test_send_time_allow_carries_the_decision_time(kind: str, tmp_path: Pa
             f"{arrival.time - result.started:+.2f}s)\n{timeline}")
 
 
-def test_origin_spacing_spaces_requests_that_arrive_together() -> None:
-    """Requests to one origin that reach the handler at once get turns one delay apart (never released together);
-    robots.txt counts as the origin's first request; another origin is not held back."""
+@deferred_f_from_coro_f
+async def test_origin_spacing_counts_the_delay_from_the_end_of_the_previous_fetch() -> None:
+    """Requests to one origin that reach the handler at once go one at a time, each a delay after the previous
+    fetch *ended* (robots.txt's end included), so a slow fetch or a late arrival never brings the next one closer;
+    a request denied after its wait sends nothing and does not move the clock; another origin, and an origin
+    without a delay, are not held back."""
     from consentcrawl.handler import OriginSpacing
 
-    clock = [100.0]
-    spacing = OriginSpacing(clock=lambda: clock[0])
-    spacing.sent("http://a.example")  # robots.txt
-    waits = [spacing.reserve("http://a.example", 2.0) for _ in range(3)]
-    assert waits == [2.0, 4.0, 6.0]
-    assert spacing.reserve("http://b.example", 2.0) == 0.0
-    assert spacing.reserve("http://c.example", None) == 0.0
-    clock[0] = 110.0  # long after the last turn (106): no wait
-    assert spacing.reserve("http://a.example", 2.0) == 0.0
-    assert spacing.reserve("http://a.example", 2.0) == 2.0
+    spacing = OriginSpacing()
+    delay, fetch = 0.2, 0.15
+    log: list[tuple[str, str, float]] = []
+
+    async def request(origin: str, wanted: float | None, *, sent: bool = True) -> None:
+        async with spacing.turn(origin, wanted):
+            log.append((origin, "start", time.monotonic()))
+            if sent:
+                await asyncio.sleep(fetch)
+                spacing.ended(origin)
+                log.append((origin, "end", time.monotonic()))
+
+    async def main() -> None:
+        spacing.ended("http://a.example")  # robots.txt
+        log.append(("http://a.example", "end", time.monotonic()))
+        await asyncio.gather(request("http://a.example", delay), request("http://a.example", delay, sent=False),
+                             request("http://a.example", delay), request("http://b.example", delay),
+                             request("http://c.example", None), request("http://c.example", None))
+
+    started = time.monotonic()
+    await main()
+    a = [(what, at) for origin, what, at in log if origin == "http://a.example"]
+    assert [what for what, _ in a] == ["end", "start", "end", "start", "start", "end"], a
+    (_, robots_end), (_, first), (_, first_end), (_, denied), (_, second), _ = a
+    assert first - robots_end >= delay - 0.01 and denied - first_end >= delay - 0.01, a
+    assert second - first_end >= delay - 0.01 and second - denied < delay, a  # the denied one moved nothing
+    others = [at - started for origin, what, at in log if origin != "http://a.example" and what == "start"]
+    assert len(others) == 3 and max(others) < delay, others  # not held: b's first request, c without a delay

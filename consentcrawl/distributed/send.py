@@ -74,6 +74,18 @@ async def send_shared(runtime: ConsentRuntime, request: Request, origin_delay: t
             raise ConsentDenied(decision) from None
 
 
+async def ended_shared(runtime: ConsentRuntime, origin: str, delay: float) -> None:
+    """Tell the cluster a fetch from ``origin`` ended now (:meth:`.spacing.SharedSpacing.ended`). The page is here
+    already: when Redis does not answer, the next request's turn counts from this fetch's send, as before the
+    fetch ended, and the miss is counted."""
+    distributed = runtime.distributed
+    assert distributed is not None
+    try:
+        await distributed.spacing.ended(origin, delay)
+    except SharedStateUnavailable:
+        runtime.count("consentcrawl/crawl_delay/end_unrecorded")
+
+
 async def _refusal(runtime: ConsentRuntime, request: Request) -> None:
     """Deny a request for a person the cluster knows refused, or whose say a worker could not read (raises
     SharedStateUnavailable when it cannot know)."""

@@ -10,8 +10,11 @@ workers' clocks need not agree. Two steps per request, as in one process
    origin's last send, by any worker, is at least ``delay`` ago, and then it *is* the last send. A worker that
    came back late from its wait finds the next turn's owner already gone and waits again (and is decided again).
 
-robots.txt and the signal files count as sends (``send`` with no delay). ``MARGIN`` is added to every gap: the
-time from the script's answer to the request reaching the server, which differs from worker to worker.
+robots.txt and the signal files count as sends (``send`` with no delay). When a fetch from an origin with a delay
+ends, ``ended`` moves the origin's last send to that moment: the delay counts from the end of one fetch to the start
+of the next, as in one process, so a request that reached the server late does not bring the next one closer.
+``MARGIN`` is added to every gap: the time from the script's answer to the request reaching the server, which
+differs from worker to worker.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ MARGIN = 0.02
 
 #: KEYS: the origin's next free turn, its last send (both in Redis microseconds). ARGV: mode, delay (µs), ttl (ms).
 #: turn: reserve the next turn, returns µs to wait. send: 0 and recorded if the gap is kept, else µs to wait.
+#: ended: a fetch ended now; the origin's last send moves to now (and its next free turn to at least now + delay).
 _SCHEDULE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -35,6 +39,12 @@ if ARGV[1] == 'turn' then
   if now > turn then turn = now end
   redis.call('SET', KEYS[1], turn + delay, 'PX', ttl)
   return turn - now
+end
+if ARGV[1] == 'ended' then
+  local turn = tonumber(redis.call('GET', KEYS[1]) or '0')
+  if now + delay > turn then redis.call('SET', KEYS[1], now + delay, 'PX', ttl) end
+  redis.call('SET', KEYS[2], now, 'PX', ttl)
+  return 0
 end
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
 if delay > 0 and last + delay > now then return last + delay - now end
@@ -64,3 +74,8 @@ class SharedSpacing:
     async def send(self, origin: str, delay: float | None) -> float:
         """0 when a request to ``origin`` may go now (and it is recorded as sent), else the seconds to wait."""
         return await self._call("send", origin, delay)
+
+    async def ended(self, origin: str, delay: float | None) -> None:
+        """A fetch from ``origin`` ended now: its delay counts from here."""
+        if delay:
+            await self._call("ended", origin, delay)
