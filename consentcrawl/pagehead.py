@@ -27,6 +27,7 @@ import codecs
 import functools
 import html
 import re
+import sys
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any, NamedTuple
@@ -37,6 +38,14 @@ __all__ = ["HEAD_SCAN_BYTES", "HeadTag", "decode_value", "head_tags", "meta_tags
 
 HEAD_SCAN_BYTES = 64 * 1024  #: the first window searched for a document's head (a longer head widens it)
 RAW_BYTES = 1200  #: bytes of a tag kept in :attr:`HeadTag.raw` (its readers keep less)
+
+
+if sys.version_info >= (3, 11):
+    _possessive = re.compile
+else:  # possessive quantifiers (``*+``, which keep the scan linear) reached ``re`` in Python 3.11; ``regex`` reads
+    import regex  # them the same way, and is only installed for older Pythons
+
+    _possessive = regex.compile
 
 
 def _html(pattern: bytes) -> bytes:
@@ -70,7 +79,7 @@ _RAW = _html(rb"|".join([
 #: ``<!--->`` close at once, ``--!>`` closes too); a bogus comment (``<!x``, ``<![CDATA[``, ``<!DOCTYPE``, ``<?x``,
 #: ``</`` and no letter) to the first ``>``; a raw-text element to its end tag; any other start or end tag with its
 #: attributes. It stops at a ``<meta``, ``<link`` or ``<body`` start tag, or at the end.
-_PASS = re.compile(_html(
+_PASS = _possessive(_html(
     rb"(?:[^<]++|<(?![a-z!/?])|<!--(?:-?>|.*?(?:--!?>|\Z))|<![^>]*+>?|<\?[^>]*+>?|</(?![a-z])[^>]*+>?"
     rb"|" + _SELF_CLOSED + rb"|" + _RAW + rb"|</[a-z][^\s/>]*+" + _ATTRS
     + rb"|<(?!(?:meta|link|body|script)[\s/>])[a-z][^\s/>]*+" + _ATTRS
@@ -80,7 +89,7 @@ _STOP = re.compile(_html(rb"<(?:(body)|(meta|link)|(script))[\s/>]"))
 #: what moves a script's content between the tokenizer's script data states (WHATWG §13.2.5.15-.32)
 _SCRIPT_STATES = re.compile(_html(rb"<!---*>|<!--|-->|<script(?=[\s/>])|</script(?=[\s/>])"))
 #: a tag's attributes and its ``>``, after its name
-_AFTER_NAME = re.compile(_ATTRS)
+_AFTER_NAME = _possessive(_ATTRS)
 #: one attribute; an unclosed quote runs to the end, as in HTML (and keeps the scan linear)
 _ATTR = re.compile(_html(rb"""[\s/]*([^\s/>][^\s/>=]*)(?:[\s]*=[\s]*(?:"([^"]*)(?:"|\Z)|'([^']*)(?:'|\Z)"""
                          rb"""|([^\s>]*)))?"""))
