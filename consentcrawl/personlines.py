@@ -25,11 +25,12 @@ the lines Scrapy writes about a request, knowing the request. Other lines name a
 
 In the message and in the exception's text, each URL of a checked scheme is taken out when
 :func:`~consentcrawl.deniedpeople.url_reason` says it is not an allowed person's (``undecided`` when unsure), and
-each id of a person this crawl denied that stands as a word of its own (``stopped at 107``, ``/u/107``; not in a
-traceback's ``File ..., line 107``); a path written without its host (``following /u/107``: a relative link logged
-before its request is decided, when the person is not among the denied yet) is read on each platform's host. What
-it cannot see: a person's name or other data in free text that is not an item the guard judged, and loggers the
-project creates after the spider opened or names outside its modules.
+each id of a person this crawl denied that stands as a word of its own, read as a lenient server reads it
+(``stopped at 107``, ``/u/107``, ``u107``, ``0107``, ``%31%30%37``: :meth:`~consentcrawl.deniedpeople.DeniedPeople.
+ids_out`; not in a traceback's ``File ..., line 107``); a path written without its host (``following /u/107``: a
+relative link logged before its request is decided, when the person is not among the denied yet) is read on each
+platform's host. What it cannot see: a person's name or other data in free text that is not an item the guard
+judged, and loggers the project creates after the spider opened or names outside its modules.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
     from .runtime import ConsentRuntime
+    from .terms.platforms import Platform
 
 #: what stands in a line for a URL of a person consentcrawl did not allow
 URL_STAND_IN = "<a URL consentcrawl did not allow ({reason}); at DEBUG>"
@@ -177,21 +179,35 @@ def scrubbed(runtime: ConsentRuntime, text: str, *, frames: bool = False) -> str
 
 def _paths_out(runtime: ConsentRuntime, text: str, frames: bool) -> str:
     """``text`` without the paths written without their host (a relative link as the page has it, ``/u/107``,
-    ``//host/u/107``, ``../u/107`` or ``u/107``, the last two read from the host's root) that name a person not
-    allowed on any platform's host: a project logs the link it is about to follow before its request is decided
-    (the person is not among the denied yet)."""
-    hosts = [min(platform.domains) for platform in runtime.config.platforms.platforms.values() if platform.domains]
+    ``//host/u/107``, ``../u/107``, ``u/107`` or ``./107``, read from the host's root, ``./107`` from each
+    profile's folder too: :func:`_folders`) that name a person not allowed on any platform's host: a project logs
+    the link it is about to follow before its request is decided (the person is not among the denied yet)."""
+    platforms = [platform for platform in runtime.config.platforms.platforms.values() if platform.domains]
     lines = [line for line in text.split("\n") if not (frames and _FRAME.match(line))]
     for path in dict.fromkeys(found.rstrip(_TRAILING) for line in lines for found in _LINE_PATH.findall(line)):
-        rooted = "/" + _RELATIVE.sub("", path)  # the page it is relative to is not known: read from the root
+        bare = _RELATIVE.sub("", path)
         urls = [f"http:{path}"] if path.startswith("//") else [
-            f"http://{f'[{host}]' if ':' in host else host}{rooted}" for host in hosts]
+            f"http://{_host(platform)}{folder}{bare}" for platform in platforms
+            for folder in (_folders(platform) if path.startswith("./") else ("/",))]
         reason = next((found for found in map(functools.partial(url_reason, runtime), urls) if found), None)
         if reason is not None:
             stand = URL_STAND_IN.format(reason=reason)
             text = re.sub(r"(?<![^\s<>'\"(\[{=,;])" + re.escape(path) + r"(?![^\s<>'\",;)\]}])", lambda _: stand,  # noqa: B023
                           text)
     return text
+
+
+def _host(platform: Platform) -> str:
+    host = min(platform.domains)
+    return f"[{host}]" if ":" in host else host
+
+
+def _folders(platform: Platform) -> list[str]:
+    """Where a path relative to the page's folder (``./108``) may be read from, the page not being known: the host's
+    root, and the folder of each of the platform's profile pages (``./108`` on ``/u/101`` is ``/u/108``). Only a
+    path written with ``./``: any other word with a slash read from ``/u/`` would name a person (``u/101``)."""
+    return list(dict.fromkeys(["/", *("/" + "".join(part + "/" for part in template.path)
+                                      for template in platform.profiles if template.param is None)]))
 
 
 def project_loggers(crawler: Crawler) -> list[str]:

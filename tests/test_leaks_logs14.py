@@ -1,0 +1,78 @@
+"""Log lines at INFO or above that still named a person the crawl may not collect (logs14):
+
+- a denied person's id written as a project writes it into free text: ``profile_107``, ``u107``, ``user-107``,
+  fullwidth digits, ``0107``, ``107.0``, ``%31%30%37``, a handle in fullwidth letters; a link relative to the
+  page's folder (``./108``) of a person not decided yet;
+- lines written before the filter was put on (the spider's ``__init__``), by loggers made after the spider opened,
+  and by loggers of other libraries (a database library echoing a pipeline's query of a denied person's item);
+- a line two filters rewrote had two DEBUG copies;
+- ``scrapy parse`` of a URL in a project whose configuration is invalid named the URL at ERROR.
+
+Real crawls against the lenient people site, judged by every log record at INFO and above (as caplog sees them:
+the root logger's handlers) and by what the server was asked; 101 and alice authorized the crawl and are the
+controls: their lines keep what the project wrote.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+import scrapy
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl_demo.server import LocalServer
+from tests.lenient import HOST, LenientPeople, crawl, make_spider, people_settings
+from tests.test_person_lines import _WRITTEN, _loud
+
+BASE = f"http://{HOST}"
+#: how the project writes a denied person's id into its lines, and what is left at INFO (``<>``: the stand-in)
+SPELLED = {"107": ["profile_107", "u107", "user-107", "107.0", "0107", "[107]", "\uff11\uff10\uff17", "%31%30%37",
+                   "%2531%2530%2537"],  # the last three: fullwidth digits, percent-escaped (twice too)
+           "bob": ["user-bob", "@BOB", "[bob]", "\uff22\uff2f\uff22", "%62ob", "%42%4F%42", "./bob"]}
+LEFT = {"107": "profile_<> u<> user-<> <> <> [<>] <> <> <>", "bob": "user-<> @<> [<>] <> <> <> <URL>"}
+#: what must survive: an allowed person's ids, and numbers that are not 107
+KEPT = "kept: profile_101 u101 user-101 0101 101.0 ./101 alice ALICE 1070 2107 10.7 1.07 port 8107 %31%30%31"
+
+
+class FreeText:
+    """Asks for 101, 107 and bob (107 and bob did not authorize the crawl: refused); each errback writes the
+    person's id the ways a project does, and a link relative to a profile page of 108 (never decided)."""
+
+    seen: list[str]
+
+    async def start(self) -> Any:
+        for person in ("101", "107", "bob"):
+            yield scrapy.Request(f"{BASE}/u/{person}", callback=self.profile, errback=self.failed)
+
+    def profile(self, response: Any) -> None:
+        self.seen.append(response.url)
+
+    def failed(self, failure: Any) -> None:
+        person = failure.request.url.rsplit("/", 1)[1]
+        self.logger.warning("gave up on %s", " ".join(SPELLED[person]))  # type: ignore[attr-defined]
+        self.logger.info("next: ./108, then %s", KEPT)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("kind", ["ConsentSpider", "ADDONS"])
+@deferred_f_from_coro_f
+async def test_a_denied_persons_id_in_free_text_is_read_as_a_server_reads_it(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    app = LenientPeople()
+    with LocalServer(app) as server, caplog.at_level(logging.DEBUG):
+        await crawl(make_spider(kind, FreeText), people_settings(tmp_path), proxy=server.proxy,
+                    monkeypatch=monkeypatch)
+    assert app.people_served() == ["101"], app.describe()
+    loud = _loud(caplog)
+    stand = "<a person consentcrawl did not allow (subject.no-authorization); at DEBUG>"
+    gave_up = sorted(line for line in loud if "gave up on" in line)
+    url = "<a URL consentcrawl did not allow (subject.no-authorization); at DEBUG>"
+    assert gave_up == [f"WARNING freetext: gave up on {LEFT[person].replace('<>', stand).replace('<URL>', url)}"
+                       for person in ("107", "bob")], gave_up
+    nexts = [line for line in loud if "next:" in line]
+    assert nexts == ["INFO freetext: next: <a URL consentcrawl did not allow (undecided); at DEBUG>, "
+                     f"then {KEPT}"] * 2, nexts  # 108 was never asked for: whether they allow is not known
+    debug = [_WRITTEN.format(r) for r in caplog.records if r.levelno == logging.DEBUG]
+    assert [line for line in debug if "gave up on profile_107 u107" in line], "nothing lost: at DEBUG"
