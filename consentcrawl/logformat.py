@@ -97,7 +97,7 @@ class ConsentLogFormatter:
                      lambda crawler, handle: SpiderErrors(crawler, handle, reasons),
                      "a refused person's data would reach spider_error handlers")
         hook_engine_close(self.crawler, reasons)
-        PersonLines.install(self.crawler)  # the lines that name a person as text (project's, signal errors...)
+        PersonLines.install(self.crawler).opened()  # the lines that name a person as text (project's, signal errors...)
 
     def spider_error(self, failure: Failure, request: Request, response: Response | Failure,
                      spider: Spider) -> dict[str, Any]:

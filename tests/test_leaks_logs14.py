@@ -16,6 +16,7 @@ controls: their lines keep what the project wrote.
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +77,64 @@ async def test_a_denied_persons_id_in_free_text_is_read_as_a_server_reads_it(
                      f"then {KEPT}"] * 2, nexts  # 108 was never asked for: whether they allow is not known
     debug = [_WRITTEN.format(r) for r in caplog.records if r.levelno == logging.DEBUG]
     assert [line for line in debug if "gave up on profile_107 u107" in line], "nothing lost: at DEBUG"
+
+
+# -- lines before the filter was put on, on loggers made later, on other libraries' loggers --------------------------
+
+#: a logger of another library, made when it is first used (as SQLAlchemy's ``echo`` logger), outside the
+#: project's packages
+LIBRARY_LOGGER = "somedb.engine"
+
+
+class Early:
+    """Writes, in its ``__init__`` (before the crawl's settings are applied: no one is decided), a person's URL and
+    a link on the spider's logger and the root logger."""
+
+    seen: list[str]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.logger.info("seeding %s, then ../u/115", f"{BASE}/u/107")  # type: ignore[attr-defined]
+        logging.warning("seeds from %s/u/109", BASE)
+
+    async def start(self) -> Any:
+        for person in ("101", "107"):
+            yield scrapy.Request(f"{BASE}/u/{person}", callback=self.profile)
+
+    def profile(self, response: Any) -> Any:
+        self.seen.append(response.url)
+        logging.getLogger(f"{__name__}.late.{len(self.seen)}").warning("read %s", response.url)  # made now
+        yield {"url": response.url, "name": response.css(".name::text").get()}
+
+
+class Stores:
+    """A project's pipeline whose database library echoes each query at INFO, on a logger it makes on first use."""
+
+    def process_item(self, item: Any) -> Any:
+        logging.getLogger(LIBRARY_LOGGER).info("INSERT INTO people VALUES (%r, %r)", item["name"], item["url"])
+        return item
+
+
+@deferred_f_from_coro_f
+async def test_lines_of_a_spiders_init_of_loggers_made_later_and_of_other_libraries_name_no_denied_person(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    app = LenientPeople()
+    settings = people_settings(tmp_path, CONSENTCRAWL_MODE="report", ITEM_PIPELINES={f"{__name__}.Stores": 500})
+    with LocalServer(app) as server, caplog.at_level(logging.DEBUG):
+        await crawl(make_spider("ConsentSpider", Early), settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert sorted(app.people_served()) == ["101", "107"], app.describe()  # report mode sent 107
+    loud = _loud(caplog)
+    assert [line for line in loud if re.search(r"(?:/u/|SECRET-NAME-)1(?:07|09|15)", line)] == [], loud
+    stand = "<a URL consentcrawl did not allow ({}); at DEBUG>"
+    for line in (f"INFO early: seeding {stand.format('undecided')}, then {stand.format('undecided')}",
+                 f"WARNING root: seeds from {stand.format('undecided')}",
+                 f"WARNING {__name__}.late.2: read {stand.format('subject.no-authorization')}",
+                 f"INFO {LIBRARY_LOGGER}: a line written while the pipelines processed an item consentcrawl did not "
+                 "allow (subject.no-authorization; its data at DEBUG)",
+                 # the control: 101's lines, written as they were
+                 f"WARNING {__name__}.late.1: read {BASE}/u/101",
+                 f"INFO {LIBRARY_LOGGER}: INSERT INTO people VALUES ('SECRET-NAME-101', '{BASE}/u/101')"):
+        assert line in loud, (line, loud)
+    debug = [_WRITTEN.format(r) for r in caplog.records if r.levelno == logging.DEBUG]
+    for text in (f"seeding {BASE}/u/107", "SECRET-NAME-107"):
+        assert [line for line in debug if text in line], f"nothing lost: {text} at DEBUG"
