@@ -24,9 +24,11 @@ import pytest
 import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from consentcrawl_demo.server import LocalServer
+from consentcrawl.linecheck import COPY
+from consentcrawl_demo.server import LocalServer, Response
 from tests.lenient import HOST, LenientPeople, crawl, make_spider, people_settings
-from tests.test_person_lines import _WRITTEN, _loud
+from tests.test_person_lines import _WRITTEN, ErrorsFiles, _loud
+from tests.test_report_mode_lines import Answering
 
 BASE = f"http://{HOST}"
 #: how the project writes a denied person's id into its lines, and what is left at INFO (``<>``: the stand-in)
@@ -138,3 +140,42 @@ async def test_lines_of_a_spiders_init_of_loggers_made_later_and_of_other_librar
     debug = [_WRITTEN.format(r) for r in caplog.records if r.levelno == logging.DEBUG]
     for text in (f"seeding {BASE}/u/107", "SECRET-NAME-107"):
         assert [line for line in debug if text in line], f"nothing lost: {text} at DEBUG"
+
+
+# -- one DEBUG copy of a line two filters rewrote -------------------------------------------------------------------
+
+
+class FileOf107:
+    """101's page yields an item with a file on 107's page (report mode sends it: a 404), referred by 107's page."""
+
+    seen: list[str]
+
+    async def start(self) -> Any:
+        yield scrapy.Request(f"{BASE}/u/101", callback=self.profile)
+
+    def profile(self, response: Any) -> Any:
+        self.seen.append(response.url)
+        yield {"url": response.url, "file_urls": [f"{BASE}/u/107/avatar.png"], "about": f"{BASE}/u/107"}
+
+
+@deferred_f_from_coro_f
+async def test_a_line_two_filters_rewrite_has_one_debug_copy_of_the_line_as_logged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    app = Answering(LenientPeople(), {"/u/107/avatar.png": Response.text("no such file\n", 404)})
+    settings = people_settings(tmp_path, CONSENTCRAWL_MODE="report", FILES_STORE=str(tmp_path / "files"),
+                               ITEM_PIPELINES={f"{ErrorsFiles.__module__}.ErrorsFiles": 300})
+    with LocalServer(app) as server, caplog.at_level(logging.DEBUG):
+        await crawl(make_spider("ADDONS", FileOf107), settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert [s.path for s in app.site.served if s.path == "/u/107/avatar.png"], app.site.describe()
+    loud = [line for line in _loud(caplog) if "Error downloading file" in line]
+    # Scrapy's line with the request among its arguments, and the one written as text (``media_failed``)
+    assert len(loud) == 2 and not [line for line in loud if "/u/107" in line], loud
+    assert all(" referred in <<a URL consentcrawl did not allow" in line or " referred in <a request consentcrawl "
+               "did not allow" in line for line in loud), loud
+    copies = [r.getMessage() for r in caplog.records if getattr(r, COPY, False) and "Error downloading file" in
+              r.getMessage()]
+    assert len(copies) == 2, copies
+    assert [copy for copy in copies if copy.startswith(f"File (code: 404): Error downloading file from <GET {BASE}"
+                                                       f"/u/107/avatar.png> referred in <{BASE}/u/107>")], copies
+    assert [copy for copy in copies if copy.startswith(f"File (unknown-error): Error downloading file from <GET "
+                                                       f"{BASE}/u/107/avatar.png> referred in <{BASE}/u/107>")], copies
