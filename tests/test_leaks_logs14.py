@@ -27,6 +27,8 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 from consentcrawl.linecheck import COPY
 from consentcrawl_demo.server import LocalServer, Response
 from tests.lenient import HOST, LenientPeople, crawl, make_spider, people_settings
+from tests.test_hunt import _project, _run_command
+from tests.test_parse_command import _loud as _loud_output
 from tests.test_person_lines import _WRITTEN, ErrorsFiles, _loud
 from tests.test_report_mode_lines import Answering
 
@@ -179,3 +181,26 @@ async def test_a_line_two_filters_rewrite_has_one_debug_copy_of_the_line_as_logg
                                                        f"/u/107/avatar.png> referred in <{BASE}/u/107>")], copies
     assert [copy for copy in copies if copy.startswith(f"File (unknown-error): Error downloading file from <GET "
                                                        f"{BASE}/u/107/avatar.png> referred in <{BASE}/u/107>")], copies
+
+
+# -- scrapy parse in a project whose configuration is invalid --------------------------------------------------------
+
+
+def test_scrapy_parse_with_an_invalid_configuration_does_not_name_the_url(tmp_path: Path) -> None:
+    """ParseCommandLine's fail-closed path: no runtime (the configuration is invalid), nothing decided, nothing
+    fetched; Scrapy's last line named the URL typed at ERROR."""
+    bad = tmp_path / "bad-platforms.yaml"
+    bad.write_text("platforms:\n  people: [\n")
+    project = _project(tmp_path, "ADDONS", extra_settings=f"CLOSESPIDER_TIMEOUT = 0\nCONSENTCRAWL_PLATFORMS = "
+                                                           f"{str(bad)!r}\n")
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        _, output = _run_command(project, server.proxy, ["parse", "--loglevel", "DEBUG", "--spider", "people",
+                                                         f"{BASE}/u/107"])
+    assert app.served == [], app.describe()
+    loud = _loud_output(output)
+    assert [line for line in loud if "/u/107" in line] == [], loud
+    said = [line for line in loud if "No response downloaded" in line]
+    assert len(said) == 1 and "ERROR" in said[0] and "did not start (configuration error" in said[0], loud
+    assert [line for line in output.splitlines() if "DEBUG" in line and f"No response downloaded for: {BASE}/u/107"
+            in line], output[-3000:]
