@@ -118,9 +118,15 @@ class PersonLines(CheckedLines):
             return lines
         lines = cls(crawler)
         setattr(crawler, _ATTR, lines)
-        lines._put(())
+        lines.on_root_handlers()
         crawler.signals.connect(lines.close, signal=signals.spider_closed)
         return lines
+
+    def on_root_handlers(self) -> None:
+        """On the root logger's handlers as they are now: the crawler replaces Scrapy's own (with the crawl's
+        settings: ``scrapy.utils.log.install_scrapy_root_handler``) after the spider is made, before the engine,
+        whose first component (consentcrawl's download handler) puts the filter on the new one."""
+        self._put(())
 
     def opened(self) -> None:
         """As the spider opens: on Scrapy's loggers of those lines (after :class:`RequestLines`, put on the files

@@ -204,3 +204,61 @@ def test_scrapy_parse_with_an_invalid_configuration_does_not_name_the_url(tmp_pa
     assert len(said) == 1 and "ERROR" in said[0] and "did not start (configuration error" in said[0], loud
     assert [line for line in output.splitlines() if "DEBUG" in line and f"No response downloaded for: {BASE}/u/107"
             in line], output[-3000:]
+
+
+# -- scrapy crawl: Scrapy's own root handler, replaced as the crawl's settings are applied ---------------------------
+
+CRAWL_SPIDER = """\
+import logging
+
+from consentcrawl import ConsentSpider
+
+
+class PeopleSpider(ConsentSpider):
+    name = "people"
+    purpose = "research"
+    start_urls = ["http://people.example/u/101"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.logger.info("seeding http://people.example/u/107")
+
+    def parse(self, response):
+        yield {"url": response.url}
+"""
+
+CRAWL_PIPELINE = """\
+import logging
+
+
+class Opens:
+    def open_spider(self):
+        logging.getLogger("somedb.pool").info("pool ready for http://people.example/u/109")
+
+    def process_item(self, item):
+        logging.getLogger("peopleproj.later").info("stored %s, next ../u/115", item["url"])
+        return item
+"""
+
+
+def test_scrapy_crawl_log_names_no_denied_person_from_init_open_spider_or_later_loggers(tmp_path: Path) -> None:
+    """``scrapy crawl`` logs through Scrapy's root handler, which the crawler replaces (with the crawl's settings)
+    after the spider is made and before the engine: a pipeline's ``open_spider`` line came between it and the
+    spider opening, on a handler no filter was on."""
+    from tests.test_hunt import _run_scrapy
+
+    project = _project(tmp_path, "ConsentSpider", extra_settings='ITEM_PIPELINES = {"peopleproj.pipelines.Opens": '
+                                                                  '500}\nCLOSESPIDER_TIMEOUT = 0\n')
+    (project / "peopleproj" / "spiders" / "people.py").write_text(CRAWL_SPIDER)
+    (project / "peopleproj" / "pipelines.py").write_text(CRAWL_PIPELINE)
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        _, output = _run_scrapy(project, server.proxy, 60)
+    assert app.people_served() == ["101"], f"{app.describe()}\n{output[-3000:]}"
+    loud = _loud_output(output)
+    assert [line for line in loud if re.search(r"/u/1(?:07|09|15)", line)] == [], loud
+    stand = "<a URL consentcrawl did not allow ({}); at DEBUG>"
+    for said in (f"[people] INFO: seeding {stand.format('undecided')}",
+                 f"[somedb.pool] INFO: pool ready for {stand.format('undecided')}",
+                 f"[peopleproj.later] INFO: stored {BASE}/u/101, next {stand.format('undecided')}"):
+        assert [line for line in loud if said in line], (said, loud)
