@@ -23,12 +23,16 @@ COPIED = "_consentcrawl_copied"
 
 
 def to_debug(record: logging.LogRecord) -> None:
-    """The line as logged, at DEBUG, through its logger (before ``record`` is rewritten), once."""
+    """The line as logged, at DEBUG, through its logger (before ``record`` is rewritten), once; not when the logger
+    keeps no DEBUG lines (``Logger.handle`` does not ask): a library's logger set to INFO whose own handler writes
+    whatever it is handed (SQLAlchemy's ``echo=True``) would write the person's data at once."""
     if getattr(record, COPIED, False):
         return
     setattr(record, COPIED, True)
-    logging.getLogger(record.name).handle(logging.makeLogRecord(
-        {**record.__dict__, "levelno": logging.DEBUG, "levelname": "DEBUG", COPY: True}))
+    logger = logging.getLogger(record.name)
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.handle(logging.makeLogRecord(
+            {**record.__dict__, "levelno": logging.DEBUG, "levelname": "DEBUG", COPY: True}))
 
 
 def unchecked(record: logging.LogRecord) -> None:

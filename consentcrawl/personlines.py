@@ -111,8 +111,8 @@ class PersonLines(CheckedLines):
     def install(cls, crawler: Crawler) -> PersonLines:
         """The crawl's filter, once, from the moment its crawler exists (``ConsentSpider.from_crawler``, before the
         spider's ``__init__``; the add-on's ``from_crawler`` for another spider): on the root logger's handlers,
-        which see every logger's lines, those of loggers made later and of other libraries included; taken off
-        as the spider closes. :meth:`opened` puts it on the loggers."""
+        which see every logger's lines, those of loggers made later and of other libraries included, and on the
+        handlers other loggers have; taken off as the spider closes. :meth:`opened` puts it on the loggers."""
         lines = getattr(crawler, _ATTR, None)
         if isinstance(lines, cls):
             return lines
@@ -123,16 +123,17 @@ class PersonLines(CheckedLines):
         return lines
 
     def on_root_handlers(self) -> None:
-        """On the root logger's handlers as they are now: the crawler replaces Scrapy's own (with the crawl's
-        settings: ``scrapy.utils.log.install_scrapy_root_handler``) after the spider is made, before the engine,
-        whose first component (consentcrawl's download handler) puts the filter on the new one."""
+        """On the root logger's handlers (and every other logger's) as they are now: the crawler replaces Scrapy's
+        own (with the crawl's settings: ``scrapy.utils.log.install_scrapy_root_handler``) after the spider is made,
+        before the engine, whose first component (consentcrawl's download handler) puts the filter on the new
+        one."""
         self._put(())
 
     def opened(self) -> None:
         """As the spider opens: on Scrapy's loggers of those lines (after :class:`RequestLines`, put on the files
         pipeline's as the log formatter is made: it rewrites the request that line names first), on the loggers
-        of the project's modules that exist (one with its own handlers), and on the root logger's handlers again
-        (Scrapy replaced its own with the crawl's settings: ``scrapy.utils.log.install_scrapy_root_handler``)."""
+        of the project's modules that exist, and on the handlers made since (a pipeline's ``open_spider`` that
+        turns a library's ``echo`` on)."""
         self._put([*PERSON_LINE_LOGGERS, *project_loggers(self.crawler)])
 
     def _put(self, loggers: Iterable[str]) -> None:
@@ -140,7 +141,7 @@ class PersonLines(CheckedLines):
             if name not in self.loggers:
                 self.loggers.append(name)
                 logging.getLogger(name).addFilter(self)
-        for handler in logging.getLogger().handlers:
+        for handler in _handlers():
             if handler not in self.handlers:
                 self.handlers.append(handler)
                 handler.addFilter(self.on_handlers)
@@ -197,7 +198,7 @@ class PersonLines(CheckedLines):
 class _OnHandlers(logging.Filter):
     """The crawl's :class:`PersonLines` on a handler: every line that reaches it but Scrapy's and consentcrawl's
     (a filter on a handler sees the lines of every logger, those made after the spider opened and other libraries'
-    included: SQLAlchemy's ``echo`` of a pipeline's query). Lines below INFO cost a comparison."""
+    included: a database library's echo of a pipeline's query). Lines below INFO cost a comparison."""
 
     def __init__(self, lines: PersonLines) -> None:
         super().__init__()
@@ -207,6 +208,13 @@ class _OnHandlers(logging.Filter):
         if record.levelno < logging.INFO or record.name.partition(".")[0] in _NOT_ON_HANDLERS:
             return True
         return self.lines.filter(record)
+
+
+def _handlers() -> list[logging.Handler]:
+    """The root logger's handlers and those of every other logger that exists (SQLAlchemy's ``echo`` puts a handler
+    of its own on its logger, which writes the line before the root's handlers see it)."""
+    loggers = [found for found in list(logging.Logger.manager.loggerDict.values()) if isinstance(found, logging.Logger)]
+    return list(dict.fromkeys(handler for logger in (logging.getLogger(), *loggers) for handler in logger.handlers))
 
 
 def _names_item(record: logging.LogRecord) -> bool:

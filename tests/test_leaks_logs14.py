@@ -88,6 +88,8 @@ async def test_a_denied_persons_id_in_free_text_is_read_as_a_server_reads_it(
 #: a logger of another library, made when it is first used (as SQLAlchemy's ``echo`` logger), outside the
 #: project's packages
 LIBRARY_LOGGER = "somedb.engine"
+#: a logger of another library with a handler of its own
+ECHO_LOGGER = "otherdb.echo"
 
 
 class Early:
@@ -111,11 +113,32 @@ class Early:
         yield {"url": response.url, "name": response.css(".name::text").get()}
 
 
+#: what the library's own echo handler wrote (SQLAlchemy's ``echo=True`` puts a handler on its logger, which
+#: writes each line before the root logger's handlers see it)
+ECHOED: list[str] = []
+
+
+class Echo(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        ECHOED.append(self.format(record))
+
+
 class Stores:
-    """A project's pipeline whose database library echoes each query at INFO, on a logger it makes on first use."""
+    """A project's pipeline whose database library echoes each query at INFO: on its own handler, turned on as the
+    pipeline opens, and on a logger it makes on first use (through the root logger's handlers)."""
+
+    def open_spider(self) -> None:
+        ECHOED.clear()
+        logging.getLogger(ECHO_LOGGER).addHandler(Echo())
+        logging.getLogger(ECHO_LOGGER).setLevel(logging.INFO)  # as echo=True does
+
+    def close_spider(self) -> None:
+        logging.getLogger(ECHO_LOGGER).handlers.clear()
+        logging.getLogger(ECHO_LOGGER).setLevel(logging.NOTSET)
 
     def process_item(self, item: Any) -> Any:
-        logging.getLogger(LIBRARY_LOGGER).info("INSERT INTO people VALUES (%r, %r)", item["name"], item["url"])
+        for name in (LIBRARY_LOGGER, ECHO_LOGGER):
+            logging.getLogger(name).info("INSERT INTO people VALUES (%r, %r)", item["name"], item["url"])
         return item
 
 
@@ -139,6 +162,9 @@ async def test_lines_of_a_spiders_init_of_loggers_made_later_and_of_other_librar
                  f"WARNING {__name__}.late.1: read {BASE}/u/101",
                  f"INFO {LIBRARY_LOGGER}: INSERT INTO people VALUES ('SECRET-NAME-101', '{BASE}/u/101')"):
         assert line in loud, (line, loud)
+    assert ECHOED == ["INSERT INTO people VALUES ('SECRET-NAME-101', 'http://people.example/u/101')",
+                      "a line written while the pipelines processed an item consentcrawl did not allow "
+                      "(subject.no-authorization; its data at DEBUG)"], ECHOED
     debug = [_WRITTEN.format(r) for r in caplog.records if r.levelno == logging.DEBUG]
     for text in (f"seeding {BASE}/u/107", "SECRET-NAME-107"):
         assert [line for line in debug if text in line], f"nothing lost: {text} at DEBUG"
