@@ -32,6 +32,7 @@ from .middlewares import (
     ConsentScheduleGuard,
     ConsentSpiderMiddleware,
 )
+from .personlines import PersonLines
 from .pipelines import ConsentGuardPipeline
 from .purge.joblock import JobdirLock, can_lock
 from .purge.onclose import PurgeOnClose
@@ -142,6 +143,7 @@ class Addon:
     @classmethod
     def from_crawler(cls, crawler: Crawler) -> Self:
         addon = cls(crawler)
+        PersonLines.install(crawler)  # the lines of the components built from here on (a spider's are before it)
         guard_open_in_browser(refuse_to_open)  # a callback's open_in_browser: viewing.py
         crawler.signals.connect(addon._spider_closed, signal=signals.spider_closed)
         crawler.signals.connect(addon._engine_started, signal=signals.engine_started)

@@ -16,8 +16,10 @@ let through in report mode is the person's data whatever the line's logger; one 
 from __future__ import annotations
 
 import re
+import unicodedata
 from contextvars import ContextVar, Token
 from typing import TYPE_CHECKING
+from urllib.parse import unquote
 
 from .deciding import Undecided
 from .decision import not_allowed_reason
@@ -28,8 +30,13 @@ if TYPE_CHECKING:
     from .runtime import ConsentRuntime
 
 UNDECIDED = "undecided"
-#: the words an id may be: a run of letters and digits, or one with dots, dashes or pluses inside (a handle)
-_WORDS = (re.compile(r"\w+"), re.compile(r"\w[\w.+-]*\w"))
+#: the words an id may be: a run of letters and digits, or one with dots, dashes or pluses inside (a handle), or a
+#: run of digits wherever it stands (``u107``, ``profile_107``, ``user-107``), with a zero fraction (``107.0``)
+_WORDS = (re.compile(r"\w+"), re.compile(r"\w[\w.+-]*\w"), re.compile(r"\d+(?:\.0+(?!\d))?"))
+#: a word with percent escapes in it (``%31%30%37``), read as a server decodes it
+_ESCAPED = re.compile(r"[\w.+-]*(?:%[0-9A-Fa-f]{2}[\w.+-]*)+")
+#: no id is longer: a longer run of digits is not read as a number (``int()`` of a long one is slow, or refused)
+_LONGEST_NUMBER = 40
 #: what stands in a line for the id of a person consentcrawl did not allow
 ID_STAND_IN = "<a person consentcrawl did not allow ({reason}); at DEBUG>"
 
@@ -49,7 +56,7 @@ class DeniedPeople:
         key = (str(platform or ""), str(subject).casefold())
         if key not in self._reasons:
             self._reasons[key] = str(decision.reason)
-            self._by_id.setdefault(key[1], str(decision.reason))
+            self._by_id.setdefault(id_key(key[1]), str(decision.reason))
 
     def reason(self, platform: str, subject: str) -> str | None:
         return self._reasons.get((platform, subject.casefold()))
@@ -60,18 +67,56 @@ class DeniedPeople:
     def ids_out(self, text: str, stand_in: str) -> str:
         """``text`` with every denied person's id that stands as a word of its own (``107`` in ``stopped at 107``,
         in ``/u/107``; not in ``1070``; ``john.doe`` in ``by john.doe.``) replaced by ``stand_in`` formatted with
-        its reason. Each word is looked up, so the cost is the text's length, however many people were denied."""
-        by_id = self._by_id
-        if not by_id:
+        its reason. A word is read as the platform's server reads an id (:func:`id_key`: fullwidth digits, ``0107`` and
+        ``107.0`` are 107), a run of digits is a word after letters or ``_`` (``u107``, ``profile_107``: an id a
+        project writes into a name), and a word with percent escapes is read decoded (``%31%30%37``). A handle
+        joined to letters by ``_`` (``alice_x``) is another handle. Each word is looked up, so the cost is the
+        text's length, however many people were denied."""
+        if not self._by_id:
             return text
-        found = sorted((m.start(), -m.end(), by_id[m[0].casefold()]) for words in _WORDS for m in words.finditer(text)
-                       if m[0].casefold() in by_id)
+        found = sorted(self._found(text))
         said, at = [], 0
         for start, end, reason in found:  # from the left, the longer of two that start alike first
             if start >= at:
                 said += [text[at:start], stand_in.format(reason=reason)]
                 at = -end
         return "".join([*said, text[at:]]) if found else text
+
+    def _found(self, text: str) -> list[tuple[int, int, str]]:
+        """(start, -end, reason) of each denied person's id in ``text`` (:meth:`ids_out`)."""
+        by_id = self._by_id
+        found = [(m.start(), -m.end(), by_id[key]) for words in _WORDS for m in words.finditer(text)
+                 if (key := id_key(m[0])) in by_id]
+        if "%" in text:
+            for m in _ESCAPED.finditer(text):
+                decoded = _decoded(m[0])
+                inside = self._found(decoded) if decoded != m[0] else []
+                if inside:
+                    found.append((m.start(), -m.end(), min(inside)[2]))
+        return found
+
+
+def id_key(word: str) -> str:
+    """What an id is to a server that reads it leniently: NFKC (fullwidth digits), any case, and a number by its value
+    (``0107``, ``107.0``, digits of any script)."""
+    if not word.isascii():
+        word = unicodedata.normalize("NFKC", word)
+    word = word.casefold()
+    head, dot, fraction = word.partition(".")
+    number = head if dot and not fraction.strip("0") else word
+    if number.isdecimal() and len(number) <= _LONGEST_NUMBER:
+        return str(int(number))
+    return word
+
+
+def _decoded(word: str) -> str:
+    """``word`` with its percent escapes decoded, again while it has some (a server may decode twice)."""
+    for _ in range(3):
+        decoded = unquote(word)
+        if decoded == word:
+            break
+        word = decoded
+    return word
 
 
 def url_reason(runtime: ConsentRuntime, url: str) -> str | None:

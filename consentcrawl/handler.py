@@ -37,6 +37,7 @@ from .distributed.send import MAX_ROUNDS, ended_shared, send_shared
 from .distributed.shared import SharedStateUnavailable
 from .errors import ConfigError
 from .middlewares import REFUSALS, ConsentDenied, ConsentMisconfigured, guard_refused_errback
+from .personlines import PersonLines
 from .refusalphase import actor_read, actor_request
 from .runtime import get_runtime, is_checked_url, refuse_to_start
 from .settings import read
@@ -160,6 +161,8 @@ class ConsentDownloadHandler:
             raise NotConfigured(str(exc)) from None
         if isinstance(fallback_cls, type) and issubclass(fallback_cls, ConsentDownloadHandler):
             raise NotConfigured(f"{setting} names a consentcrawl handler, not one that downloads")
+        # the engine's first component: the log line filter goes on the root handler Scrapy has just replaced
+        PersonLines.install(crawler).on_root_handlers()
         return cls(crawler, build_from_crawler(fallback_cls, crawler))
 
     async def download_request(self, request: Request) -> Response:

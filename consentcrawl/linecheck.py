@@ -17,12 +17,22 @@ UNCHECKED = "a line consentcrawl could not check for the people it names; at DEB
 #: marks the DEBUG copy of a line, written through the same logger (it meets the filters again); shared by the
 #: line filters, so that none rewrites another's copy
 COPY = "_consentcrawl_copy"
+#: marks a line whose DEBUG copy was written: a line two filters rewrite (the files pipeline's, on the loggers of
+#: both ``RequestLines`` and ``PersonLines``) has one copy, of the line as logged, not a second of the first rewrite
+COPIED = "_consentcrawl_copied"
 
 
 def to_debug(record: logging.LogRecord) -> None:
-    """The line as logged, at DEBUG, through its logger (before ``record`` is rewritten)."""
-    logging.getLogger(record.name).handle(logging.makeLogRecord(
-        {**record.__dict__, "levelno": logging.DEBUG, "levelname": "DEBUG", COPY: True}))
+    """The line as logged, at DEBUG, through its logger (before ``record`` is rewritten), once; not when the logger
+    keeps no DEBUG lines (``Logger.handle`` does not ask): a library's logger set to INFO whose own handler writes
+    whatever it is handed (SQLAlchemy's ``echo=True``) would write the person's data at once."""
+    if getattr(record, COPIED, False):
+        return
+    setattr(record, COPIED, True)
+    logger = logging.getLogger(record.name)
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.handle(logging.makeLogRecord(
+            {**record.__dict__, "levelno": logging.DEBUG, "levelname": "DEBUG", COPY: True}))
 
 
 def unchecked(record: logging.LogRecord) -> None:

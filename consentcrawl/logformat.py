@@ -39,7 +39,7 @@ from .errors import ConfigError
 from .linecheck import CheckedLines, to_debug
 from .personlines import PersonLines
 from .requestlines import RequestLines
-from .runtime import refuse_to_start
+from .runtime import config_error, refuse_to_start
 from .settings import read
 from .spidererrors import SCRAPER_LOGGER, CloseReasons, RefusedRequestError, SpiderErrors, not_allowed, not_read
 from .startup import hook_engine_close, hook_scraper
@@ -62,6 +62,8 @@ UNREAD_DOWNLOAD = ("Error downloading a person's page consentcrawl did not read 
                    "log): %(error)s, its message and traceback at DEBUG")
 #: ``scrapy parse``'s last line for a URL consentcrawl refused (the URL typed is at DEBUG and in the audit log)
 PARSE_REFUSED = "No response downloaded: the request was refused (%(reason)s; its URL is in the audit log)"
+#: the same for a crawl whose configuration is invalid: it did not start, no audit log holds the URL
+PARSE_NOT_STARTED = "No response downloaded: the crawl did not start (%(reason)s; the URL is at DEBUG)"
 #: Scrapy's own line for it, with the sanitized failure, at DEBUG: the original is the DEBUG line before it
 REFUSED_SANITIZED = ("Spider error processing a request consentcrawl refused (%(reason)s): sent to spider_error "
                      "handlers as %(error)s without its message or values")
@@ -97,7 +99,9 @@ class ConsentLogFormatter:
                      lambda crawler, handle: SpiderErrors(crawler, handle, reasons),
                      "a refused person's data would reach spider_error handlers")
         hook_engine_close(self.crawler, reasons)
-        PersonLines.install(self.crawler)  # the lines that name a person as text (project's, signal errors...)
+        if config_error(self.crawler) is not None:  # nothing starts: scrapy parse's URL was not allowed either
+            ParseCommandLine.install(self.crawler, None)
+        PersonLines.install(self.crawler).opened()  # the lines that name a person as text (project's, signal errors...)
 
     def spider_error(self, failure: Failure, request: Request, response: Response | Failure,
                      spider: Spider) -> dict[str, Any]:
@@ -134,24 +138,26 @@ class ConsentLogFormatter:
 class ParseCommandLine(CheckedLines):
     """On ``scrapy parse``'s logger: its ``No response downloaded for: <url>`` line for the request it started with,
     when that request was refused (or never decided), names the reason code, not the URL; the line as Scrapy wrote
-    it goes to DEBUG. The line is logged after the crawl, so the filter stays on the logger for the command's run."""
+    it goes to DEBUG. The line is logged after the crawl, so the filter stays on the logger for the command's run.
+    With no request (a crawl whose configuration is invalid, whose start requests are never read): the line of
+    any URL, which nothing decided."""
 
-    def __init__(self, crawler: Crawler, request: Request) -> None:
+    def __init__(self, crawler: Crawler, request: Request | None) -> None:
         super().__init__()
         self.crawler = crawler
         self.request = request
 
     @classmethod
-    def install(cls, crawler: Crawler, request: Request) -> None:
+    def install(cls, crawler: Crawler, request: Request | None) -> None:
         logging.getLogger(PARSE_LOGGER).addFilter(cls(crawler, request))
 
     def check(self, record: logging.LogRecord) -> bool:
         url = parse_command_url(record)
-        if url is None or url != self.request.url:
+        if url is None or (self.request is not None and url != self.request.url):
             return True
         reason = not_allowed(self.crawler, self.request, url)
         if reason is None:
             return True
         to_debug(record)
-        record.msg, record.args = PARSE_REFUSED, {"reason": reason}
+        record.msg, record.args = PARSE_REFUSED if self.request is not None else PARSE_NOT_STARTED, {"reason": reason}
         return True

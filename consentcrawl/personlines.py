@@ -21,15 +21,23 @@ the lines Scrapy writes about a request, knowing the request. Other lines name a
 - the project's own lines: the spider's logger (an errback's ``self.logger.error(failure)``, whose message can
   hold the URL: a timeout's does), the root logger (a spider's ``logging.warning(...)``) and the loggers of the
   project's modules, among them one it passes to ``get_retry_request`` (its ``Gave up retrying <GET url>`` is
-  rewritten as :class:`RequestLines` rewrites RetryMiddleware's own).
+  rewritten as :class:`RequestLines` rewrites RetryMiddleware's own);
+- every other line that reaches the root logger's handlers but Scrapy's and consentcrawl's: a logger made after
+  the spider opened, another library's (a database library's ``echo`` of a pipeline's query). A filter on a
+  logger sees only that logger's own lines, so the filter is on the root logger's handlers too, from the moment
+  the crawler exists (:meth:`PersonLines.install`): a ``ConsentSpider``'s ``__init__`` writes before the crawl's
+  settings are applied, when no one is decided and the platforms are not read: each URL and path is then
+  ``undecided``.
 
 In the message and in the exception's text, each URL of a checked scheme is taken out when
 :func:`~consentcrawl.deniedpeople.url_reason` says it is not an allowed person's (``undecided`` when unsure), and
-each id of a person this crawl denied that stands as a word of its own (``stopped at 107``, ``/u/107``; not in a
-traceback's ``File ..., line 107``); a path written without its host (``following /u/107``: a relative link logged
-before its request is decided, when the person is not among the denied yet) is read on each platform's host. What
-it cannot see: a person's name or other data in free text that is not an item the guard judged, and loggers the
-project creates after the spider opened or names outside its modules.
+each id of a person this crawl denied that stands as a word of its own, read as a lenient server reads it
+(``stopped at 107``, ``/u/107``, ``u107``, ``0107``, ``%31%30%37``: :meth:`~consentcrawl.deniedpeople.DeniedPeople.
+ids_out`; not in a traceback's ``File ..., line 107``); a path written without its host (``following /u/107``: a
+relative link logged before its request is decided, when the person is not among the denied yet) is read on each
+platform's host. What it cannot see: a person's name or other data in free text that is not an item the guard
+judged; a line a handler of another logger writes before it reaches the root logger's; the lines a spider that is
+not a ``ConsentSpider`` writes in its ``__init__`` (the add-on starts after it).
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 
-from .deniedpeople import ID_STAND_IN, item_line_reason, item_reason, url_reason
+from .deniedpeople import ID_STAND_IN, UNDECIDED, item_line_reason, item_reason, url_reason
 from .heldlocks import crawl_alive
 from .linecheck import CheckedLines, to_debug
 from .requestlines import RequestLines
@@ -50,9 +58,12 @@ from .runtime import get_runtime, is_checked_url
 from .scrapylines import LINE_URL, PERSON_LINE_LOGGERS, is_retry_line
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from scrapy.crawler import Crawler
 
     from .runtime import ConsentRuntime
+    from .terms.platforms import Platform
 
 #: what stands in a line for a URL of a person consentcrawl did not allow
 URL_STAND_IN = "<a URL consentcrawl did not allow ({reason}); at DEBUG>"
@@ -72,13 +83,19 @@ _RELATIVE = re.compile(r"^(?:\.\.?/|/)+")
 _FRAME = re.compile(r'^\s*File ".*", line \d+', re.MULTILINE)
 #: the top-level names of loggers that are not the project's (Scrapy's own are chosen one by one)
 _NOT_THE_PROJECTS = frozenset({"scrapy", "twisted", "consentcrawl", "asyncio", "py"})
+#: the loggers whose lines the filter on the root logger's handlers leaves: Scrapy's (those that name people have
+#: the filter on the logger) and consentcrawl's own
+_NOT_ON_HANDLERS = ("scrapy", "consentcrawl")
+#: the crawler's filter (one per crawl)
+_ATTR = "_consentcrawl_person_lines"
 #: the root logger, by the name its records carry: a spider's ``logging.warning(...)`` (as Scrapy's docs show) is
 #: the project's line too
 ROOT_LOGGER = "root"
 
 
 class PersonLines(CheckedLines):
-    """On the loggers whose lines name people as text, for one crawl (module doc)."""
+    """On the loggers whose lines name people as text, and on the root logger's handlers, for one crawl (module
+    doc)."""
 
     def __init__(self, crawler: Crawler) -> None:
         super().__init__()
@@ -86,37 +103,76 @@ class PersonLines(CheckedLines):
         self.alive = crawl_alive(crawler)
         self.requests = RequestLines(crawler)  # a retry line on the project's logger, read as on Scrapy's
         self.loggers: list[str] = []
+        self.handlers: list[logging.Handler] = []
+        self.on_handlers = _OnHandlers(self)
+        self._mark = f"_consentcrawl_person_checked_{id(self)}"
 
     @classmethod
     def install(cls, crawler: Crawler) -> PersonLines:
-        """On Scrapy's loggers of those lines, the spider's, and every logger of the project's modules that exists
-        as the spider opens; taken off as the spider closes."""
+        """The crawl's filter, once, from the moment its crawler exists (``ConsentSpider.from_crawler``, before the
+        spider's ``__init__``; the add-on's ``from_crawler`` for another spider): on the root logger's handlers,
+        which see every logger's lines, those of loggers made later and of other libraries included, and on the
+        handlers other loggers have; taken off as the spider closes. :meth:`opened` puts it on the loggers."""
+        lines = getattr(crawler, _ATTR, None)
+        if isinstance(lines, cls):
+            return lines
         lines = cls(crawler)
-        lines.loggers = sorted({*PERSON_LINE_LOGGERS, *project_loggers(crawler)})
-        for name in lines.loggers:
-            logging.getLogger(name).addFilter(lines)
+        setattr(crawler, _ATTR, lines)
+        lines.on_root_handlers()
         crawler.signals.connect(lines.close, signal=signals.spider_closed)
         return lines
+
+    def on_root_handlers(self) -> None:
+        """On the root logger's handlers (and every other logger's) as they are now: the crawler replaces Scrapy's
+        own (with the crawl's settings: ``scrapy.utils.log.install_scrapy_root_handler``) after the spider is made,
+        before the engine, whose first component (consentcrawl's download handler) puts the filter on the new
+        one."""
+        self._put(())
+
+    def opened(self) -> None:
+        """As the spider opens: on Scrapy's loggers of those lines (after :class:`RequestLines`, put on the files
+        pipeline's as the log formatter is made: it rewrites the request that line names first), on the loggers
+        of the project's modules that exist, and on the handlers made since (a pipeline's ``open_spider`` that
+        turns a library's ``echo`` on)."""
+        self._put([*PERSON_LINE_LOGGERS, *project_loggers(self.crawler)])
+
+    def _put(self, loggers: Iterable[str]) -> None:
+        for name in loggers:
+            if name not in self.loggers:
+                self.loggers.append(name)
+                logging.getLogger(name).addFilter(self)
+        for handler in _handlers():
+            if handler not in self.handlers:
+                self.handlers.append(handler)
+                handler.addFilter(self.on_handlers)
 
     def close(self, spider: Any = None) -> None:
         for name in self.loggers:
             logging.getLogger(name).removeFilter(self)
+        for handler in self.handlers:
+            handler.removeFilter(self.on_handlers)
 
     def check(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.INFO or not self.alive():
+        if record.levelno < logging.INFO or not self.alive() or getattr(record, self._mark, False):
             return True
+        setattr(record, self._mark, True)  # checked once, on a logger or on the first handler
+        crawler = self.crawler
         spider = getattr(record, "spider", None)
-        if spider is not None and spider is not self.crawler.spider:
+        if spider is not None and spider is not crawler.spider and not (
+                crawler.spider is None and isinstance(spider, crawler.spidercls)):  # its __init__'s lines
             return True  # another crawl's line, in the same process
+        if not crawler.settings.frozen:  # the crawl's settings are not applied yet: no one is decided
+            self._check(None, record)
+            return True
         if is_retry_line(record):
             return self.requests.check(record)
-        runtime = get_runtime(self.crawler)
+        runtime = get_runtime(crawler)
         if runtime is None:
             return True
         self._check(runtime, record)
         return True
 
-    def _check(self, runtime: ConsentRuntime, record: logging.LogRecord) -> None:
+    def _check(self, runtime: ConsentRuntime | None, record: logging.LogRecord) -> None:
         said, error_said = record.getMessage(), _exception_text(record)
         item = item_line_reason() if _names_item(record) else item_reason()
         args = record.args
@@ -139,6 +195,28 @@ class PersonLines(CheckedLines):
         record.msg, record.args, record.exc_info, record.exc_text = message, None, None, error
 
 
+class _OnHandlers(logging.Filter):
+    """The crawl's :class:`PersonLines` on a handler: every line that reaches it but Scrapy's and consentcrawl's
+    (a filter on a handler sees the lines of every logger, those made after the spider opened and other libraries'
+    included: a database library's echo of a pipeline's query). Lines below INFO cost a comparison."""
+
+    def __init__(self, lines: PersonLines) -> None:
+        super().__init__()
+        self.lines = lines
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO or record.name.partition(".")[0] in _NOT_ON_HANDLERS:
+            return True
+        return self.lines.filter(record)
+
+
+def _handlers() -> list[logging.Handler]:
+    """The root logger's handlers and those of every other logger that exists (SQLAlchemy's ``echo`` puts a handler
+    of its own on its logger, which writes the line before the root's handlers see it)."""
+    loggers = [found for found in list(logging.Logger.manager.loggerDict.values()) if isinstance(found, logging.Logger)]
+    return list(dict.fromkeys(handler for logger in (logging.getLogger(), *loggers) for handler in logger.handlers))
+
+
 def _names_item(record: logging.LogRecord) -> bool:
     """Whether the line names an item (Scrapy's item lines pass it as an argument and in ``extra``)."""
     return (isinstance(record.args, dict) and "item" in record.args) or "item" in record.__dict__
@@ -154,19 +232,20 @@ def _exception_text(record: logging.LogRecord) -> str | None:
     return None
 
 
-def scrubbed(runtime: ConsentRuntime, text: str, *, frames: bool = False) -> str:
+def scrubbed(runtime: ConsentRuntime | None, text: str, *, frames: bool = False) -> str:
     """``text`` without the URLs and ids of people the crawl does not allow (module doc); ``frames``: a traceback,
-    whose frame lines keep their numbers."""
+    whose frame lines keep their numbers. Without a runtime (a line written before the crawl's settings are
+    applied: the spider's ``__init__``), whose page a URL or path is cannot be read: each is ``undecided``."""
     for url in dict.fromkeys(found.rstrip(_TRAILING) for found in LINE_URL.findall(text)):
         if not is_checked_url(url):
             continue
-        reason = url_reason(runtime, url)
+        reason = url_reason(runtime, url) if runtime is not None else UNDECIDED
         if reason is not None:
             stand = URL_STAND_IN.format(reason=reason)
             text = re.sub(re.escape(url) + r"(?![^\s<>'\",;)\]}])", lambda _: stand, text)  # noqa: B023
     if "/" in text:
         text = _paths_out(runtime, text, frames)
-    people = runtime.denied_people
+    people = runtime.denied_people if runtime is not None else None
     if not people:
         return text
     if not frames:
@@ -175,23 +254,39 @@ def scrubbed(runtime: ConsentRuntime, text: str, *, frames: bool = False) -> str
     return "\n".join(line if _FRAME.match(line) else people.ids_out(line, ID_STAND_IN) for line in lines)
 
 
-def _paths_out(runtime: ConsentRuntime, text: str, frames: bool) -> str:
+def _paths_out(runtime: ConsentRuntime | None, text: str, frames: bool) -> str:
     """``text`` without the paths written without their host (a relative link as the page has it, ``/u/107``,
-    ``//host/u/107``, ``../u/107`` or ``u/107``, the last two read from the host's root) that name a person not
-    allowed on any platform's host: a project logs the link it is about to follow before its request is decided
-    (the person is not among the denied yet)."""
-    hosts = [min(platform.domains) for platform in runtime.config.platforms.platforms.values() if platform.domains]
+    ``//host/u/107``, ``../u/107``, ``u/107`` or ``./107``, read from the host's root, ``./107`` from each
+    profile's folder too: :func:`_folders`) that name a person not allowed on any platform's host: a project logs
+    the link it is about to follow before its request is decided (the person is not among the denied yet)."""
+    platforms = [platform for platform in runtime.config.platforms.platforms.values()
+                 if platform.domains] if runtime is not None else []
     lines = [line for line in text.split("\n") if not (frames and _FRAME.match(line))]
     for path in dict.fromkeys(found.rstrip(_TRAILING) for line in lines for found in _LINE_PATH.findall(line)):
-        rooted = "/" + _RELATIVE.sub("", path)  # the page it is relative to is not known: read from the root
+        bare = _RELATIVE.sub("", path)
         urls = [f"http:{path}"] if path.startswith("//") else [
-            f"http://{f'[{host}]' if ':' in host else host}{rooted}" for host in hosts]
-        reason = next((found for found in map(functools.partial(url_reason, runtime), urls) if found), None)
+            f"http://{_host(platform)}{folder}{bare}" for platform in platforms
+            for folder in (_folders(platform) if path.startswith("./") else ("/",))]
+        reason = next((found for found in map(functools.partial(url_reason, runtime), urls) if found),
+                      None) if runtime is not None else UNDECIDED
         if reason is not None:
             stand = URL_STAND_IN.format(reason=reason)
             text = re.sub(r"(?<![^\s<>'\"(\[{=,;])" + re.escape(path) + r"(?![^\s<>'\",;)\]}])", lambda _: stand,  # noqa: B023
                           text)
     return text
+
+
+def _host(platform: Platform) -> str:
+    host = min(platform.domains)
+    return f"[{host}]" if ":" in host else host
+
+
+def _folders(platform: Platform) -> list[str]:
+    """Where a path relative to the page's folder (``./108``) may be read from, the page not being known: the host's
+    root, and the folder of each of the platform's profile pages (``./108`` on ``/u/101`` is ``/u/108``). Only a
+    path written with ``./``: any other word with a slash read from ``/u/`` would name a person (``u/101``)."""
+    return list(dict.fromkeys(["/", *("/" + "".join(part + "/" for part in template.path)
+                                      for template in platform.profiles if template.param is None)]))
 
 
 def project_loggers(crawler: Crawler) -> list[str]:

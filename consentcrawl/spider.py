@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import scrapy
 from scrapy.settings import SETTINGS_PRIORITIES, BaseSettings
 from scrapy.utils.misc import load_object
 
 from .addon import Addon
+from .personlines import PersonLines
+
+if TYPE_CHECKING:
+    from scrapy.crawler import Crawler
+    from typing_extensions import Self
 
 
 class ConsentSpider(scrapy.Spider):
@@ -18,6 +23,12 @@ class ConsentSpider(scrapy.Spider):
     """
 
     purpose: ClassVar[str | None] = None
+
+    @classmethod
+    def from_crawler(cls, crawler: Crawler, *args: Any, **kwargs: Any) -> Self:
+        """The log line filter goes on before the spider is made: the lines its ``__init__`` writes are checked."""
+        PersonLines.install(crawler)
+        return super().from_crawler(crawler, *args, **kwargs)
 
     @classmethod
     def update_settings(cls, settings: BaseSettings) -> None:
