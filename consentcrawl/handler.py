@@ -13,7 +13,8 @@ It also keeps robots.txt's ``Crawl-delay`` per origin, whatever download slot a 
 slot spaces the requests *of one slot* only, and a spider can give every request a slot of its own
 (``meta["download_slot"]``, per session or proxy). A request to an origin with a delay waits here until the delay
 since the origin's previous fetch (its robots.txt included) *ended* has passed (:class:`OriginSpacing`), then is
-decided with the clock read after that wait. In a distributed crawl the schedule is the cluster's, in Redis (:mod:`consentcrawl.distributed.send`).
+decided with the clock read after that wait. In a distributed crawl the schedule is the cluster's, in Redis
+(:mod:`consentcrawl.distributed.send`).
 """
 
 from __future__ import annotations
