@@ -44,7 +44,8 @@ def test_the_file_is_built_to_be_cut_inside_a_character() -> None:
     assert parse_ai_txt(HEAD.encode("utf-16")).match("/private/a", "consentcrawl").allowed is False
 
 
-async def crawl_under(ai_txt: bytes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], dict[str, str]]:
+async def crawl_under(ai_txt: bytes, tmp_path: Path,
+                      monkeypatch: pytest.MonkeyPatch) -> tuple[list[str], dict[str, str]]:
     """A crawl of ``/private/a`` and ``/ok`` for AI training on a site serving ``ai_txt``: the paths the server
     was asked for, and the pages the audit log denies (path: reason)."""
 
