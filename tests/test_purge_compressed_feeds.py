@@ -103,3 +103,28 @@ def test_a_compressed_feed_cut_short_is_not_checked_and_fails_the_purge(
     printed = capsys.readouterr()
     assert code == 1 and "does not decompress whole" in printed.out + printed.err, printed
     assert feed.read_bytes() == whole[:-12]
+
+
+@deferred_f_from_coro_f
+async def test_a_crawl_purges_its_own_gzip_feed_of_a_withdrawal_it_saw(
+    server: LocalServer, site: MicroblogSite, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, config_dir: Path,
+) -> None:
+    """``CONSENTCRAWL_PURGE_ON_CLOSE``: the feed the crawl wrote through ``GzipPlugin`` is purged at its close, as
+    its plain feeds are (the same purge, from Scrapy's ``feed_slot_closed``)."""
+    from tests.test_purge import WithdrawingSpider
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(WithdrawingSpider, "authorizations", config_dir / "authorizations.yaml")
+    monkeypatch.setattr(WithdrawingSpider, "withdrawn", [])
+    feed = out / "items.jsonl.gz"
+    settings = consent_settings(
+        tmp_path, FEEDS={str(feed): {"format": "jsonlines", "postprocessing": [f"{PLUGINS}.GzipPlugin"]}},
+        CONSENTCRAWL_AUTHORIZATIONS=str(config_dir / "authorizations.yaml"), CONSENTCRAWL_PURGE_ON_CLOSE=True,
+        CLOSESPIDER_ITEMCOUNT=6)
+    result = await run_crawl(WithdrawingSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    [subject] = WithdrawingSpider.withdrawn
+    assert str(result.items[0]["subject"]) == subject
+    kept = [str(i["subject"]) for i in items_in("items.jsonl.gz", feed.read_bytes())]
+    assert kept == [str(i["subject"]) for i in result.items if str(i["subject"]) != subject]
+    assert str(site.profile(subject)["name"]).encode() not in gzip.decompress(feed.read_bytes())
+    assert result.stats["consentcrawl/purge/removed"] == 1 and "consentcrawl/purge/failed" not in result.stats
