@@ -46,9 +46,9 @@ def _parse_bytes(raw: bytes, cut: bool) -> tuple[RobotsRules, int]:
     start, where the parser drops it, but begin the file's first rule, which would then be no rule.
 
     A ``cut`` file is read up to the cut, as robots.txt is (RFC 9309 §2.5), whatever its encoding: a wide one cut
-    inside a character (half a surrogate pair) leaves that character out, as the rest of the file is; read whole,
-    it did not decode (with a byte order mark: every page disallowed) or was read as bytes (without one: no rule,
-    every page allowed). Its last line, cut, counts as robots.txt's does (:meth:`RobotsRules.parse`'s ``cut``)."""
+    inside a character (half a surrogate pair) leaves that character out, as the rest of the file is (read as a
+    whole file, it does not decode with a byte order mark, and without one it is read as bytes, where no line is a
+    rule). Its last line, cut, counts as robots.txt's does (:meth:`RobotsRules.parse`'s ``cut``)."""
     narrowed = narrow(raw, whole=not cut)
     if narrowed is None:
         return RobotsRules.parse(raw), 0  # one that does not decode disallows all, and says why
