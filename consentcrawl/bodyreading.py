@@ -11,7 +11,10 @@ value of a request body on a platform's host is read as an id would be:
   also as that document, as GraphQL's ``variables`` are sent; a GraphQL ``query``'s argument values), whatever the
   declared type;
 - a value names a person when the platform's subject regex accepts all of it, also as a server that reads ids
-  leniently reads it (NFKC, spaces trimmed, a number as ``int()`` reads it: ``0104`` is ``104``).
+  leniently reads it (NFKC, spaces trimmed, a number as ``int()`` reads it: ``0104`` is ``104``), and as the
+  number it starts with, whatever follows, as PHP's ``intval``, MySQL's comparison of a string with a number
+  and JavaScript's ``parseInt`` read it (``107abc``, ``107.0``, ``1.07e2`` are 107; ``1.07e2`` is 1 to
+  ``parseInt``, so it names two people).
 
 A body whose values name one person makes the request that person's (``subject_source`` ``"body"``), where the URL
 names no one or the same person; values naming several people, or another person than the URL, make it ambiguous;
@@ -19,12 +22,14 @@ a body that is neither a form nor JSON (whose person cannot be read) is ambiguou
 (``subject.ambiguous-url``). A platform without profile templates has no people, and its bodies are not read.
 
 A precise ``subject:`` regex keeps ordinary form values (``page=2``, a CSRF token) from reading as people: on a
-platform whose ids are digits, ``page=2`` still names person 2, and the request is decided as theirs.
+platform whose ids are digits, ``page=2`` still names person 2, and the request is decided as theirs; so does a
+token that starts with ``2`` (``2f9c...``), which such a server reads as 2 where it reads the value as an id.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -43,6 +48,13 @@ _MAX_DEPTH = 32
 #: variables); strings and numbers are only ever values in a query
 _GRAPHQL_LITERAL = re.compile(r'"""(.*?)"""|"((?:[^"\\]|\\.)*)"|(?<![\w$.])(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(?![\w.])'
                               r'|[(,]\s*\w+\s*:\s*([A-Za-z_]\w*)', re.DOTALL)
+
+
+#: what lenient number parsers read at the start of a value (after white space): digits (``parseInt``, ``intval``),
+#: a decimal number with its fraction and exponent (PHP's ``(int)``, MySQL), a ``0x`` number's hex digits (``parseInt``)
+_LEADING_INTEGER = re.compile(r"\s*([+-]?[0-9]+)")
+_LEADING_DECIMAL = re.compile(r"\s*([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)")
+_LEADING_HEX = re.compile(r"\s*([+-]?)0[xX]([0-9a-fA-F]+)")
 
 
 def body_values(body: bytes, form: str, is_form: bool) -> tuple[str, ...] | None:
@@ -129,15 +141,39 @@ def with_body_values(platform: Platform, values: tuple[str, ...] | None,
 
 
 def _as_read(value: str) -> dict[str, None]:
-    """``value`` as servers that read ids leniently read it: as written, NFKC, trimmed, and as a number."""
+    """``value`` as servers that read ids leniently read it: as written, NFKC, trimmed, as a number, and as the
+    number it starts with (:func:`_leading_numbers`)."""
     normal = value if value.isascii() else unicodedata.normalize("NFKC", value)
     found = dict.fromkeys((value, normal, normal.strip()))
     try:
         found[str(int(normal))] = None
     except ValueError:
         pass
+    found.update(dict.fromkeys(_leading_numbers(normal)))
     found.pop("", None)
     return found
+
+
+def _leading_numbers(text: str) -> Iterator[str]:
+    """The ids a server that reads a value as a number reads in ``text`` when it starts with one, whatever follows:
+    PHP's ``intval``/``(int)`` and MySQL's comparison of a string with a number (``107abc``, `` 107``, ``+107``,
+    ``107.0``, ``1.07e2`` are 107, a fraction cut off), JavaScript's ``parseInt`` (the digits only: ``1.07e2`` is
+    1; ``0x6b`` is 107). The URL's path denies such an id under a profile prefix (the subject regex does not accept
+    it all); in a body the value is read as each of these ids (several people: ambiguous)."""
+    spellings = []  # what int() reads, in its base
+    if (integer := _LEADING_INTEGER.match(text)) is not None:
+        spellings.append((integer.group(1), 10))
+    if (hexadecimal := _LEADING_HEX.match(text)) is not None:
+        spellings.append((hexadecimal.group(1) + hexadecimal.group(2), 16))
+    for digits, base in spellings:
+        try:
+            yield str(int(digits, base))
+        except ValueError:  # more digits than Python reads or writes: no id of anyone's
+            pass
+    if (decimal := _LEADING_DECIMAL.match(text)) is not None:
+        value = float(decimal.group(1))
+        if math.isfinite(value):
+            yield str(int(value))
 
 
 def _ambiguous(reading: SubjectReading | None, *why: tuple[str, str | None]) -> SubjectReading:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import codecs
 import functools
+import hashlib
 import html
 import re
 import sys
@@ -33,6 +34,7 @@ from types import MappingProxyType
 from typing import Any, NamedTuple
 
 from .cache import ObjectMemo
+from .recent import Recent
 
 __all__ = ["HEAD_SCAN_BYTES", "HeadTag", "decode_value", "head_tags", "meta_tags", "scans_as_bytes", "without_nul"]
 
@@ -157,7 +159,7 @@ def _meta_tags(body: bytes | bytearray | memoryview | str, encoding: str) -> tup
     if openers <= len(metas):
         return metas  # every <meta of the page is one the head's scan read (most pages)
     if head.body_at >= 0:
-        metas += _body_metas(doc[head.body_at:], codec)
+        metas += _body_metas(doc, head.body_at, codec)
     if openers > len(metas):
         # a <meta the scan skipped (in what it read as a comment or a raw-text element): the scan's view of the
         # markup and the spider's parser's may differ there, so the parser decides too (the union is read)
@@ -166,14 +168,23 @@ def _meta_tags(body: bytes | bytearray | memoryview | str, encoding: str) -> tup
     return metas
 
 
-@functools.lru_cache(maxsize=2)
-def _body_metas(part: bytes, codec: str) -> tuple[HeadTag, ...]:
-    """The ``<meta>`` tags of a document's part from its ``<body``, remembered by the part's bytes: a page read in
-    several encodings (``robots.body.reading_encodings``: a UTF-16 page is read in UTF-16 and as its bytes) is
-    most often the same markup after its first bytes, and a body of microdata ``<meta itemprop>`` is tokenized
-    once, not once per reading."""
-    found, _ = _scan_window(part, codec, 0, stop_at_body=False)
-    return tuple(t for t in found if t.tag == "meta")
+#: the ``<meta>`` tags of the last documents' parts from ``<body``, by a digest of those bytes and their codec
+_body_memo: Recent[tuple[bytes, str], tuple[HeadTag, ...]] = Recent(2)
+
+
+def _body_metas(doc: bytes, at: int, codec: str) -> tuple[HeadTag, ...]:
+    """The ``<meta>`` tags of ``doc`` from its ``<body`` (at ``at``), remembered by a digest of those bytes: a page
+    read in several encodings (``robots.body.reading_encodings``: a UTF-16 page is read in UTF-16 and as its bytes)
+    is most often the same markup after its first bytes, and a body of microdata ``<meta itemprop>`` is tokenized
+    once, not once per reading. The bytes themselves are not kept: only some pages come here, so a memo holding
+    them kept the last large such page (a copy of its body) alive long after its response, to the crawl's end."""
+    key = (hashlib.blake2b(memoryview(doc)[at:]).digest(), codec)
+    found = _body_memo.get(key)
+    if found is None:
+        tags, _ = _scan_window(doc[at:], codec, 0, stop_at_body=False)
+        found = tuple(t for t in tags if t.tag == "meta")
+        _body_memo.put(key, found)
+    return found
 
 
 def _parsed_metas(doc: bytes, codec: str) -> tuple[HeadTag, ...]:

@@ -16,7 +16,10 @@ asked for, IP literals included). Before routing it does what real servers in fr
 - ``/index.php/<path>`` is ``/<path>``: a PHP front controller routes the path after it (``PATH_INFO``), as
   WordPress, Laravel and Symfony do;
 - ``/profile.php`` reads ``id`` from the query and from a form body, the body winning (PHP's ``$_REQUEST``),
-  leading spaces in parameter names dropped and a name cut at its first NUL (as PHP does).
+  leading spaces in parameter names dropped and a name cut at its first NUL (as PHP does);
+- a ``POST`` to the listing ``/people`` whose form or JSON body has an ``id`` answers with that person's profile,
+  the id read as PHP's ``(int)`` and MySQL's string-to-number comparison read it (:func:`leading_number`:
+  ``107abc``, `` 107``, ``+107``, ``107.0`` and ``1.07e2`` are 107).
 
 Routes: ``/robots.txt`` (per host: body, status, redirect, Crawl-delay), ``/people?page=N`` (listing pages with
 profile links), ``/u/<id>`` and ``/u/<id>/anything``, ``/@<handle>``, ``/profile.php?id=<id>`` (the *last* ``id``
@@ -30,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
 import re
 import threading
 import time
@@ -101,6 +105,30 @@ def person_of(token: str, fold: Callable[[str], str] = str.casefold,
     return person if person in people else None
 
 
+_LEADING_NUMBER = re.compile(r"[ \t\n\r\v\f]*([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)")
+
+
+def leading_number(value: str) -> str | None:
+    """The id PHP's ``(int)`` cast and MySQL's comparison of a string with a number read in ``value``: the number
+    it starts with (after white space), its exponent applied and its fraction cut off; None if it starts with none."""
+    found = _LEADING_NUMBER.match(value)
+    if found is None:
+        return None
+    number = float(found.group(1))
+    return str(int(number)) if number >= 0 and number != float("inf") else None
+
+
+def _body_id(body: bytes) -> str | None:
+    """The last ``id`` of a form body, or a JSON object's ``id`` (as text), or None."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        ids = parse_qs(body.decode("latin-1")).get("id")
+        return ids[-1] if ids else None
+    value = document.get("id") if isinstance(document, dict) else None
+    return None if value is None or isinstance(value, (dict, list)) else str(value)
+
+
 def person_of_url(path_and_query: str, body: bytes = b"") -> str | None:
     """The person the lenient site serves for ``/path?query`` (and a form ``body``; None: no profile)."""
     raw_path, _, query = path_and_query.partition("?")
@@ -122,6 +150,11 @@ def _route(path: str, query: str, body: bytes = b"", fold: Callable[[str], str] 
     if len(parts) >= 2 and parts[1].startswith("@"):
         person = person_of(parts[1][1:], fold, people)
         return ("profile", person) if person else ("missing", None)
+    if path.casefold() == "/people" and body:  # a search, a "load more": the person the body's id reads as
+        ident = _body_id(body)
+        person = leading_number(ident) if ident is not None else None
+        if person is not None:
+            return ("profile", person) if person in people else ("missing", None)
     if path.casefold() == "/profile.php":
         params = _php_names(parse_qs(query))
         params.update(_php_names(parse_qs(body.decode("latin-1"))))  # $_REQUEST: POST over GET

@@ -188,7 +188,7 @@ def test_a_body_of_microdata_read_in_several_encodings_is_tokenized_once(monkeyp
     ``<meta itemprop>`` is tokenized once, not once per reading (each reading still finds every tag)."""
     from consentcrawl.robots.body import reading_encodings
 
-    pagehead._body_metas.cache_clear()
+    monkeypatch.setattr(pagehead, "_body_memo", pagehead.Recent(2))
     bodies: list[int] = []
     real = pagehead._scan_window
 

@@ -139,3 +139,27 @@ def test_an_actor_of_another_person_and_garbage_deny(capsys: pytest.CaptureFixtu
     code, decision, _ = check(f"http://{HOST}/users/kim", capsys, monkeypatch, "--activitypub", app=app)
     assert code == 1 and decision["reason"] == "error.internal"
     assert any("not JSON" in e.get("message", "") for e in decision["evidence"])
+
+
+@pytest.mark.parametrize("card", [
+    '<div class="p-note">Bus driver. <span class="p-category">#nobot</span></div>',  # a p-* inside a p-*
+    '<p class="p-note p-summary">Bus driver. #nobot</p>',  # one element, two p-* classes
+])
+def test_a_refusal_in_a_property_inside_another_is_read_once(
+        card: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The outer property's text holds the inner one's: the refusal is one finding, and the audit's evidence
+    lists it once (not once per property class that holds it)."""
+    site = FediverseSite()
+    page = (f'<html><body><div class="h-card"><a class="u-url" href="http://{HOST}/@bob">bob</a>'
+            f'<h1 class="p-name">Bob</h1>{card}</div></body></html>')
+
+    def app(request: LoggedRequest, headers: dict[str, str]) -> Response | None:
+        return Response.html(page) if request.decoded_path == "/@bob" else site(request, headers)
+
+    code, decision, served = check(f"http://{HOST}/@bob", capsys, monkeypatch, app=app)
+    assert code == 1 and decision["reason"] == "subject.refused-on-page"
+    assert [r.decoded_path for r in served] == ["/@bob"]
+    assert [f["form"] for f in decision["refusals_on_page"]] == ["hashtag.nobot"], decision["refusals_on_page"]
+    assert decision["refusals_on_page"][0]["field"].startswith("h-card p-note")
+    evidence = [e for e in decision["evidence"] if e["kind"] == "refusal-on-page"]
+    assert [e["form"] for e in evidence] == ["hashtag.nobot"], evidence

@@ -5,6 +5,10 @@ file is rewritten only when something goes (:func:`~consentcrawl.purge.common.at
 receipt is over each removed record's bytes as they were in the file (a JSON Lines line with its ``\\n``, a JSON
 element without the separator around it, a CSV record with its line ending), in file order.
 
+A feed a ``FEEDS`` ``postprocessing`` plugin compressed (gzip, bzip2, xz) is purged through its compression
+(:mod:`.compressed`): its records are read decompressed, the hash is over their decompressed bytes, and what is
+kept is compressed again as it was.
+
 Limits: a JSON array loses, with each removed element, the separator before it (the one after it for the first
 element); every other byte stays. A record that cannot be parsed (a JSON Lines line, a CSV record, the end of a
 JSON array cut short) is kept and reported (the run exits 1): it cannot be told whose it is. Only the subject,
@@ -21,29 +25,34 @@ from pathlib import Path
 from typing import Any
 
 from .common import PurgeFailed, Selection, TargetResult, atomic_replace, spans
+from .compressed import Compression, opened
 
 __all__ = ["purge_csv", "purge_json", "purge_jsonlines"]
 
 
-def _read(path: Path) -> bytes:
+def _read(path: Path, kind: str) -> tuple[bytes, TargetResult, Compression | None]:
+    """The feed's bytes (decompressed: :mod:`.compressed`), its result (``kind``, ``+gzip`` for a gzip one), and
+    how it was compressed."""
     try:
-        return path.read_bytes()
+        raw = path.read_bytes()
     except OSError as exc:
         raise PurgeFailed(f"cannot read it: {exc.strerror or exc}") from None
+    data, compression = opened(raw)
+    return data, TargetResult(str(path), f"{kind}+{compression.name}" if compression else kind), compression
 
 
-def _finish(path: Path, result: TargetResult, kept: list[bytes], dry_run: bool) -> TargetResult:
+def _finish(path: Path, result: TargetResult, kept: list[bytes], dry_run: bool,
+            compression: Compression | None) -> TargetResult:
     if result.count and not dry_run:
         links = path.stat().st_nlink
-        atomic_replace(path, kept)
+        atomic_replace(path, [compression.compress(b"".join(kept))] if compression else kept)
         if links > 1:  # the other names of the file still hold the old bytes
             result.failures.append(f"it had {links - 1} other hard link(s): they still hold the removed records")
     return result
 
 
 def purge_jsonlines(path: Path, selection: Selection, *, dry_run: bool = False) -> TargetResult:
-    data = _read(path)
-    result = TargetResult(str(path), "jsonlines")
+    data, result, compression = _read(path, "jsonlines")
     kept: list[bytes] = []
     for number, (start, end) in enumerate(spans(data), 1):
         line = data[start:end]
@@ -62,12 +71,11 @@ def purge_jsonlines(path: Path, selection: Selection, *, dry_run: bool = False) 
         else:
             result.kept += 1
             kept.append(line)
-    return _finish(path, result, kept, dry_run)
+    return _finish(path, result, kept, dry_run, compression)
 
 
 def purge_json(path: Path, selection: Selection, *, dry_run: bool = False) -> TargetResult:
-    data = _read(path)
-    result = TargetResult(str(path), "json")
+    data, result, compression = _read(path, "json")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -86,7 +94,8 @@ def purge_json(path: Path, selection: Selection, *, dry_run: bool = False) -> Ta
             gone.append(index)
         else:
             result.kept += 1
-    return _finish(path, result, [p.encode("utf-8") for p in _without(text, elements, set(gone))], dry_run)
+    return _finish(path, result, [p.encode("utf-8") for p in _without(text, elements, set(gone))], dry_run,
+                   compression)
 
 
 def _without(text: str, elements: list[tuple[int, int]], gone: set[int]) -> list[str]:
@@ -154,8 +163,7 @@ def _byte_offsets(text: str, positions: list[int]) -> dict[int, int]:
 
 
 def purge_csv(path: Path, selection: Selection, *, dry_run: bool = False) -> TargetResult:
-    data = _read(path)
-    result = TargetResult(str(path), "csv")
+    data, result, compression = _read(path, "csv")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -187,7 +195,7 @@ def purge_csv(path: Path, selection: Selection, *, dry_run: bool = False) -> Tar
         else:
             result.kept += 1
             kept.append(record)
-    return _finish(path, result, [piece.encode("utf-8") for piece in kept], dry_run)
+    return _finish(path, result, [piece.encode("utf-8") for piece in kept], dry_run, compression)
 
 
 def _csv_records(text: str) -> list[tuple[int, int]]:

@@ -2,8 +2,9 @@
 
 Targets are told apart by what they are: a directory is an HTTP cache; a file starting with SQLite's header is an
 item database; otherwise the name's suffix says the feed format (``.jsonl``/``.jl``/``.ndjson``, ``.json``,
-``.csv``). Item targets are purged first, so that ``--expired`` knows whose items expired before it reads the
-cache (whose entries carry no ``expires_at``). The files media pipelines stored go last: the items read say which
+``.csv``; a compression suffix after it, ``.gz``, ``.bz2``, ``.xz``, is passed over: :mod:`.compressed`). Item
+targets are purged first, so that ``--expired`` knows whose items expired before it reads the cache (whose
+entries carry no ``expires_at``). The files media pipelines stored go last: the items read say which
 (:mod:`.media`), and an item kept anywhere keeps the files it names.
 
 One receipt per person (``platform:id``; ``null`` for expired items that name no one) goes into the audit log as
@@ -27,6 +28,7 @@ from scrapy.utils.request import fingerprint as scrapy_fingerprint
 
 from ..audit.log import AuditLog
 from .common import PurgeFailed, Selection, TargetResult
+from .compressed import SUFFIXES
 from .feeds import purge_csv, purge_json, purge_jsonlines
 from .httpcache import entries, purge_httpcache
 from .jobdir import QUEUE_DIR, purge_jobdir
@@ -59,10 +61,13 @@ def kind_of(path: Path) -> str:
         raise PurgeFailed(f"cannot read it: {exc.strerror or exc}") from None
     if head == SQLITE_HEADER:
         return "sqlite"
-    kind = _SUFFIXES.get(path.suffix.lower())
+    suffixes = [s.lower() for s in path.suffixes]
+    if len(suffixes) > 1 and suffixes[-1] in SUFFIXES:  # items.jsonl.gz: compressed by a FEEDS postprocessing
+        suffixes.pop()
+    kind = _SUFFIXES.get(suffixes[-1]) if suffixes else None
     if kind is None:
         raise PurgeFailed("not a feed, an SQLite database or a cache directory this purge knows "
-                          "(.jsonl, .jl, .ndjson, .json, .csv)")
+                          "(.jsonl, .jl, .ndjson, .json, .csv; each also with .gz, .bz2 or .xz)")
     return kind
 
 

@@ -40,7 +40,7 @@ import lxml.etree
 
 from ..urls import canonicalize
 
-__all__ = ["Cards", "page_cards", "text_of"]
+__all__ = ["Cards", "page_cards", "text_of", "text_properties"]
 
 _BLOCK = frozenset("address article aside blockquote br dd div dl dt figcaption figure footer h1 h2 h3 h4 h5 h6 "
                    "header hr li main nav ol p pre section table td th tr ul".split())
@@ -106,6 +106,28 @@ def text_of(element: Any) -> str:
 
     walk(element)
     return "".join(parts)
+
+
+def text_properties(props: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """A card's text properties (``p-*``, ``e-*``) as (their classes, element), read as :func:`text_of` reads
+    them: each element once, whatever the number of its property classes (``p-note p-summary``), and none whose
+    text another one's holds (a ``p-category`` inside the ``p-note``), so one refusal is one finding. One inside a
+    script, a template... of the outer one (whose text :func:`text_of` leaves out) is read on its own."""
+    classes: dict[Any, list[str]] = {}
+    for cls, e in props:
+        if cls.startswith(("p-", "e-")):
+            classes.setdefault(e, []).append(cls)
+    return [(" ".join(names), e) for e, names in classes.items() if not _held(e, classes)]
+
+
+def _held(element: Any, read: dict[Any, list[str]]) -> bool:
+    """Whether ``element``'s text is in the text of one of its ancestors among ``read``."""
+    for outer in element.iterancestors():
+        if isinstance(outer.tag, str) and outer.tag.lower() in _SKIP:
+            return False
+        if outer in read:
+            return True
+    return False
 
 
 def _classes(e: Any) -> list[str]:

@@ -32,7 +32,7 @@ from urllib.parse import urljoin, urlsplit
 import lxml.etree
 
 from ..pagehead import scans_as_bytes, without_nul
-from .cards import page_cards, text_of
+from .cards import page_cards, text_of, text_properties
 from .hashtags import hashtags
 from .purposes import purposes_of
 
@@ -150,9 +150,8 @@ def html_profile(body: bytes | str, url: str, token: str, encoding: str,
     chosen = page_cards(doc, url, case_sensitive)
     for card in chosen.cards:
         which = card.kind if chosen.certain else f"{card.kind} (one of {chosen.of}, none naming the page)"
-        for cls, e in card.props:
-            if cls.startswith(("p-", "e-")):
-                found += _found_in(f"{which} {cls}", text_of(e), token)
+        for classes, e in text_properties(card.props):
+            found += _found_in(f"{which} {classes}", text_of(e), token)
     # an og:type profile page's og:title and og:description are its person's too, card or not: the server fills
     # them with the display name and the bio (a post's page says og:type article: its description is the post)
     # the document's, as a spider's ``.xpath("//meta")``: libxml2 puts markup after ``</html>`` in a second root

@@ -122,13 +122,19 @@ def page_body(body: bytes, content_encoding: bytes | None, limit: int = SCRAPY_M
 
     The last bodies decoded are remembered by the identity of the body as sent (an immutable ``bytes``): the
     response phase reads one response's page three times (refusals, meta robots, signals), and a large sitemap
-    is decompressed once."""
+    is decompressed once. A plain body is remembered as itself, so that the memo moves on with every response:
+    holding compressed pages only, it kept the last large one decoded alive while plain pages followed, to the
+    crawl's end."""
     if not content_encoding and not is_gzip(body) and not is_zstd(body):
-        return body
+        return _pages.get(body, _itself, (None, limit))
     return _pages.get(body, lambda b: _page_body(b, content_encoding, limit), (content_encoding, limit))
 
 
-#: the last pages decoded, by their body's identity (two: a person's page and the actor read beside it)
+def _itself(body: bytes) -> bytes:
+    return body
+
+
+#: the last pages read, by their body's identity (two: a person's page and the actor read beside it)
 _pages: ObjectMemo[bytes, bytes] = ObjectMemo(2)
 
 

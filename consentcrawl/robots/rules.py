@@ -146,10 +146,12 @@ class RobotsRules:
                 f"{', truncated' if self.truncated else ''}{', disallow all' if self._deny_all else ''}>")
 
     @classmethod
-    def parse(cls, body: bytes | str) -> RobotsRules:
-        """Parse a robots.txt body. Never raises: a failure inside the parser gives complete disallow."""
+    def parse(cls, body: bytes | str, cut: bool = False) -> RobotsRules:
+        """Parse a robots.txt body. Never raises: a failure inside the parser gives complete disallow. ``cut``:
+        ``body`` is the start of a longer file (a signal file read up to its size limit), whose last line is cut
+        as a longer body's line at :data:`MAX_BYTES` is."""
         try:
-            return _parse(body)
+            return _parse(body, cut)
         except Exception as exc:  # noqa: BLE001 - a parser bug must deny, not crash the crawl or allow all
             return cls.disallow_all(f"robots.txt could not be parsed ({type(exc).__name__}: {exc})")
 
@@ -304,7 +306,7 @@ def _split_record(line: bytes) -> tuple[bytes, bytes] | None:
     return (key, value.strip()) if key else None
 
 
-def _parse(body: bytes | str) -> RobotsRules:
+def _parse(body: bytes | str, cut: bool = False) -> RobotsRules:
     if isinstance(body, str):
         body = _utf8(body)
     elif isinstance(body, (bytearray, memoryview)):
@@ -326,6 +328,10 @@ def _parse(body: bytes | str) -> RobotsRules:
         body = body[:MAX_BYTES]
         warn(f"only the first {MAX_BYTES} of {size} bytes were parsed (RFC 9309 §2.5)")
         cut_line_kept = complete
+    elif cut:
+        truncated = True
+        warn(f"only the first {size} bytes of a longer file were parsed")
+        cut_line_kept = body.endswith((b"\n", b"\r"))
     if body.startswith(_BOM):
         body = body[len(_BOM):]
     groups: list[_Group] = []

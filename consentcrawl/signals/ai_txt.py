@@ -27,29 +27,35 @@ DENIES = VOCABULARY["ai-txt"]["disallow"]
 _USER_AGENT = re.compile(rb"^[ \t]*user[- ]?agent[ \t]*:", re.IGNORECASE | re.MULTILINE)
 
 
-def parse_ai_txt(body: bytes | str) -> RobotsRules:
-    """Parse an ai.txt body with the robots.txt parser. Never raises."""
-    return _parse(body)[0]
+def parse_ai_txt(body: bytes | str, cut: bool = False) -> RobotsRules:
+    """Parse an ai.txt body with the robots.txt parser (``cut``: the body is the start of a longer file, as a
+    :class:`~consentcrawl.signals.fetch.SignalFile` says). Never raises."""
+    return _parse(body, cut)[0]
 
 
-def _parse(body: bytes | str) -> tuple[RobotsRules, int]:
+def _parse(body: bytes | str, cut: bool = False) -> tuple[RobotsRules, int]:
     raw = body.encode("utf-8", "surrogatepass") if isinstance(body, str) else bytes(body)
-    return _parse_bytes(raw)
+    return _parse_bytes(raw, cut)
 
 
 @lru_cache(maxsize=64)
-def _parse_bytes(raw: bytes) -> tuple[RobotsRules, int]:
+def _parse_bytes(raw: bytes, cut: bool) -> tuple[RobotsRules, int]:
     """The rules, and how many lines were added in front (line numbers in evidence are the file's own); remembered
     per body, so a fetched file is parsed once. A file in UTF-16 or UTF-32 is read in it (``robots.widetext.narrow``),
     and a UTF-8 one loses its byte order mark, before a line is put in front: the mark would no longer be at the
-    start, where the parser drops it, but begin the file's first rule, which would then be no rule."""
-    narrowed = narrow(raw)
+    start, where the parser drops it, but begin the file's first rule, which would then be no rule.
+
+    A ``cut`` file is read up to the cut, as robots.txt is (RFC 9309 §2.5), whatever its encoding: a wide one cut
+    inside a character (half a surrogate pair) leaves that character out, as the rest of the file is (read as a
+    whole file, it does not decode with a byte order mark, and without one it is read as bytes, where no line is a
+    rule). Its last line, cut, counts as robots.txt's does (:meth:`RobotsRules.parse`'s ``cut``)."""
+    narrowed = narrow(raw, whole=not cut)
     if narrowed is None:
         return RobotsRules.parse(raw), 0  # one that does not decode disallows all, and says why
     raw = narrowed.removeprefix(codecs.BOM_UTF8)
     if _USER_AGENT.search(raw) is None:
-        return RobotsRules.parse(b"User-Agent: *\n" + raw), 1
-    return RobotsRules.parse(raw), 0
+        return RobotsRules.parse(b"User-Agent: *\n" + raw, cut=cut), 1
+    return RobotsRules.parse(raw, cut=cut), 0
 
 
 def site_ai_txt(file: SignalFile | None, url: str, token: str, *, conservative: bool = True) -> SignalResult:
@@ -63,7 +69,7 @@ def site_ai_txt(file: SignalFile | None, url: str, token: str, *, conservative: 
     if file.status is SignalFileStatus.UNAVAILABLE:
         return SignalResult(SIGNAL, Level.SITE, unavailable=file.cause or "unavailable", covers=DENIES,
                             source=file.url, fetched_at=file.fetched_at)
-    rules, shift = _parse(file.body)
+    rules, shift = _parse(file.body, file.cut)
     path = url_path(url)
     match = rules.match(path, token)
     if match.allowed:

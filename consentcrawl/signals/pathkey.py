@@ -113,7 +113,7 @@ class PathKey:
         #: whether a statement names an origin (then the page's is worked out)
         self._origins = any(row[0] is not ANYWHERE for rows in (self._tdm or [], *self._rsl) for row in rows)
         ai_txt = files.ai_txt
-        self._ai = parse_ai_txt(ai_txt.body) if ai_txt is not None and ai_txt.status is OK else None
+        self._ai = parse_ai_txt(ai_txt.body, ai_txt.cut) if ai_txt is not None and ai_txt.status is OK else None
         #: the paths some ai.txt ``Disallow`` may reach: one that meets none is allowed without the matcher's walk
         #: over the rules by priority (most paths of a site, where the rules name a few folders and file types)
         self._ai_reach = self._ai.disallow_reach(token) if self._ai is not None else None
