@@ -17,6 +17,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 from consentcrawl import AuthorizationRecord
 from consentcrawl.cli import main
 from consentcrawl.consent.redisstore import list_records
+from consentcrawl.distributed import serializer
 from consentcrawl.terms.load import load_platforms
 from consentcrawl_demo.server import LocalServer
 from tests.lenient import (
@@ -130,8 +131,6 @@ async def test_a_worker_without_the_add_on_takes_nothing_from_the_shared_queue(
     fetched with no decision at all (no send-time check, no audit line). The scheduler now refuses to hand out
     anything in a crawl consentcrawl does not guard: one CRITICAL line naming SCHEDULER, nothing popped, and the
     request stays queued for a guarded worker."""
-    import pickle
-
     import redis
     import scrapy
 
@@ -141,7 +140,7 @@ async def test_a_worker_without_the_add_on_takes_nothing_from_the_shared_queue(
                                REDIS_PARAMS={"socket_timeout": 1, "socket_connect_timeout": 1})
     client = redis.Redis.from_url(redis_server.url)
     try:
-        data = pickle.dumps(scrapy.Request(f"{BASE}/u/101").to_dict(), protocol=-1)
+        data = serializer.dumps(scrapy.Request(f"{BASE}/u/101").to_dict())
         client.execute_command("ZADD", "worker:requests", 0, data)
         spidercls = type("PlainWorker", (NoAddonLogic, scrapy.Spider), {"name": "worker"})
         app = LenientPeople()

@@ -8,6 +8,9 @@ at send time, against consent as it is then. A request this worker was through w
 (kept alive by a reference cycle) is then fetched again: a duplicate, never an undecided fetch. A worker stopped
 early puts back what it still holds.
 
+An entry that is no request in the queue's format (:mod:`~consentcrawl.distributed.serializer`: a pickle, garbage)
+is never loaded: it is moved to ``QUEUE:refused``, counted and logged, and the worker goes on.
+
 A request this worker's spider cannot run (its callback or errback is a method another deploy of the spider has
 and this one lacks) goes back to the queue for a worker that can, and this worker takes no more
 (:class:`WorkerCannotRun`): it is misconfigured, and every request it popped would be lost to the others.
@@ -18,13 +21,16 @@ from __future__ import annotations
 import gc
 import hashlib
 import logging
+import sys
 import time
 import weakref
 from typing import Any
 
+from scrapy import Request
 from scrapy.utils.request import request_from_dict
 from scrapy_redis.queue import PriorityQueue  # type: ignore[import-untyped]
 
+from .serializer import NotQueueable, PickledEntry, UnreadableEntry
 from .shared import worker_id
 
 logger = logging.getLogger("consentcrawl")
@@ -84,6 +90,8 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
         self._pop = self.server.register_script(_POP)
         self._reclaim = self.server.register_script(_RECLAIM)
         self._put_back = self.server.register_script(_PUT_BACK)
+        self.refused_key = f"{self.key}:refused"
+        self.refused: dict[str, int] = {}  #: entries set aside, by kind (``pickled``, ``unreadable``)
         self._done: list[str] = []  #: fields of requests this worker is through with, to forget
         self._mine: set[str] = set()  #: fields of the requests this worker got and is not through with
         self._beaten = 0.0
@@ -104,13 +112,33 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
                 self._put_back(keys=[self.inflight_key, self.key], args=[field])
                 self._mine.discard(field)
                 raise
-            except Exception as exc:  # noqa: BLE001 - no worker can make a request of it: dropped, and said so
-                logger.error("consentcrawl: a request in the shared queue cannot be read (%s); dropped",
-                             type(exc).__name__)
-                self._done.append(field)
+            except Exception as exc:  # noqa: BLE001 - no worker can make a request of it: set aside, and said so
+                self._set_aside(field, exc)
                 continue
             weakref.finalize(request, self._done.append, field)
             return request
+
+    def _set_aside(self, field: str, exc: Exception) -> None:
+        """An entry no worker can make a request of (a pickle, garbage): moved to ``QUEUE:refused`` (its score
+        kept), never loaded; counted, and the first of each kind logged."""
+        kind = "pickled" if isinstance(exc, PickledEntry) else "unreadable"
+        self._put_back(keys=[self.inflight_key, self.refused_key], args=[field])
+        self._mine.discard(field)
+        self.refused[kind] = self.refused.get(kind, 0) + 1
+        crawler = getattr(self.spider, "crawler", None)
+        if crawler is not None and crawler.stats is not None:
+            crawler.stats.inc_value(f"consentcrawl/shared_queue/refused/{kind}")
+        if self.refused[kind] == 1:
+            logger.error("consentcrawl: an entry of the shared queue is %s (%s: %s): not loaded, moved to %s "
+                         "(later ones are counted: stat consentcrawl/shared_queue/refused/%s)",
+                         "a pickle" if kind == "pickled" else "not a request this worker can read",
+                         type(exc).__name__, exc, self.refused_key, kind)
+
+    def _encode_request(self, request: Any) -> Any:
+        try:
+            return super()._encode_request(request)
+        except Exception as exc:  # noqa: BLE001 - a value JSON cannot carry, a callback not of the spider
+            raise NotQueueable(f"{type(exc).__name__}: {exc}") from None
 
     def _decode_request(self, encoded_request: bytes) -> Any:
         obj = self.serializer.loads(encoded_request)
@@ -121,6 +149,8 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
                     raise WorkerCannotRun(f"a request in the shared queue names the {name} {method!r}, which this "
                                           f"worker's spider ({type(self.spider).__name__}) does not have: the "
                                           "workers run different versions of the spider")
+        if isinstance(obj, dict) and "_class" in obj:
+            obj["_class"] = _request_class(obj["_class"])
         return request_from_dict(obj, spider=self.spider)
 
     def housekeeping(self, force: bool = False) -> None:
@@ -167,3 +197,14 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
         self.server.delete(self.alive_key)
         if taken:
             logger.info("consentcrawl: %d request(s) this worker held are queued again", taken)
+
+
+def _request_class(path: Any) -> type[Request]:
+    """The request class an entry names (``FormRequest``, a project's own), found among the modules this worker has
+    imported, never imported for it: Scrapy's ``request_from_dict`` would import any path and call it with the
+    entry's values (``subprocess.Popen`` with ``args``)."""
+    module, _, name = path.rpartition(".") if isinstance(path, str) else ("", "", "")
+    found = getattr(sys.modules.get(module), name, None)
+    if not (isinstance(found, type) and issubclass(found, Request)):
+        raise UnreadableEntry(f"its request class {path!r} is not a request class this worker has loaded")
+    return found

@@ -2,7 +2,7 @@
 
 ``SCHEDULER = "consentcrawl.distributed.scheduler.ConsentRedisScheduler"`` and
 ``DUPEFILTER_CLASS = "consentcrawl.distributed.scheduler.ConsentRedisDupeFilter"`` (set by
-:func:`consentcrawl.distributed.settings.worker_settings`). They are scrapy-redis's (0.9.1), with three changes:
+:func:`consentcrawl.distributed.settings.worker_settings`). They are scrapy-redis's (0.9.1), with these changes:
 
 - the stats calls scrapy-redis makes with a ``spider`` argument, deprecated in Scrapy 2.19, are made without it;
 - Redis away does not crash the engine and loses nothing: a request that cannot be pushed is kept here and pushed
@@ -11,6 +11,8 @@
   deny);
 - a worker killed mid-crawl loses nothing: requests are popped into its in-flight hash
   (:mod:`~consentcrawl.distributed.heldqueue`), and taken back by the others once its heartbeat lapses;
+- entries are JSON (:mod:`~consentcrawl.distributed.serializer`), not scrapy-redis's default pickle: whoever can
+  write the queue's key cannot run code in the workers; a request JSON cannot carry is sent by this worker itself;
 - a worker that cannot run what the others queued (a callback its spider lacks: another deploy) puts the request
   back and takes nothing more, closing as misconfigured (``consentcrawl_config_error``, one CRITICAL line);
 - it hands out nothing in a crawl consentcrawl does not guard (a worker whose spider lost the add-on: an older
@@ -41,7 +43,9 @@ from scrapy_redis.dupefilter import RFPDupeFilter  # type: ignore[import-untyped
 from scrapy_redis.scheduler import Scheduler  # type: ignore[import-untyped]
 
 from ..meta_keys import META_DECISION, META_NOFOLLOW
+from . import serializer
 from .heldqueue import BEAT, HeldPriorityQueue, WorkerCannotRun
+from .serializer import NotQueueable
 from .shared import worker_id
 
 logger = logging.getLogger("consentcrawl")
@@ -58,10 +62,19 @@ class ConsentRedisScheduler(Scheduler):  # type: ignore[misc]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if kwargs.get("queue_cls") in (None, "scrapy_redis.queue.PriorityQueue"):
             kwargs["queue_cls"] = f"{HeldPriorityQueue.__module__}.HeldPriorityQueue"
+        if kwargs.get("serializer") is None:
+            kwargs["serializer"] = serializer
+        elif kwargs["serializer"] is not serializer:
+            logger.warning("consentcrawl: SCHEDULER_SERIALIZER is %s, not consentcrawl's JSON serializer: if it "
+                           "unpickles, whoever can write the shared queue runs code in every worker",
+                           getattr(kwargs["serializer"], "__name__", kwargs["serializer"]))
         super().__init__(*args, **kwargs)
         #: requests accepted while Redis was away, pushed when it is back; with whether the dupefilter has let each
         #: through already (asking it again would call the request a duplicate of itself, and drop it)
         self._unpushed: list[tuple[Any, bool]] = []
+        #: requests the queue's format cannot carry (a value of the project's own in their meta): handed out here
+        self._local: list[Any] = []
+        self._kept = 0
         self._down = False
         self._beat: asyncio.Task[None] | None = None
         self._unguarded = False  #: the crawl runs without the add-on: nothing is queued or handed out
@@ -128,6 +141,9 @@ class ConsentRedisScheduler(Scheduler):  # type: ignore[misc]
                 return False
             filtered = True
             self.queue.push(request)
+        except NotQueueable as exc:
+            self._keep_local(request, exc)
+            return True
         except Exception as exc:  # noqa: BLE001 - redis errors: keep it, push it later
             self._failed(exc)
             self._unpushed.append((request, filtered))
@@ -136,6 +152,17 @@ class ConsentRedisScheduler(Scheduler):  # type: ignore[misc]
         if self.stats:
             self.stats.inc_value("scheduler/enqueued/redis")
         return True
+
+    def _keep_local(self, request: Any, exc: NotQueueable) -> None:
+        """A request the shared queue's format cannot carry is this worker's to send (as Scrapy keeps a request its
+        disk queue cannot store in memory): decided at send time like any other, lost if the worker is killed."""
+        self._kept += 1
+        if self._kept == 1:
+            logger.warning("consentcrawl: a request cannot go to the shared queue (%s); this worker sends it itself "
+                           "(later ones are counted: stat consentcrawl/shared_queue/kept_local)", exc)
+        self._local.append(request)
+        if self.stats:
+            self.stats.inc_value("consentcrawl/shared_queue/kept_local")
 
     def _push_held(self) -> bool:
         while self._unpushed:
@@ -147,6 +174,8 @@ class ConsentRedisScheduler(Scheduler):  # type: ignore[misc]
                         continue
                     self._unpushed[0] = (request, True)
                 self.queue.push(request)
+            except NotQueueable as exc:
+                self._keep_local(request, exc)
             except Exception as exc:  # noqa: BLE001 - still away
                 self._failed(exc)
                 return False
@@ -154,6 +183,8 @@ class ConsentRedisScheduler(Scheduler):  # type: ignore[misc]
         return True
 
     def next_request(self) -> Any:
+        if self._local and not self._unguarded:
+            return self._local.pop(0)
         if self._unguarded or self._cannot_run or not self._push_held():
             return None
         try:
@@ -184,7 +215,11 @@ class ConsentRedisScheduler(Scheduler):  # type: ignore[misc]
             self._closing = asyncio.ensure_future(crawler.engine.close_spider_async(reason=CONFIG_ERROR_REASON))
 
     def has_pending_requests(self) -> bool:
-        if self._unguarded or self._cannot_run:
+        if self._unguarded:
+            return False
+        if self._local:
+            return True
+        if self._cannot_run:
             return False
         if self._unpushed:
             return True
