@@ -30,7 +30,7 @@ from scrapy.utils.request import fingerprint
 from consentcrawl.audit.log import read_decisions
 from consentcrawl.cli import main as cli_main
 from consentcrawl.consent.load import load_authorizations
-from consentcrawl.consent.redisstore import import_records
+from consentcrawl.consent.redisimport import import_records
 from consentcrawl.decision import Stage, Verdict
 from consentcrawl.distributed import serializer
 from consentcrawl.distributed.fingerprint import CanonicalRequestFingerprinter
