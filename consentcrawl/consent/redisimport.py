@@ -16,8 +16,9 @@ from typing import Any
 from ..errors import ConfigError
 from .keys import key_function, platform_objects, rule_of
 from .records import AuthorizationRecord
-from .redisstore import STREAM_MAXLEN, RedisURL, parse_redis_url, record_field, rule_mismatch
+from .redisstore import STREAM_MAXLEN, RedisURL, glob_prefix, parse_redis_url, record_field, rule_mismatch
 from .remote import record_to_json
+from .sqlite_format import _RULE_TEXT
 
 __all__ = ["RedisImportResult", "import_records"]
 
@@ -90,13 +91,38 @@ def import_records(url: str, records: Iterable[AuthorizationRecord], *, platform
     objects = platform_objects(platforms)
     client = redis.Redis.from_url(target.url, socket_timeout=60, socket_connect_timeout=5, decode_responses=True)
     try:
-        return _write_all(client, target, objects, _plan(target, objects, records))
+        planned = _plan(target, objects, records)
+        _check_unruled(client, target, objects, {item.record.platform for item in planned})
+        return _write_all(client, target, objects, planned)
     except redis.RedisError as exc:
         raise ConfigError(f"cannot write into {target.source}: {type(exc).__name__}: {exc} (the import is one "
                           "transaction: written whole or not at all; import the file again, records the store "
                           "already holds are skipped)", target.source) from None
     finally:
         client.close()
+
+
+def _check_unruled(client: Any, target: RedisURL, objects: dict[str, Any], platforms: set[str]) -> None:
+    """A platform whose records the store holds from before their key rule was recorded gets the rule of this
+    import only if every one of them is keyed by it (a withdrawal keyed under another rule would not be found):
+    else the import is refused, naming the key, and nothing is written."""
+    held = client.hgetall(target.rules_key)
+    for name in sorted(platforms - set(held)):
+        keyfn = key_function(objects.get(name))
+        head = target.records_key(name, "")
+        for hash_key in client.scan_iter(match=glob_prefix(head), count=1000):
+            key = hash_key[len(head):]
+            for value in client.hvals(hash_key):
+                try:
+                    subject = json.loads(value)["subject"]
+                except (ValueError, KeyError, TypeError):
+                    subject = None
+                if not isinstance(subject, str) or keyfn(subject) != key:
+                    raise ConfigError(f"{target.source} holds records of platform {name!r} imported before their "
+                                      f"subject key rule was recorded, and the one under {hash_key!r} is not keyed "
+                                      f"as the platforms file says ({_RULE_TEXT[rule_of(objects.get(name))]}): "
+                                      "import the records into a new prefix (?prefix=...); nothing was written",
+                                      target.source)
 
 
 #: records checked by one guard script of an import's transaction

@@ -182,7 +182,10 @@ class RedisStore(FeedStore):
         stream = self.url.stream_key
         seq = int(await client.get(self.url.seq_key) or 0)
         if self._last_id is None:
-            mismatch = rule_mismatch(await client.hgetall(self.url.rules_key), self.platforms)
+            held = await client.hgetall(self.url.rules_key)
+            mismatch = rule_mismatch(held, self.platforms)
+            if mismatch is None and seq:
+                mismatch = await self._unruled(client, held)
             if mismatch is not None:
                 raise StoreUnavailable(f"authorization store {self.source} {mismatch}")
             last = await client.xrevrange(stream, count=1)
@@ -206,6 +209,21 @@ class RedisStore(FeedStore):
         if changed:
             self._changed(changed)
 
+    async def _unruled(self, client: Any, held: dict[str, str]) -> str | None:
+        """Why a platform's records cannot be read: the store holds some, imported before the rule they were keyed
+        by was recorded (``PREFIX:subject_keys``), so under which rule they were placed is unknown; or None. Read
+        under another rule, a withdrawal keyed under the old one would not be found: deny until an import, having
+        checked how they were keyed, records the rule (:mod:`~consentcrawl.consent.redisimport`)."""
+        for name in sorted(platform_objects(self.platforms)):
+            if name in held:
+                continue
+            async for _ in client.scan_iter(match=glob_prefix(self.url.records_key(name, "")), count=1000):
+                return (f"holds records of platform {name!r} imported before their subject key rule was recorded, "
+                        "so whether they were keyed as the platforms file says is unknown: import records of it again "
+                        "(the import checks how they were keyed, then records the rule) or into a new prefix "
+                        "(?prefix=...)")
+        return None
+
     def _reset(self, seq: int, why: str) -> None:
         logger.warning("authorization store %s: %s; every remembered answer is dropped",
                                             self.source, why)
@@ -215,6 +233,11 @@ class RedisStore(FeedStore):
     def _fail(self, message: str) -> None:
         self._last_id = None  # start following afresh: what we missed is unknown
         super()._fail(message)
+
+
+def glob_prefix(head: str) -> str:
+    """A ``SCAN MATCH`` pattern for the keys that start with ``head``."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in head) + "*"
 
 
 def open_redis_store(url: str, platforms: PlatformRegistry, settings: Any, crawler: Any = None) -> RedisStore:
@@ -234,7 +257,7 @@ def list_records(url: str, platforms: PlatformRegistry) -> list[AuthorizationRec
 
     target = parse_redis_url(url)
     head = f"{target.prefix}:records:"
-    pattern = "".join("\\" + c if c in "*?[]\\" else c for c in head) + "*"
+    pattern = glob_prefix(head)
     names = sorted(platforms.platforms, key=len, reverse=True)  # ``a:b`` before ``a``: the longest name that fits
     client = redis.Redis.from_url(target.url, socket_timeout=10, socket_connect_timeout=5, decode_responses=True)
     out: list[AuthorizationRecord] = []
