@@ -54,3 +54,34 @@ async def test_a_shared_robots_fetch_is_not_reused_through_a_redirect_the_other_
     assert len(app.robots_fetches()) == 1, app.describe()  # B fetched no robots.txt itself: it reused A's
     assert first.stats.get("consentcrawl/robots/unreachable") is None, first.stats
     assert second.stats.get("consentcrawl/robots/unreachable"), second.stats
+
+
+class BlocksBotA(LenientPeople):
+    """A server that answers robots.txt 403 to ``BotA`` (its firewall's bot list) and rules to everyone else."""
+
+    def _answer(self, request: Any, path: str, kind: str, person: str | None) -> tuple[str, Any]:
+        if kind == "robots":
+            agent = dict((k.lower(), v) for k, v in request.headers).get("user-agent", "")
+            robots = Robots(status=403, body="blocked\n") if "BotA" in agent else Robots(body="User-agent: *\n"
+                                                                                             "Disallow: /\n")
+            return kind, robots.response()
+        return super()._answer(request, path, kind, person)
+
+
+@deferred_f_from_coro_f
+async def test_a_shared_robots_fetch_is_not_reused_by_a_worker_sending_another_user_agent(
+        redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server answers robots.txt 403 to BotA (no robots.txt: everything allowed, RFC 9309) and ``Disallow: /``
+    to BotB. Worker A (BotA) publishes its 403; worker B (BotB) used to read it as its own and fetch the page its
+    robots.txt disallows. Now a shared fetch is keyed by the User-Agent sent too: B fetches its own, and obeys it."""
+    app = BlocksBotA(robots={SITE: Robots()})
+    spider = make_spider("ADDONS", OnePage)
+    with LocalServer(app) as server:
+        await crawl(spider, {**_settings(tmp_path, redis_server, "a", "research"), "USER_AGENT": "BotA/1"},
+                    proxy=server.proxy, monkeypatch=monkeypatch)
+        await crawl(spider, {**_settings(tmp_path, redis_server, "b", "research"), "USER_AGENT": "BotB/1"},
+                    proxy=server.proxy, monkeypatch=monkeypatch)
+    targets = [s.target for s in app.served]
+    assert any(t.endswith("/page?by=a") for t in targets), app.describe()  # control: A fetched the page
+    assert not [t for t in targets if t.endswith("/page?by=b")], app.describe()
+    assert len(app.robots_fetches()) == 2, app.describe()
