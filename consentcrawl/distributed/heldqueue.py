@@ -129,10 +129,12 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
         if crawler is not None and crawler.stats is not None:
             crawler.stats.inc_value(f"consentcrawl/shared_queue/refused/{kind}")
         if self.refused[kind] == 1:
-            logger.error("consentcrawl: an entry of the shared queue is %s (%s: %s): not loaded, moved to %s "
+            # our own causes name no URL; Scrapy's (a request that cannot be built) may: the type alone
+            cause = f"{type(exc).__name__}: {exc}" if isinstance(exc, UnreadableEntry) else type(exc).__name__
+            logger.error("consentcrawl: an entry of the shared queue is %s (%s): not loaded, moved to %s "
                          "(later ones are counted: stat consentcrawl/shared_queue/refused/%s)",
                          "a pickle" if kind == "pickled" else "not a request this worker can read",
-                         type(exc).__name__, exc, self.refused_key, kind)
+                         cause, self.refused_key, kind)
 
     def _encode_request(self, request: Any) -> Any:
         try:
