@@ -163,7 +163,8 @@ def _import(args: argparse.Namespace) -> int:
             validator.stage()  # the bulk importer takes rows, and finds the duplicates itself
         records = validator.records(buffered)
         if redis:
-            from .consent.redisstore import import_records, parse_redis_url
+            from .consent.redisimport import import_records
+            from .consent.redisstore import parse_redis_url
 
             result = import_records(args.dest, _ticking(records, tick), platforms=platforms.platforms)
             progress.finish(result.imported + result.skipped)

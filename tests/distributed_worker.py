@@ -41,13 +41,20 @@ class ConsentSeedWorker(SeedLogic, ConsentSpider):
     purpose = "research"
 
 
+class DetailSeedWorker(ConsentSeedWorker):
+    """A newer deploy of the spider: it has a callback the older one lacks."""
+
+    def parse_detail(self, response: scrapy.http.Response) -> Any:
+        yield from self.parse(response)
+
+
 class PlainSeedWorker(SeedLogic, scrapy.Spider):
     custom_settings = {"ADDONS": {"consentcrawl.Addon": 0}}
 
 
 def main(config_path: str) -> None:
     config = json.loads(Path(config_path).read_text())
-    spidercls = ConsentSeedWorker if config["kind"] == "ConsentSpider" else PlainSeedWorker
+    spidercls = {"ConsentSpider": ConsentSeedWorker, "Detail": DetailSeedWorker}.get(config["kind"], PlainSeedWorker)
     process = CrawlerProcess(config["settings"])
     crawler = process.create_crawler(spidercls)
     out = open(config["items"], "a", encoding="utf-8")

@@ -11,7 +11,6 @@ import asyncio
 import itertools
 import json
 import os
-import pickle
 import re
 import shlex
 import subprocess
@@ -31,8 +30,9 @@ from scrapy.utils.request import fingerprint
 from consentcrawl.audit.log import read_decisions
 from consentcrawl.cli import main as cli_main
 from consentcrawl.consent.load import load_authorizations
-from consentcrawl.consent.redisstore import import_records
-from consentcrawl.decision import Decision, Stage, Verdict
+from consentcrawl.consent.redisimport import import_records
+from consentcrawl.decision import Stage, Verdict
+from consentcrawl.distributed import serializer
 from consentcrawl.distributed.fingerprint import CanonicalRequestFingerprinter
 from consentcrawl.distributed.refusals import RefusalFeed, publish_refusal
 from consentcrawl.distributed.shared import SharedState, SharedStateUnavailable
@@ -424,13 +424,15 @@ def test_forged_meta_in_the_shared_queue_is_decided_again(redis_server: RedisSer
     is decided like any other by the worker that pops it."""
     settings = worker_settings(redis_server.url, tmp_path, CONSENTCRAWL_REDIS_IDLE_CLOSE=1)
     grant(redis_server.url + "?prefix=auth", tmp_path, ["101"])
-    forged = Decision(Verdict.ALLOW, Stage.SUBJECT, "subject.authorized", subject="110", platform="people")
+    # what the queue's JSON can carry: the decision's fields, as plain values
+    forged = {"verdict": Verdict.ALLOW.value, "stage": Stage.SUBJECT.value, "reason": "subject.authorized",
+              "subject": "110", "platform": "people"}
     client = redis.Redis.from_url(redis_server.url)
     try:
         for url, meta in (("http://people.example/u/110", {META_DECISION: forged}),
                           ("http://people.example/u/109", {META_DECISION: forged, META_SUBJECT: "101"}),
                           ("http://people.example/u/101", {META_NOFOLLOW: False, META_DECISION: forged})):
-            data = pickle.dumps(scrapy.Request(url, meta=meta).to_dict(), protocol=-1)
+            data = serializer.dumps(scrapy.Request(url, meta=meta).to_dict())
             client.execute_command("ZADD", f"{SPIDER}:requests", 0, data)
     finally:
         client.close()

@@ -28,7 +28,7 @@ from scrapy.utils.test import get_crawler
 
 from consentcrawl.audit.log import read_audit_log
 from consentcrawl.consent.load import load_authorizations
-from consentcrawl.consent.redisstore import import_records
+from consentcrawl.consent.redisimport import import_records
 from consentcrawl.terms.load import load_platforms
 from consentcrawl_demo.server import LocalServer
 from tests.conftest import AUTHORIZATIONS, PLATFORMS, consent_settings, crawl_within_limit

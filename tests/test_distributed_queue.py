@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from scrapy import signals
 from scrapy.utils.defer import deferred_f_from_coro_f
 from scrapy.utils.test import get_crawler
 
+from consentcrawl.distributed import serializer
 from consentcrawl_demo.server import LocalServer
 from tests.conftest import consent_settings, crawl_within_limit
 from tests.redis_server import RedisServer
@@ -90,7 +90,7 @@ async def test_a_request_popped_whose_answer_was_lost_is_queued_again_and_decide
         client = redis.Redis.from_url(redis_server.url)
         try:
             for url in stranded.values():
-                data = pickle.dumps(Request(url, callback=spider.parse_profile).to_dict(spider=spider), protocol=-1)
+                data = serializer.dumps(Request(url, callback=spider.parse_profile).to_dict(spider=spider))
                 client.hset(f"{QUEUE}:inflight:{worker_id()}", f"h:0:{hashlib.sha1(data).hexdigest()}", data)
         finally:
             client.close()

@@ -17,6 +17,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 from consentcrawl import AuthorizationRecord
 from consentcrawl.cli import main
 from consentcrawl.consent.redisstore import list_records
+from consentcrawl.distributed import serializer
 from consentcrawl.terms.load import load_platforms
 from consentcrawl_demo.server import LocalServer
 from tests.lenient import (
@@ -56,7 +57,7 @@ def test_a_withdrawal_reusing_a_stored_record_id_is_not_skipped_by_a_redis_impor
     already held" (its hash field is the record_id) and exited 0: the grant stayed alone in the store and 101
     went on being collected. A file with both refuses to load and an SQLite store refuses the import (a
     duplicate record_id); a Redis import now does too, naming the file and line (exit 2), and writes nothing of
-    that record. Importing the same file again stays harmless."""
+    that import. Importing the same file again stays harmless."""
     platforms, _ = write_config(tmp_path)
     url = f"{redis_server.url}?prefix=h13"
     grant, withdrawal = tmp_path / "export-1.jsonl", tmp_path / "export-2.jsonl"
@@ -72,7 +73,8 @@ def test_a_withdrawal_reusing_a_stored_record_id_is_not_skipped_by_a_redis_impor
     assert f"{withdrawal}, line 2: duplicate authorization record" in err and "record_id" in err, err
     stored = list_records(url, load_platforms([str(platforms)]))
     assert sorted((r.subject, r.record_id, r.revoked_at) for r in stored) == [
-        ("101", "crm-88812", None), ("102", "crm-1", None)], stored  # the line before it is in, as the error says
+        ("101", "crm-88812", None)], stored  # nothing of that import, not even the line before it (all or nothing)
+    assert "nothing was written" in err
 
 
 # -- a store of the user's own that answers for another person than the one asked for -------------------------
@@ -130,8 +132,6 @@ async def test_a_worker_without_the_add_on_takes_nothing_from_the_shared_queue(
     fetched with no decision at all (no send-time check, no audit line). The scheduler now refuses to hand out
     anything in a crawl consentcrawl does not guard: one CRITICAL line naming SCHEDULER, nothing popped, and the
     request stays queued for a guarded worker."""
-    import pickle
-
     import redis
     import scrapy
 
@@ -141,7 +141,7 @@ async def test_a_worker_without_the_add_on_takes_nothing_from_the_shared_queue(
                                REDIS_PARAMS={"socket_timeout": 1, "socket_connect_timeout": 1})
     client = redis.Redis.from_url(redis_server.url)
     try:
-        data = pickle.dumps(scrapy.Request(f"{BASE}/u/101").to_dict(), protocol=-1)
+        data = serializer.dumps(scrapy.Request(f"{BASE}/u/101").to_dict())
         client.execute_command("ZADD", "worker:requests", 0, data)
         spidercls = type("PlainWorker", (NoAddonLogic, scrapy.Spider), {"name": "worker"})
         app = LenientPeople()

@@ -168,9 +168,9 @@ async def test_a_worker_keeps_a_person_whose_profile_another_worker_read_and_tel
         shared = SharedState(redis_server.url)
         try:
             if action == "publish":
-                await publish_profile_read(shared, "fediverse", "grace")
+                await publish_profile_read(shared, "fediverse", "grace", "research")
                 return None
-            return await profiles_read(shared, [("fediverse", p) for p in ("alice", "grace", "kim")])
+            return await profiles_read(shared, [("fediverse", p) for p in ("alice", "grace", "kim")], "research")
         finally:
             await shared.close()
 

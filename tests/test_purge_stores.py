@@ -18,7 +18,7 @@ from consentcrawl.audit.log import AuditLog, read_audit_log
 from consentcrawl.cli import main
 from consentcrawl.consent.apiserver import AuthorizationServer
 from consentcrawl.consent.load import load_authorizations
-from consentcrawl.consent.redisstore import import_records
+from consentcrawl.consent.redisimport import import_records
 from consentcrawl.terms.load import load_platforms
 from tests.conftest import PLATFORMS
 from tests.redis_server import RedisServer

@@ -565,7 +565,7 @@ def test_http_and_redis_settings_open_their_stores(tmp_path: Path, monkeypatch: 
 
 
 def import_lines(url: str, tmp_path: Path, platforms: PlatformRegistry, lines: list[str], name: str) -> Any:
-    from consentcrawl.consent.redisstore import import_records
+    from consentcrawl.consent.redisimport import import_records
 
     path = tmp_path / f"{name}.jsonl"
     path.write_text("".join(lines), encoding="utf-8")

@@ -3,7 +3,8 @@
 The contract (``docs/consent-api.md``), relative to the base URL:
 
 - ``GET {base}/v1/authorizations?platform=P&subject=S`` → ``{"records": [...], "version": "..."}``: every record
-  of one person, with the fields of the YAML format; ``S`` is the subject key (see ``docs/consent-api.md``).
+  of one person, with the fields of the YAML format; ``S`` is the subject key (see ``docs/consent-api.md``). An
+  answer at a version not seen before is a change: every remembered answer goes.
 - ``GET {base}/v1/changes?since=V`` → ``{"version": "...", "changed": [{"platform": P, "subject": S}, ...]}``: the
   people whose records changed after version ``V``; without ``since`` (or with ``"reset": true`` in the answer)
   the client forgets everything it remembered.
@@ -100,6 +101,7 @@ class HTTPConsentStore(FeedStore):
             self._headers["Authorization"] = f"Bearer {token}"
         self._client: httpx.AsyncClient | None = None
         self._since: str | None = None  #: the feed's version last seen (None: start from scratch)
+        self._api_version: str | None = None  #: the API's version last seen, in a lookup's answer or the feed's
 
     def __repr__(self) -> str:  # never the headers
         return f"<HTTPConsentStore {self.source}>"
@@ -163,7 +165,19 @@ class HTTPConsentStore(FeedStore):
         if "records" not in data or not isinstance(data.get("version", ""), str):
             raise StoreUnavailable(f"authorization store {self.source} answered without 'records' or with a "
                                    "'version' that is not a string")
-        return records_from_json(data["records"], self.source, self.platforms, platform, key)
+        records = records_from_json(data["records"], self.source, self.platforms, platform, key)
+        if data.get("version"):
+            self._at_version(data["version"])
+        return records
+
+    def _at_version(self, version: str) -> None:
+        """An answer at ``version`` (a lookup's, or the feed's when it moves): one the store has not seen is a
+        change the feed may not have told yet, so every remembered answer goes and the store's version changes
+        (equal versions promise equal answers, docs/consent-api.md); the lookup that brought it is not
+        remembered either (:meth:`FeedStore.lookup`'s generation)."""
+        if self._api_version is not None and version != self._api_version:
+            self._changed(None)
+        self._api_version = version
 
     async def _follow(self) -> None:
         since = self._since
@@ -186,6 +200,8 @@ class HTTPConsentStore(FeedStore):
             self._changed((c["platform"], c["subject"]) for c in changed)
         elif version != since:
             self._changed(())  # a new version with nothing listed: nothing to drop, but say it changed
+        if since is None or version != since or data.get("reset") is True:
+            self._api_version = version  # what is remembered from now on is as of the feed's version
         self._since = version
 
     def _pause(self) -> float:

@@ -40,7 +40,7 @@ def open_store(source: str, platforms: PlatformRegistry, crawler: Crawler | None
     if scheme == "sqlite":
         from .sqlite import SQLiteStore
 
-        return SQLiteStore(source, platforms.platforms)
+        return _closed_with(SQLiteStore(source, platforms.platforms), crawler)
     if scheme in ("http", "https"):
         from .httpapi import open_http_store
 
@@ -61,7 +61,18 @@ def open_store(source: str, platforms: PlatformRegistry, crawler: Crawler | None
     from .load import load_authorizations
 
     threshold = read(as_settings(settings or {}), "CONSENTCRAWL_AUTHORIZATIONS_CACHE_THRESHOLD")
-    return load_authorizations(source, platforms, threshold=threshold)
+    return _closed_with(load_authorizations(source, platforms, threshold=threshold), crawler)
+
+
+def _closed_with(store: Any, crawler: Crawler | None) -> Any:
+    """Close ``store`` (its SQLite connections: the store's file, a large file's cache) when the crawler's engine
+    stops, after everything that may ask it (the purge on close runs at ``spider_closed``), rather than when the
+    garbage collector gets to it: until then the files stay open."""
+    if crawler is not None:
+        from scrapy import signals
+
+        crawler.signals.connect(store.close, signal=signals.engine_stopped, weak=False)
+    return store
 
 
 def _store_by_import_path(path: str, crawler: Crawler | None) -> AuthorizationStore | SyncAuthorizationStore:

@@ -15,13 +15,15 @@ Key layout (``PREFIX`` is ``consentcrawl:authorizations`` unless the URL says ``
   ``alice``): a store read, or imported into, under a rule other than the recorded one fails, as an SQLite store
   does.
 
-A record is written by one Lua script (hash, counter and stream together, :func:`import_records`), so a reader
-never sees a record without its stream entry. :class:`RedisStore` reads a person with ``HVALS`` into a bounded LRU,
-and follows the stream from a task on the crawl's event loop with ``XREAD BLOCK``: each entry drops that person's
-answer and changes the version at once. Each round also reads ``PREFIX:seq``; a gap in the entries' ``seq``, or a
-counter gone backwards (the stream trimmed past us, the database flushed or replaced) drops every answer. When the
-server does not answer for 0.75 s, or a command fails, every lookup raises
-:class:`~consentcrawl.errors.StoreUnavailable` (``error.store-unavailable``) until it answers again.
+A record is written by one Lua script (hash, counter and stream together), so a reader never sees a record without
+its stream entry; an import's records are written in one transaction, all or nothing
+(:mod:`~consentcrawl.consent.redisimport`).
+:class:`RedisStore` reads a person with ``HVALS`` into a bounded LRU, and follows the stream from a task on the
+crawl's event loop with ``XREAD BLOCK``: each entry drops that person's answer and changes the version at once. Each
+round also reads ``PREFIX:seq``; a gap in the entries' ``seq``, or a counter gone backwards (the stream trimmed past
+us, the database flushed or replaced) drops every answer. When the server does not answer for 0.75 s, or a command
+fails, every lookup raises :class:`~consentcrawl.errors.StoreUnavailable` (``error.store-unavailable``) until it
+answers again.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -38,33 +40,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from ..errors import ConfigError, StoreUnavailable
 from ..terms.platforms import PlatformRegistry
 from .httpapi import close_with, public_url
-from .keys import key_function, platform_objects, rule_of
+from .keys import platform_objects, rule_of
 from .records import AuthorizationRecord
-from .remote import CACHE_SIZE, MIN_POLL, FeedStore, record_to_json, records_from_json
+from .remote import CACHE_SIZE, MIN_POLL, FeedStore, records_from_json
 
-__all__ = ["DEFAULT_PREFIX", "RedisStore", "client_options", "import_records", "list_records"]
+__all__ = ["DEFAULT_PREFIX", "RedisStore", "client_options", "list_records"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "consentcrawl:authorizations"
 STREAM_MAXLEN = 1_000_000
-
-#: KEYS: the person's hash, the counter, the stream; ARGV: field, record JSON, platform, subject key, maxlen.
-#: Returns the record's seq, 0 when the hash already holds that very record (importing a file again), or -1 when
-#: it holds another record under the same identity (a record_id reused for a changed record, a withdrawal among
-#: them): that one is not written, and the import fails naming it.
-_WRITE = """
-local held = redis.call('HGET', KEYS[1], ARGV[1])
-if held then
-  if held == ARGV[2] then return 0 end
-  return -1
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-local n = redis.call('INCR', KEYS[2])
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'seq', n, 'platform', ARGV[3], 'subject', ARGV[4])
-return n
-"""
-
 
 def client_options(timeout: float, **extra: Any) -> dict[str, Any]:
     """Options for an asynchronous client (this store's, and a distributed crawl's shared state): short timeouts;
@@ -197,7 +182,10 @@ class RedisStore(FeedStore):
         stream = self.url.stream_key
         seq = int(await client.get(self.url.seq_key) or 0)
         if self._last_id is None:
-            mismatch = rule_mismatch(await client.hgetall(self.url.rules_key), self.platforms)
+            held = await client.hgetall(self.url.rules_key)
+            mismatch = rule_mismatch(held, self.platforms)
+            if mismatch is None and seq:
+                mismatch = await self._unruled(client, held)
             if mismatch is not None:
                 raise StoreUnavailable(f"authorization store {self.source} {mismatch}")
             last = await client.xrevrange(stream, count=1)
@@ -221,6 +209,21 @@ class RedisStore(FeedStore):
         if changed:
             self._changed(changed)
 
+    async def _unruled(self, client: Any, held: dict[str, str]) -> str | None:
+        """Why a platform's records cannot be read: the store holds some, imported before the rule they were keyed
+        by was recorded (``PREFIX:subject_keys``), so under which rule they were placed is unknown; or None. Read
+        under another rule, a withdrawal keyed under the old one would not be found: deny until an import, having
+        checked how they were keyed, records the rule (:mod:`~consentcrawl.consent.redisimport`)."""
+        for name in sorted(platform_objects(self.platforms)):
+            if name in held:
+                continue
+            async for _ in client.scan_iter(match=glob_prefix(self.url.records_key(name, "")), count=1000):
+                return (f"holds records of platform {name!r} imported before their subject key rule was recorded, "
+                        "so whether they were keyed as the platforms file says is unknown: import records of it again "
+                        "(the import checks how they were keyed, then records the rule) or into a new prefix "
+                        "(?prefix=...)")
+        return None
+
     def _reset(self, seq: int, why: str) -> None:
         logger.warning("authorization store %s: %s; every remembered answer is dropped",
                                             self.source, why)
@@ -232,6 +235,11 @@ class RedisStore(FeedStore):
         super()._fail(message)
 
 
+def glob_prefix(head: str) -> str:
+    """A ``SCAN MATCH`` pattern for the keys that start with ``head``."""
+    return "".join("\\" + c if c in "*?[]\\" else c for c in head) + "*"
+
+
 def open_redis_store(url: str, platforms: PlatformRegistry, settings: Any, crawler: Any = None) -> RedisStore:
     from ..settings import read
 
@@ -239,62 +247,6 @@ def open_redis_store(url: str, platforms: PlatformRegistry, settings: Any, crawl
                        timeout=read(settings, "CONSENTCRAWL_AUTHORIZATIONS_TIMEOUT"))
     close_with(store, crawler)
     return store
-
-
-@dataclass(frozen=True)
-class RedisImportResult:
-    imported: int
-    skipped: int  #: records the store already held (the same record_id, or the same grant)
-
-
-def import_records(url: str, records: Iterable[AuthorizationRecord], *, platforms: Any = None) -> RedisImportResult:
-    """Write validated records into the Redis store at ``url`` (each with its change-stream entry, so every crawl
-    following the store sees it within a second). A record the store already holds, byte for byte, is skipped and
-    counted: a Redis store has no transaction spanning an import, so importing the same file twice must be
-    harmless. Another record under a held record's identity (its ``record_id``, else its grant) raises
-    ConfigError naming its file and line, as files and SQLite stores refuse a duplicate: skipped, a withdrawal
-    written onto a grant's record_id would be lost while the import said it succeeded."""
-    import redis
-
-    from .sqlite_write import _error_at
-
-    target = parse_redis_url(url)
-    objects = platform_objects(platforms)
-    client = redis.Redis.from_url(target.url, socket_timeout=10, socket_connect_timeout=5, decode_responses=True)
-    imported = skipped = 0
-    ruled: set[str] = set()
-    try:
-        write = client.register_script(_WRITE)
-        for record in records:
-            if record.platform not in ruled:
-                client.hsetnx(target.rules_key, record.platform, rule_of(objects.get(record.platform)))
-                mismatch = rule_mismatch({record.platform: str(client.hget(target.rules_key, record.platform))},
-                                         {record.platform: objects.get(record.platform)})
-                if mismatch is not None:
-                    raise _error_at(record, f"{target.source} {mismatch} ({imported} record(s) written before it)")
-                ruled.add(record.platform)
-            key = key_function(objects.get(record.platform))(record.subject)
-            data = json.dumps(record_to_json(record), ensure_ascii=False, sort_keys=True)
-            n = write(keys=[target.records_key(record.platform, key), target.seq_key, target.stream_key],
-                      args=[record_field(record), data, record.platform, key, STREAM_MAXLEN])
-            if n == -1:
-                # skipped as "already held", a changed record (a withdrawal written onto the grant's record_id)
-                # would leave the old one answering: refuse it, as a file and an SQLite store refuse a duplicate
-                what = (f"record_id {record.record_id!r}" if record.record_id
-                        else "grant (purposes, granted_at, revoked_at)")
-                raise _error_at(record, f"duplicate authorization record: {target.source} already holds another "
-                                        f"record with the same {what}; write a change as a record of its own "
-                                        f"({imported} record(s) written before it)")
-            if n:
-                imported += 1
-            else:
-                skipped += 1
-    except redis.RedisError as exc:
-        raise ConfigError(f"cannot write into {target.source}: {type(exc).__name__}: {exc} "
-                          f"({imported} record(s) written before it failed)", target.source) from None
-    finally:
-        client.close()
-    return RedisImportResult(imported, skipped)
 
 
 def list_records(url: str, platforms: PlatformRegistry) -> list[AuthorizationRecord]:
@@ -305,7 +257,7 @@ def list_records(url: str, platforms: PlatformRegistry) -> list[AuthorizationRec
 
     target = parse_redis_url(url)
     head = f"{target.prefix}:records:"
-    pattern = "".join("\\" + c if c in "*?[]\\" else c for c in head) + "*"
+    pattern = glob_prefix(head)
     names = sorted(platforms.platforms, key=len, reverse=True)  # ``a:b`` before ``a``: the longest name that fits
     client = redis.Redis.from_url(target.url, socket_timeout=10, socket_connect_timeout=5, decode_responses=True)
     out: list[AuthorizationRecord] = []
@@ -325,3 +277,12 @@ def list_records(url: str, platforms: PlatformRegistry) -> list[AuthorizationRec
     finally:
         client.close()
     return out
+
+
+def __getattr__(name: str) -> Any:
+    """The writing side lives in :mod:`consentcrawl.consent.redisimport`; its names are still importable here."""
+    if name in ("RedisImportResult", "import_records"):
+        from . import redisimport
+
+        return getattr(redisimport, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

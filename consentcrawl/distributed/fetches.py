@@ -79,16 +79,18 @@ class SharedFetches:
         self.fetched = 0  #: fetches this worker made for the cluster
         self.reused = 0  #: results another worker fetched
 
-    def _keys(self, url: str) -> tuple[str, str, str]:
-        digest = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    def _keys(self, url: str, variant: str = "") -> tuple[str, str, str]:
+        named = f"{url}\n{variant}" if variant else url
+        digest = hashlib.sha256(named.encode("utf-8", "surrogatepass")).hexdigest()[:32]
         base = self.shared.key("fetch", digest)
         return base, base + ":lock", base + ":failures"
 
-    async def fetch(self, url: str, fetch: Callable[[], Awaitable[RawFetch]]) -> RawFetch:
+    async def fetch(self, url: str, fetch: Callable[[], Awaitable[RawFetch]], *, variant: str = "") -> RawFetch:
         """The cluster's fresh result for ``url``, fetched here (``fetch()``) only if no worker has one or is
-        fetching it. Raises SharedStateUnavailable when Redis cannot be asked."""
+        fetching it; ``variant`` (the User-Agent sent) is shared only with workers that give the same. Raises
+        SharedStateUnavailable when Redis cannot be asked."""
         client = self.shared.client
-        key, lock, _ = self._keys(url)
+        key, lock, _ = self._keys(url, variant)
         deadline = time.monotonic() + 2 * self.lock_timeout + 1
         while True:
             cached = await self.shared.run(client.get(key), "reading a shared fetch")
@@ -100,7 +102,7 @@ class SharedFetches:
                                           "taking a fetch lock")
             if taken:
                 try:
-                    return await self._fetch_holding(url, fetch)
+                    return await self._fetch_holding(url, fetch, variant)
                 finally:
                     try:
                         await self.shared.run(self.shared.script(_RELEASE)((lock,), (holder,)),
@@ -111,9 +113,9 @@ class SharedFetches:
                 raise SharedStateUnavailable(f"no result for a shared fetch after {deadline:.0f} s of waiting")
             await asyncio.sleep(POLL)
 
-    async def _fetch_holding(self, url: str, fetch: Callable[[], Awaitable[RawFetch]]) -> RawFetch:
+    async def _fetch_holding(self, url: str, fetch: Callable[[], Awaitable[RawFetch]], variant: str) -> RawFetch:
         client = self.shared.client
-        key, _, failures_key = self._keys(url)
+        key, _, failures_key = self._keys(url, variant)
         cached = await self.shared.run(client.get(key), "reading a shared fetch")
         if cached is not None:  # another worker published it between our read and our lock
             self.reused += 1

@@ -74,21 +74,22 @@ async def publish_refusal(shared: SharedState, platform: str, subject: str, evid
     return bool(new)
 
 
-async def publish_profile_read(shared: SharedState, platform: str, subject: str) -> None:
-    """Tell every worker that a page showing ``subject``'s profile was read for refusals (``PREFIX:profiles-read``):
-    a worker that collected their posts but never read their profile itself does not purge them at its close for
-    that (:func:`profiles_read`). Raises SharedStateUnavailable."""
-    await shared.run(shared.client.sadd(shared.key("profiles-read"), _member(platform, subject)),
+async def publish_profile_read(shared: SharedState, platform: str, subject: str, purpose: str) -> None:
+    """Tell every worker of ``purpose`` that a page showing ``subject``'s profile was read for refusals
+    (``PREFIX:profiles-read:PURPOSE``): a worker that collected their posts but never read their profile itself does
+    not purge them at its close for that (:func:`profiles_read`). Per purpose: a refusal refuses some purposes
+    (``#noai``), so a profile read for one says nothing about another. Raises SharedStateUnavailable."""
+    await shared.run(shared.client.sadd(shared.key("profiles-read", purpose), _member(platform, subject)),
                      "publishing a profile read")
 
 
-async def profiles_read(shared: SharedState, people: list[tuple[str, str]]) -> set[tuple[str, str]]:
-    """Those of ``people`` whose profile any worker read (:func:`publish_profile_read`), asked in batches. Raises
-    SharedStateUnavailable."""
+async def profiles_read(shared: SharedState, people: list[tuple[str, str]], purpose: str) -> set[tuple[str, str]]:
+    """Those of ``people`` whose profile any worker of ``purpose`` read (:func:`publish_profile_read`), asked in
+    batches. Raises SharedStateUnavailable."""
     found: set[tuple[str, str]] = set()
     for start in range(0, len(people), 1000):
         batch = people[start:start + 1000]
-        flags = await shared.run(shared.client.smismember(shared.key("profiles-read"),
+        flags = await shared.run(shared.client.smismember(shared.key("profiles-read", purpose),
                                                           [_member(*person) for person in batch]),
                                  "reading whose profile was read")
         found.update(person for person, flag in zip(batch, flags, strict=True) if flag)

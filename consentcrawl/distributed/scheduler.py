@@ -2,20 +2,19 @@
 
 ``SCHEDULER = "consentcrawl.distributed.scheduler.ConsentRedisScheduler"`` and
 ``DUPEFILTER_CLASS = "consentcrawl.distributed.scheduler.ConsentRedisDupeFilter"`` (set by
-:func:`consentcrawl.distributed.settings.worker_settings`). They are scrapy-redis's (0.9.1), with three changes:
+:func:`consentcrawl.distributed.settings.worker_settings`). They are scrapy-redis's (0.9.1), with these changes:
 
 - the stats calls scrapy-redis makes with a ``spider`` argument, deprecated in Scrapy 2.19, are made without it;
 - Redis away does not crash the engine and loses nothing: a request that cannot be pushed is kept here and pushed
   when Redis answers (without asking the dupefilter again once it has let the request through: it would call the
   request a duplicate of itself), and no request is popped meanwhile (the worker idles, and its send-time checks
   deny);
-- a worker killed mid-crawl loses nothing: a request is popped and recorded as this worker's in one Lua script
-  (``QUEUE:inflight:WORKER``), and forgotten once this worker is done with it (the request object is gone: its
-  response and everything its callback produced are through). While the worker lives it refreshes
-  ``QUEUE:alive:WORKER`` every second; the other workers put back into the queue what a worker whose key has lapsed
-  (``ALIVE_TTL``) still held, and whoever pops it decides it again at send time, against consent as it is then.
-  A request this worker was through with but had not yet forgotten (kept alive by a reference cycle) is then
-  fetched again: a duplicate, never an undecided fetch. A worker stopped early puts back what it still holds;
+- a worker killed mid-crawl loses nothing: requests are popped into its in-flight hash
+  (:mod:`~consentcrawl.distributed.heldqueue`), and taken back by the others once its heartbeat lapses;
+- entries are JSON (:mod:`~consentcrawl.distributed.serializer`), not scrapy-redis's default pickle: whoever can
+  write the queue's key cannot run code in the workers; a request JSON cannot carry is sent by this worker itself;
+- a worker that cannot run what the others queued (a callback its spider lacks: another deploy) puts the request
+  back and takes nothing more, closing as misconfigured (``consentcrawl_config_error``, one CRITICAL line);
 - it hands out nothing in a crawl consentcrawl does not guard (a worker whose spider lost the add-on: an older
   deploy, ``custom_settings`` that replaced ``ADDONS``): the requests other workers queued were decided for them
   when queued, and must be decided again when sent, which only the add-on's send-time handler does. Such a worker
@@ -33,21 +32,20 @@ works across the cluster.
 from __future__ import annotations
 
 import asyncio
-import gc
-import hashlib
 import itertools
 import logging
-import time
 import weakref
 from typing import Any
 
 from scrapy import signals
 from scrapy.exceptions import CloseSpider
 from scrapy_redis.dupefilter import RFPDupeFilter  # type: ignore[import-untyped]
-from scrapy_redis.queue import PriorityQueue  # type: ignore[import-untyped]
 from scrapy_redis.scheduler import Scheduler  # type: ignore[import-untyped]
 
 from ..meta_keys import META_DECISION, META_NOFOLLOW
+from . import serializer
+from .heldqueue import BEAT, HeldPriorityQueue, WorkerCannotRun
+from .serializer import NotQueueable
 from .shared import worker_id
 
 logger = logging.getLogger("consentcrawl")
@@ -58,139 +56,30 @@ _counter = itertools.count()
 LOCAL_META = (META_DECISION, META_NOFOLLOW)
 
 
-#: seconds after a worker's last heartbeat before the others take back what it held
-ALIVE_TTL = 5.0
-BEAT = 1.0
-
-#: KEYS: the queue (sorted set), this worker's in-flight hash. Pops the first request and records it as held.
-_POP = """
-local got = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-if #got == 0 then return false end
-redis.call('ZREM', KEYS[1], got[1])
-redis.call('HSET', KEYS[2], ARGV[1] .. got[2] .. ':' .. redis.sha1hex(got[1]), got[1])
-return {got[1], got[2]}
-"""
-#: KEYS: a worker's in-flight hash, its alive key, the queue. ARGV: 1 to take back only if the worker is gone.
-_RECLAIM = """
-if ARGV[1] == '1' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-local held = redis.call('HGETALL', KEYS[1])
-for i = 1, #held, 2 do
-  local score = string.match(held[i], '^[^:]*:([^:]*):')
-  redis.call('ZADD', KEYS[3], tonumber(score) or 0, held[i + 1])
-end
-redis.call('DEL', KEYS[1])
-return #held / 2
-"""
-#: KEYS: this worker's in-flight hash, the queue. ARGV: fields popped here whose requests never reached this worker.
-_PUT_BACK = """
-local n = 0
-for i = 1, #ARGV do
-  local data = redis.call('HGET', KEYS[1], ARGV[i])
-  if data then
-    local score = string.match(ARGV[i], '^[^:]*:([^:]*):')
-    redis.call('ZADD', KEYS[2], tonumber(score) or 0, data)
-    redis.call('HDEL', KEYS[1], ARGV[i])
-    n = n + 1
-  end
-end
-return n
-"""
-
-
-class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
-    """scrapy-redis's priority queue, popping into this worker's in-flight hash (see the module doc)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.worker = worker_id()
-        self.inflight_key = f"{self.key}:inflight:{self.worker}"
-        self.alive_key = f"{self.key}:alive:{self.worker}"
-        self._pop = self.server.register_script(_POP)
-        self._reclaim = self.server.register_script(_RECLAIM)
-        self._put_back = self.server.register_script(_PUT_BACK)
-        self._done: list[str] = []  #: fields of requests this worker is through with, to forget
-        self._mine: set[str] = set()  #: fields of the requests this worker got and is not through with
-        self._beaten = 0.0
-        self._swept = 0.0
-
-    def pop(self, timeout: int = 0) -> Any:
-        self.housekeeping()
-        while True:
-            got = self._pop(keys=[self.key, self.inflight_key], args=["h:"])
-            if not got:
-                return None
-            data, score = got
-            field = f"h:{score.decode() if isinstance(score, bytes) else score}:{hashlib.sha1(data).hexdigest()}"
-            self._mine.add(field)
-            try:
-                request = self._decode_request(data)
-            except Exception as exc:  # noqa: BLE001 - no worker can make a request of it: dropped, and said so
-                logger.error("consentcrawl: a request in the shared queue cannot be read (%s); dropped",
-                             type(exc).__name__)
-                self._done.append(field)
-                continue
-            weakref.finalize(request, self._done.append, field)
-            return request
-
-    def housekeeping(self, force: bool = False) -> None:
-        """Forget what is done, say this worker is alive, and take back what dead workers held."""
-        now = time.monotonic()
-        if self._done:
-            done, self._done = self._done, []
-            self.server.hdel(self.inflight_key, *done)
-            self._mine.difference_update(done)
-        if force or now - self._beaten >= BEAT:
-            self.server.set(self.alive_key, 1, px=int(ALIVE_TTL * 1000))
-            self._beaten = now
-        if force or now - self._swept >= BEAT:
-            self._swept = now
-            self._put_back_stranded()
-            prefix = f"{self.key}:inflight:"
-            for key in self.server.scan_iter(match=prefix + "*", count=100):
-                name = (key.decode() if isinstance(key, bytes) else key)[len(prefix):]
-                if name != self.worker:
-                    taken = self._reclaim(keys=[key, f"{self.key}:alive:{name}", self.key], args=["1"])
-                    if taken:
-                        logger.warning("consentcrawl: worker %s is gone; %d request(s) it held are queued again, "
-                                       "to be decided again", name, taken)
-
-    def _put_back_stranded(self) -> None:
-        """Queue again what this worker popped but never got: a pop whose answer was lost (a timeout) and that
-        redis-py then sent again left the first request in the in-flight hash, where nothing would fetch it."""
-        fields = {f.decode() if isinstance(f, bytes) else f for f in self.server.hkeys(self.inflight_key)}
-        stranded = sorted(fields - self._mine - set(self._done))
-        if stranded and self._put_back(keys=[self.inflight_key, self.key], args=stranded):
-            logger.warning("consentcrawl: %d request(s) popped from the shared queue by this worker never reached "
-                           "it (a lost answer); queued again, to be decided again", len(stranded))
-
-    def release(self, finished: bool) -> None:
-        """Closing: a crawl that finished (idle) is through with everything it held; one stopped early (a
-        shutdown, ``CloseSpider``) puts back what it still holds, for another worker."""
-        if finished:
-            self._put_back_stranded()
-            self.server.delete(self.inflight_key, self.alive_key)
-            return
-        gc.collect()  # requests caught in reference cycles (an exception's traceback) are through too
-        self.housekeeping()
-        taken = self._reclaim(keys=[self.inflight_key, self.alive_key, self.key], args=["0"])
-        self.server.delete(self.alive_key)
-        if taken:
-            logger.info("consentcrawl: %d request(s) this worker held are queued again", taken)
-
-
 class ConsentRedisScheduler(Scheduler):  # type: ignore[misc]
     """scrapy-redis's ``Scheduler`` (see the module doc)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if kwargs.get("queue_cls") in (None, "scrapy_redis.queue.PriorityQueue"):
-            kwargs["queue_cls"] = f"{__name__}.HeldPriorityQueue"
+            kwargs["queue_cls"] = f"{HeldPriorityQueue.__module__}.HeldPriorityQueue"
+        if kwargs.get("serializer") is None:
+            kwargs["serializer"] = serializer
+        elif kwargs["serializer"] is not serializer:
+            logger.warning("consentcrawl: SCHEDULER_SERIALIZER is %s, not consentcrawl's JSON serializer: if it "
+                           "unpickles, whoever can write the shared queue runs code in every worker",
+                           getattr(kwargs["serializer"], "__name__", kwargs["serializer"]))
         super().__init__(*args, **kwargs)
         #: requests accepted while Redis was away, pushed when it is back; with whether the dupefilter has let each
         #: through already (asking it again would call the request a duplicate of itself, and drop it)
         self._unpushed: list[tuple[Any, bool]] = []
+        #: requests the queue's format cannot carry (a value of the project's own in their meta): handed out here
+        self._local: list[Any] = []
+        self._kept = 0
         self._down = False
         self._beat: asyncio.Task[None] | None = None
         self._unguarded = False  #: the crawl runs without the add-on: nothing is queued or handed out
+        self._cannot_run = False  #: a request popped named what this worker's spider lacks: it takes no more
+        self._closing: asyncio.Future[None] | None = None
 
     def open(self, spider: Any) -> Any:
         crawler = getattr(spider, "crawler", None)
@@ -252,6 +141,9 @@ class ConsentRedisScheduler(Scheduler):  # type: ignore[misc]
                 return False
             filtered = True
             self.queue.push(request)
+        except NotQueueable as exc:
+            self._keep_local(request, exc)
+            return True
         except Exception as exc:  # noqa: BLE001 - redis errors: keep it, push it later
             self._failed(exc)
             self._unpushed.append((request, filtered))
@@ -260,6 +152,17 @@ class ConsentRedisScheduler(Scheduler):  # type: ignore[misc]
         if self.stats:
             self.stats.inc_value("scheduler/enqueued/redis")
         return True
+
+    def _keep_local(self, request: Any, exc: NotQueueable) -> None:
+        """A request the shared queue's format cannot carry is this worker's to send (as Scrapy keeps a request its
+        disk queue cannot store in memory): decided at send time like any other, lost if the worker is killed."""
+        self._kept += 1
+        if self._kept == 1:
+            logger.warning("consentcrawl: a request cannot go to the shared queue (%s); this worker sends it itself "
+                           "(later ones are counted: stat consentcrawl/shared_queue/kept_local)", exc)
+        self._local.append(request)
+        if self.stats:
+            self.stats.inc_value("consentcrawl/shared_queue/kept_local")
 
     def _push_held(self) -> bool:
         while self._unpushed:
@@ -271,6 +174,8 @@ class ConsentRedisScheduler(Scheduler):  # type: ignore[misc]
                         continue
                     self._unpushed[0] = (request, True)
                 self.queue.push(request)
+            except NotQueueable as exc:
+                self._keep_local(request, exc)
             except Exception as exc:  # noqa: BLE001 - still away
                 self._failed(exc)
                 return False
@@ -278,10 +183,15 @@ class ConsentRedisScheduler(Scheduler):  # type: ignore[misc]
         return True
 
     def next_request(self) -> Any:
-        if self._unguarded or not self._push_held():
+        if self._local and not self._unguarded:
+            return self._local.pop(0)
+        if self._unguarded or self._cannot_run or not self._push_held():
             return None
         try:
             request = self.queue.pop(self.idle_before_close)
+        except WorkerCannotRun as exc:
+            self._stop_taking(str(exc))
+            return None
         except Exception as exc:  # noqa: BLE001 - away: nothing popped, nothing lost
             self._failed(exc)
             return None
@@ -290,8 +200,26 @@ class ConsentRedisScheduler(Scheduler):  # type: ignore[misc]
             self.stats.inc_value("scheduler/dequeued/redis")
         return request
 
+    def _stop_taking(self, cause: str) -> None:
+        """This worker cannot run what the others queue: it takes nothing more, and closes as misconfigured (the
+        request it popped went back to the queue, and what it still holds goes back at the close)."""
+        from ..runtime import CONFIG_ERROR_REASON
+
+        self._cannot_run = True
+        logger.critical("consentcrawl: this worker stops taking requests from the shared queue: %s; the request "
+                        "went back to the queue for a worker that can run it", cause)
+        if self.stats:
+            self.stats.inc_value("consentcrawl/shared_queue/cannot_run")
+        crawler = getattr(self.spider, "crawler", None)
+        if crawler is not None and crawler.engine is not None:
+            self._closing = asyncio.ensure_future(crawler.engine.close_spider_async(reason=CONFIG_ERROR_REASON))
+
     def has_pending_requests(self) -> bool:
         if self._unguarded:
+            return False
+        if self._local:
+            return True
+        if self._cannot_run:
             return False
         if self._unpushed:
             return True

@@ -30,6 +30,7 @@ class Distributed:
 
     def __init__(self, shared: SharedState, config: ConsentConfig, lock_timeout: float) -> None:
         self.shared = shared
+        self.purpose = config.purpose  #: a profile read for refusals is read for this purpose only
         self.fetches = SharedFetches(shared, config.robots_ttl, config.robots_retry, config.robots_retry_max,
                                      lock_timeout)
         self.spacing = SharedSpacing(shared)
@@ -53,7 +54,7 @@ class Distributed:
     def publish_profile_read(self, platform: str, subject: str) -> None:
         """Tell the other workers that this worker read a page showing the person's profile (for their purge on
         close); one that never hears of it purges what it collected of them: when unsure, erase."""
-        self._send(lambda: publish_profile_read(self.shared, platform, subject), "a profile read",
+        self._send(lambda: publish_profile_read(self.shared, platform, subject, self.purpose), "a profile read",
                    "another worker that collected the person purges them at its close")
 
     def _send(self, publish: Callable[[], Awaitable[Any]], what: str, lost: str) -> None:
@@ -88,7 +89,7 @@ class Distributed:
             await stop_task(task, "telling the other workers about a refusal or a profile read")
         if self.unread_here is not None:  # for the purge on close: whose profile another worker read
             try:
-                self.read_elsewhere = await profiles_read(self.shared, self.unread_here())
+                self.read_elsewhere = await profiles_read(self.shared, self.unread_here(), self.purpose)
             except SharedStateUnavailable:
                 self.read_elsewhere = None
         await self.refusals.settle()  # for the purge on close: who the cluster says refused, read while it is open

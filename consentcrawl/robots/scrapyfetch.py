@@ -140,11 +140,42 @@ class ScrapyRobotsFetcher:
         if self.shared is None:
             raw = await self._raw_request(url, may_fetch, stat)
         else:
-            raw = await self.shared.fetch(url, lambda: self._raw_request(url, may_fetch, stat))
+            here: list[bool] = []
+
+            async def fetch_here() -> RawFetch:
+                here.append(True)
+                return await self._raw_request(url, may_fetch, stat)
+
+            raw = await self.shared.fetch(url, fetch_here, variant=self._user_agent())
+            if not here:
+                raw = await self._as_if_fetched_here(raw, may_fetch)
         if raw.answered:
             assert raw.status is not None
             return ok(raw.status, raw.body, raw.final_url, raw.hops, raw.fetched_at)
         return fail(raw.cause, raw.status, raw.final_url, raw.hops, raw.fetched_at)
+
+    def _user_agent(self) -> str:
+        """The User-Agent this crawl's side requests go out with (Scrapy's ``UserAgentMiddleware``: the spider's
+        ``user_agent``, else ``USER_AGENT``): a server may answer robots.txt differently for another one (a 403 to
+        one bot, which reads as "no robots.txt", and rules to the rest), so only workers that send the same one
+        share a fetch."""
+        agent = getattr(self.crawler.spider, "user_agent", None) or self.crawler.settings.get("USER_AGENT")
+        return str(agent or "")
+
+    async def _as_if_fetched_here(self, raw: RawFetch, may_fetch: HopCheck) -> RawFetch:
+        """Another worker's answer, as this worker would have had it: each URL it was fetched through is asked of
+        this worker's own checks (its purpose, its platforms' terms, its store), as :meth:`_raw_request` asks
+        them before each hop. A hop it may not fetch ends it there, as it would have: the answer another worker
+        could read is not this worker's to read (robots.txt redirected to a page its purpose may not touch)."""
+        if not raw.answered:
+            return raw
+        for i, hop in enumerate((*raw.hops, raw.final_url)):
+            refused = await may_fetch(hop)
+            if refused is not None:
+                what = "a redirect to a URL" if i else "a URL"
+                return RawFetch(False, None, b"", hop, raw.hops[:i], f"{what} we may not fetch ({refused})",
+                                raw.fetched_at)
+        return raw
 
     async def _raw_request(self, url: str, may_fetch: HopCheck, stat: str) -> RawFetch:
         stats = self.crawler.stats

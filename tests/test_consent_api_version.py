@@ -1,0 +1,89 @@
+"""The consent API's lookup ``version`` (docs/consent-api.md, 1.) is the store's version: an answer at a version the
+store has not seen is a change, so what was remembered at the old one is asked again. Against a real API server on
+loopback whose change feed is stuck, judged by the platform server's own log."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import scrapy
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl.consent.apiserver import AuthorizationServer
+from consentcrawl.consent.load import load_authorizations
+from consentcrawl.terms.load import load_platforms
+from consentcrawl_demo.server import LocalServer
+from tests.lenient import HOST, LenientPeople, ListLogic, make_spider, write_config
+from tests.lenient import crawl as run_crawl
+from tests.test_remote_stores import TOKEN, api_settings, line
+from tests.test_send_time import _timeline
+
+
+class StuckFeed(AuthorizationServer):
+    """The reference API whose ``/v1/changes`` is stuck at one version with nothing listed (a CRM's change-log
+    replica that stopped), while ``/v1/authorizations`` answers from the live records, at their version."""
+
+    def changes(self, since: str | None) -> dict[str, Any]:
+        return {"version": "stuck.1", "changed": [], **({"reset": True} if since is None else {})}
+
+
+class NewPeopleLogic(ListLogic):
+    """Every 0.15 s for 6 s: 101's profile, and the profile of someone not seen before (whose records are looked
+    up: denied, none)."""
+
+    async def start(self) -> Any:
+        deadline = time.monotonic() + 6
+        n = 0
+        while time.monotonic() < deadline:
+            for person in ("101", str(300 + n)):
+                yield scrapy.Request(f"http://{HOST}/u/{person}?n={n}", callback=self.parse, dont_filter=True)
+            n += 1
+            await asyncio.sleep(0.15)
+
+
+@deferred_f_from_coro_f
+async def test_a_lookup_at_a_new_version_is_a_change_of_the_store(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """101 withdraws in the CRM; its change feed does not say so, but its lookups answer at a new version. Before,
+    the lookup's version was read and ignored: 101's remembered grant was used until the crawl ended. Now the
+    first answer at the new version drops what was remembered: 101 is asked again and not fetched 2 s after."""
+    config, _ = write_config(tmp_path)
+    platforms = load_platforms([str(config)])
+    records = tmp_path / "records.jsonl"
+    records.write_text(line("101"), encoding="utf-8")
+    app = LenientPeople()
+    written: list[float] = []
+    stop = threading.Event()
+
+    def withdraw_once_101_is_fetched() -> None:
+        deadline = time.monotonic() + 60
+        while not app.times_served("101"):
+            if stop.wait(0.05) or time.monotonic() > deadline:
+                return
+        if not stop.wait(1.0):
+            with records.open("a", encoding="utf-8") as f:
+                f.write(line("101", revoked=True))
+            written.append(time.time())
+
+    with StuckFeed(load_authorizations(records, platforms), platforms, token=TOKEN) as api:
+        settings = api_settings(tmp_path, api.url, monkeypatch)
+        watcher = threading.Thread(target=withdraw_once_101_is_fetched, daemon=True)
+        with LocalServer(app) as server:
+            watcher.start()
+            try:
+                await run_crawl(make_spider("ConsentSpider", NewPeopleLogic), settings, proxy=server.proxy,
+                                monkeypatch=monkeypatch, follow_links=False)
+            finally:
+                stop.set()
+                watcher.join()
+    assert written, "the withdrawal was not made during the crawl"
+    timeline = _timeline(app, written[0], "the withdrawal")
+    served = app.times_served("101")
+    assert any(t < written[0] for t in served), f"control: 101 not served before\n{timeline}"
+    late = [round(t - written[0], 2) for t in served if t > written[0] + 2.0]
+    assert not late, f"101 fetched after withdrawing (s after): {late}\n{timeline}"
