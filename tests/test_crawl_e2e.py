@@ -375,3 +375,18 @@ async def test_item_objects_are_guarded_like_dicts(
         assert {e["reason"] for e in items} == {"subject.unknown-platform"}
         # a person's profile may be fetched under several URLs (hosts, spellings): one item and one line each
         assert result.stats["consentcrawl/items/dropped"] == len(result.dropped_items) == len(items)
+
+
+@deferred_f_from_coro_f
+async def test_seeds_from_a_redis_key_without_a_redis_refuse_to_start(
+    server: LocalServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A seed key set with no Redis to read it from: the crawl ended empty and 'finished', its one CRITICAL line
+    never written (the check ran once a runtime existed, when refusing to start does nothing). It refuses to
+    start, naming the setting, and fetches nothing."""
+    settings = consent_settings(tmp_path, CONSENTCRAWL_REDIS_START_KEY="%(name)s:start_urls")
+    result = await run_crawl(PlainMicroblogSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert result.stats["finish_reason"] == "consentcrawl_config_error"
+    assert server.requests == [] and result.items == []
+    critical = [r.getMessage() for r in caplog.records if r.levelno == logging.CRITICAL]
+    assert len(critical) == 1 and "CONSENTCRAWL_REDIS_START_KEY" in critical[0], critical

@@ -74,10 +74,7 @@ class RedisSeeds:
         runtime = get_runtime(self.crawler)
         if runtime is None:
             return
-        if runtime.distributed is None:
-            refuse_to_start(self.crawler, ConfigError(
-                "seeds from a Redis key need a Redis: set CONSENTCRAWL_REDIS_URL or REDIS_URL",
-                source="CONSENTCRAWL_REDIS_START_KEY"))
+        if runtime.distributed is None:  # refused as the runtime was built (:meth:`.wiring.Distributed.open`)
             return
         self.key = self.key_template % {"name": spider.name}
         self._task = asyncio.ensure_future(self._run(spider))

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 
+from ..errors import ConfigError
 from ..settings import read
 from ..tasks import stop_task
 from .fetches import SharedFetches
@@ -77,6 +78,11 @@ class Distributed:
     def open(cls, crawler: Crawler, config: ConsentConfig) -> Distributed | None:
         shared = SharedState.from_settings(crawler.settings)
         if shared is None:
+            if (crawler.settings.get("CONSENTCRAWL_REDIS_START_KEY")
+                    or getattr(getattr(crawler, "spidercls", None), "redis_key", None)):
+                # seeds nobody can read: the crawl would end at once, empty and "finished"
+                raise ConfigError("seeds from a Redis key need a Redis: set CONSENTCRAWL_REDIS_URL or REDIS_URL",
+                                  source="CONSENTCRAWL_REDIS_START_KEY")
             return None
         distributed = cls(shared, config, read(crawler.settings, "CONSENTCRAWL_SHARED_LOCK_TIMEOUT"))
         crawler.signals.connect(distributed.close, signal=signals.spider_closed)
