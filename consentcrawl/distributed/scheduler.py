@@ -1,8 +1,8 @@
 """scrapy-redis's scheduler and dupefilter, as a consent-aware distributed crawl uses them.
 
 ``SCHEDULER = "consentcrawl.distributed.scheduler.ConsentRedisScheduler"`` and
-``DUPEFILTER_CLASS = "consentcrawl.distributed.scheduler.ConsentRedisDupeFilter"`` (set by
-:func:`consentcrawl.distributed.settings.worker_settings`). They are scrapy-redis's (0.9.1), with these changes:
+``DUPEFILTER_CLASS = "consentcrawl.distributed.scheduler.ConsentRedisDupeFilter"``, set in the project's settings
+(docs/distributed.md). They are scrapy-redis's (0.9.1), with these changes:
 
 - the stats calls scrapy-redis makes with a ``spider`` argument, deprecated in Scrapy 2.19, are made without it;
 - Redis away does not crash the engine and loses nothing: a request that cannot be pushed is kept here and pushed
