@@ -439,8 +439,13 @@ def test_an_event_line_is_on_disk_when_event_returns_and_a_closed_log_refuses_it
         log.event("withdrawal-seen", {"platform": "microblog", "subject": "102"}, time=when)
 
 
-def _report_runtime(tmp_path: Path) -> tuple[Any, str]:
-    """A report-mode runtime whose origin's robots.txt (allow all) and signal files (none) are in hand."""
+@deferred_f_from_coro_f
+async def test_report_mode_request_phase_denies_are_on_disk_first_and_share_one_write(tmp_path: Path) -> None:
+    """In report mode a request-phase deny lets the request go on, so its line is in the file when the pre-filter
+    returns; the denies of one event-loop turn go out in one write (group commit), like the send-time lines."""
+    import asyncio
+
+    from scrapy import Request
     from scrapy.utils.test import get_crawler
 
     from consentcrawl.robots.fetch import from_response as robots_file
@@ -457,18 +462,6 @@ def _report_runtime(tmp_path: Path) -> tuple[Any, str]:
                                                           now), now)
     for signal, url in site_file_urls(origin, robots, runtime.site_signals.conservative):
         runtime.site_signals.cache.put(signal_file(signal, url, 404, b"", now), now)  # the origin publishes none
-    return runtime, origin
-
-
-@deferred_f_from_coro_f
-async def test_report_mode_request_phase_denies_are_on_disk_first_and_share_one_write(tmp_path: Path) -> None:
-    """In report mode a request-phase deny lets the request go on, so its line is in the file when the pre-filter
-    returns; the denies of one event-loop turn go out in one write (group commit), like the send-time lines."""
-    import asyncio
-
-    from scrapy import Request
-
-    runtime, origin = _report_runtime(tmp_path)
     writes: list[int] = []
     write = runtime.audit._write
 
@@ -488,30 +481,6 @@ async def test_report_mode_request_phase_denies_are_on_disk_first_and_share_one_
     written = [e for e in read_decisions(tmp_path / "audit.jsonl") if e["phase"] == "request"]
     assert sorted(e["url"] for e in written) == urls  # in the file when prefilter returned
     assert during == [3]  # one write for the three lines
-
-
-@deferred_f_from_coro_f
-async def test_report_mode_request_phase_does_not_write_again_the_deny_its_link_check_wrote(tmp_path: Path) -> None:
-    """Report mode: a link denied by the link check goes on; its request phase, denying it again for the same
-    reason at the same store version, writes no second line (``consentcrawl/request/repeated``; its send-time line
-    follows), while a request the link check never saw (another object for the same URL) is written as before."""
-    from scrapy import Request
-
-    runtime, origin = _report_runtime(tmp_path)
-    url = f"{origin}/u/2001"  # nobody's grant
-    checked, unchecked = Request(url), Request(url)
-    try:
-        assert (await runtime.decide_scheduled(checked)) is not None
-        first = await runtime.prefilter(checked)
-        second = await runtime.prefilter(unchecked)
-    finally:
-        runtime.audit.close()
-    assert [first.reason, second.reason] == ["subject.no-authorization"] * 2
-    assert not runtime.drops(first)  # report mode: the request goes on
-    lines = [(e["phase"], e["reason"], e["url"]) for e in read_decisions(tmp_path / "audit.jsonl")]
-    assert lines == [("schedule", "subject.no-authorization", url),  # the link check's
-                     ("request", "subject.no-authorization", url)]  # `unchecked`'s
-    assert runtime.stats.get_value("consentcrawl/request/repeated") == 1
 
 
 def test_a_group_write_failing_otherwise_than_by_the_os_withdraws_its_lines_too(tmp_path: Path) -> None:
