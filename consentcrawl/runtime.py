@@ -178,8 +178,6 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         self.nofollowed: weakref.WeakSet[Request] = weakref.WeakSet()  #: responses whose links go unfollowed
         #: requests whose link check was made by the spider middleware, with the URL it was made for
         self._link_checked: weakref.WeakKeyDictionary[Request, str] = weakref.WeakKeyDictionary()
-        #: report mode: the deny each request's link check wrote, as :meth:`deny_key` reads it (:meth:`prefilter`)
-        self.scheduled_denies: weakref.WeakKeyDictionary[Request, tuple[Any, ...]] = weakref.WeakKeyDictionary()
         #: the facts each request's last send-time allow was made for (:meth:`as_decided`)
         self._send_facts: weakref.WeakKeyDictionary[Request, RequestFacts] = weakref.WeakKeyDictionary()
         #: Scrapy filters by level in its handler, not on the logger: skip building DEBUG lines nobody keeps
@@ -278,11 +276,6 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
             decision = await through(self, facts, decision, fetch=True) if facts.via else decision
         assert decision is not None
         if decision.allowed:
-            return decision
-        if not self.drops(decision) and self.scheduled_denies.get(request) == self.deny_key(url, decision):
-            # report mode: the link check's line already says this request would be denied, and why; the send
-            # time's line says it again as it is sent
-            self.count("consentcrawl/request/repeated")
             return decision
         now = self.config.now()
         decision = await self.record_grouped(decision, url, facts.canonical.url if facts else None, "request", time=now)

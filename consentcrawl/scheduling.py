@@ -4,9 +4,8 @@ decided again at send time. Part of :class:`~consentcrawl.runtime.ConsentRuntime
 
 from __future__ import annotations
 
-import weakref
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from scrapy import Request
 
@@ -29,7 +28,6 @@ class LinkScheduling:
     config: ConsentConfig
     decider: Decider
     engine: PolicyEngine
-    scheduled_denies: weakref.WeakKeyDictionary[Request, tuple[Any, ...]]
 
     if TYPE_CHECKING:  # the runtime's own, and its recording half's
         def facts_for(self, request: Request | None, url: str,
@@ -39,8 +37,6 @@ class LinkScheduling:
                    count: bool = True, *, time: datetime | None = None) -> Decision: ...
 
         def count(self, key: str, n: int = 1) -> None: ...
-
-        def drops(self, decision: Decision) -> bool: ...
 
     def decide_scheduled_now(self, request: Request) -> Decision | Undecided | None:
         """The scheduling check, for a code path that cannot wait (``request_scheduled``): what the engine decides
@@ -86,20 +82,8 @@ class LinkScheduling:
             return None
         if repeat:
             self.count("consentcrawl/schedule/repeated")
-        else:
-            decision = self.record(decision, request.url, canonical, "schedule", time=now)
-        if not self.drops(decision):  # report mode: the request goes on; its request phase need not say it again
-            self.scheduled_denies[request] = self.deny_key(request.url, decision)
-        return decision
-
-    def deny_key(self, url: str, decision: Decision) -> tuple[Any, ...]:
-        """What makes two denies of a request the same line but for their time, id and evidence: the URL, the
-        reason and the person, at the same store version (the records both rest on) and with the same refusals
-        or withdrawal behind them (the line's ``because``)."""
-        store = self.decider.store
-        because = tuple(e.detail.get("event") for e in decision.evidence if e.kind == "refusal-on-page")
-        return (url, decision.reason, decision.platform, decision.subject,
-                store.version if store is not None else None, because)
+            return decision
+        return self.record(decision, request.url, canonical, "schedule", time=now)
 
 
 def error_cause(exc: BaseException, where: str) -> Evidence:
