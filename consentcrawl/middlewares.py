@@ -32,6 +32,7 @@ from ._scrapy_internals import (
     cached_instead,
     fail_request,
     guard_parse_command,
+    wake_engine,
 )
 from .deciding import Undecided
 from .decision import Decision, Evidence, Stage, deny
@@ -360,12 +361,18 @@ class ConsentScheduleGuard(RuntimeComponent):
         if isinstance(decision, Undecided):
             task = asyncio.ensure_future(self._decide_then_schedule(request))
             self._pending.add(task)
-            task.add_done_callback(self._pending.discard)
+            task.add_done_callback(self._decided)
             raise ConsentDeferred
         if decision is not None and self.runtime.enforce:
             denied = ConsentDenied(decision)
             _fail(self.crawler, request, denied, scheduling=True)
             raise denied
+
+    def _decided(self, task: asyncio.Future[None]) -> None:
+        """A held-back request is decided: the engine looks again now (a denied one schedules nothing, and the
+        engine would otherwise notice it is idle only at its next 5-second heartbeat)."""
+        self._pending.discard(task)
+        wake_engine(self.crawler)
 
     async def _decide_then_schedule(self, request: Request) -> None:
         runtime = self.runtime

@@ -7,7 +7,9 @@ exactly as a user's crawler reaches real hosts, so registered-domain and redirec
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +29,14 @@ from tests.redis_server import RedisServer
 ROOT = Path(__file__).resolve().parent.parent
 PLATFORMS = ROOT / "settings" / "platforms.yaml"
 AUTHORIZATIONS = ROOT / "settings" / "authorizations.yaml"
+
+# Python's bytecode cache, kept even where the environment turns it off (CI's sets PYTHONDONTWRITEBYTECODE=1): the
+# suite starts a few hundred ``scrapy`` and ``python -c`` subprocesses (xdist's workers too, after this runs in the
+# controller), and each compiled the package from source again (~0.15 s). Python checks a cached file against its
+# source's mtime and size, and replaces it atomically, so concurrent writers and edited sources are safe; the
+# ``__pycache__`` directories are git-ignored. A subprocess that must not write (a file-size limit) says so itself.
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+sys.dont_write_bytecode = False
 
 
 @pytest.fixture(autouse=True)

@@ -42,7 +42,12 @@ EXPIRES = NOW + timedelta(minutes=5)
 
 
 def _runtime(tmp_path: Path, store: MemoryStore) -> ConsentRuntime:
-    crawler = get_crawler(MicroblogSpider, consent_settings(tmp_path, CONSENTCRAWL_NOW=NOW.isoformat()))
+    """A runtime whose store is ``store`` (its configured file is an empty one: not read for a decision here)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    empty = tmp_path / "authorizations.yaml"
+    empty.write_text("authorizations: []\n", encoding="utf-8")
+    crawler = get_crawler(MicroblogSpider, consent_settings(tmp_path, CONSENTCRAWL_NOW=NOW.isoformat(),
+                                                            CONSENTCRAWL_AUTHORIZATIONS=str(empty)))
     runtime = get_runtime(crawler)
     assert runtime is not None
     runtime.decider.store = as_async_store(store)

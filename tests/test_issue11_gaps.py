@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import re
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -28,8 +27,19 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 import consentcrawl.audit.log as audit_log
 from consentcrawl.cli import main
 from consentcrawl_demo.server import LocalServer
-from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, Robots, crawl, iso, make_spider, people_settings
-from tests.test_send_time import GRACE, RepeatLogic
+from tests.lenient import (
+    HOST,
+    KINDS,
+    LenientPeople,
+    ListLogic,
+    Robots,
+    crawl,
+    iso,
+    make_spider,
+    once_served,
+    people_settings,
+)
+from tests.test_send_time import GRACE, RepeatLogic, went_on
 
 BASE = f"http://{HOST}"
 
@@ -176,14 +186,9 @@ async def test_a_withdrawal_appended_to_a_csv_store_mid_crawl_stops_the_fetches(
         written.append(time.time())
 
     app = LenientPeople()
-    timer = threading.Timer(2.5, withdraw)
-    with LocalServer(app) as server:
-        timer.start()
-        try:
-            result = await crawl(make_spider(kind, RepeatLogic), settings, proxy=server.proxy,
-                                 monkeypatch=monkeypatch, follow_links=False)
-        finally:
-            timer.cancel()
+    with LocalServer(app) as server, once_served(app, "101", withdraw, after=1.0):
+        result = await crawl(make_spider(kind, RepeatLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, follow_links=False, enough=went_on(app, written, GRACE + 2))
     assert written, "the withdrawal was not written during the crawl"
     write = written[0]
     assert any(t < write for t in app.times_served("101")), f"control: 101 not served before\n{app.describe()}"

@@ -37,10 +37,10 @@ from consentcrawl.errors import ConfigError, StoreUnavailable
 from consentcrawl.terms.load import load_platforms
 from consentcrawl.terms.platforms import PlatformRegistry
 from consentcrawl_demo.server import LocalServer
-from tests.lenient import Crawl, LenientPeople, make_spider, people_settings, write_config
+from tests.lenient import Crawl, LenientPeople, make_spider, once_served, people_settings, write_config
 from tests.lenient import crawl as run_crawl
 from tests.redis_server import RedisServer
-from tests.test_send_time import _timeline
+from tests.test_send_time import _timeline, went_on
 from tests.test_store_plugin import RepeatLogic
 
 TOKEN = "s3cr3t-t0ken-for-tests"
@@ -373,6 +373,7 @@ async def _crawl_withdrawing(settings: dict[str, Any], monkeypatch: pytest.Monke
     the server first served 101 (not at a fixed time: on a loaded machine the crawl may start seconds late)."""
     app = LenientPeople()
     stop = threading.Event()
+    done: list[float] = []
 
     def watch() -> None:
         deadline = time.monotonic() + 60
@@ -381,13 +382,15 @@ async def _crawl_withdrawing(settings: dict[str, Any], monkeypatch: pytest.Monke
                 return
         if not stop.wait(1.0):
             withdraw()
+            done.append(time.time())
 
     watcher = threading.Thread(target=watch, daemon=True)
     with LocalServer(app) as server:
         watcher.start()
         try:
+            # the judges' bounds are at most 2 s: the crawl goes on 2 s past the latest, then stops
             result = await run_crawl(make_spider("ConsentSpider", RepeatLogic), settings, proxy=server.proxy,
-                                     monkeypatch=monkeypatch, follow_links=False)
+                                     monkeypatch=monkeypatch, follow_links=False, enough=went_on(app, done, 2.0 + 2))
         finally:
             stop.set()
             watcher.join()
@@ -462,17 +465,22 @@ async def test_http_api_down_slow_or_garbage_denies_with_the_cause_then_recovers
             api.fault = None
         marks["off"] = time.time()
 
+    def fault_for_1_5_s() -> None:
+        start_fault()
+        time.sleep(1.5)
+        end_fault()
+
     app = LenientPeople()
-    timers = [threading.Timer(1.5, start_fault), threading.Timer(3.0, end_fault)]
     try:
-        with LocalServer(app) as server:
-            for timer in timers:
-                timer.start()
+        # the fault comes 0.5 s after 101 was first served, not at a fixed time: a crawl that took over 1.5 s to
+        # start (the first of a process, a loaded machine) found the API already down and never reached it
+        with LocalServer(app) as server, once_served(app, "101", fault_for_1_5_s):
+            # 5 s at most: over once 101 was served again after the fault (the recovery judged below)
             result = await run_crawl(make_spider("ConsentSpider", FaultLogic), settings, proxy=server.proxy,
-                                     monkeypatch=monkeypatch, follow_links=False)
+                                     monkeypatch=monkeypatch, follow_links=False,
+                                     enough=lambda: "off" in marks and any(t > marks["off"] + 0.5
+                                                                           for t in app.times_served("101")))
     finally:
-        for timer in timers:
-            timer.cancel()
         for started in replacement:
             started.stop()
     on, off = marks["on"], marks["off"]

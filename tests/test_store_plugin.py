@@ -24,7 +24,7 @@ from consentcrawl import AuthorizationRecord, ConfigError
 from consentcrawl.config import ConsentConfig
 from consentcrawl_demo.server import LocalServer
 from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, crawl, make_spider, once_served, people_settings
-from tests.test_send_time import GRACE, RepeatLogic, _timeline
+from tests.test_send_time import GRACE, RepeatLogic, _timeline, went_on
 
 
 class ChangingStore:
@@ -99,7 +99,7 @@ async def test_a_store_by_import_path_whose_records_change_mid_crawl(kind: str, 
     app = LenientPeople()
     with LocalServer(app) as server, once_served(app, "101", withdraw, after=1.0):
         result = await crawl(make_spider(kind, RepeatLogic), settings, proxy=server.proxy,
-                             monkeypatch=monkeypatch, follow_links=False)
+                             monkeypatch=monkeypatch, follow_links=False, enough=went_on(app, written, GRACE + 2))
     assert written, "the withdrawal was not made during the crawl"
     write = written[0]
     timeline = _timeline(app, write, "the withdrawal")
