@@ -120,7 +120,7 @@ async def test_a_crawl_purges_its_own_gzip_feed_of_a_withdrawal_it_saw(
     settings = consent_settings(
         tmp_path, FEEDS={str(feed): {"format": "jsonlines", "postprocessing": [f"{PLUGINS}.GzipPlugin"]}},
         CONSENTCRAWL_AUTHORIZATIONS=str(config_dir / "authorizations.yaml"), CONSENTCRAWL_PURGE_ON_CLOSE=True,
-        CLOSESPIDER_ITEMCOUNT=6)
+        CLOSESPIDER_ITEMCOUNT=20)
     result = await run_crawl(WithdrawingSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
     [subject] = WithdrawingSpider.withdrawn
     assert str(result.items[0]["subject"]) == subject
