@@ -12,6 +12,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,18 @@ async def run_crawl(spidercls: type[scrapy.Spider], settings: dict[str, Any], *,
     assert crawler.stats is not None
     return CrawlResult(items, dict(crawler.stats.get_stats()), [e for e in lines if "event" not in e], dropped,
                        [e for e in lines if "event" in e])
+
+
+def append_withdrawal(authorizations: Path, subject: str, *, revoked_at: str | None = None,
+                      evidence: str = "withdrawn by e-mail") -> None:
+    """Add a microblog person's withdrawal for research to an authorization file (revoked a minute ago unless
+    ``revoked_at`` says when)."""
+    if revoked_at is None:
+        revoked_at = (datetime.now(timezone.utc) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with authorizations.open("a", encoding="utf-8") as f:
+        f.write(f'  - platform: microblog\n    subject: "{subject}"\n    purposes: [research]\n'
+                f"    granted_at: 2026-01-02T00:00:00Z\n    revoked_at: {revoked_at}\n"
+                f'    evidence: "{evidence}"\n')
 
 
 def jsonl(path: Path) -> list[dict[str, Any]]:

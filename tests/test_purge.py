@@ -17,7 +17,7 @@ import shutil
 import sqlite3
 import subprocess
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ from consentcrawl.cli import main
 from consentcrawl_demo.microblog import MicroblogSite
 from consentcrawl_demo.server import LocalServer
 from spiders.microblog import MicroblogSpider
-from tests.conftest import PLATFORMS, consent_settings, jsonl, run_crawl
+from tests.conftest import PLATFORMS, append_withdrawal, consent_settings, jsonl, run_crawl
 from tests.purge_helpers import output_settings
 
 _CRAWLED: dict[str, Path] = {}
@@ -211,11 +211,7 @@ async def test_purge_withdrawn_takes_the_people_the_store_says_withdrew(
     out, before = copy_of(await crawled(server, monkeypatch, tmp_path_factory), tmp_path)
     subject = choose_person(before, site)
     authorizations = config_dir / "authorizations.yaml"
-    revoked_at = (datetime.now(timezone.utc) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    with authorizations.open("a", encoding="utf-8") as f:
-        f.write(f'  - platform: microblog\n    subject: "{subject}"\n    purposes: [research]\n'
-                f"    granted_at: 2026-01-02T00:00:00Z\n    revoked_at: {revoked_at}\n"
-                f'    evidence: "withdrawn by e-mail"\n')
+    append_withdrawal(authorizations, subject)
     log = tmp_path / "audit.jsonl"
     assert purge("--withdrawn", "--authorizations", str(authorizations), "--audit-log", str(log),
                  *targets(out)) == 0
@@ -360,10 +356,7 @@ class WithdrawingSpider(MicroblogSpider):
         subject = str(item["subject"])
         type(self).withdrawn.append(subject)
         revoked_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        with self.authorizations.open("a", encoding="utf-8") as f:
-            f.write(f'  - platform: microblog\n    subject: "{subject}"\n    purposes: [research]\n'
-                    f"    granted_at: 2026-01-02T00:00:00Z\n    revoked_at: {revoked_at}\n"
-                    f'    evidence: "withdrawn during the crawl"\n')
+        append_withdrawal(self.authorizations, subject, revoked_at=revoked_at, evidence="withdrawn during the crawl")
 
 
 @deferred_f_from_coro_f

@@ -13,7 +13,6 @@ import gzip
 import io
 import json
 import lzma
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ from consentcrawl.cli import main
 from consentcrawl_demo.microblog import MicroblogSite
 from consentcrawl_demo.server import LocalServer
 from spiders.microblog import MicroblogSpider
-from tests.conftest import PLATFORMS, consent_settings, jsonl, run_crawl
+from tests.conftest import PLATFORMS, append_withdrawal, consent_settings, jsonl, run_crawl
 
 PLUGINS = "scrapy.extensions.postprocessing"
 #: feed name -> (format, plugin, options, how a reader opens it)
@@ -65,11 +64,7 @@ async def test_a_withdrawn_persons_items_go_from_compressed_feeds_which_stay_com
         assert [i["subject"] for i in items_in(name, data)] == [i["subject"] for i in plain], name
     subject = str(plain[1]["subject"])
     authorizations = config_dir / "authorizations.yaml"
-    revoked_at = (datetime.now(timezone.utc) - timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    with authorizations.open("a", encoding="utf-8") as f:
-        f.write(f'  - platform: microblog\n    subject: "{subject}"\n    purposes: [research]\n'
-                f"    granted_at: 2026-01-02T00:00:00Z\n    revoked_at: {revoked_at}\n"
-                f'    evidence: "withdrawn by e-mail"\n')
+    append_withdrawal(authorizations, subject)
     log = tmp_path / "audit-purge.jsonl"
     code = main(["purge", "--platforms", str(PLATFORMS), "--withdrawn", "--authorizations", str(authorizations),
                  "--audit-log", str(log), str(out / "items.jsonl"), *(str(out / name) for name in FEEDS)])

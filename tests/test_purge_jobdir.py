@@ -34,7 +34,7 @@ from consentcrawl.audit.chain import verify
 from consentcrawl.audit.log import read_audit_log
 from consentcrawl.cli import main
 from consentcrawl_demo.server import LocalServer
-from tests.conftest import PLATFORMS, consent_settings, run_crawl
+from tests.conftest import PLATFORMS, append_withdrawal, consent_settings, run_crawl
 
 PERSON = "1005"  #: authorized for research, listed on the first page of people
 QUEUE = "requests.queue"
@@ -104,10 +104,7 @@ async def paused_crawl(server: LocalServer, monkeypatch: pytest.MonkeyPatch, tmp
 
 def withdraw(config_dir: Path) -> None:
     revoked_at = (datetime.now(timezone.utc) - timedelta(seconds=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    with (config_dir / "authorizations.yaml").open("a", encoding="utf-8") as f:
-        f.write(f'  - platform: microblog\n    subject: "{PERSON}"\n    purposes: [research]\n'
-                f"    granted_at: 2026-01-02T00:00:00Z\n    revoked_at: {revoked_at}\n"
-                f'    evidence: "withdrawn by e-mail"\n')
+    append_withdrawal(config_dir / "authorizations.yaml", PERSON, revoked_at=revoked_at)
 
 
 def person_in(target: str) -> bool:
