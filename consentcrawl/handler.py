@@ -177,11 +177,11 @@ class ConsentDownloadHandler:
             origin = _origin(request.url)
             # robots.txt goes at once (it is how the delay is known); the site's other files keep the delay
             delay = None if urlsplit(request.url).path == "/robots.txt" else self._delay(runtime, request.url)[1]
-            if runtime.distributed is not None and origin is not None:
-                await self._own_shared_turn(runtime, origin, delay)
-            async with self.spacing.turn(origin, None if runtime.distributed else delay) as waited:
+            async with self.spacing.turn(origin, delay) as waited:
                 if waited:
                     runtime.count("consentcrawl/crawl_delay/waited")
+                if runtime.distributed is not None and origin is not None:
+                    await self._own_shared_turn(runtime, origin, delay)
                 url = request.url
                 refused = await runtime.may_send_own(url)  # each side request's hop, again at send time
                 if refused is not None:
@@ -255,15 +255,17 @@ class ConsentDownloadHandler:
 
     async def _decide_and_send(self, runtime: ConsentRuntime, request: Request) -> Response:
         origin, delay = self._delay(runtime, request.url)
-        if runtime.distributed is not None:  # the cluster's Crawl-delay schedule, then the decision
-            await send_shared(runtime, request, (origin, delay))
-            return await self._send_decided(runtime, request, origin, delay)
+        # one fetch at a time per origin with a delay in this process, a distributed one's too: the cluster's
+        # schedule counts from a fetch's end only once it has ended, and this worker's next fetch would not wait
         async with self.spacing.turn(origin, delay) as waited:
             if waited:
                 runtime.count("consentcrawl/crawl_delay/waited")
-            decision = await runtime.decide_send(request)  # reads the clock now, after the wait
-            if runtime.drops(decision):
-                raise ConsentDenied(decision)
+            if runtime.distributed is not None:  # the cluster's Crawl-delay schedule, then the decision
+                await send_shared(runtime, request, (origin, delay))
+            else:
+                decision = await runtime.decide_send(request)  # reads the clock now, after the wait
+                if runtime.drops(decision):
+                    raise ConsentDenied(decision)
             return await self._send_decided(runtime, request, origin, delay)
 
     async def _send_decided(self, runtime: ConsentRuntime, request: Request, origin: str | None,
