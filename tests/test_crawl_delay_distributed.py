@@ -49,3 +49,54 @@ async def test_a_distributed_crawl_keeps_the_delay_from_the_end_of_a_slow_fetch(
     assert len(times) == 3, (app.describe(), result.stats)
     gaps = [round(b - a, 2) for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 1.0, f"profile fetches {gaps} s apart at the server under Crawl-delay: 1\n{app.describe()}"
+
+
+@dataclasses.dataclass
+class LateAndSlowFirst(LenientPeople):
+    """A server the first profile request reaches 0.4 s after it was sent, and that takes another 0.8 s to answer
+    it; whichever profile that is."""
+
+    first: list[str] = dataclasses.field(default_factory=list)
+
+    def __call__(self, request: Any, headers: dict[str, str]) -> Any:
+        if not request.path.startswith("/u/") or self.first:
+            return super().__call__(request, headers)
+        self.first.append(request.path)
+        time.sleep(0.4)
+        answer = super().__call__(dataclasses.replace(request, time=time.time()), headers)
+        time.sleep(0.8)
+        return answer
+
+
+class OneProfile(SlotPerRequestLogic):
+    async def start(self) -> Any:
+        import scrapy
+
+        yield scrapy.Request(f"http://people.example/u/{self.settings.get('PERSON')}", callback=self.parse)
+
+
+@deferred_f_from_coro_f
+async def test_two_workers_keep_the_delay_from_the_end_of_a_slow_fetch(
+    redis_server: RedisServer, tmp_path: Path, monkeypatch: Any,
+) -> None:
+    """Two workers, one profile each. The other worker's turn came while the first one's fetch was still going (the
+    cluster knew only its send), so the server, which the first request reached late, saw the second 0.6 s after it
+    under ``Crawl-delay: 1``. A fetch from an origin with a delay now holds the origin in the cluster until it ends
+    (or its download timeout passes: a worker killed mid-fetch): the next one goes a delay after its end."""
+    import asyncio
+
+    app = LateAndSlowFirst(default_robots=Robots(crawl_delay=1))
+    spider = make_spider("ADDONS", OneProfile)
+
+    def settings(who: str, person: str) -> dict[str, Any]:
+        (tmp_path / who).mkdir()
+        return people_settings(tmp_path / who, CONSENTCRAWL_REDIS_URL=redis_server.url, PERSON=person)
+
+    with LocalServer(app) as server:
+        results = await asyncio.gather(
+            crawl(spider, settings("a", "101"), proxy=server.proxy, monkeypatch=monkeypatch, follow_links=False),
+            crawl(spider, settings("b", "102"), proxy=server.proxy, monkeypatch=monkeypatch, follow_links=False))
+    times = sorted(s.time for s in app.served if s.kind == "profile")
+    assert len(times) == 2, (app.describe(), [r.stats for r in results])
+    gap = round(times[1] - times[0], 2)
+    assert gap >= 1.0, f"profile fetches {gap} s apart at the server under Crawl-delay: 1\n{app.describe()}"
