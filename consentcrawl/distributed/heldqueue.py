@@ -109,8 +109,10 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
             try:
                 request = self._decode_request(data)
             except WorkerCannotRun:
-                self._put_back(keys=[self.inflight_key, self.key], args=[field])
+                # not this worker's from here: if Redis refuses the put-back, the next sweep queues it again (and
+                # a close leaves it where the others take it back), rather than deleting it with this worker's own
                 self._mine.discard(field)
+                self._put_back(keys=[self.inflight_key, self.key], args=[field])
                 raise
             except Exception as exc:  # noqa: BLE001 - no worker can make a request of it: set aside, and said so
                 self._set_aside(field, exc)
@@ -122,8 +124,8 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
         """An entry no worker can make a request of (a pickle, garbage): moved to ``QUEUE:refused`` (its score
         kept), never loaded; counted, and the first of each kind logged."""
         kind = "pickled" if isinstance(exc, PickledEntry) else "unreadable"
+        self._mine.discard(field)  # as for a request put back (:meth:`pop`)
         self._put_back(keys=[self.inflight_key, self.refused_key], args=[field])
-        self._mine.discard(field)
         self.refused[kind] = self.refused.get(kind, 0) + 1
         crawler = getattr(self.spider, "crawler", None)
         if crawler is not None and crawler.stats is not None:
