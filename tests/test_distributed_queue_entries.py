@@ -199,3 +199,35 @@ async def test_a_request_a_worker_could_not_put_back_stays_where_another_worker_
         assert admin.zcard("worker:requests") + len(held) == 1, (result.stats, held)
     finally:
         admin.close()
+
+
+@pytest.mark.filterwarnings("ignore:Spider.log:scrapy.exceptions.ScrapyDeprecationWarning")  # scrapy-redis's
+@deferred_f_from_coro_f
+async def test_a_queue_entry_for_a_file_of_the_worker_is_not_fetched(
+        redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whoever can write the shared queue pushed a ``file://`` request for a file on the workers' disk (a local URL
+    is never decided). The worker that popped it read the file and handed it to the spider's callback. A local file
+    is no request another worker can have meant for this one: the entry is set aside (``QUEUE:refused``), counted,
+    and nothing reads the file. A worker's own ``file://`` requests are sent by itself, never queued."""
+    from tests.lenient import LenientPeople, ListLogic, crawl, make_spider, people_settings
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the worker's own secret\n", encoding="utf-8")
+    own = tmp_path / "own.txt"
+    own.write_text("a file this worker's spider asks for\n", encoding="utf-8")
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        client.zadd("worker:requests", {queue_entry(secret.as_uri(), serializer, callback="parse"): 0})
+        settings = people_settings(tmp_path, SCHEDULER="consentcrawl.distributed.scheduler.ConsentRedisScheduler",
+                                   DUPEFILTER_CLASS="consentcrawl.distributed.scheduler.ConsentRedisDupeFilter",
+                                   SCHEDULER_PERSIST=True, REDIS_URL=redis_server.url,
+                                   REDIS_PARAMS={"socket_timeout": 1, "socket_connect_timeout": 1})
+        with LocalServer(LenientPeople()) as server:
+            result = await crawl(make_spider("ADDONS", ListLogic, name="worker"), settings, proxy=server.proxy,
+                                 monkeypatch=monkeypatch, urls=[own.as_uri()])
+        assert secret.as_uri() not in result.seen, result.seen
+        assert own.as_uri() in result.seen, result.seen  # control: the worker's own file request
+        assert result.stats.get("consentcrawl/shared_queue/refused/unreadable") == 1, result.stats
+        assert client.zcard("worker:requests:refused") == 1
+    finally:
+        client.close()
