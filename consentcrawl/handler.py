@@ -34,8 +34,9 @@ from scrapy.utils.misc import build_from_crawler, load_object
 
 from ._scrapy_internals import no_silent_resend
 from .checks.robots import crawl_delay
-from .distributed.send import MAX_ROUNDS, ended_shared, send_shared
+from .distributed.send import MAX_ROUNDS, ended_shared, send_shared, unsent_shared
 from .distributed.shared import SharedStateUnavailable
+from .distributed.spacing import fetch_hold, fetch_token
 from .errors import ConfigError
 from .middlewares import REFUSALS, ConsentDenied, ConsentMisconfigured, guard_refused_errback
 from .personlines import PersonLines
@@ -177,18 +178,22 @@ class ConsentDownloadHandler:
             origin = _origin(request.url)
             # robots.txt goes at once (it is how the delay is known); the site's other files keep the delay
             delay = None if urlsplit(request.url).path == "/robots.txt" else self._delay(runtime, request.url)[1]
-            if runtime.distributed is not None and origin is not None:
-                await self._own_shared_turn(runtime, origin, delay)
-            async with self.spacing.turn(origin, None if runtime.distributed else delay) as waited:
+            async with self.spacing.turn(origin, delay) as waited:
                 if waited:
                     runtime.count("consentcrawl/crawl_delay/waited")
-                url = request.url
-                refused = await runtime.may_send_own(url)  # each side request's hop, again at send time
-                if refused is not None:
-                    raise IgnoreRequest(f"consentcrawl: {refused}")
-                if request.url != url:  # changed while decided (``Request._set_url``): only the URL decided goes
-                    runtime.count("consentcrawl/side_requests/changed_url")
-                    raise IgnoreRequest("consentcrawl: one of our own requests changed its URL while it was decided")
+                if runtime.distributed is not None and origin is not None:
+                    await self._own_shared_turn(runtime, request, origin, delay)
+                try:
+                    url = request.url
+                    refused = await runtime.may_send_own(url)  # each side request's hop, again at send time
+                    if refused is not None:
+                        raise IgnoreRequest(f"consentcrawl: {refused}")
+                    if request.url != url:  # changed while decided (``Request._set_url``): only the URL decided goes
+                        runtime.count("consentcrawl/side_requests/changed_url")
+                        raise IgnoreRequest("consentcrawl: one of our own requests changed its URL while decided")
+                except BaseException:
+                    await unsent_shared(runtime, request, origin, delay)
+                    raise
                 return await self._fetch(runtime, request, origin, delay)
         elif is_checked_url(request.url):
             person = runtime.person_of(request)
@@ -255,15 +260,21 @@ class ConsentDownloadHandler:
 
     async def _decide_and_send(self, runtime: ConsentRuntime, request: Request) -> Response:
         origin, delay = self._delay(runtime, request.url)
-        if runtime.distributed is not None:  # the cluster's Crawl-delay schedule, then the decision
-            await send_shared(runtime, request, (origin, delay))
-            return await self._send_decided(runtime, request, origin, delay)
+        # one fetch at a time per origin with a delay in this process, a distributed one's too: the cluster's
+        # schedule counts from a fetch's end only once it has ended, and this worker's next fetch would not wait
         async with self.spacing.turn(origin, delay) as waited:
             if waited:
                 runtime.count("consentcrawl/crawl_delay/waited")
-            decision = await runtime.decide_send(request)  # reads the clock now, after the wait
-            if runtime.drops(decision):
-                raise ConsentDenied(decision)
+            if runtime.distributed is not None:  # the cluster's Crawl-delay schedule, then the decision
+                try:
+                    await send_shared(runtime, request, (origin, delay))
+                except BaseException:  # it may have been recorded as sent in a round before the one that denied it
+                    await unsent_shared(runtime, request, origin, delay)
+                    raise
+            else:
+                decision = await runtime.decide_send(request)  # reads the clock now, after the wait
+                if runtime.drops(decision):
+                    raise ConsentDenied(decision)
             return await self._send_decided(runtime, request, origin, delay)
 
     async def _send_decided(self, runtime: ConsentRuntime, request: Request, origin: str | None,
@@ -287,7 +298,7 @@ class ConsentDownloadHandler:
             if origin is not None:
                 self.spacing.ended(origin)
                 if runtime.distributed is not None and delay:
-                    await ended_shared(runtime, origin, delay)
+                    await ended_shared(runtime, request, origin, delay)
 
     async def _read_actor(self, runtime: ConsentRuntime, actor: Request, person: tuple[str, str]) -> None:
         """The actor a person's HTML profile links to (:func:`~consentcrawl.refusalphase.actor_request`), fetched
@@ -336,20 +347,24 @@ class ConsentDownloadHandler:
         return origin, delay
 
     @staticmethod
-    async def _own_shared_turn(runtime: ConsentRuntime, origin: str, delay: float | None) -> None:
+    async def _own_shared_turn(runtime: ConsentRuntime, request: Request, origin: str, delay: float | None) -> None:
         """One of our side requests takes the cluster's turn for ``origin`` (robots.txt, without a delay, is only
         recorded as a send): its failure fails the side request, its origin unreachable, not cached."""
         assert runtime.distributed is not None
         try:
             spacing = runtime.distributed.spacing
             wait = await spacing.reserve(origin, delay)
-            for _ in range(MAX_ROUNDS):
+            token, rounds = fetch_token(request), 0
+            while rounds < MAX_ROUNDS:
                 if wait > 0:
                     runtime.count("consentcrawl/crawl_delay/waited")
                     await asyncio.sleep(wait)
-                wait = await spacing.send(origin, delay)
-                if wait <= 0:
+                elif wait < 0:  # another worker's fetch holds the origin: not a round
+                    await spacing.until_free(origin, delay, token)
+                wait = await spacing.send(origin, delay, token, fetch_hold(request))
+                if wait == 0:
                     return
+                rounds += wait > 0
             raise SharedStateUnavailable(f"no turn for the origin after {MAX_ROUNDS} tries")
         except SharedStateUnavailable as exc:
             raise IgnoreRequest(f"consentcrawl: {exc}") from None

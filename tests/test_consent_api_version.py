@@ -87,3 +87,84 @@ async def test_a_lookup_at_a_new_version_is_a_change_of_the_store(tmp_path: Path
     assert any(t < written[0] for t in served), f"control: 101 not served before\n{timeline}"
     late = [round(t - written[0], 2) for t in served if t > written[0] + 2.0]
     assert not late, f"101 fetched after withdrawing (s after): {late}\n{timeline}"
+
+
+class LaggingReplica(AuthorizationServer):
+    """The reference API behind a load balancer one of whose replicas lags: for ``lag`` seconds after ``lag_from``,
+    lookups are answered as they were before (the old records, at the old version); the change feed is the
+    primary's, and says who changed."""
+
+    lag_from: float | None = None
+    lag = 1.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.before: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def authorizations(self, platform: str, subject: str) -> dict[str, Any]:
+        if self.lag_from is not None and time.time() < self.lag_from + self.lag:
+            old = self.before.get((platform, subject))
+            if old is not None:
+                return old
+        answer = super().authorizations(platform, subject)
+        if self.lag_from is None:
+            self.before[(platform, subject)] = answer
+        return answer
+
+
+class SamePersonLogic(ListLogic):
+    """101's profile every 0.15 s for 5 s."""
+
+    async def start(self) -> Any:
+        deadline, n = time.monotonic() + 5, 0
+        while time.monotonic() < deadline:
+            yield scrapy.Request(f"http://{HOST}/u/101?n={n}", callback=self.parse, dont_filter=True)
+            n += 1
+            await asyncio.sleep(0.15)
+
+
+@deferred_f_from_coro_f
+async def test_an_answer_of_a_lagging_replica_is_not_remembered(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """101 withdraws; the change feed says so at once, but for 1 s a lagging replica answers lookups with 101's old
+    grant, at the old version. The first such answer (a version other than the one last seen) dropped what was
+    remembered; the next, at the same old version, was remembered, and 101's stale grant was used from the cache
+    to the end of the crawl, long after every replica had caught up. Now an answer at a version other than the
+    change feed's is used for its own lookup only, never remembered: 101 is not fetched 2 s after withdrawing."""
+    config, _ = write_config(tmp_path)
+    platforms = load_platforms([str(config)])
+    records = tmp_path / "records.jsonl"
+    records.write_text(line("101"), encoding="utf-8")
+    app = LenientPeople()
+    written: list[float] = []
+    stop = threading.Event()
+
+    with LaggingReplica(load_authorizations(records, platforms), platforms, token=TOKEN) as api:
+
+        def withdraw_once_101_is_fetched() -> None:
+            deadline = time.monotonic() + 60
+            while not app.times_served("101"):
+                if stop.wait(0.05) or time.monotonic() > deadline:
+                    return
+            if not stop.wait(1.0):
+                api.lag_from = time.time()
+                with records.open("a", encoding="utf-8") as f:
+                    f.write(line("101", revoked=True))
+                written.append(time.time())
+
+        settings = api_settings(tmp_path, api.url, monkeypatch)
+        watcher = threading.Thread(target=withdraw_once_101_is_fetched, daemon=True)
+        with LocalServer(app) as server:
+            watcher.start()
+            try:
+                await run_crawl(make_spider("ConsentSpider", SamePersonLogic), settings, proxy=server.proxy,
+                                monkeypatch=monkeypatch, follow_links=False)
+            finally:
+                stop.set()
+                watcher.join()
+    assert written, "the withdrawal was not made during the crawl"
+    timeline = _timeline(app, written[0], "the withdrawal")
+    served = app.times_served("101")
+    assert any(t < written[0] for t in served), f"control: 101 not served before\n{timeline}"
+    late = [round(t - written[0], 2) for t in served if t > written[0] + 2.0]
+    assert not late, f"101 fetched after withdrawing (s after): {late}\n{timeline}"

@@ -390,3 +390,25 @@ async def test_seeds_from_a_redis_key_without_a_redis_refuse_to_start(
     assert server.requests == [] and result.items == []
     critical = [r.getMessage() for r in caplog.records if r.levelno == logging.CRITICAL]
     assert len(critical) == 1 and "CONSENTCRAWL_REDIS_START_KEY" in critical[0], critical
+
+
+# scrapy-redis's client through REDIS_HOST passes redis-py 6 a deprecated argument of its defaults
+@pytest.mark.filterwarnings("ignore:Call to '__init__' function with deprecated usage:DeprecationWarning")
+@deferred_f_from_coro_f
+async def test_the_shared_queue_without_the_shared_state_refuses_to_start(
+    server: LocalServer, redis_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """scrapy-redis's queue reached through its own ``REDIS_HOST``/``REDIS_PORT`` (no ``REDIS_URL``): consentcrawl
+    saw no Redis and ran as one process (the Crawl-delay, refusals and robots.txt fetches of this worker only, while
+    the others work the same queue), fetching the site. It refuses to start, naming the settings, and fetches
+    nothing."""
+    settings = consent_settings(
+        tmp_path, SCHEDULER="consentcrawl.distributed.scheduler.ConsentRedisScheduler",
+        DUPEFILTER_CLASS="consentcrawl.distributed.scheduler.ConsentRedisDupeFilter",
+        REDIS_HOST="127.0.0.1", REDIS_PORT=redis_server.port, REDIS_PARAMS={"socket_timeout": 1})
+    result = await run_crawl(PlainMicroblogSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert server.requests == [] and result.items == []
+    assert result.stats["finish_reason"] == "consentcrawl_config_error"
+    critical = [r.getMessage() for r in caplog.records if r.levelno == logging.CRITICAL]
+    assert len(critical) == 1 and "REDIS_URL" in critical[0], critical

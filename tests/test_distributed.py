@@ -690,3 +690,35 @@ async def test_the_shared_schedule_counts_the_delay_from_the_end_of_a_fetch(redi
     finally:
         await a.close()
         await b.close()
+
+
+@deferred_f_from_coro_f
+async def test_a_fetch_holds_its_origin_in_the_shared_schedule_until_it_ends_or_its_hold_lapses(
+        redis_server: RedisServer) -> None:
+    """While a worker's fetch from an origin with a delay is going, another worker's send is told to wait (negative:
+    look again), not allowed on its turn; the fetch's end frees the origin (and the delay counts from it); a request
+    not sent after all frees it at once; a worker killed mid-fetch holds it only for the fetch's download timeout."""
+    from consentcrawl.distributed.spacing import MARGIN, SharedSpacing
+
+    a, b = SharedState(redis_server.url, prefix="h"), SharedState(redis_server.url, prefix="h")
+    try:
+        spacing_a, spacing_b = SharedSpacing(a), SharedSpacing(b)
+        origin, gap = "http://people.example", 0.2 + MARGIN
+        assert await spacing_a.send(origin, 0.2, "a:1", 5.0) == 0
+        await asyncio.sleep(gap)
+        held = await spacing_b.send(origin, 0.2, "b:1", 5.0)  # its turn, but a's fetch is going
+        assert -gap <= held < 0, held
+        await spacing_a.ended(origin, 0.2, "a:1")
+        await asyncio.wait_for(spacing_b.until_free(origin, 0.2, "b:1"), 1)
+        assert 0 < await spacing_b.send(origin, 0.2, "b:1", 5.0) <= gap  # the delay counts from a's end
+        await asyncio.sleep(gap)
+        assert await spacing_b.send(origin, 0.2, "b:1", 5.0) == 0
+        await spacing_b.free(origin, 0.2, "b:1")  # b was denied after all: not sent, a goes on its turn
+        await asyncio.sleep(gap)
+        assert await spacing_a.send(origin, 0.2, "a:2", 0.3) == 0  # a is killed mid-fetch: no end, no free
+        started = time.monotonic()
+        await asyncio.wait_for(spacing_b.until_free(origin, 0.2, "b:2"), 2)
+        assert 0.3 <= time.monotonic() - started < 1.0
+    finally:
+        await a.close()
+        await b.close()

@@ -162,3 +162,72 @@ async def test_a_request_json_cannot_carry_is_sent_by_its_own_worker(
     fetched = [request.decoded_path for request in server.requests]
     assert fetched.count("/u/1001") == 1 and "/u/1002" not in fetched, fetched
     assert crawler.stats.get_value("consentcrawl/shared_queue/kept_local") == 1
+
+
+# -- a put-back that Redis refused --------------------------------------------------------------------------------
+
+
+@pytest.mark.filterwarnings("ignore:Spider.log:scrapy.exceptions.ScrapyDeprecationWarning")  # scrapy-redis's
+@deferred_f_from_coro_f
+async def test_a_request_a_worker_could_not_put_back_stays_where_another_worker_takes_it_back(
+        redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker pops a request for a callback its spider lacks, and Redis refuses the put-back (here its ACL denies
+    ZADD: a real error, as a failover's would be). The request stayed in the worker's own in-flight hash, counted
+    as the worker's, and when the worker then finished (idle) its in-flight hash was deleted: the request was gone,
+    for every worker. Now it is left in the hash (not counted as the worker's: the next sweep queues it again),
+    where the other workers take it back once this one's heartbeat lapses."""
+    from tests.lenient import LenientPeople, ListLogic, crawl, make_spider, people_settings
+
+    admin = redis.Redis.from_url(redis_server.url)
+    try:
+        admin.execute_command("ACL", "SETUSER", "worker", "on", ">secret", "~*", "&*", "+@all", "-zadd")
+        restricted = redis_server.url.replace("redis://", "redis://worker:secret@")
+        entry = queue_entry("http://people.example/u/101", serializer, callback="parse_detail")
+        admin.zadd("worker:requests", {entry: 0})
+        settings = people_settings(tmp_path, SCHEDULER="consentcrawl.distributed.scheduler.ConsentRedisScheduler",
+                                   DUPEFILTER_CLASS="consentcrawl.distributed.scheduler.ConsentRedisDupeFilter",
+                                   SCHEDULER_PERSIST=True, REDIS_URL=restricted, CONSENTCRAWL_REDIS_TIMEOUT=0.5,
+                                   REDIS_PARAMS={"socket_timeout": 1, "socket_connect_timeout": 1})
+        app = LenientPeople()
+        with LocalServer(app) as server:
+            result = await crawl(make_spider("ADDONS", ListLogic, name="worker"), settings, proxy=server.proxy,
+                                 monkeypatch=monkeypatch, urls=[])
+        assert app.people_served() == [], app.describe()
+        assert result.stats.get("consentcrawl/shared_queue/unavailable"), result.stats  # the refused put-back
+        held = [value for key in admin.scan_iter(match="worker:requests:inflight:*")
+                for value in admin.hvals(key)]
+        assert admin.zcard("worker:requests") + len(held) == 1, (result.stats, held)
+    finally:
+        admin.close()
+
+
+@pytest.mark.filterwarnings("ignore:Spider.log:scrapy.exceptions.ScrapyDeprecationWarning")  # scrapy-redis's
+@deferred_f_from_coro_f
+async def test_a_queue_entry_for_a_file_of_the_worker_is_not_fetched(
+        redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whoever can write the shared queue pushed a ``file://`` request for a file on the workers' disk (a local URL
+    is never decided). The worker that popped it read the file and handed it to the spider's callback. A local file
+    is no request another worker can have meant for this one: the entry is set aside (``QUEUE:refused``), counted,
+    and nothing reads the file. A worker's own ``file://`` requests are sent by itself, never queued."""
+    from tests.lenient import LenientPeople, ListLogic, crawl, make_spider, people_settings
+
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the worker's own secret\n", encoding="utf-8")
+    own = tmp_path / "own.txt"
+    own.write_text("a file this worker's spider asks for\n", encoding="utf-8")
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        client.zadd("worker:requests", {queue_entry(secret.as_uri(), serializer, callback="parse"): 0})
+        settings = people_settings(tmp_path, SCHEDULER="consentcrawl.distributed.scheduler.ConsentRedisScheduler",
+                                   DUPEFILTER_CLASS="consentcrawl.distributed.scheduler.ConsentRedisDupeFilter",
+                                   SCHEDULER_PERSIST=True, REDIS_URL=redis_server.url,
+                                   REDIS_PARAMS={"socket_timeout": 1, "socket_connect_timeout": 1})
+        with LocalServer(LenientPeople()) as server:
+            result = await crawl(make_spider("ADDONS", ListLogic, name="worker"), settings, proxy=server.proxy,
+                                 monkeypatch=monkeypatch, urls=[own.as_uri()])
+        assert secret.as_uri() not in result.seen, result.seen
+        assert own.as_uri() in result.seen, result.seen  # control: the worker's own file request
+        assert result.stats.get("consentcrawl/shared_queue/refused/unreadable") == 1, result.stats
+        assert client.zcard("worker:requests:refused") == 1
+    finally:
+        client.close()

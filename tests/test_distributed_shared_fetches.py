@@ -85,3 +85,25 @@ async def test_a_shared_robots_fetch_is_not_reused_by_a_worker_sending_another_u
     assert any(t.endswith("/page?by=a") for t in targets), app.describe()  # control: A fetched the page
     assert not [t for t in targets if t.endswith("/page?by=b")], app.describe()
     assert len(app.robots_fetches()) == 2, app.describe()
+
+
+@deferred_f_from_coro_f
+async def test_a_shared_robots_fetch_is_keyed_by_the_user_agent_default_request_headers_send(
+        redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As above, with each worker's User-Agent in ``DEFAULT_REQUEST_HEADERS`` (Scrapy's ``DefaultHeadersMiddleware``
+    puts it on the request before ``UserAgentMiddleware``, so it is the one sent) and ``USER_AGENT`` left as it is:
+    B used to take A's 403 as its own (both keyed by the same ``USER_AGENT``) and fetch the page its robots.txt
+    disallows."""
+    app = BlocksBotA(robots={SITE: Robots()})
+    spider = make_spider("ADDONS", OnePage)
+    with LocalServer(app) as server:
+        await crawl(spider, {**_settings(tmp_path, redis_server, "a", "research"),
+                             "DEFAULT_REQUEST_HEADERS": {"User-Agent": "BotA/1"}},
+                    proxy=server.proxy, monkeypatch=monkeypatch)
+        await crawl(spider, {**_settings(tmp_path, redis_server, "b", "research"),
+                             "DEFAULT_REQUEST_HEADERS": {"User-Agent": "BotB/1"}},
+                    proxy=server.proxy, monkeypatch=monkeypatch)
+    targets = [s.target for s in app.served]
+    assert any(t.endswith("/page?by=a") for t in targets), app.describe()  # control: A fetched the page
+    assert not [t for t in targets if t.endswith("/page?by=b")], app.describe()
+    assert len(app.robots_fetches()) == 2, app.describe()

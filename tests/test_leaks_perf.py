@@ -528,7 +528,7 @@ class _Spacing:
     async def reserve(self, origin: str, delay: float | None) -> float:
         return 0.0
 
-    async def send(self, origin: str, delay: float | None) -> float:
+    async def send(self, origin: str, delay: float | None, *token_and_hold: Any) -> float:
         if self.times > 0:
             self.times -= 1
             self.change(self.request)

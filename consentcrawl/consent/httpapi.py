@@ -171,12 +171,17 @@ class HTTPConsentStore(FeedStore):
         return records
 
     def _at_version(self, version: str) -> None:
-        """An answer at ``version`` (a lookup's, or the feed's when it moves): one the store has not seen is a
-        change the feed may not have told yet, so every remembered answer goes and the store's version changes
-        (equal versions promise equal answers, docs/consent-api.md); the lookup that brought it is not
-        remembered either (:meth:`FeedStore.lookup`'s generation)."""
+        """A lookup's answer at ``version``: one the store has not seen is a change the feed may not have told yet,
+        so every remembered answer goes and the store's version changes (equal versions promise equal answers,
+        docs/consent-api.md); the lookup that brought it is not remembered either (:meth:`FeedStore.lookup`'s
+        generation). Nor is one at a version the change feed is not at (a replica behind the feed, or ahead of a
+        stuck one), though seen before: the feed would not tell when it went stale (a lagging replica's grant,
+        remembered after the feed had said the person withdrew), so the store's version changes, and nothing made
+        of it is remembered either."""
         if self._api_version is not None and version != self._api_version:
             self._changed(None)
+        elif version != self._since:
+            self._changed(())
         self._api_version = version
 
     async def _follow(self) -> None:

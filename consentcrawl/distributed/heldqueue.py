@@ -9,7 +9,8 @@ at send time, against consent as it is then. A request this worker was through w
 early puts back what it still holds.
 
 An entry that is no request in the queue's format (:mod:`~consentcrawl.distributed.serializer`: a pickle, garbage)
-is never loaded: it is moved to ``QUEUE:refused``, counted and logged, and the worker goes on.
+is never loaded: it is moved to ``QUEUE:refused``, counted and logged, and the worker goes on. So is one for a
+``file:`` URL (a file of whichever worker pops it: never decided, and no worker queues one).
 
 A request this worker's spider cannot run (its callback or errback is a method another deploy of the spider has
 and this one lacks) goes back to the queue for a worker that can, and this worker takes no more
@@ -27,6 +28,7 @@ import weakref
 from typing import Any
 
 from scrapy import Request
+from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.request import request_from_dict
 from scrapy_redis.queue import PriorityQueue  # type: ignore[import-untyped]
 
@@ -109,8 +111,10 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
             try:
                 request = self._decode_request(data)
             except WorkerCannotRun:
-                self._put_back(keys=[self.inflight_key, self.key], args=[field])
+                # not this worker's from here: if Redis refuses the put-back, the next sweep queues it again (and
+                # a close leaves it where the others take it back), rather than deleting it with this worker's own
                 self._mine.discard(field)
+                self._put_back(keys=[self.inflight_key, self.key], args=[field])
                 raise
             except Exception as exc:  # noqa: BLE001 - no worker can make a request of it: set aside, and said so
                 self._set_aside(field, exc)
@@ -122,8 +126,8 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
         """An entry no worker can make a request of (a pickle, garbage): moved to ``QUEUE:refused`` (its score
         kept), never loaded; counted, and the first of each kind logged."""
         kind = "pickled" if isinstance(exc, PickledEntry) else "unreadable"
+        self._mine.discard(field)  # as for a request put back (:meth:`pop`)
         self._put_back(keys=[self.inflight_key, self.refused_key], args=[field])
-        self._mine.discard(field)
         self.refused[kind] = self.refused.get(kind, 0) + 1
         crawler = getattr(self.spider, "crawler", None)
         if crawler is not None and crawler.stats is not None:
@@ -137,6 +141,8 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
                          cause, self.refused_key, kind)
 
     def _encode_request(self, request: Any) -> Any:
+        if names_a_local_file(request):  # this worker's own file: it sends it itself (the scheduler keeps it)
+            raise NotQueueable("a file: URL names a file of this worker")
         try:
             return super()._encode_request(request)
         except Exception as exc:  # noqa: BLE001 - a value JSON cannot carry, a callback not of the spider
@@ -153,7 +159,10 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
                                           "workers run different versions of the spider")
         if isinstance(obj, dict) and "_class" in obj:
             obj["_class"] = _request_class(obj["_class"])
-        return request_from_dict(obj, spider=self.spider)
+        request = request_from_dict(obj, spider=self.spider)
+        if names_a_local_file(request):
+            raise UnreadableEntry("a file: URL: a file of whichever worker pops it, which no other worker queues")
+        return request
 
     def housekeeping(self, force: bool = False) -> None:
         """Forget what is done, say this worker is alive, and take back what dead workers held."""
@@ -199,6 +208,13 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
         self.server.delete(self.alive_key)
         if taken:
             logger.info("consentcrawl: %d request(s) this worker held are queued again", taken)
+
+
+def names_a_local_file(request: Request) -> bool:
+    """Whether ``request`` reads a file of the machine that sends it (``file:``, as Scrapy picks its download
+    handler): never decided (a local URL), so never taken from the shared queue, whose writer could name any file
+    of the workers; a worker's own such request is sent by itself (:meth:`HeldPriorityQueue._encode_request`)."""
+    return urlparse_cached(request).scheme == "file"
 
 
 def _request_class(path: Any) -> type[Request]:

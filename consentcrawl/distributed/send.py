@@ -7,10 +7,11 @@ configured, in place of its in-process spacing:
    linked actor a worker could not read (``error.internal``);
 2. the origin's next turn is reserved in the cluster's schedule and waited for (:mod:`.spacing`);
 3. the authoritative decision is made, with the clock read after the wait;
-4. the send is recorded in the schedule only if the gap since the origin's last send, by any worker, is kept;
-   otherwise a ``send-deferred`` event names the allow that did not go, and the request waits again and is
-   decided again; so is one that changed while the send was recorded (code holding it, run by the event loop
-   meanwhile): what is sent is the request as it was decided.
+4. the send is recorded in the schedule only if the gap since the origin's last send, by any worker, is kept and
+   no other fetch from the origin is going (it then holds the origin until it ends); otherwise a ``send-deferred``
+   event names the allow that did not go, and the request waits again (for another worker's fetch to end: not one
+   of its ``MAX_ROUNDS``) and is decided again; so is one that changed while the send was recorded (code holding
+   it, run by the event loop meanwhile): what is sent is the request as it was decided.
 
 Any Redis error denies the request (``error.shared-state-unavailable``, recorded with its cause); the next request
 asks Redis again.
@@ -26,6 +27,7 @@ from ..middlewares import ConsentDenied
 from ..scheduling import error_cause
 from .refusals import REFUSED_ON_PAGE
 from .shared import SHARED_STATE_UNAVAILABLE, SharedStateUnavailable
+from .spacing import fetch_hold, fetch_token
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -50,21 +52,28 @@ async def send_shared(runtime: ConsentRuntime, request: Request, origin_delay: t
             if wait > 0:
                 runtime.count("consentcrawl/crawl_delay/waited")
                 await asyncio.sleep(wait)
-        for _ in range(MAX_ROUNDS):
+        rounds = 0
+        while rounds < MAX_ROUNDS:
             decision = await runtime.decide_send(request)  # reads the clock now, after the wait
             if runtime.drops(decision):
                 raise ConsentDenied(decision)
             if origin is None:
                 return
-            wait = await distributed.spacing.send(origin, delay)
-            if wait <= 0 and (not decision.allowed or runtime.as_decided(request)):  # a deny: report mode sends it
+            token = fetch_token(request)
+            wait = await distributed.spacing.send(origin, delay, token, fetch_hold(request))
+            if wait == 0 and (not decision.allowed or runtime.as_decided(request)):  # a deny: report mode sends it
                 return
-            if wait <= 0:  # changed while the send was recorded (code holding it): decided again as it now is
+            if wait == 0:  # changed while the send was recorded (code holding it): decided again as it now is
+                rounds += 1
                 runtime.send_deferred(decision, request, 0.0)
                 continue
             runtime.count("consentcrawl/crawl_delay/waited_again")
-            runtime.send_deferred(decision, request, wait)
-            await asyncio.sleep(wait)
+            runtime.send_deferred(decision, request, abs(wait))
+            if wait < 0:  # another worker's fetch holds the origin: not a round; it ends, or its hold lapses
+                await distributed.spacing.until_free(origin, delay, token)
+            else:
+                rounds += 1
+                await asyncio.sleep(wait)
             await _refusal(runtime, request)
         raise SharedStateUnavailable(f"no turn for the origin after {MAX_ROUNDS} tries")
     except SharedStateUnavailable as exc:
@@ -74,14 +83,27 @@ async def send_shared(runtime: ConsentRuntime, request: Request, origin_delay: t
             raise ConsentDenied(decision) from None
 
 
-async def ended_shared(runtime: ConsentRuntime, origin: str, delay: float) -> None:
+async def ended_shared(runtime: ConsentRuntime, request: Request, origin: str, delay: float) -> None:
     """Tell the cluster a fetch from ``origin`` ended now (:meth:`.spacing.SharedSpacing.ended`). The page is here
     already: when Redis does not answer, the next request's turn counts from this fetch's send, as before the
     fetch ended, and the miss is counted."""
     distributed = runtime.distributed
     assert distributed is not None
     try:
-        await distributed.spacing.ended(origin, delay)
+        await distributed.spacing.ended(origin, delay, fetch_token(request))
+    except SharedStateUnavailable:
+        runtime.count("consentcrawl/crawl_delay/end_unrecorded")
+
+
+async def unsent_shared(runtime: ConsentRuntime, request: Request, origin: str | None, delay: float | None) -> None:
+    """``request``, recorded as sent to ``origin`` by :func:`send_shared` or a side request's turn, is not sent after
+    all (decided again and denied, or refused at its send): its fetch no longer holds the origin. When Redis does not
+    answer, the hold lapses with the request's download timeout."""
+    distributed = runtime.distributed
+    if distributed is None or origin is None:
+        return
+    try:
+        await distributed.spacing.free(origin, delay, fetch_token(request))
     except SharedStateUnavailable:
         runtime.count("consentcrawl/crawl_delay/end_unrecorded")
 

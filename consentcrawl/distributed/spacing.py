@@ -13,20 +13,32 @@ workers' clocks need not agree. Two steps per request, as in one process
 robots.txt and the signal files count as sends (``send`` with no delay). When a fetch from an origin with a delay
 ends, ``ended`` moves the origin's last send to that moment: the delay counts from the end of one fetch to the start
 of the next, as in one process, so a request that reached the server late does not bring the next one closer.
-``MARGIN`` is added to every gap: the time from the script's answer to the request reaching the server, which
-differs from worker to worker.
+A send to an origin with a delay also holds the origin (``spacing:ORIGIN:fetching``, the fetch's token) until
+that fetch ends, or until its download timeout has passed (a worker killed mid-fetch): another worker's ``send``
+meanwhile is told to wait, as a request of the same worker waits for the fetch before it, so a slow fetch does not
+let the next one start before its end. ``MARGIN`` is added to every gap: the time from the script's answer to the
+request reaching the server, which differs from worker to worker.
 """
 
 from __future__ import annotations
 
-from .shared import SharedState
+import asyncio
+from typing import Any
+
+from .shared import SharedState, worker_id
 
 #: seconds added to every gap in the cluster (see the module doc)
 MARGIN = 0.02
+#: seconds a fetch holds its origin when its request names no download timeout (Scrapy's ``DOWNLOAD_TIMEOUT``)
+DEFAULT_HOLD = 180.0
 
-#: KEYS: the origin's next free turn, its last send (both in Redis microseconds). ARGV: mode, delay (µs), ttl (ms).
-#: turn: reserve the next turn, returns µs to wait. send: 0 and recorded if the gap is kept, else µs to wait.
-#: ended: a fetch ended now; the origin's last send moves to now (and its next free turn to at least now + delay).
+#: KEYS: the origin's next free turn, its last send (both in Redis microseconds), the fetch holding the origin.
+#: ARGV: mode, delay (µs), ttl (ms), the fetch's token, how long a fetch may hold the origin (ms).
+#: turn: reserve the next turn, returns µs to wait. send: 0 and recorded if the gap is kept and no other fetch
+#: holds the origin, else µs to wait (negative: to look again while another fetch holds it). held: µs to look
+#: again while another fetch holds the origin, else 0. free: the fetch was not sent after all. ended: the fetch
+#: ended now; the origin's last send moves to now (and its next free turn to at least now + delay), and the fetch
+#: no longer holds the origin.
 _SCHEDULE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -40,14 +52,31 @@ if ARGV[1] == 'turn' then
   redis.call('SET', KEYS[1], turn + delay, 'PX', ttl)
   return turn - now
 end
+if ARGV[1] == 'held' then
+  local holder = redis.call('GET', KEYS[3])
+  if holder and holder ~= ARGV[4] then return math.max(math.min(redis.call('PTTL', KEYS[3]) * 1000, delay), 1000) end
+  return 0
+end
+if ARGV[1] == 'free' then
+  if redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end
+  return 0
+end
 if ARGV[1] == 'ended' then
   local turn = tonumber(redis.call('GET', KEYS[1]) or '0')
   if now + delay > turn then redis.call('SET', KEYS[1], now + delay, 'PX', ttl) end
   redis.call('SET', KEYS[2], now, 'PX', ttl)
+  if redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end
   return 0
 end
 local last = tonumber(redis.call('GET', KEYS[2]) or '0')
-if delay > 0 and last + delay > now then return last + delay - now end
+if delay > 0 then
+  local holder = redis.call('GET', KEYS[3])
+  if holder and holder ~= ARGV[4] then
+    return -math.max(math.min(redis.call('PTTL', KEYS[3]) * 1000, delay), 1000)
+  end
+  if last + delay > now then return last + delay - now end
+  redis.call('SET', KEYS[3], ARGV[4], 'PX', ARGV[5])
+end
 if now > last then redis.call('SET', KEYS[2], now, 'PX', ttl) end
 return 0
 """
@@ -59,23 +88,52 @@ class SharedSpacing:
     def __init__(self, shared: SharedState) -> None:
         self.shared = shared
 
-    async def _call(self, mode: str, origin: str, delay: float | None) -> float:
+    async def _call(self, mode: str, origin: str, delay: float | None, token: str = "",
+                    hold: float = DEFAULT_HOLD) -> float:
         gap = (delay + MARGIN) if delay else 0.0
         keep = int(max(gap * 2, 60) * 1000)
-        keys = (self.shared.key("spacing", origin, "turn"), self.shared.key("spacing", origin, "sent"))
-        micros = await self.shared.run(
-            self.shared.script(_SCHEDULE)(keys, (mode, int(gap * 1_000_000), keep)), "keeping a Crawl-delay")
-        return max(int(micros), 0) / 1_000_000
+        keys = (self.shared.key("spacing", origin, "turn"), self.shared.key("spacing", origin, "sent"),
+                self.shared.key("spacing", origin, "fetching"))
+        args = (mode, int(gap * 1_000_000), keep, token, int((hold + gap) * 1000))
+        micros = await self.shared.run(self.shared.script(_SCHEDULE)(keys, args), "keeping a Crawl-delay")
+        return int(micros) / 1_000_000 if mode == "send" else max(int(micros), 0) / 1_000_000
 
     async def reserve(self, origin: str, delay: float | None) -> float:
         """Reserve the origin's next turn; the seconds to wait for it (0: now)."""
         return await self._call("turn", origin, delay) if delay else 0.0
 
-    async def send(self, origin: str, delay: float | None) -> float:
-        """0 when a request to ``origin`` may go now (and it is recorded as sent), else the seconds to wait."""
-        return await self._call("send", origin, delay)
+    async def send(self, origin: str, delay: float | None, token: str = "", hold: float = DEFAULT_HOLD) -> float:
+        """0 when a request to ``origin`` may go now (it is recorded as sent, and with a delay, its fetch holds the
+        origin until :meth:`ended` with the same ``token``, or for ``hold`` seconds); else the seconds to wait, negative
+        while another fetch holds the origin (its end, which moves the origin's clock, is not known yet)."""
+        return await self._call("send", origin, delay, token, hold)
 
-    async def ended(self, origin: str, delay: float | None) -> None:
-        """A fetch from ``origin`` ended now: its delay counts from here."""
+    async def until_free(self, origin: str, delay: float | None, token: str = "") -> None:
+        """Return once no fetch but ``token``'s holds ``origin`` (it ended, or its hold lapsed)."""
+        while delay and (wait := await self._call("held", origin, delay, token)) > 0:
+            await asyncio.sleep(wait)
+
+    async def free(self, origin: str, delay: float | None, token: str) -> None:
+        """The request ``token`` was recorded as sent but is not sent after all (decided again and denied): its
+        fetch no longer holds ``origin``."""
         if delay:
-            await self._call("ended", origin, delay)
+            await self._call("free", origin, delay, token)
+
+    async def ended(self, origin: str, delay: float | None, token: str = "") -> None:
+        """The fetch ``token`` from ``origin`` ended now: its delay counts from here."""
+        if delay:
+            await self._call("ended", origin, delay, token)
+
+
+def fetch_token(request: Any) -> str:
+    """The token a fetch holds its origin with: this worker's, this request object's."""
+    return f"{worker_id()}:{id(request)}"
+
+
+def fetch_hold(request: Any) -> float:
+    """How long a fetch may hold its origin: its download timeout (Scrapy's ``DownloadTimeoutMiddleware`` puts it in
+    the request's meta), after which a worker killed mid-fetch no longer holds the origin."""
+    try:
+        return max(float(request.meta.get("download_timeout") or DEFAULT_HOLD), 0.0)
+    except (TypeError, ValueError):
+        return DEFAULT_HOLD

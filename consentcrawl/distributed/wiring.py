@@ -83,6 +83,11 @@ class Distributed:
                 # seeds nobody can read: the crawl would end at once, empty and "finished"
                 raise ConfigError("seeds from a Redis key need a Redis: set CONSENTCRAWL_REDIS_URL or REDIS_URL",
                                   source="CONSENTCRAWL_REDIS_START_KEY")
+            if _shared_queue(crawler.settings.get("SCHEDULER")):
+                # the queue's workers would each keep Crawl-delay, refusals and robots.txt for themselves
+                raise ConfigError("scrapy-redis's shared queue needs consentcrawl's shared state in a Redis: set "
+                                  "REDIS_URL (or CONSENTCRAWL_REDIS_URL); REDIS_HOST and REDIS_PORT are read by "
+                                  "scrapy-redis only", source="SCHEDULER")
             return None
         distributed = cls(shared, config, read(crawler.settings, "CONSENTCRAWL_SHARED_LOCK_TIMEOUT"))
         crawler.signals.connect(distributed.close, signal=signals.spider_closed)
@@ -101,3 +106,15 @@ class Distributed:
         await self.refusals.settle()  # for the purge on close: who the cluster says refused, read while it is open
         await self.refusals.stop()
         await self.shared.close()
+
+
+def _shared_queue(scheduler: Any) -> bool:
+    """Whether ``SCHEDULER`` is scrapy-redis's (consentcrawl's shared queue is one): a queue other workers share."""
+    try:
+        from scrapy.utils.misc import load_object
+        from scrapy_redis.scheduler import Scheduler  # type: ignore[import-untyped]
+
+        cls = load_object(scheduler) if isinstance(scheduler, str) else scheduler
+    except Exception:  # noqa: BLE001 - no scrapy-redis, or a SCHEDULER Scrapy itself reports as it loads it
+        return False
+    return isinstance(cls, type) and issubclass(cls, Scheduler)

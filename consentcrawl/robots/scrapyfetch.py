@@ -158,9 +158,12 @@ class ScrapyRobotsFetcher:
         """The User-Agent this crawl's side requests go out with (Scrapy's ``UserAgentMiddleware``: the spider's
         ``user_agent``, else ``USER_AGENT``): a server may answer robots.txt differently for another one (a 403 to
         one bot, which reads as "no robots.txt", and rules to the rest), so only workers that send the same one
-        share a fetch."""
+        share a fetch. A User-Agent in ``DEFAULT_REQUEST_HEADERS`` is the one sent (``DefaultHeadersMiddleware`` puts
+        it on first): both are in the key, so workers that differ in either fetch their own."""
         agent = getattr(self.crawler.spider, "user_agent", None) or self.crawler.settings.get("USER_AGENT")
-        return str(agent or "")
+        defaults = self.crawler.settings.getdict("DEFAULT_REQUEST_HEADERS")
+        header = next((str(v) for k, v in defaults.items() if str(k).strip().lower() == "user-agent"), None)
+        return str(agent or "") if header is None else f"{agent or ''}\n{header}"
 
     async def _as_if_fetched_here(self, raw: RawFetch, may_fetch: HopCheck) -> RawFetch:
         """Another worker's answer, as this worker would have had it: each URL it was fetched through is asked of

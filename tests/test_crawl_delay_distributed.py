@@ -1,0 +1,102 @@
+"""A ``Crawl-delay`` in a distributed crawl holds at the server, counted from the end of one fetch from the origin to
+the start of the next, as in one process (:class:`consentcrawl.handler.OriginSpacing`). Real crawls on a real
+``redis-server``, judged by the platform server's own log."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+from pathlib import Path
+from typing import Any
+
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl_demo.server import LocalServer
+from tests.lenient import LenientPeople, Robots, crawl, make_spider, people_settings
+from tests.redis_server import RedisServer
+from tests.test_hunt import SlotPerRequestLogic
+
+
+@dataclasses.dataclass
+class LateAndSlowFirstProfile(LenientPeople):
+    """A server the first profile request reaches 0.4 s after it was sent (a new connection through a slow proxy),
+    and that takes another 0.8 s to answer it."""
+
+    def __call__(self, request: Any, headers: dict[str, str]) -> Any:
+        if request.path != "/u/101":
+            return super().__call__(request, headers)
+        time.sleep(0.4)
+        answer = super().__call__(dataclasses.replace(request, time=time.time()), headers)
+        time.sleep(0.8)
+        return answer
+
+
+@deferred_f_from_coro_f
+async def test_a_distributed_crawl_keeps_the_delay_from_the_end_of_a_slow_fetch(
+    redis_server: RedisServer, tmp_path: Path, monkeypatch: Any,
+) -> None:
+    """A worker of a distributed crawl sent the next profile while the first one's fetch was still going (its turn
+    counted from the first one's *send*): the server, which the first request reached late, saw the next one 0.6 s
+    after it under ``Crawl-delay: 1``. The worker now fetches one request at a time from an origin with a delay, as
+    one process does, so the next one starts a delay after the previous one's response came back."""
+    app = LateAndSlowFirstProfile(default_robots=Robots(crawl_delay=1))
+    settings = people_settings(tmp_path, CONSENTCRAWL_REDIS_URL=redis_server.url)
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", SlotPerRequestLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, follow_links=False)
+    times = sorted(s.time for s in app.served if s.kind == "profile")
+    assert len(times) == 3, (app.describe(), result.stats)
+    gaps = [round(b - a, 2) for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 1.0, f"profile fetches {gaps} s apart at the server under Crawl-delay: 1\n{app.describe()}"
+
+
+@dataclasses.dataclass
+class LateAndSlowFirst(LenientPeople):
+    """A server the first profile request reaches 0.4 s after it was sent, and that takes another 0.8 s to answer
+    it; whichever profile that is."""
+
+    first: list[str] = dataclasses.field(default_factory=list)
+
+    def __call__(self, request: Any, headers: dict[str, str]) -> Any:
+        if not request.path.startswith("/u/") or self.first:
+            return super().__call__(request, headers)
+        self.first.append(request.path)
+        time.sleep(0.4)
+        answer = super().__call__(dataclasses.replace(request, time=time.time()), headers)
+        time.sleep(0.8)
+        return answer
+
+
+class OneProfile(SlotPerRequestLogic):
+    async def start(self) -> Any:
+        import scrapy
+
+        yield scrapy.Request(f"http://people.example/u/{self.settings.get('PERSON')}", callback=self.parse)
+
+
+@deferred_f_from_coro_f
+async def test_two_workers_keep_the_delay_from_the_end_of_a_slow_fetch(
+    redis_server: RedisServer, tmp_path: Path, monkeypatch: Any,
+) -> None:
+    """Two workers, one profile each. The other worker's turn came while the first one's fetch was still going (the
+    cluster knew only its send), so the server, which the first request reached late, saw the second 0.6 s after it
+    under ``Crawl-delay: 1``. A fetch from an origin with a delay now holds the origin in the cluster until it ends
+    (or its download timeout passes: a worker killed mid-fetch): the next one goes a delay after its end."""
+    import asyncio
+
+    app = LateAndSlowFirst(default_robots=Robots(crawl_delay=1))
+    spider = make_spider("ADDONS", OneProfile)
+
+    def settings(who: str, person: str) -> dict[str, Any]:
+        (tmp_path / who).mkdir()
+        return people_settings(tmp_path / who, CONSENTCRAWL_REDIS_URL=redis_server.url, PERSON=person)
+
+    with LocalServer(app) as server:
+        results = await asyncio.gather(
+            crawl(spider, settings("a", "101"), proxy=server.proxy, monkeypatch=monkeypatch, follow_links=False),
+            crawl(spider, settings("b", "102"), proxy=server.proxy, monkeypatch=monkeypatch, follow_links=False))
+    times = sorted(s.time for s in app.served if s.kind == "profile")
+    assert len(times) == 2, (app.describe(), [r.stats for r in results])
+    gap = round(times[1] - times[0], 2)
+    assert gap >= 1.0, f"profile fetches {gap} s apart at the server under Crawl-delay: 1\n{app.describe()}"
