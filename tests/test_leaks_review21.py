@@ -1,0 +1,145 @@
+"""Log lines at INFO or above that still named a denied person (review21): a handler that came after the spider
+opened, and a logger that does not propagate and has no handler (``logging.lastResort`` writes its line).
+
+- a library's logger, made when the errback first uses it, given a handler of its own then (SQLAlchemy's
+  ``echo=True`` on an engine a pipeline makes on its first item);
+- a library's logger that does not propagate and has no handler: :data:`logging.lastResort` writes its warning to
+  stderr;
+- another crawl started in the same process while this one runs: its crawler replaces Scrapy's root handler (the
+  log file's) with its own, on which this crawl's filter never was.
+
+Real crawls against the lenient people site; judged by what each handler wrote, stderr and the log file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import scrapy
+import scrapy.utils.log
+from scrapy.settings import Settings
+from scrapy.utils.defer import deferred_f_from_coro_f, deferred_to_future
+from scrapy.utils.log import get_scrapy_root_handler, install_scrapy_root_handler
+from scrapy.utils.test import get_crawler
+
+from consentcrawl_demo.server import LocalServer
+from tests.lenient import HOST, LenientPeople, crawl, make_spider, people_settings
+
+BASE = f"http://{HOST}"
+#: what a handler added as the errback runs wrote
+ECHOED: list[str] = []
+DENIED = re.compile(r"/u/107(?!\d)")
+
+
+class Echo(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        ECHOED.append(f"{record.levelname} {record.name}: {record.getMessage()}")
+
+
+class Late:
+    """Asks for 101 and 107 (refused); the errback logs 107's URL through loggers made then."""
+
+    seen: list[str]
+
+    async def start(self) -> Any:
+        for person in ("101", "107"):
+            yield scrapy.Request(f"{BASE}/u/{person}", callback=self.profile, errback=self.failed)
+
+    def profile(self, response: Any) -> None:
+        self.seen.append(response.url)
+
+    def failed(self, failure: Any) -> None:
+        url = failure.request.url
+        alone = logging.getLogger("alonedb.engine")  # no handler, does not propagate: logging.lastResort
+        alone.propagate = False
+        alone.warning("gave up on %s", url)
+        echo = logging.getLogger("echodb.engine")
+        echo.addHandler(Echo())
+        echo.setLevel(logging.INFO)  # as echo=True does
+        echo.info("SELECT * FROM people WHERE url = %r", url)
+
+
+@pytest.mark.parametrize("kind", ["ConsentSpider", "ADDONS"])
+@deferred_f_from_coro_f
+async def test_a_handler_added_later_and_logging_last_resort_write_no_denied_person(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    ECHOED.clear()
+    app = LenientPeople()
+    try:
+        with LocalServer(app) as server:
+            await crawl(make_spider(kind, Late), people_settings(tmp_path), proxy=server.proxy,
+                        monkeypatch=monkeypatch)
+    finally:
+        for name in ("alonedb.engine", "echodb.engine"):
+            logging.getLogger(name).handlers.clear()
+            logging.getLogger(name).propagate = True
+            logging.getLogger(name).setLevel(logging.NOTSET)
+    assert app.people_served() == ["101"], app.describe()
+    stand = "<a URL consentcrawl did not allow (subject.no-authorization); at DEBUG>"
+    assert ECHOED == [f"INFO echodb.engine: SELECT * FROM people WHERE url = '{stand}'"], ECHOED
+    stderr = [line for line in capsys.readouterr().err.splitlines() if "gave up on" in line]
+    assert stderr == [f"gave up on {stand}"], stderr
+
+
+class First:
+    """Asks for 101; then, while it runs, another crawl starts in the same process (its crawler replaces Scrapy's
+    root handler); then asks for 107 (refused), whose errback logs the URL through a library's logger made then."""
+
+    seen: list[str]
+    log_file: str
+
+    async def start(self) -> Any:
+        yield scrapy.Request(f"{BASE}/u/101", callback=self.profile)
+        await asyncio.sleep(0.2)
+        other = get_crawler(Other, {"LOG_FILE": self.log_file, "LOG_LEVEL": "INFO"})  # replaces the root handler
+        await deferred_to_future(other.crawl())
+        yield scrapy.Request(f"{BASE}/u/107", callback=self.profile, errback=self.failed)
+
+    def profile(self, response: Any) -> None:
+        self.seen.append(response.url)
+
+    def failed(self, failure: Any) -> None:
+        logging.getLogger("seconddb.pool").warning("no row for %s", failure.request.url)
+
+
+class Other(scrapy.Spider):
+    """Another project's crawl, without consentcrawl: nothing to fetch."""
+
+    name = "other"
+
+    async def start(self) -> Any:
+        return
+        yield
+
+
+@deferred_f_from_coro_f
+async def test_another_crawl_started_in_the_same_process_does_not_take_the_filter_off_the_log(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = tmp_path / "crawl.log"
+    monkeypatch.setattr(scrapy.utils.log, "_scrapy_root_handler", None)  # Scrapy's, put back after the test
+    monkeypatch.setattr(logging.root, "handlers", [])  # as in a script: pytest's own handlers are not there
+    install_scrapy_root_handler(Settings({"LOG_FILE": str(log), "LOG_LEVEL": "INFO"}))  # as CrawlerProcess does
+    app = LenientPeople()
+    try:
+        with LocalServer(app) as server:
+            await crawl(make_spider("ConsentSpider", First), people_settings(tmp_path, LOG_FILE=str(log),
+                                                                             LOG_LEVEL="INFO"),
+                        proxy=server.proxy, monkeypatch=monkeypatch, log_file=str(log))
+    finally:
+        handler = get_scrapy_root_handler()
+        if handler is not None:
+            logging.root.removeHandler(handler)
+            handler.close()
+    assert app.people_served() == ["101"], app.describe()
+    written = log.read_text().splitlines()
+    assert [line for line in written if DENIED.search(line)] == [], written
+    assert [line for line in written if "[seconddb.pool] WARNING: no row for <a URL consentcrawl did not allow "
+            "(subject.no-authorization); at DEBUG>" in line], written
+    # the crawl's filters are off every handler and the record factory is as it was
+    assert not [f for h in logging.root.handlers for f in h.filters if type(f).__name__ == "_OnHandlers"]
+    assert logging.getLogRecordFactory() is logging.LogRecord
