@@ -14,6 +14,8 @@ Real crawls against the lenient people site; judged by what each handler wrote, 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import re
 from pathlib import Path
@@ -143,3 +145,50 @@ async def test_another_crawl_started_in_the_same_process_does_not_take_the_filte
     # the crawl's filters are off every handler and the record factory is as it was
     assert not [f for h in logging.root.handlers for f in h.filters if type(f).__name__ == "_OnHandlers"]
     assert logging.getLogRecordFactory() is logging.LogRecord
+
+
+# -- a JSON body whose key is written twice ----------------------------------------------------------------------
+
+
+class FirstKey:
+    """The lenient site behind a JSON reader that takes the *first* of duplicate keys (Go's ``gjson`` and
+    ``jsonparser`` do; Python's ``json`` takes the last): a JSON POST to the listing is answered for its first
+    ``who`` (an API's own name for the id, which is not a parameter of the platform's profile URLs)."""
+
+    def __init__(self, site: LenientPeople) -> None:
+        self.site = site
+
+    def __call__(self, request: Any, headers: dict[str, str]) -> Any:
+        if request.method == "POST" and request.body.lstrip().startswith(b"{"):
+            pairs = json.loads(request.body, object_pairs_hook=lambda pairs: pairs)
+            first = next((value for key, value in pairs if key == "who"), None)
+            if first is not None:
+                request = dataclasses.replace(request, body=json.dumps({"id": first}).encode())
+        return self.site(request, headers)
+
+
+class Duplicated:
+    """POSTs ``{"who": 107, "who": 101}`` to the listing: 107's id first, 101's (who allowed the crawl) last."""
+
+    seen: list[str]
+
+    async def start(self) -> Any:
+        yield scrapy.Request(f"{BASE}/people", method="POST", body=b'{"who": "107", "who": "101"}',
+                             headers={"Content-Type": "application/json"}, callback=self.profile, dont_filter=True)
+        yield scrapy.Request(f"{BASE}/people", method="POST", body=b'{"who": "101", "who": "101"}',
+                             headers={"Content-Type": "application/json"}, callback=self.profile, dont_filter=True)
+
+    def profile(self, response: Any) -> Any:
+        self.seen.append(response.url)
+        yield {"url": response.url, "name": response.css(".name::text").get()}
+
+
+@deferred_f_from_coro_f
+async def test_a_json_body_with_a_key_written_twice_is_read_by_each_of_its_values(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = LenientPeople()
+    with LocalServer(FirstKey(app)) as server:
+        result = await crawl(make_spider("ConsentSpider", Duplicated), people_settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    assert app.people_served() == ["101"], app.describe()  # the control: 101 twice is 101's request
+    assert not [item for item in result.items if "SECRET-NAME-107" in str(item)], result.items
