@@ -54,7 +54,7 @@ from scrapy import signals
 
 from .deniedpeople import ID_STAND_IN, UNDECIDED, item_line_reason, item_reason, url_reason
 from .heldlocks import crawl_alive
-from .linecheck import CheckedLines, to_debug
+from .linecheck import CheckedLines, to_debug, unchecked
 from .requestlines import RequestLines
 from .runtime import get_runtime, is_checked_url
 from .scrapylines import LINE_URL, PERSON_LINE_LOGGERS, is_retry_line
@@ -150,8 +150,8 @@ class PersonLines(CheckedLines):
         """On ``handlers``, those it is not on yet."""
         for handler in handlers:
             if handler not in self.handlers:
-                self.handlers.append(handler)
                 handler.addFilter(self.on_handlers)
+                self.handlers.append(handler)
 
     def close(self, spider: Any = None) -> None:
         _unwatch(self)
@@ -262,10 +262,13 @@ def _unwatch(lines: PersonLines) -> None:
 def _made(*args: Any, **kwargs: Any) -> logging.LogRecord:
     record: logging.LogRecord = (_before[0] if _before else logging.LogRecord)(*args, **kwargs)
     if record.name and isinstance(record.levelno, int) and record.levelno >= logging.INFO:  # not makeLogRecord's
-        reached = _reached(record.name)
-        for lines in list(_LIVE):
-            if lines.alive():  # not before its crawl starts (``get_crawler`` applies the settings first)
-                lines.on(reached)
+        try:
+            reached = _reached(record.name)
+            for lines in list(_LIVE):
+                if lines.alive():  # not before its crawl starts (``get_crawler`` applies the settings first)
+                    lines.on(reached)
+        except Exception:  # noqa: BLE001 - a line whose handlers could not be covered is not written at its level
+            unchecked(record)
     return record
 
 

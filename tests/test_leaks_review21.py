@@ -29,6 +29,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f, deferred_to_future
 from scrapy.utils.log import get_scrapy_root_handler, install_scrapy_root_handler
 from scrapy.utils.test import get_crawler
 
+from consentcrawl.linecheck import UNCHECKED
 from consentcrawl_demo.server import LocalServer
 from tests.lenient import HOST, LenientPeople, crawl, make_spider, people_settings
 
@@ -41,6 +42,13 @@ DENIED = re.compile(r"/u/107(?!\d)")
 class Echo(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         ECHOED.append(f"{record.levelname} {record.name}: {record.getMessage()}")
+
+
+class Stubborn(Echo):
+    """A handler that takes no filter (a library's own class): the line cannot be covered on it."""
+
+    def addFilter(self, filter: Any) -> None:
+        raise TypeError("this handler takes no filter")
 
 
 class Late:
@@ -64,6 +72,11 @@ class Late:
         echo.addHandler(Echo())
         echo.setLevel(logging.INFO)  # as echo=True does
         echo.info("SELECT * FROM people WHERE url = %r", url)
+        stubborn = logging.getLogger("stubborndb.engine")
+        stubborn.addHandler(Stubborn())
+        stubborn.setLevel(logging.INFO)
+        stubborn.info("DELETE FROM people WHERE url = %r", url)
+        stubborn.info("DELETE FROM posts WHERE url = %r", url)  # on every line, not the first only
 
 
 @pytest.mark.parametrize("kind", ["ConsentSpider", "ADDONS"])
@@ -77,13 +90,15 @@ async def test_a_handler_added_later_and_logging_last_resort_write_no_denied_per
             await crawl(make_spider(kind, Late), people_settings(tmp_path), proxy=server.proxy,
                         monkeypatch=monkeypatch)
     finally:
-        for name in ("alonedb.engine", "echodb.engine"):
+        for name in ("alonedb.engine", "echodb.engine", "stubborndb.engine"):
             logging.getLogger(name).handlers.clear()
             logging.getLogger(name).propagate = True
             logging.getLogger(name).setLevel(logging.NOTSET)
     assert app.people_served() == ["101"], app.describe()
     stand = "<a URL consentcrawl did not allow (subject.no-authorization); at DEBUG>"
-    assert ECHOED == [f"INFO echodb.engine: SELECT * FROM people WHERE url = '{stand}'"], ECHOED
+    assert ECHOED == [f"INFO echodb.engine: SELECT * FROM people WHERE url = '{stand}'",
+                      # no filter on it: the line is not checked, at its level
+                      f"INFO stubborndb.engine: {UNCHECKED}", f"INFO stubborndb.engine: {UNCHECKED}"], ECHOED
     stderr = [line for line in capsys.readouterr().err.splitlines() if "gave up on" in line]
     assert stderr == [f"gave up on {stand}"], stderr
 
