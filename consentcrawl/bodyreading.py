@@ -50,11 +50,12 @@ _GRAPHQL_LITERAL = re.compile(r'"""(.*?)"""|"((?:[^"\\]|\\.)*)"|(?<![\w$.])(-?\d
                               r'|[(,]\s*\w+\s*:\s*([A-Za-z_]\w*)', re.DOTALL)
 
 
-#: what lenient number parsers read at the start of a value (after white space): digits (``parseInt``, ``intval``),
-#: a decimal number with its fraction and exponent (PHP's ``(int)``, MySQL), a ``0x`` number's hex digits (``parseInt``)
-_LEADING_INTEGER = re.compile(r"\s*([+-]?[0-9]+)")
-_LEADING_DECIMAL = re.compile(r"\s*([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)")
-_LEADING_HEX = re.compile(r"\s*([+-]?)0[xX]([0-9a-fA-F]+)")
+#: what lenient number parsers read at the start of a value (after white space: JavaScript's is Unicode's and the
+#: byte order mark too): digits (``parseInt``, ``intval``), a decimal number with its fraction and exponent (PHP's
+#: ``(int)``, MySQL), a ``0x`` number's hex digits (``parseInt``)
+_LEADING_INTEGER = re.compile(r"[\s\ufeff]*([+-]?[0-9]+)")
+_LEADING_DECIMAL = re.compile(r"[\s\ufeff]*([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)")
+_LEADING_HEX = re.compile(r"[\s\ufeff]*([+-]?)0[xX]([0-9a-fA-F]+)")
 
 
 def body_values(body: bytes, form: str, is_form: bool) -> tuple[str, ...] | None:

@@ -207,3 +207,52 @@ async def test_a_json_body_with_a_key_written_twice_is_read_by_each_of_its_value
                              monkeypatch=monkeypatch)
     assert app.people_served() == ["101"], app.describe()  # the control: 101 twice is 101's request
     assert not [item for item in result.items if "SECRET-NAME-107" in str(item)], result.items
+
+
+# -- a body value read as JavaScript's parseInt reads it ------------------------------------------------------------
+
+#: JavaScript's white space and line terminators, which ``parseInt`` skips before the digits (ECMA-262 §12.2, §12.3)
+JS_SPACE = "\t\v\f \u00a0\ufeff\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u202f" \
+           "\u205f\u3000\n\r\u2028\u2029"
+
+
+class ParseInt:
+    """The lenient site behind an API that reads a JSON body's ``who`` with ``parseInt`` (an Express handler's
+    ``parseInt(req.body.who)``): a POST to the listing is answered for that id."""
+
+    def __init__(self, site: LenientPeople) -> None:
+        self.site = site
+
+    def __call__(self, request: Any, headers: dict[str, str]) -> Any:
+        if request.method == "POST" and request.body.lstrip().startswith(b"{"):
+            who = json.loads(request.body).get("who")
+            digits = re.match(r"[0-9]+", str(who).lstrip(JS_SPACE)) if isinstance(who, str) else None
+            if digits is not None:
+                request = dataclasses.replace(request, body=json.dumps({"id": digits[0]}).encode())
+        return self.site(request, headers)
+
+
+class ByteOrderMark:
+    """POSTs ``{"who": "\\ufeff107"}`` (a byte order mark, white space to ``parseInt``) and 101's id so."""
+
+    seen: list[str]
+
+    async def start(self) -> Any:
+        for who in ("\ufeff107", "\ufeff101"):
+            yield scrapy.Request(f"{BASE}/people", method="POST", body=json.dumps({"who": who}),
+                                 headers={"Content-Type": "application/json"}, callback=self.profile, dont_filter=True)
+
+    def profile(self, response: Any) -> Any:
+        self.seen.append(response.url)
+        yield {"url": response.url, "name": response.css(".name::text").get()}
+
+
+@deferred_f_from_coro_f
+async def test_a_body_value_after_a_byte_order_mark_is_read_as_parseint_reads_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = LenientPeople()
+    with LocalServer(ParseInt(app)) as server:
+        result = await crawl(make_spider("ConsentSpider", ByteOrderMark), people_settings(tmp_path),
+                             proxy=server.proxy, monkeypatch=monkeypatch)
+    assert app.people_served() == ["101"], app.describe()  # the control: 101 so is 101's request
+    assert not [item for item in result.items if "SECRET-NAME-107" in str(item)], result.items
