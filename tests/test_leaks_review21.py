@@ -29,7 +29,9 @@ from scrapy.utils.defer import deferred_f_from_coro_f, deferred_to_future
 from scrapy.utils.log import get_scrapy_root_handler, install_scrapy_root_handler
 from scrapy.utils.test import get_crawler
 
+from consentcrawl import personlines
 from consentcrawl.linecheck import UNCHECKED
+from consentcrawl.personlines import PersonLines
 from consentcrawl_demo.server import LocalServer
 from tests.lenient import HOST, LenientPeople, crawl, make_spider, people_settings
 
@@ -140,11 +142,12 @@ async def test_another_crawl_started_in_the_same_process_does_not_take_the_filte
     log = tmp_path / "crawl.log"
     monkeypatch.setattr(scrapy.utils.log, "_scrapy_root_handler", None)  # Scrapy's, put back after the test
     monkeypatch.setattr(logging.root, "handlers", [])  # as in a script: pytest's own handlers are not there
+    monkeypatch.setattr(logging.root, "level", logging.root.level)  # Scrapy's handler sets it to NOTSET
     install_scrapy_root_handler(Settings({"LOG_FILE": str(log), "LOG_LEVEL": "INFO"}))  # as CrawlerProcess does
     app = LenientPeople()
     try:
         with LocalServer(app) as server:
-            await crawl(make_spider("ConsentSpider", First), people_settings(tmp_path, LOG_FILE=str(log),
+            result = await crawl(make_spider("ConsentSpider", First), people_settings(tmp_path, LOG_FILE=str(log),
                                                                              LOG_LEVEL="INFO"),
                         proxy=server.proxy, monkeypatch=monkeypatch, log_file=str(log))
     finally:
@@ -157,9 +160,10 @@ async def test_another_crawl_started_in_the_same_process_does_not_take_the_filte
     assert [line for line in written if DENIED.search(line)] == [], written
     assert [line for line in written if "[seconddb.pool] WARNING: no row for <a URL consentcrawl did not allow "
             "(subject.no-authorization); at DEBUG>" in line], written
-    # the crawl's filters are off every handler and the record factory is as it was
-    assert not [f for h in logging.root.handlers for f in h.filters if type(f).__name__ == "_OnHandlers"]
-    assert logging.getLogRecordFactory() is logging.LogRecord
+    # the crawl's filter is off every handler it was put on, and no longer put on new ones
+    lines = PersonLines.install(result.crawler)  # the crawl's own, once per crawler
+    assert lines not in personlines._LIVE
+    assert not [h for h in lines.handlers if lines.on_handlers in h.filters], lines.handlers
 
 
 # -- a JSON body whose key is written twice ----------------------------------------------------------------------
