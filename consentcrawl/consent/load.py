@@ -191,6 +191,14 @@ class FileStore:
         backend = self._backend
         return backend if isinstance(backend, CacheStore) else None
 
+    def refresh_now(self) -> None:
+        """Look at the file now, not when ``interval`` has passed since the last look (as ``SQLiteStore``'s): the
+        purge on close asks who withdrew as the spider closes, and a withdrawal written in the last ``interval``
+        would otherwise not be seen."""
+        with self._lock:
+            self._next_check = 0.0
+        self._check()
+
     def close(self) -> None:
         backend = self._backend
         if isinstance(backend, CacheStore):
