@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import scrapy
 import scrapy.utils.log
+from scrapy import signals
 from scrapy.settings import Settings
 from scrapy.utils.defer import deferred_f_from_coro_f, deferred_to_future
 from scrapy.utils.log import get_scrapy_root_handler, install_scrapy_root_handler
@@ -33,6 +34,8 @@ from consentcrawl import personlines
 from consentcrawl.linecheck import UNCHECKED
 from consentcrawl.personlines import PersonLines
 from consentcrawl_demo.server import LocalServer
+from spiders.microblog import MicroblogSpider
+from tests.conftest import consent_settings, run_crawl
 from tests.lenient import HOST, LenientPeople, crawl, make_spider, people_settings
 
 BASE = f"http://{HOST}"
@@ -260,3 +263,47 @@ async def test_a_body_value_after_a_byte_order_mark_is_read_as_parseint_reads_it
                              proxy=server.proxy, monkeypatch=monkeypatch)
     assert app.people_served() == ["101"], app.describe()  # the control: 101 so is 101's request
     assert not [item for item in result.items if "SECRET-NAME-107" in str(item)], result.items
+
+
+# -- purge on close: the store as it is when the spider closes ----------------------------------------------------
+
+
+class BreakingStore(MicroblogSpider):
+    """The authorization file is replaced by one that does not read right after the first item is exported."""
+
+    name = "breakingstore"
+    authorizations: Path = Path()
+    broken: list[str] = []
+
+    @classmethod
+    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> Any:
+        spider = super().from_crawler(crawler, *args, **kwargs)
+        crawler.signals.connect(spider.item_scraped, signal=signals.item_scraped)
+        return spider
+
+    def item_scraped(self, item: Any) -> None:
+        if not self.broken:
+            type(self).broken.append(str(item["subject"]))
+            self.authorizations.write_text("records: [\n")
+
+
+@deferred_f_from_coro_f
+async def test_purge_on_close_that_cannot_ask_the_store_says_so(
+        server: LocalServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, config_dir: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The store stopped reading during the crawl: whether the people collected withdrew cannot be told at the
+    close. Asked of the store as it was at its last look, they were taken as authorized; now the close looks again,
+    and each person it cannot ask about is an ERROR and ``consentcrawl/purge/failed``."""
+    monkeypatch.setattr(BreakingStore, "authorizations", config_dir / "authorizations.yaml")
+    monkeypatch.setattr(BreakingStore, "broken", [])
+    feed = tmp_path / "out" / "items.jsonl"
+    settings = consent_settings(tmp_path, FEEDS={str(feed): {"format": "jsonlines"}}, CLOSESPIDER_ITEMCOUNT=3,
+                                CONSENTCRAWL_AUTHORIZATIONS=str(config_dir / "authorizations.yaml"),
+                                CONSENTCRAWL_PURGE_ON_CLOSE=True)
+    with caplog.at_level(logging.INFO):
+        result = await run_crawl(BreakingStore, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert BreakingStore.broken and result.items, result.items
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR and "purge on close" in
+              r.getMessage()]
+    assert [e for e in errors if "could not say whether a person withdrew" in e], errors
+    assert result.stats.get("consentcrawl/purge/failed"), result.stats

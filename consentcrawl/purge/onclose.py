@@ -46,6 +46,7 @@ from scrapy.exceptions import NotConfigured
 
 from .._scrapy_internals import item_pipelines
 from ..decision import Decision
+from ..reasons import ERROR_STORE_UNAVAILABLE
 from ..refusals.book import REASON as REFUSED_ON_PAGE
 from ..runtime import get_runtime
 from ..settings import read
@@ -189,6 +190,11 @@ class PurgeOnClose:
                 continue
             if decision.reason == "subject.revoked":
                 self.withdrawn[(platform, subject)] = None
+            elif decision.reason == ERROR_STORE_UNAVAILABLE:  # cannot tell, as above
+                logger.error("consentcrawl: purge on close: the authorization store could not say whether a person "
+                             "withdrew; their data is not purged")
+                logger.debug("consentcrawl: purge on close: not answered about %s:%s", platform, subject)
+                self.crawler.stats.inc_value("consentcrawl/purge/failed")  # type: ignore[union-attr]
 
     def denied(self) -> dict[tuple[str, str], Cause]:
         """The people whose own say denies them (:func:`~consentcrawl.purge.denied.denied_people`): the refusal
