@@ -8,8 +8,8 @@ value of a request body on a platform's host is read as an id would be:
 - a form's values (urlencoded or multipart; the names are the form's own words; raw non-ASCII bytes also as UTF-8,
   as most frameworks decode a form), and a JSON document's strings and numbers at any depth (its keys are the
   document's own words; a number with a zero fraction also as the integer JavaScript reads; a string that is JSON
-  also as that document, as GraphQL's ``variables`` are sent; a GraphQL ``query``'s argument values), whatever the
-  declared type;
+  also as that document, as GraphQL's ``variables`` are sent; a GraphQL ``query``'s argument values; each value of
+  a key written twice, which a parser may read first or last), whatever the declared type;
 - a value names a person when the platform's subject regex accepts all of it, also as a server that reads ids
   leniently reads it (NFKC, spaces trimmed, a number as ``int()`` reads it: ``0104`` is ``104``), and as the
   number it starts with, whatever follows, as PHP's ``intval``, MySQL's comparison of a string with a number
@@ -50,11 +50,12 @@ _GRAPHQL_LITERAL = re.compile(r'"""(.*?)"""|"((?:[^"\\]|\\.)*)"|(?<![\w$.])(-?\d
                               r'|[(,]\s*\w+\s*:\s*([A-Za-z_]\w*)', re.DOTALL)
 
 
-#: what lenient number parsers read at the start of a value (after white space): digits (``parseInt``, ``intval``),
-#: a decimal number with its fraction and exponent (PHP's ``(int)``, MySQL), a ``0x`` number's hex digits (``parseInt``)
-_LEADING_INTEGER = re.compile(r"\s*([+-]?[0-9]+)")
-_LEADING_DECIMAL = re.compile(r"\s*([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)")
-_LEADING_HEX = re.compile(r"\s*([+-]?)0[xX]([0-9a-fA-F]+)")
+#: what lenient number parsers read at the start of a value (after white space: JavaScript's is Unicode's and the
+#: byte order mark too): digits (``parseInt``, ``intval``), a decimal number with its fraction and exponent (PHP's
+#: ``(int)``, MySQL), a ``0x`` number's hex digits (``parseInt``)
+_LEADING_INTEGER = re.compile(r"[\s\ufeff]*([+-]?[0-9]+)")
+_LEADING_DECIMAL = re.compile(r"[\s\ufeff]*([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?)")
+_LEADING_HEX = re.compile(r"[\s\ufeff]*([+-]?)0[xX]([0-9a-fA-F]+)")
 
 
 def body_values(body: bytes, form: str, is_form: bool) -> tuple[str, ...] | None:
@@ -68,7 +69,7 @@ def body_values(body: bytes, form: str, is_form: bool) -> tuple[str, ...] | None
             utf8 = form.encode("latin-1", "replace").decode("utf-8", "replace")
             values.update(dict.fromkeys(v for _, v in parse_qsl(utf8, keep_blank_values=True)))
     try:
-        document = json.loads(body)
+        document = json.loads(body, object_pairs_hook=_Pairs)
     except (ValueError, RecursionError):
         return tuple(values) if is_form else None
     try:
@@ -78,11 +79,16 @@ def body_values(body: bytes, form: str, is_form: bool) -> tuple[str, ...] | None
     return tuple(values)
 
 
+class _Pairs(list):  # type: ignore[type-arg]
+    """A JSON object as its (key, value) pairs, a key written twice with each of its values: a server's parser
+    may take the first (Go's ``gjson``, ``jsonparser``), where ``json.loads`` keeps the last."""
+
+
 def _scalars(value: Any, depth: int) -> Iterator[str]:
     if depth > _MAX_DEPTH:
         raise RecursionError("a JSON body nested too deep")
-    if isinstance(value, dict):
-        for key, item in value.items():
+    if isinstance(value, _Pairs):
+        for key, item in value:
             yield from _scalars(item, depth + 1)
             if key == "query" and isinstance(item, str):  # a GraphQL document: its arguments' literal values
                 yield from _graphql_values(item)
@@ -93,7 +99,7 @@ def _scalars(value: Any, depth: int) -> Iterator[str]:
         yield value
         if value.lstrip()[:1] in ("{", "["):  # JSON sent as a string (GraphQL's variables): a server parses it
             try:
-                inner = json.loads(value)
+                inner = json.loads(value, object_pairs_hook=_Pairs)
             except ValueError:
                 return
             yield from _scalars(inner, depth + 1)

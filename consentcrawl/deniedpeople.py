@@ -37,6 +37,8 @@ _WORDS = (re.compile(r"\w+"), re.compile(r"\w[\w.+-]*\w"), re.compile(r"\d+(?:\.
 _ESCAPED = re.compile(r"[\w.+-]*(?:%[0-9A-Fa-f]{2}[\w.+-]*)+")
 #: no id is longer: a longer run of digits is not read as a number (``int()`` of a long one is slow, or refused)
 _LONGEST_NUMBER = 40
+#: digits grouped by underscores, which ``int()`` reads as the number (``1_07`` is 107)
+_GROUPED = re.compile(r"\d+(?:_\d+)+")
 #: what stands in a line for the id of a person consentcrawl did not allow
 ID_STAND_IN = "<a person consentcrawl did not allow ({reason}); at DEBUG>"
 
@@ -98,10 +100,12 @@ class DeniedPeople:
 
 def id_key(word: str) -> str:
     """What an id is to a server that reads it leniently: NFKC (fullwidth digits), any case, and a number by its value
-    (``0107``, ``107.0``, digits of any script)."""
+    (``0107``, ``107.0``, ``1_07``, digits of any script)."""
     if not word.isascii():
         word = unicodedata.normalize("NFKC", word)
     word = word.casefold()
+    if "_" in word and _GROUPED.fullmatch(word):
+        word = word.replace("_", "")
     head, dot, fraction = word.partition(".")
     number = head if dot and not fraction.strip("0") else word
     if number.isdecimal() and len(number) <= _LONGEST_NUMBER:

@@ -27,7 +27,8 @@ the lines Scrapy writes about a request, knowing the request. Other lines name a
   logger sees only that logger's own lines, so the filter is on the root logger's handlers too, from the moment
   the crawler exists (:meth:`PersonLines.install`): a ``ConsentSpider``'s ``__init__`` writes before the crawl's
   settings are applied, when no one is decided and the platforms are not read: each URL and path is then
-  ``undecided``.
+  ``undecided``. A handler added while the crawl runs, and :data:`logging.lastResort`, get the filter as the first
+  line at INFO or above that would reach them is made (:func:`_made`).
 
 In the message and in the exception's text, each URL of a checked scheme is taken out when
 :func:`~consentcrawl.deniedpeople.url_reason` says it is not an allowed person's (``undecided`` when unsure), and
@@ -36,8 +37,9 @@ each id of a person this crawl denied that stands as a word of its own, read as 
 ids_out`; not in a traceback's ``File ..., line 107``); a path written without its host (``following /u/107``: a
 relative link logged before its request is decided, when the person is not among the denied yet) is read on each
 platform's host. What it cannot see: a person's name or other data in free text that is not an item the guard
-judged; a line a handler of another logger writes before it reaches the root logger's; the lines a spider that is
-not a ``ConsentSpider`` writes in its ``__init__`` (the add-on starts after it).
+judged; the lines a spider that is not a ``ConsentSpider`` writes in its ``__init__`` (the add-on starts after it);
+a line of a logger whose class makes its records without the record factory, or after a project replaced the
+factory with one that does not call the one it found.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ from scrapy import signals
 
 from .deniedpeople import ID_STAND_IN, UNDECIDED, item_line_reason, item_reason, url_reason
 from .heldlocks import crawl_alive
-from .linecheck import CheckedLines, to_debug
+from .linecheck import CheckedLines, to_debug, unchecked
 from .requestlines import RequestLines
 from .runtime import get_runtime, is_checked_url
 from .scrapylines import LINE_URL, PERSON_LINE_LOGGERS, is_retry_line
@@ -119,6 +121,7 @@ class PersonLines(CheckedLines):
         lines = cls(crawler)
         setattr(crawler, _ATTR, lines)
         lines.on_root_handlers()
+        _watch(lines)
         crawler.signals.connect(lines.close, signal=signals.spider_closed)
         return lines
 
@@ -141,15 +144,20 @@ class PersonLines(CheckedLines):
             if name not in self.loggers:
                 self.loggers.append(name)
                 logging.getLogger(name).addFilter(self)
-        for handler in _handlers():
+        self.on(_handlers())
+
+    def on(self, handlers: Iterable[logging.Handler]) -> None:
+        """On ``handlers``, those it is not on yet."""
+        for handler in handlers:
             if handler not in self.handlers:
-                self.handlers.append(handler)
                 handler.addFilter(self.on_handlers)
+                self.handlers.append(handler)
 
     def close(self, spider: Any = None) -> None:
+        _unwatch(self)
         for name in self.loggers:
             logging.getLogger(name).removeFilter(self)
-        for handler in self.handlers:
+        for handler in list(self.handlers):
             handler.removeFilter(self.on_handlers)
 
     def check(self, record: logging.LogRecord) -> bool:
@@ -212,9 +220,66 @@ class _OnHandlers(logging.Filter):
 
 def _handlers() -> list[logging.Handler]:
     """The root logger's handlers and those of every other logger that exists (SQLAlchemy's ``echo`` puts a handler
-    of its own on its logger, which writes the line before the root's handlers see it)."""
+    of its own on its logger, which writes the line before the root's handlers see it), and :data:`logging.lastResort`
+    (what writes a line at WARNING or above whose logger has no handler and does not propagate)."""
     loggers = [found for found in list(logging.Logger.manager.loggerDict.values()) if isinstance(found, logging.Logger)]
-    return list(dict.fromkeys(handler for logger in (logging.getLogger(), *loggers) for handler in logger.handlers))
+    found = [handler for logger in (logging.getLogger(), *loggers) for handler in logger.handlers]
+    return list(dict.fromkeys([*found, *_last_resort()]))
+
+
+def _last_resort() -> list[logging.Handler]:
+    return [logging.lastResort] if logging.lastResort is not None else []
+
+
+# -- handlers added while the crawl runs -----------------------------------------------------------------------------
+#
+# A handler added after the spider opened (a pipeline that makes its database engine, ``echo=True``, on its first
+# item; another crawl's crawler, which replaces Scrapy's root handler with its own) would write a line before any
+# filter saw it. So every line at INFO or above, as it is made (the log record factory, which every logger's line
+# goes through before its handlers), puts the live crawls' filters on the handlers that line is about to reach.
+
+#: the crawls whose filter is on (in the order they started)
+_LIVE: list[PersonLines] = []
+#: the record factory in place before ours
+_before: list[Any] = []
+
+
+def _watch(lines: PersonLines) -> None:
+    if lines not in _LIVE:
+        _LIVE.append(lines)
+    if not _before:
+        _before.append(logging.getLogRecordFactory())
+        logging.setLogRecordFactory(_made)
+
+
+def _unwatch(lines: PersonLines) -> None:
+    if lines in _LIVE:
+        _LIVE.remove(lines)
+    if not _LIVE and _before and logging.getLogRecordFactory() is _made:  # not when another wraps ours
+        logging.setLogRecordFactory(_before.pop())
+
+
+def _made(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    record: logging.LogRecord = (_before[0] if _before else logging.LogRecord)(*args, **kwargs)
+    if record.name and isinstance(record.levelno, int) and record.levelno >= logging.INFO:  # not makeLogRecord's
+        try:
+            reached = _reached(record.name)
+            for lines in list(_LIVE):
+                if lines.alive():  # not before its crawl starts (``get_crawler`` applies the settings first)
+                    lines.on(reached)
+        except Exception:  # noqa: BLE001 - a line whose handlers could not be covered is not written at its level
+            unchecked(record)
+    return record
+
+
+def _reached(name: str) -> list[logging.Handler]:
+    """The handlers a line of the logger ``name`` reaches (as ``Logger.callHandlers`` walks them)."""
+    logger: Any = logging.root if name == ROOT_LOGGER else logging.Logger.manager.loggerDict.get(name)
+    found: list[logging.Handler] = []
+    while isinstance(logger, logging.Logger):
+        found += logger.handlers
+        logger = logger.parent if logger.propagate else None
+    return [*found, *_last_resort()]
 
 
 def _names_item(record: logging.LogRecord) -> bool:

@@ -35,9 +35,10 @@ from tests.test_report_mode_lines import Answering
 BASE = f"http://{HOST}"
 #: how the project writes a denied person's id into its lines, and what is left at INFO (``<>``: the stand-in)
 SPELLED = {"107": ["profile_107", "u107", "user-107", "107.0", "0107", "[107]", "\uff11\uff10\uff17", "%31%30%37",
-                   "%2531%2530%2537"],  # the last three: fullwidth digits, percent-escaped (twice too)
+                   "%2531%2530%2537",  # fullwidth digits, percent-escaped (twice too)
+                   "1_07"],  # int() reads digits grouped by underscores (review21)
            "bob": ["user-bob", "@BOB", "[bob]", "\uff22\uff2f\uff22", "%62ob", "%42%4F%42", "./bob"]}
-LEFT = {"107": "profile_<> u<> user-<> <> <> [<>] <> <> <>", "bob": "user-<> @<> [<>] <> <> <> <URL>"}
+LEFT = {"107": "profile_<> u<> user-<> <> <> [<>] <> <> <> <>", "bob": "user-<> @<> [<>] <> <> <> <URL>"}
 #: what must survive: an allowed person's ids, and numbers that are not 107
 KEPT = "kept: profile_101 u101 user-101 0101 101.0 ./101 alice ALICE 1070 2107 10.7 1.07 port 8107 %31%30%31"
 

@@ -163,3 +163,25 @@ def test_a_refusal_in_a_property_inside_another_is_read_once(
     assert decision["refusals_on_page"][0]["field"].startswith("h-card p-note")
     evidence = [e for e in decision["evidence"] if e["kind"] == "refusal-on-page"]
     assert [e["form"] for e in evidence] == ["hashtag.nobot"], evidence
+
+
+@pytest.mark.parametrize("card", [
+    '<div class="p-note">Bus driver<span class="p-category">#nobot</span></div>',  # no space before the tag
+    '<div class="p-note">Tags:<ul><li>x</li></ul>bus<span class="p-category">#nobot</span>ing</div>',
+])
+def test_a_refusal_in_a_property_inside_another_is_read_where_the_outer_text_hides_it(
+        card: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The inner property's text, joined to the outer's words, is no hashtag in the outer property's text
+    (``driver#nobot``), but a spider reading ``.p-category`` reads ``#nobot``: the refusal is still found (once)."""
+    site = FediverseSite()
+    page = (f'<html><body><div class="h-card"><a class="u-url" href="http://{HOST}/@bob">bob</a>'
+            f'<h1 class="p-name">Bob</h1>{card}</div></body></html>')
+
+    def app(request: LoggedRequest, headers: dict[str, str]) -> Response | None:
+        return Response.html(page) if request.decoded_path == "/@bob" else site(request, headers)
+
+    code, decision, served = check(f"http://{HOST}/@bob", capsys, monkeypatch, app=app)
+    assert code == 1 and decision["reason"] == "subject.refused-on-page", decision
+    assert [r.decoded_path for r in served] == ["/@bob"]
+    assert [f["form"] for f in decision["refusals_on_page"]] == ["hashtag.nobot"], decision["refusals_on_page"]
+    assert decision["refusals_on_page"][0]["field"].startswith("h-card p-category")

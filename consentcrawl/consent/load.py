@@ -191,6 +191,18 @@ class FileStore:
         backend = self._backend
         return backend if isinstance(backend, CacheStore) else None
 
+    def refresh_now(self) -> None:
+        """Look at the file now, not when ``interval`` has passed since the last look (as ``SQLiteStore``'s): the
+        purge on close asks who withdrew as the spider closes, and a withdrawal written in the last ``interval``
+        would otherwise not be seen. A changed file read in a thread of its own (a big one) is waited for: until it
+        is read, lookups fail."""
+        with self._lock:
+            self._next_check = 0.0
+        self._check()
+        reading = self._reading
+        if reading is not None:
+            reading.join()
+
     def close(self) -> None:
         backend = self._backend
         if isinstance(backend, CacheStore):

@@ -3,7 +3,9 @@ it ran.
 
 Who: every person a decision of this crawl found withdrawn (``subject.revoked``), and every person whose data it
 let through (an allow naming them) that the store says, when the spider closes, has withdrawn since. The second
-look is made in ``spider_closed``, while the store is still open (remote stores close at ``engine_stopped``). And
+look is made in ``spider_closed``, while the store is still open (remote stores close at ``engine_stopped``), a
+store that looks at its file or database every so often (``refresh_now``: the file and SQLite stores) made to
+look then: a withdrawal written since its last look would not be seen. And
 the people whose own say denies them (:mod:`consentcrawl.purge.denied`): a refusal found on a page (their posts
 were collected before their profile said ``#nobot``, or they added it while the crawl ran), by this worker or
 another worker of a distributed crawl, or an actor that could not be read.
@@ -44,6 +46,7 @@ from scrapy.exceptions import NotConfigured
 
 from .._scrapy_internals import item_pipelines
 from ..decision import Decision
+from ..reasons import ERROR_STORE_UNAVAILABLE
 from ..refusals.book import REASON as REFUSED_ON_PAGE
 from ..runtime import get_runtime
 from ..settings import read
@@ -166,6 +169,15 @@ class PurgeOnClose:
         self.spider_name = getattr(spider, "name", None) or getattr(self.crawler.spider, "name", None)
         runtime = self.runtime
         assert runtime is not None
+        store = runtime.decider.store
+        fresh = getattr(store.store, "refresh_now", None) if store is not None else None
+        if callable(fresh):  # the store as it is now, not as it was at its last look (a file store's is 0.25 s old)
+            try:
+                fresh()
+            except Exception as exc:  # noqa: BLE001 - its answers may be a look old: said so, counted
+                logger.error("consentcrawl: purge on close: could not look at the authorization store again "
+                             "(%s); a withdrawal written since its last look is not purged", type(exc).__name__)
+                self.crawler.stats.inc_value("consentcrawl/purge/failed")  # type: ignore[union-attr]
         now = runtime.config.now()
         for platform, subject in [k for k in self.collected if k not in self.withdrawn]:
             try:
@@ -178,6 +190,11 @@ class PurgeOnClose:
                 continue
             if decision.reason == "subject.revoked":
                 self.withdrawn[(platform, subject)] = None
+            elif decision.reason == ERROR_STORE_UNAVAILABLE:  # cannot tell, as above
+                logger.error("consentcrawl: purge on close: the authorization store could not say whether a person "
+                             "withdrew; their data is not purged")
+                logger.debug("consentcrawl: purge on close: not answered about %s:%s", platform, subject)
+                self.crawler.stats.inc_value("consentcrawl/purge/failed")  # type: ignore[union-attr]
 
     def denied(self) -> dict[tuple[str, str], Cause]:
         """The people whose own say denies them (:func:`~consentcrawl.purge.denied.denied_people`): the refusal

@@ -108,26 +108,30 @@ def text_of(element: Any) -> str:
     return "".join(parts)
 
 
-def text_properties(props: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
-    """A card's text properties (``p-*``, ``e-*``) as (their classes, element), read as :func:`text_of` reads
-    them: each element once, whatever the number of its property classes (``p-note p-summary``), and none whose
-    text another one's holds (a ``p-category`` inside the ``p-note``), so one refusal is one finding. One inside a
-    script, a template... of the outer one (whose text :func:`text_of` leaves out) is read on its own."""
+def text_properties(props: list[tuple[str, Any]]) -> list[tuple[str, Any, list[Any]]]:
+    """A card's text properties (``p-*``, ``e-*``) as (their classes, element, the properties whose text holds its
+    text), outer ones first, read as :func:`text_of` reads them: each element once, whatever the number of its
+    property classes (``p-note p-summary``). One inside another (a ``p-category`` inside the ``p-note``) is read on
+    its own too: joined to the outer text's words (``driver#nobot``) a tag is no tag there, but a spider reading
+    ``.p-category`` reads it; what the outer one already says is not said again (one refusal, one finding). One
+    inside a script, a template... of the outer one (whose text :func:`text_of` leaves out) is not held by it."""
     classes: dict[Any, list[str]] = {}
     for cls, e in props:
         if cls.startswith(("p-", "e-")):
             classes.setdefault(e, []).append(cls)
-    return [(" ".join(names), e) for e, names in classes.items() if not _held(e, classes)]
+    found = [(" ".join(names), e, _held_by(e, classes)) for e, names in classes.items()]
+    return sorted(found, key=lambda prop: len(prop[2]))  # an outer one before those it holds
 
 
-def _held(element: Any, read: dict[Any, list[str]]) -> bool:
-    """Whether ``element``'s text is in the text of one of its ancestors among ``read``."""
+def _held_by(element: Any, read: dict[Any, list[str]]) -> list[Any]:
+    """The elements among ``read`` whose text holds ``element``'s (its ancestors, up to a left-out one)."""
+    held: list[Any] = []
     for outer in element.iterancestors():
         if isinstance(outer.tag, str) and outer.tag.lower() in _SKIP:
-            return False
+            break
         if outer in read:
-            return True
-    return False
+            held.append(outer)
+    return held
 
 
 def _classes(e: Any) -> list[str]:

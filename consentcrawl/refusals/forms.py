@@ -150,8 +150,12 @@ def html_profile(body: bytes | str, url: str, token: str, encoding: str,
     chosen = page_cards(doc, url, case_sensitive)
     for card in chosen.cards:
         which = card.kind if chosen.certain else f"{card.kind} (one of {chosen.of}, none naming the page)"
-        for classes, e in text_properties(card.props):
-            found += _found_in(f"{which} {classes}", text_of(e), token)
+        said: dict[Any, set[str]] = {}  # each property's refusals, by element
+        for classes, e, outers in text_properties(card.props):
+            here = _found_in(f"{which} {classes}", text_of(e), token)
+            said[e] = {f.form for f in here}
+            known = set().union(*(said.get(outer, set()) for outer in outers))
+            found += [f for f in here if f.form not in known]
     # an og:type profile page's og:title and og:description are its person's too, card or not: the server fills
     # them with the display name and the bio (a post's page says og:type article: its description is the post)
     # the document's, as a spider's ``.xpath("//meta")``: libxml2 puts markup after ``</html>`` in a second root
