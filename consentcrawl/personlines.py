@@ -153,6 +153,15 @@ class PersonLines(CheckedLines):
                 handler.addFilter(self.on_handlers)
                 self.handlers.append(handler)
 
+    @classmethod
+    def release(cls, crawler: Crawler) -> None:
+        """Take the crawl's filter off, for a crawl whose start failed: no ``spider_closed`` comes for it, and the
+        filter (on the root logger's handlers, in the process's log record factory) would stay, with its crawler,
+        for the rest of the process (``Addon._released_on_failed_start``)."""
+        lines = getattr(crawler, _ATTR, None)
+        if isinstance(lines, cls):
+            lines.close()
+
     def close(self, spider: Any = None) -> None:
         _unwatch(self)
         for name in self.loggers:
