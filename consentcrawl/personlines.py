@@ -47,6 +47,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import threading
 import traceback
 from typing import TYPE_CHECKING, Any
 
@@ -253,11 +254,16 @@ _LIVE: list[PersonLines] = []
 _before: list[Any] = []
 
 
+#: set while this thread makes a record in :func:`_made` (a factory it calls may have wrapped it, and calls it again)
+_making = threading.local()
+
+
 def _watch(lines: PersonLines) -> None:
     if lines not in _LIVE:
         _LIVE.append(lines)
-    if not _before:
-        _before.append(logging.getLogRecordFactory())
+    found = logging.getLogRecordFactory()
+    if found is not _made:  # not in place (first crawl, or another library put its own or Python's back since)
+        _before[:] = [found]
         logging.setLogRecordFactory(_made)
 
 
@@ -269,7 +275,16 @@ def _unwatch(lines: PersonLines) -> None:
 
 
 def _made(*args: Any, **kwargs: Any) -> logging.LogRecord:
-    record: logging.LogRecord = (_before[0] if _before else logging.LogRecord)(*args, **kwargs)
+    before = next(iter(_before), logging.LogRecord)  # not emptied between a look and a read by another thread
+    record: logging.LogRecord
+    if before is logging.LogRecord or getattr(_making, "on", False):  # Python's own; or called again by a factory
+        record = logging.LogRecord(*args, **kwargs)  # that wrapped this one (``_watch`` put this one over it)
+    else:
+        _making.on = True
+        try:
+            record = before(*args, **kwargs)
+        finally:
+            _making.on = False
     if record.name and isinstance(record.levelno, int) and record.levelno >= logging.INFO:  # not makeLogRecord's
         try:
             reached = _reached(record.name)

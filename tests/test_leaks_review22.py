@@ -2,6 +2,8 @@
 
 - the purge on close waited on the event loop for a big file store's read (minutes for a file of millions of
   records): the process stood still meanwhile;
+- a crawl after another library put Python's record factory back (consentcrawl's was wrapped by it as an earlier
+  crawl ended) did not put its own in place again: a handler added late wrote a denied person's URL;
 - a crawl whose start fails (a project's component raises as the engine is built): no ``spider_closed`` comes, and
   the log record factory the crawl put in place stayed, with the dead crawl's filter and its crawler, for the rest
   of the process (and its filter on the root logger's handlers, holding the crawler).
@@ -28,6 +30,8 @@ from consentcrawl.personlines import PersonLines
 from consentcrawl_demo.server import LocalServer
 from spiders.microblog import MicroblogSpider
 from tests.conftest import AUTHORIZATIONS, consent_settings, run_crawl
+from tests.lenient import LenientPeople, crawl, make_spider, people_settings
+from tests.test_leaks_review21 import DENIED, ECHOED, Late
 
 
 class Broken:
@@ -140,3 +144,37 @@ async def test_purge_on_close_reads_a_big_file_store_again_without_stopping_the_
     exported = [json.loads(line)["subject"] for line in feed.read_text().splitlines() if line.strip()]
     assert exported and first not in exported, (first, exported, result.stats)
     assert max(BigStoreCloses.late) < 0.5, f"the event loop stood still {max(BigStoreCloses.late):.2f} s"
+
+
+# -- the log record factory after another library's ----------------------------------------------------------------
+
+
+@deferred_f_from_coro_f
+async def test_a_crawl_after_another_library_put_the_default_record_factory_back_still_covers_late_handlers(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """An earlier crawl in the process ended while a library's record factory wrapped consentcrawl's (a log context
+    library, on for a block); the library then put Python's default factory back. The next crawl found consentcrawl's
+    factory marked as installed and did not put it in place again: a handler added while it ran (a library's echo
+    turned on late) wrote a denied person's URL."""
+    original = logging.getLogRecordFactory()
+    earlier = PersonLines.install(get_crawler(MicroblogSpider, consent_settings(tmp_path / "earlier")))
+    ours = logging.getLogRecordFactory()
+    logging.setLogRecordFactory(lambda *args, **kwargs: ours(*args, **kwargs))  # the library's, on a while
+    earlier.close()
+    logging.setLogRecordFactory(logging.LogRecord)  # the library's teardown: Python's default back
+    try:
+        ECHOED.clear()
+        app = LenientPeople()
+        try:
+            with LocalServer(app) as server:
+                await crawl(make_spider("ADDONS", Late), people_settings(tmp_path), proxy=server.proxy,
+                            monkeypatch=monkeypatch)
+        finally:
+            for name in ("alonedb.engine", "echodb.engine", "stubborndb.engine"):
+                logging.getLogger(name).handlers.clear()
+                logging.getLogger(name).propagate = True
+                logging.getLogger(name).setLevel(logging.NOTSET)
+    finally:
+        logging.setLogRecordFactory(original)
+    assert app.people_served() == ["101"], app.describe()
+    assert ECHOED and not [line for line in ECHOED if DENIED.search(line)], ECHOED
