@@ -108,6 +108,7 @@ class PersonLines(CheckedLines):
         self.loggers: list[str] = []
         self.handlers: list[logging.Handler] = []
         self.on_handlers = _OnHandlers(self)
+        self.closed = False
         self._mark = f"_consentcrawl_person_checked_{id(self)}"
 
     @classmethod
@@ -148,11 +149,14 @@ class PersonLines(CheckedLines):
         self.on(_handlers())
 
     def on(self, handlers: Iterable[logging.Handler]) -> None:
-        """On ``handlers``, those it is not on yet."""
+        """On ``handlers``, those it is not on yet; none once closed. A line made in another thread puts it on
+        while the crawl closes: what it put on after :meth:`close` looked is taken off again here."""
         for handler in handlers:
-            if handler not in self.handlers:
+            if handler not in self.handlers and not self.closed:
                 handler.addFilter(self.on_handlers)
                 self.handlers.append(handler)
+                if self.closed:
+                    handler.removeFilter(self.on_handlers)
 
     @classmethod
     def release(cls, crawler: Crawler) -> None:
@@ -164,6 +168,7 @@ class PersonLines(CheckedLines):
             lines.close()
 
     def close(self, spider: Any = None) -> None:
+        self.closed = True  # before the handlers are looked at (see on)
         _unwatch(self)
         for name in self.loggers:
             logging.getLogger(name).removeFilter(self)

@@ -4,6 +4,8 @@
   records): the process stood still meanwhile;
 - a crawl after another library put Python's record factory back (consentcrawl's was wrapped by it as an earlier
   crawl ended) did not put its own in place again: a handler added late wrote a denied person's URL;
+- a line made in a thread as the crawl closed put the crawl's filter on its handler after the close took it off:
+  it stayed there;
 - a crawl whose start fails (a project's component raises as the engine is built): no ``spider_closed`` comes, and
   the log record factory the crawl put in place stayed, with the dead crawl's filter and its crawler, for the rest
   of the process (and its filter on the root logger's handlers, holding the crawler).
@@ -14,11 +16,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import scrapy
 import yaml
 from scrapy import signals
 from scrapy.utils.asyncio import call_later
@@ -31,7 +35,7 @@ from consentcrawl_demo.server import LocalServer
 from spiders.microblog import MicroblogSpider
 from tests.conftest import AUTHORIZATIONS, consent_settings, run_crawl
 from tests.lenient import LenientPeople, crawl, make_spider, people_settings
-from tests.test_leaks_review21 import DENIED, ECHOED, Late
+from tests.test_leaks_review21 import BASE, DENIED, ECHOED, Late
 
 
 class Broken:
@@ -178,3 +182,76 @@ async def test_a_crawl_after_another_library_put_the_default_record_factory_back
         logging.setLogRecordFactory(original)
     assert app.people_served() == ["101"], app.describe()
     assert ECHOED and not [line for line in ECHOED if DENIED.search(line)], ECHOED
+
+
+# -- a thread's line as the crawl closes ---------------------------------------------------------------------------
+
+#: set once the crawl's spider_closed handlers ran (the filter taken off)
+CLOSED = threading.Event()
+
+
+class Gate(logging.Handler):
+    """A library's handler made in a thread of its own, whose ``addFilter`` is slow (a lock of its own): the filter
+    goes on it only after the crawl's close ran."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        pass
+
+    def addFilter(self, filter: Any) -> None:
+        CLOSED.wait(3)
+        super().addFilter(filter)
+
+
+class ThreadLogs:
+    """Asks for 101; its callback starts a thread that logs through a logger with a :class:`Gate` handler."""
+
+    seen: list[str]
+    thread: threading.Thread | None = None
+
+    async def start(self) -> Any:
+        yield scrapy.Request(f"{BASE}/u/101", callback=self.profile)
+
+    def profile(self, response: Any) -> None:
+        self.seen.append(response.url)
+        logger = logging.getLogger("gatedb.engine")
+        logger.addHandler(Gate())
+        logger.setLevel(logging.INFO)
+        type(self).thread = threading.Thread(target=logger.info, args=("a pool opened",))
+        type(self).thread.start()
+
+
+class AfterClose:
+    """Sets :data:`CLOSED` as the spider closes (after the crawl's filter came off), and waits for the thread."""
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> AfterClose:
+        ext = cls()
+        crawler.signals.connect(ext.closed, signal=signals.spider_closed)
+        return ext
+
+    def closed(self, spider: Any = None, reason: str = "") -> None:
+        CLOSED.set()
+        if ThreadLogs.thread is not None:
+            ThreadLogs.thread.join(3)
+
+
+@deferred_f_from_coro_f
+async def test_a_line_made_in_a_thread_as_the_crawl_closes_leaves_no_filter_behind(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread's line put the crawl's filter on its handler while the crawl closed: the close had taken the filter
+    off the handlers it knew, and the filter stayed on this one for the rest of the process (every later line
+    through it judged by a crawl that had ended)."""
+    CLOSED.clear()
+    monkeypatch.setattr(ThreadLogs, "thread", None)
+    app = LenientPeople()
+    gated = logging.getLogger("gatedb.engine")
+    try:
+        with LocalServer(app) as server:
+            await crawl(make_spider("ADDONS", ThreadLogs), people_settings(
+                tmp_path, EXTENSIONS={f"{__name__}.AfterClose": 900}), proxy=server.proxy, monkeypatch=monkeypatch)
+        assert app.people_served() == ["101"], app.describe()
+        filters = [f for handler in gated.handlers for f in handler.filters]
+    finally:
+        gated.handlers.clear()
+        gated.setLevel(logging.NOTSET)
+    assert filters == [], filters
