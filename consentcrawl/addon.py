@@ -309,6 +309,7 @@ class Addon:
         def release() -> None:
             self._release_jobdir()
             release_failed_start(crawler)
+            PersonLines.release(crawler)
 
         def if_failed() -> None:
             if start_failed(crawler):

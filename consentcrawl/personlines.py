@@ -47,6 +47,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import threading
 import traceback
 from typing import TYPE_CHECKING, Any
 
@@ -107,6 +108,7 @@ class PersonLines(CheckedLines):
         self.loggers: list[str] = []
         self.handlers: list[logging.Handler] = []
         self.on_handlers = _OnHandlers(self)
+        self.closed = False
         self._mark = f"_consentcrawl_person_checked_{id(self)}"
 
     @classmethod
@@ -147,13 +149,26 @@ class PersonLines(CheckedLines):
         self.on(_handlers())
 
     def on(self, handlers: Iterable[logging.Handler]) -> None:
-        """On ``handlers``, those it is not on yet."""
+        """On ``handlers``, those it is not on yet; none once closed. A line made in another thread puts it on
+        while the crawl closes: what it put on after :meth:`close` looked is taken off again here."""
         for handler in handlers:
-            if handler not in self.handlers:
+            if handler not in self.handlers and not self.closed:
                 handler.addFilter(self.on_handlers)
                 self.handlers.append(handler)
+                if self.closed:
+                    handler.removeFilter(self.on_handlers)
+
+    @classmethod
+    def release(cls, crawler: Crawler) -> None:
+        """Take the crawl's filter off, for a crawl whose start failed: no ``spider_closed`` comes for it, and the
+        filter (on the root logger's handlers, in the process's log record factory) would stay, with its crawler,
+        for the rest of the process (``Addon._released_on_failed_start``)."""
+        lines = getattr(crawler, _ATTR, None)
+        if isinstance(lines, cls):
+            lines.close()
 
     def close(self, spider: Any = None) -> None:
+        self.closed = True  # before the handlers are looked at (see on)
         _unwatch(self)
         for name in self.loggers:
             logging.getLogger(name).removeFilter(self)
@@ -244,11 +259,16 @@ _LIVE: list[PersonLines] = []
 _before: list[Any] = []
 
 
+#: set while this thread makes a record in :func:`_made` (a factory it calls may have wrapped it, and calls it again)
+_making = threading.local()
+
+
 def _watch(lines: PersonLines) -> None:
     if lines not in _LIVE:
         _LIVE.append(lines)
-    if not _before:
-        _before.append(logging.getLogRecordFactory())
+    found = logging.getLogRecordFactory()
+    if found is not _made:  # not in place (first crawl, or another library put its own or Python's back since)
+        _before[:] = [found]
         logging.setLogRecordFactory(_made)
 
 
@@ -260,7 +280,16 @@ def _unwatch(lines: PersonLines) -> None:
 
 
 def _made(*args: Any, **kwargs: Any) -> logging.LogRecord:
-    record: logging.LogRecord = (_before[0] if _before else logging.LogRecord)(*args, **kwargs)
+    before = next(iter(_before), logging.LogRecord)  # not emptied between a look and a read by another thread
+    record: logging.LogRecord
+    if before is logging.LogRecord or getattr(_making, "on", False):  # Python's own; or called again by a factory
+        record = logging.LogRecord(*args, **kwargs)  # that wrapped this one (``_watch`` put this one over it)
+    else:
+        _making.on = True
+        try:
+            record = before(*args, **kwargs)
+        finally:
+            _making.on = False
     if record.name and isinstance(record.levelno, int) and record.levelno >= logging.INFO:  # not makeLogRecord's
         try:
             reached = _reached(record.name)

@@ -194,11 +194,15 @@ class FileStore:
     def refresh_now(self) -> None:
         """Look at the file now, not when ``interval`` has passed since the last look (as ``SQLiteStore``'s): the
         purge on close asks who withdrew as the spider closes, and a withdrawal written in the last ``interval``
-        would otherwise not be seen. A changed file read in a thread of its own (a big one) is waited for: until it
-        is read, lookups fail."""
+        would otherwise not be seen. A changed file read in a thread of its own (a big one) is not waited for here
+        (until it is read, lookups fail): :meth:`wait_read` waits for it, in a thread of the caller's."""
         with self._lock:
             self._next_check = 0.0
         self._check()
+
+    def wait_read(self) -> None:
+        """Return once the file's read in a thread of its own, if one runs, is done. It blocks: call it in a thread
+        (the purge on close does), not on the event loop, which would stand still for the whole read."""
         reading = self._reading
         if reading is not None:
             reading.join()

@@ -43,6 +43,8 @@ from urllib.parse import unquote, urlparse
 from itemadapter import ItemAdapter
 from scrapy import signals
 from scrapy.exceptions import NotConfigured
+from scrapy.utils.defer import maybe_deferred_to_future
+from twisted.internet.threads import deferToThread
 
 from .._scrapy_internals import item_pipelines
 from ..decision import Decision
@@ -170,10 +172,14 @@ class PurgeOnClose:
         runtime = self.runtime
         assert runtime is not None
         store = runtime.decider.store
-        fresh = getattr(store.store, "refresh_now", None) if store is not None else None
+        target = store.store if store is not None else None
+        fresh = getattr(target, "refresh_now", None)
         if callable(fresh):  # the store as it is now, not as it was at its last look (a file store's is 0.25 s old)
             try:
                 fresh()
+                reading = getattr(target, "wait_read", None)
+                if callable(reading):  # a big file read again in its thread: waited for off the event loop
+                    await maybe_deferred_to_future(deferToThread(reading))
             except Exception as exc:  # noqa: BLE001 - its answers may be a look old: said so, counted
                 logger.error("consentcrawl: purge on close: could not look at the authorization store again "
                              "(%s); a withdrawal written since its last look is not purged", type(exc).__name__)
