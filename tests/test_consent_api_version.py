@@ -46,6 +46,30 @@ class NewPeopleLogic(ListLogic):
             await asyncio.sleep(0.15)
 
 
+async def crawl_while_withdrawing(app: Any, settings: dict[str, Any], logic: Any, withdraw: Any, stop: Any,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Crawl ``app`` with ``withdraw`` running in a thread beside it until the crawl ends (``stop`` is set)."""
+    watcher = threading.Thread(target=withdraw, daemon=True)
+    with LocalServer(app) as server:
+        watcher.start()
+        try:
+            await run_crawl(make_spider("ConsentSpider", logic), settings, proxy=server.proxy,
+                            monkeypatch=monkeypatch, follow_links=False)
+        finally:
+            stop.set()
+            watcher.join()
+
+
+def assert_withdrawal_honoured(app: Any, written: list[float]) -> None:
+    """The server's log: 101 served before the withdrawal was written (the control), never 2 s after it."""
+    assert written, "the withdrawal was not made during the crawl"
+    timeline = _timeline(app, written[0], "the withdrawal")
+    served = app.times_served("101")
+    assert any(t < written[0] for t in served), f"control: 101 not served before\n{timeline}"
+    late = [round(t - written[0], 2) for t in served if t > written[0] + 2.0]
+    assert not late, f"101 fetched after withdrawing (s after): {late}\n{timeline}"
+
+
 @deferred_f_from_coro_f
 async def test_a_lookup_at_a_new_version_is_a_change_of_the_store(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,21 +96,8 @@ async def test_a_lookup_at_a_new_version_is_a_change_of_the_store(tmp_path: Path
 
     with StuckFeed(load_authorizations(records, platforms), platforms, token=TOKEN) as api:
         settings = api_settings(tmp_path, api.url, monkeypatch)
-        watcher = threading.Thread(target=withdraw_once_101_is_fetched, daemon=True)
-        with LocalServer(app) as server:
-            watcher.start()
-            try:
-                await run_crawl(make_spider("ConsentSpider", NewPeopleLogic), settings, proxy=server.proxy,
-                                monkeypatch=monkeypatch, follow_links=False)
-            finally:
-                stop.set()
-                watcher.join()
-    assert written, "the withdrawal was not made during the crawl"
-    timeline = _timeline(app, written[0], "the withdrawal")
-    served = app.times_served("101")
-    assert any(t < written[0] for t in served), f"control: 101 not served before\n{timeline}"
-    late = [round(t - written[0], 2) for t in served if t > written[0] + 2.0]
-    assert not late, f"101 fetched after withdrawing (s after): {late}\n{timeline}"
+        await crawl_while_withdrawing(app, settings, NewPeopleLogic, withdraw_once_101_is_fetched, stop, monkeypatch)
+    assert_withdrawal_honoured(app, written)
 
 
 class LaggingReplica(AuthorizationServer):
@@ -153,18 +164,5 @@ async def test_an_answer_of_a_lagging_replica_is_not_remembered(tmp_path: Path,
                 written.append(time.time())
 
         settings = api_settings(tmp_path, api.url, monkeypatch)
-        watcher = threading.Thread(target=withdraw_once_101_is_fetched, daemon=True)
-        with LocalServer(app) as server:
-            watcher.start()
-            try:
-                await run_crawl(make_spider("ConsentSpider", SamePersonLogic), settings, proxy=server.proxy,
-                                monkeypatch=monkeypatch, follow_links=False)
-            finally:
-                stop.set()
-                watcher.join()
-    assert written, "the withdrawal was not made during the crawl"
-    timeline = _timeline(app, written[0], "the withdrawal")
-    served = app.times_served("101")
-    assert any(t < written[0] for t in served), f"control: 101 not served before\n{timeline}"
-    late = [round(t - written[0], 2) for t in served if t > written[0] + 2.0]
-    assert not late, f"101 fetched after withdrawing (s after): {late}\n{timeline}"
+        await crawl_while_withdrawing(app, settings, SamePersonLogic, withdraw_once_101_is_fetched, stop, monkeypatch)
+    assert_withdrawal_honoured(app, written)

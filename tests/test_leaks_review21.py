@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 import scrapy
 import scrapy.utils.log
-from scrapy import signals
 from scrapy.settings import Settings
 from scrapy.utils.defer import deferred_f_from_coro_f, deferred_to_future
 from scrapy.utils.log import get_scrapy_root_handler, install_scrapy_root_handler
@@ -34,9 +33,9 @@ from consentcrawl import personlines
 from consentcrawl.linecheck import UNCHECKED
 from consentcrawl.personlines import PersonLines
 from consentcrawl_demo.server import LocalServer
-from spiders.microblog import MicroblogSpider
 from tests.conftest import consent_settings, run_crawl
 from tests.lenient import HOST, LenientPeople, crawl, make_spider, people_settings
+from tests.test_purge import WithdrawingSpider
 
 BASE = f"http://{HOST}"
 #: what a handler added as the errback runs wrote
@@ -268,18 +267,11 @@ async def test_a_body_value_after_a_byte_order_mark_is_read_as_parseint_reads_it
 # -- purge on close: the store as it is when the spider closes ----------------------------------------------------
 
 
-class BreakingStore(MicroblogSpider):
+class BreakingStore(WithdrawingSpider):
     """The authorization file is replaced by one that does not read right after the first item is exported."""
 
     name = "breakingstore"
-    authorizations: Path = Path()
     broken: list[str] = []
-
-    @classmethod
-    def from_crawler(cls, crawler: Any, *args: Any, **kwargs: Any) -> Any:
-        spider = super().from_crawler(crawler, *args, **kwargs)
-        crawler.signals.connect(spider.item_scraped, signal=signals.item_scraped)
-        return spider
 
     def item_scraped(self, item: Any) -> None:
         if not self.broken:
