@@ -722,3 +722,25 @@ async def test_a_fetch_holds_its_origin_in_the_shared_schedule_until_it_ends_or_
     finally:
         await a.close()
         await b.close()
+
+
+@deferred_f_from_coro_f
+async def test_a_fetch_without_a_finite_download_timeout_holds_its_origin_for_the_default(
+        redis_server: RedisServer) -> None:
+    """``meta["download_timeout"]`` of ``inf`` (no timeout) or ``nan``: the send raised OverflowError or ValueError
+    turning the hold into Redis's milliseconds (the request failed with a raw exception, no recorded reason). The
+    hold is the default one, and the fetch's end frees the origin as any other."""
+    from consentcrawl.distributed.spacing import DEFAULT_HOLD, SharedSpacing, fetch_hold
+
+    shared = SharedState(redis_server.url, prefix="inf")
+    try:
+        spacing = SharedSpacing(shared)
+        for n, timeout in enumerate((float("inf"), float("nan"))):
+            request = scrapy.Request("http://people.example/u/101", meta={"download_timeout": timeout})
+            assert fetch_hold(request) == DEFAULT_HOLD
+            origin = f"http://o{n}.example"
+            assert await spacing.send(origin, 0.1, f"w:{n}", fetch_hold(request)) == 0
+            assert await spacing.send(origin, 0.1, f"x:{n}", DEFAULT_HOLD) < 0  # held by the fetch
+            await spacing.ended(origin, 0.1, f"w:{n}")
+    finally:
+        await shared.close()

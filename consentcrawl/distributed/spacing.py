@@ -23,6 +23,7 @@ request reaching the server, which differs from worker to worker.
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 from .shared import SharedState, worker_id
@@ -134,6 +135,8 @@ def fetch_hold(request: Any) -> float:
     """How long a fetch may hold its origin: its download timeout (Scrapy's ``DownloadTimeoutMiddleware`` puts it in
     the request's meta), after which a worker killed mid-fetch no longer holds the origin."""
     try:
-        return max(float(request.meta.get("download_timeout") or DEFAULT_HOLD), 0.0)
+        hold = float(request.meta.get("download_timeout") or DEFAULT_HOLD)
     except (TypeError, ValueError):
         return DEFAULT_HOLD
+    # no timeout (inf) or not a number: the default, so a killed worker's hold still lapses and Redis gets an integer
+    return max(hold, 0.0) if math.isfinite(hold) else DEFAULT_HOLD
