@@ -28,7 +28,7 @@ the lines Scrapy writes about a request, knowing the request. Other lines name a
   the crawler exists (:meth:`PersonLines.install`): a ``ConsentSpider``'s ``__init__`` writes before the crawl's
   settings are applied, when no one is decided and the platforms are not read: each URL and path is then
   ``undecided``. A handler added while the crawl runs, and :data:`logging.lastResort`, get the filter as the first
-  line at INFO or above that would reach them is made (:func:`_made`).
+  line at INFO or above that would reach them is made (:mod:`consentcrawl.loghandlers`).
 
 In the message and in the exception's text, each URL of a checked scheme is taken out when
 :func:`~consentcrawl.deniedpeople.url_reason` says it is not an allowed person's (``undecided`` when unsure), and
@@ -47,7 +47,6 @@ from __future__ import annotations
 import functools
 import logging
 import re
-import threading
 import traceback
 from typing import TYPE_CHECKING, Any
 
@@ -55,7 +54,8 @@ from scrapy import signals
 
 from .deniedpeople import ID_STAND_IN, UNDECIDED, item_line_reason, item_reason, url_reason
 from .heldlocks import crawl_alive
-from .linecheck import CheckedLines, to_debug, unchecked
+from .linecheck import CheckedLines, to_debug
+from .loghandlers import OnHandlers, all_handlers, unwatch, watch
 from .requestlines import RequestLines
 from .runtime import get_runtime, is_checked_url
 from .scrapylines import LINE_URL, PERSON_LINE_LOGGERS, is_retry_line
@@ -86,9 +86,6 @@ _RELATIVE = re.compile(r"^(?:\.\.?/|/)+")
 _FRAME = re.compile(r'^\s*File ".*", line \d+', re.MULTILINE)
 #: the top-level names of loggers that are not the project's (Scrapy's own are chosen one by one)
 _NOT_THE_PROJECTS = frozenset({"scrapy", "twisted", "consentcrawl", "asyncio", "py"})
-#: the loggers whose lines the filter on the root logger's handlers leaves: Scrapy's (those that name people have
-#: the filter on the logger) and consentcrawl's own
-_NOT_ON_HANDLERS = ("scrapy", "consentcrawl")
 #: the crawler's filter (one per crawl)
 _ATTR = "_consentcrawl_person_lines"
 #: the root logger, by the name its records carry: a spider's ``logging.warning(...)`` (as Scrapy's docs show) is
@@ -107,7 +104,7 @@ class PersonLines(CheckedLines):
         self.requests = RequestLines(crawler)  # a retry line on the project's logger, read as on Scrapy's
         self.loggers: list[str] = []
         self.handlers: list[logging.Handler] = []
-        self.on_handlers = _OnHandlers(self)
+        self.on_handlers = OnHandlers(self)
         self.closed = False
         self._mark = f"_consentcrawl_person_checked_{id(self)}"
 
@@ -123,7 +120,7 @@ class PersonLines(CheckedLines):
         lines = cls(crawler)
         setattr(crawler, _ATTR, lines)
         lines.on_root_handlers()
-        _watch(lines)
+        watch(lines)
         crawler.signals.connect(lines.close, signal=signals.spider_closed)
         return lines
 
@@ -146,7 +143,7 @@ class PersonLines(CheckedLines):
             if name not in self.loggers:
                 self.loggers.append(name)
                 logging.getLogger(name).addFilter(self)
-        self.on(_handlers())
+        self.on(all_handlers())
 
     def on(self, handlers: Iterable[logging.Handler]) -> None:
         """On ``handlers``, those it is not on yet; none once closed. A line made in another thread puts it on
@@ -169,7 +166,7 @@ class PersonLines(CheckedLines):
 
     def close(self, spider: Any = None) -> None:
         self.closed = True  # before the handlers are looked at (see on)
-        _unwatch(self)
+        unwatch(self)
         for name in self.loggers:
             logging.getLogger(name).removeFilter(self)
         for handler in list(self.handlers):
@@ -216,99 +213,6 @@ class PersonLines(CheckedLines):
     def _rewrite(self, record: logging.LogRecord, message: str, error: str | None) -> None:
         to_debug(record)
         record.msg, record.args, record.exc_info, record.exc_text = message, None, None, error
-
-
-class _OnHandlers(logging.Filter):
-    """The crawl's :class:`PersonLines` on a handler: every line that reaches it but Scrapy's and consentcrawl's
-    (a filter on a handler sees the lines of every logger, those made after the spider opened and other libraries'
-    included: a database library's echo of a pipeline's query). Lines below INFO cost a comparison."""
-
-    def __init__(self, lines: PersonLines) -> None:
-        super().__init__()
-        self.lines = lines
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.INFO or record.name.partition(".")[0] in _NOT_ON_HANDLERS:
-            return True
-        return self.lines.filter(record)
-
-
-def _handlers() -> list[logging.Handler]:
-    """The root logger's handlers and those of every other logger that exists (SQLAlchemy's ``echo`` puts a handler
-    of its own on its logger, which writes the line before the root's handlers see it), and :data:`logging.lastResort`
-    (what writes a line at WARNING or above whose logger has no handler and does not propagate)."""
-    loggers = [found for found in list(logging.Logger.manager.loggerDict.values()) if isinstance(found, logging.Logger)]
-    found = [handler for logger in (logging.getLogger(), *loggers) for handler in logger.handlers]
-    return list(dict.fromkeys([*found, *_last_resort()]))
-
-
-def _last_resort() -> list[logging.Handler]:
-    return [logging.lastResort] if logging.lastResort is not None else []
-
-
-# -- handlers added while the crawl runs -----------------------------------------------------------------------------
-#
-# A handler added after the spider opened (a pipeline that makes its database engine, ``echo=True``, on its first
-# item; another crawl's crawler, which replaces Scrapy's root handler with its own) would write a line before any
-# filter saw it. So every line at INFO or above, as it is made (the log record factory, which every logger's line
-# goes through before its handlers), puts the live crawls' filters on the handlers that line is about to reach.
-
-#: the crawls whose filter is on (in the order they started)
-_LIVE: list[PersonLines] = []
-#: the record factory in place before ours
-_before: list[Any] = []
-
-
-#: set while this thread makes a record in :func:`_made` (a factory it calls may have wrapped it, and calls it again)
-_making = threading.local()
-
-
-def _watch(lines: PersonLines) -> None:
-    if lines not in _LIVE:
-        _LIVE.append(lines)
-    found = logging.getLogRecordFactory()
-    if found is not _made:  # not in place (first crawl, or another library put its own or Python's back since)
-        _before[:] = [found]
-        logging.setLogRecordFactory(_made)
-
-
-def _unwatch(lines: PersonLines) -> None:
-    if lines in _LIVE:
-        _LIVE.remove(lines)
-    if not _LIVE and _before and logging.getLogRecordFactory() is _made:  # not when another wraps ours
-        logging.setLogRecordFactory(_before.pop())
-
-
-def _made(*args: Any, **kwargs: Any) -> logging.LogRecord:
-    before = next(iter(_before), logging.LogRecord)  # not emptied between a look and a read by another thread
-    record: logging.LogRecord
-    if before is logging.LogRecord or getattr(_making, "on", False):  # Python's own; or called again by a factory
-        record = logging.LogRecord(*args, **kwargs)  # that wrapped this one (``_watch`` put this one over it)
-    else:
-        _making.on = True
-        try:
-            record = before(*args, **kwargs)
-        finally:
-            _making.on = False
-    if record.name and isinstance(record.levelno, int) and record.levelno >= logging.INFO:  # not makeLogRecord's
-        try:
-            reached = _reached(record.name)
-            for lines in list(_LIVE):
-                if lines.alive():  # not before its crawl starts (``get_crawler`` applies the settings first)
-                    lines.on(reached)
-        except Exception:  # noqa: BLE001 - a line whose handlers could not be covered is not written at its level
-            unchecked(record)
-    return record
-
-
-def _reached(name: str) -> list[logging.Handler]:
-    """The handlers a line of the logger ``name`` reaches (as ``Logger.callHandlers`` walks them)."""
-    logger: Any = logging.root if name == ROOT_LOGGER else logging.Logger.manager.loggerDict.get(name)
-    found: list[logging.Handler] = []
-    while isinstance(logger, logging.Logger):
-        found += logger.handlers
-        logger = logger.parent if logger.propagate else None
-    return [*found, *_last_resort()]
 
 
 def _names_item(record: logging.LogRecord) -> bool:

@@ -29,7 +29,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f, deferred_to_future
 from scrapy.utils.log import get_scrapy_root_handler, install_scrapy_root_handler
 from scrapy.utils.test import get_crawler
 
-from consentcrawl import personlines
+from consentcrawl import loghandlers
 from consentcrawl.linecheck import UNCHECKED
 from consentcrawl.personlines import PersonLines
 from consentcrawl_demo.server import LocalServer
@@ -164,7 +164,7 @@ async def test_another_crawl_started_in_the_same_process_does_not_take_the_filte
             "(subject.no-authorization); at DEBUG>" in line], written
     # the crawl's filter is off every handler it was put on, and no longer put on new ones
     lines = PersonLines.install(result.crawler)  # the crawl's own, once per crawler
-    assert lines not in personlines._LIVE
+    assert lines not in loghandlers._LIVE
     assert not [h for h in lines.handlers if lines.on_handlers in h.filters], lines.handlers
 
 

@@ -29,7 +29,7 @@ from scrapy.utils.asyncio import call_later
 from scrapy.utils.defer import deferred_f_from_coro_f
 from scrapy.utils.test import get_crawler
 
-from consentcrawl import personlines
+from consentcrawl import loghandlers
 from consentcrawl.personlines import PersonLines
 from consentcrawl_demo.server import LocalServer
 from spiders.microblog import MicroblogSpider
@@ -56,7 +56,7 @@ async def test_a_crawl_whose_start_fails_leaves_no_record_factory_and_no_filter_
     with pytest.raises(RuntimeError, match="own setting is wrong"):
         await crawler.crawl_async()
     assert logging.getLogRecordFactory() is before
-    assert personlines._LIVE == []
+    assert loghandlers._LIVE == []
     lines = PersonLines.install(crawler)  # the failed crawl's own
     assert not [h for h in logging.root.handlers if lines.on_handlers in h.filters]
 

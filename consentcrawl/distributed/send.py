@@ -85,8 +85,8 @@ async def send_shared(runtime: ConsentRuntime, request: Request, origin_delay: t
 
 async def ended_shared(runtime: ConsentRuntime, request: Request, origin: str, delay: float) -> None:
     """Tell the cluster a fetch from ``origin`` ended now (:meth:`.spacing.SharedSpacing.ended`). The page is here
-    already: when Redis does not answer, the next request's turn counts from this fetch's send, as before the
-    fetch ended, and the miss is counted."""
+    already: when Redis does not answer, the miss is counted and the origin stays held until the fetch's hold
+    lapses (its download timeout and the delay), which only slows the origin."""
     distributed = runtime.distributed
     assert distributed is not None
     try:
