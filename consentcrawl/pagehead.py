@@ -27,6 +27,7 @@ import codecs
 import functools
 import hashlib
 import html
+import importlib
 import re
 import sys
 from collections.abc import Mapping
@@ -45,9 +46,8 @@ RAW_BYTES = 1200  #: bytes of a tag kept in :attr:`HeadTag.raw` (its readers kee
 if sys.version_info >= (3, 11):
     _possessive = re.compile
 else:  # possessive quantifiers (``*+``, which keep the scan linear) reached ``re`` in Python 3.11; ``regex`` reads
-    import regex  # them the same way, and is only installed for older Pythons
-
-    _possessive = regex.compile
+    # them the same way, and is only installed for older Pythons (imported by name: no stubs needed to check this)
+    _possessive = importlib.import_module("regex").compile
 
 
 def _html(pattern: bytes) -> bytes:
