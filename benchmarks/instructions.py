@@ -251,7 +251,10 @@ def crawl(args: argparse.Namespace) -> int:
         pyslots.install(os.path.join(source, "consentcrawl", ""))
     config = argparse.Namespace(config=args.config, concurrent_items=args.concurrent_items, workdir=args.workdir,
                                 mode=args.mode, floor=False, calibrate_us=0.0)
-    process = CrawlerProcess(_crawl_one.settings_for(config))
+    settings = _crawl_one.settings_for(config)
+    if args.config == "c":
+        settings.update(extra_settings(args.set))
+    process = CrawlerProcess(settings)
     crawler = process.create_crawler(_crawl_one.ProfilesSpider)
     process.crawl(crawler)
     process.start()
@@ -280,6 +283,17 @@ def crawl(args: argparse.Namespace) -> int:
         Path(args.profile_map).write_text(json.dumps(slots))
     print(json.dumps(out))
     return 0
+
+
+def extra_settings(assignments: list[str] | None) -> dict[str, str]:
+    """``--set NAME=VALUE`` pairs as settings, read as ``scrapy crawl -s`` reads them (strings)."""
+    out = {}
+    for assignment in assignments or ():
+        name, equals, value = assignment.partition("=")
+        if not equals or not name.strip():
+            raise ValueError(f"--set {assignment!r}: expected NAME=VALUE")
+        out[name.strip()] = value
+    return out
 
 
 # -- the driver ---------------------------------------------------------------------------------------------------
@@ -409,6 +423,8 @@ def run_one(job: dict[str, Any], args: argparse.Namespace, ports: dict[int, int]
     command += [sys.executable, "-c", _CHILD, job["bench"], "--crawl", job["config"],
                 "--source", job["source"], "--workdir", str(workdir), "--mode", args.mode,
                 "--concurrent-items", str(args.concurrent_items)]
+    for assignment in args.set or ():
+        command += ["--set", assignment]
     if job.get("profile_lib"):
         command += ["--profile-lib", job["profile_lib"], "--profile-map", str(keep / f"{job['name']}.slots.json")]
     start = time.perf_counter()
@@ -416,7 +432,9 @@ def run_one(job: dict[str, Any], args: argparse.Namespace, ports: dict[int, int]
     if proc.returncode:
         raise RuntimeError(f"crawl {job['name']} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    if result["finish_reason"] != "finished" or result["items"] != job["pages"]:
+    # enforce mode drops the pages of people without a grant; each is one deny
+    reached = result["items"] + (result["consent"].get("consentcrawl/denied", 0) if args.mode == "enforce" else 0)
+    if result["finish_reason"] != "finished" or reached != job["pages"]:
         raise RuntimeError(f"crawl {job['name']} did not crawl everything: {result}")
     job.update(result, ir=total_ir(out_file), calls=call_counts(out_file), seconds=time.perf_counter() - start,
                out_file=str(out_file))
@@ -570,6 +588,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="also crawl (c) twice more per revision with each consentcrawl function visible to "
                              "callgrind, and print the top functions by inclusive instructions per response")
     parser.add_argument("--profile-top", type=int, default=20, help="functions to print with --profile")
+    parser.add_argument("--set", action="append", metavar="NAME=VALUE",
+                        help="a setting for (c)'s crawls (repeatable), e.g. --set CONSENTCRAWL_AUDIT_LOG= to weigh "
+                             "what one feature costs; the value is a string, as on scrapy's command line")
     parser.add_argument("--crawl", choices=list(CONFIGS), help=argparse.SUPPRESS)
     parser.add_argument("--profile-lib", help=argparse.SUPPRESS)
     parser.add_argument("--profile-map", help=argparse.SUPPRESS)
@@ -600,6 +621,10 @@ def main(argv: list[str] | None = None) -> int:
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     if not configs or set(configs) - set(CONFIGS) or args.repeat < 1:
         parser.error("--configs takes a, b and c; --repeat at least 1")
+    try:
+        extra_settings(args.set)
+    except ValueError as error:
+        parser.error(str(error))
     if not 0 < args.pages_small < args.pages_large:
         parser.error("need 0 < --pages-small < --pages-large")
     if shutil.which(VALGRIND) is None:
@@ -617,7 +642,8 @@ def main(argv: list[str] | None = None) -> int:
         for rev in args.rev or [None]:
             sources.append(Source(rev, tmp))
         print(f"valgrind: {subprocess.run([VALGRIND, '--version'], text=True, capture_output=True).stdout.strip()}; "
-              f"python {sys.version.split()[0]}; PYTHONHASHSEED=0; {args.jobs} crawls at a time", flush=True)
+              f"python {sys.version.split()[0]}; PYTHONHASHSEED=0; {args.jobs} crawls at a time"
+              + (f"; (c) with {extra_settings(args.set)}" if args.set else ""), flush=True)
         for source in sources:
             print(f"measuring {source.describe} ({source.path})", flush=True)
         bench = str(snapshot_benchmarks(tmp / "benchmarks"))
