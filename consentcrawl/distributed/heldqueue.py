@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import itertools
 import json
 import logging
 import sys
@@ -69,12 +70,14 @@ TRIED_TTL = 86400.0
 ALIVE_TTL = 5.0
 BEAT = 1.0
 
-#: KEYS: the queue (sorted set), this worker's in-flight hash. Pops the first request and records it as held.
+#: KEYS: the queue (sorted set), this worker's in-flight hash. ARGV: the field's prefix, this pop's number in the
+#: worker. Pops the first request and records it as held, under a field of its own (``h:SCORE:SHA1:N``): two
+#: identical entries in flight (the same request queued again) are two records, each forgotten when it is through.
 _POP = """
 local got = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if #got == 0 then return false end
 redis.call('ZREM', KEYS[1], got[1])
-redis.call('HSET', KEYS[2], ARGV[1] .. got[2] .. ':' .. redis.sha1hex(got[1]), got[1])
+redis.call('HSET', KEYS[2], ARGV[1] .. got[2] .. ':' .. redis.sha1hex(got[1]) .. ':' .. ARGV[2], got[1])
 return {got[1], got[2]}
 """
 #: KEYS: a worker's in-flight hash, its alive key, the queue. ARGV: 1 to take back only if the worker is gone.
@@ -121,17 +124,20 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
         self.refused: dict[str, int] = {}  #: entries set aside, by kind (``pickled``, ``unreadable``)
         self._done: list[str] = []  #: fields of requests this worker is through with, to forget
         self._mine: set[str] = set()  #: fields of the requests this worker got and is not through with
+        self._pops = itertools.count()  #: numbers this worker's in-flight records apart (see ``_POP``)
         self._beaten = 0.0
         self._swept = 0.0
 
     def pop(self, timeout: int = 0) -> Any:
         self.housekeeping()
         while True:
-            got = self._pop(keys=[self.key, self.inflight_key], args=["h:"])
+            number = next(self._pops)
+            got = self._pop(keys=[self.key, self.inflight_key], args=["h:", number])
             if not got:
                 return None
             data, score = got
-            field = f"h:{score.decode() if isinstance(score, bytes) else score}:{hashlib.sha1(data).hexdigest()}"
+            score = score.decode() if isinstance(score, bytes) else score
+            field = f"h:{score}:{hashlib.sha1(data).hexdigest()}:{number}"
             self._mine.add(field)
             try:
                 request = self._decode_request(data)
