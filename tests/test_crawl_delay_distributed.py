@@ -100,3 +100,50 @@ async def test_two_workers_keep_the_delay_from_the_end_of_a_slow_fetch(
     assert len(times) == 2, (app.describe(), [r.stats for r in results])
     gap = round(times[1] - times[0], 2)
     assert gap >= 1.0, f"profile fetches {gap} s apart at the server under Crawl-delay: 1\n{app.describe()}"
+
+
+@dataclasses.dataclass
+class LateAndSlowRobots(LenientPeople):
+    """A server that robots.txt requests of one User-Agent (``slowbot``) reach 0.4 s after they were sent, and that
+    takes another 0.8 s to answer them."""
+
+    def __call__(self, request: Any, headers: dict[str, str]) -> Any:
+        agent = next((v for k, v in headers.items() if k.lower() == "user-agent"), "")
+        if request.path != "/robots.txt" or "slowbot" not in agent:
+            return super().__call__(request, headers)
+        time.sleep(0.4)
+        answer = super().__call__(dataclasses.replace(request, time=time.time()), headers)
+        time.sleep(0.8)
+        return answer
+
+
+@deferred_f_from_coro_f
+async def test_two_workers_keep_the_delay_from_the_end_of_another_workers_robots_fetch(
+    redis_server: RedisServer, tmp_path: Path, monkeypatch: Any,
+) -> None:
+    """Two workers with different User-Agents (so each fetches robots.txt itself), one profile each. The slow
+    worker's robots.txt reached the server late and took long; the cluster knew only its send, so the fast worker's
+    next request (a signal file) went a delay after that send: the server saw it 0.6 s after robots.txt under
+    ``Crawl-delay: 1``. A
+    robots.txt or signal-file fetch now holds the origin in the cluster until it ends, and its end is the origin's
+    last send, as in one process: every request the server sees is a delay after the one before it."""
+    import asyncio
+
+    app = LateAndSlowRobots(default_robots=Robots(crawl_delay=1))
+    spider = make_spider("ADDONS", OneProfile)
+
+    def settings(who: str, person: str) -> dict[str, Any]:
+        (tmp_path / who).mkdir()
+        return people_settings(tmp_path / who, CONSENTCRAWL_REDIS_URL=redis_server.url, PERSON=person,
+                               USER_AGENT=f"{who}bot/1.0")
+
+    with LocalServer(app) as server:
+        results = await asyncio.gather(
+            crawl(spider, settings("fast", "101"), proxy=server.proxy, monkeypatch=monkeypatch, follow_links=False),
+            crawl(spider, settings("slow", "102"), proxy=server.proxy, monkeypatch=monkeypatch, follow_links=False))
+    served = sorted(app.served, key=lambda s: s.time)
+    assert [s.kind for s in served].count("robots") == 2, app.describe()
+    assert sorted(app.people_served()) == ["101", "102"], (app.describe(), [r.stats for r in results])
+    # robots.txt goes at once (it is how the delay is known); every other request keeps the delay
+    gaps = [round(b.time - a.time, 2) for a, b in itertools.pairwise(served) if b.kind != "robots"]
+    assert min(gaps) >= 1.0, f"requests {gaps} s after the one before under Crawl-delay: 1\n{app.describe()}"
