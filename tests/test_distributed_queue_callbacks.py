@@ -189,3 +189,35 @@ async def test_an_entry_a_live_worker_can_run_stays_queued(
     finally:
         client.close()
     assert [s.path for s in app.served if s.kind == "page"] == [], app.describe()
+
+
+def test_the_callbacks_an_entry_may_name_are_the_spiders_own_and_scrapys_generic_spiders():
+    """The rule (consentcrawl/distributed/callbacks.py) on Scrapy's generic spiders, whose own requests name their
+    private callbacks: a ``CrawlSpider``'s rule requests (``_callback``, ``_errback``) and a ``SitemapSpider``'s
+    (``_parse_sitemap``) can be queued and run; their other methods, the hooks and anything that is not a method
+    of the class cannot."""
+    from scrapy.spiders import CrawlSpider, SitemapSpider
+
+    from consentcrawl.distributed.callbacks import MISSING, callback_names, refusal
+
+    class Crawler(CrawlSpider):
+        name = "c"
+        helper = staticmethod(len)
+
+        def parse_item(self, response: Any) -> None:
+            return None
+
+        def closed(self, reason: str) -> None:
+            return None
+
+    class Sitemap(SitemapSpider):
+        name = "s"
+
+    crawl, sitemap = Crawler(), Sitemap()
+    crawl.on_instance = crawl.parse_item  # type: ignore[attr-defined]
+    assert {"parse_item", "_callback", "_errback", "parse_start_url", "parse"} <= set(callback_names(crawl))
+    for name in ("_requests_to_follow", "_parse_response", "start_requests", "start", "closed", "close", "helper",
+                 "on_instance", "__init__", "from_crawler", "_set_crawler", "not a name"):
+        assert refusal(crawl, name) not in (None, MISSING), name
+    assert refusal(crawl, "parse_gone") == MISSING
+    assert refusal(sitemap, "_parse_sitemap") is None and "sitemap_filter" not in callback_names(sitemap)
