@@ -18,8 +18,8 @@ So is one naming as its callback or errback an attribute of the spider no queued
 A request this worker's spider cannot run (its callback or errback is a method another deploy of the spider has
 and this one lacks) goes back to the queue for a worker that can, and this worker takes no more
 (:class:`WorkerCannotRun`): it is misconfigured, and every request it popped would be lost to the others. Once
-``REFUSERS`` distinct workers could not run an entry and no live worker announces what it names
-(``QUEUE:callbacks``), it is set aside instead, and the worker goes on: otherwise every worker would stop in turn.
+``REFUSERS`` distinct workers lacked what an entry names and no live worker announces it (``QUEUE:callbacks``),
+the entry is set aside instead, and the worker goes on: otherwise every worker would stop in turn.
 """
 
 from __future__ import annotations
@@ -62,9 +62,9 @@ class NotACallback(UnreadableEntry):
 _KINDS = {"pickled": "a pickle", "unreadable": "not a request this worker can read",
           "callback": "a request naming as its callback what no queued request may",
           "unrunnable": "a request naming a callback no live worker's spider has"}
-#: distinct workers that could not run an entry before it may be set aside (when no live worker can either)
+#: distinct workers that lacked a callback before entries naming it may be set aside (when no live worker has it)
 REFUSERS = 2
-#: seconds the workers that could not run an entry are remembered
+#: seconds the workers that lacked a callback an entry names are remembered
 TRIED_TTL = 86400.0
 #: seconds after a worker's last heartbeat before the others take back what it held
 ALIVE_TTL = 5.0
@@ -145,7 +145,7 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
                 # not this worker's from here: if Redis refuses the put-back, the next sweep queues it again (and
                 # a close leaves it where the others take it back), rather than deleting it with this worker's own
                 self._mine.discard(field)
-                if self._nobody_runs(data, exc):
+                if self._nobody_runs(exc):
                     self._set_aside(field, data, exc, "unrunnable")
                     continue
                 self._put_back(keys=[self.inflight_key, self.key], args=[field])
@@ -177,14 +177,15 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
                          "(later ones are counted: stat consentcrawl/shared_queue/refused/%s)",
                          _KINDS[kind], cause, self.refused_key, kind)
 
-    def _nobody_runs(self, data: bytes, exc: WorkerCannotRun) -> bool:
+    def _nobody_runs(self, exc: WorkerCannotRun) -> bool:
         """Whether an entry this worker's spider cannot run is to be set aside rather than put back: once
-        ``REFUSERS`` distinct workers could not run it, and no live worker's spider has what it names
-        (``QUEUE:callbacks``). Until then the worker puts it back and stops (a deploy that can may be on its way)."""
-        tried = f"{self.key}:cannot_run:{hashlib.sha1(data).hexdigest()}"
-        self.server.sadd(tried, self.worker)
-        self.server.pexpire(tried, int(TRIED_TTL * 1000))
-        if self.server.scard(tried) < REFUSERS:
+        ``REFUSERS`` distinct workers lacked what it names (``QUEUE:cannot_run:NAMES``, by the names, so every
+        entry naming them goes, not one per worker stopped) and no live worker's spider has it
+        (``QUEUE:callbacks``). Until then the worker puts it back and stops: a deploy that can may be on its way."""
+        lacked = f"{self.key}:cannot_run:{','.join(exc.names)}"
+        self.server.sadd(lacked, self.worker)
+        self.server.pexpire(lacked, int(TRIED_TTL * 1000))
+        if self.server.scard(lacked) < REFUSERS:
             return False
         needed = set(exc.names)
         for worker, names in self.server.hgetall(self.callbacks_key).items():
@@ -200,7 +201,6 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
                 has = set()
             if needed <= has:
                 return False
-        self.server.delete(tried)
         return True
 
     def _encode_request(self, request: Any) -> Any:
