@@ -4,6 +4,7 @@ the start of the next, as in one process (:class:`consentcrawl.handler.OriginSpa
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import time
@@ -147,3 +148,27 @@ async def test_two_workers_keep_the_delay_from_the_end_of_another_workers_robots
     # robots.txt goes at once (it is how the delay is known); every other request keeps the delay
     gaps = [round(b.time - a.time, 2) for a, b in itertools.pairwise(served) if b.kind != "robots"]
     assert min(gaps) >= 1.0, f"requests {gaps} s after the one before under Crawl-delay: 1\n{app.describe()}"
+
+
+@deferred_f_from_coro_f
+async def test_each_side_fetch_holds_its_origin_until_its_own_end(redis_server: RedisServer) -> None:
+    """Two workers fetch robots.txt from one origin at once (different User-Agents): each fetch holds the origin.
+    The first one's end does not free the origin while the second is still going (a page of a third worker is told
+    to wait), and the delay counts from the second one's end."""
+    from consentcrawl.distributed.shared import SharedState
+    from consentcrawl.distributed.spacing import MARGIN, SharedSpacing
+
+    states = [SharedState(redis_server.url, prefix="side") for _ in range(3)]
+    try:
+        a, b, c = (SharedSpacing(state) for state in states)
+        origin = "http://people.example"
+        assert await a.send(origin, None, "a:robots", 5.0, side=True) == 0  # robots.txt goes at once
+        assert await b.send(origin, None, "b:robots", 5.0, side=True) == 0
+        await a.ended(origin, None, "a:robots", side=True)
+        assert await c.send(origin, 0.2, "c:page", 5.0) < 0  # b's robots.txt still holds the origin
+        await b.ended(origin, None, "b:robots", side=True)
+        await asyncio.wait_for(c.until_free(origin, 0.2, "c:page"), 1)
+        assert 0 < await c.send(origin, 0.2, "c:page", 5.0) <= 0.2 + MARGIN  # from b's end
+    finally:
+        for state in states:
+            await state.close()
