@@ -20,6 +20,7 @@ every worker of the same deploy accepts.
 from __future__ import annotations
 
 import types
+import weakref
 from typing import Any
 
 import scrapy
@@ -55,7 +56,22 @@ def refusal(spider: Any, name: Any) -> str | None:
         return f"{name!r} is a method Scrapy calls, not a callback"
     if name in vars(spider):
         return f"{name!r} is an attribute of the spider object, not a method of its class"
-    found = _defined(type(spider), name)
+    known = _known.setdefault(type(spider), {})
+    if name in known:  # asked for every request queued and popped; a spider names few callbacks
+        return known[name]
+    answer = _class_refusal(type(spider), name)
+    if len(known) < 256:  # names come from the queue's writers too: the memory stays bounded
+        known[name] = answer
+    return answer
+
+
+#: :func:`_class_refusal`'s answers, by spider class and name
+_known: weakref.WeakKeyDictionary[type, dict[str, str | None]] = weakref.WeakKeyDictionary()
+
+
+def _class_refusal(cls: type, name: str) -> str | None:
+    """:func:`refusal` by the spider's class alone."""
+    found = _defined(cls, name)
     if found is None:
         return MISSING
     klass, value = found
