@@ -54,7 +54,7 @@ def refusal(spider: Any, name: Any) -> str | None:
         return "it is not a method name"
     if name in HOOKS or (name.startswith("__") and name.endswith("__")):
         return f"{name!r} is a method Scrapy calls, not a callback"
-    if name in vars(spider):
+    if name in getattr(spider, "__dict__", ()):
         return f"{name!r} is an attribute of the spider object, not a method of its class"
     known = _known.setdefault(type(spider), {})
     if name in known:  # asked for every request queued and popped; a spider names few callbacks
