@@ -10,10 +10,9 @@ early puts back what it still holds.
 
 An entry that is no request in the queue's format (:mod:`~consentcrawl.distributed.serializer`: a pickle, garbage)
 is never loaded: it is moved to ``QUEUE:refused``, counted and logged, and the worker goes on. So is one for a
-``file:`` URL (a file of whichever worker pops it: never decided, and no worker queues one).
-
-So is one naming as its callback or errback an attribute of the spider no queued request may name
-(:mod:`~consentcrawl.distributed.callbacks`: a Scrapy hook, a framework method, a non-method): never called.
+``file:`` URL (a file of whichever worker pops it: never decided, and no worker queues one), and one naming as its
+callback or errback an attribute of the spider no queued request may name (:mod:`~consentcrawl.distributed.callbacks`:
+a Scrapy hook, a framework method, a non-method), never called. Each cause is kept in ``QUEUE:refused:causes``.
 
 A request this worker's spider cannot run (its callback or errback is a method another deploy of the spider has
 and this one lacks) goes back to the queue for a worker that can, and this worker takes no more
