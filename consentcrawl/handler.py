@@ -192,9 +192,9 @@ class ConsentDownloadHandler:
                         runtime.count("consentcrawl/side_requests/changed_url")
                         raise IgnoreRequest("consentcrawl: one of our own requests changed its URL while decided")
                 except BaseException:
-                    await unsent_shared(runtime, request, origin, delay)
+                    await unsent_shared(runtime, request, origin, delay, side=True)
                     raise
-                return await self._fetch(runtime, request, origin, delay)
+                return await self._fetch(runtime, request, origin, delay, side=True)
         elif is_checked_url(request.url):
             person = runtime.person_of(request)
             # a person's other requests wait here until one of their pages has been read for refusals
@@ -289,16 +289,17 @@ class ConsentDownloadHandler:
         return response
 
     async def _fetch(self, runtime: ConsentRuntime, request: Request, origin: str | None,
-                     delay: float | None) -> Response:
-        """The download itself; its end is when the origin's ``Crawl-delay`` starts to count."""
+                     delay: float | None, side: bool = False) -> Response:
+        """The download itself; its end is when the origin's ``Crawl-delay`` starts to count (a ``side`` fetch's
+        too: robots.txt's delay may be known only once it is here)."""
         try:
             response: Response = await self.fallback.download_request(request)
             return response
         finally:
             if origin is not None:
                 self.spacing.ended(origin)
-                if runtime.distributed is not None and delay:
-                    await ended_shared(runtime, request, origin, delay)
+                if runtime.distributed is not None and (delay or side):
+                    await ended_shared(runtime, request, origin, delay, side)
 
     async def _read_actor(self, runtime: ConsentRuntime, actor: Request, person: tuple[str, str]) -> None:
         """The actor a person's HTML profile links to (:func:`~consentcrawl.refusalphase.actor_request`), fetched
@@ -348,8 +349,9 @@ class ConsentDownloadHandler:
 
     @staticmethod
     async def _own_shared_turn(runtime: ConsentRuntime, request: Request, origin: str, delay: float | None) -> None:
-        """One of our side requests takes the cluster's turn for ``origin`` (robots.txt, without a delay, is only
-        recorded as a send): its failure fails the side request, its origin unreachable, not cached."""
+        """One of our side requests takes the cluster's turn for ``origin`` (robots.txt, without a delay, goes at
+        once), and holds the origin until it ends (``_fetch``): its failure fails the side request, its origin
+        unreachable, not cached."""
         assert runtime.distributed is not None
         try:
             spacing = runtime.distributed.spacing
@@ -361,7 +363,7 @@ class ConsentDownloadHandler:
                     await asyncio.sleep(wait)
                 elif wait < 0:  # another worker's fetch holds the origin: not a round
                     await spacing.until_free(origin, delay, token)
-                wait = await spacing.send(origin, delay, token, fetch_hold(request))
+                wait = await spacing.send(origin, delay, token, fetch_hold(request), side=True)
                 if wait == 0:
                     return
                 rounds += wait > 0

@@ -166,3 +166,43 @@ async def test_an_answer_of_a_lagging_replica_is_not_remembered(tmp_path: Path,
         settings = api_settings(tmp_path, api.url, monkeypatch)
         await crawl_while_withdrawing(app, settings, SamePersonLogic, withdraw_once_101_is_fetched, stop, monkeypatch)
     assert_withdrawal_honoured(app, written)
+
+
+class UnversionedAnswers(StuckFeed):
+    """An API whose lookups answer without a ``version`` (the contract requires one), and whose change feed is stuck:
+    nothing it says can tell the crawl that an answer went stale."""
+
+    def authorizations(self, platform: str, subject: str) -> dict[str, Any]:
+        answer = super().authorizations(platform, subject)
+        return {"records": answer["records"]}
+
+
+@deferred_f_from_coro_f
+async def test_an_answer_without_a_version_is_not_remembered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """101 withdraws; the API's lookups carry no ``version`` and its change feed does not list the withdrawal. The
+    answer without a version was remembered as if current, and 101's grant was used from the cache to the end of the
+    crawl. A store that cannot say which version answered cannot prove an answer is still current: such an answer
+    is used for its own lookup only, never remembered (nor any decision made of it), so 101 is asked again and not
+    fetched 2 s after withdrawing."""
+    config, _ = write_config(tmp_path)
+    platforms = load_platforms([str(config)])
+    records = tmp_path / "records.jsonl"
+    records.write_text(line("101"), encoding="utf-8")
+    app = LenientPeople()
+    written: list[float] = []
+    stop = threading.Event()
+
+    def withdraw_once_101_is_fetched() -> None:
+        deadline = time.monotonic() + 60
+        while not app.times_served("101"):
+            if stop.wait(0.05) or time.monotonic() > deadline:
+                return
+        if not stop.wait(1.0):
+            with records.open("a", encoding="utf-8") as f:
+                f.write(line("101", revoked=True))
+            written.append(time.time())
+
+    with UnversionedAnswers(load_authorizations(records, platforms), platforms, token=TOKEN) as api:
+        settings = api_settings(tmp_path, api.url, monkeypatch)
+        await crawl_while_withdrawing(app, settings, SamePersonLogic, withdraw_once_101_is_fetched, stop, monkeypatch)
+    assert_withdrawal_honoured(app, written)

@@ -4,6 +4,7 @@ the start of the next, as in one process (:class:`consentcrawl.handler.OriginSpa
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 import time
@@ -100,3 +101,74 @@ async def test_two_workers_keep_the_delay_from_the_end_of_a_slow_fetch(
     assert len(times) == 2, (app.describe(), [r.stats for r in results])
     gap = round(times[1] - times[0], 2)
     assert gap >= 1.0, f"profile fetches {gap} s apart at the server under Crawl-delay: 1\n{app.describe()}"
+
+
+@dataclasses.dataclass
+class LateAndSlowRobots(LenientPeople):
+    """A server that robots.txt requests of one User-Agent (``slowbot``) reach 0.4 s after they were sent, and that
+    takes another 0.8 s to answer them."""
+
+    def __call__(self, request: Any, headers: dict[str, str]) -> Any:
+        agent = next((v for k, v in headers.items() if k.lower() == "user-agent"), "")
+        if request.path != "/robots.txt" or "slowbot" not in agent:
+            return super().__call__(request, headers)
+        time.sleep(0.4)
+        answer = super().__call__(dataclasses.replace(request, time=time.time()), headers)
+        time.sleep(0.8)
+        return answer
+
+
+@deferred_f_from_coro_f
+async def test_two_workers_keep_the_delay_from_the_end_of_another_workers_robots_fetch(
+    redis_server: RedisServer, tmp_path: Path, monkeypatch: Any,
+) -> None:
+    """Two workers with different User-Agents (so each fetches robots.txt itself), one profile each. The slow
+    worker's robots.txt reached the server late and took long; the cluster knew only its send, so the fast worker's
+    next request (a signal file) went a delay after that send: the server saw it 0.6 s after robots.txt under
+    ``Crawl-delay: 1``. A
+    robots.txt or signal-file fetch now holds the origin in the cluster until it ends, and its end is the origin's
+    last send, as in one process: every request the server sees is a delay after the one before it."""
+    import asyncio
+
+    app = LateAndSlowRobots(default_robots=Robots(crawl_delay=1))
+    spider = make_spider("ADDONS", OneProfile)
+
+    def settings(who: str, person: str) -> dict[str, Any]:
+        (tmp_path / who).mkdir()
+        return people_settings(tmp_path / who, CONSENTCRAWL_REDIS_URL=redis_server.url, PERSON=person,
+                               USER_AGENT=f"{who}bot/1.0")
+
+    with LocalServer(app) as server:
+        results = await asyncio.gather(
+            crawl(spider, settings("fast", "101"), proxy=server.proxy, monkeypatch=monkeypatch, follow_links=False),
+            crawl(spider, settings("slow", "102"), proxy=server.proxy, monkeypatch=monkeypatch, follow_links=False))
+    served = sorted(app.served, key=lambda s: s.time)
+    assert [s.kind for s in served].count("robots") == 2, app.describe()
+    assert sorted(app.people_served()) == ["101", "102"], (app.describe(), [r.stats for r in results])
+    # robots.txt goes at once (it is how the delay is known); every other request keeps the delay
+    gaps = [round(b.time - a.time, 2) for a, b in itertools.pairwise(served) if b.kind != "robots"]
+    assert min(gaps) >= 1.0, f"requests {gaps} s after the one before under Crawl-delay: 1\n{app.describe()}"
+
+
+@deferred_f_from_coro_f
+async def test_each_side_fetch_holds_its_origin_until_its_own_end(redis_server: RedisServer) -> None:
+    """Two workers fetch robots.txt from one origin at once (different User-Agents): each fetch holds the origin.
+    The first one's end does not free the origin while the second is still going (a page of a third worker is told
+    to wait), and the delay counts from the second one's end."""
+    from consentcrawl.distributed.shared import SharedState
+    from consentcrawl.distributed.spacing import MARGIN, SharedSpacing
+
+    states = [SharedState(redis_server.url, prefix="side") for _ in range(3)]
+    try:
+        a, b, c = (SharedSpacing(state) for state in states)
+        origin = "http://people.example"
+        assert await a.send(origin, None, "a:robots", 5.0, side=True) == 0  # robots.txt goes at once
+        assert await b.send(origin, None, "b:robots", 5.0, side=True) == 0
+        await a.ended(origin, None, "a:robots", side=True)
+        assert await c.send(origin, 0.2, "c:page", 5.0) < 0  # b's robots.txt still holds the origin
+        await b.ended(origin, None, "b:robots", side=True)
+        await asyncio.wait_for(c.until_free(origin, 0.2, "c:page"), 1)
+        assert 0 < await c.send(origin, 0.2, "c:page", 5.0) <= 0.2 + MARGIN  # from b's end
+    finally:
+        for state in states:
+            await state.close()

@@ -392,7 +392,8 @@ async def test_seeds_from_a_redis_key_without_a_redis_refuse_to_start(
     assert len(critical) == 1 and "CONSENTCRAWL_REDIS_START_KEY" in critical[0], critical
 
 
-# scrapy-redis's client through REDIS_HOST passes redis-py 6 a deprecated argument of its defaults
+# scrapy-redis's client through REDIS_HOST passes redis-py >= 6 a deprecated argument of its own defaults
+# (retry_on_timeout, scrapy_redis.defaults.REDIS_PARAMS), before consentcrawl refuses the crawl: docs/distributed.md
 @pytest.mark.filterwarnings("ignore:Call to '__init__' function with deprecated usage:DeprecationWarning")
 @deferred_f_from_coro_f
 async def test_the_shared_queue_without_the_shared_state_refuses_to_start(

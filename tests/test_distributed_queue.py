@@ -123,3 +123,40 @@ def test_the_dupefilter_answers_a_request_asked_about_again_as_the_first_time(re
         assert client.scard("t:dupefilter") == 2  # scrapy-redis's set, as its own dupefilter keeps it
     finally:
         client.close()
+
+
+def test_two_identical_entries_in_flight_are_each_held_and_taken_back(
+        redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker pops a request, and then an identical entry (the same request queued again: ``dont_filter``, or put
+    back by a sweep) while the first is still in flight. Both were recorded under one field of the worker's
+    in-flight hash: finishing the first erased the second's record, so when the worker was then killed nobody took
+    the second back (it was lost). Each popped entry now has its own record: the second is taken back."""
+    import gc
+
+    import scrapy
+
+    from consentcrawl.distributed.heldqueue import HeldPriorityQueue
+
+    client = redis.Redis.from_url(redis_server.url)
+    spider = scrapy.Spider(name="held")
+    try:
+        monkeypatch.setattr("consentcrawl.distributed.heldqueue.worker_id", lambda: "killed")
+        queue = HeldPriorityQueue(client, spider, "held:requests", serializer)
+        request = scrapy.Request("http://microblog.example/u/1001", dont_filter=True)
+        queue.push(request)
+        first = queue.pop()
+        queue.push(request)
+        second = queue.pop()
+        assert first is not None and second is not None and first is not second
+        assert client.hlen("held:requests:inflight:killed") == 2
+        del first
+        gc.collect()
+        queue.housekeeping(force=True)  # the first is through: forgotten
+        assert client.hlen("held:requests:inflight:killed") == 1
+        client.delete("held:requests:alive:killed")  # killed: its heartbeat lapses, with the second in flight
+        monkeypatch.setattr("consentcrawl.distributed.heldqueue.worker_id", lambda: "other")
+        HeldPriorityQueue(client, spider, "held:requests", serializer).housekeeping(force=True)
+        assert client.zcard("held:requests") == 1  # the second, queued again
+        assert second.url == "http://microblog.example/u/1001"
+    finally:
+        client.close()

@@ -102,6 +102,7 @@ class HTTPConsentStore(FeedStore):
         self._client: httpx.AsyncClient | None = None
         self._since: str | None = None  #: the feed's version last seen (None: start from scratch)
         self._api_version: str | None = None  #: the API's version last seen, in a lookup's answer or the feed's
+        self._told_unversioned = False  #: an answer without a version was logged
 
     def __repr__(self) -> str:  # never the headers
         return f"<HTTPConsentStore {self.source}>"
@@ -168,7 +169,20 @@ class HTTPConsentStore(FeedStore):
         records = records_from_json(data["records"], self.source, self.platforms, platform, key)
         if data.get("version"):
             self._at_version(data["version"])
+        else:
+            self._unversioned()
         return records
+
+    def _unversioned(self) -> None:
+        """A lookup's answer without a ``version`` (the contract requires one): nothing says which state of the
+        records it is, so nothing proves it is still current later. It is used for its own lookup only: the store's
+        version changes, so neither the answer nor a decision made of it is remembered (every lookup asks the API).
+        Said once, at WARNING."""
+        if not self._told_unversioned:
+            self._told_unversioned = True
+            logger.warning("authorization store %s answers lookups without a 'version' (docs/consent-api.md): its "
+                           "answers are not remembered, every lookup asks it", self.source)
+        self._changed(())
 
     def _at_version(self, version: str) -> None:
         """A lookup's answer at ``version``: one the store has not seen is a change the feed may not have told yet,

@@ -8,7 +8,9 @@ Every part is an adapter around the in-process machinery: the pure core does not
 - :mod:`.spacing`: ``Crawl-delay`` / ``Request-rate`` kept across workers (a per-origin schedule in Redis);
 - :mod:`.refusals`: on-page refusals seen by one worker, known to all within a second;
 - :mod:`.seeds`: seeds read from a Redis key, idling while more may come;
-- :mod:`.scheduler`, :mod:`.fingerprint`: scrapy-redis's scheduler and dupefilter, and canonical duplicates.
+- :mod:`.scheduler`, :mod:`.fingerprint`: scrapy-redis's scheduler and dupefilter, and canonical duplicates;
+- :mod:`.heldqueue`, :mod:`.serializer`, :mod:`.callbacks`: the shared queue's entries (held while in flight, JSON,
+  and the callbacks an entry may name).
 """
 
 from __future__ import annotations

@@ -10,17 +10,23 @@ early puts back what it still holds.
 
 An entry that is no request in the queue's format (:mod:`~consentcrawl.distributed.serializer`: a pickle, garbage)
 is never loaded: it is moved to ``QUEUE:refused``, counted and logged, and the worker goes on. So is one for a
-``file:`` URL (a file of whichever worker pops it: never decided, and no worker queues one).
+``file:`` URL (a file of whichever worker pops it: never decided, and no worker queues one), and one naming as its
+callback or errback an attribute of the spider no queued request may name (:mod:`~consentcrawl.distributed.callbacks`:
+a Scrapy hook, a framework method, a non-method), never called. Each cause is kept in ``QUEUE:refused:causes``.
 
 A request this worker's spider cannot run (its callback or errback is a method another deploy of the spider has
 and this one lacks) goes back to the queue for a worker that can, and this worker takes no more
-(:class:`WorkerCannotRun`): it is misconfigured, and every request it popped would be lost to the others.
+(:class:`WorkerCannotRun`): it is misconfigured, and every request it popped would be lost to the others. Once
+``REFUSERS`` distinct workers lacked what an entry names and no live worker announces it (``QUEUE:callbacks``),
+the entry is set aside instead, and the worker goes on: otherwise every worker would stop in turn.
 """
 
 from __future__ import annotations
 
 import gc
 import hashlib
+import itertools
+import json
 import logging
 import sys
 import time
@@ -32,6 +38,7 @@ from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.request import request_from_dict
 from scrapy_redis.queue import PriorityQueue  # type: ignore[import-untyped]
 
+from .callbacks import MISSING, callback_names, refusal
 from .serializer import NotQueueable, PickledEntry, UnreadableEntry
 from .shared import worker_id
 
@@ -41,17 +48,35 @@ logger = logging.getLogger("consentcrawl")
 class WorkerCannotRun(Exception):
     """A request popped from the shared queue names what this worker's spider does not have: it was put back."""
 
+    def __init__(self, message: str, names: list[str]) -> None:
+        super().__init__(message)
+        self.names = names  #: the callback and errback names it lacks
 
+
+class NotACallback(UnreadableEntry):
+    """An entry names as its callback or errback an attribute of the spider no request may name (callbacks.py)."""
+
+
+#: what :meth:`HeldPriorityQueue._set_aside` logs an entry of each kind as
+_KINDS = {"pickled": "a pickle", "unreadable": "not a request this worker can read",
+          "callback": "a request naming as its callback what no queued request may",
+          "unrunnable": "a request naming a callback no live worker's spider has"}
+#: distinct workers that lacked a callback before entries naming it may be set aside (when no live worker has it)
+REFUSERS = 2
+#: seconds the workers that lacked a callback an entry names are remembered
+TRIED_TTL = 86400.0
 #: seconds after a worker's last heartbeat before the others take back what it held
 ALIVE_TTL = 5.0
 BEAT = 1.0
 
-#: KEYS: the queue (sorted set), this worker's in-flight hash. Pops the first request and records it as held.
+#: KEYS: the queue (sorted set), this worker's in-flight hash. ARGV: the field's prefix, this pop's number in the
+#: worker. Pops the first request and records it as held, under a field of its own (``h:SCORE:SHA1:N``): two
+#: identical entries in flight (the same request queued again) are two records, each forgotten when it is through.
 _POP = """
 local got = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 if #got == 0 then return false end
 redis.call('ZREM', KEYS[1], got[1])
-redis.call('HSET', KEYS[2], ARGV[1] .. got[2] .. ':' .. redis.sha1hex(got[1]), got[1])
+redis.call('HSET', KEYS[2], ARGV[1] .. got[2] .. ':' .. redis.sha1hex(got[1]) .. ':' .. ARGV[2], got[1])
 return {got[1], got[2]}
 """
 #: KEYS: a worker's in-flight hash, its alive key, the queue. ARGV: 1 to take back only if the worker is gone.
@@ -93,70 +118,121 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
         self._reclaim = self.server.register_script(_RECLAIM)
         self._put_back = self.server.register_script(_PUT_BACK)
         self.refused_key = f"{self.key}:refused"
+        self.callbacks_key = f"{self.key}:callbacks"  #: by worker: the callbacks its spider has (JSON)
+        self._announced = False
         self.refused: dict[str, int] = {}  #: entries set aside, by kind (``pickled``, ``unreadable``)
         self._done: list[str] = []  #: fields of requests this worker is through with, to forget
         self._mine: set[str] = set()  #: fields of the requests this worker got and is not through with
+        self._pops = itertools.count()  #: numbers this worker's in-flight records apart (see ``_POP``)
         self._beaten = 0.0
         self._swept = 0.0
 
     def pop(self, timeout: int = 0) -> Any:
         self.housekeeping()
         while True:
-            got = self._pop(keys=[self.key, self.inflight_key], args=["h:"])
+            number = next(self._pops)
+            got = self._pop(keys=[self.key, self.inflight_key], args=["h:", number])
             if not got:
                 return None
             data, score = got
-            field = f"h:{score.decode() if isinstance(score, bytes) else score}:{hashlib.sha1(data).hexdigest()}"
+            score = score.decode() if isinstance(score, bytes) else score
+            field = f"h:{score}:{hashlib.sha1(data).hexdigest()}:{number}"
             self._mine.add(field)
             try:
                 request = self._decode_request(data)
-            except WorkerCannotRun:
+            except WorkerCannotRun as exc:
                 # not this worker's from here: if Redis refuses the put-back, the next sweep queues it again (and
                 # a close leaves it where the others take it back), rather than deleting it with this worker's own
                 self._mine.discard(field)
+                if self._nobody_runs(exc):
+                    self._set_aside(field, data, exc, "unrunnable")
+                    continue
                 self._put_back(keys=[self.inflight_key, self.key], args=[field])
                 raise
             except Exception as exc:  # noqa: BLE001 - no worker can make a request of it: set aside, and said so
-                self._set_aside(field, exc)
+                self._set_aside(field, data, exc)
                 continue
             weakref.finalize(request, self._done.append, field)
             return request
 
-    def _set_aside(self, field: str, exc: Exception) -> None:
-        """An entry no worker can make a request of (a pickle, garbage): moved to ``QUEUE:refused`` (its score
-        kept), never loaded; counted, and the first of each kind logged."""
-        kind = "pickled" if isinstance(exc, PickledEntry) else "unreadable"
+    def _set_aside(self, field: str, data: bytes, exc: Exception, kind: str | None = None) -> None:
+        """An entry no worker can make a request of (a pickle, garbage, a callback no request may name, one no
+        worker can run): moved to ``QUEUE:refused`` (its score kept), never loaded; its cause kept in
+        ``QUEUE:refused:causes`` (by the entry's SHA-1); counted, and the first of each kind logged."""
+        kind = kind or ("pickled" if isinstance(exc, PickledEntry) else "callback" if isinstance(exc, NotACallback)
+                        else "unreadable")
         self._mine.discard(field)  # as for a request put back (:meth:`pop`)
         self._put_back(keys=[self.inflight_key, self.refused_key], args=[field])
+        # our own causes name no URL; Scrapy's (a request that cannot be built) may: the type alone
+        cause = f"{type(exc).__name__}: {exc}" if isinstance(exc, (UnreadableEntry, WorkerCannotRun)) else \
+            type(exc).__name__
+        self.server.hset(f"{self.refused_key}:causes", hashlib.sha1(data).hexdigest(), f"{kind}: {cause}")
         self.refused[kind] = self.refused.get(kind, 0) + 1
         crawler = getattr(self.spider, "crawler", None)
         if crawler is not None and crawler.stats is not None:
             crawler.stats.inc_value(f"consentcrawl/shared_queue/refused/{kind}")
         if self.refused[kind] == 1:
-            # our own causes name no URL; Scrapy's (a request that cannot be built) may: the type alone
-            cause = f"{type(exc).__name__}: {exc}" if isinstance(exc, UnreadableEntry) else type(exc).__name__
             logger.error("consentcrawl: an entry of the shared queue is %s (%s): not loaded, moved to %s "
                          "(later ones are counted: stat consentcrawl/shared_queue/refused/%s)",
-                         "a pickle" if kind == "pickled" else "not a request this worker can read",
-                         cause, self.refused_key, kind)
+                         _KINDS[kind], cause, self.refused_key, kind)
+
+    def _nobody_runs(self, exc: WorkerCannotRun) -> bool:
+        """Whether an entry this worker's spider cannot run is to be set aside rather than put back: once
+        ``REFUSERS`` distinct workers lacked what it names (``QUEUE:cannot_run:NAMES``, by the names, so every
+        entry naming them goes, not one per worker stopped) and no live worker's spider has it
+        (``QUEUE:callbacks``). Until then the worker puts it back and stops: a deploy that can may be on its way."""
+        lacked = f"{self.key}:cannot_run:{','.join(exc.names)}"
+        self.server.sadd(lacked, self.worker)
+        self.server.pexpire(lacked, int(TRIED_TTL * 1000))
+        if self.server.scard(lacked) < REFUSERS:
+            return False
+        needed = set(exc.names)
+        for worker, names in self.server.hgetall(self.callbacks_key).items():
+            name = worker.decode() if isinstance(worker, bytes) else worker
+            if name == self.worker:
+                continue
+            if not self.server.exists(f"{self.key}:alive:{name}"):
+                self.server.hdel(self.callbacks_key, worker)  # a worker gone: what it could run counts no more
+                continue
+            try:
+                has = set(json.loads(names))
+            except ValueError:
+                has = set()
+            if needed <= has:
+                return False
+        return True
 
     def _encode_request(self, request: Any) -> Any:
         if names_a_local_file(request):  # this worker's own file: it sends it itself (the scheduler keeps it)
             raise NotQueueable("a file: URL names a file of this worker")
         try:
-            return super()._encode_request(request)
+            obj = request.to_dict(spider=self.spider)
+            for name in ("callback", "errback"):  # what no worker would run from the queue (callbacks.py)
+                cause = None if obj.get(name) is None else refusal(self.spider, obj[name])
+                if cause is not None:
+                    raise NotQueueable(f"its {name} is not one the queue carries: {cause}")
+            return self.serializer.dumps(obj)
+        except NotQueueable:
+            raise
         except Exception as exc:  # noqa: BLE001 - a value JSON cannot carry, a callback not of the spider
             raise NotQueueable(f"{type(exc).__name__}: {exc}") from None
 
     def _decode_request(self, encoded_request: bytes) -> Any:
         obj = self.serializer.loads(encoded_request)
         if isinstance(obj, dict):
+            missing, names = [], []
             for name in ("callback", "errback"):
                 method = obj.get(name)
-                if isinstance(method, str) and not callable(getattr(self.spider, method, None)):
-                    raise WorkerCannotRun(f"a request in the shared queue names the {name} {method!r}, which this "
-                                          f"worker's spider ({type(self.spider).__name__}) does not have: the "
-                                          "workers run different versions of the spider")
+                cause = None if method is None else refusal(self.spider, method)
+                if cause == MISSING:
+                    missing.append(f"the {name} {method!r}")
+                    names.append(str(method))
+                elif cause is not None:
+                    raise NotACallback(f"it names as its {name} what no request may: {cause}")
+            if missing:
+                raise WorkerCannotRun(f"a request in the shared queue names {' and '.join(missing)}, which this "
+                                      f"worker's spider ({type(self.spider).__name__}) does not have: the workers "
+                                      "run different versions of the spider", names)
         if isinstance(obj, dict) and "_class" in obj:
             obj["_class"] = _request_class(obj["_class"])
         request = request_from_dict(obj, spider=self.spider)
@@ -172,6 +248,9 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
             self.server.hdel(self.inflight_key, *done)
             self._mine.difference_update(done)
         if force or now - self._beaten >= BEAT:
+            if not self._announced:  # what this deploy can run, for a worker that cannot (:meth:`_nobody_runs`)
+                self.server.hset(self.callbacks_key, self.worker, json.dumps(callback_names(self.spider)))
+                self._announced = True
             self.server.set(self.alive_key, 1, px=int(ALIVE_TTL * 1000))
             self._beaten = now
         if force or now - self._swept >= BEAT:
@@ -201,11 +280,13 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
         if finished:
             self._put_back_stranded()
             self.server.delete(self.inflight_key, self.alive_key)
+            self.server.hdel(self.callbacks_key, self.worker)
             return
         gc.collect()  # requests caught in reference cycles (an exception's traceback) are through too
         self.housekeeping()
         taken = self._reclaim(keys=[self.inflight_key, self.alive_key, self.key], args=["0"])
         self.server.delete(self.alive_key)
+        self.server.hdel(self.callbacks_key, self.worker)
         if taken:
             logger.info("consentcrawl: %d request(s) this worker held are queued again", taken)
 

@@ -83,19 +83,22 @@ async def send_shared(runtime: ConsentRuntime, request: Request, origin_delay: t
             raise ConsentDenied(decision) from None
 
 
-async def ended_shared(runtime: ConsentRuntime, request: Request, origin: str, delay: float) -> None:
-    """Tell the cluster a fetch from ``origin`` ended now (:meth:`.spacing.SharedSpacing.ended`). The page is here
-    already: when Redis does not answer, the miss is counted and the origin stays held until the fetch's hold
-    lapses (its download timeout and the delay), which only slows the origin."""
+async def ended_shared(runtime: ConsentRuntime, request: Request, origin: str, delay: float | None,
+                       side: bool = False) -> None:
+    """Tell the cluster a fetch from ``origin`` (a ``side`` fetch: robots.txt, a signal file) ended now
+    (:meth:`.spacing.SharedSpacing.ended`). The page is here already: when Redis does not answer, the miss is
+    counted and the origin stays held until the fetch's hold lapses (its download timeout and the delay), which only
+    slows the origin."""
     distributed = runtime.distributed
     assert distributed is not None
     try:
-        await distributed.spacing.ended(origin, delay, fetch_token(request))
+        await distributed.spacing.ended(origin, delay, fetch_token(request), side)
     except SharedStateUnavailable:
         runtime.count("consentcrawl/crawl_delay/end_unrecorded")
 
 
-async def unsent_shared(runtime: ConsentRuntime, request: Request, origin: str | None, delay: float | None) -> None:
+async def unsent_shared(runtime: ConsentRuntime, request: Request, origin: str | None, delay: float | None,
+                        side: bool = False) -> None:
     """``request``, recorded as sent to ``origin`` by :func:`send_shared` or a side request's turn, is not sent after
     all (decided again and denied, or refused at its send): its fetch no longer holds the origin. When Redis does not
     answer, the hold lapses with the request's download timeout."""
@@ -103,7 +106,7 @@ async def unsent_shared(runtime: ConsentRuntime, request: Request, origin: str |
     if distributed is None or origin is None:
         return
     try:
-        await distributed.spacing.free(origin, delay, fetch_token(request))
+        await distributed.spacing.free(origin, delay, fetch_token(request), side)
     except SharedStateUnavailable:
         runtime.count("consentcrawl/crawl_delay/end_unrecorded")
 

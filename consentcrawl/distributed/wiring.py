@@ -34,7 +34,7 @@ class Distributed:
         self.purpose = config.purpose  #: a profile read for refusals is read for this purpose only
         self.fetches = SharedFetches(shared, config.robots_ttl, config.robots_retry, config.robots_retry_max,
                                      lock_timeout)
-        self.spacing = SharedSpacing(shared)
+        self.spacing = SharedSpacing(shared, config.max_crawl_delay)
         self.refusals = RefusalFeed(shared)
         self._publishing: set[asyncio.Task[None]] = set()
         #: the people this worker let data of through without reading their profile (set by the purge on close)
