@@ -25,6 +25,7 @@ import inspect
 import logging
 import time
 import weakref
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -74,14 +75,29 @@ class OriginSpacing:
     the origin's clock. robots.txt goes at once (it is how the delay is known), but its end counts like any other.
     """
 
-    def __init__(self, clock: Any = time.monotonic) -> None:
+    def __init__(self, horizon: float, clock: Any = time.monotonic) -> None:
+        #: the longest delay it may be asked to keep (``CONSENTCRAWL_MAX_CRAWL_DELAY``: a longer one denies): a fetch
+        #: that ended longer ago than that holds no origin back, and is forgotten, so that a broad crawl's state is
+        #: the origins fetched within the horizon, not every origin it ever saw
+        self.horizon = horizon
         self.clock = clock
-        self._ended: dict[str, float] = {}
-        self._turns: dict[str, asyncio.Lock] = {}
+        self._ended: OrderedDict[str, float] = OrderedDict()  # oldest end first
+        self._turns: dict[str, _Turn] = {}  # origins whose turn is held or waited for
+
+    def __len__(self) -> int:
+        """The number of origins it keeps anything for."""
+        return len(self._ended.keys() | self._turns.keys())
 
     def ended(self, origin: str) -> None:
         """A fetch from ``origin`` (sent with or without a delay to keep) has ended now."""
-        self._ended[origin] = self.clock()
+        now = self.clock()
+        self._ended[origin] = now
+        self._ended.move_to_end(origin)
+        while self._ended:  # the ends past the horizon, oldest first: each is dropped once, O(1) a fetch
+            oldest, at = next(iter(self._ended.items()))
+            if now - at < self.horizon:
+                break
+            del self._ended[oldest]
 
     def wait(self, origin: str, delay: float | None) -> float:
         """The seconds until the origin's next request may start (0: now)."""
@@ -90,15 +106,37 @@ class OriginSpacing:
 
     @contextlib.asynccontextmanager
     async def turn(self, origin: str | None, delay: float | None) -> AsyncIterator[float]:
-        """Hold the origin's turn while the request is decided and fetched; yields the seconds waited for it."""
+        """Hold the origin's turn while the request is decided and fetched; yields the seconds waited for it.
+
+        The origin's lock lives while a request holds or waits for it, and is dropped with the last one: a lock
+        dropped while one waited would let the next request in beside the holder."""
         if origin is None or not delay:
             yield 0.0
             return
-        async with self._turns.setdefault(origin, asyncio.Lock()):
-            wait = self.wait(origin, delay)
-            if wait > 0:
-                await asyncio.sleep(wait)
-            yield wait
+        turn = self._turns.get(origin)
+        if turn is None:
+            turn = self._turns[origin] = _Turn()
+        turn.users += 1
+        try:
+            async with turn.lock:
+                wait = self.wait(origin, delay)
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                yield wait
+        finally:
+            turn.users -= 1
+            if not turn.users:
+                del self._turns[origin]
+
+
+class _Turn:
+    """An origin's lock, and how many requests hold or wait for it."""
+
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
 
 
 def _origin(url: str) -> str | None:
@@ -140,11 +178,11 @@ class ConsentDownloadHandler:
     lazy = False
     scheme: ClassVar[str] = "http"
 
-    def __init__(self, crawler: Crawler, fallback: Any) -> None:
+    def __init__(self, crawler: Crawler, fallback: Any, max_crawl_delay: float) -> None:
         self.crawler = crawler
         self.fallback = fallback
         no_silent_resend(fallback)  # every send has its decision: a resend is a retry, decided again
-        self.spacing = OriginSpacing()
+        self.spacing = OriginSpacing(max_crawl_delay)
         #: the responses this handler downloaded for a checked request (by identity: the response phase reads and
         #: decides any other one, from the HTTP cache, as a page that was never sent)
         self._sent: weakref.WeakSet[Response] = weakref.WeakSet()
@@ -158,6 +196,7 @@ class ConsentDownloadHandler:
         setting = FALLBACK_SETTINGS[cls.scheme]
         try:
             fallback_cls = read(crawler.settings, setting) or load_object(DEFAULT_FALLBACK)
+            max_crawl_delay = read(crawler.settings, "CONSENTCRAWL_MAX_CRAWL_DELAY")
         except ConfigError as exc:  # built before any other component: the one line naming it is logged here
             refuse_to_start(crawler, exc)
             raise NotConfigured(str(exc)) from None
@@ -165,7 +204,7 @@ class ConsentDownloadHandler:
             raise NotConfigured(f"{setting} names a consentcrawl handler, not one that downloads")
         # the engine's first component: the log line filter goes on the root handler Scrapy has just replaced
         PersonLines.install(crawler).on_root_handlers()
-        return cls(crawler, build_from_crawler(fallback_cls, crawler))
+        return cls(crawler, build_from_crawler(fallback_cls, crawler), float(max_crawl_delay))
 
     async def download_request(self, request: Request) -> Response:
         runtime = get_runtime(self.crawler)

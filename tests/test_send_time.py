@@ -160,7 +160,7 @@ async def test_origin_spacing_counts_the_delay_from_the_end_of_the_previous_fetc
     without a delay, are not held back."""
     from consentcrawl.handler import OriginSpacing
 
-    spacing = OriginSpacing()
+    spacing = OriginSpacing(horizon=30)
     delay, fetch = 0.2, 0.15
     log: list[tuple[str, str, float]] = []
 
@@ -188,3 +188,45 @@ async def test_origin_spacing_counts_the_delay_from_the_end_of_the_previous_fetc
     assert second - first_end >= delay - 0.01 and second - denied < delay, a  # the denied one moved nothing
     others = [at - started for origin, what, at in log if origin != "http://a.example" and what == "start"]
     assert len(others) == 3 and max(others) < delay, others  # not held: b's first request, c without a delay
+
+
+@deferred_f_from_coro_f
+async def test_origin_spacing_forgets_origins_it_has_nothing_left_to_enforce_for() -> None:
+    """A broad crawl's spacing state is the origins fetched within the longest delay it may keep (the horizon,
+    ``CONSENTCRAWL_MAX_CRAWL_DELAY``) and those whose turn is held or waited for, not every origin ever fetched.
+    An origin's turn is kept while a request waits for it: one arriving as the holder lets go queues behind the
+    waiter, a delay after the waiter's fetch ended, never beside it."""
+    from consentcrawl.handler import OriginSpacing
+
+    now = [0.0]
+    spacing = OriginSpacing(horizon=5, clock=lambda: now[0])
+    for i in range(10_000):  # one fetch each, 0.01 s apart: the last 5 s of them are within the horizon
+        origin = f"http://h{i}.example"
+        async with spacing.turn(origin, 1.0):
+            spacing.ended(origin)
+        now[0] += 0.01
+    assert len(spacing) <= 501, len(spacing)
+    assert spacing.wait("http://h9999.example", 1.0) > 0  # the recent ones are still kept apart
+
+    spacing, delay = OriginSpacing(horizon=5), 0.1
+    log: list[tuple[str, str, float]] = []
+
+    async def request(name: str) -> None:
+        async with spacing.turn("http://a.example", delay):
+            log.append((name, "start", time.monotonic()))
+            await asyncio.sleep(0.02)
+            spacing.ended("http://a.example")
+            log.append((name, "end", time.monotonic()))
+
+    async def late() -> None:  # arrives once the first has let go, while the second waits out the delay
+        while len(log) < 2:
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.01)
+        await request("late")
+
+    await asyncio.gather(request("first"), request("second"), late())
+    assert [(name, what) for name, what, _ in log] == [
+        ("first", "start"), ("first", "end"), ("second", "start"), ("second", "end"), ("late", "start"),
+        ("late", "end")], log
+    assert log[4][2] - log[3][2] >= delay - 0.01, log
+    assert len(spacing._turns) == 0 and len(spacing) == 1  # no turn held: only the last end is kept
