@@ -27,7 +27,7 @@ from tests.test_person_lines import _WRITTEN, _loud
 BASE = f"http://{HOST}"
 #: 108's profile, never asked for, as a project spells it in a line
 SPELT = [f"{HOST}/u/108", f"{HOST.upper()}/U/108", f"www.{HOST}/u/108?tab=posts", f"{HOST}:80/u/108",
-         f"bob@{HOST}/u/108", "b\u00fccher.example/u/5", "B\u00dcCHER.example/u/5"]
+         f"bob@{HOST}/u/108", "b\u00fccher.example/u/5", "B\u00dcCHER.example/u/5", "b\u00fccher\u3002example/u/5"]
 #: a second platform, with an internationalized domain (5 is one of its people, never asked for)
 BOOKS_YAML = """\
   books:
