@@ -36,10 +36,11 @@ each id of a person this crawl denied that stands as a word of its own, read as 
 (``stopped at 107``, ``/u/107``, ``u107``, ``0107``, ``%31%30%37``: :meth:`~consentcrawl.deniedpeople.DeniedPeople.
 ids_out`; not in a traceback's ``File ..., line 107``); a path written without its host (``following /u/107``: a
 relative link logged before its request is decided, when the person is not among the denied yet) is read on each
-platform's host, and one that begins with a platform's host (``people.example/u/108``) as that URL with its scheme. What it cannot see: a person's name or other data in free text that is not an item the guard
-judged; the lines a spider that is not a ``ConsentSpider`` writes in its ``__init__`` (the add-on starts after it);
-a line of a logger whose class makes its records without the record factory, or after a project replaced the
-factory with one that does not call the one it found.
+platform's host, and one that begins with a platform's host (``people.example/u/108``) as that URL with its
+scheme. What it cannot see: a person's name or other data in free text that is not an item the guard judged; the
+lines a spider that is not a ``ConsentSpider`` writes in its ``__init__`` (the add-on starts after it); a line of a
+logger whose class makes its records without the record factory, or after a project replaced the factory with one
+that does not call the one it found.
 """
 
 from __future__ import annotations
