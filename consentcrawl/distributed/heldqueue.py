@@ -19,7 +19,6 @@ and this one lacks) goes back to the queue for a worker that can, and this worke
 
 from __future__ import annotations
 
-import functools
 import gc
 import hashlib
 import logging
@@ -33,10 +32,8 @@ from scrapy.utils.httpobj import urlparse_cached
 from scrapy.utils.request import request_from_dict
 from scrapy_redis.queue import PriorityQueue  # type: ignore[import-untyped]
 
-from ..errors import ConfigError
-from ..settings import as_settings, read
 from .serializer import NotQueueable, PickledEntry, UnreadableEntry
-from .shared import alive_ttl, worker_id
+from .shared import worker_alive_ttl, worker_id
 
 logger = logging.getLogger("consentcrawl")
 
@@ -92,7 +89,7 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
         self.worker = worker_id()
         self.inflight_key = f"{self.key}:inflight:{self.worker}"
         self.alive_key = f"{self.key}:alive:{self.worker}"
-        self.alive_ttl = _alive_ttl(self.spider)
+        self.alive_ttl = worker_alive_ttl(self.spider, ALIVE_TTL)
         self._pop = self.server.register_script(_POP)
         self._reclaim = self.server.register_script(_RECLAIM)
         self._put_back = self.server.register_script(_PUT_BACK)
@@ -231,13 +228,3 @@ def _request_class(path: Any) -> type[Request]:
         raise UnreadableEntry(f"its request class {path!r} is not a request class this worker has loaded")
     return found
 
-
-def _alive_ttl(spider: Any) -> float:
-    """The crawl's ``CONSENTCRAWL_WORKER_ALIVE_TTL``; the default for a worker whose settings cannot give one (checked
-    at start-up, where a bad value stops the crawl naming it: only a crawl without the add-on, which takes nothing
-    from the queue, gets here with one)."""
-    settings = getattr(getattr(spider, "crawler", None), "settings", None)
-    try:
-        return alive_ttl(functools.partial(read, settings if settings is not None else as_settings({})))
-    except ConfigError:
-        return ALIVE_TTL

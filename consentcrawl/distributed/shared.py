@@ -11,6 +11,7 @@ once, at WARNING and INFO.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -22,7 +23,7 @@ from urllib.parse import urlsplit
 from ..consent.redisstore import client_options
 from ..errors import ConfigError, ConsentError
 from ..reasons import ERROR_SHARED_STATE_UNAVAILABLE
-from ..settings import read
+from ..settings import as_settings, read
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
@@ -81,6 +82,17 @@ def alive_ttl(get: Any) -> float:
                           "and the others would take back what a live worker holds",
                           source="CONSENTCRAWL_WORKER_ALIVE_TTL")
     return ttl
+
+
+def worker_alive_ttl(spider: Any, default: float) -> float:
+    """The spider's crawl's ``CONSENTCRAWL_WORKER_ALIVE_TTL``; ``default`` for a worker whose settings cannot give one
+    (checked at start-up, where a bad value stops the crawl naming it: only a crawl without the add-on, which takes
+    nothing from the queue, gets here with one)."""
+    settings = getattr(getattr(spider, "crawler", None), "settings", None)
+    try:
+        return alive_ttl(functools.partial(read, settings if settings is not None else as_settings({})))
+    except ConfigError:
+        return default
 
 
 def worker_id() -> str:
