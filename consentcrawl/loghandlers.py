@@ -70,7 +70,8 @@ class _Link:
     Each link keeps its own ``below``, so that the chain stays whole whatever wraps it: another library's factory
     (a log context library, on for a block) that wrapped it calls it, and it calls the one beneath it. A link that
     another library's wraps cannot be taken out as the crawls end (the library holds it, and puts it back when it
-    is done): it passes the call down, covering only while a crawl runs, and is taken out once it is on top."""
+    is done): it passes the call down, covering only while a crawl runs, and the next crawl to end with it on top
+    takes it out."""
 
     __slots__ = ("below",)
 
