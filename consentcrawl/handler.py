@@ -20,10 +20,8 @@ decided with the clock read after that wait. In a distributed crawl the schedule
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
-import time
 import weakref
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
@@ -39,6 +37,7 @@ from .distributed.shared import SharedStateUnavailable
 from .distributed.spacing import fetch_hold, fetch_token
 from .errors import ConfigError
 from .middlewares import REFUSALS, ConsentDenied, ConsentMisconfigured, guard_refused_errback
+from .originspacing import OriginSpacing
 from .personlines import PersonLines
 from .refusalphase import actor_read, actor_request
 from .runtime import get_runtime, is_checked_url, refuse_to_start
@@ -46,7 +45,6 @@ from .settings import read
 from .urls import canonicalize
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
 
     from scrapy import Request
     from scrapy.crawler import Crawler
@@ -60,45 +58,6 @@ logger = logging.getLogger("consentcrawl")
 #: the handlers Scrapy uses when the project sets none
 DEFAULT_FALLBACK = "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler"
 FALLBACK_SETTINGS = {"http": "CONSENTCRAWL_HTTP_HANDLER", "https": "CONSENTCRAWL_HTTPS_HANDLER"}
-
-
-class OriginSpacing:
-    """Each origin's ``Crawl-delay``, kept from the *end* of one fetch from the origin to the start of the next.
-
-    That is the directive's definition where one is written down (Yandex: "the minimum interval between the end of
-    loading one page and the start of loading the next"), and the only spacing the server is sure to see: counted
-    between sends, a request that reached the server late (a new connection, a slow proxy) brought the next one
-    closer than the delay. So requests to an origin with a delay go one at a time, in the order they asked
-    (``asyncio.Lock`` serves its waiters first come, first served), each after the delay since the previous fetch
-    ended; origins without a delay are not held. A request denied after its wait was never sent and does not move
-    the origin's clock. robots.txt goes at once (it is how the delay is known), but its end counts like any other.
-    """
-
-    def __init__(self, clock: Any = time.monotonic) -> None:
-        self.clock = clock
-        self._ended: dict[str, float] = {}
-        self._turns: dict[str, asyncio.Lock] = {}
-
-    def ended(self, origin: str) -> None:
-        """A fetch from ``origin`` (sent with or without a delay to keep) has ended now."""
-        self._ended[origin] = self.clock()
-
-    def wait(self, origin: str, delay: float | None) -> float:
-        """The seconds until the origin's next request may start (0: now)."""
-        ended = self._ended.get(origin)
-        return 0.0 if ended is None or not delay else max(0.0, ended + delay - self.clock())
-
-    @contextlib.asynccontextmanager
-    async def turn(self, origin: str | None, delay: float | None) -> AsyncIterator[float]:
-        """Hold the origin's turn while the request is decided and fetched; yields the seconds waited for it."""
-        if origin is None or not delay:
-            yield 0.0
-            return
-        async with self._turns.setdefault(origin, asyncio.Lock()):
-            wait = self.wait(origin, delay)
-            if wait > 0:
-                await asyncio.sleep(wait)
-            yield wait
 
 
 def _origin(url: str) -> str | None:
@@ -140,11 +99,11 @@ class ConsentDownloadHandler:
     lazy = False
     scheme: ClassVar[str] = "http"
 
-    def __init__(self, crawler: Crawler, fallback: Any) -> None:
+    def __init__(self, crawler: Crawler, fallback: Any, max_crawl_delay: float) -> None:
         self.crawler = crawler
         self.fallback = fallback
         no_silent_resend(fallback)  # every send has its decision: a resend is a retry, decided again
-        self.spacing = OriginSpacing()
+        self.spacing = OriginSpacing(max_crawl_delay)
         #: the responses this handler downloaded for a checked request (by identity: the response phase reads and
         #: decides any other one, from the HTTP cache, as a page that was never sent)
         self._sent: weakref.WeakSet[Response] = weakref.WeakSet()
@@ -158,6 +117,7 @@ class ConsentDownloadHandler:
         setting = FALLBACK_SETTINGS[cls.scheme]
         try:
             fallback_cls = read(crawler.settings, setting) or load_object(DEFAULT_FALLBACK)
+            max_crawl_delay = read(crawler.settings, "CONSENTCRAWL_MAX_CRAWL_DELAY")
         except ConfigError as exc:  # built before any other component: the one line naming it is logged here
             refuse_to_start(crawler, exc)
             raise NotConfigured(str(exc)) from None
@@ -165,7 +125,7 @@ class ConsentDownloadHandler:
             raise NotConfigured(f"{setting} names a consentcrawl handler, not one that downloads")
         # the engine's first component: the log line filter goes on the root handler Scrapy has just replaced
         PersonLines.install(crawler).on_root_handlers()
-        return cls(crawler, build_from_crawler(fallback_cls, crawler))
+        return cls(crawler, build_from_crawler(fallback_cls, crawler), float(max_crawl_delay))
 
     async def download_request(self, request: Request) -> Response:
         runtime = get_runtime(self.crawler)

@@ -9,7 +9,6 @@ on those each line at INFO or above is about to reach as it is made (the log rec
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 from .linecheck import unchecked
@@ -61,12 +60,29 @@ def _last_resort() -> list[logging.Handler]:
 
 #: the crawls whose filter is on (in the order they started)
 _LIVE: list[Any] = []
-#: the record factory in place before ours
-_before: list[Any] = []
 
 
-#: set while this thread makes a record in :func:`_made` (a factory it calls may have wrapped it, and calls it again)
-_making = threading.local()
+class _Link:
+    """consentcrawl's log record factory, over ``below``: the factory that was in place when it went on (Python's,
+    or another library's), which makes the record; while a crawl's filter is on, each line at INFO or above then
+    puts the live crawls' filters on the handlers it is about to reach.
+
+    Each link keeps its own ``below``, so that the chain stays whole whatever wraps it: another library's factory
+    (a log context library, on for a block) that wrapped it calls it, and it calls the one beneath it. A link that
+    another library's wraps cannot be taken out as the crawls end (the library holds it, and puts it back when it
+    is done): it passes the call down, covering only while a crawl runs, and the next crawl to end with it on top
+    takes it out."""
+
+    __slots__ = ("below",)
+
+    def __init__(self, below: Any) -> None:
+        self.below = below
+
+    def __call__(self, *args: Any, **kwargs: Any) -> logging.LogRecord:
+        record: logging.LogRecord = self.below(*args, **kwargs)
+        if _LIVE and record.name and isinstance(record.levelno, int) and record.levelno >= logging.INFO:
+            _cover(record)  # not makeLogRecord's (no name, no level): it is not a line being made
+        return record
 
 
 def watch(lines: Any) -> None:
@@ -74,38 +90,27 @@ def watch(lines: Any) -> None:
     if lines not in _LIVE:
         _LIVE.append(lines)
     found = logging.getLogRecordFactory()
-    if found is not _made:  # not in place (first crawl, or another library put its own or Python's back since)
-        _before[:] = [found]
-        logging.setLogRecordFactory(_made)
+    if not isinstance(found, _Link):  # not on top: the first crawl, or another library put its own or Python's
+        logging.setLogRecordFactory(_Link(found))  # back, or wraps ours (which stays beneath it, covering too)
 
 
 def unwatch(lines: Any) -> None:
     if lines in _LIVE:
         _LIVE.remove(lines)
-    if not _LIVE and _before and logging.getLogRecordFactory() is _made:  # not when another wraps ours
-        logging.setLogRecordFactory(_before.pop())
+    found = logging.getLogRecordFactory()
+    while not _LIVE and isinstance(found, _Link):  # ours on top: taken out, what it went over put back
+        logging.setLogRecordFactory(found.below)
+        found = found.below
 
 
-def _made(*args: Any, **kwargs: Any) -> logging.LogRecord:
-    before = next(iter(_before), logging.LogRecord)  # not emptied between a look and a read by another thread
-    record: logging.LogRecord
-    if before is logging.LogRecord or getattr(_making, "on", False):  # Python's own; or called again by a factory
-        record = logging.LogRecord(*args, **kwargs)  # that wrapped this one (``watch`` put this one over it)
-    else:
-        _making.on = True
-        try:
-            record = before(*args, **kwargs)
-        finally:
-            _making.on = False
-    if record.name and isinstance(record.levelno, int) and record.levelno >= logging.INFO:  # not makeLogRecord's
-        try:
-            reached = _reached(record.name)
-            for lines in list(_LIVE):
-                if lines.alive():  # not before its crawl starts (``get_crawler`` applies the settings first)
-                    lines.on(reached)
-        except Exception:  # noqa: BLE001 - a line whose handlers could not be covered is not written at its level
-            unchecked(record)
-    return record
+def _cover(record: logging.LogRecord) -> None:
+    try:
+        reached = _reached(record.name)
+        for lines in list(_LIVE):
+            if lines.alive():  # not before its crawl starts (``get_crawler`` applies the settings first)
+                lines.on(reached)
+    except Exception:  # noqa: BLE001 - a line whose handlers could not be covered is not written at its level
+        unchecked(record)
 
 
 def _reached(name: str) -> list[logging.Handler]:

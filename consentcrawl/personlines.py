@@ -36,10 +36,11 @@ each id of a person this crawl denied that stands as a word of its own, read as 
 (``stopped at 107``, ``/u/107``, ``u107``, ``0107``, ``%31%30%37``: :meth:`~consentcrawl.deniedpeople.DeniedPeople.
 ids_out`; not in a traceback's ``File ..., line 107``); a path written without its host (``following /u/107``: a
 relative link logged before its request is decided, when the person is not among the denied yet) is read on each
-platform's host. What it cannot see: a person's name or other data in free text that is not an item the guard
-judged; the lines a spider that is not a ``ConsentSpider`` writes in its ``__init__`` (the add-on starts after it);
-a line of a logger whose class makes its records without the record factory, or after a project replaced the
-factory with one that does not call the one it found.
+platform's host, and one that begins with a platform's host (``people.example/u/108``) as that URL with its
+scheme. What it cannot see: a person's name or other data in free text that is not an item the guard judged; the
+lines a spider that is not a ``ConsentSpider`` writes in its ``__init__`` (the add-on starts after it); a line of a
+logger whose class makes its records without the record factory, or after a project replaced the factory with one
+that does not call the one it found.
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from .loghandlers import OnHandlers, all_handlers, unwatch, watch
 from .requestlines import RequestLines
 from .runtime import get_runtime, is_checked_url
 from .scrapylines import LINE_URL, PERSON_LINE_LOGGERS, is_retry_line
+from .urls import canonicalize, registered_domain
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -262,9 +264,9 @@ def _paths_out(runtime: ConsentRuntime | None, text: str, frames: bool) -> str:
     lines = [line for line in text.split("\n") if not (frames and _FRAME.match(line))]
     for path in dict.fromkeys(found.rstrip(_TRAILING) for line in lines for found in _LINE_PATH.findall(line)):
         bare = _RELATIVE.sub("", path)
-        urls = [f"http:{path}"] if path.startswith("//") else [
-            f"http://{_host(platform)}{folder}{bare}" for platform in platforms
-            for folder in (_folders(platform) if path.startswith("./") else ("/",))]
+        urls = [f"http:{path}"] if path.startswith("//") else [f"http://{path}"] if _on_platform_host(
+            runtime, path) else [f"http://{_host(platform)}{folder}{bare}" for platform in platforms
+                                 for folder in (_folders(platform) if path.startswith("./") else ("/",))]
         reason = next((found for found in map(functools.partial(url_reason, runtime), urls) if found),
                       None) if runtime is not None else UNDECIDED
         if reason is not None:
@@ -272,6 +274,19 @@ def _paths_out(runtime: ConsentRuntime | None, text: str, frames: bool) -> str:
             text = re.sub(r"(?<![^\s<>'\"(\[{=,;])" + re.escape(path) + r"(?![^\s<>'\",;)\]}])", lambda _: stand,  # noqa: B023
                           text)
     return text
+
+
+def _on_platform_host(runtime: ConsentRuntime | None, path: str) -> bool:
+    """Whether ``path`` is a URL written without its scheme (``people.example/u/108``, ``www.people.example:80/u/108``,
+    an internationalized host as people write it): it begins with a host of a platform the crawl has terms for, so
+    it is read as the URL with its scheme is. Other text with a slash (``docs.python.org/3/``, ``and/or``) is not."""
+    if runtime is None or path.startswith(("/", ".")):
+        return False
+    try:
+        host = canonicalize(f"http://{path}").host
+        return runtime.config.platforms.by_domain(registered_domain(host)) is not None
+    except ValueError:
+        return False
 
 
 def _host(platform: Platform) -> str:

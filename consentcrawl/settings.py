@@ -110,6 +110,7 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("CONSENTCRAWL_REDIS_IDLE_CLOSE", "seconds", 0, maximum=DAY, empty=0),
     Setting("CONSENTCRAWL_REDIS_TIMEOUT", "seconds", 1, maximum=30),
     Setting("CONSENTCRAWL_SHARED_LOCK_TIMEOUT", "seconds", 30, maximum=600),
+    Setting("CONSENTCRAWL_WORKER_ALIVE_TTL", "seconds", 5, maximum=3600),
 )}
 
 

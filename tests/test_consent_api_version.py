@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 from consentcrawl.consent.apiserver import AuthorizationServer
 from consentcrawl.consent.load import load_authorizations
 from consentcrawl.terms.load import load_platforms
+from consentcrawl.terms.platforms import PlatformRegistry
 from consentcrawl_demo.server import LocalServer
 from tests.lenient import HOST, LenientPeople, ListLogic, make_spider, write_config
 from tests.lenient import crawl as run_crawl
@@ -70,34 +73,53 @@ def assert_withdrawal_honoured(app: Any, written: list[float]) -> None:
     assert not late, f"101 fetched after withdrawing (s after): {late}\n{timeline}"
 
 
+@dataclass
+class Withdrawing:
+    """101 authorized in ``records`` (the JSON lines an API serves), and 101's withdrawal: :meth:`withdraw`, run
+    beside the crawl until ``stop``, writes it into the file a second after 101 was first served (``before`` is
+    called just before), and notes the time in ``written``."""
+
+    platforms: PlatformRegistry
+    records: Path
+    app: LenientPeople = field(default_factory=LenientPeople)
+    written: list[float] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+    before: Callable[[], None] = lambda: None
+
+    @classmethod
+    def in_(cls, tmp_path: Path) -> Withdrawing:
+        config, _ = write_config(tmp_path)
+        records = tmp_path / "records.jsonl"
+        records.write_text(line("101"), encoding="utf-8")
+        return cls(load_platforms([str(config)]), records)
+
+    def store(self) -> Any:
+        """The records as the API serves them."""
+        return load_authorizations(self.records, self.platforms)
+
+    def withdraw(self) -> None:
+        deadline = time.monotonic() + 60
+        while not self.app.times_served("101"):
+            if self.stop.wait(0.05) or time.monotonic() > deadline:
+                return
+        if not self.stop.wait(1.0):
+            self.before()
+            with self.records.open("a", encoding="utf-8") as f:
+                f.write(line("101", revoked=True))
+            self.written.append(time.time())
+
+
 @deferred_f_from_coro_f
 async def test_a_lookup_at_a_new_version_is_a_change_of_the_store(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """101 withdraws in the CRM; its change feed does not say so, but its lookups answer at a new version. Before,
     the lookup's version was read and ignored: 101's remembered grant was used until the crawl ended. Now the
     first answer at the new version drops what was remembered: 101 is asked again and not fetched 2 s after."""
-    config, _ = write_config(tmp_path)
-    platforms = load_platforms([str(config)])
-    records = tmp_path / "records.jsonl"
-    records.write_text(line("101"), encoding="utf-8")
-    app = LenientPeople()
-    written: list[float] = []
-    stop = threading.Event()
-
-    def withdraw_once_101_is_fetched() -> None:
-        deadline = time.monotonic() + 60
-        while not app.times_served("101"):
-            if stop.wait(0.05) or time.monotonic() > deadline:
-                return
-        if not stop.wait(1.0):
-            with records.open("a", encoding="utf-8") as f:
-                f.write(line("101", revoked=True))
-            written.append(time.time())
-
-    with StuckFeed(load_authorizations(records, platforms), platforms, token=TOKEN) as api:
+    w = Withdrawing.in_(tmp_path)
+    with StuckFeed(w.store(), w.platforms, token=TOKEN) as api:
         settings = api_settings(tmp_path, api.url, monkeypatch)
-        await crawl_while_withdrawing(app, settings, NewPeopleLogic, withdraw_once_101_is_fetched, stop, monkeypatch)
-    assert_withdrawal_honoured(app, written)
+        await crawl_while_withdrawing(w.app, settings, NewPeopleLogic, w.withdraw, w.stop, monkeypatch)
+    assert_withdrawal_honoured(w.app, w.written)
 
 
 class LaggingReplica(AuthorizationServer):
@@ -142,30 +164,17 @@ async def test_an_answer_of_a_lagging_replica_is_not_remembered(tmp_path: Path,
     remembered; the next, at the same old version, was remembered, and 101's stale grant was used from the cache
     to the end of the crawl, long after every replica had caught up. Now an answer at a version other than the
     change feed's is used for its own lookup only, never remembered: 101 is not fetched 2 s after withdrawing."""
-    config, _ = write_config(tmp_path)
-    platforms = load_platforms([str(config)])
-    records = tmp_path / "records.jsonl"
-    records.write_text(line("101"), encoding="utf-8")
-    app = LenientPeople()
-    written: list[float] = []
-    stop = threading.Event()
+    w = Withdrawing.in_(tmp_path)
+    with LaggingReplica(w.store(), w.platforms, token=TOKEN) as api:
 
-    with LaggingReplica(load_authorizations(records, platforms), platforms, token=TOKEN) as api:
+        def lag_from_now() -> None:
+            api.lag_from = time.time()
 
-        def withdraw_once_101_is_fetched() -> None:
-            deadline = time.monotonic() + 60
-            while not app.times_served("101"):
-                if stop.wait(0.05) or time.monotonic() > deadline:
-                    return
-            if not stop.wait(1.0):
-                api.lag_from = time.time()
-                with records.open("a", encoding="utf-8") as f:
-                    f.write(line("101", revoked=True))
-                written.append(time.time())
-
+        w.before = lag_from_now
         settings = api_settings(tmp_path, api.url, monkeypatch)
-        await crawl_while_withdrawing(app, settings, SamePersonLogic, withdraw_once_101_is_fetched, stop, monkeypatch)
-    assert_withdrawal_honoured(app, written)
+        await crawl_while_withdrawing(w.app, settings, SamePersonLogic, w.withdraw, w.stop, monkeypatch)
+    assert_withdrawal_honoured(w.app, w.written)
+
 
 
 class UnversionedAnswers(StuckFeed):
@@ -184,25 +193,8 @@ async def test_an_answer_without_a_version_is_not_remembered(tmp_path: Path, mon
     crawl. A store that cannot say which version answered cannot prove an answer is still current: such an answer
     is used for its own lookup only, never remembered (nor any decision made of it), so 101 is asked again and not
     fetched 2 s after withdrawing."""
-    config, _ = write_config(tmp_path)
-    platforms = load_platforms([str(config)])
-    records = tmp_path / "records.jsonl"
-    records.write_text(line("101"), encoding="utf-8")
-    app = LenientPeople()
-    written: list[float] = []
-    stop = threading.Event()
-
-    def withdraw_once_101_is_fetched() -> None:
-        deadline = time.monotonic() + 60
-        while not app.times_served("101"):
-            if stop.wait(0.05) or time.monotonic() > deadline:
-                return
-        if not stop.wait(1.0):
-            with records.open("a", encoding="utf-8") as f:
-                f.write(line("101", revoked=True))
-            written.append(time.time())
-
-    with UnversionedAnswers(load_authorizations(records, platforms), platforms, token=TOKEN) as api:
+    w = Withdrawing.in_(tmp_path)
+    with UnversionedAnswers(w.store(), w.platforms, token=TOKEN) as api:
         settings = api_settings(tmp_path, api.url, monkeypatch)
-        await crawl_while_withdrawing(app, settings, SamePersonLogic, withdraw_once_101_is_fetched, stop, monkeypatch)
-    assert_withdrawal_honoured(app, written)
+        await crawl_while_withdrawing(w.app, settings, SamePersonLogic, w.withdraw, w.stop, monkeypatch)
+    assert_withdrawal_honoured(w.app, w.written)

@@ -26,6 +26,7 @@ import redis
 import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 from scrapy.utils.request import fingerprint
+from scrapy.utils.test import get_crawler
 
 from consentcrawl.audit.log import read_decisions
 from consentcrawl.cli import main as cli_main
@@ -34,6 +35,7 @@ from consentcrawl.consent.redisimport import import_records
 from consentcrawl.decision import Stage, Verdict
 from consentcrawl.distributed import serializer
 from consentcrawl.distributed.fingerprint import CanonicalRequestFingerprinter
+from consentcrawl.distributed.heldqueue import HeldPriorityQueue
 from consentcrawl.distributed.refusals import RefusalFeed, publish_refusal
 from consentcrawl.distributed.shared import SharedState, SharedStateUnavailable
 from consentcrawl.meta_keys import META_DECISION, META_NOFOLLOW, META_SUBJECT
@@ -386,10 +388,12 @@ def test_redis_stopped_mid_crawl_denies_then_resumes(redis_server: RedisServer, 
 def test_a_worker_killed_mid_crawl_loses_nothing_and_what_it_held_is_decided_again(
         redis_server: RedisServer, tmp_path: Path, people: LenientPeople) -> None:
     """One of two workers is killed (SIGKILL) while it holds requests waiting for their Crawl-delay turn; the other
-    takes them back once the dead worker's heartbeat lapses and decides them again: a person withdrawn meanwhile
-    is not fetched, everyone else is."""
+    takes them back once the dead worker's heartbeat lapses (``CONSENTCRAWL_WORKER_ALIVE_TTL``; the survivor stays
+    open longer than that, and a sweep, with nothing to do) and decides them again: a person withdrawn meanwhile is
+    not fetched, everyone else is."""
     everyone = [str(i) for i in range(101, 111)]
-    settings = worker_settings(redis_server.url, tmp_path, CONSENTCRAWL_REDIS_IDLE_CLOSE=8)
+    settings = worker_settings(redis_server.url, tmp_path, CONSENTCRAWL_WORKER_ALIVE_TTL=2,
+                               CONSENTCRAWL_REDIS_IDLE_CLOSE=5)
     store = redis_server.url + "?prefix=auth"
     people.default_robots = Robots(crawl_delay=0.25)
     grant(store, tmp_path, everyone)
@@ -413,6 +417,20 @@ def test_a_worker_killed_mid_crawl_loses_nothing_and_what_it_held_is_decided_aga
     assert not [t for t in people.times_served("110") if t > killed + 1.0], log
     taken_back = "queued again, to be decided again" in workers.logs[1].read_text()
     assert taken_back, workers.describe()
+
+
+def test_a_workers_heartbeat_lasts_the_alive_ttl_set(redis_server: RedisServer) -> None:
+    """The key that says a worker is alive lapses ``CONSENTCRAWL_WORKER_ALIVE_TTL`` after its last heartbeat (5 s
+    when unset): the other workers take back what it held no sooner, and no later."""
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        for settings, ttl in (({"CONSENTCRAWL_WORKER_ALIVE_TTL": 2}, 2000), ({}, 5000)):
+            spider = scrapy.Spider.from_crawler(get_crawler(scrapy.Spider, settings), name="alive")
+            queue = HeldPriorityQueue(server=client, spider=spider, key="alive:requests", serializer=serializer)
+            queue.housekeeping(force=True)
+            assert ttl - 500 < client.pttl(queue.alive_key) <= ttl
+    finally:
+        client.close()
 
 
 # -- the shared queue --------------------------------------------------------------------------------------------

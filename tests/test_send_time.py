@@ -7,11 +7,10 @@ written to the authorizations file, while requests wait in their download slot m
 from __future__ import annotations
 
 import asyncio
-import math
 import os
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -37,10 +36,14 @@ from tests.lenient import (
 BASE = f"http://{HOST}"
 #: how late a change may take effect (the contract's bound for a store change; used for expiries too)
 GRACE = 2.0
-#: authorized until the expiry; all but the first few wait in the download slot (Crawl-delay 2) past it
+#: authorized until the expiry
 EXPIRING = ("101", "102", "103", *(str(i) for i in range(111, 119)))
-#: the ones requested: the queue outlasts the expiry plus the grace by about 2 s, so a late fetch would show
-REQUESTED = ("101", "102", "111", "112")
+#: the site's Crawl-delay in the expiry test: its requests wait in the slot one after another
+EXPIRY_CRAWL_DELAY = 0.25
+#: the expiry test's requests, all asked for at once: spaced by the delay from the first profile (1 s after the
+#: test starts at the soonest), they would go on being sent about 1 s past the expiry (3 s after the test starts)
+#: plus the grace, so a fetch decided before its wait would show
+REQUESTED = [f"/u/{EXPIRING[n % len(EXPIRING)]}?n={n}" for n in range(22)]
 
 
 def went_on(app: LenientPeople, marks: list[float], seconds: float) -> Callable[[], bool]:
@@ -58,15 +61,16 @@ def _timeline(app: LenientPeople, mark: float, label: str) -> str:
 @deferred_f_from_coro_f
 async def test_grant_expiring_while_requests_wait_in_the_slot(kind: str, tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    # 8 to 9 s from now, in whole seconds as written in the file: robots.txt, then tdmrep.json and ai.txt, each
-    # keeping the Crawl-delay of 2 s, come before the first profile
-    expiry = math.floor(time.time()) + 9
-    records = [record_yaml(s, expires_at=iso(expiry)) for s in EXPIRING]
+    # 3 s from now: robots.txt, then tdmrep.json and ai.txt, each keeping the Crawl-delay, come before the first
+    # profile, and the next ones are still waiting in the slot at the expiry
+    expiry = time.time() + 3
+    at = datetime.fromtimestamp(expiry, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    records = [record_yaml(s, expires_at=at) for s in EXPIRING]
     settings = people_settings(tmp_path, records, CONSENTCRAWL_MAX_CRAWL_DELAY=5)
-    app = LenientPeople(default_robots=Robots(crawl_delay=2))
+    app = LenientPeople(default_robots=Robots(crawl_delay=EXPIRY_CRAWL_DELAY))
     with LocalServer(app) as server:
         await crawl(make_spider(kind, ListLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
-                    urls=[f"{BASE}/u/{s}" for s in REQUESTED], follow_links=False)
+                    urls=[BASE + path for path in REQUESTED], follow_links=False)
     served = [(s.time, s.person) for s in app.served if s.person in EXPIRING]
     timeline = _timeline(app, expiry, "the expiry")
     assert any(t < expiry for t, _ in served), f"control: nobody was served before the expiry\n{timeline}"
@@ -160,7 +164,7 @@ async def test_origin_spacing_counts_the_delay_from_the_end_of_the_previous_fetc
     without a delay, are not held back."""
     from consentcrawl.handler import OriginSpacing
 
-    spacing = OriginSpacing()
+    spacing = OriginSpacing(horizon=30)
     delay, fetch = 0.2, 0.15
     log: list[tuple[str, str, float]] = []
 
@@ -188,3 +192,45 @@ async def test_origin_spacing_counts_the_delay_from_the_end_of_the_previous_fetc
     assert second - first_end >= delay - 0.01 and second - denied < delay, a  # the denied one moved nothing
     others = [at - started for origin, what, at in log if origin != "http://a.example" and what == "start"]
     assert len(others) == 3 and max(others) < delay, others  # not held: b's first request, c without a delay
+
+
+@deferred_f_from_coro_f
+async def test_origin_spacing_forgets_origins_it_has_nothing_left_to_enforce_for() -> None:
+    """A broad crawl's spacing state is the origins fetched within the longest delay it may keep (the horizon,
+    ``CONSENTCRAWL_MAX_CRAWL_DELAY``) and those whose turn is held or waited for, not every origin ever fetched.
+    An origin's turn is kept while a request waits for it: one arriving as the holder lets go queues behind the
+    waiter, a delay after the waiter's fetch ended, never beside it."""
+    from consentcrawl.handler import OriginSpacing
+
+    now = [0.0]
+    spacing = OriginSpacing(horizon=5, clock=lambda: now[0])
+    for i in range(10_000):  # one fetch each, 0.01 s apart: the last 5 s of them are within the horizon
+        origin = f"http://h{i}.example"
+        async with spacing.turn(origin, 1.0):
+            spacing.ended(origin)
+        now[0] += 0.01
+    assert len(spacing) <= 501, len(spacing)
+    assert spacing.wait("http://h9999.example", 1.0) > 0  # the recent ones are still kept apart
+
+    spacing, delay = OriginSpacing(horizon=5), 0.1
+    log: list[tuple[str, str, float]] = []
+
+    async def request(name: str) -> None:
+        async with spacing.turn("http://a.example", delay):
+            log.append((name, "start", time.monotonic()))
+            await asyncio.sleep(0.02)
+            spacing.ended("http://a.example")
+            log.append((name, "end", time.monotonic()))
+
+    async def late() -> None:  # arrives once the first has let go, while the second waits out the delay
+        while len(log) < 2:
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.01)
+        await request("late")
+
+    await asyncio.gather(request("first"), request("second"), late())
+    assert [(name, what) for name, what, _ in log] == [
+        ("first", "start"), ("first", "end"), ("second", "start"), ("second", "end"), ("late", "start"),
+        ("late", "end")], log
+    assert log[4][2] - log[3][2] >= delay - 0.01, log
+    assert len(spacing._turns) == 0 and len(spacing) == 1  # no turn held: only the last end is kept

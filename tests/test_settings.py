@@ -73,6 +73,7 @@ BAD: dict[str, list[tuple[Any, str]]] = {
     "CONSENTCRAWL_REDIS_IDLE_CLOSE": [("x", "'x' is not a number of seconds"), (-1, "must not be negative")],
     "CONSENTCRAWL_REDIS_TIMEOUT": [("soon", "'soon' is not a number of seconds")],
     "CONSENTCRAWL_SHARED_LOCK_TIMEOUT": [("x", "'x' is not a number of seconds")],
+    "CONSENTCRAWL_WORKER_ALIVE_TTL": [("x", "'x' is not a number of seconds"), (1.5, "1.5 is less than 2 seconds")],
     "CONSENTCRAWL_SIGNAL_LICENCES": [({"https://a.example/": "L1"}, "is not a host name"),
                                      ({"a.example": ""}, "is not a host name and a licence reference")],
     "CONSENTCRAWL_CUSTOM_PURPOSES": [({"research": ["archiving"]}, "is a built-in purpose"),

@@ -40,7 +40,7 @@ from scrapy_redis.queue import PriorityQueue  # type: ignore[import-untyped]
 
 from .callbacks import MISSING, callback_names, refusal
 from .serializer import NotQueueable, PickledEntry, UnreadableEntry
-from .shared import worker_id
+from .shared import worker_alive_ttl, worker_id
 
 logger = logging.getLogger("consentcrawl")
 
@@ -114,6 +114,7 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
         self.worker = worker_id()
         self.inflight_key = f"{self.key}:inflight:{self.worker}"
         self.alive_key = f"{self.key}:alive:{self.worker}"
+        self.alive_ttl = worker_alive_ttl(self.spider, ALIVE_TTL)
         self._pop = self.server.register_script(_POP)
         self._reclaim = self.server.register_script(_RECLAIM)
         self._put_back = self.server.register_script(_PUT_BACK)
@@ -251,7 +252,7 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
             if not self._announced:  # what this deploy can run, for a worker that cannot (:meth:`_nobody_runs`)
                 self.server.hset(self.callbacks_key, self.worker, json.dumps(callback_names(self.spider)))
                 self._announced = True
-            self.server.set(self.alive_key, 1, px=int(ALIVE_TTL * 1000))
+            self.server.set(self.alive_key, 1, px=int(self.alive_ttl * 1000))
             self._beaten = now
         if force or now - self._swept >= BEAT:
             self._swept = now
@@ -307,3 +308,4 @@ def _request_class(path: Any) -> type[Request]:
     if not (isinstance(found, type) and issubclass(found, Request)):
         raise UnreadableEntry(f"its request class {path!r} is not a request class this worker has loaded")
     return found
+

@@ -11,6 +11,7 @@ once, at WARNING and INFO.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -22,7 +23,7 @@ from urllib.parse import urlsplit
 from ..consent.redisstore import client_options
 from ..errors import ConfigError, ConsentError
 from ..reasons import ERROR_SHARED_STATE_UNAVAILABLE
-from ..settings import read
+from ..settings import as_settings, read
 
 if TYPE_CHECKING:
     from scrapy.settings import BaseSettings
@@ -49,7 +50,12 @@ def shared_redis_url(settings: BaseSettings) -> str | None:
 
 #: the distributed crawl's settings besides the URL, read where they are used; checked with the rest at start-up
 DISTRIBUTED_SETTINGS = ("CONSENTCRAWL_REDIS_PREFIX", "CONSENTCRAWL_REDIS_START_KEY", "CONSENTCRAWL_REDIS_IDLE_CLOSE",
-                        "CONSENTCRAWL_REDIS_TIMEOUT", "CONSENTCRAWL_SHARED_LOCK_TIMEOUT")
+                        "CONSENTCRAWL_REDIS_TIMEOUT", "CONSENTCRAWL_SHARED_LOCK_TIMEOUT",
+                        "CONSENTCRAWL_WORKER_ALIVE_TTL")
+#: the least ``CONSENTCRAWL_WORKER_ALIVE_TTL`` may be: twice the heartbeat (:data:`~consentcrawl.distributed.
+#: heldqueue.BEAT`), so that a live worker's key does not lapse between two beats and the others do not take back
+#: what it holds
+MIN_ALIVE_TTL = 2.0
 
 
 def check_distributed(get: Any) -> None:
@@ -64,6 +70,29 @@ def check_distributed(get: Any) -> None:
         raise ConfigError(f"{prefix!r} is not a key prefix (a word without spaces)", source="CONSENTCRAWL_REDIS_PREFIX")
     for name in DISTRIBUTED_SETTINGS[1:]:
         get(name)
+    alive_ttl(get)
+
+
+def alive_ttl(get: Any) -> float:
+    """``CONSENTCRAWL_WORKER_ALIVE_TTL``: how long after a worker's last heartbeat the others take back what it
+    held (``get``: :func:`consentcrawl.settings.read` of one crawl's settings)."""
+    ttl = float(get("CONSENTCRAWL_WORKER_ALIVE_TTL"))
+    if ttl < MIN_ALIVE_TTL:
+        raise ConfigError(f"{ttl:g} is less than {MIN_ALIVE_TTL:g} seconds: a worker says it is alive every second, "
+                          "and the others would take back what a live worker holds",
+                          source="CONSENTCRAWL_WORKER_ALIVE_TTL")
+    return ttl
+
+
+def worker_alive_ttl(spider: Any, default: float) -> float:
+    """The spider's crawl's ``CONSENTCRAWL_WORKER_ALIVE_TTL``; ``default`` for a worker whose settings cannot give one
+    (checked at start-up, where a bad value stops the crawl naming it: only a crawl without the add-on, which takes
+    nothing from the queue, gets here with one)."""
+    settings = getattr(getattr(spider, "crawler", None), "settings", None)
+    try:
+        return alive_ttl(functools.partial(read, settings if settings is not None else as_settings({})))
+    except ConfigError:
+        return default
 
 
 def worker_id() -> str:
