@@ -45,6 +45,7 @@ that does not call the one it found.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import re
@@ -145,17 +146,27 @@ class PersonLines(CheckedLines):
             if name not in self.loggers:
                 self.loggers.append(name)
                 logging.getLogger(name).addFilter(self)
-        self.on(all_handlers())
+        with contextlib.suppress(Exception):  # a handler that takes no filter: each line it gets is "not checked"
+            self.on(all_handlers())
 
     def on(self, handlers: Iterable[logging.Handler]) -> None:
         """On ``handlers``, those it is not on yet; none once closed. A line made in another thread puts it on
-        while the crawl closes: what it put on after :meth:`close` looked is taken off again here."""
+        while the crawl closes: what it put on after :meth:`close` looked is taken off again here. A handler
+        whose ``addFilter`` raises does not stop the others; the first error is raised at the end, so the line
+        being logged (``loghandlers._cover``) is written as not checked."""
+        error: Exception | None = None
         for handler in handlers:
             if handler not in self.handlers and not self.closed:
-                handler.addFilter(self.on_handlers)
+                try:
+                    handler.addFilter(self.on_handlers)
+                except Exception as raised:  # noqa: BLE001 - any handler's own refusal
+                    error = error or raised
+                    continue
                 self.handlers.append(handler)
                 if self.closed:
                     handler.removeFilter(self.on_handlers)
+        if error is not None:
+            raise error
 
     @classmethod
     def release(cls, crawler: Crawler) -> None:

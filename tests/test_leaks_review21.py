@@ -299,3 +299,43 @@ async def test_purge_on_close_that_cannot_ask_the_store_says_so(
               r.getMessage()]
     assert [e for e in errors if "could not say whether a person withdrew" in e], errors
     assert result.stats.get("consentcrawl/purge/failed"), result.stats
+
+
+class EarlyStubborn:
+    """Asks for 101 and 107 (refused); the errback logs 107's URL through a library's logger whose handler, in
+    place before the crawl started, takes no filter."""
+
+    seen: list[str]
+
+    async def start(self) -> Any:
+        for person in ("101", "107"):
+            yield scrapy.Request(f"{BASE}/u/{person}", callback=self.profile, errback=self.failed)
+
+    def profile(self, response: Any) -> None:
+        self.seen.append(response.url)
+
+    def failed(self, failure: Any) -> None:
+        logging.getLogger("stubborndb.engine").info("DELETE FROM people WHERE url = %r", failure.request.url)
+
+
+@pytest.mark.parametrize("kind", ["ConsentSpider", "ADDONS"])
+@deferred_f_from_coro_f
+async def test_a_handler_that_takes_no_filter_before_the_crawl_starts_does_not_stop_it(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A library's handler that refuses ``addFilter``, there before the crawl started: the crawl's start put the
+    filter on every handler and died of the handler's ``TypeError``, a traceback instead of a crawl. Now the crawl
+    runs, and each line that handler gets is written as not checked (as for a handler added mid-crawl)."""
+    ECHOED.clear()
+    stubborn = logging.getLogger("stubborndb.engine")
+    stubborn.addHandler(Stubborn())
+    stubborn.setLevel(logging.INFO)
+    app = LenientPeople()
+    try:
+        with LocalServer(app) as server:
+            await crawl(make_spider(kind, EarlyStubborn), people_settings(tmp_path), proxy=server.proxy,
+                        monkeypatch=monkeypatch)
+    finally:
+        stubborn.handlers.clear()
+        stubborn.setLevel(logging.NOTSET)
+    assert app.people_served() == ["101"], app.describe()
+    assert ECHOED == [f"INFO stubborndb.engine: {UNCHECKED}"], ECHOED
