@@ -1,0 +1,62 @@
+"""Fresh-eyes leak hunt (hunt15): what reaches a project's code between the download and the response phase.
+
+Tests marked "Fixed" failed on main (3b0fb55) and pass since their fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scrapy import signals
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl_demo.server import LocalServer
+from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, crawl, make_spider, people_settings, secret_name
+
+BASE = f"http://{HOST}"
+
+
+class DownloadArchive:
+    """A project extension that archives every page the downloader downloads, as WARC writers and page
+    archivers do, from Scrapy's documented ``response_downloaded`` signal ("sent by the downloader right after a
+    HTTPResponse is downloaded"): a file under ``ARCHIVE_DIR`` per page."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> DownloadArchive:
+        archive = cls(Path(crawler.settings["ARCHIVE_DIR"]))
+        crawler.signals.connect(archive.downloaded, signal=signals.response_downloaded)
+        return archive
+
+    def downloaded(self, response: Any, request: Any, spider: Any = None) -> None:
+        name = f"{len(list(self.directory.iterdir()))}.html"
+        (self.directory / name).write_bytes(response.url.encode() + b"\n" + response.body)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_page_refused_on_the_page_is_not_handed_to_response_downloaded(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. 103 holds a grant but says ``#nobot`` on their profile: the page has to be fetched to read that, and
+    the response phase drops it (``subject.refused-on-page``) before the HTTP cache and the callback. But Scrapy's
+    downloader sends ``response_downloaded`` with the page as soon as the download handler returns it, before any
+    downloader middleware's ``process_response``, and the response phase was one: a project extension that
+    archives what the downloader downloads wrote 103's page (their name) to disk. The send-time handler now makes
+    the response-phase decision itself before it hands a page on; 101's page still reaches the archive."""
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    settings = people_settings(tmp_path, EXTENSIONS={f"{__name__}.DownloadArchive": 500}, ARCHIVE_DIR=str(archive))
+    app = LenientPeople(refusing={"103"})
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=[f"{BASE}/u/103", f"{BASE}/u/101"], follow_links=False)
+    assert sorted(app.people_served()) == ["101", "103"], app.describe()  # 103's page had to be read
+    archived = b"\n".join(p.read_bytes() for p in sorted(archive.iterdir()))
+    assert secret_name("103").encode() not in archived, archived
+    assert secret_name("101").encode() in archived  # the extension does archive what is allowed
+    assert [e["reason"] for e in result.audit_for("/u/103", phase="response")] == ["subject.refused-on-page"]
+    assert secret_name("103") not in str(result.items) and [i["name"] for i in result.items] == [secret_name("101")]
