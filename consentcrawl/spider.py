@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import scrapy
@@ -14,6 +15,8 @@ from .personlines import PersonLines
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from typing_extensions import Self
+
+logger = logging.getLogger("consentcrawl")
 
 
 class ConsentSpider(scrapy.Spider):
@@ -34,8 +37,17 @@ class ConsentSpider(scrapy.Spider):
     def update_settings(cls, settings: BaseSettings) -> None:
         super().update_settings(settings)
         addons = settings.getdict("ADDONS")
-        if not any(load_object(path) is Addon for path in addons):
+        ours = [path for path in addons if load_object(path) is Addon]
+        # an entry switched off (None: Scrapy's add-on manager skips it) would run the spider with no check at all
+        off = [path for path in ours if addons[path] is None]
+        if ours and not off:
+            return
+        for path in off:
+            logger.warning("consentcrawl: ADDONS switches %s off; a ConsentSpider runs with it, so it is put back",
+                           path if isinstance(path, str) else f"{path.__module__}.{path.__qualname__}")
+            addons[path] = 0
+        if not ours:
             addons[Addon] = 0
-            # at spider priority: a runner merging its own (empty) ADDONS must not drop ours
-            priority = max(settings.getpriority("ADDONS") or 0, SETTINGS_PRIORITIES["spider"])
-            settings.set("ADDONS", addons, priority=priority)
+        # at spider priority: a runner merging its own (empty) ADDONS must not drop ours
+        priority = max(settings.getpriority("ADDONS") or 0, SETTINGS_PRIORITIES["spider"])
+        settings.set("ADDONS", addons, priority=priority)

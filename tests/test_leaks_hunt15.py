@@ -60,3 +60,35 @@ async def test_a_page_refused_on_the_page_is_not_handed_to_response_downloaded(
     assert secret_name("101").encode() in archived  # the extension does archive what is allowed
     assert [e["reason"] for e in result.audit_for("/u/103", phase="response")] == ["subject.refused-on-page"]
     assert secret_name("103") not in str(result.items) and [i["name"] for i in result.items] == [secret_name("101")]
+
+
+# -- a ConsentSpider whose settings name the add-on switched off ----------------------------------------------
+
+
+class OffInSpider(ListLogic):
+    """A ConsentSpider whose ``custom_settings`` switch the add-on off (``None``, as Scrapy switches a component
+    off), copied from a project that runs ``scrapy shell`` without it."""
+
+    custom_settings = {"ADDONS": {"consentcrawl.Addon": None}}
+
+
+@pytest.mark.parametrize("where", ["project settings", "custom_settings"])
+@deferred_f_from_coro_f
+async def test_a_consent_spider_runs_with_its_add_on_whatever_settings_switch_it_off(
+        where: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Fixed. A ConsentSpider turns the add-on on for itself, but only if ``ADDONS`` does not name it already:
+    ``{"consentcrawl.Addon": None}`` names it, and Scrapy's add-on manager skips an entry whose number is None,
+    so the spider ran with no consentcrawl component at all: 107 (no authorization) was fetched and collected,
+    with no audit line. The spider now puts the add-on back in that case, with a WARNING, as the add-on puts
+    back a middleware the settings took out."""
+    logic = OffInSpider if where == "custom_settings" else ListLogic
+    overrides = {} if where == "custom_settings" else {"ADDONS": {"consentcrawl.Addon": None}}
+    settings = people_settings(tmp_path, **overrides)
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", logic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/u/107", f"{BASE}/u/101"], follow_links=False)
+    assert app.people_served() == ["101"], app.describe()
+    assert secret_name("107") not in str(result.items)
+    assert [e["reason"] for e in result.audit_for("/u/107")] == ["subject.no-authorization"], result.denies()
+    assert "ADDONS switches consentcrawl.Addon off; a ConsentSpider runs with it" in caplog.text
