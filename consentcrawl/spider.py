@@ -38,16 +38,12 @@ class ConsentSpider(scrapy.Spider):
         super().update_settings(settings)
         addons = settings.getdict("ADDONS")
         ours = [path for path in addons if load_object(path) is Addon]
-        # an entry switched off (None: Scrapy's add-on manager skips it) would run the spider with no check at all
-        off = [path for path in ours if addons[path] is None]
-        if ours and not off:
+        if any(addons[path] is not None for path in ours):
             return
-        for path in off:
+        if ours:  # switched off (None: Scrapy's add-on manager skips it): the spider would run with no check at all
             logger.warning("consentcrawl: ADDONS switches %s off; a ConsentSpider runs with it, so it is put back",
-                           path if isinstance(path, str) else f"{path.__module__}.{path.__qualname__}")
-            addons[path] = 0
-        if not ours:
-            addons[Addon] = 0
+                           ours[0] if isinstance(ours[0], str) else f"{ours[0].__module__}.{ours[0].__qualname__}")
+        addons[ours[0] if ours else Addon] = 0
         # at spider priority: a runner merging its own (empty) ADDONS must not drop ours
         priority = max(settings.getpriority("ADDONS") or 0, SETTINGS_PRIORITIES["spider"])
         settings.set("ADDONS", addons, priority=priority)
