@@ -58,7 +58,7 @@ from .linecheck import CheckedLines, to_debug
 from .loghandlers import OnHandlers, all_handlers, unwatch, watch
 from .requestlines import RequestLines
 from .runtime import get_runtime, is_checked_url
-from .scrapylines import LINE_URL, PERSON_LINE_LOGGERS, is_retry_line
+from .scrapylines import LINE_URL, PERSON_LINE_LOGGERS, STATS_LINE_LOGGERS, is_retry_line
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -122,6 +122,7 @@ class PersonLines(CheckedLines):
         lines.on_root_handlers()
         watch(lines)
         crawler.signals.connect(lines.close, signal=signals.spider_closed)
+        crawler.signals.connect(lines.stopped, signal=signals.engine_stopped)
         return lines
 
     def on_root_handlers(self) -> None:
@@ -162,13 +163,22 @@ class PersonLines(CheckedLines):
         for the rest of the process (``Addon._released_on_failed_start``)."""
         lines = getattr(crawler, _ATTR, None)
         if isinstance(lines, cls):
-            lines.close()
+            lines.stopped()
 
     def close(self, spider: Any = None) -> None:
+        """Off, as the spider closes; on the stats' loggers until the engine stops (:meth:`stopped`): Scrapy
+        writes the stats after ``spider_closed``."""
+        self._off(keep=STATS_LINE_LOGGERS)
+
+    def stopped(self) -> None:
+        self._off(keep=())
+
+    def _off(self, keep: tuple[str, ...]) -> None:
         self.closed = True  # before the handlers are looked at (see on)
         unwatch(self)
-        for name in self.loggers:
+        for name in [name for name in self.loggers if name not in keep]:
             logging.getLogger(name).removeFilter(self)
+            self.loggers.remove(name)
         for handler in list(self.handlers):
             handler.removeFilter(self.on_handlers)
 

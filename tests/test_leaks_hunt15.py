@@ -5,6 +5,7 @@ Tests marked "Fixed" failed on main (3b0fb55) and pass since their fix.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +93,49 @@ async def test_a_consent_spider_runs_with_its_add_on_whatever_settings_switch_it
     assert secret_name("107") not in str(result.items)
     assert [e["reason"] for e in result.audit_for("/u/107")] == ["subject.no-authorization"], result.denies()
     assert "ADDONS switches consentcrawl.Addon off; a ConsentSpider runs with it" in caplog.text
+
+
+# -- the stats, written as text at INFO ------------------------------------------------------------------------
+
+
+class CountingLinks(ListLogic):
+    """Counts each link it follows in the crawl's stats by its URL (``crawler.stats``, as a project tallies what it
+    met), keeps the last page's URL and the last failed request's."""
+
+    def parse(self, response: Any) -> Any:
+        self.seen.append(response.url)
+        self.crawler.stats.set_value("last_page", response.url)
+        for href in response.css("a.link::attr(href)").getall():
+            url = response.urljoin(href)
+            self.crawler.stats.inc_value(f"links/{url}")
+            yield response.follow(href, callback=self.parse, errback=self.failed)
+
+    def failed(self, failure: Any) -> None:
+        self.crawler.stats.set_value("last_failed", failure.request.url)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_the_stats_written_at_info_name_no_person_not_allowed(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Fixed. A spider counts the links it follows in the crawl's stats, by URL, and keeps the last failed
+    request's URL; 107 has no authorization. Scrapy writes the stats as text at INFO: ``Dumping Scrapy stats``
+    at the close, and PeriodicLog's lines (``PERIODIC_LOG_STATS``). The spider's own lines have each URL of a
+    person not allowed taken out, but these were Scrapy's, on loggers consentcrawl did not watch, and the dump
+    comes after ``spider_closed``, when the crawl's line filter was already off: both named 107's profile URL.
+    They are now checked like the spider's lines; the stats themselves are left as the spider wrote them."""
+    caplog.set_level(logging.INFO)
+    settings = people_settings(tmp_path, EXTENSIONS={"scrapy.extensions.periodic_log.PeriodicLog": 0},
+                               PERIODIC_LOG_STATS=True)
+    app = LenientPeople().links_page("/list", [f"{BASE}/u/107", f"{BASE}/u/101"])
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, CountingLinks), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=[f"{BASE}/list"], follow_links=False)
+    assert app.people_served() == ["101"], app.describe()
+    assert result.stats[f"links/{BASE}/u/107"] == 1 and result.stats["last_failed"] == f"{BASE}/u/107"
+    shown = [r for r in caplog.records if r.levelno >= logging.INFO]
+    dumps = [r.getMessage() for r in shown if r.name in ("scrapy.statscollectors", "scrapy.extensions.periodic_log")]
+    closing = [line for line in dumps if "links/" in line]  # the dump, and PeriodicLog's line at the close
+    assert len(closing) == 2 and all("/u/107" not in line for line in dumps), dumps
+    assert all(f"{BASE}/u/101" in line for line in closing), closing  # last_page: an allowed person's URL stays
+    assert not [r.getMessage() for r in shown if "/u/107" in r.getMessage()]
