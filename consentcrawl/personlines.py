@@ -185,6 +185,8 @@ class PersonLines(CheckedLines):
     def check(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.INFO or not self.alive() or getattr(record, self._mark, False):
             return True
+        if self.closed and not _closing(self.crawler):  # kept on the stats' loggers only for the close's lines
+            return True
         setattr(record, self._mark, True)  # checked once, on a logger or on the first handler
         crawler = self.crawler
         spider = getattr(record, "spider", None)
@@ -223,6 +225,14 @@ class PersonLines(CheckedLines):
     def _rewrite(self, record: logging.LogRecord, message: str, error: str | None) -> None:
         to_debug(record)
         record.msg, record.args, record.exc_info, record.exc_text = message, None, None, error
+
+
+def _closing(crawler: Crawler) -> bool:
+    """Whether the crawl's engine is still closing its spider (it lets go of it after ``Spider closed``)."""
+    try:
+        return getattr(crawler.engine, "spider", None) is not None
+    except RuntimeError:  # Scrapy's answer for a crawler that never had an engine
+        return False
 
 
 def _names_item(record: logging.LogRecord) -> bool:
