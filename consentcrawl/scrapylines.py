@@ -40,9 +40,13 @@ REQUEST_LINE_LOGGERS = ("scrapy.spidermiddlewares.httperror", "scrapy.downloader
 #: ``spider_closed``; PeriodicLog's lines): a spider or component that keys or fills a stat with a URL
 #: (``stats.inc_value(f"links/{url}")``) names people there
 STATS_LINE_LOGGERS = ("scrapy.statscollectors", "scrapy.extensions.periodic_log")
+#: HttpCacheMiddleware's ``Could not read the cache entry for <GET url>`` (WARNING), written as text: report mode
+#: reaches it with a request it would refuse
+CACHE_LINE_LOGGER = "scrapy.downloadermiddlewares.httpcache"
 PERSON_LINE_LOGGERS = ("scrapy.core.scraper", "scrapy.pipelines.media", "scrapy.utils.signal",
                        "scrapy.spidermiddlewares.urllength", "scrapy.spiders.sitemap", MEDIA_LINE_LOGGER,
-                       "scrapy.utils.request", "scrapy.core.engine", "asyncio", "twisted", *STATS_LINE_LOGGERS)
+                       "scrapy.utils.request", "scrapy.core.engine", "asyncio", "twisted", CACHE_LINE_LOGGER,
+                       *STATS_LINE_LOGGERS)
 #: ``get_retry_request``'s line when it gives up, on whatever logger the caller passed it
 _RETRY_GAVE_UP = "Gave up retrying %(request)s (failed %(retry_times)d times): %(reason)s"
 

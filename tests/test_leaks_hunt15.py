@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from scrapy import signals
+from scrapy.extensions.httpcache import FilesystemCacheStorage
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl_demo.server import LocalServer
@@ -139,3 +140,36 @@ async def test_the_stats_written_at_info_name_no_person_not_allowed(
     assert len(closing) == 2 and all("/u/107" not in line for line in dumps), dumps
     assert f"'last_page': '{BASE}/u/101'" in closing[-1], closing  # the dump: an allowed person's URL stays
     assert not [r.getMessage() for r in shown if "/u/107" in r.getMessage()]
+
+
+# -- report mode: the HTTP cache's line about an entry it cannot read -----------------------------------------
+
+
+class UnreadableCache(FilesystemCacheStorage):
+    """Scrapy's filesystem cache whose entries cannot be read (a disk error, an entry written by another Scrapy):
+    HttpCacheMiddleware then writes ``Could not read the cache entry for <GET url>`` at WARNING."""
+
+    def retrieve_response(self, spider: Any, request: Any = None) -> Any:
+        raise OSError("the cache entry is unreadable")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_report_mode_an_unreadable_cache_entry_names_no_person_not_allowed(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Fixed. Report mode sends the requests it would refuse (107 has no authorization), and Scrapy's lines about
+    such a request are written with the reason code for the URL; HttpCacheMiddleware's WARNING about a cache entry
+    it could not read was not among them, and named 107's profile. It is now checked as the other lines of Scrapy's
+    that name a person as text are; 101's stays as written."""
+    caplog.set_level(logging.INFO)
+    settings = people_settings(tmp_path, CONSENTCRAWL_MODE="report", HTTPCACHE_ENABLED=True,
+                               HTTPCACHE_DIR=str(tmp_path / "cache"), HTTPCACHE_STORAGE=f"{__name__}.UnreadableCache")
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        await crawl(make_spider(kind, ListLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                    urls=[f"{BASE}/u/107", f"{BASE}/u/101"], follow_links=False)
+    assert sorted(app.people_served()) == ["101", "107"], app.describe()  # report mode sent both
+    cache = [r.getMessage() for r in caplog.records if r.name == "scrapy.downloadermiddlewares.httpcache"
+             and r.levelno >= logging.INFO]
+    assert len(cache) == 2 and any(f"<GET {BASE}/u/101>" in line for line in cache), cache
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and "/u/107" in r.getMessage()]
