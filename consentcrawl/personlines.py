@@ -58,7 +58,7 @@ from .linecheck import CheckedLines, to_debug
 from .loghandlers import OnHandlers, all_handlers, unwatch, watch
 from .requestlines import RequestLines
 from .runtime import get_runtime, is_checked_url
-from .scrapylines import LINE_URL, PERSON_LINE_LOGGERS, STATS_LINE_LOGGERS, is_retry_line
+from .scrapylines import LINE_URL, PERSON_LINE_LOGGERS, is_retry_line
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -106,6 +106,7 @@ class PersonLines(CheckedLines):
         self.handlers: list[logging.Handler] = []
         self.on_handlers = OnHandlers(self)
         self.closed = False
+        self.engine_started = False  #: ``engine_started`` came: ``engine_stopped`` will
         self._mark = f"_consentcrawl_person_checked_{id(self)}"
 
     @classmethod
@@ -113,7 +114,8 @@ class PersonLines(CheckedLines):
         """The crawl's filter, once, from the moment its crawler exists (``ConsentSpider.from_crawler``, before the
         spider's ``__init__``; the add-on's ``from_crawler`` for another spider): on the root logger's handlers,
         which see every logger's lines, those of loggers made later and of other libraries included, and on the
-        handlers other loggers have; taken off as the spider closes. :meth:`opened` puts it on the loggers."""
+        handlers other loggers have; taken off once the engine has stopped (:meth:`close`). :meth:`opened` puts it on
+        the loggers."""
         lines = getattr(crawler, _ATTR, None)
         if isinstance(lines, cls):
             return lines
@@ -122,7 +124,7 @@ class PersonLines(CheckedLines):
         lines.on_root_handlers()
         watch(lines)
         crawler.signals.connect(lines.close, signal=signals.spider_closed)
-        crawler.signals.connect(lines.stopped, signal=signals.engine_stopped)
+        crawler.signals.connect(lines.started, signal=signals.engine_started)
         return lines
 
     def on_root_handlers(self) -> None:
@@ -166,26 +168,29 @@ class PersonLines(CheckedLines):
             lines.stopped()
 
     def close(self, spider: Any = None) -> None:
-        """Off, as the spider closes; on the stats' loggers until the engine stops (:meth:`stopped`): Scrapy
-        writes the stats after ``spider_closed``."""
-        self._off(keep=STATS_LINE_LOGGERS)
+        """The spider closes: the filter stays on until the engine has stopped, and is taken off then (:meth:`stopped`,
+        connected now: after every ``engine_stopped`` handler connected before). Lines are written after
+        ``spider_closed`` reached this: the other ``spider_closed`` handlers' (the spider's ``closed()``, a project
+        extension's closing report, PeriodicLog's last line) and Scrapy's stats dump. A spider closed before its
+        engine started gets no ``engine_stopped``: off now."""
+        if self.engine_started:
+            self.crawler.signals.connect(self.stopped, signal=signals.engine_stopped)
+        else:
+            self.stopped()
+
+    def started(self) -> None:
+        self.engine_started = True
 
     def stopped(self) -> None:
-        self._off(keep=())
-
-    def _off(self, keep: tuple[str, ...]) -> None:
         self.closed = True  # before the handlers are looked at (see on)
         unwatch(self)
-        for name in [name for name in self.loggers if name not in keep]:
+        for name in self.loggers:
             logging.getLogger(name).removeFilter(self)
-            self.loggers.remove(name)
         for handler in list(self.handlers):
             handler.removeFilter(self.on_handlers)
 
     def check(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.INFO or not self.alive() or getattr(record, self._mark, False):
-            return True
-        if self.closed and not _closing(self.crawler):  # kept on the stats' loggers only for the close's lines
             return True
         setattr(record, self._mark, True)  # checked once, on a logger or on the first handler
         crawler = self.crawler
@@ -225,14 +230,6 @@ class PersonLines(CheckedLines):
     def _rewrite(self, record: logging.LogRecord, message: str, error: str | None) -> None:
         to_debug(record)
         record.msg, record.args, record.exc_info, record.exc_text = message, None, None, error
-
-
-def _closing(crawler: Crawler) -> bool:
-    """Whether the crawl's engine is still closing its spider (it lets go of it after ``Spider closed``)."""
-    try:
-        return getattr(crawler.engine, "spider", None) is not None
-    except RuntimeError:  # Scrapy's answer for a crawler that never had an engine
-        return False
 
 
 def _names_item(record: logging.LogRecord) -> bool:

@@ -173,3 +173,57 @@ async def test_report_mode_an_unreadable_cache_entry_names_no_person_not_allowed
              and r.levelno >= logging.INFO]
     assert len(cache) == 2 and any(f"<GET {BASE}/u/101>" in line for line in cache), cache
     assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and "/u/107" in r.getMessage()]
+
+
+# -- lines written as the spider closes ------------------------------------------------------------------------
+
+_REPORT = logging.getLogger("tests.closing_report")
+
+
+class ClosingReport:
+    """A project extension that reports, as the spider closes, the links the spider met (a crawl summary)."""
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> ClosingReport:
+        report = cls()
+        crawler.signals.connect(report.spider_closed, signal=signals.spider_closed)
+        return report
+
+    def spider_closed(self, spider: Any, reason: str) -> None:
+        _REPORT.warning("links met: %s", spider.links)
+
+
+class RemembersLinks(ListLogic):
+    """Remembers each link it follows, and says which as it closes (``Spider.closed``)."""
+
+    links: list[str]
+
+    def parse(self, response: Any) -> Any:
+        self.seen.append(response.url)
+        for href in response.css("a.link::attr(href)").getall():
+            self.links.append(response.urljoin(href))
+            yield response.follow(href, callback=self.parse)
+
+    def closed(self, reason: str) -> None:
+        self.logger.info("closed (%s) after following %s", reason, self.links)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_lines_written_as_the_spider_closes_name_no_person_not_allowed(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Fixed. The crawl's line filter was taken off at ``spider_closed``, from a handler connected before the
+    spider's and the project's own: the lines those write as the spider closes (``Spider.closed()``, an
+    extension's closing report) went out as written, and named 107's profile URL (no authorization) at INFO and
+    WARNING. The filter now stays on until the engine has stopped."""
+    caplog.set_level(logging.INFO)
+    settings = people_settings(tmp_path, EXTENSIONS={f"{__name__}.ClosingReport": 500})
+    app = LenientPeople().links_page("/list", [f"{BASE}/u/107", f"{BASE}/u/101"])
+    with LocalServer(app) as server:
+        await crawl(make_spider(kind, RemembersLinks), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                    urls=[f"{BASE}/list"], follow_links=False, links=[])
+    assert app.people_served() == ["101"], app.describe()
+    said = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO
+            and ("links met" in r.getMessage() or "after following" in r.getMessage())]
+    assert len(said) == 2 and all(f"{BASE}/u/101" in line for line in said), said
+    assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and "/u/107" in r.getMessage()]
