@@ -16,6 +16,8 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl_demo.server import LocalServer
 from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, crawl, make_spider, people_settings, secret_name
+from tests.test_hunt import _run_command
+from tests.test_scrapy_commands import consent_spider_project
 
 BASE = f"http://{HOST}"
 
@@ -227,3 +229,18 @@ async def test_lines_written_as_the_spider_closes_name_no_person_not_allowed(
             and ("links met" in r.getMessage() or "after following" in r.getMessage())]
     assert len(said) == 2 and all(f"{BASE}/u/101" in line for line in said), said
     assert not [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and "/u/107" in r.getMessage()]
+
+
+def test_scrapy_fetch_in_a_project_that_switches_the_add_on_off_is_guarded(tmp_path: Path) -> None:
+    """Fixed. A ConsentSpider project whose settings switch the add-on off (``{"consentcrawl.Addon": None}``, so
+    that its plain spiders run without it): ``scrapy fetch`` guards the spider it uses by making it a
+    ConsentSpider, which did not put the add-on back, and fetched and printed 107's page (no authorization)."""
+    project = consent_spider_project(tmp_path)
+    settings = project / "peopleproj" / "settings.py"
+    settings.write_text(settings.read_text() + 'ADDONS = {"consentcrawl.Addon": None}\n')
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        code, output = _run_command(project, server.proxy, ["fetch", "--loglevel", "INFO", f"{BASE}/u/107"],
+                                    timeout=60)
+    assert "107" not in app.people_served(), f"the refused page was downloaded\n{app.describe()}\n{output[-3000:]}"
+    assert secret_name("107") not in output and code == 1, output[-2000:]
