@@ -107,6 +107,8 @@ class ConsentDownloadHandler:
         #: the responses this handler downloaded for a checked request (by identity: the response phase reads and
         #: decides any other one, from the HTTP cache, as a page that was never sent)
         self._sent: weakref.WeakSet[Response] = weakref.WeakSet()
+        #: the responses whose response phase this handler decided before handing them on (:meth:`_decide_page`)
+        self._decided: weakref.WeakSet[Response] = weakref.WeakSet()
         #: the linked-actor requests sent while their person's first page holds the gate (never read as unsent:
         #: their person's gate would wait for itself)
         self._actors: weakref.WeakSet[Request] = weakref.WeakSet()
@@ -165,6 +167,7 @@ class ConsentDownloadHandler:
                 if first:
                     assert person is not None
                     read = await self._first_page(runtime, person, request, response)
+                await self._decide_page(runtime, request, response)
                 return response
             finally:
                 if first:
@@ -185,6 +188,23 @@ class ConsentDownloadHandler:
         if actor is not None:
             await self._read_actor(runtime, actor, person)
         return reading is not None and reading.profile
+
+    async def _decide_page(self, runtime: ConsentRuntime, request: Request, response: Response) -> None:
+        """The response phase (the person's refusals, robots tags, the page's signals), decided here, before the
+        downloader hands the page on: Scrapy's ``response_downloaded`` signal (a project's extension that archives
+        every download, AutoThrottle's INFO line) fires as this returns, before any downloader middleware, so a
+        page the response phase drops must not come back from here. A deny is raised to the downloader
+        middlewares' ``process_exception``, never cached (``dont_cache``), its errback wrapped."""
+        decision = await runtime.decide_response(request, response)
+        if runtime.drops(decision):
+            request.meta["dont_cache"] = True
+            guard_refused_errback(runtime, request)
+            raise ConsentDenied(decision)
+        self._decided.add(response)
+
+    def decided(self, response: Response) -> bool:
+        """Whether any of the crawl's send-time handlers decided ``response``'s response phase already."""
+        return any(response in h._decided for h in _handlers.get(self.crawler, {}).values())
 
     def unsent(self, request: Request, response: Response) -> bool:
         """Whether ``response`` came back without a send-time handler (any scheme's) downloading it (the HTTP cache

@@ -109,6 +109,7 @@ class PersonLines(CheckedLines):
         self.handlers: list[logging.Handler] = []
         self.on_handlers = OnHandlers(self)
         self.closed = False
+        self.engine_started = False  #: ``engine_started`` came: ``engine_stopped`` will
         self._mark = f"_consentcrawl_person_checked_{id(self)}"
 
     @classmethod
@@ -116,7 +117,8 @@ class PersonLines(CheckedLines):
         """The crawl's filter, once, from the moment its crawler exists (``ConsentSpider.from_crawler``, before the
         spider's ``__init__``; the add-on's ``from_crawler`` for another spider): on the root logger's handlers,
         which see every logger's lines, those of loggers made later and of other libraries included, and on the
-        handlers other loggers have; taken off as the spider closes. :meth:`opened` puts it on the loggers."""
+        handlers other loggers have; taken off once the engine has stopped (:meth:`close`). :meth:`opened` puts it on
+        the loggers."""
         lines = getattr(crawler, _ATTR, None)
         if isinstance(lines, cls):
             return lines
@@ -125,6 +127,7 @@ class PersonLines(CheckedLines):
         lines.on_root_handlers()
         watch(lines)
         crawler.signals.connect(lines.close, signal=signals.spider_closed)
+        crawler.signals.connect(lines.started, signal=signals.engine_started)
         return lines
 
     def on_root_handlers(self) -> None:
@@ -175,9 +178,23 @@ class PersonLines(CheckedLines):
         for the rest of the process (``Addon._released_on_failed_start``)."""
         lines = getattr(crawler, _ATTR, None)
         if isinstance(lines, cls):
-            lines.close()
+            lines.stopped()
 
     def close(self, spider: Any = None) -> None:
+        """The spider closes: the filter stays on until the engine has stopped, and is taken off then (:meth:`stopped`,
+        connected now: after every ``engine_stopped`` handler connected before). Lines are written after
+        ``spider_closed`` reached this: the other ``spider_closed`` handlers' (the spider's ``closed()``, a project
+        extension's closing report, PeriodicLog's last line) and Scrapy's stats dump. A spider closed before its
+        engine started gets no ``engine_stopped``: off now."""
+        if self.engine_started:
+            self.crawler.signals.connect(self.stopped, signal=signals.engine_stopped)
+        else:
+            self.stopped()
+
+    def started(self) -> None:
+        self.engine_started = True
+
+    def stopped(self) -> None:
         self.closed = True  # before the handlers are looked at (see on)
         unwatch(self)
         for name in self.loggers:

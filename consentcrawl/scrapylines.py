@@ -28,6 +28,13 @@ MEDIA_LINE_LOGGER = "scrapy.pipelines.files"
 COMPRESSION_LINE_LOGGER = "scrapy.downloadermiddlewares.httpcompression"
 REQUEST_LINE_LOGGERS = ("scrapy.spidermiddlewares.httperror", "scrapy.downloadermiddlewares.retry", MEDIA_LINE_LOGGER,
                         COMPRESSION_LINE_LOGGER)
+#: the loggers that write the crawl's stats as text at INFO (StatsCollector's ``Dumping Scrapy stats``, after
+#: ``spider_closed``; PeriodicLog's lines): a spider or component that keys or fills a stat with a URL
+#: (``stats.inc_value(f"links/{url}")``) names people there
+STATS_LINE_LOGGERS = ("scrapy.statscollectors", "scrapy.extensions.periodic_log")
+#: HttpCacheMiddleware's ``Could not read the cache entry for <GET url>`` (WARNING), written as text: report mode
+#: reaches it with a request it would refuse
+CACHE_LINE_LOGGER = "scrapy.downloadermiddlewares.httpcache"
 #: the loggers whose lines name a person as text (:mod:`consentcrawl.personlines`): the scraper's item lines
 #: (``Dropped``, ``Error processing``; the formatter chooses their text, but Scrapy adds the pipeline's traceback), a
 #: media pipeline's ``found errors processing <item>``, a signal handler's exception, UrlLengthMiddleware's
@@ -35,10 +42,11 @@ REQUEST_LINE_LOGGERS = ("scrapy.spidermiddlewares.httperror", "scrapy.downloader
 #: ``Invalid cookie found in request <GET url>`` (on ``scrapy.utils.request``, which report mode reaches) and the
 #: engine's ``Error while reading start items and requests: <exception>`` (the spider's ``start`` raising), and the
 #: event loops' errors (asyncio's ``Task exception was never retrieved``, Twisted's ``Unhandled error in Deferred``,
-#: each with the exception a project's task or Deferred failed with)
+#: each with the exception a project's task or Deferred failed with), the stats' lines and the HTTP cache's
 PERSON_LINE_LOGGERS = ("scrapy.core.scraper", "scrapy.pipelines.media", "scrapy.utils.signal",
                        "scrapy.spidermiddlewares.urllength", "scrapy.spiders.sitemap", MEDIA_LINE_LOGGER,
-                       "scrapy.utils.request", "scrapy.core.engine", "asyncio", "twisted")
+                       "scrapy.utils.request", "scrapy.core.engine", "asyncio", "twisted", CACHE_LINE_LOGGER,
+                       *STATS_LINE_LOGGERS)
 #: ``get_retry_request``'s line when it gives up, on whatever logger the caller passed it
 _RETRY_GAVE_UP = "Gave up retrying %(request)s (failed %(retry_times)d times): %(reason)s"
 

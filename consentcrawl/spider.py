@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import scrapy
@@ -14,6 +15,8 @@ from .personlines import PersonLines
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
     from typing_extensions import Self
+
+logger = logging.getLogger("consentcrawl")
 
 
 class ConsentSpider(scrapy.Spider):
@@ -34,8 +37,13 @@ class ConsentSpider(scrapy.Spider):
     def update_settings(cls, settings: BaseSettings) -> None:
         super().update_settings(settings)
         addons = settings.getdict("ADDONS")
-        if not any(load_object(path) is Addon for path in addons):
-            addons[Addon] = 0
-            # at spider priority: a runner merging its own (empty) ADDONS must not drop ours
-            priority = max(settings.getpriority("ADDONS") or 0, SETTINGS_PRIORITIES["spider"])
-            settings.set("ADDONS", addons, priority=priority)
+        ours = [path for path in addons if load_object(path) is Addon]
+        if any(addons[path] is not None for path in ours):
+            return
+        if ours:  # switched off (None: Scrapy's add-on manager skips it): the spider would run with no check at all
+            logger.warning("consentcrawl: ADDONS switches %s off; a ConsentSpider runs with it, so it is put back",
+                           ours[0] if isinstance(ours[0], str) else f"{ours[0].__module__}.{ours[0].__qualname__}")
+        addons[ours[0] if ours else Addon] = 0
+        # at spider priority: a runner merging its own (empty) ADDONS must not drop ours
+        priority = max(settings.getpriority("ADDONS") or 0, SETTINGS_PRIORITIES["spider"])
+        settings.set("ADDONS", addons, priority=priority)
