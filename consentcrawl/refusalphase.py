@@ -29,7 +29,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from scrapy import Request as ScrapyRequest
-from scrapy.http import Response
+from scrapy.http import Response, TextResponse
 
 from .decision import Decision, Evidence, Stage, deny, new_decision_id
 from .errors import AuditUnavailable
@@ -37,9 +37,9 @@ from .recent import Recent
 from .refusals.book import REASON, Refusal, Unread
 from .refusals.forms import Found, PageReading, is_activitypub
 from .refusals.page import read_page
-from .robots.body import is_partial, reads_as_html
+from .robots.body import content_encoding, is_partial, page_body, page_encoding, reading_encodings, reads_as_html
 from .robots.meta import parse_meta_robots
-from .signalphase import decode_limit, page_text
+from .signalphase import decode_limit
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -185,11 +185,17 @@ _readings: weakref.WeakKeyDictionary[Response, PageReading] = weakref.WeakKeyDic
 
 def _read_now(runtime: ConsentRuntime, request: Request, response: Response, case_sensitive: bool) -> PageReading:
     content_type = (response.headers.get(b"Content-Type") or b"").decode("latin-1")
-    # in each encoding a spider may read it in (robots.body.reading_encodings), as meta robots and signals read it
-    text = page_text(response, decode_limit(runtime, request))
+    encoded = content_encoding(response.headers)
+    body = page_body(response.body, encoded, decode_limit(runtime, request))
+    if isinstance(response, TextResponse) and body is response.body:
+        encoding = response.encoding
+    else:
+        encoding = page_encoding(response.headers.get(b"Content-Type"), body)
+    # and as a spider that decodes the body itself may read it (robots.body.reading_encodings)
+    encodings = reading_encodings(encoding, response.headers.get(b"Content-Type"))
     accept = (request.headers.get(b"Accept") or b"").decode("latin-1")
-    return read_fetched_as(runtime.config.token, response.url, response.status, content_type, text.body,
-                           text.encodings, accept, case_sensitive)
+    return read_fetched_as(runtime.config.token, response.url, response.status, content_type, body, encodings,
+                           accept, case_sensitive)
 
 
 def read_fetched_as(token: str, url: str, status: int, content_type: str, body: bytes, encodings: tuple[str, ...],

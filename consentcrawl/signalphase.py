@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
-import weakref
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING
 
 from scrapy.http import Response, TextResponse
 
@@ -67,47 +66,9 @@ def decode_limit(runtime: ConsentRuntime, request: Request) -> int:
     return int(limit)
 
 
-class PageText(NamedTuple):
-    """A response's page as every reader of it takes it: the refusal reading (at send time and in the response
-    phase), meta robots and the response-level signals."""
-
-    body: bytes  #: decompressed as a spider can read it, within the limit (``robots.body.page_body``)
-    encodings: tuple[str, ...]  #: every encoding it is read in, Scrapy's first (``robots.body.reading_encodings``)
-    html: bool  #: read for its ``<meta>`` and ``<link>`` tags (``robots.body.reads_as_html``)
-
-
-#: each response's page, worked out once (weak: gone with the response), with what it was worked out from
-_texts: weakref.WeakKeyDictionary[Response, tuple[tuple[Any, ...], PageText]] = weakref.WeakKeyDictionary()
-
-
-def page_text(response: Response, limit: int) -> PageText:
-    """The page of ``response`` (:class:`PageText`), decompressed within ``limit``. Raises ValueError for a body
-    that cannot be decompressed.
-
-    Worked out once per response: the send-time handler reads a person's first page for refusals, and the
-    response phase reads the same response for refusals, meta robots and signals. It is kept by the response
-    object with everything it depends on (the body object, the ``Content-Type`` and ``Content-Encoding`` values,
-    the limit), so a middleware that changed one of them in place is read anew, never from what it replaced."""
-    headers = response.headers
-    content_type = headers.get(b"Content-Type")
-    encoded = content_encoding(headers)
-    raw = response.body
-    kept = _texts.get(response)
-    if kept is not None:
-        key, text = kept
-        if key[0] is raw and key[1] == content_type and key[2] == encoded and key[3] == limit:
-            return text
-    body = page_body(raw, encoded, limit)
-    encoding = (response.encoding if isinstance(response, TextResponse) and body is raw
-                else page_encoding(content_type, body))
-    text = PageText(body, reading_encodings(encoding, content_type), reads_as_html(content_type, body))
-    _texts[response] = ((raw, content_type, encoded, limit), text)
-    return text
-
-
 def body_readings(response: Response, limit: int) -> tuple[bytes | None, tuple[str, ...]]:
     """The page as HTML for meta and link tags (decompressed like meta robots, gzip bytes without a
-    ``Content-Encoding`` too, within ``limit``: :func:`page_text`), or None for a non-HTML body, with every
+    ``Content-Encoding`` too, within ``limit``: ``robots.body.page_body``), or None for a non-HTML body, with every
     encoding it is read in for refusals, meta robots and signals (``robots.body.reading_encodings``: one, but for
     a page a spider may decode otherwise than Scrapy does). Raises ValueError for a body that cannot be decoded,
     and for an HTML page of which only a part was received (``robots.body.is_partial``): a part is never read as
@@ -115,13 +76,17 @@ def body_readings(response: Response, limit: int) -> tuple[bytes | None, tuple[s
 
     A response Scrapy types as binary is read too: a page of a type Scrapy does not map, with a control byte
     (a form feed) in its first bytes, is a plain ``Response`` whose callback reads ``response.body`` itself."""
-    text = page_text(response, limit)
-    if not text.html:
+    encoded = content_encoding(response.headers)
+    content_type = response.headers.get(b"Content-Type")
+    body = page_body(response.body, encoded, limit)
+    if not reads_as_html(content_type, body):
         return None, ("utf-8",)
     if is_partial(response.status, response.flags):  # a meta tag in the bytes not sent (a 206, a cut) is not known
         raise ValueError(f"only part of the page was received ({'HTTP 206' if response.status == 206 else 'data loss'})"
                          ": what its meta tags say is not known")
-    return text.body, text.encodings
+    encoding = (response.encoding if isinstance(response, TextResponse) and body is response.body
+                else page_encoding(content_type, body))
+    return body, reading_encodings(encoding, content_type)
 
 
 async def _signals_read(runtime: ConsentRuntime, response: Response, facts: RequestFacts, files: SiteFiles,

@@ -6,28 +6,16 @@
 
 from __future__ import annotations
 
-from ..cache import ObjectMemo
 from ..pagehead import meta_tags
 from .tags import RAW_MAX, SOURCE_META, RobotsDirective, _directives, _parse_rules, product_token
 
 __all__ = ["parse_meta_robots"]
 
 
-#: the directives of the last bodies read, by the body's identity (an immutable ``bytes``), token and encoding
-_read: ObjectMemo[object, tuple[RobotsDirective, ...]] = ObjectMemo(4)
-
-
 def parse_meta_robots(body: bytes, token: str, encoding: str = "utf-8") -> list[RobotsDirective]:
     """``<meta name="robots">``, ``<meta name="TOKEN">`` and ``<meta http-equiv="X-Robots-Tag">`` directives in an
     HTML document, head and body, as :func:`consentcrawl.pagehead.meta_tags` reads them (the head's scan is the
-    one the operator signals read too). A page is read once for the refusals on it and for the response phase's
-    robots directives (the last few bodies' directives are remembered)."""
-    if not isinstance(body, (bytes, str)):  # a mutable buffer is read as it is now, never remembered
-        return _parse(body, token, encoding)
-    return list(_read.get(body, lambda b: tuple(_parse(b, token, encoding)), (token, encoding)))
-
-
-def _parse(body: object, token: str, encoding: str) -> list[RobotsDirective]:
+    one the operator signals read too)."""
     token = product_token(token)
     found: list[RobotsDirective] = []
     for tag in meta_tags(body, encoding):
