@@ -222,3 +222,46 @@ def test_the_callbacks_an_entry_may_name_are_the_spiders_own_and_scrapys_generic
         assert refusal(crawl, name) not in (None, MISSING), name
     assert refusal(crawl, "parse_gone") == MISSING
     assert refusal(sitemap, "_parse_sitemap") is None and "sitemap_filter" not in callback_names(sitemap)
+
+
+@deferred_f_from_coro_f
+async def test_a_worker_whose_heartbeat_came_back_is_counted_again_for_the_callbacks_it_has(
+        redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A live worker of the newer deploy, whose spider has ``parse_new``, misses its heartbeat once (an event loop
+    held up past ``CONSENTCRAWL_WORKER_ALIVE_TTL``): an older worker that lacks ``parse_new`` finds it gone, forgets
+    what it announced and sets that entry aside (as the rule says). Then its heartbeat comes back, and it queues
+    another ``parse_new`` request. It announced its callbacks once, at its first beat, so it was never counted again:
+    the next older worker set that entry aside too, though a live worker could run it. Now each beat says what the
+    worker can run; the entry stays queued for it."""
+    from consentcrawl.distributed.heldqueue import HeldPriorityQueue
+
+    class NewLogic(ListLogic):
+        def parse_new(self, response: Any) -> None:
+            return None
+
+    app = _site("/p/1")
+    client = redis.Redis.from_url(redis_server.url)
+    newer_queue = None
+    try:
+        monkeypatch.setattr("consentcrawl.distributed.heldqueue.worker_id", lambda: "w-new")
+        newer = make_spider("ADDONS", NewLogic, name="worker")()
+        newer_queue = HeldPriorityQueue(client, newer, QUEUE, serializer)
+        newer_queue.housekeeping(force=True)  # its first beat: alive, and what it can run announced
+        client.sadd(f"{QUEUE}:cannot_run:parse_new", "w0")  # an older worker lacked it before
+        client.zadd(QUEUE, {queue_entry("http://people.example/p/new1", serializer, callback="parse_new"): -1})
+        client.delete(f"{QUEUE}:alive:w-new")  # its heartbeat late once
+        first = await _worker("w1", monkeypatch, tmp_path, redis_server.url, _site("/p/0"))
+        assert first.stats.get("consentcrawl/shared_queue/refused/unrunnable") == 1, first.stats
+        newer_queue.housekeeping(force=True)  # its heartbeat is back
+        assert client.exists(f"{QUEUE}:alive:w-new")
+        again = queue_entry("http://people.example/p/new2", serializer, callback="parse_new")
+        client.zadd(QUEUE, {again: -1, queue_entry("http://people.example/p/1", serializer, callback="parse"): 0})
+        second = await _worker("w2", monkeypatch, tmp_path, redis_server.url, app)
+        assert second.stats["finish_reason"] == "consentcrawl_config_error", second.stats
+        assert client.zrange(QUEUE, 0, 0) == [again], client.zrange(f"{QUEUE}:refused", 0, -1)
+        assert second.stats.get("consentcrawl/shared_queue/refused/unrunnable") is None, second.stats
+    finally:
+        if newer_queue is not None:
+            newer_queue.release(True)
+        client.close()
+    assert [s.path for s in app.served if s.kind == "page"] == [], app.describe()
