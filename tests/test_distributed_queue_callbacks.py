@@ -45,11 +45,15 @@ class HookLogic(ListLogic):
             self.marker.write_text(f"closed() was called with a {type(reason).__name__}\n")
 
 
+#: settings a test adds to its workers' (set with ``monkeypatch.setitem``)
+_SETTINGS_EXTRA: dict[str, Any] = {}
+
+
 def _settings(tmp_path: Path, url: str) -> dict[str, Any]:
     return people_settings(tmp_path, SCHEDULER="consentcrawl.distributed.scheduler.ConsentRedisScheduler",
                            DUPEFILTER_CLASS="consentcrawl.distributed.scheduler.ConsentRedisDupeFilter",
                            SCHEDULER_PERSIST=True, REDIS_URL=url,
-                           REDIS_PARAMS={"socket_timeout": 1, "socket_connect_timeout": 1})
+                           REDIS_PARAMS={"socket_timeout": 1, "socket_connect_timeout": 1}, **_SETTINGS_EXTRA)
 
 
 def _site(*paths: str) -> LenientPeople:
@@ -265,3 +269,46 @@ async def test_a_worker_whose_heartbeat_came_back_is_counted_again_for_the_callb
             newer_queue.release(True)
         client.close()
     assert [s.path for s in app.served if s.kind == "page"] == [], app.describe()
+
+
+@deferred_f_from_coro_f
+async def test_a_worker_setting_many_entries_aside_keeps_its_heartbeat_and_what_it_holds(
+        redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker pops a request (``/p/held``, in flight), then reaches a long run of entries naming a callback no
+    deploy has (a removed one) in a cluster of live workers, and sets them aside one by one in one pop. The pop ran
+    on the event loop without a beat: its heartbeat lapsed (``CONSENTCRAWL_WORKER_ALIVE_TTL``), another worker took
+    back what it held, and ``/p/held`` was fetched twice (here by the same worker, which popped it again). Now the
+    pop beats as it goes; the site serves ``/p/held`` once."""
+    import threading
+
+    from consentcrawl.distributed.heldqueue import HeldPriorityQueue
+
+    app = _site("/p/held")
+    client, watching = redis.Redis.from_url(redis_server.url), redis.Redis.from_url(redis_server.url)
+    stop = threading.Event()
+    try:
+        for n in range(20):  # live workers of the same deploy (none has the removed callback)
+            client.hset(f"{QUEUE}:callbacks", f"live{n}", '["parse"]')
+            client.set(f"{QUEUE}:alive:live{n}", 1, px=120_000)
+        client.sadd(f"{QUEUE}:cannot_run:parse_gone", "w0")  # an earlier worker lacked it
+        gone = {queue_entry(f"http://people.example/p/gone{n}", serializer, callback="parse_gone"): -1
+                for n in range(1200)}
+        client.zadd(QUEUE, {**gone, queue_entry("http://people.example/p/held", serializer, callback="parse"): -2})
+        monkeypatch.setattr("consentcrawl.distributed.heldqueue.worker_id", lambda: "w-other")
+        other = HeldPriorityQueue(watching, make_spider("ADDONS", ListLogic, name="worker")(), QUEUE, serializer)
+
+        def beat() -> None:  # another worker's heartbeat thread: takes back what a worker gone silent held
+            while not stop.wait(0.2):
+                other.housekeeping(force=True)
+
+        thread = threading.Thread(target=beat, daemon=True)
+        thread.start()
+        monkeypatch.setitem(_SETTINGS_EXTRA, "CONSENTCRAWL_WORKER_ALIVE_TTL", 2)
+        result = await _worker("w1", monkeypatch, tmp_path, redis_server.url, app)
+    finally:
+        stop.set()
+        client.close()
+    thread.join(5)
+    watching.close()
+    assert [s.path for s in app.served if s.kind == "page"] == ["/p/held"], app.describe()
+    assert result.stats.get("consentcrawl/shared_queue/refused/unrunnable") == len(gone), result.stats

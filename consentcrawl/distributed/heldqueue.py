@@ -129,8 +129,10 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
         self._swept = 0.0
 
     def pop(self, timeout: int = 0) -> Any:
-        self.housekeeping()
         while True:
+            # each round: a long run of entries set aside holds the event loop, and the heartbeat task with it; a
+            # heartbeat that lapsed meanwhile would have the others take back, and fetch again, what this one holds
+            self.housekeeping()
             number = next(self._pops)
             got = self._pop(keys=[self.key, self.inflight_key], args=["h:", number])
             if not got:
