@@ -80,12 +80,19 @@ PROJECT_ITEM_LINE = "a line written while the pipelines processed " + ITEM_STAND
 #: what stands for the traceback of a line about such an item
 ITEM_TRACEBACK = "(the traceback is at DEBUG: raised while the pipelines processed " + ITEM_STAND_IN + ")"
 _TRAILING = ".,;:)]}'\""
+#: the quotes a path may be written in besides straight ones: a Markdown backtick or asterisk, a table's bar,
+#: typographic quotes (neither is part of the path)
+_QUOTES = "`*|\u00ab\u00bb\u2039\u203a\u201c\u201d\u201e\u2018\u2019"
+#: what may come before a path (it begins a word) and what may end one
+_BEGINS = rf"(?<![^\s<>'\"(\[{{=,;{_QUOTES}])"
+_ENDS = rf"(?![^\s<>'\",;)\]}}{_QUOTES}])"
+_PATH_TRAILING = _TRAILING + _QUOTES
 #: a path written without scheme or host, as a page links it (``/u/107``, ``//host/u/107``, ``../u/107``,
 #: ``u/107``): it begins a word
-_LINE_PATH = re.compile(r"(?<![^\s<>'\"(\[{=,;])(?://?|(?:\.\.?/)+|[^\s<>'\"/]+/)[^\s<>/][^\s<>]*")
+_LINE_PATH = re.compile(rf"{_BEGINS}(?://?|(?:\.\.?/)+|[^\s<>'\"/{_QUOTES}]+/)[^\s<>/][^\s<>]*")
 #: a word that may be a URL written without its scheme (``people.example//u/107``, ``people.example\\u\\107``: the
 #: path reading above needs one ``/`` after the host): read as such only when it begins with a platform's host
-_HOST_LED = re.compile(r"(?<![^\s<>'\"(\[{=,;])[^\s<>'\"/\\]+[/\\][^\s<>]*")
+_HOST_LED = re.compile(rf"{_BEGINS}[^\s<>'\"/\\{_QUOTES}]+[/\\][^\s<>]*")
 #: what starts a path relative to the page (``./``, ``../``, ``/``), read from the host's root
 _RELATIVE = re.compile(r"^(?:\.\.?/|/)+")
 #: a traceback's frame line (``File "...", line 107, in parse``): its numbers are no one's id
@@ -276,9 +283,9 @@ def _paths_out(runtime: ConsentRuntime | None, text: str, frames: bool) -> str:
     platforms = [platform for platform in runtime.config.platforms.platforms.values()
                  if platform.domains] if runtime is not None else []
     lines = [line for line in text.split("\n") if not (frames and _FRAME.match(line))]
-    paths = [path.rstrip(_TRAILING) for line in lines for path in _LINE_PATH.findall(line)]
+    paths = [path.rstrip(_PATH_TRAILING) for line in lines for path in _LINE_PATH.findall(line)]
     # a URL without its scheme on a platform's host, however its slashes are written (without a runtime: any)
-    hosted = {path for line in lines for path in (word.rstrip(_TRAILING) for word in _HOST_LED.findall(line))
+    hosted = {path for line in lines for path in (word.rstrip(_PATH_TRAILING) for word in _HOST_LED.findall(line))
               if runtime is None or _on_platform_host(runtime, path)}
     for path in dict.fromkeys([*paths, *hosted]):
         bare = _RELATIVE.sub("", path)
@@ -289,8 +296,7 @@ def _paths_out(runtime: ConsentRuntime | None, text: str, frames: bool) -> str:
                       None) if runtime is not None else UNDECIDED
         if reason is not None:
             stand = URL_STAND_IN.format(reason=reason)
-            text = re.sub(r"(?<![^\s<>'\"(\[{=,;])" + re.escape(path) + r"(?![^\s<>'\",;)\]}])", lambda _: stand,  # noqa: B023
-                          text)
+            text = re.sub(_BEGINS + re.escape(path) + _ENDS, lambda _: stand, text)  # noqa: B023
     return text
 
 
