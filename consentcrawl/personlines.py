@@ -36,11 +36,11 @@ each id of a person this crawl denied that stands as a word of its own, read as 
 (``stopped at 107``, ``/u/107``, ``u107``, ``0107``, ``%31%30%37``: :meth:`~consentcrawl.deniedpeople.DeniedPeople.
 ids_out`; not in a traceback's ``File ..., line 107``); a path written without its host (``following /u/107``: a
 relative link logged before its request is decided, when the person is not among the denied yet) is read on each
-platform's host, and one that begins with a platform's host (``people.example/u/108``) as that URL with its
-scheme. What it cannot see: a person's name or other data in free text that is not an item the guard judged; the
-lines a spider that is not a ``ConsentSpider`` writes in its ``__init__`` (the add-on starts after it); a line of a
-logger whose class makes its records without the record factory, or after a project replaced the factory with one
-that does not call the one it found.
+platform's host, and one that begins with a platform's host (``people.example/u/108``, its slashes doubled or
+written as backslashes too) as that URL with its scheme. What it cannot see: a person's name or other data in free
+text that is not an item the guard judged; the lines a spider that is not a ``ConsentSpider`` writes in its
+``__init__`` (the add-on starts after it); a line of a logger whose class makes its records without the record
+factory, or after a project replaced the factory with one that does not call the one it found.
 """
 
 from __future__ import annotations
@@ -80,9 +80,19 @@ PROJECT_ITEM_LINE = "a line written while the pipelines processed " + ITEM_STAND
 #: what stands for the traceback of a line about such an item
 ITEM_TRACEBACK = "(the traceback is at DEBUG: raised while the pipelines processed " + ITEM_STAND_IN + ")"
 _TRAILING = ".,;:)]}'\""
+#: the quotes a path may be written in besides straight ones: a Markdown backtick or asterisk, a table's bar,
+#: typographic quotes (neither is part of the path)
+_QUOTES = "`*|\u00ab\u00bb\u2039\u203a\u201c\u201d\u201e\u2018\u2019"
+#: what may come before a path (it begins a word) and what may end one
+_BEGINS = rf"(?<![^\s<>'\"(\[{{=,;{_QUOTES}])"
+_ENDS = rf"(?![^\s<>'\",;)\]}}{_QUOTES}])"
+_PATH_TRAILING = _TRAILING + _QUOTES
 #: a path written without scheme or host, as a page links it (``/u/107``, ``//host/u/107``, ``../u/107``,
 #: ``u/107``): it begins a word
-_LINE_PATH = re.compile(r"(?<![^\s<>'\"(\[{=,;])(?://?|(?:\.\.?/)+|[^\s<>'\"/]+/)[^\s<>/][^\s<>]*")
+_LINE_PATH = re.compile(rf"{_BEGINS}(?://?|(?:\.\.?/)+|[^\s<>'\"/{_QUOTES}]+/)[^\s<>/][^\s<>]*")
+#: a word that may be a URL written without its scheme (``people.example//u/107``, ``people.example\\u\\107``: the
+#: path reading above needs one ``/`` after the host): read as such only when it begins with a platform's host
+_HOST_LED = re.compile(rf"{_BEGINS}[^\s<>'\"/\\{_QUOTES}]+[/\\][^\s<>]*")
 #: what starts a path relative to the page (``./``, ``../``, ``/``), read from the host's root
 _RELATIVE = re.compile(r"^(?:\.\.?/|/)+")
 #: a traceback's frame line (``File "...", line 107, in parse``): its numbers are no one's id
@@ -271,7 +281,7 @@ def scrubbed(runtime: ConsentRuntime | None, text: str, *, frames: bool = False)
         if reason is not None:
             stand = URL_STAND_IN.format(reason=reason)
             text = re.sub(re.escape(url) + r"(?![^\s<>'\",;)\]}])", lambda _: stand, text)  # noqa: B023
-    if "/" in text:
+    if "/" in text or "\\" in text:
         text = _paths_out(runtime, text, frames)
     people = runtime.denied_people if runtime is not None else None
     if not people:
@@ -290,17 +300,20 @@ def _paths_out(runtime: ConsentRuntime | None, text: str, frames: bool) -> str:
     platforms = [platform for platform in runtime.config.platforms.platforms.values()
                  if platform.domains] if runtime is not None else []
     lines = [line for line in text.split("\n") if not (frames and _FRAME.match(line))]
-    for path in dict.fromkeys(found.rstrip(_TRAILING) for line in lines for found in _LINE_PATH.findall(line)):
+    paths = [path.rstrip(_PATH_TRAILING) for line in lines for path in _LINE_PATH.findall(line)]
+    # a URL without its scheme on a platform's host, however its slashes are written (without a runtime: any)
+    hosted = {path for line in lines for path in (word.rstrip(_PATH_TRAILING) for word in _HOST_LED.findall(line))
+              if runtime is None or _on_platform_host(runtime, path)}
+    for path in dict.fromkeys([*paths, *hosted]):
         bare = _RELATIVE.sub("", path)
-        urls = [f"http:{path}"] if path.startswith("//") else [f"http://{path}"] if _on_platform_host(
-            runtime, path) else [f"http://{_host(platform)}{folder}{bare}" for platform in platforms
-                                 for folder in (_folders(platform) if path.startswith("./") else ("/",))]
+        urls = [f"http:{path}"] if path.startswith("//") else [f"http://{path}"] if path in hosted else [
+            f"http://{_host(platform)}{folder}{bare}" for platform in platforms
+            for folder in (_folders(platform) if path.startswith("./") else ("/",))]
         reason = next((found for found in map(functools.partial(url_reason, runtime), urls) if found),
                       None) if runtime is not None else UNDECIDED
         if reason is not None:
             stand = URL_STAND_IN.format(reason=reason)
-            text = re.sub(r"(?<![^\s<>'\"(\[{=,;])" + re.escape(path) + r"(?![^\s<>'\",;)\]}])", lambda _: stand,  # noqa: B023
-                          text)
+            text = re.sub(_BEGINS + re.escape(path) + _ENDS, lambda _: stand, text)  # noqa: B023
     return text
 
 

@@ -48,6 +48,20 @@ def _no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _no_line_filter_left_watching() -> Iterator[None]:
+    """A test that makes a crawler and never runs it (a runtime for a unit test) leaves its crawl's line filter
+    watching the process's log record factory: closed after the test, as the crawl's close would, so that the record
+    factory tests that run later in the same worker see only their own crawls (they judge what is left once the
+    last one ends, and failed whenever such a test had run before them)."""
+    from consentcrawl import loghandlers
+
+    before = list(loghandlers._LIVE)
+    yield
+    for lines in [lines for lines in loghandlers._LIVE if lines not in before]:
+        lines.close()
+
+
 @pytest.fixture(scope="session")
 def site() -> MicroblogSite:
     return MicroblogSite()

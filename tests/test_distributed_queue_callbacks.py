@@ -45,11 +45,15 @@ class HookLogic(ListLogic):
             self.marker.write_text(f"closed() was called with a {type(reason).__name__}\n")
 
 
+#: settings a test adds to its workers' (set with ``monkeypatch.setitem``)
+_SETTINGS_EXTRA: dict[str, Any] = {}
+
+
 def _settings(tmp_path: Path, url: str) -> dict[str, Any]:
     return people_settings(tmp_path, SCHEDULER="consentcrawl.distributed.scheduler.ConsentRedisScheduler",
                            DUPEFILTER_CLASS="consentcrawl.distributed.scheduler.ConsentRedisDupeFilter",
                            SCHEDULER_PERSIST=True, REDIS_URL=url,
-                           REDIS_PARAMS={"socket_timeout": 1, "socket_connect_timeout": 1})
+                           REDIS_PARAMS={"socket_timeout": 1, "socket_connect_timeout": 1}, **_SETTINGS_EXTRA)
 
 
 def _site(*paths: str) -> LenientPeople:
@@ -222,3 +226,89 @@ def test_the_callbacks_an_entry_may_name_are_the_spiders_own_and_scrapys_generic
         assert refusal(crawl, name) not in (None, MISSING), name
     assert refusal(crawl, "parse_gone") == MISSING
     assert refusal(sitemap, "_parse_sitemap") is None and "sitemap_filter" not in callback_names(sitemap)
+
+
+@deferred_f_from_coro_f
+async def test_a_worker_whose_heartbeat_came_back_is_counted_again_for_the_callbacks_it_has(
+        redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A live worker of the newer deploy, whose spider has ``parse_new``, misses its heartbeat once (an event loop
+    held up past ``CONSENTCRAWL_WORKER_ALIVE_TTL``): an older worker that lacks ``parse_new`` finds it gone, forgets
+    what it announced and sets that entry aside (as the rule says). Then its heartbeat comes back, and it queues
+    another ``parse_new`` request. It announced its callbacks once, at its first beat, so it was never counted again:
+    the next older worker set that entry aside too, though a live worker could run it. Now each beat says what the
+    worker can run; the entry stays queued for it."""
+    from consentcrawl.distributed.heldqueue import HeldPriorityQueue
+
+    class NewLogic(ListLogic):
+        def parse_new(self, response: Any) -> None:
+            return None
+
+    app = _site("/p/1")
+    client = redis.Redis.from_url(redis_server.url)
+    newer_queue = None
+    try:
+        monkeypatch.setattr("consentcrawl.distributed.heldqueue.worker_id", lambda: "w-new")
+        newer = make_spider("ADDONS", NewLogic, name="worker")()
+        newer_queue = HeldPriorityQueue(client, newer, QUEUE, serializer)
+        newer_queue.housekeeping(force=True)  # its first beat: alive, and what it can run announced
+        client.sadd(f"{QUEUE}:cannot_run:parse_new", "w0")  # an older worker lacked it before
+        client.zadd(QUEUE, {queue_entry("http://people.example/p/new1", serializer, callback="parse_new"): -1})
+        client.delete(f"{QUEUE}:alive:w-new")  # its heartbeat late once
+        first = await _worker("w1", monkeypatch, tmp_path, redis_server.url, _site("/p/0"))
+        assert first.stats.get("consentcrawl/shared_queue/refused/unrunnable") == 1, first.stats
+        newer_queue.housekeeping(force=True)  # its heartbeat is back
+        assert client.exists(f"{QUEUE}:alive:w-new")
+        again = queue_entry("http://people.example/p/new2", serializer, callback="parse_new")
+        client.zadd(QUEUE, {again: -1, queue_entry("http://people.example/p/1", serializer, callback="parse"): 0})
+        second = await _worker("w2", monkeypatch, tmp_path, redis_server.url, app)
+        assert second.stats["finish_reason"] == "consentcrawl_config_error", second.stats
+        assert client.zrange(QUEUE, 0, 0) == [again], client.zrange(f"{QUEUE}:refused", 0, -1)
+        assert second.stats.get("consentcrawl/shared_queue/refused/unrunnable") is None, second.stats
+    finally:
+        if newer_queue is not None:
+            newer_queue.release(True)
+        client.close()
+    assert [s.path for s in app.served if s.kind == "page"] == [], app.describe()
+
+
+@deferred_f_from_coro_f
+async def test_a_worker_setting_many_entries_aside_keeps_its_heartbeat_and_what_it_holds(
+        redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker pops a request (``/p/held``, in flight), then reaches a long run of entries naming a callback no
+    deploy has (a removed one) in a cluster of live workers, and sets them aside one by one in one pop. The pop ran
+    on the event loop without a beat: its heartbeat lapsed (``CONSENTCRAWL_WORKER_ALIVE_TTL``), another worker took
+    back what it held, and ``/p/held`` was fetched twice (here by the same worker, which popped it again). Now the
+    pop beats as it goes; the site serves ``/p/held`` once."""
+    import threading
+
+    from consentcrawl.distributed.heldqueue import HeldPriorityQueue
+
+    app = _site("/p/held")
+    client, watching = redis.Redis.from_url(redis_server.url), redis.Redis.from_url(redis_server.url)
+    stop = threading.Event()
+    try:
+        for n in range(20):  # live workers of the same deploy (none has the removed callback)
+            client.hset(f"{QUEUE}:callbacks", f"live{n}", '["parse"]')
+            client.set(f"{QUEUE}:alive:live{n}", 1, px=120_000)
+        client.sadd(f"{QUEUE}:cannot_run:parse_gone", "w0")  # an earlier worker lacked it
+        gone = {queue_entry(f"http://people.example/p/gone{n}", serializer, callback="parse_gone"): -1
+                for n in range(1200)}
+        client.zadd(QUEUE, {**gone, queue_entry("http://people.example/p/held", serializer, callback="parse"): -2})
+        monkeypatch.setattr("consentcrawl.distributed.heldqueue.worker_id", lambda: "w-other")
+        other = HeldPriorityQueue(watching, make_spider("ADDONS", ListLogic, name="worker")(), QUEUE, serializer)
+
+        def beat() -> None:  # another worker's heartbeat thread: takes back what a worker gone silent held
+            while not stop.wait(0.2):
+                other.housekeeping(force=True)
+
+        thread = threading.Thread(target=beat, daemon=True)
+        thread.start()
+        monkeypatch.setitem(_SETTINGS_EXTRA, "CONSENTCRAWL_WORKER_ALIVE_TTL", 2)
+        result = await _worker("w1", monkeypatch, tmp_path, redis_server.url, app)
+    finally:
+        stop.set()
+        client.close()
+    thread.join(5)
+    watching.close()
+    assert [s.path for s in app.served if s.kind == "page"] == ["/p/held"], app.describe()
+    assert result.stats.get("consentcrawl/shared_queue/refused/unrunnable") == len(gone), result.stats

@@ -74,3 +74,61 @@ async def test_a_url_written_without_its_scheme_is_read_as_with_it(
                      f"the same with its scheme: {STAND}", f"queued {STAND}"}, loud
     debug = [_WRITTEN.format(r) for r in caplog.records if r.levelno == logging.DEBUG]
     assert [line for line in debug if f"next: {SPELT[0]}" in line], "nothing lost: at DEBUG"
+
+
+#: 108's profile written without its scheme as a server reads it, with its slashes doubled or written as
+#: backslashes (as a browser and many servers take them); each is scrubbed with its scheme
+SLASHED = [f"{HOST}//u/108", f"{HOST}\\u\\108", f"{HOST}\\\\u\\108", f"{HOST}/u//108"]
+
+
+class NamesTheNextSlashed(NamesTheNext):
+    def profile(self, response: Any) -> None:
+        self.seen.append(response.url)
+        for spelt in SLASHED:
+            self.logger.info("next: %s", spelt)  # type: ignore[attr-defined]
+            self.logger.info("with its scheme: %s", f"http://{spelt}")  # type: ignore[attr-defined]
+
+
+@deferred_f_from_coro_f
+async def test_a_url_without_its_scheme_with_doubled_slashes_or_backslashes_is_read_as_with_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """``people.example//u/108`` and ``people.example\\u\\108`` were not read as URLs at all (the path reading needs a
+    single ``/`` after the host, and a line without a ``/`` was not read for paths): the line named 108, undecided,
+    at INFO, where the same URL with its scheme said the stand-in."""
+    app = LenientPeople()
+    with LocalServer(app) as server, caplog.at_level(logging.DEBUG):
+        await crawl(make_spider("ConsentSpider", NamesTheNextSlashed), people_settings(tmp_path), proxy=server.proxy,
+                    monkeypatch=monkeypatch)
+    assert app.people_served() == ["101"], app.describe()
+    loud = [line.split(": ", 1)[1] for line in _loud(caplog) if "namesthenextslashed" in line]
+    assert loud == [line for _ in SLASHED for line in (f"next: {STAND}", f"with its scheme: {STAND}")], loud
+
+
+#: 108's profile by its path, quoted as people quote in text and Markdown (the path reading began a word only after
+#: a space, a bracket or a straight quote)
+QUOTED = ["`/u/108`", "*/u/108*", "\u00ab/u/108\u00bb", "\u201c/u/108\u201d", "\u2018u/108\u2019", "|/u/108|",
+          f"`{HOST}//u/108`"]
+
+
+class NamesTheNextQuoted(NamesTheNext):
+    def profile(self, response: Any) -> None:
+        self.seen.append(response.url)
+        for spelt in QUOTED:
+            self.logger.info("next: %s", spelt)  # type: ignore[attr-defined]
+        self.logger.info("kept: `and/or` *1/2* `/u/101`")  # type: ignore[attr-defined]
+
+
+@deferred_f_from_coro_f
+async def test_a_path_in_backticks_or_typographic_quotes_is_read_as_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A relative link written in backticks, asterisks or typographic quotes (``next: `/u/108` ``) was not read as
+    a path at all: the line named 108, undecided, at INFO. Each is read as the same path unquoted is; an allowed
+    person's (101) and text that is no one's page stay as written."""
+    app = LenientPeople()
+    with LocalServer(app) as server, caplog.at_level(logging.DEBUG):
+        await crawl(make_spider("ConsentSpider", NamesTheNextQuoted), people_settings(tmp_path), proxy=server.proxy,
+                    monkeypatch=monkeypatch)
+    assert app.people_served() == ["101"], app.describe()
+    loud = [line.split(": ", 1)[1] for line in _loud(caplog) if "namesthenextquoted" in line]
+    assert [line for line in loud if "108" in line] == [], loud
+    assert "kept: `and/or` *1/2* `/u/101`" in loud, loud

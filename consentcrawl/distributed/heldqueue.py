@@ -120,7 +120,7 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
         self._put_back = self.server.register_script(_PUT_BACK)
         self.refused_key = f"{self.key}:refused"
         self.callbacks_key = f"{self.key}:callbacks"  #: by worker: the callbacks its spider has (JSON)
-        self._announced = False
+        self._announced: str | None = None  #: the callbacks this worker's spider has (JSON), said each beat
         self.refused: dict[str, int] = {}  #: entries set aside, by kind (``pickled``, ``unreadable``)
         self._done: list[str] = []  #: fields of requests this worker is through with, to forget
         self._mine: set[str] = set()  #: fields of the requests this worker got and is not through with
@@ -129,8 +129,10 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
         self._swept = 0.0
 
     def pop(self, timeout: int = 0) -> Any:
-        self.housekeeping()
         while True:
+            # each round: a long run of entries set aside holds the event loop, and the heartbeat task with it; a
+            # heartbeat that lapsed meanwhile would have the others take back, and fetch again, what this one holds
+            self.housekeeping()
             number = next(self._pops)
             got = self._pop(keys=[self.key, self.inflight_key], args=["h:", number])
             if not got:
@@ -249,10 +251,14 @@ class HeldPriorityQueue(PriorityQueue):  # type: ignore[misc]
             self.server.hdel(self.inflight_key, *done)
             self._mine.difference_update(done)
         if force or now - self._beaten >= BEAT:
-            if not self._announced:  # what this deploy can run, for a worker that cannot (:meth:`_nobody_runs`)
-                self.server.hset(self.callbacks_key, self.worker, json.dumps(callback_names(self.spider)))
-                self._announced = True
-            self.server.set(self.alive_key, 1, px=int(self.alive_ttl * 1000))
+            if self._announced is None:
+                self._announced = json.dumps(callback_names(self.spider))
+            # what this deploy can run, for a worker that cannot (:meth:`_nobody_runs`), said with every beat: a
+            # worker that found this one's key lapsed (a late beat) forgot it, and this one is alive again
+            beat = self.server.pipeline(transaction=False)
+            beat.hset(self.callbacks_key, self.worker, self._announced)
+            beat.set(self.alive_key, 1, px=int(self.alive_ttl * 1000))
+            beat.execute()
             self._beaten = now
         if force or now - self._swept >= BEAT:
             self._swept = now
