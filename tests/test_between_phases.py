@@ -27,7 +27,6 @@ from consentcrawl.consent.adapt import as_async_store
 from consentcrawl.consent.records import AuthorizationRecord
 from consentcrawl.consent.store import MemoryStore
 from consentcrawl.meta_keys import META_SUBJECT
-from consentcrawl.personlines import PersonLines
 from consentcrawl.refusals.book import Refusal
 from consentcrawl.robots.fetch import from_response as robots_file
 from consentcrawl.robots.signalfetch import site_file_urls
@@ -174,7 +173,6 @@ def _opened(path: Path) -> Iterator[ConsentRuntime]:
         yield runtime
     finally:
         runtime.audit.close()
-        PersonLines.release(runtime.crawler)  # a crawler never run: its line filter would stay in the process
 
 
 def _set(name: str, value: bytes) -> Callable[[Request], None]:
