@@ -24,8 +24,11 @@ class LateAndSlowFirstProfile(LenientPeople):
     """A server the first profile request reaches 0.4 s after it was sent (a new connection through a slow proxy),
     and that takes another 0.8 s to answer it."""
 
+    def slow(self, request: Any, headers: dict[str, str]) -> bool:
+        return bool(request.path == "/u/101")
+
     def __call__(self, request: Any, headers: dict[str, str]) -> Any:
-        if request.path != "/u/101":
+        if not self.slow(request, headers):
             return super().__call__(request, headers)
         time.sleep(0.4)
         answer = super().__call__(dataclasses.replace(request, time=time.time()), headers)
@@ -104,18 +107,13 @@ async def test_two_workers_keep_the_delay_from_the_end_of_a_slow_fetch(
 
 
 @dataclasses.dataclass
-class LateAndSlowRobots(LenientPeople):
+class LateAndSlowRobots(LateAndSlowFirstProfile):
     """A server that robots.txt requests of one User-Agent (``slowbot``) reach 0.4 s after they were sent, and that
     takes another 0.8 s to answer them."""
 
-    def __call__(self, request: Any, headers: dict[str, str]) -> Any:
+    def slow(self, request: Any, headers: dict[str, str]) -> bool:
         agent = next((v for k, v in headers.items() if k.lower() == "user-agent"), "")
-        if request.path != "/robots.txt" or "slowbot" not in agent:
-            return super().__call__(request, headers)
-        time.sleep(0.4)
-        answer = super().__call__(dataclasses.replace(request, time=time.time()), headers)
-        time.sleep(0.8)
-        return answer
+        return bool(request.path == "/robots.txt" and "slowbot" in agent)
 
 
 @deferred_f_from_coro_f

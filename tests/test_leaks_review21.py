@@ -301,18 +301,9 @@ async def test_purge_on_close_that_cannot_ask_the_store_says_so(
     assert result.stats.get("consentcrawl/purge/failed"), result.stats
 
 
-class EarlyStubborn:
-    """Asks for 101 and 107 (refused); the errback logs 107's URL through a library's logger whose handler, in
-    place before the crawl started, takes no filter."""
-
-    seen: list[str]
-
-    async def start(self) -> Any:
-        for person in ("101", "107"):
-            yield scrapy.Request(f"{BASE}/u/{person}", callback=self.profile, errback=self.failed)
-
-    def profile(self, response: Any) -> None:
-        self.seen.append(response.url)
+class EarlyStubborn(Late):
+    """:class:`Late`'s requests; the errback logs 107's URL through a library's logger whose handler, in place
+    before the crawl started, takes no filter."""
 
     def failed(self, failure: Any) -> None:
         logging.getLogger("stubborndb.engine").info("DELETE FROM people WHERE url = %r", failure.request.url)

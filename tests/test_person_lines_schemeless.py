@@ -76,6 +76,17 @@ async def test_a_url_written_without_its_scheme_is_read_as_with_it(
     assert [line for line in debug if f"next: {SPELT[0]}" in line], "nothing lost: at DEBUG"
 
 
+async def _loud_lines_of(logic: type, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                         caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Crawl 101 with ``logic`` as a ``ConsentSpider``; the messages its spider logged at INFO and above."""
+    app = LenientPeople()
+    with LocalServer(app) as server, caplog.at_level(logging.DEBUG):
+        await crawl(make_spider("ConsentSpider", logic), people_settings(tmp_path), proxy=server.proxy,
+                    monkeypatch=monkeypatch)
+    assert app.people_served() == ["101"], app.describe()
+    return [line.split(": ", 1)[1] for line in _loud(caplog) if logic.__name__.lower() in line]
+
+
 #: 108's profile written without its scheme as a server reads it, with its slashes doubled or written as
 #: backslashes (as a browser and many servers take them); each is scrubbed with its scheme
 SLASHED = [f"{HOST}//u/108", f"{HOST}\\u\\108", f"{HOST}\\\\u\\108", f"{HOST}/u//108"]
@@ -95,12 +106,7 @@ async def test_a_url_without_its_scheme_with_doubled_slashes_or_backslashes_is_r
     """``people.example//u/108`` and ``people.example\\u\\108`` were not read as URLs at all (the path reading needs a
     single ``/`` after the host, and a line without a ``/`` was not read for paths): the line named 108, undecided,
     at INFO, where the same URL with its scheme said the stand-in."""
-    app = LenientPeople()
-    with LocalServer(app) as server, caplog.at_level(logging.DEBUG):
-        await crawl(make_spider("ConsentSpider", NamesTheNextSlashed), people_settings(tmp_path), proxy=server.proxy,
-                    monkeypatch=monkeypatch)
-    assert app.people_served() == ["101"], app.describe()
-    loud = [line.split(": ", 1)[1] for line in _loud(caplog) if "namesthenextslashed" in line]
+    loud = await _loud_lines_of(NamesTheNextSlashed, tmp_path, monkeypatch, caplog)
     assert loud == [line for _ in SLASHED for line in (f"next: {STAND}", f"with its scheme: {STAND}")], loud
 
 
@@ -124,11 +130,6 @@ async def test_a_path_in_backticks_or_typographic_quotes_is_read_as_one(
     """A relative link written in backticks, asterisks or typographic quotes (``next: `/u/108` ``) was not read as
     a path at all: the line named 108, undecided, at INFO. Each is read as the same path unquoted is; an allowed
     person's (101) and text that is no one's page stay as written."""
-    app = LenientPeople()
-    with LocalServer(app) as server, caplog.at_level(logging.DEBUG):
-        await crawl(make_spider("ConsentSpider", NamesTheNextQuoted), people_settings(tmp_path), proxy=server.proxy,
-                    monkeypatch=monkeypatch)
-    assert app.people_served() == ["101"], app.describe()
-    loud = [line.split(": ", 1)[1] for line in _loud(caplog) if "namesthenextquoted" in line]
+    loud = await _loud_lines_of(NamesTheNextQuoted, tmp_path, monkeypatch, caplog)
     assert [line for line in loud if "108" in line] == [], loud
     assert "kept: `and/or` *1/2* `/u/101`" in loud, loud
