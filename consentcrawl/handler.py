@@ -38,6 +38,7 @@ from .distributed.spacing import fetch_hold, fetch_token
 from .errors import ConfigError
 from .middlewares import REFUSALS, ConsentDenied, ConsentMisconfigured, guard_refused_errback
 from .originspacing import OriginSpacing
+from .pagedenied import PageDenied
 from .personlines import PersonLines
 from .refusalphase import actor_read, actor_request
 from .runtime import get_runtime, is_checked_url, refuse_to_start
@@ -193,13 +194,15 @@ class ConsentDownloadHandler:
         """The response phase (the person's refusals, robots tags, the page's signals), decided here, before the
         downloader hands the page on: Scrapy's ``response_downloaded`` signal (a project's extension that archives
         every download, AutoThrottle's INFO line) fires as this returns, before any downloader middleware, so a
-        page the response phase drops must not come back from here. A deny is raised to the downloader
-        middlewares' ``process_exception``, never cached (``dont_cache``), its errback wrapped."""
+        page the response phase drops must not come back from here. A deny is raised as
+        :class:`~consentcrawl.pagedenied.PageDenied` (the response phase's middleware refuses it from its
+        ``process_response``, before another middleware's ``process_exception`` could send for the page again),
+        never cached (``dont_cache``), its errback wrapped."""
         decision = await runtime.decide_response(request, response)
         if runtime.drops(decision):
             request.meta["dont_cache"] = True
             guard_refused_errback(runtime, request)
-            raise ConsentDenied(decision)
+            raise PageDenied(decision)  # to its errback past the other middlewares' process_exception (pagedenied)
         self._decided.add(response)
 
     def decided(self, response: Response) -> bool:

@@ -188,11 +188,16 @@ class ConsentResponseMiddleware(RuntimeComponent):
     """
 
     async def process_response(self, request: Request, response: Response) -> Response:
+        from .handler import send_time_handler  # the handler imports this module
+        from .pagedenied import RefusedPage
+
+        if isinstance(response, RefusedPage):  # refused by the send-time handler (process_exception)
+            tell_caller(request, response.denied)
+            raise response.denied
         if _skip(self.runtime, request):
             return response
         if self.runtime is None:
             raise ConsentMisconfigured
-        from .handler import send_time_handler  # the handler imports this module
 
         handler = send_time_handler(self.runtime.crawler)
         if handler is None:
@@ -211,6 +216,13 @@ class ConsentResponseMiddleware(RuntimeComponent):
                 tell_caller(request, denied)
                 raise denied
         return response
+
+    async def process_exception(self, request: Request, exception: Exception) -> Response | None:
+        """A page the send-time handler refused goes to the errback from :meth:`process_response`, where no other
+        middleware's ``process_exception`` (one that tries any error again) sends for it again (pagedenied.py)."""
+        from .pagedenied import stand_in  # it imports this module
+
+        return stand_in(exception)
 
 
 class ConsentSpiderMiddleware(RuntimeComponent):

@@ -1,0 +1,67 @@
+"""Review of hunt15's send-time response phase (review24): what a project's downloader middleware does with a
+page the send-time handler refused.
+
+Tests marked "Fixed" failed on c396074 and pass since their fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import scrapy
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl.middlewares import ConsentDenied
+from consentcrawl_demo.server import LocalServer
+from tests.lenient import LenientPeople, ListLogic, crawl, make_spider, people_settings
+
+SITE = "http://site.example"
+NOINDEX = '<html><head><meta name="robots" content="noindex"></head><body>a page</body></html>'
+
+
+class RetriesAnyError:
+    """A project's downloader middleware that sends a request again on any download error, twice at most (as proxy
+    rotators and catch-all retry middlewares do)."""
+
+    def process_exception(self, request: scrapy.Request, exception: Exception) -> Any:
+        tries = request.meta.get("tries", 0)
+        if tries < 2:
+            return request.replace(dont_filter=True, meta={**request.meta, "tries": tries + 1})
+        return None
+
+
+class Failures(ListLogic):
+    """Keeps what each failed request's errback was called with."""
+
+    failures: list[Any]
+
+    async def start(self) -> Any:
+        for url in self.urls:
+            yield scrapy.Request(url, callback=self.parse, errback=self.failed, dont_filter=True)
+
+    def failed(self, failure: Any) -> None:
+        self.failures.append(failure.value)
+
+
+@deferred_f_from_coro_f
+async def test_a_page_the_send_time_handler_refused_is_not_fetched_again_by_a_middleware_that_retries_errors(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. A page says ``noindex`` and the crawl's purpose is search indexing: the response phase refuses it
+    after the fetch (``response.meta-robots``). Since hunt15 that decision is made in the send-time download
+    handler, which can only raise, and Scrapy hands a handler's exception to every downloader middleware's
+    ``process_exception``: a project's middleware that sends any failed request again had the server send the
+    refused page three times, each refused again. Refused in the response phase's ``process_response`` (as
+    before hunt15), it goes to the errback once, the page fetched once."""
+    settings = people_settings(tmp_path, DOWNLOADER_MIDDLEWARES={f"{__name__}.RetriesAnyError": 500},
+                               CONSENTCRAWL_PURPOSE="search-indexing")
+    app = LenientPeople(any_host=True).page("/doc", NOINDEX)
+    failures: list[Any] = []
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", Failures), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=[f"{SITE}/doc"], failures=failures)
+    assert [s.path for s in app.served].count("/doc") == 1, app.describe()
+    assert result.denies() == [("response", f"{SITE}/doc", "response.meta-robots")]
+    assert len(failures) == 1 and isinstance(failures[0], ConsentDenied), failures
+    assert failures[0].decision.reason == "response.meta-robots" and result.seen == []
