@@ -108,8 +108,9 @@ class ConsentDownloadHandler:
         #: the responses this handler downloaded for a checked request (by identity: the response phase reads and
         #: decides any other one, from the HTTP cache, as a page that was never sent)
         self._sent: weakref.WeakSet[Response] = weakref.WeakSet()
-        #: the responses whose response phase this handler decided before handing them on (:meth:`_decide_page`)
-        self._decided: weakref.WeakSet[Response] = weakref.WeakSet()
+        #: the responses whose response phase this handler decided before handing them on (:meth:`_decide_page`),
+        #: each with the request it was decided for (a cache storage may hand the same object to another request)
+        self._decided: weakref.WeakKeyDictionary[Response, weakref.ref[Request]] = weakref.WeakKeyDictionary()
         #: the linked-actor requests sent while their person's first page holds the gate (never read as unsent:
         #: their person's gate would wait for itself)
         self._actors: weakref.WeakSet[Request] = weakref.WeakSet()
@@ -203,11 +204,13 @@ class ConsentDownloadHandler:
             request.meta["dont_cache"] = True
             guard_refused_errback(runtime, request)
             raise PageDenied(decision)  # to its errback past the other middlewares' process_exception (pagedenied)
-        self._decided.add(response)
+        self._decided[response] = weakref.ref(request)
 
-    def decided(self, response: Response) -> bool:
-        """Whether any of the crawl's send-time handlers decided ``response``'s response phase already."""
-        return any(response in h._decided for h in _handlers.get(self.crawler, {}).values())
+    def decided(self, request: Request, response: Response) -> bool:
+        """Whether any of the crawl's send-time handlers decided ``response``'s response phase already, for
+        ``request``."""
+        return any((ref := h._decided.get(response)) is not None and ref() is request
+                   for h in _handlers.get(self.crawler, {}).values())
 
     def unsent(self, request: Request, response: Response) -> bool:
         """Whether ``response`` came back without a send-time handler (any scheme's) downloading it (the HTTP cache

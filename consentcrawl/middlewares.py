@@ -204,7 +204,7 @@ class ConsentResponseMiddleware(RuntimeComponent):
             raise ConsentMisconfigured
         cached = cached_instead(request, response)  # what the HTTP cache may hand the spider instead
         for page in (response,) if cached is None else (response, cached):
-            if handler.decided(page):  # downloaded and decided by the send-time handler before it handed it on
+            if handler.decided(request, page):  # downloaded and decided for it by the send-time handler
                 continue
             if handler.unsent(request, page):  # from the HTTP cache: its person's first page read, actor sent for
                 await handler.read_unsent(self.runtime, request, page)

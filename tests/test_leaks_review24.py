@@ -15,9 +15,10 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.middlewares import ConsentDenied
 from consentcrawl_demo.server import LocalServer
-from tests.lenient import LenientPeople, ListLogic, crawl, make_spider, people_settings
+from tests.lenient import HOST, LenientPeople, ListLogic, crawl, make_spider, people_settings
 
 SITE = "http://site.example"
+BASE = f"http://{HOST}"
 NOINDEX = '<html><head><meta name="robots" content="noindex"></head><body>a page</body></html>'
 
 
@@ -65,3 +66,45 @@ async def test_a_page_the_send_time_handler_refused_is_not_fetched_again_by_a_mi
     assert result.denies() == [("response", f"{SITE}/doc", "response.meta-robots")]
     assert len(failures) == 1 and isinstance(failures[0], ConsentDenied), failures
     assert failures[0].decision.reason == "response.meta-robots" and result.seen == []
+
+
+class KeepsResponses:
+    """A project's in-memory HTTP cache storage: it keeps the response objects themselves, and hands the same
+    object back for each later request to the URL."""
+
+    def __init__(self, settings: Any) -> None:
+        self.kept: dict[str, Any] = {}
+
+    def open_spider(self, spider: Any) -> None:
+        pass
+
+    def close_spider(self, spider: Any) -> None:
+        pass
+
+    def retrieve_response(self, spider: Any, request: scrapy.Request) -> Any:
+        return self.kept.get(request.url)
+
+    def store_response(self, spider: Any, request: scrapy.Request, response: Any) -> None:
+        self.kept[request.url] = response
+
+
+@pytest.mark.parametrize("mode", ["enforce", "report"])
+@deferred_f_from_coro_f
+async def test_a_page_the_send_time_handler_decided_is_decided_again_when_the_cache_hands_it_to_another_request(
+        mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. The response middleware skipped every response object the send-time handler had decided, whatever
+    request it came back for. A cache storage that keeps response objects in memory hands the very object it
+    stored to the next request for the URL: that request's page reached the callback with no response-phase
+    decision of its own (no audit line; its output dropped as undecided in enforce mode, kept in report mode
+    with nothing recorded). The handler's decision now counts only for the request it was made for."""
+    settings = people_settings(tmp_path, HTTPCACHE_ENABLED=True, HTTPCACHE_STORAGE=f"{__name__}.KeepsResponses",
+                               HTTPCACHE_DIR=str(tmp_path / "cache"), CONSENTCRAWL_MODE=mode)
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", ListLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/u/101", 0.5, f"{BASE}/u/101"],
+                             follow_links=False)
+    assert app.people_served() == ["101"], app.describe()  # the second from the cache
+    assert result.stats.get("httpcache/hit") == 1, result.stats
+    assert len(result.items) == 2 and result.stats.get("consentcrawl/output_dropped", 0) == 0, result.items
+    assert [e["verdict"] for e in result.audit_for("/u/101", phase="response")] == ["allow"], result.audit
