@@ -38,7 +38,7 @@ from .distributed.spacing import fetch_hold, fetch_token
 from .errors import ConfigError
 from .middlewares import REFUSALS, ConsentDenied, ConsentMisconfigured, guard_refused_errback
 from .originspacing import OriginSpacing
-from .pagedenied import PageDenied
+from .pagedenied import PageDenied, close_browser_page
 from .personlines import PersonLines
 from .refusalphase import actor_read, actor_request
 from .runtime import get_runtime, is_checked_url, refuse_to_start
@@ -203,6 +203,7 @@ class ConsentDownloadHandler:
         if runtime.drops(decision):
             request.meta["dont_cache"] = True
             guard_refused_errback(runtime, request)
+            await close_browser_page(request)
             raise PageDenied(decision)  # to its errback past the other middlewares' process_exception (pagedenied)
         self._decided[response] = weakref.ref(request)
 

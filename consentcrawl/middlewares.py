@@ -189,7 +189,7 @@ class ConsentResponseMiddleware(RuntimeComponent):
 
     async def process_response(self, request: Request, response: Response) -> Response:
         from .handler import send_time_handler  # the handler imports this module
-        from .pagedenied import RefusedPage
+        from .pagedenied import RefusedPage, close_browser_page
 
         if isinstance(response, RefusedPage):  # refused by the send-time handler (process_exception)
             tell_caller(request, response.denied)
@@ -212,6 +212,7 @@ class ConsentResponseMiddleware(RuntimeComponent):
             if self.runtime.drops(decision):
                 request.meta["dont_cache"] = True
                 guard_refused_errback(self.runtime, request)
+                await close_browser_page(request)
                 denied = ConsentDenied(decision)
                 tell_caller(request, denied)
                 raise denied

@@ -10,13 +10,28 @@ the errback instead. So :class:`~consentcrawl.middlewares.ConsentResponseMiddlew
 middleware and so the first whose ``process_exception`` Scrapy calls, answers a :class:`PageDenied` with a
 :class:`RefusedPage`: an empty stand-in (no body, no header, not the page's URL) that goes first to its own
 ``process_response``, which raises the refusal there, before any other middleware sees either.
+
+A browser page a refused response was read from (scrapy-playwright's ``playwright_include_page``, handed on in
+``meta["playwright_page"]``) still shows it: the errback would get it, where scrapy-playwright's own examples read,
+screenshot and close it. It is closed as the page is refused (:func:`close_browser_page`).
 """
 
 from __future__ import annotations
 
+import logging
+from typing import TYPE_CHECKING
+
 from scrapy.http import Response
 
 from .middlewares import ConsentDenied
+
+if TYPE_CHECKING:
+    from scrapy import Request
+
+logger = logging.getLogger("consentcrawl")
+
+#: where scrapy-playwright hands the browser page on (``playwright_include_page``)
+BROWSER_PAGE = "playwright_page"
 
 
 class PageDenied(ConsentDenied):
@@ -35,3 +50,18 @@ def stand_in(exception: BaseException) -> RefusedPage | None:
     """The stand-in that carries ``exception`` to the response phase's ``process_response``, if it is a refused
     page's (every other exception goes on through the other middlewares' ``process_exception``)."""
     return RefusedPage(exception) if isinstance(exception, PageDenied) else None
+
+
+async def close_browser_page(request: Request) -> None:
+    """Close the browser page a refused response of ``request`` was read from, if the spider asked for it: an
+    errback's ``page.close()`` is then a no-op, ``page.content()`` or a screenshot an error. A page that does not
+    close is taken out of the request (the errback gets none)."""
+    page = request.meta.get(BROWSER_PAGE)
+    if page is None:
+        return
+    try:
+        await page.close()
+    except Exception as exc:  # noqa: BLE001 - one that cannot be closed is not handed on
+        logger.warning("consentcrawl: the browser page of a refused response did not close (%s); it is taken out of "
+                       "the request", type(exc).__name__)
+        request.meta.pop(BROWSER_PAGE, None)

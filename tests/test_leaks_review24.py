@@ -15,7 +15,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.middlewares import ConsentDenied
 from consentcrawl_demo.server import LocalServer
-from tests.lenient import HOST, LenientPeople, ListLogic, crawl, make_spider, people_settings
+from tests.lenient import HOST, LenientPeople, ListLogic, crawl, make_spider, people_settings, secret_name
 
 SITE = "http://site.example"
 BASE = f"http://{HOST}"
@@ -108,3 +108,58 @@ async def test_a_page_the_send_time_handler_decided_is_decided_again_when_the_ca
     assert result.stats.get("httpcache/hit") == 1, result.stats
     assert len(result.items) == 2 and result.stats.get("consentcrawl/output_dropped", 0) == 0, result.items
     assert [e["verdict"] for e in result.audit_for("/u/101", phase="response")] == ["allow"], result.audit
+
+
+class KeepsBrowserPage(ListLogic):
+    """Asks scrapy-playwright for the browser page (``playwright_include_page``); its errback reads the failed
+    request's page and closes it, as scrapy-playwright's examples do (a screenshot on failure is as common)."""
+
+    shown: list[Any]
+
+    async def start(self) -> Any:
+        for url in self.urls:
+            yield scrapy.Request(url, callback=self.parse, errback=self.failed, dont_filter=True,
+                                 meta={"playwright": True, "playwright_include_page": True})
+
+    async def parse(self, response: Any) -> Any:
+        await response.meta["playwright_page"].close()
+        self.seen.append(response.url)
+
+    async def failed(self, failure: Any) -> None:
+        self.shown.append(repr(failure.value))
+        page = failure.request.meta.get("playwright_page")
+        if page is not None:
+            try:
+                self.shown.append(await page.content())
+            except Exception as exc:  # noqa: BLE001 - what the errback could read, or why not
+                self.shown.append(f"cannot read: {type(exc).__name__}")
+            await page.close()
+
+
+@deferred_f_from_coro_f
+async def test_the_browser_page_of_a_refused_response_is_closed_before_the_errback_gets_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. 103 holds a grant but says ``#nobot`` on their profile; the spider crawls with scrapy-playwright and
+    asks for the browser page (``playwright_include_page``). The response phase refused the response, but the
+    page it was read from stayed open in the request's meta, and the errback read 103's name from it
+    (``page.content()``). The page is now closed as the response is refused."""
+    pytest.importorskip("scrapy_playwright", reason="scrapy-playwright is not installed")
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("/usr/bin/chromium is not installed (Debian: apt-get install chromium)")
+    from consentcrawl.browser import PLAYWRIGHT_HANDLER
+
+    app = LenientPeople(refusing={"103"})
+    shown: list[Any] = []
+    with LocalServer(app) as server:
+        settings = people_settings(
+            tmp_path, DOWNLOAD_HANDLERS={"http": PLAYWRIGHT_HANDLER, "https": PLAYWRIGHT_HANDLER},
+            PLAYWRIGHT_LAUNCH_OPTIONS={"executable_path": "/usr/bin/chromium", "args": ["--no-sandbox"],
+                                       "proxy": {"server": server.proxy}},
+            ADDONS={"consentcrawl.Addon": 0, "consentcrawl.browser.PlaywrightAddon": 10})
+        result = await crawl(make_spider("ConsentSpider", KeepsBrowserPage), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/u/103", f"{BASE}/u/101"], shown=shown)
+    assert sorted(app.people_served()) == ["101", "103"], app.describe()  # 103's page had to be read
+    assert result.denies() == [("response", f"{BASE}/u/103", "subject.refused-on-page")]
+    assert secret_name("103") not in str(shown), shown
+    assert shown == ["PageDenied('consentcrawl: subject.refused-on-page')", "cannot read: TargetClosedError"]
+    assert result.seen == [f"{BASE}/u/101"]
