@@ -23,6 +23,7 @@ import asyncio
 import inspect
 import logging
 import weakref
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -77,6 +78,28 @@ _ANSWER_CHANGING = (b"Range", b"If-Range", b"If-Match", b"If-None-Match", b"If-M
 
 #: each crawl's send-time handlers, by scheme: the response phase sends a cached page's linked actor through one
 _handlers: weakref.WeakKeyDictionary[Crawler, dict[str, ConsentDownloadHandler]] = weakref.WeakKeyDictionary()
+
+
+#: set while a send-time handler reads a page it downloaded (its linked actor, its response phase): the page still
+#: holds its download slot, so a side request made then (a licence or policy the page or the actor names,
+#: robots.txt where a handler was redirected to) goes past the slots (:func:`download_side`): in the slot it would
+#: wait for the page (``CONCURRENT_REQUESTS_PER_DOMAIN = 1``), which waits for it
+_holding_slot: ContextVar[bool] = ContextVar("consentcrawl_holding_slot", default=False)
+
+
+async def download_side(crawler: Crawler, request: Request) -> Response:
+    """One of our side requests downloaded through the downloader middlewares and the send-time handler, past the
+    download slots while the send-time handler reads a page that holds one (as the page's linked actor is),
+    else as ``engine.download_async`` downloads it."""
+    engine = crawler.engine
+    assert engine is not None
+    handler = (_handlers.get(crawler) or {}).get(urlsplit(request.url).scheme)
+    if not _holding_slot.get() or handler is None:
+        return await engine.download_async(request)
+    answer = await engine.downloader.middleware.download_async(handler.download_request, request)
+    if not isinstance(answer, ScrapyResponse):
+        raise IgnoreRequest("consentcrawl: a downloader middleware answered a side request with another request")
+    return answer
 
 
 def send_time_handler(crawler: Crawler) -> ConsentDownloadHandler | None:
@@ -166,10 +189,14 @@ class ConsentDownloadHandler:
             read = False
             try:
                 response: Response = await self._send(runtime, request)
-                if first:
-                    assert person is not None
-                    read = await self._first_page(runtime, person, request, response)
-                await self._decide_page(runtime, request, response)
+                holding = _holding_slot.set(True)  # the side requests made now skip its slot (download_side)
+                try:
+                    if first:
+                        assert person is not None
+                        read = await self._first_page(runtime, person, request, response)
+                    await self._decide_page(runtime, request, response)
+                finally:
+                    _holding_slot.reset(holding)
                 return response
             finally:
                 if first:

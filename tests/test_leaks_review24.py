@@ -14,7 +14,7 @@ import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.middlewares import ConsentDenied
-from consentcrawl_demo.server import LocalServer
+from consentcrawl_demo.server import LocalServer, Response
 from tests.lenient import HOST, LenientPeople, ListLogic, crawl, make_spider, people_settings, secret_name
 
 SITE = "http://site.example"
@@ -163,3 +163,60 @@ async def test_the_browser_page_of_a_refused_response_is_closed_before_the_errba
     assert secret_name("103") not in str(shown), shown
     assert shown == ["PageDenied('consentcrawl: subject.refused-on-page')", "cannot read: TargetClosedError"]
     assert result.seen == [f"{BASE}/u/101"]
+
+
+LICENCE = (b'<rsl xmlns="https://rslstandard.org/rsl"><content url="/"><license>'
+           b'<permits type="usage">all</permits></license></content></rsl>')
+
+
+@deferred_f_from_coro_f
+async def test_a_licence_a_page_names_is_fetched_with_one_request_per_domain(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. A page names an RSL licence on its own host (``<link rel="license">``), fetched to decide the page's
+    response phase; the crawl keeps one request per domain at a time (``CONCURRENT_REQUESTS_PER_DOMAIN = 1``).
+    Since hunt15 that phase is decided in the send-time handler, while the page still holds its download slot, and
+    the licence's request waited in that slot for the page, which waited for the licence: the crawl never ended.
+    Side requests made then go past the slots, as the linked actor does."""
+    settings = people_settings(tmp_path, CONCURRENT_REQUESTS_PER_DOMAIN=1)
+    app = LenientPeople().page("/about", '<html><head><link rel="license" type="application/rsl+xml" '
+                                         'href="/licence.xml"></head><body><h1 class="name">us</h1></body></html>')
+    app.pages["/licence.xml"] = lambda request: Response(200, {"Content-Type": "application/rsl+xml"}, LICENCE)
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", ListLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/about"], follow_links=False)
+    assert [s.path for s in app.served].count("/licence.xml") == 1, app.describe()
+    assert result.seen == [f"{BASE}/about"] and result.denies() == []
+
+
+@deferred_f_from_coro_f
+async def test_a_licence_a_linked_actor_names_is_fetched_with_one_request_per_domain(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. The linked actor a person's profile names is fetched while the profile, on the same host, still holds
+    its download slot; the actor's answer names an RSL licence (a ``Link`` header) there. With one request per
+    domain (the fediverse example's setting) the licence's request waited in the slot the profile held, which
+    waited for it: the crawl never ended. It goes past the slots, as the actor does."""
+    from consentcrawl_demo.fediverse import FediverseSite
+    from consentcrawl_demo.messages import merge_headers
+    from spiders.fediverse import SETTINGS
+    from tests.conftest import run_crawl
+    from tests.test_refusals_actor import ProfilesOnly
+    from tests.test_refusals_crawl import fedi_settings
+
+    settings = fedi_settings(tmp_path, CONSENTCRAWL_PLATFORMS=[str(SETTINGS / "fediverse.yaml")])
+    site = FediverseSite()
+    served: list[str] = []
+
+    def app(request: Any, headers: dict[str, str]) -> Any:
+        served.append(request.decoded_path)
+        if request.decoded_path == "/licence.xml":
+            return Response(200, {"Content-Type": "application/rsl+xml"}, LICENCE)
+        answer = site(request, headers)
+        if request.decoded_path == "/users/alice" and answer is not None:
+            answer.headers = merge_headers(answer.headers, {
+                "Link": '</licence.xml>; rel="license"; type="application/rsl+xml"'})
+        return answer
+
+    with LocalServer(app) as server:
+        result = await run_crawl(ProfilesOnly, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert served.count("/licence.xml") == 1 and "/users/alice" in served, served
+    assert ("alice", "post") in {(i["subject"], i["kind"]) for i in result.items}, result.items
