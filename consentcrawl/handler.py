@@ -39,7 +39,7 @@ from .distributed.spacing import fetch_hold, fetch_token
 from .errors import ConfigError
 from .middlewares import REFUSALS, ConsentDenied, ConsentMisconfigured, guard_refused_errback
 from .originspacing import OriginSpacing
-from .pagedenied import PageDenied, close_browser_page
+from .pagedenied import close_browser_page, page_denied
 from .personlines import PersonLines
 from .refusalphase import actor_read, actor_request
 from .runtime import get_runtime, is_checked_url, refuse_to_start
@@ -222,8 +222,8 @@ class ConsentDownloadHandler:
         """The response phase (the person's refusals, robots tags, the page's signals), decided here, before the
         downloader hands the page on: Scrapy's ``response_downloaded`` signal (a project's extension that archives
         every download, AutoThrottle's INFO line) fires as this returns, before any downloader middleware, so a
-        page the response phase drops must not come back from here. A deny is raised as
-        :class:`~consentcrawl.pagedenied.PageDenied` (the response phase's middleware refuses it from its
+        page the response phase drops must not come back from here. A deny is raised
+        (:func:`~consentcrawl.pagedenied.page_denied`: the response phase's middleware refuses it from its
         ``process_response``, before another middleware's ``process_exception`` could send for the page again),
         never cached (``dont_cache``), its errback wrapped."""
         decision = await runtime.decide_response(request, response)
@@ -231,7 +231,7 @@ class ConsentDownloadHandler:
             request.meta["dont_cache"] = True
             guard_refused_errback(runtime, request)
             await close_browser_page(request)
-            raise PageDenied(decision)  # to its errback past the other middlewares' process_exception (pagedenied)
+            raise page_denied(decision)  # to its errback past the other middlewares' process_exception (pagedenied)
         self._decided[response] = weakref.ref(request)
 
     def decided(self, request: Request, response: Response) -> bool:

@@ -7,8 +7,8 @@ downloader middleware's ``process_exception``. One that answers any failed downl
 rotator, a middleware that tries every error again) would have the refused page fetched again, each time decided
 and refused after the server had sent it. A refusal made in a middleware's ``process_response`` goes straight to
 the errback instead. So :class:`~consentcrawl.middlewares.ConsentResponseMiddleware`, the outermost downloader
-middleware and so the first whose ``process_exception`` Scrapy calls, answers a :class:`PageDenied` with a
-:class:`RefusedPage`: an empty stand-in (no body, no header, not the page's URL) that goes first to its own
+middleware and so the first whose ``process_exception`` Scrapy calls, answers that refusal (:func:`page_denied`)
+with a :class:`RefusedPage`: an empty stand-in (no body, no header, not the page's URL) that goes first to its own
 ``process_response``, which raises the refusal there, before any other middleware sees either.
 
 A browser page a refused response was read from (scrapy-playwright's ``playwright_include_page``, handed on in
@@ -28,28 +28,41 @@ from .middlewares import ConsentDenied
 if TYPE_CHECKING:
     from scrapy import Request
 
+    from .decision import Decision
+
 logger = logging.getLogger("consentcrawl")
 
 #: where scrapy-playwright hands the browser page on (``playwright_include_page``)
 BROWSER_PAGE = "playwright_page"
 
 
-class PageDenied(ConsentDenied):
-    """The response phase's refusal of a page the send-time handler downloaded (:mod:`consentcrawl.pagedenied`)."""
+#: marks the :class:`ConsentDenied` the send-time handler raises for a page it refused (the errback sees the class
+#: every refusal has)
+_PAGE = "_consentcrawl_refused_page"
+
+
+def page_denied(decision: Decision) -> ConsentDenied:
+    """The response phase's refusal of a page the send-time handler downloaded, to raise there."""
+    denied = ConsentDenied(decision)
+    setattr(denied, _PAGE, True)
+    return denied
 
 
 class RefusedPage(Response):
     """The stand-in for a refused page, carrying its refusal; nothing of the page is in it."""
 
-    def __init__(self, denied: PageDenied) -> None:
+    def __init__(self, denied: ConsentDenied) -> None:
         super().__init__("about:blank", status=403)
         self.denied = denied
 
 
 def stand_in(exception: BaseException) -> RefusedPage | None:
     """The stand-in that carries ``exception`` to the response phase's ``process_response``, if it is a refused
-    page's (every other exception goes on through the other middlewares' ``process_exception``)."""
-    return RefusedPage(exception) if isinstance(exception, PageDenied) else None
+    page's (:func:`page_denied`; every other exception goes on through the other middlewares'
+    ``process_exception``)."""
+    if isinstance(exception, ConsentDenied) and getattr(exception, _PAGE, False) is True:
+        return RefusedPage(exception)
+    return None
 
 
 async def close_browser_page(request: Request) -> None:

@@ -64,7 +64,7 @@ async def test_a_page_the_send_time_handler_refused_is_not_fetched_again_by_a_mi
                              urls=[f"{SITE}/doc"], failures=failures)
     assert [s.path for s in app.served].count("/doc") == 1, app.describe()
     assert result.denies() == [("response", f"{SITE}/doc", "response.meta-robots")]
-    assert len(failures) == 1 and isinstance(failures[0], ConsentDenied), failures
+    assert len(failures) == 1 and type(failures[0]) is ConsentDenied, failures  # the class every refusal has
     assert failures[0].decision.reason == "response.meta-robots" and result.seen == []
 
 
@@ -161,7 +161,7 @@ async def test_the_browser_page_of_a_refused_response_is_closed_before_the_errba
     assert sorted(app.people_served()) == ["101", "103"], app.describe()  # 103's page had to be read
     assert result.denies() == [("response", f"{BASE}/u/103", "subject.refused-on-page")]
     assert secret_name("103") not in str(shown), shown
-    assert shown == ["PageDenied('consentcrawl: subject.refused-on-page')", "cannot read: TargetClosedError"]
+    assert shown == ["ConsentDenied('consentcrawl: subject.refused-on-page')", "cannot read: TargetClosedError"]
     assert result.seen == [f"{BASE}/u/101"]
 
 
