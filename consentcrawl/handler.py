@@ -23,6 +23,7 @@ import asyncio
 import inspect
 import logging
 import weakref
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -38,6 +39,7 @@ from .distributed.spacing import fetch_hold, fetch_token
 from .errors import ConfigError
 from .middlewares import REFUSALS, ConsentDenied, ConsentMisconfigured, guard_refused_errback
 from .originspacing import OriginSpacing
+from .pagedenied import close_browser_page, page_denied
 from .personlines import PersonLines
 from .refusalphase import actor_read, actor_request
 from .runtime import get_runtime, is_checked_url, refuse_to_start
@@ -78,6 +80,28 @@ _ANSWER_CHANGING = (b"Range", b"If-Range", b"If-Match", b"If-None-Match", b"If-M
 _handlers: weakref.WeakKeyDictionary[Crawler, dict[str, ConsentDownloadHandler]] = weakref.WeakKeyDictionary()
 
 
+#: set while a send-time handler reads a page it downloaded (its linked actor, its response phase): the page still
+#: holds its download slot, so a side request made then (a licence or policy the page or the actor names,
+#: robots.txt where a handler was redirected to) goes past the slots (:func:`download_side`): in the slot it would
+#: wait for the page (``CONCURRENT_REQUESTS_PER_DOMAIN = 1``), which waits for it
+_holding_slot: ContextVar[bool] = ContextVar("consentcrawl_holding_slot", default=False)
+
+
+async def download_side(crawler: Crawler, request: Request) -> Response:
+    """One of our side requests downloaded through the downloader middlewares and the send-time handler, past the
+    download slots while the send-time handler reads a page that holds one (as the page's linked actor is),
+    else as ``engine.download_async`` downloads it."""
+    engine = crawler.engine
+    assert engine is not None
+    handler = (_handlers.get(crawler) or {}).get(urlsplit(request.url).scheme)
+    if not _holding_slot.get() or handler is None:
+        return await engine.download_async(request)
+    answer = await engine.downloader.middleware.download_async(handler.download_request, request)
+    if not isinstance(answer, ScrapyResponse):
+        raise IgnoreRequest("consentcrawl: a downloader middleware answered a side request with another request")
+    return answer
+
+
 def send_time_handler(crawler: Crawler) -> ConsentDownloadHandler | None:
     """The crawl's send-time handler (any scheme's: each sends through its own fallback), or None."""
     handlers = _handlers.get(crawler) or {}
@@ -107,8 +131,9 @@ class ConsentDownloadHandler:
         #: the responses this handler downloaded for a checked request (by identity: the response phase reads and
         #: decides any other one, from the HTTP cache, as a page that was never sent)
         self._sent: weakref.WeakSet[Response] = weakref.WeakSet()
-        #: the responses whose response phase this handler decided before handing them on (:meth:`_decide_page`)
-        self._decided: weakref.WeakSet[Response] = weakref.WeakSet()
+        #: the responses whose response phase this handler decided before handing them on (:meth:`_decide_page`),
+        #: each with the request it was decided for (a cache storage may hand the same object to another request)
+        self._decided: weakref.WeakKeyDictionary[Response, weakref.ref[Request]] = weakref.WeakKeyDictionary()
         #: the linked-actor requests sent while their person's first page holds the gate (never read as unsent:
         #: their person's gate would wait for itself)
         self._actors: weakref.WeakSet[Request] = weakref.WeakSet()
@@ -164,10 +189,14 @@ class ConsentDownloadHandler:
             read = False
             try:
                 response: Response = await self._send(runtime, request)
-                if first:
-                    assert person is not None
-                    read = await self._first_page(runtime, person, request, response)
-                await self._decide_page(runtime, request, response)
+                holding = _holding_slot.set(True)  # the side requests made now skip its slot (download_side)
+                try:
+                    if first:
+                        assert person is not None
+                        read = await self._first_page(runtime, person, request, response)
+                    await self._decide_page(runtime, request, response)
+                finally:
+                    _holding_slot.reset(holding)
                 return response
             finally:
                 if first:
@@ -193,18 +222,23 @@ class ConsentDownloadHandler:
         """The response phase (the person's refusals, robots tags, the page's signals), decided here, before the
         downloader hands the page on: Scrapy's ``response_downloaded`` signal (a project's extension that archives
         every download, AutoThrottle's INFO line) fires as this returns, before any downloader middleware, so a
-        page the response phase drops must not come back from here. A deny is raised to the downloader
-        middlewares' ``process_exception``, never cached (``dont_cache``), its errback wrapped."""
+        page the response phase drops must not come back from here. A deny is raised
+        (:func:`~consentcrawl.pagedenied.page_denied`: the response phase's middleware refuses it from its
+        ``process_response``, before another middleware's ``process_exception`` could send for the page again),
+        never cached (``dont_cache``), its errback wrapped."""
         decision = await runtime.decide_response(request, response)
         if runtime.drops(decision):
             request.meta["dont_cache"] = True
             guard_refused_errback(runtime, request)
-            raise ConsentDenied(decision)
-        self._decided.add(response)
+            await close_browser_page(request)
+            raise page_denied(decision)  # to its errback past the other middlewares' process_exception (pagedenied)
+        self._decided[response] = weakref.ref(request)
 
-    def decided(self, response: Response) -> bool:
-        """Whether any of the crawl's send-time handlers decided ``response``'s response phase already."""
-        return any(response in h._decided for h in _handlers.get(self.crawler, {}).values())
+    def decided(self, request: Request, response: Response) -> bool:
+        """Whether any of the crawl's send-time handlers decided ``response``'s response phase already, for
+        ``request``."""
+        return any((ref := h._decided.get(response)) is not None and ref() is request
+                   for h in _handlers.get(self.crawler, {}).values())
 
     def unsent(self, request: Request, response: Response) -> bool:
         """Whether ``response`` came back without a send-time handler (any scheme's) downloading it (the HTTP cache

@@ -188,18 +188,23 @@ class ConsentResponseMiddleware(RuntimeComponent):
     """
 
     async def process_response(self, request: Request, response: Response) -> Response:
+        from .handler import send_time_handler  # the handler imports this module
+        from .pagedenied import RefusedPage, close_browser_page
+
+        if isinstance(response, RefusedPage):  # refused by the send-time handler (process_exception)
+            tell_caller(request, response.denied)
+            raise response.denied
         if _skip(self.runtime, request):
             return response
         if self.runtime is None:
             raise ConsentMisconfigured
-        from .handler import send_time_handler  # the handler imports this module
 
         handler = send_time_handler(self.runtime.crawler)
         if handler is None:
             raise ConsentMisconfigured
         cached = cached_instead(request, response)  # what the HTTP cache may hand the spider instead
         for page in (response,) if cached is None else (response, cached):
-            if handler.decided(page):  # downloaded and decided by the send-time handler before it handed it on
+            if handler.decided(request, page):  # downloaded and decided for it by the send-time handler
                 continue
             if handler.unsent(request, page):  # from the HTTP cache: its person's first page read, actor sent for
                 await handler.read_unsent(self.runtime, request, page)
@@ -207,10 +212,18 @@ class ConsentResponseMiddleware(RuntimeComponent):
             if self.runtime.drops(decision):
                 request.meta["dont_cache"] = True
                 guard_refused_errback(self.runtime, request)
+                await close_browser_page(request)
                 denied = ConsentDenied(decision)
                 tell_caller(request, denied)
                 raise denied
         return response
+
+    async def process_exception(self, request: Request, exception: Exception) -> Response | None:
+        """A page the send-time handler refused goes to the errback from :meth:`process_response`, where no other
+        middleware's ``process_exception`` (one that tries any error again) sends for it again (pagedenied.py)."""
+        from .pagedenied import stand_in  # it imports this module
+
+        return stand_in(exception)
 
 
 class ConsentSpiderMiddleware(RuntimeComponent):

@@ -200,8 +200,9 @@ class ScrapyRobotsFetcher:
             self.own.add(request)
             stats.inc_value(f"consentcrawl/{stat}/request_count")
             try:
-                assert self.crawler.engine is not None
-                response = await self.crawler.engine.download_async(request)
+                from ..handler import download_side  # the handler imports the runtime, which imports this
+
+                response = await download_side(self.crawler, request)
             except Exception as exc:  # noqa: BLE001 - every failure to fetch fails closed
                 return fail(f"{type(exc).__name__}: {exc}".rstrip(": "), None)
             stats.inc_value(f"consentcrawl/{stat}/response_status_count/{response.status}")
