@@ -80,10 +80,12 @@ _ANSWER_CHANGING = (b"Range", b"If-Range", b"If-Match", b"If-None-Match", b"If-M
 _handlers: weakref.WeakKeyDictionary[Crawler, dict[str, ConsentDownloadHandler]] = weakref.WeakKeyDictionary()
 
 
-#: set while a send-time handler reads a page it downloaded (its linked actor, its response phase): the page still
-#: holds its download slot, so a side request made then (a licence or policy the page or the actor names,
-#: robots.txt where a handler was redirected to) goes past the slots (:func:`download_side`): in the slot it would
-#: wait for the page (``CONCURRENT_REQUESTS_PER_DOMAIN = 1``), which waits for it
+#: set while a page is read that other pages wait on from their download slots: one the send-time handler
+#: downloaded (its linked actor, its response phase; it holds its own slot), or a person's first page the HTTP cache
+#: answered (:meth:`ConsentDownloadHandler.read_unsent`: the person's other pages wait at their gate in the slots
+#: they hold). A side request made then (a licence or policy the page or the actor names, robots.txt where a
+#: handler was redirected to) goes past the slots (:func:`download_side`): in a slot it would wait for a page
+#: (``CONCURRENT_REQUESTS_PER_DOMAIN = 1``), which waits for it
 _holding_slot: ContextVar[bool] = ContextVar("consentcrawl_holding_slot", default=False)
 
 
@@ -255,9 +257,11 @@ class ConsentDownloadHandler:
         if person is None or not await runtime.first_pages.enter(person):
             return
         read = False
+        holding = _holding_slot.set(True)  # the person's pages wait at the gate in their slots (download_side)
         try:
             read = await self._first_page(runtime, person, request, response)
         finally:
+            _holding_slot.reset(holding)
             runtime.first_pages.done(person, read)
 
     async def _send(self, runtime: ConsentRuntime, request: Request) -> Response:

@@ -1,0 +1,85 @@
+"""Review of review24's send-time response phase (review25): the side requests made while a page holds what other
+pages wait on, and what the refusal of a page reaches.
+
+Tests marked "Fixed" failed on 70d04b1 and pass since their fix.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl_demo.fediverse import FediverseSite
+from consentcrawl_demo.messages import merge_headers
+from consentcrawl_demo.server import LocalServer, Response
+from tests.conftest import run_crawl
+from tests.test_leaks_review24 import LICENCE
+from tests.test_refusals_actor import ProfilesOnly
+from tests.test_refusals_crawl import fedi_settings
+
+
+class KeepsProfiles:
+    """A project's in-memory HTTP cache storage, shared by the crawls of one process, that keeps profile pages only
+    (a person's posts are always fetched)."""
+
+    kept: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, settings: Any) -> None:
+        pass
+
+    def open_spider(self, spider: Any) -> None:
+        pass
+
+    def close_spider(self, spider: Any) -> None:
+        pass
+
+    def retrieve_response(self, spider: Any, request: Any) -> Any:
+        return self.kept.get(request.url)
+
+    def store_response(self, spider: Any, request: Any, response: Any) -> None:
+        if "/@" in request.url and not request.url.endswith("/posts"):
+            self.kept[request.url] = response
+
+
+@deferred_f_from_coro_f
+async def test_a_licence_the_actor_of_a_cached_profile_names_is_fetched_with_one_request_per_domain(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. Crawl 2 answers alice's profile from the HTTP cache: the response middleware reads it as her first
+    page, holding her gate, and fetches her linked actor, whose answer names an RSL licence on the same host. Her
+    posts page, meanwhile, holds the host's only download slot (``CONCURRENT_REQUESTS_PER_DOMAIN = 1``) while it
+    waits at her gate in the send-time handler. The licence's request went into that slot (review24 let side
+    requests past the slots only inside the handler's reading of a page it downloaded), behind the posts page,
+    which waited for the gate, which waited for the licence: the crawl never ended."""
+    KeepsProfiles.kept.clear()
+    served: list[tuple[int, str]] = []
+
+    def serving(crawl_no: int) -> Any:
+        site = FediverseSite()
+
+        def app(request: Any, headers: dict[str, str]) -> Any:
+            served.append((crawl_no, request.decoded_path))
+            if request.decoded_path == "/licence.xml":
+                return Response(200, {"Content-Type": "application/rsl+xml"}, LICENCE)
+            answer = site(request, headers)
+            if request.decoded_path == "/users/alice" and crawl_no == 2:
+                time.sleep(1.0)  # her posts page gets to the host's slot (and her gate) meanwhile
+            if request.decoded_path == "/users/alice" and answer is not None:
+                answer.headers = merge_headers(answer.headers, {
+                    "Link": '</licence.xml>; rel="license"; type="application/rsl+xml"'})
+            return answer
+        return app
+
+    cache = {"HTTPCACHE_ENABLED": True, "HTTPCACHE_STORAGE": f"{__name__}.KeepsProfiles"}
+    for crawl_no in (1, 2):
+        home = tmp_path / str(crawl_no)
+        home.mkdir()
+        with LocalServer(serving(crawl_no)) as server:
+            result = await run_crawl(ProfilesOnly, fedi_settings(home, **cache), proxy=server.proxy,
+                                     monkeypatch=monkeypatch)
+    assert (2, "/@alice") not in served and (2, "/users/alice") in served, served  # control: from the cache
+    assert (2, "/licence.xml") in served and (2, "/@alice/posts") in served, served
+    assert ("alice", "post") in {(i["subject"], i["kind"]) for i in result.items}, result.items
