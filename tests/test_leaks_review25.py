@@ -17,9 +17,12 @@ from consentcrawl_demo.fediverse import FediverseSite
 from consentcrawl_demo.messages import merge_headers
 from consentcrawl_demo.server import LocalServer, Response
 from tests.conftest import run_crawl
+from tests.lenient import HOST, LenientPeople, ListLogic, crawl, make_spider, people_settings
 from tests.test_leaks_review24 import LICENCE
 from tests.test_refusals_actor import ProfilesOnly
 from tests.test_refusals_crawl import fedi_settings
+
+BASE = f"http://{HOST}"
 
 
 class KeepsProfiles:
@@ -38,7 +41,12 @@ class KeepsProfiles:
         pass
 
     def retrieve_response(self, spider: Any, request: Any) -> Any:
-        return self.kept.get(request.url)
+        kept = self.kept.get(request.url)
+        if kept is None:
+            return None
+        answer = kept.replace()
+        answer.request = None  # this crawl's request, not the one it was stored for (another crawl's spider)
+        return answer
 
     def store_response(self, spider: Any, request: Any, response: Any) -> None:
         if "/@" in request.url and not request.url.endswith("/posts"):
@@ -83,3 +91,47 @@ async def test_a_licence_the_actor_of_a_cached_profile_names_is_fetched_with_one
     assert (2, "/@alice") not in served and (2, "/users/alice") in served, served  # control: from the cache
     assert (2, "/licence.xml") in served and (2, "/@alice/posts") in served, served
     assert ("alice", "post") in {(i["subject"], i["kind"]) for i in result.items}, result.items
+
+
+class KeepsAbout(KeepsProfiles):
+    """The same storage, keeping ``/about`` only."""
+
+    kept: ClassVar[dict[str, Any]] = {}
+
+    def store_response(self, spider: Any, request: Any, response: Any) -> None:
+        if request.url.endswith("/about"):
+            self.kept[request.url] = response
+
+
+NAMES_LICENCE = ('<html><head><link rel="license" type="application/rsl+xml" href="/licence.xml"></head>'
+                 '<body><h1 class="name">{}</h1></body></html>')
+
+
+@deferred_f_from_coro_f
+async def test_a_licence_a_cached_page_and_a_sent_page_name_is_fetched_with_one_request_per_domain(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. Crawl 2 sends ``/other`` (slow to answer) and answers ``/about`` from the HTTP cache; both name the
+    same RSL licence on their host, and the crawl keeps one request per domain. The response middleware decides the
+    cached page and sends for the licence, which went into the host's slot, behind ``/other``. ``/other`` came
+    back and the send-time handler, deciding it while it still held that slot, waited for the same licence fetch
+    (one fetch per URL at a time), which waited for the slot: the crawl never ended. The response phase's side
+    requests go past the download slots wherever it is decided."""
+    KeepsAbout.kept.clear()
+    app = LenientPeople().page("/about", NAMES_LICENCE.format("us"))
+    app.pages["/licence.xml"] = lambda request: Response(200, {"Content-Type": "application/rsl+xml"}, LICENCE)
+
+    def slow(request: Any) -> Any:
+        time.sleep(1.0)  # the cached page is decided meanwhile
+        return Response(200, {"Content-Type": "text/html"}, NAMES_LICENCE.format("them").encode())
+
+    app.pages["/other"] = slow
+    cache = {"HTTPCACHE_ENABLED": True, "HTTPCACHE_STORAGE": f"{__name__}.KeepsAbout",
+             "CONCURRENT_REQUESTS_PER_DOMAIN": 1}
+    for urls in ([f"{BASE}/about"], [f"{BASE}/other", 0.3, f"{BASE}/about"]):
+        home = tmp_path / str(len(urls))
+        home.mkdir()
+        with LocalServer(app) as server:
+            result = await crawl(make_spider("ConsentSpider", ListLogic), people_settings(home, **cache),
+                                 proxy=server.proxy, monkeypatch=monkeypatch, urls=urls, follow_links=False)
+    assert [s.path for s in app.served].count("/about") == 1, app.describe()  # control: crawl 2's from the cache
+    assert sorted(result.seen) == [f"{BASE}/about", f"{BASE}/other"] and result.denies() == [], result.denies()
