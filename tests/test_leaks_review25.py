@@ -1,5 +1,5 @@
-"""Review of review24's send-time response phase (review25): the side requests made while a page holds what other
-pages wait on, and what the refusal of a page reaches.
+"""Review of review24's send-time response phase (review25): the side requests the response phase makes while
+other pages wait on it from their download slots.
 
 Tests marked "Fixed" failed on 70d04b1 and pass since their fix.
 """
