@@ -23,7 +23,6 @@ import asyncio
 import inspect
 import logging
 import weakref
-from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -44,6 +43,7 @@ from .personlines import PersonLines
 from .refusalphase import actor_read, actor_request
 from .runtime import get_runtime, is_checked_url, refuse_to_start
 from .settings import read
+from .sidedownload import past_slots
 from .urls import canonicalize
 
 if TYPE_CHECKING:
@@ -80,26 +80,9 @@ _ANSWER_CHANGING = (b"Range", b"If-Range", b"If-Match", b"If-None-Match", b"If-M
 _handlers: weakref.WeakKeyDictionary[Crawler, dict[str, ConsentDownloadHandler]] = weakref.WeakKeyDictionary()
 
 
-#: set while a send-time handler reads a page it downloaded (its linked actor, its response phase): the page still
-#: holds its download slot, so a side request made then (a licence or policy the page or the actor names,
-#: robots.txt where a handler was redirected to) goes past the slots (:func:`download_side`): in the slot it would
-#: wait for the page (``CONCURRENT_REQUESTS_PER_DOMAIN = 1``), which waits for it
-_holding_slot: ContextVar[bool] = ContextVar("consentcrawl_holding_slot", default=False)
-
-
-async def download_side(crawler: Crawler, request: Request) -> Response:
-    """One of our side requests downloaded through the downloader middlewares and the send-time handler, past the
-    download slots while the send-time handler reads a page that holds one (as the page's linked actor is),
-    else as ``engine.download_async`` downloads it."""
-    engine = crawler.engine
-    assert engine is not None
-    handler = (_handlers.get(crawler) or {}).get(urlsplit(request.url).scheme)
-    if not _holding_slot.get() or handler is None:
-        return await engine.download_async(request)
-    answer = await engine.downloader.middleware.download_async(handler.download_request, request)
-    if not isinstance(answer, ScrapyResponse):
-        raise IgnoreRequest("consentcrawl: a downloader middleware answered a side request with another request")
-    return answer
+def handler_for(crawler: Crawler, scheme: str) -> ConsentDownloadHandler | None:
+    """The crawl's send-time handler for ``scheme``, or None."""
+    return (_handlers.get(crawler) or {}).get(scheme)
 
 
 def send_time_handler(crawler: Crawler) -> ConsentDownloadHandler | None:
@@ -189,14 +172,11 @@ class ConsentDownloadHandler:
             read = False
             try:
                 response: Response = await self._send(runtime, request)
-                holding = _holding_slot.set(True)  # the side requests made now skip its slot (download_side)
-                try:
+                with past_slots():  # the page holds its slot: the side requests made now skip it (sidedownload)
                     if first:
                         assert person is not None
                         read = await self._first_page(runtime, person, request, response)
                     await self._decide_page(runtime, request, response)
-                finally:
-                    _holding_slot.reset(holding)
                 return response
             finally:
                 if first:

@@ -38,6 +38,7 @@ from scrapy.http.request import NO_CALLBACK
 
 from ..distributed.fetches import RawFetch
 from ..distributed.shared import SharedStateUnavailable
+from ..sidedownload import download_side
 from .body import content_encoding, decoded_body, is_partial
 from .cache import RobotsCache
 from .fetch import MAX_REDIRECTS, REDIRECT_STATUSES, RobotsFile, RobotsStatus, from_response, robots_url, unreachable
@@ -200,8 +201,6 @@ class ScrapyRobotsFetcher:
             self.own.add(request)
             stats.inc_value(f"consentcrawl/{stat}/request_count")
             try:
-                from ..handler import download_side  # the handler imports the runtime, which imports this
-
                 response = await download_side(self.crawler, request)
             except Exception as exc:  # noqa: BLE001 - every failure to fetch fails closed
                 return fail(f"{type(exc).__name__}: {exc}".rstrip(": "), None)
