@@ -223,3 +223,30 @@ async def test_a_page_statement_in_utf16_is_read_as_the_spider_reads_the_page(
     denied = _denied(result)
     assert denied["meta16"] == "response.signal.tdmrep"
     assert denied["meta16le"] == "response.signal.tdmrep"
+
+
+@deferred_f_from_coro_f
+async def test_a_licence_a_page_names_at_a_url_no_parser_reads_denies_the_page(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A page whose ``Link`` header names its RSL licence at ``http://[bad/licence.xml`` (a bracket no URL parser
+    reads) was let through as if it named no licence, while ``http://a b/x`` was denied as a licence that cannot be
+    read: the site said there are terms and we cannot tell what they are. Both deny now."""
+    pages = {"/bracket": [("Link", '<http://[bad/licence.xml>; rel="license"; type="application/rsl+xml"')],
+             "/relative": [("Link", '<//[bad/licence.xml>; rel="license"; type="application/rsl+xml"')],
+             "/spaced": [("Link", '<http://a b/x>; rel="license"; type="application/rsl+xml"')], "/ok": []}
+
+    def app(request: LoggedRequest, headers: dict[str, str]) -> Response:
+        if request.path in pages:
+            return Response(200, [("Content-Type", "text/html; charset=utf-8"), *pages[request.path]],
+                            f"<html><body>{request.path}</body></html>")
+        return Response(404, {"Content-Type": "text/plain"}, "no")
+
+    ConsentListSpider.urls = [f"http://{HOST}{p}" for p in pages]
+    settings = _settings(tmp_path, "ai-training", CONSENTCRAWL_PURPOSE_DEFAULTS={"ai-training": "allow"})
+    with LocalServer(app) as server:
+        result = await run_crawl(ConsentListSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert [i["url"] for i in result.items] == [f"http://{HOST}/ok"]
+    denied = {e["url"].split(HOST, 1)[1]: e["reason"] for e in result.audit
+              if e["verdict"] == "deny" and e["url"].startswith(f"http://{HOST}/")}
+    assert set(denied) == {"/bracket", "/relative", "/spaced"}, result.audit
+    assert len(set(denied.values())) == 1, denied  # as the spaced URL's

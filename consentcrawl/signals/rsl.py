@@ -372,7 +372,10 @@ def response_rsl_links(url: str, headers: Any = None, body: bytes | str | None =
 
 
 def _join(base: str, target: str) -> str:
+    """``target`` read against ``base``. One no parser reads (``http://[bad/licence.xml``) is kept as written, with
+    the base's scheme where it has none: the site named a licence, so its fetch is tried, fails, and the page is
+    denied as its licence is unavailable, never read as naming none."""
     try:
         return urljoin(base, target)
     except ValueError:
-        return ""
+        return target if "://" in target else f"{base.partition(':')[0]}:{target}"
