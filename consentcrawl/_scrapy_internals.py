@@ -7,6 +7,8 @@
   errback the way Scrapy hands it an ``IgnoreRequest`` raised by a downloader middleware: through the scraper.
 - :func:`awaited_by_caller`: ``scrapy shell``'s ``fetch`` waits on a request through its callbacks.
 - :func:`wake_engine`: the engine asks for its next requests now, not at its next 5-second heartbeat.
+- :func:`download_past_slots`: one of our side requests through the downloader middlewares and a download
+  handler, past the download slots (``Downloader.middleware``; the engine's public download goes into them).
 - :func:`cached_instead`: the cached page ``HttpCacheMiddleware`` may hand on in place of a response (a
   ``304 Not Modified``, a server error).
 - :func:`no_silent_resend`: the HTTP/1.1 handler's connection pool (and the aiohttp handler's session) does not
@@ -133,6 +135,14 @@ def wake_engine(crawler: Crawler) -> None:
     nextcall = getattr(slot, "nextcall", None)
     if nextcall is not None:
         nextcall.schedule()
+
+
+async def download_past_slots(crawler: Crawler, download: Callable[[Request], Any], request: Request) -> Any:
+    """``request`` through the crawl's downloader middlewares to ``download`` (a download handler's
+    ``download_request``), past the download slots: what the middlewares answer (a response or a request)."""
+    engine = crawler.engine
+    assert engine is not None
+    return await engine.downloader.middleware.download_async(download, request)
 
 
 def cached_instead(request: Request, response: Any) -> Any:

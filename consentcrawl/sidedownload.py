@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 from scrapy.exceptions import IgnoreRequest
 from scrapy.http import Response
 
+from ._scrapy_internals import download_past_slots
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -51,7 +53,7 @@ async def download_side(crawler: Crawler, request: Request) -> Response:
     handler = handler_for(crawler, urlsplit(request.url).scheme)
     if not _response_phase.get() or handler is None:
         return await engine.download_async(request)
-    answer = await engine.downloader.middleware.download_async(handler.download_request, request)
+    answer = await download_past_slots(crawler, handler.download_request, request)
     if not isinstance(answer, Response):
         raise IgnoreRequest("consentcrawl: a downloader middleware answered a side request with another request")
     return answer
