@@ -12,9 +12,10 @@ the lines Scrapy writes about a request, knowing the request. Other lines name a
   project's loggers written while the pipelines process such an item is replaced whole;
 - an exception raised in a signal handler (``Error caught on signal handler``, ERROR, with the exception): a
   project's ``raise ValueError(f"... {request.url}")`` in a ``request_dropped`` or ``item_scraped`` handler;
-- ``UrlLengthMiddleware``'s ``Ignoring link (url length > N): <url>`` (INFO) and ``SitemapSpider``'s ``Ignoring
-  invalid sitemap: <response>`` (WARNING), which report mode reaches with a denied person's URL; the files
-  pipeline's ``referred in <referer>``;
+- ``UrlLengthMiddleware``'s ``Ignoring link (url length > N): <url>`` (INFO), ``MetaCopyDetectionMiddleware``'s
+  ``target request: <GET url>`` (WARNING) and ``SitemapSpider``'s ``Ignoring invalid sitemap: <response>``
+  (WARNING), which report mode reaches with a denied person's URL, and the first two a request a project's spider
+  middleware adds below the link check; the files pipeline's ``referred in <referer>``;
 - CookiesMiddleware's ``Invalid cookie found in request <GET url>`` (WARNING), the engine's ``Error while
   reading start items and requests: <exception>`` (ERROR), and asyncio's and Twisted's errors about a task or a
   Deferred whose failure no one awaited (ERROR, with its exception);

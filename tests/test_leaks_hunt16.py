@@ -1,0 +1,54 @@
+"""Fresh-eyes leak hunt (hunt16): Scrapy 2.19's own components, met by a project's code below consentcrawl's.
+
+Tests marked "Fixed" failed on main (e58a9af) and pass since their fix.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl_demo.server import LocalServer
+from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, crawl, make_spider, people_settings
+from tests.test_hunt import assert_not_served, shown_lines
+
+BASE = f"http://{HOST}"
+
+
+class FriendsMiddleware:
+    """A project spider middleware that follows, from each profile, the person's friend (a friends widget the page
+    loads by script), carrying the page's meta along (``meta=response.meta``, the idiom Scrapy 2.19's
+    ``MetaCopyDetectionMiddleware`` warns about). Its priority puts it between consentcrawl's link check (10000,
+    nearest the spider) and Scrapy's built-ins (up to 1000): its requests are decided when they are scheduled."""
+
+    async def process_spider_output(self, response: Any, result: Any) -> Any:
+        async for out in result:
+            yield out
+        if "/u/" in response.url:
+            yield response.follow("/u/107", meta=response.meta)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_project_middlewares_request_with_copied_meta_is_not_named_at_warning(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Fixed. A request a project's spider middleware adds below consentcrawl's link check meets Scrapy's
+    ``MetaCopyDetectionMiddleware`` (1000) before it is decided at scheduling; with meta copied from a response
+    that came through a redirect, it warns once per crawl, quoting the request: ``target request: <GET
+    http://people.example/u/107>``, at WARNING, 107 having no authorization. Its logger was not among those whose
+    lines are read for people; it is now."""
+    settings = people_settings(tmp_path, SPIDER_MIDDLEWARES={f"{__name__}.FriendsMiddleware": 5000})
+    app = LenientPeople()
+    with caplog.at_level(logging.DEBUG), LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=[f"{BASE}/redirect?to=/u/101"], follow_links=False)
+    assert_not_served(app, {"107"})
+    assert result.seen == [f"{BASE}/u/101"], app.describe()
+    assert [e["reason"] for e in result.audit_for("/u/107")] == ["subject.no-authorization"], result.denies()
+    shown = shown_lines(caplog)
+    assert any("MetaCopyDetectionMiddleware" in line for line in shown), shown  # the warning itself is kept
+    assert not [line for line in shown if "/u/107" in line], shown
