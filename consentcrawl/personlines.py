@@ -16,9 +16,10 @@ the lines Scrapy writes about a request, knowing the request. Other lines name a
   ``target request: <GET url>`` (WARNING) and ``SitemapSpider``'s ``Ignoring invalid sitemap: <response>``
   (WARNING), which report mode reaches with a denied person's URL, and the first two a request a project's spider
   middleware adds below the link check; the files pipeline's ``referred in <referer>``;
-- CookiesMiddleware's ``Invalid cookie found in request <GET url>`` (WARNING), the engine's ``Error while
-  reading start items and requests: <exception>`` (ERROR), and asyncio's and Twisted's errors about a task or a
-  Deferred whose failure no one awaited (ERROR, with its exception);
+- CookiesMiddleware's ``Invalid cookie found in request <GET url>`` (WARNING), the scheduler's ``Unable to serialize
+  request: <GET url>`` (WARNING, with ``SCHEDULER_DEBUG`` and a ``JOBDIR``: report mode queues a denied person's
+  request), the engine's ``Error while reading start items and requests: <exception>`` (ERROR), and asyncio's
+  and Twisted's errors about a task or a Deferred whose failure no one awaited (ERROR, with its exception);
 - the project's own lines: the spider's logger (an errback's ``self.logger.error(failure)``, whose message can
   hold the URL: a timeout's does), the root logger (a spider's ``logging.warning(...)``) and the loggers of the
   project's modules, among them one it passes to ``get_retry_request`` (its ``Gave up retrying <GET url>`` is

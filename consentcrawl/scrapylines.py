@@ -41,13 +41,15 @@ CACHE_LINE_LOGGER = "scrapy.downloadermiddlewares.httpcache"
 #: ``Ignoring link`` and MetaCopyDetectionMiddleware's ``target request: <GET url>`` (both meet a request a project's
 #: spider middleware adds below consentcrawl's link check before it is decided), SitemapSpider's ``Ignoring invalid
 #: sitemap``, the files pipeline's referer, CookiesMiddleware's ``Invalid cookie found in request <GET url>`` (on
-#: ``scrapy.utils.request``, which report mode reaches) and the engine's ``Error while reading start items and requests: <exception>`` (the spider's ``start`` raising), and the
-#: event loops' errors (asyncio's ``Task exception was never retrieved``, Twisted's ``Unhandled error in Deferred``,
-#: each with the exception a project's task or Deferred failed with), the stats' lines and the HTTP cache's
+#: ``scrapy.utils.request``) and the scheduler's ``Unable to serialize request: <GET url>`` (``SCHEDULER_DEBUG`` with
+#: a ``JOBDIR``), both of which report mode reaches, and the engine's ``Error while reading start items and
+#: requests: <exception>`` (the spider's ``start`` raising), and the event loops' errors (asyncio's ``Task exception
+#: was never retrieved``, Twisted's ``Unhandled error in Deferred``, each with the exception a project's task or
+#: Deferred failed with), the stats' lines and the HTTP cache's
 PERSON_LINE_LOGGERS = ("scrapy.core.scraper", "scrapy.pipelines.media", "scrapy.utils.signal",
                        "scrapy.spidermiddlewares.urllength", "scrapy.spidermiddlewares.metacopy",
-                       "scrapy.spiders.sitemap", MEDIA_LINE_LOGGER, "scrapy.utils.request", "scrapy.core.engine",
-                       "asyncio", "twisted", CACHE_LINE_LOGGER, *STATS_LINE_LOGGERS)
+                       "scrapy.spiders.sitemap", MEDIA_LINE_LOGGER, "scrapy.utils.request", "scrapy.core.scheduler",
+                       "scrapy.core.engine", "asyncio", "twisted", CACHE_LINE_LOGGER, *STATS_LINE_LOGGERS)
 #: ``get_retry_request``'s line when it gives up, on whatever logger the caller passed it
 _RETRY_GAVE_UP = "Gave up retrying %(request)s (failed %(retry_times)d times): %(reason)s"
 

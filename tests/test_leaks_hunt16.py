@@ -52,3 +52,33 @@ async def test_a_project_middlewares_request_with_copied_meta_is_not_named_at_wa
     shown = shown_lines(caplog)
     assert any("MetaCopyDetectionMiddleware" in line for line in shown), shown  # the warning itself is kept
     assert not [line for line in shown if "/u/107" in line], shown
+
+
+class UnpicklableMeta(ListLogic):
+    """Follows each link with something in its meta that cannot be pickled (a lambda), as a project keeps a
+    function for its callback to call: a ``JOBDIR`` crawl's disk queue cannot store such a request."""
+
+    def parse(self, response: Any) -> Any:
+        self.seen.append(response.url)
+        for href in response.css("a.link::attr(href)").getall():
+            yield response.follow(href, callback=self.parse, meta={"then": lambda page: page})
+
+
+@deferred_f_from_coro_f
+async def test_report_mode_unserializable_request_of_a_denied_person_is_not_named_at_warning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Fixed. With ``SCHEDULER_DEBUG`` and a ``JOBDIR``, Scrapy's scheduler logs the first request its disk queue
+    cannot store at WARNING: ``Unable to serialize request: <GET http://people.example/u/107> - reason: ...``.
+    Report mode schedules 107's request (it would deny it), and the scheduler's logger was not among those whose
+    lines are read for people; it is now."""
+    settings = people_settings(tmp_path, CONSENTCRAWL_MODE="report", JOBDIR=str(tmp_path / "job"),
+                               SCHEDULER_DEBUG=True)
+    app = LenientPeople().links_page("/friends", ["/u/107"])
+    with caplog.at_level(logging.DEBUG), LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", UnpicklableMeta), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/friends"])
+    assert result.stats.get("scheduler/unserializable") == 1, result.stats
+    assert "subject.no-authorization" in {e["reason"] for e in result.audit_for("/u/107")}, result.denies()
+    shown = shown_lines(caplog)
+    assert any("Unable to serialize request" in line for line in shown), shown  # the line itself is kept
+    assert not [line for line in shown if "/u/107" in line], shown
