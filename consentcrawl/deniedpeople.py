@@ -24,9 +24,11 @@ from urllib.parse import unquote
 from .deciding import Undecided
 from .decision import not_allowed_reason
 from .reasons import SUBJECT_AMBIGUOUS_URL
+from .signals.policy import SignalsNeeded
 
 if TYPE_CHECKING:
     from .decision import Decision
+    from .facts import RequestFacts
     from .runtime import ConsentRuntime
 
 UNDECIDED = "undecided"
@@ -126,8 +128,8 @@ def _decoded(word: str) -> str:
 def url_reason(runtime: ConsentRuntime, url: str) -> str | None:
     """What a line may say of ``url`` instead of naming it: the reason code of a live decision at it that is not an
     allow; for a URL that names a person (as the crawl reads URLs), the reason they were denied, ``undecided`` when
-    their records are not known (not looked up, or changed since) or say nothing; None for an allowed person's URL
-    or one that names no one."""
+    their records are not known (not looked up, or changed since) or say nothing, and else what the site says of
+    the page (:func:`_site_reason`); None for an allowed person's URL or one that names no one."""
     live = [not_allowed_reason(decision) for decision in runtime.decisions_at(url)]
     refused = next((reason for reason in live if reason), None)
     if refused is not None:
@@ -147,6 +149,25 @@ def url_reason(runtime: ConsentRuntime, url: str) -> str | None:
     purpose = runtime.config.purpose
     decided = runtime.decider.now(lambda answers: runtime.engine.decide_subject(platform, subject, purpose, now,
                                                                                 answers))
+    if isinstance(decided, Undecided):
+        return UNDECIDED
+    return not_allowed_reason(decided) or _site_reason(runtime, facts)
+
+
+def _site_reason(runtime: ConsentRuntime, facts: RequestFacts) -> str | None:
+    """What the site says of a page whose person's records allow it (a link Scrapy's spider middlewares log before
+    the request phase has read the site's say): the full decision with the robots.txt and signal files the crawl
+    holds for its origin. A site whose files it does not hold yet has said nothing the crawl knows of: the records
+    decide, as they do for a person whose page has not been read for refusals yet."""
+    origin = facts.canonical.origin
+    robots = runtime.robots.cached(origin)
+    if robots is None:
+        return None
+    signals = runtime.site_signals.cached(origin, robots)
+    try:
+        decided = runtime.decider.now(lambda answers: runtime.engine.decide(facts, robots, answers, signals))
+    except SignalsNeeded:  # robots.txt allows it; the signal files are not held
+        return None
     return UNDECIDED if isinstance(decided, Undecided) else not_allowed_reason(decided)
 
 

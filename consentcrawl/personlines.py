@@ -33,13 +33,14 @@ the lines Scrapy writes about a request, knowing the request. Other lines name a
   line at INFO or above that would reach them is made (:mod:`consentcrawl.loghandlers`).
 
 In the message and in the exception's text, each URL of a checked scheme is taken out when
-:func:`~consentcrawl.deniedpeople.url_reason` says it is not an allowed person's (``undecided`` when unsure), and
-each id of a person this crawl denied that stands as a word of its own, read as a lenient server reads it
-(``stopped at 107``, ``/u/107``, ``u107``, ``0107``, ``%31%30%37``: :meth:`~consentcrawl.deniedpeople.DeniedPeople.
-ids_out`; not in a traceback's ``File ..., line 107``); a path written without its host (``following /u/107``: a
-relative link logged before its request is decided, when the person is not among the denied yet) is read on each
-platform's host, and one that begins with a platform's host (``people.example/u/108``, its slashes doubled or
-written as backslashes too) as that URL with its scheme. What it cannot see: a person's name or other data in free
+:func:`~consentcrawl.deniedpeople.url_reason` says it is not an allowed person's (``undecided`` when unsure), or
+that the site's robots.txt or signals the crawl holds refuse the page, and each id of a person this crawl denied
+that stands as a word of its own, read as a lenient server reads it (``stopped at 107``, ``/u/107``, ``u107``,
+``0107``, ``%31%30%37``: :meth:`~consentcrawl.deniedpeople.DeniedPeople.ids_out`; not in a traceback's ``File ...,
+line 107``); a path written without its host (``following /u/107``: a relative link logged before its request is
+decided, when the person is not among the denied yet) is read on each platform's host, and one that begins with a
+platform's host (``people.example/u/108``, its slashes doubled or written as backslashes too) as that URL with its
+scheme. What it cannot see: a person's name or other data in free
 text that is not an item the guard judged; the lines a spider that is not a ``ConsentSpider`` writes in its
 ``__init__`` (the add-on starts after it); a line of a logger whose class makes its records without the record
 factory, or after a project replaced the factory with one that does not call the one it found.

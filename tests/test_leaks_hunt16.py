@@ -13,7 +13,7 @@ import pytest
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl_demo.server import LocalServer
-from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, crawl, make_spider, people_settings
+from tests.lenient import HOST, KINDS, LenientPeople, ListLogic, Robots, crawl, make_spider, people_settings
 from tests.test_hunt import assert_not_served, shown_lines
 
 BASE = f"http://{HOST}"
@@ -82,3 +82,37 @@ async def test_report_mode_unserializable_request_of_a_denied_person_is_not_name
     shown = shown_lines(caplog)
     assert any("Unable to serialize request" in line for line in shown), shown  # the line itself is kept
     assert not [line for line in shown if "/u/107" in line], shown
+
+
+class LinksTheSiteDisallows(ListLogic):
+    """From 101's profile, two links to people who hold a grant but whose pages robots.txt disallows: one longer
+    than ``URLLENGTH_LIMIT`` (Scrapy's ``UrlLengthMiddleware`` logs it at INFO), one followed with the page's meta
+    (``MetaCopyDetectionMiddleware`` warns, quoting it)."""
+
+    def parse(self, response: Any) -> Any:
+        self.seen.append(response.url)
+        yield response.follow("/u/102?from=" + "x" * 100, callback=self.parse)
+        yield response.follow("/u/103", callback=self.parse, meta=response.meta)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_link_robots_txt_disallows_is_not_named_at_info(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Fixed. The link check decides a link by the platform's terms and the person's records (102 and 103 hold
+    grants); the site's own say (robots.txt, its signals) comes in the request phase. Scrapy's spider middlewares
+    in between log the links at INFO and above, and the lines were read for people by the person's records only:
+    ``Ignoring link (url length > 80): http://people.example/u/102?...`` and ``target request: <GET
+    http://people.example/u/103>`` named pages the site's operator refuses, though the crawl held the robots.txt
+    that disallows them (the page that links them came from the same site). A person's URL in such a line is now
+    decided with the site's files the crawl holds too."""
+    settings = people_settings(tmp_path, URLLENGTH_LIMIT=80)
+    app = LenientPeople(default_robots=Robots(body="User-agent: *\nDisallow: /u/102\nDisallow: /u/103\n"))
+    with caplog.at_level(logging.DEBUG), LocalServer(app) as server:
+        result = await crawl(make_spider(kind, LinksTheSiteDisallows), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/redirect?to=/u/101"], follow_links=False)
+    assert app.people_served() == ["101"], app.describe()
+    assert [e["reason"] for e in result.audit_for("/u/103")] == ["robots.disallowed"], result.denies()
+    shown = shown_lines(caplog)
+    assert any("Ignoring link" in line for line in shown) and any("target request" in line for line in shown), shown
+    assert not [line for line in shown if "/u/102" in line or "/u/103" in line], shown
