@@ -62,15 +62,16 @@ from .heldlocks import crawl_alive
 from .linecheck import CheckedLines, to_debug
 from .loghandlers import OnHandlers, all_handlers, unwatch, watch
 from .requestlines import RequestLines
-from .runtime import get_runtime, is_checked_url
+from .runtime import built_runtime, get_runtime, is_checked_url
 from .scrapylines import LINE_URL, PERSON_LINE_LOGGERS, is_retry_line
 from .urls import canonicalize, registered_domain
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from scrapy.crawler import Crawler
 
+    from .deniedpeople import DeniedPeople
     from .runtime import ConsentRuntime
     from .terms.platforms import Platform
 
@@ -208,12 +209,17 @@ class PersonLines(CheckedLines):
         self.engine_started = True
 
     def stopped(self) -> None:
+        """Off: the people the crawl denied stay hidden in the lines written as its tasks and Deferreds are
+        collected (:mod:`consentcrawl.afterlines`)."""
+        from .afterlines import keep  # here: it imports this module, whose helpers it reads lines with
+
         self.closed = True  # before the handlers are looked at (see on)
         unwatch(self)
         for name in self.loggers:
             logging.getLogger(name).removeFilter(self)
         for handler in list(self.handlers):
             handler.removeFilter(self.on_handlers)
+        keep(built_runtime(self.crawler))
 
     def check(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.INFO or not self.alive() or getattr(record, self._mark, False):
@@ -236,7 +242,7 @@ class PersonLines(CheckedLines):
         return True
 
     def _check(self, runtime: ConsentRuntime | None, record: logging.LogRecord) -> None:
-        said, error_said = record.getMessage(), _exception_text(record)
+        said, error_said = record.getMessage(), exception_text(record)
         item = item_line_reason() if _names_item(record) else item_reason()
         args = record.args
         message = said
@@ -263,7 +269,7 @@ def _names_item(record: logging.LogRecord) -> bool:
     return (isinstance(record.args, dict) and "item" in record.args) or "item" in record.__dict__
 
 
-def _exception_text(record: logging.LogRecord) -> str | None:
+def exception_text(record: logging.LogRecord) -> str | None:
     """The line's traceback as a formatter writes it; not kept on a line left as it is (its handlers' formatters
     format it their own way)."""
     if record.exc_text:
@@ -277,16 +283,27 @@ def scrubbed(runtime: ConsentRuntime | None, text: str, *, frames: bool = False)
     """``text`` without the URLs and ids of people the crawl does not allow (module doc); ``frames``: a traceback,
     whose frame lines keep their numbers. Without a runtime (a line written before the crawl's settings are
     applied: the spider's ``__init__``), whose page a URL or path is cannot be read: each is ``undecided``."""
+    text = urls_out(text, functools.partial(url_reason, runtime) if runtime is not None else lambda _: UNDECIDED)
+    if "/" in text or "\\" in text:
+        text = _paths_out(runtime, text, frames)
+    return people_out(runtime.denied_people if runtime is not None else None, text, frames=frames)
+
+
+def urls_out(text: str, reason_of: Callable[[str], str | None]) -> str:
+    """``text`` with each URL of a checked scheme that ``reason_of`` gives a reason for replaced by the stand-in."""
     for url in dict.fromkeys(found.rstrip(_TRAILING) for found in LINE_URL.findall(text)):
         if not is_checked_url(url):
             continue
-        reason = url_reason(runtime, url) if runtime is not None else UNDECIDED
+        reason = reason_of(url)
         if reason is not None:
             stand = URL_STAND_IN.format(reason=reason)
             text = re.sub(re.escape(url) + r"(?![^\s<>'\",;)\]}])", lambda _: stand, text)  # noqa: B023
-    if "/" in text or "\\" in text:
-        text = _paths_out(runtime, text, frames)
-    people = runtime.denied_people if runtime is not None else None
+    return text
+
+
+def people_out(people: DeniedPeople | None, text: str, *, frames: bool = False) -> str:
+    """``text`` without the ids of ``people`` (:meth:`~consentcrawl.deniedpeople.DeniedPeople.ids_out`);
+    ``frames``: a traceback, whose frame lines keep their numbers."""
     if not people:
         return text
     if not frames:

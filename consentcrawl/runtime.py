@@ -111,6 +111,12 @@ class RuntimeComponent:
         return cls(get_runtime(crawler))
 
 
+def built_runtime(crawler: Crawler) -> ConsentRuntime | None:
+    """The crawler's runtime if one was built (:func:`get_runtime` builds it)."""
+    runtime = getattr(crawler, _ATTR, None)
+    return runtime if isinstance(runtime, ConsentRuntime) else None
+
+
 def config_error(crawler: Crawler) -> ConfigError | None:
     error = getattr(crawler, _ATTR, None)
     return error if isinstance(error, ConfigError) else None

@@ -1,0 +1,99 @@
+"""``AfterCrawls``: a line written after a crawl ended names none of the people it denied.
+
+A crawl's :class:`~consentcrawl.personlines.PersonLines` comes off once its engine has stopped (it holds the crawl's
+crawler and runtime, and the process may go on to other crawls). Lines about the crawl's work are still written
+after that: asyncio's ``Task exception was never retrieved`` and Twisted's ``Unhandled error in Deferred`` are
+written as the task or the Deferred is garbage-collected (a spider that keeps its tasks in a list: when the spider
+is collected, or the list cleared), with the exception, whose message a project writes a URL into. So as a crawl's
+filter comes off, the people it denied stay hidden in the lines of those two loggers for the rest of the process:
+each denied person's id that stands as a word (:meth:`~consentcrawl.deniedpeople.DeniedPeople.ids_out`, which reads
+``/u/107``, ``0107`` and ``%31%30%37`` as a lenient server does) and each URL that names one of them on one of the
+crawl's platforms. It only hides, so it stays when a later crawl would not have denied that person (a line naming
+them is hidden then too); the line as written goes to DEBUG, as :class:`PersonLines` writes it.
+
+What it cannot see: a person the crawl never decided (``undecided`` while the crawl ran: whose records are not
+known cannot be asked once it has ended), a path written without its host that names no denied id, and the lines
+of other loggers after the crawl (the project's own code runs then as the project's). Kept: the people and platforms
+of the last :data:`KEPT` crawls of the process (a service that runs crawls one after the other does not grow
+without end), not their crawlers or stores.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections import deque
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING
+
+from .facts import FactReader
+from .linecheck import CheckedLines, to_debug
+from .personlines import exception_text, people_out, urls_out
+
+if TYPE_CHECKING:
+    from .deniedpeople import DeniedPeople
+    from .runtime import ConsentRuntime
+
+__all__ = ["AFTER_LOGGERS", "KEPT", "AfterCrawls", "keep"]
+
+#: the loggers of the lines written as a task or a Deferred is collected
+AFTER_LOGGERS = ("asyncio", "twisted")
+#: how many ended crawls' people are kept
+KEPT = 32
+
+
+class AfterCrawls(CheckedLines):
+    """On :data:`AFTER_LOGGERS`, from the end of the process's first crawl that denied someone (module doc)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.crawls: deque[tuple[DeniedPeople, FactReader, str]] = deque(maxlen=KEPT)
+
+    def keep(self, runtime: ConsentRuntime) -> None:
+        people = runtime.denied_people
+        if not people or any(kept is people for kept, _, _ in self.crawls):
+            return
+        config = runtime.config
+        self.crawls.append((people, FactReader(config.platforms, ""), config.purpose))
+        for name in AFTER_LOGGERS:
+            logging.getLogger(name).addFilter(self)  # once: a filter already on is not added again
+
+    def check(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.INFO or not self.crawls:
+            return True
+        said, error_said = record.getMessage(), exception_text(record)
+        message, error = self.scrubbed(said, frames=False), error_said
+        if error is not None:
+            error = self.scrubbed(error, frames=True)
+        if message != said or error != error_said:
+            to_debug(record)
+            record.msg, record.args, record.exc_info, record.exc_text = message, None, None, error
+        return True
+
+    def scrubbed(self, text: str, *, frames: bool) -> str:
+        for people, reader, purpose in list(self.crawls):
+            text = urls_out(text, functools.partial(_denied_at, people, reader, purpose))
+            text = people_out(people, text, frames=frames)
+        return text
+
+
+def _denied_at(people: DeniedPeople, reader: FactReader, purpose: str, url: str) -> str | None:
+    """The reason ``people`` holds for the person ``url`` names on one of the crawl's platforms; None for anyone
+    else (their ids are taken out all the same by :func:`people_out`)."""
+    try:
+        facts = reader.facts(url, purpose, datetime.now(timezone.utc))
+    except ValueError:  # a URL that cannot be read names no one this can tell
+        return None
+    if facts.platform is None or facts.subject is None:
+        return None
+    return people.reason(facts.platform.name, facts.subject)
+
+
+#: the process's one filter
+AFTER = AfterCrawls()
+
+
+def keep(runtime: ConsentRuntime | None) -> None:
+    """A crawl's filter comes off: the people it denied stay hidden in the lines written after it (module doc)."""
+    if runtime is not None:
+        AFTER.keep(runtime)
