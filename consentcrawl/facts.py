@@ -14,6 +14,7 @@ from typing import Any
 
 from .bodyreading import body_values, with_body_values
 from .meta_keys import META_SUBJECT
+from .onevalue import one_value, several
 from .resolve import embedded, embeds_unlisted_host, form_text, resolve, with_body
 from .robots.body import decoded_body
 from .terms.platforms import Platform, PlatformRegistry, SubjectReading
@@ -108,6 +109,8 @@ class FactReader:
         if subject is None or mismatch is not None:
             return RequestFacts(url, canonical, purpose, self.token, now, platform, from_url, source, paths,
                                 ambiguous, mismatch, unlisted, via)
+        if several(subject) and ambiguous is None:  # a list of several values: which person it means is not told
+            ambiguous = SubjectReading(None, True, ((f"meta {META_SUBJECT}", None),))
         # meta may name the person only where the URL names none or the same one: it never replaces the URL's
         named_platform, sep, ident = str(subject).partition(":")
         if not sep or named_platform not in self.platforms:
@@ -215,7 +218,7 @@ def request_inputs(meta: Mapping[str, Any], headers: Mapping[bytes, Sequence[byt
     both find the same person. ``content_type`` and ``content_encoding``: the request's headers of those names
     (read only when it has a body: it is read as the server reads it, decompressed). Raises for a header that
     cannot be read (a bare str or bytes put past ``Headers``' checks), and for a body whose coding cannot be undone."""
-    subject = meta.get(META_SUBJECT)
+    subject = one_value(meta.get(META_SUBJECT))  # a list of one (an ItemLoader's value) is that value
     form: str | None = None
     is_form = True
     values: tuple[str, ...] | None = ()

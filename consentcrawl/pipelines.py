@@ -36,8 +36,9 @@ from .mediaurls import (
     keep_allowed_media,
     media_fields,
 )
+from .onevalue import one_value, several
 from .provenance import page_provenance, with_item_decision
-from .reasons import SUBJECT_UNKNOWN_PAGE
+from .reasons import SUBJECT_AMBIGUOUS_URL, SUBJECT_MISMATCH, SUBJECT_UNKNOWN_PAGE
 from .runtime import RuntimeComponent, get_runtime, is_checked_url
 from .startup import GuardProbe, ProbeSeen, guard_sees_item, hook_scraper
 
@@ -170,7 +171,7 @@ class ConsentGuardPipeline(RuntimeComponent):
         # a plain dict (what most spiders yield) is read as it is; any other kind of item through itemadapter
         adapter: Any = item if type(item) is dict else ItemAdapter(item)
         names = item.keys() if adapter is item else adapter.field_names()
-        subject = adapter.get(config.subject_field)
+        subject = one_value(adapter.get(config.subject_field))  # an ItemLoader's field is a list
         provenance = adapter.get(config.provenance_field) if config.provenance_field else None
         carried = isinstance(provenance, dict)
         if isinstance(provenance, dict) and DROPPED in provenance and len(provenance) == 1:
@@ -190,15 +191,19 @@ class ConsentGuardPipeline(RuntimeComponent):
             subject = provenance.get("subject")
             if subject in (None, ""):
                 return item
-        named = adapter.get("platform") if "platform" in names else None
+        named = one_value(adapter.get("platform")) if "platform" in names else None
         stamped = provenance.get("platform")
         platform = named or stamped
         if not isinstance(platform, str):  # a list from getall(), a Selector...: not a platform we can name
             platform = None
-        cause = _mismatch(named, stamped, provenance)
+        cause, reason = _mismatch(named, stamped, provenance), SUBJECT_MISMATCH
+        if cause is None and several(subject):  # whose it is cannot be told
+            cause, reason = Evidence("item", "item", {"platform": platform, "cause": (
+                f"the item's {config.subject_field!r} holds several values ({len(subject)}), not one person")}), \
+                SUBJECT_AMBIGUOUS_URL
         if cause is not None:
-            decision = self.runtime.record(deny(Stage.SUBJECT, "subject.mismatch", platform=stamped,
-                                                evidence=(cause,)), provenance.get("url"), None, "item")
+            decision = self.runtime.record(deny(Stage.SUBJECT, reason, platform=stamped, evidence=(cause,)),
+                                           provenance.get("url"), None, "item")
         else:
             decision = await self.runtime.decide_item(platform, str(subject), provenance.get("url"))
         if not decision.allowed:

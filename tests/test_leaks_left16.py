@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 import logging
 import re
 from pathlib import Path
@@ -23,12 +24,14 @@ from typing import Any
 
 import pytest
 import scrapy
+from scrapy.loader import ItemLoader
 from scrapy.utils.defer import deferred_f_from_coro_f
 from twisted.internet import defer
 from twisted.python import log as twisted_log
 
 from consentcrawl_demo.server import LocalServer
 from tests.lenient import HOST, LenientPeople, crawl, make_spider, people_settings
+from tests.test_purge import purge
 
 BASE = f"http://{HOST}"
 #: 107 (no authorization) named anywhere in a line
@@ -96,3 +99,111 @@ async def test_a_task_or_deferred_collected_after_the_crawl_names_no_denied_pers
     # the lines as written are at DEBUG
     assert [r for r in caplog.records if r.levelno == logging.DEBUG and DENIED.search(r.getMessage() + str(
         r.exc_info and r.exc_info[1]))]
+
+
+# -- ItemLoader: every field a list ---------------------------------------------------------------------------------
+
+
+class Loads:
+    """Profiles of 101 and 102 (authorized), each item made with an ``ItemLoader`` and its default output processor
+    (every field a list): 101's page names its person (``['101']``), ``[101]`` as a number too, and 107 (denied);
+    102's names 102 and 107 at once (which is it?), and 102 alone with the platform twice."""
+
+    seen: list[str]
+
+    async def start(self) -> Any:
+        for person in ("101", "102"):
+            yield scrapy.Request(f"{BASE}/u/{person}", callback=self.profile)
+
+    def load(self, response: Any, *subjects: Any, platforms: tuple[str, ...] = ("people",)) -> Any:
+        loader = ItemLoader(item={}, selector=response)
+        for subject in subjects:
+            loader.add_value("subject", subject)
+        for platform in platforms:
+            loader.add_value("platform", platform)
+        loader.add_css("name", ".name::text")
+        loader.add_value("url", response.url)
+        return loader.load_item()
+
+    def profile(self, response: Any) -> Any:
+        self.seen.append(response.url)
+        if response.url.endswith("/101"):
+            yield self.load(response, "101")
+            yield self.load(response, 101)
+            yield self.load(response, "107")
+        else:
+            yield self.load(response, "102", "107")
+            yield self.load(response, "102", platforms=("people", "people"))
+
+
+@pytest.mark.parametrize("kind", ["ConsentSpider", "ADDONS"])
+@deferred_f_from_coro_f
+async def test_itemloader_items_are_decided_by_the_one_person_they_name(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An ``ItemLoader`` without ``TakeFirst`` gives ``{"subject": ["101"], "platform": ["people"]}``: the guard
+    decided the person ``"['101']"`` (no one's records) and a platform that is not the page's, and denied every
+    authorized person's item. A list of one value is that value; two people in one item still deny, as whose it
+    is cannot be told (``subject.ambiguous-url``)."""
+    app = LenientPeople()
+    feed = tmp_path / "items.jsonl"
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, Loads), people_settings(tmp_path, FEEDS={
+            str(feed): {"format": "jsonlines"}}), proxy=server.proxy, monkeypatch=monkeypatch)
+    assert sorted(app.people_served()) == ["101", "102"], app.describe()
+    kept = sorted(((item["subject"], item["platform"]) for item in result.items), key=str)
+    assert kept == [(["101"], ["people"]), (["102"], ["people", "people"]), ([101], ["people"])], result.items
+    exported = [json.loads(line) for line in feed.read_text().splitlines() if line.strip()]
+    assert sorted(str(item["subject"]) for item in exported) == ["['101']", "['102']", "[101]"], exported
+    assert not [item for item in exported if "107" in json.dumps(item)], exported
+    items = [(e.get("subject"), e.get("verdict"), e.get("reason")) for e in result.audit if e.get("phase") == "item"]
+    assert sorted(items, key=str) == sorted([
+        ("101", "allow", "subject.authorized"), ("101", "allow", "subject.authorized"),
+        ("102", "allow", "subject.authorized"), ("107", "deny", "subject.no-authorization"),
+        (None, "deny", "subject.ambiguous-url")], key=str), items
+    ambiguous = next(e for e in result.audit if e.get("phase") == "item" and e.get("reason") == "subject.ambiguous-url")
+    assert "several" in json.dumps(ambiguous["evidence"]), ambiguous
+
+
+class NamesInMeta:
+    """``consentcrawl_subject`` as an ``ItemLoader`` gives it (``loader.get_output_value("subject")``): a list."""
+
+    seen: list[str]
+
+    async def start(self) -> Any:
+        for path, named in (("/u/101", ["101"]), ("/u/102", ("102",)), ("/u/103", ["103", "107"]),
+                            ("/u/107", ["107"]), ("/people", ["102", "107"])):
+            yield scrapy.Request(f"{BASE}{path}", callback=self.page, meta={"consentcrawl_subject": named},
+                                 dont_filter=True)
+
+    def page(self, response: Any) -> None:
+        self.seen.append(response.url)
+
+
+@deferred_f_from_coro_f
+async def test_a_list_of_one_in_consentcrawl_subject_is_that_person(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``["101"]`` in meta was read as the person ``"['101']"``: not the URL's (``subject.mismatch``), and 101's
+    page was never fetched. One value is that person; several are denied (whose page it is cannot be told)."""
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", NamesInMeta), people_settings(tmp_path),
+                             proxy=server.proxy, monkeypatch=monkeypatch)
+    assert sorted(app.people_served()) == ["101", "102"], app.describe()
+    assert not [s for s in app.served if s.kind == "listing"], app.describe()
+    denies = sorted((url.rsplit("/", 1)[-1], reason) for phase, url, reason in result.denies())
+    assert denies == [("103", "subject.mismatch"), ("107", "subject.no-authorization"),
+                      ("people", "subject.ambiguous-url")], denies
+
+
+def test_a_purge_finds_a_person_an_itemloader_feed_names_in_a_list(tmp_path: Path) -> None:
+    """A feed an ``ItemLoader`` crawl wrote without provenance (``CONSENTCRAWL_PROVENANCE_FIELD`` empty): the purge
+    read ``["1022"]`` as no one and kept the withdrawn person's item. One value is that person; of several, the item
+    goes when any of them is selected."""
+    feed = tmp_path / "a.jsonl"
+    lines = [{"subject": ["1022"], "platform": ["microblog"], "name": ["Ada"]},
+             {"subject": ["1023", "1022"], "name": ["Ada and Bob"]},
+             {"subject": [1022], "name": ["Ada again"]},
+             {"subject": ["1023"], "name": ["Bob"]}]
+    feed.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    assert purge("--subject", "microblog:1022", "--audit-log", str(tmp_path / "audit.jsonl"), str(feed)) == 0
+    assert [json.loads(line) for line in feed.read_text().splitlines()] == [lines[3]]

@@ -22,6 +22,7 @@ from typing import Any
 from w3lib.url import safe_url_string
 
 from ..consent.keys import key_function
+from ..onevalue import one_value, several
 from ..resolve import resolve
 from ..terms.platforms import PlatformRegistry
 from .media_names import MediaNames
@@ -107,7 +108,10 @@ class Selection:
         """``platform:id`` when (platform, subject) is a selected person. A record that names no platform (no
         ``platform`` field, no provenance) is a selected person's when its id is theirs on any platform: when
         unsure, erase."""
-        if subject in (None, "") or isinstance(subject, (dict, list, bool)):
+        subject = one_value(subject)  # an ItemLoader's field: a list
+        if several(subject):  # several people: it goes if any of them is selected
+            return next((who for one in subject if (who := self.person(platform, one)) is not None), None)
+        if subject in (None, "") or isinstance(subject, (dict, bool)):
             return None
         if isinstance(platform, str) and platform:
             return self.people.get((platform, self.key(platform, str(subject))))

@@ -35,6 +35,7 @@ from typing import Any
 from scrapy.http.headers import Headers
 
 from ..facts import FactReader, request_inputs
+from ..onevalue import one_value, several
 from ..robots.body import content_encoding
 from .common import PurgeFailed, Selection, urls_in
 
@@ -172,11 +173,12 @@ def _by_facts(request: Mapping[str, Any], selection: Selection, reader: FactRead
             yield who
     if facts.ambiguous and any(key is None for _, key in facts.ambiguous.readings):
         yield UNSURE
-    named = meta.get("consentcrawl_subject")
-    if named is not None:  # as named, whatever the URL says: a mismatch is denied by the crawl, and erased here
-        name, sep, ident = str(named).partition(":")
+    named = one_value(meta.get("consentcrawl_subject"))
+    # as named, whatever the URL says: a mismatch is denied by the crawl, and erased here (each of several values)
+    for one in (named if several(named) else () if named is None else (named,)):
+        name, sep, ident = str(one).partition(":")
         who = selection.person(name, ident) if sep and name in selection.platforms else selection.person(
-            platform, str(named))
+            platform, str(one))
         if who is not None:
             yield who
     who = selection.url(url)
