@@ -92,27 +92,30 @@ def _top(settings: BaseSettings, name: str) -> int:
     return max(settings.getpriority(name) or 0, SETTINGS_PRIORITIES["addon"])
 
 
-def _outermost(settings: BaseSettings, name: str, component: type, what: str) -> None:
-    """Number ``component`` above every other entry of ``name``, whatever number the project gave it: the
-    spider middleware must meet a callback's output (a denied link, a denied page's output) before any other spider
-    middleware, and the response phase (it has only ``process_response``, run in decreasing order) must meet a
-    response before any other downloader middleware, as the guard pipeline comes before every pipeline. A project
-    component numbered above it (one that logs every link, archives every response) would otherwise see what
-    consentcrawl drops."""
+def _outermost(settings: BaseSettings, name: str, component: type, what: str, *, lowest: bool = False) -> None:
+    """Number ``component`` above every other entry of ``name`` (``lowest``: below), whatever number the project
+    gave it: the spider middleware must meet a callback's output (a denied link, a denied page's output) before any
+    other spider middleware, and the response phase (it has only ``process_response``, run in decreasing order) must
+    meet a response before any other downloader middleware, as the guard pipeline comes before every pipeline. A
+    project component numbered above it (one that logs every link, archives every response) would otherwise see what
+    consentcrawl drops. The request phase (``process_request``, run in increasing order) is the lowest: a project's
+    downloader middleware that downloads by itself (Selenium or Splash style: it returns a response from
+    ``process_request``) numbered below it fetched a page before anything was decided."""
     merged = settings.getwithbase(name)
     ours = _path(component)
     others = [n for k, n in merged.items() if _path(k) != ours and n is not None]
     if not others:
         return
-    last = max(others)
+    last = min(others) if lowest else max(others)
     entries = settings[name]
     for key in [k for k in merged if _path(k) == ours] or [ours]:
         number = merged.get(key)
-        if number is not None and number > last:
+        if number is not None and (number < last if lowest else number > last):
             continue
-        moved = last + 1
-        logger.warning("consentcrawl: %s gave %s %s, not above every other entry (last: %s); it runs at %s so "
-                       "it %s first", name, component.__name__, number, last, moved, what)
+        moved = last - 1 if lowest else last + 1
+        logger.warning("consentcrawl: %s gave %s %s, not %s every other entry (%s: %s); it runs at %s so "
+                       "it %s first", name, component.__name__, number, "below" if lowest else "above",
+                       "first" if lowest else "last", last, moved, what)
         entries.set(key, moved, max(entries.getpriority(key) or 0, SETTINGS_PRIORITIES["addon"]))
 
 
@@ -167,6 +170,7 @@ class Addon:
         self._guard_first(settings)
         _outermost(settings, "SPIDER_MIDDLEWARES", ConsentSpiderMiddleware, "meets a callback's output")
         _outermost(settings, "DOWNLOADER_MIDDLEWARES", ConsentResponseMiddleware, "meets a response")
+        _outermost(settings, "DOWNLOADER_MIDDLEWARES", ConsentDownloaderMiddleware, "meets a request", lowest=True)
         self._remove_robotstxt_middleware(settings)
         self._count_spider_pages(settings)
         self._remote_control_off(settings)

@@ -216,22 +216,33 @@ def each_item_reaches_guard(crawler: Crawler, itemproc: Any) -> None:
 
 
 def check_outermost(crawler: Crawler) -> None:
-    """consentcrawl's spider middleware meets a callback's output, and its response phase a response, before any
-    other component of their kind: the add-on numbers them above every other (``addon._outermost``), but an
-    add-on or setting applied after ours can add one above them. Refuse to start instead."""
-    from .middlewares import ConsentResponseMiddleware, ConsentSpiderMiddleware
+    """consentcrawl's spider middleware meets a callback's output, its response phase a response, and its request
+    phase a request, before any other component of their kind: the add-on numbers them above (the request phase:
+    below) every other (``addon._outermost``), but an add-on or setting applied after ours can add one past them (a
+    downloader middleware that downloads by itself, numbered below the request phase, fetches undecided pages).
+    Refuse to start instead."""
+    from .middlewares import ConsentDownloaderMiddleware, ConsentResponseMiddleware, ConsentSpiderMiddleware
 
     def path(obj: Any) -> str:
         return obj if isinstance(obj, str) else f"{obj.__module__}.{obj.__qualname__}"
 
     for name, component in (("SPIDER_MIDDLEWARES", ConsentSpiderMiddleware),
-                            ("DOWNLOADER_MIDDLEWARES", ConsentResponseMiddleware)):
+                            ("DOWNLOADER_MIDDLEWARES", ConsentResponseMiddleware),
+                            ("DOWNLOADER_MIDDLEWARES", ConsentDownloaderMiddleware)):
         numbers = {path(k): n for k, n in crawler.settings.getwithbase(name).items()}
         ours = path(component)
         number = numbers.get(ours)
         if number is None:
             raise ConfigError(f"{ours} is not in it (another add-on or setting took it out after consentcrawl's "
                               "add-on)", source=name)
+        if component is ConsentDownloaderMiddleware:
+            below = sorted(f"{k} ({n})" for k, n in numbers.items() if k != ours and n is not None and n <= number)
+            if below:
+                raise ConfigError(f"{ours} ({number}) is not the first entry: {', '.join(below)} would meet a request "
+                                  "before it is decided; another add-on or setting added it after consentcrawl's "
+                                  "add-on; give consentcrawl.Addon a higher number in ADDONS than that add-on, or "
+                                  "give the entry a number above consentcrawl's", source=name)
+            continue
         above = sorted(f"{k} ({n})" for k, n in numbers.items() if k != ours and n is not None and n >= number)
         if above:
             raise ConfigError(f"{ours} ({number}) is not the last entry: {', '.join(above)} would see what it "

@@ -19,18 +19,21 @@ import gc
 import json
 import logging
 import re
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 import scrapy
+from scrapy.http import HtmlResponse
 from scrapy.loader import ItemLoader
 from scrapy.utils.defer import deferred_f_from_coro_f
 from twisted.internet import defer
 from twisted.python import log as twisted_log
 
 from consentcrawl_demo.server import LocalServer
-from tests.lenient import HOST, LenientPeople, crawl, make_spider, people_settings
+from tests.lenient import HOST, LenientPeople, Robots, crawl, make_spider, people_settings
 from tests.test_purge import purge
 
 BASE = f"http://{HOST}"
@@ -207,3 +210,90 @@ def test_a_purge_finds_a_person_an_itemloader_feed_names_in_a_list(tmp_path: Pat
     feed.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
     assert purge("--subject", "microblog:1022", "--audit-log", str(tmp_path / "audit.jsonl"), str(feed)) == 0
     assert [json.loads(line) for line in feed.read_text().splitlines()] == [lines[3]]
+
+
+# -- a downloader middleware that downloads by itself ---------------------------------------------------------------
+
+
+class FetchesItself:
+    """A project's downloader middleware that downloads every page itself, as Selenium or Splash middlewares do:
+    ``urllib`` through the crawl's proxy, and the page handed back from ``process_request``."""
+
+    fetched: list[str] = []
+
+    async def process_request(self, request: scrapy.Request) -> Any:
+        if not request.url.startswith(BASE) or request.url.endswith("/robots.txt"):
+            return None
+        type(self).fetched.append(request.url)
+        status, body = await asyncio.to_thread(_fetch, request.url)
+        return HtmlResponse(request.url, status=status, body=body, request=request, encoding="utf-8")
+
+
+def _fetch(url: str) -> tuple[int, bytes]:
+    try:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler())  # this test's proxy (http_proxy)
+        with opener.open(url, timeout=5) as page:
+            return page.status, page.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+class AsksFor:
+    """Asks for 101 (authorized), 102 (authorized, but the site's robots.txt disallows the page: the link check lets
+    it on, the request phase denies it) and 107 (no authorization), each once."""
+
+    seen: list[str]
+
+    async def start(self) -> Any:
+        for person in ("101", "102", "107"):
+            yield scrapy.Request(f"{BASE}/u/{person}", callback=self.profile)
+
+    def profile(self, response: Any) -> Any:
+        self.seen.append(response.url)
+        yield {"subject": response.url.rsplit("/", 1)[-1], "name": response.css(".name::text").get()}
+
+
+@pytest.mark.parametrize("number", [543, 5, -100])
+@deferred_f_from_coro_f
+async def test_a_middleware_that_downloads_by_itself_meets_no_denied_request(
+        number: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """After consentcrawl's request phase (543), such a middleware only meets what the request phase allowed. Numbered
+    before it (5, or below zero), it fetched 107's page before anything was decided: the request phase is now put
+    before every other downloader middleware, with a WARNING naming the number it was given."""
+    monkeypatch.setattr(FetchesItself, "fetched", [])
+    app = LenientPeople(default_robots=Robots("User-agent: *\nDisallow: /u/102\n"))
+    settings = people_settings(tmp_path, DOWNLOADER_MIDDLEWARES={f"{__name__}.FetchesItself": number})
+    with LocalServer(app) as server, caplog.at_level(logging.WARNING):
+        result = await crawl(make_spider("ADDONS", AsksFor), settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert app.people_served() == ["101"], app.describe()
+    assert [url for url in FetchesItself.fetched if "/u/" in url] == [f"{BASE}/u/101"]
+    assert [item["subject"] for item in result.items] == ["101"], (result.denies(), result.components)
+    assert result.audit_for("/u/102", phase="request", verdict="deny", reason="robots.disallowed"), result.denies()
+    moved = [r.getMessage() for r in caplog.records if "ConsentDownloaderMiddleware" in r.getMessage()]
+    assert bool(moved) == (number < 10), moved
+
+
+class LaterFetchingAddon:
+    """An add-on applied after consentcrawl's that puts :class:`FetchesItself` below the request phase."""
+
+    def update_settings(self, settings: Any) -> None:
+        settings["DOWNLOADER_MIDDLEWARES"].set(f"{__name__}.FetchesItself", 1, "addon")
+
+
+@deferred_f_from_coro_f
+async def test_a_later_add_on_numbering_a_middleware_below_the_request_phase_stops_the_crawl(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """consentcrawl's add-on cannot renumber what an add-on applied after it adds: the crawl refuses to start, with
+    one CRITICAL line naming the setting, and nothing is fetched."""
+    monkeypatch.setattr(FetchesItself, "fetched", [])
+    spider = make_spider("ADDONS", AsksFor)
+    spider.custom_settings = {"ADDONS": {"consentcrawl.Addon": 0, f"{__name__}.LaterFetchingAddon": 500}}
+    app = LenientPeople()
+    with caplog.at_level(logging.INFO), LocalServer(app) as server:
+        result = await crawl(spider, people_settings(tmp_path), proxy=server.proxy, monkeypatch=monkeypatch)
+    assert app.served == [], app.describe()
+    assert FetchesItself.fetched == []
+    assert result.stats.get("finish_reason") == "consentcrawl_config_error", result.stats.get("finish_reason")
+    critical = [r.getMessage() for r in caplog.records if r.levelno >= logging.CRITICAL]
+    assert len(critical) == 1 and "DOWNLOADER_MIDDLEWARES" in critical[0] and "FetchesItself (1)" in critical[0], \
+        critical
