@@ -6,8 +6,8 @@
   redirects, requests from extensions), so a denied request never reaches the scheduler or a shared queue. The
   ``request_scheduled`` signal cannot wait: a request whose decision needs a store lookup is held back, decided
   asynchronously, and scheduled again once allowed.
-- :class:`ConsentDownloaderMiddleware` (request phase, before the HTTP cache) adds robots.txt and drops what it
-  denies before the request waits in its download slot.
+- :class:`ConsentDownloaderMiddleware` (request phase, the first downloader middleware) adds robots.txt and drops
+  what it denies before any other middleware (one that downloads by itself) or the request's download slot.
 - :class:`~consentcrawl.handler.ConsentDownloadHandler` makes the authoritative decision at send time.
 - :class:`ConsentResponseMiddleware` sits above ``HttpCacheMiddleware`` (its ``process_response`` runs before
   the cache stores anything): a response without an allow for its own URL never reaches the cache or a callback.
