@@ -46,8 +46,8 @@ def _fails(url: str) -> None:
 
 
 class KeepsTasks:
-    """Asks for 101 and 107 (refused); the errback starts a task and makes a Deferred, each failing with the URL in
-    its message, and keeps them (never awaited): their errors are written when they are collected."""
+    """Asks for 101 and 107 (refused); the callback and the errback each start a task and make a Deferred, failing
+    with the URL in its message, and keep them (never awaited): their errors are written when they are collected."""
 
     seen: list[str]
     kept: list[Any]
@@ -59,10 +59,12 @@ class KeepsTasks:
 
     def profile(self, response: Any) -> None:
         self.seen.append(response.url)
+        self.keep(response.url)  # an allowed person's URL: kept in the line
 
     def failed(self, failure: Any) -> None:
-        url = failure.request.url
+        self.keep(failure.request.url)
 
+    def keep(self, url: str) -> None:
         async def store() -> None:
             _fails(url)
 
@@ -82,7 +84,7 @@ async def test_a_task_or_deferred_collected_after_the_crawl_names_no_denied_pers
     assert app.people_served() == ["101"], app.describe()
     assert result.stats.get("finish_reason") == "finished"
     kept = result.crawler.spider.kept
-    assert len(kept) == 2
+    assert len(kept) == 4
     caplog.clear()
     observer = twisted_log.PythonLoggingObserver("twisted")  # as ``scrapy crawl`` routes Twisted's lines
     observer.start()
@@ -98,7 +100,9 @@ async def test_a_task_or_deferred_collected_after_the_crawl_names_no_denied_pers
     assert any("never retrieved" in line for line in written), written
     assert any("Unhandled error" in line for line in written), written
     assert not [line for line in written if DENIED.search(line)], written
-    assert not [r for r in errors if r.exc_info], written
+    assert not [r for r in errors if r.exc_info and DENIED.search(str(r.exc_info[1]))], written
+    # an allowed person's URL is kept (asyncio's line and Twisted's traceback)
+    assert len([line for line in written if f"{BASE}/u/101" in line]) >= 2, written
     # the lines as written are at DEBUG
     assert [r for r in caplog.records if r.levelno == logging.DEBUG and DENIED.search(r.getMessage() + str(
         r.exc_info and r.exc_info[1]))]
