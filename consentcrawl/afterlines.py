@@ -5,24 +5,23 @@ crawler and runtime, and the process may go on to other crawls). Lines about the
 after that: asyncio's ``Task exception was never retrieved`` and Twisted's ``Unhandled error in Deferred`` are
 written as the task or the Deferred is garbage-collected (a spider that keeps its tasks in a list: when the spider
 is collected, or the list cleared), with the exception, whose message a project writes a URL into. So as a crawl's
-filter comes off, the people it denied stay hidden in the lines of those two loggers for the rest of the process:
-each denied person's id that stands as a word (:meth:`~consentcrawl.deniedpeople.DeniedPeople.ids_out`, which reads
-``/u/107``, ``0107`` and ``%31%30%37`` as a lenient server does) and each URL that names one of them on one of the
-crawl's platforms. It only hides, so it stays when a later crawl would not have denied that person (a line naming
-them is hidden then too); the line as written goes to DEBUG, as :class:`PersonLines` writes it.
+filter comes off, the people it denied stay hidden in the lines of those two loggers until the next crawl of the
+process starts (:func:`forget`; its own filter reads the lines from then on, each URL decided as that crawl
+decides, and it is kept in turn as it ends): each denied person's id that stands as a word
+(:meth:`~consentcrawl.deniedpeople.DeniedPeople.ids_out`, which reads ``/u/107``, ``0107`` and ``%31%30%37`` as a
+lenient server does) and each URL that names one of them on one of the crawl's platforms. It only hides; the line
+as written goes to DEBUG, as :class:`PersonLines` writes it.
 
 What it cannot see: a person the crawl never decided (``undecided`` while the crawl ran: whose records are not
-known cannot be asked once it has ended), a path written without its host that names no denied id, and the lines
-of other loggers after the crawl (the project's own code runs then as the project's). Kept: the people and platforms
-of the last :data:`KEPT` crawls of the process (a service that runs crawls one after the other does not grow
-without end), not their crawlers or stores.
+known cannot be asked once it has ended), a path written without its host that names no denied id, the lines of
+other loggers after the crawl (the project's own code runs then as the project's), and, once the next crawl has
+started, a bare id that crawl does not deny. Kept: the people and platforms of the crawls that ended since, not
+their crawlers or stores.
 """
-
 from __future__ import annotations
 
 import functools
 import logging
-from collections import deque
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
@@ -34,12 +33,10 @@ if TYPE_CHECKING:
     from .deniedpeople import DeniedPeople
     from .runtime import ConsentRuntime
 
-__all__ = ["AFTER_LOGGERS", "KEPT", "AfterCrawls", "keep"]
+__all__ = ["AFTER_LOGGERS", "AfterCrawls", "forget", "keep"]
 
 #: the loggers of the lines written as a task or a Deferred is collected
 AFTER_LOGGERS = ("asyncio", "twisted")
-#: how many ended crawls' people are kept
-KEPT = 32
 
 
 class AfterCrawls(CheckedLines):
@@ -47,7 +44,8 @@ class AfterCrawls(CheckedLines):
 
     def __init__(self) -> None:
         super().__init__()
-        self.crawls: deque[tuple[DeniedPeople, FactReader, str]] = deque(maxlen=KEPT)
+        #: the crawls that ended since the last one started: what each denied, how it read URLs
+        self.crawls: list[tuple[DeniedPeople, FactReader, str]] = []
 
     def keep(self, runtime: ConsentRuntime) -> None:
         people = runtime.denied_people
@@ -97,3 +95,9 @@ def keep(runtime: ConsentRuntime | None) -> None:
     """A crawl's filter comes off: the people it denied stay hidden in the lines written after it (module doc)."""
     if runtime is not None:
         AFTER.keep(runtime)
+
+
+def forget() -> None:
+    """A crawl starts: its own filter reads the lines from now on, as that crawl decides (module doc). An ended
+    crawl's people hidden from its lines would be hidden from this one's too, where this one allows them."""
+    AFTER.crawls.clear()

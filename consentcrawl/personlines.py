@@ -136,6 +136,9 @@ class PersonLines(CheckedLines):
         lines = getattr(crawler, _ATTR, None)
         if isinstance(lines, cls):
             return lines
+        from .afterlines import forget  # here: it imports this module, whose helpers it reads lines with
+
+        forget()  # the ended crawls' people: this crawl's filter reads the lines now
         lines = cls(crawler)
         setattr(crawler, _ATTR, lines)
         lines.on_root_handlers()

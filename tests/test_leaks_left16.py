@@ -33,7 +33,7 @@ from twisted.internet import defer
 from twisted.python import log as twisted_log
 
 from consentcrawl_demo.server import LocalServer
-from tests.lenient import HOST, LenientPeople, Robots, crawl, make_spider, people_settings
+from tests.lenient import HOST, LenientPeople, Robots, crawl, make_spider, people_settings, record_yaml
 from tests.test_purge import purge
 
 BASE = f"http://{HOST}"
@@ -301,3 +301,27 @@ async def test_a_later_add_on_numbering_a_middleware_below_the_request_phase_sto
     critical = [r.getMessage() for r in caplog.records if r.levelno >= logging.CRITICAL]
     assert len(critical) == 1 and "DOWNLOADER_MIDDLEWARES" in critical[0] and "FetchesItself (1)" in critical[0], \
         critical
+
+
+@deferred_f_from_coro_f
+async def test_the_next_crawl_reads_the_lines_as_it_decides(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """An ended crawl's people stay hidden until the next crawl starts: that crawl's filter reads the lines from
+    then on. A crawl that denied 101 (no record then) does not hide 101 from the next one, which allows them."""
+    app = LenientPeople()
+    (tmp_path / "first").mkdir()
+    (tmp_path / "second").mkdir()
+    with LocalServer(app) as server:
+        await crawl(make_spider("ConsentSpider", KeepsTasks), people_settings(tmp_path / "first", [record_yaml("102")]),
+                    proxy=server.proxy, monkeypatch=monkeypatch)
+        result = await crawl(make_spider("ConsentSpider", KeepsTasks), people_settings(tmp_path / "second"),
+                             proxy=server.proxy, monkeypatch=monkeypatch)
+    assert app.people_served() == ["101"], app.describe()  # the second crawl's
+    kept = result.crawler.spider.kept
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG):
+        kept.clear()
+        gc.collect()
+    written = [f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records if r.levelno >= logging.ERROR]
+    assert [line for line in written if f"{BASE}/u/101" in line], written
+    assert not [line for line in written if DENIED.search(line)], written
