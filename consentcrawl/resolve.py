@@ -43,11 +43,8 @@ _END = re.compile(r"[\s\"'<>&]")
 _patterns: dict[frozenset[str], re.Pattern[str] | None] = {}
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True)
 class Resolved:
-    """What a URL resolves to, kept by :class:`~consentcrawl.facts.FactReader`'s memo and copied into each
-    request's facts; nothing assigns to one after :func:`resolve` makes it."""
-
     canonical: CanonicalURL
     platform: Platform | None
     reading: SubjectReading | None  #: None: on no platform
