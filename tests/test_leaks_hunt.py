@@ -502,3 +502,35 @@ def test_seeds_pushed_to_redis_naming_people_who_did_not_authorize_are_not_fetch
             workers.kill()
     assert codes == [0], workers.describe()
     assert app.people_served() == ["101"], app.describe()
+
+
+class MetaLogic(ListLogic):
+    """101's profile only; the callback keeps what ``response.meta`` hands it."""
+
+    urls = [f"{BASE}/u/101"]
+    metas: list[str]
+
+    def parse(self, response: scrapy.http.Response) -> Any:
+        self.metas.append(repr(response.meta.get("consentcrawl_decision")))
+        yield from ()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_in_report_mode_how_a_person_withdrew_does_not_reach_the_callback(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Report mode fetches 101's page though 101 withdrew; the callback reads the send-time deny in
+    ``response.meta``, remembered again by the response phase. Neither phase hands it the record's text."""
+    records = [lenient.record_yaml("101", revoked_at="2026-02-01T00:00:00Z", evidence=f"{WITHDRAWAL_SECRET} by mail")]
+    metas: list[str] = []
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        settings = people_settings(tmp_path, records, CONSENTCRAWL_MODE="report")
+        result = await crawl(make_spider(kind, MetaLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                             metas=metas)
+    assert app.people_served() == ["101"], app.describe()
+    revoked = [e for e in result.audit if e.get("reason") == "subject.revoked"]
+    assert revoked and WITHDRAWAL_SECRET in str(revoked), "control: the audit line keeps the record's evidence"
+    assert len(metas) == 1 and "subject.revoked" in metas[0] and "subject-authorization" in metas[0], metas
+    assert WITHDRAWAL_SECRET not in metas[0], f"how 101 withdrew reached the callback: {metas[0]}"
