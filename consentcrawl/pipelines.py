@@ -4,6 +4,9 @@ This is the last line of defence and the one that sees people's data on listing 
 anywhere else that is not a profile URL: an item naming a subject must be covered by a live authorization of
 the platform and of the person for the crawl's purpose, or it is dropped before any other pipeline sees it.
 
+The other people a kept item mentions in its values (a friend's profile URL) are decided too, and withheld from
+it when not allowed (:mod:`consentcrawl.mentions`).
+
 A dropped item is emptied first (:func:`emptied`). Scrapy hands the very item object it dropped to every
 ``item_dropped`` handler (a project's handler that logs or stores dropped items) and to the log formatter's
 ``dropped`` line; no pipeline can hand them another object. Not raising ``DropItem`` is no way out either: an item
@@ -36,6 +39,7 @@ from .mediaurls import (
     keep_allowed_media,
     media_fields,
 )
+from .mentions import guard_mentions
 from .provenance import page_provenance, with_item_decision
 from .reasons import SUBJECT_UNKNOWN_PAGE
 from .runtime import RuntimeComponent, get_runtime, is_checked_url
@@ -150,6 +154,10 @@ class ConsentGuardPipeline(RuntimeComponent):
             kept = await self._guard(item)
             if item_reason() == UNDECIDED:  # allowed, or no one's: the lines about it may show it
                 item_judged(None)
+            dropping = await guard_mentions(self.runtime, kept)  # the other people it names (mentions.py)
+            if dropping is not None:
+                self.runtime.count("consentcrawl/items/dropped")
+                raise drop(kept, dropping, self.runtime.config.provenance_field)
             adapter: Any = kept if type(kept) is dict else ItemAdapter(kept)
             await keep_allowed_media(self.runtime, adapter, kept.keys() if adapter is kept else adapter.field_names(),
                                      self.media)

@@ -1,0 +1,252 @@
+"""The people an item mentions: each URL of a person's page in its values is decided as that person's page is.
+
+An item the guard keeps is about a person who may be collected (or about no one), yet its values can name other
+people: a profile's ``friends`` with their profile URLs, a post's ``mentions``, a bio that links to someone. A
+person's profile URL identifies them, so it is their data: a mention of a person who is not allowed is taken out of
+the item before any other pipeline, a feed or a log line sees it.
+
+- **Found** as the log filter finds a person's URL in a line (:mod:`consentcrawl.personurls`): a URL with its
+  scheme, one without it that begins with a platform's host, a path read on each platform's host (``/u/107``,
+  ``../u/107``, ``u/107``), in every spelling the crawl's URL reading reads (case, percent escapes, backslashes, a
+  port, ``www.``). Every string in the item is read: field values, dictionary keys and values, lists, tuples and
+  sets, nested items (dict, ``scrapy.Item``, dataclass, attrs: through itemadapter, as Scrapy reads them), in one
+  pass; a string without ``/`` or ``\\`` cannot hold a URL or a path and is skipped. Only the provenance field is
+  not read: it is consentcrawl's own record of the decisions the item rests on.
+- **Decided** as a page of that person is, when the item passes (``now``, the store's current version: a
+  withdrawal since the person's last decision counts): the platform's grant and the person's authorization
+  (:meth:`~consentcrawl.deciding.Decider.decide_subject`, which a refusal found on their page overrules). A URL that
+  cannot be read is withheld (``error.bad-url``), so is one that could be more than one person
+  (``subject.ambiguous-url``); a path read on several platforms' hosts is withheld if any reading is not allowed.
+- **Withheld** (``CONSENTCRAWL_ITEM_MENTIONS = "withhold"``, the default): a string that is nothing but the mention
+  (and punctuation or spaces) is removed: from a list, tuple or set it is taken out, and a field or a dictionary
+  value holding it is set to None (the key stays: feed exporters and pipelines keep the item's shape); a dictionary
+  key holding a mention loses its entry. A mention inside longer text is replaced by :data:`WITHHELD`. Lists and
+  dictionaries are changed in place (a spider that kept them holds no withheld URL either); a tuple, a set and a
+  string are replaced by new ones. ``"drop"`` drops the whole item instead (emptied, as the guard drops one).
+- **Recorded**: one ``mentions-withheld`` event per item in the audit log (each withheld person's platform, id and
+  reason code, never the URL as written; the audit log already holds the ids of the people the crawl denied) and
+  the stats ``consentcrawl/items/mentions_withheld`` (mentions) and ``consentcrawl/items/with_mentions_withheld``
+  (items). Each withheld person is among the crawl's denied people, so a log line that names them by id is
+  rewritten (:mod:`consentcrawl.personlines`). In report mode the item is left as it is, the event written before
+  it goes on, and the lines about it at INFO and above name the reason code instead of the item.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from itemadapter import ItemAdapter
+
+from .decision import Decision, new_decision_id, not_allowed_reason
+from .deniedpeople import item_judged
+from .personurls import PATH_TRAILING, scheme_urls, without_path, without_url, written_paths
+from .reasons import SUBJECT_AMBIGUOUS_URL
+
+if TYPE_CHECKING:
+    from .runtime import ConsentRuntime
+
+__all__ = ["EVENT", "WITHHELD", "guard_mentions"]
+
+#: what stands in an item's text for a mention of a person who is not allowed
+WITHHELD = "[consentcrawl: withheld]"
+#: the audit log event of an item that mentioned people who are not allowed
+EVENT = "mentions-withheld"
+#: a string that is nothing but withheld mentions: taken out of its container
+_REMOVED: Any = object()
+#: what may be left around a withheld mention in a string that is still nothing but the mention
+_AROUND = " \t\r\n" + PATH_TRAILING
+
+
+async def guard_mentions(runtime: ConsentRuntime, item: Any) -> str | None:
+    """Withhold from ``item`` (in place) the mentions of people who are not allowed (module doc); the reason to drop
+    it instead, when ``CONSENTCRAWL_ITEM_MENTIONS`` says so, or None. Raises on an error: the guard drops the item."""
+    config = runtime.config
+    texts: dict[str, None] = {}
+    skip = config.provenance_field
+    _strings(item, texts, set(), skip)
+    if not texts:
+        return None
+    judge = _Judge(runtime, config.now())
+    found: dict[str, list[tuple[str, str, str]]] = {}
+    for text in texts:
+        withheld = [("url", url, reason) for url in scheme_urls(text) if (reason := await judge.reason([url]))]
+        withheld += [("path", path, reason) for path, urls in written_paths(config.platforms, text)
+                     if (reason := await judge.reason(urls))]
+        if withheld:
+            found[text] = withheld
+    if not found:
+        return None
+    count = sum(len(mentions) for mentions in found.values())
+    first = next(reason for mentions in found.values() for _, _, reason in mentions)
+    dropping = config.item_mentions == "drop"
+    action = "dropped" if dropping else "withheld"
+    if not runtime.enforce:
+        action = "would drop" if dropping else "would withhold"
+    runtime.count("consentcrawl/items/mentions_withheld", count)
+    runtime.count("consentcrawl/items/with_mentions_withheld")
+    written = _recorded(runtime, item, skip, judge, count, action)
+    if not runtime.enforce and written:
+        item_judged(first)  # report mode lets it on: no line at INFO or above may show it
+        return None
+    if dropping:
+        return f"{first} (a person the item mentions)"
+    _apply(item, {text: _withheld(text, mentions) for text, mentions in found.items()}, set(), skip)
+    return None
+
+
+@dataclass
+class _Judge:
+    """One item's mentions decided: each URL read once, each person decided once, all as of ``now``."""
+
+    runtime: ConsentRuntime
+    now: datetime
+    urls: dict[str, str | None] = field(default_factory=dict)
+    people: dict[tuple[str, str], Decision] = field(default_factory=dict)
+    because: dict[tuple[str, str], str | None] = field(default_factory=dict)
+
+    async def reason(self, urls: list[str]) -> str | None:
+        """Why a mention that may be read as any of ``urls`` is withheld, or None: none names a person who is not
+        allowed."""
+        for url in urls:
+            if url not in self.urls:
+                self.urls[url] = await self._url(url)
+            if self.urls[url] is not None:
+                return self.urls[url]
+        return None
+
+    async def _url(self, url: str) -> str | None:
+        runtime = self.runtime
+        facts, bad = runtime.facts_for(None, url, self.now)
+        if facts is None:
+            return str(bad.reason) if bad is not None else "error.bad-url"
+        if facts.ambiguous is not None:
+            return SUBJECT_AMBIGUOUS_URL
+        if facts.platform is None or facts.subject is None:
+            return None
+        person = (facts.platform.name, facts.subject)
+        decision = self.people.get(person)
+        if decision is None:
+            decision = await runtime.decider.decide_subject(*person, runtime.config.purpose, self.now)
+            self.people[person] = decision
+            self.because[person] = runtime.note_person(decision, self.now)
+        return not_allowed_reason(decision)
+
+    def withheld(self) -> list[dict[str, Any]]:
+        return [{"platform": platform, "subject": subject, "reason": not_allowed_reason(decision),
+                 **({"because": self.because[(platform, subject)]} if self.because.get((platform, subject)) else {})}
+                for (platform, subject), decision in self.people.items() if not_allowed_reason(decision)]
+
+
+def _recorded(runtime: ConsentRuntime, item: Any, skip: str | None, judge: _Judge, count: int, action: str) -> bool:
+    """The item's ``mentions-withheld`` event written (in report mode before the item goes on); whether it was.
+    A reason that names no person (a URL that cannot be read, one of several people) has its count in ``unread``."""
+    provenance = _field(item, skip) if skip else None
+    provenance = provenance if isinstance(provenance, Mapping) else {}
+    people = judge.withheld()
+    unread = sorted({reason for reason in judge.urls.values() if reason is not None}
+                    - {str(person["reason"]) for person in people})
+    fields = {"event_id": new_decision_id(), "action": action, "withheld": count, "people": people,
+              **({"unread": unread} if unread else {}),
+              "item": {key: provenance.get(key) for key in ("platform", "subject", "url", "item_decision_id")}}
+    return runtime.record_event(EVENT, fields, time=judge.now, durable=not runtime.enforce)
+
+
+def _field(item: Any, name: str) -> Any:
+    try:
+        return (item if isinstance(item, Mapping) else ItemAdapter(item)).get(name)
+    except Exception:  # noqa: BLE001 - an item itemadapter does not know: no provenance to name
+        return None
+
+
+def _withheld(text: str, mentions: list[tuple[str, str, str]]) -> Any:
+    """``text`` with each withheld mention replaced by :data:`WITHHELD`; :data:`_REMOVED` when nothing else is left.
+    A mention the replacement could not find as a word of its own is withheld with the whole string."""
+    for kind, written, _ in mentions:
+        text = (without_url if kind == "url" else without_path)(text, written, WITHHELD)
+    if any(written in text for _, written, _ in mentions):
+        return _REMOVED
+    return _REMOVED if not text.replace(WITHHELD, "").strip(_AROUND) else text
+
+
+# -- reading and changing the item's values, nested --------------------------------------------------------------
+
+
+def _fields(value: Any) -> MutableMapping[str, Any] | None:
+    """A mapping of the item's fields to read and set (a dict or ``scrapy.Item`` itself, any other item through
+    itemadapter), or None for a value that is no item."""
+    if isinstance(value, MutableMapping):
+        return value
+    if ItemAdapter.is_item(value):
+        return ItemAdapter(value)
+    return None
+
+
+def _strings(value: Any, into: dict[str, None], seen: set[int], skip: str | None) -> None:
+    """Every string in ``value`` that may hold a URL or a path, into ``into``; ``skip``: the item's field not read."""
+    if isinstance(value, str):
+        if "/" in value or "\\" in value:
+            into[value] = None
+        return
+    if id(value) in seen:
+        return
+    fields = _fields(value)
+    if fields is None and not isinstance(value, (Mapping, list, tuple, set, frozenset)):
+        return
+    seen.add(id(value))
+    if fields is not None or isinstance(value, Mapping):
+        mapping = fields if fields is not None else value
+        for key in [key for key in mapping.keys() if key != skip]:
+            _strings(key, into, seen, None)
+            _strings(mapping.get(key), into, seen, None)
+        return
+    for element in value:
+        _strings(element, into, seen, None)
+
+
+def _apply(value: Any, new: dict[str, Any], seen: set[int], skip: str | None) -> Any:
+    """``value`` with each string in ``new`` replaced by what it maps to (:data:`_REMOVED`: taken out, or None
+    where it has a place of its own: a field, a dictionary's value, a named tuple's member)."""
+    if isinstance(value, str):
+        return new.get(value, value)
+    if id(value) in seen:
+        return value
+    fields = _fields(value)
+    if fields is None and not isinstance(value, (Mapping, list, tuple, set, frozenset)):
+        return value
+    seen.add(id(value))
+    if fields is not None or isinstance(value, Mapping):
+        mapping = fields if fields is not None else dict(value)  # a read-only mapping: a dict in its place
+        for key in [key for key in mapping.keys() if key != skip]:
+            element = mapping[key]
+            changed = _apply(element, new, seen, None)
+            changed = None if changed is _REMOVED else changed
+            new_key = new.get(key, key) if isinstance(key, str) else key
+            if new_key is not key:
+                del mapping[key]
+                if new_key is not _REMOVED:
+                    mapping[new_key] = changed
+            elif changed is not element:
+                _set(mapping, value, key, changed)
+        return value if fields is not None else mapping
+    changed = [_apply(element, new, seen, None) for element in value]
+    if all(a is b for a, b in zip(changed, value, strict=True)):
+        return value
+    if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple keeps its members
+        named: Any = type(value)
+        return named(*(None if element is _REMOVED else element for element in changed))
+    kept = [element for element in changed if element is not _REMOVED]
+    if isinstance(value, list):
+        value[:] = kept
+        return value
+    return type(value)(kept)
+
+
+def _set(mapping: MutableMapping[str, Any], item: Any, key: Any, value: Any) -> None:
+    """``mapping[key] = value``; on a frozen item (a frozen dataclass or attrs class), set underneath its setter."""
+    try:
+        mapping[key] = value
+    except Exception:  # noqa: BLE001 - frozen, or a validating setter
+        object.__setattr__(item, key, value)
