@@ -174,11 +174,19 @@ def _withheld(text: str, mentions: list[tuple[str, str, str]]) -> Any:
 # -- reading and changing the item's values, nested --------------------------------------------------------------
 
 
+#: values that hold no text: not looked into (bytes are not read: docs/mentions.md)
+_SCALARS = (int, float, complex, bytes, bytearray, datetime)
+#: the containers whose elements are read
+_SEQUENCES = (list, tuple, set, frozenset)
+
+
 def _fields(value: Any) -> MutableMapping[str, Any] | None:
     """A mapping of the item's fields to read and set (a dict or ``scrapy.Item`` itself, any other item through
     itemadapter), or None for a value that is no item."""
     if isinstance(value, MutableMapping):
         return value
+    if isinstance(value, _SEQUENCES):
+        return None
     if ItemAdapter.is_item(value):
         return ItemAdapter(value)
     return None
@@ -190,10 +198,10 @@ def _strings(value: Any, into: dict[str, None], seen: set[int], skip: str | None
         if "/" in value or "\\" in value:
             into[value] = None
         return
-    if id(value) in seen:
+    if value is None or isinstance(value, _SCALARS) or id(value) in seen:
         return
     fields = _fields(value)
-    if fields is None and not isinstance(value, (Mapping, list, tuple, set, frozenset)):
+    if fields is None and not isinstance(value, (Mapping, *_SEQUENCES)):
         return
     seen.add(id(value))
     if fields is not None or isinstance(value, Mapping):
@@ -211,10 +219,10 @@ def _apply(value: Any, new: dict[str, Any], seen: set[int], skip: str | None) ->
     where it has a place of its own: a field, a dictionary's value, a named tuple's member)."""
     if isinstance(value, str):
         return new.get(value, value)
-    if id(value) in seen:
+    if value is None or isinstance(value, _SCALARS) or id(value) in seen:
         return value
     fields = _fields(value)
-    if fields is None and not isinstance(value, (Mapping, list, tuple, set, frozenset)):
+    if fields is None and not isinstance(value, (Mapping, *_SEQUENCES)):
         return value
     seen.add(id(value))
     if fields is not None or isinstance(value, Mapping):

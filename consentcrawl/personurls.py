@@ -45,6 +45,8 @@ _LINE_PATH = re.compile(rf"{_BEGINS}(?://?|(?:\.\.?/)+|[^\s<>'\"/{_QUOTES}]+/)[^
 #: a word that may be a URL written without its scheme (``people.example//u/107``, ``people.example\\u\\107``: the
 #: path reading above needs one ``/`` after the host): read as such only when it begins with a platform's host
 _HOST_LED = re.compile(rf"{_BEGINS}[^\s<>'\"/\\{_QUOTES}]+[/\\][^\s<>]*")
+#: a word that begins with a scheme: a URL :func:`scheme_urls` reads (its scheme read as a host names no platform)
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 #: what starts a path relative to the page (``./``, ``../``, ``/``), read from the host's root
 _RELATIVE = re.compile(r"^(?:\.\.?/|/)+")
 #: a traceback's frame line (``File "...", line 107, in parse``): its numbers are no one's id
@@ -75,7 +77,7 @@ def written_paths(platforms: PlatformRegistry | None, text: str, *,
     paths = [path.rstrip(PATH_TRAILING) for line in lines for path in _LINE_PATH.findall(line)]
     # a URL without its scheme on a platform's host, however its slashes are written (without platforms: any)
     hosted = {path for line in lines for path in (word.rstrip(PATH_TRAILING) for word in _HOST_LED.findall(line))
-              if platforms is None or _on_platform_host(platforms, path)}
+              if platforms is None or (not _SCHEME.match(path) and _on_platform_host(platforms, path))}
     found = []
     for path in dict.fromkeys([*paths, *hosted]):
         bare = _RELATIVE.sub("", path)
