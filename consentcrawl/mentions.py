@@ -57,7 +57,7 @@ EVENT = "mentions-withheld"
 #: a string that is nothing but withheld mentions: taken out of its container
 _REMOVED: Any = object()
 #: what may be left around a withheld mention in a string that is still nothing but the mention
-_AROUND = " \t\r\n" + PATH_TRAILING
+_AROUND = " \t\r\n([{" + PATH_TRAILING
 
 
 async def guard_mentions(runtime: ConsentRuntime, item: Any) -> str | None:

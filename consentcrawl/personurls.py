@@ -40,13 +40,16 @@ PATH_TRAILING = TRAILING + _QUOTES
 #: URL in ``see http://host/u/107.`` ends before the full stop, as :func:`scheme_urls` reads it)
 _ENDS = rf"(?=[{re.escape(PATH_TRAILING)}]*(?:$|[\s<>'\",;)\]}}{_QUOTES}]))"
 #: a path written without scheme or host, as a page links it (``/u/107``, ``//host/u/107``, ``../u/107``,
-#: ``u/107``): it begins a word
-_LINE_PATH = re.compile(rf"{_BEGINS}(?://?|(?:\.\.?/)+|[^\s<>'\"/{_QUOTES}]+/)[^\s<>/][^\s<>]*")
+#: ``u/107``): it begins a word, after what may open one (``(/u/107)`` is ``/u/107``)
+_LINE_PATH = re.compile(rf"{_BEGINS}(?://?|(?:\.\.?/)+|[^\s<>'\"/(\[{{=,;{_QUOTES}]+/)[^\s<>/][^\s<>]*")
 #: a word that may be a URL written without its scheme (``people.example//u/107``, ``people.example\\u\\107``: the
 #: path reading above needs one ``/`` after the host): read as such only when it begins with a platform's host
-_HOST_LED = re.compile(rf"{_BEGINS}[^\s<>'\"/\\{_QUOTES}]+[/\\][^\s<>]*")
+_HOST_LED = re.compile(rf"{_BEGINS}[^\s<>'\"/\\(\[{{=,;{_QUOTES}]+[/\\][^\s<>]*")
 #: a word that begins with a scheme: a URL :func:`scheme_urls` reads (its scheme read as a host names no platform)
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+#: a scheme written with backslashes or one slash (``http:\\host\u\107``, ``http:/host/u/107``), which a browser
+#: reads as ``http://``: the word after it is read as a URL without its scheme
+_LOOSE_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[/\\]+")
 #: what starts a path relative to the page (``./``, ``../``, ``/``), read from the host's root
 _RELATIVE = re.compile(r"^(?:\.\.?/|/)+")
 #: a traceback's frame line (``File "...", line 107, in parse``): its numbers are no one's id
@@ -76,12 +79,15 @@ def written_paths(platforms: PlatformRegistry | None, text: str, *,
     lines = [line for line in text.split("\n") if not (frames and FRAME.match(line))]
     paths = [path.rstrip(PATH_TRAILING) for line in lines for path in _LINE_PATH.findall(line)]
     # a URL without its scheme on a platform's host, however its slashes are written (without platforms: any)
-    hosted = {path for line in lines for path in (word.rstrip(PATH_TRAILING) for word in _HOST_LED.findall(line))
-              if platforms is None or (not _SCHEME.match(path) and _on_platform_host(platforms, path))}
+    hosted: dict[str, str] = {}
+    for path in (word.rstrip(PATH_TRAILING) for line in lines for word in _HOST_LED.findall(line)):
+        url = _LOOSE_SCHEME.sub("", path)
+        if platforms is None or (not _SCHEME.match(path) and _on_platform_host(platforms, url)):
+            hosted.setdefault(path, f"http://{url}")
     found = []
     for path in dict.fromkeys([*paths, *hosted]):
         bare = _RELATIVE.sub("", path)
-        urls = [f"http:{path}"] if path.startswith("//") else [f"http://{path}"] if path in hosted else [
+        urls = [f"http:{path}"] if path.startswith("//") else [hosted[path]] if path in hosted else [
             f"http://{_host(platform)}{folder}{bare}" for platform in hosts
             for folder in (_folders(platform) if path.startswith("./") else ("/",))]
         found.append((path, urls))
