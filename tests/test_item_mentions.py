@@ -31,7 +31,7 @@ from consentcrawl.errors import ConfigError
 from consentcrawl.mentions import WITHHELD
 from consentcrawl.terms.load import load_platforms
 from consentcrawl_demo.server import LocalServer
-from tests.lenient import AUTHORIZED, HOST, LenientPeople, crawl, make_spider, people_settings, write_config
+from tests.lenient import AUTHORIZED, HOST, KINDS, LenientPeople, crawl, make_spider, people_settings, write_config
 
 BASE = f"http://{HOST}"
 #: the people 101's item names who never authorized the crawl, each spelt as a lenient server (or a browser) reads
@@ -88,9 +88,10 @@ def _events(path: str, kind: str) -> list[dict[str, Any]]:
     return [line for line in lines if line.get("event") == kind]
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @deferred_f_from_coro_f
 async def test_an_authorized_persons_item_loses_the_urls_of_people_who_did_not_authorize(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.DEBUG)
     feed = tmp_path / "items.jsonl"
@@ -98,7 +99,7 @@ async def test_an_authorized_persons_item_loses_the_urls_of_people_who_did_not_a
                                ITEM_PIPELINES={f"{__name__}.Stores": 500})
     app = LenientPeople()
     with LocalServer(app) as server:
-        result = await crawl(make_spider("ConsentSpider", Friends), settings, proxy=server.proxy,
+        result = await crawl(make_spider(kind, Friends), settings, proxy=server.proxy,
                              monkeypatch=monkeypatch)
     assert app.people_served() == ["101"], app.describe()
     written = feed.read_text(encoding="utf-8")
