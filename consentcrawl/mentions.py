@@ -72,9 +72,7 @@ async def guard_mentions(runtime: ConsentRuntime, item: Any) -> str | None:
     judge = _Judge(runtime, config.now())
     found: dict[str, list[tuple[str, str, str]]] = {}
     for text in texts:
-        withheld = [("url", url, reason) for url in scheme_urls(text) if (reason := await judge.reason([url]))]
-        withheld += [("path", path, reason) for path, urls in written_paths(config.platforms, text)
-                     if (reason := await judge.reason(urls))]
+        withheld = await judge.mentions(text)
         if withheld:
             found[text] = withheld
     if not found:
@@ -93,7 +91,7 @@ async def guard_mentions(runtime: ConsentRuntime, item: Any) -> str | None:
         return None
     if dropping:
         return f"{first} (a person the item mentions)"
-    _apply(item, {text: _withheld(text, mentions) for text, mentions in found.items()}, set(), skip)
+    _apply(item, {text: await _withheld(judge, text, mentions) for text, mentions in found.items()}, set(), skip)
     return None
 
 
@@ -106,6 +104,13 @@ class _Judge:
     urls: dict[str, str | None] = field(default_factory=dict)
     people: dict[tuple[str, str], Decision] = field(default_factory=dict)
     because: dict[tuple[str, str], str | None] = field(default_factory=dict)
+
+    async def mentions(self, text: str) -> list[tuple[str, str, str]]:
+        """The mentions in ``text`` of people who are not allowed: (``url`` or ``path``, as written, reason)."""
+        withheld = [("url", url, reason) for url in scheme_urls(text) if (reason := await self.reason([url]))]
+        withheld += [("path", path, reason) for path, urls in written_paths(self.runtime.config.platforms, text)
+                     if (reason := await self.reason(urls))]
+        return withheld
 
     async def reason(self, urls: list[str]) -> str | None:
         """Why a mention that may be read as any of ``urls`` is withheld, or None: none names a person who is not
@@ -161,14 +166,17 @@ def _field(item: Any, name: str) -> Any:
         return None
 
 
-def _withheld(text: str, mentions: list[tuple[str, str, str]]) -> Any:
+async def _withheld(judge: _Judge, text: str, mentions: list[tuple[str, str, str]]) -> Any:
     """``text`` with each withheld mention replaced by :data:`WITHHELD`; :data:`_REMOVED` when nothing else is left.
-    A mention the replacement could not find as a word of its own is withheld with the whole string."""
-    for kind, written, _ in mentions:
-        text = (without_url if kind == "url" else without_path)(text, written, WITHHELD)
-    if any(written in text for _, written, _ in mentions):
-        return _REMOVED
-    return _REMOVED if not text.replace(WITHHELD, "").strip(_AROUND) else text
+    The text is read again after each round: what a replacement left or made (text that now reads as another
+    person's URL) is withheld in the next, and a text still naming someone after three rounds goes whole."""
+    for _ in range(3):
+        for kind, written, _ in mentions:
+            text = (without_url if kind == "url" else without_path)(text, written, WITHHELD)
+        mentions = await judge.mentions(text)
+        if not mentions:
+            return _REMOVED if not text.replace(WITHHELD, "").strip(_AROUND) else text
+    return _REMOVED
 
 
 # -- reading and changing the item's values, nested --------------------------------------------------------------

@@ -40,7 +40,7 @@ DENIED = {"107": f"{BASE}/u/107", "109": "/u/109", "110": f"HTTP://{HOST.upper()
           "111": f"{HOST}/u/111", "112": f"www.{HOST}\\u\\112", "113": "../u/113",
           "114": f"http:\\\\{HOST}\\u\\114", "115": "(/u/115)"}
 #: what of them must not be in a feed or at INFO and above (the ids as the spellings above write them)
-_NAMED = re.compile(r"(?:10[79]|11[0-5]|%31%31%30)(?!\d)")
+_NAMED = re.compile(r"(?<![0-9A-Za-z])(?:10[79]|11[0-5])(?!\d)|%31%31%30")
 PROJECT_LOGGER = logging.getLogger(__name__)
 _WRITTEN = logging.Formatter("%(levelname)s %(name)s: %(message)s")
 
