@@ -28,14 +28,14 @@ if TYPE_CHECKING:
 __all__ = ["FRAME", "PATH_TRAILING", "scheme_urls", "without_path", "without_url", "written_paths"]
 
 #: what ends a sentence after a URL rather than belonging to it
-TRAILING = ".,;:)]}'\""
+_TRAILING = ".,;:)]}'\""
 #: the quotes a path may be written in besides straight ones: a Markdown backtick or asterisk, a table's bar,
 #: typographic quotes (neither is part of the path)
 _QUOTES = "`*|\u00ab\u00bb\u2039\u203a\u201c\u201d\u201e\u2018\u2019"
 #: what may come before a path (it begins a word) and what may end one
 _BEGINS = rf"(?<![^\s<>'\"(\[{{=,;{_QUOTES}])"
 #: what may stand around a path without being part of it
-PATH_TRAILING = TRAILING + _QUOTES
+PATH_TRAILING = _TRAILING + _QUOTES
 #: what may follow a URL or a path as written: a delimiter or the end, after a sentence's punctuation if any (the
 #: URL in ``see http://host/u/107.`` ends before the full stop, as :func:`scheme_urls` reads it)
 _ENDS = rf"(?=[{re.escape(PATH_TRAILING)}]*(?:$|[\s<>'\",;)\]}}{_QUOTES}]))"
@@ -58,7 +58,7 @@ FRAME = re.compile(r'^\s*File ".*", line \d+', re.MULTILINE)
 
 def scheme_urls(text: str) -> list[str]:
     """Each http(s) URL written with its scheme in ``text``, once, without the punctuation that ends a sentence."""
-    return [url for url in dict.fromkeys(found.rstrip(TRAILING) for found in LINE_URL.findall(text))
+    return [url for url in dict.fromkeys(found.rstrip(_TRAILING) for found in LINE_URL.findall(text))
             if is_checked_url(url)]
 
 
