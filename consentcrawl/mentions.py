@@ -60,9 +60,11 @@ _REMOVED: Any = object()
 _AROUND = " \t\r\n([{" + PATH_TRAILING
 
 
-async def guard_mentions(runtime: ConsentRuntime, item: Any) -> str | None:
+async def guard_mentions(runtime: ConsentRuntime, item: Any, decided: Decision | None = None) -> str | None:
     """Withhold from ``item`` (in place) the mentions of people who are not allowed (module doc); the reason to drop
-    it instead, when ``CONSENTCRAWL_ITEM_MENTIONS`` says so, or None. Raises on an error: the guard drops the item."""
+    it instead, when ``CONSENTCRAWL_ITEM_MENTIONS`` says so, or None. ``decided``: the guard's decision about the
+    person the item is about, made as it passes: a mention of that person (their page's URL, most often) is
+    decided by it. Raises on an error: the guard drops the item."""
     config = runtime.config
     texts: dict[str, None] = {}
     skip = config.provenance_field
@@ -70,6 +72,8 @@ async def guard_mentions(runtime: ConsentRuntime, item: Any) -> str | None:
     if not texts:
         return None
     judge = _Judge(runtime, config.now())
+    if decided is not None and decided.platform and decided.subject:
+        judge.people[(decided.platform, decided.subject)] = decided
     found: dict[str, list[tuple[str, str, str]]] = {}
     for text in texts:
         withheld = await judge.mentions(text)
