@@ -10,8 +10,10 @@ the item before any other pipeline, a feed or a log line sees it.
   ``../u/107``, ``u/107``), in every spelling the crawl's URL reading reads (case, percent escapes, backslashes, a
   port, ``www.``). Every string in the item is read: field values, dictionary keys and values, lists, tuples and
   sets, nested items (dict, ``scrapy.Item``, dataclass, attrs: through itemadapter, as Scrapy reads them), in one
-  pass; a string without ``/`` or ``\\`` cannot hold a URL or a path and is skipped. Only the provenance field is
-  not read: it is consentcrawl's own record of the decisions the item rests on.
+  pass; a string without ``/`` or ``\\`` cannot hold a URL or a path and is skipped. Bytes are read as the CSV and
+  XML exporters decode them; any other value by its text (:func:`_texts`), and taken out whole when that names
+  someone not allowed (an object cannot be changed). Only the provenance field is not read: it is consentcrawl's
+  own record of the decisions the item rests on.
 - **Decided** as a page of that person is, when the item passes (``now``, the store's current version: a
   withdrawal since the person's last decision counts): the platform's grant and the person's authorization
   (:meth:`~consentcrawl.deciding.Decider.decide_subject`, which a refusal found on their page overrules). A URL that
@@ -95,7 +97,7 @@ async def guard_mentions(runtime: ConsentRuntime, item: Any, decided: Decision |
         return None
     if dropping:
         return f"{first} (a person the item mentions)"
-    _apply(item, {text: await _withheld(judge, text, mentions) for text, mentions in found.items()}, set(), skip)
+    _apply(item, {text: await _withheld(judge, text, mentions) for text, mentions in found.items()}, {}, skip)
     return None
 
 
@@ -186,10 +188,23 @@ async def _withheld(judge: _Judge, text: str, mentions: list[tuple[str, str, str
 # -- reading and changing the item's values, nested --------------------------------------------------------------
 
 
-#: values that hold no text: not looked into (bytes are not read: docs/mentions.md)
-_SCALARS = (int, float, complex, bytes, bytearray, datetime)
+#: values that hold no text: not looked into
+_SCALARS = (int, float, complex, datetime)
 #: the containers whose elements are read
 _SEQUENCES = (list, tuple, set, frozenset)
+#: bytes are read as the exporters write them (CSV and XML decode them), undecodable bytes kept as they are
+_BYTES = (bytes, bytearray)
+
+
+def _decoded(value: bytes | bytearray) -> str:
+    return bytes(value).decode("utf-8", "surrogateescape")
+
+
+def _texts(value: Any) -> list[str]:
+    """The text of a value the guard cannot look into (a ``scrapy.link.Link``, a ``Request``, a URL object, a
+    ``deque``, a project's own class): what a feed writes of it (``str()`` in CSV and XML, a ``Request``'s URL in
+    JSON lines) and what a log line shows (``repr()``, also how CSV writes it inside a list)."""
+    return list(dict.fromkeys(text for text in (str(value), repr(value)) if "/" in text or "\\" in text))
 
 
 def _fields(value: Any) -> MutableMapping[str, Any] | None:
@@ -212,10 +227,14 @@ def _strings(value: Any, into: dict[str, None], seen: set[int], skip: str | None
         return
     if value is None or isinstance(value, _SCALARS) or id(value) in seen:
         return
-    fields = _fields(value)
-    if fields is None and not isinstance(value, (Mapping, *_SEQUENCES)):
+    if isinstance(value, _BYTES):
+        _strings(_decoded(value), into, seen, None)
         return
     seen.add(id(value))
+    fields = _fields(value)
+    if fields is None and not isinstance(value, (Mapping, *_SEQUENCES)):
+        into.update(dict.fromkeys(_texts(value)))
+        return
     if fields is not None or isinstance(value, Mapping):
         mapping = fields if fields is not None else value
         for key in [key for key in mapping.keys() if key != skip]:
@@ -226,32 +245,48 @@ def _strings(value: Any, into: dict[str, None], seen: set[int], skip: str | None
         _strings(element, into, seen, None)
 
 
-def _apply(value: Any, new: dict[str, Any], seen: set[int], skip: str | None) -> Any:
+def _apply(value: Any, new: dict[str, Any], seen: dict[int, Any], skip: str | None) -> Any:
     """``value`` with each string in ``new`` replaced by what it maps to (:data:`_REMOVED`: taken out, or None
-    where it has a place of its own: a field, a dictionary's value, a named tuple's member)."""
+    where it has a place of its own: a field, a dictionary's value, a named tuple's member); a value the guard
+    cannot look into whose text (:func:`_texts`) is withheld is taken out whole. ``seen``: what each value already
+    became (a tuple held in two places is replaced in both)."""
     if isinstance(value, str):
         return new.get(value, value)
-    if value is None or isinstance(value, _SCALARS) or id(value) in seen:
+    if value is None or isinstance(value, _SCALARS):
         return value
+    if id(value) in seen:
+        return seen[id(value)]
+    if isinstance(value, _BYTES):
+        text = _decoded(value)
+        changed = new.get(text, text)
+        return value if changed is text else changed if changed is _REMOVED else changed.encode(
+            "utf-8", "surrogateescape")
+    seen[id(value)] = value
     fields = _fields(value)
     if fields is None and not isinstance(value, (Mapping, *_SEQUENCES)):
-        return value
-    seen.add(id(value))
+        seen[id(value)] = _REMOVED if any(text in new for text in _texts(value)) else value
+        return seen[id(value)]
     if fields is not None or isinstance(value, Mapping):
         mapping = fields if fields is not None else dict(value)  # a read-only mapping: a dict in its place
         for key in [key for key in mapping.keys() if key != skip]:
             element = mapping[key]
             changed = _apply(element, new, seen, None)
             changed = None if changed is _REMOVED else changed
-            new_key = new.get(key, key) if isinstance(key, str) else key
+            new_key = _apply(key, new, seen, None)  # a key is read as any value (a tuple of URLs too)
             if new_key is not key:
                 del mapping[key]
                 if new_key is not _REMOVED:
                     mapping[new_key] = changed
             elif changed is not element:
                 _set(mapping, value, key, changed)
-        return value if fields is not None else mapping
-    changed = [_apply(element, new, seen, None) for element in value]
+        seen[id(value)] = value if fields is not None else mapping
+        return seen[id(value)]
+    seen[id(value)] = _sequence(value, [_apply(element, new, seen, None) for element in value])
+    return seen[id(value)]
+
+
+def _sequence(value: Any, changed: list[Any]) -> Any:
+    """The list, tuple or set ``value`` with its elements ``changed`` (a list in place)."""
     if all(a is b for a, b in zip(changed, value, strict=True)):
         return value
     if isinstance(value, tuple) and hasattr(value, "_fields"):  # a named tuple keeps its members

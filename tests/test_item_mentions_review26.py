@@ -1,0 +1,94 @@
+"""Review 26 of the item guard's mentions (docs/mentions.md): values that are not strings, and shared values.
+
+A project's item holds more than strings: the bytes of a page or a header, a ``scrapy.link.Link`` a link extractor
+made, a ``Request`` it meant to follow, a ``yarl``/``urllib`` URL, a ``deque`` or an object of its own whose text is
+a URL. The feed exporters write each of them as text (CSV and XML with ``str()``, JSON lines a ``Request`` as
+``<Request GET url>``): whatever names a person who is not allowed must be out of them as out of a string. Real
+crawls of the lenient people site (101, 102, 103 and alice authorized), judged by the feed files."""
+
+from __future__ import annotations
+
+import collections
+import re
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import scrapy
+from scrapy.link import Link
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl.mentions import WITHHELD
+from consentcrawl_demo.server import LocalServer
+from tests.lenient import HOST, LenientPeople, crawl, make_spider, people_settings
+
+BASE = f"http://{HOST}"
+#: 107 (never authorized) as a feed would show it
+_NAMED = re.compile(r"(?<![0-9A-Za-z])107(?!\d)|%31%30%37")
+
+
+class Url:
+    """A project's own URL type: its text is the URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def __str__(self) -> str:
+        return self.url
+
+
+class Typed:
+    """101's page yields one item per kind of value, each naming 107 (not authorized) and 102 (authorized)."""
+
+    seen: list[str]
+    values: dict[str, Any] = {}
+
+    async def start(self) -> Any:
+        yield scrapy.Request(f"{BASE}/u/101", callback=self.parse)
+
+    def parse(self, response: scrapy.http.Response) -> Any:
+        for kind, make in self.values.items():
+            yield {"kind": kind, "value": make(response)}
+
+
+VALUES: dict[str, Any] = {
+    "bytes": lambda r: f"friends: {BASE}/u/107 and {BASE}/u/102".encode(),
+    "link": lambda r: Link(f"{BASE}/u/107", text="a friend"),
+    "links": lambda r: [Link(f"{BASE}/u/102"), Link(f"{BASE}/u/107")],
+    "request": lambda r: scrapy.Request(f"{BASE}/u/107"),
+    "split": lambda r: urlsplit(f"{BASE}/u/%31%30%37"),
+    "own": lambda r: Url(f"{HOST.upper()}/u/107"),
+    "deque": lambda r: collections.deque([f"{BASE}/u/102", f"{BASE}/u/107"]),
+    "userlist": lambda r: collections.UserList([f"{BASE}/u/107"]),
+    "selector": lambda r: scrapy.Selector(text='<a href="/u/107">a friend</a>').css("a")[0],
+    "key": lambda r: {(f"{BASE}/u/107", "friend"): "yes", (f"{BASE}/u/102", "friend"): "yes"},
+    "shared": lambda r: (lambda pair: {"first": pair, "again": pair})((f"{BASE}/u/107", f"{BASE}/u/102")),
+}
+
+
+@pytest.mark.parametrize("fmt", ["jsonlines", "csv", "xml"])
+@deferred_f_from_coro_f
+async def test_values_that_are_not_strings_lose_the_mentions_in_every_feed(
+    fmt: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    feed = tmp_path / f"items.{fmt}"
+    settings = people_settings(tmp_path, FEEDS={str(feed): {"format": fmt}})
+    spider = make_spider("ConsentSpider", Typed)
+    spider.values = VALUES  # type: ignore[attr-defined]
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(spider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert app.people_served() == ["101"], app.describe()
+    written = feed.read_text(encoding="utf-8")
+    assert not _NAMED.search(written), f"107 is in the {fmt} feed: {written}"
+    assert len(result.items) == len(VALUES), result.items
+    items = {item["kind"]: item["value"] for item in result.items}
+    assert not _NAMED.search(repr(items)), items
+    assert items["bytes"] == f"friends: {WITHHELD} and {BASE}/u/102".encode(), items["bytes"]
+    assert [link.url for link in items["links"]] == [f"{BASE}/u/102"], items["links"]
+    assert items["link"] is items["request"] is items["own"] is items["deque"] is items["selector"] is None, items
+    assert items["key"] == {(f"{BASE}/u/102", "friend"): "yes", ("friend",): "yes"}, items["key"]
+    assert items["shared"] == {"first": (f"{BASE}/u/102",), "again": (f"{BASE}/u/102",)}, items["shared"]
+    if fmt == "csv":  # what is allowed stays
+        assert f"friends: {WITHHELD} and {BASE}/u/102" in written and "u/102', text=''" in written, written
