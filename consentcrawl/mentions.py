@@ -10,10 +10,10 @@ the item before any other pipeline, a feed or a log line sees it.
   ``../u/107``, ``u/107``), in every spelling the crawl's URL reading reads (case, percent escapes, backslashes, a
   port, ``www.``). Every string in the item is read: field values, dictionary keys and values, lists, tuples and
   sets, nested items (dict, ``scrapy.Item``, dataclass, attrs: through itemadapter, as Scrapy reads them), in one
-  pass; a string without ``/`` or ``\\`` cannot hold a URL or a path and is skipped. Bytes are read as the CSV and
-  XML exporters decode them; any other value by its text (:func:`_texts`), and taken out whole when that names
-  someone not allowed (an object cannot be changed). Only the provenance field is not read: it is consentcrawl's
-  own record of the decisions the item rests on.
+  pass; a string without ``/``, ``\\`` or ``?`` cannot hold a URL or a path and is skipped. Bytes are read as the
+  CSV and XML exporters decode them; any other value by its text (:func:`_texts`), and taken out whole when that
+  names someone not allowed (an object cannot be changed). Only the provenance field is not read: it is
+  consentcrawl's own record of the decisions the item rests on.
 - **Decided** as a page of that person is, when the item passes (``now``, the store's current version: a
   withdrawal since the person's last decision counts): the platform's grant and the person's authorization
   (:meth:`~consentcrawl.deciding.Decider.decide_subject`, which a refusal found on their page overrules). A URL that
@@ -222,7 +222,7 @@ def _fields(value: Any) -> MutableMapping[str, Any] | None:
 def _strings(value: Any, into: dict[str, None], seen: set[int], skip: str | None) -> None:
     """Every string in ``value`` that may hold a URL or a path, into ``into``; ``skip``: the item's field not read."""
     if isinstance(value, str):
-        if "/" in value or "\\" in value:
+        if "/" in value or "\\" in value or "?" in value:
             into[value] = None
         return
     if value is None or isinstance(value, _SCALARS) or id(value) in seen:

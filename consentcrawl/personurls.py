@@ -10,7 +10,8 @@ with the URLs it may be read as, and the caller decides those as the crawl reads
 - :func:`written_paths`: every path written without its scheme or host, as a page links it (``/u/107``,
   ``//host/u/107``, ``../u/107``, ``u/107``, ``./107``), read on each platform's host (``./107`` from each profile's
   folder too: :func:`_folders`), and every word that begins with a platform's host (``people.example/u/108``, its
-  slashes doubled or written as backslashes too), read as that URL with its scheme.
+  slashes doubled or written as backslashes too), read as that URL with its scheme, and every reference without a
+  slash that carries a query (``profile.php?id=107``, ``?id=107``: :func:`_query_refs`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
 #: a scheme written with backslashes or one slash (``http:\\host\u\107``, ``http:/host/u/107``), which a browser
 #: reads as ``http://``: the word after it is read as a URL without its scheme
 _LOOSE_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:[/\\]+")
+#: a reference relative to the page's folder without a slash that carries a query (``profile.php?id=107``,
+#: ``?id=107``): on a platform whose profiles are named by a query parameter it may be a person's page
+_QUERY_REF = re.compile(rf"{_BEGINS}[^\s<>'\"/\\?(\[{{=,;{_QUOTES}]*\?[^\s<>]*=[^\s<>]*")
 #: what starts a path relative to the page (``./``, ``../``, ``/``), read from the host's root
 _RELATIVE = re.compile(r"^(?:\.\.?/|/)+")
 #: a traceback's frame line (``File "...", line 107, in parse``): its numbers are no one's id
@@ -73,11 +77,12 @@ def written_paths(platforms: PlatformRegistry | None, text: str, *,
     as on ``platforms``' hosts: a person is named if any of them is a person's page. ``frames``: ``text`` is a
     traceback, whose frame lines are no one's. Without ``platforms`` (no crawl settings yet) every word that
     could begin with a host is given, with no URL to read it as: the caller cannot tell whose it is."""
-    if "/" not in text and "\\" not in text:
+    if "/" not in text and "\\" not in text and "?" not in text:
         return []
     hosts = [platform for platform in platforms.platforms.values() if platform.domains] if platforms else []
     lines = [line for line in text.split("\n") if not (frames and FRAME.match(line))]
     paths = [path.rstrip(PATH_TRAILING) for line in lines for path in _LINE_PATH.findall(line)]
+    queries = _query_refs(hosts, lines) if "?" in text else {}
     # a URL without its scheme on a platform's host, however its slashes are written (without platforms: any)
     hosted: dict[str, str] = {}
     for path in (word.rstrip(PATH_TRAILING) for line in lines for word in _HOST_LED.findall(line)):
@@ -85,13 +90,32 @@ def written_paths(platforms: PlatformRegistry | None, text: str, *,
         if platforms is None or (not _SCHEME.match(path) and _on_platform_host(platforms, url)):
             hosted.setdefault(path, f"http://{url}")
     found = []
-    for path in dict.fromkeys([*paths, *hosted]):
+    for path in dict.fromkeys([*paths, *hosted, *queries]):
         bare = _RELATIVE.sub("", path)
-        urls = [f"http:{path}"] if path.startswith("//") else [hosted[path]] if path in hosted else [
+        urls = queries[path] if path in queries else [f"http:{path}"] if path.startswith("//") else [
+            hosted[path]] if path in hosted else [
             f"http://{_host(platform)}{folder}{bare}" for platform in hosts
             for folder in (_folders(platform) if path.startswith("./") else ("/",))]
         found.append((path, urls))
     return found
+
+
+def _query_refs(hosts: list[Platform], lines: list[str]) -> dict[str, list[str]]:
+    """Each reference without a slash that carries a query (``profile.php?id=107``, ``?id=107``), with the URLs it
+    may be read as on the hosts of the platforms whose profiles are named by a query parameter: from the host's root
+    and from each such profile's folder, and (``?id=107``, on the profile page itself) after each one's path."""
+    readings: dict[str, list[str]] = {}
+    for word in (found.rstrip(PATH_TRAILING) for line in lines for found in _QUERY_REF.findall(line)):
+        urls = readings.setdefault(word, [])
+        for platform in hosts:
+            for template in platform.profiles:
+                if template.param is not None:
+                    folder = "/" + "".join(part + "/" for part in template.path[:-1])
+                    bases = [template.quick] if word.startswith("?") else list(dict.fromkeys(["/", folder]))
+                    urls.extend(f"http://{_host(platform)}{base}{word}" for base in bases)
+        if not urls:
+            del readings[word]
+    return readings
 
 
 def without_path(text: str, path: str, stand: str) -> str:

@@ -9,10 +9,11 @@ crawls of the lenient people site (101, 102, 103 and alice authorized), judged b
 from __future__ import annotations
 
 import collections
+import json
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import pytest
 import scrapy
@@ -21,7 +22,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.mentions import WITHHELD
 from consentcrawl_demo.server import LocalServer
-from tests.lenient import HOST, LenientPeople, crawl, make_spider, people_settings
+from tests.lenient import HOST, LenientPeople, crawl, make_spider, people_settings, person_of_url
 
 BASE = f"http://{HOST}"
 #: 107 (never authorized) as a feed would show it
@@ -92,3 +93,44 @@ async def test_values_that_are_not_strings_lose_the_mentions_in_every_feed(
     assert items["shared"] == {"first": (f"{BASE}/u/102",), "again": (f"{BASE}/u/102",)}, items["shared"]
     if fmt == "csv":  # what is allowed stays
         assert f"friends: {WITHHELD} and {BASE}/u/102" in written and "u/102', text=''" in written, written
+
+
+#: a members page's hrefs as a PHP site writes them, relative to the page without a slash; 107 is not authorized
+MEMBER_HREFS = ["profile.php?id=107", "profile.php?id=102", "Profile.php?sort=new&id=107", "profile.php?id=101#top"]
+
+
+class Members:
+    """A members page (on the site's root): its links, as the page has them, in a listing item."""
+
+    seen: list[str]
+
+    async def start(self) -> Any:
+        yield scrapy.Request(f"{BASE}/members", callback=self.parse)
+
+    def parse(self, response: scrapy.http.Response) -> Any:
+        yield {"links": response.css("a.link::attr(href)").getall(),
+               "text": " ".join(f"({href})" for href in response.css("a.link::attr(href)").getall())}
+
+
+@deferred_f_from_coro_f
+async def test_a_relative_link_without_a_slash_to_a_query_profile_is_a_mention(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``profile.php?id=107`` on ``/members`` is ``/profile.php?id=107``: the page of 107 on a site whose profiles
+    are ``/profile.php?id={subject}``. The finder read only words with a slash, so the link went out."""
+    feed = tmp_path / "items.jsonl"
+    settings = people_settings(tmp_path, FEEDS={str(feed): {"format": "jsonlines"}})
+    app = LenientPeople().links_page("/members", MEMBER_HREFS)
+    with LocalServer(app) as server:
+        await crawl(make_spider("ConsentSpider", Members), settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    (item,) = [json.loads(line) for line in feed.read_text(encoding="utf-8").splitlines()]
+    page = f"{BASE}/members"
+    words = [*item["links"], *item["text"].split()]
+    served = {word: person_of_url(_path_and_query(urljoin(page, word.strip("()")))) for word in words}
+    assert [word for word, person in served.items() if person == "107"] == [], served
+    assert item["links"] == ["profile.php?id=102", "profile.php?id=101#top"], item
+
+
+def _path_and_query(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path
