@@ -12,12 +12,13 @@ the item before any other pipeline, a feed or a log line sees it.
   sets, nested items (dict, ``scrapy.Item``, dataclass, attrs: through itemadapter, as Scrapy reads them), in one
   pass; a string without ``/``, ``\\`` or ``?`` cannot hold a URL or a path and is skipped. Bytes are read as the
   CSV and XML exporters decode them; any other value by its text (:func:`_texts`), and taken out whole when that
-  names someone not allowed (an object cannot be changed). Only the provenance field is not read: it is
-  consentcrawl's own record of the decisions the item rests on.
+  names someone not allowed (an object cannot be changed). The provenance field is read too: an item from
+  ``start()`` carries the one its spider wrote.
 - **Decided** as a page of that person is, when the item passes (``now``, the store's current version: a
   withdrawal since the person's last decision counts): the platform's grant and the person's authorization
   (:meth:`~consentcrawl.deciding.Decider.decide_subject`, which a refusal found on their page overrules). A URL that
-  cannot be read is withheld (``error.bad-url``), so is one that could be more than one person
+  cannot be read is withheld (``error.bad-url``) unless it is on no platform's host in a scheme the crawl does not
+  fetch (:func:`~consentcrawl.personurls.off_platform`), so is one that could be more than one person
   (``subject.ambiguous-url``); a path read on several platforms' hosts is withheld if any reading is not allowed.
 - **Withheld** (``CONSENTCRAWL_ITEM_MENTIONS = "withhold"``, the default): a string that is nothing but the mention
   (and punctuation or spaces) is removed: from a list, tuple or set it is taken out, and a field or a dictionary
@@ -44,7 +45,7 @@ from itemadapter import ItemAdapter
 
 from .decision import Decision, new_decision_id, not_allowed_reason
 from .deniedpeople import item_judged
-from .personurls import PATH_TRAILING, scheme_urls, without_path, without_url, written_paths
+from .personurls import PATH_TRAILING, off_platform, scheme_urls, without_path, without_url, written_paths
 from .reasons import SUBJECT_AMBIGUOUS_URL
 
 if TYPE_CHECKING:
@@ -69,8 +70,7 @@ async def guard_mentions(runtime: ConsentRuntime, item: Any, decided: Decision |
     decided by it. Raises on an error: the guard drops the item."""
     config = runtime.config
     texts: dict[str, None] = {}
-    skip = config.provenance_field
-    _strings(item, texts, set(), skip)
+    _strings(item, texts, set())
     if not texts:
         return None
     judge = _Judge(runtime, config.now())
@@ -91,13 +91,13 @@ async def guard_mentions(runtime: ConsentRuntime, item: Any, decided: Decision |
         action = "would drop" if dropping else "would withhold"
     runtime.count("consentcrawl/items/mentions_withheld", count)
     runtime.count("consentcrawl/items/with_mentions_withheld")
-    written = _recorded(runtime, item, skip, judge, count, action)
+    written = _recorded(runtime, item, config.provenance_field, judge, count, action)
     if not runtime.enforce and written:
         item_judged(first)  # report mode lets it on: no line at INFO or above may show it
         return None
     if dropping:
         return f"{first} (a person the item mentions)"
-    _apply(item, {text: await _withheld(judge, text, mentions) for text, mentions in found.items()}, {}, skip)
+    _apply(item, {text: await _withheld(judge, text, mentions) for text, mentions in found.items()}, {})
     return None
 
 
@@ -132,6 +132,8 @@ class _Judge:
         runtime = self.runtime
         facts, bad = runtime.facts_for(None, url, self.now)
         if facts is None:
+            if off_platform(runtime.config.platforms, url):  # ``s3://bucket/a.png``: no one's page
+                return None
             return str(bad.reason) if bad is not None else "error.bad-url"
         if facts.ambiguous is not None:
             return SUBJECT_AMBIGUOUS_URL
@@ -219,8 +221,8 @@ def _fields(value: Any) -> MutableMapping[str, Any] | None:
     return None
 
 
-def _strings(value: Any, into: dict[str, None], seen: set[int], skip: str | None) -> None:
-    """Every string in ``value`` that may hold a URL or a path, into ``into``; ``skip``: the item's field not read."""
+def _strings(value: Any, into: dict[str, None], seen: set[int]) -> None:
+    """Every string in ``value`` that may hold a URL or a path, into ``into``."""
     if isinstance(value, str):
         if "/" in value or "\\" in value or "?" in value:
             into[value] = None
@@ -228,7 +230,7 @@ def _strings(value: Any, into: dict[str, None], seen: set[int], skip: str | None
     if value is None or isinstance(value, _SCALARS) or id(value) in seen:
         return
     if isinstance(value, _BYTES):
-        _strings(_decoded(value), into, seen, None)
+        _strings(_decoded(value), into, seen)
         return
     seen.add(id(value))
     fields = _fields(value)
@@ -237,15 +239,15 @@ def _strings(value: Any, into: dict[str, None], seen: set[int], skip: str | None
         return
     if fields is not None or isinstance(value, Mapping):
         mapping = fields if fields is not None else value
-        for key in [key for key in mapping.keys() if key != skip]:
-            _strings(key, into, seen, None)
-            _strings(mapping.get(key), into, seen, None)
+        for key in list(mapping.keys()):
+            _strings(key, into, seen)
+            _strings(mapping.get(key), into, seen)
         return
     for element in value:
-        _strings(element, into, seen, None)
+        _strings(element, into, seen)
 
 
-def _apply(value: Any, new: dict[str, Any], seen: dict[int, Any], skip: str | None) -> Any:
+def _apply(value: Any, new: dict[str, Any], seen: dict[int, Any]) -> Any:
     """``value`` with each string in ``new`` replaced by what it maps to (:data:`_REMOVED`: taken out, or None
     where it has a place of its own: a field, a dictionary's value, a named tuple's member); a value the guard
     cannot look into whose text (:func:`_texts`) is withheld is taken out whole. ``seen``: what each value already
@@ -268,11 +270,11 @@ def _apply(value: Any, new: dict[str, Any], seen: dict[int, Any], skip: str | No
         return seen[id(value)]
     if fields is not None or isinstance(value, Mapping):
         mapping = fields if fields is not None else dict(value)  # a read-only mapping: a dict in its place
-        for key in [key for key in mapping.keys() if key != skip]:
+        for key in list(mapping.keys()):
             element = mapping[key]
-            changed = _apply(element, new, seen, None)
+            changed = _apply(element, new, seen)
             changed = None if changed is _REMOVED else changed
-            new_key = _apply(key, new, seen, None)  # a key is read as any value (a tuple of URLs too)
+            new_key = _apply(key, new, seen)  # a key is read as any value (a tuple of URLs too)
             if new_key is not key:
                 del mapping[key]
                 if new_key is not _REMOVED:
@@ -281,7 +283,7 @@ def _apply(value: Any, new: dict[str, Any], seen: dict[int, Any], skip: str | No
                 _set(mapping, value, key, changed)
         seen[id(value)] = value if fields is not None else mapping
         return seen[id(value)]
-    seen[id(value)] = _sequence(value, [_apply(element, new, seen, None) for element in value])
+    seen[id(value)] = _sequence(value, [_apply(element, new, seen) for element in value])
     return seen[id(value)]
 
 

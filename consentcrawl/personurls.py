@@ -26,7 +26,7 @@ from .urls import canonicalize, registered_domain
 if TYPE_CHECKING:
     from .terms.platforms import Platform, PlatformRegistry
 
-__all__ = ["FRAME", "PATH_TRAILING", "scheme_urls", "without_path", "without_url", "written_paths"]
+__all__ = ["FRAME", "PATH_TRAILING", "off_platform", "scheme_urls", "without_path", "without_url", "written_paths"]
 
 #: what ends a sentence after a URL rather than belonging to it
 _TRAILING = ".,;:)]}'\""
@@ -121,6 +121,28 @@ def _query_refs(hosts: list[Platform], lines: list[str]) -> dict[str, list[str]]
 def without_path(text: str, path: str, stand: str) -> str:
     """``text`` with ``path`` (found by :func:`written_paths`) replaced by ``stand`` wherever it stands as a word."""
     return re.sub(_BEGINS + re.escape(path) + _ENDS, lambda _: stand, text)
+
+
+def off_platform(platforms: PlatformRegistry, url: str) -> bool:
+    """Whether ``url``, written with a scheme the crawl does not fetch (``s3://bucket/a.png``, ``sqlite:////tmp/db``,
+    ``ftp://ftp.example.org/``), is on no platform's host: it is no one's page (a fetch of it is denied as
+    ``error.bad-url``, a mention of it names no one). Its host is read as the crawl reads an http URL's (after a
+    special scheme's slashes, as browsers do); a URL whose host cannot be read, or http(s) itself, is not."""
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.strip().lower()
+    if not sep or scheme in ("http", "https"):
+        return False
+    if scheme not in _SPECIAL_SCHEMES and rest.startswith(("/", "\\")):
+        return True  # no host at all (``sqlite:////tmp/db``)
+    try:
+        host = canonicalize(f"http://{rest}").host
+    except ValueError:
+        return False
+    return platforms.by_domain(registered_domain(host)) is None
+
+
+#: the schemes whose URLs browsers read with a host however many slashes follow (``ftp:///host/``)
+_SPECIAL_SCHEMES = frozenset({"ftp", "ws", "wss"})
 
 
 def _on_platform_host(platforms: PlatformRegistry, path: str) -> bool:

@@ -134,3 +134,71 @@ async def test_a_relative_link_without_a_slash_to_a_query_profile_is_a_mention(
 def _path_and_query(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.path}?{parts.query}" if parts.query else parts.path
+
+
+class OwnProvenance:
+    """Items from ``start()`` (no page stamps them) that write the provenance field themselves."""
+
+    seen: list[str]
+
+    async def start(self) -> Any:
+        yield {"n": 1, "consentcrawl": {"friends": [f"{BASE}/u/107", f"{BASE}/u/102"]}}
+        yield {"n": 2, "consentcrawl": {"subject": "101", "platform": "people", "url": f"{HOST}/u/107",
+                                        "platform_agreement": {"note": "see /u/107"}}}
+        yield scrapy.Request(f"{BASE}/u/101", callback=self.parse)
+
+    def parse(self, response: scrapy.http.Response) -> Any:
+        return []
+
+
+@deferred_f_from_coro_f
+async def test_what_a_spider_writes_into_the_provenance_field_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The provenance field was never read, as consentcrawl's own record; an item from ``start()`` carries the one
+    the spider wrote (no page stamps it), and the guard keeps what it holds besides its own keys."""
+    feed = tmp_path / "items.jsonl"
+    settings = people_settings(tmp_path, FEEDS={str(feed): {"format": "jsonlines"}})
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        await crawl(make_spider("ConsentSpider", OwnProvenance), settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    written = feed.read_text(encoding="utf-8")
+    assert not _NAMED.search(written), written
+    items = [json.loads(line) for line in written.splitlines()]
+    assert [item["n"] for item in items] == [1, 2], items
+    assert items[0]["consentcrawl"]["friends"] == [f"{BASE}/u/102"], items
+    assert items[1]["consentcrawl"]["subject"] == "101" and items[1]["consentcrawl"]["url"] is None, items
+
+
+#: URLs of schemes the crawl does not fetch, on hosts no platform has: no one's page
+ELSEWHERE = ["s3://bucket/photos/a.png", "ftp://ftp.example.org/pub/x.tar.gz", "sqlite:////var/db/app.db",
+             "redis://localhost:6379/0", "git+ssh://git@example.org/team/repo.git"]
+
+
+class OtherSchemes:
+    """101's item names files elsewhere (kept) and 107's page under a scheme the crawl cannot read (withheld)."""
+
+    seen: list[str]
+
+    async def start(self) -> Any:
+        yield scrapy.Request(f"{BASE}/u/101", callback=self.parse)
+
+    def parse(self, response: scrapy.http.Response) -> Any:
+        yield {"files": list(ELSEWHERE), "mirror": f"ftp://{HOST}/u/107", "also": f"FTP:///www.{HOST}/u/107"}
+
+
+@deferred_f_from_coro_f
+async def test_urls_of_other_schemes_off_the_platforms_are_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every URL the crawl could not read was withheld as ``error.bad-url``: an ``s3://`` file, an ``ftp://``
+    mirror, the ``sqlite:`` store the provenance names. Only one on a platform's host may be someone's."""
+    feed = tmp_path / "items.jsonl"
+    settings = people_settings(tmp_path, FEEDS={str(feed): {"format": "jsonlines"}})
+    with LocalServer(LenientPeople()) as server:
+        result = await crawl(make_spider("ConsentSpider", OtherSchemes), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    (item,) = [json.loads(line) for line in feed.read_text(encoding="utf-8").splitlines()]
+    assert item["files"] == ELSEWHERE, item
+    assert item["mirror"] is None and item["also"] is None, item
+    assert result.stats.get("consentcrawl/items/mentions_withheld") == 2, result.stats
