@@ -36,6 +36,7 @@ the item before any other pipeline, a feed or a log line sees it.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -101,6 +102,13 @@ async def guard_mentions(runtime: ConsentRuntime, item: Any, decided: Decision |
     return None
 
 
+#: per engine (one crawl's platforms), the texts whose every URL and path reads as no one's page (a provenance's
+#: file paths, a listing's own URL, a link elsewhere): what a URL reads as does not change in a crawl, so the next
+#: item's same text is not read again (a text naming a person is read every time: their decision may change)
+_NO_ONE: weakref.WeakKeyDictionary[Any, dict[str, None]] = weakref.WeakKeyDictionary()
+_NO_ONE_MAX = 4096
+
+
 @dataclass
 class _Judge:
     """One item's mentions decided: each URL read once, each person decided once, all as of ``now``."""
@@ -110,12 +118,21 @@ class _Judge:
     urls: dict[str, str | None] = field(default_factory=dict)
     people: dict[tuple[str, str], Decision] = field(default_factory=dict)
     because: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    #: the URLs read as no one's page (:data:`_NO_ONE`)
+    nobody: set[str] = field(default_factory=set)
 
     async def mentions(self, text: str) -> list[tuple[str, str, str]]:
         """The mentions in ``text`` of people who are not allowed: (``url`` or ``path``, as written, reason)."""
-        withheld = [("url", url, reason) for url in scheme_urls(text) if (reason := await self.reason([url]))]
-        withheld += [("path", path, reason) for path, urls in written_paths(self.runtime.config.platforms, text)
-                     if (reason := await self.reason(urls))]
+        known = _NO_ONE.setdefault(self.runtime.engine, {})
+        if text in known:
+            return []
+        readings = [(("url", url), [url]) for url in scheme_urls(text)]
+        readings += [(("path", path), urls) for path, urls in written_paths(self.runtime.config.platforms, text)]
+        withheld = [(*mention, reason) for mention, urls in readings if (reason := await self.reason(urls))]
+        if not withheld and all(url in self.nobody for _, urls in readings for url in urls):
+            if len(known) >= _NO_ONE_MAX:
+                known.clear()
+            known[text] = None
         return withheld
 
     async def reason(self, urls: list[str]) -> str | None:
@@ -133,11 +150,13 @@ class _Judge:
         facts, bad = runtime.facts_for(None, url, self.now)
         if facts is None:
             if off_platform(runtime.config.platforms, url):  # ``s3://bucket/a.png``: no one's page
+                self.nobody.add(url)
                 return None
             return str(bad.reason) if bad is not None else "error.bad-url"
         if facts.ambiguous is not None:
             return SUBJECT_AMBIGUOUS_URL
         if facts.platform is None or facts.subject is None:
+            self.nobody.add(url)
             return None
         person = (facts.platform.name, facts.subject)
         decision = self.people.get(person)
@@ -233,18 +252,27 @@ def _strings(value: Any, into: dict[str, None], seen: set[int]) -> None:
         _strings(_decoded(value), into, seen)
         return
     seen.add(id(value))
-    fields = _fields(value)
-    if fields is None and not isinstance(value, (Mapping, *_SEQUENCES)):
-        into.update(dict.fromkeys(_texts(value)))
-        return
-    if fields is not None or isinstance(value, Mapping):
-        mapping = fields if fields is not None else value
-        for key in list(mapping.keys()):
-            _strings(key, into, seen)
-            _strings(mapping.get(key), into, seen)
-        return
-    for element in value:
-        _strings(element, into, seen)
+    if type(value) is dict:  # what most items and their values are: read without asking what it is
+        elements: Any = [element for pair in value.items() for element in pair]
+    else:
+        fields = _fields(value)
+        if fields is None and not isinstance(value, (Mapping, *_SEQUENCES)):
+            into.update(dict.fromkeys(_texts(value)))
+            return
+        mapping = fields if fields is not None else value if isinstance(value, Mapping) else None
+        elements = value if mapping is None else [
+            element for key in list(mapping.keys()) for element in (key, mapping.get(key))]
+    for element in elements:
+        kind = type(element)
+        if kind is str:
+            if "/" in element or "\\" in element or "?" in element:
+                into[element] = None
+        elif element is not None and kind not in _LEAVES:
+            _strings(element, into, seen)
+
+
+#: the types of values that hold no text, told by their type alone (:data:`_SCALARS` by ``isinstance``)
+_LEAVES = frozenset({int, float, bool})
 
 
 def _apply(value: Any, new: dict[str, Any], seen: dict[int, Any]) -> Any:
