@@ -36,8 +36,9 @@ the item before any other pipeline, a feed or a log line sees it.
 
 from __future__ import annotations
 
+import itertools
 import weakref
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -72,6 +73,10 @@ async def guard_mentions(runtime: ConsentRuntime, item: Any, decided: Decision |
     config = runtime.config
     texts: dict[str, None] = {}
     _strings(item, texts, set())
+    if _ONE_SHOT in texts:  # read its one-shot iterators into lists (what an exporter writes), then the item
+        _apply(item, {}, {})
+        texts = {}
+        _strings(item, texts, set())
     if not texts:
         return None
     judge = _Judge(runtime, config.now())
@@ -257,7 +262,7 @@ def _strings(value: Any, into: dict[str, None], seen: set[int]) -> None:
     else:
         fields = _fields(value)
         if fields is None and not isinstance(value, (Mapping, *_SEQUENCES)):
-            into.update(dict.fromkeys(_texts(value)))
+            into.update(dict.fromkeys([_ONE_SHOT] if isinstance(value, Iterator) else _texts(value)))
             return
         mapping = fields if fields is not None else value if isinstance(value, Mapping) else None
         elements = value if mapping is None else [
@@ -270,6 +275,12 @@ def _strings(value: Any, into: dict[str, None], seen: set[int]) -> None:
         elif element is not None and kind not in _LEAVES:
             _strings(element, into, seen)
 
+
+#: what stands in the strings found for a one-shot iterator (a generator, ``map``): it cannot be read without being
+#: consumed (the XML exporter consumes it and writes what it yields), so it is read into a list where it stands
+_ONE_SHOT = "\x00a one-shot iterator\x00"
+#: a one-shot iterator longer than this (an endless generator) cannot be read: it is taken out whole
+_MAX_ELEMENTS = 100_000
 
 #: the types of values that hold no text, told by their type alone (:data:`_SCALARS` by ``isinstance``)
 _LEAVES = frozenset({int, float, bool})
@@ -294,7 +305,11 @@ def _apply(value: Any, new: dict[str, Any], seen: dict[int, Any]) -> Any:
     seen[id(value)] = value
     fields = _fields(value)
     if fields is None and not isinstance(value, (Mapping, *_SEQUENCES)):
-        seen[id(value)] = _REMOVED if any(text in new for text in _texts(value)) else value
+        if isinstance(value, Iterator):  # read once, into what is handed on in its place
+            elements = list(itertools.islice(value, _MAX_ELEMENTS + 1))
+            seen[id(value)] = elements if len(elements) <= _MAX_ELEMENTS else _REMOVED
+        else:
+            seen[id(value)] = _REMOVED if any(text in new for text in _texts(value)) else value
         return seen[id(value)]
     if fields is not None or isinstance(value, Mapping):
         mapping = fields if fields is not None else dict(value)  # a read-only mapping: a dict in its place

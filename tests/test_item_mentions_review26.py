@@ -202,3 +202,34 @@ async def test_urls_of_other_schemes_off_the_platforms_are_kept(
     assert item["files"] == ELSEWHERE, item
     assert item["mirror"] is None and item["also"] is None, item
     assert result.stats.get("consentcrawl/items/mentions_withheld") == 2, result.stats
+
+
+class Generated:
+    """101's item holds one-shot iterators of its friends' URLs: a generator, a ``map``, an iterator in a list."""
+
+    seen: list[str]
+
+    async def start(self) -> Any:
+        yield scrapy.Request(f"{BASE}/u/101", callback=self.parse)
+
+    def parse(self, response: scrapy.http.Response) -> Any:
+        friends = [f"{BASE}/u/107", f"{BASE}/u/102"]
+        yield {"friends": (url for url in friends), "upper": map(str.upper, friends),
+               "cards": [{"links": iter(friends)}], "tuple": (iter(friends),)}
+
+
+@deferred_f_from_coro_f
+async def test_a_generator_in_an_item_is_read_as_the_xml_exporter_reads_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The XML exporter consumes a generator and writes each element; the guard did not look into it."""
+    feed = tmp_path / "items.xml"
+    settings = people_settings(tmp_path, FEEDS={str(feed): {"format": "xml"}})
+    with LocalServer(LenientPeople()) as server:
+        result = await crawl(make_spider("ConsentSpider", Generated), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    written = feed.read_text(encoding="utf-8")
+    assert not _NAMED.search(written), written
+    assert written.count(f"{BASE}/u/102") == 3 and written.count(f"{BASE.upper()}/U/102") == 1, written
+    (item,) = result.items
+    assert item["friends"] == [f"{BASE}/u/102"] and item["cards"] == [{"links": [f"{BASE}/u/102"]}], item
