@@ -230,7 +230,8 @@ def _texts(value: Any) -> list[str]:
     """The text of a value the guard cannot look into (a ``scrapy.link.Link``, a ``Request``, a URL object, a
     ``deque``, a project's own class): what a feed writes of it (``str()`` in CSV and XML, a ``Request``'s URL in
     JSON lines) and what a log line shows (``repr()``, also how CSV writes it inside a list)."""
-    return list(dict.fromkeys(text for text in (str(value), repr(value)) if "/" in text or "\\" in text))
+    return list(dict.fromkeys(text for text in (str(value), repr(value))
+                              if "/" in text or "\\" in text or "?" in text))
 
 
 def _fields(value: Any) -> MutableMapping[str, Any] | None:
