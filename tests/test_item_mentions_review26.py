@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import collections
 import json
+import logging
 import re
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -20,9 +22,21 @@ import scrapy
 from scrapy.link import Link
 from scrapy.utils.defer import deferred_f_from_coro_f
 
+from consentcrawl.consent.records import AuthorizationRecord
+from consentcrawl.consent.sqlite import import_records
 from consentcrawl.mentions import WITHHELD
+from consentcrawl.terms.load import load_platforms
 from consentcrawl_demo.server import LocalServer
-from tests.lenient import HOST, LenientPeople, crawl, make_spider, people_settings, person_of_url
+from tests.lenient import (
+    AUTHORIZED,
+    HOST,
+    LenientPeople,
+    crawl,
+    make_spider,
+    people_settings,
+    person_of_url,
+    write_config,
+)
 
 BASE = f"http://{HOST}"
 #: 107 (never authorized) as a feed would show it
@@ -233,3 +247,36 @@ async def test_a_generator_in_an_item_is_read_as_the_xml_exporter_reads_it(
     assert written.count(f"{BASE}/u/102") == 3 and written.count(f"{BASE.upper()}/U/102") == 1, written
     (item,) = result.items
     assert item["friends"] == [f"{BASE}/u/102"] and item["cards"] == [{"links": [f"{BASE}/u/102"]}], item
+
+
+PROJECT_LOGGER = logging.getLogger(__name__)
+
+
+class Stores:
+    """A project's pipeline after the guard that logs what it stores at INFO."""
+
+    def process_item(self, item: Any) -> Any:
+        PROJECT_LOGGER.info("storing %r", item)
+        return item
+
+
+@deferred_f_from_coro_f
+async def test_a_line_keeps_a_url_of_another_scheme_off_the_platforms(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The log filter read every URL the crawl could not fetch as a person's it could not decide: the ``s3://`` file
+    of an item, and the ``sqlite:`` store its provenance names, were taken out of the project's line."""
+    caplog.set_level(logging.DEBUG)
+    platforms_file, _ = write_config(tmp_path)
+    store = f"sqlite:///{tmp_path / 'store.db'}"
+    import_records(store, [AuthorizationRecord("people", subject, frozenset({"research"}),
+                                               datetime(2026, 1, 1, tzinfo=timezone.utc), evidence="test consent",
+                                               source="test") for subject in AUTHORIZED],
+                   platforms=load_platforms([str(platforms_file)]))
+    settings = {**people_settings(tmp_path, ITEM_PIPELINES={f"{__name__}.Stores": 500}),
+                "CONSENTCRAWL_AUTHORIZATIONS": store}
+    with LocalServer(LenientPeople()) as server:
+        await crawl(make_spider("ConsentSpider", OtherSchemes), settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and r.name == __name__]
+    assert all(url in line for url in ELSEWHERE) and f"'source': '{store}#" in line, line
+    assert "u/107" not in line, line
