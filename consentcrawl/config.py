@@ -42,6 +42,8 @@ logger = logging.getLogger("consentcrawl")
 DEFAULT_PLATFORMS = Path("settings") / "platforms.yaml"
 DEFAULT_TOKEN: str = SETTINGS["CONSENTCRAWL_USER_AGENT_TOKEN"].default
 MODES = ("enforce", "report")
+#: what the item guard does with an item that mentions a person who is not allowed (docs/mentions.md)
+MENTION_ACTIONS = ("withhold", "drop")
 
 #: every ``CONSENTCRAWL_*`` setting (the table in :mod:`consentcrawl.settings`); any other name with that prefix is a
 #: configuration error (a misspelt setting must not silently leave, say, zero platforms configured)
@@ -59,6 +61,8 @@ class ConsentConfig:
     mode: str = "enforce"
     subject_field: str = "subject"
     provenance_field: str | None = "consentcrawl"
+    #: ``withhold`` the mentions of people who are not allowed from an item, or ``drop`` the item
+    item_mentions: str = "withhold"
     fixed_now: datetime | None = None
     robots_ttl: timedelta = timedelta(hours=24)
     robots_retry: timedelta = timedelta(seconds=60)
@@ -110,6 +114,10 @@ class ConsentConfig:
         mode = get("CONSENTCRAWL_MODE").strip().lower()
         if mode not in MODES:
             raise ConfigError(f"unknown mode {mode!r} (use 'enforce' or 'report')", source="CONSENTCRAWL_MODE")
+        mentions = get("CONSENTCRAWL_ITEM_MENTIONS").strip().lower()
+        if mentions not in MENTION_ACTIONS:
+            raise ConfigError(f"unknown value {mentions!r} (use 'withhold' or 'drop')",
+                              source="CONSENTCRAWL_ITEM_MENTIONS")
         token = get("CONSENTCRAWL_USER_AGENT_TOKEN").strip()
         if not token or not all(c.isalnum() or c in "-_" for c in token):
             raise ConfigError(f"{token!r} is not a product token (letters, digits, '-' and '_' only)",
@@ -172,6 +180,7 @@ class ConsentConfig:
             store=store,
             token=token.lower(),
             mode=mode,
+            item_mentions=mentions,
             platform_files=tuple(platform_files or ()),
             authorizations_source=source or None,
             checks=checks,

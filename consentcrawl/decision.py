@@ -75,12 +75,15 @@ class Decision:
         same but for the evidence fields that quote a page (:data:`PAGE_QUOTES`) and, on a deny, the text of the
         person's authorization records (:data:`DENIED_PERSON_TEXT`). A deny for a person who refused on their page
         or withdrew must not hand the spider what their page said or how they withdrew; the audit line, found by
-        ``decision_id``, keeps it."""
-        hidden = PAGE_QUOTES if self.allowed else DENIED_PERSON_TEXT
-        if not any(e.kind in hidden for e in self.evidence):
+        ``decision_id``, keeps it. The copy shares no mutable ``detail`` with this decision: the engine reuses its
+        evidence for later decisions and the audit log writes it, so what spider code writes into its copy must
+        stay there."""
+        if not self.evidence:
             return self
-        evidence = tuple(e if e.kind not in hidden else Evidence(e.kind, e.source, {
-            k: v for k, v in e.detail.items() if k not in hidden[e.kind]}) for e in self.evidence)
+        hidden = PAGE_QUOTES if self.allowed else DENIED_PERSON_TEXT
+        none: frozenset[str] = frozenset()
+        evidence = tuple(Evidence(e.kind, e.source, {
+            k: _copied(v) for k, v in e.detail.items() if k not in hidden.get(e.kind, none)}) for e in self.evidence)
         return replace(self, evidence=evidence)
 
     def to_dict(self) -> dict[str, Any]:
@@ -104,6 +107,15 @@ PAGE_QUOTES: dict[str, frozenset[str]] = {"refusal-on-page": frozenset({"raw"}),
 #: on a deny, also the free text of the person's authorization records (``evidence``: "withdrawn by e-mail of ...",
 #: a ticket, a name): what they asked for is theirs, and a denied person's data stays out of spider code
 DENIED_PERSON_TEXT: dict[str, frozenset[str]] = {**PAGE_QUOTES, "subject-authorization": frozenset({"evidence"})}
+
+
+def _copied(value: Any) -> Any:
+    """``value`` with every dict and list in it copied (evidence details hold JSON values only)."""
+    if isinstance(value, dict):
+        return {k: _copied(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copied(v) for v in value]
+    return value
 
 
 def deny(stage: Stage, reason: str, *, subject: str | None = None, platform: str | None = None,

@@ -137,6 +137,10 @@ def url_reason(runtime: ConsentRuntime, url: str) -> str | None:
     now = runtime.config.now()
     facts, bad = runtime.facts_for(None, url, now)
     if facts is None:
+        from .personurls import off_platform  # here: personurls reads through the runtime, which imports this module
+
+        if off_platform(runtime.config.platforms, url):  # ``sqlite:////var/db``, ``s3://bucket/a.png``: no one's
+            return None
         return str(bad.reason) if bad is not None else UNDECIDED
     if facts.ambiguous is not None:
         return SUBJECT_AMBIGUOUS_URL

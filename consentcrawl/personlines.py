@@ -51,7 +51,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import re
 import traceback
 from typing import TYPE_CHECKING, Any
 
@@ -61,10 +60,10 @@ from .deniedpeople import ID_STAND_IN, UNDECIDED, item_line_reason, item_reason,
 from .heldlocks import crawl_alive
 from .linecheck import CheckedLines, to_debug
 from .loghandlers import OnHandlers, all_handlers, unwatch, watch
+from .personurls import FRAME, scheme_urls, without_path, without_url, written_paths
 from .requestlines import RequestLines
-from .runtime import built_runtime, get_runtime, is_checked_url
-from .scrapylines import LINE_URL, PERSON_LINE_LOGGERS, is_retry_line
-from .urls import canonicalize, registered_domain
+from .runtime import built_runtime, get_runtime
+from .scrapylines import PERSON_LINE_LOGGERS, is_retry_line
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -73,7 +72,6 @@ if TYPE_CHECKING:
 
     from .deniedpeople import DeniedPeople
     from .runtime import ConsentRuntime
-    from .terms.platforms import Platform
 
 #: what stands in a line for a URL of a person consentcrawl did not allow
 URL_STAND_IN = "<a URL consentcrawl did not allow ({reason}); at DEBUG>"
@@ -83,24 +81,6 @@ ITEM_STAND_IN = "an item consentcrawl did not allow ({reason}; its data at DEBUG
 PROJECT_ITEM_LINE = "a line written while the pipelines processed " + ITEM_STAND_IN
 #: what stands for the traceback of a line about such an item
 ITEM_TRACEBACK = "(the traceback is at DEBUG: raised while the pipelines processed " + ITEM_STAND_IN + ")"
-_TRAILING = ".,;:)]}'\""
-#: the quotes a path may be written in besides straight ones: a Markdown backtick or asterisk, a table's bar,
-#: typographic quotes (neither is part of the path)
-_QUOTES = "`*|\u00ab\u00bb\u2039\u203a\u201c\u201d\u201e\u2018\u2019"
-#: what may come before a path (it begins a word) and what may end one
-_BEGINS = rf"(?<![^\s<>'\"(\[{{=,;{_QUOTES}])"
-_ENDS = rf"(?![^\s<>'\",;)\]}}{_QUOTES}])"
-_PATH_TRAILING = _TRAILING + _QUOTES
-#: a path written without scheme or host, as a page links it (``/u/107``, ``//host/u/107``, ``../u/107``,
-#: ``u/107``): it begins a word
-_LINE_PATH = re.compile(rf"{_BEGINS}(?://?|(?:\.\.?/)+|[^\s<>'\"/{_QUOTES}]+/)[^\s<>/][^\s<>]*")
-#: a word that may be a URL written without its scheme (``people.example//u/107``, ``people.example\\u\\107``: the
-#: path reading above needs one ``/`` after the host): read as such only when it begins with a platform's host
-_HOST_LED = re.compile(rf"{_BEGINS}[^\s<>'\"/\\{_QUOTES}]+[/\\][^\s<>]*")
-#: what starts a path relative to the page (``./``, ``../``, ``/``), read from the host's root
-_RELATIVE = re.compile(r"^(?:\.\.?/|/)+")
-#: a traceback's frame line (``File "...", line 107, in parse``): its numbers are no one's id
-_FRAME = re.compile(r'^\s*File ".*", line \d+', re.MULTILINE)
 #: the top-level names of loggers that are not the project's (Scrapy's own are chosen one by one)
 _NOT_THE_PROJECTS = frozenset({"scrapy", "twisted", "consentcrawl", "asyncio", "py"})
 #: the crawler's filter (one per crawl)
@@ -285,22 +265,19 @@ def exception_text(record: logging.LogRecord) -> str | None:
 def scrubbed(runtime: ConsentRuntime | None, text: str, *, frames: bool = False) -> str:
     """``text`` without the URLs and ids of people the crawl does not allow (module doc); ``frames``: a traceback,
     whose frame lines keep their numbers. Without a runtime (a line written before the crawl's settings are
-    applied: the spider's ``__init__``), whose page a URL or path is cannot be read: each is ``undecided``."""
+    applied: the spider's ``__init__``), whose page a URL or path is cannot be read: each is ``undecided``.
+    The URLs and paths are found as the item guard finds mentions (:mod:`consentcrawl.personurls`)."""
     text = urls_out(text, functools.partial(url_reason, runtime) if runtime is not None else lambda _: UNDECIDED)
-    if "/" in text or "\\" in text:
-        text = _paths_out(runtime, text, frames)
+    text = _paths_out(runtime, text, frames)
     return people_out(runtime.denied_people if runtime is not None else None, text, frames=frames)
 
 
 def urls_out(text: str, reason_of: Callable[[str], str | None]) -> str:
     """``text`` with each URL of a checked scheme that ``reason_of`` gives a reason for replaced by the stand-in."""
-    for url in dict.fromkeys(found.rstrip(_TRAILING) for found in LINE_URL.findall(text)):
-        if not is_checked_url(url):
-            continue
+    for url in scheme_urls(text):
         reason = reason_of(url)
         if reason is not None:
-            stand = URL_STAND_IN.format(reason=reason)
-            text = re.sub(re.escape(url) + r"(?![^\s<>'\",;)\]}])", lambda _: stand, text)  # noqa: B023
+            text = without_url(text, url, URL_STAND_IN.format(reason=reason))
     return text
 
 
@@ -312,58 +289,20 @@ def people_out(people: DeniedPeople | None, text: str, *, frames: bool = False) 
     if not frames:
         return people.ids_out(text, ID_STAND_IN)
     lines = text.split("\n")
-    return "\n".join(line if _FRAME.match(line) else people.ids_out(line, ID_STAND_IN) for line in lines)
+    return "\n".join(line if FRAME.match(line) else people.ids_out(line, ID_STAND_IN) for line in lines)
 
 
 def _paths_out(runtime: ConsentRuntime | None, text: str, frames: bool) -> str:
     """``text`` without the paths written without their host (a relative link as the page has it, ``/u/107``,
-    ``//host/u/107``, ``../u/107``, ``u/107`` or ``./107``, read from the host's root, ``./107`` from each
-    profile's folder too: :func:`_folders`) that name a person not allowed on any platform's host: a project logs
-    the link it is about to follow before its request is decided (the person is not among the denied yet)."""
-    platforms = [platform for platform in runtime.config.platforms.platforms.values()
-                 if platform.domains] if runtime is not None else []
-    lines = [line for line in text.split("\n") if not (frames and _FRAME.match(line))]
-    paths = [path.rstrip(_PATH_TRAILING) for line in lines for path in _LINE_PATH.findall(line)]
-    # a URL without its scheme on a platform's host, however its slashes are written (without a runtime: any)
-    hosted = {path for line in lines for path in (word.rstrip(_PATH_TRAILING) for word in _HOST_LED.findall(line))
-              if runtime is None or _on_platform_host(runtime, path)}
-    for path in dict.fromkeys([*paths, *hosted]):
-        bare = _RELATIVE.sub("", path)
-        urls = [f"http:{path}"] if path.startswith("//") else [f"http://{path}"] if path in hosted else [
-            f"http://{_host(platform)}{folder}{bare}" for platform in platforms
-            for folder in (_folders(platform) if path.startswith("./") else ("/",))]
+    ``//host/u/107``, ``../u/107``, ``u/107`` or ``./107``: :func:`~consentcrawl.personurls.written_paths`) that
+    name a person not allowed on any platform's host: a project logs the link it is about to follow before its
+    request is decided (the person is not among the denied yet)."""
+    for path, urls in written_paths(runtime.config.platforms if runtime is not None else None, text, frames=frames):
         reason = next((found for found in map(functools.partial(url_reason, runtime), urls) if found),
                       None) if runtime is not None else UNDECIDED
         if reason is not None:
-            stand = URL_STAND_IN.format(reason=reason)
-            text = re.sub(_BEGINS + re.escape(path) + _ENDS, lambda _: stand, text)  # noqa: B023
+            text = without_path(text, path, URL_STAND_IN.format(reason=reason))
     return text
-
-
-def _on_platform_host(runtime: ConsentRuntime | None, path: str) -> bool:
-    """Whether ``path`` is a URL written without its scheme (``people.example/u/108``, ``www.people.example:80/u/108``,
-    an internationalized host as people write it): it begins with a host of a platform the crawl has terms for, so
-    it is read as the URL with its scheme is. Other text with a slash (``docs.python.org/3/``, ``and/or``) is not."""
-    if runtime is None or path.startswith(("/", ".")):
-        return False
-    try:
-        host = canonicalize(f"http://{path}").host
-        return runtime.config.platforms.by_domain(registered_domain(host)) is not None
-    except ValueError:
-        return False
-
-
-def _host(platform: Platform) -> str:
-    host = min(platform.domains)
-    return f"[{host}]" if ":" in host else host
-
-
-def _folders(platform: Platform) -> list[str]:
-    """Where a path relative to the page's folder (``./108``) may be read from, the page not being known: the host's
-    root, and the folder of each of the platform's profile pages (``./108`` on ``/u/101`` is ``/u/108``). Only a
-    path written with ``./``: any other word with a slash read from ``/u/`` would name a person (``u/101``)."""
-    return list(dict.fromkeys(["/", *("/" + "".join(part + "/" for part in template.path)
-                                      for template in platform.profiles if template.param is None)]))
 
 
 def project_loggers(crawler: Crawler) -> list[str]:

@@ -4,6 +4,9 @@ This is the last line of defence and the one that sees people's data on listing 
 anywhere else that is not a profile URL: an item naming a subject must be covered by a live authorization of
 the platform and of the person for the crawl's purpose, or it is dropped before any other pipeline sees it.
 
+The other people a kept item mentions in its values (a friend's profile URL) are decided too, and withheld from
+it when not allowed (:mod:`consentcrawl.mentions`).
+
 A dropped item is emptied first (:func:`emptied`). Scrapy hands the very item object it dropped to every
 ``item_dropped`` handler (a project's handler that logs or stores dropped items) and to the log formatter's
 ``dropped`` line; no pipeline can hand them another object. Not raising ``DropItem`` is no way out either: an item
@@ -36,6 +39,7 @@ from .mediaurls import (
     keep_allowed_media,
     media_fields,
 )
+from .mentions import guard_mentions
 from .onevalue import one_value, several
 from .provenance import page_provenance, with_item_decision
 from .reasons import SUBJECT_AMBIGUOUS_URL, SUBJECT_MISMATCH, SUBJECT_UNKNOWN_PAGE
@@ -148,9 +152,14 @@ class ConsentGuardPipeline(RuntimeComponent):
         if self.runtime is None:
             raise drop(item, "configuration error")
         try:
-            kept = await self._guard(item)
+            kept, decided = await self._guard(item)
             if item_reason() == UNDECIDED:  # allowed, or no one's: the lines about it may show it
                 item_judged(None)
+            if item_reason() is None:  # the other people it names (mentions.py); report mode's denied item: no one
+                dropping = await guard_mentions(self.runtime, kept, decided)
+                if dropping is not None:
+                    self.runtime.count("consentcrawl/items/dropped")
+                    raise drop(kept, dropping, self.runtime.config.provenance_field)
             adapter: Any = kept if type(kept) is dict else ItemAdapter(kept)
             await keep_allowed_media(self.runtime, adapter, kept.keys() if adapter is kept else adapter.field_names(),
                                      self.media)
@@ -165,7 +174,8 @@ class ConsentGuardPipeline(RuntimeComponent):
             self.runtime.count("consentcrawl/items/dropped")
             raise drop(item, f"error.internal ({type(exc).__name__})", self.runtime.config.provenance_field) from None
 
-    async def _guard(self, item: Any) -> Any:
+    async def _guard(self, item: Any) -> tuple[Any, Decision | None]:
+        """The item to hand on, and the decision about the person it is about (None: no one's)."""
         assert self.runtime is not None
         config = self.runtime.config
         # a plain dict (what most spiders yield) is read as it is; any other kind of item through itemadapter
@@ -190,7 +200,7 @@ class ConsentGuardPipeline(RuntimeComponent):
             # their grant's fields apply to it as to an item that names them
             subject = provenance.get("subject")
             if subject in (None, ""):
-                return item
+                return item, None
         named = one_value(adapter.get("platform")) if "platform" in names else None
         stamped = provenance.get("platform")
         platform = named or stamped
@@ -211,7 +221,7 @@ class ConsentGuardPipeline(RuntimeComponent):
             if self.runtime.enforce:
                 raise drop(item, str(decision.reason), config.provenance_field)
             item_judged(str(decision.reason))  # report mode lets it on: no line at INFO or above may show it
-            return item
+            return item, decision
         if config.provenance_field:
             written = self._add_provenance(adapter, config.provenance_field, provenance, decision, config.purpose)
             # an item that carried none (a copy) now names its page's person there: a purge can find it
@@ -226,7 +236,7 @@ class ConsentGuardPipeline(RuntimeComponent):
                 del adapter[name]
                 self.runtime.count("consentcrawl/items/fields_removed")
         self.runtime.count("consentcrawl/items/kept")
-        return item
+        return item, decision
 
     def _source_page(self, item: Any) -> dict[str, Any] | None:
         """The provenance of the page Scrapy says the item came from (itemsource.py); None for no page (``start()``,

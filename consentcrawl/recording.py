@@ -94,6 +94,27 @@ class DecisionRecording:
         except AuditUnavailable:  # pragma: no cover - a non-durable event is only queued
             pass
 
+    def record_event(self, kind: str, fields: dict[str, Any], *, time: datetime, durable: bool) -> bool:
+        """Add an event line (docs/audit-log.md, Events); whether the log took it (``durable``: it is in the file).
+        A line the log cannot take is counted, as a decision's is."""
+        try:
+            self.audit.event(kind, fields, time=time, durable=durable)
+        except AuditUnavailable:
+            self.count("consentcrawl/audit/write_errors")
+            return False
+        if not durable:
+            self._soon()
+        return True
+
+    def note_person(self, decision: Decision, time: datetime) -> str | None:
+        """A decision about a person that has no line of its own (a mention in an item, whose item's event lists
+        it): the withdrawal watch and the denied people learn from it as from a recorded one; the event a deny of it
+        is because of (a withdrawal seen first here gets its ``withdrawal-seen`` event now)."""
+        because = (self._because(decision, time) or {}).get("because")
+        if not decision.allowed:
+            self.denied_people.saw(decision)
+        return because
+
     async def record_grouped(self, decision: Decision, url: str | None, canonical_url: str | None,
                              phase: str, *, time: datetime | None = None) -> Decision:
         """:meth:`record` for the request and item phases: the line goes out with the rest of this turn's lines.

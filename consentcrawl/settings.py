@@ -81,6 +81,7 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("CONSENTCRAWL_REFUSALS_LOG", "path", empty=None),  # docs/refusals.md
     Setting("CONSENTCRAWL_SUBJECT_FIELD", "text", "subject", empty="subject"),
     Setting("CONSENTCRAWL_PROVENANCE_FIELD", "text", "consentcrawl", empty=None),
+    Setting("CONSENTCRAWL_ITEM_MENTIONS", "text", "withhold", empty="withhold"),  # docs/mentions.md
     Setting("CONSENTCRAWL_ROBOTS_TTL", "seconds", DAY, maximum=DAY),
     Setting("CONSENTCRAWL_ROBOTS_RETRY", "seconds", 60, maximum=DAY),
     Setting("CONSENTCRAWL_ROBOTS_RETRY_MAX", "seconds", 3600, maximum=DAY),

@@ -122,7 +122,10 @@ def test_for_spider_leaves_out_page_quotes_and_keeps_everything_else() -> None:
         {"kind": "page-owner", "source": "http://p.example/u/1", "cause": "x"}]
     assert "my words" in str(decision.to_dict()), "the audit log's copy is unchanged"
     plain = Decision(decision.verdict, decision.stage, decision.reason, evidence=(other,))
-    assert plain.for_spider() is plain
+    copy = plain.for_spider()
+    assert copy == plain and copy.evidence[0].detail is not other.detail, "equal, sharing no mutable detail"
+    bare = Decision(decision.verdict, decision.stage, decision.reason)
+    assert bare.for_spider() is bare, "nothing mutable to copy"
 
 
 # --------------------------------------------------------------------------- side requests that fetch a person
@@ -502,3 +505,74 @@ def test_seeds_pushed_to_redis_naming_people_who_did_not_authorize_are_not_fetch
             workers.kill()
     assert codes == [0], workers.describe()
     assert app.people_served() == ["101"], app.describe()
+
+
+class MetaLogic(ListLogic):
+    """101's profile only; the callback keeps what ``response.meta`` hands it."""
+
+    urls = [f"{BASE}/u/101"]
+    metas: list[str]
+
+    def parse(self, response: scrapy.http.Response) -> Any:
+        self.metas.append(repr(response.meta.get("consentcrawl_decision")))
+        yield from ()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_in_report_mode_how_a_person_withdrew_does_not_reach_the_callback(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Report mode fetches 101's page though 101 withdrew; the callback reads the send-time deny in
+    ``response.meta``, remembered again by the response phase. Neither phase hands it the record's text."""
+    records = [lenient.record_yaml("101", revoked_at="2026-02-01T00:00:00Z", evidence=f"{WITHDRAWAL_SECRET} by mail")]
+    metas: list[str] = []
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        settings = people_settings(tmp_path, records, CONSENTCRAWL_MODE="report")
+        result = await crawl(make_spider(kind, MetaLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                             metas=metas)
+    assert app.people_served() == ["101"], app.describe()
+    revoked = [e for e in result.audit if e.get("reason") == "subject.revoked"]
+    assert revoked and WITHDRAWAL_SECRET in str(revoked), "control: the audit line keeps the record's evidence"
+    assert len(metas) == 1 and "subject.revoked" in metas[0] and "subject-authorization" in metas[0], metas
+    assert WITHDRAWAL_SECRET not in metas[0], f"how 101 withdrew reached the callback: {metas[0]}"
+
+
+class EvidenceWritingLogic(ListLogic):
+    """101's profile twice: the first callback writes into every evidence ``detail`` its ``response.meta`` decision
+    holds, then asks for the page again (``dont_filter``), so the second decision is the same question asked again."""
+
+    urls = [f"{BASE}/u/101"]
+    writes: list[int]
+
+    def parse(self, response: scrapy.http.Response) -> Any:
+        decision = response.meta.get("consentcrawl_decision")
+        if not self.writes:
+            for evidence in decision.evidence if decision is not None else ():
+                for key in list(evidence.detail):
+                    evidence.detail[key] = "WRITTEN-BY-SPIDER"
+                evidence.detail["spider"] = "WRITTEN-BY-SPIDER"
+                self.writes.append(1)
+            yield scrapy.Request(response.url, callback=self.parse, dont_filter=True)
+        yield from ()
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_what_a_callback_writes_into_its_decisions_evidence_is_not_in_later_audit_lines(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The decision a callback reads shares nothing mutable with the engine's: a spider writing into its
+    evidence must not rewrite the evidence of the decisions made after it (the audit log is the proof)."""
+    writes: list[int] = []
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        settings = people_settings(tmp_path, [lenient.record_yaml("101")])
+        result = await crawl(make_spider(kind, EvidenceWritingLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, writes=writes)
+    assert app.people_served() == ["101", "101"], app.describe()
+    assert writes, "control: the callback's decision had evidence to write into"
+    allows = [e for e in result.audit if e.get("subject") == "101" and e.get("verdict") == "allow"]
+    assert len(allows) >= 2, result.audit
+    assert "WRITTEN-BY-SPIDER" not in json.dumps(result.audit), [e for e in result.audit if "WRITTEN" in str(e)]

@@ -14,6 +14,7 @@ from scrapy.pipelines import ItemPipelineManager
 from scrapy.pipelines.files import FilesPipeline
 from scrapy.utils.defer import deferred_f_from_coro_f
 
+from consentcrawl.audit.log import read_audit_log
 from consentcrawl_demo.server import LocalServer, Response
 from tests import lenient
 from tests.lenient import (
@@ -49,10 +50,12 @@ class PdfFilesPipeline(FilesPipeline):
 
 
 class RequestsOfItsOwn(FilesPipeline):
-    """A FilesPipeline subclass that builds its requests from any field it likes (``get_media_requests``)."""
+    """A FilesPipeline subclass that builds its requests from any field it likes (``get_media_requests``): here
+    the ids of the people whose avatars it wants (a URL in the item would be withheld by the guard as a mention of a
+    person who is not allowed, before the pipeline: docs/mentions.md)."""
 
     def get_media_requests(self, item: Any, info: Any) -> list[scrapy.Request]:
-        return [scrapy.Request(u) for u in item.get("pictures", [])]
+        return [scrapy.Request(f"{BASE}/u/{person}/avatar.png") for person in item.get("pictures", [])]
 
 
 class AvatarFieldLogic(ListLogic):
@@ -63,8 +66,7 @@ class AvatarFieldLogic(ListLogic):
 
     def parse(self, response: scrapy.http.Response) -> Any:
         self.seen.append(response.url)
-        avatar = f"{BASE}/u/104/avatar.png"
-        yield {"url": response.url, "attachment_urls": [avatar], "pictures": [avatar]}
+        yield {"url": response.url, "attachment_urls": [f"{BASE}/u/104/avatar.png"], "pictures": ["104"]}
 
 
 @pytest.mark.parametrize("pipeline", [PdfFilesPipeline, RequestsOfItsOwn], ids=["own-field", "own-requests"])
@@ -76,13 +78,22 @@ async def test_a_stored_file_of_a_person_who_withdrew_is_not_put_in_an_item_by_a
     """hunt12 decides the URLs in ``FILES_URLS_FIELD`` / ``IMAGES_URLS_FIELD``; a FilesPipeline subclass may read
     another field (its ``FILES_URLS_FIELD`` class attribute, a ``<CLASS>_FILES_URLS_FIELD`` setting) or build its
     requests itself (``get_media_requests``). Its store still hands a file stored while 104 was authorized to a
-    new item without a request (``media_to_download``), after 104 withdrew."""
+    new item without a request (``media_to_download``), after 104 withdrew.
+
+    The URL in ``attachment_urls`` is 104's page: the guard withholds it as a mention before any pipeline sees it
+    (one ``mentions-withheld`` event), so the pipeline that reads it asks for nothing; the one that builds its
+    request from 104's id is refused by the media guard."""
     result = await crawl_after_104_withdrew(kind, AvatarFieldLogic, f"{__name__}.{pipeline.__name__}", tmp_path,
                                             monkeypatch)
     stored = [f for i in result.items for f in i.get("files", [])]
     assert "/u/104" not in json.dumps(stored), f"104's file is in an item after they withdrew: {result.items}"
+    assert [i["attachment_urls"] for i in result.items] == [[]], result.items
+    events = [line for line in read_audit_log(result.crawler.settings["CONSENTCRAWL_AUDIT_LOG"])
+              if line.get("event") == "mentions-withheld"]
+    assert [[p["subject"] for p in e["people"]] for e in events] == [["104"]], events
     # one line for the one decision: the request the deny fails is never sent, so no send-time deny follows it
-    assert len(result.audit_for("/u/104/avatar.png", verdict="deny")) == 1, result.denies()
+    asked = 1 if pipeline is RequestsOfItsOwn else 0
+    assert len(result.audit_for("/u/104/avatar.png", verdict="deny")) == asked, result.denies()
 
 
 # -- a project's headers on consentcrawl's own robots.txt request, beyond Accept and Range ----------------------

@@ -32,10 +32,12 @@ AVATAR = f"{BASE}/u/104/avatar.png"
 
 class RequestsOfItsOwn(FilesPipeline):
     """A FilesPipeline subclass that builds its requests from a field of its own (``get_media_requests``): the
-    guard cannot take the URL out of the item before it, so the pipeline itself must not hand the file on."""
+    guard cannot take the URL out of the item before it (the field names the person whose avatar it is, not the
+    URL: a URL of someone who withdrew the guard would withhold as a mention), so the pipeline itself must not hand
+    the file on."""
 
     def get_media_requests(self, item: Any, info: Any) -> list[scrapy.Request]:
-        return [scrapy.Request(u) for u in item.get("pictures", [])]
+        return [scrapy.Request(f"{BASE}/u/{person}/avatar.png") for person in item.get("pictures", [])]
 
 
 def _record(subject: str, revoked: datetime | None = None) -> AuthorizationRecord:
@@ -45,7 +47,7 @@ def _record(subject: str, revoked: datetime | None = None) -> AuthorizationRecor
 
 class TwoPagesAroundAWithdrawal:
     """101's page, then (once its item went through the pipelines) 104 withdraws, then 102's page: each page's
-    item names 104's avatar in ``pictures``."""
+    item names 104's avatar in ``pictures`` (by 104's id)."""
 
     seen: list[str]
     withdraw: Any = None
@@ -60,7 +62,7 @@ class TwoPagesAroundAWithdrawal:
 
     def parse(self, response: scrapy.http.Response) -> Any:
         self.seen.append(response.url)
-        yield {"url": response.url, "pictures": [AVATAR]}
+        yield {"url": response.url, "pictures": ["104"]}
 
 
 @pytest.mark.parametrize("kind", ["ConsentSpider"])

@@ -66,12 +66,19 @@ class Acts:
         return item
 
 
+#: the page each file of :class:`EnforceLogic`'s items is about: 107's (refused) and 115's (never decided)
+ABOUT = {f"http://{HOST}/static/missing.png?n={n}": f"http://{HOST}/u/{person}"
+         for n, person in enumerate(("107", "115"))}
+
+
 class ErrorsFiles(FilesPipeline):
     """A files pipeline that also reports its failed files as ``MediaPipeline`` does (``found errors processing
-    <item>``), and sends each file with the page it is about as its referer."""
+    <item>``), and sends each file with the page it is about as its referer: the item's ``about``, or the page
+    :data:`ABOUT` names for the file (an allowed person's item holds no URL of someone not allowed: the guard
+    withholds it)."""
 
     def get_media_requests(self, item: Any, info: Any) -> list[scrapy.Request]:
-        return [scrapy.Request(url, headers={"Referer": item.get("about") or item["url"]})
+        return [scrapy.Request(url, headers={"Referer": item.get("about") or ABOUT.get(url) or item["url"]})
                 for url in item.get("file_urls", ())]
 
     def item_completed(self, results: Any, item: Any, info: Any) -> Any:
@@ -217,9 +224,9 @@ class EnforceLogic:
 
     def profile(self, response: Any) -> Any:
         self.seen.append(response.url)
-        for n, about in enumerate(("107", "115")):  # 107 was refused; 115 never decided (records not known)
+        for n in range(2):  # referred by 107's page (refused) and 115's (never decided): ABOUT
             yield {"url": response.url, "name": response.css(".name::text").get(), "act": "media",
-                   "file_urls": [f"http://{HOST}/static/missing.png?n={n}"], "about": f"http://{HOST}/u/{about}"}
+                   "file_urls": [f"http://{HOST}/static/missing.png?n={n}"]}
         yield {"subject": "108", "platform": "people", "name": "SECRET-NAME-108", "act": "drop",
                "url": response.url}
 

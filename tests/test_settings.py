@@ -39,6 +39,8 @@ BAD: dict[str, list[tuple[Any, str]]] = {
                                                     (-1, "-1 is not a whole number"), (2.5, "2.5 is not a whole")],
     "CONSENTCRAWL_USER_AGENT_TOKEN": [("My Bot", "'My Bot' is not a product token"), (5, "5 is not a string")],
     "CONSENTCRAWL_MODE": [("dry", "unknown mode 'dry'"), (["report"], "['report'] is not a string")],
+    "CONSENTCRAWL_ITEM_MENTIONS": [("keep", "unknown value 'keep' (use 'withhold' or 'drop')"),
+                                   (["drop"], "['drop'] is not a string")],
     "CONSENTCRAWL_AUDIT_LOG": [(5, "5 is not a path")],
     "CONSENTCRAWL_AUDIT_FSYNC": [("maybe", "'maybe' is not true or false"), ([], "[] is not true or false")],
     "CONSENTCRAWL_REFUSALS_LOG": [(5, "5 is not a path")],

@@ -42,6 +42,7 @@ def describe_config(config: ConsentConfig, settings: Any) -> dict[str, Any]:
         "checks": [_name(c) for c in config.checks],
         "subject_field": config.subject_field,
         "provenance_field": config.provenance_field,
+        "item_mentions": config.item_mentions,
         "now": config.fixed_now.isoformat() if config.fixed_now else None,
         "robots": {"ttl": config.robots_ttl.total_seconds(), "retry": config.robots_retry.total_seconds(),
                    "retry_max": config.robots_retry_max.total_seconds(),
