@@ -6,8 +6,9 @@ after that: asyncio's ``Task exception was never retrieved`` and Twisted's ``Unh
 written as the task or the Deferred is garbage-collected (a spider that keeps its tasks in a list: when the spider
 is collected, or the list cleared), with the exception, whose message a project writes a URL into. So as a crawl's
 filter comes off, the people it denied stay hidden in the lines of those two loggers until the next crawl of the
-process starts (:func:`forget`; its own filter reads the lines from then on, each URL decided as that crawl
-decides, and it is kept in turn as it ends): each denied person's id that stands as a word
+process has started its engine (:func:`forget`; its own filter reads the lines from then on, each URL decided as
+that crawl decides, and it is kept in turn as it ends; not as its crawler is made: a crawl whose start fails never
+reads one): each denied person's id that stands as a word
 (:meth:`~consentcrawl.deniedpeople.DeniedPeople.ids_out`, which reads ``/u/107``, ``0107`` and ``%31%30%37`` as a
 lenient server does) and each URL that names one of them on one of the crawl's platforms. It only hides; the line
 as written goes to DEBUG, as :class:`PersonLines` writes it.
@@ -98,6 +99,6 @@ def keep(runtime: ConsentRuntime | None) -> None:
 
 
 def forget() -> None:
-    """A crawl starts: its own filter reads the lines from now on, as that crawl decides (module doc). An ended
-    crawl's people hidden from its lines would be hidden from this one's too, where this one allows them."""
+    """A crawl's engine started: its own filter reads the lines from now on, as that crawl decides (module doc).
+    An ended crawl's people hidden from its lines would be hidden from this one's too, where this one allows them."""
     AFTER.crawls.clear()
