@@ -6,17 +6,19 @@ after that: asyncio's ``Task exception was never retrieved`` and Twisted's ``Unh
 written as the task or the Deferred is garbage-collected (a spider that keeps its tasks in a list: when the spider
 is collected, or the list cleared), with the exception, whose message a project writes a URL into. So as a crawl's
 filter comes off, the people it denied stay hidden in the lines of those two loggers until the next crawl of the
-process starts (:func:`forget`; its own filter reads the lines from then on, each URL decided as that crawl
-decides, and it is kept in turn as it ends): each denied person's id that stands as a word
+process has started its engine (:func:`forget`; its own filter reads the lines from then on, each URL decided as
+that crawl decides, and it is kept in turn as it ends; not as its crawler is made: a crawl whose start fails never
+reads one): each denied person's id that stands as a word
 (:meth:`~consentcrawl.deniedpeople.DeniedPeople.ids_out`, which reads ``/u/107``, ``0107`` and ``%31%30%37`` as a
 lenient server does) and each URL that names one of them on one of the crawl's platforms. It only hides; the line
 as written goes to DEBUG, as :class:`PersonLines` writes it.
 
 What it cannot see: a person the crawl never decided (``undecided`` while the crawl ran: whose records are not
 known cannot be asked once it has ended), a path written without its host that names no denied id, the lines of
-other loggers after the crawl (the project's own code runs then as the project's), and, once the next crawl has
-started, a bare id that crawl does not deny. Kept: the people and platforms of the crawls that ended since, not
-their crawlers or stores.
+other loggers after the crawl (the project's own code runs then as the project's), and, while the next crawl
+runs, a bare id that crawl does not deny. As that crawl ends, the people set aside are hidden again, but for those
+it allows by the records it holds. Kept: the people and platforms of the process's ended crawls (less those a later
+crawl allowed), not their crawlers or stores.
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ import logging
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
+from .deciding import Undecided
 from .facts import FactReader
 from .linecheck import CheckedLines, to_debug
 from .personlines import exception_text, people_out, urls_out
@@ -44,15 +47,27 @@ class AfterCrawls(CheckedLines):
 
     def __init__(self) -> None:
         super().__init__()
-        #: the crawls that ended since the last one started: what each denied, how it read URLs
+        #: the ended crawls whose people are hidden: what each denied, how it read URLs
         self.crawls: list[tuple[DeniedPeople, FactReader, str]] = []
+        #: the ended crawls set aside while a later crawl runs (its own filter reads the lines): hidden again as it
+        #: ends, but for the people it allows
+        self.waiting: list[tuple[DeniedPeople, FactReader, str]] = []
 
     def keep(self, runtime: ConsentRuntime) -> None:
-        people = runtime.denied_people
+        waiting, self.waiting = self.waiting, []
+        for people, reader, purpose in waiting:
+            self._hide(people.without(functools.partial(_allows, runtime)), reader, purpose)
+        config = runtime.config
+        self._hide(runtime.denied_people, FactReader(config.platforms, ""), config.purpose)
+
+    def set_aside(self) -> None:
+        self.waiting += self.crawls
+        self.crawls = []
+
+    def _hide(self, people: DeniedPeople, reader: FactReader, purpose: str) -> None:
         if not people or any(kept is people for kept, _, _ in self.crawls):
             return
-        config = runtime.config
-        self.crawls.append((people, FactReader(config.platforms, ""), config.purpose))
+        self.crawls.append((people, reader, purpose))
         for name in AFTER_LOGGERS:
             logging.getLogger(name).addFilter(self)  # once: a filter already on is not added again
 
@@ -73,6 +88,17 @@ class AfterCrawls(CheckedLines):
             text = urls_out(text, functools.partial(_denied_at, people, reader, purpose))
             text = people_out(people, text, frames=frames)
         return text
+
+
+def _allows(runtime: ConsentRuntime, platform: str, subject: str) -> bool:
+    """Whether the crawl of ``runtime`` (ended) allows the person, by the records it holds; not when it cannot tell."""
+    config = runtime.config
+    try:
+        decided = runtime.decider.now(lambda answers: runtime.engine.decide_subject(
+            platform or None, subject, config.purpose, config.now(), answers))
+    except Exception:  # noqa: BLE001 - a person whose decision cannot be made now stays hidden
+        return False
+    return not isinstance(decided, Undecided) and decided.allowed
 
 
 def _denied_at(people: DeniedPeople, reader: FactReader, purpose: str, url: str) -> str | None:
@@ -98,6 +124,7 @@ def keep(runtime: ConsentRuntime | None) -> None:
 
 
 def forget() -> None:
-    """A crawl starts: its own filter reads the lines from now on, as that crawl decides (module doc). An ended
-    crawl's people hidden from its lines would be hidden from this one's too, where this one allows them."""
-    AFTER.crawls.clear()
+    """A crawl's engine started: its own filter reads the lines from now on, as that crawl decides (module doc).
+    An ended crawl's people hidden from its lines would be hidden from this one's too, where this one allows them:
+    they are set aside, and hidden again as it ends, but for the people it allows."""
+    AFTER.set_aside()

@@ -27,6 +27,8 @@ from .reasons import SUBJECT_AMBIGUOUS_URL
 from .signals.policy import SignalsNeeded
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .decision import Decision
     from .facts import RequestFacts
     from .runtime import ConsentRuntime
@@ -67,6 +69,15 @@ class DeniedPeople:
 
     def __bool__(self) -> bool:
         return bool(self._reasons)
+
+    def without(self, allowed: Callable[[str, str], bool]) -> DeniedPeople:
+        """A copy without the people (platform name, id) for whom ``allowed`` is true (a later crawl allows them)."""
+        kept = DeniedPeople()
+        for (platform, subject), reason in self._reasons.items():
+            if not allowed(platform, subject):
+                kept._reasons[(platform, subject)] = reason
+                kept._by_id.setdefault(id_key(subject), reason)
+        return kept
 
     def ids_out(self, text: str, stand_in: str) -> str:
         """``text`` with every denied person's id that stands as a word of its own (``107`` in ``stopped at 107``,

@@ -116,9 +116,6 @@ class PersonLines(CheckedLines):
         lines = getattr(crawler, _ATTR, None)
         if isinstance(lines, cls):
             return lines
-        from .afterlines import forget  # here: it imports this module, whose helpers it reads lines with
-
-        forget()  # the ended crawls' people: this crawl's filter reads the lines now
         lines = cls(crawler)
         setattr(crawler, _ATTR, lines)
         lines.on_root_handlers()
@@ -189,7 +186,14 @@ class PersonLines(CheckedLines):
             self.stopped()
 
     def started(self) -> None:
+        """The engine started: this crawl's filter reads the lines with its runtime from now on, so the ended
+        crawls' people are no longer hidden by theirs (:func:`~consentcrawl.afterlines.forget`). Not when its
+        crawler is made: a crawl whose start fails never reads a line, and until its runtime is built its filter
+        lets a line through or reads it knowing no one."""
+        from .afterlines import forget  # here: it imports this module, whose helpers it reads lines with
+
         self.engine_started = True
+        forget()
 
     def stopped(self) -> None:
         """Off: the people the crawl denied stay hidden in the lines written as its tasks and Deferreds are
