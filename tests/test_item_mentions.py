@@ -32,6 +32,7 @@ from consentcrawl.mentions import WITHHELD
 from consentcrawl.terms.load import load_platforms
 from consentcrawl_demo.server import LocalServer
 from tests.lenient import AUTHORIZED, HOST, KINDS, LenientPeople, crawl, make_spider, people_settings, write_config
+from tests.test_media_withdrawn_midcrawl import TwoPagesAroundAWithdrawal
 
 BASE = f"http://{HOST}"
 #: the people 101's item names who never authorized the crawl, each spelt as a lenient server (or a browser) reads
@@ -223,20 +224,9 @@ def _record(subject: str, revoked: datetime | None = None) -> AuthorizationRecor
                                revoked_at=revoked, evidence="test consent", source="test")
 
 
-class AroundAWithdrawal:
+class AroundAWithdrawal(TwoPagesAroundAWithdrawal):
     """101's page, then (once its item went through the pipelines) 104 withdraws, then 102's page: each page's
     item names 104 as a friend."""
-
-    seen: list[str]
-    withdraw: Any = None
-
-    async def start(self) -> Any:
-        yield scrapy.Request(f"{BASE}/u/101", callback=self.parse)
-        stats = self.crawler.stats  # type: ignore[attr-defined]
-        while not stats.get_value("item_scraped_count"):
-            await asyncio.sleep(0.05)
-        self.withdraw()
-        yield scrapy.Request(f"{BASE}/u/102", callback=self.parse)
 
     def parse(self, response: scrapy.http.Response) -> Any:
         yield {"url": response.url, "friends": [f"{BASE}/u/104"]}

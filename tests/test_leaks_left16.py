@@ -72,6 +72,21 @@ class KeepsTasks:
         self.kept.append(defer.maybeDeferred(_fails, url))
 
 
+
+def collect_kept(kept: list[Any], caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """Let the spider's kept tasks and Deferreds go after the crawl (as a spider collected later does) and
+    collect them, with Twisted's lines routed to logging as ``scrapy crawl`` routes them: the records at ERROR+."""
+    caplog.clear()
+    observer = twisted_log.PythonLoggingObserver("twisted")
+    observer.start()
+    try:
+        with caplog.at_level(logging.DEBUG):
+            kept.clear()
+            gc.collect()
+    finally:
+        observer.stop()
+    return [r for r in caplog.records if r.levelno >= logging.ERROR]
+
 @pytest.mark.parametrize("kind", ["ConsentSpider", "ADDONS"])
 @deferred_f_from_coro_f
 async def test_a_task_or_deferred_collected_after_the_crawl_names_no_denied_person(
@@ -85,16 +100,7 @@ async def test_a_task_or_deferred_collected_after_the_crawl_names_no_denied_pers
     assert result.stats.get("finish_reason") == "finished"
     kept = result.crawler.spider.kept
     assert len(kept) == 4
-    caplog.clear()
-    observer = twisted_log.PythonLoggingObserver("twisted")  # as ``scrapy crawl`` routes Twisted's lines
-    observer.start()
-    try:
-        with caplog.at_level(logging.DEBUG):
-            kept.clear()  # the spider lets them go (or is itself collected) after the crawl
-            gc.collect()
-    finally:
-        observer.stop()
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    errors = collect_kept(kept, caplog)
     written = [f"{r.name}: {r.getMessage()} {r.exc_text or ''}" for r in errors]
     # both were written (asyncio's and Twisted's), at ERROR, and name no one
     assert any("never retrieved" in line for line in written), written
@@ -318,10 +324,6 @@ async def test_the_next_crawl_reads_the_lines_as_it_decides(
                              proxy=server.proxy, monkeypatch=monkeypatch)
     assert app.people_served() == ["101"], app.describe()  # the second crawl's
     kept = result.crawler.spider.kept
-    caplog.clear()
-    with caplog.at_level(logging.DEBUG):
-        kept.clear()
-        gc.collect()
-    written = [f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records if r.levelno >= logging.ERROR]
+    written = [f"{r.getMessage()} {r.exc_text or ''}" for r in collect_kept(kept, caplog)]
     assert [line for line in written if f"{BASE}/u/101" in line], written
     assert not [line for line in written if DENIED.search(line)], written

@@ -13,19 +13,16 @@ Real crawls against the lenient people site; judged by the server's log and the 
 
 from __future__ import annotations
 
-import gc
-import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
 import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
-from twisted.python import log as twisted_log
 
 from consentcrawl_demo.server import LocalServer
 from tests.lenient import LenientPeople, crawl, make_spider, people_settings
-from tests.test_leaks_left16 import BASE, DENIED, KeepsTasks
+from tests.test_leaks_left16 import BASE, DENIED, KeepsTasks, collect_kept
 
 
 class FailingExtension:
@@ -53,16 +50,7 @@ async def test_a_next_crawl_whose_start_failed_does_not_unhide_the_ended_crawls_
     assert app.people_served() == ["101"], app.describe()  # the first crawl's; the second fetched nothing
     kept = result.crawler.spider.kept
     assert len(kept) == 4
-    caplog.clear()
-    observer = twisted_log.PythonLoggingObserver("twisted")  # as ``scrapy crawl`` routes Twisted's lines
-    observer.start()
-    try:
-        with caplog.at_level(logging.DEBUG):
-            kept.clear()
-            gc.collect()
-    finally:
-        observer.stop()
-    written = [f"{r.name}: {r.getMessage()} {r.exc_text or ''}" for r in caplog.records if r.levelno >= logging.ERROR]
+    written = [f"{r.name}: {r.getMessage()} {r.exc_text or ''}" for r in collect_kept(kept, caplog)]
     assert any("never retrieved" in line for line in written), written
     assert any("Unhandled error" in line for line in written), written
     assert not [line for line in written if DENIED.search(line)], written
@@ -94,11 +82,7 @@ async def test_an_ended_crawls_people_stay_hidden_after_the_next_crawl_ends(
                     proxy=server.proxy, monkeypatch=monkeypatch)
     assert app.people_served() == ["101", "101"], app.describe()
     kept = result.crawler.spider.kept
-    caplog.clear()
-    with caplog.at_level(logging.DEBUG):
-        kept.clear()
-        gc.collect()
-    written = [f"{r.getMessage()} {r.exc_text or ''}" for r in caplog.records if r.levelno >= logging.ERROR]
+    written = [f"{r.getMessage()} {r.exc_text or ''}" for r in collect_kept(kept, caplog)]
     assert any("never retrieved" in line for line in written), written
     assert not [line for line in written if DENIED.search(line)], written
     assert [line for line in written if f"{BASE}/u/101" in line], written  # allowed by both: in the line
