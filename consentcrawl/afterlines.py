@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from .deciding import Undecided
 from .facts import FactReader
-from .linecheck import CheckedLines, to_debug
+from .linecheck import CheckedLines, rewrite
 from .personlines import exception_text, people_out, urls_out
 
 if TYPE_CHECKING:
@@ -79,8 +79,7 @@ class AfterCrawls(CheckedLines):
         if error is not None:
             error = self.scrubbed(error, frames=True)
         if message != said or error != error_said:
-            to_debug(record)
-            record.msg, record.args, record.exc_info, record.exc_text = message, None, None, error
+            rewrite(record, message, error)
         return True
 
     def scrubbed(self, text: str, *, frames: bool) -> str:

@@ -35,6 +35,13 @@ def to_debug(record: logging.LogRecord) -> None:
             {**record.__dict__, "levelno": logging.DEBUG, "levelname": "DEBUG", COPY: True}))
 
 
+def rewrite(record: logging.LogRecord, message: str, error: str | None = None) -> None:
+    """``record`` says ``message``, with ``error`` as its exception's text (None: none), and no arguments; the line
+    as logged goes to DEBUG first (:func:`to_debug`)."""
+    to_debug(record)
+    record.msg, record.args, record.exc_info, record.exc_text = message, None, None, error
+
+
 def unchecked(record: logging.LogRecord) -> None:
     """``record`` says :data:`UNCHECKED`, without its arguments or traceback; the line as logged goes to DEBUG
     (if even that raises, it is lost: the line at its level is what must not name anyone)."""

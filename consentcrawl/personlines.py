@@ -58,7 +58,7 @@ from scrapy import signals
 
 from .deniedpeople import ID_STAND_IN, UNDECIDED, item_line_reason, item_reason, url_reason
 from .heldlocks import crawl_alive
-from .linecheck import CheckedLines, to_debug
+from .linecheck import CheckedLines, rewrite
 from .loghandlers import OnHandlers, all_handlers, unwatch, watch
 from .personurls import FRAME, scheme_urls, without_path, without_url, written_paths
 from .requestlines import RequestLines
@@ -244,11 +244,7 @@ class PersonLines(CheckedLines):
         if error is not None:
             error = ITEM_TRACEBACK.format(reason=item) if item is not None else scrubbed(runtime, error, frames=True)
         if message != said or error != error_said:
-            self._rewrite(record, message, error)
-
-    def _rewrite(self, record: logging.LogRecord, message: str, error: str | None) -> None:
-        to_debug(record)
-        record.msg, record.args, record.exc_info, record.exc_text = message, None, None, error
+            rewrite(record, message, error)
 
 
 def _names_item(record: logging.LogRecord) -> bool:

@@ -31,7 +31,7 @@ from scrapy import signals
 from .decision import not_allowed_reason
 from .downloadlines import UNREAD, UNREAD_PAGE, named_in, unread_reason
 from .heldlocks import crawl_alive
-from .linecheck import CheckedLines, to_debug
+from .linecheck import CheckedLines, rewrite
 from .runtime import get_runtime, is_checked_url
 from .scrapylines import (
     COMPRESSION_LINE_LOGGER,
@@ -139,10 +139,9 @@ class RequestLines(CheckedLines):
 
     def _rewrite(self, record: logging.LogRecord, message: str, *urls: str) -> None:
         """``record`` says ``message`` (``urls`` left out); the line as Scrapy wrote it goes to DEBUG first."""
-        to_debug(record)
         for url in urls:
             message = message.replace(url, "<its URL>")
-        record.msg, record.args, record.exc_info, record.exc_text = message, None, None, None
+        rewrite(record, message)
 
 
 def _instead(because: str) -> str:
