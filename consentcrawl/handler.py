@@ -30,7 +30,7 @@ from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import Response as ScrapyResponse
 from scrapy.utils.misc import build_from_crawler, load_object
 
-from ._scrapy_internals import no_silent_resend
+from ._scrapy_internals import no_silent_resend, reserve_slot_delay
 from .checks.robots import crawl_delay
 from .distributed.send import MAX_ROUNDS, ended_shared, send_shared, unsent_shared
 from .distributed.shared import SharedStateUnavailable
@@ -43,7 +43,6 @@ from .personlines import PersonLines
 from .refusalphase import actor_read, actor_request
 from .runtime import get_runtime, is_checked_url, refuse_to_start
 from .settings import read
-from .sidedownload import past_slots
 from .urls import canonicalize
 
 if TYPE_CHECKING:
@@ -151,6 +150,10 @@ class ConsentDownloadHandler:
             async with self.spacing.turn(origin, delay) as waited:
                 if waited:
                     runtime.count("consentcrawl/crawl_delay/waited")
+                # past the slot's queue (sidedownload.py), in its DOWNLOAD_DELAY schedule: a wait on the clock alone
+                if (slot_wait := reserve_slot_delay(self.crawler, request)) > 0:
+                    runtime.count("consentcrawl/side_requests/slot_delay_waited")
+                    await asyncio.sleep(slot_wait)
                 if runtime.distributed is not None and origin is not None:
                     await self._own_shared_turn(runtime, request, origin, delay)
                 try:
@@ -172,11 +175,11 @@ class ConsentDownloadHandler:
             read = False
             try:
                 response: Response = await self._send(runtime, request)
-                with past_slots():  # the page holds its slot: the side requests made now skip it (sidedownload)
-                    if first:
-                        assert person is not None
-                        read = await self._first_page(runtime, person, request, response)
-                    await self._decide_page(runtime, request, response)
+                # the page holds its slot: the side requests made now go past the slot queues (sidedownload.py)
+                if first:
+                    assert person is not None
+                    read = await self._first_page(runtime, person, request, response)
+                await self._decide_page(runtime, request, response)
                 return response
             finally:
                 if first:

@@ -1,0 +1,81 @@
+"""Side requests (robots.txt, signal files) and the download slots: a page that holds its slot never waits on a
+side request queued behind it in that slot (the crawl would never end), with one request per domain at a time.
+
+Each crawl here is given a few seconds: a hang fails the test, with what the crawl was waiting for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+import pytest
+import scrapy
+from scrapy.core.downloader.handlers.http11 import HTTP11DownloadHandler
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+import tests.conftest
+from consentcrawl.browser import _RequestGate
+from consentcrawl_demo.messages import LoggedRequest, Response
+from consentcrawl_demo.server import LocalServer
+from tests.lenient import HOST, LenientPeople, ListLogic, crawl, make_spider, people_settings
+
+#: seconds a crawl here may take before it counts as hung (each needs about two)
+LIMIT = 10.0
+
+
+class BrowserLikeHandler(HTTP11DownloadHandler):
+    """A download handler that follows redirects itself, as a browser handler (scrapy-playwright's Chromium) does:
+    each hop is asked of consentcrawl first, as Chromium's paused requests are (``browser._RequestGate``), and the
+    page comes back with the final URL, decided by the response phase."""
+
+    async def download_request(self, request: scrapy.Request) -> Any:
+        gate = _RequestGate(self._crawler, None)
+        for _ in range(5):
+            response = await super().download_request(request)
+            location = response.headers.get(b"Location")
+            if response.status not in (301, 302, 303, 307, 308) or not location:
+                return response
+            url = urljoin(response.url, location.decode("latin-1"))
+            if not await gate.allowed(url, redirect=True):
+                raise scrapy.exceptions.IgnoreRequest("the browser's redirect hop was blocked")
+            request = request.replace(url=url)
+        return response
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> BrowserLikeHandler:
+        handler = super().from_crawler(crawler)
+        handler._crawler = crawler
+        return handler
+
+
+def _slow_redirect(to: str, delay: float) -> Any:
+    def answer(request: LoggedRequest) -> Response:
+        return Response(302, {"Location": to}, b"", delay=delay)
+    return answer
+
+
+def _settings(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
+    return people_settings(tmp_path, CONCURRENT_REQUESTS_PER_DOMAIN=1,
+                           CONSENTCRAWL_HTTP_HANDLER="tests.test_side_slots.BrowserLikeHandler", **overrides)
+
+
+@pytest.mark.parametrize("where", ["port", "slot"])
+@deferred_f_from_coro_f
+async def test_a_page_redirected_to_an_origin_whose_robots_txt_waits_in_its_slot_does_not_hang(
+        where: str, tmp_path: Path, monkeypatch: Any) -> None:
+    """Page A is slow and ends (followed by its handler) on another origin, O2, whose robots.txt page B's request
+    phase has meanwhile sent for into the download slot A holds (same host name on another port, or A's
+    ``download_slot``): A's response phase and its handler's redirect hop need O2's robots.txt."""
+    monkeypatch.setattr(tests.conftest, "CRAWL_LIMIT", LIMIT)
+    o2 = f"http://{HOST}" if where == "port" else f"http://www.{HOST}"
+    start = f"http://{HOST}:8080/slow" if where == "port" else f"http://{HOST}/slow"
+    app = LenientPeople()
+    app.pages["/slow"] = _slow_redirect(f"{o2}/people?page=1", 1.5)
+    meta = {} if where == "port" else {"download_slot": f"www.{HOST}"}
+    urls = [scrapy.Request(start, meta=meta, dont_filter=True), 0.5, f"{o2}/people?page=1&b=1"]
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", ListLogic), _settings(tmp_path), proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=urls, follow_links=False)
+    assert sorted(result.seen) == [f"{o2}/people?page=1", f"{o2}/people?page=1&b=1"], app.describe()
