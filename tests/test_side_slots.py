@@ -6,6 +6,8 @@ Each crawl here is given a few seconds: a hang fails the test, with what the cra
 
 from __future__ import annotations
 
+import itertools
+import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
@@ -19,7 +21,7 @@ import tests.conftest
 from consentcrawl.browser import _RequestGate
 from consentcrawl_demo.messages import LoggedRequest, Response
 from consentcrawl_demo.server import LocalServer
-from tests.lenient import HOST, LenientPeople, ListLogic, crawl, make_spider, people_settings
+from tests.lenient import HOST, LenientPeople, ListLogic, Robots, crawl, make_spider, people_settings
 
 #: seconds a crawl here may take before it counts as hung (each needs about two)
 LIMIT = 10.0
@@ -79,3 +81,56 @@ async def test_a_page_redirected_to_an_origin_whose_robots_txt_waits_in_its_slot
         result = await crawl(make_spider("ConsentSpider", ListLogic), _settings(tmp_path), proxy=server.proxy,
                              monkeypatch=monkeypatch, urls=urls, follow_links=False)
     assert sorted(result.seen) == [f"{o2}/people?page=1", f"{o2}/people?page=1&b=1"], app.describe()
+
+
+LICENSED = ('<html><head><link rel="license" type="application/rsl+xml" href="/licence.xml"></head>'
+            "<body><h1>about us</h1></body></html>")
+LICENCE = ('<rsl xmlns="https://rslstandard.org/rsl"><content url="/"><license>'
+           '<permits type="usage">search</permits></license></content></rsl>')
+
+
+@deferred_f_from_coro_f
+async def test_side_requests_keep_the_download_delay_of_their_slot(tmp_path: Path, monkeypatch: Any) -> None:
+    """``DOWNLOAD_DELAY`` spaces every request the server gets, consentcrawl's own included: robots.txt and the
+    site's files before the first page, and the licence a page names, fetched while that page holds its slot
+    (its response phase), which went out at once, right after the page, and brought the next page closer."""
+    monkeypatch.setattr(tests.conftest, "CRAWL_LIMIT", LIMIT)
+    delay = 0.3
+    app = LenientPeople()
+    app.pages["/licensed"] = LICENSED
+    app.pages["/licence.xml"] = lambda request: Response(200, {"Content-Type": "application/rsl+xml"}, LICENCE)
+    settings = people_settings(tmp_path, DOWNLOAD_DELAY=delay, DOWNLOAD_DELAY_JITTER=0,
+                               CONCURRENT_REQUESTS_PER_DOMAIN=1)
+    urls = [f"http://{HOST}/licensed", f"http://{HOST}/people?page=1"]
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", ListLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=urls, follow_links=False)
+    paths = [s.target.split(HOST, 1)[1] for s in app.served]
+    assert "/licence.xml" in paths and set(result.seen) == set(urls), (app.describe(), result.denies())
+    times = [s.time for s in app.served]
+    gaps = [round(b - a, 3) for a, b in itertools.pairwise(times)]
+    # the server's arrival times: a send Scrapy's slot let go ``delay`` after the last reaches it a little later or
+    # sooner; 0.05 s of that
+    assert min(gaps) >= delay - 0.05, f"requests closer than DOWNLOAD_DELAY: {list(zip(paths[1:], gaps, strict=True))}"
+    assert result.stats.get("consentcrawl/side_requests/slot_delay_waited"), result.stats
+
+
+@deferred_f_from_coro_f
+async def test_a_browser_redirect_hop_after_the_site_files_expired_does_not_wait_for_its_own_page(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """robots.txt and the site's files expire while a page of an origin with a ``Crawl-delay`` downloads; its
+    handler's redirect hop, on the same origin, is decided while the page holds the origin's turn, and needs them
+    fetched again."""
+    monkeypatch.setattr(tests.conftest, "CRAWL_LIMIT", LIMIT)
+    app = LenientPeople(robots={HOST: Robots(crawl_delay=0.2)})
+    app.pages["/slow"] = _slow_redirect("/people?page=1", 1.3)
+    settings = {**_settings(tmp_path, CONSENTCRAWL_ROBOTS_TTL=1, CONSENTCRAWL_MAX_CRAWL_DELAY=1), "DOWNLOAD_TIMEOUT": 2}
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", ListLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"http://{HOST}/slow"], follow_links=False)
+    # the hop waited for its origin's signal files, which waited for the page's turn: failed closed, the cause said
+    assert result.seen == [] and "/people" not in {s.path for s in app.served}, app.describe()
+    denies = result.audit_for("/people?page=1", phase="browser", verdict="deny")
+    assert [e["reason"] for e in denies] == ["terms.signal-unavailable.tdmrep"], result.denies()
+    assert "Crawl-delay turn was not free" in json.dumps(denies[0]["evidence"]), denies
+    assert result.stats.get("consentcrawl/side_requests/turn_not_free"), result.stats  # tdmrep.json, ai.txt
