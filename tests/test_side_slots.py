@@ -19,6 +19,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 import tests.conftest
 from consentcrawl.browser import _RequestGate
+from consentcrawl.originspacing import OriginSpacing, TurnNotFree
 from consentcrawl_demo.messages import LoggedRequest, Response
 from consentcrawl_demo.server import LocalServer
 from tests.lenient import HOST, LenientPeople, ListLogic, Robots, crawl, make_spider, people_settings
@@ -32,6 +33,8 @@ class BrowserLikeHandler(HTTP11DownloadHandler):
     each hop is asked of consentcrawl first, as Chromium's paused requests are (``browser._RequestGate``), and the
     page comes back with the final URL, decided by the response phase."""
 
+    asks = True
+
     async def download_request(self, request: scrapy.Request) -> Any:
         gate = _RequestGate(self._crawler, None)
         for _ in range(5):
@@ -40,7 +43,7 @@ class BrowserLikeHandler(HTTP11DownloadHandler):
             if response.status not in (301, 302, 303, 307, 308) or not location:
                 return response
             url = urljoin(response.url, location.decode("latin-1"))
-            if not await gate.allowed(url, redirect=True):
+            if self.asks and not await gate.allowed(url, redirect=True):
                 raise scrapy.exceptions.IgnoreRequest("the browser's redirect hop was blocked")
             request = request.replace(url=url)
         return response
@@ -52,21 +55,29 @@ class BrowserLikeHandler(HTTP11DownloadHandler):
         return handler
 
 
+class FollowingHandler(BrowserLikeHandler):
+    """A handler that follows redirects without asking (a remote rendering service's): only the response phase
+    decides the final URL."""
+
+    asks = False
+
+
 def _slow_redirect(to: str, delay: float) -> Any:
     def answer(request: LoggedRequest) -> Response:
         return Response(302, {"Location": to}, b"", delay=delay)
     return answer
 
 
-def _settings(tmp_path: Path, **overrides: Any) -> dict[str, Any]:
+def _settings(tmp_path: Path, handler: str = "BrowserLikeHandler", **overrides: Any) -> dict[str, Any]:
     return people_settings(tmp_path, CONCURRENT_REQUESTS_PER_DOMAIN=1,
-                           CONSENTCRAWL_HTTP_HANDLER="tests.test_side_slots.BrowserLikeHandler", **overrides)
+                           CONSENTCRAWL_HTTP_HANDLER=f"tests.test_side_slots.{handler}", **overrides)
 
 
-@pytest.mark.parametrize("where", ["port", "slot"])
+@pytest.mark.parametrize(("where", "handler"), [("port", "BrowserLikeHandler"), ("slot", "BrowserLikeHandler"),
+                                               ("port", "FollowingHandler")])
 @deferred_f_from_coro_f
 async def test_a_page_redirected_to_an_origin_whose_robots_txt_waits_in_its_slot_does_not_hang(
-        where: str, tmp_path: Path, monkeypatch: Any) -> None:
+        where: str, handler: str, tmp_path: Path, monkeypatch: Any) -> None:
     """Page A is slow and ends (followed by its handler) on another origin, O2, whose robots.txt page B's request
     phase has meanwhile sent for into the download slot A holds (same host name on another port, or A's
     ``download_slot``): A's response phase and its handler's redirect hop need O2's robots.txt."""
@@ -78,7 +89,7 @@ async def test_a_page_redirected_to_an_origin_whose_robots_txt_waits_in_its_slot
     meta = {} if where == "port" else {"download_slot": f"www.{HOST}"}
     urls = [scrapy.Request(start, meta=meta, dont_filter=True), 0.5, f"{o2}/people?page=1&b=1"]
     with LocalServer(app) as server:
-        result = await crawl(make_spider("ConsentSpider", ListLogic), _settings(tmp_path), proxy=server.proxy,
+        result = await crawl(make_spider("ConsentSpider", ListLogic), _settings(tmp_path, handler), proxy=server.proxy,
                              monkeypatch=monkeypatch, urls=urls, follow_links=False)
     assert sorted(result.seen) == [f"{o2}/people?page=1", f"{o2}/people?page=1&b=1"], app.describe()
 
@@ -134,3 +145,20 @@ async def test_a_browser_redirect_hop_after_the_site_files_expired_does_not_wait
     assert [e["reason"] for e in denies] == ["terms.signal-unavailable.tdmrep"], result.denies()
     assert "Crawl-delay turn was not free" in json.dumps(denies[0]["evidence"]), denies
     assert result.stats.get("consentcrawl/side_requests/turn_not_free"), result.stats  # tdmrep.json, ai.txt
+
+
+@deferred_f_from_coro_f
+async def test_a_turn_not_free_within_its_bound_raises_and_leaves_nothing_held() -> None:
+    """The bound of :meth:`OriginSpacing.turn`: a second request past it gets ``TurnNotFree`` (the first still holds
+    the turn); once the first lets go, the origin's turn is free again and nothing of it is kept."""
+    spacing, seen = OriginSpacing(30.0), []
+    async with spacing.turn("http://a.example", 0.01):
+        try:
+            async with spacing.turn("http://a.example", 0.01, within=0.05):
+                seen.append("entered beside the holder")
+        except TurnNotFree as exc:
+            seen.append(str(exc))
+    async with spacing.turn("http://a.example", 0.01, within=0.5):
+        seen.append("entered after")
+    seen.append(f"kept {len(spacing._turns)}")
+    assert seen == ["the origin's Crawl-delay turn was not free within 0.05 s", "entered after", "kept 0"]
