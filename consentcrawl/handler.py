@@ -322,14 +322,17 @@ class ConsentDownloadHandler:
 
         It goes through the downloader middlewares (the request phase's decision, the user agent, the proxy; the
         response phase reads it for refusals and records them) and is decided again at send time, each with its
-        audit line, like any request of the person. It skips the download slot: this page still holds the slot,
-        which the actor would wait for. Its response goes to no spider and no cache. A deny or a failure denies the
-        person: what they say there is not known (:func:`~consentcrawl.refusalphase.actor_read`)."""
+        audit line, like any request of the person. It skips the download slot's queue (this page holds the slot,
+        which the actor would wait for), not its ``DOWNLOAD_DELAY``. Its response goes to no spider and no cache. A
+        deny or a failure denies the person: what they say there is not known
+        (:func:`~consentcrawl.refusalphase.actor_read`)."""
         engine = self.crawler.engine
         assert engine is not None
         self._actors.add(actor)
 
-        async def send(request: Request) -> Response:
+        async def send(request: Request) -> Response:  # past the slot queues, not past the slot's delay
+            if (wait := reserve_slot_delay(self.crawler, request)) > 0:
+                await asyncio.sleep(wait)
             return await self._send(runtime, request)
 
         response: Response | None = None

@@ -22,6 +22,7 @@ from consentcrawl.browser import _RequestGate
 from consentcrawl.originspacing import OriginSpacing, TurnNotFree
 from consentcrawl_demo.messages import LoggedRequest, Response
 from consentcrawl_demo.server import LocalServer
+from tests.conftest import run_crawl
 from tests.lenient import HOST, LenientPeople, ListLogic, Robots, crawl, make_spider, people_settings
 
 #: seconds a crawl here may take before it counts as hung (each needs about two)
@@ -121,8 +122,8 @@ async def test_side_requests_keep_the_download_delay_of_their_slot(tmp_path: Pat
     times = [s.time for s in app.served]
     gaps = [round(b - a, 3) for a, b in itertools.pairwise(times)]
     # the server's arrival times: a send Scrapy's slot let go ``delay`` after the last reaches it a little later or
-    # sooner; 0.05 s of that
-    assert min(gaps) >= delay - 0.05, f"requests closer than DOWNLOAD_DELAY: {list(zip(paths[1:], gaps, strict=True))}"
+    # sooner (on a busy machine, by tens of ms); one sent at once, past the slot, came within a few ms
+    assert min(gaps) >= delay / 2, f"requests closer than DOWNLOAD_DELAY: {list(zip(paths[1:], gaps, strict=True))}"
     assert result.stats.get("consentcrawl/side_requests/slot_delay_waited"), result.stats
 
 
@@ -135,7 +136,8 @@ async def test_a_browser_redirect_hop_after_the_site_files_expired_does_not_wait
     monkeypatch.setattr(tests.conftest, "CRAWL_LIMIT", LIMIT)
     app = LenientPeople(robots={HOST: Robots(crawl_delay=0.2)})
     app.pages["/slow"] = _slow_redirect("/people?page=1", 1.3)
-    settings = {**_settings(tmp_path, CONSENTCRAWL_ROBOTS_TTL=1, CONSENTCRAWL_MAX_CRAWL_DELAY=1), "DOWNLOAD_TIMEOUT": 2}
+    settings = _settings(tmp_path, CONSENTCRAWL_ROBOTS_TTL=1, CONSENTCRAWL_MAX_CRAWL_DELAY=0.5)
+    settings["DOWNLOAD_TIMEOUT"] = 3  # the side request's bound for the turn: 3.5 s
     with LocalServer(app) as server:
         result = await crawl(make_spider("ConsentSpider", ListLogic), settings, proxy=server.proxy,
                              monkeypatch=monkeypatch, urls=[f"http://{HOST}/slow"], follow_links=False)
@@ -162,3 +164,25 @@ async def test_a_turn_not_free_within_its_bound_raises_and_leaves_nothing_held()
         seen.append("entered after")
     seen.append(f"kept {len(spacing._turns)}")
     assert seen == ["the origin's Crawl-delay turn was not free within 0.05 s", "entered after", "kept 0"]
+
+
+@deferred_f_from_coro_f
+async def test_a_persons_linked_actor_keeps_the_download_delay(tmp_path: Path, monkeypatch: Any) -> None:
+    """The ActivityPub actor a profile links to is fetched while the profile holds its slot (past the queue): it
+    went out right after the profile. Judged by the fediverse server's arrival times."""
+    from consentcrawl_demo.fediverse import FediverseSite
+    from tests.test_refusals_actor import ProfilesOnly
+    from tests.test_refusals_crawl import SETTINGS, fedi_settings
+
+    monkeypatch.setattr(tests.conftest, "CRAWL_LIMIT", 30.0)
+    delay = 0.15
+    settings = fedi_settings(tmp_path, CONSENTCRAWL_PLATFORMS=[str(SETTINGS / "fediverse.yaml")],
+                             DOWNLOAD_DELAY=delay, DOWNLOAD_DELAY_JITTER=0)
+    site = FediverseSite()
+    with LocalServer(site) as server:
+        result = await run_crawl(ProfilesOnly, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    sent = [(r.time, r.path) for r in server.requests]
+    actors = [(path, round(b - a, 3)) for (a, _), (b, path) in itertools.pairwise(sent) if path.startswith("/users/")]
+    assert actors and result.stats.get("consentcrawl/refusals/actor_requests"), sent  # control: actors were fetched
+    # each after the profile that links to it, as above: sent at once, it came within a few ms
+    assert min(gap for _, gap in actors) >= delay / 2, f"closer than DOWNLOAD_DELAY to the page before: {actors}"
