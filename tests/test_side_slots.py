@@ -186,3 +186,23 @@ async def test_a_persons_linked_actor_keeps_the_download_delay(tmp_path: Path, m
     assert actors and result.stats.get("consentcrawl/refusals/actor_requests"), sent  # control: actors were fetched
     # each after the profile that links to it, as above: sent at once, it came within a few ms
     assert min(gap for _, gap in actors) >= delay / 2, f"closer than DOWNLOAD_DELAY to the page before: {actors}"
+
+
+@deferred_f_from_coro_f
+async def test_the_site_files_expiring_between_a_pages_send_and_its_response_phase_do_not_hang_it(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """robots.txt and the site's files expire while a slow page downloads; another page of the origin, asked for
+    then, sends for robots.txt again in its request phase, and the slow page's response phase for the site's files
+    (one request per domain at a time): both pages are read, each file fetched again once."""
+    monkeypatch.setattr(tests.conftest, "CRAWL_LIMIT", LIMIT)
+    app = LenientPeople()
+    app.pages["/slow"] = lambda request: Response(200, {"Content-Type": "text/html"}, "<p>slow</p>", delay=1.4)
+    settings = people_settings(tmp_path, CONCURRENT_REQUESTS_PER_DOMAIN=1, CONSENTCRAWL_ROBOTS_TTL=1)
+    urls = [f"http://{HOST}/slow", 1.1, f"http://{HOST}/people?page=1"]
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", ListLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=urls, follow_links=False)
+    assert sorted(result.seen) == [f"http://{HOST}/people?page=1", f"http://{HOST}/slow"], (app.describe(),
+                                                                                             result.denies())
+    fetched = [s.path for s in app.served]
+    assert (fetched.count("/robots.txt"), fetched.count("/.well-known/tdmrep.json")) == (2, 2), app.describe()
