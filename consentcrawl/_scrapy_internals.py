@@ -8,7 +8,8 @@
 - :func:`awaited_by_caller`: ``scrapy shell``'s ``fetch`` waits on a request through its callbacks.
 - :func:`wake_engine`: the engine asks for its next requests now, not at its next 5-second heartbeat.
 - :func:`download_past_slots`: one of our side requests through the downloader middlewares and a download
-  handler, past the download slots (``Downloader.middleware``; the engine's public download goes into them).
+  handler, past the download slots (``Downloader.middleware``; the engine's public download goes into them);
+  :func:`reserve_slot_delay`: its place in its slot's ``DOWNLOAD_DELAY`` schedule all the same (``Slot.lastseen``).
 - :func:`cached_instead`: the cached page ``HttpCacheMiddleware`` may hand on in place of a response (a
   ``304 Not Modified``, a server error).
 - :func:`no_silent_resend`: the HTTP/1.1 handler's connection pool (and the aiohttp handler's session) does not
@@ -19,12 +20,11 @@
   ``spider_error`` handlers sanitized (Scrapy builds the failure it sends in ``Scraper``, with no hook before the
   signal); the guard learns which response an item handed to the pipelines came from (Scrapy passes it to the
   item signals, not to the pipelines).
-- :func:`wrap_engine_close`: the reason a crawl closes with names no URL it did not allow, however it was given
-  (Scrapy logs it, signals it and keeps it as ``finish_reason`` inside ``close_spider_async``).
+- :func:`wrap_engine_close`: a crawl's close reason names no URL it did not allow, however given (Scrapy logs,
+  signals and keeps it as ``finish_reason`` inside ``close_spider_async``).
 - :func:`itemproc_runs_async`: which of its processor's methods the scraper hands items to (a private choice).
 - :func:`item_pipelines`: the crawl's own item pipeline instances (the guard decides a media pipeline's request
-  before it looks in its store, mediaurls.py); the purge on close asks a project's
-  ``ImagesPipeline`` how it named an image's thumbnails (Scrapy offers no public way to reach a pipeline).
+  before it looks in its store, mediaurls.py; the purge asks an ``ImagesPipeline`` how it named thumbnails).
 - :func:`guard_command_crawl`: ``scrapy fetch``, ``view`` and ``shell`` crawl with a spider class chosen inside
   Scrapy's command; :class:`ShownPage`: the page ``view`` opens goes to the command's ``show`` (Scrapy hands it to
   the command's private ``_print_response``).
@@ -42,6 +42,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -101,11 +102,8 @@ def fail_request(crawler: Crawler, request: Request, error: Exception) -> bool:
 
     Returns whether the errback was handed the failure (False: the request has none, or the spider is closed).
     """
-    if request.errback is None:
-        return False
-    engine = crawler.engine
-    scraper = getattr(engine, "scraper", None)
-    if scraper is None or getattr(scraper, "slot", None) is None:
+    scraper = getattr(crawler.engine, "scraper", None)
+    if request.errback is None or scraper is None or getattr(scraper, "slot", None) is None:
         return False
     done = scraper.enqueue_scrape(Failure(error), request)
     # the engine looks for its next request (or notices it is idle) when a download ends, not when an errback
@@ -140,9 +138,20 @@ def wake_engine(crawler: Crawler) -> None:
 async def download_past_slots(crawler: Crawler, download: Callable[[Request], Any], request: Request) -> Any:
     """``request`` through the crawl's downloader middlewares to ``download`` (a download handler's
     ``download_request``), past the download slots: what the middlewares answer (a response or a request)."""
-    engine = crawler.engine
-    assert engine is not None
-    return await engine.downloader.middleware.download_async(download, request)
+    assert crawler.engine is not None
+    return await crawler.engine.downloader.middleware.download_async(download, request)
+
+
+def reserve_slot_delay(crawler: Crawler, request: Request) -> float:
+    """Seconds ``request`` (sent past the queues) waits for its slot's delay since the slot's last send; the slot's
+    next send waits the delay after it (Scrapy's queue reads ``Slot.lastseen`` again when its timer fires)."""
+    get_slot = getattr(getattr(crawler.engine, "downloader", None), "_get_slot", None)
+    slot = get_slot(request)[1] if get_slot is not None else None  # made if new as Scrapy makes it (DOWNLOAD_SLOTS)
+    if slot is None or not slot.delay:
+        return 0.0
+    now = time.monotonic()  # Scrapy's clock for ``lastseen``
+    slot.lastseen = at = max(now, slot.lastseen + slot.download_delay())
+    return at - now
 
 
 def cached_instead(request: Request, response: Any) -> Any:
@@ -174,8 +183,7 @@ def no_silent_resend(handler: Any) -> None:
     """
     from twisted.web.client import HTTPConnectionPool
 
-    pool = getattr(handler, "_pool", None)
-    if isinstance(pool, HTTPConnectionPool):
+    if isinstance(pool := getattr(handler, "_pool", None), HTTPConnectionPool):
         pool.retryAutomatically = False
     session = getattr(handler, "_session", None)
     if session is not None and hasattr(session, "_retry_connection"):

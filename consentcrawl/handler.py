@@ -30,20 +30,19 @@ from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import Response as ScrapyResponse
 from scrapy.utils.misc import build_from_crawler, load_object
 
-from ._scrapy_internals import no_silent_resend
+from ._scrapy_internals import no_silent_resend, reserve_slot_delay
 from .checks.robots import crawl_delay
 from .distributed.send import MAX_ROUNDS, ended_shared, send_shared, unsent_shared
 from .distributed.shared import SharedStateUnavailable
 from .distributed.spacing import fetch_hold, fetch_token
 from .errors import ConfigError
 from .middlewares import REFUSALS, ConsentDenied, ConsentMisconfigured, guard_refused_errback
-from .originspacing import OriginSpacing
+from .originspacing import OriginSpacing, TurnNotFree
 from .pagedenied import close_browser_page, page_denied
 from .personlines import PersonLines
 from .refusalphase import actor_read, actor_request
 from .runtime import get_runtime, is_checked_url, refuse_to_start
 from .settings import read
-from .sidedownload import past_slots
 from .urls import canonicalize
 
 if TYPE_CHECKING:
@@ -111,6 +110,9 @@ class ConsentDownloadHandler:
         self.fallback = fallback
         no_silent_resend(fallback)  # every send has its decision: a resend is a retry, decided again
         self.spacing = OriginSpacing(max_crawl_delay)
+        #: the longest one of our side requests waits for its origin's turn (:meth:`_send_own`): a fetch that holds
+        #: it ends within its download timeout, then the delay after it
+        self.side_turn_limit = crawler.settings.getfloat("DOWNLOAD_TIMEOUT") + max_crawl_delay
         #: the responses this handler downloaded for a checked request (by identity: the response phase reads and
         #: decides any other one, from the HTTP cache, as a page that was never sent)
         self._sent: weakref.WeakSet[Response] = weakref.WeakSet()
@@ -142,15 +144,49 @@ class ConsentDownloadHandler:
         if runtime is None:
             raise ConsentMisconfigured
         if runtime.is_own(request):
-            for name in _ANSWER_CHANGING:  # a project's Range or precondition: a 206, 412 or 304 is not the file
-                request.headers.pop(name, None)
-            request.headers[b"Accept"] = b"*/*"  # a project's Accept: a negotiating server's 406 is not "no file"
-            origin = _origin(request.url)
-            # robots.txt goes at once (it is how the delay is known); the site's other files keep the delay
-            delay = None if urlsplit(request.url).path == "/robots.txt" else self._delay(runtime, request.url)[1]
-            async with self.spacing.turn(origin, delay) as waited:
+            return await self._send_own(runtime, request)
+        elif is_checked_url(request.url):
+            person = runtime.person_of(request)
+            # a person's other requests wait here until one of their pages has been read for refusals
+            first = person is not None and await runtime.first_pages.enter(person)
+            read = False
+            try:
+                response: Response = await self._send(runtime, request)
+                # the page holds its slot: the side requests made now go past the slot queues (sidedownload.py)
+                if first:
+                    assert person is not None
+                    read = await self._first_page(runtime, person, request, response)
+                await self._decide_page(runtime, request, response)
+                return response
+            finally:
+                if first:
+                    assert person is not None
+                    runtime.first_pages.done(person, read)
+        response = await self.fallback.download_request(request)
+        return response
+
+    async def _send_own(self, runtime: ConsentRuntime, request: Request) -> Response:
+        """One of our side requests (robots.txt, a signal file): decided again, past the slot queues in its slot's
+        ``DOWNLOAD_DELAY`` schedule, in its origin's ``Crawl-delay`` turn (robots.txt's own fetch excepted).
+
+        It waits for the origin's turn at most :attr:`side_turn_limit`: the page that holds the turn may be
+        waiting for this very request (a browser handler's redirect hop on the origin, decided while the page's
+        fetch goes on, needing the origin's expired files), and would wait forever. Past it the side request
+        fails, and what its file covers is denied as unavailable, the cause in the evidence."""
+        for name in _ANSWER_CHANGING:  # a project's Range or precondition: a 206, 412 or 304 is not the file
+            request.headers.pop(name, None)
+        request.headers[b"Accept"] = b"*/*"  # a project's Accept: a negotiating server's 406 is not "no file"
+        origin = _origin(request.url)
+        # robots.txt goes at once (it is how the delay is known); the site's other files keep the delay
+        delay = None if urlsplit(request.url).path == "/robots.txt" else self._delay(runtime, request.url)[1]
+        try:  # only the wait for the turn raises TurnNotFree
+            async with self.spacing.turn(origin, delay, self.side_turn_limit) as waited:
                 if waited:
                     runtime.count("consentcrawl/crawl_delay/waited")
+                # past the slot's queue (sidedownload.py), in its DOWNLOAD_DELAY schedule: a wait on the clock alone
+                if (slot_wait := reserve_slot_delay(self.crawler, request)) > 0:
+                    runtime.count("consentcrawl/side_requests/slot_delay_waited")
+                    await asyncio.sleep(slot_wait)
                 if runtime.distributed is not None and origin is not None:
                     await self._own_shared_turn(runtime, request, origin, delay)
                 try:
@@ -165,25 +201,9 @@ class ConsentDownloadHandler:
                     await unsent_shared(runtime, request, origin, delay, side=True)
                     raise
                 return await self._fetch(runtime, request, origin, delay, side=True)
-        elif is_checked_url(request.url):
-            person = runtime.person_of(request)
-            # a person's other requests wait here until one of their pages has been read for refusals
-            first = person is not None and await runtime.first_pages.enter(person)
-            read = False
-            try:
-                response: Response = await self._send(runtime, request)
-                with past_slots():  # the page holds its slot: the side requests made now skip it (sidedownload)
-                    if first:
-                        assert person is not None
-                        read = await self._first_page(runtime, person, request, response)
-                    await self._decide_page(runtime, request, response)
-                return response
-            finally:
-                if first:
-                    assert person is not None
-                    runtime.first_pages.done(person, read)
-        response = await self.fallback.download_request(request)
-        return response
+        except TurnNotFree as exc:
+            runtime.count("consentcrawl/side_requests/turn_not_free")
+            raise IgnoreRequest(f"consentcrawl: {exc}: a fetch from the origin held it") from None
 
     async def _first_page(self, runtime: ConsentRuntime, person: tuple[str, str], request: Request,
                           response: Response) -> bool:
@@ -302,14 +322,17 @@ class ConsentDownloadHandler:
 
         It goes through the downloader middlewares (the request phase's decision, the user agent, the proxy; the
         response phase reads it for refusals and records them) and is decided again at send time, each with its
-        audit line, like any request of the person. It skips the download slot: this page still holds the slot,
-        which the actor would wait for. Its response goes to no spider and no cache. A deny or a failure denies the
-        person: what they say there is not known (:func:`~consentcrawl.refusalphase.actor_read`)."""
+        audit line, like any request of the person. It skips the download slot's queue (this page holds the slot,
+        which the actor would wait for), not its ``DOWNLOAD_DELAY``. Its response goes to no spider and no cache. A
+        deny or a failure denies the person: what they say there is not known
+        (:func:`~consentcrawl.refusalphase.actor_read`)."""
         engine = self.crawler.engine
         assert engine is not None
         self._actors.add(actor)
 
-        async def send(request: Request) -> Response:
+        async def send(request: Request) -> Response:  # past the slot queues, not past the slot's delay
+            if (wait := reserve_slot_delay(self.crawler, request)) > 0:
+                await asyncio.sleep(wait)
             return await self._send(runtime, request)
 
         response: Response | None = None

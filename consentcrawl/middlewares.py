@@ -47,7 +47,6 @@ from .runtime import (
     get_runtime,
     is_checked_url,
 )
-from .sidedownload import past_slots
 from .startup import check_item_processor_runs_guard
 
 if TYPE_CHECKING:
@@ -207,10 +206,10 @@ class ConsentResponseMiddleware(RuntimeComponent):
         for page in (response,) if cached is None else (response, cached):
             if handler.decided(request, page):  # downloaded and decided for it by the send-time handler
                 continue
-            with past_slots():  # its side requests skip the slots pages waiting on it hold (sidedownload.py)
-                if handler.unsent(request, page):  # from the HTTP cache: its person's first page read, actor sent
-                    await handler.read_unsent(self.runtime, request, page)
-                decision = await self.runtime.decide_response(request, page)
+            # its side requests go past the slot queues, where pages waiting on it hold slots (sidedownload.py)
+            if handler.unsent(request, page):  # from the HTTP cache: its person's first page read, actor sent
+                await handler.read_unsent(self.runtime, request, page)
+            decision = await self.runtime.decide_response(request, page)
             if self.runtime.drops(decision):
                 request.meta["dont_cache"] = True
                 guard_refused_errback(self.runtime, request)

@@ -12,7 +12,11 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-__all__ = ["OriginSpacing"]
+__all__ = ["OriginSpacing", "TurnNotFree"]
+
+
+class TurnNotFree(Exception):
+    """An origin's turn was not free within the time a caller may wait for it (:meth:`OriginSpacing.turn`)."""
 
 
 class OriginSpacing:
@@ -57,8 +61,10 @@ class OriginSpacing:
         return 0.0 if ended is None or not delay else max(0.0, ended + delay - self.clock())
 
     @contextlib.asynccontextmanager
-    async def turn(self, origin: str | None, delay: float | None) -> AsyncIterator[float]:
+    async def turn(self, origin: str | None, delay: float | None,
+                   within: float | None = None) -> AsyncIterator[float]:
         """Hold the origin's turn while the request is decided and fetched; yields the seconds waited for it.
+        ``within``: the longest wait for the turn (the delay after it apart), else :class:`TurnNotFree`.
 
         The origin's lock lives while a request holds or waits for it, and is dropped with the last one: a lock
         dropped while one waited would let the next request in beside the holder."""
@@ -70,11 +76,17 @@ class OriginSpacing:
             turn = self._turns[origin] = _Turn()
         turn.users += 1
         try:
-            async with turn.lock:
+            try:
+                await asyncio.wait_for(turn.lock.acquire(), within)
+            except asyncio.TimeoutError:
+                raise TurnNotFree(f"the origin's Crawl-delay turn was not free within {within:g} s") from None
+            try:
                 wait = self.wait(origin, delay)
                 if wait > 0:
                     await asyncio.sleep(wait)
                 yield wait
+            finally:
+                turn.lock.release()
         finally:
             turn.users -= 1
             if not turn.users:

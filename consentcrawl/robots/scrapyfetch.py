@@ -1,4 +1,4 @@
-"""robots.txt inside a crawl: fetched through Scrapy's engine once per origin; concurrent callers wait on one fetch.
+"""robots.txt inside a crawl: fetched once per origin (past the slot queues: sidedownload); callers wait on one fetch.
 
 Redirects are followed here, hop by hop, rather than by Scrapy's RedirectMiddleware: a hop Scrapy would filter
 (offsite, its own redirect limit) must not turn into allow-all, and the rules found apply to the original origin
@@ -57,7 +57,7 @@ HopCheck = Callable[[str], Awaitable["str | None"]]
 
 
 class ScrapyRobotsFetcher:
-    """The robots.txt of each origin, through Scrapy's engine, cached by :class:`RobotsCache`."""
+    """The robots.txt of each origin, through Scrapy's downloader middlewares, cached by :class:`RobotsCache`."""
 
     PRIORITY = 1000
 
@@ -130,7 +130,7 @@ class ScrapyRobotsFetcher:
 
     async def side_request(self, url: str, may_fetch: HopCheck, ok: Callable[..., _T], fail: Callable[..., _T],
                            stat: str) -> _T:
-        """One of consentcrawl's own side requests (robots.txt, a site's signal files): through Scrapy's engine,
+        """One of consentcrawl's own side requests (robots.txt, a site's signal files): past the slot queues,
         recognised by identity (:attr:`own`), each redirect hop asked of ``may_fetch`` before it is sent.
 
         ``ok(status, body, final_url, hops, fetched_at)`` classifies the final answer;

@@ -2,7 +2,7 @@
 it names, the RSL licences robots.txt names (and the licences and policies a response names), ``/ai.txt`` in
 conservative mode.
 
-Fetched with robots.txt's rules and robots.txt's machinery: through Scrapy's engine as consentcrawl's own side
+Fetched with robots.txt's rules and robots.txt's machinery: through Scrapy's downloader as consentcrawl's own side
 requests (:meth:`ScrapyRobotsFetcher.side_request`: recognised by identity, each redirect hop asked before it is
 sent), once per file URL with one fetch in flight (single flight), kept by :class:`SignalFileCache` (at most 24 h;
 an unavailable file is retried with a backoff) and classified by :func:`consentcrawl.signals.fetch.from_response`
