@@ -10,13 +10,21 @@ import logging
 from pathlib import Path
 
 import pytest
+import redis
+import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
+from consentcrawl.cli import main
+from consentcrawl.distributed import serializer
 from consentcrawl_demo.fediverse import FediverseSite
 from consentcrawl_demo.server import LocalServer
 from spiders.fediverse import SETTINGS
 from tests.conftest import consent_settings, jsonl, run_crawl
+from tests.lenient import HOST, LenientPeople, ListLogic, crawl, make_spider, people_settings
+from tests.redis_server import RedisServer
 from tests.test_purge_refusals import TimelineSpider, receipts_for
+
+BASE = f"http://{HOST}"
 
 
 @pytest.mark.parametrize("fmt", ["jsonlines", "json"])
@@ -51,3 +59,91 @@ async def test_a_feed_exported_without_the_subject_and_provenance_fields_is_not_
     assert result.stats.get("consentcrawl/purge/failed"), result.stats
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert any("cannot tell whose" in line for line in errors), errors
+
+
+# -- a distributed crawl's shared queue, left in Redis ---------------------------------------------------------------
+
+
+@deferred_f_from_coro_f
+async def test_purge_shared_queue_erases_the_persons_requests_a_stopped_distributed_crawl_left_in_redis(
+        redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Fixed. A distributed crawl keeps its queue in Redis (``SCHEDULER_PERSIST = True``, as docs/distributed.md
+    says to set it), so a worker stopped early (``CLOSESPIDER_*``, a deploy, a signal) leaves every request it queued
+    there: each one's URL, headers and meta, the person's data at rest, as a paused crawl's ``JOBDIR`` keeps them.
+    ``consentcrawl purge --jobdir`` erases those of a person who withdrew; nothing erased them from Redis. Now
+    ``--shared-queue REDIS_URL#KEY`` does: the person's entries go, everyone else's stay as they were, with a
+    receipt."""
+    settings = people_settings(
+        tmp_path, SCHEDULER="consentcrawl.distributed.scheduler.ConsentRedisScheduler",
+        DUPEFILTER_CLASS="consentcrawl.distributed.scheduler.ConsentRedisDupeFilter", SCHEDULER_PERSIST=True,
+        REDIS_URL=redis_server.url, CLOSESPIDER_PAGECOUNT=1, CONCURRENT_REQUESTS=1,
+        CONSENTCRAWL_REDIS_IDLE_CLOSE=1)
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        await crawl(make_spider("ConsentSpider", ListLogic, name="stopped"), settings, proxy=server.proxy,
+                    monkeypatch=monkeypatch, urls=[f"{BASE}/people?page=1"])
+    assert app.people_served() == [], app.describe()  # the listing only: the profiles waited in the queue
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        def queued() -> list[str]:
+            return sorted(serializer.loads(raw)["url"] for raw in client.zrange("stopped:requests", 0, -1))
+
+        assert queued() == [f"{BASE}/u/{p}" for p in ("101", "102", "103")]  # the authorized ones were queued
+        code = main(["purge", "--platforms", str(tmp_path / "platforms.yaml"), "--audit-log",
+                     str(tmp_path / "audit.jsonl"), "--subject", "people:102",
+                     "--shared-queue", f"{redis_server.url}#stopped:requests"])
+        assert code == 0, capsys.readouterr()
+        assert queued() == [f"{BASE}/u/101", f"{BASE}/u/103"]
+        [receipt] = receipts_for(tmp_path / "audit.jsonl", "people:102")
+        [target] = receipt["targets"]
+        assert (target["kind"], target["removed"]) == ("shared-queue", 1), receipt
+        assert not receipt["failed"], receipt
+    finally:
+        client.close()
+
+
+def test_purge_shared_queue_reads_every_key_of_the_queue_and_fails_on_what_it_cannot_read(
+        redis_server: RedisServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Whose an entry is, read as a ``JOBDIR``'s queued request: 101's page found on 102's (its ``Referer``) goes
+    with 102; a killed worker's in-flight entry of 102 goes; a pickle another version set aside cannot be read: it
+    stays, and the purge fails (exit 1) saying so. Everyone else's entries stay, byte for byte."""
+    people_settings(tmp_path)  # writes platforms.yaml
+    key = "spider:requests"
+    entry = scrapy.Request(f"{BASE}/u/103").to_dict()
+    keep = serializer.dumps(entry)
+    via = serializer.dumps({**entry, "url": f"{BASE}/u/101", "headers": {b"Referer": [f"{BASE}/u/102".encode()]}})
+    held = serializer.dumps({**entry, "url": f"{BASE}/@102"})
+    pickled = b"\x80\x05" + b"not read"
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        client.zadd(key, {keep: 0, via: 1})
+        client.hset(f"{key}:inflight:w1", "h:0:x:1", held)
+        client.zadd(f"{key}:refused", {pickled: 0})
+        code = main(["purge", "--platforms", str(tmp_path / "platforms.yaml"), "--audit-log",
+                     str(tmp_path / "audit.jsonl"), "--subject", "people:102",
+                     "--shared-queue", f"{redis_server.url}#{key}"])
+        err = capsys.readouterr().err
+        assert code == 1 and "cannot tell whose" in err, err
+        assert client.zrange(key, 0, -1) == [keep]
+        assert client.hgetall(f"{key}:inflight:w1") == {}
+        assert client.zrange(f"{key}:refused", 0, -1) == [pickled]
+        [receipt] = receipts_for(tmp_path / "audit.jsonl", "people:102")
+        assert [t["removed"] for t in receipt["targets"]] == [2], receipt
+    finally:
+        client.close()
+
+
+def test_purge_shared_queue_usage_and_an_unreachable_redis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A queue named without its key is a usage error (exit 2, its password not echoed); a Redis that does not answer
+    fails the purge naming the queue (exit 1), with no traceback and no credential."""
+    people_settings(tmp_path)
+    base = ["purge", "--platforms", str(tmp_path / "platforms.yaml"), "--audit-log", str(tmp_path / "audit.jsonl"),
+            "--subject", "people:102", "--shared-queue"]
+    assert main([*base, "redis://user:s3cret@127.0.0.1:1/0"]) == 2
+    err = capsys.readouterr().err
+    assert "--shared-queue" in err and "s3cret" not in err, err
+    assert main([*base, "redis://user:s3cret@127.0.0.1:1/0#spider:requests"]) == 1
+    err = capsys.readouterr().err
+    assert "127.0.0.1:1/0#spider:requests: Redis did not answer" in err and "s3cret" not in err, err
+    assert "Traceback" not in err
