@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 import scrapy
+from scrapy.exceptions import CloseSpider
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.cli import main
@@ -147,3 +149,64 @@ def test_purge_shared_queue_usage_and_an_unreachable_redis(tmp_path: Path, capsy
     err = capsys.readouterr().err
     assert "127.0.0.1:1/0#spider:requests: Redis did not answer" in err and "s3cret" not in err, err
     assert "Traceback" not in err
+
+
+class StopsAtTheWithdrawal(TimelineSpider):
+    """Alice's profile, then her posts and, at a lower priority, their second page, both queued in the shared queue;
+    she withdraws while her posts wait out ``DOWNLOAD_DELAY`` (the store polls every 0.1 s), so they are denied at
+    send time and the errback stops the crawl (``CloseSpider``). The worker put back what it still held: her denied
+    request is in the shared queue when the crawl ends."""
+
+    name = "stops"
+    custom_settings = {"ADDONS": {"consentcrawl.Addon": 0}, "CONCURRENT_REQUESTS": 1}
+    authorizations: Path
+
+    async def start(self) -> Any:
+        yield scrapy.Request("http://fedi.example/@alice", callback=self.parse_profile, cb_kwargs={"name": "alice"})
+
+    def parse_profile(self, response: Any, name: str) -> Any:
+        yield response.follow(f"/@{name}/posts", callback=self.parse_posts, cb_kwargs={"name": name}, priority=5,
+                              errback=self.stop)
+        yield response.follow(f"/@{name}/posts?page=2", callback=self.parse_posts, cb_kwargs={"name": name},
+                              priority=-10)
+        # queued; she withdraws while her posts wait out DOWNLOAD_DELAY (the store sees it within 2 s)
+        lines = self.authorizations.read_text().splitlines()
+        self.authorizations.write_text("".join(
+            line.replace('"granted_at"', '"revoked_at": "2026-03-01T00:00:00Z", "granted_at"') + "\n"
+            if '"alice"' in line else line + "\n" for line in lines))
+
+    def stop(self, failure: Any) -> None:
+        raise CloseSpider("withdrawn")
+
+
+@deferred_f_from_coro_f
+async def test_purge_on_close_erases_a_withdrawn_persons_requests_from_the_shared_queue(
+        redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. Purge on close erased the requests a withdrawn (or refused) person had in the crawl's ``JOBDIR``; a
+    distributed crawl's queue, kept in Redis (``SCHEDULER_PERSIST``), kept them after the crawl. Now the worker's
+    purge on close takes them out of the shared queue too."""
+    out = tmp_path / "out"
+    authorizations = tmp_path / "authorizations.jsonl"
+    authorizations.write_text((SETTINGS / "fediverse-authorizations.jsonl").read_text())
+    settings = consent_settings(
+        tmp_path, CONSENTCRAWL_PLATFORMS=[str(SETTINGS / "fediverse.yaml")],
+        CONSENTCRAWL_AUTHORIZATIONS=str(authorizations), CONSENTCRAWL_PURGE_ON_CLOSE=True,
+        FEEDS={str(out / "items.jsonl"): {"format": "jsonlines"}},
+        SCHEDULER="consentcrawl.distributed.scheduler.ConsentRedisScheduler",
+        DUPEFILTER_CLASS="consentcrawl.distributed.scheduler.ConsentRedisDupeFilter", SCHEDULER_PERSIST=True,
+        REDIS_URL=redis_server.url, DOWNLOAD_DELAY=1, DOWNLOAD_DELAY_JITTER=0,
+        CONSENTCRAWL_AUTHORIZATIONS_POLL=0.1)
+    with LocalServer(FediverseSite()) as server:
+        result = await run_crawl(StopsAtTheWithdrawal, settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                                 authorizations=authorizations)
+        served = [r.decoded_path for r in server.requests if r.decoded_path.startswith("/@alice")]
+    assert served == ["/@alice"], served
+    assert result.stats["consentcrawl/purge/people"] == 1
+    assert not jsonl(out / "items.jsonl")
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        assert client.zrange("stops:requests", 0, -1) == []
+    finally:
+        client.close()
+    [receipt] = receipts_for(tmp_path / "audit.jsonl", "fediverse:alice")
+    assert {t["kind"]: t["removed"] for t in receipt["targets"]}.get("shared-queue") == 1, receipt
