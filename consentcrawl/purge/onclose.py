@@ -256,12 +256,13 @@ class PurgeOnClose:
 
         settings = self.crawler.settings
         scheduler = load_object(settings["SCHEDULER"])
-        if not settings.getbool("SCHEDULER_PERSIST") or not _subclass(scheduler, "ConsentRedisScheduler"):
+        url = settings.get("REDIS_URL")  # the queue's Redis (a crawl without it did not start)
+        if not url or not settings.getbool("SCHEDULER_PERSIST") or not _subclass(scheduler, "ConsentRedisScheduler"):
             return []
         from scrapy_redis import defaults  # type: ignore[import-untyped]
 
         key = settings.get("SCHEDULER_QUEUE_KEY", defaults.SCHEDULER_QUEUE_KEY) % {"spider": self.spider_name}
-        return [f"{settings.get('REDIS_URL')}#{key}"]
+        return [f"{url}#{key}"]
 
     def engine_stopped(self) -> None:
         runtime = self.runtime
