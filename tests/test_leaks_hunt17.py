@@ -121,7 +121,7 @@ def test_purge_shared_queue_reads_every_key_of_the_queue_and_fails_on_what_it_ca
     try:
         client.zadd(key, {keep: 0, via: 1})
         client.hset(f"{key}:inflight:w1", "h:0:x:1", held)
-        client.zadd(f"{key}:refused", {pickled: 0})
+        client.zadd(f"{key}:refused", {pickled: 0, serializer.dumps(["not", "a", "request"]): 1})
         code = main(["purge", "--platforms", str(tmp_path / "platforms.yaml"), "--audit-log",
                      str(tmp_path / "audit.jsonl"), "--subject", "people:102",
                      "--shared-queue", f"{redis_server.url}#{key}"])
@@ -129,7 +129,8 @@ def test_purge_shared_queue_reads_every_key_of_the_queue_and_fails_on_what_it_ca
         assert code == 1 and "cannot tell whose" in err, err
         assert client.zrange(key, 0, -1) == [keep]
         assert client.hgetall(f"{key}:inflight:w1") == {}
-        assert client.zrange(f"{key}:refused", 0, -1) == [pickled]
+        assert client.zrange(f"{key}:refused", 0, -1)[0] == pickled and client.zcard(f"{key}:refused") == 2
+        assert "2 entries not in consentcrawl's queue format" in err, err
         [receipt] = receipts_for(tmp_path / "audit.jsonl", "people:102")
         assert [t["removed"] for t in receipt["targets"]] == [2], receipt
     finally:

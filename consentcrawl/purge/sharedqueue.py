@@ -52,7 +52,10 @@ def purge_shared_queue(spec: str, selection: Selection, *, dry_run: bool = False
         for name, entries in places:
             for number, (field, raw) in enumerate(entries, 1):
                 try:
-                    who = owner(serializer.loads(raw), selection, reader, len(raw))
+                    request = serializer.loads(raw)
+                    if not isinstance(request, dict) or not isinstance(request.get("url"), str):
+                        raise serializer.UnreadableEntry("not a request")
+                    who = owner(request, selection, reader, len(raw))
                 except (serializer.UnreadableEntry, PurgeFailed):
                     unreadable += 1
                     continue
