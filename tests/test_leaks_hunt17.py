@@ -211,3 +211,24 @@ async def test_purge_on_close_erases_a_withdrawn_persons_requests_from_the_share
         client.close()
     [receipt] = receipts_for(tmp_path / "audit.jsonl", "fediverse:alice")
     assert {t["kind"]: t["removed"] for t in receipt["targets"]}.get("shared-queue") == 1, receipt
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
+def test_a_record_with_an_empty_subject_and_no_provenance_fails_the_purge(
+        suffix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Fixed. An item that names no one on a person's page is judged by the guard as that person's; exported
+    without its provenance (``FEED_EXPORT_FIELDS = ["subject", "text"]``), it has a subject field, empty, and
+    nothing else to tell whose it is. The purge kept it silently, in JSON Lines and CSV alike; it is now kept and
+    reported (exit 1), beside a record it can read, which goes."""
+    people_settings(tmp_path)
+    feed = tmp_path / f"items{suffix}"
+    if suffix == ".jsonl":
+        feed.write_text('{"subject": "102", "platform": "people", "text": "theirs"}\n'
+                        '{"subject": null, "text": "SECRET-NAME-102 wrote this"}\n')
+    else:
+        feed.write_text("subject,platform,text\r\n102,people,theirs\r\n,,SECRET-NAME-102 wrote this\r\n")
+    code = main(["purge", "--platforms", str(tmp_path / "platforms.yaml"), "--audit-log",
+                 str(tmp_path / "audit.jsonl"), "--subject", "people:102", str(feed)])
+    err = capsys.readouterr().err
+    assert code == 1 and "names no one by its 'subject' or 'consentcrawl' field" in err, err
+    assert "theirs" not in feed.read_text() and "SECRET-NAME-102" in feed.read_text()
