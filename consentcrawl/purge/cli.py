@@ -1,6 +1,6 @@
 """``consentcrawl purge``: erase people's data from feeds, SQLite item databases, the HTTP cache, the files media
-pipelines stored (``--files-store``, ``--images-store``, or the settings' stores) and a paused crawl's queued
-requests (``--jobdir``).
+pipelines stored (``--files-store``, ``--images-store``, or the settings' stores), a paused crawl's queued
+requests (``--jobdir``) and a distributed crawl's (``--shared-queue``).
 
 Exit codes: 0 done (everything selected is gone, receipts written), 1 something could not be purged (each named,
 with why), 2 usage or configuration error (nothing touched).
@@ -22,6 +22,9 @@ from .joblock import JobdirLock
 from .media import MediaStore, stores_from_settings
 from .run import PurgeRun, purge, receipts, write_receipts
 from .seen import SEEN, Fingerprint, fingerprinter_for, notice
+from .sharedqueue import KIND as SHARED_QUEUE
+from .sharedqueue import parse as parse_queue
+from .sharedqueue import shown
 
 __all__ = ["add_parser", "cmd_purge"]
 
@@ -42,6 +45,9 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--jobdir", metavar="DIR", action="append", type=Path, default=[],
                         help="a paused crawl's JOBDIR: the people's requests waiting in its disk queues go "
                              "(repeat for several)")
+    parser.add_argument("--shared-queue", metavar="REDIS_URL#KEY", action="append", default=[],
+                        help="a distributed crawl's queue in Redis (KEY: SCHEDULER_QUEUE_KEY, SPIDER:requests): the "
+                             "people's requests waiting there go (repeat for several)")
     parser.add_argument("--read-log", metavar="LOG", action="append", type=Path, default=[],
                         help="another audit log of the crawl (another worker's, a rotated one): the requests it "
                              "names explain a --jobdir's requests.seen too (repeat for several)")
@@ -138,8 +144,11 @@ def build_selection(args: argparse.Namespace) -> tuple[Selection, str, list[str 
 
 
 def cmd_purge(args: argparse.Namespace) -> int:
-    if not args.targets and not args.jobdir:
-        raise ConfigError("nothing to purge: name a TARGET or a --jobdir DIR", source="consentcrawl purge")
+    if not args.targets and not args.jobdir and not args.shared_queue:
+        raise ConfigError("nothing to purge: name a TARGET or a --jobdir DIR (or a --shared-queue REDIS_URL#KEY)",
+                          source="consentcrawl purge")
+    for spec in args.shared_queue:  # a usage error before anything is touched
+        parse_queue(spec)
     for log in args.read_log:  # read for what it names: one that is not there would explain nothing, silently
         if not log.is_file():
             raise ConfigError(f"{log} is not a file", source="--read-log")
@@ -165,7 +174,8 @@ def _purge(args: argparse.Namespace, selection: Selection, name: str, people: li
             raise ConfigError("no audit log for the receipt (use --audit-log LOG)", source="CONSENTCRAWL_AUDIT_LOG")
         # opened before anything is removed: a purge with nowhere to put its receipt fails first
         log = AuditLog(path, header={"writer": "consentcrawl purge", "selection": name,
-                                     "targets": [str(t) for t in [*args.targets, *args.jobdir]]})
+                                     "targets": [str(t) for t in [*args.targets, *args.jobdir]]
+                                     + [shown(spec) for spec in args.shared_queue]})
     if name == "withdrawn" and not people:
         print("no withdrawal in force: nothing to purge")
     keep = [log.path] if log is not None and log.path is not None else []
@@ -174,7 +184,8 @@ def _purge(args: argparse.Namespace, selection: Selection, name: str, people: li
         logs = [Path(p) for p in dict.fromkeys([args.audit_log, read(settings, "CONSENTCRAWL_AUDIT_LOG"),
                                                 *args.read_log]) if p]
         run = purge(args.targets, selection, dry_run=args.dry_run, keep=keep, media=media, jobdirs=args.jobdir,
-                    fingerprint=fingerprint, audit_logs=logs, keep_seen=args.keep_seen)
+                    fingerprint=fingerprint, audit_logs=logs, keep_seen=args.keep_seen,
+                    shared_queues=args.shared_queue)
     else:
         run = PurgeRun("-")
     report(run, args.dry_run)
@@ -209,7 +220,7 @@ def _receipt_lost(log: Any, fields: list[dict[str, Any]], exc: AuditUnavailable)
 def report(run: PurgeRun, dry_run: bool) -> None:
     verb = "would remove" if dry_run else "removed"
     for result in run.results:
-        jobdir = result.kind == "jobdir"
+        jobdir = result.kind in ("jobdir", SHARED_QUEUE)
         for who, removed in result.removed.items():
             where = ", ".join(map(str, removed.where[:10])) + (", ..." if len(removed.where) > 10 else "")
             whose = who or ("unsure whose" if jobdir else "no one named")

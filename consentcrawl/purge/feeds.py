@@ -11,9 +11,9 @@ kept is compressed again as it was.
 
 Limits: a JSON array loses, with each removed element, the separator before it (the one after it for the first
 element); every other byte stays. A record that cannot be parsed (a JSON Lines line, a CSV record, the end of a
-JSON array cut short) is kept and reported (the run exits 1): it cannot be told whose it is. Only the subject,
-``platform`` and provenance fields are read: a person named only inside another field of another person's item
-is not found.
+JSON array cut short), or that has neither a subject nor a provenance, is kept and reported (the run exits 1): it
+cannot be told whose it is. Only the subject, ``platform`` and provenance fields are read: a person
+named only inside another field of another person's item is not found.
 """
 
 from __future__ import annotations
@@ -65,7 +65,7 @@ def purge_jsonlines(path: Path, selection: Selection, *, dry_run: bool = False) 
             result.failures.append(f"line {number} is not JSON: not checked, kept")
             kept.append(line)
             continue
-        goes, who = selection.item(fields) if isinstance(fields, dict) else (False, None)
+        goes, who = _judged(selection, fields, result, f"line {number}")
         if goes:
             result.remove(who, number, line)
         else:
@@ -88,7 +88,7 @@ def purge_json(path: Path, selection: Selection, *, dry_run: bool = False) -> Ta
     gone: list[int] = []
     for index, (start, end) in enumerate(elements):
         fields = json.loads(text[start:end])
-        goes, who = selection.item(fields) if isinstance(fields, dict) else (False, None)
+        goes, who = _judged(selection, fields, result, f"element {index + 1}")
         if goes:
             result.remove(who, index + 1, data[offsets[start]:offsets[end]])
             gone.append(index)
@@ -96,6 +96,19 @@ def purge_json(path: Path, selection: Selection, *, dry_run: bool = False) -> Ta
             result.kept += 1
     return _finish(path, result, [p.encode("utf-8") for p in _without(text, elements, set(gone))], dry_run,
                    compression)
+
+
+def _judged(selection: Selection, fields: Any, result: TargetResult, where: str) -> tuple[bool, str | None]:
+    """Whether a record goes, and whose it is. A record with neither a subject nor a provenance (a feed exported
+    with ``FEED_EXPORT_FIELDS`` or ``fields`` that leave both out, an item that named no one on a person's page,
+    which the guard judged as theirs), or that is no object, cannot be told whose it is: it is kept and
+    reported."""
+    if isinstance(fields, dict) and (fields.get(selection.subject_field) not in (None, "")
+                                     or selection.provenance_of(fields)):
+        return selection.item(fields)
+    result.failures.append(f"{where} names no one by its {selection.subject_field!r} or "
+                           f"{selection.provenance_field!r} field: cannot tell whose it is, kept")
+    return False, None
 
 
 def _without(text: str, elements: list[tuple[int, int]], gone: set[int]) -> list[str]:
@@ -189,7 +202,7 @@ def purge_csv(path: Path, selection: Selection, *, dry_run: bool = False) -> Tar
             kept.append(record)
             continue
         fields: dict[str, Any] = {n: (c if c != "" else None) for n, c in zip(header, cells, strict=True)}
-        goes, who = selection.item(fields)
+        goes, who = _judged(selection, fields, result, f"record {number}")
         if goes:
             result.remove(who, number, record.encode("utf-8"))
         else:

@@ -13,7 +13,8 @@ another worker of a distributed crawl, or an actor that could not be read.
 What and when: the files the crawl's feeds wrote (as ``feed_slot_closed`` reports their URIs; local files
 only), the targets ``CONSENTCRAWL_PURGE_TARGETS`` names (an SQLite database a pipeline writes, say), its HTTP
 cache (``HTTPCACHE_DIR/<spider>`` when ``HTTPCACHE_ENABLED`` with Scrapy's filesystem storage), the requests its
-scheduler left in ``JOBDIR``'s disk queues (:mod:`consentcrawl.purge.jobdir`), the files its media
+scheduler left in ``JOBDIR``'s disk queues (:mod:`consentcrawl.purge.jobdir`) or in a distributed crawl's shared
+queue kept in Redis (:mod:`consentcrawl.purge.sharedqueue`), the files its media
 pipelines stored locally that the removed items (and the items of the purged people it scraped, whatever output
 they went to) name and no kept item does (:mod:`consentcrawl.purge.media`), purged at
 ``engine_stopped``: Scrapy's ``FeedExporter`` finishes and closes its files in ``spider_closed``, and the engine
@@ -247,6 +248,22 @@ class PurgeOnClose:
         directory = job_dir(self.crawler.settings)
         return [Path(directory)] if directory and Path(directory, QUEUE_DIR).is_dir() else []
 
+    def _shared_queues(self) -> list[str]:
+        """The distributed crawl's queue in Redis when it outlives the crawl (``SCHEDULER_PERSIST``: scrapy-redis
+        empties it at the close otherwise), as ``REDIS_URL#KEY`` (:mod:`.sharedqueue`): the requests still queued
+        there, and those a worker stopped early put back, are data at rest as a ``JOBDIR``'s are."""
+        from scrapy.utils.misc import load_object
+
+        settings = self.crawler.settings
+        scheduler = load_object(settings["SCHEDULER"])
+        url = settings.get("REDIS_URL")  # the queue's Redis (a crawl without it did not start)
+        if not url or not settings.getbool("SCHEDULER_PERSIST") or not _subclass(scheduler, "ConsentRedisScheduler"):
+            return []
+        from scrapy_redis import defaults  # type: ignore[import-untyped]
+
+        key = settings.get("SCHEDULER_QUEUE_KEY", defaults.SCHEDULER_QUEUE_KEY) % {"spider": self.spider_name}
+        return [f"{url}#{key}"]
+
     def engine_stopped(self) -> None:
         runtime = self.runtime
         stats = self.crawler.stats
@@ -308,7 +325,8 @@ class PurgeOnClose:
         run = purge(targets, selection, keep=[Path(config.audit_log)] if config.audit_log else [],
                     media=self.media, items=self.media_items, jobdirs=self._jobdirs(),
                     fingerprint=self.crawler.request_fingerprinter.fingerprint, audit_logs=logs,
-                    keep_seen=bool(read(settings, "CONSENTCRAWL_PURGE_KEEP_SEEN")))
+                    keep_seen=bool(read(settings, "CONSENTCRAWL_PURGE_KEEP_SEEN")),
+                    shared_queues=self._shared_queues())
         run.failed += unreadable
         removed = sum(r.count for r in run.results)
         stats.inc_value("consentcrawl/purge/removed", removed)
@@ -350,3 +368,10 @@ def _resumed(settings: Any) -> bool:
         return Path(directory, SEEN).stat().st_size > 0
     except OSError:  # no such file: a new job
         return False
+
+
+def _subclass(cls: Any, name: str) -> bool:
+    """Whether ``cls`` is consentcrawl's distributed scheduler class ``name`` or a subclass (without importing
+    scrapy-redis into a crawl that does not use it)."""
+    return isinstance(cls, type) and any(c.__module__ == "consentcrawl.distributed.scheduler" and c.__name__ == name
+                                         for c in cls.__mro__)

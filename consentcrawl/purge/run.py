@@ -34,6 +34,7 @@ from .httpcache import entries, purge_httpcache
 from .jobdir import QUEUE_DIR, purge_jobdir
 from .media import MediaStore, erase_media
 from .seen import SEEN, AuditSpan, Fingerprint, purge_seen
+from .sharedqueue import purge_shared_queue, shown
 from .space import check_room
 from .sqlite_items import SQLITE_HEADER, purge_sqlite
 
@@ -95,7 +96,7 @@ def purge(targets: Sequence[Path], selection: Selection, *, dry_run: bool = Fals
           keep: Sequence[Path] = (), media: Sequence[MediaStore] = (),
           items: Iterable[Mapping[str, Any]] = (), jobdirs: Sequence[Path] = (),
           fingerprint: Fingerprint | None = None, audit_logs: Sequence[Path | AuditSpan] = (),
-          keep_seen: bool = False) -> PurgeRun:
+          keep_seen: bool = False, shared_queues: Sequence[str] = ()) -> PurgeRun:
     """Purge ``targets`` of what ``selection`` selects. ``keep``: files that must not be purged (the audit log the
     receipts go to: it is the evidence, and holds subject ids, not people's data). ``media``: the media pipelines'
     stores, where the files the removed items name are erased last (:mod:`.media`); a removed item naming stored
@@ -106,7 +107,8 @@ def purge(targets: Sequence[Path], selection: Selection, *, dry_run: bool = Fals
     purge on close runs under its own). Their ``requests.seen`` loses the selected people's fingerprints
     (:mod:`.seen`), computed with ``fingerprint`` (the crawl's fingerprinter; Scrapy's default when None), of the
     removed queued requests and of the requests ``audit_logs`` name; or, when a fingerprint there is explained by
-    nothing, the whole file goes (unless ``keep_seen``)."""
+    nothing, the whole file goes (unless ``keep_seen``). ``shared_queues``: distributed crawls' queues in Redis
+    (``REDIS_URL#KEY``, :mod:`.sharedqueue`), whose entries of the selected people go."""
     run = PurgeRun(uuid.uuid4().hex)
     for kind in {store.kind for store in media if store.field}:  # a store's own result field stands for the default
         selection.media.fields.pop(kind, None)
@@ -152,6 +154,12 @@ def purge(targets: Sequence[Path], selection: Selection, *, dry_run: bool = Fals
             continue
         if seen is not None:
             run.results.append(seen)
+    for spec in shared_queues:  # a distributed crawl's queue in Redis (.sharedqueue), read as a JOBDIR's queues
+        _add_expired(run, selection)
+        try:
+            run.results.append(purge_shared_queue(spec, selection, dry_run=dry_run))
+        except PurgeFailed as exc:
+            run.failed.append((shown(spec), str(exc)))
     results, failed = erase_media(list(media), selection.media, dry_run=dry_run)
     run.results += results
     run.failed += failed

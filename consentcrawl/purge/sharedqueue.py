@@ -1,0 +1,105 @@
+"""A distributed crawl's shared queue in Redis (``--shared-queue REDIS_URL#KEY``): the people's requests go.
+
+A distributed crawl keeps its queue in Redis (``SCHEDULER_PERSIST = True``, :mod:`consentcrawl.distributed`), so a
+crawl stopped early leaves every request it queued there, as a paused crawl's ``JOBDIR`` keeps them on disk: each
+one's URL, headers, meta and ``cb_kwargs``, the person's data at rest. The queue key (scrapy-redis's
+``SCHEDULER_QUEUE_KEY``, ``SPIDER:requests`` by default) holds entries in consentcrawl's JSON format
+(:mod:`consentcrawl.distributed.serializer`); beside it, ``KEY:inflight:WORKER`` hashes hold what each worker popped
+(a killed worker's stay until another worker takes them back), and ``KEY:refused`` what the workers set aside.
+
+Each entry is read as the ``JOBDIR`` purge reads a queued request (:func:`.queued.owner`: its URL with everything a
+server reads a person from, every URL and item it carries; several people or none readable: *unsure*, it goes),
+and the selected people's are removed by their exact bytes (``ZREM``, ``HDEL``): a worker popping meanwhile takes
+the others untouched. An entry that is no request in that format (a pickle set aside in ``KEY:refused``) cannot be
+told whose it is: it is kept, and the purge fails naming how many. The duplicates filter's fingerprints
+(``SPIDER:dupefilter``) are not read.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ..distributed import serializer
+from ..errors import ConfigError
+from ..facts import FactReader
+from .common import PurgeFailed, Selection, TargetResult
+from .queued import UNSURE, owner
+
+__all__ = ["parse", "purge_shared_queue", "shown"]
+
+KIND = "shared-queue"
+
+
+def purge_shared_queue(spec: str, selection: Selection, *, dry_run: bool = False) -> TargetResult:
+    """Remove the selected people's entries from the queue ``spec`` names (``REDIS_URL#KEY``)."""
+    url, key = parse(spec)
+    result = TargetResult(shown(spec), KIND)
+    try:
+        import redis
+    except ImportError:
+        raise PurgeFailed("needs redis-py: pip install 'consentcrawl[distributed]'") from None
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    reader = FactReader(selection.platforms, "consentcrawl")
+    unsure: list[str] = []
+    try:
+        # (key, [(hash field or None for a sorted set's member, entry)])
+        places: list[tuple[str, list[tuple[Any, Any]]]] = [
+            (name, [(None, raw) for raw in client.zrange(name, 0, -1)]) for name in (key, f"{key}:refused")]
+        for held in sorted(client.scan_iter(match=f"{_glob(key)}:inflight:*")):
+            places.append((held.decode("utf-8", "replace"), list(client.hgetall(held).items())))
+        unreadable = 0
+        for name, entries in places:
+            for number, (field, raw) in enumerate(entries, 1):
+                try:
+                    request = serializer.loads(raw)
+                    if not isinstance(request, dict) or not isinstance(request.get("url"), str):
+                        raise serializer.UnreadableEntry("not a request")
+                    who = owner(request, selection, reader, len(raw))
+                except (serializer.UnreadableEntry, PurgeFailed):
+                    unreadable += 1
+                    continue
+                if who is None:
+                    result.kept += 1
+                    continue
+                where = f"{name}#{number}"
+                gone = dry_run or (client.zrem(name, raw) if field is None else client.hdel(name, field))
+                if not gone:  # a worker popped it meanwhile: it decides it at send time
+                    result.failures.append(f"{where} was taken by a worker while the purge ran: purge again once "
+                                           "the workers have stopped")
+                    continue
+                result.remove(None if who == UNSURE else who, where, raw)
+                if who == UNSURE:
+                    unsure.append(where)
+    except redis.RedisError as exc:
+        raise PurgeFailed(f"Redis did not answer: {type(exc).__name__}") from None
+    finally:
+        client.close()
+    if unreadable:
+        result.failures.append(f"{unreadable} entr{'y' if unreadable == 1 else 'ies'} not in consentcrawl's queue "
+                               "format (a pickle set aside): cannot tell whose, kept")
+    result.lists["unsure"] = dict.fromkeys([None, *selection.people.values()], unsure)
+    return result
+
+
+def parse(spec: str) -> tuple[str, str]:
+    """The Redis URL and the queue key ``REDIS_URL#KEY`` names; a ConfigError for anything else."""
+    url, _, key = spec.partition("#")
+    if not url.startswith(("redis://", "rediss://", "unix://")) or not key:
+        raise ConfigError(f"{shown(spec)!r} is not REDIS_URL#KEY (KEY: the queue's key, scrapy-redis's "
+                          "SCHEDULER_QUEUE_KEY, SPIDER:requests by default)", source="--shared-queue")
+    return url, key
+
+
+def shown(spec: str) -> str:
+    """``REDIS_URL#KEY`` without a user or password (a receipt, a message holds no credential)."""
+    url, _, key = spec.partition("#")
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None:
+        url = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query, ""))
+    return f"{url}#{key}"
+
+
+def _glob(key: str) -> str:
+    """``key`` as a literal in a Redis ``SCAN MATCH`` pattern."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in key)
