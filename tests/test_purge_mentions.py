@@ -197,8 +197,8 @@ async def test_purge_withdrawn_takes_a_withdrawn_persons_url_out_of_the_items_th
                  *(str(out / name) for name in FEEDS), str(out / "items.db")])
     printed = capsys.readouterr()
     assert code == 0, printed
-    assert "withheld the mentions of people:104 in 1 kept record(s)" in printed.out, printed.out
     _check_outputs(out, before, db_before)
+    assert "withheld the mentions of people:104 in 1 kept record(s)" in printed.out, printed.out
 
     (receipt,) = [e for e in read_audit_log(log) if e.get("event") == "purge-receipt"]
     assert receipt["subject"] == "people:104" and receipt["failed"] == [], receipt
