@@ -175,7 +175,11 @@ def _by_facts(request: Mapping[str, Any], selection: Selection, reader: FactRead
         yield UNSURE
     named = one_value(meta.get("consentcrawl_subject"))
     # as named, whatever the URL says: a mismatch is denied by the crawl, and erased here (each of several values)
+    if several(named):  # the crawl reads several values (or a list of lists) as no one person: unsure, as when the
+        yield UNSURE    # URL and meta agree (facts) and also past a mismatch, which returns before that reading
     for one in (named if several(named) else () if named is None else (named,)):
+        if not isinstance(one, (str, int)) or isinstance(one, bool):  # [["1022"]]: no id, read as text or not
+            continue
         name, sep, ident = str(one).partition(":")
         who = selection.person(name, ident) if sep and name in selection.platforms else selection.person(
             platform, str(one))
