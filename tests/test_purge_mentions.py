@@ -258,3 +258,50 @@ async def test_purge_on_close_takes_the_url_of_a_friend_who_withdrew_out_of_the_
     assert "consentcrawl/purge/failed" not in result.stats, result.stats
     (receipt,) = [e for e in read_audit_log(settings["CONSENTCRAWL_AUDIT_LOG"]) if e.get("event") == "purge-receipt"]
     assert receipt["subject"] == "people:104" and receipt["mentions_withheld"] == len(FEEDS) + 1, receipt
+
+
+AVATAR = f"{BASE}/u/104/avatar.png"
+
+
+class FriendsWithAvatar(FriendsOf104):
+    """As :class:`FriendsOf104`, and 101's item shows 104's avatar (``file_urls``: FilesPipeline stores it)."""
+
+    def parse(self, response: scrapy.http.Response) -> Any:
+        for item in super().parse(response):
+            if response.url.endswith("/u/101"):
+                item["file_urls"] = [AVATAR]
+            yield item
+
+
+@deferred_f_from_coro_f
+async def test_the_withdrawn_persons_avatar_a_kept_item_showed_goes_from_the_files_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    store = tmp_path / "files"
+    settings = people_settings(tmp_path, [record_yaml(s) for s in (*AUTHORIZED, "104")],
+                               FEEDS={str(out / "items.jsonl"): {"format": "jsonlines"}}, FILES_STORE=str(store),
+                               ITEM_PIPELINES={"scrapy.pipelines.files.FilesPipeline": 1}, CONCURRENT_REQUESTS=1)
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        await crawl(make_spider("ConsentSpider", FriendsWithAvatar), settings, proxy=server.proxy,
+                    monkeypatch=monkeypatch)
+    (kept_item,) = [i for i in _items("items.jsonl", (out / "items.jsonl").read_bytes()) if _subject(i) == "101"]
+    (stored,) = kept_item["files"]  # control: 104 was allowed, their avatar was fetched and stored
+    assert stored["url"] == AVATAR and (store / stored["path"]).is_file(), kept_item
+
+    _withdraw_104(Path(settings["CONSENTCRAWL_AUTHORIZATIONS"]))
+    log = tmp_path / "audit-purge.jsonl"
+    code = main(["purge", "--platforms", settings["CONSENTCRAWL_PLATFORMS"], "--withdrawn",
+                 "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"], "--audit-log", str(log),
+                 "--files-store", str(store), str(out / "items.jsonl")])
+    printed = capsys.readouterr()
+    assert code == 0, printed
+    assert not (store / stored["path"]).exists(), "104's avatar is still in the files store"
+    assert not NAMES_104.search((out / "items.jsonl").read_bytes())
+    (after,) = [i for i in _items("items.jsonl", (out / "items.jsonl").read_bytes()) if _subject(i) == "101"]
+    assert after["file_urls"] == [] and after["files"] == [{**stored, "url": None}], after
+    (receipt,) = [e for e in read_audit_log(log) if e.get("event") == "purge-receipt"]
+    files = next(t for t in receipt["targets"] if t["kind"] == "files")
+    assert files["where"] == [stored["path"]] and files["shared"] == [], files

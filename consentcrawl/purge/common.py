@@ -138,7 +138,7 @@ class Selection:
         """Whether an item (its fields as read: the provenance a dict, or text to parse) goes, and whose it is;
         the files it names are noted (:attr:`media`), as removed or kept."""
         goes, who = self.whose_item(fields)
-        self.media.note(fields, goes, who)
+        self.media.note(fields, goes, who, self.url)
         return goes, who
 
     def whose_item(self, fields: Mapping[str, Any]) -> tuple[bool, str | None]:
