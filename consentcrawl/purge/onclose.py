@@ -112,7 +112,9 @@ class PurgeOnClose:
         return ext
 
     def seen(self, decision: Decision, phase: str) -> None:
-        """Every decision the crawl records (``DecisionRecording.watch``)."""
+        """Every decision the crawl records (``DecisionRecording.watch``), and each person an item mentions (phase
+        ``mention``: their profile URL reached the outputs, so they are asked about at the close; it is not a page
+        or an item of theirs, so it does not make their profile one the crawl had to read)."""
         if decision.subject is None or decision.platform is None:
             return
         key = (decision.platform, decision.subject)
