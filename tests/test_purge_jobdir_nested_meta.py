@@ -33,3 +33,21 @@ def test_a_queued_request_naming_the_person_in_a_nested_list_goes(
                  "--jobdir", str(job)) == 0, capsys.readouterr()
     assert read_queue(root / "0", mkdir(tmp_path / "s")) == others
     assert "removed 3 request(s) of unsure whose" in capsys.readouterr().out
+
+
+def test_a_queued_request_carrying_an_item_that_mentions_the_person_by_a_path_goes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A callback passes a friend's item on in meta; it names the person by a page's path (``/u/1005``) or by a URL
+    without its scheme, as a kept record in a feed can (the purge withholds those there): the request carries the
+    person's data, and goes, as one with an absolute URL of theirs does."""
+    theirs = [record(OTHER, meta={"item": {"subject": "1007", "friends": [f"/u/{PERSON}"]}}),
+              record(OTHER, cb_kwargs={"bio": f"see microblog.example/u/{PERSON}."})]
+    others = [record(OTHER, meta={"item": {"subject": "1007", "friends": ["/u/1008", "/about"]}})]
+    job = tmp_path / "job"
+    root = lifo_job(job, [*others, *theirs])
+
+    assert purge("--subject", f"microblog:{PERSON}", "--audit-log", str(tmp_path / "audit.jsonl"),
+                 "--jobdir", str(job)) == 0, capsys.readouterr()
+    assert read_queue(root / "0", mkdir(tmp_path / "s")) == others
+    assert f"removed 2 request(s) of microblog:{PERSON}" in capsys.readouterr().out

@@ -21,7 +21,7 @@ from ..mentions import withhold
 from ..personurls import scheme_urls, written_paths
 from .common import Selection
 
-__all__ = ["withheld", "withheld_in_cell", "withheld_in_column"]
+__all__ = ["people_in", "withheld", "withheld_in_cell", "withheld_in_column"]
 
 
 def _find(selection: Selection, text: str) -> list[tuple[str, str, str]]:
@@ -34,6 +34,12 @@ def _find(selection: Selection, text: str) -> list[tuple[str, str, str]]:
         if who is not None:
             found.append((kind, written, who))
     return found
+
+
+def people_in(selection: Selection, text: str) -> list[str]:
+    """The selected people ``text`` mentions (``platform:id``, once each), found as in a kept record: for a record
+    that is not rewritten but goes whole when it names them (a queued request's meta, :mod:`.queued`)."""
+    return list(dict.fromkeys(who for _, _, who in _find(selection, text)))
 
 
 def withheld(selection: Selection, value: Any) -> tuple[Any, list[str]]:
