@@ -310,3 +310,47 @@ async def test_the_withdrawn_persons_avatar_a_kept_item_showed_goes_from_the_fil
     (receipt,) = [e for e in read_audit_log(log) if e.get("event") == "purge-receipt"]
     files = next(t for t in receipt["targets"] if t["kind"] == "files")
     assert files["where"] == [stored["path"]] and files["shared"] == [], files
+
+
+def test_crafted_feeds_keep_every_byte_of_the_records_that_mention_no_one_erased(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Shapes a crawl's settings can give (``FEED_EXPORT_INDENT``, ``FEED_EXPORT_ENCODING = "utf-8"``, CSV's
+    ``\\r\\n`` and quoted cells): a record that mentions 104 is written anew and still reads; every other byte
+    stays."""
+    platforms = tmp_path / "platforms.yaml"
+    people_settings(tmp_path)  # writes the people platform's config
+    provenance = {"platform": "people", "subject": "101", "url": f"{BASE}/u/101"}
+    mentions = {"consentcrawl": provenance, "name": "Zoë", "friends": [f"{HOST}/u/104", "/u/102"],
+                "bio": 'says "hi" to ../u/104, and /u/103'}
+    other = {"consentcrawl": {**provenance, "subject": "102", "url": f"{BASE}/u/102"}, "name": "Zoë",
+             "friends": ["/u/1040", "/u/103"], "bio": "u/10 4"}
+    jsonl = tmp_path / "items.jsonl"
+    jsonl.write_bytes(b"".join(json.dumps(i, ensure_ascii=False).encode() + b"\n" for i in (other, mentions, other)))
+    indented = tmp_path / "items.json"
+    indented.write_bytes(("[\n" + ",\n".join(json.dumps(i, indent=2) for i in (mentions, other)) + "\n]").encode())
+    table = tmp_path / "items.csv"
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["consentcrawl", "name", "friends", "bio"])
+    for i in (other, mentions):
+        writer.writerow([str(i["consentcrawl"]), i["name"], ",".join(i["friends"]), i["bio"]])
+    table.write_bytes(out.getvalue().encode())
+    before = {path: path.read_bytes() for path in (jsonl, indented, table)}
+
+    code = main(["purge", "--platforms", str(platforms), "--subject", "people:104", "--audit-log",
+                 str(tmp_path / "audit.jsonl"), str(jsonl), str(indented), str(table)])
+    assert code == 0, capsys.readouterr()
+    lines = jsonl.read_bytes().splitlines(keepends=True)
+    old_lines = before[jsonl].splitlines(keepends=True)
+    assert [lines[0], lines[2]] == [old_lines[0], old_lines[2]] and "Zoë".encode() in lines[1]
+    expected = {**mentions, "friends": ["/u/102"], "bio": f'says "hi" to {WITHHELD}, and /u/103'}
+    assert json.loads(lines[1]) == expected
+    assert json.loads(indented.read_text()) == [expected, other]
+    assert indented.read_text().endswith(json.dumps(other, indent=2) + "\n]"), "the other element, verbatim"
+    rows = table.read_bytes().split(b"\r\n")
+    assert rows[1] == before[table].split(b"\r\n")[1] and len(rows) == 4 and rows[3] == b"", rows
+    (changed,) = list(csv.DictReader(io.StringIO(rows[2].decode()), ["consentcrawl", "name", "friends", "bio"]))
+    assert changed["friends"] == "/u/102" and changed["bio"] == expected["bio"], changed
+    for path in before:
+        assert not NAMES_104.search(path.read_bytes()), path
