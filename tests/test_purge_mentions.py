@@ -354,3 +354,28 @@ def test_crafted_feeds_keep_every_byte_of_the_records_that_mention_no_one_erased
     assert changed["friends"] == "/u/102" and changed["bio"] == expected["bio"], changed
     for path in before:
         assert not NAMES_104.search(path.read_bytes()), path
+
+
+def test_a_kept_record_nested_too_deep_to_read_for_mentions_is_kept_and_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A record Python's JSON parser reads but that is nested deeper than the mention reader goes (or deeper than
+    the parser goes): kept as it was, named on stderr, exit 1; the records around it are purged. No traceback."""
+    platforms = tmp_path / "platforms.yaml"
+    people_settings(tmp_path)
+    provenance = {"platform": "people", "subject": "101", "url": f"{BASE}/u/101"}
+    deep = json.dumps({"consentcrawl": provenance, "friends": json.loads("[" * 900 + '"/u/104"' + "]" * 900)})
+    deeper = "[" * 100_000 + "]" * 100_000
+    lines = [json.dumps({"consentcrawl": provenance, "friends": ["/u/104", "/u/102"]}), deep, deeper,
+             json.dumps({"consentcrawl": {**provenance, "subject": "104", "url": f"{BASE}/u/104"}})]
+    feed = tmp_path / "items.jsonl"
+    feed.write_text("".join(line + "\n" for line in lines))
+    code = main(["purge", "--platforms", str(platforms), "--subject", "people:104", "--audit-log",
+                 str(tmp_path / "audit.jsonl"), str(feed)])
+    printed = capsys.readouterr()
+    assert code == 1, printed
+    assert "record 2 is nested too deep to be read for mentions: kept as it was" in printed.err, printed.err
+    assert "line 3 is not JSON: not checked, kept" in printed.err, printed.err
+    assert "Traceback" not in printed.out + printed.err
+    after = feed.read_text().splitlines()
+    assert json.loads(after[0])["friends"] == ["/u/102"] and after[1:] == [deep, deeper], after[:1]

@@ -29,7 +29,7 @@ from typing import Any
 
 from .common import PurgeFailed, Selection, TargetResult, atomic_replace, spans
 from .compressed import Compression, opened
-from .mentioned import withheld, withheld_in_cell
+from .mentioned import in_kept, withheld, withheld_in_cells
 
 __all__ = ["purge_csv", "purge_json", "purge_jsonlines"]
 
@@ -65,7 +65,7 @@ def purge_jsonlines(path: Path, selection: Selection, *, dry_run: bool = False) 
             continue
         try:
             fields = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             result.failures.append(f"line {number} is not JSON: not checked, kept")
             kept.append(line)
             continue
@@ -74,9 +74,8 @@ def purge_jsonlines(path: Path, selection: Selection, *, dry_run: bool = False) 
             result.remove(who, number, line)
             continue
         result.kept += 1
-        changed, people = withheld(selection, fields)
-        if people:
-            result.withheld(people, number)
+        changed, lost = in_kept(result, number, withheld, selection, fields)
+        if lost:
             body = line.rstrip(b"\r\n")
             line = _dumps(changed, body.isascii()).encode("utf-8") + line[len(body):]
         kept.append(line)
@@ -110,9 +109,8 @@ def purge_json(path: Path, selection: Selection, *, dry_run: bool = False) -> Ta
             gone.append(index)
             continue
         result.kept += 1
-        changed, people = withheld(selection, fields)
-        if people:
-            result.withheld(people, index + 1)
+        changed, lost = in_kept(result, index + 1, withheld, selection, fields)
+        if lost:
             rewritten[index] = _dumps(changed, text[start:end].isascii())
     return _finish(path, result, [p.encode("utf-8") for p in _without(text, elements, set(gone), rewritten)],
                    dry_run, compression)
@@ -154,7 +152,7 @@ def _array_elements(text: str) -> tuple[list[tuple[int, int]], str | None]:
     while True:
         try:
             _, end = decoder.raw_decode(text, i)
-        except ValueError:
+        except (ValueError, RecursionError):
             break
         elements.append((i, end))
         i = _skip_space(text, end)
@@ -216,25 +214,16 @@ def purge_csv(path: Path, selection: Selection, *, dry_run: bool = False) -> Tar
             result.remove(who, number, record.encode("utf-8"))
             continue
         result.kept += 1
-        kept.append(_csv_withheld(selection, result, number, record, cells))
+        changed, lost = in_kept(result, number, withheld_in_cells, selection, cells)
+        kept.append(_csv_record(changed, record) if lost else record)
     return _finish(path, result, [piece.encode("utf-8") for piece in kept], dry_run, compression)
 
 
-def _csv_withheld(selection: Selection, result: TargetResult, number: int, record: str, cells: list[str]) -> str:
-    """A kept record, written anew (as Scrapy's CSV exporter writes one, its line ending kept) when its cells lost
-    the selected people's mentions (:func:`~consentcrawl.purge.mentioned.withheld_in_cell`)."""
-    changed: list[str] = []
-    people: dict[str, None] = {}
-    for cell in cells:
-        new, found = withheld_in_cell(selection, cell)
-        changed.append(new)
-        people.update(dict.fromkeys(found))
-    if not people:
-        return record
-    result.withheld(list(people), number)
+def _csv_record(cells: list[str], record: str) -> str:
+    """A kept record that lost mentions, written anew as Scrapy's CSV exporter writes one, its line ending kept."""
     body = record.rstrip("\r\n")
     out = io.StringIO()
-    csv.writer(out, lineterminator=record[len(body):]).writerow(changed)
+    csv.writer(out, lineterminator=record[len(body):]).writerow(cells)
     return out.getvalue()
 
 

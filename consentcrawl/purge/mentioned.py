@@ -15,13 +15,16 @@ crawl's guard left it. Each target rewrites only the records that change (:mod:`
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ..mentions import withhold
 from ..personurls import scheme_urls, written_paths
-from .common import Selection
+from .common import Selection, TargetResult
 
-__all__ = ["people_in", "withheld", "withheld_in_cell", "withheld_in_column"]
+__all__ = ["in_kept", "people_in", "withheld", "withheld_in_cells", "withheld_in_row"]
+
+_T = TypeVar("_T")
 
 
 def _find(selection: Selection, text: str) -> list[tuple[str, str, str]]:
@@ -51,17 +54,34 @@ def withheld(selection: Selection, value: Any) -> tuple[Any, list[str]]:
     return changed, list(dict.fromkeys(who for _, _, who in found))
 
 
-def withheld_in_cell(selection: Selection, cell: str) -> tuple[str, list[str]]:
-    """A CSV cell with the selected people's mentions withheld. Scrapy's CSV exporter writes a list as its values
-    joined by commas, so the cell is read as that list: a value that is nothing but a mention leaves it, a mention
-    in a longer value is replaced (an empty cell when nothing is left)."""
-    parts, people = withheld(selection, cell.split(","))
-    return ",".join(parts), people
+def withheld_in_cells(selection: Selection, cells: list[str]) -> tuple[list[str], list[str]]:
+    """A CSV record's cells with the selected people's mentions withheld. Scrapy's CSV exporter writes a list as its
+    values joined by commas, so each cell is read as that list: a value that is nothing but a mention leaves it, a
+    mention in a longer value is replaced (an empty cell when nothing is left)."""
+    changed: list[str] = []
+    people: dict[str, None] = {}
+    for cell in cells:
+        parts, found = withheld(selection, cell.split(","))
+        changed.append(",".join(parts) if found else cell)
+        people.update(dict.fromkeys(found))
+    return changed, list(people)
 
 
-def withheld_in_column(selection: Selection, value: Any) -> tuple[Any, list[str]]:
-    """An SQLite column's value with the selected people's mentions withheld: JSON text of a list or an object (how
-    a pipeline stores a field that holds one) is read as JSON and written back as JSON, other text as text."""
+def withheld_in_row(selection: Selection, row: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """The columns of an SQLite row that lose the selected people's mentions, with their new values: JSON text of
+    a list or an object (how a pipeline stores a field that holds one) is read as JSON and written back as JSON,
+    other text as text."""
+    changed: dict[str, Any] = {}
+    people: dict[str, None] = {}
+    for column, value in row.items():
+        new, found = _in_column(selection, value)
+        if found:
+            changed[column] = new
+            people.update(dict.fromkeys(found))
+    return changed, list(people)
+
+
+def _in_column(selection: Selection, value: Any) -> tuple[Any, list[str]]:
     if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
         try:
             parsed = json.loads(value)
@@ -71,3 +91,18 @@ def withheld_in_column(selection: Selection, value: Any) -> tuple[Any, list[str]
             changed, people = withheld(selection, parsed)
             return (json.dumps(changed, ensure_ascii=value.isascii()) if people else value), people
     return withheld(selection, value)
+
+
+def in_kept(result: TargetResult, where: Any, how: Callable[[Selection, _T], tuple[_T, list[str]]],
+            selection: Selection, value: _T) -> tuple[_T, bool]:
+    """``how(selection, value)`` for a kept record at ``where`` of ``result``'s target: its new value, and whether
+    it lost mentions (noted in ``result``). A record nested too deep to be read for mentions is kept as it was and
+    reported (the run exits 1), as a record that cannot be parsed is."""
+    try:
+        changed, people = how(selection, value)
+    except RecursionError:
+        result.failures.append(f"record {where} is nested too deep to be read for mentions: kept as it was")
+        return value, False
+    if people:
+        result.withheld(people, where)
+    return changed, bool(people)

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..consent.sqlite_files import uri_path
 from .common import PurgeFailed, Selection, TargetResult
-from .mentioned import withheld_in_column
+from .mentioned import in_kept, withheld_in_row
 
 __all__ = ["purge_sqlite", "row_bytes"]
 
@@ -61,21 +61,6 @@ def purge_sqlite(path: Path, selection: Selection, *, dry_run: bool = False) -> 
         conn.close()
 
 
-def _withheld(selection: Selection, result: TargetResult, where: str, row: dict[str, Any]) -> dict[str, Any]:
-    """The columns of a kept row that lose the selected people's mentions, with their new values
-    (:func:`~consentcrawl.purge.mentioned.withheld_in_column`)."""
-    changed: dict[str, Any] = {}
-    people: dict[str, None] = {}
-    for column, value in row.items():
-        new, found = withheld_in_column(selection, value)
-        if found:
-            changed[column] = new
-            people.update(dict.fromkeys(found))
-    if people:
-        result.withheld(list(people), where)
-    return changed
-
-
 def _purge(conn: sqlite3.Connection, result: TargetResult, selection: Selection, dry_run: bool) -> TargetResult:
     wanted = {selection.subject_field, selection.provenance_field} - {None}
     tables: list[tuple[str, list[str]]] = []
@@ -106,7 +91,7 @@ def _purge(conn: sqlite3.Connection, result: TargetResult, selection: Selection,
                     gone.append(rowid)
                     continue
                 result.kept += 1
-                changed = _withheld(selection, result, f"{table}#{rowid}", row)
+                changed, _ = in_kept(result, f"{table}#{rowid}", withheld_in_row, selection, row)
                 if changed and not dry_run:
                     assignments = ", ".join(f"{_quote(column)} = ?" for column in changed)
                     conn.execute(f"UPDATE {_quote(table)} SET {assignments} WHERE rowid = ?",
