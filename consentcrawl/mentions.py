@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import itertools
 import weakref
-from collections.abc import Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Generator, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -53,7 +53,7 @@ from .reasons import SUBJECT_AMBIGUOUS_URL
 if TYPE_CHECKING:
     from .runtime import ConsentRuntime
 
-__all__ = ["EVENT", "WITHHELD", "guard_mentions"]
+__all__ = ["EVENT", "WITHHELD", "Finder", "guard_mentions", "withhold"]
 
 #: what stands in an item's text for a mention of a person who is not allowed
 WITHHELD = "[consentcrawl: withheld]"
@@ -199,16 +199,55 @@ def _field(item: Any, name: str) -> Any:
 
 
 async def _withheld(judge: _Judge, text: str, mentions: list[tuple[str, str, str]]) -> Any:
+    """``text`` with each withheld mention replaced (:func:`_rounds`), each round's text read by ``judge``."""
+    rounds = _rounds(text, mentions)
+    text = next(rounds)
+    try:
+        while True:
+            text = rounds.send(await judge.mentions(text))
+    except StopIteration as done:
+        return done.value
+
+
+def _rounds(text: str, mentions: list[tuple[str, str, str]]) -> Generator[str, list[tuple[str, str, str]], Any]:
     """``text`` with each withheld mention replaced by :data:`WITHHELD`; :data:`_REMOVED` when nothing else is left.
-    The text is read again after each round: what a replacement left or made (text that now reads as another
-    person's URL) is withheld in the next, and a text still naming someone after three rounds goes whole."""
+    The text is read again after each round (it is yielded, the mentions found in it sent back): what a replacement
+    left or made (text that now reads as another person's URL) is withheld in the next, and a text still naming
+    someone after three rounds goes whole."""
     for _ in range(3):
         for kind, written, _ in mentions:
             text = (without_url if kind == "url" else without_path)(text, written, WITHHELD)
-        mentions = await judge.mentions(text)
+        mentions = yield text
         if not mentions:
             return _REMOVED if not text.replace(WITHHELD, "").strip(_AROUND) else text
     return _REMOVED
+
+
+#: the mentions of people to withhold in a text: (``url`` or ``path``, as written, why: a reason or a person)
+Finder = Callable[[str], list[tuple[str, str, str]]]
+
+
+def withhold(value: Any, find: Finder) -> tuple[Any, list[tuple[str, str, str]]]:
+    """``value`` with the mentions ``find`` names in its strings withheld as the guard withholds them (module doc:
+    lists and dictionaries changed in place, a string or a tuple replaced; a value that is nothing but a mention
+    becomes None), and every mention found. For a reader that knows whose mentions to withhold without a crawl
+    (the purge: the erased people's)."""
+    texts: dict[str, None] = {}
+    _strings(value, texts, set())
+    found = {text: mentions for text in texts if text != _ONE_SHOT and (mentions := find(text))}
+    if not found:
+        return value, []
+    new: dict[str, Any] = {}
+    for text, mentions in found.items():
+        rounds = _rounds(text, mentions)
+        written = next(rounds)
+        try:
+            while True:
+                written = rounds.send(find(written))
+        except StopIteration as done:
+            new[text] = done.value
+    changed = _apply(value, new, {})
+    return (None if changed is _REMOVED else changed), [m for mentions in found.values() for m in mentions]
 
 
 # -- reading and changing the item's values, nested --------------------------------------------------------------

@@ -108,11 +108,14 @@ class DecisionRecording:
 
     def note_person(self, decision: Decision, time: datetime) -> str | None:
         """A decision about a person that has no line of its own (a mention in an item, whose item's event lists
-        it): the withdrawal watch and the denied people learn from it as from a recorded one; the event a deny of it
-        is because of (a withdrawal seen first here gets its ``withdrawal-seen`` event now)."""
+        it): the withdrawal watch, the denied people and the purge on close (``watch``, phase ``mention``) learn
+        from it as from a recorded one; the event a deny of it is because of (a withdrawal seen first here gets its
+        ``withdrawal-seen`` event now)."""
         because = (self._because(decision, time) or {}).get("because")
         if not decision.allowed:
             self.denied_people.saw(decision)
+        if self.watch is not None:  # the purge on close: a person mentioned in an output may withdraw before the end
+            self.watch(decision, "mention")
         return because
 
     async def record_grouped(self, decision: Decision, url: str | None, canonical_url: str | None,

@@ -233,7 +233,11 @@ def report(run: PurgeRun, dry_run: bool) -> None:
             for who, names in lists.items():
                 print(f"{result.path} ({result.kind}): {len(names)} {name} file(s) of {who or 'no one named'} not "
                       f"removed ({', '.join(names[:10])}{', ...' if len(names) > 10 else ''})")
-        if not result.removed and not said:
+        for who, records in result.mentions.items():  # kept records that lost the person's mentions
+            print(f"{result.path} ({result.kind}): {'would withhold' if dry_run else 'withheld'} the mentions of "
+                  f"{who} in {len(records)} kept record(s) ({', '.join(map(str, records[:10]))}"
+                  f"{', ...' if len(records) > 10 else ''})")
+        if not result.removed and not result.mentions and not said:
             print(f"{result.path} ({result.kind}): nothing to remove")
     for path, why in run.problems():
         print(f"consentcrawl purge: {path}: {why}", file=sys.stderr)

@@ -64,6 +64,18 @@ class TargetResult:
     #: name -> person -> items: lists a receipt adds to this target (a media store's ``shared`` and ``absent``
     #: files); every receipt of the target has each name, empty for a person it holds none of
     lists: dict[str, dict[str | None, list[str]]] = field(default_factory=dict)
+    #: person -> where: the kept records from which that person's mentions were withheld (:mod:`.mentioned`)
+    mentions: dict[str | None, list[Any]] = field(default_factory=dict)
+
+    def withheld(self, people: list[str], where: Any) -> None:
+        """A kept record (at ``where``) lost the mentions of ``people``."""
+        for who in people:
+            self.mentions.setdefault(who, []).append(where)
+
+    @property
+    def mentioning(self) -> int:
+        """How many kept records lost mentions."""
+        return len({repr(where) for found in self.mentions.values() for where in found})
 
     def remove(self, who: str | None, where: Any, data: bytes) -> None:
         self.removed.setdefault(who, Removed()).add(where, data)
@@ -126,7 +138,7 @@ class Selection:
         """Whether an item (its fields as read: the provenance a dict, or text to parse) goes, and whose it is;
         the files it names are noted (:attr:`media`), as removed or kept."""
         goes, who = self.whose_item(fields)
-        self.media.note(fields, goes, who)
+        self.media.note(fields, goes, who, self.url)
         return goes, who
 
     def whose_item(self, fields: Mapping[str, Any]) -> tuple[bool, str | None]:

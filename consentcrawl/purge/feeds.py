@@ -1,19 +1,22 @@
 """Feeds: JSON Lines, JSON (an array, as Scrapy's ``json`` exporter writes it) and CSV.
 
 Each record is found by its byte span, judged on its parsed fields, and either copied verbatim or left out; the
-file is rewritten only when something goes (:func:`~consentcrawl.purge.common.atomic_replace`). The hash in the
-receipt is over each removed record's bytes as they were in the file (a JSON Lines line with its ``\\n``, a JSON
-element without the separator around it, a CSV record with its line ending), in file order.
+file is rewritten only when something goes or changes (:func:`~consentcrawl.purge.common.atomic_replace`). The
+hash in the receipt is over each removed record's bytes as they were in the file (a JSON Lines line with its
+``\\n``, a JSON element without the separator around it, a CSV record with its line ending), in file order.
 
 A feed a ``FEEDS`` ``postprocessing`` plugin compressed (gzip, bzip2, xz) is purged through its compression
 (:mod:`.compressed`): its records are read decompressed, the hash is over their decompressed bytes, and what is
 kept is compressed again as it was.
 
+A kept record that names a selected person by their page's URL (a ``friends`` list, a bio's link) loses those
+mentions (:mod:`.mentioned`) and is written anew, as Scrapy's exporter writes a record of its format; a kept record
+that names no one selected keeps its bytes.
+
 Limits: a JSON array loses, with each removed element, the separator before it (the one after it for the first
 element); every other byte stays. A record that cannot be parsed (a JSON Lines line, a CSV record, the end of a
 JSON array cut short), or that has neither a subject nor a provenance, is kept and reported (the run exits 1): it
-cannot be told whose it is. Only the subject, ``platform`` and provenance fields are read: a person
-named only inside another field of another person's item is not found.
+cannot be told whose it is. Whose a record is is read from the subject, ``platform`` and provenance fields only.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 
 from .common import PurgeFailed, Selection, TargetResult, atomic_replace, spans
 from .compressed import Compression, opened
+from .mentioned import in_kept, withheld, withheld_in_cells
 
 __all__ = ["purge_csv", "purge_json", "purge_jsonlines"]
 
@@ -43,7 +47,7 @@ def _read(path: Path, kind: str) -> tuple[bytes, TargetResult, Compression | Non
 
 def _finish(path: Path, result: TargetResult, kept: list[bytes], dry_run: bool,
             compression: Compression | None) -> TargetResult:
-    if result.count and not dry_run:
+    if (result.count or result.mentions) and not dry_run:
         links = path.stat().st_nlink
         atomic_replace(path, [compression.compress(b"".join(kept))] if compression else kept)
         if links > 1:  # the other names of the file still hold the old bytes
@@ -61,17 +65,27 @@ def purge_jsonlines(path: Path, selection: Selection, *, dry_run: bool = False) 
             continue
         try:
             fields = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             result.failures.append(f"line {number} is not JSON: not checked, kept")
             kept.append(line)
             continue
         goes, who = _judged(selection, fields, result, f"line {number}")
         if goes:
             result.remove(who, number, line)
-        else:
-            result.kept += 1
-            kept.append(line)
+            continue
+        result.kept += 1
+        changed, lost = in_kept(result, number, withheld, selection, fields)
+        if lost:
+            body = line.rstrip(b"\r\n")
+            line = _dumps(changed, body.isascii()).encode("utf-8") + line[len(body):]
+        kept.append(line)
     return _finish(path, result, kept, dry_run, compression)
+
+
+def _dumps(value: Any, ascii_only: bool) -> str:
+    """A record that lost mentions, written as Scrapy's JSON exporters write an item (non-ASCII escaped when the
+    record had none unescaped: ``FEED_EXPORT_ENCODING`` unset)."""
+    return json.dumps(value, ensure_ascii=ascii_only)
 
 
 def purge_json(path: Path, selection: Selection, *, dry_run: bool = False) -> TargetResult:
@@ -86,16 +100,20 @@ def purge_json(path: Path, selection: Selection, *, dry_run: bool = False) -> Ta
     # byte offsets: encoding each kept piece of valid UTF-8 gives back exactly the bytes it was decoded from
     offsets = _byte_offsets(text, [p for span in elements for p in span])
     gone: list[int] = []
+    rewritten: dict[int, str] = {}
     for index, (start, end) in enumerate(elements):
         fields = json.loads(text[start:end])
         goes, who = _judged(selection, fields, result, f"element {index + 1}")
         if goes:
             result.remove(who, index + 1, data[offsets[start]:offsets[end]])
             gone.append(index)
-        else:
-            result.kept += 1
-    return _finish(path, result, [p.encode("utf-8") for p in _without(text, elements, set(gone))], dry_run,
-                   compression)
+            continue
+        result.kept += 1
+        changed, lost = in_kept(result, index + 1, withheld, selection, fields)
+        if lost:
+            rewritten[index] = _dumps(changed, text[start:end].isascii())
+    return _finish(path, result, [p.encode("utf-8") for p in _without(text, elements, set(gone), rewritten)],
+                   dry_run, compression)
 
 
 def _judged(selection: Selection, fields: Any, result: TargetResult, where: str) -> tuple[bool, str | None]:
@@ -111,21 +129,23 @@ def _judged(selection: Selection, fields: Any, result: TargetResult, where: str)
     return False, None
 
 
-def _without(text: str, elements: list[tuple[int, int]], gone: set[int]) -> list[str]:
+def _without(text: str, elements: list[tuple[int, int]], gone: set[int], rewritten: dict[int, str]) -> list[str]:
     """``text`` without the elements ``gone``, each with one separator: the one before it, or for the elements
-    before the first one kept, the ones after them (so the array stays valid JSON)."""
-    if not gone:
+    before the first one kept, the ones after them (so the array stays valid JSON); the elements ``rewritten``
+    (that lost mentions) written anew."""
+    if not gone and not rewritten:
         return [text]
     first_kept = next((i for i in range(len(elements)) if i not in gone), len(elements))
-    cuts: list[tuple[int, int]] = []
+    cuts: list[tuple[int, int, str]] = []
     if first_kept > 0:
         end = elements[first_kept][0] if first_kept < len(elements) else elements[-1][1]
-        cuts.append((elements[0][0], end))
-    cuts += [(elements[i - 1][1], elements[i][1]) for i in sorted(gone) if i > first_kept]
+        cuts.append((elements[0][0], end, ""))
+    cuts += [(elements[i - 1][1], elements[i][1], "") for i in sorted(gone) if i > first_kept]
+    cuts += [(*elements[i], new) for i, new in rewritten.items()]
     pieces: list[str] = []
     position = 0
-    for start, end in cuts:
-        pieces.append(text[position:start])
+    for start, end, new in sorted(cuts):
+        pieces += [text[position:start], new]
         position = end
     pieces.append(text[position:])
     return pieces
@@ -145,7 +165,7 @@ def _array_elements(text: str) -> tuple[list[tuple[int, int]], str | None]:
     while True:
         try:
             _, end = decoder.raw_decode(text, i)
-        except ValueError:
+        except (ValueError, RecursionError):
             break
         elements.append((i, end))
         i = _skip_space(text, end)
@@ -205,10 +225,19 @@ def purge_csv(path: Path, selection: Selection, *, dry_run: bool = False) -> Tar
         goes, who = _judged(selection, fields, result, f"record {number}")
         if goes:
             result.remove(who, number, record.encode("utf-8"))
-        else:
-            result.kept += 1
-            kept.append(record)
+            continue
+        result.kept += 1
+        changed, lost = in_kept(result, number, withheld_in_cells, selection, cells)
+        kept.append(_csv_record(changed, record) if lost else record)
     return _finish(path, result, [piece.encode("utf-8") for piece in kept], dry_run, compression)
+
+
+def _csv_record(cells: list[str], record: str) -> str:
+    """A kept record that lost mentions, written anew as Scrapy's CSV exporter writes one, its line ending kept."""
+    body = record.rstrip("\r\n")
+    out = io.StringIO()
+    csv.writer(out, lineterminator=record[len(body):]).writerow(cells)
+    return out.getvalue()
 
 
 def _csv_records(text: str) -> list[tuple[int, int]]:

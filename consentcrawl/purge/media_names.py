@@ -4,7 +4,8 @@ Scrapy's ``FilesPipeline`` and ``ImagesPipeline`` write, into each item's result
 by default; ``FILES_RESULT_FIELD``, ``IMAGES_RESULT_FIELD``), one ``{"url", "path", "checksum", "status"}`` per
 file, ``path`` relative to the store. The file's name is a hash of its URL: nothing on disk says whose it is, so
 the items are the only map. Every item a purge reads (removed or kept) is noted here (:meth:`MediaNames.note`),
-and :mod:`consentcrawl.purge.media` erases what the removed items name and no kept item does.
+and :mod:`consentcrawl.purge.media` erases what the removed items name and no kept item does; a file a kept item
+names by the URL of an erased person's page (their avatar in someone's ``friends``) is theirs, and goes too.
 
 The field is read as each output writes it: a list of dicts (JSON Lines, JSON, an item), or its text (CSV writes
 a list of dicts with ``str()``; an SQLite pipeline, JSON). A value that holds no ``path`` key is no pipeline's
@@ -14,7 +15,7 @@ counted as unreadable: the files of a removed item that cannot be told are repor
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,8 +38,11 @@ class MediaNames:
     #: kind -> removed items whose result field could not be read
     unreadable: dict[str, int] = field(default_factory=dict)
 
-    def note(self, fields: Mapping[str, Any], goes: bool, who: str | None) -> None:
-        """What an item (its fields as read) names in each result field, as removed (``goes``) or kept."""
+    def note(self, fields: Mapping[str, Any], goes: bool, who: str | None,
+             mentioned: Callable[[str], str | None] | None = None) -> None:
+        """What an item (its fields as read) names in each result field, as removed (``goes``) or kept.
+        ``mentioned``: whose page a file's URL is, of the people erased; a kept item's file whose URL is their page
+        (``/u/104/avatar.png``) is theirs and goes, as its URL leaves the item (:mod:`.mentioned`)."""
         for name, kind in self.fields.items():
             value = fields.get(name)
             if value in (None, "", [], {}):
@@ -49,8 +53,9 @@ class MediaNames:
                     self.unreadable[kind] = self.unreadable.get(kind, 0) + 1
                 continue
             for path, url in files:
-                if goes:
-                    self.removed.setdefault((kind, path), who)
+                owner = who if goes else mentioned(url) if mentioned is not None and url else None
+                if goes or owner is not None:
+                    self.removed.setdefault((kind, path), owner)
                     self.origins.setdefault((kind, path), (url, fields))
                 else:
                     self.kept.add((kind, path))

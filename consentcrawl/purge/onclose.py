@@ -113,7 +113,9 @@ class PurgeOnClose:
         return ext
 
     def seen(self, decision: Decision, phase: str) -> None:
-        """Every decision the crawl records (``DecisionRecording.watch``)."""
+        """Every decision the crawl records (``DecisionRecording.watch``), and each person an item mentions (phase
+        ``mention``: their profile URL reached the outputs, so they are asked about at the close; it is not a page
+        or an item of theirs, so it does not make their profile one the crawl had to read)."""
         if decision.subject is None or decision.platform is None:
             return
         key = (decision.platform, decision.subject)
@@ -331,10 +333,13 @@ class PurgeOnClose:
         removed = sum(r.count for r in run.results)
         stats.inc_value("consentcrawl/purge/removed", removed)
         stats.inc_value("consentcrawl/purge/people", len(people))
+        if run.mentioning:
+            stats.inc_value("consentcrawl/purge/mentions_withheld", run.mentioning)
         withdrew = sum(1 for cause in causes.values() if cause.selection == WITHDRAWN)
         logger.info("consentcrawl: purge on close: %d record(s) of %d person(s) removed from %d output(s) (%d "
-                    "withdrew, %d refused or could not be read during the crawl)", removed, len(people),
-                    len(run.results), withdrew, len(people) - withdrew)
+                    "withdrew, %d refused or could not be read during the crawl); %d kept record(s) lost their "
+                    "mentions", removed, len(people), len(run.results), withdrew, len(people) - withdrew,
+                    run.mentioning)
         logger.debug("consentcrawl: purge on close: %s", ", ".join(map(str, people)))
         for said in [notice(r, escape="CONSENTCRAWL_PURGE_KEEP_SEEN") for r in run.results if r.kind == SEEN]:
             if said:

@@ -14,8 +14,9 @@ not a class per reference (a class is ~1.5 kB: a 5-byte reference would cost 300
 CookiesMiddleware) and routing headers (:func:`consentcrawl.facts.request_inputs`,
 :class:`consentcrawl.facts.FactReader`), every reading a lenient server could take (:meth:`Selection.url`); then,
 as for the HTTP cache, every absolute URL anywhere in the request (a ``Referer``: the link was on their page; the
-``redirect_urls`` that led to it; a URL in its meta or ``cb_kwargs``) and every item it carries in its meta or
-``cb_kwargs`` (an item a callback passes on names its person by its subject field). A request that names one
+``redirect_urls`` that led to it; a URL in its meta or ``cb_kwargs``), every mention of their page as an item may
+hold one (``/u/1022``, ``microblog.example/u/1022``: :func:`.mentioned.people_in`), and every item it carries in
+its meta or ``cb_kwargs`` (an item a callback passes on names its person by its subject field). A request that names one
 selected person is theirs; one that names several, or that cannot be read into facts at all (a URL that cannot be
 canonicalised, headers that are not headers), or that reads as no one person (the crawl denies it as ambiguous),
 is *unsure*: it goes, and is listed as such. So is one whose values,
@@ -38,6 +39,7 @@ from ..facts import FactReader, request_inputs
 from ..onevalue import one_value, several
 from ..robots.body import content_encoding
 from .common import PurgeFailed, Selection, urls_in
+from .mentioned import people_in
 
 __all__ = ["UNSURE", "Opaque", "decode", "named_in_state", "owner"]
 
@@ -135,14 +137,15 @@ def named_in_state(raw: bytes, selection: Selection) -> list[str]:
 
 
 def _named_in(value: Any, selection: Selection, carriers: list[Any]) -> dict[str, None]:
-    """The selected people an absolute URL anywhere in ``value`` names, or an item (a dict with str keys) in
-    ``carriers``."""
+    """The selected people an absolute URL anywhere in ``value`` names (or a path, a URL without its scheme: a
+    mention, as :mod:`.mentioned` finds one in a kept item), or an item (a dict with str keys) in ``carriers``."""
     found: dict[str, None] = {}
     for url in _strings(value):
         for candidate in urls_in(url):
             who = selection.url(candidate) or selection.sources.get(candidate)
             if who is not None:
                 found[who] = None
+        found.update(dict.fromkeys(people_in(selection, url)))  # a path or a URL without its scheme, too
     for fields in _mappings(carriers):
         goes, who = selection.whose_item(fields)
         if goes and who is not None:
@@ -175,7 +178,11 @@ def _by_facts(request: Mapping[str, Any], selection: Selection, reader: FactRead
         yield UNSURE
     named = one_value(meta.get("consentcrawl_subject"))
     # as named, whatever the URL says: a mismatch is denied by the crawl, and erased here (each of several values)
+    if several(named):  # the crawl reads several values (or a list of lists) as no one person: unsure, as when the
+        yield UNSURE    # URL and meta agree (facts) and also past a mismatch, which returns before that reading
     for one in (named if several(named) else () if named is None else (named,)):
+        if not isinstance(one, (str, int)) or isinstance(one, bool):  # [["1022"]]: no id, read as text or not
+            continue
         name, sep, ident = str(one).partition(":")
         who = selection.person(name, ident) if sep and name in selection.platforms else selection.person(
             platform, str(one))

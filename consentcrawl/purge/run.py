@@ -11,7 +11,9 @@ One receipt per person (``platform:id``; ``null`` for expired items that name no
 an ``AuditLog.event("purge-receipt", ...)`` line: the purge's id, what selected them, and per target its path,
 kind, where the records were (line numbers, ``table#rowid``, cache entry paths, stored files; a media store adds
 ``shared`` and ``absent`` files), how many, their size and the
-SHA-256 of their bytes (each target's module says which bytes). It holds no personal data beyond the subject id.
+SHA-256 of their bytes (each target's module says which bytes), and the kept records that lost the person's
+mentions (``mentions_withheld``, ``mentions_where``: :mod:`.mentioned`). It holds no personal data beyond the
+subject id.
 """
 
 from __future__ import annotations
@@ -89,7 +91,13 @@ class PurgeRun:
         seen: dict[str | None, None] = {}
         for result in self.results:
             seen.update(dict.fromkeys(result.removed))
+            seen.update(dict.fromkeys(result.mentions))
         return list(seen)
+
+    @property
+    def mentioning(self) -> int:
+        """How many kept records, over every target, lost the selected people's mentions."""
+        return sum(result.mentioning for result in self.results)
 
 
 def purge(targets: Sequence[Path], selection: Selection, *, dry_run: bool = False,
@@ -195,6 +203,8 @@ def receipts(run: PurgeRun, selection: str, people: Sequence[str | None],
                 "bytes": removed.size if removed else 0,
                 "sha256": removed.digest.hexdigest() if removed else None,
                 **{name: lists.get(who, []) for name, lists in result.lists.items()},
+                "mentions_withheld": len(result.mentions.get(who, [])),
+                "mentions_where": result.mentions.get(who, []),
             })
         out.append({
             "purge_id": run.purge_id,
@@ -203,6 +213,7 @@ def receipts(run: PurgeRun, selection: str, people: Sequence[str | None],
             **(fields or {}).get(who, {}),
             "targets": targets,
             "removed": sum(t["removed"] for t in targets),
+            "mentions_withheld": sum(t["mentions_withheld"] for t in targets),
             "failed": [{"path": path, "why": why} for path, why in run.problems()],
         })
     return out

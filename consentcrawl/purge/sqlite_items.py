@@ -10,6 +10,10 @@ A database with no such table is reported: nothing in it can be told to be anyon
 freed pages (table and index alike) with zeros, and a database in WAL mode is checkpointed and its WAL truncated
 afterwards. SQLite's own transaction is the atomic step (the file is not replaced: a pipeline may hold it open).
 
+**Mentions.** A kept row whose columns name a selected person by their page's URL loses those mentions
+(:mod:`.mentioned`: a column of JSON text is changed as JSON, other text as text) in the same transaction, under
+the same ``secure_delete``: the old cell's bytes are overwritten.
+
 **The receipt's hash** is over one line per removed row, in table then rowid order:
 ``json.dumps({"table": T, "rowid": R, "row": {column: value}}, ensure_ascii=False, separators=(",", ":"))``
 plus ``\\n``, a BLOB written as ``{"hex": "..."}``: rows have no bytes of their own in the file.
@@ -24,6 +28,7 @@ from typing import Any
 
 from ..consent.sqlite_files import uri_path
 from .common import PurgeFailed, Selection, TargetResult
+from .mentioned import in_kept, withheld_in_row
 
 __all__ = ["purge_sqlite", "row_bytes"]
 
@@ -84,8 +89,13 @@ def _purge(conn: sqlite3.Connection, result: TargetResult, selection: Selection,
                 if goes:
                     result.remove(who, f"{table}#{rowid}", row_bytes(table, rowid, row))
                     gone.append(rowid)
-                else:
-                    result.kept += 1
+                    continue
+                result.kept += 1
+                changed, _ = in_kept(result, f"{table}#{rowid}", withheld_in_row, selection, row)
+                if changed and not dry_run:
+                    assignments = ", ".join(f"{_quote(column)} = ?" for column in changed)
+                    conn.execute(f"UPDATE {_quote(table)} SET {assignments} WHERE rowid = ?",
+                                 [*changed.values(), rowid])
             if gone and not dry_run:
                 conn.executemany(f"DELETE FROM {_quote(table)} WHERE rowid = ?", [(r,) for r in gone])
         if not dry_run:
@@ -94,7 +104,7 @@ def _purge(conn: sqlite3.Connection, result: TargetResult, selection: Selection,
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    if not dry_run and result.count:
+    if not dry_run and (result.count or result.mentions):
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
         if str(mode).lower() == "wal":
             busy, _, _ = conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
