@@ -44,6 +44,7 @@ from .refusalphase import actor_read, actor_request
 from .runtime import get_runtime, is_checked_url, refuse_to_start
 from .settings import read
 from .sidedownload import past_slots
+from .startup import built_wrong
 from .urls import canonicalize
 
 if TYPE_CHECKING:
@@ -100,6 +101,27 @@ def _is_profile_page(runtime: ConsentRuntime, url: str) -> bool:
     return resolved.platform is not None and resolved.platform.is_profile_page(resolved.canonical.path_query)
 
 
+def _build_fallback(crawler: Crawler, setting: str, fallback_cls: type) -> Any:
+    """The handler that downloads, built; one that cannot be built, or does not download, stops the crawl with one
+    line naming the setting (Scrapy would log its traceback and crawl on with no handler for the scheme)."""
+    name = f"{fallback_cls.__module__}.{fallback_cls.__qualname__}"
+    if issubclass(fallback_cls, ConsentDownloadHandler):
+        error = ConfigError(f"{name!r} names a consentcrawl handler, not one that downloads", source=setting)
+    else:
+        try:
+            fallback = build_from_crawler(fallback_cls, crawler)
+        except Exception as exc:  # noqa: BLE001 - the project's code: any failure to build it stops the crawl
+            error = ConfigError(f"cannot build {name!r}: {type(exc).__name__}: {exc}", source=setting)
+        else:
+            if callable(getattr(fallback, "download_request", None)):
+                return fallback
+            error = ConfigError(f"{name!r} is not a download handler: it has no download_request method",
+                                source=setting)
+    refuse_to_start(crawler, error)
+    built_wrong(crawler, error)
+    raise NotConfigured(str(error))
+
+
 class ConsentDownloadHandler:
     """Decides each request as it is sent, then hands it to the fallback handler; a deny is never downloaded."""
 
@@ -131,11 +153,10 @@ class ConsentDownloadHandler:
         except ConfigError as exc:  # built before any other component: the one line naming it is logged here
             refuse_to_start(crawler, exc)
             raise NotConfigured(str(exc)) from None
-        if isinstance(fallback_cls, type) and issubclass(fallback_cls, ConsentDownloadHandler):
-            raise NotConfigured(f"{setting} names a consentcrawl handler, not one that downloads")
+        fallback = _build_fallback(crawler, setting, fallback_cls)
         # the engine's first component: the log line filter goes on the root handler Scrapy has just replaced
         PersonLines.install(crawler).on_root_handlers()
-        return cls(crawler, build_from_crawler(fallback_cls, crawler), float(max_crawl_delay))
+        return cls(crawler, fallback, float(max_crawl_delay))
 
     async def download_request(self, request: Request) -> Response:
         runtime = get_runtime(self.crawler)

@@ -4,6 +4,7 @@ could have undone. Each refuses to start with one :class:`~consentcrawl.errors.C
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -16,10 +17,26 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
-__all__ = ["GuardProbe", "ProbeSeen", "check_handlers", "check_item_processor_runs_guard", "check_log_formatter",
-           "check_outermost", "check_pipelines", "guard_sees_item", "hook_engine_close", "hook_scraper"]
+__all__ = ["GuardProbe", "ProbeSeen", "built_wrong", "check_built", "check_handlers",
+           "check_item_processor_runs_guard", "check_log_formatter", "check_outermost", "check_pipelines",
+           "guard_sees_item", "hook_engine_close", "hook_scraper"]
 
 logger = logging.getLogger("consentcrawl")
+
+#: per crawler, the first project component consentcrawl wraps (download handler, log formatter) that failed to build
+_BUILD_ERRORS: weakref.WeakKeyDictionary[Crawler, ConfigError] = weakref.WeakKeyDictionary()
+
+
+def built_wrong(crawler: Crawler, error: ConfigError) -> None:
+    """Remember that a wrapped component could not be built. It may be built after the runtime (which then cannot
+    refuse to start any more): :func:`check_built` stops the crawl as the spider opens, before its first request."""
+    _BUILD_ERRORS.setdefault(crawler, error)
+
+
+def check_built(crawler: Crawler) -> None:
+    error = _BUILD_ERRORS.get(crawler)
+    if error is not None:
+        raise error
 
 
 def hook_scraper(crawler: Crawler, name: str, wrap: Callable[[Crawler, Callable[..., Any]], Callable[..., Any]],

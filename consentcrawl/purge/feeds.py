@@ -61,7 +61,7 @@ def purge_jsonlines(path: Path, selection: Selection, *, dry_run: bool = False) 
             continue
         try:
             fields = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested thousands deep, no item of a crawl's
             result.failures.append(f"line {number} is not JSON: not checked, kept")
             kept.append(line)
             continue
@@ -132,7 +132,7 @@ def _array_elements(text: str) -> tuple[list[tuple[int, int]], str | None]:
     while True:
         try:
             _, end = decoder.raw_decode(text, i)
-        except ValueError:
+        except (ValueError, RecursionError):  # the rest is not checked (nested thousands deep: no crawl's item)
             break
         elements.append((i, end))
         i = _skip_space(text, end)

@@ -1,0 +1,153 @@
+"""Bad input as a user gives it: one clear line naming the setting (or the file and line), never a traceback and
+never a crawl that goes on. One table for the crawl, one for the command line; each case was a traceback, a line
+naming nothing, or a crawl that ran before its fix."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl_demo.server import LocalServer
+from tests.conftest import AUTHORIZATIONS, PLATFORMS, ROOT, consent_settings, run_crawl
+from tests.test_crawl_e2e import PlainMicroblogSpider
+
+#: JSON nested deeper than Python's parser recurses: json.loads raises RecursionError, not ValueError
+DEEP = "[" * 100_000 + "]" * 100_000 + "\n"
+
+
+class Unbuildable:
+    """A class a project might name as its download handler or log formatter, whose constructor fails."""
+
+    def __init__(self, crawler: Any = None) -> None:
+        raise RuntimeError("needs a licence key")
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> Unbuildable:
+        return cls(crawler)
+
+
+def _latin1_authorizations(tmp: Path) -> str:
+    text = AUTHORIZATIONS.read_bytes().replace(b"consent form MB-CF-0002", b"consent form caf\xe9")
+    line = text[:text.index(b"caf\xe9")].count(b"\n") + 1
+    (tmp / "auth.yaml").write_bytes(text)
+    return f"line {line}: file is not valid UTF-8"
+
+
+def _file(tmp: Path, name: str, text: str) -> str:
+    (tmp / name).write_text(text)
+    return str(tmp / name)
+
+
+#: setting, a value (or a function of the test's directory giving one), and what the one CRITICAL line must say
+CRAWL_CASES: list[tuple[str, Any, str]] = [
+    ("CONSENTCRAWL_HTTP_HANDLER", "os.path", "CONSENTCRAWL_HTTP_HANDLER: 'os.path' is not a class"),
+    ("CONSENTCRAWL_HTTP_HANDLER", "json.JSONDecoder",
+     "CONSENTCRAWL_HTTP_HANDLER: 'json.decoder.JSONDecoder' is not a download handler"),
+    ("CONSENTCRAWL_HTTPS_HANDLER", "tests.test_bad_input.Unbuildable",
+     "CONSENTCRAWL_HTTPS_HANDLER: cannot build 'tests.test_bad_input.Unbuildable': RuntimeError: needs a licence"),
+    ("CONSENTCRAWL_HTTP_HANDLER", "consentcrawl.handler.ConsentHTTPDownloadHandler",
+     "names a consentcrawl handler, not one that downloads"),
+    ("CONSENTCRAWL_LOG_FORMATTER", "json.dumps", "CONSENTCRAWL_LOG_FORMATTER: 'json.dumps' is not a class"),
+    ("CONSENTCRAWL_LOG_FORMATTER", "json.JSONDecoder",
+     "CONSENTCRAWL_LOG_FORMATTER: 'json.decoder.JSONDecoder' is not a log formatter"),
+    ("CONSENTCRAWL_LOG_FORMATTER", "tests.test_bad_input.Unbuildable",
+     "CONSENTCRAWL_LOG_FORMATTER: cannot build 'tests.test_bad_input.Unbuildable': RuntimeError"),
+    ("CONSENTCRAWL_AUTHORIZATIONS", lambda tmp: str(tmp / "auth.yaml"), _latin1_authorizations),
+    ("CONSENTCRAWL_AUTHORIZATIONS", lambda tmp: _file(tmp, "deep.jsonl", DEEP),
+     "deep.jsonl, line 1: invalid JSON: nested too deeply"),
+    ("CONSENTCRAWL_REFUSALS_LOG", lambda tmp: _file(tmp, "deep.jsonl", DEEP), "deep.jsonl, line 1: not a refusal"),
+    ("CONSENTCRAWL_AUDIT_LOG", lambda tmp: _file(tmp, "deep.jsonl", DEEP),
+     "deep.jsonl: line 1 is not the chain-start line"),
+]
+
+
+@pytest.mark.parametrize(("name", "value", "message"), CRAWL_CASES,
+                         ids=[f"{n}={v if isinstance(v, str) else i}" for i, (n, v, _) in enumerate(CRAWL_CASES)])
+@deferred_f_from_coro_f
+async def test_a_crawl_with_bad_input_does_not_start_and_says_why_in_one_line(
+    name: str, value: Any, message: str | Callable[[Path], str], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    expected = message(tmp_path) if callable(message) else message
+    value = value(tmp_path) if callable(value) else value
+    settings = consent_settings(tmp_path, **{name: value})
+    if name == "CONSENTCRAWL_AUDIT_LOG":  # the helper reads the crawl's audit log back: this one is no audit log
+        monkeypatch.setattr("tests.conftest.read_audit_log", lambda path: [])
+    served: list[Any] = []
+    with LocalServer(lambda request, headers: served.append(request)) as server:  # type: ignore[func-returns-value]
+        result = await run_crawl(PlainMicroblogSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    assert result.stats["finish_reason"] == "consentcrawl_config_error"
+    assert served == [] and result.items == []
+    critical = [r.getMessage() for r in caplog.records if r.levelno == logging.CRITICAL]
+    assert len(critical) == 1 and expected in critical[0], critical
+    assert not any(r.exc_info for r in caplog.records if r.levelno >= logging.ERROR), "a line, not a traceback"
+
+
+def test_scrapy_crawl_with_a_handler_that_does_not_download_exits_1_with_one_line(tmp_path: Path) -> None:
+    """As the user sees it: `scrapy crawl` (the handler is built after the runtime, so the spider closes as it
+    opens; before, Scrapy's traceback, then a crawl that ran with no handler and exited 0)."""
+    served: list[Any] = []
+    with LocalServer(lambda request, headers: served.append(request)) as server:  # type: ignore[func-returns-value]
+        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith("SCRAPY_")}
+        env.update(http_proxy=server.proxy, PYTHONPATH=str(ROOT))
+        proc = subprocess.run(
+            [sys.executable, "-m", "scrapy", "crawl", "microblog", "-s", "CONSENTCRAWL_HTTP_HANDLER=json.JSONDecoder",
+             "-s", "LOG_LEVEL=INFO", "-s", f"CONSENTCRAWL_AUDIT_LOG={tmp_path / 'audit.jsonl'}"],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+        )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 1 and served == [], output
+    assert "Traceback" not in output, output
+    naming = [line for line in output.splitlines() if "CONSENTCRAWL_HTTP_HANDLER:" in line]
+    assert len(naming) == 1 and "configuration error" in naming[0] and "not a download handler" in naming[0]
+
+
+# --------------------------------------------------------------------------- the command line
+
+
+def _cli_cases() -> list[tuple[str, list[str], int, str]]:
+    platforms = ["--platforms", str(PLATFORMS)]
+    return [
+        ("auth.yaml", ["authorizations", "validate", "{file}", *platforms], 1,
+         "{file}:{line}: file is not valid UTF-8"),
+        ("deep.jsonl", ["authorizations", "validate", "{file}", *platforms], 1,
+         "{file}:1: invalid JSON: nested too deeply"),
+        ("auth.yaml", ["check", "http://microblog.example/u/1001", "--purpose", "research", *platforms,
+                       "--authorizations", "{file}"], 2, "{file}, line {line}: file is not valid UTF-8"),
+        ("deep.jsonl", ["audit", "verify", "{file}"], 1, "{file}: no line verifies"),
+        ("deep.jsonl", ["audit", "report", "{file}"], 0, "{file}:1: not JSON"),
+        ("deep.jsonl", ["audit", "merge", "{file}", "-o", "{dir}/merged.jsonl"], 1,
+         "{file}: line 1: malformed: line 1 is not a JSON object"),
+        ("deep.jsonl", ["purge", "--subject", "microblog:1001", *platforms, "--audit-log", "{dir}/purge.jsonl",
+                        "{file}"], 1, "{file}: line 1 is not JSON: not checked, kept"),
+        ("deep.json", ["purge", "--subject", "microblog:1001", *platforms, "--audit-log", "{dir}/purge.jsonl",
+                       "{file}"], 1, "{file}: invalid JSON at character 1"),
+    ]
+
+
+@pytest.mark.parametrize(("name", "args", "code", "message"), _cli_cases(),
+                         ids=[f"{' '.join(a[:2])}-{n}" for n, a, _, _ in _cli_cases()])
+def test_a_command_given_bad_input_says_which_file_and_line_without_a_traceback(
+    name: str, args: list[str], code: int, message: str, tmp_path: Path,
+) -> None:
+    line = 0
+    if name == "auth.yaml":
+        line = int(_latin1_authorizations(tmp_path).split()[1].rstrip(":"))
+    else:
+        (tmp_path / name).write_text(DEEP if name.endswith(".jsonl") else f"[{DEEP.strip()}]\n")
+    path = str(tmp_path / name)
+    args = [a.format(file=path, dir=tmp_path) for a in args]
+    proc = subprocess.run([sys.executable, "-m", "consentcrawl.cli", *args], capture_output=True, text=True,
+                          timeout=60, env={k: v for k, v in os.environ.items() if "proxy" not in k.lower()})
+    output = proc.stdout + proc.stderr
+    assert "Traceback" not in output, output
+    assert proc.returncode == code, output
+    assert message.format(file=path, line=line) in output, output
