@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -130,7 +131,39 @@ def _cli_cases() -> list[tuple[str, list[str], int, str]]:
                         "{file}"], 1, "{file}: line 1 is not JSON: not checked, kept"),
         ("deep.json", ["purge", "--subject", "microblog:1001", *platforms, "--audit-log", "{dir}/purge.jsonl",
                        "{file}"], 1, "{file}: invalid JSON at character 1"),
+        # a store is built beside DEST and renamed over it: over a FIFO (or /dev/null) it took the device's place
+        ("fifo", ["authorizations", "import", str(AUTHORIZATIONS), "sqlite:///{file}", *platforms], 2,
+         "sqlite:///{file}: is not a regular file"),
+        ("afile", ["authorizations", "import", str(AUTHORIZATIONS), "sqlite:///{file}/store.db", *platforms], 2,
+         "sqlite:///{file}/store.db: cannot write into it (FileExistsError"),
+        ("store.db", ["authorizations", "stats", "sqlite:///{file}", *platforms], 2,
+         "sqlite:///{file}: authorization store cannot be read: DatabaseError"),
+        ("afile", ["demo", "--output", "{file}"], 2, "--output: cannot use '{file}' for the demo's output"),
+        ("afile", ["demo", "--serve", "--port", "99999"], 2, "--port: cannot listen on 127.0.0.1:99999"),
     ]
+
+
+def _corrupt_store(tmp: Path) -> None:
+    """A store that opens as a crawl opens it (its first page is whole) but whose other pages do not read."""
+    from consentcrawl.cli import main
+
+    assert main(["authorizations", "import", str(AUTHORIZATIONS), f"sqlite:///{tmp / 'store.db'}",
+                 "--platforms", str(PLATFORMS)]) == 0
+    data = bytearray((tmp / "store.db").read_bytes())
+    for page in range(4096, len(data), 4096):
+        data[page + 100:page + 2000] = b"\x55" * 1900
+    (tmp / "store.db").write_bytes(data)
+
+
+#: files a command is given: made in the test's directory before it runs
+FILES: dict[str, Callable[[Path], Any]] = {
+    "auth.yaml": _latin1_authorizations,
+    "deep.jsonl": lambda tmp: (tmp / "deep.jsonl").write_text(DEEP),
+    "deep.json": lambda tmp: (tmp / "deep.json").write_text(f"[{DEEP.strip()}]\n"),
+    "fifo": lambda tmp: os.mkfifo(tmp / "fifo"),
+    "afile": lambda tmp: (tmp / "afile").write_text("a file where a directory should be"),
+    "store.db": _corrupt_store,
+}
 
 
 @pytest.mark.parametrize(("name", "args", "code", "message"), _cli_cases(),
@@ -138,11 +171,8 @@ def _cli_cases() -> list[tuple[str, list[str], int, str]]:
 def test_a_command_given_bad_input_says_which_file_and_line_without_a_traceback(
     name: str, args: list[str], code: int, message: str, tmp_path: Path,
 ) -> None:
-    line = 0
-    if name == "auth.yaml":
-        line = int(_latin1_authorizations(tmp_path).split()[1].rstrip(":"))
-    else:
-        (tmp_path / name).write_text(DEEP if name.endswith(".jsonl") else f"[{DEEP.strip()}]\n")
+    made = FILES[name](tmp_path)
+    line = int(made.split()[1].rstrip(":")) if name == "auth.yaml" else 0
     path = str(tmp_path / name)
     args = [a.format(file=path, dir=tmp_path) for a in args]
     proc = subprocess.run([sys.executable, "-m", "consentcrawl.cli", *args], capture_output=True, text=True,
@@ -151,3 +181,5 @@ def test_a_command_given_bad_input_says_which_file_and_line_without_a_traceback(
     assert "Traceback" not in output, output
     assert proc.returncode == code, output
     assert message.format(file=path, line=line) in output, output
+    if name == "fifo":
+        assert stat.S_ISFIFO(os.stat(path).st_mode), "the FIFO is still there"
