@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -183,3 +185,50 @@ def test_a_command_given_bad_input_says_which_file_and_line_without_a_traceback(
     assert message.format(file=path, line=line) in output, output
     if name == "fifo":
         assert stat.S_ISFIFO(os.stat(path).st_mode), "the FIFO is still there"
+
+
+# --------------------------------------------------------------------------- files this user may not read
+
+
+def _as_another_user() -> list[str] | None:
+    """The prefix that runs a command without root's right to read every file; None where that cannot be done."""
+    if os.geteuid() != 0:
+        return []
+    setpriv = shutil.which("setpriv")
+    return None if setpriv is None else [setpriv, "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    # the file cannot be read: one line naming it (was a traceback from the cache lookup, then from the read)
+    (["check", "http://microblog.example/u/1001", "--purpose", "research", "--authorizations", "locked.yaml"], 2,
+     "configuration error: locked.yaml: cannot read file: Permission denied"),
+    # a readable file, with a cache directory (XDG_CACHE_HOME) this user may not look in: read as if it had none
+    (["authorizations", "show", "microblog:1001", "--authorizations", "authorizations.yaml"], 0,
+     "authorizations.yaml:"),
+], ids=["unreadable-file", "unreadable-cache-directory"])
+def test_a_file_or_cache_the_user_may_not_read_is_one_line_not_a_traceback(
+    args: list[str], code: int, message: str,
+) -> None:
+    prefix = _as_another_user()
+    if prefix is None:
+        pytest.skip("running as root without setpriv: every file is readable")
+    work = Path(tempfile.mkdtemp(prefix="consentcrawl-perm-"))  # not pytest's tmp_path: its parent is root's only
+    try:
+        work.chmod(0o777)
+        shutil.copy(PLATFORMS, work / "platforms.yaml")
+        for name in ("authorizations.yaml", "locked.yaml"):
+            shutil.copy(AUTHORIZATIONS, work / name)
+            (work / name).chmod(0o644)
+        (work / "platforms.yaml").chmod(0o644)
+        (work / "locked.yaml").chmod(0)
+        (work / "cache").mkdir(mode=0)
+        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+        env.update(HOME=str(work), XDG_CACHE_HOME=str(work / "cache"), PYTHONPATH=str(ROOT))
+        proc = subprocess.run([*prefix, sys.executable, "-m", "consentcrawl.cli", *args, "--platforms",
+                               "platforms.yaml"], cwd=work, env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        (work / "cache").chmod(0o700)
+        shutil.rmtree(work)
+    output = proc.stdout + proc.stderr
+    assert "Traceback" not in output, output
+    assert proc.returncode == code and message in output, output

@@ -128,6 +128,8 @@ class FileStore:
             self._backend, self._digest = self._read(st)
         except ConfigError as exc:  # its values are a person's data in the crawl's log (errors.RecordsError)
             raise RecordsError(exc.message, exc.source, exc.line, keep=config_words(platforms)) from None
+        except OSError as exc:  # stat-able but not readable (no read permission), or gone since
+            raise ConfigError(f"cannot read file: {exc.strerror or exc}", self.source) from exc
         self._length = st.st_size  #: the file's size when it was read (if it grew since, its digest differs)
         self._version: int = new_version()
         self._seen = signature(st)  #: the file as of the last look at its bytes
