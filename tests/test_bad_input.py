@@ -67,6 +67,8 @@ CRAWL_CASES: list[tuple[str, Any, str]] = [
     ("CONSENTCRAWL_AUTHORIZATIONS", lambda tmp: _file(tmp, "deep.jsonl", DEEP),
      "deep.jsonl, line 1: invalid JSON: nested too deeply"),
     ("CONSENTCRAWL_REFUSALS_LOG", lambda tmp: _file(tmp, "deep.jsonl", DEEP), "deep.jsonl, line 1: not a refusal"),
+    ("CONSENTCRAWL_PLATFORMS", lambda tmp: _file(tmp, "deep.yaml", "platforms: " + DEEP),
+     "deep.yaml: YAML syntax error: lists or mappings nested too deeply"),
     ("CONSENTCRAWL_AUDIT_LOG", lambda tmp: _file(tmp, "deep.jsonl", DEEP),
      "deep.jsonl: line 1 is not the chain-start line"),
 ]
@@ -125,6 +127,8 @@ def _cli_cases() -> list[tuple[str, list[str], int, str]]:
          "{file}:1: invalid JSON: nested too deeply"),
         ("auth.yaml", ["check", "http://microblog.example/u/1001", "--purpose", "research", *platforms,
                        "--authorizations", "{file}"], 2, "{file}, line {line}: file is not valid UTF-8"),
+        ("deep.yaml", ["authorizations", "validate", "{file}", *platforms], 1,
+         "{file}: YAML syntax error: lists or mappings nested too deeply"),
         ("deep.jsonl", ["audit", "verify", "{file}"], 1, "{file}: no line verifies"),
         ("deep.jsonl", ["audit", "report", "{file}"], 0, "{file}:1: not JSON"),
         ("deep.jsonl", ["audit", "merge", "{file}", "-o", "{dir}/merged.jsonl"], 1,
@@ -161,6 +165,8 @@ def _corrupt_store(tmp: Path) -> None:
 FILES: dict[str, Callable[[Path], Any]] = {
     "auth.yaml": _latin1_authorizations,
     "deep.jsonl": lambda tmp: (tmp / "deep.jsonl").write_text(DEEP),
+    "deep.yaml": lambda tmp: (tmp / "deep.yaml").write_text(
+        "authorizations:\n  - evidence: " + "{a: " * 50_000 + "1" + "}" * 50_000 + "\n"),
     "deep.json": lambda tmp: (tmp / "deep.json").write_text(f"[{DEEP.strip()}]\n"),
     "fifo": lambda tmp: os.mkfifo(tmp / "fifo"),
     "afile": lambda tmp: (tmp / "afile").write_text("a file where a directory should be"),

@@ -30,7 +30,7 @@ from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
 from ..errors import ConfigError
-from ..yamlsource import Node, _Builder, _mark_line, _syntax_message, did_you_mean, type_name
+from ..yamlsource import NESTED_TOO_DEEPLY, Node, _Builder, _mark_line, _syntax_message, did_you_mean, type_name
 
 __all__ = ["yaml_rows"]
 
@@ -75,6 +75,8 @@ def yaml_rows(stream: Any, source: str, errors: Any = None) -> Iterator[_Row]:
         raise _not_utf8(source) or ConfigError(f"YAML syntax error: {exc.reason}", source) from None
     except yaml.YAMLError as exc:  # libyaml's errors without a mark (bytes that are not UTF-8, among others)
         raise _not_utf8(source) or ConfigError(f"YAML syntax error: {exc}", source) from None
+    except RecursionError:  # PyYAML's composer recurses: lists or mappings nested thousands deep
+        raise ConfigError(NESTED_TOO_DEEPLY, source) from None
     finally:
         loader.dispose()
 
