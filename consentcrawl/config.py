@@ -217,7 +217,9 @@ def keyed_refusals(refusals: Iterable[Refusal], platforms: PlatformRegistry, sou
             unknown[refusal.platform] = unknown.get(refusal.platform, 0) + 1
             yield refusal
         for name in names:
-            key = platforms.platforms[name].subject_key(refusal.subject)
+            # spaces around an id the operator wrote by hand (`" bob"`) are no part of it: read with them, the line
+            # would deny no one, silently
+            key = platforms.platforms[name].subject_key(refusal.subject.strip())
             yield (refusal if (name, key) == (refusal.platform, refusal.subject)
                    else dataclasses.replace(refusal, platform=name, subject=key))
     if unknown:
