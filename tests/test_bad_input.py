@@ -4,9 +4,11 @@ naming nothing, or a crawl that ran before its fix."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -142,6 +144,9 @@ def _cli_cases() -> list[tuple[str, list[str], int, str]]:
          "sqlite:///{file}: is not a regular file"),
         ("afile", ["authorizations", "import", str(AUTHORIZATIONS), "sqlite:///{file}/store.db", *platforms], 2,
          "sqlite:///{file}/store.db: cannot write into it (FileExistsError"),
+        # another program's database: our tables were added to it (and its journal switched to WAL)
+        ("other.db", ["authorizations", "import", str(AUTHORIZATIONS), "sqlite:///{file}", *platforms], 2,
+         "sqlite:///{file} is not a consentcrawl authorization store: it holds other tables (orders)"),
         ("store.db", ["authorizations", "stats", "sqlite:///{file}", *platforms], 2,
          "sqlite:///{file}: authorization store cannot be read: DatabaseError"),
         ("afile", ["demo", "--output", "{file}"], 2, "--output: cannot use '{file}' for the demo's output"),
@@ -171,6 +176,7 @@ FILES: dict[str, Callable[[Path], Any]] = {
     "fifo": lambda tmp: os.mkfifo(tmp / "fifo"),
     "afile": lambda tmp: (tmp / "afile").write_text("a file where a directory should be"),
     "store.db": _corrupt_store,
+    "other.db": lambda tmp: sqlite3.connect(tmp / "other.db").execute("CREATE TABLE orders (id)").connection.commit(),
 }
 
 
@@ -189,6 +195,10 @@ def test_a_command_given_bad_input_says_which_file_and_line_without_a_traceback(
     assert "Traceback" not in output, output
     assert proc.returncode == code, output
     assert message.format(file=path, line=line) in output, output
+    if name == "other.db":
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("orders",)]
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
     if name == "fifo":
         assert stat.S_ISFIFO(os.stat(path).st_mode), "the FIFO is still there"
 
