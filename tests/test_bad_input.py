@@ -149,6 +149,13 @@ def _cli_cases() -> list[tuple[str, list[str], int, str]]:
          "sqlite:///{file} is not a consentcrawl authorization store: it holds other tables (orders)"),
         ("store.db", ["authorizations", "stats", "sqlite:///{file}", *platforms], 2,
          "sqlite:///{file}: authorization store cannot be read: DatabaseError"),
+        # a settings module or scrapy.cfg that does not load: Python's or configparser's traceback before
+        ("brokensettings.py", ["check", "http://microblog.example/u/1", "--purpose", "research", "--settings",
+                               "brokensettings"], 2, "{file}, line 2: cannot import settings module: '(' was never"),
+        ("raisingsettings.py", ["check", "http://microblog.example/u/1", "--purpose", "research", "--settings",
+                                "raisingsettings"], 2, "raisingsettings: cannot import settings module: RuntimeError"),
+        ("scrapy.cfg", ["purge", "--withdrawn", "items.jsonl"], 2,
+         "{file}, line 1: cannot read it: File contains no section headers"),
         ("afile", ["demo", "--output", "{file}"], 2, "--output: cannot use '{file}' for the demo's output"),
         ("afile", ["demo", "--serve", "--port", "99999"], 2, "--port: cannot listen on 127.0.0.1:99999"),
     ]
@@ -176,6 +183,9 @@ FILES: dict[str, Callable[[Path], Any]] = {
     "fifo": lambda tmp: os.mkfifo(tmp / "fifo"),
     "afile": lambda tmp: (tmp / "afile").write_text("a file where a directory should be"),
     "store.db": _corrupt_store,
+    "brokensettings.py": lambda tmp: (tmp / "brokensettings.py").write_text("BOT_NAME = 'x'\nITEM_PIPELINES = {(\n"),
+    "raisingsettings.py": lambda tmp: (tmp / "raisingsettings.py").write_text("raise RuntimeError('no key')\n"),
+    "scrapy.cfg": lambda tmp: (tmp / "scrapy.cfg").write_text("[settings\ndefault = x\n"),
     "other.db": lambda tmp: sqlite3.connect(tmp / "other.db").execute("CREATE TABLE orders (id)").connection.commit(),
 }
 
@@ -190,7 +200,9 @@ def test_a_command_given_bad_input_says_which_file_and_line_without_a_traceback(
     path = str(tmp_path / name)
     args = [a.format(file=path, dir=tmp_path) for a in args]
     proc = subprocess.run([sys.executable, "-m", "consentcrawl.cli", *args], capture_output=True, text=True,
-                          timeout=60, env={k: v for k, v in os.environ.items() if "proxy" not in k.lower()})
+                          cwd=tmp_path, timeout=60,
+                          env={k: v for k, v in os.environ.items() if "proxy" not in k.lower()
+                               and k != "SCRAPY_SETTINGS_MODULE"})
     output = proc.stdout + proc.stderr
     assert "Traceback" not in output, output
     assert proc.returncode == code, output
