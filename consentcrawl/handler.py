@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import Response as ScrapyResponse
-from scrapy.utils.misc import build_from_crawler, load_object
+from scrapy.utils.misc import load_object
 
 from ._scrapy_internals import no_silent_resend
 from .checks.robots import crawl_delay
@@ -44,7 +44,7 @@ from .refusalphase import actor_read, actor_request
 from .runtime import get_runtime, is_checked_url, refuse_to_start
 from .settings import read
 from .sidedownload import past_slots
-from .startup import built_wrong
+from .startup import build_wrapped, built_wrong
 from .urls import canonicalize
 
 if TYPE_CHECKING:
@@ -101,27 +101,6 @@ def _is_profile_page(runtime: ConsentRuntime, url: str) -> bool:
     return resolved.platform is not None and resolved.platform.is_profile_page(resolved.canonical.path_query)
 
 
-def _build_fallback(crawler: Crawler, setting: str, fallback_cls: type) -> Any:
-    """The handler that downloads, built; one that cannot be built, or does not download, stops the crawl with one
-    line naming the setting (Scrapy would log its traceback and crawl on with no handler for the scheme)."""
-    name = f"{fallback_cls.__module__}.{fallback_cls.__qualname__}"
-    if issubclass(fallback_cls, ConsentDownloadHandler):
-        error = ConfigError(f"{name!r} names a consentcrawl handler, not one that downloads", source=setting)
-    else:
-        try:
-            fallback = build_from_crawler(fallback_cls, crawler)
-        except Exception as exc:  # noqa: BLE001 - the project's code: any failure to build it stops the crawl
-            error = ConfigError(f"cannot build {name!r}: {type(exc).__name__}: {exc}", source=setting)
-        else:
-            if callable(getattr(fallback, "download_request", None)):
-                return fallback
-            error = ConfigError(f"{name!r} is not a download handler: it has no download_request method",
-                                source=setting)
-    refuse_to_start(crawler, error)
-    built_wrong(crawler, error)
-    raise NotConfigured(str(error))
-
-
 class ConsentDownloadHandler:
     """Decides each request as it is sent, then hands it to the fallback handler; a deny is never downloaded."""
 
@@ -153,7 +132,13 @@ class ConsentDownloadHandler:
         except ConfigError as exc:  # built before any other component: the one line naming it is logged here
             refuse_to_start(crawler, exc)
             raise NotConfigured(str(exc)) from None
-        fallback = _build_fallback(crawler, setting, fallback_cls)
+        if issubclass(fallback_cls, ConsentDownloadHandler):
+            built_wrong(crawler, ConfigError(f"{fallback_cls.__qualname__} names a consentcrawl handler, not one that "
+                                             "downloads", source=setting))
+            raise NotConfigured(setting)
+        fallback = build_wrapped(crawler, fallback_cls, setting, "download_request", "a download handler")
+        if fallback is None:
+            raise NotConfigured(setting)
         # the engine's first component: the log line filter goes on the root handler Scrapy has just replaced
         PersonLines.install(crawler).on_root_handlers()
         return cls(crawler, fallback, float(max_crawl_delay))

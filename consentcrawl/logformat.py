@@ -42,7 +42,7 @@ from .requestlines import RequestLines
 from .runtime import config_error, refuse_to_start
 from .settings import read
 from .spidererrors import SCRAPER_LOGGER, CloseReasons, RefusedRequestError, SpiderErrors, not_allowed, not_read
-from .startup import built_wrong, hook_engine_close, hook_scraper
+from .startup import build_wrapped, hook_engine_close, hook_scraper
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -69,24 +69,6 @@ REFUSED_SANITIZED = ("Spider error processing a request consentcrawl refused (%(
                      "handlers as %(error)s without its message or values")
 
 
-def _build_inner(crawler: Crawler, inner_cls: type) -> Any:
-    """The formatter that makes the lines; one that cannot be built, or is no log formatter, stops the crawl with one
-    line naming the setting (not Scrapy's traceback), and Scrapy's own makes the lines until it stops."""
-    name = f"{inner_cls.__module__}.{inner_cls.__qualname__}"
-    try:
-        inner = build_from_crawler(inner_cls, crawler)
-    except Exception as exc:  # noqa: BLE001 - the project's code: any failure to build it stops the crawl
-        error = ConfigError(f"cannot build {name!r}: {type(exc).__name__}: {exc}", source="CONSENTCRAWL_LOG_FORMATTER")
-    else:
-        if callable(getattr(inner, "crawled", None)):
-            return inner
-        error = ConfigError(f"{name!r} is not a log formatter: it has no crawled method",
-                            source="CONSENTCRAWL_LOG_FORMATTER")
-    refuse_to_start(crawler, error)
-    built_wrong(crawler, error)
-    return build_from_crawler(LogFormatter, crawler)
-
-
 class ConsentLogFormatter:
     """Delegates every line to the formatter it wraps; a spider error about a refused request loses its URL."""
 
@@ -103,7 +85,9 @@ class ConsentLogFormatter:
             inner_cls = LogFormatter
         if isinstance(inner_cls, type) and issubclass(inner_cls, ConsentLogFormatter):
             inner_cls = LogFormatter  # named twice: one wrapper is enough
-        formatter = cls(_build_inner(crawler, inner_cls), crawler)
+        inner = build_wrapped(crawler, inner_cls, "CONSENTCRAWL_LOG_FORMATTER", "crawled", "a log formatter")
+        # one that cannot be built stops the crawl; Scrapy's own formatter makes the lines until it stops
+        formatter = cls(inner if inner is not None else build_from_crawler(LogFormatter, crawler), crawler)
         RequestLines.install(crawler)  # the middlewares' lines about such a request, which it does not write
         crawler.signals.connect(formatter.spider_opened, signal=signals.spider_opened)
         return formatter
