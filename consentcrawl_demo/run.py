@@ -26,15 +26,16 @@ PROXY_VARS = ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "
 
 
 def project_root() -> Path:
-    """The example project: scrapy.cfg in or above the cwd, else the checkout this package was installed from."""
+    """The example project: scrapy.cfg in or above the cwd, else the checkout this package was installed from.
+    A scrapy.cfg of another project (the user's own, run from inside it) is not the example's: it has no
+    ``settings`` module and no ``microblog`` spider."""
     from scrapy.utils.conf import closest_scrapy_cfg
 
     cfg = closest_scrapy_cfg()
-    if cfg:
-        return Path(cfg).parent
-    checkout = Path(__file__).resolve().parents[1]
-    if (checkout / "scrapy.cfg").exists() and (checkout / "spiders").is_dir():
-        return checkout
+    for root in ([Path(cfg).parent] if cfg else []) + [Path(__file__).resolve().parents[1]]:
+        if (root / "scrapy.cfg").exists() and (root / "spiders" / f"{SPIDER}.py").is_file() \
+                and (root / "settings" / "__init__.py").is_file():
+            return root
     raise ConfigError("the demo needs the example project (scrapy.cfg, spiders/, settings/): run it from the "
                       "consentcrawl repository", source="consentcrawl demo")
 

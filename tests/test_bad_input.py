@@ -156,6 +156,8 @@ def _cli_cases() -> list[tuple[str, list[str], int, str]]:
                                 "raisingsettings"], 2, "raisingsettings: cannot import settings module: RuntimeError"),
         ("scrapy.cfg", ["purge", "--withdrawn", "items.jsonl"], 2,
          "{file}, line 1: cannot read it: File contains no section headers"),
+        # run from inside the user's own Scrapy project: its scrapy.cfg was taken for the example's (no `settings`)
+        ("own-project", ["demo", "--output", "{dir}/out"], 0, "consentcrawl demo: crawl finished"),
         ("afile", ["demo", "--output", "{file}"], 2, "--output: cannot use '{file}' for the demo's output"),
         ("afile", ["demo", "--serve", "--port", "99999"], 2, "--port: cannot listen on 127.0.0.1:99999"),
     ]
@@ -183,6 +185,7 @@ FILES: dict[str, Callable[[Path], Any]] = {
     "fifo": lambda tmp: os.mkfifo(tmp / "fifo"),
     "afile": lambda tmp: (tmp / "afile").write_text("a file where a directory should be"),
     "store.db": _corrupt_store,
+    "own-project": lambda tmp: (tmp / "scrapy.cfg").write_text("[settings]\ndefault = people.settings\n"),
     "brokensettings.py": lambda tmp: (tmp / "brokensettings.py").write_text("BOT_NAME = 'x'\nITEM_PIPELINES = {(\n"),
     "raisingsettings.py": lambda tmp: (tmp / "raisingsettings.py").write_text("raise RuntimeError('no key')\n"),
     "scrapy.cfg": lambda tmp: (tmp / "scrapy.cfg").write_text("[settings\ndefault = x\n"),
