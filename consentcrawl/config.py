@@ -106,6 +106,8 @@ class ConsentConfig:
         def get(name: str) -> Any:
             return read(settings, name)
 
+        #: where a bad purpose is to be fixed: the spider's attribute wins over the setting
+        purpose_source = "the spider's purpose attribute" if purpose else "CONSENTCRAWL_PURPOSE"
         purpose = purpose or get("CONSENTCRAWL_PURPOSE")
         if not purpose:
             raise ConfigError("no purpose: set CONSENTCRAWL_PURPOSE or the spider's `purpose` attribute; "
@@ -139,7 +141,7 @@ class ConsentConfig:
             get(name)  # read by the purge-on-close extension; a bad value stops the crawl before it starts
         checks = load_checks(get("CONSENTCRAWL_CHECKS"))
         policy = signal_policy(get)
-        purpose = crawl_purpose(purpose, policy)
+        purpose = crawl_purpose(purpose, policy, purpose_source)
         values = dict(
             audit_log=expand_worker(get("CONSENTCRAWL_AUDIT_LOG")),  # {worker}: one file per worker process
             subject_field=get("CONSENTCRAWL_SUBJECT_FIELD"),
@@ -313,7 +315,7 @@ def custom_purposes(raw: Mapping[str, Any]) -> tuple[CustomPurpose, ...]:
     return tuple(out)
 
 
-def crawl_purpose(purpose: Any, policy: SignalPolicy) -> str:
+def crawl_purpose(purpose: Any, policy: SignalPolicy, source: str = "CONSENTCRAWL_PURPOSE") -> str:
     """The crawl's purpose: a built-in one, or one declared in ``CONSENTCRAWL_CUSTOM_PURPOSES``. Anything else is a
     ConfigError: a purpose nobody said how to judge is not guessed at (the crawl does not start)."""
     if isinstance(purpose, str) and any(c.name == purpose for c in policy.custom):
@@ -322,7 +324,7 @@ def crawl_purpose(purpose: Any, policy: SignalPolicy) -> str:
         return check_purpose(purpose)
     except ValueError as exc:
         raise ConfigError(f"{exc}; a purpose of your own must be declared in CONSENTCRAWL_CUSTOM_PURPOSES with the "
-                          "built-in purposes it counts as", source="CONSENTCRAWL_PURPOSE") from None
+                          "built-in purposes it counts as", source=source) from None
 
 
 def load_checks(value: Any) -> tuple[Any, ...]:

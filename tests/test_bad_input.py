@@ -98,6 +98,25 @@ async def test_a_crawl_with_bad_input_does_not_start_and_says_why_in_one_line(
     assert not any(r.exc_info for r in caplog.records if r.levelno >= logging.ERROR), "a line, not a traceback"
 
 
+@deferred_f_from_coro_f
+async def test_a_bad_purpose_the_spider_gives_is_named_as_the_spiders(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """`purpose = "Research"` on the spider (or `-a purpose=Research`) was reported as CONSENTCRAWL_PURPOSE's (here
+    set, and valid)."""
+    class MisspeltPurposeSpider(PlainMicroblogSpider):
+        purpose = "Research"
+
+    served: list[Any] = []
+    with LocalServer(lambda request, headers: served.append(request)) as server:  # type: ignore[func-returns-value]
+        result = await run_crawl(MisspeltPurposeSpider, consent_settings(tmp_path), proxy=server.proxy,
+                                 monkeypatch=monkeypatch)
+    assert served == []
+    assert result.stats["finish_reason"] == "consentcrawl_config_error"
+    critical = [r.getMessage() for r in caplog.records if r.levelno == logging.CRITICAL]
+    assert len(critical) == 1 and "the spider's purpose attribute: unknown purpose 'Research'" in critical[0]
+
+
 def test_scrapy_crawl_with_a_handler_that_does_not_download_exits_1_with_one_line(tmp_path: Path) -> None:
     """As the user sees it: `scrapy crawl` (the handler is built after the runtime, so the spider closes as it
     opens; before, Scrapy's traceback, then a crawl that ran with no handler and exited 0)."""
