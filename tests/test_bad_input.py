@@ -52,7 +52,7 @@ def _file(tmp: Path, name: str, text: str) -> str:
 
 
 #: setting, a value (or a function of the test's directory giving one), and what the one CRITICAL line must say
-CRAWL_CASES: list[tuple[str, Any, str]] = [
+CRAWL_CASES: list[tuple[str, Any, Any]] = [
     ("CONSENTCRAWL_HTTP_HANDLER", "os.path", "CONSENTCRAWL_HTTP_HANDLER: 'os.path' is not a class"),
     ("CONSENTCRAWL_HTTP_HANDLER", "json.JSONDecoder",
      "CONSENTCRAWL_HTTP_HANDLER: 'json.decoder.JSONDecoder' is not a download handler"),
