@@ -95,9 +95,10 @@ class ConsentConfig:
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any] | Any, purpose: str | None = None,
-                      crawler: Crawler | None = None) -> ConsentConfig:
-        """Build from Scrapy settings (or a plain dict). ``purpose`` (a spider's attribute) wins over the setting;
-        ``crawler``, when there is one, builds a store named by import path with its ``from_crawler``.
+                      crawler: Crawler | None = None, purpose_source: str = "CONSENTCRAWL_PURPOSE") -> ConsentConfig:
+        """Build from Scrapy settings (or a plain dict). ``purpose`` (a spider's attribute, ``check --purpose``)
+        wins over the setting, and a bad one is named as ``purpose_source``; ``crawler``, when there is one, builds
+        a store named by import path with its ``from_crawler``.
 
         Each value is read as the table in :mod:`consentcrawl.settings` says; what it means is checked here."""
         settings = as_settings(settings)
@@ -106,8 +107,7 @@ class ConsentConfig:
         def get(name: str) -> Any:
             return read(settings, name)
 
-        #: where a bad purpose is to be fixed: the spider's attribute wins over the setting
-        purpose_source = "the spider's purpose attribute" if purpose else "CONSENTCRAWL_PURPOSE"
+        purpose_source = purpose_source if purpose else "CONSENTCRAWL_PURPOSE"  # where a bad one is to be fixed
         purpose = purpose or get("CONSENTCRAWL_PURPOSE")
         if not purpose:
             raise ConfigError("no purpose: set CONSENTCRAWL_PURPOSE or the spider's `purpose` attribute; "
