@@ -128,7 +128,9 @@ class ConsentConfig:
         platform_files = get("CONSENTCRAWL_PLATFORMS")
         if platform_files is None and DEFAULT_PLATFORMS.exists():
             platform_files = (str(DEFAULT_PLATFORMS),)
-        if not platform_files and not (isinstance(value, (list, tuple)) and not value):
+        asked_for_none = (isinstance(value, (list, tuple)) and not value) or (isinstance(value, str)
+                                                                            and value.strip() == "[]")
+        if not platform_files and not asked_for_none:
             # unset with no settings/platforms.yaml here, or "" (a shell variable that was not set): a crawl that
             # checks no platform's terms and no person must be asked for, not stumbled into
             raise ConfigError("no platform configured: set it to your platforms.yaml (or to an empty list, [], "

@@ -155,6 +155,8 @@ def _path(settings: BaseSettings, setting: Setting, raw: Any) -> str:
 def _paths(settings: BaseSettings, setting: Setting, raw: Any) -> tuple[str, ...]:
     if isinstance(raw, os.PathLike):
         return (os.fsdecode(raw),)
+    if isinstance(raw, str) and raw.strip() == "[]":  # `-s NAME=[]`: the empty list a settings module writes so
+        return ()
     if not isinstance(raw, (str, list, tuple)):
         raise TypeError(raw)
     items = [os.fsdecode(p) if isinstance(p, os.PathLike) else p for p in settings.getlist(setting.name)]

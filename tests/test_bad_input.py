@@ -282,3 +282,13 @@ def test_a_file_or_cache_the_user_may_not_read_is_one_line_not_a_traceback(
     output = proc.stdout + proc.stderr
     assert "Traceback" not in output, output
     assert proc.returncode == code and message in output, output
+
+
+def test_the_empty_list_the_no_platform_error_suggests_can_be_given_on_the_command_line(tmp_path: Path) -> None:
+    """`-s CONSENTCRAWL_PLATFORMS=[]` was read as a file named `[]` (`[]: cannot read file`), though the error for
+    no platform says to set it to `[]`: the text is the empty list a settings module writes."""
+    from consentcrawl.config import ConsentConfig
+
+    config = ConsentConfig.from_settings({"CONSENTCRAWL_PURPOSE": "research", "CONSENTCRAWL_PLATFORMS": " [] ",
+                                          "CONSENTCRAWL_AUDIT_LOG": str(tmp_path / "audit.jsonl")})
+    assert len(config.platforms) == 0
