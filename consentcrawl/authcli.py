@@ -150,7 +150,7 @@ def _import(args: argparse.Namespace) -> int:
         assert url is not None
         try:
             added = import_jsonl(url.path, args.source, platforms, progress=progress.update)
-        except sqlite3.Error as exc:  # a full disk, say: the target is untouched until the rename
+        except (sqlite3.Error, OSError) as exc:  # a full disk, say: the target is untouched until the rename
             raise _not_written(exc, url.source) from None
         return _imported(args, url.source, added, progress)
 
@@ -181,12 +181,12 @@ def _import(args: argparse.Namespace) -> int:
                 from .consent.sqlite_write import import_records as add_records
 
                 added = add_records(url, _ticking(records, tick), platforms=platforms.platforms)
-        except sqlite3.Error as exc:  # not an SQLite file, another program's database, a full disk: nothing written
-            raise _not_written(exc, url.source) from None
+        except (sqlite3.Error, OSError) as exc:  # not an SQLite file, another program's database, a full disk, a
+            raise _not_written(exc, url.source) from None  # directory that takes no file: nothing written
     return _imported(args, url.source, added, progress)
 
 
-def _not_written(exc: sqlite3.Error, dest: str) -> ConfigError:
+def _not_written(exc: sqlite3.Error | OSError, dest: str) -> ConfigError:
     return ConfigError(f"cannot write into it ({type(exc).__name__}: {exc}); nothing was imported (is it a "
                        "consentcrawl authorization store?)", dest)
 

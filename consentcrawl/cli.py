@@ -6,6 +6,7 @@ Exit codes: 0 allowed, 1 denied, 2 usage or configuration error. Errors are one 
 from __future__ import annotations
 
 import argparse
+import configparser
 import json
 import os
 import sys
@@ -43,6 +44,14 @@ def load_settings(module: str | None, everything: bool = False) -> dict[str, Any
         settings = get_project_settings()
     except ImportError as exc:
         raise ConfigError(f"cannot import settings module: {exc}", source=module or "scrapy.cfg") from None
+    except SyntaxError as exc:  # the settings module's own line, as Python names it
+        raise ConfigError(f"cannot import settings module: {exc.msg}", exc.filename, exc.lineno) from None
+    except configparser.Error as exc:  # scrapy.cfg itself (its message names the file and line)
+        raise ConfigError(f"cannot read it: {exc.message.splitlines()[0]}", closest_scrapy_cfg() or "scrapy.cfg",
+                          getattr(exc, "lineno", None)) from None
+    except Exception as exc:  # noqa: BLE001 - the module's own code raised as it was imported: one line, as above
+        raise ConfigError(f"cannot import settings module: {type(exc).__name__}: {exc}",
+                          source=module or "scrapy.cfg") from None
     finally:  # a caller in the same process (a test, a notebook) keeps its own project
         sys.path[:] = saved_path
         if saved_env is None:

@@ -95,9 +95,10 @@ class ConsentConfig:
 
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any] | Any, purpose: str | None = None,
-                      crawler: Crawler | None = None) -> ConsentConfig:
-        """Build from Scrapy settings (or a plain dict). ``purpose`` (a spider's attribute) wins over the setting;
-        ``crawler``, when there is one, builds a store named by import path with its ``from_crawler``.
+                      crawler: Crawler | None = None, purpose_source: str = "CONSENTCRAWL_PURPOSE") -> ConsentConfig:
+        """Build from Scrapy settings (or a plain dict). ``purpose`` (a spider's attribute, ``check --purpose``)
+        wins over the setting, and a bad one is named as ``purpose_source``; ``crawler``, when there is one, builds
+        a store named by import path with its ``from_crawler``.
 
         Each value is read as the table in :mod:`consentcrawl.settings` says; what it means is checked here."""
         settings = as_settings(settings)
@@ -106,6 +107,7 @@ class ConsentConfig:
         def get(name: str) -> Any:
             return read(settings, name)
 
+        purpose_source = purpose_source if purpose else "CONSENTCRAWL_PURPOSE"  # where a bad one is to be fixed
         purpose = purpose or get("CONSENTCRAWL_PURPOSE")
         if not purpose:
             raise ConfigError("no purpose: set CONSENTCRAWL_PURPOSE or the spider's `purpose` attribute; "
@@ -126,7 +128,9 @@ class ConsentConfig:
         platform_files = get("CONSENTCRAWL_PLATFORMS")
         if platform_files is None and DEFAULT_PLATFORMS.exists():
             platform_files = (str(DEFAULT_PLATFORMS),)
-        if not platform_files and not (isinstance(value, (list, tuple)) and not value):
+        asked_for_none = (isinstance(value, (list, tuple)) and not value) or (isinstance(value, str)
+                                                                            and value.strip() == "[]")
+        if not platform_files and not asked_for_none:
             # unset with no settings/platforms.yaml here, or "" (a shell variable that was not set): a crawl that
             # checks no platform's terms and no person must be asked for, not stumbled into
             raise ConfigError("no platform configured: set it to your platforms.yaml (or to an empty list, [], "
@@ -139,7 +143,7 @@ class ConsentConfig:
             get(name)  # read by the purge-on-close extension; a bad value stops the crawl before it starts
         checks = load_checks(get("CONSENTCRAWL_CHECKS"))
         policy = signal_policy(get)
-        purpose = crawl_purpose(purpose, policy)
+        purpose = crawl_purpose(purpose, policy, purpose_source)
         values = dict(
             audit_log=expand_worker(get("CONSENTCRAWL_AUDIT_LOG")),  # {worker}: one file per worker process
             subject_field=get("CONSENTCRAWL_SUBJECT_FIELD"),
@@ -217,7 +221,9 @@ def keyed_refusals(refusals: Iterable[Refusal], platforms: PlatformRegistry, sou
             unknown[refusal.platform] = unknown.get(refusal.platform, 0) + 1
             yield refusal
         for name in names:
-            key = platforms.platforms[name].subject_key(refusal.subject)
+            # spaces around an id the operator wrote by hand (`" bob"`) are no part of it: read with them, the line
+            # would deny no one, silently
+            key = platforms.platforms[name].subject_key(refusal.subject.strip())
             yield (refusal if (name, key) == (refusal.platform, refusal.subject)
                    else dataclasses.replace(refusal, platform=name, subject=key))
     if unknown:
@@ -311,7 +317,7 @@ def custom_purposes(raw: Mapping[str, Any]) -> tuple[CustomPurpose, ...]:
     return tuple(out)
 
 
-def crawl_purpose(purpose: Any, policy: SignalPolicy) -> str:
+def crawl_purpose(purpose: Any, policy: SignalPolicy, source: str = "CONSENTCRAWL_PURPOSE") -> str:
     """The crawl's purpose: a built-in one, or one declared in ``CONSENTCRAWL_CUSTOM_PURPOSES``. Anything else is a
     ConfigError: a purpose nobody said how to judge is not guessed at (the crawl does not start)."""
     if isinstance(purpose, str) and any(c.name == purpose for c in policy.custom):
@@ -320,7 +326,7 @@ def crawl_purpose(purpose: Any, policy: SignalPolicy) -> str:
         return check_purpose(purpose)
     except ValueError as exc:
         raise ConfigError(f"{exc}; a purpose of your own must be declared in CONSENTCRAWL_CUSTOM_PURPOSES with the "
-                          "built-in purposes it counts as", source="CONSENTCRAWL_PURPOSE") from None
+                          "built-in purposes it counts as", source=source) from None
 
 
 def load_checks(value: Any) -> tuple[Any, ...]:

@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import Response as ScrapyResponse
-from scrapy.utils.misc import build_from_crawler, load_object
+from scrapy.utils.misc import load_object
 
 from ._scrapy_internals import no_silent_resend, reserve_slot_delay
 from .checks.robots import crawl_delay
@@ -43,6 +43,7 @@ from .personlines import PersonLines
 from .refusalphase import actor_read, actor_request
 from .runtime import get_runtime, is_checked_url, refuse_to_start
 from .settings import read
+from .startup import build_wrapped, built_wrong
 from .urls import canonicalize
 
 if TYPE_CHECKING:
@@ -133,11 +134,16 @@ class ConsentDownloadHandler:
         except ConfigError as exc:  # built before any other component: the one line naming it is logged here
             refuse_to_start(crawler, exc)
             raise NotConfigured(str(exc)) from None
-        if isinstance(fallback_cls, type) and issubclass(fallback_cls, ConsentDownloadHandler):
-            raise NotConfigured(f"{setting} names a consentcrawl handler, not one that downloads")
+        if issubclass(fallback_cls, ConsentDownloadHandler):
+            built_wrong(crawler, ConfigError(f"{fallback_cls.__qualname__} names a consentcrawl handler, not one that "
+                                             "downloads", source=setting))
+            raise NotConfigured(setting)
+        fallback = build_wrapped(crawler, fallback_cls, setting, "download_request", "a download handler")
+        if fallback is None:
+            raise NotConfigured(setting)
         # the engine's first component: the log line filter goes on the root handler Scrapy has just replaced
         PersonLines.install(crawler).on_root_handlers()
-        return cls(crawler, build_from_crawler(fallback_cls, crawler), float(max_crawl_delay))
+        return cls(crawler, fallback, float(max_crawl_delay))
 
     async def download_request(self, request: Request) -> Response:
         runtime = get_runtime(self.crawler)

@@ -42,7 +42,7 @@ from .requestlines import RequestLines
 from .runtime import config_error, refuse_to_start
 from .settings import read
 from .spidererrors import SCRAPER_LOGGER, CloseReasons, RefusedRequestError, SpiderErrors, not_allowed, not_read
-from .startup import hook_engine_close, hook_scraper
+from .startup import build_wrapped, hook_engine_close, hook_scraper
 
 if TYPE_CHECKING:
     from scrapy import Request, Spider
@@ -85,7 +85,9 @@ class ConsentLogFormatter:
             inner_cls = LogFormatter
         if isinstance(inner_cls, type) and issubclass(inner_cls, ConsentLogFormatter):
             inner_cls = LogFormatter  # named twice: one wrapper is enough
-        formatter = cls(build_from_crawler(inner_cls, crawler), crawler)
+        inner = build_wrapped(crawler, inner_cls, "CONSENTCRAWL_LOG_FORMATTER", "crawled", "a log formatter")
+        # one that cannot be built stops the crawl; Scrapy's own formatter makes the lines until it stops
+        formatter = cls(inner if inner is not None else build_from_crawler(LogFormatter, crawler), crawler)
         RequestLines.install(crawler)  # the middlewares' lines about such a request, which it does not write
         crawler.signals.connect(formatter.spider_opened, signal=signals.spider_opened)
         return formatter

@@ -47,7 +47,7 @@ from .runtime import (
     get_runtime,
     is_checked_url,
 )
-from .startup import check_item_processor_runs_guard
+from .startup import check_built, check_item_processor_runs_guard
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -352,6 +352,7 @@ class ConsentScheduleGuard(RuntimeComponent):
             error = config_error(self.crawler)
             raise CloseSpider(CONFIG_ERROR_REASON if error else "consentcrawl_not_configured")
         try:
+            check_built(self.crawler)  # a download handler or log formatter of the project's that failed to build
             await check_item_processor_runs_guard(self.crawler)
         except ConfigError as exc:
             logger.critical("consentcrawl: configuration error, the crawl does not start: %s", exc.logged())

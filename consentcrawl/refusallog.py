@@ -39,7 +39,7 @@ def read_refusals(path: str | Path) -> list[Refusal]:
             continue
         try:
             out.append(_refusal(json.loads(line)))
-        except (ValueError, TypeError, KeyError) as exc:
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
             # the log is of the people who refused: the crawl's log line names the line, not its values
             raise RecordsError(f"not a refusal ({exc})", str(path), number, keep=_FIELDS) from None
     return out

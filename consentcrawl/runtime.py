@@ -147,7 +147,8 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         self.crawler = crawler
         spider = getattr(crawler, "spider", None)
         purpose = getattr(spider, "purpose", None) or getattr(crawler.spidercls, "purpose", None)
-        self.config = ConsentConfig.from_settings(crawler.settings, purpose=purpose, crawler=crawler)
+        self.config = ConsentConfig.from_settings(crawler.settings, purpose=purpose, crawler=crawler,
+                                                  purpose_source="the spider's purpose attribute")
         #: the engine and the store, asked through one path (cache, then the store when needed, then the engine)
         self.decider = build_decider(self.config, crawler)
         self.engine = self.decider.engine

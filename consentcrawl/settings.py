@@ -155,6 +155,8 @@ def _path(settings: BaseSettings, setting: Setting, raw: Any) -> str:
 def _paths(settings: BaseSettings, setting: Setting, raw: Any) -> tuple[str, ...]:
     if isinstance(raw, os.PathLike):
         return (os.fsdecode(raw),)
+    if isinstance(raw, str) and raw.strip() == "[]":  # `-s NAME=[]`: the empty list a settings module writes so
+        return ()
     if not isinstance(raw, (str, list, tuple)):
         raise TypeError(raw)
     items = [os.fsdecode(p) if isinstance(p, os.PathLike) else p for p in settings.getlist(setting.name)]
@@ -213,9 +215,12 @@ def _import_path(settings: BaseSettings, setting: Setting, raw: Any) -> Any:
     if not isinstance(raw, (str, type)):
         raise TypeError(raw)
     try:
-        return load_object(raw)
+        value = load_object(raw)
     except (ImportError, NameError, AttributeError, ValueError) as exc:
         raise ConfigError(f"cannot import {raw!r}: {exc}", source=setting.name) from None
+    if not isinstance(value, type):  # a module or a function: Scrapy would fail building it, with a traceback
+        raise ConfigError(f"{raw!r} is not a class", source=setting.name)
+    return value
 
 
 def _import_paths(settings: BaseSettings, setting: Setting, raw: Any) -> tuple[Any, ...]:

@@ -4,6 +4,7 @@ could have undone. Each refuses to start with one :class:`~consentcrawl.errors.C
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -16,10 +17,51 @@ from .errors import ConfigError
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
-__all__ = ["GuardProbe", "ProbeSeen", "check_handlers", "check_item_processor_runs_guard", "check_log_formatter",
-           "check_outermost", "check_pipelines", "guard_sees_item", "hook_engine_close", "hook_scraper"]
+__all__ = ["GuardProbe", "ProbeSeen", "build_wrapped", "built_wrong", "check_built", "check_handlers",
+           "check_item_processor_runs_guard", "check_log_formatter", "check_outermost", "check_pipelines",
+           "guard_sees_item", "hook_engine_close", "hook_scraper"]
 
 logger = logging.getLogger("consentcrawl")
+
+#: per crawler, the first project component consentcrawl wraps (download handler, log formatter) that failed to build
+_BUILD_ERRORS: weakref.WeakKeyDictionary[Crawler, ConfigError] = weakref.WeakKeyDictionary()
+
+
+def build_wrapped(crawler: Crawler, cls: type, setting: str, method: str, kind: str) -> Any:
+    """The project's component that consentcrawl wraps (``setting`` names it: a download handler, the log
+    formatter), built as Scrapy builds it; None when it cannot be built or has no ``method``. Then the crawl does not
+    start, with one line naming the setting, not Scrapy's traceback and a crawl going on without it. The component
+    may be built after the runtime (which then cannot refuse to start any more): :func:`check_built` stops the
+    crawl as the spider opens, before its first request."""
+    from scrapy.utils.misc import build_from_crawler
+
+
+    name = f"{cls.__module__}.{cls.__qualname__}"
+    try:
+        built = build_from_crawler(cls, crawler)
+    except Exception as exc:  # noqa: BLE001 - the project's code: any failure to build it stops the crawl
+        error = ConfigError(f"cannot build {name!r}: {type(exc).__name__}: {exc}", source=setting)
+    else:
+        if callable(getattr(built, method, None)):
+            return built
+        error = ConfigError(f"{name!r} is not {kind}: it has no {method} method", source=setting)
+    built_wrong(crawler, error)
+    return None
+
+
+def built_wrong(crawler: Crawler, error: ConfigError) -> None:
+    """Record a configuration error of a component built by itself: logged now if no runtime was built yet, and
+    raised by :func:`check_built` as the spider opens."""
+    from .runtime import refuse_to_start
+
+    refuse_to_start(crawler, error)
+    _BUILD_ERRORS.setdefault(crawler, error)
+
+
+def check_built(crawler: Crawler) -> None:
+    error = _BUILD_ERRORS.get(crawler)
+    if error is not None:
+        raise error
 
 
 def hook_scraper(crawler: Crawler, name: str, wrap: Callable[[Crawler, Callable[..., Any]], Callable[..., Any]],

@@ -76,6 +76,10 @@ def decode_text(data: bytes, source: str) -> str:
         raise ConfigError(f"file is not valid UTF-8 (byte {exc.start})", source, line) from exc
 
 
+#: a document nested deeper than the parser recurses (no configuration needs more than a few levels)
+NESTED_TOO_DEEPLY = "YAML syntax error: lists or mappings nested too deeply"
+
+
 def load_yaml(path: str | Path) -> Node | None:
     """Load one YAML file into a :class:`Node` tree; None for an empty document."""
     return parse_yaml(read_text(path), str(path))
@@ -92,9 +96,14 @@ def parse_yaml(text: str, source: str) -> Node | None:
         raise ConfigError(f"YAML syntax error: {exc.reason}", source, line) from exc
     except yaml.YAMLError as exc:  # pragma: no cover - every PyYAML error is one of the above
         raise ConfigError(f"YAML syntax error: {exc}", source) from exc
+    except RecursionError:  # PyYAML's parser and composer recurse: lists or mappings nested thousands deep
+        raise ConfigError(NESTED_TOO_DEEPLY, source) from None
     if root is None:
         return None
-    return _Builder(source).build(root)
+    try:
+        return _Builder(source).build(root)
+    except RecursionError:
+        raise ConfigError(NESTED_TOO_DEEPLY, source) from None
 
 
 def _mark_line(mark: yaml.Mark | None) -> int | None:

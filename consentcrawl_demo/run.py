@@ -26,15 +26,16 @@ PROXY_VARS = ("http_proxy", "HTTP_PROXY", "no_proxy", "NO_PROXY", "all_proxy", "
 
 
 def project_root() -> Path:
-    """The example project: scrapy.cfg in or above the cwd, else the checkout this package was installed from."""
+    """The example project: scrapy.cfg in or above the cwd, else the checkout this package was installed from.
+    A scrapy.cfg of another project (the user's own, run from inside it) is not the example's: it has no
+    ``settings`` module and no ``microblog`` spider."""
     from scrapy.utils.conf import closest_scrapy_cfg
 
     cfg = closest_scrapy_cfg()
-    if cfg:
-        return Path(cfg).parent
-    checkout = Path(__file__).resolve().parents[1]
-    if (checkout / "scrapy.cfg").exists() and (checkout / "spiders").is_dir():
-        return checkout
+    for root in ([Path(cfg).parent] if cfg else []) + [Path(__file__).resolve().parents[1]]:
+        if (root / "scrapy.cfg").exists() and (root / "spiders" / f"{SPIDER}.py").is_file() \
+                and (root / "settings" / "__init__.py").is_file():
+            return root
     raise ConfigError("the demo needs the example project (scrapy.cfg, spiders/, settings/): run it from the "
                       "consentcrawl repository", source="consentcrawl demo")
 
@@ -42,10 +43,14 @@ def project_root() -> Path:
 def run_demo(output: Path) -> int:
     root = project_root()
     output = output if output.is_absolute() else Path.cwd() / output
-    output.mkdir(parents=True, exist_ok=True)
     items_path, audit_path = output / "items.jsonl", output / "audit.jsonl"
-    for path in (items_path, audit_path):
-        path.unlink(missing_ok=True)
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        for path in (items_path, audit_path):
+            path.unlink(missing_ok=True)
+    except OSError as exc:  # a file where the directory should be, no permission
+        raise ConfigError(f"cannot use {str(output)!r} for the demo's output: {exc.strerror or exc}",
+                          source="--output") from None
 
     os.chdir(root)
     sys.path.insert(0, str(root))
@@ -112,9 +117,10 @@ def summary(stats: dict[str, Any], items_path: Path, audit_path: Path, served: i
         f"  its report, with charts:        {report_command(str(audit_path))}",
         *[f"  why an item was collected:      consentcrawl audit explain {decision_id} --log {audit_path}"
           for decision_id in _first_provenance(rows)],
-        "  explain one decision:           consentcrawl demo --serve, then in another terminal",
+        "  explain one decision:           consentcrawl demo --serve, then in another terminal, from the "
+        "repository root",
         "                                  http_proxy=http://127.0.0.1:8765 consentcrawl check "
-        "http://microblog.example/u/1002",
+        f"http://microblog.example/u/1002 --purpose {stats.get('consentcrawl/purpose')}",
     ]
     return "\n".join(lines)
 
@@ -130,7 +136,10 @@ def _first_provenance(items: list[dict[str, Any]]) -> list[str]:
 
 def serve(port: int) -> int:
     """Serve the demo platform until interrupted, for ``scrapy crawl microblog``."""
-    server = serve_microblog(port=port)
+    try:
+        server = serve_microblog(port=port)
+    except (OSError, OverflowError) as exc:  # the port is taken, or out of range: one line, not a traceback
+        raise ConfigError(f"cannot listen on 127.0.0.1:{port}: {exc}", source="--port") from None
     print(f"demo platform on {server.proxy}; in another terminal, from the repository root:\n"
           f"  http_proxy={server.proxy} scrapy crawl microblog -O output/items.jsonl\n"
           f"Ctrl-C stops it.")

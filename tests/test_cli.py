@@ -145,6 +145,8 @@ def test_scrapy_crawl_from_the_repository_root(tmp_path: Path) -> None:
 
 
 def test_demo_runs_end_to_end_and_leaves_nothing_running(tmp_path: Path) -> None:
+    from consentcrawl_demo.microblog import MicroblogSite
+
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
     proc = subprocess.run([sys.executable, "-m", "consentcrawl.cli", "demo", "--output", str(tmp_path)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
@@ -170,9 +172,15 @@ def test_demo_runs_end_to_end_and_leaves_nothing_running(tmp_path: Path) -> None
         assert run.returncode == 0, run.stderr
     assert (tmp_path / "audit-report.html").is_file()
     assert "ALLOWED, subject.authorized" in run.stdout
+    # and the check it suggests, against the demo platform served as `consentcrawl demo --serve` serves it
+    check_line = re.search(r"^ +http_proxy=\S+ consentcrawl (check .*)$", out, re.MULTILINE)
+    assert check_line and "from the repository root" in out, out
+    with LocalServer(MicroblogSite()) as server:
+        run = subprocess.run([sys.executable, "-m", "consentcrawl.cli", *shlex.split(check_line.group(1))],
+                             cwd=ROOT, env={**env, "http_proxy": server.proxy}, capture_output=True, text=True,
+                             timeout=120)
+    assert run.returncode == 1 and "DENIED: subject.revoked" in run.stdout, run.stdout + run.stderr
     # the two #nobot people who hold a live record: their refusal is found on their page, and they are not collected
-    from consentcrawl_demo.microblog import MicroblogSite
-
     refused = [json.loads(line) for line in audit if '"refusal-found"' in line]
     assert {e["subject"] for e in refused} == set(MicroblogSite().nobot_subjects[:2])
     assert not {i["subject"] for i in items} & set(MicroblogSite().nobot_subjects)

@@ -138,7 +138,8 @@ class _Profiles(TimelineSpider):
 
 @pytest.mark.parametrize("platform, written", [("fediverse", "Bob"),  # another case
                                                 ("fediverse", "\uff22\uff4f\uff42"),  # full-width letters (NFKC)
-                                                ("Fediverse", "bob")])  # the platform's name in another case
+                                                ("Fediverse", "bob"),  # the platform's name in another case
+                                                ("fediverse", " Bob\t")])  # spaces around the id, by hand
 @deferred_f_from_coro_f
 async def test_a_refusal_logged_in_another_spelling_of_the_id_denies_the_person(
         platform: str, written: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

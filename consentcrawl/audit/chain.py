@@ -179,7 +179,7 @@ def _verify_lines(f: BinaryIO, result: Verification) -> Problem | None:
         parts = unseal(line)
         try:
             entry = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
             entry = None
         if not isinstance(entry, dict):
             return Problem(number, "malformed", f"line {number} is not a JSON object: edited or damaged")

@@ -274,7 +274,7 @@ def read_entries(paths: Iterable[str | Path]) -> Iterator[tuple[Any, tuple[str, 
                         continue
                     try:
                         yield json.loads(raw), (name, number)
-                    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+                    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError; nested too deep
                         yield _Unreadable, (name, number)
         except OSError as exc:
             raise ConfigError(f"cannot read the audit log: {exc.strerror or exc}", source=name) from None

@@ -57,7 +57,7 @@ def read_tail(path: Path) -> Tail:
     try:
         head = json.loads(first)
         chain = head.get("chain") if head.get("event") == CHAIN_START and unseal(first) else None
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         pass
     if not isinstance(chain, str) or not chain:
         raise ConfigError("line 1 is not the chain-start line of a hash-chained audit log (a log written before "

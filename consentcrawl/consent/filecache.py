@@ -97,7 +97,10 @@ def open_fresh_cache(path: str, st: os.stat_result, platforms: PlatformRegistry)
 
 
 def _meta_of(candidate: Path) -> dict[str, str] | None:
-    if not candidate.is_file():
+    try:
+        if not candidate.is_file():
+            return None
+    except OSError:  # a cache directory this user may not look in (another user's ~/.cache): no cache there
         return None
     try:
         conn = sqlite3.connect(f"file:{candidate}?mode=ro", uri=True)

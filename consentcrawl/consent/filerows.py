@@ -192,6 +192,8 @@ def _json_line(raw: bytes, number: int, offset: int, source: str) -> dict[str, A
         raise ConfigError(f"duplicate key {exc.args[0]!r} in the JSON object", source, number) from None
     except ValueError as exc:  # json.JSONDecodeError, or a number JSON cannot hold
         raise ConfigError(f"invalid JSON: {exc}", source, number) from None
+    except RecursionError:  # arrays or objects nested thousands deep: no record is
+        raise ConfigError("invalid JSON: nested too deeply", source, number) from None
     if not isinstance(value, dict):
         raise ConfigError(f"each line must be a JSON object, got {type_name(value)}", source, number)
     return value

@@ -116,18 +116,17 @@ class FileStore:
         self._lock = threading.Lock()
         _rows_of(self.source)  # an unsupported file type stops the crawl before the file is read
         started = time.time_ns()
-        try:
-            st = os.stat(self.path)
-        except OSError as exc:
-            raise ConfigError(f"cannot read file: {exc.strerror or exc}", self.source) from exc
         self.cache_builds = 0  #: caches built (not reused) since the store was opened
         self._backend: MemoryStore | CacheStore
         self._digest: bytes | None
         try:
+            st = os.stat(self.path)
             #: the records, and the digest of the bytes they were read from
             self._backend, self._digest = self._read(st)
         except ConfigError as exc:  # its values are a person's data in the crawl's log (errors.RecordsError)
             raise RecordsError(exc.message, exc.source, exc.line, keep=config_words(platforms)) from None
+        except OSError as exc:  # no such file, or one this user may not read
+            raise ConfigError(f"cannot read file: {exc.strerror or exc}", self.source) from exc
         self._length = st.st_size  #: the file's size when it was read (if it grew since, its digest differs)
         self._version: int = new_version()
         self._seen = signature(st)  #: the file as of the last look at its bytes

@@ -72,6 +72,8 @@ def replacing(path: str) -> Iterator[str]:
     scratch file is flushed to disk and renamed to ``path``. Every file named after the scratch file (its spill
     files, its parts) is deleted at the end, whatever happened."""
     target = Path(path)
+    if target.exists() and not target.is_file():  # /dev/null, a FIFO: the rename would put the store in its place
+        raise ConfigError("is not a regular file: a store is built beside it and renamed over it", f"sqlite:///{path}")
     target.parent.mkdir(parents=True, exist_ok=True)
     scratch = f"{target}.building-{os.getpid()}-{secrets.token_hex(4)}"
     try:

@@ -48,6 +48,12 @@ class ImportResult:
 def _connect_writer(path: str) -> sqlite3.Connection:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+    tables = sorted(name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+    if tables and "meta" not in tables:  # another program's database: our tables (and WAL) are not put in it
+        conn.close()
+        raise ConfigError(f"sqlite:///{path} is not a consentcrawl authorization store: it holds other tables "
+                          f"({', '.join(tables[:5])}{', ...' if len(tables) > 5 else ''}); import into a new file",
+                          f"sqlite:///{path}")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA cache_size=-262144")
     conn.executescript(SCHEMA + ";" + RECORDS_TABLE.format(name="records"))

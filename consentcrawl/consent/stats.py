@@ -68,6 +68,8 @@ def sqlite_stats(source: str, platforms: Any, now: datetime) -> dict[str, Any]:
             "julianday(:now) AND (expires_at IS NULL OR julianday(expires_at) > julianday(:now))) FROM records",
             {"now": at}).fetchone()
         meta = dict(conn.execute("SELECT key, value FROM meta"))
+    except sqlite3.Error as exc:  # a page past the ones opening it reads (corrupt): as the crawl's open says it
+        raise ConfigError(f"authorization store cannot be read: {type(exc).__name__}: {exc}", source) from None
     finally:
         conn.close()
     st = path.stat()

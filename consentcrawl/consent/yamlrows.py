@@ -12,6 +12,7 @@ duplicate keys refused, one document.
 
 from __future__ import annotations
 
+import codecs
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,7 +30,7 @@ from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
 from ..errors import ConfigError
-from ..yamlsource import Node, _Builder, _mark_line, _syntax_message, did_you_mean, type_name
+from ..yamlsource import NESTED_TOO_DEEPLY, Node, _Builder, _mark_line, _syntax_message, did_you_mean, type_name
 
 __all__ = ["yaml_rows"]
 
@@ -71,11 +72,35 @@ def yaml_rows(stream: Any, source: str, errors: Any = None) -> Iterator[_Row]:
     except yaml.MarkedYAMLError as exc:
         raise ConfigError(_syntax_message(exc), source, _mark_line(exc.problem_mark or exc.context_mark)) from None
     except yaml.reader.ReaderError as exc:
-        raise ConfigError(f"YAML syntax error: {exc.reason}", source) from None
-    except yaml.YAMLError as exc:  # libyaml's errors without a mark
-        raise ConfigError(f"YAML syntax error: {exc}", source) from None
+        raise _not_utf8(source) or ConfigError(f"YAML syntax error: {exc.reason}", source) from None
+    except yaml.YAMLError as exc:  # libyaml's errors without a mark (bytes that are not UTF-8, among others)
+        raise _not_utf8(source) or ConfigError(f"YAML syntax error: {exc}", source) from None
+    except RecursionError:  # PyYAML's composer recurses: lists or mappings nested thousands deep
+        raise ConfigError(NESTED_TOO_DEEPLY, source) from None
     finally:
         loader.dispose()
+
+
+def _not_utf8(source: str) -> ConfigError | None:
+    """The line and byte of the first bytes of the file that are not UTF-8, as the platforms file's error names
+    them (libyaml says only "invalid trailing UTF-8 octet"); None when it is UTF-8 or cannot be read again (the
+    stream read is not seekable: it hashes what it reads)."""
+    decoder, line, offset = codecs.getincrementaldecoder("utf-8")(), 1, 0
+    try:
+        with open(source, "rb") as f:
+            while chunk := f.read(1 << 16):
+                try:
+                    decoder.decode(chunk)
+                except UnicodeDecodeError as exc:
+                    line += chunk[: exc.start].count(b"\n")
+                    return ConfigError(f"file is not valid UTF-8 (byte {offset + exc.start})", source, line)
+                line, offset = line + chunk.count(b"\n"), offset + len(chunk)
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return ConfigError("file is not valid UTF-8 (it ends inside a character)", source, line)
+    except (OSError, ValueError):
+        return None
+    return None
 
 
 def _line(event: Any) -> int:

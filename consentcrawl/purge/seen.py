@@ -258,7 +258,7 @@ def _from_logs(logs: Iterable[Path | AuditSpan], selection: Selection, hosts: di
                 for line in f:
                     try:
                         entry = json.loads(line)
-                    except ValueError:
+                    except (ValueError, RecursionError):
                         unread += 1
                         continue
                     if not isinstance(entry, dict) or "event" in entry or not isinstance(entry.get("url"), str):
@@ -288,7 +288,7 @@ def _line_starts(f: Any, offset: int) -> bool:
         return False
     try:
         first = json.loads(f.readline())
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     f.seek(offset)
     return isinstance(first, dict) and first.get("event") == CHAIN_START
