@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from ..mentions import withhold
 from ..personurls import scheme_urls, written_paths
-from .common import Selection, TargetResult
+from .common import Selection, TargetResult, loads
 
 __all__ = ["in_kept", "people_in", "withheld", "withheld_in_cells", "withheld_in_row"]
 
@@ -84,8 +84,8 @@ def withheld_in_row(selection: Selection, row: dict[str, Any]) -> tuple[dict[str
 def _in_column(selection: Selection, value: Any) -> tuple[Any, list[str]]:
     if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
         try:
-            parsed = json.loads(value)
-        except ValueError:
+            parsed = loads(value)
+        except ValueError:  # a key twice too (.common.DuplicateKey): read as text, as any other text is
             parsed = None
         if isinstance(parsed, (list, dict)):
             changed, people = withheld(selection, parsed)
