@@ -18,7 +18,7 @@ told whose it is: it is kept, and the purge fails naming how many. The duplicate
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..distributed import serializer
 from ..errors import ConfigError
@@ -88,16 +88,33 @@ def parse(spec: str) -> tuple[str, str]:
     if not url.startswith(("redis://", "rediss://", "unix://")) or not key:
         raise ConfigError(f"{shown(spec)!r} is not REDIS_URL#KEY (KEY: the queue's key, scrapy-redis's "
                           "SCHEDULER_QUEUE_KEY, SPIDER:requests by default)", source="--shared-queue")
+    try:  # read as redis-py reads it (a port that is no number): a usage error, not a traceback at the purge
+        from redis.connection import parse_url
+
+        parse_url(url)
+    except ImportError:  # said when the queue is purged (needs redis-py)
+        pass
+    except ValueError as exc:
+        raise ConfigError(f"{shown(spec)!r}: not a Redis URL ({type(exc).__name__})", source="--shared-queue") from None
     return url, key
 
 
+#: query parameters redis-py reads as credentials (``redis://host/0?password=...``)
+_CREDENTIALS = frozenset({"password", "username"})
+
+
 def shown(spec: str) -> str:
-    """``REDIS_URL#KEY`` without a user or password (a receipt, a message holds no credential)."""
+    """``REDIS_URL#KEY`` without a user or password, in its user part or its query (redis-py reads
+    ``?password=``): a receipt, a message holds no credential."""
     url, _, key = spec.partition("#")
-    parts = urlsplit(url)
-    if parts.username is not None or parts.password is not None:
-        url = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query, ""))
-    return f"{url}#{key}"
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rpartition("@")[2]
+    except ValueError:  # a URL urllib cannot split: nothing of it shown
+        return f"(an unreadable Redis URL)#{key}"
+    query = urlencode([(name, value) for name, value in parse_qsl(parts.query, keep_blank_values=True)
+                       if name.lower() not in _CREDENTIALS])
+    return f"{urlunsplit((parts.scheme, netloc, parts.path, query, ''))}#{key}"
 
 
 def _glob(key: str) -> str:
