@@ -1,0 +1,97 @@
+"""Attacker's review (review29) of the purge's mention withholding (erase17) and its shared-queue target (hunt17).
+
+Each test failed on 3fc0d85 and passes since its fix: real files purged by ``consentcrawl purge`` as a user runs it.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from consentcrawl.cli import main
+from tests.lenient import HOST, people_settings
+from tests.test_purge_refusals import receipts_for
+
+BASE = f"http://{HOST}"
+#: 104 as an output could still hold them
+NAMES_104 = re.compile(r"u/104(?!\d)|SECRET-NAME-104")
+
+
+def _purge(tmp_path: Path, *args: str) -> int:
+    return main(["purge", "--platforms", str(tmp_path / "platforms.yaml"), "--audit-log",
+                 str(tmp_path / "audit.jsonl"), "--subject", "people:104", *args])
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".json"])
+def test_a_record_with_a_key_twice_is_reported_not_kept_as_done(
+        suffix: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A JSON object with a key twice is read by Python as its last value: ``{"friends": [104's URL],
+    "friends": []}`` read as naming no one, ``{"subject": "104", "subject": "101"}`` as 101's. Another reader (jq,
+    a pipeline, a database's JSON functions) reads the first. The purge kept both records, 104's URL and name in
+    them, and said done (exit 0). A record with a key twice is now kept and reported (exit 1)."""
+    people_settings(tmp_path)
+    records = [f'{{"subject": "101", "friends": ["{BASE}/u/104"], "friends": []}}',
+               '{"subject": "104", "subject": "101", "name": "SECRET-NAME-104"}',
+               '{"subject": "102", "friends": []}']
+    feed = tmp_path / f"items{suffix}"
+    feed.write_text("\n".join(records) + "\n" if suffix == ".jsonl" else "[\n" + ",\n".join(records) + "\n]\n")
+    code = _purge(tmp_path, str(feed))
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert err.count("has a key twice") == 2 and "cannot tell whose it is" in err, err
+    assert NAMES_104.search(err) is None, err  # the message names no key or value
+
+
+def test_a_table_of_no_item_loses_the_persons_url_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A pipeline that stores an item's links in a table of their own (``links(item, url)``) beside its ``items``
+    table: the purge read only the tables with a subject or provenance column, so 104's URL stayed in ``links``,
+    in the file, and the purge said done. A table of no item now loses the selected people's URLs as an item's
+    columns do; one that cannot be changed (a full-text index's storage) and names them is reported."""
+    people_settings(tmp_path)
+    db = tmp_path / "items.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE items (subject TEXT, name TEXT)")
+        conn.executemany("INSERT INTO items VALUES (?, ?)", [("101", "SECRET-NAME-101"), ("104", "SECRET-NAME-104")])
+        conn.execute("CREATE TABLE links (item INTEGER, url TEXT, note TEXT)")
+        conn.executemany("INSERT INTO links VALUES (?, ?, ?)", [
+            (1, f"{BASE}/u/104", "friend"), (1, f"{BASE}/u/102", f"met via {BASE}/u/104 once"), (2, "/u/101", "x")])
+    conn.close()
+    before = db.read_bytes()
+    assert _purge(tmp_path, "--dry-run", str(db)) == 0
+    assert "links#1" in capsys.readouterr().out and db.read_bytes() == before  # a dry run touches nothing
+    assert _purge(tmp_path, str(db)) == 0, capsys.readouterr()
+    with sqlite3.connect(db) as conn:
+        links = conn.execute("SELECT item, url, note FROM links ORDER BY rowid").fetchall()
+    conn.close()
+    assert links == [(1, None, "friend"), (1, f"{BASE}/u/102", "met via [consentcrawl: withheld] once"),
+                     (2, "/u/101", "x")], links
+    assert NAMES_104.search(db.read_bytes().decode("latin-1")) is None
+    [receipt] = receipts_for(tmp_path / "audit.jsonl", "people:104")
+    assert receipt["mentions_withheld"] == 2 and receipt["targets"][0]["mentions_where"] == ["links#1", "links#2"]
+
+    with sqlite3.connect(db) as conn:  # a full-text index holds a copy of the text in its own storage
+        conn.execute("CREATE VIRTUAL TABLE notes USING fts5(body)")
+        conn.execute("INSERT INTO notes VALUES (?)", (f"see {BASE}/u/104",))
+    conn.close()
+    assert _purge(tmp_path, str(db)) == 1
+    err = capsys.readouterr().err
+    assert "table 'notes_content': 1 row(s) name a selected person" in err, err
+
+
+def test_a_shared_queue_password_in_the_query_is_not_shown(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """redis-py reads a password from the URL's query (``redis://host/0?password=...``): the purge's messages, the
+    audit log's header and the receipt showed it, as they never show one in the URL's user part. A Redis URL
+    redis-py cannot read (a port that is no number) was a traceback; it is a usage error (exit 2)."""
+    people_settings(tmp_path)
+    assert _purge(tmp_path, "--shared-queue", "redis://127.0.0.1:1/0?db=0&password=s3cret#spider:requests") == 1
+    err = capsys.readouterr().err
+    assert "redis://127.0.0.1:1/0?db=0#spider:requests: Redis did not answer" in err, err
+    assert "s3cret" not in err and "s3cret" not in (tmp_path / "audit.jsonl").read_text()
+    assert _purge(tmp_path, "--shared-queue", "redis://127.0.0.1:xx/0?password=s3cret#spider:requests") == 2
+    err = capsys.readouterr().err
+    assert "--shared-queue" in err and "not a Redis URL" in err and "s3cret" not in err, err
+    assert "Traceback" not in err
