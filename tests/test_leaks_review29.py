@@ -95,3 +95,21 @@ def test_a_shared_queue_password_in_the_query_is_not_shown(tmp_path: Path,
     err = capsys.readouterr().err
     assert "--shared-queue" in err and "not a Redis URL" in err and "s3cret" not in err, err
     assert "Traceback" not in err
+
+
+def test_a_csv_cell_holding_a_url_with_a_comma_loses_the_mention(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """Scrapy's CSV exporter joins a list's values with commas, and the purge read a cell as its comma-separated
+    pieces: a mention whose URL holds a comma itself (``profile.php?fields=name,bio&id=104``, which the guard and
+    the JSON Lines purge read whole as 104's page) was split into pieces that name no one, and stayed in the CSV
+    feed while the same item's JSON Lines record lost it. A run of pieces is now read together too."""
+    people_settings(tmp_path)
+    url = f"{BASE}/profile.php?fields=name,bio&id=104"
+    feed, control = tmp_path / "items.csv", tmp_path / "items.jsonl"
+    feed.write_text(f'subject,friends,bio\r\n101,"{url},{BASE}/u/102","see /profile.php?a=b,c&id=104 now"\r\n'
+                    '102,"a,b",plain\r\n')
+    control.write_text(f'{{"subject": "101", "friends": ["{url}", "{BASE}/u/102"]}}\n')
+    assert _purge(tmp_path, str(feed), str(control)) == 0, capsys.readouterr()
+    assert control.read_text() == f'{{"subject": "101", "friends": ["{BASE}/u/102"]}}\n'  # the guard's reading
+    assert feed.read_bytes().decode() == (
+        f'subject,friends,bio\r\n101,{BASE}/u/102,see [consentcrawl: withheld] now\r\n102,"a,b",plain\r\n')
