@@ -8,11 +8,17 @@ from __future__ import annotations
 import re
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
+import redis
+import scrapy
 
 from consentcrawl.cli import main
+from consentcrawl.distributed import serializer
+from consentcrawl.distributed.heldqueue import _PUT_BACK
 from tests.lenient import HOST, people_settings
+from tests.redis_server import RedisServer
 from tests.test_purge_refusals import receipts_for
 
 BASE = f"http://{HOST}"
@@ -113,3 +119,44 @@ def test_a_csv_cell_holding_a_url_with_a_comma_loses_the_mention(tmp_path: Path,
     assert control.read_text() == f'{{"subject": "101", "friends": ["{BASE}/u/102"]}}\n'  # the guard's reading
     assert feed.read_bytes().decode() == (
         f'subject,friends,bio\r\n101,{BASE}/u/102,see [consentcrawl: withheld] now\r\n102,"a,b",plain\r\n')
+
+
+def test_purge_shared_queue_finds_an_entry_a_worker_puts_back_while_it_reads(
+        redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Workers move an entry between the queue and their in-flight hashes atomically (a pop; a put-back when a
+    worker stops early; a dead worker's entries taken back). The purge read the queue, then the in-flight hashes:
+    104's entry put back by a stopping worker in between was in neither read, stayed in the queue, and the purge
+    said done. One put back after the read failed the purge ("taken by a worker"), though it was still there.
+    Both moves are made here with the worker's own script, at those two moments: the purge now reads the three
+    places in one step, and reads again where an entry of theirs moved, so both go."""
+    people_settings(tmp_path)
+    key = "spider:requests"
+    entry = scrapy.Request(f"{BASE}/u/103").to_dict()
+    keep = serializer.dumps(entry)
+    first, second = (serializer.dumps({**entry, "url": f"{BASE}/u/104", "meta": {"n": n}}) for n in (1, 2))
+    client = redis.Redis.from_url(redis_server.url)
+    put_back = client.register_script(_PUT_BACK)
+    inflight = f"{key}:inflight:w1"
+    try:
+        client.zadd(key, {keep: 0})
+        client.hset(inflight, mapping={"h:0:a:1": first, "h:0:b:2": second})
+        scan, loads = redis.Redis.scan_iter, serializer.loads
+
+        def scan_after_put_back(self: Any, *args: Any, **kwargs: Any) -> Any:  # between the reads
+            put_back(keys=[inflight, key], args=["h:0:a:1"])
+            return scan(self, *args, **kwargs)
+
+        def loads_after_put_back(raw: bytes) -> Any:  # after the reads, before the removal
+            put_back(keys=[inflight, key], args=["h:0:b:2"])
+            return loads(raw)
+
+        monkeypatch.setattr(redis.Redis, "scan_iter", scan_after_put_back)
+        monkeypatch.setattr(serializer, "loads", loads_after_put_back)
+        code = _purge(tmp_path, "--shared-queue", f"{redis_server.url}#{key}")
+        assert code == 0, capsys.readouterr()
+        assert client.zrange(key, 0, -1) == [keep] and client.hgetall(inflight) == {}
+        [receipt] = receipts_for(tmp_path / "audit.jsonl", "people:104")
+        assert [t["removed"] for t in receipt["targets"]] == [2] and not receipt["failed"], receipt
+    finally:
+        client.close()
