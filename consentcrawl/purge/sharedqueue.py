@@ -34,16 +34,15 @@ __all__ = ["parse", "purge_shared_queue", "shown"]
 KIND = "shared-queue"
 
 
-#: KEYS: the queue, its ``refused`` set. ARGV: the in-flight hashes' pattern. Everything the purge reads, in one
-#: step: the workers move an entry between the three (a pop, a put-back, a dead worker's taken back) atomically,
-#: so a purge that read them one after another could miss one moving behind it and say done
+#: KEYS: the queue, its ``refused`` set, the in-flight hashes. Everything the purge reads, in one step: the workers
+#: move an entry between these (a pop, a put-back, a dead worker's taken back) atomically, so a purge that read them
+#: one after another could miss one moving behind it and say done. The hashes are found by ``SCAN`` before and after
+#: (:func:`_read`), not by ``KEYS`` here, which would block a shared Redis for as long as it has keys
 _SNAPSHOT = """
 local out = {redis.call('ZRANGE', KEYS[1], 0, -1), redis.call('ZRANGE', KEYS[2], 0, -1)}
-local held = redis.call('KEYS', ARGV[1])
-table.sort(held)
-for _, name in ipairs(held) do
-  table.insert(out, name)
-  table.insert(out, redis.call('HGETALL', name))
+for i = 3, #KEYS do
+  table.insert(out, KEYS[i])
+  table.insert(out, redis.call('HGETALL', KEYS[i]))
 end
 return out
 """
@@ -66,8 +65,7 @@ def purge_shared_queue(spec: str, selection: Selection, *, dry_run: bool = False
         snapshot = client.register_script(_SNAPSHOT)
         for _ in range(_PASSES):  # again while entries of theirs moved under the purge (a worker's pop, put-back)
             result.kept, unreadable, moved = 0, 0, 0
-            read = snapshot(keys=[key, f"{key}:refused"], args=[f"{_glob(key)}:inflight:*"])
-            for name, entries in _places(key, read):
+            for name, entries in _places(key, _read(client, snapshot, key)):
                 for number, (field, raw) in enumerate(entries, 1):
                     who = _whose(raw, selection, reader)
                     if who == _UNREADABLE:
@@ -112,6 +110,21 @@ def _whose(raw: bytes, selection: Selection, reader: FactReader) -> str | None:
         return owner(request, selection, reader, len(raw))
     except (serializer.UnreadableEntry, PurgeFailed):
         return _UNREADABLE
+
+
+def _read(client: Any, snapshot: Any, key: str) -> list[Any]:
+    """The queue, its refused set and every in-flight hash, read in one step. The hashes are named by a ``SCAN``
+    before it; one a ``SCAN`` after it finds that the first did not (a worker's first pop, moving an entry out of
+    the queue between the two) means the read is made again: a hash made after the second ``SCAN`` began holds
+    only what the read found in the queue."""
+    pattern = f"{_glob(key)}:inflight:*"
+    names = sorted(set(client.scan_iter(match=pattern, count=1000)))
+    while True:
+        read = snapshot(keys=[key, f"{key}:refused", *names])
+        now = sorted(set(client.scan_iter(match=pattern, count=1000)))
+        if set(now) <= set(names):
+            return list(read)
+        names = sorted(set(names) | set(now))
 
 
 def _places(key: str, read: list[Any]) -> list[tuple[str, list[tuple[Any, bytes]]]]:
