@@ -91,15 +91,21 @@ def test_a_shared_queue_password_in_the_query_is_not_shown(tmp_path: Path,
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     """redis-py reads a password from the URL's query (``redis://host/0?password=...``): the purge's messages, the
     audit log's header and the receipt showed it, as they never show one in the URL's user part. A Redis URL
-    redis-py cannot read (a port that is no number) was a traceback; it is a usage error (exit 2)."""
+    redis-py cannot use (a port that is no number, a parameter a plain connection does not take) was a traceback;
+    it is a usage error (exit 2)."""
     people_settings(tmp_path)
-    assert _purge(tmp_path, "--shared-queue", "redis://127.0.0.1:1/0?db=0&password=s3cret#spider:requests") == 1
+    queue = "rediss://127.0.0.1:1/0?db=0&password=s3cret&ssl_password=s3cret#spider:requests"
+    assert _purge(tmp_path, "--shared-queue", queue) == 1
     err = capsys.readouterr().err
-    assert "redis://127.0.0.1:1/0?db=0#spider:requests: Redis did not answer" in err, err
+    assert "rediss://127.0.0.1:1/0?db=0#spider:requests: Redis did not answer" in err, err
     assert "s3cret" not in err and "s3cret" not in (tmp_path / "audit.jsonl").read_text()
     assert _purge(tmp_path, "--shared-queue", "redis://127.0.0.1:xx/0?password=s3cret#spider:requests") == 2
     err = capsys.readouterr().err
     assert "--shared-queue" in err and "not a Redis URL" in err and "s3cret" not in err, err
+    # a parameter redis-py has no use for on a plain connection was a TypeError raised out of the purge
+    assert _purge(tmp_path, "--shared-queue", "redis://127.0.0.1:1/0?ssl_password=s3cret#spider:requests") == 2
+    err = capsys.readouterr().err
+    assert "not a Redis URL redis-py can use (TypeError)" in err and "s3cret" not in err, err
     assert "Traceback" not in err
 
 

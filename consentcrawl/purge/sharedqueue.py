@@ -143,18 +143,22 @@ def parse(spec: str) -> tuple[str, str]:
     if not url.startswith(("redis://", "rediss://", "unix://")) or not key:
         raise ConfigError(f"{shown(spec)!r} is not REDIS_URL#KEY (KEY: the queue's key, scrapy-redis's "
                           "SCHEDULER_QUEUE_KEY, SPIDER:requests by default)", source="--shared-queue")
-    try:  # read as redis-py reads it (a port that is no number): a usage error, not a traceback at the purge
-        from redis.connection import parse_url
-
-        parse_url(url)
+    try:
+        import redis
     except ImportError:  # said when the queue is purged (needs redis-py)
-        pass
-    except ValueError as exc:
-        raise ConfigError(f"{shown(spec)!r}: not a Redis URL ({type(exc).__name__})", source="--shared-queue") from None
+        return url, key
+    try:  # a connection built (not opened) as redis-py builds it from the URL: a port that is no number, a query
+        client = redis.Redis.from_url(url)  # parameter it has no use for, is a usage error, not a traceback later
+        client.connection_pool.make_connection().disconnect()
+        client.close()
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{shown(spec)!r}: not a Redis URL redis-py can use ({type(exc).__name__})",
+                          source="--shared-queue") from None
     return url, key
 
 
-#: query parameters redis-py reads as credentials (``redis://host/0?password=...``)
+#: query parameters redis-py reads as credentials (``redis://host/0?password=...``; any ``*password*`` too:
+#: ``ssl_password``)
 _CREDENTIALS = frozenset({"password", "username"})
 
 
@@ -168,7 +172,7 @@ def shown(spec: str) -> str:
     except ValueError:  # a URL urllib cannot split: nothing of it shown
         return f"(an unreadable Redis URL)#{key}"
     query = urlencode([(name, value) for name, value in parse_qsl(parts.query, keep_blank_values=True)
-                       if name.lower() not in _CREDENTIALS])
+                       if name.lower() not in _CREDENTIALS and "password" not in name.lower()])
     return f"{urlunsplit((parts.scheme, netloc, parts.path, query, ''))}#{key}"
 
 
