@@ -27,11 +27,32 @@ from ..resolve import resolve
 from ..terms.platforms import PlatformRegistry
 from .media_names import MediaNames
 
-__all__ = ["PurgeFailed", "Selection", "TargetResult", "atomic_replace", "urls_in"]
+__all__ = ["DuplicateKey", "PurgeFailed", "Selection", "TargetResult", "atomic_replace", "loads", "urls_in"]
 
 
 class PurgeFailed(Exception):
     """A target (or a part of one) that could not be purged; the message says why, without personal data."""
+
+
+class DuplicateKey(ValueError):
+    """A JSON object with a key twice (``{"friends": [URL], "friends": []}``): Python's reader keeps the last
+    value, another reader (a pipeline, jq, a database's JSON functions) may keep the first. Read as Python reads
+    it, the other value is never checked: whose it is and whom it mentions cannot be told."""
+
+
+def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    mapping: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in mapping:
+            raise DuplicateKey("a key twice in one object")  # not named: a key may be a person's URL
+        mapping[key] = value
+    return mapping
+
+
+def loads(text: str | bytes) -> Any:
+    """A record's JSON, read as :func:`json.loads` reads it; :class:`DuplicateKey` (a ValueError) for an object
+    that has a key twice."""
+    return json.loads(text, object_pairs_hook=_once)
 
 
 @dataclass

@@ -15,8 +15,9 @@ that names no one selected keeps its bytes.
 
 Limits: a JSON array loses, with each removed element, the separator before it (the one after it for the first
 element); every other byte stays. A record that cannot be parsed (a JSON Lines line, a CSV record, the end of a
-JSON array cut short), or that has neither a subject nor a provenance, is kept and reported (the run exits 1): it
-cannot be told whose it is. Whose a record is is read from the subject, ``platform`` and provenance fields only.
+JSON array cut short), that has a key twice (each reader keeps another of its values), or that has neither a
+subject nor a provenance, is kept and reported (the run exits 1): it cannot be told whose it is. Whose a record
+is is read from the subject, ``platform`` and provenance fields only.
 """
 
 from __future__ import annotations
@@ -27,11 +28,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .common import PurgeFailed, Selection, TargetResult, atomic_replace, spans
+from .common import DuplicateKey, PurgeFailed, Selection, TargetResult, atomic_replace, loads, spans
 from .compressed import Compression, opened
 from .mentioned import in_kept, withheld, withheld_in_cells
 
 __all__ = ["purge_csv", "purge_json", "purge_jsonlines"]
+
+#: a record with a key twice (:class:`~.common.DuplicateKey`)
+_TWICE = "has a key twice (readers differ on which value it holds): cannot tell whose it is or whom it names, kept"
 
 
 def _read(path: Path, kind: str) -> tuple[bytes, TargetResult, Compression | None]:
@@ -64,7 +68,11 @@ def purge_jsonlines(path: Path, selection: Selection, *, dry_run: bool = False) 
             kept.append(line)
             continue
         try:
-            fields = json.loads(line)
+            fields = loads(line)
+        except DuplicateKey:
+            result.failures.append(f"line {number} {_TWICE}")
+            kept.append(line)
+            continue
         except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             result.failures.append(f"line {number} is not JSON: not checked, kept")
             kept.append(line)
@@ -102,7 +110,11 @@ def purge_json(path: Path, selection: Selection, *, dry_run: bool = False) -> Ta
     gone: list[int] = []
     rewritten: dict[int, str] = {}
     for index, (start, end) in enumerate(elements):
-        fields = json.loads(text[start:end])
+        try:
+            fields = loads(text[start:end])
+        except DuplicateKey:
+            result.failures.append(f"element {index + 1} {_TWICE}")
+            continue
         goes, who = _judged(selection, fields, result, f"element {index + 1}")
         if goes:
             result.remove(who, index + 1, data[offsets[start]:offsets[end]])

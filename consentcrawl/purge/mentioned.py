@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 from ..mentions import withhold
 from ..personurls import scheme_urls, written_paths
-from .common import Selection, TargetResult
+from .common import Selection, TargetResult, loads
 
 __all__ = ["in_kept", "people_in", "withheld", "withheld_in_cells", "withheld_in_row"]
 
@@ -57,14 +57,37 @@ def withheld(selection: Selection, value: Any) -> tuple[Any, list[str]]:
 def withheld_in_cells(selection: Selection, cells: list[str]) -> tuple[list[str], list[str]]:
     """A CSV record's cells with the selected people's mentions withheld. Scrapy's CSV exporter writes a list as its
     values joined by commas, so each cell is read as that list: a value that is nothing but a mention leaves it, a
-    mention in a longer value is replaced (an empty cell when nothing is left)."""
+    mention in a longer value is replaced (an empty cell when nothing is left). A value may hold commas itself (a
+    ``profile.php?fields=a,b&id=1022`` the guard read whole in the item): a mention no one piece names is looked
+    for in a few pieces read together (:func:`_joined`)."""
     changed: list[str] = []
     people: dict[str, None] = {}
     for cell in cells:
         parts, found = withheld(selection, cell.split(","))
-        changed.append(",".join(parts) if found else cell)
-        people.update(dict.fromkeys(found))
+        parts, more = _joined(selection, parts)
+        changed.append(",".join(parts) if found or more else cell)
+        people.update(dict.fromkeys([*found, *more]))
     return changed, list(people)
+
+
+#: how many comma-separated pieces of a CSV cell one value may span (a URL with up to three commas)
+_JOINED = 4
+
+
+def _joined(selection: Selection, parts: list[str]) -> tuple[list[str], list[str]]:
+    """``parts`` (a cell's pieces, none naming a selected person alone) with each run of two to :data:`_JOINED`
+    pieces that names one read as one value, the shortest runs first: withheld as a value of the list is."""
+    people: dict[str, None] = {}
+    for length in range(2, _JOINED + 1):
+        i = 0
+        while i + length <= len(parts):
+            value, found = withheld(selection, ",".join(parts[i:i + length]))
+            if not found:
+                i += 1
+                continue
+            parts[i:i + length] = [] if value is None else [value]
+            people.update(dict.fromkeys(found))
+    return parts, list(people)
 
 
 def withheld_in_row(selection: Selection, row: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -84,8 +107,8 @@ def withheld_in_row(selection: Selection, row: dict[str, Any]) -> tuple[dict[str
 def _in_column(selection: Selection, value: Any) -> tuple[Any, list[str]]:
     if isinstance(value, str) and value.lstrip()[:1] in ("[", "{"):
         try:
-            parsed = json.loads(value)
-        except ValueError:
+            parsed = loads(value)
+        except ValueError:  # a key twice too (.common.DuplicateKey): read as text, as any other text is
             parsed = None
         if isinstance(parsed, (list, dict)):
             changed, people = withheld(selection, parsed)

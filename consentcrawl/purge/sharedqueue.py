@@ -10,7 +10,10 @@ one's URL, headers, meta and ``cb_kwargs``, the person's data at rest. The queue
 Each entry is read as the ``JOBDIR`` purge reads a queued request (:func:`.queued.owner`: its URL with everything a
 server reads a person from, every URL and item it carries; several people or none readable: *unsure*, it goes),
 and the selected people's are removed by their exact bytes (``ZREM``, ``HDEL``): a worker popping meanwhile takes
-the others untouched. An entry that is no request in that format (a pickle set aside in ``KEY:refused``) cannot be
+the others untouched. The three places are read in one step (:data:`_SNAPSHOT`): a worker moves an entry between
+them atomically, and read one after another, one put back behind the purge's read was in none. An entry of theirs
+that moved between the read and its removal is looked for again where it went (a worker that sent it meanwhile
+decided it at send time). An entry that is no request in that format (a pickle set aside in ``KEY:refused``) cannot be
 told whose it is: it is kept, and the purge fails naming how many. The duplicates filter's fingerprints
 (``SPIDER:dupefilter``) are not read.
 """
@@ -18,7 +21,7 @@ told whose it is: it is kept, and the purge fails naming how many. The duplicate
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ..distributed import serializer
 from ..errors import ConfigError
@@ -29,6 +32,22 @@ from .queued import UNSURE, owner
 __all__ = ["parse", "purge_shared_queue", "shown"]
 
 KIND = "shared-queue"
+
+
+#: KEYS: the queue, its ``refused`` set, the in-flight hashes. Everything the purge reads, in one step: the workers
+#: move an entry between these (a pop, a put-back, a dead worker's taken back) atomically, so a purge that read them
+#: one after another could miss one moving behind it and say done. The hashes are found by ``SCAN`` before and after
+#: (:func:`_read`), not by ``KEYS`` here, which would block a shared Redis for as long as it has keys
+_SNAPSHOT = """
+local out = {redis.call('ZRANGE', KEYS[1], 0, -1), redis.call('ZRANGE', KEYS[2], 0, -1)}
+for i = 3, #KEYS do
+  table.insert(out, KEYS[i])
+  table.insert(out, redis.call('HGETALL', KEYS[i]))
+end
+return out
+"""
+#: how many times the queue is read again while the people's entries move between the purge's read and removal
+_PASSES = 3
 
 
 def purge_shared_queue(spec: str, selection: Selection, *, dry_run: bool = False) -> TargetResult:
@@ -43,43 +62,79 @@ def purge_shared_queue(spec: str, selection: Selection, *, dry_run: bool = False
     reader = FactReader(selection.platforms, "consentcrawl")
     unsure: list[str] = []
     try:
-        # (key, [(hash field or None for a sorted set's member, entry)])
-        places: list[tuple[str, list[tuple[Any, Any]]]] = [
-            (name, [(None, raw) for raw in client.zrange(name, 0, -1)]) for name in (key, f"{key}:refused")]
-        for held in sorted(client.scan_iter(match=f"{_glob(key)}:inflight:*")):
-            places.append((held.decode("utf-8", "replace"), list(client.hgetall(held).items())))
-        unreadable = 0
-        for name, entries in places:
-            for number, (field, raw) in enumerate(entries, 1):
-                try:
-                    request = serializer.loads(raw)
-                    if not isinstance(request, dict) or not isinstance(request.get("url"), str):
-                        raise serializer.UnreadableEntry("not a request")
-                    who = owner(request, selection, reader, len(raw))
-                except (serializer.UnreadableEntry, PurgeFailed):
-                    unreadable += 1
-                    continue
-                if who is None:
-                    result.kept += 1
-                    continue
-                where = f"{name}#{number}"
-                gone = dry_run or (client.zrem(name, raw) if field is None else client.hdel(name, field))
-                if not gone:  # a worker popped it meanwhile: it decides it at send time
-                    result.failures.append(f"{where} was taken by a worker while the purge ran: purge again once "
-                                           "the workers have stopped")
-                    continue
-                result.remove(None if who == UNSURE else who, where, raw)
-                if who == UNSURE:
-                    unsure.append(where)
+        snapshot = client.register_script(_SNAPSHOT)
+        for _ in range(_PASSES):  # again while entries of theirs moved under the purge (a worker's pop, put-back)
+            result.kept, unreadable, moved = 0, 0, 0
+            for name, entries in _places(key, _read(client, snapshot, key)):
+                for number, (field, raw) in enumerate(entries, 1):
+                    who = _whose(raw, selection, reader)
+                    if who == _UNREADABLE:
+                        unreadable += 1
+                        continue
+                    if who is None:
+                        result.kept += 1
+                        continue
+                    if not (dry_run or (client.zrem(name, raw) if field is None else client.hdel(name, field))):
+                        moved += 1  # read again: found where it went (a worker that sent it decided it then)
+                        continue
+                    where = f"{name}#{number}"
+                    result.remove(None if who == UNSURE else who, where, raw)
+                    if who == UNSURE:
+                        unsure.append(where)
+            if not moved:
+                break
     except redis.RedisError as exc:
         raise PurgeFailed(f"Redis did not answer: {type(exc).__name__}") from None
     finally:
         client.close()
+    if moved:
+        result.failures.append(f"{moved} of the people's entr{'y' if moved == 1 else 'ies'} kept moving between "
+                               f"workers over {_PASSES} reads: purge again once the workers have stopped")
     if unreadable:
         result.failures.append(f"{unreadable} entr{'y' if unreadable == 1 else 'ies'} not in consentcrawl's queue "
                                "format (a pickle set aside): cannot tell whose, kept")
     result.lists["unsure"] = dict.fromkeys([None, *selection.people.values()], unsure)
     return result
+
+
+#: an entry that is no request in consentcrawl's queue format
+_UNREADABLE = "(unreadable)"
+
+
+def _whose(raw: bytes, selection: Selection, reader: FactReader) -> str | None:
+    """Whose an entry is (:func:`.queued.owner`), or :data:`_UNREADABLE`."""
+    try:
+        request = serializer.loads(raw)
+        if not isinstance(request, dict) or not isinstance(request.get("url"), str):
+            raise serializer.UnreadableEntry("not a request")
+        return owner(request, selection, reader, len(raw))
+    except (serializer.UnreadableEntry, PurgeFailed):
+        return _UNREADABLE
+
+
+def _read(client: Any, snapshot: Any, key: str) -> list[Any]:
+    """The queue, its refused set and every in-flight hash, read in one step. The hashes are named by a ``SCAN``
+    before it; one a ``SCAN`` after it finds that the first did not (a worker's first pop, moving an entry out of
+    the queue between the two) means the read is made again: a hash made after the second ``SCAN`` began holds
+    only what the read found in the queue."""
+    pattern = f"{_glob(key)}:inflight:*"
+    names = sorted(set(client.scan_iter(match=pattern, count=1000)))
+    while True:
+        read = snapshot(keys=[key, f"{key}:refused", *names])
+        now = sorted(set(client.scan_iter(match=pattern, count=1000)))
+        if set(now) <= set(names):
+            return list(read)
+        names = sorted(set(names) | set(now))
+
+
+def _places(key: str, read: list[Any]) -> list[tuple[str, list[tuple[Any, bytes]]]]:
+    """The snapshot's keys and their entries: (a hash field, or None for a sorted set's member; the entry)."""
+    queue, refused, *held = read
+    places: list[tuple[str, list[tuple[Any, bytes]]]] = [
+        (key, [(None, raw) for raw in queue]), (f"{key}:refused", [(None, raw) for raw in refused])]
+    for name, flat in zip(held[::2], held[1::2], strict=True):
+        places.append((name.decode("utf-8", "replace"), list(zip(flat[::2], flat[1::2], strict=True))))
+    return places
 
 
 def parse(spec: str) -> tuple[str, str]:
@@ -88,16 +143,37 @@ def parse(spec: str) -> tuple[str, str]:
     if not url.startswith(("redis://", "rediss://", "unix://")) or not key:
         raise ConfigError(f"{shown(spec)!r} is not REDIS_URL#KEY (KEY: the queue's key, scrapy-redis's "
                           "SCHEDULER_QUEUE_KEY, SPIDER:requests by default)", source="--shared-queue")
+    try:
+        import redis
+    except ImportError:  # said when the queue is purged (needs redis-py)
+        return url, key
+    try:  # a connection built (not opened) as redis-py builds it from the URL: a port that is no number, a query
+        client = redis.Redis.from_url(url)  # parameter it has no use for, is a usage error, not a traceback later
+        client.connection_pool.make_connection().disconnect()
+        client.close()
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"{shown(spec)!r}: not a Redis URL redis-py can use ({type(exc).__name__})",
+                          source="--shared-queue") from None
     return url, key
 
 
+#: query parameters redis-py reads as credentials (``redis://host/0?password=...``; any ``*password*`` too:
+#: ``ssl_password``)
+_CREDENTIALS = frozenset({"password", "username"})
+
+
 def shown(spec: str) -> str:
-    """``REDIS_URL#KEY`` without a user or password (a receipt, a message holds no credential)."""
+    """``REDIS_URL#KEY`` without a user or password, in its user part or its query (redis-py reads
+    ``?password=``): a receipt, a message holds no credential."""
     url, _, key = spec.partition("#")
-    parts = urlsplit(url)
-    if parts.username is not None or parts.password is not None:
-        url = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query, ""))
-    return f"{url}#{key}"
+    try:
+        parts = urlsplit(url)
+        netloc = parts.netloc.rpartition("@")[2]
+    except ValueError:  # a URL urllib cannot split: nothing of it shown
+        return f"(an unreadable Redis URL)#{key}"
+    query = urlencode([(name, value) for name, value in parse_qsl(parts.query, keep_blank_values=True)
+                       if name.lower() not in _CREDENTIALS and "password" not in name.lower()])
+    return f"{urlunsplit((parts.scheme, netloc, parts.path, query, ''))}#{key}"
 
 
 def _glob(key: str) -> str:

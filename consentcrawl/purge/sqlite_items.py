@@ -64,11 +64,15 @@ def purge_sqlite(path: Path, selection: Selection, *, dry_run: bool = False) -> 
 def _purge(conn: sqlite3.Connection, result: TargetResult, selection: Selection, dry_run: bool) -> TargetResult:
     wanted = {selection.subject_field, selection.provenance_field} - {None}
     tables: list[tuple[str, list[str]]] = []
+    others: list[tuple[str, list[str], str]] = []  # tables of no item: (name, columns, kind)
+    kinds = _kinds(conn)
     for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
                                 "ORDER BY name"):
         columns = [row[1] for row in conn.execute(f"PRAGMA table_info({_quote(name)})")]
         if wanted & set(columns):
             tables.append((name, columns))
+        elif kinds.get(name, "table") != "virtual":  # a virtual table's rows are in its shadow tables
+            others.append((name, columns, kinds.get(name, "table")))
     if not tables:
         raise PurgeFailed(f"no table with a {selection.subject_field!r} or {selection.provenance_field!r} column: "
                           "cannot tell whose rows are in it")
@@ -98,6 +102,8 @@ def _purge(conn: sqlite3.Connection, result: TargetResult, selection: Selection,
                                  [*changed.values(), rowid])
             if gone and not dry_run:
                 conn.executemany(f"DELETE FROM {_quote(table)} WHERE rowid = ?", [(r,) for r in gone])
+        for table, columns, kind in others:
+            _withhold_in(conn, result, selection, table, columns, kind, dry_run)
         if not dry_run:
             conn.execute("COMMIT")
     except BaseException:
@@ -112,3 +118,41 @@ def _purge(conn: sqlite3.Connection, result: TargetResult, selection: Selection,
                 result.failures.append("the WAL could not be checkpointed (another connection reads it): the "
                                        "removed rows may remain in the -wal file until it is")
     return result
+
+
+def _kinds(conn: sqlite3.Connection) -> dict[str, str]:
+    """Each table's kind (``table``, ``virtual``, ``shadow``: a virtual table's own storage), as SQLite 3.37 and
+    later tell it; before, a virtual table is told by its ``CREATE VIRTUAL TABLE``, a shadow table not at all."""
+    try:
+        return {name: kind for schema, name, kind, *_ in conn.execute("PRAGMA table_list") if schema == "main"}
+    except sqlite3.Error:
+        return {name: "virtual" for (name,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND upper(sql) LIKE 'CREATE VIRTUAL TABLE%'")}
+
+
+def _withhold_in(conn: sqlite3.Connection, result: TargetResult, selection: Selection, table: str,
+                 columns: list[str], kind: str, dry_run: bool) -> None:
+    """A table of no item (a pipeline's ``links`` beside its ``items``): whose its rows are cannot be told, but a
+    selected person's page URL in them is their data as in an item's column, and is withheld from it. A table that
+    cannot be changed here (a virtual table's shadow table: its index would no longer match; one without rowids)
+    and names them is reported."""
+    try:
+        rows = conn.execute(f"SELECT rowid, * FROM {_quote(table)} ORDER BY rowid").fetchall()
+    except sqlite3.OperationalError:  # a WITHOUT ROWID table: read, not changed
+        rows = [(None, *values) for values in conn.execute(f"SELECT * FROM {_quote(table)}")]
+    cannot = 0
+    for rowid, *values in rows:
+        row = dict(zip(columns, values, strict=True))
+        if kind != "table" or rowid is None:
+            try:
+                cannot += bool(withheld_in_row(selection, row)[1])
+            except RecursionError:
+                cannot += 1
+            continue
+        changed, lost = in_kept(result, f"{table}#{rowid}", withheld_in_row, selection, row)
+        if lost and not dry_run:
+            assignments = ", ".join(f"{_quote(column)} = ?" for column in changed)
+            conn.execute(f"UPDATE {_quote(table)} SET {assignments} WHERE rowid = ?", [*changed.values(), rowid])
+    if cannot:
+        result.failures.append(f"table {table!r}: {cannot} row(s) name a selected person by their page's URL and "
+                               "cannot be changed here (a virtual table's storage, or a table without rowids): kept")
