@@ -111,8 +111,8 @@ class ConsentDownloadHandler:
         self.fallback = fallback
         no_silent_resend(fallback)  # every send has its decision: a resend is a retry, decided again
         self.spacing = OriginSpacing(max_crawl_delay)
-        #: the longest one of our side requests waits for its origin's turn (:meth:`_send_own`): a fetch that holds
-        #: it ends within its download timeout, then the delay after it
+        #: the longest one fetch may hold its origin's turn while one of our side requests waits for it
+        #: (:meth:`_send_own`): a fetch ends within its download timeout, after the delay before it
         self.side_turn_limit = crawler.settings.getfloat("DOWNLOAD_TIMEOUT") + max_crawl_delay
         #: the responses this handler downloaded for a checked request (by identity: the response phase reads and
         #: decides any other one, from the HTTP cache, as a page that was never sent)
@@ -175,10 +175,10 @@ class ConsentDownloadHandler:
         """One of our side requests (robots.txt, a signal file): decided again, past the slot queues in its slot's
         ``DOWNLOAD_DELAY`` schedule, in its origin's ``Crawl-delay`` turn (robots.txt's own fetch excepted).
 
-        It waits for the origin's turn at most :attr:`side_turn_limit`: the page that holds the turn may be
-        waiting for this very request (a browser handler's redirect hop on the origin, decided while the page's
-        fetch goes on, needing the origin's expired files), and would wait forever. Past it the side request
-        fails, and what its file covers is denied as unavailable, the cause in the evidence."""
+        It waits behind any queue of pages taking the origin's turn in turn, not for one holder keeping it over
+        :attr:`side_turn_limit`: that page may wait for this very request (a browser handler's redirect hop on the
+        origin, decided during the page's fetch, needing the origin's expired files). Then the side request fails,
+        and what its file covers is denied as unavailable, the cause in the evidence."""
         for name in _ANSWER_CHANGING:  # a project's Range or precondition: a 206, 412 or 304 is not the file
             request.headers.pop(name, None)
         request.headers[b"Accept"] = b"*/*"  # a project's Accept: a negotiating server's 406 is not "no file"
