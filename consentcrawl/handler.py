@@ -30,7 +30,7 @@ from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import Response as ScrapyResponse
 from scrapy.utils.misc import load_object
 
-from ._scrapy_internals import no_silent_resend, reserve_slot_delay
+from ._scrapy_internals import download_past_slots, no_silent_resend, reserve_slot_delay
 from .checks.robots import crawl_delay
 from .distributed.send import MAX_ROUNDS, ended_shared, send_shared, unsent_shared
 from .distributed.shared import SharedStateUnavailable
@@ -332,8 +332,6 @@ class ConsentDownloadHandler:
         which the actor would wait for), not its ``DOWNLOAD_DELAY``. Its response goes to no spider and no cache. A
         deny or a failure denies the person: what they say there is not known
         (:func:`~consentcrawl.refusalphase.actor_read`)."""
-        engine = self.crawler.engine
-        assert engine is not None
         self._actors.add(actor)
 
         async def send(request: Request) -> Response:  # past the slot queues, not past the slot's delay
@@ -344,7 +342,7 @@ class ConsentDownloadHandler:
         response: Response | None = None
         failed: str | None = None
         try:
-            answer = await engine.downloader.middleware.download_async(send, actor)
+            answer = await download_past_slots(self.crawler, send, actor)
             if isinstance(answer, ScrapyResponse):
                 response = answer
             else:  # a middleware sent another request instead: the actor was not read
