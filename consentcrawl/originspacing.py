@@ -61,10 +61,11 @@ class OriginSpacing:
         return 0.0 if ended is None or not delay else max(0.0, ended + delay - self.clock())
 
     @contextlib.asynccontextmanager
-    async def turn(self, origin: str | None, delay: float | None,
-                   within: float | None = None) -> AsyncIterator[float]:
+    async def turn(self, origin: str | None, delay: float | None, within: float | None = None,
+                   holds: float | None = None) -> AsyncIterator[float]:
         """Hold the origin's turn while the request is decided and fetched; yields the seconds waited for it.
-        ``within``: the longest one holder may hold the turn while this waits for it, else :class:`TurnNotFree`.
+        ``within``: the longest one holder may hold the turn while this waits for it, else :class:`TurnNotFree`;
+        ``holds``: the longest this request holds it, its delay and its own timeout (a waiter's bound for it).
 
         The origin's lock lives while a request holds or waits for it, and is dropped with the last one: a lock
         dropped while one waited would let the next request in beside the holder."""
@@ -77,7 +78,7 @@ class OriginSpacing:
         turn.users += 1
         try:
             await self._acquire(turn, within)
-            turn.since = self.clock()
+            turn.since, turn.holds = self.clock(), holds
             try:
                 wait = self.wait(origin, delay)
                 if wait > 0:
@@ -105,7 +106,7 @@ class OriginSpacing:
         try:
             while True:
                 # the holder's time counts from when it took the turn, or from when this began waiting
-                remaining = max(turn.since, started) + within - self.clock()
+                remaining = max(turn.since, started) + (turn.holds or within) - self.clock()
                 if remaining <= 0:
                     raise TurnNotFree(f"the origin's Crawl-delay turn was not free within {within:g} s")
                 done, _ = await asyncio.wait((acquiring,), timeout=remaining)
@@ -121,11 +122,12 @@ class OriginSpacing:
 
 
 class _Turn:
-    """An origin's lock, how many requests hold or wait for it, and when its holder took it."""
+    """An origin's lock, how many requests hold or wait for it, when its holder took it and for how long at most."""
 
-    __slots__ = ("lock", "since", "users")
+    __slots__ = ("holds", "lock", "since", "users")
 
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
         self.users = 0
         self.since = float("-inf")
+        self.holds: float | None = None

@@ -253,3 +253,27 @@ async def test_a_busy_origins_pages_taking_turns_do_not_time_out_a_licence_waiti
     assert f"http://{HOST}/licensed" in result.seen, result.denies()
     assert not result.stats.get("consentcrawl/side_requests/turn_not_free"), result.stats
     assert sorted(result.seen) == sorted(set(urls)), result.denies()
+
+
+@deferred_f_from_coro_f
+async def test_a_licence_waits_for_a_page_given_a_longer_download_timeout_of_its_own(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """A page given a longer timeout of its own (``meta["download_timeout"]``, as a spider's ``download_timeout``
+    attribute gives every page) holds its origin's turn longer than ``DOWNLOAD_TIMEOUT`` + the delay, within its
+    own timeout. A licence another page named, waiting behind it, is fetched once it ends (judged by the server's
+    log and the audit log), not denied as unavailable."""
+    monkeypatch.setattr(tests.conftest, "CRAWL_LIMIT", LIMIT)
+    app = LenientPeople(robots={HOST: Robots(crawl_delay=0.1)})
+    app.pages["/licensed"] = LICENSED
+    app.pages["/licence.xml"] = lambda request: Response(200, {"Content-Type": "application/rsl+xml"}, LICENCE)
+    app.pages["/large"] = lambda request: Response(200, {"Content-Type": "text/html"}, "<p>large</p>", delay=2.2)
+    settings = people_settings(tmp_path, CONSENTCRAWL_MAX_CRAWL_DELAY=0.5)
+    settings["DOWNLOAD_TIMEOUT"] = 1  # the bound for a turn's holder without a timeout of its own: 1.5 s
+    urls = [f"http://{HOST}/licensed", scrapy.Request(f"http://{HOST}/large", meta={"download_timeout": 4})]
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", ListLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=urls, follow_links=False)
+    paths = [s.path for s in app.served]
+    assert "/licence.xml" in paths and paths.index("/licence.xml") > paths.index("/large"), app.describe()
+    assert sorted(result.seen) == [f"http://{HOST}/large", f"http://{HOST}/licensed"], result.denies()
+    assert not result.stats.get("consentcrawl/side_requests/turn_not_free"), result.stats
