@@ -277,3 +277,26 @@ async def test_a_licence_waits_for_a_page_given_a_longer_download_timeout_of_its
     assert "/licence.xml" in paths and paths.index("/licence.xml") > paths.index("/large"), app.describe()
     assert sorted(result.seen) == [f"http://{HOST}/large", f"http://{HOST}/licensed"], result.denies()
     assert not result.stats.get("consentcrawl/side_requests/turn_not_free"), result.stats
+
+
+@deferred_f_from_coro_f
+async def test_a_side_request_that_timed_out_is_logged_without_its_url(
+        tmp_path: Path, monkeypatch: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A licence a page names times out: the WARNING that says it is unavailable names its host, as every side
+    request's line does, not the URL Scrapy's timeout error gives (a file's path may name a person)."""
+    import logging
+
+    monkeypatch.setattr(tests.conftest, "CRAWL_LIMIT", LIMIT)
+    app = LenientPeople()
+    app.pages["/licensed"] = LICENSED.replace("/licence.xml", "/files/jane-doe-licence.xml")
+    app.pages["/files/jane-doe-licence.xml"] = lambda request: Response(
+        200, {"Content-Type": "application/rsl+xml"}, LICENCE, delay=1.5)
+    settings = people_settings(tmp_path)
+    settings["DOWNLOAD_TIMEOUT"] = 0.5
+    with LocalServer(app) as server, caplog.at_level(logging.INFO):
+        result = await crawl(make_spider("ConsentSpider", ListLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"http://{HOST}/licensed"], follow_links=False)
+    assert "/files/jane-doe-licence.xml" in {s.path for s in app.served} and not result.seen, app.describe()
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert any("rsl file of people.example unavailable" in line for line in lines), lines
+    assert not [line for line in lines if "jane-doe" in line], lines
