@@ -243,7 +243,7 @@ async def test_a_busy_origins_pages_taking_turns_do_not_time_out_a_licence_waiti
     app.pages["/licensed"] = lambda request: Response(200, {"Content-Type": "text/html"}, LICENSED, delay=0.3)
     app.pages["/licence.xml"] = lambda request: Response(200, {"Content-Type": "application/rsl+xml"}, LICENCE)
     settings = people_settings(tmp_path, CONCURRENT_REQUESTS_PER_DOMAIN=8, CONSENTCRAWL_MAX_CRAWL_DELAY=0.5)
-    settings["DOWNLOAD_TIMEOUT"] = 1  # each fetch takes 0.3 s; the bound for a turn: 1.5 s
+    settings["DOWNLOAD_TIMEOUT"] = 1.5  # each fetch takes 0.3 s; the bound for a turn's holder: 2 s
     urls = [f"http://{HOST}/p{i}" for i in range(3)] + [f"http://{HOST}/licensed"] + [
         f"http://{HOST}/p{i}" for i in range(3, 12)]
     with LocalServer(app) as server:
@@ -290,9 +290,9 @@ async def test_a_side_request_that_timed_out_is_logged_without_its_url(
     app = LenientPeople()
     app.pages["/licensed"] = LICENSED.replace("/licence.xml", "/files/jane-doe-licence.xml")
     app.pages["/files/jane-doe-licence.xml"] = lambda request: Response(
-        200, {"Content-Type": "application/rsl+xml"}, LICENCE, delay=1.5)
+        200, {"Content-Type": "application/rsl+xml"}, LICENCE, delay=2)
     settings = people_settings(tmp_path)
-    settings["DOWNLOAD_TIMEOUT"] = 0.5
+    settings["DOWNLOAD_TIMEOUT"] = 1
     with LocalServer(app) as server, caplog.at_level(logging.INFO):
         result = await crawl(make_spider("ConsentSpider", ListLogic), settings, proxy=server.proxy,
                              monkeypatch=monkeypatch, urls=[f"http://{HOST}/licensed"], follow_links=False)
