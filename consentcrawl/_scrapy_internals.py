@@ -7,9 +7,9 @@
   errback the way Scrapy hands it an ``IgnoreRequest`` raised by a downloader middleware: through the scraper.
 - :func:`awaited_by_caller`: ``scrapy shell``'s ``fetch`` waits on a request through its callbacks.
 - :func:`wake_engine`: the engine asks for its next requests now, not at its next 5-second heartbeat.
-- :func:`download_past_slots`: one of our side requests through the downloader middlewares and a download
-  handler, past the download slots (``Downloader.middleware``; the engine's public download goes into them);
-  :func:`reserve_slot_delay`: its place in its slot's ``DOWNLOAD_DELAY`` schedule all the same (``Slot.lastseen``).
+- :func:`download_past_slots`: a side request or a person's linked actor through the downloader middlewares to a
+  download handler, past the slots (``Downloader.middleware``; the engine's public download goes into them);
+  :func:`reserve_slot_delay`: its place in its slot's delay all the same (``_get_slot``, ``Slot.lastseen``).
 - :func:`cached_instead`: the cached page ``HttpCacheMiddleware`` may hand on in place of a response (a
   ``304 Not Modified``, a server error).
 - :func:`no_silent_resend`: the HTTP/1.1 handler's connection pool (and the aiohttp handler's session) does not
@@ -311,9 +311,9 @@ def itemproc_runs_async(crawler: Crawler) -> bool:
 
 class ConsentCloseSpider(CloseSpider):
     """Scrapy's CloseSpider, whose page counts (``CLOSESPIDER_PAGECOUNT``, ``CLOSESPIDER_PAGECOUNT_NO_ITEM``) are the
-    spider's pages. consentcrawl's own side requests (robots.txt, a site's tdmrep.json, ai.txt, a licence) go
-    through the engine like the spider's requests and each sends ``response_received``; the spider never asked for
-    them, and counting them stopped a crawl set to 3 pages after its first (three files per origin before it).
+    spider's pages. consentcrawl's own side requests (robots.txt, a site's tdmrep.json, ai.txt, a licence) go past
+    the engine (sidedownload.py) and send no ``response_received``, save where the add-on's handler was taken off:
+    the spider never asked for them, and counted they stopped a crawl set to 3 pages after its first.
 
     Internals: ``page_count`` is the handler ``CloseSpider.__init__`` connects to ``response_received`` (a bound
     method, so this override is what gets connected). The add-on puts this class in CloseSpider's place in

@@ -30,7 +30,7 @@ from scrapy.exceptions import IgnoreRequest, NotConfigured
 from scrapy.http import Response as ScrapyResponse
 from scrapy.utils.misc import load_object
 
-from ._scrapy_internals import no_silent_resend, reserve_slot_delay
+from ._scrapy_internals import download_past_slots, no_silent_resend, reserve_slot_delay
 from .checks.robots import crawl_delay
 from .distributed.send import MAX_ROUNDS, ended_shared, send_shared, unsent_shared
 from .distributed.shared import SharedStateUnavailable
@@ -111,8 +111,7 @@ class ConsentDownloadHandler:
         self.fallback = fallback
         no_silent_resend(fallback)  # every send has its decision: a resend is a retry, decided again
         self.spacing = OriginSpacing(max_crawl_delay)
-        #: the longest one of our side requests waits for its origin's turn (:meth:`_send_own`): a fetch that holds
-        #: it ends within its download timeout, then the delay after it
+        #: how long a fetch with no timeout of its own (:meth:`_holds`) may hold its turn with a side request waiting
         self.side_turn_limit = crawler.settings.getfloat("DOWNLOAD_TIMEOUT") + max_crawl_delay
         #: the responses this handler downloaded for a checked request (by identity: the response phase reads and
         #: decides any other one, from the HTTP cache, as a page that was never sent)
@@ -168,17 +167,20 @@ class ConsentDownloadHandler:
                 if first:
                     assert person is not None
                     runtime.first_pages.done(person, read)
-        response = await self.fallback.download_request(request)
-        return response
+        return await self.fallback.download_request(request)  # type: ignore[no-any-return]
+
+    def _holds(self, request: Request) -> float | None:
+        """The longest ``request`` holds its origin's turn: the delay, then its own download timeout (meta)."""
+        timeout = request.meta.get("download_timeout")
+        return timeout + self.spacing.horizon if isinstance(timeout, (int, float)) and timeout > 0 else None
 
     async def _send_own(self, runtime: ConsentRuntime, request: Request) -> Response:
         """One of our side requests (robots.txt, a signal file): decided again, past the slot queues in its slot's
         ``DOWNLOAD_DELAY`` schedule, in its origin's ``Crawl-delay`` turn (robots.txt's own fetch excepted).
 
-        It waits for the origin's turn at most :attr:`side_turn_limit`: the page that holds the turn may be
-        waiting for this very request (a browser handler's redirect hop on the origin, decided while the page's
-        fetch goes on, needing the origin's expired files), and would wait forever. Past it the side request
-        fails, and what its file covers is denied as unavailable, the cause in the evidence."""
+        It waits behind pages taking the origin's turn in turn, not for one holding it past its bound (:meth:`_holds`):
+        that page may wait for this very request (a browser's redirect hop on the origin, decided during its fetch,
+        needing the origin's expired files). Then it fails: what its file covers is denied as unavailable."""
         for name in _ANSWER_CHANGING:  # a project's Range or precondition: a 206, 412 or 304 is not the file
             request.headers.pop(name, None)
         request.headers[b"Accept"] = b"*/*"  # a project's Accept: a negotiating server's 406 is not "no file"
@@ -186,7 +188,7 @@ class ConsentDownloadHandler:
         # robots.txt goes at once (it is how the delay is known); the site's other files keep the delay
         delay = None if urlsplit(request.url).path == "/robots.txt" else self._delay(runtime, request.url)[1]
         try:  # only the wait for the turn raises TurnNotFree
-            async with self.spacing.turn(origin, delay, self.side_turn_limit) as waited:
+            async with self.spacing.turn(origin, delay, self.side_turn_limit, self._holds(request)) as waited:
                 if waited:
                     runtime.count("consentcrawl/crawl_delay/waited")
                 # past the slot's queue (sidedownload.py), in its DOWNLOAD_DELAY schedule: a wait on the clock alone
@@ -282,7 +284,7 @@ class ConsentDownloadHandler:
         origin, delay = self._delay(runtime, request.url)
         # one fetch at a time per origin with a delay in this process, a distributed one's too: the cluster's
         # schedule counts from a fetch's end only once it has ended, and this worker's next fetch would not wait
-        async with self.spacing.turn(origin, delay) as waited:
+        async with self.spacing.turn(origin, delay, holds=self._holds(request)) as waited:
             if waited:
                 runtime.count("consentcrawl/crawl_delay/waited")
             if runtime.distributed is not None:  # the cluster's Crawl-delay schedule, then the decision
@@ -332,8 +334,6 @@ class ConsentDownloadHandler:
         which the actor would wait for), not its ``DOWNLOAD_DELAY``. Its response goes to no spider and no cache. A
         deny or a failure denies the person: what they say there is not known
         (:func:`~consentcrawl.refusalphase.actor_read`)."""
-        engine = self.crawler.engine
-        assert engine is not None
         self._actors.add(actor)
 
         async def send(request: Request) -> Response:  # past the slot queues, not past the slot's delay
@@ -344,7 +344,7 @@ class ConsentDownloadHandler:
         response: Response | None = None
         failed: str | None = None
         try:
-            answer = await engine.downloader.middleware.download_async(send, actor)
+            answer = await download_past_slots(self.crawler, send, actor)
             if isinstance(answer, ScrapyResponse):
                 response = answer
             else:  # a middleware sent another request instead: the actor was not read

@@ -61,10 +61,11 @@ class OriginSpacing:
         return 0.0 if ended is None or not delay else max(0.0, ended + delay - self.clock())
 
     @contextlib.asynccontextmanager
-    async def turn(self, origin: str | None, delay: float | None,
-                   within: float | None = None) -> AsyncIterator[float]:
+    async def turn(self, origin: str | None, delay: float | None, within: float | None = None,
+                   holds: float | None = None) -> AsyncIterator[float]:
         """Hold the origin's turn while the request is decided and fetched; yields the seconds waited for it.
-        ``within``: the longest wait for the turn (the delay after it apart), else :class:`TurnNotFree`.
+        ``within``: the longest one holder may hold the turn while this waits for it, else :class:`TurnNotFree`;
+        ``holds``: the longest this request holds it, its delay and its own timeout (a waiter's bound for it).
 
         The origin's lock lives while a request holds or waits for it, and is dropped with the last one: a lock
         dropped while one waited would let the next request in beside the holder."""
@@ -76,10 +77,8 @@ class OriginSpacing:
             turn = self._turns[origin] = _Turn()
         turn.users += 1
         try:
-            try:
-                await asyncio.wait_for(turn.lock.acquire(), within)
-            except asyncio.TimeoutError:
-                raise TurnNotFree(f"the origin's Crawl-delay turn was not free within {within:g} s") from None
+            await self._acquire(turn, within)
+            turn.since, turn.holds = self.clock(), holds
             try:
                 wait = self.wait(origin, delay)
                 if wait > 0:
@@ -93,11 +92,42 @@ class OriginSpacing:
                 del self._turns[origin]
 
 
-class _Turn:
-    """An origin's lock, and how many requests hold or wait for it."""
+    async def _acquire(self, turn: _Turn, within: float | None) -> None:
+        """Take the turn, in order; with ``within``, fail once one holder has held it that long while this waited.
 
-    __slots__ = ("lock", "users")
+        The bound is on each holder, not on the whole wait: the requests ahead take the turn one after another, each
+        for its delay and its fetch, and behind a busy origin's queue of pages the wait is theirs added up. A
+        holder past the bound is one that does not let go (waiting, maybe, for the very request that waits here)."""
+        if within is None:
+            await turn.lock.acquire()
+            return
+        acquiring = asyncio.ensure_future(turn.lock.acquire())
+        started = self.clock()
+        try:
+            while True:
+                # the holder's time counts from when it took the turn, or from when this began waiting
+                remaining = max(turn.since, started) + (turn.holds or within) - self.clock()
+                if remaining <= 0:
+                    raise TurnNotFree(f"the origin's Crawl-delay turn was not free within {within:g} s")
+                done, _ = await asyncio.wait((acquiring,), timeout=remaining)
+                if done:
+                    acquiring.result()
+                    return
+        except BaseException:
+            acquiring.cancel()
+            # taken after all (it completed as it was given up): let the next waiter have it
+            if acquiring.done() and not acquiring.cancelled() and acquiring.exception() is None:
+                turn.lock.release()
+            raise
+
+
+class _Turn:
+    """An origin's lock, how many requests hold or wait for it, when its holder took it and for how long at most."""
+
+    __slots__ = ("holds", "lock", "since", "users")
 
     def __init__(self) -> None:
         self.lock = asyncio.Lock()
         self.users = 0
+        self.since = float("-inf")
+        self.holds: float | None = None

@@ -167,6 +167,25 @@ async def test_a_turn_not_free_within_its_bound_raises_and_leaves_nothing_held()
 
 
 @deferred_f_from_coro_f
+async def test_a_turn_taken_in_turn_by_others_is_waited_for_past_the_bound() -> None:
+    """The bound is on one holder, not the queue: three holders each keep the turn for most of it, one after
+    another; the request behind them waits longer than the bound in all, and gets the turn."""
+    import asyncio
+
+    spacing, seen, bound = OriginSpacing(30.0), [], 0.2
+
+    async def hold(name: str) -> None:
+        async with spacing.turn("http://a.example", 0.01, within=bound):
+            seen.append(name)
+            await asyncio.sleep(0.15)
+
+    started = asyncio.get_running_loop().time()
+    await asyncio.gather(hold("a"), hold("b"), hold("c"), hold("late"))
+    assert seen == ["a", "b", "c", "late"] and asyncio.get_running_loop().time() - started > 2 * bound
+    assert len(spacing._turns) == 0
+
+
+@deferred_f_from_coro_f
 async def test_a_persons_linked_actor_keeps_the_download_delay(tmp_path: Path, monkeypatch: Any) -> None:
     """The ActivityPub actor a profile links to is fetched while the profile holds its slot (past the queue): it
     went out right after the profile. Judged by the fediverse server's arrival times."""
@@ -206,3 +225,78 @@ async def test_the_site_files_expiring_between_a_pages_send_and_its_response_pha
                                                                                              result.denies())
     fetched = [s.path for s in app.served]
     assert (fetched.count("/robots.txt"), fetched.count("/.well-known/tdmrep.json")) == (2, 2), app.describe()
+
+
+@deferred_f_from_coro_f
+async def test_a_busy_origins_pages_taking_turns_do_not_time_out_a_licence_waiting_behind_them(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """An origin with a ``Crawl-delay`` whose pages take a while: Scrapy's slot lets one go every delay (counted
+    between sends), the origin's turn one every delay plus the fetch (counted from a fetch's end), so pages pile
+    up at the turn, each taking it in order, none near its download timeout. A licence a page names waits behind
+    them all: longer than ``DOWNLOAD_TIMEOUT`` + ``CONSENTCRAWL_MAX_CRAWL_DELAY``, though no holder held the turn
+    that long. It is fetched, and the page kept (judged by the server's log and the audit log)."""
+    monkeypatch.setattr(tests.conftest, "CRAWL_LIMIT", 30.0)
+    app = LenientPeople(robots={HOST: Robots(crawl_delay=0.1)})
+    page = "<html><body><p>a page</p></body></html>"
+    for i in range(12):
+        app.pages[f"/p{i}"] = lambda request: Response(200, {"Content-Type": "text/html"}, page, delay=0.3)
+    app.pages["/licensed"] = lambda request: Response(200, {"Content-Type": "text/html"}, LICENSED, delay=0.3)
+    app.pages["/licence.xml"] = lambda request: Response(200, {"Content-Type": "application/rsl+xml"}, LICENCE)
+    settings = people_settings(tmp_path, CONCURRENT_REQUESTS_PER_DOMAIN=8, CONSENTCRAWL_MAX_CRAWL_DELAY=0.5)
+    settings["DOWNLOAD_TIMEOUT"] = 1.5  # each fetch takes 0.3 s; the bound for a turn's holder: 2 s
+    urls = [f"http://{HOST}/p{i}" for i in range(3)] + [f"http://{HOST}/licensed"] + [
+        f"http://{HOST}/p{i}" for i in range(3, 12)]
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", ListLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=urls, follow_links=False)
+    assert "/licence.xml" in {s.path for s in app.served}, app.describe()
+    assert f"http://{HOST}/licensed" in result.seen, result.denies()
+    assert not result.stats.get("consentcrawl/side_requests/turn_not_free"), result.stats
+    assert sorted(result.seen) == sorted(set(urls)), result.denies()
+
+
+@deferred_f_from_coro_f
+async def test_a_licence_waits_for_a_page_given_a_longer_download_timeout_of_its_own(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """A page given a longer timeout of its own (``meta["download_timeout"]``, as a spider's ``download_timeout``
+    attribute gives every page) holds its origin's turn longer than ``DOWNLOAD_TIMEOUT`` + the delay, within its
+    own timeout. A licence another page named, waiting behind it, is fetched once it ends (judged by the server's
+    log and the audit log), not denied as unavailable."""
+    monkeypatch.setattr(tests.conftest, "CRAWL_LIMIT", LIMIT)
+    app = LenientPeople(robots={HOST: Robots(crawl_delay=0.1)})
+    app.pages["/licensed"] = LICENSED
+    app.pages["/licence.xml"] = lambda request: Response(200, {"Content-Type": "application/rsl+xml"}, LICENCE)
+    app.pages["/large"] = lambda request: Response(200, {"Content-Type": "text/html"}, "<p>large</p>", delay=2.2)
+    settings = people_settings(tmp_path, CONSENTCRAWL_MAX_CRAWL_DELAY=0.5)
+    settings["DOWNLOAD_TIMEOUT"] = 1  # the bound for a turn's holder without a timeout of its own: 1.5 s
+    urls = [f"http://{HOST}/licensed", scrapy.Request(f"http://{HOST}/large", meta={"download_timeout": 4})]
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", ListLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=urls, follow_links=False)
+    paths = [s.path for s in app.served]
+    assert "/licence.xml" in paths and paths.index("/licence.xml") > paths.index("/large"), app.describe()
+    assert sorted(result.seen) == [f"http://{HOST}/large", f"http://{HOST}/licensed"], result.denies()
+    assert not result.stats.get("consentcrawl/side_requests/turn_not_free"), result.stats
+
+
+@deferred_f_from_coro_f
+async def test_a_side_request_that_timed_out_is_logged_without_its_url(
+        tmp_path: Path, monkeypatch: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A licence a page names times out: the WARNING that says it is unavailable names its host, as every side
+    request's line does, not the URL Scrapy's timeout error gives (a file's path may name a person)."""
+    import logging
+
+    monkeypatch.setattr(tests.conftest, "CRAWL_LIMIT", LIMIT)
+    app = LenientPeople()
+    app.pages["/licensed"] = LICENSED.replace("/licence.xml", "/files/jane-doe-licence.xml")
+    app.pages["/files/jane-doe-licence.xml"] = lambda request: Response(
+        200, {"Content-Type": "application/rsl+xml"}, LICENCE, delay=2)
+    settings = people_settings(tmp_path)
+    settings["DOWNLOAD_TIMEOUT"] = 1
+    with LocalServer(app) as server, caplog.at_level(logging.INFO):
+        result = await crawl(make_spider("ConsentSpider", ListLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"http://{HOST}/licensed"], follow_links=False)
+    assert "/files/jane-doe-licence.xml" in {s.path for s in app.served} and not result.seen, app.describe()
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert any("rsl file of people.example unavailable" in line for line in lines), lines
+    assert not [line for line in lines if "jane-doe" in line], lines

@@ -203,7 +203,9 @@ class ScrapyRobotsFetcher:
             try:
                 response = await download_side(self.crawler, request)
             except Exception as exc:  # noqa: BLE001 - every failure to fetch fails closed
-                return fail(f"{type(exc).__name__}: {exc}".rstrip(": "), None)
+                # the cause is logged at WARNING: Scrapy's errors name the URL (a timeout's), which may name a person
+                cause = f"{type(exc).__name__}: {exc}".replace(request.url, "<url>").replace(current, "<url>")
+                return fail(cause.rstrip(": "), None)
             stats.inc_value(f"consentcrawl/{stat}/response_status_count/{response.status}")
             if is_partial(response.status, response.flags):  # the missing part may hold the rule that applies
                 return fail("the body was cut short (data loss)" if response.status != 206
