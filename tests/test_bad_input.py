@@ -166,6 +166,9 @@ def _cli_cases() -> list[tuple[str, list[str], int, str]]:
         # another program's database: our tables were added to it (and its journal switched to WAL)
         ("other.db", ["authorizations", "import", str(AUTHORIZATIONS), "sqlite:///{file}", *platforms], 2,
          "sqlite:///{file} is not a consentcrawl authorization store: it holds other tables (orders)"),
+        # one with an empty table named `records`: it was taken for an empty store of ours and replaced by one
+        ("records.db", ["authorizations", "import", str(AUTHORIZATIONS), "sqlite:///{file}", *platforms], 2,
+         "sqlite:///{file} is not a consentcrawl authorization store: it holds other tables (orders, records)"),
         ("store.db", ["authorizations", "stats", "sqlite:///{file}", *platforms], 2,
          "sqlite:///{file}: authorization store cannot be read: DatabaseError"),
         # a settings module or scrapy.cfg that does not load: Python's or configparser's traceback before
@@ -209,6 +212,8 @@ FILES: dict[str, Callable[[Path], Any]] = {
     "raisingsettings.py": lambda tmp: (tmp / "raisingsettings.py").write_text("raise RuntimeError('no key')\n"),
     "scrapy.cfg": lambda tmp: (tmp / "scrapy.cfg").write_text("[settings\ndefault = x\n"),
     "other.db": lambda tmp: sqlite3.connect(tmp / "other.db").execute("CREATE TABLE orders (id)").connection.commit(),
+    "records.db": lambda tmp: sqlite3.connect(tmp / "records.db").executescript(
+        "CREATE TABLE records (id); CREATE TABLE orders (id); INSERT INTO orders VALUES (1)").close(),
 }
 
 
@@ -229,9 +234,10 @@ def test_a_command_given_bad_input_says_which_file_and_line_without_a_traceback(
     assert "Traceback" not in output, output
     assert proc.returncode == code, output
     assert message.format(file=path, line=line) in output, output
-    if name == "other.db":
+    if name in ("other.db", "records.db"):
         with contextlib.closing(sqlite3.connect(path)) as conn:
-            assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("orders",)]
+            tables = [("orders",)] if name == "other.db" else [("records",), ("orders",)]
+            assert conn.execute("SELECT name FROM sqlite_master").fetchall() == tables
             assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
     if name == "fifo":
         assert stat.S_ISFIFO(os.stat(path).st_mode), "the FIFO is still there"
