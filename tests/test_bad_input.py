@@ -298,3 +298,54 @@ def test_the_empty_list_the_no_platform_error_suggests_can_be_given_on_the_comma
     config = ConsentConfig.from_settings({"CONSENTCRAWL_PURPOSE": "research", "CONSENTCRAWL_PLATFORMS": " [] ",
                                           "CONSENTCRAWL_AUDIT_LOG": str(tmp_path / "audit.jsonl")})
     assert len(config.platforms) == 0
+
+
+# --------------------------------------------------------------------------- the refusal log, read back
+
+
+class GrantingStore:
+    """A store of the project's own that grants each id it is asked about as it is asked (its service keeps ids as
+    written: `" bob"` is not `bob` to it)."""
+
+    source = "tests.test_bad_input.GrantingStore"
+    version = 1
+
+    def lookup(self, platform: str, subject: str) -> tuple[Any, ...]:
+        from datetime import datetime, timezone
+
+        from consentcrawl import AuthorizationRecord
+
+        return (AuthorizationRecord(platform, subject, frozenset({"research"}),
+                                    datetime(2026, 1, 1, tzinfo=timezone.utc), evidence="api"),)
+
+
+@deferred_f_from_coro_f
+async def test_a_refusal_the_crawl_logged_for_an_id_with_spaces_still_denies_that_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Spaces around an id the operator wrote by hand are no part of it (`" bob"` denies bob); but where a
+    platform's ids may hold a space, the crawl itself logs a refusal for the key `" bob"` (its page, `/u/%20bob`),
+    and the next crawl must deny that key as written too. Reading it only as `bob` sent `/u/%20bob` again.
+    Judged by the server's log."""
+    import json
+
+    from tests.lenient import HOST, PLATFORMS_YAML, LenientPeople, ListLogic, crawl, make_spider
+
+    platforms = tmp_path / "platforms.yaml"
+    platforms.write_text(PLATFORMS_YAML.replace('    subject: "[A-Za-z0-9_]+"\n', ""))  # ids: anything but a /
+    log = tmp_path / "refusals.jsonl"
+    log.write_text(json.dumps({"platform": "people", "subject": " bob", "url": f"http://{HOST}/u/%20bob",
+                               "form": "hashtag.nobot", "field": "bio", "raw": "#nobot", "purposes": ["research"],
+                               "seen_at": "2026-11-30T10:00:00+00:00", "event": "refused"}) + "\n")
+    settings = consent_settings(tmp_path, CONSENTCRAWL_PLATFORMS=str(platforms), CONSENTCRAWL_REFUSALS_LOG=str(log),
+                                CONSENTCRAWL_AUTHORIZATIONS=f"{__name__}.GrantingStore", DOWNLOAD_TIMEOUT=5)
+    app = LenientPeople()
+    urls = [f"http://{HOST}/u/%20bob", f"http://{HOST}/u/bob", f"http://{HOST}/u/alice"]
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", ListLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=urls, follow_links=False)
+    sent = [s.target.split(HOST, 1)[-1] for s in app.served if s.kind != "robots"]
+    assert "/u/alice" in sent, app.describe()  # control: the crawl ran, and fetched the one who did not refuse
+    assert not [t for t in sent if "bob" in t], app.describe()  # neither " bob" (the key logged) nor bob
+    assert {e["url"].split(HOST, 1)[-1] for e in result.audit if e.get("reason") == "subject.refused-on-page"} \
+        == {"/u/%20bob", "/u/bob"}
