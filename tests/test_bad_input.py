@@ -65,6 +65,9 @@ CRAWL_CASES: list[tuple[str, Any, Any]] = [
      "CONSENTCRAWL_LOG_FORMATTER: 'json.decoder.JSONDecoder' is not a log formatter"),
     ("CONSENTCRAWL_LOG_FORMATTER", "tests.test_bad_input.Unbuildable",
      "CONSENTCRAWL_LOG_FORMATTER: cannot build 'tests.test_bad_input.Unbuildable': RuntimeError"),
+    # a path with a NUL in it (a settings module's string built from bytes): Python's ValueError traceback before
+    ("CONSENTCRAWL_PLATFORMS", "platforms\x00.yaml", "cannot read file: embedded null byte"),
+    ("CONSENTCRAWL_REFUSALS_LOG", "refusals\x00.jsonl", "cannot read the refusal log: embedded null byte"),
     # Scrapy's own settings the add-on hands to the wrapper (an AttributeError traceback in the add-on before)
     ("LOG_FORMATTER", 5, "CONSENTCRAWL_LOG_FORMATTER: 5 is not an import path"),
     ("DOWNLOAD_HANDLERS", {"https": {"x": 1}}, "CONSENTCRAWL_HTTPS_HANDLER: {'x': 1} is not an import path"),
