@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scrapy import signals
 from scrapy.settings import SETTINGS_PRIORITIES
@@ -71,8 +71,13 @@ LOOSE_REFERRER_POLICIES = ("unsafe-url", "no-referrer-when-downgrade", "scrapy-d
 _HANDLERS = {"http": ConsentHTTPDownloadHandler, "https": ConsentHTTPSDownloadHandler}
 
 
-def _path(obj: object) -> str:
-    return obj if isinstance(obj, str) else f"{obj.__module__}.{obj.__qualname__}"  # type: ignore[attr-defined]
+def _path(obj: object) -> Any:
+    """A component's import path; a value that is neither a path nor a class (``LOG_FORMATTER = 5``) as it is, for
+    the setting it is handed to to refuse in one line (``CONSENTCRAWL_LOG_FORMATTER: 5 is not an import path``)."""
+    if isinstance(obj, str):
+        return obj
+    module, name = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
+    return f"{module}.{name}" if isinstance(module, str) and isinstance(name, str) else obj
 
 
 def _is(key: object, component: type) -> bool:

@@ -199,7 +199,11 @@ def _imported(args: argparse.Namespace, dest: str, added: Any, progress: Any) ->
 
 
 def _holds_records(path: str) -> bool:
-    """Whether an SQLite store at ``path`` exists with records in it (records are then added one by one)."""
+    """Whether an SQLite store at ``path`` exists with records in it (records are then added one by one). Another
+    program's database is refused here: one whose table named ``records`` is empty would otherwise be taken for an
+    empty store of ours, and a new store renamed over it."""
+    from .consent.sqlite_write import refuse_foreign
+
     if not Path(path).exists() or Path(path).stat().st_size == 0:
         return False
     try:
@@ -207,6 +211,7 @@ def _holds_records(path: str) -> bool:
     except sqlite3.Error:
         return True  # let the writer say what is wrong with it
     try:
+        refuse_foreign(conn, path)
         return conn.execute("SELECT 1 FROM records LIMIT 1").fetchone() is not None
     except sqlite3.Error:
         return True

@@ -221,11 +221,13 @@ def keyed_refusals(refusals: Iterable[Refusal], platforms: PlatformRegistry, sou
             unknown[refusal.platform] = unknown.get(refusal.platform, 0) + 1
             yield refusal
         for name in names:
-            # spaces around an id the operator wrote by hand (`" bob"`) are no part of it: read with them, the line
-            # would deny no one, silently
-            key = platforms.platforms[name].subject_key(refusal.subject.strip())
-            yield (refusal if (name, key) == (refusal.platform, refusal.subject)
-                   else dataclasses.replace(refusal, platform=name, subject=key))
+            # spaces around an id the operator wrote by hand (`" bob"`) are no part of it: read only as written, the
+            # line would deny no one, silently. Still as written too: a platform's ids may hold a space, and the
+            # crawl logs the key it read in the URL (`/u/%20bob`): that key stays refused
+            subject_key = platforms.platforms[name].subject_key
+            for key in dict.fromkeys((subject_key(refusal.subject.strip()), subject_key(refusal.subject))):
+                yield (refusal if (name, key) == (refusal.platform, refusal.subject)
+                       else dataclasses.replace(refusal, platform=name, subject=key))
     if unknown:
         logger.warning("consentcrawl: %d refusal(s) in %s name a platform this crawl does not configure (%s): they "
                        "deny no one here", sum(unknown.values()), source,

@@ -30,7 +30,7 @@ def read_refusals(path: str | Path) -> list[Refusal]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return []
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError, or a NUL in the path
         raise ConfigError(f"cannot read the refusal log: {getattr(exc, 'strerror', None) or exc}",
                           source=str(path)) from None
     out = []

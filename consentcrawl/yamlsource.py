@@ -62,8 +62,8 @@ def read_text(path: str | Path) -> str:
     source = str(path)
     try:
         data = Path(path).read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read file: {exc.strerror or exc}", source) from exc
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        raise ConfigError(f"cannot read file: {getattr(exc, 'strerror', None) or exc}", source) from exc
     return decode_text(data, source)
 
 

@@ -65,6 +65,12 @@ CRAWL_CASES: list[tuple[str, Any, Any]] = [
      "CONSENTCRAWL_LOG_FORMATTER: 'json.decoder.JSONDecoder' is not a log formatter"),
     ("CONSENTCRAWL_LOG_FORMATTER", "tests.test_bad_input.Unbuildable",
      "CONSENTCRAWL_LOG_FORMATTER: cannot build 'tests.test_bad_input.Unbuildable': RuntimeError"),
+    # a path with a NUL in it (a settings module's string built from bytes): Python's ValueError traceback before
+    ("CONSENTCRAWL_PLATFORMS", "platforms\x00.yaml", "cannot read file: embedded null byte"),
+    ("CONSENTCRAWL_REFUSALS_LOG", "refusals\x00.jsonl", "cannot read the refusal log: embedded null byte"),
+    # Scrapy's own settings the add-on hands to the wrapper (an AttributeError traceback in the add-on before)
+    ("LOG_FORMATTER", 5, "CONSENTCRAWL_LOG_FORMATTER: 5 is not an import path"),
+    ("DOWNLOAD_HANDLERS", {"https": {"x": 1}}, "CONSENTCRAWL_HTTPS_HANDLER: {'x': 1} is not an import path"),
     ("CONSENTCRAWL_AUTHORIZATIONS", lambda tmp: str(tmp / "auth.yaml"), _latin1_authorizations),
     ("CONSENTCRAWL_AUTHORIZATIONS", lambda tmp: _file(tmp, "deep.jsonl", DEEP),
      "deep.jsonl, line 1: invalid JSON: nested too deeply"),
@@ -166,6 +172,9 @@ def _cli_cases() -> list[tuple[str, list[str], int, str]]:
         # another program's database: our tables were added to it (and its journal switched to WAL)
         ("other.db", ["authorizations", "import", str(AUTHORIZATIONS), "sqlite:///{file}", *platforms], 2,
          "sqlite:///{file} is not a consentcrawl authorization store: it holds other tables (orders)"),
+        # one with an empty table named `records`: it was taken for an empty store of ours and replaced by one
+        ("records.db", ["authorizations", "import", str(AUTHORIZATIONS), "sqlite:///{file}", *platforms], 2,
+         "sqlite:///{file} is not a consentcrawl authorization store: it holds other tables (orders, records)"),
         ("store.db", ["authorizations", "stats", "sqlite:///{file}", *platforms], 2,
          "sqlite:///{file}: authorization store cannot be read: DatabaseError"),
         # a settings module or scrapy.cfg that does not load: Python's or configparser's traceback before
@@ -209,6 +218,8 @@ FILES: dict[str, Callable[[Path], Any]] = {
     "raisingsettings.py": lambda tmp: (tmp / "raisingsettings.py").write_text("raise RuntimeError('no key')\n"),
     "scrapy.cfg": lambda tmp: (tmp / "scrapy.cfg").write_text("[settings\ndefault = x\n"),
     "other.db": lambda tmp: sqlite3.connect(tmp / "other.db").execute("CREATE TABLE orders (id)").connection.commit(),
+    "records.db": lambda tmp: sqlite3.connect(tmp / "records.db").executescript(
+        "CREATE TABLE records (id); CREATE TABLE orders (id); INSERT INTO orders VALUES (1)").close(),
 }
 
 
@@ -229,9 +240,10 @@ def test_a_command_given_bad_input_says_which_file_and_line_without_a_traceback(
     assert "Traceback" not in output, output
     assert proc.returncode == code, output
     assert message.format(file=path, line=line) in output, output
-    if name == "other.db":
+    if name in ("other.db", "records.db"):
         with contextlib.closing(sqlite3.connect(path)) as conn:
-            assert conn.execute("SELECT name FROM sqlite_master").fetchall() == [("orders",)]
+            tables = [("orders",)] if name == "other.db" else [("records",), ("orders",)]
+            assert conn.execute("SELECT name FROM sqlite_master").fetchall() == tables
             assert conn.execute("PRAGMA journal_mode").fetchone() == ("delete",)
     if name == "fifo":
         assert stat.S_ISFIFO(os.stat(path).st_mode), "the FIFO is still there"
@@ -292,3 +304,54 @@ def test_the_empty_list_the_no_platform_error_suggests_can_be_given_on_the_comma
     config = ConsentConfig.from_settings({"CONSENTCRAWL_PURPOSE": "research", "CONSENTCRAWL_PLATFORMS": " [] ",
                                           "CONSENTCRAWL_AUDIT_LOG": str(tmp_path / "audit.jsonl")})
     assert len(config.platforms) == 0
+
+
+# --------------------------------------------------------------------------- the refusal log, read back
+
+
+class GrantingStore:
+    """A store of the project's own that grants each id it is asked about as it is asked (its service keeps ids as
+    written: `" bob"` is not `bob` to it)."""
+
+    source = "tests.test_bad_input.GrantingStore"
+    version = 1
+
+    def lookup(self, platform: str, subject: str) -> tuple[Any, ...]:
+        from datetime import datetime, timezone
+
+        from consentcrawl import AuthorizationRecord
+
+        return (AuthorizationRecord(platform, subject, frozenset({"research"}),
+                                    datetime(2026, 1, 1, tzinfo=timezone.utc), evidence="api"),)
+
+
+@deferred_f_from_coro_f
+async def test_a_refusal_the_crawl_logged_for_an_id_with_spaces_still_denies_that_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Spaces around an id the operator wrote by hand are no part of it (`" bob"` denies bob); but where a
+    platform's ids may hold a space, the crawl itself logs a refusal for the key `" bob"` (its page, `/u/%20bob`),
+    and the next crawl must deny that key as written too. Reading it only as `bob` sent `/u/%20bob` again.
+    Judged by the server's log."""
+    import json
+
+    from tests.lenient import HOST, PLATFORMS_YAML, LenientPeople, ListLogic, crawl, make_spider
+
+    platforms = tmp_path / "platforms.yaml"
+    platforms.write_text(PLATFORMS_YAML.replace('    subject: "[A-Za-z0-9_]+"\n', ""))  # ids: anything but a /
+    log = tmp_path / "refusals.jsonl"
+    log.write_text(json.dumps({"platform": "people", "subject": " bob", "url": f"http://{HOST}/u/%20bob",
+                               "form": "hashtag.nobot", "field": "bio", "raw": "#nobot", "purposes": ["research"],
+                               "seen_at": "2026-11-30T10:00:00+00:00", "event": "refused"}) + "\n")
+    settings = consent_settings(tmp_path, CONSENTCRAWL_PLATFORMS=str(platforms), CONSENTCRAWL_REFUSALS_LOG=str(log),
+                                CONSENTCRAWL_AUTHORIZATIONS=f"{__name__}.GrantingStore", DOWNLOAD_TIMEOUT=5)
+    app = LenientPeople()
+    urls = [f"http://{HOST}/u/%20bob", f"http://{HOST}/u/bob", f"http://{HOST}/u/alice"]
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", ListLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=urls, follow_links=False)
+    sent = [s.target.split(HOST, 1)[-1] for s in app.served if s.kind != "robots"]
+    assert "/u/alice" in sent, app.describe()  # control: the crawl ran, and fetched the one who did not refuse
+    assert not [t for t in sent if "bob" in t], app.describe()  # neither " bob" (the key logged) nor bob
+    assert {e["url"].split(HOST, 1)[-1] for e in result.audit if e.get("reason") == "subject.refused-on-page"} \
+        == {"/u/%20bob", "/u/bob"}

@@ -36,7 +36,7 @@ from .sqlite_format import (
     read_bloom,
 )
 
-__all__ = ["ImportResult", "bulk_build", "import_records"]
+__all__ = ["ImportResult", "bulk_build", "import_records", "refuse_foreign"]
 
 @dataclass(frozen=True)
 class ImportResult:
@@ -48,16 +48,25 @@ class ImportResult:
 def _connect_writer(path: str) -> sqlite3.Connection:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
-    tables = sorted(name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
-    if tables and "meta" not in tables:  # another program's database: our tables (and WAL) are not put in it
+    try:
+        refuse_foreign(conn, path)  # our tables (and WAL) are not put in another program's database
+    except BaseException:
         conn.close()
-        raise ConfigError(f"sqlite:///{path} is not a consentcrawl authorization store: it holds other tables "
-                          f"({', '.join(tables[:5])}{', ...' if len(tables) > 5 else ''}); import into a new file",
-                          f"sqlite:///{path}")
+        raise
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA cache_size=-262144")
     conn.executescript(SCHEMA + ";" + RECORDS_TABLE.format(name="records"))
     return conn
+
+
+def refuse_foreign(conn: sqlite3.Connection, path: str) -> None:
+    """A ConfigError if the database open on ``conn`` is another program's: it has tables, and no ``meta`` (every
+    store of ours has had one). Neither adding to it nor building a store and renaming it over it is ours to do."""
+    tables = sorted(name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+    if tables and "meta" not in tables:
+        raise ConfigError(f"sqlite:///{path} is not a consentcrawl authorization store: it holds other tables "
+                          f"({', '.join(tables[:5])}{', ...' if len(tables) > 5 else ''}); import into a new file",
+                          f"sqlite:///{path}")
 
 
 def _record_row(record: AuthorizationRecord) -> Row:
