@@ -172,17 +172,24 @@ def _check_outputs(out: Path, before: dict[str, bytes], db_before: list[dict[str
     assert not NAMES_104.search((out / "items.db").read_bytes()), "104's bytes are still in the database file"
 
 
+async def _crawl_friends_of_104(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                app: LenientPeople) -> tuple[Path, dict[str, Any], Any]:
+    """The crawl whose outputs the purge tests read: its output folder, its settings and its result."""
+    out = tmp_path / "out"
+    out.mkdir()
+    settings = _settings(tmp_path, out)
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ConsentSpider", FriendsOf104), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    return out, settings, result
+
+
 @deferred_f_from_coro_f
 async def test_purge_withdrawn_takes_a_withdrawn_persons_url_out_of_the_items_that_mention_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
-    settings = _settings(tmp_path, out)
     app = LenientPeople()
-    with LocalServer(app) as server:
-        result = await crawl(make_spider("ConsentSpider", FriendsOf104), settings, proxy=server.proxy,
-                             monkeypatch=monkeypatch)
+    out, settings, result = await _crawl_friends_of_104(tmp_path, monkeypatch, app)
     assert app.people_served() == ["104", "101", "102"], app.describe()
     before = {name: (out / name).read_bytes() for name in FEEDS}
     db_before = _rows(out / "items.db")
@@ -215,11 +222,7 @@ async def test_purge_withdrawn_takes_a_withdrawn_persons_url_out_of_the_items_th
 async def test_dry_run_counts_the_mentions_and_changes_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
-    out = tmp_path / "out"
-    out.mkdir()
-    settings = _settings(tmp_path, out)
-    with LocalServer(LenientPeople()) as server:
-        await crawl(make_spider("ConsentSpider", FriendsOf104), settings, proxy=server.proxy, monkeypatch=monkeypatch)
+    out, settings, _ = await _crawl_friends_of_104(tmp_path, monkeypatch, LenientPeople())
     before = {path.name: path.read_bytes() for path in out.iterdir()}
     code = main(["purge", "--platforms", settings["CONSENTCRAWL_PLATFORMS"], "--subject", "people:104", "--dry-run",
                  *(str(out / name) for name in FEEDS), str(out / "items.db")])
