@@ -174,12 +174,6 @@ async def test_each_side_fetch_holds_its_origin_until_its_own_end(redis_server: 
             await state.close()
 
 
-LICENSED = ('<html><head><link rel="license" type="application/rsl+xml" href="/licence.xml"></head>'
-            "<body><h1>about us</h1></body></html>")
-LICENCE = ('<rsl xmlns="https://rslstandard.org/rsl"><content url="/"><license>'
-           '<permits type="usage">search</permits></license></content></rsl>')
-
-
 def _own_slots(*paths: Any) -> list[Any]:
     """The pages' requests, each in a download slot of its own, so that they all wait at the origin's turn (a
     number: the spider sleeps that long)."""
@@ -201,6 +195,7 @@ async def test_a_licence_waits_behind_a_page_waiting_for_the_clusters_schedule(
     and the page decided on it (judged by the server's log and the audit logs), every request still a delay after
     the one before at the server."""
     from tests.lenient import ListLogic
+    from tests.test_side_slots import LICENCE, LICENSED
 
     delay = 0.5
     app = LenientPeople(default_robots=Robots(crawl_delay=delay))
