@@ -20,6 +20,7 @@ decided with the clock read after that wait. In a distributed crawl the schedule
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import weakref
@@ -32,9 +33,7 @@ from scrapy.utils.misc import load_object
 
 from ._scrapy_internals import download_past_slots, no_silent_resend, reserve_slot_delay
 from .checks.robots import crawl_delay
-from .distributed.send import MAX_ROUNDS, ended_shared, send_shared, unsent_shared
-from .distributed.shared import SharedStateUnavailable
-from .distributed.spacing import fetch_hold, fetch_token
+from .distributed.send import ended_shared, send_shared, side_shared, unsent_shared
 from .errors import ConfigError
 from .middlewares import REFUSALS, ConsentDenied, ConsentMisconfigured, guard_refused_errback
 from .originspacing import OriginSpacing, TurnNotFree
@@ -196,7 +195,8 @@ class ConsentDownloadHandler:
                     runtime.count("consentcrawl/side_requests/slot_delay_waited")
                     await asyncio.sleep(slot_wait)
                 if runtime.distributed is not None and origin is not None:
-                    await self._own_shared_turn(runtime, request, origin, delay)
+                    await side_shared(runtime, request, origin, delay,
+                                      functools.partial(self.spacing.off_the_clock, origin, delay))
                 try:
                     url = request.url
                     refused = await runtime.may_send_own(url)  # each side request's hop, again at send time
@@ -289,7 +289,8 @@ class ConsentDownloadHandler:
                 runtime.count("consentcrawl/crawl_delay/waited")
             if runtime.distributed is not None:  # the cluster's Crawl-delay schedule, then the decision
                 try:
-                    await send_shared(runtime, request, (origin, delay))
+                    await send_shared(runtime, request, (origin, delay),
+                                      functools.partial(self.spacing.off_the_clock, origin, delay))
                 except BaseException:  # it may have been recorded as sent in a round before the one that denied it
                     await unsent_shared(runtime, request, origin, delay)
                     raise
@@ -369,30 +370,6 @@ class ConsentDownloadHandler:
         if delay and delay > runtime.config.max_crawl_delay:
             delay = None
         return origin, delay
-
-    @staticmethod
-    async def _own_shared_turn(runtime: ConsentRuntime, request: Request, origin: str, delay: float | None) -> None:
-        """One of our side requests takes the cluster's turn for ``origin`` (robots.txt, without a delay, goes at
-        once), and holds the origin until it ends (``_fetch``): its failure fails the side request, its origin
-        unreachable, not cached."""
-        assert runtime.distributed is not None
-        try:
-            spacing = runtime.distributed.spacing
-            wait = await spacing.reserve(origin, delay)
-            token, rounds = fetch_token(request), 0
-            while rounds < MAX_ROUNDS:
-                if wait > 0:
-                    runtime.count("consentcrawl/crawl_delay/waited")
-                    await asyncio.sleep(wait)
-                elif wait < 0:  # another worker's fetch holds the origin: not a round
-                    await spacing.until_free(origin, delay, token)
-                wait = await spacing.send(origin, delay, token, fetch_hold(request), side=True)
-                if wait == 0:
-                    return
-                rounds += wait > 0
-            raise SharedStateUnavailable(f"no turn for the origin after {MAX_ROUNDS} tries")
-        except SharedStateUnavailable as exc:
-            raise IgnoreRequest(f"consentcrawl: {exc}") from None
 
     async def close(self) -> None:
         close = getattr(self.fallback, "close", None)

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Iterator
 
 __all__ = ["OriginSpacing", "TurnNotFree"]
 
@@ -91,6 +92,23 @@ class OriginSpacing:
             if not turn.users:
                 del self._turns[origin]
 
+    @contextlib.contextmanager
+    def off_the_clock(self, origin: str | None, delay: float | None) -> Iterator[None]:
+        """The request holding the origin's turn (:meth:`turn`, with the same ``origin`` and ``delay``; only it may
+        call this) waits on the clock alone: for a distributed crawl's schedule (its turn, another worker's fetch).
+        That time does not count against its bound for a request waiting behind it, which starts again when the wait
+        ends: with several workers on an origin the wait is several delays, and a holder in it is not one that does
+        not let go. Nothing it waits for there needs this turn (robots.txt, which may hold the cluster's origin, goes
+        without it)."""
+        turn = self._turns.get(origin) if origin is not None and delay else None
+        if turn is None:  # not held (no delay to keep)
+            yield
+            return
+        turn.since = math.inf
+        try:
+            yield
+        finally:
+            turn.since = self.clock()
 
     async def _acquire(self, turn: _Turn, within: float | None) -> None:
         """Take the turn, in order; with ``within``, fail once one holder has held it that long while this waited.
@@ -106,10 +124,11 @@ class OriginSpacing:
         try:
             while True:
                 # the holder's time counts from when it took the turn, or from when this began waiting
+                # (off the clock: its bound starts when that wait ends; look again within the bound meanwhile)
                 remaining = max(turn.since, started) + (turn.holds or within) - self.clock()
                 if remaining <= 0:
                     raise TurnNotFree(f"the origin's Crawl-delay turn was not free within {within:g} s")
-                done, _ = await asyncio.wait((acquiring,), timeout=remaining)
+                done, _ = await asyncio.wait((acquiring,), timeout=min(remaining, turn.holds or within))
                 if done:
                     acquiring.result()
                     return

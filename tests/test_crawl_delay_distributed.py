@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import itertools
+import json
 import time
 from pathlib import Path
 from typing import Any
 
 from scrapy.utils.defer import deferred_f_from_coro_f
 
+from consentcrawl_demo.messages import Response
 from consentcrawl_demo.server import LocalServer
 from tests.lenient import LenientPeople, Robots, crawl, make_spider, people_settings
 from tests.redis_server import RedisServer
@@ -170,3 +172,61 @@ async def test_each_side_fetch_holds_its_origin_until_its_own_end(redis_server: 
     finally:
         for state in states:
             await state.close()
+
+
+def _own_slots(*paths: Any) -> list[Any]:
+    """The pages' requests, each in a download slot of its own, so that they all wait at the origin's turn (a
+    number: the spider sleeps that long)."""
+    import scrapy
+
+    return [p if isinstance(p, (int, float)) else scrapy.Request(f"http://people.example{p}", dont_filter=True,
+                                                                   meta={"download_slot": p}) for p in paths]
+
+
+@deferred_f_from_coro_f
+async def test_a_licence_waits_behind_a_page_waiting_for_the_clusters_schedule(
+    redis_server: RedisServer, tmp_path: Path, monkeypatch: Any,
+) -> None:
+    """Two workers on one origin with ``Crawl-delay: 0.5``: a page of worker A holds A's turn for the origin while it
+    waits for the cluster's schedule, the other worker's turn first (about two delays), then its own. The licence
+    another page of A named waits behind it, and was denied as unavailable (``terms.signal-unavailable.rsl``): the
+    wait was longer than ``DOWNLOAD_TIMEOUT`` + ``CONSENTCRAWL_MAX_CRAWL_DELAY`` (0.7 s), though the page was in no
+    fetch. A holder's wait for the cluster's schedule no longer counts against that bound: the licence is fetched
+    and the page decided on it (judged by the server's log and the audit logs), every request still a delay after
+    the one before at the server."""
+    from tests.lenient import ListLogic
+    from tests.test_side_slots import LICENCE, LICENSED
+
+    delay = 0.5
+    app = LenientPeople(default_robots=Robots(crawl_delay=delay))
+    page = "<html><body><p>a page</p></body></html>"
+    for name in ("a1", "a2", "b1", "b2", "b3", "b4"):
+        app.pages[f"/{name}"] = page
+    app.pages["/licensed"] = LICENSED
+    app.pages["/licence.xml"] = lambda request: Response(200, {"Content-Type": "application/rsl+xml"}, LICENCE)
+    spider = make_spider("ConsentSpider", ListLogic)
+
+    def settings(who: str) -> dict[str, Any]:
+        (tmp_path / who).mkdir()
+        values = people_settings(tmp_path / who, CONSENTCRAWL_REDIS_URL=redis_server.url,
+                                 CONSENTCRAWL_MAX_CRAWL_DELAY=delay)
+        values["DOWNLOAD_TIMEOUT"] = 0.2  # a holder's bound: 0.7 s
+        return values
+
+    with LocalServer(app) as server:
+        a, b = await asyncio.gather(
+            crawl(spider, settings("a"), proxy=server.proxy, monkeypatch=monkeypatch, follow_links=False,
+                  urls=_own_slots("/licensed", 0.2, "/a1", "/a2")),
+            crawl(spider, settings("b"), proxy=server.proxy, monkeypatch=monkeypatch, follow_links=False,
+                  urls=_own_slots("/b1", "/b2", "/b3", "/b4")))
+    served = sorted(app.served, key=lambda s: s.time)
+    assert "/licence.xml" in [s.path for s in served], app.describe()
+    unavailable = [d for d in a.denies() + b.denies() if d[2].startswith("terms.signal-unavailable")]
+    assert not unavailable and not a.stats.get("consentcrawl/side_requests/turn_not_free"), (unavailable, a.stats)
+    assert sorted(a.seen) == [f"http://people.example/{p}" for p in ("a1", "a2", "licensed")], a.denies()
+    assert len(b.seen) == 4, b.denies()
+    decided = a.audit_for("/licensed", phase="response", verdict="allow")
+    assert decided and "licence.xml" in json.dumps(decided), a.audit_for("/licensed")
+    # robots.txt goes at once (it is how the delay is known); every other request keeps the delay
+    gaps = [round(y.time - x.time, 2) for x, y in itertools.pairwise(served) if y.kind != "robots"]
+    assert min(gaps) >= delay, f"requests {gaps} s after the one before under Crawl-delay: {delay}\n{app.describe()}"

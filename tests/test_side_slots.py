@@ -186,6 +186,39 @@ async def test_a_turn_taken_in_turn_by_others_is_waited_for_past_the_bound() -> 
 
 
 @deferred_f_from_coro_f
+async def test_a_holders_wait_off_the_clock_does_not_count_against_the_bound() -> None:
+    """A holder waiting off the clock (a distributed crawl's schedule) three times the bound keeps a request behind
+    it waiting; once it is back on the clock and does not let go, that request fails within the bound from there."""
+    import asyncio
+
+    spacing, seen, bound, loop = OriginSpacing(30.0), [], 0.2, asyncio.get_running_loop()
+    origin = "http://a.example"
+
+    async def holder(stuck: float) -> None:
+        async with spacing.turn(origin, 0.01, within=bound):
+            with spacing.off_the_clock(origin, 0.01):
+                await asyncio.sleep(3 * bound)
+            seen.append("on the clock")
+            await asyncio.sleep(stuck)
+            seen.append("let go")
+
+    async def waiter() -> None:
+        await asyncio.sleep(0.02)
+        started = loop.time()
+        try:
+            async with spacing.turn(origin, 0.01, within=bound):
+                seen.append("turn")
+        except TurnNotFree:
+            seen.append(f"not free; past the wait off the clock: {loop.time() - started > 3 * bound}")
+
+    await asyncio.gather(holder(0.05), waiter())
+    await asyncio.gather(holder(2 * bound), waiter())
+    assert seen == ["on the clock", "let go", "turn",
+                    "on the clock", "not free; past the wait off the clock: True", "let go"]
+    assert len(spacing._turns) == 0
+
+
+@deferred_f_from_coro_f
 async def test_a_persons_linked_actor_keeps_the_download_delay(tmp_path: Path, monkeypatch: Any) -> None:
     """The ActivityPub actor a profile links to is fetched while the profile holds its slot (past the queue): it
     went out right after the profile. Judged by the fediverse server's arrival times."""

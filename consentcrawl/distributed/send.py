@@ -20,7 +20,10 @@ asks Redis again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import TYPE_CHECKING
+
+from scrapy.exceptions import IgnoreRequest
 
 from ..decision import Evidence, Stage, deny
 from ..middlewares import ConsentDenied
@@ -30,6 +33,8 @@ from .shared import SHARED_STATE_UNAVAILABLE, SharedStateUnavailable
 from .spacing import fetch_hold, fetch_token
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from scrapy import Request
 
     from ..decision import Decision
@@ -39,9 +44,12 @@ if TYPE_CHECKING:
 MAX_ROUNDS = 20
 
 
-async def send_shared(runtime: ConsentRuntime, request: Request, origin_delay: tuple[str | None, float | None]) -> None:
+async def send_shared(runtime: ConsentRuntime, request: Request, origin_delay: tuple[str | None, float | None],
+                      off_the_clock: Callable[[], contextlib.AbstractContextManager[None]] = contextlib.nullcontext,
+                      ) -> None:
     """Return when ``request`` may go to the network now; raise ConsentDenied when it must not (see the module
-    doc)."""
+    doc). Each wait for the cluster's schedule is in ``off_the_clock()`` (the request holds its origin's turn in
+    this process meanwhile: :meth:`~consentcrawl.originspacing.OriginSpacing.off_the_clock`)."""
     distributed = runtime.distributed
     assert distributed is not None
     origin, delay = origin_delay
@@ -51,7 +59,8 @@ async def send_shared(runtime: ConsentRuntime, request: Request, origin_delay: t
             wait = await distributed.spacing.reserve(origin, delay)
             if wait > 0:
                 runtime.count("consentcrawl/crawl_delay/waited")
-                await asyncio.sleep(wait)
+                with off_the_clock():
+                    await asyncio.sleep(wait)
         rounds = 0
         while rounds < MAX_ROUNDS:
             decision = await runtime.decide_send(request)  # reads the clock now, after the wait
@@ -69,11 +78,12 @@ async def send_shared(runtime: ConsentRuntime, request: Request, origin_delay: t
                 continue
             runtime.count("consentcrawl/crawl_delay/waited_again")
             runtime.send_deferred(decision, request, abs(wait))
-            if wait < 0:  # another worker's fetch holds the origin: not a round; it ends, or its hold lapses
-                await distributed.spacing.until_free(origin, delay, token)
-            else:
-                rounds += 1
-                await asyncio.sleep(wait)
+            with off_the_clock():
+                if wait < 0:  # another worker's fetch holds the origin: not a round; it ends, or its hold lapses
+                    await distributed.spacing.until_free(origin, delay, token)
+                else:
+                    rounds += 1
+                    await asyncio.sleep(wait)
             await _refusal(runtime, request)
         raise SharedStateUnavailable(f"no turn for the origin after {MAX_ROUNDS} tries")
     except SharedStateUnavailable as exc:
@@ -81,6 +91,33 @@ async def send_shared(runtime: ConsentRuntime, request: Request, origin_delay: t
                                                         evidence=(error_cause(exc, "shared state"),)))
         if runtime.drops(decision):
             raise ConsentDenied(decision) from None
+
+
+async def side_shared(runtime: ConsentRuntime, request: Request, origin: str, delay: float | None,
+                      off_the_clock: Callable[[], contextlib.AbstractContextManager[None]]) -> None:
+    """One of our side requests (robots.txt, a signal file) takes the cluster's turn for ``origin`` (robots.txt,
+    without a delay, goes at once), and holds the origin until it ends (:func:`ended_shared`); each wait in
+    ``off_the_clock()``, as in :func:`send_shared`. Its failure fails the side request (IgnoreRequest): what its
+    file covers is denied as unavailable."""
+    assert runtime.distributed is not None
+    try:
+        spacing = runtime.distributed.spacing
+        wait = await spacing.reserve(origin, delay)
+        token, rounds = fetch_token(request), 0
+        while rounds < MAX_ROUNDS:
+            with off_the_clock():
+                if wait > 0:
+                    runtime.count("consentcrawl/crawl_delay/waited")
+                    await asyncio.sleep(wait)
+                elif wait < 0:  # another worker's fetch holds the origin: not a round
+                    await spacing.until_free(origin, delay, token)
+            wait = await spacing.send(origin, delay, token, fetch_hold(request), side=True)
+            if wait == 0:
+                return
+            rounds += wait > 0
+        raise SharedStateUnavailable(f"no turn for the origin after {MAX_ROUNDS} tries")
+    except SharedStateUnavailable as exc:
+        raise IgnoreRequest(f"consentcrawl: {exc}") from None
 
 
 async def ended_shared(runtime: ConsentRuntime, request: Request, origin: str, delay: float | None,
