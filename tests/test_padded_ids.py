@@ -10,6 +10,7 @@ files the purge rewrites."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from tests.conftest import consent_settings
 from tests.lenient import HOST, PLATFORMS_YAML, LenientPeople, crawl, make_spider
 
 BASE = f"http://{HOST}"
+PROJECT_LOGGER = logging.getLogger(__name__)
 #: bob's page as a server that trims ids reads it; each names the key ``" bob"`` (or ``"bob\t"``) to a strict reader
 PADDED = [f"{BASE}/u/%20bob", f"{BASE}/u/bob%09", f"{BASE}/@%C2%A0bob"]
 
@@ -63,13 +65,15 @@ class PaddedLogic:
 
     def parse(self, response: scrapy.http.Response) -> Any:
         self.seen.append(response.url)
+        PROJECT_LOGGER.info("friends of %s: %s and %s/u/alice", response.url, PADDED[0], BASE)
         yield {"url": response.url, "name": response.css(".name::text").get(), "friends": [PADDED[0], "/u/alice"]}
 
 
 @deferred_f_from_coro_f
 async def test_a_grant_for_an_id_with_a_leading_space_does_not_fetch_bobs_page(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     feed = tmp_path / "items.jsonl"
     settings = consent_settings(tmp_path, CONSENTCRAWL_PLATFORMS=str(_platforms(tmp_path)),
                                 CONSENTCRAWL_AUTHORIZATIONS=f"{__name__}.PaddedStore", DOWNLOAD_TIMEOUT=5,
@@ -91,6 +95,10 @@ async def test_a_grant_for_an_id_with_a_leading_space_does_not_fetch_bobs_page(
     audit = Path(settings["CONSENTCRAWL_AUDIT_LOG"]).read_text(encoding="utf-8").splitlines()
     (event,) = [e for e in map(json.loads, audit) if e.get("event") == "mentions-withheld"]
     assert event.get("unread") == ["subject.ambiguous-url"], event
+    # the log filter, which shares the finder: the project's line at INFO loses bob's URL, keeps alice's
+    loud = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and r.name == __name__]
+    assert loud and all(f"{BASE}/u/alice" in line for line in loud), loud
+    assert not [line for line in loud if "bob" in line], loud
 
 
 @pytest.mark.parametrize("url", PADDED)
