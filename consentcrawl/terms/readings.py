@@ -144,9 +144,9 @@ _PADDING = re.compile(r"^[\s\x00-\x20]+|[\s\x00-\x20]+$")
 
 def trimmed_id(ident: str) -> str | None:
     """The id ``ident`` as an application that trims its ids reads it, or None when it has nothing to trim. Such
-    a server serves bob's page at ``/u/%20bob`` and ``/u/bob%09``: the untrimmed id is not one person's. The
-    other end's rule for file names (Windows trims trailing dots and spaces from a segment, :func:`_windows_name`)
-    is a reading of the path; this one is the application's, at both ends of the id alone."""
+    a server serves bob's page at ``/u/%20bob`` and ``/u/bob%09``: the untrimmed id is not one person's. Windows'
+    rule for file names (trailing dots and spaces trimmed from every segment, :func:`_windows_name`) is a reading
+    of the path; this one is the application's, at both ends of the id alone."""
     if not ident or not (ident[0] <= " " or ident[-1] <= " " or ident[0].isspace() or ident[-1].isspace()):
         return None
     return _PADDING.sub("", ident)
