@@ -328,7 +328,7 @@ class PurgeOnClose:
                     media=self.media, items=self.media_items, jobdirs=self._jobdirs(),
                     fingerprint=self.crawler.request_fingerprinter.fingerprint, audit_logs=logs,
                     keep_seen=bool(read(settings, "CONSENTCRAWL_PURGE_KEEP_SEEN")),
-                    shared_queues=self._shared_queues())
+                    shared_queues=self._shared_queues(), own_queues=True)
         run.failed += unreadable
         removed = sum(r.count for r in run.results)
         stats.inc_value("consentcrawl/purge/removed", removed)

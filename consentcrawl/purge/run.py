@@ -104,7 +104,7 @@ def purge(targets: Sequence[Path], selection: Selection, *, dry_run: bool = Fals
           keep: Sequence[Path] = (), media: Sequence[MediaStore] = (),
           items: Iterable[Mapping[str, Any]] = (), jobdirs: Sequence[Path] = (),
           fingerprint: Fingerprint | None = None, audit_logs: Sequence[Path | AuditSpan] = (),
-          keep_seen: bool = False, shared_queues: Sequence[str] = ()) -> PurgeRun:
+          keep_seen: bool = False, shared_queues: Sequence[str] = (), own_queues: bool = False) -> PurgeRun:
     """Purge ``targets`` of what ``selection`` selects. ``keep``: files that must not be purged (the audit log the
     receipts go to: it is the evidence, and holds subject ids, not people's data). ``media``: the media pipelines'
     stores, where the files the removed items name are erased last (:mod:`.media`); a removed item naming stored
@@ -116,7 +116,8 @@ def purge(targets: Sequence[Path], selection: Selection, *, dry_run: bool = Fals
     (:mod:`.seen`), computed with ``fingerprint`` (the crawl's fingerprinter; Scrapy's default when None), of the
     removed queued requests and of the requests ``audit_logs`` name; or, when a fingerprint there is explained by
     nothing, the whole file goes (unless ``keep_seen``). ``shared_queues``: distributed crawls' queues in Redis
-    (``REDIS_URL#KEY``, :mod:`.sharedqueue`), whose entries of the selected people go."""
+    (``REDIS_URL#KEY``, :mod:`.sharedqueue`), whose entries of the selected people go; ``own_queues``: they are
+    the calling crawl's own (a queue it emptied is no mistyped key)."""
     run = PurgeRun(uuid.uuid4().hex)
     for kind in {store.kind for store in media if store.field}:  # a store's own result field stands for the default
         selection.media.fields.pop(kind, None)
@@ -165,7 +166,7 @@ def purge(targets: Sequence[Path], selection: Selection, *, dry_run: bool = Fals
     for spec in shared_queues:  # a distributed crawl's queue in Redis (.sharedqueue), read as a JOBDIR's queues
         _add_expired(run, selection)
         try:
-            run.results.append(purge_shared_queue(spec, selection, dry_run=dry_run))
+            run.results.append(purge_shared_queue(spec, selection, dry_run=dry_run, own=own_queues))
         except PurgeFailed as exc:
             run.failed.append((shown(spec), str(exc)))
     results, failed = erase_media(list(media), selection.media, dry_run=dry_run)

@@ -15,7 +15,8 @@ them atomically, and read one after another, one put back behind the purge's rea
 that moved between the read and its removal is looked for again where it went (a worker that sent it meanwhile
 decided it at send time). An entry that is no request in that format (a pickle set aside in ``KEY:refused``) cannot be
 told whose it is: it is kept, and the purge fails naming how many. The duplicates filter's fingerprints
-(``SPIDER:dupefilter``) are not read.
+(``SPIDER:dupefilter``) are not read. A key that is no such queue, or that does not exist with nothing a crawl of it
+leaves beside it (a typo), fails the purge naming it (:func:`_confirm`).
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ return out
 _PASSES = 3
 
 
-def purge_shared_queue(spec: str, selection: Selection, *, dry_run: bool = False) -> TargetResult:
-    """Remove the selected people's entries from the queue ``spec`` names (``REDIS_URL#KEY``)."""
+def purge_shared_queue(spec: str, selection: Selection, *, dry_run: bool = False, own: bool = False) -> TargetResult:
+    """Remove the selected people's entries from the queue ``spec`` names (``REDIS_URL#KEY``). ``own``: the queue
+    is the calling crawl's (its purge on close), so one that is gone was emptied, not mistyped (:func:`_confirm`)."""
     url, key = parse(spec)
     result = TargetResult(shown(spec), KIND)
     try:
@@ -62,6 +64,7 @@ def purge_shared_queue(spec: str, selection: Selection, *, dry_run: bool = False
     reader = FactReader(selection.platforms, "consentcrawl")
     unsure: list[str] = []
     try:
+        _confirm(client, key, own)
         snapshot = client.register_script(_SNAPSHOT)
         for _ in range(_PASSES):  # again while entries of theirs moved under the purge (a worker's pop, put-back)
             result.kept, unreadable, moved = 0, 0, 0
@@ -83,6 +86,8 @@ def purge_shared_queue(spec: str, selection: Selection, *, dry_run: bool = False
                         unsure.append(where)
             if not moved:
                 break
+    except redis.ResponseError as exc:  # its first word is Redis's error code (WRONGTYPE, NOPERM): no credential
+        raise PurgeFailed(f"Redis refused to read the queue: {str(exc).partition(' ')[0]}") from None
     except redis.RedisError as exc:
         raise PurgeFailed(f"Redis did not answer: {type(exc).__name__}") from None
     finally:
@@ -95,6 +100,35 @@ def purge_shared_queue(spec: str, selection: Selection, *, dry_run: bool = False
                                "format (a pickle set aside): cannot tell whose, kept")
     result.lists["unsure"] = dict.fromkeys([None, *selection.people.values()], unsure)
     return result
+
+
+def _confirm(client: Any, key: str, own: bool) -> None:
+    """Raises PurgeFailed, naming the key, unless ``key`` is a scrapy-redis queue as consentcrawl's workers keep it:
+    the queue and ``KEY:refused`` sorted sets (a ``PriorityQueue``'s), the in-flight entries hashes. A key of another
+    type (a string, a list: another key named by mistake, or a ``FifoQueue``'s) is no queue this purge can read. A
+    queue that does not exist, with no key beside it that a crawl of it leaves (``KEY:...``: its in-flight hashes,
+    ``KEY:refused``, the workers' ``KEY:callbacks``; and ``SPIDER:dupefilter`` for a ``SPIDER:requests`` key, which a
+    persisting crawl keeps), is a typo or another database, not an emptied queue: a purge that found nothing there
+    would say done of an erasure done nowhere. Unless ``own``: the crawl that purges on close ran that queue."""
+    kind = client.type(key).decode()
+    places = [(key, kind), (f"{key}:refused", client.type(f"{key}:refused").decode())]
+    places += [(name.decode("utf-8", "replace"), client.type(name).decode())
+               for name in client.scan_iter(match=f"{_glob(key)}:inflight:*", count=1000)]
+    for name, held in places:
+        wanted = "hash" if ":inflight:" in name[len(key):] else "zset"
+        if held not in (wanted, "none"):
+            raise PurgeFailed(f"{name!r} is not a scrapy-redis queue's: it is a Redis {held}, not a "
+                              f"{'sorted set' if wanted == 'zset' else wanted} (the queue is scrapy-redis's "
+                              "PriorityQueue); nothing removed")
+    if kind != "none" or own:
+        return
+    spider, sep, last = key.rpartition(":")
+    beside = [f"{key}:*"] + ([f"{spider}:dupefilter"] if sep and last == "requests" else [])
+    if any(True for _ in client.scan_iter(match=f"{_glob(key)}:*", count=1000)) \
+            or (len(beside) > 1 and client.exists(beside[1])):
+        return
+    raise PurgeFailed(f"no key {key!r} in this Redis database, nor any a crawl of that queue leaves beside it "
+                      f"({', '.join(beside)}): a mistyped key or database? nothing removed")
 
 
 #: an entry that is no request in consentcrawl's queue format

@@ -30,6 +30,7 @@ from .readings import (
     is_plain,
     readings,
     strict_params,
+    trimmed_id,
 )
 from .subject_regex import compile_subject_regex
 from .templates import ProfileTemplate, reading_of_path
@@ -143,7 +144,11 @@ class Platform:
             key, ambiguous, ident = self._read(tuple(path[1:].split("/")), params, None if routed else lowered)
             if ambiguous:
                 return SubjectReading(None, True, ((canonical.path_query, None), *self._conflicts((ident,))))
-            return NOT_A_PROFILE if key is None else SubjectReading(key)
+            if key is None:
+                return NOT_A_PROFILE
+            trimmed = self._trimmed(canonical.path_query, key)
+            return SubjectReading(key) if trimmed is None else SubjectReading(None, True, (
+                (canonical.path_query, key), trimmed))
         stranger = _stranger_than_one_decoding(url, self._params_read)
         if stranger:
             return SubjectReading(None, True, ((canonical.path_query, None), (stranger, None)))
@@ -157,11 +162,23 @@ class Platform:
                 results[(text, key)] = results.get((text, key), False) or ambiguous
                 if ambiguous:
                     conflicting[ident] = None
+                trimmed = self._trimmed(text, key)
+                if trimmed is not None:
+                    results.setdefault(trimmed, False)
         keys = {key for _, key in results}
         if len(keys) > 1 or any(results.values()):
             return SubjectReading(None, True, (*results, *self._conflicts(conflicting)))
         key = keys.pop()
         return NOT_A_PROFILE if key is None else SubjectReading(key)
+
+    def _trimmed(self, text: str, key: str | None) -> tuple[str, str | None] | None:
+        """The reading of an application that trims the id (key ``key``, read in ``text``), when that is another
+        person: ``/u/%20bob`` is bob's page to it (:func:`~consentcrawl.terms.readings.trimmed_id`). The key
+        differs from ``key``, so the URL is ambiguous; both keys are evidence (a purge of either erases it)."""
+        trimmed = trimmed_id(key) if key is not None else None
+        if trimmed is None:
+            return None
+        return f"{text} (the id trimmed: {trimmed!r})", self.subject_key(trimmed) if trimmed else None
 
     @cached_property
     def _params_read(self) -> frozenset[str]:

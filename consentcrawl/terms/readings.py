@@ -37,6 +37,7 @@ __all__ = [
     "render",
     "strict_params",
     "strict_reading",
+    "trimmed_id",
 ]
 
 
@@ -134,6 +135,21 @@ def case_conflict(text: str) -> str:
         return ""
     return (f"a case-insensitive id read differently by servers that compare ids differently: {folded!r} "
             f"case-folded (the key), {lowered!r} lower-cased, {ascii_lowered!r} with ASCII letters lower-cased")
+
+
+#: what applications trim from both ends of an id: white space (Python's ``str.strip``, and so ``int()``) and the
+#: control characters up to the space (Java's ``String.trim``, PHP's ``trim``: ``\0``, ``\x0B``)
+_PADDING = re.compile(r"^[\s\x00-\x20]+|[\s\x00-\x20]+$")
+
+
+def trimmed_id(ident: str) -> str | None:
+    """The id ``ident`` as an application that trims its ids reads it, or None when it has nothing to trim. Such
+    a server serves bob's page at ``/u/%20bob`` and ``/u/bob%09``: the untrimmed id is not one person's. Windows'
+    rule for file names (trailing dots and spaces trimmed from every segment, :func:`_windows_name`) is a reading
+    of the path; this one is the application's, at both ends of the id alone."""
+    if not ident or not (ident[0] <= " " or ident[-1] <= " " or ident[0].isspace() or ident[-1].isspace()):
+        return None
+    return _PADDING.sub("", ident)
 
 
 _RENDER = str.maketrans({"%": "%25", "/": "%2F", "?": "%3F", "#": "%23"})
