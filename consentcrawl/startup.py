@@ -10,6 +10,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import CloseSpider
+from scrapy.utils.misc import build_from_crawler
 
 from ._scrapy_internals import itemproc_runs_async, wrap_engine_close, wrap_scraper
 from .errors import ConfigError
@@ -33,9 +34,6 @@ def build_wrapped(crawler: Crawler, cls: type, setting: str, method: str, kind: 
     start, with one line naming the setting, not Scrapy's traceback and a crawl going on without it. The component
     may be built after the runtime (which then cannot refuse to start any more): :func:`check_built` stops the
     crawl as the spider opens, before its first request."""
-    from scrapy.utils.misc import build_from_crawler
-
-
     name = f"{cls.__module__}.{cls.__qualname__}"
     try:
         built = build_from_crawler(cls, crawler)
