@@ -30,6 +30,7 @@ from .signals.policy import SignalPolicy
 from .signals.purposes import CONSERVATIVE_DEFAULTS, CustomPurpose
 from .signals.tdmrep import ResearchException
 from .terms.platforms import PlatformRegistry
+from .urls import canonical_host
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -290,9 +291,13 @@ def signal_policy(get: Any) -> SignalPolicy:
         exception = ResearchException(statement.strip(), reference.strip(), "CONSENTCRAWL_RESEARCH_EXCEPTION")
     licences: dict[str, str] = {}
     for host, reference in get("CONSENTCRAWL_SIGNAL_LICENCES").items():
-        name = host.strip().lower().rstrip(".")
-        if not name or "/" in name or ":" in name or not isinstance(reference, str) or not reference.strip():
-            raise ConfigError(f"{host!r}: {reference!r} is not a host name and a licence reference (text)",
+        try:
+            name = canonical_host(host) if isinstance(host, str) else ""
+        except ValueError:
+            name = ""
+        if not name or "*" in name or not isinstance(reference, str) or not reference.strip():
+            hint = "; a host covers its subdomains, so write the host without '*'" if "*" in str(host) else ""
+            raise ConfigError(f"{host!r}: {reference!r} is not a host name and a licence reference (text){hint}",
                               source="CONSENTCRAWL_SIGNAL_LICENCES")
         licences[name] = reference.strip()
     options = frozenset(o.strip().lower() for o in get("CONSENTCRAWL_ROBOTS_TAG_OPTIONS"))

@@ -48,7 +48,7 @@ try:  # UTS #46 / IDNA 2008; installed with tldextract (and scrapy)
 except ImportError:  # pragma: no cover - fallback to Python's IDNA 2003 codec
     _idna_pkg = None  # type: ignore[assignment]
 
-__all__ = ["CanonicalURL", "canonical_url", "canonicalize", "raw_path_query", "registered_domain"]
+__all__ = ["CanonicalURL", "canonical_host", "canonical_url", "canonicalize", "raw_path_query", "registered_domain"]
 
 DEFAULT_PORTS: dict[str, int] = {"http": 80, "https": 443}
 
@@ -217,6 +217,12 @@ def _canonical_host(raw: str) -> str:
         raise ValueError(f"host {raw!r} is not a valid host name")
     ipv4 = _parse_ipv4(host)
     return ipv4 if ipv4 is not None else host
+
+
+def canonical_host(text: str) -> str:
+    """A host name as URLs of it canonicalise (IDNA, lower case, no trailing dot, numeric hosts as dotted
+    quads), so a host an operator writes in a setting matches the requests to it; ValueError if it is none."""
+    return _canonical_host(text.strip())
 
 
 # -- path and query ------------------------------------------------------------------------------------------------

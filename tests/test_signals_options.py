@@ -306,3 +306,15 @@ def test_the_signals_table_has_a_row_for_each_declared_custom_purpose(
     assert table["site-search"]["reason"] == "terms.signal.content-usage"
     assert table["archiving"]["reason"] is None
     assert "price-monitoring" in text and "counts as archiving, search-indexing" in text
+
+
+def test_a_licence_recorded_for_an_international_host_covers_its_requests(tmp_path: Path) -> None:
+    """Requests reach a host by its IDNA spelling; a licence written with the host's letters, its capitals or a
+    trailing dot is recorded under that same spelling, not kept under one no request can match."""
+    settings = consent_settings(tmp_path, CONSENTCRAWL_PLATFORMS=[], CONSENTCRAWL_AUTHORIZATIONS=None,
+                                CONSENTCRAWL_PURPOSE="research",
+                                CONSENTCRAWL_SIGNAL_LICENCES={"Bücher.Example.": "L-7"})
+    policy = ConsentConfig.from_settings(settings).signal_policy
+    assert policy.licence_for("xn--bcher-kva.example") == ("L-7", "CONSENTCRAWL_SIGNAL_LICENCES")
+    assert policy.licence_for("shop.xn--bcher-kva.example") == ("L-7", "CONSENTCRAWL_SIGNAL_LICENCES")
+    assert policy.licence_for("other.example") == (None, "")
