@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -39,6 +40,9 @@ if TYPE_CHECKING:
     from .engine import PolicyEngine
 
 logger = logging.getLogger("consentcrawl")
+
+#: what ``CONSENTCRAWL_AUTHORIZATIONS_TOKEN_ENV`` may name: POSIX shells' portable variable names
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 DEFAULT_PLATFORMS = Path("settings") / "platforms.yaml"
 DEFAULT_TOKEN: str = SETTINGS["CONSENTCRAWL_USER_AGENT_TOKEN"].default
@@ -174,6 +178,7 @@ class ConsentConfig:
         for name in ("CONSENTCRAWL_AUTHORIZATIONS_TOKEN_ENV", "CONSENTCRAWL_AUTHORIZATIONS_POLL",
                      "CONSENTCRAWL_AUTHORIZATIONS_TIMEOUT", "CONSENTCRAWL_AUTHORIZATIONS_CACHE_THRESHOLD"):
             get(name)  # read by the remote stores; checked here whatever the store
+        check_token_env(get("CONSENTCRAWL_AUTHORIZATIONS_TOKEN_ENV"))
         check_distributed(get)
         store = open_store(source, platforms, crawler, settings) if source else None
         refusals_log = values["refusals_log"]
@@ -263,6 +268,15 @@ def build_decider(config: ConsentConfig, crawler: Crawler | None = None) -> Deci
     from .deciding import Decider
 
     return Decider(build_engine(config, crawler), config.store)
+
+
+def check_token_env(name: str) -> None:
+    """An environment variable's name a shell can export: any other name is never set, so the consent API would be
+    asked without the token the operator meant to give it (and deny every person, for a reason far from here)."""
+    if not _ENV_NAME.fullmatch(name):
+        hint = " (write the name without '$')" if name.startswith("$") else ""
+        raise ConfigError(f"{name!r} is not an environment variable's name: letters, digits and '_', not starting "
+                          f"with a digit{hint}", source="CONSENTCRAWL_AUTHORIZATIONS_TOKEN_ENV")
 
 
 def signal_policy(get: Any) -> SignalPolicy:
