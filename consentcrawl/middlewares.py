@@ -166,16 +166,10 @@ class ConsentDownloaderMiddleware(RuntimeComponent):
             raise ConsentMisconfigured
         decision = await self.runtime.prefilter(request)
         if self.runtime.drops(decision):
-            guard_refused_errback(self.runtime, request)  # now: a later middleware may end the process_exception chain
-            raise ConsentDenied(decision)
+            guard_refused_errback(self.runtime, request)  # its items are dropped in the errback (errbacks.py)
+            raise ConsentDenied(decision)  # to its errback past every other middleware (pagedenied.py)
         if decision.crawl_delay:
             apply_crawl_delay(self.runtime.crawler, request, decision.crawl_delay)
-
-    async def process_exception(self, request: Request, exception: Exception) -> None:
-        """A request refused here or by the send-time handler goes to its errback: its items are dropped there."""
-        if isinstance(exception, REFUSALS):
-            guard_refused_errback(self.runtime, request)
-            tell_caller(request, exception)
 
 
 class ConsentResponseMiddleware(RuntimeComponent):
@@ -191,7 +185,8 @@ class ConsentResponseMiddleware(RuntimeComponent):
         from .handler import send_time_handler  # the handler imports this module
         from .pagedenied import RefusedPage, close_browser_page
 
-        if isinstance(response, RefusedPage):  # refused by the send-time handler (process_exception)
+        if isinstance(response, RefusedPage):  # refused in the downloader (process_exception, below)
+            guard_refused_errback(self.runtime, request)  # its items are dropped in the errback (errbacks.py)
             tell_caller(request, response.denied)
             raise response.denied
         if _skip(self.runtime, request):
@@ -220,8 +215,9 @@ class ConsentResponseMiddleware(RuntimeComponent):
         return response
 
     async def process_exception(self, request: Request, exception: Exception) -> Response | None:
-        """A page the send-time handler refused goes to the errback from :meth:`process_response`, where no other
-        middleware's ``process_exception`` (one that tries any error again) sends for it again (pagedenied.py)."""
+        """A request refused in the downloader (the request phase, at send time, its page's response phase in the
+        send-time handler) goes to the errback from :meth:`process_response`, where no other middleware's
+        ``process_exception`` sends for it again or answers it with a page of its own (pagedenied.py)."""
         from .pagedenied import stand_in  # it imports this module
 
         return stand_in(exception)
