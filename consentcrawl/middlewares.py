@@ -25,6 +25,7 @@ from scrapy import Request, signals
 from scrapy.exceptions import CloseSpider, DontCloseSpider, DropItem, IgnoreRequest
 from scrapy.http import Response
 from scrapy.utils.asyncio import call_later
+from scrapy.utils.httpobj import urlparse_cached
 
 from ._scrapy_internals import (
     apply_crawl_delay,
@@ -160,6 +161,11 @@ class ConsentDownloaderMiddleware(RuntimeComponent):
     """
 
     async def process_request(self, request: Request) -> None:
+        # Scrapy picks the download handler by this parse of the URL, cached for the request object the first time
+        # a component reads it: read now, the handler is the one for the URL decided here (a send-time handler for
+        # http and https, which decides the URL the request has when it is sent), whatever a later middleware sets
+        # in place (``request._set_url("ftp://…")`` would otherwise reach the ftp handler, decided by nobody)
+        urlparse_cached(request)
         if _skip(self.runtime, request):
             return
         if self.runtime is None:

@@ -167,3 +167,62 @@ async def test_a_fallback_page_for_a_request_refused_in_the_request_phase_reache
     assert result.denies() == [("request", f"{BASE}/private", "robots.disallowed")], result.denies()
     assert len(failures) == 1 and type(failures[0]) is ConsentDenied, failures
 
+
+# --------------------------------------------------------------------------- a scheme changed in place
+
+class FetchesOverHttp:
+    """A project's download handler for ``ftp`` that reaches the site (here over HTTP, through the test's proxy):
+    what Scrapy's FTP handler does on a host that serves FTP."""
+
+    lazy = False
+
+    def __init__(self, crawler: Any) -> None:
+        self.proxy = crawler.settings["TEST_PROXY"]
+
+    @classmethod
+    def from_crawler(cls, crawler: Any) -> FetchesOverHttp:
+        return cls(crawler)
+
+    async def download_request(self, request: scrapy.Request) -> Any:
+        import asyncio
+        import urllib.request
+
+        url = "http://" + request.url.split("://", 1)[1]
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({"http": self.proxy}))
+        body = await asyncio.to_thread(lambda: opener.open(url, timeout=5).read())
+        return HtmlResponse(request.url, body=body, encoding="utf-8", request=request)
+
+    async def close(self) -> None:
+        pass
+
+
+class ToFtp:
+    """A project's downloader middleware that changes the scheme in place, before any middleware parsed the URL."""
+
+    def process_request(self, request: scrapy.Request) -> None:
+        if "swap=1" in request.url:
+            request._set_url(f"ftp://{HOST}/u/{REFUSED}")
+
+
+@pytest.mark.parametrize("priority", [20, 800])
+@pytest.mark.parametrize("queue", ["scrapy.pqueues.DownloaderAwarePriorityQueue", "scrapy.pqueues.ScrapyPriorityQueue"])
+@deferred_f_from_coro_f
+async def test_a_scheme_changed_in_place_after_the_request_phase_is_refused_whatever_handler_scrapy_picks(
+        priority: int, queue: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. A middleware turns an allowed request into an ``ftp://`` one in place after the request phase: Scrapy
+    picks the download handler by its parse of the URL, cached the first time a component reads it (Scrapy's
+    default priority queue as it queues the request, else the cookies or proxy middleware, or the download slot).
+    With ScrapyPriorityQueue and the change made at 20, before any of them, that was the ``ftp`` URL: the project's
+    ftp handler fetched the refused person's page, decided by nobody. The request phase now reads it first: the
+    send-time handler for http gets the request and refuses the ``ftp`` URL it has."""
+    app = LenientPeople()
+    failures: list[Any] = []
+    with LocalServer(app) as server:
+        settings = people_settings(tmp_path, DOWNLOADER_MIDDLEWARES={f"{__name__}.ToFtp": priority},
+                                   DOWNLOAD_HANDLERS={"ftp": f"{__name__}.FetchesOverHttp"}, TEST_PROXY=server.proxy,
+                                   SCHEDULER_PRIORITY_QUEUE=queue)
+        result = await crawl(make_spider("ADDONS", Failures), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=[SWAPPED, f"{BASE}/u/102"], failures=failures)
+    _nothing_of_the_refused(app, result)
+    assert [(phase, reason) for phase, _, reason in result.denies()] == [("request", "error.bad-url")], result.denies()
+    assert len(failures) == 1 and type(failures[0]) is ConsentDenied, failures
