@@ -37,7 +37,7 @@ from .distributed.send import ended_shared, send_shared, side_shared, unsent_sha
 from .errors import ConfigError
 from .middlewares import REFUSALS, ConsentDenied, ConsentMisconfigured, guard_refused_errback
 from .originspacing import OriginSpacing, TurnNotFree
-from .pagedenied import close_browser_page, page_denied
+from .pagedenied import close_browser_page
 from .personlines import PersonLines
 from .refusalphase import actor_read, actor_request
 from .runtime import get_runtime, is_checked_url, refuse_to_start
@@ -230,16 +230,15 @@ class ConsentDownloadHandler:
         """The response phase (the person's refusals, robots tags, the page's signals), decided here, before the
         downloader hands the page on: Scrapy's ``response_downloaded`` signal (a project's extension that archives
         every download, AutoThrottle's INFO line) fires as this returns, before any downloader middleware, so a
-        page the response phase drops must not come back from here. A deny is raised
-        (:func:`~consentcrawl.pagedenied.page_denied`: the response phase's middleware refuses it from its
-        ``process_response``, before another middleware's ``process_exception`` could send for the page again),
-        never cached (``dont_cache``), its errback wrapped."""
+        page the response phase drops must not come back from here. A deny is raised (the response phase's
+        middleware refuses it from its ``process_response``, before another middleware's ``process_exception`` could
+        send for the page again: pagedenied.py), never cached (``dont_cache``), its errback wrapped."""
         decision = await runtime.decide_response(request, response)
         if runtime.drops(decision):
             request.meta["dont_cache"] = True
             guard_refused_errback(runtime, request)
             await close_browser_page(request)
-            raise page_denied(decision)  # to its errback past the other middlewares' process_exception (pagedenied)
+            raise ConsentDenied(decision)  # to its errback past the other middlewares' process_exception (pagedenied)
         self._decided[response] = weakref.ref(request)
 
     def decided(self, request: Request, response: Response) -> bool:
@@ -271,9 +270,9 @@ class ConsentDownloadHandler:
     async def _send(self, runtime: ConsentRuntime, request: Request) -> Response:
         """The origin's ``Crawl-delay``, the decision at send time (a deny raises), the download.
 
-        A refused request's errback is wrapped here, as it is refused (errbacks.py): a project's downloader
-        middleware whose ``process_exception`` raises an error of its own ends Scrapy's chain before consentcrawl's
-        request-phase middleware would wrap it there."""
+        A refused request's errback is wrapped here, as it is refused (errbacks.py). The refusal reaches it past
+        every other downloader middleware's ``process_exception`` (pagedenied.py): none answers it with a page of its
+        own or a request sent again."""
         try:
             return await self._decide_and_send(runtime, request)
         except REFUSALS:

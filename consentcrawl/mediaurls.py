@@ -58,7 +58,10 @@ def guard_stored_media(runtime: ConsentRuntime, pipelines: list[Any]) -> None:
 
     - ``media_to_download``, where the pipeline looks in its store before it sends a request: a denied request is
       neither looked up nor sent, it fails as a filtered one (in report mode the store answers, and the deny is
-      recorded);
+      recorded). A file the store hands over (``uptodate``) is never sent, so the request phase's decision is made
+      for it here: robots.txt and the site's signals as they are now (robots.txt fetched if the crawl has no fresh
+      copy; unavailable, it denies), which may disallow a file they allowed when it was stored. A file the store
+      does not have is sent, and decided there;
     - ``item_completed``, which every result reaches, the results Scrapy keeps for the whole crawl by request
       fingerprint (``SpiderInfo.downloaded``, handed to a later item without a request or a look in the store)
       among them: a file of a person who withdrew since it was fetched is taken out of the results.
@@ -87,6 +90,8 @@ def _runtime_of(info: Any, default: ConsentRuntime) -> ConsentRuntime | None:
 
 
 def _decided_first(runtime: ConsentRuntime, stored: Any) -> Any:
+    from .runtime import is_checked_url
+
     async def media_to_download(request: Request, info: Any, *args: Any, **kwargs: Any) -> Any:
         deciding = _runtime_of(info, runtime)
         if deciding is None:
@@ -95,7 +100,12 @@ def _decided_first(runtime: ConsentRuntime, stored: Any) -> Any:
         if denied is not None and deciding.enforce:
             deciding.remember_refusal(request, denied)
             raise media_refused(str(denied.reason))
-        return await ensure_awaitable(stored(request, info, *args, **kwargs))
+        result = await ensure_awaitable(stored(request, info, *args, **kwargs))
+        if result is not None and is_checked_url(request.url):  # handed over from the store, never sent
+            decision = await deciding.prefilter(request)
+            if deciding.drops(decision):
+                raise media_refused(str(decision.reason))
+        return result
 
     setattr(media_to_download, _GUARDED, True)
     return media_to_download

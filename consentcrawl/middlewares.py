@@ -25,6 +25,7 @@ from scrapy import Request, signals
 from scrapy.exceptions import CloseSpider, DontCloseSpider, DropItem, IgnoreRequest
 from scrapy.http import Response
 from scrapy.utils.asyncio import call_later
+from scrapy.utils.httpobj import urlparse_cached
 
 from ._scrapy_internals import (
     apply_crawl_delay,
@@ -35,9 +36,10 @@ from ._scrapy_internals import (
     wake_engine,
 )
 from .deciding import Undecided
-from .decision import Decision, Evidence, Stage, deny
+from .decision import Decision
 from .errbacks import guard_errback, unguard
 from .errors import ConfigError
+from .nofollowpage import read_steps, reading, sent_by_nofollow_page
 from .provenance import page_provenance
 from .runtime import (
     CONFIG_ERROR_REASON,
@@ -119,17 +121,6 @@ def tell_caller(request: Request, error: Exception) -> None:
         logger.warning("%s: the request was not fetched (its URL and the evidence are in the audit log)", error)
 
 
-def _undecided(runtime: ConsentRuntime, request: Request, exc: Exception) -> Decision:
-    """The deny, recorded, of a request whose scheduling check raised: a failure to decide never schedules it."""
-    # the exception's text may hold the URL (a person's): at ERROR its type only, the traceback at DEBUG
-    logger.error("consentcrawl: could not decide a request at scheduling (%s); it is dropped, its URL and the "
-                 "cause are in the audit log", type(exc).__name__)
-    logger.debug("consentcrawl: the scheduling check raised", exc_info=exc)
-    failed = deny(Stage.ERROR, "error.internal", evidence=(
-        Evidence("error", request.url, {"error": type(exc).__name__, "message": str(exc)}),))
-    return runtime.record(failed, request.url, None, "schedule", time=runtime.config.now())
-
-
 async def _passes_scheduling(runtime: ConsentRuntime, request: Request) -> bool:
     """The scheduling check for a request met outside a callback's output (a start request, ``request_scheduled``):
     False when it is refused, or when deciding raised (never scheduled, the crawl's other requests go on); either
@@ -137,7 +128,7 @@ async def _passes_scheduling(runtime: ConsentRuntime, request: Request) -> bool:
     try:
         denial = await runtime.decide_scheduled(request)
     except Exception as exc:  # noqa: BLE001 - a failure to decide never schedules the request
-        _fail(runtime.crawler, request, ConsentDenied(_undecided(runtime, request, exc)))
+        _fail(runtime.crawler, request, ConsentDenied(runtime.scheduling_failed(request, exc)))
         return False
     if denial is not None and runtime.enforce:
         _fail(runtime.crawler, request, ConsentDenied(denial))
@@ -160,22 +151,19 @@ class ConsentDownloaderMiddleware(RuntimeComponent):
     """
 
     async def process_request(self, request: Request) -> None:
+        # Scrapy picks the download handler by this parse, cached for the request object: read now, it is the http(s)
+        # send-time handler's, whatever scheme a later middleware sets in place (``_set_url("ftp://…")``)
+        urlparse_cached(request)
         if _skip(self.runtime, request):
             return
         if self.runtime is None:
             raise ConsentMisconfigured
         decision = await self.runtime.prefilter(request)
         if self.runtime.drops(decision):
-            guard_refused_errback(self.runtime, request)  # now: a later middleware may end the process_exception chain
-            raise ConsentDenied(decision)
+            guard_refused_errback(self.runtime, request)  # its items are dropped in the errback (errbacks.py)
+            raise ConsentDenied(decision)  # to its errback past every other middleware (pagedenied.py)
         if decision.crawl_delay:
             apply_crawl_delay(self.runtime.crawler, request, decision.crawl_delay)
-
-    async def process_exception(self, request: Request, exception: Exception) -> None:
-        """A request refused here or by the send-time handler goes to its errback: its items are dropped there."""
-        if isinstance(exception, REFUSALS):
-            guard_refused_errback(self.runtime, request)
-            tell_caller(request, exception)
 
 
 class ConsentResponseMiddleware(RuntimeComponent):
@@ -191,7 +179,8 @@ class ConsentResponseMiddleware(RuntimeComponent):
         from .handler import send_time_handler  # the handler imports this module
         from .pagedenied import RefusedPage, close_browser_page
 
-        if isinstance(response, RefusedPage):  # refused by the send-time handler (process_exception)
+        if isinstance(response, RefusedPage):  # refused in the downloader (process_exception, below)
+            guard_refused_errback(self.runtime, request)  # its items are dropped in the errback (errbacks.py)
             tell_caller(request, response.denied)
             raise response.denied
         if _skip(self.runtime, request):
@@ -220,8 +209,9 @@ class ConsentResponseMiddleware(RuntimeComponent):
         return response
 
     async def process_exception(self, request: Request, exception: Exception) -> Response | None:
-        """A page the send-time handler refused goes to the errback from :meth:`process_response`, where no other
-        middleware's ``process_exception`` (one that tries any error again) sends for it again (pagedenied.py)."""
+        """A request refused in the downloader (the request phase, at send time, its page's response phase in the
+        send-time handler) goes to the errback from :meth:`process_response`, where no other middleware's
+        ``process_exception`` sends for it again or answers it with a page of its own (pagedenied.py)."""
         from .pagedenied import stand_in  # it imports this module
 
         return stand_in(exception)
@@ -269,6 +259,10 @@ class ConsentSpiderMiddleware(RuntimeComponent):
             kept.append(obj)
         return kept
 
+    def process_spider_input(self, response: Response) -> None:
+        if self.runtime is not None:  # its links sent through engine.crawl are not followed either (nofollowpage.py)
+            reading(self.runtime, response)
+
     async def process_spider_output(self, response: Response, result: AsyncIterator[Any]) -> AsyncIterator[Any]:
         if self.runtime is None:
             async for _ in result:
@@ -280,7 +274,7 @@ class ConsentSpiderMiddleware(RuntimeComponent):
         nofollow = self.runtime.nofollow(response.request)
         runtime = self.runtime
         enforce = runtime.enforce
-        async for obj in result:
+        async for obj in read_steps(response, result) if nofollow else result:
             if denied and enforce:
                 runtime.count("consentcrawl/output_dropped")
                 continue
@@ -374,6 +368,9 @@ class ConsentScheduleGuard(RuntimeComponent):
             raise misconfigured
         if self.runtime.link_checked(request):
             return
+        if (refused := sent_by_nofollow_page(self.runtime, request)) is not None and self.runtime.enforce:
+            _fail(self.crawler, request, denied := ConsentDenied(refused), scheduling=True)
+            raise denied
         decision = self.runtime.decide_scheduled_now(request)
         if isinstance(decision, Undecided):
             task = asyncio.ensure_future(self._decide_then_schedule(request))

@@ -1,15 +1,19 @@
-"""A page the send-time handler downloaded and the response phase refused: its refusal reaches the request's
-errback past every other downloader middleware's ``process_exception``.
+"""A request consentcrawl refused in the downloader (the request phase, at send time, or the page the send-time
+handler downloaded and the response phase refused): its refusal reaches the request's errback past every other
+downloader middleware's ``process_exception``.
 
-The handler decides a page's response phase before handing it on (Scrapy's ``response_downloaded`` must never see
-a refused page), so a refusal there can only be raised, and Scrapy hands a download handler's exception to each
-downloader middleware's ``process_exception``. One that answers any failed download with a request (a proxy
-rotator, a middleware that tries every error again) would have the refused page fetched again, each time decided
-and refused after the server had sent it. A refusal made in a middleware's ``process_response`` goes straight to
-the errback instead. So :class:`~consentcrawl.middlewares.ConsentResponseMiddleware`, the outermost downloader
-middleware and so the first whose ``process_exception`` Scrapy calls, answers that refusal (:func:`page_denied`)
-with a :class:`RefusedPage`: an empty stand-in (no body, no header, not the page's URL) that goes first to its own
-``process_response``, which raises the refusal there, before any other middleware sees either.
+A refusal there can only be raised, and Scrapy hands an exception raised by a downloader middleware's
+``process_request`` or by a download handler to each downloader middleware's ``process_exception``. A project's
+middleware may answer it: with a request (a proxy rotator, a middleware that tries every error again, Scrapy's
+``RetryMiddleware`` told to retry ``IgnoreRequest``), which would be decided and refused again (a refused page
+fetched again, before its response phase refused it once more), or with a response of its own (a "fallback page"
+from a mirror or an archive, at the refused URL), which would reach the callback as if it were the refused page. A
+refusal made in a middleware's ``process_response`` goes straight to the errback instead. So
+:class:`~consentcrawl.middlewares.ConsentResponseMiddleware`, the outermost downloader middleware and so the first
+whose ``process_exception`` Scrapy calls, answers every refusal (:func:`stand_in`) with a :class:`RefusedPage`: an
+empty stand-in (no body, no header, not the page's URL) that goes first to its own ``process_response``, which
+raises the refusal there, before any other middleware sees either. (The other middlewares see no consentcrawl
+refusal at all: their ``process_exception`` is for download errors.)
 
 A browser page a refused response was read from (scrapy-playwright's ``playwright_include_page``, handed on in
 ``meta["playwright_page"]``) still shows it: the errback would get it, where scrapy-playwright's own examples read,
@@ -23,12 +27,10 @@ from typing import TYPE_CHECKING
 
 from scrapy.http import Response
 
-from .middlewares import ConsentDenied
+from .middlewares import REFUSALS, ConsentDenied, ConsentMisconfigured
 
 if TYPE_CHECKING:
     from scrapy import Request
-
-    from .decision import Decision
 
 logger = logging.getLogger("consentcrawl")
 
@@ -36,33 +38,18 @@ logger = logging.getLogger("consentcrawl")
 BROWSER_PAGE = "playwright_page"
 
 
-#: marks the :class:`ConsentDenied` the send-time handler raises for a page it refused (the errback sees the class
-#: every refusal has)
-_PAGE = "_consentcrawl_refused_page"
-
-
-def page_denied(decision: Decision) -> ConsentDenied:
-    """The response phase's refusal of a page the send-time handler downloaded, to raise there."""
-    denied = ConsentDenied(decision)
-    setattr(denied, _PAGE, True)
-    return denied
-
-
 class RefusedPage(Response):
-    """The stand-in for a refused page, carrying its refusal; nothing of the page is in it."""
+    """The stand-in for a refused request, carrying its refusal; nothing of the page is in it."""
 
-    def __init__(self, denied: ConsentDenied) -> None:
+    def __init__(self, denied: ConsentDenied | ConsentMisconfigured) -> None:
         super().__init__("about:blank", status=403)
         self.denied = denied
 
 
 def stand_in(exception: BaseException) -> RefusedPage | None:
-    """The stand-in that carries ``exception`` to the response phase's ``process_response``, if it is a refused
-    page's (:func:`page_denied`; every other exception goes on through the other middlewares'
-    ``process_exception``)."""
-    if isinstance(exception, ConsentDenied) and getattr(exception, _PAGE, False) is True:
-        return RefusedPage(exception)
-    return None
+    """The stand-in that carries ``exception`` to the response phase's ``process_response``, if it is a refusal
+    (every other exception goes on through the other middlewares' ``process_exception``)."""
+    return RefusedPage(exception) if isinstance(exception, REFUSALS) else None
 
 
 async def close_browser_page(request: Request) -> None:

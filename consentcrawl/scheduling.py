@@ -4,6 +4,7 @@ decided again at send time. Part of :class:`~consentcrawl.runtime.ConsentRuntime
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = ["LinkScheduling", "bad_url", "error_cause"]
 
+logger = logging.getLogger("consentcrawl")
+
 
 class LinkScheduling:
     """The scheduling check of :class:`~consentcrawl.runtime.ConsentRuntime` (which sets these attributes)."""
@@ -37,6 +40,16 @@ class LinkScheduling:
                    count: bool = True, *, time: datetime | None = None) -> Decision: ...
 
         def count(self, key: str, n: int = 1) -> None: ...
+
+    def scheduling_failed(self, request: Request, exc: Exception) -> Decision:
+        """The deny, recorded, of a request whose scheduling check raised: a failure to decide never schedules it."""
+        # the exception's text may hold the URL (a person's): at ERROR its type only, the traceback at DEBUG
+        logger.error("consentcrawl: could not decide a request at scheduling (%s); it is dropped, its URL and the "
+                     "cause are in the audit log", type(exc).__name__)
+        logger.debug("consentcrawl: the scheduling check raised", exc_info=exc)
+        failed = deny(Stage.ERROR, "error.internal", evidence=(
+            Evidence("error", request.url, {"error": type(exc).__name__, "message": str(exc)}),))
+        return self.record(failed, request.url, None, "schedule", time=self.config.now())
 
     def decide_scheduled_now(self, request: Request) -> Decision | Undecided | None:
         """The scheduling check, for a code path that cannot wait (``request_scheduled``): what the engine decides

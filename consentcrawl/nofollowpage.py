@@ -1,0 +1,71 @@
+"""The ``nofollow`` page whose callback is running: its links sent through ``crawler.engine.crawl(...)`` are not
+followed either.
+
+A page's links are dropped in the spider middleware when the page said ``nofollow`` (robots meta, ``X-Robots-Tag``).
+A callback may send requests without yielding them: ``self.crawler.engine.crawl(response.follow(href))`` skips the
+spider middlewares and reaches the scheduler through the engine's ``request_scheduled`` signal alone, where nothing
+says which page the link was on (no ``Referer``: Scrapy's RefererMiddleware is a spider middleware too).
+
+``engine.crawl`` sends ``request_scheduled`` synchronously, from the callback's own code, and Scrapy runs that code
+in known tasks: a callback that returns (a list, say) is called in the task that processes its response
+(``Scraper._scrape``, after the spider middlewares' ``process_spider_input``), and a generator's body runs as its
+output is read, in the tasks that read it (``CONCURRENT_ITEMS`` of them), each step read through the spider
+middleware nearest the callback, consentcrawl's. So the task that runs a nofollow page's callback is known to be
+that page's while it does (:func:`reading`, :func:`read_steps`), and the schedule guard refuses a request scheduled
+from it (:func:`sent_by_nofollow_page`), as the spider middleware refuses the same link yielded
+(``response.nofollow``, recorded in the ``output`` phase). By task, not by context variable: a context is copied
+into whatever is scheduled from it (a download the engine starts then, whose redirect is no link of the page's).
+
+Not known to be the page's: a request kept and sent later (from another page's callback, ``spider_idle``), or from
+a task the callback starts itself (``asyncio.create_task``): see README's "Not guaranteed".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from scrapy import Request
+    from scrapy.http import Response
+
+    from .decision import Decision
+    from .runtime import ConsentRuntime
+
+#: the nofollow page each task is running the callback of (a task that ends leaves)
+_PAGES: weakref.WeakKeyDictionary[asyncio.Task[Any], Response] = weakref.WeakKeyDictionary()
+
+
+def reading(runtime: ConsentRuntime, response: Response) -> None:
+    """``response`` is handed to its callback now, in this task (which only waits for the callback's output once it
+    has returned): the task is the page's if it said nofollow (a set lookup otherwise)."""
+    if runtime.nofollow(response.request) and (task := asyncio.current_task()) is not None:
+        _PAGES[task] = response
+
+
+async def read_steps(response: Response, output: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """A nofollow page's callback ``output``, each step read with the reading task marked as the page's."""
+    while True:
+        task = asyncio.current_task()
+        if task is not None:
+            _PAGES[task] = response
+        try:
+            obj = await output.__anext__()
+        except StopAsyncIteration:
+            return
+        finally:
+            if task is not None:
+                _PAGES.pop(task, None)
+        yield obj
+
+
+def sent_by_nofollow_page(runtime: ConsentRuntime, request: Request) -> Decision | None:
+    """The deny (recorded, ``response.nofollow``) of ``request`` if the task scheduling it is running a nofollow
+    page's callback, else None."""
+    task = asyncio.current_task()
+    page = _PAGES.get(task) if task is not None else None
+    if page is None or not runtime.nofollow(page.request):
+        return None
+    return runtime.record_nofollow(request, page)
