@@ -45,6 +45,7 @@ from .scheduling import LinkScheduling, bad_url
 from .sidefetching import SideFetching, signal_fetcher
 from .signalphase import check_signals, decide_full
 from .startup import check_handlers, check_log_formatter, check_outermost, check_pipelines
+from .stillallowed import still_allowed
 from .tagphase import check_tags
 from .withdrawals import WithdrawalWatch
 
@@ -374,6 +375,8 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         decision = self.decision_for(request)
         if decision is None:
             decision = await self.decide_request(request, phase="response")
+        elif decision.allowed:  # the person's say now: they may have withdrawn while the page came (stillallowed.py)
+            decision = await still_allowed(self, self._send_facts.get(request), decision)
         if decision.allowed and response.url != request.url:
             decision = await self.decide_request(request, phase="response", url=response.url)
         decision = check_refusals(self, request, response, decision)  # the person's own say, whatever else says
