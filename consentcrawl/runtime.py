@@ -375,8 +375,6 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         decision = self.decision_for(request)
         if decision is None:
             decision = await self.decide_request(request, phase="response")
-        elif decision.allowed:  # the person's say now: they may have withdrawn while the page came (stillallowed.py)
-            decision = await still_allowed(self, self._send_facts.get(request), decision)
         if decision.allowed and response.url != request.url:
             decision = await self.decide_request(request, phase="response", url=response.url)
         decision = check_refusals(self, request, response, decision)  # the person's own say, whatever else says
@@ -384,6 +382,8 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
             decision = check_tags(self, request, response, decision)
         if decision.allowed:
             decision = await check_signals(self, request, response, decision)
+        if decision.allowed:  # the person's say as the page is handed on: a withdrawal while it came (stillallowed.py)
+            decision = await still_allowed(self, request, response.url, decision)
         self._remember(request, response.url, decision)
         self.download_lines.decided(request, decision)
         return decision

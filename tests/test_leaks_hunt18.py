@@ -205,3 +205,55 @@ async def test_a_withdrawal_written_while_the_page_downloads_keeps_it_from_the_s
     assert not [item for item in result.items if item.get("name") == secret], result.items
     [deny] = result.audit_for(f"/u/{REFUSER}", verdict="deny", phase="response")
     assert deny["reason"] == "subject.revoked", deny
+
+
+#: a licence (RSL) that allows the crawl's use: the page that names it is not denied for it
+LICENCE = ('<rsl xmlns="https://rslstandard.org/rsl"><content url="/"><license>'
+           '<permits type="usage">search</permits></license></content></rsl>')
+
+
+class _LicensedProfile(LenientPeople):
+    """The lenient site, whose 101 profile names a licence in its head (``<link rel="license">``); the licence
+    comes :data:`SLOW` seconds after it is asked for, ``on_licence`` called as its request arrives."""
+
+    on_licence: Any = None
+
+    def _answer(self, request: LoggedRequest, path: str, kind: str, person: str | None) -> tuple[str, Response]:
+        kind, response = super()._answer(request, path, kind, person)
+        if kind == "profile" and person == REFUSER:
+            link = '<link rel="license" type="application/rsl+xml" href="/licence.xml">'
+            response.body = str(response.body).replace("<html>", f"<html><head>{link}</head>", 1)
+        elif path == "/licence.xml":
+            if self.on_licence is not None:
+                self.on_licence()
+            kind, response = "page", Response(200, {"Content-Type": "application/rsl+xml"}, LICENCE, delay=SLOW)
+        return kind, response
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_withdrawal_written_while_the_response_phase_waits_keeps_the_page_from_the_spider(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. The response phase may wait after the page is here: for the licence the page names (fetched behind
+    the origin's turn, then downloaded). 101 withdrew during that wait, and their page was handed to the callback
+    and the HTTP cache all the same. The person's say is asked again as the response phase's last step."""
+    settings = people_settings(tmp_path, HTTPCACHE_ENABLED=True, HTTPCACHE_DIR=str(tmp_path / "httpcache"))
+    path = Path(settings["CONSENTCRAWL_AUTHORIZATIONS"])
+
+    def withdraw() -> None:
+        with path.open("a") as f:
+            f.write(record_yaml(REFUSER, revoked_at=iso(time.time()), evidence="withdrawn while the licence came"))
+
+    app = _LicensedProfile()
+    app.on_licence = withdraw
+    seen: list[str] = []
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ListLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=[f"{BASE}/u/{REFUSER}"], follow_links=False, seen=seen)
+    assert app.times_served(REFUSER) and "/licence.xml" in {s.path for s in app.served}, app.describe()
+    assert f"{BASE}/u/{REFUSER}" not in seen, "the withdrawn person's page reached the callback"
+    secret = secret_name(REFUSER)
+    cached = [p for p in (tmp_path / "httpcache").rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert not cached, cached
+    [deny] = result.audit_for(f"/u/{REFUSER}", verdict="deny", phase="response")
+    assert deny["reason"] == "subject.revoked", deny
