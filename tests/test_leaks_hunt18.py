@@ -257,3 +257,48 @@ async def test_a_withdrawal_written_while_the_response_phase_waits_keeps_the_pag
     assert not cached, cached
     [deny] = result.audit_for(f"/u/{REFUSER}", verdict="deny", phase="response")
     assert deny["reason"] == "subject.revoked", deny
+
+
+class AvatarLogic(ListLogic):
+    """Each profile gives an item with its person as subject, and their avatar for ``FilesPipeline`` to fetch."""
+
+    def parse(self, response: scrapy.http.Response) -> Any:
+        self.seen.append(response.url)
+        person = response.url.rsplit("/", 1)[-1]
+        yield {"subject": person, "platform": "people", "name": response.css(".name::text").get(),
+               "file_urls": [f"{BASE}/files/avatar-{person}.png"]}
+
+
+@pytest.mark.parametrize("files_at", [1, 2_000_000_000], ids=["files-pipeline-at-1", "files-pipeline-numbered-last"])
+@deferred_f_from_coro_f
+async def test_a_withdrawal_while_a_later_pipeline_works_keeps_the_item_from_the_feed(
+        files_at: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. The guard pipeline decides an item first; ``FilesPipeline`` after it then fetches the item's files
+    (here 3 s, a slow server) before the item goes to ``item_scraped`` and the feeds. 101 withdrew as their avatar
+    was asked for, and their item was written to the feed 3 s later all the same. The person is now asked again as
+    the item leaves the last pipeline (whatever number the project gave its pipelines)."""
+    feed = tmp_path / "items.jsonl"
+    settings = people_settings(tmp_path, ITEM_PIPELINES={"scrapy.pipelines.files.FilesPipeline": files_at},
+                               FILES_STORE=str(tmp_path / "files"), FEEDS={str(feed): {"format": "jsonlines"}})
+    path = Path(settings["CONSENTCRAWL_AUTHORIZATIONS"])
+
+    def avatar(request: LoggedRequest) -> Response:
+        if "avatar-101" in request.path:
+            with path.open("a") as f:
+                f.write(record_yaml(REFUSER, revoked_at=iso(time.time()), evidence="withdrawn as the avatar came"))
+            return Response(200, {"Content-Type": "image/png"}, b"\x89PNG 101", delay=SLOW)
+        return Response(200, {"Content-Type": "image/png"}, b"\x89PNG 102")
+
+    app = LenientPeople()
+    app.pages["/files/avatar-101.png"] = app.pages["/files/avatar-102.png"] = avatar
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", AvatarLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=[f"{BASE}/u/{REFUSER}", f"{BASE}/u/102"], follow_links=False)
+    served = {s.path for s in app.served}
+    assert {"/files/avatar-101.png", "/files/avatar-102.png"} <= served, app.describe()
+    written = feed.read_text()
+    assert secret_name("102") in written, f"control: 102's item is not in the feed: {written!r}"
+    assert secret_name(REFUSER) not in written, "the withdrawn person's item was written to the feed"
+    assert not [item for item in result.items if item.get("subject") == REFUSER], result.items
+    [deny] = [e for e in result.audit if e.get("phase") == "item" and e.get("verdict") == "deny"]
+    assert deny["reason"] == "subject.revoked" and deny["subject"] == REFUSER, deny
