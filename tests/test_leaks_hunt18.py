@@ -6,6 +6,7 @@ what the spider's callbacks and errbacks were handed, the items and the HTTP cac
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from tests.lenient import (
     record_yaml,
     secret_name,
 )
+from tests.test_hunt import ListingItemsLogic, RecordingPipeline, shown_lines
 
 BASE = f"http://{HOST}"
 #: an authorized person who refuses on their own page (``#nobot`` in their card's bio)
@@ -302,3 +304,39 @@ async def test_a_withdrawal_while_a_later_pipeline_works_keeps_the_item_from_the
     assert not [item for item in result.items if item.get("subject") == REFUSER], result.items
     [deny] = [e for e in result.audit if e.get("phase") == "item" and e.get("verdict") == "deny"]
     assert deny["reason"] == "subject.revoked" and deny["subject"] == REFUSER, deny
+
+
+class PipelineLastAddon:
+    """An add-on applied after consentcrawl's that puts its own (storing) pipeline after every other one."""
+
+    def update_settings(self, settings: Any) -> None:
+        settings["ITEM_PIPELINES"].set("tests.test_hunt.RecordingPipeline", 2_000_000_000, "addon")
+
+
+class LeavingOutAddon:
+    """An add-on applied after consentcrawl's that takes the leaving check out."""
+
+    def update_settings(self, settings: Any) -> None:
+        settings["ITEM_PIPELINES"].set("consentcrawl.leaving.ConsentLeavingPipeline", None, "addon")
+
+
+@pytest.mark.parametrize("addon", [PipelineLastAddon, LeavingOutAddon])
+@deferred_f_from_coro_f
+async def test_a_later_add_on_that_puts_a_pipeline_after_the_leaving_check_stops_the_crawl(
+    addon: type, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An add-on applied after consentcrawl's that adds a pipeline after the leaving check, or takes it out, would
+    let items leave the pipelines with their person asked only at the start: the crawl refuses to start, with one
+    CRITICAL line naming ``ITEM_PIPELINES``, and nothing is fetched or stored."""
+    RecordingPipeline.stored = []
+    spider = make_spider("ADDONS", ListingItemsLogic)
+    spider.custom_settings = {"ADDONS": {"consentcrawl.Addon": 0, f"{__name__}.{addon.__name__}": 500}}
+    app = LenientPeople()
+    with caplog.at_level(logging.INFO), LocalServer(app) as server:
+        result = await crawl(spider, people_settings(tmp_path), proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=[f"{BASE}/people?page=1"], follow_links=False)
+    assert app.served == [], app.describe()
+    assert RecordingPipeline.stored == []
+    assert result.stats.get("finish_reason") == "consentcrawl_config_error"
+    critical = [line for line in shown_lines(caplog, logging.CRITICAL) if "consentcrawl" in line]
+    assert len(critical) == 1 and "ITEM_PIPELINES" in critical[0] and "last item pipeline" in critical[0], critical
