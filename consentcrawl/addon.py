@@ -24,6 +24,7 @@ from .distributed.seeds import RedisSeeds
 from .errors import ConfigError
 from .handler import FALLBACK_SETTINGS, ConsentHTTPDownloadHandler, ConsentHTTPSDownloadHandler
 from .heldlocks import crawl_alive
+from .leaving import ConsentLeavingPipeline
 from .logformat import ConsentLogFormatter
 from .logstats import ConsentLogStats
 from .middlewares import (
@@ -57,6 +58,8 @@ RESPONSE_PRIORITY = 950
 SPIDER_PRIORITY = 10_000
 #: guard pipeline first
 PIPELINE_PRIORITY = -1000
+#: the leaving check last (leaving.py): the person asked again as the item leaves the pipelines
+LEAVING_PRIORITY = 1_000_000_000
 
 ROBOTSTXT_MIDDLEWARE = "scrapy.downloadermiddlewares.robotstxt.RobotsTxtMiddleware"
 CLOSESPIDER = "scrapy.extensions.closespider.CloseSpider"
@@ -163,6 +166,7 @@ class Addon:
             "DOWNLOADER_MIDDLEWARES", ConsentResponseMiddleware, RESPONSE_PRIORITY)
         settings.setdefault_in_component_priority_dict("SPIDER_MIDDLEWARES", ConsentSpiderMiddleware, SPIDER_PRIORITY)
         settings.setdefault_in_component_priority_dict("ITEM_PIPELINES", ConsentGuardPipeline, PIPELINE_PRIORITY)
+        settings.setdefault_in_component_priority_dict("ITEM_PIPELINES", ConsentLeavingPipeline, LEAVING_PRIORITY)
         _install(settings, "EXTENSIONS", ConsentScheduleGuard, 0)
         settings.setdefault_in_component_priority_dict("EXTENSIONS", ConsentLogStats, 0)
         # CONSENTCRAWL_PURGE_ON_CLOSE (off by default: the extension then only watches)
@@ -173,6 +177,7 @@ class Addon:
         self._wrap_download_handlers(settings)
         self._wrap_log_formatter(settings)
         self._guard_first(settings)
+        self._leaving_last(settings)
         _outermost(settings, "SPIDER_MIDDLEWARES", ConsentSpiderMiddleware, "meets a callback's output")
         _outermost(settings, "DOWNLOADER_MIDDLEWARES", ConsentResponseMiddleware, "meets a response")
         _outermost(settings, "DOWNLOADER_MIDDLEWARES", ConsentDownloaderMiddleware, "meets a request", lowest=True)
@@ -242,6 +247,23 @@ class Addon:
             logger.warning("consentcrawl: ITEM_PIPELINES gave the guard pipeline %s, not before every other "
                            "pipeline (first: %s); it runs at %s so no pipeline sees an item it drops",
                            number, first, moved)
+            pipelines.set(key, moved, max(pipelines.getpriority(key) or 0, SETTINGS_PRIORITIES["addon"]))
+
+    def _leaving_last(self, settings: BaseSettings) -> None:
+        """The leaving check runs after every other pipeline, whatever number the project gave it (or ``None``):
+        the item it lets on goes to ``item_scraped`` and the feeds."""
+        merged = settings.getwithbase("ITEM_PIPELINES")
+        leaving = _path(ConsentLeavingPipeline)
+        others = [n for k, n in merged.items() if _path(k) != leaving and n is not None]
+        last = max(others, default=LEAVING_PRIORITY - 1)
+        pipelines = settings["ITEM_PIPELINES"]
+        for key in [k for k in merged if _path(k) == leaving] or [leaving]:
+            number = merged.get(key)
+            if number is not None and number > last:
+                continue
+            moved = max(last + 1, LEAVING_PRIORITY)
+            logger.warning("consentcrawl: ITEM_PIPELINES gave the leaving check %s, not after every other pipeline "
+                           "(last: %s); it runs at %s so no item leaves the pipelines unchecked", number, last, moved)
             pipelines.set(key, moved, max(pipelines.getpriority(key) or 0, SETTINGS_PRIORITIES["addon"]))
 
     def _remove_robotstxt_middleware(self, settings: BaseSettings) -> None:

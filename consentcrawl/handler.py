@@ -27,7 +27,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
-from scrapy.exceptions import IgnoreRequest, NotConfigured
+from scrapy.exceptions import IgnoreRequest, NotConfigured, StopDownload
 from scrapy.http import Response as ScrapyResponse
 from scrapy.utils.misc import load_object
 
@@ -154,13 +154,21 @@ class ConsentDownloadHandler:
             # a person's other requests wait here until one of their pages has been read for refusals
             first = person is not None and await runtime.first_pages.enter(person)
             read = False
+            stopped: StopDownload | None = None
             try:
-                response: Response = await self._send(runtime, request)
+                try:
+                    response: Response = await self._send(runtime, request)
+                except StopDownload as exc:  # the part that came goes to the errback: decided as any page first
+                    if not isinstance(exc.response, ScrapyResponse):
+                        raise
+                    stopped, response = exc, exc.response
                 # the page holds its slot: the side requests made now go past the slot queues (sidedownload.py)
                 if first:
                     assert person is not None
                     read = await self._first_page(runtime, person, request, response)
                 await self._decide_page(runtime, request, response)
+                if stopped is not None:
+                    raise stopped
                 return response
             finally:
                 if first:

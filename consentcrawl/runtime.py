@@ -45,6 +45,7 @@ from .scheduling import LinkScheduling, bad_url
 from .sidefetching import SideFetching, signal_fetcher
 from .signalphase import check_signals, decide_full
 from .startup import check_handlers, check_log_formatter, check_outermost, check_pipelines
+from .stillallowed import still_allowed
 from .tagphase import check_tags
 from .withdrawals import WithdrawalWatch
 
@@ -381,6 +382,8 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
             decision = check_tags(self, request, response, decision)
         if decision.allowed:
             decision = await check_signals(self, request, response, decision)
+        if decision.allowed:  # the person's say as the page is handed on: a withdrawal while it came (stillallowed.py)
+            decision = await still_allowed(self, request, response.url, decision)
         self._remember(request, response.url, decision)
         self.download_lines.decided(request, decision)
         return decision

@@ -82,8 +82,9 @@ def body_readings(response: Response, limit: int) -> tuple[bytes | None, tuple[s
     if not reads_as_html(content_type, body):
         return None, ("utf-8",)
     if is_partial(response.status, response.flags):  # a meta tag in the bytes not sent (a 206, a cut) is not known
-        raise ValueError(f"only part of the page was received ({'HTTP 206' if response.status == 206 else 'data loss'})"
-                         ": what its meta tags say is not known")
+        cut = "HTTP 206" if response.status == 206 else "download stopped" if "dataloss" not in response.flags \
+            else "data loss"
+        raise ValueError(f"only part of the page was received ({cut}): what its meta tags say is not known")
     encoding = (response.encoding if isinstance(response, TextResponse) and body is response.body
                 else page_encoding(content_type, body))
     return body, reading_encodings(encoding, content_type)

@@ -141,6 +141,15 @@ def check_pipelines(crawler: Crawler) -> None:
                           "items before it; another add-on or setting added it after consentcrawl's add-on; give "
                           "consentcrawl.Addon a higher number in ADDONS than that add-on, or give the pipeline a "
                           "number above the guard's", source="ITEM_PIPELINES")
+    leaving = "consentcrawl.leaving.ConsentLeavingPipeline"
+    last = numbers.get(leaving)
+    after = sorted(f"{k} ({n})" for k, n in numbers.items() if k != leaving and n is not None
+                   and (last is None or n >= last))
+    if after:
+        raise ConfigError(f"{leaving} ({last}) is not the last item pipeline: {', '.join(after)} would hand items "
+                          "to item_scraped and the feeds after it; another add-on or setting changed ITEM_PIPELINES "
+                          "after consentcrawl's add-on; give consentcrawl.Addon a higher number in ADDONS than that "
+                          "add-on", source="ITEM_PIPELINES")
 
 
 class GuardProbe(dict):  # type: ignore[type-arg]
