@@ -437,7 +437,7 @@ def test_people_are_placed_by_subject_key(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "store.db")
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     conn.close()
-    assert meta["version"] == "2" and json.loads(meta["subject_keys"]) == {"microblog": "nfkc-casefold"}
+    assert meta["version"] == sqlite_format.VERSION == "3" and json.loads(meta["subject_keys"]) == {"microblog": "nfkc-casefold"}
     store.close()
 
 
@@ -454,7 +454,7 @@ def legacy_store(path: Path, records: list[AuthorizationRecord]) -> None:
             slot += 1
         used.add(slot)
         bloom.add(*hashes)
-        conn.execute(sqlite_format.INSERT, (slot, *sqlite_write._record_row(record)))
+        conn.execute(sqlite_format.INSERT, (slot, *sqlite_write._record_row(record), None))
     conn.execute("INSERT INTO bloom VALUES (1, ?, ?, ?)", (bloom.probes, len(records), bytes(bloom.bits)))
     conn.executemany("INSERT INTO meta VALUES (?, ?)", [
         ("format", sqlite_format.FORMAT), ("version", "1"), ("records", str(len(records))),

@@ -41,14 +41,15 @@ __all__ = ["CACHE_FORMAT", "SUFFIX", "CacheStore", "append_to_cache", "build_cac
 
 logger = logging.getLogger(__name__)
 
-CACHE_FORMAT = "2"  #: 2: in WAL mode (appended records are added while it is read)
+CACHE_FORMAT = "3"  #: 3: each row holds its person's row count; 2: in WAL mode (records appended while it is read)
 SUFFIX = ".consentcrawl-cache.db"
 
 
 class CacheStore(SQLiteStore):
     """The cache of a file, read like any SQLite store; a record's ``source`` is the file and line it came from."""
 
-    _select = f"SELECT {COLUMNS}, origin FROM records WHERE id >= ? AND id < ?"
+    _select = f"SELECT {COLUMNS}, person_rows, origin FROM records WHERE id >= ? AND id < ?"
+    _select_uncounted = f"SELECT {COLUMNS}, NULL, origin FROM records WHERE id >= ? AND id < ?"
 
     def _record(self, row: tuple[Any, ...]) -> AuthorizationRecord:
         return dataclasses.replace(super()._record(row[:-1]), source=row[-1])
