@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -18,14 +19,18 @@ import yaml
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.cli import main
-from consentcrawl.consent.sqlite import SQLiteStore
-from consentcrawl.errors import StoreUnavailable
+from consentcrawl.consent.load import load_authorizations
+from consentcrawl.consent.records import AuthorizationRecord
+from consentcrawl.consent.sqlite import SQLiteStore, bulk_build, import_records
+from consentcrawl.errors import StoreDamaged, StoreUnavailable
+from consentcrawl.terms.load import load_platforms
 from consentcrawl_demo.microblog import MicroblogSite
 from consentcrawl_demo.server import LocalServer
 from spiders.microblog import MicroblogSpider
 from tests.conftest import AUTHORIZATIONS, PLATFORMS, consent_settings, run_crawl
 from tests.sqlite_damage import drop_row
 from tests.test_crawl_e2e import live_research_subjects, requested_subjects
+from tests.test_sqlite_store import corrupt_records
 
 WITHDRAWN = "1005"  #: live for research in the demo file, until the withdrawal below
 
@@ -94,3 +99,70 @@ def test_an_intact_store_answers_every_record(tmp_path: Path) -> None:
     store = SQLiteStore(f"sqlite:///{imported_store(tmp_path)}")
     records: Any = store.lookup("microblog", WITHDRAWN)
     assert sorted(r.revoked_at is not None for r in records) == [False, True]
+
+
+def damaged_on_lookup(dest: Path, subject: str = WITHDRAWN) -> str:
+    store = SQLiteStore(f"sqlite:///{dest}")
+    try:
+        with pytest.raises(StoreDamaged) as caught:
+            store.lookup("microblog", subject)
+    finally:
+        store.close()
+    return str(caught.value)
+
+
+def test_a_withdrawal_imported_into_a_store_counts_the_grant_beside_it(tmp_path: Path) -> None:
+    """The one-by-one import (a withdrawal added to a store that holds the grant) counts the grant's row again."""
+    dest = tmp_path / "store.db"
+    import_records(f"sqlite:///{dest}", load_authorizations(AUTHORIZATIONS, load_platforms([str(PLATFORMS)])))
+    import_records(f"sqlite:///{dest}", [AuthorizationRecord(
+        "microblog", WITHDRAWN, frozenset({"research"}), datetime(2026, 3, 5, 20, tzinfo=timezone.utc), None,
+        datetime(2026, 6, 1, tzinfo=timezone.utc), "withdrawn by e-mail", None, "withdrawal-1005", "", "w.yaml:1")])
+    drop_row(dest, withdrawal_row(dest))
+    assert "1 record of a person where the store wrote 2" in damaged_on_lookup(dest)
+
+
+def test_a_store_of_format_2_is_read_unchecked_and_counted_by_the_next_import(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    dest = imported_store(tmp_path)
+    conn = sqlite3.connect(dest)
+    conn.execute("ALTER TABLE records DROP COLUMN person_rows")  # as format 2 wrote it
+    conn.execute("UPDATE meta SET value = '2' WHERE key = 'version'")
+    conn.commit()
+    conn.close()
+    with caplog.at_level(logging.WARNING):
+        store = SQLiteStore(f"sqlite:///{dest}")
+    assert any("holds no count of each person's rows" in r.getMessage() for r in caplog.records)
+    assert len(store.lookup("microblog", WITHDRAWN)) == 2
+    store.close()
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text('{"platform": "microblog", "subject": "1299", "purposes": ["research"], '
+                     '"granted_at": "2026-01-01T00:00:00Z", "evidence": "x"}\n')
+    assert main(["authorizations", "import", str(empty), f"sqlite:///{dest}", "--platforms", str(PLATFORMS)]) == 0
+    drop_row(dest, withdrawal_row(dest))
+    assert "is damaged" in damaged_on_lookup(dest)
+
+
+def test_a_bulk_built_store_is_counted(tmp_path: Path) -> None:
+    rows = [("microblog", "1005", "research", "2026-01-01T00:00:00+00:00", None, None, "grant", None, "", "", ""),
+            ("microblog", "1005", "research", "2026-01-01T00:00:00+00:00", None, "2026-02-01T00:00:00+00:00",
+             "withdrawal", None, "w", "", ""),
+            ("microblog", "1001", "research", "2026-01-01T00:00:00+00:00", None, None, "grant", None, "", "", "")]
+    dest = tmp_path / "store.db"
+    bulk_build(str(dest), len(rows), rows.__getitem__)
+    assert len(SQLiteStore(f"sqlite:///{dest}").lookup("microblog", "1005")) == 2
+    drop_row(dest, withdrawal_row(dest))
+    assert "is damaged" in damaged_on_lookup(dest)
+
+
+def test_a_row_that_does_not_parse_and_a_malformed_page_are_damage(tmp_path: Path) -> None:
+    dest = imported_store(tmp_path)
+    conn = sqlite3.connect(dest)
+    conn.execute("UPDATE records SET revoked_at = 'the 1st of June' WHERE id = ?", (withdrawal_row(dest),))
+    conn.commit()
+    conn.close()
+    assert "cannot be read: ValueError" in damaged_on_lookup(dest)
+    dest.unlink()
+    dest = imported_store(tmp_path)
+    corrupt_records(dest)
+    assert "is damaged: DatabaseError: database disk image is malformed" in damaged_on_lookup(dest)

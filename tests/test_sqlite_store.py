@@ -437,7 +437,8 @@ def test_people_are_placed_by_subject_key(tmp_path: Path) -> None:
     conn = sqlite3.connect(tmp_path / "store.db")
     meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     conn.close()
-    assert meta["version"] == sqlite_format.VERSION == "3" and json.loads(meta["subject_keys"]) == {"microblog": "nfkc-casefold"}
+    assert meta["version"] == sqlite_format.VERSION == "3"
+    assert json.loads(meta["subject_keys"]) == {"microblog": "nfkc-casefold"}
     store.close()
 
 

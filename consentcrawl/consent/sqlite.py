@@ -234,7 +234,7 @@ class SQLiteStore:
                                        f"authorizations validate` checks a whole store)", transient=False))
 
     def _record(self, row: tuple[Any, ...]) -> AuthorizationRecord:
-        rid, platform, subject, purposes, granted, expires, revoked, evidence, fields, record_id, jurisdiction = row[:11]
+        rid, platform, subject, purposes, granted, expires, revoked, evidence, fields, record_id, jurisdiction, *_ = row
         purpose_set = self._purpose_sets.get(purposes)
         if purpose_set is None:
             purpose_set = self._purpose_sets[purposes] = frozenset(purposes.split())
