@@ -19,6 +19,7 @@ import yaml
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.cli import main
+from consentcrawl.consent import sqlite_format
 from consentcrawl.consent.load import load_authorizations
 from consentcrawl.consent.records import AuthorizationRecord
 from consentcrawl.consent.sqlite import SQLiteStore, bulk_build, import_records
@@ -166,3 +167,40 @@ def test_a_row_that_does_not_parse_and_a_malformed_page_are_damage(tmp_path: Pat
     dest = imported_store(tmp_path)
     corrupt_records(dest)
     assert "is damaged: DatabaseError: database disk image is malformed" in damaged_on_lookup(dest)
+
+
+# -- smaller: what the importer takes for a store of ours ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("tables", [
+    ["CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)", "CREATE TABLE users (name TEXT)",
+     "INSERT INTO users VALUES ('alice')"],
+    ["CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)", "INSERT INTO meta VALUES ('format', 'wiki-settings')"],
+    ["CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT)", "CREATE TABLE records (id INTEGER PRIMARY KEY, x)",
+     "INSERT INTO records VALUES (1, 'theirs')"],
+], ids=["other-tables", "other-format", "records-without-format"])
+def test_another_programs_database_with_a_meta_table_is_refused_untouched(
+        tmp_path: Path, tables: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    for statement in tables:
+        conn.execute(statement)
+    conn.commit()
+    conn.close()
+    before = other.read_bytes()
+    source = demo_with_a_withdrawal(tmp_path)
+    assert main(["authorizations", "import", str(source), f"sqlite:///{other}", "--platforms", str(PLATFORMS)]) == 2
+    err = capsys.readouterr().err
+    assert f"sqlite:///{other}" in err and "not a consentcrawl authorization store" in err, err
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    assert other.read_bytes() == before and not Path(f"{other}-wal").exists()
+
+
+def test_tables_left_by_an_import_that_failed_are_ours(tmp_path: Path) -> None:
+    dest = tmp_path / "store.db"
+    conn = sqlite3.connect(dest)
+    conn.executescript(sqlite_format.SCHEMA + ";" + sqlite_format.RECORDS_TABLE.format(name="records"))
+    conn.close()
+    assert main(["authorizations", "import", str(demo_with_a_withdrawal(tmp_path)), f"sqlite:///{dest}",
+                 "--platforms", str(PLATFORMS)]) == 0
+    assert len(SQLiteStore(f"sqlite:///{dest}").lookup("microblog", WITHDRAWN)) == 2

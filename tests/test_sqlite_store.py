@@ -172,7 +172,8 @@ def test_importing_into_a_file_that_is_not_a_store_is_one_line_naming_it(tmp_pat
         before = path.read_bytes() if path is junk else None
         assert main(["authorizations", "import", str(source), url(path), "--platforms", str(PLATFORMS)]) == 2
         err = capsys.readouterr().err
-        assert err.startswith(f"consentcrawl: configuration error: {url(path)}: cannot write into it"), err
+        why = "cannot write into it" if path is junk else "not a consentcrawl authorization store: its tables"
+        assert err.startswith(f"consentcrawl: configuration error: {url(path)}: {why}"), err
         assert "nothing was imported" in err and "Traceback" not in err and err.count("\n") == 1, err
         if before is not None:
             assert path.read_bytes() == before

@@ -62,14 +62,32 @@ def _connect_writer(path: str) -> sqlite3.Connection:
     return conn
 
 
+_OUR_TABLES = frozenset({"meta", "bloom", "records", "records_rekeyed"})  #: the last: an import cut short
+
+
 def refuse_foreign(conn: sqlite3.Connection, path: str) -> None:
-    """A ConfigError if the database open on ``conn`` is another program's: it has tables, and no ``meta`` (every
-    store of ours has had one). Neither adding to it nor building a store and renaming it over it is ours to do."""
-    tables = sorted(name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
-    if tables and "meta" not in tables:
-        raise ConfigError(f"sqlite:///{path} is not a consentcrawl authorization store: it holds other tables "
-                          f"({', '.join(tables[:5])}{', ...' if len(tables) > 5 else ''}); import into a new file",
-                          f"sqlite:///{path}")
+    """A ConfigError if the database open on ``conn`` is another program's. Ours holds only our tables, and its
+    ``meta`` names our format; without that entry (tables an import created before it failed) its records table is
+    empty. Neither adding to another's database nor building a store and renaming it over it is ours to do."""
+    tables = sorted(name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                    if not name.startswith("sqlite_"))  # SQLite's own (sqlite_sequence, sqlite_stat1)
+    if not tables:
+        return
+    others = [name for name in tables if name not in _OUR_TABLES]
+    why = f"it holds other tables ({', '.join(others[:5])}{', ...' if len(others) > 5 else ''})" if others else ""
+    if not why:
+        try:
+            marker = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+            filled = "records" in tables and conn.execute("SELECT 1 FROM records LIMIT 1").fetchone() is not None
+        except sqlite3.Error as exc:
+            marker, filled, why = None, False, f"its tables are not ours ({type(exc).__name__}: {exc})"
+        if marker is not None and marker[0] != FORMAT:
+            why = f"its meta table names format {marker[0]!r}, not {FORMAT!r}"
+        elif marker is None and (filled or "meta" not in tables) and not why:
+            why = f"it holds tables ({', '.join(tables)}) but no meta entry naming the format {FORMAT!r}"
+    if why:
+        raise ConfigError(f"not a consentcrawl authorization store: {why}; nothing was imported (import into a new "
+                          f"file)", f"sqlite:///{path}")
 
 
 def _record_row(record: AuthorizationRecord) -> Row:
