@@ -204,3 +204,23 @@ def test_tables_left_by_an_import_that_failed_are_ours(tmp_path: Path) -> None:
     assert main(["authorizations", "import", str(demo_with_a_withdrawal(tmp_path)), f"sqlite:///{dest}",
                  "--platforms", str(PLATFORMS)]) == 0
     assert len(SQLiteStore(f"sqlite:///{dest}").lookup("microblog", WITHDRAWN)) == 2
+
+
+def test_the_purge_of_the_withdrawn_stops_on_a_lost_row_rather_than_purge_too_few(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dest = imported_store(tmp_path)
+    feed = tmp_path / "items.jsonl"
+    both = f'{{"subject": "1001", "platform": "microblog"}}\n{{"subject": "{WITHDRAWN}", "platform": "microblog"}}\n'
+
+    def purge() -> int:
+        feed.write_text(both)
+        return main(["purge", "--platforms", str(PLATFORMS), "--withdrawn", "--authorizations", f"sqlite:///{dest}",
+                     "--audit-log", str(tmp_path / "audit.jsonl"), str(feed)])
+
+    assert purge() == 0 and WITHDRAWN not in feed.read_text()  # intact: the withdrawn person's item goes
+    drop_row(dest, withdrawal_row(dest))
+    capsys.readouterr()
+    assert purge() == 2
+    err = capsys.readouterr().err
+    assert f"sqlite:///{dest}" in err and "is damaged: 1 record(s) of a person where it wrote 2" in err, err
+    assert feed.read_text() == both  # nothing purged on a partial list

@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import errno
 import os
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from consentcrawl.cli import main
 from consentcrawl.consent import filecache
-from consentcrawl.consent.load import load_authorizations
+from consentcrawl.consent.load import FileStore, load_authorizations
 from consentcrawl.consent.records import AuthorizationRecord
-from consentcrawl.errors import ConfigError
+from consentcrawl.consent.sqlite import SQLiteStore
+from consentcrawl.errors import ConfigError, StoreUnavailable
+from consentcrawl.terms.load import load_platforms
 from consentcrawl.terms.platforms import PlatformRegistry
+from tests.conftest import PLATFORMS
 from tests.test_file_stores import FILLER, THRESHOLD, people_file, platforms  # noqa: F401 - a fixture
 
 
@@ -46,3 +51,53 @@ def test_a_read_error_of_the_file_while_its_cache_is_built_is_the_files(tmp_path
         filecache.build_cache(str(path), os.stat(path), records(), platforms, digest)
     assert caught.value.errno == errno.EIO and caught.value.filename == str(path)
     assert not filecache.cache_paths(str(path))[0].exists()
+
+
+# -- an empty file ---------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name,content", [("a.jsonl", ""), ("b.jsonl", "\n  \n"), ("c.yaml", ""), ("d.csv", "")])
+def test_an_empty_file_of_any_format_is_an_error_naming_it(tmp_path: Path, name: str, content: str,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    assert main(["authorizations", "validate", str(path), "--platforms", str(PLATFORMS)]) == 1
+    assert f"{path}:1: file is empty" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="file is empty") as caught:
+        load_authorizations(path, load_platforms([str(PLATFORMS)]))
+    assert caught.value.source == str(path) and caught.value.line == 1
+
+
+def test_a_jsonl_file_emptied_while_followed_is_unavailable_not_everyone_withdrawn(tmp_path: Path) -> None:
+    """A file caught empty (rewritten in place) is a store that cannot answer, not a list of no one: the latter
+    would read as every person withdrawn (``subject.no-authorization``)."""
+    path = tmp_path / "authorizations.jsonl"
+    path.write_text('{"platform": "microblog", "subject": "1001", "purposes": ["research"], '
+                    '"granted_at": "2026-01-01T00:00:00Z", "evidence": "form"}\n')
+    now = [0.0]
+    store = FileStore(path, load_platforms([str(PLATFORMS)]), clock=lambda: now[0])
+    assert len(store.lookup("microblog", "1001")) == 1
+    path.write_text("")
+    now[0] += 10
+    with pytest.raises(StoreUnavailable, match="file is empty"):
+        store.lookup("microblog", "1001")
+
+
+def test_the_advice_for_a_database_without_meta_is_one_the_importer_follows(tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    other = tmp_path / "other.db"
+    conn = sqlite3.connect(other)
+    conn.execute("CREATE TABLE users (name TEXT)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(ConfigError) as caught:
+        SQLiteStore(f"sqlite:///{other}")
+    advice = str(caught.value)
+    assert "has no meta table" in advice and "into a new file" in advice, advice
+    source = tmp_path / "a.yaml"
+    source.write_text("authorizations: []\n")
+    assert main(["authorizations", "import", str(source), f"sqlite:///{other}", "--platforms", str(PLATFORMS)]) == 2
+    assert "not a consentcrawl authorization store" in capsys.readouterr().err  # importing into it: refused
+    assert main(["authorizations", "import", str(source), f"sqlite:///{tmp_path / 'new.db'}",
+                 "--platforms", str(PLATFORMS)]) == 0  # the advice: a new file
+    SQLiteStore(f"sqlite:///{tmp_path / 'new.db'}").close()

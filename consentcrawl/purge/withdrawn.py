@@ -58,19 +58,43 @@ def _listed(store: Any, source: str) -> list[AuthorizationRecord]:
     if isinstance(store, SQLiteStore):
         from pathlib import Path
 
+        counted = store._contents.counted
         try:
             conn = sqlite3.connect(f"file:{uri_path(Path(store.path))}?mode=ro", uri=True)
             try:
-                rows = conn.execute(f"SELECT {COLUMNS} FROM records ORDER BY id").fetchall()
+                rows = conn.execute(f"SELECT {COLUMNS}{', person_rows' if counted else ''} FROM records "
+                                    f"ORDER BY id").fetchall()
             finally:
                 conn.close()
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot read the authorization store: {exc}", source=source) from None
-        return [store._record(row) for row in rows]
+        if counted:
+            _check_counts(rows, store._contents.keyfns, source)
+        try:
+            return [store._record(row) for row in rows]
+        except ValueError as exc:
+            raise ConfigError(f"the authorization store is damaged: a row cannot be read: {exc}", source) from None
     if isinstance(store, Iterable):
         return list(store)
     raise ConfigError(f"the authorization store {type(store).__module__}.{type(store).__qualname__} cannot list "
                       "its records (it is not iterable): name the people with --subject", source=source)
+
+
+def _check_counts(rows: list[tuple[Any, ...]], keyfns: dict[str, Any], source: str) -> None:
+    """Each person's rows are as many as each of them says (``person_rows``): a row lost from the file below SQLite
+    (a withdrawal above all) stops the purge, as it fails a crawl's lookup, rather than purging too few people."""
+    from ..consent.keys import casefold_key
+    from ..consent.sqlite_format import SLOT_BITS
+
+    people: dict[tuple[int, str, str], list[Any]] = {}
+    for row in rows:
+        key = keyfns.get(row[1], casefold_key)(row[2])
+        people.setdefault((row[0] >> SLOT_BITS, row[1], key), []).append(row[-1])
+    for (number, _platform, _key), counts in people.items():
+        if any(count != len(counts) for count in counts):
+            raise ConfigError(f"the authorization store is damaged: {len(counts)} record(s) of a person where it "
+                              f"wrote {' or '.join(sorted({str(c) for c in counts}))} (rows from "
+                              f"{number << SLOT_BITS}); rebuild it from its source file", source)
 
 
 def withdrawn(records: Iterable[AuthorizationRecord], platforms: PlatformRegistry,
