@@ -224,3 +224,21 @@ def test_the_purge_of_the_withdrawn_stops_on_a_lost_row_rather_than_purge_too_fe
     err = capsys.readouterr().err
     assert f"sqlite:///{dest}" in err and "is damaged: 1 record(s) of a person where it wrote 2" in err, err
     assert feed.read_text() == both  # nothing purged on a partial list
+
+
+@pytest.mark.parametrize("version", ["2", None], ids=["empty-format-2-store", "tables-of-an-older-failed-import"])
+def test_an_empty_store_of_an_older_format_takes_records_counted(tmp_path: Path, version: str | None) -> None:
+    dest = tmp_path / "store.db"
+    conn = sqlite3.connect(dest)
+    conn.executescript(sqlite_format.SCHEMA + ";" + sqlite_format.RECORDS_TABLE.format(name="records"))
+    conn.execute("ALTER TABLE records DROP COLUMN person_rows")
+    if version is not None:
+        conn.executemany("INSERT INTO meta VALUES (?, ?)", [("format", sqlite_format.FORMAT), ("version", version),
+                                                            ("records", "0"), ("keys", "0"), ("platforms", "[]")])
+    conn.commit()
+    conn.close()
+    import_records(f"sqlite:///{dest}", load_authorizations(demo_with_a_withdrawal(tmp_path),
+                                                            load_platforms([str(PLATFORMS)])))
+    assert len(SQLiteStore(f"sqlite:///{dest}").lookup("microblog", WITHDRAWN)) == 2
+    drop_row(dest, withdrawal_row(dest))
+    assert "is damaged" in damaged_on_lookup(dest)

@@ -302,8 +302,8 @@ class SQLiteStore:
                            "records will do) to upgrade it to version %s", self.source, VERSION)
         if not contents.counted and "uncounted" not in self._warned:
             self._warned.add("uncounted")
-            logger.warning("authorization store %s holds no count of each person's rows (format before %s): a row "
-                           "lost below SQLite goes unnoticed; import a file (even empty) into it", self.source, VERSION)
+            logger.warning("authorization store %s holds no count of each person's rows (format < %s): a lost "
+                           "row goes unnoticed; import a file of no records into it", self.source, VERSION)
         return contents
 
     def _install(self, contents: Contents) -> None:

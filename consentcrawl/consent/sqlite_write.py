@@ -176,12 +176,13 @@ def import_records(url: str | SQLiteURL, records: Iterable[AuthorizationRecord],
         bloom = read_bloom(conn)
         stale = [name for name in sorted(stored) if meta.get("version") == "1"
                  or recorded.get(name, CASEFOLD) != rules.rule(name)]
+        if meta.get("version") not in COUNTED:
+            _add_person_rows(conn)  # a store (or the empty tables of an import that failed) of an older version
         if count and stale and any(conn.execute("SELECT 1 FROM records WHERE platform = ? LIMIT 1", (name,)).fetchone()
                                    for name in stale):
             keys, bloom = _rekey(conn, rules, target.source)
             count_people(conn, rules.key)
         elif count and meta.get("version") not in COUNTED:
-            _add_person_rows(conn)
             count_people(conn, rules.key)
         new_keys: list[tuple[int, int]] = []
         imported = 0
