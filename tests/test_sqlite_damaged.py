@@ -222,7 +222,7 @@ def test_the_purge_of_the_withdrawn_stops_on_a_lost_row_rather_than_purge_too_fe
     capsys.readouterr()
     assert purge() == 2
     err = capsys.readouterr().err
-    assert f"sqlite:///{dest}" in err and "is damaged: 1 record(s) of a person where it wrote 2" in err, err
+    assert f"sqlite:///{dest}" in err and "is damaged: 1 record(s) of a person where the store wrote 2" in err, err
     assert feed.read_text() == both  # nothing purged on a partial list
 
 
@@ -242,3 +242,22 @@ def test_an_empty_store_of_an_older_format_takes_records_counted(tmp_path: Path,
     assert len(SQLiteStore(f"sqlite:///{dest}").lookup("microblog", WITHDRAWN)) == 2
     drop_row(dest, withdrawal_row(dest))
     assert "is damaged" in damaged_on_lookup(dest)
+
+
+def test_validate_checks_every_persons_count_beyond_quick_check(tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """A row removed through SQLite (another tool's DELETE: a b-tree quick_check finds consistent) is found by the
+    counts; a row lost below SQLite is found by quick_check already."""
+    dest = imported_store(tmp_path)
+
+    def validate() -> tuple[int, str]:
+        code = main(["authorizations", "validate", f"sqlite:///{dest}", "--platforms", str(PLATFORMS)])
+        return code, capsys.readouterr().out
+
+    assert validate()[0] == 0
+    conn = sqlite3.connect(dest)
+    conn.execute("DELETE FROM records WHERE id = ?", (withdrawal_row(dest),))
+    conn.commit()
+    conn.close()
+    code, out = validate()
+    assert code == 1 and f"sqlite:///{dest}: damaged: 1 record(s) of a person where the store wrote 2" in out, out

@@ -22,8 +22,10 @@ warning says so) and upgraded by the next import.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -272,3 +274,22 @@ def read_contents(conn: sqlite3.Connection, configured: frozenset[str] | set[str
     ranges = legacy_ranges(conn, keyfns) if legacy else None
     return Contents(bloom, int(meta.get("records", 0)), int(meta.get("keys", 0)), keyfns, ranges,
                     meta["version"] in COUNTED)
+
+
+def miscounted(rows: Iterable[tuple[int, str, str, int | None]], keyfns: dict[str, KeyFunction]) -> str | None:
+    """The first person whose rows are not as many as each of them says (``person_rows``), described, or None.
+    ``rows`` are (id, platform, subject, person_rows) in rowid order, as a whole-store check reads them: what a
+    lookup checks for one person (``authorizations validate``, ``purge --withdrawn``)."""
+    current: int | None = None
+    people: dict[tuple[str, str], list[int | None]] = {}
+    for rid, platform, subject, count in itertools.chain(rows, [(-1, "", "", None)]):
+        number = rid >> SLOT_BITS if rid >= 0 else None
+        if number != current:
+            for counts in people.values():
+                if any(c != len(counts) for c in counts):
+                    wrote = " or ".join(sorted({str(c) for c in counts}))
+                    return (f"{len(counts)} record(s) of a person where the store wrote {wrote} (rows from "
+                            f"{(current or 0) << SLOT_BITS})")
+            current, people = number, {}
+        people.setdefault((platform, keyfns.get(platform, casefold_key)(subject)), []).append(count)
+    return None

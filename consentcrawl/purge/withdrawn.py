@@ -53,7 +53,7 @@ def all_records(source: str, platforms: PlatformRegistry, settings: Any) -> list
 def _listed(store: Any, source: str) -> list[AuthorizationRecord]:
     from ..consent.sqlite import SQLiteStore
     from ..consent.sqlite_files import uri_path
-    from ..consent.sqlite_format import COLUMNS
+    from ..consent.sqlite_format import COLUMNS, miscounted
 
     if isinstance(store, SQLiteStore):
         from pathlib import Path
@@ -68,8 +68,10 @@ def _listed(store: Any, source: str) -> list[AuthorizationRecord]:
                 conn.close()
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot read the authorization store: {exc}", source=source) from None
-        if counted:
-            _check_counts(rows, store._contents.keyfns, source)
+        problem = miscounted(((r[0], r[1], r[2], r[-1]) for r in rows), store._contents.keyfns) if counted else None
+        if problem is not None:  # a row lost below SQLite (a withdrawal above all): stop, rather than purge too few
+            raise ConfigError(f"the authorization store is damaged: {problem}; rebuild it from its source file",
+                              source)
         try:
             return [store._record(row) for row in rows]
         except ValueError as exc:
@@ -78,23 +80,6 @@ def _listed(store: Any, source: str) -> list[AuthorizationRecord]:
         return list(store)
     raise ConfigError(f"the authorization store {type(store).__module__}.{type(store).__qualname__} cannot list "
                       "its records (it is not iterable): name the people with --subject", source=source)
-
-
-def _check_counts(rows: list[tuple[Any, ...]], keyfns: dict[str, Any], source: str) -> None:
-    """Each person's rows are as many as each of them says (``person_rows``): a row lost from the file below SQLite
-    (a withdrawal above all) stops the purge, as it fails a crawl's lookup, rather than purging too few people."""
-    from ..consent.keys import casefold_key
-    from ..consent.sqlite_format import SLOT_BITS
-
-    people: dict[tuple[int, str, str], list[Any]] = {}
-    for row in rows:
-        key = keyfns.get(row[1], casefold_key)(row[2])
-        people.setdefault((row[0] >> SLOT_BITS, row[1], key), []).append(row[-1])
-    for (number, _platform, _key), counts in people.items():
-        if any(count != len(counts) for count in counts):
-            raise ConfigError(f"the authorization store is damaged: {len(counts)} record(s) of a person where it "
-                              f"wrote {' or '.join(sorted({str(c) for c in counts}))} (rows from "
-                              f"{number << SLOT_BITS}); rebuild it from its source file", source)
 
 
 def withdrawn(records: Iterable[AuthorizationRecord], platforms: PlatformRegistry,
