@@ -16,11 +16,21 @@ from consentcrawl.consent import filecache
 from consentcrawl.consent.load import FileStore, load_authorizations
 from consentcrawl.consent.records import AuthorizationRecord
 from consentcrawl.consent.sqlite import SQLiteStore
-from consentcrawl.errors import ConfigError, StoreUnavailable
+from consentcrawl.errors import ConfigError, StoreDamaged, StoreUnavailable
 from consentcrawl.terms.load import load_platforms
 from consentcrawl.terms.platforms import PlatformRegistry
 from tests.conftest import PLATFORMS
-from tests.test_file_stores import FILLER, THRESHOLD, people_file, platforms  # noqa: F401 - a fixture
+from tests.sqlite_damage import drop_row
+from tests.test_file_stores import (  # noqa: F401 - platforms: a fixture
+    FILLER,
+    THRESHOLD,
+    outcome,
+    people_file,
+    platforms,
+    record,
+    text_of,
+    wait_for,
+)
 
 
 def test_a_cache_directory_that_cannot_be_written_is_named_not_the_file(
@@ -101,3 +111,27 @@ def test_the_advice_for_a_database_without_meta_is_one_the_importer_follows(tmp_
     assert main(["authorizations", "import", str(source), f"sqlite:///{tmp_path / 'new.db'}",
                  "--platforms", str(PLATFORMS)]) == 0  # the advice: a new file
     SQLiteStore(f"sqlite:///{tmp_path / 'new.db'}").close()
+
+
+def test_a_file_cache_that_lost_a_withdrawal_denies_then_is_built_again(
+        tmp_path: Path, platforms: PlatformRegistry) -> None:  # noqa: F811
+    """The cache of a big file is an SQLite store like any other: a withdrawal lost from it is found on lookup, the
+    lookup denies, and the cache is built again from the file (the truth), which has the withdrawal."""
+    path = tmp_path / "records.jsonl"
+    withdrawal = record("p7", revoked_at="2026-02-01T00:00:00Z")
+    path.write_text(text_of("jsonl", [*(record(s) for s in FILLER), withdrawal]), encoding="utf-8")
+    store = load_authorizations(path, platforms, threshold=THRESHOLD)
+    assert store.cached is not None
+    cache = Path(store.cached.path)
+    store.close()
+    conn = sqlite3.connect(cache)
+    (rowid,) = conn.execute("SELECT id FROM records WHERE revoked_at IS NOT NULL").fetchone()
+    conn.close()
+    drop_row(cache, rowid)
+    store = load_authorizations(path, platforms, threshold=THRESHOLD)  # the damaged cache is reused (same file)
+    assert store.cache_builds == 0
+    with pytest.raises(StoreDamaged, match="is damaged"):
+        store.lookup("people", "p7")
+    wait_for(lambda: not isinstance(outcome(store, "p7"), StoreUnavailable), 5.0)
+    assert sorted(r.revoked_at is not None for r in store.lookup("people", "p7")) == [False, True]
+    store.close()
