@@ -273,6 +273,7 @@ def _located(error: ConfigError, keep: set[str]) -> str:
 
 def _validate_sqlite(args: argparse.Namespace) -> int:
     from .consent.sqlite import SQLiteStore
+    from .consent.sqlite_format import miscounted
 
     platforms = _platforms_for(args)
     store = SQLiteStore(args.source, platforms.platforms)  # a store that does not open is a ConfigError
@@ -280,6 +281,10 @@ def _validate_sqlite(args: argparse.Namespace) -> int:
         conn = sqlite3.connect(f"file:{Path(store.path).resolve()}?mode=ro", uri=True)
         try:
             problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+            if problems == ["ok"] and store._contents.counted:  # a row lost in a way SQLite cannot see
+                lost = miscounted(conn.execute("SELECT id, platform, subject, person_rows FROM records ORDER BY id"),
+                                  store._contents.keyfns)
+                problems = ["ok"] if lost is None else [f"damaged: {lost}"]
         finally:
             conn.close()
     except sqlite3.Error as exc:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .consent.adapt import AsyncStore, as_async_store
 from .consent.answers import NO_STORE, RecordsNeeded, StoreAnswers
-from .errors import StoreUnavailable
+from .errors import StoreDamaged, StoreUnavailable
 
 if TYPE_CHECKING:
     from .decision import Decision
@@ -66,6 +66,8 @@ class Decider:
     def __init__(self, engine: PolicyEngine, store: Any | None) -> None:
         self.engine = engine
         self.store: AsyncStore | None = as_async_store(store, engine.platforms) if store is not None else None
+        #: called when a lookup finds the store's file damaged (the crawl counts it in its stats)
+        self.on_damaged: Callable[[StoreDamaged], None] | None = None
 
     def answers(self) -> StoreAnswers:
         """What is known without asking the store: its version now, and no records."""
@@ -114,6 +116,8 @@ class Decider:
             answer = await store.lookup(platform, subject)
         except StoreUnavailable as exc:
             answer = exc
+            if isinstance(exc, StoreDamaged) and self.on_damaged is not None:
+                self.on_damaged(exc)
         after = store.version
         steady = before == after and (not answers.answers or before == answers.version)
         return answers.with_answer(platform, subject, answer, before if steady else _Changed(), carried)

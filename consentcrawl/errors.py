@@ -65,5 +65,10 @@ class StoreUnavailable(ConsentError):
     """An authorization store could not answer; every decision that needs it is a deny."""
 
 
+class StoreDamaged(StoreUnavailable):
+    """A store found its own file damaged (a lookup found part of a person's rows, or SQLite a malformed page):
+    the same deny, counted in ``consentcrawl/authorizations/damaged``."""
+
+
 class AuditUnavailable(ConsentError):
     """The audit log cannot be written: a decision that cannot be evidenced is not an allow."""

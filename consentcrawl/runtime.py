@@ -152,6 +152,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
                                                   purpose_source="the spider's purpose attribute")
         #: the engine and the store, asked through one path (cache, then the store when needed, then the engine)
         self.decider = build_decider(self.config, crawler)
+        self.decider.on_damaged = lambda _exc: crawler.stats.inc_value("consentcrawl/authorizations/damaged")
         self.engine = self.decider.engine
         config = self.config
         #: the robots tag rules that deny the crawl's purpose (a custom purpose: those of what it counts as; opt-ins)

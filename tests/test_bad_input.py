@@ -171,10 +171,10 @@ def _cli_cases() -> list[tuple[str, list[str], int, str]]:
          "sqlite:///{file}/store.db: cannot write into it (FileExistsError"),
         # another program's database: our tables were added to it (and its journal switched to WAL)
         ("other.db", ["authorizations", "import", str(AUTHORIZATIONS), "sqlite:///{file}", *platforms], 2,
-         "sqlite:///{file} is not a consentcrawl authorization store: it holds other tables (orders)"),
+         "sqlite:///{file}: not a consentcrawl authorization store: it holds other tables (orders)"),
         # one with an empty table named `records`: it was taken for an empty store of ours and replaced by one
         ("records.db", ["authorizations", "import", str(AUTHORIZATIONS), "sqlite:///{file}", *platforms], 2,
-         "sqlite:///{file} is not a consentcrawl authorization store: it holds other tables (orders, records)"),
+         "sqlite:///{file}: not a consentcrawl authorization store: it holds other tables (orders)"),
         ("store.db", ["authorizations", "stats", "sqlite:///{file}", *platforms], 2,
          "sqlite:///{file}: authorization store cannot be read: DatabaseError"),
         # a settings module or scrapy.cfg that does not load: Python's or configparser's traceback before

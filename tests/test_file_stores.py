@@ -492,7 +492,7 @@ def test_import_show_and_stats(tmp_path: Path, capsys: pytest.CaptureFixture[str
     stats = json.loads(out)
     assert code == 0 and (stats["records"], stats["people"], stats["revoked"], stats["live"]) == (63, 62, 1, 62)
     assert stats["platforms"] == {"people": 63} and stats["purposes"] == {"research": 63}
-    assert stats["version"].startswith("format 2")
+    assert stats["version"].startswith("format 3")
     code, out, _ = run(capsys, "authorizations", "stats", str(records), "--platforms", str(platforms_file))
     assert code == 0 and "62 record(s) of 62 people" in out and "version: sha256 " in out
 

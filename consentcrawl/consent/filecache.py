@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,19 +36,20 @@ from .sqlite_bulk import build_store
 from .sqlite_format import COLUMNS, SQLiteURL, StagedRow
 from .sqlite_write import import_records
 
-__all__ = ["CACHE_FORMAT", "SUFFIX", "CacheStore", "append_to_cache", "build_cache", "cache_paths",
+__all__ = ["CACHE_FORMAT", "SUFFIX", "CacheStore", "CacheUnwritable", "append_to_cache", "build_cache", "cache_paths",
            "open_fresh_cache"]
 
 logger = logging.getLogger(__name__)
 
-CACHE_FORMAT = "2"  #: 2: in WAL mode (appended records are added while it is read)
+CACHE_FORMAT = "3"  #: 3: each row holds its person's row count; 2: in WAL mode (records appended while it is read)
 SUFFIX = ".consentcrawl-cache.db"
 
 
 class CacheStore(SQLiteStore):
     """The cache of a file, read like any SQLite store; a record's ``source`` is the file and line it came from."""
 
-    _select = f"SELECT {COLUMNS}, origin FROM records WHERE id >= ? AND id < ?"
+    _select = f"SELECT {COLUMNS}, person_rows, origin FROM records WHERE id >= ? AND id < ?"
+    _select_uncounted = f"SELECT {COLUMNS}, NULL, origin FROM records WHERE id >= ? AND id < ?"
 
     def _record(self, row: tuple[Any, ...]) -> AuthorizationRecord:
         return dataclasses.replace(super()._record(row[:-1]), source=row[-1])
@@ -139,14 +140,44 @@ def build_cache(path: str, st: os.stat_result, records: Iterable[AuthorizationRe
     beside, elsewhere = cache_paths(path)
     where = beside if _writable(beside.parent) else elsewhere
     try:
-        build_store(str(where), records, platforms=platforms.platforms, meta=meta, tick=tick,
-                    wal=True)  # appended records are added while the crawl reads it (append_to_cache)
-    except (OSError, sqlite3.Error) as exc:
-        raise ConfigError(f"cannot write the cache of this file at {where}: {exc}", path) from None
+        build_store(str(where), _reading(records), platforms=platforms.platforms, meta=lambda: _reading_meta(meta),
+                    tick=tick, wal=True)  # appended records are added while the crawl reads it (append_to_cache)
+    except _FileUnread as exc:
+        raise exc.error from None  # the file itself: the store says "cannot read file"
+    except (OSError, sqlite3.Error) as exc:  # the cache: a full disk, a directory this user may not write
+        raise CacheUnwritable(f"cannot write the cache of this file at {where}: {type(exc).__name__}: {exc}",
+                              path) from None
     try:
         return CacheStore(SQLiteURL(str(where)), platforms.platforms)
     except ConfigError as exc:  # pragma: no cover - what was just built does not open: never answer from it
         raise StoreUnavailable(f"its cache {where} does not open: {exc.message}") from None
+
+
+class CacheUnwritable(ConfigError):
+    """The cache of a file could not be written (a full disk, a directory this user may not write): the file
+    itself may be fine."""
+
+
+class _FileUnread(Exception):
+    """An OSError reading the authorization file while its cache was built: not the cache's (a full disk) error."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(error)
+        self.error = error
+
+
+def _reading(records: Iterable[Any]) -> Iterator[Any]:
+    try:
+        yield from records
+    except OSError as exc:
+        raise _FileUnread(exc) from exc
+
+
+def _reading_meta(meta: Callable[[], dict[str, str]]) -> dict[str, str]:
+    try:
+        return meta()  # it reads the rest of the file, for its digest
+    except OSError as exc:
+        raise _FileUnread(exc) from exc
 
 
 def append_to_cache(cache: CacheStore, path: str, st: os.stat_result, records: Iterable[AuthorizationRecord],

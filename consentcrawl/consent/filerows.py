@@ -115,8 +115,12 @@ def jsonl_values(stream: Any, source: str, errors: list[ConfigError] | None = No
                   offset: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line, object) for each non-blank line. A binary stream splits on ``\\n`` only (``str.splitlines()``
     would also split on U+2028, which JSON strings may hold raw). ``line`` and ``offset`` are where the stream
-    starts in the file (an appended part)."""
+    starts in the file (an appended part).
+
+    A file with no line but blank ones is an error, as an empty YAML or CSV file is: an empty file is more often
+    a file cut short, or one being rewritten, than a list of no one (that would read as everyone withdrawn)."""
     common = _common_object
+    found = line > 1 or offset > 0  #: a part after the file's start: its start was not empty
     for number, raw in enumerate(stream, start=line):
         value = common(raw) if number > 1 else None
         if value is None:
@@ -129,7 +133,16 @@ def jsonl_values(stream: Any, source: str, errors: list[ConfigError] | None = No
                 value = None
         offset += len(raw)
         if value is not None:
+            found = True
             yield number, value
+        elif not found and raw.strip():
+            found = True  # a line in error (collected): not an empty file
+    if not found:
+        empty = ConfigError("file is empty: expected one JSON object per line (a file of no records: a .yaml file "
+                            "holding authorizations: [], or a .csv file of only its header row)", source, 1)
+        if errors is None:
+            raise empty
+        errors.append(empty)
 
 
 def _common_object(raw: bytes) -> dict[str, Any] | None:

@@ -29,7 +29,7 @@ from typing import Any
 
 from ..errors import ConfigError, RecordsError, StoreUnavailable, redact
 from ..terms.platforms import PlatformRegistry
-from .filecache import CacheStore, append_to_cache, build_cache, open_fresh_cache
+from .filecache import CacheStore, CacheUnwritable, append_to_cache, build_cache, open_fresh_cache
 from .filerows import csv_header
 from .formats import RECORD_FIELDS, _parse, _rows_of, config_words, iter_records, open_validator
 from .progress import Progress
@@ -363,7 +363,8 @@ class FileStore:
                 backend, digest = self._read(st)
             except ConfigError as exc:
                 where = f", line {exc.line}" if exc.line is not None else ""
-                self._fail(f"does not read cleanly{where}: {redact(exc.message)}", str(exc), os_error=False)
+                what = "cannot be cached" if isinstance(exc, CacheUnwritable) else f"does not read cleanly{where}"
+                self._fail(f"{what}: {redact(exc.message)}", str(exc), os_error=False)
                 return
             except OSError as exc:
                 self._fail(f"cannot be read ({exc.strerror or type(exc).__name__})",

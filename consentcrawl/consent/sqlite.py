@@ -27,6 +27,11 @@ the store while the old store's write-ahead log still holds frames is refused (S
 part of the new file) until that log is gone. So a change of the file shows within ``refresh`` seconds, for every
 person, not only those looked up since.
 
+Damage: SQLite reads some damaged pages (a cell lost from a leaf) as valid, so a lookup could find a grant without
+its withdrawal. Every row holds its person's row count (:mod:`~consentcrawl.consent.sqlite_format`); a lookup
+finding another number, a row it cannot read, or a malformed page fails the store as below, ``is damaged``
+(:class:`~consentcrawl.errors.StoreDamaged`). ``PRAGMA cell_size_check`` is on.
+
 Failures: a store that cannot be opened (missing file, not a consentcrawl store, a platform not configured) is a
 :class:`~consentcrawl.errors.ConfigError`, so the crawl does not start. A store that fails later (the file was
 removed, overwritten, truncated, a page is corrupt, any ``sqlite3`` error) raises
@@ -55,7 +60,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, StoreUnavailable
+from ..errors import ConfigError, StoreDamaged, StoreUnavailable
 from .keys import casefold_key, platform_names, platform_objects
 from .records import AuthorizationRecord
 from .sqlite_files import (
@@ -70,6 +75,7 @@ from .sqlite_files import (
 )
 from .sqlite_format import (
     SELECT,
+    SELECT_UNCOUNTED,
     SLOTS,
     VERSION,
     Bloom,
@@ -88,6 +94,7 @@ logger = logging.getLogger(__name__)
 
 PAGE_CACHE_KIB = 16_384
 _BUSY = (5, 6)  #: SQLITE_BUSY, SQLITE_LOCKED: another connection is in the way, not a broken file
+_CORRUPT = (11, 26)  #: SQLITE_CORRUPT ("database disk image is malformed"), SQLITE_NOTADB: the file is damaged
 
 
 class SQLiteStore:
@@ -102,6 +109,7 @@ class SQLiteStore:
     """
 
     _select = SELECT  #: the query of one person's range of rows
+    _select_uncounted = SELECT_UNCOUNTED  #: the same in a store without ``person_rows`` (format 1 or 2)
 
     def __init__(self, url: str | SQLiteURL, platforms: Any = None, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -119,7 +127,7 @@ class SQLiteStore:
         self._file: FileState | None = None  #: the main file as of the last (re)open
         self._wal_salts: tuple[int, int] | None = None  #: the log last seen paired with that file, if it had frames
         self._data_version = 0
-        self._legacy_warned = False
+        self._warned: set[str] = set()  #: the format versions warned about
         self._purpose_sets: dict[str, frozenset[str]] = {}
         self._field_sets: dict[str, frozenset[str]] = {}
         self.records = 0
@@ -196,6 +204,7 @@ class SQLiteStore:
         elif not bases:
             self.bloom_rejects += 1
             return ()
+        select = self._select if contents.counted else self._select_uncounted
         with self._lock:
             conn = self._conn
             if conn is None or self._broken is not None:
@@ -203,14 +212,29 @@ class SQLiteStore:
             self.queries += 1
             try:
                 rows = [row for first in dict.fromkeys(bases)
-                        for row in conn.execute(self._select, (first, first + SLOTS)).fetchall()]
+                        for row in conn.execute(select, (first, first + SLOTS)).fetchall()]
             except sqlite3.Error as exc:
+                if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _CORRUPT:
+                    raise self._damaged(f"{type(exc).__name__}: {exc}") from exc
                 why = self._fail(f"failed: {type(exc).__name__}: {exc}", transient=_is_busy(exc))
                 raise StoreUnavailable(why) from exc
-        return tuple(self._record(row) for row in rows if row[1] == platform and keyfn(row[2]) == key)
+        mine = [row for row in rows if row[1] == platform and keyfn(row[2]) == key]
+        if contents.counted and any(row[11] != len(mine) for row in mine):
+            wrote = " or ".join(sorted({str(row[11]) for row in mine}))
+            raise self._damaged(f"{len(mine)} record{'s' if len(mine) != 1 else ''} of a person where the store "
+                                f"wrote {wrote} (rows from {bases[0]}): a row was lost or changed below SQLite")
+        try:
+            return tuple(self._record(row) for row in mine)
+        except Exception as exc:  # a time or a field list that does not parse: the row is damaged
+            raise self._damaged(f"a row from {bases[0]} cannot be read: {type(exc).__name__}: {exc}") from exc
+
+    def _damaged(self, why: str) -> StoreDamaged:
+        """Fail the store (every answer of a damaged file is suspect) and give the error for this lookup."""
+        return StoreDamaged(self._fail(f"is damaged: {why}; rebuild it from its source file (`consentcrawl "
+                                       f"authorizations validate` checks a whole store)", transient=False))
 
     def _record(self, row: tuple[Any, ...]) -> AuthorizationRecord:
-        rid, platform, subject, purposes, granted, expires, revoked, evidence, fields, record_id, jurisdiction = row
+        rid, platform, subject, purposes, granted, expires, revoked, evidence, fields, record_id, jurisdiction, *_ = row
         purpose_set = self._purpose_sets.get(purposes)
         if purpose_set is None:
             purpose_set = self._purpose_sets[purposes] = frozenset(purposes.split())
@@ -252,6 +276,7 @@ class SQLiteStore:
         try:
             conn.execute(f"PRAGMA cache_size=-{PAGE_CACHE_KIB}")
             conn.execute("PRAGMA mmap_size=0")
+            conn.execute("PRAGMA cell_size_check=ON")
             conn.execute("BEGIN")
             contents = self._read_contents(conn)
             check_pages(conn, path, st.st_size)
@@ -270,11 +295,15 @@ class SQLiteStore:
 
     def _read_contents(self, conn: sqlite3.Connection) -> Contents:
         contents = read_contents(conn, self._configured, self._objects)
-        if contents.legacy is not None and not self._legacy_warned:
-            self._legacy_warned = True
+        if contents.legacy is not None and "1" not in self._warned:
+            self._warned.add("1")
             logger.warning("authorization store %s has format version 1 (subjects indexed as written): it is read "
                            "as it is, at the cost of a scan when it is opened; import a file into it (one with no "
                            "records will do) to upgrade it to version %s", self.source, VERSION)
+        if not contents.counted and "uncounted" not in self._warned:
+            self._warned.add("uncounted")
+            logger.warning("authorization store %s holds no count of each person's rows (format < %s): a lost "
+                           "row goes unnoticed; import a file of no records into it", self.source, VERSION)
         return contents
 
     def _install(self, contents: Contents) -> None:

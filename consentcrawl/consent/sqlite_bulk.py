@@ -30,6 +30,7 @@ import marshal
 import os
 import secrets
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -263,11 +264,12 @@ def _bloom_add(bloom: Bloom, h1: int, h2: int) -> None:
 #: rare range of several records works it out again.
 _Held = tuple[Any, ...]
 _LOW = (1 << 13) - 1  #: the bits of the first hash that its range drops (the Bloom filter needs them)
-#: the insert of a held record: its range is its rowid (another slot of it: a new tuple), the number and hashes
-#: are bound but not stored, and "" is stored as NULL (never a valid time or JSON list)
+#: the insert of a held record: its range is its rowid (another slot of it: a new tuple), the hashes are bound but
+#: not stored, "" is stored as NULL (never a valid time or JSON list), and the number is the person's row count:
+#: a record alone in its range keeps its number in the file (>= 0: one row), one of several gets -count (_place)
 _INSERT = ("INSERT INTO main.records (id, platform, subject, purposes, granted_at, expires_at, revoked_at, evidence, "
-           "fields, record_id, jurisdiction, origin) VALUES (?1, ?5, ?6, ?7, ?8, NULLIF(?9, ''), NULLIF(?10, ''), "
-           "?11, NULLIF(?12, ''), ?13, ?14, ?15)")
+           "fields, record_id, jurisdiction, origin, person_rows) VALUES (?1, ?5, ?6, ?7, ?8, NULLIF(?9, ''), "
+           "NULLIF(?10, ''), ?11, NULLIF(?12, ''), ?13, ?14, ?15, CASE WHEN ?2 < 0 THEN -?2 ELSE 1 END)")
 
 
 class _Buckets:
@@ -366,7 +368,7 @@ def _place(same_range: list[_Held], rows: list[_Held],
     key; another person in the same range is a hash collision). Returns the number of people and the first
     refusal (the record's number in the file and the error)."""
     placed: list[tuple[str, str, tuple[Any, ...], str]] = []  #: platform, key, duplicate rule, origin
-    people = 0
+    people, start = 0, len(rows)
     for held in same_range:
         _base, number, _low, _h2, platform, subject, purposes, granted, _expires, revoked = held[:10]
         record_id, origin = held[12], held[14]
@@ -387,6 +389,9 @@ def _place(same_range: list[_Held], rows: list[_Held],
         placed.append((platform, key, same, origin))
         if not mine:
             people += 1
+    counts = Counter((platform, key) for platform, key, _, _ in placed)
+    for i, (platform, key, _, _) in enumerate(placed, start):
+        rows[i] = (rows[i][0], -counts[platform, key], *rows[i][2:])
     return people, None
 
 

@@ -10,13 +10,22 @@ Rows keep the subject as written. A record's ``source`` is ``sqlite:///PATH#ROWI
 store records each platform's key rule (``meta.subject_keys``): one opened under another rule is refused, and
 the next import indexes it again. Format version 1 (placed by the subject as written) is still read, with a scan
 for the subjects whose key differs when it is opened, and upgraded by the next import.
+
+Every row also says how many rows its person has (``person_rows``, format version 3): a lookup that finds fewer
+(or more) knows the file lost (or gained) a row below SQLite, which reads a damaged leaf page as a valid one. A
+lost withdrawal beside a surviving grant would otherwise be an allow. The count costs nothing to read (it is in
+the row a lookup reads anyway) and nearly nothing to write; checking a whole file (``PRAGMA quick_check``) costs
+a scan of it, far beyond the time a store may take to open. Versions 1 and 2 are read without the check (a
+warning says so) and upgraded by the next import.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -27,10 +36,12 @@ from .keys import CASEFOLD, EXACT, KeyFunction, casefold_key, key_function, rule
 __all__ = ["FORMAT", "VERSION", "Bloom", "Row", "SQLiteURL", "StagedRow", "base_id", "key_hashes", "parse_sqlite_url"]
 
 FORMAT = "consentcrawl-authorizations"
+#: 3: every row holds its person's number of rows (``person_rows``).
 #: 2: people are placed by subject key (``keys``), and ``meta.subject_keys`` records each platform's key rule.
 #: 1: by the subject as written; still read (see ``legacy_ranges``), and upgraded by the next import.
-VERSION = "2"
-READABLE = ("1", "2")
+VERSION = "3"
+READABLE = ("1", "2", "3")
+COUNTED = ("3",)  #: the versions whose rows hold ``person_rows``
 SCHEME = "sqlite:///"
 SLOT_BITS = 12  #: records per (platform, subject): up to 4096 (grants and withdrawals of one person)
 SLOTS = 1 << SLOT_BITS
@@ -58,14 +69,17 @@ CREATE TABLE IF NOT EXISTS {name} (
     fields TEXT,                 -- JSON list; NULL: no restriction
     record_id TEXT NOT NULL DEFAULT '',
     jurisdiction TEXT NOT NULL DEFAULT '',
-    origin TEXT NOT NULL DEFAULT ''  -- where it was imported from (file:line)
+    origin TEXT NOT NULL DEFAULT '',  -- where it was imported from (file:line)
+    person_rows INTEGER          -- rows of this (platform, subject key): a lookup finding another number fails
 )
 """
 COLUMNS = ("id, platform, subject, purposes, granted_at, expires_at, revoked_at, evidence, fields, record_id, "
             "jurisdiction")
-SELECT = f"SELECT {COLUMNS} FROM records WHERE id >= ? AND id < ?"
+SELECT = f"SELECT {COLUMNS}, person_rows FROM records WHERE id >= ? AND id < ?"
+#: the same for a store written before ``person_rows`` (format 1 or 2): nothing to check
+SELECT_UNCOUNTED = f"SELECT {COLUMNS}, NULL FROM records WHERE id >= ? AND id < ?"
 INSERT = ("INSERT INTO records (id, platform, subject, purposes, granted_at, expires_at, revoked_at, evidence, "
-           "fields, record_id, jurisdiction, origin) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)")
+           "fields, record_id, jurisdiction, origin, person_rows) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
 
 #: one row as written: platform, subject, purposes, granted_at, expires_at, revoked_at, evidence, fields (JSON or
 #: None), record_id, jurisdiction, origin
@@ -184,8 +198,9 @@ def read_meta(conn: sqlite3.Connection) -> dict[str, str]:
     try:
         meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
     except sqlite3.OperationalError:
-        raise StoreUnavailable("is not a consentcrawl authorization store (it has no meta table); create one "
-                               "with `consentcrawl authorizations import SRC sqlite:///DEST`") from None
+        raise StoreUnavailable("is not a consentcrawl authorization store (it has no meta table); import the "
+                               "records into a new file with `consentcrawl authorizations import SRC "
+                               "sqlite:///NEW.db` and name that file") from None
     if meta.get("format") != FORMAT:
         raise StoreUnavailable("is not a consentcrawl authorization store")
     if meta.get("version") not in READABLE:
@@ -223,6 +238,7 @@ class Contents:
     keys: int
     keyfns: dict[str, KeyFunction]  #: each platform's subject key function
     legacy: dict[tuple[str, str], tuple[int, ...]] | None  #: format 1: more ranges of a key (see legacy_ranges)
+    counted: bool = True  #: rows hold ``person_rows``, which every lookup checks
 
 
 def read_contents(conn: sqlite3.Connection, configured: frozenset[str] | set[str] | None,
@@ -256,4 +272,24 @@ def read_contents(conn: sqlite3.Connection, configured: frozenset[str] | set[str
         else:
             keyfns[name] = key_function(None, recorded)
     ranges = legacy_ranges(conn, keyfns) if legacy else None
-    return Contents(bloom, int(meta.get("records", 0)), int(meta.get("keys", 0)), keyfns, ranges)
+    return Contents(bloom, int(meta.get("records", 0)), int(meta.get("keys", 0)), keyfns, ranges,
+                    meta["version"] in COUNTED)
+
+
+def miscounted(rows: Iterable[tuple[int, str, str, int | None]], keyfns: dict[str, KeyFunction]) -> str | None:
+    """The first person whose rows are not as many as each of them says (``person_rows``), described, or None.
+    ``rows`` are (id, platform, subject, person_rows) in rowid order, as a whole-store check reads them: what a
+    lookup checks for one person (``authorizations validate``, ``purge --withdrawn``)."""
+    current: int | None = None
+    people: dict[tuple[str, str], list[int | None]] = {}
+    for rid, platform, subject, count in itertools.chain(rows, [(-1, "", "", None)]):
+        number = rid >> SLOT_BITS if rid >= 0 else None
+        if number != current:
+            for counts in people.values():
+                if any(c != len(counts) for c in counts):
+                    wrote = " or ".join(sorted({str(c) for c in counts}))
+                    return (f"{len(counts)} record(s) of a person where the store wrote {wrote} (rows from "
+                            f"{(current or 0) << SLOT_BITS})")
+            current, people = number, {}
+        people.setdefault((platform, keyfns.get(platform, casefold_key)(subject)), []).append(count)
+    return None

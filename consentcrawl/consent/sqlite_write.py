@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,11 +21,13 @@ from .keys import CASEFOLD, KeyFunction, key_function, platform_names, platform_
 from .records import AuthorizationRecord
 from .sqlite_format import (
     COLUMNS,
+    COUNTED,
     FORMAT,
     INSERT,
     READABLE,
     RECORDS_TABLE,
     SCHEMA,
+    SLOT_BITS,
     SLOTS,
     VERSION,
     Bloom,
@@ -36,7 +39,7 @@ from .sqlite_format import (
     read_bloom,
 )
 
-__all__ = ["ImportResult", "bulk_build", "import_records", "refuse_foreign"]
+__all__ = ["ImportResult", "bulk_build", "count_people", "import_records", "refuse_foreign"]
 
 @dataclass(frozen=True)
 class ImportResult:
@@ -59,14 +62,32 @@ def _connect_writer(path: str) -> sqlite3.Connection:
     return conn
 
 
+_OUR_TABLES = frozenset({"meta", "bloom", "records", "records_rekeyed"})  #: the last: an import cut short
+
+
 def refuse_foreign(conn: sqlite3.Connection, path: str) -> None:
-    """A ConfigError if the database open on ``conn`` is another program's: it has tables, and no ``meta`` (every
-    store of ours has had one). Neither adding to it nor building a store and renaming it over it is ours to do."""
-    tables = sorted(name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
-    if tables and "meta" not in tables:
-        raise ConfigError(f"sqlite:///{path} is not a consentcrawl authorization store: it holds other tables "
-                          f"({', '.join(tables[:5])}{', ...' if len(tables) > 5 else ''}); import into a new file",
-                          f"sqlite:///{path}")
+    """A ConfigError if the database open on ``conn`` is another program's. Ours holds only our tables, and its
+    ``meta`` names our format; without that entry (tables an import created before it failed) its records table is
+    empty. Neither adding to another's database nor building a store and renaming it over it is ours to do."""
+    tables = sorted(name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                    if not name.startswith("sqlite_"))  # SQLite's own (sqlite_sequence, sqlite_stat1)
+    if not tables:
+        return
+    others = [name for name in tables if name not in _OUR_TABLES]
+    why = f"it holds other tables ({', '.join(others[:5])}{', ...' if len(others) > 5 else ''})" if others else ""
+    if not why:
+        try:
+            marker = conn.execute("SELECT value FROM meta WHERE key = 'format'").fetchone()
+            filled = "records" in tables and conn.execute("SELECT 1 FROM records LIMIT 1").fetchone() is not None
+        except sqlite3.Error as exc:
+            marker, filled, why = None, False, f"its tables are not ours ({type(exc).__name__}: {exc})"
+        if marker is not None and marker[0] != FORMAT:
+            why = f"its meta table names format {marker[0]!r}, not {FORMAT!r}"
+        elif marker is None and (filled or "meta" not in tables) and not why:
+            why = f"it holds tables ({', '.join(tables)}) but no meta entry naming the format {FORMAT!r}"
+    if why:
+        raise ConfigError(f"not a consentcrawl authorization store: {why}; nothing was imported (import into a new "
+                          f"file)", f"sqlite:///{path}")
 
 
 def _record_row(record: AuthorizationRecord) -> Row:
@@ -149,14 +170,20 @@ def import_records(url: str | SQLiteURL, records: Iterable[AuthorizationRecord],
         count, keys = int(meta.get("records", 0)), int(meta.get("keys", 0))
         stored = set(json.loads(meta.get("platforms", "[]")))
         known_platforms = stored | set(platform_names(platforms) or ())
-        recorded: dict[str, str] = json.loads(meta.get("subject_keys", "{}")) if meta.get("version") == "2" else {}
+        recorded: dict[str, str] = json.loads(meta.get("subject_keys", "{}")) if meta.get("version") not in (
+            None, "1") else {}
         rules = _Rules(platform_objects(platforms), recorded)
         bloom = read_bloom(conn)
         stale = [name for name in sorted(stored) if meta.get("version") == "1"
                  or recorded.get(name, CASEFOLD) != rules.rule(name)]
+        if meta.get("version") not in COUNTED:
+            _add_person_rows(conn)  # a store (or the empty tables of an import that failed) of an older version
         if count and stale and any(conn.execute("SELECT 1 FROM records WHERE platform = ? LIMIT 1", (name,)).fetchone()
                                    for name in stale):
             keys, bloom = _rekey(conn, rules, target.source)
+            count_people(conn, rules.key)
+        elif count and meta.get("version") not in COUNTED:
+            count_people(conn, rules.key)
         new_keys: list[tuple[int, int]] = []
         imported = 0
         for record in records:
@@ -178,7 +205,8 @@ def import_records(url: str | SQLiteURL, records: Iterable[AuthorizationRecord],
             if slot is None:
                 raise _error_at(record, f"more than {SLOTS} records for subject {record.subject!r} "
                                         f"of platform {record.platform!r}")
-            conn.execute(INSERT, (slot, *row))
+            conn.execute(INSERT, (slot, *row, len(mine) + 1))
+            conn.executemany("UPDATE records SET person_rows = ? WHERE id = ?", [(len(mine) + 1, r[0]) for r in mine])
             if not mine:
                 keys += 1
                 new_keys.append(hashes)
@@ -194,6 +222,28 @@ def import_records(url: str | SQLiteURL, records: Iterable[AuthorizationRecord],
         _write_state(conn, bloom, count, keys, known_platforms, rules.table(known_platforms))
         conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", extra)
     return ImportResult(imported, count, keys)
+
+
+def _add_person_rows(conn: sqlite3.Connection) -> None:
+    """Give a store written before format 3 its ``person_rows`` column (filled by :func:`count_people`)."""
+    if not any(column[1] == "person_rows" for column in conn.execute("PRAGMA table_info(records)")):
+        conn.execute("ALTER TABLE records ADD COLUMN person_rows INTEGER")
+
+
+def count_people(conn: sqlite3.Connection, key_of: Callable[[str, str], str], *, ones: bool = False) -> None:
+    """Write every row's ``person_rows`` (a store upgraded to format 3, or indexed again): 1, except in the
+    ranges holding several rows, counted person by person (another person in a range is a hash collision).
+    ``ones``: every row already holds 1 (written so)."""
+    if not ones:
+        conn.execute("UPDATE records SET person_rows = 1")
+    shared = conn.execute(f"SELECT id >> {SLOT_BITS} FROM records GROUP BY 1 HAVING count(*) > 1").fetchall()
+    for (number,) in shared:
+        first = number << SLOT_BITS
+        rows = conn.execute("SELECT id, platform, subject FROM records WHERE id >= ? AND id < ?",
+                            (first, first + SLOTS)).fetchall()
+        people = Counter((platform, key_of(platform, subject)) for _, platform, subject in rows)
+        conn.executemany("UPDATE records SET person_rows = ? WHERE id = ?",
+                         [(people[platform, key_of(platform, subject)], rid) for rid, platform, subject in rows])
 
 
 def _bloom_of_store(conn: sqlite3.Connection, rules: _Rules, size: int) -> Bloom:
@@ -289,7 +339,7 @@ def bulk_build(path: str, count: int, row_at: Callable[[int], Row], *, platforms
     conn.execute("PRAGMA synchronous=OFF")
     platforms_seen: set[str] = set()
     keys = 0
-    state: dict[str, Any] = {"base": -1, "slot": 0, "keys": set()}
+    state: dict[str, Any] = {"base": -1, "slot": 0, "keys": set(), "shared": False}
     purposes_ok: dict[str, bool] = {}
 
     def rows() -> Iterable[tuple[Any, ...]]:
@@ -315,9 +365,12 @@ def bulk_build(path: str, count: int, row_at: Callable[[int], Row], *, platforms
             if not ok or granted.tzinfo is None or (row[4] and datetime.fromisoformat(row[4]) <= granted):
                 raise ValueError(f"row {i} is not a valid authorization record: {row!r}")
             platforms_seen.add(row[0])
-            yield (base + state["slot"], *row)
+            state["shared"] = state["shared"] or state["slot"] > 0
+            yield (base + state["slot"], *row, 1)
 
     with _write_transaction(conn, "BEGIN"):
         conn.executemany(INSERT, rows())
+        if state["shared"]:
+            count_people(conn, rules.key, ones=True)
         _write_state(conn, bloom, count, keys, platforms_seen, rules.table(platforms_seen))
     return ImportResult(count, count, keys)
