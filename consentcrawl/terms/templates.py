@@ -120,8 +120,9 @@ class ProfileTemplate:
 
         Ambiguous: the reading is under the profile prefix but what stands for ``{subject}`` is empty, is not
         all matched by the subject regex, holds bytes that are not UTF-8, or (a query) a parameter the template
-        requires has several values, or the id's parameter is written as a list (``id[]=``). Several ids (a repeated query parameter) are returned for the caller to
-        compare by key. ``((), False)``: not this template's page.
+        requires has several values, or the id's parameter is written as a list (``id[]=``). Several ids (a
+        repeated query parameter) are returned for the caller to compare by key. ``((), False)``: not this
+        template's page.
         """
         path = self.path
         n = len(path)
