@@ -78,3 +78,42 @@ def test_a_purge_takes_the_urls_that_may_be_the_persons_and_the_records_made_fro
     assert [json.loads(r[0]) if r[0] != "null" else None for r in rows] == [[f"{BASE}/u/103"], None]
     (receipt,) = [e for e in read_audit_log(log) if e.get("event") == "purge-receipt"]
     assert receipt["removed"] == 12 and receipt["mentions_withheld"] == 3, receipt
+
+
+def test_a_subject_written_with_white_space_is_the_trimmed_persons(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """An older crawl wrote the subject as the page gave it (``" alice"``, ``"alice\\t"``): an application that
+    trims ids serves alice's page for it, and the guard now denies such an id as ambiguous. The purge of alice takes
+    those records (subject field or provenance) from a feed, a CSV and a database; ``" bob"`` stays."""
+    settings = people_settings(tmp_path)
+    records = [{"subject": " alice", "platform": "people", "name": "SECRET"},
+               {"subject": "Alice\t", "platform": "people", "name": "SECRET"},
+               {"subject": "\u00a0alice", "name": "SECRET"},  # no platform: an id on any platform
+               {"consentcrawl": {"platform": "people", "subject": "alice ", "url": None}, "name": "SECRET"},
+               {"subject": " bob", "platform": "people", "name": "kept"}]
+    jsonl = tmp_path / "items.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in records))
+    table = tmp_path / "items.csv"
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["subject", "platform", "name", "consentcrawl"])
+    for r in records:
+        writer.writerow([r.get("subject", ""), r.get("platform", ""), r["name"], str(r.get("consentcrawl", ""))])
+    table.write_text(out.getvalue())
+    db = tmp_path / "items.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE items (subject TEXT, platform TEXT, name TEXT, consentcrawl TEXT)")
+        conn.executemany("INSERT INTO items VALUES (?,?,?,?)",
+                         [(r.get("subject"), r.get("platform"), r["name"], json.dumps(r.get("consentcrawl")))
+                          for r in records])
+    conn.close()
+    log = tmp_path / "audit.jsonl"
+    code = main(["purge", "--platforms", settings["CONSENTCRAWL_PLATFORMS"], "--subject", "people:alice",
+                 "--audit-log", str(log), str(jsonl), str(table), str(db)])
+    assert code == 0, capsys.readouterr()
+    for path in (jsonl, table, db):
+        data = path.read_bytes()
+        assert b"SECRET" not in data and b"kept" in data, (path, data)
+    (receipt,) = [e for e in read_audit_log(log) if e.get("event") == "purge-receipt"]
+    assert receipt["removed"] == 12, receipt

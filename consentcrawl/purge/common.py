@@ -25,6 +25,7 @@ from ..consent.keys import key_function
 from ..onevalue import one_value, several
 from ..resolve import resolve
 from ..terms.platforms import PlatformRegistry
+from ..terms.readings import trimmed_id
 from .media_names import MediaNames
 
 __all__ = ["DuplicateKey", "PurgeFailed", "Selection", "TargetResult", "atomic_replace", "loads", "urls_in"]
@@ -146,10 +147,14 @@ class Selection:
             return next((who for one in subject if (who := self.person(platform, one)) is not None), None)
         if subject in (None, "") or isinstance(subject, (dict, bool)):
             return None
+        # an id with white space or a control character at either end (``" bob"``, written by a crawl before the
+        # guard denied such ids) is the trimmed id's too, as an application that trims ids reads it: when unsure,
+        # erase
+        ids = [str(subject)] + [t for t in (trimmed_id(str(subject)),) if t]
         if isinstance(platform, str) and platform:
-            return self.people.get((platform, self.key(platform, str(subject))))
+            return next((who for one in ids if (who := self.people.get((platform, self.key(platform, one))))), None)
         for (name, key), who in self.people.items():
-            if self.key(name, str(subject)) == key:
+            if any(self.key(name, one) == key for one in ids):
                 return who
         return None
 
