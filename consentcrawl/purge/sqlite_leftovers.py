@@ -77,5 +77,12 @@ def scrub_free_pages(conn: sqlite3.Connection) -> None:
         return
     size = conn.execute("PRAGMA page_size").fetchone()[0]
     conn.execute("CREATE TABLE consentcrawl_purge_scrub (b BLOB)")
-    conn.execute("INSERT INTO consentcrawl_purge_scrub VALUES (zeroblob(?))", (free * size,))
+    left = free * size
+    while left > 0:  # in blobs well under SQLite's largest (SQLITE_MAX_LENGTH, 1 GB by default)
+        conn.execute("INSERT INTO consentcrawl_purge_scrub VALUES (zeroblob(?))", (min(left, _BLOB),))
+        left -= _BLOB
     conn.execute("DROP TABLE consentcrawl_purge_scrub")
+
+
+#: the largest blob the scrub writes at once
+_BLOB = 64 * 1024 * 1024
