@@ -79,11 +79,12 @@ def test_a_fingerprint_nothing_explains_takes_the_whole_dupefilter(
         redis_server: RedisServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A fingerprint no log line, queued request or profile URL explains may be the person's (a POST, a spelling
     nothing recorded): the set goes whole with every claim, as a ``requests.seen`` does; ``--keep-seen`` keeps the
-    others."""
+    others; ``--dry-run`` changes nothing."""
     people_settings(tmp_path)
     client = redis.Redis.from_url(redis_server.url)
     try:
-        for keep_seen, expected in (([], set()), (["--keep-seen"], {b"ab" * 16})):
+        both = {_fp(f"{BASE}/u/102"), b"ab" * 16}
+        for keep_seen, expected in ((["--dry-run"], both), ([], set()), (["--keep-seen"], {b"ab" * 16})):
             client.sadd("spider:dupefilter", _fp(f"{BASE}/u/102"), b"ab" * 16)
             client.set("spider:dupefilter:claim:" + "ab" * 16, "w:1")
             code = main(["purge", "--platforms", str(tmp_path / "platforms.yaml"), "--audit-log",
@@ -91,6 +92,6 @@ def test_a_fingerprint_nothing_explains_takes_the_whole_dupefilter(
                          "--shared-queue", f"{redis_server.url}#spider:requests"])
             assert code == 0, capsys.readouterr()
             assert client.smembers("spider:dupefilter") == expected
-            assert bool(client.exists("spider:dupefilter:claim:" + "ab" * 16)) == bool(keep_seen)
+            assert bool(client.exists("spider:dupefilter:claim:" + "ab" * 16)) == bool(keep_seen), keep_seen
     finally:
         client.close()
