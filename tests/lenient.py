@@ -167,10 +167,12 @@ def _route(path: str, query: str, body: bytes = b"", fold: Callable[[str], str] 
 def _php_names(params: dict[str, list[str]]) -> dict[str, list[str]]:
     """Parameter names as PHP registers them: leading spaces dropped (``?%20id=107`` and ``?+id=107`` are ``id``),
     and a name ends at its first NUL (PHP reads it as a C string: ``?id%00=107`` and ``?id%00x=107`` are ``id``,
-    as PHP 8.2 reads them)."""
+    as PHP 8.2 reads them); ``id[]`` and ``id[0]`` are the array ``id``, whose one element the site reads as the
+    id (``(string) $id[0]``, Express's ``String(["107"])``)."""
     out: dict[str, list[str]] = {}
     for name, values in params.items():
-        out.setdefault(name.partition("\x00")[0].lstrip(" "), []).extend(values)
+        name = name.partition("\x00")[0].lstrip(" ")
+        out.setdefault(name.partition("[")[0] if name.endswith("]") else name, []).extend(values)
     return out
 
 

@@ -98,8 +98,8 @@ async def test_purge_shared_queue_erases_the_persons_requests_a_stopped_distribu
         assert code == 0, capsys.readouterr()
         assert queued() == [f"{BASE}/u/101", f"{BASE}/u/103"]
         [receipt] = receipts_for(tmp_path / "audit.jsonl", "people:102")
-        [target] = receipt["targets"]
-        assert (target["kind"], target["removed"]) == ("shared-queue", 1), receipt
+        [target] = [t for t in receipt["targets"] if t["kind"] == "shared-queue"]
+        assert target["removed"] == 1, receipt
         assert not receipt["failed"], receipt
     finally:
         client.close()

@@ -351,6 +351,8 @@ def test_crafted_feeds_keep_every_byte_of_the_records_that_mention_no_one_erased
     assert json.loads(lines[1]) == expected
     assert json.loads(indented.read_text()) == [expected, other]
     assert indented.read_text().endswith(json.dumps(other, indent=2) + "\n]"), "the other element, verbatim"
+    # the element written anew keeps the feed's indent, as Scrapy's exporter wrote it with FEED_EXPORT_INDENT = 2
+    assert indented.read_text() == "[\n" + ",\n".join(json.dumps(i, indent=2) for i in (expected, other)) + "\n]"
     rows = table.read_bytes().split(b"\r\n")
     assert rows[1] == before[table].split(b"\r\n")[1] and len(rows) == 4 and rows[3] == b"", rows
     (changed,) = list(csv.DictReader(io.StringIO(rows[2].decode()), ["consentcrawl", "name", "friends", "bio"]))

@@ -87,8 +87,9 @@ def test_a_refusal_another_worker_published_purges_what_this_worker_collected(
     assert [(r["subject"], r["selection"]) for r in receipts] == [("people:105", "refused-during-crawl")], receipts
     assert receipts[0]["because"] == [{"event": "event-of-the-other-worker", "form": "hashtag.nobot",
                                        "seen_by": "another worker"}]
-    assert {t["kind"]: t["removed"] for t in receipts[0]["targets"]} == {"jsonlines": 1, "httpcache": 1,
-                                                                      "shared-queue": 0}  # nothing of 105 queued
+    assert {t["kind"]: t["removed"] for t in receipts[0]["targets"]} == {
+        "jsonlines": 1, "httpcache": 1, "shared-queue": 0,  # nothing of 105 queued
+        "shared-dupefilter": 1}  # the fingerprint of 105's page, which was fetched
     # pytest's temporary directory (``/tmp/pytest-of-root/pytest-105/...``) is in the lines that name files
     text = re.sub(r"pytest-\d+", "pytest-N", "\n".join(p.read_text() for p in workers.logs))
     # the id as a number of its own: ports, pids and the stats' byte counts in the log may hold its digits

@@ -231,6 +231,10 @@ def test_a_template_at_the_root_makes_every_first_segment_someone() -> None:
     ("/profile.php?id=%EF%BC%95", None),  # fullwidth 5
     ("/profile.php?id=+5", None),
     ("/x/..%2Fprofile.php?id=5", None),
+    ("/profile.php?id[]=5", None),  # a list of ids to PHP, Rails, Express's qs: String(["5"]) is "5"
+    ("/profile.php?id%5B0%5D=5", None),
+    ("/profile.php?x=1&ID[]=5", None),
+    ("/profile.php?id=5&id[x]=6", None),
     # a path after a PHP script is also the route a front controller serves (PATH_INFO): its person, or ambiguous
     ("/index.php/profile.php?id=5", SubjectReading("5")),
     ("/app.php/profile.php/?id=5", SubjectReading("5")),

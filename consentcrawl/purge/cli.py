@@ -25,6 +25,7 @@ from .seen import SEEN, Fingerprint, fingerprinter_for, notice
 from .sharedqueue import KIND as SHARED_QUEUE
 from .sharedqueue import parse as parse_queue
 from .sharedqueue import shown
+from .sharedseen import DUPEFILTER, SEEDS
 
 __all__ = ["add_parser", "cmd_purge"]
 
@@ -185,7 +186,8 @@ def _purge(args: argparse.Namespace, selection: Selection, name: str, people: li
                                                 *args.read_log]) if p]
         run = purge(args.targets, selection, dry_run=args.dry_run, keep=keep, media=media, jobdirs=args.jobdir,
                     fingerprint=fingerprint, audit_logs=logs, keep_seen=args.keep_seen,
-                    shared_queues=args.shared_queue)
+                    shared_queues=args.shared_queue, seeds_key=read(settings, "CONSENTCRAWL_REDIS_START_KEY"),
+                    dupefilter_key=settings.get("SCHEDULER_DUPEFILTER_KEY"))
     else:
         run = PurgeRun("-")
     report(run, args.dry_run)
@@ -220,16 +222,17 @@ def _receipt_lost(log: Any, fields: list[dict[str, Any]], exc: AuditUnavailable)
 def report(run: PurgeRun, dry_run: bool) -> None:
     verb = "would remove" if dry_run else "removed"
     for result in run.results:
-        jobdir = result.kind in ("jobdir", SHARED_QUEUE)
+        jobdir = result.kind in ("jobdir", SHARED_QUEUE, SEEDS)
+        seen = result.kind in (SEEN, DUPEFILTER)
         for who, removed in result.removed.items():
             where = ", ".join(map(str, removed.where[:10])) + (", ..." if len(removed.where) > 10 else "")
             whose = who or ("unsure whose" if jobdir else "no one named")
-            unit = "request" if jobdir else "fingerprint" if result.kind == SEEN else "record"
+            unit = "request" if jobdir else "fingerprint" if seen else "record"
             print(f"{result.path} ({result.kind}): {verb} {len(removed.where)} {unit}(s) of {whose} ({where})")
-        said = notice(result, escape="--keep-seen", dry_run=dry_run) if result.kind == SEEN else None
+        said = notice(result, escape="--keep-seen", dry_run=dry_run) if seen else None
         if said:
             print(f"consentcrawl purge: {said}", file=sys.stderr)
-        for name, lists in [] if jobdir or result.kind == SEEN else result.lists.items():  # a media store's files
+        for name, lists in [] if jobdir or seen else result.lists.items():  # a media store's files
             for who, names in lists.items():
                 print(f"{result.path} ({result.kind}): {len(names)} {name} file(s) of {who or 'no one named'} not "
                       f"removed ({', '.join(names[:10])}{', ...' if len(names) > 10 else ''})")

@@ -25,6 +25,7 @@ from ..consent.keys import key_function
 from ..onevalue import one_value, several
 from ..resolve import resolve
 from ..terms.platforms import PlatformRegistry
+from ..terms.readings import trimmed_id
 from .media_names import MediaNames
 
 __all__ = ["DuplicateKey", "PurgeFailed", "Selection", "TargetResult", "atomic_replace", "loads", "urls_in"]
@@ -146,10 +147,14 @@ class Selection:
             return next((who for one in subject if (who := self.person(platform, one)) is not None), None)
         if subject in (None, "") or isinstance(subject, (dict, bool)):
             return None
+        # an id with white space or a control character at either end (``" bob"``, written by a crawl before the
+        # guard denied such ids) is the trimmed id's too, as an application that trims ids reads it: when unsure,
+        # erase
+        ids = [str(subject)] + [t for t in (trimmed_id(str(subject)),) if t]
         if isinstance(platform, str) and platform:
-            return self.people.get((platform, self.key(platform, str(subject))))
+            return next((who for one in ids if (who := self.people.get((platform, self.key(platform, one))))), None)
         for (name, key), who in self.people.items():
-            if self.key(name, str(subject)) == key:
+            if any(self.key(name, one) == key for one in ids):
                 return who
         return None
 
@@ -171,9 +176,12 @@ class Selection:
         for p, s in ((platform, subject), (provenance.get("platform"), provenance.get("subject"))):
             who = self.person(p, s)
             if who is not None:
-                for url in urls_in(fields):
-                    self.sources.setdefault(url, who)
-                return True, who
+                return True, self._removed(fields, who)
+        page = provenance.get("url")
+        if isinstance(page, str) and (owners := self.owners(page)):
+            # made from a selected person's page, or one that may be theirs (an ambiguous URL a crawl in report
+            # mode fetched): the page's data is theirs whatever the subject fields say; when unsure, erase
+            return True, self._removed(fields, owners[0])
         if self.expired_at is not None:
             expires = _time(provenance.get("expires_at"))
             if expires is not None and expires <= self.expired_at:
@@ -181,6 +189,11 @@ class Selection:
                 p = platform if isinstance(platform, str) else provenance.get("platform")
                 return True, (f"{p}:{owner}" if p and owner not in (None, "") else None)
         return False, None
+
+    def _removed(self, fields: Mapping[str, Any], who: str) -> str:
+        for url in urls_in(fields):
+            self.sources.setdefault(url, who)
+        return who
 
     def provenance_of(self, fields: Mapping[str, Any]) -> dict[str, Any]:
         if not self.provenance_field:
@@ -193,19 +206,34 @@ class Selection:
     # -- URLs --------------------------------------------------------------------------------------------------
 
     def url(self, url: str) -> str | None:
-        """``platform:id`` of the selected person whose page ``url`` is, read every way a server could read it.
+        """``platform:id`` of the selected person whose page ``url`` is, read every way a server could read it
+        (the first of :meth:`owners`)."""
+        owners = self.owners(url)
+        return owners[0] if owners else None
 
-        An ambiguous URL goes when any of its readings names a selected person: when unsure, erase."""
+    def owners(self, url: str, unsure: bool = True) -> list[str]:
+        """Every selected person whose page ``url`` may be, read as the crawl reads a URL (:func:`resolve`).
+
+        An ambiguous URL goes when any of its readings names a selected person. One a reading of which names no
+        one for sure (``?id=101&id=104``: PHP reads 104, another server 101; ``/u/0104``: 104 to a server that
+        reads ids as numbers; ``/u/%20104``: 104 to one that trims them) is denied by the crawl's guard as
+        ``subject.ambiguous-url`` and may be anyone's of its platform: it is every selected person's of that
+        platform (when unsure, erase), as a queued request of no one for sure is (:mod:`.queued`); with ``unsure``
+        False, only the people a reading names."""
         if url not in self._urls:
             self._urls[url] = _whose_page(self.platforms, url)
         found = self._urls[url]
         if found is None:
-            return None
+            return []
         name, keys = found
-        for key in keys:
-            if key is not None and (name, key) in self.people:
-                return self.people[(name, key)]
-        return None
+        if unsure and UNREAD in keys:
+            return [who for (platform, _), who in self.people.items() if platform == name]
+        return list(dict.fromkeys(self.people[(name, key)] for key in keys
+                                  if key is not None and (name, key) in self.people))
+
+
+#: a key :func:`_whose_page` gives for an ambiguous URL's reading that names no one for sure: anyone's
+UNREAD = "\x00unread"
 
 
 #: an absolute URL inside a field's text (a CSV cell joins a list with commas; a provenance may be a dict's repr)
@@ -231,14 +259,17 @@ def urls_in(value: Any, depth: int = 0) -> Iterator[str]:
 
 
 def _whose_page(platforms: PlatformRegistry, url: str) -> tuple[str, list[str | None]] | None:
-    """The platform of ``url`` and every person's key its readings name; None off every platform."""
+    """The platform of ``url`` and every person's key its readings name (:data:`UNREAD` for a reading of an
+    ambiguous URL that names no one for sure); None off every platform."""
     try:
         resolved = resolve(platforms, url)
     except ValueError:
         return None
-    if resolved.platform is None or resolved.reading is None:
+    reading = resolved.reading
+    if resolved.platform is None or reading is None:
         return None
-    return resolved.platform.name, [resolved.reading.subject] + [key for _, key in resolved.reading.readings]
+    keys = [reading.subject] + [UNREAD if key is None and reading.ambiguous else key for _, key in reading.readings]
+    return resolved.platform.name, keys
 
 
 def parse_mapping(text: str) -> Any:

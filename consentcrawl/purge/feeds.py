@@ -90,10 +90,13 @@ def purge_jsonlines(path: Path, selection: Selection, *, dry_run: bool = False) 
     return _finish(path, result, kept, dry_run, compression)
 
 
-def _dumps(value: Any, ascii_only: bool) -> str:
+def _dumps(value: Any, ascii_only: bool, was: str = "") -> str:
     """A record that lost mentions, written as Scrapy's JSON exporters write an item (non-ASCII escaped when the
-    record had none unescaped: ``FEED_EXPORT_ENCODING`` unset)."""
-    return json.dumps(value, ensure_ascii=ascii_only)
+    record had none unescaped: ``FEED_EXPORT_ENCODING`` unset), indented as the record ``was`` (the JSON exporter
+    writes each item with ``json.dumps(indent=FEED_EXPORT_INDENT)``: its second line starts with the indent)."""
+    lines = was.split("\n", 2)
+    indent = lines[1][:len(lines[1]) - len(lines[1].lstrip(" \t"))] if len(lines) > 1 else ""
+    return json.dumps(value, ensure_ascii=ascii_only, indent=indent or None)
 
 
 def purge_json(path: Path, selection: Selection, *, dry_run: bool = False) -> TargetResult:
@@ -123,7 +126,7 @@ def purge_json(path: Path, selection: Selection, *, dry_run: bool = False) -> Ta
         result.kept += 1
         changed, lost = in_kept(result, index + 1, withheld, selection, fields)
         if lost:
-            rewritten[index] = _dumps(changed, text[start:end].isascii())
+            rewritten[index] = _dumps(changed, text[start:end].isascii(), text[start:end])
     return _finish(path, result, [p.encode("utf-8") for p in _without(text, elements, set(gone), rewritten)],
                    dry_run, compression)
 

@@ -27,14 +27,15 @@ __all__ = ["in_kept", "people_in", "withheld", "withheld_in_cells", "withheld_in
 _T = TypeVar("_T")
 
 
-def _find(selection: Selection, text: str) -> list[tuple[str, str, str]]:
-    """The mentions in ``text`` of selected people: (``url`` or ``path``, as written, ``platform:id``)."""
+def _find(selection: Selection, text: str, unsure: bool = True) -> list[tuple[str, str, str]]:
+    """The mentions in ``text`` of selected people: (``url`` or ``path``, as written, ``platform:id``). ``unsure``:
+    an ambiguous URL that may be anyone's is every selected person's of its platform (:meth:`.Selection.owners`)."""
     found = []
     readings = [("url", url, [url]) for url in scheme_urls(text)]
     readings += [("path", path, urls) for path, urls in written_paths(selection.platforms, text)]
     for kind, written, urls in readings:
-        who = next((person for url in urls if (person := selection.url(url)) is not None), None)
-        if who is not None:
+        # each person it may be counts (an ambiguous URL: every selected person of its platform, when unsure)
+        for who in dict.fromkeys(person for url in urls for person in selection.owners(url, unsure)):
             found.append((kind, written, who))
     return found
 
@@ -45,12 +46,12 @@ def people_in(selection: Selection, text: str) -> list[str]:
     return list(dict.fromkeys(who for _, _, who in _find(selection, text)))
 
 
-def withheld(selection: Selection, value: Any) -> tuple[Any, list[str]]:
+def withheld(selection: Selection, value: Any, unsure: bool = True) -> tuple[Any, list[str]]:
     """``value`` (an item as read: dict, list, string) with the selected people's mentions withheld, and whose they
-    were (``platform:id``, once each; empty: nothing changed)."""
+    were (``platform:id``, once each; empty: nothing changed). ``unsure``: as :func:`_find`."""
     if not selection.people:
         return value, []
-    changed, found = withhold(value, lambda text: _find(selection, text))
+    changed, found = withhold(value, lambda text: _find(selection, text, unsure))
     return changed, list(dict.fromkeys(who for _, _, who in found))
 
 
@@ -81,7 +82,9 @@ def _joined(selection: Selection, parts: list[str]) -> tuple[list[str], list[str
     for length in range(2, _JOINED + 1):
         i = 0
         while i + length <= len(parts):
-            value, found = withheld(selection, ",".join(parts[i:i + length]))
+            # pieces joined are a guess at one value: joined, two people's URLs read as one ambiguous URL (``/u/1,
+            # /u/2``), so only a reading that names a selected person counts, not one of no one for sure
+            value, found = withheld(selection, ",".join(parts[i:i + length]), unsure=False)
             if not found:
                 i += 1
                 continue

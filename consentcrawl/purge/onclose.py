@@ -58,6 +58,7 @@ from .denied import NEVER_READ, WITHDRAWN, Cause, denied_people
 from .media import MediaStore, stores_from_settings
 from .run import purge, receipts, write_receipts
 from .seen import SEEN, notice
+from .sharedseen import DUPEFILTER
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -328,7 +329,9 @@ class PurgeOnClose:
                     media=self.media, items=self.media_items, jobdirs=self._jobdirs(),
                     fingerprint=self.crawler.request_fingerprinter.fingerprint, audit_logs=logs,
                     keep_seen=bool(read(settings, "CONSENTCRAWL_PURGE_KEEP_SEEN")),
-                    shared_queues=self._shared_queues(), own_queues=True)
+                    shared_queues=self._shared_queues(), own_queues=True,
+                    seeds_key=read(settings, "CONSENTCRAWL_REDIS_START_KEY"),
+                    dupefilter_key=settings.get("SCHEDULER_DUPEFILTER_KEY"))
         run.failed += unreadable
         removed = sum(r.count for r in run.results)
         stats.inc_value("consentcrawl/purge/removed", removed)
@@ -341,7 +344,8 @@ class PurgeOnClose:
                     "mentions", removed, len(people), len(run.results), withdrew, len(people) - withdrew,
                     run.mentioning)
         logger.debug("consentcrawl: purge on close: %s", ", ".join(map(str, people)))
-        for said in [notice(r, escape="CONSENTCRAWL_PURGE_KEEP_SEEN") for r in run.results if r.kind == SEEN]:
+        for said in [notice(r, escape="CONSENTCRAWL_PURGE_KEEP_SEEN") for r in run.results
+                     if r.kind in (SEEN, DUPEFILTER)]:
             if said:
                 logger.warning("consentcrawl: purge on close: %s", said)
         for path, why in run.problems():

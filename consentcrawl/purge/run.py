@@ -37,6 +37,7 @@ from .jobdir import QUEUE_DIR, purge_jobdir
 from .media import MediaStore, erase_media
 from .seen import SEEN, AuditSpan, Fingerprint, purge_seen
 from .sharedqueue import purge_shared_queue, shown
+from .sharedseen import purge_shared_seen
 from .space import check_room
 from .sqlite_items import SQLITE_HEADER, purge_sqlite
 
@@ -104,7 +105,8 @@ def purge(targets: Sequence[Path], selection: Selection, *, dry_run: bool = Fals
           keep: Sequence[Path] = (), media: Sequence[MediaStore] = (),
           items: Iterable[Mapping[str, Any]] = (), jobdirs: Sequence[Path] = (),
           fingerprint: Fingerprint | None = None, audit_logs: Sequence[Path | AuditSpan] = (),
-          keep_seen: bool = False, shared_queues: Sequence[str] = (), own_queues: bool = False) -> PurgeRun:
+          keep_seen: bool = False, shared_queues: Sequence[str] = (), own_queues: bool = False,
+          seeds_key: str | None = None, dupefilter_key: str | None = None) -> PurgeRun:
     """Purge ``targets`` of what ``selection`` selects. ``keep``: files that must not be purged (the audit log the
     receipts go to: it is the evidence, and holds subject ids, not people's data). ``media``: the media pipelines'
     stores, where the files the removed items name are erased last (:mod:`.media`); a removed item naming stored
@@ -117,7 +119,9 @@ def purge(targets: Sequence[Path], selection: Selection, *, dry_run: bool = Fals
     removed queued requests and of the requests ``audit_logs`` name; or, when a fingerprint there is explained by
     nothing, the whole file goes (unless ``keep_seen``). ``shared_queues``: distributed crawls' queues in Redis
     (``REDIS_URL#KEY``, :mod:`.sharedqueue`), whose entries of the selected people go; ``own_queues``: they are
-    the calling crawl's own (a queue it emptied is no mistyped key)."""
+    the calling crawl's own (a queue it emptied is no mistyped key). Their dupefilter loses the people's
+    fingerprints as ``requests.seen`` does, and their seeds list (``seeds_key``) their seeds (:mod:`.sharedseen`;
+    ``dupefilter_key``: scrapy-redis's ``SCHEDULER_DUPEFILTER_KEY``)."""
     run = PurgeRun(uuid.uuid4().hex)
     for kind in {store.kind for store in media if store.field}:  # a store's own result field stands for the default
         selection.media.fields.pop(kind, None)
@@ -165,8 +169,18 @@ def purge(targets: Sequence[Path], selection: Selection, *, dry_run: bool = Fals
             run.results.append(seen)
     for spec in shared_queues:  # a distributed crawl's queue in Redis (.sharedqueue), read as a JOBDIR's queues
         _add_expired(run, selection)
+        taken: list[tuple[str | None, dict[str, Any]]] = []
+        left = []
         try:
-            run.results.append(purge_shared_queue(spec, selection, dry_run=dry_run, own=own_queues))
+            run.results.append(purge_shared_queue(spec, selection, dry_run=dry_run, own=own_queues,
+                                                  removed=taken, kept=left))
+        except PurgeFailed as exc:  # its dupefilter too, untouched: which fingerprints are whose is not known
+            run.failed.append((shown(spec), str(exc)))
+            continue
+        try:
+            run.results += purge_shared_seen(spec, selection, fingerprint or scrapy_fingerprint, seeds_key=seeds_key,
+                                             dupefilter_key=dupefilter_key, queued=taken, kept=left,
+                                             audit_logs=audit_logs, keep_unattributed=keep_seen, dry_run=dry_run)
         except PurgeFailed as exc:
             run.failed.append((shown(spec), str(exc)))
     results, failed = erase_media(list(media), selection.media, dry_run=dry_run)

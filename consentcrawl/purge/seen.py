@@ -50,7 +50,7 @@ from urllib.parse import quote, urlsplit
 from ..audit.chain import CHAIN_START
 from .common import PurgeFailed, Selection, TargetResult, atomic_replace
 
-__all__ = ["SEEN", "AuditSpan", "fingerprinter_for", "notice", "purge_seen"]
+__all__ = ["SEEN", "AuditSpan", "fingerprinter_for", "fingerprints", "notice", "purge_seen", "ranges"]
 
 SEEN = "requests.seen"
 _SIZE = 2  #: bytes of a record's length prefix
@@ -102,10 +102,40 @@ def purge_seen(jobdir: Path, selection: Selection, fingerprint: Fingerprint, *,
         raise PurgeFailed(f"{path} cannot be read ({exc.strerror or exc})") from None
     spans = _records(data, path)
     result = TargetResult(str(path), SEEN)
+    queued = list(queued)
+    wanted, known = fingerprints(selection, fingerprint, result, {data[start + _SIZE:end] for start, end in spans},
+                                 queued=queued, kept=kept, audit_logs=audit_logs)
+    others: list[tuple[int, bytes]] = []
+    unexplained: list[int] = []
+    for number, (start, end) in enumerate(spans, 1):
+        record = data[start:end]
+        fp = record[_SIZE:]
+        if fp in wanted:
+            result.remove(wanted[fp], number, record)
+            continue
+        others.append((number, record))
+        if fp not in known:
+            unexplained.append(number)
+    drop = bool(unexplained) and bool(selection.people or queued) and not keep_unattributed
+    everyone = [None, *selection.people.values()]
+    result.lists[UNEXPLAINED] = dict.fromkeys(everyone, ranges(unexplained))
+    result.lists[DROPPED] = dict.fromkeys(everyone, ranges([n for n, _ in others] if drop else []))
+    result.kept = 0 if drop else len(others)
+    if (result.removed or drop) and not dry_run:
+        atomic_replace(path, [] if drop else [record for _, record in others])
+    return result
+
+
+def fingerprints(selection: Selection, fingerprint: Fingerprint, result: TargetResult, records: set[bytes], *,
+                 queued: Iterable[tuple[str | None, Mapping[str, Any]]] = (), kept: Iterable[Mapping[str, Any]] = (),
+                 audit_logs: Iterable[Path | AuditSpan] = ()) -> tuple[dict[bytes, str | None], set[bytes]]:
+    """The selected people's fingerprints (fingerprint -> whose) and those of requests known to be someone else's,
+    computed as the module doc says; ``records``: the fingerprints the dupefilter holds (someone else's requests
+    are fingerprinted only until each of them is explained). Shared by ``requests.seen`` and a distributed crawl's
+    dupefilter in Redis (:mod:`.sharedseen`); a log that cannot be read is noted in ``result``."""
     wanted: dict[bytes, str | None] = {}
     known: dict[bytes, str | None] = {}  #: fingerprints of requests no selected person's
     hosts: dict[str, set[str]] = {}
-    queued = list(queued)
     for who, request in queued:
         _add(wanted, who, fingerprint, _request(request))
         _host_of(hosts, who, request.get("url"))
@@ -122,31 +152,13 @@ def purge_seen(jobdir: Path, selection: Selection, fingerprint: Fingerprint, *,
         for redirected in (False, True):
             _add(wanted, who, fingerprint, _get(url, redirected))
     # someone else's requests: fingerprinted only until every record left is explained (a log is long)
-    pending = {data[start + _SIZE:end] for start, end in spans} - wanted.keys() - known.keys()
+    pending = records - wanted.keys() - known.keys()
     for url in (u for u, w in logged.items() if w is None):
         if not pending:
             break
         for redirected in (False, True):
             pending.discard(_add(known, None, fingerprint, _get(url, redirected)))
-    others: list[tuple[int, bytes]] = []
-    unexplained: list[int] = []
-    for number, (start, end) in enumerate(spans, 1):
-        record = data[start:end]
-        fp = record[_SIZE:]
-        if fp in wanted:
-            result.remove(wanted[fp], number, record)
-            continue
-        others.append((number, record))
-        if fp not in known:
-            unexplained.append(number)
-    drop = bool(unexplained) and bool(selection.people or queued) and not keep_unattributed
-    everyone = [None, *selection.people.values()]
-    result.lists[UNEXPLAINED] = dict.fromkeys(everyone, _ranges(unexplained))
-    result.lists[DROPPED] = dict.fromkeys(everyone, _ranges([n for n, _ in others] if drop else []))
-    result.kept = 0 if drop else len(others)
-    if (result.removed or drop) and not dry_run:
-        atomic_replace(path, [] if drop else [record for _, record in others])
-    return result
+    return wanted, set(known)
 
 
 def notice(result: TargetResult, *, escape: str, dry_run: bool = False) -> str | None:
@@ -159,12 +171,12 @@ def notice(result: TargetResult, *, escape: str, dry_run: bool = False) -> str |
             "another spelling, another worker's log, a fingerprinter that reads headers or cookies): the purge "
             "cannot prove that none of them is the purged people's, ")
     if result.lists.get(DROPPED, {}).get(None):
-        return what + (f"so the whole file {'would be' if dry_run else 'was'} dropped (a resumed crawl may fetch "
-                       f"pages it had fetched before; {escape} keeps the others)")
+        return what + (f"so the whole {'set' if result.kind != SEEN else 'file'} {'would be' if dry_run else 'was'} "
+                       f"dropped (a resumed crawl may fetch pages it had fetched before; {escape} keeps the others)")
     return what + f"and they were kept ({escape})"
 
 
-def _ranges(numbers: list[int]) -> list[str]:
+def ranges(numbers: list[int]) -> list[str]:
     """Ascending record numbers as ``"7"`` and ``"3-9"``."""
     out: list[str] = []
     first = last = None

@@ -15,8 +15,9 @@ them atomically, and read one after another, one put back behind the purge's rea
 that moved between the read and its removal is looked for again where it went (a worker that sent it meanwhile
 decided it at send time). An entry that is no request in that format (a pickle set aside in ``KEY:refused``) cannot be
 told whose it is: it is kept, and the purge fails naming how many. The duplicates filter's fingerprints
-(``SPIDER:dupefilter``) are not read. A key that is no such queue, or that does not exist with nothing a crawl of it
-leaves beside it (a typo), fails the purge naming it (:func:`_confirm`).
+(``SPIDER:dupefilter``) and the seeds list are purged after it (:mod:`.sharedseen`). A key that is no such queue,
+or that does not exist with nothing a crawl of it leaves beside it (a typo), fails the purge naming it
+(:func:`_confirm`).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from ..facts import FactReader
 from .common import PurgeFailed, Selection, TargetResult
 from .queued import UNSURE, owner
 
-__all__ = ["parse", "purge_shared_queue", "shown"]
+__all__ = ["glob_literal", "parse", "purge_shared_queue", "shown"]
 
 KIND = "shared-queue"
 
@@ -51,9 +52,13 @@ return out
 _PASSES = 3
 
 
-def purge_shared_queue(spec: str, selection: Selection, *, dry_run: bool = False, own: bool = False) -> TargetResult:
+def purge_shared_queue(spec: str, selection: Selection, *, dry_run: bool = False, own: bool = False,
+                       removed: list[tuple[str | None, dict[str, Any]]] | None = None,
+                       kept: list[dict[str, Any]] | None = None) -> TargetResult:
     """Remove the selected people's entries from the queue ``spec`` names (``REDIS_URL#KEY``). ``own``: the queue
-    is the calling crawl's (its purge on close), so one that is gone was emptied, not mistyped (:func:`_confirm`)."""
+    is the calling crawl's (its purge on close), so one that is gone was emptied, not mistyped (:func:`_confirm`).
+    ``removed`` gets (whose, request) of each entry removed, ``kept`` each request left (their fingerprints are
+    told apart in the dupefilter, :mod:`.sharedseen`)."""
     url, key = parse(spec)
     result = TargetResult(shown(spec), KIND)
     try:
@@ -68,24 +73,30 @@ def purge_shared_queue(spec: str, selection: Selection, *, dry_run: bool = False
         snapshot = client.register_script(_SNAPSHOT)
         for _ in range(_PASSES):  # again while entries of theirs moved under the purge (a worker's pop, put-back)
             result.kept, unreadable, moved = 0, 0, 0
+            left: list[dict[str, Any]] = []
             for name, entries in _places(key, _read(client, snapshot, key)):
                 for number, (field, raw) in enumerate(entries, 1):
-                    who = _whose(raw, selection, reader)
+                    who, request = _whose(raw, selection, reader)
                     if who == _UNREADABLE:
                         unreadable += 1
                         continue
                     if who is None:
                         result.kept += 1
+                        left.append(request)
                         continue
                     if not (dry_run or (client.zrem(name, raw) if field is None else client.hdel(name, field))):
                         moved += 1  # read again: found where it went (a worker that sent it decided it then)
                         continue
                     where = f"{name}#{number}"
                     result.remove(None if who == UNSURE else who, where, raw)
+                    if removed is not None:
+                        removed.append((None if who == UNSURE else who, request))
                     if who == UNSURE:
                         unsure.append(where)
             if not moved:
                 break
+        if kept is not None:
+            kept += left
     except redis.ResponseError as exc:  # its first word is Redis's error code (WRONGTYPE, NOPERM): no credential
         raise PurgeFailed(f"Redis refused to read the queue: {str(exc).partition(' ')[0]}") from None
     except redis.RedisError as exc:
@@ -113,7 +124,7 @@ def _confirm(client: Any, key: str, own: bool) -> None:
     kind = client.type(key).decode()
     places = [(key, kind), (f"{key}:refused", client.type(f"{key}:refused").decode())]
     places += [(name.decode("utf-8", "replace"), client.type(name).decode())
-               for name in client.scan_iter(match=f"{_glob(key)}:inflight:*", count=1000)]
+               for name in client.scan_iter(match=f"{glob_literal(key)}:inflight:*", count=1000)]
     for name, held in places:
         wanted = "hash" if ":inflight:" in name[len(key):] else "zset"
         if held not in (wanted, "none"):
@@ -124,7 +135,7 @@ def _confirm(client: Any, key: str, own: bool) -> None:
         return
     spider, sep, last = key.rpartition(":")
     beside = [f"{key}:*"] + ([f"{spider}:dupefilter"] if sep and last == "requests" else [])
-    if any(True for _ in client.scan_iter(match=f"{_glob(key)}:*", count=1000)) \
+    if any(True for _ in client.scan_iter(match=f"{glob_literal(key)}:*", count=1000)) \
             or (len(beside) > 1 and client.exists(beside[1])):
         return
     raise PurgeFailed(f"no key {key!r} in this Redis database, nor any a crawl of that queue leaves beside it "
@@ -135,15 +146,15 @@ def _confirm(client: Any, key: str, own: bool) -> None:
 _UNREADABLE = "(unreadable)"
 
 
-def _whose(raw: bytes, selection: Selection, reader: FactReader) -> str | None:
-    """Whose an entry is (:func:`.queued.owner`), or :data:`_UNREADABLE`."""
+def _whose(raw: bytes, selection: Selection, reader: FactReader) -> tuple[str | None, dict[str, Any]]:
+    """Whose an entry is (:func:`.queued.owner`), or :data:`_UNREADABLE`, and the request it holds."""
     try:
         request = serializer.loads(raw)
         if not isinstance(request, dict) or not isinstance(request.get("url"), str):
             raise serializer.UnreadableEntry("not a request")
-        return owner(request, selection, reader, len(raw))
+        return owner(request, selection, reader, len(raw)), request
     except (serializer.UnreadableEntry, PurgeFailed):
-        return _UNREADABLE
+        return _UNREADABLE, {}
 
 
 def _read(client: Any, snapshot: Any, key: str) -> list[Any]:
@@ -151,7 +162,7 @@ def _read(client: Any, snapshot: Any, key: str) -> list[Any]:
     before it; one a ``SCAN`` after it finds that the first did not (a worker's first pop, moving an entry out of
     the queue between the two) means the read is made again: a hash made after the second ``SCAN`` began holds
     only what the read found in the queue."""
-    pattern = f"{_glob(key)}:inflight:*"
+    pattern = f"{glob_literal(key)}:inflight:*"
     names = sorted(set(client.scan_iter(match=pattern, count=1000)))
     while True:
         read = snapshot(keys=[key, f"{key}:refused", *names])
@@ -210,6 +221,6 @@ def shown(spec: str) -> str:
     return f"{urlunsplit((parts.scheme, netloc, parts.path, query, ''))}#{key}"
 
 
-def _glob(key: str) -> str:
+def glob_literal(key: str) -> str:
     """``key`` as a literal in a Redis ``SCAN MATCH`` pattern."""
     return "".join(f"\\{c}" if c in "*?[]\\" else c for c in key)

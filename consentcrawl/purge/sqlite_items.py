@@ -8,7 +8,9 @@ A database with no such table is reported: nothing in it can be told to be anyon
 
 **No byte left.** The delete runs with ``PRAGMA secure_delete=ON``, so SQLite overwrites the deleted cells and
 freed pages (table and index alike) with zeros, and a database in WAL mode is checkpointed and its WAL truncated
-afterwards. SQLite's own transaction is the atomic step (the file is not replaced: a pipeline may hold it open).
+afterwards. What the file keeps of them elsewhere (index samples, full-text tokens, pages freed before the
+purge) is cleared in the same transaction (:mod:`.sqlite_leftovers`). SQLite's own transaction is the atomic
+step (the file is not replaced: a pipeline may hold it open).
 
 **Mentions.** A kept row whose columns name a selected person by their page's URL loses those mentions
 (:mod:`.mentioned`: a column of JSON text is changed as JSON, other text as text) in the same transaction, under
@@ -29,6 +31,7 @@ from typing import Any
 from ..consent.sqlite_files import uri_path
 from .common import PurgeFailed, Selection, TargetResult
 from .mentioned import in_kept, withheld_in_row
+from .sqlite_leftovers import clear_leftovers
 
 __all__ = ["purge_sqlite", "row_bytes"]
 
@@ -104,6 +107,8 @@ def _purge(conn: sqlite3.Connection, result: TargetResult, selection: Selection,
                 conn.executemany(f"DELETE FROM {_quote(table)} WHERE rowid = ?", [(r,) for r in gone])
         for table, columns, kind in others:
             _withhold_in(conn, result, selection, table, columns, kind, dry_run)
+        if not dry_run and (result.count or result.mentions):
+            clear_leftovers(conn, result)  # index samples, full-text tokens, free pages (.sqlite_leftovers)
         if not dry_run:
             conn.execute("COMMIT")
     except BaseException:

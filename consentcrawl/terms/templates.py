@@ -120,8 +120,9 @@ class ProfileTemplate:
 
         Ambiguous: the reading is under the profile prefix but what stands for ``{subject}`` is empty, is not
         all matched by the subject regex, holds bytes that are not UTF-8, or (a query) a parameter the template
-        requires has several values. Several ids (a repeated query parameter) are returned for the caller to
-        compare by key. ``((), False)``: not this template's page.
+        requires has several values, or the id's parameter is written as a list (``id[]=``). Several ids (a
+        repeated query parameter) are returned for the caller to compare by key. ``((), False)``: not this
+        template's page.
         """
         path = self.path
         n = len(path)
@@ -161,6 +162,11 @@ class ProfileTemplate:
     def _match_query(self, params: tuple[tuple[str, str], ...]) -> tuple[tuple[str, ...], bool]:
         name = self.param
         values = [v for k, v in params if caseless(k) == name]
+        if any(caseless(k).startswith(f"{name}[") for k, _ in params):
+            # ``id[]=104``, ``id[0]=104``: PHP, Rails and Express's ``qs`` read the parameter as a list (or a
+            # map) of ids, which an application may read as its one element (``String(["104"])`` is ``"104"``,
+            # ``User.find(["104"])`` finds 104): not one person for sure
+            return (), True
         if not values:
             return (), False
         for required, literal in self.params:
