@@ -7,7 +7,7 @@ put in dashboards and lawyers put in reports, so they never change meaning once 
 from __future__ import annotations
 
 import enum
-import uuid
+import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -38,8 +38,12 @@ class Evidence:
 
 
 def new_decision_id() -> str:
-    """A new random (version 4) UUID as 32 hex digits."""
-    return uuid.uuid4().hex
+    """A new random (version 4, RFC 4122 variant) UUID as 32 hex digits: ``uuid.uuid4().hex`` without the ``UUID``
+    object it builds only to be read back (made for every decision)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40  # version 4
+    raw[8] = raw[8] & 0x3F | 0x80  # variant RFC 4122
+    return raw.hex()
 
 
 

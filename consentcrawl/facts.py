@@ -34,9 +34,17 @@ class Mismatch:
     name: str = "consentcrawl_subject"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class RequestFacts:
-    """Everything the core needs to know about one request, resolved once by :meth:`PolicyEngine.facts`."""
+    """Everything the core needs to know about one request, resolved once by :meth:`PolicyEngine.facts`.
+
+    Not frozen: a request's facts are read several times per response, and a frozen dataclass sets each of these
+    fields through ``object.__setattr__``. Nothing assigns to one after it is made (a changed fact is a new object,
+    ``dataclasses.replace``): each read makes a new object, never shared between requests, and what is kept of one
+    is copied out before any check runs (the consent key) or compared with a fresh read by ``==`` (the send-time
+    change check), so a change in place could only make a request be decided again. Not hashable (``eq`` without
+    ``frozen``): nothing keys by it.
+    """
 
     url: str
     canonical: CanonicalURL

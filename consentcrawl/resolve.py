@@ -43,8 +43,11 @@ _END = re.compile(r"[\s\"'<>&]")
 _patterns: dict[frozenset[str], re.Pattern[str] | None] = {}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Resolved:
+    """What a URL resolves to, kept by :class:`~consentcrawl.facts.FactReader`'s memo and copied into each
+    request's facts; nothing assigns to one after :func:`resolve` makes it."""
+
     canonical: CanonicalURL
     platform: Platform | None
     reading: SubjectReading | None  #: None: on no platform

@@ -181,8 +181,9 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         self.denied_people = DeniedPeople()
         assert crawler.stats is not None
         self.stats = crawler.stats
-        #: the decision that let each request go out (or the response in), with the URL it was made for
-        self._decided: weakref.WeakKeyDictionary[Request, tuple[str, Decision]] = weakref.WeakKeyDictionary()
+        #: the decision that let each request go out (or the response in), with the URL it was made for and the
+        #: copy the spider was handed (:meth:`Decision.for_spider`)
+        self._decided: weakref.WeakKeyDictionary[Request, tuple[str, Decision, Decision]] = weakref.WeakKeyDictionary()
         #: requests whose response said nofollow (by identity: meta copied to the next page must not carry it)
         self.nofollowed: weakref.WeakSet[Request] = weakref.WeakSet()  #: responses whose links go unfollowed
         #: requests whose link check was made by the spider middleware, with the URL it was made for
@@ -226,11 +227,13 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
 
     def decisions_at(self, url: str) -> list[Decision]:
         """The decisions made at ``url`` for requests still alive (a line that names a request only as text)."""
-        return [decision for at, decision in list(self._decided.values()) if at == url]
+        return [decision for at, decision, _ in list(self._decided.values()) if at == url]
 
     def _remember(self, request: Request, url: str, decision: Decision) -> None:
-        self._decided[request] = (url, decision)
-        request.meta[META_DECISION] = decision.for_spider()  # for the spider to read; never read back
+        entry = self._decided.get(request)  # the response phase remembers the send time's decision again, often
+        spider = entry[2] if entry is not None and entry[1] is decision else decision.for_spider()
+        self._decided[request] = (url, decision, spider)
+        request.meta[META_DECISION] = spider  # for the spider to read; never read back
 
     def remember_refusal(self, request: Request, decision: Decision) -> None:
         """A deny that drops ``request`` before it is sent, remembered as a send-time deny is: what reports an error
