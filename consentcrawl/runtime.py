@@ -181,8 +181,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         self.denied_people = DeniedPeople()
         assert crawler.stats is not None
         self.stats = crawler.stats
-        #: the decision that let each request go out (or the response in), with the URL it was made for and the
-        #: copy the spider was handed (:meth:`Decision.for_spider`)
+        #: the decision that let each request go out (or the response in), its URL, and the spider's copy of it
         self._decided: weakref.WeakKeyDictionary[Request, tuple[str, Decision, Decision]] = weakref.WeakKeyDictionary()
         #: requests whose response said nofollow (by identity: meta copied to the next page must not carry it)
         self.nofollowed: weakref.WeakSet[Request] = weakref.WeakSet()  #: responses whose links go unfollowed
