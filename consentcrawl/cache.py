@@ -28,11 +28,6 @@ decide a profile URL exactly as they decide its person).
 Every reused decision is handed out as a new decision with its own id (:func:`renew`), except the link memo's
 repeats, which are the very decision handed out before (the runtime counts them as repeats).
 
-The same rule answers whether a decision already handed out **still allows** at a later time (the response phase's
-last re-ask, the leaving check: ``PolicyEngine.allows_remembered`` and ``allows_remembered_person``): while the
-decision remembered for the same facts or person is valid at that time and version and allows, the answer is yes,
-with nothing handed out (so nothing renewed); otherwise the caller asks for a decision in full.
-
 **Remembered answers** (:meth:`ConsentCache.answer`). The records a store gave for a person, with the version read
 before they were looked up, are used for the next decision about that person (another URL of theirs, their item)
 while the store's version is the same: equal versions promise equal answers. So a person is looked up once per

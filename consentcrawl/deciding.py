@@ -74,11 +74,6 @@ class Decider:
         store = self.store
         return NO_STORE if store is None else StoreAnswers(store.version, store.source)
 
-    def version(self) -> Any:
-        """The store's version now (None without a store, as :data:`NO_STORE` has)."""
-        store = self.store
-        return None if store is None else store.version
-
     def now(self, ask: Callable[[StoreAnswers], _T]) -> _T | Undecided:
         """``ask(answers)`` with nothing looked up: its result, or :data:`UNDECIDED` when it needs a person's
         records that are not remembered at the store's version."""

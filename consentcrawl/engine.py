@@ -130,28 +130,6 @@ class PolicyEngine:
         except Exception as exc:  # noqa: BLE001
             return _failed(facts, exc)
 
-    def allows_remembered(self, facts: RequestFacts, now: datetime, version: Any) -> bool:
-        """Whether the consent decision remembered for ``facts`` still allows them at ``now`` (a later time than
-        ``facts.now``) and store ``version``, by the cache's rule, with no refusal overruling it. False is no deny:
-        nothing valid is remembered, or it does not allow; ask :meth:`decide_consent` with facts read at ``now``.
-        Nothing is handed out, so nothing is renewed: the caller keeps the decision it holds."""
-        made = self.cache.recall(self.cache.decisions, consent_key(facts), facts.platform, now, version)
-        return self._still_allows(made, facts.purpose)
-
-    def allows_remembered_person(self, platform_name: str | None, subject: str, purpose: str, now: datetime,
-                                 version: Any) -> bool:
-        """:meth:`allows_remembered` for a person (the leaving check): the decision :meth:`decide_subject` remembered
-        for them, if valid at ``now`` and ``version``. False: ask :meth:`decide_subject`."""
-        platform = self.platforms.get(platform_name) if platform_name else None
-        if platform is None or platform.subject_conflict(subject):
-            return False
-        key = (platform.name, platform.subject_key(subject), purpose)
-        return self._still_allows(self.cache.recall(self.cache.people, key, platform, now, version), purpose)
-
-    def _still_allows(self, made: Made | None, purpose: str) -> bool:
-        """Whether a remembered decision (None: none valid) allows, with no refusal overruling it."""
-        return made is not None and made.decision.allowed and self._overrule(made.decision, purpose) is made.decision
-
     def decide_link(self, url: str, purpose: str, now: datetime, answers: StoreAnswers) -> tuple[Decision, str, bool]:
         """:meth:`decide_consent` for a URL as a page links it, remembered by the URL string as written.
 

@@ -4,9 +4,8 @@ The guard pipeline decides an item first, before any other pipeline sees it. The
 before the item reaches ``item_scraped`` and the feeds: a media pipeline downloads the item's files (behind the
 origin's ``Crawl-delay``, within ``DOWNLOAD_TIMEOUT``), a pipeline of the project's own awaits a service. A person
 who withdraws meanwhile (or whose grant, or the platform's, ends) must not have the item written. So the add-on puts
-this pipeline after every other one, and it asks the person's records again, at that time: the decision remembered
-for the person while nothing changed (the store's version, the validity spans: the cache's rule), with no lookup
-and no new decision (:meth:`~consentcrawl.engine.PolicyEngine.allows_remembered_person`).
+this pipeline after every other one, and it asks the person's records again, at that time: a remembered answer
+while nothing changed (the store's version, the validity spans), with no lookup.
 
 Whose the item is, it reads as the guard left it: the subject field, else the person its provenance names (the
 guard wrote there the person of the page it came from). An item that carries neither (an ``Item`` class without
@@ -47,11 +46,8 @@ class ConsentLeavingPipeline(RuntimeComponent):
             return item  # no one's, or a person the guard knew by the item's identity only
         platform = one_value(adapter.get("platform")) or provenance.get("platform")
         now = runtime.config.now()
-        platform = platform if isinstance(platform, str) else None
-        if runtime.engine.allows_remembered_person(platform, str(subject), config.purpose, now,
-                                                   runtime.decider.version()):
-            return item  # the guard's decision (or the profile's), still valid by the cache's rule
-        decision = await runtime.decider.decide_subject(platform, str(subject), config.purpose, now)
+        decision = await runtime.decider.decide_subject(platform if isinstance(platform, str) else None,
+                                                        str(subject), config.purpose, now)
         if decision.allowed:
             return item
         runtime.record(decision, provenance.get("url"), None, "item", time=now)

@@ -187,8 +187,8 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
         self.nofollowed: weakref.WeakSet[Request] = weakref.WeakSet()  #: responses whose links go unfollowed
         #: requests whose link check was made by the spider middleware, with the URL it was made for
         self._link_checked: weakref.WeakKeyDictionary[Request, str] = weakref.WeakKeyDictionary()
-        #: the facts each request's last send-time allow was made for (:meth:`as_decided`, stillallowed.py)
-        self.send_facts: weakref.WeakKeyDictionary[Request, RequestFacts] = weakref.WeakKeyDictionary()
+        #: the facts each request's last send-time allow was made for (:meth:`as_decided`)
+        self._send_facts: weakref.WeakKeyDictionary[Request, RequestFacts] = weakref.WeakKeyDictionary()
         #: Scrapy filters by level in its handler, not on the logger: skip building DEBUG lines nobody keeps
         self._debug = crawler.settings.get("LOG_LEVEL", "DEBUG") in ("DEBUG", logging.DEBUG)
         self._turn_scheduled = False
@@ -322,7 +322,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
             if facts is None or not decision.allowed or self.facts_for(request, request.url, now)[0] == facts:
                 self._remember(request, url, decision)
                 if facts is not None and decision.allowed:
-                    self.send_facts[request] = facts
+                    self._send_facts[request] = facts
                 return decision
             self.send_deferred(decision, request, 0.0)  # changed while decided: this allow does not go
         decision = self.record(deny(Stage.ERROR, "error.internal", evidence=(Evidence("error", request.url, {
@@ -334,7 +334,7 @@ class ConsentRuntime(LinkScheduling, DecisionRecording, SideFetching):
     def as_decided(self, request: Request) -> bool:
         """Whether the request still reads as the facts its last send-time allow was made for: a caller that awaits
         anything between that allow and the send asks it before sending (the request may have changed)."""
-        facts = self.send_facts.get(request)
+        facts = self._send_facts.get(request)
         return facts is not None and self.facts_for(request, request.url, facts.now)[0] == facts
 
     def person_of(self, request: Request) -> tuple[str, str] | None:

@@ -7,12 +7,6 @@ meanwhile. The response phase then hands the page to the HTTP cache and the call
 denied by then must reach neither. So the response phase's allow is asked again, as its last step, of the consent
 checks for the request's facts at that time (robots.txt and the site's files govern fetching, which is done). While
 nothing changed (the store's version, the validity spans) that is a remembered answer, with no lookup.
-
-The page was fetched with the request as it was sent: for the send time's own allow of that URL, the question is
-asked of the facts that allow was made for (kept by the runtime), and the consent decision remembered for them
-answers it while still valid (:meth:`~consentcrawl.engine.PolicyEngine.allows_remembered`, the cache's rule at the
-time now), with no new read of the request and no new decision. Anything else (no such facts, another URL, nothing
-valid remembered) is asked in full, of the request's facts read now.
 """
 
 from __future__ import annotations
@@ -32,11 +26,6 @@ async def still_allowed(runtime: ConsentRuntime, request: Request, url: str, dec
     """``decision`` (the response phase's allow for ``request``'s page at ``url``) if the page's person and
     platform still allow it now, else the deny that stands now, recorded in the response phase."""
     now = runtime.config.now()
-    sent = runtime.send_facts.get(request)
-    if sent is not None and sent.url == url and (
-            (sent.platform is None and sent.subject is None)
-            or runtime.engine.allows_remembered(sent, now, runtime.decider.version())):
-        return decision
     facts, unread = runtime.facts_for(request, url, now)
     if facts is None:  # it was read a moment ago: a request changed since into one that cannot be read
         assert unread is not None

@@ -60,8 +60,6 @@ actions = st.one_of(
     st.tuples(st.just("item"), st.sampled_from(PEOPLE), times),
     st.tuples(st.just("add"), records),
     st.tuples(st.just("robots"), st.integers(0, len(ROBOTS) - 1), times),
-    st.tuples(st.just("still"), st.sampled_from(URLS), times, times, st.sampled_from([None, "microblog:1001"])),
-    st.tuples(st.just("still-person"), st.sampled_from(PEOPLE), times, times),
 )
 
 
@@ -186,19 +184,6 @@ def test_a_cached_engine_decides_what_an_uncached_one_decides(kind: str, order: 
             if repeat:
                 assert mine is handed_out[url]
             handed_out[url] = mine
-        elif action == "still":  # a page sent at ``sent``, its allow asked again at ``now`` (stillallowed.py)
-            _, url, sent, now, subject = step
-            facts = cached.facts(url, "research", sent, subject)
-            if cached.decide(facts, robots).allowed:
-                again = cached.engine.allows_remembered(facts, now, cached.decider.version())
-                theirs = uncached.decide_consent(uncached.facts(url, "research", now, subject))
-                assert not again or theirs.allowed  # yes only where a decision made anew allows
-        elif action == "still-person":  # an item kept at ``kept``, asked again as it leaves at ``now`` (leaving.py)
-            _, person, kept, now = step
-            if cached.decide_subject("microblog", person, "research", kept).allowed:
-                again = cached.engine.allows_remembered_person("microblog", person, "research", now,
-                                                               cached.decider.version())
-                assert not again or uncached.decide_subject("microblog", person, "research", now).allowed
         else:
             _, person, now = step
             mine = cached.decide_subject("microblog", person, "research", now)
