@@ -7,9 +7,11 @@ who withdraws meanwhile (or whose grant, or the platform's, ends) must not have 
 this pipeline after every other one, and it asks the person's records again, at that time: a remembered answer
 while nothing changed (the store's version, the validity spans), with no lookup.
 
-Whose the item is, it reads as the guard left it: the subject field, else the person its provenance names (the
-guard wrote there the person of the page it came from). An item that carries neither (an ``Item`` class without
-those fields, kept on its page's person by identity, :mod:`consentcrawl.itempages`) is not asked again.
+Whose the item is, it reads as the guard does (:func:`~consentcrawl.itemperson.item_person`): the subject field,
+else the person its provenance names (the page it came from), on the item's platform field, else its page's. An
+item a pipeline between made name another platform than its page's, or several people, is denied as the guard
+would deny it. An item that carries neither person (an ``Item`` class without those fields, kept on its page's
+person by identity, :mod:`consentcrawl.itempages`) is not asked again.
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from typing import Any
 
 from itemadapter import ItemAdapter
 
+from .decision import Stage, deny
 from .deniedpeople import item_judged, item_reason
+from .itemperson import item_person
 from .onevalue import one_value
 from .pipelines import drop
 from .runtime import RuntimeComponent
@@ -37,17 +41,19 @@ class ConsentLeavingPipeline(RuntimeComponent):
             return item
         config = runtime.config
         adapter: Any = item if type(item) is dict else ItemAdapter(item)
+        names = item.keys() if adapter is item else adapter.field_names()
         provenance = adapter.get(config.provenance_field) if config.provenance_field else None
         provenance = provenance if isinstance(provenance, dict) else {}
-        subject = one_value(adapter.get(config.subject_field)) if config.subject_field else None
-        if subject in (None, ""):
-            subject = provenance.get("subject")
-        if subject in (None, ""):
+        person = item_person(adapter, names, config.subject_field, one_value(adapter.get(config.subject_field)),
+                             provenance)
+        if person is None:
             return item  # no one's, or a person the guard knew by the item's identity only
-        platform = one_value(adapter.get("platform")) or provenance.get("platform")
         now = runtime.config.now()
-        decision = await runtime.decider.decide_subject(platform if isinstance(platform, str) else None,
-                                                        str(subject), config.purpose, now)
+        if person.cause is not None:  # a later pipeline made it undecidable: denied, as the guard would have
+            decision = deny(Stage.SUBJECT, person.reason, platform=person.stamped, evidence=(person.cause,))
+        else:
+            decision = await runtime.decider.decide_subject(person.platform, str(person.subject), config.purpose,
+                                                            now)
         if decision.allowed:
             return item
         runtime.record(decision, provenance.get("url"), None, "item", time=now)
