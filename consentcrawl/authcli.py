@@ -273,7 +273,7 @@ def _located(error: ConfigError, keep: set[str]) -> str:
 
 def _validate_sqlite(args: argparse.Namespace) -> int:
     from .consent.sqlite import SQLiteStore
-    from .consent.sqlite_format import miscounted
+    from .consent.sqlite_format import checked_rows
 
     platforms = _platforms_for(args)
     store = SQLiteStore(args.source, platforms.platforms)  # a store that does not open is a ConfigError
@@ -282,8 +282,7 @@ def _validate_sqlite(args: argparse.Namespace) -> int:
         try:
             problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
             if problems == ["ok"] and store._contents.counted:  # a row lost in a way SQLite cannot see
-                lost = miscounted(conn.execute("SELECT id, platform, subject, person_rows FROM records ORDER BY id"),
-                                  store._contents.keyfns)
+                lost = checked_rows(conn, store._contents, "id, platform, subject")
                 problems = ["ok"] if lost is None else [f"damaged: {lost}"]
         finally:
             conn.close()
