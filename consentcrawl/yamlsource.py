@@ -25,8 +25,8 @@ from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from .errors import ConfigError
 from .purposes import KNOWN_PURPOSES
 
-__all__ = ["Node", "NodeReader", "decode_text", "did_you_mean", "load_yaml", "parse_yaml", "read_text", "to_utc",
-           "type_name"]
+__all__ = ["Node", "NodeReader", "decode_text", "did_you_mean", "load_yaml", "not_utf8", "parse_yaml", "read_text",
+           "to_utc", "type_name"]
 
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
@@ -72,8 +72,14 @@ def decode_text(data: bytes, source: str) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ConfigError(f"file is not valid UTF-8 (byte {exc.start})", source, line) from exc
+        raise not_utf8(source, data, exc) from exc
+
+
+def not_utf8(source: str, data: bytes, exc: UnicodeDecodeError, offset: int = 0, line: int = 1) -> ConfigError:
+    """The error for bytes that are not UTF-8: ``exc`` from decoding ``data``, a part of the file that starts at
+    byte ``offset`` on line ``line`` (a reader that decodes the file in chunks)."""
+    line += data[: exc.start].count(b"\n")
+    return ConfigError(f"file is not valid UTF-8 (byte {offset + exc.start})", source, line)
 
 
 #: a document nested deeper than the parser recurses (no configuration needs more than a few levels)

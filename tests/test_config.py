@@ -670,3 +670,21 @@ def test_authorization_file_type_and_unreadable(tmp_path: Path, platforms: Platf
     for name in ("missing.yaml", "missing.csv", "missing.jsonl"):
         missing = tmp_path / name
         config_error(missing, None, "cannot read file", call=lambda m=missing: load_authorizations(m, platforms))
+
+
+def test_bytes_not_utf8_past_the_first_chunk_name_their_byte_and_line(tmp_path: Path,
+                                                                       platforms: PlatformRegistry) -> None:
+    """The authorizations YAML is decoded in 64 KiB chunks as it is read, the platforms YAML whole: both name the
+    byte and line of the first bytes that are not UTF-8, counted from the start of the file."""
+    padding = b"# a comment line to fill the first chunk of the file\n" * 2000  # > 64 KiB
+    auth = tmp_path / "auth.yaml"
+    head = b"authorizations:\n" + padding + b"  - platform: microblog\n    subject: \""
+    auth.write_bytes(head + b"caf\xe9\"\n")
+    byte, line = len(head) + 3, head.count(b"\n") + 1
+    config_error(auth, line, f"file is not valid UTF-8 (byte {byte})",
+                 call=lambda: load_authorizations(auth, platforms))
+    plat = tmp_path / "p.yaml"
+    head = b"platforms:\n" + padding + b"  mb:\n    domains: [b"
+    plat.write_bytes(head + b"\xfccher.example]\n")
+    config_error(plat, head.count(b"\n") + 1, f"file is not valid UTF-8 (byte {len(head)})",
+                 call=lambda: load_platforms(plat))

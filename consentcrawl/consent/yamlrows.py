@@ -30,7 +30,16 @@ from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
 from ..errors import ConfigError
-from ..yamlsource import NESTED_TOO_DEEPLY, Node, _Builder, _mark_line, _syntax_message, did_you_mean, type_name
+from ..yamlsource import (
+    NESTED_TOO_DEEPLY,
+    Node,
+    _Builder,
+    _mark_line,
+    _syntax_message,
+    did_you_mean,
+    not_utf8,
+    type_name,
+)
 
 __all__ = ["yaml_rows"]
 
@@ -92,8 +101,7 @@ def _not_utf8(source: str) -> ConfigError | None:
                 try:
                     decoder.decode(chunk)
                 except UnicodeDecodeError as exc:
-                    line += chunk[: exc.start].count(b"\n")
-                    return ConfigError(f"file is not valid UTF-8 (byte {offset + exc.start})", source, line)
+                    return not_utf8(source, chunk, exc, offset, line)
                 line, offset = line + chunk.count(b"\n"), offset + len(chunk)
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
