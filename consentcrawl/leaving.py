@@ -10,8 +10,9 @@ while nothing changed (the store's version, the validity spans), with no lookup.
 Whose the item is, it reads as the guard does (:func:`~consentcrawl.itemperson.item_person`): the subject field,
 else the person its provenance names (the page it came from), on the item's platform field, else its page's. An
 item a pipeline between made name another platform than its page's, or several people, is denied as the guard
-would deny it. An item that carries neither person (an ``Item`` class without those fields, kept on its page's
-person by identity, :mod:`consentcrawl.itempages`) is not asked again.
+would deny it. An item that says neither (an ``Item`` class without those fields, kept on its page's person by
+identity, :mod:`consentcrawl.itempages`; or one a pipeline between took them out of) is asked again about the
+person the guard allowed it on.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 from itemadapter import ItemAdapter
 
 from .decision import Stage, deny
-from .deniedpeople import item_judged, item_reason
+from .deniedpeople import item_allowed_person, item_judged, item_reason
 from .itemperson import item_person
 from .onevalue import one_value
 from .pipelines import drop
@@ -46,10 +47,14 @@ class ConsentLeavingPipeline(RuntimeComponent):
         provenance = provenance if isinstance(provenance, dict) else {}
         person = item_person(adapter, names, config.subject_field, one_value(adapter.get(config.subject_field)),
                              provenance)
-        if person is None:
-            return item  # no one's, or a person the guard knew by the item's identity only
+        allowed_on = item_allowed_person()
+        if person is None and allowed_on is None:
+            return item  # no one's
         now = runtime.config.now()
-        if person.cause is not None:  # a later pipeline made it undecidable: denied, as the guard would have
+        if person is None:  # it does not say whose it is (any more): the person the guard allowed it on
+            assert allowed_on is not None
+            decision = await runtime.decider.decide_subject(*allowed_on, config.purpose, now)
+        elif person.cause is not None:  # a later pipeline made it undecidable: denied, as the guard would have
             decision = deny(Stage.SUBJECT, person.reason, platform=person.stamped, evidence=(person.cause,))
         else:
             decision = await runtime.decider.decide_subject(person.platform, str(person.subject), config.purpose,

@@ -1,16 +1,19 @@
 """The leaving check reads an item's person as the guard pipeline does (consentcrawl/itemperson.py).
 
 A pipeline between the guard and the leaving check may change the item. The leaving check used to read the item's
-person more simply than the guard: the platform field as it stood, never against its page's. Judged by the feed,
+person more simply than the guard: the platform field as it stood, never against its page's; and an item the guard
+kept on its page's person by identity (it cannot say whose it is) was not asked again at all. Judged by the feed,
 the items scraped and the audit log.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl_demo.server import LocalServer, LoggedRequest, Response
@@ -88,3 +91,54 @@ async def test_a_platform_a_later_pipeline_rewrote_is_not_asked_instead_of_the_p
     assert allowed == {"101", "102"}, result.audit  # control: the guard let both in, on the people platform
     item_denials = [e for e in result.audit if e.get("phase") == "item" and e.get("verdict") == "deny"]
     assert [e["reason"] for e in item_denials] == ["subject.mismatch"] * 2, item_denials
+
+
+@dataclass
+class Card:
+    """An item class of the project's that names no one and has no provenance field: kept on its page's person by
+    identity (itempages.py)."""
+
+    name: str | None = None
+    file_urls: list[str] = field(default_factory=list)
+    files: list[Any] = field(default_factory=list)
+
+
+class CardLogic(AvatarLogic):
+    def parse(self, response: scrapy.http.Response) -> Any:
+        self.seen.append(response.url)
+        person = response.url.rsplit("/", 1)[-1]
+        yield Card(response.css(".name::text").get(), [f"{BASE}/files/avatar-{person}.png"])
+
+
+@deferred_f_from_coro_f
+async def test_an_item_kept_on_its_page_by_identity_is_asked_again_as_it_leaves(
+        tmp_path: Path, monkeypatch: Any) -> None:
+    """Fixed. An item that names no one and cannot carry its provenance (a dataclass without those fields) is kept
+    on its page's person by identity. 101 withdrew while ``FilesPipeline`` fetched their avatar, and their card was
+    written to the feed: the leaving check found no person in it. It now asks about the person the guard allowed
+    the item on."""
+    feed = tmp_path / "items.jsonl"
+    settings = people_settings(tmp_path, FILES_STORE=str(tmp_path / "files"),
+                               ITEM_PIPELINES={"scrapy.pipelines.files.FilesPipeline": 1},
+                               FEEDS={str(feed): {"format": "jsonlines"}})
+    path = Path(settings["CONSENTCRAWL_AUTHORIZATIONS"])
+
+    def avatar(request: LoggedRequest) -> Response:
+        if "avatar-101" in request.path:
+            with path.open("a") as f:
+                f.write(_record("people", "101", revoked_at=iso(time.time())))
+            return Response(200, {"Content-Type": "image/png"}, b"\x89PNG 101", delay=SLOW)
+        return Response(200, {"Content-Type": "image/png"}, b"\x89PNG 102")
+
+    app = LenientPeople()
+    app.pages["/files/avatar-101.png"] = app.pages["/files/avatar-102.png"] = avatar
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", CardLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
+                             urls=[f"{BASE}/u/101", f"{BASE}/u/102"], follow_links=False)
+    assert {"/files/avatar-101.png", "/files/avatar-102.png"} <= {s.path for s in app.served}, app.describe()
+    written = feed.read_text()
+    assert secret_name("102") in written, f"control: 102's card is not in the feed: {written!r}"
+    assert secret_name("101") not in written, "the withdrawn person's card was written to the feed"
+    [deny] = [e for e in result.audit if e.get("phase") == "item" and e.get("verdict") == "deny"]
+    assert deny["reason"] == "subject.revoked" and deny["subject"] == "101", deny
+    assert result.stats.get("consentcrawl/items/denied_leaving") == 1, result.stats
