@@ -38,6 +38,7 @@ from .pipelines import ConsentGuardPipeline
 from .purge.joblock import JobdirLock, can_lock
 from .purge.onclose import PurgeOnClose
 from .runtime import CONFIG_ERROR_REASON, config_error, refuse_to_start, release_failed_start
+from .settings import copied_from
 from .viewing import refuse_to_open
 
 if TYPE_CHECKING:
@@ -76,7 +77,8 @@ _HANDLERS = {"http": ConsentHTTPDownloadHandler, "https": ConsentHTTPSDownloadHa
 
 def _path(obj: object) -> Any:
     """A component's import path; a value that is neither a path nor a class (``LOG_FORMATTER = 5``) as it is, for
-    the setting it is handed to to refuse in one line (``CONSENTCRAWL_LOG_FORMATTER: 5 is not an import path``)."""
+    the setting it is handed to to refuse in one line, naming the user's setting (``LOG_FORMATTER: 5 is not an import
+    path``, :func:`~consentcrawl.settings.set_as`)."""
     if isinstance(obj, str):
         return obj
     module, name = getattr(obj, "__module__", None), getattr(obj, "__qualname__", None)
@@ -203,6 +205,7 @@ class Addon:
             if existing is not None and _path(existing) not in (_path(h) for h in _HANDLERS.values()):
                 if settings.get(FALLBACK_SETTINGS[scheme]) is None:
                     settings.set(FALLBACK_SETTINGS[scheme], _path(existing), "addon")
+                    copied_from(settings, FALLBACK_SETTINGS[scheme], f"DOWNLOAD_HANDLERS[{scheme!r}]", "addon")
             handlers = settings["DOWNLOAD_HANDLERS"]
             handlers.set(scheme, _path(ours), max(handlers.getpriority(scheme) or 0, SETTINGS_PRIORITIES["addon"]))
 
@@ -225,6 +228,7 @@ class Addon:
         existing = settings.get("LOG_FORMATTER")
         if existing is not None and _path(existing) != ours and settings.get("CONSENTCRAWL_LOG_FORMATTER") is None:
             settings.set("CONSENTCRAWL_LOG_FORMATTER", _path(existing), "addon")
+            copied_from(settings, "CONSENTCRAWL_LOG_FORMATTER", "LOG_FORMATTER", "addon")
         settings.set("LOG_FORMATTER", ours, _top(settings, "LOG_FORMATTER"))
 
     def _guard_first(self, settings: BaseSettings) -> None:

@@ -4,10 +4,7 @@
   writable store (``sqlite:///PATH``, ``redis://...``), all or nothing. A new (or empty) SQLite store is built by
   the bulk importer, with a progress bar; records added to a store that holds some are checked one by one against
   it. Importing a withdrawal into the store a crawl is using is how an operator stops collection live.
-- ``validate SRC``: every error of a file, each with its file and line (exit 1 when there is one), without
-  stopping at the first, and a warning for each grant written with an id servers compare differently (``straße``:
-  it grants nothing, see ``Platform.subject_conflict``); an SQLite store is opened as a crawl opens it and checked
-  page by page.
+- ``validate SRC``: every error of a file, or what is wrong with an SQLite store (:mod:`consentcrawl.authvalidate`).
 - ``show PLATFORM:SUBJECT``: one person's records and, for each purpose, whether they allow collection now.
 - ``stats SRC``: counts by platform and purpose, withdrawn and expired records, and the store's version.
 
@@ -33,6 +30,7 @@ EXIT_OK, EXIT_FOUND, EXIT_USAGE = 0, 1, 2
 
 def add_authorizations(sub: Any) -> None:
     """The ``authorizations`` command and its actions."""
+    from .authvalidate import cmd_validate
     parser = sub.add_parser("authorizations", help="manage authorization stores")
     actions = parser.add_subparsers(dest="action", required=True)
 
@@ -225,78 +223,6 @@ def _ticking(records: Any, tick: Any) -> Any:
         if count % 10_000 == 0:
             tick(count)
         yield record
-
-
-# -- validate -------------------------------------------------------------------------------------------------------
-
-
-def cmd_validate(args: argparse.Namespace) -> int:
-    _local(args.source, "validate")
-    if _is_sqlite(args.source):
-        return _validate_sqlite(args)
-    from .consent.formats import open_validator
-    from .consent.reading import open_hashed
-
-    platforms = _platforms_for(args)
-    errors: list[ConfigError] = []
-    validator = open_validator(args.source, platforms)
-    try:
-        raw, buffered = open_hashed(args.source)
-    except OSError as exc:
-        raise ConfigError(f"cannot read file: {exc.strerror or exc}", args.source) from None
-    count = 0
-    idle: list[str] = []
-    with raw:
-        for record in validator.records(buffered, errors):
-            count += 1
-            if record.revoked_at is None and not record.subject.isascii():
-                platform = platforms.get(record.platform)
-                if platform is not None and platform.subject_conflict(record.subject):
-                    idle.append(f"{record.source}: warning: the subject ('…') is an id that servers comparing ids "
-                                f"by case folding and by lower() read as different accounts: on the case-insensitive "
-                                f"platform {record.platform!r} this grant grants nothing (docs/reasons.md#subject)")
-    keep = config_words(platforms)
-    for error in errors:
-        print(_located(error, keep))
-    for line in idle:  # valid, and fail closed in a crawl: said so the operator learns why nothing is collected
-        print(line)
-    verdict = "valid" if not errors else f"{len(errors)} error(s)"
-    grants = f"; {len(idle)} grant(s) that grant nothing" if idle else ""
-    print(f"{args.source}: {count} valid record(s){grants}; {verdict}", file=sys.stderr)
-    return EXIT_FOUND if errors else EXIT_OK
-
-
-def _located(error: ConfigError, keep: set[str]) -> str:
-    where = f"{error.source}:{error.line}" if error.line is not None else f"{error.source}"
-    return f"{where}: {redact(error.message, keep)}"
-
-
-def _validate_sqlite(args: argparse.Namespace) -> int:
-    from .consent.sqlite import SQLiteStore
-    from .consent.sqlite_format import miscounted
-
-    platforms = _platforms_for(args)
-    store = SQLiteStore(args.source, platforms.platforms)  # a store that does not open is a ConfigError
-    try:
-        conn = sqlite3.connect(f"file:{Path(store.path).resolve()}?mode=ro", uri=True)
-        try:
-            problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
-            if problems == ["ok"] and store._contents.counted:  # a row lost in a way SQLite cannot see
-                lost = miscounted(conn.execute("SELECT id, platform, subject, person_rows FROM records ORDER BY id"),
-                                  store._contents.keyfns)
-                problems = ["ok"] if lost is None else [f"damaged: {lost}"]
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        problems = [f"{type(exc).__name__}: {exc}"]
-    finally:
-        store.close()
-    if problems != ["ok"]:
-        for problem in problems:
-            print(f"{args.source}: {problem}")
-        return EXIT_FOUND
-    print(f"{args.source}: valid ({store.records} record(s) of {store.keys} people)", file=sys.stderr)
-    return EXIT_OK
 
 
 # -- show -----------------------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from contextvars import ContextVar, Token
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from .deciding import Undecided
@@ -188,16 +188,31 @@ def _site_reason(runtime: ConsentRuntime, facts: RequestFacts) -> str | None:
 
 # -- the item being processed ------------------------------------------------------------------------------------
 
-_ITEM: ContextVar[list[str | None] | None] = ContextVar("consentcrawl_item_verdict", default=None)
+#: the item being processed: [the guard's verdict (see item_reason), the person it allowed the item on or None]
+_ITEM: ContextVar[list[Any] | None] = ContextVar("consentcrawl_item_verdict", default=None)
 
 
-def judging_item() -> Token[list[str | None] | None]:
+def judging_item() -> Token[list[Any] | None]:
     """An item goes to the pipelines: until the guard says otherwise it is ``undecided``; reset with the token."""
-    return _ITEM.set([UNDECIDED])
+    return _ITEM.set([UNDECIDED, None])
 
 
-def done_judging(token: Token[list[str | None] | None]) -> None:
+def done_judging(token: Token[list[Any] | None]) -> None:
     _ITEM.reset(token)
+
+
+def item_allowed_on(platform: str, subject: str) -> None:
+    """The person the guard allowed the item being processed on: the leaving check asks them again when the item
+    no longer says whose it is, or never could (an item class without those fields, kept on its page by identity)."""
+    verdict = _ITEM.get()
+    if verdict is not None:
+        verdict[1] = (platform, subject)
+
+
+def item_allowed_person() -> tuple[str, str] | None:
+    """The person :func:`item_allowed_on` gave for the item being processed; None for none, or no item."""
+    verdict = _ITEM.get()
+    return verdict[1] if verdict is not None else None
 
 
 def item_judged(reason: str | None) -> None:

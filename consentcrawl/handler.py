@@ -181,6 +181,15 @@ class ConsentDownloadHandler:
         timeout = request.meta.get("download_timeout")
         return timeout + self.spacing.horizon if isinstance(timeout, (int, float)) and timeout > 0 else None
 
+    async def _keep_slot_delay(self, request: Request, runtime: ConsentRuntime | None = None,
+                               stat: str | None = None) -> None:
+        """The wait a request sent past its download slot's queue owes the slot's ``DOWNLOAD_DELAY`` schedule (its
+        place in it reserved now), counted in ``stat`` when it waits."""
+        if (wait := reserve_slot_delay(self.crawler, request)) > 0:
+            if runtime is not None and stat is not None:
+                runtime.count(stat)
+            await asyncio.sleep(wait)
+
     async def _send_own(self, runtime: ConsentRuntime, request: Request) -> Response:
         """One of our side requests (robots.txt, a signal file): decided again, past the slot queues in its slot's
         ``DOWNLOAD_DELAY`` schedule, in its origin's ``Crawl-delay`` turn (robots.txt's own fetch excepted).
@@ -199,9 +208,7 @@ class ConsentDownloadHandler:
                 if waited:
                     runtime.count("consentcrawl/crawl_delay/waited")
                 # past the slot's queue (sidedownload.py), in its DOWNLOAD_DELAY schedule: a wait on the clock alone
-                if (slot_wait := reserve_slot_delay(self.crawler, request)) > 0:
-                    runtime.count("consentcrawl/side_requests/slot_delay_waited")
-                    await asyncio.sleep(slot_wait)
+                await self._keep_slot_delay(request, runtime, "consentcrawl/side_requests/slot_delay_waited")
                 if runtime.distributed is not None and origin is not None:
                     await side_shared(runtime, request, origin, delay,
                                       functools.partial(self.spacing.off_the_clock, origin, delay))
@@ -345,8 +352,7 @@ class ConsentDownloadHandler:
         self._actors.add(actor)
 
         async def send(request: Request) -> Response:  # past the slot queues, not past the slot's delay
-            if (wait := reserve_slot_delay(self.crawler, request)) > 0:
-                await asyncio.sleep(wait)
+            await self._keep_slot_delay(request)
             return await self._send(runtime, request)
 
         response: Response | None = None

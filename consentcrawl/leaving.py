@@ -7,9 +7,12 @@ who withdraws meanwhile (or whose grant, or the platform's, ends) must not have 
 this pipeline after every other one, and it asks the person's records again, at that time: a remembered answer
 while nothing changed (the store's version, the validity spans), with no lookup.
 
-Whose the item is, it reads as the guard left it: the subject field, else the person its provenance names (the
-guard wrote there the person of the page it came from). An item that carries neither (an ``Item`` class without
-those fields, kept on its page's person by identity, :mod:`consentcrawl.itempages`) is not asked again.
+Whose the item is, it reads as the guard does (:func:`~consentcrawl.itemperson.item_person`): the subject field,
+else the person its provenance names (the page it came from), on the item's platform field, else its page's. An
+item a pipeline between made name another platform than its page's, or several people, is denied as the guard
+would deny it. An item that says neither (an ``Item`` class without those fields, kept on its page's person by
+identity, :mod:`consentcrawl.itempages`; or one a pipeline between took them out of) is asked again about the
+person the guard allowed it on.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from typing import Any
 
 from itemadapter import ItemAdapter
 
-from .deniedpeople import item_judged, item_reason
+from .decision import Stage, deny
+from .deniedpeople import item_allowed_person, item_judged, item_reason
+from .itemperson import item_person
 from .onevalue import one_value
 from .pipelines import drop
 from .runtime import RuntimeComponent
@@ -37,17 +42,23 @@ class ConsentLeavingPipeline(RuntimeComponent):
             return item
         config = runtime.config
         adapter: Any = item if type(item) is dict else ItemAdapter(item)
+        names = item.keys() if adapter is item else adapter.field_names()
         provenance = adapter.get(config.provenance_field) if config.provenance_field else None
         provenance = provenance if isinstance(provenance, dict) else {}
-        subject = one_value(adapter.get(config.subject_field)) if config.subject_field else None
-        if subject in (None, ""):
-            subject = provenance.get("subject")
-        if subject in (None, ""):
-            return item  # no one's, or a person the guard knew by the item's identity only
-        platform = one_value(adapter.get("platform")) or provenance.get("platform")
+        person = item_person(adapter, names, config.subject_field, one_value(adapter.get(config.subject_field)),
+                             provenance)
+        allowed_on = item_allowed_person()
+        if person is None and allowed_on is None:
+            return item  # no one's
         now = runtime.config.now()
-        decision = await runtime.decider.decide_subject(platform if isinstance(platform, str) else None,
-                                                        str(subject), config.purpose, now)
+        if person is None:  # it does not say whose it is (any more): the person the guard allowed it on
+            assert allowed_on is not None
+            decision = await runtime.decider.decide_subject(*allowed_on, config.purpose, now)
+        elif person.cause is not None:  # a later pipeline made it undecidable: denied, as the guard would have
+            decision = deny(Stage.SUBJECT, person.reason, platform=person.stamped, evidence=(person.cause,))
+        else:
+            decision = await runtime.decider.decide_subject(person.platform, str(person.subject), config.purpose,
+                                                            now)
         if decision.allowed:
             return item
         runtime.record(decision, provenance.get("url"), None, "item", time=now)

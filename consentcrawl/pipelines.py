@@ -29,8 +29,8 @@ from twisted.python.failure import Failure
 
 from ._scrapy_internals import item_pipelines
 from .decision import Decision, Evidence, Stage, deny
-from .deniedpeople import UNDECIDED, item_judged, item_reason
-from .itempages import ItemPages
+from .deniedpeople import UNDECIDED, item_allowed_on, item_judged, item_reason
+from .itemperson import item_person
 from .itemsource import ItemSources, item_source
 from .mediaurls import (
     decide_media_requests,
@@ -40,9 +40,9 @@ from .mediaurls import (
     media_fields,
 )
 from .mentions import guard_mentions
-from .onevalue import one_value, several
+from .onevalue import one_value
 from .provenance import page_provenance, with_item_decision
-from .reasons import SUBJECT_AMBIGUOUS_URL, SUBJECT_MISMATCH, SUBJECT_UNKNOWN_PAGE
+from .reasons import SUBJECT_UNKNOWN_PAGE
 from .runtime import RuntimeComponent, get_runtime, is_checked_url
 from .startup import GuardProbe, ProbeSeen, guard_sees_item, hook_scraper
 
@@ -107,21 +107,6 @@ def drop(item: Any, reason: str, field: str | None = None) -> ConsentDropItem:
     except Exception:  # an item that will not be emptied is still dropped, never let on or logged
         logger.debug("consentcrawl: a dropped item could not be emptied", exc_info=True)
     return ConsentDropItem(f"consentcrawl: {reason}")
-
-
-def _mismatch(named: Any, stamped: Any, provenance: dict[str, Any]) -> Evidence | None:
-    """Why the item cannot be judged on its page's records, or None: it names another platform than its page's,
-    or it was yielded from the pages of different people before the guard took it (itempages.py)."""
-    if named and stamped and named != stamped:
-        return Evidence("item", "item", {"platform": str(named)[:100], "page_platform": stamped,
-                                         "cause": "the item names another platform than its page's"})
-    pages = ItemPages.conflicting(provenance)
-    if pages:
-        return Evidence("item", "item", {
-            "pages": [{"url": p.get("url"), "platform": p.get("platform"), "subject": p.get("subject")}
-                      for p in pages],
-            "cause": "the item was yielded from the pages of different people"})
-    return None
 
 
 class ConsentGuardPipeline(RuntimeComponent):
@@ -195,27 +180,14 @@ class ConsentGuardPipeline(RuntimeComponent):
             # for an item that does not say whose it is; one that names a person but no platform stays undecidable
             provenance = page if page is not None and subject in (None, "") else {}
         findable = carried or subject not in (None, "")  # the output names its person: a purge can find it
-        if subject in (None, ""):
-            # an item from a person's page that does not repeat whose it is: it is about the page's person, and
-            # their grant's fields apply to it as to an item that names them
-            subject = provenance.get("subject")
-            if subject in (None, ""):
-                return item, None
-        named = one_value(adapter.get("platform")) if "platform" in names else None
-        stamped = provenance.get("platform")
-        platform = named or stamped
-        if not isinstance(platform, str):  # a list from getall(), a Selector...: not a platform we can name
-            platform = None
-        cause, reason = _mismatch(named, stamped, provenance), SUBJECT_MISMATCH
-        if cause is None and several(subject):  # whose it is cannot be told
-            cause, reason = Evidence("item", "item", {"platform": platform, "cause": (
-                f"the item's {config.subject_field!r} holds several values ({len(subject)}), not one person")}), \
-                SUBJECT_AMBIGUOUS_URL
-        if cause is not None:
-            decision = self.runtime.record(deny(Stage.SUBJECT, reason, platform=stamped, evidence=(cause,)),
-                                           provenance.get("url"), None, "item")
+        person = item_person(adapter, names, config.subject_field, subject, provenance)
+        if person is None:
+            return item, None
+        if person.cause is not None:
+            decision = self.runtime.record(deny(Stage.SUBJECT, person.reason, platform=person.stamped,
+                                                evidence=(person.cause,)), provenance.get("url"), None, "item")
         else:
-            decision = await self.runtime.decide_item(platform, str(subject), provenance.get("url"))
+            decision = await self.runtime.decide_item(person.platform, str(person.subject), provenance.get("url"))
         if not decision.allowed:
             self.runtime.count("consentcrawl/items/dropped")
             if self.runtime.enforce:
@@ -226,8 +198,10 @@ class ConsentGuardPipeline(RuntimeComponent):
             written = self._add_provenance(adapter, config.provenance_field, provenance, decision, config.purpose)
             # an item that carried none (a copy) now names its page's person there: a purge can find it
             findable = findable or (written and provenance.get("subject") not in (None, ""))
-        if not findable and decision.platform and decision.subject:
-            self.runtime.item_pages.kept(decision.platform, decision.subject)  # a purge cannot find it in the output
+        if decision.platform and decision.subject:
+            item_allowed_on(decision.platform, decision.subject)  # for the leaving check, if the item will not say
+            if not findable:
+                self.runtime.item_pages.kept(decision.platform, decision.subject)  # no purge finds it in the output
         if decision.fields is not None and self.runtime.enforce:
             keep = set(decision.fields) | {config.subject_field, "platform"}
             if config.provenance_field:

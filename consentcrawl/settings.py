@@ -24,7 +24,7 @@ from scrapy.settings import BaseSettings
 from .checks import DEFAULT_CHECKS
 from .errors import ConfigError
 
-__all__ = ["KINDS", "MISSING", "SETTINGS", "Setting", "as_settings", "read"]
+__all__ = ["COPIED_FROM", "KINDS", "MISSING", "SETTINGS", "Setting", "as_settings", "copied_from", "read", "set_as"]
 
 
 class _Missing:
@@ -134,10 +134,33 @@ def read(settings: BaseSettings, name: str) -> Any:
         return setting.empty  # set to "" or None on purpose: "off", or the default where off makes no sense
     if raw is None:
         return setting.default
+    source = set_as(settings, name)
     try:
         return _READERS[setting.kind](settings, setting, raw)
     except (ValueError, TypeError, OverflowError):
-        raise ConfigError(f"{raw!r} is not {KINDS[setting.kind]}", source=name) from None
+        raise ConfigError(f"{raw!r} is not {KINDS[setting.kind]}", source=source) from None
+    except ConfigError as exc:
+        if exc.source != name or source == name:
+            raise
+        raise ConfigError(exc.message, source, exc.line) from None
+
+
+#: the settings the add-on copied from Scrapy's own into consentcrawl's (``CONSENTCRAWL_LOG_FORMATTER`` from
+#: ``LOG_FORMATTER``), each with the setting the user wrote the value in: an error names that one
+COPIED_FROM = "_CONSENTCRAWL_COPIED_FROM"
+
+
+def set_as(settings: BaseSettings, name: str) -> str:
+    """The setting the user gave ``name``'s value as: Scrapy's own one the add-on copied it from, else ``name``."""
+    copied = settings.get(COPIED_FROM)
+    found = copied.get(name) if isinstance(copied, Mapping) else None
+    return found if isinstance(found, str) else name
+
+
+def copied_from(settings: BaseSettings, name: str, user_setting: str, priority: str) -> None:
+    """Say that the add-on copied ``name``'s value from ``user_setting`` (see :func:`set_as`)."""
+    copied = settings.get(COPIED_FROM)
+    settings.set(COPIED_FROM, {**(copied if isinstance(copied, Mapping) else {}), name: user_setting}, priority)
 
 
 def _text(settings: BaseSettings, setting: Setting, raw: Any) -> str:

@@ -14,6 +14,7 @@ from scrapy.utils.misc import build_from_crawler
 
 from ._scrapy_internals import itemproc_runs_async, wrap_engine_close, wrap_scraper
 from .errors import ConfigError
+from .settings import set_as
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -35,6 +36,7 @@ def build_wrapped(crawler: Crawler, cls: type, setting: str, method: str, kind: 
     may be built after the runtime (which then cannot refuse to start any more): :func:`check_built` stops the
     crawl as the spider opens, before its first request."""
     name = f"{cls.__module__}.{cls.__qualname__}"
+    setting = set_as(crawler.settings, setting)  # the user's LOG_FORMATTER, where the add-on took it from there
     try:
         built = build_from_crawler(cls, crawler)
     except Exception as exc:  # noqa: BLE001 - the project's code: any failure to build it stops the crawl

@@ -20,13 +20,14 @@ from typing import Any
 
 import yaml
 from yaml.constructor import SafeConstructor
+from yaml.events import CollectionStartEvent
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from .errors import ConfigError
 from .purposes import KNOWN_PURPOSES
 
-__all__ = ["Node", "NodeReader", "decode_text", "did_you_mean", "load_yaml", "parse_yaml", "read_text", "to_utc",
-           "type_name"]
+__all__ = ["Node", "NodeReader", "decode_text", "did_you_mean", "load_yaml", "not_utf8", "parse_yaml", "read_text",
+           "to_utc", "type_name"]
 
 _MAP_TAG = "tag:yaml.org,2002:map"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
@@ -72,12 +73,52 @@ def decode_text(data: bytes, source: str) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise ConfigError(f"file is not valid UTF-8 (byte {exc.start})", source, line) from exc
+        raise not_utf8(source, data, exc) from exc
 
 
-#: a document nested deeper than the parser recurses (no configuration needs more than a few levels)
+def not_utf8(source: str, data: bytes, exc: UnicodeDecodeError, offset: int = 0, line: int = 1) -> ConfigError:
+    """The error for bytes that are not UTF-8: ``exc`` from decoding ``data``, a part of the file that starts at
+    byte ``offset`` on line ``line`` (a reader that decodes the file in chunks)."""
+    line += data[: exc.start].count(b"\n")
+    return ConfigError(f"file is not valid UTF-8 (byte {offset + exc.start})", source, line)
+
+
+#: the deepest lists and mappings may nest in a configuration file: none needs more than a few levels, and PyYAML's
+#: composer (and our builder) recurse, so a file nested thousands deep would run out of stack before naming a line
+MAX_NESTING = 100
+#: the error of a document nested deeper than the composer can recurse at all (called with little stack left)
 NESTED_TOO_DEEPLY = "YAML syntax error: lists or mappings nested too deeply"
+
+
+class NestingLimit:
+    """A composer mixin (put before PyYAML's ``Composer``) that refuses a list or mapping nested deeper than
+    :data:`MAX_NESTING` where it opens: a syntax error marked with its line, as the parser's own errors are."""
+
+    _nesting = 0
+
+    def opened(self) -> None:
+        """A list or mapping its reader walks event by event, not through :meth:`compose_node`, opened."""
+        self._nesting += 1
+
+    def closed(self) -> None:
+        self._nesting -= 1
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._nesting += 1
+        try:
+            if self._nesting > MAX_NESTING:
+                event = self.peek_event()  # type: ignore[attr-defined]
+                if isinstance(event, CollectionStartEvent):  # not check_event: libyaml's compares exact classes
+                    raise yaml.composer.ComposerError(None, None, f"lists or mappings nested too deeply (more "
+                                                      f"than {MAX_NESTING} levels)",
+                                                      event.start_mark)  # type: ignore[arg-type] # libyaml's Mark
+            return super().compose_node(parent, index)  # type: ignore[misc]
+        finally:
+            self._nesting -= 1
+
+
+class _SafeLoader(NestingLimit, yaml.SafeLoader):
+    """PyYAML's ``SafeLoader``, its nesting limited (:class:`NestingLimit`)."""
 
 
 def load_yaml(path: str | Path) -> Node | None:
@@ -88,7 +129,7 @@ def load_yaml(path: str | Path) -> Node | None:
 def parse_yaml(text: str, source: str) -> Node | None:
     """Parse YAML text (``source`` names it in errors) into a :class:`Node` tree; None for an empty document."""
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_SafeLoader)
     except yaml.MarkedYAMLError as exc:
         raise ConfigError(_syntax_message(exc), source, _mark_line(exc.problem_mark or exc.context_mark)) from exc
     except yaml.reader.ReaderError as exc:

@@ -670,3 +670,46 @@ def test_authorization_file_type_and_unreadable(tmp_path: Path, platforms: Platf
     for name in ("missing.yaml", "missing.csv", "missing.jsonl"):
         missing = tmp_path / name
         config_error(missing, None, "cannot read file", call=lambda m=missing: load_authorizations(m, platforms))
+
+
+def test_bytes_not_utf8_past_the_first_chunk_name_their_byte_and_line(tmp_path: Path,
+                                                                       platforms: PlatformRegistry) -> None:
+    """The authorizations YAML is decoded in 64 KiB chunks as it is read, the platforms YAML whole: both name the
+    byte and line of the first bytes that are not UTF-8, counted from the start of the file."""
+    padding = b"# a comment line to fill the first chunk of the file\n" * 2000  # > 64 KiB
+    auth = tmp_path / "auth.yaml"
+    head = b"authorizations:\n" + padding + b"  - platform: microblog\n    subject: \""
+    auth.write_bytes(head + b"caf\xe9\"\n")
+    byte, line = len(head) + 3, head.count(b"\n") + 1
+    config_error(auth, line, f"file is not valid UTF-8 (byte {byte})",
+                 call=lambda: load_authorizations(auth, platforms))
+    plat = tmp_path / "p.yaml"
+    head = b"platforms:\n" + padding + b"  mb:\n    domains: [b"
+    plat.write_bytes(head + b"\xfccher.example]\n")
+    config_error(plat, head.count(b"\n") + 1, f"file is not valid UTF-8 (byte {len(head)})",
+                 call=lambda: load_platforms(plat))
+
+
+def _nested(top: str, levels: int) -> str:
+    """``top`` (three lines, its fourth level a list opening on line 4) with lists nested ``levels`` deep below it,
+    one level a line: level k opens on line k."""
+    return top + "\n".join(" " * (6 + 2 * i) + "-" for i in range(levels)) + " x\n"
+
+
+def test_lists_nested_thousands_deep_name_the_line_where_they_pass_the_limit(
+        tmp_path: Path, platforms: PlatformRegistry) -> None:
+    """A list nested thousands deep ran PyYAML's composer out of stack: the error named the file, no line. Now the
+    line where the nesting passes 100 levels of lists and mappings (the 101st opens on line 101) is named, in the
+    platforms reader and in the authorizations reader (which streams its records)."""
+    deep = "lists or mappings nested too deeply (more than 100 levels)"
+    plat = tmp_path / "p.yaml"
+    plat.write_text(_nested("platforms:\n  mb:\n    domains:\n", 3000))
+    config_error(plat, 101, deep, call=lambda: load_platforms(plat))
+    auth = tmp_path / "a.yaml"
+    auth.write_text(_nested("authorizations:\n  - platform: microblog\n    evidence:\n", 3000))
+    config_error(auth, 101, deep, call=lambda: load_authorizations(auth, platforms))
+    # control: 100 levels are read (the error is the evidence's, a list, not the nesting's)
+    auth.write_text(_nested("authorizations:\n  - platform: microblog\n    evidence:\n", 97))
+    with pytest.raises(ConfigError) as info:
+        load_authorizations(auth, platforms)
+    assert "nested too deeply" not in str(info.value), info.value

@@ -25,7 +25,7 @@ import hashlib
 import itertools
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
@@ -293,3 +293,25 @@ def miscounted(rows: Iterable[tuple[int, str, str, int | None]], keyfns: dict[st
             current, people = number, {}
         people.setdefault((platform, keyfns.get(platform, casefold_key)(subject)), []).append(count)
     return None
+
+
+def checked_rows(conn: sqlite3.Connection, contents: Contents, columns: str,
+                 into: list[tuple[Any, ...]] | None = None) -> str | None:
+    """Reads the store's rows in rowid order (``columns``, which start with ``id, platform, subject``, then
+    ``person_rows`` in a counted store) and checks them as :func:`miscounted` does: the first person whose rows are
+    miscounted, described, or None. Each row read is put in ``into`` when given (a caller that reads the records
+    too); otherwise none is kept: a check of a whole store holds one person's rows at a time. Raises sqlite3.Error.
+    What ``authorizations validate`` and ``purge --withdrawn`` read a whole store by."""
+    cursor = conn.execute(f"SELECT {columns}{', person_rows' if contents.counted else ''} FROM records ORDER BY id")
+    rows = cursor if into is None else _kept(cursor, into)
+    if not contents.counted:
+        for _ in rows:
+            pass
+        return None
+    return miscounted(((r[0], r[1], r[2], r[-1]) for r in rows), contents.keyfns)
+
+
+def _kept(rows: Iterable[tuple[Any, ...]], into: list[tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
+    for row in rows:
+        into.append(row)
+        yield row

@@ -30,7 +30,17 @@ from yaml.nodes import ScalarNode
 from yaml.resolver import Resolver
 
 from ..errors import ConfigError
-from ..yamlsource import NESTED_TOO_DEEPLY, Node, _Builder, _mark_line, _syntax_message, did_you_mean, type_name
+from ..yamlsource import (
+    NESTED_TOO_DEEPLY,
+    NestingLimit,
+    Node,
+    _Builder,
+    _mark_line,
+    _syntax_message,
+    did_you_mean,
+    not_utf8,
+    type_name,
+)
 
 __all__ = ["yaml_rows"]
 
@@ -51,8 +61,9 @@ else:  # pragma: no cover
             _Parser.__init__(self)  # type: ignore[misc,call-arg]
 
 
-class _Loader(_Parser, Composer, Resolver):  # type: ignore[misc,valid-type]
-    """Events from the parser, nodes composed one at a time by PyYAML's own composer, safe tags resolved."""
+class _Loader(NestingLimit, _Parser, Composer, Resolver):  # type: ignore[misc,valid-type]
+    """Events from the parser, nodes composed one at a time by PyYAML's own composer (its nesting limited), safe
+    tags resolved."""
 
     def __init__(self, stream: Any) -> None:
         _Parser.__init__(self, stream)
@@ -92,8 +103,7 @@ def _not_utf8(source: str) -> ConfigError | None:
                 try:
                     decoder.decode(chunk)
                 except UnicodeDecodeError as exc:
-                    line += chunk[: exc.start].count(b"\n")
-                    return ConfigError(f"file is not valid UTF-8 (byte {offset + exc.start})", source, line)
+                    return not_utf8(source, chunk, exc, offset, line)
                 line, offset = line + chunk.count(b"\n"), offset + len(chunk)
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
@@ -119,6 +129,7 @@ def _rows(loader: Any, source: str) -> Iterator[_Row]:
             raise ConfigError("file is empty: expected a mapping with the top key 'authorizations:'", source, 1)
         raise ConfigError(f"the file must be a mapping, got {type_name(root.value)}", source, root.line)
     start = loader.get_event()
+    loader.opened()
     if start.tag not in (None, "!", _MAP_TAG):
         raise ConfigError(f"unsupported YAML tag {start.tag!r} (only plain mappings are allowed here)", source,
                           _line(start))
@@ -140,6 +151,7 @@ def _rows(loader: Any, source: str) -> Iterator[_Row]:
     if "authorizations" not in seen:
         raise ConfigError("the file is missing the required key 'authorizations'", source, _line(start))
     loader.get_event()  # MappingEnd
+    loader.closed()
     loader.get_event()  # DocumentEnd
     if not loader.check_event(StreamEndEvent):
         extra = loader.peek_event()
@@ -158,6 +170,7 @@ def _entries(loader: Any, builder: _Builder, source: str) -> Iterator[_Row]:
             yield _row(entry, source)
         return
     start = loader.get_event()
+    loader.opened()
     if start.tag not in (None, "!", _SEQ_TAG):
         raise ConfigError(f"unsupported YAML tag {start.tag!r} (only plain lists are allowed here)", source,
                           _line(start))
@@ -169,6 +182,7 @@ def _entries(loader: Any, builder: _Builder, source: str) -> Iterator[_Row]:
         loader.peek_event()  # a syntax error where the entry ends (a bad indent) is reported before the entry is
         yield _row(entry, source)
     loader.get_event()
+    loader.closed()
     if loader.check_event(DocumentEndEvent):  # pragma: no cover - the mapping always ends first
         return
 

@@ -53,22 +53,20 @@ def all_records(source: str, platforms: PlatformRegistry, settings: Any) -> list
 def _listed(store: Any, source: str) -> list[AuthorizationRecord]:
     from ..consent.sqlite import SQLiteStore
     from ..consent.sqlite_files import uri_path
-    from ..consent.sqlite_format import COLUMNS, miscounted
+    from ..consent.sqlite_format import COLUMNS, checked_rows
 
     if isinstance(store, SQLiteStore):
         from pathlib import Path
 
-        counted = store._contents.counted
+        rows: list[tuple[Any, ...]] = []
         try:
             conn = sqlite3.connect(f"file:{uri_path(Path(store.path))}?mode=ro", uri=True)
             try:
-                rows = conn.execute(f"SELECT {COLUMNS}{', person_rows' if counted else ''} FROM records "
-                                    f"ORDER BY id").fetchall()
+                problem = checked_rows(conn, store._contents, COLUMNS, rows)
             finally:
                 conn.close()
         except sqlite3.Error as exc:
             raise ConfigError(f"cannot read the authorization store: {exc}", source=source) from None
-        problem = miscounted(((r[0], r[1], r[2], r[-1]) for r in rows), store._contents.keyfns) if counted else None
         if problem is not None:  # a row lost below SQLite (a withdrawal above all): stop, rather than purge too few
             raise ConfigError(f"the authorization store is damaged: {problem}; rebuild it from its source file",
                               source)
