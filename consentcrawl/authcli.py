@@ -200,12 +200,13 @@ def _holds_records(path: str) -> bool:
     """Whether an SQLite store at ``path`` exists with records in it (records are then added one by one). Another
     program's database is refused here: one whose table named ``records`` is empty would otherwise be taken for an
     empty store of ours, and a new store renamed over it."""
+    from .consent.sqlite_files import read_only_uri
     from .consent.sqlite_write import refuse_foreign
 
     if not Path(path).exists() or Path(path).stat().st_size == 0:
         return False
     try:
-        conn = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+        conn = sqlite3.connect(read_only_uri(path), uri=True)
     except sqlite3.Error:
         return True  # let the writer say what is wrong with it
     try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import sqlite3
 import sys
-from pathlib import Path
 
 from .authcli import EXIT_FOUND, EXIT_OK, _is_sqlite, _local, _platforms_for, config_words
 from .errors import ConfigError, redact
@@ -63,12 +62,13 @@ def _located(error: ConfigError, keep: set[str]) -> str:
 
 def _validate_sqlite(args: argparse.Namespace) -> int:
     from .consent.sqlite import SQLiteStore
+    from .consent.sqlite_files import read_only_uri
     from .consent.sqlite_format import checked_rows
 
     platforms = _platforms_for(args)
     store = SQLiteStore(args.source, platforms.platforms)  # a store that does not open is a ConfigError
     try:
-        conn = sqlite3.connect(f"file:{Path(store.path).resolve()}?mode=ro", uri=True)
+        conn = sqlite3.connect(read_only_uri(store.path), uri=True)
         try:
             problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
             if problems == ["ok"] and store._contents.counted:  # a row lost in a way SQLite cannot see

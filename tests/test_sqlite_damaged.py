@@ -261,3 +261,20 @@ def test_validate_checks_every_persons_count_beyond_quick_check(tmp_path: Path,
     conn.close()
     code, out = validate()
     assert code == 1 and f"sqlite:///{dest}: damaged: 1 record(s) of a person where the store wrote 2" in out, out
+
+
+def test_validate_reads_the_store_it_is_named_not_a_file_its_name_begins_with(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A damaged copy kept as ``store.db#2`` beside an intact ``store.db``: an unquoted ``file:`` URI ends the path at
+    ``#``, so validating the copy would read the intact store and call the damaged one intact."""
+    intact = imported_store(tmp_path)
+    copy = tmp_path / "store.db#2"
+    copy.write_bytes(intact.read_bytes())
+    conn = sqlite3.connect(copy)
+    conn.execute("DELETE FROM records WHERE id = ?", (withdrawal_row(copy),))
+    conn.commit()
+    conn.close()
+    code = main(["authorizations", "validate", f"sqlite:///{copy}", "--platforms", str(PLATFORMS)])
+    out = capsys.readouterr().out
+    assert code != 0, out
+    assert main(["authorizations", "validate", f"sqlite:///{intact}", "--platforms", str(PLATFORMS)]) == 0

@@ -33,6 +33,7 @@ from .reading import file_digest
 from .records import AuthorizationRecord
 from .sqlite import SQLiteStore
 from .sqlite_bulk import build_store
+from .sqlite_files import read_only_uri
 from .sqlite_format import COLUMNS, SQLiteURL, StagedRow
 from .sqlite_write import import_records
 
@@ -104,7 +105,7 @@ def _meta_of(candidate: Path) -> dict[str, str] | None:
     except OSError:  # a cache directory this user may not look in (another user's ~/.cache): no cache there
         return None
     try:
-        conn = sqlite3.connect(f"file:{candidate}?mode=ro", uri=True)
+        conn = sqlite3.connect(read_only_uri(candidate), uri=True)
     except sqlite3.Error:
         return None
     try:

@@ -69,7 +69,7 @@ from .sqlite_files import (
     check_log_is_not_the_old_stores,
     check_pages,
     file_state,
-    uri_path,
+    read_only_uri,
     wal_salts,
     wal_state,
 )
@@ -269,7 +269,7 @@ class SQLiteStore:
             check_log_is_not_the_old_stores(self.path, self._wal_salts)
         check_header(path)
         try:
-            conn = sqlite3.connect(f"file:{uri_path(path)}?mode=ro", uri=True, isolation_level=None,
+            conn = sqlite3.connect(read_only_uri(path), uri=True, isolation_level=None,
                                    check_same_thread=False)
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot be opened: {exc}") from None

@@ -123,6 +123,12 @@ def uri_path(path: Path) -> str:
     return quote(str(path.resolve()))
 
 
+def read_only_uri(path: str | Path) -> str:
+    """The URI that opens ``path`` read-only. The path is quoted: unquoted, a ``?`` or ``#`` in it would end the
+    path there, and another file (``store.db`` for ``store.db#2``) would be read in its place."""
+    return f"file:{uri_path(Path(path))}?mode=ro"
+
+
 def check_log_is_not_the_old_stores(path: str, old_salts: tuple[int, int] | None) -> None:
     """A file renamed over the store, while the old store's write-ahead log (``PATH-wal``) still holds pages,
     would be read with those pages in it (SQLite has no way to tell whose log it is): refuse it until the log is

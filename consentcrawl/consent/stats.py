@@ -20,6 +20,7 @@ from .keys import key_function
 from .reading import DIGEST, open_hashed
 from .records import RecordStatus
 from .sqlite import SQLiteStore
+from .sqlite_files import read_only_uri
 
 
 def file_stats(source: str, platforms: Any, now: datetime) -> dict[str, Any]:
@@ -53,7 +54,7 @@ def sqlite_stats(source: str, platforms: Any, now: datetime) -> dict[str, Any]:
     store.close()
     path = Path(store.path)
     at = now.isoformat()
-    conn = sqlite3.connect(f"file:{path.resolve()}?mode=ro", uri=True)
+    conn = sqlite3.connect(read_only_uri(path), uri=True)
     try:
         by_platform = Counter(dict(conn.execute("SELECT platform, count(*) FROM records GROUP BY platform")))
         by_purpose: Counter[str] = Counter()

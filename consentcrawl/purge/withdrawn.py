@@ -52,15 +52,13 @@ def all_records(source: str, platforms: PlatformRegistry, settings: Any) -> list
 
 def _listed(store: Any, source: str) -> list[AuthorizationRecord]:
     from ..consent.sqlite import SQLiteStore
-    from ..consent.sqlite_files import uri_path
+    from ..consent.sqlite_files import read_only_uri
     from ..consent.sqlite_format import COLUMNS, checked_rows
 
     if isinstance(store, SQLiteStore):
-        from pathlib import Path
-
         rows: list[tuple[Any, ...]] = []
         try:
-            conn = sqlite3.connect(f"file:{uri_path(Path(store.path))}?mode=ro", uri=True)
+            conn = sqlite3.connect(read_only_uri(store.path), uri=True)
             try:
                 problem = checked_rows(conn, store._contents, COLUMNS, rows)
             finally:
