@@ -1,0 +1,215 @@
+"""Fresh-eyes leak hunt (hunt19).
+
+Tests marked "Fixed" failed on main (3c2eed0) and pass since their fix. Judged by the site's own log of the
+targets it was asked for, what reached a callback, the items and the audit log.
+"""
+
+from __future__ import annotations
+
+import json
+import socketserver
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from consentcrawl.cli import main
+from tests.lenient import HOST, KINDS, ListLogic, crawl, make_spider, people_settings, secret_name
+
+BASE = f"http://{HOST}"
+#: Scrapy's download handlers a crawl may download with (``CONSENTCRAWL_HTTP_HANDLER``)
+HANDLERS = {
+    "twisted": "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler",
+}
+#: robots.txt that keeps every crawler off the profiles
+NO_PROFILES = "User-agent: *\nDisallow: /u/\n"
+#: an authorized person's profile: their name first, their refusal (``#nobot`` in their card) after it
+REFUSING_PROFILE = (f'<html><body><div class="h-card profile" data-subject="101"><h1 class="name p-name">'
+                    f'{secret_name("101")}</h1>' + "<p>a long bio.</p>" * 50
+                    + '<p class="p-note">Please do not scrape me. #nobot</p></div></body></html>')
+#: a JSON document that is no one's page: all of it, or a part, still reaches the spider
+NOTES = '{"notes": "the site\'s notes, nobody\'s page"}'
+
+
+class _CloseDelimitedSite(socketserver.ThreadingTCPServer):
+    """A loopback origin-and-proxy that answers without ``Content-Length`` (nor chunks): the body ends where the
+    connection does, as HTTP/1.0 servers, CGI scripts and many small servers send it (RFC 9112, 6.3, item 8).
+    Then the client cannot tell a whole body from a cut one: here each body stops after ``cut`` bytes (a
+    connection reset mid-page), and the site logs the targets it was asked for."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, pages: dict[str, tuple[str, str, int | None]], status: int = 200,
+                 status_of: tuple[str, ...] | None = None) -> None:
+        super().__init__(("127.0.0.1", 0), _CloseDelimited)
+        self.status = status  #: the status of the pages found in ``status_of`` (of every page found: None)
+        self.status_of = status_of
+        #: path -> (Content-Type, body, bytes sent with no length before the connection drops; None: whole, with
+        #: its Content-Length)
+        self.pages = pages
+        self.targets: list[str] = []
+
+
+class _CloseDelimited(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        line = self.rfile.readline(65537).decode("latin-1")
+        while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+            pass
+        target = line.split(" ")[1] if line.count(" ") >= 2 else ""
+        self.server.targets.append(target)  # type: ignore[attr-defined]
+        path = "/" + target.split("/", 3)[3] if target.startswith("http://") else target
+        found = self.server.pages.get(path)  # type: ignore[attr-defined]
+        if found is None:
+            self.wfile.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            return
+        content_type, body, cut = found
+        if cut is None:  # sent whole, with its length
+            length = b"Content-Length: %d\r\n" % len(body.encode())
+            cut = len(body.encode())
+        else:
+            length = b""
+        status_of = self.server.status_of  # type: ignore[attr-defined]
+        status = self.server.status if status_of is None or path in status_of else 200  # type: ignore[attr-defined]
+        self.wfile.write(b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nConnection: close\r\n%s\r\n%s"
+                         % (status, b"OK" if status == 200 else b"Partial Content", content_type.encode(), length,
+                            body.encode()[:cut]))
+
+
+@contextmanager
+def close_delimited(pages: dict[str, tuple[str, str, int | None]], status: int = 200,
+                    status_of: tuple[str, ...] | None = None) -> Iterator[_CloseDelimitedSite]:
+    server = _CloseDelimitedSite(pages, status, status_of)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.mark.parametrize("handler", sorted(HANDLERS))
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_robots_txt_without_a_length_cut_short_is_not_read_as_the_rules_it_kept(
+        kind: str, handler: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. robots.txt sent without a length, its connection dropped after ``User-agent: *``: Scrapy cannot
+    tell the part from the whole and flags it ``partial`` (Twisted's ``PotentialDataLoss``), not ``dataloss``,
+    and the fetcher read it as the whole file: the ``Disallow: /u/`` it never got was lost and 101's profile
+    fetched. A body whose end is not known is now read as a part (unreachable, the origin denied)."""
+    pages = {"/robots.txt": ("text/plain", NO_PROFILES, NO_PROFILES.index("\n") + 1),
+             "/u/101": ("text/html", REFUSING_PROFILE, len(REFUSING_PROFILE))}
+    with close_delimited(pages) as server:
+        settings = people_settings(tmp_path, CONSENTCRAWL_HTTP_HANDLER=HANDLERS[handler])
+        result = await crawl(make_spider(kind, ListLogic), settings, monkeypatch=monkeypatch,
+                             proxy=f"http://127.0.0.1:{server.server_address[1]}", urls=[f"{BASE}/u/101"],
+                             follow_links=False)
+    assert f"{BASE}/robots.txt" in server.targets, server.targets
+    assert f"{BASE}/u/101" not in server.targets, f"a page robots.txt disallows was fetched: {server.targets}"
+    assert not result.items and not result.seen
+    assert {e.get("reason") for e in result.audit_for("/u/101")} == {"robots.unreachable"}, result.denies()
+
+
+@pytest.mark.parametrize("handler", sorted(HANDLERS))
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_profile_without_a_length_cut_before_its_refusal_is_not_handed_to_the_spider(
+        kind: str, handler: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. 101 (authorized) refuses in their own card (``#nobot``), after their name; the site sends the
+    profile without a length and the connection drops before the refusal. Scrapy flags the part ``partial``, and
+    it was read as the whole page: the name went to the callback and into an item. A page whose end is not known
+    is now read as a part, as a ``dataloss`` one is: a person's page is denied."""
+    cut = REFUSING_PROFILE.index("#nobot") - 40
+    pages = {"/robots.txt": ("text/plain", "User-agent: *\nAllow: /\n", None),
+             "/u/101": ("text/html", REFUSING_PROFILE, cut),
+             "/notes.json": ("application/json", NOTES, 10_000)}
+    with close_delimited(pages) as server:
+        settings = people_settings(tmp_path, CONSENTCRAWL_HTTP_HANDLER=HANDLERS[handler])
+        result = await crawl(make_spider(kind, ListLogic), settings, monkeypatch=monkeypatch,
+                             proxy=f"http://127.0.0.1:{server.server_address[1]}",
+                             urls=[f"{BASE}/notes.json", f"{BASE}/u/101"], follow_links=False)
+    assert f"{BASE}/u/101" in server.targets, server.targets  # sent: 101 is allowed until their page says no
+    assert f"{BASE}/notes.json" in result.seen, f"control: no one's document did not reach the spider: {result.seen}"
+    assert f"{BASE}/u/101" not in result.seen, "the refuser's page was handed to the callback"
+    assert not any(secret_name("101") in str(item) for item in result.items), result.items
+    assert result.audit_for("/u/101", verdict="deny", phase="response"), result.denies()
+
+
+@pytest.mark.parametrize("how", ["no length, cut", "206"])
+def test_check_reads_a_robots_txt_part_as_the_crawl_does(
+        how: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. ``consentcrawl check`` (httpx) read a part of robots.txt as the whole file, where the crawl reads it
+    as unreachable: a ``206`` with its first line, or a body with no length cut after it (httpx, as Twisted,
+    cannot tell it from the whole). It said ``allow`` for 101's profile, which robots.txt disallows and the
+    crawl denies ``robots.unreachable``."""
+    first = NO_PROFILES.index("\n") + 1
+    pages: dict[str, tuple[str, str, int | None]] = {"/robots.txt": ("text/plain", NO_PROFILES, first)}
+    if how == "206":
+        pages = {"/robots.txt": ("text/plain", NO_PROFILES[:first], None)}
+    settings = people_settings(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with close_delimited(pages, status=206 if how == "206" else 200) as server:
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{server.server_address[1]}")
+        code = main(["check", f"{BASE}/u/101", "--json", "--purpose", "research",
+                     "--platforms", settings["CONSENTCRAWL_PLATFORMS"],
+                     "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"]])
+    out, err = capsys.readouterr()
+    assert f"{BASE}/robots.txt" in server.targets, server.targets
+    assert code == 1, out + err
+    assert json.loads(out)["reason"] == "robots.unreachable", out
+
+
+@pytest.mark.parametrize("how", ["no length, cut", "206"])
+def test_check_fetch_reads_a_part_of_a_persons_page_as_the_crawl_does(
+        how: str, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. ``consentcrawl check --fetch`` read a part of 101's profile (a ``206``, or a body with no length
+    cut before their ``#nobot``) as the whole page and said ``allow``; the crawl denies such a part
+    (``error.internal``, ``PartialPage``): a refusal may be in the rest."""
+    cut = REFUSING_PROFILE.index("#nobot") - 40
+    page: tuple[str, str, int | None] = ("text/html", REFUSING_PROFILE, cut)
+    if how == "206":
+        page = ("text/html", REFUSING_PROFILE[:cut], None)
+    pages = {"/robots.txt": ("text/plain", "User-agent: *\nAllow: /\n", None), "/u/101": page}
+    settings = people_settings(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with close_delimited(pages, status=206 if how == "206" else 200, status_of=("/u/101",)) as server:
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{server.server_address[1]}")
+        code = main(["check", f"{BASE}/u/101", "--json", "--fetch", "--purpose", "research",
+                     "--platforms", settings["CONSENTCRAWL_PLATFORMS"],
+                     "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"]])
+    out, err = capsys.readouterr()
+    assert f"{BASE}/u/101" in server.targets, server.targets
+    assert code == 1, out + err
+    decision = json.loads(out)
+    assert decision["reason"] == "error.internal", out
+    assert any(e.get("error") == "PartialPage" for e in decision["evidence"]), out
+
+
+def test_check_fetch_reads_a_part_of_an_html_page_as_the_crawl_does(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. ``consentcrawl check --fetch`` read a part of an HTML page that is no one's (sent with no length,
+    the connection dropped before its ``<meta name="robots" content="noai">``) as the whole page and said
+    ``allow``; the crawl's response phase denies any HTML page of which only a part came back: its meta tags may
+    be in the rest."""
+    about = ("<html><head><title>about</title>" + "<!-- a long head -->" * 20
+             + '<meta name="robots" content="noindex, noai"></head><body>about us</body></html>')
+    pages = {"/robots.txt": ("text/plain", "User-agent: *\nAllow: /\n", None),
+             "/about": ("text/html", about, about.index("<meta"))}
+    settings = people_settings(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    with close_delimited(pages) as server:
+        monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{server.server_address[1]}")
+        code = main(["check", f"{BASE}/about", "--json", "--fetch", "--purpose", "research",
+                     "--platforms", settings["CONSENTCRAWL_PLATFORMS"],
+                     "--authorizations", settings["CONSENTCRAWL_AUTHORIZATIONS"]])
+    out, err = capsys.readouterr()
+    assert f"{BASE}/about" in server.targets, server.targets
+    assert code == 1, out + err
+    decision = json.loads(out)
+    assert decision["reason"] == "error.internal", out
+    assert any("only part of the page" in (e.get("message") or "") for e in decision["evidence"]), out
