@@ -20,9 +20,12 @@ from consentcrawl.cli import main
 from tests.lenient import HOST, KINDS, ListLogic, crawl, make_spider, people_settings, secret_name
 
 BASE = f"http://{HOST}"
-#: Scrapy's download handlers a crawl may download with (``CONSENTCRAWL_HTTP_HANDLER``)
+#: Scrapy's download handlers a crawl may download with (``CONSENTCRAWL_HTTP_HANDLER``): Twisted flags a body with
+#: no length ``partial``, aiohttp and httpx read it to the end without a word
 HANDLERS = {
     "twisted": "scrapy.core.downloader.handlers.http11.HTTP11DownloadHandler",
+    "aiohttp": "scrapy.core.downloader.handlers._aiohttp.AiohttpDownloadHandler",
+    "httpx": "scrapy.core.downloader.handlers._httpx.HttpxDownloadHandler",
 }
 #: robots.txt that keeps every crawler off the profiles
 NO_PROFILES = "User-agent: *\nDisallow: /u/\n"

@@ -8,8 +8,9 @@ Pure: no Scrapy, no I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
-__all__ = ["CUT_SHORT", "is_partial", "partial_cause", "partial_page_error", "unknown_length"]
+__all__ = ["CUT_SHORT", "is_partial", "partial_cause", "partial_page_error", "unknown_length", "unknown_length_of"]
 
 #: the flags Scrapy puts on a response whose body it cut short, or cannot tell whole: ``dataloss`` (with
 #: ``DOWNLOAD_FAIL_ON_DATALOSS = False``, or its meta key), ``download_stopped`` (a ``bytes_received`` or
@@ -63,3 +64,16 @@ def unknown_length(http_version: str, status: int, method: str, content_length: 
         return False
     return transfer_encoding is None or not transfer_encoding.lower().rstrip().endswith("chunked")
 
+
+def unknown_length_of(method: str, response: Any) -> bool:
+    """:func:`unknown_length` of a Scrapy ``response`` to a ``method`` request, read from its ``protocol`` and its
+    framing headers, as a handler that keeps them hands it on (aiohttp's, httpx's: not Twisted's, which keeps
+    neither and flags ``partial`` itself). A response that names no protocol (a browser's) is not judged."""
+    headers = response.headers
+
+    def text(name: bytes) -> str | None:
+        value = headers.get(name)
+        return None if value is None else bytes(value).decode("latin-1")
+
+    return unknown_length(str(response.protocol or ""), response.status, method, text(b"Content-Length"),
+                          text(b"Transfer-Encoding"))
