@@ -188,15 +188,28 @@ def _site_reason(runtime: ConsentRuntime, facts: RequestFacts) -> str | None:
 
 # -- the item being processed ------------------------------------------------------------------------------------
 
-_ITEM: ContextVar[list[str | None] | None] = ContextVar("consentcrawl_item_verdict", default=None)
+class ItemVerdict:
+    """The guard's say on the item being processed (set in place: each pipeline may run in a task of its own, which
+    sees the object the context held when it started, not a value set since)."""
+
+    __slots__ = ("person", "reason")
+
+    def __init__(self) -> None:
+        self.reason: str | None = UNDECIDED
+        #: (platform, subject) the guard kept the item on: the leaving check asks them again, whatever a later
+        #: pipeline made of the item's fields (leaving.py)
+        self.person: tuple[str | None, str] | None = None
 
 
-def judging_item() -> Token[list[str | None] | None]:
+_ITEM: ContextVar[ItemVerdict | None] = ContextVar("consentcrawl_item_verdict", default=None)
+
+
+def judging_item() -> Token[ItemVerdict | None]:
     """An item goes to the pipelines: until the guard says otherwise it is ``undecided``; reset with the token."""
-    return _ITEM.set([UNDECIDED])
+    return _ITEM.set(ItemVerdict())
 
 
-def done_judging(token: Token[list[str | None] | None]) -> None:
+def done_judging(token: Token[ItemVerdict | None]) -> None:
     _ITEM.reset(token)
 
 
@@ -204,18 +217,31 @@ def item_judged(reason: str | None) -> None:
     """The guard's verdict on the item being processed: None for one it allowed or that is no one's."""
     verdict = _ITEM.get()
     if verdict is not None:
-        verdict[0] = reason
+        verdict.reason = reason
+
+
+def item_kept_on(platform: str | None, subject: str) -> None:
+    """The person the guard kept the item being processed on (:attr:`ItemVerdict.person`)."""
+    verdict = _ITEM.get()
+    if verdict is not None:
+        verdict.person = (platform, subject)
+
+
+def item_person() -> tuple[str | None, str] | None:
+    """(platform, subject) the guard kept the item being processed on; None for no one's, or outside processing."""
+    verdict = _ITEM.get()
+    return verdict.person if verdict is not None else None
 
 
 def item_reason() -> str | None:
     """The reason code of the item being processed, when it was not allowed (or never judged); None when it was, or
     when no item is being processed."""
     verdict = _ITEM.get()
-    return verdict[0] if verdict is not None else None
+    return verdict.reason if verdict is not None else None
 
 
 def item_line_reason() -> str | None:
     """What a line naming an item may say of it: as :func:`item_reason` while it is processed, ``undecided`` for an
     item named outside the pipelines' processing."""
     verdict = _ITEM.get()
-    return verdict[0] if verdict is not None else UNDECIDED
+    return verdict.reason if verdict is not None else UNDECIDED

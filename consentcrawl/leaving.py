@@ -7,21 +7,28 @@ who withdraws meanwhile (or whose grant, or the platform's, ends) must not have 
 this pipeline after every other one, and it asks the person's records again, at that time: a remembered answer
 while nothing changed (the store's version, the validity spans), with no lookup.
 
-Whose the item is, it reads as the guard left it: the subject field, else the person its provenance names (the
-guard wrote there the person of the page it came from). An item that carries neither (an ``Item`` class without
-those fields, kept on its page's person by identity, :mod:`consentcrawl.itempages`) is not asked again.
+Whose the item is: the person the guard kept it on, held for the item's processing
+(:func:`~consentcrawl.deniedpeople.item_person`), since a pipeline after the guard may hand on a new object in the
+shape its export wants, without the subject field or the provenance; and the person the item names as it leaves
+(the subject field, else its provenance's), if that is another. Each is asked; any deny drops the item.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter
 
-from .deniedpeople import item_judged, item_reason
+from .deniedpeople import item_judged, item_person, item_reason
 from .onevalue import one_value
 from .pipelines import drop
 from .runtime import RuntimeComponent
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from .decision import Decision
+    from .runtime import ConsentRuntime
 
 __all__ = ["ConsentLeavingPipeline"]
 
@@ -39,18 +46,27 @@ class ConsentLeavingPipeline(RuntimeComponent):
         adapter: Any = item if type(item) is dict else ItemAdapter(item)
         provenance = adapter.get(config.provenance_field) if config.provenance_field else None
         provenance = provenance if isinstance(provenance, dict) else {}
+        people = [kept] if (kept := item_person()) is not None else []
         subject = one_value(adapter.get(config.subject_field)) if config.subject_field else None
         if subject in (None, ""):
             subject = provenance.get("subject")
-        if subject in (None, ""):
-            return item  # no one's, or a person the guard knew by the item's identity only
-        platform = one_value(adapter.get("platform")) or provenance.get("platform")
-        now = runtime.config.now()
-        decision = await runtime.decider.decide_subject(platform if isinstance(platform, str) else None,
-                                                        str(subject), config.purpose, now)
-        if decision.allowed:
-            return item
-        runtime.record(decision, provenance.get("url"), None, "item", time=now)
+        if subject not in (None, ""):
+            platform = one_value(adapter.get("platform")) or provenance.get("platform")
+            named = (platform if isinstance(platform, str) else None, str(subject))
+            if named not in people:
+                people.append(named)
+        for person in people:  # none: no one's, or no item the guard kept (its processing not followed)
+            now = runtime.config.now()
+            decision = await runtime.decider.decide_subject(*person, config.purpose, now)
+            if not decision.allowed:
+                return self._denied(runtime, item, decision, provenance.get("url"), now)
+        return item
+
+    @staticmethod
+    def _denied(runtime: ConsentRuntime, item: Any, decision: Decision, url: Any, now: datetime) -> Any:
+        """Drop ``item`` for ``decision`` (enforce mode), or let it on unlogged (report mode)."""
+        config = runtime.config
+        runtime.record(decision, url, None, "item", time=now)
         runtime.count("consentcrawl/items/dropped")
         runtime.count("consentcrawl/items/denied_leaving")
         if runtime.enforce:

@@ -29,7 +29,7 @@ from twisted.python.failure import Failure
 
 from ._scrapy_internals import item_pipelines
 from .decision import Decision, Evidence, Stage, deny
-from .deniedpeople import UNDECIDED, item_judged, item_reason
+from .deniedpeople import UNDECIDED, item_judged, item_kept_on, item_reason
 from .itempages import ItemPages
 from .itemsource import ItemSources, item_source
 from .mediaurls import (
@@ -216,6 +216,8 @@ class ConsentGuardPipeline(RuntimeComponent):
                                            provenance.get("url"), None, "item")
         else:
             decision = await self.runtime.decide_item(platform, str(subject), provenance.get("url"))
+            if decision.allowed:  # asked again as the item leaves, whatever a later pipeline makes of its fields
+                item_kept_on(platform, str(subject))
         if not decision.allowed:
             self.runtime.count("consentcrawl/items/dropped")
             if self.runtime.enforce:

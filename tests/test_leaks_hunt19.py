@@ -6,18 +6,34 @@ targets it was asked for, what reached a callback, the items and the audit log.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socketserver
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl.cli import main
-from tests.lenient import HOST, KINDS, ListLogic, crawl, make_spider, people_settings, secret_name
+from consentcrawl_demo.server import LocalServer
+from tests.lenient import (
+    HOST,
+    KINDS,
+    LenientPeople,
+    ListLogic,
+    crawl,
+    iso,
+    make_spider,
+    people_settings,
+    record_yaml,
+    secret_name,
+)
 
 BASE = f"http://{HOST}"
 #: Scrapy's download handlers a crawl may download with (``CONSENTCRAWL_HTTP_HANDLER``): Twisted flags a body with
@@ -216,3 +232,56 @@ def test_check_fetch_reads_a_part_of_an_html_page_as_the_crawl_does(
     decision = json.loads(out)
     assert decision["reason"] == "error.internal", out
     assert any("only part of the page" in (e.get("message") or "") for e in decision["evidence"]), out
+
+
+# -- an item a later pipeline reshapes, its person withdrawn meanwhile ---------------------------------------------
+
+
+class ProfileItemsLogic(ListLogic):
+    """Each profile gives an item naming its person (the subject field) and their name."""
+
+    def parse(self, response: scrapy.http.Response) -> Any:
+        self.seen.append(response.url)
+        yield {"subject": response.url.rsplit("/", 1)[-1], "platform": "people",
+               "name": response.css(".name::text").get()}
+
+
+class ExportShapePipeline:
+    """A project's pipeline after the guard: it looks the person up in a slow service (here 3 s for 101, who
+    withdraws meanwhile), then hands on the item in the shape the export wants, a new dict with the name alone (no
+    subject, no provenance: fields the feed has no use for)."""
+
+    authorizations: Path | None = None
+
+    async def process_item(self, item: Any) -> Any:
+        if item.get("subject") == "101":
+            assert self.authorizations is not None
+            with self.authorizations.open("a") as f:  # another process appending the withdrawal
+                f.write(record_yaml("101", revoked_at=iso(time.time()), evidence="withdrawn while a pipeline works"))
+            await asyncio.sleep(3.0)
+        return {"name": item["name"]}
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_withdrawal_while_a_pipeline_reshapes_the_item_keeps_it_from_the_feed(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. The leaving check read whose an item is from the item as it leaves (its subject field, else its
+    provenance): a pipeline after the guard that hands on a new dict in the export's shape (no subject, no
+    provenance) took both away, and the check let it go unasked. 101 withdrew while that pipeline worked, and their
+    name was written to the feed. The check now asks again for the person the guard kept the item on."""
+    feed = tmp_path / "items.jsonl"
+    settings = people_settings(tmp_path, ITEM_PIPELINES={f"{__name__}.ExportShapePipeline": 500},
+                               FEEDS={str(feed): {"format": "jsonlines"}})
+    ExportShapePipeline.authorizations = Path(settings["CONSENTCRAWL_AUTHORIZATIONS"])
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, ProfileItemsLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/u/101", f"{BASE}/u/102"], follow_links=False)
+    assert {"101", "102"} <= set(app.people_served()), app.describe()
+    written = feed.read_text() if feed.exists() else ""
+    assert secret_name("102") in written, f"control: 102's item is not in the feed: {written!r}"
+    assert secret_name("101") not in written, "the withdrawn person's item was written to the feed"
+    assert not [item for item in result.items if item.get("name") == secret_name("101")], result.items
+    [deny] = [e for e in result.audit if e.get("phase") == "item" and e.get("verdict") == "deny"]
+    assert deny["reason"] == "subject.revoked" and deny["subject"] == "101", deny
