@@ -34,6 +34,7 @@ from tests.lenient import (
     record_yaml,
     secret_name,
 )
+from tests.test_nofollow_engine_crawl import FOLLOW, NOFOLLOW, SendsLinksThroughTheEngine
 
 BASE = f"http://{HOST}"
 #: Scrapy's download handlers a crawl may download with (``CONSENTCRAWL_HTTP_HANDLER``): Twisted flags a body with
@@ -285,3 +286,38 @@ async def test_a_withdrawal_while_a_pipeline_reshapes_the_item_keeps_it_from_the
     assert not [item for item in result.items if item.get("name") == secret_name("101")], result.items
     [deny] = [e for e in result.audit if e.get("phase") == "item" and e.get("verdict") == "deny"]
     assert deny["reason"] == "subject.revoked" and deny["subject"] == "101", deny
+
+
+# -- links a nofollow page's coroutine callback sends through the engine -----------------------------------------
+
+
+class SendsLinksFromACoroutine(SendsLinksThroughTheEngine):
+    """The callback is a coroutine (``async def`` that returns its items): Scrapy runs it in a task of its own."""
+
+    async def parse_coroutine(self, response: scrapy.http.Response) -> Any:
+        await asyncio.sleep(0.05)
+        self._send(response)
+        return [{"url": response.url}]
+
+    async def parse_coroutine_at_once(self, response: scrapy.http.Response) -> Any:
+        self._send(response)
+        return [{"url": response.url}]
+
+
+@pytest.mark.parametrize("how", ["coroutine", "coroutine_at_once"])
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_links_a_nofollow_pages_coroutine_callback_sends_through_the_engine_are_not_followed(
+        kind: str, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. A nofollow page's links sent with ``engine.crawl`` were refused from a callback that returns or
+    yields, not from a coroutine callback (``async def parse(...): ...; return items``), which Scrapy runs in a task
+    of its own: the page's link (102's profile) was fetched. The other page's link sent the same way is the
+    control."""
+    app = LenientPeople().page("/nf", NOFOLLOW).page("/f", FOLLOW)
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, SendsLinksFromACoroutine), people_settings(tmp_path),
+                             proxy=server.proxy, monkeypatch=monkeypatch, how=how)
+    assert "103" in app.people_served(), f"control: the other page's link was followed\n{app.describe()}"
+    assert "102" not in app.people_served(), app.describe()
+    assert [(p, u, r) for p, u, r in result.denies()] == [("output", f"{BASE}/u/102", "response.nofollow")]
+    assert sorted(result.seen) == [f"{BASE}/f", f"{BASE}/nf", f"{BASE}/u/103"], result.seen
