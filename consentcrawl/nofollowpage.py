@@ -6,6 +6,10 @@ A callback may send requests without yielding them: ``self.crawler.engine.crawl(
 spider middlewares and reaches the scheduler through the engine's ``request_scheduled`` signal alone, where nothing
 says which page the link was on (no ``Referer``: Scrapy's RefererMiddleware is a spider middleware too).
 
+A callback may also download a page in line, ``await self.crawler.engine.download_async(response.follow(href))``:
+past the scheduler, with no ``request_scheduled``. The engine's ``download_async`` is guarded the same way, by the
+task that awaits it (:func:`_downloads_guarded`).
+
 ``engine.crawl`` sends ``request_scheduled`` synchronously, from the callback's own code, and Scrapy runs that code
 in known tasks: a callback that returns (a list, say) is called in the task that processes its response
 (``Scraper._scrape``, after the spider middlewares' ``process_spider_input``), a coroutine callback (``async def``
@@ -18,7 +22,8 @@ from it (:func:`sent_by_nofollow_page`), as the spider middleware refuses the sa
 into whatever is scheduled from it (a download the engine starts then, whose redirect is no link of the page's).
 
 Not known to be the page's: a request kept and sent later (from another page's callback, ``spider_idle``), or from
-a task the callback starts itself (``asyncio.create_task``): see README's "Not guaranteed".
+a task the callback starts itself (``asyncio.create_task``, the deprecated ``engine.download``, which starts one):
+see README's "Not guaranteed".
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ if TYPE_CHECKING:
     from .decision import Decision
     from .runtime import ConsentRuntime
 
+#: marks the engine's ``download_async`` once it refuses a nofollow page's links (:func:`_downloads_guarded`)
+_GUARDED = "_consentcrawl_nofollow_guarded"
 #: the nofollow page each task is running the callback of (a task that ends leaves)
 _PAGES: weakref.WeakKeyDictionary[asyncio.Task[Any], Response] = weakref.WeakKeyDictionary()
 
@@ -47,6 +54,28 @@ def reading(runtime: ConsentRuntime, response: Response) -> None:
     if runtime.nofollow(response.request) and (task := asyncio.current_task()) is not None:
         _PAGES[task] = response
         _coroutine_marked(runtime, response)
+        _downloads_guarded(runtime)
+
+
+def _downloads_guarded(runtime: ConsentRuntime) -> None:
+    """The engine's ``download_async`` (public: a callback awaits it to download a page in line, past the scheduler
+    and so past ``request_scheduled``) refuses a request from a task running a nofollow page's callback, as the
+    schedule guard does; once per engine, an attribute of the instance in the method's place."""
+    engine = runtime.crawler.engine
+    download = getattr(engine, "download_async", None)
+    if engine is None or download is None or getattr(download, _GUARDED, False):
+        return
+
+    async def download_async(request: Request) -> Any:
+        # awaited from the callback's code: this runs in the callback's task before the download starts its own
+        if (refused := sent_by_nofollow_page(runtime, request)) is not None and runtime.enforce:
+            from .middlewares import ConsentDenied  # the middlewares import this module
+
+            raise ConsentDenied(refused)
+        return await download(request)
+
+    setattr(download_async, _GUARDED, True)
+    engine.download_async = download_async  # type: ignore[method-assign]
 
 
 def _coroutine_marked(runtime: ConsentRuntime, response: Response) -> None:

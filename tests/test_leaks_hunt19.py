@@ -321,3 +321,45 @@ async def test_links_a_nofollow_pages_coroutine_callback_sends_through_the_engin
     assert "102" not in app.people_served(), app.describe()
     assert [(p, u, r) for p, u, r in result.denies()] == [("output", f"{BASE}/u/102", "response.nofollow")]
     assert sorted(result.seen) == [f"{BASE}/f", f"{BASE}/nf", f"{BASE}/u/103"], result.seen
+
+
+class DownloadsLinksInLine(SendsLinksThroughTheEngine):
+    """The callback downloads each link in line (``await engine.download_async(...)``, past the scheduler), from an
+    async generator or a coroutine, and yields or returns an item of each page it got."""
+
+    async def _download(self, response: scrapy.http.Response) -> list[dict[str, Any]]:
+        self.seen.append(response.url)
+        got = []
+        for href in response.css("a.link::attr(href)").getall():
+            try:
+                page = await self.crawler.engine.download_async(response.follow(href))  # type: ignore[attr-defined]
+            except scrapy.exceptions.IgnoreRequest:
+                continue
+            got.append({"url": page.url, "name": page.css(".name::text").get()})
+        return got
+
+    async def parse_inline_generator(self, response: scrapy.http.Response) -> Any:
+        for item in await self._download(response):
+            yield item
+
+    async def parse_inline_coroutine(self, response: scrapy.http.Response) -> Any:
+        return await self._download(response)
+
+
+@pytest.mark.parametrize("how", ["inline_generator", "inline_coroutine"])
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_links_a_nofollow_pages_callback_downloads_in_line_are_not_fetched(
+        kind: str, how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. A callback may download a page in line with ``await self.crawler.engine.download_async(request)``
+    (past the scheduler: no ``request_scheduled``, no spider middleware): a nofollow page's link (102's profile)
+    was fetched and its name collected. It is now refused as the same link yielded is; the other page's link
+    downloaded the same way is the control."""
+    app = LenientPeople().page("/nf", NOFOLLOW).page("/f", FOLLOW)
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, DownloadsLinksInLine), people_settings(tmp_path),
+                             proxy=server.proxy, monkeypatch=monkeypatch, how=how)
+    assert "103" in app.people_served(), f"control: the other page's link was downloaded\n{app.describe()}"
+    assert "102" not in app.people_served(), app.describe()
+    assert not [item for item in result.items if item.get("name") == secret_name("102")], result.items
+    assert [(p, u, r) for p, u, r in result.denies()] == [("output", f"{BASE}/u/102", "response.nofollow")]
