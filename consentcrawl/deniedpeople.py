@@ -192,13 +192,15 @@ class ItemVerdict:
     """The guard's say on the item being processed (set in place: each pipeline may run in a task of its own, which
     sees the object the context held when it started, not a value set since)."""
 
-    __slots__ = ("person", "reason")
+    __slots__ = ("mentioned", "person", "reason")
 
     def __init__(self) -> None:
         self.reason: str | None = UNDECIDED
         #: (platform, subject) the guard kept the item on: the leaving check asks them again, whatever a later
         #: pipeline made of the item's fields (leaving.py)
         self.person: tuple[str | None, str] | None = None
+        #: the other people the guard let the item mention (mentions.py): asked again as it leaves
+        self.mentioned: tuple[tuple[str, str], ...] = ()
 
 
 _ITEM: ContextVar[ItemVerdict | None] = ContextVar("consentcrawl_item_verdict", default=None)
@@ -225,6 +227,19 @@ def item_kept_on(platform: str | None, subject: str) -> None:
     verdict = _ITEM.get()
     if verdict is not None:
         verdict.person = (platform, subject)
+
+
+def item_mentions_kept(people: tuple[tuple[str, str], ...]) -> None:
+    """The other people the guard let the item being processed mention (:attr:`ItemVerdict.mentioned`)."""
+    verdict = _ITEM.get()
+    if verdict is not None:
+        verdict.mentioned = people
+
+
+def item_mentioned() -> tuple[tuple[str, str], ...]:
+    """The other people the guard let the item being processed mention; none outside processing."""
+    verdict = _ITEM.get()
+    return verdict.mentioned if verdict is not None else ()
 
 
 def item_person() -> tuple[str | None, str] | None:

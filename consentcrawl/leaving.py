@@ -10,7 +10,9 @@ while nothing changed (the store's version, the validity spans), with no lookup.
 Whose the item is: the person the guard kept it on, held for the item's processing
 (:func:`~consentcrawl.deniedpeople.item_person`), since a pipeline after the guard may hand on a new object in the
 shape its export wants, without the subject field or the provenance; and the person the item names as it leaves
-(the subject field, else its provenance's), if that is another. Each is asked; any deny drops the item.
+(the subject field, else its provenance's), if that is another. Each is asked; any deny drops the item. So is each
+other person the guard let the item mention (:mod:`consentcrawl.mentions`): one no longer allowed has the item's
+mentions read again and withheld, as the guard withholds them.
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter
 
-from .deniedpeople import item_judged, item_person, item_reason
+from .deniedpeople import item_judged, item_mentioned, item_person, item_reason
+from .mentions import guard_mentions
 from .onevalue import one_value
 from .pipelines import drop
 from .runtime import RuntimeComponent
@@ -60,6 +63,12 @@ class ConsentLeavingPipeline(RuntimeComponent):
             decision = await runtime.decider.decide_subject(*person, config.purpose, now)
             if not decision.allowed:
                 return self._denied(runtime, item, decision, provenance.get("url"), now)
+        for person in item_mentioned():  # one no longer allowed: the mentions read again, as the guard read them
+            if not (await runtime.decider.decide_subject(*person, config.purpose, runtime.config.now())).allowed:
+                if (dropping := await guard_mentions(runtime, item)) is not None:
+                    runtime.count("consentcrawl/items/dropped")
+                    raise drop(item, dropping, config.provenance_field)
+                break
         return item
 
     @staticmethod

@@ -34,6 +34,7 @@ from tests.lenient import (
     record_yaml,
     secret_name,
 )
+from tests.test_item_mentions import _events
 from tests.test_nofollow_engine_crawl import FOLLOW, NOFOLLOW, SendsLinksThroughTheEngine
 
 BASE = f"http://{HOST}"
@@ -363,3 +364,53 @@ async def test_links_a_nofollow_pages_callback_downloads_in_line_are_not_fetched
     assert "102" not in app.people_served(), app.describe()
     assert not [item for item in result.items if item.get("name") == secret_name("102")], result.items
     assert [(p, u, r) for p, u, r in result.denies()] == [("output", f"{BASE}/u/102", "response.nofollow")]
+
+
+# -- a person an item mentions withdraws while a later pipeline works ---------------------------------------------
+
+
+class FriendItemsLogic(ListLogic):
+    """103's profile gives an item naming 103, with their friend's (102's) profile URL."""
+
+    def parse(self, response: scrapy.http.Response) -> Any:
+        self.seen.append(response.url)
+        yield {"subject": "103", "platform": "people", "name": response.css(".name::text").get(),
+               "friend": f"{BASE}/u/102", "bio": f"best friend of {BASE}/u/102, since 2020"}
+
+
+class SlowEnrichPipeline:
+    """A project's pipeline after the guard: it enriches the item from a slow service (3 s), while the friend the
+    item mentions (102) withdraws."""
+
+    authorizations: Path | None = None
+
+    async def process_item(self, item: Any) -> Any:
+        assert self.authorizations is not None
+        with self.authorizations.open("a") as f:  # another process appending the withdrawal
+            f.write(record_yaml("102", revoked_at=iso(time.time()), evidence="withdrawn while a pipeline works"))
+        await asyncio.sleep(3.0)
+        return item
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@deferred_f_from_coro_f
+async def test_a_mentioned_person_who_withdraws_while_a_pipeline_works_is_withheld_from_the_feed(
+        kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fixed. The guard decides the people an item mentions as it passes (102, a friend, allowed then); 102 withdrew
+    while a later pipeline worked, and their profile URL was written to the feed with 103's item. The leaving check
+    now asks again for each person the guard let the item mention, and withholds those no longer allowed."""
+    feed = tmp_path / "items.jsonl"
+    settings = people_settings(tmp_path, ITEM_PIPELINES={f"{__name__}.SlowEnrichPipeline": 500},
+                               FEEDS={str(feed): {"format": "jsonlines"}})
+    SlowEnrichPipeline.authorizations = Path(settings["CONSENTCRAWL_AUTHORIZATIONS"])
+    app = LenientPeople()
+    with LocalServer(app) as server:
+        result = await crawl(make_spider(kind, FriendItemsLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/u/103"], follow_links=False)
+    written = feed.read_text() if feed.exists() else ""
+    assert secret_name("103") in written, f"control: 103's item is not in the feed: {written!r}"
+    assert "/u/102" not in written, f"the withdrawn friend's profile URL was written to the feed: {written!r}"
+    [item] = result.items
+    assert item["friend"] is None and item["bio"] == "best friend of [consentcrawl: withheld], since 2020", item
+    [event] = _events(settings["CONSENTCRAWL_AUDIT_LOG"], "mentions-withheld")
+    assert [(p["subject"], p["reason"]) for p in event["people"]] == [("102", "subject.revoked")], event
