@@ -32,13 +32,7 @@ from .refusalphase import (
 )
 from .refusals.book import Refusal, Unread, unread_deny
 from .response import judge_response
-from .robots.body import (
-    SCRAPY_MAXSIZE,
-    page_body,
-    page_encoding,
-    reading_encodings,
-    reads_as_html,
-)
+from .robots.body import SCRAPY_MAXSIZE, page_body, page_encoding, reading_encodings, reads_as_html
 from .robots.fetch import RobotsFile
 from .robots.httpfetch import flags, side_request, tls_context
 from .robots.meta import parse_meta_robots
