@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from contextvars import ContextVar, Token
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from .deciding import Undecided
@@ -188,49 +188,75 @@ def _site_reason(runtime: ConsentRuntime, facts: RequestFacts) -> str | None:
 
 # -- the item being processed ------------------------------------------------------------------------------------
 
-#: the item being processed: [the guard's verdict (see item_reason), the person it allowed the item on or None]
-_ITEM: ContextVar[list[Any] | None] = ContextVar("consentcrawl_item_verdict", default=None)
+class ItemVerdict:
+    """The guard's say on the item being processed (set in place: each pipeline may run in a task of its own, which
+    sees the object the context held when it started, not a value set since)."""
+
+    __slots__ = ("mentioned", "person", "reason")
+
+    def __init__(self) -> None:
+        self.reason: str | None = UNDECIDED
+        #: (platform, subject) the guard kept the item on: the leaving check asks them again, whatever a later
+        #: pipeline made of the item's fields (leaving.py)
+        self.person: tuple[str | None, str] | None = None
+        #: the other people the guard let the item mention (mentions.py): asked again as it leaves
+        self.mentioned: tuple[tuple[str, str], ...] = ()
 
 
-def judging_item() -> Token[list[Any] | None]:
+_ITEM: ContextVar[ItemVerdict | None] = ContextVar("consentcrawl_item_verdict", default=None)
+
+
+def judging_item() -> Token[ItemVerdict | None]:
     """An item goes to the pipelines: until the guard says otherwise it is ``undecided``; reset with the token."""
-    return _ITEM.set([UNDECIDED, None])
+    return _ITEM.set(ItemVerdict())
 
 
-def done_judging(token: Token[list[Any] | None]) -> None:
+def done_judging(token: Token[ItemVerdict | None]) -> None:
     _ITEM.reset(token)
-
-
-def item_allowed_on(platform: str, subject: str) -> None:
-    """The person the guard allowed the item being processed on: the leaving check asks them again when the item
-    no longer says whose it is, or never could (an item class without those fields, kept on its page by identity)."""
-    verdict = _ITEM.get()
-    if verdict is not None:
-        verdict[1] = (platform, subject)
-
-
-def item_allowed_person() -> tuple[str, str] | None:
-    """The person :func:`item_allowed_on` gave for the item being processed; None for none, or no item."""
-    verdict = _ITEM.get()
-    return verdict[1] if verdict is not None else None
 
 
 def item_judged(reason: str | None) -> None:
     """The guard's verdict on the item being processed: None for one it allowed or that is no one's."""
     verdict = _ITEM.get()
     if verdict is not None:
-        verdict[0] = reason
+        verdict.reason = reason
+
+
+def item_kept_on(platform: str | None, subject: str) -> None:
+    """The person the guard kept the item being processed on (:attr:`ItemVerdict.person`)."""
+    verdict = _ITEM.get()
+    if verdict is not None:
+        verdict.person = (platform, subject)
+
+
+def item_mentions_kept(people: tuple[tuple[str, str], ...]) -> None:
+    """The other people the guard let the item being processed mention (:attr:`ItemVerdict.mentioned`)."""
+    verdict = _ITEM.get()
+    if verdict is not None:
+        verdict.mentioned = people
+
+
+def item_mentioned() -> tuple[tuple[str, str], ...]:
+    """The other people the guard let the item being processed mention; none outside processing."""
+    verdict = _ITEM.get()
+    return verdict.mentioned if verdict is not None else ()
+
+
+def item_kept_person() -> tuple[str | None, str] | None:
+    """(platform, subject) the guard kept the item being processed on; None for no one's, or outside processing."""
+    verdict = _ITEM.get()
+    return verdict.person if verdict is not None else None
 
 
 def item_reason() -> str | None:
     """The reason code of the item being processed, when it was not allowed (or never judged); None when it was, or
     when no item is being processed."""
     verdict = _ITEM.get()
-    return verdict[0] if verdict is not None else None
+    return verdict.reason if verdict is not None else None
 
 
 def item_line_reason() -> str | None:
     """What a line naming an item may say of it: as :func:`item_reason` while it is processed, ``undecided`` for an
     item named outside the pipelines' processing."""
     verdict = _ITEM.get()
-    return verdict[0] if verdict is not None else UNDECIDED
+    return verdict.reason if verdict is not None else UNDECIDED

@@ -27,6 +27,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
+from scrapy.core.downloader.handlers.http11 import HTTP11DownloadHandler
 from scrapy.exceptions import IgnoreRequest, NotConfigured, StopDownload
 from scrapy.http import Response as ScrapyResponse
 from scrapy.utils.misc import load_object
@@ -40,6 +41,7 @@ from .originspacing import OriginSpacing, TurnNotFree
 from .pagedenied import close_browser_page
 from .personlines import PersonLines
 from .refusalphase import actor_read, actor_request
+from .robots.partial import unknown_length_of
 from .runtime import get_runtime, is_checked_url, refuse_to_start
 from .settings import read
 from .startup import build_wrapped, built_wrong
@@ -109,6 +111,9 @@ class ConsentDownloadHandler:
         self.crawler = crawler
         self.fallback = fallback
         no_silent_resend(fallback)  # every send has its decision: a resend is a retry, decided again
+        #: whether a body sent with no length is flagged here: Twisted's handler flags it ``partial`` itself,
+        #: aiohttp's and httpx's read it to the end without a word (robots/partial.py)
+        self._flags_length = not isinstance(fallback, HTTP11DownloadHandler)
         self.spacing = OriginSpacing(max_crawl_delay)
         #: how long a fetch with no timeout of its own (:meth:`_holds`) may hold its turn with a side request waiting
         self.side_turn_limit = crawler.settings.getfloat("DOWNLOAD_TIMEOUT") + max_crawl_delay
@@ -331,6 +336,8 @@ class ConsentDownloadHandler:
         too: robots.txt's delay may be known only once it is here)."""
         try:
             response: Response = await self.fallback.download_request(request)
+            if self._flags_length and "partial" not in response.flags and unknown_length_of(request.method, response):
+                response.flags.append("partial")  # as Twisted flags it: a part is never read as the whole
             return response
         finally:
             if origin is not None:

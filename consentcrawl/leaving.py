@@ -7,26 +7,36 @@ who withdraws meanwhile (or whose grant, or the platform's, ends) must not have 
 this pipeline after every other one, and it asks the person's records again, at that time: a remembered answer
 while nothing changed (the store's version, the validity spans), with no lookup.
 
-Whose the item is, it reads as the guard does (:func:`~consentcrawl.itemperson.item_person`): the subject field,
-else the person its provenance names (the page it came from), on the item's platform field, else its page's. An
-item a pipeline between made name another platform than its page's, or several people, is denied as the guard
-would deny it. An item that says neither (an ``Item`` class without those fields, kept on its page's person by
-identity, :mod:`consentcrawl.itempages`; or one a pipeline between took them out of) is asked again about the
-person the guard allowed it on.
+Whose the item is: the person the guard kept it on, held for the item's processing
+(:func:`~consentcrawl.deniedpeople.item_kept_person`), since a pipeline after the guard may hand on a new object in
+the shape its export wants, without the subject field or the provenance (or the item never said: an ``Item`` class
+without those fields, kept on its page's person by identity, :mod:`consentcrawl.itempages`); and the person the item
+names as it leaves, read as the guard reads it (:func:`~consentcrawl.itemperson.item_person`), if that is another.
+An item a pipeline between made name another platform than its page's, or several people, is denied as the guard
+would deny it. Each person is asked; any deny drops the item. So is each other person the guard let the item
+mention (:mod:`consentcrawl.mentions`): one no longer allowed has the item's mentions read again and withheld, as
+the guard withholds them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter
 
 from .decision import Stage, deny
-from .deniedpeople import item_allowed_person, item_judged, item_reason
+from .deniedpeople import item_judged, item_kept_person, item_mentioned, item_reason
 from .itemperson import item_person
+from .mentions import guard_mentions
 from .onevalue import one_value
 from .pipelines import drop
 from .runtime import RuntimeComponent
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from .decision import Decision
+    from .runtime import ConsentRuntime
 
 __all__ = ["ConsentLeavingPipeline"]
 
@@ -45,23 +55,32 @@ class ConsentLeavingPipeline(RuntimeComponent):
         names = item.keys() if adapter is item else adapter.field_names()
         provenance = adapter.get(config.provenance_field) if config.provenance_field else None
         provenance = provenance if isinstance(provenance, dict) else {}
+        people = [kept] if (kept := item_kept_person()) is not None else []
         person = item_person(adapter, names, config.subject_field, one_value(adapter.get(config.subject_field)),
                              provenance)
-        allowed_on = item_allowed_person()
-        if person is None and allowed_on is None:
-            return item  # no one's
-        now = runtime.config.now()
-        if person is None:  # it does not say whose it is (any more): the person the guard allowed it on
-            assert allowed_on is not None
-            decision = await runtime.decider.decide_subject(*allowed_on, config.purpose, now)
-        elif person.cause is not None:  # a later pipeline made it undecidable: denied, as the guard would have
+        if person is not None and person.cause is not None:  # a later pipeline made it undecidable: as the guard
             decision = deny(Stage.SUBJECT, person.reason, platform=person.stamped, evidence=(person.cause,))
-        else:
-            decision = await runtime.decider.decide_subject(person.platform, str(person.subject), config.purpose,
-                                                            now)
-        if decision.allowed:
-            return item
-        runtime.record(decision, provenance.get("url"), None, "item", time=now)
+            return self._denied(runtime, item, decision, provenance.get("url"), runtime.config.now())
+        if person is not None and (named := (person.platform, str(person.subject))) not in people:
+            people.append(named)
+        for asked in people:  # none: no one's, or no item the guard kept (its processing not followed)
+            now = runtime.config.now()
+            decision = await runtime.decider.decide_subject(*asked, config.purpose, now)
+            if not decision.allowed:
+                return self._denied(runtime, item, decision, provenance.get("url"), now)
+        for mentioned in item_mentioned():  # one no longer allowed: the mentions read again, as the guard did
+            if not (await runtime.decider.decide_subject(*mentioned, config.purpose, runtime.config.now())).allowed:
+                if (dropping := await guard_mentions(runtime, item)) is not None:
+                    runtime.count("consentcrawl/items/dropped")
+                    raise drop(item, dropping, config.provenance_field)
+                break
+        return item
+
+    @staticmethod
+    def _denied(runtime: ConsentRuntime, item: Any, decision: Decision, url: Any, now: datetime) -> Any:
+        """Drop ``item`` for ``decision`` (enforce mode), or let it on unlogged (report mode)."""
+        config = runtime.config
+        runtime.record(decision, url, None, "item", time=now)
         runtime.count("consentcrawl/items/dropped")
         runtime.count("consentcrawl/items/denied_leaving")
         if runtime.enforce:

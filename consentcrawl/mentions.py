@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 from itemadapter import ItemAdapter
 
 from .decision import Decision, new_decision_id, not_allowed_reason
-from .deniedpeople import item_judged
+from .deniedpeople import item_judged, item_mentions_kept
 from .personurls import PATH_TRAILING, off_platform, scheme_urls, without_path, without_url, written_paths
 from .reasons import SUBJECT_AMBIGUOUS_URL
 
@@ -87,6 +87,8 @@ async def guard_mentions(runtime: ConsentRuntime, item: Any, decided: Decision |
         withheld = await judge.mentions(text)
         if withheld:
             found[text] = withheld
+    own = (decided.platform, decided.subject) if decided is not None else None
+    item_mentions_kept(tuple(p for p, d in judge.people.items() if d.allowed and p != own))  # asked as it leaves
     if not found:
         return None
     count = sum(len(mentions) for mentions in found.values())

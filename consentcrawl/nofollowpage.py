@@ -6,25 +6,32 @@ A callback may send requests without yielding them: ``self.crawler.engine.crawl(
 spider middlewares and reaches the scheduler through the engine's ``request_scheduled`` signal alone, where nothing
 says which page the link was on (no ``Referer``: Scrapy's RefererMiddleware is a spider middleware too).
 
+A callback may also download a page in line, ``await self.crawler.engine.download_async(response.follow(href))``:
+past the scheduler, with no ``request_scheduled``. The engine's ``download_async`` is guarded the same way, by the
+task that awaits it (:func:`_downloads_guarded`).
+
 ``engine.crawl`` sends ``request_scheduled`` synchronously, from the callback's own code, and Scrapy runs that code
 in known tasks: a callback that returns (a list, say) is called in the task that processes its response
-(``Scraper._scrape``, after the spider middlewares' ``process_spider_input``), and a generator's body runs as its
-output is read, in the tasks that read it (``CONCURRENT_ITEMS`` of them), each step read through the spider
-middleware nearest the callback, consentcrawl's. So the task that runs a nofollow page's callback is known to be
+(``Scraper._scrape``, after the spider middlewares' ``process_spider_input``), a coroutine callback (``async def``
+that returns) runs in a task of its own that Scrapy starts for it (``deferred_from_coro``), and a generator's body
+runs as its output is read, in the tasks that read it (``CONCURRENT_ITEMS`` of them), each step read through the
+spider middleware nearest the callback, consentcrawl's. So the task that runs a nofollow page's callback is known to be
 that page's while it does (:func:`reading`, :func:`read_steps`), and the schedule guard refuses a request scheduled
 from it (:func:`sent_by_nofollow_page`), as the spider middleware refuses the same link yielded
 (``response.nofollow``, recorded in the ``output`` phase). By task, not by context variable: a context is copied
 into whatever is scheduled from it (a download the engine starts then, whose redirect is no link of the page's).
 
 Not known to be the page's: a request kept and sent later (from another page's callback, ``spider_idle``), or from
-a task the callback starts itself (``asyncio.create_task``): see README's "Not guaranteed".
+a task the callback starts itself (``asyncio.create_task``, the deprecated ``engine.download``, which starts one):
+see README's "Not guaranteed".
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -34,15 +41,72 @@ if TYPE_CHECKING:
     from .decision import Decision
     from .runtime import ConsentRuntime
 
+#: marks the engine's ``download_async`` once it refuses a nofollow page's links (:func:`_downloads_guarded`)
+_GUARDED = "_consentcrawl_nofollow_guarded"
 #: the nofollow page each task is running the callback of (a task that ends leaves)
 _PAGES: weakref.WeakKeyDictionary[asyncio.Task[Any], Response] = weakref.WeakKeyDictionary()
 
 
 def reading(runtime: ConsentRuntime, response: Response) -> None:
     """``response`` is handed to its callback now, in this task (which only waits for the callback's output once it
-    has returned): the task is the page's if it said nofollow (a set lookup otherwise)."""
+    has returned): the task is the page's if it said nofollow (a set lookup otherwise), and so is the task a
+    coroutine the callback returns runs in (:func:`_coroutine_marked`)."""
     if runtime.nofollow(response.request) and (task := asyncio.current_task()) is not None:
         _PAGES[task] = response
+        _coroutine_marked(runtime, response)
+        _downloads_guarded(runtime)
+
+
+def _downloads_guarded(runtime: ConsentRuntime) -> None:
+    """The engine's ``download_async`` (public: a callback awaits it to download a page in line, past the scheduler
+    and so past ``request_scheduled``) refuses a request from a task running a nofollow page's callback, as the
+    schedule guard does; once per engine, an attribute of the instance in the method's place."""
+    engine = runtime.crawler.engine
+    download = getattr(engine, "download_async", None)
+    if engine is None or download is None or getattr(download, _GUARDED, False):
+        return
+
+    async def download_async(request: Request) -> Any:
+        # awaited from the callback's code: this runs in the callback's task before the download starts its own
+        if (refused := sent_by_nofollow_page(runtime, request)) is not None and runtime.enforce:
+            from .middlewares import ConsentDenied  # the middlewares import this module
+
+            raise ConsentDenied(refused)
+        return await download(request)
+
+    setattr(download_async, _GUARDED, True)
+    engine.download_async = download_async  # type: ignore[method-assign]
+
+
+def _coroutine_marked(runtime: ConsentRuntime, response: Response) -> None:
+    """The request's callback (Scrapy reads it next, after the spider middlewares' ``process_spider_input``) made
+    one whose coroutine, if it returns one, marks its own task as the page's while it runs. The request gets its own
+    callback back as the callback is called: a copy, a retry or a queue on disk sees the spider's."""
+    request = response.request
+    assert request is not None
+    original = request.callback
+    called = original or getattr(runtime.crawler.spider, "_parse", None)
+    if not callable(called):
+        return
+
+    def callback(*args: Any, **kwargs: Any) -> Any:
+        request.callback = original
+        output = called(*args, **kwargs)
+        return _marked(response, output) if inspect.iscoroutine(output) else output
+
+    request.callback = callback
+
+
+async def _marked(response: Response, coroutine: Coroutine[Any, Any, Any]) -> Any:
+    """``coroutine`` awaited with its task (the one Scrapy starts for it) marked as ``response``'s."""
+    task = asyncio.current_task()
+    if task is not None:
+        _PAGES[task] = response
+    try:
+        return await coroutine
+    finally:
+        if task is not None:
+            _PAGES.pop(task, None)
 
 
 async def read_steps(response: Response, output: AsyncIterator[Any]) -> AsyncIterator[Any]:

@@ -29,7 +29,7 @@ from twisted.python.failure import Failure
 
 from ._scrapy_internals import item_pipelines
 from .decision import Decision, Evidence, Stage, deny
-from .deniedpeople import UNDECIDED, item_allowed_on, item_judged, item_reason
+from .deniedpeople import UNDECIDED, item_judged, item_kept_on, item_reason
 from .itemperson import item_person
 from .itemsource import ItemSources, item_source
 from .mediaurls import (
@@ -188,6 +188,8 @@ class ConsentGuardPipeline(RuntimeComponent):
                                                 evidence=(person.cause,)), provenance.get("url"), None, "item")
         else:
             decision = await self.runtime.decide_item(person.platform, str(person.subject), provenance.get("url"))
+            if decision.allowed:  # asked again as the item leaves, whatever a later pipeline makes of its fields
+                item_kept_on(person.platform, str(person.subject))
         if not decision.allowed:
             self.runtime.count("consentcrawl/items/dropped")
             if self.runtime.enforce:
@@ -198,10 +200,8 @@ class ConsentGuardPipeline(RuntimeComponent):
             written = self._add_provenance(adapter, config.provenance_field, provenance, decision, config.purpose)
             # an item that carried none (a copy) now names its page's person there: a purge can find it
             findable = findable or (written and provenance.get("subject") not in (None, ""))
-        if decision.platform and decision.subject:
-            item_allowed_on(decision.platform, decision.subject)  # for the leaving check, if the item will not say
-            if not findable:
-                self.runtime.item_pages.kept(decision.platform, decision.subject)  # no purge finds it in the output
+        if decision.platform and decision.subject and not findable:
+            self.runtime.item_pages.kept(decision.platform, decision.subject)  # no purge finds it in the output
         if decision.fields is not None and self.runtime.enforce:
             keep = set(decision.fields) | {config.subject_field, "platform"}
             if config.provenance_field:

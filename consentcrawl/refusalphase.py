@@ -37,8 +37,9 @@ from .recent import Recent
 from .refusals.book import REASON, Refusal, Unread
 from .refusals.forms import Found, PageReading, is_activitypub
 from .refusals.page import read_page
-from .robots.body import content_encoding, is_partial, page_body, page_encoding, reading_encodings, reads_as_html
+from .robots.body import content_encoding, page_body, page_encoding, reading_encodings, reads_as_html
 from .robots.meta import parse_meta_robots
+from .robots.partial import is_partial
 from .signalphase import decode_limit
 
 if TYPE_CHECKING:
@@ -55,8 +56,8 @@ logger = logging.getLogger("consentcrawl")
 ACTIVITYPUB = "application/activity+json"  #: what a crawl asks a profile URL for to get the actor (Mastodon negotiates)
 
 __all__ = ["FirstPageGate", "actor_read", "actor_request", "actor_unread_cause", "book_refusals", "check_refusals",
-           "mismatch_deny", "owner_mismatch", "read_fetched", "read_fetched_as", "refused_deny", "refusing",
-           "unreadable_deny"]
+           "mismatch_deny", "owner_mismatch", "partial_deny", "read_fetched", "read_fetched_as", "refused_deny",
+           "refusing", "unreadable_deny"]
 
 
 class FirstPageGate:
@@ -324,9 +325,19 @@ def book_refusals(runtime: ConsentRuntime, request: Request, response: Response)
 
 
 def _partial(response: Response) -> bool:
-    """Whether the response holds only part of the page (``robots.body.is_partial``): a refusal may be in the part
+    """Whether the response holds only part of the page (``robots.partial.is_partial``): a refusal may be in the part
     that is missing."""
     return is_partial(response.status, response.flags)
+
+
+def partial_deny(prior: Decision, facts: RequestFacts, url: str, status: int) -> Decision:
+    """The deny of a person's page of which only a part came back and no refusal was in it (by a crawl and by
+    ``consentcrawl check --fetch``): a refusal may be in the rest."""
+    assert facts.platform is not None
+    return deny(Stage.ERROR, "error.internal", subject=facts.subject, platform=facts.platform.name,
+                evidence=(*prior.evidence, Evidence("error", url, {
+                    "error": "PartialPage", "status": status, "while": "reading refusals",
+                    "message": "only part of the person's page came back: a refusal may be in the rest"})))
 
 
 def check_refusals(runtime: ConsentRuntime, request: Request, response: Response, prior: Decision) -> Decision:
@@ -354,11 +365,8 @@ def check_refusals(runtime: ConsentRuntime, request: Request, response: Response
         if not unread.allowed:
             return runtime.record(unread, response.url, None, "response", time=now)
     if not refusals and prior.allowed and _partial(response):
-        decision = deny(Stage.ERROR, "error.internal", subject=facts.subject, platform=facts.platform.name,
-                        evidence=(*prior.evidence, Evidence("error", response.url, {
-                            "error": "PartialPage", "status": response.status, "while": "reading refusals",
-                            "message": "only part of the person's page came back: a refusal may be in the rest"})))
-        return runtime.record(decision, response.url, None, "response", time=now)
+        return runtime.record(partial_deny(prior, facts, response.url, response.status), response.url, None,
+                              "response", time=now)
     if not refusals or not prior.allowed:
         return prior
     return runtime.record(refused_deny(facts, prior, refusals), response.url, None, "response", time=now)

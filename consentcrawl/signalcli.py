@@ -16,13 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from .decision import Decision
+from .decision import Decision, Stage, deny
 from .errors import ConfigError
 from .refusalphase import (
     ACTIVITYPUB,
     actor_unread_cause,
     mismatch_deny,
     owner_mismatch,
+    partial_deny,
     read_fetched,
     read_fetched_as,
     refused_deny,
@@ -33,10 +34,12 @@ from .refusals.book import Refusal, Unread, unread_deny
 from .response import judge_response
 from .robots.body import SCRAPY_MAXSIZE, page_body, page_encoding, reading_encodings, reads_as_html
 from .robots.fetch import RobotsFile
-from .robots.httpfetch import side_request, tls_context
+from .robots.httpfetch import flags, side_request, tls_context
 from .robots.meta import parse_meta_robots
+from .robots.partial import is_partial, partial_page_error
 from .robots.signalfetch import assemble, policy_urls, site_file_urls
 from .robots.tags import parse_robots_headers
+from .scheduling import error_cause
 from .signals.base import SignalResult
 from .signals.evaluate import SiteFiles, response_spellings
 from .signals.fetch import SignalFile, from_response, unavailable
@@ -106,6 +109,14 @@ class Page:
     #: every encoding the page is read in for refusals: ``encoding``, and the others a spider may decode it in
     #: (``robots.body.reading_encodings``)
     encodings: tuple[str, ...] = ()
+    #: the flags Scrapy would give the response for its length (``partial``: a body sent with no length): with a
+    #: 206, only a part of the page may have come back (``robots.partial.is_partial``), and a refusal or a meta tag
+    #: may be in the rest, as in a crawl
+    flags: tuple[str, ...] = ()
+
+    @property
+    def partial(self) -> bool:
+        return is_partial(self.status, self.flags)
 
 
 async def refuse_fetch(decider: Any, url: str, purpose: str, subject: str | None = None) -> None:
@@ -143,14 +154,16 @@ async def fetch_page(url: str, *, user_agent: str, accept: str | None = None, li
     # as Scrapy reads it (a byte order mark first), and as a spider decoding the body itself may
     encodings = reading_encodings(page_encoding(declared, content), declared)
     return Page(url, response.status_code, response.headers, body, encodings[0], content, accept or "", unreadable,
-                encodings)
+                encodings, flags(response))
 
 
 def judge_refusals(prior: Decision, page: Page, engine: PolicyEngine, token: str, purpose: str, facts: Any,
-                   now: datetime) -> tuple[Decision, list[dict[str, Any]], str | None]:
+                   now: datetime, *, linked_actor: bool = False) -> tuple[Decision, list[dict[str, Any]], str | None]:
     """The refusals on a person's page, as the crawl's response phase judges them (nothing is recorded: ``check``
     keeps no audit or refusal log); every refusal read, for the report; and the ActivityPub actor an HTML profile
-    links to. A page that names no person is not read; one whose body cannot be decoded is denied, whoever's."""
+    links to. A page that names no person is not read; one whose body cannot be decoded is denied, whoever's.
+    ``linked_actor``: ``page`` is the actor a profile links to, whose part is judged unread by the caller, as in a
+    crawl."""
     if page.unreadable is not None:
         return unreadable_deny(prior, page.url, page.unreadable), [], None
     if facts.platform is None or facts.subject is None:
@@ -169,6 +182,8 @@ def judge_refusals(prior: Decision, page: Page, engine: PolicyEngine, token: str
     report = [{"form": f.form, "field": f.field, "raw": f.raw, "purposes": sorted(f.purposes), "url": page.url,
                "refuses_purpose": f in refusing_purpose} for f in reading.found]
     actor = reading.actor if reading.profile else None
+    if not refusing_purpose and prior.allowed and page.partial and not linked_actor:  # an actor's part: unread
+        return partial_deny(prior, facts, page.url, page.status), report, None
     if not refusing_purpose or not prior.allowed:
         return prior, report, actor
     refusals = [Refusal(facts.platform.name, facts.subject, page.url, f.form, f.field, f.raw, f.purposes, now)
@@ -203,12 +218,14 @@ async def judge_linked_actor(prior: Decision, actor: str, decider: Any, robots: 
         page = await fetch_page(actor_facts.canonical.url, user_agent=user_agent, accept=ACTIVITYPUB, limit=limit)
     except Exception as exc:  # noqa: BLE001 - as in a crawl: an actor that did not come back is not known
         return unread(f"{type(exc).__name__}: {str(exc)[:200]}", True)
-    judged, report, _ = judge_refusals(prior, page, decider.engine, token, purpose, actor_facts, now)
+    # a part of the actor: its refusals read, and then unread (below), as in a crawl
+    judged, report, _ = judge_refusals(prior, page, decider.engine, token, purpose, actor_facts, now,
+                                       linked_actor=True)
     if judged.allowed:  # no refusal in it: was it the person's actor at all?
         try:
             reading = read_fetched(token, page.url, page.status, page.headers.get("content-type", ""),
                                    page.content, page.encoding, page.accept)
-            cause = actor_unread_cause(page.status, reading, page.status == 206)
+            cause = actor_unread_cause(page.status, reading, page.partial)
         except Exception as exc:  # noqa: BLE001 - judge_refusals denied it already; kept for the types
             cause = type(exc).__name__
         if cause is not None:
@@ -220,6 +237,10 @@ async def judge_page(prior: Decision, page: Page, files: SiteFiles, policy: Sign
                      facts: Any, now: datetime, *, user_agent: str,
                      may_fetch: HopCheck) -> tuple[Decision, list[SignalResult]]:
     """The response phase, as a crawl runs it: robots tags, then the signals with the defaults."""
+    partial = partial_page_error(page.status, page.flags) if page.body is not None else None
+    if partial is not None:  # as the crawl's response phase: a meta tag in the rest is not known
+        return deny(Stage.ERROR, "error.internal", subject=prior.subject, platform=prior.platform,
+                    evidence=(error_cause(partial, page.url),)), []
     directives = parse_robots_headers(list(page.headers.multi_items()), token)
     for encoding in page.encodings or (page.encoding,) if page.body is not None else ():
         directives += parse_meta_robots(page.body or b"", token, encoding)

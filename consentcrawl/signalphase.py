@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from scrapy.http import Response, TextResponse
 
 from .decision import Decision, Evidence, Stage, deny
-from .robots.body import content_encoding, is_partial, page_body, page_encoding, reading_encodings, reads_as_html
+from .robots.body import content_encoding, page_body, page_encoding, reading_encodings, reads_as_html
+from .robots.partial import partial_page_error
 from .signals.evaluate import response_silent, response_spellings
 from .signals.odrl import SIGNAL as POLICY
 from .signals.policy import ResponseSignals, SignalsNeeded
@@ -71,7 +72,7 @@ def body_readings(response: Response, limit: int) -> tuple[bytes | None, tuple[s
     ``Content-Encoding`` too, within ``limit``: ``robots.body.page_body``), or None for a non-HTML body, with every
     encoding it is read in for refusals, meta robots and signals (``robots.body.reading_encodings``: one, but for
     a page a spider may decode otherwise than Scrapy does). Raises ValueError for a body that cannot be decoded,
-    and for an HTML page of which only a part was received (``robots.body.is_partial``): a part is never read as
+    and for an HTML page of which only a part was received (``robots.partial.is_partial``): a part is never read as
     the whole.
 
     A response Scrapy types as binary is read too: a page of a type Scrapy does not map, with a control byte
@@ -81,10 +82,9 @@ def body_readings(response: Response, limit: int) -> tuple[bytes | None, tuple[s
     body = page_body(response.body, encoded, limit)
     if not reads_as_html(content_type, body):
         return None, ("utf-8",)
-    if is_partial(response.status, response.flags):  # a meta tag in the bytes not sent (a 206, a cut) is not known
-        cut = "HTTP 206" if response.status == 206 else "download stopped" if "dataloss" not in response.flags \
-            else "data loss"
-        raise ValueError(f"only part of the page was received ({cut}): what its meta tags say is not known")
+    partial = partial_page_error(response.status, response.flags)
+    if partial is not None:  # a meta tag in the bytes not sent (a 206, a cut) is not known
+        raise partial
     encoding = (response.encoding if isinstance(response, TextResponse) and body is response.body
                 else page_encoding(content_type, body))
     return body, reading_encodings(encoding, content_type)

@@ -19,16 +19,14 @@ import io
 import re
 import sys
 import zlib
-from collections.abc import Iterable
 from typing import Any
 
 from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom
 
 from ..cache import ObjectMemo
 
-__all__ = ["CUT_SHORT", "GZIP_MAGIC", "SCRAPY_MAXSIZE", "ZSTD_MAGIC", "charset", "content_encoding", "decoded_body",
-           "file_start", "is_gzip", "is_partial", "is_zstd", "page_body", "page_encoding", "reading_encodings",
-           "reads_as_html"]
+__all__ = ["GZIP_MAGIC", "SCRAPY_MAXSIZE", "ZSTD_MAGIC", "charset", "content_encoding", "decoded_body", "file_start",
+           "is_gzip", "is_zstd", "page_body", "page_encoding", "reading_encodings", "reads_as_html"]
 
 #: Scrapy's default ``DOWNLOAD_MAXSIZE``: a page's limit where no crawl's is known (a body decompressing to more is
 #: denied: Scrapy would drop it, a decompression bomb)
@@ -75,20 +73,6 @@ def decoded_body(body: bytes, content_encoding: bytes | None, limit: int = MAX_D
         else:
             raise ValueError(f"unknown Content-Encoding {coding.decode('latin-1')!r}")
     return body
-
-
-#: the flags Scrapy puts on a response whose body it cut short: ``dataloss`` (with ``DOWNLOAD_FAIL_ON_DATALOSS =
-#: False``, or its meta key), ``download_stopped`` (a ``bytes_received`` or ``headers_received`` handler, the spider's
-#: own, raised ``StopDownload``: the body is what came before it)
-CUT_SHORT = frozenset({"dataloss", "download_stopped"})
-
-
-def is_partial(status: int, flags: Iterable[str]) -> bool:
-    """Whether a response holds only part of its document: a ``206`` (a range request; a project's
-    ``DEFAULT_REQUEST_HEADERS`` may put ``Range`` on every request, consentcrawl's own included), or a body Scrapy
-    flags as cut short (:data:`CUT_SHORT`). What the missing part says (a refusal, a robots.txt rule) is not known,
-    so the part is never read as the whole."""
-    return status == 206 or not CUT_SHORT.isdisjoint(flags)
 
 
 def is_gzip(body: bytes) -> bool:

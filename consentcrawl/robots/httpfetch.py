@@ -12,8 +12,19 @@ from urllib.parse import urljoin
 import httpx
 
 from .fetch import MAX_REDIRECTS, REDIRECT_STATUSES, RobotsFile, from_response, robots_url, unreachable
+from .partial import partial_cause, unknown_length
 
 _T = TypeVar("_T")
+
+
+def flags(response: httpx.Response) -> tuple[str, ...]:
+    """The flags Scrapy would put on ``response`` for its length (``partial``: a body that ends where the
+    connection did, which httpx reads to the end without a word), so that outside a crawl a part is read as the
+    crawl reads it (:func:`~consentcrawl.robots.partial.is_partial`)."""
+    headers = response.headers
+    unknown = unknown_length(response.http_version, response.status_code, response.request.method,
+                             headers.get("content-length"), headers.get("transfer-encoding"))
+    return ("partial",) if unknown else ()
 
 
 @functools.cache
@@ -72,6 +83,9 @@ async def side_request(url: str, ok: Callable[[int, bytes, str, tuple[str, ...]]
                 if not current.startswith(("http://", "https://")):
                     return fail("a redirect to a non-HTTP URL", response.status_code, current, tuple(hops))
                 continue
+            partial = partial_cause(response.status_code, flags(response))
+            if partial is not None:  # the missing part may hold the rule that applies, as in a crawl
+                return fail(partial, response.status_code, current, tuple(hops))
             return ok(response.status_code, response.content, current, tuple(hops))
     except Exception as exc:  # noqa: BLE001 - any failure to fetch fails closed
         return fail(f"{type(exc).__name__}: {exc}".rstrip(": "), None, current, tuple(hops))

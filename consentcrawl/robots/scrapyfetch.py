@@ -39,9 +39,10 @@ from scrapy.http.request import NO_CALLBACK
 from ..distributed.fetches import RawFetch
 from ..distributed.shared import SharedStateUnavailable
 from ..sidedownload import download_side
-from .body import content_encoding, decoded_body, is_partial
+from .body import content_encoding, decoded_body
 from .cache import RobotsCache
 from .fetch import MAX_REDIRECTS, REDIRECT_STATUSES, RobotsFile, RobotsStatus, from_response, robots_url, unreachable
+from .partial import partial_cause
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -207,9 +208,9 @@ class ScrapyRobotsFetcher:
                 cause = f"{type(exc).__name__}: {exc}".replace(request.url, "<url>").replace(current, "<url>")
                 return fail(cause.rstrip(": "), None)
             stats.inc_value(f"consentcrawl/{stat}/response_status_count/{response.status}")
-            if is_partial(response.status, response.flags):  # the missing part may hold the rule that applies
-                return fail("the body was cut short (data loss)" if response.status != 206
-                            else "only part of the file was sent (206)", response.status)
+            partial = partial_cause(response.status, response.flags)
+            if partial is not None:  # the missing part may hold the rule that applies
+                return fail(partial, response.status)
             coding = content_encoding(response.headers)  # HttpCompressionMiddleware off (COMPRESSION_ENABLED)
             try:
                 body = decoded_body(response.body, coding) if coding else response.body
