@@ -61,3 +61,18 @@ def drop_row(path: Path, rowid: int, table: str = "records") -> None:
                     f.write(page)
                     return
             raise AssertionError(f"row {rowid} is not in {table}")
+
+
+def malform_root(path: Path, table: str) -> None:
+    """Overwrite the root page of ``table`` with garbage, in place: SQLite reports "database disk image is
+    malformed" when it reads the table (the store's ``meta`` or ``bloom`` as it opens or reloads, ``records`` on a
+    lookup)."""
+    conn = sqlite3.connect(path)
+    try:
+        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = ?", (table,)).fetchone()[0]
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+    finally:
+        conn.close()
+    with path.open("r+b") as f:
+        f.seek((root - 1) * page_size)
+        f.write(b"\x0d" + b"\xff" * (page_size - 1))

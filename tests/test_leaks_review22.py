@@ -31,6 +31,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 from scrapy.utils.test import get_crawler
 
 from consentcrawl import loghandlers
+from consentcrawl.consent.load import FileStore
 from consentcrawl.personlines import PersonLines
 from consentcrawl_demo.server import LocalServer
 from spiders.microblog import MicroblogSpider
@@ -104,7 +105,9 @@ class BigStoreCloses(MicroblogSpider):
 
 class RewriteOnClose:
     """:class:`BigStoreCloses`'s rewrite, as the spider closes: an extension built before the purge's, so that its
-    ``spider_closed`` handler runs first."""
+    ``spider_closed`` handler runs first. The new file (the old one without its first filler line) is written before
+    the crawl (:func:`_prepare_rewrite`): what the close adds is the withdrawal's line and the rename, so that the
+    event loop's pauses measured are the close's own, not this test's copying of a big file."""
 
     @classmethod
     def from_crawler(cls, crawler: Any) -> RewriteOnClose:
@@ -118,9 +121,16 @@ class RewriteOnClose:
                                 "revoked_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 60)),
                                 "evidence": "withdrawn by e-mail"})
         fresh = BigStoreCloses.authorizations.with_suffix(".new")
-        old = BigStoreCloses.authorizations.read_text(encoding="utf-8")
-        fresh.write_text(old[old.index("\n") + 1:] + withdrawn + "\n", encoding="utf-8")  # a filler line gone
+        with fresh.open("a", encoding="utf-8") as out:
+            out.write(withdrawn + "\n")
         os.replace(fresh, BigStoreCloses.authorizations)
+
+
+def _prepare_rewrite(big: Path) -> None:
+    """The file :class:`RewriteOnClose` renames over ``big`` as the spider closes, less its withdrawal's line: a
+    filler line gone (not an append: the whole file is read again, in a thread of its own)."""
+    old = big.read_text(encoding="utf-8")
+    big.with_suffix(".new").write_text(old[old.index("\n") + 1:], encoding="utf-8")
 
 
 @deferred_f_from_coro_f
@@ -128,8 +138,8 @@ async def test_purge_on_close_reads_a_big_file_store_again_without_stopping_the_
         server: LocalServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The close looks at the file store again (``refresh_now``), and a big file that changed is read again in a
     thread of its own. The close waited for that thread on the event loop: nothing else in the process (another
-    crawl, Scrapy's own timers) ran for the whole read. It is waited for in a thread now; the withdrawal the read
-    brings is still purged."""
+    crawl, Scrapy's own timers) ran for the whole read. It is waited for in a thread now, and the look itself (which
+    hashes the changed file whole) is made there too; the withdrawal the read brings is still purged."""
     filler = [json.dumps({"platform": "microblog", "subject": str(900_000 + n), "purposes": ["research"],
                           "granted_at": "2026-01-02T00:00:00Z", "evidence": "form"}) for n in range(FILLER)]
     records = filler + [json.dumps({k: v.strftime("%Y-%m-%dT%H:%M:%SZ") if hasattr(v, "strftime") else v
@@ -137,9 +147,18 @@ async def test_purge_on_close_reads_a_big_file_store_again_without_stopping_the_
                for r in yaml.safe_load(AUTHORIZATIONS.read_text(encoding="utf-8"))["authorizations"]]
     big = tmp_path / "authorizations.jsonl"
     big.write_text("\n".join(records) + "\n", encoding="utf-8")
+    _prepare_rewrite(big)
     monkeypatch.setattr(BigStoreCloses, "authorizations", big)
     monkeypatch.setattr(BigStoreCloses, "late", [])
     monkeypatch.setattr(BigStoreCloses, "collected", [])
+    looked_in: list[int] = []  # the threads the close looked at the store again in (it hashes the changed file whole)
+    refresh_now = FileStore.refresh_now
+
+    def spied(store: FileStore) -> None:
+        looked_in.append(threading.get_ident())
+        refresh_now(store)
+
+    monkeypatch.setattr(FileStore, "refresh_now", spied)
     feed = tmp_path / "out" / "items.jsonl"
     settings = consent_settings(tmp_path, FEEDS={str(feed): {"format": "jsonlines"}}, CLOSESPIDER_ITEMCOUNT=3,
                                 CONSENTCRAWL_AUTHORIZATIONS=str(big), CONSENTCRAWL_PURGE_ON_CLOSE=True,
@@ -155,6 +174,7 @@ async def test_purge_on_close_reads_a_big_file_store_again_without_stopping_the_
     exported = [json.loads(line)["subject"] for line in feed.read_text().splitlines() if line.strip()]
     assert exported and first not in exported, (first, exported, result.stats)
     assert max(BigStoreCloses.late) < 0.5, f"the event loop stood still {max(BigStoreCloses.late):.2f} s"
+    assert looked_in and threading.get_ident() not in looked_in, "the close looked at the store on the event loop"
 
 
 # -- the log record factory after another library's ----------------------------------------------------------------

@@ -16,16 +16,25 @@ from typing import Any
 from ..errors import ConfigError
 from .keys import key_function, platform_objects, rule_of
 from .records import AuthorizationRecord
-from .redisstore import STREAM_MAXLEN, RedisURL, glob_prefix, parse_redis_url, record_field, rule_mismatch
+from .redisstore import (
+    ROWS_FIELD,
+    STREAM_MAXLEN,
+    RedisURL,
+    glob_prefix,
+    parse_redis_url,
+    record_field,
+    rule_mismatch,
+)
 from .remote import record_to_json
 from .sqlite_format import _RULE_TEXT
 
 __all__ = ["RedisImportResult", "import_records"]
 
 #: KEYS: the person's hash, the counter, the stream, the import's flag; ARGV: field, record JSON, platform, subject
-#: key, maxlen. Returns the record's seq, 0 when the hash already holds that very record (importing a file again),
-#: -1 when it holds another record under the same identity (:data:`_GUARD` saw to it that none does), or -2 when a
-#: guard of the same import found one: nothing of the import is written.
+#: key, maxlen, the count's field. Returns the record's seq, 0 when the hash already holds that very record
+#: (importing a file again), -1 when it holds another record under the same identity (:data:`_GUARD` saw to it that
+#: none does), or -2 when a guard of the same import found one: nothing of the import is written. The count goes up
+#: by one (a count that is already wrong stays wrong: the loss stays seen); a hash without one is counted whole.
 _WRITE = """
 if redis.call('GET', KEYS[4]) ~= 'ok' then return -2 end
 local held = redis.call('HGET', KEYS[1], ARGV[1])
@@ -34,6 +43,11 @@ if held then
   return -1
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('HEXISTS', KEYS[1], ARGV[6]) == 1 then
+  redis.call('HINCRBY', KEYS[1], ARGV[6], 1)
+else
+  redis.call('HSET', KEYS[1], ARGV[6], redis.call('HLEN', KEYS[1]))
+end
 local n = redis.call('INCR', KEYS[2])
 redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'seq', n, 'platform', ARGV[3], 'subject', ARGV[4])
 return n
@@ -112,7 +126,9 @@ def _check_unruled(client: Any, target: RedisURL, objects: dict[str, Any], platf
         head = target.records_key(name, "")
         for hash_key in client.scan_iter(match=glob_prefix(head), count=1000):
             key = hash_key[len(head):]
-            for value in client.hvals(hash_key):
+            for name, value in client.hgetall(hash_key).items():
+                if name == ROWS_FIELD:
+                    continue
                 try:
                     subject = json.loads(value)["subject"]
                 except (ValueError, KeyError, TypeError):
@@ -184,7 +200,8 @@ def _write_all(client: Any, target: RedisURL, objects: dict[str, Any], planned: 
             rule(keys=[flag, target.rules_key], args=[platform, rule_of(objects.get(platform)), 1], client=pipe)
         for item in planned:
             write(keys=[item.records_key, target.seq_key, target.stream_key, flag],
-                  args=[item.field, item.data, item.record.platform, item.key, STREAM_MAXLEN], client=pipe)
+                  args=[item.field, item.data, item.record.platform, item.key, STREAM_MAXLEN, ROWS_FIELD],
+                  client=pipe)
         pipe.delete(flag)
         results = pipe.execute()
     rules, guards = results[1:1 + len(first)], results[1 + len(first):1 + len(first) + len(batches)]

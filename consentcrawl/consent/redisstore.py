@@ -6,6 +6,7 @@ Key layout (``PREFIX`` is ``consentcrawl:authorizations`` unless the URL says ``
 - ``PREFIX:records:{platform}:{subject key}``: a hash per person; each field is one record's identity (its
   ``record_id``, else a digest of its purposes and times, the rule the files use for duplicates), each value the
   record as JSON with the YAML format's fields. A withdrawal is a record of its own; nothing is ever overwritten.
+  Its field ``#rows`` counts the person's records (:func:`person_records`).
 - ``PREFIX:seq``: a counter, one more for every record written.
 - ``PREFIX:changes``: a stream, one entry (``seq``, ``platform``, ``subject``) per record written, capped at about
   a million entries.
@@ -15,8 +16,8 @@ Key layout (``PREFIX`` is ``consentcrawl:authorizations`` unless the URL says ``
   ``alice``): a store read, or imported into, under a rule other than the recorded one fails, as an SQLite store
   does.
 
-A record is written by one Lua script (hash, counter and stream together), so a reader never sees a record without
-its stream entry; an import's records are written in one transaction, all or nothing
+A record is written by one Lua script (hash, its ``#rows``, counter and stream together), so a reader never sees a
+record without its stream entry or its count; an import's records are written in one transaction, all or nothing
 (:mod:`~consentcrawl.consent.redisimport`).
 :class:`RedisStore` reads a person with ``HVALS`` into a bounded LRU, and follows the stream from a task on the
 crawl's event loop with ``XREAD BLOCK``: each entry drops that person's answer and changes the version at once. Each
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from ..errors import ConfigError, StoreUnavailable
+from ..errors import ConfigError, StoreDamaged, StoreUnavailable
 from ..terms.platforms import PlatformRegistry
 from .httpapi import close_with, public_url
 from .keys import platform_objects, rule_of
@@ -50,6 +51,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_PREFIX = "consentcrawl:authorizations"
 STREAM_MAXLEN = 1_000_000
+#: the field of a person's hash counting their records (no record's field: those start ``id:`` or ``grant:``)
+ROWS_FIELD = "#rows"
 
 def client_options(timeout: float, **extra: Any) -> dict[str, Any]:
     """Options for an asynchronous client (this store's, and a distributed crawl's shared state): short timeouts;
@@ -138,6 +141,7 @@ class RedisStore(FeedStore):
         self._client: Any = None
         self._last_id: str | None = None  #: the stream entry last read (None: start from scratch)
         self._last_seq = 0
+        self._damaged: set[tuple[str, str]] = set()  #: the people whose hash was found damaged (logged once)
 
     def __repr__(self) -> str:
         return f"<RedisStore {self.source}>"
@@ -163,16 +167,19 @@ class RedisStore(FeedStore):
         if client is None:
             raise StoreUnavailable(f"authorization store {self.source} is closed")
         try:
-            values = await client.hvals(self.url.records_key(platform, key))
+            fields = await client.hgetall(self.url.records_key(platform, key))
         except Exception as exc:  # noqa: BLE001 - redis errors, timeouts, a closed connection
             raise StoreUnavailable(self._cause(exc)) from None
-        items = []
-        for value in values:
-            try:
-                items.append(json.loads(value))
-            except ValueError:
-                raise StoreUnavailable(f"authorization store {self.source} holds a record of this person that is "
-                                       "not JSON") from None
+        try:
+            items = [json.loads(value) for value in person_records(fields, self.source)]
+        except StoreDamaged as exc:  # said once a person (no id: the log is no place for one), denied every time
+            if (platform, key) not in self._damaged:
+                self._damaged.add((platform, key))
+                logger.error("%s", exc)
+            raise
+        except ValueError:
+            raise StoreUnavailable(f"authorization store {self.source} holds a record of this person that is "
+                                   "not JSON") from None
         return records_from_json(items, self.source, self.platforms, platform, key)
 
     async def _follow(self) -> None:
@@ -235,6 +242,19 @@ class RedisStore(FeedStore):
         super()._fail(message)
 
 
+def person_records(fields: dict[Any, Any], source: str) -> list[str]:
+    """The records of a person's hash (its values but ``#rows``). Raises StoreDamaged when they are not as many as
+    ``#rows`` says: a record was removed by something else than the import's script (a withdrawal gone beside its
+    grant would be an allow). A hash without ``#rows`` (written before it was kept) is read unchecked."""
+    written = fields.get(ROWS_FIELD)
+    records = [value for name, value in fields.items() if name != ROWS_FIELD]
+    if written is not None and written != str(len(records)):
+        raise StoreDamaged(f"authorization store {source} is damaged: {len(records)} record(s) of a person where "
+                           f"the store wrote {written}: a record was removed outside `consentcrawl authorizations "
+                           "import`; import the records into a new prefix (?prefix=...)")
+    return records
+
+
 def glob_prefix(head: str) -> str:
     """A ``SCAN MATCH`` pattern for the keys that start with ``head``."""
     return "".join("\\" + c if c in "*?[]\\" else c for c in head) + "*"
@@ -268,7 +288,7 @@ def list_records(url: str, platforms: PlatformRegistry) -> list[AuthorizationRec
             if platform is None:
                 raise ConfigError(f"{target.source} holds records of a platform that is not configured (key {name!r})",
                                   target.source)
-            items = [json.loads(value) for value in client.hvals(name)]
+            items = [json.loads(value) for value in person_records(client.hgetall(name), target.source)]
             out.extend(records_from_json(items, target.source, platforms, platform, rest[len(platform) + 1:]))
     except redis.RedisError as exc:
         raise ConfigError(f"cannot read {target.source}: {type(exc).__name__}: {exc}", target.source) from None

@@ -30,7 +30,8 @@ person, not only those looked up since.
 Damage: SQLite reads some damaged pages (a cell lost from a leaf) as valid, so a lookup could find a grant without
 its withdrawal. Every row holds its person's row count (:mod:`~consentcrawl.consent.sqlite_format`); a lookup
 finding another number, a row it cannot read, or a malformed page fails the store as below, ``is damaged``
-(:class:`~consentcrawl.errors.StoreDamaged`). ``PRAGMA cell_size_check`` is on.
+(:class:`~consentcrawl.errors.StoreDamaged`), as does a malformed page met as the store opens or reloads (its meta or
+Bloom filter: raised by the next lookup, so that it is counted). ``PRAGMA cell_size_check`` is on.
 
 Failures: a store that cannot be opened (missing file, not a consentcrawl store, a platform not configured) is a
 :class:`~consentcrawl.errors.ConfigError`, so the crawl does not start. A store that fails later (the file was
@@ -48,7 +49,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import os
 import sqlite3
@@ -56,7 +56,6 @@ import stat
 import threading
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +67,10 @@ from .sqlite_files import (
     check_header,
     check_log_is_not_the_old_stores,
     check_pages,
+    damage,
     file_state,
+    is_busy,
+    is_corrupt,
     read_only_uri,
     wal_salts,
     wal_state,
@@ -80,6 +82,7 @@ from .sqlite_format import (
     VERSION,
     Bloom,
     Contents,
+    RowReader,
     SQLiteURL,
     base_id,
     key_hashes,
@@ -93,8 +96,6 @@ __all__ = ["SQLiteStore", "parse_sqlite_url"]
 logger = logging.getLogger(__name__)
 
 PAGE_CACHE_KIB = 16_384
-_BUSY = (5, 6)  #: SQLITE_BUSY, SQLITE_LOCKED: another connection is in the way, not a broken file
-_CORRUPT = (11, 26)  #: SQLITE_CORRUPT ("database disk image is malformed"), SQLITE_NOTADB: the file is damaged
 
 
 class SQLiteStore:
@@ -122,14 +123,15 @@ class SQLiteStore:
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._broken: str | None = None
+        #: damage found outside a lookup (as the store reopened or reloaded), for the next lookup to raise
+        self._unreported: StoreDamaged | None = None
         self._closed = False
         self._failed_at: tuple[FileState | None, Any] | None = None  #: the files when it broke (None: look again)
         self._file: FileState | None = None  #: the main file as of the last (re)open
         self._wal_salts: tuple[int, int] | None = None  #: the log last seen paired with that file, if it had frames
         self._data_version = 0
         self._warned: set[str] = set()  #: the format versions warned about
-        self._purpose_sets: dict[str, frozenset[str]] = {}
-        self._field_sets: dict[str, frozenset[str]] = {}
+        self._rows = RowReader(self.source)
         self.records = 0
         self.keys = 0
         self.queries = 0  #: SQLite queries made by lookups
@@ -162,7 +164,9 @@ class SQLiteStore:
         if self._clock() >= self._next_refresh:
             self._refresh()
         if self._broken is not None:
-            raise StoreUnavailable(self._broken)
+            with self._lock:  # damage met as the store reopened or reloaded is raised (and counted) once
+                damaged, self._unreported = self._unreported, None
+            raise damaged or StoreUnavailable(self._broken)
         return self._cached(platform, subject)  # type: ignore[no-any-return]
 
     def refresh_now(self) -> None:
@@ -214,9 +218,9 @@ class SQLiteStore:
                 rows = [row for first in dict.fromkeys(bases)
                         for row in conn.execute(select, (first, first + SLOTS)).fetchall()]
             except sqlite3.Error as exc:
-                if (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _CORRUPT:
+                if is_corrupt(exc):
                     raise self._damaged(f"{type(exc).__name__}: {exc}") from exc
-                why = self._fail(f"failed: {type(exc).__name__}: {exc}", transient=_is_busy(exc))
+                why = self._fail(f"failed: {type(exc).__name__}: {exc}", transient=is_busy(exc))
                 raise StoreUnavailable(why) from exc
         mine = [row for row in rows if row[1] == platform and keyfn(row[2]) == key]
         if contents.counted and any(row[11] != len(mine) for row in mine):
@@ -230,24 +234,10 @@ class SQLiteStore:
 
     def _damaged(self, why: str) -> StoreDamaged:
         """Fail the store (every answer of a damaged file is suspect) and give the error for this lookup."""
-        return StoreDamaged(self._fail(f"is damaged: {why}; rebuild it from its source file (`consentcrawl "
-                                       f"authorizations validate` checks a whole store)", transient=False))
+        return StoreDamaged(self._fail(damage(why), transient=False))
 
     def _record(self, row: tuple[Any, ...]) -> AuthorizationRecord:
-        rid, platform, subject, purposes, granted, expires, revoked, evidence, fields, record_id, jurisdiction, *_ = row
-        purpose_set = self._purpose_sets.get(purposes)
-        if purpose_set is None:
-            purpose_set = self._purpose_sets[purposes] = frozenset(purposes.split())
-        field_set = None
-        if fields is not None:
-            field_set = self._field_sets.get(fields)
-            if field_set is None:
-                field_set = self._field_sets[fields] = frozenset(json.loads(fields))
-        parse = datetime.fromisoformat
-        return AuthorizationRecord(
-            platform, subject, purpose_set, parse(granted), parse(expires) if expires else None,
-            parse(revoked) if revoked else None, evidence, field_set, record_id, f"{self.source}#{rid}", jurisdiction,
-        )
+        return self._rows(row)
 
     # -- following the file -------------------------------------------------------------------------------------
 
@@ -286,6 +276,8 @@ class SQLiteStore:
             raise
         except Exception as exc:  # noqa: BLE001 - sqlite3 errors, and garbage in meta or the Bloom filter
             conn.close()
+            if is_corrupt(exc):  # a malformed page of its meta, Bloom filter or schema: named as a lookup's is
+                raise StoreDamaged(damage(f"{type(exc).__name__}: {exc} (met as it was opened)")) from None
             raise StoreUnavailable(f"cannot be read: {type(exc).__name__}: {exc}") from None
         self._conn = conn
         self._file = file
@@ -314,7 +306,7 @@ class SQLiteStore:
         self._version = new_version()
         if self._broken is not None:
             logger.warning("authorization store %s answers again", self.source)
-            self._broken, self._failed_at = None, None
+            self._broken, self._failed_at, self._unreported = None, None, None
 
     def _refresh(self) -> None:
         """End the read snapshot; reopen when the file was written outside a transaction seen here (replaced,
@@ -357,13 +349,20 @@ class SQLiteStore:
             except StoreUnavailable as exc:
                 self._fail(str(exc), transient=False)
             except sqlite3.Error as exc:
-                self._fail(f"failed: {type(exc).__name__}: {exc}", transient=_is_busy(exc))
+                if is_corrupt(exc):
+                    self._unreported = self._damaged(f"{type(exc).__name__}: {exc} (met as its meta and Bloom filter "
+                                                     f"were read again)")
+                else:
+                    self._fail(f"failed: {type(exc).__name__}: {exc}", transient=is_busy(exc))
             except Exception as exc:  # noqa: BLE001 - garbage in meta or the Bloom filter: answers are suspect
                 self._fail(f"failed: {type(exc).__name__}: {exc}", transient=False)
 
     def _reopen(self) -> None:
         try:
             self._open()
+        except StoreDamaged as exc:
+            self._fail(str(exc), transient=False)
+            self._unreported = StoreDamaged(self._broken or str(exc))
         except StoreUnavailable as exc:
             self._fail(str(exc), transient=False)
         except Exception as exc:  # noqa: BLE001 - never keep answering after a reopen that did not finish
@@ -395,10 +394,6 @@ class SQLiteStore:
         if conn is not None:
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
-
-
-def _is_busy(exc: sqlite3.Error) -> bool:
-    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _BUSY
 
 
 def __getattr__(name: str) -> Any:

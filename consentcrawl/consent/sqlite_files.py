@@ -16,6 +16,8 @@ from typing import Any
 
 from ..errors import StoreUnavailable
 
+_BUSY = (5, 6)  #: SQLITE_BUSY, SQLITE_LOCKED: another connection is in the way, not a broken file
+_CORRUPT = (11, 26)  #: SQLITE_CORRUPT ("database disk image is malformed"), SQLITE_NOTADB: the file is damaged
 _MAGIC = b"SQLite format 3\x00"
 _WAL_MAGIC = (0x377F0682, 0x377F0683)
 
@@ -33,6 +35,23 @@ def wal_state(path: str) -> tuple[int, int, int] | None:
     except OSError:
         return None
     return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def is_busy(exc: sqlite3.Error) -> bool:
+    """Another connection is in the way: a passing failure, not a broken file."""
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _BUSY
+
+
+def is_corrupt(exc: BaseException) -> bool:
+    """A malformed page or a file that is no longer a database: damage below SQLite, wherever it is met (a
+    person's rows, the meta table, the Bloom filter), not a passing failure."""
+    return isinstance(exc, sqlite3.Error) and (getattr(exc, "sqlite_errorcode", 0) & 0xFF) in _CORRUPT
+
+
+def damage(why: str) -> str:
+    """How a damaged store is described (after its name): the cause, and what to do about it."""
+    return (f"is damaged: {why}; rebuild it from its source file (`consentcrawl authorizations validate` checks a "
+            f"whole store)")
 
 
 def check_header(path: Path) -> None:

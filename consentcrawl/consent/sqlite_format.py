@@ -1,6 +1,6 @@
 """The SQLite store's file format, shared by reading (:mod:`consentcrawl.consent.sqlite`) and writing
 (:mod:`consentcrawl.consent.sqlite_write`): the tables, where a person's records are placed, the Bloom filter, the
-``sqlite:///`` URL, and reading the store's own bookkeeping (``meta``, ``bloom``).
+``sqlite:///`` URL, reading the store's own bookkeeping (``meta``, ``bloom``) and a row as the record it holds.
 
 The table is a rowid table whose rowid is derived from the person: 51 bits of BLAKE2b of (platform, subject key)
 (:mod:`consentcrawl.consent.keys`: ``Alice`` and ``alice`` are one person unless the platform is case-sensitive),
@@ -27,11 +27,13 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl
 
 from ..errors import ConfigError, StoreUnavailable
 from .keys import CASEFOLD, EXACT, KeyFunction, casefold_key, key_function, rule_of
+from .records import AuthorizationRecord
 
 __all__ = ["FORMAT", "VERSION", "Bloom", "Row", "SQLiteURL", "StagedRow", "base_id", "key_hashes", "parse_sqlite_url"]
 
@@ -192,6 +194,32 @@ def parse_sqlite_url(url: str) -> SQLiteURL:
 #: format 1 indexed people by the subject as written: the subjects whose key differs (not lower-case ASCII)
 _LEGACY_SCAN = "SELECT DISTINCT platform, subject FROM records WHERE subject <> lower(subject) OR subject GLOB ?"
 _NON_ASCII = "*[^\x01-\x7f]*"
+
+
+class RowReader:
+    """A row of the records table (as :data:`SELECT` reads it) as the record it holds. The purpose and field sets
+    of the rows read are shared: most records repeat a few, and a set is far bigger than its text."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source  #: the store's URL: a record's ``source`` is ``SOURCE#ROWID``
+        self._purpose_sets: dict[str, frozenset[str]] = {}
+        self._field_sets: dict[str, frozenset[str]] = {}
+
+    def __call__(self, row: tuple[Any, ...]) -> AuthorizationRecord:
+        rid, platform, subject, purposes, granted, expires, revoked, evidence, fields, record_id, jurisdiction, *_ = row
+        purpose_set = self._purpose_sets.get(purposes)
+        if purpose_set is None:
+            purpose_set = self._purpose_sets[purposes] = frozenset(purposes.split())
+        field_set = None
+        if fields is not None:
+            field_set = self._field_sets.get(fields)
+            if field_set is None:
+                field_set = self._field_sets[fields] = frozenset(json.loads(fields))
+        parse = datetime.fromisoformat
+        return AuthorizationRecord(
+            platform, subject, purpose_set, parse(granted), parse(expires) if expires else None,
+            parse(revoked) if revoked else None, evidence, field_set, record_id, f"{self.source}#{rid}", jurisdiction,
+        )
 
 
 def read_meta(conn: sqlite3.Connection) -> dict[str, str]:

@@ -179,11 +179,15 @@ class PurgeOnClose:
         target = store.store if store is not None else None
         fresh = getattr(target, "refresh_now", None)
         if callable(fresh):  # the store as it is now, not as it was at its last look (a file store's is 0.25 s old)
-            try:
+            reading = getattr(target, "wait_read", None)
+
+            def look_again() -> None:
                 fresh()
-                reading = getattr(target, "wait_read", None)
-                if callable(reading):  # a big file read again in its thread: waited for off the event loop
-                    await maybe_deferred_to_future(deferToThread(reading))
+                if callable(reading):  # a big file read again in a thread of its own: waited for here
+                    reading()
+
+            try:  # off the event loop: a look hashes a changed file, or loads a store's Bloom filter, whole
+                await maybe_deferred_to_future(deferToThread(look_again))
             except Exception as exc:  # noqa: BLE001 - its answers may be a look old: said so, counted
                 logger.error("consentcrawl: purge on close: could not look at the authorization store again "
                              "(%s); a withdrawal written since its last look is not purged", type(exc).__name__)
