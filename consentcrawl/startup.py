@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = ["GuardProbe", "ProbeSeen", "build_wrapped", "built_wrong", "check_built", "check_handlers",
            "check_item_processor_runs_guard", "check_log_formatter", "check_outermost", "check_pipelines",
-           "guard_sees_item", "hook_engine_close", "hook_scraper"]
+           "check_spider_purpose", "guard_sees_item", "hook_engine_close", "hook_scraper"]
 
 logger = logging.getLogger("consentcrawl")
 
@@ -60,6 +60,19 @@ def check_built(crawler: Crawler) -> None:
     error = _BUILD_ERRORS.get(crawler)
     if error is not None:
         raise error
+
+
+def check_spider_purpose(spider: Any, purpose: str) -> None:
+    """The spider that opened asks for the purpose the crawl decides for. A crawler whose components were built
+    before its spider (Scrapy's ``get_crawler``, or code that reads ``crawler.settings`` early) took the purpose from
+    the spider class or ``CONSENTCRAWL_PURPOSE``; a ``purpose`` given to ``crawler.crawl(purpose=...)`` came too
+    late. Deciding for another purpose than the spider says is refused rather than done silently."""
+    asked = getattr(spider, "purpose", None)
+    if asked and asked != purpose:
+        raise ConfigError(f"the spider asks for purpose {asked!r}, but the crawl was set up for {purpose!r} before "
+                          "the spider was made (a spider argument given to a crawler built before its spider); "
+                          "give the purpose as the spider's class attribute or in CONSENTCRAWL_PURPOSE",
+                          source="the spider's purpose attribute")
 
 
 def hook_scraper(crawler: Crawler, name: str, wrap: Callable[[Crawler, Callable[..., Any]], Callable[..., Any]],
