@@ -6,6 +6,9 @@ plain spider running unguarded without a word, an error naming the wrong place).
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl_demo.server import LocalServer
 from spiders.microblog import MicroblogSpider
-from tests.conftest import consent_settings, run_crawl
+from tests.conftest import AUTHORIZATIONS, PLATFORMS, consent_settings, run_crawl
 
 
 @deferred_f_from_coro_f
@@ -49,3 +52,86 @@ async def test_the_same_purpose_given_as_a_spider_argument_runs(
                                  monkeypatch=monkeypatch, purpose="research")
     assert result.stats["finish_reason"] == "finished"
     assert result.items and {e["purpose"] for e in result.audit} == {"research"}
+
+
+def _project(tmp_path: Path, settings: str, spiders: str) -> Path:
+    """A new user's Scrapy project: ``scrapy.cfg``, a settings module and one spider module."""
+    (tmp_path / "scrapy.cfg").write_text("[settings]\ndefault = proj.settings\n")
+    package = tmp_path / "proj"
+    (package / "spiders").mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "spiders" / "__init__.py").write_text("")
+    (package / "settings.py").write_text('SPIDER_MODULES = ["proj.spiders"]\nLOG_LEVEL = "INFO"\n'
+                                         'TELNETCONSOLE_ENABLED = False\n' + settings)
+    (package / "spiders" / "people.py").write_text(spiders)
+    return tmp_path
+
+
+_SPIDERS = '''
+import scrapy
+from consentcrawl import ConsentSpider
+
+
+class PlainSpider(scrapy.Spider):
+    name = "plain"
+    start_urls = ["http://microblog.example/u/1001"]
+
+    def parse(self, response):
+        yield {"subject": "1001", "name": response.css(".name::text").get()}
+
+
+class GuardedSpider(ConsentSpider):
+    name = "guarded"
+    purpose = "research"
+    start_urls = []
+'''
+
+
+def _crawl(project: Path, spider: str, proxy: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith("SCRAPY_")}
+    env.update(http_proxy=proxy, PYTHONPATH=str(project))
+    return subprocess.run([sys.executable, "-m", "scrapy", "crawl", spider, "-s",
+                           f"CONSENTCRAWL_AUDIT_LOG={project / 'audit.jsonl'}"],
+                          cwd=project, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("settings", [
+    # only the ConsentSpiders are guarded: the project settings name no add-on
+    f"CONSENTCRAWL_PLATFORMS = {str(PLATFORMS)!r}\nCONSENTCRAWL_AUTHORIZATIONS = {str(AUTHORIZATIONS)!r}\n",
+    # the README's "existing crawler" lines, but the ADDONS one forgotten
+    f"CONSENTCRAWL_PURPOSE = 'research'\nCONSENTCRAWL_PLATFORMS = {str(PLATFORMS)!r}\n",
+])
+def test_scrapy_crawl_warns_of_a_spider_that_runs_without_consentcrawl(
+    tmp_path: Path, site: object, settings: str,
+) -> None:
+    """A plain spider in a project that uses consentcrawl ran unguarded without a word: it fetched a person's page
+    the crawl would have refused, and the ``CONSENTCRAWL_*`` settings sat there looking in force. ``scrapy crawl``
+    now says so in one WARNING naming the spider and the fix."""
+    project = _project(tmp_path, settings, _SPIDERS)
+    with LocalServer(site) as server:  # type: ignore[arg-type]
+        proc = _crawl(project, "plain", server.proxy)
+        served = [r.path for r in server.requests]
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "/u/1001" in served, "control: the plain spider is not guarded (a warning, not a refusal)"
+    warned = [line for line in output.splitlines() if "WARNING" in line and "runs WITHOUT consentcrawl" in line]
+    assert len(warned) == 1 and "spider 'plain'" in warned[0] and 'ADDONS = {"consentcrawl.Addon": 0}' in warned[0]
+
+
+@pytest.mark.parametrize(("settings", "spider"), [
+    ("", "guarded"),  # a ConsentSpider brings the add-on
+    ("ADDONS = {'consentcrawl.Addon': 0}\nCONSENTCRAWL_PURPOSE = 'research'\n"
+     f"CONSENTCRAWL_PLATFORMS = {str(PLATFORMS)!r}\nCONSENTCRAWL_AUTHORIZATIONS = {str(AUTHORIZATIONS)!r}\n",
+     "plain"),  # the add-on in the project settings guards the plain spider
+])
+def test_scrapy_crawl_does_not_warn_of_a_guarded_spider(
+    tmp_path: Path, site: object, settings: str, spider: str,
+) -> None:
+    settings += f"CONSENTCRAWL_PLATFORMS = {str(PLATFORMS)!r}\n" if "PLATFORMS" not in settings else ""
+    project = _project(tmp_path, settings, _SPIDERS)
+    with LocalServer(site) as server:  # type: ignore[arg-type]
+        proc = _crawl(project, spider, server.proxy)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "consentcrawl: purpose 'research'" in output, output  # control: the add-on ran
+    assert "runs WITHOUT consentcrawl" not in output, output
