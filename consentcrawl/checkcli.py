@@ -66,7 +66,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     # every setting: the checks and a store named by import path are built with from_crawler, as in a crawl
     settings = settings_for(args, everything=True)
     crawler = settings_crawler(settings)
-    config = ConsentConfig.from_settings(settings, purpose=args.purpose, crawler=crawler)
+    config = ConsentConfig.from_settings(settings, purpose=args.purpose, crawler=crawler, purpose_source="--purpose")
     if not len(config.platforms):
         raise ConfigError("no platform configured: give --platforms FILE or --settings MODULE, or run inside a "
                           "project whose CONSENTCRAWL_PLATFORMS (or settings/platforms.yaml) names them",

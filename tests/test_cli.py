@@ -80,7 +80,8 @@ def test_check_network_error_is_unreachable(capsys: pytest.CaptureFixture[str],
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--purpose", "reserch"], "unknown purpose 'reserch'"),
+        # named as the option it was given with, not as CONSENTCRAWL_PURPOSE (which the user did not set)
+        (["--purpose", "reserch"], "configuration error: --purpose: unknown purpose 'reserch'"),
         ([], "no purpose"),
         (["--purpose", "research", "--platforms", "/nonexistent/platforms.yaml"], "/nonexistent/platforms.yaml"),
     ],
