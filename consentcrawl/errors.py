@@ -57,8 +57,14 @@ _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 
 def redact(message: str, keep: Collection[str] = ()) -> str:
     """An error message without the values it quotes (they may be subject ids or evidence): ``'…'``; the words in
-    ``keep`` (the configuration's own: field names, purposes, platform names) stay."""
-    return _QUOTED.sub(lambda match: match.group(0) if match.group(0)[1:-1] in keep else "'…'", message)
+    ``keep`` (the configuration's own: field names, purposes, platform names) stay, and so do a parser's tokens
+    (one to three marks that are neither letters, digits nor spaces)."""
+    return _QUOTED.sub(lambda match: match.group(0) if match.group(0)[1:-1] in keep or _SYNTAX.fullmatch(
+        match.group(0)[1:-1]) else "'…'", message)
+
+
+#: a quoted token of a parser's message (YAML's "expected ',' or ']'"): punctuation only, no one's data
+_SYNTAX = re.compile(r"[^\w\s]{1,3}")
 
 
 class StoreUnavailable(ConsentError):
