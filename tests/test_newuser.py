@@ -16,7 +16,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl_demo.server import LocalServer
 from spiders.microblog import MicroblogSpider
-from tests.conftest import AUTHORIZATIONS, PLATFORMS, consent_settings, run_crawl
+from tests.conftest import AUTHORIZATIONS, PLATFORMS, append_withdrawal, consent_settings, run_crawl
 
 
 @deferred_f_from_coro_f
@@ -135,3 +135,40 @@ def test_scrapy_crawl_does_not_warn_of_a_guarded_spider(
     assert proc.returncode == 0, output
     assert "consentcrawl: purpose 'research'" in output, output  # control: the add-on ran
     assert "runs WITHOUT consentcrawl" not in output, output
+
+
+@deferred_f_from_coro_f
+async def test_the_audit_report_of_a_crawl_decided_as_of_a_past_time_says_so_first(
+    config_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, site: object,
+) -> None:
+    """``CONSENTCRAWL_NOW`` in a past time fetches a person who has withdrawn since (that is what it means, and the
+    crawl says so at WARNING). Its audit log carried the fixed time on every line, and the report read from it said
+    nothing else: a fetch of today looked like one made before the withdrawal, with no sign of the replay unless
+    the crawl's own log was kept. The report (terminal and HTML) now says so first."""
+    from consentcrawl.audit.html import render
+    from consentcrawl.audit.report import summarize
+    from consentcrawl.audit.terminal import terminal
+
+    auth = config_dir / "authorizations.yaml"
+    append_withdrawal(auth, "1001", revoked_at="2026-11-30T00:00:00Z")
+    audits = {}
+    for name, now in (("replay", "2026-06-01T00:00:00Z"), ("clock", None)):
+        settings = consent_settings(config_dir, CONSENTCRAWL_AUTHORIZATIONS=str(auth),
+                                    CONSENTCRAWL_AUDIT_LOG=str(config_dir / f"{name}.jsonl"),
+                                    **({"CONSENTCRAWL_NOW": now} if now else {}))
+        with caplog.at_level(logging.INFO), LocalServer(site) as server:  # type: ignore[arg-type]
+            await run_crawl(MicroblogSpider, settings, proxy=server.proxy, monkeypatch=monkeypatch)
+            audits[name] = ({r.path for r in server.requests}, config_dir / f"{name}.jsonl")
+    assert "/u/1001" in audits["replay"][0], "control: as of 2026-06-01, 1001 had not withdrawn, and was fetched"
+    assert "/u/1001" not in audits["clock"][0], "control: by the clock, 1001 has withdrawn"
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "CONSENTCRAWL_NOW" in
+              r.getMessage()]
+    assert len(warned) == 1, warned
+
+    replay = summarize([str(audits["replay"][1])])
+    text, page = terminal(replay), render(replay)
+    line = "REPLAY: decided as of a fixed time (CONSENTCRAWL_NOW), not the clock: as of 2026-06-01T00:00:00+00:00"
+    assert line in text.splitlines()[1], text
+    assert line in page and "withdrawals and expiries after it were not honoured" in page
+    clock = summarize([str(audits["clock"][1])])
+    assert "REPLAY" not in terminal(clock) and "REPLAY" not in render(clock)
