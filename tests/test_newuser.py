@@ -83,15 +83,18 @@ class PlainSpider(scrapy.Spider):
 class GuardedSpider(ConsentSpider):
     name = "guarded"
     purpose = "research"
-    start_urls = []
+    start_urls = ["http://microblog.example/u/1001"]
+
+    def parse(self, response):
+        yield {"subject": "1001", "name": response.css(".name::text").get()}
 '''
 
 
-def _crawl(project: Path, spider: str, proxy: str) -> subprocess.CompletedProcess[str]:
+def _crawl(project: Path, spider: str, proxy: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith("SCRAPY_")}
     env.update(http_proxy=proxy, PYTHONPATH=str(project))
     return subprocess.run([sys.executable, "-m", "scrapy", "crawl", spider, "-s",
-                           f"CONSENTCRAWL_AUDIT_LOG={project / 'audit.jsonl'}"],
+                           f"CONSENTCRAWL_AUDIT_LOG={project / 'audit.jsonl'}", *args],
                           cwd=project, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -172,3 +175,31 @@ async def test_the_audit_report_of_a_crawl_decided_as_of_a_past_time_says_so_fir
     assert line in page and "withdrawals and expiries after it were not honoured" in page
     clock = summarize([str(audits["clock"][1])])
     assert "REPLAY" not in terminal(clock) and "REPLAY" not in render(clock)
+
+
+_ONE_PLATFORM = f"CONSENTCRAWL_PLATFORMS = {str(PLATFORMS)!r}\nCONSENTCRAWL_AUTHORIZATIONS = {str(AUTHORIZATIONS)!r}\n"
+
+
+@pytest.mark.parametrize(("args", "served", "critical"), [
+    # typed for this run, and lost to the spider's class attribute: the crawl ran for research without a word
+    (["-s", "CONSENTCRAWL_PURPOSE=archiving"], False, "CONSENTCRAWL_PURPOSE: 'archiving' was given for this run, but "
+                                                   "the spider's purpose is 'research', which wins"),
+    # controls: the same purpose, and a spider argument (which is the spider's own purpose)
+    (["-s", "CONSENTCRAWL_PURPOSE=research"], True, None),
+    (["-a", "purpose=archiving"], False, None),  # the platform grants research only: terms.purpose
+])
+def test_a_purpose_typed_for_the_run_that_the_spider_overrides_stops_the_crawl(
+    tmp_path: Path, site: object, args: list[str], served: bool, critical: str | None,
+) -> None:
+    project = _project(tmp_path, _ONE_PLATFORM, _SPIDERS)
+    with LocalServer(site) as server:  # type: ignore[arg-type]
+        proc = _crawl(project, "guarded", server.proxy, *args)
+        paths = [r.path for r in server.requests]
+    output = proc.stdout + proc.stderr
+    assert ("/u/1001" in paths) is served, output
+    lines = [line for line in output.splitlines() if "] CRITICAL:" in line]
+    if critical is None:
+        assert proc.returncode == 0 and lines == [], output
+    else:
+        assert paths == [], "nothing is fetched, robots.txt included"
+        assert proc.returncode == 1 and len(lines) == 1 and critical in lines[0], output
