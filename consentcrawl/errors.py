@@ -6,6 +6,7 @@ without reading a traceback.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Collection
 
@@ -78,3 +79,13 @@ class StoreDamaged(StoreUnavailable):
 
 class AuditUnavailable(ConsentError):
     """The audit log cannot be written: a decision that cannot be evidenced is not an allow."""
+
+
+def cannot_read(exc: BaseException, path: str | os.PathLike[str]) -> str:
+    """The message for a configuration file that cannot be read. A missing one named by a relative path says which
+    directory it was looked for in: ``scrapy crawl`` runs from any folder below ``scrapy.cfg``, and paths in the
+    settings are the working directory's, not the project's."""
+    message = f"cannot read file: {getattr(exc, 'strerror', None) or exc}"
+    if isinstance(exc, FileNotFoundError) and not os.path.isabs(path):
+        message += f" (relative to the working directory, {os.getcwd()})"
+    return message
