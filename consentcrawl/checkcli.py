@@ -94,7 +94,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             out["refusals_on_page"] = refusals
         print(json.dumps(out, indent=2, default=str))
     else:
-        print(decision_text(decision, args.url, facts.canonical.url, config.purpose))
+        print(decision_text(decision, args.url, facts.canonical.url, config.purpose,
+                            as_of=config.fixed_now.isoformat() if config.fixed_now else None))
     return EXIT_ALLOWED if decision.allowed else EXIT_DENIED
 
 
