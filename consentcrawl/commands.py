@@ -75,8 +75,8 @@ def warn_if_unguarded(settings: Any, spider_loader: Any, name: str) -> None:
     logger.warning("consentcrawl: spider %r runs WITHOUT consentcrawl: it is not a ConsentSpider and "
                    "consentcrawl.Addon is in neither the project's ADDONS nor its custom_settings, so nothing it "
                    "fetches is checked (robots.txt, terms, people) or audited, whatever the CONSENTCRAWL_* settings "
-                   "say; put "
-                   "ADDONS = {\"consentcrawl.Addon\": 0} in the project settings to guard every spider", name)
+                   "say; put ADDONS = {\"consentcrawl.Addon\": 0} in the project settings to guard every spider",
+                   name)
 
 
 def guarded(spidercls: type) -> type:
