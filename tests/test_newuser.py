@@ -5,6 +5,7 @@ plain spider running unguarded without a word, an error naming the wrong place).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -203,3 +204,38 @@ def test_a_purpose_typed_for_the_run_that_the_spider_overrides_stops_the_crawl(
     else:
         assert paths == [], "nothing is fetched, robots.txt included"
         assert proc.returncode == 1 and len(lines) == 1 and critical in lines[0], output
+
+
+def test_crawler_process_crawl_with_a_purpose_argument_crawls_for_it(tmp_path: Path, site: object) -> None:
+    """The README's in-process way, as a script: ``CrawlerProcess.crawl(Spider, purpose=...)`` makes the spider
+    before the crawl's components, so the argument is the crawl's purpose (the audit log and the items say it)."""
+    project = _project(tmp_path, _ONE_PLATFORM, _SPIDERS + '''
+
+class NoPurposeSpider(GuardedSpider):
+    name = "nopurpose"
+    purpose = None
+''')
+    (project / "run.py").write_text(f'''
+from scrapy.crawler import CrawlerProcess
+from scrapy.utils.project import get_project_settings
+from proj.spiders.people import NoPurposeSpider, GuardedSpider
+
+settings = get_project_settings()
+settings.set("CONSENTCRAWL_AUDIT_LOG", {str(project / "audit.jsonl")!r})
+settings.set("FEEDS", {{{str(project / "items.jsonl")!r}: {{"format": "jsonl"}}}})
+process = CrawlerProcess(settings)
+process.crawl(NoPurposeSpider, purpose="research")
+process.start()
+''')
+    env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower() and not k.startswith("SCRAPY_")}
+    with LocalServer(site) as server:  # type: ignore[arg-type]
+        env.update(http_proxy=server.proxy, PYTHONPATH=str(project))
+        proc = subprocess.run([sys.executable, "run.py"], cwd=project, env=env, capture_output=True, text=True,
+                              timeout=120)
+        paths = [r.path for r in server.requests]
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0 and "/u/1001" in paths, output
+    decisions = [json.loads(line) for line in (project / "audit.jsonl").read_text().splitlines()]
+    assert {d["purpose"] for d in decisions if "verdict" in d} == {"research"}
+    items = [json.loads(line) for line in (project / "items.jsonl").read_text().splitlines()]
+    assert [item["consentcrawl"]["purpose"] for item in items] == ["research"]
