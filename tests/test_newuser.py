@@ -239,3 +239,33 @@ process.start()
     assert {d["purpose"] for d in decisions if "verdict" in d} == {"research"}
     items = [json.loads(line) for line in (project / "items.jsonl").read_text().splitlines()]
     assert [item["consentcrawl"]["purpose"] for item in items] == ["research"]
+
+
+@pytest.mark.parametrize("how", ["--now", "settings"])
+def test_a_purge_with_a_past_time_still_erases_who_has_withdrawn_by_the_clock(
+    how: str, config_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``purge --withdrawn`` judged withdrawals as of ``--now``/``CONSENTCRAWL_NOW``: a replay setting left in the
+    project (or a ``--now`` in the past) kept the items of a person who withdrew after it, and the purge said done.
+    A purge never judges before the clock, and says so on stderr."""
+    from consentcrawl.cli import main
+
+    auth = config_dir / "authorizations.yaml"
+    append_withdrawal(auth, "1001")  # a minute ago
+    feed = config_dir / "items.jsonl"
+    feed.write_text('{"subject": "1001", "platform": "microblog"}\n{"subject": "1003", "platform": "microblog"}\n')
+    past = "2026-06-01T00:00:00Z"
+    if how == "settings":
+        (config_dir / "leftover_settings.py").write_text(
+            f"CONSENTCRAWL_PLATFORMS = {str(PLATFORMS)!r}\nCONSENTCRAWL_AUTHORIZATIONS = {str(auth)!r}\n"
+            f"CONSENTCRAWL_NOW = {past!r}\n")
+        monkeypatch.chdir(config_dir)
+        where = ["--settings", "leftover_settings"]
+    else:
+        where = ["--platforms", str(PLATFORMS), "--authorizations", str(auth), "--now", past]
+    log = config_dir / "audit.jsonl"
+    assert main(["purge", "--withdrawn", *where, "--audit-log", str(log), str(feed)]) == 0
+    assert [json.loads(line)["subject"] for line in feed.read_text().splitlines()] == ["1003"]
+    assert "microblog:1001" in {json.loads(line).get("subject") for line in log.read_text().splitlines()}
+    err = capsys.readouterr().err
+    assert "--now/CONSENTCRAWL_NOW 2026-06-01T00:00:00+00:00 is before the clock" in err, err
