@@ -66,6 +66,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     # every setting: the checks and a store named by import path are built with from_crawler, as in a crawl
     settings = settings_for(args, everything=True)
     crawler = settings_crawler(settings)
+    if not args.purpose and not settings.get("CONSENTCRAWL_PURPOSE"):  # a spider's purpose is nothing to `check`
+        raise ConfigError("no purpose: give --purpose (research, search-indexing, ...), or set CONSENTCRAWL_PURPOSE "
+                          "in the settings", source="--purpose")
     config = ConsentConfig.from_settings(settings, purpose=args.purpose, crawler=crawler, purpose_source="--purpose")
     if not len(config.platforms):
         raise ConfigError("no platform configured: give --platforms FILE or --settings MODULE, or run inside a "

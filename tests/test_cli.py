@@ -85,7 +85,7 @@ def test_check_network_error_is_unreachable(capsys: pytest.CaptureFixture[str],
     [
         # named as the option it was given with, not as CONSENTCRAWL_PURPOSE (which the user did not set)
         (["--purpose", "reserch"], "configuration error: --purpose: unknown purpose 'reserch'"),
-        ([], "no purpose"),
+        ([], "configuration error: --purpose: no purpose: give --purpose"),  # not "the spider's purpose attribute"
         (["--purpose", "research", "--platforms", "/nonexistent/platforms.yaml"], "/nonexistent/platforms.yaml"),
     ],
 )
