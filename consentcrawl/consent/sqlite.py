@@ -258,10 +258,8 @@ class SQLiteStore:
         path = Path(self.path)
         try:
             st = os.stat(path)
-        except FileNotFoundError:  # sqlite:///home/me/x.db is home/me/x.db: say how an absolute path is written
-            hint = "" if path.is_absolute() else (" (relative to the working directory; an absolute path takes four "
-                                                  "slashes: sqlite:////PATH)")
-            raise StoreUnavailable(f"no such file {str(path)!r}{hint}") from None
+        except FileNotFoundError:  # sqlite:///home/me/x.db: say where a relative path is
+            raise StoreUnavailable(f"no such file {str(path)!r}{self.url.where}") from None
         except OSError as exc:
             raise StoreUnavailable(f"cannot be opened: {exc}") from None
         if not stat.S_ISREG(st.st_mode):
