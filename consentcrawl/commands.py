@@ -53,6 +53,9 @@ def uses_consentcrawl(settings: Any, spider_loader: Any) -> bool:
 def runs_addon(settings: Any, spidercls: type) -> bool:
     """Whether a crawl of ``spidercls`` runs the add-on: in the project's ``ADDONS``, in the spider's
     ``custom_settings``, or brought by ``ConsentSpider.update_settings`` (the settings as the spider leaves them)."""
+    spider = sys.modules.get(f"{__package__}.spider")
+    if spider is not None and issubclass(spidercls, spider.ConsentSpider):
+        return True  # it puts the add-on back whatever ADDONS says (and would say so twice here)
     mine = settings.copy()
     spidercls.update_settings(mine)  # type: ignore[attr-defined]
     addon = sys.modules.get(f"{__package__}.addon")
