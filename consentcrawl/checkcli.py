@@ -66,7 +66,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     # every setting: the checks and a store named by import path are built with from_crawler, as in a crawl
     settings = settings_for(args, everything=True)
     crawler = settings_crawler(settings)
-    config = ConsentConfig.from_settings(settings, purpose=args.purpose, crawler=crawler)
+    if not args.purpose and not settings.get("CONSENTCRAWL_PURPOSE"):  # a spider's purpose is nothing to `check`
+        raise ConfigError("no purpose: give --purpose (research, search-indexing, ...), or set CONSENTCRAWL_PURPOSE "
+                          "in the settings", source="--purpose")
+    config = ConsentConfig.from_settings(settings, purpose=args.purpose, crawler=crawler, purpose_source="--purpose")
     if not len(config.platforms):
         raise ConfigError("no platform configured: give --platforms FILE or --settings MODULE, or run inside a "
                           "project whose CONSENTCRAWL_PLATFORMS (or settings/platforms.yaml) names them",
@@ -94,7 +97,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             out["refusals_on_page"] = refusals
         print(json.dumps(out, indent=2, default=str))
     else:
-        print(decision_text(decision, args.url, facts.canonical.url, config.purpose))
+        print(decision_text(decision, args.url, facts.canonical.url, config.purpose,
+                            as_of=config.fixed_now.isoformat() if config.fixed_now else None))
     return EXIT_ALLOWED if decision.allowed else EXIT_DENIED
 
 

@@ -22,7 +22,7 @@ import sys
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from scrapy.commands import fetch, parse, shell, view
+from scrapy.commands import crawl, fetch, parse, shell, view
 from scrapy.utils.misc import load_object
 
 from ._scrapy_internals import ShownPage, guard_command_crawl
@@ -33,7 +33,8 @@ if TYPE_CHECKING:
     from scrapy.http import Response
     from twisted.python.failure import Failure
 
-__all__ = ["Fetch", "NoGivenURL", "Parse", "Shell", "View", "guarded", "uses_consentcrawl"]
+__all__ = ["Crawl", "Fetch", "NoGivenURL", "Parse", "Shell", "View", "guarded", "runs_addon", "uses_consentcrawl",
+           "warn_if_unguarded"]
 
 logger = logging.getLogger("consentcrawl")
 
@@ -47,6 +48,38 @@ def uses_consentcrawl(settings: Any, spider_loader: Any) -> bool:
     addon, spider = sys.modules.get(f"{__package__}.addon"), sys.modules.get(f"{__package__}.spider")
     return (addon is not None and any(each is addon.Addon for each in addons)) or \
         (spider is not None and any(issubclass(each, spider.ConsentSpider) for each in spiders))
+
+
+def runs_addon(settings: Any, spidercls: type) -> bool:
+    """Whether a crawl of ``spidercls`` runs the add-on: in the project's ``ADDONS``, in the spider's
+    ``custom_settings``, or brought by ``ConsentSpider.update_settings`` (the settings as the spider leaves them)."""
+    spider = sys.modules.get(f"{__package__}.spider")
+    if spider is not None and issubclass(spidercls, spider.ConsentSpider):
+        return True  # it puts the add-on back whatever ADDONS says (and would say so twice here)
+    mine = settings.copy()
+    spidercls.update_settings(mine)  # type: ignore[attr-defined]
+    addon = sys.modules.get(f"{__package__}.addon")
+    return addon is not None and any(load_object(path) is addon.Addon and number is not None
+                                     for path, number in mine.getwithbase("ADDONS").items())
+
+
+def warn_if_unguarded(settings: Any, spider_loader: Any, name: str) -> None:
+    """One WARNING when a project that uses consentcrawl (the add-on, a ``ConsentSpider``, or any ``CONSENTCRAWL_*``
+    setting) runs a spider without the add-on: nothing that spider fetches is checked, and nothing else says so
+    (the ``CONSENTCRAWL_*`` settings are read only by the add-on). ``scrapy crawl`` guards no spider by itself: a
+    project may keep spiders that collect nothing about people."""
+    try:
+        spidercls = spider_loader.load(name)
+    except KeyError:
+        return  # Scrapy's own "Spider not found" follows
+    ours = any(str(key).startswith("CONSENTCRAWL_") for key in settings)
+    if not (ours or uses_consentcrawl(settings, spider_loader)) or runs_addon(settings, spidercls):
+        return
+    logger.warning("consentcrawl: spider %r runs WITHOUT consentcrawl: it is not a ConsentSpider and "
+                   "consentcrawl.Addon is in neither the project's ADDONS nor its custom_settings, so nothing it "
+                   "fetches is checked (robots.txt, terms, people) or audited, whatever the CONSENTCRAWL_* settings "
+                   "say; put ADDONS = {\"consentcrawl.Addon\": 0} in the project settings to guard every spider",
+                   name)
 
 
 def guarded(spidercls: type) -> type:
@@ -165,3 +198,12 @@ class Shell(_Guarded, shell.Command):
             from .viewing import open_in_browser
 
             vars["view"] = open_in_browser
+
+
+class Crawl(crawl.Command):
+    """Scrapy's ``crawl``, unchanged but for :func:`warn_if_unguarded` before the crawl starts."""
+
+    def run(self, args: list[str], opts: Namespace) -> None:
+        if len(args) == 1 and self.crawler_process is not None and self.settings is not None:
+            warn_if_unguarded(self.settings, self.crawler_process.spider_loader, args[0])
+        super().run(args, opts)

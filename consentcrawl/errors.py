@@ -6,6 +6,7 @@ without reading a traceback.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Collection
 
@@ -57,8 +58,14 @@ _QUOTED = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
 
 def redact(message: str, keep: Collection[str] = ()) -> str:
     """An error message without the values it quotes (they may be subject ids or evidence): ``'…'``; the words in
-    ``keep`` (the configuration's own: field names, purposes, platform names) stay."""
-    return _QUOTED.sub(lambda match: match.group(0) if match.group(0)[1:-1] in keep else "'…'", message)
+    ``keep`` (the configuration's own: field names, purposes, platform names) stay, and so do a parser's tokens
+    (one to three marks that are neither letters, digits nor spaces)."""
+    return _QUOTED.sub(lambda match: match.group(0) if match.group(0)[1:-1] in keep or _SYNTAX.fullmatch(
+        match.group(0)[1:-1]) else "'…'", message)
+
+
+#: a quoted token of a parser's message (YAML's "expected ',' or ']'"): punctuation only, no one's data
+_SYNTAX = re.compile(r"[^\w\s]{1,3}")
 
 
 class StoreUnavailable(ConsentError):
@@ -72,3 +79,13 @@ class StoreDamaged(StoreUnavailable):
 
 class AuditUnavailable(ConsentError):
     """The audit log cannot be written: a decision that cannot be evidenced is not an allow."""
+
+
+def cannot_read(exc: BaseException, path: str | os.PathLike[str]) -> str:
+    """The message for a configuration file that cannot be read. A missing one named by a relative path says which
+    directory it was looked for in: ``scrapy crawl`` runs from any folder below ``scrapy.cfg``, and paths in the
+    settings are the working directory's, not the project's."""
+    message = f"cannot read file: {getattr(exc, 'strerror', None) or exc}"
+    if isinstance(exc, FileNotFoundError) and not os.path.isabs(path):
+        message += f" (relative to the working directory, {os.getcwd()})"
+    return message

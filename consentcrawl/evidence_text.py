@@ -9,9 +9,11 @@ from typing import Any
 from .decision import Decision
 
 
-def decision_text(decision: Decision, url: str, canonical: str, purpose: str) -> str:
-    """A human-readable account of a decision, stage by stage."""
+def decision_text(decision: Decision, url: str, canonical: str, purpose: str, as_of: str | None = None) -> str:
+    """A human-readable account of a decision, stage by stage; ``as_of``, the fixed time it was decided at (a
+    replay), heads it, so that a pasted account of a replay is not read as today's."""
     lines = [
+        *([f"as of:      {as_of} (a fixed time, --now or CONSENTCRAWL_NOW: not the clock)"] if as_of else []),
         f"URL:        {url}",
         f"canonical:  {canonical}",
         f"purpose:    {purpose}",

@@ -49,7 +49,7 @@ from .runtime import (
     get_runtime,
     is_checked_url,
 )
-from .startup import check_built, check_item_processor_runs_guard
+from .startup import check_built, check_item_processor_runs_guard, check_spider_purpose
 
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
@@ -347,6 +347,8 @@ class ConsentScheduleGuard(RuntimeComponent):
             raise CloseSpider(CONFIG_ERROR_REASON if error else "consentcrawl_not_configured")
         try:
             check_built(self.crawler)  # a download handler or log formatter of the project's that failed to build
+            check_spider_purpose(spider if spider is not None else self.crawler.spider, self.runtime.config.purpose,
+                                 self.crawler.settings)
             await check_item_processor_runs_guard(self.crawler)
         except ConfigError as exc:
             logger.critical("consentcrawl: configuration error, the crawl does not start: %s", exc.logged())

@@ -10,6 +10,7 @@ from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from scrapy.exceptions import CloseSpider
+from scrapy.settings import SETTINGS_PRIORITIES
 from scrapy.utils.misc import build_from_crawler
 
 from ._scrapy_internals import itemproc_runs_async, wrap_engine_close, wrap_scraper
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 __all__ = ["GuardProbe", "ProbeSeen", "build_wrapped", "built_wrong", "check_built", "check_handlers",
            "check_item_processor_runs_guard", "check_log_formatter", "check_outermost", "check_pipelines",
-           "guard_sees_item", "hook_engine_close", "hook_scraper"]
+           "check_spider_purpose", "guard_sees_item", "hook_engine_close", "hook_scraper"]
 
 logger = logging.getLogger("consentcrawl")
 
@@ -62,6 +63,29 @@ def check_built(crawler: Crawler) -> None:
     error = _BUILD_ERRORS.get(crawler)
     if error is not None:
         raise error
+
+
+def check_spider_purpose(spider: Any, purpose: str, settings: Any) -> None:
+    """The crawl decides for the purpose its user asked for, or does not start. A crawler whose components were
+    built before its spider (Scrapy's ``get_crawler``, or code that reads ``crawler.settings`` early) took the
+    purpose from the spider class or ``CONSENTCRAWL_PURPOSE``, so a ``purpose`` given to ``crawler.crawl(purpose=...)``
+    came too late; and a ``-s CONSENTCRAWL_PURPOSE=...`` typed for this run loses to the spider's attribute. Either
+    would decide, audit and stamp items for another purpose than the one asked for, without a word."""
+    asked = getattr(spider, "purpose", None)
+    if asked and asked != purpose:
+        raise ConfigError(f"the spider asks for purpose {asked!r}, but the crawl was set up for {purpose!r} before "
+                          "the spider was made (a spider argument given to a crawler built before its spider); "
+                          "give the purpose as the spider's class attribute or in CONSENTCRAWL_PURPOSE",
+                          source="the spider's purpose attribute")
+    given = settings.get("CONSENTCRAWL_PURPOSE")
+    if given and given != purpose and (settings.getpriority("CONSENTCRAWL_PURPOSE") or 0) >= CMDLINE:
+        raise ConfigError(f"{given!r} was given for this run, but the spider's purpose is {purpose!r}, which wins; "
+                          f"to crawl for {given!r}, give it to the spider (-a purpose={given}), or leave the "
+                          "setting out", source="CONSENTCRAWL_PURPOSE")
+
+
+#: the priority of ``scrapy crawl -s NAME=VALUE``: a value typed for this run, not a project's default
+CMDLINE = SETTINGS_PRIORITIES["cmdline"]
 
 
 def hook_scraper(crawler: Crawler, name: str, wrap: Callable[[Crawler, Callable[..., Any]], Callable[..., Any]],

@@ -23,7 +23,7 @@ from yaml.constructor import SafeConstructor
 from yaml.events import CollectionStartEvent
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from .errors import ConfigError
+from .errors import ConfigError, cannot_read
 from .purposes import KNOWN_PURPOSES
 
 __all__ = ["Node", "NodeReader", "decode_text", "did_you_mean", "load_yaml", "not_utf8", "parse_yaml", "read_text",
@@ -64,7 +64,7 @@ def read_text(path: str | Path) -> str:
     try:
         data = Path(path).read_bytes()
     except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
-        raise ConfigError(f"cannot read file: {getattr(exc, 'strerror', None) or exc}", source) from exc
+        raise ConfigError(cannot_read(exc, source), source) from exc
     return decode_text(data, source)
 
 

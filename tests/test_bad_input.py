@@ -83,6 +83,21 @@ CRAWL_CASES: list[tuple[str, Any, Any]] = [
      "deep.yaml, line 3: YAML syntax error: lists or mappings nested too deeply"),
     ("CONSENTCRAWL_AUDIT_LOG", lambda tmp: _file(tmp, "deep.jsonl", DEEP),
      "deep.jsonl: line 1 is not the chain-start line"),
+    # a new user's mistakes: YAML's own tokens were redacted as if they were a person's data ('…' or '…')
+    ("CONSENTCRAWL_AUTHORIZATIONS", lambda tmp: _file(tmp, "auth.yaml", AUTHORIZATIONS.read_text().replace(
+        "purposes: [research]", "purposes: [research", 1)), "did not find expected ',' or ']'"),
+    # `scrapy crawl` from a folder below scrapy.cfg: a relative path is the working directory's, and the line said
+    # only "No such file or directory"
+    ("CONSENTCRAWL_PLATFORMS", "no-such-platforms.yaml",
+     "no-such-platforms.yaml: cannot read file: No such file or directory (relative to the working directory, "),
+    ("CONSENTCRAWL_AUTHORIZATIONS", "no-such-authorizations.yaml",
+     "no-such-authorizations.yaml: cannot read file: No such file or directory (relative to the working directory, "),
+    # a store URL short of its slashes was read as a file name with an unknown suffix ('.db')
+    ("CONSENTCRAWL_AUTHORIZATIONS", "sqlite:/consent.db",
+     "CONSENTCRAWL_AUTHORIZATIONS: 'sqlite:/consent.db' is not a store URL: write it with '://'"),
+    # SQLAlchemy's convention: three slashes and a relative path; the line said only "no such file"
+    ("CONSENTCRAWL_AUTHORIZATIONS", "sqlite:///no/such/consent.db",
+     "no such file 'no/such/consent.db' (relative to the working directory; an absolute path takes four slashes"),
 ]
 
 

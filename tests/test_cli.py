@@ -53,6 +53,9 @@ def test_check_exit_codes_and_json(server: LocalServer, capsys: pytest.CaptureFi
     got, out, _ = check(capsys, url, "--purpose", "research", *config_args())
     assert got == code
     assert ("ALLOWED" if code == 0 else "DENIED") in out and reason in out
+    # the account of a replay says so first: pasted elsewhere, it is not read as a decision of today
+    assert out.splitlines()[0] == "as of:      2026-11-27T12:00:00+00:00 (a fixed time, --now or CONSENTCRAWL_NOW: " \
+                                  "not the clock)", out
 
 
 def test_check_fetches_robots_through_the_proxy_and_fails_closed(
@@ -80,8 +83,9 @@ def test_check_network_error_is_unreachable(capsys: pytest.CaptureFixture[str],
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--purpose", "reserch"], "unknown purpose 'reserch'"),
-        ([], "no purpose"),
+        # named as the option it was given with, not as CONSENTCRAWL_PURPOSE (which the user did not set)
+        (["--purpose", "reserch"], "configuration error: --purpose: unknown purpose 'reserch'"),
+        ([], "configuration error: --purpose: no purpose: give --purpose"),  # not "the spider's purpose attribute"
         (["--purpose", "research", "--platforms", "/nonexistent/platforms.yaml"], "/nonexistent/platforms.yaml"),
     ],
 )

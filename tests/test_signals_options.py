@@ -78,7 +78,9 @@ def test_an_undeclared_custom_purpose_does_not_start(tmp_path: Path, monkeypatch
                                                       capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err, pages = _check(tmp_path, monkeypatch, capsys, Site(), "/a", "price-monitoring", {})
     assert code == 2 and pages == []
-    assert "CONSENTCRAWL_PURPOSE" in err and "CONSENTCRAWL_CUSTOM_PURPOSES" in err and "Traceback" not in err
+    # named as the option it was given with (`check --purpose`), and the setting that declares one
+    assert "--purpose: unknown purpose 'price-monitoring'" in err and "CONSENTCRAWL_CUSTOM_PURPOSES" in err
+    assert "Traceback" not in err
 
 
 @pytest.mark.parametrize(("value", "says"), [

@@ -15,7 +15,7 @@ import html
 from datetime import datetime, timezone
 from typing import Any
 
-from .report import OFF_PLATFORM, Summary, format_time, safe
+from .report import OFF_PLATFORM, Summary, format_time, replay_warning, safe
 
 #: verdict colours, and a colour per stage (the stage of a reason is the part before its first dot)
 ALLOW, DENY = "#2e7d32", "#c62828"
@@ -224,6 +224,8 @@ def render(summary: Summary) -> str:
     purposes = ", ".join(esc(p) for p, _ in s.purposes.most_common())
     mode = (f"<p class='warn'>Report mode: {_fmt(s.not_enforced)} denies were recorded but not enforced.</p>"
             if s.not_enforced else "")
+    if (replay := replay_warning(s)) is not None:
+        mode = f"<p class='warn'>{esc(replay)}</p>" + mode
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="{CSP}">

@@ -88,6 +88,8 @@ class Summary:
     resolution: float = RESOLUTIONS[0]
     buckets: dict[tuple[int, str], int] = field(default_factory=dict)  #: (time // resolution, verdict) -> count
     untimed: int = 0  #: decisions whose time could not be read
+    #: (the fixed time, when the crawl started) of each crawl that decided as of ``CONSENTCRAWL_NOW``, not the clock
+    replays: list[tuple[str, str]] = field(default_factory=list)
 
     # -- reading -----------------------------------------------------------------------------------------------
 
@@ -149,6 +151,9 @@ class Summary:
         self.events[kind] += 1
         if kind == "send-deferred":  # its allow (counted as sent) did not go: see :attr:`sent`
             self.platforms[(_text(entry.get("platform"), OFF_PLATFORM), "allow")] -= 1
+        config = entry.get("config")
+        if kind == "chain-start" and isinstance(config, dict) and config.get("now"):
+            self.replays.append((_text(config["now"]), _text(entry.get("time"))))
         if kind == "withdrawal-seen":
             subject = entry.get("subject")
             if subject not in (None, ""):
@@ -315,6 +320,18 @@ def summarize(paths: Iterable[str | Path]) -> Summary:
 
 
 # -- the terminal summary ------------------------------------------------------------------------------------
+
+
+def replay_warning(summary: Summary) -> str | None:
+    """What a report of crawls decided as of ``CONSENTCRAWL_NOW`` must say first: their lines carry that time, not
+    the time of the fetch, and a withdrawal or expiry after it was not honoured (its pages were fetched)."""
+    if not summary.replays:
+        return None
+    as_of, started = (safe(value, limit=64) for value in summary.replays[0])  # the log's text: one printable line
+    more = f" (and {len(summary.replays) - 1} more crawl(s))" if len(summary.replays) > 1 else ""
+    return (f"REPLAY: decided as of a fixed time (CONSENTCRAWL_NOW), not the clock: as of {as_of}, in a crawl started "
+            f"{started}{more}. Decision times are that fixed time; withdrawals and expiries after it were not "
+            "honoured.")
 
 
 def format_time(ts: float | None) -> str:

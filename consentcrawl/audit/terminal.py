@@ -3,7 +3,7 @@ each means is in docs/audit-report.md). Every text from a log goes through :func
 
 from __future__ import annotations
 
-from .report import OFF_PLATFORM, Summary, format_time, safe
+from .report import OFF_PLATFORM, Summary, format_time, replay_warning, safe
 
 __all__ = ["terminal"]
 
@@ -18,6 +18,8 @@ def terminal(summary: Summary) -> str:
     s = summary
     out = [f"audit report: {s.decisions} decisions, {sum(s.events.values())} event lines, in "
            f"{len(s.files)} log(s): {', '.join(safe(f) for f in s.files)}"]
+    if (replay := replay_warning(s)) is not None:
+        out.append(f"  {replay}")
     if s.first is not None and s.last is not None:
         out.append(f"  from {format_time(s.first)} to {format_time(s.last)} ({s.last - s.first:.1f} s)")
     if s.untimed:

@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from ..errors import ConfigError, RecordsError, StoreUnavailable, redact
+from ..errors import ConfigError, RecordsError, StoreUnavailable, cannot_read, redact
 from ..terms.platforms import PlatformRegistry
 from .filecache import CacheStore, CacheUnwritable, append_to_cache, build_cache, open_fresh_cache
 from .filerows import csv_header
@@ -126,7 +126,7 @@ class FileStore:
         except ConfigError as exc:  # its values are a person's data in the crawl's log (errors.RecordsError)
             raise RecordsError(exc.message, exc.source, exc.line, keep=config_words(platforms)) from None
         except OSError as exc:  # no such file, or one this user may not read
-            raise ConfigError(f"cannot read file: {exc.strerror or exc}", self.source) from exc
+            raise ConfigError(cannot_read(exc, self.path), self.source) from exc
         self._length = st.st_size  #: the file's size when it was read (if it grew since, its digest differs)
         self._version: int = new_version()
         self._seen = signature(st)  #: the file as of the last look at its bytes

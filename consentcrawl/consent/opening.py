@@ -26,6 +26,10 @@ _IMPORT_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
 _FILE_SUFFIXES = (".yaml", ".yml", ".csv", ".jsonl")
 
 
+#: the schemes of the built-in stores: one written without ``//`` is a misspelt URL, not a file's name
+_STORE_SCHEMES = frozenset({"sqlite", "http", "https", "redis", "rediss"})
+
+
 def open_store(source: str, platforms: PlatformRegistry, crawler: Crawler | None = None,
                settings: Any = None) -> AuthorizationStore | SyncAuthorizationStore:
     """Open the authorization store named by ``CONSENTCRAWL_AUTHORIZATIONS``: a YAML, CSV or JSONL file, an
@@ -54,6 +58,10 @@ def open_store(source: str, platforms: PlatformRegistry, crawler: Crawler | None
         from .redisstore import open_redis_store
 
         return open_redis_store(source, platforms, as_settings(settings or {}), crawler)
+    head, colon, _ = source.partition(":")
+    if not scheme and colon and head.lower() in _STORE_SCHEMES and not Path(source).exists():
+        raise ConfigError(f"{source!r} is not a store URL: write it with '://' (sqlite:///PATH, http(s)://BASE, "
+                          "redis://HOST:PORT/DB)", source="CONSENTCRAWL_AUTHORIZATIONS")  # sqlite:/x.db, sqlite:x.db
     if scheme and not Path(source).exists():  # ftp://..., a misspelt sqlite:// (no file is named like that)
         raise ConfigError(f"{source!r}: no store for the scheme {scheme + '://'!r} (use a .yaml, .csv or .jsonl "
                           "file, sqlite:///PATH, http(s)://BASE, redis://HOST:PORT/DB or a store's import path)",

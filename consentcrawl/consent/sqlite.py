@@ -248,8 +248,8 @@ class SQLiteStore:
         path = Path(self.path)
         try:
             st = os.stat(path)
-        except FileNotFoundError:
-            raise StoreUnavailable(f"no such file {str(path)!r}") from None
+        except FileNotFoundError:  # sqlite:///home/me/x.db: say where a relative path is
+            raise StoreUnavailable(f"no such file {str(path)!r}{self.url.where}") from None
         except OSError as exc:
             raise StoreUnavailable(f"cannot be opened: {exc}") from None
         if not stat.S_ISREG(st.st_mode):

@@ -158,6 +158,13 @@ class SQLiteURL:
     def source(self) -> str:
         return SCHEME + self.path
 
+    @property
+    def where(self) -> str:
+        """What a missing store's error adds: ``sqlite:///home/me/x.db`` is ``home/me/x.db``, in the working
+        directory, which a new user writing SQLAlchemy's three slashes before an absolute path does not expect."""
+        return "" if self.path.startswith("/") else (" (relative to the working directory; an absolute path takes "
+                                                     "four slashes: sqlite:////PATH)")
+
 
 def parse_sqlite_url(url: str) -> SQLiteURL:
     """Parse an ``sqlite:///`` URL; raises ConfigError (naming the setting) for anything else."""

@@ -101,6 +101,20 @@ def media_stores(args: argparse.Namespace, settings: Any) -> list[MediaStore]:
     return stores
 
 
+def purge_time(given: datetime | None) -> datetime:
+    """The time withdrawals and expiries are judged at: the clock, or ``--now``/``CONSENTCRAWL_NOW`` when it is
+    later. An earlier one (a replay setting left in the project, a ``--now`` typed for another purpose) would keep
+    the data of a person who has withdrawn since, saying done: a purge never keeps what the clock says must go. It
+    says so on stderr."""
+    clock = datetime.now(timezone.utc)
+    if given is None or given >= clock:
+        return given or clock
+    print(f"consentcrawl purge: --now/CONSENTCRAWL_NOW {given.isoformat()} is before the clock; withdrawals and "
+          f"expiries are judged as of the clock, {clock.isoformat(timespec='seconds')}: a purge never keeps what "
+          "has to go by now", file=sys.stderr)
+    return clock
+
+
 def build_selection(args: argparse.Namespace) -> tuple[Selection, str, list[str | None], Any, datetime]:
     """What the arguments select: (selection, its name, the people asked for, the settings, now)."""
     from ..config import DEFAULT_PLATFORMS
@@ -115,7 +129,7 @@ def build_selection(args: argparse.Namespace) -> tuple[Selection, str, list[str 
         raise ConfigError("no platforms file: whose page a URL is, and how ids compare, come from the platforms "
                           "(use --platforms FILE or --settings MODULE)", source="CONSENTCRAWL_PLATFORMS")
     platforms = load_platforms(list(files))
-    now = read(settings, "CONSENTCRAWL_NOW") or datetime.now(timezone.utc)
+    now = purge_time(read(settings, "CONSENTCRAWL_NOW"))
     selection = Selection(platforms, subject_field=read(settings, "CONSENTCRAWL_SUBJECT_FIELD"),
                           provenance_field=read(settings, "CONSENTCRAWL_PROVENANCE_FIELD"))
     people: list[str | None] = []
