@@ -10,6 +10,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from tests.threadserver import serving
+
 #: ``script(target, nth)`` (``nth``: how many requests for that target came before) -> the chunks to write, each
 #: after a pause: ``[(seconds, bytes), ...]``; the connection is then closed
 Script = Callable[[str, int], list[tuple[float, bytes]]]
@@ -67,15 +69,8 @@ class _Handler(socketserver.StreamRequestHandler):
 @contextmanager
 def scripted_proxy(script: Script) -> Iterator[_Server]:
     """The proxy running; ``.targets`` is what it was asked for, ``http://127.0.0.1:<port>`` its address."""
-    server = _Server(script)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_Server(script)) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def address(server: _Server) -> str:

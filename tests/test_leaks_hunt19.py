@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socketserver
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -36,6 +35,7 @@ from tests.lenient import (
 )
 from tests.test_item_mentions import _events
 from tests.test_nofollow_engine_crawl import FOLLOW, NOFOLLOW, SendsLinksThroughTheEngine
+from tests.threadserver import serving
 
 BASE = f"http://{HOST}"
 #: Scrapy's download handlers a crawl may download with (``CONSENTCRAWL_HTTP_HANDLER``): Twisted flags a body with
@@ -103,15 +103,8 @@ class _CloseDelimited(socketserver.StreamRequestHandler):
 @contextmanager
 def close_delimited(pages: dict[str, tuple[str, str, int | None]], status: int = 200,
                     status_of: tuple[str, ...] | None = None) -> Iterator[_CloseDelimitedSite]:
-    server = _CloseDelimitedSite(pages, status, status_of)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_CloseDelimitedSite(pages, status, status_of)) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 @pytest.mark.parametrize("handler", sorted(HANDLERS))
