@@ -34,6 +34,8 @@ import weakref
 from collections.abc import AsyncIterator, Coroutine
 from typing import TYPE_CHECKING, Any
 
+from ._scrapy_internals import guard_engine_download, spider_default_callback
+
 if TYPE_CHECKING:
     from scrapy import Request
     from scrapy.http import Response
@@ -41,8 +43,6 @@ if TYPE_CHECKING:
     from .decision import Decision
     from .runtime import ConsentRuntime
 
-#: marks the engine's ``download_async`` once it refuses a nofollow page's links (:func:`_downloads_guarded`)
-_GUARDED = "_consentcrawl_nofollow_guarded"
 #: the nofollow page each task is running the callback of (a task that ends leaves)
 _PAGES: weakref.WeakKeyDictionary[asyncio.Task[Any], Response] = weakref.WeakKeyDictionary()
 
@@ -60,22 +60,16 @@ def reading(runtime: ConsentRuntime, response: Response) -> None:
 def _downloads_guarded(runtime: ConsentRuntime) -> None:
     """The engine's ``download_async`` (public: a callback awaits it to download a page in line, past the scheduler
     and so past ``request_scheduled``) refuses a request from a task running a nofollow page's callback, as the
-    schedule guard does; once per engine, an attribute of the instance in the method's place."""
-    engine = runtime.crawler.engine
-    download = getattr(engine, "download_async", None)
-    if engine is None or download is None or getattr(download, _GUARDED, False):
-        return
+    schedule guard does; once per engine (``_scrapy_internals.guard_engine_download``)."""
 
-    async def download_async(request: Request) -> Any:
+    def check(request: Request) -> None:
         # awaited from the callback's code: this runs in the callback's task before the download starts its own
         if (refused := sent_by_nofollow_page(runtime, request)) is not None and runtime.enforce:
             from .middlewares import ConsentDenied  # the middlewares import this module
 
             raise ConsentDenied(refused)
-        return await download(request)
 
-    setattr(download_async, _GUARDED, True)
-    engine.download_async = download_async  # type: ignore[method-assign]
+    guard_engine_download(runtime.crawler, check)
 
 
 def _coroutine_marked(runtime: ConsentRuntime, response: Response) -> None:
@@ -85,7 +79,7 @@ def _coroutine_marked(runtime: ConsentRuntime, response: Response) -> None:
     request = response.request
     assert request is not None
     original = request.callback
-    called = original or getattr(runtime.crawler.spider, "_parse", None)
+    called = original or spider_default_callback(runtime.crawler)
     if not callable(called):
         return
 
