@@ -327,7 +327,7 @@ def book_refusals(runtime: ConsentRuntime, request: Request, response: Response)
 def _partial(response: Response) -> bool:
     """Whether the response holds only part of the page (``robots.partial.is_partial``): a refusal may be in the part
     that is missing."""
-    return is_partial(response.status, response.flags)
+    return is_partial(response.status, response.flags, len(response.body))
 
 
 def partial_deny(prior: Decision, facts: RequestFacts, url: str, status: int) -> Decision:

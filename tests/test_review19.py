@@ -1,0 +1,114 @@
+"""Attacker's review of the morning's changes (review19): raw HTTP/1 answers a crawl must read as the whole, or
+deny, judged by the site's own log of targets, what reached a callback, the items and the audit log."""
+
+from __future__ import annotations
+
+import socketserver
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from scrapy.utils.defer import deferred_f_from_coro_f
+
+from tests.lenient import HOST, ListLogic, crawl, make_spider, people_settings, secret_name
+from tests.test_leaks_hunt19 import HANDLERS
+
+BASE = f"http://{HOST}"
+PROFILE = (f'<html><body><div class="h-card profile" data-subject="101"><h1 class="name p-name">'
+           f'{secret_name("101")}</h1><p>a bio.</p></div></body></html>')
+ROBOTS = "User-agent: *\nAllow: /\n"
+
+
+def whole(body: str, content_type: str = "text/html", status: bytes = b"200 OK") -> bytes:
+    data = body.encode()
+    return (b"HTTP/1.1 %s\r\nContent-Type: %s\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
+            % (status, content_type.encode(), len(data), data))
+
+
+class _RawSite(socketserver.ThreadingTCPServer):
+    """A loopback origin-and-proxy answering each path with the raw bytes ``answers`` gives, then closing the
+    connection; it logs the targets it was asked for."""
+
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, answers: dict[str, Callable[[str], bytes]]) -> None:
+        super().__init__(("127.0.0.1", 0), _Raw)
+        self.answers = answers
+        self.targets: list[str] = []
+
+
+class _Raw(socketserver.StreamRequestHandler):
+    def handle(self) -> None:
+        line = self.rfile.readline(65537).decode("latin-1")
+        while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+            pass
+        parts = line.split(" ")
+        target = parts[1] if len(parts) >= 3 else ""
+        self.server.targets.append(f"{parts[0]} {target}")  # type: ignore[attr-defined]
+        path = "/" + target.split("/", 3)[3] if target.startswith("http://") else target
+        answer = self.server.answers.get(path)  # type: ignore[attr-defined]
+        self.wfile.write(answer(parts[0]) if answer is not None
+                         else b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+
+
+@contextmanager
+def raw_site(answers: dict[str, Callable[[str], bytes]]) -> Iterator[_RawSite]:
+    server = _RawSite(answers)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+def _chunked(body: str) -> bytes:
+    data = body.encode()
+    chunks = b"".join(b"%x\r\n%s\r\n" % (len(data[i:i + 40]), data[i:i + 40]) for i in range(0, len(data), 40))
+    return (b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            + chunks + b"0\r\n\r\n")
+
+
+@pytest.mark.parametrize("handler", sorted(HANDLERS))
+@deferred_f_from_coro_f
+async def test_a_chunked_profile_sent_whole_reaches_the_spider(
+        handler: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    answers = {"/robots.txt": lambda m: whole(ROBOTS, "text/plain"), "/u/101": lambda m: _chunked(PROFILE)}
+    with raw_site(answers) as server:
+        settings = people_settings(tmp_path, CONSENTCRAWL_HTTP_HANDLER=HANDLERS[handler])
+        result = await crawl(make_spider("ADDONS", ListLogic), settings, monkeypatch=monkeypatch,
+                             proxy=f"http://127.0.0.1:{server.server_address[1]}", urls=[f"{BASE}/u/101"],
+                             follow_links=False)
+    assert f"{BASE}/u/101" in result.seen, (server.targets, result.denies())
+
+
+@pytest.mark.parametrize("handler", sorted(HANDLERS))
+@deferred_f_from_coro_f
+async def test_a_profiles_redirect_sent_with_no_length_is_followed(
+        handler: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    redirect = (b"HTTP/1.1 301 Moved Permanently\r\nLocation: " + f"{BASE}/u/101/about".encode()
+                + b"\r\nConnection: close\r\n\r\n")
+    answers = {"/robots.txt": lambda m: whole(ROBOTS, "text/plain"), "/u/101": lambda m: redirect,
+               "/u/101/about": lambda m: whole(PROFILE)}
+    with raw_site(answers) as server:
+        settings = people_settings(tmp_path, CONSENTCRAWL_HTTP_HANDLER=HANDLERS[handler])
+        result = await crawl(make_spider("ADDONS", ListLogic), settings, monkeypatch=monkeypatch,
+                             proxy=f"http://127.0.0.1:{server.server_address[1]}", urls=[f"{BASE}/u/101"],
+                             follow_links=False)
+    assert f"{BASE}/u/101/about" in result.seen, (server.targets, result.denies())
+
+
+def test_an_empty_answer_with_no_length_is_a_part_only_where_a_page_would_be_read() -> None:
+    """An empty redirect or error sent with no length holds nothing to read; an empty 2xx may be a page cut at its
+    first byte, and a body of any status with bytes in it may be cut: parts, as a ``dataloss`` or a ``206`` is."""
+    from consentcrawl.robots.partial import is_partial
+
+    assert not is_partial(301, ["partial"], 0) and not is_partial(404, ["partial"], 0)
+    assert is_partial(200, ["partial"], 0) and is_partial(203, ["partial"], 0)
+    assert is_partial(301, ["partial"], 12) and is_partial(404, ["partial"], 3)
+    assert is_partial(302, ["dataloss"], 0) and is_partial(206, [], 0)
