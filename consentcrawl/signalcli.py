@@ -183,7 +183,7 @@ def judge_refusals(prior: Decision, page: Page, engine: PolicyEngine, token: str
                "refuses_purpose": f in refusing_purpose} for f in reading.found]
     actor = reading.actor if reading.profile else None
     if not refusing_purpose and prior.allowed and page.partial and not linked_actor:  # an actor's part: unread
-        return partial_deny(prior, facts, page.url, page.status), report, None
+        return partial_deny(prior, facts, page.url, page.status, page.flags), report, None
     if not refusing_purpose or not prior.allowed:
         return prior, report, actor
     refusals = [Refusal(facts.platform.name, facts.subject, page.url, f.form, f.field, f.raw, f.purposes, now)

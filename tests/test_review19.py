@@ -3,6 +3,8 @@ deny, judged by the site's own log of targets, what reached a callback, the item
 
 from __future__ import annotations
 
+import json
+import logging
 import socketserver
 import threading
 from collections.abc import Callable, Iterator
@@ -112,3 +114,35 @@ def test_an_empty_answer_with_no_length_is_a_part_only_where_a_page_would_be_rea
     assert is_partial(200, ["partial"], 0) and is_partial(203, ["partial"], 0)
     assert is_partial(301, ["partial"], 12) and is_partial(404, ["partial"], 3)
     assert is_partial(302, ["dataloss"], 0) and is_partial(206, [], 0)
+
+
+@pytest.mark.parametrize("handler", sorted(HANDLERS))
+@deferred_f_from_coro_f
+async def test_a_site_sending_whole_pages_with_no_length_has_them_denied_and_the_log_says_why(
+        handler: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """An HTTP/1.0 server sends 101's whole profile with no length: it cannot be told from a cut one, so it is
+    denied (fail closed, docs/refusals.md#limits). The log at WARNING says so, naming the origin, not the page;
+    the deny's evidence says what made it a part. Before: the only INFO+ line was ``error/internal 1``, and the
+    evidence said "only part of the person's page came back" of a page that came back whole."""
+    page = b"HTTP/1.0 200 OK\r\nContent-Type: text/html\r\n\r\n" + PROFILE.encode()
+    answers = {"/robots.txt": lambda m: whole(ROBOTS, "text/plain"), "/u/101": lambda m: page,
+               "/u/102": lambda m: page}
+    caplog.set_level(logging.INFO)
+    with raw_site(answers) as server:
+        settings = people_settings(tmp_path, CONSENTCRAWL_HTTP_HANDLER=HANDLERS[handler])
+        result = await crawl(make_spider("ADDONS", ListLogic), settings, monkeypatch=monkeypatch,
+                             proxy=f"http://127.0.0.1:{server.server_address[1]}",
+                             urls=[f"{BASE}/u/101", f"{BASE}/u/102"], follow_links=False)
+    assert f"GET {BASE}/u/101" in server.targets, server.targets
+    assert not result.seen and not result.items
+    denies = [e for e in result.audit_for("/u/101") if e["verdict"] == "deny"]
+    assert [e["reason"] for e in denies] == ["error.internal"], result.denies()
+    assert "sent with no length" in json.dumps(denies[0]["evidence"]), denies[0]["evidence"]
+    # httpx's own INFO line for each request it sends (``HTTP Request: GET <url>``) is written before the page is
+    # read, while 101 is still allowed: not this change's (see the review's report)
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and r.name != "httpx"]
+    told = [line for line in lines if "with no length" in line]
+    assert told == [f"consentcrawl: http://{HOST} sends people's pages with no length (no Content-Length nor "
+                    "chunks, as HTTP/1.0 servers do): a page cut by a dropped connection cannot be told from a "
+                    "whole one, so each is denied as a part (error.internal, PartialPage; docs/refusals.md#limits)"]
+    assert not [line for line in lines if secret_name("101") in line or "/u/10" in line], lines
