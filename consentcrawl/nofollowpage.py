@@ -8,7 +8,8 @@ says which page the link was on (no ``Referer``: Scrapy's RefererMiddleware is a
 
 A callback may also download a page in line, ``await self.crawler.engine.download_async(response.follow(href))``:
 past the scheduler, with no ``request_scheduled``. The engine's ``download_async`` is guarded the same way, by the
-task that awaits it (:func:`_downloads_guarded`).
+task that awaits it (:func:`_downloads_guarded`), or by the context a coroutine callback's task started it in
+(``asyncio.gather`` runs each download in a task of its own) while that callback runs (:data:`_STARTED_IN`).
 
 ``engine.crawl`` sends ``request_scheduled`` synchronously, from the callback's own code, and Scrapy runs that code
 in known tasks: a callback that returns (a list, say) is called in the task that processes its response
@@ -32,6 +33,7 @@ import asyncio
 import inspect
 import weakref
 from collections.abc import AsyncIterator, Coroutine
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from ._scrapy_internals import guard_engine_download, spider_default_callback
@@ -45,6 +47,13 @@ if TYPE_CHECKING:
 
 #: the nofollow page each task is running the callback of (a task that ends leaves)
 _PAGES: weakref.WeakKeyDictionary[asyncio.Task[Any], Response] = weakref.WeakKeyDictionary()
+#: the nofollow page whose coroutine or async generator callback is running, with the task running it, set only
+#: while the callback's code runs (never in the task that processes its output: a media pipeline's download of an
+#: item's file is no link): a task it starts to download in line (``asyncio.gather(engine.download_async(...))``)
+#: copies it, and is the page's while the callback's task still runs it (:func:`_downloading_for`). Read by the
+#: in-line download guard alone: the engine's own downloads, scheduled from the callback's context, are no link
+_STARTED_IN: ContextVar[tuple[Response, asyncio.Task[Any]] | None] = ContextVar("consentcrawl_nofollow_started_in",
+                                                                              default=None)
 
 
 def reading(runtime: ConsentRuntime, response: Response) -> None:
@@ -64,7 +73,7 @@ def _downloads_guarded(runtime: ConsentRuntime) -> None:
 
     def check(request: Request) -> None:
         # awaited from the callback's code: this runs in the callback's task before the download starts its own
-        if (refused := sent_by_nofollow_page(runtime, request)) is not None and runtime.enforce:
+        if (refused := sent_by_nofollow_page(runtime, request, _downloading_for())) is not None and runtime.enforce:
             from .middlewares import ConsentDenied  # the middlewares import this module
 
             raise ConsentDenied(refused)
@@ -94,21 +103,27 @@ def _coroutine_marked(runtime: ConsentRuntime, response: Response) -> None:
 async def _marked(response: Response, coroutine: Coroutine[Any, Any, Any]) -> Any:
     """``coroutine`` awaited with its task (the one Scrapy starts for it) marked as ``response``'s."""
     task = asyncio.current_task()
+    token = None
     if task is not None:
         _PAGES[task] = response
+        token = _STARTED_IN.set((response, task))
     try:
         return await coroutine
     finally:
         if task is not None:
             _PAGES.pop(task, None)
+        if token is not None:
+            _STARTED_IN.reset(token)
 
 
 async def read_steps(response: Response, output: AsyncIterator[Any]) -> AsyncIterator[Any]:
     """A nofollow page's callback ``output``, each step read with the reading task marked as the page's."""
     while True:
         task = asyncio.current_task()
+        token = None
         if task is not None:
             _PAGES[task] = response
+            token = _STARTED_IN.set((response, task))
         try:
             obj = await output.__anext__()
         except StopAsyncIteration:
@@ -116,14 +131,28 @@ async def read_steps(response: Response, output: AsyncIterator[Any]) -> AsyncIte
         finally:
             if task is not None:
                 _PAGES.pop(task, None)
+            if token is not None:
+                _STARTED_IN.reset(token)
         yield obj
 
 
-def sent_by_nofollow_page(runtime: ConsentRuntime, request: Request) -> Decision | None:
+def _downloading_for() -> Response | None:
+    """The nofollow page a task started by its callback downloads for (:data:`_STARTED_IN`), while the callback's
+    own task still runs it; None otherwise."""
+    started = _STARTED_IN.get()
+    if started is None:
+        return None
+    page, task = started
+    return page if _PAGES.get(task) is page else None
+
+
+def sent_by_nofollow_page(runtime: ConsentRuntime, request: Request,
+                          started_by: Response | None = None) -> Decision | None:
     """The deny (recorded, ``response.nofollow``) of ``request`` if the task scheduling it is running a nofollow
-    page's callback, else None."""
+    page's callback (or was started by one still running: ``started_by``), else None."""
     task = asyncio.current_task()
     page = _PAGES.get(task) if task is not None else None
+    page = page or started_by
     if page is None or not runtime.nofollow(page.request):
         return None
     return runtime.record_nofollow(request, page)

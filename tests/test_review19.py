@@ -3,6 +3,7 @@ deny, judged by the site's own log of targets, what reached a callback, the item
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socketserver
@@ -10,12 +11,17 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
+import scrapy
+from scrapy.http import HtmlResponse
 from scrapy.utils.defer import deferred_f_from_coro_f
 
-from tests.lenient import HOST, ListLogic, crawl, make_spider, people_settings, secret_name
-from tests.test_leaks_hunt19 import HANDLERS
+from consentcrawl_demo.server import LocalServer
+from tests.lenient import HOST, LenientPeople, ListLogic, crawl, make_spider, people_settings, secret_name
+from tests.test_leaks_hunt19 import HANDLERS, DownloadsLinksInLine
+from tests.test_nofollow_engine_crawl import FOLLOW, NOFOLLOW
 
 BASE = f"http://{HOST}"
 PROFILE = (f'<html><body><div class="h-card profile" data-subject="101"><h1 class="name p-name">'
@@ -146,3 +152,86 @@ async def test_a_site_sending_whole_pages_with_no_length_has_them_denied_and_the
                     "chunks, as HTTP/1.0 servers do): a page cut by a dropped connection cannot be told from a "
                     "whole one, so each is denied as a part (error.internal, PartialPage; docs/refusals.md#limits)"]
     assert not [line for line in lines if secret_name("101") in line or "/u/10" in line], lines
+
+
+# -- a nofollow page's callback that downloads its links in line from tasks it gathers ----------------------------
+
+
+class GathersLinks(DownloadsLinksInLine):
+    """The callback downloads each link in line at once, ``asyncio.gather(engine.download_async(...), ...)``:
+    asyncio runs each download in a task of its own, started by the callback."""
+
+    async def _gathered(self, response: scrapy.http.Response) -> list[dict[str, Any]]:
+        self.seen.append(response.url)
+        requests = [response.follow(href) for href in response.css("a.link::attr(href)").getall()]
+        pages = await asyncio.gather(*(self.crawler.engine.download_async(r) for r in requests),  # type: ignore
+                                     return_exceptions=True)
+        return [{"url": p.url, "name": p.css(".name::text").get()} for p in pages if isinstance(p, HtmlResponse)]
+
+    async def parse_gather_coroutine(self, response: scrapy.http.Response) -> Any:
+        return await self._gathered(response)
+
+    async def parse_gather_generator(self, response: scrapy.http.Response) -> Any:
+        for item in await self._gathered(response):
+            yield item
+
+
+@pytest.mark.parametrize("how", ["gather_coroutine", "gather_generator"])
+@deferred_f_from_coro_f
+async def test_links_a_nofollow_pages_callback_gathers_downloads_of_are_not_fetched(
+        how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A nofollow page's link (102's profile) downloaded in line from a task the callback gathers was fetched and
+    its name collected: the in-line download guard knew the page by the task running its callback alone. The other
+    page's link downloaded the same way is the control."""
+    app = LenientPeople().page("/nf", NOFOLLOW).page("/f", FOLLOW)
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", GathersLinks), people_settings(tmp_path),
+                             proxy=server.proxy, monkeypatch=monkeypatch, how=how)
+    assert "103" in app.people_served(), f"control: the other page's link was downloaded\n{app.describe()}"
+    assert "102" not in app.people_served(), app.describe()
+    assert not [item for item in result.items if item.get("name") == secret_name("102")], result.items
+    assert [(p, u, r) for p, u, r in result.denies()] == [("output", f"{BASE}/u/102", "response.nofollow")]
+
+
+NOFOLLOW_WITH_FILE = ('<html><head><meta name="robots" content="nofollow"></head><body>'
+                      '<a class="link" href="/u/102">x</a></body></html>')
+
+
+class FileItems:
+    """A nofollow page's callback (a list, a coroutine, an async generator) yields an item with a file to fetch."""
+
+    seen: list[str]
+    how = "list"
+
+    async def start(self) -> Any:
+        yield scrapy.Request(f"{BASE}/nf", callback=getattr(self, f"parse_{self.how}"), dont_filter=True)
+
+    def parse_list(self, response: scrapy.http.Response) -> Any:
+        self.seen.append(response.url)
+        return [{"file_urls": [response.urljoin("/notes.txt")]}]
+
+    async def parse_coroutine(self, response: scrapy.http.Response) -> Any:
+        self.seen.append(response.url)
+        await asyncio.sleep(0.01)
+        return [{"file_urls": [response.urljoin("/notes.txt")]}]
+
+    async def parse_generator(self, response: scrapy.http.Response) -> Any:
+        self.seen.append(response.url)
+        yield {"file_urls": [response.urljoin("/notes.txt")]}
+        await asyncio.sleep(0.3)  # still running as the item's file is fetched
+
+
+@pytest.mark.parametrize("how", ["list", "coroutine", "generator"])
+@deferred_f_from_coro_f
+async def test_the_file_of_an_item_from_a_nofollow_page_is_still_fetched(
+        how: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Control for the above: a media pipeline's download of an item's file (no link of the page's) runs in the
+    task processing the callback's output, not in one the callback started: it is fetched as before."""
+    app = LenientPeople().page("/nf", NOFOLLOW_WITH_FILE).page("/notes.txt", "<html>notes</html>")
+    settings = people_settings(tmp_path, ITEM_PIPELINES={"scrapy.pipelines.files.FilesPipeline": 1},
+                               FILES_STORE=str(tmp_path / "files"))
+    with LocalServer(app) as server:
+        result = await crawl(make_spider("ADDONS", FileItems), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, how=how)
+    assert f"{BASE}/notes.txt" in app.describe(), app.describe()
+    assert not result.denies(), result.denies()
