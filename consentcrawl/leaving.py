@@ -22,14 +22,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from itemadapter import ItemAdapter
+from itemadapter import ItemAdapter, is_item
 
 from .decision import Stage, deny
 from .deniedpeople import item_judged, item_kept_person, item_mentioned, item_reason
 from .itemperson import item_person
+from .itemsource import refuse_non_item
 from .mentions import guard_mentions
 from .onevalue import one_value
-from .pipelines import drop
+from .pipelines import ConsentDropItem, drop
 from .runtime import RuntimeComponent
 
 if TYPE_CHECKING:
@@ -50,6 +51,9 @@ class ConsentLeavingPipeline(RuntimeComponent):
             raise drop(item, "configuration error")
         if item_reason() is not None:  # report mode let on an item the guard denied: recorded there already
             return item
+        if not is_item(item):  # a pipeline between handed on no item: whose it is cannot be read, nor its value shown
+            refuse_non_item(runtime, type(item).__name__, "as it left the pipelines")
+            raise ConsentDropItem(f"consentcrawl: error.internal (not an item: {type(item).__name__})")
         config = runtime.config
         adapter: Any = item if type(item) is dict else ItemAdapter(item)
         names = item.keys() if adapter is item else adapter.field_names()

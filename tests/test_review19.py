@@ -20,7 +20,7 @@ from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl_demo.server import LocalServer
 from tests.lenient import HOST, LenientPeople, ListLogic, crawl, make_spider, people_settings, secret_name
-from tests.test_leaks_hunt19 import HANDLERS, DownloadsLinksInLine
+from tests.test_leaks_hunt19 import HANDLERS, DownloadsLinksInLine, ProfileItemsLogic
 from tests.test_nofollow_engine_crawl import FOLLOW, NOFOLLOW
 
 BASE = f"http://{HOST}"
@@ -235,3 +235,35 @@ async def test_the_file_of_an_item_from_a_nofollow_page_is_still_fetched(
                              monkeypatch=monkeypatch, how=how)
     assert f"{BASE}/notes.txt" in app.describe(), app.describe()
     assert not result.denies(), result.denies()
+
+
+# -- a pipeline between the guard and the leaving check hands on no item ------------------------------------------
+
+
+class _Stringify:
+    """A project's pipeline after the guard that hands on a line of text instead of the item (a bug, or an export
+    step written for another processor)."""
+
+    async def process_item(self, item: Any) -> Any:
+        return f"{item['name']} / {item['subject']}"
+
+
+@deferred_f_from_coro_f
+async def test_a_pipeline_that_hands_on_no_item_has_it_dropped_without_a_traceback_naming_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The leaving check read the value a pipeline between handed on through ``ItemAdapter``, which raised
+    ``TypeError`` for a ``str``: Scrapy wrote ``Error processing {...}`` at ERROR with the whole item, 101's name in
+    it, and a traceback; had 101 withdrawn while the pipeline worked, the check never got to ask. It is now refused
+    as a value yielded that is no item is (``error.internal``, ``not an item: str``), its value written nowhere."""
+    feed = tmp_path / "items.jsonl"
+    settings = people_settings(tmp_path, ITEM_PIPELINES={f"{__name__}._Stringify": 500},
+                               FEEDS={str(feed): {"format": "jsonlines"}})
+    caplog.set_level(logging.DEBUG)
+    with LocalServer(LenientPeople()) as server:
+        result = await crawl(make_spider("ADDONS", ProfileItemsLogic), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"{BASE}/u/101"], follow_links=False)
+    assert not result.items and not (feed.read_text() if feed.exists() else "")
+    loud = [r for r in caplog.records if r.levelno >= logging.INFO and r.name != "httpx"]
+    assert not [r.getMessage() for r in loud if secret_name("101") in r.getMessage() or r.exc_info], loud
+    [deny] = [e for e in result.audit if e.get("phase") == "item" and e.get("verdict") == "deny"]
+    assert deny["reason"] == "error.internal" and deny["evidence"][-1]["cause"] == "not an item: str", deny
