@@ -20,6 +20,7 @@ the guard withholds them.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from itemadapter import ItemAdapter, is_item
@@ -41,6 +42,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ConsentLeavingPipeline"]
 
+logger = logging.getLogger("consentcrawl")
+
 
 class ConsentLeavingPipeline(RuntimeComponent):
     """Drops an item whose person may no longer be collected as it leaves the last pipeline (see the module doc)."""
@@ -53,6 +56,8 @@ class ConsentLeavingPipeline(RuntimeComponent):
             return item
         if not is_item(item):  # a pipeline between handed on no item: whose it is cannot be read, nor its value shown
             refuse_non_item(runtime, type(item).__name__, "as it left the pipelines")
+            logger.warning("consentcrawl: an item pipeline handed on a %s in place of the item (process_item must "
+                           "return the item): refused (error.internal)", type(item).__name__)
             raise ConsentDropItem(f"consentcrawl: error.internal (not an item: {type(item).__name__})")
         config = runtime.config
         adapter: Any = item if type(item) is dict else ItemAdapter(item)

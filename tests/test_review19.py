@@ -265,5 +265,8 @@ async def test_a_pipeline_that_hands_on_no_item_has_it_dropped_without_a_traceba
     assert not result.items and not (feed.read_text() if feed.exists() else "")
     loud = [r for r in caplog.records if r.levelno >= logging.INFO and r.name != "httpx"]
     assert not [r.getMessage() for r in loud if secret_name("101") in r.getMessage() or r.exc_info], loud
+    assert [r.getMessage() for r in loud if r.levelno == logging.WARNING] == [
+        "consentcrawl: an item pipeline handed on a str in place of the item (process_item must return the item): "
+        "refused (error.internal)"], loud
     [deny] = [e for e in result.audit if e.get("phase") == "item" and e.get("verdict") == "deny"]
     assert deny["reason"] == "error.internal" and deny["evidence"][-1]["cause"] == "not an item: str", deny
