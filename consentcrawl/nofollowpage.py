@@ -60,6 +60,8 @@ def reading(runtime: ConsentRuntime, response: Response) -> None:
     """``response`` is handed to its callback now, in this task (which only waits for the callback's output once it
     has returned): the task is the page's if it said nofollow (a set lookup otherwise), and so is the task a
     coroutine the callback returns runs in (:func:`_coroutine_marked`)."""
+    if _STARTED_IN.get() is not None:  # a context the engine carried on from a nofollow callback's: not this page's
+        _STARTED_IN.set(None)
     if runtime.nofollow(response.request) and (task := asyncio.current_task()) is not None:
         _PAGES[task] = response
         _coroutine_marked(runtime, response)
