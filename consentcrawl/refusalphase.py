@@ -388,9 +388,10 @@ def check_refusals(runtime: ConsentRuntime, request: Request, response: Response
         if not unread.allowed:
             return runtime.record(unread, response.url, None, "response", time=now)
     if not refusals and prior.allowed and _partial(response):
-        _told_no_length(runtime, response)
-        return runtime.record(partial_deny(prior, facts, response.url, response.status, response.flags),
-                              response.url, None, "response", time=now)
+        decision = runtime.record(partial_deny(prior, facts, response.url, response.status, response.flags),
+                                  response.url, None, "response", time=now)
+        _told_no_length(runtime, response)  # once denied: an origin that names its person is a denied one's
+        return decision
     if not refusals or not prior.allowed:
         return prior
     return runtime.record(refused_deny(facts, prior, refusals), response.url, None, "response", time=now)
