@@ -47,6 +47,8 @@ from .runtime import get_runtime
 if TYPE_CHECKING:
     from scrapy.crawler import Crawler
 
+    from .runtime import ConsentRuntime
+
 logger = logging.getLogger("consentcrawl")
 
 #: what :func:`item_source` returns for an item handed to the pipelines by anything but Scrapy's scraper
@@ -81,11 +83,15 @@ class ItemSources:
 
     def refuse(self, kind: str) -> None:
         """Record the refusal of a value that is no item, of type ``kind`` (its value is not written anywhere)."""
-        logger.debug("consentcrawl: a %s was yielded as an item; refused before the item pipelines (error.internal)",
-                     kind)
-        runtime = get_runtime(self.crawler)
-        if runtime is None:  # a configuration error: nothing is kept anyway
-            return
-        runtime.record(deny(Stage.ERROR, "error.internal", evidence=(
-            Evidence("item", "item", {"cause": f"not an item: {kind}"}),)), None, None, "item")
-        runtime.count("consentcrawl/items/dropped")
+        refuse_non_item(get_runtime(self.crawler), kind, "before the item pipelines")
+
+
+def refuse_non_item(runtime: ConsentRuntime | None, kind: str, where: str) -> None:
+    """Record the refusal of a value of type ``kind`` that is no item (a callback's, or what a project's pipeline
+    handed on), refused ``where``; its value is not written anywhere."""
+    logger.debug("consentcrawl: a %s was handed on as an item; refused %s (error.internal)", kind, where)
+    if runtime is None:  # a configuration error: nothing is kept anyway
+        return
+    runtime.record(deny(Stage.ERROR, "error.internal", evidence=(
+        Evidence("item", "item", {"cause": f"not an item: {kind}"}),)), None, None, "item")
+    runtime.count("consentcrawl/items/dropped")

@@ -20,16 +20,18 @@ the guard withholds them.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
-from itemadapter import ItemAdapter
+from itemadapter import ItemAdapter, is_item
 
 from .decision import Stage, deny
 from .deniedpeople import item_judged, item_kept_person, item_mentioned, item_reason
 from .itemperson import item_person
+from .itemsource import refuse_non_item
 from .mentions import guard_mentions
 from .onevalue import one_value
-from .pipelines import drop
+from .pipelines import ConsentDropItem, drop
 from .runtime import RuntimeComponent
 
 if TYPE_CHECKING:
@@ -39,6 +41,8 @@ if TYPE_CHECKING:
     from .runtime import ConsentRuntime
 
 __all__ = ["ConsentLeavingPipeline"]
+
+logger = logging.getLogger("consentcrawl")
 
 
 class ConsentLeavingPipeline(RuntimeComponent):
@@ -50,6 +54,11 @@ class ConsentLeavingPipeline(RuntimeComponent):
             raise drop(item, "configuration error")
         if item_reason() is not None:  # report mode let on an item the guard denied: recorded there already
             return item
+        if not is_item(item):  # a pipeline between handed on no item: whose it is cannot be read, nor its value shown
+            refuse_non_item(runtime, type(item).__name__, "as it left the pipelines")
+            logger.warning("consentcrawl: an item pipeline handed on a %s in place of the item (process_item must "
+                           "return the item): refused (error.internal)", type(item).__name__)
+            raise ConsentDropItem(f"consentcrawl: error.internal (not an item: {type(item).__name__})")
         config = runtime.config
         adapter: Any = item if type(item) is dict else ItemAdapter(item)
         names = item.keys() if adapter is item else adapter.field_names()

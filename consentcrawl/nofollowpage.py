@@ -8,7 +8,8 @@ says which page the link was on (no ``Referer``: Scrapy's RefererMiddleware is a
 
 A callback may also download a page in line, ``await self.crawler.engine.download_async(response.follow(href))``:
 past the scheduler, with no ``request_scheduled``. The engine's ``download_async`` is guarded the same way, by the
-task that awaits it (:func:`_downloads_guarded`).
+task that awaits it (:func:`_downloads_guarded`), or by the context a coroutine callback's task started it in
+(``asyncio.gather`` runs each download in a task of its own) while that callback runs (:data:`_STARTED_IN`).
 
 ``engine.crawl`` sends ``request_scheduled`` synchronously, from the callback's own code, and Scrapy runs that code
 in known tasks: a callback that returns (a list, say) is called in the task that processes its response
@@ -32,7 +33,10 @@ import asyncio
 import inspect
 import weakref
 from collections.abc import AsyncIterator, Coroutine
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
+
+from ._scrapy_internals import guard_engine_download, spider_default_callback
 
 if TYPE_CHECKING:
     from scrapy import Request
@@ -41,16 +45,23 @@ if TYPE_CHECKING:
     from .decision import Decision
     from .runtime import ConsentRuntime
 
-#: marks the engine's ``download_async`` once it refuses a nofollow page's links (:func:`_downloads_guarded`)
-_GUARDED = "_consentcrawl_nofollow_guarded"
 #: the nofollow page each task is running the callback of (a task that ends leaves)
 _PAGES: weakref.WeakKeyDictionary[asyncio.Task[Any], Response] = weakref.WeakKeyDictionary()
+#: the nofollow page whose coroutine or async generator callback is running, with the task running it, set only
+#: while the callback's code runs (never in the task that processes its output: a media pipeline's download of an
+#: item's file is no link): a task it starts to download in line (``asyncio.gather(engine.download_async(...))``)
+#: copies it, and is the page's while the callback's task still runs it (:func:`_downloading_for`). Read by the
+#: in-line download guard alone: the engine's own downloads, scheduled from the callback's context, are no link
+_STARTED_IN: ContextVar[tuple[Response, asyncio.Task[Any]] | None] = ContextVar("consentcrawl_nofollow_started_in",
+                                                                              default=None)
 
 
 def reading(runtime: ConsentRuntime, response: Response) -> None:
     """``response`` is handed to its callback now, in this task (which only waits for the callback's output once it
     has returned): the task is the page's if it said nofollow (a set lookup otherwise), and so is the task a
     coroutine the callback returns runs in (:func:`_coroutine_marked`)."""
+    if _STARTED_IN.get() is not None:  # a context the engine carried on from a nofollow callback's: not this page's
+        _STARTED_IN.set(None)
     if runtime.nofollow(response.request) and (task := asyncio.current_task()) is not None:
         _PAGES[task] = response
         _coroutine_marked(runtime, response)
@@ -60,22 +71,16 @@ def reading(runtime: ConsentRuntime, response: Response) -> None:
 def _downloads_guarded(runtime: ConsentRuntime) -> None:
     """The engine's ``download_async`` (public: a callback awaits it to download a page in line, past the scheduler
     and so past ``request_scheduled``) refuses a request from a task running a nofollow page's callback, as the
-    schedule guard does; once per engine, an attribute of the instance in the method's place."""
-    engine = runtime.crawler.engine
-    download = getattr(engine, "download_async", None)
-    if engine is None or download is None or getattr(download, _GUARDED, False):
-        return
+    schedule guard does; once per engine (``_scrapy_internals.guard_engine_download``)."""
 
-    async def download_async(request: Request) -> Any:
+    def check(request: Request) -> None:
         # awaited from the callback's code: this runs in the callback's task before the download starts its own
-        if (refused := sent_by_nofollow_page(runtime, request)) is not None and runtime.enforce:
+        if (refused := sent_by_nofollow_page(runtime, request, _downloading_for())) is not None and runtime.enforce:
             from .middlewares import ConsentDenied  # the middlewares import this module
 
             raise ConsentDenied(refused)
-        return await download(request)
 
-    setattr(download_async, _GUARDED, True)
-    engine.download_async = download_async  # type: ignore[method-assign]
+    guard_engine_download(runtime.crawler, check)
 
 
 def _coroutine_marked(runtime: ConsentRuntime, response: Response) -> None:
@@ -85,7 +90,7 @@ def _coroutine_marked(runtime: ConsentRuntime, response: Response) -> None:
     request = response.request
     assert request is not None
     original = request.callback
-    called = original or getattr(runtime.crawler.spider, "_parse", None)
+    called = original or spider_default_callback(runtime.crawler)
     if not callable(called):
         return
 
@@ -100,21 +105,27 @@ def _coroutine_marked(runtime: ConsentRuntime, response: Response) -> None:
 async def _marked(response: Response, coroutine: Coroutine[Any, Any, Any]) -> Any:
     """``coroutine`` awaited with its task (the one Scrapy starts for it) marked as ``response``'s."""
     task = asyncio.current_task()
+    token = None
     if task is not None:
         _PAGES[task] = response
+        token = _STARTED_IN.set((response, task))
     try:
         return await coroutine
     finally:
         if task is not None:
             _PAGES.pop(task, None)
+        if token is not None:
+            _STARTED_IN.reset(token)
 
 
 async def read_steps(response: Response, output: AsyncIterator[Any]) -> AsyncIterator[Any]:
     """A nofollow page's callback ``output``, each step read with the reading task marked as the page's."""
     while True:
         task = asyncio.current_task()
+        token = None
         if task is not None:
             _PAGES[task] = response
+            token = _STARTED_IN.set((response, task))
         try:
             obj = await output.__anext__()
         except StopAsyncIteration:
@@ -122,14 +133,28 @@ async def read_steps(response: Response, output: AsyncIterator[Any]) -> AsyncIte
         finally:
             if task is not None:
                 _PAGES.pop(task, None)
+            if token is not None:
+                _STARTED_IN.reset(token)
         yield obj
 
 
-def sent_by_nofollow_page(runtime: ConsentRuntime, request: Request) -> Decision | None:
+def _downloading_for() -> Response | None:
+    """The nofollow page a task started by its callback downloads for (:data:`_STARTED_IN`), while the callback's
+    own task still runs it; None otherwise."""
+    started = _STARTED_IN.get()
+    if started is None:
+        return None
+    page, task = started
+    return page if _PAGES.get(task) is page else None
+
+
+def sent_by_nofollow_page(runtime: ConsentRuntime, request: Request,
+                          started_by: Response | None = None) -> Decision | None:
     """The deny (recorded, ``response.nofollow``) of ``request`` if the task scheduling it is running a nofollow
-    page's callback, else None."""
+    page's callback (or was started by one still running: ``started_by``), else None."""
     task = asyncio.current_task()
     page = _PAGES.get(task) if task is not None else None
+    page = page or started_by
     if page is None or not runtime.nofollow(page.request):
         return None
     return runtime.record_nofollow(request, page)

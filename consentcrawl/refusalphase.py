@@ -24,9 +24,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from scrapy import Request as ScrapyRequest
 from scrapy.http import Response, TextResponse
@@ -39,7 +40,7 @@ from .refusals.forms import Found, PageReading, is_activitypub
 from .refusals.page import read_page
 from .robots.body import content_encoding, page_body, page_encoding, reading_encodings, reads_as_html
 from .robots.meta import parse_meta_robots
-from .robots.partial import is_partial
+from .robots.partial import is_partial, partial_what
 from .signalphase import decode_limit
 
 if TYPE_CHECKING:
@@ -327,17 +328,39 @@ def book_refusals(runtime: ConsentRuntime, request: Request, response: Response)
 def _partial(response: Response) -> bool:
     """Whether the response holds only part of the page (``robots.partial.is_partial``): a refusal may be in the part
     that is missing."""
-    return is_partial(response.status, response.flags)
+    return is_partial(response.status, response.flags, len(response.body))
 
 
-def partial_deny(prior: Decision, facts: RequestFacts, url: str, status: int) -> Decision:
+def partial_deny(prior: Decision, facts: RequestFacts, url: str, status: int, flags: Iterable[str]) -> Decision:
     """The deny of a person's page of which only a part came back and no refusal was in it (by a crawl and by
-    ``consentcrawl check --fetch``): a refusal may be in the rest."""
+    ``consentcrawl check --fetch``): a refusal may be in the rest. Its message says what made it a part: a site
+    that sends every page with no length (HTTP/1.0) has each of its people denied so, and is told why."""
     assert facts.platform is not None
     return deny(Stage.ERROR, "error.internal", subject=facts.subject, platform=facts.platform.name,
                 evidence=(*prior.evidence, Evidence("error", url, {
                     "error": "PartialPage", "status": status, "while": "reading refusals",
-                    "message": "only part of the person's page came back: a refusal may be in the rest"})))
+                    "message": f"only part of the person's page came back ({partial_what(status, flags)}): a "
+                               "refusal may be in the rest"})))
+
+
+#: the origins a crawl was told send people's pages with no length (:func:`_told_no_length`), by crawl
+_NO_LENGTH_TOLD: weakref.WeakKeyDictionary[ConsentRuntime, set[str]] = weakref.WeakKeyDictionary()
+
+
+def _told_no_length(runtime: ConsentRuntime, response: Response) -> None:
+    """A WARNING, once per origin and crawl, that an origin sends a person's page with no length: each such page
+    is denied (``error.internal``), and the summary's count alone would not say why. The origin only, no URL."""
+    if response.status == 206 or "partial" not in response.flags or {"dataloss", "download_stopped"} & set(
+            response.flags):
+        return
+    parts = urlsplit(response.url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    told = _NO_LENGTH_TOLD.setdefault(runtime, set())
+    if origin not in told:
+        told.add(origin)
+        logger.warning("consentcrawl: %s sends people's pages with no length (no Content-Length nor chunks, as "
+                       "HTTP/1.0 servers do): a page cut by a dropped connection cannot be told from a whole one, so "
+                       "each is denied as a part (error.internal, PartialPage; docs/refusals.md#limits)", origin)
 
 
 def check_refusals(runtime: ConsentRuntime, request: Request, response: Response, prior: Decision) -> Decision:
@@ -365,8 +388,10 @@ def check_refusals(runtime: ConsentRuntime, request: Request, response: Response
         if not unread.allowed:
             return runtime.record(unread, response.url, None, "response", time=now)
     if not refusals and prior.allowed and _partial(response):
-        return runtime.record(partial_deny(prior, facts, response.url, response.status), response.url, None,
-                              "response", time=now)
+        decision = runtime.record(partial_deny(prior, facts, response.url, response.status, response.flags),
+                                  response.url, None, "response", time=now)
+        _told_no_length(runtime, response)  # once denied: an origin that names its person is a denied one's
+        return decision
     if not refusals or not prior.allowed:
         return prior
     return runtime.record(refused_deny(facts, prior, refusals), response.url, None, "response", time=now)

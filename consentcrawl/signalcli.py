@@ -116,7 +116,7 @@ class Page:
 
     @property
     def partial(self) -> bool:
-        return is_partial(self.status, self.flags)
+        return is_partial(self.status, self.flags, len(self.body or b""))
 
 
 async def refuse_fetch(decider: Any, url: str, purpose: str, subject: str | None = None) -> None:
@@ -183,7 +183,7 @@ def judge_refusals(prior: Decision, page: Page, engine: PolicyEngine, token: str
                "refuses_purpose": f in refusing_purpose} for f in reading.found]
     actor = reading.actor if reading.profile else None
     if not refusing_purpose and prior.allowed and page.partial and not linked_actor:  # an actor's part: unread
-        return partial_deny(prior, facts, page.url, page.status), report, None
+        return partial_deny(prior, facts, page.url, page.status, page.flags), report, None
     if not refusing_purpose or not prior.allowed:
         return prior, report, actor
     refusals = [Refusal(facts.platform.name, facts.subject, page.url, f.form, f.field, f.raw, f.purposes, now)
@@ -237,7 +237,7 @@ async def judge_page(prior: Decision, page: Page, files: SiteFiles, policy: Sign
                      facts: Any, now: datetime, *, user_agent: str,
                      may_fetch: HopCheck) -> tuple[Decision, list[SignalResult]]:
     """The response phase, as a crawl runs it: robots tags, then the signals with the defaults."""
-    partial = partial_page_error(page.status, page.flags) if page.body is not None else None
+    partial = partial_page_error(page.status, page.flags, len(page.body)) if page.body is not None else None
     if partial is not None:  # as the crawl's response phase: a meta tag in the rest is not known
         return deny(Stage.ERROR, "error.internal", subject=prior.subject, platform=prior.platform,
                     evidence=(error_cause(partial, page.url),)), []

@@ -82,7 +82,7 @@ def body_readings(response: Response, limit: int) -> tuple[bytes | None, tuple[s
     body = page_body(response.body, encoded, limit)
     if not reads_as_html(content_type, body):
         return None, ("utf-8",)
-    partial = partial_page_error(response.status, response.flags)
+    partial = partial_page_error(response.status, response.flags, len(response.body))
     if partial is not None:  # a meta tag in the bytes not sent (a 206, a cut) is not known
         raise partial
     encoding = (response.encoding if isinstance(response, TextResponse) and body is response.body

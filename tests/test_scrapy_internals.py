@@ -1,4 +1,4 @@
-"""The Scrapy internals ``consentcrawl/_scrapy_internals.py`` reaches into, checked on the installed Scrapy.
+"""The Scrapy internals ``consentcrawl/_scrapy_internals/`` reaches into, checked on the installed Scrapy.
 
 Each helper there degrades quietly when what it reaches for is missing (a crawl must not crash on a Scrapy
 release that moved an attribute), so a release that moves one would switch a behaviour off without a failure:
@@ -83,6 +83,16 @@ class Probe(scrapy.Spider):
         found["engine close wrapped"] = (internals.wrap_engine_close(crawler, clean),
                                          internals.wrap_engine_close(crawler, clean),
                                          "close_spider_async" in vars(engine))
+        checked: list[str] = []
+        internals.guard_engine_download(crawler, lambda request: checked.append(request.url))
+        internals.guard_engine_download(crawler, lambda request: checked.append("twice"))
+        found["engine download guarded"] = ("download_async" in vars(engine), checked)
+        found["default callback"] = internals.spider_default_callback(crawler)
+        return self.parse_inline()
+
+    async def parse_inline(self) -> Any:
+        response = await self.crawler.engine.download_async(scrapy.Request("http://microblog.example/u/1001"))
+        Probe.found["downloaded in line"] = response.status
         return None
 
 
@@ -112,6 +122,10 @@ async def test_each_internal_is_where_the_helpers_look_for_it_in_a_running_crawl
     assert found["engine close wrapped"] == (True, True, True)
     assert found["close reasons"] == ["finished"]
     assert result.stats["finish_reason"] == "finished (cleaned)"
+    # the engine's download_async is replaced once, by an attribute the callback's await looks up
+    assert found["engine download guarded"] == (True, ["http://microblog.example/u/1001"])
+    assert found["downloaded in line"] == 200
+    assert getattr(found["default callback"], "__name__", None) == "_parse"  # Scrapy calls it for no callback
 
 
 def test_wrap_scraper_says_when_there_is_no_scraper_or_no_such_method() -> None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-__all__ = ["CUT_SHORT", "is_partial", "partial_cause", "partial_page_error", "unknown_length", "unknown_length_of"]
+__all__ = ["CUT_SHORT", "is_partial", "partial_cause", "partial_page_error", "partial_what", "unknown_length",
+           "unknown_length_of"]
 
 #: the flags Scrapy puts on a response whose body it cut short, or cannot tell whole: ``dataloss`` (with
 #: ``DOWNLOAD_FAIL_ON_DATALOSS = False``, or its meta key), ``download_stopped`` (a ``bytes_received`` or
@@ -20,12 +21,17 @@ __all__ = ["CUT_SHORT", "is_partial", "partial_cause", "partial_page_error", "un
 CUT_SHORT = frozenset({"dataloss", "download_stopped", "partial"})
 
 
-def is_partial(status: int, flags: Iterable[str]) -> bool:
-    """Whether a response holds only part of its document: a ``206`` (a range request; a project's
-    ``DEFAULT_REQUEST_HEADERS`` may put ``Range`` on every request, consentcrawl's own included), or a body Scrapy
-    flags as cut short (:data:`CUT_SHORT`). What the missing part says (a refusal, a robots.txt rule) is not known,
-    so the part is never read as the whole."""
-    return status == 206 or not CUT_SHORT.isdisjoint(flags)
+def is_partial(status: int, flags: Iterable[str], body_size: int) -> bool:
+    """Whether a response with a body of ``body_size`` bytes holds only part of its document: a ``206`` (a range
+    request; a project's ``DEFAULT_REQUEST_HEADERS`` may put ``Range`` on every request, consentcrawl's own
+    included), or a body Scrapy flags as cut short (:data:`CUT_SHORT`). What the missing part says (a refusal, a
+    robots.txt rule) is not known, so the part is never read as the whole. A body whose end is not known
+    (``partial``) is a part too, but for an empty one of an answer that is not a 2xx (a redirect, an error with no
+    page, as HTTP/1.0 servers send them): nothing of it is read, and a redirect's target is decided as any URL."""
+    flags = frozenset(flags)
+    if status == 206 or not (CUT_SHORT - {"partial"}).isdisjoint(flags):
+        return True
+    return "partial" in flags and (body_size > 0 or 200 <= status < 300)
 
 
 def partial_cause(status: int, flags: Iterable[str]) -> str | None:
@@ -42,15 +48,21 @@ def partial_cause(status: int, flags: Iterable[str]) -> str | None:
     return None
 
 
-def partial_page_error(status: int, flags: Iterable[str]) -> ValueError | None:
+def partial_what(status: int, flags: Iterable[str]) -> str:
+    """What made a response a part (:func:`is_partial`), for the error that denies it."""
+    flags = frozenset(flags)
+    return ("HTTP 206" if status == 206 else "data loss" if "dataloss" in flags
+            else "download stopped" if "download_stopped" in flags
+            else "sent with no length (no Content-Length nor chunks), ended by the connection")
+
+
+def partial_page_error(status: int, flags: Iterable[str], body_size: int) -> ValueError | None:
     """The error an HTML page of which only a part came back (:func:`is_partial`) is denied with, by a crawl's
     response phase and by ``consentcrawl check --fetch``: what its meta tags say in the rest is not known."""
-    flags = frozenset(flags)
-    if not is_partial(status, flags):
+    if not is_partial(status, flags, body_size):
         return None
-    cut = ("HTTP 206" if status == 206 else "data loss" if "dataloss" in flags
-           else "download stopped" if "download_stopped" in flags else "sent with no length, ended by the connection")
-    return ValueError(f"only part of the page was received ({cut}): what its meta tags say is not known")
+    return ValueError(f"only part of the page was received ({partial_what(status, flags)}): what its meta tags say "
+                      "is not known")
 
 
 def unknown_length(http_version: str, status: int, method: str, content_length: str | None,
