@@ -13,9 +13,10 @@ import re
 from typing import Any
 
 #: the loggers of Scrapy's HTTP download handlers (HTTP/1.1, the httpx and aiohttp ones' shared base, HTTP/2's
-#: streams)
+#: streams), and of the httpx client Scrapy's httpx handler sends with: it writes ``HTTP Request: GET url "HTTP/1.1
+#: 200 OK"`` at INFO for every request, as the response's head arrives, before the page is read
 DOWNLOAD_HANDLER_LOGGERS = ("scrapy.core.downloader.handlers.http11",
-                            "scrapy.core.downloader.handlers._base_streaming", "scrapy.core._http2.stream")
+                            "scrapy.core.downloader.handlers._base_streaming", "scrapy.core._http2.stream", "httpx")
 
 
 #: the loggers of the middlewares whose lines name a request or its response at INFO or above: HttpErrorMiddleware's

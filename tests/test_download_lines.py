@@ -115,3 +115,26 @@ async def test_report_mode_the_data_loss_line_of_a_denied_page_names_no_url_at_i
     assert [r for r in lines if r.levelno == logging.DEBUG and f"{HOST}/u/104" in r.getMessage()], lines
     denied = re.compile(r"/u/104(?!\d)")
     assert [line for line in _lines(caplog) if denied.search(line)] == [], _lines(caplog)
+
+
+@deferred_f_from_coro_f
+async def test_httpx_s_own_request_line_of_a_page_its_person_refuses_on_names_no_url_at_info(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """httpx logs every request it sends at INFO (``HTTP Request: GET url "HTTP/1.1 200 OK"``, logger ``httpx``),
+    as the response's head arrives: before the response phase reads the page. With Scrapy's httpx handler
+    (``CONSENTCRAWL_HTTP_HANDLER``) the URL of a person who refuses on that page was written at INFO. Held as the
+    other handlers' lines are."""
+    app = LenientPeople(refusing={"103"})
+    settings = people_settings(
+        tmp_path, CONSENTCRAWL_HTTP_HANDLER="scrapy.core.downloader.handlers._httpx.HttpxDownloadHandler")
+    with LocalServer(app) as server, caplog.at_level(logging.DEBUG):
+        result = await crawl(make_spider("ConsentSpider", TwoProfiles), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch)
+    assert sorted(app.people_served()) == ["101", "103"], app.describe()  # 103 was downloaded: refused on the page
+    assert result.audit_for("/u/103", phase="response", verdict="deny"), result.denies()
+    httpx_lines = [r for r in caplog.records if r.name == "httpx"]
+    assert [r for r in httpx_lines if "/u/101" in r.getMessage() and r.levelno == logging.INFO], _lines(caplog)
+    refusing = re.compile(r"/u/103(?!\d)")
+    assert [line for line in _lines(caplog) if refusing.search(line)] == [], _lines(caplog)
+    # nothing is lost: httpx's own line, URL included, at DEBUG
+    assert [r for r in httpx_lines if "/u/103" in r.getMessage() and r.levelno == logging.DEBUG], httpx_lines

@@ -10,6 +10,9 @@ is checked by ``tests/test_settings.py::test_scrapy_crawl_with_a_bad_value_exits
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -155,6 +158,34 @@ async def test_the_http11_handlers_pool_is_where_no_silent_resend_looks_for_it()
         await handler.close()
 
 
+@contextmanager
+def _captured(name: str) -> Iterator[list[logging.LogRecord]]:
+    """The records logger ``name`` writes at INFO or above inside the block."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _httpx_request_line(method: str, url: str) -> str:
+    """The line httpx's client writes at INFO for each request it sends, as it writes it (on the installed httpx)."""
+    import httpx
+
+    with httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(200))) as client, \
+            _captured("httpx") as records:
+        client.request(method.split()[0], url)
+    (record,) = records
+    return record.getMessage()
+
+
 def test_the_download_handlers_lines_are_read_as_scrapy_writes_them() -> None:
     """The download lines filter finds the request in the messages Scrapy's handlers build, on the installed Scrapy,
     from the loggers they log on (a moved module or a reworded message would let the URL through): as
@@ -167,8 +198,8 @@ def test_the_download_handlers_lines_are_read_as_scrapy_writes_them() -> None:
     from consentcrawl.downloadlines import named_in
 
     for name in scrapylines.DOWNLOAD_HANDLER_LOGGERS:
-        try:
-            module = importlib.import_module(name)
+        try:  # httpx's client logs on "httpx" from its private _client module
+            module = importlib.import_module("httpx._client" if name == "httpx" else name)
         except ImportError:  # an optional dependency missing (h2 for HTTP/2): that handler cannot run either
             continue
         assert module.logger.name == name
@@ -177,7 +208,8 @@ def test_the_download_handlers_lines_are_read_as_scrapy_writes_them() -> None:
         request = Request(url, method=method)
         messages = [get_warnsize_msg(500, 60, request, expected=True),
                     get_warnsize_msg(61, 60, request, expected=False),
-                    get_maxsize_msg(500, 60, request, expected=True), get_dataloss_msg(url)]
+                    get_maxsize_msg(500, 60, request, expected=True), get_dataloss_msg(url),
+                    _httpx_request_line(method, url)]
         for message in messages:
             pattern = named_in(message, url)
             assert pattern is not None, message
