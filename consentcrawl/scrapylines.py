@@ -13,10 +13,14 @@ import re
 from typing import Any
 
 #: the loggers of Scrapy's HTTP download handlers (HTTP/1.1, the httpx and aiohttp ones' shared base, HTTP/2's
-#: streams), and of the httpx client Scrapy's httpx handler sends with: it writes ``HTTP Request: GET url "HTTP/1.1
-#: 200 OK"`` at INFO for every request, as the response's head arrives, before the page is read
+#: streams), of the httpx client Scrapy's httpx handler sends with (it writes ``HTTP Request: GET url "HTTP/1.1 200
+#: OK"`` at INFO for every request, as the response's head arrives, before the page is read), and of
+#: scrapy-playwright's handler, whose ``Closing page due to failed request: <GET url> exc_type=... exc_msg=...``
+#: (WARNING) comes as a browser download fails (a navigation error, a page method's timeout): the page never reaches
+#: the response phase, so a person who may refuse on it is not known to have
 DOWNLOAD_HANDLER_LOGGERS = ("scrapy.core.downloader.handlers.http11",
-                            "scrapy.core.downloader.handlers._base_streaming", "scrapy.core._http2.stream", "httpx")
+                            "scrapy.core.downloader.handlers._base_streaming", "scrapy.core._http2.stream", "httpx",
+                            "scrapy-playwright")
 
 
 #: the loggers of the middlewares whose lines name a request or its response at INFO or above: HttpErrorMiddleware's

@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
+import scrapy
 from scrapy.utils.defer import deferred_f_from_coro_f
 
 from consentcrawl_demo.server import LocalServer
@@ -21,6 +23,7 @@ from tests.rawproxy import Script, address, head, scripted_proxy, whole
 
 _WRITTEN = logging.Formatter("%(levelname)s %(name)s: %(message)s")
 _HANDLER_LOGGER = "scrapy.core.downloader.handlers.http11"
+CHROMIUM = "/usr/bin/chromium"
 
 
 def _lines(caplog: pytest.LogCaptureFixture, level: int = logging.INFO) -> list[str]:
@@ -138,3 +141,53 @@ async def test_httpx_s_own_request_line_of_a_page_its_person_refuses_on_names_no
     assert [line for line in _lines(caplog) if refusing.search(line)] == [], _lines(caplog)
     # nothing is lost: httpx's own line, URL included, at DEBUG
     assert [r for r in httpx_lines if "/u/103" in r.getMessage() and r.levelno == logging.DEBUG], httpx_lines
+
+
+class WaitsInTheBrowser(ListLogic):
+    """Crawls with scrapy-playwright; on each person's page but 101's, a page method waits for what never comes (a
+    selector a spider expects on a page that changed): the browser download fails after the page was loaded."""
+
+    async def start(self) -> Any:
+        from scrapy_playwright.page import PageMethod
+
+        for url in self.urls:
+            methods = [] if url.endswith("/u/101") else [PageMethod("wait_for_selector", "#never", timeout=500)]
+            yield scrapy.Request(url, callback=self.parse,
+                                 meta={"playwright": True, "playwright_page_methods": methods})
+
+
+@pytest.mark.parametrize("mode", ["enforce", "report"])
+@deferred_f_from_coro_f
+async def test_scrapy_playwright_s_failed_request_line_of_a_persons_unread_page_names_no_url_at_info(
+        mode: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """scrapy-playwright logs ``Closing page due to failed request: <GET url> exc_type=... exc_msg=...`` at WARNING
+    as a browser download fails, before consentcrawl's response phase: 103 (authorized, refusing on their page) was
+    named there while Scrapy's own ``Error downloading`` line said only ``page-unread``; in report mode 104 (no
+    authorization) is sent, and its line is written with the send-time decision. Held as the handlers' lines are."""
+    pytest.importorskip("scrapy_playwright", reason="scrapy-playwright is not installed")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed (Debian: apt-get install chromium)")
+    from consentcrawl.browser import PLAYWRIGHT_HANDLER
+
+    app = LenientPeople(refusing={"103"})
+    with LocalServer(app) as server, caplog.at_level(logging.DEBUG):
+        settings = people_settings(
+            tmp_path, CONSENTCRAWL_MODE=mode,
+            DOWNLOAD_HANDLERS={"http": PLAYWRIGHT_HANDLER, "https": PLAYWRIGHT_HANDLER},
+            PLAYWRIGHT_LAUNCH_OPTIONS={"executable_path": CHROMIUM, "args": ["--no-sandbox"],
+                                       "proxy": {"server": server.proxy}},
+            ADDONS={"consentcrawl.Addon": 0, "consentcrawl.browser.PlaywrightAddon": 10})
+        result = await crawl(make_spider("ConsentSpider", WaitsInTheBrowser), settings, proxy=server.proxy,
+                             monkeypatch=monkeypatch, urls=[f"http://{HOST}/u/{p}" for p in ("103", "104", "101")])
+    served = ["101", "103", "104"] if mode == "report" else ["101", "103"]
+    assert sorted(app.people_served()) == served, app.describe()  # the browser loaded 103's page
+    assert [i["url"] for i in result.items] == [f"http://{HOST}/u/101"], result.items  # the control
+    people = re.compile(r"/u/10[34](?!\d)")
+    assert [line for line in _lines(caplog) if people.search(line)] == [], _lines(caplog)
+    closing = [r for r in caplog.records if r.name == "scrapy-playwright" and "Closing page" in r.getMessage()]
+    loud = [r.getMessage() for r in closing if r.levelno >= logging.WARNING]
+    assert [m for m in loud if "a person's page consentcrawl did not read (page-unread" in m], _lines(caplog)
+    if mode == "report":
+        assert [m for m in loud if "a request consentcrawl refused (subject.no-authorization" in m], loud
+    assert len(loud) == len(served) - 1, loud  # nothing is lost: each failed page's line, and at DEBUG as written
+    assert [r for r in closing if r.levelno == logging.DEBUG and f"<GET http://{HOST}/u/103>" in r.getMessage()]

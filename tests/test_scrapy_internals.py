@@ -197,9 +197,11 @@ def test_the_download_handlers_lines_are_read_as_scrapy_writes_them() -> None:
 
     from consentcrawl.downloadlines import named_in
 
+    # httpx's client logs on "httpx" from its private _client module, scrapy-playwright's handler on its own name
+    modules = {"httpx": "httpx._client", "scrapy-playwright": "scrapy_playwright.handler"}
     for name in scrapylines.DOWNLOAD_HANDLER_LOGGERS:
-        try:  # httpx's client logs on "httpx" from its private _client module
-            module = importlib.import_module("httpx._client" if name == "httpx" else name)
+        try:
+            module = importlib.import_module(modules.get(name, name))
         except ImportError:  # an optional dependency missing (h2 for HTTP/2): that handler cannot run either
             continue
         assert module.logger.name == name
