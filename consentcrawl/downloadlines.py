@@ -1,5 +1,9 @@
 """``DownloadLines``: the lines Scrapy's download handlers write about a page, written once the page is decided.
 
+The same holds for the clients those handlers send with when they log a page's URL before it is read (httpx's
+``HTTP Request: GET url`` at INFO, scrapy-playwright's failed-request WARNING): the loggers are listed, with why, in
+:data:`~consentcrawl.scrapylines.DOWNLOAD_HANDLER_LOGGERS`.
+
 While a page downloads, Scrapy's HTTP handlers log a WARNING naming its request: the page is larger than
 ``DOWNLOAD_WARNSIZE`` (or ``DOWNLOAD_MAXSIZE``: the download is then cancelled), or its connection lost data
 (``Got data loss in <url>``, when ``DOWNLOAD_FAIL_ON_DATALOSS`` fails the download). Such a line is written before
