@@ -32,7 +32,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import weakref
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
@@ -102,39 +103,37 @@ def _coroutine_marked(runtime: ConsentRuntime, response: Response) -> None:
     request.callback = callback
 
 
+@contextmanager
+def _task_marked(response: Response) -> Iterator[None]:
+    """The running task marked as ``response``'s (and the tasks it starts, through :data:`_STARTED_IN`) while the
+    block runs."""
+    task = asyncio.current_task()
+    if task is None:
+        yield
+        return
+    _PAGES[task] = response
+    token = _STARTED_IN.set((response, task))
+    try:
+        yield
+    finally:
+        _PAGES.pop(task, None)
+        _STARTED_IN.reset(token)
+
+
 async def _marked(response: Response, coroutine: Coroutine[Any, Any, Any]) -> Any:
     """``coroutine`` awaited with its task (the one Scrapy starts for it) marked as ``response``'s."""
-    task = asyncio.current_task()
-    token = None
-    if task is not None:
-        _PAGES[task] = response
-        token = _STARTED_IN.set((response, task))
-    try:
+    with _task_marked(response):
         return await coroutine
-    finally:
-        if task is not None:
-            _PAGES.pop(task, None)
-        if token is not None:
-            _STARTED_IN.reset(token)
 
 
 async def read_steps(response: Response, output: AsyncIterator[Any]) -> AsyncIterator[Any]:
     """A nofollow page's callback ``output``, each step read with the reading task marked as the page's."""
     while True:
-        task = asyncio.current_task()
-        token = None
-        if task is not None:
-            _PAGES[task] = response
-            token = _STARTED_IN.set((response, task))
-        try:
-            obj = await output.__anext__()
-        except StopAsyncIteration:
-            return
-        finally:
-            if task is not None:
-                _PAGES.pop(task, None)
-            if token is not None:
-                _STARTED_IN.reset(token)
+        with _task_marked(response):
+            try:
+                obj = await output.__anext__()
+            except StopAsyncIteration:
+                return
         yield obj
 
 

@@ -7,7 +7,6 @@ import asyncio
 import json
 import logging
 import socketserver
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,6 +21,7 @@ from consentcrawl_demo.server import LocalServer
 from tests.lenient import HOST, LenientPeople, ListLogic, crawl, make_spider, people_settings, secret_name
 from tests.test_leaks_hunt19 import HANDLERS, DownloadsLinksInLine, ProfileItemsLogic
 from tests.test_nofollow_engine_crawl import FOLLOW, NOFOLLOW
+from tests.threadserver import serving
 
 BASE = f"http://{HOST}"
 PROFILE = (f'<html><body><div class="h-card profile" data-subject="101"><h1 class="name p-name">'
@@ -64,15 +64,8 @@ class _Raw(socketserver.StreamRequestHandler):
 
 @contextmanager
 def raw_site(answers: dict[str, Callable[[str], bytes]]) -> Iterator[_RawSite]:
-    server = _RawSite(answers)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_RawSite(answers)) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def _chunked(body: str) -> bytes:
