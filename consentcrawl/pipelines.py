@@ -200,8 +200,8 @@ class ConsentGuardPipeline(RuntimeComponent):
             written = self._add_provenance(adapter, config.provenance_field, provenance, decision, config.purpose)
             # an item that carried none (a copy) now names its page's person there: a purge can find it
             findable = findable or (written and provenance.get("subject") not in (None, ""))
-        if decision.platform and decision.subject and not findable:
-            self.runtime.item_pages.kept(decision.platform, decision.subject)  # no purge finds it in the output
+        if not findable and decision.platform and decision.subject:
+            self.runtime.item_pages.kept(decision.platform, decision.subject)  # a purge cannot find it in the output
         if decision.fields is not None and self.runtime.enforce:
             keep = set(decision.fields) | {config.subject_field, "platform"}
             if config.provenance_field:
