@@ -55,6 +55,22 @@ class RelabelPipeline:
         return item
 
 
+def withdrawing_at_avatar(path: Path) -> LenientPeople:
+    """The people site whose avatars FilesPipeline fetches: 101 withdraws (a line appended to ``path``) as their
+    avatar is asked for, which then answers slowly; 102's answers at once."""
+
+    def avatar(request: LoggedRequest) -> Response:
+        if "avatar-101" in request.path:
+            with path.open("a") as f:
+                f.write(_record("people", "101", revoked_at=iso(time.time())))
+            return Response(200, {"Content-Type": "image/png"}, b"\x89PNG 101", delay=SLOW)
+        return Response(200, {"Content-Type": "image/png"}, b"\x89PNG 102")
+
+    app = LenientPeople()
+    app.pages["/files/avatar-101.png"] = app.pages["/files/avatar-102.png"] = avatar
+    return app
+
+
 @deferred_f_from_coro_f
 async def test_a_platform_a_later_pipeline_rewrote_is_not_asked_instead_of_the_page_s(
         tmp_path: Path, monkeypatch: Any) -> None:
@@ -69,17 +85,7 @@ async def test_a_platform_a_later_pipeline_rewrote_is_not_asked_instead_of_the_p
                                                f"{__name__}.RelabelPipeline": 2},
                                FEEDS={str(feed): {"format": "jsonlines"}})
     (tmp_path / "platforms.yaml").write_text(TWO_PLATFORMS)
-    path = Path(settings["CONSENTCRAWL_AUTHORIZATIONS"])
-
-    def avatar(request: LoggedRequest) -> Response:
-        if "avatar-101" in request.path:
-            with path.open("a") as f:
-                f.write(_record("people", "101", revoked_at=iso(time.time())))
-            return Response(200, {"Content-Type": "image/png"}, b"\x89PNG 101", delay=SLOW)
-        return Response(200, {"Content-Type": "image/png"}, b"\x89PNG 102")
-
-    app = LenientPeople()
-    app.pages["/files/avatar-101.png"] = app.pages["/files/avatar-102.png"] = avatar
+    app = withdrawing_at_avatar(Path(settings["CONSENTCRAWL_AUTHORIZATIONS"]))
     with LocalServer(app) as server:
         result = await crawl(make_spider("ADDONS", AvatarLogic), settings, proxy=server.proxy,
                              monkeypatch=monkeypatch, urls=[f"{BASE}/u/101", f"{BASE}/u/102"], follow_links=False)
@@ -121,17 +127,7 @@ async def test_an_item_kept_on_its_page_by_identity_is_asked_again_as_it_leaves(
     settings = people_settings(tmp_path, FILES_STORE=str(tmp_path / "files"),
                                ITEM_PIPELINES={"scrapy.pipelines.files.FilesPipeline": 1},
                                FEEDS={str(feed): {"format": "jsonlines"}})
-    path = Path(settings["CONSENTCRAWL_AUTHORIZATIONS"])
-
-    def avatar(request: LoggedRequest) -> Response:
-        if "avatar-101" in request.path:
-            with path.open("a") as f:
-                f.write(_record("people", "101", revoked_at=iso(time.time())))
-            return Response(200, {"Content-Type": "image/png"}, b"\x89PNG 101", delay=SLOW)
-        return Response(200, {"Content-Type": "image/png"}, b"\x89PNG 102")
-
-    app = LenientPeople()
-    app.pages["/files/avatar-101.png"] = app.pages["/files/avatar-102.png"] = avatar
+    app = withdrawing_at_avatar(Path(settings["CONSENTCRAWL_AUTHORIZATIONS"]))
     with LocalServer(app) as server:
         result = await crawl(make_spider("ADDONS", CardLogic), settings, proxy=server.proxy, monkeypatch=monkeypatch,
                              urls=[f"{BASE}/u/101", f"{BASE}/u/102"], follow_links=False)
